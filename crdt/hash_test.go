@@ -1,0 +1,78 @@
+package crdt
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestHashStable pins the hash functions: replicas of different versions
+// compare digests, so a change here is a wire-format change.
+func TestHashStable(t *testing.T) {
+	keys := map[string]uint64{
+		"":                   HashKey(""),
+		"a":                  HashKey("a"),
+		"user:0000000000042": HashKey("user:0000000000042"),
+	}
+	golden := map[string]uint64{
+		"":                   0xd04a359f0fc5bf86,
+		"a":                  0x0ee526813f131151,
+		"user:0000000000042": 0x10b51bab2c4bdbdd,
+	}
+	for k, got := range keys {
+		if got != golden[k] {
+			t.Errorf("HashKey(%q) = %#x, want %#x", k, got, golden[k])
+		}
+	}
+	ts := Timestamp{Wall: 1_700_000_000_000_000_000, Logical: 3, Node: 0xfeed}
+	if got, want := RecordHash(HashKey("a"), ts, true), uint64(0x6c59d0f2a687778c); got != want {
+		t.Errorf("RecordHash = %#x, want %#x", got, want)
+	}
+}
+
+// TestHashSpread checks that sequential keys of every length up to 40 spread
+// evenly over 256 buckets and that no two collide in 64 bits.
+func TestHashSpread(t *testing.T) {
+	const n, buckets = 1 << 16, 256
+	for _, width := range []int{1, 7, 8, 15, 16, 17, 40} {
+		t.Run(fmt.Sprint(width), func(t *testing.T) {
+			seen := make(map[uint64]bool, n)
+			var counts [buckets]int
+			for i := range n {
+				k := fmt.Sprintf("%0*d", width, i)
+				if len(k) > width {
+					k = k[len(k)-width:] // width 1 repeats keys; count distinct ones only
+				}
+				h := HashKey(k)
+				if !seen[h] {
+					seen[h] = true
+					counts[h>>56]++
+				}
+			}
+			distinct := len(seen)
+			mean := float64(distinct) / buckets
+			for b, c := range counts {
+				if float64(c) < mean*0.75-8 || float64(c) > mean*1.25+8 {
+					t.Fatalf("bucket %d holds %d of %d keys, mean %.0f", b, c, distinct, mean)
+				}
+			}
+		})
+	}
+}
+
+func TestRecordHashSeparatesFields(t *testing.T) {
+	base := Timestamp{Wall: 100, Logical: 1, Node: 1}
+	kh := HashKey("k")
+	hashes := map[uint64]string{}
+	add := func(name string, h uint64) {
+		if prev, dup := hashes[h]; dup {
+			t.Fatalf("%s and %s hash alike", name, prev)
+		}
+		hashes[h] = name
+	}
+	add("base", RecordHash(kh, base, false))
+	add("tombstone", RecordHash(kh, base, true))
+	add("other key", RecordHash(HashKey("l"), base, false))
+	add("wall", RecordHash(kh, Timestamp{Wall: 101, Logical: 1, Node: 1}, false))
+	add("logical", RecordHash(kh, Timestamp{Wall: 100, Logical: 2, Node: 1}, false))
+	add("node", RecordHash(kh, Timestamp{Wall: 100, Logical: 1, Node: 2}, false))
+}

@@ -1,0 +1,65 @@
+package crdt
+
+// Record is one write to one key: a value with an optional absolute expiry,
+// or a tombstone. The record with the greater Time wins; Expires never takes
+// part in the comparison (a later Set with a shorter TTL beats an earlier
+// Set with a longer one).
+type Record struct {
+	Key   string
+	Value []byte
+	Time  Timestamp
+	// Expires is the absolute expiry in Unix nanoseconds; 0 means never.
+	Expires int64
+	// Tombstone marks a delete. A tombstone carries no value.
+	Tombstone bool
+	// Evicted marks a record whose value was dropped by local eviction. It
+	// still takes part in merges and digests with its Time, so it shadows
+	// older versions, but it cannot be served: reads of it are misses.
+	Evicted bool
+}
+
+// Version is what merges and digests need of a record: which key, which
+// write, and whether it is a delete.
+type Version struct {
+	Key       string
+	Time      Timestamp
+	Tombstone bool
+}
+
+// Version returns the version of r.
+func (r *Record) Version() Version {
+	return Version{Key: r.Key, Time: r.Time, Tombstone: r.Tombstone}
+}
+
+// Expired reports whether r has an expiry that is due at now.
+func (r *Record) Expired(now int64) bool { return r.Expires != 0 && now >= r.Expires }
+
+// Live reports whether r holds a value that may be served at now: not a
+// tombstone, not expired and not evicted.
+func (r *Record) Live(now int64) bool {
+	return !r.Tombstone && !r.Evicted && !r.Expired(now)
+}
+
+// DeadSince returns the time from which r is garbage (its write time for a
+// tombstone, its expiry for an expiring value) and false for a record that
+// never dies.
+func (r *Record) DeadSince() (int64, bool) {
+	switch {
+	case r.Tombstone:
+		return r.Time.Wall, true
+	case r.Expires != 0:
+		return r.Expires, true
+	}
+	return 0, false
+}
+
+// Hash returns the digest hash of r: a function of its key, timestamp and
+// tombstone flag, identical on every replica.
+func (r *Record) Hash() uint64 { return RecordHash(HashKey(r.Key), r.Time, r.Tombstone) }
+
+// recordOverhead approximates the bytes a record costs beyond its key and
+// value: timestamp, expiry and flags.
+const recordOverhead = 40
+
+// Size approximates the bytes r occupies, for size limits and accounting.
+func (r *Record) Size() int { return len(r.Key) + len(r.Value) + recordOverhead }

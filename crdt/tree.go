@@ -1,0 +1,200 @@
+package crdt
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Fanout is the number of children of every inner node of a [Tree].
+const Fanout = 16
+
+// fanoutBits is log2(Fanout): each level of a Tree consumes this many bits of
+// the leaf index.
+const fanoutBits = 4
+
+// MinTreeBits and MaxTreeBits bound the leaf-index width of a [Tree].
+const (
+	MinTreeBits = 4
+	MaxTreeBits = 24
+)
+
+// ErrTreeShape is returned (wrapped) for a tree width that is out of range or
+// not a multiple of four, and when two trees of different shapes are compared.
+var ErrTreeShape = errors.New("crdt: bad digest tree shape")
+
+// Node is one node of a [Tree]: how many records lie below it and the
+// wrapping sum of their hashes. Two subtrees holding the same records have
+// equal nodes; different records give different nodes except with
+// probability about 2^-64.
+type Node struct {
+	Count uint64
+	Sum   uint64
+}
+
+// Tree is a fixed-shape Merkle digest over 2^bits leaves with fan-out 16.
+// Level 0 is the root; level Depth() holds the leaves. It is not safe for
+// concurrent use.
+type Tree struct {
+	bits   int
+	levels [][]Node
+}
+
+// NewTree returns an empty tree with 2^bits leaves. bits must be a multiple
+// of four between [MinTreeBits] and [MaxTreeBits].
+func NewTree(bits int) (*Tree, error) {
+	if err := CheckTreeBits(bits); err != nil {
+		return nil, err
+	}
+	t := &Tree{bits: bits, levels: make([][]Node, bits/fanoutBits+1)}
+	for d := range t.levels {
+		t.levels[d] = make([]Node, 1<<(d*fanoutBits))
+	}
+	return t, nil
+}
+
+// CheckTreeBits returns an error unless bits is a valid tree width.
+func CheckTreeBits(bits int) error {
+	if bits < MinTreeBits || bits > MaxTreeBits || bits%fanoutBits != 0 {
+		return fmt.Errorf("%w: %d leaf bits (want a multiple of %d in [%d, %d])",
+			ErrTreeShape, bits, fanoutBits, MinTreeBits, MaxTreeBits)
+	}
+	return nil
+}
+
+// LeafIndex returns the leaf of a tree with the given width that holds a key
+// with hash keyHash, when the tree covers the subtree whose top prefixBits
+// are fixed (prefixBits is 0 for a tree over all keys).
+func LeafIndex(keyHash uint64, prefixBits, bits int) uint32 {
+	return uint32((keyHash << prefixBits) >> (64 - bits))
+}
+
+// Bits returns the leaf-index width of t.
+func (t *Tree) Bits() int { return t.bits }
+
+// Depth returns the number of levels below the root; leaves are at Depth.
+func (t *Tree) Depth() int { return len(t.levels) - 1 }
+
+// Leaves returns the number of leaves.
+func (t *Tree) Leaves() int { return len(t.levels[len(t.levels)-1]) }
+
+// Root returns the root node.
+func (t *Tree) Root() Node { return t.levels[0][0] }
+
+// Level returns the nodes of level d, left to right. The slice belongs to t:
+// do not modify it, and do not keep it across changes.
+func (t *Tree) Level(d int) []Node { return t.levels[d] }
+
+// Children returns the Fanout children of node i at level d (d < Depth).
+// The slice belongs to t.
+func (t *Tree) Children(d int, i uint32) []Node {
+	lo := int(i) * Fanout
+	return t.levels[d+1][lo : lo+Fanout]
+}
+
+// Add accounts a record hash h in leaf.
+func (t *Tree) Add(leaf uint32, h uint64) { t.update(leaf, 1, h) }
+
+// Remove takes a record hash h out of leaf.
+func (t *Tree) Remove(leaf uint32, h uint64) { t.update(leaf, ^uint64(0), -h) }
+
+// Replace swaps record hash old for new in leaf.
+func (t *Tree) Replace(leaf uint32, old, new uint64) { t.update(leaf, 0, new-old) }
+
+func (t *Tree) update(leaf uint32, dCount, dSum uint64) {
+	i := leaf
+	for d := len(t.levels) - 1; d >= 0; d-- {
+		n := &t.levels[d][i]
+		n.Count += dCount
+		n.Sum += dSum
+		i >>= fanoutBits
+	}
+}
+
+// Clone returns a deep copy of t.
+func (t *Tree) Clone() *Tree {
+	c := &Tree{bits: t.bits, levels: make([][]Node, len(t.levels))}
+	for d, l := range t.levels {
+		c.levels[d] = slices.Clone(l)
+	}
+	return c
+}
+
+// Reset empties t.
+func (t *Tree) Reset() {
+	for _, l := range t.levels {
+		clear(l)
+	}
+}
+
+// Equal reports whether t and u have the same shape and the same nodes.
+func (t *Tree) Equal(u *Tree) bool {
+	if t.bits != u.bits {
+		return false
+	}
+	for d := range t.levels {
+		if !equalNodes(t.levels[d], u.levels[d]) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalNodes(a, b []Node) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// DiffChildren is one step of a top-down comparison. parents are node
+// indices at level d of t; remote holds, for each parent in order, the
+// Fanout children of the same node in another replica's tree. It appends to
+// dst the indices at level d+1 whose nodes differ and returns it.
+func (t *Tree) DiffChildren(dst []uint32, d int, parents []uint32, remote []Node) ([]uint32, error) {
+	if d < 0 || d >= t.Depth() || len(remote) != len(parents)*Fanout {
+		return dst, fmt.Errorf("%w: %d parents at level %d with %d children", ErrTreeShape, len(parents), d, len(remote))
+	}
+	next := t.levels[d+1]
+	for k, p := range parents {
+		if int(p) >= len(t.levels[d]) {
+			return dst, fmt.Errorf("%w: node %d out of range at level %d", ErrTreeShape, p, d)
+		}
+		base := p * Fanout
+		for c := uint32(0); c < Fanout; c++ {
+			if next[base+c] != remote[k*Fanout+int(c)] {
+				dst = append(dst, base+c)
+			}
+		}
+	}
+	return dst, nil
+}
+
+// Diff returns, in ascending order, the leaves whose nodes differ between a
+// and b. It descends only into differing subtrees, so its cost grows with
+// the number of differing leaves times the depth, not with the tree size.
+func Diff(a, b *Tree) ([]uint32, error) {
+	if a.bits != b.bits {
+		return nil, fmt.Errorf("%w: comparing %d-bit and %d-bit trees", ErrTreeShape, a.bits, b.bits)
+	}
+	if a.Root() == b.Root() {
+		return nil, nil
+	}
+	frontier := []uint32{0}
+	var next []uint32
+	var one [1]uint32
+	for d := 0; d < a.Depth() && len(frontier) > 0; d++ {
+		next = next[:0]
+		for _, p := range frontier {
+			one[0] = p
+			var err error
+			if next, err = a.DiffChildren(next, d, one[:], b.Children(d, p)); err != nil {
+				return nil, err
+			}
+		}
+		frontier, next = next, frontier
+	}
+	return frontier, nil
+}

@@ -1,0 +1,137 @@
+package crdt
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// tb is what test helpers need of *testing.T and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func mustTree(t tb, bits int) *Tree {
+	t.Helper()
+	tr, err := NewTree(bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestNewTreeShape(t *testing.T) {
+	for _, bits := range []int{0, 3, 6, 28, -4} {
+		if _, err := NewTree(bits); !errors.Is(err, ErrTreeShape) {
+			t.Errorf("NewTree(%d) error = %v, want ErrTreeShape", bits, err)
+		}
+	}
+	tr := mustTree(t, 8)
+	if tr.Depth() != 2 || tr.Leaves() != 256 || len(tr.Level(1)) != 16 {
+		t.Fatalf("8-bit tree: depth %d, %d leaves, %d nodes at level 1; want 2, 256, 16", tr.Depth(), tr.Leaves(), len(tr.Level(1)))
+	}
+}
+
+func TestTreeAddRemoveReplace(t *testing.T) {
+	a, b := mustTree(t, 8), mustTree(t, 8)
+	a.Add(3, 100)
+	a.Add(3, 7)
+	a.Remove(3, 7)
+	a.Add(200, 5)
+	a.Replace(200, 5, 9)
+	b.Add(200, 9)
+	b.Add(3, 100)
+	if !a.Equal(b) {
+		t.Fatalf("trees with the same hashes differ: roots %v and %v", a.Root(), b.Root())
+	}
+	if got := a.Root(); got.Count != 2 || got.Sum != 109 {
+		t.Fatalf("root = %+v, want {Count:2 Sum:109}", got)
+	}
+	c := a.Clone()
+	a.Add(1, 1)
+	if c.Equal(a) || !c.Equal(b) {
+		t.Fatal("Clone shares state with its original")
+	}
+	a.Reset()
+	if a.Root() != (Node{}) {
+		t.Fatalf("root after Reset = %+v, want zero", a.Root())
+	}
+}
+
+func TestDiffShapeMismatch(t *testing.T) {
+	if _, err := Diff(mustTree(t, 8), mustTree(t, 12)); !errors.Is(err, ErrTreeShape) {
+		t.Fatalf("Diff of 8- and 12-bit trees: error %v, want ErrTreeShape", err)
+	}
+	tr := mustTree(t, 8)
+	if _, err := tr.DiffChildren(nil, 0, []uint32{0}, make([]Node, 3)); !errors.Is(err, ErrTreeShape) {
+		t.Fatalf("DiffChildren with 3 remote nodes: error %v, want ErrTreeShape", err)
+	}
+	if _, err := tr.DiffChildren(nil, 1, []uint32{99}, make([]Node, Fanout)); !errors.Is(err, ErrTreeShape) {
+		t.Fatalf("DiffChildren past the leaves: error %v, want ErrTreeShape", err)
+	}
+}
+
+// TestDiffFindsExactlyTheDifferences builds two trees from a common set of
+// hashes plus private ones and checks that Diff names exactly the leaves
+// where they differ.
+func TestDiffFindsExactlyTheDifferences(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bits := rapid.SampledFrom([]int{4, 8, 12}).Draw(t, "bits")
+		a, b := mustTree(t, bits), mustTree(t, bits)
+		leaves := uint32(1) << bits
+		leaf := rapid.Uint32Range(0, leaves-1)
+		for range rapid.IntRange(0, 50).Draw(t, "common") {
+			l, h := leaf.Draw(t, "leaf"), rapid.Uint64().Draw(t, "hash")
+			a.Add(l, h)
+			b.Add(l, h)
+		}
+		want := map[uint32]bool{}
+		for range rapid.IntRange(0, 10).Draw(t, "private") {
+			l, h := leaf.Draw(t, "leaf"), rapid.Uint64().Draw(t, "hash")
+			if rapid.Bool().Draw(t, "side") {
+				a.Add(l, h)
+			} else {
+				b.Add(l, h)
+			}
+			want[l] = true
+		}
+		got, err := Diff(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A leaf that received private hashes on both sides might, with
+		// probability 2^-64, still match; the draws here never do that.
+		wantList := make([]uint32, 0, len(want))
+		for l := range want {
+			wantList = append(wantList, l)
+		}
+		slices.Sort(wantList)
+		if !slices.Equal(got, wantList) {
+			t.Fatalf("Diff = %v, want %v", got, wantList)
+		}
+	})
+}
+
+func TestLeafIndex(t *testing.T) {
+	tests := []struct {
+		hash         uint64
+		prefix, bits int
+		want         uint32
+	}{
+		{0xABCD_0000_0000_0000, 0, 16, 0xABCD},
+		{0xABCD_0000_0000_0000, 4, 12, 0xBCD},
+		{0xABCD_EF00_0000_0000, 8, 16, 0xCDEF},
+		{0xFFFF_FFFF_FFFF_FFFF, 0, 4, 0xF},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%x/%d/%d", tc.hash, tc.prefix, tc.bits), func(t *testing.T) {
+			if got := LeafIndex(tc.hash, tc.prefix, tc.bits); got != tc.want {
+				t.Fatalf("LeafIndex = %x, want %x", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,96 @@
+package lww
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// Tree returns the map's digest. It belongs to the map and changes with it:
+// read it, do not modify it.
+func (m *Map) Tree() *crdt.Tree { return m.tree }
+
+// AppendVersions appends the versions held in a digest leaf to dst, sorted by
+// key, and returns it.
+func (m *Map) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {
+	start := len(dst)
+	for e := m.heads[leaf]; e != nil; e = e.next {
+		dst = append(dst, e.rec.Version())
+	}
+	slices.SortFunc(dst[start:], func(a, b crdt.Version) int { return strings.Compare(a.Key, b.Key) })
+	return dst
+}
+
+// AppendRecords appends the records held in a digest leaf to dst and returns
+// it. Their values belong to the map.
+func (m *Map) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record {
+	for e := m.heads[leaf]; e != nil; e = e.next {
+		dst = append(dst, e.rec)
+	}
+	return dst
+}
+
+// RecomputeTree builds the digest from scratch from the records held. It
+// must always equal [Map.Tree]; replicas may run it periodically as a check.
+func (m *Map) RecomputeTree() *crdt.Tree {
+	t, _ := crdt.NewTree(m.tree.Bits()) // the width was validated by New
+	for _, e := range m.entries {
+		t.Add(m.leafOf(e.khash), e.hash())
+	}
+	return t
+}
+
+// Difference is one key whose record differs between two maps.
+type Difference struct {
+	Leaf uint32
+	Key  string
+	// A and B are the versions each map holds; InA and InB say whether it
+	// holds one at all.
+	A, B     crdt.Version
+	InA, InB bool
+}
+
+// Diff compares two maps of the same shape through their digests. It returns
+// the leaves whose digest nodes differ and, within them, every key whose
+// version differs, ordered by leaf then key. Its cost grows with the number
+// of differences, not with the size of the maps.
+func Diff(a, b *Map) ([]uint32, []Difference, error) {
+	leaves, err := crdt.Diff(a.tree, b.tree)
+	if err != nil {
+		return nil, nil, err
+	}
+	var diffs []Difference
+	var va, vb []crdt.Version
+	for _, leaf := range leaves {
+		va, vb = a.AppendVersions(va[:0], leaf), b.AppendVersions(vb[:0], leaf)
+		diffs = appendDifferences(diffs, leaf, va, vb)
+	}
+	return leaves, diffs, nil
+}
+
+// appendDifferences merges two key-sorted version lists of one leaf and
+// appends every key where they disagree.
+func appendDifferences(dst []Difference, leaf uint32, va, vb []crdt.Version) []Difference {
+	i, j := 0, 0
+	for i < len(va) || j < len(vb) {
+		d := Difference{Leaf: leaf}
+		switch {
+		case j == len(vb) || (i < len(va) && va[i].Key < vb[j].Key):
+			d.Key, d.A, d.InA = va[i].Key, va[i], true
+			i++
+		case i == len(va) || vb[j].Key < va[i].Key:
+			d.Key, d.B, d.InB = vb[j].Key, vb[j], true
+			j++
+		default:
+			if va[i] != vb[j] {
+				d.Key, d.A, d.B, d.InA, d.InB = va[i].Key, va[i], vb[j], true, true
+			}
+			i, j = i+1, j+1
+		}
+		if d.InA || d.InB {
+			dst = append(dst, d)
+		}
+	}
+	return dst
+}

@@ -1,0 +1,72 @@
+package lww
+
+import "github.com/bcache-go/bcache/crdt"
+
+// MarkSynced records that an anti-entropy exchange that started at the given
+// physical time (Unix ns) has completed: the map then holds every record its
+// peer held when the exchange started. It enables collection of records dead
+// since before at minus the horizon (see the package doc). Earlier times
+// than the current mark are ignored.
+func (m *Map) MarkSynced(at int64) {
+	if at > m.synced {
+		m.synced = at
+	}
+}
+
+// Synced returns the time passed to the latest MarkSynced, and false if the
+// map has never been marked.
+func (m *Map) Synced() (int64, bool) { return m.synced, m.synced != noWatermark }
+
+// Cutoff returns the collection cutoff at now: records dead since before it
+// may be collected. It is false while the map has never been marked synced.
+func (m *Map) Cutoff(now int64) (int64, bool) {
+	if m.synced == noWatermark {
+		return 0, false
+	}
+	return min(now, m.synced) - m.horizon, true
+}
+
+// GC collects every record dead since before the cutoff at now (see
+// [Map.Cutoff]), raises the watermarks of their buckets, and returns the
+// versions it collected.
+func (m *Map) GC(now int64) []crdt.Version {
+	cutoff, ok := m.Cutoff(now)
+	if !ok {
+		return nil
+	}
+	var reaped []crdt.Version
+	for _, e := range m.entries {
+		if since, dies := e.rec.DeadSince(); dies && since < cutoff {
+			reaped = append(reaped, e.rec.Version())
+			m.drop(e)
+		}
+	}
+	return reaped
+}
+
+// drop removes e and raises its bucket's watermark to its wall time.
+func (m *Map) drop(e *entry) {
+	leaf := m.leafOf(e.khash)
+	m.wm[leaf] = max(m.wm[leaf], e.rec.Time.Wall)
+	m.remove(e, leaf)
+}
+
+// Forget drops the record for v.Key if it is exactly version v, raising the
+// bucket's watermark so that the version cannot come back. Replicas call it
+// when a peer rejected v as below that peer's watermark (rule 3 of the
+// package doc). It reports whether a record was dropped.
+func (m *Map) Forget(v crdt.Version) bool {
+	e, ok := m.entries[v.Key]
+	if !ok || e.rec.Time != v.Time {
+		return false
+	}
+	m.drop(e)
+	return true
+}
+
+// Watermark returns the GC watermark of a digest leaf (wall ns) and false if
+// nothing has been collected from it.
+func (m *Map) Watermark(leaf uint32) (int64, bool) {
+	w := m.wm[leaf]
+	return w, w != noWatermark
+}

@@ -1,0 +1,268 @@
+package lww
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// DefaultHorizon is how long dead records (tombstones, expired values) are
+// kept before they may be collected.
+const DefaultHorizon = time.Hour
+
+// DefaultDigestBits is the default leaf-index width of the digest: 65,536
+// buckets.
+const DefaultDigestBits = 16
+
+// ErrConfig is returned (wrapped) by [New] for an invalid [Config].
+var ErrConfig = errors.New("lww: invalid config")
+
+// Config shapes a [Map]. The zero Config is valid and selects the defaults.
+type Config struct {
+	// DigestBits is the leaf-index width of the digest tree: a multiple of
+	// four in [crdt.MinTreeBits, crdt.MaxTreeBits]. 0 selects
+	// DefaultDigestBits. All replicas must agree on it.
+	DigestBits int
+	// PrefixBits makes the map one shard of a larger keyspace: it holds only
+	// keys whose hashes share their top PrefixBits bits (the caller routes
+	// them), and its digest is the subtree below that prefix. 0 means all
+	// keys. Must be a multiple of four, and DigestBits+PrefixBits at most 64.
+	PrefixBits int
+	// Horizon is how long a dead record is kept before it may be collected.
+	// 0 selects DefaultHorizon.
+	Horizon time.Duration
+}
+
+// Outcome says what [Map.Apply] did with a record.
+type Outcome uint8
+
+const (
+	// Stale: the map already held this record or a newer one; nothing
+	// changed.
+	Stale Outcome = iota
+	// Applied: the record was new to the map and is now its record for the
+	// key.
+	Applied
+	// Rejected: the map holds nothing for the key and the record is at or
+	// below its bucket's GC watermark, so it may be a write the map has
+	// already seen deleted and collected. Nothing changed.
+	Rejected
+	// Late: a delta older than the horizon (see [Map.ApplyDelta]). Nothing
+	// changed.
+	Late
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Stale:
+		return "stale"
+	case Applied:
+		return "applied"
+	case Rejected:
+		return "rejected"
+	case Late:
+		return "late"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// noWatermark marks a bucket from which nothing has been collected.
+const noWatermark = math.MinInt64
+
+// entry is a key's record plus the map's bookkeeping for it.
+type entry struct {
+	rec   crdt.Record
+	khash uint64
+	next  *entry // next entry in the same digest bucket
+}
+
+func (e *entry) hash() uint64 { return crdt.RecordHash(e.khash, e.rec.Time, e.rec.Tombstone) }
+
+// Map is a last-writer-wins map of records with an incrementally maintained
+// digest. It is not safe for concurrent use.
+type Map struct {
+	horizon int64
+	prefix  int
+	tree    *crdt.Tree
+	entries map[string]*entry
+	heads   []*entry // per digest leaf, a singly linked list of its entries
+	wm      []int64  // per digest leaf, the GC watermark (wall ns)
+	synced  int64    // start of the last completed exchange, or noWatermark
+
+	values     int // records holding a value (neither tombstone nor evicted)
+	tombstones int
+	evicted    int
+}
+
+// New returns an empty map shaped by cfg.
+func New(cfg Config) (*Map, error) {
+	if cfg.DigestBits == 0 {
+		cfg.DigestBits = DefaultDigestBits
+	}
+	if cfg.Horizon == 0 {
+		cfg.Horizon = DefaultHorizon
+	}
+	if cfg.Horizon < 0 {
+		return nil, fmt.Errorf("%w: negative horizon %v", ErrConfig, cfg.Horizon)
+	}
+	if cfg.PrefixBits < 0 || cfg.PrefixBits%4 != 0 || cfg.PrefixBits+cfg.DigestBits > 64 {
+		return nil, fmt.Errorf("%w: prefix of %d bits with %d digest bits", ErrConfig, cfg.PrefixBits, cfg.DigestBits)
+	}
+	tree, err := crdt.NewTree(cfg.DigestBits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	m := &Map{
+		horizon: int64(cfg.Horizon),
+		prefix:  cfg.PrefixBits,
+		tree:    tree,
+		entries: make(map[string]*entry),
+		heads:   make([]*entry, tree.Leaves()),
+		wm:      make([]int64, tree.Leaves()),
+		synced:  noWatermark,
+	}
+	for i := range m.wm {
+		m.wm[i] = noWatermark
+	}
+	return m, nil
+}
+
+// Leaf returns the digest leaf that holds key.
+func (m *Map) Leaf(key string) uint32 { return m.leafOf(crdt.HashKey(key)) }
+
+func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefix, m.tree.Bits()) }
+
+// Apply merges r into the map and says what it did. On Applied the map owns
+// r.Value from then on: the caller must not modify it. Tombstones and
+// evicted stubs are stored without a value.
+func (m *Map) Apply(r crdt.Record) Outcome {
+	if r.Tombstone || r.Evicted {
+		r.Value = nil
+	}
+	e, ok := m.entries[r.Key]
+	if !ok {
+		khash := crdt.HashKey(r.Key)
+		leaf := m.leafOf(khash)
+		if r.Time.Wall <= m.wm[leaf] {
+			return Rejected
+		}
+		e = &entry{rec: r, khash: khash, next: m.heads[leaf]}
+		m.heads[leaf] = e
+		m.entries[r.Key] = e
+		m.count(&e.rec, 1)
+		m.tree.Add(leaf, e.hash())
+		return Applied
+	}
+	if r.Time.Compare(e.rec.Time) <= 0 {
+		return Stale
+	}
+	old := e.hash()
+	m.count(&e.rec, -1)
+	r.Key = e.rec.Key // keep sharing the map key's bytes
+	e.rec = r
+	m.count(&e.rec, 1)
+	m.tree.Replace(m.leafOf(e.khash), old, e.hash())
+	return Applied
+}
+
+// ApplyDelta applies a record that arrived as a delta, the push a replica
+// makes of its own fresh writes. A delta whose wall time is more than the
+// horizon before now is not applied (Late): it has been delayed or replayed,
+// and a fresh replica with no watermarks could not tell whether the key was
+// deleted and collected since. Old records travel by anti-entropy, which
+// compares versions with a peer first.
+func (m *Map) ApplyDelta(r crdt.Record, now int64) Outcome {
+	if r.Time.Wall < now-m.horizon {
+		return Late
+	}
+	return m.Apply(r)
+}
+
+// count adds d to the counter of r's kind.
+func (m *Map) count(r *crdt.Record, d int) {
+	switch {
+	case r.Tombstone:
+		m.tombstones += d
+	case r.Evicted:
+		m.evicted += d
+	default:
+		m.values += d
+	}
+}
+
+// Get returns the value of key if the map holds a live value for it at now:
+// not deleted, not expired, not evicted. The returned slice belongs to the
+// map; do not modify it.
+func (m *Map) Get(key string, now int64) ([]byte, bool) {
+	e, ok := m.entries[key]
+	if !ok || !e.rec.Live(now) {
+		return nil, false
+	}
+	return e.rec.Value, true
+}
+
+// Lookup returns the record the map holds for key, whatever its state
+// (tombstone, expired, evicted). Its Value belongs to the map.
+func (m *Map) Lookup(key string) (crdt.Record, bool) {
+	e, ok := m.entries[key]
+	if !ok {
+		return crdt.Record{}, false
+	}
+	return e.rec, true
+}
+
+// Evict drops the value of key to free memory, keeping its version (see the
+// package doc). It returns the number of value bytes freed and false if the
+// map holds no value for key (absent, a tombstone, or already evicted).
+func (m *Map) Evict(key string) (int, bool) {
+	e, ok := m.entries[key]
+	if !ok || e.rec.Tombstone || e.rec.Evicted {
+		return 0, false
+	}
+	freed := len(e.rec.Value)
+	m.count(&e.rec, -1)
+	e.rec.Value = nil
+	e.rec.Evicted = true
+	m.count(&e.rec, 1)
+	return freed, true
+}
+
+// Len returns the number of records holding a value: neither tombstones nor
+// evicted. Values past their expiry count until they are collected.
+func (m *Map) Len() int { return m.values }
+
+// Tombstones returns the number of tombstones held.
+func (m *Map) Tombstones() int { return m.tombstones }
+
+// Evicted returns the number of evicted records held (versions without
+// values).
+func (m *Map) Evicted() int { return m.evicted }
+
+// Records returns the number of records of every kind held.
+func (m *Map) Records() int { return len(m.entries) }
+
+// Range calls fn for every record until fn returns false, in no particular
+// order. fn must not modify the map or the record's Value.
+func (m *Map) Range(fn func(r crdt.Record) bool) {
+	for _, e := range m.entries {
+		if !fn(e.rec) {
+			return
+		}
+	}
+}
+
+// remove deletes e, which lies in leaf, from the map and its digest.
+func (m *Map) remove(e *entry, leaf uint32) {
+	for p := &m.heads[leaf]; *p != nil; p = &(*p).next {
+		if *p == e {
+			*p = e.next
+			break
+		}
+	}
+	delete(m.entries, e.rec.Key)
+	m.count(&e.rec, -1)
+	m.tree.Remove(leaf, e.hash())
+}

@@ -1,0 +1,295 @@
+package lww
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+const hour = int64(time.Hour)
+
+func newMap(t tb, cfg Config) *Map {
+	t.Helper()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// tb is what test helpers need of *testing.T and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+func ts(wall int64, node crdt.NodeID) crdt.Timestamp { return crdt.Timestamp{Wall: wall, Node: node} }
+
+func set(key, value string, t crdt.Timestamp) crdt.Record {
+	return crdt.Record{Key: key, Value: []byte(value), Time: t}
+}
+
+func setTTL(key, value string, t crdt.Timestamp, expires int64) crdt.Record {
+	r := set(key, value, t)
+	r.Expires = expires
+	return r
+}
+
+func del(key string, t crdt.Timestamp) crdt.Record {
+	return crdt.Record{Key: key, Time: t, Tombstone: true}
+}
+
+func TestNewConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"zero config", Config{}, true},
+		{"shard of 16", Config{DigestBits: 12, PrefixBits: 4}, true},
+		{"digest bits not a multiple of four", Config{DigestBits: 10}, false},
+		{"prefix not a multiple of four", Config{PrefixBits: 2}, false},
+		{"negative horizon", Config{Horizon: -time.Second}, false},
+		{"too many bits", Config{DigestBits: 24, PrefixBits: 44}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrConfig)) {
+				t.Fatalf("New(%+v) error = %v, want ok=%v", tc.cfg, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestApply(t *testing.T) {
+	tests := []struct {
+		name    string
+		records []crdt.Record
+		want    []Outcome
+		key     string
+		value   string // "" means a miss
+	}{
+		{"newer write wins", []crdt.Record{set("k", "a", ts(1, 1)), set("k", "b", ts(2, 1))}, []Outcome{Applied, Applied}, "k", "b"},
+		{"older write is stale", []crdt.Record{set("k", "b", ts(2, 1)), set("k", "a", ts(1, 1))}, []Outcome{Applied, Stale}, "k", "b"},
+		{"duplicate is stale", []crdt.Record{set("k", "a", ts(1, 1)), set("k", "a", ts(1, 1))}, []Outcome{Applied, Stale}, "k", "a"},
+		{"node id breaks a wall tie", []crdt.Record{set("k", "hi", ts(1, 9)), set("k", "lo", ts(1, 2))}, []Outcome{Applied, Stale}, "k", "hi"},
+		{"delete beats an older write", []crdt.Record{set("k", "a", ts(1, 1)), del("k", ts(2, 2))}, []Outcome{Applied, Applied}, "k", ""},
+		{"older write loses to a delete", []crdt.Record{del("k", ts(2, 2)), set("k", "a", ts(1, 1))}, []Outcome{Applied, Stale}, "k", ""},
+		{"delete of a key never held", []crdt.Record{del("k", ts(2, 2))}, []Outcome{Applied}, "k", ""},
+		{"write after delete", []crdt.Record{del("k", ts(2, 2)), set("k", "c", ts(3, 1))}, []Outcome{Applied, Applied}, "k", "c"},
+		{"later write with shorter TTL wins", []crdt.Record{setTTL("k", "long", ts(1, 1), 100*hour), setTTL("k", "short", ts(2, 2), 10)}, []Outcome{Applied, Applied}, "k", ""},
+		{"earlier write with longer TTL loses", []crdt.Record{setTTL("k", "short", ts(2, 2), 10), setTTL("k", "long", ts(1, 1), 100*hour)}, []Outcome{Applied, Stale}, "k", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMap(t, Config{DigestBits: 8})
+			for i, r := range tc.records {
+				if got := m.Apply(r); got != tc.want[i] {
+					t.Fatalf("Apply #%d (%v) = %v, want %v", i, r.Time, got, tc.want[i])
+				}
+			}
+			v, ok := m.Get(tc.key, 50) // now = 50: TTL 10 has expired
+			if ok != (tc.value != "") || string(v) != tc.value {
+				t.Fatalf("Get(%q) = %q, %v; want %q", tc.key, v, ok, tc.value)
+			}
+			if !m.Tree().Equal(m.RecomputeTree()) {
+				t.Fatal("incremental digest differs from recomputed digest")
+			}
+		})
+	}
+}
+
+func TestGetHonoursExpiry(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	m.Apply(setTTL("k", "v", ts(1, 1), 100))
+	if v, ok := m.Get("k", 99); !ok || string(v) != "v" {
+		t.Fatalf("Get before expiry = %q, %v; want v", v, ok)
+	}
+	if _, ok := m.Get("k", 100); ok {
+		t.Fatal("Get at expiry hit, want miss")
+	}
+	if m.Len() != 1 {
+		t.Fatalf("Len = %d, want 1 (expired values count until collected)", m.Len())
+	}
+}
+
+func TestEvict(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	m.Apply(set("k", "value", ts(5, 1)))
+	m.Apply(del("gone", ts(5, 1)))
+	before := m.Tree().Clone()
+	if n, ok := m.Evict("k"); !ok || n != 5 {
+		t.Fatalf("Evict(k) = %d, %v; want 5, true", n, ok)
+	}
+	if _, ok := m.Evict("k"); ok {
+		t.Fatal("second Evict(k) succeeded")
+	}
+	if _, ok := m.Evict("gone"); ok {
+		t.Fatal("Evict of a tombstone succeeded")
+	}
+	if !m.Tree().Equal(before) {
+		t.Fatal("eviction changed the digest")
+	}
+	if _, ok := m.Get("k", 0); ok {
+		t.Fatal("Get of an evicted key hit")
+	}
+	if got := m.Apply(set("k", "older", ts(4, 1))); got != Stale {
+		t.Fatalf("older write to an evicted key = %v, want stale", got)
+	}
+	if got := m.Apply(set("k", "newer", ts(6, 1))); got != Applied {
+		t.Fatalf("newer write to an evicted key = %v, want applied", got)
+	}
+	if v, _ := m.Get("k", 0); string(v) != "newer" {
+		t.Fatalf("Get after newer write = %q, want newer", v)
+	}
+	if m.Len() != 1 || m.Evicted() != 0 || m.Tombstones() != 1 {
+		t.Fatalf("counts: len %d evicted %d tombstones %d; want 1 0 1", m.Len(), m.Evicted(), m.Tombstones())
+	}
+}
+
+func TestEvictedStubReplicates(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	stub := crdt.Record{Key: "k", Value: []byte("ignored"), Time: ts(5, 1), Evicted: true}
+	if got := m.Apply(stub); got != Applied {
+		t.Fatalf("Apply(stub) = %v", got)
+	}
+	if _, ok := m.Get("k", 0); ok {
+		t.Fatal("a received stub is served")
+	}
+	if got := m.Apply(set("k", "old", ts(4, 1))); got != Stale {
+		t.Fatalf("older write after a stub = %v, want stale", got)
+	}
+	if r, _ := m.Lookup("k"); r.Value != nil || !r.Evicted {
+		t.Fatalf("stored stub = %+v, want evicted without value", r)
+	}
+}
+
+func TestGCNeedsSync(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	m.Apply(del("k", ts(1, 1)))
+	if got := m.GC(100 * hour); len(got) != 0 {
+		t.Fatalf("GC before any sync collected %v", got)
+	}
+	m.MarkSynced(2 * hour)
+	m.MarkSynced(hour) // older marks are ignored
+	if at, ok := m.Synced(); !ok || at != 2*hour {
+		t.Fatalf("Synced = %d, %v; want %d", at, ok, 2*hour)
+	}
+	if got := m.GC(100 * hour); len(got) != 1 || got[0].Key != "k" {
+		t.Fatalf("GC after sync collected %v, want k", got)
+	}
+}
+
+func TestGC(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	m.Apply(del("old-delete", ts(1, 1)))
+	m.Apply(del("new-delete", ts(2*hour, 1)))
+	m.Apply(setTTL("expired", "v", ts(1, 1), 10))
+	m.Apply(setTTL("expiring", "v", ts(1, 1), 3*hour))
+	m.Apply(set("forever", "v", ts(1, 1)))
+	m.MarkSynced(10 * hour)
+	got := m.GC(2*hour + 1) // cutoff = hour+1
+	if len(got) != 2 {
+		t.Fatalf("GC collected %v, want old-delete and expired", got)
+	}
+	for _, k := range []string{"old-delete", "expired"} {
+		if _, ok := m.Lookup(k); ok {
+			t.Errorf("%s survived GC", k)
+		}
+	}
+	for _, k := range []string{"new-delete", "expiring", "forever"} {
+		if _, ok := m.Lookup(k); !ok {
+			t.Errorf("%s was collected", k)
+		}
+	}
+	if !m.Tree().Equal(m.RecomputeTree()) {
+		t.Fatal("digest after GC differs from recomputed digest")
+	}
+}
+
+// TestReplayAfterGCIsRejected: once a tombstone is collected, the write it
+// deleted, delivered again (a late or replayed delta), must not come back.
+func TestReplayAfterGCIsRejected(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	write := set("k", "v", ts(10, 1))
+	m.Apply(write)
+	m.Apply(del("k", ts(20, 2)))
+	m.MarkSynced(5 * hour)
+	if got := m.GC(5 * hour); len(got) != 1 {
+		t.Fatalf("GC collected %v, want the tombstone", got)
+	}
+	if got := m.Apply(write); got != Rejected {
+		t.Fatalf("replayed write after GC = %v, want rejected", got)
+	}
+	if _, ok := m.Get("k", 5*hour); ok {
+		t.Fatal("deleted key came back")
+	}
+	// A new write to the key is not affected.
+	if got := m.Apply(set("k", "fresh", ts(5*hour, 1))); got != Applied {
+		t.Fatalf("new write after GC = %v, want applied", got)
+	}
+	if w, ok := m.Watermark(m.Leaf("k")); !ok || w != 20 {
+		t.Fatalf("watermark = %d, %v; want 20", w, ok)
+	}
+}
+
+func TestForget(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	r := set("k", "v", ts(10, 1))
+	m.Apply(r)
+	if m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}) {
+		t.Fatal("Forget of another version dropped the record")
+	}
+	if !m.Forget(r.Version()) {
+		t.Fatal("Forget of the held version did nothing")
+	}
+	if got := m.Apply(r); got != Rejected {
+		t.Fatalf("forgotten record applied again: %v, want rejected", got)
+	}
+	if m.Records() != 0 || m.Tree().Root() != (crdt.Node{}) {
+		t.Fatalf("after Forget: %d records, root %+v", m.Records(), m.Tree().Root())
+	}
+}
+
+func TestDiff(t *testing.T) {
+	a, b := newMap(t, Config{DigestBits: 8}), newMap(t, Config{DigestBits: 8})
+	for _, m := range []*Map{a, b} {
+		m.Apply(set("same", "v", ts(1, 1)))
+		m.Apply(del("same-delete", ts(1, 1)))
+	}
+	a.Apply(set("only-a", "v", ts(1, 1)))
+	b.Apply(set("only-b", "v", ts(1, 1)))
+	a.Apply(set("newer-in-a", "v", ts(2, 1)))
+	b.Apply(set("newer-in-a", "v", ts(1, 1)))
+	a.Apply(set("deleted-in-b", "v", ts(1, 1)))
+	b.Apply(del("deleted-in-b", ts(2, 1)))
+	b.Apply(set("evicted-in-b", "v", ts(1, 1)))
+	a.Apply(set("evicted-in-b", "v", ts(1, 1)))
+	b.Evict("evicted-in-b")
+
+	_, diffs, err := Diff(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Difference{}
+	for _, d := range diffs {
+		got[d.Key] = d
+	}
+	want := map[string][2]bool{
+		"only-a": {true, false}, "only-b": {false, true},
+		"newer-in-a": {true, true}, "deleted-in-b": {true, true},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Diff named %d keys (%v), want %d", len(got), diffs, len(want))
+	}
+	for k, in := range want {
+		d, ok := got[k]
+		if !ok || d.InA != in[0] || d.InB != in[1] || d.Leaf != a.Leaf(k) {
+			t.Errorf("Diff for %s = %+v, want InA=%v InB=%v leaf %d", k, d, in[0], in[1], a.Leaf(k))
+		}
+	}
+}
