@@ -11,6 +11,24 @@ import (
 // read it, do not modify it.
 func (m *Map) Tree() *crdt.Tree { return m.tree }
 
+// DigestBits returns the leaf-index width of the map's digest.
+func (m *Map) DigestBits() int { return m.tree.Bits() }
+
+// AppendHashes appends digest node hashes at a level: the root's alone at
+// level 0, otherwise the crdt.Fanout children of each parent (a node index
+// at level-1), in order. It is what anti-entropy exchanges.
+func (m *Map) AppendHashes(dst []uint64, level int, parents []uint32) []uint64 {
+	if level == 0 {
+		return append(dst, m.tree.Root().Hash())
+	}
+	for _, p := range parents {
+		for _, c := range m.tree.Children(level-1, p) {
+			dst = append(dst, c.Hash())
+		}
+	}
+	return dst
+}
+
 // AppendVersions appends the versions held in a digest leaf to dst, sorted by
 // key, and returns it.
 func (m *Map) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {

@@ -40,7 +40,7 @@
 //     below its bucket's watermark. A map therefore never again holds a
 //     record older than one it collected for the same key: deleted keys do
 //     not come back through late deltas, replays or stale replicas, whatever
-//     the network does. A rejection is reported ([Rejected]), not applied.
+//     the network does. A rejection is reported ([crdt.Rejected]), not applied.
 //
 //  2. Collect only what the cluster has surely seen. A map collects only
 //     records dead since before min(now, synced) - H, where synced is the

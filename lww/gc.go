@@ -54,14 +54,14 @@ func (m *Map) drop(e *entry) {
 // Forget drops the record for v.Key if it is exactly version v, raising the
 // bucket's watermark so that the version cannot come back. Replicas call it
 // when a peer rejected v as below that peer's watermark (rule 3 of the
-// package doc). It reports whether a record was dropped.
-func (m *Map) Forget(v crdt.Version) bool {
+// package doc). It returns the record dropped, and false if none was.
+func (m *Map) Forget(v crdt.Version) (crdt.Record, bool) {
 	e, ok := m.entries[v.Key]
 	if !ok || e.rec.Time != v.Time {
-		return false
+		return crdt.Record{}, false
 	}
 	m.drop(e)
-	return true
+	return e.rec, true
 }
 
 // Watermark returns the GC watermark of a digest leaf (wall ns) and false if

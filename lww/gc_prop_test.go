@@ -69,7 +69,7 @@ func (w *gcWorld) receive(r *gcReplica, recs []crdt.Record) []crdt.Record {
 		if r.clock.Update(rec.Time) != nil {
 			continue
 		}
-		if r.m.Apply(clone(rec)) == Rejected {
+		if r.m.Apply(clone(rec)) == crdt.Rejected {
 			rejected = append(rejected, rec)
 		}
 	}
@@ -123,7 +123,7 @@ func (w *gcWorld) exchange(t tb, a, b *gcReplica) (changed bool) {
 // key loses data.
 func (w *gcWorld) forget(r *gcReplica, rejected []crdt.Record) {
 	for _, rec := range rejected {
-		if !r.m.Forget(rec.Version()) {
+		if _, ok := r.m.Forget(rec.Version()); !ok {
 			continue
 		}
 		if rec.Tombstone || rec.Expired(w.phys(r)) {
@@ -166,7 +166,7 @@ func (w *gcWorld) write(t *rapid.T) {
 	default:
 		rec.Value = []byte(fmt.Sprintf("%s@%v", rec.Key, rec.Time))
 	}
-	if got := r.m.Apply(clone(rec)); got != Applied {
+	if got := r.m.Apply(clone(rec)); got != crdt.Applied {
 		t.Fatalf("local write %v: %v", rec.Time, got)
 	}
 	w.writes = append(w.writes, rec)

@@ -36,39 +36,6 @@ type Config struct {
 	Horizon time.Duration
 }
 
-// Outcome says what [Map.Apply] did with a record.
-type Outcome uint8
-
-const (
-	// Stale: the map already held this record or a newer one; nothing
-	// changed.
-	Stale Outcome = iota
-	// Applied: the record was new to the map and is now its record for the
-	// key.
-	Applied
-	// Rejected: the map holds nothing for the key and the record is at or
-	// below its bucket's GC watermark, so it may be a write the map has
-	// already seen deleted and collected. Nothing changed.
-	Rejected
-	// Late: a delta older than the horizon (see [Map.ApplyDelta]). Nothing
-	// changed.
-	Late
-)
-
-func (o Outcome) String() string {
-	switch o {
-	case Stale:
-		return "stale"
-	case Applied:
-		return "applied"
-	case Rejected:
-		return "rejected"
-	case Late:
-		return "late"
-	}
-	return fmt.Sprintf("Outcome(%d)", uint8(o))
-}
-
 // noWatermark marks a bucket from which nothing has been collected.
 const noWatermark = math.MinInt64
 
@@ -135,10 +102,12 @@ func (m *Map) Leaf(key string) uint32 { return m.leafOf(crdt.HashKey(key)) }
 
 func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefix, m.tree.Bits()) }
 
-// Apply merges r into the map and says what it did. On Applied the map owns
+// Apply merges r into the map and says what it did: [crdt.Applied],
+// [crdt.Stale], or [crdt.Rejected] for a record below its bucket's GC
+// watermark (see the package doc). On Applied the map owns
 // r.Value from then on: the caller must not modify it. Tombstones and
 // evicted stubs are stored without a value.
-func (m *Map) Apply(r crdt.Record) Outcome {
+func (m *Map) Apply(r crdt.Record) crdt.Outcome {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
@@ -147,17 +116,17 @@ func (m *Map) Apply(r crdt.Record) Outcome {
 		khash := crdt.HashKey(r.Key)
 		leaf := m.leafOf(khash)
 		if r.Time.Wall <= m.wm[leaf] {
-			return Rejected
+			return crdt.Rejected
 		}
 		e = &entry{rec: r, khash: khash, next: m.heads[leaf]}
 		m.heads[leaf] = e
 		m.entries[r.Key] = e
 		m.count(&e.rec, 1)
 		m.tree.Add(leaf, e.hash())
-		return Applied
+		return crdt.Applied
 	}
 	if r.Time.Compare(e.rec.Time) <= 0 {
-		return Stale
+		return crdt.Stale
 	}
 	old := e.hash()
 	m.count(&e.rec, -1)
@@ -165,18 +134,18 @@ func (m *Map) Apply(r crdt.Record) Outcome {
 	e.rec = r
 	m.count(&e.rec, 1)
 	m.tree.Replace(m.leafOf(e.khash), old, e.hash())
-	return Applied
+	return crdt.Applied
 }
 
 // ApplyDelta applies a record that arrived as a delta, the push a replica
 // makes of its own fresh writes. A delta whose wall time is more than the
-// horizon before now is not applied (Late): it has been delayed or replayed,
+// horizon before now is not applied ([crdt.Late]): it has been delayed or replayed,
 // and a fresh replica with no watermarks could not tell whether the key was
 // deleted and collected since. Old records travel by anti-entropy, which
 // compares versions with a peer first.
-func (m *Map) ApplyDelta(r crdt.Record, now int64) Outcome {
+func (m *Map) ApplyDelta(r crdt.Record, now int64) crdt.Outcome {
 	if r.Time.Wall < now-m.horizon {
-		return Late
+		return crdt.Late
 	}
 	return m.Apply(r)
 }

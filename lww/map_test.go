@@ -69,20 +69,20 @@ func TestApply(t *testing.T) {
 	tests := []struct {
 		name    string
 		records []crdt.Record
-		want    []Outcome
+		want    []crdt.Outcome
 		key     string
 		value   string // "" means a miss
 	}{
-		{"newer write wins", []crdt.Record{set("k", "a", ts(1, 1)), set("k", "b", ts(2, 1))}, []Outcome{Applied, Applied}, "k", "b"},
-		{"older write is stale", []crdt.Record{set("k", "b", ts(2, 1)), set("k", "a", ts(1, 1))}, []Outcome{Applied, Stale}, "k", "b"},
-		{"duplicate is stale", []crdt.Record{set("k", "a", ts(1, 1)), set("k", "a", ts(1, 1))}, []Outcome{Applied, Stale}, "k", "a"},
-		{"node id breaks a wall tie", []crdt.Record{set("k", "hi", ts(1, 9)), set("k", "lo", ts(1, 2))}, []Outcome{Applied, Stale}, "k", "hi"},
-		{"delete beats an older write", []crdt.Record{set("k", "a", ts(1, 1)), del("k", ts(2, 2))}, []Outcome{Applied, Applied}, "k", ""},
-		{"older write loses to a delete", []crdt.Record{del("k", ts(2, 2)), set("k", "a", ts(1, 1))}, []Outcome{Applied, Stale}, "k", ""},
-		{"delete of a key never held", []crdt.Record{del("k", ts(2, 2))}, []Outcome{Applied}, "k", ""},
-		{"write after delete", []crdt.Record{del("k", ts(2, 2)), set("k", "c", ts(3, 1))}, []Outcome{Applied, Applied}, "k", "c"},
-		{"later write with shorter TTL wins", []crdt.Record{setTTL("k", "long", ts(1, 1), 100*hour), setTTL("k", "short", ts(2, 2), 10)}, []Outcome{Applied, Applied}, "k", ""},
-		{"earlier write with longer TTL loses", []crdt.Record{setTTL("k", "short", ts(2, 2), 10), setTTL("k", "long", ts(1, 1), 100*hour)}, []Outcome{Applied, Stale}, "k", ""},
+		{"newer write wins", []crdt.Record{set("k", "a", ts(1, 1)), set("k", "b", ts(2, 1))}, []crdt.Outcome{crdt.Applied, crdt.Applied}, "k", "b"},
+		{"older write is stale", []crdt.Record{set("k", "b", ts(2, 1)), set("k", "a", ts(1, 1))}, []crdt.Outcome{crdt.Applied, crdt.Stale}, "k", "b"},
+		{"duplicate is stale", []crdt.Record{set("k", "a", ts(1, 1)), set("k", "a", ts(1, 1))}, []crdt.Outcome{crdt.Applied, crdt.Stale}, "k", "a"},
+		{"node id breaks a wall tie", []crdt.Record{set("k", "hi", ts(1, 9)), set("k", "lo", ts(1, 2))}, []crdt.Outcome{crdt.Applied, crdt.Stale}, "k", "hi"},
+		{"delete beats an older write", []crdt.Record{set("k", "a", ts(1, 1)), del("k", ts(2, 2))}, []crdt.Outcome{crdt.Applied, crdt.Applied}, "k", ""},
+		{"older write loses to a delete", []crdt.Record{del("k", ts(2, 2)), set("k", "a", ts(1, 1))}, []crdt.Outcome{crdt.Applied, crdt.Stale}, "k", ""},
+		{"delete of a key never held", []crdt.Record{del("k", ts(2, 2))}, []crdt.Outcome{crdt.Applied}, "k", ""},
+		{"write after delete", []crdt.Record{del("k", ts(2, 2)), set("k", "c", ts(3, 1))}, []crdt.Outcome{crdt.Applied, crdt.Applied}, "k", "c"},
+		{"later write with shorter TTL wins", []crdt.Record{setTTL("k", "long", ts(1, 1), 100*hour), setTTL("k", "short", ts(2, 2), 10)}, []crdt.Outcome{crdt.Applied, crdt.Applied}, "k", ""},
+		{"earlier write with longer TTL loses", []crdt.Record{setTTL("k", "short", ts(2, 2), 10), setTTL("k", "long", ts(1, 1), 100*hour)}, []crdt.Outcome{crdt.Applied, crdt.Stale}, "k", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,10 +137,10 @@ func TestEvict(t *testing.T) {
 	if _, ok := m.Get("k", 0); ok {
 		t.Fatal("Get of an evicted key hit")
 	}
-	if got := m.Apply(set("k", "older", ts(4, 1))); got != Stale {
+	if got := m.Apply(set("k", "older", ts(4, 1))); got != crdt.Stale {
 		t.Fatalf("older write to an evicted key = %v, want stale", got)
 	}
-	if got := m.Apply(set("k", "newer", ts(6, 1))); got != Applied {
+	if got := m.Apply(set("k", "newer", ts(6, 1))); got != crdt.Applied {
 		t.Fatalf("newer write to an evicted key = %v, want applied", got)
 	}
 	if v, _ := m.Get("k", 0); string(v) != "newer" {
@@ -154,13 +154,13 @@ func TestEvict(t *testing.T) {
 func TestEvictedStubReplicates(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
 	stub := crdt.Record{Key: "k", Value: []byte("ignored"), Time: ts(5, 1), Evicted: true}
-	if got := m.Apply(stub); got != Applied {
+	if got := m.Apply(stub); got != crdt.Applied {
 		t.Fatalf("Apply(stub) = %v", got)
 	}
 	if _, ok := m.Get("k", 0); ok {
 		t.Fatal("a received stub is served")
 	}
-	if got := m.Apply(set("k", "old", ts(4, 1))); got != Stale {
+	if got := m.Apply(set("k", "old", ts(4, 1))); got != crdt.Stale {
 		t.Fatalf("older write after a stub = %v, want stale", got)
 	}
 	if r, _ := m.Lookup("k"); r.Value != nil || !r.Evicted {
@@ -222,14 +222,14 @@ func TestReplayAfterGCIsRejected(t *testing.T) {
 	if got := m.GC(5 * hour); len(got) != 1 {
 		t.Fatalf("GC collected %v, want the tombstone", got)
 	}
-	if got := m.Apply(write); got != Rejected {
+	if got := m.Apply(write); got != crdt.Rejected {
 		t.Fatalf("replayed write after GC = %v, want rejected", got)
 	}
 	if _, ok := m.Get("k", 5*hour); ok {
 		t.Fatal("deleted key came back")
 	}
 	// A new write to the key is not affected.
-	if got := m.Apply(set("k", "fresh", ts(5*hour, 1))); got != Applied {
+	if got := m.Apply(set("k", "fresh", ts(5*hour, 1))); got != crdt.Applied {
 		t.Fatalf("new write after GC = %v, want applied", got)
 	}
 	if w, ok := m.Watermark(m.Leaf("k")); !ok || w != 20 {
@@ -241,13 +241,13 @@ func TestForget(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
 	r := set("k", "v", ts(10, 1))
 	m.Apply(r)
-	if m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}) {
+	if _, ok := m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}); ok {
 		t.Fatal("Forget of another version dropped the record")
 	}
-	if !m.Forget(r.Version()) {
+	if _, ok := m.Forget(r.Version()); !ok {
 		t.Fatal("Forget of the held version did nothing")
 	}
-	if got := m.Apply(r); got != Rejected {
+	if got := m.Apply(r); got != crdt.Rejected {
 		t.Fatalf("forgotten record applied again: %v, want rejected", got)
 	}
 	if m.Records() != 0 || m.Tree().Root() != (crdt.Node{}) {

@@ -66,7 +66,7 @@ func clone(r crdt.Record) crdt.Record {
 func applyAll(t tb, m *Map, recs []crdt.Record) {
 	t.Helper()
 	for _, r := range recs {
-		if got := m.Apply(clone(r)); got == Rejected {
+		if got := m.Apply(clone(r)); got == crdt.Rejected {
 			t.Fatalf("Apply(%v) rejected without any GC", r.Time)
 		}
 	}
@@ -161,10 +161,10 @@ func TestAgreesWithModel(t *testing.T) {
 		for _, r := range u.drawList(t, "records", 40) {
 			got := m.Apply(clone(r))
 			cur, held := model[r.Key]
-			want := Stale
+			want := crdt.Stale
 			if !held || cur.Time.Less(r.Time) {
 				model[r.Key] = r
-				want = Applied
+				want = crdt.Applied
 			}
 			if got != want {
 				t.Fatalf("Apply(%s %v) = %v, want %v", r.Key, r.Time, got, want)

@@ -1,0 +1,250 @@
+package proptest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/sim"
+)
+
+// ErrNoFixpoint is returned by [Cluster.Converge] when anti-entropy keeps
+// changing state after its round budget.
+var ErrNoFixpoint = errors.New("proptest: anti-entropy reached no fixpoint")
+
+// ErrLivelock is returned when delivering everything in flight does not
+// empty the network within the message budget.
+var ErrLivelock = errors.New("proptest: network did not drain")
+
+// Cluster is a simulated cluster: named replicas on a [sim.Network], each
+// reading its own physical clock, a common base time plus a skew the caller
+// sets. It is deterministic: the same calls give the same results. It is
+// not safe for concurrent use.
+type Cluster struct {
+	Net     *sim.Network
+	base    int64
+	members []*member
+	byName  map[string]int
+	factory Factory
+	nextID  crdt.NodeID
+}
+
+type member struct {
+	name string
+	r    Replica
+	skew int64
+	down bool
+}
+
+// NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
+// physical time start, all members of each other.
+func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
+	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}}
+	for i := range n {
+		m := &member{name: fmt.Sprintf("n%d", i)}
+		c.members = append(c.members, m)
+		c.byName[m.name] = i
+	}
+	for i := range c.members {
+		if err := c.incarnate(i); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// incarnate gives member i a fresh replica with a new incarnation id.
+func (c *Cluster) incarnate(i int) error {
+	m := c.members[i]
+	c.nextID++
+	r, err := c.factory(m.name, c.nextID, func() int64 { return c.base + m.skew })
+	if err != nil {
+		return fmt.Errorf("proptest: build %s: %w", m.name, err)
+	}
+	r.SetMembers(c.Names())
+	m.r = r
+	return nil
+}
+
+// Size returns the number of members, crashed ones included.
+func (c *Cluster) Size() int { return len(c.members) }
+
+// Names returns the member names.
+func (c *Cluster) Names() []string {
+	names := make([]string, len(c.members))
+	for i, m := range c.members {
+		names[i] = m.name
+	}
+	return names
+}
+
+// Name returns member i's name.
+func (c *Cluster) Name(i int) string { return c.members[i].name }
+
+// Replica returns member i's current replica.
+func (c *Cluster) Replica(i int) Replica { return c.members[i].r }
+
+// Down reports whether member i is crashed.
+func (c *Cluster) Down(i int) bool { return c.members[i].down }
+
+// Now returns the common base time.
+func (c *Cluster) Now() int64 { return c.base }
+
+// Phys returns member i's physical time.
+func (c *Cluster) Phys(i int) int64 { return c.base + c.members[i].skew }
+
+// Advance moves every clock forward by d.
+func (c *Cluster) Advance(d time.Duration) { c.base += int64(d) }
+
+// SetSkew sets member i's clock to the base time plus skew (negative skews
+// put it behind; changing it moves that clock forwards or backwards).
+func (c *Cluster) SetSkew(i int, skew time.Duration) { c.members[i].skew = int64(skew) }
+
+func (c *Cluster) send(i int, envs []transport.Envelope) {
+	c.Net.Send(c.members[i].name, envs)
+}
+
+// Set writes on member i and puts its deltas in flight.
+func (c *Cluster) Set(i int, key string, value []byte, expires int64) crdt.Record {
+	rec, envs := c.members[i].r.Set(key, value, expires)
+	c.send(i, envs)
+	return rec
+}
+
+// Delete deletes on member i and puts its deltas in flight.
+func (c *Cluster) Delete(i int, key string) crdt.Record {
+	rec, envs := c.members[i].r.Delete(key)
+	c.send(i, envs)
+	return rec
+}
+
+// Tick runs the timers of every live member.
+func (c *Cluster) Tick() {
+	for i, m := range c.members {
+		if !m.down {
+			c.send(i, m.r.Tick())
+		}
+	}
+}
+
+// StartSession makes member i start anti-entropy with member j.
+func (c *Cluster) StartSession(i, j int) {
+	if !c.members[i].down {
+		c.send(i, c.members[i].r.StartSession(c.members[j].name))
+	}
+}
+
+// Deliver hands packet p of the network to its destination and puts the
+// answers in flight. It reports whether the packet got through.
+func (c *Cluster) Deliver(p int) (bool, error) {
+	pkt, ok, err := c.Net.Take(p)
+	if err != nil || !ok {
+		return false, err
+	}
+	return c.DeliverPacket(pkt), nil
+}
+
+// DeliverPacket hands a packet already taken from the network to its
+// destination and puts the answers in flight. It reports whether the
+// destination was there to receive it.
+func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
+	to, ok := c.byName[pkt.To]
+	if !ok || c.members[to].down {
+		return false
+	}
+	c.send(to, c.members[to].r.Receive(pkt.From, pkt.Payload))
+	return true
+}
+
+// DeliverAll delivers everything in flight, oldest first, then what that
+// caused, until the network is empty. It fails with ErrLivelock after
+// budget deliveries.
+func (c *Cluster) DeliverAll(budget int) error {
+	for n := 0; c.Net.Len() > 0; {
+		for _, p := range c.Net.TakeAll() {
+			if n == budget {
+				return fmt.Errorf("%w: still busy after %d deliveries", ErrLivelock, budget)
+			}
+			c.DeliverPacket(p)
+			n++
+		}
+	}
+	return nil
+}
+
+// Crash takes member i down: its state is lost and its packets in flight
+// are dropped.
+func (c *Cluster) Crash(i int) {
+	c.members[i].down = true
+	c.Net.SetDown(c.members[i].name, true)
+}
+
+// Restart brings member i back with empty state and a new incarnation.
+func (c *Cluster) Restart(i int) error {
+	c.members[i].down = false
+	c.Net.SetDown(c.members[i].name, false)
+	return c.incarnate(i)
+}
+
+// Converge heals the network, delivers everything in flight, then runs
+// anti-entropy from every live member to every other, delivering all
+// traffic after each session, until a whole round changes no record. It
+// returns the number of rounds that changed something.
+func (c *Cluster) Converge(maxRounds, budget int) (int, error) {
+	c.Net.Heal()
+	c.Tick()
+	if err := c.DeliverAll(budget); err != nil {
+		return 0, err
+	}
+	for round := 0; round < maxRounds; round++ {
+		before := c.snapshot()
+		for i := range c.members {
+			for j := range c.members {
+				if i == j || c.members[i].down || c.members[j].down {
+					continue
+				}
+				c.StartSession(i, j)
+				if err := c.DeliverAll(budget); err != nil {
+					return round, err
+				}
+			}
+		}
+		if slices.EqualFunc(before, c.snapshot(), slices.Equal) {
+			return round, nil
+		}
+	}
+	return maxRounds, fmt.Errorf("%w after %d rounds", ErrNoFixpoint, maxRounds)
+}
+
+// snapshot returns every live member's versions, sorted.
+func (c *Cluster) snapshot() [][]crdt.Version {
+	var out [][]crdt.Version
+	for _, m := range c.members {
+		if !m.down {
+			out = append(out, Versions(m.r))
+		}
+	}
+	return out
+}
+
+// Versions returns the versions a replica holds, sorted by key.
+func Versions(r Replica) []crdt.Version {
+	recs := r.Records()
+	vs := make([]crdt.Version, len(recs))
+	for i := range recs {
+		vs[i] = recs[i].Version()
+	}
+	slices.SortFunc(vs, func(a, b crdt.Version) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return a.Time.Compare(b.Time)
+	})
+	return vs
+}

@@ -1,0 +1,66 @@
+package proptest
+
+import (
+	"testing"
+	"time"
+)
+
+func newTestCluster(t *testing.T, n int) *Cluster {
+	t.Helper()
+	c, err := NewCluster(n, MapFactory(DefaultMapConfig()), start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestDeltaReachesEveryone: one write on an idle cluster is sent at once
+// and, once delivered, readable everywhere.
+func TestDeltaReachesEveryone(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.Set(0, "k", []byte("v"), 0)
+	if c.Net.Len() != 2 {
+		t.Fatalf("%d frames in flight after one write on an idle 3-member cluster, want 2", c.Net.Len())
+	}
+	if err := c.DeliverAll(100); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Size() {
+		if v, ok := c.Replica(i).Get("k"); !ok || string(v) != "v" {
+			t.Fatalf("%s: Get(k) = %q, %v", c.Name(i), v, ok)
+		}
+	}
+}
+
+// TestAntiEntropyRepairsLostDeltas: deltas dropped on the way are repaired
+// by the next anti-entropy round.
+func TestAntiEntropyRepairsLostDeltas(t *testing.T) {
+	c := newTestCluster(t, 3)
+	for i, k := range []string{"a", "b", "c", "d"} {
+		c.Set(i%3, k, []byte(k), 0)
+		c.Advance(10 * time.Millisecond)
+	}
+	c.Delete(1, "a")
+	for c.Net.Len() > 0 {
+		if err := c.Net.Drop(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Converge(5, 10_000); err != nil {
+		t.Fatal(err)
+	}
+	var repaired uint64
+	for i := range c.Size() {
+		repaired += c.Replica(i).(*MapReplica).Node().Stats().RepairRecordsReceived
+		vs := Versions(c.Replica(i))
+		if len(vs) != 4 {
+			t.Fatalf("%s holds %v, want 4 records", c.Name(i), vs)
+		}
+		if _, ok := c.Replica(i).Get("a"); ok {
+			t.Fatalf("%s serves deleted key a", c.Name(i))
+		}
+	}
+	if repaired < 2*4 {
+		t.Fatalf("%d records repaired, want at least 8 (every delta was dropped)", repaired)
+	}
+}

@@ -1,0 +1,69 @@
+// Package proptest is bcache's property-test harness for replicated state,
+// exported so that it can be pointed at other replicas and CRDTs too.
+//
+// # What it does
+//
+// [Check] and [Property] run a rapid state machine over a simulated
+// cluster ([Cluster]): 2 to 4 members (configurable), each reading its own
+// manually driven clock, on a step-driven [sim.Network] whose frames are
+// real encoded protocol messages. Every step draws one action:
+//
+//	set, delete          a write on a live member (with or without a TTL)
+//	tick                 time moves on 1 ms to 5 s; every member's timers run
+//	deliver, deliver all one frame in flight, or everything until quiet
+//	drop, duplicate,     loss, duplication and reordering of a frame
+//	reorder
+//	partition, heal      any grouping of the members into three sides
+//	skew                 one member's clock set up to MaxSkew from the others
+//	                     (forwards or backwards)
+//	crash, restart       a member loses its state; it comes back empty with
+//	                     a new incarnation
+//	absence              a member is cut off while the rest write, sync and
+//	                     collect garbage for 1.25 to 3 GC horizons
+//	gc, evict            garbage collection, local eviction of a value
+//	antientropy          an anti-entropy session between two members
+//
+// After every step it checks invariants that must always hold: each member's
+// clock issues strictly increasing timestamps, and no member ever holds (and
+// so serves) a version of a key older than one it held before since its last
+// restart, which is what a resurrection looks like locally. After the run it
+// heals the network, delivers everything, runs anti-entropy between every
+// pair of live members until a whole round changes nothing, and checks
+// convergence against a reference model: every live member holds the same
+// records; no key holds a value older than a dead record a live member
+// collected; and every key holds its newest write, or nothing if that write
+// is a delete or has expired. The model excuses exactly two losses: a write
+// that only a crashed member knew, and a write that a member dropped because
+// it came back from an absence longer than the horizon holding it while its
+// peers could no longer tell it from a deleted one (package lww, rule 3).
+//
+// # Running it longer
+//
+// The harness takes rapid's flags:
+//
+//	go test ./proptest -run TestConvergence -rapid.checks=10000 -rapid.steps=200
+//
+// A failure prints a seed and writes a fail file; replay it with the same
+// -rapid.steps (the number of steps is part of what is replayed):
+//
+//	go test ./proptest -run TestConvergence -rapid.steps=200 -rapid.seed=<seed>
+//
+// # Plugging in your own replica
+//
+// A [Replica] is a member as the harness sees it: local writes that return
+// the record written and the frames to send, frame handling, timers, and
+// introspection (Records, GC, Drops). Write a [Factory] that builds yours
+// and pass it in [Config.Factory]; the harness does the rest. Its frames
+// need not be bcache's: the network only carries bytes. To experiment with
+// merge rules on bcache's own map and protocol, set [MapConfig.Merge]
+// instead. The tests in this package run the harness against two broken
+// merges (the longest expiry winning, and received deletes ignored) and
+// require it to find counterexamples.
+//
+// # Scale
+//
+// Command simulate (proptest/cmd/simulate) drives a [Cluster] of up to
+// thousands of members deterministically, with seeded loss and
+// duplication, and prints rounds to converge, traffic per member and per
+// write, and repair traffic after a partition heals.
+package proptest

@@ -1,0 +1,305 @@
+package proptest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
+	"github.com/bcache-go/bcache/transport"
+	"pgregory.net/rapid"
+)
+
+// Config shapes a harness run. The zero Config runs bcache's own replica
+// with [DefaultMapConfig] on 2 to 4 members and keys "a" to "f".
+type Config struct {
+	// Factory builds the replicas under test; nil selects bcache's own.
+	Factory Factory
+	// MinNodes and MaxNodes bound the cluster size drawn per run.
+	MinNodes, MaxNodes int
+	// Keys is the alphabet keys are drawn from; keep it small so that
+	// writes conflict.
+	Keys []string
+	// Horizon is the replicas' GC horizon: long absences last longer, and
+	// TTLs are drawn up to twice as long.
+	Horizon time.Duration
+	// MaxSkew bounds how far a member's clock is set from the others.
+	MaxSkew time.Duration
+	// Disable names actions to leave out (see Actions).
+	Disable []string
+}
+
+// Actions names every action the harness draws from.
+var Actions = []string{
+	"set", "delete", "tick", "deliver", "deliver all", "drop", "duplicate", "reorder",
+	"partition", "heal", "skew", "crash", "restart", "absence", "gc", "evict", "antientropy",
+}
+
+// DefaultMapConfig is the configuration of bcache's replica under the
+// harness: the production protocol timings, with a small digest and a
+// one-minute horizon so that runs exercise collection, small repair steps
+// so that sessions take several, and a broadcast fan-out of 2 so that
+// clusters of 4 relay deltas while smaller ones send them directly.
+func DefaultMapConfig() MapConfig {
+	return MapConfig{
+		Map:       lww.Config{DigestBits: 8, Horizon: time.Minute},
+		Transport: transport.Config{LeavesPerStep: 4, MaxRepairBytes: 512, Fanout: 2},
+	}
+}
+
+func (cfg *Config) fill() {
+	if cfg.Factory == nil {
+		cfg.Factory = MapFactory(DefaultMapConfig())
+		if cfg.Horizon == 0 {
+			cfg.Horizon = DefaultMapConfig().Map.Horizon
+		}
+	}
+	if cfg.MinNodes == 0 {
+		cfg.MinNodes = 2
+	}
+	if cfg.MaxNodes < cfg.MinNodes {
+		cfg.MaxNodes = max(4, cfg.MinNodes)
+	}
+	if len(cfg.Keys) == 0 {
+		cfg.Keys = []string{"a", "b", "c", "d", "e", "f"}
+	}
+	if cfg.Horizon == 0 {
+		cfg.Horizon = time.Minute
+	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = 5 * time.Second
+	}
+}
+
+// Check runs the harness as a rapid property test: rapid's flags
+// (-rapid.checks, -rapid.steps, -rapid.seed) apply.
+func Check(t *testing.T, cfg Config) {
+	t.Helper()
+	rapid.Check(t, Property(cfg))
+}
+
+// Property returns the harness as a rapid property, to run with rapid.Check
+// or to combine with other properties.
+func Property(cfg Config) func(*rapid.T) {
+	cfg.fill()
+	return func(t *rapid.T) {
+		h := newHarness(t, cfg)
+		actions := map[string]func(*rapid.T){"": h.check}
+		for name, act := range h.actions() {
+			if !slices.Contains(cfg.Disable, name) {
+				actions[name] = act
+			}
+		}
+		t.Repeat(actions)
+		h.converge(t)
+	}
+}
+
+// start is the harness's epoch: a fixed, realistic wall time.
+const start = int64(1_750_000_000_000_000_000)
+
+// budget bounds deliveries when draining the network.
+const budget = 200_000
+
+type harness struct {
+	cfg    Config
+	c      *Cluster
+	model  model
+	lastTS []crdt.Timestamp            // per member: newest timestamp it issued
+	held   []map[string]crdt.Timestamp // per member: newest version held per key
+	reaped []map[string]crdt.Timestamp // per member: newest dead record collected
+}
+
+func newHarness(t *rapid.T, cfg Config) *harness {
+	n := rapid.IntRange(cfg.MinNodes, cfg.MaxNodes).Draw(t, "members")
+	c, err := NewCluster(n, cfg.Factory, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{cfg: cfg, c: c, model: newModel()}
+	for range n {
+		h.lastTS = append(h.lastTS, crdt.Timestamp{})
+		h.held = append(h.held, map[string]crdt.Timestamp{})
+		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
+	}
+	return h
+}
+
+// live draws a member that is up.
+func (h *harness) live(t *rapid.T, label string) int {
+	var up []int
+	for i := range h.c.Size() {
+		if !h.c.Down(i) {
+			up = append(up, i)
+		}
+	}
+	if len(up) == 0 {
+		t.Skip("every member is down")
+	}
+	return rapid.SampledFrom(up).Draw(t, label)
+}
+
+// packet draws the index of a packet in flight.
+func (h *harness) packet(t *rapid.T) int {
+	if h.c.Net.Len() == 0 {
+		t.Skip("nothing in flight")
+	}
+	return rapid.IntRange(0, h.c.Net.Len()-1).Draw(t, "packet")
+}
+
+// issued checks that member i's clock issued a newer timestamp than before.
+func (h *harness) issued(t *rapid.T, i int, rec crdt.Record) {
+	if !h.lastTS[i].Less(rec.Time) {
+		t.Fatalf("%s issued %v after %v", h.c.Name(i), rec.Time, h.lastTS[i])
+	}
+	h.lastTS[i] = rec.Time
+	h.model.write(rec)
+}
+
+func (h *harness) must(t *rapid.T, err error) {
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) actions() map[string]func(*rapid.T) {
+	return map[string]func(*rapid.T){
+		"set":         h.set,
+		"delete":      func(t *rapid.T) { i := h.live(t, "member"); h.issued(t, i, h.c.Delete(i, h.key(t))) },
+		"tick":        h.tick,
+		"deliver":     func(t *rapid.T) { _, err := h.c.Deliver(h.packet(t)); h.must(t, err) },
+		"deliver all": func(t *rapid.T) { h.must(t, h.c.DeliverAll(budget)) },
+		"drop":        func(t *rapid.T) { h.must(t, h.c.Net.Drop(h.packet(t))) },
+		"duplicate":   func(t *rapid.T) { h.must(t, h.c.Net.Duplicate(h.packet(t))) },
+		"reorder": func(t *rapid.T) {
+			h.must(t, h.c.Net.Reorder(h.packet(t), h.packet(t)))
+		},
+		"partition": h.partition,
+		"heal":      func(t *rapid.T) { h.c.Net.Heal() },
+		"skew": func(t *rapid.T) {
+			d := rapid.Int64Range(-int64(h.cfg.MaxSkew), int64(h.cfg.MaxSkew)).Draw(t, "skew")
+			h.c.SetSkew(rapid.IntRange(0, h.c.Size()-1).Draw(t, "member"), time.Duration(d))
+		},
+		"crash":       h.crash,
+		"restart":     h.restart,
+		"absence":     h.absence,
+		"gc":          func(t *rapid.T) { i := h.live(t, "member"); h.collect(i) },
+		"evict":       func(t *rapid.T) { h.c.Replica(h.live(t, "member")).Evict(h.key(t)) },
+		"antientropy": h.antientropy,
+	}
+}
+
+func (h *harness) key(t *rapid.T) string { return rapid.SampledFrom(h.cfg.Keys).Draw(t, "key") }
+
+func (h *harness) set(t *rapid.T) {
+	i := h.live(t, "member")
+	key := h.key(t)
+	var expires int64
+	if rapid.Bool().Draw(t, "ttl") {
+		expires = h.c.Phys(i) + rapid.Int64Range(1, 2*int64(h.cfg.Horizon)).Draw(t, "ttl ns")
+	}
+	value := fmt.Appendf(nil, "%s=%d", key, len(h.model.writes))
+	h.issued(t, i, h.c.Set(i, key, value, expires))
+}
+
+// tick moves time on, mostly by less than a flush or an anti-entropy
+// interval, and runs every member's timers.
+func (h *harness) tick(t *rapid.T) {
+	dt := rapid.SampledFrom([]time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second, 5 * time.Second}).Draw(t, "dt")
+	h.c.Advance(dt)
+	h.c.Tick()
+}
+
+func (h *harness) partition(t *rapid.T) {
+	groups := make([][]string, 3)
+	for i := range h.c.Size() {
+		g := rapid.IntRange(0, 2).Draw(t, "group")
+		groups[g] = append(groups[g], h.c.Name(i))
+	}
+	h.c.Net.Partition(groups...)
+}
+
+func (h *harness) crash(t *rapid.T) {
+	i := h.live(t, "member")
+	h.model.crashed(h, i)
+	h.c.Crash(i)
+}
+
+func (h *harness) restart(t *rapid.T) {
+	i := rapid.IntRange(0, h.c.Size()-1).Draw(t, "member")
+	if !h.c.Down(i) {
+		t.Skip("member is up")
+	}
+	h.must(t, h.c.Restart(i))
+	h.lastTS[i] = crdt.Timestamp{}
+	h.held[i] = map[string]crdt.Timestamp{}
+	h.reaped[i] = map[string]crdt.Timestamp{}
+}
+
+// absence cuts a member off while the rest of the cluster runs, syncs and
+// collects garbage for longer than the horizon. The member stays cut off
+// until a heal.
+func (h *harness) absence(t *rapid.T) {
+	i := h.live(t, "member")
+	h.c.Net.Partition([]string{h.c.Name(i)})
+	steps := rapid.IntRange(5, 12).Draw(t, "quarter horizons")
+	for range steps {
+		h.c.Advance(h.cfg.Horizon / 4)
+		h.c.Tick()
+		h.must(t, h.c.DeliverAll(budget))
+		for j := range h.c.Size() {
+			if !h.c.Down(j) {
+				h.collect(j)
+			}
+		}
+	}
+}
+
+func (h *harness) collect(i int) {
+	for _, v := range h.c.Replica(i).GC() {
+		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
+			h.reaped[i][v.Key] = v.Time
+		}
+	}
+}
+
+func (h *harness) antientropy(t *rapid.T) {
+	a, b := h.live(t, "from"), h.live(t, "to")
+	if a == b {
+		t.Skip("same member")
+	}
+	h.c.StartSession(a, b)
+}
+
+// check holds after every step: no live member holds a version of a key
+// older than one it held before since its last restart (so none serves
+// one), and drops of live newest writes are noted.
+func (h *harness) check(t *rapid.T) {
+	for i := range h.c.Size() {
+		if h.c.Down(i) {
+			continue
+		}
+		r := h.c.Replica(i)
+		h.model.dropped(r.Drops())
+		for _, rec := range r.Records() {
+			if prev, ok := h.held[i][rec.Key]; ok && rec.Time.Less(prev) {
+				t.Fatalf("%s went back on %q from %v to %v", h.c.Name(i), rec.Key, prev, rec.Time)
+			}
+			h.held[i][rec.Key] = rec.Time
+		}
+	}
+}
+
+// converge brings the cluster to quiescence and checks convergence against
+// the model.
+func (h *harness) converge(t *rapid.T) {
+	h.c.Advance(time.Second)
+	rounds, err := h.c.Converge(8, budget)
+	if err != nil {
+		t.Fatalf("after %d rounds: %v", rounds, err)
+	}
+	h.check(t)
+	h.model.verify(t, h)
+}

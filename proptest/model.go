@@ -1,0 +1,118 @@
+package proptest
+
+import (
+	"slices"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"pgregory.net/rapid"
+)
+
+// model is the reference the converged cluster is checked against: the
+// newest write of every key, and what may legitimately have been lost.
+type model struct {
+	writes []crdt.Record
+	newest map[string]crdt.Record
+	// lost are keys whose newest write may have died with a crashed member
+	// before it reached anyone.
+	lost map[string]bool
+	// lossy are keys whose newest write, live, was dropped by a member
+	// because a peer could no longer tell it from a deleted one.
+	lossy map[string]bool
+}
+
+func newModel() model {
+	return model{newest: map[string]crdt.Record{}, lost: map[string]bool{}, lossy: map[string]bool{}}
+}
+
+func (m *model) write(rec crdt.Record) {
+	m.writes = append(m.writes, rec)
+	if cur, ok := m.newest[rec.Key]; !ok || cur.Time.Less(rec.Time) {
+		m.newest[rec.Key] = rec
+	}
+}
+
+func (m *model) dropped(vs []crdt.Version) {
+	for _, v := range vs {
+		if n, ok := m.newest[v.Key]; ok && n.Time == v.Time {
+			m.lossy[v.Key] = true
+		}
+	}
+}
+
+// crashed notes the keys whose newest knowledge member i may take with it:
+// a version it holds, or a dead record it collected, that no other live
+// member holds, supersedes or collected too.
+func (m *model) crashed(h *harness, i int) {
+	known := func(j int, key string) (newest crdt.Timestamp) {
+		newest = h.reaped[j][key]
+		for _, rec := range h.c.Replica(j).Records() {
+			if rec.Key == key && newest.Less(rec.Time) {
+				newest = rec.Time
+			}
+		}
+		return newest
+	}
+	for _, key := range h.cfg.Keys {
+		mine := known(i, key)
+		if mine.IsZero() {
+			continue
+		}
+		safe := false
+		for j := range h.c.Size() {
+			if j != i && !h.c.Down(j) && !known(j, key).Less(mine) {
+				safe = true
+			}
+		}
+		if !safe {
+			m.lost[key] = true
+		}
+	}
+}
+
+// verify checks a converged cluster: every live member holds the same
+// versions; no key holds a value older than a dead record a live member
+// collected (no resurrection); and every key not lost to a crash or a drop
+// holds its newest write, or nothing when that write is dead.
+func (m *model) verify(t *rapid.T, h *harness) {
+	var first []crdt.Version
+	firstName := ""
+	for i := range h.c.Size() {
+		if h.c.Down(i) {
+			continue
+		}
+		vs := Versions(h.c.Replica(i))
+		if firstName == "" {
+			first, firstName = vs, h.c.Name(i)
+			continue
+		}
+		if !slices.Equal(vs, first) {
+			t.Fatalf("not converged: %s holds %v, %s holds %v", h.c.Name(i), vs, firstName, first)
+		}
+	}
+	held := map[string]crdt.Version{}
+	for _, v := range first {
+		held[v.Key] = v
+		for i := range h.c.Size() {
+			if d, ok := h.reaped[i][v.Key]; ok && !h.c.Down(i) && !v.Tombstone && v.Time.Less(d) {
+				t.Fatalf("%q came back at %v after %s collected a record at %v", v.Key, v.Time, h.c.Name(i), d)
+			}
+		}
+	}
+	if firstName == "" {
+		return
+	}
+	latest := h.c.Now() + int64(h.cfg.MaxSkew)
+	for key, rec := range m.newest {
+		if m.lost[key] || m.lossy[key] {
+			continue
+		}
+		v, ok := held[key]
+		switch {
+		case ok && v != rec.Version():
+			t.Fatalf("%q converged to %v, its newest write is %v", key, v.Time, rec.Time)
+		case !ok && !rec.Tombstone && (rec.Expires == 0 || rec.Expires > latest):
+			t.Fatalf("%q lost its newest write %v (live until %v)", key, rec.Time, time.Duration(rec.Expires-h.c.Now()))
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package proptest
+
+import (
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
+	"github.com/bcache-go/bcache/transport"
+)
+
+// Replica is one member of a simulated cluster as the harness drives it.
+// Implement it to put your own replica or CRDT under the harness: the
+// harness owns time (each replica reads its physical clock through the phys
+// function it was built with), the network and the faults, and checks the
+// replica through its records.
+//
+// A replica is a map of keys to last-writer-wins records; Records must show
+// what it holds, including tombstones and evicted entries, with the
+// timestamps its writes were issued with. Methods are called from one
+// goroutine.
+type Replica interface {
+	// Set writes a value (expires is an absolute Unix-ns expiry, 0 for
+	// none) and returns the record written and the frames to send.
+	Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope)
+	// Delete writes a tombstone and returns it and the frames to send.
+	Delete(key string) (crdt.Record, []transport.Envelope)
+	// Get returns the value served for key, if any.
+	Get(key string) ([]byte, bool)
+	// Records returns every record held, in any order.
+	Records() []crdt.Record
+	// Evict drops a value locally to free memory.
+	Evict(key string)
+	// GC collects garbage at the replica's current time and returns the
+	// versions collected.
+	GC() []crdt.Version
+	// Drops returns, and clears, the versions the replica dropped because a
+	// peer rejected them (package lww, rule 3).
+	Drops() []crdt.Version
+
+	// SetMembers tells the replica the names of all members.
+	SetMembers(names []string)
+	// Tick lets the replica's timers run and returns frames to send.
+	Tick() []transport.Envelope
+	// Receive handles a frame and returns frames to send.
+	Receive(from string, payload []byte) []transport.Envelope
+	// StartSession starts an anti-entropy exchange with peer.
+	StartSession(peer string) []transport.Envelope
+}
+
+// Factory builds the replica named name for a fresh incarnation id, reading
+// physical time (Unix ns) from phys.
+type Factory func(name string, id crdt.NodeID, phys func() int64) (Replica, error)
+
+// MapConfig configures bcache's own replica.
+type MapConfig struct {
+	Map       lww.Config
+	Transport transport.Config // Name, Replica and Clock are filled in
+	MaxDrift  time.Duration
+	// Merge, if set, replaces how the replica merges records it receives:
+	// a seam for experimenting with other merge rules under the harness.
+	// nil selects bcache's (lww.Map.Apply, and ApplyDelta for deltas).
+	Merge func(m *lww.Map, r crdt.Record, delta bool, now int64) crdt.Outcome
+}
+
+// MapReplica is bcache's replica: an lww.Map synchronized by a
+// transport.Node. It is what the root package runs, minus locks, sockets
+// and the local LRU.
+type MapReplica struct {
+	phys  func() int64
+	clock *crdt.Clock
+	m     *lww.Map
+	node  *transport.Node
+	drops []crdt.Version
+}
+
+// NewMapReplica returns bcache's replica.
+func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig) (*MapReplica, error) {
+	m, err := lww.New(cfg.Map)
+	if err != nil {
+		return nil, err
+	}
+	r := &MapReplica{phys: phys, clock: crdt.NewClock(id, phys, cfg.MaxDrift), m: m}
+	tc := cfg.Transport
+	tc.Name, tc.Replica, tc.Clock = name, mapAdapter{m, cfg.Merge}, r.clock
+	tc.OnDrop = func(v crdt.Version) { r.drops = append(r.drops, v) }
+	if r.node, err = transport.New(tc); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// MapFactory returns a Factory of MapReplicas with the given configuration.
+func MapFactory(cfg MapConfig) Factory {
+	return func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		return NewMapReplica(name, id, phys, cfg)
+	}
+}
+
+// Map returns the replica's map, for inspection.
+func (r *MapReplica) Map() *lww.Map { return r.m }
+
+// Node returns the replica's protocol node, for inspection.
+func (r *MapReplica) Node() *transport.Node { return r.node }
+
+// write applies a local record and queues it as a delta.
+func (r *MapReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
+	r.m.Apply(rec)
+	return rec, r.node.Write(rec, r.phys())
+}
+
+// Set implements Replica.
+func (r *MapReplica) Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope) {
+	return r.write(crdt.Record{Key: key, Value: value, Time: r.clock.Now(), Expires: expires})
+}
+
+// Delete implements Replica.
+func (r *MapReplica) Delete(key string) (crdt.Record, []transport.Envelope) {
+	return r.write(crdt.Record{Key: key, Time: r.clock.Now(), Tombstone: true})
+}
+
+// Get implements Replica.
+func (r *MapReplica) Get(key string) ([]byte, bool) { return r.m.Get(key, r.phys()) }
+
+// Records implements Replica.
+func (r *MapReplica) Records() []crdt.Record {
+	out := make([]crdt.Record, 0, r.m.Records())
+	r.m.Range(func(rec crdt.Record) bool {
+		out = append(out, rec)
+		return true
+	})
+	return out
+}
+
+// Evict implements Replica.
+func (r *MapReplica) Evict(key string) { r.m.Evict(key) }
+
+// GC implements Replica.
+func (r *MapReplica) GC() []crdt.Version { return r.m.GC(r.phys()) }
+
+// Drops implements Replica.
+func (r *MapReplica) Drops() []crdt.Version {
+	d := r.drops
+	r.drops = nil
+	return d
+}
+
+// SetMembers implements Replica.
+func (r *MapReplica) SetMembers(names []string) { r.node.SetMembers(names) }
+
+// Tick implements Replica.
+func (r *MapReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }
+
+// Receive implements Replica. Frames the node refuses are counted in its
+// stats; the harness sends only well-formed frames.
+func (r *MapReplica) Receive(from string, payload []byte) []transport.Envelope {
+	out, _ := r.node.Receive(from, payload, r.phys())
+	return out
+}
+
+// StartSession implements Replica.
+func (r *MapReplica) StartSession(peer string) []transport.Envelope {
+	return r.node.StartSession(peer, r.phys())
+}
+
+// mapAdapter presents an lww.Map as a transport.Replica.
+type mapAdapter struct {
+	*lww.Map
+	merge func(m *lww.Map, r crdt.Record, delta bool, now int64) crdt.Outcome
+}
+
+func (a mapAdapter) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	if a.merge != nil {
+		return a.merge(a.Map, r, delta, now)
+	}
+	if delta {
+		return a.ApplyDelta(r, now)
+	}
+	return a.Map.Apply(r)
+}

@@ -1,0 +1,284 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// Wire format. A frame is the version byte WireVersion, the Kind byte, then
+// exactly one msgpack value: the message body as an array of its fields in
+// declaration order. There are no field names, maps or ext types.
+//
+//	Delta    [origin str, originID uint, seq uint, base int, records [record...]]
+//	Digest   [session uint, echo int, level uint, parents blob32, hashes blob64]
+//	Versions [session uint, echo int, leaves blob32, counts blob32, versions blobKV]
+//	Repair   [session uint, echo int, records [record...], wants blob64,
+//	          rejected [version...], final bool, truncated bool]
+//	Reject   [session uint, versions [version...]]
+//	record   [key str, value bin|nil, wall int, logical uint, node uint,
+//	          expires int, flags uint]   flags: bit 0 Tombstone, bit 1 Evicted
+//
+// In a Delta, base is the wall time of the first record, every record's
+// wall is written as its (wrapping) offset from base, and its node XORed
+// with the Delta's OriginID: a batch of one writer's records then spends a
+// few bytes on each timestamp instead of about twenty. In a Repair, base and
+// origin are zero, so walls and nodes are written as they are.
+//	version  [key str, wall int, logical uint, node uint, tombstone bool]
+//
+// blob32 and blob64 are a bin of little-endian uint32 or uint64 values, so
+// their length must be a multiple of 4 or 8. blobKV is a bin of 29-byte
+// KeyVersion entries: keyhash u64, wall i64, logical u32, node u64 and flags
+// u8 (bit 0 Tombstone, the other bits zero), all little-endian. An empty list
+// or blob is an empty array or bin; an empty Value is nil.
+//
+// Integers are written in their shortest msgpack form; any integer form
+// whose value fits the field is accepted. Decoding normalizes: every empty
+// slice, and an empty Value, decodes as nil (an empty and an absent value
+// are the same thing). Strings are raw bytes, not checked for UTF-8.
+
+// Sentinel errors, wrapped by every error Encode and Decode return.
+var (
+	// ErrMalformed is a frame or message that breaks the wire format.
+	ErrMalformed = errors.New("transport: malformed message")
+	// ErrTooLarge is a frame, key or value over its Limits.
+	ErrTooLarge = errors.New("transport: message too large")
+	// ErrVersion is a frame whose version byte is not WireVersion.
+	ErrVersion = errors.New("transport: unsupported wire version")
+	// ErrUnknownKind is a frame or message of no known Kind.
+	ErrUnknownKind = errors.New("transport: unknown message kind")
+)
+
+// Reason returns a short stable label for err, for reject counters:
+// "too_large", "version", "unknown_kind" or "malformed" (also for any error
+// that wraps none of the sentinels), and "" for nil.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, ErrVersion):
+		return "version"
+	case errors.Is(err, ErrUnknownKind):
+		return "unknown_kind"
+	}
+	return "malformed"
+}
+
+// Limits bounds what a Codec encodes and accepts. Zero or negative fields
+// mean the DefaultLimits value.
+type Limits struct {
+	// MaxFrame bounds a whole frame, in bytes; longer frames are rejected
+	// before any parsing.
+	MaxFrame int
+	// MaxKey bounds every string: record and version keys and Delta.Origin.
+	MaxKey int
+	// MaxValue bounds a record value.
+	MaxValue int
+}
+
+// DefaultLimits returns 64 MiB frames, 64 KiB keys and 16 MiB values.
+func DefaultLimits() Limits {
+	return Limits{MaxFrame: 64 << 20, MaxKey: 64 << 10, MaxValue: 16 << 20}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxFrame <= 0 {
+		l.MaxFrame = d.MaxFrame
+	}
+	if l.MaxKey <= 0 {
+		l.MaxKey = d.MaxKey
+	}
+	if l.MaxValue <= 0 {
+		l.MaxValue = d.MaxValue
+	}
+	return l
+}
+
+// Codec encodes and decodes frames, reusing one msgpack encoder and decoder.
+// It is not safe for concurrent use: keep one per node (under its lock) or
+// per goroutine. It must not be copied after NewCodec.
+type Codec struct {
+	lim Limits
+	out appendWriter
+	enc *msgpack.Encoder
+	in  bytes.Reader
+	dec *msgpack.Decoder
+	// body is the frame body being decoded, nil between calls.
+	body []byte
+	// start is the offset in out.b where the frame being encoded begins.
+	start int
+	// err is the first error of the current Encode or Decode; once it is
+	// set, every read and write does nothing.
+	err error
+}
+
+// NewCodec returns a codec that enforces l (zero fields take their default).
+func NewCodec(l Limits) *Codec {
+	c := &Codec{lim: l.withDefaults()}
+	c.enc = msgpack.NewEncoder(&c.out)
+	c.dec = msgpack.NewDecoder(&c.in)
+	return c
+}
+
+// Limits returns the limits c enforces, defaults filled in.
+func (c *Codec) Limits() Limits { return c.lim }
+
+// Encode appends the frame of m to dst and returns the extended slice. On
+// error it returns dst unchanged (its spare capacity may have been written)
+// and an error wrapping ErrTooLarge for a key, value or frame over the
+// limits, ErrMalformed for a message that breaks the format's consistency
+// rules (the ones Decode enforces) and ErrUnknownKind for a nil or foreign
+// Message.
+func (c *Codec) Encode(dst []byte, m Message) ([]byte, error) {
+	if err := checkMessage(m); err != nil {
+		return dst, fmt.Errorf("encode %s: %w", kindName(m), err)
+	}
+	c.err, c.start = nil, len(dst)
+	c.out.b = append(dst, WireVersion, byte(m.Kind()))
+	c.encodeBody(m)
+	if c.err == nil && len(c.out.b)-c.start > c.lim.MaxFrame {
+		c.fail(ErrTooLarge, "frame of %d bytes exceeds limit %d", len(c.out.b)-c.start, c.lim.MaxFrame)
+	}
+	out, err := c.out.b, c.err
+	c.out.b, c.err = nil, nil
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", m.Kind(), err)
+	}
+	return out, nil
+}
+
+// Decode parses one frame. It returns a message that shares no memory with
+// frame, or nil and an error wrapping ErrTooLarge, ErrVersion,
+// ErrUnknownKind or ErrMalformed. It never panics on any input, and it
+// allocates only in proportion to the frame's actual content, never to the
+// lengths the frame claims.
+func (c *Codec) Decode(frame []byte) (Message, error) {
+	kind, err := c.header(frame)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	body := frame[2:]
+	if err := validate(body); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kind, err)
+	}
+	c.err, c.body = nil, body
+	c.in.Reset(body)
+	m := c.decodeBody(kind)
+	if c.err == nil && c.in.Len() != 0 {
+		c.fail(ErrMalformed, "%d bytes left over", c.in.Len())
+	}
+	if c.err == nil {
+		c.err = checkMessage(m)
+	}
+	err = c.err
+	c.err, c.body = nil, nil
+	c.in.Reset(nil)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kind, err)
+	}
+	return m, nil
+}
+
+// header checks the frame's size, version and kind.
+func (c *Codec) header(frame []byte) (Kind, error) {
+	switch {
+	case len(frame) > c.lim.MaxFrame:
+		return 0, fmt.Errorf("%w: frame of %d bytes exceeds limit %d", ErrTooLarge, len(frame), c.lim.MaxFrame)
+	case len(frame) < 2:
+		return 0, fmt.Errorf("%w: frame of %d bytes has no header", ErrMalformed, len(frame))
+	case frame[0] != WireVersion:
+		return 0, fmt.Errorf("%w: got version %d, want %d", ErrVersion, frame[0], WireVersion)
+	}
+	k := Kind(frame[1])
+	if k < KindDelta || k > KindReject {
+		return 0, fmt.Errorf("%w: kind %d", ErrUnknownKind, frame[1])
+	}
+	return k, nil
+}
+
+// fail records the first error of the current call.
+func (c *Codec) fail(sentinel error, format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+	}
+}
+
+// kindName names m's kind for an error, also when m is nil.
+func kindName(m Message) string {
+	if m == nil {
+		return "nil message"
+	}
+	return m.Kind().String()
+}
+
+// maxLevel is the deepest digest level: crdt.MaxTreeBits leaf bits, four bits
+// (log2 crdt.Fanout) per level.
+const maxLevel = crdt.MaxTreeBits / 4
+
+// checkMessage enforces the consistency rules that span fields: Encode
+// applies them before writing, Decode after parsing.
+func checkMessage(m Message) error {
+	switch m := m.(type) {
+	case *Delta:
+		if m != nil {
+			return nil
+		}
+	case *Repair:
+		if m != nil {
+			return nil
+		}
+	case *Reject:
+		if m != nil {
+			return nil
+		}
+	case *Digest:
+		if m != nil {
+			return checkDigest(m)
+		}
+	case *Versions:
+		if m != nil {
+			return checkVersions(m)
+		}
+	}
+	return fmt.Errorf("%w: nil or foreign message %T", ErrUnknownKind, m)
+}
+
+// checkDigest requires crdt.Fanout hashes per parent, or the root alone at
+// level 0, or nothing at all.
+func checkDigest(m *Digest) error {
+	switch {
+	case m.Level > maxLevel:
+		return fmt.Errorf("%w: digest level %d exceeds %d", ErrMalformed, m.Level, maxLevel)
+	case m.Level == 0 && len(m.Parents) > 0:
+		return fmt.Errorf("%w: digest level 0 with %d parents", ErrMalformed, len(m.Parents))
+	case m.Level == 0 && len(m.Hashes) <= 1:
+		return nil
+	case len(m.Hashes) != len(m.Parents)*crdt.Fanout:
+		return fmt.Errorf("%w: digest level %d has %d hashes for %d parents, want %d per parent",
+			ErrMalformed, m.Level, len(m.Hashes), len(m.Parents), crdt.Fanout)
+	}
+	return nil
+}
+
+// checkVersions requires one count per leaf and counts adding up to the
+// number of versions.
+func checkVersions(m *Versions) error {
+	if len(m.Counts) != len(m.Leaves) {
+		return fmt.Errorf("%w: %d counts for %d leaves", ErrMalformed, len(m.Counts), len(m.Leaves))
+	}
+	var sum uint64
+	for _, n := range m.Counts {
+		sum += uint64(n)
+	}
+	if sum != uint64(len(m.Versions)) {
+		return fmt.Errorf("%w: counts add up to %d, have %d versions", ErrMalformed, sum, len(m.Versions))
+	}
+	return nil
+}

@@ -1,0 +1,465 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// Generators. Every empty slice is drawn both as nil and as empty, since
+// the codec documents that both decode as nil.
+
+func drawInt64(t *rapid.T, label string) int64 {
+	edges := []int64{0, 1, -1, -32, -33, 127, 128, -128, -129, 255, 256, -32768, -32769,
+		math.MaxUint16, math.MaxUint16 + 1, math.MinInt32, math.MaxUint32, math.MaxUint32 + 1, math.MinInt64, math.MaxInt64}
+	return rapid.OneOf(rapid.Int64(), rapid.SampledFrom(edges)).Draw(t, label)
+}
+
+func drawUint64(t *rapid.T, label string) uint64 {
+	edges := []uint64{0, 127, 128, 255, 256, math.MaxUint16, math.MaxUint16 + 1, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}
+	return rapid.OneOf(rapid.Uint64(), rapid.SampledFrom(edges)).Draw(t, label)
+}
+
+func drawUint32(t *rapid.T, label string) uint32 {
+	edges := []uint32{0, 127, 128, 255, 256, math.MaxUint16, math.MaxUint16 + 1, math.MaxUint32}
+	return rapid.OneOf(rapid.Uint32(), rapid.SampledFrom(edges)).Draw(t, label)
+}
+
+// drawBytes draws short byte strings and, now and then, one whose length
+// sits on a msgpack header boundary.
+func drawBytes(t *rapid.T, label string, maxLen int) []byte {
+	lengths := []int{31, 32, 255, 256, math.MaxUint16, math.MaxUint16 + 1}
+	n := rapid.OneOf(rapid.IntRange(0, 24), rapid.SampledFrom(lengths)).Draw(t, label+" len")
+	n = min(n, maxLen)
+	if n == 0 {
+		if rapid.Bool().Draw(t, label+" nil") {
+			return nil
+		}
+		return []byte{}
+	}
+	pattern := rapid.SliceOfN(rapid.Byte(), 1, 8).Draw(t, label)
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = pattern[i%len(pattern)]
+	}
+	return b
+}
+
+func drawKey(t *rapid.T, label string) string {
+	if rapid.Bool().Draw(t, label+" small") {
+		return rapid.StringMatching(`[ab]{0,2}`).Draw(t, label)
+	}
+	return string(drawBytes(t, label, DefaultLimits().MaxKey))
+}
+
+func drawSlice[T any](t *rapid.T, label string, maxLen int, draw func(*rapid.T, string) T) []T {
+	n := rapid.IntRange(0, maxLen).Draw(t, label+" count")
+	if n == 0 {
+		if rapid.Bool().Draw(t, label+" nil") {
+			return nil
+		}
+		return []T{}
+	}
+	s := make([]T, n)
+	for i := range s {
+		s[i] = draw(t, fmt.Sprintf("%s %d", label, i))
+	}
+	return s
+}
+
+func drawTimestamp(t *rapid.T, label string) crdt.Timestamp {
+	return crdt.Timestamp{Wall: drawInt64(t, label+" wall"), Logical: drawUint32(t, label+" logical"),
+		Node: crdt.NodeID(drawUint64(t, label+" node"))}
+}
+
+func drawRecord(t *rapid.T, label string) crdt.Record {
+	return crdt.Record{Key: drawKey(t, label+" key"), Value: drawBytes(t, label+" value", math.MaxInt),
+		Time: drawTimestamp(t, label), Expires: drawInt64(t, label+" expires"),
+		Tombstone: rapid.Bool().Draw(t, label+" tombstone"), Evicted: rapid.Bool().Draw(t, label+" evicted")}
+}
+
+func drawVersion(t *rapid.T, label string) crdt.Version {
+	return crdt.Version{Key: drawKey(t, label+" key"), Time: drawTimestamp(t, label), Tombstone: rapid.Bool().Draw(t, label+" tombstone")}
+}
+
+func drawKeyVersion(t *rapid.T, label string) KeyVersion {
+	return KeyVersion{KeyHash: drawUint64(t, label+" hash"), Time: drawTimestamp(t, label), Tombstone: rapid.Bool().Draw(t, label+" tombstone")}
+}
+
+func drawDigest(t *rapid.T) *Digest {
+	m := &Digest{Session: drawUint64(t, "session"), Echo: drawInt64(t, "echo"), Level: uint8(rapid.IntRange(0, maxLevel).Draw(t, "level"))}
+	if m.Level == 0 {
+		m.Hashes = drawSlice(t, "hashes", 1, drawUint64)
+		return m
+	}
+	m.Parents = drawSlice(t, "parents", 4, drawUint32)
+	m.Hashes = make([]uint64, len(m.Parents)*crdt.Fanout)
+	for i := range m.Hashes {
+		m.Hashes[i] = drawUint64(t, fmt.Sprintf("hash %d", i))
+	}
+	return m
+}
+
+func drawVersions(t *rapid.T) *Versions {
+	m := &Versions{Session: drawUint64(t, "session"), Echo: drawInt64(t, "echo")}
+	m.Leaves = drawSlice(t, "leaves", 5, drawUint32)
+	m.Counts = make([]uint32, len(m.Leaves))
+	for i := range m.Counts {
+		m.Counts[i] = uint32(rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("count %d", i)))
+		for range m.Counts[i] {
+			m.Versions = append(m.Versions, drawKeyVersion(t, fmt.Sprintf("version %d", len(m.Versions))))
+		}
+	}
+	return m
+}
+
+func drawMessage(t *rapid.T, k Kind) Message {
+	switch k {
+	case KindDelta:
+		return &Delta{Origin: drawKey(t, "origin"), OriginID: crdt.NodeID(drawUint64(t, "origin id")),
+			Seq: drawUint64(t, "seq"), Records: drawSlice(t, "records", 6, drawRecord)}
+	case KindDigest:
+		return drawDigest(t)
+	case KindVersions:
+		return drawVersions(t)
+	case KindRepair:
+		return &Repair{Session: drawUint64(t, "session"), Echo: drawInt64(t, "echo"),
+			Records: drawSlice(t, "records", 6, drawRecord), Wants: drawSlice(t, "wants", 6, drawUint64),
+			Rejected: drawSlice(t, "rejected", 6, drawVersion),
+			Final:    rapid.Bool().Draw(t, "final"), Truncated: rapid.Bool().Draw(t, "truncated")}
+	}
+	return &Reject{Session: drawUint64(t, "session"), Versions: drawSlice(t, "versions", 6, drawVersion)}
+}
+
+// normalize returns a copy of m as Decode yields it: empty slices and empty
+// values are nil.
+func normalize(m Message) Message {
+	switch m := m.(type) {
+	case *Delta:
+		c := *m
+		c.Records = normalizeRecords(m.Records)
+		return &c
+	case *Digest:
+		c := *m
+		c.Parents, c.Hashes = orNil(m.Parents), orNil(m.Hashes)
+		return &c
+	case *Versions:
+		c := *m
+		c.Leaves, c.Counts, c.Versions = orNil(m.Leaves), orNil(m.Counts), orNil(m.Versions)
+		return &c
+	case *Repair:
+		c := *m
+		c.Records, c.Wants, c.Rejected = normalizeRecords(m.Records), orNil(m.Wants), orNil(m.Rejected)
+		return &c
+	case *Reject:
+		c := *m
+		c.Versions = orNil(m.Versions)
+		return &c
+	}
+	return m
+}
+
+func orNil[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func normalizeRecords(rs []crdt.Record) []crdt.Record {
+	rs = slices.Clone(orNil(rs))
+	for i := range rs {
+		rs[i].Value = orNil(rs[i].Value)
+	}
+	return rs
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for k := KindDelta; k <= KindReject; k++ {
+		t.Run(k.String(), func(t *testing.T) {
+			rapid.Check(t, func(t *rapid.T) {
+				m := drawMessage(t, k)
+				prefix := rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "prefix")
+				c := NewCodec(Limits{})
+				frame, err := c.Encode(slices.Clone(prefix), m)
+				if err != nil {
+					t.Fatalf("Encode: got error %v, want nil", err)
+				}
+				if !bytes.Equal(frame[:len(prefix)], prefix) {
+					t.Fatalf("Encode changed dst: got %x, want %x", frame[:len(prefix)], prefix)
+				}
+				got, err := c.Decode(frame[len(prefix):])
+				if err != nil {
+					t.Fatalf("Decode: got error %v, want nil", err)
+				}
+				want := normalize(m)
+				if !equalMessages(got, want) {
+					t.Fatalf("Decode: got %#v, want %#v", got, want)
+				}
+				clear(frame) // the decoded message must not alias the frame
+				if !equalMessages(got, want) {
+					t.Fatalf("after clearing the frame: got %#v, want %#v", got, want)
+				}
+			})
+		})
+	}
+}
+
+func TestCodecRecordSize(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		r := drawRecord(t, "record")
+		origin := drawKey(t, "origin")
+		d := &Delta{Origin: origin, OriginID: crdt.NodeID(rapid.Uint64Min(1<<32).Draw(t, "origin id")),
+			Seq: rapid.Uint64Min(1<<32).Draw(t, "seq"), Records: []crdt.Record{r}}
+		frame := mustEncode(t, d)
+		// The overhead counts the base at its widest; the base is the record's wall.
+		overhead := DeltaOverhead(origin, 1) - 9 + intSize(r.Time.Wall)
+		if got, want := len(frame)-overhead, DeltaRecordSize(&r, r.Time.Wall, d.OriginID); got != want {
+			t.Fatalf("encoded record size: got %d, want DeltaRecordSize %d", got, want)
+		}
+		rep := mustEncode(t, &Repair{Records: []crdt.Record{r}})
+		empty := mustEncode(t, &Repair{})
+		if got, want := len(rep)-len(empty), RecordSize(&r); got != want {
+			t.Fatalf("encoded repair record size: got %d, want RecordSize %d", got, want)
+		}
+	})
+}
+
+func TestCodecDeltaOverhead(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		d := drawMessage(t, KindDelta).(*Delta)
+		bound := DeltaOverhead(d.Origin, len(d.Records))
+		base := deltaBase(d.Records)
+		for i := range d.Records {
+			bound += DeltaRecordSize(&d.Records[i], base, d.OriginID)
+		}
+		got := len(mustEncode(t, d))
+		wide := d.OriginID > math.MaxUint32 && d.Seq > math.MaxUint32 && (base > math.MaxUint32 || base < math.MinInt32)
+		if wide && got != bound {
+			t.Fatalf("frame size with wide ids: got %d, want %d", got, bound)
+		}
+		if got > bound || got < bound-24 {
+			t.Fatalf("frame size: got %d, want within [%d, %d]", got, bound-24, bound)
+		}
+	})
+}
+
+func TestCodecDeltaOverheadListHeaders(t *testing.T) {
+	for _, n := range []int{0, 15, 16, math.MaxUint16, math.MaxUint16 + 1} {
+		d := &Delta{Origin: "o", OriginID: math.MaxUint64, Seq: math.MaxUint64, Records: make([]crdt.Record, n)}
+		// The base (0) takes one byte where the overhead counts nine.
+		want := DeltaOverhead("o", n) - 8 + n*DeltaRecordSize(&crdt.Record{}, 0, math.MaxUint64)
+		if got := len(mustEncode(t, d)); got != want {
+			t.Errorf("%d records: got %d bytes, want %d", n, got, want)
+		}
+	}
+}
+
+// frameHex builds a frame of kind k from a hex body; "{z29}" stands for 29
+// zero bytes.
+func frameHex(t *testing.T, k Kind, body string) []byte {
+	for {
+		i := strings.Index(body, "{z")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(body[i:], "}") + i
+		var n int
+		if _, err := fmt.Sscanf(body[i+2:j], "%d", &n); err != nil {
+			t.Fatalf("bad placeholder in %q: %v", body, err)
+		}
+		body = body[:i] + strings.Repeat("00", n) + body[j+1:]
+	}
+	return append([]byte{WireVersion, byte(k)}, hexBytes(t, body)...)
+}
+
+func TestDecodeRejects(t *testing.T) {
+	small := Limits{MaxKey: 4, MaxValue: 8}
+	const (
+		delta  = "95 a16f 01 02 00 91 " // Delta "o" 1 2 base 0, one record follows
+		record = "97 a16b c40176 01 02 03 00 00"
+	)
+	cases := []struct {
+		name string
+		kind Kind
+		body string
+		lim  Limits
+		want error
+	}{
+		{"valid delta", KindDelta, delta + record, Limits{}, nil},
+		{"valid value at the limit", KindDelta, delta + "97 a16b c408 {z8} 01 02 03 00 00", small, nil},
+		{"valid repair", KindRepair, "97 00 00 90 c400 90 c3 c2", Limits{}, nil},
+		{"valid versions", KindVersions, "95 00 00 c404 01000000 c404 01000000 c41d {z29}", Limits{}, nil},
+		{"truncated", KindDelta, "95 a16f 01 02 00", Limits{}, ErrMalformed},
+		{"trailing byte", KindDelta, delta + record + "00", Limits{}, ErrMalformed},
+		{"four fields", KindDelta, "94 a16f 01 02 90", Limits{}, ErrMalformed},
+		{"six fields", KindDelta, "96 a16f 01 02 00 90 c0", Limits{}, ErrMalformed},
+		{"record of six fields", KindDelta, delta + "96 a16b c40176 01 02 03 00", Limits{}, ErrMalformed},
+		{"version of four fields", KindReject, "92 00 91 94 a16b 01 02 03", Limits{}, ErrMalformed},
+		{"origin is an int", KindDelta, "95 01 01 02 00 90", Limits{}, ErrMalformed},
+		{"origin is nil", KindDelta, "95 c0 01 02 00 90", Limits{}, ErrMalformed},
+		{"seq is a string", KindDelta, "95 a16f 01 a178 00 90", Limits{}, ErrMalformed},
+		{"seq is negative", KindDelta, "95 a16f 01 ff 00 90", Limits{}, ErrMalformed},
+		{"origin id is a float", KindDelta, "95 a16f ca00000000 02 00 90", Limits{}, ErrMalformed},
+		{"key is a bin", KindDelta, delta + "97 c4016b c0 01 02 03 00 00", Limits{}, ErrMalformed},
+		{"value is a str", KindDelta, delta + "97 a16b a176 01 02 03 00 00", Limits{}, ErrMalformed},
+		{"base is a string", KindDelta, "95 a16f 01 02 a130 90", Limits{}, ErrMalformed},
+		{"wall overflows int64", KindDelta, delta + "97 a16b c0 cfffffffffffffffff 02 03 00 00", Limits{}, ErrMalformed},
+		{"logical overflows uint32", KindDelta, delta + "97 a16b c0 01 cf0000000100000000 03 00 00", Limits{}, ErrMalformed},
+		{"unknown flag", KindDelta, delta + "97 a16b c0 01 02 03 00 04", Limits{}, ErrMalformed},
+		{"tombstone is an int", KindReject, "92 00 91 95 a16b 01 02 03 01", Limits{}, ErrMalformed},
+		{"final is nil", KindRepair, "97 00 00 90 c400 90 c0 c2", Limits{}, ErrMalformed},
+		{"records is nil", KindDelta, "95 a16f 01 02 00 c0", Limits{}, ErrMalformed},
+		{"more records than bytes", KindDelta, "95 a16f 01 02 00 95 00 00 00 00 00", Limits{}, ErrMalformed},
+		{"blob is an array", KindRepair, "97 00 00 90 90 90 c3 c2", Limits{}, ErrMalformed},
+		{"blob is nil", KindDigest, "95 00 00 01 c0 c400", Limits{}, ErrMalformed},
+		{"map for the message", KindDelta, "85 a16f 01 02 00 90", Limits{}, ErrMalformed},
+		{"map for a record", KindDelta, delta + "81 a16b 01", Limits{}, ErrMalformed},
+		{"ext for the origin", KindDelta, "95 c70105 00 01 02 00 90", Limits{}, ErrMalformed},
+		{"fixext for a record", KindDelta, delta + "d40100", Limits{}, ErrMalformed},
+		{"reserved code", KindDelta, "95 c1 01 02 00 90", Limits{}, ErrMalformed},
+		{"nesting too deep", KindDelta, "95 a16f 01 02 00 " + strings.Repeat("91", 9) + "00", Limits{}, ErrMalformed},
+		{"origin over the key limit", KindDelta, "95 a56f6f6f6f6f 01 02 00 90", small, ErrTooLarge},
+		{"key over the limit", KindDelta, delta + "97 a56b6b6b6b6b c0 01 02 03 00 00", small, ErrTooLarge},
+		{"value over the limit", KindDelta, delta + "97 a16b c409 {z9} 01 02 03 00 00", small, ErrTooLarge},
+		{"version key over the limit", KindReject, "92 00 91 95 a56b6b6b6b6b 01 02 03 c2", small, ErrTooLarge},
+		{"frame over the limit", KindDelta, delta + record, Limits{MaxFrame: 19}, ErrTooLarge},
+		{"digest level 7", KindDigest, "95 00 00 07 c400 c400", Limits{}, ErrMalformed},
+		{"digest level 0 with parents", KindDigest, "95 00 00 00 c404 01000000 c480 {z128}", Limits{}, ErrMalformed},
+		{"digest level 0 with two hashes", KindDigest, "95 00 00 00 c400 c410 {z16}", Limits{}, ErrMalformed},
+		{"digest hashes short of fanout", KindDigest, "95 00 00 01 c404 00000000 c478 {z120}", Limits{}, ErrMalformed},
+		{"digest hashes without parents", KindDigest, "95 00 00 01 c400 c480 {z128}", Limits{}, ErrMalformed},
+		{"parents blob of 3 bytes", KindDigest, "95 00 00 01 c403 000000 c400", Limits{}, ErrMalformed},
+		{"wants blob of 7 bytes", KindRepair, "97 00 00 90 c407 {z7} 90 c3 c2", Limits{}, ErrMalformed},
+		{"counts for fewer leaves", KindVersions, "95 00 00 c404 01000000 c400 c400", Limits{}, ErrMalformed},
+		{"counts over versions", KindVersions, "95 00 00 c404 01000000 c404 02000000 c41d {z29}", Limits{}, ErrMalformed},
+		{"versions blob of 28 bytes", KindVersions, "95 00 00 c400 c400 c41c {z28}", Limits{}, ErrMalformed},
+		{"key version flag 2", KindVersions, "95 00 00 c404 01000000 c404 01000000 c41d {z28} 02", Limits{}, ErrMalformed},
+	}
+	for _, tc := range cases {
+		m, err := NewCodec(tc.lim).Decode(frameHex(t, tc.kind, tc.body))
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%s: got error %v, want nil", tc.name, err)
+		case tc.want != nil && !errors.Is(err, tc.want):
+			t.Errorf("%s: got error %v, want one wrapping %v", tc.name, err, tc.want)
+		case tc.want != nil && m != nil:
+			t.Errorf("%s: got message %#v with the error, want nil", tc.name, m)
+		}
+	}
+}
+
+func TestDecodeRejectsHeaders(t *testing.T) {
+	valid := mustEncode(t, &Reject{Session: 1})
+	cases := []struct {
+		name  string
+		frame []byte
+		want  error
+	}{
+		{"empty", nil, ErrMalformed},
+		{"version only", []byte{WireVersion}, ErrMalformed},
+		{"header only", valid[:2], ErrMalformed},
+		{"version 0", append([]byte{0}, valid[1:]...), ErrVersion},
+		{"version 2", append([]byte{2}, valid[1:]...), ErrVersion},
+		{"kind 0", append([]byte{WireVersion, 0}, valid[2:]...), ErrUnknownKind},
+		{"kind 6", append([]byte{WireVersion, 6}, valid[2:]...), ErrUnknownKind},
+		{"kind 255", append([]byte{WireVersion, 255}, valid[2:]...), ErrUnknownKind},
+		{"over the frame limit before parsing", append([]byte{0, 0}, make([]byte, 100)...), ErrTooLarge},
+	}
+	c := NewCodec(Limits{MaxFrame: 100})
+	for _, tc := range cases {
+		if m, err := c.Decode(tc.frame); !errors.Is(err, tc.want) || m != nil {
+			t.Errorf("%s: got (%v, %v), want (nil, error wrapping %v)", tc.name, m, err, tc.want)
+		}
+	}
+}
+
+func TestDecodeRejectsEveryPrefix(t *testing.T) {
+	c := NewCodec(Limits{})
+	for _, m := range sampleMessages() {
+		frame := mustEncode(t, m)
+		for n := range len(frame) {
+			if got, err := c.Decode(frame[:n]); err == nil || got != nil {
+				t.Errorf("%s cut to %d of %d bytes: got (%v, %v), want (nil, error)", m.Kind(), n, len(frame), got, err)
+			}
+		}
+	}
+}
+
+// foreign is a Message the codec does not know.
+type foreign struct{}
+
+func (foreign) Kind() Kind { return KindDelta }
+
+func TestEncodeRejects(t *testing.T) {
+	small := Limits{MaxFrame: 64, MaxKey: 4, MaxValue: 8}
+	many := make([]crdt.Record, 10)
+	cases := []struct {
+		name string
+		m    Message
+		want error
+	}{
+		{"nil", nil, ErrUnknownKind},
+		{"nil delta", (*Delta)(nil), ErrUnknownKind},
+		{"nil digest", (*Digest)(nil), ErrUnknownKind},
+		{"foreign", foreign{}, ErrUnknownKind},
+		{"origin too long", &Delta{Origin: "12345"}, ErrTooLarge},
+		{"key too long", &Delta{Records: []crdt.Record{{Key: "12345"}}}, ErrTooLarge},
+		{"value too long", &Repair{Records: []crdt.Record{{Value: make([]byte, 9)}}}, ErrTooLarge},
+		{"version key too long", &Reject{Versions: []crdt.Version{{Key: "12345"}}}, ErrTooLarge},
+		{"frame too long", &Delta{Records: many}, ErrTooLarge},
+		{"wants over the frame", &Repair{Wants: make([]uint64, 9)}, ErrTooLarge},
+		{"digest level 7", &Digest{Level: 7}, ErrMalformed},
+		{"digest hashes short", &Digest{Level: 1, Parents: []uint32{0}, Hashes: []uint64{1}}, ErrMalformed},
+		{"versions counts short", &Versions{Leaves: []uint32{1}}, ErrMalformed},
+		{"versions counts off", &Versions{Leaves: []uint32{1}, Counts: []uint32{1}}, ErrMalformed},
+	}
+	c := NewCodec(small)
+	dst := []byte("prefix")
+	for _, tc := range cases {
+		got, err := c.Encode(dst, tc.m)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: got error %v, want one wrapping %v", tc.name, err, tc.want)
+		}
+		if string(got) != "prefix" {
+			t.Errorf("%s: got dst %q, want it unchanged", tc.name, got)
+		}
+	}
+}
+
+func TestCodecReason(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{fmt.Errorf("decode: %w", ErrMalformed), "malformed"},
+		{fmt.Errorf("decode: %w", ErrTooLarge), "too_large"},
+		{fmt.Errorf("decode: %w", ErrVersion), "version"},
+		{fmt.Errorf("decode: %w", ErrUnknownKind), "unknown_kind"},
+		{errors.New("other"), "malformed"},
+	}
+	for _, tc := range cases {
+		if got := Reason(tc.err); got != tc.want {
+			t.Errorf("Reason(%v): got %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestCodecDefaultLimits(t *testing.T) {
+	want := Limits{MaxFrame: 64 << 20, MaxKey: 64 << 10, MaxValue: 16 << 20}
+	if got := NewCodec(Limits{MaxKey: -1}).Limits(); got != want {
+		t.Fatalf("NewCodec(zero limits).Limits(): got %+v, want %+v", got, want)
+	}
+	if got := NewCodec(Limits{MaxKey: 7}).Limits().MaxKey; got != 7 {
+		t.Fatalf("MaxKey: got %d, want 7", got)
+	}
+}

@@ -1,0 +1,340 @@
+package transport
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// Typed decoding. Once validate has passed, the body is read field by field
+// through the msgpack decoder, checking each value's type, range and limit
+// before allocating for it. Each read method does nothing once c.err is set
+// and records its own failure there, so the message decoders read straight
+// through and Decode checks c.err once.
+
+// decodeBody reads the body of a message of kind k.
+func (c *Codec) decodeBody(k Kind) Message {
+	switch k {
+	case KindDelta:
+		m := &Delta{}
+		c.fields(5, "delta")
+		m.Origin = c.str("origin")
+		m.OriginID = crdt.NodeID(c.uint(math.MaxUint64, "origin id"))
+		m.Seq = c.uint(math.MaxUint64, "seq")
+		base := c.int("base")
+		m.Records = c.records(base, m.OriginID)
+		return m
+	case KindDigest:
+		m := &Digest{}
+		c.fields(5, "digest")
+		m.Session, m.Echo = c.uint(math.MaxUint64, "session"), c.int("echo")
+		m.Level = uint8(c.uint(maxLevel, "level"))
+		m.Parents, m.Hashes = c.uint32s("parents"), c.uint64s("hashes")
+		return m
+	case KindVersions:
+		m := &Versions{}
+		c.fields(5, "versions")
+		m.Session, m.Echo = c.uint(math.MaxUint64, "session"), c.int("echo")
+		m.Leaves, m.Counts = c.uint32s("leaves"), c.uint32s("counts")
+		m.Versions = c.keyVersions()
+		return m
+	case KindRepair:
+		m := &Repair{}
+		c.fields(7, "repair")
+		m.Session, m.Echo = c.uint(math.MaxUint64, "session"), c.int("echo")
+		m.Records, m.Wants, m.Rejected = c.records(0, 0), c.uint64s("wants"), c.versions()
+		m.Final, m.Truncated = c.bool("final"), c.bool("truncated")
+		return m
+	}
+	m := &Reject{}
+	c.fields(2, "reject")
+	m.Session, m.Versions = c.uint(math.MaxUint64, "session"), c.versions()
+	return m
+}
+
+// Minimum encoded sizes of list elements: a list header claiming more
+// elements than the bytes left could hold is rejected before the slice is
+// allocated, which bounds the allocation by the frame size.
+const (
+	minRecordSize  = 8 // fixarray, fixstr, nil, five fixints
+	minVersionSize = 6 // fixarray, fixstr, three fixints, bool
+)
+
+// records reads a record list written by putRecords with the same base and
+// origin.
+func (c *Codec) records(base int64, origin crdt.NodeID) []crdt.Record {
+	n := c.list(minRecordSize, "records")
+	if n == 0 {
+		return nil
+	}
+	rs := make([]crdt.Record, n)
+	for i := range rs {
+		r := &rs[i]
+		c.fields(7, "record")
+		r.Key, r.Value = c.str("key"), c.bin("value")
+		r.Time, r.Expires = c.timestamp(), c.int("expires")
+		r.Time.Wall += base // wrapping, as putRecords subtracted it
+		r.Time.Node ^= origin
+		flags := c.uint(flagTombstone|flagEvicted, "flags")
+		r.Tombstone, r.Evicted = flags&flagTombstone != 0, flags&flagEvicted != 0
+		if c.err != nil {
+			c.err = fmt.Errorf("record %d: %w", i, c.err)
+			return nil
+		}
+	}
+	return rs
+}
+
+func (c *Codec) versions() []crdt.Version {
+	n := c.list(minVersionSize, "versions")
+	if n == 0 {
+		return nil
+	}
+	vs := make([]crdt.Version, n)
+	for i := range vs {
+		c.fields(5, "version")
+		vs[i].Key, vs[i].Time, vs[i].Tombstone = c.str("key"), c.timestamp(), c.bool("tombstone")
+		if c.err != nil {
+			c.err = fmt.Errorf("version %d: %w", i, c.err)
+			return nil
+		}
+	}
+	return vs
+}
+
+func (c *Codec) timestamp() crdt.Timestamp {
+	return crdt.Timestamp{
+		Wall:    c.int("wall"),
+		Logical: uint32(c.uint(math.MaxUint32, "logical")),
+		Node:    crdt.NodeID(c.uint(math.MaxUint64, "node")),
+	}
+}
+
+func (c *Codec) keyVersions() []KeyVersion {
+	b := c.blob(keyVersionSize, "key versions")
+	if len(b) == 0 {
+		return nil
+	}
+	vs := make([]KeyVersion, len(b)/keyVersionSize)
+	for i := range vs {
+		e := b[i*keyVersionSize : (i+1)*keyVersionSize]
+		if e[28]&^flagTombstone != 0 {
+			c.fail(ErrMalformed, "key version %d has flags 0x%02x", i, e[28])
+			return nil
+		}
+		vs[i] = KeyVersion{
+			KeyHash: binary.LittleEndian.Uint64(e),
+			Time: crdt.Timestamp{
+				Wall:    int64(binary.LittleEndian.Uint64(e[8:])),
+				Logical: binary.LittleEndian.Uint32(e[16:]),
+				Node:    crdt.NodeID(binary.LittleEndian.Uint64(e[20:])),
+			},
+			Tombstone: e[28] == flagTombstone,
+		}
+	}
+	return vs
+}
+
+func (c *Codec) uint32s(what string) []uint32 {
+	b := c.blob(4, what)
+	if len(b) == 0 {
+		return nil
+	}
+	vs := make([]uint32, len(b)/4)
+	for i := range vs {
+		vs[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return vs
+}
+
+func (c *Codec) uint64s(what string) []uint64 {
+	b := c.blob(8, what)
+	if len(b) == 0 {
+		return nil
+	}
+	vs := make([]uint64, len(b)/8)
+	for i := range vs {
+		vs[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return vs
+}
+
+// peek returns the next type code without consuming it; ok is false (and
+// c.err set) at the end of the body or after an earlier error.
+func (c *Codec) peek(what string) (code byte, ok bool) {
+	if c.err != nil {
+		return 0, false
+	}
+	off := len(c.body) - c.in.Len()
+	if off >= len(c.body) {
+		c.fail(ErrMalformed, "%s: truncated", what)
+		return 0, false
+	}
+	return c.body[off], true
+}
+
+// wrongType records that the value for what has the wrong type.
+func (c *Codec) wrongType(what, want string, code byte) {
+	c.fail(ErrMalformed, "%s: got type code 0x%02x, want %s", what, code, want)
+}
+
+// check records a decoder error, which validate should have made impossible.
+func (c *Codec) check(err error, what string) {
+	if err != nil {
+		c.fail(ErrMalformed, "%s: %v", what, err)
+	}
+}
+
+// fields reads the header of a fixed-size array of n fields.
+func (c *Codec) fields(n int, what string) {
+	if got := c.list(1, what); c.err == nil && got != n {
+		c.fail(ErrMalformed, "%s: got %d fields, want %d", what, got, n)
+	}
+}
+
+// list reads an array header of elements at least minSize bytes each.
+func (c *Codec) list(minSize int, what string) int {
+	code, ok := c.peek(what)
+	if !ok {
+		return 0
+	}
+	if (code < codeFixArrMin || code > codeFixArrMax) && code != codeArray16 && code != codeArray32 {
+		c.wrongType(what, "array", code)
+		return 0
+	}
+	n, err := c.dec.DecodeArrayLen()
+	c.check(err, what)
+	if c.err == nil && n > c.in.Len()/minSize {
+		c.fail(ErrMalformed, "%s: %d elements cannot fit in %d bytes", what, n, c.in.Len())
+	}
+	if c.err != nil {
+		return 0
+	}
+	return n
+}
+
+// integer reads any msgpack integer as its two's complement bits and sign.
+func (c *Codec) integer(what string) (v uint64, negative bool) {
+	code, ok := c.peek(what)
+	switch {
+	case !ok:
+		return 0, false
+	case code <= codePosFixMax || code >= codeUint8 && code <= codeUint64:
+		v, err := c.dec.DecodeUint64()
+		c.check(err, what)
+		return v, false
+	case code >= codeNegFixMin || code >= codeInt8 && code <= codeInt64:
+		s, err := c.dec.DecodeInt64()
+		c.check(err, what)
+		return uint64(s), s < 0
+	}
+	c.wrongType(what, "integer", code)
+	return 0, false
+}
+
+// uint reads an unsigned integer no greater than limit.
+func (c *Codec) uint(limit uint64, what string) uint64 {
+	v, neg := c.integer(what)
+	switch {
+	case c.err != nil:
+	case neg:
+		c.fail(ErrMalformed, "%s: %d is negative", what, int64(v))
+	case v > limit:
+		c.fail(ErrMalformed, "%s: %d exceeds %d", what, v, limit)
+	}
+	if c.err != nil {
+		return 0
+	}
+	return v
+}
+
+// int reads a signed 64-bit integer.
+func (c *Codec) int(what string) int64 {
+	v, neg := c.integer(what)
+	if c.err == nil && !neg && v > math.MaxInt64 {
+		c.fail(ErrMalformed, "%s: %d overflows int64", what, v)
+	}
+	if c.err != nil {
+		return 0
+	}
+	return int64(v)
+}
+
+func (c *Codec) bool(what string) bool {
+	code, ok := c.peek(what)
+	if ok && code != codeTrue && code != codeFalse {
+		c.wrongType(what, "bool", code)
+	}
+	if c.err != nil {
+		return false
+	}
+	v, err := c.dec.DecodeBool()
+	c.check(err, what)
+	return v
+}
+
+// raw reads the header of a str or bin (as isType tells) of at most limit
+// bytes and returns its payload, still inside the frame, skipping it.
+func (c *Codec) raw(isType func(byte) bool, want string, limit int, sentinel error, what string) []byte {
+	code, ok := c.peek(what)
+	if ok && !isType(code) {
+		c.wrongType(what, want, code)
+	}
+	if c.err != nil {
+		return nil
+	}
+	n, err := c.dec.DecodeBytesLen()
+	c.check(err, what)
+	switch {
+	case c.err != nil:
+		return nil
+	case n > limit:
+		c.fail(sentinel, "%s: %d bytes exceed limit %d", what, n, limit)
+		return nil
+	case n > c.in.Len():
+		c.fail(ErrMalformed, "%s: %d bytes, %d left", what, n, c.in.Len())
+		return nil
+	}
+	off := len(c.body) - c.in.Len()
+	_, err = c.in.Seek(int64(n), io.SeekCurrent)
+	c.check(err, what)
+	return c.body[off : off+n]
+}
+
+// str reads a string of at most MaxKey bytes, copying it out of the frame.
+func (c *Codec) str(what string) string {
+	return string(c.raw(isStr, "str", c.lim.MaxKey, ErrTooLarge, what))
+}
+
+// bin reads a value: nil, or a bin of at most MaxValue bytes, copied out of
+// the frame. An empty bin reads as nil.
+func (c *Codec) bin(what string) []byte {
+	if code, ok := c.peek(what); ok && code == codeNil {
+		c.check(c.dec.DecodeNil(), what)
+		return nil
+	}
+	b := c.raw(isBin, "bin or nil", c.lim.MaxValue, ErrTooLarge, what)
+	if len(b) == 0 {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// blob reads a bin of fixed-width entries, returned still inside the frame.
+func (c *Codec) blob(width int, what string) []byte {
+	b := c.raw(isBin, "bin", len(c.body), ErrMalformed, what)
+	if c.err == nil && len(b)%width != 0 {
+		c.fail(ErrMalformed, "%s: %d bytes is not a multiple of %d", what, len(b), width)
+		return nil
+	}
+	return b
+}
+
+func isStr(c byte) bool {
+	return c >= codeFixStrMin && c <= codeFixStrMax || c == codeStr8 || c == codeStr16 || c == codeStr32
+}
+
+func isBin(c byte) bool { return c == codeBin8 || c == codeBin16 || c == codeBin32 }

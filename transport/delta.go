@@ -1,0 +1,209 @@
+package transport
+
+import (
+	"bytes"
+	"math"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// deltaQueue is the bounded, per-key coalesced buffer of local writes not
+// yet shipped.
+type deltaQueue struct {
+	recs  []crdt.Record
+	index map[string]int // key -> position in recs
+	bytes int            // estimated encoded size of recs (see estimate)
+	due   int64          // when the queued records must be flushed
+	last  int64          // when the queue was last flushed
+	seq   uint64         // number of the last batch shipped
+}
+
+func (q *deltaQueue) init() {
+	q.index = make(map[string]int)
+	q.last = math.MinInt64
+}
+
+func (q *deltaQueue) reset(now int64) {
+	clear(q.recs)
+	q.recs = q.recs[:0]
+	clear(q.index)
+	q.bytes = 0
+	q.last = now
+}
+
+// Write queues a record the replica has just applied locally and returns
+// what to send: the record at once if the node is idle, a full packet's
+// worth if that much is queued, otherwise nothing until the flush is due
+// (see NextDeadline). r.Value must not be modified afterwards.
+func (n *Node) Write(r crdt.Record, now int64) []Envelope {
+	q := &n.out
+	size := n.estimate(&r)
+	if i, ok := q.index[r.Key]; ok {
+		if !q.recs[i].Time.Less(r.Time) {
+			return nil
+		}
+		q.bytes += size - n.estimate(&q.recs[i])
+		q.recs[i] = r
+		n.stats.DeltasCoalesced++
+	} else {
+		if len(q.recs) >= n.cfg.MaxPending {
+			n.stats.DeltasDropped++
+			return nil
+		}
+		q.index[r.Key] = len(q.recs)
+		q.recs = append(q.recs, r)
+		q.bytes += size
+	}
+	if len(q.recs) == 1 {
+		q.due = max(now, q.last+int64(n.cfg.FlushInterval))
+	}
+	if now >= q.due || DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
+		return n.flush(nil, now)
+	}
+	return nil
+}
+
+// estimate is the encoded size of r in a batch of this node's writes,
+// counting its wall offset from the batch's first record as up to 5 bytes
+// (writes less than about two seconds apart). It only decides when a full
+// packet's worth is queued; flush splits batches exactly.
+func (n *Node) estimate(r *crdt.Record) int {
+	return DeltaRecordSize(r, r.Time.Wall, n.cfg.Clock.Node()) + 4
+}
+
+// flush ships every queued record to this node's children in its own tree,
+// in batches that fit the packet budget. When the tree is one hop deep
+// (every other member is a child) the batches are direct sends, without the
+// origin name and batch number that relaying needs.
+func (n *Node) flush(out []Envelope, now int64) []Envelope {
+	q := &n.out
+	kids := n.ring.children(nil, n.cfg.Name, n.cfg.Name, n.cfg.Fanout)
+	if len(kids) == 0 { // alone: anti-entropy will carry the writes later
+		q.reset(now)
+		return out
+	}
+	origin := n.cfg.Name
+	if len(kids) == n.ring.size()-1 {
+		origin = ""
+	}
+	id := n.cfg.Clock.Node()
+	start, size := 0, 0
+	for i := range q.recs {
+		rs := DeltaRecordSize(&q.recs[i], q.recs[start].Time.Wall, id)
+		if i > start && DeltaOverhead(origin, i-start+1)+size+rs > n.cfg.PacketBudget {
+			out = n.sendBatch(out, origin, q.recs[start:i], kids)
+			start, size = i, 0
+			rs = DeltaRecordSize(&q.recs[i], q.recs[i].Time.Wall, id)
+		}
+		size += rs
+	}
+	out = n.sendBatch(out, origin, q.recs[start:], kids)
+	q.reset(now)
+	return out
+}
+
+func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids []string) []Envelope {
+	m := &Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
+	if origin != "" {
+		n.out.seq++
+		m.Seq = n.out.seq
+	}
+	n.stats.DeltaBatches++
+	n.stats.DeltaRecords += uint64(len(recs))
+	return n.send(out, m, kids...)
+}
+
+// receiveDelta applies a batch seen for the first time and relays the frame,
+// unchanged, to this node's children in the origin's tree. A direct send
+// (no origin name) is applied and not relayed; applying a duplicate of it
+// again changes nothing.
+func (n *Node) receiveDelta(from string, m *Delta, payload []byte, now int64) []Envelope {
+	relayed := m.Origin != ""
+	if m.OriginID == n.cfg.Clock.Node() || relayed && !n.seen.first(m.OriginID, m.Seq, now) {
+		n.stats.DuplicateDeltas++
+		return nil
+	}
+	n.stats.DeltasReceived++
+	for _, r := range m.Records {
+		n.receiveRecord(r, true, now)
+	}
+	if !relayed {
+		return nil
+	}
+	var out []Envelope
+	frame := []byte(nil)
+	for _, kid := range n.ring.children(nil, m.Origin, n.cfg.Name, n.cfg.Fanout) {
+		if kid == m.Origin || kid == from {
+			continue
+		}
+		if frame == nil {
+			frame = bytes.Clone(payload)
+		}
+		out = append(out, Envelope{To: kid, Kind: KindDelta, Payload: frame})
+		n.stats.countSent(KindDelta, len(frame))
+		n.stats.DeltasForwarded++
+	}
+	return out
+}
+
+// dedupWindow remembers which of the last 64 batch numbers of one origin
+// incarnation have been seen.
+type dedupWindow struct {
+	max  uint64
+	mask uint64 // bit i set: batch max-i seen
+	last int64  // when the origin was last heard from
+}
+
+// dedup suppresses duplicate delta batches, per origin incarnation.
+type dedup struct {
+	w         map[crdt.NodeID]*dedupWindow
+	lastPrune int64
+}
+
+// dedupIdle is how long an origin's window is kept without news from it.
+const dedupIdle = int64(10 * time.Minute)
+
+func (d *dedup) init() { d.w = make(map[crdt.NodeID]*dedupWindow) }
+
+// first reports whether batch seq of origin id is new, and records it. A
+// batch more than 64 behind the newest seen counts as old: anti-entropy
+// carries what it held.
+func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) bool {
+	w := d.w[id]
+	if w == nil {
+		w = &dedupWindow{}
+		d.w[id] = w
+	}
+	w.last = now
+	switch {
+	case seq > w.max:
+		if shift := seq - w.max; shift < 64 {
+			w.mask = w.mask<<shift | 1
+		} else {
+			w.mask = 1
+		}
+		w.max = seq
+		return true
+	case w.max-seq >= 64:
+		return false
+	default:
+		bit := uint64(1) << (w.max - seq)
+		seen := w.mask&bit != 0
+		w.mask |= bit
+		return !seen
+	}
+}
+
+// prune forgets origins not heard from for dedupIdle, once a minute.
+func (d *dedup) prune(now int64) {
+	if now-d.lastPrune < int64(time.Minute) {
+		return
+	}
+	d.lastPrune = now
+	for id, w := range d.w {
+		if now-w.last > dedupIdle {
+			delete(d.w, id)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+// Package transport is bcache's sync protocol: a deterministic state machine
+// that turns local writes, received frames and the passage of time into
+// frames to send, plus the wire codec those frames use. It does no I/O,
+// starts no goroutines and reads no clock: the host (the root package over
+// memberlist, or a simulated network in tests) calls [Node.Write],
+// [Node.Receive] and [Node.Tick] and sends what they return.
+//
+// The protocol talks to the replicated state through the [Replica]
+// interface, so it never depends on package lww; the root package and the
+// proptest harness adapt an lww.Map to it.
+//
+// # Deltas
+//
+// Every local change is handed to [Node.Write], which queues it in a bounded
+// buffer coalesced per key: only the newest record of a key is shipped. The
+// buffer is flushed as one or more batches that each fit the packet budget.
+// A write that finds the node idle (nothing flushed for FlushInterval) is
+// sent at once; while writes keep coming, they are batched and flushed at
+// most every FlushInterval or as soon as a full packet's worth is queued. A
+// full buffer never blocks a write: the record is counted as dropped and
+// left to anti-entropy.
+//
+// Fan-out. A batch must reach all N members. Sending it directly to all of
+// them is optimal in total bytes (N-1 copies) but makes the writer's send
+// load grow linearly with N; epidemic relays bound each node's load but
+// multiply the total bytes by the gossip fan-out and reach everyone only
+// with high probability. bcache uses a broadcast tree in the spirit of
+// Plumtree's eager-push tree, but computed instead of negotiated: every
+// member sorts the membership into the same ring (by key hash of the member
+// name), and the batch of origin o travels down the Fanout-ary tree rooted
+// at o's position on that ring: the member q places after o forwards the
+// frame, unchanged, to the members q*Fanout+1 .. q*Fanout+Fanout places
+// after o. With agreeing membership views every member receives each batch
+// exactly once (N-1 copies in total, the minimum), no member sends more than
+// Fanout copies of any batch, and a batch crosses ceil(log_Fanout(N)) hops.
+// Trees of different origins are rotations of each other, so relay load
+// spreads evenly. With Fanout 8, clusters of up to 9 members get direct
+// sends, one hop. When views disagree or a relay is down, a subtree may miss
+// a batch (anti-entropy repairs it) or get it twice (duplicates are
+// suppressed by origin incarnation and batch number, which also stops
+// loops).
+//
+// # Anti-entropy
+//
+// Every AntiEntropyInterval a node starts a session with one peer, chosen
+// at distances 1, 2, 4, ... along the ring as in a hypercube, so that a
+// difference held by one member reaches all N in about log2(N) intervals
+// even if every delta was lost. The two compare their digests top-down: each message
+// carries the hashes of the children of the nodes that differed in the
+// previous one, so a converged pair exchanges the root's 16 children and an
+// empty reply, a few hundred bytes whatever the number of keys, and d
+// differences among n keys cost O(d log n) hashes. The levels are arranged
+// so that the initiator learns which leaves differ; it then sends the
+// versions (key hash and timestamp) it holds in a bounded number of them at
+// a time, the responder answers with its newer records and the key hashes
+// it wants, and the initiator sends those. Records travel in ascending
+// timestamp order, a bucket's records in one message. A side marks its
+// replica synced (package lww, rule 2) when it has received all the other's
+// records of the session; the responder keeps no session state, its start
+// time travels back and forth in the Echo field.
+//
+// # Safety at the edge
+//
+// Every received timestamp goes through the replica's clock first: a record
+// stamped more than MaxClockDrift ahead of local time is refused and
+// counted, so a node with a bad clock cannot pin keys. Records a peer
+// rejects as below its GC watermark are forgotten by the sender and reported
+// through Config.OnDrop. Deltas older than the GC horizon are not applied.
+// Frames are size-capped and structurally validated before any decoding;
+// bad frames are counted by reason and never partially applied.
+package transport

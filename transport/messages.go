@@ -1,0 +1,141 @@
+package transport
+
+import "github.com/bcache-go/bcache/crdt"
+
+// WireVersion is the version byte every frame starts with. A frame with any
+// other version is rejected.
+const WireVersion = 1
+
+// Kind names a message type on the wire.
+type Kind uint8
+
+// The message kinds.
+const (
+	KindDelta    Kind = 1
+	KindDigest   Kind = 2
+	KindVersions Kind = 3
+	KindRepair   Kind = 4
+	KindReject   Kind = 5
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindDelta:
+		return "delta"
+	case KindDigest:
+		return "digest"
+	case KindVersions:
+		return "versions"
+	case KindRepair:
+		return "repair"
+	case KindReject:
+		return "reject"
+	}
+	return "unknown"
+}
+
+// Message is one of *Delta, *Digest, *Versions, *Repair or *Reject.
+type Message interface {
+	Kind() Kind
+}
+
+// Delta carries fresh local writes of its origin. Each member forwards it,
+// unchanged, to its children in the origin's broadcast tree (see tree.go).
+type Delta struct {
+	// Origin is the member name of the writer; it roots the broadcast tree.
+	// It is empty in a direct send, which the receiver applies and neither
+	// relays nor tracks.
+	Origin string
+	// OriginID is the writer's incarnation; with Seq it identifies the batch
+	// for duplicate suppression.
+	OriginID crdt.NodeID
+	// Seq numbers the writer's relayed batches within its incarnation, from
+	// 1; 0 in a direct send.
+	Seq uint64
+	// Records are the newest record of each key written since the previous
+	// batch.
+	Records []crdt.Record
+}
+
+// Digest carries digest-tree node hashes during anti-entropy. The initiator
+// and the responder alternate, each sending the children of the nodes that
+// differed in the message it received, one level further down.
+type Digest struct {
+	Session uint64
+	// Echo is the responder's physical time at its first reply, carried back
+	// and forth so the responder can mark itself synced without keeping
+	// session state. Zero in the initiator's first message.
+	Echo int64
+	// Level is the tree level of the nodes carried (0 is the root).
+	Level uint8
+	// Parents are the nodes at Level-1 whose children are carried, ascending.
+	// Empty when Level is 0 (the root is carried alone) and when a reply
+	// reports that nothing differs.
+	Parents []uint32
+	// Hashes holds crdt.Fanout node hashes per parent, in order (one hash, the
+	// root's, at Level 0).
+	Hashes []uint64
+}
+
+// KeyVersion is a version identified by its key hash, as exchanged for the
+// leaves that differ.
+type KeyVersion struct {
+	KeyHash   uint64
+	Time      crdt.Timestamp
+	Tombstone bool
+}
+
+// Versions lists, for some leaves that differ, every version the sender
+// holds in them.
+type Versions struct {
+	Session uint64
+	Echo    int64
+	// Leaves are leaf indexes, ascending.
+	Leaves []uint32
+	// Counts[i] is how many entries of Versions belong to Leaves[i].
+	Counts []uint32
+	// Versions are grouped by leaf in the order of Leaves, each group sorted
+	// by key hash.
+	Versions []KeyVersion
+}
+
+// Repair carries records one side holds newer than the other, plus what the
+// sender wants back.
+type Repair struct {
+	Session uint64
+	Echo    int64
+	// Records are in ascending timestamp order.
+	Records []crdt.Record
+	// Wants are key hashes whose records the sender wants from the receiver.
+	Wants []uint64
+	// Rejected are records of the receiver's previous Repair that the sender
+	// rejected as below its GC watermark; the receiver forgets them.
+	Rejected []crdt.Version
+	// Final marks the sender's last Repair of the session.
+	Final bool
+	// Truncated says Records was cut at the message size limit; the
+	// remaining differences are found again in a later step.
+	Truncated bool
+}
+
+// Reject lists records of the receiver's Repair that the sender rejected as
+// below its GC watermark; the receiver forgets them.
+type Reject struct {
+	Session  uint64
+	Versions []crdt.Version
+}
+
+// Kind implements Message.
+func (*Delta) Kind() Kind { return KindDelta }
+
+// Kind implements Message.
+func (*Digest) Kind() Kind { return KindDigest }
+
+// Kind implements Message.
+func (*Versions) Kind() Kind { return KindVersions }
+
+// Kind implements Message.
+func (*Repair) Kind() Kind { return KindRepair }
+
+// Kind implements Message.
+func (*Reject) Kind() Kind { return KindReject }

@@ -1,0 +1,239 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// Defaults for [Config].
+const (
+	DefaultFlushInterval       = time.Millisecond
+	DefaultPacketBudget        = 1200
+	DefaultMaxPending          = 65536
+	DefaultAntiEntropyInterval = time.Second
+	DefaultSessionTimeout      = 5 * time.Second
+	DefaultFanout              = 8
+	DefaultLeavesPerStep       = 256
+	DefaultMaxRepairBytes      = 4 << 20
+)
+
+// ErrConfig is returned (wrapped) by [New] for an invalid [Config].
+var ErrConfig = errors.New("transport: invalid config")
+
+// Config configures a [Node]. Zero durations and sizes select the defaults.
+type Config struct {
+	// Name is this member's name in the membership. Required.
+	Name string
+	// Replica is the state to keep in sync. Required.
+	Replica Replica
+	// Clock is the replica's hybrid logical clock; every received timestamp
+	// updates it. Required.
+	Clock *crdt.Clock
+	// FlushInterval is the longest a delta waits in the buffer while writes
+	// keep coming; a write to an idle node is sent at once.
+	FlushInterval time.Duration
+	// PacketBudget is the size a delta batch is filled up to, in bytes. The
+	// host sends frames up to its packet size as datagrams and larger ones
+	// (a single big record) over a stream.
+	PacketBudget int
+	// MaxPending bounds the outgoing delta buffer, in keys. Writes to other
+	// keys while it is full are dropped and left to anti-entropy.
+	MaxPending int
+	// AntiEntropyInterval is how often the node starts a session.
+	AntiEntropyInterval time.Duration
+	// SessionTimeout abandons a session whose peer stopped answering.
+	SessionTimeout time.Duration
+	// Fanout is the degree of the delta broadcast tree.
+	Fanout int
+	// LeavesPerStep bounds the differing leaves reconciled per round trip.
+	LeavesPerStep int
+	// MaxRepairBytes is the size at which a repair message is cut; the rest
+	// follows in later steps. A single larger record is still sent whole.
+	MaxRepairBytes int
+	// Limits bound what the decoder accepts.
+	Limits Limits
+	// OnDrop, if set, is called with every live record the replica forgot
+	// because a peer rejected it (a replica back from a long absence loses
+	// writes the cluster can no longer tell from deleted ones). It runs on
+	// the goroutine driving the Node and must not call back into it.
+	OnDrop func(crdt.Version)
+}
+
+func (c *Config) fill() error {
+	if c.Name == "" || c.Replica == nil || c.Clock == nil {
+		return fmt.Errorf("%w: Name, Replica and Clock are required", ErrConfig)
+	}
+	if err := crdt.CheckTreeBits(c.Replica.DigestBits()); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	setDefault(&c.FlushInterval, DefaultFlushInterval)
+	setDefault(&c.PacketBudget, DefaultPacketBudget)
+	setDefault(&c.MaxPending, DefaultMaxPending)
+	setDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
+	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&c.Fanout, DefaultFanout)
+	setDefault(&c.LeavesPerStep, DefaultLeavesPerStep)
+	setDefault(&c.MaxRepairBytes, DefaultMaxRepairBytes)
+	if c.FlushInterval < 0 || c.PacketBudget < 0 || c.MaxPending < 0 || c.AntiEntropyInterval < 0 ||
+		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 {
+		return fmt.Errorf("%w: negative duration or size", ErrConfig)
+	}
+	return nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// Envelope is a frame to send to one member.
+type Envelope struct {
+	To   string
+	Kind Kind
+	// Payload is the encoded frame. Envelopes of one broadcast share it: do
+	// not modify it.
+	Payload []byte
+}
+
+// Node is one member's protocol state machine. It is not safe for concurrent
+// use: one goroutine (or a simulation loop) drives it.
+type Node struct {
+	cfg   Config
+	codec *Codec
+	ring  *ring
+
+	out   deltaQueue
+	seen  dedup
+	ae    antiEntropy
+	stats Stats
+	buf   []byte // encoding scratch
+}
+
+// New returns a node with no peers; call SetMembers when membership is known.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, codec: NewCodec(cfg.Limits), ring: newRing([]string{cfg.Name})}
+	n.out.init()
+	n.seen.init()
+	return n, nil
+}
+
+// Name returns the member name the node was configured with.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// SetMembers replaces the membership view: the names of all live members,
+// with or without this node's own.
+func (n *Node) SetMembers(names []string) {
+	n.ring = newRing(append(names, n.cfg.Name))
+}
+
+// Members returns the number of members in the view, this node included.
+func (n *Node) Members() int { return n.ring.size() }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats { return n.stats }
+
+// NextDeadline returns the physical time at which Tick has work to do: a
+// delta flush, a session to start or one to time out.
+func (n *Node) NextDeadline() int64 {
+	d := n.ae.next
+	if n.ae.active {
+		d = min(d, n.ae.s.deadline)
+	}
+	if len(n.out.recs) > 0 {
+		d = min(d, n.out.due)
+	}
+	return d
+}
+
+// Tick advances the node's timers to now and returns what to send.
+func (n *Node) Tick(now int64) []Envelope {
+	var out []Envelope
+	if len(n.out.recs) > 0 && now >= n.out.due {
+		out = n.flush(out, now)
+	}
+	out = n.tickAntiEntropy(out, now)
+	n.seen.prune(now)
+	return out
+}
+
+// Receive handles a frame from a member and returns what to send. A frame
+// that cannot be decoded is counted, changes nothing, and returns an error.
+// The node does not keep payload: the caller may reuse it.
+func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, error) {
+	n.stats.FramesReceived++
+	n.stats.BytesReceived += uint64(len(payload))
+	m, err := n.codec.Decode(payload)
+	if err != nil {
+		n.stats.countReject(Reason(err))
+		return nil, fmt.Errorf("transport: frame from %q: %w", from, err)
+	}
+	switch m := m.(type) {
+	case *Delta:
+		return n.receiveDelta(from, m, payload, now), nil
+	case *Digest:
+		return n.receiveDigest(from, m, now), nil
+	case *Versions:
+		return n.receiveVersions(from, m, now), nil
+	case *Repair:
+		return n.receiveRepair(from, m, now), nil
+	case *Reject:
+		n.forget(m.Versions, now)
+		return nil, nil
+	}
+	return nil, nil
+}
+
+// send encodes m once and addresses it to every member in to.
+func (n *Node) send(out []Envelope, m Message, to ...string) []Envelope {
+	frame, err := n.codec.Encode(nil, m)
+	if err != nil {
+		// Only a record over the decoder's limits can fail to encode; the
+		// root package refuses those at Set.
+		n.stats.EncodeErrors++
+		return out
+	}
+	for _, t := range to {
+		out = append(out, Envelope{To: t, Kind: m.Kind(), Payload: frame})
+		n.stats.countSent(m.Kind(), len(frame))
+	}
+	return out
+}
+
+// receiveRecord moves the clock past r and applies it, counting the outcome.
+func (n *Node) receiveRecord(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	if err := n.cfg.Clock.Update(r.Time); err != nil {
+		n.stats.ClockDriftRejects++
+		return crdt.Refused
+	}
+	o := n.cfg.Replica.Apply(r, delta, now)
+	switch o {
+	case crdt.Applied:
+		n.stats.RecordsApplied++
+	case crdt.Rejected:
+		n.stats.WatermarkRejects++
+	case crdt.Late:
+		n.stats.LateDeltas++
+	}
+	return o
+}
+
+// forget drops records a peer rejected and reports the live ones dropped.
+func (n *Node) forget(vs []crdt.Version, now int64) {
+	for _, v := range vs {
+		r, ok := n.cfg.Replica.Forget(v)
+		if !ok || r.Tombstone || r.Expired(now) {
+			continue
+		}
+		n.stats.Forgotten++
+		if n.cfg.OnDrop != nil {
+			n.cfg.OnDrop(v)
+		}
+	}
+}

@@ -1,0 +1,361 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// memReplica is a minimal Replica for protocol tests: last writer wins, no
+// collection, digest recomputed on demand.
+type memReplica struct {
+	bits   int
+	recs   map[string]crdt.Record
+	synced int64
+}
+
+func newMemReplica(bits int) *memReplica {
+	return &memReplica{bits: bits, recs: map[string]crdt.Record{}}
+}
+
+func (m *memReplica) leaf(key string) uint32 { return crdt.LeafIndex(crdt.HashKey(key), 0, m.bits) }
+
+func (m *memReplica) tree() *crdt.Tree {
+	t, _ := crdt.NewTree(m.bits)
+	for _, r := range m.recs {
+		t.Add(m.leaf(r.Key), r.Hash())
+	}
+	return t
+}
+
+func (m *memReplica) DigestBits() int { return m.bits }
+
+func (m *memReplica) AppendHashes(dst []uint64, level int, parents []uint32) []uint64 {
+	t := m.tree()
+	if level == 0 {
+		return append(dst, t.Root().Hash())
+	}
+	for _, p := range parents {
+		for _, c := range t.Children(level-1, p) {
+			dst = append(dst, c.Hash())
+		}
+	}
+	return dst
+}
+
+func (m *memReplica) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {
+	for _, r := range m.recs {
+		if m.leaf(r.Key) == leaf {
+			dst = append(dst, r.Version())
+		}
+	}
+	return dst
+}
+
+func (m *memReplica) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record {
+	for _, r := range m.recs {
+		if m.leaf(r.Key) == leaf {
+			dst = append(dst, r)
+		}
+	}
+	return dst
+}
+
+func (m *memReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	if cur, ok := m.recs[r.Key]; ok && !cur.Time.Less(r.Time) {
+		return crdt.Stale
+	}
+	m.recs[r.Key] = r
+	return crdt.Applied
+}
+
+func (m *memReplica) Forget(v crdt.Version) (crdt.Record, bool) {
+	r, ok := m.recs[v.Key]
+	if !ok || r.Time != v.Time {
+		return crdt.Record{}, false
+	}
+	delete(m.recs, v.Key)
+	return r, true
+}
+
+func (m *memReplica) MarkSynced(at int64) { m.synced = max(m.synced, at) }
+
+// testNet wires nodes together and pumps frames between them.
+type testNet struct {
+	t     *testing.T
+	now   *crdt.ManualClock
+	nodes map[string]*Node
+	reps  map[string]*memReplica
+	bytes int
+}
+
+func newTestNet(t *testing.T, bits int, cfg Config, names ...string) *testNet {
+	n := &testNet{t: t, now: crdt.NewManualClock(1_000_000_000), nodes: map[string]*Node{}, reps: map[string]*memReplica{}}
+	for i, name := range names {
+		c := cfg
+		n.reps[name] = newMemReplica(bits)
+		c.Name, c.Replica, c.Clock = name, n.reps[name], crdt.NewClock(crdt.NodeID(i+1), n.now.Now, 0)
+		node, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.SetMembers(names)
+		n.nodes[name] = node
+	}
+	return n
+}
+
+// pump delivers envelopes, and everything they cause, until quiet.
+func (n *testNet) pump(from string, envs []Envelope) {
+	type hop struct {
+		from string
+		e    Envelope
+	}
+	queue := []hop{}
+	for _, e := range envs {
+		queue = append(queue, hop{from, e})
+	}
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		n.bytes += len(h.e.Payload)
+		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		for _, e := range out {
+			queue = append(queue, hop{h.e.To, e})
+		}
+	}
+}
+
+func (n *testNet) write(name, key, value string) []Envelope {
+	c := n.nodes[name].cfg.Clock
+	r := crdt.Record{Key: key, Value: []byte(value), Time: c.Now()}
+	n.reps[name].Apply(r, false, 0)
+	return n.nodes[name].Write(r, n.now.Now())
+}
+
+func TestNewValidates(t *testing.T) {
+	rep := newMemReplica(8)
+	clock := crdt.NewClock(1, crdt.NewManualClock(0).Now, 0)
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no name", Config{Replica: rep, Clock: clock}},
+		{"no replica", Config{Name: "a", Clock: clock}},
+		{"no clock", Config{Name: "a", Replica: rep}},
+		{"bad digest width", Config{Name: "a", Replica: newMemReplica(6), Clock: clock}},
+		{"negative interval", Config{Name: "a", Replica: rep, Clock: clock, FlushInterval: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(tc.cfg); !errors.Is(err, ErrConfig) {
+				t.Fatalf("New: error %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+// TestWriteSendsAtOnceWhenIdleAndBatchesWhenBusy: the first write after a
+// quiet period leaves at once; writes within the flush interval wait for
+// the deadline, coalesced per key.
+func TestWriteSendsAtOnceWhenIdleAndBatchesWhenBusy(t *testing.T) {
+	n := newTestNet(t, 8, Config{FlushInterval: time.Millisecond, AntiEntropyInterval: time.Hour}, "a", "b")
+	n.nodes["a"].Tick(n.now.Now()) // starts the first session; the next is an hour away
+	if out := n.write("a", "k", "1"); len(out) != 1 || out[0].To != "b" {
+		t.Fatalf("idle write sent %v, want one frame to b", out)
+	}
+	n.now.Advance(100 * time.Microsecond)
+	for i, v := range []string{"2", "3"} {
+		if out := n.write("a", "k", v); len(out) != 0 {
+			t.Fatalf("busy write %d sent %d frames at once", i, len(out))
+		}
+	}
+	n.write("a", "other", "x")
+	node := n.nodes["a"]
+	due := node.NextDeadline()
+	if want := n.now.Now() - int64(100*time.Microsecond) + int64(time.Millisecond); due != want {
+		t.Fatalf("NextDeadline = %d, want %d (one flush interval after the last flush)", due, want)
+	}
+	if out := node.Tick(due - 1); len(out) != 0 {
+		t.Fatalf("Tick before the deadline sent %d frames", len(out))
+	}
+	n.now.Set(due)
+	out := node.Tick(due)
+	if len(out) != 1 {
+		t.Fatalf("Tick at the deadline sent %d frames, want 1", len(out))
+	}
+	m, err := NewCodec(Limits{}).Decode(out[0].Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.(*Delta)
+	if len(d.Records) != 2 || string(d.Records[0].Value) != "3" || d.Records[1].Key != "other" {
+		t.Fatalf("batch = %+v, want k=3 and other", d.Records)
+	}
+	if s := node.Stats(); s.DeltasCoalesced != 1 || s.DeltaBatches != 2 {
+		t.Fatalf("coalesced %d, batches %d; want 1 and 2", s.DeltasCoalesced, s.DeltaBatches)
+	}
+}
+
+// TestFullPacketFlushesAtOnce: a busy node still sends as soon as a
+// packet's worth is queued, and no batch exceeds the budget.
+func TestFullPacketFlushesAtOnce(t *testing.T) {
+	n := newTestNet(t, 8, Config{PacketBudget: 600}, "a", "b")
+	n.write("a", "first", "x")
+	var frames []Envelope
+	for i := 0; len(frames) == 0; i++ {
+		if i > 100 {
+			t.Fatal("no flush after 100 writes of 100 bytes with a 600-byte budget")
+		}
+		frames = n.write("a", fmt.Sprintf("key-%02d", i), string(make([]byte, 100)))
+	}
+	for _, f := range frames {
+		if len(f.Payload) > 600 {
+			t.Fatalf("frame of %d bytes, budget 600", len(f.Payload))
+		}
+	}
+}
+
+func TestFullBufferDropsAndCounts(t *testing.T) {
+	n := newTestNet(t, 8, Config{MaxPending: 2}, "a", "b")
+	n.write("a", "k0", "v") // sent at once: the buffer is empty again
+	for i := 1; i <= 3; i++ {
+		n.write("a", fmt.Sprintf("k%d", i), "v")
+	}
+	if s := n.nodes["a"].Stats(); s.DeltasDropped != 1 {
+		t.Fatalf("dropped %d, want 1", s.DeltasDropped)
+	}
+}
+
+func TestDuplicateDeltaIsNotAppliedOrForwardedTwice(t *testing.T) {
+	n := newTestNet(t, 8, Config{Fanout: 1}, "a", "b", "c")
+	out := n.write("a", "k", "v")
+	if len(out) != 1 {
+		t.Fatalf("fanout 1: %d frames, want 1", len(out))
+	}
+	relay := out[0].To
+	fwd, err := n.nodes[relay].Receive("a", out[0].Payload, n.now.Now())
+	if err != nil || len(fwd) != 1 {
+		t.Fatalf("relay forwarded %d frames (%v), want 1", len(fwd), err)
+	}
+	again, err := n.nodes[relay].Receive("a", out[0].Payload, n.now.Now())
+	if err != nil || len(again) != 0 {
+		t.Fatalf("duplicate forwarded %d frames (%v)", len(again), err)
+	}
+	if s := n.nodes[relay].Stats(); s.DuplicateDeltas != 1 || s.DeltasForwarded != 1 {
+		t.Fatalf("duplicates %d, forwarded %d; want 1 and 1", s.DuplicateDeltas, s.DeltasForwarded)
+	}
+}
+
+func TestDedupWindow(t *testing.T) {
+	var d dedup
+	d.init()
+	for _, tc := range []struct {
+		seq  uint64
+		want bool
+	}{{1, true}, {1, false}, {3, true}, {2, true}, {2, false}, {100, true}, {36, false}, {37, true}, {37, false}} {
+		if got := d.first(7, tc.seq, 0); got != tc.want {
+			t.Fatalf("first(%d) = %v, want %v", tc.seq, got, tc.want)
+		}
+	}
+}
+
+func TestRecordFromTheFutureIsRefused(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	future := crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: n.now.Now() + int64(time.Hour), Node: 9}}
+	frame, err := NewCodec(Limits{}).Encode(nil, &Delta{Origin: "a", OriginID: 9, Seq: 1, Records: []crdt.Record{future}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.nodes["b"].Receive("a", frame, n.now.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.reps["b"].recs["k"]; ok {
+		t.Fatal("a record an hour ahead was applied")
+	}
+	if s := n.nodes["b"].Stats(); s.ClockDriftRejects != 1 {
+		t.Fatalf("clock drift rejects = %d, want 1", s.ClockDriftRejects)
+	}
+	if last := n.nodes["b"].cfg.Clock.Last(); last.Wall >= future.Time.Wall {
+		t.Fatalf("the refused record moved the clock to %v", last)
+	}
+}
+
+func TestBadFramesAreCountedNotApplied(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	good, err := NewCodec(Limits{}).Encode(nil, &Delta{Origin: "a", OriginID: 1, Seq: 1, Records: []crdt.Record{{Key: "k", Time: crdt.Timestamp{Wall: 1, Node: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badVersion := append([]byte{99}, good[1:]...)
+	for _, frame := range [][]byte{nil, {1}, good[:len(good)-1], badVersion, []byte("garbage that is not a frame")} {
+		if _, err := n.nodes["b"].Receive("a", frame, n.now.Now()); err == nil {
+			t.Fatalf("frame %x accepted", frame)
+		}
+	}
+	s := n.nodes["b"].Stats()
+	if s.RejectedFrames() != 5 || s.RejectedVersion == 0 || len(n.reps["b"].recs) != 0 {
+		t.Fatalf("rejected %d (version %d), records %d; want 5 rejected, none applied", s.RejectedFrames(), s.RejectedVersion, len(n.reps["b"].recs))
+	}
+}
+
+// TestConvergedExchangeIsSmall: a session between replicas that agree
+// costs a few hundred bytes, whatever the number of keys.
+func TestConvergedExchangeIsSmall(t *testing.T) {
+	n := newTestNet(t, 16, Config{}, "a", "b")
+	for i := range 10_000 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps["a"].recs[r.Key] = r
+		n.reps["b"].recs[r.Key] = r
+	}
+	n.pump("a", n.nodes["a"].StartSession("b", n.now.Now()))
+	if n.bytes > 512 {
+		t.Fatalf("converged session moved %d bytes, want at most 512", n.bytes)
+	}
+	if s := n.nodes["a"].Stats(); s.SessionsCompleted != 1 {
+		t.Fatalf("sessions completed = %d, want 1", s.SessionsCompleted)
+	}
+	if n.reps["a"].synced == 0 || n.reps["b"].synced == 0 {
+		t.Fatal("a converged session did not mark both replicas synced")
+	}
+}
+
+// TestSessionRepairsBothWays: differences on both sides, including more
+// differing leaves than one step carries and repairs cut at the size limit,
+// are all repaired in one session.
+func TestSessionRepairsBothWays(t *testing.T) {
+	n := newTestNet(t, 8, Config{LeavesPerStep: 3, MaxRepairBytes: 200}, "a", "b")
+	for i := range 40 {
+		side := []string{"a", "b"}[i%2]
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 50), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps[side].recs[r.Key] = r
+	}
+	n.pump("a", n.nodes["a"].StartSession("b", n.now.Now()))
+	if len(n.reps["a"].recs) != 40 || len(n.reps["b"].recs) != 40 {
+		t.Fatalf("after one session a holds %d, b holds %d records; want 40 each", len(n.reps["a"].recs), len(n.reps["b"].recs))
+	}
+	if s := n.nodes["a"].Stats(); s.SessionsCompleted != 1 || n.reps["b"].synced == 0 {
+		t.Fatalf("sessions completed %d, b synced at %d", s.SessionsCompleted, n.reps["b"].synced)
+	}
+}
+
+func TestSessionTimesOut(t *testing.T) {
+	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
+	node := n.nodes["a"]
+	if out := node.Tick(n.now.Now()); len(out) != 1 || out[0].Kind != KindDigest {
+		t.Fatalf("first Tick sent %v, want a digest", out)
+	}
+	if got, want := node.NextDeadline(), n.now.Now()+int64(time.Second); got != want {
+		t.Fatalf("NextDeadline = %d, want the session timeout %d", got, want)
+	}
+	node.Tick(n.now.Now() + int64(time.Second))
+	if s := node.Stats(); s.SessionsTimedOut != 1 {
+		t.Fatalf("sessions timed out = %d, want 1", s.SessionsTimedOut)
+	}
+}

@@ -1,0 +1,187 @@
+// Package sim is a step-driven simulated network for the sync protocol. It
+// has no goroutines, no timers and no randomness of its own: frames wait in
+// flight until the caller decides to deliver, drop, duplicate or reorder
+// them, and the caller partitions and heals the members. Frames are the
+// encoded bytes the protocol produced, so every message passes through the
+// real codec on its way.
+//
+// A Network is not safe for concurrent use.
+package sim
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/bcache-go/bcache/transport"
+)
+
+// Packet is one frame in flight.
+type Packet struct {
+	// ID numbers packets in the order they were sent (duplicates get new
+	// ids).
+	ID       uint64
+	From, To string
+	Kind     transport.Kind
+	Payload  []byte
+}
+
+// Stats counts what happened to packets.
+type Stats struct {
+	Sent, Delivered, Dropped, Duplicated, Cut uint64
+	// Bytes counts payload bytes sent.
+	Bytes uint64
+}
+
+// Network holds the packets in flight and the current partition.
+type Network struct {
+	inflight []Packet
+	group    map[string]int // partition group of each member; absent means 0
+	down     map[string]bool
+	nextID   uint64
+	stats    Stats
+}
+
+// New returns an empty, fully connected network.
+func New() *Network {
+	return &Network{group: map[string]int{}, down: map[string]bool{}}
+}
+
+// Stats returns the counters.
+func (n *Network) Stats() Stats { return n.stats }
+
+// Connected reports whether a frame from a to b would get through now.
+func (n *Network) Connected(a, b string) bool {
+	return n.group[a] == n.group[b] && !n.down[a] && !n.down[b]
+}
+
+// Send puts the envelopes from one member in flight. Frames to members that
+// cannot be reached right now are cut at once.
+func (n *Network) Send(from string, envs []transport.Envelope) {
+	for _, e := range envs {
+		n.stats.Sent++
+		n.stats.Bytes += uint64(len(e.Payload))
+		if !n.Connected(from, e.To) {
+			n.stats.Cut++
+			continue
+		}
+		n.nextID++
+		n.inflight = append(n.inflight, Packet{ID: n.nextID, From: from, To: e.To, Kind: e.Kind, Payload: e.Payload})
+	}
+}
+
+// Len returns the number of packets in flight.
+func (n *Network) Len() int { return len(n.inflight) }
+
+// InFlight returns the packets in flight, oldest first. The slice belongs to
+// the network and is valid until its next change.
+func (n *Network) InFlight() []Packet { return n.inflight }
+
+func (n *Network) check(i int) error {
+	if i < 0 || i >= len(n.inflight) {
+		return fmt.Errorf("sim: no packet %d (%d in flight)", i, len(n.inflight))
+	}
+	return nil
+}
+
+// Take removes packet i from flight for delivery. If its endpoints are no
+// longer connected the packet is lost instead and ok is false.
+func (n *Network) Take(i int) (p Packet, ok bool, err error) {
+	if err := n.check(i); err != nil {
+		return Packet{}, false, err
+	}
+	p = n.inflight[i]
+	n.inflight = slices.Delete(n.inflight, i, i+1)
+	if !n.Connected(p.From, p.To) {
+		n.stats.Cut++
+		return p, false, nil
+	}
+	n.stats.Delivered++
+	return p, true, nil
+}
+
+// TakeAll removes every packet from flight, oldest first, for delivery.
+// Packets whose endpoints are no longer connected are lost instead.
+func (n *Network) TakeAll() []Packet {
+	all := n.inflight
+	n.inflight = nil
+	kept := all[:0]
+	for _, p := range all {
+		if !n.Connected(p.From, p.To) {
+			n.stats.Cut++
+			continue
+		}
+		n.stats.Delivered++
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// Drop loses packet i.
+func (n *Network) Drop(i int) error {
+	if err := n.check(i); err != nil {
+		return err
+	}
+	n.inflight = slices.Delete(n.inflight, i, i+1)
+	n.stats.Dropped++
+	return nil
+}
+
+// Duplicate puts a copy of packet i in flight, at the end.
+func (n *Network) Duplicate(i int) error {
+	if err := n.check(i); err != nil {
+		return err
+	}
+	p := n.inflight[i]
+	n.nextID++
+	p.ID = n.nextID
+	n.inflight = append(n.inflight, p)
+	n.stats.Duplicated++
+	return nil
+}
+
+// Reorder moves packet i to position j.
+func (n *Network) Reorder(i, j int) error {
+	if err := n.check(i); err != nil {
+		return err
+	}
+	if err := n.check(j); err != nil {
+		return err
+	}
+	p := n.inflight[i]
+	n.inflight = slices.Insert(slices.Delete(n.inflight, i, i+1), j, p)
+	return nil
+}
+
+// Partition splits the members into groups that cannot reach each other;
+// members not named form one more group together. Packets already in flight
+// across the cut are lost when taken.
+func (n *Network) Partition(groups ...[]string) {
+	clear(n.group)
+	for g, members := range groups {
+		for _, m := range members {
+			n.group[m] = g + 1
+		}
+	}
+}
+
+// Heal removes every partition.
+func (n *Network) Heal() { clear(n.group) }
+
+// SetDown marks a member as crashed (true) or back (false). A crashed
+// member's packets in flight, to and from it, are lost.
+func (n *Network) SetDown(member string, down bool) {
+	n.down[member] = down
+	if !down {
+		return
+	}
+	kept := n.inflight[:0]
+	for _, p := range n.inflight {
+		if p.From == member || p.To == member {
+			n.stats.Cut++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(n.inflight[len(kept):])
+	n.inflight = kept
+}

@@ -1,0 +1,96 @@
+package sim
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/bcache-go/bcache/transport"
+)
+
+func frames(to ...string) []transport.Envelope {
+	var out []transport.Envelope
+	for _, t := range to {
+		out = append(out, transport.Envelope{To: t, Payload: []byte(t)})
+	}
+	return out
+}
+
+func destinations(n *Network) []string {
+	var out []string
+	for _, p := range n.InFlight() {
+		out = append(out, p.To)
+	}
+	return out
+}
+
+func TestFaults(t *testing.T) {
+	n := New()
+	n.Send("a", frames("b", "c", "d"))
+	if err := n.Duplicate(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reorder(3, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := destinations(n), []string{"b", "b", "c", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("in flight %v, want %v", got, want)
+	}
+	if err := n.Drop(2); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := n.Take(2)
+	if err != nil || !ok || p.To != "d" || string(p.Payload) != "d" {
+		t.Fatalf("Take(2) = %+v, %v, %v; want the frame to d", p, ok, err)
+	}
+	for _, bad := range []func() error{
+		func() error { return n.Drop(5) },
+		func() error { return n.Duplicate(-1) },
+		func() error { return n.Reorder(0, 9) },
+		func() error { _, _, err := n.Take(2); return err },
+	} {
+		if bad() == nil {
+			t.Fatal("an out-of-range packet index was accepted")
+		}
+	}
+	s := n.Stats()
+	if s.Sent != 3 || s.Duplicated != 1 || s.Dropped != 1 || s.Delivered != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestPartitionAndHeal(t *testing.T) {
+	n := New()
+	n.Send("a", frames("b", "c"))
+	n.Partition([]string{"a", "b"}) // c alone in the rest
+	if n.Connected("a", "c") || !n.Connected("a", "b") {
+		t.Fatal("partition {a,b} | {c} not in force")
+	}
+	got := n.TakeAll()
+	if len(got) != 1 || got[0].To != "b" {
+		t.Fatalf("TakeAll across the cut delivered %v, want only the frame to b", got)
+	}
+	n.Send("a", frames("c"))
+	if n.Len() != 0 || n.Stats().Cut != 2 {
+		t.Fatalf("a frame across the cut was queued (in flight %d, cut %d)", n.Len(), n.Stats().Cut)
+	}
+	n.Heal()
+	n.Send("a", frames("c"))
+	if n.Len() != 1 {
+		t.Fatal("frame after the heal was not queued")
+	}
+}
+
+func TestDownMemberLosesItsFrames(t *testing.T) {
+	n := New()
+	n.Send("a", frames("b", "c"))
+	n.Send("c", frames("a"))
+	n.SetDown("c", true)
+	if got := destinations(n); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("in flight after c went down: %v, want [b]", got)
+	}
+	n.SetDown("c", false)
+	n.Send("a", frames("c"))
+	if n.Len() != 2 {
+		t.Fatalf("%d in flight after c came back, want 2", n.Len())
+	}
+}

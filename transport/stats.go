@@ -1,0 +1,72 @@
+package transport
+
+// Stats are a node's counters since it was created. All only grow.
+type Stats struct {
+	// Traffic, per message kind (indexed by Kind) and in total.
+	FramesSent, BytesSent         uint64
+	FramesReceived, BytesReceived uint64
+	FramesSentByKind              [KindReject + 1]uint64
+	BytesSentByKind               [KindReject + 1]uint64
+
+	// Deltas.
+	DeltaBatches    uint64 // batches of this node's own writes, one per tree
+	DeltaRecords    uint64 // records in those batches
+	DeltasCoalesced uint64 // writes that replaced a queued record of the same key
+	DeltasDropped   uint64 // writes not queued because the buffer was full
+	DeltasReceived  uint64 // batches received for the first time
+	DuplicateDeltas uint64 // batches received again (or too far out of order)
+	DeltasForwarded uint64 // copies relayed down another origin's tree
+	LateDeltas      uint64 // delta records older than the GC horizon, not applied
+
+	// Records received by any path.
+	RecordsApplied    uint64 // records that changed the replica
+	WatermarkRejects  uint64 // records below a GC watermark, not applied
+	ClockDriftRejects uint64 // records stamped too far ahead of local time
+	Forgotten         uint64 // live records dropped because a peer rejected them
+
+	// Anti-entropy.
+	SessionsStarted       uint64
+	SessionsCompleted     uint64
+	SessionsTimedOut      uint64
+	RepairRecordsSent     uint64
+	RepairRecordsReceived uint64
+
+	// Frames refused before anything was applied, by reason.
+	RejectedMalformed   uint64
+	RejectedTooLarge    uint64
+	RejectedVersion     uint64
+	RejectedUnknownKind uint64
+	// Stray counts well-formed messages that fit no session or break the
+	// protocol (a leaf index out of range, a digest of the wrong shape).
+	Stray uint64
+	// EncodeErrors counts messages that could not be encoded (a record over
+	// the decoder's limits).
+	EncodeErrors uint64
+}
+
+// RejectedFrames returns the frames refused for any reason.
+func (s *Stats) RejectedFrames() uint64 {
+	return s.RejectedMalformed + s.RejectedTooLarge + s.RejectedVersion + s.RejectedUnknownKind
+}
+
+func (s *Stats) countReject(reason string) {
+	switch reason {
+	case "too_large":
+		s.RejectedTooLarge++
+	case "version":
+		s.RejectedVersion++
+	case "unknown_kind":
+		s.RejectedUnknownKind++
+	default:
+		s.RejectedMalformed++
+	}
+}
+
+func (s *Stats) countSent(k Kind, bytes int) {
+	s.FramesSent++
+	s.BytesSent += uint64(bytes)
+	if k <= KindReject {
+		s.FramesSentByKind[k]++
+		s.BytesSentByKind[k] += uint64(bytes)
+	}
+}

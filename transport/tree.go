@@ -1,0 +1,59 @@
+package transport
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// ring is the membership in the order every member agrees on: by key hash
+// of the member name, then by name. It places members in broadcast trees.
+type ring struct {
+	names []string
+	pos   map[string]int
+}
+
+func newRing(names []string) *ring {
+	r := &ring{names: slices.Clone(names), pos: make(map[string]int, len(names))}
+	slices.SortFunc(r.names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(crdt.HashKey(a), crdt.HashKey(b)), cmp.Compare(a, b))
+	})
+	r.names = slices.Compact(r.names)
+	for i, n := range r.names {
+		r.pos[n] = i
+	}
+	return r
+}
+
+// children appends to dst the members self forwards a batch of origin to:
+// with q the number of places self lies after origin on the ring, the
+// members q*fanout+1 .. q*fanout+fanout places after origin. It appends
+// nothing when either name is not on the ring.
+func (r *ring) children(dst []string, origin, self string, fanout int) []string {
+	o, ok1 := r.pos[origin]
+	s, ok2 := r.pos[self]
+	if !ok1 || !ok2 {
+		return dst
+	}
+	n := len(r.names)
+	q := (s - o + n) % n
+	for c := q*fanout + 1; c <= q*fanout+fanout && c < n; c++ {
+		dst = append(dst, r.names[(o+c)%n])
+	}
+	return dst
+}
+
+// after returns the i-th member after self on the ring, skipping self; ""
+// when self is alone or not on the ring.
+func (r *ring) after(self string, i int) string {
+	s, ok := r.pos[self]
+	n := len(r.names)
+	if !ok || n < 2 {
+		return ""
+	}
+	return r.names[(s+1+i%(n-1))%n]
+}
+
+// size returns the number of members.
+func (r *ring) size() int { return len(r.names) }

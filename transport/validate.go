@@ -1,0 +1,180 @@
+package transport
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// maxDepth bounds the nesting of arrays in a frame body. The deepest message
+// nests three (message, record list, record); the slack keeps the bound from
+// being the first thing a future message trips over.
+const maxDepth = 8
+
+// The msgpack type codes the validator tells apart (see the msgpack spec).
+const (
+	codePosFixMax = 0x7f
+	codeFixMapMin = 0x80
+	codeFixMapMax = 0x8f
+	codeFixArrMin = 0x90
+	codeFixArrMax = 0x9f
+	codeFixStrMin = 0xa0
+	codeFixStrMax = 0xbf
+	codeNil       = 0xc0
+	codeFalse     = 0xc2
+	codeTrue      = 0xc3
+	codeBin8      = 0xc4
+	codeBin16     = 0xc5
+	codeBin32     = 0xc6
+	codeExt8      = 0xc7
+	codeExt32     = 0xc9
+	codeFloat32   = 0xca
+	codeFloat64   = 0xcb
+	codeUint8     = 0xcc
+	codeUint16    = 0xcd
+	codeUint32    = 0xce
+	codeUint64    = 0xcf
+	codeInt8      = 0xd0
+	codeInt16     = 0xd1
+	codeInt32     = 0xd2
+	codeInt64     = 0xd3
+	codeFixExtMin = 0xd4
+	codeFixExtMax = 0xd8
+	codeStr8      = 0xd9
+	codeStr16     = 0xda
+	codeStr32     = 0xdb
+	codeArray16   = 0xdc
+	codeArray32   = 0xdd
+	codeMap16     = 0xde
+	codeMap32     = 0xdf
+	codeNegFixMin = 0xe0
+	fixArrLenMask = 0x0f
+	fixStrLenMask = 0x1f
+)
+
+// fixedWidthNone is what scalarWidth and lengthWidth return for a code they
+// do not cover.
+const fixedWidthNone = 0
+
+// validate checks that body holds exactly one well-formed msgpack value and
+// nothing else, without allocating: every str, bin and array length fits in
+// the bytes that remain (an array element needs at least one byte), arrays
+// nest at most maxDepth deep, and no map, ext or reserved code appears. Only
+// then may the msgpack decoder, which preallocates from length headers, see
+// the bytes. The error wraps ErrMalformed.
+func validate(body []byte) error {
+	end, err := skipValue(body, 0, 1)
+	if err != nil {
+		return err
+	}
+	if end != len(body) {
+		return fmt.Errorf("%w: %d trailing bytes after the message", ErrMalformed, len(body)-end)
+	}
+	return nil
+}
+
+// skipValue returns the offset just past the value that starts at off; depth
+// is the nesting level an array starting there would have.
+func skipValue(b []byte, off, depth int) (int, error) {
+	if off >= len(b) {
+		return 0, fmt.Errorf("%w: truncated at offset %d", ErrMalformed, off)
+	}
+	c := b[off]
+	off++
+	switch {
+	case c <= codePosFixMax, c >= codeNegFixMin, c == codeNil, c == codeFalse, c == codeTrue:
+		return off, nil
+	case c >= codeFixArrMin && c <= codeFixArrMax:
+		return skipArray(b, off, int(c&fixArrLenMask), depth)
+	case c >= codeFixStrMin && c <= codeFixStrMax:
+		return skipBytes(b, off, int(c&fixStrLenMask))
+	case c >= codeFixMapMin && c <= codeFixMapMax, c == codeMap16, c == codeMap32:
+		return 0, fmt.Errorf("%w: map at offset %d", ErrMalformed, off-1)
+	case c >= codeExt8 && c <= codeExt32, c >= codeFixExtMin && c <= codeFixExtMax:
+		return 0, fmt.Errorf("%w: ext type at offset %d", ErrMalformed, off-1)
+	}
+	if w := scalarWidth(c); w != fixedWidthNone {
+		return skipBytes(b, off, w)
+	}
+	if w := lengthWidth(c); w != fixedWidthNone {
+		n, next, err := readLength(b, off, w)
+		if err != nil {
+			return 0, err
+		}
+		if c == codeArray16 || c == codeArray32 {
+			return skipArray(b, next, n, depth)
+		}
+		return skipBytes(b, next, n)
+	}
+	return 0, fmt.Errorf("%w: reserved code 0x%02x at offset %d", ErrMalformed, c, off-1)
+}
+
+// scalarWidth returns the payload width of a fixed-width number code, or
+// fixedWidthNone for any other code.
+func scalarWidth(c byte) int {
+	switch c {
+	case codeUint8, codeInt8:
+		return 1
+	case codeUint16, codeInt16:
+		return 2
+	case codeUint32, codeInt32, codeFloat32:
+		return 4
+	case codeUint64, codeInt64, codeFloat64:
+		return 8
+	}
+	return fixedWidthNone
+}
+
+// lengthWidth returns the width of the length header that follows a str, bin
+// or array code, or fixedWidthNone for any other code.
+func lengthWidth(c byte) int {
+	switch c {
+	case codeStr8, codeBin8:
+		return 1
+	case codeStr16, codeBin16, codeArray16:
+		return 2
+	case codeStr32, codeBin32, codeArray32:
+		return 4
+	}
+	return fixedWidthNone
+}
+
+// readLength reads a big-endian length header of width 1, 2 or 4 at off.
+func readLength(b []byte, off, width int) (n, next int, err error) {
+	if len(b)-off < width {
+		return 0, 0, fmt.Errorf("%w: truncated length header at offset %d", ErrMalformed, off)
+	}
+	switch width {
+	case 1:
+		n = int(b[off])
+	case 2:
+		n = int(binary.BigEndian.Uint16(b[off:]))
+	default:
+		n = int(binary.BigEndian.Uint32(b[off:]))
+	}
+	return n, off + width, nil
+}
+
+// skipBytes returns the offset just past n payload bytes at off.
+func skipBytes(b []byte, off, n int) (int, error) {
+	if n > len(b)-off {
+		return 0, fmt.Errorf("%w: length %d at offset %d exceeds the %d bytes left", ErrMalformed, n, off, len(b)-off)
+	}
+	return off + n, nil
+}
+
+// skipArray returns the offset just past n array elements starting at off.
+func skipArray(b []byte, off, n, depth int) (int, error) {
+	if depth > maxDepth {
+		return 0, fmt.Errorf("%w: arrays nested deeper than %d at offset %d", ErrMalformed, maxDepth, off)
+	}
+	if n > len(b)-off {
+		return 0, fmt.Errorf("%w: %d array elements at offset %d exceed the %d bytes left", ErrMalformed, n, off, len(b)-off)
+	}
+	var err error
+	for range n {
+		if off, err = skipValue(b, off, depth+1); err != nil {
+			return 0, err
+		}
+	}
+	return off, nil
+}
