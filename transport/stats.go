@@ -45,7 +45,7 @@ type Stats struct {
 }
 
 // RejectedFrames returns the frames refused for any reason.
-func (s *Stats) RejectedFrames() uint64 {
+func (s Stats) RejectedFrames() uint64 {
 	return s.RejectedMalformed + s.RejectedTooLarge + s.RejectedVersion + s.RejectedUnknownKind
 }
 

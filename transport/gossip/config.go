@@ -1,0 +1,217 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
+)
+
+// ErrConfig is returned (wrapped) by [Start] for an invalid [Config].
+var ErrConfig = errors.New("gossip: invalid config")
+
+// Timings are memberlist's failure-detection and gossip timings plus the
+// interval at which a member re-joins peers it has lost.
+type Timings struct {
+	ProbeInterval    time.Duration
+	ProbeTimeout     time.Duration
+	GossipInterval   time.Duration
+	PushPullInterval time.Duration
+	TCPTimeout       time.Duration
+	SuspicionMult    int
+	RetransmitMult   int
+	// DeadReclaim is how long a dead member's name stays reserved for its
+	// old address (memberlist's DeadNodeReclaimTime).
+	DeadReclaim time.Duration
+	// RejoinInterval is how often a member tries to join the seed peers and
+	// every member it has seen that is no longer alive: memberlist does not
+	// re-contact members it declared dead, so this is what reunites the two
+	// sides of a healed partition and lets a node that booted offline join.
+	RejoinInterval time.Duration
+}
+
+// LANTimings returns memberlist's LAN defaults, with a re-join every 10 s:
+// for production.
+func LANTimings() Timings {
+	c := memberlist.DefaultLANConfig()
+	return Timings{
+		ProbeInterval:    c.ProbeInterval,
+		ProbeTimeout:     c.ProbeTimeout,
+		GossipInterval:   c.GossipInterval,
+		PushPullInterval: c.PushPullInterval,
+		TCPTimeout:       c.TCPTimeout,
+		SuspicionMult:    c.SuspicionMult,
+		RetransmitMult:   c.RetransmitMult,
+		DeadReclaim:      c.DeadNodeReclaimTime,
+		RejoinInterval:   10 * time.Second,
+	}
+}
+
+// FastTimings returns timings for tests and demos on one machine: failures
+// are detected in about a second and lost members re-joined every 250 ms.
+// Streams keep a 2-second deadline, enough for a 16 MiB frame on a busy
+// machine.
+func FastTimings() Timings {
+	return Timings{
+		ProbeInterval:    100 * time.Millisecond,
+		ProbeTimeout:     50 * time.Millisecond,
+		GossipInterval:   20 * time.Millisecond,
+		PushPullInterval: time.Second,
+		TCPTimeout:       2 * time.Second,
+		SuspicionMult:    2,
+		RetransmitMult:   2,
+		DeadReclaim:      time.Second,
+		RejoinInterval:   250 * time.Millisecond,
+	}
+}
+
+// Config configures a [Replicator].
+type Config struct {
+	// Name is this member's name, unique in the cluster. Required.
+	Name string
+	// BindAddr is the host:port to listen on, UDP and TCP; port 0 picks a
+	// free one (see Replicator.Addr). Required unless Transport is set.
+	BindAddr string
+	// AdvertiseAddr, if set, is the host:port other members reach this one
+	// at (behind NAT); by default the bound address.
+	AdvertiseAddr string
+	// Peers are host:port addresses of members to join; any live one will
+	// do. Empty for the first member of a cluster.
+	Peers []string
+	// SecretKey, if set, encrypts every packet and stream with AES-GCM; it
+	// must be 16, 24 or 32 bytes. Members without the same key can neither
+	// join nor be heard.
+	SecretKey []byte
+	// Label, if set, is a cluster label every packet and stream carries;
+	// members with another label are ignored.
+	Label string
+	// Timings; the zero value selects LANTimings.
+	Timings Timings
+	// Transport, if set, replaces memberlist's UDP/TCP transport (for
+	// example with a MemTransport for fault injection); BindAddr is then
+	// ignored.
+	Transport memberlist.NodeAwareTransport
+	// PacketSize is the largest frame sent as a datagram (memberlist's
+	// UDPBufferSize); larger frames go over a stream. 0 selects 1400.
+	PacketSize int
+	// Replica is the state to keep in sync; Clock is its hybrid logical
+	// clock, whose physical source also times the protocol. Required.
+	Replica transport.Replica
+	Clock   *crdt.Clock
+	// Protocol tunes the sync protocol; its Name, Replica, Clock and
+	// PacketBudget are filled in.
+	Protocol transport.Config
+	// QueueSize bounds the frames received and not yet handled (in
+	// memberlist's queue and in ours), and a quarter of the local writes
+	// waiting for the protocol; past it they are dropped and counted, and
+	// anti-entropy repairs the loss. 0 selects 4096.
+	QueueSize int
+	// Logger receives one line per event worth an operator's attention.
+	Logger zerolog.Logger
+}
+
+const (
+	defaultPacketSize = 1400
+	defaultQueueSize  = 4096
+	// streamQueue bounds the frames waiting for a stream sender.
+	streamQueue = 256
+	// maxStreamFrame is the largest frame memberlist takes as a stream user
+	// message; by default the decoder refuses larger ones too.
+	maxStreamFrame = 20 << 20
+	// frameSlack is what memberlist adds to a datagram around our frame: a
+	// message type byte, a 5-byte checksum header, and with encryption a
+	// version byte, a 12-byte nonce and a 16-byte tag; plus a label header.
+	frameSlack = 1 + 5 + 29
+)
+
+func (c *Config) fill() error {
+	if c.Name == "" || c.Replica == nil || c.Clock == nil {
+		return fmt.Errorf("%w: Name, Replica and Clock are required", ErrConfig)
+	}
+	if len(c.Name) > maxNameLen {
+		return fmt.Errorf("%w: name of %d bytes (limit %d)", ErrConfig, len(c.Name), maxNameLen)
+	}
+	switch len(c.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		return fmt.Errorf("%w: secret key of %d bytes, want 16, 24 or 32", ErrConfig, len(c.SecretKey))
+	}
+	if c.Transport == nil {
+		if _, _, err := splitHostPort(c.BindAddr); err != nil {
+			return fmt.Errorf("%w: bind address: %w", ErrConfig, err)
+		}
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := splitHostPort(c.AdvertiseAddr); err != nil {
+			return fmt.Errorf("%w: advertise address: %w", ErrConfig, err)
+		}
+	}
+	if c.Timings == (Timings{}) {
+		c.Timings = LANTimings()
+	}
+	if c.PacketSize == 0 {
+		c.PacketSize = defaultPacketSize
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = defaultQueueSize
+	}
+	if c.PacketSize < 512 || c.QueueSize < 1 {
+		return fmt.Errorf("%w: packet size %d (at least 512), queue size %d", ErrConfig, c.PacketSize, c.QueueSize)
+	}
+	return nil
+}
+
+// splitHostPort parses host:port with a numeric port.
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, port, nil
+}
+
+// memberlistConfig builds memberlist's configuration from c.
+func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport) *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.Name
+	mc.Transport = t
+	mc.Delegate, mc.Events = d, d
+	mc.ProbeInterval, mc.ProbeTimeout = c.Timings.ProbeInterval, c.Timings.ProbeTimeout
+	mc.GossipInterval, mc.PushPullInterval = c.Timings.GossipInterval, c.Timings.PushPullInterval
+	mc.TCPTimeout, mc.SuspicionMult = c.Timings.TCPTimeout, c.Timings.SuspicionMult
+	mc.RetransmitMult, mc.DeadNodeReclaimTime = c.Timings.RetransmitMult, c.Timings.DeadReclaim
+	mc.GossipToTheDeadTime = c.Timings.PushPullInterval
+	mc.UDPBufferSize = c.PacketSize
+	// Frames are compact already, and compressing every packet and stream
+	// costs CPU on the hot path and time within the stream deadline.
+	mc.EnableCompression = false
+	mc.HandoffQueueDepth = c.QueueSize // received frames waiting for NotifyMsg
+	mc.Label = c.Label
+	mc.LogOutput = logWriter{c.Logger}
+	if len(c.SecretKey) > 0 {
+		mc.SecretKey = c.SecretKey
+	}
+	if c.AdvertiseAddr != "" {
+		host, port, _ := splitHostPort(c.AdvertiseAddr)
+		mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	}
+	if c.Transport == nil {
+		host, port, _ := splitHostPort(c.BindAddr)
+		mc.BindAddr, mc.BindPort = host, port
+		if ip := net.ParseIP(host); c.AdvertiseAddr == "" && ip != nil && !ip.IsUnspecified() {
+			mc.AdvertiseAddr, mc.AdvertisePort = host, port
+		}
+	}
+	return mc
+}

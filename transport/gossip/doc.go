@@ -1,0 +1,48 @@
+// Package gossip carries bcache's sync protocol (package transport) over
+// hashicorp/memberlist on real UDP and TCP sockets.
+//
+// A [Replicator] owns one memberlist instance and the goroutines that drive
+// a transport.Node: membership and failure detection come from memberlist;
+// deltas and anti-entropy are bcache's own messages, sent directly to the
+// members that need them, never through memberlist's piggyback broadcast
+// queue (which carries a few dozen messages a second) and never in its
+// full-state push/pull (the cache is not shipped there at all).
+//
+// # Frames
+//
+// memberlist user messages do not say who sent them, so each frame carries
+// the sender's name first. A frame that fits the packet size (memberlist's
+// UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
+// it) goes as one datagram (SendBestEffort); a larger one (a batch of big
+// values, a repair, a value of up to the decoder's limit) goes over a
+// stream (SendReliable), sent by a small pool of goroutines so that one slow
+// peer does not hold up the others. Received frames are queued for the
+// protocol goroutine without blocking memberlist; every queue is bounded
+// and counts what it drops, which anti-entropy then repairs.
+//
+// # Membership
+//
+// Start returns as soon as memberlist listens: joining the configured peers
+// happens in the background, so a node booting while its peers are
+// unreachable (an edge node offline) starts anyway, serves local reads and
+// writes, and joins once a peer answers. memberlist never re-contacts
+// members it declared dead, so every RejoinInterval the Replicator tries to
+// join the seed peers and every member it has seen that is no longer alive:
+// that is what reunites the two sides of a healed partition. Members that
+// left on purpose are not chased. Close leaves the cluster, shuts memberlist
+// down and waits for every goroutine.
+//
+// # Security
+//
+// With a SecretKey, memberlist encrypts every packet and stream with
+// AES-GCM and drops what does not decrypt: a process without the key, or
+// with another, can neither join nor inject a write. A Label separates
+// clusters that share a network. Frames that do reach the protocol are
+// still size-capped and validated before decoding (package transport).
+//
+// # Testing without sockets
+//
+// [MemNetwork] is an in-memory memberlist transport with partitions,
+// directional loss and delay, so that real memberlist runs in one process
+// under the faults a test chooses.
+package gossip

@@ -1,0 +1,100 @@
+package gossip
+
+import (
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
+)
+
+// loop drives the protocol node's local writes, membership changes and
+// timers; received frames reach the node directly (see received).
+func (r *Replicator) loop() {
+	defer r.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	r.locked(func() []transport.Envelope { r.node.SetMembers(r.aliveNames()); return nil })
+	var batch []crdt.Record
+	var out []transport.Envelope
+	for {
+		var next int64
+		r.locked(func() []transport.Envelope {
+			out = r.node.Tick(r.now())
+			next = r.node.NextDeadline()
+			return out
+		})
+		timer.Reset(time.Duration(max(next-r.now(), 0)))
+		select {
+		case <-r.done:
+			return
+		case <-r.writes.wake:
+			batch = r.writes.take(batch)
+			r.locked(func() []transport.Envelope {
+				out, now := out[:0], r.now()
+				for _, rec := range batch {
+					out = append(out, r.node.Write(rec, now)...)
+				}
+				return out
+			})
+		case <-r.changed:
+			r.locked(func() []transport.Envelope { r.node.SetMembers(r.aliveNames()); return nil })
+		case <-timer.C:
+		}
+	}
+}
+
+// locked runs f with the node's lock held and sends what it returns after
+// releasing it.
+func (r *Replicator) locked(f func() []transport.Envelope) {
+	r.nodeMu.Lock()
+	out := f()
+	r.nodeMu.Unlock()
+	r.send(out)
+}
+
+func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }
+
+// send puts the protocol's envelopes on the wire: datagrams inline, larger
+// frames to the stream senders. Envelopes of one broadcast share a payload,
+// framed once.
+func (r *Replicator) send(envs []transport.Envelope) {
+	var framed, last []byte
+	for _, e := range envs {
+		to := r.lookup(e.To)
+		if to == nil {
+			r.counters.noRoute.Add(1)
+			continue
+		}
+		if last == nil || &e.Payload[0] != &last[0] {
+			last = e.Payload
+			framed = appendFrame(make([]byte, 0, 1+len(r.cfg.Name)+len(e.Payload)), r.cfg.Name, e.Payload)
+		}
+		if len(framed)+frameSlack <= r.cfg.PacketSize {
+			if err := r.ml.SendBestEffort(to, framed); err != nil {
+				r.counters.sendErrors.Add(1)
+			}
+			continue
+		}
+		select {
+		case r.streams <- outFrame{to: to, frame: framed}:
+		default:
+			r.counters.streamsDropped.Add(1)
+		}
+	}
+}
+
+// sendStreams sends frames too large for a datagram, one stream each.
+func (r *Replicator) sendStreams() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.done:
+			return
+		case f := <-r.streams:
+			if err := r.ml.SendReliable(f.to, f.frame); err != nil {
+				r.counters.sendErrors.Add(1)
+				r.log.Debug().Err(err).Str("peer", f.to.Name).Int("bytes", len(f.frame)).Msg("stream send failed")
+			}
+		}
+	}
+}

@@ -1,0 +1,220 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// maxDatagram is the largest datagram read; larger ones are truncated by
+// the kernel and then refused by memberlist's checks.
+const maxDatagram = 65536
+
+// udpReadBuffer is the socket receive buffer asked for, so that bursts of
+// deltas are not dropped by the kernel while the reader catches up.
+const udpReadBuffer = 4 << 20
+
+// netTransport is a memberlist.NodeAwareTransport over one UDP socket and
+// one TCP listener on the same address. Unlike memberlist's own, it reads
+// datagrams into one reused buffer and hands memberlist an exact-size copy:
+// memberlist's allocates 64 KiB per datagram and its queues keep that
+// alive, which at thousands of deltas a second is most of the process's
+// garbage. It is safe for concurrent use.
+type netTransport struct {
+	udp      *net.UDPConn
+	tcp      *net.TCPListener
+	packetCh chan *memberlist.Packet
+	streamCh chan net.Conn
+	shutdown atomic.Bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// listen binds host:port for UDP and TCP; with port 0 the kernel picks a
+// TCP port and UDP takes the same, retried a few times in case it is taken.
+func listen(host string, port int) (*netTransport, error) {
+	ip := net.ParseIP(host)
+	if host != "" && ip == nil {
+		return nil, fmt.Errorf("gossip: bind host %q is not an IP address", host)
+	}
+	var err error
+	for range 10 {
+		var t *netTransport
+		if t, err = listenOnce(ip, port); err == nil {
+			return t, nil
+		}
+		if port != 0 || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("gossip: listen on %s: %w", net.JoinHostPort(host, fmt.Sprint(port)), err)
+}
+
+func listenOnce(ip net.IP, port int) (*netTransport, error) {
+	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: port})
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: tcp.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		tcp.Close()
+		return nil, err
+	}
+	_ = udp.SetReadBuffer(udpReadBuffer) // best effort: the kernel may cap it
+	t := &netTransport{
+		udp: udp, tcp: tcp,
+		packetCh: make(chan *memberlist.Packet), streamCh: make(chan net.Conn),
+		done: make(chan struct{}),
+	}
+	t.wg.Add(2)
+	go t.readPackets()
+	go t.accept()
+	return t, nil
+}
+
+// port returns the bound port.
+func (t *netTransport) port() int { return t.tcp.Addr().(*net.TCPAddr).Port }
+
+func (t *netTransport) readPackets() {
+	defer t.wg.Done()
+	buf := make([]byte, maxDatagram)
+	for {
+		n, addr, err := t.udp.ReadFromUDP(buf)
+		ts := time.Now()
+		if err != nil {
+			if t.shutdown.Load() {
+				return
+			}
+			continue
+		}
+		if n == 0 {
+			continue
+		}
+		p := &memberlist.Packet{Buf: append([]byte(nil), buf[:n]...), From: addr, Timestamp: ts}
+		select {
+		case t.packetCh <- p:
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *netTransport) accept() {
+	defer t.wg.Done()
+	for {
+		conn, err := t.tcp.AcceptTCP()
+		if err != nil {
+			if t.shutdown.Load() {
+				return
+			}
+			continue
+		}
+		select {
+		case t.streamCh <- conn:
+		case <-t.done:
+			conn.Close()
+			return
+		}
+	}
+}
+
+// FinalAdvertiseAddr implements memberlist.Transport: the configured
+// address if any, else the bound one (which must then not be a wildcard).
+func (t *netTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
+	if ip != "" {
+		parsed := net.ParseIP(ip)
+		if parsed == nil {
+			return nil, 0, fmt.Errorf("gossip: advertise address %q is not an IP address", ip)
+		}
+		if port == 0 {
+			port = t.port()
+		}
+		return parsed, port, nil
+	}
+	bound := t.tcp.Addr().(*net.TCPAddr)
+	if !bound.IP.IsUnspecified() {
+		return bound.IP, bound.Port, nil
+	}
+	picked, err := interfaceIP()
+	if err != nil {
+		return nil, 0, fmt.Errorf("gossip: bound to %s and %w: set an advertise address", bound, err)
+	}
+	return picked, bound.Port, nil
+}
+
+// interfaceIP picks the address to advertise when bound to a wildcard: the
+// first private IPv4 address of an interface that is up, else the first
+// global one.
+func interfaceIP() (net.IP, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var global net.IP
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.To4() == nil || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if n.IP.IsPrivate() {
+			return n.IP, nil
+		}
+		if global == nil {
+			global = n.IP
+		}
+	}
+	if global == nil {
+		return nil, errors.New("no interface has a usable IPv4 address")
+	}
+	return global, nil
+}
+
+// WriteTo implements memberlist.Transport.
+func (t *netTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return time.Time{}, err
+	}
+	_, err = t.udp.WriteTo(b, ua)
+	return time.Now(), err
+}
+
+// WriteToAddress implements memberlist.NodeAwareTransport.
+func (t *netTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	return t.WriteTo(b, a.Addr)
+}
+
+// PacketCh implements memberlist.Transport.
+func (t *netTransport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
+
+// DialTimeout implements memberlist.Transport.
+func (t *netTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	return d.Dial("tcp", addr)
+}
+
+// DialAddressTimeout implements memberlist.NodeAwareTransport.
+func (t *netTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
+}
+
+// StreamCh implements memberlist.Transport.
+func (t *netTransport) StreamCh() <-chan net.Conn { return t.streamCh }
+
+// Shutdown implements memberlist.Transport. It is idempotent.
+func (t *netTransport) Shutdown() error {
+	if t.shutdown.Swap(true) {
+		return nil
+	}
+	close(t.done)
+	t.udp.Close()
+	t.tcp.Close()
+	t.wg.Wait()
+	return nil
+}

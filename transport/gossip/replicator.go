@@ -1,0 +1,294 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
+)
+
+// ErrClosed is returned by calls on a closed Replicator.
+var ErrClosed = errors.New("gossip: replicator closed")
+
+// streamSenders is how many goroutines send frames over streams, so that
+// one slow peer does not hold up the others.
+const streamSenders = 4
+
+// Member is a live member of the cluster.
+type Member struct {
+	Name string
+	Addr string
+}
+
+// Replicator runs the sync protocol over memberlist: membership, failure
+// detection and encryption from memberlist, frames of the protocol as
+// datagrams or, when larger than a packet, over streams. It owns the
+// goroutines that drive the protocol; Close stops them all. It is safe for
+// concurrent use.
+type Replicator struct {
+	cfg Config
+	log zerolog.Logger
+	ml  *memberlist.Memberlist
+	// nodeMu guards node: the loop drives its writes and timers, memberlist's
+	// handler goroutines hand it received frames directly.
+	nodeMu sync.Mutex
+	node   *transport.Node
+	wire   wireStats
+
+	writes  *writeQueue
+	streams chan outFrame
+	changed chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+	close   sync.Once
+	closed  atomic.Bool
+
+	self string // this member's address
+
+	mu    sync.Mutex
+	alive map[string]*memberlist.Node // live members by name, self included
+	known map[string]string           // address of every member ever seen, by name
+
+	counters counters
+}
+
+type outFrame struct {
+	to    *memberlist.Node
+	frame []byte
+}
+
+type counters struct {
+	writesDropped, streamsDropped, sendErrors, badFrames, noRoute atomic.Uint64
+	joins, joinFailures                                           atomic.Uint64
+}
+
+// Start joins (or founds) a cluster and starts replicating. It returns once
+// memberlist is listening; joining the peers happens in the background, so
+// a member whose peers are all unreachable starts anyway and joins as soon
+// as one answers.
+func Start(cfg Config) (*Replicator, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	r := &Replicator{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("node", cfg.Name).Logger(),
+		writes:  newWriteQueue(cfg.QueueSize * 4),
+		streams: make(chan outFrame, streamQueue),
+		changed: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		alive:   map[string]*memberlist.Node{},
+		known:   map[string]string{},
+	}
+	pc := cfg.Protocol
+	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
+	pc.PacketBudget = cfg.PacketSize - frameSlack - 1 - len(cfg.Name) - len(cfg.Label) - 2
+	if pc.Limits.MaxFrame == 0 {
+		pc.Limits.MaxFrame = maxStreamFrame
+	}
+	var err error
+	if r.node, err = transport.New(pc); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	if err := r.startMemberlist(); err != nil {
+		return nil, err
+	}
+	r.wg.Add(2 + streamSenders)
+	go r.loop()
+	go r.rejoin()
+	for range streamSenders {
+		go r.sendStreams()
+	}
+	return r, nil
+}
+
+// startMemberlist creates the transport (counting what it sends) and the
+// memberlist instance.
+func (r *Replicator) startMemberlist() error {
+	base := r.cfg.Transport
+	var boundPort int
+	if base == nil {
+		host, port, _ := splitHostPort(r.cfg.BindAddr)
+		nt, err := listen(host, port)
+		if err != nil {
+			return err
+		}
+		base, boundPort = nt, nt.port()
+	}
+	ct := newCountingTransport(base, &r.wire)
+	mc := r.cfg.memberlistConfig(delegate{r}, ct)
+	if boundPort != 0 {
+		mc.BindPort = boundPort
+		if r.cfg.AdvertiseAddr == "" {
+			mc.AdvertisePort = boundPort
+		}
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		ct.Shutdown()
+		return fmt.Errorf("gossip: start memberlist: %w", err)
+	}
+	r.ml = ml
+	r.self = ml.LocalNode().Address() // read once: memberlist changes the node in place
+	return nil
+}
+
+// Addr returns the address other members reach this one at.
+func (r *Replicator) Addr() string { return r.self }
+
+// Members returns the live members, this one included, sorted by name.
+// (memberlist's own Members hands out nodes it changes in place.)
+func (r *Replicator) Members() []Member {
+	r.mu.Lock()
+	out := make([]Member, 0, len(r.alive))
+	for _, n := range r.alive {
+		out = append(out, Member{Name: n.Name, Addr: n.Address()})
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Write hands a record the replica has just applied locally to the
+// protocol. It never blocks: when the queue is full the record is dropped
+// (anti-entropy will carry it) and Write returns false. r.Value must not be
+// modified afterwards.
+func (r *Replicator) Write(rec crdt.Record) bool {
+	if r.closed.Load() {
+		return false
+	}
+	if !r.writes.push(rec) {
+		r.counters.writesDropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// received hands a frame from memberlist to the protocol and sends the
+// answers. It runs on memberlist's handler goroutine (datagrams, in order)
+// or on a stream's, and only takes the node's lock: no queue and no extra
+// goroutine between a frame's arrival and its records being applied.
+func (r *Replicator) received(b []byte) {
+	from, payload, err := parseFrame(b)
+	if err != nil {
+		r.counters.badFrames.Add(1)
+		return
+	}
+	if r.closed.Load() {
+		return
+	}
+	r.nodeMu.Lock()
+	out, err := r.node.Receive(from, payload, r.now())
+	r.nodeMu.Unlock()
+	if err != nil {
+		r.log.Debug().Err(err).Str("peer", from).Msg("frame refused")
+	}
+	r.send(out)
+}
+
+// memberChanged records a membership event and wakes the loop. memberlist
+// calls it under its own lock and changes *n in place later, so it keeps a
+// copy.
+func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
+	n := new(memberlist.Node)
+	*n = *in
+	r.mu.Lock()
+	switch {
+	case alive:
+		r.alive[n.Name] = n
+		r.known[n.Name] = n.Address()
+	case n.State == memberlist.StateLeft: // left on purpose: do not chase it
+		delete(r.alive, n.Name)
+		delete(r.known, n.Name)
+	default:
+		delete(r.alive, n.Name)
+	}
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	if n.Name != r.cfg.Name {
+		r.log.Info().Str("peer", n.Name).Str("addr", n.Address()).Bool("alive", alive).Msg("membership changed")
+	}
+}
+
+func (r *Replicator) aliveNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.alive))
+	for name := range r.alive {
+		names = append(names, name)
+	}
+	return names
+}
+
+func (r *Replicator) lookup(name string) *memberlist.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.alive[name]
+}
+
+// Close leaves the cluster, stops every goroutine the Replicator started and
+// waits for them. It is idempotent.
+func (r *Replicator) Close() error {
+	var err error
+	r.close.Do(func() {
+		r.closed.Store(true)
+		if e := r.ml.Leave(r.cfg.Timings.ProbeInterval * 2); e != nil {
+			err = fmt.Errorf("gossip: leave: %w", e)
+		}
+		if e := r.ml.Shutdown(); e != nil && err == nil {
+			err = fmt.Errorf("gossip: shutdown: %w", e)
+		}
+		close(r.done)
+		r.wg.Wait()
+	})
+	return err
+}
+
+// Stats are a Replicator's counters.
+type Stats struct {
+	// Protocol holds the sync protocol's counters.
+	Protocol transport.Stats
+	// Wire counts everything sent, memberlist's own traffic included:
+	// datagrams and their bytes, streams opened and the bytes written to
+	// them.
+	WirePackets, WirePacketBytes, WireStreams, WireStreamBytes uint64
+	// Dropped for lack of room: writes not handed to the protocol, frames
+	// not sent over a stream. (memberlist counts, and logs, the received
+	// frames its handler queue had no room for.)
+	WritesDropped, StreamsDropped uint64
+	// SendErrors counts frames the transport failed to send; NoRoute frames
+	// for members no longer alive; BadFrames received messages that were not
+	// frames of ours.
+	SendErrors, NoRoute, BadFrames uint64
+	// Joins and JoinFailures count re-join attempts that reached a member
+	// and those that reached none.
+	Joins, JoinFailures uint64
+}
+
+// Stats returns the counters. After Close it returns the protocol counters
+// as they were when the loop stopped.
+func (r *Replicator) Stats() Stats {
+	s := Stats{
+		WirePackets: r.wire.packets.Load(), WirePacketBytes: r.wire.packetBytes.Load(),
+		WireStreams: r.wire.streams.Load(), WireStreamBytes: r.wire.streamBytes.Load(),
+		WritesDropped:  r.counters.writesDropped.Load(),
+		StreamsDropped: r.counters.streamsDropped.Load(), SendErrors: r.counters.sendErrors.Load(),
+		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
+		Joins: r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
+	}
+	r.nodeMu.Lock()
+	s.Protocol = r.node.Stats()
+	r.nodeMu.Unlock()
+	return s
+}

@@ -1,0 +1,269 @@
+package gossip
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/rs/zerolog"
+)
+
+func TestStartValidates(t *testing.T) {
+	rep := newTestReplica(t, 1)
+	base := Config{Name: "a", BindAddr: "127.0.0.1:0", Replica: rep, Clock: rep.clock, Logger: zerolog.Nop()}
+	tests := []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"no name", func(c *Config) { c.Name = "" }},
+		{"name too long", func(c *Config) { c.Name = string(make([]byte, 256)) }},
+		{"no replica", func(c *Config) { c.Replica = nil }},
+		{"bad bind address", func(c *Config) { c.BindAddr = "localhost" }},
+		{"bad port", func(c *Config) { c.BindAddr = "127.0.0.1:99999" }},
+		{"key of 20 bytes", func(c *Config) { c.SecretKey = make([]byte, 20) }},
+		{"tiny packets", func(c *Config) { c.PacketSize = 100 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			tc.edit(&cfg)
+			if r, err := Start(cfg); !errors.Is(err, ErrConfig) {
+				if r != nil {
+					r.Close()
+				}
+				t.Fatalf("Start: error %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+func startCluster(t *testing.T, n int, opts ...nodeOption) []*node {
+	t.Helper()
+	first := startNode(t, "n0", nil, opts...)
+	nodes := []*node{first}
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), []string{first.r.Addr()}, opts...))
+	}
+	waitMembers(t, n, nodes...)
+	return nodes
+}
+
+func TestWriteBecomesVisibleEverywhere(t *testing.T) {
+	nodes := startCluster(t, 3)
+	nodes[0].rep.write(nodes[0].r, "k", []byte("v"), false)
+	waitValue(t, 2*time.Second, "k", []byte("v"), nodes...)
+	nodes[2].rep.write(nodes[2].r, "k", nil, true)
+	waitValue(t, 2*time.Second, "k", nil, nodes...)
+	if s := nodes[1].r.Stats(); s.Protocol.DeltasReceived < 2 {
+		t.Fatalf("n1 received %d deltas, want 2", s.Protocol.DeltasReceived)
+	}
+	if s := nodes[0].r.Stats(); s.WirePackets == 0 || s.Protocol.DeltaBatches == 0 {
+		t.Fatalf("n0 sent %d packets, %d delta batches", s.WirePackets, s.Protocol.DeltaBatches)
+	}
+}
+
+func TestConcurrentWritesConverge(t *testing.T) {
+	nodes := startCluster(t, 3)
+	var wg sync.WaitGroup
+	for i, nd := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 300 {
+				key := fmt.Sprintf("key-%d", j%20)
+				nd.rep.write(nd.r, key, fmt.Appendf(nil, "n%d-%d", i, j), j%7 == 0)
+			}
+		}()
+	}
+	wg.Wait()
+	waitConverged(t, 10*time.Second, nodes...)
+}
+
+func TestLargeValueReplicates(t *testing.T) {
+	nodes := startCluster(t, 3)
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	nodes[1].rep.write(nodes[1].r, "big", big, false)
+	waitValue(t, 5*time.Second, "big", big, nodes...)
+	if s := nodes[1].r.Stats(); s.WireStreams == 0 {
+		t.Fatal("a 1 MiB value went out without a stream")
+	}
+}
+
+// fill writes n keys on nd, deleting every tenth, and returns when the
+// replicator has taken them all.
+func fill(t *testing.T, nd *node, n int) {
+	t.Helper()
+	for i := range n {
+		key := fmt.Sprintf("key-%05d", i)
+		nd.rep.write(nd.r, key, []byte(key), false)
+		if i%10 == 0 {
+			nd.rep.write(nd.r, key, nil, true)
+		}
+	}
+}
+
+func TestLateJoinerCatchesUp(t *testing.T) {
+	nodes := startCluster(t, 2)
+	fill(t, nodes[0], 3000)
+	waitConverged(t, 10*time.Second, nodes...)
+	late := startNode(t, "late", []string{nodes[1].r.Addr()})
+	waitMembers(t, 3, append(nodes, late)...)
+	waitConverged(t, 20*time.Second, append(nodes, late)...)
+	if s := late.r.Stats(); s.Protocol.RepairRecordsReceived < 3000 {
+		t.Fatalf("the late joiner was repaired %d records, want at least 3000", s.Protocol.RepairRecordsReceived)
+	}
+}
+
+func TestRestartedNodeCatchesUp(t *testing.T) {
+	nodes := startCluster(t, 3)
+	fill(t, nodes[0], 2000)
+	waitConverged(t, 10*time.Second, nodes...)
+	if err := nodes[2].r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, 2, nodes[:2]...)
+	fill(t, nodes[1], 500) // written while n2 is down
+	back := startNode(t, "n2", []string{nodes[0].r.Addr()})
+	all := []*node{nodes[0], nodes[1], back}
+	waitMembers(t, 3, all...)
+	waitConverged(t, 20*time.Second, all...)
+}
+
+func TestWrongKeyOrLabelStaysOut(t *testing.T) {
+	key := func(b byte) nodeOption {
+		return func(c *Config) { c.SecretKey = []byte(fmt.Sprintf("0123456789abcde%c", b)) }
+	}
+	nodes := startCluster(t, 2, key('A'))
+	label := func(c *Config) { c.Label = "another-cluster" }
+	strangers := []*node{
+		startNode(t, "other-key", []string{nodes[0].r.Addr()}, key('B')),
+		startNode(t, "no-key", []string{nodes[0].r.Addr()}),
+		startNode(t, "other-label", []string{nodes[0].r.Addr()}, key('A'), label),
+	}
+	for _, s := range strangers {
+		s.rep.write(s.r, "injected", []byte("x"), false)
+		// Wait until the stranger has tried to join several times.
+		eventually(t, 10*time.Second, func() bool { return s.r.Stats().JoinFailures >= 3 },
+			"%s made %d join attempts", s.r.cfg.Name, s.r.Stats().JoinFailures)
+	}
+	nodes[0].rep.write(nodes[0].r, "k", []byte("v"), false)
+	waitValue(t, 2*time.Second, "k", []byte("v"), nodes...)
+	for _, nd := range nodes {
+		if n := len(nd.r.Members()); n != 2 {
+			t.Fatalf("%s sees %d members, want 2", nd.r.cfg.Name, n)
+		}
+		if _, ok := nd.rep.get("injected"); ok {
+			t.Fatalf("%s accepted a write from a member without the key", nd.r.cfg.Name)
+		}
+	}
+	for _, s := range strangers {
+		if _, ok := s.rep.get("k"); ok {
+			t.Fatalf("%s received a write of the keyed cluster", s.r.cfg.Name)
+		}
+	}
+}
+
+// TestGarbageLeavesTheNodeUp sends random datagrams, length bombs wrapped
+// as memberlist user messages, and junk streams to a member, then checks
+// that it is still in the cluster and replicating.
+func TestGarbageLeavesTheNodeUp(t *testing.T) {
+	nodes := startCluster(t, 2)
+	target := nodes[1]
+	udp, err := net.Dial("udp", target.r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	const userMsg = 8 // memberlist's message type for user messages
+	bombs := [][]byte{
+		{0xdd, 0xff, 0xff, 0xff, 0xff},       // array32 of 2^32-1 elements
+		{0xc6, 0xff, 0xff, 0xff, 0xff},       // bin32 of 2^32-1 bytes
+		{0xdb, 0xff, 0xff, 0xff, 0xff},       // str32 of 2^32-1 bytes
+		{1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff}, // a delta frame whose body is a bomb
+	}
+	for i := range 2000 {
+		junk := make([]byte, 1+i%600)
+		rand.Read(junk)
+		if i%2 == 0 {
+			bomb := bombs[i%len(bombs)]
+			junk = append([]byte{userMsg, 2, 'n', '0'}, bomb...)
+		}
+		udp.Write(junk)
+	}
+	for range 20 {
+		c, err := net.Dial("tcp", target.r.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := make([]byte, 4096)
+		rand.Read(junk)
+		c.Write(junk)
+		c.Close()
+	}
+	eventually(t, 5*time.Second, func() bool { return target.r.Stats().Protocol.RejectedFrames() > 0 },
+		"no length bomb reached the decoder")
+	nodes[0].rep.write(nodes[0].r, "after", []byte("garbage"), false)
+	waitValue(t, 3*time.Second, "after", []byte("garbage"), nodes...)
+	waitMembers(t, 2, nodes...)
+}
+
+func TestCloseIsIdempotentAndStopsWrites(t *testing.T) {
+	nd := startNode(t, "solo", nil)
+	if err := nd.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if nd.r.Write(crdt.Record{Key: "k"}) {
+		t.Fatal("Write after Close was accepted")
+	}
+	_ = nd.r.Stats() // must not block after Close
+}
+
+// TestStartsOfflineAndJoinsLater: a member whose only peer is down starts,
+// serves local writes, and joins once the peer comes up at that address.
+func TestStartsOfflineAndJoinsLater(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // the address is free, and nobody listens on it
+	edge := startNode(t, "edge", []string{addr})
+	edge.rep.write(edge.r, "offline", []byte("write"), false)
+	if v, ok := edge.rep.get("offline"); !ok || string(v) != "write" {
+		t.Fatal("an offline member does not serve its own write")
+	}
+	eventually(t, 5*time.Second, func() bool { return edge.r.Stats().JoinFailures > 0 }, "no join attempt")
+	hub := startNode(t, "hub", nil, func(c *Config) { c.BindAddr = addr })
+	waitMembers(t, 2, edge, hub)
+	waitValue(t, 5*time.Second, "offline", []byte("write"), hub)
+}
+
+// TestCloseStopsEveryGoroutine: once every member of a cluster that has
+// replicated, repaired and re-joined is closed, no goroutine it started is
+// left.
+func TestCloseStopsEveryGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	nodes := startCluster(t, 3)
+	fill(t, nodes[0], 500)
+	waitConverged(t, 10*time.Second, nodes...)
+	big := make([]byte, 256<<10)
+	nodes[1].rep.write(nodes[1].r, "big", big, false) // streams too
+	waitValue(t, 5*time.Second, "big", big, nodes...)
+	for _, nd := range nodes {
+		if err := nd.r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}
