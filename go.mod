@@ -1,11 +1,14 @@
 module github.com/bcache-go/bcache
 
-go 1.26
+go 1.26.0
 
 require (
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/hashicorp/memberlist v0.7.0
+	github.com/maypok86/otter/v2 v2.4.0
 	github.com/rs/zerolog v1.35.1
 	github.com/vmihailenco/msgpack/v5 v5.4.1
+	golang.org/x/sync v0.25.0
 	pgregory.net/rapid v1.3.0
 )
 

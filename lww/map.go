@@ -104,10 +104,41 @@ func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefi
 
 // Apply merges r into the map and says what it did: [crdt.Applied],
 // [crdt.Stale], or [crdt.Rejected] for a record below its bucket's GC
-// watermark (see the package doc). On Applied the map owns
-// r.Value from then on: the caller must not modify it. Tombstones and
-// evicted stubs are stored without a value.
+// watermark (see the package doc). On Applied the map owns r.Value from
+// then on: the caller must not modify it. Tombstones and evicted stubs are
+// stored without a value.
 func (m *Map) Apply(r crdt.Record) crdt.Outcome {
+	o, _ := m.merge(r)
+	return o
+}
+
+// ApplyDelta applies a record that arrived as a delta, the push a replica
+// makes of its own fresh writes. A delta whose wall time is more than the
+// horizon before now is not applied ([crdt.Late]): it has been delayed or
+// replayed, and a fresh replica with no watermarks could not tell whether
+// the key was deleted and collected since. Old records travel by
+// anti-entropy, which compares versions with a peer first.
+func (m *Map) ApplyDelta(r crdt.Record, now int64) crdt.Outcome {
+	o, _ := m.Merge(r, true, now)
+	return o
+}
+
+// Merge is Apply, or ApplyDelta when delta is set, that also returns, when
+// the record was applied, the record the map now holds for the key: r with
+// the map's own copy of the key string, which callers can share.
+func (m *Map) Merge(r crdt.Record, delta bool, now int64) (crdt.Outcome, crdt.Record) {
+	if delta && r.Time.Wall < now-m.horizon {
+		return crdt.Late, crdt.Record{}
+	}
+	o, e := m.merge(r)
+	if e == nil {
+		return o, crdt.Record{}
+	}
+	return o, e.rec
+}
+
+// merge applies r and returns the entry it changed, if any.
+func (m *Map) merge(r crdt.Record) (crdt.Outcome, *entry) {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
@@ -116,17 +147,17 @@ func (m *Map) Apply(r crdt.Record) crdt.Outcome {
 		khash := crdt.HashKey(r.Key)
 		leaf := m.leafOf(khash)
 		if r.Time.Wall <= m.wm[leaf] {
-			return crdt.Rejected
+			return crdt.Rejected, nil
 		}
 		e = &entry{rec: r, khash: khash, next: m.heads[leaf]}
 		m.heads[leaf] = e
 		m.entries[r.Key] = e
 		m.count(&e.rec, 1)
 		m.tree.Add(leaf, e.hash())
-		return crdt.Applied
+		return crdt.Applied, e
 	}
 	if r.Time.Compare(e.rec.Time) <= 0 {
-		return crdt.Stale
+		return crdt.Stale, nil
 	}
 	old := e.hash()
 	m.count(&e.rec, -1)
@@ -134,20 +165,7 @@ func (m *Map) Apply(r crdt.Record) crdt.Outcome {
 	e.rec = r
 	m.count(&e.rec, 1)
 	m.tree.Replace(m.leafOf(e.khash), old, e.hash())
-	return crdt.Applied
-}
-
-// ApplyDelta applies a record that arrived as a delta, the push a replica
-// makes of its own fresh writes. A delta whose wall time is more than the
-// horizon before now is not applied ([crdt.Late]): it has been delayed or replayed,
-// and a fresh replica with no watermarks could not tell whether the key was
-// deleted and collected since. Old records travel by anti-entropy, which
-// compares versions with a peer first.
-func (m *Map) ApplyDelta(r crdt.Record, now int64) crdt.Outcome {
-	if r.Time.Wall < now-m.horizon {
-		return crdt.Late
-	}
-	return m.Apply(r)
+	return crdt.Applied, e
 }
 
 // count adds d to the counter of r's kind.

@@ -14,7 +14,6 @@ const (
 	DefaultPacketBudget        = 1200
 	DefaultMaxPending          = 65536
 	DefaultAntiEntropyInterval = time.Second
-	DefaultSessionTimeout      = 5 * time.Second
 	DefaultFanout              = 8
 	DefaultLeavesPerStep       = 256
 	DefaultMaxRepairBytes      = 4 << 20
@@ -45,6 +44,8 @@ type Config struct {
 	// AntiEntropyInterval is how often the node starts a session.
 	AntiEntropyInterval time.Duration
 	// SessionTimeout abandons a session whose peer stopped answering.
+	// Default: twice AntiEntropyInterval, at least a second. A session is
+	// also abandoned at once when its peer leaves the membership.
 	SessionTimeout time.Duration
 	// Fanout is the degree of the delta broadcast tree.
 	Fanout int
@@ -73,7 +74,7 @@ func (c *Config) fill() error {
 	setDefault(&c.PacketBudget, DefaultPacketBudget)
 	setDefault(&c.MaxPending, DefaultMaxPending)
 	setDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
-	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&c.SessionTimeout, max(2*c.AntiEntropyInterval, time.Second))
 	setDefault(&c.Fanout, DefaultFanout)
 	setDefault(&c.LeavesPerStep, DefaultLeavesPerStep)
 	setDefault(&c.MaxRepairBytes, DefaultMaxRepairBytes)
@@ -128,9 +129,14 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) Name() string { return n.cfg.Name }
 
 // SetMembers replaces the membership view: the names of all live members,
-// with or without this node's own.
+// with or without this node's own. A session with a member no longer in the
+// view is abandoned, so that the next one starts with a live peer.
 func (n *Node) SetMembers(names []string) {
 	n.ring = newRing(append(names, n.cfg.Name))
+	if _, ok := n.ring.pos[n.ae.s.peer]; n.ae.active && !ok {
+		n.ae.active = false
+		n.stats.SessionsTimedOut++
+	}
 }
 
 // Members returns the number of members in the view, this node included.

@@ -27,7 +27,7 @@ type Stats struct {
 	// Anti-entropy.
 	SessionsStarted       uint64
 	SessionsCompleted     uint64
-	SessionsTimedOut      uint64
+	SessionsTimedOut      uint64 // or abandoned when the peer left
 	RepairRecordsSent     uint64
 	RepairRecordsReceived uint64
 

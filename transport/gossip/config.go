@@ -72,6 +72,10 @@ func FastTimings() Timings {
 	}
 }
 
+// Transport is what carries memberlist's packets and streams: its own UDP
+// and TCP sockets by default, a [MemTransport] for fault injection.
+type Transport = memberlist.NodeAwareTransport
+
 // Config configures a [Replicator].
 type Config struct {
 	// Name is this member's name, unique in the cluster. Required.
@@ -97,7 +101,7 @@ type Config struct {
 	// Transport, if set, replaces memberlist's UDP/TCP transport (for
 	// example with a MemTransport for fault injection); BindAddr is then
 	// ignored.
-	Transport memberlist.NodeAwareTransport
+	Transport Transport
 	// PacketSize is the largest frame sent as a datagram (memberlist's
 	// UDPBufferSize); larger frames go over a stream. 0 selects 1400.
 	PacketSize int

@@ -41,7 +41,11 @@ type netTransport struct {
 func listen(host string, port int) (*netTransport, error) {
 	ip := net.ParseIP(host)
 	if host != "" && ip == nil {
-		return nil, fmt.Errorf("gossip: bind host %q is not an IP address", host)
+		a, err := net.ResolveIPAddr("ip", host)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: bind host %q: %w", host, err)
+		}
+		ip = a.IP
 	}
 	var err error
 	for range 10 {

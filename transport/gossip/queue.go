@@ -40,10 +40,17 @@ func (q *writeQueue) push(r crdt.Record) bool {
 	return true
 }
 
+// keepCap bounds the capacity of a slice the queue keeps for reuse, so that
+// a burst does not leave megabytes of idle buffer behind.
+const keepCap = 1024
+
 // take returns every queued write and leaves spare (emptied) in its place,
 // so that two slices alternate and the queue does not allocate when busy.
 func (q *writeQueue) take(spare []crdt.Record) []crdt.Record {
 	clear(spare) // drop references to values already shipped
+	if cap(spare) > keepCap {
+		spare = nil
+	}
 	q.mu.Lock()
 	recs := q.recs
 	q.recs = spare[:0]

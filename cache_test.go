@@ -1,0 +1,268 @@
+package bcache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/transport/gossip"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// testConfig is a member on 127.0.0.1 with fast timings.
+func testConfig(name string, peers ...string) Config {
+	return Config{
+		NodeName: name, BindAddr: "127.0.0.1:0", Peers: peers,
+		Timings: FastTimings(), AntiEntropyInterval: 100 * time.Millisecond,
+	}
+}
+
+func newCache(t testing.TB, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// cluster starts n members on real sockets, edited by opts, and waits until
+// they all see each other.
+func cluster(t testing.TB, n int, opts ...func(i int, c *Config)) []*Cache {
+	t.Helper()
+	var cs []*Cache
+	for i := range n {
+		cfg := testConfig(fmt.Sprintf("m%d", i))
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		for _, o := range opts {
+			o(i, &cfg)
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	for _, c := range cs {
+		eventually(t, 10*time.Second, func() bool { return len(c.Members()) == n }, "%s sees %d members", c.cfg.NodeName, len(c.Members()))
+	}
+	return cs
+}
+
+// waitValue waits until key reads value on every member (nil: a miss).
+func waitValue(t testing.TB, key string, value []byte, cs ...*Cache) {
+	t.Helper()
+	for _, c := range cs {
+		eventually(t, 5*time.Second, func() bool {
+			v, ok := c.Get(key)
+			return ok == (value != nil) && bytes.Equal(v, value)
+		}, "%s: Get(%q) never gave %q", c.cfg.NodeName, key, value)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no bind address", Config{}},
+		{"negative MaxKeys", Config{BindAddr: "127.0.0.1:0", MaxKeys: -1}},
+		{"negative horizon", Config{BindAddr: "127.0.0.1:0", TombstoneHorizon: -time.Second}},
+		{"key of 10 bytes", Config{BindAddr: "127.0.0.1:0", SecretKey: make([]byte, 10)}},
+		{"huge values", Config{BindAddr: "127.0.0.1:0", MaxValueSize: 1 << 30}},
+		{"drift beyond the horizon", Config{BindAddr: "127.0.0.1:0", MaxClockDrift: time.Hour, TombstoneHorizon: time.Minute}},
+		{"bad bind address", Config{BindAddr: "nowhere"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("New accepted the config")
+			}
+			if !errors.Is(err, ErrConfig) && !errors.Is(err, gossip.ErrConfig) {
+				t.Fatalf("New: %v, want a config error", err)
+			}
+		})
+	}
+}
+
+func TestZeroConfigPlusBindAddr(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	if c.Addr() == "127.0.0.1:0" || c.cfg.NodeName == "" {
+		t.Fatalf("Addr %q, name %q: want a real port and a generated name", c.Addr(), c.cfg.NodeName)
+	}
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.Get("k"); !ok || string(v) != "v" {
+		t.Fatalf("Get = %q, %v", v, ok)
+	}
+}
+
+func TestLocalOperations(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxKeySize: 8, MaxValueSize: 16})
+	buf := []byte("value")
+	if err := c.Set("k", buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXXX") // the cache copied the value
+	if v, _ := c.Get("k"); string(v) != "value" {
+		t.Fatalf("Get after the caller reused its buffer = %q", v)
+	}
+	errs := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"negative ttl", c.Set("k", nil, -time.Second), ErrInvalidTTL},
+		{"key too large", c.Set("123456789", nil, 0), ErrKeyTooLarge},
+		{"value too large", c.Set("k", make([]byte, 17), 0), ErrValueTooLarge},
+		{"delete key too large", c.Delete("123456789"), ErrKeyTooLarge},
+	}
+	for _, e := range errs {
+		if !errors.Is(e.err, e.want) {
+			t.Errorf("%s: %v, want %v", e.name, e.err, e.want)
+		}
+	}
+	if err := c.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("Get after Delete hit")
+	}
+	if err := c.Delete("nope"); err != nil {
+		t.Fatalf("Delete of a key never written: %v", err)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("Len = %d, want 0", c.Len())
+	}
+}
+
+func TestTTLExpires(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg := Config{BindAddr: "127.0.0.1:0", Clock: func() time.Time { return time.Unix(0, now.Load()) }}
+	c := newCache(t, cfg)
+	if err := c.Set("k", []byte("v"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Get("k"); !ok {
+		t.Fatal("miss before the TTL")
+	}
+	now.Add(int64(time.Second))
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("hit at the TTL")
+	}
+}
+
+func TestReplicatesSetAndDelete(t *testing.T) {
+	cs := cluster(t, 3)
+	if err := cs[0].Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, "k", []byte("v"), cs...)
+	if err := cs[2].Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, "k", nil, cs...)
+}
+
+// TestLaterShortTTLBeatsEarlierLongTTL: the original bcache kept the longest
+// expiry; here the later write wins and takes its TTL everywhere.
+func TestLaterShortTTLBeatsEarlierLongTTL(t *testing.T) {
+	cs := cluster(t, 3)
+	cs[0].Set("k", []byte("long"), time.Hour)
+	waitValue(t, "k", []byte("long"), cs...)
+	cs[1].Set("k", []byte("short"), 200*time.Millisecond)
+	waitValue(t, "k", nil, cs...) // expired everywhere, not back to "long"
+}
+
+// TestDeleteOnEvictingMemberPropagates: a member that evicted keys still
+// deletes them everywhere (the original lost 40 of 50 such deletes).
+func TestDeleteOnEvictingMemberPropagates(t *testing.T) {
+	cs := cluster(t, 3, func(i int, c *Config) {
+		if i == 1 {
+			c.MaxKeys = 10
+		}
+	})
+	for i := range 50 {
+		cs[0].Set(fmt.Sprint("key-", i), []byte("v"), 0)
+	}
+	waitValue(t, "key-49", []byte("v"), cs[0], cs[2])
+	eventually(t, 5*time.Second, func() bool { return cs[1].Stats().Evictions >= 40 }, "m1 evicted %d", cs[1].Stats().Evictions)
+	if n := cs[1].Len(); n > 10 {
+		t.Fatalf("m1 holds %d values, MaxKeys 10", n)
+	}
+	for i := range 50 {
+		cs[1].Delete(fmt.Sprint("key-", i))
+	}
+	for i := range 50 {
+		waitValue(t, fmt.Sprint("key-", i), nil, cs...)
+	}
+}
+
+// TestEvictionIsLocalAndNotRepaired: evicted values stay evicted on their
+// member, are served elsewhere, and anti-entropy does not ship them back.
+func TestEvictionIsLocalAndNotRepaired(t *testing.T) {
+	cs := cluster(t, 2, func(i int, c *Config) {
+		if i == 1 {
+			c.MaxKeys = 5
+		}
+	})
+	for i := range 20 {
+		cs[0].Set(fmt.Sprint("key-", i), []byte("v"), 0)
+	}
+	waitValue(t, "key-19", []byte("v"), cs...)
+	eventually(t, 5*time.Second, func() bool { return cs[1].Len() <= 5 }, "m1 holds %d", cs[1].Len())
+	rounds := cs[1].Stats().AntiEntropyRounds
+	eventually(t, 5*time.Second, func() bool { return cs[1].Stats().AntiEntropyRounds >= rounds+5 }, "no anti-entropy")
+	if s := cs[1].Stats(); s.RepairedKeys != 0 || cs[1].Len() > 5 {
+		t.Fatalf("anti-entropy repaired %d keys onto the evicting member (it holds %d values)", s.RepairedKeys, cs[1].Len())
+	}
+	for i := range 20 {
+		if v, ok := cs[0].Get(fmt.Sprint("key-", i)); !ok || string(v) != "v" {
+			t.Fatalf("m0 lost key-%d", i)
+		}
+	}
+}
+
+func TestCloseStopsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	cs := cluster(t, 2)
+	cs[0].Set("k", []byte("v"), 0)
+	waitValue(t, "k", []byte("v"), cs...)
+	for _, c := range cs {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	}
+	if err := cs[0].Set("k", nil, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Set after Close: %v, want ErrClosed", err)
+	}
+	if err := cs[0].Delete("k"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Delete after Close: %v, want ErrClosed", err)
+	}
+	if _, ok := cs[0].Get("k"); ok || cs[0].Members() != nil || cs[0].Len() != 0 {
+		t.Fatal("a closed cache still serves")
+	}
+	eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}

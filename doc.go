@@ -1,0 +1,42 @@
+// Package bcache is an in-memory cache replicated to every process of a
+// service, with convergence that is proven by property tests.
+//
+// Each process runs a [Cache] member. A write (Set, Delete) is applied
+// locally at once and shipped to every other member in batched deltas;
+// periodic anti-entropy compares Merkle digests with one peer at a time and
+// repairs whatever the deltas missed. Reads (Get) are local and take no
+// lock. Membership, failure detection and encryption come from
+// hashicorp/memberlist (package transport/gossip).
+//
+// # Guarantees
+//
+//   - Convergence: once the network heals and writes stop, every live member
+//     holds the same records, whatever was lost, duplicated or reordered
+//     meanwhile (package proptest checks it under all those faults).
+//   - Last writer wins by write time, a hybrid logical clock timestamp,
+//     never by expiry: a later Set with a shorter TTL beats an earlier Set
+//     with a longer one everywhere. Two different writes never tie.
+//   - Deletes are tombstones that beat every older write on every member,
+//     also members that never held the key or evicted it. Tombstones, and
+//     values past their TTL, are collected after TombstoneHorizon; the rule
+//     that keeps collection safe (package lww) means a deleted key does not
+//     come back, also when a member returns after a longer absence.
+//   - Eviction (MaxKeys, MaxBytes) is local: it frees a value on this member
+//     only. The key and its version stay, so the member returns the newest
+//     value or a miss, never an older version, and anti-entropy does not
+//     ship the key back.
+//   - A timestamp more than MaxClockDrift ahead of local time is refused, so
+//     a member with a bad clock cannot pin keys.
+//   - With a SecretKey all traffic is encrypted and authenticated; a
+//     process without the key can neither join nor inject writes.
+//
+// # Limits
+//
+// Expiry is absolute time: members agree on it up to their clock error.
+// Every key ever written costs a small record (its key and version) on
+// every member until it is deleted or expires and is collected, also when
+// its value was evicted: MaxKeys bounds values, not keys. After a partition
+// or an absence longer than TombstoneHorizon, a value older than the
+// horizon that only one side holds may be dropped (a miss, reported through
+// Config.OnDrop), never resurrected.
+package bcache

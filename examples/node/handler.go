@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bcache-go/bcache"
+)
+
+// member is the JSON form of a bcache.Member.
+type member struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+}
+
+// newHandler serves the HTTP API of c (see the package comment). maxValue
+// bounds the request bodies read by PUT; it should be c's MaxValueSize.
+func newHandler(c *bcache.Cache, maxValue int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
+		put(w, r, c, maxValue)
+	})
+	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := c.Get(r.PathValue("key"))
+		if !ok {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(v)))
+		_, _ = w.Write(v)
+	})
+	mux.HandleFunc("DELETE /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Delete(r.PathValue("key")); err != nil {
+			http.Error(w, err.Error(), statusOf(err))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		ms := c.Members()
+		out := make([]member, 0, len(ms))
+		for _, m := range ms {
+			out = append(out, member{Name: m.Name, Addr: m.Addr})
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, c.Stats())
+	})
+	return mux
+}
+
+// put stores the request body under the key, with the optional ttl.
+func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) {
+	var ttl time.Duration
+	if s := r.URL.Query().Get("ttl"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("bad ttl %q: want a duration such as 10s or 1m30s", s), http.StatusBadRequest)
+			return
+		}
+		ttl = d // a negative one is refused by Set with ErrInvalidTTL
+	}
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxValue)))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			http.Error(w, fmt.Sprintf("value larger than %d bytes", maxValue), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := c.Set(r.PathValue("key"), value, ttl); err != nil {
+		http.Error(w, err.Error(), statusOf(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// statusOf maps the Cache's errors to HTTP statuses. A key too large is 414
+// (URI Too Long), since the key is in the path.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, bcache.ErrInvalidTTL):
+		return http.StatusBadRequest
+	case errors.Is(err, bcache.ErrKeyTooLarge):
+		return http.StatusRequestURITooLong
+	case errors.Is(err, bcache.ErrValueTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, bcache.ErrClosed):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeJSON writes v as a 200 JSON response.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

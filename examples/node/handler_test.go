@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// newCache starts a single member on 127.0.0.1, closed at the end of the
+// test.
+func newCache(t testing.TB, cfg bcache.Config) *bcache.Cache {
+	t.Helper()
+	cfg.BindAddr = "127.0.0.1:0"
+	c, err := bcache.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// startServer serves newHandler(c, maxValue) and returns its base URL.
+func startServer(t testing.TB, c *bcache.Cache, maxValue int) string {
+	t.Helper()
+	srv := httptest.NewServer(newHandler(c, maxValue))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// do sends a request and returns the status, the body and the response.
+func do(t testing.TB, method, url, body string) (int, string, *http.Response) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b), resp
+}
+
+// expect sends a request and fails unless it answers want.
+func expect(t testing.TB, method, url, body string, want int) string {
+	t.Helper()
+	got, b, _ := do(t, method, url, body)
+	if got != want {
+		t.Fatalf("%s %s: status %d (%q), want %d", method, url, got, b, want)
+	}
+	return b
+}
+
+func TestKeysRoundTrip(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	url := startServer(t, c, bcache.DefaultMaxValueSize) + "/v1/keys/greeting"
+
+	expect(t, "PUT", url, "hello", http.StatusNoContent)
+	status, body, resp := do(t, "GET", url, "")
+	if status != http.StatusOK || body != "hello" {
+		t.Fatalf("GET: %d %q, want 200 \"hello\"", status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		t.Fatalf("GET: Content-Type %q", ct)
+	}
+	expect(t, "PUT", url, "", http.StatusNoContent)
+	if body := expect(t, "GET", url, "", http.StatusOK); body != "" {
+		t.Fatalf("GET after empty PUT: %q", body)
+	}
+	expect(t, "DELETE", url, "", http.StatusNoContent)
+	expect(t, "GET", url, "", http.StatusNotFound)
+	expect(t, "DELETE", url, "", http.StatusNoContent) // deleting a deleted key is fine
+}
+
+func TestEscapedSlashInKey(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	expect(t, "PUT", base+"/v1/keys/user%2F42", "ann", http.StatusNoContent)
+	if v, ok := c.Get("user/42"); !ok || string(v) != "ann" {
+		t.Fatalf(`Get("user/42") = %q, %v`, v, ok)
+	}
+	expect(t, "GET", base+"/v1/keys/user/42", "", http.StatusNotFound) // two segments: no route
+}
+
+func TestGetMissing(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	body := expect(t, "GET", startServer(t, c, bcache.DefaultMaxValueSize)+"/v1/keys/nope", "", http.StatusNotFound)
+	if strings.TrimSpace(body) != "not found" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+func TestPutBadTTL(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	for _, ttl := range []string{"abc", "10", "-1s", "1h%20"} {
+		t.Run(ttl, func(t *testing.T) {
+			expect(t, "PUT", base+"/v1/keys/k?ttl="+ttl, "v", http.StatusBadRequest)
+		})
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("a PUT with a bad ttl stored its value")
+	}
+}
+
+func TestPutTooLarge(t *testing.T) {
+	tests := []struct {
+		name       string
+		cfg        bcache.Config
+		maxValue   int
+		key, value string
+		want       int
+	}{
+		{name: "body over the handler's bound", maxValue: 8, key: "k", value: "123456789", want: http.StatusRequestEntityTooLarge},
+		{name: "value over the cache's bound", cfg: bcache.Config{MaxValueSize: 8}, maxValue: 1024, key: "k", value: "123456789", want: http.StatusRequestEntityTooLarge},
+		{name: "value at the bound", maxValue: 8, key: "k", value: "12345678", want: http.StatusNoContent},
+		{name: "key over the cache's bound", cfg: bcache.Config{MaxKeySize: 4}, maxValue: 1024, key: "abcde", value: "v", want: http.StatusRequestURITooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t, tt.cfg)
+			base := startServer(t, c, tt.maxValue)
+			expect(t, "PUT", base+"/v1/keys/"+tt.key, tt.value, tt.want)
+			if _, ok := c.Get(tt.key); ok != (tt.want == http.StatusNoContent) {
+				t.Fatalf("stored: %v after status %d", ok, tt.want)
+			}
+		})
+	}
+}
+
+func TestTTLExpires(t *testing.T) {
+	const ttl = 50 * time.Millisecond
+	c := newCache(t, bcache.Config{})
+	url := startServer(t, c, bcache.DefaultMaxValueSize) + "/v1/keys/short"
+	start := time.Now()
+	expect(t, "PUT", url+"?ttl="+ttl.String(), "soon gone", http.StatusNoContent)
+	if status, _, _ := do(t, "GET", url, ""); status != http.StatusOK && time.Since(start) < ttl {
+		t.Fatalf("GET right after PUT: %d before the ttl passed", status)
+	}
+	eventually(t, 3*time.Second, func() bool {
+		status, _, _ := do(t, "GET", url, "")
+		return status == http.StatusNotFound
+	}, "value with ttl %v never expired", ttl)
+	if time.Since(start) < ttl {
+		t.Fatalf("expired after %v, before its ttl %v", time.Since(start), ttl)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{"POST", "/v1/keys/k", http.StatusMethodNotAllowed},
+		{"PATCH", "/v1/keys/k", http.StatusMethodNotAllowed},
+		{"DELETE", "/v1/members", http.StatusMethodNotAllowed},
+		{"PUT", "/v1/stats", http.StatusMethodNotAllowed},
+		{"GET", "/v1/keys/", http.StatusNotFound},
+		{"GET", "/v1/nope", http.StatusNotFound},
+		{"GET", "/", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			expect(t, tt.method, base+tt.path, "", tt.want)
+		})
+	}
+}
+
+func TestMembersAndStats(t *testing.T) {
+	c := newCache(t, bcache.Config{NodeName: "solo"})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	expect(t, "PUT", base+"/v1/keys/a", "12345", http.StatusNoContent)
+	expect(t, "GET", base+"/v1/keys/a", "", http.StatusOK)
+	expect(t, "GET", base+"/v1/keys/b", "", http.StatusNotFound)
+
+	var ms []map[string]string
+	if err := json.Unmarshal([]byte(expect(t, "GET", base+"/v1/members", "", http.StatusOK)), &ms); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint([]map[string]string{{"name": "solo", "addr": c.Addr()}}); fmt.Sprint(ms) != want {
+		t.Fatalf("members %v, want %v", ms, want)
+	}
+
+	var st bcache.Stats
+	if err := json.Unmarshal([]byte(expect(t, "GET", base+"/v1/stats", "", http.StatusOK)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Keys != 1 || st.Bytes != int64(len("a")+len("12345")) || st.Hits != 1 || st.Misses != 1 {
+		t.Fatalf("stats: Keys %d Bytes %d Hits %d Misses %d, want 1 6 1 1", st.Keys, st.Bytes, st.Hits, st.Misses)
+	}
+}
+
+func TestClosedCache(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "PUT", base+"/v1/keys/k", "v", http.StatusServiceUnavailable)
+	expect(t, "DELETE", base+"/v1/keys/k", "", http.StatusServiceUnavailable)
+	expect(t, "GET", base+"/v1/keys/k", "", http.StatusNotFound) // Get reports a miss, not ErrClosed
+	if body := expect(t, "GET", base+"/v1/members", "", http.StatusOK); strings.TrimSpace(body) != "[]" {
+		t.Fatalf("members after Close: %q, want []", body)
+	}
+}

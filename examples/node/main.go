@@ -1,0 +1,197 @@
+// Command node is a long-running bcache member with a small HTTP API, to
+// start a few times and try by hand.
+//
+// Three members on one machine, each in its own terminal (-fast detects
+// failures in about a second; -bind must be an IP address, not a name):
+//
+//	go run ./examples/node -fast -name n1 -bind 127.0.0.1:7946 -http 127.0.0.1:8081
+//	go run ./examples/node -fast -name n2 -bind 127.0.0.1:7947 -http 127.0.0.1:8082 -peers 127.0.0.1:7946
+//	go run ./examples/node -fast -name n3 -bind 127.0.0.1:7948 -http 127.0.0.1:8083 -peers 127.0.0.1:7946
+//
+// To encrypt, give every member the same -key, e.g. from openssl rand -hex 16.
+// Then, from a fourth terminal:
+//
+//	curl -s localhost:8081/v1/members
+//	curl -X PUT --data-binary 'hello' localhost:8081/v1/keys/greeting
+//	curl -s localhost:8082/v1/keys/greeting                 # hello
+//	curl -X PUT --data-binary 'bye' 'localhost:8083/v1/keys/short?ttl=10s'
+//	curl -X DELETE localhost:8083/v1/keys/greeting
+//	curl -i localhost:8081/v1/keys/greeting                 # 404
+//	curl -s localhost:8082/v1/stats
+//
+// The API:
+//
+//	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204; 400 bad ttl, 413 value too large, 414 key too large, 503 closed
+//	GET    /v1/keys/{key}            200 with the value, or 404
+//	DELETE /v1/keys/{key}            204; 414 key too large, 503 closed
+//	GET    /v1/members               200, JSON [{"name","addr"}]
+//	GET    /v1/stats                 200, JSON bcache.Stats
+//
+// A key is one path segment: escape a slash in it as %2F. Logs are JSON
+// lines on stderr; the "listening" lines carry the gossip and HTTP
+// addresses (useful with port 0). SIGINT or SIGTERM stops the HTTP server,
+// leaves the cluster and exits 0; a second signal kills it at once. Flag
+// errors exit 2, other failures 1.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/bcache-go/bcache"
+)
+
+// shutdownTimeout bounds the wait for in-flight HTTP requests on exit.
+const shutdownTimeout = 3 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the process at once
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// options are the parsed flags.
+type options struct {
+	cfg      bcache.Config
+	httpAddr string
+}
+
+// parseFlags turns the command line into options; its errors mean exit 2.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "member name, unique in the cluster (default: hostname-port of -bind)")
+	bind := fs.String("bind", "127.0.0.1:7946", "gossip `ip:port`, UDP and TCP (port 0 picks one)")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `host:port` (port 0 picks one)")
+	peers := fs.String("peers", "", "comma-separated gossip addresses of members to join")
+	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
+	maxKeys := fs.Int("max-keys", 0, "values held before LRU eviction (0: unbounded)")
+	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
+	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	cfg := bcache.Config{NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue}
+	if cfg.NodeName == "" {
+		cfg.NodeName = defaultName(*bind)
+	}
+	for p := range strings.SplitSeq(*peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Peers = append(cfg.Peers, p)
+		}
+	}
+	if *key != "" {
+		k, err := hex.DecodeString(*key)
+		if err != nil {
+			return options{}, fmt.Errorf("-key: not hex: %w", err)
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return options{}, fmt.Errorf("-key: %d bytes, want 16, 24 or 32 (32, 48 or 64 hex digits)", n)
+		}
+		cfg.SecretKey = k
+	}
+	if *fast {
+		cfg.Timings = bcache.FastTimings()
+	}
+	return options{cfg: cfg, httpAddr: *httpAddr}, nil
+}
+
+// defaultName is hostname-port, unique per port on one machine; empty (a
+// random name from bcache) when either is unknown.
+func defaultName(bind string) string {
+	host, _ := os.Hostname()
+	_, port, err := net.SplitHostPort(bind)
+	if host == "" || err != nil || port == "0" {
+		return ""
+	}
+	return host + "-" + port
+}
+
+// nameOf returns c's member name, the one bcache drew if none was given.
+func nameOf(c *bcache.Cache) string {
+	for _, m := range c.Members() {
+		if m.Addr == c.Addr() {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+// run is the whole command; it returns the exit status.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
+		fmt.Fprintln(stderr, "node:", err)
+		return 2
+	}
+	log := zerolog.New(stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	opts.cfg.Logger = log
+	ln, err := net.Listen("tcp", opts.httpAddr)
+	if err != nil {
+		log.Error().Err(err).Msg("http listen")
+		return 1
+	}
+	c, err := bcache.New(opts.cfg)
+	if err != nil {
+		ln.Close()
+		log.Error().Err(err).Msg("start")
+		if errors.Is(err, bcache.ErrConfig) {
+			return 2
+		}
+		return 1
+	}
+	log = log.With().Str("node", nameOf(c)).Logger() // the Cache adds it to its own lines
+	log.Info().Str("gossip", c.Addr()).Msg("gossip listening")
+	log.Info().Str("http", ln.Addr().String()).Msg("http listening")
+	maxValue := opts.cfg.MaxValueSize
+	if maxValue == 0 { // the Cache does not tell which size it settled on
+		maxValue = bcache.DefaultMaxValueSize
+	}
+	status := serve(ctx, log, ln, newHandler(c, maxValue))
+	if err := c.Close(); err != nil {
+		log.Warn().Err(err).Msg("close")
+	}
+	return status
+}
+
+// serve serves h on ln until ctx ends, then shuts the server down
+// gracefully; it returns the exit status.
+func serve(ctx context.Context, log zerolog.Logger, ln net.Listener, h http.Handler) int {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("http shutdown")
+		}
+		return 0
+	case err := <-served:
+		log.Error().Err(err).Msg("http serve")
+		return 1
+	}
+}

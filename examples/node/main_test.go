@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/bcache-go/bcache"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // a substring of the error; empty for none
+		check   func(options) string
+	}{
+		{name: "defaults", check: func(o options) string {
+			if o.cfg.BindAddr != "127.0.0.1:7946" || o.httpAddr != "127.0.0.1:8080" || o.cfg.Peers != nil ||
+				o.cfg.SecretKey != nil || o.cfg.MaxKeys != 0 || o.cfg.MaxValueSize != bcache.DefaultMaxValueSize || o.cfg.Timings != (bcache.Timings{}) {
+				return fmt.Sprintf("%+v", o)
+			}
+			return ""
+		}},
+		{name: "peers", args: []string{"-peers", " 127.0.0.1:1, ,127.0.0.1:2,"}, check: func(o options) string {
+			if fmt.Sprint(o.cfg.Peers) != "[127.0.0.1:1 127.0.0.1:2]" {
+				return fmt.Sprint(o.cfg.Peers)
+			}
+			return ""
+		}},
+		{name: "key of 24 bytes", args: []string{"-key", strings.Repeat("ab", 24)}, check: func(o options) string {
+			if len(o.cfg.SecretKey) != 24 || o.cfg.SecretKey[0] != 0xab {
+				return fmt.Sprint(o.cfg.SecretKey)
+			}
+			return ""
+		}},
+		{name: "fast and bounds", args: []string{"-fast", "-max-keys", "10", "-name", "a"}, check: func(o options) string {
+			if o.cfg.Timings != bcache.FastTimings() || o.cfg.MaxKeys != 10 || o.cfg.NodeName != "a" {
+				return fmt.Sprintf("%+v", o.cfg)
+			}
+			return ""
+		}},
+		{name: "key not hex", args: []string{"-key", "xyz"}, wantErr: "-key: not hex"},
+		{name: "key of 15 bytes", args: []string{"-key", strings.Repeat("ab", 15)}, wantErr: "-key: 15 bytes"},
+		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
+		{name: "extra argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.check(o); msg != "" {
+				t.Fatalf("parsed %s", msg)
+			}
+		})
+	}
+}
+
+func TestDefaultName(t *testing.T) {
+	if got := defaultName("127.0.0.1:0"); got != "" {
+		t.Fatalf("defaultName with port 0 = %q, want empty", got)
+	}
+	if got := defaultName("127.0.0.1:7950"); got != "" && !strings.HasSuffix(got, "-7950") {
+		t.Fatalf("defaultName = %q, want hostname-7950", got)
+	}
+}

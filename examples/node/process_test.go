@@ -1,0 +1,260 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a node process.
+type proc struct {
+	name, gossip, http string
+	cmd                *exec.Cmd
+	log                *syncBuffer
+	exited             chan struct{} // closed when cmd.Wait returned, with err set
+	err                error
+}
+
+// syncBuffer collects a process's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// buildNode builds the command into a temporary directory.
+func buildNode(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command:", err)
+	}
+	bin := filepath.Join(t.TempDir(), "node")
+	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a port free on 127.0.0.1 for TCP and, with udp, for UDP
+// too. Someone may take it before it is used: callers retry.
+func freePort(t *testing.T, udp bool) string {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ok := true
+		if udp {
+			pc, err := net.ListenPacket("udp", ln.Addr().String())
+			if ok = err == nil; ok {
+				pc.Close()
+			}
+		}
+		ln.Close()
+		if ok {
+			return strconv.Itoa(port)
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return ""
+}
+
+// startNode starts a node on free ports and waits until it serves HTTP,
+// retrying with other ports if it fails to start. The process is killed at
+// the end of the test if it still runs.
+func startNode(t *testing.T, bin, name string, args ...string) *proc {
+	t.Helper()
+	var last string
+	for range 3 {
+		p := &proc{
+			name:   name,
+			gossip: "127.0.0.1:" + freePort(t, true),
+			http:   "127.0.0.1:" + freePort(t, false),
+			log:    &syncBuffer{},
+			exited: make(chan struct{}),
+		}
+		p.cmd = exec.Command(bin, append([]string{"-fast", "-name", name, "-bind", p.gossip, "-http", p.http}, args...)...)
+		p.cmd.Stderr = p.log
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+		t.Cleanup(func() {
+			select {
+			case <-p.exited:
+			default:
+				p.cmd.Process.Kill()
+				<-p.exited
+			}
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", p.name, p.log)
+			}
+		})
+		if p.waitReady(5 * time.Second) {
+			return p
+		}
+		last = p.log.String()
+	}
+	t.Fatalf("%s never started; last stderr:\n%s", name, last)
+	return nil
+}
+
+// waitReady waits until p answers HTTP; false if it exited or the timeout
+// passed.
+func (p *proc) waitReady(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return false
+		default:
+		}
+		if resp, err := http.Get(p.url("/v1/members")); err == nil {
+			resp.Body.Close()
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+func (p *proc) url(path string) string { return "http://" + p.http + path }
+
+// members returns the number of members p sees, -1 on an error.
+func (p *proc) members() int {
+	resp, err := http.Get(p.url("/v1/members"))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var ms []member
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&ms) != nil {
+		return -1
+	}
+	return len(ms)
+}
+
+// stop sends SIGTERM and fails unless p exits 0 within a few seconds.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("%s: SIGTERM: %v", p.name, err)
+	}
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			t.Fatalf("%s: exit after SIGTERM: %v", p.name, p.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: still running 5s after SIGTERM", p.name)
+	}
+}
+
+// get returns the status and body of a GET.
+func get(p *proc, path string) (int, string) {
+	resp, err := http.Get(p.url(path))
+	if err != nil {
+		return -1, err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+func TestProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the command")
+	}
+	bin := buildNode(t)
+
+	t.Run("bad key", func(t *testing.T) {
+		for _, key := range []string{"xyz", "00112233"} {
+			out, err := exec.Command(bin, "-key", key, "-bind", "127.0.0.1:0", "-http", "127.0.0.1:0").CombinedOutput()
+			if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("-key %s: %v, want exit status 2\n%s", key, err, out)
+			}
+			if !strings.Contains(string(out), "-key") {
+				t.Fatalf("-key %s: message does not name the flag: %s", key, out)
+			}
+		}
+	})
+
+	t.Run("three nodes", func(t *testing.T) {
+		key := "000102030405060708090a0b0c0d0e0f"
+		first := startNode(t, bin, "n0", "-key", key)
+		ps := []*proc{first}
+		for i := 1; i < 3; i++ {
+			ps = append(ps, startNode(t, bin, fmt.Sprintf("n%d", i), "-key", key, "-peers", first.gossip))
+		}
+		for _, p := range ps {
+			eventually(t, 5*time.Second, func() bool { return p.members() == 3 }, "%s never saw 3 members", p.name)
+		}
+
+		req, _ := http.NewRequest("PUT", ps[0].url("/v1/keys/greeting"), strings.NewReader("hello"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("PUT: %d", resp.StatusCode)
+		}
+		for _, p := range ps[1:] {
+			eventually(t, 5*time.Second, func() bool {
+				status, body := get(p, "/v1/keys/greeting")
+				return status == http.StatusOK && body == "hello"
+			}, "%s never read the value", p.name)
+		}
+
+		req, _ = http.NewRequest("DELETE", ps[2].url("/v1/keys/greeting"), nil)
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("DELETE: %d", resp.StatusCode)
+		}
+		for _, p := range ps {
+			eventually(t, 5*time.Second, func() bool {
+				status, _ := get(p, "/v1/keys/greeting")
+				return status == http.StatusNotFound
+			}, "%s still holds the deleted value", p.name)
+		}
+
+		ps[0].stop(t)
+		for _, p := range ps[1:] {
+			eventually(t, 5*time.Second, func() bool { return p.members() == 2 }, "%s never saw 2 members after n0 left", p.name)
+		}
+		for _, p := range ps[1:] {
+			p.stop(t)
+		}
+	})
+}

@@ -1,0 +1,71 @@
+package bcache
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Filler loads the value of a key that the cache misses, from the source
+// the cache stands in front of. It runs without any of the cache's locks
+// held. Its context carries the values of the first caller's context but
+// not its cancellation: other callers may be waiting for the same fill.
+type Filler func(ctx context.Context, key string) ([]byte, error)
+
+// GetWithFiller returns the value of key, calling fill on a miss. On each
+// member at most one fill per key runs at a time: concurrent callers for
+// the key wait for it and share its result. A filled value is Set with ttl,
+// so it replicates; an error is returned to every waiting caller and not
+// cached. A caller whose ctx ends stops waiting and gets ctx.Err(); the fill
+// goes on for the others. The returned slice is shared: do not modify it.
+func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
+	if fill == nil {
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ErrNilFiller)
+	}
+	if err := c.check("get with filler", key, 0, ttl); err != nil {
+		return nil, err
+	}
+	if v, ok := c.Get(key); ok {
+		return v, nil
+	}
+	ch := c.fills.DoChan(key, func() (any, error) {
+		if v, ok := c.Get(key); ok { // filled while this caller was on its way
+			return v, nil
+		}
+		return c.fill(context.WithoutCancel(ctx), key, fill, ttl)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ctx.Err())
+	}
+}
+
+// fill runs the filler, turning a panic into an error, and stores what it
+// returns.
+func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration) (v []byte, err error) {
+	c.stats.fills.Add(1)
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bcache: fill %q: %w: %v", key, ErrFillerPanic, p)
+		}
+		if err != nil {
+			c.stats.fillErrors.Add(1)
+		}
+	}()
+	v, err = fill(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("bcache: fill %q: %w", key, err)
+	}
+	if err := c.Set(key, v, ttl); err != nil {
+		return nil, err
+	}
+	if stored, ok := c.Get(key); ok {
+		return stored, nil
+	}
+	return v, nil // expired already (a TTL shorter than the clock's step), or evicted at once
+}

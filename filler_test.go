@@ -1,0 +1,145 @@
+package bcache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestFillerStampede: many concurrent callers for one missing key call the
+// filler once; the filled value replicates to another member.
+func TestFillerStampede(t *testing.T) {
+	cs := cluster(t, 2)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fill := func(ctx context.Context, key string) ([]byte, error) {
+		calls.Add(1)
+		<-release // hold the fill until every caller is waiting
+		return []byte("from-db:" + key), nil
+	}
+	const callers = 100
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Add(1)
+		started.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			v, err := cs[0].GetWithFiller(context.Background(), "user:1", fill, 0)
+			if err == nil && string(v) != "from-db:user:1" {
+				err = errors.New("wrong value " + string(v))
+			}
+			errs <- err
+		}()
+	}
+	started.Wait()
+	eventually(t, 5*time.Second, func() bool { return calls.Load() == 1 }, "filler calls: %d", calls.Load())
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("filler called %d times for %d concurrent callers, want 1", n, callers)
+	}
+	waitValue(t, "user:1", []byte("from-db:user:1"), cs[1])
+	if s := cs[0].Stats(); s.Fills != 1 {
+		t.Fatalf("Stats.Fills = %d, want 1", s.Fills)
+	}
+}
+
+func TestFillerErrorsAreNotCached(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	boom := errors.New("database down")
+	var calls int
+	fail := func(context.Context, string) ([]byte, error) { calls++; return nil, boom }
+	for range 2 {
+		if _, err := c.GetWithFiller(context.Background(), "k", fail, 0); !errors.Is(err, boom) {
+			t.Fatalf("GetWithFiller: %v, want the filler's error", err)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("filler called %d times, want 2 (errors are not cached)", calls)
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("a failed fill stored a value")
+	}
+	if s := c.Stats(); s.FillErrors != 2 {
+		t.Fatalf("Stats.FillErrors = %d, want 2", s.FillErrors)
+	}
+}
+
+func TestFillerHit(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	c.Set("k", []byte("cached"), 0)
+	v, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		t.Fatal("filler called on a hit")
+		return nil, nil
+	}, 0)
+	if err != nil || string(v) != "cached" {
+		t.Fatalf("GetWithFiller = %q, %v", v, err)
+	}
+}
+
+// TestFillerWaiterCancellation: a waiter whose context ends stops waiting;
+// the fill goes on and serves the others.
+func TestFillerWaiterCancellation(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	fill := func(ctx context.Context, key string) ([]byte, error) {
+		close(entered)
+		<-release
+		return []byte("v"), nil
+	}
+	patient := make(chan error, 1)
+	go func() {
+		_, err := c.GetWithFiller(context.Background(), "k", fill, 0)
+		patient <- err
+	}()
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	impatient := make(chan error, 1)
+	go func() {
+		_, err := c.GetWithFiller(ctx, "k", fill, 0)
+		impatient <- err
+	}()
+	cancel()
+	if err := <-impatient; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-patient; err != nil {
+		t.Fatalf("patient caller: %v", err)
+	}
+	if v, ok := c.Get("k"); !ok || string(v) != "v" {
+		t.Fatal("the fill did not complete after a waiter left")
+	}
+}
+
+func TestFillerPanicAndMisuse(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	_, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) { panic("oops") }, 0)
+	if !errors.Is(err, ErrFillerPanic) {
+		t.Fatalf("panicking filler: %v, want ErrFillerPanic", err)
+	}
+	if _, err := c.GetWithFiller(context.Background(), "k", nil, 0); !errors.Is(err, ErrNilFiller) {
+		t.Fatalf("nil filler: %v, want ErrNilFiller", err)
+	}
+	ok := func(context.Context, string) ([]byte, error) { return []byte("v"), nil }
+	if _, err := c.GetWithFiller(context.Background(), "k", ok, -time.Second); !errors.Is(err, ErrInvalidTTL) {
+		t.Fatalf("negative ttl: %v, want ErrInvalidTTL", err)
+	}
+	c.Close()
+	if _, err := c.GetWithFiller(context.Background(), "k", ok, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,146 @@
+package bcache
+
+import (
+	"sync/atomic"
+)
+
+// item is a resident value as readers see it: immutable once published,
+// except for its reference mark. A new write to the key publishes a new
+// item.
+type item struct {
+	key     string
+	hash    uint64
+	value   []byte
+	expires int64       // Unix ns; 0 means never
+	ref     atomic.Bool // read since the eviction hand last passed
+	slot    int32       // place in the shard's eviction ring, under the shard's lock
+}
+
+// TakeReferenced implements lru.Entry.
+func (it *item) TakeReferenced() bool {
+	if !it.ref.Load() {
+		return false
+	}
+	it.ref.Store(false)
+	return true
+}
+
+// Slot implements lru.Entry.
+func (it *item) Slot() int { return int(it.slot) }
+
+// SetSlot implements lru.Entry.
+func (it *item) SetSlot(i int) { it.slot = int32(i) }
+
+// index maps keys to their resident items. Lookups take no lock and write
+// no shared memory: readers load the table, then slot pointers, with atomic
+// loads. Writers (put, remove) must hold the owning shard's lock. It is an
+// open-addressing table with linear probing; removal leaves a tombstone so
+// that probes continue past it, and the table is rebuilt, and published
+// with one atomic store, when live entries and tombstones fill three
+// quarters of it.
+type index struct {
+	tab  atomic.Pointer[table]
+	live int // items in the table (writer side)
+	used int // slots holding an item or a tombstone (writer side)
+}
+
+type table struct {
+	slots []atomic.Pointer[item]
+	mask  uint64
+	tomb  *item // marks a removed entry
+}
+
+const minIndexSize = 8
+
+func newTable(size int, tomb *item) *table {
+	return &table{slots: make([]atomic.Pointer[item], size), mask: uint64(size - 1), tomb: tomb}
+}
+
+func (x *index) init() { x.tab.Store(newTable(minIndexSize, &item{})) }
+
+// get returns the resident item for key, or nil. It is safe to call from
+// any goroutine at any time.
+func (x *index) get(key string, hash uint64) *item {
+	t := x.tab.Load()
+	for i := hash & t.mask; ; i = (i + 1) & t.mask {
+		it := t.slots[i].Load()
+		switch {
+		case it == nil:
+			return nil
+		case it != t.tomb && it.hash == hash && it.key == key:
+			return it
+		}
+	}
+}
+
+// put publishes it as the resident item of its key and returns the item it
+// replaced, if any.
+func (x *index) put(it *item) *item {
+	t := x.tab.Load()
+	free := -1
+	for i := it.hash & t.mask; ; i = (i + 1) & t.mask {
+		cur := t.slots[i].Load()
+		switch {
+		case cur == nil:
+			if free < 0 {
+				free = int(i)
+				x.used++
+			}
+			t.slots[free].Store(it)
+			x.live++
+			x.grow()
+			return nil
+		case cur == t.tomb:
+			if free < 0 {
+				free = int(i)
+			}
+		case cur.hash == it.hash && cur.key == it.key:
+			t.slots[i].Store(it)
+			return cur
+		}
+	}
+}
+
+// remove unpublishes key and returns its item, or nil.
+func (x *index) remove(key string, hash uint64) *item {
+	t := x.tab.Load()
+	for i := hash & t.mask; ; i = (i + 1) & t.mask {
+		cur := t.slots[i].Load()
+		switch {
+		case cur == nil:
+			return nil
+		case cur != t.tomb && cur.hash == hash && cur.key == key:
+			t.slots[i].Store(t.tomb)
+			x.live--
+			return cur
+		}
+	}
+}
+
+// grow rebuilds the table when it is three quarters full, sized for twice
+// the live items, without the tombstones.
+func (x *index) grow() {
+	t := x.tab.Load()
+	if 4*x.used < 3*len(t.slots) {
+		return
+	}
+	size := minIndexSize
+	for size < 2*x.live {
+		size *= 2
+	}
+	n := newTable(size, t.tomb)
+	for i := range t.slots {
+		if it := t.slots[i].Load(); it != nil && it != t.tomb {
+			j := it.hash & n.mask
+			for n.slots[j].Load() != nil {
+				j = (j + 1) & n.mask
+			}
+			n.slots[j].Store(it)
+		}
+	}
+	x.used = x.live
+	x.tab.Store(n)
+}
+
+// len returns the number of items (writer side).
+func (x *index) len() int { return x.live }
