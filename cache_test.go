@@ -9,20 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/bcache-go/bcache/transport/gossip"
 )
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // testConfig is a member on 127.0.0.1 with fast timings.
 func testConfig(name string, peers ...string) Config {
@@ -58,7 +48,7 @@ func cluster(t testing.TB, n int, opts ...func(i int, c *Config)) []*Cache {
 		cs = append(cs, newCache(t, cfg))
 	}
 	for _, c := range cs {
-		eventually(t, 10*time.Second, func() bool { return len(c.Members()) == n }, "%s sees %d members", c.cfg.NodeName, len(c.Members()))
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == n }, "%s sees %d members", c.cfg.NodeName, len(c.Members()))
 	}
 	return cs
 }
@@ -67,7 +57,7 @@ func cluster(t testing.TB, n int, opts ...func(i int, c *Config)) []*Cache {
 func waitValue(t testing.TB, key string, value []byte, cs ...*Cache) {
 	t.Helper()
 	for _, c := range cs {
-		eventually(t, 5*time.Second, func() bool {
+		await.Until(t, 5*time.Second, func() bool {
 			v, ok := c.Get(key)
 			return ok == (value != nil) && bytes.Equal(v, value)
 		}, "%s: Get(%q) never gave %q", c.cfg.NodeName, key, value)
@@ -204,7 +194,7 @@ func TestDeleteOnEvictingMemberPropagates(t *testing.T) {
 		cs[0].Set(fmt.Sprint("key-", i), []byte("v"), 0)
 	}
 	waitValue(t, "key-49", []byte("v"), cs[0], cs[2])
-	eventually(t, 5*time.Second, func() bool { return cs[1].Stats().Evictions >= 40 }, "m1 evicted %d", cs[1].Stats().Evictions)
+	await.Until(t, 5*time.Second, func() bool { return cs[1].Stats().Evictions >= 40 }, "m1 evicted %d", cs[1].Stats().Evictions)
 	if n := cs[1].Len(); n > 10 {
 		t.Fatalf("m1 holds %d values, MaxKeys 10", n)
 	}
@@ -228,9 +218,9 @@ func TestEvictionIsLocalAndNotRepaired(t *testing.T) {
 		cs[0].Set(fmt.Sprint("key-", i), []byte("v"), 0)
 	}
 	waitValue(t, "key-19", []byte("v"), cs...)
-	eventually(t, 5*time.Second, func() bool { return cs[1].Len() <= 5 }, "m1 holds %d", cs[1].Len())
+	await.Until(t, 5*time.Second, func() bool { return cs[1].Len() <= 5 }, "m1 holds %d", cs[1].Len())
 	rounds := cs[1].Stats().AntiEntropyRounds
-	eventually(t, 5*time.Second, func() bool { return cs[1].Stats().AntiEntropyRounds >= rounds+5 }, "no anti-entropy")
+	await.Until(t, 5*time.Second, func() bool { return cs[1].Stats().AntiEntropyRounds >= rounds+5 }, "no anti-entropy")
 	if s := cs[1].Stats(); s.RepairedKeys != 0 || cs[1].Len() > 5 {
 		t.Fatalf("anti-entropy repaired %d keys onto the evicting member (it holds %d values)", s.RepairedKeys, cs[1].Len())
 	}
@@ -263,6 +253,6 @@ func TestCloseStopsEverything(t *testing.T) {
 	if _, ok := cs[0].Get("k"); ok || cs[0].Members() != nil || cs[0].Len() != 0 {
 		t.Fatal("a closed cache still serves")
 	}
-	eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
 }

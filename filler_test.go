@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
 )
 
 // TestFillerStampede: many concurrent callers for one missing key call the
@@ -38,7 +40,7 @@ func TestFillerStampede(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	eventually(t, 5*time.Second, func() bool { return calls.Load() == 1 }, "filler calls: %d", calls.Load())
+	await.Until(t, 5*time.Second, func() bool { return calls.Load() == 1 }, "filler calls: %d", calls.Load())
 	close(release)
 	wg.Wait()
 	close(errs)

@@ -10,20 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/bcache-go/bcache"
 )
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // newCache starts a single member on 127.0.0.1, closed at the end of the
 // test.
@@ -161,7 +151,7 @@ func TestTTLExpires(t *testing.T) {
 	if status, _, _ := do(t, "GET", url, ""); status != http.StatusOK && time.Since(start) < ttl {
 		t.Fatalf("GET right after PUT: %d before the ttl passed", status)
 	}
-	eventually(t, 3*time.Second, func() bool {
+	await.Until(t, 3*time.Second, func() bool {
 		status, _, _ := do(t, "GET", url, "")
 		return status == http.StatusNotFound
 	}, "value with ttl %v never expired", ttl)

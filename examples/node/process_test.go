@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
 )
 
 // proc is a node process.
@@ -215,7 +217,7 @@ func TestProcesses(t *testing.T) {
 			ps = append(ps, startNode(t, bin, fmt.Sprintf("n%d", i), "-key", key, "-peers", first.gossip))
 		}
 		for _, p := range ps {
-			eventually(t, 5*time.Second, func() bool { return p.members() == 3 }, "%s never saw 3 members", p.name)
+			await.Until(t, 5*time.Second, func() bool { return p.members() == 3 }, "%s never saw 3 members", p.name)
 		}
 
 		req, _ := http.NewRequest("PUT", ps[0].url("/v1/keys/greeting"), strings.NewReader("hello"))
@@ -228,7 +230,7 @@ func TestProcesses(t *testing.T) {
 			t.Fatalf("PUT: %d", resp.StatusCode)
 		}
 		for _, p := range ps[1:] {
-			eventually(t, 5*time.Second, func() bool {
+			await.Until(t, 5*time.Second, func() bool {
 				status, body := get(p, "/v1/keys/greeting")
 				return status == http.StatusOK && body == "hello"
 			}, "%s never read the value", p.name)
@@ -243,7 +245,7 @@ func TestProcesses(t *testing.T) {
 			t.Fatalf("DELETE: %d", resp.StatusCode)
 		}
 		for _, p := range ps {
-			eventually(t, 5*time.Second, func() bool {
+			await.Until(t, 5*time.Second, func() bool {
 				status, _ := get(p, "/v1/keys/greeting")
 				return status == http.StatusNotFound
 			}, "%s still holds the deleted value", p.name)
@@ -251,7 +253,7 @@ func TestProcesses(t *testing.T) {
 
 		ps[0].stop(t)
 		for _, p := range ps[1:] {
-			eventually(t, 5*time.Second, func() bool { return p.members() == 2 }, "%s never saw 2 members after n0 left", p.name)
+			await.Until(t, 5*time.Second, func() bool { return p.members() == 2 }, "%s never saw 2 members after n0 left", p.name)
 		}
 		for _, p := range ps[1:] {
 			p.stop(t)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/bcache-go/bcache/crdt"
 )
 
@@ -95,7 +97,7 @@ func replicateAt(b *testing.B, n, rate int, d time.Duration) {
 	lat := make([]float64, writes)
 	for w := range writes {
 		for m := range arr.at {
-			eventually(b, 10*time.Second, func() bool { return arr.at[m][w].Load() != 0 }, "write %d never reached member %d", w, m+1)
+			await.Until(b, 10*time.Second, func() bool { return arr.at[m][w].Load() != 0 }, "write %d never reached member %d", w, m+1)
 			lat[w] = max(lat[w], float64(arr.at[m][w].Load()-sent[w])/1e6)
 		}
 	}
@@ -154,7 +156,7 @@ func throughput(b *testing.B, n, rate int, d time.Duration) {
 	wg.Wait()
 	issued := time.Now()
 	want := int64(writes * (n - 1))
-	eventually(b, 60*time.Second, func() bool { return applied.Load() >= want },
+	await.Until(b, 60*time.Second, func() bool { return applied.Load() >= want },
 		"%d of %d records applied", applied.Load(), want)
 	lag := time.Since(issued)
 	var dropped uint64

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -144,23 +146,11 @@ func startNode(t testing.TB, name string, peers []string, opts ...nodeOption) *n
 	return &node{r: r, rep: rep}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitMembers waits until every node sees exactly n live members.
 func waitMembers(t testing.TB, n int, nodes ...*node) {
 	t.Helper()
 	for _, nd := range nodes {
-		eventually(t, 10*time.Second, func() bool { return len(nd.r.Members()) == n },
+		await.Until(t, 10*time.Second, func() bool { return len(nd.r.Members()) == n },
 			"%s sees %d members, want %d", nd.r.cfg.Name, len(nd.r.Members()), n)
 	}
 }
@@ -168,7 +158,7 @@ func waitMembers(t testing.TB, n int, nodes ...*node) {
 // waitConverged waits until every node holds the same versions.
 func waitConverged(t testing.TB, timeout time.Duration, nodes ...*node) {
 	t.Helper()
-	eventually(t, timeout, func() bool {
+	await.Until(t, timeout, func() bool {
 		first := nodes[0].rep.versions()
 		for _, nd := range nodes[1:] {
 			if !slices.Equal(nd.rep.versions(), first) {
@@ -191,7 +181,7 @@ func describe(nodes []*node) string {
 func waitValue(t testing.TB, timeout time.Duration, key string, value []byte, nodes ...*node) {
 	t.Helper()
 	for _, nd := range nodes {
-		eventually(t, timeout, func() bool {
+		await.Until(t, timeout, func() bool {
 			v, ok := nd.rep.get(key)
 			return ok == (value != nil) && bytes.Equal(v, value)
 		}, "%s: %q never read %q", nd.r.cfg.Name, key, value)

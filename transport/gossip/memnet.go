@@ -118,14 +118,7 @@ func (n *MemNetwork) Partition(groups ...[]string) {
 			n.group[name] = i
 		}
 	}
-	var cut []*memPair
-	for p := range n.pairs {
-		if n.partitionedLocked(p.client.name, p.server.name) {
-			cut = append(cut, p)
-			delete(n.pairs, p)
-		}
-	}
-	n.stats.StreamsReset += uint64(len(cut))
+	cut := n.cutStreamsLocked(func(p *memPair) bool { return n.partitionedLocked(p.client.name, p.server.name) })
 	n.mu.Unlock()
 	for _, p := range cut {
 		p.reset()
@@ -301,18 +294,25 @@ func (n *MemNetwork) forgetPair(p *memPair) {
 // resetStreamsOf resets every open stream with an end on t.
 func (n *MemNetwork) resetStreamsOf(t *MemTransport) {
 	n.mu.Lock()
+	cut := n.cutStreamsLocked(func(p *memPair) bool { return p.src == t || p.dst == t })
+	n.mu.Unlock()
+	for _, p := range cut {
+		p.reset()
+	}
+}
+
+// cutStreamsLocked forgets, and counts as reset, the open streams that
+// match; the caller resets them once it has released the lock.
+func (n *MemNetwork) cutStreamsLocked(match func(*memPair) bool) []*memPair {
 	var cut []*memPair
 	for p := range n.pairs {
-		if p.src == t || p.dst == t {
+		if match(p) {
 			cut = append(cut, p)
 			delete(n.pairs, p)
 		}
 	}
 	n.stats.StreamsReset += uint64(len(cut))
-	n.mu.Unlock()
-	for _, p := range cut {
-		p.reset()
-	}
+	return cut
 }
 
 // MemTransport is one member's attachment to a MemNetwork; it implements

@@ -13,24 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/hashicorp/memberlist"
 )
 
 // Helpers here are prefixed mn (memnet) to stay clear of the package's
 // other test helpers.
-
-// mnEventually polls cond until it holds, failing the test with msg if it
-// does not within timeout.
-func mnEventually(t testing.TB, timeout time.Duration, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // mnDelegate records user messages; NotifyMsg must not block and must copy.
 type mnDelegate struct{ msgs chan string }
@@ -112,7 +101,7 @@ func mnCluster(t testing.TB, n *MemNetwork, tweak func(*memberlist.Config), name
 func mnWaitMembers(t testing.TB, timeout time.Duration, want int, ms ...*mnMember) {
 	t.Helper()
 	for _, m := range ms {
-		mnEventually(t, timeout, func() bool { return m.ml.NumMembers() == want },
+		await.Until(t, timeout, func() bool { return m.ml.NumMembers() == want },
 			m.tr.Name()+" never saw the expected number of members")
 	}
 }
@@ -601,8 +590,8 @@ func TestMemNetworkNoLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mnEventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= baseline },
+	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= baseline },
 		"goroutines left after every member shut down")
-	mnEventually(t, time.Second, func() bool { return n.Stats().InFlight == 0 },
+	await.Until(t, time.Second, func() bool { return n.Stats().InFlight == 0 },
 		"delayed packets never settled")
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/rs/zerolog"
 )
@@ -150,7 +152,7 @@ func TestWrongKeyOrLabelStaysOut(t *testing.T) {
 	for _, s := range strangers {
 		s.rep.write(s.r, "injected", []byte("x"), false)
 		// Wait until the stranger has tried to join several times.
-		eventually(t, 10*time.Second, func() bool { return s.r.Stats().JoinFailures >= 3 },
+		await.Until(t, 10*time.Second, func() bool { return s.r.Stats().JoinFailures >= 3 },
 			"%s made %d join attempts", s.r.cfg.Name, s.r.Stats().JoinFailures)
 	}
 	nodes[0].rep.write(nodes[0].r, "k", []byte("v"), false)
@@ -207,7 +209,7 @@ func TestGarbageLeavesTheNodeUp(t *testing.T) {
 		c.Write(junk)
 		c.Close()
 	}
-	eventually(t, 5*time.Second, func() bool { return target.r.Stats().Protocol.RejectedFrames() > 0 },
+	await.Until(t, 5*time.Second, func() bool { return target.r.Stats().Protocol.RejectedFrames() > 0 },
 		"no length bomb reached the decoder")
 	nodes[0].rep.write(nodes[0].r, "after", []byte("garbage"), false)
 	waitValue(t, 3*time.Second, "after", []byte("garbage"), nodes...)
@@ -242,7 +244,7 @@ func TestStartsOfflineAndJoinsLater(t *testing.T) {
 	if v, ok := edge.rep.get("offline"); !ok || string(v) != "write" {
 		t.Fatal("an offline member does not serve its own write")
 	}
-	eventually(t, 5*time.Second, func() bool { return edge.r.Stats().JoinFailures > 0 }, "no join attempt")
+	await.Until(t, 5*time.Second, func() bool { return edge.r.Stats().JoinFailures > 0 }, "no join attempt")
 	hub := startNode(t, "hub", nil, func(c *Config) { c.BindAddr = addr })
 	waitMembers(t, 2, edge, hub)
 	waitValue(t, 5*time.Second, "offline", []byte("write"), hub)
@@ -264,6 +266,6 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
 }
