@@ -107,9 +107,7 @@ func replicateAt(b *testing.B, n, rate int, d time.Duration) {
 	b.ReportMetric(lat[len(lat)*99/100], "p99-ms")
 	b.ReportMetric(float64(bytes)/float64(writes), "wire-B/write")
 	b.ReportMetric(float64(bytes)/float64(writes)/float64((n-1)*(16+100)), "x-min")
-	for _, nd := range nodes {
-		nd.r.Close()
-	}
+	closeNodes(nodes)
 }
 
 // BenchmarkThroughput offers paced writes, spread over every member, at
@@ -168,6 +166,10 @@ func throughput(b *testing.B, n, rate int, d time.Duration) {
 	b.ReportMetric(float64(lag.Milliseconds()), "lag-ms")
 	b.ReportMetric(float64(dropped), "dropped")
 	b.ReportMetric(float64(wireBytes(nodes)-before)/float64(writes), "wire-B/write")
+	closeNodes(nodes)
+}
+
+func closeNodes(nodes []*node) {
 	for _, nd := range nodes {
 		nd.r.Close()
 	}

@@ -112,8 +112,8 @@ type Config struct {
 	// Protocol tunes the sync protocol; its Name, Replica, Clock and
 	// PacketBudget are filled in.
 	Protocol transport.Config
-	// QueueSize bounds the frames received and not yet handled (in
-	// memberlist's queue and in ours), and a quarter of the local writes
+	// QueueSize bounds the frames received and not yet handled
+	// (memberlist's handler queue) and a quarter of the local writes
 	// waiting for the protocol; past it they are dropped and counted, and
 	// anti-entropy repairs the loss. 0 selects 4096.
 	QueueSize int

@@ -16,9 +16,11 @@
 // it) goes as one datagram (SendBestEffort); a larger one (a batch of big
 // values, a repair, a value of up to the decoder's limit) goes over a
 // stream (SendReliable), sent by a small pool of goroutines so that one slow
-// peer does not hold up the others. Received frames are queued for the
-// protocol goroutine without blocking memberlist; every queue is bounded
-// and counts what it drops, which anti-entropy then repairs.
+// peer does not hold up the others. A received frame is handed to the
+// protocol node directly on memberlist's handler goroutine (under the
+// node's lock), with no queue of ours in between; local writes reach it
+// through a bounded queue. What a full queue drops (memberlist's handler
+// queue, our write and stream queues) is counted and anti-entropy repairs.
 //
 // # Membership
 //
