@@ -143,7 +143,12 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 	h := crdt.HashKey(key)
 	s := &c.shards[shardOf(h)]
 	it := s.idx.get(key, h)
-	if it == nil || (it.expires != 0 && c.phys() >= it.expires) || c.closed.Load() {
+	if it == nil {
+		s.stats.misses.Add(1)
+		return nil, false
+	}
+	value, expires := it.load()
+	if (expires != 0 && c.phys() >= expires) || c.closed.Load() {
 		s.stats.misses.Add(1)
 		return nil, false
 	}
@@ -151,7 +156,7 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 		it.ref.Store(true)
 	}
 	s.stats.hits.Add(1)
-	return it.value, true
+	return value, true
 }
 
 // Set writes value under key on every member. ttl 0 means no expiry; the
@@ -221,24 +226,25 @@ func (c *Cache) applyHashed(rec crdt.Record, h uint64, delta bool, now int64) cr
 	s := &c.shards[shardOf(h)]
 	s.mu.Lock()
 	ch := s.apply(rec, h, delta, now)
-	c.track(ch.added, ch.removed)
+	c.track(ch)
 	s.mu.Unlock()
-	c.account(ch.added, ch.removed)
-	if ch.added != nil {
+	c.account(ch)
+	if ch.bytes > 0 || ch.added != nil {
 		c.enforceBounds()
 	}
 	return ch.outcome
 }
 
-// account updates the resident counts for an item added and one removed.
-func (c *Cache) account(added, removed *item) {
-	if added != nil {
+// account updates the resident counts after a change.
+func (c *Cache) account(ch change) {
+	switch {
+	case ch.added != nil:
 		c.resident.Add(1)
-		c.bytes.Add(int64(len(added.key) + len(added.value)))
-	}
-	if removed != nil {
+	case ch.removed != nil:
 		c.resident.Add(-1)
-		c.bytes.Add(-int64(len(removed.key) + len(removed.value)))
+	}
+	if ch.bytes != 0 {
+		c.bytes.Add(ch.bytes)
 	}
 }
 
@@ -248,21 +254,17 @@ func (c *Cache) over() bool {
 		(c.cfg.MaxBytes > 0 && c.bytes.Load() > c.cfg.MaxBytes)
 }
 
-// track keeps the eviction ring in step with a change of resident items:
-// a replacement takes its predecessor's place. Called with the shard's lock
-// held.
-func (c *Cache) track(added, removed *item) {
-	if c.policy == nil || (added == nil && removed == nil) {
+// track keeps the eviction ring in step with a change of resident items.
+// Called with the shard's lock held.
+func (c *Cache) track(ch change) {
+	if c.policy == nil || (ch.added == nil && ch.removed == nil) {
 		return
 	}
 	c.evictMu.Lock()
-	switch {
-	case added != nil && removed != nil:
-		c.policy.Replace(removed, added)
-	case added != nil:
-		c.policy.Add(added)
-	default:
-		c.policy.Remove(removed)
+	if ch.added != nil {
+		c.policy.Add(ch.added)
+	} else {
+		c.policy.Remove(ch.removed)
 	}
 	c.evictMu.Unlock()
 }
@@ -278,12 +280,12 @@ func (c *Cache) enforceBounds() {
 		if !ok {
 			return
 		}
-		s := &c.shards[shardOf(victim.hash)]
+		s := &c.shards[victim.shard]
 		s.mu.Lock()
-		evicted := s.evict(victim)
+		ch, evicted := s.evict(victim)
 		s.mu.Unlock()
 		if evicted {
-			c.account(nil, victim)
+			c.account(ch)
 			c.stats.evictions.Add(1)
 		}
 	}
@@ -294,10 +296,10 @@ func (c *Cache) forget(v crdt.Version) (crdt.Record, bool) {
 	h := crdt.HashKey(v.Key)
 	s := &c.shards[shardOf(h)]
 	s.mu.Lock()
-	r, removed, ok := s.forget(v, h)
-	c.track(nil, removed)
+	r, ch, ok := s.forget(v, h)
+	c.track(ch)
 	s.mu.Unlock()
-	c.account(nil, removed)
+	c.account(ch)
 	return r, ok
 }
 
@@ -327,7 +329,7 @@ func (c *Cache) collect() {
 			c.peered.Store(true)
 		}
 		alone := len(c.cfg.Peers) == 0 && !c.peered.Load()
-		var removed []*item
+		var removed []change
 		for i := range c.shards {
 			s := &c.shards[i]
 			s.mu.Lock()
@@ -335,15 +337,15 @@ func (c *Cache) collect() {
 				s.m.MarkSynced(now)
 			}
 			expired, gone := s.gc(now)
-			for _, it := range gone {
-				c.track(nil, it)
+			for _, ch := range gone {
+				c.track(ch)
 			}
 			s.mu.Unlock()
 			c.stats.expirations.Add(uint64(expired))
 			removed = append(removed, gone...)
 		}
-		for _, it := range removed {
-			c.account(nil, it)
+		for _, ch := range removed {
+			c.account(ch)
 		}
 	}
 }

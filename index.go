@@ -4,33 +4,6 @@ import (
 	"sync/atomic"
 )
 
-// item is a resident value as readers see it: immutable once published,
-// except for its reference mark. A new write to the key publishes a new
-// item.
-type item struct {
-	key     string
-	hash    uint64
-	value   []byte
-	expires int64       // Unix ns; 0 means never
-	ref     atomic.Bool // read since the eviction hand last passed
-	slot    int32       // place in the shard's eviction ring, under the shard's lock
-}
-
-// TakeReferenced implements lru.Entry.
-func (it *item) TakeReferenced() bool {
-	if !it.ref.Load() {
-		return false
-	}
-	it.ref.Store(false)
-	return true
-}
-
-// Slot implements lru.Entry.
-func (it *item) Slot() int { return int(it.slot) }
-
-// SetSlot implements lru.Entry.
-func (it *item) SetSlot(i int) { it.slot = int32(i) }
-
 // index maps keys to their resident items. Lookups take no lock and write
 // no shared memory: readers load the table, then slot pointers, with atomic
 // loads. Writers (put, remove) must hold the owning shard's lock. It is an
@@ -46,14 +19,14 @@ type index struct {
 
 type table struct {
 	slots []atomic.Pointer[item]
-	mask  uint64
+	mask  uint32
 	tomb  *item // marks a removed entry
 }
 
 const minIndexSize = 8
 
 func newTable(size int, tomb *item) *table {
-	return &table{slots: make([]atomic.Pointer[item], size), mask: uint64(size - 1), tomb: tomb}
+	return &table{slots: make([]atomic.Pointer[item], size), mask: uint32(size - 1), tomb: tomb}
 }
 
 func (x *index) init() { x.tab.Store(newTable(minIndexSize, &item{})) }
@@ -61,13 +34,13 @@ func (x *index) init() { x.tab.Store(newTable(minIndexSize, &item{})) }
 // get returns the resident item for key, or nil. It is safe to call from
 // any goroutine at any time.
 func (x *index) get(key string, hash uint64) *item {
-	t := x.tab.Load()
-	for i := hash & t.mask; ; i = (i + 1) & t.mask {
+	t, h := x.tab.Load(), uint32(hash)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		it := t.slots[i].Load()
 		switch {
 		case it == nil:
 			return nil
-		case it != t.tomb && it.hash == hash && it.key == key:
+		case it != t.tomb && it.hash == h && it.key == key:
 			return it
 		}
 	}
@@ -103,13 +76,13 @@ func (x *index) put(it *item) *item {
 
 // remove unpublishes key and returns its item, or nil.
 func (x *index) remove(key string, hash uint64) *item {
-	t := x.tab.Load()
-	for i := hash & t.mask; ; i = (i + 1) & t.mask {
+	t, h := x.tab.Load(), uint32(hash)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		cur := t.slots[i].Load()
 		switch {
 		case cur == nil:
 			return nil
-		case cur != t.tomb && cur.hash == hash && cur.key == key:
+		case cur != t.tomb && cur.hash == h && cur.key == key:
 			t.slots[i].Store(t.tomb)
 			x.live--
 			return cur

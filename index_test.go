@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
 	"pgregory.net/rapid"
 )
 
-func newItem(key, value string) *item {
-	return &item{key: key, hash: crdt.HashKey(key), value: []byte(value)}
+func testItem(key, value string) *item {
+	return newItem(key, crdt.HashKey(key), nil, []byte(value), 0)
 }
 
 // TestIndexAgreesWithMap runs random puts and removes against a plain map.
@@ -29,7 +30,7 @@ func TestIndexAgreesWithMap(t *testing.T) {
 				}
 				delete(model, key)
 			} else {
-				it := newItem(key, fmt.Sprint(step))
+				it := testItem(key, fmt.Sprint(step))
 				if got, want := x.put(it), model[key]; got != want {
 					t.Fatalf("step %d: put(%s) replaced %p, want %p", step, key, got, want)
 				}
@@ -84,11 +85,63 @@ func TestIndexConcurrentReaders(t *testing.T) {
 			if (i+round)%3 == 0 {
 				x.remove(k, crdt.HashKey(k))
 			} else {
-				x.put(newItem(k, fmt.Sprint(round)))
+				x.put(testItem(k, fmt.Sprint(round)))
 			}
 			mu.Unlock()
 		}
 	}
 	close(done)
 	wg.Wait()
+}
+
+// TestItemReadersSeeWholeWrites has readers load an item while a writer
+// rewrites it in place with values of changing lengths; run with -race.
+// Every load must return a value and an expiry written together.
+func TestItemReadersSeeWholeWrites(t *testing.T) {
+	it := testItem("k", "0")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				v, exp := it.load()
+				if want := fmt.Sprint(exp); string(v) != want {
+					t.Errorf("loaded value %q with expiry %d: torn write", v, exp)
+					return
+				}
+				if cap(v) != len(v) {
+					t.Errorf("loaded value has capacity %d past its length %d", cap(v), len(v))
+					return
+				}
+			}
+		}()
+	}
+	for i := range 200_000 {
+		exp := int64(i) * 977 // lengths vary from 1 to 9 digits
+		it.store([]byte(fmt.Sprint(exp)), exp)
+	}
+	close(done)
+	wg.Wait()
+}
+
+func TestItemEmptyValueIsNotNil(t *testing.T) {
+	it := testItem("k", "")
+	if v, _ := it.load(); v == nil || len(v) != 0 {
+		t.Fatalf("empty value loads as %#v, want an empty non-nil slice", v)
+	}
+}
+
+// TestItemSize pins the item to 64 bytes: one allocator size class and
+// one cache line per resident key. A field more costs 16 bytes a key.
+func TestItemSize(t *testing.T) {
+	if got := unsafe.Sizeof(item{}); got != 64 {
+		t.Fatalf("item is %d bytes, want 64", got)
+	}
 }

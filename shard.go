@@ -33,57 +33,73 @@ type change struct {
 	outcome crdt.Outcome
 	added   *item // newly resident item
 	removed *item // item no longer resident
+	bytes   int64 // change in resident key and value bytes
 }
 
 // apply merges rec (local or received) and keeps the index and the
 // eviction ring in step, with the shard's lock held. rec.Value must not be
-// modified afterwards.
+// modified afterwards. A key's resident item leads to its lww entry, so
+// that writing a resident key looks it up once, in the index, and updates
+// its item in place.
 func (s *shard) apply(rec crdt.Record, hash uint64, delta bool, now int64) change {
-	o, stored := s.m.Merge(rec, delta, now)
-	if o != crdt.Applied {
+	cur := s.idx.get(rec.Key, hash)
+	var at *lww.Entry
+	if cur != nil {
+		at = cur.entry
+	}
+	o, e := s.m.MergeAt(at, rec, delta, now)
+	switch {
+	case o != crdt.Applied:
 		return change{outcome: o}
+	case rec.Tombstone || rec.Evicted:
+		return s.unpublish(o, rec.Key, hash)
+	case cur != nil:
+		d := int64(len(rec.Value) - cur.valueLen())
+		cur.store(rec.Value, rec.Expires)
+		cur.ref.Store(true)
+		return change{outcome: o, bytes: d}
 	}
-	if rec.Tombstone || rec.Evicted {
-		return change{outcome: o, removed: s.unpublish(rec.Key, hash)}
-	}
-	it := &item{key: stored.Key, hash: hash, value: stored.Value, expires: stored.Expires}
-	it.ref.Store(true) // a second chance before the first eviction sweep
-	return change{outcome: o, added: it, removed: s.idx.put(it)}
+	it := newItem(e.Record().Key, hash, e, rec.Value, rec.Expires)
+	s.idx.put(it)
+	return change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value))}
 }
 
 // unpublish takes key's item, if any, out of the index.
-func (s *shard) unpublish(key string, hash uint64) *item {
-	return s.idx.remove(key, hash)
+func (s *shard) unpublish(o crdt.Outcome, key string, hash uint64) change {
+	it := s.idx.remove(key, hash)
+	if it == nil {
+		return change{outcome: o}
+	}
+	return change{outcome: o, removed: it, bytes: -int64(len(it.key) + it.valueLen())}
 }
 
 // forget drops a version a peer rejected.
-func (s *shard) forget(v crdt.Version, hash uint64) (crdt.Record, *item, bool) {
+func (s *shard) forget(v crdt.Version, hash uint64) (crdt.Record, change, bool) {
 	r, ok := s.m.Forget(v)
 	if !ok {
-		return r, nil, false
+		return r, change{}, false
 	}
-	return r, s.unpublish(v.Key, hash), true
+	return r, s.unpublish(crdt.Applied, v.Key, hash), true
 }
 
 // evict drops it's value if it is still the resident item of its key.
-func (s *shard) evict(it *item) bool {
-	if s.idx.get(it.key, it.hash) != it {
-		return false
+func (s *shard) evict(it *item) (change, bool) {
+	if s.idx.get(it.key, uint64(it.hash)) != it {
+		return change{}, false
 	}
 	s.m.Evict(it.key)
-	s.idx.remove(it.key, it.hash)
-	return true
+	return s.unpublish(crdt.Applied, it.key, uint64(it.hash)), true
 }
 
-// gc collects dead records and returns how many were expired values and the
-// items that stopped being resident.
-func (s *shard) gc(now int64) (expired int, removed []*item) {
+// gc collects dead records and returns how many were expired values and
+// what collecting them did to the resident items.
+func (s *shard) gc(now int64) (expired int, removed []change) {
 	for _, v := range s.m.GC(now) {
 		if !v.Tombstone {
 			expired++
 		}
-		if it := s.unpublish(v.Key, crdt.HashKey(v.Key)); it != nil {
-			removed = append(removed, it)
+		if ch := s.unpublish(crdt.Applied, v.Key, crdt.HashKey(v.Key)); ch.removed != nil {
+			removed = append(removed, ch)
 		}
 	}
 	return expired, removed

@@ -45,7 +45,7 @@ func (m *Map) GC(now int64) []crdt.Version {
 }
 
 // drop removes e and raises its bucket's watermark to its wall time.
-func (m *Map) drop(e *entry) {
+func (m *Map) drop(e *Entry) {
 	leaf := m.leafOf(e.khash)
 	m.wm[leaf] = max(m.wm[leaf], e.rec.Time.Wall)
 	m.remove(e, leaf)

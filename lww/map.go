@@ -39,14 +39,22 @@ type Config struct {
 // noWatermark marks a bucket from which nothing has been collected.
 const noWatermark = math.MinInt64
 
-// entry is a key's record plus the map's bookkeeping for it.
-type entry struct {
+// Entry is where a map keeps a key's record. A caller that remembers the
+// Entry of a key can merge into it again with [Map.MergeAt] and skip the
+// key lookup.
+type Entry struct {
 	rec   crdt.Record
 	khash uint64
-	next  *entry // next entry in the same digest bucket
+	next  *Entry // next entry in the same digest bucket; removed once unlinked
 }
 
-func (e *entry) hash() uint64 { return crdt.RecordHash(e.khash, e.rec.Time, e.rec.Tombstone) }
+// removed marks an Entry that is no longer in its map.
+var removed = new(Entry)
+
+// Record returns the record the entry holds. Its Value belongs to the map.
+func (e *Entry) Record() crdt.Record { return e.rec }
+
+func (e *Entry) hash() uint64 { return crdt.RecordHash(e.khash, e.rec.Time, e.rec.Tombstone) }
 
 // Map is a last-writer-wins map of records with an incrementally maintained
 // digest. It is not safe for concurrent use.
@@ -54,8 +62,8 @@ type Map struct {
 	horizon int64
 	prefix  int
 	tree    *crdt.Tree
-	entries map[string]*entry
-	heads   []*entry // per digest leaf, a singly linked list of its entries
+	entries map[string]*Entry
+	heads   []*Entry // per digest leaf, a singly linked list of its entries
 	wm      []int64  // per digest leaf, the GC watermark (wall ns)
 	synced  int64    // start of the last completed exchange, or noWatermark
 
@@ -86,8 +94,8 @@ func New(cfg Config) (*Map, error) {
 		horizon: int64(cfg.Horizon),
 		prefix:  cfg.PrefixBits,
 		tree:    tree,
-		entries: make(map[string]*entry),
-		heads:   make([]*entry, tree.Leaves()),
+		entries: make(map[string]*Entry),
+		heads:   make([]*Entry, tree.Leaves()),
 		wm:      make([]int64, tree.Leaves()),
 		synced:  noWatermark,
 	}
@@ -124,32 +132,43 @@ func (m *Map) ApplyDelta(r crdt.Record, now int64) crdt.Outcome {
 }
 
 // Merge is Apply, or ApplyDelta when delta is set, that also returns, when
-// the record was applied, the record the map now holds for the key: r with
-// the map's own copy of the key string, which callers can share.
-func (m *Map) Merge(r crdt.Record, delta bool, now int64) (crdt.Outcome, crdt.Record) {
+// the record was applied, the key's entry. Its record is r with the map's
+// own copy of the key string, which callers can share.
+func (m *Map) Merge(r crdt.Record, delta bool, now int64) (crdt.Outcome, *Entry) {
+	return m.MergeAt(nil, r, delta, now)
+}
+
+// MergeAt is Merge given the entry of r.Key that an earlier Merge returned:
+// it skips looking the key up. An entry the map has since removed (by GC or
+// Forget), one of another key, or nil is ignored, and the key is looked up
+// as by Merge. The entry must come from this map.
+func (m *Map) MergeAt(e *Entry, r crdt.Record, delta bool, now int64) (crdt.Outcome, *Entry) {
 	if delta && r.Time.Wall < now-m.horizon {
-		return crdt.Late, crdt.Record{}
+		return crdt.Late, nil
 	}
-	o, e := m.merge(r)
-	if e == nil {
-		return o, crdt.Record{}
+	if e == nil || e.next == removed || e.rec.Key != r.Key {
+		e = m.entries[r.Key]
 	}
-	return o, e.rec
+	return m.mergeInto(e, r)
 }
 
 // merge applies r and returns the entry it changed, if any.
-func (m *Map) merge(r crdt.Record) (crdt.Outcome, *entry) {
+func (m *Map) merge(r crdt.Record) (crdt.Outcome, *Entry) {
+	return m.mergeInto(m.entries[r.Key], r)
+}
+
+// mergeInto applies r given its key's entry, nil if the map has none.
+func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
-	e, ok := m.entries[r.Key]
-	if !ok {
+	if e == nil {
 		khash := crdt.HashKey(r.Key)
 		leaf := m.leafOf(khash)
 		if r.Time.Wall <= m.wm[leaf] {
 			return crdt.Rejected, nil
 		}
-		e = &entry{rec: r, khash: khash, next: m.heads[leaf]}
+		e = &Entry{rec: r, khash: khash, next: m.heads[leaf]}
 		m.heads[leaf] = e
 		m.entries[r.Key] = e
 		m.count(&e.rec, 1)
@@ -242,13 +261,14 @@ func (m *Map) Range(fn func(r crdt.Record) bool) {
 }
 
 // remove deletes e, which lies in leaf, from the map and its digest.
-func (m *Map) remove(e *entry, leaf uint32) {
+func (m *Map) remove(e *Entry, leaf uint32) {
 	for p := &m.heads[leaf]; *p != nil; p = &(*p).next {
 		if *p == e {
 			*p = e.next
 			break
 		}
 	}
+	e.next = removed
 	delete(m.entries, e.rec.Key)
 	m.count(&e.rec, -1)
 	m.tree.Remove(leaf, e.hash())

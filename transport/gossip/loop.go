@@ -14,7 +14,7 @@ func (r *Replicator) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	r.locked(func() []transport.Envelope { r.node.SetMembers(r.aliveNames()); return nil })
-	var batch []crdt.Record
+	var batch [][]crdt.Record
 	var out []transport.Envelope
 	for {
 		var next int64
@@ -31,11 +31,14 @@ func (r *Replicator) loop() {
 			batch = r.writes.take(batch)
 			r.locked(func() []transport.Envelope {
 				out, now := out[:0], r.now()
-				for _, rec := range batch {
-					out = append(out, r.node.Write(rec, now)...)
+				for _, chunk := range batch {
+					for _, rec := range chunk {
+						out = append(out, r.node.Write(rec, now)...)
+					}
 				}
 				return out
 			})
+			batch = r.writes.recycle(batch)
 		case <-r.changed:
 			r.locked(func() []transport.Envelope { r.node.SetMembers(r.aliveNames()); return nil })
 		case <-timer.C:

@@ -1,0 +1,98 @@
+package bcache
+
+import (
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/bcache-go/bcache/lww"
+)
+
+// item is a key's resident value as readers see it. Its key, hash and
+// entry are fixed; its value and expiry change in place when the key is
+// written again, under the shard's lock, behind a sequence count that
+// readers check (a seqlock), so that a write allocates nothing but the
+// value's copy. An item removed from the index (the key deleted, evicted,
+// collected) is never written again; a later write of the key publishes a
+// new item.
+//
+// Its fields are laid out to fit 64 bytes, one size class of the allocator
+// and one cache line: hash is the low half of the key's hash (the index
+// probes with it), and the shard, from the high bits, is kept apart.
+type item struct {
+	key     string
+	entry   *lww.Entry           // where the shard's map holds the record; writers only
+	data    atomic.Pointer[byte] // the value's first byte
+	expires atomic.Int64         // Unix ns; 0 means never
+	seq     atomic.Uint32        // odd while a writer is changing the value
+	size    atomic.Int32         // the value's length (at most maxValueLimit)
+	hash    uint32               // low half of the key's hash
+	slot    int32                // place in the eviction ring, under its lock
+	ref     atomic.Bool          // read since the eviction hand last passed
+	shard   uint8                // the key's shard
+}
+
+// noBytes is where empty values point, so that they read back as empty and
+// not nil.
+var noBytes byte
+
+// newItem returns an item holding value, not yet published.
+func newItem(key string, hash uint64, e *lww.Entry, value []byte, expires int64) *item {
+	it := &item{key: key, hash: uint32(hash), shard: uint8(shardOf(hash)), entry: e}
+	it.storeFields(value, expires)
+	it.ref.Store(true) // a second chance before the first eviction sweep
+	return it
+}
+
+// store replaces the value and expiry. The caller holds the shard's lock:
+// writers never race each other, only readers.
+func (it *item) store(value []byte, expires int64) {
+	it.seq.Add(1) // odd: readers retry
+	it.storeFields(value, expires)
+	it.seq.Add(1)
+}
+
+func (it *item) storeFields(value []byte, expires int64) {
+	p := unsafe.SliceData(value)
+	if len(value) == 0 {
+		p = &noBytes
+	}
+	it.data.Store(p)
+	it.size.Store(int32(len(value)))
+	it.expires.Store(expires)
+}
+
+// load returns the value and expiry as of one write. The value is shared
+// and must not be modified; its capacity is its length, so that appending
+// to it copies.
+func (it *item) load() ([]byte, int64) {
+	for spins := 0; ; spins++ {
+		if s := it.seq.Load(); s&1 == 0 {
+			p, n, exp := it.data.Load(), it.size.Load(), it.expires.Load()
+			if it.seq.Load() == s {
+				return unsafe.Slice(p, n), exp
+			}
+		}
+		if spins >= 4 {
+			runtime.Gosched() // the writer may have been preempted mid-update
+		}
+	}
+}
+
+// valueLen returns the length of the value (writer side, under the lock).
+func (it *item) valueLen() int { return int(it.size.Load()) }
+
+// TakeReferenced implements lru.Entry.
+func (it *item) TakeReferenced() bool {
+	if !it.ref.Load() {
+		return false
+	}
+	it.ref.Store(false)
+	return true
+}
+
+// Slot implements lru.Entry.
+func (it *item) Slot() int { return int(it.slot) }
+
+// SetSlot implements lru.Entry.
+func (it *item) SetSlot(i int) { it.slot = int32(i) }

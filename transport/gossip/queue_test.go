@@ -1,0 +1,85 @@
+package gossip
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+func queued(chunks [][]crdt.Record) []string {
+	var keys []string
+	for _, c := range chunks {
+		for _, r := range c {
+			keys = append(keys, r.Key)
+		}
+	}
+	return keys
+}
+
+func TestWriteQueueKeepsOrderAndBound(t *testing.T) {
+	const max = 3*chunkLen + 10
+	q := newWriteQueue(max)
+	for i := range max {
+		if !q.push(crdt.Record{Key: strconv.Itoa(i)}) {
+			t.Fatalf("push %d refused below the bound", i)
+		}
+	}
+	if q.push(crdt.Record{Key: "over"}) {
+		t.Fatal("push past the bound accepted")
+	}
+	select {
+	case <-q.wake:
+	default:
+		t.Fatal("no wake-up after the first push")
+	}
+	batch := q.take(nil)
+	keys := queued(batch)
+	if len(keys) != max {
+		t.Fatalf("took %d writes, want %d", len(keys), max)
+	}
+	for i, k := range keys {
+		if k != strconv.Itoa(i) {
+			t.Fatalf("write %d is %q: order lost", i, k)
+		}
+	}
+	batch = q.recycle(batch)
+	if !q.push(crdt.Record{Key: "again"}) {
+		t.Fatal("push refused after take")
+	}
+	if got := queued(q.take(batch)); len(got) != 1 || got[0] != "again" {
+		t.Fatalf("second take = %v, want [again]", got)
+	}
+}
+
+func TestWriteQueueReusesChunks(t *testing.T) {
+	q := newWriteQueue(16 * chunkLen)
+	var batch [][]crdt.Record
+	burst := spareChunks + 4
+	cycle := func() {
+		for range burst * chunkLen {
+			q.push(crdt.Record{Key: "k"})
+		}
+		batch = q.recycle(q.take(batch))
+	}
+	cycle() // warm up: the chunks and the outer slices
+	if allocs := testing.AllocsPerRun(20, cycle); allocs != 0 {
+		t.Fatalf("a busy queue allocates %.1f times per cycle, want 0", allocs)
+	}
+	if len(q.free) != burst {
+		t.Fatalf("kept %d spare chunks, want the %d the last wake-up used", len(q.free), burst)
+	}
+	// A quiet wake-up lets the burst's chunks go.
+	q.push(crdt.Record{Key: "k"})
+	batch = q.recycle(q.take(batch))
+	if len(q.free) != spareChunks {
+		t.Fatalf("kept %d spare chunks after a one-write wake-up, want %d", len(q.free), spareChunks)
+	}
+	for _, c := range q.free {
+		for _, r := range c[:cap(c)] {
+			if r.Key != "" {
+				t.Fatal("a spare chunk still references a shipped write")
+			}
+		}
+	}
+}
