@@ -3,6 +3,7 @@ package bcache
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -44,6 +45,8 @@ type Cache struct {
 	bytes    atomic.Int64 // their key and value bytes
 	peered   atomic.Bool  // some other member has been seen
 
+	snapMu sync.Mutex // one snapshot written at a time
+
 	closed atomic.Bool
 	close  sync.Once
 	done   chan struct{}
@@ -74,6 +77,15 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxKeys > 0 || cfg.MaxBytes > 0 {
 		c.policy = new(lru.Clock[*item])
 	}
+	if cfg.SnapshotPath != "" {
+		snap, err := loadSnapshot(cfg.SnapshotPath, c.codec())
+		switch {
+		case err == nil:
+			c.restore(snap)
+		case !errors.Is(err, errNoSnapshot):
+			return nil, fmt.Errorf("bcache: new: %w", err)
+		}
+	}
 	repl, err := gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		SecretKey: cfg.SecretKey, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
@@ -88,8 +100,14 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
 	c.repl = repl
-	c.wg.Add(1)
-	go c.collect()
+	c.every(cfg.GCInterval, c.collect)
+	if cfg.SnapshotPath != "" && cfg.SnapshotInterval > 0 {
+		c.every(cfg.SnapshotInterval, func() {
+			if err := c.writeSnapshot(); err != nil {
+				c.log.Error().Err(err).Msg("snapshot failed")
+			}
+		})
+	}
 	c.log.Info().Str("addr", repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil
 }
@@ -311,48 +329,57 @@ func (c *Cache) dropped(v crdt.Version) {
 	}
 }
 
-// collect runs garbage collection every GCInterval until Close. A member
-// that has never had a peer and was given none to join is its whole
-// cluster: it counts as synced, so that its own deletes are collected too.
+// every starts a goroutine that calls f every d until Close.
+func (c *Cache) every(d time.Duration, f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+}
+
+// collect runs garbage collection (every GCInterval). A member that has
+// never had a peer and was given none to join is its whole cluster: it
+// counts as synced, so that its own deletes are collected too.
 func (c *Cache) collect() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
+	now := c.phys()
+	if len(c.repl.Members()) > 1 {
+		c.peered.Store(true)
+	}
+	alone := len(c.cfg.Peers) == 0 && !c.peered.Load()
+	var removed []change
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		if alone {
+			s.m.MarkSynced(now)
 		}
-		now := c.phys()
-		if len(c.repl.Members()) > 1 {
-			c.peered.Store(true)
+		expired, gone := s.gc(now)
+		for _, ch := range gone {
+			c.track(ch)
 		}
-		alone := len(c.cfg.Peers) == 0 && !c.peered.Load()
-		var removed []change
-		for i := range c.shards {
-			s := &c.shards[i]
-			s.mu.Lock()
-			if alone {
-				s.m.MarkSynced(now)
-			}
-			expired, gone := s.gc(now)
-			for _, ch := range gone {
-				c.track(ch)
-			}
-			s.mu.Unlock()
-			c.stats.expirations.Add(uint64(expired))
-			removed = append(removed, gone...)
-		}
-		for _, ch := range removed {
-			c.account(ch)
-		}
+		s.mu.Unlock()
+		c.stats.expirations.Add(uint64(expired))
+		removed = append(removed, gone...)
+	}
+	for _, ch := range removed {
+		c.account(ch)
 	}
 }
 
 // Close leaves the cluster, stops every goroutine the Cache started and
-// waits for them. It is idempotent; afterwards every call returns ErrClosed
-// (Get misses, Members and Len are empty).
+// waits for them, then writes the snapshot if there is a SnapshotPath. It
+// is idempotent; afterwards every call returns ErrClosed (Get misses,
+// Members and Len are empty).
 func (c *Cache) Close() error {
 	var err error
 	c.close.Do(func() {
@@ -360,6 +387,9 @@ func (c *Cache) Close() error {
 		err = c.repl.Close()
 		close(c.done)
 		c.wg.Wait()
+		if c.cfg.SnapshotPath != "" {
+			err = errors.Join(err, c.writeSnapshot())
+		}
 		c.resident.Store(0)
 		c.log.Info().Msg("closed")
 	})

@@ -76,6 +76,7 @@ func TestNewValidates(t *testing.T) {
 		{"huge values", Config{BindAddr: "127.0.0.1:0", MaxValueSize: 1 << 30}},
 		{"drift beyond the horizon", Config{BindAddr: "127.0.0.1:0", MaxClockDrift: time.Hour, TombstoneHorizon: time.Minute}},
 		{"bad bind address", Config{BindAddr: "nowhere"}},
+		{"snapshot in no directory", Config{BindAddr: "127.0.0.1:0", SnapshotPath: "/nonexistent/dir/cache.snap"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

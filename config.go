@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,6 +35,7 @@ const (
 	DefaultFlushInterval       = time.Millisecond
 	DefaultAntiEntropyInterval = time.Second
 	DefaultGCInterval          = time.Minute
+	DefaultSnapshotInterval    = 5 * time.Minute
 )
 
 // maxValueLimit is the largest MaxValueSize: a value must fit one frame of
@@ -98,6 +101,17 @@ type Config struct {
 	// Network, if set, replaces the UDP/TCP sockets, for example with a
 	// gossip.MemTransport for fault injection; BindAddr is then ignored.
 	Network gossip.Transport
+	// SnapshotPath, if set, is a file in which this member keeps its
+	// records across restarts, for edge members that may restart while
+	// their peers are out of reach: New restores the member from it (a
+	// missing file starts empty; a damaged one is an error wrapping
+	// ErrSnapshot), and the member rewrites it every SnapshotInterval and
+	// at Close. Restoring is safe however old the file is: see the package
+	// doc.
+	SnapshotPath string
+	// SnapshotInterval is how often the snapshot is rewritten; negative
+	// writes it only at Close. Default: 5 min.
+	SnapshotInterval time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
 	// (after an absence longer than TombstoneHorizon). It must not block
@@ -144,6 +158,12 @@ func (c *Config) fill() error {
 	def(&c.FlushInterval, DefaultFlushInterval)
 	def(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
 	def(&c.GCInterval, DefaultGCInterval)
+	def(&c.SnapshotInterval, DefaultSnapshotInterval)
+	if c.SnapshotPath != "" {
+		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
+			return fmt.Errorf("%w: SnapshotPath %q: no such directory", ErrConfig, c.SnapshotPath)
+		}
+	}
 	if c.MaxKeySize == 0 {
 		c.MaxKeySize = DefaultMaxKeySize
 	}

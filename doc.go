@@ -30,6 +30,19 @@
 //   - With a SecretKey all traffic is encrypted and authenticated; a
 //     process without the key can neither join nor inject writes.
 //
+// # Snapshots
+//
+// With Config.SnapshotPath a member keeps its records, and the GC
+// watermarks that make collection safe, in a file that it rewrites every
+// SnapshotInterval and at Close, and New restores it from that file: an
+// edge member that restarts while its peers are out of reach serves what
+// it held. Restoring is safe however old the file is. The member then
+// behaves as one back from an absence: it collects nothing until it has
+// synced with a peer, and its old records cannot bring back a delete the
+// cluster collected meanwhile. Restored records pass the clock-drift check
+// and move the member's clock past them, so later writes win over them. A
+// damaged file makes New fail with ErrSnapshot; nothing of it is restored.
+//
 // # Limits
 //
 // Expiry is absolute time: members agree on it up to their clock error.

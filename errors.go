@@ -18,6 +18,10 @@ var (
 	ErrValueTooLarge = errors.New("bcache: value too large")
 	// ErrNilFiller is returned by GetWithFiller without a filler.
 	ErrNilFiller = errors.New("bcache: nil filler")
+	// ErrSnapshot is returned by New for a snapshot file (SnapshotPath)
+	// that is damaged, truncated or of another format. Nothing of it is
+	// restored; remove the file to start empty.
+	ErrSnapshot = errors.New("bcache: bad snapshot")
 	// ErrFillerPanic wraps a panic raised by a Filler.
 	ErrFillerPanic = errors.New("bcache: filler panicked")
 )

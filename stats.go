@@ -3,7 +3,8 @@ package bcache
 import "sync/atomic"
 
 type counters struct {
-	evictions, expirations, fills, fillErrors atomic.Uint64
+	evictions, expirations, fills, fillErrors         atomic.Uint64
+	restored, driftRejects, snapshots, snapshotErrors atomic.Uint64
 }
 
 // Stats are a member's counters since New. All counts only grow, except
@@ -51,6 +52,13 @@ type Stats struct {
 	// Forgotten counts live values dropped after a long absence (see
 	// Config.OnDrop).
 	Forgotten uint64 `json:"forgotten"`
+
+	// Restored counts the records New restored from the snapshot;
+	// Snapshots the snapshots written since, SnapshotErrors those that
+	// failed (see Config.SnapshotPath).
+	Restored       uint64 `json:"restored"`
+	Snapshots      uint64 `json:"snapshots"`
+	SnapshotErrors uint64 `json:"snapshot_errors"`
 }
 
 // Stats returns the member's counters.
@@ -72,6 +80,7 @@ func (c *Cache) Stats() Stats {
 	s.DroppedDeltas = p.DeltasDropped + r.WritesDropped + r.StreamsDropped
 	s.RejectedMalformed, s.RejectedTooLarge = p.RejectedMalformed, p.RejectedTooLarge
 	s.RejectedVersion, s.RejectedUnknownKind = p.RejectedVersion, p.RejectedUnknownKind
-	s.ClockDriftRejects, s.Forgotten = p.ClockDriftRejects, p.Forgotten
+	s.ClockDriftRejects, s.Forgotten = p.ClockDriftRejects+c.stats.driftRejects.Load(), p.Forgotten
+	s.Restored, s.Snapshots, s.SnapshotErrors = c.stats.restored.Load(), c.stats.snapshots.Load(), c.stats.snapshotErrors.Load()
 	return s
 }

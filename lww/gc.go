@@ -70,3 +70,12 @@ func (m *Map) Watermark(leaf uint32) (int64, bool) {
 	w := m.wm[leaf]
 	return w, w != noWatermark
 }
+
+// RaiseWatermark raises a digest leaf's GC watermark to wall (Unix ns), as
+// if a record written at wall had been collected from it: records of the
+// leaf at or below it are rejected from then on. Records the map holds
+// already stay. It is for restoring a map from a snapshot: apply the
+// records first, then raise the watermarks they were saved with.
+func (m *Map) RaiseWatermark(leaf uint32, wall int64) {
+	m.wm[leaf] = max(m.wm[leaf], wall)
+}

@@ -2,6 +2,7 @@ package lww
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -291,5 +292,63 @@ func TestDiff(t *testing.T) {
 		if !ok || d.InA != in[0] || d.InB != in[1] || d.Leaf != a.Leaf(k) {
 			t.Errorf("Diff for %s = %+v, want InA=%v InB=%v leaf %d", k, d, in[0], in[1], a.Leaf(k))
 		}
+	}
+}
+
+func TestRaiseWatermark(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	kept := set("k", "held", ts(10, 1))
+	m.Apply(kept)
+	leaf := m.Leaf("k")
+	m.RaiseWatermark(leaf, 20)
+	m.RaiseWatermark(leaf, 15) // never lowers
+	if w, ok := m.Watermark(leaf); !ok || w != 20 {
+		t.Fatalf("watermark = %d, %v; want 20", w, ok)
+	}
+	if v, ok := m.Get("k", 0); !ok || string(v) != "held" {
+		t.Fatal("raising the watermark dropped a record the map held")
+	}
+	var other string // a key of the same leaf that the map does not hold
+	for i := 0; other == ""; i++ {
+		if k := fmt.Sprint("other-", i); m.Leaf(k) == leaf {
+			other = k
+		}
+	}
+	if got := m.Apply(set(other, "old", ts(20, 9))); got != crdt.Rejected {
+		t.Fatalf("record at the raised watermark = %v, want rejected", got)
+	}
+	if got := m.Apply(set(other, "new", ts(21, 0))); got != crdt.Applied {
+		t.Fatalf("record above the raised watermark = %v, want applied", got)
+	}
+}
+
+func TestMergeAt(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	_, e := m.Merge(set("k", "1", ts(1, 1)), false, 0)
+	_, f := m.Merge(set("f", "1", ts(1, 1)), false, 0)
+	if o, got := m.MergeAt(e, set("k", "2", ts(2, 1)), false, 0); o != crdt.Applied || got != e {
+		t.Fatalf("MergeAt its own entry = %v, %p; want applied, %p", o, got, e)
+	}
+	// An entry of another key is ignored: the record goes to its own key.
+	if o, _ := m.MergeAt(f, set("k", "3", ts(3, 1)), false, 0); o != crdt.Applied {
+		t.Fatalf("MergeAt another key's entry = %v, want applied", o)
+	}
+	if v, _ := m.Get("f", 0); string(v) != "1" {
+		t.Fatalf("MergeAt with another key's entry overwrote it: f = %q", v)
+	}
+	if v, _ := m.Get("k", 0); string(v) != "3" {
+		t.Fatalf("k = %q, want 3", v)
+	}
+	// A removed entry is ignored: the record is looked up (and here
+	// rejected by the watermark Forget raised).
+	m.Forget(crdt.Version{Key: "k", Time: ts(3, 1)})
+	if o, got := m.MergeAt(e, set("k", "old", ts(2, 5)), false, 0); o != crdt.Rejected || got != nil {
+		t.Fatalf("MergeAt a removed entry = %v, %p; want rejected", o, got)
+	}
+	if o, got := m.MergeAt(e, set("k", "4", ts(4, 1)), false, 0); o != crdt.Applied || got == e {
+		t.Fatalf("MergeAt a removed entry with a new write = %v, %p; want applied to a new entry", o, got)
+	}
+	if m.Records() != 2 {
+		t.Fatalf("%d records, want 2", m.Records())
 	}
 }

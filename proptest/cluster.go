@@ -189,6 +189,19 @@ func (c *Cluster) Restart(i int) error {
 	return c.incarnate(i)
 }
 
+// RestartFrom brings member i back with a new incarnation restored from
+// state, which its Snapshotter replica's Snapshot returned earlier.
+func (c *Cluster) RestartFrom(i int, state any) error {
+	if err := c.Restart(i); err != nil {
+		return err
+	}
+	s, ok := c.members[i].r.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("proptest: restore %s: %T cannot restore snapshots", c.members[i].name, c.members[i].r)
+	}
+	return s.Restore(state)
+}
+
 // Converge heals the network, delivers everything in flight, then runs
 // anti-entropy from every live member to every other, delivering all
 // traffic after each session, until a whole round changes no record. It

@@ -18,6 +18,9 @@
 //	                     (forwards or backwards)
 //	crash, restart       a member loses its state; it comes back empty with
 //	                     a new incarnation
+//	snapshot, restore    a live member saves its state; a crashed one comes
+//	                     back from its last snapshot, however old (replicas
+//	                     that implement [Snapshotter])
 //	absence              a member is cut off while the rest write, sync and
 //	                     collect garbage for 1.25 to 3 GC horizons
 //	gc, evict            garbage collection, local eviction of a value
@@ -26,7 +29,10 @@
 // After every step it checks invariants that must always hold: each member's
 // clock issues strictly increasing timestamps, and no member ever holds (and
 // so serves) a version of a key older than one it held before since its last
-// restart, which is what a resurrection looks like locally. After the run it
+// restart, which is what a resurrection looks like locally. A member
+// restored from a snapshot must issue timestamps newer than every record it
+// restored, and never go back on a version it held or collected when the
+// snapshot was taken. After the run it
 // heals the network, delivers everything, runs anti-entropy between every
 // pair of live members until a whole round changes nothing, and checks
 // convergence against a reference model: every live member holds the same

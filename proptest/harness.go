@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ type Config struct {
 var Actions = []string{
 	"set", "delete", "tick", "deliver", "deliver all", "drop", "duplicate", "reorder",
 	"partition", "heal", "skew", "crash", "restart", "absence", "gc", "evict", "antientropy",
+	"snapshot", "restore",
 }
 
 // DefaultMapConfig is the configuration of bcache's replica under the
@@ -110,6 +112,16 @@ type harness struct {
 	lastTS []crdt.Timestamp            // per member: newest timestamp it issued
 	held   []map[string]crdt.Timestamp // per member: newest version held per key
 	reaped []map[string]crdt.Timestamp // per member: newest dead record collected
+	snaps  []*saved                    // per member: its last snapshot, if any
+}
+
+// saved is a member's snapshot and what the harness knew of the member
+// when it was taken.
+type saved struct {
+	state   any
+	records []crdt.Record
+	held    map[string]crdt.Timestamp
+	reaped  map[string]crdt.Timestamp
 }
 
 func newHarness(t *rapid.T, cfg Config) *harness {
@@ -124,6 +136,7 @@ func newHarness(t *rapid.T, cfg Config) *harness {
 		h.held = append(h.held, map[string]crdt.Timestamp{})
 		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
 	}
+	h.snaps = make([]*saved, n)
 	return h
 }
 
@@ -188,6 +201,8 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"gc":          func(t *rapid.T) { i := h.live(t, "member"); h.collect(i) },
 		"evict":       func(t *rapid.T) { h.c.Replica(h.live(t, "member")).Evict(h.key(t)) },
 		"antientropy": h.antientropy,
+		"snapshot":    h.snapshot,
+		"restore":     h.restore,
 	}
 }
 
@@ -236,6 +251,45 @@ func (h *harness) restart(t *rapid.T) {
 	h.lastTS[i] = crdt.Timestamp{}
 	h.held[i] = map[string]crdt.Timestamp{}
 	h.reaped[i] = map[string]crdt.Timestamp{}
+}
+
+// snapshot saves a live member's state, when its replica can.
+func (h *harness) snapshot(t *rapid.T) {
+	i := h.live(t, "member")
+	s, ok := h.c.Replica(i).(Snapshotter)
+	if !ok {
+		t.Skip("the replica cannot snapshot")
+	}
+	h.snaps[i] = &saved{state: s.Snapshot(), records: s.Records(), held: maps.Clone(h.held[i]), reaped: maps.Clone(h.reaped[i])}
+}
+
+// restore restarts a crashed member from its last snapshot, however old.
+// Its clock must then issue timestamps newer than every record it
+// restored: a write after a restart beats what the member held before.
+// And the member must never go back on a version it held, or collected,
+// when the snapshot was taken: the snapshot keeps its GC watermarks. Only
+// records it could not restore (too far ahead of its clock) are exempt.
+func (h *harness) restore(t *rapid.T) {
+	i := rapid.IntRange(0, h.c.Size()-1).Draw(t, "member")
+	if !h.c.Down(i) || h.snaps[i] == nil {
+		t.Skip("member is up or has no snapshot")
+	}
+	snap := h.snaps[i]
+	h.must(t, h.c.RestartFrom(i, snap.state))
+	h.lastTS[i] = crdt.Timestamp{}
+	restored := map[string]crdt.Timestamp{}
+	for _, rec := range h.c.Replica(i).Records() {
+		restored[rec.Key] = rec.Time
+		if h.lastTS[i].Less(rec.Time) {
+			h.lastTS[i] = rec.Time
+		}
+	}
+	h.held[i], h.reaped[i] = maps.Clone(snap.held), maps.Clone(snap.reaped)
+	for _, rec := range snap.records {
+		if restored[rec.Key] != rec.Time {
+			delete(h.held[i], rec.Key)
+		}
+	}
 }
 
 // absence cuts a member off while the rest of the cluster runs, syncs and

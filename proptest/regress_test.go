@@ -18,6 +18,7 @@ func newTestHarness(t *testing.T, n int) *harness {
 		h.held = append(h.held, map[string]crdt.Timestamp{})
 		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
 	}
+	h.snaps = make([]*saved, n)
 	return h
 }
 

@@ -1,6 +1,8 @@
 package proptest
 
 import (
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -160,6 +162,62 @@ func (r *MapReplica) Receive(from string, payload []byte) []transport.Envelope {
 // StartSession implements Replica.
 func (r *MapReplica) StartSession(peer string) []transport.Envelope {
 	return r.node.StartSession(peer, r.phys())
+}
+
+// Snapshotter is a Replica that can save its state and start from it
+// again, as a bcache member with a snapshot file does (Config.SnapshotPath
+// of package bcache). The harness's snapshot and restore actions use it
+// when the replicas under test implement it.
+type Snapshotter interface {
+	Replica
+	// Snapshot returns a copy of the replica's durable state, unaffected by
+	// the replica's later changes.
+	Snapshot() any
+	// Restore loads a state that Snapshot returned into a new replica (a
+	// new incarnation), before it handles anything else.
+	Restore(state any) error
+}
+
+// mapSnapshot is a MapReplica's durable state: its records and the GC
+// watermark of every digest leaf.
+type mapSnapshot struct {
+	records []crdt.Record
+	marks   []int64 // per leaf; math.MinInt64 for none
+}
+
+// Snapshot implements Snapshotter. Record values are never modified in
+// place, so the copy shares them.
+func (r *MapReplica) Snapshot() any {
+	s := mapSnapshot{records: r.Records(), marks: make([]int64, r.m.Tree().Leaves())}
+	for leaf := range s.marks {
+		w, ok := r.m.Watermark(uint32(leaf))
+		if !ok {
+			w = math.MinInt64
+		}
+		s.marks[leaf] = w
+	}
+	return s
+}
+
+// Restore implements Snapshotter the way a bcache member restores its
+// snapshot file: the records as anti-entropy receives them (through the
+// clock's drift check, moving the clock past each), then the watermarks.
+func (r *MapReplica) Restore(state any) error {
+	s, ok := state.(mapSnapshot)
+	if !ok || len(s.marks) != r.m.Tree().Leaves() {
+		return fmt.Errorf("proptest: restore: a %T is not a snapshot of this replica's shape", state)
+	}
+	for _, rec := range s.records {
+		if r.clock.Update(rec.Time) == nil {
+			r.m.Apply(rec)
+		}
+	}
+	for leaf, w := range s.marks {
+		if w != math.MinInt64 {
+			r.m.RaiseWatermark(uint32(leaf), w)
+		}
+	}
+	return nil
 }
 
 // mapAdapter presents an lww.Map as a transport.Replica.

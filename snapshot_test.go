@@ -1,0 +1,367 @@
+package bcache
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip"
+)
+
+// offsetClock is the wall clock moved by a settable offset.
+type offsetClock struct{ offset atomic.Int64 }
+
+func (c *offsetClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// snapshotConfig is a member alone on 127.0.0.1 that snapshots to path
+// only at Close.
+func snapshotConfig(path string, clock *offsetClock) Config {
+	cfg := Config{BindAddr: "127.0.0.1:0", SnapshotPath: path, SnapshotInterval: -1}
+	if clock != nil {
+		cfg.Clock = clock.now
+	}
+	return cfg
+}
+
+// lookup returns the record c holds for key, whatever its state.
+func lookup(c *Cache, key string) (crdt.Record, bool) {
+	s := &c.shards[shardOf(crdt.HashKey(key))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Lookup(key)
+}
+
+func mustNew(t *testing.T, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustClose(t *testing.T, c *Cache) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSnapshotRestoresRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	clock := new(offsetClock)
+	a := mustNew(t, snapshotConfig(path, clock))
+	if a.Stats().Restored != 0 {
+		t.Fatal("a member without a snapshot file restored records")
+	}
+	a.Set("plain", []byte("v1"), 0)
+	a.Set("ttl", []byte("v2"), time.Hour)
+	a.Set("empty", nil, 0)
+	a.Set("deleted", []byte("gone"), 0)
+	a.Delete("deleted")
+	mustClose(t, a)
+	if s := a.Stats(); s.Snapshots != 1 || s.SnapshotErrors != 0 {
+		t.Fatalf("after Close: %d snapshots, %d errors; want 1, 0", s.Snapshots, s.SnapshotErrors)
+	}
+
+	b := mustNew(t, snapshotConfig(path, clock))
+	defer b.Close()
+	if got := b.Stats().Restored; got != 4 {
+		t.Fatalf("restored %d records, want 4", got)
+	}
+	for key, want := range map[string]string{"plain": "v1", "ttl": "v2", "empty": ""} {
+		if v, ok := b.Get(key); !ok || string(v) != want {
+			t.Errorf("Get(%s) = %q, %v; want %q", key, v, ok, want)
+		}
+	}
+	if _, ok := b.Get("deleted"); ok {
+		t.Error("a deleted key came back from the snapshot")
+	}
+	if r, ok := lookup(b, "deleted"); !ok || !r.Tombstone {
+		t.Error("the tombstone was not restored")
+	}
+	if b.Len() != 3 {
+		t.Errorf("Len = %d, want 3", b.Len())
+	}
+	clock.advance(2 * time.Hour)
+	if _, ok := b.Get("ttl"); ok {
+		t.Error("the restored value outlived its expiry")
+	}
+}
+
+// TestSnapshotRestoresThroughTheClock: restored records move the clock, so
+// that later writes win over them even when they were written by a clock
+// ahead of this one; a record beyond MaxClockDrift is skipped and counted.
+func TestSnapshotRestoresThroughTheClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	ahead := new(offsetClock)
+	a := mustNew(t, snapshotConfig(path, ahead))
+	ahead.advance(10 * time.Second)
+	a.Set("near", []byte("old"), 0)
+	ahead.advance(time.Minute)
+	a.Set("far", []byte("old"), 0)
+	mustClose(t, a)
+
+	b := mustNew(t, snapshotConfig(path, new(offsetClock)))
+	defer b.Close()
+	if s := b.Stats(); s.Restored != 1 || s.ClockDriftRejects != 1 {
+		t.Fatalf("restored %d, refused %d for drift; want 1 and 1", s.Restored, s.ClockDriftRejects)
+	}
+	if _, ok := b.Get("far"); ok {
+		t.Fatal("a record 70 s ahead of the clock was restored")
+	}
+	b.Set("near", []byte("new"), 0)
+	if v, _ := b.Get("near"); string(v) != "new" {
+		t.Fatalf("a write after the restore lost to the restored record: %q", v)
+	}
+}
+
+// TestSnapshotKeepsWatermarks: a delete collected before the snapshot stays
+// collected after it: the write it deleted is rejected, not resurrected.
+func TestSnapshotKeepsWatermarks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	clock := new(offsetClock)
+	cfg := snapshotConfig(path, clock)
+	cfg.TombstoneHorizon, cfg.MaxClockDrift, cfg.GCInterval = 2*time.Second, time.Second, 10*time.Millisecond
+	a := mustNew(t, cfg)
+	a.Set("k", []byte("old"), 0)
+	old, _ := lookup(a, "k")
+	a.Delete("k")
+	clock.advance(3 * time.Second)
+	await.Until(t, 5*time.Second, func() bool { _, ok := lookup(a, "k"); return !ok }, "the tombstone was never collected")
+	mustClose(t, a)
+
+	b := mustNew(t, cfg)
+	defer b.Close()
+	if got := b.apply(old, false, b.phys()); got != crdt.Rejected {
+		t.Fatalf("the deleted write offered again after the restore: %v, want rejected", got)
+	}
+}
+
+func TestSnapshotWrittenPeriodically(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	cfg := snapshotConfig(path, nil)
+	cfg.SnapshotInterval = 10 * time.Millisecond
+	a := mustNew(t, cfg)
+	defer a.Close()
+	a.Set("k", []byte("v"), 0)
+	await.Until(t, 5*time.Second, func() bool {
+		snap, err := loadSnapshot(path, a.codec())
+		return err == nil && len(snap.records) == 1 && snap.records[0].Key == "k"
+	}, "no periodic snapshot holding k")
+	if a.Stats().Snapshots == 0 {
+		t.Fatal("Stats.Snapshots did not count the periodic snapshot")
+	}
+}
+
+// TestSnapshotDamaged: a file that is not a whole snapshot of this format
+// stops New with ErrSnapshot, whatever is wrong with it.
+func TestSnapshotDamaged(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.snap")
+	a := mustNew(t, snapshotConfig(good, nil))
+	for _, k := range []string{"a", "b", "c"} {
+		a.Set(k, bytes.Repeat([]byte(k), 100), 0)
+	}
+	mustClose(t, a)
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(i int) []byte {
+		b := bytes.Clone(data)
+		b[i] ^= 0x40
+		return b
+	}
+	damaged := map[string][]byte{
+		"empty":               {},
+		"garbage":             bytes.Repeat([]byte{0xc1}, 300),
+		"truncated":           data[:len(data)-10],
+		"cut in the records":  data[:len(data)/2],
+		"flipped magic":       flip(0),
+		"flipped version":     flip(len(snapshotMagic)),
+		"flipped record byte": flip(len(data) / 2),
+		"flipped checksum":    flip(len(data) - 1),
+		"trailing byte":       append(bytes.Clone(data), 0),
+	}
+	for name, content := range damaged {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, "damaged.snap")
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := New(snapshotConfig(path, nil))
+			if err == nil {
+				c.Close()
+				t.Fatal("New accepted a damaged snapshot")
+			}
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("New: %v, want ErrSnapshot", err)
+			}
+		})
+	}
+}
+
+// FuzzSnapshot feeds arbitrary files to the snapshot reader: it must
+// return an error or a snapshot whose records are within the limits, and
+// never panic.
+func FuzzSnapshot(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "seed.snap")
+	a, err := New(snapshotConfig(path, nil))
+	if err != nil {
+		f.Fatal(err)
+	}
+	a.Set("k", []byte("v"), time.Hour)
+	a.Delete("d")
+	if err := a.Close(); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:len(seed)-4])
+	codec := a.codec()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "f.snap")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := loadSnapshot(p, codec)
+		if err != nil {
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("error %v does not wrap ErrSnapshot", err)
+			}
+			return
+		}
+		for _, r := range snap.records {
+			if len(r.Key) > DefaultMaxKeySize || len(r.Value) > DefaultMaxValueSize {
+				t.Fatalf("record over the limits: key %d, value %d bytes", len(r.Key), len(r.Value))
+			}
+		}
+	})
+}
+
+// TestEdgeRestartsFromSnapshotAfterLongAbsence is the edge member's story
+// end to end, over memberlist: it restarts from its snapshot while cut off,
+// serves what it held and takes writes, and when it is back, catches up
+// without bringing back a delete the cluster collected meanwhile.
+func TestEdgeRestartsFromSnapshotAfterLongAbsence(t *testing.T) {
+	net := gossip.NewMemNetwork(1)
+	clock := new(offsetClock)
+	path := filepath.Join(t.TempDir(), "edge.snap")
+	var dropped atomic.Value
+	member := func(name string, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(name, peers...)
+		cfg.Network, cfg.Clock = tr, clock.now
+		cfg.TombstoneHorizon, cfg.MaxClockDrift, cfg.GCInterval = 2*time.Second, time.Second, 20*time.Millisecond
+		if name == "edge" {
+			cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+			cfg.OnDrop = func(key string) { dropped.Store(key) }
+		}
+		return newCache(t, cfg)
+	}
+	hub := member("hub")
+	hub2 := member("hub2", hub.Addr())
+	edge := member("edge", hub.Addr())
+	hub.Set("a", []byte("1"), 0)
+	hub.Set("b", []byte("1"), 0)
+	waitValue(t, "a", []byte("1"), edge)
+	waitValue(t, "b", []byte("1"), edge)
+	mustClose(t, edge)
+
+	// While the edge is away the cluster deletes a, writes c, and after
+	// the horizon collects a's tombstone.
+	hub.Delete("a")
+	hub.Set("c", []byte("1"), 0)
+	waitValue(t, "c", []byte("1"), hub2)
+	clock.advance(3 * time.Second)
+	for _, c := range []*Cache{hub, hub2} {
+		await.Until(t, 10*time.Second, func() bool { _, ok := lookup(c, "a"); return !ok }, "%s never collected a", c.Name())
+	}
+
+	// The edge restarts cut off from the cluster: it serves its snapshot.
+	net.Partition([]string{"edge"}, []string{"hub", "hub2"})
+	edge = member("edge", hub.Addr())
+	if got := edge.Stats().Restored; got != 2 {
+		t.Fatalf("the edge restored %d records, want 2", got)
+	}
+	for _, k := range []string{"a", "b"} {
+		if v, ok := edge.Get(k); !ok || string(v) != "1" {
+			t.Fatalf("offline edge: Get(%s) = %q, %v; want its snapshot's value", k, v, ok)
+		}
+	}
+	edge.Set("e", []byte("1"), 0)
+
+	net.Heal()
+	cs := []*Cache{hub, hub2, edge}
+	waitValue(t, "a", nil, cs...)
+	waitValue(t, "b", []byte("1"), cs...)
+	waitValue(t, "c", []byte("1"), cs...)
+	waitValue(t, "e", []byte("1"), cs...)
+	if got, _ := dropped.Load().(string); got != "a" {
+		t.Fatalf("OnDrop reported %q, want a", got)
+	}
+	for _, c := range []*Cache{hub, hub2} {
+		if _, ok := lookup(c, "a"); ok {
+			t.Fatalf("%s holds a record of a again", c.Name())
+		}
+	}
+}
+
+// BenchmarkSnapshot writes and restores the snapshot of a member holding
+// 100,000 keys of 16 bytes with 100-byte values:
+//
+//	go test -run '^$' -bench Snapshot -benchtime 5x .
+func BenchmarkSnapshot(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "bench.snap")
+	c, err := New(snapshotConfig(path, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for i := range peerKeys {
+		c.Set(peerKey(i), make([]byte, peerValueSize), 0)
+	}
+	b.Run("write", func(b *testing.B) {
+		for b.Loop() {
+			if err := c.writeSnapshot(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		info, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(info.Size())/peerKeys, "B/key")
+	})
+	b.Run("restore", func(b *testing.B) {
+		for b.Loop() {
+			r, err := New(snapshotConfig(path, nil))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.Len() != peerKeys {
+				b.Fatalf("restored %d keys, want %d", r.Len(), peerKeys)
+			}
+			b.StopTimer()
+			r.cfg.SnapshotPath = "" // keep the file as it is
+			r.Close()
+			b.StartTimer()
+		}
+	})
+}
