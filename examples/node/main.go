@@ -9,6 +9,9 @@
 //	go run ./examples/node -fast -name n3 -bind 127.0.0.1:7948 -http 127.0.0.1:8083 -peers 127.0.0.1:7946
 //
 // To encrypt, give every member the same -key, e.g. from openssl rand -hex 16.
+// With -snapshot FILE a member keeps its data across restarts, as an edge
+// device would: stop it, start it again with the same flags, and it serves
+// what it held even when no peer answers.
 // Then, from a fourth terminal:
 //
 //	curl -s localhost:8081/v1/members
@@ -83,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
 	maxKeys := fs.Int("max-keys", 0, "values held before LRU eviction (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
+	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -90,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	cfg := bcache.Config{NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue}
+	cfg := bcache.Config{NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SnapshotPath: *snapshot}
 	if cfg.NodeName == "" {
 		cfg.NodeName = defaultName(*bind)
 	}

@@ -41,6 +41,12 @@ func TestParseFlags(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "snapshot", args: []string{"-snapshot", "/tmp/n.snap"}, check: func(o options) string {
+			if o.cfg.SnapshotPath != "/tmp/n.snap" {
+				return fmt.Sprintf("%+v", o.cfg)
+			}
+			return ""
+		}},
 		{name: "key not hex", args: []string{"-key", "xyz"}, wantErr: "-key: not hex"},
 		{name: "key of 15 bytes", args: []string{"-key", strings.Repeat("ab", 15)}, wantErr: "-key: 15 bytes"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},

@@ -259,4 +259,22 @@ func TestProcesses(t *testing.T) {
 			p.stop(t)
 		}
 	})
+
+	t.Run("restart from a snapshot", func(t *testing.T) {
+		snap := filepath.Join(t.TempDir(), "edge.snap")
+		edge := startNode(t, bin, "edge", "-snapshot", snap)
+		req, _ := http.NewRequest("PUT", edge.url("/v1/keys/kept"), strings.NewReader("across restarts"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		edge.stop(t)
+		// Back with a peer that does not answer: it serves its snapshot.
+		edge = startNode(t, bin, "edge", "-snapshot", snap, "-peers", "127.0.0.1:"+freePort(t, true))
+		if status, body := get(edge, "/v1/keys/kept"); status != http.StatusOK || body != "across restarts" {
+			t.Fatalf("after the restart: %d %q, want the value from before", status, body)
+		}
+		edge.stop(t)
+	})
 }
