@@ -365,3 +365,35 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	})
 }
+
+// TestSnapshotKeepsEvictedVersions: a value evicted before the snapshot
+// stays evicted after it, and its version still shadows older writes.
+func TestSnapshotKeepsEvictedVersions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	cfg := snapshotConfig(path, nil)
+	cfg.MaxKeys = 1
+	a := mustNew(t, cfg)
+	a.Set("a", []byte("1"), 0)
+	a.Set("b", []byte("2"), 0)
+	evicted, _ := lookup(a, "a")
+	if !evicted.Evicted {
+		t.Fatal("a was not evicted by MaxKeys 1")
+	}
+	mustClose(t, a)
+
+	b := mustNew(t, cfg)
+	defer b.Close()
+	if _, ok := b.Get("a"); ok {
+		t.Fatal("an evicted value came back from the snapshot")
+	}
+	if r, ok := lookup(b, "a"); !ok || !r.Evicted || r.Time != evicted.Time {
+		t.Fatalf("a restored as %+v, %v; want its evicted version", r, ok)
+	}
+	if v, ok := b.Get("b"); !ok || string(v) != "2" {
+		t.Fatalf("Get(b) = %q, %v", v, ok)
+	}
+	older := crdt.Record{Key: "a", Value: []byte("0"), Time: crdt.Timestamp{Wall: evicted.Time.Wall - 1, Node: 9}}
+	if got := b.apply(older, false, b.phys()); got != crdt.Stale {
+		t.Fatalf("an older write of the evicted key: %v, want stale", got)
+	}
+}
