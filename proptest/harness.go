@@ -130,13 +130,17 @@ func newHarness(t *rapid.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{cfg: cfg, c: c, model: newModel()}
+	return harnessOver(cfg, c)
+}
+
+// harnessOver returns a harness over cluster c, which nothing has used yet.
+func harnessOver(cfg Config, c *Cluster) *harness {
+	n := c.Size()
+	h := &harness{cfg: cfg, c: c, model: newModel(), lastTS: make([]crdt.Timestamp, n), snaps: make([]*saved, n)}
 	for range n {
-		h.lastTS = append(h.lastTS, crdt.Timestamp{})
 		h.held = append(h.held, map[string]crdt.Timestamp{})
 		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
 	}
-	h.snaps = make([]*saved, n)
 	return h
 }
 

@@ -2,8 +2,6 @@ package proptest
 
 import (
 	"testing"
-
-	"github.com/bcache-go/bcache/crdt"
 )
 
 // newTestHarness is a harness over a fixed cluster, for replaying found
@@ -12,14 +10,7 @@ func newTestHarness(t *testing.T, n int) *harness {
 	t.Helper()
 	cfg := Config{}
 	cfg.fill()
-	h := &harness{cfg: cfg, c: newTestCluster(t, n), model: newModel()}
-	for range n {
-		h.lastTS = append(h.lastTS, crdt.Timestamp{})
-		h.held = append(h.held, map[string]crdt.Timestamp{})
-		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
-	}
-	h.snaps = make([]*saved, n)
-	return h
+	return harnessOver(cfg, newTestCluster(t, n))
 }
 
 // TestCrashOfEveryCollectorLosesTheDelete pins a counterexample that rapid
