@@ -19,8 +19,10 @@
 // peer does not hold up the others. A received frame is handed to the
 // protocol node directly on memberlist's handler goroutine (under the
 // node's lock), with no queue of ours in between; local writes reach it
-// through a bounded queue. What a full queue drops (memberlist's handler
-// queue, our write and stream queues) is counted and anti-entropy repairs.
+// through a bounded queue; a writer that finds it half full yields to the
+// protocol goroutine, so that a burst on one CPU is slowed rather than
+// dropped. What a full queue drops (memberlist's handler queue, our write
+// and stream queues) is counted and anti-entropy repairs.
 //
 // # Membership
 //
