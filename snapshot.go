@@ -48,7 +48,10 @@ import (
 //
 // The file is written to a temporary file in the same directory, synced,
 // and renamed over the old one, so a crash while writing leaves the
-// previous snapshot whole.
+// previous snapshot whole (and, at worst, a stray temporary file). The
+// records are wire frames: a release reads the snapshots of releases that
+// share its wire version (transport.WireVersion), and refuses others with
+// ErrSnapshot.
 
 const (
 	snapshotMagic   = "bcache snapshot\n"
