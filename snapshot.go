@@ -254,6 +254,7 @@ type snapshotReader struct {
 	r    *bufio.Reader
 	sum  hash.Hash32
 	left int64
+	one  [1]byte // ReadByte's byte, summed without an allocation
 }
 
 func (r *snapshotReader) ReadByte() (byte, error) {
@@ -261,7 +262,8 @@ func (r *snapshotReader) ReadByte() (byte, error) {
 	if err != nil {
 		return 0, io.ErrUnexpectedEOF
 	}
-	r.sum.Write([]byte{b})
+	r.one[0] = b
+	r.sum.Write(r.one[:])
 	r.left--
 	return b, nil
 }
