@@ -19,6 +19,7 @@ import (
 	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/gossip"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // Member is a live member of the cluster.
@@ -92,7 +93,7 @@ func New(cfg Config) (*Cache, error) {
 		Replica: replica{c}, Clock: c.clock, Logger: cfg.Logger,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
-			Limits: transport.Limits{MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize},
+			Limits: wire.Limits{MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize},
 			OnDrop: c.dropped,
 		},
 	})

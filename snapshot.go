@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // Snapshots keep a member's records across a restart (Config.SnapshotPath):
@@ -50,7 +50,7 @@ import (
 // and renamed over the old one, so a crash while writing leaves the
 // previous snapshot whole (and, at worst, a stray temporary file). The
 // records are wire frames: a release reads the snapshots of releases that
-// share its wire version (transport.WireVersion), and refuses others with
+// share its wire version (wire.WireVersion), and refuses others with
 // ErrSnapshot.
 
 const (
@@ -117,13 +117,13 @@ func (c *Cache) writeSnapshot() error {
 }
 
 // codec encodes and decodes snapshot records within the member's limits.
-func (c *Cache) codec() *transport.Codec {
-	return transport.NewCodec(transport.Limits{MaxKey: c.cfg.MaxKeySize, MaxValue: c.cfg.MaxValueSize})
+func (c *Cache) codec() *wire.Codec {
+	return wire.NewCodec(wire.Limits{MaxKey: c.cfg.MaxKeySize, MaxValue: c.cfg.MaxValueSize})
 }
 
 // saveSnapshot writes a snapshot to path, atomically: the header, what fill
 // gives the encoder, the watermarks, the end and the checksum.
-func saveSnapshot(path string, written int64, codec *transport.Codec, fill func(*snapshotEncoder) error) (err error) {
+func saveSnapshot(path string, written int64, codec *wire.Codec, fill func(*snapshotEncoder) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -170,7 +170,7 @@ func saveSnapshot(path string, written int64, codec *transport.Codec, fill func(
 // snapshotEncoder writes the sections of a snapshot.
 type snapshotEncoder struct {
 	w     *bufio.Writer
-	codec *transport.Codec
+	codec *wire.Codec
 	frame []byte
 	marks []byte // the 'W' section, written last
 }
@@ -179,12 +179,12 @@ type snapshotEncoder struct {
 func (e *snapshotEncoder) records(recs []crdt.Record) error {
 	for start := 0; start < len(recs); {
 		end, size := start, 0
-		for end < len(recs) && (end == start || size+transport.RecordSize(&recs[end]) <= snapshotChunk) {
-			size += transport.RecordSize(&recs[end])
+		for end < len(recs) && (end == start || size+wire.RecordSize(&recs[end]) <= snapshotChunk) {
+			size += wire.RecordSize(&recs[end])
 			end++
 		}
 		var err error
-		if e.frame, err = e.codec.Encode(e.frame[:0], &transport.Repair{Records: recs[start:end]}); err != nil {
+		if e.frame, err = e.codec.Encode(e.frame[:0], &wire.Repair{Records: recs[start:end]}); err != nil {
 			return err
 		}
 		e.section('R', e.frame)
@@ -211,7 +211,7 @@ var errNoSnapshot = errors.New("no snapshot")
 // loadSnapshot reads and checks the snapshot at path. Nothing of a file
 // that fails a check is returned: a snapshot is restored whole or not at
 // all.
-func loadSnapshot(path string, codec *transport.Codec) (snapshot, error) {
+func loadSnapshot(path string, codec *wire.Codec) (snapshot, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return snapshot{}, errNoSnapshot
@@ -282,7 +282,7 @@ func (r *snapshotReader) read(n int64) ([]byte, error) {
 	return b, nil
 }
 
-func decodeSnapshot(r *snapshotReader, codec *transport.Codec) (snapshot, error) {
+func decodeSnapshot(r *snapshotReader, codec *wire.Codec) (snapshot, error) {
 	var snap snapshot
 	magic, err := r.read(int64(len(snapshotMagic)))
 	if err != nil || string(magic) != snapshotMagic {
@@ -316,7 +316,7 @@ func decodeSnapshot(r *snapshotReader, codec *transport.Codec) (snapshot, error)
 			if err != nil {
 				return snap, fmt.Errorf("records: %w", err)
 			}
-			rep, ok := m.(*transport.Repair)
+			rep, ok := m.(*wire.Repair)
 			if !ok {
 				return snap, fmt.Errorf("records: a %T message", m)
 			}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // antiEntropy is the initiator side of sessions; the responder side keeps
@@ -85,7 +86,7 @@ func (n *Node) startSession(out []Envelope, peer string, now int64) []Envelope {
 		deadline: now + int64(n.cfg.SessionTimeout),
 	}
 	n.stats.SessionsStarted++
-	m := &Digest{Session: n.ae.s.id, Level: uint8((n.depth() + 1) % 2)}
+	m := &wire.Digest{Session: n.ae.s.id, Level: uint8((n.depth() + 1) % 2)}
 	if m.Level == 1 {
 		m.Parents = []uint32{0}
 	}
@@ -107,7 +108,7 @@ func (n *Node) finish() {
 
 // receiveDigest compares the peer's nodes with ours and answers with our
 // children of those that differ, or learns the differing leaves.
-func (n *Node) receiveDigest(from string, m *Digest, now int64) []Envelope {
+func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope {
 	initiator := n.mine(from, m.Session)
 	echo := m.Echo
 	if initiator {
@@ -127,10 +128,10 @@ func (n *Node) receiveDigest(from string, m *Digest, now int64) []Envelope {
 	switch {
 	case len(diff) == 0:
 		n.synced(initiator, echo)
-		return n.send(nil, &Digest{Session: m.Session, Echo: echo, Level: m.Level + 1}, from)
+		return n.send(nil, &wire.Digest{Session: m.Session, Echo: echo, Level: m.Level + 1}, from)
 	case int(m.Level) < n.depth():
 		hashes := n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
-		return n.send(nil, &Digest{Session: m.Session, Echo: echo, Level: m.Level + 1, Parents: diff, Hashes: hashes}, from)
+		return n.send(nil, &wire.Digest{Session: m.Session, Echo: echo, Level: m.Level + 1, Parents: diff, Hashes: hashes}, from)
 	case initiator:
 		n.ae.s.leaves = diff
 		return n.sendVersions(nil)
@@ -151,7 +152,7 @@ func (n *Node) synced(initiator bool, echo int64) {
 
 // diffHashes returns the nodes at m.Level whose hashes differ from ours; ok
 // is false when m does not fit our tree.
-func (n *Node) diffHashes(m *Digest) (diff []uint32, ok bool) {
+func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 	level := int(m.Level)
 	if level > n.depth() {
 		return nil, false
@@ -183,7 +184,7 @@ func (n *Node) diffHashes(m *Digest) (diff []uint32, ok bool) {
 func (n *Node) sendVersions(out []Envelope) []Envelope {
 	s := &n.ae.s
 	s.chunk = min(len(s.leaves), n.cfg.LeavesPerStep)
-	m := &Versions{Session: s.id, Echo: s.echo, Leaves: s.leaves[:s.chunk]}
+	m := &wire.Versions{Session: s.id, Echo: s.echo, Leaves: s.leaves[:s.chunk]}
 	var vs []crdt.Version
 	for _, leaf := range m.Leaves {
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
@@ -194,23 +195,23 @@ func (n *Node) sendVersions(out []Envelope) []Envelope {
 }
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.
-func appendKeyVersions(dst []KeyVersion, vs []crdt.Version) []KeyVersion {
+func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version) []wire.KeyVersion {
 	start := len(dst)
 	for _, v := range vs {
-		dst = append(dst, KeyVersion{KeyHash: crdt.HashKey(v.Key), Time: v.Time, Tombstone: v.Tombstone})
+		dst = append(dst, wire.KeyVersion{KeyHash: crdt.HashKey(v.Key), Time: v.Time, Tombstone: v.Tombstone})
 	}
-	slices.SortFunc(dst[start:], func(a, b KeyVersion) int { return cmp.Compare(a.KeyHash, b.KeyHash) })
+	slices.SortFunc(dst[start:], func(a, b wire.KeyVersion) int { return cmp.Compare(a.KeyHash, b.KeyHash) })
 	return dst
 }
 
 // receiveVersions (responder) compares the initiator's versions with ours
 // and answers with our newer records and the key hashes we want.
-func (n *Node) receiveVersions(from string, m *Versions, now int64) []Envelope {
+func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envelope {
 	leaves := uint32(1) << n.cfg.Replica.DigestBits()
-	reply := &Repair{Session: m.Session, Echo: m.Echo}
+	reply := &wire.Repair{Session: m.Session, Echo: m.Echo}
 	var send map[uint64]bool
 	var vs []crdt.Version
-	var mine []KeyVersion
+	var mine []wire.KeyVersion
 	off := 0
 	for i, leaf := range m.Leaves {
 		if leaf >= leaves {
@@ -241,7 +242,7 @@ func (n *Node) receiveVersions(from string, m *Versions, now int64) []Envelope {
 // compareVersions walks two key-hash-sorted version lists of one leaf and
 // returns the key hashes where mine is newer or theirs lacks the key, and
 // those where theirs is newer or mine lacks it.
-func compareVersions(mine, theirs []KeyVersion) (newer, wants []uint64) {
+func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 	i, j := 0, 0
 	for i < len(mine) || j < len(theirs) {
 		switch {
@@ -284,7 +285,7 @@ func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
 	slices.SortFunc(recs, func(a, b crdt.Record) int { return a.Time.Compare(b.Time) })
 	size := 0
 	for i := range recs {
-		size += RecordSize(&recs[i])
+		size += wire.RecordSize(&recs[i])
 		if i > 0 && size > n.cfg.MaxRepairBytes {
 			return recs[:i], true
 		}
@@ -295,7 +296,7 @@ func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
 // receiveRepair applies a repair. For the initiator it answers with the
 // records the responder wants and moves the session on; for the responder
 // it reports rejections and, on the final repair, marks the replica synced.
-func (n *Node) receiveRepair(from string, m *Repair, now int64) []Envelope {
+func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope {
 	var rejected []crdt.Version
 	for _, r := range m.Records {
 		n.stats.RepairRecordsReceived++
@@ -311,14 +312,14 @@ func (n *Node) receiveRepair(from string, m *Repair, now int64) []Envelope {
 		if len(rejected) == 0 {
 			return nil
 		}
-		return n.send(nil, &Reject{Session: m.Session, Versions: rejected}, from)
+		return n.send(nil, &wire.Reject{Session: m.Session, Versions: rejected}, from)
 	}
 	return n.answerRepair(m, rejected, now)
 }
 
 // answerRepair (initiator) sends the wanted records and the rejections, then
 // the next step or the end of the session.
-func (n *Node) answerRepair(m *Repair, rejected []crdt.Version, now int64) []Envelope {
+func (n *Node) answerRepair(m *wire.Repair, rejected []crdt.Version, now int64) []Envelope {
 	s := &n.ae.s
 	s.deadline = now + int64(n.cfg.SessionTimeout)
 	recs, truncated := n.cut(n.wanted(m.Wants))
@@ -328,7 +329,7 @@ func (n *Node) answerRepair(m *Repair, rejected []crdt.Version, now int64) []Env
 	}
 	final := done && len(s.leaves) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))
-	out := n.send(nil, &Repair{Session: s.id, Echo: s.echo, Records: recs, Rejected: rejected, Final: final, Truncated: truncated}, s.peer)
+	out := n.send(nil, &wire.Repair{Session: s.id, Echo: s.echo, Records: recs, Rejected: rejected, Final: final, Truncated: truncated}, s.peer)
 	if final {
 		n.finish()
 		return out

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // deltaQueue is the bounded, per-key coalesced buffer of local writes not
@@ -58,7 +59,7 @@ func (n *Node) Write(r crdt.Record, now int64) []Envelope {
 	if len(q.recs) == 1 {
 		q.due = max(now, q.last+int64(n.cfg.FlushInterval))
 	}
-	if now >= q.due || DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
+	if now >= q.due || wire.DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
 		return n.flush(nil, now)
 	}
 	return nil
@@ -69,7 +70,7 @@ func (n *Node) Write(r crdt.Record, now int64) []Envelope {
 // (writes less than about two seconds apart). It only decides when a full
 // packet's worth is queued; flush splits batches exactly.
 func (n *Node) estimate(r *crdt.Record) int {
-	return DeltaRecordSize(r, r.Time.Wall, n.cfg.Clock.Node()) + 4
+	return wire.DeltaRecordSize(r, r.Time.Wall, n.cfg.Clock.Node()) + 4
 }
 
 // flush ships every queued record to this node's children in its own tree,
@@ -90,11 +91,11 @@ func (n *Node) flush(out []Envelope, now int64) []Envelope {
 	id := n.cfg.Clock.Node()
 	start, size := 0, 0
 	for i := range q.recs {
-		rs := DeltaRecordSize(&q.recs[i], q.recs[start].Time.Wall, id)
-		if i > start && DeltaOverhead(origin, i-start+1)+size+rs > n.cfg.PacketBudget {
+		rs := wire.DeltaRecordSize(&q.recs[i], q.recs[start].Time.Wall, id)
+		if i > start && wire.DeltaOverhead(origin, i-start+1)+size+rs > n.cfg.PacketBudget {
 			out = n.sendBatch(out, origin, q.recs[start:i], kids)
 			start, size = i, 0
-			rs = DeltaRecordSize(&q.recs[i], q.recs[i].Time.Wall, id)
+			rs = wire.DeltaRecordSize(&q.recs[i], q.recs[i].Time.Wall, id)
 		}
 		size += rs
 	}
@@ -104,7 +105,7 @@ func (n *Node) flush(out []Envelope, now int64) []Envelope {
 }
 
 func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids []string) []Envelope {
-	m := &Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
+	m := &wire.Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
 	if origin != "" {
 		n.out.seq++
 		m.Seq = n.out.seq
@@ -118,7 +119,7 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 // unchanged, to this node's children in the origin's tree. A direct send
 // (no origin name) is applied and not relayed; applying a duplicate of it
 // again changes nothing.
-func (n *Node) receiveDelta(from string, m *Delta, payload []byte, now int64) []Envelope {
+func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int64) []Envelope {
 	relayed := m.Origin != ""
 	if m.OriginID == n.cfg.Clock.Node() || relayed && !n.seen.first(m.OriginID, m.Seq, now) {
 		n.stats.DuplicateDeltas++
@@ -140,8 +141,8 @@ func (n *Node) receiveDelta(from string, m *Delta, payload []byte, now int64) []
 		if frame == nil {
 			frame = bytes.Clone(payload)
 		}
-		out = append(out, Envelope{To: kid, Kind: KindDelta, Payload: frame})
-		n.stats.countSent(KindDelta, len(frame))
+		out = append(out, Envelope{To: kid, Kind: wire.KindDelta, Payload: frame})
+		n.stats.countSent(wire.KindDelta, len(frame))
 		n.stats.DeltasForwarded++
 	}
 	return out

@@ -1,9 +1,9 @@
 // Package transport is bcache's sync protocol: a deterministic state machine
 // that turns local writes, received frames and the passage of time into
-// frames to send, plus the wire codec those frames use. It does no I/O,
-// starts no goroutines and reads no clock: the host (the root package over
-// memberlist, or a simulated network in tests) calls [Node.Write],
-// [Node.Receive] and [Node.Tick] and sends what they return.
+// frames to send (their messages and codec are package transport/wire). It
+// does no I/O, starts no goroutines and reads no clock: the host (the root
+// package over memberlist, or a simulated network in tests) calls
+// [Node.Write], [Node.Receive] and [Node.Tick] and sends what they return.
 //
 // The protocol talks to the replicated state through the [Replica]
 // interface, so it never depends on package lww; the root package and the

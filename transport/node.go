@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // Defaults for [Config].
@@ -55,7 +56,7 @@ type Config struct {
 	// follows in later steps. A single larger record is still sent whole.
 	MaxRepairBytes int
 	// Limits bound what the decoder accepts.
-	Limits Limits
+	Limits wire.Limits
 	// OnDrop, if set, is called with every live record the replica forgot
 	// because a peer rejected it (a replica back from a long absence loses
 	// writes the cluster can no longer tell from deleted ones). It runs on
@@ -94,7 +95,7 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // Envelope is a frame to send to one member.
 type Envelope struct {
 	To   string
-	Kind Kind
+	Kind wire.Kind
 	// Payload is the encoded frame. Envelopes of one broadcast share it: do
 	// not modify it.
 	Payload []byte
@@ -104,7 +105,7 @@ type Envelope struct {
 // use: one goroutine (or a simulation loop) drives it.
 type Node struct {
 	cfg   Config
-	codec *Codec
+	codec *wire.Codec
 	ring  *ring
 
 	out   deltaQueue
@@ -119,7 +120,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, codec: NewCodec(cfg.Limits), ring: newRing([]string{cfg.Name})}
+	n := &Node{cfg: cfg, codec: wire.NewCodec(cfg.Limits), ring: newRing([]string{cfg.Name})}
 	n.out.init()
 	n.seen.init()
 	return n, nil
@@ -177,19 +178,19 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	n.stats.BytesReceived += uint64(len(payload))
 	m, err := n.codec.Decode(payload)
 	if err != nil {
-		n.stats.countReject(Reason(err))
+		n.stats.countReject(wire.Reason(err))
 		return nil, fmt.Errorf("transport: frame from %q: %w", from, err)
 	}
 	switch m := m.(type) {
-	case *Delta:
+	case *wire.Delta:
 		return n.receiveDelta(from, m, payload, now), nil
-	case *Digest:
+	case *wire.Digest:
 		return n.receiveDigest(from, m, now), nil
-	case *Versions:
+	case *wire.Versions:
 		return n.receiveVersions(from, m, now), nil
-	case *Repair:
+	case *wire.Repair:
 		return n.receiveRepair(from, m, now), nil
-	case *Reject:
+	case *wire.Reject:
 		n.forget(m.Versions, now)
 		return nil, nil
 	}
@@ -197,7 +198,7 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 }
 
 // send encodes m once and addresses it to every member in to.
-func (n *Node) send(out []Envelope, m Message, to ...string) []Envelope {
+func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {
 	frame, err := n.codec.Encode(nil, m)
 	if err != nil {
 		// Only a record over the decoder's limits can fail to encode; the

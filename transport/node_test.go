@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // memReplica is a minimal Replica for protocol tests: last writer wins, no
@@ -190,11 +191,11 @@ func TestWriteSendsAtOnceWhenIdleAndBatchesWhenBusy(t *testing.T) {
 	if len(out) != 1 {
 		t.Fatalf("Tick at the deadline sent %d frames, want 1", len(out))
 	}
-	m, err := NewCodec(Limits{}).Decode(out[0].Payload)
+	m, err := wire.NewCodec(wire.Limits{}).Decode(out[0].Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := m.(*Delta)
+	d := m.(*wire.Delta)
 	if len(d.Records) != 2 || string(d.Records[0].Value) != "3" || d.Records[1].Key != "other" {
 		t.Fatalf("batch = %+v, want k=3 and other", d.Records)
 	}
@@ -269,7 +270,7 @@ func TestDedupWindow(t *testing.T) {
 func TestRecordFromTheFutureIsRefused(t *testing.T) {
 	n := newTestNet(t, 8, Config{}, "a", "b")
 	future := crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: n.now.Now() + int64(time.Hour), Node: 9}}
-	frame, err := NewCodec(Limits{}).Encode(nil, &Delta{Origin: "a", OriginID: 9, Seq: 1, Records: []crdt.Record{future}})
+	frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, &wire.Delta{Origin: "a", OriginID: 9, Seq: 1, Records: []crdt.Record{future}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func TestRecordFromTheFutureIsRefused(t *testing.T) {
 
 func TestBadFramesAreCountedNotApplied(t *testing.T) {
 	n := newTestNet(t, 8, Config{}, "a", "b")
-	good, err := NewCodec(Limits{}).Encode(nil, &Delta{Origin: "a", OriginID: 1, Seq: 1, Records: []crdt.Record{{Key: "k", Time: crdt.Timestamp{Wall: 1, Node: 1}}}})
+	good, err := wire.NewCodec(wire.Limits{}).Encode(nil, &wire.Delta{Origin: "a", OriginID: 1, Seq: 1, Records: []crdt.Record{{Key: "k", Time: crdt.Timestamp{Wall: 1, Node: 1}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestSessionRepairsBothWays(t *testing.T) {
 func TestSessionTimesOut(t *testing.T) {
 	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
 	node := n.nodes["a"]
-	if out := node.Tick(n.now.Now()); len(out) != 1 || out[0].Kind != KindDigest {
+	if out := node.Tick(n.now.Now()); len(out) != 1 || out[0].Kind != wire.KindDigest {
 		t.Fatalf("first Tick sent %v, want a digest", out)
 	}
 	if got, want := node.NextDeadline(), n.now.Now()+int64(time.Second); got != want {

@@ -1,12 +1,14 @@
 package transport
 
+import "github.com/bcache-go/bcache/transport/wire"
+
 // Stats are a node's counters since it was created. All only grow.
 type Stats struct {
-	// Traffic, per message kind (indexed by Kind) and in total.
+	// Traffic, per message kind (indexed by wire.Kind) and in total.
 	FramesSent, BytesSent         uint64
 	FramesReceived, BytesReceived uint64
-	FramesSentByKind              [KindReject + 1]uint64
-	BytesSentByKind               [KindReject + 1]uint64
+	FramesSentByKind              [wire.KindReject + 1]uint64
+	BytesSentByKind               [wire.KindReject + 1]uint64
 
 	// Deltas.
 	DeltaBatches    uint64 // batches of this node's own writes, one per tree
@@ -62,10 +64,10 @@ func (s *Stats) countReject(reason string) {
 	}
 }
 
-func (s *Stats) countSent(k Kind, bytes int) {
+func (s *Stats) countSent(k wire.Kind, bytes int) {
 	s.FramesSent++
 	s.BytesSent += uint64(bytes)
-	if k <= KindReject {
+	if k <= wire.KindReject {
 		s.FramesSentByKind[k]++
 		s.BytesSentByKind[k] += uint64(bytes)
 	}

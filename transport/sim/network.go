@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // Packet is one frame in flight.
@@ -21,7 +22,7 @@ type Packet struct {
 	// ids).
 	ID       uint64
 	From, To string
-	Kind     transport.Kind
+	Kind     wire.Kind
 	Payload  []byte
 }
 

@@ -1,4 +1,4 @@
-package transport
+package wire
 
 import "github.com/bcache-go/bcache/crdt"
 

@@ -1,4 +1,4 @@
-package transport
+package wire
 
 import (
 	"bytes"
@@ -44,13 +44,13 @@ import (
 // Sentinel errors, wrapped by every error Encode and Decode return.
 var (
 	// ErrMalformed is a frame or message that breaks the wire format.
-	ErrMalformed = errors.New("transport: malformed message")
+	ErrMalformed = errors.New("wire: malformed message")
 	// ErrTooLarge is a frame, key or value over its Limits.
-	ErrTooLarge = errors.New("transport: message too large")
+	ErrTooLarge = errors.New("wire: message too large")
 	// ErrVersion is a frame whose version byte is not WireVersion.
-	ErrVersion = errors.New("transport: unsupported wire version")
+	ErrVersion = errors.New("wire: unsupported wire version")
 	// ErrUnknownKind is a frame or message of no known Kind.
-	ErrUnknownKind = errors.New("transport: unknown message kind")
+	ErrUnknownKind = errors.New("wire: unknown message kind")
 )
 
 // Reason returns a short stable label for err, for reject counters:
