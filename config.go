@@ -99,7 +99,7 @@ type Config struct {
 	// Timings are memberlist's; default LANTimings.
 	Timings Timings
 	// Network, if set, replaces the UDP/TCP sockets, for example with a
-	// gossip.MemTransport for fault injection; BindAddr is then ignored.
+	// memnet.Transport for fault injection; BindAddr is then ignored.
 	Network gossip.Transport
 	// SnapshotPath, if set, is a file in which this member keeps its
 	// records across restarts, for edge members that may restart while

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
-	"github.com/bcache-go/bcache/transport/gossip"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // offsetClock is the wall clock moved by a settable offset.
@@ -257,7 +257,7 @@ func FuzzSnapshot(f *testing.F) {
 // serves what it held and takes writes, and when it is back, catches up
 // without bringing back a delete the cluster collected meanwhile.
 func TestEdgeRestartsFromSnapshotAfterLongAbsence(t *testing.T) {
-	net := gossip.NewMemNetwork(1)
+	net := memnet.NewNetwork(1)
 	clock := new(offsetClock)
 	path := filepath.Join(t.TempDir(), "edge.snap")
 	var dropped atomic.Value

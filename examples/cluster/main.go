@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache"
-	"github.com/bcache-go/bcache/transport/gossip"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 func main() {
@@ -51,7 +51,7 @@ func run() error {
 	printStats(cs)
 
 	fmt.Println("\n== three members on an in-memory network with fault injection")
-	net := gossip.NewMemNetwork(1)
+	net := memnet.NewNetwork(1)
 	ms, err := start(3, func(i int, c *bcache.Config) {
 		t, _ := net.NewTransport(fmt.Sprintf("m%d", i))
 		c.Network = t

@@ -73,7 +73,7 @@ func FastTimings() Timings {
 }
 
 // Transport is what carries memberlist's packets and streams: its own UDP
-// and TCP sockets by default, a [MemTransport] for fault injection.
+// and TCP sockets by default, an in-memory one (package memnet) for fault injection.
 type Transport = memberlist.NodeAwareTransport
 
 // Config configures a [Replicator].
@@ -99,7 +99,7 @@ type Config struct {
 	// Timings; the zero value selects LANTimings.
 	Timings Timings
 	// Transport, if set, replaces memberlist's UDP/TCP transport (for
-	// example with a MemTransport for fault injection); BindAddr is then
+	// example with a memnet.Transport for fault injection); BindAddr is then
 	// ignored.
 	Transport Transport
 	// PacketSize is the largest frame sent as a datagram (memberlist's

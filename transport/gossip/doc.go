@@ -42,11 +42,12 @@
 // AES-GCM and drops what does not decrypt: a process without the key, or
 // with another, can neither join nor inject a write. A Label separates
 // clusters that share a network. Frames that do reach the protocol are
-// still size-capped and validated before decoding (package transport).
+// still size-capped and validated before decoding (package transport/wire).
 //
 // # Testing without sockets
 //
-// [MemNetwork] is an in-memory memberlist transport with partitions,
+// Package memnet is an in-memory memberlist transport with partitions,
 // directional loss and delay, so that real memberlist runs in one process
-// under the faults a test chooses.
+// under the faults a test chooses (Config.Transport). Production code does
+// not import it.
 package gossip

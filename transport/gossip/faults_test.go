@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // memCluster starts n members on an in-memory network with fault injection.
-func memCluster(t *testing.T, n int) (*MemNetwork, []*node) {
+func memCluster(t *testing.T, n int) (*memnet.Network, []*node) {
 	t.Helper()
-	net := NewMemNetwork(1)
+	net := memnet.NewNetwork(1)
 	var nodes []*node
 	var seed string
 	for i := range n {

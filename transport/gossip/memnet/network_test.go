@@ -1,4 +1,4 @@
-package gossip
+package memnet
 
 import (
 	"bytes"
@@ -37,12 +37,12 @@ func (d mnDelegate) MergeRemoteState([]byte, bool)   {}
 
 type mnMember struct {
 	ml   *memberlist.Memberlist
-	tr   *MemTransport
+	tr   *Transport
 	msgs chan string
 }
 
 // mnConfig is memberlist's LAN config with timings fast enough for tests.
-func mnConfig(tr *MemTransport, d memberlist.Delegate) *memberlist.Config {
+func mnConfig(tr *Transport, d memberlist.Delegate) *memberlist.Config {
 	c := memberlist.DefaultLANConfig()
 	c.Name = tr.Name()
 	c.Transport = tr
@@ -62,7 +62,7 @@ func mnConfig(tr *MemTransport, d memberlist.Delegate) *memberlist.Config {
 
 // mnStart creates a memberlist called name on n, shut down when the test
 // ends; tweak, if not nil, adjusts its config.
-func mnStart(t testing.TB, n *MemNetwork, tweak func(*memberlist.Config), name string) *mnMember {
+func mnStart(t testing.TB, n *Network, tweak func(*memberlist.Config), name string) *mnMember {
 	t.Helper()
 	tr, err := n.NewTransport(name)
 	if err != nil {
@@ -83,7 +83,7 @@ func mnStart(t testing.TB, n *MemNetwork, tweak func(*memberlist.Config), name s
 
 // mnCluster starts one member per name, joins them all to the first and
 // waits until each sees all of them.
-func mnCluster(t testing.TB, n *MemNetwork, tweak func(*memberlist.Config), names ...string) []*mnMember {
+func mnCluster(t testing.TB, n *Network, tweak func(*memberlist.Config), names ...string) []*mnMember {
 	t.Helper()
 	var ms []*mnMember
 	for _, name := range names {
@@ -136,7 +136,7 @@ func mnWaitMsg(t testing.TB, m *mnMember, want string, timeout time.Duration) []
 }
 
 func TestMemNetworkJoin(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	start := time.Now()
 	ms := mnCluster(t, n, nil, "a", "b", "c")
 	t.Logf("3 members converged in %v", time.Since(start))
@@ -154,7 +154,7 @@ func TestMemNetworkJoin(t *testing.T) {
 }
 
 func TestMemNetworkUserMessages(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	// Without compression the big message below crosses the wire at full
 	// size, past the stream buffer; a generous TCPTimeout keeps it clear
 	// of the race detector's slowness (memberlist's timeout runs from the
@@ -180,7 +180,7 @@ func TestMemNetworkUserMessages(t *testing.T) {
 }
 
 func TestMemNetworkPartitionAndHeal(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	ms := mnCluster(t, n, nil, "a", "b", "c")
 	a, b, c := ms[0], ms[1], ms[2]
 
@@ -205,7 +205,7 @@ func TestMemNetworkPartitionAndHeal(t *testing.T) {
 }
 
 func TestMemNetworkAsymmetricLoss(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	ms := mnCluster(t, n, nil, "a", "b")
 	a, b := ms[0], ms[1]
 	toB, toA := mnNode(b), mnNode(a)
@@ -237,7 +237,7 @@ func TestMemNetworkAsymmetricLoss(t *testing.T) {
 }
 
 func TestMemNetworkDelay(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	ms := mnCluster(t, n, nil, "a", "b")
 	a, b := ms[0], ms[1]
 	const d = 30 * time.Millisecond
@@ -267,8 +267,8 @@ func TestMemNetworkDelay(t *testing.T) {
 }
 
 func TestMemNetworkStats(t *testing.T) {
-	n := NewMemNetwork(1)
-	tr := func(name string) *MemTransport {
+	n := NewNetwork(1)
+	tr := func(name string) *Transport {
 		x, err := n.NewTransport(name)
 		if err != nil {
 			t.Fatal(err)
@@ -276,7 +276,7 @@ func TestMemNetworkStats(t *testing.T) {
 		return x
 	}
 	a, b, c, d := tr("a"), tr("b"), tr("c"), tr("d")
-	send := func(from, to *MemTransport, payload string) {
+	send := func(from, to *Transport, payload string) {
 		t.Helper()
 		if _, err := from.WriteTo([]byte(payload), to.Addr()); err != nil {
 			t.Fatal(err)
@@ -308,7 +308,7 @@ func TestMemNetworkStats(t *testing.T) {
 		send(a, c, "q") // the last one finds c's queue full
 	}
 
-	want := MemStats{
+	want := Stats{
 		PacketsSent:      9 + memPacketQueue + 1,
 		Delivered:        4 + memPacketQueue,
 		DroppedLoss:      1,
@@ -337,7 +337,7 @@ func TestMemNetworkStats(t *testing.T) {
 
 func TestMemNetworkLossIsSeeded(t *testing.T) {
 	run := func(seed uint64) (dropped uint64, pattern []bool) {
-		n := NewMemNetwork(seed)
+		n := NewNetwork(seed)
 		a, _ := n.NewTransport("a")
 		b, _ := n.NewTransport("b")
 		n.SetLoss("*", "b", 0.5)
@@ -364,7 +364,7 @@ func TestMemNetworkLossIsSeeded(t *testing.T) {
 }
 
 func TestMemNetworkTransportNames(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	a, err := n.NewTransport("a")
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +398,7 @@ func TestMemNetworkTransportNames(t *testing.T) {
 
 // mnDial opens a stream from a to b and returns both ends, closed when the
 // test ends.
-func mnDial(t *testing.T, a, b *MemTransport) (client, server net.Conn) {
+func mnDial(t *testing.T, a, b *Transport) (client, server net.Conn) {
 	t.Helper()
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -422,7 +422,7 @@ func mnDial(t *testing.T, a, b *MemTransport) (client, server net.Conn) {
 }
 
 func TestMemStreamExchange(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	a, _ := n.NewTransport("a")
 	b, _ := n.NewTransport("b")
 	client, server := mnDial(t, a, b)
@@ -464,7 +464,7 @@ func TestMemStreamExchange(t *testing.T) {
 }
 
 func TestMemStreamDeadlines(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	a, _ := n.NewTransport("a")
 	b, _ := n.NewTransport("b")
 	client, server := mnDial(t, a, b)
@@ -522,7 +522,7 @@ func TestMemStreamDeadlines(t *testing.T) {
 }
 
 func TestMemStreamFaults(t *testing.T) {
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	a, _ := n.NewTransport("a")
 	b, _ := n.NewTransport("b")
 	c, _ := n.NewTransport("c")
@@ -564,7 +564,7 @@ func TestMemStreamFaults(t *testing.T) {
 	if _, err := a.DialTimeout(b.Addr(), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial to a shut down member: %v", err)
 	}
-	want := MemStats{StreamsOpened: 2, StreamsRefused: 4, StreamsReset: 2}
+	want := Stats{StreamsOpened: 2, StreamsRefused: 4, StreamsReset: 2}
 	if got := n.Stats(); got != want {
 		t.Errorf("stats\n got %+v\nwant %+v", got, want)
 	}
@@ -572,7 +572,7 @@ func TestMemStreamFaults(t *testing.T) {
 
 func TestMemNetworkNoLeak(t *testing.T) {
 	baseline := runtime.NumGoroutine()
-	n := NewMemNetwork(1)
+	n := NewNetwork(1)
 	ms := mnCluster(t, n, nil, "a", "b", "c")
 	a, b, c := ms[0], ms[1], ms[2]
 	n.SetDelay(5 * time.Millisecond) // exercise delayed delivery too

@@ -1,4 +1,4 @@
-package gossip
+package memnet
 
 import (
 	"bytes"
@@ -23,15 +23,15 @@ const memStreamBuffer = 1 << 20
 // memPair is the two ends of one stream: client is the dialer's, server
 // the one handed to the target's StreamCh.
 type memPair struct {
-	net            *MemNetwork
-	src, dst       *MemTransport
+	net            *Network
+	src, dst       *Transport
 	client, server *memConn
 
 	mu   sync.Mutex
 	open int // ends not closed yet
 }
 
-func newMemPair(src, dst *MemTransport) *memPair {
+func newMemPair(src, dst *Transport) *memPair {
 	p := &memPair{net: src.net, src: src, dst: dst, open: 2}
 	up, down := newMemPipe(), newMemPipe()
 	p.client = newMemConn(p, src.name, src.tcpAddr(), dst.tcpAddr(), down, up)
