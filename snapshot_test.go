@@ -11,6 +11,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -32,12 +33,7 @@ func snapshotConfig(path string, clock *offsetClock) Config {
 }
 
 // lookup returns the record c holds for key, whatever its state.
-func lookup(c *Cache, key string) (crdt.Record, bool) {
-	s := &c.shards[shardOf(crdt.HashKey(key))]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m.Lookup(key)
-}
+func lookup(c *Cache, key string) (crdt.Record, bool) { return c.store.Lookup(key) }
 
 func mustNew(t *testing.T, cfg Config) *Cache {
 	t.Helper()
@@ -124,28 +120,6 @@ func TestSnapshotRestoresThroughTheClock(t *testing.T) {
 	}
 }
 
-// TestSnapshotKeepsWatermarks: a delete collected before the snapshot stays
-// collected after it: the write it deleted is rejected, not resurrected.
-func TestSnapshotKeepsWatermarks(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	clock := new(offsetClock)
-	cfg := snapshotConfig(path, clock)
-	cfg.TombstoneHorizon, cfg.MaxClockDrift, cfg.GCInterval = 2*time.Second, time.Second, 10*time.Millisecond
-	a := mustNew(t, cfg)
-	a.Set("k", []byte("old"), 0)
-	old, _ := lookup(a, "k")
-	a.Delete("k")
-	clock.advance(3 * time.Second)
-	await.Until(t, 5*time.Second, func() bool { _, ok := lookup(a, "k"); return !ok }, "the tombstone was never collected")
-	mustClose(t, a)
-
-	b := mustNew(t, cfg)
-	defer b.Close()
-	if got := b.apply(old, false, b.phys()); got != crdt.Rejected {
-		t.Fatalf("the deleted write offered again after the restore: %v, want rejected", got)
-	}
-}
-
 func TestSnapshotWrittenPeriodically(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	cfg := snapshotConfig(path, nil)
@@ -154,8 +128,8 @@ func TestSnapshotWrittenPeriodically(t *testing.T) {
 	defer a.Close()
 	a.Set("k", []byte("v"), 0)
 	await.Until(t, 5*time.Second, func() bool {
-		snap, err := loadSnapshot(path, a.codec())
-		return err == nil && len(snap.records) == 1 && snap.records[0].Key == "k"
+		snap, err := store.LoadSnapshot(path, a.store.DigestBits())
+		return err == nil && len(snap.Records) == 1 && snap.Records[0].Key == "k"
 	}, "no periodic snapshot holding k")
 	if a.Stats().Snapshots == 0 {
 		t.Fatal("Stats.Snapshots did not count the periodic snapshot")
@@ -187,7 +161,7 @@ func TestSnapshotDamaged(t *testing.T) {
 		"truncated":           data[:len(data)-10],
 		"cut in the records":  data[:len(data)/2],
 		"flipped magic":       flip(0),
-		"flipped version":     flip(len(snapshotMagic)),
+		"flipped version":     flip(len("bcache snapshot\n")),
 		"flipped record byte": flip(len(data) / 2),
 		"flipped checksum":    flip(len(data) - 1),
 		"trailing byte":       append(bytes.Clone(data), 0),
@@ -208,48 +182,6 @@ func TestSnapshotDamaged(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzSnapshot feeds arbitrary files to the snapshot reader: it must
-// return an error or a snapshot whose records are within the limits, and
-// never panic.
-func FuzzSnapshot(f *testing.F) {
-	dir := f.TempDir()
-	path := filepath.Join(dir, "seed.snap")
-	a, err := New(snapshotConfig(path, nil))
-	if err != nil {
-		f.Fatal(err)
-	}
-	a.Set("k", []byte("v"), time.Hour)
-	a.Delete("d")
-	if err := a.Close(); err != nil {
-		f.Fatal(err)
-	}
-	seed, err := os.ReadFile(path)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(seed)
-	f.Add(seed[:len(seed)-4])
-	codec := a.codec()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(t.TempDir(), "f.snap")
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		snap, err := loadSnapshot(p, codec)
-		if err != nil {
-			if !errors.Is(err, ErrSnapshot) {
-				t.Fatalf("error %v does not wrap ErrSnapshot", err)
-			}
-			return
-		}
-		for _, r := range snap.records {
-			if len(r.Key) > DefaultMaxKeySize || len(r.Value) > DefaultMaxValueSize {
-				t.Fatalf("record over the limits: key %d, value %d bytes", len(r.Key), len(r.Value))
-			}
-		}
-	})
 }
 
 // TestEdgeRestartsFromSnapshotAfterLongAbsence is the edge member's story
@@ -364,36 +296,4 @@ func BenchmarkSnapshot(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-}
-
-// TestSnapshotKeepsEvictedVersions: a value evicted before the snapshot
-// stays evicted after it, and its version still shadows older writes.
-func TestSnapshotKeepsEvictedVersions(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	cfg := snapshotConfig(path, nil)
-	cfg.MaxKeys = 1
-	a := mustNew(t, cfg)
-	a.Set("a", []byte("1"), 0)
-	a.Set("b", []byte("2"), 0)
-	evicted, _ := lookup(a, "a")
-	if !evicted.Evicted {
-		t.Fatal("a was not evicted by MaxKeys 1")
-	}
-	mustClose(t, a)
-
-	b := mustNew(t, cfg)
-	defer b.Close()
-	if _, ok := b.Get("a"); ok {
-		t.Fatal("an evicted value came back from the snapshot")
-	}
-	if r, ok := lookup(b, "a"); !ok || !r.Evicted || r.Time != evicted.Time {
-		t.Fatalf("a restored as %+v, %v; want its evicted version", r, ok)
-	}
-	if v, ok := b.Get("b"); !ok || string(v) != "2" {
-		t.Fatalf("Get(b) = %q, %v", v, ok)
-	}
-	older := crdt.Record{Key: "a", Value: []byte("0"), Time: crdt.Timestamp{Wall: evicted.Time.Wall - 1, Node: 9}}
-	if got := b.apply(older, false, b.phys()); got != crdt.Stale {
-		t.Fatalf("an older write of the evicted key: %v, want stale", got)
-	}
 }

@@ -3,7 +3,7 @@ package bcache
 import "sync/atomic"
 
 type counters struct {
-	evictions, expirations, fills, fillErrors         atomic.Uint64
+	fills, fillErrors                                 atomic.Uint64
 	restored, driftRejects, snapshots, snapshotErrors atomic.Uint64
 }
 
@@ -63,14 +63,11 @@ type Stats struct {
 
 // Stats returns the member's counters.
 func (c *Cache) Stats() Stats {
+	st := c.store.Stats()
 	s := Stats{
-		Keys: c.Len(), Bytes: c.bytes.Load(),
-		Evictions: c.stats.evictions.Load(), Expirations: c.stats.expirations.Load(),
+		Hits: st.Hits, Misses: st.Misses, Keys: c.Len(), Bytes: st.Bytes,
+		Evictions: st.Evictions, Expirations: st.Expirations,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
-	}
-	for i := range c.shards {
-		s.Hits += c.shards[i].stats.hits.Load()
-		s.Misses += c.shards[i].stats.misses.Load()
 	}
 	r := c.repl.Stats()
 	p := r.Protocol

@@ -9,9 +9,9 @@ import (
 // Fanout is the number of children of every inner node of a [Tree].
 const Fanout = 16
 
-// fanoutBits is log2(Fanout): each level of a Tree consumes this many bits of
+// FanoutBits is log2(Fanout): each level of a Tree consumes this many bits of
 // the leaf index.
-const fanoutBits = 4
+const FanoutBits = 4
 
 // MinTreeBits and MaxTreeBits bound the leaf-index width of a [Tree].
 const (
@@ -49,18 +49,18 @@ func NewTree(bits int) (*Tree, error) {
 	if err := CheckTreeBits(bits); err != nil {
 		return nil, err
 	}
-	t := &Tree{bits: bits, levels: make([][]Node, bits/fanoutBits+1)}
+	t := &Tree{bits: bits, levels: make([][]Node, bits/FanoutBits+1)}
 	for d := range t.levels {
-		t.levels[d] = make([]Node, 1<<(d*fanoutBits))
+		t.levels[d] = make([]Node, 1<<(d*FanoutBits))
 	}
 	return t, nil
 }
 
 // CheckTreeBits returns an error unless bits is a valid tree width.
 func CheckTreeBits(bits int) error {
-	if bits < MinTreeBits || bits > MaxTreeBits || bits%fanoutBits != 0 {
+	if bits < MinTreeBits || bits > MaxTreeBits || bits%FanoutBits != 0 {
 		return fmt.Errorf("%w: %d leaf bits (want a multiple of %d in [%d, %d])",
-			ErrTreeShape, bits, fanoutBits, MinTreeBits, MaxTreeBits)
+			ErrTreeShape, bits, FanoutBits, MinTreeBits, MaxTreeBits)
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (t *Tree) update(leaf uint32, dCount, dSum uint64) {
 		n := &t.levels[d][i]
 		n.Count += dCount
 		n.Sum += dSum
-		i >>= fanoutBits
+		i >>= FanoutBits
 	}
 }
 

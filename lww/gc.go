@@ -29,19 +29,21 @@ func (m *Map) Cutoff(now int64) (int64, bool) {
 // GC collects every record dead since before the cutoff at now (see
 // [Map.Cutoff]), raises the watermarks of their buckets, and returns the
 // versions it collected.
-func (m *Map) GC(now int64) []crdt.Version {
+func (m *Map) GC(now int64) []crdt.Version { return m.AppendGC(nil, now) }
+
+// AppendGC is GC appending the versions collected to dst.
+func (m *Map) AppendGC(dst []crdt.Version, now int64) []crdt.Version {
 	cutoff, ok := m.Cutoff(now)
 	if !ok {
-		return nil
+		return dst
 	}
-	var reaped []crdt.Version
 	for _, e := range m.entries {
 		if since, dies := e.rec.DeadSince(); dies && since < cutoff {
-			reaped = append(reaped, e.rec.Version())
+			dst = append(dst, e.rec.Version())
 			m.drop(e)
 		}
 	}
-	return reaped
+	return dst
 }
 
 // drop removes e and raises its bucket's watermark to its wall time.

@@ -53,6 +53,7 @@ func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	c.SyncViews()
 	return c, nil
 }
 
@@ -64,7 +65,6 @@ func (c *Cluster) incarnate(i int) error {
 	if err != nil {
 		return fmt.Errorf("proptest: build %s: %w", m.name, err)
 	}
-	r.SetMembers(c.Names())
 	m.r = r
 	return nil
 }
@@ -176,17 +176,54 @@ func (c *Cluster) DeliverAll(budget int) error {
 }
 
 // Crash takes member i down: its state is lost and its packets in flight
-// are dropped.
+// are dropped. The others' membership views lose it.
 func (c *Cluster) Crash(i int) {
 	c.members[i].down = true
 	c.Net.SetDown(c.members[i].name, true)
+	c.SyncViews()
 }
 
 // Restart brings member i back with empty state and a new incarnation.
 func (c *Cluster) Restart(i int) error {
 	c.members[i].down = false
 	c.Net.SetDown(c.members[i].name, false)
-	return c.incarnate(i)
+	if err := c.incarnate(i); err != nil {
+		return err
+	}
+	c.SyncViews()
+	return nil
+}
+
+// Partition splits the network into groups of member names (see
+// sim.Network.Partition) and updates the membership views.
+func (c *Cluster) Partition(groups ...[]string) {
+	c.Net.Partition(groups...)
+	c.SyncViews()
+}
+
+// Heal removes every partition and updates the membership views.
+func (c *Cluster) Heal() {
+	c.Net.Heal()
+	c.SyncViews()
+}
+
+// SyncViews gives every live member the membership view failure detection
+// would settle on: the live members it can reach, itself included. The
+// Cluster calls it whenever a member crashes or restarts and whenever the
+// network is partitioned or healed; call it after changing Net directly.
+func (c *Cluster) SyncViews() {
+	for i, m := range c.members {
+		if m.down {
+			continue
+		}
+		var view []string
+		for j, o := range c.members {
+			if !o.down && (i == j || c.Net.Connected(m.name, o.name)) {
+				view = append(view, o.name)
+			}
+		}
+		m.r.SetMembers(view)
+	}
 }
 
 // RestartFrom brings member i back with a new incarnation restored from
@@ -207,7 +244,7 @@ func (c *Cluster) RestartFrom(i int, state any) error {
 // traffic after each session, until a whole round changes no record. It
 // returns the number of rounds that changed something.
 func (c *Cluster) Converge(maxRounds, budget int) (int, error) {
-	c.Net.Heal()
+	c.Heal()
 	c.Tick()
 	if err := c.DeliverAll(budget); err != nil {
 		return 0, err

@@ -14,7 +14,7 @@ func ExampleCluster() {
 	if err != nil {
 		panic(err)
 	}
-	c.Net.Partition([]string{"n2"})
+	c.Partition([]string{"n2"})
 	c.Set(0, "greeting", []byte("hello"), 0)
 	if err := c.DeliverAll(1000); err != nil {
 		panic(err)

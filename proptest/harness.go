@@ -13,8 +13,9 @@ import (
 	"pgregory.net/rapid"
 )
 
-// Config shapes a harness run. The zero Config runs bcache's own replica
-// with [DefaultMapConfig] on 2 to 4 members and keys "a" to "f".
+// Config shapes a harness run. The zero Config runs the replica bcache
+// ships ([StoreReplica] with [DefaultStoreConfig]) on 2 to 4 members and
+// keys "a" to "f".
 type Config struct {
 	// Factory builds the replicas under test; nil selects bcache's own.
 	Factory Factory
@@ -53,9 +54,9 @@ func DefaultMapConfig() MapConfig {
 
 func (cfg *Config) fill() {
 	if cfg.Factory == nil {
-		cfg.Factory = MapFactory(DefaultMapConfig())
+		cfg.Factory = StoreFactory(DefaultStoreConfig())
 		if cfg.Horizon == 0 {
-			cfg.Horizon = DefaultMapConfig().Map.Horizon
+			cfg.Horizon = DefaultStoreConfig().Horizon
 		}
 	}
 	if cfg.MinNodes == 0 {
@@ -194,7 +195,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 			h.must(t, h.c.Net.Reorder(h.packet(t), h.packet(t)))
 		},
 		"partition": h.partition,
-		"heal":      func(t *rapid.T) { h.c.Net.Heal() },
+		"heal":      func(t *rapid.T) { h.c.Heal() },
 		"skew": func(t *rapid.T) {
 			d := rapid.Int64Range(-int64(h.cfg.MaxSkew), int64(h.cfg.MaxSkew)).Draw(t, "skew")
 			h.c.SetSkew(rapid.IntRange(0, h.c.Size()-1).Draw(t, "member"), time.Duration(d))
@@ -237,7 +238,7 @@ func (h *harness) partition(t *rapid.T) {
 		g := rapid.IntRange(0, 2).Draw(t, "group")
 		groups[g] = append(groups[g], h.c.Name(i))
 	}
-	h.c.Net.Partition(groups...)
+	h.c.Partition(groups...)
 }
 
 func (h *harness) crash(t *rapid.T) {
@@ -301,7 +302,7 @@ func (h *harness) restore(t *rapid.T) {
 // until a heal.
 func (h *harness) absence(t *rapid.T) {
 	i := h.live(t, "member")
-	h.c.Net.Partition([]string{h.c.Name(i)})
+	h.c.Partition([]string{h.c.Name(i)})
 	steps := rapid.IntRange(5, 12).Draw(t, "quarter horizons")
 	for range steps {
 		h.c.Advance(h.cfg.Horizon / 4)

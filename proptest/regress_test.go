@@ -25,7 +25,7 @@ func TestCrashOfEveryCollectorLosesTheDelete(t *testing.T) {
 	h.model.write(h.c.Delete(1, "a"))
 	older := h.c.Set(0, "a", []byte("old"), 0)
 	h.model.write(older)
-	h.c.Net.Partition([]string{"n0"})
+	h.c.Partition([]string{"n0"})
 	for range 5 {
 		h.c.Advance(h.cfg.Horizon / 4)
 		h.c.Tick()

@@ -39,7 +39,8 @@ type Replica interface {
 	// peer rejected them (package lww, rule 3).
 	Drops() []crdt.Version
 
-	// SetMembers tells the replica the names of all members.
+	// SetMembers tells the replica the names of the members it can see,
+	// its own included: all of them, or those on its side of a partition.
 	SetMembers(names []string)
 	// Tick lets the replica's timers run and returns frames to send.
 	Tick() []transport.Envelope

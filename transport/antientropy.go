@@ -30,7 +30,7 @@ type session struct {
 }
 
 // depth returns the number of digest levels below the root.
-func (n *Node) depth() int { return n.cfg.Replica.DigestBits() / 4 }
+func (n *Node) depth() int { return n.cfg.Replica.DigestBits() / crdt.FanoutBits }
 
 func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	if n.ae.active && now >= n.ae.s.deadline {
@@ -157,7 +157,7 @@ func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 	if level > n.depth() {
 		return nil, false
 	}
-	width := uint32(1) << (4 * max(level-1, 0))
+	width := uint32(1) << (crdt.FanoutBits * max(level-1, 0))
 	for _, p := range m.Parents {
 		if p >= width {
 			return nil, false

@@ -220,7 +220,7 @@ func kindName(m Message) string {
 
 // maxLevel is the deepest digest level: crdt.MaxTreeBits leaf bits, four bits
 // (log2 crdt.Fanout) per level.
-const maxLevel = crdt.MaxTreeBits / 4
+const maxLevel = crdt.MaxTreeBits / crdt.FanoutBits
 
 // checkMessage enforces the consistency rules that span fields: Encode
 // applies them before writing, Decode after parsing.

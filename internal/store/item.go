@@ -1,4 +1,4 @@
-package bcache
+package store
 
 import (
 	"runtime"
@@ -25,7 +25,7 @@ type item struct {
 	data    atomic.Pointer[byte] // the value's first byte
 	expires atomic.Int64         // Unix ns; 0 means never
 	seq     atomic.Uint32        // odd while a writer is changing the value
-	size    atomic.Int32         // the value's length (at most maxValueLimit)
+	size    atomic.Int32         // the value's length (at most the wire's value limit)
 	hash    uint32               // low half of the key's hash
 	slot    int32                // place in the eviction ring, under its lock
 	ref     atomic.Bool          // read since the eviction hand last passed
@@ -37,8 +37,8 @@ type item struct {
 var noBytes byte
 
 // newItem returns an item holding value, not yet published.
-func newItem(key string, hash uint64, e *lww.Entry, value []byte, expires int64) *item {
-	it := &item{key: key, hash: uint32(hash), shard: uint8(shardOf(hash)), entry: e}
+func newItem(key string, hash uint64, shard uint8, e *lww.Entry, value []byte, expires int64) *item {
+	it := &item{key: key, hash: uint32(hash), shard: shard, entry: e}
 	it.storeFields(value, expires)
 	it.ref.Store(true) // a second chance before the first eviction sweep
 	return it

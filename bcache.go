@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +13,10 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/internal/wallclock"
-	"github.com/bcache-go/bcache/lru"
-	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/gossip"
-	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // Member is a live member of the cluster.
@@ -29,22 +26,19 @@ type Member struct {
 }
 
 // Cache is one member of a replicated cache. It is safe for concurrent use.
+//
+// The Cache owns the goroutines (replication, collection, snapshots) and
+// the clock; the records live in a store (package internal/store) that
+// does neither, so that the property tests run the same store under a
+// simulated network.
 type Cache struct {
-	cfg    Config
-	log    zerolog.Logger
-	phys   func() int64
-	clock  *crdt.Clock
-	shards [shardCount]shard
-	repl   *gossip.Replicator
-	fills  singleflight.Group
-
-	// policy is the CLOCK ring of resident items, nil when the cache is
-	// unbounded. Its lock nests inside a shard's, never the other way.
-	policy   *lru.Clock[*item]
-	evictMu  sync.Mutex
-	resident atomic.Int64 // resident values
-	bytes    atomic.Int64 // their key and value bytes
-	peered   atomic.Bool  // some other member has been seen
+	cfg   Config
+	log   zerolog.Logger
+	phys  func() int64
+	clock *crdt.Clock
+	store *store.Store
+	repl  *gossip.Replicator
+	fills singleflight.Group
 
 	snapMu sync.Mutex // one snapshot written at a time
 
@@ -67,40 +61,28 @@ func New(cfg Config) (*Cache, error) {
 		c.phys = func() int64 { return cfg.Clock().UnixNano() }
 	}
 	c.clock = crdt.NewClock(newNodeID(), c.phys, cfg.MaxClockDrift)
-	for i := range c.shards {
-		m, err := lww.New(lww.Config{DigestBits: digestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.TombstoneHorizon})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-		c.shards[i].m = m
-		c.shards[i].idx.init()
+	var err error
+	c.store, err = store.New(store.Config{
+		Horizon: cfg.TombstoneHorizon, MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: len(cfg.Peers) == 0,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if cfg.MaxKeys > 0 || cfg.MaxBytes > 0 {
-		c.policy = new(lru.Clock[*item])
+	if err := c.restore(); err != nil {
+		return nil, err
 	}
-	if cfg.SnapshotPath != "" {
-		snap, err := loadSnapshot(cfg.SnapshotPath, c.codec())
-		switch {
-		case err == nil:
-			c.restore(snap)
-		case !errors.Is(err, errNoSnapshot):
-			return nil, fmt.Errorf("bcache: new: %w", err)
-		}
-	}
-	repl, err := gossip.Start(gossip.Config{
+	c.repl, err = gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		SecretKey: cfg.SecretKey, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
-		Replica: replica{c}, Clock: c.clock, Logger: cfg.Logger,
+		Replica: c.store, Clock: c.clock, Logger: cfg.Logger,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
-			Limits: wire.Limits{MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize},
 			OnDrop: c.dropped,
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
-	c.repl = repl
 	c.every(cfg.GCInterval, c.collect)
 	if cfg.SnapshotPath != "" && cfg.SnapshotInterval > 0 {
 		c.every(cfg.SnapshotInterval, func() {
@@ -109,7 +91,7 @@ func New(cfg Config) (*Cache, error) {
 			}
 		})
 	}
-	c.log.Info().Str("addr", repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
+	c.log.Info().Str("addr", c.repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil
 }
 
@@ -153,29 +135,21 @@ func (c *Cache) Members() []Member {
 // Len returns the number of values this member holds: live keys, not
 // counting deleted or evicted ones. Values past their TTL count until they
 // are collected.
-func (c *Cache) Len() int { return int(c.resident.Load()) }
+func (c *Cache) Len() int {
+	if c.closed.Load() {
+		return 0
+	}
+	return c.store.Len()
+}
 
 // Get returns the value of key, or false if this member holds no live value
 // for it (never written, deleted, expired, or evicted here). The returned
 // slice is shared: do not modify it. Get takes no lock.
 func (c *Cache) Get(key string) ([]byte, bool) {
-	h := crdt.HashKey(key)
-	s := &c.shards[shardOf(h)]
-	it := s.idx.get(key, h)
-	if it == nil {
-		s.stats.misses.Add(1)
+	if c.closed.Load() {
 		return nil, false
 	}
-	value, expires := it.load()
-	if (expires != 0 && c.phys() >= expires) || c.closed.Load() {
-		s.stats.misses.Add(1)
-		return nil, false
-	}
-	if !it.ref.Load() {
-		it.ref.Store(true)
-	}
-	s.stats.hits.Add(1)
-	return value, true
+	return c.store.Get(key, c.phys())
 }
 
 // Set writes value under key on every member. ttl 0 means no expiry; the
@@ -185,23 +159,11 @@ func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
 	if err := c.check("set", key, len(value), ttl); err != nil {
 		return err
 	}
-	h := crdt.HashKey(key)
-	rec := crdt.Record{Key: c.ownKey(key, h), Value: bytes.Clone(value), Time: c.clock.Now()}
+	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
 	if ttl > 0 {
 		rec.Expires = rec.Time.Wall + int64(ttl)
 	}
-	c.write(rec, h)
-	return nil
-}
-
-// ownKey returns a key string the cache may keep: the caller's string may
-// share the backing array of a larger buffer. A key already resident is
-// not copied, as the map keeps its own copy when a key is written again.
-func (c *Cache) ownKey(key string, h uint64) string {
-	if c.shards[shardOf(h)].idx.get(key, h) != nil {
-		return key
-	}
-	return strings.Clone(key)
+	return c.write("set", rec)
 }
 
 // Delete removes key on every member: its tombstone beats every older
@@ -210,9 +172,7 @@ func (c *Cache) Delete(key string) error {
 	if err := c.check("delete", key, 0, 0); err != nil {
 		return err
 	}
-	h := crdt.HashKey(key)
-	c.write(crdt.Record{Key: c.ownKey(key, h), Time: c.clock.Now(), Tombstone: true}, h)
-	return nil
+	return c.write("delete", crdt.Record{Key: key, Time: c.clock.Now(), Tombstone: true})
 }
 
 func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
@@ -229,97 +189,15 @@ func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
 	return nil
 }
 
-// write applies a local record and hands it to the protocol.
-func (c *Cache) write(rec crdt.Record, h uint64) {
-	c.applyHashed(rec, h, false, rec.Time.Wall)
+// write applies a local record and hands it to replication. A write that
+// returns nil is applied, and is in the snapshot Close writes.
+func (c *Cache) write(op string, rec crdt.Record) error {
+	rec, err := c.store.Write(rec)
+	if err != nil {
+		return fmt.Errorf("bcache: %s: %w", op, ErrClosed)
+	}
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
-}
-
-// apply merges a record into its shard, keeps the eviction policy and the
-// counters in step, and evicts past the bounds.
-func (c *Cache) apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
-	return c.applyHashed(rec, crdt.HashKey(rec.Key), delta, now)
-}
-
-func (c *Cache) applyHashed(rec crdt.Record, h uint64, delta bool, now int64) crdt.Outcome {
-	s := &c.shards[shardOf(h)]
-	s.mu.Lock()
-	ch := s.apply(rec, h, delta, now)
-	c.track(ch)
-	s.mu.Unlock()
-	c.account(ch)
-	if ch.bytes > 0 || ch.added != nil {
-		c.enforceBounds()
-	}
-	return ch.outcome
-}
-
-// account updates the resident counts after a change.
-func (c *Cache) account(ch change) {
-	switch {
-	case ch.added != nil:
-		c.resident.Add(1)
-	case ch.removed != nil:
-		c.resident.Add(-1)
-	}
-	if ch.bytes != 0 {
-		c.bytes.Add(ch.bytes)
-	}
-}
-
-// over reports whether the resident values exceed a bound.
-func (c *Cache) over() bool {
-	return (c.cfg.MaxKeys > 0 && c.resident.Load() > int64(c.cfg.MaxKeys)) ||
-		(c.cfg.MaxBytes > 0 && c.bytes.Load() > c.cfg.MaxBytes)
-}
-
-// track keeps the eviction ring in step with a change of resident items.
-// Called with the shard's lock held.
-func (c *Cache) track(ch change) {
-	if c.policy == nil || (ch.added == nil && ch.removed == nil) {
-		return
-	}
-	c.evictMu.Lock()
-	if ch.added != nil {
-		c.policy.Add(ch.added)
-	} else {
-		c.policy.Remove(ch.removed)
-	}
-	c.evictMu.Unlock()
-}
-
-// enforceBounds evicts least recently used values until the bounds hold.
-// It takes the ring's lock, then the victim's shard's lock, one after the
-// other: a victim replaced in between is skipped.
-func (c *Cache) enforceBounds() {
-	for c.policy != nil && c.over() {
-		c.evictMu.Lock()
-		victim, ok := c.policy.Victim()
-		c.evictMu.Unlock()
-		if !ok {
-			return
-		}
-		s := &c.shards[victim.shard]
-		s.mu.Lock()
-		ch, evicted := s.evict(victim)
-		s.mu.Unlock()
-		if evicted {
-			c.account(ch)
-			c.stats.evictions.Add(1)
-		}
-	}
-}
-
-// forget drops a version a peer rejected (see package lww, rule 3).
-func (c *Cache) forget(v crdt.Version) (crdt.Record, bool) {
-	h := crdt.HashKey(v.Key)
-	s := &c.shards[shardOf(h)]
-	s.mu.Lock()
-	r, ch, ok := s.forget(v, h)
-	c.track(ch)
-	s.mu.Unlock()
-	c.account(ch)
-	return r, ok
+	return nil
 }
 
 // dropped reports a live value forgotten after a long absence.
@@ -348,50 +226,28 @@ func (c *Cache) every(d time.Duration, f func()) {
 	}()
 }
 
-// collect runs garbage collection (every GCInterval). A member that has
-// never had a peer and was given none to join is its whole cluster: it
-// counts as synced, so that its own deletes are collected too.
+// collect runs garbage collection (every GCInterval); see store.Collect
+// for when a member alone may collect.
 func (c *Cache) collect() {
-	now := c.phys()
-	if len(c.repl.Members()) > 1 {
-		c.peered.Store(true)
-	}
-	alone := len(c.cfg.Peers) == 0 && !c.peered.Load()
-	var removed []change
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		if alone {
-			s.m.MarkSynced(now)
-		}
-		expired, gone := s.gc(now)
-		for _, ch := range gone {
-			c.track(ch)
-		}
-		s.mu.Unlock()
-		c.stats.expirations.Add(uint64(expired))
-		removed = append(removed, gone...)
-	}
-	for _, ch := range removed {
-		c.account(ch)
-	}
+	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1)
 }
 
 // Close leaves the cluster, stops every goroutine the Cache started and
 // waits for them, then writes the snapshot if there is a SnapshotPath. It
 // is idempotent; afterwards every call returns ErrClosed (Get misses,
-// Members and Len are empty).
+// Members and Len are empty). Every write that returned nil is in that
+// snapshot.
 func (c *Cache) Close() error {
 	var err error
 	c.close.Do(func() {
 		c.closed.Store(true)
+		c.store.Seal()
 		err = c.repl.Close()
 		close(c.done)
 		c.wg.Wait()
 		if c.cfg.SnapshotPath != "" {
 			err = errors.Join(err, c.writeSnapshot())
 		}
-		c.resident.Store(0)
 		c.log.Info().Msg("closed")
 	})
 	return err

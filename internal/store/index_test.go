@@ -1,4 +1,4 @@
-package bcache
+package store
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 )
 
 func testItem(key, value string) *item {
-	return newItem(key, crdt.HashKey(key), nil, []byte(value), 0)
+	return newItem(key, crdt.HashKey(key), 0, nil, []byte(value), 0)
 }
 
 // TestIndexAgreesWithMap runs random puts and removes against a plain map.

@@ -1,4 +1,4 @@
-package bcache
+package store
 
 import (
 	"sync/atomic"

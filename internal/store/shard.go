@@ -1,4 +1,4 @@
-package bcache
+package store
 
 import (
 	"sync"
@@ -8,25 +8,17 @@ import (
 	"github.com/bcache-go/bcache/lww"
 )
 
-// The key space is split in 256 shards by the top 8 bits of the key hash.
-// Each shard is an lww.Map over its 256-leaf subtree of the 65,536-leaf
-// digest, plus the index readers use. Writers hold the shard's lock;
-// readers take none.
-const (
-	shardBits  = 8
-	shardCount = 1 << shardBits
-	digestBits = 16 // of the whole cache; each shard holds digestBits-shardBits
-)
-
+// shard is one part of the key space, chosen by the top bits of the key
+// hash: an lww.Map over its subtree of the store's digest, plus the index
+// readers use. Writers hold the shard's lock; readers take none.
 type shard struct {
 	mu    sync.Mutex
+	id    uint8 // the shard's place in the store
 	m     *lww.Map
 	idx   index
 	stats struct{ hits, misses atomic.Uint64 }
 	_     [64]byte // keep neighbouring shards' hot words off one cache line
 }
-
-func shardOf(hash uint64) int { return int(hash >> (64 - shardBits)) }
 
 // change is what applying a record did to a shard's resident values.
 type change struct {
@@ -59,7 +51,7 @@ func (s *shard) apply(rec crdt.Record, hash uint64, delta bool, now int64) chang
 		cur.ref.Store(true)
 		return change{outcome: o, bytes: d}
 	}
-	it := newItem(e.Record().Key, hash, e, rec.Value, rec.Expires)
+	it := newItem(e.Record().Key, hash, s.id, e, rec.Value, rec.Expires)
 	s.idx.put(it)
 	return change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value))}
 }
@@ -89,18 +81,4 @@ func (s *shard) evict(it *item) (change, bool) {
 	}
 	s.m.Evict(it.key)
 	return s.unpublish(crdt.Applied, it.key, uint64(it.hash)), true
-}
-
-// gc collects dead records and returns how many were expired values and
-// what collecting them did to the resident items.
-func (s *shard) gc(now int64) (expired int, removed []change) {
-	for _, v := range s.m.GC(now) {
-		if !v.Tombstone {
-			expired++
-		}
-		if ch := s.unpublish(crdt.Applied, v.Key, crdt.HashKey(v.Key)); ch.removed != nil {
-			removed = append(removed, ch)
-		}
-	}
-	return expired, removed
 }

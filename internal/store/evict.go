@@ -1,0 +1,66 @@
+package store
+
+// track keeps the eviction ring in step with a change of resident items.
+// Called with the shard's lock held.
+func (s *Store) track(ch change) {
+	if s.policy == nil || (ch.added == nil && ch.removed == nil) {
+		return
+	}
+	s.evictMu.Lock()
+	if ch.added != nil {
+		s.policy.Add(ch.added)
+	} else {
+		s.policy.Remove(ch.removed)
+	}
+	s.evictMu.Unlock()
+}
+
+// settle accounts for a change and evicts past the bounds. Called with no
+// lock held.
+func (s *Store) settle(ch change) {
+	s.account(ch)
+	if ch.bytes > 0 || ch.added != nil {
+		s.enforceBounds()
+	}
+}
+
+// account updates the resident counts after a change.
+func (s *Store) account(ch change) {
+	switch {
+	case ch.added != nil:
+		s.resident.Add(1)
+	case ch.removed != nil:
+		s.resident.Add(-1)
+	}
+	if ch.bytes != 0 {
+		s.bytes.Add(ch.bytes)
+	}
+}
+
+// over reports whether the resident values exceed a bound.
+func (s *Store) over() bool {
+	return (s.maxKeys > 0 && s.resident.Load() > s.maxKeys) ||
+		(s.maxBytes > 0 && s.bytes.Load() > s.maxBytes)
+}
+
+// enforceBounds evicts values chosen by the policy until the bounds hold.
+// It takes the ring's lock, then the victim's shard's lock, one after the
+// other: a victim replaced in between is skipped.
+func (s *Store) enforceBounds() {
+	for s.policy != nil && s.over() {
+		s.evictMu.Lock()
+		victim, ok := s.policy.Victim()
+		s.evictMu.Unlock()
+		if !ok {
+			return
+		}
+		sh := &s.shards[victim.shard]
+		sh.mu.Lock()
+		ch, evicted := sh.evict(victim)
+		sh.mu.Unlock()
+		if evicted {
+			s.account(ch)
+			s.stats.evictions.Add(1)
+		}
+	}
+}

@@ -1,0 +1,34 @@
+package store
+
+import "github.com/bcache-go/bcache/crdt"
+
+// RestoreStats says what Restore did with a snapshot.
+type RestoreStats struct {
+	Applied int // records applied
+	Drifted int // records skipped: further ahead of the clock than its drift allows
+}
+
+// Restore applies a snapshot to a store before it starts replicating: the
+// records first, as anti-entropy receives them (through the clock's drift
+// check, moving the clock past each, so that every later write wins over
+// them), then the watermarks (a record the store holds may be older than
+// its bucket's watermark, and must not be rejected by it).
+func (s *Store) Restore(snap *Snapshot, clock *crdt.Clock, now int64) RestoreStats {
+	var st RestoreStats
+	for _, rec := range snap.Records {
+		if err := clock.Update(rec.Time); err != nil {
+			st.Drifted++
+			continue
+		}
+		if s.Apply(rec, false, now) == crdt.Applied {
+			st.Applied++
+		}
+	}
+	for _, m := range snap.Marks {
+		sh, local := s.leafShard(m.Leaf)
+		sh.mu.Lock()
+		sh.m.RaiseWatermark(local, m.Wall)
+		sh.mu.Unlock()
+	}
+	return st
+}

@@ -1,0 +1,450 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// Snapshots keep a member's records across a restart: an edge member that
+// restarts while its peers are out of reach serves what it held instead of
+// starting empty, and catches up when a peer answers.
+//
+// A snapshot holds every record (values, tombstones, evicted versions) and
+// the GC watermark of every digest bucket: restoring the records without
+// the watermarks would let the member accept again an old write whose
+// delete it had already collected. It does not hold the member's synced
+// mark: a restored member collects nothing until it completes an exchange
+// with a peer (see Store.Collect), exactly like a member back from an
+// absence; the rules of package lww then keep its old records from
+// resurrecting anything the cluster deleted meanwhile.
+//
+// File format, version 2:
+//
+//	magic      "bcache snapshot\n"
+//	version    1 byte: 2
+//	header     uvarint digest bits, varint time written (Unix ns)
+//	sections   a kind byte, a uvarint length, then that many bytes:
+//	  'R'      records, each: uvarint key length, key, uvarint flags
+//	           (bit 0 tombstone, bit 1 evicted), varint wall, uvarint
+//	           logical, uvarint node, varint expires, uvarint value
+//	           length, value
+//	  'W'      watermarks: pairs of uvarint digest leaf, varint wall (ns)
+//	  'E'      the end, empty
+//	checksum   4 bytes, little-endian CRC-32C of every byte before them
+//
+// Version 1 differs only in its 'R' sections, which hold a wire frame of
+// the sync protocol's first version (see legacy.go). The record encoding of
+// a snapshot is the snapshot's own, versioned with the file, and never
+// follows the wire protocol: a member upgraded after a long absence reads
+// the snapshot its old release wrote. testdata holds a version-1 file that
+// a test reads.
+//
+// The file is written to a temporary file in the same directory, synced,
+// and renamed over the old one, so a crash while writing leaves the
+// previous snapshot whole (and, at worst, a stray temporary file).
+
+const (
+	snapshotMagic   = "bcache snapshot\n"
+	snapshotVersion = 2
+	// snapshotChunk is the record bytes per 'R' section.
+	snapshotChunk = 1 << 20
+)
+
+// ErrSnapshot is wrapped by every error that reading a damaged, truncated
+// or foreign snapshot returns.
+var ErrSnapshot = errors.New("store: bad snapshot")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Snapshot is what a snapshot file holds.
+type Snapshot struct {
+	Written int64 // when it was written, Unix ns
+	Records []crdt.Record
+	Marks   []Mark
+}
+
+// Mark is the GC watermark of one leaf of the store's digest.
+type Mark struct {
+	Leaf uint32
+	Wall int64
+}
+
+// SaveSnapshot writes the store's records and watermarks to path,
+// atomically, stamped with the time written. It copies one shard at a time
+// under its lock and writes without it.
+func (s *Store) SaveSnapshot(path string, written int64) (records int, err error) {
+	err = writeFileAtomic(path, func(w io.Writer) error {
+		records, err = s.WriteSnapshot(w, written)
+		return err
+	})
+	return records, err
+}
+
+// WriteSnapshot writes the store's snapshot to w and returns the number of
+// records written.
+func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
+	sum := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, sum), 64<<10)
+	bw.WriteString(snapshotMagic)
+	bw.WriteByte(snapshotVersion)
+	bw.Write(binary.AppendUvarint(nil, uint64(s.digestBits)))
+	bw.Write(binary.AppendVarint(nil, written))
+	var recs []crdt.Record
+	var chunk, marks []byte
+	records := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		recs = recs[:0]
+		sh.m.Range(func(r crdt.Record) bool {
+			recs = append(recs, r)
+			return true
+		})
+		marks = s.appendMarks(marks, sh)
+		sh.mu.Unlock()
+		for _, r := range recs {
+			chunk = appendRecord(chunk, &r)
+			if len(chunk) >= snapshotChunk {
+				writeSection(bw, 'R', chunk)
+				chunk = chunk[:0]
+			}
+		}
+		records += len(recs)
+	}
+	clear(recs)
+	if len(chunk) > 0 {
+		writeSection(bw, 'R', chunk)
+	}
+	writeSection(bw, 'W', marks)
+	writeSection(bw, 'E', nil)
+	if err := bw.Flush(); err != nil { // a write error sticks in the writer
+		return records, err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
+	return records, err
+}
+
+// appendMarks appends the watermarks of shard sh, held locked, as 'W'
+// entries of the whole digest.
+func (s *Store) appendMarks(dst []byte, sh *shard) []byte {
+	local := s.digestBits - s.shardBits
+	for leaf := range uint32(1) << local {
+		if w, ok := sh.m.Watermark(leaf); ok {
+			dst = binary.AppendUvarint(dst, uint64(uint32(sh.id)<<local|leaf))
+			dst = binary.AppendVarint(dst, w)
+		}
+	}
+	return dst
+}
+
+// appendRecord appends r in the snapshot's record encoding.
+func appendRecord(dst []byte, r *crdt.Record) []byte {
+	var flags uint64
+	if r.Tombstone {
+		flags |= 1
+	}
+	if r.Evicted {
+		flags |= 2
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Key)))
+	dst = append(dst, r.Key...)
+	dst = binary.AppendUvarint(dst, flags)
+	dst = binary.AppendVarint(dst, r.Time.Wall)
+	dst = binary.AppendUvarint(dst, uint64(r.Time.Logical))
+	dst = binary.AppendUvarint(dst, uint64(r.Time.Node))
+	dst = binary.AppendVarint(dst, r.Expires)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Value)))
+	return append(dst, r.Value...)
+}
+
+func writeSection(w *bufio.Writer, kind byte, payload []byte) {
+	w.WriteByte(kind)
+	w.Write(binary.AppendUvarint(nil, uint64(len(payload))))
+	w.Write(payload)
+}
+
+// writeFileAtomic writes path through a synced temporary file renamed over
+// it, and syncs the directory.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// ErrNoSnapshot is returned by LoadSnapshot when the file does not exist.
+var ErrNoSnapshot = errors.New("store: no snapshot")
+
+// LoadSnapshot reads and checks the snapshot at path, for a store whose
+// digest has digestBits. Nothing of a file that fails a check is returned:
+// a snapshot is restored whole or not at all. Errors wrap ErrSnapshot, or
+// ErrNoSnapshot for a missing file.
+func LoadSnapshot(path string, digestBits int) (*Snapshot, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoSnapshot
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	snap, err := ReadSnapshot(f, info.Size(), digestBits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return snap, nil
+}
+
+// ReadSnapshot reads a whole snapshot of size bytes from r, for a store
+// whose digest has digestBits. Errors wrap ErrSnapshot.
+func ReadSnapshot(r io.Reader, size int64, digestBits int) (*Snapshot, error) {
+	if size < int64(len(snapshotMagic))+1+4 {
+		return nil, fmt.Errorf("%w: %d bytes, too short", ErrSnapshot, size)
+	}
+	// The checksum covers everything but its own 4 bytes; the reader never
+	// sees them, so every length can be checked against what is left.
+	body := size - 4
+	br := bufio.NewReaderSize(r, 64<<10)
+	sr := &snapshotReader{r: bufio.NewReader(io.LimitReader(br, body)), sum: crc32.New(castagnoli), left: body}
+	snap, err := decodeSnapshot(sr, digestBits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	if sr.left != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the end section", ErrSnapshot, sr.left)
+	}
+	var want [4]byte
+	if _, err := io.ReadFull(br, want[:]); err != nil {
+		return nil, fmt.Errorf("%w: checksum: %w", ErrSnapshot, err)
+	}
+	if got := sr.sum.Sum32(); got != binary.LittleEndian.Uint32(want[:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch (file corrupt or truncated)", ErrSnapshot)
+	}
+	return snap, nil
+}
+
+// snapshotReader reads a snapshot's body, summing what it reads and
+// counting what is left of it.
+type snapshotReader struct {
+	r    *bufio.Reader
+	sum  hash.Hash32
+	left int64
+	one  [1]byte // ReadByte's byte, summed without an allocation
+}
+
+func (r *snapshotReader) ReadByte() (byte, error) {
+	b, err := r.r.ReadByte()
+	if err != nil {
+		return 0, io.ErrUnexpectedEOF
+	}
+	r.one[0] = b
+	r.sum.Write(r.one[:])
+	r.left--
+	return b, nil
+}
+
+// read reads exactly n bytes, n having been checked against what is left.
+func (r *snapshotReader) read(n int64) ([]byte, error) {
+	if n > r.left {
+		return nil, fmt.Errorf("a %d-byte section with %d bytes left", n, r.left)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		return nil, io.ErrUnexpectedEOF
+	}
+	r.sum.Write(b)
+	r.left -= n
+	return b, nil
+}
+
+func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
+	snap := new(Snapshot)
+	magic, err := r.read(int64(len(snapshotMagic)))
+	if err != nil || string(magic) != snapshotMagic {
+		return nil, errors.New("not a bcache snapshot")
+	}
+	version, err := r.ReadByte()
+	if err != nil || version < 1 || version > snapshotVersion {
+		return nil, fmt.Errorf("format version %d, want 1 to %d", version, snapshotVersion)
+	}
+	if bits, err := binary.ReadUvarint(r); err != nil || bits != uint64(digestBits) {
+		return nil, fmt.Errorf("digest of %d bits, want %d", bits, digestBits)
+	}
+	if snap.Written, err = binary.ReadVarint(r); err != nil {
+		return nil, err
+	}
+	for {
+		kind, err := r.ReadByte()
+		if err != nil {
+			return nil, errors.New("no end section")
+		}
+		n, err := binary.ReadUvarint(r)
+		if err != nil || n > uint64(r.left) {
+			return nil, fmt.Errorf("section %q: bad length", kind)
+		}
+		payload, err := r.read(int64(n))
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case 'R':
+			decode := decodeRecords
+			if version == 1 {
+				decode = decodeLegacyRecords
+			}
+			if snap.Records, err = decode(snap.Records, payload); err != nil {
+				return nil, fmt.Errorf("records: %w", err)
+			}
+		case 'W':
+			if snap.Marks, err = decodeMarks(snap.Marks, payload, digestBits); err != nil {
+				return nil, err
+			}
+		case 'E':
+			if n != 0 {
+				return nil, errors.New("end section not empty")
+			}
+			return snap, nil
+		default:
+			return nil, fmt.Errorf("unknown section %q", kind)
+		}
+	}
+}
+
+// maxKey and maxValue are the largest key and value a snapshot record may
+// hold: the sync protocol's hard limits, not a member's own (a member whose
+// MaxValueSize was lowered still reads its snapshot; values over its limit
+// are restored as evicted versions).
+const (
+	maxKey   = 64 << 10
+	maxValue = 16 << 20
+)
+
+// decodeRecords appends the records of a version-2 'R' section to dst.
+func decodeRecords(dst []crdt.Record, b []byte) ([]crdt.Record, error) {
+	d := byteReader{b: b}
+	for len(d.b) > 0 {
+		var r crdt.Record
+		key := d.bytes(maxKey, "key")
+		flags := d.uvarint("flags")
+		r.Time.Wall = d.varint("wall")
+		logical := d.uvarint("logical")
+		r.Time.Node = crdt.NodeID(d.uvarint("node"))
+		r.Expires = d.varint("expires")
+		value := d.bytes(maxValue, "value")
+		switch {
+		case d.err != nil:
+			return dst, d.err
+		case flags > 3 || logical > 1<<32-1:
+			return dst, fmt.Errorf("record %q: flags %d, logical %d out of range", key, flags, logical)
+		}
+		r.Key, r.Time.Logical = string(key), uint32(logical)
+		r.Tombstone, r.Evicted = flags&1 != 0, flags&2 != 0
+		if len(value) > 0 {
+			r.Value = bytes.Clone(value) // not the section's buffer: a record may outlive the others
+		}
+		dst = append(dst, r)
+	}
+	return dst, nil
+}
+
+// byteReader reads varints and length-prefixed bytes from b, remembering
+// the first error; every length is checked against what is left.
+type byteReader struct {
+	b   []byte
+	err error
+}
+
+func (d *byteReader) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("truncated or bad %s", what)
+	}
+}
+
+func (d *byteReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *byteReader) varint(what string) int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes reads a uvarint length of at most limit and that many bytes,
+// shared with the section's buffer.
+func (d *byteReader) bytes(limit int, what string) []byte {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(limit) || n > uint64(len(d.b)) {
+		d.fail(what)
+		d.b = nil
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func decodeMarks(dst []Mark, b []byte, digestBits int) ([]Mark, error) {
+	d := byteReader{b: b}
+	for len(d.b) > 0 {
+		leaf := d.uvarint("watermark leaf")
+		wall := d.varint("watermark wall")
+		if d.err != nil || leaf >= 1<<digestBits {
+			return dst, errors.New("watermarks: bad leaf or wall")
+		}
+		dst = append(dst, Mark{Leaf: uint32(leaf), Wall: wall})
+	}
+	return dst, nil
+}

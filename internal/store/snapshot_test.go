@@ -1,0 +1,302 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// testNow is the tests' epoch: a fixed, realistic wall time.
+const testNow = int64(1_750_000_000_000_000_000)
+
+func mustStore(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// records returns every record s holds, sorted by key.
+func records(s *Store) []crdt.Record {
+	var out []crdt.Record
+	s.Range(func(r crdt.Record) bool { out = append(out, r); return true })
+	slices.SortFunc(out, func(a, b crdt.Record) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// marks returns every watermark s holds, by leaf of the whole digest.
+func marks(s *Store) map[uint32]int64 {
+	out := map[uint32]int64{}
+	local := s.digestBits - s.shardBits
+	for i := range s.shards {
+		for leaf := range uint32(1) << local {
+			if w, ok := s.shards[i].m.Watermark(leaf); ok {
+				out[uint32(i)<<local|leaf] = w
+			}
+		}
+	}
+	return out
+}
+
+func saveAndLoad(t *testing.T, s *Store) *Snapshot {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ReadSnapshot(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.DigestBits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// testRecords are records of every kind and size the format must carry.
+func testRecords() []crdt.Record {
+	ts := func(wall int64, logical uint32, node crdt.NodeID) crdt.Timestamp {
+		return crdt.Timestamp{Wall: testNow + wall, Logical: logical, Node: node}
+	}
+	return []crdt.Record{
+		{Key: "plain", Value: []byte("hello"), Time: ts(-5e9, 0, 0x1111)},
+		{Key: "empty", Time: ts(-4e9, 3, 0x2222)},
+		{Key: "binary", Value: []byte{0, 1, 2, 0xff}, Time: ts(-3e9, 0, ^crdt.NodeID(0))},
+		{Key: "expiring", Value: []byte("soon"), Time: ts(-2e9, 1, 0x3333), Expires: testNow + 3600e9},
+		{Key: "deleted", Time: ts(-1e9, 0, 0x4444), Tombstone: true},
+		{Key: "evicted", Time: ts(-6e9, 7, 0x5555), Evicted: true},
+		{Key: "", Value: []byte("empty key"), Time: ts(-7e9, 0, 0x6666)},
+		{Key: strings.Repeat("k", 300), Value: bytes.Repeat([]byte{7}, 70000), Time: ts(-8e9, 0, 0x7777)},
+		{Key: "ü-ñ", Value: []byte("utf8"), Time: ts(-9e9, 1<<32-1, 1)},
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	s := mustStore(t, Config{})
+	for _, r := range testRecords() {
+		if o := s.Apply(r, false, testNow); o != crdt.Applied {
+			t.Fatalf("%q: %v", r.Key, o)
+		}
+	}
+	s.shards[3].m.RaiseWatermark(7, testNow-7200e9)
+	snap := saveAndLoad(t, s)
+	if snap.Written != testNow {
+		t.Fatalf("written %d, want %d", snap.Written, testNow)
+	}
+	r := mustStore(t, Config{})
+	clock := crdt.NewClock(9, func() int64 { return testNow }, 0)
+	if st := r.Restore(snap, clock, testNow); st.Applied != len(testRecords()) || st.Drifted != 0 {
+		t.Fatalf("restore: %+v", st)
+	}
+	if got, want := records(r), records(s); !slices.EqualFunc(got, want, sameRecord) {
+		t.Fatalf("restored %v, want %v", got, want)
+	}
+	if got := marks(r); len(got) != 1 || got[3<<8|7] != testNow-7200e9 {
+		t.Fatalf("restored watermarks %v", got)
+	}
+}
+
+func sameRecord(a, b crdt.Record) bool {
+	return a.Key == b.Key && bytes.Equal(a.Value, b.Value) && a.Time == b.Time && a.Expires == b.Expires &&
+		a.Tombstone == b.Tombstone && a.Evicted == b.Evicted
+}
+
+// TestSnapshotReadsVersion1 reads a snapshot written by the release that
+// introduced snapshots (format version 1, whose records were a wire frame
+// of the protocol's first version), and must do so in every later release:
+// an edge member upgraded after a long absence restarts with its data.
+func TestSnapshotReadsVersion1(t *testing.T) {
+	snap, err := LoadSnapshot(filepath.Join("testdata", "snapshot-v1.bcs"), DefaultDigestBits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Written int64
+		Records []struct {
+			Key, Value         []byte
+			Wall               int64
+			Logical            uint32
+			Node               uint64
+			Expires            int64
+			Tombstone, Evicted bool
+		}
+		Marks map[uint32]int64
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Written != want.Written {
+		t.Fatalf("written %d, want %d", snap.Written, want.Written)
+	}
+	got := map[string]crdt.Record{}
+	for _, r := range snap.Records {
+		got[r.Key] = r
+	}
+	if len(got) != len(want.Records) {
+		t.Fatalf("%d records, want %d", len(got), len(want.Records))
+	}
+	for _, w := range want.Records {
+		r := crdt.Record{Key: string(w.Key), Value: w.Value, Expires: w.Expires, Tombstone: w.Tombstone, Evicted: w.Evicted,
+			Time: crdt.Timestamp{Wall: w.Wall, Logical: w.Logical, Node: crdt.NodeID(w.Node)}}
+		if len(r.Value) == 0 {
+			r.Value = nil
+		}
+		if !sameRecord(got[r.Key], r) {
+			t.Fatalf("record %q read as %+v, want %+v", r.Key, got[r.Key], r)
+		}
+	}
+	gotMarks := map[uint32]int64{}
+	for _, m := range snap.Marks {
+		gotMarks[m.Leaf] = m.Wall
+	}
+	if !maps(gotMarks, want.Marks) {
+		t.Fatalf("watermarks %v, want %v", gotMarks, want.Marks)
+	}
+}
+
+func maps(a, b map[uint32]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSnapshotDamaged: a file that is not a whole snapshot of a known
+// format is refused with ErrSnapshot, whatever is wrong with it.
+func TestSnapshotDamaged(t *testing.T) {
+	s := mustStore(t, Config{})
+	for _, k := range []string{"a", "b", "c"} {
+		s.Apply(crdt.Record{Key: k, Value: bytes.Repeat([]byte(k), 100), Time: crdt.Timestamp{Wall: testNow, Node: 1}}, false, testNow)
+	}
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	flip := func(i int) []byte {
+		b := bytes.Clone(data)
+		b[i] ^= 0x40
+		return b
+	}
+	damaged := map[string][]byte{
+		"empty":               {},
+		"garbage":             bytes.Repeat([]byte{0xc1}, 300),
+		"truncated":           data[:len(data)-10],
+		"cut in the records":  data[:len(data)/2],
+		"flipped magic":       flip(0),
+		"flipped version":     flip(len(snapshotMagic)),
+		"flipped record byte": flip(len(data) / 2),
+		"flipped checksum":    flip(len(data) - 1),
+		"trailing byte":       append(bytes.Clone(data), 0),
+	}
+	for name, content := range damaged {
+		t.Run(name, func(t *testing.T) {
+			_, err := ReadSnapshot(bytes.NewReader(content), int64(len(content)), DefaultDigestBits)
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("ReadSnapshot: %v, want ErrSnapshot", err)
+			}
+		})
+	}
+	if _, err := ReadSnapshot(bytes.NewReader(data), int64(len(data)), 12); !errors.Is(err, ErrSnapshot) {
+		t.Fatalf("a snapshot of another digest width: %v, want ErrSnapshot", err)
+	}
+}
+
+// FuzzSnapshot feeds arbitrary files to the snapshot reader: it must
+// return an error or a snapshot whose records are within the protocol's
+// limits, and never panic.
+func FuzzSnapshot(f *testing.F) {
+	s := mustStore(f, Config{})
+	for _, r := range testRecords() {
+		s.Apply(r, false, testNow)
+	}
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add(buf.Bytes()[:buf.Len()-4])
+	if v1, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.bcs")); err == nil {
+		f.Add(v1)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		snap, err := ReadSnapshot(bytes.NewReader(data), int64(len(data)), DefaultDigestBits)
+		if err != nil {
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("error %v does not wrap ErrSnapshot", err)
+			}
+			return
+		}
+		for _, r := range snap.Records {
+			if len(r.Key) > maxKey || len(r.Value) > maxValue {
+				t.Fatalf("record over the limits: key %d, value %d bytes", len(r.Key), len(r.Value))
+			}
+		}
+	})
+}
+
+// TestSnapshotKeepsWatermarks: a delete collected before the snapshot stays
+// collected after it: the write it deleted is rejected, not resurrected.
+func TestSnapshotKeepsWatermarks(t *testing.T) {
+	cfg := Config{Horizon: 2 * time.Second}
+	s := mustStore(t, cfg)
+	old := crdt.Record{Key: "k", Value: []byte("old"), Time: crdt.Timestamp{Wall: testNow, Node: 1}}
+	s.Write(old)
+	s.Write(crdt.Record{Key: "k", Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}, Tombstone: true})
+	later := testNow + int64(3*time.Second)
+	s.MarkSynced(later)
+	s.Collect(later, false)
+	if _, ok := s.Lookup("k"); ok {
+		t.Fatal("the tombstone was not collected")
+	}
+	r := mustStore(t, cfg)
+	r.Restore(saveAndLoad(t, s), crdt.NewClock(9, func() int64 { return later }, time.Second), later)
+	if got := r.Apply(old, false, later); got != crdt.Rejected {
+		t.Fatalf("the deleted write offered again after the restore: %v, want rejected", got)
+	}
+}
+
+// TestSnapshotKeepsEvictedVersions: a value evicted before the snapshot
+// stays evicted after it, and its version still shadows older writes.
+func TestSnapshotKeepsEvictedVersions(t *testing.T) {
+	cfg := Config{MaxKeys: 1}
+	s := mustStore(t, cfg)
+	s.Write(crdt.Record{Key: "a", Value: []byte("1"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	s.Write(crdt.Record{Key: "b", Value: []byte("2"), Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
+	evicted, _ := s.Lookup("a")
+	if !evicted.Evicted {
+		t.Fatal("a was not evicted by MaxKeys 1")
+	}
+	r := mustStore(t, cfg)
+	r.Restore(saveAndLoad(t, s), crdt.NewClock(9, func() int64 { return testNow }, 0), testNow)
+	if _, ok := r.Get("a", testNow); ok {
+		t.Fatal("an evicted value came back from the snapshot")
+	}
+	if got, ok := r.Lookup("a"); !ok || !got.Evicted || got.Time != evicted.Time {
+		t.Fatalf("a restored as %+v, %v; want its evicted version", got, ok)
+	}
+	if v, ok := r.Get("b", testNow); !ok || string(v) != "2" {
+		t.Fatalf("Get(b) = %q, %v", v, ok)
+	}
+	older := crdt.Record{Key: "a", Value: []byte("0"), Time: crdt.Timestamp{Wall: evicted.Time.Wall - 1, Node: 9}}
+	if got := r.Apply(older, false, testNow); got != crdt.Stale {
+		t.Fatalf("an older write of the evicted key: %v, want stale", got)
+	}
+}

@@ -1,0 +1,37 @@
+package store
+
+// Stats are a store's counters and sizes.
+type Stats struct {
+	// Hits and Misses count Get calls that found a live value and those
+	// that did not.
+	Hits, Misses uint64
+	// Keys and Bytes are the resident values and their key and value bytes.
+	Keys  int
+	Bytes int64
+	// Records, Tombstones and Evicted count the records held: every kind,
+	// deletes, and versions whose value was evicted.
+	Records, Tombstones, Evicted int
+	// Evictions counts values evicted by the bounds (or Evict), and
+	// Expirations values past their TTL that were collected.
+	Evictions, Expirations uint64
+}
+
+// Stats returns the store's counters. It takes each shard's lock for a
+// moment, one at a time.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Keys: s.Len(), Bytes: s.bytes.Load(),
+		Evictions: s.stats.evictions.Load(), Expirations: s.stats.expirations.Load(),
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		st.Hits += sh.stats.hits.Load()
+		st.Misses += sh.stats.misses.Load()
+		sh.mu.Lock()
+		st.Records += sh.m.Records()
+		st.Tombstones += sh.m.Tombstones()
+		st.Evicted += sh.m.Evicted()
+		sh.mu.Unlock()
+	}
+	return st
+}

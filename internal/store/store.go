@@ -1,0 +1,262 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lru"
+	"github.com/bcache-go/bcache/lww"
+)
+
+// Defaults of [Config].
+const (
+	DefaultShards     = 256
+	DefaultDigestBits = lww.DefaultDigestBits
+)
+
+// ErrConfig is returned (wrapped) by [New] for an invalid [Config].
+var ErrConfig = errors.New("store: invalid config")
+
+// ErrSealed is returned (wrapped) by [Store.Write] once [Store.Seal] has
+// been called.
+var ErrSealed = errors.New("store: sealed")
+
+// Config shapes a [Store]. The zero Config is valid: 256 shards over a
+// 16-bit digest, no bounds.
+type Config struct {
+	// Shards is the number of shards, 1, 16 or 256 (a power of the digest
+	// fan-out, so that each shard holds a subtree of the digest). 0 selects
+	// DefaultShards.
+	Shards int
+	// DigestBits is the leaf-index width of the whole store's digest; every
+	// replica of a cluster must agree on it. 0 selects DefaultDigestBits.
+	// Each shard's own tree has DigestBits minus log2(Shards) bits, at
+	// least crdt.MinTreeBits.
+	DigestBits int
+	// Horizon is how long dead records are kept before they may be
+	// collected (package lww). 0 selects lww.DefaultHorizon.
+	Horizon time.Duration
+	// MaxKeys and MaxBytes bound the resident values (count, and key plus
+	// value bytes); past them values are evicted, their versions kept. 0
+	// means unbounded.
+	MaxKeys  int
+	MaxBytes int64
+	// Founder says the member was started with no peers to join: while it
+	// is alone it stands for the whole cluster (see Store.Collect).
+	Founder bool
+}
+
+// Store is a member's replicated state: the records of every key, sharded,
+// with a digest of the whole and a lock-free index of the resident values
+// for readers. It is safe for concurrent use. It starts no goroutine, does
+// no I/O except in the snapshot functions, and reads no clock: time comes
+// in as an argument.
+type Store struct {
+	shardBits  int
+	digestBits int
+	shards     []shard
+	// policy is the eviction ring of resident items, nil when the store is
+	// unbounded. Its lock nests inside a shard's, never the other way.
+	policy   *lru.Clock[*item]
+	evictMu  sync.Mutex
+	maxKeys  int64
+	maxBytes int64
+	resident atomic.Int64 // resident values
+	bytes    atomic.Int64 // their key and value bytes
+	sealed   atomic.Bool
+	founder  bool
+	// everSynced is set by the first MarkSynced: the member has completed
+	// an exchange with a peer since it started.
+	everSynced atomic.Bool
+	stats      counters
+}
+
+type counters struct {
+	evictions, expirations atomic.Uint64
+}
+
+// New returns an empty store shaped by cfg.
+func New(cfg Config) (*Store, error) {
+	if cfg.Shards == 0 {
+		cfg.Shards = DefaultShards
+	}
+	if cfg.DigestBits == 0 {
+		cfg.DigestBits = DefaultDigestBits
+	}
+	shardBits := 0
+	switch cfg.Shards {
+	case 1, 16, 256:
+		for 1<<shardBits < cfg.Shards {
+			shardBits += 4
+		}
+	default:
+		return nil, fmt.Errorf("%w: Shards %d, want 1, 16 or 256", ErrConfig, cfg.Shards)
+	}
+	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 {
+		return nil, fmt.Errorf("%w: negative MaxKeys %d or MaxBytes %d", ErrConfig, cfg.MaxKeys, cfg.MaxBytes)
+	}
+	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
+		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, founder: cfg.Founder}
+	for i := range s.shards {
+		m, err := lww.New(lww.Config{DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon})
+		if err != nil {
+			return nil, fmt.Errorf("%w: DigestBits %d with %d shards: %w", ErrConfig, cfg.DigestBits, cfg.Shards, err)
+		}
+		s.shards[i].m, s.shards[i].id = m, uint8(i)
+		s.shards[i].idx.init()
+	}
+	if cfg.MaxKeys > 0 || cfg.MaxBytes > 0 {
+		s.policy = new(lru.Clock[*item])
+	}
+	return s, nil
+}
+
+// shardOf returns the shard of a key hash: its top bits.
+func (s *Store) shardOf(hash uint64) int {
+	if s.shardBits == 0 {
+		return 0
+	}
+	return int(hash >> (64 - s.shardBits))
+}
+
+// Get returns the value of key if the store holds a live value for it at
+// now: not deleted, not expired, not evicted. The returned slice is shared:
+// do not modify it. Get takes no lock.
+func (s *Store) Get(key string, now int64) ([]byte, bool) {
+	h := crdt.HashKey(key)
+	sh := &s.shards[s.shardOf(h)]
+	it := sh.idx.get(key, h)
+	if it == nil {
+		sh.stats.misses.Add(1)
+		return nil, false
+	}
+	value, expires := it.load()
+	if expires != 0 && now >= expires {
+		sh.stats.misses.Add(1)
+		return nil, false
+	}
+	if !it.ref.Load() {
+		it.ref.Store(true)
+	}
+	sh.stats.hits.Add(1)
+	return value, true
+}
+
+// Lookup returns the record the store holds for key, whatever its state
+// (tombstone, expired, evicted). Its Value is shared: do not modify it.
+func (s *Store) Lookup(key string) (crdt.Record, bool) {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m.Lookup(key)
+}
+
+// Len returns the number of resident values: live keys, not counting
+// deleted or evicted ones. Values past their TTL count until they are
+// collected.
+func (s *Store) Len() int { return int(s.resident.Load()) }
+
+// Write applies a record written locally and returns it as stored, with a
+// key string that the store owns (the caller's may share a larger buffer):
+// hand that one to replication. rec.Value must not be modified afterwards.
+// After [Store.Seal], Write changes nothing and returns an error wrapping
+// ErrSealed: a write either returns nil and is in every snapshot saved
+// after Seal, or fails.
+func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
+	h := crdt.HashKey(rec.Key)
+	sh := &s.shards[s.shardOf(h)]
+	sh.mu.Lock()
+	if s.sealed.Load() {
+		sh.mu.Unlock()
+		return rec, ErrSealed
+	}
+	if sh.idx.get(rec.Key, h) == nil {
+		rec.Key = strings.Clone(rec.Key)
+	}
+	ch := sh.apply(rec, h, false, rec.Time.Wall)
+	s.track(ch)
+	sh.mu.Unlock()
+	s.settle(ch)
+	return rec, nil
+}
+
+// Seal makes every later Write fail with ErrSealed. A write that returned
+// nil before is in the shards, so a snapshot saved after Seal holds every
+// write acknowledged. Received records are still applied.
+func (s *Store) Seal() { s.sealed.Store(true) }
+
+// Apply merges a record received from a peer, as a delta or an
+// anti-entropy repair: it implements transport.Replica.
+func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	h := crdt.HashKey(rec.Key)
+	sh := &s.shards[s.shardOf(h)]
+	sh.mu.Lock()
+	ch := sh.apply(rec, h, delta, now)
+	s.track(ch)
+	sh.mu.Unlock()
+	s.settle(ch)
+	return ch.outcome
+}
+
+// Forget drops the record for v.Key if it is exactly version v, because a
+// peer rejected it (package lww, rule 3): it implements transport.Replica.
+func (s *Store) Forget(v crdt.Version) (crdt.Record, bool) {
+	h := crdt.HashKey(v.Key)
+	sh := &s.shards[s.shardOf(h)]
+	sh.mu.Lock()
+	r, ch, ok := sh.forget(v, h)
+	s.track(ch)
+	sh.mu.Unlock()
+	s.account(ch)
+	return r, ok
+}
+
+// Evict drops the value of key to free memory, keeping its version, and
+// reports whether there was a resident value to drop. The store evicts by
+// itself past its bounds; this is for tools and tests.
+func (s *Store) Evict(key string) bool {
+	h := crdt.HashKey(key)
+	sh := &s.shards[s.shardOf(h)]
+	sh.mu.Lock()
+	it := sh.idx.get(key, h)
+	var ch change
+	evicted := false
+	if it != nil {
+		ch, evicted = sh.evict(it)
+		s.track(ch)
+	}
+	sh.mu.Unlock()
+	if evicted {
+		s.account(ch)
+		s.stats.evictions.Add(1)
+	}
+	return evicted
+}
+
+// Range calls fn with every record held, shard by shard, until fn returns
+// false. It holds one shard's lock at a time while it copies that shard's
+// records, and calls fn without any lock held: fn may call the store.
+// Values are shared: do not modify them.
+func (s *Store) Range(fn func(crdt.Record) bool) {
+	var recs []crdt.Record
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		recs = recs[:0]
+		sh.m.Range(func(r crdt.Record) bool {
+			recs = append(recs, r)
+			return true
+		})
+		sh.mu.Unlock()
+		for _, r := range recs {
+			if !fn(r) {
+				return
+			}
+		}
+	}
+}

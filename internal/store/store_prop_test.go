@@ -1,0 +1,105 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"pgregory.net/rapid"
+)
+
+// TestStoreAgreesWithItsMaps drives a store through random local writes,
+// received records (newer, older, tombstones), forgets, evictions by a
+// small bound, expiries and collections, and checks after every step that
+// what readers see (the index and its items, updated in place) agrees with
+// the shards' maps, which are the truth: Get serves exactly the live
+// values of the maps, never an evicted or older one, and Len and the byte
+// count match them.
+func TestStoreAgreesWithItsMaps(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		now := int64(1_750_000_000_000_000_000)
+		cfg := Config{Shards: 16, DigestBits: 8, Horizon: 2 * time.Second}
+		if rapid.Bool().Draw(t, "bounded") {
+			cfg.MaxKeys = rapid.IntRange(1, 4).Draw(t, "max keys")
+		}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := crdt.NewClock(1, func() int64 { return now }, time.Second)
+		keys := rapid.SampledFrom([]string{"a", "b", "c", "d", "e", "f"})
+		value := func(t *rapid.T) []byte { return rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "value") }
+		t.Repeat(map[string]func(*rapid.T){
+			"set": func(t *rapid.T) {
+				rec := crdt.Record{Key: keys.Draw(t, "key"), Value: value(t), Time: clock.Now()}
+				if ttl := rapid.IntRange(0, 3).Draw(t, "ttl s"); ttl > 0 {
+					rec.Expires = rec.Time.Wall + int64(ttl)*int64(time.Second)
+				}
+				if _, err := s.Write(rec); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"delete": func(t *rapid.T) {
+				if _, err := s.Write(crdt.Record{Key: keys.Draw(t, "key"), Time: clock.Now(), Tombstone: true}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"receive": func(t *rapid.T) {
+				rec := crdt.Record{
+					Key: keys.Draw(t, "key"),
+					Time: crdt.Timestamp{
+						Wall: now + int64(rapid.IntRange(-3000, 500).Draw(t, "offset ms"))*int64(time.Millisecond),
+						Node: crdt.NodeID(rapid.IntRange(2, 4).Draw(t, "node")),
+					},
+					Tombstone: rapid.IntRange(0, 3).Draw(t, "kind") == 0,
+				}
+				if !rec.Tombstone {
+					rec.Value = value(t)
+				}
+				s.Apply(rec, rapid.Bool().Draw(t, "delta"), now)
+			},
+			"forget": func(t *rapid.T) {
+				if r, ok := s.Lookup(keys.Draw(t, "key")); ok {
+					s.Forget(r.Version())
+				}
+			},
+			"evict": func(t *rapid.T) { s.Evict(keys.Draw(t, "key")) },
+			"time": func(t *rapid.T) {
+				now += int64(rapid.IntRange(1, 3000).Draw(t, "ms")) * int64(time.Millisecond)
+			},
+			"synced":  func(t *rapid.T) { s.MarkSynced(now) },
+			"collect": func(t *rapid.T) { s.Collect(now, rapid.Bool().Draw(t, "alone")) },
+			"": func(t *rapid.T) {
+				var values int
+				var bytes int64
+				for i := range s.shards {
+					sh := &s.shards[i]
+					sh.mu.Lock()
+					values += sh.m.Len()
+					sh.m.Range(func(r crdt.Record) bool {
+						if !r.Tombstone && !r.Evicted {
+							bytes += int64(len(r.Key) + len(r.Value))
+						}
+						return true
+					})
+					sh.mu.Unlock()
+				}
+				for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
+					sh := &s.shards[s.shardOf(crdt.HashKey(k))]
+					sh.mu.Lock()
+					want, wantOK := sh.m.Get(k, now)
+					sh.mu.Unlock()
+					if got, ok := s.Get(k, now); ok != wantOK || string(got) != string(want) {
+						t.Fatalf("Get(%s) = %q, %v; the map holds %q, %v", k, got, ok, want, wantOK)
+					}
+				}
+				if s.Len() != values || s.bytes.Load() != bytes {
+					t.Fatalf("Len %d and %d bytes; the maps hold %d values of %d bytes", s.Len(), s.bytes.Load(), values, bytes)
+				}
+				if cfg.MaxKeys > 0 && s.Len() > cfg.MaxKeys {
+					t.Fatalf("%d values held, MaxKeys %d", s.Len(), cfg.MaxKeys)
+				}
+			},
+		})
+	})
+}

@@ -1,0 +1,194 @@
+package proptest
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/transport"
+)
+
+// StoreConfig configures the replica a bcache member runs in production
+// (a Cache minus its goroutines and sockets): the sharded store with its
+// digest of digests, lock-free index, eviction and snapshot file format,
+// synchronized by a transport.Node.
+type StoreConfig struct {
+	// Shards, DigestBits, Horizon, MaxKeys and MaxBytes shape the store
+	// (see bcache.Config); zero selects the production values.
+	Shards, DigestBits int
+	Horizon            time.Duration
+	MaxKeys            int
+	MaxBytes           int64
+	// MaxDrift is the clock's MaxClockDrift; zero selects the default.
+	MaxDrift time.Duration
+	// Transport tunes the protocol; Name, Replica and Clock are filled in.
+	Transport transport.Config
+	// Founder names the member started with no peers to join (it stands
+	// for the whole cluster while it is alone); the others were given
+	// peers. Empty: none.
+	Founder string
+	// Vary, if set, adjusts the configuration of the member called name,
+	// so that members that disagree about their bounds share a cluster.
+	Vary func(name string, cfg *StoreConfig)
+}
+
+// DefaultStoreConfig is the production replica as the harness runs it by
+// default: 16 shards over an 8-bit digest (so that keys share buckets and
+// the digest is assembled from shard subtrees), a one-minute horizon so
+// that runs exercise collection, small repair steps so that sessions take
+// several, a broadcast fan-out of 2 so that clusters of 4 relay deltas,
+// member n0 as the founder, and members that disagree about bounds: n1
+// keeps at most 2 values and n2 at most 12 bytes of them.
+func DefaultStoreConfig() StoreConfig {
+	return StoreConfig{
+		Shards: 16, DigestBits: 8, Horizon: time.Minute,
+		Transport: transport.Config{LeavesPerStep: 4, MaxRepairBytes: 512, Fanout: 2},
+		Founder:   "n0",
+		Vary: func(name string, cfg *StoreConfig) {
+			switch name {
+			case "n1":
+				cfg.MaxKeys = 2
+			case "n2":
+				cfg.MaxBytes = 12
+			}
+		},
+	}
+}
+
+// StoreFactory returns a Factory of StoreReplicas with the given
+// configuration.
+func StoreFactory(cfg StoreConfig) Factory {
+	return func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		return NewStoreReplica(name, id, phys, cfg)
+	}
+}
+
+// StoreReplica is the replica a bcache member runs: the production store
+// synchronized by a transport.Node, driven by the harness's clock and
+// network instead of goroutines and sockets.
+type StoreReplica struct {
+	phys    func() int64
+	clock   *crdt.Clock
+	s       *store.Store
+	node    *transport.Node
+	members int // the size of the membership view, this member included
+	drops   []crdt.Version
+}
+
+// NewStoreReplica returns the production replica named name.
+func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreConfig) (*StoreReplica, error) {
+	if cfg.Vary != nil {
+		cfg.Vary(name, &cfg)
+	}
+	s, err := store.New(store.Config{
+		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon,
+		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: name == cfg.Founder,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &StoreReplica{phys: phys, clock: crdt.NewClock(id, phys, cfg.MaxDrift), s: s, members: 1}
+	tc := cfg.Transport
+	tc.Name, tc.Replica, tc.Clock = name, s, r.clock
+	tc.OnDrop = func(v crdt.Version) { r.drops = append(r.drops, v) }
+	if r.node, err = transport.New(tc); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Node returns the replica's protocol node, for inspection.
+func (r *StoreReplica) Node() *transport.Node { return r.node }
+
+// write applies a local record and queues it as a delta.
+func (r *StoreReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
+	rec, err := r.s.Write(rec)
+	if err != nil {
+		panic(fmt.Sprintf("proptest: a write to an open store failed: %v", err))
+	}
+	return rec, r.node.Write(rec, r.phys())
+}
+
+// Set implements Replica.
+func (r *StoreReplica) Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope) {
+	return r.write(crdt.Record{Key: key, Value: value, Time: r.clock.Now(), Expires: expires})
+}
+
+// Delete implements Replica.
+func (r *StoreReplica) Delete(key string) (crdt.Record, []transport.Envelope) {
+	return r.write(crdt.Record{Key: key, Time: r.clock.Now(), Tombstone: true})
+}
+
+// Get implements Replica.
+func (r *StoreReplica) Get(key string) ([]byte, bool) { return r.s.Get(key, r.phys()) }
+
+// Records implements Replica.
+func (r *StoreReplica) Records() []crdt.Record {
+	var out []crdt.Record
+	r.s.Range(func(rec crdt.Record) bool {
+		out = append(out, rec)
+		return true
+	})
+	return out
+}
+
+// Evict implements Replica.
+func (r *StoreReplica) Evict(key string) { r.s.Evict(key) }
+
+// GC implements Replica: the store collects as a Cache's collection timer
+// has it do, alone when its membership view holds no other member.
+func (r *StoreReplica) GC() []crdt.Version { return r.s.Collect(r.phys(), r.members <= 1) }
+
+// Drops implements Replica.
+func (r *StoreReplica) Drops() []crdt.Version {
+	d := r.drops
+	r.drops = nil
+	return d
+}
+
+// SetMembers implements Replica.
+func (r *StoreReplica) SetMembers(names []string) {
+	r.node.SetMembers(names)
+	r.members = r.node.Members()
+}
+
+// Tick implements Replica.
+func (r *StoreReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }
+
+// Receive implements Replica. Frames the node refuses are counted in its
+// stats.
+func (r *StoreReplica) Receive(from string, payload []byte) []transport.Envelope {
+	out, _ := r.node.Receive(from, payload, r.phys())
+	return out
+}
+
+// StartSession implements Replica.
+func (r *StoreReplica) StartSession(peer string) []transport.Envelope {
+	return r.node.StartSession(peer, r.phys())
+}
+
+// Snapshot implements Snapshotter: the store's snapshot file, as bytes.
+func (r *StoreReplica) Snapshot() any {
+	var buf bytes.Buffer
+	if _, err := r.s.WriteSnapshot(&buf, r.phys()); err != nil {
+		panic(fmt.Sprintf("proptest: snapshot to memory: %v", err))
+	}
+	return buf.Bytes()
+}
+
+// Restore implements Snapshotter: it reads the file Snapshot wrote and
+// restores it as a Cache does at New.
+func (r *StoreReplica) Restore(state any) error {
+	b, ok := state.([]byte)
+	if !ok {
+		return fmt.Errorf("proptest: restore: a %T is not a snapshot file", state)
+	}
+	snap, err := store.ReadSnapshot(bytes.NewReader(b), int64(len(b)), r.s.DigestBits())
+	if err != nil {
+		return err
+	}
+	r.s.Restore(snap, r.clock, r.phys())
+	return nil
+}
