@@ -63,7 +63,8 @@ func New(cfg Config) (*Cache, error) {
 	c.clock = crdt.NewClock(newNodeID(), c.phys, cfg.MaxClockDrift)
 	var err error
 	c.store, err = store.New(store.Config{
-		Horizon: cfg.TombstoneHorizon, MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: len(cfg.Peers) == 0,
+		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,
+		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: len(cfg.Peers) == 0,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -154,14 +155,17 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 
 // Set writes value under key on every member. ttl 0 means no expiry; the
 // expiry is absolute and travels with the write, so every member agrees on
-// it. The value is copied: the caller may reuse its buffer.
+// it. A ttl whose expiry would fall past the largest Unix nanosecond time
+// (the year 2262; time.Duration(math.MaxInt64) is a common "forever")
+// expires then, that is never. The value is copied: the caller may reuse
+// its buffer.
 func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
 	if err := c.check("set", key, len(value), ttl); err != nil {
 		return err
 	}
 	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
 	if ttl > 0 {
-		rec.Expires = rec.Time.Wall + int64(ttl)
+		rec.Expires = crdt.AddSat(rec.Time.Wall, int64(ttl))
 	}
 	return c.write("set", rec)
 }

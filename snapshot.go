@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/store"
 )
 
@@ -31,7 +32,7 @@ func (c *Cache) restore() error {
 		ev = c.log.Warn().Int("skipped_ahead_of_clock", st.Drifted)
 	}
 	ev.Int("records", st.Applied).Str("path", c.cfg.SnapshotPath).
-		Str("age", time.Duration(now-snap.Written).String()).Msg("restored snapshot")
+		Str("age", time.Duration(crdt.SubSat(now, snap.Written)).String()).Msg("restored snapshot")
 	return nil
 }
 

@@ -101,9 +101,9 @@ func (c *Clock) Update(remote Timestamp) error {
 // accept remote.
 func (c *Clock) CheckDrift(remote Timestamp) error {
 	pt := c.phys()
-	if remote.Wall > pt && remote.Wall-pt > c.maxDrift {
+	if ahead := SubSat(remote.Wall, pt); ahead > c.maxDrift {
 		return fmt.Errorf("crdt: timestamp %v: %w (ahead by %v, limit %v)",
-			remote, ErrClockDrift, time.Duration(remote.Wall-pt), time.Duration(c.maxDrift))
+			remote, ErrClockDrift, time.Duration(ahead), time.Duration(c.maxDrift))
 	}
 	return nil
 }

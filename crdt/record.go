@@ -40,15 +40,19 @@ func (r *Record) Live(now int64) bool {
 	return !r.Tombstone && !r.Evicted && !r.Expired(now)
 }
 
-// DeadSince returns the time from which r is garbage (its write time for a
-// tombstone, its expiry for an expiring value) and false for a record that
-// never dies.
+// DeadSince returns the time from which r is garbage and false for a
+// record that never dies. A tombstone is dead from its write time; an
+// expiring value from its expiry, but never before its write time: a
+// record whose expiry lies before its write (a wrapped TTL, a peer's odd
+// fields) must not look dead for longer than it has existed, or collecting
+// it would raise its bucket's watermark past what the rules of package lww
+// allow.
 func (r *Record) DeadSince() (int64, bool) {
 	switch {
 	case r.Tombstone:
 		return r.Time.Wall, true
 	case r.Expires != 0:
-		return r.Expires, true
+		return max(r.Expires, r.Time.Wall), true
 	}
 	return 0, false
 }

@@ -60,7 +60,20 @@
 //     peers' watermarks survive; older ones the cluster no longer holds are
 //     dropped, and the caller reports them.
 //
-//  4. Late deltas are dropped. A delta (a replica's push of its own fresh
+//  4. Watermarks stay in the past. Collection raises a watermark to the
+//     write time of a record dead for a horizon, and a value is dead from
+//     its expiry but never before its write time, so collection cannot
+//     raise one above now - H, whatever a record's fields say (a wrapped
+//     TTL, a peer's expiry of 1 ns on a record stamped in the future).
+//     [Map.Forget] and [Map.RaiseWatermark] take input from outside (a
+//     peer's rejection, a snapshot file) and never raise one above
+//     now - H + MaxClockDrift: no honest peer rejects a newer record, and a
+//     snapshot from a clock far ahead is brought down to that ceiling. A
+//     watermark in the future would make the map reject fresh writes of
+//     every key in its bucket, and their writers forget them. Every time
+//     sum here saturates instead of wrapping.
+//
+//  5. Late deltas are dropped. A delta (a replica's push of its own fresh
 //     write) older than H is not applied ([Map.ApplyDelta]): a replica that
 //     has collected nothing yet could not tell it from a deleted write.
 //     Anti-entropy, which compares versions first, carries old records.

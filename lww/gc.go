@@ -23,8 +23,15 @@ func (m *Map) Cutoff(now int64) (int64, bool) {
 	if m.synced == noWatermark {
 		return 0, false
 	}
-	return min(now, m.synced) - m.horizon, true
+	return crdt.SubSat(min(now, m.synced), m.horizon), true
 }
+
+// ceiling is the highest a watermark may be at now: now - horizon, plus
+// the clock drift allowed between replicas. Collection never raises one
+// above now - horizon (a record collected has been dead for a horizon, and
+// is dead from no earlier than its write time); a peer's rejection or a
+// snapshot may only come from a clock up to the drift ahead.
+func (m *Map) ceiling(now int64) int64 { return crdt.AddSat(crdt.SubSat(now, m.horizon), m.drift) }
 
 // GC collects every record dead since before the cutoff at now (see
 // [Map.Cutoff]), raises the watermarks of their buckets, and returns the
@@ -56,10 +63,13 @@ func (m *Map) drop(e *Entry) {
 // Forget drops the record for v.Key if it is exactly version v, raising the
 // bucket's watermark so that the version cannot come back. Replicas call it
 // when a peer rejected v as below that peer's watermark (rule 3 of the
-// package doc). It returns the record dropped, and false if none was.
-func (m *Map) Forget(v crdt.Version) (crdt.Record, bool) {
+// package doc). A version newer than a watermark may be at now is not
+// forgotten: no honest peer rejects it, and forgetting it would raise the
+// watermark over fresh writes. It returns the record dropped, and false if
+// none was.
+func (m *Map) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
 	e, ok := m.entries[v.Key]
-	if !ok || e.rec.Time != v.Time {
+	if !ok || e.rec.Time != v.Time || v.Time.Wall > m.ceiling(now) {
 		return crdt.Record{}, false
 	}
 	m.drop(e)
@@ -77,7 +87,11 @@ func (m *Map) Watermark(leaf uint32) (int64, bool) {
 // if a record written at wall had been collected from it: records of the
 // leaf at or below it are rejected from then on. Records the map holds
 // already stay. It is for restoring a map from a snapshot: apply the
-// records first, then raise the watermarks they were saved with.
-func (m *Map) RaiseWatermark(leaf uint32, wall int64) {
-	m.wm[leaf] = max(m.wm[leaf], wall)
+// records first, then raise the watermarks they were saved with. A wall
+// above what a watermark may be at now (a snapshot written by a clock far
+// ahead) is lowered to that ceiling, and RaiseWatermark reports false.
+func (m *Map) RaiseWatermark(leaf uint32, wall, now int64) bool {
+	c := m.ceiling(now)
+	m.wm[leaf] = max(m.wm[leaf], min(wall, c))
+	return wall <= c
 }

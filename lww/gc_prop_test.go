@@ -123,7 +123,7 @@ func (w *gcWorld) exchange(t tb, a, b *gcReplica) (changed bool) {
 // key loses data.
 func (w *gcWorld) forget(r *gcReplica, rejected []crdt.Record) {
 	for _, rec := range rejected {
-		if _, ok := r.m.Forget(rec.Version()); !ok {
+		if _, ok := r.m.Forget(rec.Version(), w.phys(r)); !ok {
 			continue
 		}
 		if rec.Tombstone || rec.Expired(w.phys(r)) {

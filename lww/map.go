@@ -34,6 +34,12 @@ type Config struct {
 	// Horizon is how long a dead record is kept before it may be collected.
 	// 0 selects DefaultHorizon.
 	Horizon time.Duration
+	// MaxClockDrift is how far the replicas' physical clocks may differ (the
+	// clock's drift check enforces it); it must be shorter than Horizon.
+	// Watermarks never rise above now - Horizon + MaxClockDrift (see the
+	// package doc). 0 selects crdt.DefaultMaxClockDrift, or half the
+	// horizon if that is shorter.
+	MaxClockDrift time.Duration
 }
 
 // noWatermark marks a bucket from which nothing has been collected.
@@ -60,6 +66,7 @@ func (e *Entry) hash() uint64 { return crdt.RecordHash(e.khash, e.rec.Time, e.re
 // digest. It is not safe for concurrent use.
 type Map struct {
 	horizon int64
+	drift   int64
 	prefix  int
 	tree    *crdt.Tree
 	entries map[string]*Entry
@@ -80,8 +87,11 @@ func New(cfg Config) (*Map, error) {
 	if cfg.Horizon == 0 {
 		cfg.Horizon = DefaultHorizon
 	}
-	if cfg.Horizon < 0 {
-		return nil, fmt.Errorf("%w: negative horizon %v", ErrConfig, cfg.Horizon)
+	if cfg.MaxClockDrift == 0 {
+		cfg.MaxClockDrift = min(crdt.DefaultMaxClockDrift, cfg.Horizon/2)
+	}
+	if cfg.Horizon < 0 || cfg.MaxClockDrift < 0 || cfg.MaxClockDrift >= cfg.Horizon {
+		return nil, fmt.Errorf("%w: horizon %v and clock drift %v (want 0 <= drift < horizon)", ErrConfig, cfg.Horizon, cfg.MaxClockDrift)
 	}
 	if cfg.PrefixBits < 0 || cfg.PrefixBits%4 != 0 || cfg.PrefixBits+cfg.DigestBits > 64 {
 		return nil, fmt.Errorf("%w: prefix of %d bits with %d digest bits", ErrConfig, cfg.PrefixBits, cfg.DigestBits)
@@ -92,6 +102,7 @@ func New(cfg Config) (*Map, error) {
 	}
 	m := &Map{
 		horizon: int64(cfg.Horizon),
+		drift:   int64(cfg.MaxClockDrift),
 		prefix:  cfg.PrefixBits,
 		tree:    tree,
 		entries: make(map[string]*Entry),
@@ -143,7 +154,7 @@ func (m *Map) Merge(r crdt.Record, delta bool, now int64) (crdt.Outcome, *Entry)
 // Forget), one of another key, or nil is ignored, and the key is looked up
 // as by Merge. The entry must come from this map.
 func (m *Map) MergeAt(e *Entry, r crdt.Record, delta bool, now int64) (crdt.Outcome, *Entry) {
-	if delta && r.Time.Wall < now-m.horizon {
+	if delta && r.Time.Wall < crdt.SubSat(now, m.horizon) {
 		return crdt.Late, nil
 	}
 	if e == nil || e.next == removed || e.rec.Key != r.Key {

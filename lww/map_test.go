@@ -242,10 +242,10 @@ func TestForget(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
 	r := set("k", "v", ts(10, 1))
 	m.Apply(r)
-	if _, ok := m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}); ok {
+	if _, ok := m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}, 2*hour); ok {
 		t.Fatal("Forget of another version dropped the record")
 	}
-	if _, ok := m.Forget(r.Version()); !ok {
+	if _, ok := m.Forget(r.Version(), 2*hour); !ok {
 		t.Fatal("Forget of the held version did nothing")
 	}
 	if got := m.Apply(r); got != crdt.Rejected {
@@ -300,8 +300,8 @@ func TestRaiseWatermark(t *testing.T) {
 	kept := set("k", "held", ts(10, 1))
 	m.Apply(kept)
 	leaf := m.Leaf("k")
-	m.RaiseWatermark(leaf, 20)
-	m.RaiseWatermark(leaf, 15) // never lowers
+	m.RaiseWatermark(leaf, 20, 2*hour)
+	m.RaiseWatermark(leaf, 15, 2*hour) // never lowers
 	if w, ok := m.Watermark(leaf); !ok || w != 20 {
 		t.Fatalf("watermark = %d, %v; want 20", w, ok)
 	}
@@ -341,7 +341,7 @@ func TestMergeAt(t *testing.T) {
 	}
 	// A removed entry is ignored: the record is looked up (and here
 	// rejected by the watermark Forget raised).
-	m.Forget(crdt.Version{Key: "k", Time: ts(3, 1)})
+	m.Forget(crdt.Version{Key: "k", Time: ts(3, 1)}, 2*hour)
 	if o, got := m.MergeAt(e, set("k", "old", ts(2, 5)), false, 0); o != crdt.Rejected || got != nil {
 		t.Fatalf("MergeAt a removed entry = %v, %p; want rejected", o, got)
 	}

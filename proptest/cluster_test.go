@@ -7,7 +7,7 @@ import (
 
 func newTestCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
-	c, err := NewCluster(n, MapFactory(DefaultMapConfig()), start)
+	c, err := NewCluster(n, StoreFactory(DefaultStoreConfig()), start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestAntiEntropyRepairsLostDeltas(t *testing.T) {
 	}
 	var repaired uint64
 	for i := range c.Size() {
-		repaired += c.Replica(i).(*MapReplica).Node().Stats().RepairRecordsReceived
+		repaired += c.Replica(i).(*StoreReplica).Node().Stats().RepairRecordsReceived
 		vs := Versions(c.Replica(i))
 		if len(vs) != 4 {
 			t.Fatalf("%s holds %v, want 4 records", c.Name(i), vs)

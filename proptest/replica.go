@@ -215,7 +215,7 @@ func (r *MapReplica) Restore(state any) error {
 	}
 	for leaf, w := range s.marks {
 		if w != math.MinInt64 {
-			r.m.RaiseWatermark(uint32(leaf), w)
+			r.m.RaiseWatermark(uint32(leaf), w, r.phys())
 		}
 	}
 	return nil

@@ -83,7 +83,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		cfg.Vary(name, &cfg)
 	}
 	s, err := store.New(store.Config{
-		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon,
+		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxDrift,
 		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: name == cfg.Founder,
 	})
 	if err != nil {

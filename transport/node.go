@@ -234,7 +234,7 @@ func (n *Node) receiveRecord(r crdt.Record, delta bool, now int64) crdt.Outcome 
 // forget drops records a peer rejected and reports the live ones dropped.
 func (n *Node) forget(vs []crdt.Version, now int64) {
 	for _, v := range vs {
-		r, ok := n.cfg.Replica.Forget(v)
+		r, ok := n.cfg.Replica.Forget(v, now)
 		if !ok || r.Tombstone || r.Expired(now) {
 			continue
 		}

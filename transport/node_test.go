@@ -73,7 +73,7 @@ func (m *memReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	return crdt.Applied
 }
 
-func (m *memReplica) Forget(v crdt.Version) (crdt.Record, bool) {
+func (m *memReplica) Forget(v crdt.Version, _ int64) (crdt.Record, bool) {
 	r, ok := m.recs[v.Key]
 	if !ok || r.Time != v.Time {
 		return crdt.Record{}, false

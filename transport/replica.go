@@ -26,8 +26,9 @@ type Replica interface {
 	Apply(r crdt.Record, delta bool, now int64) crdt.Outcome
 	// Forget drops the record for v.Key if it is exactly version v, because
 	// a peer rejected it (package lww, rule 3). It returns the record it
-	// dropped, and false if it held no such version.
-	Forget(v crdt.Version) (crdt.Record, bool)
+	// dropped, and false if it held no such version or refused: a version
+	// too new for any honest peer to have rejected at now is kept.
+	Forget(v crdt.Version, now int64) (crdt.Record, bool)
 	// MarkSynced records that an exchange which started at the given
 	// physical time completed (package lww, rule 2).
 	MarkSynced(at int64)

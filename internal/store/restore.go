@@ -6,13 +6,18 @@ import "github.com/bcache-go/bcache/crdt"
 type RestoreStats struct {
 	Applied int // records applied
 	Drifted int // records skipped: further ahead of the clock than its drift allows
+	// Lowered counts watermarks lowered to the highest a watermark may be
+	// at the time of the restore (written by a clock far ahead).
+	Lowered int
 }
 
 // Restore applies a snapshot to a store before it starts replicating: the
 // records first, as anti-entropy receives them (through the clock's drift
 // check, moving the clock past each, so that every later write wins over
 // them), then the watermarks (a record the store holds may be older than
-// its bucket's watermark, and must not be rejected by it).
+// its bucket's watermark, and must not be rejected by it), each at most
+// what a watermark may be at now (package lww): a snapshot from a clock
+// far ahead cannot make the store reject fresh writes.
 func (s *Store) Restore(snap *Snapshot, clock *crdt.Clock, now int64) RestoreStats {
 	var st RestoreStats
 	for _, rec := range snap.Records {
@@ -27,7 +32,9 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.Clock, now int64) RestoreSta
 	for _, m := range snap.Marks {
 		sh, local := s.leafShard(m.Leaf)
 		sh.mu.Lock()
-		sh.m.RaiseWatermark(local, m.Wall)
+		if !sh.m.RaiseWatermark(local, m.Wall, now) {
+			st.Lowered++
+		}
 		sh.mu.Unlock()
 	}
 	return st

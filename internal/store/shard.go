@@ -66,8 +66,8 @@ func (s *shard) unpublish(o crdt.Outcome, key string, hash uint64) change {
 }
 
 // forget drops a version a peer rejected.
-func (s *shard) forget(v crdt.Version, hash uint64) (crdt.Record, change, bool) {
-	r, ok := s.m.Forget(v)
+func (s *shard) forget(v crdt.Version, hash uint64, now int64) (crdt.Record, change, bool) {
+	r, ok := s.m.Forget(v, now)
 	if !ok {
 		return r, change{}, false
 	}

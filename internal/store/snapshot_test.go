@@ -86,7 +86,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("%q: %v", r.Key, o)
 		}
 	}
-	s.shards[3].m.RaiseWatermark(7, testNow-7200e9)
+	s.shards[3].m.RaiseWatermark(7, testNow-7200e9, testNow)
 	snap := saveAndLoad(t, s)
 	if snap.Written != testNow {
 		t.Fatalf("written %d, want %d", snap.Written, testNow)
@@ -255,7 +255,7 @@ func FuzzSnapshot(f *testing.F) {
 // TestSnapshotKeepsWatermarks: a delete collected before the snapshot stays
 // collected after it: the write it deleted is rejected, not resurrected.
 func TestSnapshotKeepsWatermarks(t *testing.T) {
-	cfg := Config{Horizon: 2 * time.Second}
+	cfg := Config{Horizon: 2 * time.Second, MaxClockDrift: time.Second}
 	s := mustStore(t, cfg)
 	old := crdt.Record{Key: "k", Value: []byte("old"), Time: crdt.Timestamp{Wall: testNow, Node: 1}}
 	s.Write(old)

@@ -39,8 +39,9 @@ type Config struct {
 	// least crdt.MinTreeBits.
 	DigestBits int
 	// Horizon is how long dead records are kept before they may be
-	// collected (package lww). 0 selects lww.DefaultHorizon.
-	Horizon time.Duration
+	// collected, and MaxClockDrift how far the members' clocks may differ
+	// (package lww). 0 selects lww's defaults.
+	Horizon, MaxClockDrift time.Duration
 	// MaxKeys and MaxBytes bound the resident values (count, and key plus
 	// value bytes); past them values are evicted, their versions kept. 0
 	// means unbounded.
@@ -103,7 +104,9 @@ func New(cfg Config) (*Store, error) {
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
 		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, founder: cfg.Founder}
 	for i := range s.shards {
-		m, err := lww.New(lww.Config{DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon})
+		m, err := lww.New(lww.Config{
+			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxClockDrift,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: DigestBits %d with %d shards: %w", ErrConfig, cfg.DigestBits, cfg.Shards, err)
 		}
@@ -205,11 +208,11 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 
 // Forget drops the record for v.Key if it is exactly version v, because a
 // peer rejected it (package lww, rule 3): it implements transport.Replica.
-func (s *Store) Forget(v crdt.Version) (crdt.Record, bool) {
+func (s *Store) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
 	h := crdt.HashKey(v.Key)
 	sh := &s.shards[s.shardOf(h)]
 	sh.mu.Lock()
-	r, ch, ok := sh.forget(v, h)
+	r, ch, ok := sh.forget(v, h, now)
 	s.track(ch)
 	sh.mu.Unlock()
 	s.account(ch)

@@ -18,7 +18,7 @@ import (
 func TestStoreAgreesWithItsMaps(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		now := int64(1_750_000_000_000_000_000)
-		cfg := Config{Shards: 16, DigestBits: 8, Horizon: 2 * time.Second}
+		cfg := Config{Shards: 16, DigestBits: 8, Horizon: 2 * time.Second, MaxClockDrift: time.Second}
 		if rapid.Bool().Draw(t, "bounded") {
 			cfg.MaxKeys = rapid.IntRange(1, 4).Draw(t, "max keys")
 		}
@@ -60,7 +60,7 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 			},
 			"forget": func(t *rapid.T) {
 				if r, ok := s.Lookup(keys.Draw(t, "key")); ok {
-					s.Forget(r.Version())
+					s.Forget(r.Version(), now)
 				}
 			},
 			"evict": func(t *rapid.T) { s.Evict(keys.Draw(t, "key")) },

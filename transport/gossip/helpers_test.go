@@ -74,10 +74,10 @@ func (t *testReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	return o
 }
 
-func (t *testReplica) Forget(v crdt.Version) (crdt.Record, bool) {
+func (t *testReplica) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.m.Forget(v)
+	return t.m.Forget(v, now)
 }
 
 func (t *testReplica) MarkSynced(at int64) {

@@ -2,8 +2,10 @@ package bcache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -158,6 +160,35 @@ func TestTTLExpires(t *testing.T) {
 	now.Add(int64(time.Second))
 	if _, ok := c.Get("k"); ok {
 		t.Fatal("hit at the TTL")
+	}
+}
+
+// TestSetHugeTTLNeverExpires (no-loss item 1): Set computed wall + ttl,
+// which wrapped for a ttl above about 235 years: time.Duration(math.MaxInt64),
+// a common "forever", made Set return nil and Get miss at once, and
+// GetWithFiller return the value without caching it. The expiry now
+// saturates at the end of Unix nanosecond time, that is never.
+func TestSetHugeTTLNeverExpires(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", Clock: func() time.Time { return time.Unix(0, now.Load()) }})
+	forever := time.Duration(math.MaxInt64)
+	if err := c.Set("k", []byte("v"), forever); err != nil {
+		t.Fatal(err)
+	}
+	fills := 0
+	fill := func(context.Context, string) ([]byte, error) { fills++; return []byte("filled"), nil }
+	for range 2 {
+		if _, err := c.GetWithFiller(context.Background(), "f", fill, 2562047*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now.Add(int64(200 * 365 * 24 * time.Hour))
+	if v, ok := c.Get("k"); !ok || string(v) != "v" {
+		t.Fatalf("Get two centuries later = %q, %v; want the value", v, ok)
+	}
+	if fills != 1 {
+		t.Fatalf("the filler ran %d times, want 1: its value was not cached", fills)
 	}
 }
 
