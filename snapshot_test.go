@@ -127,13 +127,12 @@ func TestSnapshotWrittenPeriodically(t *testing.T) {
 	a := mustNew(t, cfg)
 	defer a.Close()
 	a.Set("k", []byte("v"), 0)
+	// The counter moves just after the file is renamed into place: wait
+	// for both.
 	await.Until(t, 5*time.Second, func() bool {
 		snap, err := store.LoadSnapshot(path, a.store.DigestBits())
-		return err == nil && len(snap.Records) == 1 && snap.Records[0].Key == "k"
-	}, "no periodic snapshot holding k")
-	if a.Stats().Snapshots == 0 {
-		t.Fatal("Stats.Snapshots did not count the periodic snapshot")
-	}
+		return err == nil && len(snap.Records) == 1 && snap.Records[0].Key == "k" && a.Stats().Snapshots > 0
+	}, "no periodic snapshot holding k, counted in Stats.Snapshots")
 }
 
 // TestSnapshotDamaged: a file that is not a whole snapshot of this format
