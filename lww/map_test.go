@@ -3,6 +3,7 @@ package lww
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -350,5 +351,22 @@ func TestMergeAt(t *testing.T) {
 	}
 	if m.Records() != 2 {
 		t.Fatalf("%d records, want 2", m.Records())
+	}
+}
+
+// TestCutoffSaturates (no-loss item 3): a synced mark near the bottom of
+// the int64 range used to make mark - horizon wrap to a cutoff far in the
+// future, and a tombstone 1 ms old was collected under a 1 h horizon. The
+// subtraction saturates.
+func TestCutoffSaturates(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	now := 5 * hour
+	m.Apply(del("k", ts(now-int64(time.Millisecond), 1)))
+	m.MarkSynced(math.MinInt64 + 1)
+	if cutoff, _ := m.Cutoff(now); cutoff != math.MinInt64 {
+		t.Fatalf("cutoff %d, want the saturated %d", cutoff, int64(math.MinInt64))
+	}
+	if got := m.GC(now); len(got) != 0 {
+		t.Fatalf("collected %v a millisecond after the delete", got)
 	}
 }

@@ -9,30 +9,50 @@ import (
 	"github.com/bcache-go/bcache/transport/wire"
 )
 
-// antiEntropy is the initiator side of sessions; the responder side keeps
-// no state (see the package doc).
+// antiEntropy is both sides of sessions: the one this node started, and
+// one responder state per peer that started one with it.
 type antiEntropy struct {
 	next    int64 // when to start the next session
 	active  bool
 	s       session
-	turn    int // offset on the ring of the next peer
+	last    session // the last session completed, whose Reject may still come
+	turn    int     // offset on the ring of the next peer
 	counter uint64
+	resp    map[string]*responder // by peer name; only members of the view
 }
 
+// session is the initiator's side of an exchange.
 type session struct {
-	id       uint64
-	peer     string
-	start    int64 // physical time the session started
-	echo     int64 // the responder's start time
-	deadline int64
-	leaves   []uint32 // differing leaves not yet reconciled
-	chunk    int      // how many of leaves the step in flight covers
+	wire.Session       // ID, the responder's Token once known, and the last Step sent
+	peer         string
+	start        int64 // physical time the session started: the synced mark on completion
+	deadline     int64
+	awaiting     uint32   // the step whose reply is awaited, 0 if none
+	leaves       []uint32 // differing leaves not yet reconciled
+	chunk        int      // how many of leaves the step in flight covers
+}
+
+// responder is the responder's side of an exchange a peer started: enough
+// to answer each of the peer's steps once, to require the token it drew,
+// and to mark the replica synced at its own time when the exchange
+// completes. A peer has at most one.
+type responder struct {
+	id       uint64 // the initiator's session id
+	token    uint64
+	start    int64 // this member's time at the initiator's first message
+	deadline int64 // forgotten after SessionTimeout without a message
+	seen     window
 }
 
 // depth returns the number of digest levels below the root.
 func (n *Node) depth() int { return n.cfg.Replica.DigestBits() / crdt.FanoutBits }
 
 func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
+	for peer, r := range n.ae.resp {
+		if now >= r.deadline {
+			delete(n.ae.resp, peer)
+		}
+	}
 	if n.ae.active && now >= n.ae.s.deadline {
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
@@ -73,95 +93,190 @@ func peerOffset(turn, n int) int {
 	return (1 << (turn % levels)) - 1 + turn/levels
 }
 
+// secret returns an unpredictable 64-bit value, never zero: the n-th of
+// this node's session ids and tokens, derived from the host's Seed.
+func (n *Node) secret() uint64 {
+	for {
+		n.ae.counter++
+		v := crdt.RecordHash(n.cfg.Seed, crdt.Timestamp{Wall: int64(n.ae.counter), Node: n.cfg.Clock.Node()}, false)
+		if v != 0 {
+			return v
+		}
+	}
+}
+
 // startSession sends the first digest level. The initiator starts at level
 // 1 or 0 so that it is the one to receive the leaf level and learn which
 // leaves differ.
 func (n *Node) startSession(out []Envelope, peer string, now int64) []Envelope {
-	n.ae.counter++
 	n.ae.active = true
-	n.ae.s = session{
-		id:       crdt.RecordHash(uint64(n.cfg.Clock.Node()), crdt.Timestamp{Wall: int64(n.ae.counter)}, false),
-		peer:     peer,
-		start:    now,
-		deadline: now + int64(n.cfg.SessionTimeout),
-	}
+	n.ae.s = session{Session: wire.Session{ID: n.secret()}, peer: peer, start: now}
 	n.stats.SessionsStarted++
-	m := &wire.Digest{Session: n.ae.s.id, Level: uint8((n.depth() + 1) % 2)}
-	if m.Level == 1 {
-		m.Parents = []uint32{0}
+	level := uint8((n.depth() + 1) % 2)
+	var parents []uint32
+	if level == 1 {
+		parents = []uint32{0}
 	}
-	m.Hashes = n.cfg.Replica.AppendHashes(nil, int(m.Level), m.Parents)
-	return n.send(out, m, peer)
+	return n.ask(out, &wire.Digest{Level: level, Parents: parents, Hashes: n.cfg.Replica.AppendHashes(nil, int(level), parents)}, now)
 }
 
-// mine reports whether m belongs to this node's session in flight.
-func (n *Node) mine(from string, session uint64) bool {
-	return n.ae.active && n.ae.s.id == session && n.ae.s.peer == from
+// ask sends the next step of the session in flight, one that awaits a
+// reply (a Digest or a Versions).
+func (n *Node) ask(out []Envelope, m wire.Message, now int64) []Envelope {
+	s := &n.ae.s
+	s.awaiting = n.nextStep(m)
+	s.deadline = now + int64(n.cfg.SessionTimeout)
+	return n.send(out, m, s.peer)
 }
 
-// finish ends the session in flight as completed.
+// nextStep stamps m with the session and its next step number.
+func (n *Node) nextStep(m wire.Message) uint32 {
+	s := &n.ae.s
+	s.Step++
+	switch m := m.(type) {
+	case *wire.Digest:
+		m.Session = s.Session
+	case *wire.Versions:
+		m.Session = s.Session
+	case *wire.Repair:
+		m.Session = s.Session
+	}
+	return s.Step
+}
+
+// reply reports whether m, from peer from, is the awaited reply of this
+// node's session in flight; the first reply also brings the responder's
+// token. A duplicate, late or stray reply is counted and ignored.
+func (n *Node) reply(from string, m wire.Session, now int64) bool {
+	s := &n.ae.s
+	if !n.ae.active || s.peer != from || s.ID != m.ID || s.awaiting == 0 || m.Step != s.awaiting ||
+		m.Token == 0 || (s.Token != 0 && m.Token != s.Token) {
+		n.stats.Stray++
+		return false
+	}
+	s.Token, s.awaiting = m.Token, 0
+	s.deadline = now + int64(n.cfg.SessionTimeout)
+	return true
+}
+
+// finish ends the session in flight as completed. The responder's Reject
+// of the final answer may still come: the session is kept as the last one
+// until its deadline.
 func (n *Node) finish() {
 	n.cfg.Replica.MarkSynced(n.ae.s.start)
 	n.stats.SessionsCompleted++
 	n.ae.active = false
+	n.ae.last = n.ae.s
+}
+
+// request reports whether m, from peer from, is a new step of an exchange
+// that peer started, and returns its responder state. A peer's first
+// message (token zero, step 1) opens one, replacing any older one; every
+// later one must carry the token drawn then and a step not answered yet.
+// Peers outside the membership view are not answered.
+func (n *Node) request(from string, m wire.Session, now int64) (*responder, bool) {
+	if _, member := n.ring.pos[from]; !member || from == n.cfg.Name {
+		n.stats.Stray++
+		return nil, false
+	}
+	r := n.ae.resp[from]
+	if m.Token == 0 && m.Step == 1 {
+		if r != nil && r.id == m.ID {
+			n.stats.Stray++ // the first message again
+			return nil, false
+		}
+		r = &responder{id: m.ID, token: n.secret(), start: now}
+		n.ae.resp[from] = r
+	} else if r == nil || r.id != m.ID || r.token != m.Token {
+		n.stats.Stray++
+		return nil, false
+	}
+	if !r.seen.first(uint64(m.Step)) {
+		n.stats.Stray++
+		return nil, false
+	}
+	r.deadline = now + int64(n.cfg.SessionTimeout)
+	return r, true
+}
+
+// answer stamps a reply to step of the responder's session.
+func answer(r *responder, step uint32) wire.Session {
+	return wire.Session{ID: r.id, Token: r.token, Step: step}
 }
 
 // receiveDigest compares the peer's nodes with ours and answers with our
 // children of those that differ, or learns the differing leaves.
 func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope {
-	initiator := n.mine(from, m.Session)
-	echo := m.Echo
-	if initiator {
-		n.ae.s.echo, n.ae.s.deadline = m.Echo, now+int64(n.cfg.SessionTimeout)
-	} else if echo == 0 {
-		echo = now
+	if n.ae.active && n.ae.s.peer == from && n.ae.s.ID == m.ID {
+		return n.initiatorDigest(m, now)
 	}
-	if len(m.Hashes) == 0 { // the peer found nothing different
-		n.synced(initiator, echo)
+	r, ok := n.request(from, m.Session, now)
+	if !ok {
+		return nil
+	}
+	reply := &wire.Digest{Session: answer(r, m.Step), Level: m.Level + 1}
+	if len(m.Hashes) == 0 { // the initiator found nothing different
+		n.cfg.Replica.MarkSynced(r.start)
+		delete(n.ae.resp, from)
 		return nil
 	}
 	diff, ok := n.diffHashes(m)
-	if !ok {
+	switch {
+	case !ok, int(m.Level) >= n.depth(): // only the initiator may receive the leaf level
 		n.stats.Stray++
 		return nil
-	}
-	switch {
 	case len(diff) == 0:
-		n.synced(initiator, echo)
-		return n.send(nil, &wire.Digest{Session: m.Session, Echo: echo, Level: m.Level + 1}, from)
-	case int(m.Level) < n.depth():
-		hashes := n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
-		return n.send(nil, &wire.Digest{Session: m.Session, Echo: echo, Level: m.Level + 1, Parents: diff, Hashes: hashes}, from)
-	case initiator:
-		n.ae.s.leaves = diff
-		return n.sendVersions(nil)
+		n.cfg.Replica.MarkSynced(r.start)
+		delete(n.ae.resp, from)
+	default:
+		reply.Parents = diff
+		reply.Hashes = n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
 	}
-	n.stats.Stray++ // only the initiator may receive the leaf level
-	return nil
+	return n.send(nil, reply, from)
 }
 
-// synced marks the replica synced at the end of a session without
-// differences.
-func (n *Node) synced(initiator bool, echo int64) {
-	if initiator {
-		n.finish()
-	} else {
-		n.cfg.Replica.MarkSynced(echo)
+// initiatorDigest handles the responder's digest reply.
+func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
+	if !n.reply(n.ae.s.peer, m.Session, now) {
+		return nil
 	}
+	if len(m.Hashes) == 0 { // the responder found nothing different
+		n.finish()
+		return nil
+	}
+	diff, ok := n.diffHashes(m)
+	switch {
+	case !ok:
+		n.stats.Stray++
+		n.ae.active = false
+		return nil
+	case len(diff) == 0:
+		out := n.send(nil, &wire.Digest{Session: n.stepOf(), Level: m.Level + 1}, n.ae.s.peer)
+		n.finish()
+		return out
+	case int(m.Level) < n.depth():
+		hashes := n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
+		return n.ask(nil, &wire.Digest{Level: m.Level + 1, Parents: diff, Hashes: hashes}, now)
+	}
+	n.ae.s.leaves = diff
+	return n.sendVersions(nil, now)
+}
+
+// stepOf returns the session stamped with a new step, for a message that
+// awaits no reply.
+func (n *Node) stepOf() wire.Session {
+	n.ae.s.Step++
+	return n.ae.s.Session
 }
 
 // diffHashes returns the nodes at m.Level whose hashes differ from ours; ok
-// is false when m does not fit our tree.
+// is false when m does not fit our tree. The codec has checked that the
+// parents are strictly ascending nodes of the level above, so the work is
+// bounded by the size of our tree.
 func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 	level := int(m.Level)
 	if level > n.depth() {
 		return nil, false
-	}
-	width := uint32(1) << (crdt.FanoutBits * max(level-1, 0))
-	for _, p := range m.Parents {
-		if p >= width {
-			return nil, false
-		}
 	}
 	mine := n.cfg.Replica.AppendHashes(nil, level, m.Parents)
 	if len(mine) != len(m.Hashes) {
@@ -181,34 +296,43 @@ func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 }
 
 // sendVersions sends our versions in the next chunk of differing leaves.
-func (n *Node) sendVersions(out []Envelope) []Envelope {
+func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	s.chunk = min(len(s.leaves), n.cfg.LeavesPerStep)
-	m := &wire.Versions{Session: s.id, Echo: s.echo, Leaves: s.leaves[:s.chunk]}
+	m := &wire.Versions{Leaves: s.leaves[:s.chunk]}
 	var vs []crdt.Version
 	for _, leaf := range m.Leaves {
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
 		m.Counts = append(m.Counts, uint32(len(vs)))
 		m.Versions = appendKeyVersions(m.Versions, vs)
 	}
-	return n.send(out, m, s.peer)
+	return n.ask(out, m, now)
 }
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.
+// Two keys of one hash (a 64-bit collision) would break the order the
+// codec requires: the later is left out, and anti-entropy cannot repair
+// it (it never could: versions are matched by key hash).
 func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version) []wire.KeyVersion {
 	start := len(dst)
 	for _, v := range vs {
 		dst = append(dst, wire.KeyVersion{KeyHash: crdt.HashKey(v.Key), Time: v.Time, Tombstone: v.Tombstone})
 	}
-	slices.SortFunc(dst[start:], func(a, b wire.KeyVersion) int { return cmp.Compare(a.KeyHash, b.KeyHash) })
-	return dst
+	group := dst[start:]
+	slices.SortFunc(group, func(a, b wire.KeyVersion) int { return cmp.Compare(a.KeyHash, b.KeyHash) })
+	group = slices.CompactFunc(group, func(a, b wire.KeyVersion) bool { return a.KeyHash == b.KeyHash })
+	return dst[:start+len(group)]
 }
 
 // receiveVersions (responder) compares the initiator's versions with ours
 // and answers with our newer records and the key hashes we want.
 func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envelope {
+	r, ok := n.request(from, m.Session, now)
+	if !ok {
+		return nil
+	}
 	leaves := uint32(1) << n.cfg.Replica.DigestBits()
-	reply := &wire.Repair{Session: m.Session, Echo: m.Echo}
+	reply := &wire.Repair{Session: answer(r, m.Step)}
 	var send map[uint64]bool
 	var vs []crdt.Version
 	var mine []wire.KeyVersion
@@ -234,6 +358,10 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 			reply.Records = n.appendLeafRecords(reply.Records, leaf, send)
 		}
 	}
+	// Leaves are hash prefixes and ascend, so the wants already do; the
+	// codec requires it, so make sure.
+	slices.Sort(reply.Wants)
+	reply.Wants = slices.Compact(reply.Wants)
 	reply.Records, reply.Truncated = n.cut(reply.Records)
 	n.stats.RepairRecordsSent += uint64(len(reply.Records))
 	return n.send(nil, reply, from)
@@ -293,10 +421,9 @@ func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
 	return recs, false
 }
 
-// receiveRepair applies a repair. For the initiator it answers with the
-// records the responder wants and moves the session on; for the responder
-// it reports rejections and, on the final repair, marks the replica synced.
-func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope {
+// applyRepair applies a repair's records and returns those rejected as
+// below a watermark.
+func (n *Node) applyRepair(m *wire.Repair, now int64) []crdt.Version {
 	var rejected []crdt.Version
 	for _, r := range m.Records {
 		n.stats.RepairRecordsReceived++
@@ -304,24 +431,41 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			rejected = append(rejected, r.Version())
 		}
 	}
-	n.forget(m.Rejected, now)
-	if !n.mine(from, m.Session) {
-		if m.Final && m.Echo != 0 {
-			n.cfg.Replica.MarkSynced(m.Echo)
-		}
-		if len(rejected) == 0 {
+	return rejected
+}
+
+// receiveRepair applies a repair. The initiator's, answering its Versions,
+// moves the session on; the responder's, the initiator's answer, brings
+// the records the responder wanted and, when final, completes the
+// exchange on this side too.
+func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope {
+	if n.ae.active && n.ae.s.peer == from && n.ae.s.ID == m.ID {
+		if !n.reply(from, m.Session, now) {
 			return nil
 		}
-		return n.send(nil, &wire.Reject{Session: m.Session, Versions: rejected}, from)
+		return n.answerRepair(m, n.applyRepair(m, now), now)
 	}
-	return n.answerRepair(m, rejected, now)
+	r, ok := n.request(from, m.Session, now)
+	if !ok {
+		return nil
+	}
+	rejected := n.applyRepair(m, now)
+	n.forget(m.Rejected, now)
+	if m.Final {
+		n.cfg.Replica.MarkSynced(r.start)
+		delete(n.ae.resp, from)
+	}
+	if len(rejected) == 0 {
+		return nil
+	}
+	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Versions: rejected}, from)
 }
 
 // answerRepair (initiator) sends the wanted records and the rejections, then
 // the next step or the end of the session.
 func (n *Node) answerRepair(m *wire.Repair, rejected []crdt.Version, now int64) []Envelope {
 	s := &n.ae.s
-	s.deadline = now + int64(n.cfg.SessionTimeout)
+	n.forget(m.Rejected, now)
 	recs, truncated := n.cut(n.wanted(m.Wants))
 	done := !m.Truncated && !truncated
 	if done {
@@ -329,12 +473,28 @@ func (n *Node) answerRepair(m *wire.Repair, rejected []crdt.Version, now int64) 
 	}
 	final := done && len(s.leaves) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))
-	out := n.send(nil, &wire.Repair{Session: s.id, Echo: s.echo, Records: recs, Rejected: rejected, Final: final, Truncated: truncated}, s.peer)
+	out := n.send(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Rejected: rejected, Final: final, Truncated: truncated}, s.peer)
 	if final {
 		n.finish()
 		return out
 	}
-	return n.sendVersions(out)
+	return n.sendVersions(out, now)
+}
+
+// receiveReject (initiator) forgets the records of its answer that the
+// responder rejected, if the Reject answers a step of its session in
+// flight or of the last one it completed (the final answer's Reject comes
+// after the end), until that session's deadline.
+func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
+	s := &n.ae.s
+	if !n.ae.active || s.ID != m.ID {
+		s = &n.ae.last
+	}
+	if s.ID == 0 || s.ID != m.ID || s.peer != from || m.Token != s.Token || m.Step == 0 || m.Step > s.Step || now >= s.deadline {
+		n.stats.Stray++
+		return
+	}
+	n.forget(m.Versions, now)
 }
 
 // wanted returns our records with the given key hashes.
@@ -356,4 +516,32 @@ func (n *Node) wanted(wants []uint64) []crdt.Record {
 		recs = n.appendLeafRecords(recs, leaf, want)
 	}
 	return recs
+}
+
+// window remembers which of the last 64 numbers below the greatest seen
+// have been seen; older ones count as seen.
+type window struct {
+	max  uint64
+	mask uint64 // bit i set: max-i seen
+}
+
+// first reports whether seq is new, and records it.
+func (w *window) first(seq uint64) bool {
+	switch {
+	case seq > w.max:
+		if shift := seq - w.max; shift < 64 {
+			w.mask = w.mask<<shift | 1
+		} else {
+			w.mask = 1
+		}
+		w.max = seq
+		return true
+	case w.max-seq >= 64:
+		return false
+	default:
+		bit := uint64(1) << (w.max - seq)
+		seen := w.mask&bit != 0
+		w.mask |= bit
+		return !seen
+	}
 }

@@ -2,7 +2,10 @@ package transport
 
 import (
 	"bytes"
+	"cmp"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -148,51 +151,53 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 	return out
 }
 
-// dedupWindow remembers which of the last 64 batch numbers of one origin
-// incarnation have been seen.
-type dedupWindow struct {
-	max  uint64
-	mask uint64 // bit i set: batch max-i seen
-	last int64  // when the origin was last heard from
-}
-
-// dedup suppresses duplicate delta batches, per origin incarnation.
+// dedup suppresses duplicate delta batches, per origin incarnation. It is
+// bounded: past maxOrigins, the half heard from least recently is
+// forgotten (a forgotten origin's batches may be applied twice, which
+// changes nothing), so fresh origin ids cost a member no more than that.
 type dedup struct {
-	w         map[crdt.NodeID]*dedupWindow
+	w         map[crdt.NodeID]*origin
 	lastPrune int64
 }
 
-// dedupIdle is how long an origin's window is kept without news from it.
-const dedupIdle = int64(10 * time.Minute)
+// origin is what dedup keeps of one origin incarnation: the batch numbers
+// seen, and when it was last heard from.
+type origin struct {
+	seen window
+	last int64
+}
 
-func (d *dedup) init() { d.w = make(map[crdt.NodeID]*dedupWindow) }
+const (
+	// dedupIdle is how long an origin's window is kept without news from it.
+	dedupIdle = int64(10 * time.Minute)
+	// maxOrigins bounds the origins tracked: about 1 MiB.
+	maxOrigins = 1 << 14
+)
+
+func (d *dedup) init() { d.w = make(map[crdt.NodeID]*origin) }
 
 // first reports whether batch seq of origin id is new, and records it. A
 // batch more than 64 behind the newest seen counts as old: anti-entropy
 // carries what it held.
 func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) bool {
-	w := d.w[id]
-	if w == nil {
-		w = &dedupWindow{}
-		d.w[id] = w
-	}
-	w.last = now
-	switch {
-	case seq > w.max:
-		if shift := seq - w.max; shift < 64 {
-			w.mask = w.mask<<shift | 1
-		} else {
-			w.mask = 1
+	o := d.w[id]
+	if o == nil {
+		if len(d.w) >= maxOrigins {
+			d.evictOldest(len(d.w) / 2)
 		}
-		w.max = seq
-		return true
-	case w.max-seq >= 64:
-		return false
-	default:
-		bit := uint64(1) << (w.max - seq)
-		seen := w.mask&bit != 0
-		w.mask |= bit
-		return !seen
+		o = &origin{}
+		d.w[id] = o
+	}
+	o.last = now
+	return o.seen.first(seq)
+}
+
+// evictOldest forgets the n origins heard from least recently.
+func (d *dedup) evictOldest(n int) {
+	ids := slices.Collect(maps.Keys(d.w))
+	slices.SortFunc(ids, func(a, b crdt.NodeID) int { return cmp.Compare(d.w[a].last, d.w[b].last) })
+	for _, id := range ids[:n] {
+		delete(d.w, id)
 	}
 }
 
@@ -202,8 +207,8 @@ func (d *dedup) prune(now int64) {
 		return
 	}
 	d.lastPrune = now
-	for id, w := range d.w {
-		if now-w.last > dedupIdle {
+	for id, o := range d.w {
+		if now-o.last > dedupIdle {
 			delete(d.w, id)
 		}
 	}

@@ -54,11 +54,27 @@
 // versions (key hash and timestamp) it holds in a bounded number of them at
 // a time, the responder answers with its newer records and the key hashes
 // it wants, and the initiator sends those. Records travel in ascending
-// timestamp order, a bucket's records in one message. A side marks its
-// replica synced (package lww, rule 2) when it has received all the other's
-// records of the session; the responder keeps no session state, its start
-// time travels back and forth in the Echo field.
+// timestamp order, a bucket's records in one message.
 //
+// Both sides keep a little state. The initiator numbers its messages
+// (Step) and accepts only the reply to the step it awaits: a duplicated or
+// late reply is ignored, so no session completes early. The responder
+// answers a peer's first message by drawing a random Token that every
+// later message of the session must carry, and answers each step once;
+// a frame that names another member as its sender, without that member's
+// token, gets at most the first level of hashes back, and a member outside
+// the view gets nothing. Each side marks its replica synced (package lww,
+// rule 2) at its own time at the start of the session, when it has
+// received all the other's records: no number a peer sends ever becomes a
+// synced mark.
+//
+// Every list a request carries is strictly ascending (the codec refuses
+// anything else), Versions lists at most wire.MaxLeavesPerStep leaves, and
+// a Digest's parents are nodes of the level above: the work a frame asks
+// for is bounded by the replica's own tree and buckets, whatever the frame.
+// Rejections are honoured only as the answer to a step of the session
+// they belong to.
+
 // # Safety at the edge
 //
 // Every received timestamp goes through the replica's clock first: a record

@@ -55,8 +55,16 @@ type Config struct {
 	// MaxRepairBytes is the size at which a repair message is cut; the rest
 	// follows in later steps. A single larger record is still sent whole.
 	MaxRepairBytes int
-	// Limits bound what the decoder accepts.
+	// Limits bound what the decoder accepts; zero fields select the wire's
+	// hard limits. The protocol takes every record those allow: a value
+	// over a member's own MaxValueSize is the replica's business (the store
+	// keeps its version without the value), so that one record a member
+	// cannot hold never blocks the others of its frame.
 	Limits wire.Limits
+	// Seed makes the session ids and tokens this node draws unpredictable
+	// to other members; the host draws it at random. A zero Seed is
+	// allowed (simulations), but then ids can be guessed.
+	Seed uint64
 	// OnDrop, if set, is called with every live record the replica forgot
 	// because a peer rejected it (a replica back from a long absence loses
 	// writes the cluster can no longer tell from deleted ones). It runs on
@@ -82,6 +90,9 @@ func (c *Config) fill() error {
 	if c.FlushInterval < 0 || c.PacketBudget < 0 || c.MaxPending < 0 || c.AntiEntropyInterval < 0 ||
 		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 {
 		return fmt.Errorf("%w: negative duration or size", ErrConfig)
+	}
+	if c.LeavesPerStep > wire.MaxLeavesPerStep {
+		return fmt.Errorf("%w: LeavesPerStep %d over the wire's %d", ErrConfig, c.LeavesPerStep, wire.MaxLeavesPerStep)
 	}
 	return nil
 }
@@ -123,6 +134,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, codec: wire.NewCodec(cfg.Limits), ring: newRing([]string{cfg.Name})}
 	n.out.init()
 	n.seen.init()
+	n.ae.resp = map[string]*responder{}
 	return n, nil
 }
 
@@ -191,7 +203,7 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	case *wire.Repair:
 		return n.receiveRepair(from, m, now), nil
 	case *wire.Reject:
-		n.forget(m.Versions, now)
+		n.receiveReject(from, m, now)
 		return nil, nil
 	}
 	return nil, nil

@@ -13,9 +13,16 @@ import (
 // memReplica is a minimal Replica for protocol tests: last writer wins, no
 // collection, digest recomputed on demand.
 type memReplica struct {
-	bits   int
-	recs   map[string]crdt.Record
-	synced int64
+	bits     int
+	recs     map[string]crdt.Record
+	synced   int64
+	onAppend func() // called when the node asks for hashes or versions
+}
+
+func (m *memReplica) asked() {
+	if m.onAppend != nil {
+		m.onAppend()
+	}
 }
 
 func newMemReplica(bits int) *memReplica {
@@ -35,6 +42,7 @@ func (m *memReplica) tree() *crdt.Tree {
 func (m *memReplica) DigestBits() int { return m.bits }
 
 func (m *memReplica) AppendHashes(dst []uint64, level int, parents []uint32) []uint64 {
+	m.asked()
 	t := m.tree()
 	if level == 0 {
 		return append(dst, t.Root().Hash())
@@ -48,6 +56,7 @@ func (m *memReplica) AppendHashes(dst []uint64, level int, parents []uint32) []u
 }
 
 func (m *memReplica) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {
+	m.asked()
 	for _, r := range m.recs {
 		if m.leaf(r.Key) == leaf {
 			dst = append(dst, r.Version())

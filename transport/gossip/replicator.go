@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -90,6 +92,7 @@ func Start(cfg Config) (*Replicator, error) {
 	}
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
+	pc.Seed = randomSeed()
 	pc.PacketBudget = cfg.PacketSize - frameSlack - 1 - len(cfg.Name) - len(cfg.Label) - 2
 	if pc.Limits.MaxFrame == 0 {
 		pc.Limits.MaxFrame = maxStreamFrame
@@ -139,6 +142,14 @@ func (r *Replicator) startMemberlist() error {
 	r.ml = ml
 	r.self = ml.LocalNode().Address() // read once: memberlist changes the node in place
 	return nil
+}
+
+// randomSeed draws the protocol's Seed, which keeps session ids and tokens
+// unpredictable to other members.
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // Addr returns the address other members reach this one at.

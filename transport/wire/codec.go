@@ -15,11 +15,13 @@ import (
 // declaration order. There are no field names, maps or ext types.
 //
 //	Delta    [origin str, originID uint, seq uint, base int, records [record...]]
-//	Digest   [session uint, echo int, level uint, parents blob32, hashes blob64]
-//	Versions [session uint, echo int, leaves blob32, counts blob32, versions blobKV]
-//	Repair   [session uint, echo int, records [record...], wants blob64,
+//	Digest   [session, token, step, level uint, parents blob32, hashes blob64]
+//	Versions [session, token, step, leaves blob32, counts blob32, versions blobKV]
+//	Repair   [session, token, step, records [record...], wants blob64,
 //	          rejected [version...], final bool, truncated bool]
-//	Reject   [session uint, versions [version...]]
+//	Reject   [session, token, step, versions [version...]]
+//
+// session and token are uints of up to 64 bits, step one of up to 32.
 //	record   [key str, value bin|nil, wall int, logical uint, node uint,
 //	          expires int, flags uint]   flags: bit 0 Tombstone, bit 1 Evicted
 //
@@ -232,7 +234,7 @@ func checkMessage(m Message) error {
 		}
 	case *Repair:
 		if m != nil {
-			return nil
+			return ascending(m.Wants, "wants")
 		}
 	case *Reject:
 		if m != nil {
@@ -251,8 +253,15 @@ func checkMessage(m Message) error {
 }
 
 // checkDigest requires crdt.Fanout hashes per parent, or the root alone at
-// level 0, or nothing at all.
+// level 0, or nothing at all, and parents that are strictly ascending nodes
+// of the level above.
 func checkDigest(m *Digest) error {
+	if err := ascending(m.Parents, "parents"); err != nil {
+		return err
+	}
+	if n := len(m.Parents); n > 0 && m.Level > 0 && uint64(m.Parents[n-1]) >= 1<<(crdt.FanoutBits*(uint(m.Level)-1)) {
+		return fmt.Errorf("%w: digest level %d names parent %d, beyond its level", ErrMalformed, m.Level, m.Parents[n-1])
+	}
 	switch {
 	case m.Level > maxLevel:
 		return fmt.Errorf("%w: digest level %d exceeds %d", ErrMalformed, m.Level, maxLevel)
@@ -267,11 +276,18 @@ func checkDigest(m *Digest) error {
 	return nil
 }
 
-// checkVersions requires one count per leaf and counts adding up to the
-// number of versions.
+// checkVersions requires at most MaxLeavesPerStep strictly ascending
+// leaves, one count per leaf, counts adding up to the number of versions,
+// and each leaf's versions strictly ascending by key hash.
 func checkVersions(m *Versions) error {
-	if len(m.Counts) != len(m.Leaves) {
+	switch {
+	case len(m.Leaves) > MaxLeavesPerStep:
+		return fmt.Errorf("%w: %d leaves, limit %d", ErrTooLarge, len(m.Leaves), MaxLeavesPerStep)
+	case len(m.Counts) != len(m.Leaves):
 		return fmt.Errorf("%w: %d counts for %d leaves", ErrMalformed, len(m.Counts), len(m.Leaves))
+	}
+	if err := ascending(m.Leaves, "leaves"); err != nil {
+		return err
 	}
 	var sum uint64
 	for _, n := range m.Counts {
@@ -279,6 +295,27 @@ func checkVersions(m *Versions) error {
 	}
 	if sum != uint64(len(m.Versions)) {
 		return fmt.Errorf("%w: counts add up to %d, have %d versions", ErrMalformed, sum, len(m.Versions))
+	}
+	off := 0
+	for i, n := range m.Counts {
+		group := m.Versions[off : off+int(n)]
+		for j := 1; j < len(group); j++ {
+			if group[j].KeyHash <= group[j-1].KeyHash {
+				return fmt.Errorf("%w: versions of leaf %d not strictly ascending by key hash", ErrMalformed, m.Leaves[i])
+			}
+		}
+		off += int(n)
+	}
+	return nil
+}
+
+// ascending requires a list to be strictly ascending: no repeats, so that
+// the work a message asks for is bounded by what it names once.
+func ascending[T uint32 | uint64](list []T, what string) error {
+	for i := 1; i < len(list); i++ {
+		if list[i] <= list[i-1] {
+			return fmt.Errorf("%w: %s not strictly ascending at %d", ErrMalformed, what, i)
+		}
 	}
 	return nil
 }

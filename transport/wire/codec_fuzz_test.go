@@ -27,14 +27,14 @@ func sampleMessages() []Message {
 	return []Message{
 		&Delta{Origin: "node-a", OriginID: 0xdeadbeefcafe, Seq: 1, Records: recs},
 		&Delta{Origin: "", OriginID: math.MaxUint64, Seq: math.MaxUint64},
-		&Digest{Session: 7, Echo: 0, Level: 0, Hashes: []uint64{42}},
-		&Digest{Session: 7, Echo: -5, Level: 2, Parents: []uint32{1, 9}, Hashes: make([]uint64, 2*crdt.Fanout)},
-		&Digest{Session: math.MaxUint64, Echo: math.MaxInt64, Level: 6},
-		&Versions{Session: 1, Echo: 99, Leaves: []uint32{3, 4}, Counts: []uint32{1, 0},
+		&Digest{Session: Session{ID: 7}, Level: 0, Hashes: []uint64{42}},
+		&Digest{Session: Session{ID: 7, Token: 5, Step: 3}, Level: 2, Parents: []uint32{1, 9}, Hashes: make([]uint64, 2*crdt.Fanout)},
+		&Digest{Session: Session{ID: math.MaxUint64, Token: math.MaxUint64, Step: math.MaxUint32}, Level: 6},
+		&Versions{Session: Session{ID: 1, Token: 99, Step: 2}, Leaves: []uint32{3, 4}, Counts: []uint32{1, 0},
 			Versions: []KeyVersion{{KeyHash: math.MaxUint64, Time: edge, Tombstone: true}}},
-		&Repair{Session: 2, Echo: 1, Records: recs, Wants: []uint64{1, 2, 3}, Rejected: vers, Final: true},
-		&Repair{Session: 2, Truncated: true},
-		&Reject{Session: 3, Versions: vers},
+		&Repair{Session: Session{ID: 2, Token: 1, Step: 4}, Records: recs, Wants: []uint64{1, 2, 3}, Rejected: vers, Final: true},
+		&Repair{Session: Session{ID: 2}, Truncated: true},
+		&Reject{Session: Session{ID: 3}, Versions: vers},
 		&Reject{},
 	}
 }

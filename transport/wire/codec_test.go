@@ -94,13 +94,36 @@ func drawKeyVersion(t *rapid.T, label string) KeyVersion {
 	return KeyVersion{KeyHash: drawUint64(t, label+" hash"), Time: drawTimestamp(t, label), Tombstone: rapid.Bool().Draw(t, label+" tombstone")}
 }
 
+func drawSession(t *rapid.T) Session {
+	return Session{ID: drawUint64(t, "session"), Token: drawUint64(t, "token"), Step: drawUint32(t, "step")}
+}
+
+// drawAscending draws a strictly ascending list of up to max values below
+// limit (limit 0: any).
+func drawAscending[T uint32 | uint64](t *rapid.T, label string, max int, limit T) []T {
+	var out []T
+	next := T(0)
+	for i := range rapid.IntRange(0, max).Draw(t, label+" len") {
+		step := T(rapid.Uint64Range(1, 1<<20).Draw(t, fmt.Sprintf("%s %d", label, i)))
+		if i == 0 {
+			step--
+		}
+		if next+step < next || (limit != 0 && next+step >= limit) {
+			break
+		}
+		next += step
+		out = append(out, next)
+	}
+	return out
+}
+
 func drawDigest(t *rapid.T) *Digest {
-	m := &Digest{Session: drawUint64(t, "session"), Echo: drawInt64(t, "echo"), Level: uint8(rapid.IntRange(0, maxLevel).Draw(t, "level"))}
+	m := &Digest{Session: drawSession(t), Level: uint8(rapid.IntRange(0, maxLevel).Draw(t, "level"))}
 	if m.Level == 0 {
 		m.Hashes = drawSlice(t, "hashes", 1, drawUint64)
 		return m
 	}
-	m.Parents = drawSlice(t, "parents", 4, drawUint32)
+	m.Parents = drawAscending(t, "parents", 4, uint32(1)<<(crdt.FanoutBits*(m.Level-1)))
 	m.Hashes = make([]uint64, len(m.Parents)*crdt.Fanout)
 	for i := range m.Hashes {
 		m.Hashes[i] = drawUint64(t, fmt.Sprintf("hash %d", i))
@@ -109,13 +132,16 @@ func drawDigest(t *rapid.T) *Digest {
 }
 
 func drawVersions(t *rapid.T) *Versions {
-	m := &Versions{Session: drawUint64(t, "session"), Echo: drawInt64(t, "echo")}
-	m.Leaves = drawSlice(t, "leaves", 5, drawUint32)
+	m := &Versions{Session: drawSession(t)}
+	m.Leaves = drawAscending(t, "leaves", 5, uint32(0))
 	m.Counts = make([]uint32, len(m.Leaves))
 	for i := range m.Counts {
-		m.Counts[i] = uint32(rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("count %d", i)))
-		for range m.Counts[i] {
-			m.Versions = append(m.Versions, drawKeyVersion(t, fmt.Sprintf("version %d", len(m.Versions))))
+		hashes := drawAscending(t, fmt.Sprintf("hashes %d", i), 3, uint64(0))
+		m.Counts[i] = uint32(len(hashes))
+		for _, h := range hashes {
+			v := drawKeyVersion(t, fmt.Sprintf("version %d", len(m.Versions)))
+			v.KeyHash = h
+			m.Versions = append(m.Versions, v)
 		}
 	}
 	return m
@@ -131,12 +157,12 @@ func drawMessage(t *rapid.T, k Kind) Message {
 	case KindVersions:
 		return drawVersions(t)
 	case KindRepair:
-		return &Repair{Session: drawUint64(t, "session"), Echo: drawInt64(t, "echo"),
-			Records: drawSlice(t, "records", 6, drawRecord), Wants: drawSlice(t, "wants", 6, drawUint64),
+		return &Repair{Session: drawSession(t),
+			Records: drawSlice(t, "records", 6, drawRecord), Wants: drawAscending(t, "wants", 6, uint64(0)),
 			Rejected: drawSlice(t, "rejected", 6, drawVersion),
 			Final:    rapid.Bool().Draw(t, "final"), Truncated: rapid.Bool().Draw(t, "truncated")}
 	}
-	return &Reject{Session: drawUint64(t, "session"), Versions: drawSlice(t, "versions", 6, drawVersion)}
+	return &Reject{Session: drawSession(t), Versions: drawSlice(t, "versions", 6, drawVersion)}
 }
 
 // normalize returns a copy of m as Decode yields it: empty slices and empty
@@ -296,14 +322,14 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"valid delta", KindDelta, delta + record, Limits{}, nil},
 		{"valid value at the limit", KindDelta, delta + "97 a16b c408 {z8} 01 02 03 00 00", small, nil},
-		{"valid repair", KindRepair, "97 00 00 90 c400 90 c3 c2", Limits{}, nil},
-		{"valid versions", KindVersions, "95 00 00 c404 01000000 c404 01000000 c41d {z29}", Limits{}, nil},
+		{"valid repair", KindRepair, "98 00 00 00 90 c400 90 c3 c2", Limits{}, nil},
+		{"valid versions", KindVersions, "96 00 00 00 c404 01000000 c404 01000000 c41d {z29}", Limits{}, nil},
 		{"truncated", KindDelta, "95 a16f 01 02 00", Limits{}, ErrMalformed},
 		{"trailing byte", KindDelta, delta + record + "00", Limits{}, ErrMalformed},
 		{"four fields", KindDelta, "94 a16f 01 02 90", Limits{}, ErrMalformed},
 		{"six fields", KindDelta, "96 a16f 01 02 00 90 c0", Limits{}, ErrMalformed},
 		{"record of six fields", KindDelta, delta + "96 a16b c40176 01 02 03 00", Limits{}, ErrMalformed},
-		{"version of four fields", KindReject, "92 00 91 94 a16b 01 02 03", Limits{}, ErrMalformed},
+		{"version of four fields", KindReject, "94 00 00 00 91 94 a16b 01 02 03", Limits{}, ErrMalformed},
 		{"origin is an int", KindDelta, "95 01 01 02 00 90", Limits{}, ErrMalformed},
 		{"origin is nil", KindDelta, "95 c0 01 02 00 90", Limits{}, ErrMalformed},
 		{"seq is a string", KindDelta, "95 a16f 01 a178 00 90", Limits{}, ErrMalformed},
@@ -315,12 +341,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"wall overflows int64", KindDelta, delta + "97 a16b c0 cfffffffffffffffff 02 03 00 00", Limits{}, ErrMalformed},
 		{"logical overflows uint32", KindDelta, delta + "97 a16b c0 01 cf0000000100000000 03 00 00", Limits{}, ErrMalformed},
 		{"unknown flag", KindDelta, delta + "97 a16b c0 01 02 03 00 04", Limits{}, ErrMalformed},
-		{"tombstone is an int", KindReject, "92 00 91 95 a16b 01 02 03 01", Limits{}, ErrMalformed},
-		{"final is nil", KindRepair, "97 00 00 90 c400 90 c0 c2", Limits{}, ErrMalformed},
+		{"tombstone is an int", KindReject, "94 00 00 00 91 95 a16b 01 02 03 01", Limits{}, ErrMalformed},
+		{"final is nil", KindRepair, "98 00 00 00 90 c400 90 c0 c2", Limits{}, ErrMalformed},
 		{"records is nil", KindDelta, "95 a16f 01 02 00 c0", Limits{}, ErrMalformed},
 		{"more records than bytes", KindDelta, "95 a16f 01 02 00 95 00 00 00 00 00", Limits{}, ErrMalformed},
-		{"blob is an array", KindRepair, "97 00 00 90 90 90 c3 c2", Limits{}, ErrMalformed},
-		{"blob is nil", KindDigest, "95 00 00 01 c0 c400", Limits{}, ErrMalformed},
+		{"blob is an array", KindRepair, "98 00 00 00 90 90 90 c3 c2", Limits{}, ErrMalformed},
+		{"blob is nil", KindDigest, "96 00 00 00 01 c0 c400", Limits{}, ErrMalformed},
 		{"map for the message", KindDelta, "85 a16f 01 02 00 90", Limits{}, ErrMalformed},
 		{"map for a record", KindDelta, delta + "81 a16b 01", Limits{}, ErrMalformed},
 		{"ext for the origin", KindDelta, "95 c70105 00 01 02 00 90", Limits{}, ErrMalformed},
@@ -330,19 +356,25 @@ func TestDecodeRejects(t *testing.T) {
 		{"origin over the key limit", KindDelta, "95 a56f6f6f6f6f 01 02 00 90", small, ErrTooLarge},
 		{"key over the limit", KindDelta, delta + "97 a56b6b6b6b6b c0 01 02 03 00 00", small, ErrTooLarge},
 		{"value over the limit", KindDelta, delta + "97 a16b c409 {z9} 01 02 03 00 00", small, ErrTooLarge},
-		{"version key over the limit", KindReject, "92 00 91 95 a56b6b6b6b6b 01 02 03 c2", small, ErrTooLarge},
+		{"version key over the limit", KindReject, "94 00 00 00 91 95 a56b6b6b6b6b 01 02 03 c2", small, ErrTooLarge},
 		{"frame over the limit", KindDelta, delta + record, Limits{MaxFrame: 19}, ErrTooLarge},
-		{"digest level 7", KindDigest, "95 00 00 07 c400 c400", Limits{}, ErrMalformed},
-		{"digest level 0 with parents", KindDigest, "95 00 00 00 c404 01000000 c480 {z128}", Limits{}, ErrMalformed},
-		{"digest level 0 with two hashes", KindDigest, "95 00 00 00 c400 c410 {z16}", Limits{}, ErrMalformed},
-		{"digest hashes short of fanout", KindDigest, "95 00 00 01 c404 00000000 c478 {z120}", Limits{}, ErrMalformed},
-		{"digest hashes without parents", KindDigest, "95 00 00 01 c400 c480 {z128}", Limits{}, ErrMalformed},
-		{"parents blob of 3 bytes", KindDigest, "95 00 00 01 c403 000000 c400", Limits{}, ErrMalformed},
-		{"wants blob of 7 bytes", KindRepair, "97 00 00 90 c407 {z7} 90 c3 c2", Limits{}, ErrMalformed},
-		{"counts for fewer leaves", KindVersions, "95 00 00 c404 01000000 c400 c400", Limits{}, ErrMalformed},
-		{"counts over versions", KindVersions, "95 00 00 c404 01000000 c404 02000000 c41d {z29}", Limits{}, ErrMalformed},
-		{"versions blob of 28 bytes", KindVersions, "95 00 00 c400 c400 c41c {z28}", Limits{}, ErrMalformed},
-		{"key version flag 2", KindVersions, "95 00 00 c404 01000000 c404 01000000 c41d {z28} 02", Limits{}, ErrMalformed},
+		{"digest level 7", KindDigest, "96 00 00 00 07 c400 c400", Limits{}, ErrMalformed},
+		{"digest level 0 with parents", KindDigest, "96 00 00 00 00 c404 01000000 c480 {z128}", Limits{}, ErrMalformed},
+		{"digest level 0 with two hashes", KindDigest, "96 00 00 00 00 c400 c410 {z16}", Limits{}, ErrMalformed},
+		{"digest hashes short of fanout", KindDigest, "96 00 00 00 01 c404 00000000 c478 {z120}", Limits{}, ErrMalformed},
+		{"digest hashes without parents", KindDigest, "96 00 00 00 01 c400 c480 {z128}", Limits{}, ErrMalformed},
+		{"parents blob of 3 bytes", KindDigest, "96 00 00 00 01 c403 000000 c400", Limits{}, ErrMalformed},
+		{"wants blob of 7 bytes", KindRepair, "98 00 00 00 90 c407 {z7} 90 c3 c2", Limits{}, ErrMalformed},
+		{"counts for fewer leaves", KindVersions, "96 00 00 00 c404 01000000 c400 c400", Limits{}, ErrMalformed},
+		{"counts over versions", KindVersions, "96 00 00 00 c404 01000000 c404 02000000 c41d {z29}", Limits{}, ErrMalformed},
+		{"versions blob of 28 bytes", KindVersions, "96 00 00 00 c400 c400 c41c {z28}", Limits{}, ErrMalformed},
+		{"parents repeated", KindDigest, "96 00 00 00 02 c408 0000000000000000 c4ff00 {z256}", Limits{}, ErrMalformed},
+		{"parents descending", KindDigest, "96 00 00 00 03 c408 0200000001000000 c4ff00 {z256}", Limits{}, ErrMalformed},
+		{"parent beyond its level", KindDigest, "96 00 00 00 02 c404 10000000 c480 {z128}", Limits{}, ErrMalformed},
+		{"leaves repeated", KindVersions, "96 00 00 00 c408 0100000001000000 c408 {z8} c400", Limits{}, ErrMalformed},
+		{"versions of a leaf repeated", KindVersions, "96 00 00 00 c404 01000000 c404 02000000 c43a {z58}", Limits{}, ErrMalformed},
+		{"wants repeated", KindRepair, "98 00 00 00 90 c410 {z16} 90 c3 c2", Limits{}, ErrMalformed},
+		{"key version flag 2", KindVersions, "96 00 00 00 c404 01000000 c404 01000000 c41d {z28} 02", Limits{}, ErrMalformed},
 	}
 	for _, tc := range cases {
 		m, err := NewCodec(tc.lim).Decode(frameHex(t, tc.kind, tc.body))
@@ -358,7 +390,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeRejectsHeaders(t *testing.T) {
-	valid := mustEncode(t, &Reject{Session: 1})
+	valid := mustEncode(t, &Reject{Session: Session{ID: 1}})
 	cases := []struct {
 		name  string
 		frame []byte
@@ -368,7 +400,8 @@ func TestDecodeRejectsHeaders(t *testing.T) {
 		{"version only", []byte{WireVersion}, ErrMalformed},
 		{"header only", valid[:2], ErrMalformed},
 		{"version 0", append([]byte{0}, valid[1:]...), ErrVersion},
-		{"version 2", append([]byte{2}, valid[1:]...), ErrVersion},
+		{"version 1", append([]byte{1}, valid[1:]...), ErrVersion},
+		{"version 3", append([]byte{3}, valid[1:]...), ErrVersion},
 		{"kind 0", append([]byte{WireVersion, 0}, valid[2:]...), ErrUnknownKind},
 		{"kind 6", append([]byte{WireVersion, 6}, valid[2:]...), ErrUnknownKind},
 		{"kind 255", append([]byte{WireVersion, 255}, valid[2:]...), ErrUnknownKind},
@@ -416,7 +449,9 @@ func TestEncodeRejects(t *testing.T) {
 		{"value too long", &Repair{Records: []crdt.Record{{Value: make([]byte, 9)}}}, ErrTooLarge},
 		{"version key too long", &Reject{Versions: []crdt.Version{{Key: "12345"}}}, ErrTooLarge},
 		{"frame too long", &Delta{Records: many}, ErrTooLarge},
-		{"wants over the frame", &Repair{Wants: make([]uint64, 9)}, ErrTooLarge},
+		{"wants over the frame", &Repair{Wants: []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}}, ErrTooLarge},
+		{"wants repeated", &Repair{Wants: []uint64{1, 1}}, ErrMalformed},
+		{"too many leaves", &Versions{Leaves: make([]uint32, MaxLeavesPerStep+1), Counts: make([]uint32, MaxLeavesPerStep+1)}, ErrTooLarge},
 		{"digest level 7", &Digest{Level: 7}, ErrMalformed},
 		{"digest hashes short", &Digest{Level: 1, Parents: []uint32{0}, Hashes: []uint64{1}}, ErrMalformed},
 		{"versions counts short", &Versions{Leaves: []uint32{1}}, ErrMalformed},

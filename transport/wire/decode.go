@@ -29,30 +29,38 @@ func (c *Codec) decodeBody(k Kind) Message {
 		return m
 	case KindDigest:
 		m := &Digest{}
-		c.fields(5, "digest")
-		m.Session, m.Echo = c.uint(math.MaxUint64, "session"), c.int("echo")
+		c.fields(6, "digest")
+		m.Session = c.session()
 		m.Level = uint8(c.uint(maxLevel, "level"))
 		m.Parents, m.Hashes = c.uint32s("parents"), c.uint64s("hashes")
 		return m
 	case KindVersions:
 		m := &Versions{}
-		c.fields(5, "versions")
-		m.Session, m.Echo = c.uint(math.MaxUint64, "session"), c.int("echo")
+		c.fields(6, "versions")
+		m.Session = c.session()
 		m.Leaves, m.Counts = c.uint32s("leaves"), c.uint32s("counts")
 		m.Versions = c.keyVersions()
 		return m
 	case KindRepair:
 		m := &Repair{}
-		c.fields(7, "repair")
-		m.Session, m.Echo = c.uint(math.MaxUint64, "session"), c.int("echo")
+		c.fields(8, "repair")
+		m.Session = c.session()
 		m.Records, m.Wants, m.Rejected = c.records(0, 0), c.uint64s("wants"), c.versions()
 		m.Final, m.Truncated = c.bool("final"), c.bool("truncated")
 		return m
 	}
 	m := &Reject{}
-	c.fields(2, "reject")
-	m.Session, m.Versions = c.uint(math.MaxUint64, "session"), c.versions()
+	c.fields(4, "reject")
+	m.Session, m.Versions = c.session(), c.versions()
 	return m
+}
+
+func (c *Codec) session() Session {
+	return Session{
+		ID:    c.uint(math.MaxUint64, "session"),
+		Token: c.uint(math.MaxUint64, "token"),
+		Step:  uint32(c.uint(math.MaxUint32, "step")),
+	}
 }
 
 // Minimum encoded sizes of list elements: a list header claiming more

@@ -18,28 +18,28 @@ func (c *Codec) encodeBody(m Message) {
 		_ = c.enc.EncodeInt(base)
 		c.putRecords(m.Records, base, m.OriginID)
 	case *Digest:
-		_ = c.enc.EncodeArrayLen(5)
-		c.putSession(m.Session, m.Echo)
+		_ = c.enc.EncodeArrayLen(6)
+		c.putSession(m.Session)
 		_ = c.enc.EncodeUint(uint64(m.Level))
 		c.putUint32s(m.Parents)
 		c.putUint64s(m.Hashes)
 	case *Versions:
-		_ = c.enc.EncodeArrayLen(5)
-		c.putSession(m.Session, m.Echo)
+		_ = c.enc.EncodeArrayLen(6)
+		c.putSession(m.Session)
 		c.putUint32s(m.Leaves)
 		c.putUint32s(m.Counts)
 		c.putKeyVersions(m.Versions)
 	case *Repair:
-		_ = c.enc.EncodeArrayLen(7)
-		c.putSession(m.Session, m.Echo)
+		_ = c.enc.EncodeArrayLen(8)
+		c.putSession(m.Session)
 		c.putRecords(m.Records, 0, 0)
 		c.putUint64s(m.Wants)
 		c.putVersions(m.Rejected)
 		_ = c.enc.EncodeBool(m.Final)
 		_ = c.enc.EncodeBool(m.Truncated)
 	case *Reject:
-		_ = c.enc.EncodeArrayLen(2)
-		_ = c.enc.EncodeUint(m.Session)
+		_ = c.enc.EncodeArrayLen(4)
+		c.putSession(m.Session)
 		c.putVersions(m.Versions)
 	}
 }
@@ -47,9 +47,10 @@ func (c *Codec) encodeBody(m Message) {
 // The put methods write through the encoder to an appendWriter, which never
 // fails, so the encoder's errors are discarded; c.err holds limit errors.
 
-func (c *Codec) putSession(session uint64, echo int64) {
-	_ = c.enc.EncodeUint(session)
-	_ = c.enc.EncodeInt(echo)
+func (c *Codec) putSession(s Session) {
+	_ = c.enc.EncodeUint(s.ID)
+	_ = c.enc.EncodeUint(s.Token)
+	_ = c.enc.EncodeUint(uint64(s.Step))
 }
 
 func (c *Codec) putStr(s, what string) {

@@ -3,8 +3,11 @@ package wire
 import "github.com/bcache-go/bcache/crdt"
 
 // WireVersion is the version byte every frame starts with. A frame with any
-// other version is rejected.
-const WireVersion = 1
+// other version is rejected. Version 2 replaced the anti-entropy messages'
+// Echo (the responder's time, carried back and forth) with the responder's
+// Token and a Step number; members of versions 1 and 2 do not exchange
+// frames.
+const WireVersion = 2
 
 // Kind names a message type on the wire.
 type Kind uint8
@@ -57,20 +60,31 @@ type Delta struct {
 	Records []crdt.Record
 }
 
+// Session identifies one anti-entropy exchange and where a message stands
+// in it. Every anti-entropy message carries one.
+type Session struct {
+	// ID is the initiator's session id, unpredictable to other members.
+	ID uint64
+	// Token is the responder's: it draws one when the initiator's first
+	// message arrives and sends it in its first reply; the initiator
+	// carries it in every later message, which proves that it receives at
+	// its address. Zero in the initiator's first message.
+	Token uint64
+	// Step numbers the initiator's messages from 1; a reply carries the
+	// step it answers, so that a duplicate or a late reply is recognised.
+	Step uint32
+}
+
 // Digest carries digest-tree node hashes during anti-entropy. The initiator
 // and the responder alternate, each sending the children of the nodes that
 // differed in the message it received, one level further down.
 type Digest struct {
-	Session uint64
-	// Echo is the responder's physical time at its first reply, carried back
-	// and forth so the responder can mark itself synced without keeping
-	// session state. Zero in the initiator's first message.
-	Echo int64
+	Session
 	// Level is the tree level of the nodes carried (0 is the root).
 	Level uint8
-	// Parents are the nodes at Level-1 whose children are carried, ascending.
-	// Empty when Level is 0 (the root is carried alone) and when a reply
-	// reports that nothing differs.
+	// Parents are the nodes at Level-1 whose children are carried,
+	// strictly ascending. Empty when Level is 0 (the root is carried
+	// alone) and when a reply reports that nothing differs.
 	Parents []uint32
 	// Hashes holds crdt.Fanout node hashes per parent, in order (one hash, the
 	// root's, at Level 0).
@@ -85,28 +99,32 @@ type KeyVersion struct {
 	Tombstone bool
 }
 
+// MaxLeavesPerStep bounds the leaves one Versions message may list: what
+// an honest initiator sends per step is at most this.
+const MaxLeavesPerStep = 4096
+
 // Versions lists, for some leaves that differ, every version the sender
 // holds in them.
 type Versions struct {
-	Session uint64
-	Echo    int64
-	// Leaves are leaf indexes, ascending.
+	Session
+	// Leaves are leaf indexes, strictly ascending, at most
+	// MaxLeavesPerStep.
 	Leaves []uint32
 	// Counts[i] is how many entries of Versions belong to Leaves[i].
 	Counts []uint32
-	// Versions are grouped by leaf in the order of Leaves, each group sorted
-	// by key hash.
+	// Versions are grouped by leaf in the order of Leaves, each group
+	// strictly ascending by key hash.
 	Versions []KeyVersion
 }
 
 // Repair carries records one side holds newer than the other, plus what the
 // sender wants back.
 type Repair struct {
-	Session uint64
-	Echo    int64
+	Session
 	// Records are in ascending timestamp order.
 	Records []crdt.Record
-	// Wants are key hashes whose records the sender wants from the receiver.
+	// Wants are key hashes, strictly ascending, whose records the sender
+	// wants from the receiver.
 	Wants []uint64
 	// Rejected are records of the receiver's previous Repair that the sender
 	// rejected as below its GC watermark; the receiver forgets them.
@@ -121,7 +139,7 @@ type Repair struct {
 // Reject lists records of the receiver's Repair that the sender rejected as
 // below its GC watermark; the receiver forgets them.
 type Reject struct {
-	Session  uint64
+	Session
 	Versions []crdt.Version
 }
 

@@ -1,0 +1,226 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
+)
+
+// Regression tests for frames a member holding the cluster key could send:
+// well-formed, with field values an honest member never sends. Each
+// reproduces a case a review found (numbered as in the no-loss issue).
+
+func encode(t *testing.T, m wire.Message) []byte {
+	t.Helper()
+	frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frame
+}
+
+// TestOutOfSessionDigestDoesNotMarkSynced (item 3): an empty Digest sent
+// outside any session used to mark a member that had never synced as
+// synced at now, and an Echo field of the peer's choosing set the mark
+// (MaxInt64 pinned it for the life of the process). The mark is now only
+// ever this member's own time at the start of an exchange it took part in
+// from the first step.
+func TestOutOfSessionDigestDoesNotMarkSynced(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	forged := []wire.Message{
+		&wire.Digest{Session: wire.Session{ID: 1, Token: 7, Step: 3}, Level: 2},
+		&wire.Digest{Session: wire.Session{ID: 1, Step: 2}, Level: 2},
+		&wire.Repair{Session: wire.Session{ID: 1, Token: 7, Step: 4}, Final: true},
+	}
+	for _, m := range forged {
+		if out, err := n.nodes["a"].Receive("b", encode(t, m), n.now.Now()); err != nil || len(out) != 0 {
+			t.Fatalf("%T: answered %v, %v", m, out, err)
+		}
+	}
+	if got := n.reps["a"].synced; got != 0 {
+		t.Fatalf("forged frames marked the replica synced at %d", got)
+	}
+	// A real exchange marks both sides at their own start.
+	start := n.now.Now()
+	n.pump("b", n.nodes["b"].StartSession("a", start))
+	if n.reps["a"].synced != start || n.reps["b"].synced != start {
+		t.Fatalf("after an exchange: a synced at %d, b at %d; want %d", n.reps["a"].synced, n.reps["b"].synced, start)
+	}
+}
+
+// lossyNet delivers frames one at a time, in order, letting a test drop or
+// duplicate each.
+type lossyNet struct {
+	*testNet
+	fate func(i int, e Envelope) int // copies to deliver: 0 drops, 2 duplicates
+}
+
+func (n *lossyNet) run(from string, envs []Envelope) {
+	type hop struct {
+		from string
+		e    Envelope
+	}
+	var queue []hop
+	for _, e := range envs {
+		queue = append(queue, hop{from, e})
+	}
+	for i := 0; len(queue) > 0; i++ {
+		h := queue[0]
+		queue = queue[1:]
+		for range n.fate(i, h.e) {
+			out, _ := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
+			for _, e := range out {
+				queue = append(queue, hop{h.e.To, e})
+			}
+		}
+	}
+}
+
+// TestDuplicatedRepairDoesNotEndTheSessionEarly (item 5): a Repair did not
+// say which step it answered; delivering the responder's first Repair three
+// times and dropping the later Versions marked the initiator synced while
+// it held a fraction of the peer's records. Every reply now names the step
+// it answers, and a duplicate is ignored.
+func TestDuplicatedRepairDoesNotEndTheSessionEarly(t *testing.T) {
+	n := &lossyNet{testNet: newTestNet(t, 8, Config{LeavesPerStep: 2}, "a", "b")}
+	for i := range 60 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 2}}
+		n.reps["b"].recs[r.Key] = r
+	}
+	repairs := 0
+	n.fate = func(_ int, e Envelope) int {
+		switch {
+		case e.Kind == wire.KindRepair && e.To == "a":
+			if repairs++; repairs == 1 {
+				return 3
+			}
+		case e.Kind == wire.KindVersions && repairs > 0:
+			return 0
+		}
+		return 1
+	}
+	n.run("a", n.nodes["a"].StartSession("b", n.now.Now()))
+	if n.reps["a"].synced != 0 {
+		t.Fatalf("a holds %d of b's 60 records and counts itself synced", len(n.reps["a"].recs))
+	}
+	if s := n.nodes["a"].Stats(); s.Stray < 2 || s.SessionsCompleted != 0 {
+		t.Fatalf("stray %d, completed %d; want the two duplicates ignored and no completion", s.Stray, s.SessionsCompleted)
+	}
+}
+
+// TestRequestsFromOutsideASessionAreNotAnswered (item 10): a frame naming
+// another member as its sender made this one send that member whatever the
+// frame asked for (20 datagrams of 851 bytes made m0 send m1 73 MB). Now
+// only a session's first Digest is answered without the responder's token,
+// with at most one level of hashes, and frames from non-members not at all.
+func TestRequestsFromOutsideASessionAreNotAnswered(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	for i := range 200 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 100), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps["a"].recs[r.Key] = r
+	}
+	all := make([]uint32, 256)
+	for i := range all {
+		all[i] = uint32(i)
+	}
+	asks := []struct {
+		from string
+		m    wire.Message
+	}{
+		{"b", &wire.Versions{Session: wire.Session{ID: 9, Step: 2}, Leaves: all, Counts: make([]uint32, 256)}},
+		{"b", &wire.Versions{Session: wire.Session{ID: 9, Token: 12345, Step: 2}, Leaves: all, Counts: make([]uint32, 256)}},
+		{"stranger", &wire.Digest{Session: wire.Session{ID: 9, Step: 1}, Level: 1, Parents: []uint32{0}, Hashes: make([]uint64, 16)}},
+	}
+	for _, a := range asks {
+		if out, _ := n.nodes["a"].Receive(a.from, encode(t, a.m), n.now.Now()); len(out) != 0 {
+			t.Fatalf("%T from %s: answered with %d frames", a.m, a.from, len(out))
+		}
+	}
+	first := &wire.Digest{Session: wire.Session{ID: 9, Step: 1}, Level: 1, Parents: []uint32{0}, Hashes: make([]uint64, 16)}
+	out, _ := n.nodes["a"].Receive("b", encode(t, first), n.now.Now())
+	if len(out) != 1 || len(out[0].Payload) > 2200 {
+		t.Fatalf("a session's first digest: %d frames, want one of at most one level of hashes", len(out))
+	}
+	if again, _ := n.nodes["a"].Receive("b", encode(t, first), n.now.Now()); len(again) != 0 {
+		t.Fatal("the same first digest was answered twice")
+	}
+}
+
+// TestRepeatedListsAreRefused (item 9): a Versions message listing one leaf
+// 200,000 times cost the responder 689 MB and 2.9 s under the node lock;
+// a Digest repeating one parent 150,000 times, 2.1 GB and 11.3 s. Lists
+// must now be strictly ascending (and leaves at most
+// wire.MaxLeavesPerStep): such frames are refused before any work.
+func TestRepeatedListsAreRefused(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	versions := func(leaves int) []byte {
+		var b bytes.Buffer
+		b.Write([]byte{wire.WireVersion, byte(wire.KindVersions), 0x96, 0x01, 0x00, 0x02})
+		blob := func(n, each int) {
+			b.WriteByte(0xc6)
+			b.Write(binary.BigEndian.AppendUint32(nil, uint32(n*each)))
+			b.Write(make([]byte, n*each))
+		}
+		blob(leaves, 4) // leaves: leaf 0, repeated
+		blob(leaves, 4) // counts: none
+		blob(0, 29)     // versions
+		return b.Bytes()
+	}
+	digest := func(parents int) []byte {
+		var b bytes.Buffer
+		b.Write([]byte{wire.WireVersion, byte(wire.KindDigest), 0x96, 0x01, 0x00, 0x01, 0x02})
+		b.WriteByte(0xc6)
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(4*parents)))
+		b.Write(make([]byte, 4*parents)) // parent 0, repeated
+		b.WriteByte(0xc6)
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(8*16*parents)))
+		b.Write(make([]byte, 8*16*parents))
+		return b.Bytes()
+	}
+	calls := 0
+	n.reps["a"].onAppend = func() { calls++ }
+	for name, frame := range map[string][]byte{"versions": versions(200_000), "digest": digest(150_000)} {
+		if out, err := n.nodes["a"].Receive("b", frame, n.now.Now()); err == nil || len(out) != 0 {
+			t.Fatalf("%s with a repeated list: %v, %d frames; want refused", name, err, len(out))
+		}
+	}
+	if calls != 0 {
+		t.Fatalf("the replica was asked %d times for versions or hashes", calls)
+	}
+	if s := n.nodes["a"].Stats(); s.RejectedMalformed+s.RejectedTooLarge != 2 {
+		t.Fatalf("rejected %+v, want the two frames counted", s)
+	}
+}
+
+// TestDedupTableIsBounded (item 12): every fresh origin id used to add an
+// entry to the delta dedup table, kept ten minutes (55 bytes per 20-byte
+// frame). The table is now bounded.
+func TestDedupTableIsBounded(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	rec := crdt.Record{Key: "k", Time: crdt.Timestamp{Wall: n.now.Now(), Node: 3}}
+	for id := range crdt.NodeID(3 * maxOrigins) {
+		frame := encode(t, &wire.Delta{Origin: "b", OriginID: id + 100, Seq: 1, Records: []crdt.Record{rec}})
+		n.nodes["a"].Receive("b", frame, n.now.Now())
+	}
+	if got := len(n.nodes["a"].seen.w); got > maxOrigins {
+		t.Fatalf("%d origins tracked, bound %d", got, maxOrigins)
+	}
+}
+
+// TestRejectOutsideASessionIsIgnored: a Reject used to make the receiver
+// forget whatever versions it listed, whenever it came. It now counts only
+// as the answer to a step of this member's own session with its sender.
+func TestRejectOutsideASessionIsIgnored(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	r := crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 1}}
+	n.reps["a"].recs[r.Key] = r
+	forged := &wire.Reject{Session: wire.Session{ID: 1, Token: 2, Step: 1}, Versions: []crdt.Version{r.Version()}}
+	n.nodes["a"].Receive("b", encode(t, forged), n.now.Now())
+	if _, ok := n.reps["a"].recs["k"]; !ok {
+		t.Fatal("a Reject outside any session made the member forget a record")
+	}
+}
