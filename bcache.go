@@ -40,7 +40,8 @@ type Cache struct {
 	repl  *gossip.Replicator
 	fills singleflight.Group
 
-	snapMu sync.Mutex // one snapshot written at a time
+	snapMu    sync.Mutex // one snapshot written at a time
+	oversized uint64     // Stats.Oversized when last logged; collect's own
 
 	closed atomic.Bool
 	close  sync.Once
@@ -64,7 +65,7 @@ func New(cfg Config) (*Cache, error) {
 	var err error
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,
-		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: len(cfg.Peers) == 0,
+		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -231,9 +232,15 @@ func (c *Cache) every(d time.Duration, f func()) {
 }
 
 // collect runs garbage collection (every GCInterval); see store.Collect
-// for when a member alone may collect.
+// for when a member alone may collect. It also reports, once per run,
+// values received over this member's MaxValueSize.
 func (c *Cache) collect() {
 	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1)
+	if n := c.store.Stats().Oversized; n > c.oversized {
+		c.log.Warn().Uint64("records", n-c.oversized).Int("max_value_size", c.cfg.MaxValueSize).
+			Msg("peers sent values over this member's MaxValueSize: kept their versions without the values")
+		c.oversized = n
+	}
 }
 
 // Close leaves the cluster, stops every goroutine the Cache started and

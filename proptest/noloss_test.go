@@ -122,3 +122,86 @@ func TestSnapshotWatermarkAheadIsLowered(t *testing.T) {
 	y := c.Set(1, sameBucket("x"), []byte("fresh"), 0)
 	mustHold(t, c, sameBucket("x"), y)
 }
+
+// TestMembersWithDifferentValueLimitsStillRepair (no-loss item 4): A held
+// one 1.5 MiB value (its MaxValueSize 2 MiB) and 250 small keys; B, with
+// the default 1 MiB, rejected every frame that carried the big value, so
+// after about 40 sessions it held none of the 250 keys and the value was
+// sent again every second. A record over the receiver's limit is now kept
+// as an evicted version: the rest of its frame applies, and the digests
+// agree, so nothing is sent again.
+func TestMembersWithDifferentValueLimitsStillRepair(t *testing.T) {
+	cfg := DefaultStoreConfig()
+	cfg.Vary = func(name string, c *StoreConfig) {
+		c.MaxValueSize = map[string]int{"n0": 2 << 20, "n1": 1 << 20}[name]
+	}
+	c, err := NewCluster(2, StoreFactory(cfg), start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Partition([]string{"n0"}, []string{"n1"})
+	big := c.Set(0, "big", make([]byte, 3<<19), 0)
+	for i := range 250 {
+		c.Set(0, fmt.Sprint("small-", i), []byte("v"), 0)
+	}
+	if _, err := c.Converge(4, budget); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.Replica(1).Records()); got != 251 {
+		t.Fatalf("n1 holds %d records after the heal, want 251", got)
+	}
+	if _, ok := c.Replica(1).Get("big"); ok {
+		t.Fatal("n1 serves a value over its limit")
+	}
+	n1 := c.Replica(1).(*StoreReplica)
+	if r, ok := n1.s.Lookup("big"); !ok || !r.Evicted || r.Time != big.Time {
+		t.Fatalf("n1 holds big as %+v, %v; want its version without the value", r, ok)
+	}
+	sent := c.Replica(0).(*StoreReplica).Node().Stats().RepairRecordsSent
+	c.StartSession(0, 1)
+	if err := c.DeliverAll(budget); err != nil {
+		t.Fatal(err)
+	}
+	if again := c.Replica(0).(*StoreReplica).Node().Stats().RepairRecordsSent - sent; again != 0 {
+		t.Fatalf("a session after convergence sent %d records again", again)
+	}
+}
+
+// TestMemberAloneStillCollects (no-loss item 6): after its only peer left,
+// a member kept every expired record for good (20,000 of them with a
+// 300 ms horizon, and counting), while the same churn with a live peer, or
+// with no peer ever, was collected. A member alone that has synced since
+// it started counts itself synced (it is one side of a partition, like any
+// group), so it collects; one that never synced and was given peers (an
+// edge booting offline, a restart from an old snapshot) collects nothing
+// until it has caught up, so that its watermarks cannot decide which of
+// the cluster's records survive its return.
+func TestMemberAloneStillCollects(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.Set(1, "warm", []byte("v"), 0)
+	if _, err := c.Converge(4, budget); err != nil { // n1 has synced
+		t.Fatal(err)
+	}
+	c.Crash(0)
+	c.Crash(2)
+	expiry := c.Phys(1) + int64(time.Second)
+	for i := range 50 {
+		c.Set(1, fmt.Sprint("session-", i), []byte("v"), expiry)
+	}
+	c.Advance(2 * DefaultStoreConfig().Horizon)
+	if got := len(c.Replica(1).GC()); got != 50 {
+		t.Fatalf("n1, alone after syncing, collected %d of 50 expired records", got)
+	}
+
+	// n2 comes back empty and cut off, with peers it cannot reach: its own
+	// expired writes stay until it has caught up.
+	if err := c.Restart(2); err != nil {
+		t.Fatal(err)
+	}
+	c.Partition([]string{"n2"})
+	c.Set(2, "edge", []byte("v"), c.Phys(2)+int64(time.Second))
+	c.Advance(2 * DefaultStoreConfig().Horizon)
+	if got := c.Replica(2).GC(); len(got) != 0 {
+		t.Fatalf("n2, never synced, collected %v", got)
+	}
+}

@@ -15,12 +15,15 @@ import (
 // digest of digests, lock-free index, eviction and snapshot file format,
 // synchronized by a transport.Node.
 type StoreConfig struct {
-	// Shards, DigestBits, Horizon, MaxKeys and MaxBytes shape the store
-	// (see bcache.Config); zero selects the production values.
+	// Shards, DigestBits, Horizon, MaxKeys, MaxBytes and MaxValueSize shape
+	// the store (see bcache.Config); zero selects the production values.
+	// MaxValueSize applies to what the replica receives: the harness's own
+	// writes are not checked against it (a Cache refuses them at Set).
 	Shards, DigestBits int
 	Horizon            time.Duration
 	MaxKeys            int
 	MaxBytes           int64
+	MaxValueSize       int
 	// MaxDrift is the clock's MaxClockDrift; zero selects the default.
 	MaxDrift time.Duration
 	// Transport tunes the protocol; Name, Replica and Clock are filled in.
@@ -40,7 +43,8 @@ type StoreConfig struct {
 // that runs exercise collection, small repair steps so that sessions take
 // several, a broadcast fan-out of 2 so that clusters of 4 relay deltas,
 // member n0 as the founder, and members that disagree about bounds: n1
-// keeps at most 2 values and n2 at most 12 bytes of them.
+// keeps at most 2 values, n2 at most 12 bytes of them, and n3 no value
+// over 4 bytes.
 func DefaultStoreConfig() StoreConfig {
 	return StoreConfig{
 		Shards: 16, DigestBits: 8, Horizon: time.Minute,
@@ -52,6 +56,8 @@ func DefaultStoreConfig() StoreConfig {
 				cfg.MaxKeys = 2
 			case "n2":
 				cfg.MaxBytes = 12
+			case "n3":
+				cfg.MaxValueSize = 4
 			}
 		},
 	}
@@ -84,7 +90,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	}
 	s, err := store.New(store.Config{
 		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxDrift,
-		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, Founder: name == cfg.Founder,
+		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: name == cfg.Founder,
 	})
 	if err != nil {
 		return nil, err

@@ -300,3 +300,44 @@ func TestSnapshotKeepsEvictedVersions(t *testing.T) {
 		t.Fatalf("an older write of the evicted key: %v, want stale", got)
 	}
 }
+
+// TestSnapshotReadAfterLoweringTheValueLimit (no-loss item 4): a member
+// whose MaxValueSize was lowered still restores its snapshot; a value over
+// the new limit comes back as its version without the value.
+func TestSnapshotReadAfterLoweringTheValueLimit(t *testing.T) {
+	s := mustStore(t, Config{})
+	big := crdt.Record{Key: "big", Value: make([]byte, 2<<20), Time: crdt.Timestamp{Wall: testNow, Node: 1}}
+	s.Write(big)
+	s.Write(crdt.Record{Key: "small", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
+	r := mustStore(t, Config{MaxValueSize: 1 << 20})
+	st := r.Restore(saveAndLoad(t, s), crdt.NewClock(9, func() int64 { return testNow }, 0), testNow)
+	if st.Applied != 2 {
+		t.Fatalf("restored %+v, want both records", st)
+	}
+	if got, ok := r.Lookup("big"); !ok || !got.Evicted || got.Time != big.Time {
+		t.Fatalf("big restored as %+v, %v; want its evicted version", got, ok)
+	}
+	if v, ok := r.Get("small", testNow); !ok || string(v) != "v" {
+		t.Fatalf("small = %q, %v", v, ok)
+	}
+	if r.Stats().Oversized != 1 {
+		t.Fatalf("oversized = %d, want 1", r.Stats().Oversized)
+	}
+}
+
+// TestWriteAfterSealFails (no-loss item 8): a write either returns nil and
+// is in every snapshot saved after Seal, or fails with ErrSealed.
+func TestWriteAfterSealFails(t *testing.T) {
+	s := mustStore(t, Config{})
+	if _, err := s.Write(crdt.Record{Key: "before", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow, Node: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Seal()
+	if _, err := s.Write(crdt.Record{Key: "after", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}}); !errors.Is(err, ErrSealed) {
+		t.Fatalf("a write after Seal: %v, want ErrSealed", err)
+	}
+	got := saveAndLoad(t, s).Records
+	if len(got) != 1 || got[0].Key != "before" {
+		t.Fatalf("the snapshot after Seal holds %v, want just the write before", got)
+	}
+}

@@ -14,6 +14,9 @@ type Stats struct {
 	// Evictions counts values evicted by the bounds (or Evict), and
 	// Expirations values past their TTL that were collected.
 	Evictions, Expirations uint64
+	// Oversized counts records received or restored with a value over
+	// MaxValueSize, kept as evicted versions.
+	Oversized uint64
 }
 
 // Stats returns the store's counters. It takes each shard's lock for a
@@ -22,6 +25,7 @@ func (s *Store) Stats() Stats {
 	st := Stats{
 		Keys: s.Len(), Bytes: s.bytes.Load(),
 		Evictions: s.stats.evictions.Load(), Expirations: s.stats.expirations.Load(),
+		Oversized: s.stats.oversized.Load(),
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]

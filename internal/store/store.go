@@ -47,6 +47,14 @@ type Config struct {
 	// means unbounded.
 	MaxKeys  int
 	MaxBytes int64
+	// MaxValueSize is the largest value this member holds. A record
+	// received or restored with a larger value (from a member with a
+	// higher limit, or a snapshot written before the limit was lowered) is
+	// kept as an evicted version: a miss here, but it still shadows older
+	// writes and matches the peer's digest, so nothing is sent again and
+	// the other records of its frame are applied. 0 means no limit of its
+	// own (the wire's hard limit).
+	MaxValueSize int
 	// Founder says the member was started with no peers to join: while it
 	// is alone it stands for the whole cluster (see Store.Collect).
 	Founder bool
@@ -67,6 +75,7 @@ type Store struct {
 	evictMu  sync.Mutex
 	maxKeys  int64
 	maxBytes int64
+	maxValue int
 	resident atomic.Int64 // resident values
 	bytes    atomic.Int64 // their key and value bytes
 	sealed   atomic.Bool
@@ -78,7 +87,7 @@ type Store struct {
 }
 
 type counters struct {
-	evictions, expirations atomic.Uint64
+	evictions, expirations, oversized atomic.Uint64
 }
 
 // New returns an empty store shaped by cfg.
@@ -98,11 +107,11 @@ func New(cfg Config) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("%w: Shards %d, want 1, 16 or 256", ErrConfig, cfg.Shards)
 	}
-	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 {
-		return nil, fmt.Errorf("%w: negative MaxKeys %d or MaxBytes %d", ErrConfig, cfg.MaxKeys, cfg.MaxBytes)
+	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 || cfg.MaxValueSize < 0 {
+		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d or MaxValueSize %d", ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize)
 	}
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
-		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, founder: cfg.Founder}
+		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, founder: cfg.Founder}
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{
 			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxClockDrift,
@@ -194,8 +203,13 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 func (s *Store) Seal() { s.sealed.Store(true) }
 
 // Apply merges a record received from a peer, as a delta or an
-// anti-entropy repair: it implements transport.Replica.
+// anti-entropy repair: it implements transport.Replica. A value over
+// MaxValueSize is kept as an evicted version (see Config.MaxValueSize).
 func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	if s.maxValue > 0 && len(rec.Value) > s.maxValue {
+		rec.Value, rec.Evicted = nil, true
+		s.stats.oversized.Add(1)
+	}
 	h := crdt.HashKey(rec.Key)
 	sh := &s.shards[s.shardOf(h)]
 	sh.mu.Lock()
