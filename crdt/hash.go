@@ -5,7 +5,12 @@ import "math/bits"
 // The hash functions here must give the same answer on every replica, in
 // every process, forever: they place keys in digest buckets and sum record
 // identities. They are fixed, unseeded 64-bit hashes built from 128-bit
-// multiply-fold steps; good dispersion, not resistance to chosen keys.
+// multiply-fold steps: good dispersion and no structural collisions (no
+// input block can zero a product), but not a keyed hash: someone who
+// chooses keys can, with work, make many share a digest bucket, which costs
+// anti-entropy time linear in that bucket's size. Local structures that
+// chosen keys could slow down quadratically (a member's index of resident
+// values) use a seeded hash of their own.
 
 const (
 	k0 = 0xa0761d6478bd642f
@@ -18,6 +23,22 @@ const (
 func fold(a, b uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)
 	return hi ^ lo
+}
+
+// mixIn is fold for inputs drawn from a key. A zero factor would make the
+// product zero whatever the other holds, so that every key with one chosen
+// 8-byte block hashed alike (keys starting with the bytes of k1, say); a
+// zero factor is replaced by a constant. For non-zero inputs it is fold, so
+// the hash of every key without such a block is what it always was: the
+// digest buckets of existing replicas and snapshots do not move.
+func mixIn(a, b uint64) uint64 {
+	if a == 0 {
+		a = k3
+	}
+	if b == 0 {
+		b = k0
+	}
+	return fold(a, b)
 }
 
 // le64 reads eight bytes of s at i, little-endian.
@@ -33,17 +54,17 @@ func HashKey(key string) uint64 {
 	h := k0 ^ uint64(len(key))*k1
 	i := 0
 	for ; i+16 <= len(key); i += 16 {
-		h = fold(le64(key, i)^k1, le64(key, i+8)^h)
+		h = mixIn(le64(key, i)^k1, le64(key, i+8)^h)
 	}
 	if i+8 <= len(key) {
-		h = fold(le64(key, i)^k2, h^k1)
+		h = mixIn(le64(key, i)^k2, h^k1)
 		i += 8
 	}
 	var tail uint64
 	for j := len(key) - 1; j >= i; j-- {
 		tail = tail<<8 | uint64(key[j])
 	}
-	return fold(fold(tail^k3, h^k2), k0^uint64(len(key)))
+	return fold(mixIn(tail^k3, h^k2), k0^uint64(len(key)))
 }
 
 // RecordHash returns the digest hash of a record with the given key hash,

@@ -1,6 +1,8 @@
 package crdt
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
 )
@@ -75,4 +77,22 @@ func TestRecordHashSeparatesFields(t *testing.T) {
 	add("wall", RecordHash(kh, Timestamp{Wall: 101, Logical: 1, Node: 1}, false))
 	add("logical", RecordHash(kh, Timestamp{Wall: 100, Logical: 2, Node: 1}, false))
 	add("node", RecordHash(kh, Timestamp{Wall: 100, Logical: 1, Node: 2}, false))
+}
+
+// TestHashKeyHasNoStructuralCollisions (no-loss item 13): every key whose
+// first 8 bytes were the constant k1 (little-endian) hashed alike, whatever
+// followed, because that block zeroed a product. Such keys now hash apart.
+func TestHashKeyHasNoStructuralCollisions(t *testing.T) {
+	prefix := binary.LittleEndian.AppendUint64(nil, k1)
+	seen := map[uint64]string{}
+	for i := range 1000 {
+		key := string(binary.LittleEndian.AppendUint64(bytes.Clone(prefix), uint64(i)))
+		for _, k := range []string{key, key[:12], key + "tail"} {
+			h := HashKey(k)
+			if other, ok := seen[h]; ok && other != k {
+				t.Fatalf("%x and %x share hash %x", k, other, h)
+			}
+			seen[h] = k
+		}
+	}
 }

@@ -28,7 +28,7 @@ func (s *Store) Collect(now int64, alone bool) []crdt.Version {
 		start := len(collected)
 		collected = sh.m.AppendGC(collected, now)
 		for _, v := range collected[start:] {
-			if ch := sh.unpublish(crdt.Applied, v.Key, crdt.HashKey(v.Key)); ch.removed != nil {
+			if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
 				s.track(ch)
 				removed = append(removed, ch)
 			}

@@ -11,6 +11,10 @@ import (
 // that probes continue past it, and the table is rebuilt, and published
 // with one atomic store, when live entries and tombstones fill three
 // quarters of it.
+//
+// It probes with the store's own seeded hash of the key (Store.indexHash),
+// not with the key hash replicas agree on: that one is public, and keys
+// chosen to share its low bits would make every probe walk them all.
 type index struct {
 	tab  atomic.Pointer[table]
 	live int // items in the table (writer side)
@@ -33,8 +37,8 @@ func (x *index) init() { x.tab.Store(newTable(minIndexSize, &item{})) }
 
 // get returns the resident item for key, or nil. It is safe to call from
 // any goroutine at any time.
-func (x *index) get(key string, hash uint64) *item {
-	t, h := x.tab.Load(), uint32(hash)
+func (x *index) get(key string, h uint32) *item {
+	t := x.tab.Load()
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		it := t.slots[i].Load()
 		switch {
@@ -75,8 +79,8 @@ func (x *index) put(it *item) *item {
 }
 
 // remove unpublishes key and returns its item, or nil.
-func (x *index) remove(key string, hash uint64) *item {
-	t, h := x.tab.Load(), uint32(hash)
+func (x *index) remove(key string, h uint32) *item {
+	t := x.tab.Load()
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		cur := t.slots[i].Load()
 		switch {

@@ -17,8 +17,8 @@ import (
 // new item.
 //
 // Its fields are laid out to fit 64 bytes, one size class of the allocator
-// and one cache line: hash is the low half of the key's hash (the index
-// probes with it), and the shard, from the high bits, is kept apart.
+// and one cache line: hash is the store's own hash of the key, which the
+// index probes with, and shard is the key's shard.
 type item struct {
 	key     string
 	entry   *lww.Entry           // where the shard's map holds the record; writers only
@@ -26,7 +26,7 @@ type item struct {
 	expires atomic.Int64         // Unix ns; 0 means never
 	seq     atomic.Uint32        // odd while a writer is changing the value
 	size    atomic.Int32         // the value's length (at most the wire's value limit)
-	hash    uint32               // low half of the key's hash
+	hash    uint32               // the key's index hash (Store.indexHash)
 	slot    int32                // place in the eviction ring, under its lock
 	ref     atomic.Bool          // read since the eviction hand last passed
 	shard   uint8                // the key's shard
@@ -37,8 +37,8 @@ type item struct {
 var noBytes byte
 
 // newItem returns an item holding value, not yet published.
-func newItem(key string, hash uint64, shard uint8, e *lww.Entry, value []byte, expires int64) *item {
-	it := &item{key: key, hash: uint32(hash), shard: shard, entry: e}
+func newItem(key string, hash uint32, shard uint8, e *lww.Entry, value []byte, expires int64) *item {
+	it := &item{key: key, hash: hash, shard: shard, entry: e}
 	it.storeFields(value, expires)
 	it.ref.Store(true) // a second chance before the first eviction sweep
 	return it

@@ -33,8 +33,8 @@ type change struct {
 // modified afterwards. A key's resident item leads to its lww entry, so
 // that writing a resident key looks it up once, in the index, and updates
 // its item in place.
-func (s *shard) apply(rec crdt.Record, hash uint64, delta bool, now int64) change {
-	cur := s.idx.get(rec.Key, hash)
+func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64) change {
+	cur := s.idx.get(rec.Key, ih)
 	var at *lww.Entry
 	if cur != nil {
 		at = cur.entry
@@ -44,21 +44,21 @@ func (s *shard) apply(rec crdt.Record, hash uint64, delta bool, now int64) chang
 	case o != crdt.Applied:
 		return change{outcome: o}
 	case rec.Tombstone || rec.Evicted:
-		return s.unpublish(o, rec.Key, hash)
+		return s.unpublish(o, rec.Key, ih)
 	case cur != nil:
 		d := int64(len(rec.Value) - cur.valueLen())
 		cur.store(rec.Value, rec.Expires)
 		cur.ref.Store(true)
 		return change{outcome: o, bytes: d}
 	}
-	it := newItem(e.Record().Key, hash, s.id, e, rec.Value, rec.Expires)
+	it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)
 	s.idx.put(it)
 	return change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value))}
 }
 
 // unpublish takes key's item, if any, out of the index.
-func (s *shard) unpublish(o crdt.Outcome, key string, hash uint64) change {
-	it := s.idx.remove(key, hash)
+func (s *shard) unpublish(o crdt.Outcome, key string, ih uint32) change {
+	it := s.idx.remove(key, ih)
 	if it == nil {
 		return change{outcome: o}
 	}
@@ -66,19 +66,19 @@ func (s *shard) unpublish(o crdt.Outcome, key string, hash uint64) change {
 }
 
 // forget drops a version a peer rejected.
-func (s *shard) forget(v crdt.Version, hash uint64, now int64) (crdt.Record, change, bool) {
+func (s *shard) forget(v crdt.Version, ih uint32, now int64) (crdt.Record, change, bool) {
 	r, ok := s.m.Forget(v, now)
 	if !ok {
 		return r, change{}, false
 	}
-	return r, s.unpublish(crdt.Applied, v.Key, hash), true
+	return r, s.unpublish(crdt.Applied, v.Key, ih), true
 }
 
 // evict drops it's value if it is still the resident item of its key.
 func (s *shard) evict(it *item) (change, bool) {
-	if s.idx.get(it.key, uint64(it.hash)) != it {
+	if s.idx.get(it.key, it.hash) != it {
 		return change{}, false
 	}
 	s.m.Evict(it.key)
-	return s.unpublish(crdt.Applied, it.key, uint64(it.hash)), true
+	return s.unpublish(crdt.Applied, it.key, it.hash), true
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,7 @@ type Store struct {
 	bytes    atomic.Int64 // their key and value bytes
 	sealed   atomic.Bool
 	founder  bool
+	seed     maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool
@@ -111,7 +113,8 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d or MaxValueSize %d", ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize)
 	}
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
-		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, founder: cfg.Founder}
+		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, founder: cfg.Founder,
+		seed: maphash.MakeSeed()}
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{
 			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxClockDrift,
@@ -136,13 +139,21 @@ func (s *Store) shardOf(hash uint64) int {
 	return int(hash >> (64 - s.shardBits))
 }
 
+// indexHash is the hash the readers' index probes with: seeded at random
+// per store, so that nobody can choose keys that collide in it.
+func (s *Store) indexHash(key string) uint32 { return uint32(maphash.String(s.seed, key)) }
+
+// locate returns key's shard and index hash.
+func (s *Store) locate(key string) (*shard, uint32) {
+	return &s.shards[s.shardOf(crdt.HashKey(key))], s.indexHash(key)
+}
+
 // Get returns the value of key if the store holds a live value for it at
 // now: not deleted, not expired, not evicted. The returned slice is shared:
 // do not modify it. Get takes no lock.
 func (s *Store) Get(key string, now int64) ([]byte, bool) {
-	h := crdt.HashKey(key)
-	sh := &s.shards[s.shardOf(h)]
-	it := sh.idx.get(key, h)
+	sh, ih := s.locate(key)
+	it := sh.idx.get(key, ih)
 	if it == nil {
 		sh.stats.misses.Add(1)
 		return nil, false
@@ -180,17 +191,16 @@ func (s *Store) Len() int { return int(s.resident.Load()) }
 // ErrSealed: a write either returns nil and is in every snapshot saved
 // after Seal, or fails.
 func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
-	h := crdt.HashKey(rec.Key)
-	sh := &s.shards[s.shardOf(h)]
+	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	if s.sealed.Load() {
 		sh.mu.Unlock()
 		return rec, ErrSealed
 	}
-	if sh.idx.get(rec.Key, h) == nil {
+	if sh.idx.get(rec.Key, ih) == nil {
 		rec.Key = strings.Clone(rec.Key)
 	}
-	ch := sh.apply(rec, h, false, rec.Time.Wall)
+	ch := sh.apply(rec, ih, false, rec.Time.Wall)
 	s.track(ch)
 	sh.mu.Unlock()
 	s.settle(ch)
@@ -210,10 +220,9 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 		rec.Value, rec.Evicted = nil, true
 		s.stats.oversized.Add(1)
 	}
-	h := crdt.HashKey(rec.Key)
-	sh := &s.shards[s.shardOf(h)]
+	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
-	ch := sh.apply(rec, h, delta, now)
+	ch := sh.apply(rec, ih, delta, now)
 	s.track(ch)
 	sh.mu.Unlock()
 	s.settle(ch)
@@ -223,10 +232,9 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 // Forget drops the record for v.Key if it is exactly version v, because a
 // peer rejected it (package lww, rule 3): it implements transport.Replica.
 func (s *Store) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
-	h := crdt.HashKey(v.Key)
-	sh := &s.shards[s.shardOf(h)]
+	sh, ih := s.locate(v.Key)
 	sh.mu.Lock()
-	r, ch, ok := sh.forget(v, h, now)
+	r, ch, ok := sh.forget(v, ih, now)
 	s.track(ch)
 	sh.mu.Unlock()
 	s.account(ch)
@@ -237,10 +245,9 @@ func (s *Store) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
 // reports whether there was a resident value to drop. The store evicts by
 // itself past its bounds; this is for tools and tests.
 func (s *Store) Evict(key string) bool {
-	h := crdt.HashKey(key)
-	sh := &s.shards[s.shardOf(h)]
+	sh, ih := s.locate(key)
 	sh.mu.Lock()
-	it := sh.idx.get(key, h)
+	it := sh.idx.get(key, ih)
 	var ch change
 	evicted := false
 	if it != nil {
