@@ -26,6 +26,21 @@ type Version struct {
 	Tombstone bool
 }
 
+// Compare orders versions of one key: by timestamp, and for equal
+// timestamps (which no honest replica issues twice, but a member holding
+// the cluster key can forge) a tombstone after a value, so that every
+// replica keeps the same one whatever the order they arrive in. It returns
+// -1 if v is older than u, +1 if newer, 0 if they are the same version.
+func (v Version) Compare(u Version) int {
+	if c := v.Time.Compare(u.Time); c != 0 || v.Tombstone == u.Tombstone {
+		return c
+	}
+	if v.Tombstone {
+		return 1
+	}
+	return -1
+}
+
 // Version returns the version of r.
 func (r *Record) Version() Version {
 	return Version{Key: r.Key, Time: r.Time, Tombstone: r.Tombstone}

@@ -186,7 +186,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 		m.tree.Add(leaf, e.hash())
 		return crdt.Applied, e
 	}
-	if r.Time.Compare(e.rec.Time) <= 0 {
+	if r.Version().Compare(e.rec.Version()) <= 0 {
 		return crdt.Stale, nil
 	}
 	old := e.hash()

@@ -30,6 +30,11 @@ type Cluster struct {
 	byName  map[string]int
 	factory Factory
 	nextID  crdt.NodeID
+	// outsider is a name in the membership with no replica behind it (a
+	// member that is buggy or hostile, played by the test); hear gets the
+	// packets delivered to it.
+	outsider string
+	hear     func(sim.Packet)
 }
 
 type member struct {
@@ -67,6 +72,15 @@ func (c *Cluster) incarnate(i int) error {
 	}
 	m.r = r
 	return nil
+}
+
+// AddOutsider puts a member called name in every membership view that can
+// reach it, with no replica behind it: packets delivered to it go to hear,
+// and the test sends its frames with Net.Send. It plays a member that
+// holds the cluster key and is buggy or hostile.
+func (c *Cluster) AddOutsider(name string, hear func(sim.Packet)) {
+	c.outsider, c.hear = name, hear
+	c.SyncViews()
 }
 
 // Size returns the number of members, crashed ones included.
@@ -151,6 +165,10 @@ func (c *Cluster) Deliver(p int) (bool, error) {
 // destination and puts the answers in flight. It reports whether the
 // destination was there to receive it.
 func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
+	if pkt.To == c.outsider && c.hear != nil {
+		c.hear(pkt)
+		return true
+	}
 	to, ok := c.byName[pkt.To]
 	if !ok || c.members[to].down {
 		return false
@@ -221,6 +239,9 @@ func (c *Cluster) SyncViews() {
 			if !o.down && (i == j || c.Net.Connected(m.name, o.name)) {
 				view = append(view, o.name)
 			}
+		}
+		if c.outsider != "" && c.Net.Connected(m.name, c.outsider) {
+			view = append(view, c.outsider)
 		}
 		m.r.SetMembers(view)
 	}

@@ -3,6 +3,7 @@ package proptest
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -22,23 +23,32 @@ type Config struct {
 	// MinNodes and MaxNodes bound the cluster size drawn per run.
 	MinNodes, MaxNodes int
 	// Keys is the alphabet keys are drawn from; keep it small so that
-	// writes conflict.
+	// writes conflict. Default: DefaultKeys().
 	Keys []string
 	// Horizon is the replicas' GC horizon: long absences last longer, and
 	// TTLs are drawn up to twice as long.
 	Horizon time.Duration
 	// MaxSkew bounds how far a member's clock is set from the others.
 	MaxSkew time.Duration
+	// MaxDrift is the replicas' MaxClockDrift: how far ahead of a member's
+	// clock a timestamp it accepts may be. Default:
+	// crdt.DefaultMaxClockDrift.
+	MaxDrift time.Duration
 	// Disable names actions to leave out (see Actions).
 	Disable []string
 }
 
-// Actions names every action the harness draws from.
-var Actions = []string{
-	"set", "delete", "tick", "deliver", "deliver all", "drop", "duplicate", "reorder",
-	"partition", "heal", "skew", "crash", "restart", "absence", "gc", "evict", "antientropy",
-	"snapshot", "restore",
+// Actions returns the names of every action the harness draws from,
+// sorted: the names Config.Disable takes.
+func Actions() []string {
+	names := slices.Collect(maps.Keys((&harness{}).actions()))
+	slices.Sort(names)
+	return names
 }
+
+// adversarial are the actions of the adversary (see adversary.go); with
+// all of them disabled, it is not in the cluster at all.
+var adversarial = []string{"forge", "capture", "replay"}
 
 // DefaultMapConfig is the configuration of bcache's replica under the
 // harness: the production protocol timings, with a small digest and a
@@ -66,13 +76,16 @@ func (cfg *Config) fill() {
 		cfg.MaxNodes = max(4, cfg.MinNodes)
 	}
 	if len(cfg.Keys) == 0 {
-		cfg.Keys = []string{"a", "b", "c", "d", "e", "f"}
+		cfg.Keys = DefaultKeys()
 	}
 	if cfg.Horizon == 0 {
 		cfg.Horizon = time.Minute
 	}
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = 5 * time.Second
+	}
+	if cfg.MaxDrift == 0 {
+		cfg.MaxDrift = crdt.DefaultMaxClockDrift
 	}
 }
 
@@ -87,13 +100,22 @@ func Check(t *testing.T, cfg Config) {
 // or to combine with other properties.
 func Property(cfg Config) func(*rapid.T) {
 	cfg.fill()
+	known := Actions()
 	return func(t *rapid.T) {
+		for _, name := range cfg.Disable {
+			if !slices.Contains(known, name) {
+				t.Fatalf("proptest: Disable names %q, which is no action (see Actions)", name)
+			}
+		}
 		h := newHarness(t, cfg)
 		actions := map[string]func(*rapid.T){"": h.check}
 		for name, act := range h.actions() {
 			if !slices.Contains(cfg.Disable, name) {
 				actions[name] = act
 			}
+		}
+		if !h.adversaryOff() {
+			h.adv = newAdversary(h)
 		}
 		t.Repeat(actions)
 		h.converge(t)
@@ -109,6 +131,7 @@ const budget = 200_000
 type harness struct {
 	cfg    Config
 	c      *Cluster
+	adv    *adversary // nil when its actions are all disabled
 	model  model
 	lastTS []crdt.Timestamp            // per member: newest timestamp it issued
 	held   []map[string]crdt.Timestamp // per member: newest version held per key
@@ -208,19 +231,59 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"antientropy": h.antientropy,
 		"snapshot":    h.snapshot,
 		"restore":     h.restore,
+		"forge":       func(t *rapid.T) { h.adv.forge(t) },
+		"capture":     func(t *rapid.T) { h.adv.capture(t) },
+		"replay":      func(t *rapid.T) { h.adv.replay(t) },
 	}
+}
+
+// adversaryOff reports whether every adversarial action is disabled.
+func (h *harness) adversaryOff() bool {
+	for _, name := range adversarial {
+		if !slices.Contains(h.cfg.Disable, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultKeys returns the harness's default key alphabet: "a" to "f", the
+// empty key, and two keys that share "a"'s bucket in an 8-bit digest
+// (DefaultStoreConfig's), so that a bucket often holds several keys.
+func DefaultKeys() []string {
+	keys := []string{"a", "b", "c", "d", "e", "f", ""}
+	bucket := crdt.HashKey("a") >> 56
+	for i := 0; len(keys) < 9; i++ {
+		if k := fmt.Sprint("a", i); crdt.HashKey(k)>>56 == bucket {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 func (h *harness) key(t *rapid.T) string { return rapid.SampledFrom(h.cfg.Keys).Draw(t, "key") }
 
+// set writes a value on a live member: usually a few bytes, sometimes none
+// or more than some members hold; with no expiry, an expiry within two
+// horizons, or one at the extremes of the int64 range (an expiry before
+// the write, the largest a TTL can saturate to, the smallest).
 func (h *harness) set(t *rapid.T) {
 	i := h.live(t, "member")
 	key := h.key(t)
 	var expires int64
-	if rapid.Bool().Draw(t, "ttl") {
+	switch rapid.IntRange(0, 3).Draw(t, "ttl") {
+	case 1:
 		expires = h.c.Phys(i) + rapid.Int64Range(1, 2*int64(h.cfg.Horizon)).Draw(t, "ttl ns")
+	case 2:
+		expires = rapid.SampledFrom([]int64{1, h.c.Phys(i) - 1, math.MaxInt64, math.MinInt64}).Draw(t, "extreme expiry")
 	}
 	value := fmt.Appendf(nil, "%s=%d", key, len(h.model.writes))
+	switch rapid.IntRange(0, 5).Draw(t, "value size") {
+	case 0:
+		value = nil
+	case 1:
+		value = append(value, "-padded-to-be-long"...)
+	}
 	h.issued(t, i, h.c.Set(i, key, value, expires))
 }
 
@@ -234,9 +297,13 @@ func (h *harness) tick(t *rapid.T) {
 
 func (h *harness) partition(t *rapid.T) {
 	groups := make([][]string, 3)
-	for i := range h.c.Size() {
+	names := h.c.Names()
+	if h.adv != nil {
+		names = append(names, adversaryName)
+	}
+	for _, name := range names {
 		g := rapid.IntRange(0, 2).Draw(t, "group")
-		groups[g] = append(groups[g], h.c.Name(i))
+		groups[g] = append(groups[g], name)
 	}
 	h.c.Partition(groups...)
 }
@@ -341,8 +408,9 @@ func (h *harness) check(t *rapid.T) {
 			continue
 		}
 		r := h.c.Replica(i)
-		h.model.dropped(r.Drops())
+		h.model.dropped(t, h, i, r.Drops())
 		for _, rec := range r.Records() {
+			h.model.adopt(t, h.c.Name(i), rec, h.adv != nil)
 			if prev, ok := h.held[i][rec.Key]; ok && rec.Time.Less(prev) {
 				t.Fatalf("%s went back on %q from %v to %v", h.c.Name(i), rec.Key, prev, rec.Time)
 			}
@@ -355,6 +423,11 @@ func (h *harness) check(t *rapid.T) {
 // the model.
 func (h *harness) converge(t *rapid.T) {
 	h.c.Advance(time.Second)
+	if h.adv != nil {
+		// Records the adversary stamped just inside one member's drift are
+		// accepted everywhere once time has caught up with them.
+		h.c.Advance(h.cfg.MaxDrift + 2*h.cfg.MaxSkew)
+	}
 	rounds, err := h.c.Converge(8, budget)
 	if err != nil {
 		t.Fatalf("after %d rounds: %v", rounds, err)

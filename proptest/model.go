@@ -12,6 +12,7 @@ import (
 // newest write of every key, and what may legitimately have been lost.
 type model struct {
 	writes []crdt.Record
+	known  map[crdt.Version]bool // the versions of writes
 	newest map[string]crdt.Record
 	// lost are keys whose newest write may have died with a crashed member
 	// before it reached anyone.
@@ -22,21 +23,49 @@ type model struct {
 }
 
 func newModel() model {
-	return model{newest: map[string]crdt.Record{}, lost: map[string]bool{}, lossy: map[string]bool{}}
+	return model{known: map[crdt.Version]bool{}, newest: map[string]crdt.Record{}, lost: map[string]bool{}, lossy: map[string]bool{}}
 }
 
 func (m *model) write(rec crdt.Record) {
 	m.writes = append(m.writes, rec)
-	if cur, ok := m.newest[rec.Key]; !ok || cur.Time.Less(rec.Time) {
+	m.known[rec.Version()] = true
+	if cur, ok := m.newest[rec.Key]; !ok || cur.Version().Compare(rec.Version()) < 0 {
 		m.newest[rec.Key] = rec
 	}
 }
 
-func (m *model) dropped(vs []crdt.Version) {
+// adopt checks that a record a member holds was written by someone: by a
+// member (a write the model knows), or by the adversary, whose records an
+// honest member accepted become writes of its own. Anything else is a
+// version the member made up.
+func (m *model) adopt(t *rapid.T, member string, rec crdt.Record, adversary bool) {
+	v := rec.Version()
+	switch {
+	case m.known[v]:
+	case adversary && v.Time.Node == adversaryID:
+		m.write(rec)
+	default:
+		t.Fatalf("%s holds %q at %v, which nobody wrote", member, rec.Key, v.Time)
+	}
+}
+
+// dropped notes the newest writes a member dropped because a peer
+// rejected them (package lww, rule 3), and fails the run for one the rule
+// cannot explain. A peer rejects only records below its watermark, which
+// never rises above its now - horizon + MaxClockDrift: a write dropped
+// sooner after it was written than the horizon, less the drift and the
+// largest clock skew, was lost to something else.
+func (m *model) dropped(t *rapid.T, h *harness, member int, vs []crdt.Version) {
 	for _, v := range vs {
-		if n, ok := m.newest[v.Key]; ok && n.Time == v.Time {
-			m.lossy[v.Key] = true
+		n, ok := m.newest[v.Key]
+		if !ok || n.Time != v.Time {
+			continue
 		}
+		if age := time.Duration(h.c.Now() - v.Time.Wall); age < h.cfg.Horizon-h.cfg.MaxDrift-h.cfg.MaxSkew {
+			t.Fatalf("%s dropped the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
+				h.c.Name(member), v.Key, v.Time, age)
+		}
+		m.lossy[v.Key] = true
 	}
 }
 

@@ -381,7 +381,7 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 			wants = append(wants, theirs[j].KeyHash)
 			j++
 		default:
-			switch c := mine[i].Time.Compare(theirs[j].Time); {
+			switch c := versionOf(mine[i]).Compare(versionOf(theirs[j])); {
 			case c > 0:
 				newer = append(newer, mine[i].KeyHash)
 			case c < 0:
@@ -391,6 +391,11 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 		}
 	}
 	return newer, wants
+}
+
+// versionOf returns what orders a key version (crdt.Version.Compare).
+func versionOf(kv wire.KeyVersion) crdt.Version {
+	return crdt.Version{Time: kv.Time, Tombstone: kv.Tombstone}
 }
 
 // appendLeafRecords appends the records of leaf whose key hashes are in

@@ -1,0 +1,193 @@
+package proptest
+
+import (
+	"math"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/sim"
+	"github.com/bcache-go/bcache/transport/wire"
+	"pgregory.net/rapid"
+)
+
+// The adversary is a member that holds the cluster key and is buggy or
+// hostile: it sends well-formed frames with field values of its choosing
+// (records stamped at the int64 limits or just inside the clock drift,
+// forged sessions, tokens and steps, rejections of others' records),
+// claims other members' names, and replays frames it captured. It may
+// write (the key allows that): the records it gets an honest member to
+// hold are writes of its own in the model. What it must never do is make
+// an honest member lose or resurrect a record it did not overwrite, or go
+// back on a version; the harness's checks are the same as without it.
+//
+// A rejection it forges acts as a delete it made and collected more than
+// a horizon ago (package lww, rule 3): the harness lets a member drop a
+// newest write for it only once the write is that old.
+
+// adversaryName is the outsider's member name.
+const adversaryName = "x"
+
+// adversaryID is the node id on the adversary's own timestamps.
+const adversaryID = crdt.NodeID(0xbad)
+
+type adversary struct {
+	h *harness
+	// heard is the latest session state seen in frames between the
+	// adversary and each honest member, to answer with.
+	heard map[string]wire.Session
+	// pool holds frames captured in flight, to replay.
+	pool []sim.Packet
+}
+
+func newAdversary(h *harness) *adversary {
+	a := &adversary{h: h, heard: map[string]wire.Session{}}
+	h.c.AddOutsider(adversaryName, a.hear)
+	return a
+}
+
+// hear notes the session of a frame an honest member sent the adversary.
+func (a *adversary) hear(p sim.Packet) {
+	m, err := wire.NewCodec(wire.Limits{}).Decode(p.Payload)
+	if err != nil {
+		return
+	}
+	switch m := m.(type) {
+	case *wire.Digest:
+		a.heard[p.From] = m.Session
+	case *wire.Versions:
+		a.heard[p.From] = m.Session
+	case *wire.Repair:
+		a.heard[p.From] = m.Session
+	case *wire.Reject:
+		a.heard[p.From] = m.Session
+	}
+}
+
+func (a *adversary) actions() map[string]func(*rapid.T) {
+	return map[string]func(*rapid.T){
+		"forge":   a.forge,
+		"capture": a.capture,
+		"replay":  a.replay,
+	}
+}
+
+// capture copies a frame in flight into the pool.
+func (a *adversary) capture(t *rapid.T) {
+	p := a.h.c.Net.InFlight()[a.h.packet(t)]
+	if len(a.pool) >= 32 {
+		a.pool = a.pool[1:]
+	}
+	a.pool = append(a.pool, p)
+}
+
+// replay sends a captured frame again, from its sender, to its receiver or
+// another member.
+func (a *adversary) replay(t *rapid.T) {
+	if len(a.pool) == 0 {
+		t.Skip("nothing captured")
+	}
+	p := rapid.SampledFrom(a.pool).Draw(t, "captured")
+	to := p.To
+	if rapid.Bool().Draw(t, "elsewhere") {
+		to = a.h.c.Name(a.h.live(t, "to"))
+	}
+	a.h.c.Net.Send(p.From, []transport.Envelope{{To: to, Kind: p.Kind, Payload: p.Payload}})
+}
+
+// forge sends a live member one frame of the adversary's making, as itself
+// or as another member.
+func (a *adversary) forge(t *rapid.T) {
+	to := a.h.live(t, "target")
+	from := adversaryName
+	if rapid.IntRange(0, 3).Draw(t, "claim another name") == 0 {
+		from = a.h.c.Name(rapid.IntRange(0, a.h.c.Size()-1).Draw(t, "claimed"))
+	}
+	var m wire.Message
+	switch rapid.IntRange(0, 4).Draw(t, "forged kind") {
+	case 0:
+		m = &wire.Delta{Origin: rapid.SampledFrom([]string{"", adversaryName, a.h.c.Name(to)}).Draw(t, "origin"),
+			OriginID: crdt.NodeID(rapid.Uint64().Draw(t, "origin id")), Seq: rapid.Uint64Range(0, 70).Draw(t, "seq"),
+			Records: a.records(t, to)}
+	case 1:
+		d := &wire.Digest{Session: a.session(t, to), Level: uint8(rapid.IntRange(0, 2).Draw(t, "level"))}
+		if d.Level > 0 && rapid.Bool().Draw(t, "hashes") {
+			d.Parents = []uint32{0}
+			d.Hashes = make([]uint64, crdt.Fanout)
+			for i := range d.Hashes {
+				d.Hashes[i] = rapid.Uint64().Draw(t, "hash")
+			}
+		}
+		m = d
+	case 2:
+		leaf := rapid.Uint32Range(0, 1<<16).Draw(t, "leaf")
+		m = &wire.Versions{Session: a.session(t, to), Leaves: []uint32{leaf}, Counts: []uint32{0}}
+	case 3:
+		m = &wire.Repair{Session: a.session(t, to), Records: a.records(t, to), Rejected: a.victims(t, to),
+			Final: rapid.Bool().Draw(t, "final"), Truncated: rapid.Bool().Draw(t, "truncated")}
+	default:
+		m = &wire.Reject{Session: a.session(t, to), Versions: a.victims(t, to)}
+	}
+	frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
+	if err != nil {
+		t.Skip("not a well-formed frame")
+	}
+	a.h.c.Net.Send(from, []transport.Envelope{{To: a.h.c.Name(to), Kind: m.Kind(), Payload: frame}})
+}
+
+// session draws the session a forged anti-entropy message claims: the one
+// last heard with the target, stepped or not, or one made up.
+func (a *adversary) session(t *rapid.T, to int) wire.Session {
+	s, ok := a.heard[a.h.c.Name(to)]
+	if !ok || rapid.IntRange(0, 3).Draw(t, "made-up session") == 0 {
+		return wire.Session{ID: rapid.Uint64Range(0, 3).Draw(t, "session id"),
+			Token: rapid.Uint64Range(0, 3).Draw(t, "token"), Step: uint32(rapid.IntRange(0, 3).Draw(t, "step"))}
+	}
+	s.Step += uint32(rapid.IntRange(0, 2).Draw(t, "step ahead"))
+	if rapid.IntRange(0, 3).Draw(t, "own token") == 0 {
+		s.Token = rapid.Uint64Range(1, 3).Draw(t, "token")
+	}
+	return s
+}
+
+// records draws up to three records of the alphabet's keys, stamped around
+// the target's clock: long before it, just inside or beyond the drift it
+// accepts, or at the int64 limits; with expiries at the extremes too.
+func (a *adversary) records(t *rapid.T, to int) []crdt.Record {
+	now := a.h.c.Phys(to)
+	drift, horizon := int64(a.h.cfg.MaxDrift), int64(a.h.cfg.Horizon)
+	walls := []int64{now - 2*horizon, now - horizon, now - int64(time.Second), now, now + drift - int64(time.Millisecond),
+		now + drift + int64(time.Millisecond), math.MaxInt64, math.MinInt64 + 1}
+	var recs []crdt.Record
+	for range rapid.IntRange(0, 3).Draw(t, "records") {
+		r := crdt.Record{Key: a.h.key(t), Time: crdt.Timestamp{
+			Wall: rapid.SampledFrom(walls).Draw(t, "wall"), Logical: rapid.Uint32().Draw(t, "logical"), Node: adversaryID,
+		}}
+		r.Expires = rapid.SampledFrom([]int64{0, 0, 1, r.Time.Wall - 1, crdt.AddSat(r.Time.Wall, int64(time.Second)),
+			math.MaxInt64, math.MinInt64}).Draw(t, "expires")
+		switch rapid.IntRange(0, 3).Draw(t, "record kind") {
+		case 0:
+			r.Tombstone = true
+		case 1:
+			r.Evicted = true
+		default:
+			r.Value = []byte(rapid.SampledFrom([]string{"", "x", "forged-by-x"}).Draw(t, "value"))
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// victims draws versions the target holds, for a forged rejection.
+func (a *adversary) victims(t *rapid.T, to int) []crdt.Version {
+	held := a.h.c.Replica(to).Records()
+	var vs []crdt.Version
+	for range rapid.IntRange(0, 3).Draw(t, "victims") {
+		if len(held) == 0 {
+			break
+		}
+		r := rapid.SampledFrom(held).Draw(t, "victim")
+		vs = append(vs, r.Version())
+	}
+	return vs
+}
