@@ -64,12 +64,40 @@ func (a *adversary) hear(p sim.Packet) {
 	}
 }
 
-func (a *adversary) actions() map[string]func(*rapid.T) {
-	return map[string]func(*rapid.T){
-		"forge":   a.forge,
-		"capture": a.capture,
-		"replay":  a.replay,
+// attack runs a whole session against a live member it can reach: it
+// opens one with a made-up digest, takes the member's reply (and with it
+// the member's token) at once, and answers with a Repair carrying forged
+// records and rejections of records the member holds.
+func (a *adversary) attack(t *rapid.T) {
+	to := a.h.live(t, "target")
+	name := a.h.c.Name(to)
+	if !a.h.c.Net.Connected(adversaryName, name) {
+		t.Skip("the target is out of reach")
 	}
+	open := &wire.Digest{Session: wire.Session{ID: rapid.Uint64Range(1, 3).Draw(t, "session id"), Step: 1},
+		Level: 1, Parents: []uint32{0}, Hashes: make([]uint64, crdt.Fanout)}
+	var token uint64
+	for _, e := range a.h.c.Replica(to).Receive(adversaryName, a.encode(t, open)) {
+		if m, err := wire.NewCodec(wire.Limits{}).Decode(e.Payload); err == nil && e.To == adversaryName {
+			if d, ok := m.(*wire.Digest); ok {
+				token = d.Token
+			}
+		}
+	}
+	if token == 0 {
+		t.Skip("the member did not answer")
+	}
+	repair := &wire.Repair{Session: wire.Session{ID: open.ID, Token: token, Step: 2}, Records: a.records(t, to),
+		Rejected: a.victims(t, to), Final: rapid.Bool().Draw(t, "final")}
+	a.h.c.send(to, a.h.c.Replica(to).Receive(adversaryName, a.encode(t, repair)))
+}
+
+func (a *adversary) encode(t *rapid.T, m wire.Message) []byte {
+	frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
+	if err != nil {
+		t.Fatalf("encode a well-formed %T: %v", m, err)
+	}
+	return frame
 }
 
 // capture copies a frame in flight into the pool.
@@ -136,17 +164,25 @@ func (a *adversary) forge(t *rapid.T) {
 }
 
 // session draws the session a forged anti-entropy message claims: the one
-// last heard with the target, stepped or not, or one made up.
+// last heard or sent with the target, stepped or not, with its token or
+// one of the adversary's (the first reply of a session it answers sets
+// the token), or one made up, often the first step of a new one.
 func (a *adversary) session(t *rapid.T, to int) wire.Session {
-	s, ok := a.heard[a.h.c.Name(to)]
-	if !ok || rapid.IntRange(0, 3).Draw(t, "made-up session") == 0 {
-		return wire.Session{ID: rapid.Uint64Range(0, 3).Draw(t, "session id"),
-			Token: rapid.Uint64Range(0, 3).Draw(t, "token"), Step: uint32(rapid.IntRange(0, 3).Draw(t, "step"))}
+	name := a.h.c.Name(to)
+	s, ok := a.heard[name]
+	switch {
+	case !ok || rapid.IntRange(0, 3).Draw(t, "made-up session") == 0:
+		s = wire.Session{ID: rapid.Uint64Range(1, 3).Draw(t, "session id"), Step: 1}
+		if rapid.Bool().Draw(t, "odd fields") {
+			s.Token, s.Step = rapid.Uint64Range(0, 3).Draw(t, "token"), uint32(rapid.IntRange(0, 3).Draw(t, "step"))
+		}
+	default:
+		s.Step += uint32(rapid.IntRange(0, 2).Draw(t, "step ahead"))
+		if s.Token == 0 || rapid.IntRange(0, 5).Draw(t, "own token") == 0 {
+			s.Token = rapid.Uint64Range(1, 3).Draw(t, "token")
+		}
 	}
-	s.Step += uint32(rapid.IntRange(0, 2).Draw(t, "step ahead"))
-	if rapid.IntRange(0, 3).Draw(t, "own token") == 0 {
-		s.Token = rapid.Uint64Range(1, 3).Draw(t, "token")
-	}
+	a.heard[name] = s
 	return s
 }
 

@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/lww"
+	"github.com/bcache-go/bcache/transport"
 	"pgregory.net/rapid"
 )
 
@@ -45,12 +47,10 @@ func (r *recordingTB) fail(msg string) {
 	r.msgs = append(r.msgs, msg)
 }
 
-// harnessFails runs the harness over replicas merging with merge and
-// reports whether it found a counterexample.
-func harnessFails(t *testing.T, name string, merge func(*lww.Map, crdt.Record, bool, int64) crdt.Outcome) bool {
+// harnessFails runs the harness over replicas built by factory and reports
+// whether it found a counterexample.
+func harnessFails(t *testing.T, name string, factory Factory) bool {
 	t.Helper()
-	cfg := DefaultMapConfig()
-	cfg.Merge = merge
 	rec := &recordingTB{name: "BrokenReplica_" + strings.ReplaceAll(name, " ", "_")}
 	t.Cleanup(func() {
 		os.RemoveAll(filepath.Join("testdata", "rapid", rec.name))
@@ -60,10 +60,11 @@ func harnessFails(t *testing.T, name string, merge func(*lww.Map, crdt.Record, b
 	// A fixed seed and budget make the outcome the same on every run.
 	setFlag(t, "rapid.seed", "1")
 	setFlag(t, "rapid.checks", "1000")
+	setFlag(t, "rapid.steps", "100")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rapid.Check(rec, Property(Config{Factory: MapFactory(cfg)}))
+		rapid.Check(rec, Property(Config{Factory: factory}))
 	}()
 	<-done
 	return rec.Failed()
@@ -105,8 +106,70 @@ func TestHarnessCatchesBrokenMerges(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
-			if !harnessFails(t, tc.name, tc.merge) {
+			cfg := DefaultMapConfig()
+			cfg.Merge = tc.merge
+			if !harnessFails(t, "map "+tc.name, MapFactory(cfg)) {
 				t.Fatalf("the harness passed replicas whose merge is broken: %s", tc.name)
+			}
+		})
+	}
+}
+
+// broken is a production store with one rule broken.
+type broken struct {
+	Store
+	apply  func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome
+	forget func(s Store, v crdt.Version, now int64) (crdt.Record, bool)
+}
+
+func (b broken) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	if b.apply != nil {
+		return b.apply(b.Store, r, delta, now)
+	}
+	return b.Store.Apply(r, delta, now)
+}
+
+func (b broken) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
+	if b.forget != nil {
+		return b.forget(b.Store, v, now)
+	}
+	return b.Store.Forget(v, now)
+}
+
+// TestHarnessCatchesBrokenStores: the harness, on the production store,
+// must find a counterexample for each rule broken: the original bcache's
+// two merge bugs, and the ways a member could trust what a peer sends.
+func TestHarnessCatchesBrokenStores(t *testing.T) {
+	tests := []struct {
+		name string
+		b    broken
+	}{
+		{"longest expiry wins", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+			if cur, ok := s.Lookup(r.Key); ok && !cur.Tombstone && cur.Expires == 0 && r.Expires != 0 {
+				return crdt.Stale
+			}
+			return s.Apply(r, delta, now)
+		}}},
+		{"received deletes are ignored", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+			if r.Tombstone {
+				return crdt.Stale
+			}
+			return s.Apply(r, delta, now)
+		}}},
+		{"every rejection is trusted", broken{forget: func(s Store, v crdt.Version, _ int64) (crdt.Record, bool) {
+			return s.Forget(v, math.MaxInt64) // no ceiling: a forged rejection of a fresh write
+		}}},
+		{"received versions are restamped", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+			r.Time.Logical++
+			return s.Apply(r, delta, now)
+		}}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			cfg := DefaultStoreConfig()
+			cfg.Wrap = func(s Store) transport.Replica { b := tc.b; b.Store = s; return b }
+			if !harnessFails(t, "store "+tc.name, StoreFactory(cfg)) {
+				t.Fatalf("the harness passed production stores with a broken rule: %s", tc.name)
 			}
 		})
 	}

@@ -48,7 +48,7 @@ func Actions() []string {
 
 // adversarial are the actions of the adversary (see adversary.go); with
 // all of them disabled, it is not in the cluster at all.
-var adversarial = []string{"forge", "capture", "replay"}
+var adversarial = []string{"forge", "attack", "capture", "replay"}
 
 // DefaultMapConfig is the configuration of bcache's replica under the
 // harness: the production protocol timings, with a small digest and a
@@ -232,6 +232,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"snapshot":    h.snapshot,
 		"restore":     h.restore,
 		"forge":       func(t *rapid.T) { h.adv.forge(t) },
+		"attack":      func(t *rapid.T) { h.adv.attack(t) },
 		"capture":     func(t *rapid.T) { h.adv.capture(t) },
 		"replay":      func(t *rapid.T) { h.adv.replay(t) },
 	}

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -73,23 +74,23 @@ func (m *model) dropped(t *rapid.T, h *harness, member int, vs []crdt.Version) {
 // a version it holds, or a dead record it collected, that no other live
 // member holds, supersedes or collected too.
 func (m *model) crashed(h *harness, i int) {
-	known := func(j int, key string) (newest crdt.Timestamp) {
-		newest = h.reaped[j][key]
+	known := func(j int, key string) (newest crdt.Timestamp, ok bool) {
+		newest, ok = h.reaped[j][key]
 		for _, rec := range h.c.Replica(j).Records() {
-			if rec.Key == key && newest.Less(rec.Time) {
-				newest = rec.Time
+			if rec.Key == key && (!ok || newest.Less(rec.Time)) {
+				newest, ok = rec.Time, true
 			}
 		}
-		return newest
+		return newest, ok
 	}
 	for _, key := range h.cfg.Keys {
-		mine := known(i, key)
-		if mine.IsZero() {
+		mine, ok := known(i, key)
+		if !ok {
 			continue
 		}
 		safe := false
 		for j := range h.c.Size() {
-			if j != i && !h.c.Down(j) && !known(j, key).Less(mine) {
+			if theirs, ok := known(j, key); j != i && !h.c.Down(j) && ok && !theirs.Less(mine) {
 				safe = true
 			}
 		}
@@ -141,7 +142,18 @@ func (m *model) verify(t *rapid.T, h *harness) {
 		case ok && v != rec.Version():
 			t.Fatalf("%q converged to %v, its newest write is %v", key, v.Time, rec.Time)
 		case !ok && !rec.Tombstone && (rec.Expires == 0 || rec.Expires > latest):
-			t.Fatalf("%q lost its newest write %v (live until %v)", key, rec.Time, time.Duration(rec.Expires-h.c.Now()))
+			t.Fatalf("%q lost its newest write %v (%s)", key, rec.Time, lifetime(rec, h.c.Now()))
 		}
 	}
+}
+
+// lifetime describes when a record stops being live, for failure messages.
+func lifetime(r crdt.Record, now int64) string {
+	switch {
+	case r.Tombstone:
+		return "a delete"
+	case r.Expires == 0:
+		return "no expiry"
+	}
+	return fmt.Sprintf("expires %v from now", time.Duration(crdt.SubSat(r.Expires, now)))
 }

@@ -35,6 +35,18 @@ type StoreConfig struct {
 	// Vary, if set, adjusts the configuration of the member called name,
 	// so that members that disagree about their bounds share a cluster.
 	Vary func(name string, cfg *StoreConfig)
+	// Wrap, if set, stands between the store and the protocol: a seam for
+	// experimenting with other rules (a merge, a rejection policy) on the
+	// production store, and for the broken variants the harness must catch.
+	Wrap func(Store) transport.Replica
+}
+
+// Store is the production store as Wrap sees it: the replica the protocol
+// drives, plus a lookup of any key's record.
+type Store interface {
+	transport.Replica
+	// Lookup returns the record held for key, whatever its state.
+	Lookup(key string) (crdt.Record, bool)
 }
 
 // DefaultStoreConfig is the production replica as the harness runs it by
@@ -98,6 +110,9 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	r := &StoreReplica{phys: phys, clock: crdt.NewClock(id, phys, cfg.MaxDrift), s: s, members: 1}
 	tc := cfg.Transport
 	tc.Name, tc.Replica, tc.Clock = name, s, r.clock
+	if cfg.Wrap != nil {
+		tc.Replica = cfg.Wrap(s)
+	}
 	tc.OnDrop = func(v crdt.Version) { r.drops = append(r.drops, v) }
 	if r.node, err = transport.New(tc); err != nil {
 		return nil, err

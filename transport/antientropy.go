@@ -171,16 +171,17 @@ func (n *Node) finish() {
 
 // request reports whether m, from peer from, is a new step of an exchange
 // that peer started, and returns its responder state. A peer's first
-// message (token zero, step 1) opens one, replacing any older one; every
-// later one must carry the token drawn then and a step not answered yet.
-// Peers outside the membership view are not answered.
-func (n *Node) request(from string, m wire.Session, now int64) (*responder, bool) {
+// message (a Digest with token zero, step 1: opens says so) opens one,
+// replacing any older one; every later one must carry the token drawn then
+// and a step not answered yet. Peers outside the membership view are not
+// answered.
+func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*responder, bool) {
 	if _, member := n.ring.pos[from]; !member || from == n.cfg.Name {
 		n.stats.Stray++
 		return nil, false
 	}
 	r := n.ae.resp[from]
-	if m.Token == 0 && m.Step == 1 {
+	if opens && m.Token == 0 && m.Step == 1 {
 		if r != nil && r.id == m.ID {
 			n.stats.Stray++ // the first message again
 			return nil, false
@@ -210,12 +211,17 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	if n.ae.active && n.ae.s.peer == from && n.ae.s.ID == m.ID {
 		return n.initiatorDigest(m, now)
 	}
-	r, ok := n.request(from, m.Session, now)
+	r, ok := n.request(from, m.Session, true, now)
 	if !ok {
 		return nil
 	}
 	reply := &wire.Digest{Session: answer(r, m.Step), Level: m.Level + 1}
-	if len(m.Hashes) == 0 { // the initiator found nothing different
+	if len(m.Hashes) == 0 { // the initiator found nothing different in our reply
+		if m.Step == 1 { // there was no reply: an empty opening proves nothing
+			n.stats.Stray++
+			delete(n.ae.resp, from)
+			return nil
+		}
 		n.cfg.Replica.MarkSynced(r.start)
 		delete(n.ae.resp, from)
 		return nil
@@ -327,7 +333,7 @@ func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version) []wire.KeyVersi
 // receiveVersions (responder) compares the initiator's versions with ours
 // and answers with our newer records and the key hashes we want.
 func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envelope {
-	r, ok := n.request(from, m.Session, now)
+	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
 		return nil
 	}
@@ -450,7 +456,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		}
 		return n.answerRepair(m, n.applyRepair(m, now), now)
 	}
-	r, ok := n.request(from, m.Session, now)
+	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
 		return nil
 	}

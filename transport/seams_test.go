@@ -32,6 +32,7 @@ func encode(t *testing.T, m wire.Message) []byte {
 func TestOutOfSessionDigestDoesNotMarkSynced(t *testing.T) {
 	n := newTestNet(t, 8, Config{}, "a", "b")
 	forged := []wire.Message{
+		&wire.Digest{Session: wire.Session{ID: 1, Step: 1}, Level: 1},
 		&wire.Digest{Session: wire.Session{ID: 1, Token: 7, Step: 3}, Level: 2},
 		&wire.Digest{Session: wire.Session{ID: 1, Step: 2}, Level: 2},
 		&wire.Repair{Session: wire.Session{ID: 1, Token: 7, Step: 4}, Final: true},
