@@ -61,6 +61,8 @@ func harnessFails(t *testing.T, name string, factory Factory) bool {
 	setFlag(t, "rapid.seed", "1")
 	setFlag(t, "rapid.checks", "1000")
 	setFlag(t, "rapid.steps", "100")
+	setFlag(t, "rapid.shrinktime", "50ms") // finding one is what counts here
+	setFlag(t, "rapid.nofailfile", "true")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -62,7 +62,7 @@ func (m *model) dropped(t *rapid.T, h *harness, member int, vs []crdt.Version) {
 		if !ok || n.Time != v.Time {
 			continue
 		}
-		if age := time.Duration(h.c.Now() - v.Time.Wall); age < h.cfg.Horizon-h.cfg.MaxDrift-h.cfg.MaxSkew {
+		if age := time.Duration(crdt.SubSat(h.c.Now(), v.Time.Wall)); age < h.cfg.Horizon-h.cfg.MaxDrift-h.cfg.MaxSkew {
 			t.Fatalf("%s dropped the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
 				h.c.Name(member), v.Key, v.Time, age)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math/bits"
 	"slices"
+	"strings"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -23,7 +24,7 @@ type antiEntropy struct {
 
 // session is the initiator's side of an exchange.
 type session struct {
-	wire.Session       // ID, the responder's Token once known, and the last Step sent
+	wire.Session // ID, the responder's Token once known, and the last Step sent
 	peer         string
 	start        int64 // physical time the session started: the synced mark on completion
 	deadline     int64
@@ -369,6 +370,9 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	slices.Sort(reply.Wants)
 	reply.Wants = slices.Compact(reply.Wants)
 	reply.Records, reply.Truncated = n.cut(reply.Records)
+	if len(reply.Wants) > wire.MaxRecords { // the rest is asked for again in a later step
+		reply.Wants, reply.Truncated = reply.Wants[:wire.MaxRecords], true
+	}
 	n.stats.RepairRecordsSent += uint64(len(reply.Records))
 	return n.send(nil, reply, from)
 }
@@ -418,14 +422,17 @@ func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want map[uint64
 	return kept
 }
 
-// cut sorts records by timestamp and cuts them at MaxRepairBytes, keeping at
-// least one.
+// cut sorts records by timestamp (then key, so that the order is the same
+// whatever order they were gathered in) and cuts them at MaxRepairBytes,
+// keeping at least one, and at wire.MaxRecords.
 func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
-	slices.SortFunc(recs, func(a, b crdt.Record) int { return a.Time.Compare(b.Time) })
+	slices.SortFunc(recs, func(a, b crdt.Record) int {
+		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.Key, b.Key))
+	})
 	size := 0
 	for i := range recs {
 		size += wire.RecordSize(&recs[i])
-		if i > 0 && size > n.cfg.MaxRepairBytes {
+		if i > 0 && size > n.cfg.MaxRepairBytes || i == wire.MaxRecords {
 			return recs[:i], true
 		}
 	}

@@ -230,15 +230,16 @@ func checkMessage(m Message) error {
 	switch m := m.(type) {
 	case *Delta:
 		if m != nil {
-			return nil
+			return capped(len(m.Records), "records")
 		}
 	case *Repair:
 		if m != nil {
-			return ascending(m.Wants, "wants")
+			return errors.Join(capped(len(m.Records), "records"), capped(len(m.Wants), "wants"),
+				capped(len(m.Rejected), "rejected versions"), ascending(m.Wants, "wants"))
 		}
 	case *Reject:
 		if m != nil {
-			return nil
+			return capped(len(m.Versions), "versions")
 		}
 	case *Digest:
 		if m != nil {
@@ -305,6 +306,14 @@ func checkVersions(m *Versions) error {
 			}
 		}
 		off += int(n)
+	}
+	return nil
+}
+
+// capped requires a list to hold at most MaxRecords entries.
+func capped(n int, what string) error {
+	if n > MaxRecords {
+		return fmt.Errorf("%w: %d %s, limit %d", ErrTooLarge, n, what, MaxRecords)
 	}
 	return nil
 }

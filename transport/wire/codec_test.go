@@ -279,7 +279,7 @@ func TestCodecDeltaOverhead(t *testing.T) {
 }
 
 func TestCodecDeltaOverheadListHeaders(t *testing.T) {
-	for _, n := range []int{0, 15, 16, math.MaxUint16, math.MaxUint16 + 1} {
+	for _, n := range []int{0, 15, 16, MaxRecords} { // MaxRecords is under 2^16: no array32 header
 		d := &Delta{Origin: "o", OriginID: math.MaxUint64, Seq: math.MaxUint64, Records: make([]crdt.Record, n)}
 		// The base (0) takes one byte where the overhead counts nine.
 		want := DeltaOverhead("o", n) - 8 + n*DeltaRecordSize(&crdt.Record{}, 0, math.MaxUint64)
@@ -451,6 +451,8 @@ func TestEncodeRejects(t *testing.T) {
 		{"frame too long", &Delta{Records: many}, ErrTooLarge},
 		{"wants over the frame", &Repair{Wants: []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}}, ErrTooLarge},
 		{"wants repeated", &Repair{Wants: []uint64{1, 1}}, ErrMalformed},
+		{"too many records", &Delta{Records: make([]crdt.Record, MaxRecords+1)}, ErrTooLarge},
+		{"too many rejections", &Repair{Rejected: make([]crdt.Version, MaxRecords+1)}, ErrTooLarge},
 		{"too many leaves", &Versions{Leaves: make([]uint32, MaxLeavesPerStep+1), Counts: make([]uint32, MaxLeavesPerStep+1)}, ErrTooLarge},
 		{"digest level 7", &Digest{Level: 7}, ErrMalformed},
 		{"digest hashes short", &Digest{Level: 1, Parents: []uint32{0}, Hashes: []uint64{1}}, ErrMalformed},

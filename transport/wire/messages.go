@@ -99,9 +99,15 @@ type KeyVersion struct {
 	Tombstone bool
 }
 
+// MaxRecords bounds the records, versions or wants any one list of a frame
+// may hold: what a frame may make a member apply, forget or look up under
+// its protocol lock is bounded by it as well as by the frame's size.
+// Honest senders cut their lists to it.
+const MaxRecords = 1 << 14
+
 // MaxLeavesPerStep bounds the leaves one Versions message may list: what
 // an honest initiator sends per step is at most this.
-const MaxLeavesPerStep = 4096
+const MaxLeavesPerStep = 1024
 
 // Versions lists, for some leaves that differ, every version the sender
 // holds in them.

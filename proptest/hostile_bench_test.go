@@ -1,0 +1,102 @@
+package proptest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
+)
+
+// BenchmarkHostileFrame measures what the costliest well-formed frames a
+// member holding the cluster key can send cost a production member of
+// 100,000 keys (16-bit digest, 256 shards, as bcache runs it): the time
+// one Receive takes, which the gossip layer spends under the member's
+// protocol lock, and the memory it allocates. The frames are the largest
+// the rules allow: a Versions request naming wire.MaxLeavesPerStep leaves,
+// a Digest naming every parent of the leaf level, a Delta and a Repair of
+// wire.MaxRecords tiny records, and a Repair rejecting as many versions.
+//
+//	go test ./proptest -run '^$' -bench HostileFrame -benchmem -benchtime 3x
+func BenchmarkHostileFrame(b *testing.B) {
+	const keys = 100_000
+	cfg := StoreConfig{Transport: DefaultStoreConfig().Transport}
+	cfg.Transport.LeavesPerStep, cfg.Transport.MaxRepairBytes, cfg.Transport.Fanout = 0, 0, 0
+	r, err := NewStoreReplica("n0", 1, func() int64 { return start }, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.SetMembers([]string{"n0", adversaryName})
+	var held []crdt.Version
+	for i := range keys {
+		rec, _ := r.Set(fmt.Sprintf("key:%012d", i), make([]byte, 100), 0)
+		if i < 100_000 {
+			held = append(held, rec.Version())
+		}
+	}
+	encode := func(m wire.Message) []byte {
+		frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return frame
+	}
+	tiny := func(n int) []crdt.Record {
+		recs := make([]crdt.Record, n)
+		for i := range recs {
+			recs[i] = crdt.Record{Key: fmt.Sprint(i), Time: crdt.Timestamp{Wall: start - int64(i), Node: adversaryID}}
+		}
+		return recs
+	}
+	leaves := make([]uint32, wire.MaxLeavesPerStep)
+	for i := range leaves {
+		leaves[i] = uint32(i * 16)
+	}
+	parents := make([]uint32, 1<<12)
+	for i := range parents {
+		parents[i] = uint32(i)
+	}
+	opened := 0
+	// session opens a session as the adversary and returns the token.
+	session := func() wire.Session {
+		opened++
+		id := uint64(opened)
+		out, _ := r.node.Receive(adversaryName, encode(&wire.Digest{Session: wire.Session{ID: id, Step: 1}, Level: 1,
+			Parents: []uint32{0}, Hashes: make([]uint64, crdt.Fanout)}), start)
+		for _, e := range out {
+			m, _ := wire.NewCodec(wire.Limits{}).Decode(e.Payload)
+			if d, ok := m.(*wire.Digest); ok {
+				return wire.Session{ID: id, Token: d.Token, Step: 2}
+			}
+		}
+		b.Fatal("no answer to the opening digest")
+		return wire.Session{}
+	}
+	frames := []struct {
+		name  string
+		frame func() []byte
+	}{
+		{"versions-max-leaves", func() []byte {
+			return encode(&wire.Versions{Session: session(), Leaves: leaves, Counts: make([]uint32, len(leaves))})
+		}},
+		{"digest-every-leaf-parent", func() []byte {
+			return encode(&wire.Digest{Session: session(), Level: 4, Parents: parents, Hashes: make([]uint64, len(parents)*crdt.Fanout)})
+		}},
+		{"delta-max-records", func() []byte { return encode(&wire.Delta{OriginID: 7, Records: tiny(wire.MaxRecords)}) }},
+		{"repair-max-records", func() []byte { return encode(&wire.Repair{Session: session(), Records: tiny(wire.MaxRecords)}) }},
+		{"repair-max-rejections", func() []byte { return encode(&wire.Repair{Session: session(), Rejected: held[:wire.MaxRecords]}) }},
+	}
+	for _, f := range frames {
+		b.Run(f.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				b.StopTimer()
+				frame := f.frame()
+				size = len(frame)
+				b.StartTimer()
+				r.node.Receive(adversaryName, frame, start)
+			}
+			b.ReportMetric(float64(size), "frame-bytes")
+		})
+	}
+}
