@@ -35,7 +35,7 @@ type Cache struct {
 	cfg   Config
 	log   zerolog.Logger
 	phys  func() int64
-	clock *crdt.Clock
+	clock *crdt.HLC
 	store *store.Store
 	repl  *gossip.Replicator
 	fills singleflight.Group
@@ -61,7 +61,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Clock != nil {
 		c.phys = func() int64 { return cfg.Clock().UnixNano() }
 	}
-	c.clock = crdt.NewClock(newNodeID(), c.phys, cfg.MaxClockDrift)
+	c.clock = crdt.NewHLC(newNodeID(), c.phys, cfg.MaxClockDrift)
 	var err error
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,

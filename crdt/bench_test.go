@@ -9,7 +9,7 @@ import (
 // BenchmarkClockNow measures one HLC tick over the production physical
 // source (see internal/wallclock).
 func BenchmarkClockNow(b *testing.B) {
-	c := NewClock(1, wallclock.New().Now, 0)
+	c := NewHLC(1, wallclock.New().Now, 0)
 	for b.Loop() {
 		c.Now()
 	}
@@ -18,7 +18,7 @@ func BenchmarkClockNow(b *testing.B) {
 // BenchmarkClockNowManual measures the HLC logic alone over a clock that
 // stands still: every tick takes the logical-counter path.
 func BenchmarkClockNowManual(b *testing.B) {
-	c := NewClock(1, NewManualClock(1).Now, 0)
+	c := NewHLC(1, NewManualTime(1).Now, 0)
 	for b.Loop() {
 		c.Now()
 	}
@@ -26,7 +26,7 @@ func BenchmarkClockNowManual(b *testing.B) {
 
 // BenchmarkClockNowContended measures ticks from every P at once.
 func BenchmarkClockNowContended(b *testing.B) {
-	c := NewClock(1, wallclock.New().Now, 0)
+	c := NewHLC(1, wallclock.New().Now, 0)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			c.Now()

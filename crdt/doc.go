@@ -8,8 +8,8 @@
 // tie and "the record with the greater timestamp wins" is a well-defined,
 // commutative, associative and idempotent merge.
 //
-// [Clock] issues timestamps. It reads physical time through an injected
-// source (use [ManualClock] in tests), never goes backwards, and refuses to
+// [HLC] issues timestamps. It reads physical time through an injected
+// source (use [ManualTime] in tests), never goes backwards, and refuses to
 // follow a remote timestamp that is further ahead of local physical time
 // than its maximum drift, so one node with a bad clock cannot pin keys.
 //

@@ -9,15 +9,15 @@ import (
 )
 
 // DefaultMaxClockDrift is how far ahead of local physical time a received
-// timestamp may be before [Clock.Update] refuses it.
+// timestamp may be before [HLC.Update] refuses it.
 const DefaultMaxClockDrift = 30 * time.Second
 
-// ErrClockDrift is returned (wrapped) by [Clock.Update] when a remote
+// ErrClockDrift is returned (wrapped) by [HLC.Update] when a remote
 // timestamp is further ahead of local physical time than the clock's
 // maximum drift.
 var ErrClockDrift = errors.New("crdt: timestamp too far ahead of local clock")
 
-// Clock is a hybrid logical clock. It is safe for concurrent use.
+// HLC is a hybrid logical clock. It is safe for concurrent use.
 //
 // Now returns strictly increasing timestamps whatever the physical source
 // does. When the source stands still or steps backwards, Now keeps the last
@@ -26,7 +26,7 @@ var ErrClockDrift = errors.New("crdt: timestamp too far ahead of local clock")
 // the counter restarts at zero, so a long backward step under heavy write
 // load never overflows; it only lets the clock run ahead of physical time
 // by one nanosecond per 2^32 timestamps.
-type Clock struct {
+type HLC struct {
 	phys     func() int64
 	node     NodeID
 	maxDrift int64
@@ -36,28 +36,28 @@ type Clock struct {
 	logical uint32
 }
 
-// NewClock returns a clock for the given node reading physical time (Unix
+// NewHLC returns a clock for the given node reading physical time (Unix
 // nanoseconds) from phys. A maxDrift of zero or less selects
 // [DefaultMaxClockDrift].
-func NewClock(node NodeID, phys func() int64, maxDrift time.Duration) *Clock {
+func NewHLC(node NodeID, phys func() int64, maxDrift time.Duration) *HLC {
 	if maxDrift <= 0 {
 		maxDrift = DefaultMaxClockDrift
 	}
-	return &Clock{phys: phys, node: node, maxDrift: int64(maxDrift)}
+	return &HLC{phys: phys, node: node, maxDrift: int64(maxDrift)}
 }
 
 // Node returns the id stamped on every timestamp this clock issues.
-func (c *Clock) Node() NodeID { return c.node }
+func (c *HLC) Node() NodeID { return c.node }
 
 // MaxDrift returns the maximum drift this clock accepts in Update.
-func (c *Clock) MaxDrift() time.Duration { return time.Duration(c.maxDrift) }
+func (c *HLC) MaxDrift() time.Duration { return time.Duration(c.maxDrift) }
 
 // Physical returns the current reading of the physical source.
-func (c *Clock) Physical() int64 { return c.phys() }
+func (c *HLC) Physical() int64 { return c.phys() }
 
 // Now returns a timestamp greater than every timestamp this clock issued or
 // accepted through Update before.
-func (c *Clock) Now() Timestamp {
+func (c *HLC) Now() Timestamp {
 	pt := c.phys()
 	c.mu.Lock()
 	switch {
@@ -75,7 +75,7 @@ func (c *Clock) Now() Timestamp {
 
 // Last returns the newest reading the clock has issued or accepted, without
 // advancing it.
-func (c *Clock) Last() Timestamp {
+func (c *HLC) Last() Timestamp {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Timestamp{Wall: c.wall, Logical: c.logical, Node: c.node}
@@ -85,7 +85,7 @@ func (c *Clock) Last() Timestamp {
 // that every later Now is greater than remote. If remote is more than the
 // maximum drift ahead of local physical time, Update changes nothing and
 // returns an error wrapping [ErrClockDrift].
-func (c *Clock) Update(remote Timestamp) error {
+func (c *HLC) Update(remote Timestamp) error {
 	if err := c.CheckDrift(remote); err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (c *Clock) Update(remote Timestamp) error {
 
 // CheckDrift reports, without changing the clock, whether Update would
 // accept remote.
-func (c *Clock) CheckDrift(remote Timestamp) error {
+func (c *HLC) CheckDrift(remote Timestamp) error {
 	pt := c.phys()
 	if ahead := SubSat(remote.Wall, pt); ahead > c.maxDrift {
 		return fmt.Errorf("crdt: timestamp %v: %w (ahead by %v, limit %v)",
@@ -108,33 +108,33 @@ func (c *Clock) CheckDrift(remote Timestamp) error {
 	return nil
 }
 
-// ManualClock is a physical time source moved by hand, for tests and
+// ManualTime is a physical time source moved by hand, for tests and
 // simulations. It is safe for concurrent use.
-type ManualClock struct {
+type ManualTime struct {
 	mu sync.Mutex
 	ns int64
 }
 
-// NewManualClock returns a ManualClock reading ns.
-func NewManualClock(ns int64) *ManualClock { return &ManualClock{ns: ns} }
+// NewManualTime returns a ManualTime reading ns.
+func NewManualTime(ns int64) *ManualTime { return &ManualTime{ns: ns} }
 
 // Now returns the current reading in Unix nanoseconds; pass the method
-// value as a [Clock]'s physical source.
-func (m *ManualClock) Now() int64 {
+// value as an [HLC]'s physical source.
+func (m *ManualTime) Now() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.ns
 }
 
 // Set moves the clock to ns, forwards or backwards.
-func (m *ManualClock) Set(ns int64) {
+func (m *ManualTime) Set(ns int64) {
 	m.mu.Lock()
 	m.ns = ns
 	m.mu.Unlock()
 }
 
 // Advance moves the clock by d, which may be negative.
-func (m *ManualClock) Advance(d time.Duration) {
+func (m *ManualTime) Advance(d time.Duration) {
 	m.mu.Lock()
 	m.ns += int64(d)
 	m.mu.Unlock()

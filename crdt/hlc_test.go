@@ -48,8 +48,8 @@ func TestClockNow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pc := NewManualClock(0)
-			c := NewClock(3, pc.Now, 0)
+			pc := NewManualTime(0)
+			c := NewHLC(3, pc.Now, 0)
 			for i, p := range tc.moves {
 				pc.Set(p)
 				want := tc.want[i]
@@ -65,8 +65,8 @@ func TestClockNow(t *testing.T) {
 // TestClockCarry pins the carry rule: a full logical counter moves the wall
 // reading forward by one nanosecond instead of overflowing.
 func TestClockCarry(t *testing.T) {
-	pc := NewManualClock(1000)
-	c := NewClock(1, pc.Now, 0)
+	pc := NewManualTime(1000)
+	c := NewHLC(1, pc.Now, 0)
 	c.Now()
 	c.logical = math.MaxUint32 - 1
 	pc.Set(10) // a long step backwards: every Now below must still increase
@@ -99,8 +99,8 @@ func TestClockUpdate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pc := NewManualClock(t0)
-			c := NewClock(1, pc.Now, time.Minute)
+			pc := NewManualTime(t0)
+			c := NewHLC(1, pc.Now, time.Minute)
 			c.Now()
 			err := c.Update(tc.remote)
 			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, ErrClockDrift)) {
@@ -114,7 +114,7 @@ func TestClockUpdate(t *testing.T) {
 }
 
 func TestClockDefaultDrift(t *testing.T) {
-	c := NewClock(1, NewManualClock(0).Now, 0)
+	c := NewHLC(1, NewManualTime(0).Now, 0)
 	if got := c.MaxDrift(); got != DefaultMaxClockDrift || got > time.Minute {
 		t.Fatalf("MaxDrift() = %v, want %v (at most a minute)", got, DefaultMaxClockDrift)
 	}
@@ -128,8 +128,8 @@ func TestClockDefaultDrift(t *testing.T) {
 func TestClockProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		const drift = int64(time.Second)
-		pc := NewManualClock(rapid.Int64Range(0, 1<<40).Draw(t, "start"))
-		c := NewClock(1, pc.Now, time.Duration(drift))
+		pc := NewManualTime(rapid.Int64Range(0, 1<<40).Draw(t, "start"))
+		c := NewHLC(1, pc.Now, time.Duration(drift))
 		last := c.Now()
 		maxRemote := Timestamp{}
 		for step := range rapid.IntRange(1, 200).Draw(t, "steps") {

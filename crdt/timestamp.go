@@ -12,7 +12,7 @@ import (
 type NodeID uint64
 
 // Timestamp is a hybrid logical clock reading. The zero Timestamp is older
-// than every timestamp a [Clock] with a non-zero node id issues from a
+// than every timestamp a [HLC] with a non-zero node id issues from a
 // physical time at or after the Unix epoch.
 //
 // Timestamps are totally ordered by [Timestamp.Compare]: Wall first, then

@@ -23,24 +23,24 @@ const (
 // not a multiple of four, and when two trees of different shapes are compared.
 var ErrTreeShape = errors.New("crdt: bad digest tree shape")
 
-// Node is one node of a [Tree]: how many records lie below it and the
+// TreeNode is one node of a [Tree]: how many records lie below it and the
 // wrapping sum of their hashes. Two subtrees holding the same records have
 // equal nodes; different records give different nodes except with
 // probability about 2^-64.
-type Node struct {
+type TreeNode struct {
 	Count uint64
 	Sum   uint64
 }
 
 // Hash folds n into the 64-bit value replicas exchange to compare nodes.
-func (n Node) Hash() uint64 { return fold(n.Count^k2, n.Sum^k3) }
+func (n TreeNode) Hash() uint64 { return fold(n.Count^k2, n.Sum^k3) }
 
 // Tree is a fixed-shape Merkle digest over 2^bits leaves with fan-out 16.
 // Level 0 is the root; level Depth() holds the leaves. It is not safe for
 // concurrent use.
 type Tree struct {
 	bits   int
-	levels [][]Node
+	levels [][]TreeNode
 }
 
 // NewTree returns an empty tree with 2^bits leaves. bits must be a multiple
@@ -49,9 +49,9 @@ func NewTree(bits int) (*Tree, error) {
 	if err := CheckTreeBits(bits); err != nil {
 		return nil, err
 	}
-	t := &Tree{bits: bits, levels: make([][]Node, bits/FanoutBits+1)}
+	t := &Tree{bits: bits, levels: make([][]TreeNode, bits/FanoutBits+1)}
 	for d := range t.levels {
-		t.levels[d] = make([]Node, 1<<(d*FanoutBits))
+		t.levels[d] = make([]TreeNode, 1<<(d*FanoutBits))
 	}
 	return t, nil
 }
@@ -82,15 +82,15 @@ func (t *Tree) Depth() int { return len(t.levels) - 1 }
 func (t *Tree) Leaves() int { return len(t.levels[len(t.levels)-1]) }
 
 // Root returns the root node.
-func (t *Tree) Root() Node { return t.levels[0][0] }
+func (t *Tree) Root() TreeNode { return t.levels[0][0] }
 
 // Level returns the nodes of level d, left to right. The slice belongs to t:
 // do not modify it, and do not keep it across changes.
-func (t *Tree) Level(d int) []Node { return t.levels[d] }
+func (t *Tree) Level(d int) []TreeNode { return t.levels[d] }
 
 // Children returns the Fanout children of node i at level d (d < Depth).
 // The slice belongs to t.
-func (t *Tree) Children(d int, i uint32) []Node {
+func (t *Tree) Children(d int, i uint32) []TreeNode {
 	lo := int(i) * Fanout
 	return t.levels[d+1][lo : lo+Fanout]
 }
@@ -116,7 +116,7 @@ func (t *Tree) update(leaf uint32, dCount, dSum uint64) {
 
 // Clone returns a deep copy of t.
 func (t *Tree) Clone() *Tree {
-	c := &Tree{bits: t.bits, levels: make([][]Node, len(t.levels))}
+	c := &Tree{bits: t.bits, levels: make([][]TreeNode, len(t.levels))}
 	for d, l := range t.levels {
 		c.levels[d] = slices.Clone(l)
 	}
@@ -143,7 +143,7 @@ func (t *Tree) Equal(u *Tree) bool {
 	return true
 }
 
-func equalNodes(a, b []Node) bool {
+func equalNodes(a, b []TreeNode) bool {
 	for i := range a {
 		if a[i] != b[i] {
 			return false
@@ -156,7 +156,7 @@ func equalNodes(a, b []Node) bool {
 // indices at level d of t; remote holds, for each parent in order, the
 // Fanout children of the same node in another replica's tree. It appends to
 // dst the indices at level d+1 whose nodes differ and returns it.
-func (t *Tree) DiffChildren(dst []uint32, d int, parents []uint32, remote []Node) ([]uint32, error) {
+func (t *Tree) DiffChildren(dst []uint32, d int, parents []uint32, remote []TreeNode) ([]uint32, error) {
 	if d < 0 || d >= t.Depth() || len(remote) != len(parents)*Fanout {
 		return dst, fmt.Errorf("%w: %d parents at level %d with %d children", ErrTreeShape, len(parents), d, len(remote))
 	}

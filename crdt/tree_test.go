@@ -57,7 +57,7 @@ func TestTreeAddRemoveReplace(t *testing.T) {
 		t.Fatal("Clone shares state with its original")
 	}
 	a.Reset()
-	if a.Root() != (Node{}) {
+	if a.Root() != (TreeNode{}) {
 		t.Fatalf("root after Reset = %+v, want zero", a.Root())
 	}
 }
@@ -67,10 +67,10 @@ func TestDiffShapeMismatch(t *testing.T) {
 		t.Fatalf("Diff of 8- and 12-bit trees: error %v, want ErrTreeShape", err)
 	}
 	tr := mustTree(t, 8)
-	if _, err := tr.DiffChildren(nil, 0, []uint32{0}, make([]Node, 3)); !errors.Is(err, ErrTreeShape) {
+	if _, err := tr.DiffChildren(nil, 0, []uint32{0}, make([]TreeNode, 3)); !errors.Is(err, ErrTreeShape) {
 		t.Fatalf("DiffChildren with 3 remote nodes: error %v, want ErrTreeShape", err)
 	}
-	if _, err := tr.DiffChildren(nil, 1, []uint32{99}, make([]Node, Fanout)); !errors.Is(err, ErrTreeShape) {
+	if _, err := tr.DiffChildren(nil, 1, []uint32{99}, make([]TreeNode, Fanout)); !errors.Is(err, ErrTreeShape) {
 		t.Fatalf("DiffChildren past the leaves: error %v, want ErrTreeShape", err)
 	}
 }

@@ -3,9 +3,9 @@
 // an entry as used with one atomic store instead of moving it in a list
 // under a lock.
 //
-// The cache adds every entry that becomes resident, hands an entry's place
-// to its replacement when the key is written again, and removes entries
-// that stop being resident (deleted, collected). Readers set the entry's
+// The cache adds every entry that becomes resident (a key written again
+// keeps its entry) and removes entries that stop being resident (deleted,
+// collected). Readers set the entry's
 // reference mark. When the cache is over its bound it asks for a victim and
 // the hand sweeps the ring: a marked entry loses its mark and is passed
 // over; the first unmarked one is the victim. A [Clock] is not safe for
@@ -46,19 +46,6 @@ func (c *Clock[E]) Add(e E) {
 	}
 	c.ring = append(c.ring, e)
 	e.SetSlot(len(c.ring))
-}
-
-// Replace gives old's place in the ring to e, its key's new entry. If old
-// is not in the ring, e is added.
-func (c *Clock[E]) Replace(old, e E) {
-	i := old.Slot()
-	if i == 0 {
-		c.Add(e)
-		return
-	}
-	old.SetSlot(0)
-	c.ring[i-1] = e
-	e.SetSlot(i)
 }
 
 // Remove takes e out of the ring, if it is there.

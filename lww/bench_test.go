@@ -25,7 +25,7 @@ func filledBits(b *testing.B, n, bits int) *Map {
 	b.Helper()
 	m := newMap(b, Config{DigestBits: bits})
 	for i := range n {
-		m.Apply(crdt.Record{Key: benchKey(i), Value: benchValue(), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}})
+		apply(m, crdt.Record{Key: benchKey(i), Value: benchValue(), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}})
 	}
 	return m
 }
@@ -76,7 +76,7 @@ func BenchmarkSet(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		wall++
-		m.Apply(crdt.Record{Key: seq[i&(len(seq)-1)], Value: v, Time: crdt.Timestamp{Wall: wall, Node: 2}})
+		apply(m, crdt.Record{Key: seq[i&(len(seq)-1)], Value: v, Time: crdt.Timestamp{Wall: wall, Node: 2}})
 		i++
 	}
 }
@@ -102,7 +102,7 @@ func BenchmarkMerge(b *testing.B) {
 		for j := range batch {
 			wall++
 			batch[j].Time = crdt.Timestamp{Wall: wall, Node: 2}
-			m.Apply(batch[j])
+			apply(m, batch[j])
 		}
 	}
 }
@@ -117,7 +117,7 @@ func BenchmarkDiff(b *testing.B) {
 			x, y := filledBits(b, n, tc.bits), filledBits(b, n, tc.bits)
 			r := rand.New(rand.NewPCG(3, 4))
 			for i := range 100 {
-				y.Apply(crdt.Record{Key: benchKey(r.IntN(n)), Value: benchValue(), Time: crdt.Timestamp{Wall: int64(n + i + 1), Node: 2}})
+				apply(y, crdt.Record{Key: benchKey(r.IntN(n)), Value: benchValue(), Time: crdt.Timestamp{Wall: int64(n + i + 1), Node: 2}})
 			}
 			var leaves []uint32
 			var diffs []Difference

@@ -9,7 +9,7 @@
 //
 // # Merge
 //
-// [Map.Apply] keeps, for each key, the record with the greatest timestamp.
+// [Map.Merge] keeps, for each key, the record with the greatest timestamp.
 // That is commutative, associative and idempotent, so replicas that have
 // applied the same set of records hold the same state whatever the order,
 // duplication or grouping of deliveries. Expiry never takes part in the
@@ -74,7 +74,7 @@
 //     sum here saturates instead of wrapping.
 //
 //  5. Late deltas are dropped. A delta (a replica's push of its own fresh
-//     write) older than H is not applied ([Map.ApplyDelta]): a replica that
+//     write) older than H is not applied ([Map.Merge] of a delta): a replica that
 //     has collected nothing yet could not tell it from a deleted write.
 //     Anti-entropy, which compares versions first, carries old records.
 //

@@ -13,10 +13,6 @@ func (m *Map) MarkSynced(at int64) {
 	}
 }
 
-// Synced returns the time passed to the latest MarkSynced, and false if the
-// map has never been marked.
-func (m *Map) Synced() (int64, bool) { return m.synced, m.synced != noWatermark }
-
 // Cutoff returns the collection cutoff at now: records dead since before it
 // may be collected. It is false while the map has never been marked synced.
 func (m *Map) Cutoff(now int64) (int64, bool) {

@@ -25,7 +25,7 @@ const (
 
 type gcReplica struct {
 	m       *Map
-	clock   *crdt.Clock
+	clock   *crdt.HLC
 	skew    int64
 	away    bool
 	maxHeld map[string]crdt.Timestamp // newest version held per key since restart
@@ -50,7 +50,7 @@ func (w *gcWorld) newReplica(t tb) *gcReplica {
 		reaped:  map[string]crdt.Timestamp{},
 	}
 	w.nextNode++
-	r.clock = crdt.NewClock(w.nextNode, func() int64 { return w.phys(r) }, time.Duration(gcHorizon))
+	r.clock = crdt.NewHLC(w.nextNode, func() int64 { return w.phys(r) }, time.Duration(gcHorizon))
 	return r
 }
 
@@ -69,7 +69,7 @@ func (w *gcWorld) receive(r *gcReplica, recs []crdt.Record) []crdt.Record {
 		if r.clock.Update(rec.Time) != nil {
 			continue
 		}
-		if r.m.Apply(clone(rec)) == crdt.Rejected {
+		if apply(r.m, clone(rec)) == crdt.Rejected {
 			rejected = append(rejected, rec)
 		}
 	}
@@ -84,7 +84,7 @@ func (w *gcWorld) deliver(t *rapid.T) {
 	rec := w.writes[rapid.IntRange(0, len(w.writes)-1).Draw(t, "write")]
 	r := w.pick(t, "receiver", true)
 	if r.clock.Update(rec.Time) == nil {
-		r.m.ApplyDelta(clone(rec), w.phys(r))
+		applyDelta(r.m, clone(rec), w.phys(r))
 	}
 }
 
@@ -166,7 +166,7 @@ func (w *gcWorld) write(t *rapid.T) {
 	default:
 		rec.Value = []byte(fmt.Sprintf("%s@%v", rec.Key, rec.Time))
 	}
-	if got := r.m.Apply(clone(rec)); got != crdt.Applied {
+	if got := apply(r.m, clone(rec)); got != crdt.Applied {
 		t.Fatalf("local write %v: %v", rec.Time, got)
 	}
 	w.writes = append(w.writes, rec)
@@ -351,7 +351,7 @@ func TestEdgeReturnsAfterLongAbsence(t *testing.T) {
 		if !del {
 			rec.Value = []byte(key)
 		}
-		r.m.Apply(clone(rec))
+		apply(r.m, clone(rec))
 		return rec
 	}
 	w.now = 10

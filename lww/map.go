@@ -46,7 +46,7 @@ type Config struct {
 const noWatermark = math.MinInt64
 
 // Entry is where a map keeps a key's record. A caller that remembers the
-// Entry of a key can merge into it again with [Map.MergeAt] and skip the
+// Entry of a key can merge into it again with [Map.Merge] and skip the
 // key lookup.
 type Entry struct {
 	rec   crdt.Record
@@ -116,56 +116,33 @@ func New(cfg Config) (*Map, error) {
 	return m, nil
 }
 
-// Leaf returns the digest leaf that holds key.
-func (m *Map) Leaf(key string) uint32 { return m.leafOf(crdt.HashKey(key)) }
-
 func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefix, m.tree.Bits()) }
 
-// Apply merges r into the map and says what it did: [crdt.Applied],
-// [crdt.Stale], or [crdt.Rejected] for a record below its bucket's GC
-// watermark (see the package doc). On Applied the map owns r.Value from
-// then on: the caller must not modify it. Tombstones and evicted stubs are
-// stored without a value.
-func (m *Map) Apply(r crdt.Record) crdt.Outcome {
-	o, _ := m.merge(r)
-	return o
-}
-
-// ApplyDelta applies a record that arrived as a delta, the push a replica
-// makes of its own fresh writes. A delta whose wall time is more than the
-// horizon before now is not applied ([crdt.Late]): it has been delayed or
-// replayed, and a fresh replica with no watermarks could not tell whether
-// the key was deleted and collected since. Old records travel by
-// anti-entropy, which compares versions with a peer first.
-func (m *Map) ApplyDelta(r crdt.Record, now int64) crdt.Outcome {
-	o, _ := m.Merge(r, true, now)
-	return o
-}
-
-// Merge is Apply, or ApplyDelta when delta is set, that also returns, when
-// the record was applied, the key's entry. Its record is r with the map's
-// own copy of the key string, which callers can share.
-func (m *Map) Merge(r crdt.Record, delta bool, now int64) (crdt.Outcome, *Entry) {
-	return m.MergeAt(nil, r, delta, now)
-}
-
-// MergeAt is Merge given the entry of r.Key that an earlier Merge returned:
-// it skips looking the key up. An entry the map has since removed (by GC or
-// Forget), one of another key, or nil is ignored, and the key is looked up
-// as by Merge. The entry must come from this map.
-func (m *Map) MergeAt(e *Entry, r crdt.Record, delta bool, now int64) (crdt.Outcome, *Entry) {
+// Merge merges r into the map and says what it did: [crdt.Applied],
+// [crdt.Stale], [crdt.Rejected] for a record below its bucket's GC
+// watermark (see the package doc), or [crdt.Late] for a delta (a
+// replica's push of its own fresh write: delta set) whose wall time is more
+// than the horizon before now: it has been delayed or replayed, and a
+// fresh replica with no watermarks could not tell whether the key was
+// deleted and collected since (old records travel by anti-entropy, which
+// compares versions with a peer first). On Applied the map owns r.Value
+// from then on: the caller must not modify it, and Merge returns the key's
+// entry, whose record is r with the map's own copy of the key string,
+// which callers can share. Tombstones and evicted stubs are stored without
+// a value.
+//
+// hint, if not nil, is the entry an earlier Merge returned for r.Key: it
+// saves looking the key up; it must come from this map. An entry the map
+// has since removed (by GC or Forget), or one of another key, is ignored.
+func (m *Map) Merge(r crdt.Record, delta bool, now int64, hint *Entry) (crdt.Outcome, *Entry) {
 	if delta && r.Time.Wall < crdt.SubSat(now, m.horizon) {
 		return crdt.Late, nil
 	}
+	e := hint
 	if e == nil || e.next == removed || e.rec.Key != r.Key {
 		e = m.entries[r.Key]
 	}
 	return m.mergeInto(e, r)
-}
-
-// merge applies r and returns the entry it changed, if any.
-func (m *Map) merge(r crdt.Record) (crdt.Outcome, *Entry) {
-	return m.mergeInto(m.entries[r.Key], r)
 }
 
 // mergeInto applies r given its key's entry, nil if the map has none.

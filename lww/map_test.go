@@ -90,7 +90,7 @@ func TestApply(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMap(t, Config{DigestBits: 8})
 			for i, r := range tc.records {
-				if got := m.Apply(r); got != tc.want[i] {
+				if got := apply(m, r); got != tc.want[i] {
 					t.Fatalf("Apply #%d (%v) = %v, want %v", i, r.Time, got, tc.want[i])
 				}
 			}
@@ -107,7 +107,7 @@ func TestApply(t *testing.T) {
 
 func TestGetHonoursExpiry(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
-	m.Apply(setTTL("k", "v", ts(1, 1), 100))
+	apply(m, setTTL("k", "v", ts(1, 1), 100))
 	if v, ok := m.Get("k", 99); !ok || string(v) != "v" {
 		t.Fatalf("Get before expiry = %q, %v; want v", v, ok)
 	}
@@ -121,8 +121,8 @@ func TestGetHonoursExpiry(t *testing.T) {
 
 func TestEvict(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
-	m.Apply(set("k", "value", ts(5, 1)))
-	m.Apply(del("gone", ts(5, 1)))
+	apply(m, set("k", "value", ts(5, 1)))
+	apply(m, del("gone", ts(5, 1)))
 	before := m.Tree().Clone()
 	if n, ok := m.Evict("k"); !ok || n != 5 {
 		t.Fatalf("Evict(k) = %d, %v; want 5, true", n, ok)
@@ -139,10 +139,10 @@ func TestEvict(t *testing.T) {
 	if _, ok := m.Get("k", 0); ok {
 		t.Fatal("Get of an evicted key hit")
 	}
-	if got := m.Apply(set("k", "older", ts(4, 1))); got != crdt.Stale {
+	if got := apply(m, set("k", "older", ts(4, 1))); got != crdt.Stale {
 		t.Fatalf("older write to an evicted key = %v, want stale", got)
 	}
-	if got := m.Apply(set("k", "newer", ts(6, 1))); got != crdt.Applied {
+	if got := apply(m, set("k", "newer", ts(6, 1))); got != crdt.Applied {
 		t.Fatalf("newer write to an evicted key = %v, want applied", got)
 	}
 	if v, _ := m.Get("k", 0); string(v) != "newer" {
@@ -156,13 +156,13 @@ func TestEvict(t *testing.T) {
 func TestEvictedStubReplicates(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
 	stub := crdt.Record{Key: "k", Value: []byte("ignored"), Time: ts(5, 1), Evicted: true}
-	if got := m.Apply(stub); got != crdt.Applied {
+	if got := apply(m, stub); got != crdt.Applied {
 		t.Fatalf("Apply(stub) = %v", got)
 	}
 	if _, ok := m.Get("k", 0); ok {
 		t.Fatal("a received stub is served")
 	}
-	if got := m.Apply(set("k", "old", ts(4, 1))); got != crdt.Stale {
+	if got := apply(m, set("k", "old", ts(4, 1))); got != crdt.Stale {
 		t.Fatalf("older write after a stub = %v, want stale", got)
 	}
 	if r, _ := m.Lookup("k"); r.Value != nil || !r.Evicted {
@@ -172,7 +172,7 @@ func TestEvictedStubReplicates(t *testing.T) {
 
 func TestGCNeedsSync(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
-	m.Apply(del("k", ts(1, 1)))
+	apply(m, del("k", ts(1, 1)))
 	if got := m.GC(100 * hour); len(got) != 0 {
 		t.Fatalf("GC before any sync collected %v", got)
 	}
@@ -188,11 +188,11 @@ func TestGCNeedsSync(t *testing.T) {
 
 func TestGC(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
-	m.Apply(del("old-delete", ts(1, 1)))
-	m.Apply(del("new-delete", ts(2*hour, 1)))
-	m.Apply(setTTL("expired", "v", ts(1, 1), 10))
-	m.Apply(setTTL("expiring", "v", ts(1, 1), 3*hour))
-	m.Apply(set("forever", "v", ts(1, 1)))
+	apply(m, del("old-delete", ts(1, 1)))
+	apply(m, del("new-delete", ts(2*hour, 1)))
+	apply(m, setTTL("expired", "v", ts(1, 1), 10))
+	apply(m, setTTL("expiring", "v", ts(1, 1), 3*hour))
+	apply(m, set("forever", "v", ts(1, 1)))
 	m.MarkSynced(10 * hour)
 	got := m.GC(2*hour + 1) // cutoff = hour+1
 	if len(got) != 2 {
@@ -218,20 +218,20 @@ func TestGC(t *testing.T) {
 func TestReplayAfterGCIsRejected(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
 	write := set("k", "v", ts(10, 1))
-	m.Apply(write)
-	m.Apply(del("k", ts(20, 2)))
+	apply(m, write)
+	apply(m, del("k", ts(20, 2)))
 	m.MarkSynced(5 * hour)
 	if got := m.GC(5 * hour); len(got) != 1 {
 		t.Fatalf("GC collected %v, want the tombstone", got)
 	}
-	if got := m.Apply(write); got != crdt.Rejected {
+	if got := apply(m, write); got != crdt.Rejected {
 		t.Fatalf("replayed write after GC = %v, want rejected", got)
 	}
 	if _, ok := m.Get("k", 5*hour); ok {
 		t.Fatal("deleted key came back")
 	}
 	// A new write to the key is not affected.
-	if got := m.Apply(set("k", "fresh", ts(5*hour, 1))); got != crdt.Applied {
+	if got := apply(m, set("k", "fresh", ts(5*hour, 1))); got != crdt.Applied {
 		t.Fatalf("new write after GC = %v, want applied", got)
 	}
 	if w, ok := m.Watermark(m.Leaf("k")); !ok || w != 20 {
@@ -242,17 +242,17 @@ func TestReplayAfterGCIsRejected(t *testing.T) {
 func TestForget(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
 	r := set("k", "v", ts(10, 1))
-	m.Apply(r)
+	apply(m, r)
 	if _, ok := m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}, 2*hour); ok {
 		t.Fatal("Forget of another version dropped the record")
 	}
 	if _, ok := m.Forget(r.Version(), 2*hour); !ok {
 		t.Fatal("Forget of the held version did nothing")
 	}
-	if got := m.Apply(r); got != crdt.Rejected {
+	if got := apply(m, r); got != crdt.Rejected {
 		t.Fatalf("forgotten record applied again: %v, want rejected", got)
 	}
-	if m.Records() != 0 || m.Tree().Root() != (crdt.Node{}) {
+	if m.Records() != 0 || m.Tree().Root() != (crdt.TreeNode{}) {
 		t.Fatalf("after Forget: %d records, root %+v", m.Records(), m.Tree().Root())
 	}
 }
@@ -260,17 +260,17 @@ func TestForget(t *testing.T) {
 func TestDiff(t *testing.T) {
 	a, b := newMap(t, Config{DigestBits: 8}), newMap(t, Config{DigestBits: 8})
 	for _, m := range []*Map{a, b} {
-		m.Apply(set("same", "v", ts(1, 1)))
-		m.Apply(del("same-delete", ts(1, 1)))
+		apply(m, set("same", "v", ts(1, 1)))
+		apply(m, del("same-delete", ts(1, 1)))
 	}
-	a.Apply(set("only-a", "v", ts(1, 1)))
-	b.Apply(set("only-b", "v", ts(1, 1)))
-	a.Apply(set("newer-in-a", "v", ts(2, 1)))
-	b.Apply(set("newer-in-a", "v", ts(1, 1)))
-	a.Apply(set("deleted-in-b", "v", ts(1, 1)))
-	b.Apply(del("deleted-in-b", ts(2, 1)))
-	b.Apply(set("evicted-in-b", "v", ts(1, 1)))
-	a.Apply(set("evicted-in-b", "v", ts(1, 1)))
+	apply(a, set("only-a", "v", ts(1, 1)))
+	apply(b, set("only-b", "v", ts(1, 1)))
+	apply(a, set("newer-in-a", "v", ts(2, 1)))
+	apply(b, set("newer-in-a", "v", ts(1, 1)))
+	apply(a, set("deleted-in-b", "v", ts(1, 1)))
+	apply(b, del("deleted-in-b", ts(2, 1)))
+	apply(b, set("evicted-in-b", "v", ts(1, 1)))
+	apply(a, set("evicted-in-b", "v", ts(1, 1)))
 	b.Evict("evicted-in-b")
 
 	_, diffs, err := Diff(a, b)
@@ -299,7 +299,7 @@ func TestDiff(t *testing.T) {
 func TestRaiseWatermark(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
 	kept := set("k", "held", ts(10, 1))
-	m.Apply(kept)
+	apply(m, kept)
 	leaf := m.Leaf("k")
 	m.RaiseWatermark(leaf, 20, 2*hour)
 	m.RaiseWatermark(leaf, 15, 2*hour) // never lowers
@@ -315,27 +315,27 @@ func TestRaiseWatermark(t *testing.T) {
 			other = k
 		}
 	}
-	if got := m.Apply(set(other, "old", ts(20, 9))); got != crdt.Rejected {
+	if got := apply(m, set(other, "old", ts(20, 9))); got != crdt.Rejected {
 		t.Fatalf("record at the raised watermark = %v, want rejected", got)
 	}
-	if got := m.Apply(set(other, "new", ts(21, 0))); got != crdt.Applied {
+	if got := apply(m, set(other, "new", ts(21, 0))); got != crdt.Applied {
 		t.Fatalf("record above the raised watermark = %v, want applied", got)
 	}
 }
 
-func TestMergeAt(t *testing.T) {
+func TestMergeHint(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
-	_, e := m.Merge(set("k", "1", ts(1, 1)), false, 0)
-	_, f := m.Merge(set("f", "1", ts(1, 1)), false, 0)
-	if o, got := m.MergeAt(e, set("k", "2", ts(2, 1)), false, 0); o != crdt.Applied || got != e {
-		t.Fatalf("MergeAt its own entry = %v, %p; want applied, %p", o, got, e)
+	_, e := m.Merge(set("k", "1", ts(1, 1)), false, 0, nil)
+	_, f := m.Merge(set("f", "1", ts(1, 1)), false, 0, nil)
+	if o, got := m.Merge(set("k", "2", ts(2, 1)), false, 0, e); o != crdt.Applied || got != e {
+		t.Fatalf("Merge hinted with its own entry = %v, %p; want applied, %p", o, got, e)
 	}
 	// An entry of another key is ignored: the record goes to its own key.
-	if o, _ := m.MergeAt(f, set("k", "3", ts(3, 1)), false, 0); o != crdt.Applied {
-		t.Fatalf("MergeAt another key's entry = %v, want applied", o)
+	if o, _ := m.Merge(set("k", "3", ts(3, 1)), false, 0, f); o != crdt.Applied {
+		t.Fatalf("Merge hinted with another key's entry = %v, want applied", o)
 	}
 	if v, _ := m.Get("f", 0); string(v) != "1" {
-		t.Fatalf("MergeAt with another key's entry overwrote it: f = %q", v)
+		t.Fatalf("Merge hinted with another key's entry overwrote it: f = %q", v)
 	}
 	if v, _ := m.Get("k", 0); string(v) != "3" {
 		t.Fatalf("k = %q, want 3", v)
@@ -343,11 +343,11 @@ func TestMergeAt(t *testing.T) {
 	// A removed entry is ignored: the record is looked up (and here
 	// rejected by the watermark Forget raised).
 	m.Forget(crdt.Version{Key: "k", Time: ts(3, 1)}, 2*hour)
-	if o, got := m.MergeAt(e, set("k", "old", ts(2, 5)), false, 0); o != crdt.Rejected || got != nil {
-		t.Fatalf("MergeAt a removed entry = %v, %p; want rejected", o, got)
+	if o, got := m.Merge(set("k", "old", ts(2, 5)), false, 0, e); o != crdt.Rejected || got != nil {
+		t.Fatalf("Merge hinted with a removed entry = %v, %p; want rejected", o, got)
 	}
-	if o, got := m.MergeAt(e, set("k", "4", ts(4, 1)), false, 0); o != crdt.Applied || got == e {
-		t.Fatalf("MergeAt a removed entry with a new write = %v, %p; want applied to a new entry", o, got)
+	if o, got := m.Merge(set("k", "4", ts(4, 1)), false, 0, e); o != crdt.Applied || got == e {
+		t.Fatalf("Merge hinted with a removed entry, with a new write = %v, %p; want applied to a new entry", o, got)
 	}
 	if m.Records() != 2 {
 		t.Fatalf("%d records, want 2", m.Records())
@@ -361,7 +361,7 @@ func TestMergeAt(t *testing.T) {
 func TestCutoffSaturates(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
 	now := 5 * hour
-	m.Apply(del("k", ts(now-int64(time.Millisecond), 1)))
+	apply(m, del("k", ts(now-int64(time.Millisecond), 1)))
 	m.MarkSynced(math.MinInt64 + 1)
 	if cutoff, _ := m.Cutoff(now); cutoff != math.MinInt64 {
 		t.Fatalf("cutoff %d, want the saturated %d", cutoff, int64(math.MinInt64))
@@ -369,4 +369,16 @@ func TestCutoffSaturates(t *testing.T) {
 	if got := m.GC(now); len(got) != 0 {
 		t.Fatalf("collected %v a millisecond after the delete", got)
 	}
+}
+
+// apply merges r as a repair (not a delta) and returns the outcome.
+func apply(m *Map, r crdt.Record) crdt.Outcome {
+	o, _ := m.Merge(r, false, 0, nil)
+	return o
+}
+
+// applyDelta merges r as a delta received at now.
+func applyDelta(m *Map, r crdt.Record, now int64) crdt.Outcome {
+	o, _ := m.Merge(r, true, now, nil)
+	return o
 }

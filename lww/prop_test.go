@@ -67,7 +67,7 @@ func clone(r crdt.Record) crdt.Record {
 func applyAll(t tb, m *Map, recs []crdt.Record) {
 	t.Helper()
 	for _, r := range recs {
-		if got := m.Apply(clone(r)); got == crdt.Rejected {
+		if got := apply(m, clone(r)); got == crdt.Rejected {
 			t.Fatalf("Apply(%v) rejected without any GC", r.Time)
 		}
 	}
@@ -76,7 +76,7 @@ func applyAll(t tb, m *Map, recs []crdt.Record) {
 // mergeInto applies every record of src to dst: the state-based merge.
 func mergeInto(dst, src *Map) {
 	src.Range(func(r crdt.Record) bool {
-		dst.Apply(clone(r))
+		apply(dst, clone(r))
 		return true
 	})
 }
@@ -160,7 +160,7 @@ func TestAgreesWithModel(t *testing.T) {
 		m := newMap(t, Config{DigestBits: 4})
 		model := map[string]crdt.Record{}
 		for _, r := range u.drawList(t, "records", 40) {
-			got := m.Apply(clone(r))
+			got := apply(m, clone(r))
 			cur, held := model[r.Key]
 			want := crdt.Stale
 			if !held || cur.Time.Less(r.Time) {
@@ -197,7 +197,7 @@ func TestDigestIncremental(t *testing.T) {
 		for i := range rapid.IntRange(0, 60).Draw(t, "steps") {
 			switch rapid.IntRange(0, 3).Draw(t, "op") {
 			case 0, 1:
-				m.Apply(clone(u.draw(t, "record")))
+				apply(m, clone(u.draw(t, "record")))
 			case 2:
 				before := m.Tree().Clone()
 				m.Evict(rapid.SampledFrom(keys).Draw(t, "evict"))

@@ -23,7 +23,7 @@ func twoReplicas(b *testing.B, n int) *Cluster {
 	for i := range n {
 		r := crdt.Record{Key: fmt.Sprintf("key:%012d", i), Value: value, Time: crdt.Timestamp{Wall: start - int64(n-i), Node: 99}}
 		for m := range 2 {
-			c.Replica(m).(*MapReplica).Map().Apply(r)
+			c.Replica(m).(*MapReplica).Map().Merge(r, false, 0, nil)
 		}
 	}
 	return c
@@ -60,7 +60,7 @@ func BenchmarkAntiEntropy(b *testing.B) {
 			b.StopTimer()
 			for i := range 100 {
 				key := fmt.Sprintf("key:%012d", (round*100+i)*7919%n)
-				c.Replica(i % 2).(*MapReplica).Map().Apply(crdt.Record{Key: key, Value: make([]byte, 100), Time: crdt.Timestamp{Wall: start + int64(round*100+i), Node: 1}})
+				c.Replica(i % 2).(*MapReplica).Map().Merge(crdt.Record{Key: key, Value: make([]byte, 100), Time: crdt.Timestamp{Wall: start + int64(round*100+i), Node: 1}}, false, 0, nil)
 			}
 			round++
 			b.StartTimer()

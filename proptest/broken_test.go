@@ -97,13 +97,15 @@ func TestHarnessCatchesBrokenMerges(t *testing.T) {
 			if cur, ok := m.Lookup(r.Key); ok && cur.Expires == 0 && r.Expires != 0 {
 				return crdt.Stale // an expiring write never beats one that lives forever
 			}
-			return m.Apply(r)
+			o, _ := m.Merge(r, false, 0, nil)
+			return o
 		}},
 		{"received deletes are ignored", func(m *lww.Map, r crdt.Record, _ bool, _ int64) crdt.Outcome {
 			if r.Tombstone {
 				return crdt.Stale
 			}
-			return m.Apply(r)
+			o, _ := m.Merge(r, false, 0, nil)
+			return o
 		}},
 	}
 	for _, tc := range tests {

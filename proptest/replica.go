@@ -61,7 +61,7 @@ type MapConfig struct {
 	MaxDrift  time.Duration
 	// Merge, if set, replaces how the replica merges records it receives:
 	// a seam for experimenting with other merge rules under the harness.
-	// nil selects bcache's (lww.Map.Apply, and ApplyDelta for deltas).
+	// nil selects bcache's (lww.Map.Merge).
 	Merge func(m *lww.Map, r crdt.Record, delta bool, now int64) crdt.Outcome
 }
 
@@ -70,7 +70,7 @@ type MapConfig struct {
 // and the local LRU.
 type MapReplica struct {
 	phys  func() int64
-	clock *crdt.Clock
+	clock *crdt.HLC
 	m     *lww.Map
 	node  *transport.Node
 	drops []crdt.Version
@@ -82,7 +82,7 @@ func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig
 	if err != nil {
 		return nil, err
 	}
-	r := &MapReplica{phys: phys, clock: crdt.NewClock(id, phys, cfg.MaxDrift), m: m}
+	r := &MapReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), m: m}
 	tc := cfg.Transport
 	tc.Name, tc.Replica, tc.Clock = name, mapAdapter{m, cfg.Merge}, r.clock
 	tc.OnDrop = func(v crdt.Version) { r.drops = append(r.drops, v) }
@@ -107,7 +107,7 @@ func (r *MapReplica) Node() *transport.Node { return r.node }
 
 // write applies a local record and queues it as a delta.
 func (r *MapReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
-	r.m.Apply(rec)
+	r.m.Merge(rec, false, 0, nil)
 	return rec, r.node.Write(rec, r.phys())
 }
 
@@ -210,7 +210,7 @@ func (r *MapReplica) Restore(state any) error {
 	}
 	for _, rec := range s.records {
 		if r.clock.Update(rec.Time) == nil {
-			r.m.Apply(rec)
+			r.m.Merge(rec, false, 0, nil)
 		}
 	}
 	for leaf, w := range s.marks {
@@ -231,8 +231,6 @@ func (a mapAdapter) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	if a.merge != nil {
 		return a.merge(a.Map, r, delta, now)
 	}
-	if delta {
-		return a.ApplyDelta(r, now)
-	}
-	return a.Map.Apply(r)
+	o, _ := a.Merge(r, delta, now, nil)
+	return o
 }

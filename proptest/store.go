@@ -88,7 +88,7 @@ func StoreFactory(cfg StoreConfig) Factory {
 // network instead of goroutines and sockets.
 type StoreReplica struct {
 	phys    func() int64
-	clock   *crdt.Clock
+	clock   *crdt.HLC
 	s       *store.Store
 	node    *transport.Node
 	members int // the size of the membership view, this member included
@@ -107,7 +107,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	if err != nil {
 		return nil, err
 	}
-	r := &StoreReplica{phys: phys, clock: crdt.NewClock(id, phys, cfg.MaxDrift), s: s, members: 1}
+	r := &StoreReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1}
 	tc := cfg.Transport
 	tc.Name, tc.Replica, tc.Clock = name, s, r.clock
 	if cfg.Wrap != nil {

@@ -31,7 +31,7 @@ type Config struct {
 	Replica Replica
 	// Clock is the replica's hybrid logical clock; every received timestamp
 	// updates it. Required.
-	Clock *crdt.Clock
+	Clock *crdt.HLC
 	// FlushInterval is the longest a delta waits in the buffer while writes
 	// keep coming; a write to an idle node is sent at once.
 	FlushInterval time.Duration

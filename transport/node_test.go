@@ -96,18 +96,18 @@ func (m *memReplica) MarkSynced(at int64) { m.synced = max(m.synced, at) }
 // testNet wires nodes together and pumps frames between them.
 type testNet struct {
 	t     *testing.T
-	now   *crdt.ManualClock
+	now   *crdt.ManualTime
 	nodes map[string]*Node
 	reps  map[string]*memReplica
 	bytes int
 }
 
 func newTestNet(t *testing.T, bits int, cfg Config, names ...string) *testNet {
-	n := &testNet{t: t, now: crdt.NewManualClock(1_000_000_000), nodes: map[string]*Node{}, reps: map[string]*memReplica{}}
+	n := &testNet{t: t, now: crdt.NewManualTime(1_000_000_000), nodes: map[string]*Node{}, reps: map[string]*memReplica{}}
 	for i, name := range names {
 		c := cfg
 		n.reps[name] = newMemReplica(bits)
-		c.Name, c.Replica, c.Clock = name, n.reps[name], crdt.NewClock(crdt.NodeID(i+1), n.now.Now, 0)
+		c.Name, c.Replica, c.Clock = name, n.reps[name], crdt.NewHLC(crdt.NodeID(i+1), n.now.Now, 0)
 		node, err := New(c)
 		if err != nil {
 			t.Fatal(err)
@@ -151,7 +151,7 @@ func (n *testNet) write(name, key, value string) []Envelope {
 
 func TestNewValidates(t *testing.T) {
 	rep := newMemReplica(8)
-	clock := crdt.NewClock(1, crdt.NewManualClock(0).Now, 0)
+	clock := crdt.NewHLC(1, crdt.NewManualTime(0).Now, 0)
 	tests := []struct {
 		name string
 		cfg  Config

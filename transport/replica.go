@@ -10,7 +10,7 @@ type Replica interface {
 	// DigestBits returns the leaf-index width of the replica's digest tree.
 	// Every replica of a cluster must use the same width.
 	DigestBits() int
-	// AppendHashes appends node hashes (crdt.Node.Hash) at the given level:
+	// AppendHashes appends node hashes (crdt.TreeNode.Hash) at the given level:
 	// the root's alone at level 0, otherwise the crdt.Fanout children of
 	// each parent (a node index at level-1), in order.
 	AppendHashes(dst []uint64, level int, parents []uint32) []uint64

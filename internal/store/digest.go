@@ -17,7 +17,7 @@ func (s *Store) DigestBits() int { return s.digestBits }
 func (s *Store) shardLevel() int { return s.shardBits / crdt.FanoutBits }
 
 // node returns the digest node at a level and index of the whole store.
-func (s *Store) node(level int, i uint32) crdt.Node {
+func (s *Store) node(level int, i uint32) crdt.TreeNode {
 	if top := s.shardLevel(); level >= top {
 		local := level - top
 		sh := &s.shards[i>>(crdt.FanoutBits*local)]
@@ -27,7 +27,7 @@ func (s *Store) node(level int, i uint32) crdt.Node {
 	}
 	// Above the shards: add up the shard roots below node i.
 	span := uint32(1) << (crdt.FanoutBits * (s.shardLevel() - level))
-	var sum crdt.Node
+	var sum crdt.TreeNode
 	for sh := i * span; sh < (i+1)*span; sh++ {
 		n := s.node(s.shardLevel(), sh)
 		sum.Count += n.Count

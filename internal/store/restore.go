@@ -18,7 +18,7 @@ type RestoreStats struct {
 // its bucket's watermark, and must not be rejected by it), each at most
 // what a watermark may be at now (package lww): a snapshot from a clock
 // far ahead cannot make the store reject fresh writes.
-func (s *Store) Restore(snap *Snapshot, clock *crdt.Clock, now int64) RestoreStats {
+func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats {
 	var st RestoreStats
 	for _, rec := range snap.Records {
 		if err := clock.Update(rec.Time); err != nil {

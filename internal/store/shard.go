@@ -39,7 +39,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64) change 
 	if cur != nil {
 		at = cur.entry
 	}
-	o, e := s.m.MergeAt(at, rec, delta, now)
+	o, e := s.m.Merge(rec, delta, now, at)
 	switch {
 	case o != crdt.Applied:
 		return change{outcome: o}

@@ -92,7 +92,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("written %d, want %d", snap.Written, testNow)
 	}
 	r := mustStore(t, Config{})
-	clock := crdt.NewClock(9, func() int64 { return testNow }, 0)
+	clock := crdt.NewHLC(9, func() int64 { return testNow }, 0)
 	if st := r.Restore(snap, clock, testNow); st.Applied != len(testRecords()) || st.Drifted != 0 {
 		t.Fatalf("restore: %+v", st)
 	}
@@ -267,7 +267,7 @@ func TestSnapshotKeepsWatermarks(t *testing.T) {
 		t.Fatal("the tombstone was not collected")
 	}
 	r := mustStore(t, cfg)
-	r.Restore(saveAndLoad(t, s), crdt.NewClock(9, func() int64 { return later }, time.Second), later)
+	r.Restore(saveAndLoad(t, s), crdt.NewHLC(9, func() int64 { return later }, time.Second), later)
 	if got := r.Apply(old, false, later); got != crdt.Rejected {
 		t.Fatalf("the deleted write offered again after the restore: %v, want rejected", got)
 	}
@@ -285,7 +285,7 @@ func TestSnapshotKeepsEvictedVersions(t *testing.T) {
 		t.Fatal("a was not evicted by MaxKeys 1")
 	}
 	r := mustStore(t, cfg)
-	r.Restore(saveAndLoad(t, s), crdt.NewClock(9, func() int64 { return testNow }, 0), testNow)
+	r.Restore(saveAndLoad(t, s), crdt.NewHLC(9, func() int64 { return testNow }, 0), testNow)
 	if _, ok := r.Get("a", testNow); ok {
 		t.Fatal("an evicted value came back from the snapshot")
 	}
@@ -310,7 +310,7 @@ func TestSnapshotReadAfterLoweringTheValueLimit(t *testing.T) {
 	s.Write(big)
 	s.Write(crdt.Record{Key: "small", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
 	r := mustStore(t, Config{MaxValueSize: 1 << 20})
-	st := r.Restore(saveAndLoad(t, s), crdt.NewClock(9, func() int64 { return testNow }, 0), testNow)
+	st := r.Restore(saveAndLoad(t, s), crdt.NewHLC(9, func() int64 { return testNow }, 0), testNow)
 	if st.Applied != 2 {
 		t.Fatalf("restored %+v, want both records", st)
 	}

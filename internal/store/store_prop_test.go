@@ -26,7 +26,7 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		clock := crdt.NewClock(1, func() int64 { return now }, time.Second)
+		clock := crdt.NewHLC(1, func() int64 { return now }, time.Second)
 		keys := rapid.SampledFrom([]string{"a", "b", "c", "d", "e", "f"})
 		value := func(t *rapid.T) []byte { return rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "value") }
 		t.Repeat(map[string]func(*rapid.T){

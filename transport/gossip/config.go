@@ -108,7 +108,7 @@ type Config struct {
 	// Replica is the state to keep in sync; Clock is its hybrid logical
 	// clock, whose physical source also times the protocol. Required.
 	Replica transport.Replica
-	Clock   *crdt.Clock
+	Clock   *crdt.HLC
 	// Protocol tunes the sync protocol; its Name, Replica, Clock and
 	// PacketBudget are filled in.
 	Protocol transport.Config

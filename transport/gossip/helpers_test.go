@@ -23,7 +23,7 @@ import (
 type testReplica struct {
 	mu      sync.Mutex
 	m       *lww.Map
-	clock   *crdt.Clock
+	clock   *crdt.HLC
 	onApply func(crdt.Record) // called, under the lock, for every record applied from a peer
 }
 
@@ -32,7 +32,7 @@ func newTestReplica(t testing.TB, id crdt.NodeID) *testReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testReplica{m: m, clock: crdt.NewClock(id, wallclock.New().Now, 0)}
+	return &testReplica{m: m, clock: crdt.NewHLC(id, wallclock.New().Now, 0)}
 }
 
 func (t *testReplica) DigestBits() int {
@@ -62,12 +62,7 @@ func (t *testReplica) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Recor
 func (t *testReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var o crdt.Outcome
-	if delta {
-		o = t.m.ApplyDelta(r, now)
-	} else {
-		o = t.m.Apply(r)
-	}
+	o, _ := t.m.Merge(r, delta, now, nil)
 	if o == crdt.Applied && t.onApply != nil {
 		t.onApply(r)
 	}
@@ -90,7 +85,7 @@ func (t *testReplica) MarkSynced(at int64) {
 func (t *testReplica) write(r *Replicator, key string, value []byte, del bool) {
 	t.mu.Lock()
 	rec := crdt.Record{Key: key, Value: value, Time: t.clock.Now(), Tombstone: del}
-	t.m.Apply(rec)
+	t.m.Merge(rec, false, 0, nil)
 	t.mu.Unlock()
 	r.Write(rec)
 }
