@@ -60,7 +60,7 @@ func BenchmarkAntiEntropy(b *testing.B) {
 			b.StopTimer()
 			for i := range 100 {
 				key := fmt.Sprintf("key:%012d", (round*100+i)*7919%n)
-				c.Replica(i % 2).(*MapReplica).Map().Merge(crdt.Record{Key: key, Value: make([]byte, 100), Time: crdt.Timestamp{Wall: start + int64(round*100+i), Node: 1}}, false, 0, nil)
+				c.Replica(i%2).(*MapReplica).Map().Merge(crdt.Record{Key: key, Value: make([]byte, 100), Time: crdt.Timestamp{Wall: start + int64(round*100+i), Node: 1}}, false, 0, nil)
 			}
 			round++
 			b.StartTimer()
