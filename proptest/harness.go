@@ -135,6 +135,7 @@ type harness struct {
 	model  model
 	lastTS []crdt.Timestamp            // per member: newest timestamp it issued
 	held   []map[string]crdt.Timestamp // per member: newest version held per key
+	last   []map[string]crdt.Version   // per member: the versions it held at the last check
 	reaped []map[string]crdt.Timestamp // per member: newest dead record collected
 	snaps  []*saved                    // per member: its last snapshot, if any
 }
@@ -163,6 +164,7 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 	h := &harness{cfg: cfg, c: c, model: newModel(), lastTS: make([]crdt.Timestamp, n), snaps: make([]*saved, n)}
 	for range n {
 		h.held = append(h.held, map[string]crdt.Timestamp{})
+		h.last = append(h.last, map[string]crdt.Version{})
 		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
 	}
 	return h
@@ -324,6 +326,7 @@ func (h *harness) restart(t *rapid.T) {
 	h.lastTS[i] = crdt.Timestamp{}
 	h.held[i] = map[string]crdt.Timestamp{}
 	h.reaped[i] = map[string]crdt.Timestamp{}
+	h.last[i] = map[string]crdt.Version{}
 }
 
 // snapshot saves a live member's state, when its replica can.
@@ -358,6 +361,7 @@ func (h *harness) restore(t *rapid.T) {
 		}
 	}
 	h.held[i], h.reaped[i] = maps.Clone(snap.held), maps.Clone(snap.reaped)
+	h.last[i] = map[string]crdt.Version{}
 	for _, rec := range snap.records {
 		if restored[rec.Key] != rec.Time {
 			delete(h.held[i], rec.Key)
@@ -384,10 +388,21 @@ func (h *harness) absence(t *rapid.T) {
 	}
 }
 
+// collect runs member i's garbage collection and notes what it collected.
+// A record of the adversary's that was accepted and collected between two
+// checks is a write of its own all the same (a dead one: a tombstone, or
+// a value past its expiry).
 func (h *harness) collect(i int) {
 	for _, v := range h.c.Replica(i).GC() {
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
 			h.reaped[i][v.Key] = v.Time
+		}
+		if _, known := h.model.known[v]; h.adv != nil && v.Time.Node == adversaryID && !known {
+			dead := crdt.Record{Key: v.Key, Time: v.Time, Tombstone: v.Tombstone}
+			if !v.Tombstone {
+				dead.Expires = math.MinInt64
+			}
+			h.model.write(dead)
 		}
 	}
 }
@@ -402,22 +417,42 @@ func (h *harness) antientropy(t *rapid.T) {
 
 // check holds after every step: no live member holds a version of a key
 // older than one it held before since its last restart (so none serves
-// one), and drops of live newest writes are noted.
+// one), none holds a version nobody wrote, and a newest write a member
+// dropped (because a peer rejected it, or it vanished between two checks
+// without being collected) is one the rules allow it to drop.
 func (h *harness) check(t *rapid.T) {
 	for i := range h.c.Size() {
 		if h.c.Down(i) {
+			h.last[i] = map[string]crdt.Version{}
 			continue
 		}
 		r := h.c.Replica(i)
 		h.model.dropped(t, h, i, r.Drops())
+		now := map[string]crdt.Version{}
 		for _, rec := range r.Records() {
 			h.model.adopt(t, h.c.Name(i), rec, h.adv != nil)
 			if prev, ok := h.held[i][rec.Key]; ok && rec.Time.Less(prev) {
 				t.Fatalf("%s went back on %q from %v to %v", h.c.Name(i), rec.Key, prev, rec.Time)
 			}
 			h.held[i][rec.Key] = rec.Time
+			now[rec.Key] = rec.Version()
 		}
+		var gone []crdt.Version
+		for key, v := range h.last[i] {
+			if _, ok := now[key]; !ok && !h.collected(i, v) {
+				gone = append(gone, v)
+			}
+		}
+		h.model.dropped(t, h, i, gone)
+		h.last[i] = now
 	}
+}
+
+// collected reports whether member i collected version v (or a newer
+// record of its key).
+func (h *harness) collected(i int, v crdt.Version) bool {
+	ts, ok := h.reaped[i][v.Key]
+	return ok && !ts.Less(v.Time)
 }
 
 // converge brings the cluster to quiescence and checks convergence against
