@@ -53,8 +53,12 @@ type Cache struct {
 // New starts a member: it listens on BindAddr, joins Peers in the
 // background, and is ready for reads and writes when New returns.
 func New(cfg Config) (*Cache, error) {
+	cfg = cfg.clone()
 	if err := cfg.fill(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bcache: new: %w", err)
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = newNodeName()
 	}
 	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{})}
 	c.phys = wallclock.New().Now
@@ -67,8 +71,8 @@ func New(cfg Config) (*Cache, error) {
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,
 		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	if err != nil { // the fields it takes were checked by fill
+		return nil, fmt.Errorf("bcache: new: %w: %v", ErrConfig, err)
 	}
 	if err := c.restore(); err != nil {
 		return nil, err
@@ -82,7 +86,10 @@ func New(cfg Config) (*Cache, error) {
 			OnDrop: c.dropped,
 		},
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: the name's length, an address
+		return nil, fmt.Errorf("bcache: new: %w: %w", ErrConfig, err)
+	case err != nil:
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
 	c.every(cfg.GCInterval, c.collect)
@@ -114,7 +121,8 @@ func newNodeID() crdt.NodeID {
 func (c *Cache) Name() string { return c.cfg.NodeName }
 
 // Config returns the configuration the Cache runs with, defaults filled in.
-func (c *Cache) Config() Config { return c.cfg }
+// It is a copy: changing it changes nothing.
+func (c *Cache) Config() Config { return c.cfg.clone() }
 
 // Addr returns the address other members reach this one at (with the port
 // actually bound when BindAddr asked for port 0).
@@ -187,11 +195,20 @@ func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
 	case ttl < 0:
 		return fmt.Errorf("bcache: %s %q: %w (%v)", op, key, ErrInvalidTTL, ttl)
 	case len(key) > c.cfg.MaxKeySize:
-		return fmt.Errorf("bcache: %s: %w (%d bytes, limit %d)", op, ErrKeyTooLarge, len(key), c.cfg.MaxKeySize)
+		// The key itself may be what is wrong: name its start only.
+		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, clip(key), ErrKeyTooLarge, len(key), c.cfg.MaxKeySize)
 	case valueLen > c.cfg.MaxValueSize:
 		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, key, ErrValueTooLarge, valueLen, c.cfg.MaxValueSize)
 	}
 	return nil
+}
+
+// clip shortens a key for an error message.
+func clip(key string) string {
+	if len(key) > 32 {
+		return key[:32] + "..."
+	}
+	return key
 }
 
 // write applies a local record and hands it to replication. A write that

@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
-
-	"github.com/bcache-go/bcache/transport/gossip"
 )
 
 // testConfig is a member on 127.0.0.1 with fast timings.
@@ -87,7 +87,7 @@ func TestNewValidates(t *testing.T) {
 				c.Close()
 				t.Fatal("New accepted the config")
 			}
-			if !errors.Is(err, ErrConfig) && !errors.Is(err, gossip.ErrConfig) {
+			if !errors.Is(err, ErrConfig) {
 				t.Fatalf("New: %v, want a config error", err)
 			}
 		})
@@ -287,4 +287,48 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}
+
+// TestErrorsReadOnce: an error names the package, the operation and the
+// key once, then the sentinel and the numbers.
+func TestErrorsReadOnce(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxValueSize: 16})
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{c.Set("k", make([]byte, 17), 0), `bcache: set "k": value too large (17 bytes, limit 16)`},
+		{c.Set(strings.Repeat("k", 70000), nil, 0), `bcache: set "` + strings.Repeat("k", 32) + `...": key too large (70000 bytes, limit 65536)`},
+		{c.Set("k", nil, -time.Second), `bcache: set "k": negative ttl (-1s)`},
+	}
+	for _, tc := range tests {
+		if tc.err == nil || tc.err.Error() != tc.want {
+			t.Errorf("got %v, want %s", tc.err, tc.want)
+		}
+	}
+	_, err := New(Config{BindAddr: "127.0.0.1:0", MaxKeys: -1})
+	if want := "bcache: new: invalid config: MaxKeys: negative (-1)"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestConfigIsDeterministicAndCopied: DefaultConfig is the same on every
+// call, and neither the Config passed to New nor the one Config returns
+// lets a caller change a running member.
+func TestConfigIsDeterministicAndCopied(t *testing.T) {
+	if a, b := DefaultConfig(), DefaultConfig(); !reflect.DeepEqual(a, b) {
+		t.Fatalf("DefaultConfig differs between calls: %+v, %+v", a, b)
+	}
+	key := bytes.Repeat([]byte{1}, 16)
+	cfg := Config{BindAddr: "127.0.0.1:0", SecretKey: key, Peers: []string{"127.0.0.1:1"}}
+	c := newCache(t, cfg)
+	key[0], cfg.Peers[0] = 9, "changed"
+	got := c.Config()
+	if got.SecretKey[0] != 1 || got.Peers[0] != "127.0.0.1:1" {
+		t.Fatalf("the caller's slices changed the member's config: %v %v", got.SecretKey, got.Peers)
+	}
+	got.Peers[0] = "changed again"
+	if c.Config().Peers[0] != "127.0.0.1:1" {
+		t.Fatal("Config returned the member's own slice")
+	}
 }

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/lww"
+	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/gossip"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // Timings are memberlist's failure-detection timings plus the re-join
@@ -26,21 +29,22 @@ func LANTimings() Timings { return gossip.LANTimings() }
 // are detected in about a second.
 func FastTimings() Timings { return gossip.FastTimings() }
 
-// Defaults of Config.
+// Defaults of Config. Each is owned by the package that applies it; these
+// name them for a reader of this package.
 const (
-	DefaultMaxKeySize          = 64 << 10
+	DefaultMaxKeySize          = 64 << 10 // the wire's hard limit on keys
 	DefaultMaxValueSize        = 1 << 20
 	DefaultTombstoneHorizon    = lww.DefaultHorizon
 	DefaultMaxClockDrift       = crdt.DefaultMaxClockDrift
-	DefaultFlushInterval       = time.Millisecond
-	DefaultAntiEntropyInterval = time.Second
+	DefaultFlushInterval       = transport.DefaultFlushInterval
+	DefaultAntiEntropyInterval = transport.DefaultAntiEntropyInterval
 	DefaultGCInterval          = time.Minute
 	DefaultSnapshotInterval    = 5 * time.Minute
 )
 
-// maxValueLimit is the largest MaxValueSize: a value must fit one frame of
-// memberlist's stream messages (20 MiB) with room to spare.
-const maxValueLimit = 16 << 20
+// maxValueLimit is the largest MaxValueSize: the wire's hard limit on a
+// value, which fits one of memberlist's stream messages with room to spare.
+var maxValueLimit = wire.DefaultLimits().MaxValue
 
 // Config configures a Cache. The zero Config plus a BindAddr works: every
 // other field has a safe default.
@@ -77,8 +81,12 @@ type Config struct {
 	// Clock, if set, replaces the wall clock (for tests).
 	Clock func() time.Time
 
-	// MaxKeySize and MaxValueSize bound keys and values, in bytes.
-	// Defaults: 64 KiB and 1 MiB; MaxValueSize at most 16 MiB.
+	// MaxKeySize and MaxValueSize bound the keys and values this member
+	// writes, in bytes. Defaults: 64 KiB (also the most) and 1 MiB;
+	// MaxValueSize at most 16 MiB. Members may disagree: a value received
+	// over this member's MaxValueSize is kept as its version without the
+	// value (a miss here, counted in Stats.Oversized), so every record both
+	// can hold still repairs.
 	MaxKeySize, MaxValueSize int
 	// TombstoneHorizon is how long deletes and expired values are kept
 	// before they are collected (see package lww for the rule that makes
@@ -99,7 +107,8 @@ type Config struct {
 	// Timings are memberlist's; default LANTimings.
 	Timings Timings
 	// Network, if set, replaces the UDP/TCP sockets, for example with a
-	// memnet.Transport for fault injection; BindAddr is then ignored.
+	// transport/gossip/memnet Transport, which runs members in memory under
+	// the faults a test chooses; BindAddr is then ignored.
 	Network gossip.Transport
 	// SnapshotPath, if set, is a file in which this member keeps its
 	// records across restarts, for edge members that may restart while
@@ -120,48 +129,71 @@ type Config struct {
 }
 
 // DefaultConfig returns the Config New uses for fields left zero, with
-// BindAddr "0.0.0.0:7946".
+// BindAddr "0.0.0.0:7946". NodeName stays empty: New draws a random one.
 func DefaultConfig() Config {
 	c := Config{BindAddr: "0.0.0.0:7946"}
 	_ = c.fill()
 	return c
 }
 
-// fill sets defaults and rejects nonsense.
+// clone returns c with its slices copied, so that a caller cannot change a
+// running Cache's configuration through them.
+func (c Config) clone() Config {
+	c.Peers = slices.Clone(c.Peers)
+	c.SecretKey = slices.Clone(c.SecretKey)
+	return c
+}
+
+// configError returns an error wrapping ErrConfig that names the field.
+func configError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+}
+
+// fill sets defaults and rejects nonsense; every error wraps ErrConfig and
+// names its field. It leaves NodeName alone (New draws one), so that
+// DefaultConfig is the same on every call.
 func (c *Config) fill() error {
-	if c.NodeName == "" {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		c.NodeName = "bcache-" + hex.EncodeToString(b[:])
+	switch {
+	case c.BindAddr == "" && c.Network == nil:
+		return configError("BindAddr", "required (or a Network)")
+	case c.MaxKeys < 0:
+		return configError("MaxKeys", "negative (%d)", c.MaxKeys)
+	case c.MaxBytes < 0:
+		return configError("MaxBytes", "negative (%d)", c.MaxBytes)
+	case c.MaxKeySize < 0 || c.MaxKeySize > DefaultMaxKeySize:
+		return configError("MaxKeySize", "%d, want 0 to %d", c.MaxKeySize, DefaultMaxKeySize)
+	case c.MaxValueSize < 0 || c.MaxValueSize > maxValueLimit:
+		return configError("MaxValueSize", "%d, want 0 to %d", c.MaxValueSize, maxValueLimit)
 	}
-	if c.BindAddr == "" && c.Network == nil {
-		return fmt.Errorf("%w: BindAddr is required", ErrConfig)
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"TombstoneHorizon", &c.TombstoneHorizon, DefaultTombstoneHorizon},
+		{"MaxClockDrift", &c.MaxClockDrift, DefaultMaxClockDrift},
+		{"FlushInterval", &c.FlushInterval, DefaultFlushInterval},
+		{"AntiEntropyInterval", &c.AntiEntropyInterval, DefaultAntiEntropyInterval},
+		{"GCInterval", &c.GCInterval, DefaultGCInterval},
+	} {
+		if *d.v < 0 {
+			return configError(d.name, "negative (%v)", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
-	if c.MaxKeys < 0 || c.MaxBytes < 0 || c.MaxKeySize < 0 || c.MaxValueSize < 0 {
-		return fmt.Errorf("%w: negative MaxKeys, MaxBytes, MaxKeySize or MaxValueSize", ErrConfig)
-	}
-	if c.TombstoneHorizon < 0 || c.MaxClockDrift < 0 || c.FlushInterval < 0 || c.AntiEntropyInterval < 0 || c.GCInterval < 0 {
-		return fmt.Errorf("%w: negative duration", ErrConfig)
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:
 	default:
-		return fmt.Errorf("%w: SecretKey of %d bytes, want 16, 24 or 32", ErrConfig, len(c.SecretKey))
+		return configError("SecretKey", "%d bytes, want 16, 24 or 32", len(c.SecretKey))
 	}
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.TombstoneHorizon, DefaultTombstoneHorizon)
-	def(&c.MaxClockDrift, DefaultMaxClockDrift)
-	def(&c.FlushInterval, DefaultFlushInterval)
-	def(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
-	def(&c.GCInterval, DefaultGCInterval)
-	def(&c.SnapshotInterval, DefaultSnapshotInterval)
 	if c.SnapshotPath != "" {
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
-			return fmt.Errorf("%w: SnapshotPath %q: no such directory", ErrConfig, c.SnapshotPath)
+			return configError("SnapshotPath", "%q: no such directory", c.SnapshotPath)
 		}
 	}
 	if c.MaxKeySize == 0 {
@@ -170,14 +202,18 @@ func (c *Config) fill() error {
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize
 	}
-	if c.MaxValueSize > maxValueLimit || c.MaxKeySize > 64<<10 {
-		return fmt.Errorf("%w: MaxValueSize at most %d and MaxKeySize at most %d", ErrConfig, maxValueLimit, 64<<10)
-	}
 	if c.MaxClockDrift >= c.TombstoneHorizon {
-		return fmt.Errorf("%w: MaxClockDrift %v must be shorter than TombstoneHorizon %v", ErrConfig, c.MaxClockDrift, c.TombstoneHorizon)
+		return configError("MaxClockDrift", "%v must be shorter than TombstoneHorizon %v", c.MaxClockDrift, c.TombstoneHorizon)
 	}
 	if c.Timings == (Timings{}) {
 		c.Timings = LANTimings()
 	}
 	return nil
+}
+
+// newNodeName draws a random member name.
+func newNodeName() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "bcache-" + hex.EncodeToString(b[:])
 }

@@ -21,7 +21,7 @@ func (c *Cache) restore() error {
 	case errors.Is(err, store.ErrNoSnapshot):
 		return nil
 	case err != nil:
-		return fmt.Errorf("bcache: new: %w: %w", ErrSnapshot, err)
+		return fmt.Errorf("bcache: new: %w", err) // wraps ErrSnapshot
 	}
 	now := c.phys()
 	st := c.store.Restore(snap, c.clock, now)

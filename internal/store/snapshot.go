@@ -61,8 +61,8 @@ const (
 )
 
 // ErrSnapshot is wrapped by every error that reading a damaged, truncated
-// or foreign snapshot returns.
-var ErrSnapshot = errors.New("store: bad snapshot")
+// or foreign snapshot returns. Package bcache exports it as its own.
+var ErrSnapshot = errors.New("bad snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -206,7 +206,7 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 }
 
 // ErrNoSnapshot is returned by LoadSnapshot when the file does not exist.
-var ErrNoSnapshot = errors.New("store: no snapshot")
+var ErrNoSnapshot = errors.New("no snapshot")
 
 // LoadSnapshot reads and checks the snapshot at path, for a store whose
 // digest has digestBits. Nothing of a file that fails a check is returned:
