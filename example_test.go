@@ -4,29 +4,47 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
-// A member needs only an address to listen on; port 0 picks a free one.
-// Peers joins an existing cluster.
+// member starts a member called name on an in-memory network (no
+// sockets), joining peers.
+func member(net *memnet.Network, name string, peers ...string) *bcache.Cache {
+	t, err := net.NewTransport(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := bcache.New(bcache.Config{NodeName: name, Network: t, Peers: peers, Timings: bcache.FastTimings()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return c
+}
+
+// until waits, without sleeping, for cond to hold: replication happens on
+// the members' own goroutines.
+func until(cond func() bool) {
+	for deadline := time.Now().Add(10 * time.Second); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			log.Fatal("timed out")
+		}
+	}
+}
+
+// A member needs only an address to listen on (here an in-memory network
+// stands in for UDP and TCP); Peers joins an existing cluster.
 func ExampleNew() {
-	first, err := bcache.New(bcache.Config{NodeName: "first", BindAddr: "127.0.0.1:0", Timings: bcache.FastTimings()})
-	if err != nil {
-		log.Fatal(err)
-	}
+	net := memnet.NewNetwork(1)
+	first := member(net, "first")
 	defer first.Close()
-	second, err := bcache.New(bcache.Config{
-		NodeName: "second", BindAddr: "127.0.0.1:0", Peers: []string{first.Addr()}, Timings: bcache.FastTimings(),
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
+	second := member(net, "second", first.Addr())
 	defer second.Close()
-	for len(second.Members()) < 2 { // joining takes a few milliseconds
-		time.Sleep(time.Millisecond)
-	}
+	until(func() bool { return len(second.Members()) == 2 })
 	for _, m := range second.Members() {
 		fmt.Println(m.Name)
 	}
@@ -35,40 +53,75 @@ func ExampleNew() {
 	// second
 }
 
+// A value written on one member is read on the others: the point of the
+// library.
 func ExampleCache_Set() {
-	c, err := bcache.New(bcache.Config{BindAddr: "127.0.0.1:0"})
-	if err != nil {
+	net := memnet.NewNetwork(1)
+	a := member(net, "a")
+	defer a.Close()
+	b := member(net, "b", a.Addr())
+	defer b.Close()
+	until(func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 })
+
+	if err := a.Set("greeting", []byte("hello"), 10*time.Minute); err != nil {
 		log.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.Set("greeting", []byte("hello"), 10*time.Minute); err != nil {
-		log.Fatal(err)
-	}
-	v, ok := c.Get("greeting")
-	fmt.Println(string(v), ok)
-	// Output: hello true
+	until(func() bool { _, ok := b.Get("greeting"); return ok })
+	v, _ := b.Get("greeting")
+	fmt.Println("b reads:", string(v))
+	// Output: b reads: hello
 }
 
+// A delete is a tombstone that wins on every member.
 func ExampleCache_Delete() {
-	c, err := bcache.New(bcache.Config{BindAddr: "127.0.0.1:0"})
+	net := memnet.NewNetwork(1)
+	a := member(net, "a")
+	defer a.Close()
+	b := member(net, "b", a.Addr())
+	defer b.Close()
+	until(func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 })
+
+	a.Set("session", []byte("token"), 0)
+	until(func() bool { _, ok := b.Get("session"); return ok })
+	if err := b.Delete("session"); err != nil {
+		log.Fatal(err)
+	}
+	until(func() bool { _, ok := a.Get("session"); return !ok })
+	_, ok := a.Get("session")
+	fmt.Println("a still has it:", ok)
+	// Output: a still has it: false
+}
+
+// A TTL becomes an absolute expiry carried with the write. The clock here
+// is moved by hand.
+func ExampleCache_Set_ttl() {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano())
+	t, err := memnet.NewNetwork(1).NewTransport("solo")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := bcache.New(bcache.Config{Network: t, Clock: func() time.Time { return time.Unix(0, now.Load()) }})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	c.Set("session", []byte("token"), 0)
-	if err := c.Delete("session"); err != nil {
-		log.Fatal(err)
-	}
-	_, ok := c.Get("session")
-	fmt.Println(ok)
-	// Output: false
+	c.Set("otp", []byte("493817"), 5*time.Minute)
+	_, ok := c.Get("otp")
+	fmt.Println("at once:", ok)
+	now.Add(int64(6 * time.Minute))
+	_, ok = c.Get("otp")
+	fmt.Println("six minutes later:", ok)
+	// Output:
+	// at once: true
+	// six minutes later: false
 }
 
+// One fill per key per member at a time; the filled value replicates like
+// any other write.
 func ExampleCache_GetWithFiller() {
-	c, err := bcache.New(bcache.Config{BindAddr: "127.0.0.1:0"})
-	if err != nil {
-		log.Fatal(err)
-	}
+	net := memnet.NewNetwork(1)
+	c := member(net, "solo")
 	defer c.Close()
 	loadUser := func(ctx context.Context, key string) ([]byte, error) {
 		fmt.Println("loading", key, "from the database")
