@@ -2,9 +2,9 @@ package bcache
 
 // Benchmarks of the Cache's local paths beside two in-process caches,
 // hashicorp/golang-lru v2 and maypok86/otter v2, measured in one run so that
-// the README can state ratios (../shared/ANCHORS.md, "Local caches").
+// the README can state ratios.
 //
-// The workload is the one the anchors use: 100,000 keys of 16 bytes with
+// The workload: 100,000 keys of 16 bytes with
 // 100-byte values, keys drawn from a Zipf(1.1) distribution with a fixed
 // seed. Every cache is built the way an application would fill it: a fresh
 // key string and a fresh value per key. The Cache under test is a single

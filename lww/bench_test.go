@@ -10,7 +10,7 @@ import (
 
 // The benchmarks use the workload of the README: 100,000 keys of 16 bytes
 // with 100-byte values, one goroutine, keys drawn from a Zipf(1.1)
-// distribution (the distribution ../shared/ANCHORS.md measures peers with).
+// distribution (the one the peer comparisons in the README use).
 // The uniform rows show the cost when every lookup misses the CPU caches.
 const benchKeys = 100_000
 
