@@ -251,10 +251,11 @@ func TestEvictionIsLocalAndNotRepaired(t *testing.T) {
 	}
 	waitValue(t, "key-19", []byte("v"), cs...)
 	await.Until(t, 5*time.Second, func() bool { return cs[1].Len() <= 5 }, "m1 holds %d", cs[1].Len())
-	rounds := cs[1].Stats().AntiEntropyRounds
-	await.Until(t, 5*time.Second, func() bool { return cs[1].Stats().AntiEntropyRounds >= rounds+5 }, "no anti-entropy")
-	if s := cs[1].Stats(); s.RepairedKeys != 0 || cs[1].Len() > 5 {
-		t.Fatalf("anti-entropy repaired %d keys onto the evicting member (it holds %d values)", s.RepairedKeys, cs[1].Len())
+	sessions := func() uint64 { return cs[1].Stats().Replication.Protocol.SessionsCompleted }
+	rounds := sessions()
+	await.Until(t, 5*time.Second, func() bool { return sessions() >= rounds+5 }, "no anti-entropy")
+	if s := cs[1].Stats().Replication.Protocol; s.RepairRecordsReceived != 0 || cs[1].Len() > 5 {
+		t.Fatalf("anti-entropy repaired %d keys onto the evicting member (it holds %d values)", s.RepairRecordsReceived, cs[1].Len())
 	}
 	for i := range 20 {
 		if v, ok := cs[0].Get(fmt.Sprint("key-", i)); !ok || string(v) != "v" {

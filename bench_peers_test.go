@@ -184,7 +184,8 @@ func BenchmarkSet(b *testing.B) {
 				i++
 			}
 			if bc, ok := c.(bcachePeer); ok {
-				b.ReportMetric(float64(bc.c.Stats().DroppedDeltas)/float64(b.N), "dropped/op")
+				r := bc.c.Stats().Replication
+				b.ReportMetric(float64(r.Protocol.DeltasDropped+r.WritesDropped)/float64(b.N), "dropped/op")
 			}
 		})
 	}

@@ -26,7 +26,8 @@ func (c *Cache) restore() error {
 	now := c.phys()
 	st := c.store.Restore(snap, c.clock, now)
 	c.stats.restored.Add(uint64(st.Applied))
-	c.stats.driftRejects.Add(uint64(st.Drifted))
+	c.stats.restoreDrifted.Add(uint64(st.Drifted))
+	c.stats.restoreLowered.Add(uint64(st.Lowered))
 	ev := c.log.Info()
 	if st.Drifted > 0 {
 		ev = c.log.Warn().Int("skipped_ahead_of_clock", st.Drifted)

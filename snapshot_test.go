@@ -111,8 +111,8 @@ func TestSnapshotRestoresThroughTheClock(t *testing.T) {
 
 	b := mustNew(t, snapshotConfig(path, new(offsetClock)))
 	defer b.Close()
-	if s := b.Stats(); s.Restored != 1 || s.ClockDriftRejects != 1 {
-		t.Fatalf("restored %d, refused %d for drift; want 1 and 1", s.Restored, s.ClockDriftRejects)
+	if s := b.Stats(); s.Restored != 1 || s.RestoreDrifted != 1 {
+		t.Fatalf("restored %d, refused %d for drift; want 1 and 1", s.Restored, s.RestoreDrifted)
 	}
 	if _, ok := b.Get("far"); ok {
 		t.Fatal("a record 70 s ahead of the clock was restored")

@@ -1,83 +1,72 @@
 package bcache
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/bcache-go/bcache/transport/gossip"
+)
 
 type counters struct {
-	fills, fillErrors                                 atomic.Uint64
-	restored, driftRejects, snapshots, snapshotErrors atomic.Uint64
+	fills, fillErrors                        atomic.Uint64
+	restored, restoreDrifted, restoreLowered atomic.Uint64
+	snapshots, snapshotErrors                atomic.Uint64
 }
 
-// Stats are a member's counters since New. All counts only grow, except
-// Keys and Bytes.
+// Stats are a member's counters since New, and what it holds now. All
+// counts only grow, except Keys, Bytes, Records, Tombstones and Evicted.
 type Stats struct {
-	// Local reads: Get (and GetWithFiller's lookups) that found a live value
-	// and those that did not.
+	// Hits and Misses count local reads (Get, and GetWithFiller's
+	// lookups) that found a live value and those that did not.
 	Hits   uint64 `json:"hits"`
 	Misses uint64 `json:"misses"`
 	// Keys and Bytes are the values held now and their key and value bytes.
 	Keys  int   `json:"keys"`
 	Bytes int64 `json:"bytes"`
-	// Evictions counts values dropped locally by the MaxKeys/MaxBytes bound;
-	// Expirations values past their TTL that were collected.
+	// Records, Tombstones and Evicted count the records held now: of every
+	// kind (each key ever written and not yet collected), deletes, and
+	// versions whose value was evicted or was over MaxValueSize.
+	Records    int `json:"records"`
+	Tombstones int `json:"tombstones"`
+	Evicted    int `json:"evicted"`
+	// Evictions counts values dropped locally by the MaxKeys/MaxBytes
+	// bound; Expirations values past their TTL that were collected;
+	// Oversized records received with a value over MaxValueSize.
 	Evictions   uint64 `json:"evictions"`
 	Expirations uint64 `json:"expirations"`
+	Oversized   uint64 `json:"oversized"`
 	// Fills counts filler calls, FillErrors those that failed.
 	Fills      uint64 `json:"fills"`
 	FillErrors uint64 `json:"fill_errors"`
-
-	// Replication. DeltasSent counts records this member shipped in delta
-	// batches (its own writes), DeltaBatchesSent the batches; DeltasReceived
-	// the batches received. BytesSent and BytesReceived count the protocol's
-	// frames; WireBytesSent everything on the wire, memberlist included.
-	DeltasSent       uint64 `json:"deltas_sent"`
-	DeltaBatchesSent uint64 `json:"delta_batches_sent"`
-	DeltasReceived   uint64 `json:"deltas_received"`
-	BytesSent        uint64 `json:"bytes_sent"`
-	BytesReceived    uint64 `json:"bytes_received"`
-	WireBytesSent    uint64 `json:"wire_bytes_sent"`
-	// AntiEntropyRounds counts completed sessions, RepairedKeys the records
-	// received through them.
-	AntiEntropyRounds uint64 `json:"anti_entropy_rounds"`
-	RepairedKeys      uint64 `json:"repaired_keys"`
-	// DroppedDeltas counts writes not shipped as deltas for lack of room (a
-	// full buffer never blocks a write; anti-entropy carries them instead).
-	DroppedDeltas uint64 `json:"dropped_deltas"`
-	// Rejected frames by reason, and records refused because their
-	// timestamp was too far ahead of the local clock.
-	RejectedMalformed   uint64 `json:"rejected_malformed"`
-	RejectedTooLarge    uint64 `json:"rejected_too_large"`
-	RejectedVersion     uint64 `json:"rejected_version"`
-	RejectedUnknownKind uint64 `json:"rejected_unknown_kind"`
-	ClockDriftRejects   uint64 `json:"clock_drift_rejects"`
-	// Forgotten counts live values dropped after a long absence (see
-	// Config.OnDrop).
-	Forgotten uint64 `json:"forgotten"`
-
-	// Restored counts the records New restored from the snapshot;
-	// Snapshots the snapshots written since, SnapshotErrors those that
-	// failed (see Config.SnapshotPath).
+	// Restored counts the records New restored from the snapshot,
+	// RestoreDrifted those it skipped for being too far ahead of the clock
+	// and RestoreLowered the watermarks it lowered for the same reason;
+	// Snapshots counts the snapshots written since, SnapshotErrors those
+	// that failed (see Config.SnapshotPath).
 	Restored       uint64 `json:"restored"`
+	RestoreDrifted uint64 `json:"restore_drifted"`
+	RestoreLowered uint64 `json:"restore_lowered"`
 	Snapshots      uint64 `json:"snapshots"`
 	SnapshotErrors uint64 `json:"snapshot_errors"`
+	// Replication holds the counters of replication: the network's
+	// (memberlist's traffic included, drops, joins) and, in
+	// Replication.Protocol, the sync protocol's (deltas and their records,
+	// anti-entropy sessions and repaired records, frames refused by
+	// reason, clock-drift and watermark rejects, forgotten values).
+	Replication gossip.Stats `json:"replication"`
 }
 
-// Stats returns the member's counters.
+// Stats returns the member's counters. It takes each shard's lock for a
+// moment, one at a time, and the protocol's only for a copy.
 func (c *Cache) Stats() Stats {
 	st := c.store.Stats()
-	s := Stats{
+	return Stats{
 		Hits: st.Hits, Misses: st.Misses, Keys: c.Len(), Bytes: st.Bytes,
-		Evictions: st.Evictions, Expirations: st.Expirations,
+		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
+		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
+		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
+		RestoreLowered: c.stats.restoreLowered.Load(),
+		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(),
+		Replication: c.repl.Stats(),
 	}
-	r := c.repl.Stats()
-	p := r.Protocol
-	s.DeltasSent, s.DeltaBatchesSent, s.DeltasReceived = p.DeltaRecords, p.DeltaBatches, p.DeltasReceived
-	s.BytesSent, s.BytesReceived, s.WireBytesSent = p.BytesSent, p.BytesReceived, r.WirePacketBytes+r.WireStreamBytes
-	s.AntiEntropyRounds, s.RepairedKeys = p.SessionsCompleted, p.RepairRecordsReceived
-	s.DroppedDeltas = p.DeltasDropped + r.WritesDropped + r.StreamsDropped
-	s.RejectedMalformed, s.RejectedTooLarge = p.RejectedMalformed, p.RejectedTooLarge
-	s.RejectedVersion, s.RejectedUnknownKind = p.RejectedVersion, p.RejectedUnknownKind
-	s.ClockDriftRejects, s.Forgotten = p.ClockDriftRejects+c.stats.driftRejects.Load(), p.Forgotten
-	s.Restored, s.Snapshots, s.SnapshotErrors = c.stats.restored.Load(), c.stats.snapshots.Load(), c.stats.snapshotErrors.Load()
-	return s
 }

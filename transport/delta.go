@@ -113,8 +113,8 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 		n.out.seq++
 		m.Seq = n.out.seq
 	}
-	n.stats.DeltaBatches++
-	n.stats.DeltaRecords += uint64(len(recs))
+	n.stats.DeltaBatchesSent++
+	n.stats.DeltaRecordsSent += uint64(len(recs))
 	return n.send(out, m, kids...)
 }
 
@@ -128,7 +128,8 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		n.stats.DuplicateDeltas++
 		return nil
 	}
-	n.stats.DeltasReceived++
+	n.stats.DeltaBatchesReceived++
+	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
 	for _, r := range m.Records {
 		n.receiveRecord(r, true, now)
 	}

@@ -208,8 +208,8 @@ func TestWriteSendsAtOnceWhenIdleAndBatchesWhenBusy(t *testing.T) {
 	if len(d.Records) != 2 || string(d.Records[0].Value) != "3" || d.Records[1].Key != "other" {
 		t.Fatalf("batch = %+v, want k=3 and other", d.Records)
 	}
-	if s := node.Stats(); s.DeltasCoalesced != 1 || s.DeltaBatches != 2 {
-		t.Fatalf("coalesced %d, batches %d; want 1 and 2", s.DeltasCoalesced, s.DeltaBatches)
+	if s := node.Stats(); s.DeltasCoalesced != 1 || s.DeltaBatchesSent != 2 {
+		t.Fatalf("coalesced %d, batches %d; want 1 and 2", s.DeltasCoalesced, s.DeltaBatchesSent)
 	}
 }
 

@@ -10,15 +10,18 @@ type Stats struct {
 	FramesSentByKind              [wire.KindReject + 1]uint64
 	BytesSentByKind               [wire.KindReject + 1]uint64
 
-	// Deltas.
-	DeltaBatches    uint64 // batches of this node's own writes, one per tree
-	DeltaRecords    uint64 // records in those batches
-	DeltasCoalesced uint64 // writes that replaced a queued record of the same key
-	DeltasDropped   uint64 // writes not queued because the buffer was full
-	DeltasReceived  uint64 // batches received for the first time
-	DuplicateDeltas uint64 // batches received again (or too far out of order)
-	DeltasForwarded uint64 // copies relayed down another origin's tree
-	LateDeltas      uint64 // delta records older than the GC horizon, not applied
+	// Deltas: batches and the records in them, sent (this node's own
+	// writes, counted once per tree) and received (counted once, however
+	// many copies arrive).
+	DeltaBatchesSent     uint64
+	DeltaRecordsSent     uint64
+	DeltasCoalesced      uint64 // writes that replaced a queued record of the same key
+	DeltasDropped        uint64 // writes not queued because the buffer was full
+	DeltaBatchesReceived uint64
+	DeltaRecordsReceived uint64
+	DuplicateDeltas      uint64 // batches received again (or too far out of order)
+	DeltasForwarded      uint64 // copies relayed down another origin's tree
+	LateDeltas           uint64 // delta records older than the GC horizon, not applied
 
 	// Records received by any path.
 	RecordsApplied    uint64 // records that changed the replica

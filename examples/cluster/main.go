@@ -144,7 +144,9 @@ func printStats(cs []*bcache.Cache) {
 	fmt.Println("   member  values  deltas sent/received  anti-entropy rounds  repaired  wire bytes")
 	for _, c := range cs {
 		s := c.Stats()
-		fmt.Printf("   %-6s  %6d  %9d/%-9d  %19d  %8d  %10d\n", c.Name(), s.Keys, s.DeltaBatchesSent, s.DeltasReceived, s.AntiEntropyRounds, s.RepairedKeys, s.WireBytesSent)
+		r, p := s.Replication, s.Replication.Protocol
+		fmt.Printf("   %-6s  %6d  %9d/%-9d  %19d  %8d  %10d\n", c.Name(), s.Keys, p.DeltaBatchesSent, p.DeltaBatchesReceived,
+			p.SessionsCompleted, p.RepairRecordsReceived, r.WirePacketBytes+r.WireStreamBytes)
 	}
 	fmt.Println("   (an expired value counts until it is collected)")
 }

@@ -62,11 +62,11 @@ func TestWriteBecomesVisibleEverywhere(t *testing.T) {
 	waitValue(t, 2*time.Second, "k", []byte("v"), nodes...)
 	nodes[2].rep.write(nodes[2].r, "k", nil, true)
 	waitValue(t, 2*time.Second, "k", nil, nodes...)
-	if s := nodes[1].r.Stats(); s.Protocol.DeltasReceived < 2 {
-		t.Fatalf("n1 received %d deltas, want 2", s.Protocol.DeltasReceived)
+	if s := nodes[1].r.Stats(); s.Protocol.DeltaBatchesReceived < 2 {
+		t.Fatalf("n1 received %d deltas, want 2", s.Protocol.DeltaBatchesReceived)
 	}
-	if s := nodes[0].r.Stats(); s.WirePackets == 0 || s.Protocol.DeltaBatches == 0 {
-		t.Fatalf("n0 sent %d packets, %d delta batches", s.WirePackets, s.Protocol.DeltaBatches)
+	if s := nodes[0].r.Stats(); s.WirePackets == 0 || s.Protocol.DeltaBatchesSent == 0 {
+		t.Fatalf("n0 sent %d packets, %d delta batches", s.WirePackets, s.Protocol.DeltaBatchesSent)
 	}
 }
 

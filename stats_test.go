@@ -1,0 +1,45 @@
+package bcache
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/gossip"
+)
+
+// TestEveryLowerCounterIsReachable: Stats carries every counter of the
+// layers below, so none is lost on the way up: the store's by name (copied
+// here, and checked to flow), the network's and the protocol's whole.
+func TestEveryLowerCounterIsReachable(t *testing.T) {
+	top := reflect.TypeFor[Stats]()
+	for f := range reflect.TypeFor[store.Stats]().Fields() {
+		if _, ok := top.FieldByName(f.Name); !ok {
+			t.Errorf("the store's %s is not in Stats", f.Name)
+		}
+	}
+	if f, ok := top.FieldByName("Replication"); !ok || f.Type != reflect.TypeFor[gossip.Stats]() {
+		t.Error("Stats does not carry gossip.Stats whole")
+	}
+	if f, ok := reflect.TypeFor[gossip.Stats]().FieldByName("Protocol"); !ok || f.Type != reflect.TypeFor[transport.Stats]() {
+		t.Error("gossip.Stats does not carry transport.Stats whole")
+	}
+
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxKeys: 1})
+	c.Set("a", []byte("1"), 0)
+	c.Set("b", []byte("22"), 0)
+	c.Delete("c")
+	c.Get("b")
+	c.Get("a")
+	got, st := c.Stats(), c.store.Stats()
+	for f := range reflect.TypeFor[store.Stats]().Fields() {
+		want := reflect.ValueOf(st).FieldByName(f.Name)
+		if have := reflect.ValueOf(got).FieldByName(f.Name); have.Interface() != want.Interface() {
+			t.Errorf("Stats.%s = %v, the store says %v", f.Name, have, want)
+		}
+	}
+	if got.Records != 3 || got.Tombstones != 1 || got.Evicted != 1 || got.Evictions != 1 || got.Hits != 1 || got.Misses != 1 {
+		t.Errorf("after two sets under MaxKeys 1, a delete and two reads: %+v", got)
+	}
+}
