@@ -6,9 +6,15 @@
 // [Check] and [Property] run a rapid state machine over a simulated
 // cluster ([Cluster]): 2 to 4 members (configurable), each reading its own
 // manually driven clock, on a step-driven [sim.Network] whose frames are
-// real encoded protocol messages. Every step draws one action:
+// real encoded protocol messages. By default the members are the replica
+// bcache runs in production ([StoreReplica]: the sharded store of package
+// internal/store synchronized by a transport.Node), configured by
+// [DefaultStoreConfig]: one founder, members that disagree about their
+// bounds, and membership views that follow partitions and crashes as
+// failure detection would. Every step draws one action:
 //
-//	set, delete          a write on a live member (with or without a TTL)
+//	set, delete          a write on a live member (with or without a TTL,
+//	                     expiries at the int64 extremes, empty values)
 //	tick                 time moves on 1 ms to 5 s; every member's timers run
 //	deliver, deliver all one frame in flight, or everything until quiet
 //	drop, duplicate,     loss, duplication and reordering of a frame
@@ -25,11 +31,19 @@
 //	                     collect garbage for 1.25 to 3 GC horizons
 //	gc, evict            garbage collection, local eviction of a value
 //	antientropy          an anti-entropy session between two members
+//	forge, attack,       an adversary holding the cluster key: forged
+//	capture, replay      frames of its choosing, as itself or claiming
+//	                     another name; a whole forged session with
+//	                     rejections; frames captured in flight, replayed
 //
 // After every step it checks invariants that must always hold: each member's
-// clock issues strictly increasing timestamps, and no member ever holds (and
+// clock issues strictly increasing timestamps; no member ever holds (and
 // so serves) a version of a key older than one it held before since its last
-// restart, which is what a resurrection looks like locally. A member
+// restart, which is what a resurrection looks like locally; no member holds
+// a version nobody wrote (records of the adversary a member accepted are
+// the adversary's writes); and a newest write a member drops, because a
+// peer rejected it or without a word, is at least a horizon old, less the
+// clock drift and skew (package lww, rule 3, allows no sooner). A member
 // restored from a snapshot must issue timestamps newer than every record it
 // restored, and never go back on a version it held or collected when the
 // snapshot was taken. After the run it
@@ -60,11 +74,14 @@
 // the record written and the frames to send, frame handling, timers, and
 // introspection (Records, GC, Drops). Write a [Factory] that builds yours
 // and pass it in [Config.Factory]; the harness does the rest. Its frames
-// need not be bcache's: the network only carries bytes. To experiment with
-// merge rules on bcache's own map and protocol, set [MapConfig.Merge]
-// instead. The tests in this package run the harness against two broken
-// merges (the longest expiry winning, and received deletes ignored) and
-// require it to find counterexamples.
+// need not be bcache's: the network only carries bytes (disable the
+// adversary's actions, which speak bcache's wire format). To experiment
+// with rules on bcache's own store and protocol, set [StoreConfig.Wrap]
+// (or, on the simpler [MapReplica], [MapConfig.Merge]). The tests in this
+// package run the harness against broken variants of the production store
+// (the longest expiry winning, received deletes ignored, every rejection
+// trusted, received versions restamped) and require it to find
+// counterexamples.
 //
 // # Scale
 //
