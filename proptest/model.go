@@ -136,7 +136,9 @@ func (m *model) verify(t *rapid.T, h *harness) {
 		return
 	}
 	latest := h.c.Now() + int64(h.cfg.MaxSkew)
-	dead := func(r crdt.Record) bool { return r.Tombstone || (r.Expires != 0 && r.Expires <= h.c.Now()-int64(h.cfg.MaxSkew)) }
+	dead := func(r crdt.Record) bool {
+		return r.Tombstone || (r.Expires != 0 && r.Expires <= h.c.Now()-int64(h.cfg.MaxSkew))
+	}
 	for key, rec := range m.newest {
 		if m.lost[key] || m.lossy[key] {
 			continue
