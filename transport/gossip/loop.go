@@ -7,6 +7,14 @@ import (
 	"github.com/bcache-go/bcache/transport"
 )
 
+// minWait is how long the loop waits for a deadline that the Tick just
+// before had already reached. Such a deadline is stale, the node having
+// done what was due; but while an anti-entropy session outlasts the
+// interval between sessions, the node's NextDeadline is the start of the
+// next one, already past, and waiting zero would spin the loop (and a CPU)
+// until the session ends, as it does with a peer that stalls.
+const minWait = 5 * time.Millisecond
+
 // loop drives the protocol node's local writes, membership changes and
 // timers; received frames reach the node directly (see received).
 func (r *Replicator) loop() {
@@ -17,13 +25,14 @@ func (r *Replicator) loop() {
 	var batch [][]crdt.Record
 	var out []transport.Envelope
 	for {
-		var next int64
+		var now, next int64
 		r.locked(func() []transport.Envelope {
-			out = r.node.Tick(r.now())
+			now = r.now()
+			out = r.node.Tick(now)
 			next = r.node.NextDeadline()
 			return out
 		})
-		timer.Reset(time.Duration(max(next-r.now(), 0)))
+		timer.Reset(r.wait(now, next))
 		select {
 		case <-r.done:
 			return
@@ -44,6 +53,15 @@ func (r *Replicator) loop() {
 		case <-timer.C:
 		}
 	}
+}
+
+// wait returns how long to wait for next, the node's deadline after a
+// Tick at now: at least minWait if the Tick had reached it.
+func (r *Replicator) wait(now, next int64) time.Duration {
+	if next <= now {
+		return minWait
+	}
+	return time.Duration(max(next-r.now(), 0))
 }
 
 // locked runs f with the node's lock held and sends what it returns after
