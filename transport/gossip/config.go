@@ -124,8 +124,6 @@ type Config struct {
 const (
 	defaultPacketSize = 1400
 	defaultQueueSize  = 4096
-	// streamQueue bounds the frames waiting for a stream sender.
-	streamQueue = 256
 	// maxStreamFrame is the largest frame memberlist takes as a stream user
 	// message; by default the decoder refuses larger ones too.
 	maxStreamFrame = 20 << 20

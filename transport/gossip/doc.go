@@ -15,14 +15,24 @@
 // UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
 // it) goes as one datagram (SendBestEffort); a larger one (a batch of big
 // values, a repair, a value of up to the decoder's limit) goes over a
-// stream (SendReliable), sent by a small pool of goroutines so that one slow
-// peer does not hold up the others. A received frame is handed to the
-// protocol node directly on memberlist's handler goroutine (under the
-// node's lock), with no queue of ours in between; local writes reach it
-// through a bounded queue; a writer that finds it half full yields to the
-// protocol goroutine, so that a burst on one CPU is slowed rather than
-// dropped. What a full queue drops (memberlist's handler queue, our write
-// and stream queues) is counted and anti-entropy repairs.
+// stream (SendReliable). Each peer with such frames waiting has a sender
+// goroutine of its own, which writes them in order, one stream at a time,
+// and ends once they are sent: a peer that stops reading holds up only its
+// own frames. Every stream gets a deadline of TCPTimeout from its dial
+// (memberlist sets none on SendReliable's), and Close cuts the streams
+// still open. The frames waiting for a stream are bounded in bytes: 16 MiB
+// per peer (a single larger frame is taken when nothing is queued for that
+// peer) and 64 MiB in all, a frame broadcast to several peers counting
+// once; past a bound a frame is dropped and counted (Stats.StreamsDropped,
+// and StreamsDroppedPeer when its peer's bound refused it).
+//
+// A received frame is handed to the protocol node directly on memberlist's
+// handler goroutine (under the node's lock), with no queue of ours in
+// between; local writes reach it through a bounded queue; a writer that
+// finds it half full yields to the protocol goroutine, so that a burst on
+// one CPU is slowed rather than dropped. What a full queue drops
+// (memberlist's handler queue, our write and stream queues) is counted and
+// anti-entropy repairs.
 //
 // # Membership
 //
