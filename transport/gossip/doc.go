@@ -54,6 +54,17 @@
 // clusters that share a network. Frames that do reach the protocol are
 // still size-capped and validated before decoding (package transport/wire).
 //
+// # Logs
+//
+// Config.Logger (silent unless given) receives the Replicator's events and
+// memberlist's own log lines, as events at their level with a "peer" field
+// for the address a line names, without memberlist's timestamp and
+// prefix. memberlist logs a line for each packet it refuses, so a process
+// without the cluster key could flood the log: the lines of one kind (the
+// message with its numbers and addresses blanked) are written at most once
+// a second, the next one written carrying a "suppressed" count, and
+// Stats.MemberlistErrors and MemberlistWarnings count them all.
+//
 // # Testing without sockets
 //
 // Package memnet is an in-memory memberlist transport with partitions,

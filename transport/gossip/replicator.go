@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
@@ -53,7 +54,8 @@ type Replicator struct {
 	alive map[string]*memberlist.Node // live members by name, self included
 	known map[string]string           // address of every member ever seen, by name
 
-	counters counters
+	counters  counters
+	logCounts logCounts
 }
 
 type counters struct {
@@ -113,7 +115,8 @@ func (r *Replicator) startMemberlist() error {
 		base, boundPort = nt, nt.port()
 	}
 	ct := newCountingTransport(base, &r.wire)
-	mc := r.cfg.memberlistConfig(delegate{r}, ct)
+	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
+	mc := r.cfg.memberlistConfig(delegate{r}, ct, logOut)
 	if boundPort != 0 {
 		mc.BindPort = boundPort
 		if r.cfg.AdvertiseAddr == "" {
@@ -273,6 +276,12 @@ type Stats struct {
 	// Joins and JoinFailures count re-join attempts that reached a member
 	// and those that reached none.
 	Joins, JoinFailures uint64
+	// MemberlistErrors and MemberlistWarnings count memberlist's error and
+	// warning lines (a process without the cluster key sending garbage
+	// makes one error per datagram); MemberlistSuppressed the lines of all
+	// levels held back by the log's rate limit, one line a second for each
+	// kind of message.
+	MemberlistErrors, MemberlistWarnings, MemberlistSuppressed uint64
 }
 
 // Stats returns the counters. After Close it returns the protocol counters
@@ -286,6 +295,8 @@ func (r *Replicator) Stats() Stats {
 		StreamBytes: uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
 		Joins: r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
+		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
+		MemberlistSuppressed: r.logCounts.suppressed.Load(),
 	}
 	r.nodeMu.Lock()
 	s.Protocol = r.node.Stats()
