@@ -56,7 +56,9 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	return mux
 }
 
-// put stores the request body under the key, with the optional ttl.
+// put stores the request body under the key, with the optional ttl. A
+// body over maxValue is refused with 413: at once when its Content-Length
+// says so, otherwise after maxValue+1 bytes, never reading the rest.
 func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) {
 	var ttl time.Duration
 	if s := r.URL.Query().Get("ttl"); s != "" {
@@ -67,10 +69,15 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) 
 		}
 		ttl = d // a negative one is refused by Set with ErrInvalidTTL
 	}
+	tooLarge := fmt.Sprintf("value larger than %d bytes", maxValue)
+	if r.ContentLength > int64(maxValue) {
+		http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+		return
+	}
 	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxValue)))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			http.Error(w, fmt.Sprintf("value larger than %d bytes", maxValue), http.StatusRequestEntityTooLarge)
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 			return
 		}
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)

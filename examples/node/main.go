@@ -30,8 +30,13 @@
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //
-// A key is one path segment: escape a slash in it as %2F. Logs are JSON
-// lines on stderr; the "listening" lines carry the gossip and HTTP
+// A key is one path segment: escape a slash in it as %2F. A body over -max-value is a 413, at once when its Content-Length says
+// so, otherwise once that many bytes are read; the rest is never read.
+//
+// The HTTP server gives a client 10 s to send a request's headers, 30 s
+// for the whole request, 45 s from its headers to the end of the response,
+// and closes a kept-alive connection idle for 60 s, so that slow clients
+// cannot hold connections open. Logs are JSON lines on stderr; the "listening" lines carry the gossip and HTTP
 // addresses (useful with port 0). SIGINT or SIGTERM stops the HTTP server,
 // leaves the cluster and exits 0; a second signal kills it at once. Flag
 // errors exit 2, other failures 1.
@@ -45,20 +50,15 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache"
 )
-
-// shutdownTimeout bounds the wait for in-flight HTTP requests on exit.
-const shutdownTimeout = 3 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -172,30 +172,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if maxValue == 0 { // the Cache does not tell which size it settled on
 		maxValue = bcache.DefaultMaxValueSize
 	}
-	status := serve(ctx, log, ln, newHandler(c, maxValue))
+	status := serve(ctx, log, ln, newServer(newHandler(c, maxValue), defaultHTTPTimeouts()))
 	if err := c.Close(); err != nil {
 		log.Warn().Err(err).Msg("close")
 	}
 	return status
-}
-
-// serve serves h on ln until ctx ends, then shuts the server down
-// gracefully; it returns the exit status.
-func serve(ctx context.Context, log zerolog.Logger, ln net.Listener, h http.Handler) int {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn().Err(err).Msg("http shutdown")
-		}
-		return 0
-	case err := <-served:
-		log.Error().Err(err).Msg("http serve")
-		return 1
-	}
 }
