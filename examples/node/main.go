@@ -30,7 +30,10 @@
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //
-// A key is one path segment: escape a slash in it as %2F. A body over -max-value is a 413, at once when its Content-Length says
+// A key is one path segment: escape a slash in it as %2F. A ttl is a Go
+// duration; absent or zero (0, 0s) means no expiry, and a negative one or
+// one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
+// A body over -max-value is a 413, at once when its Content-Length says
 // so, otherwise once that many bytes are read; the rest is never read.
 //
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
