@@ -22,7 +22,7 @@
 //	curl -i localhost:8081/v1/keys/greeting                 # 404
 //	curl -s localhost:8082/v1/stats
 //
-// The API:
+// The API (node -h lists it too):
 //
 //	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204; 400 bad ttl, 413 value too large, 414 key too large, 503 closed
 //	GET    /v1/keys/{key}            200 with the value, or 404
@@ -72,6 +72,21 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
 
+// usage is what -h prints before the flags.
+const usage = `Usage: node [flags]
+
+A bcache member: an in-memory cache replicated to the members it joins,
+served over HTTP:
+
+  PUT    /v1/keys/{key}[?ttl=10s]  store the request body (ttl 0 or none: no expiry)
+  GET    /v1/keys/{key}            the value, or 404
+  DELETE /v1/keys/{key}            delete it on every member
+  GET    /v1/members               the live members, JSON
+  GET    /v1/stats                 the member's counters, JSON
+
+Flags:
+`
+
 // options are the parsed flags.
 type options struct {
 	cfg      bcache.Config
@@ -91,6 +106,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
