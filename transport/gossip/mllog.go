@@ -87,12 +87,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// admit reports whether a line of template may be written at now, and how
-// many lines of it were held back since the last one written.
-func (w *logWriter) admit(template string, now time.Time) (bool, int) {
+// admit reports whether a line of the template key may be written at now,
+// and how many lines of it were held back since the last one written.
+func (w *logWriter) admit(key string, now time.Time) (bool, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t := w.template(template, now)
+	t := w.limit(key, now)
 	if !t.last.IsZero() && now.Sub(t.last) < logInterval {
 		t.suppressed++
 		return false, 0
@@ -102,9 +102,9 @@ func (w *logWriter) admit(template string, now time.Time) (bool, int) {
 	return true, n
 }
 
-// template returns the rate limit of key, making room for it if needed.
-// Called with w.mu held.
-func (w *logWriter) template(key string, now time.Time) *logTemplate {
+// limit returns the rate limit of the template key, making room for it if
+// needed. Called with w.mu held.
+func (w *logWriter) limit(key string, now time.Time) *logTemplate {
 	if t, ok := w.seen[key]; ok {
 		return t
 	}
@@ -146,7 +146,7 @@ func parseLogLine(s string) logLine {
 	line.level, s = cutLevel(s)
 	s = strings.TrimPrefix(s, "memberlist: ")
 	line.msg, line.peer = splitPeer(s)
-	line.template = template(line.msg)
+	line.template = templateOf(line.msg)
 	return line
 }
 
@@ -188,10 +188,10 @@ func splitPeer(msg string) (string, string) {
 	return msg, ""
 }
 
-// template blanks every word of msg that holds a digit (addresses, ports,
+// templateOf blanks every word of msg that holds a digit (addresses, ports,
 // counts, node names such as n2) so that lines differing only there share
 // a rate limit.
-func template(msg string) string {
+func templateOf(msg string) string {
 	words := strings.Fields(msg)
 	for i, w := range words {
 		if strings.IndexFunc(w, unicode.IsDigit) >= 0 {
