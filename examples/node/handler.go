@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bcache-go/bcache"
@@ -56,21 +57,24 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	return mux
 }
 
-// put stores the request body under the key, with the optional ttl.
+// put stores the request body under the key, with the optional ttl. A
+// body over maxValue is refused with 413: at once when its Content-Length
+// says so, otherwise after maxValue+1 bytes, never reading the rest.
 func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) {
-	var ttl time.Duration
-	if s := r.URL.Query().Get("ttl"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("bad ttl %q: want a duration such as 10s or 1m30s", s), http.StatusBadRequest)
-			return
-		}
-		ttl = d // a negative one is refused by Set with ErrInvalidTTL
+	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	tooLarge := fmt.Sprintf("value larger than %d bytes", maxValue)
+	if r.ContentLength > int64(maxValue) {
+		http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+		return
 	}
 	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxValue)))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			http.Error(w, fmt.Sprintf("value larger than %d bytes", maxValue), http.StatusRequestEntityTooLarge)
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 			return
 		}
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
@@ -81,6 +85,26 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) 
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseTTL parses the ttl query parameter, a Go duration such as 10s; ""
+// and zero ("0", "0s") mean no expiry. A negative ttl is refused, and so
+// is one that rounds to zero (0.1ns): the Cache would read it as no
+// expiry.
+func parseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("bad ttl %q: want a duration such as 10s or 1m30s", s)
+	case d < 0:
+		return 0, fmt.Errorf("bad ttl %q: negative", s)
+	case d == 0 && strings.ContainsAny(s, "123456789"):
+		return 0, fmt.Errorf("bad ttl %q: under 1ns, which would mean no expiry; give 0 for none", s)
+	}
+	return d, nil
 }
 
 // statusOf maps the Cache's errors to HTTP statuses. A key too large is 414

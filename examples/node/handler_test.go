@@ -104,16 +104,47 @@ func TestGetMissing(t *testing.T) {
 	}
 }
 
-func TestPutBadTTL(t *testing.T) {
-	c := newCache(t, bcache.Config{})
-	base := startServer(t, c, bcache.DefaultMaxValueSize)
-	for _, ttl := range []string{"abc", "10", "-1s", "1h%20"} {
-		t.Run(ttl, func(t *testing.T) {
-			expect(t, "PUT", base+"/v1/keys/k?ttl="+ttl, "v", http.StatusBadRequest)
-		})
+func TestPutTTL(t *testing.T) {
+	tests := []struct {
+		name, ttl string // ttl "": no parameter
+		want      int
+		expires   bool // whether a stored value has an expiry
+	}{
+		{name: "absent", want: http.StatusNoContent},
+		{name: "zero", ttl: "0", want: http.StatusNoContent},
+		{name: "zero seconds", ttl: "0s", want: http.StatusNoContent},
+		{name: "zero milliseconds", ttl: "0ms", want: http.StatusNoContent},
+		{name: "an hour", ttl: "1h", want: http.StatusNoContent, expires: true},
+		{name: "one nanosecond", ttl: "1ns", want: http.StatusNoContent, expires: true},
+		{name: "under a nanosecond", ttl: "0.1ns", want: http.StatusBadRequest},
+		{name: "half a nanosecond", ttl: "0.5ns", want: http.StatusBadRequest},
+		{name: "negative", ttl: "-1s", want: http.StatusBadRequest},
+		{name: "negative under a nanosecond", ttl: "-0.1ns", want: http.StatusBadRequest},
+		{name: "not a duration", ttl: "abc", want: http.StatusBadRequest},
+		{name: "no unit", ttl: "10", want: http.StatusBadRequest},
+		{name: "trailing space", ttl: "1h%20", want: http.StatusBadRequest},
 	}
-	if _, ok := c.Get("k"); ok {
-		t.Fatal("a PUT with a bad ttl stored its value")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t, bcache.Config{})
+			url := startServer(t, c, bcache.DefaultMaxValueSize) + "/v1/keys/k"
+			if tt.ttl != "" {
+				url += "?ttl=" + tt.ttl
+			}
+			body := expect(t, "PUT", url, "v", tt.want)
+			if tt.want == http.StatusBadRequest {
+				if !strings.Contains(body, "ttl") {
+					t.Fatalf("400 without a word about the ttl: %q", body)
+				}
+				if _, ok := c.Get("k"); ok {
+					t.Fatal("a PUT with a bad ttl stored its value")
+				}
+				return
+			}
+			if _, ok := c.Get("k"); !ok && !tt.expires {
+				t.Fatal("a value without expiry is not there")
+			}
+		})
 	}
 }
 

@@ -22,7 +22,7 @@
 //	curl -i localhost:8081/v1/keys/greeting                 # 404
 //	curl -s localhost:8082/v1/stats
 //
-// The API:
+// The API (node -h lists it too):
 //
 //	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204; 400 bad ttl, 413 value too large, 414 key too large, 503 closed
 //	GET    /v1/keys/{key}            200 with the value, or 404
@@ -30,8 +30,16 @@
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //
-// A key is one path segment: escape a slash in it as %2F. Logs are JSON
-// lines on stderr; the "listening" lines carry the gossip and HTTP
+// A key is one path segment: escape a slash in it as %2F. A ttl is a Go
+// duration; absent or zero (0, 0s) means no expiry, and a negative one or
+// one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
+// A body over -max-value is a 413, at once when its Content-Length says
+// so, otherwise once that many bytes are read; the rest is never read.
+//
+// The HTTP server gives a client 10 s to send a request's headers, 30 s
+// for the whole request, 45 s from its headers to the end of the response,
+// and closes a kept-alive connection idle for 60 s, so that slow clients
+// cannot hold connections open. Logs are JSON lines on stderr; the "listening" lines carry the gossip and HTTP
 // addresses (useful with port 0). SIGINT or SIGTERM stops the HTTP server,
 // leaves the cluster and exits 0; a second signal kills it at once. Flag
 // errors exit 2, other failures 1.
@@ -45,20 +53,15 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache"
 )
-
-// shutdownTimeout bounds the wait for in-flight HTTP requests on exit.
-const shutdownTimeout = 3 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -68,6 +71,21 @@ func main() {
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
+
+// usage is what -h prints before the flags.
+const usage = `Usage: node [flags]
+
+A bcache member: an in-memory cache replicated to the members it joins,
+served over HTTP:
+
+  PUT    /v1/keys/{key}[?ttl=10s]  store the request body (ttl 0 or none: no expiry)
+  GET    /v1/keys/{key}            the value, or 404
+  DELETE /v1/keys/{key}            delete it on every member
+  GET    /v1/members               the live members, JSON
+  GET    /v1/stats                 the member's counters, JSON
+
+Flags:
+`
 
 // options are the parsed flags.
 type options struct {
@@ -88,6 +106,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -172,30 +194,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if maxValue == 0 { // the Cache does not tell which size it settled on
 		maxValue = bcache.DefaultMaxValueSize
 	}
-	status := serve(ctx, log, ln, newHandler(c, maxValue))
+	status := serve(ctx, log, ln, newServer(newHandler(c, maxValue), defaultHTTPTimeouts()))
 	if err := c.Close(); err != nil {
 		log.Warn().Err(err).Msg("close")
 	}
 	return status
-}
-
-// serve serves h on ln until ctx ends, then shuts the server down
-// gracefully; it returns the exit status.
-func serve(ctx context.Context, log zerolog.Logger, ln net.Listener, h http.Handler) int {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn().Err(err).Msg("http shutdown")
-		}
-		return 0
-	case err := <-served:
-		log.Error().Err(err).Msg("http serve")
-		return 1
-	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -77,5 +79,18 @@ func TestDefaultName(t *testing.T) {
 	}
 	if got := defaultName("127.0.0.1:7950"); got != "" && !strings.HasSuffix(got, "-7950") {
 		t.Fatalf("defaultName = %q, want hostname-7950", got)
+	}
+}
+
+// TestUsageListsTheAPI: -h shows the HTTP API besides the flags.
+func TestUsageListsTheAPI(t *testing.T) {
+	var out strings.Builder
+	if _, err := parseFlags([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"PUT", "GET", "DELETE", "/v1/keys/{key}", "?ttl=", "/v1/members", "/v1/stats", "-bind"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("-h does not mention %q:\n%s", want, out.String())
+		}
 	}
 }

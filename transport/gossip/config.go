@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -117,15 +118,15 @@ type Config struct {
 	// waiting for the protocol; past it they are dropped and counted, and
 	// anti-entropy repairs the loss. 0 selects 4096.
 	QueueSize int
-	// Logger receives one line per event worth an operator's attention.
+	// Logger receives one line per event worth an operator's attention,
+	// memberlist's own lines included: those at most once a second per
+	// kind of message (see Stats.MemberlistErrors).
 	Logger zerolog.Logger
 }
 
 const (
 	defaultPacketSize = 1400
 	defaultQueueSize  = 4096
-	// streamQueue bounds the frames waiting for a stream sender.
-	streamQueue = 256
 	// maxStreamFrame is the largest frame memberlist takes as a stream user
 	// message; by default the decoder refuses larger ones too.
 	maxStreamFrame = 20 << 20
@@ -185,8 +186,9 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// memberlistConfig builds memberlist's configuration from c.
-func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport) *memberlist.Config {
+// memberlistConfig builds memberlist's configuration from c; memberlist
+// logs to logOut.
+func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport, logOut io.Writer) *memberlist.Config {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.Name
 	mc.Transport = t
@@ -202,7 +204,7 @@ func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport) *
 	mc.EnableCompression = false
 	mc.HandoffQueueDepth = c.QueueSize // received frames waiting for NotifyMsg
 	mc.Label = c.Label
-	mc.LogOutput = logWriter{c.Logger}
+	mc.LogOutput = logOut
 	if len(c.SecretKey) > 0 {
 		mc.SecretKey = c.SecretKey
 	}

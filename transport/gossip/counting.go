@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,9 @@ type wireStats struct {
 }
 
 // countingTransport wraps memberlist's transport to count what it sends.
+// It keeps the streams it dialed, so that Shutdown cuts the writes still
+// waiting on a peer that stopped reading instead of waiting for their
+// deadlines.
 type countingTransport struct {
 	memberlist.NodeAwareTransport
 	stats    *wireStats
@@ -24,12 +28,16 @@ type countingTransport struct {
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
 	wg       sync.WaitGroup
+
+	mu     sync.Mutex
+	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
 }
 
 func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats) *countingTransport {
 	c := &countingTransport{
 		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn),
 		closing: make(chan struct{}), stopped: make(chan struct{}),
+		dialed: map[*countingConn]struct{}{},
 	}
 	c.wg.Add(1)
 	go c.forwardStreams()
@@ -78,21 +86,62 @@ func (c *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time
 // DialTimeout implements memberlist.Transport.
 func (c *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	conn, err := c.NodeAwareTransport.DialTimeout(addr, timeout)
-	return c.wrap(conn, err)
+	return c.wrap(conn, err, timeout)
 }
 
 // DialAddressTimeout implements memberlist.NodeAwareTransport.
 func (c *countingTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	conn, err := c.NodeAwareTransport.DialAddressTimeout(a, timeout)
-	return c.wrap(conn, err)
+	return c.wrap(conn, err, timeout)
 }
 
-func (c *countingTransport) wrap(conn net.Conn, err error) (net.Conn, error) {
+// wrap counts a stream just dialed and gives it a deadline, timeout (the
+// TCPTimeout) from now. memberlist times only the dial of the streams that
+// carry user messages (SendReliable), so without it a peer that stops
+// reading would hold the sender forever; memberlist's own exchanges set
+// their deadlines over this one.
+func (c *countingTransport) wrap(conn net.Conn, err error, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if timeout > 0 {
+		if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("gossip: stream deadline: %w", err)
+		}
+	}
+	cc := &countingConn{Conn: conn, stats: c.stats, dialer: c}
+	c.mu.Lock()
+	shut := c.dialed == nil
+	if !shut {
+		c.dialed[cc] = struct{}{}
+	}
+	c.mu.Unlock()
+	if shut {
+		conn.Close()
+		return nil, fmt.Errorf("gossip: dial: %w", net.ErrClosed)
+	}
 	c.stats.streams.Add(1)
-	return &countingConn{Conn: conn, stats: c.stats}, nil
+	return cc, nil
+}
+
+// forget drops a dialed stream that was closed.
+func (c *countingTransport) forget(cc *countingConn) {
+	c.mu.Lock()
+	delete(c.dialed, cc)
+	c.mu.Unlock()
+}
+
+// cutDialed closes every stream dialed and not closed yet, and makes
+// later dials fail.
+func (c *countingTransport) cutDialed() {
+	c.mu.Lock()
+	dialed := c.dialed
+	c.dialed = nil
+	c.mu.Unlock()
+	for cc := range dialed {
+		cc.Conn.Close()
+	}
 }
 
 // StreamCh implements memberlist.Transport.
@@ -103,6 +152,7 @@ func (c *countingTransport) Shutdown() error {
 	var err error
 	c.once.Do(func() {
 		close(c.closing)
+		c.cutDialed()
 		err = c.NodeAwareTransport.Shutdown()
 		close(c.stopped)
 		c.wg.Wait()
@@ -113,7 +163,16 @@ func (c *countingTransport) Shutdown() error {
 // countingConn counts the bytes written to a stream.
 type countingConn struct {
 	net.Conn
-	stats *wireStats
+	stats  *wireStats
+	dialer *countingTransport // nil for a stream accepted
+}
+
+// Close closes the stream, and forgets it if it was dialed.
+func (c *countingConn) Close() error {
+	if c.dialer != nil {
+		c.dialer.forget(c)
+	}
+	return c.Conn.Close()
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {

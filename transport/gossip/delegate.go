@@ -1,13 +1,6 @@
 package gossip
 
-import (
-	"bytes"
-	"io"
-	"strings"
-
-	"github.com/hashicorp/memberlist"
-	"github.com/rs/zerolog"
-)
+import "github.com/hashicorp/memberlist"
 
 // delegate receives memberlist's callbacks. They run on memberlist's
 // goroutines and must not block: they only queue work for the loop.
@@ -38,24 +31,3 @@ func (d delegate) NotifyLeave(n *memberlist.Node) { d.r.memberChanged(n, false) 
 
 // NotifyUpdate implements memberlist.EventDelegate.
 func (d delegate) NotifyUpdate(n *memberlist.Node) { d.r.memberChanged(n, true) }
-
-// logWriter turns memberlist's log lines ("[DEBUG] memberlist: ...") into
-// zerolog events at the matching level.
-type logWriter struct{ log zerolog.Logger }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(bytes.TrimRight(p, "\n")))
-	level := zerolog.DebugLevel
-	switch {
-	case strings.Contains(line, "[ERR]"):
-		level = zerolog.ErrorLevel
-	case strings.Contains(line, "[WARN]"):
-		level = zerolog.WarnLevel
-	case strings.Contains(line, "[INFO]"):
-		level = zerolog.InfoLevel
-	}
-	w.log.WithLevel(level).Str("component", "memberlist").Msg(line)
-	return len(p), nil
-}
-
-var _ io.Writer = logWriter{}

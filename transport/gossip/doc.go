@@ -15,14 +15,24 @@
 // UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
 // it) goes as one datagram (SendBestEffort); a larger one (a batch of big
 // values, a repair, a value of up to the decoder's limit) goes over a
-// stream (SendReliable), sent by a small pool of goroutines so that one slow
-// peer does not hold up the others. A received frame is handed to the
-// protocol node directly on memberlist's handler goroutine (under the
-// node's lock), with no queue of ours in between; local writes reach it
-// through a bounded queue; a writer that finds it half full yields to the
-// protocol goroutine, so that a burst on one CPU is slowed rather than
-// dropped. What a full queue drops (memberlist's handler queue, our write
-// and stream queues) is counted and anti-entropy repairs.
+// stream (SendReliable). Each peer with such frames waiting has a sender
+// goroutine of its own, which writes them in order, one stream at a time,
+// and ends once they are sent: a peer that stops reading holds up only its
+// own frames. Every stream gets a deadline of TCPTimeout from its dial
+// (memberlist sets none on SendReliable's), and Close cuts the streams
+// still open. The frames waiting for a stream are bounded in bytes: 16 MiB
+// per peer (a single larger frame is taken when nothing is queued for that
+// peer) and 64 MiB in all, a frame broadcast to several peers counting
+// once; past a bound a frame is dropped and counted (Stats.StreamsDropped,
+// and StreamsDroppedPeer when its peer's bound refused it).
+//
+// A received frame is handed to the protocol node directly on memberlist's
+// handler goroutine (under the node's lock), with no queue of ours in
+// between; local writes reach it through a bounded queue; a writer that
+// finds it half full yields to the protocol goroutine, so that a burst on
+// one CPU is slowed rather than dropped. What a full queue drops
+// (memberlist's handler queue, our write and stream queues) is counted and
+// anti-entropy repairs.
 //
 // # Membership
 //
@@ -43,6 +53,17 @@
 // with another, can neither join nor inject a write. A Label separates
 // clusters that share a network. Frames that do reach the protocol are
 // still size-capped and validated before decoding (package transport/wire).
+//
+// # Logs
+//
+// Config.Logger (silent unless given) receives the Replicator's events and
+// memberlist's own log lines, as events at their level with a "peer" field
+// for the address a line names, without memberlist's timestamp and
+// prefix. memberlist logs a line for each packet it refuses, so a process
+// without the cluster key could flood the log: the lines of one kind (the
+// message with its numbers and addresses blanked) are written at most once
+// a second, the next one written carrying a "suppressed" count, and
+// Stats.MemberlistErrors and MemberlistWarnings count them all.
 //
 // # Testing without sockets
 //

@@ -1,11 +1,20 @@
 package gossip
 
 import (
+	"errors"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
 )
+
+// minWait is how long the loop waits for a deadline that the Tick just
+// before had already reached. Such a deadline is stale, the node having
+// done what was due; but while an anti-entropy session outlasts the
+// interval between sessions, the node's NextDeadline is the start of the
+// next one, already past, and waiting zero would spin the loop (and a CPU)
+// until the session ends, as it does with a peer that stalls.
+const minWait = 5 * time.Millisecond
 
 // loop drives the protocol node's local writes, membership changes and
 // timers; received frames reach the node directly (see received).
@@ -17,13 +26,14 @@ func (r *Replicator) loop() {
 	var batch [][]crdt.Record
 	var out []transport.Envelope
 	for {
-		var next int64
+		var now, next int64
 		r.locked(func() []transport.Envelope {
-			out = r.node.Tick(r.now())
+			now = r.now()
+			out = r.node.Tick(now)
 			next = r.node.NextDeadline()
 			return out
 		})
-		timer.Reset(time.Duration(max(next-r.now(), 0)))
+		timer.Reset(r.wait(now, next))
 		select {
 		case <-r.done:
 			return
@@ -46,6 +56,15 @@ func (r *Replicator) loop() {
 	}
 }
 
+// wait returns how long to wait for next, the node's deadline after a
+// Tick at now: at least minWait if the Tick had reached it.
+func (r *Replicator) wait(now, next int64) time.Duration {
+	if next <= now {
+		return minWait
+	}
+	return time.Duration(max(next-r.now(), 0))
+}
+
 // locked runs f with the node's lock held and sends what it returns after
 // releasing it.
 func (r *Replicator) locked(f func() []transport.Envelope) {
@@ -58,10 +77,11 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }
 
 // send puts the protocol's envelopes on the wire: datagrams inline, larger
-// frames to the stream senders. Envelopes of one broadcast share a payload,
+// frames to the stream queue. Envelopes of one broadcast share a payload,
 // framed once.
 func (r *Replicator) send(envs []transport.Envelope) {
 	var framed, last []byte
+	var shared *streamFrame
 	for _, e := range envs {
 		to := r.lookup(e.To)
 		if to == nil {
@@ -69,7 +89,7 @@ func (r *Replicator) send(envs []transport.Envelope) {
 			continue
 		}
 		if last == nil || &e.Payload[0] != &last[0] {
-			last = e.Payload
+			last, shared = e.Payload, nil
 			framed = appendFrame(make([]byte, 0, 1+len(r.cfg.Name)+len(e.Payload)), r.cfg.Name, e.Payload)
 		}
 		if len(framed)+frameSlack <= r.cfg.PacketSize {
@@ -78,26 +98,37 @@ func (r *Replicator) send(envs []transport.Envelope) {
 			}
 			continue
 		}
-		select {
-		case r.streams <- outFrame{to: to, frame: framed}:
-		default:
-			r.counters.streamsDropped.Add(1)
+		if shared == nil {
+			shared = &streamFrame{b: framed}
 		}
+		r.queueStream(e.To, shared)
 	}
 }
 
-// sendStreams sends frames too large for a datagram, one stream each.
-func (r *Replicator) sendStreams() {
-	defer r.wg.Done()
-	for {
-		select {
-		case <-r.done:
-			return
-		case f := <-r.streams:
-			if err := r.ml.SendReliable(f.to, f.frame); err != nil {
-				r.counters.sendErrors.Add(1)
-				r.log.Debug().Err(err).Str("peer", f.to.Name).Int("bytes", len(f.frame)).Msg("stream send failed")
-			}
-		}
+// queueStream hands f to peer's stream sender, counting it if there is no
+// room. It never blocks.
+func (r *Replicator) queueStream(peer string, f *streamFrame) {
+	switch err := r.streams.push(peer, f); {
+	case errors.Is(err, errPeerStreamsFull):
+		r.counters.peerStreamsDropped.Add(1)
+		r.counters.streamsDropped.Add(1)
+	case errors.Is(err, errStreamsFull):
+		r.counters.streamsDropped.Add(1)
+	}
+}
+
+// sendStream writes one frame to peer over a stream; it runs on the peer's
+// sender goroutine (see streamQueue). A peer no longer alive is skipped, so
+// that the frames queued for a member that died go at once rather than one
+// stream timeout each.
+func (r *Replicator) sendStream(peer string, frame []byte) {
+	to := r.lookup(peer)
+	if to == nil {
+		r.counters.noRoute.Add(1)
+		return
+	}
+	if err := r.ml.SendReliable(to, frame); err != nil {
+		r.counters.sendErrors.Add(1)
+		r.log.Debug().Err(err).Str("peer", peer).Int("bytes", len(frame)).Msg("stream send failed")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
@@ -19,10 +20,6 @@ import (
 
 // ErrClosed is returned by calls on a closed Replicator.
 var ErrClosed = errors.New("gossip: replicator closed")
-
-// streamSenders is how many goroutines send frames over streams, so that
-// one slow peer does not hold up the others.
-const streamSenders = 4
 
 // Member is a live member of the cluster.
 type Member struct {
@@ -46,7 +43,7 @@ type Replicator struct {
 	wire   wireStats
 
 	writes  *writeQueue
-	streams chan outFrame
+	streams *streamQueue
 	changed chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -59,17 +56,14 @@ type Replicator struct {
 	alive map[string]*memberlist.Node // live members by name, self included
 	known map[string]string           // address of every member ever seen, by name
 
-	counters counters
-}
-
-type outFrame struct {
-	to    *memberlist.Node
-	frame []byte
+	counters  counters
+	logCounts logCounts
 }
 
 type counters struct {
-	writesDropped, streamsDropped, sendErrors, badFrames, noRoute atomic.Uint64
-	joins, joinFailures                                           atomic.Uint64
+	writesDropped, streamsDropped, peerStreamsDropped atomic.Uint64
+	sendErrors, badFrames, noRoute                    atomic.Uint64
+	joins, joinFailures                               atomic.Uint64
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
@@ -84,12 +78,12 @@ func Start(cfg Config) (*Replicator, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("node", cfg.Name).Logger(),
 		writes:  newWriteQueue(cfg.QueueSize * 4),
-		streams: make(chan outFrame, streamQueue),
 		changed: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		alive:   map[string]*memberlist.Node{},
 		known:   map[string]string{},
 	}
+	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
 	pc.Seed = randomSeed()
@@ -104,12 +98,9 @@ func Start(cfg Config) (*Replicator, error) {
 	if err := r.startMemberlist(); err != nil {
 		return nil, err
 	}
-	r.wg.Add(2 + streamSenders)
+	r.wg.Add(2)
 	go r.loop()
 	go r.rejoin()
-	for range streamSenders {
-		go r.sendStreams()
-	}
 	return r, nil
 }
 
@@ -127,7 +118,8 @@ func (r *Replicator) startMemberlist() error {
 		base, boundPort = nt, nt.port()
 	}
 	ct := newCountingTransport(base, &r.wire)
-	mc := r.cfg.memberlistConfig(delegate{r}, ct)
+	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
+	mc := r.cfg.memberlistConfig(delegate{r}, ct, logOut)
 	if boundPort != 0 {
 		mc.BindPort = boundPort
 		if r.cfg.AdvertiseAddr == "" {
@@ -262,6 +254,7 @@ func (r *Replicator) Close() error {
 		if e := r.ml.Shutdown(); e != nil {
 			err = fmt.Errorf("gossip: shutdown: %w", e)
 		}
+		r.streams.close()
 		close(r.done)
 		r.wg.Wait()
 	})
@@ -278,8 +271,15 @@ type Stats struct {
 	WirePackets, WirePacketBytes, WireStreams, WireStreamBytes uint64
 	// Dropped for lack of room: writes not handed to the protocol, frames
 	// not sent over a stream. (memberlist counts, and logs, the received
-	// frames its handler queue had no room for.)
-	WritesDropped, StreamsDropped uint64
+	// frames its handler queue had no room for.) StreamsDroppedPeer counts
+	// the frames, among StreamsDropped, refused because too much was
+	// already queued for their peer (16 MiB): that peer reads slower than
+	// it is sent to, or not at all. The others found all streams' frames
+	// at their bound (64 MiB).
+	WritesDropped, StreamsDropped, StreamsDroppedPeer uint64
+	// StreamBytes is the bytes of the frames queued for, or being written
+	// to, a stream now.
+	StreamBytes uint64
 	// SendErrors counts frames the transport failed to send; NoRoute frames
 	// for members no longer alive; BadFrames received messages that were not
 	// frames of ours.
@@ -287,6 +287,12 @@ type Stats struct {
 	// Joins and JoinFailures count re-join attempts that reached a member
 	// and those that reached none.
 	Joins, JoinFailures uint64
+	// MemberlistErrors and MemberlistWarnings count memberlist's error and
+	// warning lines (a process without the cluster key sending garbage
+	// makes one error per datagram); MemberlistSuppressed the lines of all
+	// levels held back by the log's rate limit, one line a second for each
+	// kind of message.
+	MemberlistErrors, MemberlistWarnings, MemberlistSuppressed uint64
 }
 
 // Stats returns the counters. After Close it returns the protocol counters
@@ -296,9 +302,12 @@ func (r *Replicator) Stats() Stats {
 		WirePackets: r.wire.packets.Load(), WirePacketBytes: r.wire.packetBytes.Load(),
 		WireStreams: r.wire.streams.Load(), WireStreamBytes: r.wire.streamBytes.Load(),
 		WritesDropped:  r.counters.writesDropped.Load(),
-		StreamsDropped: r.counters.streamsDropped.Load(), SendErrors: r.counters.sendErrors.Load(),
+		StreamsDropped: r.counters.streamsDropped.Load(), StreamsDroppedPeer: r.counters.peerStreamsDropped.Load(),
+		StreamBytes: uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
 		Joins: r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
+		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
+		MemberlistSuppressed: r.logCounts.suppressed.Load(),
 	}
 	r.nodeMu.Lock()
 	s.Protocol = r.node.Stats()

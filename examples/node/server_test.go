@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache"
+)
+
+// startHTTP serves h with timeouts on a free port, closed at the end of
+// the test, and returns its address.
+func startHTTP(t *testing.T, h http.Handler, to httpTimeouts) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(h, to)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// readUntilClosed reads conn until the server closes it, and returns what
+// it read; it fails the test if conn is still open after wait.
+func readUntilClosed(t *testing.T, conn net.Conn, wait time.Duration) string {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(wait))
+	b, err := io.ReadAll(conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection is still open after %v (read %q)", wait, b)
+	}
+	return string(b)
+}
+
+// TestSlowBodyIsCutOff: a client that sends the headers of a PUT and then
+// trickles its body is cut off by the read timeout instead of holding the
+// connection for as long as it likes.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	to := httpTimeouts{ReadHeader: 200 * time.Millisecond, Read: 300 * time.Millisecond, Write: 600 * time.Millisecond, Idle: 300 * time.Millisecond}
+	addr := startHTTP(t, newHandler(newCache(t, bcache.Config{}), bcache.DefaultMaxValueSize), to)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /v1/keys/slow HTTP/1.1\r\nHost: node\r\nContent-Length: 100000\r\n\r\n")
+	stop := make(chan struct{})
+	defer close(stop)
+	go trickle(conn, stop)
+	start := time.Now()
+	readUntilClosed(t, conn, 5*time.Second)
+	if d := time.Since(start); d < to.Read/2 {
+		t.Fatalf("cut off after %v, before the read timeout %v", d, to.Read)
+	}
+}
+
+// trickle writes a byte every 20 ms until stop is closed or a write fails.
+func trickle(conn net.Conn, stop <-chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if _, err := conn.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestHugeBodyRefusedUpFront: a PUT whose Content-Length is over the value
+// limit is answered 413 at once, without the server waiting for the body.
+func TestHugeBodyRefusedUpFront(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	addr := strings.TrimPrefix(startServer(t, c, 1024), "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /v1/keys/huge HTTP/1.1\r\nHost: node\r\nContent-Length: %d\r\n\r\n", 1<<30)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a 1 GiB PUT whose body was not sent: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}

@@ -1,0 +1,202 @@
+package gossip
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/rs/zerolog"
+)
+
+const (
+	// logInterval is the least time between two lines of one memberlist
+	// message template: a process without the cluster key sending garbage
+	// made memberlist log one error per datagram, thousands a second.
+	logInterval = time.Second
+	// maxLogTemplates bounds the templates the rate limit remembers; past
+	// it, templates idle for logInterval are forgotten, and if none is,
+	// new templates share one limit.
+	maxLogTemplates = 256
+	// memberlistTimestamp is the timestamp memberlist's logger puts before
+	// every line (log.LstdFlags), and zerolog has its own.
+	memberlistTimestamp = "2006/01/02 15:04:05 "
+)
+
+// logCounts counts memberlist's log lines, whether written or held back.
+type logCounts struct {
+	errors, warnings, suppressed atomic.Uint64
+}
+
+// logWriter turns memberlist's log lines ("2006/01/02 15:04:05 [ERR]
+// memberlist: ...") into zerolog events at the matching level, without
+// memberlist's timestamp and prefix, with the address a line names as a
+// peer field. Lines of one template (the message with its numbers and
+// addresses blanked) are written at most once per logInterval; the next
+// line written carries the count of those held back as a suppressed field.
+// It is safe for concurrent use.
+type logWriter struct {
+	log    zerolog.Logger
+	now    func() time.Time
+	counts *logCounts
+
+	mu   sync.Mutex
+	seen map[string]*logTemplate
+}
+
+// logTemplate is the rate limit of one template.
+type logTemplate struct {
+	last       time.Time // when a line was last written
+	suppressed int       // lines held back since
+}
+
+// newLogWriter returns a writer to log that reads the time from now and
+// counts lines in counts.
+func newLogWriter(log zerolog.Logger, now func() time.Time, counts *logCounts) *logWriter {
+	return &logWriter{log: log, now: now, counts: counts, seen: map[string]*logTemplate{}}
+}
+
+// Write implements io.Writer; memberlist writes one line per call. It
+// never fails.
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := parseLogLine(string(p))
+	if line.msg == "" {
+		return len(p), nil
+	}
+	switch line.level {
+	case zerolog.ErrorLevel:
+		w.counts.errors.Add(1)
+	case zerolog.WarnLevel:
+		w.counts.warnings.Add(1)
+	}
+	ok, suppressed := w.admit(line.level.String()+" "+line.template, w.now())
+	if !ok {
+		w.counts.suppressed.Add(1)
+		return len(p), nil
+	}
+	e := w.log.WithLevel(line.level).Str("component", "memberlist")
+	if line.peer != "" {
+		e = e.Str("peer", line.peer)
+	}
+	if suppressed > 0 {
+		e = e.Int("suppressed", suppressed)
+	}
+	e.Msg(line.msg)
+	return len(p), nil
+}
+
+// admit reports whether a line of the template key may be written at now,
+// and how many lines of it were held back since the last one written.
+func (w *logWriter) admit(key string, now time.Time) (bool, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.limit(key, now)
+	if !t.last.IsZero() && now.Sub(t.last) < logInterval {
+		t.suppressed++
+		return false, 0
+	}
+	n := t.suppressed
+	t.last, t.suppressed = now, 0
+	return true, n
+}
+
+// limit returns the rate limit of the template key, making room for it if
+// needed. Called with w.mu held.
+func (w *logWriter) limit(key string, now time.Time) *logTemplate {
+	if t, ok := w.seen[key]; ok {
+		return t
+	}
+	if len(w.seen) >= maxLogTemplates {
+		for k, t := range w.seen {
+			if now.Sub(t.last) >= logInterval {
+				delete(w.seen, k)
+			}
+		}
+	}
+	if len(w.seen) >= maxLogTemplates {
+		key = "" // every new template shares one limit
+		if t, ok := w.seen[key]; ok {
+			return t
+		}
+	}
+	t := &logTemplate{}
+	w.seen[key] = t
+	return t
+}
+
+// logLine is one of memberlist's log lines, taken apart.
+type logLine struct {
+	level    zerolog.Level
+	msg      string // without timestamp, level tag, "memberlist: " and "from=" field
+	peer     string // the address the line names, if any
+	template string // msg with every word holding a digit blanked
+}
+
+// parseLogLine takes a memberlist log line apart.
+func parseLogLine(s string) logLine {
+	s = strings.TrimSpace(s)
+	if len(s) >= len(memberlistTimestamp) {
+		if _, err := time.Parse(memberlistTimestamp, s[:len(memberlistTimestamp)]); err == nil {
+			s = s[len(memberlistTimestamp):]
+		}
+	}
+	var line logLine
+	line.level, s = cutLevel(s)
+	s = strings.TrimPrefix(s, "memberlist: ")
+	line.msg, line.peer = splitPeer(s)
+	line.template = templateOf(line.msg)
+	return line
+}
+
+// cutLevel splits memberlist's level tag off s; without one, the line is
+// at debug level.
+func cutLevel(s string) (zerolog.Level, string) {
+	tags := [...]struct {
+		tag   string
+		level zerolog.Level
+	}{
+		{"[ERR]", zerolog.ErrorLevel}, {"[ERROR]", zerolog.ErrorLevel},
+		{"[WARN]", zerolog.WarnLevel}, {"[INFO]", zerolog.InfoLevel},
+		{"[DEBUG]", zerolog.DebugLevel}, {"[TRACE]", zerolog.TraceLevel},
+	}
+	for _, t := range tags {
+		if rest, ok := strings.CutPrefix(s, t.tag); ok {
+			return t.level, strings.TrimSpace(rest)
+		}
+	}
+	return zerolog.DebugLevel, s
+}
+
+// splitPeer finds the address msg names: memberlist's "from=host:port"
+// field, which it removes, or else the first word that is an IP address
+// and port, which it leaves.
+func splitPeer(msg string) (string, string) {
+	words := strings.Fields(msg)
+	for i, w := range words {
+		if addr, ok := strings.CutPrefix(w, "from="); ok {
+			return strings.Join(append(words[:i:i], words[i+1:]...), " "), addr
+		}
+	}
+	for _, w := range words {
+		w = strings.Trim(w, "()[],;:'\"")
+		if host, _, err := net.SplitHostPort(w); err == nil && net.ParseIP(host) != nil {
+			return msg, w
+		}
+	}
+	return msg, ""
+}
+
+// templateOf blanks every word of msg that holds a digit (addresses, ports,
+// counts, node names such as n2) so that lines differing only there share
+// a rate limit.
+func templateOf(msg string) string {
+	words := strings.Fields(msg)
+	for i, w := range words {
+		if strings.IndexFunc(w, unicode.IsDigit) >= 0 {
+			words[i] = "#"
+		}
+	}
+	return strings.Join(words, " ")
+}

@@ -1,0 +1,150 @@
+package gossip
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// stalledDialer returns a counting transport whose streams to "stalled:1"
+// accept no byte, shut down when the test ends.
+func stalledDialer(t *testing.T) *countingTransport {
+	t.Helper()
+	tr, err := memnet.NewNetwork(1).NewTransport("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stallingTransport{Transport: tr}
+	st.stall("stalled:1")
+	c := newCountingTransport(st, &wireStats{})
+	t.Cleanup(func() { c.Shutdown() })
+	return c
+}
+
+// TestDialedStreamsHaveADeadline: memberlist sets no deadline on the
+// streams of SendReliable, so a write to a peer that never reads must end
+// by the deadline the transport gives every stream it dials.
+func TestDialedStreamsHaveADeadline(t *testing.T) {
+	c := stalledDialer(t)
+	conn, err := c.DialAddressTimeout(memberlist.Address{Addr: "stalled:1"}, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	go func() { _, err := conn.Write([]byte("frame")); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write to a stalled peer: %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write to a stalled peer still blocks 5 s after a 50 ms stream timeout")
+	}
+}
+
+// TestShutdownCutsDialedStreams: Shutdown ends the writes still waiting on
+// a stalled peer at once, and refuses new dials.
+func TestShutdownCutsDialedStreams(t *testing.T) {
+	c := stalledDialer(t)
+	conn, err := c.DialAddressTimeout(memberlist.Address{Addr: "stalled:1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := conn.Write([]byte("frame")); done <- err }()
+	c.Shutdown()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a write cut by Shutdown succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write to a stalled peer still blocks 5 s after Shutdown")
+	}
+	if _, err := c.DialAddressTimeout(memberlist.Address{Addr: "stalled:1"}, time.Second); err == nil {
+		t.Fatal("a dial after Shutdown succeeded")
+	}
+	conn.Close()
+}
+
+// stallingTransport wraps a member's transport so that the streams it
+// opens to one address accept no byte: every write blocks until the
+// stream's deadline, as to a peer whose process hangs with its receive
+// window shut. Packets still flow, so memberlist keeps the peer alive.
+type stallingTransport struct {
+	Transport
+	mu sync.Mutex
+	to string // the stalled peer's address, once stall is called
+}
+
+// stall makes the streams opened from now on to addr stall.
+func (s *stallingTransport) stall(addr string) {
+	s.mu.Lock()
+	s.to = addr
+	s.mu.Unlock()
+}
+
+func (s *stallingTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	s.mu.Lock()
+	stalled := a.Addr == s.to
+	s.mu.Unlock()
+	if stalled {
+		return newStalledConn(), nil
+	}
+	return s.Transport.DialAddressTimeout(a, timeout)
+}
+
+func (s *stallingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return s.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+// stalledConn is a stream whose reads and writes wait for the deadline.
+type stalledConn struct {
+	net.Conn // nil: only the methods below are called
+	mu       sync.Mutex
+	deadline time.Time
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func newStalledConn() *stalledConn { return &stalledConn{closed: make(chan struct{})} }
+
+func (c *stalledConn) wait() error {
+	c.mu.Lock()
+	d := c.deadline
+	c.mu.Unlock()
+	var expired <-chan time.Time
+	if !d.IsZero() {
+		timer := time.NewTimer(time.Until(d))
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case <-expired:
+		return os.ErrDeadlineExceeded
+	case <-c.closed:
+		return net.ErrClosed
+	}
+}
+
+func (c *stalledConn) Read([]byte) (int, error)  { return 0, c.wait() }
+func (c *stalledConn) Write([]byte) (int, error) { return 0, c.wait() }
+func (c *stalledConn) Close() error              { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *stalledConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return nil
+}
+func (c *stalledConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }
+func (c *stalledConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
+func (c *stalledConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
+func (c *stalledConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
