@@ -159,11 +159,12 @@ func (n *Node) Members() int { return n.ring.size() }
 func (n *Node) Stats() Stats { return n.stats }
 
 // NextDeadline returns the physical time at which Tick has work to do: a
-// delta flush, a session to start or one to time out.
+// delta flush, a session to start or, while one is in flight (no other
+// starts until it ends), its timeout.
 func (n *Node) NextDeadline() int64 {
 	d := n.ae.next
 	if n.ae.active {
-		d = min(d, n.ae.s.deadline)
+		d = n.ae.s.deadline
 	}
 	if len(n.out.recs) > 0 {
 		d = min(d, n.out.due)

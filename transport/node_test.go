@@ -369,3 +369,19 @@ func TestSessionTimesOut(t *testing.T) {
 		t.Fatalf("sessions timed out = %d, want 1", s.SessionsTimedOut)
 	}
 }
+
+// TestNextDeadlineWhileASessionLasts: while a session outlasts the
+// interval between sessions, the next deadline is its timeout, not the
+// start of the next session, which has passed: a host waiting for it
+// would otherwise spin.
+func TestNextDeadlineWhileASessionLasts(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: 100 * time.Millisecond, SessionTimeout: time.Second}, "a", "b")
+	node := n.nodes["a"]
+	start := n.now.Now()
+	node.Tick(start) // starts a session b never answers
+	later := start + int64(500*time.Millisecond)
+	node.Tick(later)
+	if got, want := node.NextDeadline(), start+int64(time.Second); got != want || got <= later {
+		t.Fatalf("NextDeadline %d at %d, want the session's timeout %d", got, later, want)
+	}
+}

@@ -9,11 +9,9 @@ import (
 )
 
 // minWait is how long the loop waits for a deadline that the Tick just
-// before had already reached. Such a deadline is stale, the node having
-// done what was due; but while an anti-entropy session outlasts the
-// interval between sessions, the node's NextDeadline is the start of the
-// next one, already past, and waiting zero would spin the loop (and a CPU)
-// until the session ends, as it does with a peer that stalls.
+// before had already reached. The node's NextDeadline is never such a
+// deadline (a session in flight defers the next one); the floor keeps a
+// replica that got it wrong from spinning the loop, and a CPU.
 const minWait = 5 * time.Millisecond
 
 // loop drives the protocol node's local writes, membership changes and
