@@ -80,11 +80,8 @@ func New(cfg Config) (*Cache, error) {
 	c.repl, err = gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		SecretKey: cfg.SecretKey, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
-		Replica: c.store, Clock: c.clock, Logger: cfg.Logger,
-		Protocol: transport.Config{
-			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
-			OnDrop: c.dropped,
-		},
+		Replica: c.store, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped,
+		Protocol: transport.Config{FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval},
 	})
 	switch {
 	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: the name's length, an address

@@ -123,8 +123,9 @@ type Config struct {
 	SnapshotInterval time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
-	// (after an absence longer than TombstoneHorizon). It must not block
-	// and must not call the Cache.
+	// (after an absence longer than TombstoneHorizon). It runs on a
+	// replication goroutine with none of the Cache's locks held, so it may
+	// call the Cache; it should return quickly, as replication waits for it.
 	OnDrop func(key string)
 }
 

@@ -73,7 +73,6 @@ type MapReplica struct {
 	clock *crdt.HLC
 	m     *lww.Map
 	node  *transport.Node
-	drops []crdt.Version
 }
 
 // NewMapReplica returns bcache's replica.
@@ -85,7 +84,6 @@ func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig
 	r := &MapReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), m: m}
 	tc := cfg.Transport
 	tc.Name, tc.Replica, tc.Clock = name, mapAdapter{m, cfg.Merge}, r.clock
-	tc.OnDrop = func(v crdt.Version) { r.drops = append(r.drops, v) }
 	if r.node, err = transport.New(tc); err != nil {
 		return nil, err
 	}
@@ -141,11 +139,7 @@ func (r *MapReplica) Evict(key string) { r.m.Evict(key) }
 func (r *MapReplica) GC() []crdt.Version { return r.m.GC(r.phys()) }
 
 // Drops implements Replica.
-func (r *MapReplica) Drops() []crdt.Version {
-	d := r.drops
-	r.drops = nil
-	return d
-}
+func (r *MapReplica) Drops() []crdt.Version { return r.node.Dropped() }
 
 // SetMembers implements Replica.
 func (r *MapReplica) SetMembers(names []string) { r.node.SetMembers(names) }

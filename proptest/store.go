@@ -92,7 +92,6 @@ type StoreReplica struct {
 	s       *store.Store
 	node    *transport.Node
 	members int // the size of the membership view, this member included
-	drops   []crdt.Version
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -113,7 +112,6 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	if cfg.Wrap != nil {
 		tc.Replica = cfg.Wrap(s)
 	}
-	tc.OnDrop = func(v crdt.Version) { r.drops = append(r.drops, v) }
 	if r.node, err = transport.New(tc); err != nil {
 		return nil, err
 	}
@@ -163,11 +161,7 @@ func (r *StoreReplica) Evict(key string) { r.s.Evict(key) }
 func (r *StoreReplica) GC() []crdt.Version { return r.s.Collect(r.phys(), r.members <= 1) }
 
 // Drops implements Replica.
-func (r *StoreReplica) Drops() []crdt.Version {
-	d := r.drops
-	r.drops = nil
-	return d
-}
+func (r *StoreReplica) Drops() []crdt.Version { return r.node.Dropped() }
 
 // SetMembers implements Replica.
 func (r *StoreReplica) SetMembers(names []string) {

@@ -81,7 +81,7 @@
 // stamped more than MaxClockDrift ahead of local time is refused and
 // counted, so a node with a bad clock cannot pin keys. Records a peer
 // rejects as below its GC watermark are forgotten by the sender and reported
-// through Config.OnDrop. Deltas older than the GC horizon are not applied.
+// through Node.Dropped. Deltas older than the GC horizon are not applied.
 // Frames are size-capped and structurally validated before any decoding;
 // bad frames are counted by reason and never partially applied.
 package transport

@@ -65,11 +65,6 @@ type Config struct {
 	// to other members; the host draws it at random. A zero Seed is
 	// allowed (simulations), but then ids can be guessed.
 	Seed uint64
-	// OnDrop, if set, is called with every live record the replica forgot
-	// because a peer rejected it (a replica back from a long absence loses
-	// writes the cluster can no longer tell from deleted ones). It runs on
-	// the goroutine driving the Node and must not call back into it.
-	OnDrop func(crdt.Version)
 }
 
 func (c *Config) fill() error {
@@ -119,11 +114,12 @@ type Node struct {
 	codec *wire.Codec
 	ring  *ring
 
-	out   deltaQueue
-	seen  dedup
-	ae    antiEntropy
-	stats Stats
-	buf   []byte // encoding scratch
+	out     deltaQueue
+	seen    dedup
+	ae      antiEntropy
+	stats   Stats
+	buf     []byte         // encoding scratch
+	dropped []crdt.Version // live records forgotten, until Dropped takes them
 }
 
 // New returns a node with no peers; call SetMembers when membership is known.
@@ -244,7 +240,7 @@ func (n *Node) receiveRecord(r crdt.Record, delta bool, now int64) crdt.Outcome 
 	return o
 }
 
-// forget drops records a peer rejected and reports the live ones dropped.
+// forget drops records a peer rejected and notes the live ones dropped.
 func (n *Node) forget(vs []crdt.Version, now int64) {
 	for _, v := range vs {
 		r, ok := n.cfg.Replica.Forget(v, now)
@@ -252,8 +248,16 @@ func (n *Node) forget(vs []crdt.Version, now int64) {
 			continue
 		}
 		n.stats.Forgotten++
-		if n.cfg.OnDrop != nil {
-			n.cfg.OnDrop(v)
-		}
+		n.dropped = append(n.dropped, v)
 	}
+}
+
+// Dropped returns, and clears, the live records the replica forgot since
+// the last call because a peer rejected them (a replica back from a long
+// absence loses writes the cluster can no longer tell from deleted ones).
+// The host reports them, after releasing whatever lock guards the Node.
+func (n *Node) Dropped() []crdt.Version {
+	d := n.dropped
+	n.dropped = nil
+	return d
 }

@@ -122,6 +122,11 @@ type Config struct {
 	// memberlist's own lines included: those at most once a second per
 	// kind of message (see Stats.MemberlistErrors).
 	Logger zerolog.Logger
+	// OnDrop, if set, is called with every live record the replica forgot
+	// because a peer rejected it (see transport.Node.Dropped). It runs on
+	// one of the Replicator's goroutines with none of its locks held, one
+	// call at a time per goroutine, and must not block for long.
+	OnDrop func(crdt.Version)
 }
 
 const (

@@ -2,8 +2,12 @@ package gossip
 
 import "github.com/hashicorp/memberlist"
 
-// delegate receives memberlist's callbacks. They run on memberlist's
-// goroutines and must not block: they only queue work for the loop.
+// delegate receives memberlist's callbacks, on memberlist's goroutines. A
+// frame is handed to the protocol there and then (NotifyMsg applies its
+// records under the protocol's lock): memberlist handles one user message
+// at a time per handler, so a slow apply delays the next frame, and the
+// bounds on what one frame may ask for (package transport/wire) bound that
+// delay. Membership events only note the change and wake the loop.
 type delegate struct{ r *Replicator }
 
 // NodeMeta implements memberlist.Delegate: members carry no metadata.

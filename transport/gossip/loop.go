@@ -63,13 +63,25 @@ func (r *Replicator) wait(now, next int64) time.Duration {
 	return time.Duration(max(next-r.now(), 0))
 }
 
-// locked runs f with the node's lock held and sends what it returns after
-// releasing it.
+// locked runs f with the node's lock held, copies the node's counters for
+// Stats, and after releasing the lock sends what f returned and reports
+// the records the node dropped (Config.OnDrop): no user callback runs
+// under the lock.
 func (r *Replicator) locked(f func() []transport.Envelope) {
 	r.nodeMu.Lock()
 	out := f()
+	dropped := r.node.Dropped()
+	st := r.node.Stats()
 	r.nodeMu.Unlock()
+	r.statsMu.Lock()
+	r.protocol = st
+	r.statsMu.Unlock()
 	r.send(out)
+	if r.cfg.OnDrop != nil {
+		for _, v := range dropped {
+			r.cfg.OnDrop(v)
+		}
+	}
 }
 
 func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }

@@ -40,6 +40,11 @@ type Replicator struct {
 	// handler goroutines hand it received frames directly.
 	nodeMu sync.Mutex
 	node   *transport.Node
+	// statsMu guards protocol, a copy of the node's counters made at the
+	// end of every section under nodeMu: Stats never waits behind a frame
+	// being applied.
+	statsMu  sync.Mutex
+	protocol transport.Stats
 	wire   wireStats
 
 	writes  *writeQueue
@@ -188,13 +193,13 @@ func (r *Replicator) received(b []byte) {
 	if r.closed.Load() {
 		return
 	}
-	r.nodeMu.Lock()
-	out, err := r.node.Receive(from, payload, r.now())
-	r.nodeMu.Unlock()
+	r.locked(func() (out []transport.Envelope) {
+		out, err = r.node.Receive(from, payload, r.now())
+		return out
+	})
 	if err != nil {
 		r.log.Debug().Err(err).Str("peer", from).Msg("frame refused")
 	}
-	r.send(out)
 }
 
 // memberChanged records a membership event and wakes the loop. memberlist
@@ -295,8 +300,8 @@ type Stats struct {
 	MemberlistErrors, MemberlistWarnings, MemberlistSuppressed uint64
 }
 
-// Stats returns the counters. After Close it returns the protocol counters
-// as they were when the loop stopped.
+// Stats returns the counters. It never waits for the protocol's lock: the
+// protocol's counters are as of the last frame, write or timer handled.
 func (r *Replicator) Stats() Stats {
 	s := Stats{
 		WirePackets: r.wire.packets.Load(), WirePacketBytes: r.wire.packetBytes.Load(),
@@ -309,8 +314,8 @@ func (r *Replicator) Stats() Stats {
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),
 	}
-	r.nodeMu.Lock()
-	s.Protocol = r.node.Stats()
-	r.nodeMu.Unlock()
+	r.statsMu.Lock()
+	s.Protocol = r.protocol
+	r.statsMu.Unlock()
 	return s
 }

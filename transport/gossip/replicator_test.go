@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/rs/zerolog"
@@ -268,4 +269,48 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 	}
 	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}
+
+// TestOnDropRunsWithoutTheProtocolLock: a record a peer rejects is
+// reported through OnDrop after the protocol's lock is released, so the
+// callback (user code, through the Cache) never holds up frames, timers
+// or Stats.
+func TestOnDropRunsWithoutTheProtocolLock(t *testing.T) {
+	var holder *Replicator
+	reported := make(chan error, 1)
+	onDrop := func(v crdt.Version) {
+		free := make(chan struct{})
+		go func() { holder.nodeMu.Lock(); holder.nodeMu.Unlock(); close(free) }()
+		select {
+		case <-free:
+			reported <- nil
+		case <-time.After(2 * time.Second):
+			reported <- fmt.Errorf("OnDrop(%s) ran under the protocol lock", v.Key)
+		}
+	}
+	a := startNode(t, "a", nil, func(c *Config) { c.OnDrop = onDrop; c.Protocol.AntiEntropyInterval = time.Hour })
+	holder = a.r
+	b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) { c.Protocol.AntiEntropyInterval = time.Hour })
+	waitMembers(t, 2, a, b)
+	// a holds a write two hours old that b, which collected in its bucket
+	// since, rejects: a forgets it.
+	now := a.rep.clock.Physical()
+	old := crdt.Record{Key: "old", Value: []byte("v"), Time: crdt.Timestamp{Wall: now - int64(2*time.Hour), Node: 9}}
+	a.rep.mu.Lock()
+	a.rep.m.Merge(old, false, now, nil)
+	a.rep.mu.Unlock()
+	b.rep.mu.Lock()
+	for leaf := range uint32(1) << b.rep.m.DigestBits() {
+		b.rep.m.RaiseWatermark(leaf, now-int64(90*time.Minute), now)
+	}
+	b.rep.mu.Unlock()
+	a.r.locked(func() []transport.Envelope { return a.r.node.StartSession("b", a.r.now()) })
+	select {
+	case err := <-reported:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rejected record was never reported")
+	}
 }
