@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,8 +85,8 @@ func New(cfg Config) (*Cache, error) {
 		Protocol: transport.Config{FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval},
 	})
 	switch {
-	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: the name's length, an address
-		return nil, fmt.Errorf("bcache: new: %w: %w", ErrConfig, err)
+	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: an address's form
+		return nil, fmt.Errorf("bcache: new: %w: %s", ErrConfig, strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": "))
 	case err != nil:
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}

@@ -333,3 +333,13 @@ func TestConfigIsDeterministicAndCopied(t *testing.T) {
 		t.Fatal("Config returned the member's own slice")
 	}
 }
+
+// TestBindAddrWithoutPortIsAConfigError: a BindAddr without a port used to
+// be a plain error (the HTTP node exited 1, not 2 as for any other bad
+// configuration).
+func TestBindAddrWithoutPortIsAConfigError(t *testing.T) {
+	_, err := New(Config{BindAddr: "127.0.0.1"})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "BindAddr") {
+		t.Fatalf("New: %v, want ErrConfig naming BindAddr", err)
+	}
+}

@@ -157,6 +157,8 @@ func (c *Config) fill() error {
 	switch {
 	case c.BindAddr == "" && c.Network == nil:
 		return configError("BindAddr", "required (or a Network)")
+	case len(c.NodeName) > gossip.MaxNameLen:
+		return configError("NodeName", "%d bytes, limit %d", len(c.NodeName), gossip.MaxNameLen)
 	case c.MaxKeys < 0:
 		return configError("MaxKeys", "negative (%d)", c.MaxKeys)
 	case c.MaxBytes < 0:

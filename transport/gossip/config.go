@@ -145,22 +145,22 @@ func (c *Config) fill() error {
 	if c.Name == "" || c.Replica == nil || c.Clock == nil {
 		return fmt.Errorf("%w: Name, Replica and Clock are required", ErrConfig)
 	}
-	if len(c.Name) > maxNameLen {
-		return fmt.Errorf("%w: name of %d bytes (limit %d)", ErrConfig, len(c.Name), maxNameLen)
+	if len(c.Name) > MaxNameLen {
+		return fmt.Errorf("%w: Name: %d bytes (limit %d)", ErrConfig, len(c.Name), MaxNameLen)
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:
 	default:
-		return fmt.Errorf("%w: secret key of %d bytes, want 16, 24 or 32", ErrConfig, len(c.SecretKey))
+		return fmt.Errorf("%w: SecretKey: %d bytes, want 16, 24 or 32", ErrConfig, len(c.SecretKey))
 	}
 	if c.Transport == nil {
 		if _, _, err := splitHostPort(c.BindAddr); err != nil {
-			return fmt.Errorf("%w: bind address: %w", ErrConfig, err)
+			return fmt.Errorf("%w: BindAddr: %w", ErrConfig, err)
 		}
 	}
 	if c.AdvertiseAddr != "" {
 		if _, _, err := splitHostPort(c.AdvertiseAddr); err != nil {
-			return fmt.Errorf("%w: advertise address: %w", ErrConfig, err)
+			return fmt.Errorf("%w: AdvertiseAddr: %w", ErrConfig, err)
 		}
 	}
 	if c.Timings == (Timings{}) {
@@ -173,7 +173,7 @@ func (c *Config) fill() error {
 		c.QueueSize = defaultQueueSize
 	}
 	if c.PacketSize < 512 || c.QueueSize < 1 {
-		return fmt.Errorf("%w: packet size %d (at least 512), queue size %d", ErrConfig, c.PacketSize, c.QueueSize)
+		return fmt.Errorf("%w: PacketSize %d (at least 512) or QueueSize %d (at least 1)", ErrConfig, c.PacketSize, c.QueueSize)
 	}
 	return nil
 }

@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// maxNameLen bounds member names: a frame spends one byte on the length.
-const maxNameLen = 255
+// MaxNameLen bounds member names, in bytes: a frame spends one byte on
+// the length.
+const MaxNameLen = 255
 
 // errFrame is a received message that is not a frame of ours.
 var errFrame = errors.New("gossip: malformed frame")
