@@ -157,7 +157,7 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 	if c.closed.Load() {
 		return nil, false
 	}
-	return c.store.Get(key, c.phys())
+	return c.store.Get(key, c.phys)
 }
 
 // Set writes value under key on every member. ttl 0 means no expiry; the

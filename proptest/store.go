@@ -141,7 +141,7 @@ func (r *StoreReplica) Delete(key string) (crdt.Record, []transport.Envelope) {
 }
 
 // Get implements Replica.
-func (r *StoreReplica) Get(key string) ([]byte, bool) { return r.s.Get(key, r.phys()) }
+func (r *StoreReplica) Get(key string) ([]byte, bool) { return r.s.Get(key, r.phys) }
 
 // Records implements Replica.
 func (r *StoreReplica) Records() []crdt.Record {

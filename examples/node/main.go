@@ -39,10 +39,11 @@
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
 // for the whole request, 45 s from its headers to the end of the response,
 // and closes a kept-alive connection idle for 60 s, so that slow clients
-// cannot hold connections open. Logs are JSON lines on stderr; the "listening" lines carry the gossip and HTTP
-// addresses (useful with port 0). SIGINT or SIGTERM stops the HTTP server,
-// leaves the cluster and exits 0; a second signal kills it at once. Flag
-// errors exit 2, other failures 1.
+// cannot hold connections open. Logs are JSON lines on stderr; the
+// "listening" lines carry the gossip and HTTP addresses (useful with port
+// 0). SIGINT or SIGTERM stops the HTTP server, leaves the cluster and exits
+// 0; a second signal kills it at once. Flag and configuration errors exit
+// 2, other failures 1.
 package main
 
 import (

@@ -286,13 +286,13 @@ func TestSnapshotKeepsEvictedVersions(t *testing.T) {
 	}
 	r := mustStore(t, cfg)
 	r.Restore(saveAndLoad(t, s), crdt.NewHLC(9, func() int64 { return testNow }, 0), testNow)
-	if _, ok := r.Get("a", testNow); ok {
+	if _, ok := r.Get("a", func() int64 { return testNow }); ok {
 		t.Fatal("an evicted value came back from the snapshot")
 	}
 	if got, ok := r.Lookup("a"); !ok || !got.Evicted || got.Time != evicted.Time {
 		t.Fatalf("a restored as %+v, %v; want its evicted version", got, ok)
 	}
-	if v, ok := r.Get("b", testNow); !ok || string(v) != "2" {
+	if v, ok := r.Get("b", func() int64 { return testNow }); !ok || string(v) != "2" {
 		t.Fatalf("Get(b) = %q, %v", v, ok)
 	}
 	older := crdt.Record{Key: "a", Value: []byte("0"), Time: crdt.Timestamp{Wall: evicted.Time.Wall - 1, Node: 9}}
@@ -317,7 +317,7 @@ func TestSnapshotReadAfterLoweringTheValueLimit(t *testing.T) {
 	if got, ok := r.Lookup("big"); !ok || !got.Evicted || got.Time != big.Time {
 		t.Fatalf("big restored as %+v, %v; want its evicted version", got, ok)
 	}
-	if v, ok := r.Get("small", testNow); !ok || string(v) != "v" {
+	if v, ok := r.Get("small", func() int64 { return testNow }); !ok || string(v) != "v" {
 		t.Fatalf("small = %q, %v", v, ok)
 	}
 	if r.Stats().Oversized != 1 {

@@ -149,9 +149,11 @@ func (s *Store) locate(key string) (*shard, uint32) {
 }
 
 // Get returns the value of key if the store holds a live value for it at
-// now: not deleted, not expired, not evicted. The returned slice is shared:
-// do not modify it. Get takes no lock.
-func (s *Store) Get(key string, now int64) ([]byte, bool) {
+// the time now returns: not deleted, not expired, not evicted. now is read
+// only for a value with an expiry (reading a clock costs as much as the
+// rest of a hit). The returned slice is shared: do not modify it. Get
+// takes no lock.
+func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 	sh, ih := s.locate(key)
 	it := sh.idx.get(key, ih)
 	if it == nil {
@@ -159,7 +161,7 @@ func (s *Store) Get(key string, now int64) ([]byte, bool) {
 		return nil, false
 	}
 	value, expires := it.load()
-	if expires != 0 && now >= expires {
+	if expires != 0 && now() >= expires {
 		sh.stats.misses.Add(1)
 		return nil, false
 	}

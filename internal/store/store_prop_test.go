@@ -89,7 +89,7 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 					sh.mu.Lock()
 					want, wantOK := sh.m.Get(k, now)
 					sh.mu.Unlock()
-					if got, ok := s.Get(k, now); ok != wantOK || string(got) != string(want) {
+					if got, ok := s.Get(k, func() int64 { return now }); ok != wantOK || string(got) != string(want) {
 						t.Fatalf("Get(%s) = %q, %v; the map holds %q, %v", k, got, ok, want, wantOK)
 					}
 				}
