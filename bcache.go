@@ -71,6 +71,7 @@ func New(cfg Config) (*Cache, error) {
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,
 		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0,
+		MaxDead: max(cfg.MaxDeadRecords, 0),
 	})
 	if err != nil { // the fields it takes were checked by fill
 		return nil, fmt.Errorf("bcache: new: %w: %v", ErrConfig, err)
@@ -82,7 +83,10 @@ func New(cfg Config) (*Cache, error) {
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		SecretKey: cfg.SecretKey, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: c.store, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped,
-		Protocol: transport.Config{FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval},
+		Protocol: transport.Config{
+			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
+			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
+		},
 	})
 	switch {
 	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: an address's form
@@ -250,7 +254,7 @@ func (c *Cache) every(d time.Duration, f func()) {
 // for when a member alone may collect. It also reports, once per run,
 // values received over this member's MaxValueSize.
 func (c *Cache) collect() {
-	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1)
+	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1, c.repl.Stable())
 	if n := c.store.Stats().Oversized; n > c.oversized {
 		c.log.Warn().Uint64("records", n-c.oversized).Int("max_value_size", c.cfg.MaxValueSize).
 			Msg("peers sent values over this member's MaxValueSize: kept their versions without the values")

@@ -79,6 +79,8 @@ func TestNewValidates(t *testing.T) {
 		{"drift beyond the horizon", Config{BindAddr: "127.0.0.1:0", MaxClockDrift: time.Hour, TombstoneHorizon: time.Minute}},
 		{"bad bind address", Config{BindAddr: "nowhere"}},
 		{"snapshot in no directory", Config{BindAddr: "127.0.0.1:0", SnapshotPath: "/nonexistent/dir/cache.snap"}},
+		{"MaxDeadRecords below -1", Config{BindAddr: "127.0.0.1:0", MaxDeadRecords: -2}},
+		{"negative clock skew", Config{BindAddr: "127.0.0.1:0", MaxClockSkew: -time.Second}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +93,79 @@ func TestNewValidates(t *testing.T) {
 				t.Fatalf("New: %v, want a config error", err)
 			}
 		})
+	}
+}
+
+// TestMaxDeadRecordsDefault: the bound on dead records follows the bounds
+// on values, and is off when they are.
+func TestMaxDeadRecordsDefault(t *testing.T) {
+	tests := []struct {
+		maxKeys  int
+		maxBytes int64
+		set      int
+		want     int
+	}{
+		{0, 0, 0, -1},
+		{50_000, 0, 0, 50_000},
+		{100, 0, 0, 10_000},
+		{0, 64 << 20, 0, 262_144},
+		{50_000, 64 << 20, 0, 50_000},
+		{50_000, 0, -1, -1},
+		{50_000, 0, 7, 7},
+	}
+	for _, tc := range tests {
+		cfg := Config{BindAddr: "127.0.0.1:0", MaxKeys: tc.maxKeys, MaxBytes: tc.maxBytes, MaxDeadRecords: tc.set}
+		if err := cfg.fill(); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxDeadRecords != tc.want {
+			t.Errorf("MaxKeys %d, MaxBytes %d, MaxDeadRecords %d: filled as %d, want %d",
+				tc.maxKeys, tc.maxBytes, tc.set, cfg.MaxDeadRecords, tc.want)
+		}
+	}
+}
+
+// TestDeadRecordsCollectedWithinSeconds: on a healthy cluster, deletes and
+// expired values leave every member once every member is known to hold
+// them, long before the horizon of an hour.
+func TestDeadRecordsCollectedWithinSeconds(t *testing.T) {
+	cs := cluster(t, 3, func(_ int, c *Config) { c.GCInterval = 100 * time.Millisecond })
+	for i := range 100 {
+		key := fmt.Sprint("k", i)
+		if err := cs[i%3].Set(key, []byte("v"), time.Duration(i%2)*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := cs[(i+1)%3].Delete(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range cs {
+		await.Until(t, 20*time.Second, func() bool { return c.Stats().Records == 0 },
+			"%s holds %+v", c.cfg.NodeName, c.Stats())
+		if st := c.Stats(); st.CollectedEarly == 0 || st.CollectedByBound != 0 {
+			t.Fatalf("%s: %d collected early, %d by the bound", c.cfg.NodeName, st.CollectedEarly, st.CollectedByBound)
+		}
+	}
+}
+
+// TestMemberThatLeftIsNotWaitedFor: once a member has closed (left the
+// cluster on purpose), the others collect dead records early without it.
+func TestMemberThatLeftIsNotWaitedFor(t *testing.T) {
+	cs := cluster(t, 3, func(_ int, c *Config) { c.GCInterval = 100 * time.Millisecond })
+	if err := cs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:2] {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s still sees the member that left", c.cfg.NodeName)
+	}
+	if err := cs[0].Set("k", []byte("v"), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:2] {
+		await.Until(t, 20*time.Second, func() bool { st := c.Stats(); return st.CollectedEarly > 0 && st.Records == 0 },
+			"%s holds %+v", c.cfg.NodeName, c.Stats())
 	}
 }
 

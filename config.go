@@ -38,7 +38,8 @@ const (
 	DefaultMaxClockDrift       = crdt.DefaultMaxClockDrift
 	DefaultFlushInterval       = transport.DefaultFlushInterval
 	DefaultAntiEntropyInterval = transport.DefaultAntiEntropyInterval
-	DefaultGCInterval          = time.Minute
+	DefaultGCInterval          = time.Second
+	DefaultMaxClockSkew        = transport.DefaultStableMargin
 	DefaultSnapshotInterval    = 5 * time.Minute
 )
 
@@ -88,10 +89,25 @@ type Config struct {
 	// value (a miss here, counted in Stats.Oversized), so every record both
 	// can hold still repairs.
 	MaxKeySize, MaxValueSize int
-	// TombstoneHorizon is how long deletes and expired values are kept
-	// before they are collected (see package lww for the rule that makes
-	// that safe). Default: 1 hour.
+	// TombstoneHorizon is how long deletes and expired values are kept at
+	// most, and how long a member that vanished without leaving is waited
+	// for. While every member is present, dead records are collected
+	// within seconds, once every member is known to hold them; a member
+	// absent for longer than the horizon, on its return, may lose what it
+	// wrote while away, and make the others lose what they wrote in that
+	// time (see the README's guarantees and package lww). Default: 1 hour.
 	TombstoneHorizon time.Duration
+	// MaxDeadRecords bounds the dead records (deletes, expired values) this
+	// member keeps while it may not collect them yet, which it must while
+	// a member is absent: past it, the oldest are collected at once, at a
+	// price (package lww, rule 7; counted in Stats.CollectedByBound).
+	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200
+	// bytes), at least 10,000; with neither set, -1. -1 means unbounded.
+	MaxDeadRecords int
+	// MaxClockSkew is the most the members' clocks are expected to differ
+	// (NTP keeps them within milliseconds): early collection keeps this far
+	// behind what every member is known to hold. Default: 1 s.
+	MaxClockSkew time.Duration
 	// MaxClockDrift is how far ahead of local time a received timestamp
 	// may be before it is refused. Default: 30 s.
 	MaxClockDrift time.Duration
@@ -102,7 +118,8 @@ type Config struct {
 	// AntiEntropyInterval is how often the member compares digests with a
 	// peer. Default: 1 s.
 	AntiEntropyInterval time.Duration
-	// GCInterval is how often dead records are collected. Default: 1 min.
+	// GCInterval is how often dead records are collected. Default: 1 s (a
+	// member holding no tombstone and no value with a TTL skips the scan).
 	GCInterval time.Duration
 	// Timings are memberlist's; default LANTimings.
 	Timings Timings
@@ -167,6 +184,8 @@ func (c *Config) fill() error {
 		return configError("MaxKeySize", "%d, want 0 to %d", c.MaxKeySize, DefaultMaxKeySize)
 	case c.MaxValueSize < 0 || c.MaxValueSize > maxValueLimit:
 		return configError("MaxValueSize", "%d, want 0 to %d", c.MaxValueSize, maxValueLimit)
+	case c.MaxDeadRecords < -1:
+		return configError("MaxDeadRecords", "%d, want -1 (unbounded) or more", c.MaxDeadRecords)
 	}
 	for _, d := range []struct {
 		name string
@@ -178,6 +197,7 @@ func (c *Config) fill() error {
 		{"FlushInterval", &c.FlushInterval, DefaultFlushInterval},
 		{"AntiEntropyInterval", &c.AntiEntropyInterval, DefaultAntiEntropyInterval},
 		{"GCInterval", &c.GCInterval, DefaultGCInterval},
+		{"MaxClockSkew", &c.MaxClockSkew, DefaultMaxClockSkew},
 	} {
 		if *d.v < 0 {
 			return configError(d.name, "negative (%v)", *d.v)
@@ -205,6 +225,9 @@ func (c *Config) fill() error {
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize
 	}
+	if c.MaxDeadRecords == 0 {
+		c.MaxDeadRecords = defaultMaxDead(c.MaxKeys, c.MaxBytes)
+	}
 	if c.MaxClockDrift >= c.TombstoneHorizon {
 		return configError("MaxClockDrift", "%v must be shorter than TombstoneHorizon %v", c.MaxClockDrift, c.TombstoneHorizon)
 	}
@@ -213,6 +236,21 @@ func (c *Config) fill() error {
 	}
 	return nil
 }
+
+// defaultMaxDead derives MaxDeadRecords from the bounds on values.
+func defaultMaxDead(maxKeys int, maxBytes int64) int {
+	switch {
+	case maxKeys > 0:
+		return max(maxKeys, minMaxDead)
+	case maxBytes > 0:
+		return int(max(maxBytes/256, minMaxDead))
+	}
+	return -1
+}
+
+// minMaxDead is the least default MaxDeadRecords: below it, the bound
+// would raise watermarks over writes merely in flight.
+const minMaxDead = 10_000
 
 // newNodeName draws a random member name.
 func newNodeName() string {

@@ -24,16 +24,24 @@ type Stats struct {
 	Bytes int64 `json:"bytes"`
 	// Records, Tombstones and Evicted count the records held now: of every
 	// kind (each key ever written and not yet collected), deletes, and
-	// versions whose value was evicted or was over MaxValueSize.
+	// versions whose value was evicted or was over MaxValueSize. Expired
+	// counts the values past their TTL that the last collection kept.
 	Records    int `json:"records"`
 	Tombstones int `json:"tombstones"`
 	Evicted    int `json:"evicted"`
+	Expired    int `json:"expired"`
 	// Evictions counts values dropped locally by the MaxKeys/MaxBytes
 	// bound; Expirations values past their TTL that were collected;
 	// Oversized records received with a value over MaxValueSize.
 	Evictions   uint64 `json:"evictions"`
 	Expirations uint64 `json:"expirations"`
 	Oversized   uint64 `json:"oversized"`
+	// CollectedEarly counts dead records collected within seconds because
+	// every member was known to hold them; CollectedByBound those
+	// collected, at a price, because the member held more than
+	// MaxDeadRecords (see Config).
+	CollectedEarly   uint64 `json:"collected_early"`
+	CollectedByBound uint64 `json:"collected_by_bound"`
 	// Fills counts filler calls, FillErrors those that failed.
 	Fills      uint64 `json:"fills"`
 	FillErrors uint64 `json:"fill_errors"`
@@ -61,8 +69,9 @@ func (c *Cache) Stats() Stats {
 	st := c.store.Stats()
 	return Stats{
 		Hits: st.Hits, Misses: st.Misses, Keys: c.Len(), Bytes: st.Bytes,
-		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
+		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
+		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
 		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),

@@ -25,66 +25,101 @@
 // the key back. An evicted record travels between replicas as a stub; a
 // replica that receives one treats it as evicted too (a read is a miss).
 //
-// # Garbage collection and the rule that keeps it safe
+// # Garbage collection and the rules that keep it safe
 //
-// A tombstone, or a value past its expiry, is dead. Dead records are kept
-// for a horizon H and then collected. Collecting is what makes resurrection
-// possible: once the tombstone for k is gone, an older write to k arriving
-// from a replica that missed the delete (one that was away, on the other
-// side of a partition, or a delta replayed late) would look new. Three rules
-// prevent that.
+// A tombstone, or a value past its expiry, is dead. Dead records are
+// collected: after a horizon H in any case, and earlier once the cluster is
+// known to hold them. Collecting is what makes resurrection possible: once
+// the tombstone for k is gone, an older write to k arriving from a replica
+// that missed the delete (one that was away, on the other side of a
+// partition, or a delta replayed late) would look new. These rules prevent
+// that.
 //
 //  1. Watermark guard. Each leaf (bucket) of the digest has a watermark: the
-//     greatest wall time of any record collected from that bucket. A record
-//     for a key the map does not hold is rejected when its wall time is at or
-//     below its bucket's watermark. A map therefore never again holds a
+//     greatest timestamp of any record collected from that bucket. A record
+//     for a key the map does not hold is rejected when its timestamp is at
+//     or below its bucket's watermark. A map therefore never again holds a
 //     record older than one it collected for the same key: deleted keys do
 //     not come back through late deltas, replays or stale replicas, whatever
 //     the network does. A rejection is reported ([crdt.Rejected]), not applied.
 //
-//  2. Collect only what the cluster has surely seen. A map collects only
-//     records dead since before min(now, synced) - H, where synced is the
-//     start of the last anti-entropy exchange that completed
-//     ([Map.MarkSynced]). A map that has never completed one collects
-//     nothing, so its watermarks stay empty and a fresh replica accepts
-//     every live record its peers ship. A replica that has been away keeps
-//     its own offline deletes until it has caught up, so it cannot reject
-//     writes the cluster made while it was gone.
+//  2. Collect only what the cluster has surely seen. Without more
+//     knowledge, a map collects only records dead since before
+//     min(now, synced) - H, where synced is the start of the last
+//     anti-entropy exchange that completed ([Map.MarkSynced]). A map that
+//     has never completed one collects nothing, so its watermarks stay
+//     empty and a fresh replica accepts every live record its peers ship. A
+//     replica that has been away keeps its own offline deletes until it has
+//     caught up, so it cannot reject writes the cluster made while it was
+//     gone.
 //
-//  3. Rejoin: below the watermark, the replica that collected is right. When
-//     a peer rejects a record, the sender drops its copy ([Map.Forget]) and
-//     raises its own bucket watermark to that record's wall time, so the
-//     record cannot bounce back to it from a third replica. This is how a
-//     replica that returns after an absence longer than H loses what the
-//     cluster deleted and collected meanwhile. Its writes newer than the
-//     peers' watermarks survive; older ones the cluster no longer holds are
-//     dropped, and the caller reports them.
+//  3. Below the watermark, the replica that collected is right. A rejected
+//     record is answered with a tombstone for its key written just above
+//     the watermark by no replica ([Map.Tombstone]); the sender merges it
+//     like any record, and so loses every version of the key at or below
+//     the watermark, as the rejecting replica did when it collected. This
+//     is how a replica that returns after an absence loses what the cluster
+//     deleted and collected meanwhile, and how a late delta or a stale
+//     snapshot is put right where it came from. Nothing is forgotten
+//     without a trace, nothing bounces: the answer is a write, newer than
+//     what it replaces, that travels and is collected like any other. Its
+//     writes newer than the peers' watermarks survive; a live value a
+//     tombstone replaces is reported by the caller.
 //
-//  4. Watermarks stay in the past. Collection raises a watermark to the
-//     write time of a record dead for a horizon, and a value is dead from
-//     its expiry but never before its write time, so collection cannot
-//     raise one above now - H, whatever a record's fields say (a wrapped
-//     TTL, a peer's expiry of 1 ns on a record stamped in the future).
-//     [Map.Forget] and [Map.RaiseWatermark] take input from outside (a
-//     peer's rejection, a snapshot file) and never raise one above
-//     now - H + MaxClockDrift: no honest peer rejects a newer record, and a
-//     snapshot from a clock far ahead is brought down to that ceiling. A
-//     watermark in the future would make the map reject fresh writes of
-//     every key in its bucket, and their writers forget them. Every time
-//     sum here saturates instead of wrapping.
+//  4. Watermarks stay in the past. A value is dead from its expiry but
+//     never before its write time, so collection raises a watermark only to
+//     the write time of a record dead now, whatever the record's fields say
+//     (a wrapped TTL, a peer's expiry of 1 ns on a record stamped in the
+//     future); rule 2 keeps it below now - H, and rule 6 below the stable
+//     bound. A watermark restored from a snapshot is lowered to a ceiling
+//     the caller gives ([Map.RaiseWatermark]). Every time sum here
+//     saturates instead of wrapping.
 //
 //  5. Late deltas are dropped. A delta (a replica's push of its own fresh
-//     write) older than H is not applied ([Map.Merge] of a delta): a replica that
-//     has collected nothing yet could not tell it from a deleted write.
-//     Anti-entropy, which compares versions first, carries old records.
+//     write) older than H is not applied ([Map.Merge] of a delta): a
+//     replica that has collected nothing yet could not tell it from a
+//     deleted write. Anti-entropy, which compares versions first, carries
+//     old records.
+//
+//  6. Early collection below the stable bound. [Map.GC] also collects,
+//     at once, every record dead now and written before a stable bound the
+//     caller gives: a time below which every member of the cluster is known
+//     to hold every record, which the sync protocol learns from the cuts
+//     of completed exchanges (package transport). The argument: the
+//     watermark such a collection raises is below the bound; a record
+//     below the bound is, on every member that counts, already held here
+//     or superseded by one held here, so this map rejects nothing a member
+//     still has; and every member stamps what it writes later above its
+//     cut, so above the bound. A member that joins later has written
+//     nothing below it; one that restarts writes above its last cut less
+//     the clocks' disagreement, which the bound's margin covers. The key of
+//     a collected record cannot come back either: every counted member
+//     holds its dead record or a newer one, and so collects it or
+//     supersedes it, and an older version arriving from anywhere meets the
+//     watermark. A member that vanishes without leaving keeps the bound
+//     still for the sync protocol's failed timeout (bcache: H), so early
+//     collection waits for it; one that leaves on purpose, only until its
+//     last records have reached every member. The horizon of rule 2
+//     remains for everything else.
+//
+//  7. A bound may collect early, at a price. [Map.CollectDead] collects
+//     any dead record at once, raising its watermark like any collection,
+//     for a caller that holds more dead records than it may (bcache's
+//     MaxDeadRecords, oldest first). Nothing is resurrected; but a record
+//     older than the raised watermark that the map has not received yet
+//     (in flight, or held by a member that was away) is rejected, and by
+//     rule 3 lost everywhere.
 //
 // The assumption behind rules 2 and 3 is that every record reaches every
 // connected replica within H (anti-entropy runs every few seconds; H is an
-// hour by default) and that physical clocks differ by less than H. When it
-// fails, the rules stay safe and give up data instead: after a partition
-// longer than H, or an absence without a completed exchange, a record older
-// than H that one side holds and the other does not may be dropped on both
-// (a cache miss), never resurrected. Repairs ship records in ascending
-// timestamp order, so a replica that collects between two repair batches
-// has already received the older records of the bucket it collects in.
+// hour by default) and that physical clocks differ by less than H; rule 6
+// assumes they differ by less than its margin (bcache: MaxClockSkew, 1 s).
+// When they fail, the rules stay safe and give up data instead, never
+// resurrecting anything: after a partition or an absence longer than H, a
+// record that one side holds and the other does not may be deleted on
+// both (a cache miss) if it is older than H, and, once the sides have
+// stopped waiting for each other (rule 6), if it was written during the
+// separation in a bucket where the other side collected. Repairs ship records in ascending timestamp
+// order, so a replica that collects between two repair batches has already
+// received the older records of the bucket it collects in.
 package lww

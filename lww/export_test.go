@@ -11,7 +11,7 @@ func (m *Map) Leaf(key string) uint32 { return m.leafOf(crdt.HashKey(key)) }
 
 // Synced returns the time passed to the latest MarkSynced, and false if the
 // map has never been marked.
-func (m *Map) Synced() (int64, bool) { return m.synced, m.synced != noWatermark }
+func (m *Map) Synced() (int64, bool) { return m.synced, m.synced != noSync }
 
 // RecomputeTree builds the digest from scratch from the records held. It
 // must always equal [Map.Tree]; replicas may run it periodically as a check.

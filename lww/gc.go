@@ -1,6 +1,10 @@
 package lww
 
-import "github.com/bcache-go/bcache/crdt"
+import (
+	"math"
+
+	"github.com/bcache-go/bcache/crdt"
+)
 
 // MarkSynced records that an anti-entropy exchange that started at the given
 // physical time (Unix ns) has completed: the map then holds every record its
@@ -16,78 +20,150 @@ func (m *Map) MarkSynced(at int64) {
 // Cutoff returns the collection cutoff at now: records dead since before it
 // may be collected. It is false while the map has never been marked synced.
 func (m *Map) Cutoff(now int64) (int64, bool) {
-	if m.synced == noWatermark {
+	if m.synced == noSync {
 		return 0, false
 	}
 	return crdt.SubSat(min(now, m.synced), m.horizon), true
 }
 
-// ceiling is the highest a watermark may be at now: now - horizon, plus
-// the clock drift allowed between replicas. Collection never raises one
-// above now - horizon (a record collected has been dead for a horizon, and
-// is dead from no earlier than its write time); a peer's rejection or a
-// snapshot may only come from a clock up to the drift ahead.
-func (m *Map) ceiling(now int64) int64 { return crdt.AddSat(crdt.SubSat(now, m.horizon), m.drift) }
+// noMark is the watermark of a bucket nothing was collected from: the least
+// timestamp, so that collecting any record raises it. (The zero Timestamp
+// will not do: records may be stamped before the epoch.) A record stamped
+// noMark itself raises nothing when collected; nothing is older than it.
+var noMark = crdt.Timestamp{Wall: math.MinInt64}
 
-// GC collects every record dead since before the cutoff at now (see
-// [Map.Cutoff]), raises the watermarks of their buckets, and returns the
-// versions it collected.
-func (m *Map) GC(now int64) []crdt.Version { return m.AppendGC(nil, now) }
+// NoStable is the stable bound that allows no early collection.
+const NoStable = math.MinInt64
 
-// AppendGC is GC appending the versions collected to dst.
-func (m *Map) AppendGC(dst []crdt.Version, now int64) []crdt.Version {
-	cutoff, ok := m.Cutoff(now)
-	if !ok {
+// GC collects the dead records the rules allow at now (see the package
+// doc), raises the watermarks of their buckets, and appends the versions it
+// collected to dst: every record dead since before the cutoff (rule 2),
+// and, early, every record dead at now and written before stable, a time
+// below which every member of the cluster is known to hold every record
+// (rule 6; NoStable for none).
+func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
+	m.expired = 0
+	if m.tombstones == 0 && m.expiring == 0 {
 		return dst
 	}
+	cutoff, ok := m.Cutoff(now)
+	if !ok {
+		cutoff = math.MinInt64
+	}
+	stable = min(stable, now)
 	for _, e := range m.entries {
-		if since, dies := e.rec.DeadSince(); dies && since < cutoff {
+		since, dies := e.rec.DeadSince()
+		switch {
+		case !dies || since > now:
+		case since < cutoff:
 			dst = append(dst, e.rec.Version())
 			m.drop(e)
+		case e.rec.Time.Wall < stable:
+			dst = append(dst, e.rec.Version())
+			m.drop(e)
+			m.early++
+		case !e.rec.Tombstone:
+			m.expired++
 		}
 	}
+	m.shrink()
 	return dst
 }
 
-// drop removes e and raises its bucket's watermark to its wall time.
+// CollectDead collects the record of key if it is dead at now, whatever
+// rules 2 and 6 say, and raises its bucket's watermark to its timestamp
+// (rule 7 of the package doc: a bound on dead records). It reports the
+// version collected.
+func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
+	e, ok := m.entries[key]
+	if !ok {
+		return crdt.Version{}, false
+	}
+	if since, dies := e.rec.DeadSince(); !dies || since > now {
+		return crdt.Version{}, false
+	}
+	v := e.rec.Version()
+	m.drop(e)
+	if !v.Tombstone {
+		m.expired = max(m.expired-1, 0)
+	}
+	return v, true
+}
+
+// CollectedEarly returns the number of records GC has collected by rule 6
+// (before their horizon).
+func (m *Map) CollectedEarly() uint64 { return m.early }
+
+// Expired returns the number of values past their expiry that the last GC
+// kept (dead, but not yet collectable).
+func (m *Map) Expired() int { return m.expired }
+
+// shrink gives back the memory of the entries table once it holds less
+// than a quarter of the most it held: Go maps never shrink, and a burst of
+// short-lived keys would otherwise cost its peak for good.
+func (m *Map) shrink() {
+	n := len(m.entries)
+	if n >= m.peak/4 || m.peak < 1024 {
+		return
+	}
+	entries := make(map[string]*Entry, n)
+	for k, e := range m.entries {
+		entries[k] = e
+	}
+	m.entries, m.peak = entries, n
+}
+
+// drop removes e and raises its bucket's watermark to its timestamp.
 func (m *Map) drop(e *Entry) {
 	leaf := m.leafOf(e.khash)
-	m.wm[leaf] = max(m.wm[leaf], e.rec.Time.Wall)
+	if m.wm[leaf].Less(e.rec.Time) {
+		m.wm[leaf] = e.rec.Time
+	}
 	m.remove(e, leaf)
 }
 
-// Forget drops the record for v.Key if it is exactly version v, raising the
-// bucket's watermark so that the version cannot come back. Replicas call it
-// when a peer rejected v as below that peer's watermark (rule 3 of the
-// package doc). A version newer than a watermark may be at now is not
-// forgotten: no honest peer rejects it, and forgetting it would raise the
-// watermark over fresh writes. It returns the record dropped, and false if
-// none was.
-func (m *Map) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
-	e, ok := m.entries[v.Key]
-	if !ok || e.rec.Time != v.Time || v.Time.Wall > m.ceiling(now) {
-		return crdt.Record{}, false
+// Tombstone returns the answer to a record of key that the map rejected
+// as below its bucket's watermark (rule 3 of the package doc): a tombstone
+// written just above the watermark, by no replica (node 0, which no
+// incarnation has), so that replicas that reject the same key at the same
+// watermark answer with the same record. The peer that sent the rejected
+// record merges it like any other, and loses every version of key at or
+// below the watermark, as this map did when it collected them.
+func (m *Map) Tombstone(key string) crdt.Record {
+	return crdt.Record{Key: key, Tombstone: true, Time: above(m.wm[m.leafOf(crdt.HashKey(key))])}
+}
+
+// above returns the least timestamp of node 0 after t.
+func above(t crdt.Timestamp) crdt.Timestamp {
+	if t.Logical == math.MaxUint32 {
+		return crdt.Timestamp{Wall: crdt.AddSat(t.Wall, 1)}
 	}
-	m.drop(e)
-	return e.rec, true
+	return crdt.Timestamp{Wall: t.Wall, Logical: t.Logical + 1}
 }
 
-// Watermark returns the GC watermark of a digest leaf (wall ns) and false if
-// nothing has been collected from it.
-func (m *Map) Watermark(leaf uint32) (int64, bool) {
+// Watermark returns the GC watermark of a digest leaf (the greatest
+// timestamp collected from it), or the least timestamp and false if
+// nothing has been collected from it (raising a watermark to that is a
+// no-op).
+func (m *Map) Watermark(leaf uint32) (crdt.Timestamp, bool) {
 	w := m.wm[leaf]
-	return w, w != noWatermark
+	return w, w != noMark
 }
 
-// RaiseWatermark raises a digest leaf's GC watermark to wall (Unix ns), as
-// if a record written at wall had been collected from it: records of the
-// leaf at or below it are rejected from then on. Records the map holds
-// already stay. It is for restoring a map from a snapshot: apply the
-// records first, then raise the watermarks they were saved with. A wall
-// above what a watermark may be at now (a snapshot written by a clock far
-// ahead) is lowered to that ceiling, and RaiseWatermark reports false.
-func (m *Map) RaiseWatermark(leaf uint32, wall, now int64) bool {
-	c := m.ceiling(now)
-	m.wm[leaf] = max(m.wm[leaf], min(wall, c))
-	return wall <= c
+// RaiseWatermark raises a digest leaf's GC watermark to w, as if a record
+// stamped w had been collected from it: records of the leaf at or below it
+// are rejected from then on. Records the map holds already stay. It is for
+// restoring a map from a snapshot: apply the records first, then raise the
+// watermarks they were saved with. A watermark written after ceiling (Unix
+// ns; a snapshot written by a clock far ahead) is lowered to the last
+// timestamp of that nanosecond, and RaiseWatermark reports false.
+func (m *Map) RaiseWatermark(leaf uint32, w crdt.Timestamp, ceiling int64) bool {
+	ok := w.Wall <= ceiling
+	if !ok {
+		w = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32, Node: math.MaxUint64}
+	}
+	if m.wm[leaf].Less(w) {
+		m.wm[leaf] = w
+	}
+	return ok
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/rapidfail"
 	"pgregory.net/rapid"
 )
 
@@ -16,7 +17,8 @@ import (
 // horizon and come back, restart with empty state, and collect garbage on
 // their own schedules. Anti-entropy here is the simplest correct one: diff
 // the digests, ship the newer record of every differing key in ascending
-// timestamp order, and let the sender forget what the receiver rejected.
+// timestamp order, and answer what the receiver rejected with its
+// tombstone (Map.Tombstone), which the sender merges.
 
 const (
 	gcHorizon = 1000
@@ -37,8 +39,11 @@ type gcWorld struct {
 	reps     []*gcReplica
 	writes   []crdt.Record // every write ever issued, for late delivery
 	nextNode crdt.NodeID
-	lossy    bool // some replica forgot a record a peer rejected
+	lossy    bool // some replica lost a record: a peer rejected it, or a bound
 	restarts bool
+	// bound collects a dead record under a bound (rule 7): CollectDead,
+	// unless a test breaks it.
+	bound func(m *Map, key string, now int64) (crdt.Version, bool)
 }
 
 func (w *gcWorld) phys(r *gcReplica) int64 { return w.now + r.skew }
@@ -111,24 +116,24 @@ func (w *gcWorld) exchange(t tb, a, b *gcReplica) (changed bool) {
 	slices.SortFunc(toA, byTime)
 	slices.SortFunc(toB, byTime)
 	rejectedByA, rejectedByB := w.receive(a, toA), w.receive(b, toB)
-	w.forget(b, rejectedByA)
-	w.forget(a, rejectedByB)
+	w.answer(b, a, rejectedByA)
+	w.answer(a, b, rejectedByB)
 	a.m.MarkSynced(startA)
 	b.m.MarkSynced(startB)
 	return len(diffs) > 0
 }
 
-// forget makes r drop the records a peer rejected. Dropping a dead record is
-// collecting it early; dropping a live one that is the newest write of its
-// key loses data.
-func (w *gcWorld) forget(r *gcReplica, rejected []crdt.Record) {
+// answer makes r merge the tombstones with which the rejecter answered
+// the records it rejected. Superseding a live record that is the newest
+// write of its key loses data.
+func (w *gcWorld) answer(r, rejecter *gcReplica, rejected []crdt.Record) {
 	for _, rec := range rejected {
-		if _, ok := r.m.Forget(rec.Version(), w.phys(r)); !ok {
+		tomb := rejecter.m.Tombstone(rec.Key)
+		if r.clock.Update(tomb.Time) != nil {
 			continue
 		}
-		if rec.Tombstone || rec.Expired(w.phys(r)) {
-			r.noteReaped(rec.Version())
-		} else if w.newest()[rec.Key].Time == rec.Time {
+		held, _ := r.m.Lookup(rec.Key)
+		if apply(r.m, tomb) == crdt.Applied && held.Live(w.phys(r)) && w.newest()[rec.Key].Time == held.Time {
 			w.lossy = true
 		}
 	}
@@ -174,7 +179,7 @@ func (w *gcWorld) write(t *rapid.T) {
 
 func (w *gcWorld) gc(t *rapid.T) {
 	r := w.pick(t, "collector", false)
-	for _, v := range r.m.GC(w.phys(r)) {
+	for _, v := range r.m.GC(nil, w.phys(r), NoStable) {
 		r.noteReaped(v)
 	}
 }
@@ -191,6 +196,17 @@ func (w *gcWorld) actions() map[string]func(*rapid.T) {
 			w.exchange(t, a, b)
 		},
 		"gc": w.gc,
+		"bound": func(t *rapid.T) {
+			r := w.pick(t, "collector", false)
+			collect := w.bound
+			if collect == nil {
+				collect = (*Map).CollectDead
+			}
+			if v, ok := collect(r.m, rapid.SampledFrom(keys).Draw(t, "key"), w.phys(r)); ok {
+				r.noteReaped(v)
+				w.lossy = true // records below the raised watermark, in flight, may be lost
+			}
+		},
 		"evict": func(t *rapid.T) {
 			w.pick(t, "evictor", false).m.Evict(rapid.SampledFrom(keys).Draw(t, "key"))
 		},
@@ -254,9 +270,9 @@ func (w *gcWorld) converge(t *rapid.T) {
 
 // verify runs after convergence: all replicas agree; no key holds a value
 // older than a dead record a live replica collected for it (no
-// resurrection); and when no
-// replica restarted or forgot anything, every key holds its newest write,
-// or nothing if that write is dead.
+// resurrection); and when no replica restarted or lost anything, every key
+// holds its newest write, or nothing or an answer to it if that write is
+// dead.
 func (w *gcWorld) verify(t *rapid.T) {
 	versions := func(m *Map) []crdt.Version {
 		var vs []crdt.Version
@@ -285,10 +301,15 @@ func (w *gcWorld) verify(t *rapid.T) {
 	}
 	for k, rec := range w.newest() {
 		v, ok := held[k]
+		// A newest write dead long enough to be collected may be held as
+		// it was, not at all, or as the tombstone a replica answered it
+		// with after collecting it.
+		collectable := !rec.Live(w.now - gcHorizon + maxSkew)
+		answered := v.Tombstone && v.Time.Node == 0 && rec.Time.Less(v.Time)
 		switch {
-		case ok && v != rec.Version():
+		case ok && v != rec.Version() && !(collectable && answered):
 			t.Fatalf("key %q converged to %v, newest write is %v", k, v.Time, rec.Time)
-		case !ok && rec.Live(w.now-gcHorizon+maxSkew):
+		case !ok && !collectable:
 			t.Fatalf("key %q lost its newest write %v", k, rec.Time)
 		}
 	}
@@ -367,14 +388,15 @@ func TestEdgeReturnsAfterLongAbsence(t *testing.T) {
 
 	w.now += 3 * gcHorizon
 	hub.m.MarkSynced(w.now) // the hub keeps syncing with the rest of the cluster
-	if got := hub.m.GC(w.now); len(got) != 1 || got[0].Key != "a" {
+	if got := hub.m.GC(nil, w.now, NoStable); len(got) != 1 || got[0].Key != "a" {
 		t.Fatalf("hub collected %v, want the tombstone of a", got)
 	}
-	if got := edge.m.GC(w.now); len(got) != 0 {
+	if got := edge.m.GC(nil, w.now, NoStable); len(got) != 0 {
 		t.Fatalf("edge collected %v while away; its deletes must wait until it has caught up", got)
 	}
 
-	w.exchange(t, hub, edge)
+	w.exchange(t, hub, edge) // the hub answers the edge's a with a tombstone
+	w.exchange(t, hub, edge) // which the edge then holds and ships back
 	for _, r := range w.reps {
 		if _, ok := r.m.Get("a", w.now); ok {
 			t.Fatal("deleted and collected key a came back")
@@ -394,8 +416,14 @@ func TestEdgeReturnsAfterLongAbsence(t *testing.T) {
 }
 
 func TestNoResurrection(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		w := &gcWorld{}
+	rapid.Check(t, noResurrection(nil))
+}
+
+// noResurrection is the property of TestNoResurrection, with bound as the
+// collection under a bound (nil: CollectDead).
+func noResurrection(bound func(*Map, string, int64) (crdt.Version, bool)) func(*rapid.T) {
+	return func(t *rapid.T) {
+		w := &gcWorld{bound: bound}
 		for range rapid.IntRange(2, 4).Draw(t, "replicas") {
 			w.reps = append(w.reps, w.newReplica(t))
 		}
@@ -404,5 +432,25 @@ func TestNoResurrection(t *testing.T) {
 		t.Repeat(actions)
 		w.converge(t)
 		w.verify(t)
-	})
+	}
+}
+
+// TestNoResurrectionCatchesABoundWithoutWatermark: a bound that collects a
+// dead record without raising its bucket's watermark lets the write it
+// deleted come back; the property must find that.
+func TestNoResurrectionCatchesABoundWithoutWatermark(t *testing.T) {
+	broken := func(m *Map, key string, now int64) (crdt.Version, bool) {
+		e, ok := m.entries[key]
+		if !ok {
+			return crdt.Version{}, false
+		}
+		if since, dies := e.rec.DeadSince(); !dies || since > now {
+			return crdt.Version{}, false
+		}
+		m.remove(e, m.leafOf(e.khash))
+		return e.rec.Version(), true
+	}
+	if !rapidfail.Fails(t, "BoundWithoutWatermark", noResurrection(broken)) {
+		t.Fatal("the property passed a bound that raises no watermark")
+	}
 }

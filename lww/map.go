@@ -34,16 +34,10 @@ type Config struct {
 	// Horizon is how long a dead record is kept before it may be collected.
 	// 0 selects DefaultHorizon.
 	Horizon time.Duration
-	// MaxClockDrift is how far the replicas' physical clocks may differ (the
-	// clock's drift check enforces it); it must be shorter than Horizon.
-	// Watermarks never rise above now - Horizon + MaxClockDrift (see the
-	// package doc). 0 selects crdt.DefaultMaxClockDrift, or half the
-	// horizon if that is shorter.
-	MaxClockDrift time.Duration
 }
 
-// noWatermark marks a bucket from which nothing has been collected.
-const noWatermark = math.MinInt64
+// noSync marks a map that has never been synced.
+const noSync = math.MinInt64
 
 // Entry is where a map keeps a key's record. A caller that remembers the
 // Entry of a key can merge into it again with [Map.Merge] and skip the
@@ -66,17 +60,20 @@ func (e *Entry) hash() uint64 { return crdt.RecordHash(e.khash, e.rec.Time, e.re
 // digest. It is not safe for concurrent use.
 type Map struct {
 	horizon int64
-	drift   int64
 	prefix  int
 	tree    *crdt.Tree
 	entries map[string]*Entry
-	heads   []*Entry // per digest leaf, a singly linked list of its entries
-	wm      []int64  // per digest leaf, the GC watermark (wall ns)
-	synced  int64    // start of the last completed exchange, or noWatermark
+	peak    int              // the most entries held since the table was last rebuilt
+	early   uint64           // records collected by rule 6
+	expired int              // expired values the last GC kept
+	heads   []*Entry         // per digest leaf, a singly linked list of its entries
+	wm      []crdt.Timestamp // per digest leaf, the GC watermark; noMark: none
+	synced  int64            // start of the last completed exchange, or noSync
 
 	values     int // records holding a value (neither tombstone nor evicted)
 	tombstones int
 	evicted    int
+	expiring   int // records, other than tombstones, with an expiry: GC's candidates with the tombstones
 }
 
 // New returns an empty map shaped by cfg.
@@ -87,11 +84,8 @@ func New(cfg Config) (*Map, error) {
 	if cfg.Horizon == 0 {
 		cfg.Horizon = DefaultHorizon
 	}
-	if cfg.MaxClockDrift == 0 {
-		cfg.MaxClockDrift = min(crdt.DefaultMaxClockDrift, cfg.Horizon/2)
-	}
-	if cfg.Horizon < 0 || cfg.MaxClockDrift < 0 || cfg.MaxClockDrift >= cfg.Horizon {
-		return nil, fmt.Errorf("%w: horizon %v and clock drift %v (want 0 <= drift < horizon)", ErrConfig, cfg.Horizon, cfg.MaxClockDrift)
+	if cfg.Horizon < 0 {
+		return nil, fmt.Errorf("%w: negative horizon %v", ErrConfig, cfg.Horizon)
 	}
 	if cfg.PrefixBits < 0 || cfg.PrefixBits%4 != 0 || cfg.PrefixBits+cfg.DigestBits > 64 {
 		return nil, fmt.Errorf("%w: prefix of %d bits with %d digest bits", ErrConfig, cfg.PrefixBits, cfg.DigestBits)
@@ -102,16 +96,15 @@ func New(cfg Config) (*Map, error) {
 	}
 	m := &Map{
 		horizon: int64(cfg.Horizon),
-		drift:   int64(cfg.MaxClockDrift),
 		prefix:  cfg.PrefixBits,
 		tree:    tree,
 		entries: make(map[string]*Entry),
 		heads:   make([]*Entry, tree.Leaves()),
-		wm:      make([]int64, tree.Leaves()),
-		synced:  noWatermark,
+		wm:      make([]crdt.Timestamp, tree.Leaves()),
+		synced:  noSync,
 	}
 	for i := range m.wm {
-		m.wm[i] = noWatermark
+		m.wm[i] = noMark
 	}
 	return m, nil
 }
@@ -153,12 +146,13 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if e == nil {
 		khash := crdt.HashKey(r.Key)
 		leaf := m.leafOf(khash)
-		if r.Time.Wall <= m.wm[leaf] {
+		if w := m.wm[leaf]; w != noMark && r.Time.Compare(w) <= 0 {
 			return crdt.Rejected, nil
 		}
 		e = &Entry{rec: r, khash: khash, next: m.heads[leaf]}
 		m.heads[leaf] = e
 		m.entries[r.Key] = e
+		m.peak = max(m.peak, len(m.entries))
 		m.count(&e.rec, 1)
 		m.tree.Add(leaf, e.hash())
 		return crdt.Applied, e
@@ -177,6 +171,9 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 
 // count adds d to the counter of r's kind.
 func (m *Map) count(r *crdt.Record, d int) {
+	if !r.Tombstone && r.Expires != 0 {
+		m.expiring += d
+	}
 	switch {
 	case r.Tombstone:
 		m.tombstones += d

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -173,7 +174,7 @@ func TestEvictedStubReplicates(t *testing.T) {
 func TestGCNeedsSync(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
 	apply(m, del("k", ts(1, 1)))
-	if got := m.GC(100 * hour); len(got) != 0 {
+	if got := m.GC(nil, 100*hour, NoStable); len(got) != 0 {
 		t.Fatalf("GC before any sync collected %v", got)
 	}
 	m.MarkSynced(2 * hour)
@@ -181,7 +182,7 @@ func TestGCNeedsSync(t *testing.T) {
 	if at, ok := m.Synced(); !ok || at != 2*hour {
 		t.Fatalf("Synced = %d, %v; want %d", at, ok, 2*hour)
 	}
-	if got := m.GC(100 * hour); len(got) != 1 || got[0].Key != "k" {
+	if got := m.GC(nil, 100*hour, NoStable); len(got) != 1 || got[0].Key != "k" {
 		t.Fatalf("GC after sync collected %v, want k", got)
 	}
 }
@@ -194,7 +195,7 @@ func TestGC(t *testing.T) {
 	apply(m, setTTL("expiring", "v", ts(1, 1), 3*hour))
 	apply(m, set("forever", "v", ts(1, 1)))
 	m.MarkSynced(10 * hour)
-	got := m.GC(2*hour + 1) // cutoff = hour+1
+	got := m.GC(nil, 2*hour+1, NoStable) // cutoff = hour+1
 	if len(got) != 2 {
 		t.Fatalf("GC collected %v, want old-delete and expired", got)
 	}
@@ -221,7 +222,7 @@ func TestReplayAfterGCIsRejected(t *testing.T) {
 	apply(m, write)
 	apply(m, del("k", ts(20, 2)))
 	m.MarkSynced(5 * hour)
-	if got := m.GC(5 * hour); len(got) != 1 {
+	if got := m.GC(nil, 5*hour, NoStable); len(got) != 1 {
 		t.Fatalf("GC collected %v, want the tombstone", got)
 	}
 	if got := apply(m, write); got != crdt.Rejected {
@@ -234,26 +235,63 @@ func TestReplayAfterGCIsRejected(t *testing.T) {
 	if got := apply(m, set("k", "fresh", ts(5*hour, 1))); got != crdt.Applied {
 		t.Fatalf("new write after GC = %v, want applied", got)
 	}
-	if w, ok := m.Watermark(m.Leaf("k")); !ok || w != 20 {
-		t.Fatalf("watermark = %d, %v; want 20", w, ok)
+	if w, ok := m.Watermark(m.Leaf("k")); !ok || w != ts(20, 2) {
+		t.Fatalf("watermark = %v, %v; want %v", w, ok, ts(20, 2))
 	}
 }
 
-func TestForget(t *testing.T) {
-	m := newMap(t, Config{DigestBits: 8})
-	r := set("k", "v", ts(10, 1))
-	apply(m, r)
-	if _, ok := m.Forget(crdt.Version{Key: "k", Time: ts(9, 1)}, 2*hour); ok {
-		t.Fatal("Forget of another version dropped the record")
+// TestTombstoneAnswersARejection: a record rejected as below its bucket's
+// watermark is answered with a tombstone just above the watermark, by no
+// replica, the same from every map at that watermark; merged where the
+// rejected record came from, it deletes every version at or below it and
+// nothing newer.
+func TestTombstoneAnswersARejection(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	apply(m, del("k", ts(10, 1)))
+	m.GC(nil, 100, 50) // early: written before the stable bound, dead now
+	old := set("k", "old", ts(9, 1))
+	if got := apply(m, old); got != crdt.Rejected {
+		t.Fatalf("a record below the watermark: %v, want rejected", got)
 	}
-	if _, ok := m.Forget(r.Version(), 2*hour); !ok {
-		t.Fatal("Forget of the held version did nothing")
+	tomb := m.Tombstone("k")
+	if want := (crdt.Timestamp{Wall: 10, Logical: 1}); !tomb.Tombstone || tomb.Key != "k" || tomb.Time != want {
+		t.Fatalf("tombstone %+v, want k deleted at %v", tomb, want)
 	}
-	if got := apply(m, r); got != crdt.Rejected {
-		t.Fatalf("forgotten record applied again: %v, want rejected", got)
+	sender := newMap(t, Config{DigestBits: 8})
+	apply(sender, old)
+	if got := apply(sender, tomb); got != crdt.Applied {
+		t.Fatalf("the sender merged the tombstone: %v", got)
 	}
-	if m.Records() != 0 || m.Tree().Root() != (crdt.TreeNode{}) {
-		t.Fatalf("after Forget: %d records, root %+v", m.Records(), m.Tree().Root())
+	if _, ok := sender.Get("k", 100); ok {
+		t.Fatal("the sender still serves the rejected record")
+	}
+	newer := set("k", "new", ts(11, 1))
+	apply(sender, newer)
+	if got := apply(sender, tomb); got != crdt.Stale {
+		t.Fatalf("the tombstone over a newer write: %v, want stale", got)
+	}
+}
+
+// TestEarlyCollection: below the stable bound a dead record is collected
+// at once, whatever the horizon; above it, or not dead yet, it stays.
+func TestEarlyCollection(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	apply(m, del("below", ts(10, 1)))
+	apply(m, del("above", ts(30, 1)))
+	apply(m, setTTL("expired", "v", ts(11, 1), 20))
+	apply(m, setTTL("expiring", "v", ts(12, 1), 1000))
+	apply(m, set("live", "v", ts(13, 1)))
+	got := m.GC(nil, 100, 20)
+	keys := []string{}
+	for _, v := range got {
+		keys = append(keys, v.Key)
+	}
+	slices.Sort(keys)
+	if !slices.Equal(keys, []string{"below", "expired"}) {
+		t.Fatalf("collected %v, want below and expired", keys)
+	}
+	if w, _ := m.Watermark(m.Leaf("below")); w.Wall < 10 || w.Wall >= 20 {
+		t.Fatalf("watermark %v, want at least 10 and below the stable bound 20", w)
 	}
 }
 
@@ -301,10 +339,10 @@ func TestRaiseWatermark(t *testing.T) {
 	kept := set("k", "held", ts(10, 1))
 	apply(m, kept)
 	leaf := m.Leaf("k")
-	m.RaiseWatermark(leaf, 20, 2*hour)
-	m.RaiseWatermark(leaf, 15, 2*hour) // never lowers
-	if w, ok := m.Watermark(leaf); !ok || w != 20 {
-		t.Fatalf("watermark = %d, %v; want 20", w, ok)
+	m.RaiseWatermark(leaf, ts(20, 5), 2*hour)
+	m.RaiseWatermark(leaf, ts(15, 5), 2*hour) // never lowers
+	if w, ok := m.Watermark(leaf); !ok || w != ts(20, 5) {
+		t.Fatalf("watermark = %v, %v; want %v", w, ok, ts(20, 5))
 	}
 	if v, ok := m.Get("k", 0); !ok || string(v) != "held" {
 		t.Fatal("raising the watermark dropped a record the map held")
@@ -315,11 +353,11 @@ func TestRaiseWatermark(t *testing.T) {
 			other = k
 		}
 	}
-	if got := apply(m, set(other, "old", ts(20, 9))); got != crdt.Rejected {
-		t.Fatalf("record at the raised watermark = %v, want rejected", got)
+	if got := apply(m, set(other, "old", ts(20, 4))); got != crdt.Rejected {
+		t.Fatalf("record below the raised watermark = %v, want rejected", got)
 	}
-	if got := apply(m, set(other, "new", ts(21, 0))); got != crdt.Applied {
-		t.Fatalf("record above the raised watermark = %v, want applied", got)
+	if got := apply(m, set(other, "new", ts(20, 6))); got != crdt.Applied {
+		t.Fatalf("record of the same wall time above the raised watermark = %v, want applied", got)
 	}
 }
 
@@ -341,8 +379,9 @@ func TestMergeHint(t *testing.T) {
 		t.Fatalf("k = %q, want 3", v)
 	}
 	// A removed entry is ignored: the record is looked up (and here
-	// rejected by the watermark Forget raised).
-	m.Forget(crdt.Version{Key: "k", Time: ts(3, 1)}, 2*hour)
+	// rejected by the watermark that collecting k's delete raised).
+	apply(m, del("k", ts(3, 2)))
+	m.GC(nil, 10, 4)
 	if o, got := m.Merge(set("k", "old", ts(2, 5)), false, 0, e); o != crdt.Rejected || got != nil {
 		t.Fatalf("Merge hinted with a removed entry = %v, %p; want rejected", o, got)
 	}
@@ -366,7 +405,7 @@ func TestCutoffSaturates(t *testing.T) {
 	if cutoff, _ := m.Cutoff(now); cutoff != math.MinInt64 {
 		t.Fatalf("cutoff %d, want the saturated %d", cutoff, int64(math.MinInt64))
 	}
-	if got := m.GC(now); len(got) != 0 {
+	if got := m.GC(nil, now, NoStable); len(got) != 0 {
 		t.Fatalf("collected %v a millisecond after the delete", got)
 	}
 }
@@ -381,4 +420,67 @@ func apply(m *Map, r crdt.Record) crdt.Outcome {
 func applyDelta(m *Map, r crdt.Record, now int64) crdt.Outcome {
 	o, _ := m.Merge(r, true, now, nil)
 	return o
+}
+
+// TestWatermarkBeforeTheEpoch: a record stamped before the Unix epoch (a
+// peer's clock, or a key holder, may send one) raises its bucket's
+// watermark when collected like any other; an older version of its key
+// offered again is rejected, not resurrected. Found by the harness: the
+// zero Timestamp once stood for "no watermark", and such a record left
+// its bucket without one.
+func TestWatermarkBeforeTheEpoch(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	old := set("k", "v", crdt.Timestamp{Wall: math.MinInt64 + 1, Logical: 178, Node: 9})
+	apply(m, old)
+	apply(m, del("k", crdt.Timestamp{Wall: math.MinInt64 + 2, Node: 9}))
+	m.MarkSynced(5 * hour)
+	if got := m.GC(nil, 5*hour, NoStable); len(got) != 1 {
+		t.Fatalf("GC collected %v, want the tombstone", got)
+	}
+	if w, ok := m.Watermark(m.Leaf("k")); !ok || w.Wall != math.MinInt64+2 {
+		t.Fatalf("watermark = %v, %v; want the tombstone's time", w, ok)
+	}
+	if got := apply(m, old); got != crdt.Rejected {
+		t.Fatalf("the deleted value offered again: %v, want rejected", got)
+	}
+}
+
+// TestCollectDead: a bound collects a dead record whatever rules 2 and 6
+// say, and raises its bucket's watermark; it never takes a live value.
+func TestCollectDead(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	apply(m, set("live", "v", ts(10, 1)))
+	apply(m, del("gone", ts(20, 1)))
+	if _, ok := m.CollectDead("live", 30); ok {
+		t.Fatal("a live value was collected")
+	}
+	if v, ok := m.CollectDead("gone", 30); !ok || v.Time != ts(20, 1) {
+		t.Fatalf("CollectDead(gone) = %v, %v", v, ok)
+	}
+	if got := apply(m, set("gone", "old", ts(15, 2))); got != crdt.Rejected {
+		t.Fatalf("a write older than the collected delete: %v, want rejected", got)
+	}
+	if !m.Tree().Equal(m.RecomputeTree()) {
+		t.Fatal("digest differs from recompute")
+	}
+}
+
+// TestGCGivesBackTheEntriesTable: after a burst of short-lived keys is
+// collected, the entries table is rebuilt at the size of what is left
+// (Go maps never shrink).
+func TestGCGivesBackTheEntriesTable(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	for i := range 10_000 {
+		apply(m, crdt.Record{Key: fmt.Sprint("k", i), Value: []byte("v"), Expires: 5, Time: ts(1, 1)})
+	}
+	apply(m, set("stays", "v", ts(1, 1)))
+	if got := m.GC(nil, 10, 2); len(got) != 10_000 {
+		t.Fatalf("collected %d, want 10000", len(got))
+	}
+	if m.peak != 1 {
+		t.Fatalf("the table was not rebuilt: peak %d for %d entries", m.peak, len(m.entries))
+	}
+	if v, ok := m.Get("stays", 10); !ok || string(v) != "v" {
+		t.Fatal("the entry that stays was lost in the rebuild")
+	}
 }

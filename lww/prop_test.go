@@ -3,7 +3,6 @@ package lww
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -205,11 +204,12 @@ func TestDigestIncremental(t *testing.T) {
 					t.Fatalf("step %d: eviction changed the digest", i)
 				}
 			case 3:
-				if rapid.Bool().Draw(t, "gc or forget") {
-					m.GC(rapid.Int64Range(0, 60).Draw(t, "gc now"))
-				} else if r, ok := m.Lookup(rapid.SampledFrom(keys).Draw(t, "forget")); ok {
-					m.Forget(r.Version(), math.MaxInt64)
+				now := rapid.Int64Range(0, 60).Draw(t, "gc now")
+				stable := int64(NoStable)
+				if rapid.Bool().Draw(t, "early") {
+					stable = rapid.Int64Range(0, 60).Draw(t, "stable")
 				}
+				m.GC(nil, now, stable)
 			}
 			if !m.Tree().Equal(m.RecomputeTree()) {
 				t.Fatalf("step %d: incremental digest differs from recompute", i)

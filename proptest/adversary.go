@@ -23,9 +23,8 @@ import (
 // an honest member lose or resurrect a record it did not overwrite, or go
 // back on a version; the harness's checks are the same as without it.
 //
-// A rejection it forges acts as a delete it made and collected more than
-// a horizon ago (package lww, rule 3): the harness lets a member drop a
-// newest write for it only once the write is that old.
+// A rejection it forges is a tombstone it writes (rejections are answered
+// with tombstones, package lww, rule 3).
 
 // adversaryName is the outsider's member name.
 const adversaryName = "x"
@@ -69,7 +68,7 @@ func (a *adversary) hear(p sim.Packet) {
 // attack runs a whole session against a live member it can reach: it
 // opens one with a made-up digest, takes the member's reply (and with it
 // the member's token) at once, and answers with a Repair carrying forged
-// records and rejections of records the member holds.
+// records and tombstones answering records the member holds.
 func (a *adversary) attack(t *rapid.T) {
 	to := a.h.live(t, "target")
 	name := a.h.c.Name(to)
@@ -89,8 +88,8 @@ func (a *adversary) attack(t *rapid.T) {
 	if token == 0 {
 		t.Skip("the member did not answer")
 	}
-	repair := &wire.Repair{Session: wire.Session{ID: open.ID, Token: token, Step: 2}, Records: a.records(t, to),
-		Rejected: a.victims(t, to), Final: rapid.Bool().Draw(t, "final")}
+	repair := &wire.Repair{Session: wire.Session{ID: open.ID, Token: token, Step: 2},
+		Records: append(a.records(t, to), a.answers(t, to)...), Final: rapid.Bool().Draw(t, "final")}
 	a.h.c.send(to, a.h.c.Replica(to).Receive(adversaryName, a.encode(t, repair)))
 }
 
@@ -153,10 +152,10 @@ func (a *adversary) forge(t *rapid.T) {
 		leaf := rapid.Uint32Range(0, 1<<16).Draw(t, "leaf")
 		m = &wire.Versions{Session: a.session(t, to), Leaves: []uint32{leaf}, Counts: []uint32{0}}
 	case 3:
-		m = &wire.Repair{Session: a.session(t, to), Records: a.records(t, to), Rejected: a.victims(t, to),
+		m = &wire.Repair{Session: a.session(t, to), Records: append(a.records(t, to), a.answers(t, to)...),
 			Final: rapid.Bool().Draw(t, "final"), Truncated: rapid.Bool().Draw(t, "truncated")}
 	default:
-		m = &wire.Reject{Session: a.session(t, to), Versions: a.victims(t, to)}
+		m = &wire.Reject{Session: a.session(t, to), Records: a.answers(t, to)}
 	}
 	frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
 	if err != nil {
@@ -216,17 +215,23 @@ func (a *adversary) records(t *rapid.T, to int) []crdt.Record {
 	return recs
 }
 
-// victims draws versions the target holds, for a forged rejection.
-func (a *adversary) victims(t *rapid.T, to int) []crdt.Version {
+// answers draws tombstones for keys the target holds, as a forged answer
+// to a rejection: just above the record held, or at the extremes. They are
+// stamped with the adversary's own node id: they are its writes. (A member
+// holding the key could stamp them with node 0, as honest answers are;
+// that is a delete it writes all the same, and the harness checks honest
+// answers by their node id.)
+func (a *adversary) answers(t *rapid.T, to int) []crdt.Record {
 	held := a.h.c.Replica(to).Records()
 	slices.SortFunc(held, func(a, b crdt.Record) int { return cmp.Compare(a.Key, b.Key) }) // a replay draws the same
-	var vs []crdt.Version
-	for range rapid.IntRange(0, 3).Draw(t, "victims") {
+	var out []crdt.Record
+	for range rapid.IntRange(0, 3).Draw(t, "answers") {
 		if len(held) == 0 {
 			break
 		}
 		r := rapid.SampledFrom(held).Draw(t, "victim")
-		vs = append(vs, r.Version())
+		wall := rapid.SampledFrom([]int64{crdt.AddSat(r.Time.Wall, 1), math.MinInt64 + 1, math.MaxInt64}).Draw(t, "answer wall")
+		out = append(out, crdt.Record{Key: r.Key, Tombstone: true, Time: crdt.Timestamp{Wall: wall, Node: adversaryID}})
 	}
-	return vs
+	return out
 }

@@ -35,21 +35,28 @@ type Cluster struct {
 	// packets delivered to it.
 	outsider string
 	hear     func(sim.Packet)
+	// unseen is, per incarnation, the longest time some live member's
+	// view went without it, separations still going on excluded.
+	unseen map[crdt.NodeID]int64
 }
 
 type member struct {
 	name string
+	id   crdt.NodeID // of the current incarnation
 	r    Replica
 	skew int64
 	down bool
+	// missing maps the members whose views lack this one's incarnation to
+	// when it went missing from them.
+	missing map[string]int64
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
-	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}}
+	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{}}
 	for i := range n {
-		m := &member{name: fmt.Sprintf("n%d", i)}
+		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
 		c.members = append(c.members, m)
 		c.byName[m.name] = i
 	}
@@ -70,8 +77,39 @@ func (c *Cluster) incarnate(i int) error {
 	if err != nil {
 		return fmt.Errorf("proptest: build %s: %w", m.name, err)
 	}
-	m.r = r
+	for name := range m.missing { // the old incarnation's separations end with it
+		c.found(m, name)
+	}
+	m.r, m.id = r, c.nextID
 	return nil
+}
+
+// found ends the separation of member m from the view of the member
+// called observer.
+func (c *Cluster) found(m *member, observer string) {
+	if since, ok := m.missing[observer]; ok {
+		c.unseen[m.id] = max(c.unseen[m.id], c.base-since)
+		delete(m.missing, observer)
+	}
+}
+
+// Unseen returns the longest time for which some live member's membership
+// view has lacked incarnation id (a crash, a partition, an absence, a
+// leave), separations still going on included. A member that lacks an
+// incarnation for longer than its FailedTimeout stops waiting for it (see
+// transport.Config): its early collection may then reject what that
+// incarnation wrote and it has not received.
+func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
+	longest := c.unseen[id]
+	for _, m := range c.members {
+		if m.id != id {
+			continue
+		}
+		for _, since := range m.missing {
+			longest = max(longest, c.base-since)
+		}
+	}
+	return time.Duration(longest)
 }
 
 // AddOutsider puts a member called name in every membership view that can
@@ -201,6 +239,38 @@ func (c *Cluster) Crash(i int) {
 	c.SyncViews()
 }
 
+// Join adds a member that was never in the cluster, named "n<i>" where i
+// is the index it gets, with a fresh replica, and returns that index.
+func (c *Cluster) Join() (int, error) {
+	i := len(c.members)
+	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
+	c.members = append(c.members, m)
+	if err := c.incarnate(i); err != nil {
+		c.members = c.members[:i]
+		return 0, err
+	}
+	c.byName[m.name] = i
+	c.SyncViews()
+	return i, nil
+}
+
+// Leave takes member i down as a member that leaves on purpose goes: its
+// state is lost and its packets in flight are dropped, as in a crash, and
+// every live member is told it left (a [Leaver] replica stops waiting for
+// it at once, instead of after the failure timeout). Restart brings it
+// back.
+func (c *Cluster) Leave(i int) {
+	name := c.members[i].name
+	c.members[i].down = true
+	c.Net.SetDown(name, true)
+	for _, m := range c.members {
+		if l, ok := m.r.(Leaver); ok && !m.down {
+			l.Left(name)
+		}
+	}
+	c.SyncViews()
+}
+
 // Restart brings member i back with empty state and a new incarnation.
 func (c *Cluster) Restart(i int) error {
 	c.members[i].down = false
@@ -231,13 +301,19 @@ func (c *Cluster) Heal() {
 // network is partitioned or healed; call it after changing Net directly.
 func (c *Cluster) SyncViews() {
 	for i, m := range c.members {
-		if m.down {
+		if m.down { // its views are gone: what it lacked no longer matters
+			for _, o := range c.members {
+				c.found(o, m.name)
+			}
 			continue
 		}
 		var view []string
 		for j, o := range c.members {
 			if !o.down && (i == j || c.Net.Connected(m.name, o.name)) {
 				view = append(view, o.name)
+				c.found(o, m.name)
+			} else if _, ok := o.missing[m.name]; !ok {
+				o.missing[m.name] = c.base
 			}
 		}
 		if c.outsider != "" && c.Net.Connected(m.name, c.outsider) {

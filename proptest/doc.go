@@ -4,7 +4,8 @@
 // # What it does
 //
 // [Check] and [Property] run a rapid state machine over a simulated
-// cluster ([Cluster]): 2 to 4 members (configurable), each reading its own
+// cluster ([Cluster]): 2 to 4 members at the start (configurable; more
+// may join), each reading its own
 // manually driven clock, on a step-driven [sim.Network] whose frames are
 // real encoded protocol messages. By default the members are the replica
 // bcache runs in production ([StoreReplica]: the sharded store of package
@@ -22,8 +23,11 @@
 //	partition, heal      any grouping of the members into three sides
 //	skew                 one member's clock set up to MaxSkew from the others
 //	                     (forwards or backwards)
-//	crash, restart       a member loses its state; it comes back empty with
-//	                     a new incarnation
+//	crash, leave,        a member loses its state (leave: the others are
+//	restart              told it left on purpose); it comes back empty
+//	                     with a new incarnation
+//	join                 a member that was never in the cluster joins (up
+//	                     to MaxNodes)
 //	snapshot, restore    a live member saves its state; a crashed one comes
 //	                     back from its last snapshot, however old (replicas
 //	                     that implement [Snapshotter])
@@ -41,9 +45,11 @@
 // so serves) a version of a key older than one it held before since its last
 // restart, which is what a resurrection looks like locally; no member holds
 // a version nobody wrote (records of the adversary a member accepted are
-// the adversary's writes); and a newest write a member drops, because a
-// peer rejected it or without a word, is at least a horizon old, less the
-// clock drift and skew (package lww, rule 3, allows no sooner). A member
+// the adversary's writes, and the tombstones with which members answer
+// records they reject); and a live newest write a member drops, because a
+// peer answered it with a tombstone or without a word, is at least a
+// horizon old, less the clock drift and skew (package lww, rule 3, allows
+// no sooner). A member
 // restored from a snapshot must issue timestamps newer than every record it
 // restored, and never go back on a version it held or collected when the
 // snapshot was taken. After the run it
@@ -51,8 +57,8 @@
 // pair of live members until a whole round changes nothing, and checks
 // convergence against a reference model: every live member holds the same
 // records; no key holds a value older than a dead record a live member
-// collected; and every key holds its newest write, or nothing if that write
-// is a delete or has expired. The model excuses exactly two losses: a write
+// collected; and every key holds its newest write, or, if that write is a
+// delete or has expired, nothing or a tombstone that answered it. The model excuses exactly two losses: a write
 // that only a crashed member knew, and a write that a member dropped because
 // it came back from an absence longer than the horizon holding it while its
 // peers could no longer tell it from a deleted one (package lww, rule 3).

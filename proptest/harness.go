@@ -20,7 +20,8 @@ import (
 type Config struct {
 	// Factory builds the replicas under test; nil selects bcache's own.
 	Factory Factory
-	// MinNodes and MaxNodes bound the cluster size drawn per run.
+	// MinNodes and MaxNodes bound the cluster size drawn per run; members
+	// join up to MaxNodes.
 	MinNodes, MaxNodes int
 	// Keys is the alphabet keys are drawn from; keep it small so that
 	// writes conflict. Default: DefaultKeys().
@@ -34,6 +35,16 @@ type Config struct {
 	// clock a timestamp it accepts may be. Default:
 	// crdt.DefaultMaxClockDrift.
 	MaxDrift time.Duration
+	// FailedTimeout is how long the replicas wait for a member that left
+	// their view without saying so before they stop counting it for early
+	// collection (transport.Config.FailedTimeout): what an incarnation
+	// missing from some view for longer wrote may be rejected, and so
+	// lost, at any age. Default: Horizon, as bcache runs it.
+	FailedTimeout time.Duration
+	// MayDrop says the replicas may lose live writes of any age (for
+	// example under a bound on dead records, package lww rule 7): the
+	// harness then checks everything but that no write is lost.
+	MayDrop bool
 	// Disable names actions to leave out (see Actions).
 	Disable []string
 }
@@ -53,12 +64,16 @@ var adversarial = []string{"forge", "attack", "capture", "replay"}
 // DefaultMapConfig is the configuration of bcache's replica under the
 // harness: the production protocol timings, with a small digest and a
 // one-minute horizon so that runs exercise collection, small repair steps
-// so that sessions take several, and a broadcast fan-out of 2 so that
-// clusters of 4 relay deltas while smaller ones send them directly.
+// so that sessions take several, a broadcast fan-out of 2 so that
+// clusters of 4 relay deltas while smaller ones send them directly, and
+// the stable margin and failed timeout of DefaultStoreConfig.
 func DefaultMapConfig() MapConfig {
 	return MapConfig{
-		Map:       lww.Config{DigestBits: 8, Horizon: time.Minute},
-		Transport: transport.Config{LeavesPerStep: 4, MaxRepairBytes: 512, Fanout: 2},
+		Map: lww.Config{DigestBits: 8, Horizon: time.Minute},
+		Transport: transport.Config{
+			LeavesPerStep: 4, MaxRepairBytes: 512, Fanout: 2,
+			StableMargin: 11 * time.Second, FailedTimeout: time.Minute,
+		},
 	}
 }
 
@@ -86,6 +101,9 @@ func (cfg *Config) fill() {
 	}
 	if cfg.MaxDrift == 0 {
 		cfg.MaxDrift = crdt.DefaultMaxClockDrift
+	}
+	if cfg.FailedTimeout == 0 {
+		cfg.FailedTimeout = cfg.Horizon
 	}
 }
 
@@ -161,13 +179,30 @@ func newHarness(t *rapid.T, cfg Config) *harness {
 // harnessOver returns a harness over cluster c, which nothing has used yet.
 func harnessOver(cfg Config, c *Cluster) *harness {
 	n := c.Size()
-	h := &harness{cfg: cfg, c: c, model: newModel(), lastTS: make([]crdt.Timestamp, n), snaps: make([]*saved, n)}
+	h := &harness{cfg: cfg, c: c, model: newModel()}
 	for range n {
-		h.held = append(h.held, map[string]crdt.Timestamp{})
-		h.last = append(h.last, map[string]crdt.Version{})
-		h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
+		h.added()
 	}
 	return h
+}
+
+// added makes room for the state of a member added to the cluster.
+func (h *harness) added() {
+	h.lastTS = append(h.lastTS, crdt.Timestamp{})
+	h.snaps = append(h.snaps, nil)
+	h.held = append(h.held, map[string]crdt.Timestamp{})
+	h.last = append(h.last, map[string]crdt.Version{})
+	h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
+}
+
+// join adds a member that was never in the cluster, up to MaxNodes.
+func (h *harness) join(t *rapid.T) {
+	if h.c.Size() >= h.cfg.MaxNodes {
+		t.Skip("the cluster is full")
+	}
+	_, err := h.c.Join()
+	h.must(t, err)
+	h.added()
 }
 
 // live draws a member that is up.
@@ -226,9 +261,11 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 			h.c.SetSkew(rapid.IntRange(0, h.c.Size()-1).Draw(t, "member"), time.Duration(d))
 		},
 		"crash":       h.crash,
+		"leave":       h.leave,
+		"join":        h.join,
 		"restart":     h.restart,
 		"absence":     h.absence,
-		"gc":          func(t *rapid.T) { i := h.live(t, "member"); h.collect(i) },
+		"gc":          func(t *rapid.T) { i := h.live(t, "member"); h.collect(t, i) },
 		"evict":       func(t *rapid.T) { h.c.Replica(h.live(t, "member")).Evict(h.key(t)) },
 		"antientropy": h.antientropy,
 		"snapshot":    h.snapshot,
@@ -317,6 +354,14 @@ func (h *harness) crash(t *rapid.T) {
 	h.c.Crash(i)
 }
 
+// leave takes a live member out of the cluster on purpose. What it wrote
+// and did not ship is lost, as in a crash.
+func (h *harness) leave(t *rapid.T) {
+	i := h.live(t, "member")
+	h.model.crashed(h, i)
+	h.c.Leave(i)
+}
+
 func (h *harness) restart(t *rapid.T) {
 	i := rapid.IntRange(0, h.c.Size()-1).Draw(t, "member")
 	if !h.c.Down(i) {
@@ -382,27 +427,27 @@ func (h *harness) absence(t *rapid.T) {
 		h.must(t, h.c.DeliverAll(budget))
 		for j := range h.c.Size() {
 			if !h.c.Down(j) {
-				h.collect(j)
+				h.collect(t, j)
 			}
 		}
 	}
 }
 
 // collect runs member i's garbage collection and notes what it collected.
-// A record of the adversary's that was accepted and collected between two
-// checks is a write of its own all the same (a dead one: a tombstone, or
-// a value past its expiry).
-func (h *harness) collect(i int) {
+// A record a member accepted and collected between two checks (the
+// adversary's, or an answer to a rejection) is adopted all the same, as a
+// dead one: a tombstone, or a value past its expiry.
+func (h *harness) collect(t fataler, i int) {
 	for _, v := range h.c.Replica(i).GC() {
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
 			h.reaped[i][v.Key] = v.Time
 		}
-		if _, known := h.model.known[v]; h.adv != nil && v.Time.Node == adversaryID && !known {
+		if _, known := h.model.known[v]; !known {
 			dead := crdt.Record{Key: v.Key, Time: v.Time, Tombstone: v.Tombstone}
 			if !v.Tombstone {
 				dead.Expires = math.MinInt64
 			}
-			h.model.write(dead)
+			h.model.adopt(t, h, h.c.Name(i), dead)
 		}
 	}
 }
@@ -427,10 +472,13 @@ func (h *harness) check(t *rapid.T) {
 			continue
 		}
 		r := h.c.Replica(i)
+		if rl, ok := r.(Rejecter); ok {
+			h.model.rejected(t, h, i, rl.Rejected())
+		}
 		h.model.dropped(t, h, i, r.Drops())
 		now := map[string]crdt.Version{}
 		for _, rec := range r.Records() {
-			h.model.adopt(t, h.c.Name(i), rec, h.adv != nil)
+			h.model.adopt(t, h, h.c.Name(i), rec)
 			if prev, ok := h.held[i][rec.Key]; ok && rec.Time.Less(prev) {
 				t.Fatalf("%s went back on %q from %v to %v", h.c.Name(i), rec.Key, prev, rec.Time)
 			}

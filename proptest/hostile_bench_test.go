@@ -15,7 +15,7 @@ import (
 // protocol lock, and the memory it allocates. The frames are the largest
 // the rules allow: a Versions request naming wire.MaxLeavesPerStep leaves,
 // a Digest naming every parent of the leaf level, a Delta and a Repair of
-// wire.MaxRecords tiny records, and a Repair rejecting as many versions.
+// wire.MaxRecords tiny records, and a Reject carrying as many answers.
 //
 //	go test ./proptest -run '^$' -bench HostileFrame -benchmem -benchtime 3x
 func BenchmarkHostileFrame(b *testing.B) {
@@ -27,11 +27,11 @@ func BenchmarkHostileFrame(b *testing.B) {
 		b.Fatal(err)
 	}
 	r.SetMembers([]string{"n0", adversaryName})
-	var held []crdt.Version
+	var answers []crdt.Record // tombstones for keys the member holds, answering nothing it sent
 	for i := range keys {
 		rec, _ := r.Set(fmt.Sprintf("key:%012d", i), make([]byte, 100), 0)
-		if i < 100_000 {
-			held = append(held, rec.Version())
+		if i < wire.MaxRecords {
+			answers = append(answers, crdt.Record{Key: rec.Key, Tombstone: true, Time: crdt.Timestamp{Wall: rec.Time.Wall + 1}})
 		}
 	}
 	encode := func(m wire.Message) []byte {
@@ -84,7 +84,7 @@ func BenchmarkHostileFrame(b *testing.B) {
 		}},
 		{"delta-max-records", func() []byte { return encode(&wire.Delta{OriginID: 7, Records: tiny(wire.MaxRecords)}) }},
 		{"repair-max-records", func() []byte { return encode(&wire.Repair{Session: session(), Records: tiny(wire.MaxRecords)}) }},
-		{"repair-max-rejections", func() []byte { return encode(&wire.Repair{Session: session(), Rejected: held[:wire.MaxRecords]}) }},
+		{"reject-max-answers", func() []byte { return encode(&wire.Reject{Session: session(), Records: answers}) }},
 	}
 	for _, f := range frames {
 		b.Run(f.name, func(b *testing.B) {

@@ -9,6 +9,11 @@ import (
 	"pgregory.net/rapid"
 )
 
+// fataler is what the model's checks need of a test: rapid's or testing's.
+type fataler interface {
+	Fatalf(format string, args ...any)
+}
+
 // model is the reference the converged cluster is checked against: the
 // newest write of every key, and what may legitimately have been lost.
 type model struct {
@@ -36,15 +41,23 @@ func (m *model) write(rec crdt.Record) {
 }
 
 // adopt checks that a record a member holds was written by someone: by a
-// member (a write the model knows), or by the adversary, whose records an
-// honest member accepted become writes of its own. Anything else is a
-// version the member made up.
-func (m *model) adopt(t *rapid.T, member string, rec crdt.Record, adversary bool) {
+// member (a write the model knows); by the adversary, whose records an
+// honest member accepted become writes of its own; or by a member that
+// answered a record it rejected with a tombstone (node 0; package lww,
+// rule 3). An answer may replace a live newest write only under the rules
+// that let a member drop one (see dropped). Anything else is a version the
+// member made up.
+func (m *model) adopt(t fataler, h *harness, member string, rec crdt.Record) {
 	v := rec.Version()
 	_, known := m.known[v]
 	switch {
 	case known:
-	case adversary && v.Time.Node == adversaryID:
+	case h.adv != nil && v.Time.Node == adversaryID:
+		m.write(rec)
+	case v.Time.Node == 0 && v.Tombstone:
+		if n, ok := m.newest[v.Key]; ok && !n.Tombstone && n.Version().Compare(v) < 0 {
+			m.superseded(t, h, member, n)
+		}
 		m.write(rec)
 	default:
 		t.Fatalf("%s holds %q at %v, which nobody wrote", member, rec.Key, v.Time)
@@ -57,18 +70,57 @@ func (m *model) adopt(t *rapid.T, member string, rec crdt.Record, adversary bool
 // never rises above its now - horizon + MaxClockDrift: a write dropped
 // sooner after it was written than the horizon, less the drift and the
 // largest clock skew, was lost to something else.
-func (m *model) dropped(t *rapid.T, h *harness, member int, vs []crdt.Version) {
+func (m *model) dropped(t fataler, h *harness, member int, vs []crdt.Version) {
 	for _, v := range vs {
-		n, ok := m.newest[v.Key]
-		if !ok || n.Version() != v {
-			continue
+		if n, ok := m.newest[v.Key]; ok && n.Version() == v {
+			m.superseded(t, h, h.c.Name(member), n)
 		}
-		if age := time.Duration(crdt.SubSat(h.c.Now(), v.Time.Wall)); age < h.cfg.Horizon-h.cfg.MaxDrift-h.cfg.MaxSkew {
-			t.Fatalf("%s dropped the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
-				h.c.Name(member), v.Key, v.Time, age)
-		}
-		m.lossy[v.Key] = true
 	}
+}
+
+// superseded notes that a live newest write was lost (dropped, or replaced
+// by the answer to a rejection), and fails the run if no honest watermark
+// could cover it yet (see coverable).
+func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) {
+	if m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), "lost") {
+		m.lossy[n.Key] = true
+	}
+}
+
+// rejected checks the records member i rejected as below a watermark, when
+// it rejected them: a live newest write must be one a watermark could
+// cover (see coverable). Its loss follows when the answer arrives.
+func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
+	for _, r := range rs {
+		if n, ok := m.newest[r.Key]; ok && n.Version() == r.Version {
+			m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), "rejected")
+		}
+	}
+}
+
+// coverable reports whether n, a newest write that member lost or
+// rejected at time at (skew: how far that time may be from the writer's
+// clock), was live then, and fails the run if no honest watermark could
+// cover it: one raised by collecting a record dead for the horizon never
+// rises above now - horizon + MaxClockDrift (package lww, rule 3), and one
+// raised early never above what every counted member holds (rule 6),
+// which leaves out only what an incarnation missing from some member's
+// view for longer than FailedTimeout wrote. The adversary's writes are
+// its own to lose.
+func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, at, skew int64, what string) bool {
+	if !n.Tombstone && n.Expired(at-skew) {
+		return false // dead already: nothing lost
+	}
+	age := time.Duration(crdt.SubSat(at, n.Time.Wall))
+	switch {
+	case h.adv != nil && n.Time.Node == adversaryID, h.cfg.MayDrop:
+	case age >= h.cfg.Horizon-h.cfg.MaxDrift-time.Duration(skew):
+	case h.c.Unseen(n.Time.Node) > h.cfg.FailedTimeout-2*h.cfg.MaxSkew:
+	default:
+		t.Fatalf("%s %s the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
+			member, what, n.Key, n.Time, age)
+	}
+	return true
 }
 
 // crashed notes the keys whose newest knowledge member i may take with it:

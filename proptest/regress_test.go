@@ -33,7 +33,7 @@ func TestCrashOfEveryCollectorLosesTheDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			h.collect(i)
+			h.collect(t, i)
 		}
 	}
 	if _, ok := h.reaped[1]["a"]; !ok {

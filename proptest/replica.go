@@ -2,7 +2,6 @@ package proptest
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -41,6 +40,8 @@ type Replica interface {
 
 	// SetMembers tells the replica the names of the members it can see,
 	// its own included: all of them, or those on its side of a partition.
+	// A member gone from the view has failed, unless the replica is told
+	// it left (Leaver).
 	SetMembers(names []string)
 	// Tick lets the replica's timers run and returns frames to send.
 	Tick() []transport.Envelope
@@ -48,6 +49,49 @@ type Replica interface {
 	Receive(from string, payload []byte) []transport.Envelope
 	// StartSession starts an anti-entropy exchange with peer.
 	StartSession(peer string) []transport.Envelope
+}
+
+// Rejecter is a Replica that reports the records it rejected as below a
+// watermark (package lww, rule 3), so that the harness checks each
+// rejection when it happens rather than when its answer arrives.
+type Rejecter interface {
+	// Rejected returns, and clears, the versions rejected since the last
+	// call, each with the replica's physical time when it rejected it.
+	Rejected() []Rejection
+}
+
+// Rejection is a record a replica rejected, and when.
+type Rejection struct {
+	crdt.Version
+	At int64
+}
+
+// rejectLog wraps the replica a Node keeps in sync and notes the records
+// it rejects.
+type rejectLog struct {
+	transport.Replica
+	log []Rejection
+}
+
+func (l *rejectLog) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	v := r.Version() // r.Value is the replica's once applied
+	o := l.Replica.Apply(r, delta, now)
+	if o == crdt.Rejected {
+		l.log = append(l.log, Rejection{v, now})
+	}
+	return o
+}
+
+func (l *rejectLog) take() []Rejection {
+	out := l.log
+	l.log = nil
+	return out
+}
+
+// Leaver is a Replica that tells a member that left on purpose from one
+// that failed: the harness's leave action tells the others with Left.
+type Leaver interface {
+	Left(name string)
 }
 
 // Factory builds the replica named name for a fresh incarnation id, reading
@@ -69,10 +113,11 @@ type MapConfig struct {
 // transport.Node. It is what the root package runs, minus locks, sockets
 // and the local LRU.
 type MapReplica struct {
-	phys  func() int64
-	clock *crdt.HLC
-	m     *lww.Map
-	node  *transport.Node
+	phys    func() int64
+	clock   *crdt.HLC
+	m       *lww.Map
+	node    *transport.Node
+	rejects rejectLog
 }
 
 // NewMapReplica returns bcache's replica.
@@ -82,8 +127,9 @@ func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig
 		return nil, err
 	}
 	r := &MapReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), m: m}
+	r.rejects.Replica = mapAdapter{m, cfg.Merge}
 	tc := cfg.Transport
-	tc.Name, tc.Replica, tc.Clock = name, mapAdapter{m, cfg.Merge}, r.clock
+	tc.Name, tc.Replica, tc.Clock = name, &r.rejects, r.clock
 	if r.node, err = transport.New(tc); err != nil {
 		return nil, err
 	}
@@ -135,14 +181,23 @@ func (r *MapReplica) Records() []crdt.Record {
 // Evict implements Replica.
 func (r *MapReplica) Evict(key string) { r.m.Evict(key) }
 
-// GC implements Replica.
-func (r *MapReplica) GC() []crdt.Version { return r.m.GC(r.phys()) }
+// GC implements Replica: dead records past the horizon, and those below the
+// protocol's stable bound.
+func (r *MapReplica) GC() []crdt.Version {
+	return r.m.GC(nil, r.phys(), r.node.Stable(r.phys()))
+}
 
 // Drops implements Replica.
 func (r *MapReplica) Drops() []crdt.Version { return r.node.Dropped() }
 
 // SetMembers implements Replica.
-func (r *MapReplica) SetMembers(names []string) { r.node.SetMembers(names) }
+func (r *MapReplica) SetMembers(names []string) { r.node.SetMembers(names, r.phys()) }
+
+// Rejected implements Rejecter.
+func (r *MapReplica) Rejected() []Rejection { return r.rejects.take() }
+
+// Left implements Leaver.
+func (r *MapReplica) Left(name string) { r.node.Left(name, r.phys()) }
 
 // Tick implements Replica.
 func (r *MapReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }
@@ -177,19 +232,15 @@ type Snapshotter interface {
 // watermark of every digest leaf.
 type mapSnapshot struct {
 	records []crdt.Record
-	marks   []int64 // per leaf; math.MinInt64 for none
+	marks   []crdt.Timestamp // per leaf, as Watermark returns it
 }
 
 // Snapshot implements Snapshotter. Record values are never modified in
 // place, so the copy shares them.
 func (r *MapReplica) Snapshot() any {
-	s := mapSnapshot{records: r.Records(), marks: make([]int64, r.m.Tree().Leaves())}
+	s := mapSnapshot{records: r.Records(), marks: make([]crdt.Timestamp, r.m.Tree().Leaves())}
 	for leaf := range s.marks {
-		w, ok := r.m.Watermark(uint32(leaf))
-		if !ok {
-			w = math.MinInt64
-		}
-		s.marks[leaf] = w
+		s.marks[leaf], _ = r.m.Watermark(uint32(leaf))
 	}
 	return s
 }
@@ -208,9 +259,7 @@ func (r *MapReplica) Restore(state any) error {
 		}
 	}
 	for leaf, w := range s.marks {
-		if w != math.MinInt64 {
-			r.m.RaiseWatermark(uint32(leaf), w, r.phys())
-		}
+		r.m.RaiseWatermark(uint32(leaf), w, r.phys()) // a leaf's "none" raises nothing
 	}
 	return nil
 }

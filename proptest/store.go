@@ -15,15 +15,17 @@ import (
 // digest of digests, lock-free index, eviction and snapshot file format,
 // synchronized by a transport.Node.
 type StoreConfig struct {
-	// Shards, DigestBits, Horizon, MaxKeys, MaxBytes and MaxValueSize shape
-	// the store (see bcache.Config); zero selects the production values.
-	// MaxValueSize applies to what the replica receives: the harness's own
-	// writes are not checked against it (a Cache refuses them at Set).
+	// Shards, DigestBits, Horizon, MaxKeys, MaxBytes, MaxValueSize and
+	// MaxDead shape the store (see bcache.Config; MaxDead is its
+	// MaxDeadRecords); zero selects the production values. MaxValueSize
+	// applies to what the replica receives: the harness's own writes are
+	// not checked against it (a Cache refuses them at Set).
 	Shards, DigestBits int
 	Horizon            time.Duration
 	MaxKeys            int
 	MaxBytes           int64
 	MaxValueSize       int
+	MaxDead            int
 	// MaxDrift is the clock's MaxClockDrift; zero selects the default.
 	MaxDrift time.Duration
 	// Transport tunes the protocol; Name, Replica and Clock are filled in.
@@ -39,6 +41,10 @@ type StoreConfig struct {
 	// experimenting with other rules (a merge, a rejection policy) on the
 	// production store, and for the broken variants the harness must catch.
 	Wrap func(Store) transport.Replica
+	// Stable, if set, replaces the stable bound the protocol computes
+	// (transport.Node.Stable) when the replica collects: the same seam for
+	// early collection.
+	Stable func(computed, now int64) int64
 }
 
 // Store is the production store as Wrap sees it: the replica the protocol
@@ -52,7 +58,11 @@ type Store interface {
 // DefaultStoreConfig is the production replica as the harness runs it by
 // default: 16 shards over an 8-bit digest (so that keys share buckets and
 // the digest is assembled from shard subtrees), a one-minute horizon so
-// that runs exercise collection, small repair steps so that sessions take
+// that runs exercise collection, a stable margin above the largest skew
+// between two members' clocks that the harness sets by default (twice its
+// MaxSkew of 5 s: early collection assumes clocks agree within the
+// margin), failed members counted for a horizon as bcache counts them
+// (absences and partitions outlast that often), small repair steps so that sessions take
 // several, a broadcast fan-out of 2 so that clusters of 4 relay deltas,
 // member n0 as the founder, and members that disagree about bounds: n1
 // keeps at most 2 values, n2 at most 12 bytes of them, and n3 no value
@@ -60,8 +70,11 @@ type Store interface {
 func DefaultStoreConfig() StoreConfig {
 	return StoreConfig{
 		Shards: 16, DigestBits: 8, Horizon: time.Minute,
-		Transport: transport.Config{LeavesPerStep: 4, MaxRepairBytes: 512, Fanout: 2},
-		Founder:   "n0",
+		Transport: transport.Config{
+			LeavesPerStep: 4, MaxRepairBytes: 512, Fanout: 2,
+			StableMargin: 11 * time.Second, FailedTimeout: time.Minute,
+		},
+		Founder: "n0",
 		Vary: func(name string, cfg *StoreConfig) {
 			switch name {
 			case "n1":
@@ -92,6 +105,8 @@ type StoreReplica struct {
 	s       *store.Store
 	node    *transport.Node
 	members int // the size of the membership view, this member included
+	stable  func(computed, now int64) int64
+	rejects rejectLog
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -101,17 +116,19 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	}
 	s, err := store.New(store.Config{
 		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxDrift,
-		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: name == cfg.Founder,
+		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, MaxDead: cfg.MaxDead,
+		Founder: name == cfg.Founder,
 	})
 	if err != nil {
 		return nil, err
 	}
-	r := &StoreReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1}
-	tc := cfg.Transport
-	tc.Name, tc.Replica, tc.Clock = name, s, r.clock
+	r := &StoreReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable}
+	r.rejects.Replica = s
 	if cfg.Wrap != nil {
-		tc.Replica = cfg.Wrap(s)
+		r.rejects.Replica = cfg.Wrap(s)
 	}
+	tc := cfg.Transport
+	tc.Name, tc.Replica, tc.Clock = name, &r.rejects, r.clock
 	if r.node, err = transport.New(tc); err != nil {
 		return nil, err
 	}
@@ -157,17 +174,31 @@ func (r *StoreReplica) Records() []crdt.Record {
 func (r *StoreReplica) Evict(key string) { r.s.Evict(key) }
 
 // GC implements Replica: the store collects as a Cache's collection timer
-// has it do, alone when its membership view holds no other member.
-func (r *StoreReplica) GC() []crdt.Version { return r.s.Collect(r.phys(), r.members <= 1) }
+// has it do, alone when its membership view holds no other member, early
+// below the protocol's stable bound.
+func (r *StoreReplica) GC() []crdt.Version {
+	now := r.phys()
+	stable := r.node.Stable(now)
+	if r.stable != nil {
+		stable = r.stable(stable, now)
+	}
+	return r.s.Collect(now, r.members <= 1, stable)
+}
 
 // Drops implements Replica.
 func (r *StoreReplica) Drops() []crdt.Version { return r.node.Dropped() }
 
 // SetMembers implements Replica.
 func (r *StoreReplica) SetMembers(names []string) {
-	r.node.SetMembers(names)
+	r.node.SetMembers(names, r.phys())
 	r.members = r.node.Members()
 }
+
+// Rejected implements Rejecter.
+func (r *StoreReplica) Rejected() []Rejection { return r.rejects.take() }
+
+// Left implements Leaver.
+func (r *StoreReplica) Left(name string) { r.node.Left(name, r.phys()) }
 
 // Tick implements Replica.
 func (r *StoreReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }

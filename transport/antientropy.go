@@ -31,6 +31,11 @@ type session struct {
 	awaiting     uint32   // the step whose reply is awaited, 0 if none
 	leaves       []uint32 // differing leaves not yet reconciled
 	chunk        int      // how many of leaves the step in flight covers
+	// peerCut and peerCoverage are what the responder reported in its
+	// first reply (hasCut says whether it passed the drift check).
+	peerCut      crdt.Timestamp
+	peerCoverage int64
+	hasCut       bool
 }
 
 // responder is the responder's side of an exchange a peer started: enough
@@ -43,6 +48,11 @@ type responder struct {
 	start    int64 // this member's time at the initiator's first message
 	deadline int64 // forgotten after SessionTimeout without a message
 	seen     window
+	// cut and coverage are what the initiator reported in its first
+	// message (hasCut says whether it passed the drift check).
+	cut      crdt.Timestamp
+	coverage int64
+	hasCut   bool
 }
 
 // depth returns the number of digest levels below the root.
@@ -118,7 +128,14 @@ func (n *Node) startSession(out []Envelope, peer string, now int64) []Envelope {
 	if level == 1 {
 		parents = []uint32{0}
 	}
-	return n.ask(out, &wire.Digest{Level: level, Parents: parents, Hashes: n.cfg.Replica.AppendHashes(nil, int(level), parents)}, now)
+	return n.ask(out, &wire.Digest{Level: level, Parents: parents, Hashes: n.cfg.Replica.AppendHashes(nil, int(level), parents),
+		Cut: n.cfg.Clock.Now(), Coverage: n.roster.coverage(now)}, now)
+}
+
+// peerCut checks a cut a peer reported: it passes the clock's drift check
+// (and moves the clock past it) or is not counted.
+func (n *Node) peerCut(cut crdt.Timestamp) bool {
+	return cut.Node != 0 && n.cfg.Clock.Update(cut) == nil
 }
 
 // ask sends the next step of the session in flight, one that awaits a
@@ -160,14 +177,29 @@ func (n *Node) reply(from string, m wire.Session, now int64) bool {
 	return true
 }
 
-// finish ends the session in flight as completed. The responder's Reject
-// of the final answer may still come: the session is kept as the last one
-// until its deadline.
-func (n *Node) finish() {
-	n.cfg.Replica.MarkSynced(n.ae.s.start)
+// finish ends the session in flight as completed: the replica is synced
+// at the session's start, and the roster learns the responder's cut. The
+// responder's Reject of the final answer may still come: the session is
+// kept as the last one until its deadline.
+func (n *Node) finish(now int64) {
+	s := &n.ae.s
+	n.cfg.Replica.MarkSynced(s.start)
+	if s.hasCut {
+		n.roster.completed(s.peer, s.peerCut, s.peerCoverage, s.start, now)
+	}
 	n.stats.SessionsCompleted++
 	n.ae.active = false
-	n.ae.last = n.ae.s
+	n.ae.last = *s
+}
+
+// responded ends a session a peer started with this node as completed,
+// on this side.
+func (n *Node) responded(from string, r *responder, now int64) {
+	n.cfg.Replica.MarkSynced(r.start)
+	if r.hasCut {
+		n.roster.completed(from, r.cut, r.coverage, r.start, now)
+	}
+	delete(n.ae.resp, from)
 }
 
 // request reports whether m, from peer from, is a new step of an exchange
@@ -217,14 +249,18 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		return nil
 	}
 	reply := &wire.Digest{Session: answer(r, m.Step), Level: m.Level + 1}
+	opening := m.Token == 0
+	if opening {
+		r.cut, r.coverage, r.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
+		reply.Cut, reply.Coverage = n.cfg.Clock.Now(), n.roster.coverage(now)
+	}
 	if len(m.Hashes) == 0 { // the initiator found nothing different in our reply
-		if m.Step == 1 { // there was no reply: an empty opening proves nothing
+		if opening { // there was no reply: an empty opening proves nothing
 			n.stats.Stray++
 			delete(n.ae.resp, from)
 			return nil
 		}
-		n.cfg.Replica.MarkSynced(r.start)
-		delete(n.ae.resp, from)
+		n.responded(from, r, now)
 		return nil
 	}
 	diff, ok := n.diffHashes(m)
@@ -233,8 +269,7 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		n.stats.Stray++
 		return nil
 	case len(diff) == 0:
-		n.cfg.Replica.MarkSynced(r.start)
-		delete(n.ae.resp, from)
+		n.responded(from, r, now)
 	default:
 		reply.Parents = diff
 		reply.Hashes = n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
@@ -244,11 +279,16 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 
 // initiatorDigest handles the responder's digest reply.
 func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
-	if !n.reply(n.ae.s.peer, m.Session, now) {
+	s := &n.ae.s
+	first := s.Token == 0
+	if !n.reply(s.peer, m.Session, now) {
 		return nil
 	}
+	if first {
+		s.peerCut, s.peerCoverage, s.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
+	}
 	if len(m.Hashes) == 0 { // the responder found nothing different
-		n.finish()
+		n.finish(now)
 		return nil
 	}
 	diff, ok := n.diffHashes(m)
@@ -259,7 +299,7 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 		return nil
 	case len(diff) == 0:
 		out := n.send(nil, &wire.Digest{Session: n.stepOf(), Level: m.Level + 1}, n.ae.s.peer)
-		n.finish()
+		n.finish(now)
 		return out
 	case int(m.Level) < n.depth():
 		hashes := n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
@@ -439,17 +479,17 @@ func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
 	return recs, false
 }
 
-// applyRepair applies a repair's records and returns those rejected as
-// below a watermark.
-func (n *Node) applyRepair(m *wire.Repair, now int64) []crdt.Version {
-	var rejected []crdt.Version
+// applyRepair applies a repair's records and returns the tombstones that
+// answer those it rejected as below a watermark.
+func (n *Node) applyRepair(m *wire.Repair, now int64) []crdt.Record {
+	var rejected []crdt.Record
 	for _, r := range m.Records {
 		n.stats.RepairRecordsReceived++
-		if n.receiveRecord(r, false, now) == crdt.Rejected {
-			rejected = append(rejected, r.Version())
+		if n.receiveRepairRecord(r, now) == crdt.Rejected {
+			rejected = append(rejected, r)
 		}
 	}
-	return rejected
+	return n.answers(rejected)
 }
 
 // receiveRepair applies a repair. The initiator's, answering its Versions,
@@ -468,41 +508,39 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		return nil
 	}
 	rejected := n.applyRepair(m, now)
-	n.forget(m.Rejected, now)
 	if m.Final {
-		n.cfg.Replica.MarkSynced(r.start)
-		delete(n.ae.resp, from)
+		n.responded(from, r, now)
 	}
 	if len(rejected) == 0 {
 		return nil
 	}
-	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Versions: rejected}, from)
+	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
 }
 
-// answerRepair (initiator) sends the wanted records and the rejections, then
-// the next step or the end of the session.
-func (n *Node) answerRepair(m *wire.Repair, rejected []crdt.Version, now int64) []Envelope {
+// answerRepair (initiator) sends the wanted records and the tombstones
+// answering those it rejected, then the next step or the end of the
+// session.
+func (n *Node) answerRepair(m *wire.Repair, rejected []crdt.Record, now int64) []Envelope {
 	s := &n.ae.s
-	n.forget(m.Rejected, now)
-	recs, truncated := n.cut(n.wanted(m.Wants))
+	recs, truncated := n.cut(append(n.wanted(m.Wants), rejected...))
 	done := !m.Truncated && !truncated
 	if done {
 		s.leaves = s.leaves[s.chunk:]
 	}
 	final := done && len(s.leaves) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))
-	out := n.send(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Rejected: rejected, Final: final, Truncated: truncated}, s.peer)
+	out := n.send(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}, s.peer)
 	if final {
-		n.finish()
+		n.finish(now)
 		return out
 	}
 	return n.sendVersions(out, now)
 }
 
-// receiveReject (initiator) forgets the records of its answer that the
-// responder rejected, if the Reject answers a step of its session in
-// flight or of the last one it completed (the final answer's Reject comes
-// after the end), until that session's deadline.
+// receiveReject (initiator) merges the tombstones with which the responder
+// answered records of its answer it rejected, if the Reject answers a step
+// of its session in flight or of the last one it completed (the final
+// answer's Reject comes after the end), until that session's deadline.
 func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
 	s := &n.ae.s
 	if !n.ae.active || s.ID != m.ID {
@@ -512,7 +550,9 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
 		n.stats.Stray++
 		return
 	}
-	n.forget(m.Versions, now)
+	for _, r := range m.Records { // an answer rejected in turn is older than what this node collected
+		n.receiveRepairRecord(r, now)
+	}
 }
 
 // wanted returns our records with the given key hashes.

@@ -72,16 +72,31 @@
 // anything else), Versions lists at most wire.MaxLeavesPerStep leaves, and
 // a Digest's parents are nodes of the level above: the work a frame asks
 // for is bounded by the replica's own tree and buckets, whatever the frame.
-// Rejections are honoured only as the answer to a step of the session
-// they belong to.
-
+// A Reject, the answer to records a responder could not apply because they
+// fell below its GC watermark, is honoured only as the answer to a step of
+// the session it belongs to; what it carries are records like any other:
+// the tombstones that answer the rejections (package lww, rule 3).
+//
+// # Stability
+//
+// A session's opening Digest and its first reply carry each side's cut
+// (its clock's reading as it entered the session) and its coverage (the
+// lowest cut it holds of the members it counts). Once a session completes,
+// each side holds every record the other wrote below its cut. From these,
+// Node.Stable derives a bound below which every member that counts holds
+// every record, and a replica collects dead records written below it at
+// once (package lww, rule 6). roster.go says which members count: those in
+// the view, those that vanished (for FailedTimeout), and incarnations that
+// ended, until every member has synced since.
+//
 // # Safety at the edge
 //
 // Every received timestamp goes through the replica's clock first: a record
 // stamped more than MaxClockDrift ahead of local time is refused and
-// counted, so a node with a bad clock cannot pin keys. Records a peer
-// rejects as below its GC watermark are forgotten by the sender and reported
-// through Node.Dropped. Deltas older than the GC horizon are not applied.
+// counted, so a node with a bad clock cannot pin keys. A record a peer
+// answers with a tombstone replaces the sender's, which reports a live
+// value so replaced through Node.Dropped. Deltas older than the GC horizon
+// are not applied.
 // Frames are size-capped and structurally validated before any decoding;
 // bad frames are counted by reason and never partially applied.
 package transport

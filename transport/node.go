@@ -18,6 +18,8 @@ const (
 	DefaultFanout              = 8
 	DefaultLeavesPerStep       = 256
 	DefaultMaxRepairBytes      = 4 << 20
+	DefaultStableMargin        = time.Second
+	DefaultFailedTimeout       = time.Hour
 )
 
 // ErrConfig is returned (wrapped) by [New] for an invalid [Config].
@@ -61,6 +63,22 @@ type Config struct {
 	// keeps its version without the value), so that one record a member
 	// cannot hold never blocks the others of its frame.
 	Limits wire.Limits
+	// StableMargin is subtracted from the stable bound (see Node.Stable)
+	// for the error between members' physical clocks, which must agree
+	// within it. A member's records are stamped above every cut its clock
+	// gave, but a member that restarts under its name starts a new clock
+	// from its physical time, which may be behind the cut of its last life
+	// by as much as its clock is behind this node's (a cut is taken as at
+	// most this node's time). Default: 1 s.
+	StableMargin time.Duration
+	// FailedTimeout is how long a member that left the view without saying
+	// so keeps the stable bound where its last session put it: it may come
+	// back with records the bound would cover. After it, the member is no
+	// longer counted, and what it wrote that this node has not received
+	// may be rejected on its return (package lww, rule 6): keep it at
+	// least at the replica's GC horizon, beyond which rule 3 already lets
+	// a returning member lose records. Default: 1 h.
+	FailedTimeout time.Duration
 	// Seed makes the session ids and tokens this node draws unpredictable
 	// to other members; the host draws it at random. A zero Seed is
 	// allowed (simulations), but then ids can be guessed.
@@ -82,8 +100,11 @@ func (c *Config) fill() error {
 	setDefault(&c.Fanout, DefaultFanout)
 	setDefault(&c.LeavesPerStep, DefaultLeavesPerStep)
 	setDefault(&c.MaxRepairBytes, DefaultMaxRepairBytes)
+	setDefault(&c.StableMargin, DefaultStableMargin)
+	setDefault(&c.FailedTimeout, DefaultFailedTimeout)
 	if c.FlushInterval < 0 || c.PacketBudget < 0 || c.MaxPending < 0 || c.AntiEntropyInterval < 0 ||
-		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 {
+		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 ||
+		c.StableMargin < 0 || c.FailedTimeout < 0 {
 		return fmt.Errorf("%w: negative duration or size", ErrConfig)
 	}
 	if c.LeavesPerStep > wire.MaxLeavesPerStep {
@@ -117,6 +138,7 @@ type Node struct {
 	out     deltaQueue
 	seen    dedup
 	ae      antiEntropy
+	roster  roster
 	stats   Stats
 	buf     []byte         // encoding scratch
 	dropped []crdt.Version // live records forgotten, until Dropped takes them
@@ -131,22 +153,44 @@ func New(cfg Config) (*Node, error) {
 	n.out.init()
 	n.seen.init()
 	n.ae.resp = map[string]*responder{}
+	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
 	return n, nil
 }
 
 // Name returns the member name the node was configured with.
 func (n *Node) Name() string { return n.cfg.Name }
 
-// SetMembers replaces the membership view: the names of all live members,
-// with or without this node's own. A session with a member no longer in the
-// view is abandoned, so that the next one starts with a live peer.
-func (n *Node) SetMembers(names []string) {
+// SetMembers replaces the membership view at now: the names of all live
+// members, with or without this node's own. A session with a member no
+// longer in the view is abandoned, so that the next one starts with a live
+// peer. A member gone from the view without Left has failed: it keeps the
+// stable bound still for FailedTimeout.
+func (n *Node) SetMembers(names []string, now int64) {
 	n.ring = newRing(append(names, n.cfg.Name))
 	if _, ok := n.ring.pos[n.ae.s.peer]; n.ae.active && !ok {
 		n.ae.active = false
 		n.stats.SessionsTimedOut++
 	}
+	others := map[string]bool{}
+	for _, name := range names {
+		if name != n.cfg.Name {
+			others[name] = true
+		}
+	}
+	n.roster.view(others, now)
 }
+
+// Left records that the member called name left the cluster on purpose:
+// its incarnation has ended, and stops counting for the stable bound once
+// every member has synced with this node since.
+func (n *Node) Left(name string, now int64) { n.roster.left(name, now) }
+
+// Stable returns the stable bound at now: a time below which every member
+// that counts (see roster.go) is known to hold every record, less
+// StableMargin; lww.NoStable (math.MinInt64) while no such time is known.
+// A replica may collect a dead record written below it at once (package
+// lww, rule 6).
+func (n *Node) Stable(now int64) int64 { return n.roster.stable(now) }
 
 // Members returns the number of members in the view, this node included.
 func (n *Node) Members() int { return n.ring.size() }
@@ -240,22 +284,37 @@ func (n *Node) receiveRecord(r crdt.Record, delta bool, now int64) crdt.Outcome 
 	return o
 }
 
-// forget drops records a peer rejected and notes the live ones dropped.
-func (n *Node) forget(vs []crdt.Version, now int64) {
-	for _, v := range vs {
-		r, ok := n.cfg.Replica.Forget(v, now)
-		if !ok || r.Tombstone || r.Expired(now) {
-			continue
-		}
-		n.stats.Forgotten++
-		n.dropped = append(n.dropped, v)
+// receiveRepairRecord applies a record that came by anti-entropy. A
+// tombstone of node 0 is a peer's answer to a record it rejected (package
+// lww, rule 3), here or anywhere, passed on like any record: a live value
+// one replaces is noted as dropped.
+func (n *Node) receiveRepairRecord(r crdt.Record, now int64) crdt.Outcome {
+	if !r.Tombstone || r.Time.Node != 0 {
+		return n.receiveRecord(r, false, now)
 	}
+	held, ok := n.cfg.Replica.Lookup(r.Key)
+	o := n.receiveRecord(r, false, now)
+	if o == crdt.Applied && ok && held.Live(now) {
+		n.stats.Dropped++
+		n.dropped = append(n.dropped, held.Version())
+	}
+	return o
 }
 
-// Dropped returns, and clears, the live records the replica forgot since
-// the last call because a peer rejected them (a replica back from a long
-// absence loses writes the cluster can no longer tell from deleted ones).
-// The host reports them, after releasing whatever lock guards the Node.
+// answers returns the tombstones that answer rejected records.
+func (n *Node) answers(rejected []crdt.Record) []crdt.Record {
+	out := make([]crdt.Record, 0, len(rejected))
+	for _, r := range rejected {
+		out = append(out, n.cfg.Replica.Tombstone(r.Key))
+	}
+	return out
+}
+
+// Dropped returns, and clears, the live values the replica lost since the
+// last call to a peer's answer to a record it rejected (a replica back from
+// a long absence loses writes the cluster can no longer tell from deleted
+// ones). The host reports them, after releasing whatever lock guards the
+// Node.
 func (n *Node) Dropped() []crdt.Version {
 	d := n.dropped
 	n.dropped = nil

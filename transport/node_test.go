@@ -82,13 +82,14 @@ func (m *memReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	return crdt.Applied
 }
 
-func (m *memReplica) Forget(v crdt.Version, _ int64) (crdt.Record, bool) {
-	r, ok := m.recs[v.Key]
-	if !ok || r.Time != v.Time {
-		return crdt.Record{}, false
-	}
-	delete(m.recs, v.Key)
-	return r, true
+func (m *memReplica) Lookup(key string) (crdt.Record, bool) {
+	r, ok := m.recs[key]
+	return r, ok
+}
+
+// Tombstone: the replica never collects, so it never rejects either.
+func (m *memReplica) Tombstone(key string) crdt.Record {
+	return crdt.Record{Key: key, Tombstone: true, Time: crdt.Timestamp{Wall: 1}}
 }
 
 func (m *memReplica) MarkSynced(at int64) { m.synced = max(m.synced, at) }
@@ -112,7 +113,7 @@ func newTestNet(t *testing.T, bits int, cfg Config, names ...string) *testNet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		node.SetMembers(names)
+		node.SetMembers(names, n.now.Now())
 		n.nodes[name] = node
 	}
 	return n

@@ -24,11 +24,13 @@ type Replica interface {
 	// or as an anti-entropy repair, and says what it did. The replica owns
 	// r.Value afterwards. Its clock has already been moved past r.Time.
 	Apply(r crdt.Record, delta bool, now int64) crdt.Outcome
-	// Forget drops the record for v.Key if it is exactly version v, because
-	// a peer rejected it (package lww, rule 3). It returns the record it
-	// dropped, and false if it held no such version or refused: a version
-	// too new for any honest peer to have rejected at now is kept.
-	Forget(v crdt.Version, now int64) (crdt.Record, bool)
+	// Lookup returns the record held for key, whatever its state.
+	Lookup(key string) (crdt.Record, bool)
+	// Tombstone returns the answer to a record of key that Apply rejected
+	// as below its bucket's watermark: a tombstone just above the
+	// watermark, which the peer that sent the record merges (package lww,
+	// rule 3).
+	Tombstone(key string) crdt.Record
 	// MarkSynced records that an exchange which started at the given
 	// physical time completed (package lww, rule 2).
 	MarkSynced(at int64)

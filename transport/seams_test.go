@@ -219,9 +219,10 @@ func TestRejectOutsideASessionIsIgnored(t *testing.T) {
 	n := newTestNet(t, 8, Config{}, "a", "b")
 	r := crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 1}}
 	n.reps["a"].recs[r.Key] = r
-	forged := &wire.Reject{Session: wire.Session{ID: 1, Token: 2, Step: 1}, Versions: []crdt.Version{r.Version()}}
+	answer := crdt.Record{Key: "k", Tombstone: true, Time: crdt.Timestamp{Wall: 2}}
+	forged := &wire.Reject{Session: wire.Session{ID: 1, Token: 2, Step: 1}, Records: []crdt.Record{answer}}
 	n.nodes["a"].Receive("b", encode(t, forged), n.now.Now())
-	if _, ok := n.reps["a"].recs["k"]; !ok {
-		t.Fatal("a Reject outside any session made the member forget a record")
+	if got := n.reps["a"].recs["k"]; got.Tombstone {
+		t.Fatal("a Reject outside any session made the member delete a record")
 	}
 }

@@ -27,7 +27,7 @@ type Stats struct {
 	RecordsApplied    uint64 // records that changed the replica
 	WatermarkRejects  uint64 // records below a GC watermark, not applied
 	ClockDriftRejects uint64 // records stamped too far ahead of local time
-	Forgotten         uint64 // live records dropped because a peer rejected them
+	Dropped           uint64 // live values replaced by a peer's answer to their rejection
 
 	// Anti-entropy.
 	SessionsStarted       uint64

@@ -1,10 +1,18 @@
 package store
 
-import "github.com/bcache-go/bcache/crdt"
+import (
+	"slices"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
+)
 
 // Collect collects the dead records (tombstones, expired values) that the
-// rules of package lww allow at now, and returns their versions. alone
-// says that no other member is alive now.
+// rules of package lww allow at now, and returns their versions: those dead
+// for the horizon, and, early, those dead now and written before stable, a
+// bound below which every member is known to hold every record (the sync
+// protocol's Node.Stable; lww.NoStable for none). alone says that no other
+// member is alive now.
 //
 // A member alone counts itself synced at now, and so collects what has
 // been dead for a horizon, when it may stand for the whole cluster: it has
@@ -15,25 +23,36 @@ import "github.com/bcache-go/bcache/crdt"
 // nothing: it is a member coming back (an edge device booting offline, a
 // restart from an old snapshot) and must not be the one whose watermarks
 // decide, on its return, which of the cluster's records survive (package
-// lww, rule 3).
-func (s *Store) Collect(now int64, alone bool) []crdt.Version {
-	if alone && (s.founder || s.everSynced.Load()) {
+// lww, rule 3): it collects nothing early either, nor under MaxDead.
+//
+// Past MaxDead dead records, Collect takes the oldest at once, raising
+// their buckets' watermarks (package lww, rule 7): a write older than such
+// a watermark that the member has not received yet is then rejected, and
+// lost everywhere.
+func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
+	standsAlone := s.founder || s.everSynced.Load()
+	if alone && standsAlone {
 		s.MarkSynced(now)
+	}
+	if alone && !standsAlone {
+		stable = lww.NoStable
 	}
 	var collected []crdt.Version
 	var removed []change
+	dead := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		start := len(collected)
-		collected = sh.m.AppendGC(collected, now)
-		for _, v := range collected[start:] {
-			if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
-				s.track(ch)
-				removed = append(removed, ch)
-			}
-		}
+		collected = sh.m.GC(collected, now, stable)
+		removed = s.unpublish(removed, sh, collected[start:])
+		dead += sh.m.Tombstones() + sh.m.Expired()
 		sh.mu.Unlock()
+	}
+	if s.maxDead > 0 && dead > s.maxDead && standsAlone {
+		start := len(collected)
+		collected, removed = s.collectOldest(collected, removed, now, dead-s.maxDead)
+		s.stats.byBound.Add(uint64(len(collected) - start))
 	}
 	expired := 0
 	for _, v := range collected {
@@ -46,4 +65,57 @@ func (s *Store) Collect(now int64, alone bool) []crdt.Version {
 	}
 	s.stats.expirations.Add(uint64(expired))
 	return collected
+}
+
+// unpublish takes the values of the collected versions vs, of shard sh
+// (held locked), off the readers' index, and appends what that changed to
+// removed.
+func (s *Store) unpublish(removed []change, sh *shard, vs []crdt.Version) []change {
+	for _, v := range vs {
+		if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
+			s.track(ch)
+			removed = append(removed, ch)
+		}
+	}
+	return removed
+}
+
+// collectOldest collects the n dead records with the oldest timestamps in
+// the whole store (lww rule 7: MaxDead), so that the watermarks it raises
+// stay as low as the bound allows.
+func (s *Store) collectOldest(dst []crdt.Version, removed []change, now int64, n int) ([]crdt.Version, []change) {
+	type dead struct {
+		time  crdt.Timestamp
+		key   string
+		shard int
+	}
+	var all []dead
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.m.Range(func(r crdt.Record) bool {
+			if since, dies := r.DeadSince(); dies && since <= now {
+				all = append(all, dead{r.Time, r.Key, i})
+			}
+			return true
+		})
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(all, func(a, b dead) int { return a.time.Compare(b.time) })
+	all = all[:min(n, len(all))]
+	slices.SortStableFunc(all, func(a, b dead) int { return a.shard - b.shard }) // one lock per shard
+	for len(all) > 0 {
+		sh := &s.shards[all[0].shard]
+		sh.mu.Lock()
+		start := len(dst)
+		for len(all) > 0 && &s.shards[all[0].shard] == sh {
+			if v, ok := sh.m.CollectDead(all[0].key, now); ok {
+				dst = append(dst, v)
+			}
+			all = all[1:]
+		}
+		removed = s.unpublish(removed, sh, dst[start:])
+		sh.mu.Unlock()
+	}
+	return dst, removed
 }

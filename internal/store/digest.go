@@ -8,7 +8,8 @@ import (
 // its whole digest: the levels above the shards are sums of the shard
 // roots (node counts and hash sums add up), the level of the shards holds
 // their roots, and the levels below are the shards' own trees. The methods
-// here and Apply, Forget and MarkSynced implement transport.Replica.
+// here and Apply, Lookup, Tombstone and MarkSynced implement
+// transport.Replica.
 
 // DigestBits returns the leaf-index width of the store's digest.
 func (s *Store) DigestBits() int { return s.digestBits }

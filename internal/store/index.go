@@ -10,7 +10,8 @@ import (
 // open-addressing table with linear probing; removal leaves a tombstone so
 // that probes continue past it, and the table is rebuilt, and published
 // with one atomic store, when live entries and tombstones fill three
-// quarters of it.
+// quarters of it, or live entries fill less than a sixteenth of it (after
+// mass expiry: the table gives its memory back).
 //
 // It probes with the store's own seeded hash of the key (Store.indexHash),
 // not with the key hash replicas agree on: that one is public, and keys
@@ -65,7 +66,9 @@ func (x *index) put(it *item) *item {
 			}
 			t.slots[free].Store(it)
 			x.live++
-			x.grow()
+			if 4*x.used >= 3*len(t.slots) {
+				x.rebuild()
+			}
 			return nil
 		case cur == t.tomb:
 			if free < 0 {
@@ -89,18 +92,18 @@ func (x *index) remove(key string, h uint32) *item {
 		case cur != t.tomb && cur.hash == h && cur.key == key:
 			t.slots[i].Store(t.tomb)
 			x.live--
+			if 16*x.live < len(t.slots) && len(t.slots) > minIndexSize {
+				x.rebuild()
+			}
 			return cur
 		}
 	}
 }
 
-// grow rebuilds the table when it is three quarters full, sized for twice
-// the live items, without the tombstones.
-func (x *index) grow() {
+// rebuild replaces the table with one sized for twice the live items,
+// without the tombstones.
+func (x *index) rebuild() {
 	t := x.tab.Load()
-	if 4*x.used < 3*len(t.slots) {
-		return
-	}
 	size := minIndexSize
 	for size < 2*x.live {
 		size *= 2

@@ -182,3 +182,25 @@ func TestIndexResistsChosenCollisions(t *testing.T) {
 		t.Fatalf("a run of %d occupied slots among %d keys in %d slots", longest, n, len(tab.slots))
 	}
 }
+
+// TestIndexShrinksAfterMassRemoval: a burst of short-lived keys does not
+// cost the index its peak size for good.
+func TestIndexShrinksAfterMassRemoval(t *testing.T) {
+	var x index
+	x.init()
+	for i := range 10_000 {
+		x.put(testItem(fmt.Sprint(i), "v"))
+	}
+	peak := len(x.tab.Load().slots)
+	for i := range 9_990 {
+		x.remove(fmt.Sprint(i), uint32(crdt.HashKey(fmt.Sprint(i))))
+	}
+	if n := len(x.tab.Load().slots); n > 64 {
+		t.Fatalf("%d slots for 10 items (peak %d)", n, peak)
+	}
+	for i := 9_990; i < 10_000; i++ {
+		if x.get(fmt.Sprint(i), uint32(crdt.HashKey(fmt.Sprint(i)))) == nil {
+			t.Fatalf("item %d lost in the shrink", i)
+		}
+	}
+}

@@ -6,8 +6,8 @@ import "github.com/bcache-go/bcache/crdt"
 type RestoreStats struct {
 	Applied int // records applied
 	Drifted int // records skipped: further ahead of the clock than its drift allows
-	// Lowered counts watermarks lowered to the highest a watermark may be
-	// at the time of the restore (written by a clock far ahead).
+	// Lowered counts watermarks lowered to now - MaxClockDrift (written by a
+	// clock far ahead).
 	Lowered int
 }
 
@@ -16,8 +16,8 @@ type RestoreStats struct {
 // check, moving the clock past each, so that every later write wins over
 // them), then the watermarks (a record the store holds may be older than
 // its bucket's watermark, and must not be rejected by it), each at most
-// what a watermark may be at now (package lww): a snapshot from a clock
-// far ahead cannot make the store reject fresh writes.
+// now - MaxClockDrift: a snapshot from a clock far ahead cannot make the
+// store reject fresh writes.
 func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats {
 	var st RestoreStats
 	for _, rec := range snap.Records {
@@ -32,7 +32,7 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats
 	for _, m := range snap.Marks {
 		sh, local := s.leafShard(m.Leaf)
 		sh.mu.Lock()
-		if !sh.m.RaiseWatermark(local, m.Wall, now) {
+		if !sh.m.RaiseWatermark(local, m.Time, crdt.SubSat(now, s.drift)) {
 			st.Lowered++
 		}
 		sh.mu.Unlock()

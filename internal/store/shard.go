@@ -65,15 +65,6 @@ func (s *shard) unpublish(o crdt.Outcome, key string, ih uint32) change {
 	return change{outcome: o, removed: it, bytes: -int64(len(it.key) + it.valueLen())}
 }
 
-// forget drops a version a peer rejected.
-func (s *shard) forget(v crdt.Version, ih uint32, now int64) (crdt.Record, change, bool) {
-	r, ok := s.m.Forget(v, now)
-	if !ok {
-		return r, change{}, false
-	}
-	return r, s.unpublish(crdt.Applied, v.Key, ih), true
-}
-
 // evict drops it's value if it is still the resident item of its key.
 func (s *shard) evict(it *item) (change, bool) {
 	if s.idx.get(it.key, it.hash) != it {

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -28,22 +29,26 @@ import (
 // absence; the rules of package lww then keep its old records from
 // resurrecting anything the cluster deleted meanwhile.
 //
-// File format, version 2:
+// File format, version 3:
 //
 //	magic      "bcache snapshot\n"
-//	version    1 byte: 2
+//	version    1 byte: 3
 //	header     uvarint digest bits, varint time written (Unix ns)
 //	sections   a kind byte, a uvarint length, then that many bytes:
 //	  'R'      records, each: uvarint key length, key, uvarint flags
 //	           (bit 0 tombstone, bit 1 evicted), varint wall, uvarint
 //	           logical, uvarint node, varint expires, uvarint value
 //	           length, value
-//	  'W'      watermarks: pairs of uvarint digest leaf, varint wall (ns)
+//	  'W'      watermarks, each: uvarint digest leaf, varint wall (ns),
+//	           uvarint logical, uvarint node
 //	  'E'      the end, empty
 //	checksum   4 bytes, little-endian CRC-32C of every byte before them
 //
-// Version 1 differs only in its 'R' sections, which hold a wire frame of
-// the sync protocol's first version (see legacy.go). The record encoding of
+// Version 2 differs in its watermarks, which hold only a wall time (a
+// watermark then rejected every record of that nanosecond; it is read as
+// the last timestamp of it). Version 1 differs from version 2 in its 'R'
+// sections too, which hold a wire frame of the sync protocol's first
+// version (see legacy.go). The record encoding of
 // a snapshot is the snapshot's own, versioned with the file, and never
 // follows the wire protocol: a member upgraded after a long absence reads
 // the snapshot its old release wrote. testdata holds a version-1 file that
@@ -55,7 +60,7 @@ import (
 
 const (
 	snapshotMagic   = "bcache snapshot\n"
-	snapshotVersion = 2
+	snapshotVersion = 3
 	// snapshotChunk is the record bytes per 'R' section.
 	snapshotChunk = 1 << 20
 )
@@ -76,7 +81,7 @@ type Snapshot struct {
 // Mark is the GC watermark of one leaf of the store's digest.
 type Mark struct {
 	Leaf uint32
-	Wall int64
+	Time crdt.Timestamp
 }
 
 // SaveSnapshot writes the store's records and watermarks to path,
@@ -141,7 +146,9 @@ func (s *Store) appendMarks(dst []byte, sh *shard) []byte {
 	for leaf := range uint32(1) << local {
 		if w, ok := sh.m.Watermark(leaf); ok {
 			dst = binary.AppendUvarint(dst, uint64(uint32(sh.id)<<local|leaf))
-			dst = binary.AppendVarint(dst, w)
+			dst = binary.AppendVarint(dst, w.Wall)
+			dst = binary.AppendUvarint(dst, uint64(w.Logical))
+			dst = binary.AppendUvarint(dst, uint64(w.Node))
 		}
 	}
 	return dst
@@ -333,7 +340,7 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 				return nil, fmt.Errorf("records: %w", err)
 			}
 		case 'W':
-			if snap.Marks, err = decodeMarks(snap.Marks, payload, digestBits); err != nil {
+			if snap.Marks, err = decodeMarks(snap.Marks, payload, digestBits, version); err != nil {
 				return nil, err
 			}
 		case 'E':
@@ -436,15 +443,25 @@ func (d *byteReader) bytes(limit int, what string) []byte {
 	return v
 }
 
-func decodeMarks(dst []Mark, b []byte, digestBits int) ([]Mark, error) {
+// decodeMarks appends the watermarks of a 'W' section to dst. A version-1
+// or -2 watermark, a wall time, becomes the last timestamp of that
+// nanosecond: it rejected every record of it.
+func decodeMarks(dst []Mark, b []byte, digestBits int, version byte) ([]Mark, error) {
 	d := byteReader{b: b}
 	for len(d.b) > 0 {
 		leaf := d.uvarint("watermark leaf")
-		wall := d.varint("watermark wall")
-		if d.err != nil || leaf >= 1<<digestBits {
-			return dst, errors.New("watermarks: bad leaf or wall")
+		t := crdt.Timestamp{Wall: d.varint("watermark wall"), Logical: math.MaxUint32, Node: math.MaxUint64}
+		if version >= 3 {
+			logical := d.uvarint("watermark logical")
+			if logical > math.MaxUint32 {
+				d.fail("watermark logical")
+			}
+			t.Logical, t.Node = uint32(logical), crdt.NodeID(d.uvarint("watermark node"))
 		}
-		dst = append(dst, Mark{Leaf: uint32(leaf), Wall: wall})
+		if d.err != nil || leaf >= 1<<digestBits {
+			return dst, errors.New("watermarks: bad leaf or time")
+		}
+		dst = append(dst, Mark{Leaf: uint32(leaf), Time: t})
 	}
 	return dst, nil
 }

@@ -9,14 +9,19 @@ type Stats struct {
 	Keys  int
 	Bytes int64
 	// Records, Tombstones and Evicted count the records held: every kind,
-	// deletes, and versions whose value was evicted.
-	Records, Tombstones, Evicted int
+	// deletes, and versions whose value was evicted. Expired counts the
+	// values past their expiry that the last Collect kept.
+	Records, Tombstones, Evicted, Expired int
 	// Evictions counts values evicted by the bounds (or Evict), and
 	// Expirations values past their TTL that were collected.
 	Evictions, Expirations uint64
 	// Oversized counts records received or restored with a value over
 	// MaxValueSize, kept as evicted versions.
 	Oversized uint64
+	// CollectedEarly counts dead records collected before their horizon
+	// because every member held them (lww rule 6); CollectedByBound those
+	// collected because the member held more than MaxDead (rule 7).
+	CollectedEarly, CollectedByBound uint64
 }
 
 // Stats returns the store's counters. It takes each shard's lock for a
@@ -25,7 +30,7 @@ func (s *Store) Stats() Stats {
 	st := Stats{
 		Keys: s.Len(), Bytes: s.bytes.Load(),
 		Evictions: s.stats.evictions.Load(), Expirations: s.stats.expirations.Load(),
-		Oversized: s.stats.oversized.Load(),
+		Oversized: s.stats.oversized.Load(), CollectedByBound: s.stats.byBound.Load(),
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -35,6 +40,8 @@ func (s *Store) Stats() Stats {
 		st.Records += sh.m.Records()
 		st.Tombstones += sh.m.Tombstones()
 		st.Evicted += sh.m.Evicted()
+		st.Expired += sh.m.Expired()
+		st.CollectedEarly += sh.m.CollectedEarly()
 		sh.mu.Unlock()
 	}
 	return st

@@ -39,9 +39,11 @@ type Config struct {
 	// Each shard's own tree has DigestBits minus log2(Shards) bits, at
 	// least crdt.MinTreeBits.
 	DigestBits int
-	// Horizon is how long dead records are kept before they may be
-	// collected, and MaxClockDrift how far the members' clocks may differ
-	// (package lww). 0 selects lww's defaults.
+	// Horizon is how long dead records are kept at most before they are
+	// collected (package lww); 0 selects lww's default. MaxClockDrift is
+	// how far the members' clocks may differ: a watermark restored from a
+	// snapshot is lowered to now - MaxClockDrift at most; 0 selects
+	// crdt.DefaultMaxClockDrift.
 	Horizon, MaxClockDrift time.Duration
 	// MaxKeys and MaxBytes bound the resident values (count, and key plus
 	// value bytes); past them values are evicted, their versions kept. 0
@@ -56,6 +58,11 @@ type Config struct {
 	// the other records of its frame are applied. 0 means no limit of its
 	// own (the wire's hard limit).
 	MaxValueSize int
+	// MaxDead bounds the dead records held (tombstones and values past
+	// their expiry that the rules of package lww do not let Collect take
+	// yet): past it, Collect takes the oldest of them at once (lww rule 7).
+	// 0 means unbounded.
+	MaxDead int
 	// Founder says the member was started with no peers to join: while it
 	// is alone it stands for the whole cluster (see Store.Collect).
 	Founder bool
@@ -77,10 +84,12 @@ type Store struct {
 	maxKeys  int64
 	maxBytes int64
 	maxValue int
+	maxDead  int
 	resident atomic.Int64 // resident values
 	bytes    atomic.Int64 // their key and value bytes
 	sealed   atomic.Bool
 	founder  bool
+	drift    int64        // MaxClockDrift
 	seed     maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
@@ -89,7 +98,7 @@ type Store struct {
 }
 
 type counters struct {
-	evictions, expirations, oversized atomic.Uint64
+	evictions, expirations, oversized, byBound atomic.Uint64
 }
 
 // New returns an empty store shaped by cfg.
@@ -100,6 +109,9 @@ func New(cfg Config) (*Store, error) {
 	if cfg.DigestBits == 0 {
 		cfg.DigestBits = DefaultDigestBits
 	}
+	if cfg.MaxClockDrift == 0 {
+		cfg.MaxClockDrift = crdt.DefaultMaxClockDrift
+	}
 	shardBits := 0
 	switch cfg.Shards {
 	case 1, 16, 256:
@@ -109,15 +121,16 @@ func New(cfg Config) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("%w: Shards %d, want 1, 16 or 256", ErrConfig, cfg.Shards)
 	}
-	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 || cfg.MaxValueSize < 0 {
-		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d or MaxValueSize %d", ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize)
+	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 || cfg.MaxValueSize < 0 || cfg.MaxDead < 0 {
+		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d, MaxValueSize %d or MaxDead %d",
+			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead)
 	}
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
-		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, founder: cfg.Founder,
-		seed: maphash.MakeSeed()}
+		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, maxDead: cfg.MaxDead, founder: cfg.Founder,
+		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift)}
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{
-			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxClockDrift,
+			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: DigestBits %d with %d shards: %w", ErrConfig, cfg.DigestBits, cfg.Shards, err)
@@ -231,16 +244,15 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	return ch.outcome
 }
 
-// Forget drops the record for v.Key if it is exactly version v, because a
-// peer rejected it (package lww, rule 3): it implements transport.Replica.
-func (s *Store) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
-	sh, ih := s.locate(v.Key)
+// Tombstone returns the answer to a record of key that Apply rejected as
+// below its bucket's watermark (package lww, rule 3): a tombstone just
+// above the watermark, for the sender to merge. It implements
+// transport.Replica.
+func (s *Store) Tombstone(key string) crdt.Record {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
 	sh.mu.Lock()
-	r, ch, ok := sh.forget(v, ih, now)
-	s.track(ch)
-	sh.mu.Unlock()
-	s.account(ch)
-	return r, ok
+	defer sh.mu.Unlock()
+	return sh.m.Tombstone(key)
 }
 
 // Evict drops the value of key to free memory, keeping its version, and

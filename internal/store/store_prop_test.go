@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
 	"pgregory.net/rapid"
 )
 
@@ -58,17 +59,21 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 				}
 				s.Apply(rec, rapid.Bool().Draw(t, "delta"), now)
 			},
-			"forget": func(t *rapid.T) {
-				if r, ok := s.Lookup(keys.Draw(t, "key")); ok {
-					s.Forget(r.Version(), now)
-				}
+			"answer": func(t *rapid.T) { // a peer's tombstone answering a rejection
+				s.Apply(s.Tombstone(keys.Draw(t, "key")), false, now)
 			},
 			"evict": func(t *rapid.T) { s.Evict(keys.Draw(t, "key")) },
 			"time": func(t *rapid.T) {
 				now += int64(rapid.IntRange(1, 3000).Draw(t, "ms")) * int64(time.Millisecond)
 			},
-			"synced":  func(t *rapid.T) { s.MarkSynced(now) },
-			"collect": func(t *rapid.T) { s.Collect(now, rapid.Bool().Draw(t, "alone")) },
+			"synced": func(t *rapid.T) { s.MarkSynced(now) },
+			"collect": func(t *rapid.T) {
+				stable := int64(lww.NoStable)
+				if rapid.Bool().Draw(t, "early") {
+					stable = now - int64(rapid.IntRange(0, 3000).Draw(t, "stable ms ago"))*int64(time.Millisecond)
+				}
+				s.Collect(now, rapid.Bool().Draw(t, "alone"), stable)
+			},
 			"": func(t *rapid.T) {
 				var values int
 				var bytes int64

@@ -10,8 +10,18 @@ import "github.com/hashicorp/memberlist"
 // delay. Membership events only note the change and wake the loop.
 type delegate struct{ r *Replicator }
 
-// NodeMeta implements memberlist.Delegate: members carry no metadata.
-func (delegate) NodeMeta(int) []byte { return nil }
+// NodeMeta implements memberlist.Delegate. A member's metadata says one
+// thing: that it is leaving (Close), so that the others tell its leave
+// from a failure (memberlist's own notice of either looks the same).
+func (d delegate) NodeMeta(int) []byte {
+	if d.r.leaving.Load() {
+		return leavingMeta
+	}
+	return nil
+}
+
+// leavingMeta is the metadata of a member that is leaving.
+var leavingMeta = []byte("leaving")
 
 // NotifyMsg implements memberlist.Delegate: a frame from a peer.
 func (d delegate) NotifyMsg(b []byte) { d.r.received(b) }

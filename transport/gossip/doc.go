@@ -43,8 +43,11 @@
 // members it declared dead, so every RejoinInterval the Replicator tries to
 // join the seed peers and every member it has seen that is no longer alive:
 // that is what reunites the two sides of a healed partition. Members that
-// left on purpose are not chased. Close leaves the cluster, shuts memberlist
-// down and waits for every goroutine.
+// left on purpose are not chased, and the protocol stops waiting for them
+// (transport.Node.Left); memberlist's notice of a leave looks like that of
+// a failure, so a member about to leave says so first in its metadata.
+// Close does that, leaves the cluster, shuts memberlist down and waits for
+// every goroutine.
 //
 // # Security
 //

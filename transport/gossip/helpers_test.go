@@ -69,10 +69,16 @@ func (t *testReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	return o
 }
 
-func (t *testReplica) Forget(v crdt.Version, now int64) (crdt.Record, bool) {
+func (t *testReplica) Lookup(key string) (crdt.Record, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.m.Forget(v, now)
+	return t.m.Lookup(key)
+}
+
+func (t *testReplica) Tombstone(key string) crdt.Record {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m.Tombstone(key)
 }
 
 func (t *testReplica) MarkSynced(at int64) {

@@ -20,7 +20,7 @@ func (r *Replicator) loop() {
 	defer r.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	r.locked(func() []transport.Envelope { r.node.SetMembers(r.aliveNames()); return nil })
+	r.locked(r.updateView)
 	var batch [][]crdt.Record
 	var out []transport.Envelope
 	for {
@@ -31,10 +31,12 @@ func (r *Replicator) loop() {
 			next = r.node.NextDeadline()
 			return out
 		})
+		r.deadline.Store(next)
 		timer.Reset(r.wait(now, next))
 		select {
 		case <-r.done:
 			return
+		case <-r.kick:
 		case <-r.writes.wake:
 			batch = r.writes.take(batch)
 			r.locked(func() []transport.Envelope {
@@ -48,7 +50,7 @@ func (r *Replicator) loop() {
 			})
 			batch = r.writes.recycle(batch)
 		case <-r.changed:
-			r.locked(func() []transport.Envelope { r.node.SetMembers(r.aliveNames()); return nil })
+			r.locked(r.updateView)
 		case <-timer.C:
 		}
 	}
@@ -63,6 +65,18 @@ func (r *Replicator) wait(now, next int64) time.Duration {
 	return time.Duration(max(next-r.now(), 0))
 }
 
+// updateView hands the node the membership view and the members that left
+// on purpose. Called with the node's lock held.
+func (r *Replicator) updateView() []transport.Envelope {
+	alive, left := r.view()
+	now := r.now()
+	r.node.SetMembers(alive, now)
+	for _, name := range left {
+		r.node.Left(name, now)
+	}
+	return nil
+}
+
 // locked runs f with the node's lock held, copies the node's counters for
 // Stats, and after releasing the lock sends what f returned and reports
 // the records the node dropped (Config.OnDrop): no user callback runs
@@ -72,7 +86,14 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	out := f()
 	dropped := r.node.Dropped()
 	st := r.node.Stats()
+	sooner := r.node.NextDeadline() < r.deadline.Load()
 	r.nodeMu.Unlock()
+	if sooner {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
 	r.statsMu.Lock()
 	r.protocol = st
 	r.statsMu.Unlock()

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -45,21 +46,28 @@ type Replicator struct {
 	// being applied.
 	statsMu  sync.Mutex
 	protocol transport.Stats
-	wire   wireStats
+	wire     wireStats
 
 	writes  *writeQueue
 	streams *streamQueue
 	changed chan struct{}
-	done    chan struct{}
-	wg      sync.WaitGroup
-	close   sync.Once
-	closed  atomic.Bool
+	// kick wakes the loop when a frame moved the node's next deadline
+	// before the one its timer waits for (a session that ended early:
+	// the next starts an interval after it, not at its timeout).
+	kick     chan struct{}
+	deadline atomic.Int64 // what the loop's timer waits for
+	done     chan struct{}
+	leaving  atomic.Bool // Close has begun: the metadata says so
+	wg       sync.WaitGroup
+	close    sync.Once
+	closed   atomic.Bool
 
 	self string // this member's address
 
 	mu    sync.Mutex
 	alive map[string]*memberlist.Node // live members by name, self included
 	known map[string]string           // address of every member ever seen, by name
+	left  []string                    // members that left on purpose, for the loop to tell the node
 
 	counters  counters
 	logCounts logCounts
@@ -84,6 +92,7 @@ func Start(cfg Config) (*Replicator, error) {
 		log:     cfg.Logger.With().Str("node", cfg.Name).Logger(),
 		writes:  newWriteQueue(cfg.QueueSize * 4),
 		changed: make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		alive:   map[string]*memberlist.Node{},
 		known:   map[string]string{},
@@ -213,9 +222,10 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	case alive:
 		r.alive[n.Name] = n
 		r.known[n.Name] = n.Address()
-	case n.State == memberlist.StateLeft: // left on purpose: do not chase it
+	case bytes.Equal(n.Meta, leavingMeta): // left on purpose: do not chase it
 		delete(r.alive, n.Name)
 		delete(r.known, n.Name)
+		r.left = append(r.left, n.Name)
 	default:
 		delete(r.alive, n.Name)
 	}
@@ -227,6 +237,15 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	if n.Name != r.cfg.Name {
 		r.log.Info().Str("peer", n.Name).Str("addr", n.Address()).Bool("alive", alive).Msg("membership changed")
 	}
+}
+
+// view returns the live members' names, and takes the names of those that
+// left on purpose since the last call.
+func (r *Replicator) view() (alive, left []string) {
+	r.mu.Lock()
+	left, r.left = r.left, nil
+	r.mu.Unlock()
+	return r.aliveNames(), left
 }
 
 func (r *Replicator) aliveNames() []string {
@@ -251,8 +270,14 @@ func (r *Replicator) Close() error {
 	var err error
 	r.close.Do(func() {
 		r.closed.Store(true)
-		// A leave nobody acknowledges in time (the others are leaving too)
-		// is no failure of ours: the peers will declare us dead instead.
+		// Say that we are leaving (in our metadata, gossiped like any
+		// update), then leave. A leave nobody acknowledges in time (the
+		// others are leaving too) is no failure of ours: the peers will
+		// declare us dead instead, and wait for us as for a failed member.
+		r.leaving.Store(true)
+		if e := r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2); e != nil {
+			r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
+		}
 		if e := r.ml.Leave(r.cfg.Timings.ProbeInterval * 2); e != nil {
 			r.log.Warn().Err(e).Msg("leave not acknowledged")
 		}
@@ -298,6 +323,14 @@ type Stats struct {
 	// levels held back by the log's rate limit, one line a second for each
 	// kind of message.
 	MemberlistErrors, MemberlistWarnings, MemberlistSuppressed uint64
+}
+
+// Stable returns the protocol's stable bound at now (transport.Node.Stable):
+// dead records written below it may be collected at once.
+func (r *Replicator) Stable() int64 {
+	r.nodeMu.Lock()
+	defer r.nodeMu.Unlock()
+	return r.node.Stable(r.now())
 }
 
 // Stats returns the counters. It never waits for the protocol's lock: the

@@ -293,7 +293,7 @@ func TestOnDropRunsWithoutTheProtocolLock(t *testing.T) {
 	b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) { c.Protocol.AntiEntropyInterval = time.Hour })
 	waitMembers(t, 2, a, b)
 	// a holds a write two hours old that b, which collected in its bucket
-	// since, rejects: a forgets it.
+	// since, rejects and answers with a tombstone: a's value is dropped.
 	now := a.rep.clock.Physical()
 	old := crdt.Record{Key: "old", Value: []byte("v"), Time: crdt.Timestamp{Wall: now - int64(2*time.Hour), Node: 9}}
 	a.rep.mu.Lock()
@@ -301,7 +301,7 @@ func TestOnDropRunsWithoutTheProtocolLock(t *testing.T) {
 	a.rep.mu.Unlock()
 	b.rep.mu.Lock()
 	for leaf := range uint32(1) << b.rep.m.DigestBits() {
-		b.rep.m.RaiseWatermark(leaf, now-int64(90*time.Minute), now)
+		b.rep.m.RaiseWatermark(leaf, crdt.Timestamp{Wall: now - int64(90*time.Minute)}, now)
 	}
 	b.rep.mu.Unlock()
 	a.r.locked(func() []transport.Envelope { return a.r.node.StartSession("b", a.r.now()) })

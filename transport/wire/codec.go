@@ -15,11 +15,12 @@ import (
 // declaration order. There are no field names, maps or ext types.
 //
 //	Delta    [origin str, originID uint, seq uint, base int, records [record...]]
-//	Digest   [session, token, step, level uint, parents blob32, hashes blob64]
+//	Digest   [session, token, step, level uint, parents blob32, hashes blob64,
+//	          cut wall int, cut logical uint, cut node uint, coverage int]
 //	Versions [session, token, step, leaves blob32, counts blob32, versions blobKV]
 //	Repair   [session, token, step, records [record...], wants blob64,
-//	          rejected [version...], final bool, truncated bool]
-//	Reject   [session, token, step, versions [version...]]
+//	          final bool, truncated bool]
+//	Reject   [session, token, step, records [record...]]
 //
 // session and token are uints of up to 64 bits, step one of up to 32.
 //	record   [key str, value bin|nil, wall int, logical uint, node uint,
@@ -235,11 +236,11 @@ func checkMessage(m Message) error {
 	case *Repair:
 		if m != nil {
 			return errors.Join(capped(len(m.Records), "records"), capped(len(m.Wants), "wants"),
-				capped(len(m.Rejected), "rejected versions"), ascending(m.Wants, "wants"))
+				ascending(m.Wants, "wants"))
 		}
 	case *Reject:
 		if m != nil {
-			return capped(len(m.Versions), "versions")
+			return capped(len(m.Records), "records")
 		}
 	case *Digest:
 		if m != nil {

@@ -23,7 +23,6 @@ func sampleMessages() []Message {
 		{Key: "", Time: edge, Tombstone: true},
 		{Key: "evicted", Time: ts, Evicted: true, Expires: -1},
 	}
-	vers := []crdt.Version{{Key: "k1", Time: ts}, {Key: "gone", Time: edge, Tombstone: true}}
 	return []Message{
 		&Delta{Origin: "node-a", OriginID: 0xdeadbeefcafe, Seq: 1, Records: recs},
 		&Delta{Origin: "", OriginID: math.MaxUint64, Seq: math.MaxUint64},
@@ -32,9 +31,9 @@ func sampleMessages() []Message {
 		&Digest{Session: Session{ID: math.MaxUint64, Token: math.MaxUint64, Step: math.MaxUint32}, Level: 6},
 		&Versions{Session: Session{ID: 1, Token: 99, Step: 2}, Leaves: []uint32{3, 4}, Counts: []uint32{1, 0},
 			Versions: []KeyVersion{{KeyHash: math.MaxUint64, Time: edge, Tombstone: true}}},
-		&Repair{Session: Session{ID: 2, Token: 1, Step: 4}, Records: recs, Wants: []uint64{1, 2, 3}, Rejected: vers, Final: true},
+		&Repair{Session: Session{ID: 2, Token: 1, Step: 4}, Records: recs, Wants: []uint64{1, 2, 3}, Final: true},
 		&Repair{Session: Session{ID: 2}, Truncated: true},
-		&Reject{Session: Session{ID: 3}, Versions: vers},
+		&Reject{Session: Session{ID: 3}, Records: recs},
 		&Reject{},
 	}
 }
@@ -205,7 +204,7 @@ func TestDecodeAllocationBounded(t *testing.T) {
 	// Lists whose headers claim as many elements as the bytes left can
 	// hold, made of elements of the wrong type: the worst preallocation.
 	worstRecords := append(hexBytes(t, "0101 94 a0 00 00 dd 00001388"), make([]byte, 5000*minRecordSize)...)
-	worstVersions := append(hexBytes(t, "0105 92 00 dd 00001388"), make([]byte, 5000*minVersionSize)...)
+	worstRejects := append(hexBytes(t, "0105 94 00 00 00 dd 00001388"), make([]byte, 5000*minRecordSize)...)
 	cases := []struct {
 		name  string
 		frame []byte
@@ -213,7 +212,7 @@ func TestDecodeAllocationBounded(t *testing.T) {
 	}{
 		{"delta of 10000 records", mustEncode(t, d), true},
 		{"records of the wrong type", worstRecords, false},
-		{"versions of the wrong type", worstVersions, false},
+		{"answers of the wrong type", worstRejects, false},
 	}
 	c := NewCodec(Limits{})
 	for _, tc := range cases {

@@ -118,7 +118,8 @@ func drawAscending[T uint32 | uint64](t *rapid.T, label string, max int, limit T
 }
 
 func drawDigest(t *rapid.T) *Digest {
-	m := &Digest{Session: drawSession(t), Level: uint8(rapid.IntRange(0, maxLevel).Draw(t, "level"))}
+	m := &Digest{Session: drawSession(t), Level: uint8(rapid.IntRange(0, maxLevel).Draw(t, "level")),
+		Cut: drawTimestamp(t, "cut"), Coverage: drawInt64(t, "coverage")}
 	if m.Level == 0 {
 		m.Hashes = drawSlice(t, "hashes", 1, drawUint64)
 		return m
@@ -159,10 +160,9 @@ func drawMessage(t *rapid.T, k Kind) Message {
 	case KindRepair:
 		return &Repair{Session: drawSession(t),
 			Records: drawSlice(t, "records", 6, drawRecord), Wants: drawAscending(t, "wants", 6, uint64(0)),
-			Rejected: drawSlice(t, "rejected", 6, drawVersion),
-			Final:    rapid.Bool().Draw(t, "final"), Truncated: rapid.Bool().Draw(t, "truncated")}
+			Final: rapid.Bool().Draw(t, "final"), Truncated: rapid.Bool().Draw(t, "truncated")}
 	}
-	return &Reject{Session: drawSession(t), Versions: drawSlice(t, "versions", 6, drawVersion)}
+	return &Reject{Session: drawSession(t), Records: drawSlice(t, "records", 6, drawRecord)}
 }
 
 // normalize returns a copy of m as Decode yields it: empty slices and empty
@@ -183,11 +183,11 @@ func normalize(m Message) Message {
 		return &c
 	case *Repair:
 		c := *m
-		c.Records, c.Wants, c.Rejected = normalizeRecords(m.Records), orNil(m.Wants), orNil(m.Rejected)
+		c.Records, c.Wants = normalizeRecords(m.Records), orNil(m.Wants)
 		return &c
 	case *Reject:
 		c := *m
-		c.Versions = orNil(m.Versions)
+		c.Records = normalizeRecords(m.Records)
 		return &c
 	}
 	return m
@@ -322,14 +322,13 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"valid delta", KindDelta, delta + record, Limits{}, nil},
 		{"valid value at the limit", KindDelta, delta + "97 a16b c408 {z8} 01 02 03 00 00", small, nil},
-		{"valid repair", KindRepair, "98 00 00 00 90 c400 90 c3 c2", Limits{}, nil},
+		{"valid repair", KindRepair, "97 00 00 00 90 c400 c3 c2", Limits{}, nil},
 		{"valid versions", KindVersions, "96 00 00 00 c404 01000000 c404 01000000 c41d {z29}", Limits{}, nil},
 		{"truncated", KindDelta, "95 a16f 01 02 00", Limits{}, ErrMalformed},
 		{"trailing byte", KindDelta, delta + record + "00", Limits{}, ErrMalformed},
 		{"four fields", KindDelta, "94 a16f 01 02 90", Limits{}, ErrMalformed},
 		{"six fields", KindDelta, "96 a16f 01 02 00 90 c0", Limits{}, ErrMalformed},
 		{"record of six fields", KindDelta, delta + "96 a16b c40176 01 02 03 00", Limits{}, ErrMalformed},
-		{"version of four fields", KindReject, "94 00 00 00 91 94 a16b 01 02 03", Limits{}, ErrMalformed},
 		{"origin is an int", KindDelta, "95 01 01 02 00 90", Limits{}, ErrMalformed},
 		{"origin is nil", KindDelta, "95 c0 01 02 00 90", Limits{}, ErrMalformed},
 		{"seq is a string", KindDelta, "95 a16f 01 a178 00 90", Limits{}, ErrMalformed},
@@ -341,12 +340,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"wall overflows int64", KindDelta, delta + "97 a16b c0 cfffffffffffffffff 02 03 00 00", Limits{}, ErrMalformed},
 		{"logical overflows uint32", KindDelta, delta + "97 a16b c0 01 cf0000000100000000 03 00 00", Limits{}, ErrMalformed},
 		{"unknown flag", KindDelta, delta + "97 a16b c0 01 02 03 00 04", Limits{}, ErrMalformed},
-		{"tombstone is an int", KindReject, "94 00 00 00 91 95 a16b 01 02 03 01", Limits{}, ErrMalformed},
-		{"final is nil", KindRepair, "98 00 00 00 90 c400 90 c0 c2", Limits{}, ErrMalformed},
+		{"final is nil", KindRepair, "97 00 00 00 90 c400 c0 c2", Limits{}, ErrMalformed},
 		{"records is nil", KindDelta, "95 a16f 01 02 00 c0", Limits{}, ErrMalformed},
 		{"more records than bytes", KindDelta, "95 a16f 01 02 00 95 00 00 00 00 00", Limits{}, ErrMalformed},
-		{"blob is an array", KindRepair, "98 00 00 00 90 90 90 c3 c2", Limits{}, ErrMalformed},
-		{"blob is nil", KindDigest, "96 00 00 00 01 c0 c400", Limits{}, ErrMalformed},
+		{"blob is an array", KindRepair, "97 00 00 00 90 90 c3 c2", Limits{}, ErrMalformed},
+		{"blob is nil", KindDigest, "9a 00 00 00 01 c0 c400 00 00 00 00", Limits{}, ErrMalformed},
 		{"map for the message", KindDelta, "85 a16f 01 02 00 90", Limits{}, ErrMalformed},
 		{"map for a record", KindDelta, delta + "81 a16b 01", Limits{}, ErrMalformed},
 		{"ext for the origin", KindDelta, "95 c70105 00 01 02 00 90", Limits{}, ErrMalformed},
@@ -356,24 +354,24 @@ func TestDecodeRejects(t *testing.T) {
 		{"origin over the key limit", KindDelta, "95 a56f6f6f6f6f 01 02 00 90", small, ErrTooLarge},
 		{"key over the limit", KindDelta, delta + "97 a56b6b6b6b6b c0 01 02 03 00 00", small, ErrTooLarge},
 		{"value over the limit", KindDelta, delta + "97 a16b c409 {z9} 01 02 03 00 00", small, ErrTooLarge},
-		{"version key over the limit", KindReject, "94 00 00 00 91 95 a56b6b6b6b6b 01 02 03 c2", small, ErrTooLarge},
+		{"reject record key over the limit", KindReject, "94 00 00 00 91 97 a56b6b6b6b6b c0 01 02 03 00 00", small, ErrTooLarge},
 		{"frame over the limit", KindDelta, delta + record, Limits{MaxFrame: 19}, ErrTooLarge},
-		{"digest level 7", KindDigest, "96 00 00 00 07 c400 c400", Limits{}, ErrMalformed},
-		{"digest level 0 with parents", KindDigest, "96 00 00 00 00 c404 01000000 c480 {z128}", Limits{}, ErrMalformed},
-		{"digest level 0 with two hashes", KindDigest, "96 00 00 00 00 c400 c410 {z16}", Limits{}, ErrMalformed},
-		{"digest hashes short of fanout", KindDigest, "96 00 00 00 01 c404 00000000 c478 {z120}", Limits{}, ErrMalformed},
-		{"digest hashes without parents", KindDigest, "96 00 00 00 01 c400 c480 {z128}", Limits{}, ErrMalformed},
-		{"parents blob of 3 bytes", KindDigest, "96 00 00 00 01 c403 000000 c400", Limits{}, ErrMalformed},
-		{"wants blob of 7 bytes", KindRepair, "98 00 00 00 90 c407 {z7} 90 c3 c2", Limits{}, ErrMalformed},
+		{"digest level 7", KindDigest, "9a 00 00 00 07 c400 c400 00 00 00 00", Limits{}, ErrMalformed},
+		{"digest level 0 with parents", KindDigest, "9a 00 00 00 00 c404 01000000 c480 {z128} 00 00 00 00", Limits{}, ErrMalformed},
+		{"digest level 0 with two hashes", KindDigest, "9a 00 00 00 00 c400 c410 {z16} 00 00 00 00", Limits{}, ErrMalformed},
+		{"digest hashes short of fanout", KindDigest, "9a 00 00 00 01 c404 00000000 c478 {z120} 00 00 00 00", Limits{}, ErrMalformed},
+		{"digest hashes without parents", KindDigest, "9a 00 00 00 01 c400 c480 {z128} 00 00 00 00", Limits{}, ErrMalformed},
+		{"parents blob of 3 bytes", KindDigest, "9a 00 00 00 01 c403 000000 c400 00 00 00 00", Limits{}, ErrMalformed},
+		{"wants blob of 7 bytes", KindRepair, "97 00 00 00 90 c407 {z7} c3 c2", Limits{}, ErrMalformed},
 		{"counts for fewer leaves", KindVersions, "96 00 00 00 c404 01000000 c400 c400", Limits{}, ErrMalformed},
 		{"counts over versions", KindVersions, "96 00 00 00 c404 01000000 c404 02000000 c41d {z29}", Limits{}, ErrMalformed},
 		{"versions blob of 28 bytes", KindVersions, "96 00 00 00 c400 c400 c41c {z28}", Limits{}, ErrMalformed},
-		{"parents repeated", KindDigest, "96 00 00 00 02 c408 0000000000000000 c4ff00 {z256}", Limits{}, ErrMalformed},
-		{"parents descending", KindDigest, "96 00 00 00 03 c408 0200000001000000 c4ff00 {z256}", Limits{}, ErrMalformed},
-		{"parent beyond its level", KindDigest, "96 00 00 00 02 c404 10000000 c480 {z128}", Limits{}, ErrMalformed},
+		{"parents repeated", KindDigest, "9a 00 00 00 02 c408 0000000000000000 c4ff00 {z256} 00 00 00 00", Limits{}, ErrMalformed},
+		{"parents descending", KindDigest, "9a 00 00 00 03 c408 0200000001000000 c4ff00 {z256} 00 00 00 00", Limits{}, ErrMalformed},
+		{"parent beyond its level", KindDigest, "9a 00 00 00 02 c404 10000000 c480 {z128} 00 00 00 00", Limits{}, ErrMalformed},
 		{"leaves repeated", KindVersions, "96 00 00 00 c408 0100000001000000 c408 {z8} c400", Limits{}, ErrMalformed},
 		{"versions of a leaf repeated", KindVersions, "96 00 00 00 c404 01000000 c404 02000000 c43a {z58}", Limits{}, ErrMalformed},
-		{"wants repeated", KindRepair, "98 00 00 00 90 c410 {z16} 90 c3 c2", Limits{}, ErrMalformed},
+		{"wants repeated", KindRepair, "97 00 00 00 90 c410 {z16} c3 c2", Limits{}, ErrMalformed},
 		{"key version flag 2", KindVersions, "96 00 00 00 c404 01000000 c404 01000000 c41d {z28} 02", Limits{}, ErrMalformed},
 	}
 	for _, tc := range cases {
@@ -447,12 +445,12 @@ func TestEncodeRejects(t *testing.T) {
 		{"origin too long", &Delta{Origin: "12345"}, ErrTooLarge},
 		{"key too long", &Delta{Records: []crdt.Record{{Key: "12345"}}}, ErrTooLarge},
 		{"value too long", &Repair{Records: []crdt.Record{{Value: make([]byte, 9)}}}, ErrTooLarge},
-		{"version key too long", &Reject{Versions: []crdt.Version{{Key: "12345"}}}, ErrTooLarge},
+		{"answer key too long", &Reject{Records: []crdt.Record{{Key: "12345", Tombstone: true}}}, ErrTooLarge},
 		{"frame too long", &Delta{Records: many}, ErrTooLarge},
 		{"wants over the frame", &Repair{Wants: []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}}, ErrTooLarge},
 		{"wants repeated", &Repair{Wants: []uint64{1, 1}}, ErrMalformed},
 		{"too many records", &Delta{Records: make([]crdt.Record, MaxRecords+1)}, ErrTooLarge},
-		{"too many rejections", &Repair{Rejected: make([]crdt.Version, MaxRecords+1)}, ErrTooLarge},
+		{"too many rejection answers", &Reject{Records: make([]crdt.Record, MaxRecords+1)}, ErrTooLarge},
 		{"too many leaves", &Versions{Leaves: make([]uint32, MaxLeavesPerStep+1), Counts: make([]uint32, MaxLeavesPerStep+1)}, ErrTooLarge},
 		{"digest level 7", &Digest{Level: 7}, ErrMalformed},
 		{"digest hashes short", &Digest{Level: 1, Parents: []uint32{0}, Hashes: []uint64{1}}, ErrMalformed},

@@ -29,10 +29,11 @@ func (c *Codec) decodeBody(k Kind) Message {
 		return m
 	case KindDigest:
 		m := &Digest{}
-		c.fields(6, "digest")
+		c.fields(10, "digest")
 		m.Session = c.session()
 		m.Level = uint8(c.uint(maxLevel, "level"))
 		m.Parents, m.Hashes = c.uint32s("parents"), c.uint64s("hashes")
+		m.Cut, m.Coverage = c.timestamp(), c.int("coverage")
 		return m
 	case KindVersions:
 		m := &Versions{}
@@ -43,15 +44,15 @@ func (c *Codec) decodeBody(k Kind) Message {
 		return m
 	case KindRepair:
 		m := &Repair{}
-		c.fields(8, "repair")
+		c.fields(7, "repair")
 		m.Session = c.session()
-		m.Records, m.Wants, m.Rejected = c.records(0, 0), c.uint64s("wants"), c.versions()
+		m.Records, m.Wants = c.records(0, 0), c.uint64s("wants")
 		m.Final, m.Truncated = c.bool("final"), c.bool("truncated")
 		return m
 	}
 	m := &Reject{}
 	c.fields(4, "reject")
-	m.Session, m.Versions = c.session(), c.versions()
+	m.Session, m.Records = c.session(), c.records(0, 0)
 	return m
 }
 
@@ -67,8 +68,7 @@ func (c *Codec) session() Session {
 // elements than the bytes left could hold is rejected before the slice is
 // allocated, which bounds the allocation by the frame size.
 const (
-	minRecordSize  = 8 // fixarray, fixstr, nil, five fixints
-	minVersionSize = 6 // fixarray, fixstr, three fixints, bool
+	minRecordSize = 8 // fixarray, fixstr, nil, five fixints
 )
 
 // records reads a record list written by putRecords with the same base and
@@ -94,23 +94,6 @@ func (c *Codec) records(base int64, origin crdt.NodeID) []crdt.Record {
 		}
 	}
 	return rs
-}
-
-func (c *Codec) versions() []crdt.Version {
-	n := c.list(minVersionSize, "versions")
-	if n == 0 {
-		return nil
-	}
-	vs := make([]crdt.Version, n)
-	for i := range vs {
-		c.fields(5, "version")
-		vs[i].Key, vs[i].Time, vs[i].Tombstone = c.str("key"), c.timestamp(), c.bool("tombstone")
-		if c.err != nil {
-			c.err = fmt.Errorf("version %d: %w", i, c.err)
-			return nil
-		}
-	}
-	return vs
 }
 
 func (c *Codec) timestamp() crdt.Timestamp {

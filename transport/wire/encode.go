@@ -18,11 +18,13 @@ func (c *Codec) encodeBody(m Message) {
 		_ = c.enc.EncodeInt(base)
 		c.putRecords(m.Records, base, m.OriginID)
 	case *Digest:
-		_ = c.enc.EncodeArrayLen(6)
+		_ = c.enc.EncodeArrayLen(10)
 		c.putSession(m.Session)
 		_ = c.enc.EncodeUint(uint64(m.Level))
 		c.putUint32s(m.Parents)
 		c.putUint64s(m.Hashes)
+		c.putTimestamp(m.Cut)
+		_ = c.enc.EncodeInt(m.Coverage)
 	case *Versions:
 		_ = c.enc.EncodeArrayLen(6)
 		c.putSession(m.Session)
@@ -30,17 +32,16 @@ func (c *Codec) encodeBody(m Message) {
 		c.putUint32s(m.Counts)
 		c.putKeyVersions(m.Versions)
 	case *Repair:
-		_ = c.enc.EncodeArrayLen(8)
+		_ = c.enc.EncodeArrayLen(7)
 		c.putSession(m.Session)
 		c.putRecords(m.Records, 0, 0)
 		c.putUint64s(m.Wants)
-		c.putVersions(m.Rejected)
 		_ = c.enc.EncodeBool(m.Final)
 		_ = c.enc.EncodeBool(m.Truncated)
 	case *Reject:
 		_ = c.enc.EncodeArrayLen(4)
 		c.putSession(m.Session)
-		c.putVersions(m.Versions)
+		c.putRecords(m.Records, 0, 0)
 	}
 }
 
@@ -143,18 +144,6 @@ func recordFlags(r *crdt.Record) uint64 {
 		f |= flagEvicted
 	}
 	return f
-}
-
-func (c *Codec) putVersions(vs []crdt.Version) {
-	if !c.putList(len(vs), "versions") {
-		return
-	}
-	for i := range vs {
-		_ = c.enc.EncodeArrayLen(5)
-		c.putStr(vs[i].Key, "key")
-		c.putTimestamp(vs[i].Time)
-		_ = c.enc.EncodeBool(vs[i].Tombstone)
-	}
 }
 
 // putBlobHeader writes the header of a bin of n entries of width bytes.

@@ -5,8 +5,9 @@ import "github.com/bcache-go/bcache/crdt"
 // WireVersion is the version byte every frame starts with. A frame with any
 // other version is rejected. Version 2 replaced the anti-entropy messages'
 // Echo (the responder's time, carried back and forth) with the responder's
-// Token and a Step number; members of versions 1 and 2 do not exchange
-// frames.
+// Token and a Step number, the opening digests carry each side's cut and
+// coverage, and rejections are answered with tombstones; members of
+// versions 1 and 2 do not exchange frames.
 const WireVersion = 2
 
 // Kind names a message type on the wire.
@@ -89,6 +90,12 @@ type Digest struct {
 	// Hashes holds crdt.Fanout node hashes per parent, in order (one hash, the
 	// root's, at Level 0).
 	Hashes []uint64
+	// Cut is the sender's clock reading when it entered the session, and
+	// Coverage the lowest cut it holds of the members it counts (see package
+	// transport). Both are carried by the initiator's first message and the
+	// responder's first reply, and are zero in the others.
+	Cut      crdt.Timestamp
+	Coverage int64
 }
 
 // KeyVersion is a version identified by its key hash, as exchanged for the
@@ -124,7 +131,8 @@ type Versions struct {
 }
 
 // Repair carries records one side holds newer than the other, plus what the
-// sender wants back.
+// sender wants back, and (from the initiator) the tombstones answering the
+// responder's records it rejected.
 type Repair struct {
 	Session
 	// Records are in ascending timestamp order.
@@ -132,9 +140,6 @@ type Repair struct {
 	// Wants are key hashes, strictly ascending, whose records the sender
 	// wants from the receiver.
 	Wants []uint64
-	// Rejected are records of the receiver's previous Repair that the sender
-	// rejected as below its GC watermark; the receiver forgets them.
-	Rejected []crdt.Version
 	// Final marks the sender's last Repair of the session.
 	Final bool
 	// Truncated says Records was cut at the message size limit; the
@@ -142,11 +147,13 @@ type Repair struct {
 	Truncated bool
 }
 
-// Reject lists records of the receiver's Repair that the sender rejected as
-// below its GC watermark; the receiver forgets them.
+// Reject answers records of the receiver's Repair that the sender rejected
+// as below its GC watermark: a tombstone for each key, written just above
+// the watermark, which the receiver merges (package lww, rule 3). The
+// initiator sends its answers in its next Repair's Records instead.
 type Reject struct {
 	Session
-	Versions []crdt.Version
+	Records []crdt.Record
 }
 
 // Kind implements Message.

@@ -1,0 +1,72 @@
+// Package rapidfail runs a rapid property that is expected to fail: the
+// deliberately broken variant that each of bcache's properties must catch,
+// to show that the property can fail at all.
+package rapidfail
+
+import (
+	"flag"
+	"runtime"
+	"sync"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// Fails runs prop with a fixed seed and budget (1,000 runs of about 100
+// steps), so that the outcome is the same on every run, and reports
+// whether rapid found a counterexample. The failure is recorded, not
+// reported to t.
+func Fails(t *testing.T, name string, prop func(*rapid.T)) bool {
+	t.Helper()
+	setFlag(t, "rapid.seed", "1")
+	setFlag(t, "rapid.checks", "1000")
+	setFlag(t, "rapid.steps", "100")
+	setFlag(t, "rapid.shrinktime", "50ms") // finding one is what counts here
+	setFlag(t, "rapid.nofailfile", "true")
+	rec := &recordingTB{name: name}
+	done := make(chan struct{})
+	go func() { // rapid ends a failed check with runtime.Goexit
+		defer close(done)
+		rapid.Check(rec, prop)
+	}()
+	<-done
+	return rec.Failed()
+}
+
+// setFlag sets a command-line flag for the rest of the test.
+func setFlag(t *testing.T, name, value string) {
+	t.Helper()
+	f := flag.Lookup(name)
+	if f == nil {
+		t.Fatalf("no flag %s", name)
+	}
+	old := f.Value.String()
+	if err := flag.Set(name, value); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { flag.Set(name, old) })
+}
+
+// recordingTB is a rapid.TB that records a failure instead of failing the
+// test.
+type recordingTB struct {
+	name   string
+	mu     sync.Mutex
+	failed bool
+}
+
+func (r *recordingTB) Helper()               {}
+func (r *recordingTB) Name() string          { return r.name }
+func (r *recordingTB) Logf(string, ...any)   {}
+func (r *recordingTB) Log(...any)            {}
+func (r *recordingTB) Skipf(string, ...any)  { runtime.Goexit() }
+func (r *recordingTB) Skip(...any)           { runtime.Goexit() }
+func (r *recordingTB) SkipNow()              { runtime.Goexit() }
+func (r *recordingTB) Errorf(string, ...any) { r.fail() }
+func (r *recordingTB) Error(...any)          { r.fail() }
+func (r *recordingTB) Fatalf(string, ...any) { r.fail(); runtime.Goexit() }
+func (r *recordingTB) Fatal(...any)          { r.fail(); runtime.Goexit() }
+func (r *recordingTB) FailNow()              { r.fail(); runtime.Goexit() }
+func (r *recordingTB) Fail()                 { r.fail() }
+func (r *recordingTB) Failed() bool          { r.mu.Lock(); defer r.mu.Unlock(); return r.failed }
+func (r *recordingTB) fail()                 { r.mu.Lock(); r.failed = true; r.mu.Unlock() }

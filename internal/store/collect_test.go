@@ -1,0 +1,86 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
+)
+
+// deadStore returns a synced store holding n tombstones, of keys "d0"... at
+// walls testNow+1..testNow+n, and a live value "live" at testNow.
+func deadStore(t *testing.T, cfg Config, n int) *Store {
+	t.Helper()
+	s := mustStore(t, cfg)
+	s.Write(crdt.Record{Key: "live", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	for i := range n {
+		s.Write(crdt.Record{Key: fmt.Sprint("d", i), Tombstone: true, Time: crdt.Timestamp{Wall: testNow + int64(i) + 1, Node: 1}})
+	}
+	s.MarkSynced(testNow)
+	return s
+}
+
+// TestMaxDeadCollectsTheOldestFirst: past MaxDead dead records, Collect
+// takes the oldest at once, raises their buckets' watermarks (an older
+// write of a collected key is rejected, not resurrected), counts them, and
+// leaves live values alone.
+func TestMaxDeadCollectsTheOldestFirst(t *testing.T) {
+	s := deadStore(t, Config{Horizon: time.Hour, MaxDead: 3}, 10)
+	got := s.Collect(testNow+100, false, lww.NoStable)
+	if len(got) != 7 {
+		t.Fatalf("collected %d records, want the 7 over the bound", len(got))
+	}
+	for i := range 10 {
+		_, held := s.Lookup(fmt.Sprint("d", i))
+		if held != (i >= 7) {
+			t.Errorf("d%d held: %v; want only the 3 newest", i, held)
+		}
+	}
+	if _, ok := s.Get("live", func() int64 { return testNow + 100 }); !ok {
+		t.Fatal("a live value was collected")
+	}
+	old := crdt.Record{Key: "d0", Value: []byte("old"), Time: crdt.Timestamp{Wall: testNow, Node: 2}}
+	if o := s.Apply(old, false, testNow+100); o != crdt.Rejected {
+		t.Fatalf("a write older than a collected delete: %v, want rejected", o)
+	}
+	if st := s.Stats(); st.CollectedByBound != 7 || st.Tombstones != 3 {
+		t.Fatalf("stats %+v: want 7 collected by the bound, 3 tombstones held", st)
+	}
+}
+
+// TestMaxDeadWaitsForASync: a member that has not completed an exchange
+// since it started (and is no founder) collects nothing under the bound:
+// its watermarks must not decide which of the cluster's records survive.
+func TestMaxDeadWaitsForASync(t *testing.T) {
+	s := mustStore(t, Config{Horizon: time.Hour, MaxDead: 1})
+	for i := range 5 {
+		s.Write(crdt.Record{Key: fmt.Sprint("d", i), Tombstone: true, Time: crdt.Timestamp{Wall: testNow + int64(i), Node: 1}})
+	}
+	if got := s.Collect(testNow+100, true, lww.NoStable); len(got) != 0 {
+		t.Fatalf("collected %v before any sync", got)
+	}
+	s.MarkSynced(testNow + 100)
+	if got := s.Collect(testNow+100, false, lww.NoStable); len(got) != 4 {
+		t.Fatalf("collected %d after a sync, want 4", len(got))
+	}
+}
+
+// TestCollectEarlyBelowStable: a dead record written below the stable
+// bound is collected at once, counted as early; one written above it (an
+// expired value counted as held), or a live value, waits.
+func TestCollectEarlyBelowStable(t *testing.T) {
+	s := deadStore(t, Config{Horizon: time.Hour}, 4)
+	s.Write(crdt.Record{Key: "expired", Value: []byte("v"), Expires: testNow + 2, Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
+	s.Write(crdt.Record{Key: "expiring", Value: []byte("v"), Expires: testNow + 1e9, Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
+	s.Write(crdt.Record{Key: "expired-late", Value: []byte("v"), Expires: testNow + 11, Time: crdt.Timestamp{Wall: testNow + 10, Node: 1}})
+	got := s.Collect(testNow+100, false, testNow+3) // d0 (+1) and d1 (+2) are below
+	if len(got) != 3 {
+		t.Fatalf("collected %v, want d0, d1 and expired", got)
+	}
+	st := s.Stats()
+	if st.CollectedEarly != 3 || st.Tombstones != 2 || st.Expired != 1 {
+		t.Fatalf("stats %+v: want 3 collected early, 2 tombstones and 1 expired value held", st)
+	}
+}

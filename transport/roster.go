@@ -1,0 +1,183 @@
+package transport
+
+import (
+	"math"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// The roster is what a node knows of the other members' progress, for early
+// collection of dead records (package lww, rule 6). Every anti-entropy
+// session carries each side's cut: its clock's reading when it entered the
+// session. Every record a member writes later is stamped above its cut (its
+// clock only moves forward), so once a session completes, this node holds
+// every record the peer wrote below the peer's cut, or something newer.
+// Each side also reports its own coverage: the lowest cut it holds of the
+// members it counts, below which it holds every record they wrote.
+//
+// Which members count: those in the view; those that left the view without
+// saying so (failed: they may come back with records the bound would
+// cover), for FailedTimeout; and incarnations that ended (left on purpose,
+// or replaced by a restart under the same name), until every member in the
+// view has completed a session with this node some time after the end, so
+// that what the ended incarnation wrote and someone holds has reached this
+// node. A member in the view without a completed session yet stops the
+// bound: its records are not known to be here.
+//
+// Stable, the bound, is the lowest of: this node's coverage (the lowest cut
+// it holds), and the coverage every counted member reported, less a margin
+// for clock error. Below it every counted member holds every record:
+// collecting a dead record written below it, and raising its bucket's
+// watermark to it, rejects nothing anyone still has.
+
+// NoStable is the stable bound that allows no early collection.
+const NoStable int64 = math.MinInt64
+
+// incarnation is one life of another member, as this node knows it.
+type incarnation struct {
+	name      string
+	id        crdt.NodeID // 0 until a session shows it
+	cut       int64       // wall of its cut in the last completed session
+	hasCut    bool
+	coverage  int64 // what it reported in that session
+	hasReport bool
+	synced    int64 // this node's time at the start of that session
+	joined    int64 // when this node first saw it: it wrote nothing before
+	state     int
+	since     int64 // when it failed or ended
+}
+
+const (
+	alive = iota
+	failed
+	ended
+)
+
+type roster struct {
+	margin, failedTimeout, retireAfter int64
+
+	current map[string]*incarnation // by name: the incarnation in or last in the view
+	ended   []*incarnation          // ended, until retired
+}
+
+func (r *roster) init(margin, failedTimeout, retireAfter int64) {
+	r.margin, r.failedTimeout, r.retireAfter = margin, failedTimeout, retireAfter
+	r.current = map[string]*incarnation{}
+}
+
+// view records the members in the view (self excluded) at now: new names
+// join, names gone from the view fail, failed names back in it live again.
+func (r *roster) view(names map[string]bool, now int64) {
+	for name := range names {
+		in := r.current[name]
+		switch {
+		case in == nil:
+			r.current[name] = &incarnation{name: name, joined: now}
+		case in.state == failed:
+			in.state = alive
+		}
+	}
+	for name, in := range r.current {
+		if !names[name] && in.state == alive {
+			in.state, in.since = failed, now
+		}
+	}
+}
+
+// left records that a member left on purpose: its incarnation has ended.
+func (r *roster) left(name string, now int64) {
+	if in := r.current[name]; in != nil {
+		r.end(in, now)
+		delete(r.current, name)
+	}
+}
+
+func (r *roster) end(in *incarnation, now int64) {
+	in.state, in.since = ended, now
+	if !in.hasCut { // never synced with: it wrote nothing before it joined
+		in.cut, in.hasCut = in.joined, true
+	}
+	r.ended = append(r.ended, in)
+}
+
+// completed records a session with the member called name, which started at
+// start (this node's time) and in which the peer's cut was cut and its
+// reported coverage coverage. A cut of another incarnation than the one
+// known under name means the member restarted: the old one has ended.
+func (r *roster) completed(name string, cut crdt.Timestamp, coverage, start, now int64) {
+	in := r.current[name]
+	if in != nil && in.id != 0 && in.id != cut.Node {
+		r.end(in, now)
+		in = nil
+	}
+	if in == nil {
+		in = &incarnation{name: name, joined: now}
+		r.current[name] = in
+	}
+	in.id = cut.Node
+	in.cut, in.hasCut = min(cut.Wall, now), true
+	in.coverage, in.hasReport = min(coverage, now), true
+	in.synced = start
+}
+
+// coverage returns this node's coverage at now: the lowest cut it holds of
+// the members it counts (now when it counts none), or NoStable while one of
+// them has no completed session. It forgets what no longer counts.
+func (r *roster) coverage(now int64) int64 {
+	r.expire(now)
+	low := now
+	for _, in := range r.current {
+		if !in.hasCut {
+			return NoStable
+		}
+		low = min(low, in.cut)
+	}
+	for _, in := range r.ended {
+		low = min(low, in.cut)
+	}
+	return low
+}
+
+// stable returns the bound below which every counted member holds every
+// record, less the margin, or NoStable.
+func (r *roster) stable(now int64) int64 {
+	low := r.coverage(now)
+	if low == NoStable {
+		return NoStable
+	}
+	for _, in := range r.current {
+		if !in.hasReport || in.coverage == NoStable {
+			return NoStable
+		}
+		low = min(low, in.coverage)
+	}
+	return crdt.SubSat(low, r.margin)
+}
+
+// expire forgets failed members after failedTimeout and retires ended
+// incarnations once every member in the view has synced with this node
+// retireAfter after the end.
+func (r *roster) expire(now int64) {
+	for name, in := range r.current {
+		if in.state == failed && now-in.since > r.failedTimeout {
+			delete(r.current, name)
+		}
+	}
+	kept := r.ended[:0]
+	for _, e := range r.ended {
+		if !r.everyoneSyncedAfter(e.since + r.retireAfter) {
+			kept = append(kept, e)
+		}
+	}
+	clear(r.ended[len(kept):])
+	r.ended = kept
+}
+
+func (r *roster) everyoneSyncedAfter(t int64) bool {
+	for _, in := range r.current {
+		if in.state == alive && (!in.hasCut || in.synced < t) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,101 @@
+package transport
+
+import (
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+func newRoster() *roster {
+	r := new(roster)
+	r.init(10, 1000, 50) // margin, failed timeout, retire after
+	return r
+}
+
+func members(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+func cut(wall int64, id crdt.NodeID) crdt.Timestamp { return crdt.Timestamp{Wall: wall, Node: id} }
+
+func TestRosterStableIsTheLowestCutAndReport(t *testing.T) {
+	r := newRoster()
+	if got := r.stable(500); got != 490 {
+		t.Fatalf("alone: stable %d, want now - margin = 490", got)
+	}
+	r.view(members("b", "c"), 500)
+	if got := r.stable(500); got != NoStable {
+		t.Fatalf("members without a session: stable %d, want none", got)
+	}
+	r.completed("b", cut(400, 2), 380, 390, 500)
+	if got := r.stable(500); got != NoStable {
+		t.Fatalf("c has no session yet: stable %d, want none", got)
+	}
+	r.completed("c", cut(450, 3), 420, 440, 500)
+	if got, want := r.stable(500), int64(380-10); got != want {
+		t.Fatalf("stable %d, want the lowest report less the margin, %d", got, want)
+	}
+	r.completed("b", cut(480, 2), 470, 470, 510)
+	if got, want := r.stable(510), int64(420-10); got != want {
+		t.Fatalf("stable %d, want %d", got, want)
+	}
+	if got := r.coverage(510); got != 450 {
+		t.Fatalf("coverage %d, want the lowest cut, 450", got)
+	}
+}
+
+// TestRosterFailedMemberHoldsTheBound: a member that leaves the view
+// without saying so may come back with records the bound would cover: it
+// keeps the bound where its last session put it, for the failed timeout.
+func TestRosterFailedMemberHoldsTheBound(t *testing.T) {
+	r := newRoster()
+	r.view(members("b", "c"), 0)
+	r.completed("b", cut(100, 2), 100, 100, 100)
+	r.completed("c", cut(100, 3), 100, 100, 100)
+	r.view(members("b"), 200) // c fails
+	r.completed("b", cut(900, 2), 900, 900, 900)
+	if got := r.stable(900); got != 90 {
+		t.Fatalf("c failed: stable %d, want its bound 90", got)
+	}
+	if got := r.stable(1300); got != 890 {
+		t.Fatalf("c failed for longer than the timeout: stable %d, want b's 890", got)
+	}
+	r.view(members("b", "c"), 1400) // c is back: a new member, unsynced
+	if got := r.stable(1400); got != NoStable {
+		t.Fatalf("c back without a session: stable %d, want none", got)
+	}
+}
+
+// TestRosterEndedIncarnationRetires: a member that left on purpose, or
+// restarted as a new incarnation, holds the bound until every member in
+// the view has synced after its end (so that what it wrote reached here).
+func TestRosterEndedIncarnationRetires(t *testing.T) {
+	r := newRoster()
+	r.view(members("b", "c"), 0)
+	r.completed("b", cut(100, 2), 100, 100, 100)
+	r.completed("c", cut(100, 3), 100, 100, 100)
+	r.left("c", 200)
+	r.view(members("b"), 200)
+	r.completed("b", cut(240, 2), 240, 240, 240)
+	if got := r.stable(240); got != 90 {
+		t.Fatalf("c just left: stable %d, want its bound 90", got)
+	}
+	r.completed("b", cut(260, 2), 260, 260, 260) // b synced after 200 + 50
+	if got := r.stable(260); got != 250 {
+		t.Fatalf("every member synced after c left: stable %d, want b's 250", got)
+	}
+
+	// b restarts: a session shows a new incarnation under the same name.
+	r.completed("b", cut(300, 7), 300, 300, 300)
+	if got := r.stable(300); got != 250 {
+		t.Fatalf("b's old incarnation just ended: stable %d, want its bound 250", got)
+	}
+	r.completed("b", cut(400, 7), 400, 400, 400)
+	if got := r.stable(400); got != 390 {
+		t.Fatalf("b's new incarnation synced after the end: stable %d, want 390", got)
+	}
+}
