@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -336,6 +337,47 @@ func TestEvictionIsLocalAndNotRepaired(t *testing.T) {
 		if v, ok := cs[0].Get(fmt.Sprint("key-", i)); !ok || string(v) != "v" {
 			t.Fatalf("m0 lost key-%d", i)
 		}
+	}
+}
+
+// TestBoundedMemberKeepsThePeersNewestWrites: a member bounded at 50
+// values, while a peer writes k0..k499 and then all of them again, ends
+// with the 50 written last (the CLOCK ring that preceded the current
+// policy kept a scatter of old and new, and once not k499).
+func TestBoundedMemberKeepsThePeersNewestWrites(t *testing.T) {
+	cs := cluster(t, 2, func(i int, c *Config) {
+		if i == 1 {
+			c.MaxKeys = 50
+		}
+	})
+	for pass := range 2 {
+		for i := range 500 {
+			if err := cs[0].Set(fmt.Sprint("k", i), []byte(fmt.Sprint(pass)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		for i := range 500 {
+			a, _ := cs[0].store.Lookup(fmt.Sprint("k", i))
+			if b, ok := cs[1].store.Lookup(a.Key); !ok || b.Time != a.Time {
+				return false
+			}
+		}
+		return true
+	}, "m1 has not received every write")
+	var held []string
+	for i := range 500 {
+		if rec, _ := cs[1].store.Lookup(fmt.Sprint("k", i)); !rec.Evicted {
+			held = append(held, rec.Key)
+		}
+	}
+	want := make([]string, 0, 50)
+	for i := 450; i < 500; i++ {
+		want = append(want, fmt.Sprint("k", i))
+	}
+	if !slices.Equal(held, want) {
+		t.Fatalf("m1 holds %v, want k450..k499; m0 %+v; m1 %+v", held, cs[0].Stats().Replication, cs[1].Stats().Replication)
 	}
 }
 

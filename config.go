@@ -64,9 +64,11 @@ type Config struct {
 	// the first member. Unreachable peers do not stop New: the member starts
 	// alone and joins as soon as one answers.
 	Peers []string
-	// MaxKeys bounds the values this member holds; past it the least
-	// recently used values are evicted locally (their keys and versions
-	// stay, so nothing stale comes back). 0 means unbounded.
+	// MaxKeys bounds the values this member holds; past it values are
+	// evicted locally (their keys and versions stay, so nothing stale comes
+	// back): first peers' writes not read here, oldest first, then values
+	// written here and not read again, then those read least (package
+	// evict). 0 means unbounded.
 	MaxKeys int
 	// MaxBytes bounds the key and value bytes this member holds, in the
 	// same way. 0 means unbounded.

@@ -32,6 +32,29 @@ func (m *Map) Cutoff(now int64) (int64, bool) {
 // noMark itself raises nothing when collected; nothing is older than it.
 var noMark = crdt.Timestamp{Wall: math.MinInt64}
 
+// mark returns the watermark of a leaf.
+func (m *Map) mark(leaf uint32) crdt.Timestamp {
+	if m.wm == nil {
+		return noMark
+	}
+	return m.wm[leaf]
+}
+
+// raise raises the watermark of a leaf to w, if that is higher. The
+// watermarks take 24 bytes a leaf, allocated at the first: a map that
+// never collects (no deletes, no TTLs) never pays for them.
+func (m *Map) raise(leaf uint32, w crdt.Timestamp) {
+	if noMark.Less(w) && m.wm == nil {
+		m.wm = make([]crdt.Timestamp, m.tree.Leaves())
+		for i := range m.wm {
+			m.wm[i] = noMark
+		}
+	}
+	if m.wm != nil && m.wm[leaf].Less(w) {
+		m.wm[leaf] = w
+	}
+}
+
 // NoStable is the stable bound that allows no early collection.
 const NoStable = math.MinInt64
 
@@ -116,9 +139,7 @@ func (m *Map) shrink() {
 // drop removes e and raises its bucket's watermark to its timestamp.
 func (m *Map) drop(e *Entry) {
 	leaf := m.leafOf(e.khash)
-	if m.wm[leaf].Less(e.rec.Time) {
-		m.wm[leaf] = e.rec.Time
-	}
+	m.raise(leaf, e.rec.Time)
 	m.remove(e, leaf)
 }
 
@@ -130,7 +151,7 @@ func (m *Map) drop(e *Entry) {
 // record merges it like any other, and loses every version of key at or
 // below the watermark, as this map did when it collected them.
 func (m *Map) Tombstone(key string) crdt.Record {
-	return crdt.Record{Key: key, Tombstone: true, Time: above(m.wm[m.leafOf(crdt.HashKey(key))])}
+	return crdt.Record{Key: key, Tombstone: true, Time: above(m.mark(m.leafOf(crdt.HashKey(key))))}
 }
 
 // above returns the least timestamp of node 0 after t.
@@ -146,7 +167,7 @@ func above(t crdt.Timestamp) crdt.Timestamp {
 // nothing has been collected from it (raising a watermark to that is a
 // no-op).
 func (m *Map) Watermark(leaf uint32) (crdt.Timestamp, bool) {
-	w := m.wm[leaf]
+	w := m.mark(leaf)
 	return w, w != noMark
 }
 
@@ -162,8 +183,6 @@ func (m *Map) RaiseWatermark(leaf uint32, w crdt.Timestamp, ceiling int64) bool 
 	if !ok {
 		w = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32, Node: math.MaxUint64}
 	}
-	if m.wm[leaf].Less(w) {
-		m.wm[leaf] = w
-	}
+	m.raise(leaf, w)
 	return ok
 }

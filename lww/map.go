@@ -67,7 +67,7 @@ type Map struct {
 	early   uint64           // records collected by rule 6
 	expired int              // expired values the last GC kept
 	heads   []*Entry         // per digest leaf, a singly linked list of its entries
-	wm      []crdt.Timestamp // per digest leaf, the GC watermark; noMark: none
+	wm      []crdt.Timestamp // per digest leaf, the GC watermark (noMark: none); nil until one is raised
 	synced  int64            // start of the last completed exchange, or noSync
 
 	values     int // records holding a value (neither tombstone nor evicted)
@@ -100,11 +100,7 @@ func New(cfg Config) (*Map, error) {
 		tree:    tree,
 		entries: make(map[string]*Entry),
 		heads:   make([]*Entry, tree.Leaves()),
-		wm:      make([]crdt.Timestamp, tree.Leaves()),
 		synced:  noSync,
-	}
-	for i := range m.wm {
-		m.wm[i] = noMark
 	}
 	return m, nil
 }
@@ -146,7 +142,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if e == nil {
 		khash := crdt.HashKey(r.Key)
 		leaf := m.leafOf(khash)
-		if w := m.wm[leaf]; w != noMark && r.Time.Compare(w) <= 0 {
+		if w := m.mark(leaf); w != noMark && r.Time.Compare(w) <= 0 {
 			return crdt.Rejected, nil
 		}
 		e = &Entry{rec: r, khash: khash, next: m.heads[leaf]}

@@ -73,7 +73,7 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 func (s *Store) unpublish(removed []change, sh *shard, vs []crdt.Version) []change {
 	for _, v := range vs {
 		if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
-			s.track(ch)
+			s.track(ch, false)
 			removed = append(removed, ch)
 		}
 	}

@@ -1,14 +1,15 @@
 package store
 
-// track keeps the eviction ring in step with a change of resident items.
-// Called with the shard's lock held.
-func (s *Store) track(ch change) {
+// track keeps the eviction policy in step with a change of resident
+// items; remote says the change came from a peer. Called with the shard's
+// lock held.
+func (s *Store) track(ch change, remote bool) {
 	if s.policy == nil || (ch.added == nil && ch.removed == nil) {
 		return
 	}
 	s.evictMu.Lock()
 	if ch.added != nil {
-		s.policy.Add(ch.added)
+		s.policy.Add(ch.added, remote)
 	} else {
 		s.policy.Remove(ch.removed)
 	}

@@ -27,8 +27,8 @@ type item struct {
 	seq     atomic.Uint32        // odd while a writer is changing the value
 	size    atomic.Int32         // the value's length (at most the wire's value limit)
 	hash    uint32               // the key's index hash (Store.indexHash)
-	slot    int32                // place in the eviction ring, under its lock
-	ref     atomic.Bool          // read since the eviction hand last passed
+	slot    int32                // place in the eviction policy, under its lock
+	use     atomic.Uint32        // reads, for the eviction policy (evict.Touch)
 	shard   uint8                // the key's shard
 }
 
@@ -40,7 +40,6 @@ var noBytes byte
 func newItem(key string, hash uint32, shard uint8, e *lww.Entry, value []byte, expires int64) *item {
 	it := &item{key: key, hash: hash, shard: shard, entry: e}
 	it.storeFields(value, expires)
-	it.ref.Store(true) // a second chance before the first eviction sweep
 	return it
 }
 
@@ -82,17 +81,18 @@ func (it *item) load() ([]byte, int64) {
 // valueLen returns the length of the value (writer side, under the lock).
 func (it *item) valueLen() int { return int(it.size.Load()) }
 
-// TakeReferenced implements lru.Entry.
-func (it *item) TakeReferenced() bool {
-	if !it.ref.Load() {
-		return false
-	}
-	it.ref.Store(false)
-	return true
-}
+// Hash implements evict.Entry: the store's own seeded hash of the key.
+func (it *item) Hash() uint32 { return it.hash }
 
-// Slot implements lru.Entry.
+// Written implements evict.Entry: the wall time of the value's write.
+// Called with the shard's lock held.
+func (it *item) Written() int64 { return it.entry.Record().Time.Wall }
+
+// Use implements evict.Entry.
+func (it *item) Use() *atomic.Uint32 { return &it.use }
+
+// Slot implements evict.Entry.
 func (it *item) Slot() int { return int(it.slot) }
 
-// SetSlot implements lru.Entry.
+// SetSlot implements evict.Entry.
 func (it *item) SetSlot(i int) { it.slot = int32(i) }

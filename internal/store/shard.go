@@ -48,7 +48,6 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64) change 
 	case cur != nil:
 		d := int64(len(rec.Value) - cur.valueLen())
 		cur.store(rec.Value, rec.Expires)
-		cur.ref.Store(true)
 		return change{outcome: o, bytes: d}
 	}
 	it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/lru"
+	"github.com/bcache-go/bcache/evict"
 	"github.com/bcache-go/bcache/lww"
 )
 
@@ -79,7 +79,7 @@ type Store struct {
 	shards     []shard
 	// policy is the eviction ring of resident items, nil when the store is
 	// unbounded. Its lock nests inside a shard's, never the other way.
-	policy   *lru.Clock[*item]
+	policy   *evict.Policy[*item]
 	evictMu  sync.Mutex
 	maxKeys  int64
 	maxBytes int64
@@ -139,7 +139,8 @@ func New(cfg Config) (*Store, error) {
 		s.shards[i].idx.init()
 	}
 	if cfg.MaxKeys > 0 || cfg.MaxBytes > 0 {
-		s.policy = new(lru.Clock[*item])
+		s.policy = new(evict.Policy[*item])
+		s.policy.Init(cfg.MaxKeys)
 	}
 	return s, nil
 }
@@ -178,9 +179,7 @@ func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 		sh.stats.misses.Add(1)
 		return nil, false
 	}
-	if !it.ref.Load() {
-		it.ref.Store(true)
-	}
+	evict.Touch(&it.use)
 	sh.stats.hits.Add(1)
 	return value, true
 }
@@ -216,7 +215,7 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 		rec.Key = strings.Clone(rec.Key)
 	}
 	ch := sh.apply(rec, ih, false, rec.Time.Wall)
-	s.track(ch)
+	s.track(ch, false)
 	sh.mu.Unlock()
 	s.settle(ch)
 	return rec, nil
@@ -238,7 +237,7 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	ch := sh.apply(rec, ih, delta, now)
-	s.track(ch)
+	s.track(ch, true)
 	sh.mu.Unlock()
 	s.settle(ch)
 	return ch.outcome
@@ -266,7 +265,7 @@ func (s *Store) Evict(key string) bool {
 	evicted := false
 	if it != nil {
 		ch, evicted = sh.evict(it)
-		s.track(ch)
+		s.track(ch, false)
 	}
 	sh.mu.Unlock()
 	if evicted {

@@ -15,7 +15,8 @@ import (
 // what readers see (the index and its items, updated in place) agrees with
 // the shards' maps, which are the truth: Get serves exactly the live
 // values of the maps, never an evicted or older one, and Len and the byte
-// count match them.
+// count match them. Bounded, it holds at most MaxKeys values, never evicts
+// below that, and its policy orders exactly the values held.
 func TestStoreAgreesWithItsMaps(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		now := int64(1_750_000_000_000_000_000)
@@ -29,6 +30,8 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 		}
 		clock := crdt.NewHLC(1, func() int64 { return now }, time.Second)
 		keys := rapid.SampledFrom([]string{"a", "b", "c", "d", "e", "f"})
+		var evictions uint64 // as of the last check, and those Evict made since
+		manual := false
 		value := func(t *rapid.T) []byte { return rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "value") }
 		t.Repeat(map[string]func(*rapid.T){
 			"set": func(t *rapid.T) {
@@ -62,7 +65,7 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 			"answer": func(t *rapid.T) { // a peer's tombstone answering a rejection
 				s.Apply(s.Tombstone(keys.Draw(t, "key")), false, now)
 			},
-			"evict": func(t *rapid.T) { s.Evict(keys.Draw(t, "key")) },
+			"evict": func(t *rapid.T) { manual = s.Evict(keys.Draw(t, "key")) || manual },
 			"time": func(t *rapid.T) {
 				now += int64(rapid.IntRange(1, 3000).Draw(t, "ms")) * int64(time.Millisecond)
 			},
@@ -103,6 +106,13 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 				}
 				if cfg.MaxKeys > 0 && s.Len() > cfg.MaxKeys {
 					t.Fatalf("%d values held, MaxKeys %d", s.Len(), cfg.MaxKeys)
+				}
+				if ev := s.stats.evictions.Load(); ev > evictions && !manual && s.Len() != cfg.MaxKeys {
+					t.Fatalf("evicted down to %d values, MaxKeys %d", s.Len(), cfg.MaxKeys)
+				}
+				evictions, manual = s.stats.evictions.Load(), false
+				if s.policy != nil && s.policy.Len() != s.Len() {
+					t.Fatalf("the policy orders %d values, %d held", s.policy.Len(), s.Len())
 				}
 			},
 		})

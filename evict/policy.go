@@ -1,0 +1,168 @@
+package evict
+
+import "sync/atomic"
+
+// Entry is a resident value as the policy sees it. The policy keeps its
+// place in the entry (Slot, SetSlot: zero while it holds none) and reads
+// its use word, which readers update with [Touch].
+type Entry interface {
+	comparable
+	// Hash returns a hash of the entry's key, the same for every entry of
+	// that key; nobody may choose keys whose hashes collide (seed it).
+	Hash() uint32
+	// Use returns the entry's use word.
+	Use() *atomic.Uint32
+	// Written returns when the entry's value was written (any monotonic
+	// scale): peers' writes that arrive out of that order (one frame
+	// overtaking another, a repair after a lost one) are evicted oldest
+	// first all the same.
+	Written() int64
+	Slot() int
+	SetSlot(int)
+}
+
+// Queues, as the low bits of an entry's slot.
+const (
+	doomedQueue = iota
+	peersQueue
+	smallQueue
+	mainQueue
+)
+
+// Policy orders the resident entries for eviction (see the package doc).
+// The zero Policy is ready for use; [Policy.Init] sizes its sketch for a
+// known capacity, which otherwise grows with the entries. It is not safe
+// for concurrent use, except [Touch] on an entry's use word.
+type Policy[E Entry] struct {
+	// doomed holds entries already chosen (main-queue victims that lost
+	// their place to a more frequent key), evicted first; peers the
+	// peers' writes not read here, evicted next, oldest write first.
+	doomed, small, main fifo[E]
+	peers               byAge[E]
+	sketch              sketch
+}
+
+// smallShare is the small queue's share of the entries, in tenths.
+const smallShare = 1
+
+// admitAfter is how often the sketch must have seen a key for a new value
+// of it to compete for the main queue at once.
+const admitAfter = 3
+
+// Init empties the policy and sizes its sketch for capacity entries.
+func (p *Policy[E]) Init(capacity int) {
+	*p = Policy[E]{}
+	p.doomed.id, p.peers.id, p.small.id, p.main.id = doomedQueue, peersQueue, smallQueue, mainQueue
+	p.sketch.init(capacity)
+}
+
+// Len returns the number of entries the policy holds.
+func (p *Policy[E]) Len() int { return p.doomed.len() + p.peers.len() + p.small.len() + p.main.len() }
+
+// Add takes a new resident entry, which the policy does not hold yet:
+// written here (a miss, mostly, in a read-through cache), or, if remote,
+// received from another member.
+func (p *Policy[E]) Add(e E, remote bool) {
+	if p.small.id == 0 {
+		p.Init(0)
+	}
+	if n := p.Len(); n >= 2*p.sketch.capacity() { // outgrown: the counts start again
+		p.sketch.init(n)
+	}
+	e.Use().Store(0)
+	if remote {
+		p.peers.push(e, e.Written())
+		return
+	}
+	h := uint64(e.Hash())
+	p.sketch.add(h, 1)
+	if est := p.sketch.estimate(h); est >= admitAfter {
+		if n := p.Len(); 10*p.main.len() < (10-smallShare)*n { // the main queue has room
+			p.main.push(e)
+			return
+		}
+		if victim, ok := p.mainVictim(); ok && est > p.sketch.estimate(uint64(victim.Hash())) {
+			p.main.remove(victim)
+			p.doomed.push(victim) // evicted before anything else
+			p.main.push(e)
+			return
+		}
+	}
+	p.small.push(e)
+}
+
+// Remove takes out an entry (its key deleted, collected, or evicted by the
+// caller); one the policy does not hold (it was just offered as a victim)
+// is left alone.
+func (p *Policy[E]) Remove(e E) {
+	if e.Slot() == 0 {
+		return
+	}
+	switch e.Slot() & queueMask {
+	case doomedQueue:
+		p.doomed.remove(e)
+	case peersQueue:
+		p.peers.remove(e)
+	case smallQueue:
+		p.small.remove(e)
+	case mainQueue:
+		p.main.remove(e)
+	}
+}
+
+// Victim removes and returns the entry to evict next, false if the policy
+// holds none.
+func (p *Policy[E]) Victim() (E, bool) {
+	for {
+		e, ok := p.doomed.pop()
+		if !ok {
+			e, ok = p.peers.pop()
+		}
+		if ok {
+			if freq(e.Use().Load()) > 0 { // read here: a local entry now
+				p.small.push(e)
+				continue
+			}
+			return e, true
+		}
+		if p.small.len() > 0 && (10*p.small.len() >= smallShare*p.Len() || p.main.len() == 0) {
+			e, _ := p.small.pop()
+			if freq(e.Use().Load()) > 0 {
+				p.main.push(e)
+				continue
+			}
+			return e, true
+		}
+		if e, ok := p.mainVictim(); ok {
+			p.main.remove(e)
+			return e, true
+		}
+		var zero E
+		return zero, false
+	}
+}
+
+// mainVictim returns the main queue's next victim, leaving it at the
+// front: entries read since they last passed the front go round again,
+// with one read less to their credit and their reads folded into the
+// sketch.
+func (p *Policy[E]) mainVictim() (E, bool) {
+	// Each pass takes one read from every entry, so four passes find one
+	// without; readers that keep touching entries meanwhile cannot make
+	// it go on for ever.
+	for turns := 4*p.main.len() + 1; ; turns-- {
+		e, ok := p.main.front()
+		if !ok {
+			return e, false
+		}
+		w := e.Use()
+		v := w.Load()
+		if freq(v) == 0 || turns == 0 {
+			return e, true
+		}
+		w.Store(freq(v) - 1) // a concurrent read may be lost: no matter
+		p.sketch.add(uint64(e.Hash()), pending(v))
+		p.main.pop()
+		p.main.push(e)
+	}
+}

@@ -1,0 +1,298 @@
+package evict
+
+import (
+	"fmt"
+	"hash/maphash"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+type entry struct {
+	name    string
+	hash    uint32
+	written int64
+	use     atomic.Uint32
+	slot    int
+}
+
+func (e *entry) Hash() uint32        { return e.hash }
+func (e *entry) Use() *atomic.Uint32 { return &e.use }
+func (e *entry) Written() int64      { return e.written }
+func (e *entry) Slot() int           { return e.slot }
+func (e *entry) SetSlot(i int)       { e.slot = i }
+
+var seed = maphash.MakeSeed()
+
+func newEntry(name string) *entry {
+	return &entry{name: name, hash: uint32(maphash.String(seed, name))}
+}
+
+// bounded is a cache of names bounded to n entries, evicting with a Policy.
+type bounded struct {
+	n       int
+	p       Policy[*entry]
+	entries map[string]*entry
+	evicted []string
+	clock   int64 // write times
+}
+
+func newBounded(n int) *bounded {
+	b := &bounded{n: n, entries: map[string]*entry{}}
+	b.p.Init(n)
+	return b
+}
+
+func (b *bounded) get(name string) bool {
+	e, ok := b.entries[name]
+	if ok {
+		Touch(e.Use())
+	}
+	return ok
+}
+
+func (b *bounded) set(name string, remote bool) {
+	if _, ok := b.entries[name]; ok {
+		return
+	}
+	e := newEntry(name)
+	b.clock++
+	e.written = b.clock
+	b.entries[name] = e
+	b.p.Add(e, remote)
+	for len(b.entries) > b.n {
+		v, ok := b.p.Victim()
+		if !ok {
+			panic("no victim over the bound")
+		}
+		delete(b.entries, v.name)
+		b.evicted = append(b.evicted, v.name)
+	}
+}
+
+func (b *bounded) del(name string) {
+	if e, ok := b.entries[name]; ok {
+		b.p.Remove(e)
+		delete(b.entries, name)
+	}
+}
+
+func names(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprint(prefix, i))
+	}
+	return out
+}
+
+// TestNoReadsEvictsOldestFirst: with no reads, values go in the order
+// they came and a bounded cache keeps the newest (the CLOCK ring this
+// replaced put a new entry wherever its hand was): keys written here once
+// each; keys received from a peer, written twice over. (A key written here
+// again after its eviction is another matter: the sketch counts that as
+// demand, as it does the write after a miss of a read-through cache.)
+func TestNoReadsEvictsOldestFirst(t *testing.T) {
+	for _, tc := range []struct {
+		remote bool
+		keys   []string
+		want   []string
+	}{
+		{false, names("k", 0, 1000), names("k", 950, 1000)},
+		{true, append(names("k", 0, 500), names("k", 0, 500)...), names("k", 450, 500)},
+	} {
+		b := newBounded(50)
+		for _, k := range tc.keys {
+			b.set(k, tc.remote)
+		}
+		held := slices.Sorted(maps.Keys(b.entries))
+		if want := slices.Sorted(slices.Values(tc.want)); !slices.Equal(held, want) {
+			t.Fatalf("remote %v: held %v, want %v", tc.remote, held, want)
+		}
+	}
+}
+
+// TestReadValuesOutliveAScan: values read here stay while a scan of new
+// keys, each written once, goes through.
+func TestReadValuesOutliveAScan(t *testing.T) {
+	b := newBounded(100)
+	hot := names("hot", 0, 50)
+	for range 3 {
+		for _, k := range hot {
+			if !b.get(k) {
+				b.set(k, false)
+			}
+		}
+	}
+	for _, k := range names("scan", 0, 10_000) {
+		b.set(k, false)
+	}
+	for _, k := range hot {
+		if !b.get(k) {
+			t.Fatalf("%s was evicted by a scan", k)
+		}
+	}
+}
+
+// TestPeersWritesGoOldestFirst: peers' writes are evicted in the order
+// they were written, whatever order they arrived in (a frame overtaking
+// another, a repair after a lost one).
+func TestPeersWritesGoOldestFirst(t *testing.T) {
+	var p Policy[*entry]
+	p.Init(100)
+	for _, w := range []int64{5, 1, 4, 2, 3, 9, 0, 7, 8, 6} {
+		e := newEntry(fmt.Sprint(w))
+		e.written = w
+		p.Add(e, true)
+	}
+	var got []string
+	for {
+		v, ok := p.Victim()
+		if !ok {
+			break
+		}
+		got = append(got, v.name)
+	}
+	if want := names("", 0, 10); !slices.Equal(got, want) {
+		t.Fatalf("victims %v, want %v", got, want)
+	}
+	for i := range 10 { // written at the same time: in the order they came
+		e := newEntry(fmt.Sprint(i))
+		p.Add(e, true)
+	}
+	for i := range 10 {
+		if v, _ := p.Victim(); v.name != fmt.Sprint(i) {
+			t.Fatalf("victim %d of ten written at once: %s", i, v.name)
+		}
+	}
+}
+
+// TestPeersWritesGoFirst: values received from peers and not read here
+// are evicted before values written or read here, however many arrive;
+// one read here is kept like a local one.
+func TestPeersWritesGoFirst(t *testing.T) {
+	b := newBounded(100)
+	local := names("local", 0, 90)
+	for range 2 {
+		for _, k := range local {
+			if !b.get(k) {
+				b.set(k, false)
+			}
+		}
+	}
+	b.set("wanted", true)
+	b.get("wanted")
+	for _, k := range names("peer", 0, 10_000) {
+		b.set(k, true)
+	}
+	for _, k := range append(local, "wanted") {
+		if !b.get(k) {
+			t.Fatalf("%s was pushed out by peers' writes", k)
+		}
+	}
+}
+
+// TestReturningKeysKeepTheirPlace: keys that come back again and again
+// (a loop larger than the cache) win places against keys seen once, where
+// a FIFO or an LRU would hit none of them.
+func TestReturningKeysKeepTheirPlace(t *testing.T) {
+	b := newBounded(100)
+	loop := names("loop", 0, 300)
+	hits := 0
+	for pass := range 20 {
+		for _, k := range loop {
+			if b.get(k) {
+				if pass >= 10 {
+					hits++
+				}
+			} else {
+				b.set(k, false)
+			}
+		}
+	}
+	if hits < 10*50 { // half the cache's worth of the loop per pass
+		t.Fatalf("%d hits in 10 passes over a loop of 300 with room for 100", hits)
+	}
+}
+
+// TestPolicyProperties drives a bounded cache with random writes (local
+// and received), reads and deletes: the policy holds exactly the resident
+// entries, and never offers one it does not hold or offers one twice.
+func TestPolicyProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 20).Draw(t, "bound")
+		b := newBounded(n)
+		key := rapid.SampledFrom(names("k", 0, 60))
+		for range rapid.IntRange(1, 400).Draw(t, "steps") {
+			k := key.Draw(t, "key")
+			switch rapid.IntRange(0, 3).Draw(t, "op") {
+			case 0:
+				b.set(k, false)
+			case 1:
+				b.set(k, true)
+			case 2:
+				b.get(k)
+			case 3:
+				b.del(k)
+			}
+			if len(b.entries) > n {
+				t.Fatalf("%d entries over a bound of %d", len(b.entries), n)
+			}
+			if b.p.Len() != len(b.entries) {
+				t.Fatalf("policy holds %d entries, cache %d", b.p.Len(), len(b.entries))
+			}
+			for name, e := range b.entries {
+				if e.slot == 0 {
+					t.Fatalf("%s resident but not in the policy", name)
+				}
+			}
+		}
+		for len(b.entries) > 0 { // drain: every victim is resident, each once
+			v, ok := b.p.Victim()
+			if !ok {
+				t.Fatalf("no victim with %d entries resident", len(b.entries))
+			}
+			if b.entries[v.name] != v {
+				t.Fatalf("victim %s is not resident", v.name)
+			}
+			delete(b.entries, v.name)
+		}
+		if _, ok := b.p.Victim(); ok {
+			t.Fatal("a victim from an empty policy")
+		}
+	})
+}
+
+func TestSketchCountsAndForgets(t *testing.T) {
+	var s sketch
+	s.init(100)
+	for i := range 10 {
+		s.add(uint64(i), uint32(i))
+	}
+	for i := range 10 {
+		if got := s.estimate(uint64(i)); got < uint32(i) {
+			t.Fatalf("estimate of %d: %d, below its count", i, got)
+		}
+	}
+	before := s.estimate(9)
+	s.halve()
+	if got := s.estimate(9); got != before/2 {
+		t.Fatalf("after halving %d, want %d", got, before/2)
+	}
+	s.add(1, 100)
+	if got := s.estimate(1); got != 15 {
+		t.Fatalf("a counter went past 15 or stayed below: %d", got)
+	}
+}
+
+func TestTouchSaturates(t *testing.T) {
+	var w atomic.Uint32
+	for range 1000 {
+		Touch(&w)
+	}
+	if v := w.Load(); freq(v) != maxFreq || pending(v) != maxPending {
+		t.Fatalf("use word %#x after 1000 reads, want saturated", v)
+	}
+}

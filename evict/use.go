@@ -1,0 +1,34 @@
+package evict
+
+import "sync/atomic"
+
+// An entry's use word records its reads: the low two bits are the reads
+// the queues give credit for (0 to 3), the bits above them the reads not
+// yet folded into the sketch (0 to maxPending).
+const (
+	freqBits   = 2
+	maxFreq    = 1<<freqBits - 1
+	maxPending = 63
+	saturated  = maxPending<<freqBits | maxFreq
+)
+
+// Touch records a read of the entry whose use word is w: one atomic load,
+// and one store unless the word is saturated. Concurrent readers may lose
+// each other's increments; the policy needs no exact count.
+func Touch(w *atomic.Uint32) {
+	if v := w.Load(); v != saturated {
+		w.Store(bump(v))
+	}
+}
+
+// bump returns v with one more read.
+func bump(v uint32) uint32 {
+	freq, pending := v&maxFreq, v>>freqBits
+	return min(pending+1, maxPending)<<freqBits | min(freq+1, maxFreq)
+}
+
+// freq returns the reads the queues give credit for.
+func freq(v uint32) uint32 { return v & maxFreq }
+
+// pending returns the reads not yet folded into the sketch.
+func pending(v uint32) uint32 { return v >> freqBits }
