@@ -18,6 +18,10 @@ type antiEntropy struct {
 	s       session
 	last    session // the last session completed, whose Reject may still come
 	turn    int     // offset on the ring of the next peer
+	// arrived are members new to the view (joined, restarted, back from
+	// the other side of a partition), oldest first: the next sessions go
+	// to them, at once.
+	arrived []string
 	counter uint64
 	resp    map[string]*responder // by peer name; only members of the view
 }
@@ -68,12 +72,17 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
 	}
-	if n.ae.active || now < n.ae.next {
+	if n.ae.active || (now < n.ae.next && len(n.ae.arrived) == 0) {
 		return out
 	}
 	n.ae.next = now + int64(n.cfg.AntiEntropyInterval)
-	peer := n.ring.after(n.cfg.Name, peerOffset(n.ae.turn, n.ring.size()))
-	n.ae.turn++
+	var peer string
+	if len(n.ae.arrived) > 0 {
+		peer, n.ae.arrived = n.ae.arrived[0], n.ae.arrived[1:]
+	} else {
+		peer = n.ring.after(n.cfg.Name, peerOffset(n.ae.turn, n.ring.size()))
+		n.ae.turn++
+	}
 	if peer == "" {
 		return out
 	}

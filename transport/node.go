@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -16,7 +17,7 @@ const (
 	DefaultMaxPending          = 65536
 	DefaultAntiEntropyInterval = time.Second
 	DefaultFanout              = 8
-	DefaultLeavesPerStep       = 256
+	DefaultLeavesPerStep       = 1024
 	DefaultMaxRepairBytes      = 4 << 20
 	DefaultStableMargin        = time.Second
 	DefaultFailedTimeout       = time.Hour
@@ -53,6 +54,9 @@ type Config struct {
 	// Fanout is the degree of the delta broadcast tree.
 	Fanout int
 	// LeavesPerStep bounds the differing leaves reconciled per round trip.
+	// Default: 1,024, the most a Versions message may name: a member that
+	// is far behind moves that much per round trip (at most MaxRepairBytes
+	// of records).
 	LeavesPerStep int
 	// MaxRepairBytes is the size at which a repair message is cut; the rest
 	// follows in later steps. A single larger record is still sent whole.
@@ -164,12 +168,23 @@ func (n *Node) Name() string { return n.cfg.Name }
 // members, with or without this node's own. A session with a member no
 // longer in the view is abandoned, so that the next one starts with a live
 // peer. A member gone from the view without Left has failed: it keeps the
-// stable bound still for FailedTimeout.
+// stable bound still for FailedTimeout. Members new to the view (joined,
+// restarted, back from the other side of a partition) get a session at
+// once, one after the other, before the node goes back to its round: a
+// member that arrives starts catching up, and being caught up with, at
+// once, not at the next interval.
 func (n *Node) SetMembers(names []string, now int64) {
+	old := n.ring
 	n.ring = newRing(append(names, n.cfg.Name))
 	if _, ok := n.ring.pos[n.ae.s.peer]; n.ae.active && !ok {
 		n.ae.active = false
 		n.stats.SessionsTimedOut++
+	}
+	n.ae.arrived = slices.DeleteFunc(n.ae.arrived, func(name string) bool { _, ok := n.ring.pos[name]; return !ok })
+	for _, name := range n.ring.names {
+		if _, known := old.pos[name]; !known && name != n.cfg.Name && !slices.Contains(n.ae.arrived, name) {
+			n.ae.arrived = append(n.ae.arrived, name)
+		}
 	}
 	others := map[string]bool{}
 	for _, name := range names {
@@ -199,12 +214,15 @@ func (n *Node) Members() int { return n.ring.size() }
 func (n *Node) Stats() Stats { return n.stats }
 
 // NextDeadline returns the physical time at which Tick has work to do: a
-// delta flush, a session to start or, while one is in flight (no other
-// starts until it ends), its timeout.
+// delta flush, a session to start (0, at once, for a member that arrived)
+// or, while one is in flight (no other starts until it ends), its timeout.
 func (n *Node) NextDeadline() int64 {
 	d := n.ae.next
-	if n.ae.active {
+	switch {
+	case n.ae.active:
 		d = n.ae.s.deadline
+	case len(n.ae.arrived) > 0:
+		d = 0 // a session is due at once
 	}
 	if len(n.out.recs) > 0 {
 		d = min(d, n.out.due)

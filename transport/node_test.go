@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -384,5 +385,36 @@ func TestNextDeadlineWhileASessionLasts(t *testing.T) {
 	node.Tick(later)
 	if got, want := node.NextDeadline(), start+int64(time.Second); got != want || got <= later {
 		t.Fatalf("NextDeadline %d at %d, want the session's timeout %d", got, later, want)
+	}
+}
+
+// TestArrivingMembersGetASessionAtOnce: a member new to the view (joined,
+// restarted, back from a partition) gets a session at once, before the
+// next interval, and the node then goes back to its round; one that left
+// the view before its turn is skipped.
+func TestArrivingMembersGetASessionAtOnce(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "b", "c", "d")
+	a := n.nodes["a"]
+	a.SetMembers([]string{"a"}, n.now.Now())
+	n.pump("a", a.Tick(n.now.Now())) // alone: nothing to do until the interval
+	a.SetMembers([]string{"a", "b", "c", "d"}, n.now.Now())
+	if d := a.NextDeadline(); d > n.now.Now() {
+		t.Fatalf("NextDeadline %d after members arrived, want now (%d) or before", d, n.now.Now())
+	}
+	a.SetMembers([]string{"a", "b", "d"}, n.now.Now()) // c leaves before its turn
+	var peers []string
+	for range 3 {
+		out := a.Tick(n.now.Now())
+		if len(out) == 0 {
+			break
+		}
+		peers = append(peers, out[0].To)
+		n.pump("a", out) // the session completes
+	}
+	if !slices.Equal(peers, []string{"b", "d"}) {
+		t.Fatalf("sessions at once with %v, want b then d", peers)
+	}
+	if d := a.NextDeadline(); d < n.now.Now()+int64(time.Hour)/2 {
+		t.Fatalf("NextDeadline %d after the arrivals were served, want the interval", d)
 	}
 }
