@@ -13,11 +13,11 @@ import (
 // antiEntropy is both sides of sessions: the one this node started, and
 // one responder state per peer that started one with it.
 type antiEntropy struct {
-	next    int64 // when to start the next session
-	active  bool
-	s       session
-	last    session // the last session completed, whose Reject may still come
-	turn    int     // offset on the ring of the next peer
+	next   int64 // when to start the next session
+	active bool
+	s      session
+	last   session // the last session completed, whose Reject may still come
+	turn   int     // offset on the ring of the next peer
 	// arrived are members new to the view (joined, restarted, back from
 	// the other side of a partition), oldest first: the next sessions go
 	// to them, at once.
