@@ -36,6 +36,16 @@ func (h *byAge[E]) pop() (E, bool) {
 	return e, true
 }
 
+// fix moves e, which this heap holds, to its place for a new write time,
+// as if it arrived now.
+func (h *byAge[E]) fix(e E, written int64) {
+	i := e.Slot()>>queueBits - 1
+	h.seq++
+	h.nodes[i].written, h.nodes[i].seq = written, h.seq
+	h.down(i)
+	h.up(i)
+}
+
 // remove takes e, which this heap holds, out of it.
 func (h *byAge[E]) remove(e E) { h.removeAt(e.Slot()>>queueBits - 1) }
 

@@ -91,6 +91,24 @@ func (p *Policy[E]) Add(e E, remote bool) {
 	p.small.push(e)
 }
 
+// Rewrite tells the policy that an entry it holds has a new value, written
+// here or, if remote, by a peer. A peer's write not read here moves to its
+// new place among the peers' writes (it is as new as its write); one
+// written here is this member's own from now on, and joins the small
+// queue. Entries in the other queues keep their place: a write is not a
+// read.
+func (p *Policy[E]) Rewrite(e E, remote bool) {
+	if e.Slot() == 0 || e.Slot()&queueMask != peersQueue {
+		return
+	}
+	if remote {
+		p.peers.fix(e, e.Written())
+		return
+	}
+	p.peers.remove(e)
+	p.small.push(e)
+}
+
 // Remove takes out an entry (its key deleted, collected, or evicted by the
 // caller); one the policy does not hold (it was just offered as a victim)
 // is left alone.

@@ -169,6 +169,31 @@ func TestPeersWritesGoOldestFirst(t *testing.T) {
 	}
 }
 
+// TestRewrittenPeersWrites: a peer's write rewritten by a peer is as new
+// as its new write; one rewritten here becomes this member's own.
+func TestRewrittenPeersWrites(t *testing.T) {
+	var p Policy[*entry]
+	p.Init(100)
+	es := make([]*entry, 3)
+	for i := range es {
+		es[i] = newEntry(fmt.Sprint(i))
+		es[i].written = int64(i)
+		p.Add(es[i], true)
+	}
+	es[0].written = 10
+	p.Rewrite(es[0], true)  // now the newest of the three
+	p.Rewrite(es[1], false) // written here: no longer a peer's
+	if v, _ := p.Victim(); v != es[2] {
+		t.Fatalf("first victim %s, want 2 (0 was rewritten later, 1 is local)", v.name)
+	}
+	if v, _ := p.Victim(); v != es[0] {
+		t.Fatalf("second victim %s, want 0", v.name)
+	}
+	if es[1].slot&queueMask != smallQueue {
+		t.Fatalf("the entry rewritten here is in queue %d, want the small queue", es[1].slot&queueMask)
+	}
+}
+
 // TestPeersWritesGoFirst: values received from peers and not read here
 // are evicted before values written or read here, however many arrive;
 // one read here is kept like a local one.

@@ -4,13 +4,16 @@ package store
 // items; remote says the change came from a peer. Called with the shard's
 // lock held.
 func (s *Store) track(ch change, remote bool) {
-	if s.policy == nil || (ch.added == nil && ch.removed == nil) {
+	if s.policy == nil || (ch.added == nil && ch.removed == nil && ch.rewritten == nil) {
 		return
 	}
 	s.evictMu.Lock()
-	if ch.added != nil {
+	switch {
+	case ch.added != nil:
 		s.policy.Add(ch.added, remote)
-	} else {
+	case ch.rewritten != nil:
+		s.policy.Rewrite(ch.rewritten, remote)
+	default:
 		s.policy.Remove(ch.removed)
 	}
 	s.evictMu.Unlock()

@@ -22,10 +22,11 @@ type shard struct {
 
 // change is what applying a record did to a shard's resident values.
 type change struct {
-	outcome crdt.Outcome
-	added   *item // newly resident item
-	removed *item // item no longer resident
-	bytes   int64 // change in resident key and value bytes
+	outcome   crdt.Outcome
+	added     *item // newly resident item
+	removed   *item // item no longer resident
+	rewritten *item // resident item with a new value
+	bytes     int64 // change in resident key and value bytes
 }
 
 // apply merges rec (local or received) and keeps the index and the
@@ -48,7 +49,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64) change 
 	case cur != nil:
 		d := int64(len(rec.Value) - cur.valueLen())
 		cur.store(rec.Value, rec.Expires)
-		return change{outcome: o, bytes: d}
+		return change{outcome: o, rewritten: cur, bytes: d}
 	}
 	it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)
 	s.idx.put(it)
