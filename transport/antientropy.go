@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -32,9 +33,15 @@ type session struct {
 	peer         string
 	start        int64 // physical time the session started: the synced mark on completion
 	deadline     int64
-	awaiting     uint32   // the step whose reply is awaited, 0 if none
-	leaves       []uint32 // differing leaves not yet reconciled
-	chunk        int      // how many of leaves the step in flight covers
+	awaiting     uint32 // the step whose reply is awaited, 0 if none
+	// req is the request of the awaited step, sent again (as a new step:
+	// the responder answers each step once) at retry if no reply has come,
+	// every rto, doubled each time: a datagram lost on the way, or its
+	// reply, costs a retry, not the session.
+	req        wire.Message
+	retry, rto int64
+	leaves     []uint32 // differing leaves not yet reconciled
+	chunk      int      // how many of leaves the step in flight covers
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -71,6 +78,9 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	if n.ae.active && now >= n.ae.s.deadline {
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
+	}
+	if s := &n.ae.s; n.ae.active && s.awaiting != 0 && now >= s.retry {
+		return n.retry(out, now)
 	}
 	if n.ae.active || (now < n.ae.next && len(n.ae.arrived) == 0) {
 		return out
@@ -153,7 +163,35 @@ func (n *Node) ask(out []Envelope, m wire.Message, now int64) []Envelope {
 	s := &n.ae.s
 	s.awaiting = n.nextStep(m)
 	s.deadline = now + int64(n.cfg.SessionTimeout)
+	s.req, s.rto = m, firstRetry(n.cfg.SessionTimeout)
+	s.retry = crdt.AddSat(now, s.rto)
 	return n.send(out, m, s.peer)
+}
+
+// firstRetry is how long a step waits for its reply before it is sent
+// again: an eighth of the session timeout, at least 50 ms.
+func firstRetry(timeout time.Duration) int64 { return int64(max(timeout/8, 50*time.Millisecond)) }
+
+// retry sends the awaited step's request again, as a new step; the
+// opening message (step 1, which only a token of zero may carry) starts a
+// new session instead. The session's deadline stays: retries only fill
+// it.
+func (n *Node) retry(out []Envelope, now int64) []Envelope {
+	s := &n.ae.s
+	n.stats.StepsRetried++
+	if s.awaiting == 1 {
+		deadline, rto := s.deadline, s.rto
+		n.stats.SessionsStarted-- // the same session, in effect
+		out = n.startSession(out, s.peer, now)
+		s = &n.ae.s
+		s.deadline, s.rto = deadline, 2*rto
+		s.retry = crdt.AddSat(now, s.rto)
+		return out
+	}
+	s.awaiting = n.nextStep(s.req)
+	s.rto *= 2
+	s.retry = crdt.AddSat(now, s.rto)
+	return n.send(out, s.req, s.peer)
 }
 
 // nextStep stamps m with the session and its next step number.

@@ -47,9 +47,11 @@ type Config struct {
 	MaxPending int
 	// AntiEntropyInterval is how often the node starts a session.
 	AntiEntropyInterval time.Duration
-	// SessionTimeout abandons a session whose peer stopped answering.
-	// Default: twice AntiEntropyInterval, at least a second. A session is
-	// also abandoned at once when its peer leaves the membership.
+	// SessionTimeout abandons a session whose peer stopped answering; a
+	// step without a reply is sent again meanwhile, after an eighth of it
+	// and then twice as long each time. Default: four AntiEntropyIntervals,
+	// at least 2 s. A session is also abandoned at once when its peer
+	// leaves the membership.
 	SessionTimeout time.Duration
 	// Fanout is the degree of the delta broadcast tree.
 	Fanout int
@@ -100,7 +102,7 @@ func (c *Config) fill() error {
 	setDefault(&c.PacketBudget, DefaultPacketBudget)
 	setDefault(&c.MaxPending, DefaultMaxPending)
 	setDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
-	setDefault(&c.SessionTimeout, max(2*c.AntiEntropyInterval, time.Second))
+	setDefault(&c.SessionTimeout, max(4*c.AntiEntropyInterval, 2*time.Second))
 	setDefault(&c.Fanout, DefaultFanout)
 	setDefault(&c.LeavesPerStep, DefaultLeavesPerStep)
 	setDefault(&c.MaxRepairBytes, DefaultMaxRepairBytes)
@@ -219,6 +221,8 @@ func (n *Node) Stats() Stats { return n.stats }
 func (n *Node) NextDeadline() int64 {
 	d := n.ae.next
 	switch {
+	case n.ae.active && n.ae.s.awaiting != 0:
+		d = min(n.ae.s.deadline, n.ae.s.retry)
 	case n.ae.active:
 		d = n.ae.s.deadline
 	case len(n.ae.arrived) > 0:

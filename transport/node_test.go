@@ -357,25 +357,70 @@ func TestSessionRepairsBothWays(t *testing.T) {
 	}
 }
 
+// TestSessionTimesOut: a session whose peer never answers sends its
+// request again at its retries (an eighth of the timeout, then doubling)
+// and ends at its timeout, however many retries it made.
 func TestSessionTimesOut(t *testing.T) {
 	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
 	node := n.nodes["a"]
-	if out := node.Tick(n.now.Now()); len(out) != 1 || out[0].Kind != wire.KindDigest {
+	start := n.now.Now()
+	if out := node.Tick(start); len(out) != 1 || out[0].Kind != wire.KindDigest {
 		t.Fatalf("first Tick sent %v, want a digest", out)
 	}
-	if got, want := node.NextDeadline(), n.now.Now()+int64(time.Second); got != want {
-		t.Fatalf("NextDeadline = %d, want the session timeout %d", got, want)
+	now := start
+	for i := 0; i < 10 && node.Stats().SessionsTimedOut == 0; i++ {
+		next := node.NextDeadline()
+		if next <= now {
+			t.Fatalf("NextDeadline %d at %d: a host waiting for it would spin", next, now)
+		}
+		now = next
+		node.Tick(now)
 	}
-	node.Tick(n.now.Now() + int64(time.Second))
-	if s := node.Stats(); s.SessionsTimedOut != 1 {
-		t.Fatalf("sessions timed out = %d, want 1", s.SessionsTimedOut)
+	if now != start+int64(time.Second) {
+		t.Fatalf("the session ended at %d, want its timeout %d", now, start+int64(time.Second))
+	}
+	if s := node.Stats(); s.SessionsTimedOut != 1 || s.StepsRetried != 3 || s.SessionsStarted != 1 {
+		t.Fatalf("timed out %d, retried %d, started %d; want 1, 3 (at 1/8, 3/8, 7/8 of the timeout), 1", s.SessionsTimedOut, s.StepsRetried, s.SessionsStarted)
+	}
+}
+
+// TestLostRepliesAreRetried: a session survives lost datagrams: a step
+// whose reply does not come is sent again as a new step, and the session
+// completes.
+func TestLostRepliesAreRetried(t *testing.T) {
+	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
+	n.reps["b"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 2}}
+	a := n.nodes["a"]
+	out := a.Tick(n.now.Now())
+	for range 20 { // drop every first reply of a step
+		if len(out) == 0 {
+			break
+		}
+		replies, err := n.nodes["b"].Receive("a", out[0].Payload, n.now.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = replies // lost
+		n.now.Set(a.NextDeadline())
+		out = a.Tick(n.now.Now()) // the retry
+		if len(out) == 0 {
+			break
+		}
+		n.pump("a", out) // delivered, with every reply
+		out = nil
+	}
+	if s := a.Stats(); s.SessionsCompleted != 1 || s.StepsRetried == 0 {
+		t.Fatalf("completed %d, retried %d; want a completed session with retries", s.SessionsCompleted, s.StepsRetried)
+	}
+	if _, ok := n.reps["a"].recs["k"]; !ok {
+		t.Fatal("the record was not repaired")
 	}
 }
 
 // TestNextDeadlineWhileASessionLasts: while a session outlasts the
-// interval between sessions, the next deadline is its timeout, not the
-// start of the next session, which has passed: a host waiting for it
-// would otherwise spin.
+// interval between sessions, the next deadline is its next retry or its
+// timeout, not the start of the next session, which has passed: a host
+// waiting for it would otherwise spin.
 func TestNextDeadlineWhileASessionLasts(t *testing.T) {
 	n := newTestNet(t, 8, Config{AntiEntropyInterval: 100 * time.Millisecond, SessionTimeout: time.Second}, "a", "b")
 	node := n.nodes["a"]
@@ -383,8 +428,8 @@ func TestNextDeadlineWhileASessionLasts(t *testing.T) {
 	node.Tick(start) // starts a session b never answers
 	later := start + int64(500*time.Millisecond)
 	node.Tick(later)
-	if got, want := node.NextDeadline(), start+int64(time.Second); got != want || got <= later {
-		t.Fatalf("NextDeadline %d at %d, want the session's timeout %d", got, later, want)
+	if got := node.NextDeadline(); got <= later || got > start+int64(time.Second) {
+		t.Fatalf("NextDeadline %d at %d, want a retry or the timeout %d", got, later, start+int64(time.Second))
 	}
 }
 

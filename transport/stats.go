@@ -30,9 +30,12 @@ type Stats struct {
 	Dropped           uint64 // live values replaced by a peer's answer to their rejection
 
 	// Anti-entropy.
-	SessionsStarted       uint64
-	SessionsCompleted     uint64
-	SessionsTimedOut      uint64 // or abandoned when the peer left
+	SessionsStarted   uint64
+	SessionsCompleted uint64
+	SessionsTimedOut  uint64 // or abandoned when the peer left
+	// StepsRetried counts requests of a session sent again because no
+	// reply came in time (a datagram lost on the way, or its reply).
+	StepsRetried          uint64
 	RepairRecordsSent     uint64
 	RepairRecordsReceived uint64
 

@@ -36,6 +36,11 @@
 // A body over -max-value is a 413, at once when its Content-Length says
 // so, otherwise once that many bytes are read; the rest is never read.
 //
+// -http unix:PATH serves the API on a Unix socket instead, which a process
+// in another network namespace can reach (the fault suite, package faults,
+// does). -clock-offset runs the member's clock ahead or behind, for fault
+// tests only.
+//
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
 // for the whole request, 45 s from its headers to the end of the response,
 // and closes a kept-alive connection idle for 60 s, so that slow clients
@@ -58,6 +63,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -100,13 +106,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	name := fs.String("name", "", "member name, unique in the cluster (default: hostname-port of -bind)")
 	bind := fs.String("bind", "127.0.0.1:7946", "gossip `ip:port`, UDP and TCP (port 0 picks one)")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `host:port` (port 0 picks one)")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `host:port` (port 0 picks one), or unix:PATH for a Unix socket")
 	peers := fs.String("peers", "", "comma-separated gossip addresses of members to join")
 	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
 	maxKeys := fs.Int("max-keys", 0, "values held before LRU eviction (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
+	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
+	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -117,7 +125,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	cfg := bcache.Config{NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SnapshotPath: *snapshot}
+	cfg := bcache.Config{
+		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue,
+		SnapshotPath: *snapshot, SnapshotInterval: *snapshotEvery,
+	}
+	if d := *offset; d != 0 {
+		cfg.Clock = func() time.Time { return time.Now().Add(d) }
+	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = defaultName(*bind)
 	}
@@ -174,7 +188,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := zerolog.New(stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	opts.cfg.Logger = log
-	ln, err := net.Listen("tcp", opts.httpAddr)
+	network, addr := "tcp", opts.httpAddr
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		log.Error().Err(err).Msg("http listen")
 		return 1

@@ -40,9 +40,11 @@
 // happens in the background, so a node booting while its peers are
 // unreachable (an edge node offline) starts anyway, serves local reads and
 // writes, and joins once a peer answers. memberlist never re-contacts
-// members it declared dead, so every RejoinInterval the Replicator tries to
-// join the seed peers and every member it has seen that is no longer alive:
-// that is what reunites the two sides of a healed partition. Members that
+// members it declared dead, so every RejoinInterval (a second with
+// LANTimings) the Replicator tries to join the seed peers and every member
+// it has seen that is no longer alive, each on its own with at most one
+// attempt in flight: that is what reunites the two sides of a healed
+// partition, and one member that does not answer holds up no other. Members that
 // left on purpose are not chased, and the protocol stops waiting for them
 // (transport.Node.Left); memberlist's notice of a leave looks like that of
 // a failure, so a member about to leave says so first in its metadata.

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -197,10 +198,21 @@ func (t *netTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 // PacketCh implements memberlist.Transport.
 func (t *netTransport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
 
-// DialTimeout implements memberlist.Transport.
+// DialTimeout implements memberlist.Transport. Shutdown cancels a dial in
+// progress: a join attempt to a member that does not answer (the other
+// side of a partition) would otherwise hold up Close until its timeout.
 func (t *netTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	return d.Dial("tcp", addr)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-t.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // DialAddressTimeout implements memberlist.NodeAwareTransport.

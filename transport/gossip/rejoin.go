@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -14,16 +15,33 @@ func (r *Replicator) rejoin() {
 	defer r.wg.Done()
 	ticker := time.NewTicker(r.cfg.Timings.RejoinInterval)
 	defer ticker.Stop()
+	trying := map[string]bool{} // targets with an attempt in flight
+	var mu sync.Mutex
 	for {
-		if targets := r.rejoinTargets(); len(targets) > 0 {
-			n, err := r.ml.Join(targets)
-			switch {
-			case err != nil && n == 0:
-				r.counters.joinFailures.Add(1)
-				r.log.Debug().Err(err).Strs("peers", targets).Msg("join failed")
-			default:
-				r.counters.joins.Add(1)
+		for _, target := range r.rejoinTargets() {
+			mu.Lock()
+			busy := trying[target]
+			trying[target] = true
+			mu.Unlock()
+			if busy {
+				continue
 			}
+			// One attempt per target, each on its own: one that does
+			// not answer (its SYNs lost until the dial's timeout) holds up
+			// no other.
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				if _, err := r.ml.Join([]string{target}); err != nil {
+					r.counters.joinFailures.Add(1)
+					r.log.Debug().Err(err).Str("peer", target).Msg("join failed")
+				} else {
+					r.counters.joins.Add(1)
+				}
+				mu.Lock()
+				delete(trying, target)
+				mu.Unlock()
+			}()
 		}
 		select {
 		case <-r.done:

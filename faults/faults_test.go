@@ -1,0 +1,302 @@
+package faults
+
+import (
+	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+var (
+	runs = flag.Int("faults.runs", 0, "randomized schedules to run (TestRandomSchedules; 0: none)")
+	seed = flag.Uint64("faults.seed", 0, "seed of the first randomized schedule, each next one +1 (0: from the clock); to replay one, give its seed and -faults.runs=1")
+)
+
+// members is the size of every lab.
+const members = 5
+
+// scenario is a run's faults besides the partition, kill and pause every
+// run has.
+type scenario struct {
+	name    string
+	loss    int                   // percent of packets dropped each way, throughout
+	offsets map[int]time.Duration // member -> clock offset
+}
+
+// TestPartitionHeals runs the fixed schedule (see run) in three settings:
+// the production timings as they are, 20% packet loss each way on every
+// member throughout, and one member's clock 20 s ahead (inside
+// MaxClockDrift). Each must end with every member agreeing on the outcome
+// last-writer-wins allows, every acknowledged write accounted for.
+func TestPartitionHeals(t *testing.T) {
+	needLab(t)
+	for _, sc := range []scenario{
+		{name: "production timings"},
+		{name: "20% loss each way", loss: 20},
+		{name: "a clock 20 s ahead", offsets: map[int]time.Duration{1: 20 * time.Second}},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			l := newLab(t, members)
+			if sc.loss > 0 && !l.nft {
+				t.Skip("packet loss needs nft (nftables)")
+			}
+			v, h := run(t, l, sc, rand.New(rand.NewPCG(1, 1)), false)
+			path := v.write(l.dir, h)
+			t.Log(v.line())
+			t.Log("details: ", path)
+			if !v.ok() {
+				t.Fatalf("%s\ndetails: %s", v.line(), path)
+			}
+		})
+	}
+}
+
+// TestRandomSchedules runs -faults.runs schedules with random groupings,
+// writes, victims and faults, from -faults.seed, and reports the time
+// from each heal to agreement with its 99th percentile. A failing seed is
+// printed; -faults.seed=S -faults.runs=1 replays it.
+func TestRandomSchedules(t *testing.T) {
+	if *runs == 0 {
+		t.Skip("-faults.runs=N runs N randomized schedules")
+	}
+	needLab(t)
+	first := *seed
+	if first == 0 {
+		first = uint64(time.Now().UnixNano())
+	}
+	var heals []time.Duration
+	for i := range *runs {
+		s := first + uint64(i)
+		r := rand.New(rand.NewPCG(s, 1))
+		sc := scenario{name: fmt.Sprintf("seed %d", s)}
+		switch r.IntN(4) {
+		case 1:
+			sc.loss = 20
+		case 2:
+			sc.offsets = map[int]time.Duration{r.IntN(members): 20 * time.Second}
+		case 3:
+			sc.offsets = map[int]time.Duration{r.IntN(members): 2 * time.Minute}
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			l := newLab(t, members)
+			if sc.loss > 0 && !l.nft {
+				sc.loss = 0
+				t.Log("no nft: without packet loss")
+			}
+			v, h := run(t, l, sc, r, true)
+			path := v.write(l.dir, h)
+			t.Logf("%s (loss %d%%, offsets %v)", v.line(), sc.loss, sc.offsets)
+			if !v.ok() {
+				t.Fatalf("%s\ndetails: %s\nreplay: go test ./faults -run TestRandomSchedules -faults.runs=1 -faults.seed=%d", v.line(), path, s)
+			}
+			heals = append(heals, v.heal)
+		})
+	}
+	if len(heals) > 0 {
+		slices.Sort(heals)
+		t.Logf("heal to agreement over %d runs: median %v, p99 %v, max %v", len(heals),
+			heals[len(heals)/2], heals[(len(heals)*99+99)/100-1], heals[len(heals)-1])
+	}
+}
+
+// run is one schedule on lab l: start every member; write keys and wait
+// until all agree; partition the members in two; on each side, write and
+// delete keys, some on both sides; SIGKILL a member and restart it from
+// its snapshot while partitioned; SIGSTOP another for 3 s; heal; measure
+// the time until every member agrees, and judge each key. random draws
+// the groups, the victims and the writes; fixed schedules use the first
+// draws of seed 1.
+func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (verdict, *history) {
+	for i, d := range sc.offsets {
+		l.members[i].offset = d
+	}
+	for _, m := range l.members {
+		m.start(false)
+	}
+	if err := l.waitMembers(members, 30*time.Second, l.members...); err != nil {
+		t.Fatal(err)
+	}
+	h := &history{}
+	keys := make([]string, 30)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	trusted := l.members[:0:0] // members whose clocks the others accept
+	for _, m := range l.members {
+		if m.offset <= maxDrift {
+			trusted = append(trusted, m)
+		}
+	}
+	for i, k := range keys {
+		m := trusted[i%len(trusted)]
+		h.record(m, 0, k, "base-"+k, false, m.set(k, "base-"+k))
+	}
+	if _, ok := l.agree(trusted, keys, 30*time.Second); !ok {
+		t.Fatal("no agreement before the partition")
+	}
+	if sc.loss > 0 {
+		l.loss(sc.loss)
+	}
+
+	// Two sides: {n0, n1} and {n2, n3, n4}, or a random split.
+	perm := []int{0, 1, 2, 3, 4}
+	cut := 2
+	if randomGroups {
+		r.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		cut = 1 + r.IntN(members-1)
+	}
+	sides := [][]int{perm[:cut], perm[cut:]}
+	l.partition(sides...)
+	for s, side := range sides {
+		if err := l.waitMembers(len(side), 60*time.Second, l.pick(side)...); err != nil {
+			t.Fatalf("side %d did not see the partition: %v", s+1, err)
+		}
+	}
+
+	// Writes on both sides: each side writes and deletes keys through one
+	// member, some keys on both sides (concurrent: either may win).
+	for s, side := range sides {
+		m := l.members[side[0]]
+		for _, k := range keys {
+			switch r.IntN(4) {
+			case 0: // untouched on this side
+			case 1:
+				h.record(m, s+1, k, "", true, m.del(k))
+			default:
+				v := fmt.Sprintf("%s-side%d-%s", k, s+1, m.name)
+				h.record(m, s+1, k, v, false, m.set(k, v))
+			}
+		}
+	}
+	for s, side := range sides { // each side's writes reach the whole side
+		if _, ok := l.agree(l.pick(side), keys, 60*time.Second); !ok {
+			t.Fatalf("side %d did not agree on its writes", s+1)
+		}
+	}
+
+	// SIGKILL a member of the larger side (not the one that took its
+	// writes, so that they survive in its peers), restart it from its
+	// snapshot while still partitioned, and write through it.
+	bigSide := 0
+	if len(sides[1]) > len(sides[0]) {
+		bigSide = 1
+	}
+	if big := sides[bigSide]; len(big) > 1 {
+		victim := l.members[big[1+r.IntN(len(big)-1)]]
+		victim.kill()
+		victim.start(!randomGroups || r.IntN(2) == 0)
+		side := l.pick(big)
+		if err := l.waitMembers(len(big), 60*time.Second, victim); err != nil {
+			t.Fatalf("restarted member did not rejoin its side: %v", err)
+		}
+		// Its writes must follow its side's in the side's order: wait
+		// until it holds them (its clock then runs past them).
+		if _, ok := l.agree(side, keys, 60*time.Second); !ok {
+			t.Fatalf("restarted %s did not catch up with its side", victim.name)
+		}
+		for _, k := range keys[25:28] {
+			v := k + "-restarted-" + victim.name
+			h.record(victim, bigSide+1, k, v, false, victim.set(k, v))
+		}
+		if _, ok := l.agree(side, keys, 60*time.Second); !ok {
+			t.Fatalf("%s's writes did not reach its side", victim.name)
+		}
+	}
+
+	// SIGSTOP a member for 3 s.
+	paused := l.members[r.IntN(members)]
+	paused.pause()
+	time.Sleep(3 * time.Second) // the fault is the passing of time
+	paused.resume()
+
+	l.heal()
+	healed := time.Now()
+	joined := make(chan time.Duration, 1)
+	go func() { // when every member sees every other again
+		if l.waitMembers(members, 60*time.Second, l.members...) == nil {
+			joined <- time.Since(healed)
+		}
+		close(joined)
+	}()
+	final, agreed := l.agree(l.members, keys, 60*time.Second)
+	v := verdict{name: sc.name, heal: time.Since(healed), agreed: agreed, final: final, joined: <-joined}
+	split := map[string]bool{}
+	if !agreed {
+		v.per = map[string]map[string]state{}
+		for _, m := range l.members {
+			v.per[m.name] = l.read(m, keys)
+		}
+		for _, k := range keys {
+			for _, m := range l.members[1:] {
+				if v.per[m.name][k] != v.per[l.members[0].name][k] {
+					split[k] = true
+				}
+			}
+		}
+	}
+	v.fates = h.judge(final, split)
+	v.stats = map[string]string{}
+	for _, m := range l.members {
+		v.stats[m.name] = m.stats()
+		v.suspicions += m.suspicions()
+	}
+	return v, h
+}
+
+// pick returns the members numbered in idx.
+func (l *lab) pick(idx []int) []*member {
+	ms := make([]*member, len(idx))
+	for j, i := range idx {
+		ms[j] = l.members[i]
+	}
+	return ms
+}
+
+// read returns m's state of every key (absent when m does not answer).
+func (l *lab) read(m *member, keys []string) map[string]state {
+	out := map[string]state{}
+	for _, k := range keys {
+		v, ok, err := m.get(k)
+		if err == nil {
+			out[k] = state{v, ok}
+		}
+	}
+	return out
+}
+
+// agree polls ms every 100 ms until they all hold the same state of every
+// key, and returns it; false after timeout. A member whose clock is beyond
+// MaxClockDrift holds its own refused writes and is left out.
+func (l *lab) agree(ms []*member, keys []string, timeout time.Duration) (map[string]state, bool) {
+	var judged []*member
+	for _, m := range ms {
+		if m.offset <= maxDrift {
+			judged = append(judged, m)
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		var first map[string]state
+		same := true
+		for _, m := range judged {
+			got := l.read(m, keys)
+			if len(got) != len(keys) || (first != nil && !maps.Equal(got, first)) {
+				same = false
+				break
+			}
+			if first == nil {
+				first = got
+			}
+		}
+		if same {
+			return first, true
+		}
+		if time.Now().After(deadline) {
+			return first, false
+		}
+		time.Sleep(100 * time.Millisecond) // polling other processes
+	}
+}
