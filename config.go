@@ -115,7 +115,9 @@ type Config struct {
 	MaxClockDrift time.Duration
 	// FlushInterval is the longest a write waits to be batched with others
 	// while writes keep coming; a write to an idle member leaves at once.
-	// Default: 1 ms.
+	// Default: none: every write made while the member was sending the
+	// last ones leaves with them as soon as that send is done (group
+	// commit), which batches under load without delaying a lone write.
 	FlushInterval time.Duration
 	// AntiEntropyInterval is how often the member compares digests with a
 	// peer. Default: 1 s.

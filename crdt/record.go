@@ -1,5 +1,11 @@
 package crdt
 
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
 // Record is one write to one key: a value with an optional absolute expiry,
 // or a tombstone. The record with the greater Time wins; Expires never takes
 // part in the comparison (a later Set with a shorter TTL beats an earlier
@@ -39,6 +45,36 @@ func (v Version) Compare(u Version) int {
 		return 1
 	}
 	return -1
+}
+
+// String describes r for people: key, value (at most 32 bytes of it) or
+// delete, timestamp, expiry, eviction.
+func (r Record) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q", r.Key)
+	switch {
+	case r.Tombstone:
+		b.WriteString(" deleted")
+	case r.Evicted:
+		b.WriteString(" evicted")
+	case len(r.Value) > 32:
+		fmt.Fprintf(&b, " = %q... (%d bytes)", r.Value[:32], len(r.Value))
+	default:
+		fmt.Fprintf(&b, " = %q", r.Value)
+	}
+	fmt.Fprintf(&b, " at %v", r.Time)
+	if r.Expires != 0 && !r.Tombstone {
+		fmt.Fprintf(&b, ", expires %s", time.Unix(0, r.Expires).UTC().Format("2006-01-02 15:04:05.000000000"))
+	}
+	return b.String()
+}
+
+// String describes v for people: key, timestamp, and whether a delete.
+func (v Version) String() string {
+	if v.Tombstone {
+		return fmt.Sprintf("%q deleted at %v", v.Key, v.Time)
+	}
+	return fmt.Sprintf("%q written at %v", v.Key, v.Time)
 }
 
 // Version returns the version of r.

@@ -122,3 +122,57 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 		}
 	})
 }
+
+// brokenReads is the production store with its reads broken.
+type brokenReads struct {
+	*StoreReplica
+	get  func(r *brokenReads, key string) ([]byte, bool)
+	sets map[string][]byte // the last value this member set per key
+}
+
+func (b *brokenReads) Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope) {
+	b.sets[key] = value
+	return b.StoreReplica.Set(key, value, expires)
+}
+
+func (b *brokenReads) Get(key string) ([]byte, bool) { return b.get(b, key) }
+
+// TestHarnessCatchesBrokenReads: a replica whose merges are right but
+// whose reads serve what it no longer holds must fail.
+func TestHarnessCatchesBrokenReads(t *testing.T) {
+	tests := []struct {
+		name string
+		get  func(r *brokenReads, key string) ([]byte, bool)
+	}{
+		{"deleted values are served", func(r *brokenReads, key string) ([]byte, bool) {
+			if v, ok := r.StoreReplica.Get(key); ok {
+				return v, ok
+			}
+			v, ok := r.sets[key] // what this member last wrote, deleted or not
+			return v, ok
+		}},
+		{"expired values are served", func(r *brokenReads, key string) ([]byte, bool) {
+			for _, rec := range r.Records() {
+				if rec.Key == key && !rec.Tombstone && !rec.Evicted {
+					return rec.Value, true
+				}
+			}
+			return nil, false
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			store := StoreFactory(DefaultStoreConfig())
+			factory := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+				r, err := store(name, id, phys)
+				if err != nil {
+					return nil, err
+				}
+				return &brokenReads{StoreReplica: r.(*StoreReplica), get: tc.get, sets: map[string][]byte{}}, nil
+			}
+			if !harnessFails(t, "reads "+tc.name, factory) {
+				t.Fatalf("the harness passed a replica whose reads are broken: %s", tc.name)
+			}
+		})
+	}
+}

@@ -24,12 +24,16 @@ var ErrLivelock = errors.New("proptest: network did not drain")
 // sets. It is deterministic: the same calls give the same results. It is
 // not safe for concurrent use.
 type Cluster struct {
-	Net     *sim.Network
-	base    int64
-	members []*member
-	byName  map[string]int
-	factory Factory
-	nextID  crdt.NodeID
+	Net *sim.Network
+	// Delivered, if set, is called with every frame taken from the
+	// network for delivery, and whether its destination received it (it
+	// does not when down); a trace of the run hooks in here.
+	Delivered func(p sim.Packet, received bool)
+	base      int64
+	members   []*member
+	byName    map[string]int
+	factory   Factory
+	nextID    crdt.NodeID
 	// outsider is a name in the membership with no replica behind it (a
 	// member that is buggy or hostile, played by the test); hear gets the
 	// packets delivered to it.
@@ -203,6 +207,14 @@ func (c *Cluster) Deliver(p int) (bool, error) {
 // destination and puts the answers in flight. It reports whether the
 // destination was there to receive it.
 func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
+	ok := c.deliver(pkt)
+	if c.Delivered != nil {
+		c.Delivered(pkt, ok)
+	}
+	return ok
+}
+
+func (c *Cluster) deliver(pkt sim.Packet) bool {
 	if pkt.To == c.outsider && c.hear != nil {
 		c.hear(pkt)
 		return true

@@ -34,6 +34,7 @@
 //	absence              a member is cut off while the rest write, sync and
 //	                     collect garbage for 1.25 to 3 GC horizons
 //	gc, evict            garbage collection, local eviction of a value
+//	get                  a read on a live member, checked (see below)
 //	antientropy          an anti-entropy session between two members
 //	forge, attack,       an adversary holding the cluster key: forged
 //	capture, replay      frames of its choosing, as itself or claiming
@@ -52,13 +53,18 @@
 // no sooner). A member
 // restored from a snapshot must issue timestamps newer than every record it
 // restored, and never go back on a version it held or collected when the
-// snapshot was taken. After the run it
+// snapshot was taken. A read (Get) must serve the value of the record of
+// the key the member holds, and only while that record is live (not a
+// tombstone, not expired at the member's time, not evicted); a miss is
+// right only without a live record. After the run it
 // heals the network, delivers everything, runs anti-entropy between every
 // pair of live members until a whole round changes nothing, and checks
 // convergence against a reference model: every live member holds the same
 // records; no key holds a value older than a dead record a live member
 // collected; and every key holds its newest write, or, if that write is a
-// delete or has expired, nothing or a tombstone that answered it. The model excuses exactly two losses: a write
+// delete or has expired, nothing or a tombstone that answered it; and
+// every key read on every member is served as its record says. The model
+// excuses exactly two losses: a write
 // that only a crashed member knew, and a write that a member dropped because
 // it came back from an absence longer than the horizon holding it while its
 // peers could no longer tell it from a deleted one (package lww, rule 3).
@@ -86,8 +92,8 @@
 // (or, on the simpler [MapReplica], [MapConfig.Merge]). The tests in this
 // package run the harness against broken variants of the production store
 // (the longest expiry winning, received deletes ignored, every rejection
-// trusted, received versions restamped) and require it to find
-// counterexamples.
+// trusted, received versions restamped) and against replicas whose reads
+// serve deleted or expired values, and require it to find counterexamples.
 //
 // # Scale
 //

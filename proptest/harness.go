@@ -1,16 +1,20 @@
 package proptest
 
 import (
+	"bytes"
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/sim"
 	"pgregory.net/rapid"
 )
 
@@ -47,6 +51,26 @@ type Config struct {
 	MayDrop bool
 	// Disable names actions to leave out (see Actions).
 	Disable []string
+	// Weights sets how often actions are drawn relative to each other
+	// (see Actions for the names): an action not named weighs 1, and 0
+	// leaves it out as Disable does. Default: DefaultWeights(). The
+	// heavier actions come first in the draw, which rapid biases towards
+	// the first and shrinks towards.
+	Weights map[string]int
+	// Loss and Duplication are the probabilities, from 0 to 1, that a
+	// frame the deliver and deliver-all actions take from the network is
+	// lost instead, or delivered twice; the end of a run, which checks
+	// convergence, delivers everything. These come on top of the drop and
+	// duplicate actions, which pick one frame each.
+	Loss, Duplication float64
+	// Coverage, if set, accumulates what the runs did: actions run by
+	// name, frames, convergence rounds. Check prints it at the end (go
+	// test -v shows it), so that a shallow run is visible.
+	Coverage *Coverage
+	// Describe summarizes a frame's payload for the run's trace (see
+	// DescribeFrame, the default, for bcache's frames); "" leaves it at
+	// kind and size.
+	Describe func(payload []byte) string
 }
 
 // Actions returns the names of every action the harness draws from,
@@ -84,6 +108,12 @@ func (cfg *Config) fill() {
 			cfg.Horizon = DefaultStoreConfig().Horizon
 		}
 	}
+	if cfg.Weights == nil {
+		cfg.Weights = DefaultWeights()
+	}
+	if cfg.Describe == nil {
+		cfg.Describe = DescribeFrame
+	}
 	if cfg.MinNodes == 0 {
 		cfg.MinNodes = 2
 	}
@@ -111,33 +141,100 @@ func (cfg *Config) fill() {
 // (-rapid.checks, -rapid.steps, -rapid.seed) apply.
 func Check(t *testing.T, cfg Config) {
 	t.Helper()
+	if cfg.Coverage == nil {
+		cfg.Coverage = &Coverage{}
+	}
 	rapid.Check(t, Property(cfg))
+	t.Log(cfg.Coverage)
 }
 
 // Property returns the harness as a rapid property, to run with rapid.Check
 // or to combine with other properties.
 func Property(cfg Config) func(*rapid.T) {
 	cfg.fill()
-	known := Actions()
+	err := cfg.validate()
 	return func(t *rapid.T) {
-		for _, name := range cfg.Disable {
-			if !slices.Contains(known, name) {
-				t.Fatalf("proptest: Disable names %q, which is no action (see Actions)", name)
-			}
+		if err != nil {
+			t.Fatal(err)
 		}
 		h := newHarness(t, cfg)
+		h.traced(t)
+		if c := cfg.Coverage; c != nil {
+			c.Runs++
+			if c.Actions == nil {
+				c.Actions = map[string]int{}
+			}
+		}
+		var weighted []string // each action's name, as often as its weight
 		actions := map[string]func(*rapid.T){"": h.check}
 		for name, act := range h.actions() {
-			if !slices.Contains(cfg.Disable, name) {
-				actions[name] = act
+			w := cfg.weight(name)
+			if w == 0 {
+				continue
+			}
+			actions[name] = func(t *rapid.T) {
+				act(t) // a skipped action does not return
+				if cfg.Coverage != nil {
+					cfg.Coverage.Actions[name]++
+				}
+			}
+			for range w {
+				weighted = append(weighted, name)
 			}
 		}
 		if !h.adversaryOff() {
 			h.adv = newAdversary(h)
 		}
-		t.Repeat(actions)
+		slices.SortFunc(weighted, func(a, b string) int { // heaviest first, then by name
+			return cmp.Or(cfg.weight(b)-cfg.weight(a), strings.Compare(a, b))
+		})
+		pick := rapid.SampledFrom(weighted)
+		t.Repeat(map[string]func(*rapid.T){"": h.check, "step": func(t *rapid.T) {
+			actions[pick.Draw(t, "action")](t)
+		}})
 		h.converge(t)
 	}
+}
+
+// DefaultWeights returns the weights the harness draws actions with by
+// default: writes, reads, time and deliveries several times as often as
+// each fault, so that a run of rapid's default 30 or so steps writes
+// several times, and faults still come in every run.
+func DefaultWeights() map[string]int {
+	return map[string]int{"set": 4, "delete": 2, "get": 2, "tick": 3, "deliver": 3, "deliver all": 2}
+}
+
+// validate checks the action names and rates.
+func (cfg *Config) validate() error {
+	known := Actions()
+	for _, name := range cfg.Disable {
+		if !slices.Contains(known, name) {
+			return fmt.Errorf("proptest: Disable names %q, which is no action (see Actions)", name)
+		}
+	}
+	for name, w := range cfg.Weights {
+		if !slices.Contains(known, name) {
+			return fmt.Errorf("proptest: Weights names %q, which is no action (see Actions)", name)
+		}
+		if w < 0 {
+			return fmt.Errorf("proptest: weight %d for %q, want 0 or more", w, name)
+		}
+	}
+	if !(cfg.Loss >= 0 && cfg.Duplication >= 0 && cfg.Loss+cfg.Duplication <= 1) {
+		return fmt.Errorf("proptest: Loss %v and Duplication %v, want each from 0 and their sum at most 1", cfg.Loss, cfg.Duplication)
+	}
+	return nil
+}
+
+// weight returns how many times name is in the draw: 0 if disabled.
+func (cfg *Config) weight(name string) int {
+	if slices.Contains(cfg.Disable, name) {
+		return 0
+	}
+	if w, ok := cfg.Weights[name]; ok {
+		return w
+	}
+	return 1
 }
 
 // start is the harness's epoch: a fixed, realistic wall time.
@@ -200,8 +297,9 @@ func (h *harness) join(t *rapid.T) {
 	if h.c.Size() >= h.cfg.MaxNodes {
 		t.Skip("the cluster is full")
 	}
-	_, err := h.c.Join()
+	i, err := h.c.Join()
 	h.must(t, err)
+	event(t, "%s joins", h.c.Name(i))
 	h.added()
 }
 
@@ -234,6 +332,7 @@ func (h *harness) issued(t *rapid.T, i int, rec crdt.Record) {
 	}
 	h.lastTS[i] = rec.Time
 	h.model.write(rec)
+	event(t, "%s writes %v", h.c.Name(i), rec)
 }
 
 func (h *harness) must(t *rapid.T, err error) {
@@ -244,29 +343,49 @@ func (h *harness) must(t *rapid.T, err error) {
 
 func (h *harness) actions() map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
-		"set":         h.set,
-		"delete":      func(t *rapid.T) { i := h.live(t, "member"); h.issued(t, i, h.c.Delete(i, h.key(t))) },
+		"set": h.set,
+		"delete": func(t *rapid.T) {
+			i := h.live(t, "member")
+			h.sent(t, func() { h.issued(t, i, h.c.Delete(i, h.key(t))) })
+		},
 		"tick":        h.tick,
-		"deliver":     func(t *rapid.T) { _, err := h.c.Deliver(h.packet(t)); h.must(t, err) },
-		"deliver all": func(t *rapid.T) { h.must(t, h.c.DeliverAll(budget)) },
-		"drop":        func(t *rapid.T) { h.must(t, h.c.Net.Drop(h.packet(t))) },
-		"duplicate":   func(t *rapid.T) { h.must(t, h.c.Net.Duplicate(h.packet(t))) },
+		"deliver":     h.deliver,
+		"deliver all": func(t *rapid.T) { h.deliverAll(t, "deliver all") },
+		"drop": func(t *rapid.T) {
+			p := h.packet(t)
+			event(t, "drop %v", h.describe(p))
+			h.must(t, h.c.Net.Drop(p))
+		},
+		"duplicate": func(t *rapid.T) {
+			p := h.packet(t)
+			event(t, "duplicate %v", h.describe(p))
+			h.must(t, h.c.Net.Duplicate(p))
+		},
 		"reorder": func(t *rapid.T) {
-			h.must(t, h.c.Net.Reorder(h.packet(t), h.packet(t)))
+			p, q := h.packet(t), h.packet(t)
+			event(t, "swap %v and %v", h.describe(p), h.describe(q))
+			h.must(t, h.c.Net.Reorder(p, q))
 		},
 		"partition": h.partition,
-		"heal":      func(t *rapid.T) { h.c.Heal() },
+		"heal":      func(t *rapid.T) { event(t, "heal the network"); h.c.Heal() },
 		"skew": func(t *rapid.T) {
 			d := rapid.Int64Range(-int64(h.cfg.MaxSkew), int64(h.cfg.MaxSkew)).Draw(t, "skew")
-			h.c.SetSkew(rapid.IntRange(0, h.c.Size()-1).Draw(t, "member"), time.Duration(d))
+			i := rapid.IntRange(0, h.c.Size()-1).Draw(t, "member")
+			event(t, "%s's clock set %v from the cluster's", h.c.Name(i), time.Duration(d))
+			h.c.SetSkew(i, time.Duration(d))
 		},
-		"crash":       h.crash,
-		"leave":       h.leave,
-		"join":        h.join,
-		"restart":     h.restart,
-		"absence":     h.absence,
-		"gc":          func(t *rapid.T) { i := h.live(t, "member"); h.collect(t, i) },
-		"evict":       func(t *rapid.T) { h.c.Replica(h.live(t, "member")).Evict(h.key(t)) },
+		"crash":   h.crash,
+		"leave":   h.leave,
+		"join":    h.join,
+		"restart": h.restart,
+		"absence": h.absence,
+		"get":     func(t *rapid.T) { h.read(t, h.live(t, "member"), h.key(t)) },
+		"gc":      func(t *rapid.T) { i := h.live(t, "member"); h.collect(t, i) },
+		"evict": func(t *rapid.T) {
+			i, key := h.live(t, "member"), h.key(t)
+			event(t, "%s evicts %q", h.c.Name(i), key)
+			h.c.Replica(i).Evict(key)
+		},
 		"antientropy": h.antientropy,
 		"snapshot":    h.snapshot,
 		"restore":     h.restore,
@@ -280,7 +399,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 // adversaryOff reports whether every adversarial action is disabled.
 func (h *harness) adversaryOff() bool {
 	for _, name := range adversarial {
-		if !slices.Contains(h.cfg.Disable, name) {
+		if h.cfg.weight(name) > 0 {
 			return false
 		}
 	}
@@ -324,7 +443,7 @@ func (h *harness) set(t *rapid.T) {
 	case 1:
 		value = append(value, "-padded-to-be-long"...)
 	}
-	h.issued(t, i, h.c.Set(i, key, value, expires))
+	h.sent(t, func() { h.issued(t, i, h.c.Set(i, key, value, expires)) })
 }
 
 // tick moves time on, mostly by less than a flush or an anti-entropy
@@ -332,7 +451,8 @@ func (h *harness) set(t *rapid.T) {
 func (h *harness) tick(t *rapid.T) {
 	dt := rapid.SampledFrom([]time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second, 5 * time.Second}).Draw(t, "dt")
 	h.c.Advance(dt)
-	h.c.Tick()
+	event(t, "time moves on %v", dt)
+	h.sent(t, h.c.Tick)
 }
 
 func (h *harness) partition(t *rapid.T) {
@@ -345,11 +465,13 @@ func (h *harness) partition(t *rapid.T) {
 		g := rapid.IntRange(0, 2).Draw(t, "group")
 		groups[g] = append(groups[g], name)
 	}
+	event(t, "partition the network into %v", groups)
 	h.c.Partition(groups...)
 }
 
 func (h *harness) crash(t *rapid.T) {
 	i := h.live(t, "member")
+	event(t, "%s crashes", h.c.Name(i))
 	h.model.crashed(h, i)
 	h.c.Crash(i)
 }
@@ -358,6 +480,7 @@ func (h *harness) crash(t *rapid.T) {
 // and did not ship is lost, as in a crash.
 func (h *harness) leave(t *rapid.T) {
 	i := h.live(t, "member")
+	event(t, "%s leaves", h.c.Name(i))
 	h.model.crashed(h, i)
 	h.c.Leave(i)
 }
@@ -367,6 +490,7 @@ func (h *harness) restart(t *rapid.T) {
 	if !h.c.Down(i) {
 		t.Skip("member is up")
 	}
+	event(t, "%s restarts empty", h.c.Name(i))
 	h.must(t, h.c.Restart(i))
 	h.lastTS[i] = crdt.Timestamp{}
 	h.held[i] = map[string]crdt.Timestamp{}
@@ -381,6 +505,7 @@ func (h *harness) snapshot(t *rapid.T) {
 	if !ok {
 		t.Skip("the replica cannot snapshot")
 	}
+	event(t, "%s saves a snapshot", h.c.Name(i))
 	h.snaps[i] = &saved{state: s.Snapshot(), records: s.Records(), held: maps.Clone(h.held[i]), reaped: maps.Clone(h.reaped[i])}
 }
 
@@ -396,6 +521,7 @@ func (h *harness) restore(t *rapid.T) {
 		t.Skip("member is up or has no snapshot")
 	}
 	snap := h.snaps[i]
+	event(t, "%s restarts from its snapshot of %d records", h.c.Name(i), len(snap.records))
 	h.must(t, h.c.RestartFrom(i, snap.state))
 	h.lastTS[i] = crdt.Timestamp{}
 	restored := map[string]crdt.Timestamp{}
@@ -421,10 +547,12 @@ func (h *harness) absence(t *rapid.T) {
 	i := h.live(t, "member")
 	h.c.Partition([]string{h.c.Name(i)})
 	steps := rapid.IntRange(5, 12).Draw(t, "quarter horizons")
-	for range steps {
+	event(t, "%s is cut off for %d quarters of the horizon (%v)", h.c.Name(i), steps, time.Duration(steps)*h.cfg.Horizon/4)
+	for q := range steps {
 		h.c.Advance(h.cfg.Horizon / 4)
-		h.c.Tick()
-		h.must(t, h.c.DeliverAll(budget))
+		event(t, "quarter %d: time moves on %v", q+1, h.cfg.Horizon/4)
+		h.sent(t, h.c.Tick)
+		h.deliverAll(t, fmt.Sprintf("quarter %d: deliver all", q+1))
 		for j := range h.c.Size() {
 			if !h.c.Down(j) {
 				h.collect(t, j)
@@ -438,7 +566,11 @@ func (h *harness) absence(t *rapid.T) {
 // adversary's, or an answer to a rejection) is adopted all the same, as a
 // dead one: a tombstone, or a value past its expiry.
 func (h *harness) collect(t fataler, i int) {
-	for _, v := range h.c.Replica(i).GC() {
+	gone := h.c.Replica(i).GC()
+	if len(gone) > 0 {
+		t.Logf("  | %s collects %v", h.c.Name(i), gone)
+	}
+	for _, v := range gone {
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
 			h.reaped[i][v.Key] = v.Time
 		}
@@ -457,7 +589,8 @@ func (h *harness) antientropy(t *rapid.T) {
 	if a == b {
 		t.Skip("same member")
 	}
-	h.c.StartSession(a, b)
+	event(t, "%s starts anti-entropy with %s", h.c.Name(a), h.c.Name(b))
+	h.sent(t, func() { h.c.StartSession(a, b) })
 }
 
 // check holds after every step: no live member holds a version of a key
@@ -503,6 +636,108 @@ func (h *harness) collected(i int, v crdt.Version) bool {
 	return ok && !ts.Less(v.Time)
 }
 
+// read checks what member i serves for key against the record of key it
+// holds (Records): a value only from a live record (not deleted, expired
+// or evicted at the member's time), and that record's value; a miss only
+// without one. With the check that no member goes back on a version it
+// held, reads on a member never go back either; after convergence they
+// agree with the model everywhere.
+func (h *harness) read(t fataler, i int, key string) {
+	r := h.c.Replica(i)
+	got, served := r.Get(key)
+	if served {
+		t.Logf("  | %s reads %q: %q", h.c.Name(i), key, got)
+	} else {
+		t.Logf("  | %s reads %q: nothing", h.c.Name(i), key)
+	}
+	var rec crdt.Record
+	held := false
+	for _, x := range r.Records() {
+		if x.Key == key {
+			rec, held = x, true
+			break
+		}
+	}
+	live := held && rec.Live(h.c.Phys(i))
+	switch {
+	case served && !held:
+		t.Fatalf("%s served %q for %q and holds no record of it", h.c.Name(i), got, key)
+	case served && !live:
+		t.Fatalf("%s served %q for %q while holding %v (%s)", h.c.Name(i), got, key, rec, lifetime(rec, h.c.Phys(i)))
+	case served && !bytes.Equal(got, rec.Value):
+		t.Fatalf("%s served %q for %q while holding %v", h.c.Name(i), got, key, rec)
+	case !served && live:
+		t.Fatalf("%s served nothing for %q while holding %v (%s)", h.c.Name(i), key, rec, lifetime(rec, h.c.Phys(i)))
+	}
+}
+
+// sent runs f, an action that may put frames in flight, and logs how many.
+func (h *harness) sent(t *rapid.T, f func()) {
+	before := h.c.Net.Stats().Sent
+	f()
+	if n := h.c.Net.Stats().Sent - before; n > 0 {
+		event(t, "  %d frames sent", n)
+	}
+}
+
+// describe returns packet p in flight, for the log.
+func (h *harness) describe(p int) packet {
+	return packet{h.c.Net.InFlight()[p], h.cfg.Describe}
+}
+
+// deliver hands one frame in flight to its destination (the trace logs
+// it: see traced), or, by Config.Loss and Duplication, loses it or
+// delivers it twice.
+func (h *harness) deliver(t *rapid.T) {
+	h.deliverOne(t, h.packet(t))
+}
+
+func (h *harness) deliverOne(t *rapid.T, p int) {
+	if h.cfg.Loss > 0 || h.cfg.Duplication > 0 {
+		switch roll := rapid.Float64Range(0, 1).Draw(t, "fate"); {
+		case roll < h.cfg.Loss:
+			event(t, "lose %v", h.describe(p))
+			h.must(t, h.c.Net.Drop(p))
+			return
+		case roll < h.cfg.Loss+h.cfg.Duplication:
+			event(t, "duplicate %v", h.describe(p))
+			h.must(t, h.c.Net.Duplicate(p))
+		}
+	}
+	_, err := h.c.Deliver(p)
+	h.must(t, err)
+}
+
+// traced has the cluster log every frame it delivers to t, with the
+// frames each delivery causes to be sent.
+func (h *harness) traced(t *rapid.T) {
+	h.c.Delivered = func(p sim.Packet, received bool) {
+		if received {
+			event(t, "deliver %v", packet{p, h.cfg.Describe})
+		} else {
+			event(t, "lost %v: its destination is down", packet{p, h.cfg.Describe})
+		}
+	}
+}
+
+// deliverAll delivers everything in flight and what it causes, oldest
+// first, each frame subject to Config.Loss and Duplication.
+func (h *harness) deliverAll(t *rapid.T, what string) {
+	before := h.c.Net.Stats().Delivered
+	event(t, "%s", what)
+	if h.cfg.Loss == 0 && h.cfg.Duplication == 0 {
+		h.must(t, h.c.DeliverAll(budget))
+	} else {
+		for n := 0; h.c.Net.Len() > 0; n++ {
+			if n == budget {
+				t.Fatalf("%v: still busy after %d deliveries", ErrLivelock, budget)
+			}
+			h.deliverOne(t, 0)
+		}
+	}
+	event(t, "%s: %d frames delivered", what, h.c.Net.Stats().Delivered-before)
+}
+
 // converge brings the cluster to quiescence and checks convergence against
 // the model.
 func (h *harness) converge(t *rapid.T) {
@@ -512,10 +747,30 @@ func (h *harness) converge(t *rapid.T) {
 		// accepted everywhere once time has caught up with them.
 		h.c.Advance(h.cfg.MaxDrift + 2*h.cfg.MaxSkew)
 	}
+	event(t, "the end: time moves on to %v, the network heals, everything is delivered, anti-entropy runs between every pair until a round changes nothing",
+		time.Duration(h.c.Now()-start))
+	sent := h.c.Net.Stats().Sent
 	rounds, err := h.c.Converge(8, budget)
 	if err != nil {
 		t.Fatalf("after %d rounds: %v", rounds, err)
 	}
+	event(t, "quiet after %d rounds of anti-entropy that changed records, %d frames", rounds, h.c.Net.Stats().Sent-sent)
+	if c := h.cfg.Coverage; c != nil {
+		c.Rounds[min(rounds, len(c.Rounds)-1)]++
+		st := h.c.Net.Stats()
+		c.Frames.Sent += st.Sent
+		c.Frames.Delivered += st.Delivered
+		c.Frames.Dropped += st.Dropped
+		c.Frames.Duplicated += st.Duplicated
+		c.Frames.Cut += st.Cut
+	}
 	h.check(t)
 	h.model.verify(t, h)
+	for i := range h.c.Size() {
+		if !h.c.Down(i) {
+			for _, key := range h.cfg.Keys {
+				h.read(t, i, key)
+			}
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 // fataler is what the model's checks need of a test: rapid's or testing's.
 type fataler interface {
 	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
 }
 
 // model is the reference the converged cluster is checked against: the

@@ -37,35 +37,64 @@ func (q *deltaQueue) reset(now int64) {
 }
 
 // Write queues a record the replica has just applied locally and returns
-// what to send: the record at once if the node is idle, a full packet's
-// worth if that much is queued, otherwise nothing until the flush is due
-// (see NextDeadline). r.Value must not be modified afterwards.
+// what to send; it is WriteGroup of one record. r.Value must not be
+// modified afterwards.
 func (n *Node) Write(r crdt.Record, now int64) []Envelope {
+	return n.WriteGroup([]crdt.Record{r}, now)
+}
+
+// WriteGroup queues records the replica has just applied locally, in the
+// order applied, and returns what to send: every full packet's worth as it
+// fills, and the rest at once if the flush is due, otherwise nothing until
+// it is (see NextDeadline). With no FlushInterval the flush is always due:
+// a host that hands the node, as one group, every write that arrived while
+// it was sending the last group (group commit) batches under load and
+// sends an isolated write at once, with no timer. With a FlushInterval, a
+// write that finds the node idle (nothing flushed for that long) is sent at
+// once and later ones wait for the interval. The records' values must not
+// be modified afterwards.
+func (n *Node) WriteGroup(recs []crdt.Record, now int64) []Envelope {
+	var out []Envelope
 	q := &n.out
-	size := n.estimate(&r)
+	for i := range recs {
+		if !n.queue(&recs[i], now) {
+			continue
+		}
+		if wire.DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
+			out = n.flush(out, now)
+		}
+	}
+	if len(q.recs) > 0 && now >= q.due {
+		out = n.flush(out, now)
+	}
+	return out
+}
+
+// queue adds r to the outgoing buffer, coalesced with a queued record of
+// its key, and reports whether the buffer changed.
+func (n *Node) queue(r *crdt.Record, now int64) bool {
+	q := &n.out
+	size := n.estimate(r)
 	if i, ok := q.index[r.Key]; ok {
 		if !q.recs[i].Time.Less(r.Time) {
-			return nil
+			return false
 		}
 		q.bytes += size - n.estimate(&q.recs[i])
-		q.recs[i] = r
+		q.recs[i] = *r
 		n.stats.DeltasCoalesced++
-	} else {
-		if len(q.recs) >= n.cfg.MaxPending {
-			n.stats.DeltasDropped++
-			return nil
-		}
-		q.index[r.Key] = len(q.recs)
-		q.recs = append(q.recs, r)
-		q.bytes += size
+		return true
 	}
+	if len(q.recs) >= n.cfg.MaxPending {
+		n.stats.DeltasDropped++
+		return false
+	}
+	q.index[r.Key] = len(q.recs)
+	q.recs = append(q.recs, *r)
+	q.bytes += size
 	if len(q.recs) == 1 {
 		q.due = max(now, q.last+int64(n.cfg.FlushInterval))
 	}
-	if now >= q.due || wire.DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
-		return n.flush(nil, now)
-	}
-	return nil
+	return true
 }
 
 // estimate is the encoded size of r in a batch of this node's writes,

@@ -14,11 +14,16 @@
 // Every local change is handed to [Node.Write], which queues it in a bounded
 // buffer coalesced per key: only the newest record of a key is shipped. The
 // buffer is flushed as one or more batches that each fit the packet budget.
-// A write that finds the node idle (nothing flushed for FlushInterval) is
-// sent at once; while writes keep coming, they are batched and flushed at
-// most every FlushInterval or as soon as a full packet's worth is queued. A
-// full buffer never blocks a write: the record is counted as dropped and
-// left to anti-entropy.
+// By default nothing waits for a timer (group commit): the host hands the
+// node, with [Node.WriteGroup], every write that arrived while it was
+// sending the previous group, and the group leaves at once. An isolated
+// write is sent as soon as it is made; under load the groups grow by
+// themselves, as long as sending takes. With a FlushInterval, a write that
+// finds the node idle (nothing flushed for that long) is sent at once and
+// later ones are batched and flushed at most every FlushInterval. Either
+// way a full packet's worth leaves as soon as it is queued, and a full
+// buffer never blocks a write: the record is counted as dropped and left
+// to anti-entropy.
 //
 // Fan-out. A batch must reach all N members. Sending it directly to all of
 // them is optimal in total bytes (N-1 copies) but makes the writer's send

@@ -12,7 +12,7 @@ import (
 
 // Defaults for [Config].
 const (
-	DefaultFlushInterval       = time.Millisecond
+	DefaultFlushInterval       = 0
 	DefaultPacketBudget        = 1200
 	DefaultMaxPending          = 65536
 	DefaultAntiEntropyInterval = time.Second
@@ -36,7 +36,9 @@ type Config struct {
 	// updates it. Required.
 	Clock *crdt.HLC
 	// FlushInterval is the longest a delta waits in the buffer while writes
-	// keep coming; a write to an idle node is sent at once.
+	// keep coming; a write to an idle node is sent at once. Default: none,
+	// every group of writes handed to WriteGroup leaves at once (group
+	// commit: see WriteGroup).
 	FlushInterval time.Duration
 	// PacketBudget is the size a delta batch is filled up to, in bytes. The
 	// host sends frames up to its packet size as datagrams and larger ones
@@ -98,7 +100,6 @@ func (c *Config) fill() error {
 	if err := crdt.CheckTreeBits(c.Replica.DigestBits()); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	setDefault(&c.FlushInterval, DefaultFlushInterval)
 	setDefault(&c.PacketBudget, DefaultPacketBudget)
 	setDefault(&c.MaxPending, DefaultMaxPending)
 	setDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)

@@ -235,13 +235,43 @@ func TestFullPacketFlushesAtOnce(t *testing.T) {
 }
 
 func TestFullBufferDropsAndCounts(t *testing.T) {
-	n := newTestNet(t, 8, Config{MaxPending: 2}, "a", "b")
+	n := newTestNet(t, 8, Config{MaxPending: 2, FlushInterval: time.Millisecond}, "a", "b")
 	n.write("a", "k0", "v") // sent at once: the buffer is empty again
 	for i := 1; i <= 3; i++ {
 		n.write("a", fmt.Sprintf("k%d", i), "v")
 	}
 	if s := n.nodes["a"].Stats(); s.DeltasDropped != 1 {
 		t.Fatalf("dropped %d, want 1", s.DeltasDropped)
+	}
+}
+
+// TestWriteGroupLeavesAtOnce: without a FlushInterval nothing waits for
+// a timer: a group of writes leaves as one batch per member, at once, and
+// so does a lone write that follows it at the same instant.
+func TestWriteGroupLeavesAtOnce(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b", "c")
+	a := n.nodes["a"]
+	var group []crdt.Record
+	for i := range 5 {
+		r := crdt.Record{Key: fmt.Sprint("k", i), Value: []byte("v"), Time: a.cfg.Clock.Now()}
+		n.reps["a"].Apply(r, false, 0)
+		group = append(group, r)
+	}
+	out := a.WriteGroup(group, n.now.Now())
+	if len(out) != 2 || a.Stats().DeltaBatchesSent != 1 || a.Stats().DeltaRecordsSent != 5 {
+		t.Fatalf("a group of 5 writes: %d frames, %d batches of %d records; want one batch of 5 to each of 2 members",
+			len(out), a.Stats().DeltaBatchesSent, a.Stats().DeltaRecordsSent)
+	}
+	n.pump("a", out)
+	if out = n.write("a", "lone", "v"); len(out) != 2 {
+		t.Fatalf("a lone write right after a group: %d frames, want 2 (none waits for a flush)", len(out))
+	}
+	if len(a.out.recs) != 0 {
+		t.Fatalf("%d writes still queued", len(a.out.recs))
+	}
+	n.pump("a", out)
+	if _, ok := n.reps["c"].Lookup("lone"); !ok {
+		t.Fatal("c did not get the lone write")
 	}
 }
 

@@ -68,7 +68,7 @@ func wireBytes(nodes []*node) uint64 {
 // the bytes all members put on the wire per write.
 func BenchmarkReplication(b *testing.B) {
 	for _, n := range []int{3, 5} {
-		for _, rate := range []int{1000, 10_000} {
+		for _, rate := range []int{50, 1000, 10_000} {
 			b.Run(fmt.Sprintf("nodes=%d/rate=%d", n, rate), func(b *testing.B) {
 				for b.Loop() {
 					replicateAt(b, n, rate, 2*time.Second)

@@ -42,9 +42,9 @@ func (r *Replicator) loop() {
 			r.locked(func() []transport.Envelope {
 				out, now := out[:0], r.now()
 				for _, chunk := range batch {
-					for _, rec := range chunk {
-						out = append(out, r.node.Write(rec, now)...)
-					}
+					// Everything written while the loop last sent is
+					// one group (see transport.Node.WriteGroup).
+					out = append(out, r.node.WriteGroup(chunk, now)...)
 				}
 				return out
 			})

@@ -1,0 +1,49 @@
+package proptest
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/bcache-go/bcache/transport/sim"
+)
+
+// Coverage is what a harness's runs did, summed over the runs: set
+// Config.Coverage to collect it ([Check] does, and logs it). A run that
+// shrinks a counterexample counts too.
+type Coverage struct {
+	// Runs is the number of runs (rapid's checks and shrink attempts).
+	Runs int
+	// Actions counts the actions run to completion by name (a skipped
+	// one, such as a delivery with nothing in flight, does not count).
+	Actions map[string]int
+	// Frames sums the network's counters over the runs that reached the
+	// end.
+	Frames sim.Stats
+	// Rounds counts the runs by the rounds of anti-entropy the end took
+	// before a round changed nothing: 0, 1, ..., and the last entry for
+	// that many or more.
+	Rounds [4]int
+}
+
+// String summarizes c in a few lines.
+func (c *Coverage) String() string {
+	if c == nil || c.Runs == 0 {
+		return "coverage: no runs"
+	}
+	var b strings.Builder
+	total := 0
+	for _, n := range c.Actions {
+		total += n
+	}
+	fmt.Fprintf(&b, "coverage over %d runs: %.1f actions per run;", c.Runs, float64(total)/float64(c.Runs))
+	for _, name := range slices.Sorted(maps.Keys(c.Actions)) {
+		fmt.Fprintf(&b, " %s %d,", name, c.Actions[name])
+	}
+	f := c.Frames
+	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions",
+		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
+	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed records: %v", c.Rounds)
+	return b.String()
+}

@@ -1,0 +1,108 @@
+package proptest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/bcache-go/bcache/transport/sim"
+	"github.com/bcache-go/bcache/transport/wire"
+	"pgregory.net/rapid"
+)
+
+// The harness narrates each run as events in rapid's log: rapid prints
+// them for the counterexample it shrank to (and for every run with
+// -rapid.v), between its own lines that show the draws, so that a failure
+// reads top to bottom as what happened, to whom, and what each message
+// carried. Composite steps (a long absence, the final convergence) narrate
+// their parts. Nothing is formatted unless rapid logs.
+
+// event logs one event of the run.
+func event(t *rapid.T, format string, args ...any) {
+	t.Logf("  | "+format, args...)
+}
+
+// packet describes a frame in flight for the log: number, route, kind,
+// size, and, for a frame bcache's codec reads, what it carries.
+type packet struct {
+	p      sim.Packet
+	decode func([]byte) string
+}
+
+func (p packet) String() string {
+	s := fmt.Sprintf("frame #%d %s -> %s, %v, %d B", p.p.ID, p.p.From, p.p.To, p.p.Kind, len(p.p.Payload))
+	if p.decode != nil {
+		if d := p.decode(p.p.Payload); d != "" {
+			s += ": " + d
+		}
+	}
+	return s
+}
+
+// codec decodes bcache's frames for the log, with the wire's own limits.
+var codec = wire.NewCodec(wire.Limits{})
+
+// DescribeFrame summarizes one of bcache's protocol frames for a trace:
+// a delta's records, a digest's level and size, a repair's records. It is
+// the default of Config.Describe; "" for a frame it cannot decode.
+func DescribeFrame(payload []byte) string {
+	m, err := codec.Decode(payload)
+	if err != nil {
+		return ""
+	}
+	switch m := m.(type) {
+	case *wire.Delta:
+		return "records " + records(m.Records)
+	case *wire.Digest:
+		return fmt.Sprintf("%s, level %d under %v, %d hashes, cut %v", sessionName(m.Session), m.Level, m.Parents, len(m.Hashes), m.Cut)
+	case *wire.Versions:
+		vs := make([]keyVersion, len(m.Versions))
+		for i, v := range m.Versions {
+			vs[i] = keyVersion(v)
+		}
+		return fmt.Sprintf("%s, leaves %v holding %v: %s", sessionName(m.Session), m.Leaves, m.Counts, records(vs))
+	case *wire.Repair:
+		s := fmt.Sprintf("%s, records %s", sessionName(m.Session), records(m.Records))
+		if len(m.Wants) > 0 {
+			s += fmt.Sprintf(", wants %d keys", len(m.Wants))
+		}
+		if m.Final {
+			s += ", final"
+		}
+		return s
+	case *wire.Reject:
+		return fmt.Sprintf("%s, rejects %s", sessionName(m.Session), records(m.Records))
+	}
+	return ""
+}
+
+// sessionName names an anti-entropy session briefly: the low 16 bits of its
+// id, and the step.
+func sessionName(s wire.Session) string {
+	return fmt.Sprintf("session %04x step %d", uint16(s.ID), s.Step)
+}
+
+// keyVersion is a wire.KeyVersion for the log.
+type keyVersion wire.KeyVersion
+
+func (v keyVersion) String() string {
+	if v.Tombstone {
+		return fmt.Sprintf("key %016x deleted at %v", v.KeyHash, v.Time)
+	}
+	return fmt.Sprintf("key %016x written at %v", v.KeyHash, v.Time)
+}
+
+// records lists up to four records, and how many more there are.
+func records[R fmt.Stringer](rs []R) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i == 4 {
+			fmt.Fprintf(&b, " and %d more", len(rs)-4)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.String())
+	}
+	return "[" + b.String() + "]"
+}
