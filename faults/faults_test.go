@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,6 +16,7 @@ import (
 var (
 	runs = flag.Int("faults.runs", 0, "randomized schedules to run (TestRandomSchedules; 0: none)")
 	seed = flag.Uint64("faults.seed", 0, "seed of the first randomized schedule, each next one +1 (0: from the clock); to replay one, give its seed and -faults.runs=1")
+	mix  = flag.String("faults.mix", "random", "the faults of the randomized schedules besides partition, kill and pause: random (one of the others, drawn per run), none, loss (20% each way), clock20s or clock2m (one member's clock ahead)")
 )
 
 // members is the size of every lab.
@@ -72,7 +76,13 @@ func TestRandomSchedules(t *testing.T) {
 		s := first + uint64(i)
 		r := rand.New(rand.NewPCG(s, 1))
 		sc := scenario{name: fmt.Sprintf("seed %d", s)}
-		switch r.IntN(4) {
+		kind := r.IntN(4)
+		if k := slices.Index([]string{"none", "loss", "clock20s", "clock2m"}, *mix); k >= 0 {
+			kind = k
+		} else if *mix != "random" {
+			t.Fatalf("-faults.mix=%s: want random, none, loss, clock20s or clock2m", *mix)
+		}
+		switch kind {
 		case 1:
 			sc.loss = 20
 		case 2:
@@ -113,6 +123,15 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 	for i, d := range sc.offsets {
 		l.members[i].offset = d
 	}
+	t.Cleanup(func() { // a run stopped on the way: what each member says of itself
+		if t.Failed() {
+			var b strings.Builder
+			for _, m := range l.members {
+				fmt.Fprintf(&b, "%s stats: %s\n", m.name, m.stats())
+			}
+			os.WriteFile(filepath.Join(l.dir, "stats.txt"), []byte(b.String()), 0o644)
+		}
+	})
 	for _, m := range l.members {
 		m.start(false)
 	}

@@ -44,6 +44,6 @@ func (c *Coverage) String() string {
 	f := c.Frames
 	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions",
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
-	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed records: %v", c.Rounds)
+	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed anything: %v", c.Rounds)
 	return b.String()
 }

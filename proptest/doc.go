@@ -69,6 +69,22 @@
 // it came back from an absence longer than the horizon holding it while its
 // peers could no longer tell it from a deleted one (package lww, rule 3).
 //
+// # Shaping the runs, reading the failures
+//
+// [Config.Weights] sets how often each action is drawn (the default,
+// [DefaultWeights], favours writes, reads, ticks and deliveries; a weight of
+// 0 leaves an action out, as [Config.Disable] does, and a name that is no
+// action fails the run), [Config.Loss] and [Config.Duplication] lose or
+// double frames as they are delivered, and [Config.Coverage] sums what the
+// runs did; [Check] logs it (go test -v), so that a shallow run shows.
+//
+// Every step narrates what it did in rapid's log, after the draws that
+// chose it: who wrote or read what, every frame delivered, lost or
+// duplicated with what it carries ([Config.Describe]; [DescribeFrame]
+// decodes bcache's), the parts of a long absence and of the final
+// convergence. rapid prints that log for the counterexample it shrank
+// to, so a failure reads top to bottom as the events that led to it.
+//
 // # Running it longer
 //
 // The harness takes rapid's flags:
@@ -94,6 +110,26 @@
 // (the longest expiry winning, received deletes ignored, every rejection
 // trusted, received versions restamped) and against replicas whose reads
 // serve deleted or expired values, and require it to find counterexamples.
+//
+// # A data type of your own
+//
+// The harness above checks a last-writer-wins map deeply (its model knows
+// bcache's rules of loss). For any other replicated data type, describe it
+// in a [Spec] and run [CheckType]: the replica is an [Object] that
+// declares its operations ([OpKind]: a counter's inc, dec and read; a
+// set's add, remove and contains) and speaks its own frames; a [Model]
+// learns every operation with what it returned, may refuse a result the
+// specification forbids (a read is an operation like any other), is told
+// which incarnations crashed, and judges the state the members converge
+// to; an optional invariant runs after every step. The run draws the
+// operations and the faults ([TypeActions]: loss, duplication, reordering,
+// partitions, crashes and restarts as new incarnations, syncs), with
+// weights, rates and coverage as in [Config], and ends by syncing every
+// pair until nothing changes: the members must then hold equal states.
+// Package proptest/examples has a PN-counter and an add-wins set written
+// this way, with the broken variants the harness catches (a counter that
+// sums what it receives, one that takes the last count received, a set
+// whose removes remove adds they never saw).
 //
 // # Scale
 //

@@ -2,10 +2,12 @@ package proptest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"pgregory.net/rapid"
 )
 
 // TestConvergence runs the harness over bcache's own replica with every
@@ -53,4 +55,49 @@ func TestBoundedDeadRecordsResurrectNothing(t *testing.T) {
 	cfg := DefaultStoreConfig()
 	cfg.MaxDead = 1
 	Check(t, Config{Factory: StoreFactory(cfg), MayDrop: true})
+}
+
+// TestConfigIsValidated: a misspelt action name, a negative weight or a
+// rate out of range fails every run with an error that names it.
+func TestConfigIsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Disable: []string{"crsh"}}, `Disable names "crsh"`},
+		{Config{Weights: map[string]int{"partiton": 2}}, `Weights names "partiton"`},
+		{Config{Weights: map[string]int{"set": -1}}, `weight -1 for "set"`},
+		{Config{Loss: 0.7, Duplication: 0.5}, "Loss 0.7 and Duplication 0.5"},
+		{Config{Loss: -0.1}, "Loss -0.1"},
+	} {
+		cfg := tc.cfg
+		cfg.fill()
+		err := cfg.validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error naming %s", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestWeightsShapeTheRuns: the runs do what the weights ask, and the
+// coverage counts it: with only writes, deliveries and ticks weighted in,
+// no fault runs; with loss, frames are lost.
+func TestWeightsShapeTheRuns(t *testing.T) {
+	weights := map[string]int{}
+	for _, name := range Actions() {
+		weights[name] = 0
+	}
+	weights["set"], weights["deliver"], weights["tick"] = 3, 2, 1
+	cov := &Coverage{}
+	rapid.Check(t, Property(Config{Weights: weights, Loss: 0.5, Coverage: cov}))
+	if cov.Runs < 100 || cov.Actions["set"] == 0 || cov.Actions["deliver"] == 0 || cov.Actions["tick"] == 0 {
+		t.Fatalf("coverage %v: want 100 runs or more with sets, deliveries and ticks", cov)
+	}
+	if len(cov.Actions) != 3 {
+		t.Fatalf("actions with weight 0 ran: %v", cov)
+	}
+	if cov.Frames.Dropped == 0 {
+		t.Fatalf("no frame lost at a loss rate of 0.5: %v", cov)
+	}
+	t.Log(cov)
 }

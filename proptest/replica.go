@@ -18,7 +18,25 @@ import (
 // A replica is a map of keys to last-writer-wins records; Records must show
 // what it holds, including tombstones and evicted entries, with the
 // timestamps its writes were issued with. Methods are called from one
-// goroutine.
+// goroutine. (For a data type that is not such a map, see Spec.)
+//
+// The contracts the harness relies on:
+//
+//   - Timestamps. Set and Delete return the record written, stamped by the
+//     replica's own hybrid logical clock (crdt.NewHLC over the phys the
+//     Factory got): each incarnation's stamps must strictly increase, and
+//     their Node must be the Factory's id, which the harness draws fresh
+//     for every incarnation and never reuses. The model orders writes by
+//     these stamps alone.
+//   - Frames. An Envelope's Kind only labels the frame in traces and
+//     counters (sim.Stats): a replica with frames of its own may leave it
+//     0. Payloads are the replica's bytes; the harness never reads them
+//     (Config.Describe may, for the trace).
+//   - Horizon. Config.Horizon must be the replica's own GC horizon: the
+//     harness cannot ask a replica for it, and judges losses by it. Set
+//     both from one constant.
+//   - Empty answers. GC, Drops and Tick may return nil: nothing collected,
+//     dropped or to send.
 type Replica interface {
 	// Set writes a value (expires is an absolute Unix-ns expiry, 0 for
 	// none) and returns the record written and the frames to send.

@@ -6,8 +6,9 @@ import "github.com/bcache-go/bcache/crdt"
 type RestoreStats struct {
 	Applied int // records applied
 	Drifted int // records skipped: further ahead of the clock than its drift allows
-	// Lowered counts watermarks lowered to now - MaxClockDrift (written by a
-	// clock far ahead).
+	// Lowered counts watermarks lowered to now - MaxClockDrift: further
+	// ahead of the clock than its drift allows (written by a clock far
+	// ahead).
 	Lowered int
 }
 
@@ -15,9 +16,13 @@ type RestoreStats struct {
 // records first, as anti-entropy receives them (through the clock's drift
 // check, moving the clock past each, so that every later write wins over
 // them), then the watermarks (a record the store holds may be older than
-// its bucket's watermark, and must not be rejected by it), each at most
-// now - MaxClockDrift: a snapshot from a clock far ahead cannot make the
-// store reject fresh writes.
+// its bucket's watermark, and must not be rejected by it), through the
+// same check: the clock moves past each, so that fresh writes are above
+// it, and the store rejects again what it rejected before it stopped (a
+// watermark a collection under a bound on dead records raised to a
+// recent time must not come back lower). A watermark further ahead than
+// the drift allows is lowered to now - MaxClockDrift: a snapshot from a
+// clock far ahead cannot make the store reject fresh writes.
 func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats {
 	var st RestoreStats
 	for _, rec := range snap.Records {
@@ -31,8 +36,12 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats
 	}
 	for _, m := range snap.Marks {
 		sh, local := s.leafShard(m.Leaf)
+		ceiling := crdt.SubSat(now, s.drift)
+		if clock.Update(m.Time) == nil {
+			ceiling = m.Time.Wall
+		}
 		sh.mu.Lock()
-		if !sh.m.RaiseWatermark(local, m.Time, crdt.SubSat(now, s.drift)) {
+		if !sh.m.RaiseWatermark(local, m.Time, ceiling) {
 			st.Lowered++
 		}
 		sh.mu.Unlock()

@@ -78,11 +78,15 @@ func run(w io.Writer, p params, sizes []int) error {
 
 // replicaConfig is the replica every simulated node runs: production
 // protocol settings, a digest sized for tens of thousands of keys, and
-// anti-entropy every 50 rounds so that lost deltas are repaired.
+// anti-entropy every 50 rounds so that lost deltas are repaired. A member
+// batches the writes of one round, as a host's group commit batches what
+// arrives while it sends: the simulator hands the node one write at a
+// time, and a flush interval of one round groups them.
 func replicaConfig(fanout int) proptest.MapConfig {
 	return proptest.MapConfig{
 		Map: lww.Config{DigestBits: 12},
 		Transport: transport.Config{
+			FlushInterval:       time.Millisecond,
 			Fanout:              fanout,
 			AntiEntropyInterval: 50 * time.Millisecond,
 			SessionTimeout:      20 * time.Millisecond,

@@ -1,0 +1,531 @@
+package proptest
+
+import (
+	"cmp"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/sim"
+	"pgregory.net/rapid"
+)
+
+// A Spec puts a replicated data type of your own under the harness: how
+// to build a replica, the operations it declares, and the model (the
+// specification) its operations and converged state are checked against.
+// [CheckType] runs it over the same simulated network, faults, shrinking
+// and traces as bcache's own replica, without anything of bcache's: the
+// replica's frames are its own bytes.
+//
+// Package proptest/examples has two worked examples, a PN-counter and an
+// add-wins set, each with a broken variant the harness catches.
+type Spec struct {
+	// New builds the replica of member name, in its incarnation inc (0
+	// at the start, one more after each crash: a new incarnation starts
+	// empty, and should not reuse the identifiers of earlier ones). phys
+	// is the member's clock, in Unix nanoseconds; the harness moves it.
+	// Required.
+	New func(name string, inc int, phys func() int64) (Object, error)
+	// Ops are the operations the replica takes. Required.
+	Ops []OpKind
+	// Model returns a fresh model for each run. Required.
+	Model func() Model
+	// Invariant, if set, runs after every step over the states of the
+	// live members (by name); an error fails the run.
+	Invariant func(states map[string]any) error
+	// Keys is the alphabet an operation's key is drawn from. Default:
+	// "a", "b", "c".
+	Keys []string
+	// MinNodes and MaxNodes bound the number of members drawn per run.
+	// Default: 2 to 4.
+	MinNodes, MaxNodes int
+	// Weights, Loss, Duplication and Coverage are as in Config. The
+	// actions are the operations by name, and TypeActions(); an operation
+	// not weighed weighs 4, a fault 1.
+	Weights           map[string]int
+	Loss, Duplication float64
+	Coverage          *Coverage
+	// Describe summarizes a frame for the trace; nil leaves it at the
+	// route and size.
+	Describe func(payload []byte) string
+}
+
+// An OpKind is an operation a replica declares: its name, and how to draw
+// its argument (nil: it takes none).
+type OpKind struct {
+	Name string
+	Arg  func(t *rapid.T) any
+}
+
+// An Op is one operation performed on a replica.
+type Op struct {
+	Name string
+	Key  string
+	Arg  any
+}
+
+func (o Op) String() string {
+	if o.Arg == nil {
+		return fmt.Sprintf("%s %q", o.Name, o.Key)
+	}
+	return fmt.Sprintf("%s %q %v", o.Name, o.Key, o.Arg)
+}
+
+// An Object is one member's replica of a data type under a Spec. Methods
+// are called from one goroutine. Frames go to the members named in the
+// last SetMembers (its own name included), or to any member the replica
+// heard from.
+type Object interface {
+	// Do performs op on this replica and returns what it observed (the
+	// result of a read, the identifier an add created, nil) and the
+	// frames to send.
+	Do(op Op) (result any, out []transport.Envelope)
+	// Receive handles a frame from a member and returns frames to send.
+	Receive(from string, payload []byte) []transport.Envelope
+	// Tick lets the replica's timers run, at its clock's time.
+	Tick() []transport.Envelope
+	// Sync starts an exchange that brings peer (and, by its answers, this
+	// replica) up to date: anti-entropy. The end of every run syncs every
+	// pair of members until nothing changes.
+	Sync(peer string) []transport.Envelope
+	// SetMembers says which members this one can see, itself included.
+	SetMembers(names []string)
+	// State returns the replica's state, for comparing members (with
+	// reflect.DeepEqual: converged members must hold equal states) and
+	// for the model and the invariant. It must not share memory the
+	// replica changes later.
+	State() any
+}
+
+// A Model is the specification of a data type: it learns every operation
+// and its result as the run goes, and checks the converged state.
+type Model interface {
+	// Did records that incarnation inc of member performed op and
+	// observed result; an error says the specification forbids that
+	// result (a read that serves what it must not, say).
+	Did(member string, inc int, op Op, result any) error
+	// Crashed says that incarnation inc of member crashed: what it did
+	// that no other member received is lost.
+	Crashed(member string, inc int)
+	// Check checks the state every live member converged to.
+	Check(state any) error
+}
+
+// TypeActions returns the names of the faults and steps the harness of a
+// Spec draws besides the operations, sorted: the names its Weights take.
+func TypeActions() []string {
+	names := []string{"tick", "deliver", "deliver all", "drop", "duplicate", "reorder",
+		"partition", "heal", "crash", "restart", "sync"}
+	slices.Sort(names)
+	return names
+}
+
+// CheckType runs the harness over the data type of spec as a rapid
+// property test, and logs the coverage.
+func CheckType(t *testing.T, spec Spec) {
+	t.Helper()
+	if spec.Coverage == nil {
+		spec.Coverage = &Coverage{}
+	}
+	rapid.Check(t, TypeProperty(spec))
+	t.Log(spec.Coverage)
+}
+
+// TypeProperty returns the harness over the data type of spec as a rapid
+// property.
+func TypeProperty(spec Spec) func(*rapid.T) {
+	err := spec.fill()
+	return func(t *rapid.T) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newTypeHarness(t, spec)
+		if c := spec.Coverage; c != nil {
+			c.Runs++
+			if c.Actions == nil {
+				c.Actions = map[string]int{}
+			}
+		}
+		actions := h.actions()
+		var weighted []string
+		for name := range actions {
+			for range spec.weight(name) {
+				weighted = append(weighted, name)
+			}
+		}
+		slices.SortFunc(weighted, func(a, b string) int {
+			return cmp.Or(spec.weight(b)-spec.weight(a), strings.Compare(a, b))
+		})
+		pick := rapid.SampledFrom(weighted)
+		t.Repeat(map[string]func(*rapid.T){"": h.check, "step": func(t *rapid.T) {
+			name := pick.Draw(t, "action")
+			actions[name](t)
+			if c := spec.Coverage; c != nil {
+				c.Actions[name]++
+			}
+		}})
+		h.end(t)
+	}
+}
+
+func (s *Spec) fill() error {
+	if s.New == nil || s.Model == nil || len(s.Ops) == 0 {
+		return fmt.Errorf("proptest: a Spec needs New, Model and Ops")
+	}
+	if len(s.Keys) == 0 {
+		s.Keys = []string{"a", "b", "c"}
+	}
+	if s.MinNodes == 0 {
+		s.MinNodes = 2
+	}
+	if s.MaxNodes < s.MinNodes {
+		s.MaxNodes = max(4, s.MinNodes)
+	}
+	faults := TypeActions()
+	for _, op := range s.Ops {
+		if slices.Contains(faults, op.Name) || op.Name == "" {
+			return fmt.Errorf("proptest: operation %q: a name of its own, please (not one of %v)", op.Name, faults)
+		}
+	}
+	for name, w := range s.Weights {
+		if !slices.Contains(faults, name) && !slices.ContainsFunc(s.Ops, func(o OpKind) bool { return o.Name == name }) {
+			return fmt.Errorf("proptest: Weights names %q, which is no operation and none of %v", name, faults)
+		}
+		if w < 0 {
+			return fmt.Errorf("proptest: weight %d for %q, want 0 or more", w, name)
+		}
+	}
+	if !(s.Loss >= 0 && s.Duplication >= 0 && s.Loss+s.Duplication <= 1) {
+		return fmt.Errorf("proptest: Loss %v and Duplication %v, want each from 0 and their sum at most 1", s.Loss, s.Duplication)
+	}
+	return nil
+}
+
+func (s *Spec) weight(name string) int {
+	if w, ok := s.Weights[name]; ok {
+		return w
+	}
+	if slices.Contains(TypeActions(), name) {
+		return 1
+	}
+	return 4
+}
+
+// typeHarness runs one Spec run.
+type typeHarness struct {
+	spec    Spec
+	net     *sim.Network
+	model   Model
+	now     int64
+	members []*typeMember
+}
+
+type typeMember struct {
+	name string
+	inc  int
+	obj  Object
+	down bool
+}
+
+func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
+	h := &typeHarness{spec: spec, net: sim.New(), model: spec.Model(), now: start}
+	n := rapid.IntRange(spec.MinNodes, spec.MaxNodes).Draw(t, "members")
+	for i := range n {
+		m := &typeMember{name: fmt.Sprintf("n%d", i)}
+		h.members = append(h.members, m)
+		h.incarnate(t, m)
+	}
+	h.views()
+	return h
+}
+
+func (h *typeHarness) incarnate(t *rapid.T, m *typeMember) {
+	obj, err := h.spec.New(m.name, m.inc, func() int64 { return h.now })
+	if err != nil {
+		t.Fatalf("New(%s, %d): %v", m.name, m.inc, err)
+	}
+	m.obj = obj
+}
+
+// views gives every live member the live members it can reach.
+func (h *typeHarness) views() {
+	for _, m := range h.members {
+		if m.down {
+			continue
+		}
+		var view []string
+		for _, o := range h.members {
+			if !o.down && h.net.Connected(m.name, o.name) {
+				view = append(view, o.name)
+			}
+		}
+		m.obj.SetMembers(view)
+	}
+}
+
+func (h *typeHarness) live(t *rapid.T, label string) *typeMember {
+	var up []*typeMember
+	for _, m := range h.members {
+		if !m.down {
+			up = append(up, m)
+		}
+	}
+	if len(up) == 0 {
+		t.Skip("every member is down")
+	}
+	return up[rapid.IntRange(0, len(up)-1).Draw(t, label)]
+}
+
+func (h *typeHarness) send(t *rapid.T, from *typeMember, out []transport.Envelope) {
+	if len(out) > 0 {
+		event(t, "  %d frames sent", len(out))
+	}
+	h.net.Send(from.name, out)
+}
+
+func (h *typeHarness) packet(t *rapid.T) int {
+	if h.net.Len() == 0 {
+		t.Skip("nothing in flight")
+	}
+	return rapid.IntRange(0, h.net.Len()-1).Draw(t, "packet")
+}
+
+func (h *typeHarness) describe(p sim.Packet) string {
+	s := fmt.Sprintf("frame #%d %s -> %s, %d B", p.ID, p.From, p.To, len(p.Payload))
+	if h.spec.Describe != nil {
+		if d := h.spec.Describe(p.Payload); d != "" {
+			s += ": " + d
+		}
+	}
+	return s
+}
+
+// deliver takes packet p and hands it to its destination, subject to
+// Loss and Duplication when lossy.
+func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
+	if lossy && (h.spec.Loss > 0 || h.spec.Duplication > 0) {
+		switch roll := rapid.Float64Range(0, 1).Draw(t, "fate"); {
+		case roll < h.spec.Loss:
+			event(t, "lose %s", h.describe(h.net.InFlight()[p]))
+			must(t, h.net.Drop(p))
+			return
+		case roll < h.spec.Loss+h.spec.Duplication:
+			event(t, "duplicate %s", h.describe(h.net.InFlight()[p]))
+			must(t, h.net.Duplicate(p))
+		}
+	}
+	pkt, ok, err := h.net.Take(p)
+	must(t, err)
+	if !ok {
+		return
+	}
+	for _, m := range h.members {
+		if m.name == pkt.To && !m.down {
+			event(t, "deliver %s", h.describe(pkt))
+			h.send(t, m, m.obj.Receive(pkt.From, pkt.Payload))
+			return
+		}
+	}
+	event(t, "lost %s: its destination is down", h.describe(pkt))
+}
+
+func (h *typeHarness) deliverAll(t *rapid.T, lossy bool) {
+	for n := 0; h.net.Len() > 0; n++ {
+		if n == budget {
+			t.Fatalf("%v: still busy after %d deliveries", ErrLivelock, budget)
+		}
+		h.deliver(t, 0, lossy)
+	}
+}
+
+func must(t *rapid.T, err error) {
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *typeHarness) actions() map[string]func(*rapid.T) {
+	acts := map[string]func(*rapid.T){
+		"tick": func(t *rapid.T) {
+			dt := rapid.SampledFrom([]time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second}).Draw(t, "dt")
+			h.now += int64(dt)
+			event(t, "time moves on %v", dt)
+			for _, m := range h.members {
+				if !m.down {
+					h.send(t, m, m.obj.Tick())
+				}
+			}
+		},
+		"deliver":     func(t *rapid.T) { h.deliver(t, h.packet(t), true) },
+		"deliver all": func(t *rapid.T) { event(t, "deliver all"); h.deliverAll(t, true) },
+		"drop": func(t *rapid.T) {
+			p := h.packet(t)
+			event(t, "drop %s", h.describe(h.net.InFlight()[p]))
+			must(t, h.net.Drop(p))
+		},
+		"duplicate": func(t *rapid.T) {
+			p := h.packet(t)
+			event(t, "duplicate %s", h.describe(h.net.InFlight()[p]))
+			must(t, h.net.Duplicate(p))
+		},
+		"reorder": func(t *rapid.T) {
+			p, q := h.packet(t), h.packet(t)
+			event(t, "swap frames #%d and #%d", h.net.InFlight()[p].ID, h.net.InFlight()[q].ID)
+			must(t, h.net.Reorder(p, q))
+		},
+		"partition": func(t *rapid.T) {
+			groups := make([][]string, 3)
+			for _, m := range h.members {
+				g := rapid.IntRange(0, 2).Draw(t, "group")
+				groups[g] = append(groups[g], m.name)
+			}
+			event(t, "partition the network into %v", groups)
+			h.net.Partition(groups...)
+			h.views()
+		},
+		"heal": func(t *rapid.T) { event(t, "heal the network"); h.net.Heal(); h.views() },
+		"crash": func(t *rapid.T) {
+			m := h.live(t, "member")
+			event(t, "%s (incarnation %d) crashes", m.name, m.inc)
+			m.down = true
+			h.net.SetDown(m.name, true)
+			h.model.Crashed(m.name, m.inc)
+			h.views()
+		},
+		"restart": func(t *rapid.T) {
+			var down []*typeMember
+			for _, m := range h.members {
+				if m.down {
+					down = append(down, m)
+				}
+			}
+			if len(down) == 0 {
+				t.Skip("no member is down")
+			}
+			m := down[rapid.IntRange(0, len(down)-1).Draw(t, "member")]
+			m.inc++
+			m.down = false
+			h.net.SetDown(m.name, false)
+			event(t, "%s restarts empty as incarnation %d", m.name, m.inc)
+			h.incarnate(t, m)
+			h.views()
+		},
+		"sync": func(t *rapid.T) {
+			a, b := h.live(t, "from"), h.live(t, "to")
+			if a == b {
+				t.Skip("same member")
+			}
+			event(t, "%s syncs with %s", a.name, b.name)
+			h.send(t, a, a.obj.Sync(b.name))
+		},
+	}
+	for _, kind := range h.spec.Ops {
+		acts[kind.Name] = func(t *rapid.T) {
+			m := h.live(t, "member")
+			op := Op{Name: kind.Name, Key: rapid.SampledFrom(h.spec.Keys).Draw(t, "key")}
+			if kind.Arg != nil {
+				op.Arg = kind.Arg(t)
+			}
+			result, out := m.obj.Do(op)
+			if result != nil {
+				event(t, "%s: %v -> %v", m.name, op, result)
+			} else {
+				event(t, "%s: %v", m.name, op)
+			}
+			if err := h.model.Did(m.name, m.inc, op, result); err != nil {
+				t.Fatalf("%s: %v -> %v: %v", m.name, op, result, err)
+			}
+			h.send(t, m, out)
+		}
+	}
+	return acts
+}
+
+// check runs the invariant over the live members' states.
+func (h *typeHarness) check(t *rapid.T) {
+	if h.spec.Invariant == nil {
+		return
+	}
+	if err := h.spec.Invariant(h.states()); err != nil {
+		t.Fatalf("invariant: %v", err)
+	}
+}
+
+func (h *typeHarness) states() map[string]any {
+	states := map[string]any{}
+	for _, m := range h.members {
+		if !m.down {
+			states[m.name] = m.obj.State()
+		}
+	}
+	return states
+}
+
+// end heals the network, delivers everything, and syncs every pair of
+// live members until a round changes no state; then every live member
+// must hold the same state, and the model must accept it.
+func (h *typeHarness) end(t *rapid.T) {
+	event(t, "the end: the network heals, everything is delivered, every pair syncs until a round changes nothing")
+	h.net.Heal()
+	h.views()
+	h.now += int64(time.Second)
+	for _, m := range h.members {
+		if !m.down {
+			h.send(t, m, m.obj.Tick())
+		}
+	}
+	h.deliverAll(t, false)
+	rounds := 0
+	for ; ; rounds++ {
+		if rounds == 8 {
+			t.Fatalf("%v after 8 rounds", ErrNoFixpoint)
+		}
+		before := h.states()
+		for _, a := range h.members {
+			for _, b := range h.members {
+				if a != b && !a.down && !b.down {
+					h.send(t, a, a.obj.Sync(b.name))
+					h.deliverAll(t, false)
+				}
+			}
+		}
+		if reflect.DeepEqual(before, h.states()) {
+			break
+		}
+	}
+	if c := h.spec.Coverage; c != nil {
+		c.Rounds[min(rounds, len(c.Rounds)-1)]++
+		st := h.net.Stats()
+		c.Frames.Sent += st.Sent
+		c.Frames.Delivered += st.Delivered
+		c.Frames.Dropped += st.Dropped
+		c.Frames.Duplicated += st.Duplicated
+		c.Frames.Cut += st.Cut
+	}
+	var first *typeMember
+	var state any
+	for _, m := range h.members {
+		if m.down {
+			continue
+		}
+		s := m.obj.State()
+		if first == nil {
+			first, state = m, s
+			continue
+		}
+		if !reflect.DeepEqual(s, state) {
+			t.Fatalf("not converged: %s holds %v, %s holds %v", m.name, s, first.name, state)
+		}
+	}
+	if first == nil {
+		return
+	}
+	event(t, "converged after %d rounds that changed states: %v", rounds, state)
+	if err := h.model.Check(state); err != nil {
+		t.Fatalf("converged to %v: %v", state, err)
+	}
+}
