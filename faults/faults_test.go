@@ -16,11 +16,17 @@ import (
 var (
 	runs = flag.Int("faults.runs", 0, "randomized schedules to run (TestRandomSchedules; 0: none)")
 	seed = flag.Uint64("faults.seed", 0, "seed of the first randomized schedule, each next one +1 (0: from the clock); to replay one, give its seed and -faults.runs=1")
+	keep = flag.Bool("faults.keep", false, "keep each lab's directory (logs, snapshots, the verdict's details) even when the run passes")
 	mix  = flag.String("faults.mix", "random", "the faults of the randomized schedules besides partition, kill and pause: random (one of the others, drawn per run), none, loss (20% each way), clock20s or clock2m (one member's clock ahead)")
 )
 
 // members is the size of every lab.
 const members = 5
+
+// patience is how long a run waits for the members to see each other or
+// to agree once faults have begun: a bound on the wait, not a target (the
+// verdict reports the time from the heal to agreement).
+const patience = 2 * time.Minute
 
 // scenario is a run's faults besides the partition, kill and pause every
 // run has.
@@ -170,7 +176,7 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 	sides := [][]int{perm[:cut], perm[cut:]}
 	l.partition(sides...)
 	for s, side := range sides {
-		if err := l.waitMembers(len(side), 60*time.Second, l.pick(side)...); err != nil {
+		if err := l.waitMembers(len(side), patience, l.pick(side)...); err != nil {
 			t.Fatalf("side %d did not see the partition: %v", s+1, err)
 		}
 	}
@@ -191,7 +197,7 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 		}
 	}
 	for s, side := range sides { // each side's writes reach the whole side
-		if _, ok := l.agree(l.pick(side), keys, 60*time.Second); !ok {
+		if _, ok := l.agree(l.pick(side), keys, patience); !ok {
 			t.Fatalf("side %d did not agree on its writes", s+1)
 		}
 	}
@@ -208,19 +214,19 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 		victim.kill()
 		victim.start(!randomGroups || r.IntN(2) == 0)
 		side := l.pick(big)
-		if err := l.waitMembers(len(big), 60*time.Second, victim); err != nil {
+		if err := l.waitMembers(len(big), patience, victim); err != nil {
 			t.Fatalf("restarted member did not rejoin its side: %v", err)
 		}
 		// Its writes must follow its side's in the side's order: wait
 		// until it holds them (its clock then runs past them).
-		if _, ok := l.agree(side, keys, 60*time.Second); !ok {
+		if _, ok := l.agree(side, keys, patience); !ok {
 			t.Fatalf("restarted %s did not catch up with its side", victim.name)
 		}
 		for _, k := range keys[25:28] {
 			v := k + "-restarted-" + victim.name
 			h.record(victim, bigSide+1, k, v, false, victim.set(k, v))
 		}
-		if _, ok := l.agree(side, keys, 60*time.Second); !ok {
+		if _, ok := l.agree(side, keys, patience); !ok {
 			t.Fatalf("%s's writes did not reach its side", victim.name)
 		}
 	}
@@ -235,12 +241,12 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 	healed := time.Now()
 	joined := make(chan time.Duration, 1)
 	go func() { // when every member sees every other again
-		if l.waitMembers(members, 60*time.Second, l.members...) == nil {
+		if l.waitMembers(members, patience, l.members...) == nil {
 			joined <- time.Since(healed)
 		}
 		close(joined)
 	}()
-	final, agreed := l.agree(l.members, keys, 60*time.Second)
+	final, agreed := l.agree(l.members, keys, patience)
 	v := verdict{name: sc.name, heal: time.Since(healed), agreed: agreed, final: final, joined: <-joined}
 	split := map[string]bool{}
 	if !agreed {

@@ -79,7 +79,7 @@ func newLab(t testing.TB, n int) *lab {
 	}
 	l.dir = dir
 	t.Cleanup(func() { // kept when the test fails: the members' logs, the verdict's details
-		if !t.Failed() {
+		if !t.Failed() && !*keep {
 			os.RemoveAll(dir)
 		}
 	})

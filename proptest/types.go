@@ -34,9 +34,11 @@ type Spec struct {
 	Ops []OpKind
 	// Model returns a fresh model for each run. Required.
 	Model func() Model
-	// Invariant, if set, runs after every step over the states of the
-	// live members (by name); an error fails the run.
-	Invariant func(states map[string]any) error
+	// Invariant, if set, returns a fresh check for each run, which runs
+	// after every step over the states of the live members (by name); an
+	// error fails the run. The check may keep what it saw in earlier
+	// steps (that counts never go back, say).
+	Invariant func() func(states map[string]any) error
 	// Keys is the alphabet an operation's key is drawn from. Default:
 	// "a", "b", "c".
 	Keys []string
@@ -217,11 +219,12 @@ func (s *Spec) weight(name string) int {
 
 // typeHarness runs one Spec run.
 type typeHarness struct {
-	spec    Spec
-	net     *sim.Network
-	model   Model
-	now     int64
-	members []*typeMember
+	spec      Spec
+	invariant func(states map[string]any) error
+	net       *sim.Network
+	model     Model
+	now       int64
+	members   []*typeMember
 }
 
 type typeMember struct {
@@ -233,6 +236,9 @@ type typeMember struct {
 
 func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 	h := &typeHarness{spec: spec, net: sim.New(), model: spec.Model(), now: start}
+	if spec.Invariant != nil {
+		h.invariant = spec.Invariant()
+	}
 	n := rapid.IntRange(spec.MinNodes, spec.MaxNodes).Draw(t, "members")
 	for i := range n {
 		m := &typeMember{name: fmt.Sprintf("n%d", i)}
@@ -447,10 +453,10 @@ func (h *typeHarness) actions() map[string]func(*rapid.T) {
 
 // check runs the invariant over the live members' states.
 func (h *typeHarness) check(t *rapid.T) {
-	if h.spec.Invariant == nil {
+	if h.invariant == nil {
 		return
 	}
-	if err := h.spec.Invariant(h.states()); err != nil {
+	if err := h.invariant(h.states()); err != nil {
 		t.Fatalf("invariant: %v", err)
 	}
 }

@@ -23,11 +23,6 @@ type antiEntropy struct {
 	// the other side of a partition), oldest first: the next sessions go
 	// to them, at once.
 	arrived []string
-	// rtt estimates the time to a step's reply, one estimator for digest
-	// steps (small replies) and one for versions steps (whose replies are
-	// repairs of up to MaxRepairBytes): a step is retried after the time
-	// its kind of reply takes, not after a fixed share of the timeout.
-	rtt     [2]rttEstimator
 	counter uint64
 	resp    map[string]*responder // by peer name; only members of the view
 }
@@ -44,7 +39,6 @@ type session struct {
 	// every rto, doubled each time: a datagram lost on the way, or its
 	// reply, costs a retry, not the session.
 	req        wire.Message
-	sent       int64 // when req went, the last time
 	retry, rto int64
 	leaves     []uint32 // differing leaves not yet reconciled
 	chunk      int      // how many of leaves the step in flight covers
@@ -169,60 +163,14 @@ func (n *Node) ask(out []Envelope, m wire.Message, now int64) []Envelope {
 	s := &n.ae.s
 	s.awaiting = n.nextStep(m)
 	s.deadline = now + int64(n.cfg.SessionTimeout)
-	s.req, s.sent, s.rto = m, now, n.ae.rtt[rttKind(m)].rto(firstRetry(n.cfg.SessionTimeout))
+	s.req, s.rto = m, firstRetry(n.cfg.SessionTimeout)
 	s.retry = crdt.AddSat(now, s.rto)
 	return n.send(out, m, s.peer)
 }
 
 // firstRetry is how long a step waits for its reply before it is sent
-// again while the node has no estimate of the reply's time: an eighth of
-// the session timeout, at least 50 ms. It is also the longest first wait.
+// again: an eighth of the session timeout, at least 50 ms.
 func firstRetry(timeout time.Duration) int64 { return int64(max(timeout/8, 50*time.Millisecond)) }
-
-// minRetry is the shortest first wait for a reply: on a LAN replies take
-// well under a millisecond, and a pause of the peer (its collector, a
-// busy core) should not cost a retry.
-const minRetry = int64(20 * time.Millisecond)
-
-// rttKind is the estimator for a request's reply.
-func rttKind(m wire.Message) int {
-	if _, ok := m.(*wire.Digest); ok {
-		return 0
-	}
-	return 1
-}
-
-// rttEstimator smooths the times from requests to their replies, as TCP
-// does (RFC 6298): a mean and a mean deviation, in nanoseconds. A step
-// retried is a new step with a number of its own, so a reply always
-// answers the last send and every sample is exact.
-type rttEstimator struct {
-	srtt, rttvar int64 // 0, 0: no sample yet
-}
-
-func (e *rttEstimator) sample(d int64) {
-	d = max(d, 0)
-	if e.srtt == 0 && e.rttvar == 0 {
-		e.srtt, e.rttvar = max(d, 1), d/2
-		return
-	}
-	dev := e.srtt - d
-	if dev < 0 {
-		dev = -dev
-	}
-	e.rttvar += (dev - e.rttvar) / 4
-	e.srtt = max(e.srtt+(d-e.srtt)/8, 1)
-}
-
-// rto returns the first wait for a reply: the smoothed time plus four
-// deviations, at least minRetry and at most ceiling (also the wait while
-// there is no sample).
-func (e *rttEstimator) rto(ceiling int64) int64 {
-	if e.srtt == 0 {
-		return ceiling
-	}
-	return min(max(crdt.AddSat(e.srtt, 4*e.rttvar), minRetry), ceiling)
-}
 
 // retry sends the awaited step's request again, as a new step; the
 // opening message (step 1, which only a token of zero may carry) starts a
@@ -240,7 +188,7 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 		s.retry = crdt.AddSat(now, s.rto)
 		return out
 	}
-	s.awaiting, s.sent = n.nextStep(s.req), now
+	s.awaiting = n.nextStep(s.req)
 	s.rto *= 2
 	s.retry = crdt.AddSat(now, s.rto)
 	return n.send(out, s.req, s.peer)
@@ -273,7 +221,6 @@ func (n *Node) reply(from string, m wire.Session, now int64) bool {
 	}
 	s.Token, s.awaiting = m.Token, 0
 	s.deadline = now + int64(n.cfg.SessionTimeout)
-	n.ae.rtt[rttKind(s.req)].sample(now - s.sent)
 	return true
 }
 

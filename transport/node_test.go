@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -494,50 +493,3 @@ func TestArrivingMembersGetASessionAtOnce(t *testing.T) {
 		t.Fatalf("NextDeadline %d after the arrivals were served, want the interval", d)
 	}
 }
-
-// TestRetriesFollowTheReplyTime: a node that has seen replies come back
-// within a few milliseconds retries a lost step after minRetry, not after
-// an eighth of the session timeout; and one whose replies take longer
-// waits longer, so that a slow reply is not asked for twice.
-func TestRetriesFollowTheReplyTime(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		reply    time.Duration // how long each reply takes
-		min, max time.Duration // the first retry's wait
-	}{
-		{"fast replies", time.Millisecond, minRetryTest, minRetryTest},
-		{"slow replies", 60 * time.Millisecond, 60 * time.Millisecond, 300 * time.Millisecond},
-	} {
-		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
-			n := newTestNet(t, 8, Config{SessionTimeout: 4 * time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
-			a := n.nodes["a"]
-			for i := range 5 { // sessions with a difference, so that they take several steps
-				n.reps["b"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 2}}
-				out := a.StartSession("b", n.now.Now())
-				for len(out) > 0 {
-					var next []Envelope
-					for _, e := range out {
-						n.now.Advance(tc.reply / 2)
-						replies, err := n.nodes[e.To].Receive(map[string]string{"a": "b", "b": "a"}[e.To], e.Payload, n.now.Now())
-						if err != nil {
-							t.Fatal(err)
-						}
-						next = append(next, replies...)
-					}
-					out = next
-				}
-			}
-			if a.Stats().SessionsCompleted != 5 {
-				t.Fatalf("%d sessions completed, want 5", a.Stats().SessionsCompleted)
-			}
-			start := n.now.Now()
-			a.StartSession("b", start) // its request is lost
-			wait := time.Duration(a.NextDeadline() - start)
-			if wait < tc.min || wait > tc.max {
-				t.Fatalf("first retry after %v, want %v to %v (an eighth of the timeout: %v)", wait, tc.min, tc.max, 500*time.Millisecond)
-			}
-		})
-	}
-}
-
-const minRetryTest = time.Duration(minRetry)

@@ -1,0 +1,293 @@
+package proptest
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/transport/sim"
+)
+
+// A Scripted operation is one step of the script ExploreType runs: an
+// operation on member Member (0 to Explore.Members-1).
+type Scripted struct {
+	Member int
+	Op     Op
+}
+
+// Explore bounds an exhaustive exploration (see ExploreType).
+type Explore struct {
+	// Members is the number of members. Default: 2.
+	Members int
+	// MaxLoss and MaxDuplicate bound how many frames a run may lose and
+	// duplicate. Default: 1 each; -1 for none.
+	MaxLoss, MaxDuplicate int
+	// MaxRuns stops the search after that many runs, failing the test
+	// (the scope is then too large to be exhaustive). Default: 1,000,000.
+	MaxRuns int
+}
+
+// ExploreType checks the data type of spec on every run a small scope
+// allows, rather than on random ones: each member performs its
+// operations of script in the script's order, and the runs differ in how
+// those interleave with each other and with every delivery of every
+// frame in flight, up to MaxLoss frames lost and MaxDuplicate delivered
+// twice, in every order. Each run ends as a CheckType run does (every
+// pair syncs until nothing changes; equal states; the model's Check),
+// and the model judges every operation's result on the way. A failure
+// shows the run's events in order. It returns the number of runs.
+//
+// The search re-runs the script from the start for every run (the
+// replicas need not be copied), so its cost is the number of runs times
+// their length: a handful of operations on two members is thousands of
+// runs; more grows fast.
+func ExploreType(t *testing.T, spec Spec, script []Scripted, bounds Explore) int {
+	t.Helper()
+	runs, err := Exploration(spec, script, bounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
+// Exploration is ExploreType without a test: it returns the number of
+// runs, and the first failing run's error with its events.
+func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
+	if err := spec.fill(); err != nil {
+		return 0, err
+	}
+	if bounds.Members == 0 {
+		bounds.Members = 2
+	}
+	if bounds.MaxLoss == 0 {
+		bounds.MaxLoss = 1
+	}
+	if bounds.MaxDuplicate == 0 {
+		bounds.MaxDuplicate = 1
+	}
+	if bounds.MaxRuns == 0 {
+		bounds.MaxRuns = 1_000_000
+	}
+	for _, s := range script {
+		if s.Member < 0 || s.Member >= bounds.Members {
+			return 0, fmt.Errorf("proptest: script step %v on member %d of %d", s.Op, s.Member, bounds.Members)
+		}
+	}
+	var path choices
+	for runs := 1; ; runs++ {
+		if runs > bounds.MaxRuns {
+			return runs, fmt.Errorf("proptest: more than %d runs: the scope is too large to explore", bounds.MaxRuns)
+		}
+		if trace, err := exploreRun(spec, script, bounds, &path); err != nil {
+			return runs, fmt.Errorf("run %d: %w\nevents:\n  %s", runs, err, strings.Join(trace, "\n  "))
+		}
+		if !path.next() {
+			return runs, nil
+		}
+	}
+}
+
+// choices enumerates the runs as an odometer: each run makes its
+// decisions from taken (the decision's index, 0 when past its end) and
+// records how many options each had; next advances the last decision
+// that has an option left and drops those after it.
+type choices struct {
+	taken, options []int
+	at             int
+}
+
+func (c *choices) choose(n int) int {
+	if c.at == len(c.taken) {
+		c.taken = append(c.taken, 0)
+		c.options = append(c.options, n)
+	}
+	c.options[c.at] = n
+	i := c.taken[c.at]
+	c.at++
+	return i
+}
+
+func (c *choices) next() bool {
+	c.at = 0
+	for k := len(c.taken) - 1; k >= 0; k-- {
+		if c.taken[k]+1 < c.options[k] {
+			c.taken[k]++
+			c.taken, c.options = c.taken[:k+1], c.options[:k+1]
+			return true
+		}
+	}
+	return false
+}
+
+// exploreRun runs the script once along the decisions of path.
+func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace []string, err error) {
+	now := start
+	net := sim.New()
+	model := spec.Model()
+	objs := make([]Object, b.Members)
+	names := make([]string, b.Members)
+	for i := range objs {
+		names[i] = fmt.Sprintf("n%d", i)
+		if objs[i], err = spec.New(names[i], 0, func() int64 { return now }); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range objs {
+		o.SetMembers(names)
+	}
+	index := map[string]int{}
+	for i, n := range names {
+		index[n] = i
+	}
+	describe := func(p sim.Packet) string {
+		s := fmt.Sprintf("frame #%d %s -> %s", p.ID, p.From, p.To)
+		if spec.Describe != nil {
+			if d := spec.Describe(p.Payload); d != "" {
+				s += ": " + d
+			}
+		}
+		return s
+	}
+	deliver := func(p sim.Packet) {
+		to := index[p.To]
+		net.Send(p.To, objs[to].Receive(p.From, p.Payload))
+	}
+	var check func(map[string]any) error
+	if spec.Invariant != nil {
+		check = spec.Invariant()
+	}
+	invariant := func() error {
+		if check == nil {
+			return nil
+		}
+		m := map[string]any{}
+		for i, o := range objs {
+			m[names[i]] = o.State()
+		}
+		if err := check(m); err != nil {
+			return fmt.Errorf("invariant: %w", err)
+		}
+		return nil
+	}
+	next := make([]int, b.Members) // per member: its next step in script
+	pending := func(m int) (Scripted, bool) {
+		for i := next[m]; i < len(script); i++ {
+			if script[i].Member == m {
+				return script[i], true
+			}
+		}
+		return Scripted{}, false
+	}
+	lost, doubled := 0, 0
+	for {
+		// The options: each member's next operation, then each frame in
+		// flight delivered, lost or duplicated.
+		type option struct {
+			member, packet int
+			what           string
+		}
+		var opts []option
+		for m := range objs {
+			if _, ok := pending(m); ok {
+				opts = append(opts, option{member: m, what: "op"})
+			}
+		}
+		for p := range net.Len() {
+			opts = append(opts, option{member: -1, packet: p, what: "deliver"})
+			if lost < b.MaxLoss {
+				opts = append(opts, option{member: -1, packet: p, what: "lose"})
+			}
+			if doubled < b.MaxDuplicate {
+				opts = append(opts, option{member: -1, packet: p, what: "duplicate"})
+			}
+		}
+		if len(opts) == 0 {
+			break
+		}
+		o := opts[path.choose(len(opts))]
+		switch o.what {
+		case "op":
+			s, _ := pending(o.member)
+			for i := next[o.member]; i < len(script); i++ {
+				if script[i].Member == o.member {
+					next[o.member] = i + 1
+					break
+				}
+			}
+			result, out := objs[o.member].Do(s.Op)
+			trace = append(trace, fmt.Sprintf("%s: %v -> %v", names[o.member], s.Op, result))
+			if err := model.Did(names[o.member], 0, s.Op, result); err != nil {
+				return trace, err
+			}
+			net.Send(names[o.member], out)
+		case "deliver":
+			p, _, _ := net.Take(o.packet)
+			trace = append(trace, "deliver "+describe(p))
+			deliver(p)
+		case "lose":
+			trace = append(trace, "lose "+describe(net.InFlight()[o.packet]))
+			net.Drop(o.packet)
+			lost++
+		case "duplicate":
+			trace = append(trace, "duplicate "+describe(net.InFlight()[o.packet]))
+			net.Duplicate(o.packet)
+			doubled++
+		}
+		if err := invariant(); err != nil {
+			return trace, err
+		}
+	}
+	trace = append(trace, "the end: every pair syncs until nothing changes")
+	now += int64(time.Second)
+	for i, o := range objs {
+		net.Send(names[i], o.Tick())
+	}
+	drain := func() error {
+		for n := 0; net.Len() > 0; n++ {
+			if n == budget {
+				return fmt.Errorf("%w: still busy after %d deliveries", ErrLivelock, budget)
+			}
+			p, _, _ := net.Take(0)
+			deliver(p)
+		}
+		return nil
+	}
+	states := func() []any {
+		s := make([]any, len(objs))
+		for i, o := range objs {
+			s[i] = o.State()
+		}
+		return s
+	}
+	for round := 0; ; round++ {
+		if round == 8 {
+			return trace, fmt.Errorf("%w after 8 rounds", ErrNoFixpoint)
+		}
+		before := states()
+		for i, a := range objs {
+			for j := range objs {
+				if i != j {
+					net.Send(names[i], a.Sync(names[j]))
+					if err := drain(); err != nil {
+						return trace, err
+					}
+				}
+			}
+		}
+		if reflect.DeepEqual(before, states()) {
+			break
+		}
+	}
+	final := states()
+	for i := 1; i < len(final); i++ {
+		if !reflect.DeepEqual(final[i], final[0]) {
+			return trace, fmt.Errorf("not converged: %s holds %v, %s holds %v", names[i], final[i], names[0], final[0])
+		}
+	}
+	if err := model.Check(final[0]); err != nil {
+		return trace, fmt.Errorf("converged to %v: %w", final[0], err)
+	}
+	return trace, invariant()
+}
