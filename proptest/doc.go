@@ -136,7 +136,9 @@
 // of the operations with every delivery, loss and duplication of every
 // frame in flight (up to one loss and one duplication by default), in the
 // spirit of a model checker; a failure lists the run's events. Two members
-// with four operations are about 40,000 runs, a few seconds.
+// with four operations are about 40,000 runs, a few seconds. [StoreSpec]
+// is bcache's own store as such a data type, with [LWWModel], so that the
+// exhaustive search runs on the replica that ships too.
 //
 // # Scale
 //

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
 	"pgregory.net/rapid"
 )
 
@@ -100,4 +101,40 @@ func TestWeightsShapeTheRuns(t *testing.T) {
 		t.Fatalf("no frame lost at a loss rate of 0.5: %v", cov)
 	}
 	t.Log(cov)
+}
+
+// TestStoreAsASpec runs the production store as one data type among
+// others under CheckType.
+func TestStoreAsASpec(t *testing.T) {
+	CheckType(t, StoreSpec(DefaultStoreConfig()))
+}
+
+// storeScript: two members write one key concurrently, one deletes it,
+// and both read it.
+var storeScript = []Scripted{
+	{Member: 0, Op: Op{Name: "set", Key: "a", Arg: "x"}},
+	{Member: 1, Op: Op{Name: "set", Key: "a", Arg: "y"}},
+	{Member: 1, Op: Op{Name: "delete", Key: "a"}},
+	{Member: 0, Op: Op{Name: "get", Key: "a"}},
+}
+
+// TestStoreEveryInterleaving explores every interleaving of storeScript on
+// the production store, and finds a store that ignores received deletes.
+func TestStoreEveryInterleaving(t *testing.T) {
+	runs := ExploreType(t, StoreSpec(DefaultStoreConfig()), storeScript, Explore{})
+	t.Logf("%d runs", runs)
+	cfg := DefaultStoreConfig()
+	cfg.Wrap = func(s Store) transport.Replica {
+		return broken{Store: s, apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+			if r.Tombstone {
+				return crdt.Stale
+			}
+			return s.Apply(r, delta, now)
+		}}
+	}
+	if n, err := Exploration(StoreSpec(cfg), storeScript, Explore{}); err == nil {
+		t.Fatalf("the exploration passed a store that ignores received deletes (%d runs)", n)
+	} else {
+		t.Logf("a store that ignores received deletes: %v", err)
+	}
 }
