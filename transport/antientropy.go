@@ -237,6 +237,7 @@ func (n *Node) finish(now int64) {
 	n.stats.SessionsCompleted++
 	n.ae.active = false
 	n.ae.last = *s
+	n.exchanged(s.peer, now)
 }
 
 // responded ends a session a peer started with this node as completed,
@@ -247,6 +248,7 @@ func (n *Node) responded(from string, r *responder, now int64) {
 		n.roster.completed(from, r.cut, r.coverage, r.start, now)
 	}
 	delete(n.ae.resp, from)
+	n.exchanged(from, now)
 }
 
 // request reports whether m, from peer from, is a new step of an exchange

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -149,6 +150,10 @@ type Node struct {
 	stats   Stats
 	buf     []byte         // encoding scratch
 	dropped []crdt.Version // live records forgotten, until Dropped takes them
+	// synced is, per member in the view, when the last exchange with it
+	// completed (either side); firstSync when the first one did, 0 before.
+	synced    map[string]int64
+	firstSync int64
 }
 
 // New returns a node with no peers; call SetMembers when membership is known.
@@ -160,6 +165,7 @@ func New(cfg Config) (*Node, error) {
 	n.out.init()
 	n.seen.init()
 	n.ae.resp = map[string]*responder{}
+	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
 	return n, nil
 }
@@ -184,6 +190,11 @@ func (n *Node) SetMembers(names []string, now int64) {
 		n.stats.SessionsTimedOut++
 	}
 	n.ae.arrived = slices.DeleteFunc(n.ae.arrived, func(name string) bool { _, ok := n.ring.pos[name]; return !ok })
+	for name := range n.synced {
+		if _, ok := n.ring.pos[name]; !ok {
+			delete(n.synced, name)
+		}
+	}
 	for _, name := range n.ring.names {
 		if _, known := old.pos[name]; !known && name != n.cfg.Name && !slices.Contains(n.ae.arrived, name) {
 			n.ae.arrived = append(n.ae.arrived, name)
@@ -212,6 +223,28 @@ func (n *Node) Stable(now int64) int64 { return n.roster.stable(now) }
 
 // Members returns the number of members in the view, this node included.
 func (n *Node) Members() int { return n.ring.size() }
+
+// FirstSync returns the physical time at which the node's first
+// anti-entropy exchange completed, on either side, and 0 before: from
+// then on the replica holds what that peer held when the exchange began.
+func (n *Node) FirstSync() int64 { return n.firstSync }
+
+// LastSyncs returns, for each member in the view with which an exchange
+// has completed, on either side, the physical time the last one did.
+func (n *Node) LastSyncs() map[string]int64 { return maps.Clone(n.synced) }
+
+// Pending returns the number of local writes queued and not yet sent.
+func (n *Node) Pending() int { return len(n.out.recs) }
+
+// exchanged records a completed exchange with peer at now.
+func (n *Node) exchanged(peer string, now int64) {
+	if _, ok := n.ring.pos[peer]; ok {
+		n.synced[peer] = now
+	}
+	if n.firstSync == 0 {
+		n.firstSync = max(now, 1)
+	}
+}
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats { return n.stats }

@@ -493,3 +493,31 @@ func TestArrivingMembersGetASessionAtOnce(t *testing.T) {
 		t.Fatalf("NextDeadline %d after the arrivals were served, want the interval", d)
 	}
 }
+
+// TestSyncsAreRecorded: a completed exchange sets both sides' first sync
+// and last sync with the other; a member that leaves the view is
+// forgotten.
+func TestSyncsAreRecorded(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "b", "c")
+	a, b := n.nodes["a"], n.nodes["b"]
+	if a.FirstSync() != 0 || len(a.LastSyncs()) != 0 {
+		t.Fatalf("before any exchange: first sync %d, last syncs %v", a.FirstSync(), a.LastSyncs())
+	}
+	n.reps["b"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 2}}
+	n.now.Advance(time.Second)
+	n.pump("a", a.StartSession("b", n.now.Now()))
+	want := n.now.Now()
+	if a.FirstSync() != want || b.FirstSync() != want {
+		t.Fatalf("first syncs %d and %d, want %d on both sides", a.FirstSync(), b.FirstSync(), want)
+	}
+	if got := a.LastSyncs(); len(got) != 1 || got["b"] != want {
+		t.Fatalf("a's last syncs %v, want b at %d", got, want)
+	}
+	if got := b.LastSyncs(); len(got) != 1 || got["a"] != want {
+		t.Fatalf("b's last syncs %v, want a at %d", got, want)
+	}
+	a.SetMembers([]string{"a", "c"}, n.now.Now())
+	if got := a.LastSyncs(); len(got) != 0 || a.FirstSync() != want {
+		t.Fatalf("after b left the view: last syncs %v, first sync %d", got, a.FirstSync())
+	}
+}

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -111,7 +112,22 @@ func start(n int, edit func(i int, c *bcache.Config)) ([]*bcache.Cache, error) {
 		}
 		return true
 	})
-	return cs, err
+	if err != nil {
+		return cs, err
+	}
+	// A member that joined has caught up once its first exchange with a
+	// peer completes: WaitSynced says when (a load balancer asks the
+	// HTTP node's /readyz).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	for _, c := range cs[1:] {
+		if err := c.WaitSynced(ctx); err != nil {
+			return cs, fmt.Errorf("%s not synced: %w", c.Name(), err)
+		}
+	}
+	fmt.Printf("   %-52s %8.2f ms\n", "every member synced with a peer", float64(time.Since(start).Microseconds())/1000)
+	return cs, nil
 }
 
 // step waits until key reads want (nil: a miss) on every member.

@@ -54,6 +54,20 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Stats())
 	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, c.Status())
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s := c.Status()
+		switch {
+		case s.Ready():
+			fmt.Fprintln(w, "ready")
+		case s.Alone:
+			http.Error(w, "not ready: alone, with peers to join", http.StatusServiceUnavailable)
+		default:
+			http.Error(w, "not ready: not synced with a peer yet", http.StatusServiceUnavailable)
+		}
+	})
 	return mux
 }
 

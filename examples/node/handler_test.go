@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -248,5 +249,39 @@ func TestClosedCache(t *testing.T) {
 	expect(t, "GET", base+"/v1/keys/k", "", http.StatusNotFound) // Get reports a miss, not ErrClosed
 	if body := expect(t, "GET", base+"/v1/members", "", http.StatusOK); strings.TrimSpace(body) != "[]" {
 		t.Fatalf("members after Close: %q, want []", body)
+	}
+}
+
+// TestStatusAndReadiness: a member with a peer configured and not reached
+// is not ready (503) and its status says why; one that has synced with its
+// peer is ready (200).
+func TestStatusAndReadiness(t *testing.T) {
+	a := newCache(t, bcache.Config{NodeName: "a", Timings: bcache.FastTimings()})
+	expect(t, "GET", startServer(t, a, bcache.DefaultMaxValueSize)+"/readyz", "", http.StatusOK)
+
+	lonely := newCache(t, bcache.Config{NodeName: "lonely", Timings: bcache.FastTimings(), Peers: []string{"127.0.0.1:1"}})
+	base := startServer(t, lonely, bcache.DefaultMaxValueSize)
+	expect(t, "GET", base+"/readyz", "", http.StatusServiceUnavailable)
+	var st bcache.Status
+	if err := json.Unmarshal([]byte(expect(t, "GET", base+"/v1/status", "", http.StatusOK)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Name != "lonely" || !st.Alone || st.Synced || !st.PeersConfigured {
+		t.Fatalf("status of a member alone with a peer configured: %+v", st)
+	}
+
+	b := newCache(t, bcache.Config{NodeName: "b", Timings: bcache.FastTimings(), Peers: []string{a.Addr()}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base = startServer(t, b, bcache.DefaultMaxValueSize)
+	expect(t, "GET", base+"/readyz", "", http.StatusOK)
+	if err := json.Unmarshal([]byte(expect(t, "GET", base+"/v1/status", "", http.StatusOK)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Synced || len(st.Peers) != 1 || st.Peers[0].Name != "a" || st.Peers[0].LastSync.IsZero() {
+		t.Fatalf("status of a synced member: %+v", st)
 	}
 }

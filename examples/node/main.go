@@ -29,6 +29,8 @@
 //	DELETE /v1/keys/{key}            204; 414 key too large, 503 closed
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
+//	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
+//	GET    /readyz                   200 once synced with a peer (or with no peers configured); 503 before, or alone
 //
 // A key is one path segment: escape a slash in it as %2F. A ttl is a Go
 // duration; absent or zero (0, 0s) means no expiry, and a negative one or

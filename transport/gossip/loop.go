@@ -87,7 +87,11 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	dropped := r.node.Dropped()
 	st := r.node.Stats()
 	sooner := r.node.NextDeadline() < r.deadline.Load()
+	synced := r.node.FirstSync() != 0
 	r.nodeMu.Unlock()
+	if synced {
+		r.syncedOnce.Do(func() { close(r.synced) })
+	}
 	if sooner {
 		select {
 		case r.kick <- struct{}{}:

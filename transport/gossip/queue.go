@@ -117,3 +117,10 @@ func (q *writeQueue) recycle(chunks [][]crdt.Record) [][]crdt.Record {
 	clear(chunks)
 	return chunks[:0]
 }
+
+// len returns the number of writes queued.
+func (q *writeQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}

@@ -34,9 +34,10 @@ func (r *Replicator) rejoin() {
 				defer r.wg.Done()
 				if _, err := r.ml.Join([]string{target}); err != nil {
 					r.counters.joinFailures.Add(1)
-					r.log.Debug().Err(err).Str("peer", target).Msg("join failed")
+					r.joinFailed(target, err)
 				} else {
 					r.counters.joins.Add(1)
+					r.joined(target)
 				}
 				mu.Lock()
 				delete(trying, target)

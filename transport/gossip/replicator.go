@@ -68,6 +68,13 @@ type Replicator struct {
 	alive map[string]*memberlist.Node // live members by name, self included
 	known map[string]string           // address of every member ever seen, by name
 	left  []string                    // members that left on purpose, for the loop to tell the node
+	// joinFailures are the addresses the last attempt to join failed, by
+	// address; joinLogged when each was last logged.
+	joinFailures map[string]*JoinFailure
+	joinLogged   map[string]time.Time
+
+	synced     chan struct{} // closed at the node's first sync
+	syncedOnce sync.Once
 
 	counters  counters
 	logCounts logCounts
@@ -96,6 +103,10 @@ func Start(cfg Config) (*Replicator, error) {
 		done:    make(chan struct{}),
 		alive:   map[string]*memberlist.Node{},
 		known:   map[string]string{},
+		synced:  make(chan struct{}),
+
+		joinFailures: map[string]*JoinFailure{},
+		joinLogged:   map[string]time.Time{},
 	}
 	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
 	pc := cfg.Protocol

@@ -1,0 +1,123 @@
+package bcache
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Status is where a member stands with the rest of the cluster: whom it
+// sees, when it last synced with each, whether it has synced at all since
+// it started, what it has not sent yet, what it holds, and the peers it
+// cannot reach with the reason.
+type Status struct {
+	Name string `json:"name"`
+	// Alone says that no other member is live in this member's view.
+	Alone bool `json:"alone"`
+	// PeersConfigured says Config.Peers names at least one peer: such a
+	// member is not ready (see Ready) while alone.
+	PeersConfigured bool `json:"peers_configured"`
+	// Synced says that an anti-entropy exchange with a peer has completed
+	// since New (FirstSync is when): from then on the member holds
+	// everything that peer held when the exchange began, a restored
+	// snapshot brought up to date included.
+	Synced    bool      `json:"synced"`
+	FirstSync time.Time `json:"first_sync,omitzero"`
+	// Peers are the other live members, by name, each with when an
+	// exchange with it last completed (zero: none yet).
+	Peers []PeerStatus `json:"peers"`
+	// Joining are the addresses this member tries to join and failed to
+	// the last time: its Peers while it is alone, members it lost.
+	Joining []JoinFailure `json:"joining,omitempty"`
+	// PendingDeltas counts local writes not yet sent to the peers.
+	PendingDeltas int `json:"pending_deltas"`
+	// Records, Tombstones and Evicted are as in Stats.
+	Records    int `json:"records"`
+	Tombstones int `json:"tombstones"`
+	Evicted    int `json:"evicted"`
+}
+
+// PeerStatus is another live member and when this one last completed an
+// anti-entropy exchange with it.
+type PeerStatus struct {
+	Name     string    `json:"name"`
+	Addr     string    `json:"addr"`
+	LastSync time.Time `json:"last_sync,omitzero"`
+}
+
+// JoinFailure is an address a member failed to join, the last time it
+// tried: Cause is "refused", "timed out", "wrong key" or "failed", Err the
+// error; Failures counts the failures in a row, from Since to At.
+type JoinFailure struct {
+	Addr     string    `json:"addr"`
+	Cause    string    `json:"cause"`
+	Err      string    `json:"error"`
+	Failures int       `json:"failures"`
+	Since    time.Time `json:"since"`
+	At       time.Time `json:"at"`
+}
+
+// Ready reports whether a load balancer should send this member traffic:
+// it has synced with a peer since it started, or it was configured
+// without peers (a cluster's first member, or one on its own); and it is
+// not alone while it has peers to join.
+func (s Status) Ready() bool {
+	if !s.PeersConfigured {
+		return true
+	}
+	return s.Synced && !s.Alone
+}
+
+// Status returns where this member stands (see Status). It takes the
+// replication's lock briefly.
+func (c *Cache) Status() Status {
+	rs := c.repl.Status()
+	st := c.store.Stats()
+	s := Status{
+		Name: c.cfg.NodeName, Alone: len(rs.Members) == 0, PeersConfigured: c.peersConfigured(),
+		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
+		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
+		Peers: make([]PeerStatus, len(rs.Members)),
+	}
+	for i, m := range rs.Members {
+		s.Peers[i] = PeerStatus{Name: m.Name, Addr: m.Addr, LastSync: m.LastSync}
+	}
+	for _, f := range rs.Joining {
+		s.Joining = append(s.Joining, JoinFailure{Addr: f.Addr, Cause: f.Cause, Err: f.Err, Failures: f.Failures, Since: f.Since, At: f.At})
+	}
+	return s
+}
+
+// peersConfigured reports whether Config.Peers names a member other than
+// this one.
+func (c *Cache) peersConfigured() bool {
+	for _, p := range c.cfg.Peers {
+		if p != c.Addr() {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitSynced returns when this member has completed an anti-entropy
+// exchange with a peer since New, at once for a member configured without
+// peers; or with ctx's error, or ErrClosed once Close is called, first.
+// Writes do not wait for it: a member takes them from the start. It tells
+// when reads stop missing what the cluster held before this member came
+// (or came back).
+func (c *Cache) WaitSynced(ctx context.Context) error {
+	if c.closed.Load() {
+		return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
+	}
+	if !c.peersConfigured() {
+		return nil
+	}
+	select {
+	case <-c.repl.Synced():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
+	}
+}

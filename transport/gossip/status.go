@@ -1,0 +1,134 @@
+package gossip
+
+import (
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is where this member stands with the rest of the cluster.
+type Status struct {
+	// Members are the live members other than this one, by name, each with
+	// when an anti-entropy exchange with it last completed (zero: none
+	// yet).
+	Members []PeerStatus
+	// FirstSync is when this member's first anti-entropy exchange with a
+	// peer completed since it started (zero: not yet). From then on it
+	// holds what that peer held when the exchange began.
+	FirstSync time.Time
+	// Pending counts local writes not yet sent to the peers.
+	Pending int
+	// Joining are the addresses this member is trying to join and could not
+	// the last time (the seed peers while it is alone, members it lost),
+	// with the cause.
+	Joining []JoinFailure
+}
+
+// PeerStatus is a live member as Status shows it.
+type PeerStatus struct {
+	Name, Addr string
+	LastSync   time.Time
+}
+
+// JoinFailure is an address this member failed to join, the last time it
+// tried.
+type JoinFailure struct {
+	Addr string
+	// Cause is "refused", "timed out", "wrong key" (the peer's frames do
+	// not decrypt with this member's key, or the other way round) or
+	// "failed"; Err is the error itself.
+	Cause, Err string
+	// Since is the first failure of the current run of failures, At the
+	// last; Failures counts them.
+	Since, At time.Time
+	Failures  int
+}
+
+// Status returns where this member stands: live members and when each was
+// last synced with, the first sync, writes not yet sent, and the addresses
+// it fails to join.
+func (r *Replicator) Status() Status {
+	r.nodeMu.Lock()
+	first, syncs, pending := r.node.FirstSync(), r.node.LastSyncs(), r.node.Pending()
+	r.nodeMu.Unlock()
+	s := Status{Pending: pending + r.writes.len()}
+	if first != 0 {
+		s.FirstSync = time.Unix(0, first)
+	}
+	r.mu.Lock()
+	for name, n := range r.alive {
+		if name == r.cfg.Name {
+			continue
+		}
+		p := PeerStatus{Name: name, Addr: n.Address()}
+		if at, ok := syncs[name]; ok {
+			p.LastSync = time.Unix(0, at)
+		}
+		s.Members = append(s.Members, p)
+	}
+	for _, f := range r.joinFailures {
+		s.Joining = append(s.Joining, *f)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(s.Members, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.Joining, func(a, b JoinFailure) int { return strings.Compare(a.Addr, b.Addr) })
+	return s
+}
+
+// Synced returns a channel closed when this member's first anti-entropy
+// exchange completes.
+func (r *Replicator) Synced() <-chan struct{} { return r.synced }
+
+// joinFailureLogEvery is how often a failure to join one address is
+// logged again while it keeps failing.
+const joinFailureLogEvery = time.Minute
+
+// joinFailed records a failure to join addr, and logs it at the first
+// failure and then once a minute.
+func (r *Replicator) joinFailed(addr string, err error) {
+	now := time.Now()
+	r.mu.Lock()
+	f := r.joinFailures[addr]
+	if f == nil {
+		f = &JoinFailure{Addr: addr, Since: now}
+		r.joinFailures[addr] = f
+	}
+	f.Cause, f.Err, f.At = joinCause(err), strings.Join(strings.Fields(err.Error()), " "), now
+	f.Failures++
+	log := f.Failures == 1 || now.Sub(r.joinLogged[addr]) >= joinFailureLogEvery
+	if log {
+		r.joinLogged[addr] = now
+	}
+	failures, cause := f.Failures, f.Cause
+	r.mu.Unlock()
+	if log {
+		r.log.Warn().Err(err).Str("peer", addr).Str("cause", cause).Int("failures", failures).
+			Msg("cannot join peer; retrying")
+	}
+}
+
+// joined clears the failures to join addr.
+func (r *Replicator) joined(addr string) {
+	r.mu.Lock()
+	delete(r.joinFailures, addr)
+	delete(r.joinLogged, addr)
+	r.mu.Unlock()
+}
+
+// joinCause classifies an error of memberlist's Join.
+func joinCause(err error) string {
+	var ne net.Error
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "refused"):
+		return "refused"
+	case errors.As(err, &ne) && ne.Timeout(), strings.Contains(msg, "timeout"), strings.Contains(msg, "timed out"):
+		return "timed out"
+	case strings.Contains(msg, "decrypt"), strings.Contains(msg, "encryption"), strings.Contains(msg, "keyring"),
+		strings.Contains(msg, "label"):
+		return "wrong key"
+	}
+	return "failed"
+}
