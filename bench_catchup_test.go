@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,22 +11,25 @@ import (
 // what the cluster holds: one member holds n keys (16-byte keys, 100-byte
 // values), a second starts with it as its peer, and the time from the
 // second's New to its holding all n records is reported (catch-up-s), on
-// 127.0.0.1 with the production timings.
+// 127.0.0.1 with the production timings; and how long after that the
+// joiner's WaitSynced returned (synced-late-ms; negative: before).
 //
 //	go test -run '^$' -bench CatchUp -benchtime 1x .
 func BenchmarkCatchUp(b *testing.B) {
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			var total float64
+			var total, late float64
 			for b.Loop() {
-				total += catchUp(b, n)
+				d, l := catchUp(b, n)
+				total, late = total+d, late+l
 			}
 			b.ReportMetric(total/float64(b.N), "catch-up-s")
+			b.ReportMetric(late/float64(b.N), "synced-late-ms")
 		})
 	}
 }
 
-func catchUp(b *testing.B, n int) float64 {
+func catchUp(b *testing.B, n int) (seconds, syncedLateMs float64) {
 	b.StopTimer()
 	defer b.StartTimer()
 	a, err := New(Config{NodeName: "holder", BindAddr: "127.0.0.1:0"})
@@ -45,11 +49,18 @@ func catchUp(b *testing.B, n int) float64 {
 		b.Fatal(err)
 	}
 	defer j.Close()
+	synced := make(chan time.Time, 1)
+	go func() {
+		if j.WaitSynced(context.Background()) == nil {
+			synced <- time.Now()
+		}
+	}()
 	for j.Stats().Records < n {
 		if time.Since(start) > 5*time.Minute {
 			b.Fatalf("the joiner holds %d of %d records after 5 minutes", j.Stats().Records, n)
 		}
 		time.Sleep(time.Millisecond) // polling a figure, not awaiting an event
 	}
-	return time.Since(start).Seconds()
+	held := time.Now()
+	return held.Sub(start).Seconds(), float64((<-synced).Sub(held).Microseconds()) / 1000
 }
