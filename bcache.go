@@ -44,6 +44,8 @@ type Cache struct {
 	snapMu    sync.Mutex // one snapshot written at a time
 	oversized uint64     // Stats.Oversized when last logged; collect's own
 
+	feed feed // the subscriptions
+
 	closed atomic.Bool
 	close  sync.Once
 	done   chan struct{}
@@ -275,6 +277,7 @@ func (c *Cache) Close() error {
 		err = c.repl.Close()
 		close(c.done)
 		c.wg.Wait()
+		c.feed.closeAll()
 		if c.cfg.SnapshotPath != "" {
 			err = errors.Join(err, c.writeSnapshot())
 		}

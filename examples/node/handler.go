@@ -54,6 +54,9 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Stats())
 	})
+	mux.HandleFunc("GET /v1/watch", func(w http.ResponseWriter, r *http.Request) {
+		watch(w, r, c)
+	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Status())
 	})
@@ -144,4 +147,55 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// change is the JSON form of a bcache.Change in the watch stream.
+type change struct {
+	Key        string     `json:"key"`
+	Cause      string     `json:"cause"`
+	Here       bool       `json:"here"`
+	Version    string     `json:"version"`
+	Value      []byte     `json:"value,omitempty"`
+	Expires    *time.Time `json:"expires,omitempty"`
+	Superseded bool       `json:"superseded,omitempty"`
+}
+
+// watch streams the changes to keys with the prefix query parameter as
+// Server-Sent Events, one event per change named by its cause, with the
+// change as JSON data (the value in base64), until the client goes away
+// or the member closes. The stream has no write deadline.
+func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
+	sub, err := c.Subscribe(r.URL.Query().Get("prefix"), 0)
+	if err != nil {
+		http.Error(w, err.Error(), statusOf(err))
+		return
+	}
+	defer sub.Close()
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if rc.Flush() != nil {
+		return
+	}
+	for {
+		select {
+		case ch, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
+				Value: ch.Value, Superseded: ch.Superseded}
+			if !ch.Expires.IsZero() {
+				out.Expires = &ch.Expires
+			}
+			b, _ := json.Marshal(out)
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", out.Cause, b); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
 }

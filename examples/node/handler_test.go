@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -283,5 +284,56 @@ func TestStatusAndReadiness(t *testing.T) {
 	}
 	if !st.Synced || len(st.Peers) != 1 || st.Peers[0].Name != "a" || st.Peers[0].LastSync.IsZero() {
 		t.Fatalf("status of a synced member: %+v", st)
+	}
+}
+
+// TestWatchStreamsChanges reads the watch stream with a real HTTP client:
+// a PUT under the prefix arrives as a set event with its JSON, one
+// elsewhere does not, and a DELETE arrives as a delete event.
+func TestWatchStreamsChanges(t *testing.T) {
+	c := newCache(t, bcache.Config{NodeName: "solo"})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/v1/watch?prefix=user:", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("watch: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewScanner(resp.Body)
+	event := func() (string, change) {
+		t.Helper()
+		var name string
+		var ch change
+		for lines.Scan() {
+			switch line := lines.Text(); {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ch); err != nil {
+					t.Fatal(err)
+				}
+			case line == "":
+				return name, ch
+			}
+		}
+		t.Fatalf("the stream ended: %v", lines.Err())
+		return "", ch
+	}
+	expect(t, "PUT", base+"/v1/keys/other", "x", http.StatusNoContent)
+	expect(t, "PUT", base+"/v1/keys/user:1", "hello", http.StatusNoContent)
+	if name, ch := event(); name != "set" || ch.Key != "user:1" || string(ch.Value) != "hello" || !ch.Here || ch.Version == "" {
+		t.Fatalf("first event %q %+v, want user:1's set", name, ch)
+	}
+	expect(t, "DELETE", base+"/v1/keys/user:1", "", http.StatusNoContent)
+	if name, ch := event(); name != "delete" || ch.Key != "user:1" {
+		t.Fatalf("second event %q %+v, want user:1's delete", name, ch)
 	}
 }

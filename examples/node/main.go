@@ -31,6 +31,8 @@
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
 //	GET    /readyz                   200 once synced with a peer (or with no peers configured); 503 before, or alone
+//	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events: "event: set|delete|expire|evict|drop|overflow",
+//	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"}
 //
 // A key is one path segment: escape a slash in it as %2F. A ttl is a Go
 // duration; absent or zero (0, 0s) means no expiry, and a negative one or

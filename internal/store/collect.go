@@ -71,10 +71,14 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 // (held locked), off the readers' index, and appends what that changed to
 // removed.
 func (s *Store) unpublish(removed []change, sh *shard, vs []crdt.Version) []change {
+	watch := s.watching()
 	for _, v := range vs {
 		if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
 			s.track(ch, false)
 			removed = append(removed, ch)
+			if watch != nil {
+				watch(Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: v.Key, Time: v.Time}})
+			}
 		}
 	}
 	return removed

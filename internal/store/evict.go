@@ -61,6 +61,7 @@ func (s *Store) enforceBounds() {
 		sh := &s.shards[victim.shard]
 		sh.mu.Lock()
 		ch, evicted := sh.evict(victim)
+		s.evicted(victim, evicted)
 		sh.mu.Unlock()
 		if evicted {
 			s.account(ch)

@@ -27,6 +27,9 @@ type change struct {
 	removed   *item // item no longer resident
 	rewritten *item // resident item with a new value
 	bytes     int64 // change in resident key and value bytes
+	// prior is the time of the record the key held before, when apply
+	// was asked for it (zero if none).
+	prior crdt.Timestamp
 }
 
 // apply merges rec (local or received) and keeps the index and the
@@ -34,26 +37,40 @@ type change struct {
 // modified afterwards. A key's resident item leads to its lww entry, so
 // that writing a resident key looks it up once, in the index, and updates
 // its item in place.
-func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64) change {
+// With prior, the change also says what the key held before.
+func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool) change {
 	cur := s.idx.get(rec.Key, ih)
 	var at *lww.Entry
-	if cur != nil {
+	var was crdt.Timestamp
+	switch {
+	case cur != nil:
 		at = cur.entry
+		if prior {
+			was = at.Record().Time
+		}
+	case prior:
+		if r, ok := s.m.Lookup(rec.Key); ok {
+			was = r.Time
+		}
 	}
 	o, e := s.m.Merge(rec, delta, now, at)
+	var ch change
 	switch {
 	case o != crdt.Applied:
 		return change{outcome: o}
 	case rec.Tombstone || rec.Evicted:
-		return s.unpublish(o, rec.Key, ih)
+		ch = s.unpublish(o, rec.Key, ih)
 	case cur != nil:
 		d := int64(len(rec.Value) - cur.valueLen())
 		cur.store(rec.Value, rec.Expires)
-		return change{outcome: o, rewritten: cur, bytes: d}
+		ch = change{outcome: o, rewritten: cur, bytes: d}
+	default:
+		it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)
+		s.idx.put(it)
+		ch = change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value))}
 	}
-	it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)
-	s.idx.put(it)
-	return change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value))}
+	ch.prior = was
+	return ch
 }
 
 // unpublish takes key's item, if any, out of the index.

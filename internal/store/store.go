@@ -95,6 +95,10 @@ type Store struct {
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool
 	stats      counters
+	// watcher is called with every change to the values (see Watch);
+	// self is this member's node id, from its writes.
+	watcher atomic.Pointer[func(Event)]
+	self    atomic.Uint64
 }
 
 type counters struct {
@@ -214,8 +218,12 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	if sh.idx.get(rec.Key, ih) == nil {
 		rec.Key = strings.Clone(rec.Key)
 	}
-	ch := sh.apply(rec, ih, false, rec.Time.Wall)
+	s.self.Store(uint64(rec.Time.Node))
+	ch := sh.apply(rec, ih, false, rec.Time.Wall, false)
 	s.track(ch, false)
+	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
+		applied(watch, rec, true, false, false)
+	}
 	sh.mu.Unlock()
 	s.settle(ch)
 	return rec, nil
@@ -230,14 +238,20 @@ func (s *Store) Seal() { s.sealed.Store(true) }
 // anti-entropy repair: it implements transport.Replica. A value over
 // MaxValueSize is kept as an evicted version (see Config.MaxValueSize).
 func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	oversized := false
 	if s.maxValue > 0 && len(rec.Value) > s.maxValue {
-		rec.Value, rec.Evicted = nil, true
+		rec.Value, rec.Evicted, oversized = nil, true, true
 		s.stats.oversized.Add(1)
 	}
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
-	ch := sh.apply(rec, ih, delta, now)
+	watch := s.watching()
+	ch := sh.apply(rec, ih, delta, now, watch != nil)
 	s.track(ch, true)
+	if watch != nil && ch.outcome == crdt.Applied {
+		self := crdt.NodeID(s.self.Load())
+		applied(watch, rec, false, self != 0 && ch.prior.Node == self, oversized)
+	}
 	sh.mu.Unlock()
 	s.settle(ch)
 	return ch.outcome
@@ -266,6 +280,7 @@ func (s *Store) Evict(key string) bool {
 	if it != nil {
 		ch, evicted = sh.evict(it)
 		s.track(ch, false)
+		s.evicted(it, evicted)
 	}
 	sh.mu.Unlock()
 	if evicted {
@@ -273,6 +288,15 @@ func (s *Store) Evict(key string) bool {
 		s.stats.evictions.Add(1)
 	}
 	return evicted
+}
+
+// evicted reports an eviction of it, if done, to the watcher. Called with
+// it's shard's lock held.
+func (s *Store) evicted(it *item, done bool) {
+	if watch := s.watching(); watch != nil && done {
+		r := it.entry.Record()
+		watch(Event{Kind: EventEvict, Here: true, Record: crdt.Record{Key: r.Key, Time: r.Time, Evicted: true}})
+	}
 }
 
 // Range calls fn with every record held, shard by shard, until fn returns

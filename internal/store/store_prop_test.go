@@ -1,10 +1,13 @@
 package store
 
 import (
+	"fmt"
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/rapidfail"
 	"github.com/bcache-go/bcache/lww"
 	"pgregory.net/rapid"
 )
@@ -16,18 +19,51 @@ import (
 // the shards' maps, which are the truth: Get serves exactly the live
 // values of the maps, never an evicted or older one, and Len and the byte
 // count match them. Bounded, it holds at most MaxKeys values, never evicts
-// below that, and its policy orders exactly the values held.
+// below that, and its policy orders exactly the values held. And its
+// watcher's events, replayed from the start, rebuild exactly the values it
+// holds: every set, delete, eviction, expiry and drop is reported.
 func TestStoreAgreesWithItsMaps(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	rapid.Check(t, storeProperty(0))
+}
+
+// TestFeedPropertyCatchesAMissingKind: a watcher that misses one kind of
+// event (as a store that did not report it would) fails the property.
+func TestFeedPropertyCatchesAMissingKind(t *testing.T) {
+	for _, kind := range []EventKind{EventSet, EventDelete, EventEvict, EventExpire, EventDrop} {
+		if !rapidfail.Fails(t, fmt.Sprintf("StoreFeedWithout_%d", kind), storeProperty(kind)) {
+			t.Errorf("the property passed a feed without events of kind %d", kind)
+		}
+	}
+}
+
+// storeProperty is TestStoreAgreesWithItsMaps, with a feed that misses
+// the events of kind missing (0: none).
+func storeProperty(missing EventKind) func(*rapid.T) {
+	return func(t *rapid.T) {
 		now := int64(1_750_000_000_000_000_000)
 		cfg := Config{Shards: 16, DigestBits: 8, Horizon: 2 * time.Second, MaxClockDrift: time.Second}
 		if rapid.Bool().Draw(t, "bounded") {
 			cfg.MaxKeys = rapid.IntRange(1, 4).Draw(t, "max keys")
 		}
+		if rapid.Bool().Draw(t, "value limit") {
+			cfg.MaxValueSize = 2
+		}
 		s, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		feed := map[string]crdt.Record{} // the values the events say the store holds
+		s.Watch(func(ev Event) {
+			if ev.Kind == missing {
+				return
+			}
+			switch ev.Kind {
+			case EventSet:
+				feed[ev.Record.Key] = ev.Record
+			default:
+				delete(feed, ev.Record.Key)
+			}
+		})
 		clock := crdt.NewHLC(1, func() int64 { return now }, time.Second)
 		keys := rapid.SampledFrom([]string{"a", "b", "c", "d", "e", "f"})
 		var evictions uint64 // as of the last check, and those Evict made since
@@ -64,6 +100,12 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 			},
 			"answer": func(t *rapid.T) { // a peer's tombstone answering a rejection
 				s.Apply(s.Tombstone(keys.Draw(t, "key")), false, now)
+			},
+			"dropped": func(t *rapid.T) { // a peer rejected this member's record: its answer, above it
+				key := keys.Draw(t, "key")
+				if r, ok := s.Lookup(key); ok {
+					s.Apply(crdt.Record{Key: key, Tombstone: true, Time: crdt.Timestamp{Wall: r.Time.Wall, Logical: r.Time.Logical + 1}}, false, now)
+				}
 			},
 			"evict": func(t *rapid.T) { manual = s.Evict(keys.Draw(t, "key")) || manual },
 			"time": func(t *rapid.T) {
@@ -114,7 +156,19 @@ func TestStoreAgreesWithItsMaps(t *testing.T) {
 				if s.policy != nil && s.policy.Len() != s.Len() {
 					t.Fatalf("the policy orders %d values, %d held", s.policy.Len(), s.Len())
 				}
+				held := map[string]crdt.Record{}
+				s.Range(func(r crdt.Record) bool {
+					if !r.Tombstone && !r.Evicted {
+						held[r.Key] = r
+					}
+					return true
+				})
+				if !maps.EqualFunc(held, feed, func(a, b crdt.Record) bool {
+					return a.Time == b.Time && string(a.Value) == string(b.Value) && a.Expires == b.Expires
+				}) {
+					t.Fatalf("the feed rebuilds %v; the store holds %v", feed, held)
+				}
 			},
 		})
-	})
+	}
 }

@@ -1,0 +1,257 @@
+package bcache
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+// Cause is why a key changed on a member.
+type Cause uint8
+
+const (
+	// CauseSet: a value was written, here or by a peer (Change.Here).
+	CauseSet Cause = iota + 1
+	// CauseDelete: the key was deleted, here or by a peer.
+	CauseDelete
+	// CauseExpire: the value was past its TTL and has been collected (a
+	// read misses it from its expiry on, before this change comes).
+	CauseExpire
+	// CauseEvict: the value was dropped here to free memory (MaxKeys,
+	// MaxBytes) or was over MaxValueSize; the other members keep it.
+	CauseEvict
+	// CauseDrop: the member's record was dropped because the cluster had
+	// forgotten it: it came back from an absence longer than
+	// TombstoneHorizon holding it (see Guarantees in the README).
+	CauseDrop
+	// CauseOverflow: the subscriber fell behind and changes were missed
+	// between the one before and the one after; re-read what matters.
+	CauseOverflow
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CauseSet:
+		return "set"
+	case CauseDelete:
+		return "delete"
+	case CauseExpire:
+		return "expire"
+	case CauseEvict:
+		return "evict"
+	case CauseDrop:
+		return "drop"
+	case CauseOverflow:
+		return "overflow"
+	}
+	return fmt.Sprintf("cause(%d)", uint8(c))
+}
+
+// A Change is one change to a key's value on a member, as Subscribe
+// delivers it.
+type Change struct {
+	Key   string
+	Cause Cause
+	// Here says the change was made on this member (a Set or Delete
+	// called here, an eviction, a collection); false for a peer's write.
+	Here bool
+	// Version is the write's timestamp (CauseSet, CauseDelete, CauseDrop)
+	// or that of the version that lost its value (CauseExpire,
+	// CauseEvict); its Node is the writing member's incarnation.
+	Version crdt.Timestamp
+	// Value and Expires are the value written and its expiry (zero: none)
+	// for CauseSet. Value is shared: do not modify it.
+	Value   []byte
+	Expires time.Time
+	// Superseded says a peer's write replaced one made on this member:
+	// the local write lost to a newer one elsewhere.
+	Superseded bool
+}
+
+// DefaultSubscriptionBuffer is the number of changes a subscriber may lag
+// behind before it gets CauseOverflow.
+const DefaultSubscriptionBuffer = 1024
+
+// A Subscription delivers the changes to keys with its prefix on C, each
+// once, in the order they were applied (per key; changes to different
+// keys in the order the member applied them). Close it when done.
+type Subscription struct {
+	// C delivers the changes. It is closed after Close, or the Cache's
+	// Close, once the changes already on their way are delivered or
+	// abandoned.
+	C <-chan Change
+
+	ch     chan Change
+	prefix string
+	buffer int
+	f      *feed
+	wake   chan struct{} // the delivery goroutine has changes to send
+	done   chan struct{} // closed by Close
+	// Guarded by f.mu: changes published and not yet taken by the
+	// delivery goroutine, and whether changes are being dropped.
+	pending    []store.Event // Kind 0: the overflow notice
+	overflowed bool
+}
+
+// Subscribe starts delivering every change to keys with prefix ("" for
+// all) made on or applied at this member from now on. buffer bounds how
+// far the subscriber may fall behind (0: DefaultSubscriptionBuffer; up
+// to twice that many changes may be on their way): past it, changes are
+// dropped and the subscriber gets one Change with CauseOverflow before the
+// next one delivered, never a silent gap. Replaying the changes in order
+// onto the values held when it subscribed gives the values the member
+// holds. A writer of this member pays a lock and an append per change for
+// each subscriber whose prefix it matches; a goroutine per subscription
+// does the sending.
+func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("bcache: subscribe: %w", ErrClosed)
+	}
+	if buffer < 0 {
+		return nil, fmt.Errorf("bcache: subscribe: %w: buffer %d, want 0 or more", ErrConfig, buffer)
+	}
+	if buffer == 0 {
+		buffer = DefaultSubscriptionBuffer
+	}
+	s := &Subscription{ch: make(chan Change), prefix: prefix, buffer: buffer, f: &c.feed,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s.C = s.ch
+	go s.run()
+	c.feed.add(s, c.store)
+	if c.closed.Load() { // Close ran while we added it
+		s.Close()
+	}
+	return s, nil
+}
+
+// Close stops delivery; C is closed soon after. It is idempotent.
+func (s *Subscription) Close() { s.f.remove(s) }
+
+// run sends the published changes on C, a batch at a time, until Close.
+func (s *Subscription) run() {
+	defer close(s.ch)
+	var batch []store.Event
+	for {
+		select {
+		case <-s.wake:
+		case <-s.done:
+			return
+		}
+		s.f.mu.Lock()
+		batch, s.pending = s.pending, batch[:0]
+		s.f.mu.Unlock()
+		for _, ev := range batch {
+			select {
+			case s.ch <- changeOf(ev):
+			case <-s.done:
+				return
+			}
+		}
+		clear(batch)
+	}
+}
+
+// feed fans the store's events out to the subscriptions.
+type feed struct {
+	mu    sync.Mutex
+	subs  map[*Subscription]bool
+	store *store.Store
+}
+
+func (f *feed) add(s *Subscription, st *store.Store) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs == nil {
+		f.subs = map[*Subscription]bool{}
+	}
+	f.subs[s] = true
+	f.store = st
+	if len(f.subs) == 1 {
+		st.Watch(f.publish)
+	}
+}
+
+func (f *feed) remove(s *Subscription) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.subs[s] {
+		return
+	}
+	delete(f.subs, s)
+	close(s.done)
+	if len(f.subs) == 0 {
+		f.store.Watch(nil)
+	}
+}
+
+// closeAll ends every subscription.
+func (f *feed) closeAll() {
+	f.mu.Lock()
+	subs := make([]*Subscription, 0, len(f.subs))
+	for s := range f.subs {
+		subs = append(subs, s)
+	}
+	f.mu.Unlock()
+	for _, s := range subs {
+		s.Close()
+	}
+}
+
+// publish queues one store event for every subscription whose prefix it
+// matches. The store calls it with a shard's lock held: it never blocks,
+// and leaves the rest of the work to the delivery goroutines.
+func (f *feed) publish(ev store.Event) {
+	f.mu.Lock()
+	for s := range f.subs {
+		if strings.HasPrefix(ev.Record.Key, s.prefix) {
+			s.deliver(ev)
+		}
+	}
+	f.mu.Unlock()
+}
+
+// changeOf is the Change a store event reports.
+func changeOf(ev store.Event) Change {
+	ch := Change{Key: ev.Record.Key, Here: ev.Here, Version: ev.Record.Time, Superseded: ev.Superseded}
+	switch ev.Kind {
+	case 0:
+		return Change{Key: ev.Record.Key, Cause: CauseOverflow}
+	case store.EventSet:
+		ch.Cause, ch.Value = CauseSet, ev.Record.Value
+		if ev.Record.Expires != 0 {
+			ch.Expires = time.Unix(0, ev.Record.Expires)
+		}
+	case store.EventDelete:
+		ch.Cause = CauseDelete
+	case store.EventEvict:
+		ch.Cause = CauseEvict
+	case store.EventExpire:
+		ch.Cause = CauseExpire
+	case store.EventDrop:
+		ch.Cause = CauseDrop
+	}
+	return ch
+}
+
+// deliver queues ev for the delivery goroutine, with the feed's lock
+// held. Past the buffer, changes are dropped, and an overflow notice is
+// queued in their place once, until the goroutine has taken the queue.
+func (s *Subscription) deliver(ev store.Event) {
+	if len(s.pending) >= s.buffer {
+		if !s.overflowed {
+			s.overflowed = true
+			s.pending = append(s.pending, store.Event{Record: crdt.Record{Key: ev.Record.Key}})
+		}
+		return
+	}
+	s.overflowed = false
+	s.pending = append(s.pending, ev)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

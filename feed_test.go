@@ -1,0 +1,128 @@
+package bcache
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// next waits for the next change on s.
+func next(t *testing.T, s *Subscription) Change {
+	t.Helper()
+	select {
+	case ch, ok := <-s.C:
+		if !ok {
+			t.Fatal("the subscription ended")
+		}
+		return ch
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change within 10 s")
+	}
+	return Change{}
+}
+
+// TestSubscribeDeliversChanges: a subscriber sees the changes to its
+// prefix made here and by peers, with their cause, in order, and a
+// local write that a peer's newer one replaced is marked superseded.
+func TestSubscribeDeliversChanges(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	start := func(name string, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()})
+	}
+	a := start("a")
+	b := start("b", a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscribe("user:", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := b.Set("user:1", []byte("mine"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next(t, sub); ch.Cause != CauseSet || !ch.Here || ch.Key != "user:1" || string(ch.Value) != "mine" || ch.Expires.IsZero() {
+		t.Fatalf("local set: %+v", ch)
+	}
+	waitValue(t, "user:1", []byte("mine"), a)
+	if err := a.Set("other", []byte("x"), 0); err != nil { // not under the prefix
+		t.Fatal(err)
+	}
+	if err := a.Set("user:1", []byte("theirs"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next(t, sub); ch.Cause != CauseSet || ch.Here || string(ch.Value) != "theirs" || !ch.Superseded {
+		t.Fatalf("a peer's newer write over a local one: %+v", ch)
+	}
+	if err := a.Delete("user:1"); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next(t, sub); ch.Cause != CauseDelete || ch.Here || ch.Key != "user:1" || ch.Superseded {
+		t.Fatalf("a peer's delete: %+v", ch)
+	}
+	b.Close()
+	for range sub.C { // closed once the delivery goroutine sees Close
+	}
+}
+
+// TestSubscriptionOverflowIsExplicit: a subscriber that falls behind gets
+// what fits in its buffer, then one overflow notice, and, once it has
+// made room, the changes that come after; evictions are changes too.
+func TestSubscriptionOverflowIsExplicit(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	sub, err := c.Subscribe("", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := c.Set(fmt.Sprint("k", i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sets := 0 // before the notice: the buffer's worth, and one the delivery may have taken already
+	for ch := next(t, sub); ch.Cause != CauseOverflow; ch = next(t, sub) {
+		if ch.Cause != CauseSet || ch.Key != fmt.Sprint("k", sets) {
+			t.Fatalf("change %d: %+v, want k%d's set", sets, ch, sets)
+		}
+		sets++
+	}
+	if sets < 2 || sets > 3 {
+		t.Fatalf("%d sets before the overflow notice, with a buffer of 2", sets)
+	}
+	if err := c.Delete("k0"); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next(t, sub); ch.Cause != CauseDelete || ch.Key != "k0" {
+		t.Fatalf("after the overflow: %+v, want k0's delete", ch)
+	}
+	sub.Close()
+	sub.Close()
+	for range sub.C { // C is closed once the delivery goroutine sees Close
+	}
+
+	bounded := newCache(t, Config{NodeName: "bounded", BindAddr: "127.0.0.1:0", MaxKeys: 1})
+	sub, err = bounded.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	bounded.Set("a", []byte("1"), 0)
+	bounded.Set("b", []byte("2"), 0)
+	var causes []Cause
+	for range 3 {
+		causes = append(causes, next(t, sub).Cause)
+	}
+	if fmt.Sprint(causes) != fmt.Sprint([]Cause{CauseSet, CauseSet, CauseEvict}) {
+		t.Fatalf("two sets under MaxKeys 1: %v, want set, set, evict", causes)
+	}
+}

@@ -1,0 +1,75 @@
+package store
+
+import "github.com/bcache-go/bcache/crdt"
+
+// EventKind is what a change to the store's values was.
+type EventKind uint8
+
+const (
+	// EventSet: a value was written (here, or by a peer and applied here).
+	EventSet EventKind = iota + 1
+	// EventDelete: a delete was written or applied.
+	EventDelete
+	// EventEvict: the value was dropped here to free memory (the bounds,
+	// Evict, or a received value over MaxValueSize); its version stays.
+	EventEvict
+	// EventExpire: a value past its expiry was collected.
+	EventExpire
+	// EventDrop: a record was dropped because a peer answered it with a
+	// tombstone (package lww, rule 3: it came back from an absence longer
+	// than the horizon).
+	EventDrop
+)
+
+// An Event is one change to the store's values, as a watcher sees it.
+type Event struct {
+	Kind EventKind
+	// Here says the change was made on this member: a local write or
+	// delete, an eviction, a collection.
+	Here bool
+	// Record is the record applied (EventSet, EventDelete, EventDrop,
+	// EventEvict of a received value) or the version that lost its value
+	// (EventEvict, EventExpire: no value). Its Value is shared: do not
+	// modify it.
+	Record crdt.Record
+	// Superseded says a peer's newer write (EventSet, EventDelete)
+	// replaced one this member made.
+	Superseded bool
+}
+
+// Watch makes the store call fn with every change to its values, in the
+// order applied per key, from the goroutine that made it, with a shard's
+// lock held: fn must be quick and must not call the store. nil stops it.
+// While no watcher is set, changes cost nothing more.
+func (s *Store) Watch(fn func(Event)) {
+	if fn == nil {
+		s.watcher.Store(nil)
+		return
+	}
+	s.watcher.Store(&fn)
+}
+
+// watching returns the watcher, nil if none.
+func (s *Store) watching() func(Event) {
+	if p := s.watcher.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// applied reports a record merged (by Write or Apply) to watch.
+func applied(watch func(Event), rec crdt.Record, here, superseded, oversized bool) {
+	ev := Event{Kind: EventSet, Here: here, Record: rec}
+	switch {
+	case rec.Tombstone && rec.Time.Node == 0:
+		ev.Kind = EventDrop
+	case rec.Tombstone:
+		ev.Kind = EventDelete
+	case oversized:
+		ev.Kind = EventEvict
+	}
+	if ev.Kind != EventDrop && ev.Kind != EventEvict && !here {
+		ev.Superseded = superseded
+	}
+	watch(ev)
+}
