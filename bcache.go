@@ -173,8 +173,13 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 // expires then, that is never. The value is copied: the caller may reuse
 // its buffer.
 func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
+	_, err := c.set(key, value, ttl)
+	return err
+}
+
+func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
 	if err := c.check("set", key, len(value), ttl); err != nil {
-		return err
+		return crdt.Record{}, err
 	}
 	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
 	if ttl > 0 {
@@ -186,8 +191,13 @@ func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
 // Delete removes key on every member: its tombstone beats every older
 // write, also on members that never held the key or evicted it.
 func (c *Cache) Delete(key string) error {
+	_, err := c.del(key)
+	return err
+}
+
+func (c *Cache) del(key string) (crdt.Record, error) {
 	if err := c.check("delete", key, 0, 0); err != nil {
-		return err
+		return crdt.Record{}, err
 	}
 	return c.write("delete", crdt.Record{Key: key, Time: c.clock.Now(), Tombstone: true})
 }
@@ -217,13 +227,13 @@ func clip(key string) string {
 
 // write applies a local record and hands it to replication. A write that
 // returns nil is applied, and is in the snapshot Close writes.
-func (c *Cache) write(op string, rec crdt.Record) error {
+func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	rec, err := c.store.Write(rec)
 	if err != nil {
-		return fmt.Errorf("bcache: %s: %w", op, ErrClosed)
+		return rec, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
 	}
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
-	return nil
+	return rec, nil
 }
 
 // dropped reports a live value forgotten after a long absence.

@@ -155,11 +155,26 @@ func (s *Subscription) run() {
 	}
 }
 
-// feed fans the store's events out to the subscriptions.
+// feed fans the store's events out to the subscriptions, and wakes the
+// readers waiting for a key to change (GetAfter). The store's watcher is
+// set while there is either.
 type feed struct {
-	mu    sync.Mutex
-	subs  map[*Subscription]bool
-	store *store.Store
+	mu      sync.Mutex
+	subs    map[*Subscription]bool
+	waiters map[string][]chan struct{}
+	waiting int
+	store   *store.Store
+}
+
+// watch sets or clears the store's watcher as there are subscriptions or
+// waiters or not. Called with f.mu held.
+func (f *feed) watch(st *store.Store) {
+	f.store = st
+	if len(f.subs)+f.waiting > 0 {
+		st.Watch(f.publish)
+	} else {
+		st.Watch(nil)
+	}
 }
 
 func (f *feed) add(s *Subscription, st *store.Store) {
@@ -169,10 +184,7 @@ func (f *feed) add(s *Subscription, st *store.Store) {
 		f.subs = map[*Subscription]bool{}
 	}
 	f.subs[s] = true
-	f.store = st
-	if len(f.subs) == 1 {
-		st.Watch(f.publish)
-	}
+	f.watch(st)
 }
 
 func (f *feed) remove(s *Subscription) {
@@ -183,8 +195,39 @@ func (f *feed) remove(s *Subscription) {
 	}
 	delete(f.subs, s)
 	close(s.done)
-	if len(f.subs) == 0 {
-		f.store.Watch(nil)
+	f.watch(f.store)
+}
+
+// await returns a channel closed at the next change of key.
+func (f *feed) await(key string, st *store.Store) chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiters == nil {
+		f.waiters = map[string][]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	f.waiters[key] = append(f.waiters[key], ch)
+	f.waiting++
+	f.watch(st)
+	return ch
+}
+
+// cancel forgets a waiter that gave up (or was woken: then it is gone
+// already).
+func (f *feed) cancel(key string, ch chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ws := f.waiters[key]
+	for i, w := range ws {
+		if w == ch {
+			f.waiters[key] = append(ws[:i:i], ws[i+1:]...)
+			if len(f.waiters[key]) == 0 {
+				delete(f.waiters, key)
+			}
+			f.waiting--
+			f.watch(f.store)
+			return
+		}
 	}
 }
 
@@ -206,6 +249,16 @@ func (f *feed) closeAll() {
 // and leaves the rest of the work to the delivery goroutines.
 func (f *feed) publish(ev store.Event) {
 	f.mu.Lock()
+	if ws, ok := f.waiters[ev.Record.Key]; ok {
+		for _, w := range ws {
+			close(w)
+		}
+		delete(f.waiters, ev.Record.Key)
+		f.waiting -= len(ws)
+		if f.waiting+len(f.subs) == 0 {
+			f.store.Watch(nil)
+		}
+	}
 	for s := range f.subs {
 		if strings.HasPrefix(ev.Record.Key, s.prefix) {
 			s.deliver(ev)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +28,11 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 		put(w, r, c, maxValue)
 	})
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, ok := c.Get(r.PathValue("key"))
+		v, ok, err := read(r, c)
+		if err != nil {
+			http.Error(w, err.Error(), statusOf(err))
+			return
+		}
 		if !ok {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
@@ -37,10 +42,12 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 		_, _ = w.Write(v)
 	})
 	mux.HandleFunc("DELETE /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		if err := c.Delete(r.PathValue("key")); err != nil {
+		tok, err := c.DeleteWithToken(r.PathValue("key"))
+		if err != nil {
 			http.Error(w, err.Error(), statusOf(err))
 			return
 		}
+		w.Header().Set(tokenHeader, string(tok))
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
@@ -97,12 +104,53 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) 
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := c.Set(r.PathValue("key"), value, ttl); err != nil {
+	tok, err := c.SetWithToken(r.PathValue("key"), value, ttl)
+	if err != nil {
 		http.Error(w, err.Error(), statusOf(err))
 		return
 	}
+	w.Header().Set(tokenHeader, string(tok))
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// tokenHeader carries a write's token: the answer to a PUT or DELETE, and
+// a GET's demand to read nothing older.
+const tokenHeader = "Bcache-Token"
+
+// maxWait bounds the wait query parameter of a GET with a token.
+const maxWait = time.Minute
+
+// errNotYet is a GET with a token that timed out: 504.
+var errNotYet = errors.New("the write of the token has not reached this member yet")
+
+// read reads the key; with a Bcache-Token header, nothing older than that
+// write, waiting for it up to the wait query parameter (default 5 s).
+func read(r *http.Request, c *bcache.Cache) ([]byte, bool, error) {
+	key := r.PathValue("key")
+	tok := r.Header.Get(tokenHeader)
+	if tok == "" {
+		v, ok := c.Get(key)
+		return v, ok, nil
+	}
+	wait := 5 * time.Second
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxWait {
+			return nil, false, fmt.Errorf("%w: wait %q: want a duration from 0 to %v", errBadRequest, s, maxWait)
+		}
+		wait = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	v, ok, err := c.GetAfter(ctx, key, bcache.Token(tok))
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, false, fmt.Errorf("%w (waited %v)", errNotYet, wait)
+	}
+	return v, ok, err
+}
+
+// errBadRequest is a malformed parameter: 400.
+var errBadRequest = errors.New("bad request")
 
 // parseTTL parses the ttl query parameter, a Go duration such as 10s; ""
 // and zero ("0", "0s") mean no expiry. A negative ttl is refused, and so
@@ -128,8 +176,10 @@ func parseTTL(s string) (time.Duration, error) {
 // (URI Too Long), since the key is in the path.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, bcache.ErrInvalidTTL):
+	case errors.Is(err, bcache.ErrInvalidTTL), errors.Is(err, bcache.ErrBadToken), errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, errNotYet):
+		return http.StatusGatewayTimeout
 	case errors.Is(err, bcache.ErrKeyTooLarge):
 		return http.StatusRequestURITooLong
 	case errors.Is(err, bcache.ErrValueTooLarge):

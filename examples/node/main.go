@@ -24,9 +24,10 @@
 //
 // The API (node -h lists it too):
 //
-//	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204; 400 bad ttl, 413 value too large, 414 key too large, 503 closed
-//	GET    /v1/keys/{key}            200 with the value, or 404
-//	DELETE /v1/keys/{key}            204; 414 key too large, 503 closed
+//	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204 with the write's Bcache-Token header; 400 bad ttl, 413 value too large, 414 key too large, 503 closed
+//	GET    /v1/keys/{key}[?wait=5s]  200 with the value, or 404; with a Bcache-Token header, nothing older than that write:
+//	                                 it waits for it up to wait (default 5s, at most 1m), then 504; 400 a bad token
+//	DELETE /v1/keys/{key}            204 with the delete's Bcache-Token header; 414 key too large, 503 closed
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures

@@ -1,0 +1,120 @@
+package bcache
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// ErrBadToken is returned (wrapped) by GetAfter for a token that is not
+// one SetWithToken or DeleteWithToken returned for that key.
+var ErrBadToken = errors.New("bcache: bad token")
+
+// A Token names one write of one key: its version. Carry it from the
+// member that took the write to another one, and GetAfter there reads
+// nothing older. It is opaque, compact (at most 32 characters) and safe
+// in an HTTP header or a URL.
+type Token string
+
+// tokenKeyBytes is how much of the key's hash a token carries: enough to
+// catch a token used with another key.
+const tokenKeyBytes = 4
+
+func newToken(rec crdt.Record) Token {
+	b := make([]byte, 0, 3*binary.MaxVarintLen64+tokenKeyBytes)
+	b = binary.AppendVarint(b, rec.Time.Wall)
+	b = binary.AppendUvarint(b, uint64(rec.Time.Logical))
+	b = binary.AppendUvarint(b, uint64(rec.Time.Node))
+	b = binary.LittleEndian.AppendUint32(b, uint32(crdt.HashKey(rec.Key)))
+	return Token(base64.RawURLEncoding.EncodeToString(b))
+}
+
+// parse returns the version a token names, checking it was made for key.
+func (t Token) parse(key string) (crdt.Timestamp, error) {
+	b, err := base64.RawURLEncoding.DecodeString(string(t))
+	if err != nil || len(t) > 64 {
+		return crdt.Timestamp{}, fmt.Errorf("%w: %q", ErrBadToken, clip(string(t)))
+	}
+	var ts crdt.Timestamp
+	var n int
+	ts.Wall, n = binary.Varint(b)
+	if n <= 0 {
+		return ts, fmt.Errorf("%w: %q", ErrBadToken, t)
+	}
+	b = b[n:]
+	logical, n := binary.Uvarint(b)
+	if n <= 0 || logical > 1<<32-1 {
+		return ts, fmt.Errorf("%w: %q", ErrBadToken, t)
+	}
+	b = b[n:]
+	node, n := binary.Uvarint(b)
+	if n <= 0 || len(b[n:]) != tokenKeyBytes {
+		return ts, fmt.Errorf("%w: %q", ErrBadToken, t)
+	}
+	if binary.LittleEndian.Uint32(b[n:]) != uint32(crdt.HashKey(key)) {
+		return ts, fmt.Errorf("%w: %q was not made for key %q", ErrBadToken, t, clip(key))
+	}
+	ts.Logical, ts.Node = uint32(logical), crdt.NodeID(node)
+	return ts, nil
+}
+
+// SetWithToken is Set, returning the write's token.
+func (c *Cache) SetWithToken(key string, value []byte, ttl time.Duration) (Token, error) {
+	rec, err := c.set(key, value, ttl)
+	if err != nil {
+		return "", err
+	}
+	return newToken(rec), nil
+}
+
+// DeleteWithToken is Delete, returning the delete's token.
+func (c *Cache) DeleteWithToken(key string) (Token, error) {
+	rec, err := c.del(key)
+	if err != nil {
+		return "", err
+	}
+	return newToken(rec), nil
+}
+
+// GetAfter reads key as Get does, once this member holds the write token
+// names or a newer one of key: it never returns what the key held before
+// that write. A member that does not hold it yet waits until a delta or an
+// anti-entropy exchange brings it, or until ctx ends (then it returns
+// ctx's error, never older data). On the member that took the write it
+// answers at once. The token must come from SetWithToken or
+// DeleteWithToken for the same key.
+func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, bool, error) {
+	want, err := token.parse(key)
+	if err != nil {
+		return nil, false, err
+	}
+	for {
+		if c.closed.Load() {
+			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
+		}
+		if rec, ok := c.store.Lookup(key); ok && !rec.Time.Less(want) {
+			v, ok := c.Get(key)
+			return v, ok, nil
+		}
+		changed := c.feed.await(key, c.store)
+		if rec, ok := c.store.Lookup(key); ok && !rec.Time.Less(want) { // it came while we registered
+			c.feed.cancel(key, changed)
+			v, ok := c.Get(key)
+			return v, ok, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			c.feed.cancel(key, changed)
+			return nil, false, ctx.Err()
+		case <-c.done:
+			c.feed.cancel(key, changed)
+			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package bcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// TestTokenReadsNeverGoBack runs seeded random schedules on three
+// members of an in-memory network: loss and delay of its own per run, the
+// writer cut off from the readers for a while or for good. The writer
+// writes a key several times and hands each write's token to a reader;
+// a read with the token returns that write or a newer one once the
+// partition heals, and, while it lasts, the context's error: never an
+// older value. Replay one with -run 'TestTokenReadsNeverGoBack/seed_N'.
+func TestTokenReadsNeverGoBack(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		t.Run(fmt.Sprint("seed_", seed), func(t *testing.T) {
+			if err := tokenSchedule(t, seed, (*Cache).GetAfter); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestTokenPropertyCatchesIgnoredTokens: a read that ignores its token
+// (a plain Get) fails the schedules.
+func TestTokenPropertyCatchesIgnoredTokens(t *testing.T) {
+	ignore := func(c *Cache, _ context.Context, key string, _ Token) ([]byte, bool, error) {
+		v, ok := c.Get(key)
+		return v, ok, nil
+	}
+	for seed := uint64(1); seed <= 6; seed++ {
+		if tokenSchedule(t, seed, ignore) != nil {
+			return
+		}
+	}
+	t.Fatal("no schedule caught reads that ignore their tokens")
+}
+
+// tokenSchedule runs the schedule of seed with read as the read with a
+// token, and returns what went wrong.
+func tokenSchedule(t *testing.T, seed uint64, read func(c *Cache, ctx context.Context, key string, tok Token) ([]byte, bool, error)) error {
+	r := rand.New(rand.NewPCG(seed, 7))
+	net := memnet.NewNetwork(seed)
+	var cs []*Cache
+	for i := range 3 {
+		tr, err := net.NewTransport(fmt.Sprint("m", i))
+		if err != nil {
+			return err
+		}
+		cfg := Config{NodeName: fmt.Sprint("m", i), Network: tr, Timings: FastTimings()}
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	// Bounds on waiting, far past what a run takes (under 10 s), so that
+	// a slow machine does not fail it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range cs[1:] {
+		if err := c.WaitSynced(ctx); err != nil {
+			return err
+		}
+	}
+	loss := r.Float64() * 0.3
+	for _, a := range []string{"m0", "m1", "m2"} {
+		for _, b := range []string{"m0", "m1", "m2"} {
+			if a != b {
+				net.SetLoss(a, b, loss)
+			}
+		}
+	}
+	net.SetDelay(time.Duration(r.IntN(5)) * time.Millisecond)
+	writer, reader := cs[0], cs[1+r.IntN(2)]
+	forever := r.IntN(4) == 0
+	for w := range 4 {
+		cut := forever || r.IntN(2) == 0
+		if cut {
+			net.Partition([]string{"m0"})
+		}
+		tok, err := writer.SetWithToken("k", []byte(strconv.Itoa(w)), 0)
+		if err != nil {
+			return err
+		}
+		if v, ok, err := read(writer, context.Background(), "k", tok); err != nil || !ok || string(v) != strconv.Itoa(w) {
+			return fmt.Errorf("the writer's own read with its token: %q %v %v", v, ok, err)
+		}
+		if cut {
+			short, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			v, ok, err := read(reader, short, "k", tok)
+			stop()
+			if err == nil && (!ok || string(v) < strconv.Itoa(w)) {
+				return fmt.Errorf("write %d: a read with its token while cut off returned %q, %v", w, v, ok)
+			}
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("write %d: %w", w, err)
+			}
+			if forever {
+				continue
+			}
+			net.Heal()
+		}
+		long, stop := context.WithTimeout(context.Background(), 30*time.Second)
+		v, ok, err := read(reader, long, "k", tok)
+		stop()
+		if err != nil || !ok || string(v) < strconv.Itoa(w) {
+			return fmt.Errorf("write %d (loss %.2f): a read with its token returned %q, %v, %v", w, loss, v, ok, err)
+		}
+	}
+	return nil
+}
+
+// TestTokens: a delete's token reads a miss once the delete has come; a
+// token is refused for another key, or when it is not a token.
+func TestTokens(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	tok, err := c.SetWithToken("a", []byte("1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) > 32 {
+		t.Errorf("token %q: %d characters", tok, len(tok))
+	}
+	if _, _, err := c.GetAfter(context.Background(), "b", tok); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("a token of a used for b: %v", err)
+	}
+	for _, bad := range []Token{"", "!!", "AAAA", Token(string(tok) + "A")} {
+		if _, _, err := c.GetAfter(context.Background(), "a", bad); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("token %q: %v", bad, err)
+		}
+	}
+	del, err := c.DeleteWithToken("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := c.GetAfter(context.Background(), "a", del); err != nil || ok {
+		t.Fatalf("after its delete: %q %v %v", v, ok, err)
+	}
+	if v, ok, err := c.GetAfter(context.Background(), "a", tok); err != nil || ok {
+		t.Fatalf("an older token after the delete: %q %v %v", v, ok, err)
+	}
+}
