@@ -1,6 +1,8 @@
 package proptest
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +176,32 @@ func TestHarnessCatchesBrokenReads(t *testing.T) {
 				t.Fatalf("the harness passed a replica whose reads are broken: %s", tc.name)
 			}
 		})
+	}
+}
+
+// TestTraceFileHoldsTheCounterexample: with Config.TraceFile, a failing
+// harness writes the events of the counterexample it shrank to, and the
+// failure, to the file.
+func TestTraceFileHoldsTheCounterexample(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.txt")
+	cfg := DefaultStoreConfig()
+	cfg.Wrap = func(s Store) transport.Replica {
+		return broken{Store: s, apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+			if r.Tombstone {
+				return crdt.Stale
+			}
+			return s.Apply(r, delta, now)
+		}}
+	}
+	if !harnessFailsOn(t, "trace file", Config{Factory: StoreFactory(cfg), TraceFile: path}) {
+		t.Fatal("the broken store passed")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := string(b)
+	if !strings.Contains(trace, "deleted at") || !strings.Contains(trace, "deliver frame") || !strings.Contains(trace, "failed: ") {
+		t.Fatalf("the trace file lacks the delete, the deliveries or the failure:\n%s", trace)
 	}
 }

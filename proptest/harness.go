@@ -71,6 +71,9 @@ type Config struct {
 	// DescribeFrame, the default, for bcache's frames); "" leaves it at
 	// kind and size.
 	Describe func(payload []byte) string
+	// TraceFile, if set, receives the trace of a failing run, one event a
+	// line, and the failure: after shrinking, the counterexample's.
+	TraceFile string
 }
 
 // Actions returns the names of every action the harness draws from,
@@ -157,6 +160,7 @@ func Property(cfg Config) func(*rapid.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer traceTo(t, cfg.TraceFile)()
 		h := newHarness(t, cfg)
 		h.traced(t)
 		if c := cfg.Coverage; c != nil {
@@ -568,7 +572,7 @@ func (h *harness) absence(t *rapid.T) {
 func (h *harness) collect(t fataler, i int) {
 	gone := h.c.Replica(i).GC()
 	if len(gone) > 0 {
-		t.Logf("  | %s collects %v", h.c.Name(i), gone)
+		logEvent(t, "%s collects %v", h.c.Name(i), gone)
 	}
 	for _, v := range gone {
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
@@ -646,9 +650,9 @@ func (h *harness) read(t fataler, i int, key string) {
 	r := h.c.Replica(i)
 	got, served := r.Get(key)
 	if served {
-		t.Logf("  | %s reads %q: %q", h.c.Name(i), key, got)
+		logEvent(t, "%s reads %q: %q", h.c.Name(i), key, got)
 	} else {
-		t.Logf("  | %s reads %q: nothing", h.c.Name(i), key)
+		logEvent(t, "%s reads %q: nothing", h.c.Name(i), key)
 	}
 	var rec crdt.Record
 	held := false

@@ -2,7 +2,9 @@ package proptest
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 
 	"github.com/bcache-go/bcache/transport/sim"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -16,9 +18,47 @@ import (
 // carried. Composite steps (a long absence, the final convergence) narrate
 // their parts. Nothing is formatted unless rapid logs.
 
-// event logs one event of the run.
+// event logs one event of the run, and records it when the run's trace
+// goes to a file.
 func event(t *rapid.T, format string, args ...any) {
 	t.Logf("  | "+format, args...)
+	if b, ok := recorders.Load(t); ok {
+		fmt.Fprintf(b.(*strings.Builder), format+"\n", args...)
+	}
+}
+
+// logEvent is event for a check that may run outside the harness (a
+// regression test's testing.T).
+func logEvent(t fataler, format string, args ...any) {
+	if rt, ok := t.(*rapid.T); ok {
+		event(rt, format, args...)
+		return
+	}
+	t.Logf("  | "+format, args...)
+}
+
+// recorders holds the events of the runs whose trace goes to a file, by
+// run.
+var recorders sync.Map // *rapid.T -> *strings.Builder
+
+// traceTo records run t's events; the function it returns, deferred by
+// the property, writes them to path, with the failure, if the run fails
+// (a panic leaves the property: rapid's failure). rapid replays the
+// counterexample it shrank to last, so the file ends up holding that one.
+func traceTo(t *rapid.T, path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	b := &strings.Builder{}
+	recorders.Store(t, b)
+	return func() {
+		recorders.Delete(t)
+		if r := recover(); r != nil {
+			fmt.Fprintf(b, "\nfailed: %v\n", r)
+			_ = os.WriteFile(path, []byte(b.String()), 0o644)
+			panic(r)
+		}
+	}
 }
 
 // packet describes a frame in flight for the log: number, route, kind,

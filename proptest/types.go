@@ -54,6 +54,8 @@ type Spec struct {
 	// Describe summarizes a frame for the trace; nil leaves it at the
 	// route and size.
 	Describe func(payload []byte) string
+	// TraceFile is as in Config.
+	TraceFile string
 }
 
 // An OpKind is an operation a replica declares: its name, and how to draw
@@ -145,6 +147,7 @@ func TypeProperty(spec Spec) func(*rapid.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer traceTo(t, spec.TraceFile)()
 		h := newTypeHarness(t, spec)
 		if c := spec.Coverage; c != nil {
 			c.Runs++

@@ -40,11 +40,12 @@ type Network struct {
 	down     map[string]bool
 	nextID   uint64
 	stats    Stats
+	sentBy   map[string][2]uint64 // frames and bytes sent, by sender
 }
 
 // New returns an empty, fully connected network.
 func New() *Network {
-	return &Network{group: map[string]int{}, down: map[string]bool{}}
+	return &Network{group: map[string]int{}, down: map[string]bool{}, sentBy: map[string][2]uint64{}}
 }
 
 // Stats returns the counters.
@@ -58,9 +59,12 @@ func (n *Network) Connected(a, b string) bool {
 // Send puts the envelopes from one member in flight. Frames to members that
 // cannot be reached right now are cut at once.
 func (n *Network) Send(from string, envs []transport.Envelope) {
+	by := n.sentBy[from]
 	for _, e := range envs {
 		n.stats.Sent++
 		n.stats.Bytes += uint64(len(e.Payload))
+		by[0]++
+		by[1] += uint64(len(e.Payload))
 		if !n.Connected(from, e.To) {
 			n.stats.Cut++
 			continue
@@ -68,6 +72,15 @@ func (n *Network) Send(from string, envs []transport.Envelope) {
 		n.nextID++
 		n.inflight = append(n.inflight, Packet{ID: n.nextID, From: from, To: e.To, Kind: e.Kind, Payload: e.Payload})
 	}
+	if len(envs) > 0 {
+		n.sentBy[from] = by
+	}
+}
+
+// SentBy returns the frames and bytes member has sent (cut ones included).
+func (n *Network) SentBy(member string) (frames, bytes uint64) {
+	by := n.sentBy[member]
+	return by[0], by[1]
 }
 
 // Len returns the number of packets in flight.

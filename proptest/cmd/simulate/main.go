@@ -71,7 +71,7 @@ func run(w io.Writer, p params, sizes []int) error {
 		if err != nil {
 			return fmt.Errorf("%d nodes: %w", n, err)
 		}
-		fmt.Fprintln(w, res.row(n))
+		fmt.Fprintln(w, row(res, n))
 	}
 	return nil
 }

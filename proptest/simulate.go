@@ -1,0 +1,217 @@
+package proptest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// SimConfig shapes one run of the scale simulator (Simulate).
+type SimConfig struct {
+	// Factory builds every node's replica: bcache's own (MapFactory, as
+	// command simulate runs) or a researcher's.
+	Factory Factory
+	// Nodes is the cluster size; Keys the distinct keys written; Writes
+	// the writes, PerRound of them each round until done.
+	Nodes, Keys, Writes, PerRound int
+	// Seed drives every random choice: the same SimConfig gives the same
+	// result.
+	Seed uint64
+	// Loss and Dup are the fractions of frames lost and duplicated.
+	Loss, Dup float64
+	// Split is how many writes each side of the partition phase makes, as
+	// a fraction of Keys (at least one).
+	Split float64
+}
+
+// SimResult is what one simulation measured.
+type SimResult struct {
+	// WriteRounds are the rounds from the first write until every node
+	// holds every write; DrainRounds those from the last write.
+	WriteRounds, DrainRounds int
+	// Frames and Bytes were sent while replicating the writes, Busiest
+	// bytes by the busiest node; Payload is the mean key and value bytes
+	// of a write.
+	Frames, Bytes, Busiest uint64
+	Payload                float64
+	// RepairRounds and RepairBytes are the rounds and bytes from the heal
+	// of the partition phase until every node agrees again.
+	RepairRounds    int
+	RepairBytes     uint64
+	PartitionWrites int
+	Writes          int
+}
+
+// A Digester is a Replica that summarizes what it holds in one number,
+// equal on two replicas exactly when they hold the same records (a
+// Merkle root): the simulator compares those every round instead of
+// every replica's records.
+type Digester interface {
+	Digest() uint64
+}
+
+// Digest implements Digester: the root of the map's Merkle tree.
+func (r *MapReplica) Digest() uint64 { return r.m.Tree().Root().Hash() }
+
+// Simulate runs a cluster of cfg.Nodes replicas deterministically: writes
+// of 16-byte keys with 100-byte values at cfg.PerRound a round, each to
+// a random node, until every node holds them all; then a partition into
+// two halves with writes on both sides, a heal, and anti-entropy until
+// the cluster agrees again. A round is one network step: every frame in
+// flight is delivered (or lost or duplicated, at the given rates) in a
+// seeded random order, then every node's timers run after a millisecond.
+// Nodes agree when their digests (Digester) or, for other replicas,
+// their versions are equal.
+func Simulate(cfg SimConfig) (SimResult, error) {
+	if cfg.Factory == nil || cfg.Nodes < 2 || cfg.Keys < 1 || cfg.Writes < 1 || cfg.PerRound < 1 ||
+		cfg.Loss < 0 || cfg.Loss >= 1 || cfg.Dup < 0 || cfg.Dup > 1 {
+		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, Nodes >= 2, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1")
+	}
+	c, err := NewCluster(cfg.Nodes, cfg.Factory, start)
+	if err != nil {
+		return SimResult{}, err
+	}
+	s := &simulation{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Nodes))), c: c}
+	res, err := s.replicate()
+	if err != nil {
+		return res, err
+	}
+	return s.partition(res)
+}
+
+type simulation struct {
+	cfg SimConfig
+	rng *rand.Rand
+	c   *Cluster
+}
+
+// step is one round: deliver everything in flight in a random order with
+// loss and duplication, then advance a millisecond and run the timers.
+func (s *simulation) step() {
+	pkts := s.c.Net.TakeAll()
+	s.rng.Shuffle(len(pkts), func(i, j int) { pkts[i], pkts[j] = pkts[j], pkts[i] })
+	for _, p := range pkts {
+		if s.rng.Float64() < s.cfg.Loss {
+			continue
+		}
+		s.c.DeliverPacket(p)
+		if s.rng.Float64() < s.cfg.Dup {
+			s.c.DeliverPacket(p)
+		}
+	}
+	s.c.Advance(time.Millisecond)
+	s.c.Tick()
+}
+
+// converged reports whether every node holds what node 0 holds.
+func (s *simulation) converged() bool {
+	if d, ok := s.c.Replica(0).(Digester); ok {
+		root := d.Digest()
+		for i := 1; i < s.c.Size(); i++ {
+			if d, ok := s.c.Replica(i).(Digester); !ok || d.Digest() != root {
+				return false
+			}
+		}
+		return true
+	}
+	first := Versions(s.c.Replica(0))
+	for i := 1; i < s.c.Size(); i++ {
+		vs := Versions(s.c.Replica(i))
+		if len(vs) != len(first) {
+			return false
+		}
+		for j := range vs {
+			if vs[j] != first[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sent returns the frames and bytes every node has sent so far, in total
+// and for the busiest node.
+func (s *simulation) sent() (frames, bytes, busiest uint64) {
+	for i := range s.c.Size() {
+		f, b := s.c.Net.SentBy(s.c.Name(i))
+		frames += f
+		bytes += b
+		busiest = max(busiest, b)
+	}
+	return frames, bytes, busiest
+}
+
+// settle runs rounds until every node agrees, up to a limit.
+func (s *simulation) settle(from int) (int, error) {
+	for round := from; ; round++ {
+		if s.converged() {
+			return round, nil
+		}
+		if round > 100_000 {
+			return round, fmt.Errorf("not converged after %d rounds", round)
+		}
+		s.step()
+	}
+}
+
+func (s *simulation) write() int {
+	node := s.rng.IntN(s.c.Size())
+	key := fmt.Sprintf("key-%09d", s.rng.IntN(s.cfg.Keys))
+	value := make([]byte, 100)
+	s.c.Set(node, key, value, 0)
+	return len(key) + len(value)
+}
+
+// replicate issues the writes at the given rate and runs until every node
+// holds all of them.
+func (s *simulation) replicate() (SimResult, error) {
+	var res SimResult
+	var payload int
+	round := 0
+	for w := 0; w < s.cfg.Writes; round++ {
+		for i := 0; i < s.cfg.PerRound && w < s.cfg.Writes; i, w = i+1, w+1 {
+			payload += s.write()
+		}
+		s.step()
+	}
+	var err error
+	if res.WriteRounds, err = s.settle(round); err != nil {
+		return res, err
+	}
+	res.DrainRounds = res.WriteRounds - round
+	res.Frames, res.Bytes, res.Busiest = s.sent()
+	res.Payload = float64(payload) / float64(s.cfg.Writes)
+	res.Writes = s.cfg.Writes
+	return res, nil
+}
+
+// partition splits the cluster in two halves, writes on both sides, heals
+// and measures what anti-entropy sends until the cluster agrees again.
+func (s *simulation) partition(res SimResult) (SimResult, error) {
+	var left, right []string
+	for i := range s.c.Size() {
+		if i%2 == 0 {
+			left = append(left, s.c.Name(i))
+		} else {
+			right = append(right, s.c.Name(i))
+		}
+	}
+	s.c.Net.Partition(left, right)
+	res.PartitionWrites = max(1, int(s.cfg.Split*float64(s.cfg.Keys)))
+	for w := 0; w < 2*res.PartitionWrites; w++ {
+		s.write()
+		s.step()
+	}
+	for range 10 {
+		s.step()
+	}
+	_, before, _ := s.sent()
+	s.c.Net.Heal()
+	rounds, err := s.settle(0)
+	if err != nil {
+		return res, fmt.Errorf("after the partition: %w", err)
+	}
+	_, after, _ := s.sent()
+	res.RepairRounds, res.RepairBytes = rounds, after-before
+	return res, nil
+}
