@@ -29,11 +29,14 @@ type Cluster struct {
 	// network for delivery, and whether its destination received it (it
 	// does not when down); a trace of the run hooks in here.
 	Delivered func(p sim.Packet, received bool)
-	base      int64
-	members   []*member
-	byName    map[string]int
-	factory   Factory
-	nextID    crdt.NodeID
+	// Sent, if set, is called with the frames a member put in flight, and
+	// how many more it sent that a partition or a crash cut at once.
+	Sent    func(from string, inFlight []sim.Packet, cut int)
+	base    int64
+	members []*member
+	byName  map[string]int
+	factory Factory
+	nextID  crdt.NodeID
 	// outsider is a name in the membership with no replica behind it (a
 	// member that is buggy or hostile, played by the test); hear gets the
 	// packets delivered to it.
@@ -160,7 +163,12 @@ func (c *Cluster) Advance(d time.Duration) { c.base += int64(d) }
 func (c *Cluster) SetSkew(i int, skew time.Duration) { c.members[i].skew = int64(skew) }
 
 func (c *Cluster) send(i int, envs []transport.Envelope) {
+	before := c.Net.Len()
 	c.Net.Send(c.members[i].name, envs)
+	if c.Sent != nil && len(envs) > 0 {
+		added := c.Net.InFlight()[before:]
+		c.Sent(c.members[i].name, added, len(envs)-len(added))
+	}
 }
 
 // Set writes on member i and puts its deltas in flight.

@@ -603,6 +603,7 @@ func (h *harness) antientropy(t *rapid.T) {
 // dropped (because a peer rejected it, or it vanished between two checks
 // without being collected) is one the rules allow it to drop.
 func (h *harness) check(t *rapid.T) {
+	event(t, "state: %v", lwwStates{h})
 	for i := range h.c.Size() {
 		if h.c.Down(i) {
 			h.last[i] = map[string]crdt.Version{}
@@ -675,14 +676,9 @@ func (h *harness) read(t fataler, i int, key string) {
 	}
 }
 
-// sent runs f, an action that may put frames in flight, and logs how many.
-func (h *harness) sent(t *rapid.T, f func()) {
-	before := h.c.Net.Stats().Sent
-	f()
-	if n := h.c.Net.Stats().Sent - before; n > 0 {
-		event(t, "  %d frames sent", n)
-	}
-}
+// sent runs f, an action that may put frames in flight (the trace logs
+// them: see traced).
+func (h *harness) sent(_ *rapid.T, f func()) { f() }
 
 // describe returns packet p in flight, for the log.
 func (h *harness) describe(p int) packet {
@@ -715,6 +711,14 @@ func (h *harness) deliverOne(t *rapid.T, p int) {
 // traced has the cluster log every frame it delivers to t, with the
 // frames each delivery causes to be sent.
 func (h *harness) traced(t *rapid.T) {
+	h.c.Sent = func(from string, inFlight []sim.Packet, cut int) {
+		for _, p := range inFlight {
+			event(t, "  send %v", packet{p, h.cfg.Describe})
+		}
+		if cut > 0 {
+			event(t, "  %s sends %d frames that the partition cuts", from, cut)
+		}
+	}
 	h.c.Delivered = func(p sim.Packet, received bool) {
 		if received {
 			event(t, "deliver %v", packet{p, h.cfg.Describe})
@@ -777,4 +781,41 @@ func (h *harness) converge(t *rapid.T) {
 			}
 		}
 	}
+}
+
+// lwwStates prints every member's records compactly, for the trace:
+// n0 {a="a=3"@15:06:40.000000000+1@1 b deleted@...}, or down.
+type lwwStates struct{ h *harness }
+
+func (s lwwStates) String() string {
+	var b strings.Builder
+	for i := range s.h.c.Size() {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s.h.c.Name(i))
+		if s.h.c.Down(i) {
+			b.WriteString(" down")
+			continue
+		}
+		recs := s.h.c.Replica(i).Records()
+		slices.SortFunc(recs, func(a, b crdt.Record) int { return strings.Compare(a.Key, b.Key) })
+		b.WriteString(" {")
+		for j, r := range recs {
+			if j > 0 {
+				b.WriteByte(' ')
+			}
+			switch {
+			case r.Tombstone:
+				fmt.Fprintf(&b, "%q deleted", r.Key)
+			case r.Evicted:
+				fmt.Fprintf(&b, "%q evicted", r.Key)
+			default:
+				fmt.Fprintf(&b, "%q=%q", r.Key, r.Value)
+			}
+			fmt.Fprintf(&b, "@%v", r.Time)
+		}
+		b.WriteString("}")
+	}
+	return b.String()
 }

@@ -290,10 +290,15 @@ func (h *typeHarness) live(t *rapid.T, label string) *typeMember {
 }
 
 func (h *typeHarness) send(t *rapid.T, from *typeMember, out []transport.Envelope) {
-	if len(out) > 0 {
-		event(t, "  %d frames sent", len(out))
-	}
+	before := h.net.Len()
 	h.net.Send(from.name, out)
+	added := h.net.InFlight()[before:]
+	for _, p := range added {
+		event(t, "  send %s", h.describe(p))
+	}
+	if cut := len(out) - len(added); cut > 0 {
+		event(t, "  %s sends %d frames that the partition cuts", from.name, cut)
+	}
 }
 
 func (h *typeHarness) packet(t *rapid.T) int {
@@ -456,6 +461,7 @@ func (h *typeHarness) actions() map[string]func(*rapid.T) {
 
 // check runs the invariant over the live members' states.
 func (h *typeHarness) check(t *rapid.T) {
+	event(t, "state: %v", lazy(func() string { return fmt.Sprint(h.states()) }))
 	if h.invariant == nil {
 		return
 	}
@@ -537,4 +543,10 @@ func (h *typeHarness) end(t *rapid.T) {
 	if err := h.model.Check(state); err != nil {
 		t.Fatalf("converged to %v: %v", state, err)
 	}
+	h.check(t)
 }
+
+// lazy is a string computed only if printed.
+type lazy func() string
+
+func (l lazy) String() string { return l() }
