@@ -215,24 +215,19 @@ func (c *Cluster) Deliver(p int) (bool, error) {
 // destination and puts the answers in flight. It reports whether the
 // destination was there to receive it.
 func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
-	ok := c.deliver(pkt)
+	outsider := pkt.To == c.outsider && c.hear != nil
+	to, member := c.byName[pkt.To]
+	ok := outsider || member && !c.members[to].down
 	if c.Delivered != nil {
 		c.Delivered(pkt, ok)
 	}
-	return ok
-}
-
-func (c *Cluster) deliver(pkt sim.Packet) bool {
-	if pkt.To == c.outsider && c.hear != nil {
+	switch {
+	case outsider:
 		c.hear(pkt)
-		return true
+	case ok:
+		c.send(to, c.members[to].r.Receive(pkt.From, pkt.Payload))
 	}
-	to, ok := c.byName[pkt.To]
-	if !ok || c.members[to].down {
-		return false
-	}
-	c.send(to, c.members[to].r.Receive(pkt.From, pkt.Payload))
-	return true
+	return ok
 }
 
 // DeliverAll delivers everything in flight, oldest first, then what that

@@ -350,7 +350,9 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"set": h.set,
 		"delete": func(t *rapid.T) {
 			i := h.live(t, "member")
-			h.sent(t, func() { h.issued(t, i, h.c.Delete(i, h.key(t))) })
+			rec, out := h.c.Replica(i).Delete(h.key(t))
+			h.issued(t, i, rec)
+			h.c.send(i, out)
 		},
 		"tick":        h.tick,
 		"deliver":     h.deliver,
@@ -447,7 +449,9 @@ func (h *harness) set(t *rapid.T) {
 	case 1:
 		value = append(value, "-padded-to-be-long"...)
 	}
-	h.sent(t, func() { h.issued(t, i, h.c.Set(i, key, value, expires)) })
+	rec, out := h.c.Replica(i).Set(key, value, expires)
+	h.issued(t, i, rec)
+	h.c.send(i, out)
 }
 
 // tick moves time on, mostly by less than a flush or an anti-entropy
