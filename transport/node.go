@@ -173,15 +173,24 @@ func New(cfg Config) (*Node, error) {
 // Name returns the member name the node was configured with.
 func (n *Node) Name() string { return n.cfg.Name }
 
+// arrivalNeighbours is how far apart on the ring a member that arrives
+// and a member that sees it arrive may be for the latter to start a
+// session with it at once: in a large cluster a member that joins gets
+// that many sessions from either side and starts as many, not one from
+// every member (the rest of the cluster catches up through the rounds).
+// Clusters of up to five members sync every pair at once.
+const arrivalNeighbours = 2
+
 // SetMembers replaces the membership view at now: the names of all live
 // members, with or without this node's own. A session with a member no
 // longer in the view is abandoned, so that the next one starts with a live
 // peer. A member gone from the view without Left has failed: it keeps the
 // stable bound still for FailedTimeout. Members new to the view (joined,
-// restarted, back from the other side of a partition) get a session at
-// once, one after the other, before the node goes back to its round: a
-// member that arrives starts catching up, and being caught up with, at
-// once, not at the next interval.
+// restarted, back from the other side of a partition) within
+// arrivalNeighbours places on the ring get a session at once, one after
+// the other, before the node goes back to its round: a member that
+// arrives starts catching up, and being caught up with, at once, not at
+// the next interval.
 func (n *Node) SetMembers(names []string, now int64) {
 	old := n.ring
 	n.ring = newRing(append(names, n.cfg.Name))
@@ -196,7 +205,9 @@ func (n *Node) SetMembers(names []string, now int64) {
 		}
 	}
 	for _, name := range n.ring.names {
-		if _, known := old.pos[name]; !known && name != n.cfg.Name && !slices.Contains(n.ae.arrived, name) {
+		_, known := old.pos[name]
+		if !known && name != n.cfg.Name && !slices.Contains(n.ae.arrived, name) &&
+			n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
 			n.ae.arrived = append(n.ae.arrived, name)
 		}
 	}

@@ -57,3 +57,13 @@ func (r *ring) after(self string, i int) string {
 
 // size returns the number of members.
 func (r *ring) size() int { return len(r.names) }
+
+// distance returns how many places apart a and b are on the ring, the
+// shorter way round; both must be on it.
+func (r *ring) distance(a, b string) int {
+	d := r.pos[a] - r.pos[b]
+	if d < 0 {
+		d = -d
+	}
+	return min(d, len(r.names)-d)
+}

@@ -18,7 +18,9 @@ func (r *Replicator) rejoin() {
 	trying := map[string]bool{} // targets with an attempt in flight
 	var mu sync.Mutex
 	for {
-		for _, target := range r.rejoinTargets() {
+		targets := r.rejoinTargets()
+		r.forgetJoinFailures(targets)
+		for _, target := range targets {
 			mu.Lock()
 			busy := trying[target]
 			trying[target] = true

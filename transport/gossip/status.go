@@ -117,6 +117,19 @@ func (r *Replicator) joined(addr string) {
 	r.mu.Unlock()
 }
 
+// forgetJoinFailures drops the failures of addresses no longer tried (a
+// member back by another way, a seed while the member has peers).
+func (r *Replicator) forgetJoinFailures(targets []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for addr := range r.joinFailures {
+		if !slices.Contains(targets, addr) {
+			delete(r.joinFailures, addr)
+			delete(r.joinLogged, addr)
+		}
+	}
+}
+
 // joinCause classifies an error of memberlist's Join.
 func joinCause(err error) string {
 	var ne net.Error
