@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,14 +79,22 @@ const DefaultSubscriptionBuffer = 1024
 
 // A Subscription delivers the changes to keys with its prefix on C, each
 // once, in the order they were applied (per key; changes to different
-// keys in the order the member applied them). Close it when done.
+// keys in the order the member applied them), in batches: every change
+// made since the reader took the last batch comes in the next, so that a
+// busy member pays one channel handoff per batch, not per change. Close
+// it when done.
 type Subscription struct {
-	// C delivers the changes. It is closed after Close, or the Cache's
-	// Close, once the changes already on their way are delivered or
-	// abandoned.
-	C <-chan Change
+	// C delivers the changes, in order, a batch at a time:
+	//
+	//	for batch := range sub.C {
+	//		for _, ch := range batch { ... }
+	//	}
+	//
+	// A batch is the reader's to keep. C is closed after Close, or the
+	// Cache's Close, once the batch on its way is delivered or abandoned.
+	C <-chan []Change
 
-	ch     chan Change
+	ch     chan []Change
 	prefix string
 	buffer int
 	f      *feed
@@ -117,7 +126,7 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 	if buffer == 0 {
 		buffer = DefaultSubscriptionBuffer
 	}
-	s := &Subscription{ch: make(chan Change), prefix: prefix, buffer: buffer, f: &c.feed,
+	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, f: &c.feed,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	s.C = s.ch
 	go s.run()
@@ -134,7 +143,7 @@ func (s *Subscription) Close() { s.f.remove(s) }
 // run sends the published changes on C, a batch at a time, until Close.
 func (s *Subscription) run() {
 	defer close(s.ch)
-	var batch []store.Event
+	var events []store.Event
 	for {
 		select {
 		case <-s.wake:
@@ -142,16 +151,21 @@ func (s *Subscription) run() {
 			return
 		}
 		s.f.mu.Lock()
-		batch, s.pending = s.pending, batch[:0]
+		events, s.pending = s.pending, events[:0]
 		s.f.mu.Unlock()
-		for _, ev := range batch {
-			select {
-			case s.ch <- changeOf(ev):
-			case <-s.done:
-				return
-			}
+		if len(events) == 0 {
+			continue
 		}
-		clear(batch)
+		batch := make([]Change, len(events))
+		for i, ev := range events {
+			batch[i] = changeOf(ev)
+		}
+		clear(events)
+		select {
+		case s.ch <- batch:
+		case <-s.done:
+			return
+		}
 	}
 }
 
@@ -160,7 +174,7 @@ func (s *Subscription) run() {
 // set while there is either.
 type feed struct {
 	mu      sync.Mutex
-	subs    map[*Subscription]bool
+	subs    []*Subscription
 	waiters map[string][]chan struct{}
 	waiting int
 	store   *store.Store
@@ -180,20 +194,18 @@ func (f *feed) watch(st *store.Store) {
 func (f *feed) add(s *Subscription, st *store.Store) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.subs == nil {
-		f.subs = map[*Subscription]bool{}
-	}
-	f.subs[s] = true
+	f.subs = append(f.subs, s)
 	f.watch(st)
 }
 
 func (f *feed) remove(s *Subscription) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.subs[s] {
+	i := slices.Index(f.subs, s)
+	if i < 0 {
 		return
 	}
-	delete(f.subs, s)
+	f.subs = slices.Delete(f.subs, i, i+1)
 	close(s.done)
 	f.watch(f.store)
 }
@@ -234,10 +246,7 @@ func (f *feed) cancel(key string, ch chan struct{}) {
 // closeAll ends every subscription.
 func (f *feed) closeAll() {
 	f.mu.Lock()
-	subs := make([]*Subscription, 0, len(f.subs))
-	for s := range f.subs {
-		subs = append(subs, s)
-	}
+	subs := slices.Clone(f.subs)
 	f.mu.Unlock()
 	for _, s := range subs {
 		s.Close()
@@ -259,7 +268,7 @@ func (f *feed) publish(ev store.Event) {
 			f.store.Watch(nil)
 		}
 	}
-	for s := range f.subs {
+	for _, s := range f.subs {
 		if strings.HasPrefix(ev.Record.Key, s.prefix) {
 			s.deliver(ev)
 		}

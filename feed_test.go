@@ -9,19 +9,32 @@ import (
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
-// next waits for the next change on s.
-func next(t *testing.T, s *Subscription) Change {
+// reader reads a subscription change by change.
+type reader struct {
+	sub  *Subscription
+	left []Change
+}
+
+// next waits for the next change.
+func (r *reader) next(t *testing.T) Change {
 	t.Helper()
-	select {
-	case ch, ok := <-s.C:
-		if !ok {
-			t.Fatal("the subscription ended")
+	for len(r.left) == 0 {
+		select {
+		case batch, ok := <-r.sub.C:
+			if !ok {
+				t.Fatal("the subscription ended")
+			}
+			if len(batch) == 0 {
+				t.Fatal("an empty batch")
+			}
+			r.left = batch
+		case <-time.After(10 * time.Second):
+			t.Fatal("no change within 10 s")
 		}
-		return ch
-	case <-time.After(10 * time.Second):
-		t.Fatal("no change within 10 s")
 	}
-	return Change{}
+	ch := r.left[0]
+	r.left = r.left[1:]
+	return ch
 }
 
 // TestSubscribeDeliversChanges: a subscriber sees the changes to its
@@ -48,10 +61,11 @@ func TestSubscribeDeliversChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	r := &reader{sub: sub}
 	if err := b.Set("user:1", []byte("mine"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if ch := next(t, sub); ch.Cause != CauseSet || !ch.Here || ch.Key != "user:1" || string(ch.Value) != "mine" || ch.Expires.IsZero() {
+	if ch := r.next(t); ch.Cause != CauseSet || !ch.Here || ch.Key != "user:1" || string(ch.Value) != "mine" || ch.Expires.IsZero() {
 		t.Fatalf("local set: %+v", ch)
 	}
 	waitValue(t, "user:1", []byte("mine"), a)
@@ -61,13 +75,13 @@ func TestSubscribeDeliversChanges(t *testing.T) {
 	if err := a.Set("user:1", []byte("theirs"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if ch := next(t, sub); ch.Cause != CauseSet || ch.Here || string(ch.Value) != "theirs" || !ch.Superseded {
+	if ch := r.next(t); ch.Cause != CauseSet || ch.Here || string(ch.Value) != "theirs" || !ch.Superseded {
 		t.Fatalf("a peer's newer write over a local one: %+v", ch)
 	}
 	if err := a.Delete("user:1"); err != nil {
 		t.Fatal(err)
 	}
-	if ch := next(t, sub); ch.Cause != CauseDelete || ch.Here || ch.Key != "user:1" || ch.Superseded {
+	if ch := r.next(t); ch.Cause != CauseDelete || ch.Here || ch.Key != "user:1" || ch.Superseded {
 		t.Fatalf("a peer's delete: %+v", ch)
 	}
 	b.Close()
@@ -84,13 +98,14 @@ func TestSubscriptionOverflowIsExplicit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := &reader{sub: sub}
 	for i := range 5 {
 		if err := c.Set(fmt.Sprint("k", i), []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	sets := 0 // before the notice: the buffer's worth, and up to as many the delivery goroutine took already
-	for ch := next(t, sub); ch.Cause != CauseOverflow; ch = next(t, sub) {
+	for ch := r.next(t); ch.Cause != CauseOverflow; ch = r.next(t) {
 		if ch.Cause != CauseSet || ch.Key != fmt.Sprint("k", sets) {
 			t.Fatalf("change %d: %+v, want k%d's set", sets, ch, sets)
 		}
@@ -102,7 +117,7 @@ func TestSubscriptionOverflowIsExplicit(t *testing.T) {
 	if err := c.Delete("k0"); err != nil {
 		t.Fatal(err)
 	}
-	if ch := next(t, sub); ch.Cause != CauseDelete || ch.Key != "k0" {
+	if ch := r.next(t); ch.Cause != CauseDelete || ch.Key != "k0" {
 		t.Fatalf("after the overflow: %+v, want k0's delete", ch)
 	}
 	sub.Close()
@@ -116,11 +131,12 @@ func TestSubscriptionOverflowIsExplicit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	r = &reader{sub: sub}
 	bounded.Set("a", []byte("1"), 0)
 	bounded.Set("b", []byte("2"), 0)
 	var causes []Cause
 	for range 3 {
-		causes = append(causes, next(t, sub).Cause)
+		causes = append(causes, r.next(t).Cause)
 	}
 	if fmt.Sprint(causes) != fmt.Sprint([]Cause{CauseSet, CauseSet, CauseEvict}) {
 		t.Fatalf("two sets under MaxKeys 1: %v, want set, set, evict", causes)

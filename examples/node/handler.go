@@ -231,17 +231,22 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 	}
 	for {
 		select {
-		case ch, ok := <-sub.C:
+		case batch, ok := <-sub.C:
 			if !ok {
 				return
 			}
-			out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
-				Value: ch.Value, Superseded: ch.Superseded}
-			if !ch.Expires.IsZero() {
-				out.Expires = &ch.Expires
+			for _, ch := range batch {
+				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
+					Value: ch.Value, Superseded: ch.Superseded}
+				if !ch.Expires.IsZero() {
+					out.Expires = &ch.Expires
+				}
+				b, _ := json.Marshal(out)
+				if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", out.Cause, b); err != nil {
+					return
+				}
 			}
-			b, _ := json.Marshal(out)
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", out.Cause, b); err != nil || rc.Flush() != nil {
+			if rc.Flush() != nil {
 				return
 			}
 		case <-r.Context().Done():
