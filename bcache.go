@@ -84,7 +84,7 @@ func New(cfg Config) (*Cache, error) {
 	c.repl, err = gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		SecretKey: cfg.SecretKey, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
-		Replica: c.store, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped,
+		Replica: c.store, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
@@ -232,6 +232,7 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	if err != nil {
 		return rec, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
 	}
+	c.feed.flush()
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
 	return rec, nil
 }
@@ -267,6 +268,7 @@ func (c *Cache) every(d time.Duration, f func()) {
 // values received over this member's MaxValueSize.
 func (c *Cache) collect() {
 	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1, c.repl.Stable())
+	c.feed.flush()
 	if n := c.store.Stats().Oversized; n > c.oversized {
 		c.log.Warn().Uint64("records", n-c.oversized).Int("max_value_size", c.cfg.MaxValueSize).
 			Msg("peers sent values over this member's MaxValueSize: kept their versions without the values")

@@ -43,6 +43,7 @@ func BenchmarkApplyWithSubscriber(b *testing.B) {
 					k := keys[(i*100+j)%len(keys)]
 					c.store.Apply(crdt.Record{Key: k, Value: value, Time: crdt.Timestamp{Wall: wall, Node: 7}}, true, wall)
 				}
+				c.feed.flush() // as after a received frame
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -90,8 +91,11 @@ type Subscription struct {
 	//		for _, ch := range batch { ... }
 	//	}
 	//
-	// A batch is the reader's to keep. C is closed after Close, or the
-	// Cache's Close, once the batch on its way is delivered or abandoned.
+	// A batch is valid until the next receive from C, which reuses its
+	// memory (so that a feed allocates nothing as it runs): copy what must
+	// outlive it. The Values are the Cache's, as Get's are: do not modify
+	// them. C is closed after Close, or the Cache's Close, once the batch
+	// on its way is delivered or abandoned.
 	C <-chan []Change
 
 	ch     chan []Change
@@ -144,6 +148,8 @@ func (s *Subscription) Close() { s.f.remove(s) }
 func (s *Subscription) run() {
 	defer close(s.ch)
 	var events []store.Event
+	var bufs [2][]Change // the batch the reader holds, and the next
+	next := 0
 	for {
 		select {
 		case <-s.wake:
@@ -156,10 +162,11 @@ func (s *Subscription) run() {
 		if len(events) == 0 {
 			continue
 		}
-		batch := make([]Change, len(events))
-		for i, ev := range events {
-			batch[i] = changeOf(ev)
+		batch := bufs[next][:0]
+		for _, ev := range events {
+			batch = append(batch, changeOf(ev))
 		}
+		bufs[next], next = batch, 1-next
 		clear(events)
 		select {
 		case s.ch <- batch:
@@ -175,6 +182,7 @@ func (s *Subscription) run() {
 type feed struct {
 	mu      sync.Mutex
 	subs    []*Subscription
+	active  atomic.Int32 // len(subs), read without the lock by flush
 	waiters map[string][]chan struct{}
 	waiting int
 	store   *store.Store
@@ -195,6 +203,7 @@ func (f *feed) add(s *Subscription, st *store.Store) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs = append(f.subs, s)
+	f.active.Store(int32(len(f.subs)))
 	f.watch(st)
 }
 
@@ -206,6 +215,7 @@ func (f *feed) remove(s *Subscription) {
 		return
 	}
 	f.subs = slices.Delete(f.subs, i, i+1)
+	f.active.Store(int32(len(f.subs)))
 	close(s.done)
 	f.watch(f.store)
 }
@@ -276,6 +286,26 @@ func (f *feed) publish(ev store.Event) {
 	f.mu.Unlock()
 }
 
+// flush wakes the delivery goroutines of the subscriptions with changes
+// queued. The Cache calls it once per local write, per frame received and
+// per collection, not per change: a frame's records go to a subscriber
+// together, with one wake-up.
+func (f *feed) flush() {
+	if f.active.Load() == 0 {
+		return
+	}
+	f.mu.Lock()
+	for _, s := range f.subs {
+		if len(s.pending) > 0 {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	f.mu.Unlock()
+}
+
 // changeOf is the Change a store event reports.
 func changeOf(ev store.Event) Change {
 	ch := Change{Key: ev.Record.Key, Here: ev.Here, Version: ev.Record.Time, Superseded: ev.Superseded}
@@ -312,8 +342,4 @@ func (s *Subscription) deliver(ev store.Event) {
 	}
 	s.overflowed = false
 	s.pending = append(s.pending, ev)
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 }

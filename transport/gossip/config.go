@@ -129,6 +129,10 @@ type Config struct {
 	// one of the Replicator's goroutines with none of its locks held, one
 	// call at a time per goroutine, and must not block for long.
 	OnDrop func(crdt.Version)
+	// AfterReceive, if set, is called after each frame received has been
+	// handled (its records applied), outside the protocol's lock: a host
+	// that watches the replica's changes hands them on once per frame.
+	AfterReceive func()
 }
 
 const (

@@ -220,6 +220,9 @@ func (r *Replicator) received(b []byte) {
 	if err != nil {
 		r.log.Debug().Err(err).Str("peer", from).Msg("frame refused")
 	}
+	if r.cfg.AfterReceive != nil {
+		r.cfg.AfterReceive()
+	}
 }
 
 // memberChanged records a membership event and wakes the loop. memberlist
