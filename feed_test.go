@@ -42,15 +42,8 @@ func (r *reader) next(t *testing.T) Change {
 // local write that a peer's newer one replaced is marked superseded.
 func TestSubscribeDeliversChanges(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	start := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()})
-	}
-	a := start("a")
-	b := start("b", a.Addr())
+	a := onMemnet(t, net, "a")
+	b := onMemnet(t, net, "b", a.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.WaitSynced(ctx); err != nil {

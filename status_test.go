@@ -15,14 +15,7 @@ import (
 // member without peers is ready at once.
 func TestWaitSyncedAndStatus(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	start := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()})
-	}
-	a := start("a")
+	a := onMemnet(t, net, "a")
 	if err := a.WaitSynced(context.Background()); err != nil {
 		t.Fatalf("a member without peers: WaitSynced %v", err)
 	}
@@ -34,7 +27,7 @@ func TestWaitSyncedAndStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := start("b", a.Addr())
+	b := onMemnet(t, net, "b", a.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.WaitSynced(ctx); err != nil {
@@ -79,4 +72,15 @@ func TestJoinFailuresAreReported(t *testing.T) {
 		t.Fatalf("status of a member with the wrong key: %+v", s)
 	}
 	t.Logf("join failure: %+v", s.Joining[0])
+}
+
+// onMemnet starts a member called name on net with FastTimings, joining
+// peers; it closes when the test ends.
+func onMemnet(t testing.TB, net *memnet.Network, name string, peers ...string) *Cache {
+	t.Helper()
+	tr, err := net.NewTransport(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()})
 }

@@ -49,18 +49,8 @@ func TestTokenPropertyCatchesIgnoredTokens(t *testing.T) {
 func tokenSchedule(t *testing.T, seed uint64, read func(c *Cache, ctx context.Context, key string, tok Token) ([]byte, bool, error)) error {
 	r := rand.New(rand.NewPCG(seed, 7))
 	net := memnet.NewNetwork(seed)
-	var cs []*Cache
-	for i := range 3 {
-		tr, err := net.NewTransport(fmt.Sprint("m", i))
-		if err != nil {
-			return err
-		}
-		cfg := Config{NodeName: fmt.Sprint("m", i), Network: tr, Timings: FastTimings()}
-		if i > 0 {
-			cfg.Peers = []string{cs[0].Addr()}
-		}
-		cs = append(cs, newCache(t, cfg))
-	}
+	cs := []*Cache{onMemnet(t, net, "m0")}
+	cs = append(cs, onMemnet(t, net, "m1", cs[0].Addr()), onMemnet(t, net, "m2", cs[0].Addr()))
 	// Bounds on waiting, far past what a run takes (under 10 s), so that
 	// a slow machine does not fail it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
