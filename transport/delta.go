@@ -28,10 +28,16 @@ func (q *deltaQueue) init() {
 	q.last = math.MinInt64
 }
 
+// reset empties the queue. It deletes the queued keys from the index one
+// by one rather than clearing it: clearing a map costs its capacity, which
+// a burst once grew, and with group commit a reset follows every small
+// group.
 func (q *deltaQueue) reset(now int64) {
+	for i := range q.recs {
+		delete(q.index, q.recs[i].Key)
+	}
 	clear(q.recs)
 	q.recs = q.recs[:0]
-	clear(q.index)
 	q.bytes = 0
 	q.last = now
 }

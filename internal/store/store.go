@@ -218,7 +218,9 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	if sh.idx.get(rec.Key, ih) == nil {
 		rec.Key = strings.Clone(rec.Key)
 	}
-	s.self.Store(uint64(rec.Time.Node))
+	if id := uint64(rec.Time.Node); s.self.Load() != id {
+		s.self.Store(id)
+	}
 	ch := sh.apply(rec, ih, false, rec.Time.Wall, false)
 	s.track(ch, false)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
