@@ -44,7 +44,8 @@ type Cache struct {
 	snapMu    sync.Mutex // one snapshot written at a time
 	oversized uint64     // Stats.Oversized when last logged; collect's own
 
-	feed feed // the subscriptions
+	feed      feed          // the subscriptions
+	pullAfter time.Duration // PullAfter; tests lengthen it
 
 	closed atomic.Bool
 	close  sync.Once
@@ -63,7 +64,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.NodeName == "" {
 		cfg.NodeName = newNodeName()
 	}
-	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{})}
+	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter}
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
 		c.phys = func() int64 { return cfg.Clock().UnixNano() }

@@ -21,6 +21,10 @@ var ErrBadToken = errors.New("bcache: bad token")
 // in an HTTP header or a URL.
 type Token string
 
+// PullAfter is how long GetAfter waits for a write's delta before it
+// pulls the write with an anti-entropy exchange.
+const PullAfter = 20 * time.Millisecond
+
 // tokenKeyBytes is how much of the key's hash a token carries: enough to
 // catch a token used with another key.
 const tokenKeyBytes = 4
@@ -83,11 +87,13 @@ func (c *Cache) DeleteWithToken(key string) (Token, error) {
 
 // GetAfter reads key as Get does, once this member holds the write token
 // names or a newer one of key: it never returns what the key held before
-// that write. A member that does not hold it yet waits until a delta or an
-// anti-entropy exchange brings it, or until ctx ends (then it returns
-// ctx's error, never older data). On the member that took the write it
-// answers at once. The token must come from SetWithToken or
-// DeleteWithToken for the same key.
+// that write. A member that does not hold it yet waits for the delta; if
+// it has not come within PullAfter, the member starts an anti-entropy
+// exchange with a peer at once (and again every PullAfter), rather than
+// waiting for the next interval; it returns ctx's error when ctx ends
+// first, never older data. On the member that took the write it answers
+// at once. The token must come from SetWithToken or DeleteWithToken for
+// the same key.
 func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, bool, error) {
 	want, err := token.parse(key)
 	if err != nil {
@@ -109,6 +115,9 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		}
 		select {
 		case <-changed:
+		case <-time.After(c.pullAfter):
+			c.feed.cancel(key, changed)
+			c.repl.Hurry()
 		case <-ctx.Done():
 			c.feed.cancel(key, changed)
 			return nil, false, ctx.Err()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -136,5 +137,56 @@ func TestTokens(t *testing.T) {
 	}
 	if v, ok, err := c.GetAfter(context.Background(), "a", tok); err != nil || ok {
 		t.Fatalf("an older token after the delete: %q %v %v", v, ok, err)
+	}
+}
+
+// TestGetAfterPullsALateWrite: with anti-entropy an hour apart, a read
+// with a token whose delta was lost gets the write within seconds, by
+// pulling it (a session the reader starts); a reader that does not pull
+// waits for its context.
+func TestGetAfterPullsALateWrite(t *testing.T) {
+	for _, pull := range []bool{true, false} {
+		net := memnet.NewNetwork(1)
+		start := func(name string, peers ...string) *Cache {
+			tr, err := net.NewTransport(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: time.Hour})
+		}
+		writer := start("w")
+		reader := start("r", writer.Addr())
+		if !pull {
+			reader.pullAfter = time.Hour
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := reader.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		net.SetLoss("w", "r", 1) // the delta is lost
+		tok, err := writer.SetWithToken("k", []byte("v"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		await.Until(t, 10*time.Second, func() bool { return writer.Stats().Replication.Protocol.DeltaBatchesSent > 0 },
+			"the delta was not sent")
+		net.SetLoss("w", "r", 0)
+		sessions := reader.Stats().Replication.Protocol.SessionsStarted
+		ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
+		v, ok, err := reader.GetAfter(ctx, "k", tok)
+		cancel()
+		p := reader.Stats().Replication.Protocol
+		if p.DeltaBatchesReceived > 0 { // the delta got through after all: nothing to pull
+			continue
+		}
+		switch {
+		case pull && (err != nil || !ok || string(v) != "v"):
+			t.Fatalf("with pulls: %q %v %v", v, ok, err)
+		case pull && p.SessionsStarted == sessions:
+			t.Fatal("the read got the write without a session")
+		case !pull && !errors.Is(err, context.DeadlineExceeded):
+			t.Fatalf("without pulls: %q %v %v, want the context's error", v, ok, err)
+		}
 	}
 }

@@ -99,6 +99,15 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	return n.startSession(out, peer, now)
 }
 
+// Hurry makes the next session start at the next Tick, unless one is in
+// flight: a host with a reader waiting for a write that has not come
+// calls it to pull rather than wait for the interval.
+func (n *Node) Hurry(now int64) {
+	if !n.ae.active {
+		n.ae.next = min(n.ae.next, now)
+	}
+}
+
 // StartSession starts an anti-entropy session with peer now, abandoning the
 // session in flight if there is one. The node starts sessions by itself on
 // Tick; tests and tools call this to pick the peer and the moment.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bcache-go/bcache/transport"
 )
 
 // Status is where this member stands with the rest of the cluster.
@@ -75,6 +77,19 @@ func (r *Replicator) Status() Status {
 	slices.SortFunc(s.Members, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.Joining, func(a, b JoinFailure) int { return strings.Compare(a.Addr, b.Addr) })
 	return s
+}
+
+// Hurry starts an anti-entropy exchange with the next peer at once,
+// unless one is in flight: for a reader waiting for a write that has not
+// arrived.
+func (r *Replicator) Hurry() {
+	if r.closed.Load() {
+		return
+	}
+	r.locked(func() []transport.Envelope {
+		r.node.Hurry(r.now())
+		return nil
+	})
 }
 
 // Synced returns a channel closed when this member's first anti-entropy
