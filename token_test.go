@@ -164,6 +164,13 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
+		// Each side's session with the other (at arrival) is over, and the
+		// next is an hour away.
+		idle := func(c *Cache) bool {
+			p := c.Stats().Replication.Protocol
+			return p.SessionsStarted > 0 && p.SessionsStarted == p.SessionsCompleted+p.SessionsTimedOut
+		}
+		await.Until(t, 10*time.Second, func() bool { return idle(writer) && idle(reader) }, "sessions still in flight")
 		net.SetLoss("w", "r", 1) // the delta is lost
 		tok, err := writer.SetWithToken("k", []byte("v"), 0)
 		if err != nil {

@@ -178,8 +178,13 @@ func (n *Node) ask(out []Envelope, m wire.Message, now int64) []Envelope {
 }
 
 // firstRetry is how long a step waits for its reply before it is sent
-// again: an eighth of the session timeout, at least 50 ms.
-func firstRetry(timeout time.Duration) int64 { return int64(max(timeout/8, 50*time.Millisecond)) }
+// again: an eighth of the session timeout, from 50 ms to 500 ms. The
+// ceiling matters with long intervals (an hour's gives a 4-hour timeout):
+// a member's first session with one that just arrived often reaches it
+// before it sees the sender in its view, and is dropped there.
+func firstRetry(timeout time.Duration) int64 {
+	return int64(min(max(timeout/8, 50*time.Millisecond), 500*time.Millisecond))
+}
 
 // retry sends the awaited step's request again, as a new step; the
 // opening message (step 1, which only a token of zero may carry) starts a
