@@ -460,7 +460,7 @@ func (h *harness) tick(t *rapid.T) {
 	dt := rapid.SampledFrom([]time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second, 5 * time.Second}).Draw(t, "dt")
 	h.c.Advance(dt)
 	event(t, "time moves on %v", dt)
-	h.sent(t, h.c.Tick)
+	h.c.Tick()
 }
 
 func (h *harness) partition(t *rapid.T) {
@@ -559,7 +559,7 @@ func (h *harness) absence(t *rapid.T) {
 	for q := range steps {
 		h.c.Advance(h.cfg.Horizon / 4)
 		event(t, "quarter %d: time moves on %v", q+1, h.cfg.Horizon/4)
-		h.sent(t, h.c.Tick)
+		h.c.Tick()
 		h.deliverAll(t, fmt.Sprintf("quarter %d: deliver all", q+1))
 		for j := range h.c.Size() {
 			if !h.c.Down(j) {
@@ -598,7 +598,7 @@ func (h *harness) antientropy(t *rapid.T) {
 		t.Skip("same member")
 	}
 	event(t, "%s starts anti-entropy with %s", h.c.Name(a), h.c.Name(b))
-	h.sent(t, func() { h.c.StartSession(a, b) })
+	h.c.StartSession(a, b)
 }
 
 // check holds after every step: no live member holds a version of a key
@@ -679,10 +679,6 @@ func (h *harness) read(t fataler, i int, key string) {
 		t.Fatalf("%s served nothing for %q while holding %v (%s)", h.c.Name(i), key, rec, lifetime(rec, h.c.Phys(i)))
 	}
 }
-
-// sent runs f, an action that may put frames in flight (the trace logs
-// them: see traced).
-func (h *harness) sent(_ *rapid.T, f func()) { f() }
 
 // describe returns packet p in flight, for the log.
 func (h *harness) describe(p int) packet {
