@@ -29,6 +29,22 @@ const (
 	mainQueue
 )
 
+// Arrival says where a new resident value comes from.
+type Arrival uint8
+
+const (
+	// New is a value written here whose key has no record here: the
+	// first demand for it this member has seen.
+	New Arrival = iota
+	// Returned is a value written here whose key had a record here
+	// before (its value evicted, deleted or expired): demand that came
+	// back.
+	Returned
+	// Received is a value from another member (a replicated write, or
+	// one restored from a snapshot).
+	Received
+)
+
 // Policy orders the resident entries for eviction (see the package doc).
 // The zero Policy is ready for use; [Policy.Init] sizes its sketch for a
 // known capacity, which otherwise grows with the entries. It is not safe
@@ -60,9 +76,9 @@ func (p *Policy[E]) Init(capacity int) {
 func (p *Policy[E]) Len() int { return p.doomed.len() + p.peers.len() + p.small.len() + p.main.len() }
 
 // Add takes a new resident entry, which the policy does not hold yet:
-// written here (a miss, mostly, in a read-through cache), or, if remote,
-// received from another member.
-func (p *Policy[E]) Add(e E, remote bool) {
+// written here (after a miss, mostly, in a read-through cache), its key
+// new here or back, or received from another member, as how says.
+func (p *Policy[E]) Add(e E, how Arrival) {
 	if p.small.id == 0 {
 		p.Init(0)
 	}
@@ -70,13 +86,13 @@ func (p *Policy[E]) Add(e E, remote bool) {
 		p.sketch.init(n)
 	}
 	e.Use().Store(0)
-	if remote {
+	if how == Received {
 		p.peers.push(e, e.Written())
 		return
 	}
 	h := uint64(e.Hash())
 	p.sketch.add(h, 1)
-	if est := p.sketch.estimate(h); est >= admitAfter {
+	if est := p.sketch.estimate(h); how == Returned && est >= admitAfter {
 		if n := p.Len(); 10*p.main.len() < (10-smallShare)*n { // the main queue has room
 			p.main.push(e)
 			return

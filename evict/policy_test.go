@@ -36,12 +36,14 @@ type bounded struct {
 	n       int
 	p       Policy[*entry]
 	entries map[string]*entry
+	known   map[string]bool     // every key written here, as a store keeps its record
+	hash    func(string) uint32 // nil: seeded maphash
 	evicted []string
 	clock   int64 // write times
 }
 
 func newBounded(n int) *bounded {
-	b := &bounded{n: n, entries: map[string]*entry{}}
+	b := &bounded{n: n, entries: map[string]*entry{}, known: map[string]bool{}}
 	b.p.Init(n)
 	return b
 }
@@ -59,10 +61,21 @@ func (b *bounded) set(name string, remote bool) {
 		return
 	}
 	e := newEntry(name)
+	if b.hash != nil {
+		e.hash = b.hash(name)
+	}
 	b.clock++
 	e.written = b.clock
 	b.entries[name] = e
-	b.p.Add(e, remote)
+	how := New
+	switch {
+	case remote:
+		how = Received
+	case b.known[name]:
+		how = Returned
+	}
+	b.known[name] = true
+	b.p.Add(e, how)
 	for len(b.entries) > b.n {
 		v, ok := b.p.Victim()
 		if !ok {
@@ -114,6 +127,23 @@ func TestNoReadsEvictsOldestFirst(t *testing.T) {
 	}
 }
 
+// TestCollidingKeysEvictOldestFirst: keys seen here for the first time
+// are never admitted by the sketch, whose counters they may share with
+// other keys: with every key's hash the same (the worst case of
+// collisions), values written once each still go in the order they came.
+func TestCollidingKeysEvictOldestFirst(t *testing.T) {
+	b := newBounded(50)
+	b.hash = func(string) uint32 { return 7 }
+	keys := names("k", 0, 1000)
+	for _, k := range keys {
+		b.set(k, false)
+	}
+	held := slices.Sorted(maps.Keys(b.entries))
+	if want := slices.Sorted(slices.Values(keys[950:])); !slices.Equal(held, want) {
+		t.Fatalf("held %v, want %v", held, want)
+	}
+}
+
 // TestReadValuesOutliveAScan: values read here stay while a scan of new
 // keys, each written once, goes through.
 func TestReadValuesOutliveAScan(t *testing.T) {
@@ -145,7 +175,7 @@ func TestPeersWritesGoOldestFirst(t *testing.T) {
 	for _, w := range []int64{5, 1, 4, 2, 3, 9, 0, 7, 8, 6} {
 		e := newEntry(fmt.Sprint(w))
 		e.written = w
-		p.Add(e, true)
+		p.Add(e, Received)
 	}
 	var got []string
 	for {
@@ -160,7 +190,7 @@ func TestPeersWritesGoOldestFirst(t *testing.T) {
 	}
 	for i := range 10 { // written at the same time: in the order they came
 		e := newEntry(fmt.Sprint(i))
-		p.Add(e, true)
+		p.Add(e, Received)
 	}
 	for i := range 10 {
 		if v, _ := p.Victim(); v.name != fmt.Sprint(i) {
@@ -178,7 +208,7 @@ func TestRewrittenPeersWrites(t *testing.T) {
 	for i := range es {
 		es[i] = newEntry(fmt.Sprint(i))
 		es[i].written = int64(i)
-		p.Add(es[i], true)
+		p.Add(es[i], Received)
 	}
 	es[0].written = 10
 	p.Rewrite(es[0], true)  // now the newest of the three

@@ -1,5 +1,7 @@
 package store
 
+import "github.com/bcache-go/bcache/evict"
+
 // track keeps the eviction policy in step with a change of resident
 // items; remote says the change came from a peer. Called with the shard's
 // lock held.
@@ -10,7 +12,14 @@ func (s *Store) track(ch change, remote bool) {
 	s.evictMu.Lock()
 	switch {
 	case ch.added != nil:
-		s.policy.Add(ch.added, remote)
+		how := evict.New
+		switch {
+		case remote:
+			how = evict.Received
+		case ch.returning:
+			how = evict.Returned
+		}
+		s.policy.Add(ch.added, how)
 	case ch.rewritten != nil:
 		s.policy.Rewrite(ch.rewritten, remote)
 	default:

@@ -26,6 +26,9 @@ type change struct {
 	added     *item // newly resident item
 	removed   *item // item no longer resident
 	rewritten *item // resident item with a new value
+	// returning says the added item's key had a record here before (its
+	// value evicted, deleted or expired): demand that came back.
+	returning bool
 	bytes     int64 // change in resident key and value bytes
 	// prior is the time of the record the key held before, when apply
 	// was asked for it (zero if none).
@@ -40,6 +43,7 @@ type change struct {
 // With prior, the change also says what the key held before.
 func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool) change {
 	cur := s.idx.get(rec.Key, ih)
+	records := s.m.Records()
 	var at *lww.Entry
 	var was crdt.Timestamp
 	switch {
@@ -67,7 +71,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 	default:
 		it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)
 		s.idx.put(it)
-		ch = change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value))}
+		ch = change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value)), returning: s.m.Records() == records}
 	}
 	ch.prior = was
 	return ch
