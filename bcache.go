@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/internal/wallclock"
 	"github.com/bcache-go/bcache/transport"
@@ -41,8 +42,9 @@ type Cache struct {
 	repl  *gossip.Replicator
 	fills singleflight.Group
 
-	snapMu    sync.Mutex // one snapshot written at a time
-	oversized uint64     // Stats.Oversized when last logged; collect's own
+	snapMu    sync.Mutex   // one snapshot written at a time
+	journal   *journal.Log // the write log (Config.Sync), nil if none
+	oversized uint64       // Stats.Oversized when last logged; collect's own
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
@@ -226,8 +228,9 @@ func clip(key string) string {
 	return key
 }
 
-// write applies a local record and hands it to replication. A write that
-// returns nil is applied, and is in the snapshot Close writes.
+// write applies a local record, hands it to replication, and appends it
+// to the write log if there is one. A write that returns nil is applied,
+// and is in the snapshot Close writes; with SyncWrite it is on disk.
 func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	rec, err := c.store.Write(rec)
 	if err != nil {
@@ -235,6 +238,11 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	}
 	c.feed.flush()
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
+	if c.journal != nil {
+		if err := c.logWrite(&rec); err != nil {
+			return rec, fmt.Errorf("bcache: %s %q: %w: %v", op, rec.Key, ErrNotDurable, err)
+		}
+	}
 	return rec, nil
 }
 
@@ -292,7 +300,11 @@ func (c *Cache) Close() error {
 		c.wg.Wait()
 		c.feed.closeAll()
 		if c.cfg.SnapshotPath != "" {
-			err = errors.Join(err, c.writeSnapshot())
+			serr := c.writeSnapshot()
+			err = errors.Join(err, serr)
+			if c.journal != nil { // with the snapshot written, the log holds nothing it lacks
+				err = errors.Join(err, c.journal.Close(serr == nil))
+			}
 		}
 		c.log.Info().Msg("closed")
 	})

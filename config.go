@@ -41,6 +41,7 @@ const (
 	DefaultGCInterval          = time.Second
 	DefaultMaxClockSkew        = transport.DefaultStableMargin
 	DefaultSnapshotInterval    = 5 * time.Minute
+	DefaultSyncEvery           = 100 * time.Millisecond
 )
 
 // maxValueLimit is the largest MaxValueSize: the wire's hard limit on a
@@ -142,6 +143,18 @@ type Config struct {
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close. Default: 5 min.
 	SnapshotInterval time.Duration
+	// Sync says when this member's own writes reach the disk between
+	// snapshots: see SyncPolicy. Any policy but SyncNone (the default)
+	// keeps a write log beside the snapshot ("<SnapshotPath>.log.<n>"),
+	// emptied by every snapshot, and needs SnapshotPath. New replays the
+	// log after the snapshot, through the same checks (clock drift,
+	// watermarks), so an old log cannot bring back a collected delete.
+	Sync SyncPolicy
+	// SyncEvery is how often SyncInterval syncs the log. Default: 100 ms.
+	SyncEvery time.Duration
+	// OnDamage says what New does with a snapshot or write log it cannot
+	// read: see DamagePolicy. Default: DamageFail.
+	OnDamage DamagePolicy
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
 	// (after an absence longer than TombstoneHorizon). It runs on a
@@ -190,6 +203,12 @@ func (c *Config) fill() error {
 		return configError("MaxValueSize", "%d, want 0 to %d", c.MaxValueSize, maxValueLimit)
 	case c.MaxDeadRecords < -1:
 		return configError("MaxDeadRecords", "%d, want -1 (unbounded) or more", c.MaxDeadRecords)
+	case c.Sync > SyncWrite:
+		return configError("Sync", "unknown policy %d", c.Sync)
+	case c.Sync != SyncNone && c.SnapshotPath == "":
+		return configError("Sync", "%v needs a SnapshotPath, beside which the write log is kept", c.Sync)
+	case c.OnDamage > DamageReset:
+		return configError("OnDamage", "unknown policy %d", c.OnDamage)
 	}
 	for _, d := range []struct {
 		name string
@@ -202,6 +221,7 @@ func (c *Config) fill() error {
 		{"AntiEntropyInterval", &c.AntiEntropyInterval, DefaultAntiEntropyInterval},
 		{"GCInterval", &c.GCInterval, DefaultGCInterval},
 		{"MaxClockSkew", &c.MaxClockSkew, DefaultMaxClockSkew},
+		{"SyncEvery", &c.SyncEvery, DefaultSyncEvery},
 	} {
 		if *d.v < 0 {
 			return configError(d.name, "negative (%v)", *d.v)

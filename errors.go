@@ -3,6 +3,7 @@ package bcache
 import (
 	"errors"
 
+	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
 )
 
@@ -27,6 +28,14 @@ var (
 	// that is damaged, truncated or of another format. Nothing of it is
 	// restored; remove the file to start empty.
 	ErrSnapshot = store.ErrSnapshot
+	// ErrWriteLog is returned by New for a write log (Config.Sync) that
+	// is damaged or unreadable (a torn end, left by a crash in the middle
+	// of a write, is not damage: it is ignored). Nothing is restored.
+	ErrWriteLog = journal.ErrDamaged
+	// ErrNotDurable is returned by Set and Delete when the write log
+	// failed to take the write (Config.Sync): the write is applied here
+	// and sent to the peers, but a crash of this member may lose it.
+	ErrNotDurable = errors.New("write not durable")
 	// ErrFillerPanic wraps a panic raised by a Filler.
 	ErrFillerPanic = errors.New("filler panicked")
 )

@@ -3,50 +3,152 @@ package bcache
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
 )
 
-// restore loads Config.SnapshotPath into the store, if there is one: a
-// missing file starts empty, a damaged one is an error wrapping
-// ErrSnapshot.
+// restore loads Config.SnapshotPath into the store, if there is one, then
+// replays the write log beside it, and opens the log if Config.Sync asks
+// for one. A missing snapshot starts empty; a damaged or unreadable
+// snapshot or log is an error wrapping ErrSnapshot or ErrWriteLog, or,
+// with DamageReset, moved aside.
 func (c *Cache) restore() error {
-	if c.cfg.SnapshotPath == "" {
+	path := c.cfg.SnapshotPath
+	if path == "" {
 		return nil
 	}
-	snap, err := store.LoadSnapshot(c.cfg.SnapshotPath, c.store.DigestBits())
-	switch {
-	case errors.Is(err, store.ErrNoSnapshot):
-		return nil
-	case err != nil:
-		return fmt.Errorf("bcache: new: %w", err) // wraps ErrSnapshot
+	snap, logged, lst, err := c.load()
+	if err != nil {
+		if c.cfg.OnDamage != DamageReset {
+			return fmt.Errorf("bcache: new: %w", err)
+		}
+		moved, merr := journal.MoveAside(path, ".damaged-"+time.Now().UTC().Format("20060102T150405.000000000"))
+		if merr != nil {
+			return fmt.Errorf("bcache: new: %w (and moving the files aside: %v)", err, merr)
+		}
+		c.stats.damageResets.Add(1)
+		c.log.Error().Err(err).Strs("moved_to", moved).Msg("snapshot or write log unreadable: moved aside, starting empty")
+		snap, logged, lst = nil, nil, journal.ReadStats{}
 	}
 	now := c.phys()
-	st := c.store.Restore(snap, c.clock, now)
-	c.stats.restored.Add(uint64(st.Applied))
-	c.stats.restoreDrifted.Add(uint64(st.Drifted))
-	c.stats.restoreLowered.Add(uint64(st.Lowered))
-	ev := c.log.Info()
-	if st.Drifted > 0 {
-		ev = c.log.Warn().Int("skipped_ahead_of_clock", st.Drifted)
+	if snap != nil {
+		st := c.store.Restore(snap, c.clock, now)
+		c.stats.restored.Add(uint64(st.Applied))
+		c.stats.restoreDrifted.Add(uint64(st.Drifted))
+		c.stats.restoreLowered.Add(uint64(st.Lowered))
+		ev := c.log.Info()
+		if st.Drifted > 0 {
+			ev = c.log.Warn().Int("skipped_ahead_of_clock", st.Drifted)
+		}
+		ev.Int("records", st.Applied).Str("path", path).
+			Str("age", time.Duration(crdt.SubSat(now, snap.Written)).String()).Msg("restored snapshot")
 	}
-	ev.Int("records", st.Applied).Str("path", c.cfg.SnapshotPath).
-		Str("age", time.Duration(crdt.SubSat(now, snap.Written)).String()).Msg("restored snapshot")
+	if lst.Segments > 0 {
+		applied, drifted := c.store.Replay(logged, c.clock, now)
+		c.stats.replayed.Add(uint64(applied))
+		c.stats.restoreDrifted.Add(uint64(drifted))
+		ev := c.log.Info()
+		if drifted > 0 || lst.Torn > 0 {
+			ev = c.log.Warn().Int("skipped_ahead_of_clock", drifted)
+		}
+		ev.Int("records", lst.Records).Int("applied", applied).Int("segments", lst.Segments).
+			Int64("torn_end_bytes", lst.Torn).Msg("replayed write log")
+	}
+	if c.cfg.Sync == SyncNone {
+		if lst.Segments == 0 {
+			return nil
+		}
+		// A log left by a run that kept one: a snapshot covers it now.
+		if err := c.writeSnapshot(); err != nil {
+			return fmt.Errorf("bcache: new: covering the write log: %w", err)
+		}
+		return journal.RemoveAll(path)
+	}
+	mode := journal.EveryWrite
+	if c.cfg.Sync == SyncInterval {
+		mode = journal.Interval
+	}
+	var errLog sync.Mutex
+	var logged1 time.Time
+	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery,
+		OnError: func(err error) {
+			c.stats.logErrors.Add(1)
+			errLog.Lock()
+			defer errLog.Unlock()
+			if time.Since(logged1) >= time.Second { // a failing disk fails every frame
+				logged1 = time.Now()
+				c.log.Error().Err(err).Msg("write log failed: writes since the last sync may not survive a crash")
+			}
+		}}, lst)
+	if err != nil {
+		return fmt.Errorf("bcache: new: write log: %w", err)
+	}
 	return nil
 }
 
-// writeSnapshot saves the member's state to Config.SnapshotPath.
+// load reads the snapshot and the write log beside it.
+func (c *Cache) load() (*store.Snapshot, []crdt.Record, journal.ReadStats, error) {
+	snap, err := store.LoadSnapshot(c.cfg.SnapshotPath, c.store.DigestBits())
+	switch {
+	case errors.Is(err, store.ErrNoSnapshot):
+		snap = nil
+	case err != nil:
+		return nil, nil, journal.ReadStats{}, err // wraps ErrSnapshot
+	}
+	logged, lst, err := journal.Read(c.cfg.SnapshotPath)
+	if err != nil && !errors.Is(err, journal.ErrDamaged) {
+		err = fmt.Errorf("%w: %v", journal.ErrDamaged, err) // unreadable
+	}
+	return snap, logged, lst, err
+}
+
+// writeSnapshot saves the member's state to Config.SnapshotPath, and
+// removes the write log's segments it covers: it starts a new segment
+// first, so that every record in the older ones is in the snapshot.
 func (c *Cache) writeSnapshot() error {
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
+	var next uint64
+	if c.journal != nil {
+		n, err := c.journal.Rotate()
+		if err != nil {
+			c.stats.logErrors.Add(1)
+			c.log.Error().Err(err).Msg("write log: starting a new segment failed; the old ones stay until a snapshot covers them")
+		}
+		next = n
+	}
 	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
 	if err != nil {
 		c.stats.snapshotErrors.Add(1)
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
 	c.stats.snapshots.Add(1)
+	if next > 0 {
+		if err := c.journal.RemoveBefore(next); err != nil {
+			c.log.Warn().Err(err).Msg("write log: removing segments the snapshot covers")
+		}
+	}
 	c.log.Debug().Int("records", records).Str("path", c.cfg.SnapshotPath).Msg("snapshot written")
+	return nil
+}
+
+// logWrite appends a local write, applied, to the write log, and waits
+// for it to be durable with SyncWrite.
+func (c *Cache) logWrite(rec *crdt.Record) error {
+	b, err := c.journal.Append(rec)
+	switch {
+	case errors.Is(err, journal.ErrClosed):
+		// Close sealed the store after this write was applied: the
+		// snapshot Close writes holds it.
+		return nil
+	case err != nil:
+		return err
+	case c.cfg.Sync == SyncWrite:
+		return b.Wait()
+	}
 	return nil
 }

@@ -10,6 +10,7 @@ type counters struct {
 	fills, fillErrors                        atomic.Uint64
 	restored, restoreDrifted, restoreLowered atomic.Uint64
 	snapshots, snapshotErrors                atomic.Uint64
+	replayed, logErrors, damageResets        atomic.Uint64
 }
 
 // Stats are a member's counters since New, and what it holds now. All
@@ -55,6 +56,17 @@ type Stats struct {
 	RestoreLowered uint64 `json:"restore_lowered"`
 	Snapshots      uint64 `json:"snapshots"`
 	SnapshotErrors uint64 `json:"snapshot_errors"`
+	// Replayed counts the records New applied from the write log after
+	// the snapshot; Logged the writes the log has made durable since,
+	// in LogSyncs syncs (each shared by the writes that came while the
+	// one before ran), and LogErrors the syncs and segment changes that
+	// failed. DamageResets counts the snapshots and logs New moved aside
+	// (OnDamage DamageReset).
+	Replayed     uint64 `json:"replayed"`
+	Logged       uint64 `json:"logged"`
+	LogSyncs     uint64 `json:"log_syncs"`
+	LogErrors    uint64 `json:"log_errors"`
+	DamageResets uint64 `json:"damage_resets"`
 	// Replication holds the counters of replication: the network's
 	// (memberlist's traffic included, drops, joins) and, in
 	// Replication.Protocol, the sync protocol's (deltas and their records,
@@ -67,7 +79,7 @@ type Stats struct {
 // moment, one at a time, and the protocol's only for a copy.
 func (c *Cache) Stats() Stats {
 	st := c.store.Stats()
-	return Stats{
+	s := Stats{
 		Hits: st.Hits, Misses: st.Misses, Keys: c.Len(), Bytes: st.Bytes,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
@@ -76,6 +88,12 @@ func (c *Cache) Stats() Stats {
 		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),
 		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(),
+		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),
 		Replication: c.repl.Stats(),
 	}
+	if c.journal != nil {
+		ls := c.journal.Stats()
+		s.Logged, s.LogSyncs = ls.Records, ls.Frames
+	}
+	return s
 }

@@ -25,15 +25,7 @@ type RestoreStats struct {
 // clock far ahead cannot make the store reject fresh writes.
 func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats {
 	var st RestoreStats
-	for _, rec := range snap.Records {
-		if err := clock.Update(rec.Time); err != nil {
-			st.Drifted++
-			continue
-		}
-		if s.Apply(rec, false, now) == crdt.Applied {
-			st.Applied++
-		}
-	}
+	st.Applied, st.Drifted = s.Replay(snap.Records, clock, now)
 	for _, m := range snap.Marks {
 		sh, local := s.leafShard(m.Leaf)
 		ceiling := crdt.SubSat(now, s.drift)
@@ -47,4 +39,24 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats
 		sh.mu.Unlock()
 	}
 	return st
+}
+
+// Replay applies records restored from disk (a snapshot's, or a write
+// log's after its snapshot and watermarks), as anti-entropy receives them:
+// a record further ahead of the clock than its drift allows is skipped,
+// the clock moves past every other, and a record at or below its bucket's
+// watermark is rejected (a log older than the snapshot cannot bring back
+// a value whose delete was collected). It returns the records applied and
+// those skipped for drift.
+func (s *Store) Replay(recs []crdt.Record, clock *crdt.HLC, now int64) (applied, drifted int) {
+	for _, rec := range recs {
+		if err := clock.Update(rec.Time); err != nil {
+			drifted++
+			continue
+		}
+		if s.Apply(rec, false, now) == crdt.Applied {
+			applied++
+		}
+	}
+	return applied, drifted
 }

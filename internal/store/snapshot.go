@@ -118,7 +118,7 @@ func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 		marks = s.appendMarks(marks, sh)
 		sh.mu.Unlock()
 		for _, r := range recs {
-			chunk = appendRecord(chunk, &r)
+			chunk = AppendRecord(chunk, &r)
 			if len(chunk) >= snapshotChunk {
 				writeSection(bw, 'R', chunk)
 				chunk = chunk[:0]
@@ -154,8 +154,9 @@ func (s *Store) appendMarks(dst []byte, sh *shard) []byte {
 	return dst
 }
 
-// appendRecord appends r in the snapshot's record encoding.
-func appendRecord(dst []byte, r *crdt.Record) []byte {
+// AppendRecord appends r in the snapshot's record encoding (also the
+// write log's, package journal).
+func AppendRecord(dst []byte, r *crdt.Record) []byte {
 	var flags uint64
 	if r.Tombstone {
 		flags |= 1
@@ -332,7 +333,7 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 		}
 		switch kind {
 		case 'R':
-			decode := decodeRecords
+			decode := DecodeRecords
 			if version == 1 {
 				decode = decodeLegacyRecords
 			}
@@ -363,8 +364,10 @@ const (
 	maxValue = 16 << 20
 )
 
-// decodeRecords appends the records of a version-2 'R' section to dst.
-func decodeRecords(dst []crdt.Record, b []byte) ([]crdt.Record, error) {
+// DecodeRecords appends the records of a version-2 or -3 'R' section (or
+// of a write-log frame) to dst: every length is checked against what is
+// left, and values are copied out of b.
+func DecodeRecords(dst []crdt.Record, b []byte) ([]crdt.Record, error) {
 	d := byteReader{b: b}
 	for len(d.b) > 0 {
 		var r crdt.Record

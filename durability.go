@@ -1,0 +1,91 @@
+package bcache
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SyncPolicy says when a member's own writes reach its disk between
+// snapshots (Config.Sync). Whatever the policy, a write is applied and
+// sent to the peers first: on a crash, a write its member lost comes back
+// from any peer that received it.
+type SyncPolicy uint8
+
+const (
+	// SyncNone keeps writes in memory until the next snapshot: a crash
+	// (kill -9, a power cut, the out-of-memory killer) loses the writes
+	// made since it, up to SnapshotInterval's worth. The default.
+	SyncNone SyncPolicy = iota
+	// SyncInterval appends every write to the write log and syncs the
+	// log every SyncEvery: a crash loses at most the writes of the last
+	// SyncEvery and of the sync under way. Set costs a copy of the record.
+	SyncInterval
+	// SyncWrite makes every write durable before Set or Delete returns:
+	// a crash loses no write that returned nil. Writers that arrive while
+	// the log is syncing share the next sync (group commit); a lone write
+	// waits for one sync (about half a millisecond on an SSD).
+	SyncWrite
+)
+
+var syncNames = []string{"none", "interval", "write"}
+
+// String returns "none", "interval" or "write".
+func (p SyncPolicy) String() string {
+	if int(p) < len(syncNames) {
+		return syncNames[p]
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", p)
+}
+
+// MarshalText returns the policy's name.
+func (p SyncPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText sets the policy from its name ("none", "interval",
+// "write"), for flags (flag.TextVar) and configuration files.
+func (p *SyncPolicy) UnmarshalText(b []byte) error {
+	return parseName(string(b), syncNames, "sync policy", (*uint8)(p))
+}
+
+// DamagePolicy says what New does with a snapshot or write log it cannot
+// read: damaged, cut short, of another format, or unreadable.
+type DamagePolicy uint8
+
+const (
+	// DamageFail makes New return an error wrapping ErrSnapshot or
+	// ErrWriteLog; nothing is restored. The default: a person decides.
+	DamageFail DamagePolicy = iota
+	// DamageReset moves the snapshot and every segment of the log aside
+	// (renamed with ".damaged-" and the time), logs it, counts it in
+	// Stats.DamageResets, and starts empty, for unattended devices: the
+	// member then catches up from its peers like a new one.
+	DamageReset
+)
+
+var damageNames = []string{"fail", "reset"}
+
+// String returns "fail" or "reset".
+func (p DamagePolicy) String() string {
+	if int(p) < len(damageNames) {
+		return damageNames[p]
+	}
+	return fmt.Sprintf("DamagePolicy(%d)", p)
+}
+
+// MarshalText returns the policy's name.
+func (p DamagePolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText sets the policy from its name ("fail", "reset").
+func (p *DamagePolicy) UnmarshalText(b []byte) error {
+	return parseName(string(b), damageNames, "damage policy", (*uint8)(p))
+}
+
+// parseName sets *v to the index of name in names.
+func parseName(name string, names []string, what string, v *uint8) error {
+	for i, n := range names {
+		if n == name {
+			*v = uint8(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown %s %q, want %s", what, name, strings.Join(names, ", "))
+}

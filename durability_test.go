@@ -1,0 +1,273 @@
+package bcache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/journal"
+)
+
+// syncConfig is a member alone on 127.0.0.1 with a snapshot at path,
+// written only at Close, and the write log as policy says.
+func syncConfig(path string, policy SyncPolicy) Config {
+	cfg := snapshotConfig(path, nil)
+	cfg.Sync = policy
+	return cfg
+}
+
+// crashImage copies the files of path's directory, as a crash would leave
+// them to the next process (what was written to them, synced or not),
+// into a new directory, and returns the snapshot path there.
+func crashImage(t testing.TB, path string) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(path), e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, filepath.Base(path))
+}
+
+// TestSyncWriteSurvivesACrash: with SyncWrite, every write that returned
+// is in the files when it returns: a member started from them (no Close,
+// no snapshot) holds every value and delete. With SyncNone, the same
+// crash loses them all.
+func TestSyncWriteSurvivesACrash(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncWrite, SyncNone} {
+		path := filepath.Join(t.TempDir(), "cache.snap")
+		a := mustNew(t, syncConfig(path, policy))
+		for i := range 100 {
+			if err := a.Set(fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Delete("k7"); err != nil {
+			t.Fatal(err)
+		}
+		image := crashImage(t, path)
+		mustClose(t, a)
+
+		b := mustNew(t, syncConfig(image, SyncWrite))
+		st := b.Stats()
+		if policy == SyncNone {
+			if st.Replayed != 0 || b.Len() != 0 {
+				t.Fatalf("SyncNone: replayed %d, holds %d; want nothing", st.Replayed, b.Len())
+			}
+			mustClose(t, b)
+			continue
+		}
+		if st.Replayed != 101 || b.Len() != 99 {
+			t.Fatalf("replayed %d records, holds %d values; want 101, 99", st.Replayed, b.Len())
+		}
+		if _, ok := b.Get("k7"); ok {
+			t.Fatal("the delete of k7 was lost")
+		}
+		if v, ok := b.Get("k42"); !ok || string(v) != "v42" {
+			t.Fatalf("k42 = %q, %v", v, ok)
+		}
+		if r, _ := lookup(b, "k42"); r.Expires == 0 {
+			t.Fatal("k42 lost its TTL")
+		}
+		// A write after the restart wins over the replayed ones.
+		if err := b.Set("k42", []byte("new"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := b.Get("k42"); string(v) != "new" {
+			t.Fatalf("k42 = %q after a write, want new", v)
+		}
+		mustClose(t, b)
+	}
+}
+
+// TestIntervalLosesAtMostAnInterval: with SyncInterval, a crash loses
+// only the writes not yet synced; those synced (Stats.Logged) survive.
+func TestIntervalLosesAtMostAnInterval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	cfg := syncConfig(path, SyncInterval)
+	cfg.SyncEvery = time.Hour // no sync but the one below
+	a := mustNew(t, cfg)
+	defer a.Close()
+	a.Set("early", []byte("1"), 0)
+	if _, err := a.journal.Rotate(); err != nil { // what the interval's sync does, and more
+		t.Fatal(err)
+	}
+	if got := a.Stats().Logged; got != 1 {
+		t.Fatalf("Logged = %d after a sync, want 1", got)
+	}
+	a.Set("late", []byte("2"), 0)
+	b := mustNew(t, syncConfig(crashImage(t, path), SyncInterval))
+	defer b.Close()
+	if _, ok := b.Get("early"); !ok {
+		t.Fatal("a synced write was lost")
+	}
+	if _, ok := b.Get("late"); ok {
+		t.Fatal("a write made after the last sync survived: the crash image is not what it claims")
+	}
+}
+
+// TestSnapshotEmptiesTheLog: a snapshot removes the segments it covers,
+// Close removes them all, and a restart from a snapshot plus a newer
+// segment holds both.
+func TestSnapshotEmptiesTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	a.Set("a", []byte("1"), 0)
+	if err := a.writeSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := journal.Segments(path)
+	if len(segs) != 1 || segs[0].N != 2 {
+		t.Fatalf("segments after a snapshot: %v, want only the new one (2)", segs)
+	}
+	a.Set("b", []byte("2"), 0)
+	image := crashImage(t, path)
+	mustClose(t, a)
+	if segs, _ := journal.Segments(path); len(segs) != 0 {
+		t.Fatalf("segments after Close: %v, want none", segs)
+	}
+	b := mustNew(t, syncConfig(image, SyncWrite))
+	defer b.Close()
+	if st := b.Stats(); st.Restored != 1 || st.Replayed != 1 {
+		t.Fatalf("restored %d, replayed %d; want 1 and 1", st.Restored, st.Replayed)
+	}
+	for _, k := range []string{"a", "b"} {
+		if _, ok := b.Get(k); !ok {
+			t.Fatalf("%s lost", k)
+		}
+	}
+}
+
+// TestLogLeftWithoutSyncIsReplayed: a member started with SyncNone over a
+// log a run with a log left replays it, covers it with a snapshot and
+// removes it.
+func TestLogLeftWithoutSyncIsReplayed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	a.Set("a", []byte("1"), 0)
+	image := crashImage(t, path)
+	mustClose(t, a)
+	b := mustNew(t, syncConfig(image, SyncNone))
+	if _, ok := b.Get("a"); !ok || b.Stats().Replayed != 1 {
+		t.Fatal("the log was not replayed")
+	}
+	if segs, _ := journal.Segments(image); len(segs) != 0 {
+		t.Fatalf("segments left: %v", segs)
+	}
+	mustClose(t, b)
+	c := mustNew(t, syncConfig(image, SyncNone))
+	defer c.Close()
+	if _, ok := c.Get("a"); !ok {
+		t.Fatal("the snapshot covering the log lost a")
+	}
+}
+
+// TestTornLogEndIsIgnored: a crash in the middle of a write leaves a torn
+// frame at the log's end; the next start replays the frames before it.
+func TestTornLogEndIsIgnored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	a.Set("a", []byte("1"), 0)
+	a.Set("b", []byte("2"), 0)
+	image := crashImage(t, path)
+	mustClose(t, a)
+	segs, _ := journal.Segments(image)
+	info, _ := os.Stat(segs[0].Path)
+	os.Truncate(segs[0].Path, info.Size()-3)
+	b := mustNew(t, syncConfig(image, SyncWrite))
+	defer b.Close()
+	_, okA := b.Get("a")
+	_, okB := b.Get("b")
+	if !okA || okB || b.Stats().Replayed != 1 {
+		t.Fatalf("a %v, b %v, replayed %d; want the first write only", okA, okB, b.Stats().Replayed)
+	}
+}
+
+// TestDamagePolicies: a damaged snapshot or log makes New fail with
+// DamageFail, naming it; with DamageReset, New moves the files aside,
+// counts it and starts empty.
+func TestDamagePolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(path string)
+		want   error
+	}{
+		{"snapshot", func(path string) { os.WriteFile(path, []byte("not a snapshot"), 0o644) }, ErrSnapshot},
+		{"log", func(path string) {
+			segs, _ := journal.Segments(path)
+			b, _ := os.ReadFile(segs[0].Path)
+			good := append([]byte(nil), b[12:]...) // the frame after the header
+			b[len(b)-1] ^= 1                       // now the first of two frames
+			os.WriteFile(segs[0].Path, append(b, good...), 0o644)
+		}, ErrWriteLog},
+	} {
+		path := filepath.Join(t.TempDir(), "cache.snap")
+		a := mustNew(t, syncConfig(path, SyncWrite))
+		a.Set("a", []byte("1"), 0)
+		image := crashImage(t, path)
+		mustClose(t, a)
+		tc.damage(image)
+
+		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, tc.want) {
+			t.Fatalf("%s: New = %v, want %v", tc.name, err, tc.want)
+		}
+		cfg := syncConfig(image, SyncWrite)
+		cfg.OnDamage = DamageReset
+		b := mustNew(t, cfg)
+		if st := b.Stats(); st.DamageResets != 1 || b.Len() != 0 {
+			t.Fatalf("%s: %d resets, %d values; want 1, 0", tc.name, st.DamageResets, b.Len())
+		}
+		b.Set("fresh", []byte("1"), 0)
+		mustClose(t, b)
+		entries, _ := os.ReadDir(filepath.Dir(image))
+		aside := 0
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".damaged-") {
+				aside++
+			}
+		}
+		if aside == 0 {
+			t.Fatalf("%s: nothing moved aside: %v", tc.name, entries)
+		}
+		c := mustNew(t, syncConfig(image, SyncWrite))
+		if _, ok := c.Get("fresh"); !ok {
+			t.Fatalf("%s: the member after the reset did not keep its own writes", tc.name)
+		}
+		mustClose(t, c)
+	}
+}
+
+func TestSyncConfig(t *testing.T) {
+	if _, err := New(Config{BindAddr: "127.0.0.1:0", Sync: SyncWrite}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "SnapshotPath") {
+		t.Fatalf("SyncWrite without a SnapshotPath: %v", err)
+	}
+	if _, err := New(Config{BindAddr: "127.0.0.1:0", Sync: 9}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("an unknown policy: %v", err)
+	}
+	var p SyncPolicy
+	var d DamagePolicy
+	for _, name := range []string{"none", "interval", "write"} {
+		if err := p.UnmarshalText([]byte(name)); err != nil || p.String() != name {
+			t.Fatalf("%s: %v, %v", name, p, err)
+		}
+	}
+	if err := p.UnmarshalText([]byte("always")); err == nil {
+		t.Fatal("an unknown sync policy parsed")
+	}
+	if err := d.UnmarshalText([]byte("reset")); err != nil || d != DamageReset {
+		t.Fatalf("reset: %v, %v", d, err)
+	}
+}

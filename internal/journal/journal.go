@@ -1,0 +1,594 @@
+// Package journal is a member's write log: the writes made since its last
+// snapshot, appended to files beside it, so that a crash (kill -9, a power
+// cut, the out-of-memory killer) loses none of them, or none older than an
+// interval the user chose.
+//
+// # Files
+//
+// The log lives in segments named after the snapshot: "<snapshot>.log.<n>",
+// n counting up from 1. A member writes to one segment, the newest; a
+// snapshot starts the next one first ([Log.Rotate]) and, once the
+// snapshot is durable, removes the older ones ([Log.RemoveBefore]): every
+// record they hold was applied before the rotation, so the snapshot holds
+// it. A restart restores the snapshot and replays every segment, oldest
+// first ([Read]); records are merged by last-writer-wins, so a record held
+// twice (in the snapshot and a segment the crash left behind) does no harm.
+//
+// A segment is a header, "bcache log\n" and a version byte (1), then
+// frames, each written by one write call and then synced:
+//
+//	magic    "bcLF"
+//	length   4 bytes, little-endian: the payload's length
+//	checksum 4 bytes, little-endian CRC-32C of the length and payload
+//	payload  records, in the snapshot's record encoding (store.AppendRecord)
+//
+// One frame holds every record appended while the previous frame was
+// being written and synced (group commit): concurrent writers share a
+// sync.
+//
+// # Damage
+//
+// A crash in the middle of a write leaves the newest segment with a torn
+// end: a frame cut short, or of bytes that do not check, with no frame
+// that checks after it. [Read] ignores a torn end and reports it; [Open]
+// cuts it off before it starts a new segment. Anything else (a frame that
+// fails its check with a good frame after it, a torn end in an older
+// segment, a bad header) is damage: [Read] returns an error wrapping
+// [ErrDamaged] and no record, so that nothing is half applied.
+package journal
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+const (
+	header     = "bcache log\n\x01"
+	frameMagic = "bcLF"
+	frameHead  = len(frameMagic) + 8
+	// maxFrame bounds a frame's payload on reading: a writer flushes at
+	// flushAt, and appends wait past waitAt, so no frame it writes comes
+	// near it (a record is at most 64 KiB of key and 16 MiB of value).
+	maxFrame = 64 << 20
+	flushAt  = 1 << 20
+	waitAt   = 16 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrDamaged is wrapped by every error about a damaged log.
+var ErrDamaged = errors.New("damaged write log")
+
+// Segment is one file of the log.
+type Segment struct {
+	Path string
+	N    uint64 // its number; later segments have higher ones
+}
+
+// Segments returns the log's segments beside the snapshot at path, oldest
+// first.
+func Segments(path string) ([]Segment, error) {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+".log."
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []Segment
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || e.IsDir() {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimPrefix(name, prefix), 10, 64)
+		if err != nil || n == 0 {
+			continue // not a segment (a file moved aside, say)
+		}
+		segs = append(segs, Segment{Path: filepath.Join(dir, name), N: n})
+	}
+	slices.SortFunc(segs, func(a, b Segment) int { return cmp.Compare(a.N, b.N) })
+	return segs, nil
+}
+
+// segmentPath is the path of segment n of the log beside path.
+func segmentPath(path string, n uint64) string { return fmt.Sprintf("%s.log.%d", path, n) }
+
+// ReadStats says what [Read] found.
+type ReadStats struct {
+	Segments int
+	Records  int
+	// Newest is the newest segment (zero if none); Torn the bytes of its
+	// torn end, ignored, and Valid the bytes before it (its length if
+	// none).
+	Newest      Segment
+	Torn, Valid int64
+}
+
+// Read reads every segment of the log beside the snapshot at path and
+// returns their records, oldest segment first, in the order appended. It
+// returns no record and an error wrapping ErrDamaged if any segment is
+// damaged; a torn end of the newest segment is not damage.
+func Read(path string) ([]crdt.Record, ReadStats, error) {
+	var st ReadStats
+	segs, err := Segments(path)
+	if err != nil {
+		return nil, st, err
+	}
+	var recs []crdt.Record
+	for i, seg := range segs {
+		b, err := os.ReadFile(seg.Path)
+		if err != nil {
+			return nil, st, err
+		}
+		last := i == len(segs)-1
+		var valid int
+		recs, valid, err = readSegment(recs, b, last)
+		if err != nil {
+			return nil, st, fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
+		}
+		if last {
+			st.Newest, st.Valid, st.Torn = seg, int64(valid), int64(len(b)-valid)
+		}
+	}
+	st.Segments, st.Records = len(segs), len(recs)
+	return recs, st, nil
+}
+
+// readSegment appends the records of segment b to dst and returns the
+// length of its part that checks: all of it, or, if b is the newest
+// segment (last), all but a torn end.
+func readSegment(dst []crdt.Record, b []byte, last bool) ([]crdt.Record, int, error) {
+	if len(b) < len(header) || string(b[:len(header)]) != header {
+		if last && bytes.HasPrefix([]byte(header), b) { // created, header cut short
+			return dst, 0, nil
+		}
+		return dst, 0, errors.New("not a write-log segment (bad header)")
+	}
+	off := len(header)
+	for off < len(b) {
+		payload, ok := frameAt(b, off)
+		if !ok {
+			if !last {
+				return dst, off, fmt.Errorf("bad frame at byte %d of an older segment", off)
+			}
+			if next := nextFrame(b, off+1); next >= 0 {
+				return dst, off, fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, next)
+			}
+			return dst, off, nil // a torn end
+		}
+		var err error
+		if dst, err = store.DecodeRecords(dst, payload); err != nil {
+			// It checked: it was written so, not torn.
+			return dst, off, fmt.Errorf("frame at byte %d: %v", off, err)
+		}
+		off += frameHead + len(payload)
+	}
+	return dst, off, nil
+}
+
+// frameAt returns the payload of the frame at b[off:] if it is whole and
+// checks.
+func frameAt(b []byte, off int) ([]byte, bool) {
+	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+		return nil, false
+	}
+	h := b[off+len(frameMagic):]
+	n := binary.LittleEndian.Uint32(h)
+	if n > maxFrame || uint64(n) > uint64(len(b)-off-frameHead) {
+		return nil, false
+	}
+	payload := b[off+frameHead : off+frameHead+int(n)]
+	sum := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, payload)
+	if sum != binary.LittleEndian.Uint32(h[4:]) {
+		return nil, false
+	}
+	return payload, true
+}
+
+// nextFrame returns the offset of the first frame at or after from that
+// checks, -1 if none.
+func nextFrame(b []byte, from int) int {
+	for from < len(b) {
+		i := bytes.Index(b[from:], []byte(frameMagic))
+		if i < 0 {
+			return -1
+		}
+		if _, ok := frameAt(b, from+i); ok {
+			return from + i
+		}
+		from += i + 1
+	}
+	return -1
+}
+
+// Mode is when appended records are written and synced.
+type Mode uint8
+
+const (
+	// EveryWrite writes as soon as the previous frame is synced; appenders
+	// wait for their frame with [Log.Wait].
+	EveryWrite Mode = iota + 1
+	// Interval writes every interval (sooner if a megabyte is waiting).
+	Interval
+)
+
+// Log appends records to the newest segment of a write log. Append and
+// Wait are safe for concurrent use; Rotate, RemoveBefore and Close are
+// called by one owner.
+type Log struct {
+	path     string
+	mode     Mode
+	interval time.Duration
+	onError  func(error)
+
+	mu     sync.Mutex
+	buf    []byte // frameHead reserved bytes, then the records appended since the last flush
+	recs   int    // the records in buf
+	spare  []byte
+	batch  *Batch // the frame buf becomes
+	closed bool
+	broken error // a frame failed and the segment could not be cut back
+
+	file struct { // held by the writer: the goroutine, Rotate or Close
+		sync.Mutex
+		f   *os.File
+		n   uint64 // the segment's number
+		off int64  // its length that is written and synced
+	}
+	kick    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+	stats   struct {
+		sync.Mutex
+		Stats
+	}
+}
+
+// Stats counts what a Log did.
+type Stats struct {
+	Frames, Records, Bytes uint64 // written and synced
+	Errors                 uint64 // frames that failed to be written or synced
+	LastError              error
+}
+
+// Batch is the outcome of one frame, which appenders wait for.
+type Batch struct {
+	done chan struct{}
+	err  error
+}
+
+// ErrClosed is the error of an append to a closed Log.
+var ErrClosed = errors.New("write log closed")
+
+// Options configure a Log.
+type Options struct {
+	Path     string // the snapshot's: the segments are named after it
+	Mode     Mode
+	Interval time.Duration // between writes, for Interval
+	// OnError, if set, is called with every frame that failed to be
+	// written or synced, from the log's goroutine.
+	OnError func(error)
+}
+
+// Open starts a new segment of the log, numbered after the newest that
+// [Read] found (st), whose torn end it first cuts off (or which it
+// removes, if its header is torn).
+func Open(o Options, st ReadStats) (*Log, error) {
+	switch {
+	case st.Newest.Path != "" && st.Valid < int64(len(header)):
+		// Created, its header cut short: it would be an older segment
+		// with a bad header from now on.
+		if err := os.Remove(st.Newest.Path); err != nil {
+			return nil, fmt.Errorf("remove the torn segment %s: %w", st.Newest.Path, err)
+		}
+	case st.Torn > 0:
+		if err := os.Truncate(st.Newest.Path, st.Valid); err != nil {
+			return nil, fmt.Errorf("cut the torn end of %s: %w", st.Newest.Path, err)
+		}
+	}
+	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError,
+		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	l.buf = make([]byte, frameHead, 64<<10)
+	l.spare = make([]byte, frameHead, 64<<10)
+	l.batch = &Batch{done: make(chan struct{})}
+	if err := l.startSegment(st.Newest.N + 1); err != nil {
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+// startSegment creates segment n, durably, and makes it the one written.
+// Called with l.file held, or before the goroutine starts.
+func (l *Log) startSegment(n uint64) error {
+	p := segmentPath(l.path, n)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err = f.WriteString(header); err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(p)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(p)
+		return err
+	}
+	l.file.f, l.file.n, l.file.off = f, n, int64(len(header))
+	return nil
+}
+
+// syncDir makes the creation, rename or removal of a file in path's
+// directory durable.
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Append adds r to the next frame and returns that frame's batch, to wait
+// for with Wait (EveryWrite). With Interval, an append waits for a flush
+// only while 16 MiB are waiting to be written.
+func (l *Log) Append(r *crdt.Record) (*Batch, error) {
+	l.mu.Lock()
+	for !l.closed && len(l.buf) >= waitAt {
+		b := l.batch
+		l.mu.Unlock()
+		l.poke()
+		<-b.done
+		l.mu.Lock()
+	}
+	if err := l.failed(); err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.buf = store.AppendRecord(l.buf, r)
+	l.recs++
+	b, full := l.batch, len(l.buf) >= flushAt
+	l.mu.Unlock()
+	if l.mode == EveryWrite || full {
+		l.poke()
+	}
+	return b, nil
+}
+
+// failed returns the error of an append now. Called with l.mu held.
+func (l *Log) failed() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.broken
+}
+
+// Wait returns when b's frame is written and synced, with its error.
+func (b *Batch) Wait() error {
+	<-b.done
+	return b.err
+}
+
+func (l *Log) poke() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run writes frames until Close.
+func (l *Log) run() {
+	defer close(l.stopped)
+	var tick <-chan time.Time
+	if l.mode == Interval {
+		t := time.NewTicker(l.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-l.kick:
+		case <-tick:
+		}
+		l.file.Lock()
+		l.flush()
+		l.file.Unlock()
+	}
+}
+
+// flush writes and syncs the records appended so far as one frame, and
+// releases their appenders. Called with l.file held.
+func (l *Log) flush() {
+	l.mu.Lock()
+	buf, b, recs := l.buf, l.batch, l.recs
+	if len(buf) == frameHead {
+		l.mu.Unlock()
+		return
+	}
+	l.buf, l.spare, l.recs = l.spare[:frameHead], nil, 0
+	l.batch = &Batch{done: make(chan struct{})}
+	l.mu.Unlock()
+
+	copy(buf, frameMagic)
+	binary.LittleEndian.PutUint32(buf[len(frameMagic):], uint32(len(buf)-frameHead))
+	h := buf[len(frameMagic):]
+	sum := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, buf[frameHead:])
+	binary.LittleEndian.PutUint32(h[4:], sum)
+	err := l.writeFrame(buf)
+	b.err = err
+	close(b.done)
+	if err != nil && l.onError != nil {
+		l.onError(err)
+	}
+
+	l.stats.Lock()
+	if err != nil {
+		l.stats.Errors++
+		l.stats.LastError = err
+	} else {
+		l.stats.Frames++
+		l.stats.Bytes += uint64(len(buf))
+		l.stats.Records += uint64(recs)
+	}
+	l.stats.Unlock()
+
+	l.mu.Lock()
+	if cap(buf) <= 4*flushAt { // keep a buffer of ordinary size for the next swap
+		l.spare = buf[:frameHead]
+	} else {
+		l.spare = make([]byte, frameHead, 64<<10)
+	}
+	l.mu.Unlock()
+}
+
+// writeFrame writes frame at the end of the segment and syncs it. On an
+// error it cuts the segment back to what was synced, so that a later
+// frame does not follow a broken one; if that fails too, it starts a new
+// segment.
+func (l *Log) writeFrame(frame []byte) error {
+	f := l.file.f
+	_, err := f.WriteAt(frame, l.file.off)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		l.file.off += int64(len(frame))
+		return nil
+	}
+	err = fmt.Errorf("write log %s: %w", f.Name(), err)
+	if f.Truncate(l.file.off) != nil || f.Sync() != nil {
+		if serr := l.startSegment(l.file.n + 1); serr != nil {
+			// Nothing may follow a broken frame: every later append fails.
+			l.mu.Lock()
+			l.broken = fmt.Errorf("%w (and starting a new segment: %v)", err, serr)
+			l.mu.Unlock()
+			return err
+		}
+		f.Close()
+	}
+	return err
+}
+
+// Rotate writes what was appended to the current segment and starts the
+// next; it returns the new segment's number. Every record appended before
+// Rotate was called is in an older segment.
+func (l *Log) Rotate() (uint64, error) {
+	l.file.Lock()
+	defer l.file.Unlock()
+	l.flush()
+	old := l.file.f
+	if err := l.startSegment(l.file.n + 1); err != nil {
+		return 0, err
+	}
+	old.Close()
+	l.mu.Lock()
+	l.broken = nil // a new segment: appends may go on
+	l.mu.Unlock()
+	return l.file.n, nil
+}
+
+// RemoveBefore removes the segments numbered below n.
+func (l *Log) RemoveBefore(n uint64) error {
+	segs, err := Segments(l.path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	removed := false
+	for _, s := range segs {
+		if s.N < n {
+			errs = append(errs, os.Remove(s.Path))
+			removed = true
+		}
+	}
+	if removed {
+		errs = append(errs, syncDir(l.path))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns what the log did so far.
+func (l *Log) Stats() Stats {
+	l.stats.Lock()
+	defer l.stats.Unlock()
+	return l.stats.Stats
+}
+
+// Close writes and syncs what was appended, stops the log and closes its
+// segment; later appends fail with ErrClosed. With covered (a snapshot
+// written after the last append holds everything), it also removes every
+// segment.
+func (l *Log) Close(covered bool) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.done)
+	<-l.stopped
+	l.file.Lock()
+	defer l.file.Unlock()
+	l.flush()
+	err := l.file.f.Close()
+	if covered && err == nil {
+		err = l.RemoveBefore(l.file.n + 1)
+	}
+	return err
+}
+
+// RemoveAll removes every segment of the log beside the snapshot at path.
+func RemoveAll(path string) error {
+	segs, err := Segments(path)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	var errs []error
+	for _, s := range segs {
+		errs = append(errs, os.Remove(s.Path))
+	}
+	return errors.Join(append(errs, syncDir(path))...)
+}
+
+// MoveAside renames the snapshot at path and every segment of its log,
+// those that exist, with suffix appended, and returns the new names.
+func MoveAside(path, suffix string) ([]string, error) {
+	segs, err := Segments(path)
+	if err != nil {
+		return nil, err
+	}
+	paths := []string{path}
+	for _, s := range segs {
+		paths = append(paths, s.Path)
+	}
+	var moved []string
+	for _, p := range paths {
+		switch err := os.Rename(p, p+suffix); {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return moved, err
+		default:
+			moved = append(moved, p+suffix)
+		}
+	}
+	return moved, syncDir(path)
+}

@@ -1,0 +1,300 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+func rec(i int) crdt.Record {
+	return crdt.Record{Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint("v", i)), Time: crdt.Timestamp{Wall: int64(1000 + i), Node: 7}}
+}
+
+func keys(recs []crdt.Record) []string {
+	var ks []string
+	for _, r := range recs {
+		ks = append(ks, r.Key)
+	}
+	return ks
+}
+
+// open starts a log beside a snapshot path in a fresh directory.
+func open(t *testing.T, mode Mode) (*Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: mode, Interval: time.Millisecond}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(false) })
+	return l, path
+}
+
+// appendAll appends records i in [from, to) and waits for each.
+func appendAll(t *testing.T, l *Log, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		r := rec(i)
+		b, err := l.Append(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) ([]crdt.Record, ReadStats) {
+	t.Helper()
+	recs, st, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs, st
+}
+
+func TestAppendedRecordsReadBackInOrder(t *testing.T) {
+	for _, mode := range []Mode{EveryWrite, Interval} {
+		l, path := open(t, mode)
+		appendAll(t, l, 0, 50)
+		recs, st := mustRead(t, path)
+		if want := 50; len(recs) != want || st.Segments != 1 || st.Torn != 0 {
+			t.Fatalf("mode %d: read %d records, %+v", mode, len(recs), st)
+		}
+		for i, r := range recs {
+			if want := rec(i); r.Key != want.Key || string(r.Value) != string(want.Value) || r.Time != want.Time {
+				t.Fatalf("record %d = %v, want %v", i, r, want)
+			}
+		}
+	}
+}
+
+// TestConcurrentWritersShareFrames: appends made while a frame is being
+// synced go into the next one together (group commit).
+func TestConcurrentWritersShareFrames(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() { appendAll(t, l, w*1000, w*1000+100) })
+	}
+	wg.Wait()
+	st := l.Stats()
+	if st.Records != 1600 || st.Frames >= 1600 {
+		t.Fatalf("%d records in %d frames: no frame was shared", st.Records, st.Frames)
+	}
+	if recs, _ := mustRead(t, path); len(recs) != 1600 {
+		t.Fatalf("read %d records, want 1600", len(recs))
+	}
+}
+
+// TestTornEndIsIgnoredAndCut: the newest segment cut anywhere in its last
+// frame (a crash in the middle of a write) reads as the frames before it;
+// Open cuts the torn end off and starts the next segment after it.
+func TestTornEndIsIgnoredAndCut(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 3)
+	seg := segmentPath(path, 1)
+	whole, _ := os.ReadFile(seg)
+	appendAll(t, l, 3, 4)
+	l.Close(false)
+	full, _ := os.ReadFile(seg)
+	for cut := len(whole); cut < len(full); cut++ {
+		if err := os.WriteFile(seg, full[:cut], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		recs, st := mustRead(t, path)
+		if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Torn != int64(cut-len(whole)) {
+			t.Fatalf("cut at %d: read %v, %+v", cut, keys(recs), st)
+		}
+	}
+	// Garbage in place of the last frame's bytes reads the same.
+	garbage := slices.Clone(full)
+	for i := len(whole) + 5; i < len(garbage); i++ {
+		garbage[i] ^= 0x5a
+	}
+	os.WriteFile(seg, garbage, 0o644)
+	recs, st := mustRead(t, path)
+	if len(recs) != 3 || st.Torn == 0 {
+		t.Fatalf("garbage end: read %v, %+v", keys(recs), st)
+	}
+	l2, err := Open(Options{Path: path, Mode: EveryWrite}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l2, 10, 11)
+	l2.Close(false)
+	if b, _ := os.ReadFile(seg); len(b) != len(whole) {
+		t.Fatalf("segment 1 is %d bytes after Open, want its valid %d", len(b), len(whole))
+	}
+	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1", "k2", "k10"}) || st.Segments != 2 || st.Torn != 0 {
+		t.Fatalf("after Open: read %v, %+v", keys(recs), st)
+	}
+}
+
+// TestTornHeaderIsRemoved: a crash right after a segment was created
+// leaves it empty or with part of its header; Open removes it, or it
+// would be an older segment with a bad header once the next one starts.
+func TestTornHeaderIsRemoved(t *testing.T) {
+	for _, n := range []int{0, 5} {
+		l, path := open(t, EveryWrite)
+		appendAll(t, l, 0, 2)
+		l.Close(false)
+		os.WriteFile(segmentPath(path, 2), []byte(header[:n]), 0o644)
+		recs, st := mustRead(t, path)
+		if len(recs) != 2 || st.Newest.N != 2 {
+			t.Fatalf("torn header of %d bytes: read %d records, %+v", n, len(recs), st)
+		}
+		l2, err := Open(Options{Path: path, Mode: EveryWrite}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendAll(t, l2, 2, 3)
+		l2.Close(false)
+		if recs, st := mustRead(t, path); len(recs) != 3 || st.Segments != 2 {
+			t.Fatalf("after Open over a torn header of %d bytes: read %d records, %+v", n, len(recs), st)
+		}
+	}
+}
+
+// TestDamageIsReportedNotHalfApplied: a frame that fails its check with a
+// good frame after it, a torn end of an older segment, or a bad header is
+// damage: Read returns ErrDamaged and no record.
+func TestDamageIsReportedNotHalfApplied(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 3)
+	seg1 := segmentPath(path, 1)
+	if _, err := l.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, 3, 6)
+	l.Close(false)
+	seg2 := segmentPath(path, 2)
+	good1, _ := os.ReadFile(seg1)
+	good2, _ := os.ReadFile(seg2)
+	second := len(header) + frameHead + (len(good2)-len(header))/3 - frameHead // inside the second of three equal frames
+	for _, tc := range []struct {
+		name string
+		seg  string
+		bad  func([]byte) []byte
+	}{
+		{"a flipped bit in a middle frame", seg2, func(b []byte) []byte { b[second] ^= 1; return b }},
+		{"a flipped bit in the first frame", seg2, func(b []byte) []byte { b[len(header)+frameHead] ^= 1; return b }},
+		{"a torn older segment", seg1, func(b []byte) []byte { return b[:len(b)-2] }},
+		{"a bad header", seg1, func(b []byte) []byte { b[0] = 'B'; return b }},
+		{"a bad header, newest segment", seg2, func(b []byte) []byte { b[3] = 'x'; return b }},
+	} {
+		os.WriteFile(seg1, good1, 0o644)
+		os.WriteFile(seg2, good2, 0o644)
+		b, _ := os.ReadFile(tc.seg)
+		os.WriteFile(tc.seg, tc.bad(b), 0o644)
+		recs, _, err := Read(path)
+		if !errors.Is(err, ErrDamaged) || recs != nil {
+			t.Errorf("%s: read %d records, err %v; want ErrDamaged and none", tc.name, len(recs), err)
+		}
+	}
+}
+
+// TestRotationRemovesCoveredSegments: records appended before Rotate are
+// in segments below the one it returns, which RemoveBefore removes.
+func TestRotationRemovesCoveredSegments(t *testing.T) {
+	l, path := open(t, Interval)
+	appendAll(t, l, 0, 5)
+	n, err := l.Rotate()
+	if err != nil || n != 2 {
+		t.Fatalf("Rotate = %d, %v", n, err)
+	}
+	appendAll(t, l, 5, 7)
+	if err := l.RemoveBefore(n); err != nil {
+		t.Fatal(err)
+	}
+	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k5", "k6"}) || st.Segments != 1 {
+		t.Fatalf("read %v, %+v", keys(recs), st)
+	}
+	if err := l.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := Segments(path); len(segs) != 0 {
+		t.Fatalf("segments left after Close(covered): %v", segs)
+	}
+	if r := rec(9); true {
+		if _, err := l.Append(&r); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Append after Close = %v, want ErrClosed", err)
+		}
+	}
+}
+
+// TestIntervalFlushesWithoutWaiters: with Interval, records are written
+// within the interval although nobody waits for them.
+func TestIntervalFlushesWithoutWaiters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: 5 * time.Millisecond}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	r := rec(1)
+	b, _ := l.Append(&r)
+	if err := b.Wait(); err != nil { // released by the ticker's flush
+		t.Fatal(err)
+	}
+	if recs, _ := mustRead(t, path); len(recs) != 1 {
+		t.Fatalf("read %d records after the interval, want 1", len(recs))
+	}
+}
+
+func TestMoveAside(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 1)
+	l.Close(false)
+	os.WriteFile(path, []byte("snapshot"), 0o644)
+	moved, err := MoveAside(path, ".damaged-1")
+	if err != nil || len(moved) != 2 {
+		t.Fatalf("MoveAside = %v, %v", moved, err)
+	}
+	if recs, st := mustRead(t, path); len(recs) != 0 || st.Segments != 0 {
+		t.Fatalf("the log still reads %d records in %d segments", len(recs), st.Segments)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshot still in place: %v", err)
+	}
+}
+
+// FuzzRead: any bytes as the newest segment read without a panic, as
+// records or as damage, and never as more than the input could hold.
+func FuzzRead(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "snap")
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, ReadStats{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 3 {
+		r := rec(i)
+		b, _ := l.Append(&r)
+		b.Wait()
+	}
+	l.Close(false)
+	good, _ := os.ReadFile(segmentPath(path, 1))
+	f.Add(good)
+	f.Add(good[:len(good)-3])
+	f.Add([]byte(header))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "snap")
+		os.WriteFile(segmentPath(p, 1), b, 0o644)
+		recs, st, err := Read(p)
+		if err == nil && st.Valid+st.Torn != int64(len(b)) {
+			t.Fatalf("valid %d + torn %d != %d bytes", st.Valid, st.Torn, len(b))
+		}
+		if len(recs) > len(b) {
+			t.Fatalf("%d records from %d bytes", len(recs), len(b))
+		}
+	})
+}
