@@ -44,12 +44,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -64,8 +66,8 @@ const (
 	// flushAt, and appends wait past waitAt, so no frame it writes comes
 	// near it (a record is at most 64 KiB of key and 16 MiB of value).
 	maxFrame = 64 << 20
-	flushAt  = 1 << 20
-	waitAt   = 16 << 20
+	flushAt  = 4 << 20
+	waitAt   = 64 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -234,13 +236,14 @@ type Log struct {
 	interval time.Duration
 	onError  func(error)
 
-	mu     sync.Mutex
-	buf    []byte // frameHead reserved bytes, then the records appended since the last flush
-	recs   int    // the records in buf
-	spare  []byte
-	batch  *Batch // the frame buf becomes
-	closed bool
-	broken error // a frame failed and the segment could not be cut back
+	// Appenders add to one of several stripes, chosen by the key, so
+	// that concurrent writers seldom share a lock; a flush takes every
+	// stripe's records into one frame.
+	stripes [stripeCount]stripe
+	recs    atomic.Int64          // records in the stripes, counted with EveryWrite only
+	batch   atomic.Pointer[Batch] // the frame the stripes' records become
+	failure atomic.Pointer[error] // ErrClosed, or why the log is broken
+	frame   []byte                // the frame being written
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
 		sync.Mutex
@@ -256,6 +259,18 @@ type Log struct {
 		Stats
 	}
 }
+
+// stripe is part of the records waiting for the next frame.
+type stripe struct {
+	mu    sync.Mutex
+	buf   []byte
+	spare []byte // buf's last contents, once flush copied them out
+	recs  int
+	batch *Batch         // the frame buf becomes
+	_     [128 - 72]byte // a stripe to a cache line (two, where the prefetcher pairs them)
+}
+
+const stripeCount = 16
 
 // Stats counts what a Log did.
 type Stats struct {
@@ -301,9 +316,12 @@ func Open(o Options, st ReadStats) (*Log, error) {
 	}
 	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
-	l.buf = make([]byte, frameHead, 64<<10)
-	l.spare = make([]byte, frameHead, 64<<10)
-	l.batch = &Batch{done: make(chan struct{})}
+	b := &Batch{done: make(chan struct{})}
+	l.batch.Store(b)
+	for i := range l.stripes {
+		l.stripes[i].batch = b
+	}
+	l.frame = make([]byte, frameHead, 64<<10)
 	if err := l.startSegment(st.Newest.N + 1); err != nil {
 		return nil, err
 	}
@@ -345,38 +363,46 @@ func syncDir(path string) error {
 	return d.Sync()
 }
 
+// scratch holds buffers to encode a record in.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+var stripeSeed = maphash.MakeSeed()
+
 // Append adds r to the next frame and returns that frame's batch, to wait
 // for with Wait (EveryWrite). With Interval, an append waits for a flush
-// only while 16 MiB are waiting to be written.
+// only while its stripe holds a sixteenth of waitAt (64 MiB in all).
 func (l *Log) Append(r *crdt.Record) (*Batch, error) {
-	l.mu.Lock()
-	for !l.closed && len(l.buf) >= waitAt {
-		b := l.batch
-		l.mu.Unlock()
+	enc := scratch.Get().(*[]byte) // encoded outside the lock
+	*enc = store.AppendRecord((*enc)[:0], r)
+	defer func() {
+		if cap(*enc) <= 64<<10 { // a large value's buffer is not kept
+			scratch.Put(enc)
+		}
+	}()
+	s := &l.stripes[maphash.String(stripeSeed, r.Key)%stripeCount]
+	s.mu.Lock()
+	for len(s.buf) >= waitAt/stripeCount && l.failure.Load() == nil {
+		b := s.batch
+		s.mu.Unlock()
 		l.poke()
 		<-b.done
-		l.mu.Lock()
+		s.mu.Lock()
 	}
-	if err := l.failed(); err != nil {
-		l.mu.Unlock()
-		return nil, err
+	if err := l.failure.Load(); err != nil { // checked under the lock: Close flushes after it sets it
+		s.mu.Unlock()
+		return nil, *err
 	}
-	l.buf = store.AppendRecord(l.buf, r)
-	l.recs++
-	b, full := l.batch, len(l.buf) >= flushAt
-	l.mu.Unlock()
-	if l.mode == EveryWrite || full {
+	s.buf = append(s.buf, *enc...)
+	s.recs++
+	b, full := s.batch, len(s.buf) >= flushAt/stripeCount
+	s.mu.Unlock()
+	if l.mode == EveryWrite {
+		l.recs.Add(1)
+		l.poke()
+	} else if full {
 		l.poke()
 	}
 	return b, nil
-}
-
-// failed returns the error of an append now. Called with l.mu held.
-func (l *Log) failed() error {
-	if l.closed {
-		return ErrClosed
-	}
-	return l.broken
 }
 
 // Wait returns when b's frame is written and synced, with its error.
@@ -392,7 +418,13 @@ func (l *Log) poke() {
 	}
 }
 
-// run writes frames until Close.
+// run writes frames until Close. With EveryWrite, it gathers a frame
+// before writing it: the writers the last sync released come back within
+// microseconds with their next write, and a frame written at the first
+// of them would split the writers into two groups that take turns, each
+// sync carrying half of them. So it waits, at most a quarter of the last
+// sync's time (20 us to 1 ms), until as many records are waiting as the
+// last frame held plus those that came during its sync.
 func (l *Log) run() {
 	defer close(l.stopped)
 	var tick <-chan time.Time
@@ -401,6 +433,9 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	target, wait := 0, time.Duration(0)
 	for {
 		select {
 		case <-l.done:
@@ -408,55 +443,97 @@ func (l *Log) run() {
 		case <-l.kick:
 		case <-tick:
 		}
+		if l.mode == EveryWrite {
+			l.gather(gather, target, wait)
+		}
 		l.file.Lock()
-		l.flush()
+		start := time.Now()
+		recs := l.flush()
+		wait = min(max(time.Since(start)/4, 20*time.Microsecond), time.Millisecond)
+		target = recs + l.pending()
 		l.file.Unlock()
 	}
 }
 
-// flush writes and syncs the records appended so far as one frame, and
-// releases their appenders. Called with l.file held.
-func (l *Log) flush() {
-	l.mu.Lock()
-	buf, b, recs := l.buf, l.batch, l.recs
-	if len(buf) == frameHead {
-		l.mu.Unlock()
+// pending returns the records waiting for the next frame.
+func (l *Log) pending() int { return int(l.recs.Load()) }
+
+// gather waits, at most wait, until target records are waiting.
+func (l *Log) gather(t *time.Timer, target int, wait time.Duration) {
+	if l.pending() >= target {
 		return
 	}
-	l.buf, l.spare, l.recs = l.spare[:frameHead], nil, 0
-	l.batch = &Batch{done: make(chan struct{})}
-	l.mu.Unlock()
+	t.Reset(wait)
+	defer t.Stop()
+	for l.pending() < target {
+		select {
+		case <-l.kick:
+		case <-t.C:
+			return
+		case <-l.done:
+			return
+		}
+	}
+}
 
-	copy(buf, frameMagic)
-	binary.LittleEndian.PutUint32(buf[len(frameMagic):], uint32(len(buf)-frameHead))
-	h := buf[len(frameMagic):]
-	sum := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, buf[frameHead:])
-	binary.LittleEndian.PutUint32(h[4:], sum)
-	err := l.writeFrame(buf)
-	b.err = err
-	close(b.done)
-	if err != nil && l.onError != nil {
-		l.onError(err)
+// flush writes and syncs the records appended so far as one frame, and
+// releases their appenders; it returns the number of records. Called with
+// l.file held.
+func (l *Log) flush() int {
+	b, next := l.batch.Load(), &Batch{done: make(chan struct{})}
+	frame, recs := l.frame[:frameHead], 0
+	for i := range l.stripes {
+		// Swap the stripe's buffer under its lock, copy it without.
+		s := &l.stripes[i]
+		s.mu.Lock()
+		taken := s.buf
+		recs += s.recs
+		s.buf, s.spare, s.recs, s.batch = s.spare[:0], nil, 0, next
+		s.mu.Unlock()
+		frame = append(frame, taken...)
+		if cap(taken) > 2*flushAt/stripeCount { // give back what a burst left
+			taken = nil
+		}
+		s.mu.Lock()
+		s.spare = taken[:0]
+		s.mu.Unlock()
+	}
+	l.batch.Store(next)
+	if recs == 0 {
+		close(b.done)
+		return 0
+	}
+	if l.mode == EveryWrite {
+		l.recs.Add(-int64(recs))
 	}
 
+	copy(frame, frameMagic)
+	binary.LittleEndian.PutUint32(frame[len(frameMagic):], uint32(len(frame)-frameHead))
+	h := frame[len(frameMagic):]
+	sum := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, frame[frameHead:])
+	binary.LittleEndian.PutUint32(h[4:], sum)
+	err := l.writeFrame(frame)
 	l.stats.Lock()
 	if err != nil {
 		l.stats.Errors++
 		l.stats.LastError = err
 	} else {
 		l.stats.Frames++
-		l.stats.Bytes += uint64(len(buf))
+		l.stats.Bytes += uint64(len(frame))
 		l.stats.Records += uint64(recs)
 	}
 	l.stats.Unlock()
-
-	l.mu.Lock()
-	if cap(buf) <= 4*flushAt { // keep a buffer of ordinary size for the next swap
-		l.spare = buf[:frameHead]
-	} else {
-		l.spare = make([]byte, frameHead, 64<<10)
+	b.err = err
+	close(b.done) // after the stats: a writer released sees its write counted
+	if err != nil && l.onError != nil {
+		l.onError(err)
 	}
-	l.mu.Unlock()
+	if cap(frame) <= 4*flushAt {
+		l.frame = frame[:0]
+	} else {
+		l.frame = make([]byte, 0, 64<<10)
+	}
+	return recs
 }
 
 // writeFrame writes frame at the end of the segment and syncs it. On an
@@ -477,9 +554,8 @@ func (l *Log) writeFrame(frame []byte) error {
 	if f.Truncate(l.file.off) != nil || f.Sync() != nil {
 		if serr := l.startSegment(l.file.n + 1); serr != nil {
 			// Nothing may follow a broken frame: every later append fails.
-			l.mu.Lock()
-			l.broken = fmt.Errorf("%w (and starting a new segment: %v)", err, serr)
-			l.mu.Unlock()
+			broken := fmt.Errorf("%w (and starting a new segment: %v)", err, serr)
+			l.failure.CompareAndSwap(nil, &broken)
 			return err
 		}
 		f.Close()
@@ -499,9 +575,9 @@ func (l *Log) Rotate() (uint64, error) {
 		return 0, err
 	}
 	old.Close()
-	l.mu.Lock()
-	l.broken = nil // a new segment: appends may go on
-	l.mu.Unlock()
+	if err := l.failure.Load(); err != nil && *err != ErrClosed {
+		l.failure.CompareAndSwap(err, nil) // a new segment: appends may go on
+	}
 	return l.file.n, nil
 }
 
@@ -537,13 +613,10 @@ func (l *Log) Stats() Stats {
 // written after the last append holds everything), it also removes every
 // segment.
 func (l *Log) Close(covered bool) error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	closed := ErrClosed
+	if err := l.failure.Swap(&closed); err != nil && *err == ErrClosed {
 		return nil
 	}
-	l.closed = true
-	l.mu.Unlock()
 	close(l.done)
 	<-l.stopped
 	l.file.Lock()

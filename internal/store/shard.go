@@ -43,7 +43,10 @@ type change struct {
 // With prior, the change also says what the key held before.
 func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool) change {
 	cur := s.idx.get(rec.Key, ih)
-	records := s.m.Records()
+	records := 0
+	if cur == nil {
+		records = s.m.Records()
+	}
 	var at *lww.Entry
 	var was crdt.Timestamp
 	switch {
