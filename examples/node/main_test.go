@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache"
 )
@@ -49,6 +50,13 @@ func TestParseFlags(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "durability", args: []string{"-snapshot", "/tmp/n.snap", "-sync", "interval", "-sync-interval", "50ms", "-on-damage", "reset"}, check: func(o options) string {
+			if o.cfg.Sync != bcache.SyncInterval || o.cfg.SyncEvery != 50*time.Millisecond || o.cfg.OnDamage != bcache.DamageReset {
+				return fmt.Sprintf("%+v", o.cfg)
+			}
+			return ""
+		}},
+		{name: "unknown sync policy", args: []string{"-sync", "always"}, wantErr: `unknown sync policy "always"`},
 		{name: "key not hex", args: []string{"-key", "xyz"}, wantErr: "-key: not hex"},
 		{name: "key of 15 bytes", args: []string{"-key", strings.Repeat("ab", 15)}, wantErr: "-key: 15 bytes"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},

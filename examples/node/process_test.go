@@ -277,4 +277,25 @@ func TestProcesses(t *testing.T) {
 		}
 		edge.stop(t)
 	})
+
+	t.Run("kill -9 with -sync write", func(t *testing.T) {
+		snap := filepath.Join(t.TempDir(), "edge.snap")
+		edge := startNode(t, bin, "edge", "-snapshot", snap, "-sync", "write")
+		req, _ := http.NewRequest("PUT", edge.url("/v1/keys/kept"), strings.NewReader("acknowledged"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("PUT: %d", resp.StatusCode)
+		}
+		edge.cmd.Process.Signal(syscall.SIGKILL) // no snapshot: the write log holds it
+		<-edge.exited
+		edge = startNode(t, bin, "edge", "-snapshot", snap, "-sync", "write")
+		if status, body := get(edge, "/v1/keys/kept"); status != http.StatusOK || body != "acknowledged" {
+			t.Fatalf("after kill -9: %d %q, want the acknowledged write", status, body)
+		}
+		edge.stop(t)
+	})
 }
