@@ -3,6 +3,7 @@ package bcache
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/internal/journal"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // syncConfig is a member alone on 127.0.0.1 with a snapshot at path,
@@ -269,5 +271,61 @@ func TestSyncConfig(t *testing.T) {
 	}
 	if err := d.UnmarshalText([]byte("reset")); err != nil || d != DamageReset {
 		t.Fatalf("reset: %v, %v", d, err)
+	}
+}
+
+// TestOfflineWritesLostAfterRejoinAreReported: an edge member writes while
+// alone, crashes, restarts from its write log (and, after a snapshot, from
+// it), and rejoins a peer that wrote the same keys later: its subscribers
+// see each of its offline writes replaced, marked Superseded; a key only
+// the peer wrote is not marked.
+func TestOfflineWritesLostAfterRejoinAreReported(t *testing.T) {
+	for _, snapshotFirst := range []bool{false, true} {
+		net := memnet.NewNetwork(1)
+		path := filepath.Join(t.TempDir(), "edge.snap")
+		edgeConfig := func(name string, p string) Config {
+			tr, err := net.NewTransport(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Config{NodeName: name, Network: tr, Timings: FastTimings(), SnapshotPath: p, SnapshotInterval: -1, Sync: SyncWrite}
+		}
+		edge := mustNew(t, edgeConfig("edge", path))
+		edge.Set("offline:1", []byte("edge"), 0)
+		edge.Delete("offline:2")
+		image := crashImage(t, path)
+		mustClose(t, edge)
+		if snapshotFirst { // a restart in between covers the log with a snapshot
+			between := mustNew(t, edgeConfig("edge-between", image))
+			mustClose(t, between)
+			if segs, _ := journal.Segments(image); len(segs) != 0 {
+				t.Fatalf("segments left after a clean restart: %v", segs)
+			}
+		}
+
+		edge = mustNew(t, edgeConfig("edge-again", image))
+		defer edge.Close()
+		sub, err := edge.Subscribe("offline:", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		hub := onMemnet(t, net, "hub", edge.Addr()) // joins after the subscription
+		for _, k := range []string{"offline:1", "offline:2", "offline:3"} {
+			if err := hub.Set(k, []byte("hub"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := &reader{sub: sub}
+		got := map[string]bool{}
+		for len(got) < 3 {
+			ch := r.next(t)
+			if ch.Cause == CauseSet && string(ch.Value) == "hub" {
+				got[ch.Key] = ch.Superseded
+			}
+		}
+		if want := map[string]bool{"offline:1": true, "offline:2": true, "offline:3": false}; !maps.Equal(got, want) {
+			t.Fatalf("snapshot first %v: superseded %v, want %v", snapshotFirst, got, want)
+		}
 	}
 }

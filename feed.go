@@ -70,7 +70,10 @@ type Change struct {
 	Value   []byte
 	Expires time.Time
 	// Superseded says a peer's write replaced one made on this member:
-	// the local write lost to a newer one elsewhere.
+	// the local write lost to a newer one elsewhere. That holds for the
+	// writes of this member's earlier processes too, restored from its
+	// snapshot or write log (an edge member's offline writes, lost once
+	// it rejoins), as far back as 64 restarts.
 	Superseded bool
 }
 

@@ -48,6 +48,9 @@ func (c *Cache) restore() error {
 			Str("age", time.Duration(crdt.SubSat(now, snap.Written)).String()).Msg("restored snapshot")
 	}
 	if lst.Segments > 0 {
+		for _, r := range logged { // the log holds this member's writes only
+			c.store.MarkOwn(r.Time.Node)
+		}
 		applied, drifted := c.store.Replay(logged, c.clock, now)
 		c.stats.replayed.Add(uint64(applied))
 		c.stats.restoreDrifted.Add(uint64(drifted))

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/bcache-go/bcache/crdt"
+import (
+	"slices"
+
+	"github.com/bcache-go/bcache/crdt"
+)
 
 // RestoreStats says what Restore did with a snapshot.
 type RestoreStats struct {
@@ -25,6 +29,9 @@ type RestoreStats struct {
 // clock far ahead cannot make the store reject fresh writes.
 func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats {
 	var st RestoreStats
+	for _, id := range slices.Backward(snap.Own) { // the newest ends first
+		s.MarkOwn(id)
+	}
 	st.Applied, st.Drifted = s.Replay(snap.Records, clock, now)
 	for _, m := range snap.Marks {
 		sh, local := s.leafShard(m.Leaf)

@@ -29,7 +29,7 @@ import (
 // absence; the rules of package lww then keep its old records from
 // resurrecting anything the cluster deleted meanwhile.
 //
-// File format, version 3:
+// File format, version 4:
 //
 //	magic      "bcache snapshot\n"
 //	version    1 byte: 3
@@ -41,10 +41,15 @@ import (
 //	           length, value
 //	  'W'      watermarks, each: uvarint digest leaf, varint wall (ns),
 //	           uvarint logical, uvarint node
+//	  'I'      the member's own node ids (its clocks', one per process;
+//	           at most 64), newest first, each a uvarint: a peer's write
+//	           over one of theirs is reported as superseding a write
+//	           made here, also after restarts
 //	  'E'      the end, empty
 //	checksum   4 bytes, little-endian CRC-32C of every byte before them
 //
-// Version 2 differs in its watermarks, which hold only a wall time (a
+// Version 3 differs in having no 'I' section. Version 2 differs in its
+// watermarks, which hold only a wall time (a
 // watermark then rejected every record of that nanosecond; it is read as
 // the last timestamp of it). Version 1 differs from version 2 in its 'R'
 // sections too, which hold a wire frame of the sync protocol's first
@@ -60,7 +65,7 @@ import (
 
 const (
 	snapshotMagic   = "bcache snapshot\n"
-	snapshotVersion = 3
+	snapshotVersion = 4
 	// snapshotChunk is the record bytes per 'R' section.
 	snapshotChunk = 1 << 20
 )
@@ -76,6 +81,9 @@ type Snapshot struct {
 	Written int64 // when it was written, Unix ns
 	Records []crdt.Record
 	Marks   []Mark
+	// Own is the node ids of the writer's clocks, newest first: this
+	// process's and those before it whose writes it restored (version 4).
+	Own []crdt.NodeID
 }
 
 // Mark is the GC watermark of one leaf of the store's digest.
@@ -131,6 +139,11 @@ func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 		writeSection(bw, 'R', chunk)
 	}
 	writeSection(bw, 'W', marks)
+	var own []byte
+	for _, id := range s.own.list() {
+		own = binary.AppendUvarint(own, uint64(id))
+	}
+	writeSection(bw, 'I', own)
 	writeSection(bw, 'E', nil)
 	if err := bw.Flush(); err != nil { // a write error sticks in the writer
 		return records, err
@@ -343,6 +356,17 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 		case 'W':
 			if snap.Marks, err = decodeMarks(snap.Marks, payload, digestBits, version); err != nil {
 				return nil, err
+			}
+		case 'I':
+			if version < 4 {
+				return nil, errors.New("own-ids section in a version before 4")
+			}
+			d := byteReader{b: payload}
+			for len(d.b) > 0 && d.err == nil && len(snap.Own) < maxOwn {
+				snap.Own = append(snap.Own, crdt.NodeID(d.uvarint("node id")))
+			}
+			if d.err != nil || len(d.b) > 0 {
+				return nil, errors.New("own ids: bad or more than 64")
 			}
 		case 'E':
 			if n != 0 {

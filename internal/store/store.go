@@ -96,9 +96,9 @@ type Store struct {
 	everSynced atomic.Bool
 	stats      counters
 	// watcher is called with every change to the values (see Watch);
-	// self is this member's node id, from its writes.
+	// own holds this member's node ids, from its writes and restores.
 	watcher atomic.Pointer[func(Event)]
-	self    atomic.Uint64
+	own     ownIDs
 }
 
 type counters struct {
@@ -218,8 +218,8 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	if sh.idx.get(rec.Key, ih) == nil {
 		rec.Key = strings.Clone(rec.Key)
 	}
-	if id := uint64(rec.Time.Node); s.self.Load() != id {
-		s.self.Store(id)
+	if !s.own.newest(rec.Time.Node) {
+		s.own.add(rec.Time.Node)
 	}
 	ch := sh.apply(rec, ih, false, rec.Time.Wall, false)
 	s.track(ch, false)
@@ -251,8 +251,7 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	ch := sh.apply(rec, ih, delta, now, watch != nil)
 	s.track(ch, true)
 	if watch != nil && ch.outcome == crdt.Applied {
-		self := crdt.NodeID(s.self.Load())
-		applied(watch, rec, false, self != 0 && ch.prior.Node == self, oversized)
+		applied(watch, rec, false, s.own.has(ch.prior.Node), oversized)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)

@@ -33,7 +33,8 @@ type Event struct {
 	// modify it.
 	Record crdt.Record
 	// Superseded says a peer's newer write (EventSet, EventDelete)
-	// replaced one this member made.
+	// replaced one this member made: in this process, or in one of the
+	// last 64 whose writes it restored (see MarkOwn, Snapshot.Own).
 	Superseded bool
 }
 

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// TestOwnWritesStaySupersededAcrossRestores: a peer's write over one this
+// member made in an earlier process, restored from a snapshot (or marked
+// from the write log), is reported as superseding a write made here; one
+// over a peer's write is not.
+func TestOwnWritesStaySupersededAcrossRestores(t *testing.T) {
+	s := mustStore(t, Config{})
+	s.Write(crdt.Record{Key: "mine", Value: []byte("1"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	s.Apply(crdt.Record{Key: "theirs", Value: []byte("1"), Time: crdt.Timestamp{Wall: testNow, Node: 9}}, false, testNow)
+	r := mustStore(t, Config{}) // the next process
+	r.Restore(saveAndLoad(t, s), crdt.NewHLC(2, func() int64 { return testNow }, 0), testNow)
+	r.Write(crdt.Record{Key: "later", Value: []byte("1"), Time: crdt.Timestamp{Wall: testNow + 1, Node: 2}})
+	r.MarkOwn(3) // a process whose writes only the log held, replayed as received
+	r.Apply(crdt.Record{Key: "logged", Value: []byte("1"), Time: crdt.Timestamp{Wall: testNow + 1, Node: 3}}, false, testNow)
+	if got := r.own.list(); !slices.Equal(got, []crdt.NodeID{3, 2, 1}) {
+		t.Fatalf("own ids %v, want [3 2 1]", got)
+	}
+	superseded := map[string]bool{}
+	r.Watch(func(ev Event) { superseded[ev.Record.Key] = ev.Superseded })
+	for _, k := range []string{"mine", "theirs", "later", "logged"} {
+		r.Apply(crdt.Record{Key: k, Value: []byte("2"), Time: crdt.Timestamp{Wall: testNow + 5, Node: 9}}, false, testNow)
+	}
+	if want := map[string]bool{"mine": true, "theirs": false, "later": true, "logged": true}; !maps.Equal(superseded, want) {
+		t.Fatalf("superseded %v, want %v", superseded, want)
+	}
+}
+
+// TestOwnIDsAreBounded: a member remembers its last 64 processes.
+func TestOwnIDsAreBounded(t *testing.T) {
+	s := mustStore(t, Config{})
+	for id := range crdt.NodeID(100) {
+		s.MarkOwn(id + 1)
+	}
+	got := saveAndLoad(t, s).Own
+	if len(got) != maxOwn || got[0] != 100 || got[maxOwn-1] != 100-maxOwn+1 {
+		t.Fatalf("own ids in the snapshot: %d, from %d to %d", len(got), got[0], got[len(got)-1])
+	}
+}
+
+// TestSnapshotVersion3StillLoads: a snapshot of the release before the
+// own-ids section loads, with no own ids.
+func TestSnapshotVersion3StillLoads(t *testing.T) {
+	s := mustStore(t, Config{})
+	s.Write(crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()[:buf.Len()-4] // without its checksum
+	own := append([]byte{'I', 1}, binary.AppendUvarint(nil, 1)...)
+	i := bytes.LastIndex(b, own)
+	if i < 0 {
+		t.Fatal("no own-ids section")
+	}
+	v3 := append(slices.Clone(b[:i]), b[i+len(own):]...)
+	v3[len(snapshotMagic)] = 3
+	v3 = binary.LittleEndian.AppendUint32(v3, crc32.Checksum(v3, castagnoli))
+	snap, err := ReadSnapshot(bytes.NewReader(v3), int64(len(v3)), s.DigestBits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Records) != 1 || len(snap.Own) != 0 {
+		t.Fatalf("read %d records, own ids %v", len(snap.Records), snap.Own)
+	}
+}
