@@ -152,6 +152,13 @@ type Config struct {
 	Sync SyncPolicy
 	// SyncEvery is how often SyncInterval syncs the log. Default: 100 ms.
 	SyncEvery time.Duration
+	// LogReceived also appends the records received from peers to the
+	// write log (no one waits for them: with SyncWrite they are synced
+	// within about one sync, with SyncInterval within SyncEvery; they
+	// are counted in Stats.Logged once synced), so that a restart restores them
+	// without waiting for a peer to answer: for edge members that may
+	// restart while cut off. Needs a Sync policy other than SyncNone.
+	LogReceived bool
 	// OnDamage says what New does with a snapshot or write log it cannot
 	// read: see DamagePolicy. Default: DamageFail.
 	OnDamage DamagePolicy
@@ -207,6 +214,8 @@ func (c *Config) fill() error {
 		return configError("Sync", "unknown policy %d", c.Sync)
 	case c.Sync != SyncNone && c.SnapshotPath == "":
 		return configError("Sync", "%v needs a SnapshotPath, beside which the write log is kept", c.Sync)
+	case c.LogReceived && c.Sync == SyncNone:
+		return configError("LogReceived", "needs a write log: a Sync policy other than SyncNone")
 	case c.OnDamage > DamageReset:
 		return configError("OnDamage", "unknown policy %d", c.OnDamage)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
@@ -327,5 +328,50 @@ func TestOfflineWritesLostAfterRejoinAreReported(t *testing.T) {
 		if want := map[string]bool{"offline:1": true, "offline:2": true, "offline:3": false}; !maps.Equal(got, want) {
 			t.Fatalf("snapshot first %v: superseded %v, want %v", snapshotFirst, got, want)
 		}
+	}
+}
+
+// TestLogReceivedRestoresPeersWrites: with LogReceived, a member that
+// crashes restores what it received from peers without a peer to ask;
+// without it, only its own writes. Received records are not taken for
+// its own: a later write over them is not reported as superseding one.
+func TestLogReceivedRestoresPeersWrites(t *testing.T) {
+	for _, logReceived := range []bool{true, false} {
+		net := memnet.NewNetwork(1)
+		path := filepath.Join(t.TempDir(), "edge.snap")
+		cfg := func(name, p string, peers ...string) Config {
+			tr, err := net.NewTransport(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Config{NodeName: name, Network: tr, Timings: FastTimings(), Peers: peers,
+				SnapshotPath: p, SnapshotInterval: -1, Sync: SyncWrite, LogReceived: logReceived}
+		}
+		hub := onMemnet(t, net, "hub")
+		edge := mustNew(t, cfg("edge", path, hub.Addr()))
+		hub.Set("from-hub", []byte("1"), 0)
+		hub.Delete("deleted-by-hub")
+		edge.Set("from-edge", []byte("1"), 0)
+		waitValue(t, "from-hub", []byte("1"), edge)
+		await.Until(t, 5*time.Second, func() bool { r, ok := lookup(edge, "deleted-by-hub"); return ok && r.Tombstone },
+			"the hub's delete never reached the edge")
+		if logReceived { // received records are written soon after, not waited for
+			await.Until(t, 5*time.Second, func() bool { return edge.Stats().Logged >= 3 }, "the received records were never logged")
+		}
+		image := crashImage(t, path)
+		mustClose(t, edge)
+
+		alone := mustNew(t, cfg("alone", image))
+		_, gotHub := alone.Get("from-hub")
+		_, gotEdge := alone.Get("from-edge")
+		r, tomb := lookup(alone, "deleted-by-hub")
+		if !gotEdge || gotHub != logReceived || (tomb && r.Tombstone) != logReceived {
+			t.Fatalf("LogReceived %v: restored the hub's write %v, its delete %v, the edge's own %v",
+				logReceived, gotHub, tomb && r.Tombstone, gotEdge)
+		}
+		if logReceived && alone.store.Owns(r.Time.Node) {
+			t.Fatal("a received record's node id was taken for the member's own")
+		}
+		mustClose(t, alone)
 	}
 }

@@ -189,17 +189,32 @@ type feed struct {
 	waiters map[string][]chan struct{}
 	waiting int
 	store   *store.Store
+	// also, if set, sees every event too, whether or not anyone
+	// subscribes (the write log's, for received records).
+	also func(store.Event)
 }
 
-// watch sets or clears the store's watcher as there are subscriptions or
-// waiters or not. Called with f.mu held.
+// watch sets the store's watcher: publish (and also) while there are
+// subscriptions or waiters, else also alone, or none. Called with f.mu
+// held.
 func (f *feed) watch(st *store.Store) {
 	f.store = st
-	if len(f.subs)+f.waiting > 0 {
+	switch also := f.also; {
+	case len(f.subs)+f.waiting > 0 && also != nil:
+		st.Watch(func(ev store.Event) { also(ev); f.publish(ev) })
+	case len(f.subs)+f.waiting > 0:
 		st.Watch(f.publish)
-	} else {
-		st.Watch(nil)
+	default:
+		st.Watch(also) // nil if none
 	}
+}
+
+// watchAlso makes fn see every event from now on.
+func (f *feed) watchAlso(st *store.Store, fn func(store.Event)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.also = fn
+	f.watch(st)
 }
 
 func (f *feed) add(s *Subscription, st *store.Store) {
@@ -278,7 +293,7 @@ func (f *feed) publish(ev store.Event) {
 		delete(f.waiters, ev.Record.Key)
 		f.waiting -= len(ws)
 		if f.waiting+len(f.subs) == 0 {
-			f.store.Watch(nil)
+			f.watch(f.store)
 		}
 	}
 	for _, s := range f.subs {

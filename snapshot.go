@@ -48,10 +48,14 @@ func (c *Cache) restore() error {
 			Str("age", time.Duration(crdt.SubSat(now, snap.Written)).String()).Msg("restored snapshot")
 	}
 	if lst.Segments > 0 {
-		for _, r := range logged { // the log holds this member's writes only
-			c.store.MarkOwn(r.Time.Node)
+		recs := make([]crdt.Record, len(logged))
+		for i, e := range logged {
+			recs[i] = e.Record
+			if !e.Received { // written by an earlier process of this member
+				c.store.MarkOwn(e.Time.Node)
+			}
 		}
-		applied, drifted := c.store.Replay(logged, c.clock, now)
+		applied, drifted := c.store.Replay(recs, c.clock, now)
 		c.stats.replayed.Add(uint64(applied))
 		c.stats.restoreDrifted.Add(uint64(drifted))
 		ev := c.log.Info()
@@ -90,11 +94,24 @@ func (c *Cache) restore() error {
 	if err != nil {
 		return fmt.Errorf("bcache: new: write log: %w", err)
 	}
+	if c.cfg.LogReceived {
+		c.feed.watchAlso(c.store, c.logReceived)
+	}
 	return nil
 }
 
+// logReceived appends a record received from a peer to the write log
+// (Config.LogReceived). The store calls it with a shard's lock held; it
+// waits only while the log holds 64 MiB not yet written.
+func (c *Cache) logReceived(ev store.Event) {
+	if ev.Here || ev.Kind == store.EventExpire { // local writes are logged by write
+		return
+	}
+	c.journal.Append(&ev.Record, true) // an error is the log's, counted there
+}
+
 // load reads the snapshot and the write log beside it.
-func (c *Cache) load() (*store.Snapshot, []crdt.Record, journal.ReadStats, error) {
+func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, error) {
 	snap, err := store.LoadSnapshot(c.cfg.SnapshotPath, c.store.DigestBits())
 	switch {
 	case errors.Is(err, store.ErrNoSnapshot):
@@ -142,7 +159,7 @@ func (c *Cache) writeSnapshot() error {
 // logWrite appends a local write, applied, to the write log, and waits
 // for it to be durable with SyncWrite.
 func (c *Cache) logWrite(rec *crdt.Record) error {
-	b, err := c.journal.Append(rec)
+	b, err := c.journal.Append(rec, false)
 	switch {
 	case errors.Is(err, journal.ErrClosed):
 		// Close sealed the store after this write was applied: the

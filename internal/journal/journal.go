@@ -20,7 +20,9 @@
 //	magic    "bcLF"
 //	length   4 bytes, little-endian: the payload's length
 //	checksum 4 bytes, little-endian CRC-32C of the length and payload
-//	payload  records, in the snapshot's record encoding (store.AppendRecord)
+//	payload  entries, each an origin byte (0: a write made here, 1: a
+//	         record received from a peer) and a record in the snapshot's
+//	         record encoding (store.AppendRecord)
 //
 // One frame holds every record appended while the previous frame was
 // being written and synced (group commit): concurrent writers share a
@@ -119,17 +121,23 @@ type ReadStats struct {
 	Torn, Valid int64
 }
 
+// Entry is a record of the log.
+type Entry struct {
+	crdt.Record
+	Received bool // from a peer; else written here
+}
+
 // Read reads every segment of the log beside the snapshot at path and
-// returns their records, oldest segment first, in the order appended. It
-// returns no record and an error wrapping ErrDamaged if any segment is
+// returns their entries, oldest segment first, in the order appended. It
+// returns no entry and an error wrapping ErrDamaged if any segment is
 // damaged; a torn end of the newest segment is not damage.
-func Read(path string) ([]crdt.Record, ReadStats, error) {
+func Read(path string) ([]Entry, ReadStats, error) {
 	var st ReadStats
 	segs, err := Segments(path)
 	if err != nil {
 		return nil, st, err
 	}
-	var recs []crdt.Record
+	var recs []Entry
 	for i, seg := range segs {
 		b, err := os.ReadFile(seg.Path)
 		if err != nil {
@@ -149,10 +157,10 @@ func Read(path string) ([]crdt.Record, ReadStats, error) {
 	return recs, st, nil
 }
 
-// readSegment appends the records of segment b to dst and returns the
+// readSegment appends the entries of segment b to dst and returns the
 // length of its part that checks: all of it, or, if b is the newest
 // segment (last), all but a torn end.
-func readSegment(dst []crdt.Record, b []byte, last bool) ([]crdt.Record, int, error) {
+func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	if len(b) < len(header) || string(b[:len(header)]) != header {
 		if last && bytes.HasPrefix([]byte(header), b) { // created, header cut short
 			return dst, 0, nil
@@ -172,13 +180,29 @@ func readSegment(dst []crdt.Record, b []byte, last bool) ([]crdt.Record, int, er
 			return dst, off, nil // a torn end
 		}
 		var err error
-		if dst, err = store.DecodeRecords(dst, payload); err != nil {
+		if dst, err = decodeEntries(dst, payload); err != nil {
 			// It checked: it was written so, not torn.
 			return dst, off, fmt.Errorf("frame at byte %d: %v", off, err)
 		}
 		off += frameHead + len(payload)
 	}
 	return dst, off, nil
+}
+
+// decodeEntries appends the entries of a frame's payload to dst.
+func decodeEntries(dst []Entry, b []byte) ([]Entry, error) {
+	for len(b) > 0 {
+		if b[0] > 1 {
+			return dst, fmt.Errorf("bad origin %d", b[0])
+		}
+		r, n, err := store.DecodeRecord(b[1:])
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, Entry{Record: r, Received: b[0] == 1})
+		b = b[1+n:]
+	}
+	return dst, nil
 }
 
 // frameAt returns the payload of the frame at b[off:] if it is whole and
@@ -368,12 +392,16 @@ var scratch = sync.Pool{New: func() any { return new([]byte) }}
 
 var stripeSeed = maphash.MakeSeed()
 
-// Append adds r to the next frame and returns that frame's batch, to wait
-// for with Wait (EveryWrite). With Interval, an append waits for a flush
+// Append adds r, written here or received from a peer, to the next frame
+// and returns that frame's batch, to wait for with Wait (EveryWrite). With Interval, an append waits for a flush
 // only while its stripe holds a sixteenth of waitAt (64 MiB in all).
-func (l *Log) Append(r *crdt.Record) (*Batch, error) {
+func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
 	enc := scratch.Get().(*[]byte) // encoded outside the lock
-	*enc = store.AppendRecord((*enc)[:0], r)
+	origin := byte(0)
+	if received {
+		origin = 1
+	}
+	*enc = store.AppendRecord(append((*enc)[:0], origin), r)
 	defer func() {
 		if cap(*enc) <= 64<<10 { // a large value's buffer is not kept
 			scratch.Put(enc)

@@ -17,7 +17,7 @@ func rec(i int) crdt.Record {
 	return crdt.Record{Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint("v", i)), Time: crdt.Timestamp{Wall: int64(1000 + i), Node: 7}}
 }
 
-func keys(recs []crdt.Record) []string {
+func keys(recs []Entry) []string {
 	var ks []string
 	for _, r := range recs {
 		ks = append(ks, r.Key)
@@ -42,7 +42,7 @@ func appendAll(t *testing.T, l *Log, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		r := rec(i)
-		b, err := l.Append(&r)
+		b, err := l.Append(&r, i%2 == 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func appendAll(t *testing.T, l *Log, from, to int) {
 	}
 }
 
-func mustRead(t *testing.T, path string) ([]crdt.Record, ReadStats) {
+func mustRead(t *testing.T, path string) ([]Entry, ReadStats) {
 	t.Helper()
 	recs, st, err := Read(path)
 	if err != nil {
@@ -70,7 +70,7 @@ func TestAppendedRecordsReadBackInOrder(t *testing.T) {
 			t.Fatalf("mode %d: read %d records, %+v", mode, len(recs), st)
 		}
 		for i, r := range recs {
-			if want := rec(i); r.Key != want.Key || string(r.Value) != string(want.Value) || r.Time != want.Time {
+			if want := rec(i); r.Key != want.Key || string(r.Value) != string(want.Value) || r.Time != want.Time || r.Received != (i%2 == 1) {
 				t.Fatalf("record %d = %v, want %v", i, r, want)
 			}
 		}
@@ -225,7 +225,7 @@ func TestRotationRemovesCoveredSegments(t *testing.T) {
 		t.Fatalf("segments left after Close(covered): %v", segs)
 	}
 	if r := rec(9); true {
-		if _, err := l.Append(&r); !errors.Is(err, ErrClosed) {
+		if _, err := l.Append(&r, false); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Append after Close = %v, want ErrClosed", err)
 		}
 	}
@@ -241,7 +241,7 @@ func TestIntervalFlushesWithoutWaiters(t *testing.T) {
 	}
 	defer l.Close(false)
 	r := rec(1)
-	b, _ := l.Append(&r)
+	b, _ := l.Append(&r, false)
 	if err := b.Wait(); err != nil { // released by the ticker's flush
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func FuzzRead(f *testing.F) {
 	}
 	for i := range 3 {
 		r := rec(i)
-		b, _ := l.Append(&r)
+		b, _ := l.Append(&r, false)
 		b.Wait()
 	}
 	l.Close(false)

@@ -72,3 +72,7 @@ func (s *Store) MarkOwn(id crdt.NodeID) {
 		s.own.add(id)
 	}
 }
+
+// Owns reports whether id is one of this member's node ids (its
+// current clock's, or a restored earlier process's).
+func (s *Store) Owns(id crdt.NodeID) bool { return s.own.has(id) }

@@ -394,28 +394,45 @@ const (
 func DecodeRecords(dst []crdt.Record, b []byte) ([]crdt.Record, error) {
 	d := byteReader{b: b}
 	for len(d.b) > 0 {
-		var r crdt.Record
-		key := d.bytes(maxKey, "key")
-		flags := d.uvarint("flags")
-		r.Time.Wall = d.varint("wall")
-		logical := d.uvarint("logical")
-		r.Time.Node = crdt.NodeID(d.uvarint("node"))
-		r.Expires = d.varint("expires")
-		value := d.bytes(maxValue, "value")
-		switch {
-		case d.err != nil:
-			return dst, d.err
-		case flags > 3 || logical > 1<<32-1:
-			return dst, fmt.Errorf("record %q: flags %d, logical %d out of range", key, flags, logical)
-		}
-		r.Key, r.Time.Logical = string(key), uint32(logical)
-		r.Tombstone, r.Evicted = flags&1 != 0, flags&2 != 0
-		if len(value) > 0 {
-			r.Value = bytes.Clone(value) // not the section's buffer: a record may outlive the others
+		r, err := d.record()
+		if err != nil {
+			return dst, err
 		}
 		dst = append(dst, r)
 	}
 	return dst, nil
+}
+
+// DecodeRecord decodes the record at the start of b, as AppendRecord
+// encodes it, and returns it and its length in b.
+func DecodeRecord(b []byte) (crdt.Record, int, error) {
+	d := byteReader{b: b}
+	r, err := d.record()
+	return r, len(b) - len(d.b), err
+}
+
+// record reads one record; its value is copied out of the buffer.
+func (d *byteReader) record() (crdt.Record, error) {
+	var r crdt.Record
+	key := d.bytes(maxKey, "key")
+	flags := d.uvarint("flags")
+	r.Time.Wall = d.varint("wall")
+	logical := d.uvarint("logical")
+	r.Time.Node = crdt.NodeID(d.uvarint("node"))
+	r.Expires = d.varint("expires")
+	value := d.bytes(maxValue, "value")
+	switch {
+	case d.err != nil:
+		return r, d.err
+	case flags > 3 || logical > 1<<32-1:
+		return r, fmt.Errorf("record %q: flags %d, logical %d out of range", key, flags, logical)
+	}
+	r.Key, r.Time.Logical = string(key), uint32(logical)
+	r.Tombstone, r.Evicted = flags&1 != 0, flags&2 != 0
+	if len(value) > 0 {
+		r.Value = bytes.Clone(value) // not the section's buffer: a record may outlive the others
+	}
+	return r, nil
 }
 
 // byteReader reads varints and length-prefixed bytes from b, remembering
