@@ -41,7 +41,16 @@
 // synced with a peer, and its old records cannot bring back a delete the
 // cluster collected meanwhile. Restored records pass the clock-drift check
 // and move the member's clock past them, so later writes win over them. A
-// damaged file makes New fail with ErrSnapshot; nothing of it is restored.
+// damaged file makes New fail with ErrSnapshot; nothing of it is restored
+// (with OnDamage DamageReset, it is moved aside and the member starts
+// empty).
+//
+// Between snapshots, Config.Sync keeps a write log beside the file:
+// SyncWrite makes every write durable before Set or Delete returns
+// (concurrent writers share each sync), SyncInterval within SyncEvery.
+// New replays the log after the snapshot, through the same checks; a torn
+// end, left by a crash in the middle of a write, is ignored, and any other
+// damage fails New with ErrWriteLog. Each snapshot empties the log.
 //
 // # Limits
 //
