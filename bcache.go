@@ -42,6 +42,8 @@ type Cache struct {
 	repl  *gossip.Replicator
 	fills singleflight.Group
 
+	deltaLag  lagHistogram // records applied from deltas, by lag
+	repairLag lagHistogram // and from anti-entropy repairs
 	snapMu    sync.Mutex   // one snapshot written at a time
 	journal   *journal.Log // the write log (Config.Sync), nil if none
 	oversized uint64       // Stats.Oversized when last logged; collect's own
@@ -87,7 +89,7 @@ func New(cfg Config) (*Cache, error) {
 	c.repl, err = gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		SecretKey: cfg.SecretKey, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
-		Replica: c.store, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
+		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,

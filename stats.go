@@ -67,6 +67,14 @@ type Stats struct {
 	LogSyncs     uint64 `json:"log_syncs"`
 	LogErrors    uint64 `json:"log_errors"`
 	DamageResets uint64 `json:"damage_resets"`
+	// DeltaLag and RepairLag are the records received from peers and
+	// applied here, as deltas and as anti-entropy repairs, by their lag:
+	// from the write, on the writer's clock, to the arrival, on this
+	// member's. The members' clock difference enters it (a lag below it
+	// counts as zero); repairs' lag includes how long the delta was
+	// missing.
+	DeltaLag  Histogram `json:"delta_lag"`
+	RepairLag Histogram `json:"repair_lag"`
 	// Replication holds the counters of replication: the network's
 	// (memberlist's traffic included, drops, joins) and, in
 	// Replication.Protocol, the sync protocol's (deltas and their records,
@@ -89,7 +97,7 @@ func (c *Cache) Stats() Stats {
 		RestoreLowered: c.stats.restoreLowered.Load(),
 		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(),
 		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),
-		Replication: c.repl.Stats(),
+		Replication: c.repl.Stats(), DeltaLag: c.deltaLag.snapshot(), RepairLag: c.repairLag.snapshot(),
 	}
 	if c.journal != nil {
 		ls := c.journal.Stats()

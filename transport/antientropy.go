@@ -41,6 +41,7 @@ type session struct {
 	req        wire.Message
 	retry, rto int64
 	leaves     []uint32 // differing leaves not yet reconciled
+	differing  int      // how many leaves the digests' walk found differing
 	chunk      int      // how many of leaves the step in flight covers
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
@@ -249,6 +250,7 @@ func (n *Node) finish(now int64) {
 		n.roster.completed(s.peer, s.peerCut, s.peerCoverage, s.start, now)
 	}
 	n.stats.SessionsCompleted++
+	n.stats.countDiffering(s.differing)
 	n.ae.active = false
 	n.ae.last = *s
 	n.exchanged(s.peer, now)
@@ -368,7 +370,7 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 		hashes := n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
 		return n.ask(nil, &wire.Digest{Level: m.Level + 1, Parents: diff, Hashes: hashes}, now)
 	}
-	n.ae.s.leaves = diff
+	n.ae.s.leaves, n.ae.s.differing = diff, len(diff)
 	return n.sendVersions(nil, now)
 }
 

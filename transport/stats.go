@@ -38,6 +38,13 @@ type Stats struct {
 	StepsRetried          uint64
 	RepairRecordsSent     uint64
 	RepairRecordsReceived uint64
+	// DifferingLeaves counts the sessions this node started and
+	// completed by the digest leaves they found differing:
+	// DifferingLeaves[i] those with at most DifferingLeavesBounds[i] and
+	// more than the bound before; the last, more than every bound.
+	// DifferingLeavesSum is the leaves found in all of them.
+	DifferingLeaves    [len(DifferingLeavesBounds) + 1]uint64
+	DifferingLeavesSum uint64
 
 	// Frames refused before anything was applied, by reason.
 	RejectedMalformed   uint64
@@ -50,6 +57,19 @@ type Stats struct {
 	// EncodeErrors counts messages that could not be encoded (a record over
 	// the decoder's limits).
 	EncodeErrors uint64
+}
+
+// DifferingLeavesBounds are the buckets of Stats.DifferingLeaves.
+var DifferingLeavesBounds = [...]int{0, 1, 4, 16, 64, 256, 1024, 4096}
+
+// countDiffering counts a completed session that found n leaves differing.
+func (s *Stats) countDiffering(n int) {
+	i := 0
+	for i < len(DifferingLeavesBounds) && n > DifferingLeavesBounds[i] {
+		i++
+	}
+	s.DifferingLeaves[i]++
+	s.DifferingLeavesSum += uint64(n)
 }
 
 // RejectedFrames returns the frames refused for any reason.

@@ -11,7 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/metrics"
 )
 
 // member is the JSON form of a bcache.Member.
@@ -67,6 +72,9 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Status())
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.New(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s := c.Status()
 		switch {

@@ -237,6 +237,16 @@ func TestMembersAndStats(t *testing.T) {
 	if st.Keys != 1 || st.Bytes != int64(len("a")+len("12345")) || st.Hits != 1 || st.Misses != 1 {
 		t.Fatalf("stats: Keys %d Bytes %d Hits %d Misses %d, want 1 6 1 1", st.Keys, st.Bytes, st.Hits, st.Misses)
 	}
+
+	metrics := expect(t, "GET", base+"/metrics", "", http.StatusOK)
+	for _, want := range []string{
+		`bcache_values{member="solo"} 1`, `bcache_reads_total{member="solo",result="hit"} 1`,
+		"# TYPE bcache_replication_lag_seconds histogram", "go_goroutines ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 func TestClosedCache(t *testing.T) {

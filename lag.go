@@ -1,0 +1,75 @@
+package bcache
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+// Histogram is a distribution of durations, as counts in buckets: Counts[i]
+// counts the observations at or below Bounds[i] and above the bound
+// before it; the last count, one past the bounds, those above them all.
+type Histogram struct {
+	Bounds []time.Duration `json:"bounds"`
+	Counts []uint64        `json:"counts"`
+	Count  uint64          `json:"count"`
+	Sum    time.Duration   `json:"sum"`
+}
+
+// LagBounds are the buckets of Stats.DeltaLag and Stats.RepairLag: from a
+// millisecond, where a delta on a LAN lands, to an hour, the default
+// TombstoneHorizon.
+var LagBounds = []time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+	30 * time.Second, time.Minute, 5 * time.Minute, time.Hour,
+}
+
+// lagHistogram counts replication lags without a lock.
+type lagHistogram struct {
+	counts     [18]atomic.Uint64 // len(LagBounds) + 1
+	count, sum atomic.Uint64
+}
+
+func (h *lagHistogram) observe(d time.Duration) {
+	d = max(d, 0) // a writer's clock ahead of this member's
+	i := 0
+	for i < len(LagBounds) && d > LagBounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.count.Add(1)
+	h.sum.Add(uint64(d))
+}
+
+func (h *lagHistogram) snapshot() Histogram {
+	out := Histogram{Bounds: LagBounds, Counts: make([]uint64, len(h.counts))}
+	for i := range h.counts {
+		out.Counts[i] = h.counts[i].Load()
+	}
+	out.Count, out.Sum = h.count.Load(), time.Duration(h.sum.Load())
+	return out
+}
+
+// lagReplica is the store as replication sees it, measuring each applied
+// record's lag: the time from its write, on the writer's clock, to its
+// arrival here, on this member's (clock skew between them enters it).
+type lagReplica struct {
+	*store.Store
+	deltas, repairs *lagHistogram
+}
+
+func (r lagReplica) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	o := r.Store.Apply(rec, delta, now)
+	if o == crdt.Applied {
+		h := r.repairs
+		if delta {
+			h = r.deltas
+		}
+		h.observe(time.Duration(crdt.SubSat(now, rec.Time.Wall)))
+	}
+	return o
+}

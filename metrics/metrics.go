@@ -1,0 +1,219 @@
+// Package metrics exports a bcache member's statistics to Prometheus:
+//
+//	prometheus.MustRegister(metrics.New(cache))
+//	http.Handle("/metrics", promhttp.Handler())
+//
+// Every metric carries a "member" label, the Cache's name, so that several
+// Caches of one process register side by side. A scrape reads
+// Cache.Stats and Cache.Status, which take each lock they need only for a
+// copy; the write path does no work for it.
+//
+// What a replicated cache's operator needs beyond a local cache's hit
+// ratio is whether the members converge, and how fast:
+//
+//   - bcache_replication_lag_seconds{path="delta"|"repair"}: per record
+//     applied here, the time from its write (on the writer's clock) to its
+//     arrival (on this member's). The members' clock difference enters it;
+//     a lag below that difference counts as zero. It costs no traffic:
+//     every record carries its write time.
+//   - bcache_peer_last_exchange_age_seconds{peer}: time since this member
+//     last completed an anti-entropy exchange with each live peer.
+//   - bcache_antientropy_differing_buckets: per exchange this member
+//     started, the digest buckets found differing (0 when in sync).
+//   - bcache_deltas_pending, bcache_deltas_dropped_total: writes not yet
+//     sent, and those left to anti-entropy for lack of room.
+//   - bcache_frames_rejected_total{reason}, bcache_records_rejected_total{reason},
+//     bcache_join_failures_total, bcache_synced.
+//
+// The README lists every metric with its meaning.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/transport"
+)
+
+// Collector is a prometheus.Collector for one Cache.
+type Collector struct {
+	c     *bcache.Cache
+	descs map[string]*prometheus.Desc
+	kinds map[string]prometheus.ValueType
+	now   func() time.Time
+}
+
+// metric is one exported metric: its name, help, kind and variable labels.
+type metric struct {
+	name, help string
+	kind       prometheus.ValueType // or 0 for a histogram
+	labels     []string
+}
+
+const histogram prometheus.ValueType = 0
+
+var metricList = []metric{
+	{"bcache_reads_total", "Local reads (Get, and GetWithFiller's lookups), by whether they found a live value.", prometheus.CounterValue, []string{"result"}},
+	{"bcache_values", "Live values held.", prometheus.GaugeValue, nil},
+	{"bcache_value_bytes", "Key and value bytes of the live values held.", prometheus.GaugeValue, nil},
+	{"bcache_records", "Records held, of every kind: each key written and not yet collected.", prometheus.GaugeValue, nil},
+	{"bcache_tombstones", "Deletes held (until collected).", prometheus.GaugeValue, nil},
+	{"bcache_evicted_records", "Versions held without their value (evicted here, or over MaxValueSize).", prometheus.GaugeValue, nil},
+	{"bcache_expired_values", "Values past their TTL that the last collection kept.", prometheus.GaugeValue, nil},
+	{"bcache_evictions_total", "Values dropped here by the MaxKeys or MaxBytes bound.", prometheus.CounterValue, nil},
+	{"bcache_expirations_total", "Values past their TTL collected.", prometheus.CounterValue, nil},
+	{"bcache_oversized_records_total", "Records received with a value over MaxValueSize, kept without it.", prometheus.CounterValue, nil},
+	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
+	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
+	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
+	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
+	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
+	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first).", prometheus.GaugeValue, []string{"peer"}},
+	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried.", prometheus.GaugeValue, nil},
+	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
+	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
+	{"bcache_deltas_pending", "Local writes not yet sent to the peers.", prometheus.GaugeValue, nil},
+	{"bcache_deltas_dropped_total", "Local writes not sent as deltas for lack of room (anti-entropy carries them).", prometheus.CounterValue, nil},
+	{"bcache_delta_records_sent_total", "Records of this member's writes sent as deltas.", prometheus.CounterValue, nil},
+	{"bcache_delta_records_received_total", "Delta records received from peers (once each).", prometheus.CounterValue, nil},
+	{"bcache_records_applied_total", "Records received from peers that changed this member's state.", prometheus.CounterValue, nil},
+	{"bcache_records_rejected_total", "Records received and not applied, by reason: watermark (older than a collected delete), clock_drift (too far ahead), late (a delta older than the horizon).", prometheus.CounterValue, []string{"reason"}},
+	{"bcache_values_dropped_total", "Live values dropped after an absence longer than the horizon.", prometheus.CounterValue, nil},
+	{"bcache_frames_rejected_total", "Frames refused before anything was applied, by reason.", prometheus.CounterValue, []string{"reason"}},
+	{"bcache_antientropy_sessions_started_total", "Anti-entropy exchanges this member started.", prometheus.CounterValue, nil},
+	{"bcache_antientropy_sessions_completed_total", "Anti-entropy exchanges this member started and completed.", prometheus.CounterValue, nil},
+	{"bcache_antientropy_sessions_timed_out_total", "Anti-entropy exchanges this member started and abandoned.", prometheus.CounterValue, nil},
+	{"bcache_antientropy_repair_records_total", "Records sent and received by anti-entropy.", prometheus.CounterValue, []string{"direction"}},
+	{"bcache_antientropy_differing_buckets", "Digest buckets found differing, per anti-entropy exchange this member started and completed.", histogram, nil},
+	{"bcache_replication_lag_seconds", "Per record received and applied: from its write (writer's clock) to its arrival (this member's clock), by path.", histogram, []string{"path"}},
+	{"bcache_network_sent_bytes_total", "Bytes sent, memberlist's own traffic included, by transport.", prometheus.CounterValue, []string{"transport"}},
+	{"bcache_snapshots_total", "Snapshots written.", prometheus.CounterValue, nil},
+	{"bcache_snapshot_errors_total", "Snapshots that failed.", prometheus.CounterValue, nil},
+	{"bcache_log_records_total", "Records the write log made durable.", prometheus.CounterValue, nil},
+	{"bcache_log_syncs_total", "Syncs of the write log.", prometheus.CounterValue, nil},
+	{"bcache_log_errors_total", "Write-log syncs and segment changes that failed.", prometheus.CounterValue, nil},
+	{"bcache_damage_resets_total", "Damaged snapshots or logs moved aside at start.", prometheus.CounterValue, nil},
+}
+
+// New returns a collector of c's metrics.
+func New(c *bcache.Cache) *Collector {
+	col := &Collector{c: c, descs: map[string]*prometheus.Desc{}, kinds: map[string]prometheus.ValueType{}, now: time.Now}
+	member := prometheus.Labels{"member": c.Name()}
+	for _, m := range metricList {
+		col.descs[m.name] = prometheus.NewDesc(m.name, m.help, m.labels, member)
+		col.kinds[m.name] = m.kind
+	}
+	return col
+}
+
+// Describe implements prometheus.Collector.
+func (col *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range metricList {
+		ch <- col.descs[m.name]
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (col *Collector) Collect(ch chan<- prometheus.Metric) {
+	st, status := col.c.Stats(), col.c.Status()
+	p, r := st.Replication.Protocol, st.Replication
+	emit := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(col.descs[name], col.kinds[name], v, labels...)
+	}
+	emit("bcache_reads_total", float64(st.Hits), "hit")
+	emit("bcache_reads_total", float64(st.Misses), "miss")
+	emit("bcache_values", float64(st.Keys))
+	emit("bcache_value_bytes", float64(st.Bytes))
+	emit("bcache_records", float64(st.Records))
+	emit("bcache_tombstones", float64(st.Tombstones))
+	emit("bcache_evicted_records", float64(st.Evicted))
+	emit("bcache_expired_values", float64(st.Expired))
+	emit("bcache_evictions_total", float64(st.Evictions))
+	emit("bcache_expirations_total", float64(st.Expirations))
+	emit("bcache_oversized_records_total", float64(st.Oversized))
+	emit("bcache_collected_total", float64(st.CollectedEarly), "early")
+	emit("bcache_collected_total", float64(st.CollectedByBound), "bound")
+	emit("bcache_fills_total", float64(st.Fills))
+	emit("bcache_fill_errors_total", float64(st.FillErrors))
+
+	emit("bcache_peers", float64(len(status.Peers)))
+	emit("bcache_synced", bool01(status.Synced))
+	now := col.now()
+	for _, peer := range status.Peers {
+		if !peer.LastSync.IsZero() {
+			emit("bcache_peer_last_exchange_age_seconds", max(now.Sub(peer.LastSync).Seconds(), 0), peer.Name)
+		}
+	}
+	emit("bcache_join_failing_addresses", float64(len(status.Joining)))
+	emit("bcache_joins_total", float64(r.Joins))
+	emit("bcache_join_failures_total", float64(r.JoinFailures))
+
+	emit("bcache_deltas_pending", float64(status.PendingDeltas))
+	emit("bcache_deltas_dropped_total", float64(p.DeltasDropped+r.WritesDropped))
+	emit("bcache_delta_records_sent_total", float64(p.DeltaRecordsSent))
+	emit("bcache_delta_records_received_total", float64(p.DeltaRecordsReceived))
+	emit("bcache_records_applied_total", float64(p.RecordsApplied))
+	emit("bcache_records_rejected_total", float64(p.WatermarkRejects), "watermark")
+	emit("bcache_records_rejected_total", float64(p.ClockDriftRejects), "clock_drift")
+	emit("bcache_records_rejected_total", float64(p.LateDeltas), "late")
+	emit("bcache_values_dropped_total", float64(p.Dropped))
+	for _, f := range []struct {
+		reason string
+		n      uint64
+	}{
+		{"malformed", p.RejectedMalformed}, {"too_large", p.RejectedTooLarge}, {"version", p.RejectedVersion},
+		{"unknown_kind", p.RejectedUnknownKind}, {"stray", p.Stray}, {"not_ours", r.BadFrames},
+	} {
+		emit("bcache_frames_rejected_total", float64(f.n), f.reason)
+	}
+	emit("bcache_antientropy_sessions_started_total", float64(p.SessionsStarted))
+	emit("bcache_antientropy_sessions_completed_total", float64(p.SessionsCompleted))
+	emit("bcache_antientropy_sessions_timed_out_total", float64(p.SessionsTimedOut))
+	emit("bcache_antientropy_repair_records_total", float64(p.RepairRecordsSent), "sent")
+	emit("bcache_antientropy_repair_records_total", float64(p.RepairRecordsReceived), "received")
+	ch <- differing(col.descs["bcache_antientropy_differing_buckets"], p)
+	ch <- lag(col.descs["bcache_replication_lag_seconds"], st.DeltaLag, "delta")
+	ch <- lag(col.descs["bcache_replication_lag_seconds"], st.RepairLag, "repair")
+	emit("bcache_network_sent_bytes_total", float64(r.WirePacketBytes), "udp")
+	emit("bcache_network_sent_bytes_total", float64(r.WireStreamBytes), "tcp")
+
+	emit("bcache_snapshots_total", float64(st.Snapshots))
+	emit("bcache_snapshot_errors_total", float64(st.SnapshotErrors))
+	emit("bcache_log_records_total", float64(st.Logged))
+	emit("bcache_log_syncs_total", float64(st.LogSyncs))
+	emit("bcache_log_errors_total", float64(st.LogErrors))
+	emit("bcache_damage_resets_total", float64(st.DamageResets))
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// differing is the histogram of digest buckets found differing per
+// exchange.
+func differing(desc *prometheus.Desc, p transport.Stats) prometheus.Metric {
+	buckets := map[float64]uint64{}
+	var count uint64
+	for i, bound := range transport.DifferingLeavesBounds {
+		count += p.DifferingLeaves[i]
+		buckets[float64(bound)] = count
+	}
+	count += p.DifferingLeaves[len(transport.DifferingLeavesBounds)]
+	return prometheus.MustNewConstHistogram(desc, count, float64(p.DifferingLeavesSum), buckets)
+}
+
+// lag is a lag histogram in seconds.
+func lag(desc *prometheus.Desc, h bcache.Histogram, path string) prometheus.Metric {
+	buckets := map[float64]uint64{}
+	var count uint64
+	for i, bound := range h.Bounds {
+		count += h.Counts[i]
+		buckets[bound.Seconds()] = count
+	}
+	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum.Seconds(), buckets, path)
+}

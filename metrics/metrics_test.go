@@ -1,0 +1,180 @@
+package metrics
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+func member(t *testing.T, net *memnet.Network, name string, peers ...string) *bcache.Cache {
+	t.Helper()
+	tr, err := net.NewTransport(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bcache.New(bcache.Config{NodeName: name, Network: tr, Peers: peers, Timings: bcache.FastTimings(),
+		AntiEntropyInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// scrape serves reg over HTTP, scrapes it with a real client and parses
+// the exposition format.
+func scrape(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("scrape: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
+}
+
+// value returns the value of the sample of family name whose labels
+// include want, and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	f, ok := fams[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestScrape: two members, one joining the other after it wrote; the
+// joiner's metrics, scraped over HTTP, show the records it received and
+// their lag, the exchange that found digest buckets differing, the peer's
+// exchange age; every metric is clean under promlint and every one in
+// the list is exported.
+func TestScrape(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := member(t, net, "a")
+	for i := range 50 {
+		a.Set(strings.Repeat("k", i+1), []byte("v"), 0)
+	}
+	b := member(t, net, "b", a.Addr())
+	a.Set("after-join", []byte("v"), 0)
+	await.Until(t, 10*time.Second, func() bool { return b.Len() == 51 && b.Stats().Replication.Protocol.SessionsCompleted > 0 },
+		"b never caught up")
+	a.Set("after-sync", []byte("v"), 0) // a delta, now that a knows b
+	await.Until(t, 10*time.Second, func() bool {
+		_, ok := b.Get("after-sync")
+		return ok && a.Stats().Replication.Protocol.DeltaRecordsSent > 0
+	}, "the delta never reached b")
+	b.Get("missing")
+
+	bs := b.Stats()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(New(b), New(a))
+	fams := scrape(t, reg)
+	problems, err := promlint.NewWithMetricFamilies(mapValues(fams)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	for _, m := range metricList {
+		if _, ok := fams[m.name]; !ok && m.name != "bcache_peer_last_exchange_age_seconds" {
+			t.Errorf("%s not exported", m.name)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		check  func(float64) bool
+	}{
+		{"bcache_values", map[string]string{"member": "b"}, func(v float64) bool { return v == 52 }},
+		{"bcache_reads_total", map[string]string{"member": "b", "result": "hit"}, func(v float64) bool { return v == float64(bs.Hits) && v > 0 }},
+		{"bcache_reads_total", map[string]string{"member": "b", "result": "miss"}, func(v float64) bool { return v == float64(bs.Misses) && v > 0 }},
+		{"bcache_peers", map[string]string{"member": "b"}, func(v float64) bool { return v == 1 }},
+		{"bcache_synced", map[string]string{"member": "b"}, func(v float64) bool { return v == 1 }},
+		{"bcache_records_applied_total", map[string]string{"member": "b"}, func(v float64) bool { return v >= 52 }},
+		{"bcache_delta_records_sent_total", map[string]string{"member": "a"}, func(v float64) bool { return v >= 1 }},
+		{"bcache_peer_last_exchange_age_seconds", map[string]string{"member": "b", "peer": "a"}, func(v float64) bool { return v >= 0 && v < 10 }},
+	} {
+		if v, ok := value(fams, c.name, c.labels); !ok || !c.check(v) {
+			t.Errorf("%s%v = %v (present %v)", c.name, c.labels, v, ok)
+		}
+	}
+	// Every record b applied went into one of the lag histograms.
+	delta, _ := value(fams, "bcache_replication_lag_seconds", map[string]string{"member": "b", "path": "delta"})
+	repair, _ := value(fams, "bcache_replication_lag_seconds", map[string]string{"member": "b", "path": "repair"})
+	applied, _ := value(fams, "bcache_records_applied_total", map[string]string{"member": "b"})
+	if delta+repair != applied || repair < 50 {
+		t.Errorf("lag histograms hold %v deltas and %v repairs, %v records applied; want them to add up, 50 repairs at least", delta, repair, applied)
+	}
+	// The exchange that brought the 50 keys found buckets differing, on
+	// the side that started it.
+	sa, sb := a.Stats().Replication.Protocol, b.Stats().Replication.Protocol
+	if sa.DifferingLeavesSum+sb.DifferingLeavesSum == 0 {
+		t.Errorf("no differing digest buckets counted: a %v, b %v", sa.DifferingLeaves, sb.DifferingLeaves)
+	}
+}
+
+func mapValues(m map[string]*dto.MetricFamily) []*dto.MetricFamily {
+	var out []*dto.MetricFamily
+	for _, f := range m {
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestREADMEListsEveryMetric: the README's table names every metric.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range metricList {
+		if !strings.Contains(string(readme), "| `"+m.name+"` |") {
+			t.Errorf("the README does not list %s", m.name)
+		}
+	}
+}
