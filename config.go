@@ -77,6 +77,11 @@ type Config struct {
 	// SecretKey, if set, encrypts all cluster traffic with AES-GCM; it must
 	// be 16, 24 or 32 bytes, the same on every member.
 	SecretKey []byte
+	// AcceptKeys are keys, besides SecretKey, that this member also
+	// decrypts with; it encrypts with SecretKey alone. They let a cluster
+	// change its key one member at a time: see the README's "Key
+	// rotation". Each is 16, 24 or 32 bytes; they need a SecretKey.
+	AcceptKeys [][]byte
 	// Label, if set, keeps this member to a cluster with the same label.
 	Label string
 	// Logger receives one line per event worth an operator's attention,
@@ -183,6 +188,10 @@ func DefaultConfig() Config {
 func (c Config) clone() Config {
 	c.Peers = slices.Clone(c.Peers)
 	c.SecretKey = slices.Clone(c.SecretKey)
+	c.AcceptKeys = slices.Clone(c.AcceptKeys)
+	for i, k := range c.AcceptKeys {
+		c.AcceptKeys[i] = slices.Clone(k)
+	}
 	return c
 }
 
@@ -246,6 +255,14 @@ func (c *Config) fill() error {
 	case 0, 16, 24, 32:
 	default:
 		return configError("SecretKey", "%d bytes, want 16, 24 or 32", len(c.SecretKey))
+	}
+	if len(c.AcceptKeys) > 0 && len(c.SecretKey) == 0 {
+		return configError("AcceptKeys", "need a SecretKey")
+	}
+	for i, k := range c.AcceptKeys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return configError("AcceptKeys", "key %d: %d bytes, want 16, 24 or 32", i, n)
+		}
 	}
 	if c.SnapshotPath != "" {
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {

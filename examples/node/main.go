@@ -116,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `host:port` (port 0 picks one), or unix:PATH for a Unix socket")
 	peers := fs.String("peers", "", "comma-separated gossip addresses of members to join")
 	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
+	accept := fs.String("accept-keys", "", "comma-separated keys (hex) accepted besides -key, to rotate it (see the README's \"Key rotation\")")
 	maxKeys := fs.Int("max-keys", 0, "values held before LRU eviction (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
@@ -154,19 +155,37 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	if *key != "" {
-		k, err := hex.DecodeString(*key)
+		k, err := parseKey("-key", *key)
 		if err != nil {
-			return options{}, fmt.Errorf("-key: not hex: %w", err)
-		}
-		if n := len(k); n != 16 && n != 24 && n != 32 {
-			return options{}, fmt.Errorf("-key: %d bytes, want 16, 24 or 32 (32, 48 or 64 hex digits)", n)
+			return options{}, err
 		}
 		cfg.SecretKey = k
+	}
+	for a := range strings.SplitSeq(*accept, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			k, err := parseKey("-accept-keys", a)
+			if err != nil {
+				return options{}, err
+			}
+			cfg.AcceptKeys = append(cfg.AcceptKeys, k)
+		}
 	}
 	if *fast {
 		cfg.Timings = bcache.FastTimings()
 	}
 	return options{cfg: cfg, httpAddr: *httpAddr}, nil
+}
+
+// parseKey decodes a hex cluster key given to flag.
+func parseKey(flag, s string) ([]byte, error) {
+	k, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not hex: %w", flag, err)
+	}
+	if n := len(k); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("%s: %d bytes, want 16, 24 or 32 (32, 48 or 64 hex digits)", flag, n)
+	}
+	return k, nil
 }
 
 // defaultName is hostname-port, unique per port on one machine; empty (a

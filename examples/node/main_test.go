@@ -57,6 +57,13 @@ func TestParseFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "unknown sync policy", args: []string{"-sync", "always"}, wantErr: `unknown sync policy "always"`},
+		{name: "accepted keys", args: []string{"-key", strings.Repeat("ab", 16), "-accept-keys", strings.Repeat("cd", 32) + "," + strings.Repeat("ef", 24)}, check: func(o options) string {
+			if len(o.cfg.AcceptKeys) != 2 || len(o.cfg.AcceptKeys[0]) != 32 || o.cfg.AcceptKeys[1][0] != 0xef {
+				return fmt.Sprint(o.cfg.AcceptKeys)
+			}
+			return ""
+		}},
+		{name: "accepted key too short", args: []string{"-accept-keys", "abcd"}, wantErr: "-accept-keys: 2 bytes"},
 		{name: "key not hex", args: []string{"-key", "xyz"}, wantErr: "-key: not hex"},
 		{name: "key of 15 bytes", args: []string{"-key", strings.Repeat("ab", 15)}, wantErr: "-key: 15 bytes"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},

@@ -96,6 +96,10 @@ type Config struct {
 	// must be 16, 24 or 32 bytes. Members without the same key can neither
 	// join nor be heard.
 	SecretKey []byte
+	// AcceptKeys are keys, besides SecretKey, that the member decrypts
+	// with (it encrypts with SecretKey alone): to rotate the key without
+	// stopping the cluster. They need a SecretKey.
+	AcceptKeys [][]byte
 	// Label, if set, is a cluster label every packet and stream carries;
 	// members with another label are ignored.
 	Label string
@@ -159,6 +163,14 @@ func (c *Config) fill() error {
 	default:
 		return fmt.Errorf("%w: SecretKey: %d bytes, want 16, 24 or 32", ErrConfig, len(c.SecretKey))
 	}
+	if len(c.AcceptKeys) > 0 && len(c.SecretKey) == 0 {
+		return fmt.Errorf("%w: AcceptKeys need a SecretKey", ErrConfig)
+	}
+	for i, k := range c.AcceptKeys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return fmt.Errorf("%w: AcceptKeys[%d]: %d bytes, want 16, 24 or 32", ErrConfig, i, n)
+		}
+	}
 	if c.Transport == nil {
 		if _, _, err := splitHostPort(c.BindAddr); err != nil {
 			return fmt.Errorf("%w: BindAddr: %w", ErrConfig, err)
@@ -217,7 +229,11 @@ func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport, l
 	mc.Label = c.Label
 	mc.LogOutput = logOut
 	if len(c.SecretKey) > 0 {
-		mc.SecretKey = c.SecretKey
+		kr, err := memberlist.NewKeyring(c.AcceptKeys, c.SecretKey) // fill checked the keys
+		if err != nil {
+			panic(err) // a key of a length fill refused
+		}
+		mc.Keyring = kr
 	}
 	if c.AdvertiseAddr != "" {
 		host, port, _ := splitHostPort(c.AdvertiseAddr)

@@ -1,0 +1,172 @@
+package bcache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+)
+
+// TestKeyRotationUnderLoad changes a 3-member cluster's key from k1 to k2
+// in the three steps the README gives, restarting one member at a time
+// (from its snapshot) at every step, while writes go on through the
+// members that are up: the members keep meeting, and every write that
+// returned is on every member at the end.
+func TestKeyRotationUnderLoad(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)
+	dir := t.TempDir()
+	var addrs []string
+	for range 3 {
+		addrs = append(addrs, "127.0.0.1:"+freeTCPUDPPort(t))
+	}
+	config := func(i int, key []byte, accept ...[]byte) Config {
+		var peers []string
+		for j, a := range addrs {
+			if j != i {
+				peers = append(peers, a)
+			}
+		}
+		return Config{NodeName: fmt.Sprint("m", i), BindAddr: addrs[i], Peers: peers, Timings: FastTimings(),
+			SecretKey: key, AcceptKeys: accept, SnapshotPath: filepath.Join(dir, fmt.Sprint("m", i)),
+			SnapshotInterval: -1, AntiEntropyInterval: 100 * time.Millisecond}
+	}
+
+	var mu sync.Mutex
+	members := make([]*Cache, 3)
+	for i := range members {
+		members[i] = mustNew(t, config(i, k1))
+	}
+	defer func() {
+		for _, c := range members {
+			c.Close()
+		}
+	}()
+	waitMet := func(step string) {
+		for _, c := range members {
+			await.Until(t, 20*time.Second, func() bool { return len(c.Members()) == 3 },
+				"%s: %s sees %d members", step, c.Name(), len(c.Members()))
+		}
+	}
+	waitMet("start")
+
+	stop := make(chan struct{})
+	var acked []string
+	var writer sync.WaitGroup
+	writer.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			c := members[n%3]
+			mu.Unlock()
+			key := "w" + strconv.Itoa(n)
+			if err := c.Set(key, []byte(key), 0); err == nil {
+				acked = append(acked, key)
+			} else if !errors.Is(err, ErrClosed) {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+
+	for _, step := range []struct {
+		name   string
+		key    []byte
+		accept [][]byte
+	}{
+		{"1: accept k2", k1, [][]byte{k2}},
+		{"2: encrypt with k2, accept k1", k2, [][]byte{k1}},
+		{"3: k2 alone", k2, nil},
+	} {
+		for i := range members {
+			mu.Lock()
+			old := members[i]
+			mu.Unlock()
+			if err := old.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c := mustNew(t, config(i, step.key, step.accept...))
+			mu.Lock()
+			members[i] = c
+			mu.Unlock()
+			waitMet(fmt.Sprintf("step %s, m%d restarted", step.name, i))
+		}
+	}
+	close(stop)
+	writer.Wait()
+	if len(acked) < 100 {
+		t.Fatalf("only %d writes went through", len(acked))
+	}
+	for _, c := range members {
+		await.Until(t, 20*time.Second, func() bool {
+			for _, k := range acked {
+				if _, ok := c.Get(k); !ok {
+					return false
+				}
+			}
+			return true
+		}, "%s lacks acknowledged writes", c.Name())
+	}
+	t.Logf("%d writes acknowledged during the rotation, all on every member", len(acked))
+	// The old key is out: a member that knows only k1 is refused.
+	old := mustNew(t, Config{NodeName: "old", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: k1, Peers: addrs[:1]})
+	defer old.Close()
+	await.Until(t, 10*time.Second, func() bool { return len(old.Status().Joining) > 0 }, "a member with the old key never failed to join")
+	if cause := old.Status().Joining[0].Cause; cause != "wrong key" || len(old.Members()) != 1 {
+		t.Fatalf("a member with the old key: join failure %q, %d members", cause, len(old.Members()))
+	}
+}
+
+// TestSkippedRotationStepSplitsTheCluster: a member that goes from k1
+// straight to k2 (steps skipped) cannot reach members that know only k1:
+// the steps are needed; a member of step 1 (k1, accepting k2) can.
+func TestSkippedRotationStepSplitsTheCluster(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)
+	a := mustNew(t, Config{NodeName: "a", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: k1})
+	defer a.Close()
+	b := mustNew(t, Config{NodeName: "b", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: k2, Peers: []string{a.Addr()}})
+	defer b.Close()
+	await.Until(t, 10*time.Second, func() bool { return len(b.Status().Joining) > 0 }, "b never reported a failed join")
+	if len(a.Members()) != 1 || len(b.Members()) != 1 {
+		t.Fatalf("members met across keys: %d, %d", len(a.Members()), len(b.Members()))
+	}
+	if cause := b.Status().Joining[0].Cause; cause != "wrong key" {
+		t.Fatalf("join failure cause %q, want wrong key", cause)
+	}
+	// Step 1's member (k1, accepting k2) meets a member that knows only k1.
+	c := mustNew(t, Config{NodeName: "c", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: k1, AcceptKeys: [][]byte{k2},
+		Peers: []string{a.Addr()}})
+	defer c.Close()
+	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "a member accepting k2 never met one using k1 alone")
+}
+
+// freeTCPUDPPort returns a port free on 127.0.0.1 for both TCP and UDP.
+func freeTCPUDPPort(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return strconv.Itoa(port)
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return ""
+}
