@@ -88,6 +88,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c.repl, err = gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
+		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		Protocol: transport.Config{

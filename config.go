@@ -1,9 +1,11 @@
 package bcache
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,10 +63,20 @@ type Config struct {
 	// AdvertiseAddr is the host:port other members reach this one at, when
 	// it differs from BindAddr (NAT, a wildcard bind address). Optional.
 	AdvertiseAddr string
-	// Peers are host:port addresses of any live members to join. Empty for
-	// the first member. Unreachable peers do not stop New: the member starts
-	// alone and joins as soon as one answers.
+	// Peers are any live members to join. Empty for the first member.
+	// Unreachable peers do not stop New: the member starts alone and joins
+	// as soon as one answers. Each is host:port, where host may be a DNS
+	// name with several addresses (a Kubernetes headless Service), each a
+	// peer; or srv:NAME, a DNS SRV name whose targets, at the ports it
+	// gives, are peers. Names are resolved again each time the member
+	// tries its peers (at start, and every re-join interval while it is
+	// alone or misses members), so members that come and go are found.
 	Peers []string
+	// PeerSource, if set, gives more peers, as Peers takes them, each time
+	// the member tries its peers: for a service registry.
+	PeerSource func(context.Context) ([]string, error)
+	// Resolver looks up the peers' names; nil is net.DefaultResolver.
+	Resolver *net.Resolver
 	// MaxKeys bounds the values this member holds; past it values are
 	// evicted locally (their keys and versions stay, so nothing stale comes
 	// back): first peers' writes not read here, oldest first, then values

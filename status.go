@@ -46,7 +46,8 @@ type PeerStatus struct {
 }
 
 // JoinFailure is an address a member failed to join, the last time it
-// tried: Cause is "refused", "timed out", "wrong key" or "failed", Err the
+// tried: Cause is "refused", "timed out", "wrong key", "lookup" (a peer's
+// name did not resolve) or "failed", Err the
 // error; Failures counts the failures in a row, from Since to At.
 type JoinFailure struct {
 	Addr     string    `json:"addr"`

@@ -113,8 +113,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	name := fs.String("name", "", "member name, unique in the cluster (default: hostname-port of -bind)")
 	bind := fs.String("bind", "127.0.0.1:7946", "gossip `ip:port`, UDP and TCP (port 0 picks one)")
+	advertise := fs.String("advertise", "", "gossip `ip:port` other members reach this one at, when it differs from -bind (a wildcard -bind, NAT)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `host:port` (port 0 picks one), or unix:PATH for a Unix socket")
-	peers := fs.String("peers", "", "comma-separated gossip addresses of members to join")
+	peers := fs.String("peers", "", "comma-separated members to join: ip:port, name:port (every address of the name) or srv:NAME (a DNS SRV name)")
 	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
 	accept := fs.String("accept-keys", "", "comma-separated keys (hex) accepted besides -key, to rotate it (see the README's \"Key rotation\")")
 	maxKeys := fs.Int("max-keys", 0, "values held before LRU eviction (0: unbounded)")
@@ -141,7 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	cfg := bcache.Config{
 		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue,
 		SnapshotPath: *snapshot, SnapshotInterval: *snapshotEvery,
-		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage,
+		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage, AdvertiseAddr: *advertise,
 	}
 	if d := *offset; d != 0 {
 		cfg.Clock = func() time.Time { return time.Now().Add(d) }

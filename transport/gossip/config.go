@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -89,9 +90,23 @@ type Config struct {
 	// AdvertiseAddr, if set, is the host:port other members reach this one
 	// at (behind NAT); by default the bound address.
 	AdvertiseAddr string
-	// Peers are host:port addresses of members to join; any live one will
-	// do. Empty for the first member of a cluster.
+	// Peers are the members to join; any live one will do. Empty for the
+	// first member of a cluster. Each is host:port, where host may be a
+	// DNS name with several addresses (a Kubernetes headless Service):
+	// each is a peer; or srv:NAME, a DNS SRV name whose every target, at
+	// the port it gives, is a peer. Names are resolved again every time
+	// the seeds are tried (at start, and every RejoinInterval while this
+	// member is alone or misses members), so members that come and go
+	// behind them are found. With a Transport of the caller's, peers are
+	// its addresses, not resolved.
 	Peers []string
+	// PeerSource, if set, gives more peers (as Peers takes them) each time
+	// the seeds are tried: for a service registry. It should return within
+	// a couple of seconds (its context says when).
+	PeerSource func(context.Context) ([]string, error)
+	// Resolver looks up the names among the peers; nil is
+	// net.DefaultResolver.
+	Resolver *net.Resolver
 	// SecretKey, if set, encrypts every packet and stream with AES-GCM; it
 	// must be 16, 24 or 32 bytes. Members without the same key can neither
 	// join nor be heard.
@@ -174,6 +189,13 @@ func (c *Config) fill() error {
 	if c.Transport == nil {
 		if _, _, err := splitHostPort(c.BindAddr); err != nil {
 			return fmt.Errorf("%w: BindAddr: %w", ErrConfig, err)
+		}
+	}
+	if c.Transport == nil {
+		for _, p := range c.Peers {
+			if err := checkPeer(p); err != nil {
+				return fmt.Errorf("%w: Peers: %q: %v (want host:port or srv:NAME)", ErrConfig, p, err)
+			}
 		}
 	}
 	if c.AdvertiseAddr != "" {

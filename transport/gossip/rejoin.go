@@ -18,8 +18,23 @@ func (r *Replicator) rejoin() {
 	trying := map[string]bool{} // targets with an attempt in flight
 	var mu sync.Mutex
 	for {
-		targets := r.rejoinTargets()
-		r.forgetJoinFailures(targets)
+		targets, wantSeeds := r.rejoinTargets()
+		var tried []string // every target, and every peer whose lookup failed
+		if wantSeeds {
+			seeds, failed := r.seeds()
+			for p, err := range failed {
+				r.counters.joinFailures.Add(1)
+				r.joinFailed(p, err)
+				tried = append(tried, p)
+			}
+			self := r.selfAddr()
+			for _, a := range seeds {
+				if a != self && !slices.Contains(targets, a) {
+					targets = append(targets, a)
+				}
+			}
+		}
+		r.forgetJoinFailures(append(tried, targets...))
 		for _, target := range targets {
 			mu.Lock()
 			busy := trying[target]
@@ -55,9 +70,9 @@ func (r *Replicator) rejoin() {
 }
 
 // rejoinTargets returns the addresses of members seen before and not alive
-// now, plus the seed peers when this member has no live peer or has lost
-// some.
-func (r *Replicator) rejoinTargets() []string {
+// now, and whether to join the seed peers too: when this member has no
+// live peer or has lost some.
+func (r *Replicator) rejoinTargets() ([]string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	self := r.self
@@ -67,13 +82,13 @@ func (r *Replicator) rejoinTargets() []string {
 			lost = append(lost, addr)
 		}
 	}
-	if len(lost) > 0 || len(r.alive) <= 1 {
-		for _, p := range r.cfg.Peers {
-			if p != self && !slices.Contains(lost, p) {
-				lost = append(lost, p)
-			}
-		}
-	}
 	slices.Sort(lost)
-	return lost
+	return lost, len(lost) > 0 || len(r.alive) <= 1
+}
+
+// selfAddr returns this member's address.
+func (r *Replicator) selfAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.self
 }

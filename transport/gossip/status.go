@@ -39,8 +39,10 @@ type PeerStatus struct {
 type JoinFailure struct {
 	Addr string
 	// Cause is "refused", "timed out", "wrong key" (the peer's frames do
-	// not decrypt with this member's key, or the other way round) or
-	// "failed"; Err is the error itself.
+	// not decrypt with this member's key, or the other way round),
+	// "lookup" (a peer's name did not resolve, or the PeerSource failed:
+	// Addr is the peer as configured) or "failed"; Err is the error
+	// itself.
 	Cause, Err string
 	// Since is the first failure of the current run of failures, At the
 	// last; Failures counts them.
@@ -148,8 +150,11 @@ func (r *Replicator) forgetJoinFailures(targets []string) {
 // joinCause classifies an error of memberlist's Join.
 func joinCause(err error) string {
 	var ne net.Error
+	var dnsErr *net.DNSError
 	msg := strings.ToLower(err.Error())
 	switch {
+	case errors.As(err, &dnsErr), strings.HasPrefix(msg, "peer source"):
+		return "lookup"
 	case strings.Contains(msg, "refused"):
 		return "refused"
 	case errors.As(err, &ne) && ne.Timeout(), strings.Contains(msg, "timeout"), strings.Contains(msg, "timed out"):
