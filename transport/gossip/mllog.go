@@ -44,6 +44,32 @@ type logWriter struct {
 
 	mu   sync.Mutex
 	seen map[string]*logTemplate
+
+	// names holds the member name of each address seen, for a line's
+	// peer_name field. It has a lock of its own: memberlist logs while
+	// holding its locks, and must never wait for the Replicator's.
+	namesMu sync.Mutex
+	names   map[string]string
+}
+
+// named records that the member at addr is called name.
+func (w *logWriter) named(addr, name string) {
+	w.namesMu.Lock()
+	defer w.namesMu.Unlock()
+	if w.names == nil {
+		w.names = map[string]string{}
+	}
+	if len(w.names) >= 4096 { // a bound: members come and go for ever
+		clear(w.names)
+	}
+	w.names[addr] = name
+}
+
+// nameOf returns the name of the member at addr, "" if unknown.
+func (w *logWriter) nameOf(addr string) string {
+	w.namesMu.Lock()
+	defer w.namesMu.Unlock()
+	return w.names[addr]
 }
 
 // logTemplate is the rate limit of one template.
@@ -79,6 +105,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	e := w.log.WithLevel(line.level).Str("component", "memberlist")
 	if line.peer != "" {
 		e = e.Str("peer", line.peer)
+		if name := w.nameOf(line.peer); name != "" {
+			e = e.Str("peer_name", name)
+		}
 	}
 	if suppressed > 0 {
 		e = e.Int("suppressed", suppressed)

@@ -130,6 +130,7 @@ func TestLogWriterFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			w := newLogWriter(zerolog.New(&buf), newFakeClock().now, &logCounts{})
+			w.named("10.0.0.1:7946", "n7")
 			if n, err := w.Write([]byte(tt.line)); err != nil || n != len(tt.line) {
 				t.Fatalf("Write = %d, %v", n, err)
 			}
@@ -141,6 +142,9 @@ func TestLogWriterFields(t *testing.T) {
 			peer, _ := l["peer"].(string)
 			if l["level"] != tt.level || l["message"] != tt.message || peer != tt.peer || l["component"] != "memberlist" {
 				t.Fatalf("got %v\nwant level %q message %q peer %q", l, tt.level, tt.message, tt.peer)
+			}
+			if name, _ := l["peer_name"].(string); (name == "n7") != (tt.peer == "10.0.0.1:7946") {
+				t.Fatalf("peer_name %q for peer %q", name, tt.peer)
 			}
 		})
 	}

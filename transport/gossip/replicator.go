@@ -67,6 +67,8 @@ type Replicator struct {
 	mu    sync.Mutex
 	alive map[string]*memberlist.Node // live members by name, self included
 	known map[string]string           // address of every member ever seen, by name
+	// logOut is memberlist's log writer, told each member's name.
+	logOut *logWriter
 	left  []string                    // members that left on purpose, for the loop to tell the node
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
@@ -144,6 +146,7 @@ func (r *Replicator) startMemberlist() error {
 	}
 	ct := newCountingTransport(base, &r.wire)
 	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
+	r.logOut = logOut
 	mc := r.cfg.memberlistConfig(delegate{r}, ct, logOut)
 	if boundPort != 0 {
 		mc.BindPort = boundPort
@@ -236,6 +239,9 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	case alive:
 		r.alive[n.Name] = n
 		r.known[n.Name] = n.Address()
+		if r.logOut != nil {
+			r.logOut.named(n.Address(), n.Name)
+		}
 	case bytes.Equal(n.Meta, leavingMeta): // left on purpose: do not chase it
 		delete(r.alive, n.Name)
 		delete(r.known, n.Name)
