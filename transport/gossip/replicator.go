@@ -69,7 +69,7 @@ type Replicator struct {
 	known map[string]string           // address of every member ever seen, by name
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
-	left  []string                    // members that left on purpose, for the loop to tell the node
+	left   []string // members that left on purpose, for the loop to tell the node
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
