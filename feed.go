@@ -286,7 +286,9 @@ func (f *feed) closeAll() {
 // and leaves the rest of the work to the delivery goroutines.
 func (f *feed) publish(ev store.Event) {
 	f.mu.Lock()
-	if ws, ok := f.waiters[ev.Record.Key]; ok {
+	if f.waiting == 0 {
+		// No reader waits for a key (GetAfter): no lookup by key.
+	} else if ws, ok := f.waiters[ev.Record.Key]; ok {
 		for _, w := range ws {
 			close(w)
 		}
