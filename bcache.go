@@ -34,13 +34,14 @@ type Member struct {
 // does neither, so that the property tests run the same store under a
 // simulated network.
 type Cache struct {
-	cfg   Config
-	log   zerolog.Logger
-	phys  func() int64
-	clock *crdt.HLC
-	store *store.Store
-	repl  *gossip.Replicator
-	fills singleflight.Group
+	cfg      Config
+	log      zerolog.Logger
+	phys     func() int64
+	clock    *crdt.HLC
+	store    *store.Store
+	repl     *gossip.Replicator
+	fills    singleflight.Group // fills run here, per key
+	forwards singleflight.Group // GetOrFill's per key: one ask of the owner at a time
 
 	deltaLag  lagHistogram // records applied from deltas, by lag
 	repairLag lagHistogram // and from anti-entropy repairs
@@ -88,7 +89,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c.repl, err = gossip.Start(gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
-		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver,
+		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		Protocol: transport.Config{

@@ -44,6 +44,7 @@ const (
 	DefaultMaxClockSkew        = transport.DefaultStableMargin
 	DefaultSnapshotInterval    = 5 * time.Minute
 	DefaultSyncEvery           = 100 * time.Millisecond
+	DefaultFillTimeout         = 10 * time.Second
 )
 
 // maxValueLimit is the largest MaxValueSize: the wire's hard limit on a
@@ -179,6 +180,17 @@ type Config struct {
 	// OnDamage says what New does with a snapshot or write log it cannot
 	// read: see DamagePolicy. Default: DamageFail.
 	OnDamage DamagePolicy
+	// Filler, if set, fills the keys GetOrFill misses, once in the
+	// cluster (see GetOrFill); every member should have the same one.
+	Filler Filler
+	// FillTTL is the TTL of the values Filler fills; 0 is none.
+	FillTTL time.Duration
+	// FillTimeout bounds a fill, here or asked of the key's owner: past
+	// it the callers get ErrFillTimeout (or, asking an owner, the member
+	// asks the next one or fills itself), and the key is free for the
+	// next fill, even if the filler never returns. It applies to
+	// GetWithFiller too. Default: 10 s.
+	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
 	// (after an absence longer than TombstoneHorizon). It runs on a
@@ -252,6 +264,7 @@ func (c *Config) fill() error {
 		{"GCInterval", &c.GCInterval, DefaultGCInterval},
 		{"MaxClockSkew", &c.MaxClockSkew, DefaultMaxClockSkew},
 		{"SyncEvery", &c.SyncEvery, DefaultSyncEvery},
+		{"FillTimeout", &c.FillTimeout, DefaultFillTimeout},
 	} {
 		if *d.v < 0 {
 			return configError(d.name, "negative (%v)", *d.v)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/bcache-go/bcache/crdt"
 )
 
 // Filler loads the value of a key that the cache misses, from the source
@@ -14,7 +16,9 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 
 // GetWithFiller returns the value of key, calling fill on a miss. On each
 // member at most one fill per key runs at a time: concurrent callers for
-// the key wait for it and share its result. A filled value is Set with ttl,
+// the key wait for it and share its result, for at most
+// Config.FillTimeout (then ErrFillTimeout, and the key is free for the
+// next fill: a hung filler holds it no longer). A filled value is Set with ttl,
 // so it replicates; an error is returned to every waiting caller and not
 // cached. A caller whose ctx ends stops waiting and gets ctx.Err(); the fill
 // goes on for the others. The returned slice is shared: do not modify it.
@@ -29,19 +33,27 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		return v, nil
 	}
 	ch := c.fills.DoChan(key, func() (any, error) {
-		if v, ok := c.Get(key); ok { // filled while this caller was on its way
-			return v, nil
+		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
+			return r, nil
 		}
-		return c.fill(context.WithoutCancel(ctx), key, fill, ttl)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
+		defer cancel()
+		v, err := c.fill(fctx, key, fill, ttl)
+		return crdt.Record{Key: key, Value: v}, err
 	})
+	timeout := time.NewTimer(c.cfg.FillTimeout)
+	defer timeout.Stop()
 	select {
 	case res := <-ch:
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.([]byte), nil
+		return res.Val.(crdt.Record).Value, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ctx.Err())
+	case <-timeout.C:
+		c.fills.Forget(key) // a hung filler does not hold the key
+		return nil, fmt.Errorf("bcache: get with filler %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
 }
 

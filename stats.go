@@ -7,10 +7,11 @@ import (
 )
 
 type counters struct {
-	fills, fillErrors                        atomic.Uint64
-	restored, restoreDrifted, restoreLowered atomic.Uint64
-	snapshots, snapshotErrors                atomic.Uint64
-	replayed, logErrors, damageResets        atomic.Uint64
+	fills, fillErrors                            atomic.Uint64
+	restored, restoreDrifted, restoreLowered     atomic.Uint64
+	snapshots, snapshotErrors                    atomic.Uint64
+	replayed, logErrors, damageResets            atomic.Uint64
+	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 }
 
 // Stats are a member's counters since New, and what it holds now. All
@@ -43,9 +44,16 @@ type Stats struct {
 	// MaxDeadRecords (see Config).
 	CollectedEarly   uint64 `json:"collected_early"`
 	CollectedByBound uint64 `json:"collected_by_bound"`
-	// Fills counts filler calls, FillErrors those that failed.
-	Fills      uint64 `json:"fills"`
-	FillErrors uint64 `json:"fill_errors"`
+	// Fills counts filler calls run here, FillErrors those that failed.
+	// FillsForwarded counts GetOrFill's requests to a key's owner,
+	// FillFallbacks the fills run here because no owner answered, and
+	// FillsForPeers the owners' fills asked by peers (run here, shared
+	// with any fill of the key under way).
+	Fills          uint64 `json:"fills"`
+	FillErrors     uint64 `json:"fill_errors"`
+	FillsForwarded uint64 `json:"fills_forwarded"`
+	FillFallbacks  uint64 `json:"fill_fallbacks"`
+	FillsForPeers  uint64 `json:"fills_for_peers"`
 	// Restored counts the records New restored from the snapshot,
 	// RestoreDrifted those it skipped for being too far ahead of the clock
 	// and RestoreLowered the watermarks it lowered for the same reason;
@@ -93,7 +101,9 @@ func (c *Cache) Stats() Stats {
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
-		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
+		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(),
+		FillsForPeers: c.stats.fillsForPeers.Load(),
+		Restored:      c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),
 		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(),
 		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),

@@ -68,6 +68,9 @@ var metricList = []metric{
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
+	{"bcache_fills_forwarded_total", "GetOrFill requests sent to a key's owner.", prometheus.CounterValue, nil},
+	{"bcache_fill_fallbacks_total", "Fills run here because no owner answered.", prometheus.CounterValue, nil},
+	{"bcache_fills_for_peers_total", "Fills asked of this member, as a key's owner, by peers.", prometheus.CounterValue, nil},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first).", prometheus.GaugeValue, []string{"peer"}},
@@ -137,6 +140,9 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_collected_total", float64(st.CollectedByBound), "bound")
 	emit("bcache_fills_total", float64(st.Fills))
 	emit("bcache_fill_errors_total", float64(st.FillErrors))
+	emit("bcache_fills_forwarded_total", float64(st.FillsForwarded))
+	emit("bcache_fill_fallbacks_total", float64(st.FillFallbacks))
+	emit("bcache_fills_for_peers_total", float64(st.FillsForPeers))
 
 	emit("bcache_peers", float64(len(status.Peers)))
 	emit("bcache_synced", bool01(status.Synced))

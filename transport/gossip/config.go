@@ -107,6 +107,10 @@ type Config struct {
 	// Resolver looks up the names among the peers; nil is
 	// net.DefaultResolver.
 	Resolver *net.Resolver
+	// OnCall, if set, answers the calls peers make (Replicator.Call),
+	// each on a goroutine of its own, at most 256 at once (past them a
+	// call fails with ErrBusy). It gets the caller's name and payload.
+	OnCall func(from string, payload []byte) []byte
 	// SecretKey, if set, encrypts every packet and stream with AES-GCM; it
 	// must be 16, 24 or 32 bytes. Members without the same key can neither
 	// join nor be heard.

@@ -69,6 +69,7 @@ type Replicator struct {
 	known map[string]string           // address of every member ever seen, by name
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
+	calls  calls    // in flight from here, and being served
 	left   []string // members that left on purpose, for the loop to tell the node
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
@@ -208,6 +209,10 @@ func (r *Replicator) Write(rec crdt.Record) bool {
 // or on a stream's, and only takes the node's lock: no queue and no extra
 // goroutine between a frame's arrival and its records being applied.
 func (r *Replicator) received(b []byte) {
+	if len(b) > 0 && b[0] == callMarker {
+		r.receivedCall(b[1:])
+		return
+	}
 	from, payload, err := parseFrame(b)
 	if err != nil {
 		r.counters.badFrames.Add(1)

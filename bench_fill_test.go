@@ -1,0 +1,61 @@
+package bcache
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+)
+
+// BenchmarkForwardedFill: GetOrFill of cold keys on a member of 3 on
+// 127.0.0.1, with a filler that returns at once, for keys another member
+// owns (forwarded: a call there and back, the owner's Set, the answer
+// applied here) and for keys this member owns (filled here), in the same
+// run: p50 and p99 in ms; the difference is what forwarding adds.
+//
+//	go test -run '^$' -bench ForwardedFill -benchtime 2000x .
+func BenchmarkForwardedFill(b *testing.B) {
+	filler := func(_ context.Context, key string) ([]byte, error) { return []byte(key), nil }
+	var cs []*Cache
+	for i := range 3 {
+		cfg := Config{NodeName: fmt.Sprint("b", i), BindAddr: "127.0.0.1:0", Timings: FastTimings(), Filler: filler}
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(b, cfg))
+	}
+	for _, c := range cs {
+		await.Until(b, 10*time.Second, func() bool { return len(c.Members()) == 3 }, "members never met")
+	}
+	var forwarded, local []float64
+	n := 0
+	for b.Loop() {
+		for {
+			n++
+			key := fmt.Sprint("key", n)
+			start := time.Now()
+			if _, err := cs[0].GetOrFill(context.Background(), key); err != nil {
+				b.Fatal(err)
+			}
+			ms := float64(time.Since(start).Microseconds()) / 1000
+			if cs[0].owner(key) == cs[0].Name() {
+				local = append(local, ms)
+				continue
+			}
+			forwarded = append(forwarded, ms)
+			break
+		}
+	}
+	slices.Sort(forwarded)
+	slices.Sort(local)
+	pct := func(xs []float64, p int) float64 { return xs[min(len(xs)-1, len(xs)*p/100)] }
+	b.ReportMetric(pct(forwarded, 50), "fwd-p50-ms")
+	b.ReportMetric(pct(forwarded, 99), "fwd-p99-ms")
+	if len(local) > 0 {
+		b.ReportMetric(pct(local, 50), "local-p50-ms")
+		b.ReportMetric(pct(local, 99), "local-p99-ms")
+	}
+}

@@ -1,0 +1,187 @@
+package bcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+)
+
+// fillCluster starts n members on 127.0.0.1 sharing filler, and waits
+// until every one sees all.
+func fillCluster(t *testing.T, n int, filler Filler, timeout time.Duration) []*Cache {
+	t.Helper()
+	var cs []*Cache
+	for i := range n {
+		cfg := Config{NodeName: fmt.Sprint("f", i), BindAddr: "127.0.0.1:0", Timings: FastTimings(),
+			Filler: filler, FillTTL: time.Hour, FillTimeout: timeout}
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	for _, c := range cs {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == n }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	return cs
+}
+
+// readAll has readers goroutines spread over cs call GetOrFill(key) at
+// once and returns their values and errors.
+func readAll(cs []*Cache, key string, readers int) ([][]byte, []error) {
+	vals, errs := make([][]byte, readers), make([]error, readers)
+	var start, wg sync.WaitGroup
+	start.Add(1)
+	for i := range readers {
+		wg.Go(func() {
+			start.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			vals[i], errs[i] = cs[i%len(cs)].GetOrFill(ctx, key)
+		})
+	}
+	start.Done()
+	wg.Wait()
+	return vals, errs
+}
+
+// TestClusterFillRunsOnce: 200 readers spread over 5 members ask for one
+// cold key at once; the filler runs exactly once in the cluster, every
+// reader gets its value, and the value is then held by every member.
+func TestClusterFillRunsOnce(t *testing.T) {
+	var runs sync.Map // key -> *atomic.Int32
+	filler := func(ctx context.Context, key string) ([]byte, error) {
+		n, _ := runs.LoadOrStore(key, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		time.Sleep(20 * time.Millisecond) // a query's time, so that the readers overlap
+		return []byte("v:" + key), nil
+	}
+	cs := fillCluster(t, 5, filler, 5*time.Second)
+	for k := range 10 {
+		key := fmt.Sprint("cold", k)
+		vals, errs := readAll(cs, key, 200)
+		for i := range vals {
+			if errs[i] != nil || string(vals[i]) != "v:"+key {
+				t.Fatalf("%s: reader %d got %q, %v", key, i, vals[i], errs[i])
+			}
+		}
+		n, _ := runs.Load(key)
+		if got := n.(*atomic.Int32).Load(); got != 1 {
+			t.Fatalf("%s: the filler ran %d times in the cluster, want 1", key, got)
+		}
+		waitValue(t, key, []byte("v:"+key), cs...)
+	}
+	var forwarded, forPeers uint64
+	for _, c := range cs {
+		st := c.Stats()
+		forwarded += st.FillsForwarded
+		forPeers += st.FillsForPeers
+	}
+	if forwarded == 0 || forPeers == 0 {
+		t.Fatalf("forwarded %d, served for peers %d: the owners were never asked", forwarded, forPeers)
+	}
+}
+
+// TestClusterFillOwnerLeavesMidFill: the owner leaves while its fill
+// hangs; every reader on the other members still gets a value, from the
+// next owner, and the filler runs at most twice.
+func TestClusterFillOwnerLeavesMidFill(t *testing.T) {
+	var runs atomic.Int32
+	release := make(chan struct{})
+	started := make(chan string, 1)
+	filler := func(ctx context.Context, key string) ([]byte, error) {
+		if runs.Add(1) == 1 {
+			started <- key
+			select { // the owner's fill hangs until the test ends
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, errors.New("released")
+		}
+		return []byte("v"), nil
+	}
+	defer close(release)
+	cs := fillCluster(t, 5, filler, 20*time.Second)
+	const key = "hot"
+	owner := cs[0].owner(key)
+	var rest []*Cache
+	var gone *Cache
+	for _, c := range cs {
+		if c.Name() == owner {
+			gone = c
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	var vals [][]byte
+	var errs []error
+	done := make(chan struct{})
+	go func() {
+		vals, errs = readAll(rest, key, 160)
+		close(done)
+	}()
+	<-started
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("readers still waiting 30 s after the owner left")
+	}
+	for i := range vals {
+		if errs[i] != nil || string(vals[i]) != "v" {
+			t.Fatalf("reader %d got %q, %v", i, vals[i], errs[i])
+		}
+	}
+	if n := runs.Load(); n > 2 {
+		t.Fatalf("the filler ran %d times, want at most 2", n)
+	}
+}
+
+// TestClusterFillErrorsReachEveryCaller: a filler's error goes to every
+// reader on every member and is not cached: the next read fills again.
+func TestClusterFillErrorsReachEveryCaller(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(ctx context.Context, key string) ([]byte, error) {
+		if runs.Add(1) == 1 {
+			time.Sleep(20 * time.Millisecond)
+			return nil, errors.New("database down")
+		}
+		return []byte("v"), nil
+	}
+	cs := fillCluster(t, 3, filler, 5*time.Second)
+	_, errs := readAll(cs, "k", 60)
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("reader %d got no error", i)
+		}
+	}
+	if v, err := cs[1].GetOrFill(context.Background(), "k"); err != nil || string(v) != "v" {
+		t.Fatalf("after the error: %q, %v; want a new fill", v, err)
+	}
+}
+
+// TestFillTimeoutFreesTheKey: a filler that never returns holds its key
+// for FillTimeout, not for ever.
+func TestFillTimeoutFreesTheKey(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", FillTimeout: 100 * time.Millisecond})
+	hang := make(chan struct{})
+	defer close(hang)
+	_, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		<-hang
+		return nil, errors.New("too late")
+	}, 0)
+	if !errors.Is(err, ErrFillTimeout) {
+		t.Fatalf("a hung fill: %v, want ErrFillTimeout", err)
+	}
+	v, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) { return []byte("v"), nil }, 0)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("the next fill: %q, %v", v, err)
+	}
+}

@@ -1,0 +1,164 @@
+package gossip
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Calls are requests a member sends another and the answers, beside the
+// sync protocol (a cluster-wide fill asks the key's owner to fill it). A
+// call frame starts with a zero byte, which no protocol frame does (those
+// start with the sender's name length), then the sender's name as in a
+// protocol frame, a kind (callRequest, callReply), an id, and the payload.
+// Both go over a stream (memberlist's SendReliable).
+const (
+	callMarker  = 0
+	callRequest = 1
+	callReply   = 2
+	// maxCallsServed bounds the requests being served at once; past it a
+	// request is answered at once with ErrBusy.
+	maxCallsServed = 256
+)
+
+// ErrBusy is the error of a call the peer had no room to serve.
+var ErrBusy = errors.New("gossip: peer busy")
+
+// ErrNoPeer is the error of a call to a member not alive here.
+var ErrNoPeer = errors.New("gossip: no such live member")
+
+// calls tracks the calls in flight from this member.
+type calls struct {
+	next    atomic.Uint64
+	mu      sync.Mutex
+	waiting map[uint64]pendingCall
+	serving atomic.Int32
+}
+
+type pendingCall struct {
+	peer  string
+	reply chan []byte
+}
+
+// appendCall appends a call frame to dst.
+func appendCall(dst []byte, from string, kind byte, id uint64, payload []byte) []byte {
+	dst = append(dst, callMarker, byte(len(from)))
+	dst = append(dst, from...)
+	dst = append(dst, kind)
+	dst = binary.LittleEndian.AppendUint64(dst, id)
+	return append(dst, payload...)
+}
+
+// parseCall splits a call frame (after its marker).
+func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err error) {
+	if len(b) < 1 || b[0] == 0 || len(b) < 1+int(b[0])+9 {
+		return "", 0, 0, nil, fmt.Errorf("%w: call of %d bytes", errFrame, len(b))
+	}
+	n := int(b[0])
+	from, b = string(b[1:1+n]), b[1+n:]
+	return from, b[0], binary.LittleEndian.Uint64(b[1:9]), b[9:], nil
+}
+
+// Call sends payload to the live member peer, whose Config.OnCall
+// answers it, and returns the answer, or ctx's error, or ErrNoPeer. A
+// call is not retried: the caller decides what a failure means.
+func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
+	r.mu.Lock()
+	node, ok := r.alive[peer]
+	r.mu.Unlock()
+	if !ok || peer == r.cfg.Name {
+		return nil, fmt.Errorf("%w: %q", ErrNoPeer, peer)
+	}
+	id := r.calls.next.Add(1)
+	ch := make(chan []byte, 1)
+	r.calls.mu.Lock()
+	if r.calls.waiting == nil {
+		r.calls.waiting = map[uint64]pendingCall{}
+	}
+	r.calls.waiting[id] = pendingCall{peer: peer, reply: ch}
+	r.calls.mu.Unlock()
+	defer func() {
+		r.calls.mu.Lock()
+		delete(r.calls.waiting, id)
+		r.calls.mu.Unlock()
+	}()
+	if err := r.ml.SendReliable(node, appendCall(nil, r.cfg.Name, callRequest, id, payload)); err != nil {
+		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
+	}
+	select {
+	case b := <-ch:
+		if len(b) == 0 || b[0] != 0 {
+			return nil, fmt.Errorf("gossip: call %s: %w", peer, ErrBusy)
+		}
+		return b[1:], nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.done:
+		return nil, fmt.Errorf("gossip: call %s: closed", peer)
+	}
+}
+
+// receivedCall handles a call frame (after its marker).
+func (r *Replicator) receivedCall(b []byte) {
+	from, kind, id, payload, err := parseCall(b)
+	if err != nil {
+		r.counters.badFrames.Add(1)
+		return
+	}
+	switch kind {
+	case callReply:
+		r.calls.mu.Lock()
+		p, ok := r.calls.waiting[id]
+		r.calls.mu.Unlock()
+		if !ok || p.peer != from { // late, or not from whom it was asked
+			r.counters.badFrames.Add(1)
+			return
+		}
+		select {
+		case p.reply <- append([]byte(nil), payload...):
+		default:
+		}
+	case callRequest:
+		serve := r.cfg.OnCall
+		if serve == nil {
+			r.counters.badFrames.Add(1)
+			return
+		}
+		if r.calls.serving.Add(1) > maxCallsServed {
+			r.calls.serving.Add(-1)
+			r.reply(from, id, nil, ErrBusy)
+			return
+		}
+		payload = append([]byte(nil), payload...) // memberlist reuses its buffer
+		// Not waited for by Close: OnCall may take long (a fill); its
+		// answer is dropped once the member is closed.
+		go func() {
+			defer r.calls.serving.Add(-1)
+			r.reply(from, id, serve(from, payload), nil)
+		}()
+	default:
+		r.counters.badFrames.Add(1)
+	}
+}
+
+// reply sends the answer to call id of peer, after a status byte: 0, or
+// 1 with err (ErrBusy).
+func (r *Replicator) reply(peer string, id uint64, answer []byte, err error) {
+	status := byte(0)
+	if err != nil {
+		status, answer = 1, nil
+	}
+	answer = append([]byte{status}, answer...)
+	r.mu.Lock()
+	node, ok := r.alive[peer]
+	r.mu.Unlock()
+	if !ok || r.closed.Load() {
+		return
+	}
+	if err := r.ml.SendReliable(node, appendCall(nil, r.cfg.Name, callReply, id, answer)); err != nil {
+		r.counters.sendErrors.Add(1)
+	}
+}
