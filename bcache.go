@@ -51,6 +51,7 @@ type Cache struct {
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
+	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 
 	closed atomic.Bool
 	close  sync.Once

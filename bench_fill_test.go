@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 )
 
@@ -58,4 +59,38 @@ func BenchmarkForwardedFill(b *testing.B) {
 		b.ReportMetric(pct(local, 50), "local-p50-ms")
 		b.ReportMetric(pct(local, 99), "local-p99-ms")
 	}
+}
+
+// BenchmarkGetAfterPull: GetAfter on a member of 2 on 127.0.0.1 for a
+// write whose delta never comes (written on the other member without
+// replication, anti-entropy an hour apart): after PullAfter the reader
+// asks its peer for the key. It reports, in ms, how long the read took
+// beyond PullAfter, p50 and p99: the pull's round trip.
+//
+//	go test -run '^$' -bench GetAfterPull -benchtime 300x .
+func BenchmarkGetAfterPull(b *testing.B) {
+	w := newCache(b, Config{NodeName: "w", BindAddr: "127.0.0.1:0", Timings: FastTimings(), AntiEntropyInterval: time.Hour})
+	r := newCache(b, Config{NodeName: "r", BindAddr: "127.0.0.1:0", Timings: FastTimings(), AntiEntropyInterval: time.Hour,
+		Peers: []string{w.Addr()}})
+	r.fetchOnly = true
+	await.Until(b, 10*time.Second, func() bool { return len(r.Members()) == 2 && len(w.Members()) == 2 }, "never met")
+	var beyond []float64
+	n := 0
+	for b.Loop() {
+		n++
+		key := fmt.Sprint("k", n)
+		rec, err := w.store.Write(crdt.Record{Key: key, Value: []byte("v"), Time: w.clock.Now()}) // no delta
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		v, ok, err := r.GetAfter(context.Background(), key, newToken(rec))
+		if err != nil || !ok || string(v) != "v" {
+			b.Fatalf("%q %v %v", v, ok, err)
+		}
+		beyond = append(beyond, float64((time.Since(start)-r.pullAfter).Microseconds())/1000)
+	}
+	slices.Sort(beyond)
+	b.ReportMetric(beyond[len(beyond)/2], "beyond-p50-ms")
+	b.ReportMetric(beyond[min(len(beyond)-1, len(beyond)*99/100)], "beyond-p99-ms")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -122,9 +123,11 @@ func (c *Cache) forward(owner, key string) (v []byte, err error, answered bool) 
 // answer is fillValue and the record the owner holds, or fillError and
 // the filler's error.
 const (
-	fillRequest = 1
-	fillValue   = 1
-	fillError   = 2
+	fillRequest  = 1
+	fetchRequest = 2 // GetAfter's pull: the record held for a key
+	fillValue    = 1
+	fillError    = 2
+	notHeld      = 3 // a fetch of a key the peer holds no live record of
 )
 
 // takeAnswer applies an owner's answer: its record, as a received one (so
@@ -137,13 +140,9 @@ func (c *Cache) takeAnswer(key string, b []byte) ([]byte, error, bool) {
 	case fillError:
 		return nil, fmt.Errorf("bcache: fill %q (by its owner): %s", key, b[1:]), true
 	case fillValue:
-		rec, n, err := store.DecodeRecord(b[1:])
-		if err != nil || n != len(b)-1 || rec.Key != key || rec.Tombstone || rec.Evicted {
+		rec, ok := c.applyAnswer(key, b)
+		if !ok || rec.Tombstone {
 			return nil, nil, false // not a fill's answer: fill here
-		}
-		if c.clock.Update(rec.Time) == nil {
-			c.store.Apply(rec, false, c.phys())
-			c.feed.flush()
 		}
 		if v, ok := c.Get(key); ok {
 			return v, nil, true
@@ -154,9 +153,19 @@ func (c *Cache) takeAnswer(key string, b []byte) ([]byte, error, bool) {
 }
 
 // serveCall answers a peer's call: a fill request for a key this member
-// owns in the peer's view.
+// owns in the peer's view, or a fetch of the record it holds for a key.
 func (c *Cache) serveCall(from string, payload []byte) []byte {
-	if len(payload) < 2 || payload[0] != fillRequest || c.cfg.Filler == nil || len(payload)-1 > c.cfg.MaxKeySize {
+	if len(payload) < 2 || len(payload)-1 > maxValueLimit {
+		return []byte{fillError}
+	}
+	if payload[0] == fetchRequest {
+		r, ok := c.store.Lookup(string(payload[1:]))
+		if !ok || r.Evicted {
+			return []byte{notHeld}
+		}
+		return store.AppendRecord([]byte{fillValue}, &r)
+	}
+	if payload[0] != fillRequest || c.cfg.Filler == nil || len(payload)-1 > c.cfg.MaxKeySize {
 		return []byte{fillError}
 	}
 	c.stats.fillsForPeers.Add(1)
@@ -196,4 +205,40 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		c.fills.Forget(key) // a hung filler does not hold the key
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
+}
+
+// applyAnswer applies the record a peer answered for key (after its
+// fillValue byte), as a received one: through the clock's drift check, and
+// only if it is newer than what this member holds.
+func (c *Cache) applyAnswer(key string, b []byte) (crdt.Record, bool) {
+	rec, n, err := store.DecodeRecord(b[1:])
+	if err != nil || n != len(b)-1 || rec.Key != key || rec.Evicted {
+		return rec, false
+	}
+	if c.clock.Update(rec.Time) == nil {
+		c.store.Apply(rec, false, c.phys())
+		c.feed.flush()
+	}
+	return rec, true
+}
+
+// pull asks every live peer, at once, for the record it holds of key, and
+// applies what they answer (GetAfter, when a write has not come in time):
+// one round trip.
+func (c *Cache) pull(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req := append([]byte{fetchRequest}, key...)
+	var wg sync.WaitGroup
+	for _, m := range c.repl.Members() {
+		if m.Name == c.cfg.NodeName {
+			continue
+		}
+		wg.Go(func() {
+			if b, err := c.repl.Call(ctx, m.Name, req); err == nil && len(b) > 0 && b[0] == fillValue {
+				c.applyAnswer(key, b)
+			}
+		})
+	}
+	wg.Wait()
 }

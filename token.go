@@ -88,9 +88,10 @@ func (c *Cache) DeleteWithToken(key string) (Token, error) {
 // GetAfter reads key as Get does, once this member holds the write token
 // names or a newer one of key: it never returns what the key held before
 // that write. A member that does not hold it yet waits for the delta; if
-// it has not come within PullAfter, the member starts an anti-entropy
-// exchange with a peer at once (and again every PullAfter), rather than
-// waiting for the next interval; it returns ctx's error when ctx ends
+// it has not come within PullAfter, the member asks every live peer for
+// the key's record (one round trip), and starts an anti-entropy exchange
+// with a peer at once, rather than waiting for the next interval (both
+// again every PullAfter); it returns ctx's error when ctx ends
 // first, never older data. On the member that took the write it answers
 // at once. The token must come from SetWithToken or DeleteWithToken for
 // the same key.
@@ -117,7 +118,10 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-changed:
 		case <-time.After(c.pullAfter):
 			c.feed.cancel(key, changed)
-			c.repl.Hurry()
+			go c.pull(key) // the key from every peer: one round trip
+			if !c.fetchOnly {
+				c.repl.Hurry() // and an exchange, should no peer's answer come
+			}
 		case <-ctx.Done():
 			c.feed.cancel(key, changed)
 			return nil, false, ctx.Err()

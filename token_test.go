@@ -142,10 +142,12 @@ func TestTokens(t *testing.T) {
 
 // TestGetAfterPullsALateWrite: with anti-entropy an hour apart, a read
 // with a token whose delta was lost gets the write within seconds, by
-// pulling it (a session the reader starts); a reader that does not pull
-// waits for its context.
+// pulling it (the key fetched from the peers, and a session the reader
+// starts; and by the fetch alone); a reader that does not pull waits for
+// its context.
 func TestGetAfterPullsALateWrite(t *testing.T) {
-	for _, pull := range []bool{true, false} {
+	for _, mode := range []string{"pull", "fetch only", "no pull"} {
+		pull := mode != "no pull"
 		net := memnet.NewNetwork(1)
 		start := func(name string, peers ...string) *Cache {
 			tr, err := net.NewTransport(name)
@@ -159,6 +161,7 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 		if !pull {
 			reader.pullAfter = time.Hour
 		}
+		reader.fetchOnly = mode == "fetch only"
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := reader.WaitSynced(ctx); err != nil {
 			t.Fatal(err)
@@ -190,8 +193,8 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 		switch {
 		case pull && (err != nil || !ok || string(v) != "v"):
 			t.Fatalf("with pulls: %q %v %v", v, ok, err)
-		case pull && p.SessionsStarted == sessions:
-			t.Fatal("the read got the write without a session")
+		case mode == "fetch only" && p.SessionsStarted != sessions:
+			t.Fatal("a session started with fetches only")
 		case !pull && !errors.Is(err, context.DeadlineExceeded):
 			t.Fatalf("without pulls: %q %v %v, want the context's error", v, ok, err)
 		}
