@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Calls are requests a member sends another and the answers, beside the
@@ -14,7 +17,8 @@ import (
 // call frame starts with a zero byte, which no protocol frame does (those
 // start with the sender's name length), then the sender's name as in a
 // protocol frame, a kind (callRequest, callReply), an id, and the payload.
-// Both go over a stream (memberlist's SendReliable).
+// A frame that fits a datagram goes as one (SendBestEffort: one round
+// trip for a call), a larger one over a stream (SendReliable).
 const (
 	callMarker  = 0
 	callRequest = 1
@@ -85,20 +89,50 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 		delete(r.calls.waiting, id)
 		r.calls.mu.Unlock()
 	}()
-	if err := r.ml.SendReliable(node, appendCall(nil, r.cfg.Name, callRequest, id, payload)); err != nil {
+	req := appendCall(nil, r.cfg.Name, callRequest, id, payload)
+	if err := r.sendCall(node, req); err != nil {
 		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 	}
-	select {
-	case b := <-ch:
-		if len(b) == 0 || b[0] != 0 {
-			return nil, fmt.Errorf("gossip: call %s: %w", peer, ErrBusy)
+	// A request that fits a datagram goes as one, and again if no answer
+	// comes (a datagram lost): the peer serves a repeat as a new call.
+	resend := time.NewTimer(callResend)
+	defer resend.Stop()
+	for wait := callResend; ; {
+		select {
+		case b := <-ch:
+			if len(b) == 0 || b[0] != 0 {
+				return nil, fmt.Errorf("gossip: call %s: %w", peer, ErrBusy)
+			}
+			return b[1:], nil
+		case <-resend.C:
+			if r.fitsDatagram(req) {
+				r.sendCall(node, req)
+			}
+			wait = min(2*wait, time.Second)
+			resend.Reset(wait)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-r.done:
+			return nil, fmt.Errorf("gossip: call %s: closed", peer)
 		}
-		return b[1:], nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-r.done:
-		return nil, fmt.Errorf("gossip: call %s: closed", peer)
 	}
+}
+
+// callResend is how long a call waits for its answer before it sends a
+// datagram request again (then twice as long, up to a second).
+const callResend = 100 * time.Millisecond
+
+// fitsDatagram reports whether a frame goes as one datagram.
+func (r *Replicator) fitsDatagram(frame []byte) bool {
+	return len(frame)+frameSlack <= r.cfg.PacketSize
+}
+
+// sendCall sends a call frame as a datagram if it fits, else over a stream.
+func (r *Replicator) sendCall(to *memberlist.Node, frame []byte) error {
+	if r.fitsDatagram(frame) {
+		return r.ml.SendBestEffort(to, frame)
+	}
+	return r.ml.SendReliable(to, frame)
 }
 
 // receivedCall handles a call frame (after its marker).
@@ -158,7 +192,7 @@ func (r *Replicator) reply(peer string, id uint64, answer []byte, err error) {
 	if !ok || r.closed.Load() {
 		return
 	}
-	if err := r.ml.SendReliable(node, appendCall(nil, r.cfg.Name, callReply, id, answer)); err != nil {
+	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callReply, id, answer)); err != nil {
 		r.counters.sendErrors.Add(1)
 	}
 }
