@@ -147,7 +147,10 @@ func (r *Replicator) receivedCall(b []byte) {
 		r.calls.mu.Lock()
 		p, ok := r.calls.waiting[id]
 		r.calls.mu.Unlock()
-		if !ok || p.peer != from { // late, or not from whom it was asked
+		switch {
+		case !ok: // late: the answer to a resent request, or after the caller gave up
+			return
+		case p.peer != from: // not from whom it was asked
 			r.counters.badFrames.Add(1)
 			return
 		}
