@@ -53,11 +53,12 @@ type Cache struct {
 	pullAfter time.Duration // PullAfter; tests lengthen it
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 
-	closed atomic.Bool
-	close  sync.Once
-	done   chan struct{}
-	wg     sync.WaitGroup
-	stats  counters
+	closed  atomic.Bool
+	serving atomic.Bool // New is done: peers' calls are answered
+	close   sync.Once
+	done    chan struct{}
+	wg      sync.WaitGroup
+	stats   counters
 }
 
 // New starts a member: it listens on BindAddr, joins Peers in the
@@ -104,6 +105,7 @@ func New(cfg Config) (*Cache, error) {
 	case err != nil:
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
+	c.serving.Store(true) // after c.repl is set: peers' calls may use it
 	c.every(cfg.GCInterval, c.collect)
 	if cfg.SnapshotPath != "" && cfg.SnapshotInterval > 0 {
 		c.every(cfg.SnapshotInterval, func() {

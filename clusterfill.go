@@ -147,7 +147,12 @@ func (c *Cache) takeAnswer(key string, b []byte) ([]byte, error, bool) {
 		if v, ok := c.Get(key); ok {
 			return v, nil, true
 		}
-		return rec.Value, nil, true // expired at once, or evicted
+		// Not live here: this member holds a newer delete than the
+		// owner's value (the owner's clock is behind, the delete has not
+		// reached it), or it expired at once. The owner's value would be
+		// older than what a read here gives: fill here, after the delete.
+		rec, err := c.fillHere(key)
+		return rec.Value, err, true
 	}
 	return nil, nil, false
 }
@@ -155,6 +160,9 @@ func (c *Cache) takeAnswer(key string, b []byte) ([]byte, error, bool) {
 // serveCall answers a peer's call: a fill request for a key this member
 // owns in the peer's view, or a fetch of the record it holds for a key.
 func (c *Cache) serveCall(from string, payload []byte) []byte {
+	if !c.serving.Load() { // New has not finished: the asker asks elsewhere
+		return []byte{notHeld}
+	}
 	if len(payload) < 2 || len(payload)-1 > maxValueLimit {
 		return []byte{fillError}
 	}

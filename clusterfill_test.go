@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 )
 
@@ -183,5 +184,48 @@ func TestFillTimeoutFreesTheKey(t *testing.T) {
 	v, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) { return []byte("v"), nil }, 0)
 	if err != nil || string(v) != "v" {
 		t.Fatalf("the next fill: %q, %v", v, err)
+	}
+}
+
+// TestClusterFillNeverOlderThanADeleteHere: a member holding a delete the
+// key's owner has not seen, the owner's clock behind: the owner's filled
+// value is older than the delete, so the member fills itself; the caller
+// gets what a read there then gives, never the older value.
+func TestClusterFillNeverOlderThanADeleteHere(t *testing.T) {
+	filler := func(_ context.Context, key string) ([]byte, error) { return []byte("filled"), nil }
+	behind := func() time.Time { return time.Now().Add(-10 * time.Second) }
+	// Anti-entropy an hour apart: nothing brings the delete to b.
+	a := newCache(t, Config{NodeName: "a", BindAddr: "127.0.0.1:0", Timings: FastTimings(), Filler: filler,
+		AntiEntropyInterval: time.Hour})
+	b := newCache(t, Config{NodeName: "b", BindAddr: "127.0.0.1:0", Timings: FastTimings(), Filler: filler,
+		Peers: []string{a.Addr()}, Clock: behind, AntiEntropyInterval: time.Hour})
+	await.Until(t, 10*time.Second, func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 }, "never met")
+	// The sessions at arrival are over: no message of a's moves b's clock
+	// past the delete.
+	idle := func(c *Cache) bool {
+		p := c.Stats().Replication.Protocol
+		return p.SessionsStarted > 0 && p.SessionsStarted == p.SessionsCompleted+p.SessionsTimedOut
+	}
+	await.Until(t, 10*time.Second, func() bool { return idle(a) && idle(b) }, "sessions still in flight")
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("k", i); a.owner(k) == "b" {
+			key = k
+		}
+	}
+	// A delete on a that b never gets (written without replication).
+	if _, err := a.store.Write(crdt.Record{Key: key, Tombstone: true, Time: a.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.GetOrFill(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, ok := a.Get(key)
+	if !ok || string(v) != string(served) {
+		t.Fatalf("GetOrFill gave %q, a read then gives %q, %v: the caller got a value older than the delete", v, served, ok)
+	}
+	if a.Stats().Fills != 1 {
+		t.Fatalf("a ran %d fills, want 1 (after the owner's answer lost to the delete)", a.Stats().Fills)
 	}
 }
