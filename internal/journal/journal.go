@@ -64,12 +64,18 @@ const (
 	header     = "bcache log\n\x01"
 	frameMagic = "bcLF"
 	frameHead  = len(frameMagic) + 8
-	// maxFrame bounds a frame's payload on reading: a writer flushes at
-	// flushAt, and appends wait past waitAt, so no frame it writes comes
-	// near it (a record is at most 64 KiB of key and 16 MiB of value).
-	maxFrame = 64 << 20
-	flushAt  = 4 << 20
-	waitAt   = 64 << 20
+	// flushAt is the bytes waiting, a sixteenth in one stripe, that make
+	// an Interval log write before its interval; an append waits while
+	// its stripe holds a sixteenth of waitAt.
+	flushAt = 4 << 20
+	waitAt  = 64 << 20
+	// maxRecord bounds an encoded record: 64 KiB of key, 16 MiB of value
+	// (the sync protocol's limits), the rest.
+	maxRecord = 64<<10 + 16<<20 + maxRecordOverhead
+	// maxFrame bounds a frame's payload on reading: no frame a writer
+	// makes is larger (every stripe under waitAt's share, plus one record
+	// each that took it past).
+	maxFrame = waitAt + stripeCount*maxRecord
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -244,16 +250,18 @@ func nextFrame(b []byte, from int) int {
 type Mode uint8
 
 const (
-	// EveryWrite writes as soon as the previous frame is synced; appenders
-	// wait for their frame with [Log.Wait].
+	// EveryWrite writes as soon as the previous frame is synced (after
+	// gathering the writers it released, see run); appenders wait for
+	// their frame with [Batch.Wait].
 	EveryWrite Mode = iota + 1
-	// Interval writes every interval (sooner if a megabyte is waiting).
+	// Interval writes every interval, sooner if a stripe holds a
+	// sixteenth of 4 MiB.
 	Interval
 )
 
 // Log appends records to the newest segment of a write log. Append and
-// Wait are safe for concurrent use; Rotate, RemoveBefore and Close are
-// called by one owner.
+// Batch.Wait are safe for concurrent use; Rotate, RemoveBefore and Close
+// are called by one owner.
 type Log struct {
 	path     string
 	mode     Mode
@@ -386,6 +394,10 @@ func syncDir(path string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// maxRecordOverhead bounds what an encoded entry adds to its key and
+// value: an origin byte and six varints.
+const maxRecordOverhead = 1 + 6*binary.MaxVarintLen64
 
 // scratch holds buffers to encode a record in.
 var scratch = sync.Pool{New: func() any { return new([]byte) }}
