@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // fillCluster starts n members on 127.0.0.1 sharing filler, and waits
@@ -227,5 +229,81 @@ func TestClusterFillNeverOlderThanADeleteHere(t *testing.T) {
 	}
 	if a.Stats().Fills != 1 {
 		t.Fatalf("a ran %d fills, want 1 (after the owner's answer lost to the delete)", a.Stats().Fills)
+	}
+}
+
+// TestClusterFillUnderPartitionAndLoss: over an in-memory network, a
+// member cut off from the key's owner still gets a value (it asks, is not
+// answered, and fills itself), and with half the datagrams lost both ways
+// every caller gets the filled value (calls are resent); after the heal
+// every member holds the same value.
+func TestClusterFillUnderPartitionAndLoss(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	var runs atomic.Int32
+	filler := func(_ context.Context, key string) ([]byte, error) {
+		return fmt.Appendf(nil, "%s#%d", key, runs.Add(1)), nil
+	}
+	var cs []*Cache
+	for i := range 3 {
+		tr, err := net.NewTransport(fmt.Sprint("p", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler,
+			FillTimeout: 300 * time.Millisecond, AntiEntropyInterval: 100 * time.Millisecond}
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	for _, c := range cs {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 3 }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	keyOwnedBy := func(owner string, prefix string) string {
+		for i := 0; ; i++ {
+			if k := fmt.Sprint(prefix, i); cs[0].owner(k) == owner {
+				return k
+			}
+		}
+	}
+
+	// Cut off from the owner.
+	cut := keyOwnedBy("p2", "cut")
+	net.Partition([]string{"p0"}, []string{"p1", "p2"})
+	vals, errs := readAll(cs[:1], cut, 20)
+	for i := range vals {
+		if errs[i] != nil || !bytes.HasPrefix(vals[i], []byte(cut+"#")) {
+			t.Fatalf("cut off: reader %d got %q, %v", i, vals[i], errs[i])
+		}
+	}
+	if cs[0].Stats().FillFallbacks == 0 && cs[0].owner(cut) == "p2" {
+		t.Fatal("p0 got a value cut off from the owner without filling itself")
+	}
+	net.Heal()
+
+	// Half the datagrams lost, both ways, between the asker and the owner.
+	lossy := keyOwnedBy("p1", "lossy")
+	net.SetLoss("p0", "p1", 0.5)
+	net.SetLoss("p1", "p0", 0.5)
+	vals, errs = readAll(cs[:1], lossy, 20)
+	net.SetLoss("p0", "p1", 0)
+	net.SetLoss("p1", "p0", 0)
+	for i := range vals {
+		if errs[i] != nil || !bytes.HasPrefix(vals[i], []byte(lossy+"#")) {
+			t.Fatalf("lossy: reader %d got %q, %v", i, vals[i], errs[i])
+		}
+	}
+
+	// After the heal every member holds one value of each key.
+	for _, k := range []string{cut, lossy} {
+		await.Until(t, 20*time.Second, func() bool {
+			v0, ok0 := cs[0].Get(k)
+			for _, c := range cs[1:] {
+				if v, ok := c.Get(k); ok != ok0 || !bytes.Equal(v, v0) {
+					return false
+				}
+			}
+			return ok0
+		}, "members never agreed on %s", k)
 	}
 }
