@@ -23,9 +23,9 @@ var ErrFillTimeout = errors.New("fill timed out")
 // runs one fill for all askers, Sets the value with Config.FillTTL (so it
 // replicates like any write) and answers with it. A member asks at most
 // one owner at a time per key (its own callers share the answer), and an
-// owner never forwards: one hop at most. If the owner does not answer
-// within Config.FillTimeout, or leaves, the member asks the new owner
-// once, then fills locally. A filler's error goes to every waiting caller
+// owner never forwards: one hop at most. If the owner leaves while asked,
+// the member asks the new owner, once; if an owner does not answer within
+// Config.FillTimeout, the member fills locally. A filler's error goes to every waiting caller
 // on every member and is not cached. A caller whose ctx ends gets
 // ctx.Err(); the fill goes on for the others. The returned slice is
 // shared: do not modify it.
@@ -56,12 +56,17 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 	if v, ok := c.Get(key); ok {
 		return v, nil
 	}
+	asked := ""
 	for range 2 { // the owner, then the new one if it left
 		owner := c.owner(key)
 		if owner == c.cfg.NodeName {
 			rec, err := c.fillHere(key)
 			return rec.Value, err
 		}
+		if owner == asked { // silent, and still the owner: fill here
+			break
+		}
+		asked = owner
 		c.stats.fillsForwarded.Add(1)
 		if v, err, answered := c.forward(owner, key); answered {
 			return v, err
@@ -208,7 +213,13 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		if res.Err != nil {
 			return crdt.Record{}, res.Err
 		}
-		return res.Val.(crdt.Record), nil
+		rec := res.Val.(crdt.Record)
+		if rec.Time.Wall == 0 { // a GetWithFiller's fill, which keeps the value alone
+			if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
+				rec = r
+			}
+		}
+		return rec, nil
 	case <-time.After(c.cfg.FillTimeout):
 		c.fills.Forget(key) // a hung filler does not hold the key
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
