@@ -191,6 +191,21 @@ func get(p *proc, path string) (int, string) {
 	return resp.StatusCode, b.String()
 }
 
+// send makes a request (PUT or DELETE) with body to path, and fails the
+// test unless it is taken (204).
+func send(t *testing.T, p *proc, method, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.url(path), strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
+	}
+}
+
 func TestProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the command")
@@ -220,15 +235,7 @@ func TestProcesses(t *testing.T) {
 			await.Until(t, 5*time.Second, func() bool { return p.members() == 3 }, "%s never saw 3 members", p.name)
 		}
 
-		req, _ := http.NewRequest("PUT", ps[0].url("/v1/keys/greeting"), strings.NewReader("hello"))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("PUT: %d", resp.StatusCode)
-		}
+		send(t, ps[0], "PUT", "/v1/keys/greeting", "hello")
 		for _, p := range ps[1:] {
 			await.Until(t, 5*time.Second, func() bool {
 				status, body := get(p, "/v1/keys/greeting")
@@ -236,14 +243,7 @@ func TestProcesses(t *testing.T) {
 			}, "%s never read the value", p.name)
 		}
 
-		req, _ = http.NewRequest("DELETE", ps[2].url("/v1/keys/greeting"), nil)
-		if resp, err = http.DefaultClient.Do(req); err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("DELETE: %d", resp.StatusCode)
-		}
+		send(t, ps[2], "DELETE", "/v1/keys/greeting", "")
 		for _, p := range ps {
 			await.Until(t, 5*time.Second, func() bool {
 				status, _ := get(p, "/v1/keys/greeting")
@@ -263,12 +263,7 @@ func TestProcesses(t *testing.T) {
 	t.Run("restart from a snapshot", func(t *testing.T) {
 		snap := filepath.Join(t.TempDir(), "edge.snap")
 		edge := startNode(t, bin, "edge", "-snapshot", snap)
-		req, _ := http.NewRequest("PUT", edge.url("/v1/keys/kept"), strings.NewReader("across restarts"))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		send(t, edge, "PUT", "/v1/keys/kept", "across restarts")
 		edge.stop(t)
 		// Back with a peer that does not answer: it serves its snapshot.
 		edge = startNode(t, bin, "edge", "-snapshot", snap, "-peers", "127.0.0.1:"+freePort(t, true))
@@ -281,15 +276,7 @@ func TestProcesses(t *testing.T) {
 	t.Run("kill -9 with -sync write", func(t *testing.T) {
 		snap := filepath.Join(t.TempDir(), "edge.snap")
 		edge := startNode(t, bin, "edge", "-snapshot", snap, "-sync", "write")
-		req, _ := http.NewRequest("PUT", edge.url("/v1/keys/kept"), strings.NewReader("acknowledged"))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("PUT: %d", resp.StatusCode)
-		}
+		send(t, edge, "PUT", "/v1/keys/kept", "acknowledged")
 		edge.cmd.Process.Signal(syscall.SIGKILL) // no snapshot: the write log holds it
 		<-edge.exited
 		edge = startNode(t, bin, "edge", "-snapshot", snap, "-sync", "write")
