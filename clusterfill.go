@@ -1,7 +1,6 @@
 package bcache
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/internal/clusterfill"
 )
 
 // ErrFillTimeout is returned when a fill took longer than
@@ -51,51 +50,50 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	}
 }
 
-// clusterFill asks the key's owner to fill it, or fills it here.
+// clusterFill asks the key's owner to fill it, or fills it here (the
+// rules are package clusterfill's, shared with the property harness).
 func (c *Cache) clusterFill(key string) ([]byte, error) {
 	if v, ok := c.Get(key); ok {
 		return v, nil
 	}
-	asked := ""
-	for range 2 { // the owner, then the new one if it left
-		owner := c.owner(key)
-		if owner == c.cfg.NodeName {
+	ask := clusterfill.Ask{Key: key, Self: c.cfg.NodeName}
+	for {
+		peer, fallback := ask.Next(c.owner(key))
+		if peer == "" {
+			if fallback {
+				c.stats.fillFallbacks.Add(1)
+			}
 			rec, err := c.fillHere(key)
 			return rec.Value, err
 		}
-		if owner == asked { // silent, and still the owner: fill here
-			break
-		}
-		asked = owner
 		c.stats.fillsForwarded.Add(1)
-		if v, err, answered := c.forward(owner, key); answered {
+		b, ok := c.forward(peer, key)
+		if !ok {
+			continue // unreachable, busy, too slow, or it left
+		}
+		switch v, err, out := ask.Take(member{c}, b); out {
+		case clusterfill.Done:
 			return v, err
+		case clusterfill.FillHere:
+			rec, err := c.fillHere(key)
+			return rec.Value, err
 		}
 	}
-	c.stats.fillFallbacks.Add(1)
-	rec, err := c.fillHere(key)
-	return rec.Value, err
 }
 
-// owner returns the member that fills key: the live member whose name,
-// hashed with the key, ranks highest (rendezvous hashing: a member that
-// leaves moves only its own keys).
+// owner returns the member that fills key in this member's view.
 func (c *Cache) owner(key string) string {
-	best, bestScore := c.cfg.NodeName, ownerScore(c.cfg.NodeName, key)
-	for _, m := range c.repl.Members() {
-		if s := ownerScore(m.Name, key); s > bestScore || (s == bestScore && cmp.Less(m.Name, best)) {
-			best, bestScore = m.Name, s
-		}
+	ms := c.repl.Members()
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
 	}
-	return best
+	return clusterfill.Owner(key, c.cfg.NodeName, names)
 }
-
-func ownerScore(member, key string) uint64 { return crdt.HashKey(member + "\x00" + key) }
 
 // forward asks owner to fill key and waits for its answer, the fill
-// timeout, or the owner leaving; answered says the owner answered (with
-// the value, or the filler's error).
-func (c *Cache) forward(owner, key string) (v []byte, err error, answered bool) {
+// timeout, or the owner leaving; ok says the owner answered.
+func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FillTimeout)
 	defer cancel()
 	type result struct {
@@ -104,7 +102,7 @@ func (c *Cache) forward(owner, key string) (v []byte, err error, answered bool) 
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := c.repl.Call(ctx, owner, append([]byte{fillRequest}, key...))
+		b, err := c.repl.Call(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key))
 		done <- result{b, err}
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -112,81 +110,44 @@ func (c *Cache) forward(owner, key string) (v []byte, err error, answered bool) 
 	for {
 		select {
 		case r := <-done:
-			if r.err != nil {
-				return nil, nil, false // unreachable, busy, or too slow
-			}
-			return c.takeAnswer(key, r.b)
+			return r.b, r.err == nil
 		case <-tick.C:
 			if c.owner(key) != owner { // it left: ask the new one
-				return nil, nil, false
+				return nil, false
 			}
 		}
 	}
 }
 
-// The payloads of a fill call: a request is fillRequest and the key; an
-// answer is fillValue and the record the owner holds, or fillError and
-// the filler's error.
-const (
-	fillRequest  = 1
-	fetchRequest = 2 // GetAfter's pull: the record held for a key
-	fillValue    = 1
-	fillError    = 2
-	notHeld      = 3 // a fetch of a key the peer holds no live record of
-)
+// member is a Cache as the fill rules see it.
+type member struct{ c *Cache }
 
-// takeAnswer applies an owner's answer: its record, as a received one (so
-// that a newer version here is not overwritten), and returns the value.
-func (c *Cache) takeAnswer(key string, b []byte) ([]byte, error, bool) {
-	if len(b) == 0 {
-		return nil, nil, false
+func (m member) Lookup(key string) (crdt.Record, bool) { return m.c.store.Lookup(key) }
+func (m member) Get(key string) ([]byte, bool)         { return m.c.Get(key) }
+
+// Receive applies a record a peer answered, as a received one: through
+// the clock's drift check, and only if it is newer than what is held.
+func (m member) Receive(rec crdt.Record) {
+	if m.c.clock.Update(rec.Time) == nil {
+		m.c.store.Apply(rec, false, m.c.phys())
+		m.c.feed.flush()
 	}
-	switch b[0] {
-	case fillError:
-		return nil, fmt.Errorf("bcache: fill %q (by its owner): %s", key, b[1:]), true
-	case fillValue:
-		rec, ok := c.applyAnswer(key, b)
-		if !ok || rec.Tombstone {
-			return nil, nil, false // not a fill's answer: fill here
-		}
-		if v, ok := c.Get(key); ok {
-			return v, nil, true
-		}
-		// Not live here: this member holds a newer delete than the
-		// owner's value (the owner's clock is behind, the delete has not
-		// reached it), or it expired at once. The owner's value would be
-		// older than what a read here gives: fill here, after the delete.
-		rec, err := c.fillHere(key)
-		return rec.Value, err, true
-	}
-	return nil, nil, false
 }
 
 // serveCall answers a peer's call: a fill request for a key this member
 // owns in the peer's view, or a fetch of the record it holds for a key.
 func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if !c.serving.Load() { // New has not finished: the asker asks elsewhere
-		return []byte{notHeld}
+		return clusterfill.NotHeld()
 	}
-	if len(payload) < 2 || len(payload)-1 > maxValueLimit {
-		return []byte{fillError}
-	}
-	if payload[0] == fetchRequest {
-		r, ok := c.store.Lookup(string(payload[1:]))
-		if !ok || r.Evicted {
-			return []byte{notHeld}
+	var fill func(string) (crdt.Record, error)
+	if c.cfg.Filler != nil {
+		fill = func(key string) (crdt.Record, error) {
+			c.stats.fillsForPeers.Add(1)
+			return c.fillHere(key)
 		}
-		return store.AppendRecord([]byte{fillValue}, &r)
 	}
-	if payload[0] != fillRequest || c.cfg.Filler == nil || len(payload)-1 > c.cfg.MaxKeySize {
-		return []byte{fillError}
-	}
-	c.stats.fillsForPeers.Add(1)
-	rec, err := c.fillHere(string(payload[1:]))
-	if err != nil {
-		return append([]byte{fillError}, err.Error()...)
-	}
-	return store.AppendRecord([]byte{fillValue}, &rec)
+	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill)
 }
 
 // fillHere runs Config.Filler for key on this member, one at a time per
@@ -199,46 +160,20 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FillTimeout)
 		defer cancel()
-		v, err := c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL)
-		if err != nil {
-			return crdt.Record{}, err
-		}
-		if r, ok := c.store.Lookup(key); ok && !r.Tombstone {
-			return r, nil
-		}
-		return crdt.Record{Key: key, Value: v}, nil
+		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL)
 	})
+	timeout := time.NewTimer(c.cfg.FillTimeout)
+	defer timeout.Stop()
 	select {
 	case res := <-ch:
 		if res.Err != nil {
 			return crdt.Record{}, res.Err
 		}
-		rec := res.Val.(crdt.Record)
-		if rec.Time.Wall == 0 { // a GetWithFiller's fill, which keeps the value alone
-			if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
-				rec = r
-			}
-		}
-		return rec, nil
-	case <-time.After(c.cfg.FillTimeout):
+		return res.Val.(crdt.Record), nil
+	case <-timeout.C:
 		c.fills.Forget(key) // a hung filler does not hold the key
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
-}
-
-// applyAnswer applies the record a peer answered for key (after its
-// fillValue byte), as a received one: through the clock's drift check, and
-// only if it is newer than what this member holds.
-func (c *Cache) applyAnswer(key string, b []byte) (crdt.Record, bool) {
-	rec, n, err := store.DecodeRecord(b[1:])
-	if err != nil || n != len(b)-1 || rec.Key != key || rec.Evicted {
-		return rec, false
-	}
-	if c.clock.Update(rec.Time) == nil {
-		c.store.Apply(rec, false, c.phys())
-		c.feed.flush()
-	}
-	return rec, true
 }
 
 // pull asks every live peer, at once, for the record it holds of key, and
@@ -247,15 +182,17 @@ func (c *Cache) applyAnswer(key string, b []byte) (crdt.Record, bool) {
 func (c *Cache) pull(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req := append([]byte{fetchRequest}, key...)
+	req := clusterfill.Request(clusterfill.FetchRequest, key)
 	var wg sync.WaitGroup
 	for _, m := range c.repl.Members() {
 		if m.Name == c.cfg.NodeName {
 			continue
 		}
 		wg.Go(func() {
-			if b, err := c.repl.Call(ctx, m.Name, req); err == nil && len(b) > 0 && b[0] == fillValue {
-				c.applyAnswer(key, b)
+			if b, err := c.repl.Call(ctx, m.Name, req); err == nil {
+				if rec, ok := clusterfill.Record(b, key); ok {
+					member{c}.Receive(rec)
+				}
 			}
 		})
 	}

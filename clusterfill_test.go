@@ -170,6 +170,31 @@ func TestClusterFillErrorsReachEveryCaller(t *testing.T) {
 	}
 }
 
+// TestClusterFillOfTheEmptyKey pins a counterexample of the property
+// harness's fill action: the empty key is a key like any other, but its
+// owner refused a request for it as malformed (a request was one byte
+// too short for its check), so every caller on another member got an
+// error instead of the filled value.
+func TestClusterFillOfTheEmptyKey(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(ctx context.Context, key string) ([]byte, error) {
+		runs.Add(1)
+		return []byte("empty's value"), nil
+	}
+	cs := fillCluster(t, 2, filler, 5*time.Second)
+	asker := cs[0]
+	if asker.owner("") == asker.Name() {
+		asker = cs[1]
+	}
+	v, err := asker.GetOrFill(context.Background(), "")
+	if err != nil || string(v) != "empty's value" {
+		t.Fatalf("GetOrFill(\"\") on %s, not its owner: %q, %v", asker.Name(), v, err)
+	}
+	if st := asker.Stats(); st.FillsForwarded != 1 || st.FillFallbacks != 0 || runs.Load() != 1 {
+		t.Fatalf("forwarded %d, fell back %d, filler ran %d times; want 1, 0, 1", st.FillsForwarded, st.FillFallbacks, runs.Load())
+	}
+}
+
 // TestFillTimeoutFreesTheKey: a filler that never returns holds its key
 // for FillTimeout, not for ever.
 func TestFillTimeoutFreesTheKey(t *testing.T) {

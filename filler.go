@@ -38,8 +38,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
 		defer cancel()
-		v, err := c.fill(fctx, key, fill, ttl)
-		return crdt.Record{Key: key, Value: v}, err
+		return c.fill(fctx, key, fill, ttl)
 	})
 	timeout := time.NewTimer(c.cfg.FillTimeout)
 	defer timeout.Stop()
@@ -58,8 +57,9 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 }
 
 // fill runs the filler, turning a panic into an error, and stores what it
-// returns.
-func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration) (v []byte, err error) {
+// returns: the record written (the caller gets its value even if the
+// bound evicts it, or its TTL ends, at once).
+func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration) (rec crdt.Record, err error) {
 	c.stats.fills.Add(1)
 	defer func() {
 		if p := recover(); p != nil {
@@ -69,15 +69,9 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 			c.stats.fillErrors.Add(1)
 		}
 	}()
-	v, err = fill(ctx, key)
+	v, err := fill(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("bcache: fill %q: %w", key, err)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, err)
 	}
-	if err := c.Set(key, v, ttl); err != nil {
-		return nil, err
-	}
-	if stored, ok := c.Get(key); ok {
-		return stored, nil
-	}
-	return v, nil // expired already (a TTL shorter than the clock's step), or evicted at once
+	return c.set(key, v, ttl)
 }

@@ -125,6 +125,20 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 	})
 }
 
+// TestHarnessCatchesBrokenFills: the fill action must catch a member that
+// gives its caller the owner's answer as it is, without applying it as a
+// received record and reading the key back: a caller that held a newer
+// delete (or a newer value, expired or evicted) gets an older version.
+func TestHarnessCatchesBrokenFills(t *testing.T) {
+	cfg := DefaultStoreConfig()
+	cfg.Answer = func(answered crdt.Record, _ func(crdt.Record) ([]byte, bool)) ([]byte, bool) {
+		return answered.Value, true
+	}
+	if !harnessFails(t, "fills that trust the owner", StoreFactory(cfg)) {
+		t.Fatal("the harness passed members that give callers the owner's answer unchecked")
+	}
+}
+
 // brokenReads is the production store with its reads broken.
 type brokenReads struct {
 	*StoreReplica

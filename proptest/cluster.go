@@ -45,6 +45,7 @@ type Cluster struct {
 	// unseen is, per incarnation, the longest time some live member's
 	// view went without it, separations still going on excluded.
 	unseen map[crdt.NodeID]int64
+	source Source
 }
 
 type member struct {
@@ -88,7 +89,21 @@ func (c *Cluster) incarnate(i int) error {
 		c.found(m, name)
 	}
 	m.r, m.id = r, c.nextID
+	if f, ok := r.(ClusterFiller); ok {
+		f.SetSource(c.source)
+	}
 	return nil
+}
+
+// SetSource sets the Source every ClusterFiller member fills from, now and
+// after every restart.
+func (c *Cluster) SetSource(s Source) {
+	c.source = s
+	for _, m := range c.members {
+		if f, ok := m.r.(ClusterFiller); ok {
+			f.SetSource(s)
+		}
+	}
 }
 
 // found ends the separation of member m from the view of the member

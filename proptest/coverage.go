@@ -25,6 +25,9 @@ type Coverage struct {
 	// before a round changed nothing: 0, 1, ..., and the last entry for
 	// that many or more.
 	Rounds [4]int
+	// Fills counts the fill calls that ended with a value, and with the
+	// Source's error, over the runs that reached the end.
+	Fills [2]int
 }
 
 // String summarizes c in a few lines.
@@ -44,6 +47,7 @@ func (c *Coverage) String() string {
 	f := c.Frames
 	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions",
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
+	fmt.Fprintf(&b, "\n  fill calls: %d ended with a value, %d with the source's error", c.Fills[0], c.Fills[1])
 	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed anything: %v", c.Rounds)
 	return b.String()
 }

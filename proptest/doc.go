@@ -35,6 +35,11 @@
 //	                     collect garbage for 1.25 to 3 GC horizons
 //	gc, evict            garbage collection, local eviction of a value
 //	get                  a read on a live member, checked (see below)
+//	fill, outage         a caller on a live member gets or fills a key once
+//	                     in the cluster, as a Cache's GetOrFill (replicas
+//	                     that implement [ClusterFiller]); the Source, the
+//	                     database behind the cache, loses a key or has it
+//	                     again
 //	antientropy          an anti-entropy session between two members
 //	forge, attack,       an adversary holding the cluster key: forged
 //	capture, replay      frames of its choosing, as itself or claiming
@@ -53,7 +58,11 @@
 // no sooner). A member
 // restored from a snapshot must issue timestamps newer than every record it
 // restored, and never go back on a version it held or collected when the
-// snapshot was taken. A read (Get) must serve the value of the record of
+// snapshot was taken. A fill call that ends must give its caller a value
+// some write gave the key, with that write's version, never older than
+// the version the member held when the call began (what it could already
+// read), or the Source's error; and at the end, after the heal, every
+// call must end. A read (Get) must serve the value of the record of
 // the key the member holds, and only while that record is live (not a
 // tombstone, not expired at the member's time, not evicted); a miss is
 // right only without a live record. After the run it

@@ -205,7 +205,7 @@ func Property(cfg Config) func(*rapid.T) {
 // each fault, so that a run of rapid's default 30 or so steps writes
 // several times, and faults still come in every run.
 func DefaultWeights() map[string]int {
-	return map[string]int{"set": 4, "delete": 2, "get": 2, "tick": 3, "deliver": 3, "deliver all": 2}
+	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2}
 }
 
 // validate checks the action names and rates.
@@ -257,6 +257,13 @@ type harness struct {
 	last   []map[string]crdt.Version   // per member: the versions it held at the last check
 	reaped []map[string]crdt.Timestamp // per member: newest dead record collected
 	snaps  []*saved                    // per member: its last snapshot, if any
+	// cluster fills: the calls not ended, the Source's outages by key
+	calls                  map[int]*fillCall
+	nextCall               int
+	outages                map[string]int
+	outageN, loads         int
+	fillValues, fillErrors int
+	ended                  []endedCall // not checked yet
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -280,7 +287,8 @@ func newHarness(t *rapid.T, cfg Config) *harness {
 // harnessOver returns a harness over cluster c, which nothing has used yet.
 func harnessOver(cfg Config, c *Cluster) *harness {
 	n := c.Size()
-	h := &harness{cfg: cfg, c: c, model: newModel()}
+	h := &harness{cfg: cfg, c: c, model: newModel(), calls: map[int]*fillCall{}, outages: map[string]int{}}
+	c.SetSource(h.source)
 	for range n {
 		h.added()
 	}
@@ -330,13 +338,13 @@ func (h *harness) packet(t *rapid.T) int {
 }
 
 // issued checks that member i's clock issued a newer timestamp than before.
-func (h *harness) issued(t *rapid.T, i int, rec crdt.Record) {
+func (h *harness) issued(t fataler, i int, rec crdt.Record) {
 	if !h.lastTS[i].Less(rec.Time) {
 		t.Fatalf("%s issued %v after %v", h.c.Name(i), rec.Time, h.lastTS[i])
 	}
 	h.lastTS[i] = rec.Time
 	h.model.write(rec)
-	event(t, "%s writes %v", h.c.Name(i), rec)
+	logEvent(t, "%s writes %v", h.c.Name(i), rec)
 }
 
 func (h *harness) must(t *rapid.T, err error) {
@@ -393,6 +401,8 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 			h.c.Replica(i).Evict(key)
 		},
 		"antientropy": h.antientropy,
+		"fill":        h.fill,
+		"outage":      h.outage,
 		"snapshot":    h.snapshot,
 		"restore":     h.restore,
 		"forge":       func(t *rapid.T) { h.adv.forge(t) },
@@ -481,6 +491,7 @@ func (h *harness) crash(t *rapid.T) {
 	i := h.live(t, "member")
 	event(t, "%s crashes", h.c.Name(i))
 	h.model.crashed(h, i)
+	h.forgetCalls(i)
 	h.c.Crash(i)
 }
 
@@ -490,6 +501,7 @@ func (h *harness) leave(t *rapid.T) {
 	i := h.live(t, "member")
 	event(t, "%s leaves", h.c.Name(i))
 	h.model.crashed(h, i)
+	h.forgetCalls(i)
 	h.c.Leave(i)
 }
 
@@ -574,6 +586,7 @@ func (h *harness) absence(t *rapid.T) {
 // adversary's, or an answer to a rejection) is adopted all the same, as a
 // dead one: a tombstone, or a value past its expiry.
 func (h *harness) collect(t fataler, i int) {
+	h.filled(t, i) // what its fills wrote is known before it is collected
 	gone := h.c.Replica(i).GC()
 	if len(gone) > 0 {
 		logEvent(t, "%s collects %v", h.c.Name(i), gone)
@@ -607,6 +620,12 @@ func (h *harness) antientropy(t *rapid.T) {
 // dropped (because a peer rejected it, or it vanished between two checks
 // without being collected) is one the rules allow it to drop.
 func (h *harness) check(t *rapid.T) {
+	for i := range h.c.Size() {
+		if !h.c.Down(i) {
+			h.filled(t, i)
+		}
+	}
+	h.checkCalls(t)
 	event(t, "state: %v", lwwStates{h})
 	for i := range h.c.Size() {
 		if h.c.Down(i) {
@@ -757,6 +776,10 @@ func (h *harness) converge(t *rapid.T) {
 	}
 	event(t, "the end: time moves on to %v, the network heals, everything is delivered, anti-entropy runs between every pair until a round changes nothing",
 		time.Duration(h.c.Now()-start))
+	if len(h.calls) > 0 {
+		h.c.Heal()
+		h.endCalls(t)
+	}
 	sent := h.c.Net.Stats().Sent
 	rounds, err := h.c.Converge(8, budget)
 	if err != nil {
@@ -772,6 +795,12 @@ func (h *harness) converge(t *rapid.T) {
 		c.Frames.Duplicated += st.Duplicated
 		c.Frames.Cut += st.Cut
 	}
+	defer func() {
+		if c := h.cfg.Coverage; c != nil {
+			c.Fills[0] += h.fillValues
+			c.Fills[1] += h.fillErrors
+		}
+	}()
 	h.check(t)
 	h.model.verify(t, h)
 	for i := range h.c.Size() {

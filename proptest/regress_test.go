@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/clusterfill"
 )
 
 // newTestHarness is a harness over a fixed cluster, for replaying found
@@ -100,5 +101,33 @@ func TestBoundCollectionWatermarkSurvivesARestore(t *testing.T) {
 	rec, _ := again.Set("a", []byte("fresh"), 0)
 	if got, ok := again.Get("a"); !ok || string(got) != "fresh" {
 		t.Fatalf("a fresh write after the restore (%v) reads %q, %v", rec, got, ok)
+	}
+}
+
+// TestFillOfTheEmptyKeyIsServed pins the first counterexample of the fill
+// action (seed 3652562796527855305 before the fix): a member that does
+// not own the empty key asks its owner to fill it, and the owner refused
+// the request as malformed, so the caller got an error the Source never
+// gave.
+func TestFillOfTheEmptyKeyIsServed(t *testing.T) {
+	h := newTestHarness(t, 2)
+	asker := 0
+	if clusterfill.Owner("", "n0", h.c.Names()) == "n0" {
+		asker = 1
+	}
+	h.calls[1] = &fillCall{member: asker, key: ""}
+	h.c.send(asker, h.c.Replica(asker).(ClusterFiller).Fill(1, ""))
+	if err := h.c.DeliverAll(budget); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		h.filled(t, i)
+	}
+	if len(h.ended) != 1 {
+		t.Fatalf("%d calls ended; want the one made", len(h.ended))
+	}
+	h.checkCalls(t)
+	if h.fillValues != 1 {
+		t.Fatal("the call ended without a value")
 	}
 }

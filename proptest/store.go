@@ -2,7 +2,9 @@ package proptest
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -45,6 +47,17 @@ type StoreConfig struct {
 	// (transport.Node.Stable) when the replica collects: the same seam for
 	// early collection.
 	Stable func(computed, now int64) int64
+	// FillTTL is the TTL of the values cluster fills write (a Cache's
+	// Config.FillTTL); zero: none. FillTimeout is how long a member waits
+	// for the owner it asked (Config.FillTimeout); zero selects a Cache's
+	// default, 10 s.
+	FillTTL, FillTimeout time.Duration
+	// Answer, if set, stands between a member that asked a key's owner to
+	// fill it and the owner's answer: it gets the record answered and the
+	// member's own rule (apply it as a received record and read the key
+	// back; false: fill here) and returns what the caller gets. A seam
+	// for the broken variants the harness must catch.
+	Answer func(answered crdt.Record, rule func(crdt.Record) ([]byte, bool)) ([]byte, bool)
 }
 
 // Store is the production store as Wrap sees it: the replica the protocol
@@ -75,6 +88,7 @@ func DefaultStoreConfig() StoreConfig {
 			StableMargin: 11 * time.Second, FailedTimeout: time.Minute,
 		},
 		Founder: "n0",
+		FillTTL: 30 * time.Second,
 		Vary: func(name string, cfg *StoreConfig) {
 			switch name {
 			case "n1":
@@ -100,6 +114,7 @@ func StoreFactory(cfg StoreConfig) Factory {
 // synchronized by a transport.Node, driven by the harness's clock and
 // network instead of goroutines and sockets.
 type StoreReplica struct {
+	name    string
 	phys    func() int64
 	clock   *crdt.HLC
 	s       *store.Store
@@ -107,6 +122,10 @@ type StoreReplica struct {
 	members int // the size of the membership view, this member included
 	stable  func(computed, now int64) int64
 	rejects rejectLog
+	// cluster fills
+	fills                fillState
+	fillTTL, fillTimeout time.Duration
+	answerRule           func(crdt.Record, func(crdt.Record) ([]byte, bool)) ([]byte, bool)
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -122,7 +141,10 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	if err != nil {
 		return nil, err
 	}
-	r := &StoreReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable}
+	r := &StoreReplica{
+		name: name, phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable,
+		fillTTL: cfg.FillTTL, fillTimeout: cmp.Or(cfg.FillTimeout, fillTimeout), answerRule: cfg.Answer,
+	}
 	r.rejects.Replica = s
 	if cfg.Wrap != nil {
 		r.rejects.Replica = cfg.Wrap(s)
@@ -190,6 +212,7 @@ func (r *StoreReplica) Drops() []crdt.Version { return r.node.Dropped() }
 
 // SetMembers implements Replica.
 func (r *StoreReplica) SetMembers(names []string) {
+	r.fills.view = slices.Clone(names)
 	r.node.SetMembers(names, r.phys())
 	r.members = r.node.Members()
 }
@@ -201,11 +224,16 @@ func (r *StoreReplica) Rejected() []Rejection { return r.rejects.take() }
 func (r *StoreReplica) Left(name string) { r.node.Left(name, r.phys()) }
 
 // Tick implements Replica.
-func (r *StoreReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }
+func (r *StoreReplica) Tick() []transport.Envelope {
+	return append(r.node.Tick(r.phys()), r.tickFills()...)
+}
 
 // Receive implements Replica. Frames the node refuses are counted in its
 // stats.
 func (r *StoreReplica) Receive(from string, payload []byte) []transport.Envelope {
+	if len(payload) > 0 && payload[0] == callMarker {
+		return r.receiveCall(from, payload)
+	}
 	out, _ := r.node.Receive(from, payload, r.phys())
 	return out
 }

@@ -82,9 +82,13 @@ func (p packet) String() string {
 var codec = wire.NewCodec(wire.Limits{})
 
 // DescribeFrame summarizes one of bcache's protocol frames for a trace:
-// a delta's records, a digest's level and size, a repair's records. It is
+// a delta's records, a digest's level and size, a repair's records, a
+// fill call's key or answer. It is
 // the default of Config.Describe; "" for a frame it cannot decode.
 func DescribeFrame(payload []byte) string {
+	if len(payload) > 0 && payload[0] == callMarker {
+		return describeCall(payload)
+	}
 	m, err := codec.Decode(payload)
 	if err != nil {
 		return ""

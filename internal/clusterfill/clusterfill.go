@@ -1,0 +1,164 @@
+// Package clusterfill holds the rules of bcache's cluster-wide fills,
+// shared by a Cache and by the property harness that checks them: which
+// member owns a key, what a request and an answer carry, what an owner
+// answers, and what a member that asked does with the answer and after a
+// silence. The waiting is not here: a Cache waits with goroutines and
+// timers over memberlist, the harness with its own clock and simulated
+// network, and both call these rules at the same points.
+package clusterfill
+
+import (
+	"cmp"
+	"fmt"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+// Owner returns the member that fills key, from this member's view: self
+// and the members it sees (which may include self). It is the member
+// whose name, hashed with the key, ranks highest (rendezvous hashing: a
+// member that leaves moves only its own keys); members that see the same
+// members agree on it.
+func Owner(key, self string, members []string) string {
+	best, bestScore := self, score(self, key)
+	for _, m := range members {
+		if s := score(m, key); s > bestScore || (s == bestScore && cmp.Less(m, best)) {
+			best, bestScore = m, s
+		}
+	}
+	return best
+}
+
+func score(member, key string) uint64 { return crdt.HashKey(member + "\x00" + key) }
+
+// The payloads of a call: a request is its kind and the key (which may be
+// empty); an answer is Value and a record, Error and the filler's error,
+// or NotHeld.
+const (
+	FillRequest  = 1 // fill the key, as its owner
+	FetchRequest = 2 // the record held for the key (GetAfter's pull)
+
+	answerValue   = 1
+	answerError   = 2
+	answerNotHeld = 3
+)
+
+// Request returns a request payload of kind for key.
+func Request(kind byte, key string) []byte { return append([]byte{kind}, key...) }
+
+// NotHeld is the answer of a member that holds no live record of the key,
+// or cannot serve yet: the asker asks elsewhere.
+func NotHeld() []byte { return []byte{answerNotHeld} }
+
+// Member is what serving and taking answers need of the member.
+type Member interface {
+	// Lookup returns the record held for key, whatever its state.
+	Lookup(key string) (crdt.Record, bool)
+	// Receive applies rec as a record received from a peer: through the
+	// clock's drift check, and only if it is newer than what is held.
+	Receive(rec crdt.Record)
+	// Get returns the value served for key, if any.
+	Get(key string) ([]byte, bool)
+}
+
+// Serve answers a peer's request payload. fill is this member's fill of a
+// key (one at a time per key, shared with its own callers), which returns
+// the record it wrote or found live; nil when the member has no filler.
+// maxKey bounds the key. An owner never forwards: one hop at most.
+func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error)) []byte {
+	if len(payload) < 1 || len(payload)-1 > maxKey {
+		return append([]byte{answerError}, "bad request"...)
+	}
+	key := string(payload[1:])
+	switch payload[0] {
+	case FetchRequest:
+		r, ok := m.Lookup(key)
+		if !ok || r.Evicted {
+			return NotHeld()
+		}
+		return store.AppendRecord([]byte{answerValue}, &r)
+	case FillRequest:
+		if fill == nil {
+			return append([]byte{answerError}, "no filler"...)
+		}
+		rec, err := fill(key)
+		if err != nil {
+			return append([]byte{answerError}, err.Error()...)
+		}
+		return store.AppendRecord([]byte{answerValue}, &rec)
+	}
+	return append([]byte{answerError}, "bad request"...)
+}
+
+// Record returns the record in a value answer b for key: false for any
+// other answer, a record of another key, or an evicted one.
+func Record(b []byte, key string) (crdt.Record, bool) {
+	if len(b) == 0 || b[0] != answerValue {
+		return crdt.Record{}, false
+	}
+	rec, n, err := store.DecodeRecord(b[1:])
+	if err != nil || n != len(b)-1 || rec.Key != key || rec.Evicted {
+		return crdt.Record{}, false
+	}
+	return rec, true
+}
+
+// Ask is one member's fill of a key in the cluster: whom it asked. The
+// zero Ask has asked nobody.
+type Ask struct {
+	Key, Self string
+	asked     string
+	n         int
+}
+
+// Next returns the member to ask, given the key's owner in this member's
+// view now, or "" to fill here: this member is the owner; or the owner it
+// asked did not answer and still is the owner (it is silent: not asked
+// twice); or it asked two owners already (the first left while asked).
+// fallback reports that filling here is a fall back, after an owner was
+// asked.
+func (a *Ask) Next(owner string) (peer string, fallback bool) {
+	switch {
+	case owner == a.Self:
+		return "", false
+	case owner == a.asked || a.n == 2:
+		return "", true
+	}
+	a.asked = owner
+	a.n++
+	return owner, false
+}
+
+// Outcome is what a member does with an owner's answer.
+type Outcome int
+
+const (
+	// Done: the caller has its value, or the filler's error.
+	Done Outcome = iota
+	// FillHere: the owner's value is older than what this member holds (a
+	// newer delete the owner has not received, or the owner's clock is
+	// behind): filling here gives the caller a value after it.
+	FillHere
+	// AskNext: no fill's answer (the owner could not serve): call Next.
+	AskNext
+)
+
+// Take takes the answer b of the owner asked to a's request: it applies
+// the record answered as a received one (so that a newer version here is
+// not overwritten) and reads the key back, so the caller never gets a
+// version older than one it could read here.
+func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
+	if len(b) > 0 && b[0] == answerError {
+		return nil, fmt.Errorf("bcache: fill %q (by its owner): %s", a.Key, b[1:]), Done
+	}
+	rec, ok := Record(b, a.Key)
+	if !ok || rec.Tombstone {
+		return nil, nil, AskNext
+	}
+	m.Receive(rec)
+	if v, ok := m.Get(a.Key); ok {
+		return v, nil, Done
+	}
+	return nil, nil, FillHere
+}

@@ -1,0 +1,158 @@
+package clusterfill
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+// TestOwnerIsTheSameInEveryView: members that see the same members pick
+// the same owner, whether their view lists themselves or not, and a
+// member that leaves moves only the keys it owned.
+func TestOwnerIsTheSameInEveryView(t *testing.T) {
+	all := []string{"a", "b", "c", "d"}
+	moved := 0
+	for i := range 1000 {
+		key := fmt.Sprint("k", i)
+		want := Owner(key, "a", all)
+		for _, self := range all {
+			var others []string
+			for _, m := range all {
+				if m != self {
+					others = append(others, m)
+				}
+			}
+			if got := Owner(key, self, others); got != want {
+				t.Fatalf("%s: owner %s from %s, %s from a", key, got, self, want)
+			}
+		}
+		after := Owner(key, "a", []string{"a", "b", "c"}) // d left
+		if want != "d" && after != want {
+			t.Fatalf("%s moved from %s to %s when d left", key, want, after)
+		}
+		if want == "d" {
+			moved++
+		}
+	}
+	if moved < 150 || moved > 350 {
+		t.Fatalf("d owned %d of 1,000 keys; want about a quarter", moved)
+	}
+}
+
+// member is a map of records as the rules see a member.
+type member map[string]crdt.Record
+
+func (m member) Lookup(key string) (crdt.Record, bool) { r, ok := m[key]; return r, ok }
+func (m member) Receive(rec crdt.Record) {
+	if cur, ok := m[rec.Key]; !ok || cur.Time.Less(rec.Time) {
+		m[rec.Key] = rec
+	}
+}
+func (m member) Get(key string) ([]byte, bool) {
+	r, ok := m[key]
+	if !ok || r.Tombstone || r.Evicted {
+		return nil, false
+	}
+	return r.Value, true
+}
+
+func ts(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: wall, Node: 1} }
+
+// TestServeAndTake: what an owner answers, and what the asker does with
+// it, for every kind of answer.
+func TestServeAndTake(t *testing.T) {
+	owner := member{"k": {Key: "k", Value: []byte("v"), Time: ts(5)}}
+	fill := func(key string) (crdt.Record, error) {
+		if key == "bad" {
+			return crdt.Record{}, errors.New("database down")
+		}
+		return crdt.Record{Key: key, Value: []byte("filled"), Time: ts(7)}, nil
+	}
+	t.Run("value", func(t *testing.T) {
+		asker := member{}
+		a := Ask{Key: "new", Self: "x"}
+		v, err, o := a.Take(asker, Serve(owner, Request(FillRequest, "new"), 16, fill))
+		if o != Done || err != nil || string(v) != "filled" || asker["new"].Time != ts(7) {
+			t.Fatalf("got %q, %v, %v; asker holds %v", v, err, o, asker["new"])
+		}
+	})
+	t.Run("the empty key", func(t *testing.T) {
+		a := Ask{Key: "", Self: "x"}
+		if v, err, o := a.Take(member{}, Serve(owner, Request(FillRequest, ""), 16, fill)); o != Done || err != nil || string(v) != "filled" {
+			t.Fatalf("got %q, %v, %v", v, err, o)
+		}
+	})
+	t.Run("older than a delete here", func(t *testing.T) {
+		asker := member{"k": {Key: "k", Time: ts(6), Tombstone: true}}
+		a := Ask{Key: "k", Self: "x"}
+		if _, _, o := a.Take(asker, Serve(owner, Request(FetchRequest, "k"), 16, fill)); o != FillHere {
+			t.Fatalf("outcome %v; want FillHere", o)
+		}
+		if !asker["k"].Tombstone {
+			t.Fatal("the older answer replaced the delete")
+		}
+	})
+	t.Run("error", func(t *testing.T) {
+		a := Ask{Key: "bad", Self: "x"}
+		_, err, o := a.Take(member{}, Serve(owner, Request(FillRequest, "bad"), 16, fill))
+		if o != Done || err == nil || !strings.Contains(err.Error(), "database down") {
+			t.Fatalf("got %v, %v", err, o)
+		}
+	})
+	t.Run("not held, no filler, malformed", func(t *testing.T) {
+		a := Ask{Key: "k", Self: "x"}
+		evicted := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "k", Time: ts(9), Evicted: true})
+		other := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "other", Value: []byte("v"), Time: ts(9)})
+		for name, answer := range map[string][]byte{
+			"not held":      Serve(owner, Request(FetchRequest, "none"), 16, fill),
+			"empty":         nil,
+			"truncated":     other[:len(other)-1],
+			"another key":   other,
+			"evicted":       evicted,
+			"unknown kind":  {9},
+			"trailing byte": append(append([]byte(nil), other...), 0),
+		} {
+			if _, _, o := a.Take(member{}, answer); o != AskNext {
+				t.Errorf("%s: outcome %v; want AskNext", name, o)
+			}
+		}
+		for name, req := range map[string][]byte{
+			"no filler":    Request(FillRequest, "new"),
+			"key too long": Request(FetchRequest, strings.Repeat("k", 17)),
+			"no kind":      nil,
+			"unknown kind": {9, 'k'},
+		} {
+			b := Serve(owner, req, 16, nil)
+			if len(b) == 0 || b[0] != answerError {
+				t.Errorf("%s: answer %q; want an error", name, b)
+			}
+		}
+	})
+}
+
+// TestAskNext: the owner first; a silent owner is not asked twice; a new
+// owner once; never more than two.
+func TestAskNext(t *testing.T) {
+	a := Ask{Key: "k", Self: "x"}
+	if p, fb := a.Next("x"); p != "" || fb {
+		t.Fatalf("owner itself: %q, %v", p, fb)
+	}
+	if p, _ := a.Next("o1"); p != "o1" {
+		t.Fatalf("first: %q", p)
+	}
+	if p, fb := a.Next("o1"); p != "" || !fb {
+		t.Fatalf("o1 silent and still the owner: %q, %v; want a fall back", p, fb)
+	}
+	b := Ask{Key: "k", Self: "x"}
+	b.Next("o1")
+	if p, _ := b.Next("o2"); p != "o2" {
+		t.Fatalf("o1 left: %q; want o2", p)
+	}
+	if p, fb := b.Next("o3"); p != "" || !fb {
+		t.Fatalf("a third owner: %q, %v; want a fall back", p, fb)
+	}
+}

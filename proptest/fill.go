@@ -1,0 +1,446 @@
+package proptest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/clusterfill"
+	"github.com/bcache-go/bcache/transport"
+	"pgregory.net/rapid"
+)
+
+// Source is what a cluster fill loads a missed key from: the database
+// behind the cache. The Cluster owns it (see Cluster.SetSource), so the
+// harness knows every value it gave and every error.
+type Source func(key string) ([]byte, error)
+
+// ClusterFiller is a Replica that fills a key it misses once in the
+// cluster, as a Cache's GetOrFill does: it asks the key's owner, which
+// loads the value from the Source, writes it (a write that replicates like
+// any other) and answers with it. The harness's fill action calls Fill for
+// a caller and checks, when the call ends, that the caller got a value a
+// write gave the key, or the Source's error; never a version older than
+// the one the member held when the call began (what it could already
+// read); and, at the end of a run, that every call ended.
+type ClusterFiller interface {
+	Replica
+	// SetSource sets the Source the member fills from.
+	SetSource(Source)
+	// Fill starts a fill of key for the caller numbered call and returns
+	// the frames to send. The call ends later (a frame delivered, a Tick)
+	// or at once.
+	Fill(call int, key string) []transport.Envelope
+	// Filled returns, and clears, the writes this member's fills made
+	// (for its own callers and for peers that asked it), in the order it
+	// made them, and the calls that ended.
+	Filled() (wrote []crdt.Record, ended []FillResult)
+}
+
+// FillResult is how a fill call ended: with the record whose value the
+// caller got, or an error.
+type FillResult struct {
+	Call   int
+	Key    string
+	Record crdt.Record
+	Err    error
+}
+
+// fillTimeout is how long a Cache waits for an owner by default
+// (Config.FillTimeout); StoreConfig.FillTimeout's zero selects it.
+const fillTimeout = 10 * time.Second
+
+// Call frames carry fill requests and answers between StoreReplicas over
+// the simulated network, as a Cache's calls go beside the sync protocol:
+// a zero byte (no protocol frame starts with one), a kind, an id, and the
+// payload of package clusterfill.
+const (
+	callMarker  = 0
+	callRequest = 1
+	callReply   = 2
+	// callResend is how long a call waits before it sends its request
+	// again (then twice as long, up to a second), as a Cache's does.
+	callResend = int64(100 * time.Millisecond)
+)
+
+func callFrame(kind byte, id uint64, payload []byte) []byte {
+	b := binary.LittleEndian.AppendUint64([]byte{callMarker, kind}, id)
+	return append(b, payload...)
+}
+
+func parseCallFrame(b []byte) (kind byte, id uint64, payload []byte, ok bool) {
+	if len(b) < 10 || b[0] != callMarker {
+		return 0, 0, nil, false
+	}
+	return b[1], binary.LittleEndian.Uint64(b[2:10]), b[10:], true
+}
+
+// describeCall summarizes a call frame for the trace.
+func describeCall(b []byte) string {
+	kind, id, payload, ok := parseCallFrame(b)
+	switch {
+	case !ok:
+		return "malformed call"
+	case kind == callRequest && len(payload) > 0:
+		return fmt.Sprintf("call %d: fill %q", id, payload[1:])
+	case kind == callReply:
+		return fmt.Sprintf("call %d: answer %q", id, payload)
+	}
+	return fmt.Sprintf("call %d of kind %d", id, kind)
+}
+
+// fillState is a StoreReplica's side of cluster fills.
+type fillState struct {
+	source  Source
+	view    []string
+	nextID  uint64
+	waiting []*pendingFill
+	out     []transport.Envelope // frames a fill's write queued
+	wrote   []crdt.Record
+	ended   []FillResult
+	answer  *crdt.Record // the last record an owner answered
+}
+
+// pendingFill is a call waiting for the owner it asked.
+type pendingFill struct {
+	call       int
+	ask        clusterfill.Ask
+	peer       string
+	id         uint64
+	asked      int64 // when peer was asked
+	sent, wait int64 // the last send of the request, and the wait after it
+}
+
+// SetSource implements ClusterFiller.
+func (r *StoreReplica) SetSource(s Source) { r.fills.source = s }
+
+// Filled implements ClusterFiller.
+func (r *StoreReplica) Filled() ([]crdt.Record, []FillResult) {
+	w, e := r.fills.wrote, r.fills.ended
+	r.fills.wrote, r.fills.ended = nil, nil
+	return w, e
+}
+
+// Fill implements ClusterFiller: a Cache's GetOrFill, with its timers run
+// by Tick.
+func (r *StoreReplica) Fill(call int, key string) []transport.Envelope {
+	if _, ok := r.Get(key); ok {
+		rec, _ := r.s.Lookup(key)
+		r.end(call, key, rec, nil)
+		return r.flush(nil)
+	}
+	return r.flush(r.ask(&pendingFill{call: call, ask: clusterfill.Ask{Key: key, Self: r.name}}))
+}
+
+// ask asks the next member for p's key, or fills it here.
+func (r *StoreReplica) ask(p *pendingFill) []transport.Envelope {
+	peer, _ := p.ask.Next(clusterfill.Owner(p.ask.Key, r.name, r.fills.view))
+	if peer == "" {
+		r.fillFor(p)
+		return nil
+	}
+	r.fills.nextID++
+	now := r.phys()
+	p.peer, p.id, p.asked, p.sent, p.wait = peer, r.fills.nextID, now, now, callResend
+	r.fills.waiting = append(r.fills.waiting, p)
+	return []transport.Envelope{p.request()}
+}
+
+func (p *pendingFill) request() transport.Envelope {
+	return transport.Envelope{To: p.peer, Payload: callFrame(callRequest, p.id, clusterfill.Request(clusterfill.FillRequest, p.ask.Key))}
+}
+
+// fillFor fills p's key here and ends the call.
+func (r *StoreReplica) fillFor(p *pendingFill) {
+	rec, err := r.fillHere(p.ask.Key)
+	r.end(p.call, p.ask.Key, rec, err)
+}
+
+// fillHere loads key from the Source and writes it with the fill TTL,
+// unless a live record is held: a Cache's fill on the member (for its own
+// callers, or as the owner a peer asked).
+func (r *StoreReplica) fillHere(key string) (crdt.Record, error) {
+	if rec, ok := r.s.Lookup(key); ok && rec.Live(r.phys()) {
+		return rec, nil
+	}
+	if r.fills.source == nil {
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: no source", key)
+	}
+	v, err := r.fills.source(key)
+	if err != nil {
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, err)
+	}
+	var expires int64
+	if r.fillTTL > 0 {
+		expires = crdt.AddSat(r.phys(), int64(r.fillTTL))
+	}
+	rec, out := r.Set(key, v, expires)
+	r.fills.wrote = append(r.fills.wrote, rec)
+	r.fills.out = append(r.fills.out, out...)
+	return rec, nil
+}
+
+// end ends a call: the caller gets rec's value, or err.
+func (r *StoreReplica) end(call int, key string, rec crdt.Record, err error) {
+	res := FillResult{Call: call, Key: key, Err: err}
+	if err == nil {
+		res.Record = rec
+	}
+	r.fills.ended = append(r.fills.ended, res)
+}
+
+// served returns the record whose value v a caller got after taking an
+// owner's answer: the live one held, or else the answer itself (which a
+// correct member never serves when it does not hold it).
+func (r *StoreReplica) served(key string, v []byte) crdt.Record {
+	if rec, ok := r.s.Lookup(key); ok && rec.Live(r.phys()) && string(rec.Value) == string(v) {
+		return rec
+	}
+	if a := r.fills.answer; a != nil && string(a.Value) == string(v) {
+		return *a
+	}
+	return crdt.Record{Key: key, Value: v} // a version nobody wrote: the harness fails the run
+}
+
+// flush appends the frames the fills' writes queued to out.
+func (r *StoreReplica) flush(out []transport.Envelope) []transport.Envelope {
+	out = append(out, r.fills.out...)
+	r.fills.out = nil
+	return out
+}
+
+// receiveCall handles a call frame from a peer.
+func (r *StoreReplica) receiveCall(from string, b []byte) []transport.Envelope {
+	kind, id, payload, ok := parseCallFrame(b)
+	if !ok {
+		return nil
+	}
+	switch kind {
+	case callRequest:
+		answer := clusterfill.Serve(fillMember{r}, payload, math.MaxUint16, r.fillHere)
+		return r.flush([]transport.Envelope{{To: from, Payload: callFrame(callReply, id, answer)}})
+	case callReply:
+		i := slices.IndexFunc(r.fills.waiting, func(p *pendingFill) bool { return p.id == id && p.peer == from })
+		if i < 0 { // late, a duplicate, or not asked of this peer
+			return nil
+		}
+		p := r.fills.waiting[i]
+		r.fills.waiting = slices.Delete(r.fills.waiting, i, i+1)
+		var out []transport.Envelope
+		r.fills.answer = nil
+		switch v, err, o := p.ask.Take(fillMember{r}, payload); o {
+		case clusterfill.Done:
+			r.end(p.call, p.ask.Key, r.served(p.ask.Key, v), err)
+		case clusterfill.FillHere:
+			r.fillFor(p)
+		case clusterfill.AskNext:
+			out = r.ask(p)
+		}
+		return r.flush(out)
+	}
+	return nil
+}
+
+// tickFills runs the fills' timers: a call whose owner left the view, or
+// that waited a fill timeout, asks the next member (or fills here); the
+// others send their request again when their wait is up.
+func (r *StoreReplica) tickFills() []transport.Envelope {
+	var out []transport.Envelope
+	now := r.phys()
+	waiting := r.fills.waiting
+	r.fills.waiting = nil
+	for _, p := range waiting {
+		switch {
+		case clusterfill.Owner(p.ask.Key, r.name, r.fills.view) != p.peer, now-p.asked >= int64(r.fillTimeout):
+			out = append(out, r.ask(p)...)
+		case now-p.sent >= p.wait:
+			p.sent, p.wait = now, min(2*p.wait, int64(time.Second))
+			out = append(out, p.request())
+			r.fills.waiting = append(r.fills.waiting, p)
+		default:
+			r.fills.waiting = append(r.fills.waiting, p)
+		}
+	}
+	return r.flush(out)
+}
+
+// fillMember is a StoreReplica as the fill rules see it.
+type fillMember struct{ r *StoreReplica }
+
+func (m fillMember) Lookup(key string) (crdt.Record, bool) { return m.r.s.Lookup(key) }
+
+// Receive applies a record an owner answered as a Cache does: through the
+// clock's drift check, as a received record. StoreConfig.Answer, if set,
+// stands between the answer and the caller.
+func (m fillMember) Receive(rec crdt.Record) {
+	m.r.fills.answer = &rec
+	if m.r.answerRule == nil {
+		m.r.receive(rec)
+	}
+}
+
+func (m fillMember) Get(key string) ([]byte, bool) {
+	if a := m.r.fills.answer; a != nil && m.r.answerRule != nil {
+		return m.r.answerRule(*a, func(rec crdt.Record) ([]byte, bool) {
+			m.r.receive(rec)
+			return m.r.Get(key)
+		})
+	}
+	return m.r.Get(key)
+}
+
+func (r *StoreReplica) receive(rec crdt.Record) {
+	if r.clock.Update(rec.Time) == nil {
+		r.rejects.Apply(rec, false, r.phys())
+	}
+}
+
+// fillCall is a fill call the harness made and that has not ended.
+type fillCall struct {
+	member int
+	key    string
+	held   *crdt.Version // the version the member held when the call began
+}
+
+// sourceOutage is the error the harness's Source gives for a key it has
+// no value for.
+const sourceOutage = "source outage"
+
+// source is the harness's Source: a value unique to each load, or an
+// error while the key's outage lasts.
+func (h *harness) source(key string) ([]byte, error) {
+	if n := h.outages[key]; n > 0 {
+		return nil, fmt.Errorf("%s %d for %q", sourceOutage, n, key)
+	}
+	h.loads++
+	return fmt.Appendf(nil, "%s=fill%d", key, h.loads), nil
+}
+
+// fill makes a fill call on a live member for a key.
+func (h *harness) fill(t *rapid.T) {
+	i := h.live(t, "member")
+	f, ok := h.c.Replica(i).(ClusterFiller)
+	if !ok {
+		t.Skip("the replica cannot fill")
+	}
+	key := h.key(t)
+	h.nextCall++
+	call := &fillCall{member: i, key: key}
+	for _, rec := range f.Records() {
+		if rec.Key == key {
+			v := rec.Version()
+			call.held = &v
+		}
+	}
+	h.calls[h.nextCall] = call
+	event(t, "call %d: %s gets or fills %q", h.nextCall, h.c.Name(i), key)
+	h.c.send(i, f.Fill(h.nextCall, key))
+}
+
+// outage starts or ends the Source's outage for a key.
+func (h *harness) outage(t *rapid.T) {
+	key := h.key(t)
+	if h.outages[key] > 0 {
+		event(t, "the source has %q again", key)
+		delete(h.outages, key)
+		return
+	}
+	h.outageN++
+	h.outages[key] = h.outageN
+	event(t, "the source loses %q (outage %d)", key, h.outageN)
+}
+
+// filled takes what member i's fills did since the last check: the writes
+// they made become the model's, and the calls that ended wait for
+// checkCalls, which runs once every member's writes are known.
+func (h *harness) filled(t fataler, i int) {
+	f, ok := h.c.Replica(i).(ClusterFiller)
+	if !ok {
+		return
+	}
+	wrote, ended := f.Filled()
+	for _, rec := range wrote {
+		h.issued(t, i, rec)
+	}
+	for _, res := range ended {
+		h.ended = append(h.ended, endedCall{i, res})
+	}
+}
+
+// endedCall is a call that ended on a member.
+type endedCall struct {
+	member int
+	FillResult
+}
+
+// checkCalls checks the calls that ended: each must have given its caller
+// a value some write gave the key (with that write's version), not older
+// than the version the member held when the call began, or the Source's
+// error.
+func (h *harness) checkCalls(t fataler) {
+	for _, res := range h.ended {
+		i := res.member
+		call, ok := h.calls[res.Call]
+		if !ok || call.member != i || call.key != res.Key {
+			t.Fatalf("%s ended call %d for %q, which it was not making", h.c.Name(i), res.Call, res.Key)
+		}
+		delete(h.calls, res.Call)
+		if res.Err != nil {
+			logEvent(t, "call %d ends on %s: %v", res.Call, h.c.Name(i), res.Err)
+			if !strings.Contains(res.Err.Error(), sourceOutage) {
+				t.Fatalf("call %d for %q on %s failed with %q: no outage of the source explains it", res.Call, res.Key, h.c.Name(i), res.Err)
+			}
+			h.fillErrors++
+			continue
+		}
+		rec := res.Record
+		logEvent(t, "call %d ends on %s: %q at %v", res.Call, h.c.Name(i), rec.Value, rec.Time)
+		w, known := h.model.known[rec.Version()]
+		if !known && h.adv != nil && rec.Time.Node == adversaryID { // accepted, and gone again in the same step
+			h.model.write(rec)
+			w, known = rec, true
+		}
+		switch {
+		case !known || w.Tombstone || rec.Key != res.Key || !bytes.Equal(w.Value, rec.Value):
+			t.Fatalf("call %d for %q on %s got %v, which no write gave the key", res.Call, res.Key, h.c.Name(i), rec)
+		case call.held != nil && rec.Time.Less(call.held.Time):
+			t.Fatalf("call %d for %q on %s got %q at %v, older than the version it held when the call began (%v)",
+				res.Call, res.Key, h.c.Name(i), rec.Value, rec.Time, *call.held)
+		}
+		h.fillValues++
+	}
+	h.ended = h.ended[:0]
+}
+
+// forgetCalls drops the calls of member i, which went down with it.
+func (h *harness) forgetCalls(i int) {
+	for n, call := range h.calls {
+		if call.member == i {
+			delete(h.calls, n)
+		}
+	}
+}
+
+// endCalls lets the calls still waiting end after the heal: time moves on
+// by steps of five seconds (a fill timeout is 10 s by default), timers
+// run and everything is delivered, up to a minute. A call still waiting
+// then has a caller that never gets an answer.
+func (h *harness) endCalls(t *rapid.T) {
+	for step := 0; len(h.calls) > 0; step++ {
+		if step == 12 {
+			for n, call := range h.calls {
+				t.Fatalf("call %d for %q on %s has not ended a minute after the heal", n, call.key, h.c.Name(call.member))
+			}
+		}
+		h.c.Advance(5 * time.Second)
+		event(t, "time moves on 5s for the calls still waiting")
+		h.c.Tick()
+		h.deliverAll(t, "deliver all")
+		h.check(t)
+	}
+}
