@@ -34,7 +34,7 @@ func (m *Map) AppendHashes(dst []uint64, level int, parents []uint32) []uint64 {
 func (m *Map) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {
 	start := len(dst)
 	for e := m.heads[leaf]; e != nil; e = e.next {
-		dst = append(dst, e.rec.Version())
+		dst = append(dst, e.version())
 	}
 	slices.SortFunc(dst[start:], func(a, b crdt.Version) int { return strings.Compare(a.Key, b.Key) })
 	return dst
@@ -44,7 +44,7 @@ func (m *Map) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {
 // it. Their values belong to the map.
 func (m *Map) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record {
 	for e := m.heads[leaf]; e != nil; e = e.next {
-		dst = append(dst, e.rec)
+		dst = append(dst, e.Record())
 	}
 	return dst
 }

@@ -74,22 +74,24 @@ func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 		cutoff = math.MinInt64
 	}
 	stable = min(stable, now)
-	for _, e := range m.entries {
-		since, dies := e.rec.DeadSince()
-		switch {
-		case !dies || since > now:
-		case since < cutoff:
-			dst = append(dst, e.rec.Version())
-			m.drop(e)
-		case e.rec.Time.Wall < stable:
-			dst = append(dst, e.rec.Version())
-			m.drop(e)
-			m.early++
-		case !e.rec.Tombstone:
-			m.expired++
+	for _, e := range m.heads {
+		for next := (*Entry)(nil); e != nil; e = next {
+			next = e.next // drop unlinks e
+			since, dies := e.deadSince()
+			switch {
+			case !dies || since > now:
+			case since < cutoff:
+				dst = append(dst, e.version())
+				m.drop(e)
+			case e.wall < stable:
+				dst = append(dst, e.version())
+				m.drop(e)
+				m.early++
+			case !e.tombstone():
+				m.expired++
+			}
 		}
 	}
-	m.shrink()
 	return dst
 }
 
@@ -98,14 +100,14 @@ func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 // (rule 7 of the package doc: a bound on dead records). It reports the
 // version collected.
 func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
-	e, ok := m.entries[key]
-	if !ok {
+	e := m.entries.get(key)
+	if e == nil {
 		return crdt.Version{}, false
 	}
-	if since, dies := e.rec.DeadSince(); !dies || since > now {
+	if since, dies := e.deadSince(); !dies || since > now {
 		return crdt.Version{}, false
 	}
-	v := e.rec.Version()
+	v := e.version()
 	m.drop(e)
 	if !v.Tombstone {
 		m.expired = max(m.expired-1, 0)
@@ -121,25 +123,10 @@ func (m *Map) CollectedEarly() uint64 { return m.early }
 // kept (dead, but not yet collectable).
 func (m *Map) Expired() int { return m.expired }
 
-// shrink gives back the memory of the entries table once it holds less
-// than a quarter of the most it held: Go maps never shrink, and a burst of
-// short-lived keys would otherwise cost its peak for good.
-func (m *Map) shrink() {
-	n := len(m.entries)
-	if n >= m.peak/4 || m.peak < 1024 {
-		return
-	}
-	entries := make(map[string]*Entry, n)
-	for k, e := range m.entries {
-		entries[k] = e
-	}
-	m.entries, m.peak = entries, n
-}
-
 // drop removes e and raises its bucket's watermark to its timestamp.
 func (m *Map) drop(e *Entry) {
-	leaf := m.leafOf(e.khash)
-	m.raise(leaf, e.rec.Time)
+	leaf := m.leafOf(crdt.HashKey(e.key))
+	m.raise(leaf, e.Time())
 	m.remove(e, leaf)
 }
 

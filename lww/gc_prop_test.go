@@ -440,15 +440,15 @@ func noResurrection(bound func(*Map, string, int64) (crdt.Version, bool)) func(*
 // deleted come back; the property must find that.
 func TestNoResurrectionCatchesABoundWithoutWatermark(t *testing.T) {
 	broken := func(m *Map, key string, now int64) (crdt.Version, bool) {
-		e, ok := m.entries[key]
-		if !ok {
+		e := m.entries.get(key)
+		if e == nil {
 			return crdt.Version{}, false
 		}
-		if since, dies := e.rec.DeadSince(); !dies || since > now {
+		if since, dies := e.deadSince(); !dies || since > now {
 			return crdt.Version{}, false
 		}
-		m.remove(e, m.leafOf(e.khash))
-		return e.rec.Version(), true
+		m.remove(e, m.leafOf(crdt.HashKey(e.key)))
+		return e.version(), true
 	}
 	if !rapidfail.Fails(t, "BoundWithoutWatermark", noResurrection(broken)) {
 		t.Fatal("the property passed a bound that raises no watermark")

@@ -39,31 +39,13 @@ type Config struct {
 // noSync marks a map that has never been synced.
 const noSync = math.MinInt64
 
-// Entry is where a map keeps a key's record. A caller that remembers the
-// Entry of a key can merge into it again with [Map.Merge] and skip the
-// key lookup.
-type Entry struct {
-	rec   crdt.Record
-	khash uint64
-	next  *Entry // next entry in the same digest bucket; removed once unlinked
-}
-
-// removed marks an Entry that is no longer in its map.
-var removed = new(Entry)
-
-// Record returns the record the entry holds. Its Value belongs to the map.
-func (e *Entry) Record() crdt.Record { return e.rec }
-
-func (e *Entry) hash() uint64 { return crdt.RecordHash(e.khash, e.rec.Time, e.rec.Tombstone) }
-
 // Map is a last-writer-wins map of records with an incrementally maintained
 // digest. It is not safe for concurrent use.
 type Map struct {
 	horizon int64
 	prefix  int
 	tree    *crdt.Tree
-	entries map[string]*Entry
-	peak    int              // the most entries held since the table was last rebuilt
+	entries table
 	early   uint64           // records collected by rule 6
 	expired int              // expired values the last GC kept
 	heads   []*Entry         // per digest leaf, a singly linked list of its entries
@@ -98,7 +80,7 @@ func New(cfg Config) (*Map, error) {
 		horizon: int64(cfg.Horizon),
 		prefix:  cfg.PrefixBits,
 		tree:    tree,
-		entries: make(map[string]*Entry),
+		entries: newTable(),
 		heads:   make([]*Entry, tree.Leaves()),
 		synced:  noSync,
 	}
@@ -118,7 +100,7 @@ func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefi
 // from then on: the caller must not modify it, and Merge returns the key's
 // entry, whose record is r with the map's own copy of the key string,
 // which callers can share. Tombstones and evicted stubs are stored without
-// a value.
+// a value, and so is a value longer than MaxValueLen: as an evicted stub.
 //
 // hint, if not nil, is the entry an earlier Merge returned for r.Key: it
 // saves looking the key up; it must come from this map. An entry the map
@@ -128,8 +110,8 @@ func (m *Map) Merge(r crdt.Record, delta bool, now int64, hint *Entry) (crdt.Out
 		return crdt.Late, nil
 	}
 	e := hint
-	if e == nil || e.next == removed || e.rec.Key != r.Key {
-		e = m.entries[r.Key]
+	if e == nil || e.next == removed || e.key != r.Key {
+		e = m.entries.get(r.Key)
 	}
 	return m.mergeInto(e, r)
 }
@@ -139,41 +121,42 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
+	if len(r.Value) > MaxValueLen { // more than an entry holds: its version only
+		r.Value, r.Evicted = nil, true
+	}
+	if e != nil && r.Version().Compare(e.version()) <= 0 {
+		return crdt.Stale, nil
+	}
+	khash := crdt.HashKey(r.Key)
+	leaf := m.leafOf(khash)
 	if e == nil {
-		khash := crdt.HashKey(r.Key)
-		leaf := m.leafOf(khash)
 		if w := m.mark(leaf); w != noMark && r.Time.Compare(w) <= 0 {
 			return crdt.Rejected, nil
 		}
-		e = &Entry{rec: r, khash: khash, next: m.heads[leaf]}
+		e = newEntry(&r, m.heads[leaf])
 		m.heads[leaf] = e
-		m.entries[r.Key] = e
-		m.peak = max(m.peak, len(m.entries))
-		m.count(&e.rec, 1)
-		m.tree.Add(leaf, e.hash())
+		m.entries.put(e)
+		m.count(e, 1)
+		m.tree.Add(leaf, e.hash(khash))
 		return crdt.Applied, e
 	}
-	if r.Version().Compare(e.rec.Version()) <= 0 {
-		return crdt.Stale, nil
-	}
-	old := e.hash()
-	m.count(&e.rec, -1)
-	r.Key = e.rec.Key // keep sharing the map key's bytes
-	e.rec = r
-	m.count(&e.rec, 1)
-	m.tree.Replace(m.leafOf(e.khash), old, e.hash())
+	old := e.hash(khash)
+	m.count(e, -1)
+	e.set(&r) // the key stays the map's, shared
+	m.count(e, 1)
+	m.tree.Replace(leaf, old, e.hash(khash))
 	return crdt.Applied, e
 }
 
-// count adds d to the counter of r's kind.
-func (m *Map) count(r *crdt.Record, d int) {
-	if !r.Tombstone && r.Expires != 0 {
+// count adds d to the counter of e's kind.
+func (m *Map) count(e *Entry, d int) {
+	if !e.tombstone() && e.expires != 0 {
 		m.expiring += d
 	}
 	switch {
-	case r.Tombstone:
+	case e.tombstone():
 		m.tombstones += d
-	case r.Evicted:
+	case e.evicted():
 		m.evicted += d
 	default:
 		m.values += d
@@ -184,36 +167,38 @@ func (m *Map) count(r *crdt.Record, d int) {
 // not deleted, not expired, not evicted. The returned slice belongs to the
 // map; do not modify it.
 func (m *Map) Get(key string, now int64) ([]byte, bool) {
-	e, ok := m.entries[key]
-	if !ok || !e.rec.Live(now) {
+	e := m.entries.get(key)
+	if e == nil {
 		return nil, false
 	}
-	return e.rec.Value, true
+	if r := e.Record(); r.Live(now) {
+		return r.Value, true
+	}
+	return nil, false
 }
 
 // Lookup returns the record the map holds for key, whatever its state
 // (tombstone, expired, evicted). Its Value belongs to the map.
 func (m *Map) Lookup(key string) (crdt.Record, bool) {
-	e, ok := m.entries[key]
-	if !ok {
+	e := m.entries.get(key)
+	if e == nil {
 		return crdt.Record{}, false
 	}
-	return e.rec, true
+	return e.Record(), true
 }
 
 // Evict drops the value of key to free memory, keeping its version (see the
 // package doc). It returns the number of value bytes freed and false if the
 // map holds no value for key (absent, a tombstone, or already evicted).
 func (m *Map) Evict(key string) (int, bool) {
-	e, ok := m.entries[key]
-	if !ok || e.rec.Tombstone || e.rec.Evicted {
+	e := m.entries.get(key)
+	if e == nil || e.tombstone() || e.evicted() {
 		return 0, false
 	}
-	freed := len(e.rec.Value)
-	m.count(&e.rec, -1)
-	e.rec.Value = nil
-	e.rec.Evicted = true
-	m.count(&e.rec, 1)
+	freed := e.valueLen()
+	m.count(e, -1)
+	e.value, e.size = nil, evictedBit
+	m.count(e, 1)
 	return freed, true
 }
 
@@ -229,14 +214,16 @@ func (m *Map) Tombstones() int { return m.tombstones }
 func (m *Map) Evicted() int { return m.evicted }
 
 // Records returns the number of records of every kind held.
-func (m *Map) Records() int { return len(m.entries) }
+func (m *Map) Records() int { return m.entries.n }
 
 // Range calls fn for every record until fn returns false, in no particular
 // order. fn must not modify the map or the record's Value.
 func (m *Map) Range(fn func(r crdt.Record) bool) {
-	for _, e := range m.entries {
-		if !fn(e.rec) {
-			return
+	for _, e := range m.heads {
+		for ; e != nil; e = e.next {
+			if !fn(e.Record()) {
+				return
+			}
 		}
 	}
 }
@@ -250,7 +237,7 @@ func (m *Map) remove(e *Entry, leaf uint32) {
 		}
 	}
 	e.next = removed
-	delete(m.entries, e.rec.Key)
-	m.count(&e.rec, -1)
-	m.tree.Remove(leaf, e.hash())
+	m.entries.remove(e.key)
+	m.count(e, -1)
+	m.tree.Remove(leaf, e.hash(crdt.HashKey(e.key)))
 }

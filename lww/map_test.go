@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
 )
@@ -466,8 +468,7 @@ func TestCollectDead(t *testing.T) {
 }
 
 // TestGCGivesBackTheEntriesTable: after a burst of short-lived keys is
-// collected, the entries table is rebuilt at the size of what is left
-// (Go maps never shrink).
+// collected, the entries table shrinks to the size of what is left.
 func TestGCGivesBackTheEntriesTable(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
 	for i := range 10_000 {
@@ -477,10 +478,80 @@ func TestGCGivesBackTheEntriesTable(t *testing.T) {
 	if got := m.GC(nil, 10, 2); len(got) != 10_000 {
 		t.Fatalf("collected %d, want 10000", len(got))
 	}
-	if m.peak != 1 {
-		t.Fatalf("the table was not rebuilt: peak %d for %d entries", m.peak, len(m.entries))
+	if n := len(m.entries.slots); n > 16 {
+		t.Fatalf("the table holds %d slots for %d entries; want at most 16", n, m.entries.n)
 	}
 	if v, ok := m.Get("stays", 10); !ok || string(v) != "v" {
 		t.Fatal("the entry that stays was lost in the rebuild")
+	}
+}
+
+// TestEntriesTableAgainstAGoMap: the entries table, through puts,
+// lookups and removals that grow and shrink it many times, holds exactly
+// what a Go map would.
+func TestEntriesTableAgainstAGoMap(t *testing.T) {
+	tab, want := newTable(), map[string]*Entry{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := range 200_000 {
+		key := fmt.Sprint("k", rng.IntN(3000))
+		// The last fifth of every 50,000 steps only removes: the table
+		// empties and shrinks, then grows again.
+		switch e := tab.get(key); {
+		case e != want[key]:
+			t.Fatalf("step %d: get(%q) = %p, want %p", step, key, e, want[key])
+		case e == nil && step%50_000 < 40_000:
+			e = &Entry{key: key}
+			tab.put(e)
+			want[key] = e
+		case e != nil:
+			tab.remove(key)
+			delete(want, key)
+		}
+		if tab.n != len(want) {
+			t.Fatalf("step %d: %d entries, want %d", step, tab.n, len(want))
+		}
+	}
+	for key, e := range want {
+		if tab.get(key) != e {
+			t.Fatalf("lost %q", key)
+		}
+	}
+	if 16*tab.n > 13*len(tab.slots) {
+		t.Fatalf("%d entries in %d slots: over the load bound", tab.n, len(tab.slots))
+	}
+}
+
+// TestEntryIsOneCacheLine: an entry is 64 bytes, one size class of the
+// allocator, and holds back every field of the record it was given.
+func TestEntryIsOneCacheLine(t *testing.T) {
+	if got := unsafe.Sizeof(Entry{}); got != 64 {
+		t.Fatalf("an Entry is %d bytes; want 64", got)
+	}
+	for _, r := range []crdt.Record{
+		{Key: "k", Value: []byte("value"), Time: crdt.Timestamp{Wall: -5, Logical: math.MaxUint32, Node: math.MaxUint64}, Expires: math.MinInt64},
+		{Key: "", Value: []byte{}, Time: ts(1, 2)},
+		{Key: "nil value", Time: ts(1, 2), Expires: math.MaxInt64},
+		{Key: "deleted", Time: ts(3, 4), Tombstone: true},
+		{Key: "evicted", Time: ts(3, 4), Evicted: true, Expires: 9},
+	} {
+		got := newEntry(&r, nil).Record()
+		if got.Key != r.Key || got.Time != r.Time || got.Expires != r.Expires || got.Tombstone != r.Tombstone ||
+			got.Evicted != r.Evicted || string(got.Value) != string(r.Value) || (got.Value == nil) != (r.Value == nil) {
+			t.Fatalf("entry of %+v gives back %+v", r, got)
+		}
+	}
+}
+
+// TestOverlongValueKeepsItsVersion: a value longer than an entry holds is
+// kept as an evicted stub, so its version still takes part in merges.
+func TestOverlongValueKeepsItsVersion(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	var b byte
+	huge := unsafe.Slice(&b, MaxValueLen+1) // never read: the map keeps no value this long
+	if o, _ := m.Merge(crdt.Record{Key: "k", Value: huge, Time: ts(1, 1)}, false, 0, nil); o != crdt.Applied {
+		t.Fatalf("outcome %v; want applied", o)
+	}
+	if r, ok := m.Lookup("k"); !ok || !r.Evicted || r.Value != nil || r.Time != ts(1, 1) {
+		t.Fatalf("holds %+v, %v; want the version as an evicted stub", r, ok)
 	}
 }

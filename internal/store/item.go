@@ -86,7 +86,7 @@ func (it *item) Hash() uint32 { return it.hash }
 
 // Written implements evict.Entry: the wall time of the value's write.
 // Called with the shard's lock held.
-func (it *item) Written() int64 { return it.entry.Record().Time.Wall }
+func (it *item) Written() int64 { return it.entry.Time().Wall }
 
 // Use implements evict.Entry.
 func (it *item) Use() *atomic.Uint32 { return &it.use }

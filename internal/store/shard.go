@@ -53,7 +53,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 	case cur != nil:
 		at = cur.entry
 		if prior {
-			was = at.Record().Time
+			was = at.Time()
 		}
 	case prior:
 		if r, ok := s.m.Lookup(rec.Key); ok {
