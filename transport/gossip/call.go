@@ -176,6 +176,8 @@ func (r *Replicator) receivedCall(b []byte) {
 			defer r.calls.serving.Add(-1)
 			r.reply(from, id, serve(from, payload), nil)
 		}()
+	case callFragment:
+		r.receivedFragment(from, id, payload)
 	default:
 		r.counters.badFrames.Add(1)
 	}

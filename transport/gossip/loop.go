@@ -111,8 +111,9 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 
 func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }
 
-// send puts the protocol's envelopes on the wire: datagrams inline, larger
-// frames to the stream queue. Envelopes of one broadcast share a payload,
+// send puts the protocol's envelopes on the wire: datagrams inline (as
+// fragments, an anti-entropy frame of a few datagrams: see fragment.go),
+// larger frames to the stream queue. Envelopes of one broadcast share a payload,
 // framed once.
 func (r *Replicator) send(envs []transport.Envelope) {
 	var framed, last []byte
@@ -131,6 +132,9 @@ func (r *Replicator) send(envs []transport.Envelope) {
 			if err := r.ml.SendBestEffort(to, framed); err != nil {
 				r.counters.sendErrors.Add(1)
 			}
+			continue
+		}
+		if r.sendFragments(to, e.Kind, framed) {
 			continue
 		}
 		if shared == nil {

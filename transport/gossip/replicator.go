@@ -34,9 +34,10 @@ type Member struct {
 // goroutines that drive the protocol; Close stops them all. It is safe for
 // concurrent use.
 type Replicator struct {
-	cfg Config
-	log zerolog.Logger
-	ml  *memberlist.Memberlist
+	cfg   Config
+	frags reassembly
+	log   zerolog.Logger
+	ml    *memberlist.Memberlist
 	// nodeMu guards node: the loop drives its writes and timers, memberlist's
 	// handler goroutines hand it received frames directly.
 	nodeMu sync.Mutex
@@ -87,6 +88,7 @@ type counters struct {
 	writesDropped, streamsDropped, peerStreamsDropped atomic.Uint64
 	sendErrors, badFrames, noRoute                    atomic.Uint64
 	joins, joinFailures                               atomic.Uint64
+	fragmentedFrames, fragmentsDropped                atomic.Uint64
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
@@ -339,6 +341,11 @@ type Stats struct {
 	// for members no longer alive; BadFrames received messages that were not
 	// frames of ours.
 	SendErrors, NoRoute, BadFrames uint64
+	// FragmentedFrames counts the anti-entropy frames sent as datagram
+	// fragments (larger than a datagram, at most 16 of them);
+	// FragmentsDropped the frames received in part and given up (a
+	// fragment lost, or no room: the session resends the step).
+	FragmentedFrames, FragmentsDropped uint64
 	// Joins and JoinFailures count re-join attempts that reached a member
 	// and those that reached none.
 	Joins, JoinFailures uint64
@@ -368,6 +375,7 @@ func (r *Replicator) Stats() Stats {
 		StreamsDropped: r.counters.streamsDropped.Load(), StreamsDroppedPeer: r.counters.peerStreamsDropped.Load(),
 		StreamBytes: uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
+		FragmentedFrames: r.counters.fragmentedFrames.Load(), FragmentsDropped: r.counters.fragmentsDropped.Load(),
 		Joins: r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),

@@ -1,0 +1,142 @@
+package gossip
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bcache-go/bcache/transport/wire"
+	"github.com/hashicorp/memberlist"
+)
+
+// Anti-entropy frames a little larger than a datagram (a digest level
+// with a few dozen differing parents, a repair of a few dozen records) go
+// as fragments: call frames of kind callFragment, each a datagram, that
+// the receiver puts back together. Over a stream such a frame waits on a
+// TCP connection of its own (memberlist dials one per message), which
+// under packet loss stalls for a second or more on a lost SYN, and holds
+// up the peer's later frames behind it; a lost fragment costs the session
+// one retry instead, which it makes by itself after an eighth of its
+// timeout. Deltas, which nothing resends but anti-entropy, keep the
+// stream, as do frames of more than maxFragments datagrams (a far-behind
+// member's repairs), which want TCP's flow control.
+//
+// A fragment's payload is its index, the count, and its part of the
+// frame. The receiver holds at most maxPartial frames in pieces, from all
+// senders together, each for at most partialTTL: what it takes is bounded
+// whatever peers send.
+const (
+	callFragment = 3
+	maxFragments = 16
+	maxPartial   = 64
+	partialTTL   = 2 * time.Second
+)
+
+// fragmentable reports whether frames of kind may go as fragments.
+func fragmentable(kind wire.Kind) bool {
+	switch kind {
+	case wire.KindDigest, wire.KindVersions, wire.KindRepair, wire.KindReject:
+		return true
+	}
+	return false
+}
+
+// fragmentSize is the share of a frame one fragment carries.
+func (r *Replicator) fragmentSize() int {
+	return r.cfg.PacketSize - frameSlack - (2 + len(r.cfg.Name) + 1 + 8) - 2
+}
+
+// sendFragments sends frame to peer as fragments, if it is an
+// anti-entropy frame of at most maxFragments datagrams; false if not.
+func (r *Replicator) sendFragments(to *memberlist.Node, kind wire.Kind, frame []byte) bool {
+	size := r.fragmentSize()
+	count := (len(frame) + size - 1) / size
+	if !fragmentable(kind) || count > maxFragments {
+		return false
+	}
+	id := r.frags.next.Add(1)
+	for i := range count {
+		part := frame[i*size : min((i+1)*size, len(frame))]
+		payload := append([]byte{byte(i), byte(count)}, part...)
+		if err := r.ml.SendBestEffort(to, appendCall(nil, r.cfg.Name, callFragment, id, payload)); err != nil {
+			r.counters.sendErrors.Add(1)
+		}
+	}
+	r.counters.fragmentedFrames.Add(1)
+	return true
+}
+
+// receivedFragment takes a fragment from peer from and hands the frame on
+// once it is whole.
+func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
+	if len(payload) < 3 || payload[1] == 0 || payload[1] > maxFragments || payload[0] >= payload[1] {
+		r.counters.badFrames.Add(1)
+		return
+	}
+	frame, dropped := r.frags.add(from, id, int(payload[0]), int(payload[1]), payload[2:], time.Now())
+	r.counters.fragmentsDropped.Add(uint64(dropped))
+	if frame == nil {
+		return
+	}
+	if frame[0] == callMarker { // only protocol frames go in fragments
+		r.counters.badFrames.Add(1)
+		return
+	}
+	r.received(frame)
+}
+
+// reassembly holds the frames being put back together, oldest first.
+type reassembly struct {
+	next     atomic.Uint64 // ids of the frames this member sends
+	mu       sync.Mutex
+	partials []*partial
+}
+
+type partial struct {
+	from  string
+	id    uint64
+	parts [][]byte
+	have  int
+	born  time.Time
+}
+
+// add stores a fragment (copying it: memberlist reuses its buffer) and
+// returns the whole frame once every fragment has come, and how many
+// partial frames it dropped to make room or because they were too old.
+func (a *reassembly) add(from string, id uint64, index, count int, part []byte, now time.Time) (frame []byte, dropped int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for len(a.partials) > 0 && now.Sub(a.partials[0].born) > partialTTL {
+		a.partials = a.partials[1:]
+		dropped++
+	}
+	var p *partial
+	at := -1
+	for i, q := range a.partials {
+		if q.from == from && q.id == id {
+			p, at = q, i
+			break
+		}
+	}
+	if p == nil {
+		if len(a.partials) == maxPartial {
+			a.partials = a.partials[1:]
+			dropped++
+		}
+		p = &partial{from: from, id: id, parts: make([][]byte, count), born: now}
+		a.partials = append(a.partials, p)
+		at = len(a.partials) - 1
+	}
+	if len(p.parts) != count || p.parts[index] != nil { // inconsistent, or a duplicate
+		return nil, dropped
+	}
+	p.parts[index] = append([]byte(nil), part...)
+	if p.have++; p.have < count {
+		return nil, dropped
+	}
+	a.partials = append(a.partials[:at], a.partials[at+1:]...)
+	for _, b := range p.parts {
+		frame = append(frame, b...)
+	}
+	return frame, dropped
+}

@@ -1,0 +1,73 @@
+package gossip
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestReassembly: fragments in any order make the frame once; duplicates,
+// fragments that disagree about the count, old partial frames and more
+// partial frames than the bound are dropped, never held.
+func TestReassembly(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var a reassembly
+	parts := [][]byte{[]byte("ab"), []byte("cd"), []byte("e")}
+	for _, i := range []int{2, 0} {
+		if f, _ := a.add("p", 7, i, 3, parts[i], now); f != nil {
+			t.Fatalf("whole after part %d", i)
+		}
+	}
+	if f, _ := a.add("p", 7, 2, 3, parts[2], now); f != nil {
+		t.Fatal("a duplicate completed the frame")
+	}
+	if f, _ := a.add("p", 7, 1, 4, parts[1], now); f != nil {
+		t.Fatal("a fragment with another count completed the frame")
+	}
+	f, _ := a.add("p", 7, 1, 3, parts[1], now)
+	if !bytes.Equal(f, []byte("abcde")) {
+		t.Fatalf("frame %q, want abcde", f)
+	}
+	if len(a.partials) != 0 {
+		t.Fatalf("%d partial frames held after the whole one", len(a.partials))
+	}
+
+	a.add("p", 8, 0, 2, []byte("x"), now)
+	if _, dropped := a.add("q", 1, 0, 2, []byte("y"), now.Add(partialTTL+time.Millisecond)); dropped != 1 {
+		t.Fatalf("dropped %d old partial frames, want 1", dropped)
+	}
+	if f, _ := a.add("p", 8, 1, 2, []byte("z"), now.Add(partialTTL+time.Millisecond)); f != nil {
+		t.Fatal("a frame whose first part was dropped as old completed")
+	}
+
+	a = reassembly{}
+	total := 0
+	for i := range maxPartial + 10 {
+		_, dropped := a.add(fmt.Sprint("peer", i), 1, 0, 2, []byte("x"), now)
+		total += dropped
+	}
+	if len(a.partials) != maxPartial || total != 10 {
+		t.Fatalf("%d partial frames held, %d dropped; want %d and 10", len(a.partials), total, maxPartial)
+	}
+}
+
+// TestSessionFramesGoAsFragments: a member that joins one holding a few
+// hundred records gets them in anti-entropy frames larger than a datagram
+// and smaller than 16: they go as fragments, and the two converge.
+func TestSessionFramesGoAsFragments(t *testing.T) {
+	a := startNode(t, "a", nil)
+	for i := range 200 {
+		a.rep.write(a.r, fmt.Sprintf("key-%d", i), []byte("value"), false)
+	}
+	b := startNode(t, "b", []string{a.r.Addr()})
+	waitMembers(t, 2, a, b)
+	waitConverged(t, 10*time.Second, a, b)
+	sa, sb := a.r.Stats(), b.r.Stats()
+	if sa.FragmentedFrames+sb.FragmentedFrames == 0 {
+		t.Fatalf("no frame went as fragments (a: %+v)", sa)
+	}
+	if sa.BadFrames+sb.BadFrames != 0 {
+		t.Fatalf("bad frames: %d and %d", sa.BadFrames, sb.BadFrames)
+	}
+}
