@@ -84,7 +84,7 @@ var metricList = []metric{
 	{"bcache_records_applied_total", "Records received from peers that changed this member's state.", prometheus.CounterValue, nil},
 	{"bcache_records_rejected_total", "Records received and not applied, by reason: watermark (older than a collected delete), clock_drift (too far ahead), late (a delta older than the horizon).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_values_dropped_total", "Live values dropped after an absence longer than the horizon.", prometheus.CounterValue, nil},
-	{"bcache_frames_rejected_total", "Frames refused before anything was applied, by reason.", prometheus.CounterValue, []string{"reason"}},
+	{"bcache_frames_rejected_total", "Frames refused before anything was applied, by reason (incomplete: received in part, as datagram fragments, and given up).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_antientropy_sessions_started_total", "Anti-entropy exchanges this member started.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_completed_total", "Anti-entropy exchanges this member started and completed.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_timed_out_total", "Anti-entropy exchanges this member started and abandoned.", prometheus.CounterValue, nil},
@@ -171,6 +171,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	}{
 		{"malformed", p.RejectedMalformed}, {"too_large", p.RejectedTooLarge}, {"version", p.RejectedVersion},
 		{"unknown_kind", p.RejectedUnknownKind}, {"stray", p.Stray}, {"not_ours", r.BadFrames},
+		{"incomplete", r.FragmentsDropped},
 	} {
 		emit("bcache_frames_rejected_total", float64(f.n), f.reason)
 	}
