@@ -21,8 +21,12 @@ import (
 // stream, as do frames of more than maxFragments datagrams (a far-behind
 // member's repairs), which want TCP's flow control.
 //
-// A fragment's payload is its index, the count, and its part of the
-// frame. The receiver holds at most maxPartial frames in pieces, from all
+// Every fragment goes twice, the second round after the first: a frame
+// of k fragments then arrives whole with probability (1-p²)^k under a
+// loss rate p instead of (1-p)^k (at 20% loss and 3 fragments, 0.88
+// against 0.51), for twice the bytes of these few mid-size frames; steady
+// anti-entropy, whose steps fit a datagram, is not touched. A fragment's
+// payload is its index, the count, and its part of the frame. The receiver holds at most maxPartial frames in pieces, from all
 // senders together, each for at most partialTTL: what it takes is bounded
 // whatever peers send.
 const (
@@ -55,11 +59,16 @@ func (r *Replicator) sendFragments(to *memberlist.Node, kind wire.Kind, frame []
 		return false
 	}
 	id := r.frags.next.Add(1)
-	for i := range count {
+	frags := make([][]byte, count)
+	for i := range frags {
 		part := frame[i*size : min((i+1)*size, len(frame))]
-		payload := append([]byte{byte(i), byte(count)}, part...)
-		if err := r.ml.SendBestEffort(to, appendCall(nil, r.cfg.Name, callFragment, id, payload)); err != nil {
-			r.counters.sendErrors.Add(1)
+		frags[i] = appendCall(nil, r.cfg.Name, callFragment, id, append([]byte{byte(i), byte(count)}, part...))
+	}
+	for range 2 {
+		for _, f := range frags {
+			if err := r.ml.SendBestEffort(to, f); err != nil {
+				r.counters.sendErrors.Add(1)
+			}
 		}
 	}
 	r.counters.fragmentedFrames.Add(1)
@@ -95,48 +104,51 @@ type reassembly struct {
 type partial struct {
 	from  string
 	id    uint64
-	parts [][]byte
+	parts [][]byte // nil once the frame is whole: its late copies are ignored
 	have  int
 	born  time.Time
 }
 
 // add stores a fragment (copying it: memberlist reuses its buffer) and
 // returns the whole frame once every fragment has come, and how many
-// partial frames it dropped to make room or because they were too old.
+// partial frames it dropped, unfinished, to make room or because they
+// were too old.
 func (a *reassembly) add(from string, id uint64, index, count int, part []byte, now time.Time) (frame []byte, dropped int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for len(a.partials) > 0 && now.Sub(a.partials[0].born) > partialTTL {
+	drop := func() {
+		if a.partials[0].parts != nil {
+			dropped++
+		}
 		a.partials = a.partials[1:]
-		dropped++
+	}
+	for len(a.partials) > 0 && now.Sub(a.partials[0].born) > partialTTL {
+		drop()
 	}
 	var p *partial
-	at := -1
-	for i, q := range a.partials {
+	for _, q := range a.partials {
 		if q.from == from && q.id == id {
-			p, at = q, i
+			p = q
 			break
 		}
 	}
 	if p == nil {
 		if len(a.partials) == maxPartial {
-			a.partials = a.partials[1:]
-			dropped++
+			drop()
 		}
 		p = &partial{from: from, id: id, parts: make([][]byte, count), born: now}
 		a.partials = append(a.partials, p)
-		at = len(a.partials) - 1
 	}
-	if len(p.parts) != count || p.parts[index] != nil { // inconsistent, or a duplicate
+	if len(p.parts) != count || p.parts[index] != nil { // whole already, inconsistent, or a copy
 		return nil, dropped
 	}
 	p.parts[index] = append([]byte(nil), part...)
 	if p.have++; p.have < count {
 		return nil, dropped
 	}
-	a.partials = append(a.partials[:at], a.partials[at+1:]...)
 	for _, b := range p.parts {
 		frame = append(frame, b...)
 	}
+	p.parts = nil // kept until it is old, so that late copies are not a new frame
 	return frame, dropped
 }
