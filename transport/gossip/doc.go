@@ -14,9 +14,9 @@
 // the sender's name first. A frame that fits the packet size (memberlist's
 // UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
 // it) goes as one datagram (SendBestEffort). An anti-entropy frame of up
-// to 16 datagrams goes as fragments, datagrams the receiver puts back
-// together (a lost one costs the session a retry, not a stalled TCP
-// connection; see fragment.go); a larger one (a batch of big values, a
+// to 16 datagrams goes as fragments, each sent twice, that the receiver
+// puts back together (a lost frame costs the session a retry, not a
+// stalled TCP connection; see fragment.go); a larger one (a batch of big values, a
 // far-behind member's repair, a value of up to the decoder's limit) goes
 // over a stream (SendReliable). Each peer with such frames waiting has a sender
 // goroutine of its own, which writes them in order, one stream at a time,
