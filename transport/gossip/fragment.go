@@ -78,7 +78,8 @@ func (r *Replicator) sendFragments(to *memberlist.Node, kind wire.Kind, frame []
 // receivedFragment takes a fragment from peer from and hands the frame on
 // once it is whole.
 func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
-	if len(payload) < 3 || payload[1] == 0 || payload[1] > maxFragments || payload[0] >= payload[1] {
+	// A fragment is a datagram's worth, also one a peer sent over a stream.
+	if len(payload) < 3 || len(payload) > r.cfg.PacketSize || payload[1] > maxFragments || payload[0] >= payload[1] {
 		r.counters.badFrames.Add(1)
 		return
 	}

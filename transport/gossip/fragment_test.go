@@ -74,3 +74,23 @@ func TestSessionFramesGoAsFragments(t *testing.T) {
 		t.Fatalf("bad frames: %d and %d", sa.BadFrames, sb.BadFrames)
 	}
 }
+
+// TestFragmentBounds: a fragment larger than a datagram (a peer may send
+// one over a stream), of more than 16, or past its count is refused and
+// counted, and nothing of it is held.
+func TestFragmentBounds(t *testing.T) {
+	a := startNode(t, "a", nil)
+	for name, payload := range map[string][]byte{
+		"larger than a datagram": append([]byte{0, 2}, make([]byte, a.r.cfg.PacketSize)...),
+		"of 17":                  {0, maxFragments + 1, 'x'},
+		"past its count":         {2, 2, 'x'},
+		"of none":                {0, 0, 'x'},
+		"empty":                  {0, 2},
+	} {
+		before := a.r.Stats().BadFrames
+		a.r.receivedFragment("peer", 1, payload)
+		if a.r.Stats().BadFrames != before+1 || len(a.r.frags.partials) != 0 {
+			t.Fatalf("a fragment %s: bad frames %d -> %d, %d held", name, before, a.r.Stats().BadFrames, len(a.r.frags.partials))
+		}
+	}
+}
