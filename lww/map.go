@@ -46,11 +46,13 @@ type Map struct {
 	prefix  int
 	tree    *crdt.Tree
 	entries table
-	early   uint64           // records collected by rule 6
-	expired int              // expired values the last GC kept
-	heads   []*Entry         // per digest leaf, a singly linked list of its entries
-	wm      []crdt.Timestamp // per digest leaf, the GC watermark (noMark: none); nil until one is raised
-	synced  int64            // start of the last completed exchange, or noSync
+	// maxValue is MaxValueLen (tests lower it)
+	maxValue int
+	early    uint64           // records collected by rule 6
+	expired  int              // expired values the last GC kept
+	heads    []*Entry         // per digest leaf, a singly linked list of its entries
+	wm       []crdt.Timestamp // per digest leaf, the GC watermark (noMark: none); nil until one is raised
+	synced   int64            // start of the last completed exchange, or noSync
 
 	values     int // records holding a value (neither tombstone nor evicted)
 	tombstones int
@@ -77,12 +79,13 @@ func New(cfg Config) (*Map, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	m := &Map{
-		horizon: int64(cfg.Horizon),
-		prefix:  cfg.PrefixBits,
-		tree:    tree,
-		entries: newTable(),
-		heads:   make([]*Entry, tree.Leaves()),
-		synced:  noSync,
+		horizon:  int64(cfg.Horizon),
+		prefix:   cfg.PrefixBits,
+		tree:     tree,
+		entries:  newTable(),
+		maxValue: MaxValueLen,
+		heads:    make([]*Entry, tree.Leaves()),
+		synced:   noSync,
 	}
 	return m, nil
 }
@@ -121,7 +124,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
-	if len(r.Value) > MaxValueLen { // more than an entry holds: its version only
+	if len(r.Value) > m.maxValue { // more than an entry holds: its version only
 		r.Value, r.Evicted = nil, true
 	}
 	if e != nil && r.Version().Compare(e.version()) <= 0 {

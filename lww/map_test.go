@@ -546,9 +546,14 @@ func TestEntryIsOneCacheLine(t *testing.T) {
 // kept as an evicted stub, so its version still takes part in merges.
 func TestOverlongValueKeepsItsVersion(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
-	var b byte
-	huge := unsafe.Slice(&b, MaxValueLen+1) // never read: the map keeps no value this long
-	if o, _ := m.Merge(crdt.Record{Key: "k", Value: huge, Time: ts(1, 1)}, false, 0, nil); o != crdt.Applied {
+	m.maxValue = 4 // MaxValueLen, a GiB, scaled down
+	if o, _ := m.Merge(crdt.Record{Key: "fits", Value: []byte("1234"), Time: ts(1, 1)}, false, 0, nil); o != crdt.Applied {
+		t.Fatalf("outcome %v; want applied", o)
+	}
+	if v, ok := m.Get("fits", 0); !ok || string(v) != "1234" {
+		t.Fatalf("a value at the bound: %q, %v", v, ok)
+	}
+	if o, _ := m.Merge(crdt.Record{Key: "k", Value: []byte("12345"), Time: ts(1, 1)}, false, 0, nil); o != crdt.Applied {
 		t.Fatalf("outcome %v; want applied", o)
 	}
 	if r, ok := m.Lookup("k"); !ok || !r.Evicted || r.Value != nil || r.Time != ts(1, 1) {
