@@ -124,7 +124,7 @@ const callResend = 100 * time.Millisecond
 
 // fitsDatagram reports whether a frame goes as one datagram.
 func (r *Replicator) fitsDatagram(frame []byte) bool {
-	return len(frame)+frameSlack <= r.cfg.PacketSize
+	return len(frame) <= r.datagramRoom()
 }
 
 // sendCall sends a call frame as a datagram if it fits, else over a stream.

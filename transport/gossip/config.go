@@ -166,9 +166,17 @@ const (
 	maxStreamFrame = 20 << 20
 	// frameSlack is what memberlist adds to a datagram around our frame: a
 	// message type byte, a 5-byte checksum header, and with encryption a
-	// version byte, a 12-byte nonce and a 16-byte tag; plus a label header.
+	// version byte, a 12-byte nonce and a 16-byte tag (the label header
+	// comes on top: see datagramRoom).
 	frameSlack = 1 + 5 + 29
 )
+
+// datagramRoom is the largest frame of ours that goes in one datagram:
+// the packet size less what memberlist adds around it, its label header
+// (a type byte, a length byte and the label) included.
+func (r *Replicator) datagramRoom() int {
+	return r.cfg.PacketSize - frameSlack - 2 - len(r.cfg.Label)
+}
 
 func (c *Config) fill() error {
 	if c.Name == "" || c.Replica == nil || c.Clock == nil {

@@ -14,6 +14,7 @@ import (
 // byte written to a stream, memberlist's own traffic included.
 type wireStats struct {
 	packets, packetBytes, streams, streamBytes atomic.Uint64
+	largest                                    atomic.Uint64 // the longest datagram sent
 }
 
 // countingTransport wraps memberlist's transport to count what it sends.
@@ -69,6 +70,11 @@ func (c *countingTransport) forwardStreams() {
 func (c *countingTransport) count(b []byte) {
 	c.stats.packets.Add(1)
 	c.stats.packetBytes.Add(uint64(len(b)))
+	for n := uint64(len(b)); ; {
+		if cur := c.stats.largest.Load(); n <= cur || c.stats.largest.CompareAndSwap(cur, n) {
+			break
+		}
+	}
 }
 
 // WriteTo implements memberlist.Transport.

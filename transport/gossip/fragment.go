@@ -47,7 +47,7 @@ func fragmentable(kind wire.Kind) bool {
 
 // fragmentSize is the share of a frame one fragment carries.
 func (r *Replicator) fragmentSize() int {
-	return r.cfg.PacketSize - frameSlack - (2 + len(r.cfg.Name) + 1 + 8) - 2
+	return r.datagramRoom() - (2 + len(r.cfg.Name) + 1 + 8) - 2
 }
 
 // sendFragments sends frame to peer as fragments, if it is an

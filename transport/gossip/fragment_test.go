@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -91,6 +92,31 @@ func TestFragmentBounds(t *testing.T) {
 		a.r.receivedFragment("peer", 1, payload)
 		if a.r.Stats().BadFrames != before+1 || len(a.r.frags.partials) != 0 {
 			t.Fatalf("a fragment %s: bad frames %d -> %d, %d held", name, before, a.r.Stats().BadFrames, len(a.r.frags.partials))
+		}
+	}
+}
+
+// TestLongLabelLeavesRoomInDatagrams: a cluster label goes in every
+// datagram, so a frame sized to fill one without it makes a datagram
+// longer than the packet size (which is chosen to stay under the path's
+// MTU); members with a long label send none, over frames of every size,
+// and converge.
+func TestLongLabelLeavesRoomInDatagrams(t *testing.T) {
+	label := func(c *Config) { c.Label = strings.Repeat("l", 200) }
+	a := startNode(t, "a", nil, label)
+	for i := range 300 {
+		a.rep.write(a.r, fmt.Sprintf("key-%d", i), bytes.Repeat([]byte("v"), i%97), false)
+	}
+	b := startNode(t, "b", []string{a.r.Addr()}, label)
+	waitMembers(t, 2, a, b)
+	waitConverged(t, 10*time.Second, a, b)
+	for i := range 300 { // and deltas of every size
+		a.rep.write(a.r, fmt.Sprintf("delta-%d", i), bytes.Repeat([]byte("d"), 4*i), false)
+	}
+	waitConverged(t, 10*time.Second, a, b)
+	for _, n := range []*node{a, b} {
+		if got := n.r.wire.largest.Load(); got > uint64(n.r.cfg.PacketSize) {
+			t.Fatalf("%s sent a datagram of %d bytes; the packet size is %d", n.r.cfg.Name, got, n.r.cfg.PacketSize)
 		}
 	}
 }

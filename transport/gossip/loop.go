@@ -128,7 +128,7 @@ func (r *Replicator) send(envs []transport.Envelope) {
 			last, shared = e.Payload, nil
 			framed = appendFrame(make([]byte, 0, 1+len(r.cfg.Name)+len(e.Payload)), r.cfg.Name, e.Payload)
 		}
-		if len(framed)+frameSlack <= r.cfg.PacketSize {
+		if len(framed) <= r.datagramRoom() {
 			if err := r.ml.SendBestEffort(to, framed); err != nil {
 				r.counters.sendErrors.Add(1)
 			}

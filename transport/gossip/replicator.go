@@ -117,7 +117,7 @@ func Start(cfg Config) (*Replicator, error) {
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
 	pc.Seed = randomSeed()
-	pc.PacketBudget = cfg.PacketSize - frameSlack - 1 - len(cfg.Name) - len(cfg.Label) - 2
+	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
 	if pc.Limits.MaxFrame == 0 {
 		pc.Limits.MaxFrame = maxStreamFrame
 	}
