@@ -23,12 +23,13 @@
 //     follows a miss) and, folded in as entries go round the main queue,
 //     read. A new value whose key came back (the member still holds the
 //     key's version: its value was evicted, deleted or expired) and that
-//     the sketch has seen at least three times enters the main queue at
-//     once if the main queue has room, or if the key was seen more often
-//     than the main queue's next victim, which then goes first: keys that
-//     return after being evicted (a loop larger than the cache, a key read
-//     now and then for a long time) keep their place against keys seen as
-//     seldom. A key seen here for the first time always starts in the
+//     the sketch has seen at least twice enters the main queue at once if
+//     the main queue has room, or if the sketch counts it at least two
+//     more times than the main queue's next victim, which then goes first
+//     (by one, keys of a loop would trade places with each other, see
+//     admitMargin): keys that return after being evicted (a loop larger
+//     than the cache, a key read now and then for a long time) keep their
+//     place against keys seen less often. A key seen here for the first time always starts in the
 //     small queue, whatever counters it shares with other keys: the
 //     sketch's collisions can never let a value written once jump ahead
 //     of older ones.

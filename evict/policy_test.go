@@ -272,6 +272,48 @@ func TestReturningKeysKeepTheirPlace(t *testing.T) {
 	}
 }
 
+// TestLoopKeysDoNotTradePlaces: reads of a hot set alternate with passes
+// over a loop three times the cache, for enough passes that the sketch
+// halves its counts several times. Loop keys that won a place
+// keep it: a returning key must be counted two more times than the
+// victim, since the victim's reads of the current pass are not counted
+// yet. At a margin of one, each pass trades the resident loop keys for
+// others just before their reads, and the loop is hardly ever hit.
+func TestLoopKeysDoNotTradePlaces(t *testing.T) {
+	loopHits := func(margin uint32) int {
+		b := newBounded(1000)
+		b.p.margin = margin
+		hot := names("hot", 0, 200)
+		loop := names("loop", 0, 3000)
+		hits := 0
+		for pass := range 30 {
+			for i := range 2000 {
+				if k := hot[i*i%len(hot)]; !b.get(k) {
+					b.set(k, false)
+				}
+			}
+			for _, k := range loop {
+				if b.get(k) {
+					if pass >= 10 {
+						hits++
+					}
+				} else {
+					b.set(k, false)
+				}
+			}
+		}
+		return hits
+	}
+	good, broken := loopHits(admitMargin), loopHits(1)
+	t.Logf("loop hits in 20 passes: %d at the margin of %d, %d at a margin of one", good, admitMargin, broken)
+	if good < 20*400 { // 40% of the cache's worth of the loop per pass
+		t.Errorf("%d loop hits in 20 passes, want at least %d", good, 20*400)
+	}
+	if broken >= good/2 {
+		t.Errorf("a margin of one: %d loop hits, want well under %d", broken, good)
+	}
+}
+
 // TestPolicyProperties drives a bounded cache with random writes (local
 // and received), reads and deletes: the policy holds exactly the resident
 // entries, and never offers one it does not hold or offers one twice.
