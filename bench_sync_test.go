@@ -30,7 +30,7 @@ func BenchmarkSyncPolicies(b *testing.B) {
 			defer c.Close()
 			var next atomic.Int64
 			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
-			start := time.Now()
+			start, cpu := time.Now(), processCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := c.Set("key:"+strconv.Itoa(int(next.Add(1)%100_000)), value, 0); err != nil {
@@ -40,6 +40,9 @@ func BenchmarkSyncPolicies(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+			if cpu := processCPU() - cpu; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/write")
+			}
 			if st := c.Stats(); policy != SyncNone && st.LogSyncs > 0 {
 				b.ReportMetric(float64(st.Logged)/float64(st.LogSyncs), "writes/sync")
 			}

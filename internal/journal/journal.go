@@ -46,9 +46,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"hash/maphash"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,18 +64,18 @@ const (
 	header     = "bcache log\n\x01"
 	frameMagic = "bcLF"
 	frameHead  = len(frameMagic) + 8
-	// flushAt is the bytes waiting, a sixteenth in one stripe, that make
-	// an Interval log write before its interval; an append waits while
-	// its stripe holds a sixteenth of waitAt.
+	// flushAt is the bytes waiting (its share in one stripe) that make an
+	// Interval log write before its interval; an append waits while its
+	// stripe holds its share of waitAt.
 	flushAt = 4 << 20
 	waitAt  = 64 << 20
 	// maxRecord bounds an encoded record: 64 KiB of key, 16 MiB of value
 	// (the sync protocol's limits), the rest.
 	maxRecord = 64<<10 + 16<<20 + maxRecordOverhead
 	// maxFrame bounds a frame's payload on reading: no frame a writer
-	// makes is larger (every stripe under waitAt's share, plus one record
-	// each that took it past).
-	maxFrame = waitAt + stripeCount*maxRecord
+	// makes is larger (every stripe under its share of waitAt, plus one
+	// record each that took it past; at most maxStripes stripes).
+	maxFrame = waitAt + maxStripes*maxRecord
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -268,14 +268,25 @@ type Log struct {
 	interval time.Duration
 	onError  func(error)
 
-	// Appenders add to one of several stripes, chosen by the key, so
+	// Appenders add to one of several stripes, one per processor, so
 	// that concurrent writers seldom share a lock; a flush takes every
-	// stripe's records into one frame.
-	stripes [stripeCount]stripe
-	recs    atomic.Int64          // records in the stripes, counted with EveryWrite only
-	batch   atomic.Pointer[Batch] // the frame the stripes' records become
-	failure atomic.Pointer[error] // ErrClosed, or why the log is broken
-	frame   []byte                // the frame being written
+	// stripe's records into one frame (replay merges records by their
+	// versions, so their order in a frame does not matter). near hands
+	// out the stripes, per processor as a sync.Pool keeps its items:
+	// appenders on one core keep to one stripe, whose lock and buffer
+	// stay in that core's cache (picked by key, every append found them
+	// in the other core's cache half the time, and spent more time
+	// unlocking than encoding). A stripe that a collection took from near
+	// is found again by nextStripe.
+	stripes    []stripe
+	chunks     chunks
+	near       sync.Pool
+	nextStripe atomic.Uint32
+	recs       atomic.Int64          // records in the stripes, counted with EveryWrite only
+	batch      atomic.Pointer[Batch] // the frame the stripes' records become
+	failure    atomic.Pointer[error] // ErrClosed, or why the log is broken
+	body       [][]byte              // the chunks of the frame being written
+	small      []byte                // a frame that fits a chunk, copied to be written at once
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
 		sync.Mutex
@@ -292,17 +303,68 @@ type Log struct {
 	}
 }
 
-// stripe is part of the records waiting for the next frame.
+// stripe is part of the records waiting for the next frame, encoded in
+// chunks (of chunkSize, or one record's size if larger): a stripe's
+// records grow without copying what they hold so far.
 type stripe struct {
-	mu    sync.Mutex
-	buf   []byte
-	spare []byte // buf's last contents, once flush copied them out
-	recs  int
-	batch *Batch         // the frame buf becomes
-	_     [128 - 72]byte // a stripe to a cache line (two, where the prefetcher pairs them)
+	mu     sync.Mutex
+	chunks [][]byte
+	spare  [][]byte // chunks' last slice, once flush took its chunks
+	bytes  int      // in chunks
+	recs   int
+	batch  *Batch         // the frame the chunks become
+	_      [128 - 80]byte // a stripe to a cache line (two, where the prefetcher pairs them)
 }
 
-const stripeCount = 16
+// chunkSize is the size of a stripe's chunks; they are reused (through
+// the log's free list, which keeps up to maxFreeChunks of them) once the
+// frame they went into is written.
+const (
+	chunkSize     = 64 << 10
+	maxFreeChunks = 64
+)
+
+// chunks is a log's free list of chunks. It is its own, not a sync.Pool:
+// a pool empties at every collection, and a log syncing every write would
+// then allocate (and zero) a chunk for most frames.
+type chunks struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// get returns an empty chunk with room for need bytes.
+func (cs *chunks) get(need int) []byte {
+	if need > chunkSize {
+		return make([]byte, 0, need)
+	}
+	cs.mu.Lock()
+	if n := len(cs.free); n > 0 {
+		c := cs.free[n-1]
+		cs.free = cs.free[:n-1]
+		cs.mu.Unlock()
+		return c
+	}
+	cs.mu.Unlock()
+	return make([]byte, 0, chunkSize)
+}
+
+// put gives back chunks whose contents are written, emptying body.
+func (cs *chunks) put(body [][]byte) {
+	cs.mu.Lock()
+	for i, c := range body {
+		if cap(c) == chunkSize && len(cs.free) < maxFreeChunks {
+			cs.free = append(cs.free, c[:0])
+		}
+		body[i] = nil
+	}
+	cs.mu.Unlock()
+}
+
+// maxStripes bounds the stripes: one per processor, up to it.
+const maxStripes = 16
+
+// stripeShare returns the stripe's share of n bytes waiting.
+func (l *Log) stripeShare(n int) int { return n / len(l.stripes) }
 
 // Stats counts what a Log did.
 type Stats struct {
@@ -350,10 +412,11 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	b := &Batch{done: make(chan struct{})}
 	l.batch.Store(b)
+	l.stripes = make([]stripe, min(max(runtime.GOMAXPROCS(0), 2), maxStripes))
 	for i := range l.stripes {
 		l.stripes[i].batch = b
 	}
-	l.frame = make([]byte, frameHead, 64<<10)
+	l.small = make([]byte, 0, chunkSize)
 	if err := l.startSegment(st.Newest.N + 1); err != nil {
 		return nil, err
 	}
@@ -396,32 +459,26 @@ func syncDir(path string) error {
 }
 
 // maxRecordOverhead bounds what an encoded entry adds to its key and
-// value: an origin byte and six varints.
-const maxRecordOverhead = 1 + 6*binary.MaxVarintLen64
-
-// scratch holds buffers to encode a record in.
-var scratch = sync.Pool{New: func() any { return new([]byte) }}
-
-var stripeSeed = maphash.MakeSeed()
+// value: an origin byte and seven varints.
+const maxRecordOverhead = 1 + 7*binary.MaxVarintLen64
 
 // Append adds r, written here or received from a peer, to the next frame
-// and returns that frame's batch, to wait for with Wait (EveryWrite). With Interval, an append waits for a flush
-// only while its stripe holds a sixteenth of waitAt (64 MiB in all).
+// and returns that frame's batch, to wait for with Wait (EveryWrite). With
+// Interval, an append waits for a flush only while its stripe holds its
+// share of waitAt (64 MiB in all).
 func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
-	enc := scratch.Get().(*[]byte) // encoded outside the lock
 	origin := byte(0)
 	if received {
 		origin = 1
 	}
-	*enc = store.AppendRecord(append((*enc)[:0], origin), r)
-	defer func() {
-		if cap(*enc) <= 64<<10 { // a large value's buffer is not kept
-			scratch.Put(enc)
-		}
-	}()
-	s := &l.stripes[maphash.String(stripeSeed, r.Key)%stripeCount]
+	need := len(r.Key) + len(r.Value) + maxRecordOverhead
+	s, _ := l.near.Get().(*stripe)
+	if s == nil {
+		s = &l.stripes[l.nextStripe.Add(1)%uint32(len(l.stripes))]
+	}
+	defer l.near.Put(s)
 	s.mu.Lock()
-	for len(s.buf) >= waitAt/stripeCount && l.failure.Load() == nil {
+	for s.bytes >= l.stripeShare(waitAt) && l.failure.Load() == nil {
 		b := s.batch
 		s.mu.Unlock()
 		l.poke()
@@ -432,9 +489,18 @@ func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
 		s.mu.Unlock()
 		return nil, *err
 	}
-	s.buf = append(s.buf, *enc...)
+	n := len(s.chunks)
+	if n == 0 || cap(s.chunks[n-1])-len(s.chunks[n-1]) < need {
+		s.chunks = append(s.chunks, l.chunks.get(need))
+		n++
+	}
+	c := s.chunks[n-1]
+	before := len(c)
+	c = store.AppendRecord(append(c, origin), r) // within need: no copy
+	s.chunks[n-1] = c
+	s.bytes += len(c) - before
 	s.recs++
-	b, full := s.batch, len(s.buf) >= flushAt/stripeCount
+	b, full := s.batch, s.bytes >= l.stripeShare(flushAt)
 	s.mu.Unlock()
 	if l.mode == EveryWrite {
 		l.recs.Add(1)
@@ -521,19 +587,19 @@ func (l *Log) gather(t *time.Timer, target int, wait time.Duration) {
 // l.file held.
 func (l *Log) flush() int {
 	b, next := l.batch.Load(), &Batch{done: make(chan struct{})}
-	frame, recs := l.frame[:frameHead], 0
+	body, size, recs := l.body[:0], 0, 0
 	for i := range l.stripes {
-		// Swap the stripe's buffer under its lock, copy it without.
+		// Take the stripe's chunks under its lock, and give it back the
+		// slice that held them, emptied, without.
 		s := &l.stripes[i]
 		s.mu.Lock()
-		taken := s.buf
+		taken := s.chunks
 		recs += s.recs
-		s.buf, s.spare, s.recs, s.batch = s.spare[:0], nil, 0, next
+		size += s.bytes
+		s.chunks, s.spare, s.bytes, s.recs, s.batch = s.spare[:0], nil, 0, 0, next
 		s.mu.Unlock()
-		frame = append(frame, taken...)
-		if cap(taken) > 2*flushAt/stripeCount { // give back what a burst left
-			taken = nil
-		}
+		body = append(body, taken...)
+		clear(taken)
 		s.mu.Lock()
 		s.spare = taken[:0]
 		s.mu.Unlock()
@@ -547,19 +613,23 @@ func (l *Log) flush() int {
 		l.recs.Add(-int64(recs))
 	}
 
-	copy(frame, frameMagic)
-	binary.LittleEndian.PutUint32(frame[len(frameMagic):], uint32(len(frame)-frameHead))
-	h := frame[len(frameMagic):]
-	sum := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, frame[frameHead:])
+	var head [frameHead]byte
+	copy(head[:], frameMagic)
+	h := head[len(frameMagic):]
+	binary.LittleEndian.PutUint32(h, uint32(size))
+	sum := crc32.Checksum(h[:4], castagnoli)
+	for _, c := range body {
+		sum = crc32.Update(sum, castagnoli, c)
+	}
 	binary.LittleEndian.PutUint32(h[4:], sum)
-	err := l.writeFrame(frame)
+	err := l.writeFrame(head[:], body, size)
 	l.stats.Lock()
 	if err != nil {
 		l.stats.Errors++
 		l.stats.LastError = err
 	} else {
 		l.stats.Frames++
-		l.stats.Bytes += uint64(len(frame))
+		l.stats.Bytes += uint64(frameHead + size)
 		l.stats.Records += uint64(recs)
 	}
 	l.stats.Unlock()
@@ -568,26 +638,44 @@ func (l *Log) flush() int {
 	if err != nil && l.onError != nil {
 		l.onError(err)
 	}
-	if cap(frame) <= 4*flushAt {
-		l.frame = frame[:0]
-	} else {
-		l.frame = make([]byte, 0, 64<<10)
-	}
+	l.chunks.put(body)
+	l.body = body[:0]
 	return recs
 }
 
-// writeFrame writes frame at the end of the segment and syncs it. On an
-// error it cuts the segment back to what was synced, so that a later
-// frame does not follow a broken one; if that fails too, it starts a new
-// segment.
-func (l *Log) writeFrame(frame []byte) error {
+// writeFrame writes a frame (its head, and its body of size bytes in
+// pieces) at the end of the segment and syncs it: with one write if it
+// fits a chunk, else a write per piece (the pieces are not copied into
+// one). On an error it cuts the segment back to what was synced, so that
+// a later frame does not follow a broken one; if that fails too, it
+// starts a new segment.
+func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 	f := l.file.f
-	_, err := f.WriteAt(frame, l.file.off)
+	off := l.file.off
+	var err error
+	if len(head)+size <= chunkSize {
+		frame := append(l.small[:0], head...)
+		for _, c := range body {
+			frame = append(frame, c...)
+		}
+		l.small = frame
+		_, err = f.WriteAt(frame, off)
+		off += int64(len(frame))
+	} else {
+		for i := -1; i < len(body) && err == nil; i++ {
+			piece := head
+			if i >= 0 {
+				piece = body[i]
+			}
+			_, err = f.WriteAt(piece, off)
+			off += int64(len(piece))
+		}
+	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil {
-		l.file.off += int64(len(frame))
+		l.file.off = off
 		return nil
 	}
 	err = fmt.Errorf("write log %s: %w", f.Name(), err)

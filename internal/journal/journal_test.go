@@ -298,3 +298,54 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestFramesLargerThanAChunk: records from several appenders, small ones
+// that fill many chunks and values larger than a chunk, written as one
+// frame (in pieces, not copied into one) read back whole.
+func TestFramesLargerThanAChunk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 3000 {
+				r := rec(w*10_000 + i)
+				switch i % 1000 {
+				case 7: // a value larger than a chunk
+					r.Value = []byte(fmt.Sprint(i, string(make([]byte, 3*chunkSize)), w))
+				case 8: // one that leaves a chunk all but full
+					r.Value = make([]byte, chunkSize-len(r.Key)-maxRecordOverhead)
+				}
+				if _, err := l.Append(&r, false); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[r.Key] = string(r.Value)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	st := l.Stats()
+	if st.Records != 12_000 || st.Frames == 0 || st.Bytes/st.Frames <= 2*chunkSize {
+		t.Fatalf("%+v: want 12,000 records in frames of several chunks", st)
+	}
+	recs, _ := mustRead(t, path)
+	if len(recs) != len(want) {
+		t.Fatalf("read %d records, want %d", len(recs), len(want))
+	}
+	for _, r := range recs {
+		if v, ok := want[r.Key]; !ok || v != string(r.Value) {
+			t.Fatalf("record %q: %d bytes, want %d", r.Key, len(r.Value), len(v))
+		}
+	}
+}
