@@ -33,22 +33,35 @@ type session struct {
 	peer         string
 	start        int64 // physical time the session started: the synced mark on completion
 	deadline     int64
-	awaiting     uint32 // the step whose reply is awaited, 0 if none
-	// req is the request of the awaited step, sent again (as a new step:
-	// the responder answers each step once) at retry if no reply has come,
-	// every rto, doubled each time: a datagram lost on the way, or its
-	// reply, costs a retry, not the session.
-	req        wire.Message
+	// awaits are the steps whose replies are awaited, oldest first: one
+	// Digest, or up to versionsWindow Versions. Each request is sent
+	// again (as a new step: the responder answers each step once) at
+	// retry if no reply has come, every rto, doubled each time: a
+	// datagram lost on the way, or its reply, costs a retry, not the
+	// session.
+	awaits     []awaited
 	retry, rto int64
-	leaves     []uint32 // differing leaves not yet reconciled
+	leaves     []uint32 // differing leaves not yet asked about
 	differing  int      // how many leaves the digests' walk found differing
-	chunk      int      // how many of leaves the step in flight covers
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
 	peerCoverage int64
 	hasCut       bool
 }
+
+// awaited is a step of a session whose reply is awaited.
+type awaited struct {
+	step   uint32
+	req    wire.Message
+	leaves []uint32 // the differing leaves a Versions covers
+}
+
+// versionsWindow is how many Versions steps a session keeps in flight: the
+// responder gathers the records of the next chunk of leaves while this
+// node applies those of the last. One at a time, a member far behind
+// moved a chunk per round trip with one core idle at each end in turn.
+const versionsWindow = 2
 
 // responder is the responder's side of an exchange a peer started: enough
 // to answer each of the peer's steps once, to require the token it drew,
@@ -80,7 +93,7 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
 	}
-	if s := &n.ae.s; n.ae.active && s.awaiting != 0 && now >= s.retry {
+	if s := &n.ae.s; n.ae.active && len(s.awaits) > 0 && now >= s.retry {
 		return n.retry(out, now)
 	}
 	if n.ae.active || (now < n.ae.next && len(n.ae.arrived) == 0) {
@@ -158,7 +171,7 @@ func (n *Node) startSession(out []Envelope, peer string, now int64) []Envelope {
 		parents = []uint32{0}
 	}
 	return n.ask(out, &wire.Digest{Level: level, Parents: parents, Hashes: n.cfg.Replica.AppendHashes(nil, int(level), parents),
-		Cut: n.cfg.Clock.Now(), Coverage: n.roster.coverage(now)}, now)
+		Cut: n.cfg.Clock.Now(), Coverage: n.roster.coverage(now)}, nil, now)
 }
 
 // peerCut checks a cut a peer reported: it passes the clock's drift check
@@ -168,12 +181,12 @@ func (n *Node) peerCut(cut crdt.Timestamp) bool {
 }
 
 // ask sends the next step of the session in flight, one that awaits a
-// reply (a Digest or a Versions).
-func (n *Node) ask(out []Envelope, m wire.Message, now int64) []Envelope {
+// reply (a Digest, or a Versions covering leaves).
+func (n *Node) ask(out []Envelope, m wire.Message, leaves []uint32, now int64) []Envelope {
 	s := &n.ae.s
-	s.awaiting = n.nextStep(m)
+	s.awaits = append(s.awaits, awaited{step: n.nextStep(m), req: m, leaves: leaves})
 	s.deadline = now + int64(n.cfg.SessionTimeout)
-	s.req, s.rto = m, firstRetry(n.cfg.SessionTimeout)
+	s.rto = firstRetry(n.cfg.SessionTimeout)
 	s.retry = crdt.AddSat(now, s.rto)
 	return n.send(out, m, s.peer)
 }
@@ -187,14 +200,14 @@ func firstRetry(timeout time.Duration) int64 {
 	return int64(min(max(timeout/8, 50*time.Millisecond), 500*time.Millisecond))
 }
 
-// retry sends the awaited step's request again, as a new step; the
+// retry sends the awaited steps' requests again, each as a new step; the
 // opening message (step 1, which only a token of zero may carry) starts a
 // new session instead. The session's deadline stays: retries only fill
 // it.
 func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	n.stats.StepsRetried++
-	if s.awaiting == 1 {
+	if s.awaits[0].step == 1 {
 		deadline, rto := s.deadline, s.rto
 		n.stats.SessionsStarted-- // the same session, in effect
 		out = n.startSession(out, s.peer, now)
@@ -203,10 +216,14 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 		s.retry = crdt.AddSat(now, s.rto)
 		return out
 	}
-	s.awaiting = n.nextStep(s.req)
 	s.rto *= 2
 	s.retry = crdt.AddSat(now, s.rto)
-	return n.send(out, s.req, s.peer)
+	for i := range s.awaits {
+		a := &s.awaits[i]
+		a.step = n.nextStep(a.req)
+		out = n.send(out, a.req, s.peer)
+	}
+	return out
 }
 
 // nextStep stamps m with the session and its next step number.
@@ -224,19 +241,23 @@ func (n *Node) nextStep(m wire.Message) uint32 {
 	return s.Step
 }
 
-// reply reports whether m, from peer from, is the awaited reply of this
-// node's session in flight; the first reply also brings the responder's
-// token. A duplicate, late or stray reply is counted and ignored.
-func (n *Node) reply(from string, m wire.Session, now int64) bool {
+// reply reports whether m, from peer from, answers an awaited step of
+// this node's session in flight, and returns that step, no longer
+// awaited; the first reply also brings the responder's token. A
+// duplicate, late or stray reply is counted and ignored.
+func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 	s := &n.ae.s
-	if !n.ae.active || s.peer != from || s.ID != m.ID || s.awaiting == 0 || m.Step != s.awaiting ||
+	i := slices.IndexFunc(s.awaits, func(a awaited) bool { return a.step == m.Step })
+	if !n.ae.active || s.peer != from || s.ID != m.ID || i < 0 ||
 		m.Token == 0 || (s.Token != 0 && m.Token != s.Token) {
 		n.stats.Stray++
-		return false
+		return awaited{}, false
 	}
-	s.Token, s.awaiting = m.Token, 0
+	a := s.awaits[i]
+	s.awaits = slices.Delete(s.awaits, i, i+1)
+	s.Token = m.Token
 	s.deadline = now + int64(n.cfg.SessionTimeout)
-	return true
+	return a, true
 }
 
 // finish ends the session in flight as completed: the replica is synced
@@ -346,7 +367,11 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 	s := &n.ae.s
 	first := s.Token == 0
-	if !n.reply(s.peer, m.Session, now) {
+	if a, ok := n.reply(s.peer, m.Session, now); !ok {
+		return nil
+	} else if _, digest := a.req.(*wire.Digest); !digest {
+		n.stats.Stray++ // a Digest answering a Versions
+		n.ae.active = false
 		return nil
 	}
 	if first {
@@ -368,7 +393,7 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 		return out
 	case int(m.Level) < n.depth():
 		hashes := n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
-		return n.ask(nil, &wire.Digest{Level: m.Level + 1, Parents: diff, Hashes: hashes}, now)
+		return n.ask(nil, &wire.Digest{Level: m.Level + 1, Parents: diff, Hashes: hashes}, nil, now)
 	}
 	n.ae.s.leaves, n.ae.s.differing = diff, len(diff)
 	return n.sendVersions(nil, now)
@@ -407,18 +432,24 @@ func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 	return diff, true
 }
 
-// sendVersions sends our versions in the next chunk of differing leaves.
+// sendVersions sends our versions in the next chunks of differing leaves,
+// as many as the window has room for.
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
-	s.chunk = min(len(s.leaves), n.cfg.LeavesPerStep)
-	m := &wire.Versions{Leaves: s.leaves[:s.chunk]}
-	var vs []crdt.Version
-	for _, leaf := range m.Leaves {
-		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
-		m.Counts = append(m.Counts, uint32(len(vs)))
-		m.Versions = appendKeyVersions(m.Versions, vs)
+	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
+		k := min(len(s.leaves), n.cfg.LeavesPerStep)
+		chunk := s.leaves[:k:k]
+		s.leaves = s.leaves[k:]
+		m := &wire.Versions{Leaves: chunk}
+		var vs []crdt.Version
+		for _, leaf := range chunk {
+			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
+			m.Counts = append(m.Counts, uint32(len(vs)))
+			m.Versions = appendKeyVersions(m.Versions, vs)
+		}
+		out = n.ask(out, m, chunk, now)
 	}
-	return n.ask(out, m, now)
+	return out
 }
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.
@@ -563,10 +594,16 @@ func (n *Node) applyRepair(m *wire.Repair, now int64) []crdt.Record {
 // exchange on this side too.
 func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope {
 	if n.ae.active && n.ae.s.peer == from && n.ae.s.ID == m.ID {
-		if !n.reply(from, m.Session, now) {
+		a, ok := n.reply(from, m.Session, now)
+		if !ok {
 			return nil
 		}
-		return n.answerRepair(m, n.applyRepair(m, now), now)
+		if _, versions := a.req.(*wire.Versions); !versions {
+			n.stats.Stray++ // a Repair answering a Digest
+			n.ae.active = false
+			return nil
+		}
+		return n.answerRepair(m, a.leaves, n.applyRepair(m, now), now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -583,16 +620,16 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 }
 
 // answerRepair (initiator) sends the wanted records and the tombstones
-// answering those it rejected, then the next step or the end of the
-// session.
-func (n *Node) answerRepair(m *wire.Repair, rejected []crdt.Record, now int64) []Envelope {
+// answering those it rejected, then the next steps or the end of the
+// session. The leaves of the answered Versions are asked about again if
+// either side cut its records short.
+func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, now int64) []Envelope {
 	s := &n.ae.s
 	recs, truncated := n.cut(append(n.wanted(m.Wants), rejected...))
-	done := !m.Truncated && !truncated
-	if done {
-		s.leaves = s.leaves[s.chunk:]
+	if m.Truncated || truncated {
+		s.leaves = append(leaves, s.leaves...)
 	}
-	final := done && len(s.leaves) == 0
+	final := len(s.leaves) == 0 && len(s.awaits) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))
 	out := n.send(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}, s.peer)
 	if final {

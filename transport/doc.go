@@ -58,11 +58,14 @@
 // so that the initiator learns which leaves differ; it then sends the
 // versions (key hash and timestamp) it holds in a bounded number of them at
 // a time, the responder answers with its newer records and the key hashes
-// it wants, and the initiator sends those. Records travel in ascending
+// it wants, and the initiator sends those. Two such chunks are in flight at
+// once, so that the responder gathers the next chunk's records while the
+// initiator applies the last's (one at a time, a member far behind left
+// one core idle at each end in turn). Records travel in ascending
 // timestamp order, a bucket's records in one message.
 //
 // Both sides keep a little state. The initiator numbers its messages
-// (Step) and accepts only the reply to the step it awaits: a duplicated or
+// (Step) and accepts only replies to the steps it awaits: a duplicated or
 // late reply is ignored, so no session completes early. A step whose reply
 // does not come (a datagram lost, either way) is sent again as a new step
 // after an eighth of the session timeout, then after twice as long each

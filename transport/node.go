@@ -266,7 +266,7 @@ func (n *Node) Stats() Stats { return n.stats }
 func (n *Node) NextDeadline() int64 {
 	d := n.ae.next
 	switch {
-	case n.ae.active && n.ae.s.awaiting != 0:
+	case n.ae.active && len(n.ae.s.awaits) > 0:
 		d = min(n.ae.s.deadline, n.ae.s.retry)
 	case n.ae.active:
 		d = n.ae.s.deadline

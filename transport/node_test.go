@@ -521,3 +521,50 @@ func TestSyncsAreRecorded(t *testing.T) {
 		t.Fatalf("after b left the view: last syncs %v, first sync %d", got, a.FirstSync())
 	}
 }
+
+// TestFarBehindSessionKeepsTwoStepsInFlight: a member with nothing asks
+// about the next chunk of leaves before the records of the last one come,
+// so that the responder gathers them while it applies; and the session
+// still repairs every record (chunks cut short by MaxRepairBytes asked
+// about again).
+func TestFarBehindSessionKeepsTwoStepsInFlight(t *testing.T) {
+	n := newTestNet(t, 8, Config{LeavesPerStep: 4, MaxRepairBytes: 300}, "a", "b")
+	for i := range 200 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 50), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps["a"].recs[r.Key] = r
+	}
+	type hop struct {
+		from string
+		e    Envelope
+	}
+	var queue []hop
+	for _, e := range n.nodes["b"].StartSession("a", n.now.Now()) {
+		queue = append(queue, hop{"b", e})
+	}
+	most := 0 // the most Versions b had in flight
+	inFlight := 0
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		switch {
+		case h.from == "b" && h.e.Kind == wire.KindVersions:
+			inFlight++
+			most = max(most, inFlight)
+		case h.from == "a" && h.e.Kind == wire.KindRepair:
+			inFlight--
+		}
+		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out {
+			queue = append(queue, hop{h.e.To, e})
+		}
+	}
+	if most < 2 {
+		t.Fatalf("at most %d Versions in flight, want 2 or more", most)
+	}
+	if len(n.reps["b"].recs) != 200 || n.nodes["b"].Stats().SessionsCompleted != 1 {
+		t.Fatalf("b holds %d of 200 records, sessions completed %d", len(n.reps["b"].recs), n.nodes["b"].Stats().SessionsCompleted)
+	}
+}
