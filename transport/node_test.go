@@ -388,8 +388,9 @@ func TestSessionRepairsBothWays(t *testing.T) {
 }
 
 // TestSessionTimesOut: a session whose peer never answers sends its
-// request again at its retries (an eighth of the timeout, then doubling)
-// and ends at its timeout, however many retries it made.
+// request again at its retries (arrivalRetry for a member that arrived,
+// else an eighth of the timeout; then doubling) and ends at its timeout,
+// however many retries it made.
 func TestSessionTimesOut(t *testing.T) {
 	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
 	node := n.nodes["a"]
@@ -409,8 +410,10 @@ func TestSessionTimesOut(t *testing.T) {
 	if now != start+int64(time.Second) {
 		t.Fatalf("the session ended at %d, want its timeout %d", now, start+int64(time.Second))
 	}
-	if s := node.Stats(); s.SessionsTimedOut != 1 || s.StepsRetried != 3 || s.SessionsStarted != 1 {
-		t.Fatalf("timed out %d, retried %d, started %d; want 1, 3 (at 1/8, 3/8, 7/8 of the timeout), 1", s.SessionsTimedOut, s.StepsRetried, s.SessionsStarted)
+	// The first session is with a member that arrived (every member
+	// did, at the start): its first retry comes after arrivalRetry.
+	if s := node.Stats(); s.SessionsTimedOut != 1 || s.StepsRetried != 4 || s.SessionsStarted != 1 {
+		t.Fatalf("timed out %d, retried %d, started %d; want 1, 4 (at 50, 150, 350 and 750 ms), 1", s.SessionsTimedOut, s.StepsRetried, s.SessionsStarted)
 	}
 }
 
@@ -566,5 +569,37 @@ func TestFarBehindSessionKeepsTwoStepsInFlight(t *testing.T) {
 	}
 	if len(n.reps["b"].recs) != 200 || n.nodes["b"].Stats().SessionsCompleted != 1 {
 		t.Fatalf("b holds %d of 200 records, sessions completed %d", len(n.reps["b"].recs), n.nodes["b"].Stats().SessionsCompleted)
+	}
+}
+
+// TestArrivalSessionIsRetriedSoon: the opening message of a session with
+// a member that just arrived (which may drop it, not seeing the sender in
+// its view yet) is sent again after arrivalRetry; a periodic session's
+// after firstRetry.
+func TestArrivalSessionIsRetriedSoon(t *testing.T) {
+	timeout := 4 * time.Second // firstRetry: 500 ms
+	for _, arrival := range []bool{true, false} {
+		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour, SessionTimeout: timeout}, "a", "b")
+		a := n.nodes["a"]
+		start := n.now.Now()
+		if arrival {
+			a.SetMembers([]string{"a"}, start)
+			a.SetMembers([]string{"a", "b"}, start)
+		} else {
+			a.StartSession("b", start) // as a periodic one does
+		}
+		if out := a.Tick(start); arrival && len(out) != 1 {
+			t.Fatalf("the arrival's session sent %d messages", len(out))
+		} // dropped by b
+		want := start + int64(arrivalRetry)
+		if !arrival {
+			want = start + firstRetry(timeout)
+		}
+		if d := a.NextDeadline(); d != want {
+			t.Fatalf("arrival %v: next deadline %v after the start, want %v", arrival, time.Duration(d-start), time.Duration(want-start))
+		}
+		if out := a.Tick(want); len(out) != 1 || out[0].Kind != wire.KindDigest {
+			t.Fatalf("arrival %v: the retry sent %v, want the opening digest again", arrival, out)
+		}
 	}
 }
