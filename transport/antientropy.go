@@ -105,6 +105,12 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	arrival := len(n.ae.arrived) > 0
 	if arrival {
 		peer, n.ae.arrived = n.ae.arrived[0], n.ae.arrived[1:]
+		if _, busy := n.ae.resp[peer]; busy {
+			// It started one with this node already, which repairs both
+			// ways: a second would move the same records again.
+			n.stats.ArrivalsInSession++
+			return out
+		}
 	} else {
 		peer = n.ring.after(n.cfg.Name, peerOffset(n.ae.turn, n.ring.size()))
 		n.ae.turn++
@@ -222,6 +228,16 @@ func firstRetry(timeout time.Duration) int64 {
 // it.
 func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
+	if _, busy := n.ae.resp[s.peer]; busy && s.awaits[0].step == 1 {
+		// The opening got no answer, and meanwhile the peer started a
+		// session with this node (one that just arrived drops the
+		// opening, not seeing the sender yet, then starts its own): that
+		// one repairs both ways.
+		n.stats.SessionsTimedOut++
+		n.stats.ArrivalsInSession++
+		n.ae.active = false
+		return out
+	}
 	n.stats.StepsRetried++
 	if s.awaits[0].step == 1 {
 		deadline, rto := s.deadline, s.rto
@@ -352,6 +368,17 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	}
 	reply := &wire.Digest{Session: answer(r, m.Step), Level: m.Level + 1}
 	opening := m.Token == 0
+	if s := &n.ae.s; opening && n.ae.active && s.peer == from && n.cfg.Name > from && len(s.awaits) > 0 {
+		if _, digest := s.awaits[0].req.(*wire.Digest); digest {
+			// The two started sessions with each other at once (each saw
+			// the other arrive); one repairs both ways, and two would move
+			// the same records twice: the session of the member whose name
+			// sorts first goes on.
+			n.stats.SessionsTimedOut++
+			n.stats.ArrivalsInSession++
+			n.ae.active = false
+		}
+	}
 	if opening {
 		r.cut, r.coverage, r.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
 		reply.Cut, reply.Coverage = n.cfg.Clock.Now(), n.roster.coverage(now)

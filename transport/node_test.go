@@ -603,3 +603,48 @@ func TestArrivalSessionIsRetriedSoon(t *testing.T) {
 		}
 	}
 }
+
+// TestOneSessionBetweenArrivals: two members that see each other arrive
+// keep one session between them, which repairs both ways, not two moving
+// the same records: when both openings cross, the session of the member
+// whose name sorts first goes on; when one's opening was dropped (the
+// other did not see it yet) and the other has started its own meanwhile,
+// the first does not send its opening again. Either way every record
+// moves once.
+func TestOneSessionBetweenArrivals(t *testing.T) {
+	for _, dropped := range []bool{false, true} {
+		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "b")
+		for i := range 40 {
+			side := []string{"a", "b"}[i%2]
+			r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+			n.reps[side].recs[r.Key] = r
+		}
+		a, b := n.nodes["a"], n.nodes["b"]
+		fromA, fromB := a.Tick(n.now.Now()), b.Tick(n.now.Now()) // both open a session with the other
+		if dropped {                                             // a's opening is lost; b's session is under way when a's retry is due
+			reply, err := a.Receive("b", fromB[0].Payload, n.now.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.now.Set(a.NextDeadline())
+			if out := a.Tick(n.now.Now()); len(out) != 0 {
+				t.Fatalf("a sent its opening again (%d messages) while b's session was under way", len(out))
+			}
+			n.pump("a", reply)
+		} else {
+			n.pump("a", fromA)
+			n.pump("b", fromB)
+		}
+		sa, sb := a.Stats(), b.Stats()
+		if len(n.reps["a"].recs) != 40 || len(n.reps["b"].recs) != 40 {
+			t.Fatalf("dropped %v: a holds %d, b %d of 40", dropped, len(n.reps["a"].recs), len(n.reps["b"].recs))
+		}
+		if moved := sa.RepairRecordsReceived + sb.RepairRecordsReceived; moved != 40 || sa.SessionsCompleted+sb.SessionsCompleted != 1 {
+			t.Fatalf("dropped %v: %d records moved, want each of 40 once; %d sessions completed, want 1",
+				dropped, moved, sa.SessionsCompleted+sb.SessionsCompleted)
+		}
+		if gave := sa.ArrivalsInSession + sb.ArrivalsInSession; gave != 1 {
+			t.Fatalf("dropped %v: %d sessions gave way, want 1", dropped, gave)
+		}
+	}
+}
