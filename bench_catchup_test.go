@@ -1,8 +1,14 @@
 package bcache
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +69,92 @@ func catchUp(b *testing.B, n int) (seconds, syncedLateMs float64) {
 	}
 	held := time.Now()
 	return held.Sub(start).Seconds(), float64((<-synced).Sub(held).Microseconds()) / 1000
+}
+
+// BenchmarkCatchUpFromAnotherProcess is BenchmarkCatchUp with the member
+// that holds the keys in a child process, as members run: the joiner's
+// collections then scan its own heap only, not the holder's too.
+//
+//	go test -run '^$' -bench CatchUpFromAnotherProcess -benchtime 1x .
+func BenchmarkCatchUpFromAnotherProcess(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var total float64
+			for b.Loop() {
+				total += catchUpFromChild(b, n)
+			}
+			b.ReportMetric(total/float64(b.N), "catch-up-s")
+		})
+	}
+}
+
+// holderChildEnv names the variable that makes the test binary a holder:
+// a member with that many keys, which prints "ready ADDR" and runs until
+// its standard input closes.
+const holderChildEnv = "BCACHE_HOLDER_KEYS"
+
+func holderChild(arg string) {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		panic(err)
+	}
+	a, err := New(Config{NodeName: "holder", BindAddr: "127.0.0.1:0"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	value := make([]byte, 100)
+	for i := range n {
+		if err := a.Set(fmt.Sprintf("key:%012d", i), value, 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	fmt.Printf("ready %s\n", a.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	a.Close()
+}
+
+func catchUpFromChild(b *testing.B, n int) float64 {
+	b.StopTimer()
+	defer b.StartTimer()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", holderChildEnv, n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	lines := bufio.NewScanner(out)
+	addr, ok := "", lines.Scan()
+	if ok {
+		addr, ok = strings.CutPrefix(lines.Text(), "ready ")
+	}
+	if !ok {
+		b.Fatalf("the holder did not start: %q", lines.Text())
+	}
+	start := time.Now()
+	j, err := New(Config{NodeName: "joiner", BindAddr: "127.0.0.1:0", Peers: []string{addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	for j.Stats().Records < n {
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("the joiner holds %d of %d records after 5 minutes", j.Stats().Records, n)
+		}
+		time.Sleep(time.Millisecond) // polling a figure, not awaiting an event
+	}
+	return time.Since(start).Seconds()
 }

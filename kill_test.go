@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 		killChild(arg)
 		return
 	}
+	if arg := os.Getenv(holderChildEnv); arg != "" {
+		holderChild(arg)
+		return
+	}
 	os.Exit(m.Run())
 }
 
