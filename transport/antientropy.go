@@ -105,12 +105,6 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	arrival := len(n.ae.arrived) > 0
 	if arrival {
 		peer, n.ae.arrived = n.ae.arrived[0], n.ae.arrived[1:]
-		if _, busy := n.ae.resp[peer]; busy {
-			// It started one with this node already, which repairs both
-			// ways: a second would move the same records again.
-			n.stats.ArrivalsInSession++
-			return out
-		}
 	} else {
 		peer = n.ring.after(n.cfg.Name, peerOffset(n.ae.turn, n.ring.size()))
 		n.ae.turn++
@@ -228,16 +222,6 @@ func firstRetry(timeout time.Duration) int64 {
 // it.
 func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
-	if _, busy := n.ae.resp[s.peer]; busy && s.awaits[0].step == 1 {
-		// The opening got no answer, and meanwhile the peer started a
-		// session with this node (one that just arrived drops the
-		// opening, not seeing the sender yet, then starts its own): that
-		// one repairs both ways.
-		n.stats.SessionsTimedOut++
-		n.stats.ArrivalsInSession++
-		n.ae.active = false
-		return out
-	}
 	n.stats.StepsRetried++
 	if s.awaits[0].step == 1 {
 		deadline, rto := s.deadline, s.rto
@@ -368,17 +352,6 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	}
 	reply := &wire.Digest{Session: answer(r, m.Step), Level: m.Level + 1}
 	opening := m.Token == 0
-	if s := &n.ae.s; opening && n.ae.active && s.peer == from && n.cfg.Name > from && len(s.awaits) > 0 {
-		if _, digest := s.awaits[0].req.(*wire.Digest); digest {
-			// The two started sessions with each other at once (each saw
-			// the other arrive); one repairs both ways, and two would move
-			// the same records twice: the session of the member whose name
-			// sorts first goes on.
-			n.stats.SessionsTimedOut++
-			n.stats.ArrivalsInSession++
-			n.ae.active = false
-		}
-	}
 	if opening {
 		r.cut, r.coverage, r.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
 		reply.Cut, reply.Coverage = n.cfg.Clock.Now(), n.roster.coverage(now)
@@ -519,7 +492,6 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	}
 	leaves := uint32(1) << n.cfg.Replica.DigestBits()
 	reply := &wire.Repair{Session: answer(r, m.Step)}
-	var send map[uint64]bool
 	var vs []crdt.Version
 	var mine []wire.KeyVersion
 	off := 0
@@ -535,13 +507,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		newer, wants := compareVersions(mine, theirs)
 		reply.Wants = append(reply.Wants, wants...)
 		if len(newer) > 0 {
-			if send == nil {
-				send = map[uint64]bool{}
-			}
-			for _, h := range newer {
-				send[h] = true
-			}
-			reply.Records = n.appendLeafRecords(reply.Records, leaf, send)
+			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer)
 		}
 	}
 	// Leaves are hash prefixes and ascend, so the wants already do; the
@@ -588,16 +554,17 @@ func versionOf(kv wire.KeyVersion) crdt.Version {
 }
 
 // appendLeafRecords appends the records of leaf whose key hashes are in
-// want.
-func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want map[uint64]bool) []crdt.Record {
+// want, sorted ascending.
+func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64) []crdt.Record {
 	start := len(dst)
 	dst = n.cfg.Replica.AppendRecords(dst, leaf)
 	kept := dst[:start]
 	for _, r := range dst[start:] {
-		if want[crdt.HashKey(r.Key)] {
+		if _, ok := slices.BinarySearch(want, crdt.HashKey(r.Key)); ok {
 			kept = append(kept, r)
 		}
 	}
+	clear(dst[len(kept):]) // the records left out hold no values
 	return kept
 }
 
@@ -606,7 +573,10 @@ func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want map[uint64
 // keeping at least one, and at wire.MaxRecords.
 func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
 	slices.SortFunc(recs, func(a, b crdt.Record) int {
-		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.Key, b.Key))
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c // (cmp.Or would compare the keys every time too)
+		}
+		return strings.Compare(a.Key, b.Key)
 	})
 	size := 0
 	for i := range recs {
@@ -700,23 +670,23 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
 	}
 }
 
-// wanted returns our records with the given key hashes.
+// wanted returns our records with the given key hashes, which the codec
+// has checked are ascending: those of one leaf (a hash prefix) are
+// together.
 func (n *Node) wanted(wants []uint64) []crdt.Record {
 	if len(wants) == 0 {
 		return nil
 	}
 	bits := n.cfg.Replica.DigestBits()
-	byLeaf := map[uint32]map[uint64]bool{}
-	for _, h := range wants {
-		leaf := crdt.LeafIndex(h, 0, bits)
-		if byLeaf[leaf] == nil {
-			byLeaf[leaf] = map[uint64]bool{}
+	recs := make([]crdt.Record, 0, len(wants)+16) // a leaf's other records come and go
+	for len(wants) > 0 {
+		leaf := crdt.LeafIndex(wants[0], 0, bits)
+		k := 1
+		for k < len(wants) && crdt.LeafIndex(wants[k], 0, bits) == leaf {
+			k++
 		}
-		byLeaf[leaf][h] = true
-	}
-	var recs []crdt.Record
-	for leaf, want := range byLeaf {
-		recs = n.appendLeafRecords(recs, leaf, want)
+		recs = n.appendLeafRecords(recs, leaf, wants[:k])
+		wants = wants[k:]
 	}
 	return recs
 }

@@ -319,7 +319,7 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 
 // send encodes m once and addresses it to every member in to.
 func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {
-	frame, err := n.codec.Encode(nil, m)
+	frame, err := n.codec.Encode(make([]byte, 0, frameSizeHint(m)), m)
 	if err != nil {
 		// Only a record over the decoder's limits can fail to encode; the
 		// root package refuses those at Set.
@@ -331,6 +331,26 @@ func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {
 		n.stats.countSent(m.Kind(), len(frame))
 	}
 	return out
+}
+
+// frameSizeHint returns about how long m's frame is when it carries
+// records or wants (a repair of megabytes grew its buffer by doubling,
+// copying it each time), else 0.
+func frameSizeHint(m wire.Message) int {
+	var recs []crdt.Record
+	size := 64
+	switch m := m.(type) {
+	case *wire.Repair:
+		recs, size = m.Records, size+9*len(m.Wants)
+	case *wire.Reject:
+		recs = m.Records
+	default:
+		return 0
+	}
+	for i := range recs {
+		size += wire.RecordSize(&recs[i])
+	}
+	return size
 }
 
 // receiveRecord moves the clock past r and applies it, counting the outcome.

@@ -32,11 +32,7 @@ type Stats struct {
 	// Anti-entropy.
 	SessionsStarted   uint64
 	SessionsCompleted uint64
-	SessionsTimedOut  uint64 // or abandoned (the peer left, or started one with this node at once)
-	// ArrivalsInSession counts sessions with a member new to the view not
-	// started, or abandoned, because that member had started one with
-	// this node: one session repairs both ways.
-	ArrivalsInSession uint64
+	SessionsTimedOut  uint64 // or abandoned when the peer left
 	// StepsRetried counts requests of a session sent again because no
 	// reply came in time (a datagram lost on the way, or its reply).
 	StepsRetried          uint64
