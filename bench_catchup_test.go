@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,17 +74,21 @@ func catchUp(b *testing.B, n int) (seconds, syncedLateMs float64) {
 
 // BenchmarkCatchUpFromAnotherProcess is BenchmarkCatchUp with the member
 // that holds the keys in a child process, as members run: the joiner's
-// collections then scan its own heap only, not the holder's too.
+// collections then scan its own heap only, not the holder's too. It also
+// reports the repair records the joiner received per key it holds
+// (received/key: 1 when every record came once).
 //
 //	go test -run '^$' -bench CatchUpFromAnotherProcess -benchtime 1x .
 func BenchmarkCatchUpFromAnotherProcess(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			var total float64
+			var total, received float64
 			for b.Loop() {
-				total += catchUpFromChild(b, n)
+				d, r := catchUpFromChild(b, n)
+				total, received = total+d, received+r
 			}
 			b.ReportMetric(total/float64(b.N), "catch-up-s")
+			b.ReportMetric(received/float64(b.N), "received/key")
 		})
 	}
 }
@@ -92,6 +97,13 @@ func BenchmarkCatchUpFromAnotherProcess(b *testing.B) {
 // a member with that many keys, which prints "ready ADDR" and runs until
 // its standard input closes.
 const holderChildEnv = "BCACHE_HOLDER_KEYS"
+
+// holderProfileEnv, when set, names a file where the holder writes a CPU
+// profile of its serving (its filling is left out), and beside it
+// (".allocs") a profile of what it allocated:
+//
+//	BCACHE_HOLDER_CPUPROFILE=/tmp/holder.prof go test -run '^$' -bench CatchUpFromAnotherProcess/1000000 -benchtime 1x .
+const holderProfileEnv = "BCACHE_HOLDER_CPUPROFILE"
 
 func holderChild(arg string) {
 	n, err := strconv.Atoi(arg)
@@ -110,12 +122,23 @@ func holderChild(arg string) {
 			os.Exit(2)
 		}
 	}
+	if path := os.Getenv(holderProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+		if f, err := os.Create(path + ".allocs"); err == nil {
+			defer f.Close()
+			defer pprof.Lookup("allocs").WriteTo(f, 0)
+		}
+	}
 	fmt.Printf("ready %s\n", a.Addr())
 	io.Copy(io.Discard, os.Stdin)
 	a.Close()
 }
 
-func catchUpFromChild(b *testing.B, n int) float64 {
+func catchUpFromChild(b *testing.B, n int) (seconds, receivedPerKey float64) {
 	b.StopTimer()
 	defer b.StartTimer()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
@@ -156,5 +179,6 @@ func catchUpFromChild(b *testing.B, n int) float64 {
 		}
 		time.Sleep(time.Millisecond) // polling a figure, not awaiting an event
 	}
-	return time.Since(start).Seconds()
+	seconds = time.Since(start).Seconds()
+	return seconds, float64(j.Stats().Replication.Protocol.RepairRecordsReceived) / float64(n)
 }

@@ -44,6 +44,11 @@ type session struct {
 	retry, rto int64
 	leaves     []uint32 // differing leaves not yet asked about
 	differing  int      // how many leaves the digests' walk found differing
+	// bare marks the differing leaves that the responder's digest showed
+	// empty (bit i%64 of word i/64 for leaf i): their records are sent
+	// with the answer to the Versions that names them, with no versions
+	// in it (see sendVersions). Cleared as they are asked about.
+	bare []uint64
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -56,6 +61,7 @@ type awaited struct {
 	step   uint32
 	req    wire.Message
 	leaves []uint32 // the differing leaves a Versions covers
+	pushed []uint32 // those of them the responder holds nothing in
 }
 
 // versionsWindow is how many Versions steps a session keeps in flight: the
@@ -79,6 +85,8 @@ type responder struct {
 	cut      crdt.Timestamp
 	coverage int64
 	hasCut   bool
+	// empty says the initiator's first message showed it holding nothing.
+	empty bool
 }
 
 // depth returns the number of digest levels below the root.
@@ -110,6 +118,10 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 		n.ae.turn++
 	}
 	if peer == "" {
+		return out
+	}
+	if n.yields(peer, now) {
+		n.stats.SessionsYielded++
 		return out
 	}
 	return n.startSession(out, peer, arrival, now)
@@ -340,6 +352,19 @@ func answer(r *responder, step uint32) wire.Session {
 	return wire.Session{ID: r.id, Token: r.token, Step: step}
 }
 
+// yields reports whether this node leaves the exchange with peer to the
+// session peer has in progress with it: peer held nothing when it
+// started, and this node holds something. Such a session moves every
+// record of ours, each gathered once while the peer applies the last
+// chunk; a second one, ours, started as both saw the other arrive, moved
+// most of them again (a joiner received 1.4 to 1.7 records per key). The
+// empty side never yields, so one of the two always proceeds.
+func (n *Node) yields(peer string, now int64) bool {
+	r := n.ae.resp[peer]
+	return !n.noYield && r != nil && r.empty && now < r.deadline &&
+		n.cfg.Replica.AppendHashes(nil, 0, nil)[0] != emptyLeaf
+}
+
 // receiveDigest compares the peer's nodes with ours and answers with our
 // children of those that differ, or learns the differing leaves.
 func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope {
@@ -355,6 +380,11 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	if opening {
 		r.cut, r.coverage, r.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
 		reply.Cut, reply.Coverage = n.cfg.Clock.Now(), n.roster.coverage(now)
+		r.empty = len(m.Hashes) > 0 && !slices.ContainsFunc(m.Hashes, func(h uint64) bool { return h != emptyLeaf })
+		if s := &n.ae.s; n.ae.active && s.peer == from && s.differing == 0 && n.yields(from, now) {
+			n.stats.SessionsYielded++ // still comparing digests: nothing moved yet
+			n.ae.active = false
+		}
 	}
 	if len(m.Hashes) == 0 { // the initiator found nothing different in our reply
 		if opening { // there was no reply: an empty opening proves nothing
@@ -412,6 +442,7 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 		return n.ask(nil, &wire.Digest{Level: m.Level + 1, Parents: diff, Hashes: hashes}, nil, now)
 	}
 	n.ae.s.leaves, n.ae.s.differing = diff, len(diff)
+	n.ae.s.bare = bareLeaves(diff, m)
 	return n.sendVersions(nil, now)
 }
 
@@ -448,8 +479,41 @@ func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 	return diff, true
 }
 
+// emptyLeaf is the digest hash of a leaf, or any node, that holds nothing.
+var emptyLeaf = crdt.TreeNode{}.Hash()
+
+// bareLeaves returns the bitmap of the differing leaves (diff, of the leaf
+// level m carries) that the responder's hashes show empty, nil if none.
+// A leaf that holds records and hashes like an empty one (a chance of
+// 2^-64) costs its records sent both ways, which merging ignores.
+func bareLeaves(diff []uint32, m *wire.Digest) []uint64 {
+	if m.Level == 0 { // a tree of one leaf: its parent is no node
+		return nil
+	}
+	var bare []uint64
+	for i, h := range m.Hashes {
+		if h != emptyLeaf {
+			continue
+		}
+		leaf := m.Parents[i/crdt.Fanout]*crdt.Fanout + uint32(i%crdt.Fanout)
+		if _, ok := slices.BinarySearch(diff, leaf); !ok {
+			continue // empty on both sides
+		}
+		if bare == nil {
+			bare = make([]uint64, (diff[len(diff)-1]+64)/64)
+		}
+		bare[leaf/64] |= 1 << (leaf % 64)
+	}
+	return bare
+}
+
 // sendVersions sends our versions in the next chunks of differing leaves,
-// as many as the window has room for.
+// as many as the window has room for. A leaf the responder's digest showed
+// empty goes with no versions (a count of zero: the responder has nothing
+// to send or want there), and its records are pushed with the answer
+// (answerRepair): a member that holds much moves it in one pass over its
+// records, whichever side started the session. Leaves asked about again
+// (a cut answer) carry their versions: the responder holds some by then.
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
@@ -458,12 +522,20 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 		s.leaves = s.leaves[k:]
 		m := &wire.Versions{Leaves: chunk}
 		var vs []crdt.Version
+		var pushed []uint32
 		for _, leaf := range chunk {
+			if w := leaf / 64; int(w) < len(s.bare) && s.bare[w]&(1<<(leaf%64)) != 0 {
+				s.bare[w] &^= 1 << (leaf % 64)
+				pushed = append(pushed, leaf)
+				m.Counts = append(m.Counts, 0)
+				continue
+			}
 			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
 			m.Counts = append(m.Counts, uint32(len(vs)))
 			m.Versions = appendKeyVersions(m.Versions, vs)
 		}
 		out = n.ask(out, m, chunk, now)
+		s.awaits[len(s.awaits)-1].pushed = pushed
 	}
 	return out
 }
@@ -491,7 +563,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		return nil
 	}
 	leaves := uint32(1) << n.cfg.Replica.DigestBits()
-	reply := &wire.Repair{Session: answer(r, m.Step)}
+	reply := &wire.Repair{Session: answer(r, m.Step), Records: n.recs}
 	var vs []crdt.Version
 	var mine []wire.KeyVersion
 	off := 0
@@ -502,6 +574,10 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		}
 		theirs := m.Versions[off : off+int(m.Counts[i])]
 		off += int(m.Counts[i])
+		if len(theirs) == 0 { // every record of ours is newer, and nothing wanted
+			reply.Records = n.cfg.Replica.AppendRecords(reply.Records, leaf)
+			continue
+		}
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
 		mine = appendKeyVersions(mine[:0], vs)
 		newer, wants := compareVersions(mine, theirs)
@@ -514,12 +590,35 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	// codec requires it, so make sure.
 	slices.Sort(reply.Wants)
 	reply.Wants = slices.Compact(reply.Wants)
-	reply.Records, reply.Truncated = n.cut(reply.Records)
+	all := reply.Records
+	reply.Records, reply.Truncated = n.cut(all)
 	if len(reply.Wants) > wire.MaxRecords { // the rest is asked for again in a later step
 		reply.Wants, reply.Truncated = reply.Wants[:wire.MaxRecords], true
 	}
 	n.stats.RepairRecordsSent += uint64(len(reply.Records))
-	return n.send(nil, reply, from)
+	return n.sendRecords(nil, reply, all, from)
+}
+
+// keptRecords bounds the scratch records a node keeps between repairs:
+// a chunk of leaves of a million keys gathers about 16,000.
+const keptRecords = 4 * wire.MaxRecords
+
+// sendRecords sends m, which carries records gathered in all, appended to
+// the node's scratch, and takes the scratch back, grown if it grew: a
+// member far behind is sent hundreds of megabytes of records, which
+// allocated afresh each time made its peer collect garbage (marking its
+// whole heap) several times as often. The values are the replica's: the
+// scratch keeps none alive.
+func (n *Node) sendRecords(out []Envelope, m wire.Message, all []crdt.Record, to string) []Envelope {
+	out = n.send(out, m, to)
+	clear(all)
+	if cap(all) > cap(n.recs) { // all outgrew the scratch, after filling it
+		clear(n.recs[:cap(n.recs)])
+		if cap(all) <= keptRecords {
+			n.recs = all[:0]
+		}
+	}
+	return out
 }
 
 // compareVersions walks two key-hash-sorted version lists of one leaf and
@@ -616,7 +715,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			n.ae.active = false
 			return nil
 		}
-		return n.answerRepair(m, a.leaves, n.applyRepair(m, now), now)
+		return n.answerRepair(m, a, n.applyRepair(m, now), now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -632,19 +731,25 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
 }
 
-// answerRepair (initiator) sends the wanted records and the tombstones
-// answering those it rejected, then the next steps or the end of the
-// session. The leaves of the answered Versions are asked about again if
-// either side cut its records short.
-func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, now int64) []Envelope {
+// answerRepair (initiator) sends the wanted records, those of the leaves
+// it pushes (a.pushed) and the tombstones answering those it rejected,
+// then the next steps or the end of the session. The leaves of the
+// answered Versions are asked about again if either side cut its records
+// short.
+func (n *Node) answerRepair(m *wire.Repair, a awaited, rejected []crdt.Record, now int64) []Envelope {
 	s := &n.ae.s
-	recs, truncated := n.cut(append(n.wanted(m.Wants), rejected...))
+	all := n.wanted(n.recs, m.Wants)
+	for _, leaf := range a.pushed {
+		all = n.cfg.Replica.AppendRecords(all, leaf)
+	}
+	all = append(all, rejected...)
+	recs, truncated := n.cut(all)
 	if m.Truncated || truncated {
-		s.leaves = append(leaves, s.leaves...)
+		s.leaves = append(a.leaves, s.leaves...)
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))
-	out := n.send(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}, s.peer)
+	out := n.sendRecords(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}, all, s.peer)
 	if final {
 		n.finish(now)
 		return out
@@ -670,15 +775,15 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
 	}
 }
 
-// wanted returns our records with the given key hashes, which the codec
-// has checked are ascending: those of one leaf (a hash prefix) are
+// wanted appends to dst our records with the given key hashes, which the
+// codec has checked are ascending: those of one leaf (a hash prefix) are
 // together.
-func (n *Node) wanted(wants []uint64) []crdt.Record {
+func (n *Node) wanted(dst []crdt.Record, wants []uint64) []crdt.Record {
 	if len(wants) == 0 {
-		return nil
+		return dst
 	}
 	bits := n.cfg.Replica.DigestBits()
-	recs := make([]crdt.Record, 0, len(wants)+16) // a leaf's other records come and go
+	recs := slices.Grow(dst, len(wants)+16) // a leaf's other records come and go
 	for len(wants) > 0 {
 		leaf := crdt.LeafIndex(wants[0], 0, bits)
 		k := 1

@@ -149,11 +149,13 @@ type Node struct {
 	roster  roster
 	stats   Stats
 	buf     []byte         // encoding scratch
+	recs    []crdt.Record  // scratch for the records of a repair, empty between uses (see sendRecords)
 	dropped []crdt.Version // live records forgotten, until Dropped takes them
 	// synced is, per member in the view, when the last exchange with it
 	// completed (either side); firstSync when the first one did, 0 before.
 	synced    map[string]int64
 	firstSync int64
+	noYield   bool // tests: the broken variant that never yields to an empty peer
 }
 
 // New returns a node with no peers; call SetMembers when membership is known.

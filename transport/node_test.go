@@ -603,3 +603,124 @@ func TestArrivalSessionIsRetriedSoon(t *testing.T) {
 		}
 	}
 }
+
+// pumpBoth delivers what a and b send, and everything it causes, one
+// frame at a time in the order sent, both ways at once: their openings
+// cross.
+func (n *testNet) pumpBoth(envs map[string][]Envelope) {
+	type hop struct {
+		from string
+		e    Envelope
+	}
+	var queue []hop
+	for from, es := range envs {
+		for _, e := range es {
+			queue = append(queue, hop{from, e})
+		}
+	}
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		for _, e := range out {
+			queue = append(queue, hop{h.e.To, e})
+		}
+	}
+}
+
+// TestEmptyMemberIsCaughtUpOnce: a member that holds nothing and one that
+// holds 200 records see each other arrive and both start a session; the
+// one that holds records yields to the empty one's, so every record moves
+// once. The broken variant (never yield) moves them twice.
+func TestEmptyMemberIsCaughtUpOnce(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		n := newTestNet(t, 8, Config{}, "a", "b")
+		for i := range 200 {
+			r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 20), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+			n.reps["a"].recs[r.Key] = r
+		}
+		now := n.now.Now()
+		for _, node := range n.nodes {
+			node.noYield = broken
+			node.SetMembers(nil, now)
+			node.SetMembers([]string{"a", "b"}, now) // the other arrives
+		}
+		n.pumpBoth(map[string][]Envelope{"a": n.nodes["a"].Tick(now), "b": n.nodes["b"].Tick(now)})
+		a, b := n.nodes["a"].Stats(), n.nodes["b"].Stats()
+		if len(n.reps["b"].recs) != 200 {
+			t.Fatalf("broken=%v: b holds %d of 200 records", broken, len(n.reps["b"].recs))
+		}
+		switch {
+		case !broken && (b.RepairRecordsReceived != 200 || a.SessionsYielded != 1 || b.SessionsYielded != 0):
+			t.Fatalf("b received %d repair records for 200 keys; a yielded %d, b %d", b.RepairRecordsReceived, a.SessionsYielded, b.SessionsYielded)
+		case broken && b.RepairRecordsReceived <= 200:
+			t.Fatalf("broken variant: b received %d repair records for 200 keys, want more", b.RepairRecordsReceived)
+		}
+	}
+}
+
+// TestRecordsOfBareLeavesArePushed: where the responder's digest shows a
+// leaf empty, the initiator sends no versions for it and pushes its
+// records with its answer: the responder ends up with every record, and
+// the Versions carry only the versions of leaves the responder holds
+// something in.
+func TestRecordsOfBareLeavesArePushed(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	for i := range 200 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 20), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps["a"].recs[r.Key] = r
+		if i%50 == 0 { // b holds 4 of them, and one of its own
+			n.reps["b"].recs[r.Key] = r
+		}
+	}
+	mine := crdt.Record{Key: "b's own", Value: []byte("v"), Time: crdt.Timestamp{Wall: 7, Node: 2}}
+	n.reps["b"].recs[mine.Key] = mine
+	inA, inB := map[uint32]int{}, map[uint32]int{} // records per leaf
+	for key := range n.reps["a"].recs {
+		inA[n.reps["a"].leaf(key)]++
+	}
+	for key := range n.reps["b"].recs {
+		inB[n.reps["b"].leaf(key)]++
+	}
+	wantVersions := 0 // a's in the leaves that differ where b holds something
+	for leaf, k := range inA {
+		if inB[leaf] > 0 && (inB[leaf] != k || leaf == n.reps["b"].leaf(mine.Key)) {
+			wantVersions += k
+		}
+	}
+	codec := wire.NewCodec(wire.Limits{})
+	versions := 0
+	n.now.Advance(time.Second)
+	queue := n.nodes["a"].StartSession("b", n.now.Now())
+	from := map[*byte]string{}
+	for _, e := range queue {
+		from[&e.Payload[0]] = "a"
+	}
+	for len(queue) > 0 {
+		e := queue[0]
+		queue = queue[1:]
+		sender := from[&e.Payload[0]]
+		if m, err := codec.Decode(e.Payload); err == nil {
+			if v, ok := m.(*wire.Versions); ok {
+				versions += len(v.Versions)
+			}
+		}
+		out, err := n.nodes[e.To].Receive(sender, e.Payload, n.now.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out {
+			from[&o.Payload[0]] = e.To
+		}
+		queue = append(queue, out...)
+	}
+	if len(n.reps["b"].recs) != 201 || len(n.reps["a"].recs) != 201 {
+		t.Fatalf("a holds %d records, b %d; want 201 each", len(n.reps["a"].recs), len(n.reps["b"].recs))
+	}
+	if versions != wantVersions {
+		t.Fatalf("a sent %d versions, want %d (those of the leaves b holds something in)", versions, wantVersions)
+	}
+}

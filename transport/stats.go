@@ -33,6 +33,10 @@ type Stats struct {
 	SessionsStarted   uint64
 	SessionsCompleted uint64
 	SessionsTimedOut  uint64 // or abandoned when the peer left
+	// SessionsYielded counts sessions this node did not start, or
+	// abandoned while comparing digests, because the peer, holding
+	// nothing, had one in progress with it: that one moves everything.
+	SessionsYielded uint64
 	// StepsRetried counts requests of a session sent again because no
 	// reply came in time (a datagram lost on the way, or its reply).
 	StepsRetried          uint64
