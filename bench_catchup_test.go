@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -76,26 +75,32 @@ func catchUp(b *testing.B, n int) (seconds, syncedLateMs float64) {
 // that holds the keys in a child process, as members run: the joiner's
 // collections then scan its own heap only, not the holder's too. It also
 // reports the repair records the joiner received per key it holds
-// (received/key: 1 when every record came once).
+// (received/key: 1 when every record came once), and the CPU time each
+// process used from the joiner's start until it held every key (on Unix;
+// 0 elsewhere): steadier figures than the time on a noisy machine.
 //
 //	go test -run '^$' -bench CatchUpFromAnotherProcess -benchtime 1x .
 func BenchmarkCatchUpFromAnotherProcess(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			var total, received float64
+			var total, received, joinerCPU, holderCPU float64
 			for b.Loop() {
-				d, r := catchUpFromChild(b, n)
-				total, received = total+d, received+r
+				r := catchUpFromChild(b, n)
+				total, received = total+r.seconds, received+r.receivedPerKey
+				joinerCPU, holderCPU = joinerCPU+r.joinerCPU, holderCPU+r.holderCPU
 			}
 			b.ReportMetric(total/float64(b.N), "catch-up-s")
 			b.ReportMetric(received/float64(b.N), "received/key")
+			b.ReportMetric(joinerCPU/float64(b.N), "joiner-cpu-s")
+			b.ReportMetric(holderCPU/float64(b.N), "holder-cpu-s")
 		})
 	}
 }
 
 // holderChildEnv names the variable that makes the test binary a holder:
-// a member with that many keys, which prints "ready ADDR" and runs until
-// its standard input closes.
+// a member with that many keys, which prints "ready ADDR CPU" and runs
+// until its standard input closes, then prints "cpu CPU" (CPU: the
+// process's CPU time so far, in nanoseconds).
 const holderChildEnv = "BCACHE_HOLDER_KEYS"
 
 // holderProfileEnv, when set, names a file where the holder writes a CPU
@@ -133,12 +138,19 @@ func holderChild(arg string) {
 			defer pprof.Lookup("allocs").WriteTo(f, 0)
 		}
 	}
-	fmt.Printf("ready %s\n", a.Addr())
+	fmt.Printf("ready %s %d\n", a.Addr(), processCPU())
 	io.Copy(io.Discard, os.Stdin)
+	fmt.Printf("cpu %d\n", processCPU())
 	a.Close()
 }
 
-func catchUpFromChild(b *testing.B, n int) (seconds, receivedPerKey float64) {
+// childCatchUp is what one catch-up from a child holder measured.
+type childCatchUp struct {
+	seconds, receivedPerKey float64
+	joinerCPU, holderCPU    float64 // seconds
+}
+
+func catchUpFromChild(b *testing.B, n int) (r childCatchUp) {
 	b.StopTimer()
 	defer b.StartTimer()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
@@ -160,14 +172,15 @@ func catchUpFromChild(b *testing.B, n int) (seconds, receivedPerKey float64) {
 		cmd.Wait()
 	}()
 	lines := bufio.NewScanner(out)
-	addr, ok := "", lines.Scan()
-	if ok {
-		addr, ok = strings.CutPrefix(lines.Text(), "ready ")
+	var addr string
+	var holderStart int64
+	if !lines.Scan() {
+		b.Fatal("the holder did not start")
 	}
-	if !ok {
+	if _, err := fmt.Sscanf(lines.Text(), "ready %s %d", &addr, &holderStart); err != nil {
 		b.Fatalf("the holder did not start: %q", lines.Text())
 	}
-	start := time.Now()
+	start, joinerStart := time.Now(), processCPU()
 	j, err := New(Config{NodeName: "joiner", BindAddr: "127.0.0.1:0", Peers: []string{addr}})
 	if err != nil {
 		b.Fatal(err)
@@ -179,6 +192,17 @@ func catchUpFromChild(b *testing.B, n int) (seconds, receivedPerKey float64) {
 		}
 		time.Sleep(time.Millisecond) // polling a figure, not awaiting an event
 	}
-	seconds = time.Since(start).Seconds()
-	return seconds, float64(j.Stats().Replication.Protocol.RepairRecordsReceived) / float64(n)
+	r.seconds = time.Since(start).Seconds()
+	r.joinerCPU = (processCPU() - joinerStart).Seconds()
+	r.receivedPerKey = float64(j.Stats().Replication.Protocol.RepairRecordsReceived) / float64(n)
+	stdin.Close()
+	var holderEnd int64
+	if !lines.Scan() {
+		b.Fatal("the holder did not report its CPU time")
+	}
+	if _, err := fmt.Sscanf(lines.Text(), "cpu %d", &holderEnd); err != nil {
+		b.Fatalf("the holder did not report its CPU time: %q", lines.Text())
+	}
+	r.holderCPU = time.Duration(holderEnd - holderStart).Seconds()
+	return r
 }

@@ -143,14 +143,17 @@ type Node struct {
 	codec *wire.Codec
 	ring  *ring
 
-	out     deltaQueue
-	seen    dedup
-	ae      antiEntropy
-	roster  roster
-	stats   Stats
-	buf     []byte         // encoding scratch
-	recs    []crdt.Record  // scratch for the records of a repair, empty between uses (see sendRecords)
-	dropped []crdt.Version // live records forgotten, until Dropped takes them
+	out    deltaQueue
+	seen   dedup
+	ae     antiEntropy
+	roster roster
+	stats  Stats
+	buf    []byte        // encoding scratch
+	recs   []crdt.Record // scratch for the records of a repair, empty between uses (see sendRecords)
+	// sortKeys and sorted are sortRecords' scratch.
+	sortKeys []byTime
+	sorted   []crdt.Record
+	dropped  []crdt.Version // live records forgotten, until Dropped takes them
 	// synced is, per member in the view, when the last exchange with it
 	// completed (either side); firstSync when the first one did, 0 before.
 	synced    map[string]int64

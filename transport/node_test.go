@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -722,5 +725,30 @@ func TestRecordsOfBareLeavesArePushed(t *testing.T) {
 	}
 	if versions != wantVersions {
 		t.Fatalf("a sent %d versions, want %d (those of the leaves b holds something in)", versions, wantVersions)
+	}
+}
+
+// TestSortRecordsOrdersByTimeThenKey: sortRecords gives the order of a
+// plain sort by timestamp then key, for short lists and long ones (sorted
+// by index), with many ties in each part of the timestamp.
+func TestSortRecordsOrdersByTimeThenKey(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a").nodes["a"]
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{0, 1, 255, 256, 5000} {
+		for range 3 {
+			recs := make([]crdt.Record, size)
+			for i := range recs {
+				recs[i] = crdt.Record{Key: fmt.Sprintf("k%d", rng.IntN(50)), Value: []byte{byte(i)},
+					Time: crdt.Timestamp{Wall: rng.Int64N(8), Logical: uint32(rng.IntN(3)), Node: crdt.NodeID(rng.IntN(3))}}
+			}
+			want := slices.Clone(recs)
+			slices.SortStableFunc(want, func(a, b crdt.Record) int { return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.Key, b.Key)) })
+			recs = n.sortRecords(recs)
+			for i := range recs {
+				if recs[i].Time != want[i].Time || recs[i].Key != want[i].Key {
+					t.Fatalf("size %d: record %d is %v %q, want %v %q", size, i, recs[i].Time, recs[i].Key, want[i].Time, want[i].Key)
+				}
+			}
+		}
 	}
 }
