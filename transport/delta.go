@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"cmp"
 	"maps"
 	"math"
@@ -178,10 +177,10 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 			continue
 		}
 		if frame == nil {
-			frame = bytes.Clone(payload)
+			frame = append(make([]byte, n.cfg.Headroom, n.cfg.Headroom+len(payload)), payload...)
 		}
-		out = append(out, Envelope{To: kid, Kind: wire.KindDelta, Payload: frame})
-		n.stats.countSent(wire.KindDelta, len(frame))
+		out = append(out, n.envelope(kid, wire.KindDelta, frame))
+		n.stats.countSent(wire.KindDelta, len(payload))
 		n.stats.DeltasForwarded++
 	}
 	return out

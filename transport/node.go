@@ -58,6 +58,9 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Fanout is the degree of the delta broadcast tree.
 	Fanout int
+	// Headroom is how many bytes the node leaves free before each frame it
+	// encodes, for the host's own header: see Envelope.Frame. Default: 0.
+	Headroom int
 	// LeavesPerStep bounds the differing leaves reconciled per round trip.
 	// Default: 1,024, the most a Versions message may name: a member that
 	// is far behind moves that much per round trip (at most MaxRepairBytes
@@ -111,7 +114,7 @@ func (c *Config) fill() error {
 	setDefault(&c.StableMargin, DefaultStableMargin)
 	setDefault(&c.FailedTimeout, DefaultFailedTimeout)
 	if c.FlushInterval < 0 || c.PacketBudget < 0 || c.MaxPending < 0 || c.AntiEntropyInterval < 0 ||
-		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 ||
+		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 || c.Headroom < 0 ||
 		c.StableMargin < 0 || c.FailedTimeout < 0 {
 		return fmt.Errorf("%w: negative duration or size", ErrConfig)
 	}
@@ -134,6 +137,12 @@ type Envelope struct {
 	// Payload is the encoded frame. Envelopes of one broadcast share it: do
 	// not modify it.
 	Payload []byte
+	// Frame, when the node's Headroom is above zero, is the buffer Payload
+	// was encoded into: Headroom free bytes, then Payload. A host may write
+	// its header into those bytes and send Frame, saving a copy of every
+	// frame (a megabyte for a repair); envelopes of one broadcast share
+	// it, so the header must be the same for each. Nil when Headroom is 0.
+	Frame []byte
 }
 
 // Node is one member's protocol state machine. It is not safe for concurrent
@@ -324,7 +333,8 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 
 // send encodes m once and addresses it to every member in to.
 func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {
-	frame, err := n.codec.Encode(make([]byte, 0, frameSizeHint(m)), m)
+	h := n.cfg.Headroom
+	frame, err := n.codec.Encode(make([]byte, h, h+frameSizeHint(m)), m)
 	if err != nil {
 		// Only a record over the decoder's limits can fail to encode; the
 		// root package refuses those at Set.
@@ -332,10 +342,19 @@ func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {
 		return out
 	}
 	for _, t := range to {
-		out = append(out, Envelope{To: t, Kind: m.Kind(), Payload: frame})
-		n.stats.countSent(m.Kind(), len(frame))
+		out = append(out, n.envelope(t, m.Kind(), frame))
+		n.stats.countSent(m.Kind(), len(frame)-h)
 	}
 	return out
+}
+
+// envelope addresses frame, Headroom bytes and then the payload, to peer.
+func (n *Node) envelope(to string, kind wire.Kind, frame []byte) Envelope {
+	e := Envelope{To: to, Kind: kind, Payload: frame[n.cfg.Headroom:]}
+	if n.cfg.Headroom > 0 {
+		e.Frame = frame
+	}
+	return e
 }
 
 // frameSizeHint returns about how long m's frame is when it carries

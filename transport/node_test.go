@@ -752,3 +752,40 @@ func TestSortRecordsOrdersByTimeThenKey(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadroomLeavesRoomBeforeEachFrame: with Headroom, every envelope's
+// Frame is Headroom bytes and then its Payload, in one buffer (a delta,
+// a relayed delta, a session's messages); without, Frame is nil.
+func TestHeadroomLeavesRoomBeforeEachFrame(t *testing.T) {
+	for _, h := range []int{0, 7} {
+		n := newTestNet(t, 8, Config{Headroom: h, Fanout: 1}, "a", "b", "c")
+		check := func(what string, envs []Envelope) {
+			t.Helper()
+			if len(envs) == 0 {
+				t.Fatalf("headroom %d: %s sent nothing", h, what)
+			}
+			for _, e := range envs {
+				switch {
+				case h == 0 && e.Frame != nil:
+					t.Fatalf("headroom 0: %s has a Frame", what)
+				case h > 0 && (len(e.Frame) != h+len(e.Payload) || &e.Frame[h] != &e.Payload[0]):
+					t.Fatalf("headroom %d: %s's Frame is %d bytes around a %d-byte payload elsewhere", h, what, len(e.Frame), len(e.Payload))
+				}
+			}
+		}
+		now := n.now.Now()
+		delta := n.write("a", "k", "v")
+		delta = append(delta, n.nodes["a"].Tick(now)...)
+		check("a delta", delta)
+		var relayed []Envelope
+		for _, e := range delta {
+			out, err := n.nodes[e.To].Receive("a", e.Payload, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			relayed = append(relayed, out...)
+		}
+		check("a relayed delta", relayed)
+		check("a session's opening", n.nodes["b"].StartSession("c", now))
+	}
+}

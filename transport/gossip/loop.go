@@ -126,7 +126,7 @@ func (r *Replicator) send(envs []transport.Envelope) {
 		}
 		if last == nil || &e.Payload[0] != &last[0] {
 			last, shared = e.Payload, nil
-			framed = appendFrame(make([]byte, 0, 1+len(r.cfg.Name)+len(e.Payload)), r.cfg.Name, e.Payload)
+			framed = r.frame(e)
 		}
 		if len(framed) <= r.datagramRoom() {
 			if err := r.ml.SendBestEffort(to, framed); err != nil {
@@ -142,6 +142,16 @@ func (r *Replicator) send(envs []transport.Envelope) {
 		}
 		r.queueStream(e.To, shared)
 	}
+}
+
+// frame returns e's payload behind this member's frame header: written
+// into the room the node left before it (Envelope.Frame), else in a copy.
+func (r *Replicator) frame(e transport.Envelope) []byte {
+	if h := 1 + len(r.cfg.Name); len(e.Frame) == h+len(e.Payload) {
+		appendFrame(e.Frame[:0], r.cfg.Name, nil)
+		return e.Frame
+	}
+	return appendFrame(make([]byte, 0, 1+len(r.cfg.Name)+len(e.Payload)), r.cfg.Name, e.Payload)
 }
 
 // queueStream hands f to peer's stream sender, counting it if there is no

@@ -118,6 +118,7 @@ func Start(cfg Config) (*Replicator, error) {
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
 	pc.Seed = randomSeed()
 	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
+	pc.Headroom = 1 + len(cfg.Name) // the frame header: see appendFrame
 	if pc.Limits.MaxFrame == 0 {
 		pc.Limits.MaxFrame = maxStreamFrame
 	}
