@@ -44,11 +44,6 @@ type session struct {
 	retry, rto int64
 	leaves     []uint32 // differing leaves not yet asked about
 	differing  int      // how many leaves the digests' walk found differing
-	// bare marks the differing leaves that the responder's digest showed
-	// empty (bit i%64 of word i/64 for leaf i): their records are sent
-	// with the answer to the Versions that names them, with no versions
-	// in it (see sendVersions). Cleared as they are asked about.
-	bare []uint64
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -61,7 +56,6 @@ type awaited struct {
 	step   uint32
 	req    wire.Message
 	leaves []uint32 // the differing leaves a Versions covers
-	pushed []uint32 // those of them the responder holds nothing in
 }
 
 // versionsWindow is how many Versions steps a session keeps in flight: the
@@ -443,7 +437,6 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 		return n.ask(nil, &wire.Digest{Level: m.Level + 1, Parents: diff, Hashes: hashes}, nil, now)
 	}
 	n.ae.s.leaves, n.ae.s.differing = diff, len(diff)
-	n.ae.s.bare = bareLeaves(diff, m)
 	return n.sendVersions(nil, now)
 }
 
@@ -483,38 +476,8 @@ func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 // emptyLeaf is the digest hash of a leaf, or any node, that holds nothing.
 var emptyLeaf = crdt.TreeNode{}.Hash()
 
-// bareLeaves returns the bitmap of the differing leaves (diff, of the leaf
-// level m carries) that the responder's hashes show empty, nil if none.
-// A leaf that holds records and hashes like an empty one (a chance of
-// 2^-64) costs its records sent both ways, which merging ignores.
-func bareLeaves(diff []uint32, m *wire.Digest) []uint64 {
-	if m.Level == 0 { // a tree of one leaf: its parent is no node
-		return nil
-	}
-	var bare []uint64
-	for i, h := range m.Hashes {
-		if h != emptyLeaf {
-			continue
-		}
-		leaf := m.Parents[i/crdt.Fanout]*crdt.Fanout + uint32(i%crdt.Fanout)
-		if _, ok := slices.BinarySearch(diff, leaf); !ok {
-			continue // empty on both sides
-		}
-		if bare == nil {
-			bare = make([]uint64, (diff[len(diff)-1]+64)/64)
-		}
-		bare[leaf/64] |= 1 << (leaf % 64)
-	}
-	return bare
-}
-
 // sendVersions sends our versions in the next chunks of differing leaves,
-// as many as the window has room for. A leaf the responder's digest showed
-// empty goes with no versions (a count of zero: the responder has nothing
-// to send or want there), and its records are pushed with the answer
-// (answerRepair): a member that holds much moves it in one pass over its
-// records, whichever side started the session. Leaves asked about again
-// (a cut answer) carry their versions: the responder holds some by then.
+// as many as the window has room for.
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
@@ -523,20 +486,12 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 		s.leaves = s.leaves[k:]
 		m := &wire.Versions{Leaves: chunk}
 		var vs []crdt.Version
-		var pushed []uint32
 		for _, leaf := range chunk {
-			if w := leaf / 64; int(w) < len(s.bare) && s.bare[w]&(1<<(leaf%64)) != 0 {
-				s.bare[w] &^= 1 << (leaf % 64)
-				pushed = append(pushed, leaf)
-				m.Counts = append(m.Counts, 0)
-				continue
-			}
 			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
 			m.Counts = append(m.Counts, uint32(len(vs)))
 			m.Versions = appendKeyVersions(m.Versions, vs)
 		}
 		out = n.ask(out, m, chunk, now)
-		s.awaits[len(s.awaits)-1].pushed = pushed
 	}
 	return out
 }
@@ -575,7 +530,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		}
 		theirs := m.Versions[off : off+int(m.Counts[i])]
 		off += int(m.Counts[i])
-		if len(theirs) == 0 { // every record of ours is newer, and nothing wanted
+		if len(theirs) == 0 { // the initiator holds nothing here: all ours, no versions gathered
 			reply.Records = n.cfg.Replica.AppendRecords(reply.Records, leaf)
 			continue
 		}
@@ -766,7 +721,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			n.ae.active = false
 			return nil
 		}
-		return n.answerRepair(m, a, n.applyRepair(m, now), now)
+		return n.answerRepair(m, a.leaves, n.applyRepair(m, now), now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -782,21 +737,16 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
 }
 
-// answerRepair (initiator) sends the wanted records, those of the leaves
-// it pushes (a.pushed) and the tombstones answering those it rejected,
-// then the next steps or the end of the session. The leaves of the
-// answered Versions are asked about again if either side cut its records
-// short.
-func (n *Node) answerRepair(m *wire.Repair, a awaited, rejected []crdt.Record, now int64) []Envelope {
+// answerRepair (initiator) sends the wanted records and the tombstones
+// answering those it rejected, then the next steps or the end of the
+// session. The leaves of the answered Versions are asked about again if
+// either side cut its records short.
+func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, now int64) []Envelope {
 	s := &n.ae.s
-	all := n.wanted(n.recs, m.Wants)
-	for _, leaf := range a.pushed {
-		all = n.cfg.Replica.AppendRecords(all, leaf)
-	}
-	all = append(all, rejected...)
+	all := append(n.wanted(n.recs, m.Wants), rejected...)
 	recs, truncated := n.cut(all)
 	if m.Truncated || truncated {
-		s.leaves = append(a.leaves, s.leaves...)
+		s.leaves = append(leaves, s.leaves...)
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))

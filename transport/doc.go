@@ -64,19 +64,16 @@
 // one core idle at each end in turn). Records travel in ascending
 // timestamp order, a bucket's records in one message.
 //
-// A side that holds nothing in a leaf has nothing to compare there. A
-// Versions carries a count of zero for such a leaf, and the responder
-// answers with all its records of the leaf without gathering versions;
-// where the responder's digest showed the leaf empty, the initiator sends
-// no versions for it and pushes its records with its answer. Either way a
-// member that holds much moves it in one pass over its records, whichever
-// side started. And when a member that holds nothing opens a session
-// with one that holds something (a member that joins, as both see the
-// other arrive), the latter starts no session with it while that one is
-// in progress, and abandons its own if it is still comparing digests:
-// two sessions moved most records twice (a joiner received 1.4 to 1.7
-// repair records per key). The empty side never gives way, so one of the
-// two always proceeds.
+// To a Versions that holds no versions for a leaf (the initiator holds
+// nothing there) the responder answers with all its records of the leaf,
+// without gathering its versions. When a member that holds nothing opens
+// a session with one that holds something (a member that joins, as both
+// see the other arrive), the latter starts no session with it while that
+// one is in progress, and abandons its own if it is still comparing
+// digests: two sessions moved most records twice (a joiner received 1.2
+// to 1.7 repair records per key), and the one the empty member started
+// moves them once, in one pass over the other's records. The empty side
+// never gives way, so one of the two always proceeds.
 //
 // Both sides keep a little state. The initiator numbers its messages
 // (Step) and accepts only replies to the steps it awaits: a duplicated or

@@ -665,69 +665,6 @@ func TestEmptyMemberIsCaughtUpOnce(t *testing.T) {
 	}
 }
 
-// TestRecordsOfBareLeavesArePushed: where the responder's digest shows a
-// leaf empty, the initiator sends no versions for it and pushes its
-// records with its answer: the responder ends up with every record, and
-// the Versions carry only the versions of leaves the responder holds
-// something in.
-func TestRecordsOfBareLeavesArePushed(t *testing.T) {
-	n := newTestNet(t, 8, Config{}, "a", "b")
-	for i := range 200 {
-		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 20), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
-		n.reps["a"].recs[r.Key] = r
-		if i%50 == 0 { // b holds 4 of them, and one of its own
-			n.reps["b"].recs[r.Key] = r
-		}
-	}
-	mine := crdt.Record{Key: "b's own", Value: []byte("v"), Time: crdt.Timestamp{Wall: 7, Node: 2}}
-	n.reps["b"].recs[mine.Key] = mine
-	inA, inB := map[uint32]int{}, map[uint32]int{} // records per leaf
-	for key := range n.reps["a"].recs {
-		inA[n.reps["a"].leaf(key)]++
-	}
-	for key := range n.reps["b"].recs {
-		inB[n.reps["b"].leaf(key)]++
-	}
-	wantVersions := 0 // a's in the leaves that differ where b holds something
-	for leaf, k := range inA {
-		if inB[leaf] > 0 && (inB[leaf] != k || leaf == n.reps["b"].leaf(mine.Key)) {
-			wantVersions += k
-		}
-	}
-	codec := wire.NewCodec(wire.Limits{})
-	versions := 0
-	n.now.Advance(time.Second)
-	queue := n.nodes["a"].StartSession("b", n.now.Now())
-	from := map[*byte]string{}
-	for _, e := range queue {
-		from[&e.Payload[0]] = "a"
-	}
-	for len(queue) > 0 {
-		e := queue[0]
-		queue = queue[1:]
-		sender := from[&e.Payload[0]]
-		if m, err := codec.Decode(e.Payload); err == nil {
-			if v, ok := m.(*wire.Versions); ok {
-				versions += len(v.Versions)
-			}
-		}
-		out, err := n.nodes[e.To].Receive(sender, e.Payload, n.now.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range out {
-			from[&o.Payload[0]] = e.To
-		}
-		queue = append(queue, out...)
-	}
-	if len(n.reps["b"].recs) != 201 || len(n.reps["a"].recs) != 201 {
-		t.Fatalf("a holds %d records, b %d; want 201 each", len(n.reps["a"].recs), len(n.reps["b"].recs))
-	}
-	if versions != wantVersions {
-		t.Fatalf("a sent %d versions, want %d (those of the leaves b holds something in)", versions, wantVersions)
-	}
-}
-
 // TestSortRecordsOrdersByTimeThenKey: sortRecords gives the order of a
 // plain sort by timestamp then key, for short lists and long ones (sorted
 // by index), with many ties in each part of the timestamp.
