@@ -726,3 +726,37 @@ func TestHeadroomLeavesRoomBeforeEachFrame(t *testing.T) {
 		check("a session's opening", n.nodes["b"].StartSession("c", now))
 	}
 }
+
+// TestNoSessionWithAnEmptyMemberCatchingUp: a member that sees an empty
+// member arrive while that member's session with it is in progress starts
+// none of its own; the broken variant starts one.
+func TestNoSessionWithAnEmptyMemberCatchingUp(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		n := newTestNet(t, 8, Config{}, "a", "b")
+		for i := range 50 {
+			r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+			n.reps["a"].recs[r.Key] = r
+		}
+		now := n.now.Now()
+		a, b := n.nodes["a"], n.nodes["b"]
+		a.noYield = broken
+		a.SetMembers(nil, now)
+		a.SetMembers([]string{"a", "b"}, now) // a sees b arrive
+		opening := b.StartSession("a", now)
+		replies, err := a.Receive("b", opening[0].Payload, now) // b's session reaches a before a's tick
+		if err != nil || len(replies) != 1 {
+			t.Fatalf("a answered b's opening with %d messages, %v", len(replies), err)
+		}
+		started := a.Tick(now)
+		switch {
+		case !broken && (len(started) != 0 || a.Stats().SessionsYielded != 1):
+			t.Fatalf("a sent %d messages on seeing b arrive, yielded %d times; want none, once", len(started), a.Stats().SessionsYielded)
+		case broken && len(started) == 0:
+			t.Fatal("broken variant: a started no session of its own")
+		}
+		n.pump("a", replies)
+		if len(n.reps["b"].recs) != 50 || b.Stats().RepairRecordsReceived != 50 {
+			t.Fatalf("broken=%v: b holds %d of 50 records, received %d", broken, len(n.reps["b"].recs), b.Stats().RepairRecordsReceived)
+		}
+	}
+}
