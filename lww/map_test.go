@@ -519,6 +519,14 @@ func TestEntriesTableAgainstAGoMap(t *testing.T) {
 	if 16*tab.n > 13*len(tab.slots) {
 		t.Fatalf("%d entries in %d slots: over the load bound", tab.n, len(tab.slots))
 	}
+	for i, e := range tab.slots { // removals moved entries back with their tags
+		if e == nil {
+			continue
+		}
+		if _, tag := tab.hash(e.key); tab.tags[i] != tag {
+			t.Fatalf("slot %d holds %q with tag %d, want %d", i, e.key, tab.tags[i], tag)
+		}
+	}
 }
 
 // TestEntryIsOneCacheLine: an entry is 64 bytes, one size class of the

@@ -172,7 +172,12 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 	}
 	var out []Envelope
 	frame := []byte(nil)
-	for _, kid := range n.ring.children(nil, m.Origin, n.cfg.Name, n.cfg.Fanout) {
+	o, ok := n.ring.pos[m.Origin]
+	if !ok {
+		return nil
+	}
+	n.kids = n.ring.childrenAt(n.kids[:0], o, n.self, n.cfg.Fanout)
+	for _, kid := range n.kids {
 		if kid == m.Origin || kid == from {
 			continue
 		}

@@ -151,6 +151,8 @@ type Node struct {
 	cfg   Config
 	codec *wire.Codec
 	ring  *ring
+	self  int      // this node's place on the ring
+	kids  []string // scratch: the members a relayed delta goes to
 
 	out    deltaQueue
 	seen   dedup
@@ -176,6 +178,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, codec: wire.NewCodec(cfg.Limits), ring: newRing([]string{cfg.Name})}
+	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
 	n.seen.init()
 	n.ae.resp = map[string]*responder{}
@@ -208,6 +211,7 @@ const arrivalNeighbours = 2
 func (n *Node) SetMembers(names []string, now int64) {
 	old := n.ring
 	n.ring = newRing(append(names, n.cfg.Name))
+	n.self = n.ring.pos[n.cfg.Name]
 	if _, ok := n.ring.pos[n.ae.s.peer]; n.ae.active && !ok {
 		n.ae.active = false
 		n.stats.SessionsTimedOut++

@@ -36,6 +36,12 @@ func (r *ring) children(dst []string, origin, self string, fanout int) []string 
 	if !ok1 || !ok2 {
 		return dst
 	}
+	return r.childrenAt(dst, o, s, fanout)
+}
+
+// childrenAt is children with origin and self given by their places on the
+// ring: a node knows its own, and looks up one name a batch, not two.
+func (r *ring) childrenAt(dst []string, o, s, fanout int) []string {
 	n := len(r.names)
 	q := (s - o + n) % n
 	for c := q*fanout + 1; c <= q*fanout+fanout && c < n; c++ {

@@ -6,6 +6,7 @@
 //
 //	go run ./proptest/cmd/simulate -nodes 1000 -keys 10000 -writes 10000
 //	go run ./proptest/cmd/simulate -sweep 10,100,1000
+//	go run ./proptest/cmd/simulate -nodes 300 -cpuprofile sim.prof
 //
 // A round is one network step: every frame in flight is delivered (or lost
 // or duplicated, at the given rates) in a seeded random order, and every
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +40,20 @@ func main() {
 	flag.IntVar(&p.fanout, "fanout", transport.DefaultFanout, "broadcast tree degree")
 	flag.Float64Var(&p.split, "partition-writes", 0.01, "writes on each side of the partition phase, as a fraction of -keys")
 	sweep := flag.String("sweep", "", "comma-separated cluster sizes to run in turn instead of -nodes")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "simulate:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 
 	sizes := []int{p.nodes}
 	if *sweep != "" {
@@ -54,6 +69,7 @@ func main() {
 	}
 	if err := run(os.Stdout, p, sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
