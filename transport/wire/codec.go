@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -104,17 +103,17 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Codec encodes and decodes frames, reusing one msgpack encoder and decoder.
+// Codec encodes and decodes frames, reusing one msgpack encoder.
 // It is not safe for concurrent use: keep one per node (under its lock) or
 // per goroutine. It must not be copied after NewCodec.
 type Codec struct {
 	lim Limits
 	out appendWriter
 	enc *msgpack.Encoder
-	in  bytes.Reader
-	dec *msgpack.Decoder
-	// body is the frame body being decoded, nil between calls.
+	// body is the frame body being decoded, nil between calls; pos is the
+	// offset in it of the next value.
 	body []byte
+	pos  int
 	// start is the offset in out.b where the frame being encoded begins.
 	start int
 	// err is the first error of the current Encode or Decode; once it is
@@ -126,7 +125,6 @@ type Codec struct {
 func NewCodec(l Limits) *Codec {
 	c := &Codec{lim: l.withDefaults()}
 	c.enc = msgpack.NewEncoder(&c.out)
-	c.dec = msgpack.NewDecoder(&c.in)
 	return c
 }
 
@@ -171,18 +169,16 @@ func (c *Codec) Decode(frame []byte) (Message, error) {
 	if err := validate(body); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", kind, err)
 	}
-	c.err, c.body = nil, body
-	c.in.Reset(body)
+	c.err, c.body, c.pos = nil, body, 0
 	m := c.decodeBody(kind)
-	if c.err == nil && c.in.Len() != 0 {
-		c.fail(ErrMalformed, "%d bytes left over", c.in.Len())
+	if c.err == nil && c.left() != 0 {
+		c.fail(ErrMalformed, "%d bytes left over", c.left())
 	}
 	if c.err == nil {
 		c.err = checkMessage(m)
 	}
 	err = c.err
-	c.err, c.body = nil, nil
-	c.in.Reset(nil)
+	c.err, c.body, c.pos = nil, nil, 0
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", kind, err)
 	}
