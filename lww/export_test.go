@@ -3,6 +3,9 @@ package lww
 // Inspectors for tests: not part of what a replica needs.
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/bcache-go/bcache/crdt"
 )
 
@@ -49,6 +52,9 @@ func Diff(a, b *Map) ([]uint32, []Difference, error) {
 	var va, vb []crdt.Version
 	for _, leaf := range leaves {
 		va, vb = a.AppendVersions(va[:0], leaf), b.AppendVersions(vb[:0], leaf)
+		byKey := func(x, y crdt.Version) int { return strings.Compare(x.Key, y.Key) }
+		slices.SortFunc(va, byKey)
+		slices.SortFunc(vb, byKey)
 		diffs = appendDifferences(diffs, leaf, va, vb)
 	}
 	return leaves, diffs, nil
