@@ -56,6 +56,14 @@ type awaited struct {
 	step   uint32
 	req    wire.Message
 	leaves []uint32 // the differing leaves a Versions covers
+	// earlier are the step numbers req was sent under before step (it
+	// was sent again): a reply to any of them answers it.
+	earlier []uint32
+}
+
+// answers reports whether a reply to step answers a.
+func (a *awaited) answers(step uint32) bool {
+	return a.step == step || slices.Contains(a.earlier, step)
 }
 
 // versionsWindow is how many Versions steps a session keeps in flight: the
@@ -223,9 +231,9 @@ func firstRetry(timeout time.Duration) int64 {
 	return int64(min(max(timeout/8, 50*time.Millisecond), 500*time.Millisecond))
 }
 
-// retry sends the awaited steps' requests again, each as a new step; the
-// opening message (step 1, which only a token of zero may carry) starts a
-// new session instead. The session's deadline stays: retries only fill
+// retry sends the awaited steps' requests again, each as a new step (a
+// reply to the earlier one still answers it); the opening message (step
+// 1, which only a token of zero may carry) starts a new session instead. The session's deadline stays: retries only fill
 // it.
 func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
@@ -243,6 +251,7 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s.retry = crdt.AddSat(now, s.rto)
 	for i := range s.awaits {
 		a := &s.awaits[i]
+		a.earlier = append(a.earlier, a.step)
 		a.step = n.nextStep(a.req)
 		out = n.send(out, a.req, s.peer)
 	}
@@ -270,7 +279,7 @@ func (n *Node) nextStep(m wire.Message) uint32 {
 // duplicate, late or stray reply is counted and ignored.
 func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 	s := &n.ae.s
-	i := slices.IndexFunc(s.awaits, func(a awaited) bool { return a.step == m.Step })
+	i := slices.IndexFunc(s.awaits, func(a awaited) bool { return a.answers(m.Step) })
 	if !n.ae.active || s.peer != from || s.ID != m.ID || i < 0 ||
 		m.Token == 0 || (s.Token != 0 && m.Token != s.Token) {
 		n.stats.Stray++

@@ -82,7 +82,11 @@
 // after an eighth of the session timeout, then after twice as long each
 // time, until the timeout (four anti-entropy intervals, at least 2 s): on
 // a network that loses a fifth of its packets a session of a dozen
-// datagrams would otherwise rarely complete. The responder
+// datagrams would otherwise rarely complete. A reply to any of a step's
+// sendings answers it (the first to come; the others are stray): when the
+// reply was only slow (a busy responder gathering a large chunk), the
+// answer already on its way is used, not thrown away for the one the
+// responder is asked to work out again. The responder
 // answers a peer's first message by drawing a random Token that every
 // later message of the session must carry, and answers each step once;
 // a frame that names another member as its sender, without that member's

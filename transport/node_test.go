@@ -760,3 +760,64 @@ func TestNoSessionWithAnEmptyMemberCatchingUp(t *testing.T) {
 		}
 	}
 }
+
+// TestLateReplyToAStepSentAgainIsAccepted: a step sent again (its reply
+// was slow) still takes the reply to its first sending: a busy responder's
+// answer is not thrown away for the one it is asked to work out again.
+// The reply to the second sending, coming after, is stray.
+func TestLateReplyToAStepSentAgainIsAccepted(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour, SessionTimeout: 4 * time.Second}, "a", "b")
+	for i := range 20 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps["a"].recs[r.Key] = r
+	}
+	a, b := n.nodes["a"], n.nodes["b"]
+	now := n.now.Now()
+	// b walks a's digest down to the leaves and sends its Versions.
+	queue := b.StartSession("a", now)
+	var versions Envelope
+	for len(queue) > 0 && versions.Payload == nil {
+		e := queue[0]
+		queue = queue[1:]
+		if e.Kind == wire.KindVersions {
+			versions = e
+			break
+		}
+		from := map[string]string{"a": "b", "b": "a"}[e.To]
+		out, err := n.nodes[e.To].Receive(from, e.Payload, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue = append(queue, out...)
+	}
+	if versions.Payload == nil {
+		t.Fatal("b sent no Versions")
+	}
+	first, err := a.Receive("b", versions.Payload, now) // a answers; the answer is slow to come back
+	if err != nil || len(first) != 1 {
+		t.Fatalf("a answered with %d messages, %v", len(first), err)
+	}
+	n.now.Advance(time.Second) // past the first retry (500 ms)
+	again := b.Tick(n.now.Now())
+	if len(again) != 1 || again[0].Kind != wire.KindVersions {
+		t.Fatalf("b's retry sent %d messages", len(again))
+	}
+	second, err := a.Receive("b", again[0].Payload, n.now.Now())
+	if err != nil || len(second) != 1 {
+		t.Fatalf("a answered the retry with %d messages, %v", len(second), err)
+	}
+	stray := b.Stats().Stray
+	if _, err := b.Receive("a", first[0].Payload, n.now.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if b.Stats().Stray != stray || len(n.reps["b"].recs) != 20 || b.Stats().SessionsCompleted != 1 {
+		t.Fatalf("the first answer: stray %d -> %d, b holds %d of 20 records, sessions completed %d",
+			stray, b.Stats().Stray, len(n.reps["b"].recs), b.Stats().SessionsCompleted)
+	}
+	if _, err := b.Receive("a", second[0].Payload, n.now.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if b.Stats().Stray != stray+1 {
+		t.Fatalf("the answer to the retry, after the first: stray %d -> %d, want one more", stray, b.Stats().Stray)
+	}
+}
