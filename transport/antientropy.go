@@ -233,8 +233,8 @@ func firstRetry(timeout time.Duration) int64 {
 
 // retry sends the awaited steps' requests again, each as a new step (a
 // reply to the earlier one still answers it); the opening message (step
-// 1, which only a token of zero may carry) starts a new session instead. The session's deadline stays: retries only fill
-// it.
+// 1, which only a token of zero may carry) starts a new session instead.
+// The session's deadline stays: retries only fill it.
 func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	n.stats.StepsRetried++
