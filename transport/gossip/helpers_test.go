@@ -28,7 +28,12 @@ type testReplica struct {
 }
 
 func newTestReplica(t testing.TB, id crdt.NodeID) *testReplica {
-	m, err := lww.New(lww.Config{DigestBits: 12})
+	return newTestReplicaBits(t, id, 12)
+}
+
+// newTestReplicaBits is newTestReplica with a digest of the given width.
+func newTestReplicaBits(t testing.TB, id crdt.NodeID, bits int) *testReplica {
+	m, err := lww.New(lww.Config{DigestBits: bits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +134,14 @@ var nextID crdt.NodeID // incarnation ids for test replicas; tests in a package 
 // closed when the test ends.
 func startNode(t testing.TB, name string, peers []string, opts ...nodeOption) *node {
 	t.Helper()
+	return startNodeBits(t, name, peers, 12, opts...)
+}
+
+// startNodeBits is startNode with a replica digest of the given width.
+func startNodeBits(t testing.TB, name string, peers []string, bits int, opts ...nodeOption) *node {
+	t.Helper()
 	nextID++
-	rep := newTestReplica(t, nextID)
+	rep := newTestReplicaBits(t, nextID, bits)
 	cfg := Config{
 		Name: name, BindAddr: "127.0.0.1:0", Peers: peers, Timings: FastTimings(),
 		Replica: rep, Clock: rep.clock, Logger: zerolog.Nop(),
