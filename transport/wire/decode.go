@@ -11,8 +11,9 @@ import (
 // Typed decoding. Once validate has passed, the body is read field by field
 // straight from the frame (c.pos is the offset of the next value), checking
 // each value's type, range and limit before allocating for it: msgpack's
-// own decoder, reading through an io.Reader a byte at a time, took five
-// times as long a record. Each read method does nothing once c.err is set
+// own decoder, reading through an io.Reader a byte at a time, took about
+// 1.4 times as long a record (most of what is left is the key's and the
+// value's allocations). Each read method does nothing once c.err is set
 // and records its own failure there, so the message decoders read straight
 // through and Decode checks c.err once.
 
@@ -214,7 +215,7 @@ func (c *Codec) list(minSize int, what string) int {
 	var n uint64
 	switch {
 	case code >= codeFixArrMin && code <= codeFixArrMax:
-		n, ok = c.take(0, what)
+		_, ok = c.take(0, what)
 		n = uint64(code - codeFixArrMin)
 	case code == codeArray16:
 		n, ok = c.take(2, what)
