@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/near"
 	"github.com/bcache-go/bcache/internal/store"
 )
 
@@ -276,17 +277,15 @@ type Log struct {
 	// appenders on one core keep to one stripe, whose lock and buffer
 	// stay in that core's cache (picked by key, every append found them
 	// in the other core's cache half the time, and spent more time
-	// unlocking than encoding). A stripe that a collection took from near
-	// is found again by nextStripe.
-	stripes    []stripe
-	chunks     chunks
-	near       sync.Pool
-	nextStripe atomic.Uint32
-	recs       atomic.Int64          // records in the stripes, counted with EveryWrite only
-	batch      atomic.Pointer[Batch] // the frame the stripes' records become
-	failure    atomic.Pointer[error] // ErrClosed, or why the log is broken
-	body       [][]byte              // the chunks of the frame being written
-	small      []byte                // a frame that fits a chunk, copied to be written at once
+	// unlocking than encoding).
+	stripes []stripe
+	chunks  chunks
+	near    near.Slots[stripe]
+	recs    atomic.Int64          // records in the stripes, counted with EveryWrite only
+	batch   atomic.Pointer[Batch] // the frame the stripes' records become
+	failure atomic.Pointer[error] // ErrClosed, or why the log is broken
+	body    [][]byte              // the chunks of the frame being written
+	small   []byte                // a frame that fits a chunk, copied to be written at once
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
 		sync.Mutex
@@ -472,10 +471,7 @@ func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
 		origin = 1
 	}
 	need := len(r.Key) + len(r.Value) + maxRecordOverhead
-	s, _ := l.near.Get().(*stripe)
-	if s == nil {
-		s = &l.stripes[l.nextStripe.Add(1)%uint32(len(l.stripes))]
-	}
+	s := l.near.Get(l.stripes)
 	defer l.near.Put(s)
 	s.mu.Lock()
 	for s.bytes >= l.stripeShare(waitAt) && l.failure.Load() == nil {

@@ -2,7 +2,9 @@ package gossip
 
 import (
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 )
@@ -19,7 +21,7 @@ func queued(chunks [][]crdt.Record) []string {
 
 func TestWriteQueueKeepsOrderAndBound(t *testing.T) {
 	const max = 3*chunkLen + 10
-	q := newWriteQueue(max)
+	q := newStripedQueue(max, 1) // one stripe: one order
 	for i := range max {
 		if !q.push(crdt.Record{Key: strconv.Itoa(i)}) {
 			t.Fatalf("push %d refused below the bound", i)
@@ -53,7 +55,7 @@ func TestWriteQueueKeepsOrderAndBound(t *testing.T) {
 }
 
 func TestWriteQueueReusesChunks(t *testing.T) {
-	q := newWriteQueue(16 * chunkLen)
+	q := newStripedQueue(16*chunkLen, 1)
 	var batch [][]crdt.Record
 	burst := spareChunks + 4
 	used := map[*crdt.Record]bool{} // first element of every chunk handed out
@@ -96,5 +98,51 @@ func TestWriteQueueReusesChunks(t *testing.T) {
 				t.Fatal("a spare chunk still references a shipped write")
 			}
 		}
+	}
+}
+
+// Writers on several processors push while the loop takes: every write is
+// taken exactly once, and the last ones wake the loop (a write counted
+// while take ran must not be left waiting for a push that never comes).
+func TestStripedQueueTakesEveryWriteOnce(t *testing.T) {
+	const writers, each = 8, 20_000
+	q := newStripedQueue(writers*each, 4)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if !q.push(crdt.Record{Key: strconv.Itoa(w*each + i)}) {
+					t.Errorf("push refused below the bound")
+					return
+				}
+			}
+		}()
+	}
+	seen := make([]bool, writers*each)
+	got := 0
+	var batch [][]crdt.Record
+	deadline := time.After(time.Minute) // a stranded write hangs here
+	for got < len(seen) {
+		select {
+		case <-q.wake:
+		case <-deadline:
+			t.Fatalf("took %d of %d writes; the rest never woke the loop (queue holds %d)", got, len(seen), q.len())
+		}
+		batch = q.take(batch)
+		for _, k := range queued(batch) {
+			i, _ := strconv.Atoi(k)
+			if seen[i] {
+				t.Fatalf("write %d taken twice", i)
+			}
+			seen[i] = true
+			got++
+		}
+		batch = q.recycle(batch)
+	}
+	wg.Wait()
+	if n := q.len(); n != 0 {
+		t.Fatalf("queue counts %d writes after all were taken", n)
 	}
 }
