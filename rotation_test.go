@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,20 +154,33 @@ func TestSkippedRotationStepSplitsTheCluster(t *testing.T) {
 	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "a member accepting k2 never met one using k1 alone")
 }
 
-// freeTCPUDPPort returns a port free on 127.0.0.1 for both TCP and UDP.
+// freeTCPUDPPort returns a port free on 127.0.0.1 for both TCP and UDP,
+// below the kernel's ephemeral range. The members bind it again at every
+// restart; a port of that range (where ":0" binds and outgoing
+// connections land) was taken in between by another test process in one
+// run of the whole suite ("bind: address already in use"). Below it, only
+// a fixed bind can take it.
 func freeTCPUDPPort(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	low := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11_000 {
+				low = n
+			}
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
+	}
+	for range 100 {
+		port := strconv.Itoa(10_000 + rand.IntN(low-10_000))
+		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+port)
 		ln.Close()
 		if err == nil {
 			pc.Close()
-			return strconv.Itoa(port)
+			return port
 		}
 	}
 	t.Fatal("no port free for both TCP and UDP")

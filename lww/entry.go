@@ -1,6 +1,7 @@
 package lww
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -16,15 +17,19 @@ import (
 // length (its capacity is not kept), the flags in the length's top bits,
 // and no key hash (HashKey of the key again, where a merge needs it). Its
 // key never changes once the entry is made.
+//
+// The value, its length and the expiry are atomic words, so that a caller
+// may read them ([Entry.Load]) from other goroutines than the map's while
+// the map writes them; the map itself is not safe for concurrent use.
 type Entry struct {
 	key     string
-	value   *byte // the value's first byte; nil for none
+	value   atomic.Pointer[byte] // the value's first byte; nil for none
 	wall    int64
 	node    crdt.NodeID
-	expires int64
+	expires atomic.Int64
 	next    *Entry // next entry in the same digest bucket; removed once unlinked
 	logical uint32
-	size    uint32 // the value's length, with tombstoneBit and evictedBit
+	size    atomic.Uint32 // the value's length, with tombstoneBit and evictedBit
 }
 
 const (
@@ -38,30 +43,63 @@ const (
 // removed marks an Entry that is no longer in its map.
 var removed = new(Entry)
 
-func newEntry(r *crdt.Record, next *Entry) *Entry {
-	e := &Entry{key: r.Key, next: next}
+// newEntry returns an entry for r, made by m's Alloc if r holds a value.
+func (m *Map) newEntry(r *crdt.Record) *Entry {
+	var e *Entry
+	if m.alloc != nil && holdsValue(r) {
+		e = m.alloc()
+	} else {
+		e = new(Entry)
+	}
+	e.key = r.Key
 	e.set(r)
 	return e
 }
 
+// holdsValue reports whether r is neither a tombstone nor evicted: an
+// entry for it is one of Config.Alloc's.
+func holdsValue(r *crdt.Record) bool { return !r.Tombstone && !r.Evicted }
+
 // set stores r's fields but its key.
 func (e *Entry) set(r *crdt.Record) {
-	e.value, e.size = unsafe.SliceData(r.Value), uint32(len(r.Value))
-	e.wall, e.logical, e.node = r.Time.Wall, r.Time.Logical, r.Time.Node
-	e.expires = r.Expires
+	size := uint32(len(r.Value))
 	if r.Tombstone {
-		e.size |= tombstoneBit
+		size |= tombstoneBit
 	}
 	if r.Evicted {
-		e.size |= evictedBit
+		size |= evictedBit
 	}
+	e.value.Store(unsafe.SliceData(r.Value))
+	e.size.Store(size)
+	e.wall, e.logical, e.node = r.Time.Wall, r.Time.Logical, r.Time.Node
+	e.expires.Store(r.Expires)
 }
+
+// Key returns the entry's key, which never changes.
+func (e *Entry) Key() string { return e.key }
+
+// Load returns the value (nil for none) and the expiry, each read
+// atomically but not together: a caller reading while the map may merge
+// into e needs its own check that both come from one write (a sequence
+// count around [Map.Merge], say).
+func (e *Entry) Load() ([]byte, int64) {
+	p, n, exp := e.value.Load(), e.size.Load(), e.expires.Load()
+	if p == nil {
+		return nil, exp
+	}
+	return unsafe.Slice(p, n&MaxValueLen), exp
+}
+
+// HoldsValue reports whether the entry holds a value: it is neither a
+// tombstone nor evicted (an expired value holds one until it is
+// collected).
+func (e *Entry) HoldsValue() bool { return e.size.Load()&(tombstoneBit|evictedBit) == 0 }
 
 // Record returns the record the entry holds. Its Value belongs to the map.
 func (e *Entry) Record() crdt.Record {
-	r := crdt.Record{Key: e.key, Time: e.Time(), Expires: e.expires, Tombstone: e.tombstone(), Evicted: e.evicted()}
-	if e.value != nil {
-		r.Value = unsafe.Slice(e.value, e.size&MaxValueLen)
+	r := crdt.Record{Key: e.key, Time: e.Time(), Expires: e.expires.Load(), Tombstone: e.tombstone(), Evicted: e.evicted()}
+	if p := e.value.Load(); p != nil {
+		r.Value = unsafe.Slice(p, e.size.Load()&MaxValueLen)
 	}
 	return r
 }
@@ -71,9 +109,9 @@ func (e *Entry) Time() crdt.Timestamp {
 	return crdt.Timestamp{Wall: e.wall, Logical: e.logical, Node: e.node}
 }
 
-func (e *Entry) tombstone() bool { return e.size&tombstoneBit != 0 }
-func (e *Entry) evicted() bool   { return e.size&evictedBit != 0 }
-func (e *Entry) valueLen() int   { return int(e.size & MaxValueLen) }
+func (e *Entry) tombstone() bool { return e.size.Load()&tombstoneBit != 0 }
+func (e *Entry) evicted() bool   { return e.size.Load()&evictedBit != 0 }
+func (e *Entry) valueLen() int   { return int(e.size.Load() & MaxValueLen) }
 
 func (e *Entry) version() crdt.Version {
 	return crdt.Version{Key: e.key, Time: e.Time(), Tombstone: e.tombstone()}

@@ -34,6 +34,15 @@ type Config struct {
 	// Horizon is how long a dead record is kept before it may be collected.
 	// 0 selects DefaultHorizon.
 	Horizon time.Duration
+	// Alloc, if set, makes the entries of records that hold a value
+	// (neither tombstones nor evicted), so that a caller keeping its own
+	// fields per key can keep them in one allocation with the entry: an
+	// Entry at the start of a larger struct of its own, which it finds
+	// again from the *Entry that Merge returns. Tombstones and evicted
+	// records get plain entries, so a key that gains or loses its value
+	// moves to a new entry (Merge and Evict return or report it), and the
+	// entry it leaves is never written again.
+	Alloc func() *Entry
 }
 
 // noSync marks a map that has never been synced.
@@ -50,6 +59,8 @@ type Map struct {
 	maxValue int
 	early    uint64           // records collected by rule 6
 	expired  int              // expired values the last GC kept
+	alloc    func() *Entry    // Config.Alloc
+	noMove   bool             // tests: the broken variant that writes entries in place
 	heads    []*Entry         // per digest leaf, a singly linked list of its entries
 	wm       []crdt.Timestamp // per digest leaf, the GC watermark (noMark: none); nil until one is raised
 	synced   int64            // start of the last completed exchange, or noSync
@@ -84,6 +95,7 @@ func New(cfg Config) (*Map, error) {
 		tree:     tree,
 		entries:  newTable(),
 		maxValue: MaxValueLen,
+		alloc:    cfg.Alloc,
 		heads:    make([]*Entry, tree.Leaves()),
 		synced:   noSync,
 	}
@@ -136,7 +148,8 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 		if w := m.mark(leaf); w != noMark && r.Time.Compare(w) <= 0 {
 			return crdt.Rejected, nil
 		}
-		e = newEntry(&r, m.heads[leaf])
+		e = m.newEntry(&r)
+		e.next = m.heads[leaf]
 		m.heads[leaf] = e
 		m.entries.put(e)
 		m.count(e, 1)
@@ -145,7 +158,11 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	}
 	old := e.hash(khash)
 	m.count(e, -1)
-	e.set(&r) // the key stays the map's, shared
+	if m.alloc != nil && e.HoldsValue() != holdsValue(&r) && !m.noMove {
+		e = m.move(e, leaf, &r)
+	} else {
+		e.set(&r) // the key stays the map's, shared
+	}
 	m.count(e, 1)
 	m.tree.Replace(leaf, old, e.hash(khash))
 	return crdt.Applied, e
@@ -153,7 +170,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 
 // count adds d to the counter of e's kind.
 func (m *Map) count(e *Entry, d int) {
-	if !e.tombstone() && e.expires != 0 {
+	if !e.tombstone() && e.expires.Load() != 0 {
 		m.expiring += d
 	}
 	switch {
@@ -200,10 +217,36 @@ func (m *Map) Evict(key string) (int, bool) {
 	}
 	freed := e.valueLen()
 	m.count(e, -1)
-	e.value, e.size = nil, evictedBit
+	stub := crdt.Record{Key: e.key, Time: e.Time(), Expires: e.expires.Load(), Evicted: true}
+	if m.alloc != nil && !m.noMove {
+		e = m.move(e, m.leafOf(crdt.HashKey(key)), &stub)
+	} else {
+		e.set(&stub)
+	}
 	m.count(e, 1)
 	return freed, true
 }
+
+// move puts a new entry for r (made as newEntry makes it) in e's place,
+// in its leaf's list and in the table, and returns it. e is never written
+// again (a caller may still be reading it).
+func (m *Map) move(e *Entry, leaf uint32, r *crdt.Record) *Entry {
+	n := m.newEntry(r)
+	n.key = e.key // the map's copy, shared
+	n.next = e.next
+	for p := &m.heads[leaf]; ; p = &(*p).next {
+		if *p == e {
+			*p = n
+			break
+		}
+	}
+	m.entries.replace(n)
+	e.next = removed
+	return n
+}
+
+// Entry returns key's entry, or nil: a hint for Merge.
+func (m *Map) Entry(key string) *Entry { return m.entries.get(key) }
 
 // Len returns the number of records holding a value: neither tombstones nor
 // evicted. Values past their expiry count until they are collected.

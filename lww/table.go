@@ -71,6 +71,17 @@ func (t *table) place(e *Entry) {
 	t.slots[i], t.tags[i] = e, tag
 }
 
+// replace puts e in the slot of the entry of its key, which the table
+// holds.
+func (t *table) replace(e *Entry) {
+	mask := len(t.slots) - 1
+	i, tag := t.hash(e.key)
+	for t.tags[i] != tag || t.slots[i].key != e.key {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = e
+}
+
 // remove removes key's entry, if it holds one.
 func (t *table) remove(key string) {
 	mask := len(t.slots) - 1

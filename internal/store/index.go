@@ -45,7 +45,7 @@ func (x *index) get(key string, h uint32) *item {
 		switch {
 		case it == nil:
 			return nil
-		case it != t.tomb && it.hash == h && it.key == key:
+		case it != t.tomb && it.hash == h && it.Key() == key:
 			return it
 		}
 	}
@@ -74,7 +74,7 @@ func (x *index) put(it *item) *item {
 			if free < 0 {
 				free = int(i)
 			}
-		case cur.hash == it.hash && cur.key == it.key:
+		case cur.hash == it.hash && cur.Key() == it.Key():
 			t.slots[i].Store(it)
 			return cur
 		}
@@ -89,7 +89,7 @@ func (x *index) remove(key string, h uint32) *item {
 		switch {
 		case cur == nil:
 			return nil
-		case cur != t.tomb && cur.hash == h && cur.key == key:
+		case cur != t.tomb && cur.hash == h && cur.Key() == key:
 			t.slots[i].Store(t.tomb)
 			x.live--
 			if 16*x.live < len(t.slots) && len(t.slots) > minIndexSize {

@@ -37,44 +37,49 @@ type change struct {
 
 // apply merges rec (local or received) and keeps the index and the
 // eviction ring in step, with the shard's lock held. rec.Value must not be
-// modified afterwards. A key's resident item leads to its lww entry, so
-// that writing a resident key looks it up once, in the index, and updates
-// its item in place.
+// modified afterwards. A key's resident item is its lww entry, so that
+// writing a resident key looks it up once, in the index, and merges into
+// its item in place, behind the item's sequence count.
 // With prior, the change also says what the key held before.
 func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool) change {
 	cur := s.idx.get(rec.Key, ih)
-	records := 0
-	if cur == nil {
-		records = s.m.Records()
-	}
+	records, size := 0, 0
 	var at *lww.Entry
+	if cur != nil {
+		at, size = &cur.Entry, cur.valueLen()
+	} else {
+		records = s.m.Records()
+		at = s.m.Entry(rec.Key)
+		if at != nil && at.HoldsValue() {
+			// Every entry holding a value is a published item (it loses
+			// its item only as it loses its value, or is dropped).
+			cur, size = itemOf(at), itemOf(at).valueLen()
+		}
+	}
 	var was crdt.Timestamp
-	switch {
-	case cur != nil:
-		at = cur.entry
-		if prior {
-			was = at.Time()
-		}
-	case prior:
-		if r, ok := s.m.Lookup(rec.Key); ok {
-			was = r.Time
-		}
+	if prior && at != nil {
+		was = at.Time()
+	}
+	if cur != nil {
+		cur.seq.Add(1) // odd: readers retry
 	}
 	o, e := s.m.Merge(rec, delta, now, at)
+	if cur != nil {
+		cur.seq.Add(1)
+	}
 	var ch change
 	switch {
 	case o != crdt.Applied:
 		return change{outcome: o}
-	case rec.Tombstone || rec.Evicted:
+	case !e.HoldsValue(): // a tombstone or an evicted stub: the key moved off cur's entry
 		ch = s.unpublish(o, rec.Key, ih)
-	case cur != nil:
-		d := int64(len(rec.Value) - cur.valueLen())
-		cur.store(rec.Value, rec.Expires)
-		ch = change{outcome: o, rewritten: cur, bytes: d}
-	default:
-		it := newItem(e.Record().Key, ih, s.id, e, rec.Value, rec.Expires)
+	case cur != nil && e == &cur.Entry:
+		ch = change{outcome: o, rewritten: cur, bytes: int64(len(rec.Value) - size)}
+	default: // a new entry holding a value (a key keeps its entry while it holds one)
+		it := itemOf(e)
+		it.hash, it.shard = ih, s.id
 		s.idx.put(it)
-		ch = change{outcome: o, added: it, bytes: int64(len(it.key) + len(rec.Value)), returning: s.m.Records() == records}
+		ch = change{outcome: o, added: it, bytes: int64(len(it.Key()) + len(rec.Value)), returning: s.m.Records() == records}
 	}
 	ch.prior = was
 	return ch
@@ -86,14 +91,14 @@ func (s *shard) unpublish(o crdt.Outcome, key string, ih uint32) change {
 	if it == nil {
 		return change{outcome: o}
 	}
-	return change{outcome: o, removed: it, bytes: -int64(len(it.key) + it.valueLen())}
+	return change{outcome: o, removed: it, bytes: -int64(len(it.Key()) + it.valueLen())}
 }
 
 // evict drops it's value if it is still the resident item of its key.
 func (s *shard) evict(it *item) (change, bool) {
-	if s.idx.get(it.key, it.hash) != it {
+	if s.idx.get(it.Key(), it.hash) != it {
 		return change{}, false
 	}
-	s.m.Evict(it.key)
-	return s.unpublish(crdt.Applied, it.key, it.hash), true
+	s.m.Evict(it.Key()) // moves the key to a stub: it is not written again
+	return s.unpublish(crdt.Applied, it.Key(), it.hash), true
 }

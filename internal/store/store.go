@@ -134,7 +134,7 @@ func New(cfg Config) (*Store, error) {
 		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift)}
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{
-			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon,
+			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, Alloc: newEntry,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: DigestBits %d with %d shards: %w", ErrConfig, cfg.DigestBits, cfg.Shards, err)
@@ -295,7 +295,7 @@ func (s *Store) Evict(key string) bool {
 // it's shard's lock held.
 func (s *Store) evicted(it *item, done bool) {
 	if watch := s.watching(); watch != nil && done {
-		r := it.entry.Record()
+		r := it.Record()
 		watch(Event{Kind: EventEvict, Here: true, Record: crdt.Record{Key: r.Key, Time: r.Time, Evicted: true}})
 	}
 }
