@@ -75,6 +75,10 @@ type Config struct {
 	// keeps its version without the value), so that one record a member
 	// cannot hold never blocks the others of its frame.
 	Limits wire.Limits
+	// Intern, if set, is shared by the decoders of members that run in one
+	// process (simulations), so that they share the keys and values they
+	// decode instead of each holding a copy (see wire.Interner).
+	Intern *wire.Interner
 	// StableMargin is subtracted from the stable bound (see Node.Stable)
 	// for the error between members' physical clocks, which must agree
 	// within it. A member's records are stamped above every cut its clock
@@ -178,6 +182,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, codec: wire.NewCodec(cfg.Limits), ring: newRing([]string{cfg.Name})}
+	n.codec.Intern(cfg.Intern)
 	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
 	n.seen.init()

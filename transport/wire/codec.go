@@ -119,6 +119,8 @@ type Codec struct {
 	// err is the first error of the current Encode or Decode; once it is
 	// set, every read and write does nothing.
 	err error
+	// intern, if set, shares decoded keys and values (see Interner).
+	intern *Interner
 }
 
 // NewCodec returns a codec that enforces l (zero fields take their default).

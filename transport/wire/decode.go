@@ -352,7 +352,11 @@ func (c *Codec) raw(isType func(byte) bool, want string, limit int, sentinel err
 
 // str reads a string of at most MaxKey bytes, copying it out of the frame.
 func (c *Codec) str(what string) string {
-	return string(c.raw(isStr, "str", c.lim.MaxKey, ErrTooLarge, what))
+	b := c.raw(isStr, "str", c.lim.MaxKey, ErrTooLarge, what)
+	if c.intern != nil && c.err == nil {
+		return c.intern.str(b)
+	}
+	return string(b)
 }
 
 // bin reads a value: nil, or a bin of at most MaxValue bytes, copied out of
@@ -365,6 +369,9 @@ func (c *Codec) bin(what string) []byte {
 	b := c.raw(isBin, "bin or nil", c.lim.MaxValue, ErrTooLarge, what)
 	if len(b) == 0 {
 		return nil
+	}
+	if c.intern != nil {
+		return c.intern.bin(b)
 	}
 	return append(make([]byte, 0, len(b)), b...)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/proptest"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 func main() {
@@ -106,6 +107,9 @@ func replicaConfig(fanout int) proptest.MapConfig {
 			Fanout:              fanout,
 			AntiEntropyInterval: 50 * time.Millisecond,
 			SessionTimeout:      20 * time.Millisecond,
+			// Every member of the run shares the keys and values it decodes:
+			// a thousand copies of each in one process were most of its heap.
+			Intern: wire.NewInterner(),
 		},
 	}
 }
