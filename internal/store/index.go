@@ -6,7 +6,7 @@ import (
 
 // index maps keys to their resident items. Lookups take no lock and write
 // no shared memory: readers load the table, then slot pointers, with atomic
-// loads. Writers (put, remove) must hold the owning shard's lock. It is an
+// loads. Writers (add, remove) must hold the owning shard's lock. It is an
 // open-addressing table with linear probing; removal leaves a tombstone so
 // that probes continue past it, and the table is rebuilt, and published
 // with one atomic store, when live entries and tombstones fill three
@@ -51,33 +51,26 @@ func (x *index) get(key string, h uint32) *item {
 	}
 }
 
-// put publishes it as the resident item of its key and returns the item it
-// replaced, if any.
-func (x *index) put(it *item) *item {
+// add publishes it, whose key the index does not hold: it takes the first
+// free slot (empty or a tombstone) of its probe, reading no item on the
+// way (a probe that compared keys read an item at every slot it passed).
+func (x *index) add(it *item) {
 	t := x.tab.Load()
-	free := -1
-	for i := it.hash & t.mask; ; i = (i + 1) & t.mask {
+	i := it.hash & t.mask
+	for {
 		cur := t.slots[i].Load()
-		switch {
-		case cur == nil:
-			if free < 0 {
-				free = int(i)
-				x.used++
-			}
-			t.slots[free].Store(it)
-			x.live++
-			if 4*x.used >= 3*len(t.slots) {
-				x.rebuild()
-			}
-			return nil
-		case cur == t.tomb:
-			if free < 0 {
-				free = int(i)
-			}
-		case cur.hash == it.hash && cur.Key() == it.Key():
-			t.slots[i].Store(it)
-			return cur
+		if cur == nil || cur == t.tomb {
+			break
 		}
+		i = (i + 1) & t.mask
+	}
+	if t.slots[i].Load() == nil {
+		x.used++
+	}
+	t.slots[i].Store(it)
+	x.live++
+	if 4*x.used >= 3*len(t.slots) {
+		x.rebuild()
 	}
 }
 

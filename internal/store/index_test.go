@@ -24,7 +24,8 @@ func testItem(key, value string) *item {
 	return it
 }
 
-// TestIndexAgreesWithMap runs random puts and removes against a plain map.
+// TestIndexAgreesWithMap runs random adds and removes against a plain map
+// (a key that moves to a new item is removed first, as a shard does).
 func TestIndexAgreesWithMap(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		var x index
@@ -40,10 +41,15 @@ func TestIndexAgreesWithMap(t *testing.T) {
 				}
 				delete(model, key)
 			} else {
-				it := testItem(key, fmt.Sprint(step))
-				if got, want := x.put(it), model[key]; got != want {
-					t.Fatalf("step %d: put(%s) replaced %p, want %p", step, key, got, want)
+				// A key moves to a new item as a shard moves it: off the
+				// index, then the new one added.
+				if model[key] != nil {
+					if got := x.remove(key, uint32(crdt.HashKey(key))); got != model[key] {
+						t.Fatalf("step %d: remove(%s) = %p, want %p", step, key, got, model[key])
+					}
 				}
+				it := testItem(key, fmt.Sprint(step))
+				x.add(it)
 				model[key] = it
 			}
 			for k, want := range model {
@@ -59,7 +65,7 @@ func TestIndexAgreesWithMap(t *testing.T) {
 }
 
 // TestIndexConcurrentReaders has readers look up keys while one writer
-// replaces, removes and re-adds them, growing the table; run with -race.
+// removes and re-adds them, growing the table; run with -race.
 // A reader must only ever see an item of the key it asked for.
 func TestIndexConcurrentReaders(t *testing.T) {
 	var x index
@@ -92,10 +98,9 @@ func TestIndexConcurrentReaders(t *testing.T) {
 	for round := range 20 {
 		for i, k := range keys {
 			mu.Lock()
-			if (i+round)%3 == 0 {
-				x.remove(k, uint32(crdt.HashKey(k)))
-			} else {
-				x.put(testItem(k, fmt.Sprint(round)))
+			x.remove(k, uint32(crdt.HashKey(k)))
+			if (i+round)%3 != 0 {
+				x.add(testItem(k, fmt.Sprint(round)))
 			}
 			mu.Unlock()
 		}
@@ -114,7 +119,7 @@ func TestItemReadersSeeWholeWrites(t *testing.T) {
 	write := func(i int) {
 		exp := int64(i) * 977 // lengths vary from 1 to 9 digits
 		sh.mu.Lock()
-		sh.apply(crdt.Record{Key: "k", Value: []byte(fmt.Sprint(exp)), Expires: exp, Time: crdt.Timestamp{Wall: int64(i) + 1, Node: 1}}, ih, false, 0, false)
+		sh.apply(crdt.Record{Key: "k", Value: []byte(fmt.Sprint(exp)), Expires: exp, Time: crdt.Timestamp{Wall: int64(i) + 1, Node: 1}}, ih, false, 0, false, sh.m.Entry("k"))
 		sh.mu.Unlock()
 	}
 	write(0)
@@ -211,7 +216,7 @@ func TestIndexShrinksAfterMassRemoval(t *testing.T) {
 	var x index
 	x.init()
 	for i := range 10_000 {
-		x.put(testItem(fmt.Sprint(i), "v"))
+		x.add(testItem(fmt.Sprint(i), "v"))
 	}
 	peak := len(x.tab.Load().slots)
 	for i := range 9_990 {

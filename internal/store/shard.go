@@ -36,25 +36,24 @@ type change struct {
 }
 
 // apply merges rec (local or received) and keeps the index and the
-// eviction ring in step, with the shard's lock held. rec.Value must not be
-// modified afterwards. A key's resident item is its lww entry, so that
-// writing a resident key looks it up once, in the index, and merges into
-// its item in place, behind the item's sequence count.
+// eviction ring in step, with the shard's lock held. at is key's entry in
+// the shard's map (s.m.Entry), nil if none. rec.Value must not be
+// modified afterwards. A key's resident item is its entry, so that
+// writing a resident key looks it up once, in the map's table, and merges
+// into its item in place, behind the item's sequence count; the readers'
+// index is not read here (a miss there probed past entries it had to read,
+// where the map's table compares a byte of their hashes first).
 // With prior, the change also says what the key held before.
-func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool) change {
-	cur := s.idx.get(rec.Key, ih)
+func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool, at *lww.Entry) change {
+	var cur *item
 	records, size := 0, 0
-	var at *lww.Entry
-	if cur != nil {
-		at, size = &cur.Entry, cur.valueLen()
+	if at != nil && at.HoldsValue() {
+		// Every entry holding a value is a published item (it loses its
+		// item only as it loses its value, or is dropped).
+		cur = itemOf(at)
+		size = cur.valueLen()
 	} else {
 		records = s.m.Records()
-		at = s.m.Entry(rec.Key)
-		if at != nil && at.HoldsValue() {
-			// Every entry holding a value is a published item (it loses
-			// its item only as it loses its value, or is dropped).
-			cur, size = itemOf(at), itemOf(at).valueLen()
-		}
 	}
 	var was crdt.Timestamp
 	if prior && at != nil {
@@ -78,7 +77,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 	default: // a new entry holding a value (a key keeps its entry while it holds one)
 		it := itemOf(e)
 		it.hash, it.shard = ih, s.id
-		s.idx.put(it)
+		s.idx.add(it)
 		ch = change{outcome: o, added: it, bytes: int64(len(it.Key()) + len(rec.Value)), returning: s.m.Records() == records}
 	}
 	ch.prior = was

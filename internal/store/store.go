@@ -215,13 +215,16 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 		sh.mu.Unlock()
 		return rec, ErrSealed
 	}
-	if sh.idx.get(rec.Key, ih) == nil {
+	at := sh.m.Entry(rec.Key)
+	if at == nil {
 		rec.Key = strings.Clone(rec.Key)
+	} else {
+		rec.Key = at.Key() // the map's copy
 	}
 	if !s.own.newest(rec.Time.Node) {
 		s.own.add(rec.Time.Node)
 	}
-	ch := sh.apply(rec, ih, false, rec.Time.Wall, false)
+	ch := sh.apply(rec, ih, false, rec.Time.Wall, false, at)
 	s.track(ch, false)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
 		applied(watch, rec, true, false, false)
@@ -248,7 +251,7 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	watch := s.watching()
-	ch := sh.apply(rec, ih, delta, now, watch != nil)
+	ch := sh.apply(rec, ih, delta, now, watch != nil, sh.m.Entry(rec.Key))
 	s.track(ch, true)
 	if watch != nil && ch.outcome == crdt.Applied {
 		applied(watch, rec, false, s.own.has(ch.prior.Node), oversized)
