@@ -2,6 +2,7 @@ package lww
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/rapidfail"
@@ -12,7 +13,8 @@ import (
 // its own fields after.
 type boxed struct {
 	Entry
-	own [4]uint64
+	own    [4]uint64
+	keyBuf [8]byte // the key, held in the entry's allocation
 }
 
 // TestAllocatedEntriesHoldValues: with Config.Alloc, every entry that
@@ -37,10 +39,11 @@ func allocProperty(noMove bool) func(*rapid.T) {
 	return func(t *rapid.T) {
 		u := universe{}
 		allocated := map[*Entry]bool{}
-		m := newMap(t, Config{DigestBits: 4, Horizon: 5, Alloc: func() *Entry {
-			e := &(&boxed{}).Entry
-			allocated[e] = true
-			return e
+		m := newMap(t, Config{DigestBits: 4, Horizon: 5, Alloc: func(key string) (*Entry, string) {
+			b := &boxed{}
+			allocated[&b.Entry] = true
+			n := copy(b.keyBuf[:], key) // keys of the alphabet are one byte
+			return &b.Entry, unsafe.String(&b.keyBuf[0], n)
 		}})
 		m.noMove = noMove
 		plain := newMap(t, Config{DigestBits: 4, Horizon: 5})
@@ -76,6 +79,9 @@ func allocProperty(noMove bool) func(*rapid.T) {
 				}
 			}
 			for e := range after {
+				if !e.HoldsValue() && len(e.key) > 0 && inBox(e.key, allocated) {
+					t.Fatalf("step %d: the stub of %s holds its key in an entry of Alloc's", i, e.key)
+				}
 				if e.HoldsValue() != allocated[e] {
 					t.Fatalf("step %d: %s holds a value: %v, made by Alloc: %v", i, e.key, e.HoldsValue(), allocated[e])
 				}
@@ -89,6 +95,18 @@ func allocProperty(noMove bool) func(*rapid.T) {
 			assertSameState(t, "with and without Alloc", m, plain)
 		}
 	}
+}
+
+// inBox reports whether key's bytes lie in one of the boxes made.
+func inBox(key string, allocated map[*Entry]bool) bool {
+	p := uintptr(unsafe.Pointer(unsafe.StringData(key)))
+	for e := range allocated {
+		b := uintptr(unsafe.Pointer(e))
+		if p >= b && p < b+unsafe.Sizeof(boxed{}) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldEntries returns every entry in m's buckets, with its record.

@@ -43,15 +43,16 @@ const (
 // removed marks an Entry that is no longer in its map.
 var removed = new(Entry)
 
-// newEntry returns an entry for r, made by m's Alloc if r holds a value.
-func (m *Map) newEntry(r *crdt.Record) *Entry {
+// newEntry returns an entry for r, made by m's Alloc if r holds a value;
+// key is the key's string, the map's copy if it has one.
+func (m *Map) newEntry(r *crdt.Record, key string) *Entry {
 	var e *Entry
 	if m.alloc != nil && holdsValue(r) {
-		e = m.alloc()
+		e, key = m.alloc(key)
 	} else {
 		e = new(Entry)
 	}
-	e.key = r.Key
+	e.key = key
 	e.set(r)
 	return e
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -38,11 +39,14 @@ type Config struct {
 	// (neither tombstones nor evicted), so that a caller keeping its own
 	// fields per key can keep them in one allocation with the entry: an
 	// Entry at the start of a larger struct of its own, which it finds
-	// again from the *Entry that Merge returns. Tombstones and evicted
-	// records get plain entries, so a key that gains or loses its value
-	// moves to a new entry (Merge and Evict return or report it), and the
-	// entry it leaves is never written again.
-	Alloc func() *Entry
+	// again from the *Entry that Merge returns. It is given the key and
+	// returns the string the entry is to hold, which may be a copy in the
+	// same allocation (the map copies it out again for a plain entry).
+	// Tombstones and evicted records get plain entries, so a key that
+	// gains or loses its value moves to a new entry (Merge and Evict
+	// return or report it), and the entry it leaves is never written
+	// again.
+	Alloc func(key string) (*Entry, string)
 }
 
 // noSync marks a map that has never been synced.
@@ -57,13 +61,13 @@ type Map struct {
 	entries table
 	// maxValue is MaxValueLen (tests lower it)
 	maxValue int
-	early    uint64           // records collected by rule 6
-	expired  int              // expired values the last GC kept
-	alloc    func() *Entry    // Config.Alloc
-	noMove   bool             // tests: the broken variant that writes entries in place
-	heads    []*Entry         // per digest leaf, a singly linked list of its entries
-	wm       []crdt.Timestamp // per digest leaf, the GC watermark (noMark: none); nil until one is raised
-	synced   int64            // start of the last completed exchange, or noSync
+	early    uint64                        // records collected by rule 6
+	expired  int                           // expired values the last GC kept
+	alloc    func(string) (*Entry, string) // Config.Alloc
+	noMove   bool                          // tests: the broken variant that writes entries in place
+	heads    []*Entry                      // per digest leaf, a singly linked list of its entries
+	wm       []crdt.Timestamp              // per digest leaf, the GC watermark (noMark: none); nil until one is raised
+	synced   int64                         // start of the last completed exchange, or noSync
 
 	values     int // records holding a value (neither tombstone nor evicted)
 	tombstones int
@@ -148,7 +152,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 		if w := m.mark(leaf); w != noMark && r.Time.Compare(w) <= 0 {
 			return crdt.Rejected, nil
 		}
-		e = m.newEntry(&r)
+		e = m.newEntry(&r, r.Key)
 		e.next = m.heads[leaf]
 		m.heads[leaf] = e
 		m.entries.put(e)
@@ -231,8 +235,13 @@ func (m *Map) Evict(key string) (int, bool) {
 // in its leaf's list and in the table, and returns it. e is never written
 // again (a caller may still be reading it).
 func (m *Map) move(e *Entry, leaf uint32, r *crdt.Record) *Entry {
-	n := m.newEntry(r)
-	n.key = e.key // the map's copy, shared
+	key := e.key // the map's copy, shared
+	if e.HoldsValue() {
+		// Alloc's, maybe held in e's allocation: a stub keeps a copy of
+		// its own, not the whole of what it leaves.
+		key = strings.Clone(key)
+	}
+	n := m.newEntry(r, key)
 	n.next = e.next
 	for p := &m.heads[leaf]; ; p = &(*p).next {
 		if *p == e {

@@ -542,7 +542,7 @@ func TestEntryIsOneCacheLine(t *testing.T) {
 		{Key: "deleted", Time: ts(3, 4), Tombstone: true},
 		{Key: "evicted", Time: ts(3, 4), Evicted: true, Expires: 9},
 	} {
-		got := (&Map{}).newEntry(&r).Record()
+		got := (&Map{}).newEntry(&r, r.Key).Record()
 		if got.Key != r.Key || got.Time != r.Time || got.Expires != r.Expires || got.Tombstone != r.Tombstone ||
 			got.Evicted != r.Evicted || string(got.Value) != string(r.Value) || (got.Value == nil) != (r.Value == nil) {
 			t.Fatalf("entry of %+v gives back %+v", r, got)

@@ -1,6 +1,9 @@
 package store
 
-import "github.com/bcache-go/bcache/evict"
+import (
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/evict"
+)
 
 // track keeps the eviction policy in step with a change of resident
 // items; remote says the change came from a peer. Called with the shard's
@@ -67,7 +70,7 @@ func (s *Store) enforceBounds() {
 		if !ok {
 			return
 		}
-		sh := &s.shards[victim.shard]
+		sh := &s.shards[s.shardOf(crdt.HashKey(victim.Key()))] // its key never changes
 		sh.mu.Lock()
 		ch, evicted := sh.evict(victim)
 		s.evicted(victim, evicted)

@@ -166,11 +166,44 @@ func TestItemEmptyValueIsNotNil(t *testing.T) {
 }
 
 // TestItemSize pins the item, the one allocation of a resident key but
-// its key and value, to the allocator's 96-byte size class: the entry's 64
-// and the index's and the policy's fields. Past 96 the next class is 112.
+// its value, to the allocator's 96-byte size class: the entry's 64, the
+// index's and the policy's fields, and a short key's bytes. Past 96 the
+// next class is 112.
 func TestItemSize(t *testing.T) {
-	if got := unsafe.Sizeof(item{}); got > 96 {
-		t.Fatalf("item is %d bytes, want at most 96", got)
+	if got := unsafe.Sizeof(item{}); got != 96 {
+		t.Fatalf("item is %d bytes, want 96", got)
+	}
+}
+
+// A short key's bytes live in its item; a longer key's do not, and a key
+// that loses its value keeps its own copy, not the item's.
+func TestItemHoldsShortKeys(t *testing.T) {
+	s := mustStore(t, Config{Shards: 1})
+	inItem := func(key string) bool {
+		sh, ih := s.locate(key)
+		it := sh.idx.get(key, ih)
+		if it == nil {
+			t.Fatalf("%s is not resident", key)
+		}
+		p, base := uintptr(unsafe.Pointer(unsafe.StringData(it.Key()))), uintptr(unsafe.Pointer(it))
+		return p >= base && p < base+unsafe.Sizeof(item{})
+	}
+	buf := []byte("0123456789abcdef-and-more")
+	short, long := string(buf[:16]), string(buf)
+	for i, key := range []string{short, long} {
+		if _, err := s.Write(crdt.Record{Key: key, Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i) + 1, Node: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !inItem(short) || inItem(long) {
+		t.Fatalf("16-byte key held in its item: %v, 25-byte key: %v; want true, false", inItem(short), inItem(long))
+	}
+	if _, err := s.Write(crdt.Record{Key: short, Time: crdt.Timestamp{Wall: 3, Node: 1}, Tombstone: true}); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := s.Lookup(short)
+	if !ok || !r.Tombstone || r.Key != short {
+		t.Fatalf("after the delete: %+v, %v", r, ok)
 	}
 }
 

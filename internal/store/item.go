@@ -10,10 +10,11 @@ import (
 
 // item is a key's resident value: the shard's map entry of the key
 // (lww.Config.Alloc makes the entries of records that hold a value as
-// items), and what readers and the eviction policy need beside it. One
-// allocation per resident key, 96 bytes, where an item of its own beside
-// the entry (the key, the value and its length, the expiry again) took
-// 64 + 64.
+// items), what readers and the eviction policy need beside it, and the
+// key's bytes if they fit. One allocation per resident key of up to 16
+// bytes, 96 bytes in all, where an item of its own beside the entry (the
+// key, the value and its length, the expiry again) took 64 + 64 and the
+// key 16 more.
 //
 // Readers take no lock: they find the item in the index and read the
 // entry's value and expiry, which the map writes as atomic words, behind
@@ -23,19 +24,36 @@ import (
 // entry, and its item is taken off the index and never written again; a
 // later write of the key publishes a new item.
 //
-// hash is the store's own hash of the key, which the index probes with,
-// and shard is the key's shard.
+// A 96-byte object spans two cache lines wherever it lies; a read touches
+// both (the entry's key header, value and expiry in one, the sequence
+// count, the index hash and the use word in the other), and the key's
+// bytes lie in the second, so a read costs the index slot and two lines,
+// as a 64-byte item and its separate key did.
+//
+// hash is the store's own hash of the key, which the index probes with.
 type item struct {
 	lww.Entry
-	seq   atomic.Uint32 // odd while a writer is merging into the entry
-	hash  uint32        // the key's index hash (Store.indexHash)
-	slot  int32         // place in the eviction policy, under its lock
-	use   atomic.Uint32 // reads, for the eviction policy (evict.Touch)
-	shard uint8         // the key's shard
+	seq    atomic.Uint32 // odd while a writer is merging into the entry
+	hash   uint32        // the key's index hash (Store.indexHash)
+	slot   int32         // place in the eviction policy, under its lock
+	use    atomic.Uint32 // reads, for the eviction policy (evict.Touch)
+	keyBuf [inlineKey]byte
 }
 
-// newEntry is the shards' lww.Config.Alloc.
-func newEntry() *lww.Entry { return &(&item{}).Entry }
+// inlineKey is the longest key an item holds in its own bytes.
+const inlineKey = 16
+
+// newEntry is the shards' lww.Config.Alloc: an item, holding key in its
+// own bytes if it fits (key need not be the store's), else key itself
+// (which must be).
+func newEntry(key string) (*lww.Entry, string) {
+	it := &item{}
+	if len(key) <= inlineKey && len(key) > 0 {
+		n := copy(it.keyBuf[:], key)
+		key = unsafe.String(&it.keyBuf[0], n)
+	}
+	return &it.Entry, key
+}
 
 // itemOf returns the item whose entry e is. e must hold a value (made by
 // newEntry, see lww.Config.Alloc): the entry is the item's first field.

@@ -76,7 +76,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 		ch = change{outcome: o, rewritten: cur, bytes: int64(len(rec.Value) - size)}
 	default: // a new entry holding a value (a key keeps its entry while it holds one)
 		it := itemOf(e)
-		it.hash, it.shard = ih, s.id
+		it.hash = ih
 		s.idx.add(it)
 		ch = change{outcome: o, added: it, bytes: int64(len(it.Key()) + len(rec.Value)), returning: s.m.Records() == records}
 	}

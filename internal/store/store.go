@@ -215,16 +215,23 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 		sh.mu.Unlock()
 		return rec, ErrSealed
 	}
+	// The key the store keeps must be its own (the caller's may share a
+	// larger buffer): the map's copy of a key it holds, the item's of a
+	// new key short enough, else a copy.
 	at := sh.m.Entry(rec.Key)
-	if at == nil {
+	switch {
+	case at != nil:
+		rec.Key = at.Key()
+	case rec.Tombstone || rec.Evicted || len(rec.Key) > inlineKey:
 		rec.Key = strings.Clone(rec.Key)
-	} else {
-		rec.Key = at.Key() // the map's copy
 	}
 	if !s.own.newest(rec.Time.Node) {
 		s.own.add(rec.Time.Node)
 	}
 	ch := sh.apply(rec, ih, false, rec.Time.Wall, false, at)
+	if ch.added != nil {
+		rec.Key = ch.added.Key() // held in the item
+	}
 	s.track(ch, false)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
 		applied(watch, rec, true, false, false)
