@@ -222,8 +222,8 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	switch {
 	case at != nil:
 		rec.Key = at.Key()
-	case rec.Tombstone || rec.Evicted || len(rec.Key) > inlineKey:
-		rec.Key = strings.Clone(rec.Key)
+	case rec.Tombstone || rec.Evicted || len(rec.Key) > inlineKey || len(rec.Value) > lww.MaxValueLen:
+		rec.Key = strings.Clone(rec.Key) // a plain entry's, or a long key's
 	}
 	if !s.own.newest(rec.Time.Node) {
 		s.own.add(rec.Time.Node)
