@@ -38,10 +38,27 @@ func (n TreeNode) Hash() uint64 { return fold(n.Count^k2, n.Sum^k3) }
 // Tree is a fixed-shape Merkle digest over 2^bits leaves with fan-out 16.
 // Level 0 is the root; level Depth() holds the leaves. It is not safe for
 // concurrent use.
+//
+// Changes are queued and applied to the nodes when the tree is next read
+// (or the queue is full): a change reads and writes a node of every level,
+// and the leaf's is most often a cache miss, which stalled the merge that
+// made the change; applied together, the changes' misses overlap.
 type Tree struct {
-	bits   int
-	levels [][]TreeNode
+	bits    int
+	levels  [][]TreeNode
+	pending []treeChange // changes not yet applied to levels
 }
+
+// treeChange is a change of a leaf queued in a Tree: 16 bytes.
+type treeChange struct {
+	leaf   uint32
+	dCount int32 // -1, 0 or 1
+	dSum   uint64
+}
+
+// maxPending is how many changes a Tree queues before it applies them:
+// enough for their misses to overlap, 512 bytes a tree.
+const maxPending = 32
 
 // NewTree returns an empty tree with 2^bits leaves. bits must be a multiple
 // of four between [MinTreeBits] and [MaxTreeBits].
@@ -82,15 +99,22 @@ func (t *Tree) Depth() int { return len(t.levels) - 1 }
 func (t *Tree) Leaves() int { return len(t.levels[len(t.levels)-1]) }
 
 // Root returns the root node.
-func (t *Tree) Root() TreeNode { return t.levels[0][0] }
+func (t *Tree) Root() TreeNode {
+	t.settle()
+	return t.levels[0][0]
+}
 
 // Level returns the nodes of level d, left to right. The slice belongs to t:
 // do not modify it, and do not keep it across changes.
-func (t *Tree) Level(d int) []TreeNode { return t.levels[d] }
+func (t *Tree) Level(d int) []TreeNode {
+	t.settle()
+	return t.levels[d]
+}
 
 // Children returns the Fanout children of node i at level d (d < Depth).
 // The slice belongs to t.
 func (t *Tree) Children(d int, i uint32) []TreeNode {
+	t.settle()
 	lo := int(i) * Fanout
 	return t.levels[d+1][lo : lo+Fanout]
 }
@@ -99,23 +123,44 @@ func (t *Tree) Children(d int, i uint32) []TreeNode {
 func (t *Tree) Add(leaf uint32, h uint64) { t.update(leaf, 1, h) }
 
 // Remove takes a record hash h out of leaf.
-func (t *Tree) Remove(leaf uint32, h uint64) { t.update(leaf, ^uint64(0), -h) }
+func (t *Tree) Remove(leaf uint32, h uint64) { t.update(leaf, -1, -h) }
 
 // Replace swaps record hash old for new in leaf.
 func (t *Tree) Replace(leaf uint32, old, new uint64) { t.update(leaf, 0, new-old) }
 
-func (t *Tree) update(leaf uint32, dCount, dSum uint64) {
-	i := leaf
-	for d := len(t.levels) - 1; d >= 0; d-- {
-		n := &t.levels[d][i]
-		n.Count += dCount
-		n.Sum += dSum
-		i >>= FanoutBits
+func (t *Tree) update(leaf uint32, dCount int32, dSum uint64) {
+	if t.pending == nil {
+		t.pending = make([]treeChange, 0, maxPending)
 	}
+	t.pending = append(t.pending, treeChange{leaf, dCount, dSum})
+	if len(t.pending) == maxPending {
+		t.settle()
+	}
+}
+
+// settle applies the queued changes to the nodes.
+func (t *Tree) settle() {
+	leaves := t.levels[len(t.levels)-1]
+	for _, c := range t.pending {
+		n := &leaves[c.leaf]
+		n.Count += uint64(int64(c.dCount))
+		n.Sum += c.dSum
+	}
+	for _, c := range t.pending {
+		i := c.leaf
+		for d := len(t.levels) - 2; d >= 0; d-- {
+			i >>= FanoutBits
+			n := &t.levels[d][i]
+			n.Count += uint64(int64(c.dCount))
+			n.Sum += c.dSum
+		}
+	}
+	t.pending = t.pending[:0]
 }
 
 // Clone returns a deep copy of t.
 func (t *Tree) Clone() *Tree {
+	t.settle()
 	c := &Tree{bits: t.bits, levels: make([][]TreeNode, len(t.levels))}
 	for d, l := range t.levels {
 		c.levels[d] = slices.Clone(l)
@@ -125,6 +170,7 @@ func (t *Tree) Clone() *Tree {
 
 // Reset empties t.
 func (t *Tree) Reset() {
+	t.pending = t.pending[:0]
 	for _, l := range t.levels {
 		clear(l)
 	}
@@ -135,6 +181,8 @@ func (t *Tree) Equal(u *Tree) bool {
 	if t.bits != u.bits {
 		return false
 	}
+	t.settle()
+	u.settle()
 	for d := range t.levels {
 		if !equalNodes(t.levels[d], u.levels[d]) {
 			return false
@@ -160,6 +208,7 @@ func (t *Tree) DiffChildren(dst []uint32, d int, parents []uint32, remote []Tree
 	if d < 0 || d >= t.Depth() || len(remote) != len(parents)*Fanout {
 		return dst, fmt.Errorf("%w: %d parents at level %d with %d children", ErrTreeShape, len(parents), d, len(remote))
 	}
+	t.settle()
 	next := t.levels[d+1]
 	for k, p := range parents {
 		if int(p) >= len(t.levels[d]) {

@@ -168,3 +168,60 @@ func TestLeafIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestTreeReadsSeeEveryChange: changes are queued and applied when the
+// tree is read, so every read (Root, Level, Children, Equal, Clone, Diff)
+// sees every change made before it, whatever the mix of changes and reads,
+// and a full queue changes nothing that a read would see.
+func TestTreeReadsSeeEveryChange(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		tr := mustTree(t, 8)
+		count, sum := make([]uint64, tr.Leaves()), make([]uint64, tr.Leaves())
+		for step := range rapid.IntRange(0, 200).Draw(t, "steps") {
+			leaf := rapid.Uint32Range(0, uint32(tr.Leaves()-1)).Draw(t, "leaf")
+			h := rapid.Uint64().Draw(t, "hash")
+			switch rapid.IntRange(0, 3).Draw(t, "op") {
+			case 0:
+				tr.Add(leaf, h)
+				count[leaf]++
+				sum[leaf] += h
+			case 1:
+				tr.Remove(leaf, h)
+				count[leaf]--
+				sum[leaf] -= h
+			case 2:
+				old := rapid.Uint64().Draw(t, "old")
+				tr.Replace(leaf, old, h)
+				sum[leaf] += h - old
+			case 3:
+				var root TreeNode
+				for i := range count {
+					root.Count += count[i]
+					root.Sum += sum[i]
+				}
+				if got := tr.Root(); got != root {
+					t.Fatalf("step %d: root %+v, want %+v", step, got, root)
+				}
+				want := mustTree(t, 8)
+				for i := range count { // the same leaves, set directly
+					want.levels[want.Depth()][i] = TreeNode{count[i], sum[i]}
+				}
+				for i := range want.levels[1] {
+					var n TreeNode
+					for _, c := range want.levels[2][i*Fanout : (i+1)*Fanout] {
+						n.Count += c.Count
+						n.Sum += c.Sum
+					}
+					want.levels[1][i] = n
+				}
+				want.levels[0][0] = root
+				if !tr.Clone().Equal(want) || !slices.Equal(tr.Level(1), want.Level(1)) {
+					t.Fatalf("step %d: the tree's levels differ from its leaves' sums", step)
+				}
+				if d, err := Diff(tr, want); err != nil || len(d) != 0 {
+					t.Fatalf("step %d: Diff from the same leaves = %v, %v", step, d, err)
+				}
+			}
+		}
+	})
+}
