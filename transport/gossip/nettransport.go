@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -182,6 +183,13 @@ func interfaceIP() (net.IP, error) {
 
 // WriteTo implements memberlist.Transport.
 func (t *netTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	// Members' addresses are IP:port: parsed without allocating, sent
+	// without a net.UDPAddr (resolving the string took an allocation and
+	// a parse for every datagram).
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		_, err = t.udp.WriteToUDPAddrPort(b, ap)
+		return time.Now(), err
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return time.Time{}, err
