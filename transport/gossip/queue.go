@@ -6,12 +6,11 @@ import (
 	"sync/atomic"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/internal/near"
 )
 
 // writeQueue hands local writes from any goroutine to the loop. Writers
 // append to a stripe of the queue under its short lock, one stripe per
-// processor (internal/near); the loop takes everything queued at once, so
+// processor (see near); the loop takes everything queued at once, so
 // under load it handles thousands of writes per wake-up instead of one per
 // channel receive. It is bounded: a write that finds it full is refused.
 //
@@ -30,10 +29,14 @@ import (
 // once it is over.
 type writeQueue struct {
 	stripes []queueStripe
-	near    near.Slots[queueStripe]
-	n       atomic.Int64 // writes queued
-	max     int64
-	wake    chan struct{} // signalled when the queue goes from empty to not
+	// near hands out the stripes per processor, as a sync.Pool keeps its
+	// items: a stripe put back is the one the next push on that processor
+	// gets, until a collection empties the pool; then next deals them out.
+	near sync.Pool
+	next atomic.Uint32
+	n    atomic.Int64 // writes queued
+	max  int64
+	wake chan struct{} // signalled when the queue goes from empty to not
 
 	mu   sync.Mutex      // guards free
 	free [][]crdt.Record // empty chunks for reuse
@@ -73,7 +76,10 @@ func (q *writeQueue) push(r crdt.Record) bool {
 	if q.n.Load() >= q.max {
 		return false
 	}
-	s := q.near.Get(q.stripes)
+	s, _ := q.near.Get().(*queueStripe)
+	if s == nil {
+		s = &q.stripes[q.next.Add(1)%uint32(len(q.stripes))]
+	}
 	s.mu.Lock()
 	last := len(s.chunks) - 1
 	if last < 0 || len(s.chunks[last]) == chunkLen {
