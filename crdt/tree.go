@@ -42,7 +42,8 @@ func (n TreeNode) Hash() uint64 { return fold(n.Count^k2, n.Sum^k3) }
 // Changes are queued and applied to the nodes when the tree is next read
 // (or the queue is full): a change reads and writes a node of every level,
 // and the leaf's is most often a cache miss, which stalled the merge that
-// made the change; applied together, the changes' misses overlap.
+// made the change; applied together, the changes' misses overlap. So a
+// read writes too: readers need the same exclusion as writers.
 type Tree struct {
 	bits    int
 	levels  [][]TreeNode

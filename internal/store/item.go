@@ -24,11 +24,13 @@ import (
 // entry, and its item is taken off the index and never written again; a
 // later write of the key publishes a new item.
 //
-// A 96-byte object spans two cache lines wherever it lies; a read touches
-// both (the entry's key header, value and expiry in one, the sequence
-// count, the index hash and the use word in the other), and the key's
-// bytes lie in the second, so a read costs the index slot and two lines,
-// as a 64-byte item and its separate key did.
+// A 96-byte object spans two cache lines wherever it lies, and a read
+// touches both: the entry's key header and value pointer are in the
+// first, the sequence count, the index hash, the use word and the key's
+// bytes in the second (the expiry and length in one or the other, as the
+// object lies). So a read costs the index slot and two lines, as a
+// 64-byte item and its separate key did; a key over 16 bytes costs a
+// third.
 //
 // hash is the store's own hash of the key, which the index probes with.
 type item struct {
