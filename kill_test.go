@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		holderChild(arg)
 		return
 	}
+	if arg := os.Getenv(memberChildEnv); arg != "" {
+		memberChild(arg)
+		return
+	}
 	os.Exit(m.Run())
 }
 

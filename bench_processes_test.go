@@ -1,0 +1,218 @@
+package bcache
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+// BenchmarkReplicationAcrossProcesses is BenchmarkReplication of package
+// transport/gossip with every member a Cache in a process of its own, as
+// services run it: the writer here, each other member a child process of
+// the test binary on 127.0.0.1. It writes at a fixed rate for two seconds
+// and measures, for every write, the time from just before Set until every
+// other member has applied it (each member's store watcher notes the time
+// of the apply: one machine, one clock), and the bytes all members put on
+// the wire per write while it ran.
+//
+//	go test -run '^$' -bench ReplicationAcrossProcesses -benchtime 1x -count 3 .
+func BenchmarkReplicationAcrossProcesses(b *testing.B) {
+	for _, n := range []int{3, 5} {
+		for _, rate := range []int{50, 1000, 10_000} {
+			b.Run(fmt.Sprintf("nodes=%d/rate=%d", n, rate), func(b *testing.B) {
+				for b.Loop() {
+					replicateAcross(b, n, rate, 2*time.Second)
+				}
+			})
+		}
+	}
+}
+
+// memberChildEnv names the variable that makes the test binary a member
+// of BenchmarkReplicationAcrossProcesses; its value is "NAME PEER WRITES
+// FILE". The member joins PEER and prints "ready". On a line on its
+// standard input it prints "start BYTES" (what it has put on the wire so
+// far); once it has applied the writes "k%015d" numbered 0 to WRITES-1 it
+// prints "done BYTES"; when its standard input closes, it writes to FILE
+// the time it applied each, in Unix nanoseconds (little-endian int64s),
+// and exits.
+const memberChildEnv = "BCACHE_BENCH_MEMBER"
+
+func memberChild(arg string) {
+	var name, peer, file string
+	var writes int
+	if _, err := fmt.Sscanf(arg, "%s %s %d %s", &name, &peer, &writes, &file); err != nil {
+		fmt.Fprintln(os.Stderr, "member:", err)
+		os.Exit(2)
+	}
+	c, err := New(Config{NodeName: name, BindAddr: "127.0.0.1:0", Peers: []string{peer}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "member:", err)
+		os.Exit(2)
+	}
+	at := make([]atomic.Int64, writes)
+	var arrived atomic.Int64
+	all := make(chan struct{})
+	c.store.Watch(func(ev store.Event) { // nothing else watches this member's store
+		now := time.Now().UnixNano()
+		k := ev.Record.Key
+		if len(k) != 16 || k[0] != 'k' {
+			return
+		}
+		w, err := strconv.Atoi(k[1:])
+		if err != nil || w < 0 || w >= writes || !at[w].CompareAndSwap(0, now) {
+			return
+		}
+		if arrived.Add(1) == int64(writes) {
+			close(all)
+		}
+	})
+	wire := func() uint64 { r := c.Stats().Replication; return r.WirePacketBytes + r.WireStreamBytes }
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	if !in.Scan() {
+		os.Exit(0)
+	}
+	fmt.Println("start", wire())
+	<-all
+	fmt.Println("done", wire())
+	io.Copy(io.Discard, os.Stdin)
+	out := make([]byte, 0, 8*writes)
+	for i := range at {
+		out = binary.LittleEndian.AppendUint64(out, uint64(at[i].Load()))
+	}
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "member:", err)
+		os.Exit(2)
+	}
+	c.Close()
+}
+
+// memberProcess is a child process of BenchmarkReplicationAcrossProcesses.
+type memberProcess struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+	file  string
+}
+
+// expect reads the child's next line, which must start with word, and
+// returns the number after it, if any.
+func (m *memberProcess) expect(b *testing.B, word string) uint64 {
+	b.Helper()
+	if !m.lines.Scan() {
+		b.Fatalf("member %s: no %q line", m.file, word)
+	}
+	f := strings.Fields(m.lines.Text())
+	if len(f) == 0 || f[0] != word {
+		b.Fatalf("member %s: %q, want %q", m.file, m.lines.Text(), word)
+	}
+	if len(f) < 2 {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		b.Fatalf("member %s: %q: %v", m.file, m.lines.Text(), err)
+	}
+	return n
+}
+
+func replicateAcross(b *testing.B, n, rate int, d time.Duration) {
+	b.StopTimer()
+	defer b.StartTimer()
+	w, err := New(Config{NodeName: "writer", BindAddr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	writes := int(float64(rate) * d.Seconds())
+	dir := b.TempDir()
+	var members []*memberProcess
+	defer func() {
+		for _, m := range members {
+			m.stdin.Close()
+			m.cmd.Wait()
+		}
+	}()
+	for i := 1; i < n; i++ {
+		m := &memberProcess{file: filepath.Join(dir, fmt.Sprint("m", i))}
+		m.cmd = exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+		m.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=m%d %s %d %s", memberChildEnv, i, w.Addr(), writes, m.file))
+		m.cmd.Stderr = os.Stderr
+		if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+			b.Fatal(err)
+		}
+		out, err := m.cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		m.lines = bufio.NewScanner(out)
+		members = append(members, m)
+	}
+	for _, m := range members {
+		m.expect(b, "ready")
+	}
+	await.Until(b, 30*time.Second, func() bool { return len(w.Members()) == n }, "the writer sees %d of %d members", len(w.Members()), n)
+	wire := func() uint64 { r := w.Stats().Replication; return r.WirePacketBytes + r.WireStreamBytes }
+	before := wire()
+	for _, m := range members {
+		fmt.Fprintln(m.stdin, "start")
+		before += m.expect(b, "start")
+	}
+	value := make([]byte, 100)
+	sent := make([]int64, writes)
+	start := time.Now()
+	for i := 0; i < writes; {
+		due := min(writes, int(time.Since(start).Seconds()*float64(rate))+1)
+		for ; i < due; i++ {
+			sent[i] = time.Now().UnixNano()
+			if err := w.Set(fmt.Sprintf("k%015d", i), value, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	after := uint64(0)
+	for _, m := range members {
+		after += m.expect(b, "done")
+	}
+	after += wire()
+	lat := make([]float64, writes)
+	for _, m := range members {
+		m.stdin.Close()
+		if err := m.cmd.Wait(); err != nil {
+			b.Fatalf("member %s: %v", m.file, err)
+		}
+		at, err := os.ReadFile(m.file)
+		if err != nil || len(at) != 8*writes {
+			b.Fatalf("member %s: %d bytes of arrival times, %v", m.file, len(at), err)
+		}
+		for i := range writes {
+			applied := int64(binary.LittleEndian.Uint64(at[8*i:]))
+			lat[i] = max(lat[i], float64(applied-sent[i])/1e6)
+		}
+	}
+	members = nil
+	slices.Sort(lat)
+	b.ReportMetric(lat[len(lat)/2], "p50-ms")
+	b.ReportMetric(lat[len(lat)*99/100], "p99-ms")
+	bytes := float64(after - before)
+	b.ReportMetric(bytes/float64(writes), "wire-B/write")
+	b.ReportMetric(bytes/float64(writes)/float64((n-1)*(16+100)), "x-min")
+}
