@@ -67,8 +67,9 @@ func BenchmarkForwardedFill(b *testing.B) {
 // replication, anti-entropy an hour apart): after PullAfter the reader
 // asks its peer for the key. It reports, in ms, how long the read took
 // beyond PullAfter, p50 and p99, and beside it the round trip of the same
-// fetch called directly after each read (rtt), p50 and p99: the pull
-// should take one round trip after the bound.
+// fetch called directly after each read (rtt), p50 and p99, and after as
+// long an idle wait as the read's (idle-rtt: every thread parked, as the
+// pull finds them): the pull should take one round trip after the bound.
 //
 //	go test -run '^$' -bench GetAfterPull -benchtime 300x .
 func BenchmarkGetAfterPull(b *testing.B) {
@@ -77,7 +78,7 @@ func BenchmarkGetAfterPull(b *testing.B) {
 		Peers: []string{w.Addr()}})
 	r.fetchOnly = true
 	await.Until(b, 10*time.Second, func() bool { return len(r.Members()) == 2 && len(w.Members()) == 2 }, "never met")
-	var beyond, rtt []float64
+	var beyond, rtt, idleRTT []float64
 	n := 0
 	for b.Loop() {
 		n++
@@ -97,12 +98,23 @@ func BenchmarkGetAfterPull(b *testing.B) {
 			b.Fatal(err)
 		}
 		rtt = append(rtt, float64(time.Since(start).Microseconds())/1000)
+		// The same fetch after as long idle as the read's wait: every
+		// thread of the process parked, as the pull finds them.
+		<-time.After(pullTimer(r.pullAfter))
+		start = time.Now()
+		if _, err := r.repl.Call(context.Background(), "w", clusterfill.Request(clusterfill.FetchRequest, key)); err != nil {
+			b.Fatal(err)
+		}
+		idleRTT = append(idleRTT, float64(time.Since(start).Microseconds())/1000)
 	}
 	slices.Sort(beyond)
 	slices.Sort(rtt)
+	slices.Sort(idleRTT)
 	pct := func(xs []float64, p int) float64 { return xs[min(len(xs)-1, len(xs)*p/100)] }
 	b.ReportMetric(pct(beyond, 50), "beyond-p50-ms")
 	b.ReportMetric(pct(beyond, 99), "beyond-p99-ms")
 	b.ReportMetric(pct(rtt, 50), "rtt-p50-ms")
 	b.ReportMetric(pct(rtt, 99), "rtt-p99-ms")
+	b.ReportMetric(pct(idleRTT, 50), "idle-rtt-p50-ms")
+	b.ReportMetric(pct(idleRTT, 99), "idle-rtt-p99-ms")
 }

@@ -7,7 +7,10 @@ import "github.com/hashicorp/memberlist"
 // records under the protocol's lock): memberlist handles one user message
 // at a time per handler, so a slow apply delays the next frame, and the
 // bounds on what one frame may ask for (package transport/wire) bound that
-// delay. Membership events only note the change and wake the loop.
+// delay. On the default UDP transport most frames skip memberlist's
+// goroutines: the transport's reader opens them and calls the protocol
+// itself (direct.go), one frame at a time too. Membership events only
+// note the change and wake the loop.
 type delegate struct{ r *Replicator }
 
 // NodeMeta implements memberlist.Delegate. A member's metadata says one

@@ -27,7 +27,9 @@ const udpReadBuffer = 4 << 20
 // datagrams into one reused buffer and hands memberlist an exact-size copy:
 // memberlist's allocates 64 KiB per datagram and its queues keep that
 // alive, which at thousands of deltas a second is most of the process's
-// garbage. It is safe for concurrent use.
+// garbage. Once the replicator has set direct, the reader opens
+// datagrams itself and hands bcache's frames straight to the protocol
+// (see direct.go). It is safe for concurrent use.
 type netTransport struct {
 	udp      *net.UDPConn
 	tcp      *net.TCPListener
@@ -36,6 +38,9 @@ type netTransport struct {
 	shutdown atomic.Bool
 	done     chan struct{}
 	wg       sync.WaitGroup
+	// direct, once set, takes the user messages the reader can open
+	// itself (see direct.go).
+	direct atomic.Pointer[direct]
 }
 
 // listen binds host:port for UDP and TCP; with port 0 the kernel picks a
@@ -101,6 +106,12 @@ func (t *netTransport) readPackets() {
 		}
 		if n == 0 {
 			continue
+		}
+		if d := t.direct.Load(); d != nil {
+			if msg, ok := d.open.userMessage(buf[:n]); ok {
+				d.deliver(msg)
+				continue
+			}
 		}
 		p := &memberlist.Packet{Buf: append([]byte(nil), buf[:n]...), From: addr, Timestamp: ts}
 		select {

@@ -89,6 +89,7 @@ type counters struct {
 	sendErrors, badFrames, noRoute                    atomic.Uint64
 	joins, joinFailures                               atomic.Uint64
 	fragmentedFrames, fragmentsDropped                atomic.Uint64
+	directFrames                                      atomic.Uint64
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
@@ -140,10 +141,11 @@ func Start(cfg Config) (*Replicator, error) {
 func (r *Replicator) startMemberlist() error {
 	base := r.cfg.Transport
 	var boundPort int
+	var nt *netTransport
 	if base == nil {
 		host, port, _ := splitHostPort(r.cfg.BindAddr)
-		nt, err := listen(host, port)
-		if err != nil {
+		var err error
+		if nt, err = listen(host, port); err != nil {
 			return err
 		}
 		base, boundPort = nt, nt.port()
@@ -165,6 +167,9 @@ func (r *Replicator) startMemberlist() error {
 	}
 	r.ml = ml
 	r.self = ml.LocalNode().Address() // read once: memberlist changes the node in place
+	if nt != nil {
+		nt.direct.Store(&direct{open: opener{label: mc.Label, keyring: mc.Keyring}, deliver: r.receivedDirect})
+	}
 	return nil
 }
 
@@ -211,6 +216,13 @@ func (r *Replicator) Write(rec crdt.Record) bool {
 // answers. It runs on memberlist's handler goroutine (datagrams, in order)
 // or on a stream's, and only takes the node's lock: no queue and no extra
 // goroutine between a frame's arrival and its records being applied.
+// receivedDirect is received for a user message the transport's reader
+// opened itself, counted.
+func (r *Replicator) receivedDirect(b []byte) {
+	r.counters.directFrames.Add(1)
+	r.received(b)
+}
+
 func (r *Replicator) received(b []byte) {
 	if len(b) > 0 && b[0] == callMarker {
 		r.receivedCall(b[1:])
@@ -350,6 +362,12 @@ type Stats struct {
 	// Joins and JoinFailures count re-join attempts that reached a member
 	// and those that reached none.
 	Joins, JoinFailures uint64
+	// DirectFrames counts the datagrams holding one of bcache's messages
+	// that the member's transport opened itself (label, decryption,
+	// checksum) and handed straight to the protocol, rather than through
+	// memberlist's goroutines: on the default UDP transport, every
+	// datagram memberlist's own sending makes of them.
+	DirectFrames uint64
 	// MemberlistErrors and MemberlistWarnings count memberlist's error and
 	// warning lines (a process without the cluster key sending garbage
 	// makes one error per datagram); MemberlistSuppressed the lines of all
@@ -377,7 +395,8 @@ func (r *Replicator) Stats() Stats {
 		StreamBytes: uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
 		FragmentedFrames: r.counters.fragmentedFrames.Load(), FragmentsDropped: r.counters.fragmentsDropped.Load(),
-		Joins: r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
+		DirectFrames: r.counters.directFrames.Load(),
+		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),
 	}
