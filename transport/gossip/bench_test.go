@@ -122,7 +122,7 @@ func replicateAt(b *testing.B, n, rate int, d time.Duration) {
 // were dropped on the way (left to anti-entropy). The highest rate with no
 // drop and a lag of well under a second is the converging write rate.
 func BenchmarkThroughput(b *testing.B) {
-	for n, rates := range map[int][]int{3: {50_000, 100_000, 150_000}, 5: {25_000, 50_000, 75_000}} {
+	for n, rates := range map[int][]int{3: {50_000, 100_000, 150_000, 200_000}, 5: {25_000, 50_000, 75_000, 100_000}} {
 		for _, rate := range rates {
 			b.Run(fmt.Sprintf("nodes=%d/rate=%d", n, rate), func(b *testing.B) {
 				for b.Loop() {
