@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -177,24 +176,33 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 }
 
 // pull asks every live peer, at once, for the record it holds of key, and
-// applies what they answer (GetAfter, when a write has not come in time):
-// one round trip.
-func (c *Cache) pull(key string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
+// applies what they answer as it arrives (GetAfter, when a write has not
+// come in time): one round trip. It sends the requests from the calling
+// goroutine and applies each answer on the goroutine that receives it, so
+// that the reader waiting for the key is woken once, by the apply, as a
+// call's caller would be by its answer. It cancels the asks of the
+// previous round, prev, and returns this round's, for the caller to
+// cancel when it no longer waits.
+func (c *Cache) pull(key string, prev []func()) []func() {
+	for _, cancel := range prev {
+		cancel()
+	}
+	asked := prev[:0]
 	req := clusterfill.Request(clusterfill.FetchRequest, key)
-	var wg sync.WaitGroup
 	for _, m := range c.repl.Members() {
 		if m.Name == c.cfg.NodeName {
 			continue
 		}
-		wg.Go(func() {
-			if b, err := c.repl.Call(ctx, m.Name, req); err == nil {
+		cancel, err := c.repl.Ask(m.Name, req, func(b []byte, err error) {
+			if err == nil {
 				if rec, ok := clusterfill.Record(b, key); ok {
 					member{c}.Receive(rec)
 				}
 			}
 		})
+		if err == nil {
+			asked = append(asked, cancel)
+		}
 	}
-	wg.Wait()
+	return asked
 }

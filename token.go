@@ -117,6 +117,12 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	if err != nil {
 		return nil, false, err
 	}
+	var asked []func() // the last pull's requests
+	defer func() {
+		for _, cancel := range asked {
+			cancel()
+		}
+	}()
 	for {
 		if c.closed.Load() {
 			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
@@ -135,7 +141,7 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-changed:
 		case <-time.After(pullTimer(c.pullAfter)):
 			c.feed.cancel(key, changed)
-			go c.pull(key) // the key from every peer: one round trip
+			asked = c.pull(key, asked) // the key from every peer: one round trip
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
 			}

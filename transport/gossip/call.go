@@ -45,6 +45,9 @@ type calls struct {
 type pendingCall struct {
 	peer  string
 	reply chan []byte
+	// answer, for an Ask, takes the reply instead, on the receiving
+	// goroutine.
+	answer func([]byte, error)
 }
 
 // appendCall appends a call frame to dst.
@@ -118,6 +121,41 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 	}
 }
 
+// Ask sends payload to the live member peer, whose Config.OnCall answers
+// it, as one request that Call would send, and returns at once. The
+// answer goes to answer, called at most once, from the goroutine that
+// received it: it must be quick, and the slice is valid only during the
+// call. ErrBusy if the peer had no room to serve it. Nothing is resent: a
+// request or an answer lost is never answered. cancel forgets the request
+// (a late answer is dropped); a request not answered stays remembered
+// until it is cancelled, so every Ask must be. Ask saves the caller the
+// goroutines that Calls to several peers at once would need.
+func (r *Replicator) Ask(peer string, payload []byte, answer func([]byte, error)) (cancel func(), err error) {
+	r.mu.Lock()
+	node, ok := r.alive[peer]
+	r.mu.Unlock()
+	if !ok || peer == r.cfg.Name {
+		return nil, fmt.Errorf("%w: %q", ErrNoPeer, peer)
+	}
+	id := r.calls.next.Add(1)
+	r.calls.mu.Lock()
+	if r.calls.waiting == nil {
+		r.calls.waiting = map[uint64]pendingCall{}
+	}
+	r.calls.waiting[id] = pendingCall{peer: peer, answer: answer}
+	r.calls.mu.Unlock()
+	cancel = func() {
+		r.calls.mu.Lock()
+		delete(r.calls.waiting, id)
+		r.calls.mu.Unlock()
+	}
+	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload)); err != nil {
+		cancel()
+		return nil, fmt.Errorf("gossip: ask %s: %w", peer, err)
+	}
+	return cancel, nil
+}
+
 // callResend is how long a call waits for its answer before it sends a
 // datagram request again (then twice as long, up to a second).
 const callResend = 100 * time.Millisecond
@@ -146,12 +184,22 @@ func (r *Replicator) receivedCall(b []byte) {
 	case callReply:
 		r.calls.mu.Lock()
 		p, ok := r.calls.waiting[id]
+		if ok && p.peer == from && p.answer != nil {
+			delete(r.calls.waiting, id) // answered once
+		}
 		r.calls.mu.Unlock()
 		switch {
 		case !ok: // late: the answer to a resent request, or after the caller gave up
 			return
 		case p.peer != from: // not from whom it was asked
 			r.counters.badFrames.Add(1)
+			return
+		case p.answer != nil:
+			if len(payload) == 0 || payload[0] != 0 {
+				p.answer(nil, fmt.Errorf("gossip: ask %s: %w", from, ErrBusy))
+			} else {
+				p.answer(payload[1:], nil)
+			}
 			return
 		}
 		select {

@@ -94,3 +94,68 @@ func TestCallsServedAreBounded(t *testing.T) {
 		t.Fatalf("the first call to end: %v, want ErrBusy", err)
 	}
 }
+
+// TestAskAnswersOnceUnlessCancelled: an Ask's answer comes to its func,
+// once, small (a datagram) or large (a stream); a cancelled Ask's answer
+// is dropped, and forgotten; an Ask of no live member fails at once.
+func TestAskAnswersOnceUnlessCancelled(t *testing.T) {
+	release := make(chan struct{})
+	_, a, _ := callPair(t, func(from string, p []byte) []byte {
+		if string(p) == "late" {
+			<-release
+		}
+		return append([]byte(from+":"), p...)
+	})
+	for _, n := range []int{3, 100_000} {
+		payload := bytes.Repeat([]byte("x"), n)
+		answers := make(chan []byte, 2)
+		cancel, err := a.r.Ask("b", payload, func(b []byte, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			answers <- bytes.Clone(b)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-answers:
+			if !bytes.Equal(got, append([]byte("a:"), payload...)) {
+				t.Fatalf("%d bytes: an answer of %d bytes", n, len(got))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d bytes: no answer", n)
+		}
+		cancel()
+		a.r.calls.mu.Lock()
+		left := len(a.r.calls.waiting)
+		a.r.calls.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("%d calls remembered after an answered Ask", left)
+		}
+	}
+	answered := make(chan struct{}, 1)
+	cancel, err := a.r.Ask("b", []byte("late"), func([]byte, error) { answered <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	a.r.calls.mu.Lock()
+	left := len(a.r.calls.waiting)
+	a.r.calls.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d calls remembered after a cancelled Ask", left)
+	}
+	close(release) // b answers now, to an Ask cancelled
+	if _, err := a.r.Call(context.Background(), "b", []byte("after")); err != nil { // most likely after "late"'s answer
+		t.Fatal(err)
+	}
+	select {
+	case <-answered:
+		t.Fatal("a cancelled Ask was answered")
+	default:
+	}
+	if _, err := a.r.Ask("nobody", nil, func([]byte, error) {}); !errors.Is(err, ErrNoPeer) {
+		t.Fatalf("an Ask of nobody: %v", err)
+	}
+}
