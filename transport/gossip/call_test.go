@@ -146,8 +146,10 @@ func TestAskAnswersOnceUnlessCancelled(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d calls remembered after a cancelled Ask", left)
 	}
-	close(release) // b answers now, to an Ask cancelled
-	if _, err := a.r.Call(context.Background(), "b", []byte("after")); err != nil { // most likely after "late"'s answer
+	// b answers now, to an Ask cancelled; a call after, most likely
+	// answered after that answer came.
+	close(release)
+	if _, err := a.r.Call(context.Background(), "b", []byte("after")); err != nil {
 		t.Fatal(err)
 	}
 	select {
