@@ -17,8 +17,8 @@ import (
 // call frame starts with a zero byte, which no protocol frame does (those
 // start with the sender's name length), then the sender's name as in a
 // protocol frame, a kind (callRequest, callReply), an id, and the payload.
-// A frame that fits a datagram goes as one (SendBestEffort: one round
-// trip for a call), a larger one over a stream (SendReliable).
+// A frame that fits a datagram goes as one (sendPacket: one round trip
+// for a call), a larger one over a stream (SendReliable).
 const (
 	callMarker  = 0
 	callRequest = 1
@@ -168,7 +168,7 @@ func (r *Replicator) fitsDatagram(frame []byte) bool {
 // sendCall sends a call frame as a datagram if it fits, else over a stream.
 func (r *Replicator) sendCall(to *memberlist.Node, frame []byte) error {
 	if r.fitsDatagram(frame) {
-		return r.ml.SendBestEffort(to, frame)
+		return r.sendPacket(to, frame)
 	}
 	return r.ml.SendReliable(to, frame)
 }

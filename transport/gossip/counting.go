@@ -67,11 +67,14 @@ func (c *countingTransport) forwardStreams() {
 	}
 }
 
-func (c *countingTransport) count(b []byte) {
-	c.stats.packets.Add(1)
-	c.stats.packetBytes.Add(uint64(len(b)))
+func (c *countingTransport) count(b []byte) { c.stats.count(b) }
+
+// count counts a datagram sent.
+func (s *wireStats) count(b []byte) {
+	s.packets.Add(1)
+	s.packetBytes.Add(uint64(len(b)))
 	for n := uint64(len(b)); ; {
-		if cur := c.stats.largest.Load(); n <= cur || c.stats.largest.CompareAndSwap(cur, n) {
+		if cur := s.largest.Load(); n <= cur || s.largest.CompareAndSwap(cur, n) {
 			break
 		}
 	}

@@ -13,11 +13,12 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// TestTransportOpensFramesAsMemberlistSendsThem: with and without a label
-// and a key, the frames memberlist sends reach the other member through
-// the transport's own opening (DirectFrames), and nothing it opens is
-// refused as not ours.
-func TestTransportOpensFramesAsMemberlistSendsThem(t *testing.T) {
+// TestDatagramsAsMemberlistMakesThem: with and without a label and a key,
+// the datagrams the member seals itself are opened by memberlist's own
+// receiving (the peer's direct opening off), and the datagrams memberlist
+// seals (SendBestEffort) are opened by the transport (DirectFrames), with
+// nothing refused as not ours and no error from memberlist.
+func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 	key := func(c *Config) { c.SecretKey = []byte("0123456789abcdef") }
 	label := func(c *Config) { c.Label = "edge-7" }
 	for name, opts := range map[string][]nodeOption{
@@ -25,16 +26,88 @@ func TestTransportOpensFramesAsMemberlistSendsThem(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			nodes := startCluster(t, 2, opts...)
+			a, b := nodes[0], nodes[1]
+			opener := b.r.out.t.direct.Swap(nil) // b: memberlist opens everything
+			before := b.r.Stats().DirectFrames
 			for i := range 20 {
-				nodes[0].rep.write(nodes[0].r, fmt.Sprint("k", i), []byte("v"), false)
+				a.rep.write(a.r, fmt.Sprint("k", i), []byte("v"), false)
 			}
-			waitValue(t, 5*time.Second, "k19", []byte("v"), nodes[1])
-			s := nodes[1].r.Stats()
-			if s.DirectFrames == 0 || s.BadFrames != 0 || s.MemberlistErrors != 0 {
-				t.Fatalf("direct frames %d, bad frames %d, memberlist errors %d: want some, none, none",
-					s.DirectFrames, s.BadFrames, s.MemberlistErrors)
+			waitValue(t, 5*time.Second, "k19", []byte("v"), b)
+			// At most the datagram the reader held as the opener went off.
+			if n := b.r.Stats().DirectFrames - before; n > 1 {
+				t.Fatalf("%d frames opened directly with the opener off", n)
+			}
+			opened := make(chan []byte, 256)
+			b.r.out.t.direct.Store(&direct{open: opener.open, deliver: func(m []byte) {
+				select {
+				case opened <- bytes.Clone(m):
+				default:
+				}
+				b.r.receivedDirect(m)
+			}})
+			frame := appendCall(nil, a.r.cfg.Name, callReply, 1<<60, []byte{0}) // an answer nobody waits for
+			if err := a.r.ml.SendBestEffort(a.r.lookup(b.r.cfg.Name), frame); err != nil {
+				t.Fatal(err)
+			}
+			for found := false; !found; {
+				select {
+				case m := <-opened:
+					found = bytes.Equal(m, frame)
+				case <-time.After(5 * time.Second):
+					t.Fatal("the datagram memberlist sealed was not opened by the transport")
+				}
+			}
+			for _, nd := range nodes {
+				if s := nd.r.Stats(); s.BadFrames != 0 || s.MemberlistErrors != 0 {
+					t.Fatalf("%s: bad frames %d, memberlist errors %d", nd.r.cfg.Name, s.BadFrames, s.MemberlistErrors)
+				}
 			}
 		})
+	}
+}
+
+// TestSealerMakesWhatOpenerOpens: what the sealer makes for a frame, with
+// and without a label and a key, opens to that frame; the ciphertext does
+// not hold it in the clear, and a datagram sealed with a key opens only
+// with it.
+func TestSealerMakesWhatOpenerOpens(t *testing.T) {
+	key, other := []byte("0123456789abcdef"), []byte("fedcba9876543210")
+	ring := func(k []byte) *memberlist.Keyring {
+		kr, err := memberlist.NewKeyring(nil, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	frame := []byte("\x01\x01a frame of bcache's")
+	for _, c := range []struct {
+		label string
+		key   []byte
+	}{{"", nil}, {"l", nil}, {"", key}, {"edge-7", key}} {
+		s := &sealer{label: c.label}
+		o := opener{label: c.label}
+		if c.key != nil {
+			s.keyring, o.keyring = ring(c.key), ring(c.key)
+		}
+		for range 3 { // the cached cipher, and pooled buffers
+			bp, err := s.seal(frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := o.userMessage(*bp)
+			if !ok || !bytes.Equal(got, frame) {
+				t.Fatalf("label %q, key %v: opened %q, %v", c.label, c.key != nil, got, ok)
+			}
+			if c.key != nil {
+				if bytes.Contains(*bp, []byte("a frame")) {
+					t.Fatalf("label %q: the frame is in the clear", c.label)
+				}
+				if _, ok := (&opener{label: c.label, keyring: ring(other)}).userMessage(*bp); ok {
+					t.Fatalf("label %q: opened with another key", c.label)
+				}
+			}
+			s.release(bp)
+		}
 	}
 }
 

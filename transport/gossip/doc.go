@@ -13,7 +13,11 @@
 // memberlist user messages do not say who sent them, so each frame carries
 // the sender's name first. A frame that fits the packet size (memberlist's
 // UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
-// it) goes as one datagram (SendBestEffort). An anti-entropy frame of up
+// it) goes as one datagram: in memberlist's packet format, built and
+// written by bcache's own UDP transport, and opened by it on arrival
+// (direct.go), so that a frame skips memberlist's send path and its
+// receiving goroutines; on another transport (memnet), through
+// SendBestEffort and memberlist's handler. An anti-entropy frame of up
 // to 16 datagrams goes as fragments, each sent twice, that the receiver
 // puts back together (a lost frame costs the session a retry, not a
 // stalled TCP connection; see fragment.go); a larger one (a batch of big values, a

@@ -66,7 +66,7 @@ func (r *Replicator) sendFragments(to *memberlist.Node, kind wire.Kind, frame []
 	}
 	for range 2 {
 		for _, f := range frags {
-			if err := r.ml.SendBestEffort(to, f); err != nil {
+			if err := r.sendPacket(to, f); err != nil {
 				r.counters.sendErrors.Add(1)
 			}
 		}

@@ -129,7 +129,7 @@ func (r *Replicator) send(envs []transport.Envelope) {
 			framed = r.frame(e)
 		}
 		if len(framed) <= r.datagramRoom() {
-			if err := r.ml.SendBestEffort(to, framed); err != nil {
+			if err := r.sendPacket(to, framed); err != nil {
 				r.counters.sendErrors.Add(1)
 			}
 			continue

@@ -48,6 +48,9 @@ type Replicator struct {
 	statsMu  sync.Mutex
 	protocol transport.Stats
 	wire     wireStats
+	// out, set before memberlist starts when the member runs the default
+	// UDP transport, builds and sends bcache's datagrams (see direct.go).
+	out *directOut
 
 	writes  *writeQueue
 	streams *streamQueue
@@ -159,6 +162,9 @@ func (r *Replicator) startMemberlist() error {
 		if r.cfg.AdvertiseAddr == "" {
 			mc.AdvertisePort = boundPort
 		}
+	}
+	if nt != nil {
+		r.out = &directOut{seal: sealer{label: mc.Label, keyring: mc.Keyring}, t: nt}
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -365,8 +371,8 @@ type Stats struct {
 	// DirectFrames counts the datagrams holding one of bcache's messages
 	// that the member's transport opened itself (label, decryption,
 	// checksum) and handed straight to the protocol, rather than through
-	// memberlist's goroutines: on the default UDP transport, every
-	// datagram memberlist's own sending makes of them.
+	// memberlist's goroutines: on the default UDP transport, every one
+	// its peers send (see direct.go).
 	DirectFrames uint64
 	// MemberlistErrors and MemberlistWarnings count memberlist's error and
 	// warning lines (a process without the cluster key sending garbage
