@@ -141,7 +141,11 @@ type Config struct {
 	// QueueSize bounds the frames received and not yet handled
 	// (memberlist's handler queue) and a quarter of the local writes
 	// waiting for the protocol; past it they are dropped and counted, and
-	// anti-entropy repairs the loss. 0 selects 4096.
+	// anti-entropy repairs the loss. 0 selects 4096. On the default UDP
+	// transport, frames in datagrams skip memberlist's queue: the reader
+	// applies each as it reads it, and those that arrive meanwhile wait
+	// in the socket's receive buffer (4 MiB asked for), past which the
+	// kernel drops datagrams, memberlist's own too, uncounted here.
 	QueueSize int
 	// Logger receives one line per event worth an operator's attention,
 	// memberlist's own lines included: those at most once a second per
