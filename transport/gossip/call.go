@@ -73,25 +73,12 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 // answers it, and returns the answer, or ctx's error, or ErrNoPeer. A
 // call is not retried: the caller decides what a failure means.
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
-	r.mu.Lock()
-	node, ok := r.alive[peer]
-	r.mu.Unlock()
-	if !ok || peer == r.cfg.Name {
-		return nil, fmt.Errorf("%w: %q", ErrNoPeer, peer)
-	}
-	id := r.calls.next.Add(1)
 	ch := make(chan []byte, 1)
-	r.calls.mu.Lock()
-	if r.calls.waiting == nil {
-		r.calls.waiting = map[uint64]pendingCall{}
+	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
+	if err != nil {
+		return nil, err
 	}
-	r.calls.waiting[id] = pendingCall{peer: peer, reply: ch}
-	r.calls.mu.Unlock()
-	defer func() {
-		r.calls.mu.Lock()
-		delete(r.calls.waiting, id)
-		r.calls.mu.Unlock()
-	}()
+	defer r.forget(id)
 	req := appendCall(nil, r.cfg.Name, callRequest, id, payload)
 	if err := r.sendCall(node, req); err != nil {
 		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
@@ -131,29 +118,42 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 // until it is cancelled, so every Ask must be. Ask saves the caller the
 // goroutines that Calls to several peers at once would need.
 func (r *Replicator) Ask(peer string, payload []byte, answer func([]byte, error)) (cancel func(), err error) {
+	node, id, err := r.register(pendingCall{peer: peer, answer: answer})
+	if err != nil {
+		return nil, err
+	}
+	cancel = func() { r.forget(id) }
+	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload)); err != nil {
+		cancel()
+		return nil, fmt.Errorf("gossip: ask %s: %w", peer, err)
+	}
+	return cancel, nil
+}
+
+// register notes a call to p.peer, a live member, and returns that member
+// and the call's id; ErrNoPeer if it is not alive here (or is this one).
+func (r *Replicator) register(p pendingCall) (*memberlist.Node, uint64, error) {
 	r.mu.Lock()
-	node, ok := r.alive[peer]
+	node, ok := r.alive[p.peer]
 	r.mu.Unlock()
-	if !ok || peer == r.cfg.Name {
-		return nil, fmt.Errorf("%w: %q", ErrNoPeer, peer)
+	if !ok || p.peer == r.cfg.Name {
+		return nil, 0, fmt.Errorf("%w: %q", ErrNoPeer, p.peer)
 	}
 	id := r.calls.next.Add(1)
 	r.calls.mu.Lock()
 	if r.calls.waiting == nil {
 		r.calls.waiting = map[uint64]pendingCall{}
 	}
-	r.calls.waiting[id] = pendingCall{peer: peer, answer: answer}
+	r.calls.waiting[id] = p
 	r.calls.mu.Unlock()
-	cancel = func() {
-		r.calls.mu.Lock()
-		delete(r.calls.waiting, id)
-		r.calls.mu.Unlock()
-	}
-	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload)); err != nil {
-		cancel()
-		return nil, fmt.Errorf("gossip: ask %s: %w", peer, err)
-	}
-	return cancel, nil
+	return node, id, nil
+}
+
+// forget drops the call id: an answer to it is dropped from now on.
+func (r *Replicator) forget(id uint64) {
+	r.calls.mu.Lock()
+	delete(r.calls.waiting, id)
+	r.calls.mu.Unlock()
 }
 
 // callResend is how long a call waits for its answer before it sends a

@@ -127,11 +127,8 @@ func TestAskAnswersOnceUnlessCancelled(t *testing.T) {
 			t.Fatalf("%d bytes: no answer", n)
 		}
 		cancel()
-		a.r.calls.mu.Lock()
-		left := len(a.r.calls.waiting)
-		a.r.calls.mu.Unlock()
-		if left != 0 {
-			t.Fatalf("%d calls remembered after an answered Ask", left)
+		if n := callsWaiting(a.r); n != 0 {
+			t.Fatalf("%d calls remembered after an answered Ask", n)
 		}
 	}
 	answered := make(chan struct{}, 1)
@@ -140,11 +137,8 @@ func TestAskAnswersOnceUnlessCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	a.r.calls.mu.Lock()
-	left := len(a.r.calls.waiting)
-	a.r.calls.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d calls remembered after a cancelled Ask", left)
+	if n := callsWaiting(a.r); n != 0 {
+		t.Fatalf("%d calls remembered after a cancelled Ask", n)
 	}
 	// b answers now, to an Ask cancelled; a call after, most likely
 	// answered after that answer came.
@@ -160,4 +154,11 @@ func TestAskAnswersOnceUnlessCancelled(t *testing.T) {
 	if _, err := a.r.Ask("nobody", nil, func([]byte, error) {}); !errors.Is(err, ErrNoPeer) {
 		t.Fatalf("an Ask of nobody: %v", err)
 	}
+}
+
+// callsWaiting returns the calls r remembers.
+func callsWaiting(r *Replicator) int {
+	r.calls.mu.Lock()
+	defer r.calls.mu.Unlock()
+	return len(r.calls.waiting)
 }

@@ -55,19 +55,19 @@ type opener struct {
 // its own, and true; or false if the datagram holds anything else or
 // cannot be opened, for memberlist to handle.
 func (o *opener) userMessage(b []byte) ([]byte, bool) {
-	label := ""
+	var label []byte // the packet's, compared without a copy
 	if len(b) > 0 && b[0] == mlHasLabelMsg {
 		if len(b) < 2 || b[1] == 0 || len(b) < 2+int(b[1]) {
 			return nil, false
 		}
-		label, b = string(b[2:2+int(b[1])]), b[2+int(b[1]):]
+		label, b = b[2:2+int(b[1])], b[2+int(b[1]):]
 	}
-	if label != o.label {
+	if string(label) != o.label {
 		return nil, false
 	}
 	owned := false // whether b is already a copy of our own
 	if o.keyring != nil {
-		plain, ok := o.decrypt(b, []byte(label))
+		plain, ok := o.decrypt(b, label)
 		if !ok {
 			return nil, false
 		}
@@ -158,7 +158,7 @@ type direct struct {
 // sealer builds the datagrams of bcache's frames. It is safe for
 // concurrent use.
 type sealer struct {
-	label   string
+	label   []byte
 	keyring *memberlist.Keyring // nil: no encryption
 	cipher  atomic.Pointer[sealKey]
 	bufs    sync.Pool // *[]byte
@@ -178,7 +178,7 @@ func (s *sealer) seal(frame []byte) (*[]byte, error) {
 		bp = new([]byte)
 	}
 	b := (*bp)[:0]
-	if s.label != "" {
+	if len(s.label) > 0 {
 		b = append(b, mlHasLabelMsg, byte(len(s.label)))
 		b = append(b, s.label...)
 	}
@@ -204,7 +204,7 @@ func (s *sealer) seal(frame []byte) (*[]byte, error) {
 	b = append(b, mlUserMsg)
 	b = append(b, frame...)
 	// Sealed in place: the ciphertext overwrites the plaintext exactly.
-	b = k.aead.Seal(b[:plainAt], b[nonceAt:plainAt], b[plainAt:], []byte(s.label))
+	b = k.aead.Seal(b[:plainAt], b[nonceAt:plainAt], b[plainAt:], s.label)
 	*bp = b
 	return bp, nil
 }

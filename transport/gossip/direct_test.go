@@ -84,7 +84,7 @@ func TestSealerMakesWhatOpenerOpens(t *testing.T) {
 		label string
 		key   []byte
 	}{{"", nil}, {"l", nil}, {"", key}, {"edge-7", key}} {
-		s := &sealer{label: c.label}
+		s := &sealer{label: []byte(c.label)}
 		o := opener{label: c.label}
 		if c.key != nil {
 			s.keyring, o.keyring = ring(c.key), ring(c.key)

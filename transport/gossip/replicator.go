@@ -164,7 +164,7 @@ func (r *Replicator) startMemberlist() error {
 		}
 	}
 	if nt != nil {
-		r.out = &directOut{seal: sealer{label: mc.Label, keyring: mc.Keyring}, t: nt}
+		r.out = &directOut{seal: sealer{label: []byte(mc.Label), keyring: mc.Keyring}, t: nt}
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
