@@ -27,7 +27,7 @@ func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			nodes := startCluster(t, 2, opts...)
 			a, b := nodes[0], nodes[1]
-			opener := b.r.out.t.direct.Swap(nil) // b: memberlist opens everything
+			saved := b.r.out.t.direct.Swap(nil) // b: memberlist opens everything
 			before := b.r.Stats().DirectFrames
 			for i := range 20 {
 				a.rep.write(a.r, fmt.Sprint("k", i), []byte("v"), false)
@@ -38,7 +38,7 @@ func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 				t.Fatalf("%d frames opened directly with the opener off", n)
 			}
 			opened := make(chan []byte, 256)
-			b.r.out.t.direct.Store(&direct{open: opener.open, deliver: func(m []byte) {
+			b.r.out.t.direct.Store(&direct{open: saved.open, deliver: func(m []byte) {
 				select {
 				case opened <- bytes.Clone(m):
 				default:
