@@ -21,8 +21,9 @@ import (
 func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 	key := func(c *Config) { c.SecretKey = []byte("0123456789abcdef") }
 	label := func(c *Config) { c.Label = "edge-7" }
+	plain := func(c *Config) { c.Label = "" }
 	for name, opts := range map[string][]nodeOption{
-		"plain": nil, "label": {label}, "key": {key}, "key and label": {key, label},
+		"plain": {plain}, "label": {label}, "key": {plain, key}, "key and label": {key, label},
 	} {
 		t.Run(name, func(t *testing.T) {
 			nodes := startCluster(t, 2, opts...)

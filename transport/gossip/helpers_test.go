@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -137,6 +138,12 @@ func startNode(t testing.TB, name string, peers []string, opts ...nodeOption) *n
 	return startNodeBits(t, name, peers, 12, opts...)
 }
 
+// processLabel is the cluster label of this test process's members: the
+// test processes of other packages, run at the same time, start members
+// on 127.0.0.1 too, and one of theirs that retries a port this process
+// has since bound must not join a cluster here.
+var processLabel = fmt.Sprintf("gossip-test-%d", os.Getpid())
+
 // startNodeBits is startNode with a replica digest of the given width.
 func startNodeBits(t testing.TB, name string, peers []string, bits int, opts ...nodeOption) *node {
 	t.Helper()
@@ -144,7 +151,7 @@ func startNodeBits(t testing.TB, name string, peers []string, bits int, opts ...
 	rep := newTestReplicaBits(t, nextID, bits)
 	cfg := Config{
 		Name: name, BindAddr: "127.0.0.1:0", Peers: peers, Timings: FastTimings(),
-		Replica: rep, Clock: rep.clock, Logger: zerolog.Nop(),
+		Replica: rep, Clock: rep.clock, Logger: zerolog.Nop(), Label: processLabel,
 	}
 	cfg.Protocol.AntiEntropyInterval = 200 * time.Millisecond
 	for _, o := range opts {

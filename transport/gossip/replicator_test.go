@@ -196,7 +196,8 @@ func TestGarbageLeavesTheNodeUp(t *testing.T) {
 		rand.Read(junk)
 		if i%2 == 0 {
 			bomb := bombs[i%len(bombs)]
-			junk = append([]byte{userMsg, 2, 'n', '0'}, bomb...)
+			junk = append([]byte{mlHasLabelMsg, byte(len(processLabel))}, processLabel...) // the cluster's label
+			junk = append(append(junk, userMsg, 2, 'n', '0'), bomb...)
 		}
 		udp.Write(junk)
 	}
