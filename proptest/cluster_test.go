@@ -86,3 +86,34 @@ func TestSimulateAcceptsAnyReplica(t *testing.T) {
 		t.Fatal("Simulate without a Factory: no error")
 	}
 }
+
+// TestSimulateWorkersChangeNothing: the simulator's result does not depend
+// on how many workers deliver the frames, for the map and for the store,
+// in runs with loss and duplication. The comparison can tell runs apart:
+// another seed gives another result.
+func TestSimulateWorkersChangeNothing(t *testing.T) {
+	store := DefaultStoreConfig()
+	store.Vary, store.DigestBits = nil, 12
+	store.Transport.AntiEntropyInterval = 20 * time.Millisecond // 20 rounds
+	m := DefaultMapConfig()
+	m.Transport.AntiEntropyInterval = 20 * time.Millisecond
+	for name, f := range map[string]Factory{"map": MapFactory(m), "store": StoreFactory(store)} {
+		run := func(workers int, seed uint64) SimResult {
+			res, err := Simulate(SimConfig{Factory: f, Nodes: 10, Keys: 150, Writes: 200, PerRound: 20,
+				Seed: seed, Loss: 0.05, Dup: 0.05, Split: 0.05, Workers: workers})
+			if err != nil {
+				t.Fatalf("%s, %d workers, seed %d: %v", name, workers, seed, err)
+			}
+			return res
+		}
+		want := run(1, 1)
+		for _, workers := range []int{2, 5} {
+			if got := run(workers, 1); got != want {
+				t.Fatalf("%s: %d workers gave %+v, one gave %+v", name, workers, got, want)
+			}
+		}
+		if run(2, 2) == want {
+			t.Fatalf("%s: seeds 1 and 2 gave the same result %+v", name, want)
+		}
+	}
+}

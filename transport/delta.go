@@ -183,6 +183,7 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		}
 		if frame == nil {
 			frame = append(make([]byte, n.cfg.Headroom, n.cfg.Headroom+len(payload)), payload...)
+			out = make([]Envelope, 0, len(n.kids))
 		}
 		out = append(out, n.envelope(kid, wire.KindDelta, frame))
 		n.stats.countSent(wire.KindDelta, len(payload))

@@ -1,6 +1,9 @@
 package wire
 
-import "sync"
+import (
+	"hash/maphash"
+	"sync"
+)
 
 // An Interner lets the codecs of many members in one process share the
 // keys and values they decode: a key or value equal to one decoded before
@@ -9,37 +12,58 @@ import "sync"
 // It is for simulations (proptest's scale simulator runs a thousand
 // members, each holding every record, in one process); a member of a real
 // cluster has no one to share with. It holds everything it has seen until
-// it is dropped. Safe for concurrent use.
+// it is dropped. Safe for concurrent use: it is split in shards by the
+// hash of what is looked up, each with a lock of its own, so that the
+// simulator's workers rarely wait for each other.
 type Interner struct {
+	seed   maphash.Seed
+	shards [internShards]internShard
+}
+
+const internShards = 64
+
+type internShard struct {
 	mu   sync.Mutex
 	strs map[string]string
 	bins map[string][]byte
+	_    [64]byte // a shard's lock on a cache line of its own
 }
 
 // NewInterner returns an empty Interner.
 func NewInterner() *Interner {
-	return &Interner{strs: map[string]string{}, bins: map[string][]byte{}}
+	in := &Interner{seed: maphash.MakeSeed()}
+	for i := range in.shards {
+		in.shards[i].strs = map[string]string{}
+		in.shards[i].bins = map[string][]byte{}
+	}
+	return in
+}
+
+func (in *Interner) shard(b []byte) *internShard {
+	return &in.shards[maphash.Bytes(in.seed, b)%internShards]
 }
 
 func (in *Interner) str(b []byte) string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if s, ok := in.strs[string(b)]; ok {
+	sh := in.shard(b)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s, ok := sh.strs[string(b)]; ok {
 		return s
 	}
 	s := string(b)
-	in.strs[s] = s
+	sh.strs[s] = s
 	return s
 }
 
 func (in *Interner) bin(b []byte) []byte {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if v, ok := in.bins[string(b)]; ok {
+	sh := in.shard(b)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if v, ok := sh.bins[string(b)]; ok {
 		return v
 	}
 	v := append(make([]byte, 0, len(b)), b...)
-	in.bins[string(v)] = v
+	sh.bins[string(v)] = v
 	return v
 }
 

@@ -7,9 +7,9 @@ import (
 )
 
 type params struct {
-	nodes, keys, writes, perRound, fanout int
-	seed                                  uint64
-	loss, dup, split                      float64
+	nodes, keys, writes, perRound, fanout, workers int
+	seed                                           uint64
+	loss, dup, split                               float64
 }
 
 const header = "nodes  rounds  after last write  frames/node/round  bytes/node/round  bytes/write  x(N-1)*payload  busiest bytes/write  repair rounds  repair bytes"
@@ -29,6 +29,6 @@ func simulate(p params) (proptest.SimResult, error) {
 	return proptest.Simulate(proptest.SimConfig{
 		Factory: proptest.MapFactory(replicaConfig(p.fanout)),
 		Nodes:   p.nodes, Keys: p.keys, Writes: p.writes, PerRound: p.perRound,
-		Seed: p.seed, Loss: p.loss, Dup: p.dup, Split: p.split,
+		Seed: p.seed, Loss: p.loss, Dup: p.dup, Split: p.split, Workers: p.workers,
 	})
 }
