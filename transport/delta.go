@@ -149,7 +149,14 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 	}
 	n.stats.DeltaBatchesSent++
 	n.stats.DeltaRecordsSent += uint64(len(recs))
-	return n.send(out, m, kids...)
+	start := len(out)
+	out = n.send(out, m, kids...)
+	if origin == "" { // a direct send: applied, not relayed or answered
+		for i := start; i < len(out); i++ {
+			out[i].Anonymous = true
+		}
+	}
+	return out
 }
 
 // receiveDelta applies a batch seen for the first time and relays the frame,

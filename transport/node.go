@@ -147,6 +147,11 @@ type Envelope struct {
 	// frame (a megabyte for a repair); envelopes of one broadcast share
 	// it, so the header must be the same for each. Nil when Headroom is 0.
 	Frame []byte
+	// Anonymous marks a frame whose receiver need not know who sent it: a
+	// direct delta, which the receiver applies and neither relays nor
+	// answers. A host may leave the sender's name out of it (Receive
+	// takes no other frame with an empty sender).
+	Anonymous bool
 }
 
 // Node is one member's protocol state machine. It is not safe for concurrent
@@ -323,6 +328,12 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	if err != nil {
 		n.stats.countReject(wire.Reason(err))
 		return nil, fmt.Errorf("transport: frame from %q: %w", from, err)
+	}
+	if d, ok := m.(*wire.Delta); from == "" && (!ok || d.Origin != "") {
+		// Only a direct delta may come without its sender: every other
+		// frame is relayed or answered, to someone it must name.
+		n.stats.countReject("malformed") // counted with the frames that break the format
+		return nil, fmt.Errorf("transport: %s frame without a sender", m.Kind())
 	}
 	switch m := m.(type) {
 	case *wire.Delta:

@@ -350,6 +350,44 @@ func TestBadFramesAreCountedNotApplied(t *testing.T) {
 	}
 }
 
+// TestOnlyDirectDeltasComeWithoutASender: a host may leave the sender's
+// name out of a direct delta (Envelope.Anonymous), and only out of that:
+// a write's envelopes to the members of a one-hop tree are marked, a
+// direct delta without a sender is applied, and a relayed delta or an
+// anti-entropy frame without one is refused and counted, applying nothing.
+func TestOnlyDirectDeltasComeWithoutASender(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b", "c")
+	envs := n.write("a", "k", "v")
+	if len(envs) != 2 || !envs[0].Anonymous || !envs[1].Anonymous {
+		t.Fatalf("a write's envelopes in a cluster of three: %+v, want two, marked anonymous", envs)
+	}
+	if _, err := n.nodes["b"].Receive("", envs[0].Payload, n.now.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.reps["b"].recs["k"]; !ok {
+		t.Fatal("a direct delta without a sender was not applied")
+	}
+	rec := crdt.Record{Key: "relayed", Value: []byte("v"), Time: crdt.Timestamp{Wall: n.now.Now(), Node: 1}}
+	codec := wire.NewCodec(wire.Limits{})
+	relayed, err := codec.Encode(nil, &wire.Delta{Origin: "a", OriginID: 1, Seq: 1, Records: []crdt.Record{rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := codec.Encode(nil, &wire.Digest{Session: wire.Session{ID: 1}, Hashes: []uint64{1}, Cut: crdt.Timestamp{Wall: 1, Node: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, frame := range [][]byte{relayed, digest} {
+		if out, err := n.nodes["c"].Receive("", frame, n.now.Now()); err == nil || len(out) != 0 {
+			t.Fatalf("frame %x without a sender: error %v, %d answers; want refused", frame, err, len(out))
+		}
+	}
+	if s := n.nodes["c"].Stats(); s.RejectedMalformed != 2 || s.FramesSent+s.DeltaBatchesReceived != 0 || len(n.reps["c"].recs) != 0 {
+		t.Fatalf("c: %d malformed, %d frames sent, %d batches, %d records; want 2 refused and nothing done",
+			s.RejectedMalformed, s.FramesSent, s.DeltaBatchesReceived, len(n.reps["c"].recs))
+	}
+}
+
 // TestConvergedExchangeIsSmall: a session between replicas that agree
 // costs a few hundred bytes, whatever the number of keys.
 func TestConvergedExchangeIsSmall(t *testing.T) {

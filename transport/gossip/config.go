@@ -265,6 +265,10 @@ func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport, l
 	mc.EnableCompression = false
 	mc.HandoffQueueDepth = c.QueueSize // received frames waiting for NotifyMsg
 	mc.Label = c.Label
+	// This member takes frames without their sender's name (frame.go); its
+	// current delegate version stays 0, so that members of earlier
+	// releases, whose range is 0 to 0, still accept it.
+	mc.DelegateProtocolMax = delegateMax
 	mc.LogOutput = logOut
 	if len(c.SecretKey) > 0 {
 		kr, err := memberlist.NewKeyring(c.AcceptKeys, c.SecretKey) // fill checked the keys

@@ -11,7 +11,10 @@
 // # Frames
 //
 // memberlist user messages do not say who sent them, so each frame carries
-// the sender's name first. A frame that fits the packet size (memberlist's
+// the sender's name first, except a direct delta (a write sent straight to
+// every other member of a small cluster), which its receiver applies and
+// neither relays nor answers: it goes to members of this release with a
+// two-byte header instead (frame.go). A frame that fits the packet size (memberlist's
 // UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
 // it) goes as one datagram: in memberlist's packet format, built and
 // written by bcache's own UDP transport, and opened by it on arrival

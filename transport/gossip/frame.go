@@ -23,6 +23,25 @@ func appendFrame(dst []byte, name string, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
+// A protocol frame whose receiver need not know its sender (a direct
+// delta: transport.Envelope.Anonymous) starts instead with a zero byte, as
+// a call frame does, and a zero name length, which no call frame has: two
+// bytes where the name took 1+len(name) (17 for the random names New
+// draws), on the frame that every write sends to every peer. A member
+// sends one only to peers whose memberlist delegate protocol range reaches
+// anonymousVersion: members of earlier releases refuse such frames.
+const anonymousVersion = 1
+
+// delegateMax is the highest delegate protocol version this member takes:
+// anonymousVersion (tests play a member of an earlier release with 0).
+var delegateMax uint8 = anonymousVersion
+
+// anonymousHeader is the header of a frame sent without its sender's name.
+var anonymousHeader = [2]byte{callMarker, 0}
+
+// isAnonymous reports whether b is a frame sent without its sender's name.
+func isAnonymous(b []byte) bool { return len(b) >= 2 && b[0] == callMarker && b[1] == 0 }
+
 // parseFrame splits a frame into the sender's name and the protocol frame,
 // which still points into b.
 func parseFrame(b []byte) (from string, payload []byte, err error) {

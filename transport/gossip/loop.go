@@ -118,7 +118,7 @@ func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }
 func (r *Replicator) send(envs []transport.Envelope) {
 	var framed, last []byte
 	var shared *streamFrame
-	for _, e := range envs {
+	for i, e := range envs {
 		to := r.lookup(e.To)
 		if to == nil {
 			r.counters.noRoute.Add(1)
@@ -126,7 +126,7 @@ func (r *Replicator) send(envs []transport.Envelope) {
 		}
 		if last == nil || &e.Payload[0] != &last[0] {
 			last, shared = e.Payload, nil
-			framed = r.frame(e)
+			framed = r.frame(e, r.anonymous(envs[i:]))
 		}
 		if len(framed) <= r.datagramRoom() {
 			if err := r.sendPacket(to, framed); err != nil {
@@ -144,14 +144,42 @@ func (r *Replicator) send(envs []transport.Envelope) {
 	}
 }
 
-// frame returns e's payload behind this member's frame header: written
-// into the room the node left before it (Envelope.Frame), else in a copy.
-func (r *Replicator) frame(e transport.Envelope) []byte {
-	if h := 1 + len(r.cfg.Name); len(e.Frame) == h+len(e.Payload) {
+// frame returns e's payload behind this member's frame header, or behind
+// the header of a frame without its sender's name: written into the room
+// the node left before it (Envelope.Frame), else in a copy.
+func (r *Replicator) frame(e transport.Envelope, anonymous bool) []byte {
+	h := 1 + len(r.cfg.Name) // at least 2: names are not empty
+	switch {
+	case anonymous && len(e.Frame) == h+len(e.Payload):
+		f := e.Frame[h-len(anonymousHeader):]
+		copy(f, anonymousHeader[:])
+		return f
+	case anonymous:
+		return append(append(make([]byte, 0, len(anonymousHeader)+len(e.Payload)), anonymousHeader[:]...), e.Payload...)
+	case len(e.Frame) == h+len(e.Payload):
 		appendFrame(e.Frame[:0], r.cfg.Name, nil)
 		return e.Frame
 	}
-	return appendFrame(make([]byte, 0, 1+len(r.cfg.Name)+len(e.Payload)), r.cfg.Name, e.Payload)
+	return appendFrame(make([]byte, 0, h+len(e.Payload)), r.cfg.Name, e.Payload)
+}
+
+// anonymous reports whether the frame of run[0], which the envelopes after
+// it may share (they come together), may go without this member's name:
+// it is marked so, and every peer it goes to takes such frames. One
+// header serves every envelope of a frame, as they share its buffer.
+func (r *Replicator) anonymous(run []transport.Envelope) bool {
+	for _, e := range run {
+		if &e.Payload[0] != &run[0].Payload[0] {
+			break
+		}
+		if !e.Anonymous {
+			return false
+		}
+		if to := r.lookup(e.To); to != nil && to.DMax < anonymousVersion {
+			return false
+		}
+	}
+	return true
 }
 
 // queueStream hands f to peer's stream sender, counting it if there is no

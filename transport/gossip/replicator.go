@@ -230,18 +230,25 @@ func (r *Replicator) receivedDirect(b []byte) {
 }
 
 func (r *Replicator) received(b []byte) {
-	if len(b) > 0 && b[0] == callMarker {
+	var from string
+	var payload []byte
+	switch {
+	case isAnonymous(b): // the protocol takes only a direct delta so
+		payload = b[len(anonymousHeader):]
+	case len(b) > 0 && b[0] == callMarker:
 		r.receivedCall(b[1:])
 		return
-	}
-	from, payload, err := parseFrame(b)
-	if err != nil {
-		r.counters.badFrames.Add(1)
-		return
+	default:
+		var err error
+		if from, payload, err = parseFrame(b); err != nil {
+			r.counters.badFrames.Add(1)
+			return
+		}
 	}
 	if r.closed.Load() {
 		return
 	}
+	var err error
 	r.locked(func() (out []transport.Envelope) {
 		out, err = r.node.Receive(from, payload, r.now())
 		return out

@@ -1,0 +1,97 @@
+package gossip
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/bcache-go/bcache/transport"
+)
+
+// TestDirectDeltasGoWithoutTheSendersName: a write's frame to a peer of
+// this release carries no sender name (two header bytes instead of one
+// and the name), and to a peer of an earlier release, which would refuse
+// such a frame, the name as before; either way the write arrives. Members
+// with 200-byte names make the difference plain: each write is sent on
+// its own, and the writer's bytes per write are measured, with neither
+// anti-entropy nor memberlist's probes and push/pull running meanwhile.
+func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		peerMax     uint8 // the peer's delegate protocol range tops out here
+		least, most float64
+	}{
+		{"peer of this release", anonymousVersion, 0, 120},
+		{"peer of an earlier release", 0, 200, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			long := func(c string) string { return strings.Repeat(c, 200) }
+			quiet := func(c *Config) { // deltas only
+				c.Protocol.AntiEntropyInterval = time.Hour
+				c.Timings.ProbeInterval, c.Timings.PushPullInterval = time.Hour, time.Hour
+			}
+			a := startNode(t, long("a"), nil, quiet)
+			delegateMax = tc.peerMax
+			b := startNode(t, long("b"), []string{a.r.Addr()}, quiet)
+			delegateMax = anonymousVersion
+			waitMembers(t, 2, a, b)
+			const writes = 50
+			before := a.r.Stats().WirePacketBytes
+			for i := range writes {
+				key := fmt.Sprintf("k%02d", i)
+				a.rep.write(a.r, key, []byte("ten bytes!"), false)
+				waitValue(t, 5*time.Second, key, []byte("ten bytes!"), b)
+			}
+			perWrite := float64(a.r.Stats().WirePacketBytes-before) / writes
+			if perWrite < tc.least || perWrite > tc.most {
+				t.Fatalf("the writer sent %.0f bytes a write, want %.0f to %.0f", perWrite, tc.least, tc.most)
+			}
+			t.Logf("%.0f bytes a write", perWrite)
+		})
+	}
+}
+
+// TestAnonymousOnlyWhereEveryPeerTakesIt: the frame of a direct delta
+// goes without the sender's name only if every envelope that shares it is
+// marked and goes to a peer that takes such frames (one header serves
+// every copy of a frame); the header then stands where the name would.
+func TestAnonymousOnlyWhereEveryPeerTakesIt(t *testing.T) {
+	r := &Replicator{cfg: Config{Name: "writer"}, alive: map[string]*memberlist.Node{
+		"new": {Name: "new", DMax: anonymousVersion}, "newer": {Name: "newer", DMax: anonymousVersion + 1}, "old": {Name: "old"},
+	}}
+	payload := []byte("frame")
+	buf := append(make([]byte, 1+len("writer")), payload...)
+	env := func(to string, anonymous bool) transport.Envelope {
+		return transport.Envelope{To: to, Payload: buf[len(buf)-len(payload):], Frame: buf, Anonymous: anonymous}
+	}
+	other := env("old", true)
+	other.Payload = []byte("another frame")
+	for _, tc := range []struct {
+		name string
+		run  []transport.Envelope
+		want bool
+	}{
+		{"new peers", []transport.Envelope{env("new", true), env("newer", true)}, true},
+		{"one old peer", []transport.Envelope{env("new", true), env("old", true)}, false},
+		{"not marked", []transport.Envelope{env("new", false)}, false},
+		{"one unmarked copy", []transport.Envelope{env("new", true), env("newer", false)}, false},
+		{"an old peer of another frame", []transport.Envelope{env("new", true), other}, true},
+		{"a peer that left", []transport.Envelope{env("gone", true)}, true},
+	} {
+		if got := r.anonymous(tc.run); got != tc.want {
+			t.Errorf("%s: anonymous = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if f := r.frame(env("new", true), true); string(f) != "\x00\x00frame" || &f[len(f)-1] != &buf[len(buf)-1] {
+		t.Fatalf("anonymous frame %q, want \\x00\\x00frame in the node's buffer", f)
+	}
+	if f := r.frame(env("old", true), false); string(f) != "\x06writerframe" {
+		t.Fatalf("named frame %q", f)
+	}
+	if f := r.frame(transport.Envelope{Payload: payload}, true); string(f) != "\x00\x00frame" {
+		t.Fatalf("anonymous frame without headroom %q", f)
+	}
+}
