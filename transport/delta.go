@@ -142,10 +142,13 @@ func (n *Node) flush(out []Envelope, now int64) []Envelope {
 }
 
 func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids []string) []Envelope {
-	m := &wire.Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
-	if origin != "" {
+	var m wire.Message = &wire.Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
+	switch {
+	case origin != "":
 		n.out.seq++
-		m.Seq = n.out.seq
+		m.(*wire.Delta).Seq = n.out.seq
+	case n.useDirect:
+		m = &wire.Direct{OriginID: n.cfg.Clock.Node(), Records: recs}
 	}
 	n.stats.DeltaBatchesSent++
 	n.stats.DeltaRecordsSent += uint64(len(recs))

@@ -157,11 +157,12 @@ type Envelope struct {
 // Node is one member's protocol state machine. It is not safe for concurrent
 // use: one goroutine (or a simulation loop) drives it.
 type Node struct {
-	cfg   Config
-	codec *wire.Codec
-	ring  *ring
-	self  int      // this node's place on the ring
-	kids  []string // scratch: the members a relayed delta goes to
+	cfg       Config
+	useDirect bool // direct deltas go in their short form (UseDirect)
+	codec     *wire.Codec
+	ring      *ring
+	self      int      // this node's place on the ring
+	kids      []string // scratch: the members a relayed delta goes to
 
 	out    deltaQueue
 	seen   dedup
@@ -329,7 +330,7 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 		n.stats.countReject(wire.Reason(err))
 		return nil, fmt.Errorf("transport: frame from %q: %w", from, err)
 	}
-	if d, ok := m.(*wire.Delta); from == "" && (!ok || d.Origin != "") {
+	if from == "" && !direct(m) {
 		// Only a direct delta may come without its sender: every other
 		// frame is relayed or answered, to someone it must name.
 		n.stats.countReject("malformed") // counted with the frames that break the format
@@ -338,6 +339,8 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	switch m := m.(type) {
 	case *wire.Delta:
 		return n.receiveDelta(from, m, payload, now), nil
+	case *wire.Direct:
+		return n.receiveDelta(from, m.Delta(), payload, now), nil
 	case *wire.Digest:
 		return n.receiveDigest(from, m, now), nil
 	case *wire.Versions:
@@ -350,6 +353,23 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	}
 	return nil, nil
 }
+
+// direct reports whether m is a delta sent straight from its writer.
+func direct(m wire.Message) bool {
+	switch m := m.(type) {
+	case *wire.Direct:
+		return true
+	case *wire.Delta:
+		return m.Origin == ""
+	}
+	return false
+}
+
+// UseDirect sets whether this node sends its direct deltas in their short
+// form (wire.Direct) rather than as Deltas: a host sets it while every
+// member it knows takes that form (members of releases before it refuse
+// it as an unknown kind, and get the writes by anti-entropy instead).
+func (n *Node) UseDirect(ok bool) { n.useDirect = ok }
 
 // send encodes m once and addresses it to every member in to.
 func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {

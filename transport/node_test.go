@@ -388,6 +388,37 @@ func TestOnlyDirectDeltasComeWithoutASender(t *testing.T) {
 	}
 }
 
+// TestDirectDeltasTakeTheirShortFormWhenAllowed: a node sends its direct
+// deltas as wire.Direct while its host says every member takes them, as
+// Deltas otherwise, and applies either; a relayed delta (a tree deeper
+// than one hop) stays a Delta.
+func TestDirectDeltasTakeTheirShortFormWhenAllowed(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	for _, use := range []bool{false, true} {
+		n.nodes["a"].UseDirect(use)
+		key := fmt.Sprint("k-", use)
+		envs := n.write("a", key, "v")
+		want := wire.KindDelta
+		if use {
+			want = wire.KindDirect
+		}
+		if len(envs) != 1 || envs[0].Kind != want || wire.Kind(envs[0].Payload[1]) != want {
+			t.Fatalf("UseDirect(%v): envelopes %+v, want one of kind %s", use, envs, want)
+		}
+		n.pump("a", envs)
+		if _, ok := n.reps["b"].recs[key]; !ok {
+			t.Fatalf("UseDirect(%v): b did not apply the %s", use, want)
+		}
+	}
+	wide := newTestNet(t, 8, Config{Fanout: 2}, "a", "b", "c", "d", "e")
+	wide.nodes["a"].UseDirect(true)
+	for _, e := range wide.write("a", "k", "v") {
+		if e.Kind != wire.KindDelta || e.Anonymous {
+			t.Fatalf("a relayed batch went as %s (anonymous %v), want a named Delta", e.Kind, e.Anonymous)
+		}
+	}
+}
+
 // TestConvergedExchangeIsSmall: a session between replicas that agree
 // costs a few hundred bytes, whatever the number of keys.
 func TestConvergedExchangeIsSmall(t *testing.T) {

@@ -7,8 +7,8 @@ type Stats struct {
 	// Traffic, per message kind (indexed by wire.Kind) and in total.
 	FramesSent, BytesSent         uint64
 	FramesReceived, BytesReceived uint64
-	FramesSentByKind              [wire.KindReject + 1]uint64
-	BytesSentByKind               [wire.KindReject + 1]uint64
+	FramesSentByKind              [wire.KindDirect + 1]uint64
+	BytesSentByKind               [wire.KindDirect + 1]uint64
 
 	// Deltas: batches and the records in them, sent (this node's own
 	// writes, counted once per tree) and received (counted once, however
@@ -97,7 +97,7 @@ func (s *Stats) countReject(reason string) {
 func (s *Stats) countSent(k wire.Kind, bytes int) {
 	s.FramesSent++
 	s.BytesSent += uint64(bytes)
-	if k <= wire.KindReject {
+	if k <= wire.KindDirect {
 		s.FramesSentByKind[k]++
 		s.BytesSentByKind[k] += uint64(bytes)
 	}

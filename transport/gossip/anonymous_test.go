@@ -9,12 +9,14 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // TestDirectDeltasGoWithoutTheSendersName: a write's frame to a peer of
 // this release carries no sender name (two header bytes instead of one
-// and the name), and to a peer of an earlier release, which would refuse
-// such a frame, the name as before; either way the write arrives. Members
+// and the name) and is a short direct delta (wire.Direct), and to a peer
+// of an earlier release, which would refuse both, it is a Delta with the
+// name as before; either way the write arrives. Members
 // with 200-byte names make the difference plain: each write is sent on
 // its own, and the writer's bytes per write are measured, with neither
 // anti-entropy nor memberlist's probes and push/pull running meanwhile.
@@ -24,7 +26,7 @@ func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
 		peerMax     uint8 // the peer's delegate protocol range tops out here
 		least, most float64
 	}{
-		{"peer of this release", anonymousVersion, 0, 120},
+		{"peer of this release", directVersion, 0, 120},
 		{"peer of an earlier release", 0, 200, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,7 +38,7 @@ func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
 			a := startNode(t, long("a"), nil, quiet)
 			delegateMax = tc.peerMax
 			b := startNode(t, long("b"), []string{a.r.Addr()}, quiet)
-			delegateMax = anonymousVersion
+			delegateMax = directVersion
 			waitMembers(t, 2, a, b)
 			const writes = 50
 			before := a.r.Stats().WirePacketBytes
@@ -45,9 +47,14 @@ func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
 				a.rep.write(a.r, key, []byte("ten bytes!"), false)
 				waitValue(t, 5*time.Second, key, []byte("ten bytes!"), b)
 			}
-			perWrite := float64(a.r.Stats().WirePacketBytes-before) / writes
+			st := a.r.Stats()
+			perWrite := float64(st.WirePacketBytes-before) / writes
 			if perWrite < tc.least || perWrite > tc.most {
 				t.Fatalf("the writer sent %.0f bytes a write, want %.0f to %.0f", perWrite, tc.least, tc.most)
+			}
+			short, full := st.Protocol.FramesSentByKind[wire.KindDirect], st.Protocol.FramesSentByKind[wire.KindDelta]
+			if takes := tc.peerMax >= directVersion; takes && (short < writes || full != 0) || !takes && (short != 0 || full < writes) {
+				t.Fatalf("the writer sent %d short direct deltas and %d Deltas to a peer whose range tops out at %d", short, full, tc.peerMax)
 			}
 			t.Logf("%.0f bytes a write", perWrite)
 		})
@@ -60,7 +67,7 @@ func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
 // every copy of a frame); the header then stands where the name would.
 func TestAnonymousOnlyWhereEveryPeerTakesIt(t *testing.T) {
 	r := &Replicator{cfg: Config{Name: "writer"}, alive: map[string]*memberlist.Node{
-		"new": {Name: "new", DMax: anonymousVersion}, "newer": {Name: "newer", DMax: anonymousVersion + 1}, "old": {Name: "old"},
+		"new": {Name: "new", DMax: directVersion}, "newer": {Name: "newer", DMax: directVersion + 1}, "old": {Name: "old"},
 	}}
 	payload := []byte("frame")
 	buf := append(make([]byte, 1+len("writer")), payload...)

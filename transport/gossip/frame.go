@@ -29,12 +29,14 @@ func appendFrame(dst []byte, name string, payload []byte) []byte {
 // bytes where the name took 1+len(name) (17 for the random names New
 // draws), on the frame that every write sends to every peer. A member
 // sends one only to peers whose memberlist delegate protocol range reaches
-// anonymousVersion: members of earlier releases refuse such frames.
-const anonymousVersion = 1
+// directVersion, and writes its direct deltas in their short form
+// (wire.Direct) only while every member's does: members of earlier
+// releases refuse both.
+const directVersion = 1
 
 // delegateMax is the highest delegate protocol version this member takes:
-// anonymousVersion (tests play a member of an earlier release with 0).
-var delegateMax uint8 = anonymousVersion
+// directVersion (tests play a member of an earlier release with 0).
+var delegateMax uint8 = directVersion
 
 // anonymousHeader is the header of a frame sent without its sender's name.
 var anonymousHeader = [2]byte{callMarker, 0}

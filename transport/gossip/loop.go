@@ -71,6 +71,7 @@ func (r *Replicator) updateView() []transport.Envelope {
 	alive, left := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
+	r.node.UseDirect(r.allTakeDirect())
 	for _, name := range left {
 		r.node.Left(name, now)
 	}
@@ -175,7 +176,7 @@ func (r *Replicator) anonymous(run []transport.Envelope) bool {
 		if !e.Anonymous {
 			return false
 		}
-		if to := r.lookup(e.To); to != nil && to.DMax < anonymousVersion {
+		if to := r.lookup(e.To); to != nil && to.DMax < directVersion {
 			return false
 		}
 	}

@@ -311,6 +311,19 @@ func (r *Replicator) aliveNames() []string {
 	return names
 }
 
+// allTakeDirect reports whether every member in the view takes direct
+// deltas in their short form (frame.go).
+func (r *Replicator) allTakeDirect() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.alive {
+		if n.DMax < directVersion {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *Replicator) lookup(name string) *memberlist.Node {
 	r.mu.Lock()
 	defer r.mu.Unlock()

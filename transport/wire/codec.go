@@ -20,6 +20,7 @@ import (
 //	Repair   [session, token, step, records [record...], wants blob64,
 //	          final bool, truncated bool]
 //	Reject   [session, token, step, records [record...]]
+//	Direct   [originID uint, base int, record...]   records of 5 to 7 fields
 //
 // session and token are uints of up to 64 bits, step one of up to 32.
 //	record   [key str, value bin|nil, wall int, logical uint, node uint,
@@ -29,7 +30,11 @@ import (
 // wall is written as its (wrapping) offset from base, and its node XORed
 // with the Delta's OriginID: a batch of one writer's records then spends a
 // few bytes on each timestamp instead of about twenty. In a Repair, base and
-// origin are zero, so walls and nodes are written as they are.
+// origin are zero, so walls and nodes are written as they are. A Direct is
+// written as a Delta without Origin and Seq (it has neither), its records
+// inline after the base rather than in a list of their own, and a
+// record's expires and flags left out when they are zero (flags first:
+// a record has 5, 6 or 7 fields, the missing ones zero).
 //	version  [key str, wall int, logical uint, node uint, tombstone bool]
 //
 // blob32 and blob64 are a bin of little-endian uint32 or uint64 values, so
@@ -198,7 +203,7 @@ func (c *Codec) header(frame []byte) (Kind, error) {
 		return 0, fmt.Errorf("%w: got version %d, want %d", ErrVersion, frame[0], WireVersion)
 	}
 	k := Kind(frame[1])
-	if k < KindDelta || k > KindReject {
+	if k < KindDelta || k > KindDirect {
 		return 0, fmt.Errorf("%w: kind %d", ErrUnknownKind, frame[1])
 	}
 	return k, nil
@@ -237,6 +242,10 @@ func checkMessage(m Message) error {
 				ascending(m.Wants, "wants"))
 		}
 	case *Reject:
+		if m != nil {
+			return capped(len(m.Records), "records")
+		}
+	case *Direct:
 		if m != nil {
 			return capped(len(m.Records), "records")
 		}

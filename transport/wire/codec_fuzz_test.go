@@ -35,6 +35,8 @@ func sampleMessages() []Message {
 		&Repair{Session: Session{ID: 2}, Truncated: true},
 		&Reject{Session: Session{ID: 3}, Records: recs},
 		&Reject{},
+		&Direct{OriginID: 0xfeed, Records: append([]crdt.Record{{Key: "short", Value: []byte("v"), Time: ts}}, recs...)},
+		&Direct{},
 	}
 }
 
@@ -74,6 +76,7 @@ func bombPrefixes() map[Kind][]string {
 		KindRepair: {"", "970000", "97000091", "9700009197", "9700009197a0", "97000090",
 			"97000090c400", "97000090c40091", "97000090c4009195"},
 		KindReject: {"", "9200", "920091", "92009195"},
+		KindDirect: {"", "930000", "93000095", "93000095a0"},
 	}
 }
 
@@ -82,7 +85,7 @@ func bombPrefixes() map[Kind][]string {
 func lengthBombs(t fataler, k Kind) [][]byte {
 	var frames [][]byte
 	prefixes := bombPrefixes()
-	for kind := KindDelta; kind <= KindReject; kind++ {
+	for kind := KindDelta; kind <= KindDirect; kind++ {
 		if k != 0 && k != kind {
 			continue
 		}
@@ -153,6 +156,7 @@ func FuzzDecodeDigest(f *testing.F)   { fuzzKind(f, KindDigest) }
 func FuzzDecodeVersions(f *testing.F) { fuzzKind(f, KindVersions) }
 func FuzzDecodeRepair(f *testing.F)   { fuzzKind(f, KindRepair) }
 func FuzzDecodeReject(f *testing.F)   { fuzzKind(f, KindReject) }
+func FuzzDecodeDirect(f *testing.F)   { fuzzKind(f, KindDirect) }
 
 // FuzzDecode feeds whole frames, header included.
 func FuzzDecode(f *testing.F) {
@@ -201,10 +205,23 @@ func TestDecodeAllocationBounded(t *testing.T) {
 	for i := range d.Records {
 		d.Records[i] = crdt.Record{Key: fmt.Sprintf("key-%05d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i)}}
 	}
-	// Lists whose headers claim as many elements as the bytes left can
-	// hold, made of elements of the wrong type: the worst preallocation.
-	worstRecords := append(hexBytes(t, "0101 94 a0 00 00 dd 00001388"), make([]byte, 5000*minRecordSize)...)
-	worstRejects := append(hexBytes(t, "0105 94 00 00 00 dd 00001388"), make([]byte, 5000*minRecordSize)...)
+	// Well-formed lists of as many elements as the bytes left can hold at
+	// the least size of a record, each a string of that size where a
+	// record belongs: the decoder preallocates for all of them, then
+	// fails at the first. The worst preallocation.
+	strings := func(n, size int) []byte {
+		b := make([]byte, 0, n*size)
+		for range n {
+			b = append(append(b, byte(0xa0+size-1)), make([]byte, size-1)...)
+		}
+		return b
+	}
+	frame := func(k Kind, head string, body []byte) []byte {
+		return append(append([]byte{WireVersion, byte(k)}, hexBytes(t, head)...), body...)
+	}
+	worstRecords := frame(KindDelta, "95 a0 00 00 00 dd 00001388", strings(5000, minRecordSize))
+	worstRejects := frame(KindReject, "94 00 00 00 dd 00001388", strings(5000, minRecordSize))
+	worstDirect := frame(KindDirect, "dd 0000138a 00 00", strings(5000, minShortRecordSize))
 	cases := []struct {
 		name  string
 		frame []byte
@@ -213,6 +230,7 @@ func TestDecodeAllocationBounded(t *testing.T) {
 		{"delta of 10000 records", mustEncode(t, d), true},
 		{"records of the wrong type", worstRecords, false},
 		{"answers of the wrong type", worstRejects, false},
+		{"direct records of the wrong type", worstDirect, false},
 	}
 	c := NewCodec(Limits{})
 	for _, tc := range cases {

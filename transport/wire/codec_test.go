@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -157,6 +159,8 @@ func drawMessage(t *rapid.T, k Kind) Message {
 		return drawDigest(t)
 	case KindVersions:
 		return drawVersions(t)
+	case KindDirect:
+		return &Direct{OriginID: crdt.NodeID(drawUint64(t, "origin id")), Records: drawSlice(t, "records", 6, drawRecord)}
 	case KindRepair:
 		return &Repair{Session: drawSession(t),
 			Records: drawSlice(t, "records", 6, drawRecord), Wants: drawAscending(t, "wants", 6, uint64(0)),
@@ -189,6 +193,10 @@ func normalize(m Message) Message {
 		c := *m
 		c.Records = normalizeRecords(m.Records)
 		return &c
+	case *Direct:
+		c := *m
+		c.Records = normalizeRecords(m.Records)
+		return &c
 	}
 	return m
 }
@@ -209,7 +217,7 @@ func normalizeRecords(rs []crdt.Record) []crdt.Record {
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	for k := KindDelta; k <= KindReject; k++ {
+	for k := KindDelta; k <= KindDirect; k++ {
 		t.Run(k.String(), func(t *testing.T) {
 			rapid.Check(t, func(t *rapid.T) {
 				m := drawMessage(t, k)
@@ -373,6 +381,16 @@ func TestDecodeRejects(t *testing.T) {
 		{"versions of a leaf repeated", KindVersions, "96 00 00 00 c404 01000000 c404 02000000 c43a {z58}", Limits{}, ErrMalformed},
 		{"wants repeated", KindRepair, "97 00 00 00 90 c410 {z16} c3 c2", Limits{}, ErrMalformed},
 		{"key version flag 2", KindVersions, "96 00 00 00 c404 01000000 c404 01000000 c41d {z28} 02", Limits{}, ErrMalformed},
+		{"direct record of 5 fields", KindDirect, "93 01 02 95 a16b c0 01 02 03", Limits{}, nil},
+		{"direct record of 6 fields", KindDirect, "93 01 02 96 a16b c0 01 02 03 04", Limits{}, nil},
+		{"direct record of 7 fields", KindDirect, "93 01 02 97 a16b c0 01 02 03 04 01", Limits{}, nil},
+		{"direct record of 4 fields", KindDirect, "93 01 02 94 a16b c0 01 02", Limits{}, ErrMalformed},
+		{"direct record of 8 fields", KindDirect, "93 01 02 98 a16b c0 01 02 03 04 01 00", Limits{}, ErrMalformed},
+		{"direct of 1 field", KindDirect, "91 01", Limits{}, ErrMalformed},
+		{"direct without a base", KindDirect, "91 01 02", Limits{}, ErrMalformed},
+		{"direct record list", KindDirect, "93 01 02 91 95 a16b c0 01 02 03", Limits{}, ErrMalformed},
+		{"direct record with an unknown flag", KindDirect, "93 01 02 97 a16b c0 01 02 03 04 04", Limits{}, ErrMalformed},
+		{"direct records more than the bytes", KindDirect, "9f 01 02 95 a16b c0 01 02 03", Limits{}, ErrMalformed},
 	}
 	for _, tc := range cases {
 		m, err := NewCodec(tc.lim).Decode(frameHex(t, tc.kind, tc.body))
@@ -401,7 +419,7 @@ func TestDecodeRejectsHeaders(t *testing.T) {
 		{"version 1", append([]byte{1}, valid[1:]...), ErrVersion},
 		{"version 3", append([]byte{3}, valid[1:]...), ErrVersion},
 		{"kind 0", append([]byte{WireVersion, 0}, valid[2:]...), ErrUnknownKind},
-		{"kind 6", append([]byte{WireVersion, 6}, valid[2:]...), ErrUnknownKind},
+		{"kind 7", append([]byte{WireVersion, 7}, valid[2:]...), ErrUnknownKind},
 		{"kind 255", append([]byte{WireVersion, 255}, valid[2:]...), ErrUnknownKind},
 		{"over the frame limit before parsing", append([]byte{0, 0}, make([]byte, 100)...), ErrTooLarge},
 	}
@@ -496,5 +514,46 @@ func TestCodecDefaultLimits(t *testing.T) {
 	}
 	if got := NewCodec(Limits{MaxKey: 7}).Limits().MaxKey; got != 7 {
 		t.Fatalf("MaxKey: got %d, want 7", got)
+	}
+}
+
+// TestDirectFrameIsShorter: a lone write sent straight from its writer is
+// five bytes shorter as a Direct than as a Delta (no origin, seq or record
+// list header; no expiry and flags, which are zero), and decodes to the
+// same records; a record with an expiry or flags keeps them.
+func TestDirectFrameIsShorter(t *testing.T) {
+	id := crdt.NodeID(0xdeadbeefcafebabe)
+	write := crdt.Record{Key: "k000000000000001", Value: make([]byte, 100), Time: crdt.Timestamp{Wall: 1_790_000_000_000_000_000, Node: id}}
+	expiring, deleted := write, write
+	expiring.Expires, deleted.Value, deleted.Tombstone = write.Time.Wall+int64(time.Minute), nil, true
+	for _, tc := range []struct {
+		name  string
+		recs  []crdt.Record
+		saved int
+	}{
+		{"a lone write", []crdt.Record{write}, 5},
+		{"with an expiry", []crdt.Record{expiring}, 4},
+		{"a delete", []crdt.Record{deleted}, 3},
+		{"three writes", []crdt.Record{write, expiring, deleted}, 3 + 2 + 1 + 0},
+	} {
+		c := NewCodec(Limits{})
+		delta, err := c.Encode(nil, &Delta{OriginID: id, Records: tc.recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct, err := c.Encode(nil, &Direct{OriginID: id, Records: tc.recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(delta)-len(direct) != tc.saved {
+			t.Errorf("%s: Delta %d bytes, Direct %d, want %d fewer", tc.name, len(delta), len(direct), tc.saved)
+		}
+		m, err := c.Decode(direct)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := m.(*Direct).Delta(); got.OriginID != id || !reflect.DeepEqual(got.Records, normalizeRecords(tc.recs)) {
+			t.Errorf("%s: decoded %+v, want the records %+v", tc.name, got, tc.recs)
+		}
 	}
 }

@@ -29,6 +29,16 @@ func (c *Codec) decodeBody(k Kind) Message {
 		base := c.int("base")
 		m.Records = c.records(base, m.OriginID)
 		return m
+	case KindDirect:
+		m := &Direct{}
+		n := c.list(1, "direct")
+		if c.err == nil && n < 2 {
+			c.fail(ErrMalformed, "direct: got %d fields, want at least 2", n)
+		}
+		m.OriginID = crdt.NodeID(c.uint(math.MaxUint64, "origin id"))
+		base := c.int("base")
+		m.Records = c.recordsOf(n-2, 5, base, m.OriginID)
+		return m
 	case KindDigest:
 		m := &Digest{}
 		c.fields(10, "digest")
@@ -70,25 +80,43 @@ func (c *Codec) session() Session {
 // elements than the bytes left could hold is rejected before the slice is
 // allocated, which bounds the allocation by the frame size.
 const (
-	minRecordSize = 8 // fixarray, fixstr, nil, five fixints
+	minRecordSize      = 8 // fixarray, fixstr, nil, five fixints
+	minShortRecordSize = 6 // a Direct's record without expires and flags
 )
 
 // records reads a record list written by putRecords with the same base and
 // origin.
 func (c *Codec) records(base int64, origin crdt.NodeID) []crdt.Record {
-	n := c.list(minRecordSize, "records")
-	if n == 0 {
+	return c.recordsOf(c.list(minRecordSize, "records"), 7, base, origin)
+}
+
+// recordsOf reads n records of at least minFields fields (5 or 7; the
+// missing ones are zero) written with the same base and origin.
+func (c *Codec) recordsOf(n, minFields int, base int64, origin crdt.NodeID) []crdt.Record {
+	if minFields < 7 && c.err == nil && n > c.left()/minShortRecordSize {
+		c.fail(ErrMalformed, "records: %d cannot fit in %d bytes", n, c.left())
+	}
+	if n <= 0 || c.err != nil {
 		return nil
 	}
 	rs := make([]crdt.Record, n)
 	for i := range rs {
 		r := &rs[i]
-		c.fields(7, "record")
+		fields := c.list(1, "record")
+		if c.err == nil && (fields < minFields || fields > 7) {
+			c.fail(ErrMalformed, "record: got %d fields, want %d to 7", fields, minFields)
+		}
 		r.Key, r.Value = c.str("key"), c.bin("value")
-		r.Time, r.Expires = c.timestamp(), c.int("expires")
+		r.Time = c.timestamp()
+		if fields > 5 {
+			r.Expires = c.int("expires")
+		}
 		r.Time.Wall += base // wrapping, as putRecords subtracted it
 		r.Time.Node ^= origin
-		flags := c.uint(flagTombstone|flagEvicted, "flags")
+		var flags uint64
+		if fields > 6 {
+			flags = c.uint(flagTombstone|flagEvicted, "flags")
+		}
 		r.Tombstone, r.Evicted = flags&flagTombstone != 0, flags&flagEvicted != 0
 		if c.err != nil {
 			c.err = fmt.Errorf("record %d: %w", i, c.err)

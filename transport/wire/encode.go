@@ -17,6 +17,14 @@ func (c *Codec) encodeBody(m Message) {
 		base := deltaBase(m.Records)
 		_ = c.enc.EncodeInt(base)
 		c.putRecords(m.Records, base, m.OriginID)
+	case *Direct:
+		if !c.putList(2+len(m.Records), "records") {
+			return
+		}
+		_ = c.enc.EncodeUint(uint64(m.OriginID))
+		base := deltaBase(m.Records)
+		_ = c.enc.EncodeInt(base)
+		c.putRecordsInline(m.Records, base, m.OriginID)
 	case *Digest:
 		_ = c.enc.EncodeArrayLen(10)
 		c.putSession(m.Session)
@@ -106,12 +114,44 @@ func (c *Codec) putRecords(rs []crdt.Record, base int64, origin crdt.NodeID) {
 	}
 }
 
+// putRecordsInline writes the records of a Direct, each with its zero
+// trailing fields left out, stopping early once the frame is over the
+// limit.
+func (c *Codec) putRecordsInline(rs []crdt.Record, base int64, origin crdt.NodeID) {
+	for i := range rs {
+		c.putRecordFields(&rs[i], base, origin, shortFields(&rs[i]))
+		if c.err == nil && len(c.out.b)-c.start > c.lim.MaxFrame {
+			c.fail(ErrTooLarge, "frame exceeds limit %d at record %d", c.lim.MaxFrame, i)
+		}
+		if c.err != nil {
+			return
+		}
+	}
+}
+
+// shortFields is how many fields r takes in a Direct: 7, less its flags
+// and then its expiry while they are zero.
+func shortFields(r *crdt.Record) int {
+	switch {
+	case recordFlags(r) != 0:
+		return 7
+	case r.Expires != 0:
+		return 6
+	}
+	return 5
+}
+
 func (c *Codec) putRecord(r *crdt.Record, base int64, origin crdt.NodeID) {
+	c.putRecordFields(r, base, origin, 7)
+}
+
+// putRecordFields writes r's first n fields (5 to 7).
+func (c *Codec) putRecordFields(r *crdt.Record, base int64, origin crdt.NodeID, n int) {
 	if len(r.Value) > c.lim.MaxValue {
 		c.fail(ErrTooLarge, "value of %d bytes for key %q exceeds limit %d", len(r.Value), r.Key, c.lim.MaxValue)
 		return
 	}
-	_ = c.enc.EncodeArrayLen(7)
+	_ = c.enc.EncodeArrayLen(n)
 	c.putStr(r.Key, "key")
 	if len(r.Value) == 0 {
 		_ = c.enc.EncodeNil()
@@ -121,8 +161,12 @@ func (c *Codec) putRecord(r *crdt.Record, base int64, origin crdt.NodeID) {
 	_ = c.enc.EncodeInt(r.Time.Wall - base)
 	_ = c.enc.EncodeUint(uint64(r.Time.Logical))
 	_ = c.enc.EncodeUint(uint64(elide(r.Time.Node, origin)))
-	_ = c.enc.EncodeInt(r.Expires)
-	_ = c.enc.EncodeUint(recordFlags(r))
+	if n > 5 {
+		_ = c.enc.EncodeInt(r.Expires)
+	}
+	if n > 6 {
+		_ = c.enc.EncodeUint(recordFlags(r))
+	}
 }
 
 // elide is how a record's node is written in a Delta: XORed with the

@@ -20,6 +20,10 @@ const (
 	KindVersions Kind = 3
 	KindRepair   Kind = 4
 	KindReject   Kind = 5
+	// KindDirect is a Delta sent straight from its writer (no Origin, no
+	// Seq) in a shorter form; see Direct. Members of releases before it
+	// refuse it as an unknown kind.
+	KindDirect Kind = 6
 )
 
 func (k Kind) String() string {
@@ -34,6 +38,8 @@ func (k Kind) String() string {
 		return "repair"
 	case KindReject:
 		return "reject"
+	case KindDirect:
+		return "direct"
 	}
 	return "unknown"
 }
@@ -156,8 +162,25 @@ type Reject struct {
 	Records []crdt.Record
 }
 
+// Direct is a Delta sent straight from its writer to each other member
+// (a broadcast tree one hop deep): applied, neither relayed nor tracked,
+// so it needs neither Origin nor Seq. Its frame is shorter than the
+// Delta's by those two fields, the record list's header and, in each
+// record with no expiry and no flags, those two fields: five bytes of a
+// lone write's datagram.
+type Direct struct {
+	OriginID crdt.NodeID
+	Records  []crdt.Record
+}
+
+// Delta returns d as the Delta it stands for.
+func (d *Direct) Delta() *Delta { return &Delta{OriginID: d.OriginID, Records: d.Records} }
+
 // Kind implements Message.
 func (*Delta) Kind() Kind { return KindDelta }
+
+// Kind implements Message.
+func (*Direct) Kind() Kind { return KindDirect }
 
 // Kind implements Message.
 func (*Digest) Kind() Kind { return KindDigest }
