@@ -151,7 +151,8 @@ func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig
 	if r.node, err = transport.New(tc); err != nil {
 		return nil, err
 	}
-	r.node.UseDirect(true) // as a member of this release among others: every member takes it
+	r.node.UseDirect(true)    // as a member of this release among others: every member takes
+	r.node.OpenWithRoot(true) // these, as the Replicator sets them
 	return r, nil
 }
 

@@ -25,6 +25,10 @@ type antiEntropy struct {
 	arrived []string
 	counter uint64
 	resp    map[string]*responder // by peer name; only members of the view
+	// root is whether a session opens with the digest's root alone
+	// (OpenWithRoot); hurried whether the next was hurried (Hurry): one a
+	// reader waits for opens as an arrival's does.
+	root, hurried bool
 }
 
 // session is the initiator's side of an exchange.
@@ -33,6 +37,7 @@ type session struct {
 	peer         string
 	start        int64 // physical time the session started: the synced mark on completion
 	arrival      bool  // the peer had just arrived in the view
+	full         bool  // opened at the level of the tree's parity, not with the root alone
 	deadline     int64
 	// awaits are the steps whose replies are awaited, oldest first: one
 	// Digest, or up to versionsWindow Versions. Each request is sent
@@ -112,6 +117,8 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 		return out
 	}
 	n.ae.next = now + int64(n.cfg.AntiEntropyInterval)
+	hurried := n.ae.hurried
+	n.ae.hurried = false
 	var peer string
 	arrival := len(n.ae.arrived) > 0
 	if arrival {
@@ -127,7 +134,7 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 		n.stats.SessionsYielded++
 		return out
 	}
-	return n.startSession(out, peer, arrival, now)
+	return n.startSession(out, peer, arrival, arrival || hurried, now)
 }
 
 // Hurry makes the next session start at the next Tick, unless one is in
@@ -136,8 +143,14 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 func (n *Node) Hurry(now int64) {
 	if !n.ae.active {
 		n.ae.next = min(n.ae.next, now)
+		n.ae.hurried = true
 	}
 }
+
+// OpenWithRoot sets whether this node opens its periodic sessions with the
+// digest's root alone: a host sets it while every member it knows
+// answers such an opening (members of this release; see startSession).
+func (n *Node) OpenWithRoot(ok bool) { n.ae.root = ok }
 
 // StartSession starts an anti-entropy session with peer now, abandoning the
 // session in flight if there is one. The node starts sessions by itself on
@@ -146,7 +159,7 @@ func (n *Node) StartSession(peer string, now int64) []Envelope {
 	if n.ae.active {
 		n.stats.SessionsTimedOut++
 	}
-	return n.startSession(nil, peer, false, now)
+	return n.startSession(nil, peer, false, false, now)
 }
 
 // peerOffset chooses the peer of session number turn in a cluster of n
@@ -178,11 +191,23 @@ func (n *Node) secret() uint64 {
 // startSession sends the first digest level. The initiator starts at level
 // 1 or 0 so that it is the one to receive the leaf level and learn which
 // leaves differ.
-func (n *Node) startSession(out []Envelope, peer string, arrival bool, now int64) []Envelope {
+//
+// With OpenWithRoot, a periodic session opens with the root alone (eight
+// bytes of hashes where level 1 took 128) whatever the tree's depth: most
+// find nothing different, and the responder's empty answer ends them. When
+// the depth is even, the responder answers a root that differs with its
+// own root, at level 0 again (receiveDigest), and the initiator goes on
+// from level 1 as it would have opened: one round trip more for a session
+// that finds something, so a session with an arrival, which differs,
+// opens at level 1 as before (full), and so does one a reader waits for.
+func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now int64) []Envelope {
 	n.ae.active = true
-	n.ae.s = session{Session: wire.Session{ID: n.secret()}, peer: peer, start: now, arrival: arrival}
+	n.ae.s = session{Session: wire.Session{ID: n.secret()}, peer: peer, start: now, arrival: arrival, full: full}
 	n.stats.SessionsStarted++
 	level := uint8((n.depth() + 1) % 2)
+	if n.ae.root && !full {
+		level = 0
+	}
 	var parents []uint32
 	if level == 1 {
 		parents = []uint32{0}
@@ -241,7 +266,7 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	if s.awaits[0].step == 1 {
 		deadline, rto := s.deadline, s.rto
 		n.stats.SessionsStarted-- // the same session, in effect
-		out = n.startSession(out, s.peer, s.arrival, now)
+		out = n.startSession(out, s.peer, s.arrival, s.full, now)
 		s = &n.ae.s
 		s.deadline, s.rto = deadline, 2*rto
 		s.retry = crdt.AddSat(now, s.rto)
@@ -406,6 +431,11 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		return nil
 	case len(diff) == 0:
 		n.responded(from, r, now)
+	case opening && m.Level == 0 && n.depth()%2 == 0:
+		// A root alone where the initiator would have opened at level 1
+		// (startSession): our root, at level 0 again, so that the
+		// initiator goes on from level 1 and receives the leaf level.
+		reply.Level, reply.Hashes = 0, n.cfg.Replica.AppendHashes(nil, 0, nil)
 	default:
 		reply.Parents = diff
 		reply.Hashes = n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)

@@ -440,6 +440,65 @@ func TestConvergedExchangeIsSmall(t *testing.T) {
 	}
 }
 
+// TestSessionsOpenWithTheRoot: with OpenWithRoot, a session between
+// replicas that agree opens with the root alone and costs well under half
+// of one opened at level 1, at every digest depth; one between replicas
+// that differ repairs both ways, at an even depth (the responder answers
+// with its root, and the initiator goes on from level 1) as at an odd
+// one; and a session a reader hurried opens at the level of the tree's
+// parity, as without.
+func TestSessionsOpenWithTheRoot(t *testing.T) {
+	session := func(bits int, root bool, differ bool) (bytes int, n *testNet) {
+		n = newTestNet(t, bits, Config{LeavesPerStep: 3}, "a", "b")
+		for _, name := range []string{"a", "b"} {
+			n.nodes[name].OpenWithRoot(root)
+		}
+		for i := range 200 {
+			r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+			n.reps["a"].recs[r.Key] = r
+			if !differ || i%3 != 0 {
+				n.reps["b"].recs[r.Key] = r
+			}
+		}
+		if differ {
+			r := crdt.Record{Key: "only-b", Value: []byte("v"), Time: crdt.Timestamp{Wall: 7, Node: 2}}
+			n.reps["b"].recs[r.Key] = r
+		}
+		n.pump("a", n.nodes["a"].StartSession("b", n.now.Now()))
+		return n.bytes, n
+	}
+	for _, bits := range []int{8, 12, 16} {
+		level1, _ := session(bits, false, false)
+		root, _ := session(bits, true, false)
+		if 2*root > level1 && bits != 12 { // at 12 bits the opening is the root already
+			t.Errorf("%d-bit digest: a converged session moved %d bytes opening with the root, %d at level 1", bits, root, level1)
+		}
+		_, n := session(bits, true, true)
+		if len(n.reps["a"].recs) != 201 || len(n.reps["b"].recs) != 201 {
+			t.Errorf("%d-bit digest, opened with the root: a holds %d records, b %d, want 201 each", bits, len(n.reps["a"].recs), len(n.reps["b"].recs))
+		}
+		if s := n.nodes["a"].Stats(); s.SessionsCompleted != 1 || s.Stray != 0 || n.nodes["b"].Stats().Stray != 0 {
+			t.Errorf("%d-bit digest: %d sessions completed, stray %d and %d", bits, s.SessionsCompleted, s.Stray, n.nodes["b"].Stats().Stray)
+		}
+		t.Logf("%d-bit digest: a converged session %d bytes opening with the root, %d at level 1", bits, root, level1)
+	}
+	n := newTestNet(t, 16, Config{}, "a", "b")
+	n.nodes["a"].OpenWithRoot(true)
+	n.pump("a", n.nodes["a"].Tick(n.now.Now())) // the session with b, an arrival
+	if s := n.nodes["a"].Stats(); s.SessionsCompleted != 1 {
+		t.Fatalf("%d sessions completed with the arrival, want 1", s.SessionsCompleted)
+	}
+	n.nodes["a"].Hurry(n.now.Now())
+	envs := n.nodes["a"].Tick(n.now.Now())
+	if len(envs) != 1 {
+		t.Fatalf("a hurried tick sent %d frames, want 1", len(envs))
+	}
+	m, err := wire.NewCodec(wire.Limits{}).Decode(envs[0].Payload)
+	if d, ok := m.(*wire.Digest); err != nil || !ok || d.Level != 1 {
+		t.Fatalf("a hurried session opened with %+v (%v), want a digest of level 1", m, err)
+	}
+}
+
 // TestSessionRepairsBothWays: differences on both sides, including more
 // differing leaves than one step carries and repairs cut at the size limit,
 // are all repaired in one session.

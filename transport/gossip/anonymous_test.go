@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/wire"
 )
@@ -100,5 +101,44 @@ func TestAnonymousOnlyWhereEveryPeerTakesIt(t *testing.T) {
 	}
 	if f := r.frame(transport.Envelope{Payload: payload}, true); string(f) != "\x00\x00frame" {
 		t.Fatalf("anonymous frame without headroom %q", f)
+	}
+}
+
+// TestSessionsOpenWithTheRootAmongCurrentMembers: a member opens its
+// periodic sessions with the digest's root alone (eight bytes of hashes)
+// when every member is of this release, and at level 1 (sixteen hashes)
+// when one is of an earlier release, which would misread such an opening.
+// Measured by the digest bytes the member sends per session it starts
+// (its answers to the peer's sessions included: about 45 bytes each), with
+// 16-bit digests (an even depth, as a Cache's) that agree.
+func TestSessionsOpenWithTheRootAmongCurrentMembers(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		peerMax     uint8
+		least, most float64
+	}{
+		{"peer of this release", directVersion, 0, 150},
+		{"peer of an earlier release", 0, 180, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			often := func(c *Config) { c.Protocol.AntiEntropyInterval = 20 * time.Millisecond }
+			a := startNodeBits(t, "a", nil, 16, often)
+			delegateMax = tc.peerMax
+			b := startNodeBits(t, "b", []string{a.r.Addr()}, 16, often)
+			delegateMax = directVersion
+			waitMembers(t, 2, a, b)
+			a.rep.write(a.r, "k", []byte("v"), false)
+			waitValue(t, 5*time.Second, "k", []byte("v"), b)
+			before := a.r.Stats().Protocol
+			await.Until(t, 10*time.Second, func() bool { return a.r.Stats().Protocol.SessionsCompleted >= before.SessionsCompleted+20 },
+				"a completed %d sessions", a.r.Stats().Protocol.SessionsCompleted-before.SessionsCompleted)
+			after := a.r.Stats().Protocol
+			perSession := float64(after.BytesSentByKind[wire.KindDigest]-before.BytesSentByKind[wire.KindDigest]) /
+				float64(after.SessionsStarted-before.SessionsStarted)
+			if perSession < tc.least || perSession > tc.most {
+				t.Fatalf("a sent %.0f digest bytes a session, want %.0f to %.0f", perSession, tc.least, tc.most)
+			}
+			t.Logf("%.0f digest bytes a session", perSession)
+		})
 	}
 }

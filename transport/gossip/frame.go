@@ -30,8 +30,9 @@ func appendFrame(dst []byte, name string, payload []byte) []byte {
 // draws), on the frame that every write sends to every peer. A member
 // sends one only to peers whose memberlist delegate protocol range reaches
 // directVersion, and writes its direct deltas in their short form
-// (wire.Direct) only while every member's does: members of earlier
-// releases refuse both.
+// (wire.Direct) and opens its sessions with the digest's root only while
+// every member's does: members of earlier releases refuse the first two
+// and misread the third.
 const directVersion = 1
 
 // delegateMax is the highest delegate protocol version this member takes:

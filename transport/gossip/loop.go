@@ -71,7 +71,9 @@ func (r *Replicator) updateView() []transport.Envelope {
 	alive, left := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
-	r.node.UseDirect(r.allTakeDirect())
+	current := r.allCurrent()
+	r.node.UseDirect(current)
+	r.node.OpenWithRoot(current)
 	for _, name := range left {
 		r.node.Left(name, now)
 	}

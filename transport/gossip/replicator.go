@@ -311,9 +311,10 @@ func (r *Replicator) aliveNames() []string {
 	return names
 }
 
-// allTakeDirect reports whether every member in the view takes direct
-// deltas in their short form (frame.go).
-func (r *Replicator) allTakeDirect() bool {
+// allCurrent reports whether every member in the view is of this release
+// (frame.go): takes direct deltas in their short form, and answers a
+// session opened with the digest's root.
+func (r *Replicator) allCurrent() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range r.alive {
