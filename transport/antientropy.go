@@ -400,6 +400,17 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	if n.ae.active && n.ae.s.peer == from && n.ae.s.ID == m.ID {
 		return n.initiatorDigest(m, now)
 	}
+	if m.Token == 0 && n.ae.active && n.ae.s.peer == from && n.ae.s.differing > 0 {
+		// Our own session with this peer has found what differs and is
+		// moving it, both ways: a second one now would move it again. A
+		// member that joined a holder of a million keys, its opening lost
+		// or late while the holder's session went past its digests,
+		// received 1.34 records a key, and took twice as long. The peer
+		// sends its opening again later, its retries backing off, and
+		// finds little to do once ours has ended.
+		n.stats.OpeningsDeferred++
+		return nil
+	}
 	r, ok := n.request(from, m.Session, true, now)
 	if !ok {
 		return nil

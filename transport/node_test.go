@@ -499,6 +499,60 @@ func TestSessionsOpenWithTheRoot(t *testing.T) {
 	}
 }
 
+// TestLateOpeningWaitsForTheSessionUnderWay: a member that holds every
+// record has a session with an empty one under way, past its digests, when
+// the empty one opens a session of its own (its first opening was lost or
+// late): the holder leaves it unanswered, so that every record moves once,
+// and the joiner's opening, sent again once the holder's session has
+// ended, completes with nothing left to move.
+func TestLateOpeningWaitsForTheSessionUnderWay(t *testing.T) {
+	const records = 500
+	n := newTestNet(t, 8, Config{LeavesPerStep: 4, MaxRepairBytes: 2000}, "holder", "joiner")
+	for i := range records {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 20), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		n.reps["holder"].recs[r.Key] = r
+	}
+	type hop struct {
+		from string
+		e    Envelope
+	}
+	var queue []hop
+	send := func(from string, envs []Envelope) {
+		for _, e := range envs {
+			queue = append(queue, hop{from, e})
+		}
+	}
+	send("holder", n.nodes["holder"].StartSession("joiner", n.now.Now()))
+	opened := false
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(h.e.To, out)
+		if !opened && n.nodes["holder"].ae.s.differing > 0 {
+			opened = true
+			send("joiner", n.nodes["joiner"].StartSession("holder", n.now.Now()))
+		}
+	}
+	if !opened || len(n.reps["joiner"].recs) != records {
+		t.Fatalf("the joiner holds %d records, want %d (the holder's session found what differs: %v)", len(n.reps["joiner"].recs), records, opened)
+	}
+	if got := n.nodes["joiner"].Stats().RepairRecordsReceived; got != records {
+		t.Fatalf("the joiner received %d repair records for %d keys, want each once", got, records)
+	}
+	if got := n.nodes["holder"].Stats().OpeningsDeferred; got != 1 {
+		t.Fatalf("the holder deferred %d openings, want 1", got)
+	}
+	n.now.Advance(time.Second) // past the joiner's first retry
+	n.pump("joiner", n.nodes["joiner"].Tick(n.now.Now()))
+	if s := n.nodes["joiner"].Stats(); s.SessionsCompleted != 1 || s.RepairRecordsReceived != records {
+		t.Fatalf("the joiner's session, opened again: %d completed, %d records received; want 1 and still %d", s.SessionsCompleted, s.RepairRecordsReceived, records)
+	}
+}
+
 // TestSessionRepairsBothWays: differences on both sides, including more
 // differing leaves than one step carries and repairs cut at the size limit,
 // are all repaired in one session.

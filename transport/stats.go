@@ -37,6 +37,10 @@ type Stats struct {
 	// abandoned while comparing digests, because the peer, holding
 	// nothing, had one in progress with it: that one moves everything.
 	SessionsYielded uint64
+	// OpeningsDeferred counts sessions a peer opened that this node left
+	// unanswered because its own session with that peer was already
+	// repairing: the peer opens again later.
+	OpeningsDeferred uint64
 	// StepsRetried counts requests of a session sent again because no
 	// reply came in time (a datagram lost on the way, or its reply).
 	StepsRetried          uint64
