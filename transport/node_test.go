@@ -124,26 +124,34 @@ func newTestNet(t *testing.T, bits int, cfg Config, names ...string) *testNet {
 }
 
 // pump delivers envelopes, and everything they cause, until quiet.
-func (n *testNet) pump(from string, envs []Envelope) {
+func (n *testNet) pump(from string, envs []Envelope) { n.pumpEach(from, envs, nil) }
+
+// pumpEach is pump calling see, if set, before it delivers each frame:
+// see may put more frames in flight, sent by the member it names.
+func (n *testNet) pumpEach(from string, envs []Envelope, see func(from string, e Envelope) (string, []Envelope)) {
 	type hop struct {
 		from string
 		e    Envelope
 	}
-	queue := []hop{}
-	for _, e := range envs {
-		queue = append(queue, hop{from, e})
+	var queue []hop
+	add := func(from string, envs []Envelope) {
+		for _, e := range envs {
+			queue = append(queue, hop{from, e})
+		}
 	}
+	add(from, envs)
 	for len(queue) > 0 {
 		h := queue[0]
 		queue = queue[1:]
+		if see != nil {
+			add(see(h.from, h.e))
+		}
 		n.bytes += len(h.e.Payload)
 		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
 		if err != nil {
 			n.t.Fatal(err)
 		}
-		for _, e := range out {
-			queue = append(queue, hop{h.e.To, e})
-		}
+		add(h.e.To, out)
 	}
 }
 
@@ -512,31 +520,14 @@ func TestLateOpeningWaitsForTheSessionUnderWay(t *testing.T) {
 		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 20), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
 		n.reps["holder"].recs[r.Key] = r
 	}
-	type hop struct {
-		from string
-		e    Envelope
-	}
-	var queue []hop
-	send := func(from string, envs []Envelope) {
-		for _, e := range envs {
-			queue = append(queue, hop{from, e})
-		}
-	}
-	send("holder", n.nodes["holder"].StartSession("joiner", n.now.Now()))
 	opened := false
-	for len(queue) > 0 {
-		h := queue[0]
-		queue = queue[1:]
-		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
-		if err != nil {
-			t.Fatal(err)
+	n.pumpEach("holder", n.nodes["holder"].StartSession("joiner", n.now.Now()), func(string, Envelope) (string, []Envelope) {
+		if opened || n.nodes["holder"].ae.s.differing == 0 {
+			return "", nil
 		}
-		send(h.e.To, out)
-		if !opened && n.nodes["holder"].ae.s.differing > 0 {
-			opened = true
-			send("joiner", n.nodes["joiner"].StartSession("holder", n.now.Now()))
-		}
-	}
+		opened = true
+		return "joiner", n.nodes["joiner"].StartSession("holder", n.now.Now())
+	})
 	if !opened || len(n.reps["joiner"].recs) != records {
 		t.Fatalf("the joiner holds %d records, want %d (the holder's session found what differs: %v)", len(n.reps["joiner"].recs), records, opened)
 	}
@@ -721,34 +712,18 @@ func TestFarBehindSessionKeepsTwoStepsInFlight(t *testing.T) {
 		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 50), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
 		n.reps["a"].recs[r.Key] = r
 	}
-	type hop struct {
-		from string
-		e    Envelope
-	}
-	var queue []hop
-	for _, e := range n.nodes["b"].StartSession("a", n.now.Now()) {
-		queue = append(queue, hop{"b", e})
-	}
 	most := 0 // the most Versions b had in flight
 	inFlight := 0
-	for len(queue) > 0 {
-		h := queue[0]
-		queue = queue[1:]
+	n.pumpEach("b", n.nodes["b"].StartSession("a", n.now.Now()), func(from string, e Envelope) (string, []Envelope) {
 		switch {
-		case h.from == "b" && h.e.Kind == wire.KindVersions:
+		case from == "b" && e.Kind == wire.KindVersions:
 			inFlight++
 			most = max(most, inFlight)
-		case h.from == "a" && h.e.Kind == wire.KindRepair:
+		case from == "a" && e.Kind == wire.KindRepair:
 			inFlight--
 		}
-		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range out {
-			queue = append(queue, hop{h.e.To, e})
-		}
-	}
+		return "", nil
+	})
 	if most < 2 {
 		t.Fatalf("at most %d Versions in flight, want 2 or more", most)
 	}
