@@ -28,11 +28,13 @@ func appendFrame(dst []byte, name string, payload []byte) []byte {
 // a call frame does, and a zero name length, which no call frame has: two
 // bytes where the name took 1+len(name) (17 for the random names New
 // draws), on the frame that every write sends to every peer. A member
-// sends one only to peers whose memberlist delegate protocol range reaches
-// directVersion, and writes its direct deltas in their short form
+// sends such frames, writes its direct deltas in their short form
 // (wire.Direct) and opens its sessions with the digest's root only while
-// every member's does: members of earlier releases refuse the first two
-// and misread the third.
+// every member's memberlist delegate protocol range reaches directVersion:
+// members of earlier releases refuse the first two and misread the third.
+// (A member that comes back as an earlier release under the same name may
+// get a frame or two of the newer kinds before the view is updated;
+// anti-entropy brings it what it refused.)
 const directVersion = 1
 
 // delegateMax is the highest delegate protocol version this member takes:

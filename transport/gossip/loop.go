@@ -72,6 +72,7 @@ func (r *Replicator) updateView() []transport.Envelope {
 	now := r.now()
 	r.node.SetMembers(alive, now)
 	current := r.allCurrent()
+	r.current.Store(current)
 	r.node.UseDirect(current)
 	r.node.OpenWithRoot(current)
 	for _, name := range left {
@@ -121,7 +122,7 @@ func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }
 func (r *Replicator) send(envs []transport.Envelope) {
 	var framed, last []byte
 	var shared *streamFrame
-	for i, e := range envs {
+	for _, e := range envs {
 		to := r.lookup(e.To)
 		if to == nil {
 			r.counters.noRoute.Add(1)
@@ -129,7 +130,7 @@ func (r *Replicator) send(envs []transport.Envelope) {
 		}
 		if last == nil || &e.Payload[0] != &last[0] {
 			last, shared = e.Payload, nil
-			framed = r.frame(e, r.anonymous(envs[i:]))
+			framed = r.frame(e, e.Anonymous && r.current.Load())
 		}
 		if len(framed) <= r.datagramRoom() {
 			if err := r.sendPacket(to, framed); err != nil {
@@ -149,7 +150,10 @@ func (r *Replicator) send(envs []transport.Envelope) {
 
 // frame returns e's payload behind this member's frame header, or behind
 // the header of a frame without its sender's name: written into the room
-// the node left before it (Envelope.Frame), else in a copy.
+// the node left before it (Envelope.Frame), else in a copy. Every envelope
+// of a frame shares that room, so one header must serve them all: a frame
+// goes without the name while every member takes that (r.current), not
+// peer by peer.
 func (r *Replicator) frame(e transport.Envelope, anonymous bool) []byte {
 	h := 1 + len(r.cfg.Name) // at least 2: names are not empty
 	switch {
@@ -164,25 +168,6 @@ func (r *Replicator) frame(e transport.Envelope, anonymous bool) []byte {
 		return e.Frame
 	}
 	return appendFrame(make([]byte, 0, h+len(e.Payload)), r.cfg.Name, e.Payload)
-}
-
-// anonymous reports whether the frame of run[0], which the envelopes after
-// it may share (they come together), may go without this member's name:
-// it is marked so, and every peer it goes to takes such frames. One
-// header serves every envelope of a frame, as they share its buffer.
-func (r *Replicator) anonymous(run []transport.Envelope) bool {
-	for _, e := range run {
-		if &e.Payload[0] != &run[0].Payload[0] {
-			break
-		}
-		if !e.Anonymous {
-			return false
-		}
-		if to := r.lookup(e.To); to != nil && to.DMax < directVersion {
-			return false
-		}
-	}
-	return true
 }
 
 // queueStream hands f to peer's stream sender, counting it if there is no

@@ -65,6 +65,10 @@ type Replicator struct {
 	wg       sync.WaitGroup
 	close    sync.Once
 	closed   atomic.Bool
+	// current says every member in the view is of this release (frame.go),
+	// as of the node's last view: its direct deltas then go without this
+	// member's name.
+	current atomic.Bool
 
 	self string // this member's address
 
