@@ -519,12 +519,12 @@ func TestEntriesTableAgainstAGoMap(t *testing.T) {
 	if 16*tab.n > 13*len(tab.slots) {
 		t.Fatalf("%d entries in %d slots: over the load bound", tab.n, len(tab.slots))
 	}
-	for i, e := range tab.slots { // removals moved entries back with their tags
+	for i, e := range tab.slots { // removals moved entries back with their hashes
 		if e == nil {
 			continue
 		}
-		if _, tag := tab.hash(e.key); tab.tags[i] != tag {
-			t.Fatalf("slot %d holds %q with tag %d, want %d", i, e.key, tab.tags[i], tag)
+		if _, h := tab.hash(e.key); tab.hashes[i] != h {
+			t.Fatalf("slot %d holds %q with hash %x, want %x", i, e.key, tab.hashes[i], h)
 		}
 	}
 }
