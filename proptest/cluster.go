@@ -240,7 +240,7 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 	case outsider:
 		c.hear(pkt)
 	case ok:
-		c.send(to, c.members[to].r.Receive(pkt.From, pkt.Payload))
+		c.send(to, c.members[to].r.Receive(pkt.Sender(), pkt.Payload))
 	}
 	return ok
 }

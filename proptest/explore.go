@@ -152,7 +152,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 	}
 	deliver := func(p sim.Packet) {
 		to := index[p.To]
-		net.Send(p.To, objs[to].Receive(p.From, p.Payload))
+		net.Send(p.To, objs[to].Receive(p.Sender(), p.Payload))
 	}
 	var check func(map[string]any) error
 	if spec.Invariant != nil {

@@ -803,6 +803,13 @@ func (h *harness) converge(t *rapid.T) {
 	}()
 	h.check(t)
 	h.model.verify(t, h)
+	if h.adv == nil { // no one sends anything but the members' own frames
+		for i := range h.c.Size() {
+			if f, ok := h.c.Replica(i).(Refuser); ok && !h.c.Down(i) && f.Refused() != 0 {
+				t.Fatalf("%s refused %d of the members' frames", h.c.Name(i), f.Refused())
+			}
+		}
+	}
 	for i := range h.c.Size() {
 		if !h.c.Down(i) {
 			for _, key := range h.cfg.Keys {

@@ -216,6 +216,17 @@ func (r *MapReplica) SetMembers(names []string) { r.node.SetMembers(names, r.phy
 // Rejected implements Rejecter.
 func (r *MapReplica) Rejected() []Rejection { return r.rejects.take() }
 
+// Refused implements Refuser.
+func (r *MapReplica) Refused() uint64 { return r.node.Stats().RejectedFrames() }
+
+// A Refuser is a Replica that counts the frames it refused as malformed,
+// too large, of another version or of an unknown kind. Among honest
+// members the harness requires none: a member that refuses what another
+// sends has a protocol bug, which anti-entropy would otherwise hide.
+type Refuser interface {
+	Refused() uint64
+}
+
 // Left implements Leaver.
 func (r *MapReplica) Left(name string) { r.node.Left(name, r.phys()) }
 

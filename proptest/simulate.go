@@ -136,7 +136,7 @@ func (s *simulation) step() {
 		m := s.c.members[i]
 		for _, p := range s.inbox[i] {
 			if !m.down {
-				out = append(out, m.r.Receive(p.From, p.Payload)...)
+				out = append(out, m.r.Receive(p.Sender(), p.Payload)...)
 			}
 		}
 		clear(s.inbox[i]) // the payloads are garbage once received

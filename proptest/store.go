@@ -230,6 +230,9 @@ func (r *StoreReplica) Tick() []transport.Envelope {
 	return append(r.node.Tick(r.phys()), r.tickFills()...)
 }
 
+// Refused implements Refuser.
+func (r *StoreReplica) Refused() uint64 { return r.node.Stats().RejectedFrames() }
+
 // Receive implements Replica. Frames the node refuses are counted in its
 // stats.
 func (r *StoreReplica) Receive(from string, payload []byte) []transport.Envelope {

@@ -340,7 +340,7 @@ func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
 	for _, m := range h.members {
 		if m.name == pkt.To && !m.down {
 			event(t, "deliver %s", h.describe(pkt))
-			h.send(t, m, m.obj.Receive(pkt.From, pkt.Payload))
+			h.send(t, m, m.obj.Receive(pkt.Sender(), pkt.Payload))
 			return
 		}
 	}

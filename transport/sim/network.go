@@ -24,6 +24,18 @@ type Packet struct {
 	From, To string
 	Kind     wire.Kind
 	Payload  []byte
+	// Anonymous is the envelope's (transport.Envelope.Anonymous): the
+	// frame reaches its receiver without From, as a real member's does.
+	Anonymous bool
+}
+
+// Sender is the sender's name as the receiver learns it: From, or none
+// for an anonymous frame.
+func (p Packet) Sender() string {
+	if p.Anonymous {
+		return ""
+	}
+	return p.From
 }
 
 // Stats counts what happened to packets.
@@ -71,7 +83,7 @@ func (n *Network) Send(from string, envs []transport.Envelope) {
 			continue
 		}
 		n.nextID++
-		n.inflight = append(n.inflight, Packet{ID: n.nextID, From: from, To: e.To, Kind: e.Kind, Payload: e.Payload})
+		n.inflight = append(n.inflight, Packet{ID: n.nextID, From: from, To: e.To, Kind: e.Kind, Payload: e.Payload, Anonymous: e.Anonymous})
 	}
 	if len(envs) > 0 {
 		n.sentBy[from] = by
