@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +52,78 @@ func BenchmarkSyncPolicies(b *testing.B) {
 			b.StopTimer() // nor is Close, which writes a snapshot
 		})
 	}
+}
+
+// BenchmarkSyncIntervalCost: the time and CPU a write takes with
+// SyncInterval against no log. Run one after the other, the two swing by
+// up to two times between runs on a shared VM (and even between a run's
+// first and second halves), more than the difference measured; here two
+// members, one of each, take turns, a round of 200,000 writes from 16
+// writers each, 20 times, and each round of the log's member ends when
+// its log has written and synced what the round appended (it would
+// otherwise do that during the other member's round). It reports each
+// member's time and process CPU a write over all its rounds, their
+// ratios (x-time, x-cpu), and the spread of the ratios of the rounds
+// that ran side by side (x-time-p25, x-time-p75).
+//
+//	go test -run '^$' -bench SyncIntervalCost -benchtime 1x -cpu 2 .
+func BenchmarkSyncIntervalCost(b *testing.B) {
+	const rounds, writes, writers = 20, 200_000, 16
+	value := make([]byte, 100)
+	policies := []SyncPolicy{SyncNone, SyncInterval}
+	var took, cpu [2]time.Duration
+	var ratios []float64
+	for b.Loop() {
+		var caches [2]*Cache
+		for i, p := range policies {
+			c, err := New(Config{BindAddr: "127.0.0.1:0", SnapshotPath: filepath.Join(b.TempDir(), "cache.snap"), SnapshotInterval: -1, Sync: p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			caches[i] = c
+		}
+		for range rounds {
+			var round [2]time.Duration
+			for i, c := range caches {
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				start, used := time.Now(), processCPU()
+				for range writers {
+					wg.Go(func() {
+						for n := next.Add(1); n <= writes; n = next.Add(1) {
+							if err := c.Set("key:"+strconv.Itoa(int(n%100_000)), value, 0); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				if c.journal != nil {
+					if err := c.journal.Flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				round[i] = time.Since(start)
+				took[i] += round[i]
+				cpu[i] += processCPU() - used
+			}
+			ratios = append(ratios, float64(round[1])/float64(round[0]))
+		}
+	}
+	n := float64(b.N * rounds * writes)
+	for i, p := range policies {
+		b.ReportMetric(float64(took[i].Nanoseconds())/n, p.String()+"-ns/write")
+		b.ReportMetric(float64(cpu[i].Nanoseconds())/n, p.String()+"-cpu-ns/write")
+	}
+	b.ReportMetric(float64(took[1])/float64(took[0]), "x-time")
+	if cpu[0] > 0 {
+		b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "x-cpu")
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/4], "x-time-p25")
+	b.ReportMetric(ratios[len(ratios)*3/4], "x-time-p75")
 }
 
 // BenchmarkRestartFromLog: New on a snapshot of 100,000 keys and a write

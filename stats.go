@@ -68,12 +68,15 @@ type Stats struct {
 	// the snapshot; Logged the writes the log has made durable since,
 	// in LogSyncs syncs (each shared by the writes that came while the
 	// one before ran), and LogErrors the syncs and segment changes that
-	// failed. DamageResets counts the snapshots and logs New moved aside
+	// failed. LogDirect says the log writes with direct I/O, bypassing the
+	// page cache (SyncInterval on Linux, on a file system that takes it).
+	// DamageResets counts the snapshots and logs New moved aside
 	// (OnDamage DamageReset).
 	Replayed     uint64 `json:"replayed"`
 	Logged       uint64 `json:"logged"`
 	LogSyncs     uint64 `json:"log_syncs"`
 	LogErrors    uint64 `json:"log_errors"`
+	LogDirect    bool   `json:"log_direct"`
 	DamageResets uint64 `json:"damage_resets"`
 	// DeltaLag and RepairLag are the records received from peers and
 	// applied here, as deltas and as anti-entropy repairs, by their lag:
@@ -111,7 +114,7 @@ func (c *Cache) Stats() Stats {
 	}
 	if c.journal != nil {
 		ls := c.journal.Stats()
-		s.Logged, s.LogSyncs = ls.Records, ls.Frames
+		s.Logged, s.LogSyncs, s.LogDirect = ls.Records, ls.Frames, ls.Direct
 	}
 	return s
 }

@@ -28,6 +28,23 @@
 // being written and synced (group commit): concurrent writers share a
 // sync.
 //
+// # Direct I/O
+//
+// An [Interval] log on Linux writes its segments with direct I/O, which
+// moves the bytes from the log's buffer to the disk without the page
+// cache: at full speed (150-190 MB a second of records) copying them into
+// the page cache and dirtying its pages took a tenth of the process's
+// CPU, about ten times what direct writes of a few MiB cost. Direct writes
+// are of whole blocks (dioAlign), so each write ends with the frame's last
+// block padded with zeros, and the next write starts by writing that
+// block again, with the frame after it: a segment ends with fewer than
+// dioAlign zero bytes after its last frame, at a length that is a
+// multiple of dioAlign, and [Read] takes them for padding, not damage. A
+// file system that refuses direct I/O (tmpfs, some network and FUSE file
+// systems) is written through the page cache, as an [EveryWrite] log
+// always is: its frames are small, and a direct write's fixed cost is
+// larger than a small buffered one's.
+//
 // # Damage
 //
 // A crash in the middle of a write leaves the newest segment with a torn
@@ -55,6 +72,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/near"
@@ -77,6 +95,14 @@ const (
 	// makes is larger (every stripe under its share of waitAt, plus one
 	// record each that took it past; at most maxStripes stripes).
 	maxFrame = waitAt + maxStripes*maxRecord
+	// dioAlign is the block of direct I/O: the offset, length and memory
+	// of every direct write are multiples of it (of every block size in
+	// use, 512 or 4096 bytes).
+	dioAlign = 4096
+	// stageSize is the most a direct write writes at once: each write
+	// costs about 50 us of CPU however small it is (on the VM this was
+	// measured on), and a few MiB make that a small part of it.
+	stageSize = 4 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -122,10 +148,11 @@ type ReadStats struct {
 	Segments int
 	Records  int
 	// Newest is the newest segment (zero if none); Torn the bytes of its
-	// torn end, ignored, and Valid the bytes before it (its length if
-	// none).
-	Newest      Segment
-	Torn, Valid int64
+	// torn end, ignored, Padding the zeros a direct write left after its
+	// last frame (see Direct I/O), and Valid the bytes before either (its
+	// length if none).
+	Newest               Segment
+	Torn, Padding, Valid int64
 }
 
 // Entry is a record of the log.
@@ -157,7 +184,12 @@ func Read(path string) ([]Entry, ReadStats, error) {
 			return nil, st, fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
 		}
 		if last {
-			st.Newest, st.Valid, st.Torn = seg, int64(valid), int64(len(b)-valid)
+			st.Newest, st.Valid = seg, int64(valid)
+			if padding(b, valid) {
+				st.Padding = int64(len(b) - valid)
+			} else {
+				st.Torn = int64(len(b) - valid)
+			}
 		}
 	}
 	st.Segments, st.Records = len(segs), len(recs)
@@ -165,11 +197,13 @@ func Read(path string) ([]Entry, ReadStats, error) {
 }
 
 // readSegment appends the entries of segment b to dst and returns the
-// length of its part that checks: all of it, or, if b is the newest
-// segment (last), all but a torn end.
+// length of its part that checks: all of it but a direct write's padding,
+// or, if b is the newest segment (last), all but a torn end.
 func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	if len(b) < len(header) || string(b[:len(header)]) != header {
-		if last && bytes.HasPrefix([]byte(header), b) { // created, header cut short
+		// Created, and its header cut short: written in part, or, by a
+		// direct write, the file's length extended before its bytes.
+		if last && bytes.HasPrefix([]byte(header), bytes.TrimRight(b, "\x00")) {
 			return dst, 0, nil
 		}
 		return dst, 0, errors.New("not a write-log segment (bad header)")
@@ -178,6 +212,9 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	for off < len(b) {
 		payload, ok := frameAt(b, off)
 		if !ok {
+			if padding(b, off) {
+				return dst, off, nil
+			}
 			if !last {
 				return dst, off, fmt.Errorf("bad frame at byte %d of an older segment", off)
 			}
@@ -210,6 +247,20 @@ func decodeEntries(dst []Entry, b []byte) ([]Entry, error) {
 		b = b[1+n:]
 	}
 	return dst, nil
+}
+
+// padding reports whether b[off:] is the padding of a direct write: fewer
+// than dioAlign zero bytes to a length that is a multiple of it.
+func padding(b []byte, off int) bool {
+	if off >= len(b) || len(b)%dioAlign != 0 || len(b)-off >= dioAlign {
+		return false
+	}
+	for _, c := range b[off:] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // frameAt returns the payload of the frame at b[off:] if it is whole and
@@ -289,10 +340,13 @@ type Log struct {
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
 		sync.Mutex
-		f   *os.File
-		n   uint64 // the segment's number
-		off int64  // its length that is written and synced
+		f      *os.File
+		n      uint64 // the segment's number
+		off    int64  // its length that is written and synced
+		direct bool   // f was opened for direct I/O; stage holds its last block
+		stage  stage
 	}
+	direct  atomic.Bool // l.file.direct, for Stats
 	kick    chan struct{}
 	done    chan struct{}
 	stopped chan struct{}
@@ -370,6 +424,9 @@ type Stats struct {
 	Frames, Records, Bytes uint64 // written and synced
 	Errors                 uint64 // frames that failed to be written or synced
 	LastError              error
+	// Direct says the segment being written is written with direct I/O
+	// (see Direct I/O).
+	Direct bool
 }
 
 // Batch is the outcome of one frame, which appenders wait for.
@@ -423,15 +480,43 @@ func Open(o Options, st ReadStats) (*Log, error) {
 	return l, nil
 }
 
-// startSegment creates segment n, durably, and makes it the one written.
-// Called with l.file held, or before the goroutine starts.
+// startSegment creates segment n, durably, and makes it the one written:
+// for direct I/O with Interval, if the file system takes it (see Direct
+// I/O). Called with l.file held, or before the goroutine starts.
 func (l *Log) startSegment(n uint64) error {
 	p := segmentPath(l.path, n)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
+	var f *os.File
+	err := errors.ErrUnsupported
+	if l.mode == Interval {
+		s := &l.file.stage
+		f, err = createSegment(p, openDirect, func(f *os.File) error {
+			s.reset(header)
+			return s.writeTail(f)
+		})
 	}
-	if _, err = f.WriteString(header); err == nil {
+	direct := err == nil
+	if !direct { // or the file system refused direct I/O: through the page cache
+		f, err = createSegment(p, openBuffered, func(f *os.File) error {
+			_, err := f.WriteString(header)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	l.file.f, l.file.n, l.file.off, l.file.direct = f, n, int64(len(header)), direct
+	l.direct.Store(direct)
+	return nil
+}
+
+// createSegment creates the segment at p with open and writes its header
+// with head, durably; if any of it fails it removes the file.
+func createSegment(p string, open func(string) (*os.File, error), head func(*os.File) error) (*os.File, error) {
+	f, err := open(p)
+	if err != nil {
+		return nil, err
+	}
+	if err = head(f); err == nil {
 		err = f.Sync()
 	}
 	if err == nil {
@@ -440,9 +525,76 @@ func (l *Log) startSegment(n uint64) error {
 	if err != nil {
 		f.Close()
 		os.Remove(p)
+		return nil, err
+	}
+	return f, nil
+}
+
+// openBuffered creates the file at path for writing through the page
+// cache.
+func openBuffered(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
+// stage is where a segment written with direct I/O gathers what it
+// writes: buf[:n] are the segment's bytes from base, a multiple of
+// dioAlign. Between writes it holds the segment's last block, in part:
+// the bytes after the last whole block.
+type stage struct {
+	buf   []byte // stageSize bytes, at an address that is a multiple of dioAlign
+	n     int
+	base  int64
+	saved []byte // buf[:n] as the last write left it, to go back to on an error
+}
+
+// reset empties the stage for a new segment that starts with head.
+func (s *stage) reset(head string) {
+	if s.buf == nil {
+		b := make([]byte, stageSize+dioAlign)
+		at := int(uintptr(unsafe.Pointer(&b[0])) % dioAlign)
+		if at != 0 {
+			at = dioAlign - at
+		}
+		s.buf = b[at : at+stageSize : at+stageSize]
+	}
+	s.n, s.base = copy(s.buf, head), 0
+}
+
+// directWrite writes b at off of f, opened for direct I/O; tests make it
+// fail, as a full disk would.
+var directWrite = (*os.File).WriteAt
+
+// put adds p to the stage, writing the stage to f whenever it fills.
+func (s *stage) put(f *os.File, p []byte) error {
+	for len(p) > 0 {
+		c := copy(s.buf[s.n:], p)
+		s.n += c
+		p = p[c:]
+		if s.n == len(s.buf) {
+			if _, err := directWrite(f, s.buf, s.base); err != nil {
+				return err
+			}
+			s.base += int64(s.n)
+			s.n = 0
+		}
+	}
+	return nil
+}
+
+// writeTail writes what the stage holds, its last block padded with
+// zeros, and keeps that block's bytes for the next write.
+func (s *stage) writeTail(f *os.File) error {
+	if s.n == 0 {
+		return nil
+	}
+	end := (s.n + dioAlign - 1) / dioAlign * dioAlign
+	clear(s.buf[s.n:end])
+	if _, err := directWrite(f, s.buf[:end], s.base); err != nil {
 		return err
 	}
-	l.file.f, l.file.n, l.file.off = f, n, int64(len(header))
+	whole := s.n / dioAlign * dioAlign
+	s.n = copy(s.buf, s.buf[whole:s.n])
+	s.base += int64(whole)
 	return nil
 }
 
@@ -649,7 +801,10 @@ func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 	f := l.file.f
 	off := l.file.off
 	var err error
-	if len(head)+size <= chunkSize {
+	if l.file.direct {
+		err = l.writeDirect(head, body)
+		off += int64(len(head) + size)
+	} else if len(head)+size <= chunkSize {
 		frame := append(l.small[:0], head...)
 		for _, c := range body {
 			frame = append(frame, c...)
@@ -675,6 +830,11 @@ func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 		return nil
 	}
 	err = fmt.Errorf("write log %s: %w", f.Name(), err)
+	if l.file.direct { // the stage as it was: the segment's bytes after its last whole block
+		s := &l.file.stage
+		s.n = copy(s.buf, s.saved)
+		s.base = l.file.off - int64(s.n)
+	}
 	if f.Truncate(l.file.off) != nil || f.Sync() != nil {
 		if serr := l.startSegment(l.file.n + 1); serr != nil {
 			// Nothing may follow a broken frame: every later append fails.
@@ -685,6 +845,23 @@ func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 		f.Close()
 	}
 	return err
+}
+
+// writeDirect writes a frame through the stage: its bytes after the
+// segment's last whole block, then the frame, in writes of up to
+// stageSize, the last block padded.
+func (l *Log) writeDirect(head []byte, body [][]byte) error {
+	s, f := &l.file.stage, l.file.f
+	s.saved = append(s.saved[:0], s.buf[:s.n]...)
+	if err := s.put(f, head); err != nil {
+		return err
+	}
+	for _, c := range body {
+		if err := s.put(f, c); err != nil {
+			return err
+		}
+	}
+	return s.writeTail(f)
 }
 
 // Rotate writes what was appended to the current segment and starts the
@@ -703,6 +880,16 @@ func (l *Log) Rotate() (uint64, error) {
 		l.failure.CompareAndSwap(err, nil) // a new segment: appends may go on
 	}
 	return l.file.n, nil
+}
+
+// Flush writes and syncs what was appended so far, at once, and returns
+// the error of the frame it wrote.
+func (l *Log) Flush() error {
+	l.file.Lock()
+	defer l.file.Unlock()
+	b := l.batch.Load() // flush takes and closes it
+	l.flush()
+	return b.err
 }
 
 // RemoveBefore removes the segments numbered below n.
@@ -728,8 +915,10 @@ func (l *Log) RemoveBefore(n uint64) error {
 // Stats returns what the log did so far.
 func (l *Log) Stats() Stats {
 	l.stats.Lock()
-	defer l.stats.Unlock()
-	return l.stats.Stats
+	st := l.stats.Stats
+	l.stats.Unlock()
+	st.Direct = l.direct.Load()
+	return st
 }
 
 // Close writes and syncs what was appended, stops the log and closes its
