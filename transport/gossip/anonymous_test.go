@@ -8,24 +8,32 @@ import (
 
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // TestDirectDeltasGoWithoutTheSendersName: a write's frame to a peer of
-// this release carries no sender name (two header bytes instead of one
-// and the name) and is a short direct delta (wire.Direct), and to a peer
-// of an earlier release, which would refuse both, it is a Delta with the
-// name as before; either way the write arrives. Members
-// with 200-byte names make the difference plain: each write is sent on
-// its own, and the writer's bytes per write are measured, with neither
-// anti-entropy nor memberlist's probes and push/pull running meanwhile.
+// this release carries no sender name and no headers at all, in a
+// datagram of its own type (four bytes fewer than the same short direct
+// delta as a user message, which a peer of the release before gets); to a
+// peer of the release before that, which takes the short form (two header
+// bytes instead of one and the name, wire.Direct), it is that; to a peer
+// of an earlier release, which would refuse all of them, it is a Delta
+// with the name as before; either way the write arrives. Members with
+// 200-byte names make the difference plain: each write is sent on its
+// own, and the writer's bytes per write are measured, with neither
+// anti-entropy nor memberlist's probes and push/pull running meanwhile,
+// over a second batch of writes: memberlist's gossip of the join is over
+// by then.
 func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
+	perWrite := map[uint8]float64{}
 	for _, tc := range []struct {
 		name        string
 		peerMax     uint8 // the peer's delegate protocol range tops out here
 		least, most float64
 	}{
-		{"peer of this release", directVersion, 0, 120},
+		{"peer of this release", rawVersion, 0, 120},
+		{"peer of the release before", directVersion, 0, 120},
 		{"peer of an earlier release", 0, 200, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,28 +43,65 @@ func TestDirectDeltasGoWithoutTheSendersName(t *testing.T) {
 				c.Timings.ProbeInterval, c.Timings.PushPullInterval = time.Hour, time.Hour
 			}
 			a := startNode(t, long("a"), nil, quiet)
+			saved := delegateMax
 			delegateMax = tc.peerMax
 			b := startNode(t, long("b"), []string{a.r.Addr()}, quiet)
-			delegateMax = directVersion
+			delegateMax = saved
 			waitMembers(t, 2, a, b)
 			const writes = 50
-			before := a.r.Stats().WirePacketBytes
-			for i := range writes {
-				key := fmt.Sprintf("k%02d", i)
-				a.rep.write(a.r, key, []byte("ten bytes!"), false)
-				waitValue(t, 5*time.Second, key, []byte("ten bytes!"), b)
+			write := func(from int) {
+				for i := from; i < from+writes; i++ {
+					key := fmt.Sprintf("k%03d", i)
+					a.rep.write(a.r, key, []byte("ten bytes!"), false)
+					waitValue(t, 5*time.Second, key, []byte("ten bytes!"), b)
+				}
 			}
+			write(0)
+			before, opened := a.r.Stats().WirePacketBytes, b.r.Stats().DirectFrames
+			write(writes)
 			st := a.r.Stats()
-			perWrite := float64(st.WirePacketBytes-before) / writes
-			if perWrite < tc.least || perWrite > tc.most {
-				t.Fatalf("the writer sent %.0f bytes a write, want %.0f to %.0f", perWrite, tc.least, tc.most)
+			perWrite[tc.peerMax] = float64(st.WirePacketBytes-before) / writes
+			if w := perWrite[tc.peerMax]; w < tc.least || w > tc.most {
+				t.Fatalf("the writer sent %.0f bytes a write, want %.0f to %.0f", w, tc.least, tc.most)
 			}
 			short, full := st.Protocol.FramesSentByKind[wire.KindDirect], st.Protocol.FramesSentByKind[wire.KindDelta]
 			if takes := tc.peerMax >= directVersion; takes && (short < writes || full != 0) || !takes && (short != 0 || full < writes) {
 				t.Fatalf("the writer sent %d short direct deltas and %d Deltas to a peer whose range tops out at %d", short, full, tc.peerMax)
 			}
-			t.Logf("%.0f bytes a write", perWrite)
+			if n := b.r.Stats().DirectFrames - opened; n < writes {
+				t.Fatalf("the peer's transport opened %d of the %d writes' datagrams", n, writes)
+			}
+			t.Logf("%.0f bytes a write", perWrite[tc.peerMax])
 		})
+	}
+	if raw, user := perWrite[rawVersion], perWrite[directVersion]; raw != user-4 {
+		t.Fatalf("a write to a peer of this release took %.2f bytes, %.2f to one of the release before: want four fewer", raw, user)
+	}
+}
+
+// TestOtherTransportsGetNoRawDatagrams: a member whose transport is not
+// the default UDP one (memberlist would refuse a datagram of a type not
+// its own) says so in its delegate protocol range, and its peers send it
+// user messages.
+func TestOtherTransportsGetNoRawDatagrams(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	start := func(name string, peers []string) *node {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startNode(t, name, peers, func(c *Config) { c.Transport = tr })
+	}
+	a := start("a", nil)
+	b := start("b", []string{a.r.Addr()})
+	waitMembers(t, 2, a, b)
+	a.rep.write(a.r, "k", []byte("v"), false)
+	waitValue(t, 5*time.Second, "k", []byte("v"), b)
+	if v := a.r.leastVersion(); v != directVersion {
+		t.Fatalf("members on another transport: least version %d, want %d", v, directVersion)
+	}
+	if a.r.raw.Load() || a.r.out != nil {
+		t.Fatalf("a member on another transport sends raw datagrams")
 	}
 }
 
@@ -99,9 +144,10 @@ func TestSessionsOpenWithTheRootAmongCurrentMembers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			often := func(c *Config) { c.Protocol.AntiEntropyInterval = 20 * time.Millisecond }
 			a := startNodeBits(t, "a", nil, 16, often)
+			saved := delegateMax
 			delegateMax = tc.peerMax
 			b := startNodeBits(t, "b", []string{a.r.Addr()}, 16, often)
-			delegateMax = directVersion
+			delegateMax = saved
 			waitMembers(t, 2, a, b)
 			a.rep.write(a.r, "k", []byte("v"), false)
 			waitValue(t, 5*time.Second, "k", []byte("v"), b)

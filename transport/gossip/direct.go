@@ -41,6 +41,11 @@ const (
 	mlNonceSize   = 12
 )
 
+// mlDirectMsg is the type of a datagram that holds a direct delta alone
+// (frame.go, rawVersion): not one of memberlist's types, which it would
+// refuse, so only members whose transport opens datagrams itself get it.
+const mlDirectMsg = 0xbc
+
 // opener opens datagrams as memberlist's ingestPacket does, for user
 // messages alone. It is not safe for concurrent use: the transport's
 // reader alone calls it.
@@ -53,7 +58,8 @@ type opener struct {
 
 // userMessage returns the user message a datagram carries, in a slice of
 // its own, and true; or false if the datagram holds anything else or
-// cannot be opened, for memberlist to handle.
+// cannot be opened, for memberlist to handle. A datagram of a direct delta
+// alone (mlDirectMsg) gives the frame it stands for.
 func (o *opener) userMessage(b []byte) ([]byte, bool) {
 	var label []byte // the packet's, compared without a copy
 	if len(b) > 0 && b[0] == mlHasLabelMsg {
@@ -78,6 +84,9 @@ func (o *opener) userMessage(b []byte) ([]byte, bool) {
 			return nil, false
 		}
 		b = b[5:]
+	}
+	if len(b) > 1 && b[0] == mlDirectMsg {
+		return append(directHeader[:], b[1:]...), true
 	}
 	if len(b) < 1 || b[0] != mlUserMsg {
 		return nil, false
@@ -171,8 +180,14 @@ type sealKey struct {
 }
 
 // seal returns the datagram for frame, in a buffer from the sealer's pool
-// that the caller gives back with release once it is sent.
-func (s *sealer) seal(frame []byte) (*[]byte, error) {
+// that the caller gives back with release once it is sent: a datagram of
+// a direct delta alone if raw and frame holds one (isDirect), else a user
+// message.
+func (s *sealer) seal(frame []byte, raw bool) (*[]byte, error) {
+	kind := byte(mlUserMsg)
+	if raw && isDirect(frame) {
+		kind, frame = mlDirectMsg, frame[len(directHeader):]
+	}
 	bp, _ := s.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
@@ -183,7 +198,7 @@ func (s *sealer) seal(frame []byte) (*[]byte, error) {
 		b = append(b, s.label...)
 	}
 	if s.keyring == nil {
-		b = append(b, mlUserMsg)
+		b = append(b, kind)
 		b = append(b, frame...)
 		*bp = b
 		return bp, nil
@@ -201,7 +216,7 @@ func (s *sealer) seal(frame []byte) (*[]byte, error) {
 		return nil, err
 	}
 	plainAt := len(b)
-	b = append(b, mlUserMsg)
+	b = append(b, kind)
 	b = append(b, frame...)
 	// Sealed in place: the ciphertext overwrites the plaintext exactly.
 	b = k.aead.Seal(b[:plainAt], b[nonceAt:plainAt], b[plainAt:], s.label)
@@ -238,7 +253,7 @@ func (r *Replicator) sendPacket(to *memberlist.Node, frame []byte) error {
 	if r.out == nil {
 		return r.ml.SendBestEffort(to, frame)
 	}
-	bp, err := r.out.seal.seal(frame)
+	bp, err := r.out.seal.seal(frame, r.raw.Load())
 	if err != nil {
 		return err
 	}

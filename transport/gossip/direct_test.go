@@ -17,8 +17,14 @@ import (
 // the datagrams the member seals itself are opened by memberlist's own
 // receiving (the peer's direct opening off), and the datagrams memberlist
 // seals (SendBestEffort) are opened by the transport (DirectFrames), with
-// nothing refused as not ours and no error from memberlist.
+// nothing refused as not ours and no error from memberlist. (Members of
+// the release before this one: a direct delta in a datagram of its own,
+// which memberlist would refuse, goes only to members whose transport
+// opens it, which TestDirectDeltasGoWithoutTheSendersName covers.)
 func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
+	saved := delegateMax
+	delegateMax = directVersion
+	defer func() { delegateMax = saved }()
 	key := func(c *Config) { c.SecretKey = []byte("0123456789abcdef") }
 	label := func(c *Config) { c.Label = "edge-7" }
 	plain := func(c *Config) { c.Label = "" }
@@ -70,7 +76,9 @@ func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 // TestSealerMakesWhatOpenerOpens: what the sealer makes for a frame, with
 // and without a label and a key, opens to that frame; the ciphertext does
 // not hold it in the clear, and a datagram sealed with a key opens only
-// with it.
+// with it. A direct delta sealed raw goes in a datagram of its own type,
+// four bytes shorter, and opens to the same frame; any other frame sealed
+// raw is a user message as before.
 func TestSealerMakesWhatOpenerOpens(t *testing.T) {
 	key, other := []byte("0123456789abcdef"), []byte("fedcba9876543210")
 	ring := func(k []byte) *memberlist.Keyring {
@@ -80,7 +88,8 @@ func TestSealerMakesWhatOpenerOpens(t *testing.T) {
 		}
 		return kr
 	}
-	frame := []byte("\x01\x01a frame of bcache's")
+	named := []byte("\x01\x01a frame of bcache's")
+	direct := append(directHeader[:], "a frame of bcache's"...)
 	for _, c := range []struct {
 		label string
 		key   []byte
@@ -90,10 +99,20 @@ func TestSealerMakesWhatOpenerOpens(t *testing.T) {
 		if c.key != nil {
 			s.keyring, o.keyring = ring(c.key), ring(c.key)
 		}
-		for range 3 { // the cached cipher, and pooled buffers
-			bp, err := s.seal(frame)
+		for i := range 6 { // the cached cipher, and pooled buffers
+			frame, raw := named, i%2 == 1
+			if i >= 2 {
+				frame = direct
+			}
+			bp, err := s.seal(frame, raw)
 			if err != nil {
 				t.Fatal(err)
+			}
+			short := raw && i >= 2
+			if user, _ := s.seal(frame, false); len(*bp) != len(*user)-4*btoi(short) {
+				t.Fatalf("label %q, key %v, raw %v: %d bytes against %d as a user message", c.label, c.key != nil, raw, len(*bp), len(*user))
+			} else {
+				s.release(user)
 			}
 			got, ok := o.userMessage(*bp)
 			if !ok || !bytes.Equal(got, frame) {
@@ -115,6 +134,13 @@ func TestSealerMakesWhatOpenerOpens(t *testing.T) {
 // datagram builds a datagram as memberlist's sending does: a message of
 // type typ, a checksum header if crc, encrypted with key if any (the label
 // as additional data), a label header if label.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func datagram(t testing.TB, label string, key []byte, crc bool, typ byte, msg []byte) []byte {
 	t.Helper()
 	b := append([]byte{typ}, msg...)

@@ -71,8 +71,10 @@ func (r *Replicator) updateView() []transport.Envelope {
 	alive, left := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
-	current := r.allCurrent()
+	least := r.leastVersion()
+	current := least >= directVersion
 	r.current.Store(current)
+	r.raw.Store(least >= rawVersion && r.out != nil)
 	r.node.UseDirect(current)
 	r.node.OpenWithRoot(current)
 	for _, name := range left {

@@ -69,6 +69,9 @@ type Replicator struct {
 	// as of the node's last view: its direct deltas then go without this
 	// member's name.
 	current atomic.Bool
+	// raw says, likewise, every member takes a direct delta in a datagram
+	// of its own (frame.go, rawVersion), and this one sends such.
+	raw atomic.Bool
 
 	self string // this member's address
 
@@ -161,6 +164,9 @@ func (r *Replicator) startMemberlist() error {
 	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
 	r.logOut = logOut
 	mc := r.cfg.memberlistConfig(delegate{r}, ct, logOut)
+	if nt == nil { // memberlist would refuse a direct delta's own datagram
+		mc.DelegateProtocolMax = min(mc.DelegateProtocolMax, directVersion)
+	}
 	if boundPort != 0 {
 		mc.BindPort = boundPort
 		if r.cfg.AdvertiseAddr == "" {
@@ -315,18 +321,18 @@ func (r *Replicator) aliveNames() []string {
 	return names
 }
 
-// allCurrent reports whether every member in the view is of this release
-// (frame.go): takes direct deltas in their short form, and answers a
-// session opened with the digest's root.
-func (r *Replicator) allCurrent() bool {
+// leastVersion returns the lowest top of the delegate protocol ranges of
+// the members in the view (frame.go): at directVersion every member takes
+// direct deltas in their short form and answers a session opened with the
+// digest's root; at rawVersion, direct deltas in datagrams of their own.
+func (r *Replicator) leastVersion() uint8 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	least := uint8(255)
 	for _, n := range r.alive {
-		if n.DMax < directVersion {
-			return false
-		}
+		least = min(least, n.DMax)
 	}
-	return true
+	return least
 }
 
 func (r *Replicator) lookup(name string) *memberlist.Node {
