@@ -37,9 +37,12 @@
 // CPU, about ten times what direct writes of a few MiB cost. Direct writes
 // are of whole blocks (dioAlign), so each write ends with the frame's last
 // block padded with zeros, and the next write starts by writing that
-// block again, with the frame after it: a segment ends with fewer than
-// dioAlign zero bytes after its last frame, at a length that is a
-// multiple of dioAlign, and [Read] takes them for padding, not damage. A
+// block again, with the frame after it: the segment being written ends
+// with fewer than dioAlign zero bytes after its last frame, at a length
+// that is a multiple of dioAlign, and [Read] takes them for padding, not
+// damage. A segment is cut to its last frame when it stops being the
+// newest ([Log.Rotate], [Log.Close], [Open]), so that older segments are
+// as the releases before direct I/O wrote them, and they can read them. A
 // file system that refuses direct I/O (tmpfs, some network and FUSE file
 // systems) is written through the page cache, as an [EveryWrite] log
 // always is: its frames are small, and a direct write's fixed cost is
@@ -63,6 +66,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -459,7 +463,9 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		if err := os.Remove(st.Newest.Path); err != nil {
 			return nil, fmt.Errorf("remove the torn segment %s: %w", st.Newest.Path, err)
 		}
-	case st.Torn > 0:
+	case st.Torn > 0 || st.Padding > 0:
+		// Its torn end, or the padding of a direct write: it becomes an
+		// older segment, which ends with its last frame (see trimPadding).
 		if err := os.Truncate(st.Newest.Path, st.Valid); err != nil {
 			return nil, fmt.Errorf("cut the torn end of %s: %w", st.Newest.Path, err)
 		}
@@ -488,15 +494,18 @@ func (l *Log) startSegment(n uint64) error {
 	var f *os.File
 	err := errors.ErrUnsupported
 	if l.mode == Interval {
-		s := &l.file.stage
-		f, err = createSegment(p, openDirect, func(f *os.File) error {
-			s.reset(header)
-			return s.writeTail(f)
+		// The header goes in a block of its own: the stage still holds
+		// the current segment's last block until this one is made.
+		f, err = createSegment(p, openDirectFile, func(f *os.File) error {
+			block := aligned(dioAlign)
+			copy(block, header)
+			_, err := directWrite(f, block, 0)
+			return err
 		})
 	}
 	direct := err == nil
 	if !direct { // or the file system refused direct I/O: through the page cache
-		f, err = createSegment(p, openBuffered, func(f *os.File) error {
+		f, err = createSegment(p, openBufferedFile, func(f *os.File) error {
 			_, err := f.WriteString(header)
 			return err
 		})
@@ -504,16 +513,36 @@ func (l *Log) startSegment(n uint64) error {
 			return err
 		}
 	}
+	if direct {
+		l.file.stage.reset(header)
+	}
 	l.file.f, l.file.n, l.file.off, l.file.direct = f, n, int64(len(header)), direct
 	l.direct.Store(direct)
 	return nil
 }
 
+// trimPadding cuts the padding of the last direct write off the segment
+// being written, before it becomes an older one: an older segment ends
+// with its last frame, as the releases before direct I/O wrote them and
+// read them. It is best effort: this release reads an older segment's
+// padding as padding all the same. Called with l.file held.
+func (l *Log) trimPadding() {
+	if l.file.direct && l.file.f.Truncate(l.file.off) == nil {
+		_ = l.file.f.Sync()
+	}
+}
+
 // createSegment creates the segment at p with open and writes its header
-// with head, durably; if any of it fails it removes the file.
+// with head, durably; if any of it fails it removes the file. (Linux
+// creates the file before it refuses O_DIRECT on a file system without
+// it: the open's error may come with a file; O_EXCL makes it this call's,
+// unless the error is that it existed.)
 func createSegment(p string, open func(string) (*os.File, error), head func(*os.File) error) (*os.File, error) {
 	f, err := open(p)
 	if err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			os.Remove(p)
+		}
 		return nil, err
 	}
 	if err = head(f); err == nil {
@@ -529,6 +558,15 @@ func createSegment(p string, open func(string) (*os.File, error), head func(*os.
 	}
 	return f, nil
 }
+
+// openDirectFile, openBufferedFile and directWrite are openDirect,
+// openBuffered and (*os.File).WriteAt: tests make them fail, as a file
+// system without direct I/O and a full disk would.
+var (
+	openDirectFile   = openDirect
+	openBufferedFile = openBuffered
+	directWrite      = (*os.File).WriteAt
+)
 
 // openBuffered creates the file at path for writing through the page
 // cache.
@@ -550,19 +588,21 @@ type stage struct {
 // reset empties the stage for a new segment that starts with head.
 func (s *stage) reset(head string) {
 	if s.buf == nil {
-		b := make([]byte, stageSize+dioAlign)
-		at := int(uintptr(unsafe.Pointer(&b[0])) % dioAlign)
-		if at != 0 {
-			at = dioAlign - at
-		}
-		s.buf = b[at : at+stageSize : at+stageSize]
+		s.buf = aligned(stageSize)
 	}
 	s.n, s.base = copy(s.buf, head), 0
 }
 
-// directWrite writes b at off of f, opened for direct I/O; tests make it
-// fail, as a full disk would.
-var directWrite = (*os.File).WriteAt
+// aligned returns n zero bytes at an address that is a multiple of
+// dioAlign, as direct I/O wants its memory.
+func aligned(n int) []byte {
+	b := make([]byte, n+dioAlign)
+	at := int(uintptr(unsafe.Pointer(&b[0])) % dioAlign)
+	if at != 0 {
+		at = dioAlign - at
+	}
+	return b[at : at+n : at+n]
+}
 
 // put adds p to the stage, writing the stage to f whenever it fills.
 func (s *stage) put(f *os.File, p []byte) error {
@@ -871,6 +911,7 @@ func (l *Log) Rotate() (uint64, error) {
 	l.file.Lock()
 	defer l.file.Unlock()
 	l.flush()
+	l.trimPadding()
 	old := l.file.f
 	if err := l.startSegment(l.file.n + 1); err != nil {
 		return 0, err
@@ -935,6 +976,7 @@ func (l *Log) Close(covered bool) error {
 	l.file.Lock()
 	defer l.file.Unlock()
 	l.flush()
+	l.trimPadding()
 	err := l.file.f.Close()
 	if covered && err == nil {
 		err = l.RemoveBefore(l.file.n + 1)
