@@ -13,14 +13,19 @@ import "github.com/hashicorp/memberlist"
 // note the change and wake the loop.
 type delegate struct{ r *Replicator }
 
-// NodeMeta implements memberlist.Delegate. A member's metadata says one
-// thing: that it is leaving (Close), so that the others tell its leave
-// from a failure (memberlist's own notice of either looks the same).
+// NodeMeta implements memberlist.Delegate. A member's metadata says that
+// it is leaving (Close), so that the others tell its leave from a failure
+// (memberlist's own notice of either looks the same); until then it is a
+// number drawn at Start, so that a member that restarts under the same
+// name and address before the others declared it dead (and so takes its
+// old place without a join) changes its metadata: memberlist then tells
+// the others (NotifyUpdate), and they take its new delegate protocol
+// range, which memberlist changes in place without a word.
 func (d delegate) NodeMeta(int) []byte {
 	if d.r.leaving.Load() {
 		return leavingMeta
 	}
-	return nil
+	return d.r.meta[:]
 }
 
 // leavingMeta is the metadata of a member that is leaving.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/bcache-go/bcache/transport/wire"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -44,7 +45,10 @@ const (
 // mlDirectMsg is the type of a datagram that holds a direct delta alone
 // (frame.go, rawVersion): not one of memberlist's types, which it would
 // refuse, so only members whose transport opens datagrams itself get it.
-const mlDirectMsg = 0xbc
+// It stands for the wire version too, so it changes with it (0xbc for
+// version 2): a member refuses the direct deltas of another wire version
+// as it refuses their other frames, never misreads them.
+const mlDirectMsg = 0xba + wire.WireVersion
 
 // opener opens datagrams as memberlist's ingestPacket does, for user
 // messages alone. It is not safe for concurrent use: the transport's

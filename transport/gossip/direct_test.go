@@ -134,6 +134,21 @@ func TestSealerMakesWhatOpenerOpens(t *testing.T) {
 // datagram builds a datagram as memberlist's sending does: a message of
 // type typ, a checksum header if crc, encrypted with key if any (the label
 // as additional data), a label header if label.
+// TestDirectDatagramsOfAnotherWireVersionAreNotOpened: the type byte of a
+// direct delta's own datagram stands for the wire version; one of
+// another version goes to memberlist (which refuses it), never to the
+// protocol as a frame of this one.
+func TestDirectDatagramsOfAnotherWireVersionAreNotOpened(t *testing.T) {
+	var o opener
+	body := []byte("a direct delta's body")
+	if f, ok := o.userMessage(append([]byte{mlDirectMsg}, body...)); !ok || !bytes.Equal(f, append(directHeader[:], body...)) {
+		t.Fatalf("this version's direct datagram opened to %q, %v", f, ok)
+	}
+	if f, ok := o.userMessage(append([]byte{mlDirectMsg + 1}, body...)); ok {
+		t.Fatalf("another version's direct datagram opened to %q", f)
+	}
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1

@@ -35,8 +35,9 @@ func appendFrame(dst []byte, name string, payload []byte) []byte {
 // every member's memberlist delegate protocol range reaches directVersion:
 // members of earlier releases refuse the first two and misread the third.
 // (A member that comes back as an earlier release under the same name may
-// get a frame or two of the newer kinds before the view is updated;
-// anti-entropy brings it what it refused.)
+// get a frame or two of the newer kinds before the view is updated: its
+// new metadata updates it, see NodeMeta; anti-entropy brings it what it
+// refused.)
 const directVersion = 1
 
 // A member whose transport opens datagrams itself (the default UDP

@@ -68,10 +68,9 @@ func (r *Replicator) wait(now, next int64) time.Duration {
 // updateView hands the node the membership view and the members that left
 // on purpose. Called with the node's lock held.
 func (r *Replicator) updateView() []transport.Envelope {
-	alive, left := r.view()
+	alive, left, least := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
-	least := r.leastVersion()
 	current := least >= directVersion
 	r.current.Store(current)
 	r.raw.Store(least >= rawVersion && r.out != nil)

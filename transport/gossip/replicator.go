@@ -72,6 +72,8 @@ type Replicator struct {
 	// raw says, likewise, every member takes a direct delta in a datagram
 	// of its own (frame.go, rawVersion), and this one sends such.
 	raw atomic.Bool
+	// meta is this member's metadata while it is not leaving (NodeMeta).
+	meta [8]byte
 
 	self string // this member's address
 
@@ -128,6 +130,7 @@ func Start(cfg Config) (*Replicator, error) {
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
 	pc.Seed = randomSeed()
+	binary.LittleEndian.PutUint64(r.meta[:], randomSeed())
 	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
 	pc.Headroom = 1 + len(cfg.Name) // the frame header: see appendFrame
 	if pc.Limits.MaxFrame == 0 {
@@ -302,37 +305,21 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	}
 }
 
-// view returns the live members' names, and takes the names of those that
-// left on purpose since the last call.
-func (r *Replicator) view() (alive, left []string) {
-	r.mu.Lock()
-	left, r.left = r.left, nil
-	r.mu.Unlock()
-	return r.aliveNames(), left
-}
-
-func (r *Replicator) aliveNames() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	names := make([]string, 0, len(r.alive))
-	for name := range r.alive {
-		names = append(names, name)
-	}
-	return names
-}
-
-// leastVersion returns the lowest top of the delegate protocol ranges of
-// the members in the view (frame.go): at directVersion every member takes
+// view returns the live members' names and the lowest top of their
+// delegate protocol ranges (frame.go: at directVersion every member takes
 // direct deltas in their short form and answers a session opened with the
-// digest's root; at rawVersion, direct deltas in datagrams of their own.
-func (r *Replicator) leastVersion() uint8 {
+// digest's root; at rawVersion, direct deltas in datagrams of their own),
+// and takes the names of those that left on purpose since the last call.
+func (r *Replicator) view() (alive, left []string, least uint8) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	least := uint8(255)
+	left, r.left = r.left, nil
+	least = 255
 	for _, n := range r.alive {
+		alive = append(alive, n.Name)
 		least = min(least, n.DMax)
 	}
-	return least
+	return alive, left, least
 }
 
 func (r *Replicator) lookup(name string) *memberlist.Node {
@@ -343,7 +330,11 @@ func (r *Replicator) lookup(name string) *memberlist.Node {
 
 // Close leaves the cluster, stops every goroutine the Replicator started and
 // waits for them. It is idempotent.
-func (r *Replicator) Close() error {
+func (r *Replicator) Close() error { return r.stop(true) }
+
+// stop stops the Replicator, after leaving the cluster if leave; without,
+// the others see it as they see a crash.
+func (r *Replicator) stop(leave bool) error {
 	var err error
 	r.close.Do(func() {
 		r.closed.Store(true)
@@ -351,12 +342,14 @@ func (r *Replicator) Close() error {
 		// update), then leave. A leave nobody acknowledges in time (the
 		// others are leaving too) is no failure of ours: the peers will
 		// declare us dead instead, and wait for us as for a failed member.
-		r.leaving.Store(true)
-		if e := r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2); e != nil {
-			r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
-		}
-		if e := r.ml.Leave(r.cfg.Timings.ProbeInterval * 2); e != nil {
-			r.log.Warn().Err(e).Msg("leave not acknowledged")
+		if leave {
+			r.leaving.Store(true)
+			if e := r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2); e != nil {
+				r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
+			}
+			if e := r.ml.Leave(r.cfg.Timings.ProbeInterval * 2); e != nil {
+				r.log.Warn().Err(e).Msg("leave not acknowledged")
+			}
 		}
 		if e := r.ml.Shutdown(); e != nil {
 			err = fmt.Errorf("gossip: shutdown: %w", e)
