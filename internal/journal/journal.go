@@ -43,10 +43,10 @@
 // damage. A segment is cut to its last frame when it stops being the
 // newest ([Log.Rotate], [Log.Close], [Open]), so that older segments are
 // as the releases before direct I/O wrote them, and they can read them. A
-// file system that refuses direct I/O (tmpfs, some network and FUSE file
-// systems) is written through the page cache, as an [EveryWrite] log
-// always is: its frames are small, and a direct write's fixed cost is
-// larger than a small buffered one's.
+// file system that refuses direct I/O (ramfs, tmpfs before Linux 6.6,
+// some network and FUSE file systems) is written through the page cache,
+// as an [EveryWrite] log always is: its frames are small, and a direct
+// write's fixed cost is larger than a small buffered one's.
 //
 // # Damage
 //
