@@ -19,6 +19,9 @@ const (
 	// SyncInterval appends every write to the write log and syncs the
 	// log every SyncEvery: a crash loses at most the writes of the last
 	// SyncEvery and of the sync under way. Set costs a copy of the record.
+	// On Linux the log writes with direct I/O where the file system takes
+	// it, bypassing the page cache, through a buffer of 4 MiB
+	// (Stats.LogDirect).
 	SyncInterval
 	// SyncWrite makes every write durable before Set or Delete returns:
 	// a crash loses no write that returned nil. Writers that arrive while
