@@ -75,13 +75,13 @@ func (o *opener) userMessage(b []byte) ([]byte, bool) {
 	if string(label) != o.label {
 		return nil, false
 	}
-	owned := false // whether b is already a copy of our own
+	var owned []byte // b's own buffer, with directRoom bytes before b, if b is a copy of our own
 	if o.keyring != nil {
-		plain, ok := o.decrypt(b, label)
+		buf, ok := o.decrypt(b, label)
 		if !ok {
 			return nil, false
 		}
-		b, owned = plain, true
+		owned, b = buf, buf[directRoom:]
 	}
 	if len(b) >= 5 && b[0] == mlHasCrcMsg {
 		if crc32.ChecksumIEEE(b[5:]) != binary.BigEndian.Uint32(b[1:5]) {
@@ -90,27 +90,41 @@ func (o *opener) userMessage(b []byte) ([]byte, bool) {
 		b = b[5:]
 	}
 	if len(b) > 1 && b[0] == mlDirectMsg {
-		return append(directHeader[:], b[1:]...), true
+		if owned == nil {
+			return append(directHeader[:], b[1:]...), true
+		}
+		// The header goes in the room before the type byte, which it
+		// overwrites.
+		at := cap(owned) - cap(b) - directRoom
+		f := owned[at : at+directRoom+len(b)]
+		copy(f, directHeader[:])
+		return f, true
 	}
 	if len(b) < 1 || b[0] != mlUserMsg {
 		return nil, false
 	}
-	if owned {
+	if owned != nil {
 		return b[1:], true
 	}
 	return append([]byte(nil), b[1:]...), true
 }
 
+// directRoom is the room a direct delta's own datagram needs before its
+// type byte to become the frame it stands for (directHeader in place of
+// the type byte).
+const directRoom = len(directHeader) - 1
+
 // decrypt opens a GCM-encrypted payload with the first of the keyring's
-// keys that authenticates it, into a new slice.
+// keys that authenticates it, into a new slice, after directRoom bytes.
 func (o *opener) decrypt(b, label []byte) ([]byte, bool) {
 	if len(b) < 1+mlNonceSize+16 || b[0] != mlGCMVersion {
 		return nil, false
 	}
 	nonce, sealed := b[1:1+mlNonceSize], b[1+mlNonceSize:]
+	dst := make([]byte, directRoom, directRoom+len(sealed)) // the plaintext is shorter by the tag
 	for _, aead := range o.aeads() {
-		if plain, err := aead.Open(nil, nonce, sealed, label); err == nil {
-			return plain, true
+		if buf, err := aead.Open(dst, nonce, sealed, label); err == nil {
+			return buf, true
 		}
 	}
 	return nil, false

@@ -149,6 +149,28 @@ func TestDirectDatagramsOfAnotherWireVersionAreNotOpened(t *testing.T) {
 	}
 }
 
+// TestEncryptedDirectDatagramOpensInPlace: an encrypted direct delta's
+// own datagram opens to its frame with one allocation, the plaintext's
+// buffer, whose room before the type byte takes the frame's header.
+func TestEncryptedDirectDatagramOpensInPlace(t *testing.T) {
+	kr, err := memberlist.NewKeyring(nil, []byte("0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, o := &sealer{keyring: kr}, &opener{keyring: kr}
+	frame := append(directHeader[:], "a direct delta's body"...)
+	bp, err := s.seal(frame, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := o.userMessage(*bp); !ok || !bytes.Equal(got, frame) {
+		t.Fatalf("opened %q, %v", got, ok)
+	}
+	if n := testing.AllocsPerRun(100, func() { o.userMessage(*bp) }); n > 1 {
+		t.Fatalf("%.0f allocations to open an encrypted direct datagram, want 1", n)
+	}
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1
