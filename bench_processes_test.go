@@ -56,15 +56,9 @@ const memberChildEnv = "BCACHE_BENCH_MEMBER"
 func memberChild(arg string) {
 	var name, peer, file string
 	var writes int
-	if _, err := fmt.Sscanf(arg, "%s %s %d %s", &name, &peer, &writes, &file); err != nil {
-		fmt.Fprintln(os.Stderr, "member:", err)
-		os.Exit(2)
-	}
-	c, err := New(Config{NodeName: name, BindAddr: "127.0.0.1:0", Peers: []string{peer}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "member:", err)
-		os.Exit(2)
-	}
+	_, err := fmt.Sscanf(arg, "%s %s %d %s", &name, &peer, &writes, &file)
+	childMust(err)
+	c := childCache(name, peer)
 	at := make([]atomic.Int64, writes)
 	var arrived atomic.Int64
 	all := make(chan struct{})
@@ -96,24 +90,94 @@ func memberChild(arg string) {
 	for i := range at {
 		out = binary.LittleEndian.AppendUint64(out, uint64(at[i].Load()))
 	}
-	if err := os.WriteFile(file, out, 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "member:", err)
-		os.Exit(2)
-	}
+	childMust(os.WriteFile(file, out, 0o644))
 	c.Close()
 }
 
-// memberProcess is a child process of BenchmarkReplicationAcrossProcesses.
+// childCache starts a child member's Cache, named name, joining peer.
+func childCache(name, peer string) *Cache {
+	c, err := New(Config{NodeName: name, BindAddr: "127.0.0.1:0", Peers: []string{peer}})
+	childMust(err)
+	return c
+}
+
+// childMust ends a child member that meets err.
+func childMust(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "member:", err)
+		os.Exit(2)
+	}
+}
+
+// memberProcess is a child process of the benchmarks across processes.
 type memberProcess struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines *bufio.Scanner
-	file  string
+	file  string // its name in messages (and, for some, a file it writes)
+}
+
+// spawnMember starts the test binary as a child member: env=arg in its
+// environment selects what it runs (see TestMain).
+func spawnMember(b *testing.B, env, arg, file string) *memberProcess {
+	b.Helper()
+	m := &memberProcess{file: file}
+	m.cmd = exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	m.cmd.Env = append(os.Environ(), env+"="+arg)
+	m.cmd.Stderr = os.Stderr
+	var err error
+	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	m.lines = bufio.NewScanner(out)
+	return m
+}
+
+// spawnMembers starts members 1 to n-1 of a cluster whose member 0 is w,
+// each the test binary with env=arg(i, file) in its environment (file: a
+// path of its own in a temporary directory), waits for each to print
+// "ready" and for w to see them all, and stops them when b ends.
+func spawnMembers(b *testing.B, w *Cache, n int, env string, arg func(i int, file string) string) []*memberProcess {
+	b.Helper()
+	dir := b.TempDir()
+	var members []*memberProcess
+	b.Cleanup(func() {
+		for _, m := range members {
+			m.stdin.Close()
+			m.cmd.Wait()
+		}
+	})
+	for i := 1; i < n; i++ {
+		file := filepath.Join(dir, fmt.Sprint("m", i))
+		members = append(members, spawnMember(b, env, arg(i, file), file))
+	}
+	for _, m := range members {
+		m.expect(b, "ready")
+	}
+	await.Until(b, 30*time.Second, func() bool { return len(w.Members()) == n }, "%s sees %d of %d members", w.Name(), len(w.Members()), n)
+	return members
 }
 
 // expect reads the child's next line, which must start with word, and
 // returns the number after it, if any.
 func (m *memberProcess) expect(b *testing.B, word string) uint64 {
+	b.Helper()
+	if ns := m.expectAll(b, word); len(ns) > 0 {
+		return ns[0]
+	}
+	return 0
+}
+
+// expectAll reads the child's next line, which must start with word, and
+// returns the numbers after it.
+func (m *memberProcess) expectAll(b *testing.B, word string) []uint64 {
 	b.Helper()
 	if !m.lines.Scan() {
 		b.Fatalf("member %s: no %q line", m.file, word)
@@ -122,14 +186,15 @@ func (m *memberProcess) expect(b *testing.B, word string) uint64 {
 	if len(f) == 0 || f[0] != word {
 		b.Fatalf("member %s: %q, want %q", m.file, m.lines.Text(), word)
 	}
-	if len(f) < 2 {
-		return 0
+	var ns []uint64
+	for _, field := range f[1:] {
+		n, err := strconv.ParseUint(field, 10, 64)
+		if err != nil {
+			b.Fatalf("member %s: %q: %v", m.file, m.lines.Text(), err)
+		}
+		ns = append(ns, n)
 	}
-	n, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		b.Fatalf("member %s: %q: %v", m.file, m.lines.Text(), err)
-	}
-	return n
+	return ns
 }
 
 func replicateAcross(b *testing.B, n, rate int, warmup, d time.Duration) {
@@ -142,36 +207,9 @@ func replicateAcross(b *testing.B, n, rate int, warmup, d time.Duration) {
 	defer w.Close()
 	warm := int(float64(rate) * warmup.Seconds())
 	writes := warm + int(float64(rate)*d.Seconds())
-	dir := b.TempDir()
-	var members []*memberProcess
-	defer func() {
-		for _, m := range members {
-			m.stdin.Close()
-			m.cmd.Wait()
-		}
-	}()
-	for i := 1; i < n; i++ {
-		m := &memberProcess{file: filepath.Join(dir, fmt.Sprint("m", i))}
-		m.cmd = exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-		m.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=m%d %s %d %s", memberChildEnv, i, w.Addr(), writes, m.file))
-		m.cmd.Stderr = os.Stderr
-		if m.stdin, err = m.cmd.StdinPipe(); err != nil {
-			b.Fatal(err)
-		}
-		out, err := m.cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := m.cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		m.lines = bufio.NewScanner(out)
-		members = append(members, m)
-	}
-	for _, m := range members {
-		m.expect(b, "ready")
-	}
-	await.Until(b, 30*time.Second, func() bool { return len(w.Members()) == n }, "the writer sees %d of %d members", len(w.Members()), n)
+	members := spawnMembers(b, w, n, memberChildEnv, func(i int, file string) string {
+		return fmt.Sprintf("m%d %s %d %s", i, w.Addr(), writes, file)
+	})
 	value := make([]byte, 100)
 	sent := make([]int64, writes)
 	writeAt := func(from, to int) { // writes from..to-1 at the rate
@@ -215,7 +253,6 @@ func replicateAcross(b *testing.B, n, rate int, warmup, d time.Duration) {
 			lat[i] = max(lat[i], float64(applied-sent[i])/1e6)
 		}
 	}
-	members = nil
 	lat = lat[warm:]
 	slices.Sort(lat)
 	b.ReportMetric(lat[len(lat)/2], "p50-ms")

@@ -39,6 +39,10 @@ func TestMain(m *testing.M) {
 		memberChild(arg)
 		return
 	}
+	if arg := os.Getenv(throughputChildEnv); arg != "" {
+		throughputChild(arg)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -2,16 +2,14 @@ package gossip
 
 import (
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/netstat"
 	"github.com/bcache-go/bcache/lww"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -156,7 +154,7 @@ func throughput(b *testing.B, n, rate int, d time.Duration) {
 	}
 	value := make([]byte, 100)
 	before := wireBytes(nodes)
-	rcvbufBefore, rcvbufOK := udpRcvbufErrors()
+	rcvbufBefore, rcvbufOK := netstat.UDPRcvbufErrors()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, nd := range nodes {
@@ -186,7 +184,7 @@ func throughput(b *testing.B, n, rate int, d time.Duration) {
 	b.ReportMetric(float64(writes)/issued.Sub(start).Seconds(), "offered-writes/s")
 	b.ReportMetric(float64(lag.Milliseconds()), "lag-ms")
 	b.ReportMetric(float64(dropped), "dropped")
-	if after, ok := udpRcvbufErrors(); ok && rcvbufOK {
+	if after, ok := netstat.UDPRcvbufErrors(); ok && rcvbufOK {
 		b.ReportMetric(float64(after-rcvbufBefore), "rcvbuf-drops")
 	}
 	b.ReportMetric(float64(wireBytes(nodes)-before)/float64(writes), "wire-B/write")
@@ -197,33 +195,4 @@ func closeNodes(nodes []*node) {
 	for _, nd := range nodes {
 		nd.r.Close()
 	}
-}
-
-// udpRcvbufErrors returns the machine's count of datagrams a full socket
-// receive buffer made the kernel drop (Linux: /proc/net/snmp), false where
-// there is none. The members' sockets are the machine's busy ones while a
-// benchmark runs; the count covers every process.
-func udpRcvbufErrors() (uint64, bool) {
-	b, err := os.ReadFile("/proc/net/snmp")
-	if err != nil {
-		return 0, false
-	}
-	var names []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, name := range names {
-			if name == "RcvbufErrors" && i < len(f) {
-				n, err := strconv.ParseUint(f[i], 10, 64)
-				return n, err == nil
-			}
-		}
-	}
-	return 0, false
 }
