@@ -184,8 +184,8 @@ func TestPaddingIsCutWhenASegmentIsOlder(t *testing.T) {
 	appendSized(t, l, 10, 20, size)
 	mustFlush(t, l)
 	seg1, seg2 := segmentPath(path, 1), segmentPath(path, 2)
-	if b, _ := os.ReadFile(seg1); len(b)%dioAlign == 0 || b[len(b)-1] == 0 {
-		t.Fatalf("segment 1 kept its padding after Rotate (%d bytes)", len(b))
+	if b, err := os.ReadFile(seg1); err != nil || len(b)%dioAlign == 0 || b[len(b)-1] == 0 {
+		t.Fatalf("segment 1 kept its padding after Rotate (%d bytes, %v)", len(b), err)
 	}
 	crashed := crashCopy(t, path, seg1, seg2) // as a kill -9 leaves them: segment 2 padded
 	st := checkRead(t, crashed, 20, size, true)
