@@ -44,8 +44,9 @@ func BenchmarkReplicationAcrossProcesses(b *testing.B) {
 }
 
 // memberChildEnv names the variable that makes the test binary a member
-// of BenchmarkReplicationAcrossProcesses; its value is "NAME PEER WRITES
-// FILE". The member joins PEER and prints "ready". On a line on its
+// of BenchmarkReplicationAcrossProcesses; its value is "NAME PEER N
+// WRITES FILE". The member joins PEER and prints "ready" once it sees all N
+// members. On a line on its
 // standard input it prints "start BYTES" (what it has put on the wire so
 // far); once it has applied the writes "k%015d" numbered 0 to WRITES-1 it
 // prints "done BYTES"; when its standard input closes, it writes to FILE
@@ -55,10 +56,10 @@ const memberChildEnv = "BCACHE_BENCH_MEMBER"
 
 func memberChild(arg string) {
 	var name, peer, file string
-	var writes int
-	_, err := fmt.Sscanf(arg, "%s %s %d %s", &name, &peer, &writes, &file)
+	var n, writes int
+	_, err := fmt.Sscanf(arg, "%s %s %d %d %s", &name, &peer, &n, &writes, &file)
 	childMust(err)
-	c := childCache(name, peer)
+	c := childCache(name, peer, n)
 	at := make([]atomic.Int64, writes)
 	var arrived atomic.Int64
 	all := make(chan struct{})
@@ -94,12 +95,26 @@ func memberChild(arg string) {
 	c.Close()
 }
 
-// childCache starts a child member's Cache, named name, joining peer.
-func childCache(name, peer string) *Cache {
+// childCache starts a child member's Cache, named name, joining peer, and
+// returns once it sees all n members of the cluster: a member that starts
+// writing while the others do not know it yet (memberlist's gossip takes
+// a few hundred milliseconds to tell every member of every other) has its
+// first writes refused and repaired by anti-entropy, which is catch-up,
+// not what these benchmarks measure.
+func childCache(name, peer string, n int) *Cache {
 	c, err := New(Config{NodeName: name, BindAddr: "127.0.0.1:0", Peers: []string{peer}})
 	childMust(err)
+	await.Until(childTB{}, 30*time.Second, func() bool { return len(c.Members()) == n }, "%s sees %d of %d members", name, len(c.Members()), n)
 	return c
 }
+
+// childTB is what await.Until needs of a test, for a child member: a
+// failure ends the process.
+type childTB struct{}
+
+func (childTB) Helper() {}
+
+func (childTB) Fatalf(format string, args ...any) { childMust(fmt.Errorf(format, args...)) }
 
 // childMust ends a child member that meets err.
 func childMust(err error) {
@@ -208,7 +223,7 @@ func replicateAcross(b *testing.B, n, rate int, warmup, d time.Duration) {
 	warm := int(float64(rate) * warmup.Seconds())
 	writes := warm + int(float64(rate)*d.Seconds())
 	members := spawnMembers(b, w, n, memberChildEnv, func(i int, file string) string {
-		return fmt.Sprintf("m%d %s %d %s", i, w.Addr(), writes, file)
+		return fmt.Sprintf("m%d %s %d %d %s", i, w.Addr(), n, writes, file)
 	})
 	value := make([]byte, 100)
 	sent := make([]int64, writes)

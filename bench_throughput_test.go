@@ -21,8 +21,11 @@ import (
 // seconds; it reports the rate the members reached, how long after the
 // last write every member held every write (lag-ms), what their senders
 // dropped (dropped: left to anti-entropy), what the kernel dropped for
-// full socket buffers (rcvbuf-drops, machine-wide, Linux) and the wire
-// bytes per write.
+// full socket buffers (rcvbuf-drops, machine-wide, Linux), the wire
+// bytes per write and the CPU time all members spent from the first write
+// until each held every write, per write (cpu-us/write: the members share
+// the machine's cores, so on two cores no rate above 2 s / cpu-us/write
+// per second can converge).
 //
 //	go test -run '^$' -bench ThroughputAcrossProcesses -benchtime 1x -count 3 .
 func BenchmarkThroughputAcrossProcesses(b *testing.B) {
@@ -53,7 +56,7 @@ func throughputAcross(b *testing.B, n, rate int, d time.Duration) {
 	for _, m := range members {
 		fmt.Fprintln(m.stdin, "start")
 	}
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	if err := writeShare(w, 0, n, rate, writes, start); err != nil {
 		b.Fatal(err)
 	}
@@ -64,12 +67,13 @@ func throughputAcross(b *testing.B, n, rate int, d time.Duration) {
 		b.Fatal("m0 does not hold every write a minute after the last")
 	}
 	held := time.Now()
+	cpu = processCPU() - cpu
 	wire1, dropped1 := sentAndDropped(w)
 	wire, dropped = wire1-wire, dropped1-dropped
 	for _, m := range members {
-		ns := m.expectAll(b, "done") // held at, issued at, wire bytes, dropped
-		if len(ns) != 4 {
-			b.Fatalf("member %s: %d numbers after done, want 4", m.file, len(ns))
+		ns := m.expectAll(b, "done") // held at, issued at, wire bytes, dropped, CPU ns
+		if len(ns) != 5 {
+			b.Fatalf("member %s: %d numbers after done, want 5", m.file, len(ns))
 		}
 		if t := time.Unix(0, int64(ns[0])); t.After(held) {
 			held = t
@@ -79,6 +83,7 @@ func throughputAcross(b *testing.B, n, rate int, d time.Duration) {
 		}
 		wire += ns[2]
 		dropped += ns[3]
+		cpu += time.Duration(ns[4])
 	}
 	b.ReportMetric(float64(writes)/issued.Sub(start).Seconds(), "offered-writes/s")
 	b.ReportMetric(float64(held.Sub(issued).Milliseconds()), "lag-ms")
@@ -87,16 +92,20 @@ func throughputAcross(b *testing.B, n, rate int, d time.Duration) {
 		b.ReportMetric(float64(after-rcvbuf), "rcvbuf-drops")
 	}
 	b.ReportMetric(float64(wire)/float64(writes), "wire-B/write")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(writes), "cpu-us/write")
+	}
 }
 
 // throughputChildEnv names the variable that makes the test binary a
 // member of BenchmarkThroughputAcrossProcesses; its value is "NAME PEER
-// INDEX N RATE WRITES". The member joins PEER and prints "ready". On a
-// line on its standard input it writes its share of the writes numbered
-// 0 to WRITES-1 (INDEX, INDEX+N, ...) at RATE writes a second in all,
-// counted from then; once it holds all of them it prints "done", when it
-// held them and when it issued its last (Unix nanoseconds), and the bytes
-// it put on the wire and the writes its replication dropped meanwhile.
+// INDEX N RATE WRITES". The member joins PEER and prints "ready" once it
+// sees all N members. On a line on its standard input it writes its share
+// of the writes numbered 0 to WRITES-1 (INDEX, INDEX+N, ...) at RATE
+// writes a second in all, counted from then; once it holds all of them it
+// prints "done", when it held them and when it issued its last (Unix
+// nanoseconds), the bytes it put on the wire and the writes its
+// replication dropped meanwhile, and the CPU time it spent (nanoseconds).
 // It exits when its standard input closes.
 const throughputChildEnv = "BCACHE_BENCH_THROUGHPUT"
 
@@ -105,7 +114,7 @@ func throughputChild(arg string) {
 	var index, n, rate, writes int
 	_, err := fmt.Sscanf(arg, "%s %s %d %d %d %d", &name, &peer, &index, &n, &rate, &writes)
 	childMust(err)
-	c := childCache(name, peer)
+	c := childCache(name, peer, n)
 	all := holdsAll(c, writes)
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
@@ -113,12 +122,14 @@ func throughputChild(arg string) {
 		os.Exit(0)
 	}
 	wire, dropped := sentAndDropped(c)
+	cpu := processCPU()
 	childMust(writeShare(c, index, n, rate, writes, time.Now()))
 	issued := time.Now()
 	<-all
 	held := time.Now()
+	cpu = processCPU() - cpu
 	wire1, dropped1 := sentAndDropped(c)
-	fmt.Println("done", held.UnixNano(), issued.UnixNano(), wire1-wire, dropped1-dropped)
+	fmt.Println("done", held.UnixNano(), issued.UnixNano(), wire1-wire, dropped1-dropped, cpu.Nanoseconds())
 	io.Copy(io.Discard, os.Stdin)
 	c.Close()
 }

@@ -94,9 +94,11 @@ func (t *netTransport) port() int { return t.tcp.Addr().(*net.TCPAddr).Port }
 
 func (t *netTransport) readPackets() {
 	defer t.wg.Done()
-	buf := make([]byte, maxDatagram)
+	// A datagram is read after directRoom bytes, in which the opener makes
+	// a direct delta's frame in place.
+	buf := make([]byte, directRoom+maxDatagram)
 	for {
-		n, addr, err := t.udp.ReadFromUDP(buf)
+		n, from, err := t.udp.ReadFromUDPAddrPort(buf[directRoom:])
 		ts := time.Now()
 		if err != nil {
 			if t.shutdown.Load() {
@@ -107,13 +109,14 @@ func (t *netTransport) readPackets() {
 		if n == 0 {
 			continue
 		}
+		datagram := buf[directRoom : directRoom+n]
 		if d := t.direct.Load(); d != nil {
-			if msg, ok := d.open.userMessage(buf[:n]); ok {
+			if msg, ok := d.open.userMessage(buf[:directRoom+n], directRoom); ok {
 				d.deliver(msg)
 				continue
 			}
 		}
-		p := &memberlist.Packet{Buf: append([]byte(nil), buf[:n]...), From: addr, Timestamp: ts}
+		p := &memberlist.Packet{Buf: append([]byte(nil), datagram...), From: net.UDPAddrFromAddrPort(from), Timestamp: ts}
 		select {
 		case t.packetCh <- p:
 		case <-t.done:

@@ -126,7 +126,25 @@ type Codec struct {
 	err error
 	// intern, if set, shares decoded keys and values (see Interner).
 	intern *Interner
+	// reuse says whether a Delta's or a Direct's records are decoded into
+	// recs, which the next Decode reuses (ReuseDeltaRecords).
+	reuse bool
+	recs  []crdt.Record
 }
+
+// maxReused is the most records a Delta or Direct may hold to be decoded
+// into the codec's scratch: more than a datagram holds, so that a stream's
+// large delta does not stay held.
+const maxReused = 256
+
+// ReuseDeltaRecords sets whether a decoded Delta's or Direct's Records are
+// in a slice that the codec reuses at the next Decode, when there are at
+// most a datagram's worth of them (the keys and values are the
+// message's own either way). A caller that keeps nothing of a delta past
+// its handling, as transport.Node does not, then allocates no slice for
+// each: at 100,000 writes a second on three members, those slices were a
+// seventh of the bytes a member allocated.
+func (c *Codec) ReuseDeltaRecords(ok bool) { c.reuse = ok }
 
 // NewCodec returns a codec that enforces l (zero fields take their default).
 func NewCodec(l Limits) *Codec {

@@ -27,7 +27,7 @@ func (c *Codec) decodeBody(k Kind) Message {
 		m.OriginID = crdt.NodeID(c.uint(math.MaxUint64, "origin id"))
 		m.Seq = c.uint(math.MaxUint64, "seq")
 		base := c.int("base")
-		m.Records = c.records(base, m.OriginID)
+		m.Records = c.recordsOf(c.list(minRecordSize, "records"), 7, base, m.OriginID, c.reuse)
 		return m
 	case KindDirect:
 		m := &Direct{}
@@ -37,7 +37,7 @@ func (c *Codec) decodeBody(k Kind) Message {
 		}
 		m.OriginID = crdt.NodeID(c.uint(math.MaxUint64, "origin id"))
 		base := c.int("base")
-		m.Records = c.recordsOf(n-2, 5, base, m.OriginID)
+		m.Records = c.recordsOf(n-2, 5, base, m.OriginID, c.reuse)
 		return m
 	case KindDigest:
 		m := &Digest{}
@@ -87,19 +87,29 @@ const (
 // records reads a record list written by putRecords with the same base and
 // origin.
 func (c *Codec) records(base int64, origin crdt.NodeID) []crdt.Record {
-	return c.recordsOf(c.list(minRecordSize, "records"), 7, base, origin)
+	return c.recordsOf(c.list(minRecordSize, "records"), 7, base, origin, false)
 }
 
 // recordsOf reads n records of at least minFields fields (5 or 7; the
-// missing ones are zero) written with the same base and origin.
-func (c *Codec) recordsOf(n, minFields int, base int64, origin crdt.NodeID) []crdt.Record {
+// missing ones are zero) written with the same base and origin, into the
+// codec's scratch if reuse and they are few.
+func (c *Codec) recordsOf(n, minFields int, base int64, origin crdt.NodeID, reuse bool) []crdt.Record {
 	if minFields < 7 && c.err == nil && n > c.left()/minShortRecordSize {
 		c.fail(ErrMalformed, "records: %d cannot fit in %d bytes", n, c.left())
 	}
 	if n <= 0 || c.err != nil {
 		return nil
 	}
-	rs := make([]crdt.Record, n)
+	var rs []crdt.Record
+	if reuse && n <= maxReused {
+		if cap(c.recs) < n {
+			c.recs = make([]crdt.Record, maxReused)
+		}
+		rs = c.recs[:n]
+		clear(c.recs[n:]) // the last frame's keys and values, which the caller is done with
+	} else {
+		rs = make([]crdt.Record, n)
+	}
 	for i := range rs {
 		r := &rs[i]
 		fields := c.list(1, "record")
