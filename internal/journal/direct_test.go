@@ -369,8 +369,10 @@ func TestDirectWriteFailureKeepsTheSegment(t *testing.T) {
 	r := rec(5)
 	r.Value = []byte(value(5, size))
 	b, _ := l.Append(&r, false)
-	if err := l.Flush(); !errors.Is(err, full) || !errors.Is(b.Wait(), full) || writes != 2 {
-		t.Fatalf("flush = %v after %d writes, want %v after 2", err, writes, full)
+	// The log's goroutine may write the frame before Flush does (its
+	// large record fills the stripe): Flush then writes nothing.
+	if err := l.Flush(); err != nil && !errors.Is(err, full) || !errors.Is(b.Wait(), full) || writes != 2 {
+		t.Fatalf("flush = %v, the frame's error %v after %d writes, want %v after 2", err, b.Wait(), writes, full)
 	}
 	directWrite = (*os.File).WriteAt
 	if l.file.n != 1 {
@@ -420,8 +422,9 @@ func TestDirectWriteFailure(t *testing.T) {
 	l.file.f.Close()
 	r := rec(5)
 	b, _ := l.Append(&r, false)
-	if err := l.Flush(); err == nil || b.Wait() == nil {
-		t.Fatalf("a write to a closed file did not fail: %v", err)
+	l.Flush() // the log's goroutine may have written the frame before: then Flush writes nothing
+	if b.Wait() == nil {
+		t.Fatal("a write to a closed file did not fail")
 	}
 	if l.file.n != 2 || !l.file.direct {
 		t.Fatalf("after the failure the log writes segment %d (direct %v), want a new direct one", l.file.n, l.file.direct)
