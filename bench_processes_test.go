@@ -104,7 +104,7 @@ func memberChild(arg string) {
 func childCache(name, peer string, n int) *Cache {
 	c, err := New(Config{NodeName: name, BindAddr: "127.0.0.1:0", Peers: []string{peer}})
 	childMust(err)
-	await.Until(childTB{}, 30*time.Second, func() bool { return len(c.Members()) == n }, "%s sees %d of %d members", name, len(c.Members()), n)
+	await.Until(childTB{}, 30*time.Second, func() bool { return len(c.Members()) == n }, "%s does not see all %d members", name, n)
 	return c
 }
 
@@ -176,7 +176,7 @@ func spawnMembers(b *testing.B, w *Cache, n int, env string, arg func(i int, fil
 	for _, m := range members {
 		m.expect(b, "ready")
 	}
-	await.Until(b, 30*time.Second, func() bool { return len(w.Members()) == n }, "%s sees %d of %d members", w.Name(), len(w.Members()), n)
+	await.Until(b, 30*time.Second, func() bool { return len(w.Members()) == n }, "%s does not see all %d members", w.Name(), n)
 	return members
 }
 

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -42,7 +43,8 @@ func (m *model) write(rec crdt.Record) {
 }
 
 // adopt checks that a record a member holds was written by someone: by a
-// member (a write the model knows); by the adversary, whose records an
+// member (a write the model knows, held as it was written: its value,
+// unless evicted, and its expiry); by the adversary, whose records an
 // honest member accepted become writes of its own; or by a member that
 // answered a record it rejected with a tombstone (node 0; package lww,
 // rule 3). An answer may replace a live newest write only under the rules
@@ -50,8 +52,14 @@ func (m *model) write(rec crdt.Record) {
 // member made up.
 func (m *model) adopt(t fataler, h *harness, member string, rec crdt.Record) {
 	v := rec.Version()
-	_, known := m.known[v]
+	w, known := m.known[v]
 	switch {
+	case known && v.Time.Node != adversaryID && (rec.Expires != w.Expires || !rec.Evicted && !bytes.Equal(rec.Value, w.Value)):
+		// Versions leave the value and the expiry out: anti-entropy cannot
+		// see, or repair, a member that changed them. (The adversary may
+		// forge two records of one version: the value then depends on
+		// which came first, and is not checked.)
+		t.Fatalf("%s holds %v, which was written as %v", member, rec, w)
 	case known:
 	case h.adv != nil && v.Time.Node == adversaryID:
 		m.write(rec)

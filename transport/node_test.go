@@ -1002,3 +1002,23 @@ func TestDeltaFramesAllocateLittle(t *testing.T) {
 		t.Fatalf("receiving a delta of %d records: %.0f allocations, want at most %d", len(group), allocs, 2*len(group)+1)
 	}
 }
+
+// TestDirectWithoutExpiryAfterOneWithIt is a regression test: with a
+// delta's records decoded into a reused slice, a record of a Direct that
+// left out its expiry (none) took the expiry of the record decoded at its
+// place in the frame before, so a member expired a key its writer gave no
+// TTL, and anti-entropy (whose versions and digests leave expiry out)
+// never repaired it.
+func TestDirectWithoutExpiryAfterOneWithIt(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	a := n.nodes["a"]
+	a.UseDirect(true)
+	for i, expires := range []int64{n.now.Now() + int64(time.Minute), 0} {
+		r := crdt.Record{Key: fmt.Sprint("k", i), Value: []byte("v"), Time: a.cfg.Clock.Now(), Expires: expires}
+		n.reps["a"].Apply(r, false, 0)
+		n.pump("a", a.Write(r, n.now.Now()))
+		if got := n.reps["b"].recs[r.Key]; got.Expires != expires {
+			t.Fatalf("b holds %s expiring at %d, want %d", r.Key, got.Expires, expires)
+		}
+	}
+}

@@ -130,6 +130,7 @@ type Codec struct {
 	// recs, which the next Decode reuses (ReuseDeltaRecords).
 	reuse bool
 	recs  []crdt.Record
+	used  int // how many of recs the last delta decoded into them filled
 }
 
 // maxReused is the most records a Delta or Direct may hold to be decoded

@@ -561,8 +561,10 @@ func TestDirectFrameIsShorter(t *testing.T) {
 // TestReusedDeltaRecords: with ReuseDeltaRecords, a Delta's or a Direct's
 // records are decoded into the codec's slice, which the next frame's take
 // over (and a frame of another kind leaves alone): one allocation a frame
-// fewer, keys and values still the message's own. A delta of more records
-// than a datagram holds gets a slice of its own.
+// fewer, keys and values still the message's own, and a field a record
+// leaves out (a Direct's record without an expiry or flags) zero, not the
+// last frame's. A delta of more records than a datagram holds gets a
+// slice of its own, and the codec keeps none larger.
 func TestReusedDeltaRecords(t *testing.T) {
 	id := crdt.NodeID(0xdeadbeefcafebabe)
 	recs := func(n int, tag string) []crdt.Record {
@@ -610,6 +612,19 @@ func TestReusedDeltaRecords(t *testing.T) {
 	big := recs(maxReused+1, "c")
 	if got := decode(frame(&Direct{OriginID: id, Records: big})).(*Direct).Records; !reflect.DeepEqual(got, big) || &got[0] == &first[0] {
 		t.Fatal("a delta of more records than a datagram holds went into the reused slice")
+	}
+	if decode(direct); cap(c.recs) != maxReused {
+		t.Fatalf("the codec keeps a slice of %d records, want %d", cap(c.recs), maxReused)
+	}
+	// An expiring delete, then records that carry neither (Direct's short
+	// form leaves both out): none may keep the first's.
+	marked := recs(2, "m")
+	for i := range marked {
+		marked[i].Expires, marked[i].Tombstone, marked[i].Value = 1_800_000_000_000_000_000, true, nil
+	}
+	decode(frame(&Direct{OriginID: id, Records: marked}))
+	if got := decode(frame(&Direct{OriginID: id, Records: b})).(*Direct).Records; !reflect.DeepEqual(got, b) {
+		t.Fatalf("after records with an expiry and a tombstone, decoded %+v, want %+v", got, b)
 	}
 	reused := testing.AllocsPerRun(100, func() { decode(direct) })
 	c.ReuseDeltaRecords(false)

@@ -106,12 +106,16 @@ func (c *Codec) recordsOf(n, minFields int, base int64, origin crdt.NodeID, reus
 			c.recs = make([]crdt.Record, maxReused)
 		}
 		rs = c.recs[:n]
-		clear(c.recs[n:]) // the last frame's keys and values, which the caller is done with
+		if c.used > n {
+			clear(c.recs[n:c.used]) // the last frame's keys and values, which the caller is done with
+		}
+		c.used = n
 	} else {
 		rs = make([]crdt.Record, n)
 	}
 	for i := range rs {
 		r := &rs[i]
+		*r = crdt.Record{} // a reused slice holds the last frame's: a field a record leaves out is zero
 		fields := c.list(1, "record")
 		if c.err == nil && (fields < minFields || fields > 7) {
 			c.fail(ErrMalformed, "record: got %d fields, want %d to 7", fields, minFields)
