@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"testing"
 	"time"
 
@@ -339,7 +340,13 @@ func FuzzOpener(f *testing.F) {
 // and the records' slices were three tenths of the bytes a member
 // allocated, so of the collector's work.
 func TestReceivedDirectDeltaAllocatesOnlyItsRecords(t *testing.T) {
-	nodes := startCluster(t, 2)
+	// AllocsPerRun counts the whole process's allocations: the members'
+	// probes, push-pulls and sessions wait an hour, and the least of a few
+	// measurements is taken (memberlist's gossip ticks every 20 ms).
+	nodes := startCluster(t, 2, func(c *Config) {
+		c.Timings.ProbeInterval, c.Timings.PushPullInterval = time.Hour, time.Hour
+		c.Protocol.AntiEntropyInterval = time.Hour
+	})
 	a, b := nodes[0], nodes[1]
 	saved := b.r.out.t.direct.Load()
 	frames := make(chan []byte, 1)
@@ -369,7 +376,11 @@ func TestReceivedDirectDeltaAllocatesOnlyItsRecords(t *testing.T) {
 		t.Fatalf("the datagram held %T, not a Direct of the writes", m)
 	}
 	k := len(d.Records)
-	if allocs := testing.AllocsPerRun(100, func() { b.r.receivedDirect(frame) }); allocs > float64(2*k+1) {
+	allocs := math.Inf(1)
+	for range 5 {
+		allocs = min(allocs, testing.AllocsPerRun(100, func() { b.r.receivedDirect(frame) }))
+	}
+	if allocs > float64(2*k+1) {
 		t.Fatalf("receiving a direct delta of %d records: %.0f allocations, want at most %d", k, allocs, 2*k+1)
 	}
 }

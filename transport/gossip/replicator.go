@@ -162,6 +162,10 @@ func (r *Replicator) startMemberlist() error {
 			return err
 		}
 		base, boundPort = nt, nt.port()
+		if readBufferShort(nt.readBuffer, udpReadBuffer) {
+			r.log.Warn().Int("bytes", nt.readBuffer).Int("asked", udpReadBuffer).
+				Msgf("the kernel gave the UDP socket less receive buffer than asked for: under load it may drop datagrams before this member reads them (anti-entropy repairs them, later); raise the limit, on Linux: sysctl -w net.core.rmem_max=%d", udpReadBuffer)
+		}
 	}
 	ct := newCountingTransport(base, &r.wire)
 	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
@@ -398,6 +402,12 @@ type Stats struct {
 	// memberlist's goroutines: on the default UDP transport, every one
 	// its peers send (see direct.go).
 	DirectFrames uint64
+	// ReadBuffer is the receive buffer of the member's UDP socket in bytes,
+	// as the kernel reports it (Linux: twice what it set, its bookkeeping
+	// included); 0 with another transport or where it is not read. The
+	// member asks for 16 MiB and logs a warning at start when it gets
+	// less (Linux caps it at net.core.rmem_max).
+	ReadBuffer int
 	// MemberlistErrors and MemberlistWarnings count memberlist's error and
 	// warning lines (a process without the cluster key sending garbage
 	// makes one error per datagram); MemberlistSuppressed the lines of all
@@ -429,6 +439,9 @@ func (r *Replicator) Stats() Stats {
 		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),
+	}
+	if r.out != nil {
+		s.ReadBuffer = r.out.t.readBuffer
 	}
 	r.statsMu.Lock()
 	s.Protocol = r.protocol

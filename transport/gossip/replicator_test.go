@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -313,5 +314,30 @@ func TestOnDropRunsWithoutTheProtocolLock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the rejected record was never reported")
+	}
+}
+
+// TestReadBufferIsReportedAndAShortOneLogged: the member reports the
+// receive buffer the kernel gave its UDP socket, and a member given less
+// than it asked for says so at start, with the limit to raise.
+func TestReadBufferIsReportedAndAShortOneLogged(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the receive buffer's size is checked on Linux")
+	}
+	if got := startNode(t, "n0", nil).r.Stats().ReadBuffer; got <= 0 {
+		t.Fatalf("Stats.ReadBuffer = %d", got)
+	}
+	saved := udpReadBuffer
+	udpReadBuffer = 1 << 30 // beyond any net.core.rmem_max a test machine has
+	defer func() { udpReadBuffer = saved }()
+	var log syncBuffer
+	n := startNode(t, "n1", nil, func(c *Config) { c.Logger = zerolog.New(&log) })
+	got := n.r.Stats().ReadBuffer
+	if got <= 0 || got/2 >= udpReadBuffer {
+		t.Fatalf("Stats.ReadBuffer = %d, asked for %d", got, udpReadBuffer)
+	}
+	if line := string(log.Bytes()); !strings.Contains(line, "less receive buffer than asked for") || !strings.Contains(line, "net.core.rmem_max=1073741824") ||
+		!strings.Contains(line, fmt.Sprintf(`"bytes":%d`, got)) {
+		t.Fatalf("the log says %q", line)
 	}
 }
