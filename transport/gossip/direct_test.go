@@ -47,13 +47,7 @@ func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 				t.Fatalf("%d frames opened directly with the opener off", n)
 			}
 			opened := make(chan []byte, 256)
-			b.r.out.t.direct.Store(&direct{open: saved.open, deliver: func(m []byte) {
-				select {
-				case opened <- bytes.Clone(m):
-				default:
-				}
-				b.r.receivedDirect(m)
-			}})
+			tapDirect(b, saved.open, opened)
 			frame := appendCall(nil, a.r.cfg.Name, callReply, 1<<60, []byte{0}) // an answer nobody waits for
 			if err := a.r.ml.SendBestEffort(a.r.lookup(b.r.cfg.Name), frame); err != nil {
 				t.Fatal(err)
@@ -73,6 +67,19 @@ func TestDatagramsAsMemberlistMakesThem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tapDirect makes n's transport open datagrams with open and hand a copy
+// of each frame it opens to frames, when there is room, before the
+// protocol gets it as before.
+func tapDirect(n *node, open opener, frames chan<- []byte) {
+	n.r.out.t.direct.Store(&direct{open: open, deliver: func(m []byte) {
+		select {
+		case frames <- bytes.Clone(m):
+		default:
+		}
+		n.r.receivedDirect(m)
+	}})
 }
 
 // TestSealerMakesWhatOpenerOpens: what the sealer makes for a frame, with
@@ -350,13 +357,7 @@ func TestReceivedDirectDeltaAllocatesOnlyItsRecords(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	saved := b.r.out.t.direct.Load()
 	frames := make(chan []byte, 1)
-	b.r.out.t.direct.Store(&direct{open: saved.open, deliver: func(m []byte) {
-		select {
-		case frames <- bytes.Clone(m):
-		default:
-		}
-		b.r.receivedDirect(m)
-	}})
+	tapDirect(b, saved.open, frames)
 	for i := range 8 {
 		a.rep.write(a.r, fmt.Sprintf("k%015d", i), make([]byte, 100), false)
 	}

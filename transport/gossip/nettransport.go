@@ -22,13 +22,14 @@ const maxDatagram = 65536
 // deltas wait in the kernel, not dropped, while the reader catches up:
 // it is a bound, not an allocation (the kernel holds only what is
 // queued). At 200,000 writes a second on three members, each a process
-// on the same two cores, a member's reader fell behind by more than
-// 4 MiB of datagrams in two runs of three (18,000 to 52,000 dropped, and
-// 0.9-1.7 s before anti-entropy had repaired them), and by less than
-// 16 MiB in three of three (none dropped, 0.15-0.37 s of lag). The
-// kernel caps it at net.core.rmem_max (Linux); the member logs a warning
-// when it gets less (Stats.ReadBuffer says what it got). A variable for
-// tests.
+// on the same two cores, members with 4 MiB dropped datagrams in two runs
+// of three (25,842 and 51,623, and 1.3-1.7 s before anti-entropy had
+// repaired them), with 16 MiB in none of three (0.15-0.37 s of lag); in a
+// slower hour, 14,000-38,000 against 1,600-11,300. Linux caps it at
+// net.core.rmem_max; macOS and the BSDs refuse more than their limit
+// (kern.ipc.maxsockbuf), so the member asks for less until it is given
+// (setReadBuffer). It logs a warning when it gets less (Stats.ReadBuffer
+// says what it got). A variable for tests.
 var udpReadBuffer = 16 << 20
 
 // netTransport is a memberlist.NodeAwareTransport over one UDP socket and
@@ -89,7 +90,7 @@ func listenOnce(ip net.IP, port int) (*netTransport, error) {
 		tcp.Close()
 		return nil, err
 	}
-	_ = udp.SetReadBuffer(udpReadBuffer) // best effort: the kernel may cap it
+	setReadBuffer(udp, udpReadBuffer)
 	t := &netTransport{
 		udp: udp, tcp: tcp, readBuffer: readBufferOf(udp),
 		packetCh: make(chan *memberlist.Packet), streamCh: make(chan net.Conn),
@@ -99,6 +100,17 @@ func listenOnce(ip net.IP, port int) (*netTransport, error) {
 	go t.readPackets()
 	go t.accept()
 	return t, nil
+}
+
+// setReadBuffer asks for a receive buffer of size, best effort: Linux caps
+// the request at its limit, while macOS and the BSDs refuse one above it,
+// so a refused request is made again for half as much, down to 256 KiB.
+func setReadBuffer(conn interface{ SetReadBuffer(int) error }, size int) {
+	for ; size >= 256<<10; size /= 2 {
+		if conn.SetReadBuffer(size) == nil {
+			return
+		}
+	}
 }
 
 // port returns the bound port.

@@ -3,6 +3,7 @@
 package gossip
 
 import (
+	"fmt"
 	"net"
 	"runtime"
 	"syscall"
@@ -24,12 +25,27 @@ func readBufferOf(conn *net.UDPConn) int {
 	return size
 }
 
-// readBufferShort reports whether got, a receive buffer as the kernel
-// reports it, is less than want was asked for: Linux reports twice the
-// size it set, to count its own bookkeeping.
-func readBufferShort(got, want int) bool {
+// readBufferUsable returns the part of got, a receive buffer as the
+// kernel reports it, that holds datagrams: Linux reports twice the size
+// it set, to count its own bookkeeping.
+func readBufferUsable(got int) int {
 	if runtime.GOOS == "linux" {
-		got /= 2
+		return got / 2
 	}
-	return got > 0 && got < want
+	return got
+}
+
+// readBufferShort reports whether got, a receive buffer as the kernel
+// reports it, is less than want was asked for.
+func readBufferShort(got, want int) bool {
+	return got > 0 && readBufferUsable(got) < want
+}
+
+// readBufferLimit names the system's limit on receive buffers and how to
+// raise it to want.
+func readBufferLimit(want int) string {
+	if runtime.GOOS == "linux" {
+		return fmt.Sprintf("net.core.rmem_max: sysctl -w net.core.rmem_max=%d", want)
+	}
+	return fmt.Sprintf("kern.ipc.maxsockbuf: sysctl kern.ipc.maxsockbuf=%d", 2*want)
 }

@@ -163,8 +163,8 @@ func (r *Replicator) startMemberlist() error {
 		}
 		base, boundPort = nt, nt.port()
 		if readBufferShort(nt.readBuffer, udpReadBuffer) {
-			r.log.Warn().Int("bytes", nt.readBuffer).Int("asked", udpReadBuffer).
-				Msgf("the kernel gave the UDP socket less receive buffer than asked for: under load it may drop datagrams before this member reads them (anti-entropy repairs them, later); raise the limit, on Linux: sysctl -w net.core.rmem_max=%d", udpReadBuffer)
+			r.log.Warn().Int("bytes", readBufferUsable(nt.readBuffer)).Int("asked", udpReadBuffer).
+				Msgf("the kernel gave the UDP socket less receive buffer than asked for: under load it may drop datagrams before this member reads them (anti-entropy repairs them, later); raise the system's limit, %s", readBufferLimit(udpReadBuffer))
 		}
 	}
 	ct := newCountingTransport(base, &r.wire)
