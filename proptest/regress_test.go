@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"flag"
 	"testing"
 	"time"
 
@@ -130,4 +131,29 @@ func TestFillOfTheEmptyKeyIsServed(t *testing.T) {
 	if h.fillValues != 1 {
 		t.Fatal("the call ended without a value")
 	}
+}
+
+// TestCrashLostWriteSupersededByAnAnswer pins a counterexample found on
+// the busy-bucket configuration with fills off (-rapid.seed=16
+// -rapid.steps=200, at run 1,611; replayed here by its own seed): n0,
+// cut off, writes k593 over n1's older write and crashes with it; back
+// empty and alone, it collects a tombstone of the same bucket early, and
+// after the heal rejects n1's write of k593 and answers it with a
+// tombstone, which supersedes the crashed write. The model had counted
+// that write lost with the crash, and its check of the converged state
+// excuses the key; its check of superseded writes did not, and failed the
+// run. Both now excuse a key whose newest write a crash may have taken
+// (a model that tracked which version died could be stricter).
+func TestCrashLostWriteSupersededByAnAnswer(t *testing.T) {
+	cfg := busyBucket(DefaultStoreConfig())
+	cfg.Disable = append(cfg.Disable, "fill")
+	for name, value := range map[string]string{"rapid.seed": "1298482", "rapid.checks": "1", "rapid.steps": "200", "rapid.nofailfile": "true"} {
+		f := flag.Lookup(name)
+		old := f.Value.String()
+		if err := flag.Set(name, value); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { flag.Set(name, old) })
+	}
+	Check(t, cfg)
 }
