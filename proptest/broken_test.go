@@ -23,7 +23,14 @@ func harnessFails(t *testing.T, name string, factory Factory) bool {
 // harnessFailsOn is harnessFails with a whole harness configuration.
 func harnessFailsOn(t *testing.T, name string, cfg Config) bool {
 	t.Helper()
-	return rapidfail.Fails(t, "BrokenReplica_"+strings.ReplaceAll(name, " ", "_"), Property(cfg))
+	return harnessFailure(t, name, cfg) != ""
+}
+
+// harnessFailure is harnessFailsOn returning the failure's report ("" for
+// none).
+func harnessFailure(t *testing.T, name string, cfg Config) string {
+	t.Helper()
+	return rapidfail.Failure(t, "BrokenReplica_"+strings.ReplaceAll(name, " ", "_"), Property(cfg))
 }
 
 // TestHarnessPassesWhatTheVariantsBreak is the control of the broken
@@ -39,8 +46,8 @@ func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 		"busy_bucket": busyBucket(DefaultStoreConfig()),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if harnessFailsOn(t, "control "+name, cfg) {
-				t.Fatalf("the harness fails the %s replicas with the broken variants' seed and budget: run it with -rapid.seed=1 -rapid.checks=1000 -rapid.steps=100 to see why", name)
+			if failure := harnessFailure(t, "control "+name, cfg); failure != "" {
+				t.Fatalf("the harness fails the %s replicas with the broken variants' seed and budget (-rapid.seed=1 -rapid.checks=1000 -rapid.steps=100): %s", name, failure)
 			}
 		})
 	}
@@ -160,8 +167,11 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 				return s.Apply(r, delta, now)
 			}}
 		}
-		if !harnessFails(t, "store delta takes the last expiry", StoreFactory(cfg)) {
+		switch failure := harnessFailure(t, "store delta takes the last expiry", Config{Factory: StoreFactory(cfg)}); {
+		case failure == "":
 			t.Fatal("the harness passed production stores whose received records took another's expiry")
+		case !strings.Contains(failure, "which was written as"):
+			t.Fatalf("the harness caught production stores whose received records took another's expiry, but not by its check of what a member holds: %s", failure)
 		}
 	})
 	t.Run("early_collection_without_stability", func(t *testing.T) {

@@ -5,6 +5,7 @@ package rapidfail
 
 import (
 	"flag"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -18,6 +19,15 @@ import (
 // reported to t.
 func Fails(t *testing.T, name string, prop func(*rapid.T)) bool {
 	t.Helper()
+	return Failure(t, name, prop) != ""
+}
+
+// Failure is Fails returning rapid's report of the counterexample it
+// found (its first message: what the property said), or "" if it found
+// none: a test of a broken variant can check which of the property's
+// checks caught it.
+func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
+	t.Helper()
 	setFlag(t, "rapid.seed", "1")
 	setFlag(t, "rapid.checks", "1000")
 	setFlag(t, "rapid.steps", "100")
@@ -30,7 +40,13 @@ func Fails(t *testing.T, name string, prop func(*rapid.T)) bool {
 		rapid.Check(rec, prop)
 	}()
 	<-done
-	return rec.Failed()
+	if !rec.Failed() {
+		return ""
+	}
+	if rec.msg == "" {
+		return "failed"
+	}
+	return rec.msg
 }
 
 // setFlag sets a command-line flag for the rest of the test.
@@ -53,20 +69,29 @@ type recordingTB struct {
 	name   string
 	mu     sync.Mutex
 	failed bool
+	msg    string // the first failure's message
 }
 
-func (r *recordingTB) Helper()               {}
-func (r *recordingTB) Name() string          { return r.name }
-func (r *recordingTB) Logf(string, ...any)   {}
-func (r *recordingTB) Log(...any)            {}
-func (r *recordingTB) Skipf(string, ...any)  { runtime.Goexit() }
-func (r *recordingTB) Skip(...any)           { runtime.Goexit() }
-func (r *recordingTB) SkipNow()              { runtime.Goexit() }
-func (r *recordingTB) Errorf(string, ...any) { r.fail() }
-func (r *recordingTB) Error(...any)          { r.fail() }
-func (r *recordingTB) Fatalf(string, ...any) { r.fail(); runtime.Goexit() }
-func (r *recordingTB) Fatal(...any)          { r.fail(); runtime.Goexit() }
-func (r *recordingTB) FailNow()              { r.fail(); runtime.Goexit() }
-func (r *recordingTB) Fail()                 { r.fail() }
-func (r *recordingTB) Failed() bool          { r.mu.Lock(); defer r.mu.Unlock(); return r.failed }
-func (r *recordingTB) fail()                 { r.mu.Lock(); r.failed = true; r.mu.Unlock() }
+func (r *recordingTB) Helper()                   {}
+func (r *recordingTB) Name() string              { return r.name }
+func (r *recordingTB) Logf(string, ...any)       {}
+func (r *recordingTB) Log(...any)                {}
+func (r *recordingTB) Skipf(string, ...any)      { runtime.Goexit() }
+func (r *recordingTB) Skip(...any)               { runtime.Goexit() }
+func (r *recordingTB) SkipNow()                  { runtime.Goexit() }
+func (r *recordingTB) Errorf(f string, a ...any) { r.fail(fmt.Sprintf(f, a...)) }
+func (r *recordingTB) Error(a ...any)            { r.fail(fmt.Sprint(a...)) }
+func (r *recordingTB) Fatalf(f string, a ...any) { r.fail(fmt.Sprintf(f, a...)); runtime.Goexit() }
+func (r *recordingTB) Fatal(a ...any)            { r.fail(fmt.Sprint(a...)); runtime.Goexit() }
+func (r *recordingTB) FailNow()                  { r.fail(""); runtime.Goexit() }
+func (r *recordingTB) Fail()                     { r.fail("") }
+func (r *recordingTB) Failed() bool              { r.mu.Lock(); defer r.mu.Unlock(); return r.failed }
+
+func (r *recordingTB) fail(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = true
+	if r.msg == "" {
+		r.msg = msg
+	}
+}
