@@ -13,24 +13,26 @@ import (
 	"github.com/bcache-go/bcache/transport"
 )
 
-// harnessFails runs the harness over replicas built by factory and reports
-// whether it found a counterexample.
-func harnessFails(t *testing.T, name string, factory Factory) bool {
-	t.Helper()
-	return harnessFailsOn(t, name, Config{Factory: factory})
-}
-
-// harnessFailsOn is harnessFails with a whole harness configuration.
-func harnessFailsOn(t *testing.T, name string, cfg Config) bool {
-	t.Helper()
-	return harnessFailure(t, name, cfg) != ""
-}
-
-// harnessFailure is harnessFailsOn returning the failure's report ("" for
-// none).
+// harnessFailure runs the harness with cfg, with the seed and budget of
+// every broken variant (rapidfail), and returns the report of the
+// counterexample it found, or "" for none.
 func harnessFailure(t *testing.T, name string, cfg Config) string {
 	t.Helper()
 	return rapidfail.Failure(t, "BrokenReplica_"+strings.ReplaceAll(name, " ", "_"), Property(cfg))
+}
+
+// caught fails t unless the harness, run on the broken replicas cfg makes
+// (what), found a counterexample, and found it with the check whose report
+// contains want: a variant caught only by another check, or by a failure
+// that has nothing to do with it, proves nothing about its own.
+func caught(t *testing.T, name string, cfg Config, want, what string) {
+	t.Helper()
+	switch failure := harnessFailure(t, name, cfg); {
+	case failure == "":
+		t.Fatalf("the harness passed %s", what)
+	case !strings.Contains(failure, want):
+		t.Fatalf("the harness caught %s, but not by the check that reports %q: %s", what, want, failure)
+	}
 }
 
 // TestHarnessPassesWhatTheVariantsBreak is the control of the broken
@@ -79,9 +81,7 @@ func TestHarnessCatchesBrokenMerges(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			cfg := DefaultMapConfig()
 			cfg.Merge = tc.merge
-			if !harnessFails(t, "map "+tc.name, MapFactory(cfg)) {
-				t.Fatalf("the harness passed replicas whose merge is broken: %s", tc.name)
-			}
+			caught(t, "map "+tc.name, Config{Factory: MapFactory(cfg)}, "not converged", "replicas whose merge is broken: "+tc.name)
 		})
 	}
 }
@@ -106,43 +106,42 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 	tests := []struct {
 		name string
 		b    broken
+		want string // in the report of the check that must catch it
 	}{
 		{"longest expiry wins", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
 			if cur, ok := s.Lookup(r.Key); ok && !cur.Tombstone && cur.Expires == 0 && r.Expires != 0 {
 				return crdt.Stale
 			}
 			return s.Apply(r, delta, now)
-		}}},
+		}}, "not converged"},
 		{"received deletes are ignored", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
 			if r.Tombstone {
 				return crdt.Stale
 			}
 			return s.Apply(r, delta, now)
-		}}},
+		}}, "not converged"},
 		{"answers to rejections are ignored", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
 			if r.Tombstone && r.Time.Node == 0 {
 				return crdt.Stale // the rejected record stays, and bounces
 			}
 			return s.Apply(r, delta, now)
-		}}},
+		}}, "not converged"},
 		{"received versions are restamped", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
 			r.Time.Logical++
 			return s.Apply(r, delta, now)
-		}}},
+		}}, "no fixpoint"},
 		{"received values are cut short", broken{apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
 			if len(r.Value) > 1 {
 				r.Value = r.Value[:1]
 			}
 			return s.Apply(r, delta, now)
-		}}},
+		}}, "which was written as"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			cfg := DefaultStoreConfig()
 			cfg.Wrap = func(s Store) transport.Replica { b := tc.b; b.Store = s; return b }
-			if !harnessFails(t, "store "+tc.name, StoreFactory(cfg)) {
-				t.Fatalf("the harness passed production stores with a broken rule: %s", tc.name)
-			}
+			caught(t, "store "+tc.name, Config{Factory: StoreFactory(cfg)}, tc.want, "production stores with a broken rule: "+tc.name)
 		})
 	}
 	t.Run("a_received_delta_without_an_expiry_takes_the_last_ones", func(t *testing.T) {
@@ -167,12 +166,8 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 				return s.Apply(r, delta, now)
 			}}
 		}
-		switch failure := harnessFailure(t, "store delta takes the last expiry", Config{Factory: StoreFactory(cfg)}); {
-		case failure == "":
-			t.Fatal("the harness passed production stores whose received records took another's expiry")
-		case !strings.Contains(failure, "which was written as"):
-			t.Fatalf("the harness caught production stores whose received records took another's expiry, but not by its check of what a member holds: %s", failure)
-		}
+		caught(t, "store delta takes the last expiry", Config{Factory: StoreFactory(cfg)}, "which was written as",
+			"production stores whose received records took another's expiry")
 	})
 	t.Run("early_collection_without_stability", func(t *testing.T) {
 		cfg := DefaultStoreConfig()
@@ -181,9 +176,8 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 		// over a write of another key in flight to the collector, which
 		// holds no record of that key, and the rejection comes long
 		// before a horizon could excuse it.
-		if !harnessFailsOn(t, "store early collection without stability", busyBucket(cfg)) {
-			t.Fatal("the harness passed production stores that collect early without knowing the cluster holds the records")
-		}
+		caught(t, "store early collection without stability", busyBucket(cfg), "no watermark can cover it",
+			"production stores that collect early without knowing the cluster holds the records")
 	})
 }
 
@@ -196,9 +190,8 @@ func TestHarnessCatchesBrokenFills(t *testing.T) {
 	cfg.Answer = func(answered crdt.Record, _ func(crdt.Record) ([]byte, bool)) ([]byte, bool) {
 		return answered.Value, true
 	}
-	if !harnessFails(t, "fills that trust the owner", StoreFactory(cfg)) {
-		t.Fatal("the harness passed members that give callers the owner's answer unchecked")
-	}
+	caught(t, "fills that trust the owner", Config{Factory: StoreFactory(cfg)}, "older than the version it held",
+		"members that give callers the owner's answer unchecked")
 }
 
 // brokenReads is the production store with its reads broken.
@@ -248,9 +241,7 @@ func TestHarnessCatchesBrokenReads(t *testing.T) {
 				}
 				return &brokenReads{StoreReplica: r.(*StoreReplica), get: tc.get, sets: map[string][]byte{}}, nil
 			}
-			if !harnessFails(t, "reads "+tc.name, factory) {
-				t.Fatalf("the harness passed a replica whose reads are broken: %s", tc.name)
-			}
+			caught(t, "reads "+tc.name, Config{Factory: factory}, "while holding", "a replica whose reads are broken: "+tc.name)
 		})
 	}
 }
@@ -269,7 +260,7 @@ func TestTraceFileHoldsTheCounterexample(t *testing.T) {
 			return s.Apply(r, delta, now)
 		}}
 	}
-	if !harnessFailsOn(t, "trace file", Config{Factory: StoreFactory(cfg), TraceFile: path}) {
+	if harnessFailure(t, "trace file", Config{Factory: StoreFactory(cfg), TraceFile: path}) == "" {
 		t.Fatal("the broken store passed")
 	}
 	b, err := os.ReadFile(path)
