@@ -27,7 +27,7 @@ func (c *Codec) decodeBody(k Kind) Message {
 		m.OriginID = crdt.NodeID(c.uint(math.MaxUint64, "origin id"))
 		m.Seq = c.uint(math.MaxUint64, "seq")
 		base := c.int("base")
-		m.Records = c.recordsOf(c.list(minRecordSize, "records"), 7, base, m.OriginID, c.reuse)
+		m.Records = c.records(base, m.OriginID, c.reuse)
 		return m
 	case KindDirect:
 		m := &Direct{}
@@ -58,13 +58,13 @@ func (c *Codec) decodeBody(k Kind) Message {
 		m := &Repair{}
 		c.fields(7, "repair")
 		m.Session = c.session()
-		m.Records, m.Wants = c.records(0, 0), c.uint64s("wants")
+		m.Records, m.Wants = c.records(0, 0, false), c.uint64s("wants")
 		m.Final, m.Truncated = c.bool("final"), c.bool("truncated")
 		return m
 	}
 	m := &Reject{}
 	c.fields(4, "reject")
-	m.Session, m.Records = c.session(), c.records(0, 0)
+	m.Session, m.Records = c.session(), c.records(0, 0, false)
 	return m
 }
 
@@ -85,9 +85,9 @@ const (
 )
 
 // records reads a record list written by putRecords with the same base and
-// origin.
-func (c *Codec) records(base int64, origin crdt.NodeID) []crdt.Record {
-	return c.recordsOf(c.list(minRecordSize, "records"), 7, base, origin, false)
+// origin (into the codec's scratch if reuse: see recordsOf).
+func (c *Codec) records(base int64, origin crdt.NodeID, reuse bool) []crdt.Record {
+	return c.recordsOf(c.list(minRecordSize, "records"), 7, base, origin, reuse)
 }
 
 // recordsOf reads n records of at least minFields fields (5 or 7; the
