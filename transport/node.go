@@ -339,9 +339,13 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	}
 	switch m := m.(type) {
 	case *wire.Delta:
-		return n.receiveDelta(from, m, payload, now), nil
+		out := n.receiveDelta(from, m, payload, now)
+		n.codec.ReleaseRecords() // hold none of its values until the next delta
+		return out, nil
 	case *wire.Direct:
-		return n.receiveDelta(from, m.Delta(), payload, now), nil
+		out := n.receiveDelta(from, m.Delta(), payload, now)
+		n.codec.ReleaseRecords()
+		return out, nil
 	case *wire.Digest:
 		return n.receiveDigest(from, m, now), nil
 	case *wire.Versions:
@@ -407,7 +411,7 @@ func frameSizeHint(m wire.Message) int {
 	size := 64
 	switch m := m.(type) {
 	case *wire.Delta:
-		recs = m.Records
+		recs, size = m.Records, size+len(m.Origin)
 	case *wire.Direct:
 		recs = m.Records
 	case *wire.Repair:

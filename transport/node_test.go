@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -1020,5 +1022,52 @@ func TestDirectWithoutExpiryAfterOneWithIt(t *testing.T) {
 		if got := n.reps["b"].recs[r.Key]; got.Expires != expires {
 			t.Fatalf("b holds %s expiring at %d, want %d", r.Key, got.Expires, expires)
 		}
+	}
+}
+
+// valueWatcher is a memReplica that refuses every record and keeps a weak
+// pointer to the last value it was offered.
+type valueWatcher struct {
+	*memReplica
+	last weak.Pointer[byte]
+}
+
+func (r *valueWatcher) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	if len(rec.Value) > 0 {
+		r.last = weak.Make(&rec.Value[0])
+	}
+	return crdt.Stale
+}
+
+// TestReceiveKeepsNoValueOfAFrame: once Receive returns, the node holds
+// no value of the delta it handled (its codec reuses the records' slice,
+// which held the last delta's values until the next; frames of other
+// kinds, and empty deltas, did not clear it): a value the replica refused
+// is garbage at once.
+func TestReceiveKeepsNoValueOfAFrame(t *testing.T) {
+	now := crdt.NewManualTime(1_000_000_000)
+	rep := &valueWatcher{memReplica: newMemReplica(8)}
+	b, err := New(Config{Name: "b", Replica: rep, Clock: crdt.NewHLC(2, now.Now, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetMembers([]string{"a", "b"}, now.Now())
+	frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, &wire.Direct{OriginID: 1,
+		Records: []crdt.Record{{Key: "k", Value: make([]byte, 1<<20), Time: crdt.Timestamp{Wall: now.Now(), Node: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Receive("", frame, now.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if rep.last == (weak.Pointer[byte]{}) {
+		t.Fatal("the replica was not offered the value")
+	}
+	runtime.GC()
+	runtime.GC()
+	held := rep.last.Value() != nil
+	runtime.KeepAlive(b)
+	if held {
+		t.Fatal("a refused delta's 1 MiB value is still reachable from the node after Receive returned")
 	}
 }

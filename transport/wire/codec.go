@@ -145,7 +145,21 @@ const maxReused = 256
 // its handling, such as transport.Node, then allocates no slice for
 // each: at 100,000 writes a second on three members, those slices were a
 // seventh of the bytes a member allocated.
+//
+// The scratch holds the last delta's keys and values until the next
+// delta reuses its rows; a caller done with a delta calls ReleaseRecords
+// so that it holds none of them meanwhile. A frame that fails to decode
+// leaves nothing in it.
 func (c *Codec) ReuseDeltaRecords(ok bool) { c.reuse = ok }
+
+// ReleaseRecords zeroes the rows of the codec's scratch that the last
+// Decode filled (see ReuseDeltaRecords): the Records of the last Delta or
+// Direct decoded into it become zero records, and the codec holds none of
+// their keys and values.
+func (c *Codec) ReleaseRecords() {
+	clear(c.recs[:c.used])
+	c.used = 0
+}
 
 // NewCodec returns a codec that enforces l (zero fields take their default).
 func NewCodec(l Limits) *Codec {
@@ -206,6 +220,7 @@ func (c *Codec) Decode(frame []byte) (Message, error) {
 	err = c.err
 	c.err, c.body, c.pos = nil, nil, 0
 	if err != nil {
+		c.ReleaseRecords() // the records read before the error
 		return nil, fmt.Errorf("decode %s: %w", kind, err)
 	}
 	return m, nil

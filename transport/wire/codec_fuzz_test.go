@@ -292,3 +292,23 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReuseMatchesFresh: a codec that reuses its deltas' records decodes
+// any frame b, after any frame a, exactly as a fresh codec decodes b.
+func FuzzReuseMatchesFresh(f *testing.F) {
+	for _, m := range sampleMessages() {
+		for _, n := range sampleMessages() {
+			f.Add(mustEncode(f, m), mustEncode(f, n))
+		}
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		c := NewCodec(fuzzLimits())
+		c.ReuseDeltaRecords(true)
+		_, _ = c.Decode(a) // a is anything: only what it leaves behind matters
+		got, gerr := c.Decode(b)
+		want, werr := NewCodec(fuzzLimits()).Decode(b)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after %x, %x decoded to %#v, %v; a fresh codec: %#v, %v", a, b, got, gerr, want, werr)
+		}
+	})
+}

@@ -633,3 +633,41 @@ func TestReusedDeltaRecords(t *testing.T) {
 		t.Fatalf("decoding a Direct of %d records: %.0f allocations reusing, %.0f not; want one fewer", len(a), reused, fresh)
 	}
 }
+
+// TestReleasedRecordsHoldNoValue: once its caller is done with a delta
+// (ReleaseRecords), the codec holds none of its values, and a frame that
+// failed to decode leaves none of the records read before the error; the
+// reused slice has no room past its records, so a caller's append cannot
+// write into the codec's scratch.
+func TestReleasedRecordsHoldNoValue(t *testing.T) {
+	id := crdt.NodeID(7)
+	big := make([]byte, 1<<20)
+	c := NewCodec(Limits{})
+	c.ReuseDeltaRecords(true)
+	m, err := c.Decode(mustEncode(t, &Direct{OriginID: id, Records: []crdt.Record{{Key: "k", Value: big, Time: crdt.Timestamp{Wall: 1, Node: id}}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := m.(*Direct).Records; cap(rs) != len(rs) {
+		t.Errorf("a reused slice of %d records has room for %d", len(rs), cap(rs))
+	}
+	c.ReleaseRecords()
+	for i, r := range c.recs {
+		if r.Value != nil || r.Key != "" {
+			t.Fatalf("after ReleaseRecords the codec holds record %d: %q, %d bytes", i, r.Key, len(r.Value))
+		}
+	}
+	bad := mustEncode(t, &Direct{OriginID: id, Records: []crdt.Record{
+		{Key: "a", Value: big, Time: crdt.Timestamp{Wall: 1, Node: id}},
+		{Key: "b", Tombstone: true, Time: crdt.Timestamp{Wall: 1, Node: id}},
+	}})
+	bad[len(bad)-1] = 0x7f // the last record's flags out of range
+	if _, err := c.Decode(bad); err == nil {
+		t.Fatal("decoded a frame with a record's flags out of range")
+	}
+	for i, r := range c.recs {
+		if r.Value != nil || r.Key != "" {
+			t.Fatalf("after a refused frame the codec holds record %d: %q, %d bytes", i, r.Key, len(r.Value))
+		}
+	}
+}

@@ -105,7 +105,7 @@ func (c *Codec) recordsOf(n, minFields int, base int64, origin crdt.NodeID, reus
 		if cap(c.recs) < n {
 			c.recs = make([]crdt.Record, maxReused)
 		}
-		rs = c.recs[:n]
+		rs = c.recs[:n:n] // an append by the caller must not write into the scratch
 		if c.used > n {
 			clear(c.recs[n:c.used]) // the last frame's keys and values, which the caller is done with
 		}
