@@ -1,10 +1,12 @@
 package proptest
 
 import (
+	"bytes"
 	"cmp"
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
@@ -39,10 +41,18 @@ type adversary struct {
 	heard map[string]wire.Session
 	// pool holds frames captured in flight, to replay.
 	pool []sim.Packet
+	// sent holds the frames the adversary sent (their payloads' first
+	// bytes, which its frames' duplicates share): a member may refuse
+	// those, and no others.
+	sent map[*byte]bool
+	// copies holds every record the adversary made, by version: it may
+	// send one version with different values to different members, but
+	// what a member holds of it must be one of them.
+	copies map[crdt.Version][]crdt.Record
 }
 
 func newAdversary(h *harness) *adversary {
-	a := &adversary{h: h, heard: map[string]wire.Session{}}
+	a := &adversary{h: h, heard: map[string]wire.Session{}, sent: map[*byte]bool{}, copies: map[crdt.Version][]crdt.Record{}}
 	h.c.AddOutsider(adversaryName, a.hear)
 	return a
 }
@@ -121,7 +131,7 @@ func (a *adversary) replay(t *rapid.T) {
 	if rapid.Bool().Draw(t, "elsewhere") {
 		to = a.h.c.Name(a.h.live(t, "to"))
 	}
-	a.h.c.Net.Send(p.From, []transport.Envelope{{To: to, Kind: p.Kind, Payload: p.Payload}})
+	a.send(p.From, transport.Envelope{To: to, Kind: p.Kind, Payload: bytes.Clone(p.Payload)})
 }
 
 // forge sends a live member one frame of the adversary's making, as itself
@@ -161,7 +171,41 @@ func (a *adversary) forge(t *rapid.T) {
 	if err != nil {
 		t.Skip("not a well-formed frame")
 	}
-	a.h.c.Net.Send(from, []transport.Envelope{{To: a.h.c.Name(to), Kind: m.Kind(), Payload: frame}})
+	a.send(from, transport.Envelope{To: a.h.c.Name(to), Kind: m.Kind(), Payload: frame})
+}
+
+// send puts a frame of the adversary's in flight, as from, and notes it
+// as the adversary's.
+func (a *adversary) send(from string, e transport.Envelope) {
+	a.sent[unsafe.SliceData(e.Payload)] = true
+	a.h.c.Net.Send(from, []transport.Envelope{e})
+}
+
+// sentFrame reports whether p is a frame the adversary sent (or a
+// duplicate of one).
+func (a *adversary) sentFrame(p sim.Packet) bool {
+	return a != nil && a.sent[unsafe.SliceData(p.Payload)]
+}
+
+// made notes records the adversary made, to send.
+func (a *adversary) made(recs []crdt.Record) {
+	for _, r := range recs {
+		r.Value = bytes.Clone(r.Value)
+		a.copies[r.Version()] = append(a.copies[r.Version()], r)
+	}
+}
+
+// sentAs reports whether rec, a record of one of the adversary's versions
+// that a member holds or served, is as the adversary made it: its value
+// and expiry, unless it is a delete (which keeps neither), and its value
+// only if the member holds one (not evicted).
+func (a *adversary) sentAs(rec crdt.Record) bool {
+	for _, c := range a.copies[rec.Version()] {
+		if rec.Tombstone || c.Expires == rec.Expires && (rec.Evicted || !c.Evicted && bytes.Equal(c.Value, rec.Value)) {
+			return true
+		}
+	}
+	return false
 }
 
 // session draws the session a forged anti-entropy message claims: the one
@@ -212,6 +256,7 @@ func (a *adversary) records(t *rapid.T, to int) []crdt.Record {
 		}
 		recs = append(recs, r)
 	}
+	a.made(recs)
 	return recs
 }
 
@@ -233,5 +278,6 @@ func (a *adversary) answers(t *rapid.T, to int) []crdt.Record {
 		wall := rapid.SampledFrom([]int64{crdt.AddSat(r.Time.Wall, 1), math.MinInt64 + 1, math.MaxInt64}).Draw(t, "answer wall")
 		out = append(out, crdt.Record{Key: r.Key, Tombstone: true, Time: crdt.Timestamp{Wall: wall, Node: adversaryID}})
 	}
+	a.made(out)
 	return out
 }

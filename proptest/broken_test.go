@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,19 @@ func caught(t *testing.T, name string, cfg Config, want, what string) {
 	}
 }
 
+// wrapStores returns a Factory of production replicas (as
+// DefaultStoreConfig makes them) that wrap turns into broken ones.
+func wrapStores(wrap func(*StoreReplica) Replica) Factory {
+	store := StoreFactory(DefaultStoreConfig())
+	return func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := store(name, id, phys)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(r.(*StoreReplica)), nil
+	}
+}
+
 // TestHarnessPassesWhatTheVariantsBreak is the control of the broken
 // variants below: with the seed and budget they run with, the harness
 // finds nothing wrong in the replicas they break. Without it, a variant
@@ -46,6 +60,7 @@ func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 		"map":         {Factory: MapFactory(DefaultMapConfig())},
 		"store":       {Factory: StoreFactory(DefaultStoreConfig())},
 		"busy_bucket": busyBucket(DefaultStoreConfig()),
+		"unbounded":   unbounded(DefaultStoreConfig()),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if failure := harnessFailure(t, "control "+name, cfg); failure != "" {
@@ -169,6 +184,38 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 		caught(t, "store delta takes the last expiry", Config{Factory: StoreFactory(cfg)}, "which was written as",
 			"production stores whose received records took another's expiry")
 	})
+	t.Run("received_values_are_kept_as_evicted", func(t *testing.T) {
+		// Reads of an evicted record are misses, which are always allowed,
+		// and the model does not compare an evicted record's value: only
+		// members that may not evict can show this variant up.
+		cfg := DefaultStoreConfig()
+		cfg.Wrap = func(s Store) transport.Replica {
+			return broken{Store: s, apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+				if !r.Tombstone {
+					r.Value, r.Evicted = nil, true
+				}
+				return s.Apply(r, delta, now)
+			}}
+		}
+		caught(t, "store received values kept as evicted", unbounded(cfg), "but no member evicts",
+			"production stores that keep what they receive as evicted")
+	})
+	t.Run("the_adversarys_records_are_changed", func(t *testing.T) {
+		// The adversary may send one version with different values, so
+		// members holding different values of it prove nothing; each
+		// must hold one the adversary sent.
+		cfg := DefaultStoreConfig()
+		cfg.Wrap = func(s Store) transport.Replica {
+			return broken{Store: s, apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+				if r.Time.Node == adversaryID && !r.Tombstone && !r.Evicted {
+					r.Value, r.Expires = []byte("changed"), 0
+				}
+				return s.Apply(r, delta, now)
+			}}
+		}
+		caught(t, "store changes the adversary's records", Config{Factory: StoreFactory(cfg)}, "which the adversary never sent",
+			"production stores that change the records the adversary sends")
+	})
 	t.Run("early_collection_without_stability", func(t *testing.T) {
 		cfg := DefaultStoreConfig()
 		cfg.Stable = func(_, now int64) int64 { return now - int64(time.Millisecond) }
@@ -233,17 +280,145 @@ func TestHarnessCatchesBrokenReads(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
-			store := StoreFactory(DefaultStoreConfig())
-			factory := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
-				r, err := store(name, id, phys)
-				if err != nil {
-					return nil, err
-				}
-				return &brokenReads{StoreReplica: r.(*StoreReplica), get: tc.get, sets: map[string][]byte{}}, nil
-			}
+			factory := wrapStores(func(r *StoreReplica) Replica {
+				return &brokenReads{StoreReplica: r, get: tc.get, sets: map[string][]byte{}}
+			})
 			caught(t, "reads "+tc.name, Config{Factory: factory}, "while holding", "a replica whose reads are broken: "+tc.name)
 		})
 	}
+}
+
+// brokenWrites is the production store with its writes broken.
+type brokenWrites struct {
+	*StoreReplica
+	set func(r *StoreReplica, key string, value []byte, expires int64) (crdt.Record, []transport.Envelope)
+	del func(r *StoreReplica, key string) (crdt.Record, []transport.Envelope)
+}
+
+func (b *brokenWrites) Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope) {
+	if b.set == nil {
+		return b.StoreReplica.Set(key, value, expires)
+	}
+	return b.set(b.StoreReplica, key, value, expires)
+}
+
+func (b *brokenWrites) Delete(key string) (crdt.Record, []transport.Envelope) {
+	if b.del == nil {
+		return b.StoreReplica.Delete(key)
+	}
+	return b.del(b.StoreReplica, key)
+}
+
+// TestHarnessCatchesBrokenWrites: the model takes the record a write
+// returns as what was written, so a replica that writes something else
+// than it was asked to must fail at the write, or every member would be
+// checked against the wrong record (and converge on it).
+func TestHarnessCatchesBrokenWrites(t *testing.T) {
+	tests := []struct {
+		name string
+		b    brokenWrites
+	}{
+		{"a delete writes an empty value", brokenWrites{del: func(r *StoreReplica, key string) (crdt.Record, []transport.Envelope) {
+			return r.Set(key, nil, 0)
+		}}},
+		{"a set leaves the expiry out", brokenWrites{set: func(r *StoreReplica, key string, value []byte, _ int64) (crdt.Record, []transport.Envelope) {
+			return r.Set(key, value, 0)
+		}}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			factory := wrapStores(func(r *StoreReplica) Replica {
+				b := tc.b
+				b.StoreReplica = r
+				return &b
+			})
+			caught(t, "writes "+tc.name, Config{Factory: factory}, "was asked to write", "a replica whose writes are broken: "+tc.name)
+		})
+	}
+}
+
+// cutting is the production store on a member whose receive path cuts
+// every fourth frame short (a buffer reused too soon, say): it refuses
+// them as malformed, and anti-entropy repairs what they carried.
+type cutting struct {
+	*StoreReplica
+	n int
+}
+
+func (c *cutting) Receive(from string, payload []byte) []transport.Envelope {
+	if c.n++; c.n%4 == 0 && len(payload) > 1 {
+		payload = payload[:len(payload)/2]
+	}
+	return c.StoreReplica.Receive(from, payload)
+}
+
+// TestHarnessCatchesRefusedMembersFrames: a member may refuse what the
+// adversary sends, never what the members send. The variant converges
+// (anti-entropy repairs the frames it cut), so only that check can catch
+// it; it used to run only with the adversary's actions disabled.
+func TestHarnessCatchesRefusedMembersFrames(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica { return &cutting{StoreReplica: r} })
+	caught(t, "frames cut short", Config{Factory: factory}, "of the members' frames were refused",
+		"members that cut frames they receive short")
+}
+
+// forgetful is the production store on a member that comes back from its
+// snapshot with nothing: its Restore reads nothing and reports no error.
+type forgetful struct{ *StoreReplica }
+
+func (forgetful) Restore(any) error { return nil }
+
+// TestHarnessCatchesARestoreThatLosesRecords: a member restored from its
+// snapshot holds every record of it, but those too far ahead of its clock
+// to take; the harness used to excuse every record that did not come
+// back.
+func TestHarnessCatchesARestoreThatLosesRecords(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica { return forgetful{r} })
+	caught(t, "restores that lose records", Config{Factory: factory}, "restarted from its snapshot without",
+		"members whose restores read nothing")
+}
+
+// amnesiac is the production store on a member that, back from a crash,
+// takes its own writes of the keys its earlier incarnations wrote for
+// writes it has made and sent already (a stale table of what it sent,
+// kept across the restart): it acknowledges them and neither keeps nor
+// sends them.
+type amnesiac struct {
+	*StoreReplica
+	before map[string]bool // keys an earlier incarnation of this member wrote
+	wrote  map[string]bool // and this one
+}
+
+func (a *amnesiac) Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope) {
+	if a.before[key] {
+		return crdt.Record{Key: key, Value: value, Time: a.clock.Now(), Expires: expires}, nil
+	}
+	a.wrote[key] = true
+	return a.StoreReplica.Set(key, value, expires)
+}
+
+// TestHarnessCatchesAWriteLostAfterACrash: a member back from a crash
+// that drops its new writes of the keys it wrote before must fail. Those
+// are the keys whose earlier writes the crash may have taken, which the
+// model excuses up to the version the crash took, and no further (that
+// excuse alone is pinned in TestWriteAfterACrashLossMustSurvive: here the
+// earlier write has often reached a peer, and a model that excused the
+// whole key would catch this variant too).
+func TestHarnessCatchesAWriteLostAfterACrash(t *testing.T) {
+	wrote := map[string][]map[string]bool{} // per member, per incarnation
+	factory := wrapStores(func(r *StoreReplica) Replica {
+		if r.phys() == start { // a run's first incarnations: a new cluster
+			delete(wrote, r.name)
+		}
+		a := &amnesiac{StoreReplica: r, before: map[string]bool{}, wrote: map[string]bool{}}
+		for _, keys := range wrote[r.name] {
+			maps.Copy(a.before, keys)
+		}
+		wrote[r.name] = append(wrote[r.name], a.wrote)
+		return a
+	})
+	caught(t, "writes lost after a crash", Config{Factory: factory}, "its newest write", // lost, or an older one held
+		"members that drop their writes of keys they wrote before a crash")
 }
 
 // TestTraceFileHoldsTheCounterexample: with Config.TraceFile, a failing

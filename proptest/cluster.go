@@ -31,7 +31,10 @@ type Cluster struct {
 	Delivered func(p sim.Packet, received bool)
 	// Sent, if set, is called with the frames a member put in flight, and
 	// how many more it sent that a partition or a crash cut at once.
-	Sent    func(from string, inFlight []sim.Packet, cut int)
+	Sent func(from string, inFlight []sim.Packet, cut int)
+	// Refused, if set, is called with every frame its receiver refused: a
+	// Refuser whose count of refused frames rose as it received it.
+	Refused func(p sim.Packet)
 	base    int64
 	members []*member
 	byName  map[string]int
@@ -240,7 +243,16 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 	case outsider:
 		c.hear(pkt)
 	case ok:
-		c.send(to, c.members[to].r.Receive(pkt.Sender(), pkt.Payload))
+		r := c.members[to].r
+		f, counts := r.(Refuser)
+		var before uint64
+		if counts && c.Refused != nil {
+			before = f.Refused()
+		}
+		c.send(to, r.Receive(pkt.Sender(), pkt.Payload))
+		if counts && c.Refused != nil && f.Refused() > before {
+			c.Refused(pkt)
+		}
 	}
 	return ok
 }

@@ -46,17 +46,22 @@
 //	                     another name; a whole forged session with
 //	                     rejections; frames captured in flight, replayed
 //
-// After every step it checks invariants that must always hold: each member's
+// After every step it checks invariants that must always hold: a write
+// returns the record it was asked for, stamped by the member; each member's
 // clock issues strictly increasing timestamps; no member ever holds (and
 // so serves) a version of a key older than one it held before since its last
 // restart, which is what a resurrection looks like locally; no member holds
 // a version nobody wrote (records of the adversary a member accepted are
 // the adversary's writes, and the tombstones with which members answer
-// records they reject); and a live newest write a member drops, because a
+// records they reject); a member holds a write as it was written (expiry,
+// and value unless evicted; of the adversary's versions, one of the copies
+// it sent); no member holds a record as evicted when none may evict (see
+// Evictor); and a live newest write a member drops, because a
 // peer answered it with a tombstone or without a word, is at least a
 // horizon old, less the clock drift and skew (package lww, rule 3, allows
 // no sooner). A member
-// restored from a snapshot must issue timestamps newer than every record it
+// restored from a snapshot must hold its every record (but those too far
+// ahead of its clock to take), issue timestamps newer than every record it
 // restored, and never go back on a version it held or collected when the
 // snapshot was taken. A fill call that ends must give its caller a value
 // some write gave the key, with that write's version, never older than
@@ -72,11 +77,15 @@
 // records; no key holds a value older than a dead record a live member
 // collected; and every key holds its newest write, or, if that write is a
 // delete or has expired, nothing or a tombstone that answered it; and
-// every key read on every member is served as its record says. The model
-// excuses exactly two losses: a write
-// that only a crashed member knew, and a write that a member dropped because
+// every key read on every member is served as its record says; and no
+// member refused a frame another member sent (the adversary's it may).
+// The model excuses exactly two losses: a write
+// that only a crashed member knew (up to the newest version of its key the
+// crash may have taken: a newer write of the key, made later or elsewhere,
+// must survive), and a write that a member dropped because
 // it came back from an absence longer than the horizon holding it while its
-// peers could no longer tell it from a deleted one (package lww, rule 3).
+// peers could no longer tell it from a deleted one (package lww, rule 3),
+// again up to the version dropped.
 //
 // # Shaping the runs, reading the failures
 //

@@ -264,6 +264,8 @@ type harness struct {
 	outageN, loads         int
 	fillValues, fillErrors int
 	ended                  []endedCall // not checked yet
+	// refused describes the members' own frames a member refused.
+	refused []string
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -289,6 +291,11 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 	n := c.Size()
 	h := &harness{cfg: cfg, c: c, model: newModel(), calls: map[int]*fillCall{}, outages: map[string]int{}}
 	c.SetSource(h.source)
+	c.Refused = func(p sim.Packet) {
+		if !h.adv.sentFrame(p) {
+			h.refused = append(h.refused, packet{p, h.cfg.Describe}.String())
+		}
+	}
 	for range n {
 		h.added()
 	}
@@ -337,6 +344,21 @@ func (h *harness) packet(t *rapid.T) int {
 	return rapid.IntRange(0, h.c.Net.Len()-1).Draw(t, "packet")
 }
 
+// wrote checks that the record member i returned for a write is the one
+// asked for (want: its key, value, expiry and kind), stamped with the
+// member's incarnation, and goes on as issued. The model takes the
+// returned record as the write: without this, a Delete that wrote an empty
+// value, or a Set that left the expiry out, would be what the model
+// expects of every member.
+func (h *harness) wrote(t fataler, i int, rec, want crdt.Record) {
+	if rec.Key != want.Key || !bytes.Equal(rec.Value, want.Value) || rec.Expires != want.Expires ||
+		rec.Tombstone != want.Tombstone || rec.Evicted || rec.Time.Node != h.c.members[i].id {
+		want.Time.Node = h.c.members[i].id
+		t.Fatalf("%s was asked to write %v and wrote %v", h.c.Name(i), want, rec)
+	}
+	h.issued(t, i, rec)
+}
+
 // issued checks that member i's clock issued a newer timestamp than before.
 func (h *harness) issued(t fataler, i int, rec crdt.Record) {
 	if !h.lastTS[i].Less(rec.Time) {
@@ -358,8 +380,9 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"set": h.set,
 		"delete": func(t *rapid.T) {
 			i := h.live(t, "member")
-			rec, out := h.c.Replica(i).Delete(h.key(t))
-			h.issued(t, i, rec)
+			key := h.key(t)
+			rec, out := h.c.Replica(i).Delete(key)
+			h.wrote(t, i, rec, crdt.Record{Key: key, Tombstone: true})
 			h.c.send(i, out)
 		},
 		"tick":        h.tick,
@@ -460,7 +483,7 @@ func (h *harness) set(t *rapid.T) {
 		value = append(value, "-padded-to-be-long"...)
 	}
 	rec, out := h.c.Replica(i).Set(key, value, expires)
-	h.issued(t, i, rec)
+	h.wrote(t, i, rec, crdt.Record{Key: key, Value: value, Expires: expires})
 	h.c.send(i, out)
 }
 
@@ -554,8 +577,12 @@ func (h *harness) restore(t *rapid.T) {
 	h.held[i], h.reaped[i] = maps.Clone(snap.held), maps.Clone(snap.reaped)
 	h.last[i] = map[string]crdt.Version{}
 	for _, rec := range snap.records {
-		if restored[rec.Key] != rec.Time {
-			delete(h.held[i], rec.Key)
+		switch {
+		case restored[rec.Key] == rec.Time:
+		case crdt.SubSat(rec.Time.Wall, h.c.Phys(i)) > int64(h.cfg.MaxDrift):
+			delete(h.held[i], rec.Key) // too far ahead of the member's clock now: refused
+		default:
+			t.Fatalf("%s restarted from its snapshot without %q at %v, which the snapshot holds", h.c.Name(i), rec.Key, rec.Time)
 		}
 	}
 }
@@ -595,7 +622,16 @@ func (h *harness) collect(t fataler, i int) {
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
 			h.reaped[i][v.Key] = v.Time
 		}
-		if _, known := h.model.known[v]; !known {
+		_, known := h.model.known[v]
+		switch {
+		case known:
+		case h.adv != nil && v.Time.Node == adversaryID:
+			copies := h.adv.copies[v]
+			if len(copies) == 0 {
+				t.Fatalf("%s collected %v, which the adversary never sent", h.c.Name(i), v)
+			}
+			h.model.write(copies[0])
+		default:
 			dead := crdt.Record{Key: v.Key, Time: v.Time, Tombstone: v.Tombstone}
 			if !v.Tombstone {
 				dead.Expires = math.MinInt64
@@ -639,6 +675,9 @@ func (h *harness) check(t *rapid.T) {
 		h.model.dropped(t, h, i, r.Drops())
 		now := map[string]crdt.Version{}
 		for _, rec := range r.Records() {
+			if rec.Evicted && rec.Time.Node != adversaryID && !h.evicts() {
+				t.Fatalf("%s holds %v as evicted, but no member evicts", h.c.Name(i), rec)
+			}
 			h.model.adopt(t, h, h.c.Name(i), rec)
 			if prev, ok := h.held[i][rec.Key]; ok && rec.Time.Less(prev) {
 				t.Fatalf("%s went back on %q from %v to %v", h.c.Name(i), rec.Key, prev, rec.Time)
@@ -655,6 +694,20 @@ func (h *harness) check(t *rapid.T) {
 		h.model.dropped(t, h, i, gone)
 		h.last[i] = now
 	}
+}
+
+// evicts reports whether a member may hold a record as evicted: the evict
+// action runs, or a replica may evict on its own (see Evictor).
+func (h *harness) evicts() bool {
+	if h.cfg.weight("evict") > 0 {
+		return true
+	}
+	for i := range h.c.Size() {
+		if e, ok := h.c.Replica(i).(Evictor); !ok || e.MayEvict() {
+			return true
+		}
+	}
+	return false
 }
 
 // collected reports whether member i collected version v (or a newer
@@ -803,12 +856,8 @@ func (h *harness) converge(t *rapid.T) {
 	}()
 	h.check(t)
 	h.model.verify(t, h)
-	if h.adv == nil { // no one sends anything but the members' own frames
-		for i := range h.c.Size() {
-			if f, ok := h.c.Replica(i).(Refuser); ok && !h.c.Down(i) && f.Refused() != 0 {
-				t.Fatalf("%s refused %d of the members' frames", h.c.Name(i), f.Refused())
-			}
-		}
+	if len(h.refused) > 0 { // the adversary's frames may be refused, the members' may not
+		t.Fatalf("%d of the members' frames were refused, the first %s", len(h.refused), h.refused[0])
 	}
 	for i := range h.c.Size() {
 		if !h.c.Down(i) {

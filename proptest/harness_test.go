@@ -48,6 +48,20 @@ func bucketKeys(n int) []string {
 	return keys
 }
 
+// TestUnboundedMembersHoldNoStubs runs the harness over stores without
+// bounds and without the evict action: then no member may hold a record
+// as evicted (a stub travels only from a member that evicted it).
+func TestUnboundedMembersHoldNoStubs(t *testing.T) {
+	Check(t, unbounded(DefaultStoreConfig()))
+}
+
+// unbounded is the harness over stores configured as cfg but with no
+// bounds, and no evict action.
+func unbounded(cfg StoreConfig) Config {
+	cfg.Vary = nil
+	return Config{Factory: StoreFactory(cfg), Disable: []string{"evict"}}
+}
+
 // TestBoundedDeadRecordsResurrectNothing runs the harness over stores that
 // keep at most one dead record each: they collect at once, raising
 // watermarks over writes still in flight, and lose some of those (the

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"pgregory.net/rapid"
 )
 
 // fataler is what the model's checks need of a test: rapid's or testing's.
@@ -22,19 +21,23 @@ type model struct {
 	writes []crdt.Record
 	known  map[crdt.Version]crdt.Record // the writes, by version
 	newest map[string]crdt.Record
-	// lost are keys whose newest write may have died with a crashed member
-	// before it reached anyone.
-	lost map[string]bool
-	// lossy are keys whose newest write, live, was dropped by a member
-	// because a peer could no longer tell it from a deleted one.
-	lossy map[string]bool
+	// lost holds, for a key, the newest version a crashed member may have
+	// taken with it (held or collected, and no live member held as much):
+	// writes of the key up to it may be gone, a newer one may not.
+	lost map[string]crdt.Version
+	// lossy holds, for a key, the newest of its live newest writes that a
+	// member dropped (because a peer could no longer tell it from a
+	// deleted one) or that an answer to a rejection replaced: up to it,
+	// the key's writes may be gone; a newer one may not.
+	lossy map[string]crdt.Version
 }
 
 func newModel() model {
-	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]bool{}, lossy: map[string]bool{}}
+	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{}}
 }
 
 func (m *model) write(rec crdt.Record) {
+	rec.Value = bytes.Clone(rec.Value) // the replica keeps the caller's slice
 	m.writes = append(m.writes, rec)
 	m.known[rec.Version()] = rec
 	if cur, ok := m.newest[rec.Key]; !ok || cur.Version().Compare(rec.Version()) < 0 {
@@ -54,15 +57,20 @@ func (m *model) adopt(t fataler, h *harness, member string, rec crdt.Record) {
 	v := rec.Version()
 	w, known := m.known[v]
 	switch {
-	case known && v.Time.Node != adversaryID && (rec.Expires != w.Expires || !rec.Evicted && !bytes.Equal(rec.Value, w.Value)):
+	case h.adv != nil && v.Time.Node == adversaryID:
+		// The adversary may send one version with different values (and
+		// expiries) to different members: a member must hold one of them.
+		if !h.adv.sentAs(rec) {
+			t.Fatalf("%s holds %v, which the adversary never sent (it sent %+v)", member, rec, h.adv.copies[v])
+		}
+		if !known {
+			m.write(rec)
+		}
+	case known && (rec.Expires != w.Expires || !rec.Evicted && !bytes.Equal(rec.Value, w.Value)):
 		// Versions leave the value and the expiry out: anti-entropy cannot
-		// see, or repair, a member that changed them. (The adversary may
-		// forge two records of one version: the value then depends on
-		// which came first, and is not checked.)
+		// see, or repair, a member that changed them.
 		t.Fatalf("%s holds %v, which was written as %v", member, rec, w)
 	case known:
-	case h.adv != nil && v.Time.Node == adversaryID:
-		m.write(rec)
 	case v.Time.Node == 0 && v.Tombstone:
 		if n, ok := m.newest[v.Key]; ok && !n.Tombstone && n.Version().Compare(v) < 0 {
 			m.superseded(t, h, member, n)
@@ -91,11 +99,11 @@ func (m *model) dropped(t fataler, h *harness, member int, vs []crdt.Version) {
 // by the answer to a rejection), and fails the run if no honest watermark
 // could cover it yet (see coverable).
 func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) {
-	if m.lost[n.Key] {
-		return // the newest write may have died with a crashed member: verify excuses the key
+	if m.mayBeLost(n) {
+		return // it may have died with a crashed member: verify excuses it
 	}
-	if m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), "lost") {
-		m.lossy[n.Key] = true
+	if cur, ok := m.lossy[n.Key]; m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), "lost") && (!ok || cur.Compare(n.Version()) < 0) {
+		m.lossy[n.Key] = n.Version()
 	}
 }
 
@@ -161,17 +169,30 @@ func (m *model) crashed(h *harness, i int) {
 				safe = true
 			}
 		}
-		if !safe {
-			m.lost[key] = true
+		if cur, ok := m.lost[key]; !safe && (!ok || cur.Compare(mine) < 0) {
+			m.lost[key] = mine
 		}
 	}
+}
+
+// mayBeLost reports whether w, a write, may be gone: it is no newer than
+// the newest version of its key that a crash may have taken, or that a
+// member dropped or an answer replaced under the rules (lossy). A write
+// newer than those must survive like any other.
+func (m *model) mayBeLost(w crdt.Record) bool {
+	for _, gone := range []map[string]crdt.Version{m.lost, m.lossy} {
+		if v, ok := gone[w.Key]; ok && w.Version().Compare(v) <= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // verify checks a converged cluster: every live member holds the same
 // versions; no key holds a value older than a dead record a live member
 // collected (no resurrection); and every key not lost to a crash or a drop
 // holds its newest write, or nothing when that write is dead.
-func (m *model) verify(t *rapid.T, h *harness) {
+func (m *model) verify(t fataler, h *harness) {
 	var first []crdt.Version
 	firstName := ""
 	for i := range h.c.Size() {
@@ -204,7 +225,7 @@ func (m *model) verify(t *rapid.T, h *harness) {
 		return r.Tombstone || (r.Expires != 0 && r.Expires <= h.c.Now()-int64(h.cfg.MaxSkew))
 	}
 	for key, rec := range m.newest {
-		if m.lost[key] || m.lossy[key] {
+		if m.mayBeLost(rec) {
 			continue
 		}
 		v, ok := held[key]

@@ -112,6 +112,15 @@ type Leaver interface {
 	Left(name string)
 }
 
+// Evictor is a Replica that says whether it may drop values on its own
+// (it bounds what it holds, or a value's size). When none may, and the
+// harness's evict action is left out, no member may hold a record as
+// evicted (but the adversary's): the harness checks that. A replica that
+// is not an Evictor may.
+type Evictor interface {
+	MayEvict() bool
+}
+
 // Factory builds the replica named name for a fresh incarnation id, reading
 // physical time (Unix ns) from phys.
 type Factory func(name string, id crdt.NodeID, phys func() int64) (Replica, error)

@@ -126,6 +126,7 @@ type StoreReplica struct {
 	fills                fillState
 	fillTTL, fillTimeout time.Duration
 	answerRule           func(crdt.Record, func(crdt.Record) ([]byte, bool)) ([]byte, bool)
+	mayEvict             bool // it has a bound on what it holds, or on a value's size
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -144,6 +145,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	r := &StoreReplica{
 		name: name, phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable,
 		fillTTL: cfg.FillTTL, fillTimeout: cmp.Or(cfg.FillTimeout, fillTimeout), answerRule: cfg.Answer,
+		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
 	}
 	r.rejects.Replica = s
 	if cfg.Wrap != nil {
@@ -158,6 +160,9 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	r.node.OpenWithRoot(true) // these, as the Replicator sets them
 	return r, nil
 }
+
+// MayEvict implements Evictor.
+func (r *StoreReplica) MayEvict() bool { return r.mayEvict }
 
 // Node returns the replica's protocol node, for inspection.
 func (r *StoreReplica) Node() *transport.Node { return r.node }

@@ -25,6 +25,14 @@ import (
 // decide, on its return, which of the cluster's records survive (package
 // lww, rule 3): it collects nothing early either, nor under MaxDead.
 //
+// Nor does a founder alone collect early (before the horizon) until it
+// has completed an exchange with a peer: it knows of no other member, and
+// its stable bound would be its own clock less the margin; but a founder
+// restarted empty (no snapshot) cannot tell that it is not the whole
+// cluster, and an early watermark of its would reject the writes of the
+// members that joined it before, still on their way (found by the
+// property harness: TestFounderRestartedAloneCollectsNothingEarly).
+//
 // Past MaxDead dead records, Collect takes the oldest at once, raising
 // their buckets' watermarks (package lww, rule 7): a write older than such
 // a watermark that the member has not received yet is then rejected, and
@@ -32,9 +40,9 @@ import (
 func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 	standsAlone := s.founder || s.everSynced.Load()
 	if alone && standsAlone {
-		s.MarkSynced(now)
+		s.markSynced(now)
 	}
-	if alone && !standsAlone {
+	if alone && !s.everSynced.Load() {
 		stable = lww.NoStable
 	}
 	var collected []crdt.Version

@@ -79,6 +79,11 @@ func (s *Store) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record {
 // given time completed (package lww, rule 2).
 func (s *Store) MarkSynced(at int64) {
 	s.everSynced.Store(true)
+	s.markSynced(at)
+}
+
+// markSynced moves every shard's sync mark to at.
+func (s *Store) markSynced(at int64) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()

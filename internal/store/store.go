@@ -64,7 +64,9 @@ type Config struct {
 	// 0 means unbounded.
 	MaxDead int
 	// Founder says the member was started with no peers to join: while it
-	// is alone it stands for the whole cluster (see Store.Collect).
+	// is alone it stands for the whole cluster, and collects what has been
+	// dead for the horizon, but nothing early until it has synced with a
+	// peer (see Store.Collect).
 	Founder bool
 }
 
