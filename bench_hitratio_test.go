@@ -44,11 +44,58 @@ func BenchmarkHitRatio(b *testing.B) {
 	}
 }
 
+// BenchmarkHitRatioLoopBlocks breaks the loop trace of BenchmarkHitRatio
+// down into its blocks (Z: the Zipf requests between two passes, L: a pass
+// over the loop), at the bounds of 10,000 and 100,000 entries, for bcache
+// and otter: the hit ratio of each block, in order.
+//
+//	go test -run '^$' -bench HitRatioLoopBlocks -benchtime 1x .
+func BenchmarkHitRatioLoopBlocks(b *testing.B) {
+	for b.Loop() {
+		for _, bound := range []int{10_000, 100_000} {
+			for _, tr := range hitTraces(bound) {
+				if !strings.Contains(tr.name, "loop") {
+					continue
+				}
+				for _, c := range hitCaches() {
+					if c.name == "golang-lru" {
+						continue
+					}
+					var blocks []string
+					inLoop, hits, reads := false, 0, 0
+					end := func() {
+						if reads > 0 {
+							blocks = append(blocks, fmt.Sprintf("%s %.3f", map[bool]string{false: "Z", true: "L"}[inLoop], float64(hits)/float64(reads)))
+						}
+						hits, reads = 0, 0
+					}
+					loopKeys := keySpace(bound) // its first key
+					tr.read = func(key int32, hit bool) {
+						if loop := key >= loopKeys && key < loopKeys+int32(3*bound); loop != inLoop {
+							end()
+							inLoop = loop
+						}
+						reads++
+						if hit {
+							hits++
+						}
+					}
+					c.replay(bound, tr)
+					end()
+					fmt.Printf("%s, bound %d, %s: %s\n", tr.name, bound, c.name, strings.Join(blocks, ", "))
+				}
+			}
+		}
+	}
+}
+
 // hitTrace is a request sequence: reads of keys, each a read-through, and
 // optionally writes that arrive from another member (remote).
 type hitTrace struct {
 	name string
 	reqs []hitReq
+	// read, if set, sees every local read and whether it hit.
+	read func(key int32, hit bool)
 }
 
 type hitReq struct {
@@ -64,10 +111,7 @@ func hitKey(i int32) string { return fmt.Sprintf("key:%010d", i) }
 // at the largest bound).
 func hitTraces(bound int) []hitTrace {
 	n := max(20*bound, 400_000)
-	space := 100 * bound
-	if bound >= 100_000 {
-		space = 10 * bound
-	}
+	space := int(keySpace(bound))
 	var traces []hitTrace
 	for _, s := range []float64{0.7, 0.8, 0.9, 1.0, 1.1, 1.2} {
 		z := newZipf(space, s, uint64(bound))
@@ -75,7 +119,7 @@ func hitTraces(bound int) []hitTrace {
 		for i := range reqs {
 			reqs[i].key = z.next()
 		}
-		traces = append(traces, hitTrace{fmt.Sprintf("Zipf %.1f", s), reqs})
+		traces = append(traces, hitTrace{name: fmt.Sprintf("Zipf %.1f", s), reqs: reqs})
 	}
 	traces = append(traces,
 		zipfWith(fmt.Sprintf("Zipf 1.0 with scans of %d new keys", bound), space, n, bound, func(i int, z *zipf, next *int32) []int32 {
@@ -110,6 +154,16 @@ func hitTraces(bound int) []hitTrace {
 	return traces
 }
 
+// keySpace returns the number of keys the traces draw from at a bound:
+// 100 times the bound (10 times at the largest). The loop's keys follow
+// them.
+func keySpace(bound int) int32 {
+	if bound >= 100_000 {
+		return int32(10 * bound)
+	}
+	return int32(100 * bound)
+}
+
 // zipfWith is a Zipf trace into which extra(i) splices requests after
 // request i; next numbers keys outside the Zipf space.
 func zipfWith(name string, space, n, bound int, extra func(i int, z *zipf, next *int32) []int32) hitTrace {
@@ -125,7 +179,7 @@ func zipfWith(name string, space, n, bound int, extra func(i int, z *zipf, next 
 			reqs = append(reqs, hitReq{key: k})
 		}
 	}
-	return hitTrace{name, reqs[:n]}
+	return hitTrace{name: name, reqs: reqs[:n]}
 }
 
 // hotWindow reads uniformly within a window of half the bound that slides
@@ -138,7 +192,7 @@ func hotWindow(space, n, bound int) hitTrace {
 		base := i / 20
 		reqs[i].key = int32((base + r.IntN(w)) % space)
 	}
-	return hitTrace{"hot window sliding through the key space", reqs}
+	return hitTrace{name: "hot window sliding through the key space", reqs: reqs}
 }
 
 // replicated is the local readers' Zipf 1.0 trace, and, if remote, with a
@@ -166,7 +220,7 @@ func replicated(space, n, bound int, remote bool) hitTrace {
 			reqs = append(reqs, hitReq{key: k, remote: true})
 		}
 	}
-	return hitTrace{name, reqs}
+	return hitTrace{name: name, reqs: reqs}
 }
 
 // zipf draws key numbers in [0, n) with P(k) proportional to 1/(k+1)^s, any
@@ -262,7 +316,11 @@ func replayWith(tr hitTrace, get func(string) bool, set, remote func(string)) fl
 			continue
 		}
 		reads++
-		if get(k) {
+		hit := get(k)
+		if tr.read != nil {
+			tr.read(q.key, hit)
+		}
+		if hit {
 			hits++
 		} else {
 			set(k)
