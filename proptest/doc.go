@@ -158,6 +158,11 @@
 // is bcache's own store as such a data type, with [LWWModel], so that the
 // exhaustive search runs on the replica that ships too.
 //
+// [SimulateType] runs a Spec at scale instead, deterministically: hundreds
+// of nodes, operations at a rate, loss, duplication, periodic exchanges
+// and a partition phase; it measures the rounds and bytes until the
+// nodes' states are equal, and the Model judges the state they agree on.
+//
 // # Scale
 //
 // Command simulate (proptest/cmd/simulate) drives a [Cluster] of up to
