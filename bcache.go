@@ -47,7 +47,11 @@ type Cache struct {
 	repairLag lagHistogram // and from anti-entropy repairs
 	snapMu    sync.Mutex   // one snapshot written at a time
 	journal   *journal.Log // the write log (Config.Sync), nil if none
-	oversized uint64       // Stats.Oversized when last logged; collect's own
+	// closeSnapshot says the snapshot Close wrote succeeded: it holds
+	// every write applied before the store was sealed, also one whose
+	// append to the closed write log was refused.
+	closeSnapshot atomic.Bool
+	oversized     uint64 // Stats.Oversized when last logged; collect's own
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
@@ -309,7 +313,8 @@ func (c *Cache) Close() error {
 		if c.cfg.SnapshotPath != "" {
 			serr := c.writeSnapshot()
 			err = errors.Join(err, serr)
-			if c.journal != nil { // with the snapshot written, the log holds nothing it lacks
+			c.closeSnapshot.Store(serr == nil) // before the log closes: see logWrite
+			if c.journal != nil {              // with the snapshot written, the log holds nothing it lacks
 				err = errors.Join(err, c.journal.Close(serr == nil))
 			}
 		}

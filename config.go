@@ -113,7 +113,10 @@ type Config struct {
 	// TombstoneHorizon is how long deletes and expired values are kept at
 	// most, and how long a member that vanished without leaving is waited
 	// for. While every member is present, dead records are collected
-	// within seconds, once every member is known to hold them; a member
+	// within seconds, once every member is known to hold them (a member
+	// alone that has not synced with a peer since it started, a founder
+	// included, waits the horizon: it cannot know what the others hold;
+	// see MaxDeadRecords for a bound); a member
 	// absent for longer than the horizon, on its return, may lose what it
 	// wrote while away, and make the others lose what they wrote in that
 	// time (see the README's guarantees and package lww). Default: 1 hour.

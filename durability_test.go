@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
@@ -373,5 +374,36 @@ func TestLogReceivedRestoresPeersWrites(t *testing.T) {
 			t.Fatal("a received record's node id was taken for the member's own")
 		}
 		mustClose(t, alone)
+	}
+}
+
+// TestWriteRacingAFailedCloseIsNotDurable: a write applied before Close
+// sealed the store, whose append comes after Close closed the write log,
+// is durable in the snapshot Close wrote; when that snapshot failed, its
+// Set must not return nil (it returned nil, and the write was lost). The
+// interleaving is made by hand: Set's steps, with Close between them.
+func TestWriteRacingAFailedCloseIsNotDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	if err := c.Set("before", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot Close writes fails: its path is a directory that is
+	// not empty (the rename over it fails).
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.store.Write(crdt.Record{Key: "late", Value: []byte("v"), Time: c.clock.Now()}) // applied before Seal
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err == nil {
+		t.Fatal("Close wrote its snapshot over a directory")
+	}
+	if err := c.logWrite(&rec); err == nil {
+		t.Fatal("a write that neither the write log nor the last snapshot holds was reported durable")
 	}
 }

@@ -161,10 +161,12 @@ func (c *Cache) writeSnapshot() error {
 func (c *Cache) logWrite(rec *crdt.Record) error {
 	b, err := c.journal.Append(rec, false)
 	switch {
-	case errors.Is(err, journal.ErrClosed):
+	case errors.Is(err, journal.ErrClosed) && c.closeSnapshot.Load():
 		// Close sealed the store after this write was applied: the
-		// snapshot Close writes holds it.
+		// snapshot Close wrote holds it.
 		return nil
+	case errors.Is(err, journal.ErrClosed):
+		return fmt.Errorf("the write log closed, and the snapshot written at Close failed: %w", err)
 	case err != nil:
 		return err
 	case c.cfg.Sync == SyncWrite:

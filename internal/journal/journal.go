@@ -14,15 +14,23 @@
 // first ([Read]); records are merged by last-writer-wins, so a record held
 // twice (in the snapshot and a segment the crash left behind) does no harm.
 //
-// A segment is a header, "bcache log\n" and a version byte (1), then
-// frames, each written by one write call and then synced:
+// A segment is a header, "bcache log\n", a version byte (2) and a nonce
+// of 8 random bytes drawn for the segment, then frames, each written by
+// one write call and then synced:
 //
 //	magic    "bcLF"
 //	length   4 bytes, little-endian: the payload's length
-//	checksum 4 bytes, little-endian CRC-32C of the length and payload
+//	checksum 4 bytes, little-endian CRC-32C of the segment's nonce, the
+//	         length and the payload
 //	payload  entries, each an origin byte (0: a write made here, 1: a
 //	         record received from a peer) and a record in the snapshot's
 //	         record encoding (store.AppendRecord)
+//
+// The nonce keeps the bytes of a value from passing for a frame: a torn
+// frame whose value held a frame's bytes was read as a good frame after a
+// bad one, that is, as damage. Version 1 segments (no nonce; the checksum
+// of the length and payload alone), as the releases before wrote them,
+// are read as before.
 //
 // One frame holds every record appended while the previous frame was
 // being written and synced (group commit): concurrent writers share a
@@ -55,13 +63,18 @@
 // that checks after it. [Read] ignores a torn end and reports it; [Open]
 // cuts it off before it starts a new segment. Anything else (a frame that
 // fails its check with a good frame after it, a torn end in an older
-// segment, a bad header) is damage: [Read] returns an error wrapping
-// [ErrDamaged] and no record, so that nothing is half applied.
+// segment, a bad header, a segment missing between two others) is
+// damage: [Read] returns an error wrapping [ErrDamaged] and no record, so
+// that nothing is half applied. The search for a good frame after a bad
+// one checksums at most about twice the segment's length: a torn end
+// whose bytes (a value's) hold many magics and lengths is taken for torn
+// past that, rather than scanned in quadratic time.
 package journal
 
 import (
 	"bytes"
 	"cmp"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -84,9 +97,12 @@ import (
 )
 
 const (
-	header     = "bcache log\n\x01"
-	frameMagic = "bcLF"
-	frameHead  = len(frameMagic) + 8
+	headerMagic = "bcache log\n"
+	headerV1    = headerMagic + "\x01"
+	nonceLen    = 8
+	headerLen   = len(headerMagic) + 1 + nonceLen // version 2's
+	frameMagic  = "bcLF"
+	frameHead   = len(frameMagic) + 8
 	// flushAt is the bytes waiting (its share in one stripe) that make an
 	// Interval log write before its interval; an append waits while its
 	// stripe holds its share of waitAt.
@@ -177,6 +193,12 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	}
 	var recs []Entry
 	for i, seg := range segs {
+		if i > 0 && seg.N != segs[i-1].N+1 {
+			// Segments are made one after another and removed oldest
+			// first: one missing from the middle held writes the
+			// snapshot may not hold.
+			return nil, st, fmt.Errorf("%w: segment %d missing (between %s and %s)", ErrDamaged, segs[i-1].N+1, segs[i-1].Path, seg.Path)
+		}
 		b, err := os.ReadFile(seg.Path)
 		if err != nil {
 			return nil, st, err
@@ -204,17 +226,17 @@ func Read(path string) ([]Entry, ReadStats, error) {
 // length of its part that checks: all of it but a direct write's padding,
 // or, if b is the newest segment (last), all but a torn end.
 func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
-	if len(b) < len(header) || string(b[:len(header)]) != header {
+	off, seed, ok := readHeader(b)
+	if !ok {
 		// Created, and its header cut short: written in part, or, by a
 		// direct write, the file's length extended before its bytes.
-		if last && bytes.HasPrefix([]byte(header), bytes.TrimRight(b, "\x00")) {
+		if last && tornHeader(b) {
 			return dst, 0, nil
 		}
 		return dst, 0, errors.New("not a write-log segment (bad header)")
 	}
-	off := len(header)
 	for off < len(b) {
-		payload, ok := frameAt(b, off)
+		payload, ok := frameAt(b, off, seed)
 		if !ok {
 			if padding(b, off) {
 				return dst, off, nil
@@ -222,7 +244,7 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 			if !last {
 				return dst, off, fmt.Errorf("bad frame at byte %d of an older segment", off)
 			}
-			if next := nextFrame(b, off+1); next >= 0 {
+			if next := nextFrame(b, off+1, seed); next >= 0 {
 				return dst, off, fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, next)
 			}
 			return dst, off, nil // a torn end
@@ -267,9 +289,32 @@ func padding(b []byte, off int) bool {
 	return true
 }
 
+// readHeader returns the length of segment b's header and the checksum
+// its frames' checksums start from (that of its nonce; 0 for version 1),
+// false if b starts with no header.
+func readHeader(b []byte) (n int, seed uint32, ok bool) {
+	switch {
+	case len(b) >= headerLen && string(b[:len(headerMagic)]) == headerMagic && b[len(headerMagic)] == 2:
+		return headerLen, crc32.Checksum(b[len(headerMagic)+1:headerLen], castagnoli), true
+	case len(b) >= len(headerV1) && string(b[:len(headerV1)]) == headerV1:
+		return len(headerV1), 0, true
+	}
+	return 0, 0, false
+}
+
+// tornHeader reports whether b is the start of a header cut short (and
+// perhaps zeros a direct write extended the file with): shorter than a
+// header once the zeros are trimmed, and what is left of its magic and
+// version as written.
+func tornHeader(b []byte) bool {
+	b = bytes.TrimRight(b, "\x00")
+	known := headerMagic + "\x02" // the rest is the nonce, any bytes
+	return len(b) < headerLen && (bytes.HasPrefix([]byte(known), b[:min(len(b), len(known))]) || bytes.HasPrefix([]byte(headerV1), b))
+}
+
 // frameAt returns the payload of the frame at b[off:] if it is whole and
-// checks.
-func frameAt(b []byte, off int) ([]byte, bool) {
+// checks, its checksum starting from seed (see readHeader).
+func frameAt(b []byte, off int, seed uint32) ([]byte, bool) {
 	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
 		return nil, false
 	}
@@ -279,7 +324,7 @@ func frameAt(b []byte, off int) ([]byte, bool) {
 		return nil, false
 	}
 	payload := b[off+frameHead : off+frameHead+int(n)]
-	sum := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, payload)
+	sum := crc32.Update(crc32.Update(seed, castagnoli, h[:4]), castagnoli, payload)
 	if sum != binary.LittleEndian.Uint32(h[4:]) {
 		return nil, false
 	}
@@ -287,19 +332,36 @@ func frameAt(b []byte, off int) ([]byte, bool) {
 }
 
 // nextFrame returns the offset of the first frame at or after from that
-// checks, -1 if none.
-func nextFrame(b []byte, from int) int {
-	for from < len(b) {
+// checks, -1 if none. It checks candidates (a magic, and a length that
+// fits) until it has checksummed twice b's length: a torn end whose bytes
+// hold many magics and lengths (a value's bytes can) would otherwise cost
+// time quadratic in its length; past that it reports none, and the end
+// is taken for torn. (With a version 2 segment's nonce, a value's bytes
+// cannot pass for a frame: a candidate that checks is one.)
+func nextFrame(b []byte, from int, seed uint32) int {
+	at, _ := scanFrames(b, from, seed)
+	return at
+}
+
+// scanFrames is nextFrame, and returns the bytes it checksummed too.
+func scanFrames(b []byte, from int, seed uint32) (at, checked int) {
+	for from < len(b) && checked < 2*len(b) {
 		i := bytes.Index(b[from:], []byte(frameMagic))
 		if i < 0 {
-			return -1
+			return -1, checked
 		}
-		if _, ok := frameAt(b, from+i); ok {
-			return from + i
+		at := from + i
+		if _, ok := frameAt(b, at, seed); ok {
+			return at, checked
 		}
-		from += i + 1
+		if len(b)-at >= frameHead { // what frameAt checksummed, if anything
+			if n := binary.LittleEndian.Uint32(b[at+len(frameMagic):]); n <= maxFrame && uint64(n) <= uint64(len(b)-at-frameHead) {
+				checked += frameHead + int(n)
+			}
+		}
+		from = at + 1
 	}
-	return -1
+	return -1, checked
 }
 
 // Mode is when appended records are written and synced.
@@ -349,6 +411,7 @@ type Log struct {
 		off    int64  // its length that is written and synced
 		direct bool   // f was opened for direct I/O; stage holds its last block
 		stage  stage
+		seed   uint32 // its frames' checksums start from it (readHeader)
 	}
 	direct  atomic.Bool // l.file.direct, for Stats
 	kick    chan struct{}
@@ -456,13 +519,16 @@ type Options struct {
 // [Read] found (st), whose torn end it first cuts off (or which it
 // removes, if its header is torn).
 func Open(o Options, st ReadStats) (*Log, error) {
+	next := st.Newest.N + 1
 	switch {
-	case st.Newest.Path != "" && st.Valid < int64(len(header)):
+	case st.Newest.Path != "" && st.Valid == 0:
 		// Created, its header cut short: it would be an older segment
-		// with a bad header from now on.
+		// with a bad header from now on. Its number is made again below:
+		// the segments' numbers have no gap (see Read).
 		if err := os.Remove(st.Newest.Path); err != nil {
 			return nil, fmt.Errorf("remove the torn segment %s: %w", st.Newest.Path, err)
 		}
+		next--
 	case st.Torn > 0 || st.Padding > 0:
 		// Its torn end, or the padding of a direct write: it becomes an
 		// older segment, which ends with its last frame (see trimPadding).
@@ -479,7 +545,7 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		l.stripes[i].batch = b
 	}
 	l.small = make([]byte, 0, chunkSize)
-	if err := l.startSegment(st.Newest.N + 1); err != nil {
+	if err := l.startSegment(next); err != nil {
 		return nil, err
 	}
 	go l.run()
@@ -491,6 +557,12 @@ func Open(o Options, st ReadStats) (*Log, error) {
 // I/O). Called with l.file held, or before the goroutine starts.
 func (l *Log) startSegment(n uint64) error {
 	p := segmentPath(l.path, n)
+	head := make([]byte, headerLen)
+	copy(head, headerMagic)
+	head[len(headerMagic)] = 2
+	if _, err := rand.Read(head[len(headerMagic)+1:]); err != nil {
+		return fmt.Errorf("draw the nonce of %s: %w", p, err)
+	}
 	var f *os.File
 	err := errors.ErrUnsupported
 	if l.mode == Interval {
@@ -498,7 +570,7 @@ func (l *Log) startSegment(n uint64) error {
 		// the current segment's last block until this one is made.
 		f, err = createSegment(p, openDirectFile, func(f *os.File) error {
 			block := aligned(dioAlign)
-			copy(block, header)
+			copy(block, head)
 			_, err := directWrite(f, block, 0)
 			return err
 		})
@@ -506,7 +578,7 @@ func (l *Log) startSegment(n uint64) error {
 	direct := err == nil
 	if !direct { // or the file system refused direct I/O: through the page cache
 		f, err = createSegment(p, openBufferedFile, func(f *os.File) error {
-			_, err := f.WriteString(header)
+			_, err := f.Write(head)
 			return err
 		})
 		if err != nil {
@@ -514,9 +586,10 @@ func (l *Log) startSegment(n uint64) error {
 		}
 	}
 	if direct {
-		l.file.stage.reset(header)
+		l.file.stage.reset(string(head))
 	}
-	l.file.f, l.file.n, l.file.off, l.file.direct = f, n, int64(len(header)), direct
+	l.file.f, l.file.n, l.file.off, l.file.direct = f, n, int64(len(head)), direct
+	l.file.seed = crc32.Checksum(head[len(headerMagic)+1:], castagnoli)
 	l.direct.Store(direct)
 	return nil
 }
@@ -805,7 +878,7 @@ func (l *Log) flush() int {
 	copy(head[:], frameMagic)
 	h := head[len(frameMagic):]
 	binary.LittleEndian.PutUint32(h, uint32(size))
-	sum := crc32.Checksum(h[:4], castagnoli)
+	sum := crc32.Update(l.file.seed, castagnoli, h[:4])
 	for _, c := range body {
 		sum = crc32.Update(sum, castagnoli, c)
 	}
@@ -941,11 +1014,15 @@ func (l *Log) RemoveBefore(n uint64) error {
 	}
 	var errs []error
 	removed := false
-	for _, s := range segs {
-		if s.N < n {
-			errs = append(errs, os.Remove(s.Path))
-			removed = true
+	for _, s := range segs { // oldest first: one that stays leaves no gap behind it (see Read)
+		if s.N >= n {
+			break
 		}
+		if err := os.Remove(s.Path); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		removed = true
 	}
 	if removed {
 		errs = append(errs, syncDir(l.path))
