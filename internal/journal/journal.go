@@ -30,7 +30,8 @@
 // frame whose value held a frame's bytes was read as a good frame after a
 // bad one, that is, as damage. Version 1 segments (no nonce; the checksum
 // of the length and payload alone), as the releases before wrote them,
-// are read as before.
+// are read as before; those releases take a version 2 segment for
+// damage.
 //
 // One frame holds every record appended while the previous frame was
 // being written and synced (group commit): concurrent writers share a
@@ -49,8 +50,9 @@
 // with fewer than dioAlign zero bytes after its last frame, at a length
 // that is a multiple of dioAlign, and [Read] takes them for padding, not
 // damage. A segment is cut to its last frame when it stops being the
-// newest ([Log.Rotate], [Log.Close], [Open]), so that older segments are
-// as the releases before direct I/O wrote them, and they can read them. A
+// newest ([Log.Rotate], [Log.Close], [Open]), so that older segments end
+// as the releases before direct I/O wrote them (those releases cannot
+// read a version 2 segment all the same: see Files). A
 // file system that refuses direct I/O (ramfs, tmpfs before Linux 6.6,
 // some network and FUSE file systems) is written through the page cache,
 // as an [EveryWrite] log always is: its frames are small, and a direct

@@ -431,7 +431,7 @@ func TestMissingSegmentIsDamage(t *testing.T) {
 
 // TestVersion1SegmentsAreRead: segments written before the nonce (version
 // 1: no nonce, the checksum of the length and payload alone) are read as
-// they were.
+// they were, and the version 2 segments written after them too.
 func TestVersion1SegmentsAreRead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
 	b := []byte(headerV1)
@@ -440,8 +440,19 @@ func TestVersion1SegmentsAreRead(t *testing.T) {
 		b = append(b, frameOf(&r, 0)...)
 	}
 	os.WriteFile(segmentPath(path, 1), b, 0o644)
-	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
+	recs, st := mustRead(t, path)
+	if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
 		t.Fatalf("read %v, %+v from a version 1 segment", keys(recs), st)
+	}
+	// An upgraded member goes on in a version 2 segment after it.
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, 3, 5)
+	l.Close(false)
+	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1", "k2", "k3", "k4"}) || st.Segments != 2 {
+		t.Fatalf("read %v, %+v from a version 1 segment and a version 2 one", keys(recs), st)
 	}
 }
 
