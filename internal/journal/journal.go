@@ -533,8 +533,9 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		next--
 	case st.Torn > 0 || st.Padding > 0:
 		// Its torn end, or the padding of a direct write: it becomes an
-		// older segment, which ends with its last frame (see trimPadding).
-		if err := os.Truncate(st.Newest.Path, st.Valid); err != nil {
+		// older segment, which ends with its last frame (see trimPadding),
+		// durably (an older segment with a torn end is damage).
+		if err := truncateSynced(st.Newest.Path, st.Valid); err != nil {
 			return nil, fmt.Errorf("cut the torn end of %s: %w", st.Newest.Path, err)
 		}
 	}
@@ -715,6 +716,19 @@ func (s *stage) writeTail(f *os.File) error {
 
 // syncDir makes the creation, rename or removal of a file in path's
 // directory durable.
+// truncateSynced cuts the file at path to n bytes, durably.
+func truncateSynced(path string, n int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(n); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
 func syncDir(path string) error {
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {

@@ -219,9 +219,16 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil { // make the rename durable
-		d.Sync()
-		d.Close()
+	// The rename is durable once the directory is synced; until then a
+	// power cut may bring the older snapshot back, so a write log must not
+	// drop what only this one holds: the caller hears of a failure.
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("sync the snapshot's directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync the snapshot's directory: %w", err)
 	}
 	return nil
 }
