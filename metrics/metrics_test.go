@@ -98,6 +98,9 @@ func TestScrape(t *testing.T) {
 	for i := range 50 {
 		a.Set(strings.Repeat("k", i+1), []byte("v"), 0)
 	}
+	// a has handed them to its protocol, alone: they reach b by repair.
+	// (b joining while they were still queued got them as deltas.)
+	await.Until(t, 10*time.Second, func() bool { return a.Status().PendingDeltas == 0 }, "a's writes stay queued")
 	b := member(t, net, "b", a.Addr())
 	a.Set("after-join", []byte("v"), 0)
 	await.Until(t, 10*time.Second, func() bool { return b.Len() == 51 && b.Stats().Replication.Protocol.SessionsCompleted > 0 },
