@@ -110,12 +110,22 @@ func (c *Cache) DeleteWithToken(key string) (Token, error) {
 // with a peer at once, rather than waiting for the next interval (both
 // again every PullAfter); it returns ctx's error when ctx ends
 // first, never older data. On the member that took the write it answers
-// at once. The token must come from SetWithToken or DeleteWithToken for
-// the same key.
+// at once. Once the write is dead and collected here (a delete, an
+// expired value), or was refused as older than what this member has
+// collected, it answers a miss at once. The token must come from
+// SetWithToken or DeleteWithToken for the same key; one naming a write
+// further ahead of this member's clock than MaxClockDrift is refused
+// (ErrBadToken), as no member can have made it.
 func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, bool, error) {
 	want, err := token.parse(key)
 	if err != nil {
 		return nil, false, err
+	}
+	if want.Wall > crdt.AddSat(c.phys(), int64(c.cfg.MaxClockDrift)) {
+		// No member can have written it yet: a forged token, or one of
+		// another cluster, would pull from every peer until ctx ends.
+		return nil, false, fmt.Errorf("%w: %q names a write %v ahead of this member's clock", ErrBadToken, clip(string(token)),
+			time.Duration(crdt.SubSat(want.Wall, c.phys())))
 	}
 	var asked []func() // the last pull's requests
 	defer func() {
@@ -127,14 +137,12 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		if c.closed.Load() {
 			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
 		}
-		if rec, ok := c.store.Lookup(key); ok && !rec.Time.Less(want) {
-			v, ok := c.Get(key)
+		if v, ok, done := c.reached(key, want); done {
 			return v, ok, nil
 		}
 		changed := c.feed.await(key, c.store)
-		if rec, ok := c.store.Lookup(key); ok && !rec.Time.Less(want) { // it came while we registered
+		if v, ok, done := c.reached(key, want); done { // it came while we registered
 			c.feed.cancel(key, changed)
-			v, ok := c.Get(key)
 			return v, ok, nil
 		}
 		select {
@@ -153,4 +161,20 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
 		}
 	}
+}
+
+// reached reports whether this member holds the write named want, or one
+// newer, of key, and what Get returns then; or whether the write is dead
+// or lost here (below its bucket's watermark: a delete or an expired
+// value collected, or a write refused), which is a miss: the member may
+// hold an older value of the key, which a read after want must not see.
+func (c *Cache) reached(key string, want crdt.Timestamp) (value []byte, ok, done bool) {
+	if rec, held := c.store.Lookup(key); held && !rec.Time.Less(want) {
+		value, ok = c.Get(key)
+		return value, ok, true
+	}
+	if c.store.Refuses(key, want) {
+		return nil, false, true
+	}
+	return nil, false, false
 }

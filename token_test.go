@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
@@ -198,5 +199,69 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 		case !pull && !errors.Is(err, context.DeadlineExceeded):
 			t.Fatalf("without pulls: %q %v %v, want the context's error", v, ok, err)
 		}
+	}
+}
+
+// quickCollectors returns two members of an in-memory network that
+// collect dead records within a fraction of a second, b synced with a.
+func quickCollectors(t *testing.T) (a, b *Cache) {
+	t.Helper()
+	net := memnet.NewNetwork(1)
+	member := func(name string, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: 50 * time.Millisecond, MaxClockSkew: 10 * time.Millisecond})
+	}
+	a = member("a")
+	b = member("b", a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// TestTokenOfACollectedDeleteIsAMiss: once a delete is collected (within
+// seconds of every member holding it), nothing of its key is left to
+// compare the token with; the read must still answer at once, with a
+// miss, on the writer and elsewhere, rather than wait out its context.
+func TestTokenOfACollectedDeleteIsAMiss(t *testing.T) {
+	a, b := quickCollectors(t)
+	if err := a.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.DeleteWithToken("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 20*time.Second, func() bool {
+		_, x := a.store.Lookup("k")
+		_, y := b.store.Lookup("k")
+		return !x && !y
+	}, "the delete was never collected")
+	for _, c := range []*Cache{a, b} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v, ok, err := c.GetAfter(ctx, "k", tok)
+		cancel()
+		if err != nil || ok {
+			t.Errorf("%s: GetAfter of a collected delete = %q, %v, %v; want a miss", c.Name(), v, ok, err)
+		}
+	}
+}
+
+// TestFarFutureTokenIsRefused: a token naming a write further ahead of
+// the member's clock than MaxClockDrift was made by no member (forged, or
+// by a cluster with a broken clock): refused at once, not waited for.
+func TestFarFutureTokenIsRefused(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	tok := newToken(crdt.Record{Key: "k", Time: crdt.Timestamp{Wall: c.phys() + int64(time.Hour), Node: 1}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := c.GetAfter(ctx, "k", tok); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("GetAfter with a token an hour ahead: %v, want ErrBadToken", err)
 	}
 }

@@ -32,6 +32,15 @@ func (m *Map) Cutoff(now int64) (int64, bool) {
 // noMark itself raises nothing when collected; nothing is older than it.
 var noMark = crdt.Timestamp{Wall: math.MinInt64}
 
+// Refuses reports whether a record of key stamped t would be refused
+// here as below its bucket's watermark, if the map held no record of key
+// (package doc, rule 3): a write that old is dead or lost to this member,
+// collected here or refused.
+func (m *Map) Refuses(key string, t crdt.Timestamp) bool {
+	w := m.mark(m.leafOf(crdt.HashKey(key)))
+	return w != noMark && t.Compare(w) <= 0
+}
+
 // mark returns the watermark of a leaf.
 func (m *Map) mark(leaf uint32) crdt.Timestamp {
 	if m.wm == nil {

@@ -190,6 +190,16 @@ func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 	return value, true
 }
 
+// Refuses reports whether a record of key stamped t is at or below its
+// bucket's watermark (lww.Map.Refuses): written that long ago, it is dead
+// or lost to this member.
+func (s *Store) Refuses(key string, t crdt.Timestamp) bool {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m.Refuses(key, t)
+}
+
 // Lookup returns the record the store holds for key, whatever its state
 // (tombstone, expired, evicted). Its Value is shared: do not modify it.
 func (s *Store) Lookup(key string) (crdt.Record, bool) {
