@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -61,8 +62,11 @@ type Cache struct {
 	serving atomic.Bool // New is done: peers' calls are answered
 	close   sync.Once
 	done    chan struct{}
-	wg      sync.WaitGroup
-	stats   counters
+	// life ends at Close (end): the fills running then are cancelled.
+	life  context.Context
+	end   context.CancelFunc
+	wg    sync.WaitGroup
+	stats counters
 }
 
 // New starts a member: it listens on BindAddr, joins Peers in the
@@ -76,6 +80,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg.NodeName = newNodeName()
 	}
 	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter}
+	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
 		c.phys = func() int64 { return cfg.Clock().UnixNano() }
@@ -308,6 +313,7 @@ func (c *Cache) Close() error {
 		c.store.Seal()
 		err = c.repl.Close()
 		close(c.done)
+		c.end()
 		c.wg.Wait()
 		c.feed.closeAll()
 		if c.cfg.SnapshotPath != "" {

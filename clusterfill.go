@@ -8,6 +8,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/clusterfill"
+	"github.com/bcache-go/bcache/transport/gossip"
 )
 
 // ErrFillTimeout is returned when a fill took longer than
@@ -46,6 +47,8 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		return res.Val.([]byte), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ctx.Err())
+	case <-c.done:
+		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ErrClosed)
 	}
 }
 
@@ -57,6 +60,9 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 	}
 	ask := clusterfill.Ask{Key: key, Self: c.cfg.NodeName}
 	for {
+		if c.closed.Load() { // it sees no member now: it would fill here
+			return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ErrClosed)
+		}
 		peer, fallback := ask.Next(c.owner(key))
 		if peer == "" {
 			if fallback {
@@ -93,7 +99,7 @@ func (c *Cache) owner(key string) string {
 // forward asks owner to fill key and waits for its answer, the fill
 // timeout, or the owner leaving; ok says the owner answered.
 func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FillTimeout)
+	ctx, cancel := context.WithTimeout(c.life, c.cfg.FillTimeout) // Close cancels it
 	defer cancel()
 	type result struct {
 		b   []byte
@@ -101,8 +107,22 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := c.repl.Call(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key))
-		done <- result{b, err}
+		// An owner with no room to serve the request (ErrBusy: many keys
+		// at once) is asked again, until the fill timeout: busy is not
+		// silent, and filling here would run the key's fill twice.
+		for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+			b, err := c.repl.Call(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key))
+			if !errors.Is(err, gossip.ErrBusy) {
+				done <- result{b, err}
+				return
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				done <- result{nil, ctx.Err()}
+				return
+			}
+		}
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -136,7 +156,7 @@ func (m member) Receive(rec crdt.Record) {
 // serveCall answers a peer's call: a fill request for a key this member
 // owns in the peer's view, or a fetch of the record it holds for a key.
 func (c *Cache) serveCall(from string, payload []byte) []byte {
-	if !c.serving.Load() { // New has not finished: the asker asks elsewhere
+	if !c.serving.Load() || c.closed.Load() { // New has not finished, or Close began: the asker asks elsewhere
 		return clusterfill.NotHeld()
 	}
 	var fill func(string) (crdt.Record, error)
@@ -157,7 +177,7 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
 			return r, nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FillTimeout)
+		ctx, cancel := context.WithTimeout(c.life, c.cfg.FillTimeout) // Close cancels it
 		defer cancel()
 		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL)
 	})

@@ -332,3 +332,74 @@ func TestClusterFillUnderPartitionAndLoss(t *testing.T) {
 		}, "members never agreed on %s", k)
 	}
 }
+
+// TestManyKeysAtOnceFillEachOnce: more keys filled at once than an owner
+// serves calls (256), with a filler slow enough that the askers resend
+// their datagram requests: each key is filled once in the cluster. The
+// owner served every resent copy as a new call, which filled its places;
+// the askers then took ErrBusy for silence and filled themselves (120
+// keys ran the filler 336 times).
+func TestManyKeysAtOnceFillEachOnce(t *testing.T) {
+	var runs atomic.Int64
+	cs := fillCluster(t, 3, func(ctx context.Context, key string) ([]byte, error) {
+		runs.Add(1)
+		select { // a slow source: the askers resend meanwhile
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return []byte("v"), nil
+	}, 20*time.Second)
+	const keys = 150 // 300 requests from the two members that do not own a key
+	var wg sync.WaitGroup
+	for k := range keys {
+		for _, c := range cs {
+			wg.Go(func() {
+				if _, err := c.GetOrFill(context.Background(), fmt.Sprint("key", k)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	var fallbacks uint64
+	for _, c := range cs {
+		fallbacks += c.Stats().FillFallbacks
+	}
+	if n := runs.Load(); n != keys || fallbacks != 0 {
+		t.Fatalf("%d keys: the filler ran %d times, %d fills fell back to the asker", keys, n, fallbacks)
+	}
+}
+
+// TestGetOrFillEndsAtClose: a GetOrFill waiting on the key's owner when
+// its member closes returns ErrClosed at once, and the member runs no
+// fill after Close (it saw no member any more, took itself for the
+// owner, and filled until FillTimeout).
+func TestGetOrFillEndsAtClose(t *testing.T) {
+	cs := fillCluster(t, 2, func(ctx context.Context, _ string) ([]byte, error) {
+		<-ctx.Done() // a source that never answers
+		return nil, ctx.Err()
+	}, 30*time.Second)
+	key := "k0"
+	for i := 0; cs[0].owner(key) != cs[1].Name(); i++ {
+		key = fmt.Sprint("k", i)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs[0].GetOrFill(context.Background(), key)
+		done <- err
+	}()
+	await.Until(t, 10*time.Second, func() bool { return cs[1].Stats().Fills > 0 }, "the owner never started the fill")
+	cs[0].Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("GetOrFill across Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GetOrFill still waits 10 s after Close")
+	}
+	if n := cs[0].Stats().Fills; n != 0 {
+		t.Fatalf("the closed member ran %d fills", n)
+	}
+}

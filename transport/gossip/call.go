@@ -34,12 +34,23 @@ var ErrBusy = errors.New("gossip: peer busy")
 // ErrNoPeer is the error of a call to a member not alive here.
 var ErrNoPeer = errors.New("gossip: no such live member")
 
-// calls tracks the calls in flight from this member.
+// calls tracks the calls in flight from this member, and those it
+// serves.
 type calls struct {
 	next    atomic.Uint64
 	mu      sync.Mutex
 	waiting map[uint64]pendingCall
 	serving atomic.Int32
+	// served holds the requests being served, by asker and id, guarded by
+	// mu: a request sent again while its first copy is served (a call
+	// resends its datagram until the answer comes) is not served twice,
+	// nor does it take another of the maxCallsServed places.
+	served map[servedCall]struct{}
+}
+
+type servedCall struct {
+	from string
+	id   uint64
 }
 
 type pendingCall struct {
@@ -84,7 +95,8 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 	}
 	// A request that fits a datagram goes as one, and again if no answer
-	// comes (a datagram lost): the peer serves a repeat as a new call.
+	// comes (a datagram lost): the peer serves a repeat as a new call
+	// once the first copy is answered, and ignores it while it is served.
 	resend := time.NewTimer(callResend)
 	defer resend.Stop()
 	for wait := callResend; ; {
@@ -212,8 +224,23 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.badFrames.Add(1)
 			return
 		}
-		if r.calls.serving.Add(1) > maxCallsServed {
-			r.calls.serving.Add(-1)
+		call := servedCall{from, id}
+		r.calls.mu.Lock()
+		_, again := r.calls.served[call]
+		admitted := !again && r.calls.serving.Load() < maxCallsServed
+		if admitted {
+			if r.calls.served == nil {
+				r.calls.served = map[servedCall]struct{}{}
+			}
+			r.calls.served[call] = struct{}{}
+			r.calls.serving.Add(1)
+		}
+		r.calls.mu.Unlock()
+		switch {
+		case again: // served already: its first copy's answer will do
+			r.counters.callRepeats.Add(1)
+			return
+		case !admitted:
 			r.reply(from, id, nil, ErrBusy)
 			return
 		}
@@ -221,7 +248,12 @@ func (r *Replicator) receivedCall(b []byte) {
 		// Not waited for by Close: OnCall may take long (a fill); its
 		// answer is dropped once the member is closed.
 		go func() {
-			defer r.calls.serving.Add(-1)
+			defer func() {
+				r.calls.mu.Lock()
+				delete(r.calls.served, call)
+				r.calls.mu.Unlock()
+				r.calls.serving.Add(-1)
+			}()
 			r.reply(from, id, serve(from, payload), nil)
 		}()
 	case callFragment:

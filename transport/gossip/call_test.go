@@ -53,15 +53,15 @@ func TestCallAnswers(t *testing.T) {
 }
 
 // TestCallResendsALostRequest: a request that gets no answer (here, the
-// first is never answered, as if it or its answer were lost) is sent
-// again, and the call is answered.
+// first answer is lost) is sent again, and the call is answered.
 func TestCallResendsALostRequest(t *testing.T) {
 	var served atomic.Int32
-	release := make(chan struct{})
-	defer close(release)
-	_, a, _ := callPair(t, func(string, []byte) []byte {
+	var net *memnet.Network
+	net, a, _ := callPair(t, func(string, []byte) []byte {
 		if served.Add(1) == 1 {
-			<-release
+			net.SetLoss("b", "a", 1) // the first answer is lost
+		} else {
+			net.SetLoss("b", "a", 0)
 		}
 		return []byte("ok")
 	})
@@ -72,6 +72,31 @@ func TestCallResendsALostRequest(t *testing.T) {
 	}
 	if n := served.Load(); n < 2 {
 		t.Fatalf("served %d times: the request was not sent again", n)
+	}
+}
+
+// TestCallResentWhileServedIsServedOnce: the copies of a request that
+// the caller sends while the first is being served (a fill can take
+// seconds; the datagram goes again at 0.1, 0.3, 0.7 s...) are not served
+// again: each would run the work again and take one of the places
+// maxCallsServed bounds.
+func TestCallResentWhileServedIsServedOnce(t *testing.T) {
+	var served atomic.Int32
+	_, a, b := callPair(t, func(string, []byte) []byte {
+		served.Add(1)
+		time.Sleep(800 * time.Millisecond) // a slow fill: the caller resends meanwhile
+		return []byte("ok")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := a.r.Call(ctx, "b", []byte("q")); err != nil || string(got) != "ok" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	if n, repeats := served.Load(), b.r.counters.callRepeats.Load(); n != 1 || repeats == 0 {
+		t.Fatalf("one call served %d times, %d copies received while served", n, repeats)
+	}
+	if n := b.r.calls.serving.Load(); n != 0 {
+		t.Fatalf("%d calls still counted as served", n)
 	}
 }
 

@@ -102,6 +102,7 @@ type counters struct {
 	joins, joinFailures                               atomic.Uint64
 	fragmentedFrames, fragmentsDropped                atomic.Uint64
 	directFrames                                      atomic.Uint64
+	callRepeats                                       atomic.Uint64 // requests received again while served
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
