@@ -81,6 +81,12 @@ type Change struct {
 // behind before it gets CauseOverflow.
 const DefaultSubscriptionBuffer = 1024
 
+// MaxSubscriptionBytes bounds the keys and values of the changes waiting
+// for one subscriber, whatever its buffer: past it, changes are dropped
+// as past the buffer (CauseOverflow). A subscriber that stops reading
+// holds at most this much of the member's memory, beyond MaxBytes.
+const MaxSubscriptionBytes = 64 << 20
+
 // A Subscription delivers the changes to keys with its prefix on C, each
 // once, in the order they were applied (per key; changes to different
 // keys in the order the member applied them), in batches: every change
@@ -109,16 +115,19 @@ type Subscription struct {
 	done   chan struct{} // closed by Close
 	// Guarded by f.mu: changes published and not yet taken by the
 	// delivery goroutine, and whether changes are being dropped.
-	pending    []store.Event // Kind 0: the overflow notice
-	overflowed bool
+	pending      []store.Event // Kind 0: the overflow notice
+	pendingBytes int           // their keys' and values' bytes
+	overflowed   bool
 }
 
 // Subscribe starts delivering every change to keys with prefix ("" for
 // all) made on or applied at this member from now on. buffer bounds how
 // far the subscriber may fall behind (0: DefaultSubscriptionBuffer; up
-// to twice that many changes may be on their way): past it, changes are
-// dropped and the subscriber gets one Change with CauseOverflow before the
-// next one delivered, never a silent gap. Replaying the changes in order
+// to twice that many changes may be on their way), and so does
+// MaxSubscriptionBytes of their keys and values (twice that, with the
+// batch on its way): past either, changes are dropped and the
+// subscriber gets one Change with CauseOverflow before the next one
+// delivered, never a silent gap. Replaying the changes in order
 // onto the values held when it subscribed gives the values the member
 // holds. A writer of this member pays a lock and an append per change for
 // each subscriber whose prefix it matches; a goroutine per subscription
@@ -160,7 +169,7 @@ func (s *Subscription) run() {
 			return
 		}
 		s.f.mu.Lock()
-		events, s.pending = s.pending, events[:0]
+		events, s.pending, s.pendingBytes = s.pending, events[:0], 0
 		s.f.mu.Unlock()
 		if len(events) == 0 {
 			continue
@@ -353,7 +362,8 @@ func changeOf(ev store.Event) Change {
 // held. Past the buffer, changes are dropped, and an overflow notice is
 // queued in their place once, until the goroutine has taken the queue.
 func (s *Subscription) deliver(ev store.Event) {
-	if len(s.pending) >= s.buffer {
+	size := len(ev.Record.Key) + len(ev.Record.Value)
+	if len(s.pending) >= s.buffer || s.pendingBytes+size > MaxSubscriptionBytes {
 		if !s.overflowed {
 			s.overflowed = true
 			s.pending = append(s.pending, store.Event{Record: crdt.Record{Key: ev.Record.Key}})
@@ -362,4 +372,5 @@ func (s *Subscription) deliver(ev store.Event) {
 	}
 	s.overflowed = false
 	s.pending = append(s.pending, ev)
+	s.pendingBytes += size
 }

@@ -151,3 +151,39 @@ func TestSubscriptionOverflowIsExplicit(t *testing.T) {
 		t.Fatalf("two sets under MaxKeys 1: %v, want set, set, evict", causes)
 	}
 }
+
+// TestStalledSubscriberHoldsBoundedMemory: a subscriber that stops
+// reading holds at most MaxSubscriptionBytes of waiting keys and values
+// (and a batch on its way), whatever its buffer: a count alone let one
+// stalled subscriber of 1,024 changes hold 1,024 values of any size. It
+// gets an overflow once it reads again.
+func TestStalledSubscriberHoldsBoundedMemory(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	value := make([]byte, 1<<20)
+	for i := range 300 { // 300 MiB of changes, within the 1,024 the buffer counts
+		if err := c.Set(fmt.Sprint("k", i), value, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.feed.mu.Lock()
+	held := sub.pendingBytes
+	c.feed.mu.Unlock()
+	if held > MaxSubscriptionBytes {
+		t.Fatalf("a stalled subscriber holds %d MiB of changes, over %d MiB", held>>20, MaxSubscriptionBytes>>20)
+	}
+	for overflow := false; !overflow; {
+		select {
+		case batch := <-sub.C:
+			for _, ch := range batch {
+				overflow = overflow || ch.Cause == CauseOverflow
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the changes past the bound came with no overflow")
+		}
+	}
+}

@@ -66,7 +66,15 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Stats())
 	})
+	watches := make(chan struct{}, maxWatches)
 	mux.HandleFunc("GET /v1/watch", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case watches <- struct{}{}:
+			defer func() { <-watches }()
+		default:
+			http.Error(w, fmt.Sprintf("%d watch streams open already", maxWatches), http.StatusTooManyRequests)
+			return
+		}
 		watch(w, r, c)
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -218,10 +226,18 @@ type change struct {
 	Superseded bool       `json:"superseded,omitempty"`
 }
 
+// maxWatches bounds the watch streams open at once (each a subscription
+// holding what its client has not read yet); watchWriteTimeout is the
+// longest a stream's write may wait for a client that does not read.
+const (
+	maxWatches        = 64
+	watchWriteTimeout = 30 * time.Second
+)
+
 // watch streams the changes to keys with the prefix query parameter as
 // Server-Sent Events, one event per change named by its cause, with the
-// change as JSON data (the value in base64), until the client goes away
-// or the member closes. The stream has no write deadline.
+// change as JSON data (the value in base64), until the client goes away,
+// stops reading for watchWriteTimeout, or the member closes.
 func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 	sub, err := c.Subscribe(r.URL.Query().Get("prefix"), 0)
 	if err != nil {
@@ -230,7 +246,7 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 	}
 	defer sub.Close()
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) // again before every batch
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -243,6 +259,7 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 			if !ok {
 				return
 			}
+			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 			for _, ch := range batch {
 				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
 					Value: ch.Value, Superseded: ch.Superseded}

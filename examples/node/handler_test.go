@@ -347,3 +347,51 @@ func TestWatchStreamsChanges(t *testing.T) {
 		t.Fatalf("second event %q %+v, want user:1's delete", name, ch)
 	}
 }
+
+// TestWatchStreamsAreBounded: each watch stream holds a subscription and
+// what its client has not read; past maxWatches open at once, a watch is
+// refused (429), and once one closes another is taken.
+func TestWatchStreamsAreBounded(t *testing.T) {
+	c := newCache(t, bcache.Config{NodeName: "solo"})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: maxWatches + 1}}
+	open := func() (*http.Response, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, err := http.NewRequestWithContext(ctx, "GET", base+"/v1/watch", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, cancel
+	}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	for i := range maxWatches {
+		resp, cancel := open()
+		cancels = append(cancels, cancel)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("watch %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, cancel := open()
+	resp.Body.Close()
+	cancel()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("watch %d: %d, want 429", maxWatches+1, resp.StatusCode)
+	}
+	cancels[0]() // one client goes away: its place is free again
+	await.Until(t, 10*time.Second, func() bool {
+		resp, cancel := open()
+		defer cancel()
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "no watch taken after one closed")
+}
