@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,6 @@ var ErrNoPeer = errors.New("gossip: no such live member")
 // calls tracks the calls in flight from this member, and those it
 // serves.
 type calls struct {
-	next    atomic.Uint64
 	mu      sync.Mutex
 	waiting map[uint64]pendingCall
 	serving atomic.Int32
@@ -151,10 +151,15 @@ func (r *Replicator) register(p pendingCall) (*memberlist.Node, uint64, error) {
 	if !ok || p.peer == r.cfg.Name {
 		return nil, 0, fmt.Errorf("%w: %q", ErrNoPeer, p.peer)
 	}
-	id := r.calls.next.Add(1)
 	r.calls.mu.Lock()
 	if r.calls.waiting == nil {
 		r.calls.waiting = map[uint64]pendingCall{}
+	}
+	// Random, not counted: a member that learned one call's id must not
+	// be able to answer this member's other calls in their peers' names.
+	id := rand.Uint64()
+	for _, taken := r.calls.waiting[id]; taken || id == 0; _, taken = r.calls.waiting[id] {
+		id = rand.Uint64()
 	}
 	r.calls.waiting[id] = p
 	r.calls.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -186,4 +187,25 @@ func callsWaiting(r *Replicator) int {
 	r.calls.mu.Lock()
 	defer r.calls.mu.Unlock()
 	return len(r.calls.waiting)
+}
+
+// TestCallIDsAreUnpredictable: a call's id is drawn at random, not
+// counted, so that a member that saw one of this member's calls cannot
+// answer its other calls (with ErrBusy, or a value) in their peers' names.
+func TestCallIDsAreUnpredictable(t *testing.T) {
+	_, a, _ := callPair(t, func(string, []byte) []byte { return nil })
+	var ids []uint64
+	for range 100 {
+		_, id, err := a.r.register(pendingCall{peer: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for i := 1; i < len(ids); i++ {
+		if ids[i]-ids[i-1] <= 1 {
+			t.Fatalf("call ids %d and %d: counted, not drawn", ids[i-1], ids[i])
+		}
+	}
 }
