@@ -39,7 +39,9 @@ import (
 //     dropped or to send.
 type Replica interface {
 	// Set writes a value (expires is an absolute Unix-ns expiry, 0 for
-	// none) and returns the record written and the frames to send.
+	// none) and returns the record written and the frames to send. The
+	// record is the one asked for (the harness checks it), stamped with
+	// the incarnation id the Factory was given (Time.Node).
 	Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope)
 	// Delete writes a tombstone and returns it and the frames to send.
 	Delete(key string) (crdt.Record, []transport.Envelope)
