@@ -33,10 +33,14 @@ func (m *Map) Cutoff(now int64) (int64, bool) {
 var noMark = crdt.Timestamp{Wall: math.MinInt64}
 
 // Refuses reports whether a record of key stamped t would be refused
-// here as below its bucket's watermark, if the map held no record of key
-// (package doc, rule 3): a write that old is dead or lost to this member,
-// collected here or refused.
+// here as below its bucket's watermark (package doc, rule 3): the map
+// holds no record of key (a record of it is merged whatever the
+// watermark), and t is at or below the watermark. A write that old is
+// dead or lost to this member, collected here or refused.
 func (m *Map) Refuses(key string, t crdt.Timestamp) bool {
+	if m.entries.get(key) != nil {
+		return false
+	}
 	w := m.mark(m.leafOf(crdt.HashKey(key)))
 	return w != noMark && t.Compare(w) <= 0
 }

@@ -568,3 +568,39 @@ func TestOverlongValueKeepsItsVersion(t *testing.T) {
 		t.Fatalf("holds %+v, %v; want the version as an evicted stub", r, ok)
 	}
 }
+
+// TestRefuses: a version of a key the map holds no record of, at or below
+// its bucket's watermark, would be refused (a read with a token for it
+// takes it for dead here); with no watermark, above it, or when the map
+// holds a record of the key (merged whatever the watermark), it would not.
+func TestRefuses(t *testing.T) {
+	m := newMap(t, Config{DigestBits: crdt.MinTreeBits})
+	bucket := func(key string) string { // another key of key's bucket
+		for i := 0; ; i++ {
+			if k := fmt.Sprint(key, "-", i); m.leafOf(crdt.HashKey(k)) == m.leafOf(crdt.HashKey(key)) {
+				return k
+			}
+		}
+	}
+	gone := bucket("a")
+	held := bucket(gone)
+	if m.Refuses("a", ts(5, 1)) {
+		t.Fatal("refused with no watermark")
+	}
+	m.Merge(set(held, "old", ts(3, 1)), false, 0, nil)
+	m.Merge(del(gone, ts(10, 1)), false, 0, nil)
+	if _, ok := m.CollectDead(gone, 20); !ok {
+		t.Fatal("the delete was not collected")
+	}
+	switch {
+	case !m.Refuses("a", ts(5, 1)):
+		t.Fatal("a version below the watermark, no record of its key: not refused")
+	case m.Refuses("a", ts(11, 1)):
+		t.Fatal("a version above the watermark: refused")
+	case m.Refuses(held, ts(5, 1)):
+		t.Fatal("a version of a key the map holds: refused")
+	}
+	if o, _ := m.Merge(set(held, "new", ts(5, 1)), false, 0, nil); o != crdt.Applied {
+		t.Fatalf("merging the version Refuses let through: %v", o)
+	}
+}
