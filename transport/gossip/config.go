@@ -129,7 +129,10 @@ type Config struct {
 	// ignored.
 	Transport Transport
 	// PacketSize is the largest frame sent as a datagram (memberlist's
-	// UDPBufferSize); larger frames go over a stream. 0 selects 1400.
+	// UDPBufferSize); larger frames go over a stream. 0 selects 1400; at
+	// most MaxPacketSize, and it must leave a datagram at least 256 bytes
+	// after the Label and Name. Members may differ in it: a member takes
+	// datagrams up to the largest UDP payload, whatever its own.
 	PacketSize int
 	// Replica is the state to keep in sync; Clock is its hybrid logical
 	// clock, whose physical source also times the protocol. Required.
@@ -173,6 +176,12 @@ const (
 	// version byte, a 12-byte nonce and a 16-byte tag (the label header
 	// comes on top: see datagramRoom).
 	frameSlack = 1 + 5 + 29
+	// MaxPacketSize is the largest PacketSize: the largest UDP payload
+	// over IPv4 (a larger datagram is refused by the kernel, every time).
+	MaxPacketSize = 65507
+	// minPacketRoom is the least a datagram must carry of a frame, once
+	// the headers, the label and the sender's name are paid for.
+	minPacketRoom = 256
 )
 
 // datagramRoom is the largest frame of ours that goes in one datagram:
@@ -228,8 +237,14 @@ func (c *Config) fill() error {
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
 	}
-	if c.PacketSize < 512 || c.QueueSize < 1 {
-		return fmt.Errorf("%w: PacketSize %d (at least 512) or QueueSize %d (at least 1)", ErrConfig, c.PacketSize, c.QueueSize)
+	if c.PacketSize < 512 || c.PacketSize > MaxPacketSize || c.QueueSize < 1 {
+		return fmt.Errorf("%w: PacketSize %d (512 to %d) or QueueSize %d (at least 1)", ErrConfig, c.PacketSize, MaxPacketSize, c.QueueSize)
+	}
+	// What a datagram carries after memberlist's headers, the label's and
+	// a fragment's (which names the sender) must leave room for records.
+	if room := c.PacketSize - frameSlack - 2 - len(c.Label) - fragmentHead(c.Name); room < minPacketRoom {
+		return fmt.Errorf("%w: PacketSize %d leaves %d bytes a datagram after the Label (%d bytes) and Name (%d bytes), want at least %d",
+			ErrConfig, c.PacketSize, room, len(c.Label), len(c.Name), minPacketRoom)
 	}
 	return nil
 }

@@ -26,14 +26,18 @@ import (
 // loss rate p instead of (1-p)^k (at 20% loss and 3 fragments, 0.88
 // against 0.51), for twice the bytes of these few mid-size frames; steady
 // anti-entropy, whose steps fit a datagram, is not touched. A fragment's
-// payload is its index, the count, and its part of the frame. The receiver holds at most maxPartial frames in pieces, from all
-// senders together, each for at most partialTTL: what it takes is bounded
-// whatever peers send.
+// payload is its index, the count, and its part of the frame. The
+// receiver holds at most maxPartial frames in pieces and maxPartialBytes
+// of them, from all senders together, each for at most partialTTL: what
+// it takes is bounded whatever peers send.
 const (
 	callFragment = 3
 	maxFragments = 16
 	maxPartial   = 64
-	partialTTL   = 2 * time.Second
+	// maxPartialBytes bounds the fragments held: 16 frames of the
+	// largest fragments, 64 of the default PacketSize's.
+	maxPartialBytes = 16 << 20
+	partialTTL      = 2 * time.Second
 )
 
 // fragmentable reports whether frames of kind may go as fragments.
@@ -47,8 +51,13 @@ func fragmentable(kind wire.Kind) bool {
 
 // fragmentSize is the share of a frame one fragment carries.
 func (r *Replicator) fragmentSize() int {
-	return r.datagramRoom() - (2 + len(r.cfg.Name) + 1 + 8) - 2
+	return r.datagramRoom() - fragmentHead(r.cfg.Name)
 }
+
+// fragmentHead is what a fragment of the member named name adds to its
+// share of a frame: the call's header (see appendCall) and the
+// fragment's number and count.
+func fragmentHead(name string) int { return (2 + len(name) + 1 + 8) + 2 }
 
 // sendFragments sends frame to peer as fragments, if it is an
 // anti-entropy frame of at most maxFragments datagrams; false if not.
@@ -78,8 +87,10 @@ func (r *Replicator) sendFragments(to *memberlist.Node, kind wire.Kind, frame []
 // receivedFragment takes a fragment from peer from and hands the frame on
 // once it is whole.
 func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
-	// A fragment is a datagram's worth, also one a peer sent over a stream.
-	if len(payload) < 3 || len(payload) > r.cfg.PacketSize || payload[1] > maxFragments || payload[0] >= payload[1] {
+	// A fragment is a datagram's worth, also one a peer sent over a stream:
+	// at most the largest datagram read, whatever this member's own
+	// PacketSize (a peer may send larger ones: see Config.PacketSize).
+	if len(payload) < 3 || len(payload) > maxDatagram || payload[1] > maxFragments || payload[0] >= payload[1] {
 		r.counters.badFrames.Add(1)
 		return
 	}
@@ -95,11 +106,20 @@ func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
 	r.received(frame)
 }
 
+// size is the bytes of p's parts held.
+func (p *partial) size() (n int) {
+	for _, b := range p.parts {
+		n += len(b)
+	}
+	return n
+}
+
 // reassembly holds the frames being put back together, oldest first.
 type reassembly struct {
 	next     atomic.Uint64 // ids of the frames this member sends
 	mu       sync.Mutex
 	partials []*partial
+	bytes    int // held in partials' parts, at most maxPartialBytes
 }
 
 type partial struct {
@@ -118,9 +138,13 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	drop := func() {
-		if a.partials[0].parts != nil {
+		if p := a.partials[0]; p.parts != nil {
 			dropped++
+			for _, b := range p.parts {
+				a.bytes -= len(b)
+			}
 		}
+		a.partials[0] = nil
 		a.partials = a.partials[1:]
 	}
 	for len(a.partials) > 0 && now.Sub(a.partials[0].born) > partialTTL {
@@ -143,13 +167,23 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	if len(p.parts) != count || p.parts[index] != nil { // whole already, inconsistent, or a copy
 		return nil, dropped
 	}
+	for a.bytes+len(part) > maxPartialBytes && a.partials[0] != p {
+		drop()
+	}
+	if a.bytes+len(part) > maxPartialBytes { // p alone is that large: it goes
+		a.bytes -= p.size()
+		p.parts = nil
+		return nil, dropped + 1
+	}
 	p.parts[index] = append([]byte(nil), part...)
+	a.bytes += len(part)
 	if p.have++; p.have < count {
 		return nil, dropped
 	}
 	for _, b := range p.parts {
 		frame = append(frame, b...)
 	}
+	a.bytes -= len(frame)
 	p.parts = nil // kept until it is old, so that late copies are not a new frame
 	return frame, dropped
 }

@@ -88,7 +88,7 @@ func TestSessionFramesGoAsFragments(t *testing.T) {
 func TestFragmentBounds(t *testing.T) {
 	a := startNode(t, "a", nil)
 	for name, payload := range map[string][]byte{
-		"larger than a datagram": append([]byte{0, 2}, make([]byte, a.r.cfg.PacketSize)...),
+		"larger than a datagram": append([]byte{0, 2}, make([]byte, maxDatagram)...),
 		"of 17":                  {0, maxFragments + 1, 'x'},
 		"past its count":         {2, 2, 'x'},
 		"of none":                {0, 0, 'x'},
@@ -124,5 +124,61 @@ func TestLongLabelLeavesRoomInDatagrams(t *testing.T) {
 		if got := n.r.wire.largest.Load(); got > uint64(n.r.cfg.PacketSize) {
 			t.Fatalf("%s sent a datagram of %d bytes; the packet size is %d", n.r.cfg.Name, got, n.r.cfg.PacketSize)
 		}
+	}
+}
+
+// TestReassemblyBoundsBytes: fragments as large as a datagram from many
+// frames at once are held up to maxPartialBytes, the oldest frames
+// dropped (and counted) to make room; a frame larger than the bound by
+// itself is dropped, and a frame that fits still comes whole.
+func TestReassemblyBoundsBytes(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var a reassembly
+	part := make([]byte, maxDatagram-3)
+	total := 0
+	for i := range maxPartial {
+		for j := range maxFragments - 1 { // each frame one short of whole
+			_, dropped := a.add(fmt.Sprint("peer", i), 1, j, maxFragments, part, now)
+			total += dropped
+			if a.bytes > maxPartialBytes {
+				t.Fatalf("%d bytes held, bound %d", a.bytes, maxPartialBytes)
+			}
+		}
+	}
+	if total == 0 {
+		t.Fatal("nothing dropped, past the bound")
+	}
+	held := 0
+	for _, p := range a.partials {
+		held += p.size()
+	}
+	if held != a.bytes {
+		t.Fatalf("%d bytes in the partial frames, %d counted", held, a.bytes)
+	}
+	f, _ := a.add("late", 9, 0, 2, []byte("ab"), now)
+	if f != nil {
+		t.Fatal("whole after one of two")
+	}
+	if f, _ = a.add("late", 9, 1, 2, []byte("c"), now); !bytes.Equal(f, []byte("abc")) {
+		t.Fatalf("frame %q, want abc", f)
+	}
+}
+
+// TestMembersWithOtherPacketSizesRepair: a member whose PacketSize is
+// larger than its peer's sends fragments larger than the peer's own; the
+// peer takes them (it refused every one as a bad frame, and never caught
+// up through anti-entropy).
+func TestMembersWithOtherPacketSizesRepair(t *testing.T) {
+	a := startNode(t, "a", nil, func(c *Config) { c.PacketSize = 4000 })
+	a.rep.mu.Lock()
+	for i := range 200 { // written without deltas: anti-entropy moves them
+		a.rep.m.Merge(crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 100), Time: a.rep.clock.Now()}, false, 0, nil)
+	}
+	a.rep.mu.Unlock()
+	b := startNode(t, "b", []string{a.r.Addr()})
+	waitMembers(t, 2, a, b)
+	waitConverged(t, 10*time.Second, a, b)
+	if sa, sb := a.r.Stats(), b.r.Stats(); sa.FragmentedFrames == 0 || sb.BadFrames != 0 {
+		t.Fatalf("a sent %d frames as fragments (want some); b refused %d as bad", sa.FragmentedFrames, sb.BadFrames)
 	}
 }

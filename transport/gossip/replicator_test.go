@@ -33,6 +33,14 @@ func TestStartValidates(t *testing.T) {
 		{"bad port", func(c *Config) { c.BindAddr = "127.0.0.1:99999" }},
 		{"key of 20 bytes", func(c *Config) { c.SecretKey = make([]byte, 20) }},
 		{"tiny packets", func(c *Config) { c.PacketSize = 100 }},
+		// Past the largest UDP payload, every such datagram would be
+		// refused by the kernel, and what it carried never sent.
+		{"packets past UDP's limit", func(c *Config) { c.PacketSize = MaxPacketSize + 1 }},
+		// A long label and name leave a fragment no room (a negative
+		// share of a frame made the loop panic at its first fragment).
+		{"no room after label and name", func(c *Config) {
+			c.PacketSize, c.Label, c.Name = 512, strings.Repeat("l", 255), strings.Repeat("n", 210)
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
