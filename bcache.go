@@ -108,6 +108,11 @@ func New(cfg Config) (*Cache, error) {
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
 		},
 	})
+	if err != nil && c.journal != nil { // opened by restore, and used by no one
+		if derr := c.journal.Discard(); derr != nil {
+			c.log.Warn().Err(derr).Msg("write log: removing the unused segment")
+		}
+	}
 	switch {
 	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: an address's form
 		return nil, fmt.Errorf("bcache: new: %w: %s", ErrConfig, strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": "))

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -406,4 +408,53 @@ func TestWriteRacingAFailedCloseIsNotDurable(t *testing.T) {
 	if err := c.logWrite(&rec); err == nil {
 		t.Fatal("a write that neither the write log nor the last snapshot holds was reported durable")
 	}
+}
+
+// TestFailedNewReleasesTheWriteLog: New that fails after opening the
+// write log (its address taken) closes it: no log goroutine is left, and
+// no empty segment per attempt; the next New on the files starts as if
+// the failed ones never ran.
+func TestFailedNewReleasesTheWriteLog(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	if err := a.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	image := crashImage(t, path) // the log holds k, as a crash leaves it
+	mustClose(t, a)
+	before, err := journal.Segments(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := logGoroutines()
+	bad := syncConfig(image, SyncWrite)
+	bad.BindAddr = taken.LocalAddr().String()
+	for range 3 {
+		if c, err := New(bad); err == nil {
+			c.Close()
+			t.Fatal("New on a taken address succeeded")
+		}
+	}
+	if n := logGoroutines(); n != base {
+		t.Fatalf("%d write-log goroutines left by the failed New calls", n-base)
+	}
+	if after, err := journal.Segments(image); err != nil || len(after) != len(before) {
+		t.Fatalf("segments %v before the failed New calls, %v after (%v)", before, after, err)
+	}
+	b := mustNew(t, syncConfig(image, SyncWrite))
+	defer mustClose(t, b)
+	if v, ok := b.Get("k"); !ok || string(v) != "v" {
+		t.Fatalf("after the failed starts: Get(k) = %q, %v", v, ok)
+	}
+}
+
+// logGoroutines counts the goroutines running a write log.
+func logGoroutines() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "journal.(*Log).run")
 }

@@ -1077,6 +1077,19 @@ func (l *Log) Close(covered bool) error {
 	return err
 }
 
+// Discard closes a log that was opened and not used, as when what opened
+// it fails to start: the segment it started is removed if it holds no
+// frame (else it is kept, as Close(false) keeps it).
+func (l *Log) Discard() error {
+	if err := l.Close(false); err != nil {
+		return err
+	}
+	if l.Stats().Frames > 0 {
+		return nil
+	}
+	return errors.Join(os.Remove(segmentPath(l.path, l.file.n)), syncDir(l.path))
+}
+
 // RemoveAll removes every segment of the log beside the snapshot at path.
 func RemoveAll(path string) error {
 	segs, err := Segments(path)
