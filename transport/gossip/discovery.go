@@ -35,11 +35,9 @@ func checkPeer(p string) error {
 // round, so members that come and go behind one are found), and the peers
 // whose lookup failed, with the error. With a Transport of its own (an
 // in-memory network), peers are its addresses and are not resolved.
-func (r *Replicator) seeds() ([]string, map[string]error) {
+func (r *Replicator) seeds(ctx context.Context) ([]string, map[string]error) {
 	peers := slices.Clone(r.cfg.Peers)
 	failed := map[string]error{}
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
 	if src := r.cfg.PeerSource; src != nil {
 		more, err := src(ctx)
 		if err != nil {

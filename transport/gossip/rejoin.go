@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -17,24 +18,7 @@ func (r *Replicator) rejoin() {
 	defer ticker.Stop()
 	trying := map[string]bool{} // targets with an attempt in flight
 	var mu sync.Mutex
-	for {
-		targets, wantSeeds := r.rejoinTargets()
-		var tried []string // every target, and every peer whose lookup failed
-		if wantSeeds {
-			seeds, failed := r.seeds()
-			for p, err := range failed {
-				r.counters.joinFailures.Add(1)
-				r.joinFailed(p, err)
-				tried = append(tried, p)
-			}
-			self := r.selfAddr()
-			for _, a := range seeds {
-				if a != self && !slices.Contains(targets, a) {
-					targets = append(targets, a)
-				}
-			}
-		}
-		r.forgetJoinFailures(append(tried, targets...))
+	join := func(targets []string) {
 		for _, target := range targets {
 			mu.Lock()
 			busy := trying[target]
@@ -61,11 +45,62 @@ func (r *Replicator) rejoin() {
 				mu.Unlock()
 			}()
 		}
+	}
+	for {
+		// The members lost are tried first: a slow lookup of the seeds
+		// does not hold them up.
+		targets, wantSeeds := r.rejoinTargets()
+		join(targets)
+		tried := targets // every target, and every peer whose lookup failed
+		if wantSeeds {
+			seeds, failed, ok := r.lookupSeeds()
+			if !ok {
+				return // closed during the lookup
+			}
+			for p, err := range failed {
+				r.counters.joinFailures.Add(1)
+				r.joinFailed(p, err)
+				tried = append(tried, p)
+			}
+			self := r.selfAddr()
+			var more []string
+			for _, a := range seeds {
+				if a != self && !slices.Contains(targets, a) {
+					more = append(more, a)
+				}
+			}
+			join(more)
+			tried = append(tried, more...)
+		}
+		r.forgetJoinFailures(tried)
 		select {
 		case <-r.done:
 			return
 		case <-ticker.C:
 		}
+	}
+}
+
+// lookupSeeds returns what seeds finds, or false if the Replicator is
+// closed first: Close neither waits for a lookup (a PeerSource may ignore
+// its context) nor lets one go on (its context is canceled).
+func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
+	type found struct {
+		seeds  []string
+		failed map[string]error
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	ch := make(chan found, 1)
+	go func() {
+		seeds, failed := r.seeds(ctx)
+		ch <- found{seeds, failed}
+	}()
+	select {
+	case f := <-ch:
+		return f.seeds, f.failed, true
+	case <-r.done:
+		return nil, nil, false
 	}
 }
 

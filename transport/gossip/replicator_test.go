@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -375,5 +376,38 @@ func TestRefusedReadBufferIsAskedForAgainSmaller(t *testing.T) {
 		if s.set != c.want {
 			t.Errorf("limit %d: given %d, want %d", c.limit, s.set, c.want)
 		}
+	}
+}
+
+// TestCloseDoesNotWaitForPeerSource: Close cancels a lookup in progress
+// (the PeerSource sees its context end) and returns while a PeerSource
+// that ignores its context is still running; it waited up to 2 s for the
+// first, and for ever for the second.
+func TestCloseDoesNotWaitForPeerSource(t *testing.T) {
+	for _, honours := range []bool{true, false} {
+		t.Run(fmt.Sprintf("honours its context %v", honours), func(t *testing.T) {
+			called, release := make(chan context.Context, 1), make(chan struct{})
+			defer close(release)
+			src := func(ctx context.Context) ([]string, error) {
+				select {
+				case called <- ctx:
+				default:
+				}
+				if honours {
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				<-release // until after Close returned: else the test times out
+				return nil, nil
+			}
+			a := startNode(t, "a", nil, func(c *Config) { c.PeerSource = src })
+			ctx := <-called
+			if err := a.r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("the lookup's context after Close: %v, want canceled (not timed out)", err)
+			}
+		})
 	}
 }
