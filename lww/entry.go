@@ -84,11 +84,21 @@ func (e *Entry) Key() string { return e.key }
 // into e needs its own check that both come from one write (a sequence
 // count around [Map.Merge], say).
 func (e *Entry) Load() ([]byte, int64) {
-	p, n, exp := e.value.Load(), e.size.Load(), e.expires.Load()
+	p, n, exp := e.LoadParts()
 	if p == nil {
 		return nil, exp
 	}
-	return unsafe.Slice(p, n&MaxValueLen), exp
+	return unsafe.Slice(p, n), exp
+}
+
+// LoadParts returns the value's first byte (nil for none), its length and
+// the expiry, each read atomically but not together, for a reader that
+// checks they come from one write before it makes the value of them
+// (unsafe.Slice(p, n)): a slice of one value's pointer and a longer
+// value's length is not one to make even to throw away (under the race
+// detector, the runtime's pointer checks stop the process on it).
+func (e *Entry) LoadParts() (*byte, int, int64) {
+	return e.value.Load(), int(e.size.Load() & MaxValueLen), e.expires.Load()
 }
 
 // HoldsValue reports whether the entry holds a value: it is neither a

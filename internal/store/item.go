@@ -71,12 +71,12 @@ var noBytes byte
 func (it *item) load() ([]byte, int64) {
 	for spins := 0; ; spins++ {
 		if s := it.seq.Load(); s&1 == 0 {
-			v, exp := it.Load()
-			if it.seq.Load() == s {
-				if v == nil {
-					v = unsafe.Slice(&noBytes, 0)
+			p, n, exp := it.LoadParts()
+			if it.seq.Load() == s { // p and n are one value's: make the slice
+				if p == nil {
+					return unsafe.Slice(&noBytes, 0), exp
 				}
-				return v, exp
+				return unsafe.Slice(p, n), exp
 			}
 		}
 		if spins >= 4 {
