@@ -89,7 +89,7 @@ func New(cfg Config) (*Cache, error) {
 	var err error
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,
-		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0,
+		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0 && cfg.PeerSource == nil,
 		MaxDead: max(cfg.MaxDeadRecords, 0),
 	})
 	if err != nil { // the fields it takes were checked by fill
@@ -297,6 +297,10 @@ func (c *Cache) every(d time.Duration, f func()) {
 // for when a member alone may collect. It also reports, once per run,
 // values received over this member's MaxValueSize.
 func (c *Cache) collect() {
+	// A member whose peers, looked up, are none but itself founds the
+	// cluster as much as one given none.
+	others, _ := c.peersConfigured()
+	c.store.SetFounder(!others)
 	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1, c.repl.Stable())
 	c.feed.flush()
 	if n := c.store.Stats().Oversized; n > c.oversized {

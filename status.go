@@ -3,6 +3,7 @@ package bcache
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -14,8 +15,13 @@ type Status struct {
 	Name string `json:"name"`
 	// Alone says that no other member is live in this member's view.
 	Alone bool `json:"alone"`
-	// PeersConfigured says Config.Peers names at least one peer: such a
-	// member is not ready (see Ready) while alone.
+	// PeersConfigured says Config.Peers or the PeerSource may name a
+	// member other than this one: such a member is not ready (see Ready)
+	// while alone. It is false for a member configured with no peers, and
+	// for one whose peers, as last looked up, were none but itself (the
+	// first member of a cluster found by a DNS name or a PeerSource),
+	// until a lookup finds another; it is true until a lookup settles it
+	// and while every lookup fails.
 	PeersConfigured bool `json:"peers_configured"`
 	// Synced says that an anti-entropy exchange with a peer has completed
 	// since New (FirstSync is when): from then on the member holds
@@ -73,9 +79,10 @@ func (s Status) Ready() bool {
 // replication's lock briefly.
 func (c *Cache) Status() Status {
 	rs := c.repl.Status()
+	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Alone: len(rs.Members) == 0, PeersConfigured: c.peersConfigured(),
+		Name: c.cfg.NodeName, Alone: len(rs.Members) == 0, PeersConfigured: others,
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),
@@ -89,36 +96,41 @@ func (c *Cache) Status() Status {
 	return s
 }
 
-// peersConfigured reports whether Config.Peers names a member other than
-// this one.
-func (c *Cache) peersConfigured() bool {
-	for _, p := range c.cfg.Peers {
-		if p != c.Addr() {
-			return true
-		}
+// peersConfigured reports whether Config.Peers or the PeerSource may name
+// a member other than this one (see gossip's SeedsElsewhere), with the
+// channel closed when that changes.
+func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
+	if c.cfg.PeerSource == nil && !slices.ContainsFunc(c.cfg.Peers, func(p string) bool { return p != c.Addr() }) {
+		return false, nil
 	}
-	return false
+	return c.repl.SeedsElsewhere()
 }
 
 // WaitSynced returns when this member has completed an anti-entropy
-// exchange with a peer since New, at once for a member configured without
-// peers; or with ctx's error, or ErrClosed once Close is called, first.
-// Writes do not wait for it: a member takes them from the start. It tells
-// when reads stop missing what the cluster held before this member came
-// (or came back).
+// exchange with a peer since New, or when it has no peers to sync with:
+// configured without any, or its peers, as last looked up, name no member
+// but itself (the first member of a cluster found by a DNS name or a
+// PeerSource); or with ctx's error, or ErrClosed once Close is called,
+// first. Writes do not wait for it: a member takes them from the start.
+// It tells when reads stop missing what the cluster held before this
+// member came (or came back).
 func (c *Cache) WaitSynced(ctx context.Context) error {
-	if c.closed.Load() {
-		return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
-	}
-	if !c.peersConfigured() {
-		return nil
-	}
-	select {
-	case <-c.repl.Synced():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
-		return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
+	for {
+		if c.closed.Load() {
+			return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
+		}
+		others, changed := c.peersConfigured()
+		if !others {
+			return nil
+		}
+		select {
+		case <-c.repl.Synced():
+			return nil
+		case <-changed: // looked up again: ask again
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
+		}
 	}
 }

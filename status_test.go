@@ -3,9 +3,11 @@ package bcache
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -83,4 +85,91 @@ func onMemnet(t testing.TB, net *memnet.Network, name string, peers ...string) *
 		t.Fatal(err)
 	}
 	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()})
+}
+
+// lookedUp starts a member on 127.0.0.1 whose peers come from src alone,
+// on a clock the test moves (now), with collections left to the test.
+func lookedUp(t *testing.T, now *atomic.Int64, src func(context.Context) ([]string, error)) *Cache {
+	now.Store(time.Now().UnixNano())
+	cfg := testConfig("edge")
+	cfg.PeerSource, cfg.GCInterval = src, time.Hour
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
+	return newCache(t, cfg)
+}
+
+// TestPeerSourcePeersAreConfiguredPeers: a member whose peers come from a
+// PeerSource, and who cannot reach them, is a member with peers: not
+// ready, not synced (WaitSynced waits), and it collects no delete while
+// it has never synced (it is not the cluster's founder). It was taken for
+// a member with no peers: ready at once, and collecting as a founder.
+func TestPeerSourcePeersAreConfiguredPeers(t *testing.T) {
+	var now atomic.Int64
+	c := lookedUp(t, &now, func(context.Context) ([]string, error) { return []string{"127.0.0.1:1"}, nil })
+	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no join attempt reported")
+	if s := c.Status(); s.Ready() || !s.PeersConfigured {
+		t.Fatalf("alone, its one peer unreachable: %+v, ready %v", s, s.Ready())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := c.WaitSynced(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitSynced: %v, want the context's deadline", err)
+	}
+	if err := c.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(2 * time.Hour)) // past the horizon
+	c.collect()
+	if n := c.Status().Tombstones; n != 1 {
+		t.Fatalf("never synced, it collected its delete: %d tombstones", n)
+	}
+}
+
+// TestPeersThatAreOnlyItselfFound: a member whose peers, looked up, are
+// none but itself (the first member of a StatefulSet, whose Service name
+// resolves to its own address) founds the cluster: ready, WaitSynced
+// returns, it collects what has been dead for the horizon. A WaitSynced
+// that began before the lookup settled it returns once it does. It
+// waited for ever for a member that would never come (a StatefulSet's
+// next pod starts only once the first is ready).
+func TestPeersThatAreOnlyItselfFound(t *testing.T) {
+	for _, answer := range []string{"itself", "nothing"} {
+		t.Run(answer, func(t *testing.T) {
+			var now atomic.Int64
+			var self atomic.Pointer[string]
+			settled := make(chan struct{})
+			c := lookedUp(t, &now, func(ctx context.Context) ([]string, error) {
+				select {
+				case <-settled:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				if p := self.Load(); p != nil && answer == "itself" {
+					return []string{*p}, nil
+				}
+				return nil, nil
+			})
+			addr := c.Addr()
+			self.Store(&addr)
+			waited := make(chan error, 1)
+			go func() { waited <- c.WaitSynced(context.Background()) }()
+			if s := c.Status(); !s.PeersConfigured { // not looked up yet
+				t.Fatalf("before any lookup: %+v", s)
+			}
+			close(settled)
+			if err := <-waited; err != nil {
+				t.Fatalf("WaitSynced: %v", err)
+			}
+			if s := c.Status(); s.PeersConfigured || !s.Ready() {
+				t.Fatalf("its peers none but itself: %+v, ready %v", s, s.Ready())
+			}
+			if err := c.Delete("k"); err != nil {
+				t.Fatal(err)
+			}
+			now.Add(int64(2 * time.Hour))
+			c.collect()
+			if n := c.Status().Tombstones; n != 0 {
+				t.Fatalf("founding the cluster, it kept %d tombstones past the horizon", n)
+			}
+		})
+	}
 }

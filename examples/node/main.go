@@ -33,7 +33,7 @@
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
 //	GET    /metrics                  Prometheus metrics (package metrics), with Go's and the process's
-//	GET    /readyz                   200 once synced with a peer (or with no peers configured); 503 before, or alone
+//	GET    /readyz                   200 once synced with a peer (or with no peers but itself); 503 before, or alone
 //	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events: "event: set|delete|expire|evict|drop|overflow",
 //	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"};
 //	                                 64 streams at once (429 past them), a client that does not read for 30 s is dropped

@@ -7,6 +7,11 @@ import (
 	"github.com/bcache-go/bcache/lww"
 )
 
+// SetFounder changes Config.Founder: a member whose seed peers turn out
+// to name no member but itself is a founder from then on, until they name
+// another.
+func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
+
 // Collect collects the dead records (tombstones, expired values) that the
 // rules of package lww allow at now, and returns their versions: those dead
 // for the horizon, and, early, those dead now and written before stable, a
@@ -38,7 +43,7 @@ import (
 // a watermark that the member has not received yet is then rejected, and
 // lost everywhere.
 func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
-	standsAlone := s.founder || s.everSynced.Load()
+	standsAlone := s.founder.Load() || s.everSynced.Load()
 	if alone && standsAlone {
 		s.markSynced(now)
 	}

@@ -90,7 +90,7 @@ type Store struct {
 	resident atomic.Int64 // resident values
 	bytes    atomic.Int64 // their key and value bytes
 	sealed   atomic.Bool
-	founder  bool
+	founder  atomic.Bool
 	drift    int64        // MaxClockDrift
 	seed     maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
@@ -132,8 +132,9 @@ func New(cfg Config) (*Store, error) {
 			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead)
 	}
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
-		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, maxDead: cfg.MaxDead, founder: cfg.Founder,
+		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, maxDead: cfg.MaxDead,
 		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift)}
+	s.founder.Store(cfg.Founder)
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{
 			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, Alloc: newEntry,

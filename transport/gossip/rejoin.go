@@ -64,10 +64,15 @@ func (r *Replicator) rejoin() {
 			}
 			self := r.selfAddr()
 			var more []string
+			elsewhere := false
 			for _, a := range seeds {
+				elsewhere = elsewhere || a != self
 				if a != self && !slices.Contains(targets, a) {
 					more = append(more, a)
 				}
+			}
+			if elsewhere || len(failed) == 0 { // a failed lookup settles nothing
+				r.setOnlySelf(!elsewhere)
 			}
 			join(more)
 			tried = append(tried, more...)
@@ -126,4 +131,30 @@ func (r *Replicator) selfAddr() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.self
+}
+
+// setOnlySelf records what a lookup of the seeds settled: whether they
+// name no member but this one.
+func (r *Replicator) setOnlySelf(only bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.onlySelf != only {
+		r.onlySelf = only
+		close(r.seedsChanged)
+		r.seedsChanged = make(chan struct{})
+	}
+}
+
+// SeedsElsewhere reports whether the seed peers (Config.Peers and what the
+// PeerSource gives) may name a member other than this one: false once a
+// lookup of them (every name resolved, the PeerSource answering) found
+// none but this member, until one finds another; true before a lookup
+// has settled it, and while every lookup fails. The channel is closed
+// when the answer changes. A member whose seeds are only itself (the
+// first of a StatefulSet, whose name resolves to itself alone) is the
+// cluster's founder as much as one given no peers at all.
+func (r *Replicator) SeedsElsewhere() (bool, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.onlySelf, r.seedsChanged
 }

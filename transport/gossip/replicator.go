@@ -88,6 +88,11 @@ type Replicator struct {
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
 	joinLogged   map[string]time.Time
+	// onlySelf says the last lookup of the seed peers that settled it
+	// found no member but this one; seedsChanged is closed (and replaced)
+	// when it changes (see SeedsElsewhere).
+	onlySelf     bool
+	seedsChanged chan struct{}
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -125,6 +130,7 @@ func Start(cfg Config) (*Replicator, error) {
 		synced:  make(chan struct{}),
 
 		joinFailures: map[string]*JoinFailure{},
+		seedsChanged: make(chan struct{}),
 		joinLogged:   map[string]time.Time{},
 	}
 	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
