@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/bcache-go/bcache/transport"
 )
 
 // rejoin tries, at once and then every RejoinInterval, to join the seed
@@ -109,21 +111,42 @@ func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
 	}
 }
 
+// knownMember is a member seen alive: its address, and since when it has
+// not been (zero while it is).
+type knownMember struct {
+	addr string
+	lost time.Time
+}
+
 // rejoinTargets returns the addresses of members seen before and not alive
 // now, and whether to join the seed peers too: when this member has no
-// live peer or has lost some.
+// live peer or has lost some. A member lost for longer than the
+// protocol's FailedTimeout (which forgets it too) is forgotten: a member
+// that crashed for good, under a name drawn at random that no restart
+// will take again, is not chased for ever. Nor is one whose address a
+// member of another name now has (see memberChanged).
 func (r *Replicator) rejoinTargets() ([]string, bool) {
+	forget := r.cfg.Protocol.FailedTimeout
+	if forget <= 0 {
+		forget = transport.DefaultFailedTimeout
+	}
+	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	self := r.self
 	var lost []string
-	for name, addr := range r.known {
-		if _, ok := r.alive[name]; !ok && addr != self {
-			lost = append(lost, addr)
+	for name, k := range r.known {
+		if _, ok := r.alive[name]; ok || k.addr == self {
+			continue
 		}
+		if !k.lost.IsZero() && now.Sub(k.lost) > forget {
+			delete(r.known, name)
+			continue
+		}
+		lost = append(lost, k.addr)
 	}
 	slices.Sort(lost)
-	return lost, len(lost) > 0 || len(r.alive) <= 1
+	return slices.Compact(lost), len(lost) > 0 || len(r.alive) <= 1
 }
 
 // selfAddr returns this member's address.

@@ -79,7 +79,7 @@ type Replicator struct {
 
 	mu    sync.Mutex
 	alive map[string]*memberlist.Node // live members by name, self included
-	known map[string]string           // address of every member ever seen, by name
+	known map[string]knownMember      // every member seen and not forgotten, by name (see rejoin)
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
 	calls  calls    // in flight from here, and being served
@@ -126,7 +126,7 @@ func Start(cfg Config) (*Replicator, error) {
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		alive:   map[string]*memberlist.Node{},
-		known:   map[string]string{},
+		known:   map[string]knownMember{},
 		synced:  make(chan struct{}),
 
 		joinFailures: map[string]*JoinFailure{},
@@ -295,7 +295,13 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	switch {
 	case alive:
 		r.alive[n.Name] = n
-		r.known[n.Name] = n.Address()
+		addr := n.Address()
+		r.known[n.Name] = knownMember{addr: addr}
+		for name, k := range r.known { // a member that had its address is gone
+			if k.addr == addr && name != n.Name {
+				delete(r.known, name)
+			}
+		}
 		if r.logOut != nil {
 			r.logOut.named(n.Address(), n.Name)
 		}
@@ -305,6 +311,10 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		r.left = append(r.left, n.Name)
 	default:
 		delete(r.alive, n.Name)
+		if k, ok := r.known[n.Name]; ok && k.lost.IsZero() {
+			k.lost = time.Now()
+			r.known[n.Name] = k
+		}
 	}
 	r.mu.Unlock()
 	select {

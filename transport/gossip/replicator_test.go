@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -410,4 +411,48 @@ func TestCloseDoesNotWaitForPeerSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCrashedMembersAreNotChasedForEver: a member that crashed (no leave)
+// is re-joined until a member of another name has its address (a restart
+// under a new name: bcache draws one at every New) or until it has been
+// gone for FailedTimeout; then it is forgotten. Every crash under a fresh
+// name added an address that was dialled every RejoinInterval for ever,
+// and a healthy member at a reused address got a full state push and pull
+// each time.
+func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
+	lost := func(a *node, addr string) func() bool {
+		return func() bool {
+			targets, _ := a.r.rejoinTargets()
+			return slices.Contains(targets, addr)
+		}
+	}
+	t.Run("address taken by another name", func(t *testing.T) {
+		a := startNode(t, "a", nil)
+		b := startNode(t, "b-old", []string{a.r.Addr()})
+		waitMembers(t, 2, a, b)
+		addr := b.r.Addr()
+		b.r.stop(false) // a crash: no leave
+		await.Until(t, 10*time.Second, lost(a, addr), "a does not try to re-join b-old")
+		c := startNode(t, "b-new", []string{a.r.Addr()}, func(cfg *Config) { cfg.BindAddr = addr })
+		waitMembers(t, 2, a, c)
+		if targets, seeds := a.r.rejoinTargets(); len(targets) != 0 || seeds {
+			t.Fatalf("with b-new at b-old's address, a still re-joins %v (seeds too: %v)", targets, seeds)
+		}
+	})
+	t.Run("gone for FailedTimeout", func(t *testing.T) {
+		short := func(cfg *Config) { cfg.Protocol.FailedTimeout = 2 * time.Second }
+		a := startNode(t, "a", nil, short)
+		b := startNode(t, "b", []string{a.r.Addr()}, short)
+		waitMembers(t, 2, a, b)
+		addr := b.r.Addr()
+		b.r.stop(false)
+		await.Until(t, 10*time.Second, lost(a, addr), "a does not try to re-join b")
+		await.Until(t, 10*time.Second, func() bool { return !lost(a, addr)() }, "a still re-joins b, gone for longer than FailedTimeout")
+		a.r.mu.Lock()
+		defer a.r.mu.Unlock()
+		if _, ok := a.r.known["b"]; ok {
+			t.Fatal("b is still known")
+		}
+	})
 }
