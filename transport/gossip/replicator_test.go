@@ -456,3 +456,30 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 		}
 	})
 }
+
+// TestJoinFailureCauses: a member that cannot join its peer says why: a
+// key either side lacks is "wrong key"; another cluster label, on which
+// the peer hangs up without a word, is "closed" (it was "failed", the
+// cause that says nothing).
+func TestJoinFailureCauses(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	for _, tc := range []struct {
+		name             string
+		seedKey, joinKey []byte
+		joinLabel, want  string
+	}{
+		{"joiner without the key", key, nil, processLabel, "wrong key"},
+		{"seed without the key", nil, key, processLabel, "wrong key"},
+		{"another label", nil, nil, processLabel + "-other", "closed"},
+		{"no label", nil, nil, "", "closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startNode(t, "a", nil, func(c *Config) { c.SecretKey = tc.seedKey })
+			b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) { c.SecretKey, c.Label = tc.joinKey, tc.joinLabel })
+			await.Until(t, 10*time.Second, func() bool { return len(b.r.Status().Joining) > 0 }, "no join failure reported")
+			if j := b.r.Status().Joining[0]; j.Cause != tc.want {
+				t.Fatalf("cause %q (%s), want %q", j.Cause, j.Err, tc.want)
+			}
+		})
+	}
+}

@@ -2,9 +2,11 @@ package gossip
 
 import (
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bcache-go/bcache/transport"
@@ -40,9 +42,11 @@ type JoinFailure struct {
 	Addr string
 	// Cause is "refused", "timed out", "wrong key" (the peer's frames do
 	// not decrypt with this member's key, or the other way round),
-	// "lookup" (a peer's name did not resolve, or the PeerSource failed:
-	// Addr is the peer as configured) or "failed"; Err is the error
-	// itself.
+	// "closed" (the peer hung up without answering: most often its Label
+	// is another, as a member ignores other clusters' members; or it was
+	// shutting down), "lookup" (a peer's name did not resolve, or the
+	// PeerSource failed: Addr is the peer as configured) or "failed"; Err
+	// is the error itself.
 	Cause, Err string
 	// Since is the first failure of the current run of failures, At the
 	// last; Failures counts them.
@@ -151,7 +155,7 @@ func (r *Replicator) forgetJoinFailures(targets []string) {
 func joinCause(err error) string {
 	var ne net.Error
 	var dnsErr *net.DNSError
-	msg := strings.ToLower(err.Error())
+	msg := strings.ToLower(strings.TrimSpace(err.Error()))
 	switch {
 	case errors.As(err, &dnsErr), strings.HasPrefix(msg, "peer source"):
 		return "lookup"
@@ -159,9 +163,13 @@ func joinCause(err error) string {
 		return "refused"
 	case errors.As(err, &ne) && ne.Timeout(), strings.Contains(msg, "timeout"), strings.Contains(msg, "timed out"):
 		return "timed out"
-	case strings.Contains(msg, "decrypt"), strings.Contains(msg, "encryption"), strings.Contains(msg, "keyring"),
-		strings.Contains(msg, "label"):
+	case strings.Contains(msg, "decrypt"), strings.Contains(msg, "encryption"), strings.Contains(msg, "keyring"):
 		return "wrong key"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), strings.HasSuffix(msg, ": eof"),
+		strings.Contains(msg, "connection reset"):
+		// memberlist hangs up on a stream whose label is not its own,
+		// without a word.
+		return "closed"
 	}
 	return "failed"
 }
