@@ -82,6 +82,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -1028,20 +1029,30 @@ func (l *Log) RemoveBefore(n uint64) error {
 	if err != nil {
 		return err
 	}
+	return removeOldest(l.path, segs, n)
+}
+
+// removeFile removes a segment; tests make it fail.
+var removeFile = os.Remove
+
+// removeOldest removes the segments numbered below n, oldest first, and
+// stops at the first it fails to remove: one that stays leaves no gap
+// behind it (see Read).
+func removeOldest(path string, segs []Segment, n uint64) error {
 	var errs []error
 	removed := false
-	for _, s := range segs { // oldest first: one that stays leaves no gap behind it (see Read)
+	for _, s := range segs {
 		if s.N >= n {
 			break
 		}
-		if err := os.Remove(s.Path); err != nil {
+		if err := removeFile(s.Path); err != nil {
 			errs = append(errs, err)
 			break
 		}
 		removed = true
 	}
 	if removed {
-		errs = append(errs, syncDir(l.path))
+		errs = append(errs, syncDir(path))
 	}
 	return errors.Join(errs...)
 }
@@ -1093,14 +1104,10 @@ func (l *Log) Discard() error {
 // RemoveAll removes every segment of the log beside the snapshot at path.
 func RemoveAll(path string) error {
 	segs, err := Segments(path)
-	if err != nil || len(segs) == 0 {
+	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, s := range segs {
-		errs = append(errs, os.Remove(s.Path))
-	}
-	return errors.Join(append(errs, syncDir(path))...)
+	return removeOldest(path, segs, math.MaxUint64)
 }
 
 // MoveAside renames the snapshot at path and every segment of its log,

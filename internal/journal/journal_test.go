@@ -462,3 +462,45 @@ func mustRotate(t *testing.T, l *Log) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemoveAllStopsAtAFailure: RemoveAll removes the segments oldest
+// first and stops at one it cannot remove, so what stays has no gap (a gap
+// reads as damage). It went on past a failure, and could leave the
+// oldest and the newest with none between.
+func TestRemoveAllStopsAtAFailure(t *testing.T) {
+	l, path := open(t, Interval)
+	for i := range 3 {
+		appendAll(t, l, i, i+1)
+		if _, err := l.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := Segments(path)
+	if err != nil || len(segs) != 4 {
+		t.Fatalf("segments %v, %v; want 4", segs, err)
+	}
+	removeFile = func(p string) error { // the second cannot be removed
+		if p == segs[1].Path {
+			return os.ErrPermission
+		}
+		return os.Remove(p)
+	}
+	defer func() { removeFile = os.Remove }()
+	if err := RemoveAll(path); err == nil {
+		t.Fatal("RemoveAll: no error, a segment could not be removed")
+	}
+	left, err := Segments(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []uint64
+	for _, s := range left {
+		ns = append(ns, s.N)
+	}
+	if !slices.Equal(ns, []uint64{segs[1].N, segs[2].N, segs[3].N}) {
+		t.Fatalf("segments left %v, want the failed one and all after it", ns)
+	}
+}
