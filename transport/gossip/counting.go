@@ -15,7 +15,18 @@ import (
 type wireStats struct {
 	packets, packetBytes, streams, streamBytes atomic.Uint64
 	largest                                    atomic.Uint64 // the longest datagram sent
+	refused                                    atomic.Uint64 // streams accepted past maxInbound, closed
 }
+
+// maxInbound bounds the streams accepted and not closed yet. memberlist
+// reads each on its own goroutine, and, without encryption, makes the
+// buffer of a user message as large as its header says (up to 20 MiB)
+// before the bytes come: a peer, or anyone who reaches the port of a
+// cluster without a key, opening streams that send a header and wait
+// would hold that much per stream for TCPTimeout. Past the bound, a new
+// stream is closed at once (and counted): its sender retries, as after
+// any failed stream.
+const maxInbound = 64
 
 // countingTransport wraps memberlist's transport to count what it sends.
 // It keeps the streams it dialed, so that Shutdown cuts the writes still
@@ -25,6 +36,7 @@ type countingTransport struct {
 	memberlist.NodeAwareTransport
 	stats    *wireStats
 	streamCh chan net.Conn
+	inbound  chan struct{} // a token per stream accepted and not closed (maxInbound)
 	closing  chan struct{} // closed when Shutdown starts
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
@@ -36,7 +48,7 @@ type countingTransport struct {
 
 func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats) *countingTransport {
 	c := &countingTransport{
-		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn),
+		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn), inbound: make(chan struct{}, maxInbound),
 		closing: make(chan struct{}), stopped: make(chan struct{}),
 		dialed: map[*countingConn]struct{}{},
 	}
@@ -57,9 +69,17 @@ func (c *countingTransport) forwardStreams() {
 		select {
 		case conn := <-in:
 			select {
-			case c.streamCh <- &countingConn{Conn: conn, stats: c.stats}:
-			case <-c.closing:
+			case c.inbound <- struct{}{}:
+			default:
+				c.stats.refused.Add(1)
 				conn.Close()
+				continue
+			}
+			cc := &countingConn{Conn: conn, stats: c.stats, accepted: c.inbound}
+			select {
+			case c.streamCh <- cc:
+			case <-c.closing:
+				cc.Close()
 			}
 		case <-c.stopped:
 			return
@@ -172,14 +192,23 @@ func (c *countingTransport) Shutdown() error {
 // countingConn counts the bytes written to a stream.
 type countingConn struct {
 	net.Conn
-	stats  *wireStats
-	dialer *countingTransport // nil for a stream accepted
+	stats    *wireStats
+	dialer   *countingTransport // nil for a stream accepted
+	accepted chan struct{}      // for a stream accepted: its token is taken back at Close
+	closed   atomic.Bool
 }
 
-// Close closes the stream, and forgets it if it was dialed.
+// Close closes the stream, and forgets it if it was dialed, or gives back
+// its token if it was accepted.
 func (c *countingConn) Close() error {
+	if c.closed.Swap(true) {
+		return c.Conn.Close()
+	}
 	if c.dialer != nil {
 		c.dialer.forget(c)
+	}
+	if c.accepted != nil {
+		<-c.accepted
 	}
 	return c.Conn.Close()
 }

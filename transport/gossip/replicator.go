@@ -48,6 +48,7 @@ type Replicator struct {
 	statsMu  sync.Mutex
 	protocol transport.Stats
 	wire     wireStats
+	ct       *countingTransport // memberlist's transport, wrapped
 	// out, set before memberlist starts when the member runs the default
 	// UDP transport, builds and sends bcache's datagrams (see direct.go).
 	out *directOut
@@ -175,6 +176,7 @@ func (r *Replicator) startMemberlist() error {
 		}
 	}
 	ct := newCountingTransport(base, &r.wire)
+	r.ct = ct
 	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
 	r.logOut = logOut
 	mc := r.cfg.memberlistConfig(delegate{r}, ct, logOut)
@@ -398,6 +400,9 @@ type Stats struct {
 	// it is sent to, or not at all. The others found all streams' frames
 	// at their bound (64 MiB).
 	WritesDropped, StreamsDropped, StreamsDroppedPeer uint64
+	// StreamsRefused counts the streams from peers closed as soon as they
+	// were accepted, because 64 were open already (see maxInbound).
+	StreamsRefused uint64
 	// StreamBytes is the bytes of the frames queued for, or being written
 	// to, a stream now.
 	StreamBytes uint64
@@ -449,7 +454,8 @@ func (r *Replicator) Stats() Stats {
 		WireStreams: r.wire.streams.Load(), WireStreamBytes: r.wire.streamBytes.Load(),
 		WritesDropped:  r.counters.writesDropped.Load(),
 		StreamsDropped: r.counters.streamsDropped.Load(), StreamsDroppedPeer: r.counters.peerStreamsDropped.Load(),
-		StreamBytes: uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
+		StreamsRefused: r.wire.refused.Load(),
+		StreamBytes:    uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
 		FragmentedFrames: r.counters.fragmentedFrames.Load(), FragmentsDropped: r.counters.fragmentsDropped.Load(),
 		DirectFrames: r.counters.directFrames.Load(),

@@ -483,3 +483,43 @@ func TestJoinFailureCauses(t *testing.T) {
 		})
 	}
 }
+
+// TestInboundStreamsAreBounded: streams opened to a member and left
+// waiting (as one that sends a user message's header and stops would, the
+// member holding the buffer its header asked for) are held up to
+// maxInbound; past it, each new one is closed at once and counted, and
+// once they go, members join again.
+func TestInboundStreamsAreBounded(t *testing.T) {
+	a := startNode(t, "a", nil, func(c *Config) { c.Timings.TCPTimeout = time.Minute })
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range maxInbound {
+		c, err := net.Dial("tcp", a.r.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	await.Until(t, 10*time.Second, func() bool { return len(a.r.ct.inbound) == maxInbound }, "%d streams held", maxInbound)
+	extra, err := net.Dial("tcp", a.r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if _, err := extra.Read(make([]byte, 1)); err == nil { // closed by a, not timed out
+		t.Fatal("a stream past the bound was answered")
+	}
+	if n := a.r.Stats().StreamsRefused; n != 1 {
+		t.Fatalf("%d streams refused, want 1", n)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	b := startNode(t, "b", []string{a.r.Addr()})
+	waitMembers(t, 2, a, b)
+}
