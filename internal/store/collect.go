@@ -51,20 +51,19 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 		stable = lww.NoStable
 	}
 	var collected []crdt.Version
-	var removed []change
 	dead := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		start := len(collected)
 		collected = sh.m.GC(collected, now, stable)
-		removed = s.unpublish(removed, sh, collected[start:])
+		s.unpublish(sh, collected[start:])
 		dead += sh.m.Tombstones() + sh.m.Expired()
 		sh.mu.Unlock()
 	}
 	if s.maxDead > 0 && dead > s.maxDead && standsAlone {
 		start := len(collected)
-		collected, removed = s.collectOldest(collected, removed, now, dead-s.maxDead)
+		collected = s.collectOldest(collected, now, dead-s.maxDead)
 		s.stats.byBound.Add(uint64(len(collected) - start))
 	}
 	expired := 0
@@ -73,9 +72,6 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 			expired++
 		}
 	}
-	for _, ch := range removed {
-		s.account(ch)
-	}
 	s.stats.expirations.Add(uint64(expired))
 	return collected
 }
@@ -83,24 +79,23 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 // unpublish takes the values of the collected versions vs, of shard sh
 // (held locked), off the readers' index, and appends what that changed to
 // removed.
-func (s *Store) unpublish(removed []change, sh *shard, vs []crdt.Version) []change {
+func (s *Store) unpublish(sh *shard, vs []crdt.Version) {
 	watch := s.watching()
 	for _, v := range vs {
 		if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
 			s.track(ch, false)
-			removed = append(removed, ch)
+			s.account(ch)
 			if watch != nil {
 				watch(Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: v.Key, Time: v.Time}})
 			}
 		}
 	}
-	return removed
 }
 
 // collectOldest collects the n dead records with the oldest timestamps in
 // the whole store (lww rule 7: MaxDead), so that the watermarks it raises
 // stay as low as the bound allows.
-func (s *Store) collectOldest(dst []crdt.Version, removed []change, now int64, n int) ([]crdt.Version, []change) {
+func (s *Store) collectOldest(dst []crdt.Version, now int64, n int) []crdt.Version {
 	type dead struct {
 		time  crdt.Timestamp
 		key   string
@@ -131,8 +126,8 @@ func (s *Store) collectOldest(dst []crdt.Version, removed []change, now int64, n
 			}
 			all = all[1:]
 		}
-		removed = s.unpublish(removed, sh, dst[start:])
+		s.unpublish(sh, dst[start:])
 		sh.mu.Unlock()
 	}
-	return dst, removed
+	return dst
 }

@@ -31,16 +31,18 @@ func (s *Store) track(ch change, remote bool) {
 	s.evictMu.Unlock()
 }
 
-// settle accounts for a change and evicts past the bounds. Called with no
-// lock held.
+// settle evicts past the bounds after a change, accounted for already.
+// Called with no lock held.
 func (s *Store) settle(ch change) {
-	s.account(ch)
 	if ch.bytes > 0 || ch.added != nil {
 		s.enforceBounds()
 	}
 }
 
-// account updates the resident counts after a change.
+// account updates the resident counts after a change. Called with the
+// shard's lock held: two changes of one key are counted in the order
+// they were made (counted after the lock, a Set and a Delete racing on one
+// key could be counted remove-then-add, and Len read -1 in between).
 func (s *Store) account(ch change) {
 	switch {
 	case ch.added != nil:
@@ -73,10 +75,12 @@ func (s *Store) enforceBounds() {
 		sh := &s.shards[s.shardOf(crdt.HashKey(victim.Key()))] // its key never changes
 		sh.mu.Lock()
 		ch, evicted := sh.evict(victim)
+		if evicted {
+			s.account(ch)
+		}
 		s.evicted(victim, evicted)
 		sh.mu.Unlock()
 		if evicted {
-			s.account(ch)
 			s.stats.evictions.Add(1)
 		}
 	}

@@ -246,6 +246,7 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 		rec.Key = ch.added.Key() // held in the item
 	}
 	s.track(ch, false)
+	s.account(ch)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
 		applied(watch, rec, true, false, false)
 	}
@@ -273,6 +274,7 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	watch := s.watching()
 	ch := sh.apply(rec, ih, delta, now, watch != nil, sh.m.Entry(rec.Key))
 	s.track(ch, true)
+	s.account(ch)
 	if watch != nil && ch.outcome == crdt.Applied {
 		applied(watch, rec, false, s.own.has(ch.prior.Node), oversized)
 	}
@@ -304,11 +306,13 @@ func (s *Store) Evict(key string) bool {
 	if it != nil {
 		ch, evicted = sh.evict(it)
 		s.track(ch, false)
+		if evicted {
+			s.account(ch)
+		}
 		s.evicted(it, evicted)
 	}
 	sh.mu.Unlock()
 	if evicted {
-		s.account(ch)
 		s.stats.evictions.Add(1)
 	}
 	return evicted

@@ -1,0 +1,6 @@
+//go:build !race
+
+package store
+
+// raceEnabled says the race detector is on: heavy tests run shorter.
+const raceEnabled = false
