@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -14,8 +15,11 @@ import (
 type Histogram struct {
 	Bounds []time.Duration `json:"bounds"`
 	Counts []uint64        `json:"counts"`
-	Count  uint64          `json:"count"`
-	Sum    time.Duration   `json:"sum"`
+	// Count is the sum of Counts; SumSeconds the sum of the observations,
+	// in seconds (a sum of lags can pass the 292 years a time.Duration
+	// holds: 100,000 keys a day old, repaired to a member that joins).
+	Count      uint64  `json:"count"`
+	SumSeconds float64 `json:"sum_seconds"`
 }
 
 // LagBounds are the buckets of Stats.DeltaLag and Stats.RepairLag: from a
@@ -30,8 +34,8 @@ var LagBounds = []time.Duration{
 
 // lagHistogram counts replication lags without a lock.
 type lagHistogram struct {
-	counts     [18]atomic.Uint64 // len(LagBounds) + 1
-	count, sum atomic.Uint64
+	counts [18]atomic.Uint64 // len(LagBounds) + 1
+	sum    atomic.Uint64     // the bits of a float64, in seconds
 }
 
 func (h *lagHistogram) observe(d time.Duration) {
@@ -41,16 +45,21 @@ func (h *lagHistogram) observe(d time.Duration) {
 		i++
 	}
 	h.counts[i].Add(1)
-	h.count.Add(1)
-	h.sum.Add(uint64(d))
+	for {
+		old := h.sum.Load()
+		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+d.Seconds())) {
+			return
+		}
+	}
 }
 
 func (h *lagHistogram) snapshot() Histogram {
 	out := Histogram{Bounds: LagBounds, Counts: make([]uint64, len(h.counts))}
 	for i := range h.counts {
 		out.Counts[i] = h.counts[i].Load()
+		out.Count += out.Counts[i] // so never less than the buckets, read one by one
 	}
-	out.Count, out.Sum = h.count.Load(), time.Duration(h.sum.Load())
+	out.SumSeconds = math.Float64frombits(h.sum.Load())
 	return out
 }
 

@@ -29,7 +29,9 @@
 package metrics
 
 import (
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -105,7 +107,7 @@ var metricList = []metric{
 // New returns a collector of c's metrics.
 func New(c *bcache.Cache) *Collector {
 	col := &Collector{c: c, descs: map[string]*prometheus.Desc{}, kinds: map[string]prometheus.ValueType{}, now: time.Now}
-	member := prometheus.Labels{"member": c.Name()}
+	member := prometheus.Labels{"member": labelValue(c.Name())}
 	for _, m := range metricList {
 		col.descs[m.name] = prometheus.NewDesc(m.name, m.help, m.labels, member)
 		col.kinds[m.name] = m.kind
@@ -149,9 +151,12 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_peers", float64(len(status.Peers)))
 	emit("bcache_synced", bool01(status.Synced))
 	now := col.now()
+	seen := map[string]bool{}
 	for _, peer := range status.Peers {
-		if !peer.LastSync.IsZero() {
-			emit("bcache_peer_last_exchange_age_seconds", max(now.Sub(peer.LastSync).Seconds(), 0), peer.Name)
+		name := labelValue(peer.Name)
+		if !peer.LastSync.IsZero() && !seen[name] { // one series a label value, or the scrape fails
+			seen[name] = true
+			emit("bcache_peer_last_exchange_age_seconds", max(now.Sub(peer.LastSync).Seconds(), 0), name)
 		}
 	}
 	emit("bcache_join_failing_addresses", float64(len(status.Joining)))
@@ -198,6 +203,17 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_damage_resets_total", float64(st.DamageResets))
 }
 
+// labelValue is s as a label value, which must be UTF-8: a member's name
+// that is not (a peer's, which this member does not choose) is quoted,
+// its other bytes escaped (a name the exporter refused made every scrape
+// fail).
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
 func bool01(b bool) float64 {
 	if b {
 		return 1
@@ -226,5 +242,5 @@ func lag(desc *prometheus.Desc, h bcache.Histogram, path string) prometheus.Metr
 		count += h.Counts[i]
 		buckets[bound.Seconds()] = count
 	}
-	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum.Seconds(), buckets, path)
+	return prometheus.MustNewConstHistogram(desc, h.Count, h.SumSeconds, buckets, path)
 }

@@ -181,3 +181,31 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesThatAreNotUTF8: members whose names are not UTF-8 (a peer's
+// name is not this member's to choose; two that differ only in such
+// bytes) are scraped, their names escaped, one series each. The exporter
+// refused such a label value: every scrape failed (a panic in Collect).
+func TestNamesThatAreNotUTF8(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := member(t, net, "a\xfe")
+	member(t, net, "b\xff", a.Addr())
+	member(t, net, "b\xfe", a.Addr())
+	await.Until(t, 10*time.Second, func() bool {
+		synced := 0
+		for _, p := range a.Status().Peers {
+			if !p.LastSync.IsZero() {
+				synced++
+			}
+		}
+		return synced == 2
+	}, "a has not synced with both peers")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(New(a))
+	fams := scrape(t, reg)
+	for _, peer := range []string{`"b\xff"`, `"b\xfe"`} {
+		if _, ok := value(fams, "bcache_peer_last_exchange_age_seconds", map[string]string{"member": `"a\xfe"`, "peer": peer}); !ok {
+			t.Errorf("no exchange age for peer %s", peer)
+		}
+	}
+}

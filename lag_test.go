@@ -1,0 +1,50 @@
+package bcache
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestLagSumPastADurationsRange: a sum of lags past what a time.Duration
+// holds (292 years: 300,000 records a year old, repaired to a member that
+// joins) is kept in seconds, positive and close. It was a Duration: it
+// wrapped negative, and the exported histogram's sum with it.
+func TestLagSumPastADurationsRange(t *testing.T) {
+	var h lagHistogram
+	const n, lag = 300_000, 366 * 24 * time.Hour
+	for range n {
+		h.observe(lag)
+	}
+	got := h.snapshot()
+	if want := n * lag.Seconds(); math.Abs(got.SumSeconds-want) > want*1e-9 || got.Count != n {
+		t.Fatalf("count %d, sum %g s; want %d, %g s", got.Count, got.SumSeconds, n, want)
+	}
+}
+
+// TestLagHistogramIsConsistent: a snapshot taken while lags are observed
+// never counts more in its buckets than in all (the exported histogram's
+// +Inf bucket fell below its 1-hour bucket): its count is their sum.
+func TestLagHistogramIsConsistent(t *testing.T) {
+	var h lagHistogram
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; !stop.Load(); i++ {
+			h.observe(time.Duration(i%5000) * time.Millisecond)
+		}
+	})
+	defer func() { stop.Store(true); wg.Wait() }()
+	for range 100_000 {
+		s := h.snapshot()
+		var buckets uint64
+		for _, c := range s.Counts {
+			buckets += c
+		}
+		if buckets != s.Count {
+			t.Fatalf("buckets hold %d, count %d", buckets, s.Count)
+		}
+	}
+}
