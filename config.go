@@ -296,6 +296,11 @@ func (c *Config) fill() error {
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
 			return configError("SnapshotPath", "%q: no such directory", c.SnapshotPath)
 		}
+		// A directory or a device there is not a snapshot to read, nor one
+		// to move aside as damaged (OnDamage) and write over.
+		if info, err := os.Stat(c.SnapshotPath); err == nil && !info.Mode().IsRegular() {
+			return configError("SnapshotPath", "%q is a %v, not a file", c.SnapshotPath, fileKind(info.Mode()))
+		}
 	}
 	if c.MaxKeySize == 0 {
 		c.MaxKeySize = DefaultMaxKeySize
@@ -335,4 +340,19 @@ func newNodeName() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "bcache-" + hex.EncodeToString(b[:])
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
