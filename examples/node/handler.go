@@ -33,7 +33,7 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 		put(w, r, c, maxValue)
 	})
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, ok, err := read(r, c)
+		v, ok, err := read(w, r, c)
 		if err != nil {
 			http.Error(w, err.Error(), statusOf(err))
 			return
@@ -133,15 +133,21 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) 
 // a GET's demand to read nothing older.
 const tokenHeader = "Bcache-Token"
 
-// maxWait bounds the wait query parameter of a GET with a token.
-const maxWait = time.Minute
+// maxWait bounds the wait query parameter of a GET with a token;
+// answerTime is what the answer may take to write once the wait is over.
+const (
+	maxWait    = time.Minute
+	answerTime = 10 * time.Second
+)
 
 // errNotYet is a GET with a token that timed out: 504.
 var errNotYet = errors.New("the write of the token has not reached this member yet")
 
 // read reads the key; with a Bcache-Token header, nothing older than that
-// write, waiting for it up to the wait query parameter (default 5 s).
-func read(r *http.Request, c *bcache.Cache) ([]byte, bool, error) {
+// write, waiting for it up to the wait query parameter (default 5 s), for
+// which it moves the response's write deadline (the server's would end a
+// longer wait with no answer at all).
+func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache) ([]byte, bool, error) {
 	key := r.PathValue("key")
 	tok := r.Header.Get(tokenHeader)
 	if tok == "" {
@@ -156,6 +162,7 @@ func read(r *http.Request, c *bcache.Cache) ([]byte, bool, error) {
 		}
 		wait = d
 	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + answerTime))
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	v, ok, err := c.GetAfter(ctx, key, bcache.Token(tok))

@@ -100,3 +100,31 @@ func TestHugeBodyRefusedUpFront(t *testing.T) {
 		t.Fatalf("status %d, want 413", resp.StatusCode)
 	}
 }
+
+// TestTokenWaitOutlastsTheWriteTimeout: a GET with a token may wait
+// longer than the server's write timeout (up to maxWait, a minute, against
+// 45 s): the wait moves the response's deadline, and the client gets its
+// 504. It got no answer at all, the connection cut under it.
+func TestTokenWaitOutlastsTheWriteTimeout(t *testing.T) {
+	to := httpTimeouts{ReadHeader: time.Second, Read: 200 * time.Millisecond, Write: 300 * time.Millisecond, Idle: time.Second}
+	c := newCache(t, bcache.Config{})
+	addr := startHTTP(t, newHandler(c, bcache.DefaultMaxValueSize), to)
+	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
+	tok, err := elsewhere.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("GET", "http://"+addr+"/v1/keys/k?wait=1s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(tokenHeader, string(tok))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET with a token waiting 1 s past a 300 ms write timeout: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+}
