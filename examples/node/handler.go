@@ -207,7 +207,7 @@ func statusOf(err error) int {
 		return http.StatusRequestURITooLong
 	case errors.Is(err, bcache.ErrValueTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, bcache.ErrClosed):
+	case errors.Is(err, bcache.ErrClosed), errors.Is(err, context.Canceled): // the member or the server closing
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError

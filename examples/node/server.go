@@ -40,15 +40,22 @@ func defaultHTTPTimeouts() httpTimeouts {
 	return httpTimeouts{ReadHeader: readHeaderTimeout, Read: readTimeout, Write: writeTimeout, Idle: idleTimeout}
 }
 
-// newServer returns an HTTP server of h with timeouts to.
+// newServer returns an HTTP server of h with timeouts to. Its requests'
+// contexts end when Shutdown starts: a watch stream or a read waiting for
+// a token ends then, rather than holding Shutdown to its timeout and
+// being cut off.
 func newServer(h http.Handler, to httpTimeouts) *http.Server {
-	return &http.Server{
+	base, stop := context.WithCancel(context.Background())
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: to.ReadHeader,
 		ReadTimeout:       to.Read,
 		WriteTimeout:      to.Write,
 		IdleTimeout:       to.Idle,
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+	srv.RegisterOnShutdown(stop)
+	return srv
 }
 
 // serve runs srv on ln until ctx ends, then shuts it down gracefully; it
