@@ -54,9 +54,10 @@
 // and closes a kept-alive connection idle for 60 s, so that slow clients
 // cannot hold connections open. Logs are JSON lines on stderr; the
 // "listening" lines carry the gossip and HTTP addresses (useful with port
-// 0). SIGINT or SIGTERM stops the HTTP server, leaves the cluster and exits
-// 0; a second signal kills it at once. Flag and configuration errors exit
-// 2, other failures 1.
+// 0). SIGINT or SIGTERM stops the HTTP server, leaves the cluster, writes
+// the snapshot (with -snapshot) and exits 0, or 1 if that last snapshot
+// failed; a second signal kills it at once. Flag and configuration errors
+// exit 2, other failures 1.
 package main
 
 import (
@@ -249,7 +250,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	status := serve(ctx, log, ln, newServer(newHandler(c, maxValue), defaultHTTPTimeouts()))
 	if err := c.Close(); err != nil {
-		log.Warn().Err(err).Msg("close")
+		// Its final snapshot, most likely: writes since the last one may
+		// be lost, which a supervisor should hear of.
+		log.Error().Err(err).Msg("close")
+		return 1
 	}
 	return status
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -271,6 +272,25 @@ func TestProcesses(t *testing.T) {
 			t.Fatalf("after the restart: %d %q, want the value from before", status, body)
 		}
 		edge.stop(t)
+	})
+
+	t.Run("a last snapshot that fails exits 1", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "gone")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		edge := startNode(t, bin, "edge", "-snapshot", filepath.Join(dir, "edge.snap"))
+		send(t, edge, "PUT", "/v1/keys/lost", "acknowledged")
+		if err := os.RemoveAll(dir); err != nil { // the snapshot has nowhere to go
+			t.Fatal(err)
+		}
+		if err := edge.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		<-edge.exited
+		if ee, ok := errors.AsType[*exec.ExitError](edge.err); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("exit after a failed last snapshot: %v, want status 1 (it was 0)", edge.err)
+		}
 	})
 
 	t.Run("kill -9 with -sync write", func(t *testing.T) {
