@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -224,7 +225,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // change is the JSON form of a bcache.Change in the watch stream.
 type change struct {
-	Key        string     `json:"key"`
+	Key string `json:"key"`
+	// KeyBase64 is the key's bytes, for a key that is not UTF-8 (Key
+	// then has U+FFFD for the bytes that are not, and two such keys may
+	// read the same).
+	KeyBase64  []byte     `json:"key_base64,omitempty"`
 	Cause      string     `json:"cause"`
 	Here       bool       `json:"here"`
 	Version    string     `json:"version"`
@@ -270,6 +275,9 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 			for _, ch := range batch {
 				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
 					Value: ch.Value, Superseded: ch.Superseded}
+				if !utf8.ValidString(ch.Key) {
+					out.KeyBase64 = []byte(ch.Key)
+				}
 				if !ch.Expires.IsZero() {
 					out.Expires = &ch.Expires
 				}

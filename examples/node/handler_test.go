@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,14 @@ func TestWatchStreamsChanges(t *testing.T) {
 	expect(t, "DELETE", base+"/v1/keys/user:1", "", http.StatusNoContent)
 	if name, ch := event(); name != "delete" || ch.Key != "user:1" {
 		t.Fatalf("second event %q %+v, want user:1's delete", name, ch)
+	}
+	// Keys that are not UTF-8 come with their bytes: two that differ only
+	// in such bytes read the same in "key" (they merged into one).
+	for _, raw := range []string{"user:\xff", "user:\xfe"} {
+		expect(t, "PUT", base+"/v1/keys/"+url.PathEscape(raw), "v", http.StatusNoContent)
+		if name, ch := event(); name != "set" || string(ch.KeyBase64) != raw {
+			t.Fatalf("event %q %+v, want the set of %q with its bytes", name, ch, raw)
+		}
 	}
 }
 

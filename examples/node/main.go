@@ -35,7 +35,8 @@
 //	GET    /metrics                  Prometheus metrics (package metrics), with Go's and the process's
 //	GET    /readyz                   200 once synced with a peer (or with no peers but itself); 503 before, or alone
 //	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events: "event: set|delete|expire|evict|drop|overflow",
-//	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"};
+//	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"},
+//	                                 and "key_base64" for a key that is not UTF-8;
 //	                                 64 streams at once (429 past them), a client that does not read for 30 s is dropped
 //
 // A key is one path segment: escape a slash in it as %2F. A ttl is a Go
