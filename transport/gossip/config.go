@@ -224,8 +224,14 @@ func (c *Config) fill() error {
 		}
 	}
 	if c.AdvertiseAddr != "" {
-		if _, _, err := splitHostPort(c.AdvertiseAddr); err != nil {
+		host, port, err := splitHostPort(c.AdvertiseAddr)
+		if err != nil {
 			return fmt.Errorf("%w: AdvertiseAddr: %w", ErrConfig, err)
+		}
+		// Peers dial what is advertised: an address of every interface, or
+		// a port chosen at bind, would have them dial themselves.
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) || port == 0 {
+			return fmt.Errorf("%w: AdvertiseAddr %q: want an address and port peers can dial", ErrConfig, c.AdvertiseAddr)
 		}
 	}
 	if c.Timings == (Timings{}) {

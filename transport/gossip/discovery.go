@@ -26,8 +26,14 @@ func checkPeer(p string) error {
 		}
 		return nil
 	}
-	_, _, err := splitHostPort(p)
-	return err
+	host, port, err := splitHostPort(p)
+	switch {
+	case err != nil:
+		return err
+	case host == "" || port == 0: // this host, or a port chosen at bind: no one to dial
+		return fmt.Errorf("%q: no host or no port to dial", p)
+	}
+	return nil
 }
 
 // seeds returns the addresses to join for the configured peers and what

@@ -38,6 +38,12 @@ func TestStartValidates(t *testing.T) {
 		// Past the largest UDP payload, every such datagram would be
 		// refused by the kernel, and what it carried never sent.
 		{"packets past UDP's limit", func(c *Config) { c.PacketSize = MaxPacketSize + 1 }},
+		// Peers dial what is advertised, and a peer is dialled: an
+		// unspecified address or port 0 reaches no one (or the dialler).
+		{"advertising every interface", func(c *Config) { c.AdvertiseAddr = "0.0.0.0:7946" }},
+		{"advertising port 0", func(c *Config) { c.AdvertiseAddr = "10.0.0.1:0" }},
+		{"a peer with no host", func(c *Config) { c.Peers = []string{":7946"} }},
+		{"a peer on port 0", func(c *Config) { c.Peers = []string{"127.0.0.1:0"} }},
 		// A long label and name leave a fragment no room (a negative
 		// share of a frame made the loop panic at its first fragment).
 		{"no room after label and name", func(c *Config) {
