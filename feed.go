@@ -194,8 +194,8 @@ func (s *Subscription) run() {
 type feed struct {
 	mu      sync.Mutex
 	subs    []*Subscription
-	active  atomic.Int32 // len(subs), read without the lock by flush
-	waiters map[string][]chan struct{}
+	active  atomic.Int32                          // len(subs), read without the lock by flush
+	waiters map[string]map[chan struct{}]struct{} // a set per key: cancel is O(1) with many readers of one key
 	waiting int
 	store   *store.Store
 	// also, if set, sees every event too, whether or not anyone
@@ -252,10 +252,15 @@ func (f *feed) await(key string, st *store.Store) chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.waiters == nil {
-		f.waiters = map[string][]chan struct{}{}
+		f.waiters = map[string]map[chan struct{}]struct{}{}
 	}
 	ch := make(chan struct{})
-	f.waiters[key] = append(f.waiters[key], ch)
+	ws := f.waiters[key]
+	if ws == nil {
+		ws = map[chan struct{}]struct{}{}
+		f.waiters[key] = ws
+	}
+	ws[ch] = struct{}{}
 	f.waiting++
 	f.watch(st)
 	return ch
@@ -267,16 +272,13 @@ func (f *feed) cancel(key string, ch chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ws := f.waiters[key]
-	for i, w := range ws {
-		if w == ch {
-			f.waiters[key] = append(ws[:i:i], ws[i+1:]...)
-			if len(f.waiters[key]) == 0 {
-				delete(f.waiters, key)
-			}
-			f.waiting--
-			f.watch(f.store)
-			return
+	if _, ok := ws[ch]; ok {
+		delete(ws, ch)
+		if len(ws) == 0 {
+			delete(f.waiters, key)
 		}
+		f.waiting--
+		f.watch(f.store)
 	}
 }
 
@@ -298,7 +300,7 @@ func (f *feed) publish(ev store.Event) {
 	if f.waiting == 0 {
 		// No reader waits for a key (GetAfter): no lookup by key.
 	} else if ws, ok := f.waiters[ev.Record.Key]; ok {
-		for _, w := range ws {
+		for w := range ws {
 			close(w)
 		}
 		delete(f.waiters, ev.Record.Key)

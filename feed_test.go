@@ -187,3 +187,54 @@ func TestStalledSubscriberHoldsBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestManyReadersOfOneKey: readers waiting for one key (GetAfter) that
+// give up are forgotten one by one, and a change of the key wakes every
+// reader still waiting and no other. The waiters were a list that every
+// reader giving up copied (every pull round): a thousand readers of one
+// key cost a core.
+func TestManyReadersOfOneKey(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	var kept, gone []chan struct{}
+	for i := range 1000 {
+		ch := c.feed.await("k", c.store)
+		if i%2 == 0 {
+			c.feed.cancel("k", ch)
+			gone = append(gone, ch)
+		} else {
+			kept = append(kept, ch)
+		}
+	}
+	other := c.feed.await("other", c.store)
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range kept {
+		<-ch // else the test times out: a reader was not woken
+	}
+	for _, ch := range append(gone, other) {
+		select {
+		case <-ch:
+			t.Fatal("a reader that gave up, or of another key, was woken")
+		default:
+		}
+	}
+	c.feed.cancel("other", other)
+	c.feed.mu.Lock()
+	defer c.feed.mu.Unlock()
+	if c.feed.waiting != 0 || len(c.feed.waiters) != 0 {
+		t.Fatalf("%d readers still counted, %d keys", c.feed.waiting, len(c.feed.waiters))
+	}
+}
+
+// BenchmarkReadersOfOneKeyGivingUp: a reader of a key many others wait
+// for gives up and waits again, as GetAfter does every pull round.
+func BenchmarkReadersOfOneKeyGivingUp(b *testing.B) {
+	c := newCache(b, testConfig("solo"))
+	for range 1000 {
+		c.feed.await("k", c.store)
+	}
+	for b.Loop() {
+		c.feed.cancel("k", c.feed.await("k", c.store))
+	}
+}
