@@ -336,7 +336,11 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 func (r *Replicator) view() (alive, left []string, least uint8) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	left, r.left = r.left, nil
+	// A member that left and is back (a restart under its name) since
+	// the last view is alive, not gone: telling the node it left after
+	// its new members would drop it from the roster.
+	left = slices.DeleteFunc(r.left, func(name string) bool { _, back := r.alive[name]; return back })
+	r.left = nil
 	least = 255
 	for _, n := range r.alive {
 		alive = append(alive, n.Name)

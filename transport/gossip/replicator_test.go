@@ -18,6 +18,7 @@ import (
 	"github.com/bcache-go/bcache/transport"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 )
 
@@ -528,4 +529,20 @@ func TestInboundStreamsAreBounded(t *testing.T) {
 	held = nil
 	b := startNode(t, "b", []string{a.r.Addr()})
 	waitMembers(t, 2, a, b)
+}
+
+// TestLeftAndBackIsAlive: a member that left and came back under its
+// name between two views of the loop is in the next view alive, not
+// left: told it left after it was set among the members, the node
+// dropped it from the roster until the next membership change.
+func TestLeftAndBackIsAlive(t *testing.T) {
+	a := startNode(t, "a", nil)
+	b := &memberlist.Node{Name: "b", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: leavingMeta}
+	a.r.memberChanged(b, false) // b leaves
+	b.Meta = nil
+	a.r.memberChanged(b, true) // and is back
+	alive, left, _ := a.r.view()
+	if !slices.Contains(alive, "b") || slices.Contains(left, "b") {
+		t.Fatalf("alive %v, left %v: want b alive and not left", alive, left)
+	}
 }
