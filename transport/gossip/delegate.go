@@ -53,3 +53,11 @@ func (d delegate) NotifyLeave(n *memberlist.Node) { d.r.memberChanged(n, false) 
 
 // NotifyUpdate implements memberlist.EventDelegate.
 func (d delegate) NotifyUpdate(n *memberlist.Node) { d.r.memberChanged(n, true) }
+
+// NotifyConflict implements memberlist.ConflictDelegate: a member
+// announced itself under a name that a live member at another address
+// has. memberlist ignores the newcomer; the member whose name it is
+// reports it (see Replicator.nameConflict).
+func (d delegate) NotifyConflict(existing, other *memberlist.Node) {
+	d.r.nameConflict(existing, other)
+}

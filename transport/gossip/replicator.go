@@ -89,6 +89,7 @@ type Replicator struct {
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
 	joinLogged   map[string]time.Time
+	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
 	// onlySelf says the last lookup of the seed peers that settled it
 	// found no member but this one; seedsChanged is closed (and replaced)
 	// when it changes (see SeedsElsewhere).
@@ -131,6 +132,7 @@ func Start(cfg Config) (*Replicator, error) {
 		synced:  make(chan struct{}),
 
 		joinFailures: map[string]*JoinFailure{},
+		conflicts:    map[string]*JoinFailure{},
 		seedsChanged: make(chan struct{}),
 		joinLogged:   map[string]time.Time{},
 	}

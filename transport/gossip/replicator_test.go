@@ -546,3 +546,24 @@ func TestLeftAndBackIsAlive(t *testing.T) {
 		t.Fatalf("alive %v, left %v: want b alive and not left", alive, left)
 	}
 }
+
+// TestNameConflictIsReported: a member that joins under a live member's
+// name is told so: both say "name conflict" at the other's address (the
+// newcomer's status said nothing; memberlist only logged it).
+func TestNameConflictIsReported(t *testing.T) {
+	a := startNode(t, "twin", nil)
+	b := startNode(t, "twin", []string{a.r.Addr()})
+	for _, n := range []struct {
+		nd    *node
+		other string
+	}{{a, b.r.Addr()}, {b, a.r.Addr()}} {
+		await.Until(t, 10*time.Second, func() bool {
+			for _, j := range n.nd.r.Status().Joining {
+				if j.Addr == n.other && j.Cause == "name conflict" {
+					return true
+				}
+			}
+			return false
+		}, "the member at %s reports no name conflict with %s: %+v", n.nd.r.Addr(), n.other, n.nd.r.Status().Joining)
+	}
+}

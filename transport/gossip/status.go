@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/transport"
+	"github.com/hashicorp/memberlist"
 )
 
 // Status is where this member stands with the rest of the cluster.
@@ -44,9 +46,11 @@ type JoinFailure struct {
 	// not decrypt with this member's key, or the other way round),
 	// "closed" (the peer hung up without answering: most often its Label
 	// is another, as a member ignores other clusters' members; or it was
-	// shutting down), "lookup" (a peer's name did not resolve, or the
-	// PeerSource failed: Addr is the peer as configured) or "failed"; Err
-	// is the error itself.
+	// shutting down), "name conflict" (the member at Addr has this
+	// member's name, or a live member's: give each member its own; kept
+	// for a minute after it was last seen), "lookup" (a peer's name did
+	// not resolve, or the PeerSource failed: Addr is the peer as
+	// configured) or "failed"; Err is the error itself.
 	Cause, Err string
 	// Since is the first failure of the current run of failures, At the
 	// last; Failures counts them.
@@ -78,6 +82,15 @@ func (r *Replicator) Status() Status {
 	}
 	for _, f := range r.joinFailures {
 		s.Joining = append(s.Joining, *f)
+	}
+	for addr, f := range r.conflicts {
+		if time.Since(f.At) > conflictMemory {
+			delete(r.conflicts, addr)
+			continue
+		}
+		if _, also := r.joinFailures[addr]; !also {
+			s.Joining = append(s.Joining, *f)
+		}
 	}
 	r.mu.Unlock()
 	slices.SortFunc(s.Members, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
@@ -148,6 +161,39 @@ func (r *Replicator) forgetJoinFailures(targets []string) {
 			delete(r.joinFailures, addr)
 			delete(r.joinLogged, addr)
 		}
+	}
+}
+
+// conflictMemory is how long a name conflict stays in Status after it was
+// last seen (memberlist sees it again at every exchange while it lasts).
+const conflictMemory = time.Minute
+
+// nameConflict records that a member at other's address announced this
+// member's name (existing is this member), or that one announced the
+// name of a live member (existing), as a join failure of cause "name
+// conflict" at the other's address, logged at its first sight and then
+// once a minute. Two members of one name split what their peers send
+// them between them; the newcomer is ignored by those who knew the first.
+func (r *Replicator) nameConflict(existing, other *memberlist.Node) {
+	now := time.Now()
+	addr := other.Address()
+	r.mu.Lock()
+	f := r.conflicts[addr]
+	if f == nil {
+		f = &JoinFailure{Addr: addr, Since: now, Cause: "name conflict"}
+		r.conflicts[addr] = f
+	}
+	f.Err = fmt.Sprintf("the member at %s announces the name %q, which the member at %s has", addr, other.Name, existing.Address())
+	f.At = now
+	f.Failures++
+	log := f.Failures == 1 || now.Sub(r.joinLogged[addr]) >= joinFailureLogEvery
+	if log {
+		r.joinLogged[addr] = now
+	}
+	r.mu.Unlock()
+	if log {
+		r.log.Error().Str("peer", addr).Str("name", other.Name).Str("holder", existing.Address()).
+			Msg("two members have one name: give each member its own")
 	}
 }
 
