@@ -88,7 +88,8 @@ type Config struct {
 	// free one (see Replicator.Addr). Required unless Transport is set.
 	BindAddr string
 	// AdvertiseAddr, if set, is the host:port other members reach this one
-	// at (behind NAT); by default the bound address.
+	// at (behind NAT); by default the bound address. Port 0 stands for the
+	// port bound; an unspecified host (0.0.0.0, ::) is refused.
 	AdvertiseAddr string
 	// Peers are the members to join; any live one will do. Empty for the
 	// first member of a cluster. Each is host:port, where host may be a
@@ -224,14 +225,15 @@ func (c *Config) fill() error {
 		}
 	}
 	if c.AdvertiseAddr != "" {
-		host, port, err := splitHostPort(c.AdvertiseAddr)
+		host, _, err := splitHostPort(c.AdvertiseAddr)
 		if err != nil {
 			return fmt.Errorf("%w: AdvertiseAddr: %w", ErrConfig, err)
 		}
-		// Peers dial what is advertised: an address of every interface, or
-		// a port chosen at bind, would have them dial themselves.
-		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) || port == 0 {
-			return fmt.Errorf("%w: AdvertiseAddr %q: want an address and port peers can dial", ErrConfig, c.AdvertiseAddr)
+		// Peers dial what is advertised: an address of every interface
+		// would have them dial themselves. (Port 0 advertises the port
+		// bound.)
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return fmt.Errorf("%w: AdvertiseAddr %q: want an address peers can dial", ErrConfig, c.AdvertiseAddr)
 		}
 	}
 	if c.Timings == (Timings{}) {
