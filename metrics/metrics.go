@@ -79,7 +79,7 @@ var metricList = []metric{
 	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried.", prometheus.GaugeValue, nil},
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
 	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
-	{"bcache_streams_refused_total", "Streams from peers closed at once because 64 were open (their senders retry).", prometheus.CounterValue, nil},
+	{"bcache_streams_refused_total", "Streams from peers closed at once because 64 were open, in a cluster without a key (their senders retry).", prometheus.CounterValue, nil},
 	{"bcache_udp_read_buffer_bytes", "Receive buffer of the member's UDP socket as the kernel reports it (Linux: twice the size set); the member asks for 16 MiB (0: not read).", prometheus.GaugeValue, nil},
 	{"bcache_deltas_pending", "Local writes not yet sent to the peers.", prometheus.GaugeValue, nil},
 	{"bcache_deltas_dropped_total", "Local writes not sent as deltas for lack of room (anti-entropy carries them).", prometheus.CounterValue, nil},

@@ -18,14 +18,17 @@ type wireStats struct {
 	refused                                    atomic.Uint64 // streams accepted past maxInbound, closed
 }
 
-// maxInbound bounds the streams accepted and not closed yet. memberlist
-// reads each on its own goroutine, and, without encryption, makes the
-// buffer of a user message as large as its header says (up to 20 MiB)
-// before the bytes come: a peer, or anyone who reaches the port of a
-// cluster without a key, opening streams that send a header and wait
-// would hold that much per stream for TCPTimeout. Past the bound, a new
-// stream is closed at once (and counted): its sender retries, as after
-// any failed stream.
+// maxInbound bounds the streams accepted and not closed yet, in a cluster
+// without a key. memberlist reads each on its own goroutine and, without
+// encryption, makes the buffer of a user message as large as its header
+// says (up to 20 MiB) before the bytes come: anyone who reaches the port
+// could open streams that send a header and wait, each holding that much
+// for TCPTimeout. Past the bound, a new stream is closed at once (and
+// counted): its sender retries, as after any failed stream. With a key,
+// memberlist reads a stream's ciphertext as it comes, so what a stream
+// holds is what was sent; there the bound is not set, since anyone who
+// can reach the port, key or not, could take all of it with idle streams
+// and keep the members' own out.
 const maxInbound = 64
 
 // countingTransport wraps memberlist's transport to count what it sends.
@@ -36,7 +39,7 @@ type countingTransport struct {
 	memberlist.NodeAwareTransport
 	stats    *wireStats
 	streamCh chan net.Conn
-	inbound  chan struct{} // a token per stream accepted and not closed (maxInbound)
+	inbound  chan struct{} // a token per stream accepted and not closed (maxInbound); nil: no bound
 	closing  chan struct{} // closed when Shutdown starts
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
@@ -46,11 +49,16 @@ type countingTransport struct {
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
 }
 
-func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats) *countingTransport {
+// newCountingTransport wraps t; bounded says to bound the streams
+// accepted (see maxInbound).
+func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats, bounded bool) *countingTransport {
 	c := &countingTransport{
-		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn), inbound: make(chan struct{}, maxInbound),
+		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn),
 		closing: make(chan struct{}), stopped: make(chan struct{}),
 		dialed: map[*countingConn]struct{}{},
+	}
+	if bounded {
+		c.inbound = make(chan struct{}, maxInbound)
 	}
 	c.wg.Add(1)
 	go c.forwardStreams()
@@ -68,12 +76,14 @@ func (c *countingTransport) forwardStreams() {
 	for {
 		select {
 		case conn := <-in:
-			select {
-			case c.inbound <- struct{}{}:
-			default:
-				c.stats.refused.Add(1)
-				conn.Close()
-				continue
+			if c.inbound != nil {
+				select {
+				case c.inbound <- struct{}{}:
+				default:
+					c.stats.refused.Add(1)
+					conn.Close()
+					continue
+				}
 			}
 			cc := &countingConn{Conn: conn, stats: c.stats, accepted: c.inbound}
 			select {

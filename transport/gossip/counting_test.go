@@ -23,7 +23,7 @@ func stalledDialer(t *testing.T) *countingTransport {
 	}
 	st := &stallingTransport{Transport: tr}
 	st.stall("stalled:1")
-	c := newCountingTransport(st, &wireStats{})
+	c := newCountingTransport(st, &wireStats{}, true)
 	t.Cleanup(func() { c.Shutdown() })
 	return c
 }

@@ -177,7 +177,7 @@ func (r *Replicator) startMemberlist() error {
 				Msgf("the kernel gave the UDP socket less receive buffer than asked for: under load it may drop datagrams before this member reads them (anti-entropy repairs them, later); raise the system's limit, %s", readBufferLimit(udpReadBuffer))
 		}
 	}
-	ct := newCountingTransport(base, &r.wire)
+	ct := newCountingTransport(base, &r.wire, len(r.cfg.SecretKey) == 0)
 	r.ct = ct
 	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
 	r.logOut = logOut
@@ -407,7 +407,8 @@ type Stats struct {
 	// at their bound (64 MiB).
 	WritesDropped, StreamsDropped, StreamsDroppedPeer uint64
 	// StreamsRefused counts the streams from peers closed as soon as they
-	// were accepted, because 64 were open already (see maxInbound).
+	// were accepted, because 64 were open already (in a cluster without a
+	// key: see maxInbound).
 	StreamsRefused uint64
 	// StreamBytes is the bytes of the frames queued for, or being written
 	// to, a stream now.
