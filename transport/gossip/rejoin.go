@@ -79,7 +79,7 @@ func (r *Replicator) rejoin() {
 			join(more)
 			tried = append(tried, more...)
 		}
-		r.forgetJoinFailures(tried)
+		r.forgetJoinFailures(append(tried, r.lostAddrs()...)) // those waiting for their next try too
 		select {
 		case <-r.done:
 			return
@@ -111,42 +111,95 @@ func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
 	}
 }
 
-// knownMember is a member seen alive: its address, and since when it has
-// not been (zero while it is).
+// knownMember is a member seen alive: its address, since when it has not
+// been (zero while it is), and, once it has been lost for long, when it
+// is tried next and how often it was.
 type knownMember struct {
-	addr string
-	lost time.Time
+	addr  string
+	lost  time.Time
+	next  time.Time
+	tries int
 }
+
+// Members lost for longer than the protocol's FailedTimeout are tried
+// less and less often, from RejoinInterval doubling up to maxRetryEvery;
+// at most maxLongLost are kept, those lost the longest dropped first.
+const (
+	maxRetryEvery = 5 * time.Minute
+	maxLongLost   = 128
+)
 
 // rejoinTargets returns the addresses of members seen before and not alive
 // now, and whether to join the seed peers too: when this member has no
 // live peer or has lost some. A member lost for longer than the
-// protocol's FailedTimeout (which forgets it too) is forgotten: a member
-// that crashed for good, under a name drawn at random that no restart
-// will take again, is not chased for ever. Nor is one whose address a
-// member of another name now has (see memberChanged).
+// protocol's FailedTimeout (a partition that long, or a crash for good
+// under a name drawn at random that no restart takes again) is tried
+// with a backoff, up to every maxRetryEvery, and not dropped: forgotten,
+// the two sides of a partition that healed after that long, each with
+// members of its own, would never look for the other again (found by
+// review). A member is forgotten when it leaves, or when a member of
+// another name has its address (see memberChanged).
 func (r *Replicator) rejoinTargets() ([]string, bool) {
-	forget := r.cfg.Protocol.FailedTimeout
-	if forget <= 0 {
-		forget = transport.DefaultFailedTimeout
+	long := r.cfg.Protocol.FailedTimeout
+	if long <= 0 {
+		long = transport.DefaultFailedTimeout
 	}
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	self := r.self
 	var lost []string
+	var longLost []string // names
 	for name, k := range r.known {
 		if _, ok := r.alive[name]; ok || k.addr == self {
 			continue
 		}
-		if !k.lost.IsZero() && now.Sub(k.lost) > forget {
-			delete(r.known, name)
+		if k.lost.IsZero() || now.Sub(k.lost) <= long {
+			lost = append(lost, k.addr)
 			continue
 		}
+		longLost = append(longLost, name)
+		if now.Before(k.next) {
+			continue
+		}
+		k.next = now.Add(retryEvery(r.cfg.Timings.RejoinInterval, k.tries))
+		k.tries++
+		r.known[name] = k
 		lost = append(lost, k.addr)
+	}
+	if len(longLost) > maxLongLost {
+		slices.SortFunc(longLost, func(a, b string) int { return r.known[a].lost.Compare(r.known[b].lost) })
+		for _, name := range longLost[:len(longLost)-maxLongLost] {
+			delete(r.known, name)
+		}
 	}
 	slices.Sort(lost)
 	return slices.Compact(lost), len(lost) > 0 || len(r.alive) <= 1
+}
+
+// lostAddrs returns the addresses of the members known and not alive.
+func (r *Replicator) lostAddrs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var addrs []string
+	for name, k := range r.known {
+		if _, ok := r.alive[name]; !ok {
+			addrs = append(addrs, k.addr)
+		}
+	}
+	return addrs
+}
+
+// retryEvery is the wait before the next try of a member lost for long,
+// tried tries times since: every doubling from every, up to maxRetryEvery.
+func retryEvery(every time.Duration, tries int) time.Duration {
+	d := max(every, time.Millisecond)
+	for range min(tries, 30) {
+		if d *= 2; d >= maxRetryEvery {
+			return maxRetryEvery
+		}
+	}
+	return d
 }
 
 // selfAddr returns this member's address.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/hashicorp/memberlist"
@@ -420,12 +421,13 @@ func TestCloseDoesNotWaitForPeerSource(t *testing.T) {
 }
 
 // TestCrashedMembersAreNotChasedForEver: a member that crashed (no leave)
-// is re-joined until a member of another name has its address (a restart
-// under a new name: bcache draws one at every New) or until it has been
-// gone for FailedTimeout; then it is forgotten. Every crash under a fresh
-// name added an address that was dialled every RejoinInterval for ever,
-// and a healthy member at a reused address got a full state push and pull
-// each time.
+// is re-joined every round until a member of another name has its address
+// (a restart under a new name: bcache draws one at every New), then
+// forgotten; once it has been gone for FailedTimeout, it is tried less and
+// less often (not forgotten: see TestLongPartitionHeals), and at most
+// maxLongLost such members are kept. Every crash under a fresh name added
+// an address that was dialled every RejoinInterval for ever, and a healthy
+// member at a reused address got a full state push and pull each time.
 func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 	lost := func(a *node, addr string) func() bool {
 		return func() bool {
@@ -447,20 +449,100 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 		}
 	})
 	t.Run("gone for FailedTimeout", func(t *testing.T) {
-		short := func(cfg *Config) { cfg.Protocol.FailedTimeout = 2 * time.Second }
+		short := func(cfg *Config) { cfg.Protocol.FailedTimeout = time.Second }
 		a := startNode(t, "a", nil, short)
 		b := startNode(t, "b", []string{a.r.Addr()}, short)
 		waitMembers(t, 2, a, b)
-		addr := b.r.Addr()
 		b.r.stop(false)
-		await.Until(t, 10*time.Second, lost(a, addr), "a does not try to re-join b")
-		await.Until(t, 10*time.Second, func() bool { return !lost(a, addr)() }, "a still re-joins b, gone for longer than FailedTimeout")
+		tries := func() int {
+			a.r.mu.Lock()
+			defer a.r.mu.Unlock()
+			return a.r.known["b"].tries
+		}
+		await.Until(t, 20*time.Second, func() bool { return tries() >= 3 }, "b, gone for longer than FailedTimeout, is not tried with a backoff")
 		a.r.mu.Lock()
-		defer a.r.mu.Unlock()
-		if _, ok := a.r.known["b"]; ok {
-			t.Fatal("b is still known")
+		k, ok := a.r.known["b"]
+		a.r.mu.Unlock()
+		if !ok || time.Until(k.next) > retryEvery(a.r.cfg.Timings.RejoinInterval, k.tries-1) {
+			t.Fatalf("b known %v, next try in %v after %d", ok, time.Until(k.next), k.tries)
 		}
 	})
+	t.Run("backoff and bound", func(t *testing.T) {
+		every := 250 * time.Millisecond
+		if d0, d1 := retryEvery(every, 0), retryEvery(every, 1); d0 != every || d1 != 2*every {
+			t.Fatalf("first waits %v, %v; want %v, %v", d0, d1, every, 2*every)
+		}
+		if d := retryEvery(every, 1_000); d != maxRetryEvery {
+			t.Fatalf("wait after many tries %v, want %v", d, maxRetryEvery)
+		}
+		a := startNode(t, "a", nil)
+		long := time.Now().Add(-2 * transport.DefaultFailedTimeout)
+		a.r.mu.Lock()
+		for i := range 3 * maxLongLost {
+			a.r.known[fmt.Sprint("gone-", i)] = knownMember{addr: fmt.Sprintf("127.0.0.1:%d", 1+i), lost: long.Add(time.Duration(i) * time.Second)}
+		}
+		a.r.mu.Unlock()
+		a.r.rejoinTargets()
+		a.r.mu.Lock()
+		defer a.r.mu.Unlock()
+		_, oldest := a.r.known["gone-0"]
+		_, newest := a.r.known[fmt.Sprint("gone-", 3*maxLongLost-1)]
+		if n := len(a.r.known); n > maxLongLost+1 || oldest || !newest {
+			t.Fatalf("%d members known (bound %d and a itself); the oldest kept %v, the newest %v", n, maxLongLost, oldest, newest)
+		}
+	})
+}
+
+// TestLongPartitionHeals: two sides of two members each, apart for longer
+// than FailedTimeout, find each other once the partition heals. A change
+// of this session forgot members lost that long: each side, with a live
+// peer of its own and nothing lost, looked for no one, and stayed apart.
+// (Found by review.)
+func TestLongPartitionHeals(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	var nodes []*node
+	var seed string
+	for i := range 4 {
+		name := fmt.Sprintf("m%d", i)
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var peers []string
+		if i > 0 {
+			peers = []string{seed}
+		}
+		nd := startNode(t, name, peers, func(c *Config) {
+			c.Transport = tr
+			c.Protocol.FailedTimeout = time.Second
+		})
+		if i == 0 {
+			seed = nd.r.Addr()
+		}
+		nodes = append(nodes, nd)
+	}
+	waitMembers(t, 4, nodes...)
+	net.Partition(names(nodes[:2]), names(nodes[2:]))
+	waitMembers(t, 2, nodes...)
+	lostLong := func() bool { // every member has lost the other side for FailedTimeout
+		for _, nd := range nodes {
+			nd.r.mu.Lock()
+			n := 0
+			for _, k := range nd.r.known {
+				if !k.lost.IsZero() && time.Since(k.lost) > nd.r.cfg.Protocol.FailedTimeout {
+					n++
+				}
+			}
+			nd.r.mu.Unlock()
+			if n < 2 {
+				return false
+			}
+		}
+		return true
+	}
+	await.Until(t, 20*time.Second, lostLong, "the sides have not been apart for FailedTimeout")
+	net.Heal()
+	waitMembers(t, 4, nodes...)
 }
 
 // TestJoinFailureCauses: a member that cannot join its peer says why: a
