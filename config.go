@@ -74,7 +74,12 @@ type Config struct {
 	// alone or misses members), so members that come and go are found.
 	Peers []string
 	// PeerSource, if set, gives more peers, as Peers takes them, each time
-	// the member tries its peers: for a service registry.
+	// the member tries its peers: for a service registry. An answer names
+	// the members there are: one with none but this member (or none at
+	// all) makes it the cluster's founder (see Status.PeersConfigured), so
+	// return an error while the answer is not known yet (a registry client
+	// not synced). It should honour its context: one that has not
+	// returned a second after its context ended counts as failed.
 	PeerSource func(context.Context) ([]string, error)
 	// Resolver looks up the peers' names; nil is net.DefaultResolver.
 	Resolver *net.Resolver

@@ -3,6 +3,8 @@ package bcache
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,5 +173,33 @@ func TestPeersThatAreOnlyItselfFound(t *testing.T) {
 				t.Fatalf("founding the cluster, it kept %d tombstones past the horizon", n)
 			}
 		})
+	}
+}
+
+// TestPeersThatAreItselfAtOtherAddresses: a member bound to every address
+// whose peers resolve to itself at other addresses than the one it
+// advertises (its IPv6 address beside its IPv4 one, a dual-stack Service
+// name) founds the cluster too: it took them for peers elsewhere, and,
+// alone for good, was never ready (found by review).
+func TestPeersThatAreItselfAtOtherAddresses(t *testing.T) {
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	port := strconv.Itoa(probe.Addr().(*net.TCPAddr).Port)
+	probe.Close()
+	cfg := testConfig("edge")
+	cfg.BindAddr, cfg.AdvertiseAddr = "[::]:"+port, "127.0.0.1:"+port
+	cfg.PeerSource = func(context.Context) ([]string, error) {
+		return []string{"127.0.0.1:" + port, "[::1]:" + port}, nil
+	}
+	c := newCache(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatalf("WaitSynced: %v; status %+v", err, c.Status())
+	}
+	if s := c.Status(); !s.Ready() || s.PeersConfigured {
+		t.Fatalf("its peers itself: %+v, ready %v", s, s.Ready())
 	}
 }

@@ -2,6 +2,9 @@ package gossip
 
 import (
 	"context"
+	"errors"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -64,12 +67,15 @@ func (r *Replicator) rejoin() {
 				r.joinFailed(p, err)
 				tried = append(tried, p)
 			}
-			self := r.selfAddr()
+			r.refreshLocal()
 			var more []string
 			elsewhere := false
 			for _, a := range seeds {
-				elsewhere = elsewhere || a != self
-				if a != self && !slices.Contains(targets, a) {
+				if r.isSelf(a) {
+					continue
+				}
+				elsewhere = true
+				if !slices.Contains(targets, a) {
 					more = append(more, a)
 				}
 			}
@@ -91,21 +97,33 @@ func (r *Replicator) rejoin() {
 // lookupSeeds returns what seeds finds, or false if the Replicator is
 // closed first: Close neither waits for a lookup (a PeerSource may ignore
 // its context) nor lets one go on (its context is canceled).
+//
+// A lookup that has not answered a second after its context ended (a
+// PeerSource that ignores it) is a failed one, and, while it runs, no
+// other starts: the members lost are still tried every round.
 func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
 	type found struct {
 		seeds  []string
 		failed map[string]error
 	}
+	if !r.looking.CompareAndSwap(false, true) {
+		return nil, map[string]error{"PeerSource": errNoAnswer}, true
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
 	ch := make(chan found, 1)
 	go func() {
+		defer r.looking.Store(false)
 		seeds, failed := r.seeds(ctx)
 		ch <- found{seeds, failed}
 	}()
+	late := time.NewTimer(resolveTimeout + time.Second)
+	defer late.Stop()
 	select {
 	case f := <-ch:
 		return f.seeds, f.failed, true
+	case <-late.C:
+		return nil, map[string]error{"PeerSource": errNoAnswer}, true
 	case <-r.done:
 		return nil, nil, false
 	}
@@ -147,11 +165,10 @@ func (r *Replicator) rejoinTargets() ([]string, bool) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	self := r.self
 	var lost []string
 	var longLost []string // names
 	for name, k := range r.known {
-		if _, ok := r.alive[name]; ok || k.addr == self {
+		if _, ok := r.alive[name]; ok || r.isSelfLocked(k.addr) {
 			continue
 		}
 		if k.lost.IsZero() || now.Sub(k.lost) <= long {
@@ -202,11 +219,56 @@ func retryEvery(every time.Duration, tries int) time.Duration {
 	return d
 }
 
-// selfAddr returns this member's address.
-func (r *Replicator) selfAddr() string {
+// errNoAnswer is the failure of a peer lookup that does not return.
+var errNoAnswer = errors.New("peer source: no answer, long after its context ended")
+
+// isSelf reports whether addr is this member: the address it advertises,
+// or, on the default transport, the port it bound at the address it bound
+// or, bound to every address, at one of this host's (its IPv6 address
+// where it advertises its IPv4 one, the address a NAT hides behind the
+// one advertised): a peer's name that resolves so is no peer.
+func (r *Replicator) isSelf(addr string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.self
+	return r.isSelfLocked(addr)
+}
+
+func (r *Replicator) isSelfLocked(addr string) bool {
+	if addr == r.self {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if !r.bound.IsValid() || err != nil || ap.Port() != r.bound.Port() {
+		return false
+	}
+	ip, bound := ap.Addr().Unmap(), r.bound.Addr().Unmap()
+	switch {
+	case !bound.IsUnspecified():
+		return ip == bound
+	case bound.Is4() && !ip.Is4(): // 0.0.0.0 takes IPv4 only
+		return false
+	}
+	return ip.IsLoopback() || r.localIPs[ip]
+}
+
+// refreshLocal reads this host's addresses again (see isSelf).
+func (r *Replicator) refreshLocal() {
+	if !r.bound.IsValid() || !r.bound.Addr().IsUnspecified() {
+		return
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return // those read before stand
+	}
+	local := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			local[p.Addr().Unmap()] = true
+		}
+	}
+	r.mu.Lock()
+	r.localIPs = local
+	r.mu.Unlock()
 }
 
 // setOnlySelf records what a lookup of the seeds settled: whether they

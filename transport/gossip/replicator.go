@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -90,6 +92,9 @@ type Replicator struct {
 	joinFailures map[string]*JoinFailure
 	joinLogged   map[string]time.Time
 	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
+	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
+	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
+	looking      atomic.Bool             // a lookup of the seeds runs (see lookupSeeds)
 	// onlySelf says the last lookup of the seed peers that settled it
 	// found no member but this one; seedsChanged is closed (and replaced)
 	// when it changes (see SeedsElsewhere).
@@ -172,6 +177,7 @@ func (r *Replicator) startMemberlist() error {
 			return err
 		}
 		base, boundPort = nt, nt.port()
+		r.bound = nt.tcp.Addr().(*net.TCPAddr).AddrPort()
 		if readBufferShort(nt.readBuffer, udpReadBuffer) {
 			r.log.Warn().Int("bytes", readBufferUsable(nt.readBuffer)).Int("asked", udpReadBuffer).
 				Msgf("the kernel gave the UDP socket less receive buffer than asked for: under load it may drop datagrams before this member reads them (anti-entropy repairs them, later); raise the system's limit, %s", readBufferLimit(udpReadBuffer))

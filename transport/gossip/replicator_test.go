@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -665,4 +666,33 @@ func TestAdvertisedPortZeroIsTheBoundPort(t *testing.T) {
 	}
 	b := startNode(t, "b", []string{a.r.Addr()})
 	waitMembers(t, 2, a, b)
+}
+
+// TestStuckPeerSourceIsAFailedLookup: a PeerSource that ignores its
+// context and never returns is a failed lookup a second after its context
+// ends (reported, cause "lookup"), and no other lookup starts while it
+// runs; the rejoin loop goes on. It held the loop for good: lost members
+// were no longer re-joined.
+func TestStuckPeerSourceIsAFailedLookup(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	defer close(release)
+	a := startNode(t, "a", nil, func(c *Config) {
+		c.PeerSource = func(context.Context) ([]string, error) {
+			calls.Add(1)
+			<-release
+			return nil, nil
+		}
+	})
+	await.Until(t, 20*time.Second, func() bool {
+		for _, j := range a.r.Status().Joining {
+			if j.Addr == "PeerSource" && j.Cause == "lookup" && j.Failures >= 2 {
+				return true
+			}
+		}
+		return false
+	}, "no failed lookup reported twice: %+v", a.r.Status().Joining)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d lookups started, one still running", n)
+	}
 }
