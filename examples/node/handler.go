@@ -135,10 +135,11 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) 
 const tokenHeader = "Bcache-Token"
 
 // maxWait bounds the wait query parameter of a GET with a token;
-// answerTime is what the answer may take to write once the wait is over.
+// answerTime is what the answer may take to write once the wait is over:
+// the server's write timeout, as for a GET without a token.
 const (
 	maxWait    = time.Minute
-	answerTime = 10 * time.Second
+	answerTime = writeTimeout
 )
 
 // errNotYet is a GET with a token that timed out: 504.
