@@ -8,8 +8,9 @@ import (
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
-// memCluster starts n members on an in-memory network with fault injection.
-func memCluster(t *testing.T, n int) (*memnet.Network, []*node) {
+// memCluster starts n members on an in-memory network with fault
+// injection, with opts.
+func memCluster(t *testing.T, n int, opts ...nodeOption) (*memnet.Network, []*node) {
 	t.Helper()
 	net := memnet.NewNetwork(1)
 	var nodes []*node
@@ -24,7 +25,7 @@ func memCluster(t *testing.T, n int) (*memnet.Network, []*node) {
 		if i > 0 {
 			peers = []string{seed}
 		}
-		nd := startNode(t, name, peers, func(c *Config) { c.Transport = tr })
+		nd := startNode(t, name, peers, append([]nodeOption{func(c *Config) { c.Transport = tr }}, opts...)...)
 		if i == 0 {
 			seed = nd.r.Addr()
 		}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport"
-	"github.com/bcache-go/bcache/transport/gossip/memnet"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/hashicorp/memberlist"
@@ -500,29 +499,7 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 // peer of its own and nothing lost, looked for no one, and stayed apart.
 // (Found by review.)
 func TestLongPartitionHeals(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	var nodes []*node
-	var seed string
-	for i := range 4 {
-		name := fmt.Sprintf("m%d", i)
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var peers []string
-		if i > 0 {
-			peers = []string{seed}
-		}
-		nd := startNode(t, name, peers, func(c *Config) {
-			c.Transport = tr
-			c.Protocol.FailedTimeout = time.Second
-		})
-		if i == 0 {
-			seed = nd.r.Addr()
-		}
-		nodes = append(nodes, nd)
-	}
-	waitMembers(t, 4, nodes...)
+	net, nodes := memCluster(t, 4, func(c *Config) { c.Protocol.FailedTimeout = time.Second })
 	net.Partition(names(nodes[:2]), names(nodes[2:]))
 	waitMembers(t, 2, nodes...)
 	lostLong := func() bool { // every member has lost the other side for FailedTimeout
