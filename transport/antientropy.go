@@ -49,6 +49,8 @@ type session struct {
 	retry, rto int64
 	leaves     []uint32 // differing leaves not yet asked about
 	differing  int      // how many leaves the digests' walk found differing
+	idle       int      // replies in a row that moved nothing (see answerRepair)
+	level      int      // the deepest digest level the responder has sent, -1 for none
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -105,7 +107,7 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 			delete(n.ae.resp, peer)
 		}
 	}
-	if n.ae.active && now >= n.ae.s.deadline {
+	if s := &n.ae.s; n.ae.active && (now >= s.deadline || now-s.start >= int64(maxSessionLife*n.cfg.SessionTimeout)) {
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
 	}
@@ -202,7 +204,7 @@ func (n *Node) secret() uint64 {
 // opens at level 1 as before (full), and so does one a reader waits for.
 func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now int64) []Envelope {
 	n.ae.active = true
-	n.ae.s = session{Session: wire.Session{ID: n.secret()}, peer: peer, start: now, arrival: arrival, full: full}
+	n.ae.s = session{Session: wire.Session{ID: n.secret()}, peer: peer, start: now, arrival: arrival, full: full, level: -1}
 	n.stats.SessionsStarted++
 	level := uint8((n.depth() + 1) % 2)
 	if n.ae.root && !full {
@@ -220,6 +222,15 @@ func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now
 	}
 	return out
 }
+
+// A session ends, counted as timed out, after maxIdleReplies replies in a
+// row that moved nothing, or maxSessionLife session timeouts after it
+// started however its replies come (a far-behind member's catch-up that
+// takes longer goes on in the next session, from where this one left it).
+const (
+	maxIdleReplies = 3
+	maxSessionLife = 64
+)
 
 // arrivalRetry is when the opening message of a session with a member
 // that just arrived is first sent again: that member often does not see
@@ -468,6 +479,16 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 	if first {
 		s.peerCut, s.peerCoverage, s.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
 	}
+	// Each reply goes a level deeper than the last (a root at level 0
+	// may come first: see receiveDigest), so a walk ends within the
+	// tree's depth: a responder that sent the same level again and again
+	// held the session, and so every session of this node, for ever.
+	if int(m.Level) <= s.level {
+		n.stats.Stray++
+		n.ae.active = false
+		return nil
+	}
+	s.level = int(m.Level)
 	if len(m.Hashes) == 0 { // the responder found nothing different
 		n.finish(now)
 		return nil
@@ -793,6 +814,19 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 // either side cut its records short.
 func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, now int64) []Envelope {
 	s := &n.ae.s
+	// A Repair cut short that brought nothing and wants nothing moved
+	// nothing: its leaves would be asked about again, and a responder
+	// answering so for ever (or one whose first record is larger than a
+	// frame) would hold the session, and every session of this node.
+	if m.Truncated && len(m.Records) == 0 && len(m.Wants) == 0 {
+		if s.idle++; s.idle >= maxIdleReplies {
+			n.stats.SessionsTimedOut++
+			n.ae.active = false
+			return nil
+		}
+	} else {
+		s.idle = 0
+	}
 	all := append(n.wanted(n.recs, m.Wants), rejected...)
 	recs, truncated := n.cut(all)
 	if m.Truncated || truncated {

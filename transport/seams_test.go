@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -224,5 +225,101 @@ func TestRejectOutsideASessionIsIgnored(t *testing.T) {
 	n.nodes["a"].Receive("b", encode(t, forged), n.now.Now())
 	if got := n.reps["a"].recs["k"]; got.Tombstone {
 		t.Fatal("a Reject outside any session made the member delete a record")
+	}
+}
+
+func decodeFrame(t *testing.T, p []byte) wire.Message {
+	t.Helper()
+	m, err := wire.NewCodec(wire.Limits{}).Decode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestSessionsThatMoveNothingEnd: a responder that answers every Versions
+// with an empty Repair marked Truncated kept the initiator's session
+// alive for ever (each reply pushed the deadline on, the leaves were asked
+// about again), and the node started no other session, with honest b or
+// anyone: one such member stopped anti-entropy everywhere in time (found
+// by review). Three replies in a row that move nothing now end it.
+func TestSessionsThatMoveNothingEnd(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "x")
+	a := n.nodes["a"]
+	now := n.now.Now()
+	out := a.StartSession("x", now)
+	const token = 77
+	started := a.Stats().SessionsStarted
+	for i := 0; i < 2000; i++ { // 2000 s of wall time, 250 session timeouts
+		var replies [][]byte
+		for _, e := range out {
+			if e.To != "x" {
+				continue
+			}
+			switch m := decodeFrame(t, e.Payload).(type) {
+			case *wire.Digest:
+				if m.Level == 1 && len(m.Parents) == 1 {
+					hashes := make([]uint64, crdt.Fanout)
+					for j := range hashes {
+						hashes[j] = uint64(j + 1)
+					}
+					replies = append(replies, encode(t, &wire.Digest{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step},
+						Level: 2, Parents: []uint32{0}, Hashes: hashes, Cut: crdt.Timestamp{Wall: now, Node: 3}, Coverage: now}))
+				}
+			case *wire.Versions:
+				replies = append(replies, encode(t, &wire.Repair{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step}, Truncated: true}))
+			}
+		}
+		n.now.Advance(time.Second)
+		now = n.now.Now()
+		out = nil
+		for _, p := range replies {
+			o, err := a.Receive("x", p, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, o...)
+		}
+		out = append(out, a.Tick(now)...)
+	}
+	s := a.Stats()
+	if s.SessionsStarted < started+100 || s.SessionsTimedOut < 100 {
+		t.Fatalf("in %v: %d sessions started after the first, %d timed out: one session with x lasted (timeout %v)",
+			2000*time.Second, s.SessionsStarted-started, s.SessionsTimedOut, a.cfg.SessionTimeout)
+	}
+}
+
+// TestDigestRepliesGoDeeper: a responder that answers each Digest with
+// its root, again and again, ends the session: each reply must go deeper
+// than the last, so a walk down the tree takes at most its depth. It held the
+// session, and every session of the node, for ever (found by review).
+func TestDigestRepliesGoDeeper(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "x")
+	a := n.nodes["a"]
+	now := n.now.Now()
+	out := a.StartSession("x", now)
+	for i := range 10 {
+		var replies [][]byte
+		for _, e := range out {
+			if m, ok := decodeFrame(t, e.Payload).(*wire.Digest); ok && e.To == "x" {
+				// A root that differs, whatever was asked.
+				replies = append(replies, encode(t, &wire.Digest{Session: wire.Session{ID: m.ID, Token: 77, Step: m.Step},
+					Level: 0, Hashes: []uint64{uint64(i) + 12345}, Cut: crdt.Timestamp{Wall: now, Node: 3}, Coverage: now}))
+			}
+		}
+		out = nil
+		for _, p := range replies {
+			o, err := a.Receive("x", p, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, o...)
+		}
+		if !a.ae.active {
+			return
+		}
+		if i == 9 || len(out) == 0 {
+			t.Fatalf("after %d roots in reply, the session goes on (%d frames out)", i+1, len(out))
+		}
 	}
 }

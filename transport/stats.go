@@ -32,7 +32,7 @@ type Stats struct {
 	// Anti-entropy.
 	SessionsStarted   uint64
 	SessionsCompleted uint64
-	SessionsTimedOut  uint64 // or abandoned when the peer left
+	SessionsTimedOut  uint64 // or abandoned: the peer left, or its replies moved nothing, or it lasted 64 timeouts
 	// SessionsYielded counts sessions this node did not start, or
 	// abandoned while comparing digests, because the peer, holding
 	// nothing, had one in progress with it: that one moves everything.
