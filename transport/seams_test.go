@@ -323,3 +323,32 @@ func TestDigestRepliesGoDeeper(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedSeqDoesNotSilenceAnOrigin: one relayed Delta naming a's
+// incarnation with the largest Seq, from anyone, made every member take
+// each of a's later batches for an old duplicate: neither applied nor
+// relayed, for as long as a kept writing (found by review). A batch far
+// behind the newest seen now starts the window again.
+func TestForgedSeqDoesNotSilenceAnOrigin(t *testing.T) {
+	names := []string{"a", "b", "c", "d"}
+	n := newTestNet(t, 8, Config{Fanout: 2, AntiEntropyInterval: time.Hour}, names...)
+	aID := n.nodes["a"].cfg.Clock.Node()
+	forged := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: 1<<64 - 1})
+	for _, to := range names[1:] {
+		if _, err := n.nodes[to].Receive("x", forged, n.now.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		n.now.Advance(time.Minute)
+		n.pump("a", n.write("a", fmt.Sprintf("k%d", i), "v"))
+		for _, to := range names[1:] {
+			n.nodes[to].Tick(n.now.Now())
+		}
+	}
+	for _, to := range names[1:] {
+		if got := len(n.reps[to].recs); got != 20 {
+			t.Errorf("%s holds %d of a's 20 writes, deltas only", to, got)
+		}
+	}
+}
