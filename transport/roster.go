@@ -94,10 +94,22 @@ func (r *roster) left(name string, now int64) {
 	}
 }
 
+// end records that in has ended at now. The ended incarnations of one
+// name are kept as one, with the lowest cut and the latest end, which
+// counts as long as any of them would: so the list holds one entry a
+// name at most (a member sending sessions under its name, each with a new
+// node id in its cut, added one an opening, none retiring while a member
+// had not synced since, and every bound walked them all: found by review).
 func (r *roster) end(in *incarnation, now int64) {
 	in.state, in.since = ended, now
 	if !in.hasCut { // never synced with: it wrote nothing before it joined
 		in.cut, in.hasCut = in.joined, true
+	}
+	for _, e := range r.ended {
+		if e.name == in.name {
+			e.cut, e.since = min(e.cut, in.cut), max(e.since, in.since)
+			return
+		}
 	}
 	r.ended = append(r.ended, in)
 }

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 )
@@ -97,5 +98,30 @@ func TestRosterEndedIncarnationRetires(t *testing.T) {
 	r.completed("b", cut(400, 7), 400, 400, 400)
 	if got := r.stable(400); got != 390 {
 		t.Fatalf("b's new incarnation synced after the end: stable %d, want 390", got)
+	}
+}
+
+// TestEndedIncarnationsOfOneNameAreOne: incarnations of one name that
+// end while a member has not synced since are kept as one, with the
+// lowest cut (the bound stays below every one of them) and the latest
+// end (it retires after all of them). Each opening a member sent under its
+// name with a new node id added one, none retired, and every bound walked
+// them all: 20,000 openings took 9 s (found by review).
+func TestEndedIncarnationsOfOneNameAreOne(t *testing.T) {
+	var r roster
+	r.init(0, int64(time.Hour), 0)
+	r.view(map[string]bool{"v": true, "x": true}, 0) // v never syncs
+	for i := range 1000 {
+		now := int64(100 + i)
+		r.completed("x", crdt.Timestamp{Wall: now, Node: crdt.NodeID(1 + i)}, now, now, now)
+	}
+	if len(r.ended) != 1 {
+		t.Fatalf("%d ended incarnations of x, want them as one", len(r.ended))
+	}
+	if e := r.ended[0]; e.cut != 100 || e.since != 1099 {
+		t.Fatalf("x's ended incarnations: cut %d (want the lowest, 100), ended %d (want the latest, 1099)", e.cut, e.since)
+	}
+	if got := r.coverage(2000); got != NoStable && got > 100 {
+		t.Fatalf("coverage %d, above the first ended incarnation's cut", got)
 	}
 }
