@@ -74,7 +74,11 @@ func RecordHash(keyHash uint64, t Timestamp, tombstone bool) uint64 {
 	if tombstone {
 		flags |= 1
 	}
-	h := fold(keyHash^k0, uint64(t.Wall)^k1)
-	h = fold(h^flags, uint64(t.Node)^k2)
-	return fold(h^k3, keyHash^k1)
+	// mixIn, not fold: a node id of k2 made every version of a key stamped
+	// with it hash alike whatever its time or tombstone, and a wall time of
+	// k1 made the hash blind to the node, so anti-entropy never repaired
+	// such differences (a peer chooses both; found by review).
+	h := mixIn(keyHash^k0, uint64(t.Wall)^k1)
+	h = mixIn(h^flags, uint64(t.Node)^k2)
+	return mixIn(h^k3, keyHash^k1)
 }

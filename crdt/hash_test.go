@@ -96,3 +96,33 @@ func TestHashKeyHasNoStructuralCollisions(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordHashSeesEveryField: a version's hash depends on its time,
+// logical counter, node and tombstone whatever the others hold, the node
+// ids and wall times that made a factor zero included: a node id of k2
+// made every version of a key stamped with it hash alike (a value and a
+// later delete), and a wall of k1 made the hash blind to the node, so
+// anti-entropy never repaired such differences (found by review).
+func TestRecordHashSeesEveryField(t *testing.T) {
+	kh := HashKey("k")
+	for _, base := range []Timestamp{
+		{Wall: 1_700_000_000_000_000_000, Node: 5},
+		{Wall: 1_700_000_000_000_000_000, Node: NodeID(k2)},
+		{Wall: int64(k1 - 1<<64), Node: 5},
+	} {
+		h := RecordHash(kh, base, false)
+		for name, other := range map[string]uint64{
+			"wall":      RecordHash(kh, Timestamp{Wall: base.Wall + 1, Logical: base.Logical, Node: base.Node}, false),
+			"logical":   RecordHash(kh, Timestamp{Wall: base.Wall, Logical: base.Logical + 7, Node: base.Node}, false),
+			"node":      RecordHash(kh, Timestamp{Wall: base.Wall, Logical: base.Logical, Node: base.Node + 1}, false),
+			"tombstone": RecordHash(kh, base, true),
+		} {
+			if other == h {
+				t.Errorf("%v: another %s hashes alike (%#x)", base, name, h)
+			}
+		}
+	}
+	if a, b := (TreeNode{Count: 1, Sum: k3}).Hash(), (TreeNode{Count: 2, Sum: k3}).Hash(); a == b {
+		t.Errorf("tree nodes of a sum k3 hash alike whatever their count (%#x)", a)
+	}
+}
