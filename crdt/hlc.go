@@ -56,13 +56,17 @@ func (c *HLC) MaxDrift() time.Duration { return time.Duration(c.maxDrift) }
 func (c *HLC) Physical() int64 { return c.phys() }
 
 // Now returns a timestamp greater than every timestamp this clock issued or
-// accepted through Update before.
+// accepted through Update before (once the last one there is, that one).
 func (c *HLC) Now() Timestamp {
 	pt := c.phys()
 	c.mu.Lock()
 	switch {
 	case pt > c.wall:
 		c.wall, c.logical = pt, 0
+	case c.logical == math.MaxUint32 && c.wall == math.MaxInt64:
+		// The last timestamp there is (the year 2262, or a peer's that far
+		// ahead within the drift allowed): it stays, rather than wrap to
+		// the first.
 	case c.logical == math.MaxUint32:
 		c.wall, c.logical = c.wall+1, 0
 	default:

@@ -170,3 +170,18 @@ func TestClockProperties(t *testing.T) {
 		}
 	})
 }
+
+// TestClockStopsAtTheLastTimestamp: at the greatest wall time with a full
+// logical counter, Now stays there: it wrapped to the least wall time,
+// going backwards (found by review).
+func TestClockStopsAtTheLastTimestamp(t *testing.T) {
+	pc := NewManualTime(math.MaxInt64)
+	c := NewHLC(1, pc.Now, 0)
+	if err := c.Update(Timestamp{Wall: math.MaxInt64, Logical: math.MaxUint32, Node: 2}); err != nil {
+		t.Fatal(err)
+	}
+	last := c.Last()
+	if got := c.Now(); got.Less(last) {
+		t.Fatalf("Now after %v = %v: backwards", last, got)
+	}
+}

@@ -98,3 +98,20 @@ func TestReplayRespectsWatermarks(t *testing.T) {
 		t.Fatal("a record above its bucket's watermark was not replayed")
 	}
 }
+
+// TestOwnWriteComingBackIsNotSuperseded: a write of this member's earlier
+// process, newer than the snapshot this one restored, that a peer sends
+// back replaces a write made here, but is this member's own: not reported
+// as superseded by a peer's (it was: found by review).
+func TestOwnWriteComingBackIsNotSuperseded(t *testing.T) {
+	s := mustStore(t, Config{})
+	s.Write(crdt.Record{Key: "k", Value: []byte("1"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	r := mustStore(t, Config{})
+	r.Restore(saveAndLoad(t, s), crdt.NewHLC(2, func() int64 { return testNow }, 0), testNow)
+	var got []Event
+	r.Watch(func(ev Event) { got = append(got, ev) })
+	r.Apply(crdt.Record{Key: "k", Value: []byte("2"), Time: crdt.Timestamp{Wall: testNow + 5, Node: 1}}, false, testNow)
+	if len(got) != 1 || got[0].Superseded {
+		t.Fatalf("events %+v: this member's own write reported as superseding one made here", got)
+	}
+}

@@ -276,7 +276,10 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	s.track(ch, true)
 	s.account(ch)
 	if watch != nil && ch.outcome == crdt.Applied {
-		applied(watch, rec, false, s.own.has(ch.prior.Node), oversized)
+		// Superseded: a peer's write over one of this member's, not one of
+		// this member's own coming back (a write of an earlier process,
+		// newer than the snapshot this one restored, found by review).
+		applied(watch, rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
