@@ -115,3 +115,23 @@ func TestOwnWriteComingBackIsNotSuperseded(t *testing.T) {
 		t.Fatalf("events %+v: this member's own write reported as superseding one made here", got)
 	}
 }
+
+// TestAnswerOverADeleteIsNoEvent: a peer's answer tombstone (node 0) over
+// a delete changes nothing a reader sees, and is no event; over a value it
+// is a drop. Two members bouncing a dead key between them reported a drop
+// of it to every subscriber twice a second (found by review).
+func TestAnswerOverADeleteIsNoEvent(t *testing.T) {
+	s := mustStore(t, Config{})
+	s.Write(crdt.Record{Key: "dead", Tombstone: true, Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	s.Write(crdt.Record{Key: "live", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+	var got []Event
+	s.Watch(func(ev Event) { got = append(got, ev) })
+	for _, key := range []string{"dead", "live"} {
+		if o := s.Apply(crdt.Record{Key: key, Tombstone: true, Time: crdt.Timestamp{Wall: testNow, Logical: 1}}, false, testNow); o != crdt.Applied {
+			t.Fatalf("answer over %s: %v", key, o)
+		}
+	}
+	if len(got) != 1 || got[0].Kind != EventDrop || got[0].Record.Key != "live" {
+		t.Fatalf("events %+v, want one drop, of live", got)
+	}
+}

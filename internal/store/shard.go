@@ -31,8 +31,9 @@ type change struct {
 	returning bool
 	bytes     int64 // change in resident key and value bytes
 	// prior is the time of the record the key held before, when apply
-	// was asked for it (zero if none).
-	prior crdt.Timestamp
+	// was asked for it (zero if none); priorDead says it was a tombstone.
+	prior     crdt.Timestamp
+	priorDead bool
 }
 
 // apply merges rec (local or received) and keeps the index and the
@@ -56,8 +57,9 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 		records = s.m.Records()
 	}
 	var was crdt.Timestamp
+	wasDead := false
 	if prior && at != nil {
-		was = at.Time()
+		was, wasDead = at.Time(), at.Record().Tombstone
 	}
 	if cur != nil {
 		cur.seq.Add(1) // odd: readers retry
@@ -80,7 +82,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 		s.idx.add(it)
 		ch = change{outcome: o, added: it, bytes: int64(len(it.Key()) + len(rec.Value)), returning: s.m.Records() == records}
 	}
-	ch.prior = was
+	ch.prior, ch.priorDead = was, wasDead
 	return ch
 }
 

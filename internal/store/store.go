@@ -275,7 +275,11 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	ch := sh.apply(rec, ih, delta, now, watch != nil, sh.m.Entry(rec.Key))
 	s.track(ch, true)
 	s.account(ch)
-	if watch != nil && ch.outcome == crdt.Applied {
+	// A peer's answer (package lww, rule 3) over a delete changes nothing a
+	// reader sees: no event. Two members bouncing a dead key between them
+	// (one collects it, the other sends it back before it does) reported
+	// a drop of it to every subscriber twice a second (found by review).
+	if answer := rec.Tombstone && rec.Time.Node == 0; watch != nil && ch.outcome == crdt.Applied && !(answer && ch.priorDead) {
 		// Superseded: a peer's write over one of this member's, not one of
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
