@@ -36,7 +36,10 @@
 // that.
 //
 //  1. Watermark guard. Each leaf (bucket) of the digest has a watermark: the
-//     greatest timestamp of any record collected from that bucket. A record
+//     greatest timestamp of any record collected from that bucket, with the
+//     greatest node id (every node's timestamp at that wall time and
+//     logical counter is at or below it, so that the answer of rule 3, above
+//     it, deletes nothing a replica takes as above it). A record
 //     for a key the map does not hold is rejected when its timestamp is at
 //     or below its bucket's watermark. A map therefore never again holds a
 //     record older than one it collected for the same key: deleted keys do
@@ -106,9 +109,10 @@
 //     any dead record at once, raising its watermark like any collection,
 //     for a caller that holds more dead records than it may (bcache's
 //     MaxDeadRecords, oldest first). Nothing is resurrected; but a record
-//     older than the raised watermark that the map has not received yet
-//     (in flight, or held by a member that was away) is rejected, and by
-//     rule 3 lost everywhere.
+//     at or below the raised watermark (older, or of another node at its
+//     very wall time and counter) that the map has not received yet (in
+//     flight, or held by a member that was away) is rejected, and by rule 3
+//     lost everywhere.
 //
 // The assumption behind rules 2 and 3 is that every record reaches every
 // connected replica within H (anti-entropy runs every few seconds; H is an

@@ -136,10 +136,20 @@ func (m *Map) CollectedEarly() uint64 { return m.early }
 // kept (dead, but not yet collectable).
 func (m *Map) Expired() int { return m.expired }
 
-// drop removes e and raises its bucket's watermark to its timestamp.
+// drop removes e and raises its bucket's watermark to its timestamp,
+// whatever the node at its wall time and logical counter: the watermark
+// then stands below the answer (see Tombstone) for every timestamp it
+// does not cover. Raised to the timestamp itself, a write of another node
+// at the same wall time and counter (members whose clocks trail tick the
+// counter from one received timestamp) was above the watermark, taken by
+// Refuses for one that survives, and yet deleted by the answer to an older
+// record of its key (found by review): such a write is now refused, with
+// every write at or below the watermark.
 func (m *Map) drop(e *Entry) {
 	leaf := m.leafOf(crdt.HashKey(e.key))
-	m.raise(leaf, e.Time())
+	t := e.Time()
+	t.Node = math.MaxUint64
+	m.raise(leaf, t)
 	m.remove(e, leaf)
 }
 
@@ -181,8 +191,9 @@ func (m *Map) Watermark(leaf uint32) (crdt.Timestamp, bool) {
 func (m *Map) RaiseWatermark(leaf uint32, w crdt.Timestamp, ceiling int64) bool {
 	ok := w.Wall <= ceiling
 	if !ok {
-		w = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32, Node: math.MaxUint64}
+		w = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32}
 	}
+	w.Node = math.MaxUint64 // as drop raises it
 	m.raise(leaf, w)
 	return ok
 }
