@@ -343,8 +343,8 @@ func TestRaiseWatermark(t *testing.T) {
 	leaf := m.Leaf("k")
 	m.RaiseWatermark(leaf, ts(20, 5), 2*hour)
 	m.RaiseWatermark(leaf, ts(15, 5), 2*hour) // never lowers
-	if w, ok := m.Watermark(leaf); !ok || w != ts(20, 5) {
-		t.Fatalf("watermark = %v, %v; want %v", w, ok, ts(20, 5))
+	if w, ok := m.Watermark(leaf); !ok || w != (crdt.Timestamp{Wall: 20, Node: math.MaxUint64}) {
+		t.Fatalf("watermark = %v, %v; want %v with every node", w, ok, ts(20, 5))
 	}
 	if v, ok := m.Get("k", 0); !ok || string(v) != "held" {
 		t.Fatal("raising the watermark dropped a record the map held")
@@ -358,7 +358,10 @@ func TestRaiseWatermark(t *testing.T) {
 	if got := apply(m, set(other, "old", ts(20, 4))); got != crdt.Rejected {
 		t.Fatalf("record below the raised watermark = %v, want rejected", got)
 	}
-	if got := apply(m, set(other, "new", ts(20, 6))); got != crdt.Applied {
+	if got := apply(m, set(other, "same", ts(20, 6))); got != crdt.Rejected {
+		t.Fatalf("record of the watermark's wall time and counter, another node = %v, want rejected (the watermark covers every node)", got)
+	}
+	if got := apply(m, set(other, "new", crdt.Timestamp{Wall: 20, Logical: 1, Node: 1})); got != crdt.Applied {
 		t.Fatalf("record of the same wall time above the raised watermark = %v, want applied", got)
 	}
 }
