@@ -18,9 +18,10 @@
 //     with a longer one everywhere. Two different writes never tie.
 //   - Deletes are tombstones that beat every older write on every member,
 //     also members that never held the key or evicted it. Tombstones, and
-//     values past their TTL, are collected after TombstoneHorizon; the rule
-//     that keeps collection safe (package lww) means a deleted key does not
-//     come back, also when a member returns after a longer absence.
+//     values past their TTL, are collected within seconds once every member
+//     is known to hold them, and after TombstoneHorizon at the latest; the
+//     rules that keep collection safe (package lww) mean a deleted key does
+//     not come back, also when a member returns after a longer absence.
 //   - Eviction (MaxKeys, MaxBytes) is local: it frees a value on this member
 //     only. The key and its version stay, so the member returns the newest
 //     value or a miss, never an older version, and anti-entropy does not
@@ -60,5 +61,9 @@
 // its value was evicted: MaxKeys bounds values, not keys. After a partition
 // or an absence longer than TombstoneHorizon, a value older than the
 // horizon that only one side holds may be dropped (a miss, reported through
-// Config.OnDrop), never resurrected.
+// Config.OnDrop), never resurrected; so may a write made during a
+// separation in a digest bucket where the other side collected a dead
+// record, or made by a member the others had not seen yet (one that joins
+// a side of a partition, or writes before its first join completes) — see
+// Guarantees in the README.
 package bcache

@@ -52,9 +52,12 @@ type PeerStatus struct {
 }
 
 // JoinFailure is an address a member failed to join, the last time it
-// tried: Cause is "refused", "timed out", "wrong key", "lookup" (a peer's
-// name did not resolve) or "failed", Err the
-// error; Failures counts the failures in a row, from Since to At.
+// tried: Cause is "refused", "timed out", "wrong key", "closed" (the peer
+// hung up without answering: most often another cluster Label), "name
+// conflict" (the member there has this member's name, or a live member's),
+// "lookup" (a peer's name did not resolve, or the PeerSource failed) or
+// "failed", Err the error; Failures counts the failures in a row, from
+// Since to At.
 type JoinFailure struct {
 	Addr     string    `json:"addr"`
 	Cause    string    `json:"cause"`

@@ -2,7 +2,7 @@
 // start a few times and try by hand.
 //
 // Three members on one machine, each in its own terminal (-fast detects
-// failures in about a second; -bind must be an IP address, not a name):
+// failures in about a second; a -bind host name is resolved once):
 //
 //	go run ./examples/node -fast -name n1 -bind 127.0.0.1:7946 -http 127.0.0.1:8081
 //	go run ./examples/node -fast -name n2 -bind 127.0.0.1:7947 -http 127.0.0.1:8082 -peers 127.0.0.1:7946
@@ -51,7 +51,9 @@
 // tests only.
 //
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
-// for the whole request, 45 s from its headers to the end of the response,
+// for the whole request, 45 s from its headers to the end of the response
+// (a GET with a token: its wait and then 45 s; a watch stream: 30 s for
+// each batch of changes),
 // and closes a kept-alive connection idle for 60 s, so that slow clients
 // cannot hold connections open. Logs are JSON lines on stderr; the
 // "listening" lines carry the gossip and HTTP addresses (useful with port
@@ -95,11 +97,19 @@ const usage = `Usage: node [flags]
 A bcache member: an in-memory cache replicated to the members it joins,
 served over HTTP:
 
-  PUT    /v1/keys/{key}[?ttl=10s]  store the request body (ttl 0 or none: no expiry)
-  GET    /v1/keys/{key}            the value, or 404
-  DELETE /v1/keys/{key}            delete it on every member
+  PUT    /v1/keys/{key}[?ttl=10s]  store the request body (ttl 0 or none: no expiry);
+                                   204 with the write's Bcache-Token header
+  GET    /v1/keys/{key}[?wait=5s]  the value, or 404; with a Bcache-Token header, nothing
+                                   older than that write: waits up to wait (at most 1m), then 504
+  DELETE /v1/keys/{key}            delete it on every member; 204 with its Bcache-Token
   GET    /v1/members               the live members, JSON
   GET    /v1/stats                 the member's counters, JSON
+  GET    /v1/status                peers, last syncs, first sync, join failures, JSON
+  GET    /readyz                   200 once synced with a peer (or with no peers but itself)
+  GET    /metrics                  Prometheus metrics
+  GET    /v1/watch[?prefix=p]      the changes to keys with prefix p, as Server-Sent Events
+
+A key is one path segment: escape a slash in it as %2F.
 
 Flags:
 `
@@ -114,14 +124,14 @@ type options struct {
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	name := fs.String("name", "", "member name, unique in the cluster (default: hostname-port of -bind)")
+	name := fs.String("name", "", "member name, unique in the cluster (default: hostname-port of -bind; with port 0, one drawn at random)")
 	bind := fs.String("bind", "127.0.0.1:7946", "gossip `ip:port`, UDP and TCP (port 0 picks one)")
 	advertise := fs.String("advertise", "", "gossip `ip:port` other members reach this one at, when it differs from -bind (a wildcard -bind, NAT)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP `host:port` (port 0 picks one), or unix:PATH for a Unix socket")
 	peers := fs.String("peers", "", "comma-separated members to join: ip:port, name:port (every address of the name) or srv:NAME (a DNS SRV name)")
 	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
 	accept := fs.String("accept-keys", "", "comma-separated keys (hex) accepted besides -key, to rotate it (see the README's \"Key rotation\")")
-	maxKeys := fs.Int("max-keys", 0, "values held before LRU eviction (0: unbounded)")
+	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")

@@ -103,7 +103,8 @@ func TestUsageListsTheAPI(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"PUT", "GET", "DELETE", "/v1/keys/{key}", "?ttl=", "/v1/members", "/v1/stats", "-bind"} {
+	for _, want := range []string{"PUT", "GET", "DELETE", "/v1/keys/{key}", "?ttl=", "?wait=", "Bcache-Token", "/v1/members", "/v1/stats",
+		"/v1/status", "/readyz", "/metrics", "/v1/watch", "-bind"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("-h does not mention %q:\n%s", want, out.String())
 		}

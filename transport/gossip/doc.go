@@ -36,9 +36,10 @@
 // once; past a bound a frame is dropped and counted (Stats.StreamsDropped,
 // and StreamsDroppedPeer when its peer's bound refused it).
 //
-// A received frame is handed to the protocol node directly on memberlist's
-// handler goroutine (under the node's lock), with no queue of ours in
-// between; local writes reach it through a bounded queue; a writer that
+// A received frame is handed to the protocol node directly (under the
+// node's lock), with no queue of ours in between: on the reader goroutine
+// of this package's transport for a datagram (see Frames), on memberlist's
+// handler goroutine for a stream or on a Transport of the caller's; local writes reach it through a bounded queue; a writer that
 // finds it half full yields to the protocol goroutine, so that a burst on
 // one CPU is slowed rather than dropped. What a full queue drops
 // (memberlist's handler queue, our write and stream queues) is counted and
@@ -53,8 +54,11 @@
 // members it declared dead, so every RejoinInterval (a second with
 // LANTimings) the Replicator tries to join the seed peers and every member
 // it has seen that is no longer alive, each on its own with at most one
-// attempt in flight: that is what reunites the two sides of a healed
-// partition, and one member that does not answer holds up no other. Members that
+// attempt in flight (a member lost for longer than the protocol's
+// FailedTimeout less and less often, up to every 5 minutes; one whose
+// address a member of another name took is forgotten): that is what
+// reunites the two sides of a healed partition, and one member that does
+// not answer holds up no other. Members that
 // left on purpose are not chased, and the protocol stops waiting for them
 // (transport.Node.Left); memberlist's notice of a leave looks like that of
 // a failure, so a member about to leave says so first in its metadata.
