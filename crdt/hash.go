@@ -41,6 +41,28 @@ func mixIn(a, b uint64) uint64 {
 	return fold(a, b)
 }
 
+// mixTag is fold with a zero factor replaced, as mixIn does, and the
+// product then set apart by a tag: mixIn's substitute is an input too
+// (a node id of k2 hashed as one of k0^k2), so a peer choosing two
+// versions could still make two hash alike (found by review); here the
+// substitute's product collides with no input's by construction, only by
+// chance. For non-zero inputs it is fold: record hashes of every version
+// without such a field are what they always were.
+func mixTag(a, b uint64) uint64 {
+	switch {
+	case a == 0 && b == 0:
+		return zeroTag
+	case a == 0:
+		return fold(k3, b) ^ zeroTag
+	case b == 0:
+		return fold(a, k0) ^ zeroTag>>1
+	}
+	return fold(a, b)
+}
+
+// zeroTag sets the products of mixTag's substitutes apart.
+const zeroTag = 0x9e3779b97f4a7c15
+
 // le64 reads eight bytes of s at i, little-endian.
 func le64(s string, i int) uint64 {
 	_ = s[i+7]
@@ -74,11 +96,11 @@ func RecordHash(keyHash uint64, t Timestamp, tombstone bool) uint64 {
 	if tombstone {
 		flags |= 1
 	}
-	// mixIn, not fold: a node id of k2 made every version of a key stamped
-	// with it hash alike whatever its time or tombstone, and a wall time of
-	// k1 made the hash blind to the node, so anti-entropy never repaired
-	// such differences (a peer chooses both; found by review).
-	h := mixIn(keyHash^k0, uint64(t.Wall)^k1)
-	h = mixIn(h^flags, uint64(t.Node)^k2)
-	return mixIn(h^k3, keyHash^k1)
+	// mixTag, not fold: a node id of k2 made every version of a key
+	// stamped with it hash alike whatever its time or tombstone, and a wall
+	// time of k1 made the hash blind to the node, so anti-entropy never
+	// repaired such differences (a peer chooses both; found by review).
+	h := mixTag(keyHash^k0, uint64(t.Wall)^k1)
+	h = mixTag(h^flags, uint64(t.Node)^k2)
+	return mixTag(h^k3, keyHash^k1)
 }

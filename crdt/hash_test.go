@@ -125,4 +125,18 @@ func TestRecordHashSeesEveryField(t *testing.T) {
 	if a, b := (TreeNode{Count: 1, Sum: k3}).Hash(), (TreeNode{Count: 2, Sum: k3}).Hash(); a == b {
 		t.Errorf("tree nodes of a sum k3 hash alike whatever their count (%#x)", a)
 	}
+	// Nor do the zero factors' substitutes collide with other inputs (a
+	// substitute that is itself an input made node k2 hash as k0^k2).
+	w := int64(1_700_000_000_000_000_000)
+	for _, pair := range [][2]Timestamp{
+		{{Wall: w, Node: NodeID(k2)}, {Wall: w, Node: NodeID(k0 ^ k2)}},
+		{{Wall: int64(k1 - 1<<64), Node: 5}, {Wall: int64(k0 ^ k1), Node: 5}},
+	} {
+		if a, b := RecordHash(kh, pair[0], false), RecordHash(kh, pair[1], false); a == b {
+			t.Errorf("%v and %v hash alike (%#x)", pair[0], pair[1], a)
+		}
+	}
+	if a, b := (TreeNode{Count: 1, Sum: k3}).Hash(), (TreeNode{Count: 1, Sum: k3 ^ k0}).Hash(); a == b {
+		t.Errorf("tree nodes of sums k3 and k3^k0 hash alike (%#x)", a)
+	}
 }

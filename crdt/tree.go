@@ -33,7 +33,7 @@ type TreeNode struct {
 }
 
 // Hash folds n into the 64-bit value replicas exchange to compare nodes.
-func (n TreeNode) Hash() uint64 { return mixIn(n.Count^k2, n.Sum^k3) }
+func (n TreeNode) Hash() uint64 { return mixTag(n.Count^k2, n.Sum^k3) }
 
 // Tree is a fixed-shape Merkle digest over 2^bits leaves with fan-out 16.
 // Level 0 is the root; level Depth() holds the leaves. It is not safe for

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -107,7 +108,7 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 			delete(n.ae.resp, peer)
 		}
 	}
-	if s := &n.ae.s; n.ae.active && (now >= s.deadline || now-s.start >= int64(maxSessionLife*n.cfg.SessionTimeout)) {
+	if s := &n.ae.s; n.ae.active && (now >= s.deadline || crdt.SubSat(now, s.start) >= n.sessionLife()) {
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
 	}
@@ -231,6 +232,15 @@ const (
 	maxIdleReplies = 3
 	maxSessionLife = 64
 )
+
+// sessionLife is the longest a session lasts, maxSessionLife timeouts
+// (saturated: a timeout of years must not wrap it below zero).
+func (n *Node) sessionLife() int64 {
+	if t := int64(n.cfg.SessionTimeout); t <= math.MaxInt64/maxSessionLife {
+		return t * maxSessionLife
+	}
+	return math.MaxInt64
+}
 
 // arrivalRetry is when the opening message of a session with a member
 // that just arrived is first sent again: that member often does not see
@@ -485,6 +495,7 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 	// held the session, and so every session of this node, for ever.
 	if int(m.Level) <= s.level {
 		n.stats.Stray++
+		n.stats.SessionsTimedOut++ // ended: Started is Completed plus TimedOut
 		n.ae.active = false
 		return nil
 	}
@@ -792,7 +803,9 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			n.ae.active = false
 			return nil
 		}
-		return n.answerRepair(m, a.leaves, n.applyRepair(m, now), now)
+		before := n.stats.RecordsApplied
+		rejected := n.applyRepair(m, now)
+		return n.answerRepair(m, a.leaves, rejected, n.stats.RecordsApplied > before, now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -812,13 +825,15 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 // answering those it rejected, then the next steps or the end of the
 // session. The leaves of the answered Versions are asked about again if
 // either side cut its records short.
-func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, now int64) []Envelope {
+func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, applied bool, now int64) []Envelope {
 	s := &n.ae.s
-	// A Repair cut short that brought nothing and wants nothing moved
-	// nothing: its leaves would be asked about again, and a responder
-	// answering so for ever (or one whose first record is larger than a
-	// frame) would hold the session, and every session of this node.
-	if m.Truncated && len(m.Records) == 0 && len(m.Wants) == 0 {
+	// A Repair cut short that changed nothing here (no record, or only
+	// records held already: an honest one cut short carries records this
+	// node lacks) moved nothing: its leaves would be asked about again,
+	// and a responder answering so for ever would hold the session, and
+	// every session of this node (found by review, then again with one
+	// stale record a reply).
+	if m.Truncated && !applied {
 		if s.idle++; s.idle >= maxIdleReplies {
 			n.stats.SessionsTimedOut++
 			n.ae.active = false

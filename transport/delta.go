@@ -228,13 +228,13 @@ const (
 func (d *dedup) init() { d.w = make(map[crdt.NodeID]*origin) }
 
 // first reports whether batch seq of origin id is new, and records it. A
-// batch more than 64 behind the newest seen counts as old: anti-entropy
-// carries what it held. One more than maxSeqGap behind starts the window
-// again from it: the newest seen was no batch of the origin's (a member
-// with the key relaying a Delta of another's id and the largest Seq made
-// every later batch of that origin a duplicate, dropped and not relayed,
-// found by review); an old batch that comes so late is applied again,
-// which changes nothing.
+// batch more than 64 behind the newest seen is taken as new, and the
+// window left as it is: applying a batch again changes nothing, and the
+// newest seen may be no batch of the origin's (a member with the key
+// relaying a Delta of another's id and a Seq far ahead made every later
+// batch of that origin a duplicate, neither applied nor relayed: found by
+// review, and again with a Seq only as far ahead as a window reset
+// allowed).
 func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) bool {
 	o := d.w[id]
 	if o == nil {
@@ -245,16 +245,11 @@ func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) bool {
 		d.w[id] = o
 	}
 	o.last = now
-	if seq < o.seen.max && o.seen.max-seq > maxSeqGap {
-		o.seen = window{max: seq, mask: 1}
+	if seq < o.seen.max && o.seen.max-seq >= 64 {
 		return true
 	}
 	return o.seen.first(seq)
 }
-
-// maxSeqGap is how far behind the newest batch seen one may be before the
-// window starts again from it: more batches than a member sends in hours.
-const maxSeqGap = 1 << 24
 
 // evictOldest forgets the n origins heard from least recently.
 func (d *dedup) evictOldest(n int) {

@@ -41,12 +41,13 @@ type incarnation struct {
 	coverage  int64       // what it reported in that session
 	synced    int64       // this node's time at the start of that session
 	joined    int64       // when this node first saw it: it wrote nothing before
-	since     int64       // when it failed or ended
+	since     int64       // when it failed or ended (the latest end of those merged into it)
+	firstEnd  int64       // ended: the earliest end merged into it
 	state     uint8
 	hasCut    bool
 	hasReport bool
-	// (the small fields last: 72 bytes, where interleaved they took 88; a
-	// member keeps one for every other member)
+	// (the small fields last, sharing a word; a member keeps one for every
+	// other member)
 }
 
 const (
@@ -94,23 +95,27 @@ func (r *roster) left(name string, now int64) {
 	}
 }
 
-// end records that in has ended at now. The ended incarnations of one
-// name are kept as one, with the lowest cut and the latest end, which
-// counts as long as any of them would: so the list holds one entry a
-// name at most (a member sending sessions under its name, each with a new
-// node id in its cut, added one an opening, none retiring while a member
-// had not synced since, and every bound walked them all: found by review).
+// end records that in has ended at now. An incarnation that ends within
+// retireAfter of the first of an earlier entry of its name joins it (the lowest cut, the
+// latest end), which counts as long as either would: the list holds one
+// entry a name for every retireAfter at most (a member sending sessions
+// under its name, each with a new node id in its cut, added one an
+// opening, none retiring while a member had not synced since, and every
+// bound walked them all: found by review). Only those that close: merged
+// with every earlier one, a member restarting more often than the others
+// sync held the bound at its first end for as long as it went on.
 func (r *roster) end(in *incarnation, now int64) {
 	in.state, in.since = ended, now
 	if !in.hasCut { // never synced with: it wrote nothing before it joined
 		in.cut, in.hasCut = in.joined, true
 	}
 	for _, e := range r.ended {
-		if e.name == in.name {
+		if e.name == in.name && now-e.firstEnd < r.retireAfter {
 			e.cut, e.since = min(e.cut, in.cut), max(e.since, in.since)
 			return
 		}
 	}
+	in.firstEnd = now
 	r.ended = append(r.ended, in)
 }
 

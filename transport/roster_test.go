@@ -109,7 +109,7 @@ func TestRosterEndedIncarnationRetires(t *testing.T) {
 // them all: 20,000 openings took 9 s (found by review).
 func TestEndedIncarnationsOfOneNameAreOne(t *testing.T) {
 	var r roster
-	r.init(0, int64(time.Hour), 0)
+	r.init(0, int64(time.Hour), 10_000)              // the openings come within retireAfter of the first
 	r.view(map[string]bool{"v": true, "x": true}, 0) // v never syncs
 	for i := range 1000 {
 		now := int64(100 + i)
@@ -123,5 +123,27 @@ func TestEndedIncarnationsOfOneNameAreOne(t *testing.T) {
 	}
 	if got := r.coverage(2000); got != NoStable && got > 100 {
 		t.Fatalf("coverage %d, above the first ended incarnation's cut", got)
+	}
+}
+
+// TestRestartingMemberDoesNotFreezeTheBound: a member that restarts under
+// its name more often than the others sync after its ends still lets the
+// bound move: its ended incarnations join only those that ended within
+// retireAfter. Merged with every earlier one, they held the bound at the
+// first one's cut for as long as the restarts went on (found by review).
+func TestRestartingMemberDoesNotFreezeTheBound(t *testing.T) {
+	r := newRoster() // margin 10, failed timeout 1000, retire after 50
+	r.view(members("b", "c"), 0)
+	r.completed("b", cut(0, 2), 0, 0, 0)
+	r.completed("c", cut(0, 100), 0, 0, 0)
+	var last int64
+	for k := int64(1); k <= 100; k++ {
+		now := 40 * k
+		r.completed("c", cut(now, crdt.NodeID(100+k)), now, now, now) // c restarted: a new incarnation
+		r.completed("b", cut(now, 2), now, now, now)
+		last = r.stable(now)
+	}
+	if last < 3000 || len(r.ended) > 3 {
+		t.Fatalf("after c restarted every 40 for 4000: stable %d, %d ended incarnations held", last, len(r.ended))
 	}
 }

@@ -244,48 +244,67 @@ func decodeFrame(t *testing.T, p []byte) wire.Message {
 // anyone: one such member stopped anti-entropy everywhere in time (found
 // by review). Three replies in a row that move nothing now end it.
 func TestSessionsThatMoveNothingEnd(t *testing.T) {
-	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "x")
-	a := n.nodes["a"]
-	now := n.now.Now()
-	out := a.StartSession("x", now)
-	const token = 77
-	started := a.Stats().SessionsStarted
-	for i := 0; i < 2000; i++ { // 2000 s of wall time, 250 session timeouts
-		var replies [][]byte
-		for _, e := range out {
-			if e.To != "x" {
-				continue
+	stale := crdt.Record{Key: "zz", Value: []byte("v"), Time: crdt.Timestamp{Wall: 5, Node: 3}}
+	for name, records := range map[string][]crdt.Record{"empty": nil, "one stale record": {stale}} {
+		t.Run(name, func(t *testing.T) {
+			n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "x")
+			a := n.nodes["a"]
+			now := n.now.Now()
+			if records != nil { // a holds it: the record changes nothing here
+				n.reps["a"].recs[stale.Key] = stale
 			}
-			switch m := decodeFrame(t, e.Payload).(type) {
-			case *wire.Digest:
-				if m.Level == 1 && len(m.Parents) == 1 {
-					hashes := make([]uint64, crdt.Fanout)
-					for j := range hashes {
-						hashes[j] = uint64(j + 1)
+			out := a.StartSession("x", now)
+			const token = 77
+			started := a.Stats().SessionsStarted
+			for range 2000 { // 2000 s of wall time, 250 session timeouts
+				var replies [][]byte
+				for _, e := range out {
+					if e.To != "x" {
+						continue
 					}
-					replies = append(replies, encode(t, &wire.Digest{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step},
-						Level: 2, Parents: []uint32{0}, Hashes: hashes, Cut: crdt.Timestamp{Wall: now, Node: 3}, Coverage: now}))
+					switch m := decodeFrame(t, e.Payload).(type) {
+					case *wire.Digest:
+						if m.Level == 1 && len(m.Parents) == 1 {
+							hashes := make([]uint64, crdt.Fanout)
+							for j := range hashes {
+								hashes[j] = uint64(j + 1)
+							}
+							replies = append(replies, encode(t, &wire.Digest{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step},
+								Level: 2, Parents: []uint32{0}, Hashes: hashes, Cut: crdt.Timestamp{Wall: now, Node: 3}, Coverage: now}))
+						}
+					case *wire.Versions:
+						replies = append(replies, encode(t, &wire.Repair{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step},
+							Records: records, Truncated: true}))
+					}
 				}
-			case *wire.Versions:
-				replies = append(replies, encode(t, &wire.Repair{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step}, Truncated: true}))
+				n.now.Advance(time.Second)
+				now = n.now.Now()
+				out = nil
+				for _, p := range replies {
+					o, err := a.Receive("x", p, now)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, o...)
+				}
+				out = append(out, a.Tick(now)...)
 			}
-		}
-		n.now.Advance(time.Second)
-		now = n.now.Now()
-		out = nil
-		for _, p := range replies {
-			o, err := a.Receive("x", p, now)
-			if err != nil {
-				t.Fatal(err)
+			s := a.Stats()
+			if s.SessionsStarted < started+100 || s.SessionsTimedOut < 100 {
+				t.Fatalf("in %v: %d sessions started after the first, %d timed out: sessions with x lasted (timeout %v)",
+					2000*time.Second, s.SessionsStarted-started, s.SessionsTimedOut, a.cfg.SessionTimeout)
 			}
-			out = append(out, o...)
-		}
-		out = append(out, a.Tick(now)...)
+		})
 	}
-	s := a.Stats()
-	if s.SessionsStarted < started+100 || s.SessionsTimedOut < 100 {
-		t.Fatalf("in %v: %d sessions started after the first, %d timed out: one session with x lasted (timeout %v)",
-			2000*time.Second, s.SessionsStarted-started, s.SessionsTimedOut, a.cfg.SessionTimeout)
+}
+
+// TestSessionLifeSaturates: a session timeout of years does not wrap the
+// longest a session lasts below zero (every session then timed out at the
+// next tick, found by review).
+func TestSessionLifeSaturates(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour, SessionTimeout: 5 * 365 * 24 * time.Hour}, "a", "b")
+	if life := n.nodes["a"].sessionLife(); life <= 0 {
+		t.Fatalf("session life %v", time.Duration(life))
 	}
 }
 
@@ -325,18 +344,21 @@ func TestDigestRepliesGoDeeper(t *testing.T) {
 }
 
 // TestForgedSeqDoesNotSilenceAnOrigin: one relayed Delta naming a's
-// incarnation with the largest Seq, from anyone, made every member take
+// incarnation with a Seq ahead of a's, from anyone, made every member take
 // each of a's later batches for an old duplicate: neither applied nor
-// relayed, for as long as a kept writing (found by review). A batch far
-// behind the newest seen now starts the window again.
+// relayed, for as long as a kept writing (found by review, first with the
+// largest Seq, then with one a window reset let through). A batch more
+// than 64 behind the newest seen is now taken as new.
 func TestForgedSeqDoesNotSilenceAnOrigin(t *testing.T) {
 	names := []string{"a", "b", "c", "d"}
 	n := newTestNet(t, 8, Config{Fanout: 2, AntiEntropyInterval: time.Hour}, names...)
 	aID := n.nodes["a"].cfg.Clock.Node()
-	forged := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: 1<<64 - 1})
-	for _, to := range names[1:] {
-		if _, err := n.nodes[to].Receive("x", forged, n.now.Now()); err != nil {
-			t.Fatal(err)
+	for _, seq := range []uint64{1<<64 - 1, 1 << 24, 100} { // far ahead, or just ahead
+		forged := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: seq})
+		for _, to := range names[1:] {
+			if _, err := n.nodes[to].Receive("x", forged, n.now.Now()); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for i := range 20 {
