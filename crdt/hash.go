@@ -44,10 +44,13 @@ func mixIn(a, b uint64) uint64 {
 // mixTag is fold with a zero factor replaced, as mixIn does, and the
 // product then set apart by a tag: mixIn's substitute is an input too
 // (a node id of k2 hashed as one of k0^k2), so a peer choosing two
-// versions could still make two hash alike (found by review); here the
-// substitute's product collides with no input's by construction, only by
-// chance. For non-zero inputs it is fold: record hashes of every version
-// without such a field are what they always were.
+// versions could make two hash alike at no cost (found by review). For
+// non-zero inputs it is fold: record hashes of every version without such
+// a field are what they always were. That is no defence against a peer
+// that searches: fold is symmetric and the hash unkeyed, so a peer with
+// the key can find, in about 2^31 folds, a version that hashes as a given
+// one and that anti-entropy then never tells apart (found by review; a
+// keyed or wider record digest would close it, at a format change).
 func mixTag(a, b uint64) uint64 {
 	switch {
 	case a == 0 && b == 0:

@@ -48,10 +48,11 @@ type session struct {
 	// session.
 	awaits     []awaited
 	retry, rto int64
-	leaves     []uint32 // differing leaves not yet asked about
-	differing  int      // how many leaves the digests' walk found differing
-	idle       int      // replies in a row that moved nothing (see answerRepair)
-	level      int      // the deepest digest level the responder has sent, -1 for none
+	leaves     []uint32       // differing leaves not yet asked about
+	differing  int            // how many leaves the digests' walk found differing
+	idle       int            // replies in a row that moved nothing (see answerRepair)
+	reasked    map[uint32]int // how often each leaf was asked about again
+	level      int            // the deepest digest level the responder has sent, -1 for none
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -225,11 +226,13 @@ func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now
 }
 
 // A session ends, counted as timed out, after maxIdleReplies replies in a
-// row that moved nothing, or maxSessionLife session timeouts after it
+// row that moved nothing, when a leaf is asked about again more than
+// maxReasks times, or maxSessionLife session timeouts after it
 // started however its replies come (a far-behind member's catch-up that
 // takes longer goes on in the next session, from where this one left it).
 const (
 	maxIdleReplies = 3
+	maxReasks      = 64
 	maxSessionLife = 64
 )
 
@@ -805,7 +808,8 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		}
 		before := n.stats.RecordsApplied
 		rejected := n.applyRepair(m, now)
-		return n.answerRepair(m, a.leaves, rejected, n.stats.RecordsApplied > before, now)
+		moved := n.stats.RecordsApplied > before || newerThanAsked(a.req.(*wire.Versions), m.Records, n.cfg.Replica.DigestBits())
+		return n.answerRepair(m, a.leaves, rejected, moved, now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -825,15 +829,18 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 // answering those it rejected, then the next steps or the end of the
 // session. The leaves of the answered Versions are asked about again if
 // either side cut its records short.
-func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, applied bool, now int64) []Envelope {
+func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, moved bool, now int64) []Envelope {
 	s := &n.ae.s
-	// A Repair cut short that changed nothing here (no record, or only
-	// records held already: an honest one cut short carries records this
-	// node lacks) moved nothing: its leaves would be asked about again,
-	// and a responder answering so for ever would hold the session, and
-	// every session of this node (found by review, then again with one
-	// stale record a reply).
-	if m.Truncated && !applied {
+	// A Repair cut short that moved nothing (no record applied, or newer
+	// than this node said it held when it asked, and none rejected here,
+	// nothing wanted) leaves its leaves to be asked about again, and a
+	// responder answering so for ever, or with one record this node said
+	// it held, would hold the session, and every session of this node
+	// (found by review, twice). Records a delta brought just before the
+	// Repair with them, and records rejected here, are honest progress
+	// that applies nothing. Nor is a leaf asked about again more than
+	// maxReasks times in a session.
+	if m.Truncated && !moved && len(rejected) == 0 && len(m.Wants) == 0 {
 		if s.idle++; s.idle >= maxIdleReplies {
 			n.stats.SessionsTimedOut++
 			n.ae.active = false
@@ -845,6 +852,19 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 	all := append(n.wanted(n.recs, m.Wants), rejected...)
 	recs, truncated := n.cut(all)
 	if m.Truncated || truncated {
+		if s.reasked == nil {
+			s.reasked = map[uint32]int{}
+		}
+		for _, leaf := range leaves {
+			if s.reasked[leaf]++; s.reasked[leaf] > maxReasks {
+				// Ended, not completed (no Final: the responder must not
+				// take this node for holding what it has): what it
+				// wanted, and the answers owed, still go.
+				n.stats.SessionsTimedOut++
+				n.ae.active = false
+				return n.sendRecords(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Truncated: truncated}, all, s.peer)
+			}
+		}
 		s.leaves = append(leaves, s.leaves...)
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
@@ -855,6 +875,30 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		return out
 	}
 	return n.sendVersions(out, now)
+}
+
+// newerThanAsked reports whether any of recs, of a leaf asked about, is
+// newer than the version of its key that asked listed (or of a key it did
+// not list): what the responder was asked for, whether or not a delta
+// brought it here since. bits is the digest's.
+func newerThanAsked(asked *wire.Versions, recs []crdt.Record, bits int) bool {
+	if len(recs) == 0 {
+		return false
+	}
+	listed := make(map[uint64]crdt.Timestamp, len(asked.Versions))
+	for _, v := range asked.Versions {
+		listed[v.KeyHash] = v.Time
+	}
+	for _, r := range recs {
+		h := crdt.HashKey(r.Key)
+		if _, ok := slices.BinarySearch(asked.Leaves, crdt.LeafIndex(h, 0, bits)); !ok {
+			continue // not asked about
+		}
+		if t, ok := listed[h]; !ok || t.Less(r.Time) {
+			return true
+		}
+	}
+	return false
 }
 
 // receiveReject (initiator) merges the tombstones with which the responder

@@ -167,17 +167,24 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 // (no origin name) is applied and not relayed; applying a duplicate of it
 // again changes nothing.
 func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int64) []Envelope {
-	relayed := m.Origin != ""
-	if m.OriginID == n.cfg.Clock.Node() || relayed && !n.seen.first(m.OriginID, m.Seq, now) {
+	relayed, relay := m.Origin != "", true
+	if m.OriginID == n.cfg.Clock.Node() {
 		n.stats.DuplicateDeltas++
 		return nil
+	}
+	if relayed {
+		var fresh bool
+		if fresh, relay = n.seen.first(m.OriginID, m.Seq, now); !fresh {
+			n.stats.DuplicateDeltas++
+			return nil
+		}
 	}
 	n.stats.DeltaBatchesReceived++
 	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
 	for _, r := range m.Records {
 		n.receiveRecord(r, true, now)
 	}
-	if !relayed {
+	if !relayed || !relay {
 		return nil
 	}
 	var out []Envelope
@@ -216,6 +223,9 @@ type dedup struct {
 type origin struct {
 	seen window
 	last int64
+	// behind counts the batches in a row more than 64 behind seen's
+	// newest (see dedup.first).
+	behind int
 }
 
 const (
@@ -227,15 +237,18 @@ const (
 
 func (d *dedup) init() { d.w = make(map[crdt.NodeID]*origin) }
 
-// first reports whether batch seq of origin id is new, and records it. A
-// batch more than 64 behind the newest seen is taken as new, and the
-// window left as it is: applying a batch again changes nothing, and the
+// first reports whether batch seq of origin id is new, and records it,
+// and whether to relay it. A batch more than 64 behind the newest seen is
+// applied (applying a batch again changes nothing) but not relayed: the
 // newest seen may be no batch of the origin's (a member with the key
-// relaying a Delta of another's id and a Seq far ahead made every later
+// relaying a Delta of another's id and a Seq ahead of its made every later
 // batch of that origin a duplicate, neither applied nor relayed: found by
-// review, and again with a Seq only as far ahead as a window reset
-// allowed).
-func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) bool {
+// review), and relaying every late copy flooded the subtree below a member
+// once per path to it, which disagreeing views multiply, and let a
+// replayed frame amplify (found by the next review). After maxBehind such
+// batches in a row, which no honest origin sends, the window starts again
+// from the last of them, and relaying resumes.
+func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) (fresh, relay bool) {
 	o := d.w[id]
 	if o == nil {
 		if len(d.w) >= maxOrigins {
@@ -246,10 +259,18 @@ func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) bool {
 	}
 	o.last = now
 	if seq < o.seen.max && o.seen.max-seq >= 64 {
-		return true
+		if o.behind++; o.behind >= maxBehind {
+			o.seen, o.behind = window{max: seq, mask: 1}, 0
+		}
+		return true, false
 	}
-	return o.seen.first(seq)
+	o.behind = 0
+	return o.seen.first(seq), true
 }
+
+// maxBehind is how many batches in a row far behind the newest seen make
+// an origin's window start again (see dedup.first).
+const maxBehind = 64
 
 // evictOldest forgets the n origins heard from least recently.
 func (d *dedup) evictOldest(n int) {

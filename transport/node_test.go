@@ -22,6 +22,7 @@ type memReplica struct {
 	bits     int
 	recs     map[string]crdt.Record
 	synced   int64
+	wm       int64  // if set, a watermark (rule 3): unheld keys at or below it are rejected
 	onAppend func() // called when the node asks for hashes or versions
 }
 
@@ -81,6 +82,9 @@ func (m *memReplica) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record
 }
 
 func (m *memReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	if _, held := m.recs[r.Key]; m.wm != 0 && !held && r.Time.Wall <= m.wm {
+		return crdt.Rejected
+	}
 	if cur, ok := m.recs[r.Key]; ok && !cur.Time.Less(r.Time) {
 		return crdt.Stale
 	}
@@ -93,8 +97,11 @@ func (m *memReplica) Lookup(key string) (crdt.Record, bool) {
 	return r, ok
 }
 
-// Tombstone: the replica never collects, so it never rejects either.
+// Tombstone answers a rejection: above the watermark, if one is set.
 func (m *memReplica) Tombstone(key string) crdt.Record {
+	if m.wm != 0 {
+		return crdt.Record{Key: key, Tombstone: true, Time: crdt.Timestamp{Wall: m.wm + 1}}
+	}
 	return crdt.Record{Key: key, Tombstone: true, Time: crdt.Timestamp{Wall: 1}}
 }
 
@@ -309,18 +316,31 @@ func TestDuplicateDeltaIsNotAppliedOrForwardedTwice(t *testing.T) {
 }
 
 // TestDedupWindow: a batch is new once within the 64 below the newest
-// seen; one further behind is taken as new every time (applying a batch
-// again changes nothing; see dedup.first).
+// seen, and relayed; one further behind is applied every time it comes
+// (applying a batch again changes nothing) and relayed never, until
+// maxBehind of them in a row start the window again from their newest.
 func TestDedupWindow(t *testing.T) {
 	var d dedup
 	d.init()
 	for _, tc := range []struct {
-		seq  uint64
-		want bool
-	}{{1, true}, {1, false}, {3, true}, {2, true}, {2, false}, {100, true}, {36, true}, {36, true}, {37, true}, {37, false}} {
-		if got := d.first(7, tc.seq, 0); got != tc.want {
-			t.Fatalf("first(%d) = %v, want %v", tc.seq, got, tc.want)
+		seq          uint64
+		fresh, relay bool
+	}{{1, true, true}, {1, false, true}, {3, true, true}, {2, true, true}, {2, false, true}, {100, true, true},
+		{36, true, false}, {36, true, false}, {37, true, true}, {37, false, true}} {
+		if fresh, relay := d.first(7, tc.seq, 0); fresh != tc.fresh || relay != tc.relay {
+			t.Fatalf("first(%d) = %v, %v; want %v, %v", tc.seq, fresh, relay, tc.fresh, tc.relay)
 		}
+	}
+	// A window pushed far ahead (a forged Seq) starts again after
+	// maxBehind batches behind it in a row.
+	d.first(9, 1<<40, 0)
+	for seq := uint64(1); seq <= maxBehind; seq++ {
+		if fresh, relay := d.first(9, seq, 0); !fresh || relay {
+			t.Fatalf("batch %d behind a forged Seq: fresh %v, relayed %v", seq, fresh, relay)
+		}
+	}
+	if fresh, relay := d.first(9, maxBehind+1, 0); !fresh || !relay {
+		t.Fatalf("after %d batches behind in a row: fresh %v, relayed %v; want the window started again", maxBehind, fresh, relay)
 	}
 }
 

@@ -245,7 +245,8 @@ func decodeFrame(t *testing.T, p []byte) wire.Message {
 // by review). Three replies in a row that move nothing now end it.
 func TestSessionsThatMoveNothingEnd(t *testing.T) {
 	stale := crdt.Record{Key: "zz", Value: []byte("v"), Time: crdt.Timestamp{Wall: 5, Node: 3}}
-	for name, records := range map[string][]crdt.Record{"empty": nil, "one stale record": {stale}} {
+	fresh := []crdt.Record{{}} // a new record of a leaf asked about, every reply: bounded by maxReasks
+	for name, records := range map[string][]crdt.Record{"empty": nil, "one stale record": {stale}, "a new record each time": fresh} {
 		t.Run(name, func(t *testing.T) {
 			n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "x")
 			a := n.nodes["a"]
@@ -273,8 +274,18 @@ func TestSessionsThatMoveNothingEnd(t *testing.T) {
 								Level: 2, Parents: []uint32{0}, Hashes: hashes, Cut: crdt.Timestamp{Wall: now, Node: 3}, Coverage: now}))
 						}
 					case *wire.Versions:
+						recs := records
+						if name == "a new record each time" {
+							key := ""
+							for i := 0; key == ""; i++ {
+								if k := fmt.Sprint("new-", i, "-", m.Step); crdt.LeafIndex(crdt.HashKey(k), 0, 8) == m.Leaves[0] {
+									key = k
+								}
+							}
+							recs = []crdt.Record{{Key: key, Value: []byte("v"), Time: crdt.Timestamp{Wall: now, Node: 3}}}
+						}
 						replies = append(replies, encode(t, &wire.Repair{Session: wire.Session{ID: m.ID, Token: token, Step: m.Step},
-							Records: records, Truncated: true}))
+							Records: recs, Truncated: true}))
 					}
 				}
 				n.now.Advance(time.Second)
@@ -290,7 +301,11 @@ func TestSessionsThatMoveNothingEnd(t *testing.T) {
 				out = append(out, a.Tick(now)...)
 			}
 			s := a.Stats()
-			if s.SessionsStarted < started+100 || s.SessionsTimedOut < 100 {
+			want := uint64(100) // idle replies: three end a session
+			if name == "a new record each time" {
+				want = 2000 / (maxReasks + 16) // a leaf asked about maxReasks times ends it, a reply a second
+			}
+			if s.SessionsStarted < started+want || s.SessionsTimedOut < want {
 				t.Fatalf("in %v: %d sessions started after the first, %d timed out: sessions with x lasted (timeout %v)",
 					2000*time.Second, s.SessionsStarted-started, s.SessionsTimedOut, a.cfg.SessionTimeout)
 			}
@@ -348,7 +363,8 @@ func TestDigestRepliesGoDeeper(t *testing.T) {
 // each of a's later batches for an old duplicate: neither applied nor
 // relayed, for as long as a kept writing (found by review, first with the
 // largest Seq, then with one a window reset let through). A batch more
-// than 64 behind the newest seen is now taken as new.
+// than 64 behind the newest seen is now applied, not relayed, and
+// maxBehind of them in a row start the window again.
 func TestForgedSeqDoesNotSilenceAnOrigin(t *testing.T) {
 	names := []string{"a", "b", "c", "d"}
 	n := newTestNet(t, 8, Config{Fanout: 2, AntiEntropyInterval: time.Hour}, names...)
@@ -361,16 +377,69 @@ func TestForgedSeqDoesNotSilenceAnOrigin(t *testing.T) {
 			}
 		}
 	}
-	for i := range 20 {
-		n.now.Advance(time.Minute)
+	// a's batches, behind the forged Seq, are applied where they come and
+	// not relayed, until maxBehind in a row start the window again; from
+	// then on they are relayed too.
+	const writes = maxBehind + 20
+	for i := range writes {
+		n.now.Advance(time.Second)
 		n.pump("a", n.write("a", fmt.Sprintf("k%d", i), "v"))
 		for _, to := range names[1:] {
 			n.nodes[to].Tick(n.now.Now())
 		}
 	}
 	for _, to := range names[1:] {
-		if got := len(n.reps[to].recs); got != 20 {
-			t.Errorf("%s holds %d of a's 20 writes, deltas only", to, got)
+		got := 0
+		for i := maxBehind; i < writes; i++ {
+			if _, ok := n.reps[to].recs[fmt.Sprintf("k%d", i)]; ok {
+				got++
+			}
 		}
+		if got != writes-maxBehind {
+			t.Errorf("%s holds %d of a's last %d writes, deltas only", to, got, writes-maxBehind)
+		}
+	}
+}
+
+// TestHonestRepairsThatApplyNothingGoOn: a's session with b, whose
+// truncated Repairs apply nothing at a (their records came just before by
+// delta, or a rejects them all as below its watermark and answers), is
+// not cut: the first rule taking such Repairs for idle ones ended honest
+// sessions after three (found by review).
+func TestHonestRepairsThatApplyNothingGoOn(t *testing.T) {
+	for _, mode := range []string{"delta race", "watermark rejects"} {
+		t.Run(mode, func(t *testing.T) {
+			n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour, MaxRepairBytes: 8 << 10}, "a", "b")
+			a, b := n.nodes["a"], n.nodes["b"]
+			clk := b.cfg.Clock
+			for i := 0; i < 400; i++ {
+				r := crdt.Record{Key: fmt.Sprintf("k%04d", i), Value: make([]byte, 1000), Time: clk.Now()}
+				n.reps["b"].Apply(r, false, 0)
+			}
+			rejecting := mode == "watermark rejects"
+			if rejecting { // a collected these (dead) records: every one is below a's watermark
+				n.reps["a"].wm = clk.Now().Wall
+			}
+			now := n.now.Now()
+			out := a.StartSession("b", now)
+			n.pumpEach("a", out, func(from string, e Envelope) (string, []Envelope) {
+				if rejecting || from != "b" || e.To != "a" {
+					return "", nil
+				}
+				if m, ok := decodeFrame(t, e.Payload).(*wire.Repair); ok && len(m.Records) > 0 {
+					// the delta of the same records arrives first
+					o, err := a.Receive("", encode(t, &wire.Direct{OriginID: clk.Node(), Records: m.Records}), now)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_ = o
+				}
+				return "", nil
+			})
+			s := a.Stats()
+			if s.SessionsTimedOut > 0 || s.SessionsCompleted != 1 {
+				t.Fatalf("honest session cut: completed %d, timed out %d (%d records at a)", s.SessionsCompleted, s.SessionsTimedOut, len(n.reps["a"].recs))
+			}
+		})
 	}
 }
