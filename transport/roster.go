@@ -104,16 +104,28 @@ func (r *roster) left(name string, now int64) {
 // bound walked them all: found by review). Only those that close: merged
 // with every earlier one, a member restarting more often than the others
 // sync held the bound at its first end for as long as it went on.
+// maxEndedPerName bounds the entries of one name: while a member in the
+// view never syncs none retires, and past it the newest takes the rest.
+const maxEndedPerName = 16
+
 func (r *roster) end(in *incarnation, now int64) {
 	in.state, in.since = ended, now
 	if !in.hasCut { // never synced with: it wrote nothing before it joined
 		in.cut, in.hasCut = in.joined, true
 	}
+	var last *incarnation // the newest entry of the name
+	kept := 0
 	for _, e := range r.ended {
-		if e.name == in.name && now-e.firstEnd < r.retireAfter {
-			e.cut, e.since = min(e.cut, in.cut), max(e.since, in.since)
-			return
+		if e.name != in.name {
+			continue
 		}
+		if kept++; last == nil || e.firstEnd > last.firstEnd {
+			last = e
+		}
+	}
+	if last != nil && (now-last.firstEnd < r.retireAfter || kept >= maxEndedPerName) {
+		last.cut, last.since = min(last.cut, in.cut), max(last.since, in.since)
+		return
 	}
 	in.firstEnd = now
 	r.ended = append(r.ended, in)

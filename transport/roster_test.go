@@ -147,3 +147,23 @@ func TestRestartingMemberDoesNotFreezeTheBound(t *testing.T) {
 		t.Fatalf("after c restarted every 40 for 4000: stable %d, %d ended incarnations held", last, len(r.ended))
 	}
 }
+
+// TestEndedIncarnationsOfOneNameAreBounded: while a member in the view
+// never syncs, none of another's ended incarnations retires; however often
+// it restarts, its entries stay at maxEndedPerName, the bound below the
+// first one's cut.
+func TestEndedIncarnationsOfOneNameAreBounded(t *testing.T) {
+	r := newRoster() // retire after 50
+	r.view(members("v", "c"), 0)
+	r.completed("c", cut(0, 100), 0, 0, 0) // v never syncs
+	for k := int64(1); k <= 1000; k++ {
+		now := 100 * k
+		r.completed("c", cut(now, crdt.NodeID(100+k)), now, now, now)
+	}
+	if len(r.ended) > maxEndedPerName {
+		t.Fatalf("%d ended incarnations of c held, bound %d", len(r.ended), maxEndedPerName)
+	}
+	if got := r.coverage(200_000); got != NoStable && got > 0 {
+		t.Fatalf("coverage %d, above the first ended incarnation's cut", got)
+	}
+}
