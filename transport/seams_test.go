@@ -290,14 +290,7 @@ func TestSessionsThatMoveNothingEnd(t *testing.T) {
 				}
 				n.now.Advance(time.Second)
 				now = n.now.Now()
-				out = nil
-				for _, p := range replies {
-					o, err := a.Receive("x", p, now)
-					if err != nil {
-						t.Fatal(err)
-					}
-					out = append(out, o...)
-				}
+				out = receiveAll(t, a, "x", replies, now)
 				out = append(out, a.Tick(now)...)
 			}
 			s := a.Stats()
@@ -341,14 +334,7 @@ func TestDigestRepliesGoDeeper(t *testing.T) {
 					Level: 0, Hashes: []uint64{uint64(i) + 12345}, Cut: crdt.Timestamp{Wall: now, Node: 3}, Coverage: now}))
 			}
 		}
-		out = nil
-		for _, p := range replies {
-			o, err := a.Receive("x", p, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, o...)
-		}
+		out = receiveAll(t, a, "x", replies, now)
 		if !a.ae.active {
 			return
 		}
@@ -442,4 +428,18 @@ func TestHonestRepairsThatApplyNothingGoOn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// receiveAll hands nd the frames from, in order, and returns what it sent.
+func receiveAll(t *testing.T, nd *Node, from string, frames [][]byte, now int64) []Envelope {
+	t.Helper()
+	var out []Envelope
+	for _, p := range frames {
+		o, err := nd.Receive(from, p, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o...)
+	}
+	return out
 }
