@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -96,6 +97,11 @@ func (c *Cache) owner(key string) string {
 	return clusterfill.Owner(key, c.cfg.NodeName, names)
 }
 
+// alive reports whether the member called name is in this member's view.
+func (c *Cache) alive(name string) bool {
+	return slices.ContainsFunc(c.repl.Members(), func(m gossip.Member) bool { return m.Name == name })
+}
+
 // forward asks owner to fill key and waits for its answer, the fill
 // timeout, or the owner leaving; ok says the owner answered.
 func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
@@ -131,7 +137,10 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 		case r := <-done:
 			return r.b, r.err == nil
 		case <-tick.C:
-			if c.owner(key) != owner { // it left: ask the new one
+			// It left: ask the new owner. Only then: a member joining
+			// makes another the owner too, but the one asked is filling
+			// (asking the new one ran the filler twice: found by review).
+			if !c.alive(owner) {
 				return nil, false
 			}
 		}

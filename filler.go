@@ -10,8 +10,11 @@ import (
 
 // Filler loads the value of a key that the cache misses, from the source
 // the cache stands in front of. It runs without any of the cache's locks
-// held. Its context carries the values of the first caller's context but
-// not its cancellation: other callers may be waiting for the same fill.
+// held. With GetWithFiller, its context carries the values of the first
+// caller's context but not its cancellation (other callers may be waiting
+// for the same fill); with Config.Filler (GetOrFill), it carries none (a
+// fill may run for a peer's caller). Either ends at FillTimeout and at
+// Close; a value returned after that is not stored.
 type Filler func(ctx context.Context, key string) ([]byte, error)
 
 // GetWithFiller returns the value of key, calling fill on a miss. On each
@@ -38,6 +41,8 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
 		defer cancel()
+		stop := context.AfterFunc(c.life, cancel) // Close cancels it
+		defer stop()
 		return c.fill(fctx, key, fill, ttl)
 	})
 	timeout := time.NewTimer(c.cfg.FillTimeout)
@@ -50,6 +55,8 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		return res.Val.(crdt.Record).Value, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ctx.Err())
+	case <-c.done:
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ErrClosed)
 	case <-timeout.C:
 		c.fills.Forget(key) // a hung filler does not hold the key
 		return nil, fmt.Errorf("bcache: get with filler %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
@@ -72,6 +79,12 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	v, err := fill(ctx, key)
 	if err != nil {
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, err)
+	}
+	if ctx.Err() != nil {
+		// Past its FillTimeout (or Close): the key was freed, and a later
+		// fill may have stored a newer value, which this one, written now
+		// with a newer timestamp, would replace everywhere (found by review).
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
 	return c.set(key, v, ttl)
 }

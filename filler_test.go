@@ -145,3 +145,61 @@ func TestFillerPanicAndMisuse(t *testing.T) {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestTimedOutFillIsNotStored: a fill past its FillTimeout (the key freed,
+// a later fill done and stored) does not store what its filler returns at
+// last: written then, with a newer timestamp, it replaced the later fill's
+// value everywhere (found by review). It is a fill error instead.
+func TestTimedOutFillIsNotStored(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.FillTimeout = 200 * time.Millisecond
+	c := newCache(t, cfg)
+	release := make(chan struct{})
+	var n atomic.Int32
+	fill := func(ctx context.Context, key string) ([]byte, error) {
+		if n.Add(1) == 1 {
+			<-release                 // a slow source,
+			<-ctx.Done()              // done after its deadline,
+			return []byte("old"), nil // which it ignores
+		}
+		return []byte("new"), nil
+	}
+	if _, err := c.GetWithFiller(context.Background(), "k", fill, 0); !errors.Is(err, ErrFillTimeout) {
+		t.Fatalf("first fill: %v, want ErrFillTimeout", err)
+	}
+	if v, err := c.GetWithFiller(context.Background(), "k", fill, 0); err != nil || string(v) != "new" {
+		t.Fatalf("second fill: %q, %v", v, err)
+	}
+	close(release)
+	await.Until(t, 10*time.Second, func() bool { return c.Stats().FillErrors == 1 }, "the first fill has not ended as an error")
+	if v, _ := c.Get("k"); string(v) != "new" {
+		t.Fatalf("after the timed-out fill returned: Get = %q, want the later fill's", v)
+	}
+}
+
+// TestCloseEndsGetWithFiller: Close cancels a GetWithFiller fill running
+// and ends its callers with ErrClosed; they waited through Close for
+// FillTimeout, and the fill ran on (found by review).
+func TestCloseEndsGetWithFiller(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.FillTimeout = time.Minute
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, canceled := make(chan struct{}), make(chan struct{})
+	fill := func(ctx context.Context, key string) ([]byte, error) {
+		close(started)
+		<-ctx.Done()
+		close(canceled)
+		return nil, ctx.Err()
+	}
+	res := make(chan error, 1)
+	go func() { _, err := c.GetWithFiller(context.Background(), "k", fill, 0); res <- err }()
+	<-started
+	c.Close()
+	if err := <-res; !errors.Is(err, ErrClosed) {
+		t.Fatalf("GetWithFiller across Close: %v, want ErrClosed", err)
+	}
+	<-canceled // else the test times out: Close left the fill running
+}

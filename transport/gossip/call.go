@@ -225,7 +225,10 @@ func (r *Replicator) receivedCall(b []byte) {
 		}
 	case callRequest:
 		serve := r.cfg.OnCall
-		if serve == nil {
+		if serve == nil || r.lookup(from) == nil {
+			// Only a member is served: its answer would go nowhere else
+			// (reply drops it), and a made-up name took a serving place and
+			// ran its work (a fill) for nothing (found by review).
 			r.counters.badFrames.Add(1)
 			return
 		}

@@ -210,3 +210,21 @@ func TestCallIDsAreUnpredictable(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestsOfNonMembersAreNotServed: a request in the name of no
+// member is refused and counted, not served: its answer would go nowhere
+// (it was served, a fill run, and the answer dropped; found by review).
+func TestRequestsOfNonMembersAreNotServed(t *testing.T) {
+	var served atomic.Int32
+	_, _, b := callPair(t, func(from string, p []byte) []byte {
+		served.Add(1)
+		return []byte("ok")
+	})
+	before := b.r.Stats().BadFrames
+	for i := range 100 {
+		b.r.receivedCall(appendCall(nil, "mallory", callRequest, uint64(i+1), []byte{1, 'k'})[1:])
+	}
+	if got := b.r.Stats().BadFrames - before; got != 100 || served.Load() != 0 {
+		t.Fatalf("%d of 100 requests of a non-member refused, %d served", got, served.Load())
+	}
+}
