@@ -190,7 +190,10 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		defer cancel()
 		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL)
 	})
-	timeout := time.NewTimer(c.cfg.FillTimeout)
+	// The fill ends by itself at its FillTimeout, and the caller with it:
+	// this timer is a backstop only, later, so that no caller gives up
+	// before the fill it waits for has freed the key.
+	timeout := time.NewTimer(2 * c.cfg.FillTimeout)
 	defer timeout.Stop()
 	select {
 	case res := <-ch:
@@ -199,7 +202,6 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		}
 		return res.Val.(crdt.Record), nil
 	case <-timeout.C:
-		c.fills.Forget(key) // a hung filler does not hold the key
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
 }

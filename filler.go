@@ -45,7 +45,10 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		defer stop()
 		return c.fill(fctx, key, fill, ttl)
 	})
-	timeout := time.NewTimer(c.cfg.FillTimeout)
+	// The fill ends by itself at its FillTimeout, and the caller with it:
+	// this timer is a backstop only, later, so that no caller gives up
+	// before the fill it waits for has freed the key.
+	timeout := time.NewTimer(2 * c.cfg.FillTimeout)
 	defer timeout.Stop()
 	select {
 	case res := <-ch:
@@ -58,33 +61,53 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	case <-c.done:
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ErrClosed)
 	case <-timeout.C:
-		c.fills.Forget(key) // a hung filler does not hold the key
 		return nil, fmt.Errorf("bcache: get with filler %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
 }
 
 // fill runs the filler, turning a panic into an error, and stores what it
 // returns: the record written (the caller gets its value even if the
-// bound evicts it, or its TTL ends, at once).
+// bound evicts it, or its TTL ends, at once). It gives up on the filler
+// when ctx ends (FillTimeout, or Close), so that the fill, and with it
+// the key, ends then, whatever the filler does: what the filler returns
+// later is dropped (stored then, newer than a later fill's value, it
+// replaced that everywhere). A waiter no longer frees the key itself: it
+// freed whatever fill was current, a later healthy one too, and two then
+// ran at once (both found by review).
 func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration) (rec crdt.Record, err error) {
 	c.stats.fills.Add(1)
 	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("bcache: fill %q: %w: %v", key, ErrFillerPanic, p)
-		}
 		if err != nil {
 			c.stats.fillErrors.Add(1)
 		}
 	}()
-	v, err := fill(ctx, key)
-	if err != nil {
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, err)
+	type result struct {
+		v   []byte
+		err error
 	}
-	if ctx.Err() != nil {
-		// Past its FillTimeout (or Close): the key was freed, and a later
-		// fill may have stored a newer value, which this one, written now
-		// with a newer timestamp, would replace everywhere (found by review).
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: fmt.Errorf("%w: %v", ErrFillerPanic, p)}
+			}
+			done <- r
+		}()
+		r.v, r.err = fill(ctx, key)
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+	}
+	switch {
+	case r.err != nil:
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, r.err)
+	case c.closed.Load():
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, ErrClosed)
+	case ctx.Err() != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
 	}
-	return c.set(key, v, ttl)
+	return c.set(key, r.v, ttl)
 }
