@@ -36,6 +36,9 @@ type Timings struct {
 	// every member it has seen that is no longer alive: memberlist does not
 	// re-contact members it declared dead, so this is what reunites the two
 	// sides of a healed partition and lets a node that booted offline join.
+	// A member with every member it has seen alive looks at its seeds
+	// every 10 intervals, for members it never met (a cluster booted
+	// while split). At most 32 join attempts are in flight at a time.
 	RejoinInterval time.Duration
 }
 

@@ -58,7 +58,11 @@
 // FailedTimeout less and less often, up to every 5 minutes; one whose
 // address a member of another name took is forgotten): that is what
 // reunites the two sides of a healed partition, and one member that does
-// not answer holds up no other. Members that
+// not answer holds up no other. A member that has lost no one looks at its
+// seeds every ten intervals all the same, and joins those that are not
+// members: two sides that never met (a cluster booted while split, or
+// seed lists that differed at first) are no one's lost members. At most
+// 32 join attempts are in flight at a time; the rest wait for a round. Members that
 // left on purpose are not chased, and the protocol stops waiting for them
 // (transport.Node.Left); memberlist's notice of a leave looks like that of
 // a failure, so a member about to leave says so first in its metadata.

@@ -26,10 +26,12 @@ func (r *Replicator) rejoin() {
 	join := func(targets []string) {
 		for _, target := range targets {
 			mu.Lock()
-			busy := trying[target]
-			trying[target] = true
+			busy := trying[target] || len(trying) >= maxDials
+			if !busy {
+				trying[target] = true
+			}
 			mu.Unlock()
-			if busy {
+			if busy { // in flight, or too many are: the next round tries it
 				continue
 			}
 			// One attempt per target, each on its own: one that does
@@ -51,13 +53,20 @@ func (r *Replicator) rejoin() {
 			}()
 		}
 	}
+	var lastSeeds time.Time
 	for {
 		// The members lost are tried first: a slow lookup of the seeds
 		// does not hold them up.
 		targets, wantSeeds := r.rejoinTargets()
 		join(targets)
 		tried := targets // every target, and every peer whose lookup failed
-		if wantSeeds {
+		// The seeds are looked at every seedEvery rounds even by a member
+		// that has lost no one: members that never met (a cluster booted
+		// while split, or seed lists that differed at first) are nobody's
+		// lost members, and would otherwise stay two clusters for good
+		// (found by review).
+		if wantSeeds || time.Since(lastSeeds) >= seedEvery*r.cfg.Timings.RejoinInterval {
+			lastSeeds = time.Now()
 			seeds, failed, ok := r.lookupSeeds()
 			if !ok {
 				return // closed during the lookup
@@ -70,12 +79,13 @@ func (r *Replicator) rejoin() {
 			r.refreshLocal()
 			var more []string
 			elsewhere := false
+			live := r.liveAddrs()
 			for _, a := range seeds {
 				if r.isSelf(a) {
 					continue
 				}
 				elsewhere = true
-				if !slices.Contains(targets, a) {
+				if !slices.Contains(targets, a) && !live[a] {
 					more = append(more, a)
 				}
 			}
@@ -127,6 +137,27 @@ func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
 	case <-r.done:
 		return nil, nil, false
 	}
+}
+
+// seedEvery is how many RejoinIntervals apart a member with all its
+// members alive looks at its seeds again, for members it has never met;
+// maxDials bounds the join attempts in flight (each holds a socket for up
+// to TCPTimeout): the rest wait for a later round.
+const (
+	seedEvery = 10
+	maxDials  = 32
+)
+
+// liveAddrs returns the addresses of the live members, this one included:
+// seeds there need no join.
+func (r *Replicator) liveAddrs() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	live := make(map[string]bool, len(r.alive))
+	for _, n := range r.alive {
+		live[n.Address()] = true
+	}
+	return live
 }
 
 // knownMember is a member seen alive: its address, since when it has not

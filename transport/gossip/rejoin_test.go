@@ -1,0 +1,126 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// Four members, each with all four as Peers, boot while the network is
+// split {m0,m1} | {m2,m3}: each side forms a cluster of two. No member of
+// one side ever saw one of the other, so none is anyone's lost member;
+// the seeds, looked at again every seedEvery rounds, are what makes the
+// two clusters one once the network heals (found by review: they stayed
+// two for good, each taking writes the other never saw).
+func TestMembersBootedApartMergeAfterHeal(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	var trs []*memnet.Transport
+	var addrs, names []string
+	for i := range 4 {
+		name := fmt.Sprintf("m%d", i)
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs, addrs, names = append(trs, tr), append(addrs, tr.Addr()), append(names, name)
+	}
+	net.Partition(names[:2], names[2:])
+	var nodes []*node
+	for i, tr := range trs {
+		nodes = append(nodes, startNode(t, names[i], addrs, func(c *Config) { c.Transport = tr }))
+	}
+	waitMembers(t, 2, nodes...)
+	net.Heal()
+	waitMembers(t, 4, nodes...)
+}
+
+// The same on sockets, the seeds coming from a PeerSource whose answer
+// listed each pair alone at first (a registry or a DNS name not complete
+// yet) and all four later.
+func TestPairsFoundApartMergeOnceListed(t *testing.T) {
+	var all atomic.Bool
+	var ab, cd, every atomic.Pointer[[]string]
+	source := func(group *atomic.Pointer[[]string]) func(context.Context) ([]string, error) {
+		return func(context.Context) ([]string, error) {
+			if all.Load() {
+				return *every.Load(), nil
+			}
+			if p := group.Load(); p != nil {
+				return *p, nil
+			}
+			return nil, errors.New("not listed yet")
+		}
+	}
+	a := startNode(t, "a", nil, func(c *Config) { c.PeerSource = source(&ab) })
+	b := startNode(t, "b", nil, func(c *Config) { c.PeerSource = source(&ab) })
+	c := startNode(t, "c", nil, func(c *Config) { c.PeerSource = source(&cd) })
+	d := startNode(t, "d", nil, func(c *Config) { c.PeerSource = source(&cd) })
+	ab.Store(&[]string{a.r.Addr(), b.r.Addr()})
+	cd.Store(&[]string{c.r.Addr(), d.r.Addr()})
+	every.Store(&[]string{a.r.Addr(), b.r.Addr(), c.r.Addr(), d.r.Addr()})
+	waitMembers(t, 2, a, b, c, d)
+	all.Store(true)
+	waitMembers(t, 4, a, b, c, d)
+}
+
+// A PeerSource listing 300 addresses that take the connection and never
+// answer (a registry's stale entries): the member dials at most maxDials
+// of them at a time, each held for TCPTimeout, and leaves the rest for
+// later rounds (found by review: it held a socket and a goroutine for
+// every address at once).
+func TestSeedDialsAreBounded(t *testing.T) {
+	const seeds = 300
+	var mu sync.Mutex
+	var conns []net.Conn
+	var addrs []string
+	for range seeds {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		addrs = append(addrs, l.Addr().String())
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c) // held open, never answered
+				mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	accepted := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+	var lookups atomic.Int32
+	startNode(t, "a", nil, func(c *Config) {
+		c.Timings.TCPTimeout = time.Minute // no dial ends during the test
+		c.PeerSource = func(context.Context) ([]string, error) { lookups.Add(1); return addrs, nil }
+	})
+	await.Until(t, 10*time.Second, func() bool { return accepted() >= maxDials }, "%d dials accepted, want %d", accepted(), maxDials)
+	after := lookups.Load()
+	await.Until(t, 10*time.Second, func() bool { return lookups.Load() >= after+3 }, "no three more rounds")
+	if n := accepted(); n != maxDials {
+		t.Fatalf("%d dials in flight at once, want at most %d", n, maxDials)
+	}
+}
