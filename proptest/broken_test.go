@@ -226,6 +226,24 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 		caught(t, "store early collection without stability", busyBucket(cfg), "no watermark can cover it",
 			"production stores that collect early without knowing the cluster holds the records")
 	})
+	t.Run("stable_bound_a_second_ahead", func(t *testing.T) {
+		// The bound the protocol computes, a second later (past the
+		// margin for the clocks): a member collects early what another
+		// wrote before its cut and has not sent yet. The busy-bucket
+		// configuration as it was before it left the adversary out and
+		// gave "round" its weight passed this store in 1,000 runs of 100
+		// steps (the adversary, never completing an exchange, held every
+		// bound still).
+		cfg := DefaultStoreConfig()
+		cfg.Stable = func(computed, _ int64) int64 {
+			if computed == lww.NoStable {
+				return computed
+			}
+			return computed + int64(3*time.Second+time.Second) // busyBucket's StableMargin, and a second
+		}
+		caught(t, "store stable bound a second ahead", busyBucket(cfg), "no watermark can cover it",
+			"production stores whose stable bound is a second ahead of what the members hold")
+	})
 }
 
 // TestHarnessCatchesBrokenFills: the fill action must catch a member that

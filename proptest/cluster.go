@@ -48,7 +48,12 @@ type Cluster struct {
 	// unseen is, per incarnation, the longest time some live member's
 	// view went without it, separations still going on excluded.
 	unseen map[crdt.NodeID]int64
-	source Source
+	// unknownAt is, per member name, the last time some side of the
+	// network knew nothing of it (see noteUnknown); nameOf names every
+	// incarnation.
+	unknownAt map[string]int64
+	nameOf    map[crdt.NodeID]string
+	source    Source
 }
 
 type member struct {
@@ -60,14 +65,18 @@ type member struct {
 	// missing maps the members whose views lack this one's incarnation to
 	// when it went missing from them.
 	missing map[string]int64
+	// seenBy holds the incarnations (of other members) that have had this
+	// member's name in their views.
+	seenBy map[crdt.NodeID]bool
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
-	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{}}
+	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{},
+		unknownAt: map[string]int64{}, nameOf: map[crdt.NodeID]string{}}
 	for i := range n {
-		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
+		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, seenBy: map[crdt.NodeID]bool{}}
 		c.members = append(c.members, m)
 		c.byName[m.name] = i
 	}
@@ -92,6 +101,7 @@ func (c *Cluster) incarnate(i int) error {
 		c.found(m, name)
 	}
 	m.r, m.id = r, c.nextID
+	c.nameOf[m.id] = m.name
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
 	}
@@ -135,6 +145,45 @@ func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
 		}
 	}
 	return time.Duration(longest)
+}
+
+// noteUnknown records, for every member, whether some live member's side
+// of the network (the members it reaches, itself included) holds no
+// incarnation that has had the member's name in its view: then nothing
+// there counts it in a stable bound (see transport.Config), and the side
+// may collect early below what it wrote before its writes arrive (the
+// README's "a member the others have not seen"). A side with a member
+// that has seen it waits for it (as a failed member, once out of reach),
+// and so do those that take that member's coverage.
+func (c *Cluster) noteUnknown() {
+	for xi, x := range c.members {
+		for oi, o := range c.members {
+			if oi != xi && !o.down && !c.sideKnows(oi, xi) {
+				c.unknownAt[x.name] = c.base
+				break
+			}
+		}
+	}
+}
+
+// sideKnows reports whether member o or a live member it reaches is
+// member x or has had x's name in its view.
+func (c *Cluster) sideKnows(o, x int) bool {
+	for j, m := range c.members {
+		if !m.down && (j == o || c.Net.Connected(c.members[o].name, m.name)) && (j == x || c.members[x].seenBy[m.id]) {
+			return true
+		}
+	}
+	return false
+}
+
+// UnknownSince reports whether the member whose incarnation id is has
+// been unknown to a side of the network at some time from t on (see
+// noteUnknown): what it wrote at t may be collected over there.
+func (c *Cluster) UnknownSince(id crdt.NodeID, t int64) bool {
+	c.noteUnknown()
+	name, ok := c.nameOf[id]
+	return ok && c.unknownAt[name] >= t
 }
 
 // AddOutsider puts a member called name in every membership view that can
@@ -285,7 +334,7 @@ func (c *Cluster) Crash(i int) {
 // is the index it gets, with a fresh replica, and returns that index.
 func (c *Cluster) Join() (int, error) {
 	i := len(c.members)
-	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
+	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, seenBy: map[crdt.NodeID]bool{}}
 	c.members = append(c.members, m)
 	if err := c.incarnate(i); err != nil {
 		c.members = c.members[:i]
@@ -354,6 +403,9 @@ func (c *Cluster) SyncViews() {
 			if !o.down && (i == j || c.Net.Connected(m.name, o.name)) {
 				view = append(view, o.name)
 				c.found(o, m.name)
+				if i != j {
+					o.seenBy[m.id] = true
+				}
 			} else if _, ok := o.missing[m.name]; !ok {
 				o.missing[m.name] = c.base
 			}
@@ -363,6 +415,7 @@ func (c *Cluster) SyncViews() {
 		}
 		m.r.SetMembers(view)
 	}
+	c.noteUnknown()
 }
 
 // RestartFrom brings member i back with a new incarnation restored from

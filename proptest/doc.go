@@ -41,6 +41,8 @@
 //	                     database behind the cache, loses a key or has it
 //	                     again
 //	antientropy          an anti-entropy session between two members
+//	round                anti-entropy from every live member to every
+//	                     other, each session delivered before the next
 //	forge, attack,       an adversary holding the cluster key: forged
 //	capture, replay      frames of its choosing, as itself or claiming
 //	                     another name; a whole forged session with

@@ -263,6 +263,7 @@ type harness struct {
 	outages                map[string]int
 	outageN, loads         int
 	fillValues, fillErrors int
+	gathered               [2]int      // dead records collected early (less than a horizon after their write), and later
 	ended                  []endedCall // not checked yet
 	// refused describes the members' own frames a member refused.
 	refused []string
@@ -366,6 +367,7 @@ func (h *harness) issued(t fataler, i int, rec crdt.Record) {
 	}
 	h.lastTS[i] = rec.Time
 	h.model.write(rec)
+	h.model.writtenAt[rec.Version()] = h.c.Now()
 	logEvent(t, "%s writes %v", h.c.Name(i), rec)
 }
 
@@ -424,6 +426,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 			h.c.Replica(i).Evict(key)
 		},
 		"antientropy": h.antientropy,
+		"round":       h.round,
 		"fill":        h.fill,
 		"outage":      h.outage,
 		"snapshot":    h.snapshot,
@@ -619,6 +622,11 @@ func (h *harness) collect(t fataler, i int) {
 		logEvent(t, "%s collects %v", h.c.Name(i), gone)
 	}
 	for _, v := range gone {
+		if v.Time.Wall > h.c.Now()-int64(h.cfg.Horizon) {
+			h.gathered[0]++
+		} else {
+			h.gathered[1]++
+		}
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
 			h.reaped[i][v.Key] = v.Time
 		}
@@ -650,12 +658,30 @@ func (h *harness) antientropy(t *rapid.T) {
 	h.c.StartSession(a, b)
 }
 
+// round runs anti-entropy from every live member to every other in turn,
+// delivering what is in flight after each session (what the partitions
+// let through). Cuts travel with completed sessions, so a round followed
+// by time past the stable margin is what early collection (package lww,
+// rule 6) needs: a run of single sessions rarely gets there.
+func (h *harness) round(t *rapid.T) {
+	for i := range h.c.Size() {
+		for j := range h.c.Size() {
+			if i == j || h.c.Down(i) || h.c.Down(j) {
+				continue
+			}
+			h.c.StartSession(i, j)
+			h.deliverAll(t, fmt.Sprintf("%s starts anti-entropy with %s (a round)", h.c.Name(i), h.c.Name(j)))
+		}
+	}
+}
+
 // check holds after every step: no live member holds a version of a key
 // older than one it held before since its last restart (so none serves
 // one), none holds a version nobody wrote, and a newest write a member
 // dropped (because a peer rejected it, or it vanished between two checks
 // without being collected) is one the rules allow it to drop.
 func (h *harness) check(t *rapid.T) {
+	h.c.noteUnknown() // before the next step changes the network
 	for i := range h.c.Size() {
 		if !h.c.Down(i) {
 			h.filled(t, i)
@@ -852,6 +878,8 @@ func (h *harness) converge(t *rapid.T) {
 		if c := h.cfg.Coverage; c != nil {
 			c.Fills[0] += h.fillValues
 			c.Fills[1] += h.fillErrors
+			c.Collected[0] += h.gathered[0]
+			c.Collected[1] += h.gathered[1]
 		}
 	}()
 	h.check(t)

@@ -30,10 +30,15 @@ type model struct {
 	// deleted one) or that an answer to a rejection replaced: up to it,
 	// the key's writes may be gone; a newer one may not.
 	lossy map[string]crdt.Version
+	// writtenAt holds when (the cluster's time) each member's write was
+	// made: a write that a side of the network knew nothing of its writer
+	// at that time or later may be lost (see Cluster.UnknownSince).
+	writtenAt map[crdt.Version]int64
 }
 
 func newModel() model {
-	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{}}
+	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{},
+		writtenAt: map[crdt.Version]int64{}}
 }
 
 func (m *model) write(rec crdt.Record) {
@@ -102,7 +107,7 @@ func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) 
 	if m.mayBeLost(n) {
 		return // it may have died with a crashed member: verify excuses it
 	}
-	if cur, ok := m.lossy[n.Key]; m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), "lost") && (!ok || cur.Compare(n.Version()) < 0) {
+	if cur, ok := m.lossy[n.Key]; m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), earliestClock(h), "lost") && (!ok || cur.Compare(n.Version()) < 0) {
 		m.lossy[n.Key] = n.Version()
 	}
 }
@@ -113,34 +118,66 @@ func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) 
 func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 	for _, r := range rs {
 		if n, ok := m.newest[r.Key]; ok && n.Version() == r.Version {
-			m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), "rejected")
+			// r.At is member i's clock; the earliest clock then was as
+			// far behind it as it is now (clocks move together between
+			// skew actions).
+			m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), r.At-h.c.Phys(i)+earliestClock(h), "rejected")
 		}
 	}
 }
 
+// earliestClock returns the clock of the live member whose clock is the
+// furthest behind. A value past its expiry there is dead on every clock
+// that could serve it: a member whose clock is ahead collects an expired
+// value before the writer's clock has it expire, and its answer replaces
+// the value there, which no member could serve any more.
+func earliestClock(h *harness) int64 {
+	earliest := h.c.Now()
+	for i := range h.c.Size() {
+		if !h.c.Down(i) {
+			earliest = min(earliest, h.c.Phys(i))
+		}
+	}
+	return earliest
+}
+
 // coverable reports whether n, a newest write that member lost or
 // rejected at time at (skew: how far that time may be from the writer's
-// clock), was live then, and fails the run if no honest watermark could
+// clock), was live then (on a clock at deadBy: the earliest that could
+// still serve it), and fails the run if no honest watermark could
 // cover it: one raised by collecting a record dead for the horizon never
 // rises above now - horizon + MaxClockDrift (package lww, rule 3), and one
 // raised early never above what every counted member holds (rule 6),
 // which leaves out only what an incarnation missing from some member's
-// view for longer than FailedTimeout wrote. The adversary's writes are
-// its own to lose.
-func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, at, skew int64, what string) bool {
-	if !n.Tombstone && n.Expired(at-skew) {
-		return false // dead already: nothing lost
+// view for longer than FailedTimeout wrote, and what a member wrote
+// while (or before) a side of the network knew nothing of it (the
+// README's "a member the others have not seen"). The adversary's writes are its own to lose.
+func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, at, skew, deadBy int64, what string) bool {
+	if n.Tombstone || n.Expired(deadBy) {
+		// Dead already: nothing lost. (A delete that a member refuses,
+		// below a watermark it raised collecting that very delete, or
+		// that an answer replaces, leaves the key as dead as it was; the
+		// end still checks that no older value of the key survives it.)
+		return false
 	}
 	age := time.Duration(crdt.SubSat(at, n.Time.Wall))
 	switch {
 	case h.adv != nil && n.Time.Node == adversaryID, h.cfg.MayDrop:
 	case age >= h.cfg.Horizon-h.cfg.MaxDrift-time.Duration(skew):
 	case h.c.Unseen(n.Time.Node) > h.cfg.FailedTimeout-2*h.cfg.MaxSkew:
+	case m.unknownWriter(h, n):
 	default:
 		t.Fatalf("%s %s the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
 			member, what, n.Key, n.Time, age)
 	}
 	return true
+}
+
+// unknownWriter reports whether a side of the network knew nothing of
+// n's writer when it wrote n or since.
+func (m *model) unknownWriter(h *harness, n crdt.Record) bool {
+	at, ok := m.writtenAt[n.Version()]
+	return ok && h.c.UnknownSince(n.Time.Node, at)
 }
 
 // crashed notes the keys whose newest knowledge member i may take with it:
