@@ -202,7 +202,8 @@ func TestTornLogEndIsIgnored(t *testing.T) {
 	}
 }
 
-// TestDamagePolicies: a damaged snapshot or log makes New fail with
+// TestDamagePolicies: a damaged snapshot or log (a frame, or a
+// segment's header) makes New fail with
 // DamageFail, naming it; with DamageReset, New moves the files aside,
 // counts it and starts empty.
 func TestDamagePolicies(t *testing.T) {
@@ -218,6 +219,12 @@ func TestDamagePolicies(t *testing.T) {
 			good := append([]byte(nil), b[12:]...) // the frame after the header
 			b[len(b)-1] ^= 1                       // now the first of two frames
 			os.WriteFile(segs[0].Path, append(b, good...), 0o644)
+		}, ErrWriteLog},
+		{"log header", func(path string) { // a bit of the nonce: it read as a torn end (found by review)
+			segs, _ := journal.Segments(path)
+			b, _ := os.ReadFile(segs[0].Path)
+			b[len("bcache log\n")+1+5] ^= 1
+			os.WriteFile(segs[0].Path, b, 0o644)
 		}, ErrWriteLog},
 	} {
 		path := filepath.Join(t.TempDir(), "cache.snap")

@@ -14,9 +14,10 @@
 // first ([Read]); records are merged by last-writer-wins, so a record held
 // twice (in the snapshot and a segment the crash left behind) does no harm.
 //
-// A segment is a header, "bcache log\n", a version byte (2) and a nonce
-// of 8 random bytes drawn for the segment, then frames, each written by
-// one write call and then synced:
+// A segment is a header, "bcache log\n", a version byte (3), a nonce
+// of 8 random bytes drawn for the segment and a CRC-32C of the version
+// byte and the nonce (4 bytes, little-endian), then frames, each written
+// by one write call and then synced:
 //
 //	magic    "bcLF"
 //	length   4 bytes, little-endian: the payload's length
@@ -28,10 +29,13 @@
 //
 // The nonce keeps the bytes of a value from passing for a frame: a torn
 // frame whose value held a frame's bytes was read as a good frame after a
-// bad one, that is, as damage. Version 1 segments (no nonce; the checksum
-// of the length and payload alone), as the releases before wrote them,
-// are read as before; those releases take a version 2 segment for
-// damage.
+// bad one, that is, as damage. The header's own checksum keeps a damaged
+// nonce from making every frame fail its check, the segment's frames
+// then read as one torn end and silently dropped (found by review).
+// Version 2 segments (the same without the header's checksum) and
+// version 1 segments (no nonce; the checksum of the length and payload
+// alone), as the releases before wrote them, are read as before; those
+// releases take a version 3 segment for damage.
 //
 // One frame holds every record appended while the previous frame was
 // being written and synced (group commit): concurrent writers share a
@@ -68,9 +72,12 @@
 // segment, a bad header, a segment missing between two others) is
 // damage: [Read] returns an error wrapping [ErrDamaged] and no record, so
 // that nothing is half applied. The search for a good frame after a bad
-// one checksums at most about twice the segment's length: a torn end
-// whose bytes (a value's) hold many magics and lengths is taken for torn
-// past that, rather than scanned in quadratic time.
+// one looks first where the bad frame ends by its length (a damaged
+// payload), then checksums at most about twice the segment's length: a
+// torn end whose bytes (a value's) hold many magics and lengths is taken
+// for torn past that, rather than scanned in quadratic time. A header
+// that fails its checksum is damage, unless nothing was written after it
+// in the newest segment (a crash as the segment was created).
 package journal
 
 import (
@@ -103,7 +110,8 @@ const (
 	headerMagic = "bcache log\n"
 	headerV1    = headerMagic + "\x01"
 	nonceLen    = 8
-	headerLen   = len(headerMagic) + 1 + nonceLen // version 2's
+	headerLenV2 = len(headerMagic) + 1 + nonceLen
+	headerLen   = headerLenV2 + 4 // version 3's: a checksum of the version and nonce
 	frameMagic  = "bcLF"
 	frameHead   = len(frameMagic) + 8
 	// flushAt is the bytes waiting (its share in one stripe) that make an
@@ -230,6 +238,14 @@ func Read(path string) ([]Entry, ReadStats, error) {
 // or, if b is the newest segment (last), all but a torn end.
 func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	off, seed, ok := readHeader(b)
+	if !ok && len(b) >= headerLen && string(b[:len(headerMagic)+1]) == headerMagic+"\x03" {
+		// A version 3 header that fails its check: torn only if nothing
+		// was written after it (its segment was being created).
+		if last && len(bytes.TrimLeft(b[headerLen:], "\x00")) == 0 {
+			return dst, 0, nil
+		}
+		return dst, 0, errors.New("bad header (its checksum fails)")
+	}
 	if !ok {
 		// Created, and its header cut short: written in part, or, by a
 		// direct write, the file's length extended before its bytes.
@@ -246,6 +262,15 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 			}
 			if !last {
 				return dst, off, fmt.Errorf("bad frame at byte %d of an older segment", off)
+			}
+			// A frame whose payload was damaged, its length intact: the
+			// next one starts where it ends. (Looked at first: a payload
+			// holding many magics and lengths could spend the search's
+			// budget before it got there, found by review.)
+			if end, ok := frameEnd(b, off); ok {
+				if _, ok := frameAt(b, end, seed); ok {
+					return dst, off, fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, end)
+				}
 			}
 			if next := nextFrame(b, off+1, seed); next >= 0 {
 				return dst, off, fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, next)
@@ -296,9 +321,15 @@ func padding(b []byte, off int) bool {
 // its frames' checksums start from (that of its nonce; 0 for version 1),
 // false if b starts with no header.
 func readHeader(b []byte) (n int, seed uint32, ok bool) {
+	v := len(headerMagic) // the version byte's offset
 	switch {
-	case len(b) >= headerLen && string(b[:len(headerMagic)]) == headerMagic && b[len(headerMagic)] == 2:
-		return headerLen, crc32.Checksum(b[len(headerMagic)+1:headerLen], castagnoli), true
+	case len(b) >= headerLen && string(b[:v]) == headerMagic && b[v] == 3:
+		if crc32.Checksum(b[v:headerLenV2], castagnoli) != binary.LittleEndian.Uint32(b[headerLenV2:]) {
+			return 0, 0, false
+		}
+		return headerLen, crc32.Checksum(b[v+1:headerLenV2], castagnoli), true
+	case len(b) >= headerLenV2 && string(b[:v]) == headerMagic && b[v] == 2:
+		return headerLenV2, crc32.Checksum(b[v+1:headerLenV2], castagnoli), true
 	case len(b) >= len(headerV1) && string(b[:len(headerV1)]) == headerV1:
 		return len(headerV1), 0, true
 	}
@@ -311,7 +342,7 @@ func readHeader(b []byte) (n int, seed uint32, ok bool) {
 // version as written.
 func tornHeader(b []byte) bool {
 	b = bytes.TrimRight(b, "\x00")
-	known := headerMagic + "\x02" // the rest is the nonce, any bytes
+	known := headerMagic + "\x03" // the rest is the nonce and checksum, any bytes
 	return len(b) < headerLen && (bytes.HasPrefix([]byte(known), b[:min(len(b), len(known))]) || bytes.HasPrefix([]byte(headerV1), b))
 }
 
@@ -332,6 +363,19 @@ func frameAt(b []byte, off int, seed uint32) ([]byte, bool) {
 		return nil, false
 	}
 	return payload, true
+}
+
+// frameEnd returns where the frame at b[off:] ends by its length, if it
+// has a magic and a length that fits.
+func frameEnd(b []byte, off int) (int, bool) {
+	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+		return 0, false
+	}
+	n := binary.LittleEndian.Uint32(b[off+len(frameMagic):])
+	if n > maxFrame || uint64(n) > uint64(len(b)-off-frameHead) {
+		return 0, false
+	}
+	return off + frameHead + int(n), true
 }
 
 // nextFrame returns the offset of the first frame at or after from that
@@ -563,10 +607,11 @@ func (l *Log) startSegment(n uint64) error {
 	p := segmentPath(l.path, n)
 	head := make([]byte, headerLen)
 	copy(head, headerMagic)
-	head[len(headerMagic)] = 2
-	if _, err := rand.Read(head[len(headerMagic)+1:]); err != nil {
+	head[len(headerMagic)] = 3
+	if _, err := rand.Read(head[len(headerMagic)+1 : headerLenV2]); err != nil {
 		return fmt.Errorf("draw the nonce of %s: %w", p, err)
 	}
+	binary.LittleEndian.PutUint32(head[headerLenV2:], crc32.Checksum(head[len(headerMagic):headerLenV2], castagnoli))
 	var f *os.File
 	err := errors.ErrUnsupported
 	if l.mode == Interval {
@@ -593,7 +638,7 @@ func (l *Log) startSegment(n uint64) error {
 		l.file.stage.reset(string(head))
 	}
 	l.file.f, l.file.n, l.file.off, l.file.direct = f, n, int64(len(head)), direct
-	l.file.seed = crc32.Checksum(head[len(headerMagic)+1:], castagnoli)
+	l.file.seed = crc32.Checksum(head[len(headerMagic)+1:headerLenV2], castagnoli)
 	l.direct.Store(direct)
 	return nil
 }

@@ -431,7 +431,7 @@ func TestMissingSegmentIsDamage(t *testing.T) {
 
 // TestVersion1SegmentsAreRead: segments written before the nonce (version
 // 1: no nonce, the checksum of the length and payload alone) are read as
-// they were, and the version 2 segments written after them too.
+// they were, and the segments written after them too.
 func TestVersion1SegmentsAreRead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
 	b := []byte(headerV1)
@@ -444,7 +444,7 @@ func TestVersion1SegmentsAreRead(t *testing.T) {
 	if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
 		t.Fatalf("read %v, %+v from a version 1 segment", keys(recs), st)
 	}
-	// An upgraded member goes on in a version 2 segment after it.
+	// An upgraded member goes on in a segment of this version after it.
 	l, err := Open(Options{Path: path, Mode: EveryWrite}, st)
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +452,90 @@ func TestVersion1SegmentsAreRead(t *testing.T) {
 	appendAll(t, l, 3, 5)
 	l.Close(false)
 	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1", "k2", "k3", "k4"}) || st.Segments != 2 {
-		t.Fatalf("read %v, %+v from a version 1 segment and a version 2 one", keys(recs), st)
+		t.Fatalf("read %v, %+v from a version 1 segment and a version 3 one", keys(recs), st)
+	}
+}
+
+// TestVersion2SegmentsAreRead: segments written before the header had its
+// checksum (version 2: the nonce alone) are read as they were.
+func TestVersion2SegmentsAreRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	b := append([]byte(headerMagic+"\x02"), "8 bytes!"...)
+	seed := crc32.Checksum(b[len(headerMagic)+1:], castagnoli)
+	for i := range 3 {
+		r := rec(i)
+		b = append(b, frameOf(&r, seed)...)
+	}
+	os.WriteFile(segmentPath(path, 1), b, 0o644)
+	recs, st := mustRead(t, path)
+	if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
+		t.Fatalf("read %v, %+v from a version 2 segment", keys(recs), st)
+	}
+}
+
+// TestDamagedHeaderIsDamage: one bit flipped in a segment's nonce made
+// every frame fail its check, and the newest segment, synced frames and
+// all, read as a torn end: no error, no record, and Open then cut it to
+// its header (found by review). The header's checksum makes it damage, in
+// either mode; a header that fails its check with nothing written after
+// it (the segment was being created) is a torn end, and loses nothing.
+func TestDamagedHeaderIsDamage(t *testing.T) {
+	for _, mode := range []Mode{EveryWrite, Interval} {
+		l, path := open(t, mode)
+		appendAll(t, l, 0, 20)
+		l.Close(false)
+		seg := segmentPath(path, 1)
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(headerMagic)+1+3] ^= 0x10
+		os.WriteFile(seg, data, 0o644)
+		if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
+			t.Errorf("mode %d, a bit of the nonce flipped: read %d records, %+v, %v; want ErrDamaged and nothing", mode, len(recs), st, err)
+		}
+		empty := append(data[:headerLen:headerLen], make([]byte, 100)...)
+		os.WriteFile(seg, empty, 0o644)
+		if recs, st, err := Read(path); err != nil || len(recs) != 0 || st.Valid != 0 {
+			t.Errorf("mode %d, a bad header and nothing after it: read %d records, %+v, %v; want a torn end", mode, len(recs), st, err)
+		}
+	}
+}
+
+// TestDamagedPayloadBeforeGoodFramesIsDamage: a frame damaged in its
+// payload, its length intact, with synced frames after it, is damage even
+// when its value holds magics and lengths enough to spend the search's
+// budget (found by review: it read as a torn end, and Open would have
+// cut the good frames away); the next frame is looked for where the
+// damaged one ends first.
+func TestDamagedPayloadBeforeGoodFramesIsDamage(t *testing.T) {
+	for _, magics := range []int{0, 5} {
+		l, path := open(t, EveryWrite)
+		r := rec(0)
+		r.Value = make([]byte, 30000)
+		for i := range magics {
+			copy(r.Value[8*i:], frameMagic)
+			binary.LittleEndian.PutUint32(r.Value[8*i+4:], 29000)
+		}
+		b, err := l.Append(&r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		appendAll(t, l, 1, 3)
+		l.Close(false)
+		seg := segmentPath(path, 1)
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[headerLen+frameHead+100] ^= 1
+		os.WriteFile(seg, data, 0o644)
+		if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) {
+			t.Errorf("%d magics in the damaged value: read %d records, %+v, %v; want ErrDamaged", magics, len(recs), st, err)
+		}
 	}
 }
 
