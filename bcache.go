@@ -48,6 +48,7 @@ type Cache struct {
 	repairLag lagHistogram // and from anti-entropy repairs
 	snapMu    sync.Mutex   // one snapshot written at a time
 	journal   *journal.Log // the write log (Config.Sync), nil if none
+	unlock    func() error // releases the SnapshotPath's lock, nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.
@@ -112,6 +113,9 @@ func New(cfg Config) (*Cache, error) {
 		if derr := c.journal.Discard(); derr != nil {
 			c.log.Warn().Err(derr).Msg("write log: removing the unused segment")
 		}
+	}
+	if err != nil {
+		c.release()
 	}
 	switch {
 	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: an address's form
@@ -332,6 +336,7 @@ func (c *Cache) Close() error {
 			if c.journal != nil {              // with the snapshot written, the log holds nothing it lacks
 				err = errors.Join(err, c.journal.Close(serr == nil))
 			}
+			c.release()
 		}
 		c.log.Info().Msg("closed")
 	})

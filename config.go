@@ -164,7 +164,9 @@ type Config struct {
 	// missing file starts empty; a damaged one is an error wrapping
 	// ErrSnapshot), and the member rewrites it every SnapshotInterval and
 	// at Close. Restoring is safe however old the file is: see the package
-	// doc.
+	// doc. One member a path: New locks <SnapshotPath>.lock (flock, on
+	// Unix; the lock goes with the process, however it ends) and refuses
+	// a second member while another holds it (ErrConfig).
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close. Default: 5 min.

@@ -465,3 +465,38 @@ func logGoroutines() int {
 	buf := make([]byte, 1<<20)
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "journal.(*Log).run")
 }
+
+// TestSnapshotPathIsOneMembers: a second member given the path of a
+// running one's snapshot is refused, with an error naming the field; it
+// was not, and its Close wrote its snapshot over the first's and removed
+// the segment the first was logging its acknowledged writes to (found by
+// review). The path is free again once the first closes, or fails to
+// start.
+func TestSnapshotPathIsOneMembers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	if b, err := New(syncConfig(path, SyncWrite)); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "in use") {
+		if b != nil {
+			b.Close()
+		}
+		t.Fatalf("a second member on the same SnapshotPath: New = %v, want ErrConfig naming it in use", err)
+	}
+	a.Set("k", []byte("v"), 0)
+	mustClose(t, a)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	bad := syncConfig(path, SyncWrite)
+	bad.BindAddr = taken.Addr().String() // restores, then fails to bind
+	if c, err := New(bad); err == nil {
+		c.Close()
+		t.Fatal("New with an address it cannot bind succeeded")
+	}
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	defer c.Close()
+	if _, ok := c.Get("k"); !ok {
+		t.Fatal("the member after the first lost its write")
+	}
+}

@@ -16,11 +16,28 @@ import (
 // for one. A missing snapshot starts empty; a damaged or unreadable
 // snapshot or log is an error wrapping ErrSnapshot or ErrWriteLog, or,
 // with DamageReset, moved aside.
-func (c *Cache) restore() error {
+func (c *Cache) restore() (err error) {
 	path := c.cfg.SnapshotPath
 	if path == "" {
 		return nil
 	}
+	// One member a path: a second, started by mistake or while the first
+	// was still shutting down, would write its snapshot over the first's
+	// and remove the segments the first was writing its acknowledged
+	// writes to (found by review).
+	unlock, err := lockFile(path + ".lock")
+	switch {
+	case errors.Is(err, errLocked):
+		return fmt.Errorf("bcache: new: %w", configError("SnapshotPath", "%s is in use by another member (it holds %s.lock)", path, path))
+	case err != nil:
+		return fmt.Errorf("bcache: new: %w: lock %s.lock: %w", ErrSnapshot, path, err)
+	}
+	c.unlock = unlock
+	defer func() {
+		if err != nil {
+			c.release()
+		}
+	}()
 	snap, logged, lst, err := c.load()
 	if err != nil {
 		if c.cfg.OnDamage != DamageReset {
@@ -124,6 +141,19 @@ func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, err
 		err = fmt.Errorf("%w: %v", journal.ErrDamaged, err) // unreadable
 	}
 	return snap, logged, lst, err
+}
+
+// errLocked: another member holds the lock of this SnapshotPath.
+var errLocked = errors.New("locked")
+
+// release lets another member use the SnapshotPath.
+func (c *Cache) release() {
+	if c.unlock != nil {
+		if err := c.unlock(); err != nil {
+			c.log.Warn().Err(err).Msg("releasing the snapshot path's lock")
+		}
+		c.unlock = nil
+	}
 }
 
 // writeSnapshot saves the member's state to Config.SnapshotPath, and
