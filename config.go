@@ -230,6 +230,26 @@ func (c Config) clone() Config {
 }
 
 // configError returns an error wrapping ErrConfig that names the field.
+// followLinks returns the path that path's symlinks lead to, itself if it
+// is none; the last may not exist yet.
+func followLinks(path string) (string, error) {
+	for range 40 {
+		info, err := os.Lstat(path)
+		if err != nil || info.Mode()&os.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", fmt.Errorf("%q: too many levels of symbolic links", path)
+}
+
 func configError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
 }
@@ -300,6 +320,15 @@ func (c *Config) fill() error {
 		}
 	}
 	if c.SnapshotPath != "" {
+		// A symlink is followed once here: the snapshot is renamed over
+		// its path, which would replace the link with a file and leave
+		// the target (a persistent volume, say) as it was (found by
+		// review). The log and the lock live beside the target.
+		target, err := followLinks(c.SnapshotPath)
+		if err != nil {
+			return configError("SnapshotPath", "%v", err)
+		}
+		c.SnapshotPath = target
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
 			return configError("SnapshotPath", "%q: no such directory", c.SnapshotPath)
 		}

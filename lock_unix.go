@@ -12,7 +12,7 @@ import (
 // long as the process holds it: the kernel releases it when the process
 // ends, however it ends. It returns errLocked if another holds it.
 func lockFile(path string) (unlock func() error, err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,11 @@ func (c *Cache) restore() (err error) {
 			c.release()
 		}
 	}()
+	if n, err := store.RemoveTemps(path); err != nil {
+		c.log.Warn().Err(err).Msg("removing the temporary files of snapshots cut short")
+	} else if n > 0 {
+		c.log.Info().Int("files", n).Msg("removed the temporary files of snapshots cut short")
+	}
 	snap, logged, lst, err := c.load()
 	if err != nil {
 		if c.cfg.OnDamage != DamageReset {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -34,5 +36,63 @@ func TestSnapshotPathMustBeAFile(t *testing.T) {
 		if _, err := os.Stat(path); err != nil {
 			t.Fatalf("%s is gone: %v", path, err)
 		}
+	}
+}
+
+// TestSnapshotPathThroughASymlink: a SnapshotPath that is a symlink (to a
+// persistent volume, say) is followed: the snapshots go to its target. A
+// snapshot renamed over the link replaced it with a file, and the target
+// was never written again (found by review). A link to a file not there
+// yet is followed too.
+func TestSnapshotPathThroughASymlink(t *testing.T) {
+	for _, exists := range []bool{true, false} {
+		persistent := filepath.Join(t.TempDir(), "cache.snap")
+		if exists {
+			a := mustNew(t, snapshotConfig(persistent, nil))
+			a.Set("old", []byte("v"), 0)
+			mustClose(t, a)
+		}
+		link := filepath.Join(t.TempDir(), "cache.snap")
+		if err := os.Symlink(persistent, link); err != nil {
+			t.Skip(err)
+		}
+		b := mustNew(t, snapshotConfig(link, nil))
+		if _, ok := b.Get("old"); exists && !ok {
+			t.Fatal("not restored through the link")
+		}
+		b.Set("new", []byte("v"), 0)
+		mustClose(t, b)
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link is no longer one: %v, %v", fi.Mode(), err)
+		}
+		c := mustNew(t, snapshotConfig(persistent, nil))
+		if _, ok := c.Get("new"); !ok {
+			t.Fatalf("the link's target does not hold the write (target there before: %v)", exists)
+		}
+		mustClose(t, c)
+	}
+}
+
+// TestTempFilesOfCutSnapshotsAreRemoved: a process killed while writing a
+// snapshot leaves its temporary file; the next member on the path removes
+// them (they were never removed: 40 kills left 13, each up to a whole
+// snapshot in size, found by review). Other files beside it stay.
+func TestTempFilesOfCutSnapshotsAreRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cache.snap")
+	for _, name := range []string{"cache.snap.tmp-123", "cache.snap.tmp-456", "other.snap.tmp-1", "cache.snapx.tmp-1"} {
+		os.WriteFile(filepath.Join(dir, name), []byte("cut short"), 0o600)
+	}
+	c := mustNew(t, snapshotConfig(path, nil))
+	defer c.Close()
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			left = append(left, e.Name())
+		}
+	}
+	if !slices.Equal(left, []string{"cache.snapx.tmp-1", "other.snap.tmp-1"}) {
+		t.Fatalf("temporary files left: %v, want only the other paths'", left)
 	}
 }

@@ -693,7 +693,7 @@ var (
 // openBuffered creates the file at path for writing through the page
 // cache.
 func openBuffered(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 // stage is where a segment written with direct I/O gathers what it

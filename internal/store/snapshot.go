@@ -9,9 +9,11 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bcache-go/bcache/crdt"
 )
@@ -61,7 +63,8 @@ import (
 //
 // The file is written to a temporary file in the same directory, synced,
 // and renamed over the old one, so a crash while writing leaves the
-// previous snapshot whole (and, at worst, a stray temporary file).
+// previous snapshot whole (and a stray temporary file, which the next
+// member on the path removes: RemoveTemps).
 
 const (
 	snapshotMagic   = "bcache snapshot\n"
@@ -231,6 +234,28 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 		return fmt.Errorf("sync the snapshot's directory: %w", err)
 	}
 	return nil
+}
+
+// RemoveTemps removes the temporary files a snapshot of path being
+// written left behind (a process killed while writing one), and returns
+// how many it removed. Only the member that holds the path may call it.
+func RemoveTemps(path string) (int, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return 0, err
+	}
+	prefix := filepath.Base(path) + ".tmp-"
+	removed := 0
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(filepath.Dir(path), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // ErrNoSnapshot is returned by LoadSnapshot when the file does not exist.
