@@ -61,6 +61,9 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	if bounds.Members == 0 {
 		bounds.Members = 2
 	}
+	if bounds.Members < 1 || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxRuns < 0 {
+		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 or more, MaxLoss and MaxDuplicate -1 or more, MaxRuns 0 or more", bounds)
+	}
 	if bounds.MaxLoss == 0 {
 		bounds.MaxLoss = 1
 	}

@@ -106,9 +106,16 @@ func DefaultMapConfig() MapConfig {
 
 func (cfg *Config) fill() {
 	if cfg.Factory == nil {
-		cfg.Factory = StoreFactory(DefaultStoreConfig())
+		// The default store runs the horizon the model checks against: a
+		// Horizon given with no Factory judged a one-minute store by
+		// another horizon (found by review).
+		store := DefaultStoreConfig()
+		if cfg.Horizon > 0 {
+			store.Horizon = cfg.Horizon
+		}
+		cfg.Factory = StoreFactory(store)
 		if cfg.Horizon == 0 {
-			cfg.Horizon = DefaultStoreConfig().Horizon
+			cfg.Horizon = store.Horizon
 		}
 	}
 	if cfg.Weights == nil {
@@ -120,7 +127,7 @@ func (cfg *Config) fill() {
 	if cfg.MinNodes == 0 {
 		cfg.MinNodes = 2
 	}
-	if cfg.MaxNodes < cfg.MinNodes {
+	if cfg.MaxNodes == 0 {
 		cfg.MaxNodes = max(4, cfg.MinNodes)
 	}
 	if len(cfg.Keys) == 0 {
@@ -226,6 +233,26 @@ func (cfg *Config) validate() error {
 	}
 	if !(cfg.Loss >= 0 && cfg.Duplication >= 0 && cfg.Loss+cfg.Duplication <= 1) {
 		return fmt.Errorf("proptest: Loss %v and Duplication %v, want each from 0 and their sum at most 1", cfg.Loss, cfg.Duplication)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Horizon", cfg.Horizon}, {"MaxSkew", cfg.MaxSkew}, {"MaxDrift", cfg.MaxDrift}, {"FailedTimeout", cfg.FailedTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("proptest: %s %v, want 0 (the default) or more", d.name, d.v)
+		}
+	}
+	// The model excuses the loss of a write at least a horizon old, less
+	// the drift and skew a watermark may come within: with no room left,
+	// it would excuse every loss (found by review).
+	if cfg.Horizon <= cfg.MaxDrift+2*cfg.MaxSkew {
+		return fmt.Errorf("proptest: Horizon %v must be longer than MaxDrift %v and twice MaxSkew %v: the model could tell no loss from one the rules allow", cfg.Horizon, cfg.MaxDrift, cfg.MaxSkew)
+	}
+	if cfg.MinNodes < 1 || cfg.MaxNodes < cfg.MinNodes {
+		return fmt.Errorf("proptest: MinNodes %d and MaxNodes %d, want 1 <= MinNodes <= MaxNodes", cfg.MinNodes, cfg.MaxNodes)
+	}
+	if !slices.ContainsFunc(Actions(), func(name string) bool { return cfg.weight(name) > 0 }) {
+		return fmt.Errorf("proptest: every action has weight 0 or is disabled: a run would do nothing")
 	}
 	return nil
 }
@@ -711,13 +738,11 @@ func (h *harness) check(t *rapid.T) {
 			h.held[i][rec.Key] = rec.Time
 			now[rec.Key] = rec.Version()
 		}
-		var gone []crdt.Version
 		for key, v := range h.last[i] {
 			if _, ok := now[key]; !ok && !h.collected(i, v) {
-				gone = append(gone, v)
+				h.model.vanished(t, h, i, v)
 			}
 		}
-		h.model.dropped(t, h, i, gone)
 		h.last[i] = now
 	}
 }

@@ -106,6 +106,15 @@ func TestBoundedDeadRecordsResurrectNothing(t *testing.T) {
 
 // TestConfigIsValidated: a misspelt action name, a negative weight or a
 // rate out of range fails every run with an error that names it.
+// TestNoFactoryRunsTheHorizonGiven: with no Factory, the default store
+// runs the Horizon the model checks against; it ran its own minute, and
+// a longer Horizon failed bcache's correct store (found by review).
+func TestNoFactoryRunsTheHorizonGiven(t *testing.T) {
+	if failure := harnessFailure(t, "no factory, horizon 5m", Config{Horizon: 5 * time.Minute}); failure != "" {
+		t.Fatalf("bcache's store fails under Config{Horizon: 5m}: %s", failure)
+	}
+}
+
 func TestConfigIsValidated(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
@@ -116,6 +125,16 @@ func TestConfigIsValidated(t *testing.T) {
 		{Config{Weights: map[string]int{"set": -1}}, `weight -1 for "set"`},
 		{Config{Loss: 0.7, Duplication: 0.5}, "Loss 0.7 and Duplication 0.5"},
 		{Config{Loss: -0.1}, "Loss -0.1"},
+		// Each of these panicked inside rapid, or ran with nonsense (found
+		// by review).
+		{Config{Horizon: -time.Minute}, "Horizon -1m0s"},
+		{Config{MaxSkew: -time.Second}, "MaxSkew -1s"},
+		{Config{MaxDrift: -time.Second}, "MaxDrift -1s"},
+		{Config{FailedTimeout: -time.Second}, "FailedTimeout -1s"},
+		{Config{Horizon: 30 * time.Second}, "Horizon 30s must be longer"}, // every loss excused
+		{Config{MinNodes: -3, MaxNodes: 2}, "MinNodes -3"},
+		{Config{MinNodes: 6, MaxNodes: 3}, "MinNodes 6 and MaxNodes 3"},
+		{Config{Disable: Actions()}, "every action"},
 	} {
 		cfg := tc.cfg
 		cfg.fill()

@@ -141,6 +141,24 @@ func earliestClock(h *harness) int64 {
 	return earliest
 }
 
+// vanished fails the run if v, the newest write of its key and live,
+// went from member i's records without a trace: neither collected (GC)
+// nor replaced by an answer (a dropped write is replaced, not gone). The
+// rules give a member no way to lose a live write silently; the model
+// took such a loss for a drop, and excused it once the write was old
+// enough for a watermark to cover it (found by review: a replica that
+// threw its values away 26 s after writing them passed).
+func (m *model) vanished(t fataler, h *harness, i int, v crdt.Version) {
+	n, ok := m.newest[v.Key]
+	if !ok || n.Version() != v || m.mayBeLost(n) || n.Tombstone || n.Expired(earliestClock(h)) {
+		return
+	}
+	if h.adv != nil && n.Time.Node == adversaryID {
+		return // the adversary's to lose
+	}
+	t.Fatalf("%s no longer holds the newest write of %q (%v), live: not collected, not replaced by an answer", h.c.Name(i), v.Key, v.Time)
+}
+
 // coverable reports whether n, a newest write that member lost or
 // rejected at time at (skew: how far that time may be from the writer's
 // clock), was live then (on a clock at deadBy: the earliest that could

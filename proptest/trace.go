@@ -78,8 +78,10 @@ func (p packet) String() string {
 	return s
 }
 
-// codec decodes bcache's frames for the log, with the wire's own limits.
-var codec = wire.NewCodec(wire.Limits{})
+// codecs decode bcache's frames for the log, with the wire's own limits:
+// one a call, as a Codec is not safe for concurrent use and harness runs
+// may go on in parallel tests (a shared one raced, found by review).
+var codecs = sync.Pool{New: func() any { return wire.NewCodec(wire.Limits{}) }}
 
 // DescribeFrame summarizes one of bcache's protocol frames for a trace:
 // a delta's records, a digest's level and size, a repair's records, a
@@ -89,12 +91,16 @@ func DescribeFrame(payload []byte) string {
 	if len(payload) > 0 && payload[0] == callMarker {
 		return describeCall(payload)
 	}
-	m, err := codec.Decode(payload)
+	c := codecs.Get().(*wire.Codec)
+	defer codecs.Put(c)
+	m, err := c.Decode(payload)
 	if err != nil {
 		return ""
 	}
 	switch m := m.(type) {
 	case *wire.Delta:
+		return "records " + records(m.Records)
+	case *wire.Direct:
 		return "records " + records(m.Records)
 	case *wire.Digest:
 		return fmt.Sprintf("%s, level %d under %v, %d hashes, cut %v", sessionName(m.Session), m.Level, m.Parents, len(m.Hashes), m.Cut)

@@ -187,8 +187,11 @@ func (s *Spec) fill() error {
 	if s.MinNodes == 0 {
 		s.MinNodes = 2
 	}
-	if s.MaxNodes < s.MinNodes {
+	if s.MaxNodes == 0 {
 		s.MaxNodes = max(4, s.MinNodes)
+	}
+	if s.MinNodes < 1 || s.MaxNodes < s.MinNodes {
+		return fmt.Errorf("proptest: MinNodes %d and MaxNodes %d, want 1 <= MinNodes <= MaxNodes", s.MinNodes, s.MaxNodes)
 	}
 	faults := TypeActions()
 	for _, op := range s.Ops {
@@ -206,6 +209,10 @@ func (s *Spec) fill() error {
 	}
 	if !(s.Loss >= 0 && s.Duplication >= 0 && s.Loss+s.Duplication <= 1) {
 		return fmt.Errorf("proptest: Loss %v and Duplication %v, want each from 0 and their sum at most 1", s.Loss, s.Duplication)
+	}
+	ops := slices.ContainsFunc(s.Ops, func(o OpKind) bool { return s.weight(o.Name) > 0 })
+	if !ops && !slices.ContainsFunc(TypeActions(), func(name string) bool { return s.weight(name) > 0 }) {
+		return fmt.Errorf("proptest: every operation and action has weight 0: a run would do nothing")
 	}
 	return nil
 }

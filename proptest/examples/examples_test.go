@@ -2,6 +2,7 @@ package examples
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,5 +248,36 @@ func BenchmarkSimulateTypes(b *testing.B) {
 				fmt.Printf("| %s | %d | %d | %d | %d | %d | %d | %.2f s |\n", tc.name, n, r.OpRounds, r.DrainRounds, r.Bytes, r.RepairRounds, r.RepairBytes, time.Since(start).Seconds())
 			}
 		}
+	}
+}
+
+// TestSpecIsValidated: a Spec or exploration bounds that make no sense are
+// refused with an error naming them; each panicked inside rapid or in
+// Exploration (found by review).
+func TestSpecIsValidated(t *testing.T) {
+	silent := counterSpec(nil)
+	silent.Weights = map[string]int{}
+	for _, o := range silent.Ops {
+		silent.Weights[o.Name] = 0
+	}
+	for _, a := range proptest.TypeActions() {
+		silent.Weights[a] = 0
+	}
+	negative := counterSpec(nil)
+	negative.MinNodes, negative.MaxNodes = -2, 2
+	for name, tc := range map[string]struct {
+		spec proptest.Spec
+		want string
+	}{
+		"every weight 0":    {silent, "weight 0"},
+		"negative MinNodes": {negative, "MinNodes -2"},
+	} {
+		failure := rapidfail.Failure(t, "Spec_"+name, proptest.TypeProperty(tc.spec))
+		if !strings.Contains(failure, "proptest: ") || !strings.Contains(failure, tc.want) {
+			t.Errorf("%s: %q, want a proptest error naming %s", name, failure, tc.want)
+		}
+	}
+	if _, err := proptest.Exploration(counterSpec(nil), nil, proptest.Explore{Members: -1}); err == nil || !strings.Contains(err.Error(), "Members") {
+		t.Errorf("Exploration with Members -1: %v, want an error naming Members", err)
 	}
 }
