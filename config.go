@@ -61,8 +61,9 @@ type Config struct {
 	// "0.0.0.0:7946" (a host name is resolved once, at New); port 0 picks a
 	// free one (see Cache.Addr). Required unless Network is set.
 	BindAddr string
-	// AdvertiseAddr is the host:port other members reach this one at, when
-	// it differs from BindAddr (NAT, a wildcard bind address). Optional.
+	// AdvertiseAddr is the ip:port other members reach this one at, when
+	// it differs from BindAddr (NAT, a wildcard bind address); a host name
+	// is refused. Optional.
 	AdvertiseAddr string
 	// Peers are any live members to join. Empty for the first member.
 	// Unreachable peers do not stop New: the member starts alone and joins
@@ -101,6 +102,7 @@ type Config struct {
 	// rotation". Each is 16, 24 or 32 bytes; they need a SecretKey.
 	AcceptKeys [][]byte
 	// Label, if set, keeps this member to a cluster with the same label.
+	// At most 255 bytes.
 	Label string
 	// Logger receives one line per event worth an operator's attention,
 	// with a "node" field naming this member. The zero Logger is silent.

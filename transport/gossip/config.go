@@ -90,9 +90,10 @@ type Config struct {
 	// BindAddr is the host:port to listen on, UDP and TCP; port 0 picks a
 	// free one (see Replicator.Addr). Required unless Transport is set.
 	BindAddr string
-	// AdvertiseAddr, if set, is the host:port other members reach this one
+	// AdvertiseAddr, if set, is the ip:port other members reach this one
 	// at (behind NAT); by default the bound address. Port 0 stands for the
-	// port bound; an unspecified host (0.0.0.0, ::) is refused.
+	// port bound; an unspecified host (0.0.0.0, ::) or a host name is
+	// refused.
 	AdvertiseAddr string
 	// Peers are the members to join; any live one will do. Empty for the
 	// first member of a cluster. Each is host:port, where host may be a
@@ -124,7 +125,7 @@ type Config struct {
 	// stopping the cluster. They need a SecretKey.
 	AcceptKeys [][]byte
 	// Label, if set, is a cluster label every packet and stream carries;
-	// members with another label are ignored.
+	// members with another label are ignored. At most 255 bytes.
 	Label string
 	// Timings; the zero value selects LANTimings.
 	Timings Timings
@@ -195,6 +196,9 @@ func (r *Replicator) datagramRoom() int {
 	return r.cfg.PacketSize - frameSlack - 2 - len(r.cfg.Label)
 }
 
+// maxLabel is the longest Label memberlist takes.
+const maxLabel = 255
+
 func (c *Config) fill() error {
 	if c.Name == "" || c.Replica == nil || c.Clock == nil {
 		return fmt.Errorf("%w: Name, Replica and Clock are required", ErrConfig)
@@ -238,6 +242,14 @@ func (c *Config) fill() error {
 		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 			return fmt.Errorf("%w: AdvertiseAddr %q: want an address peers can dial", ErrConfig, c.AdvertiseAddr)
 		}
+		// memberlist advertises an IP address, and refused a name only
+		// once Start was under way, in an error without ErrConfig.
+		if net.ParseIP(host) == nil {
+			return fmt.Errorf("%w: AdvertiseAddr %q: want an IP address, not a host name", ErrConfig, c.AdvertiseAddr)
+		}
+	}
+	if len(c.Label) > maxLabel { // memberlist's limit, refused by it at Start alike
+		return fmt.Errorf("%w: Label of %d bytes, want at most %d", ErrConfig, len(c.Label), maxLabel)
 	}
 	if c.Timings == (Timings{}) {
 		c.Timings = LANTimings()

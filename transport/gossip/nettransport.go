@@ -151,20 +151,43 @@ func (t *netTransport) readPackets() {
 
 func (t *netTransport) accept() {
 	defer t.wg.Done()
+	var wait time.Duration // after failed accepts in a row
 	for {
 		conn, err := t.tcp.AcceptTCP()
 		if err != nil {
 			if t.shutdown.Load() {
 				return
 			}
+			// Out of file descriptors (EMFILE) an accept fails at once,
+			// for as long as the connection waits: retried at once, the
+			// loop took a whole CPU (found by review). Back off, 5 ms
+			// doubling to a second, as net/http does.
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			if !acceptPause(wait, t.done) {
+				return
+			}
 			continue
 		}
+		wait = 0
 		select {
 		case t.streamCh <- conn:
 		case <-t.done:
 			conn.Close()
 			return
 		}
+	}
+}
+
+// acceptPause waits d after a failed accept, and reports false if done
+// closed first. (A variable: tests record the waits.)
+var acceptPause = func(d time.Duration, done <-chan struct{}) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-done:
+		return false
 	}
 }
 

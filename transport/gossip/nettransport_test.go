@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -34,5 +35,40 @@ func TestWriteToAddressesAndNames(t *testing.T) {
 	}
 	if _, err := nt.WriteTo([]byte("x"), "127.0.0.1"); err == nil {
 		t.Fatal("WriteTo an address without a port returned no error")
+	}
+}
+
+// TestAcceptBacksOffOnErrors: an accept that fails (out of file
+// descriptors, a connection waiting: it fails at once, again and again)
+// is retried after 5 ms, doubling to a second. It was retried at once,
+// and the loop took a whole CPU (found by review).
+func TestAcceptBacksOffOnErrors(t *testing.T) {
+	var waits []time.Duration // written by the accept goroutine alone
+	enough := make(chan struct{})
+	old := acceptPause
+	acceptPause = func(d time.Duration, done <-chan struct{}) bool {
+		if waits = append(waits, d); len(waits) == 10 {
+			close(enough)
+			<-done
+			return false
+		}
+		return true
+	}
+	defer func() { acceptPause = old }()
+	nt, err := listen("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt.tcp.Close() // every accept fails at once, while the transport runs
+	select {
+	case <-enough:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ten failed accepts")
+	}
+	nt.Shutdown()
+	ms := time.Millisecond
+	want := []time.Duration{5 * ms, 10 * ms, 20 * ms, 40 * ms, 80 * ms, 160 * ms, 320 * ms, 640 * ms, time.Second, time.Second}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits after failed accepts: %v, want %v", waits, want)
 	}
 }

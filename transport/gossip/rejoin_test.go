@@ -12,6 +12,7 @@ import (
 
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
+	"github.com/hashicorp/memberlist"
 )
 
 // Four members, each with all four as Peers, boot while the network is
@@ -122,5 +123,30 @@ func TestSeedDialsAreBounded(t *testing.T) {
 	await.Until(t, 10*time.Second, func() bool { return lookups.Load() >= after+3 }, "no three more rounds")
 	if n := accepted(); n != maxDials {
 		t.Fatalf("%d dials in flight at once, want at most %d", n, maxDials)
+	}
+}
+
+// TestNameConflictsAreForgotten: the log times of the addresses name
+// conflicts came from go with the conflicts; every one was kept for good
+// (found by review), and a member whose name was taken from ever new
+// addresses (a pod restarted at a new IP before its old self was declared
+// dead) grew the map without bound.
+func TestNameConflictsAreForgotten(t *testing.T) {
+	a := startNode(t, "a", nil)
+	self := &memberlist.Node{Name: "a", Addr: net.IPv4(127, 0, 0, 1), Port: 1}
+	for i := range 1000 {
+		a.r.nameConflict(self, &memberlist.Node{Name: "a", Addr: net.IPv4(10, 0, byte(i>>8), byte(i)), Port: 7946})
+	}
+	a.r.mu.Lock()
+	for _, f := range a.r.conflicts {
+		f.At = time.Now().Add(-2 * conflictMemory) // last seen long ago
+	}
+	a.r.mu.Unlock()
+	a.r.forgetJoinFailures(nil) // as every rejoin round does
+	a.r.mu.Lock()
+	logged, conflicts := len(a.r.joinLogged), len(a.r.conflicts)
+	a.r.mu.Unlock()
+	if logged != 0 || conflicts != 0 {
+		t.Fatalf("conflicts gone by, yet %d log times and %d conflicts kept", logged, conflicts)
 	}
 }

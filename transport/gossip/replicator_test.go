@@ -43,6 +43,10 @@ func TestStartValidates(t *testing.T) {
 		// Peers dial what is advertised, and a peer is dialled: an
 		// unspecified address or port 0 reaches no one (or the dialler).
 		{"advertising every interface", func(c *Config) { c.AdvertiseAddr = "0.0.0.0:7946" }},
+		// memberlist refused these once Start was under way, in errors
+		// without ErrConfig (found by review).
+		{"advertising a host name", func(c *Config) { c.AdvertiseAddr = "localhost:0" }},
+		{"a label past 255 bytes", func(c *Config) { c.Label = strings.Repeat("l", 256) }},
 		{"a peer with no host", func(c *Config) { c.Peers = []string{":7946"} }},
 		{"a peer on port 0", func(c *Config) { c.Peers = []string{"127.0.0.1:0"} }},
 		// A long label and name leave a fragment no room (a negative

@@ -159,6 +159,19 @@ func (r *Replicator) forgetJoinFailures(targets []string) {
 	for addr := range r.joinFailures {
 		if !slices.Contains(targets, addr) {
 			delete(r.joinFailures, addr)
+		}
+	}
+	// Name conflicts no longer seen go too (Status forgets them as well,
+	// but may never be called), and the log times of addresses that are
+	// neither: one entry an address a conflict ever came from was kept
+	// for good (found by review).
+	for addr, f := range r.conflicts {
+		if time.Since(f.At) > conflictMemory {
+			delete(r.conflicts, addr)
+		}
+	}
+	for addr := range r.joinLogged {
+		if r.joinFailures[addr] == nil && r.conflicts[addr] == nil {
 			delete(r.joinLogged, addr)
 		}
 	}
