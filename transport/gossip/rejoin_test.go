@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,5 +149,38 @@ func TestNameConflictsAreForgotten(t *testing.T) {
 	a.r.mu.Unlock()
 	if logged != 0 || conflicts != 0 {
 		t.Fatalf("conflicts gone by, yet %d log times and %d conflicts kept", logged, conflicts)
+	}
+}
+
+// TestRestartedMemberIsNotItsOwnPeer: a member restarted at its old
+// address under a new name, before the others declared the old name
+// dead, hears from them that the old name is alive at its own address;
+// it listed that name as a live peer (not alone, sending to itself), and
+// chased its own address as a lost member's (found by review).
+func TestRestartedMemberIsNotItsOwnPeer(t *testing.T) {
+	slow := func(c *Config) { // the old name is not declared dead for seconds
+		c.Timings.ProbeInterval, c.Timings.ProbeTimeout, c.Timings.SuspicionMult = time.Second, 500*time.Millisecond, 6
+	}
+	a := startNode(t, "a", nil, slow)
+	old := startNode(t, "b-old", []string{a.r.Addr()})
+	waitMembers(t, 2, a, old)
+	addr := old.r.Addr()
+	old.r.stop(false) // a crash
+	b := startNode(t, "b-new", []string{a.r.Addr()}, slow, func(c *Config) { c.BindAddr = addr })
+	lists := func(n *node, name string) bool {
+		return slices.ContainsFunc(n.r.Members(), func(m Member) bool { return m.Name == name })
+	}
+	await.Until(t, 10*time.Second, func() bool { return lists(b, "a") }, "b-new never joined a")
+	if !lists(a, "b-old") {
+		t.Skip("a declared b-old dead before b-new joined: nothing to test")
+	}
+	if lists(b, "b-old") {
+		t.Fatalf("b-new lists the old name at its own address as a live member: %v", b.r.Members())
+	}
+	b.r.mu.Lock()
+	_, known := b.r.known["b-old"]
+	b.r.mu.Unlock()
+	if known {
+		t.Fatal("b-new keeps the old name at its own address as a member to rejoin")
 	}
 }

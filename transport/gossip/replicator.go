@@ -82,6 +82,8 @@ type Replicator struct {
 
 	mu    sync.Mutex
 	alive map[string]*memberlist.Node // live members by name, self included
+	// selfAddr is this member's address, as memberlist announced it.
+	selfAddr string
 	known map[string]knownMember      // every member seen and not forgotten, by name (see rejoin)
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
@@ -302,6 +304,20 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	n := new(memberlist.Node)
 	*n = *in
 	r.mu.Lock()
+	if alive && n.Name == r.cfg.Name {
+		r.selfAddr = n.Address()
+	}
+	if alive && n.Name != r.cfg.Name && n.Address() == r.selfAddr {
+		// Another name at this member's own address: an earlier process
+		// here (restarted under a new name) that the others have not
+		// declared dead yet. It cannot be alive (this process holds the
+		// port); listed, it made this member a peer of itself, not
+		// alone, and its own address a lost member's (found by review).
+		delete(r.alive, n.Name)
+		delete(r.known, n.Name)
+		r.mu.Unlock()
+		return
+	}
 	switch {
 	case alive:
 		r.alive[n.Name] = n
