@@ -276,7 +276,7 @@ func (r *Replicator) isSelfLocked(addr string) bool {
 	switch {
 	case !bound.IsUnspecified():
 		return ip == bound
-	case bound.Is4() && !ip.Is4(): // 0.0.0.0 takes IPv4 only
+	case bound.Is4() && !ip.Is4(): // bound to 0.0.0.0 alone (Go reports a dual-stack bind as ::)
 		return false
 	}
 	return ip.IsLoopback() || r.localIPs[ip]
