@@ -331,6 +331,13 @@ func readHeader(b []byte) (n int, seed uint32, ok bool) {
 	case len(b) >= headerLenV2 && string(b[:v]) == headerMagic && b[v] == 2:
 		return headerLenV2, crc32.Checksum(b[v+1:headerLenV2], castagnoli), true
 	case len(b) >= len(headerV1) && string(b[:len(headerV1)]) == headerV1:
+		// A version 1 header is followed by a frame or by nothing: a
+		// version byte 3 or 2 with a bit flipped to 1 is not (its nonce
+		// follows), and read as version 1 it made every frame fail its
+		// check, the segment one torn end (found by review).
+		if rest := b[len(headerV1):]; len(bytes.TrimLeft(rest, "\x00")) > 0 && !bytes.HasPrefix([]byte(frameMagic), rest[:min(len(rest), len(frameMagic))]) {
+			return 0, 0, false
+		}
 		return len(headerV1), 0, true
 	}
 	return 0, 0, false
@@ -342,8 +349,12 @@ func readHeader(b []byte) (n int, seed uint32, ok bool) {
 // version as written.
 func tornHeader(b []byte) bool {
 	b = bytes.TrimRight(b, "\x00")
-	known := headerMagic + "\x03" // the rest is the nonce and checksum, any bytes
-	return len(b) < headerLen && (bytes.HasPrefix([]byte(known), b[:min(len(b), len(known))]) || bytes.HasPrefix([]byte(headerV1), b))
+	cut := func(known string, n int) bool { // the start of a header of n bytes, known's bytes first
+		return len(b) < n && bytes.HasPrefix([]byte(known), b[:min(len(b), len(known))])
+	}
+	// Version 3's and 2's (the rest is the nonce, and checksum: any
+	// bytes), and version 1's.
+	return cut(headerMagic+"\x03", headerLen) || cut(headerMagic+"\x02", headerLenV2) || cut(headerV1, len(headerV1))
 }
 
 // frameAt returns the payload of the frame at b[off:] if it is whole and

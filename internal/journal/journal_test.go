@@ -489,16 +489,43 @@ func TestDamagedHeaderIsDamage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data[len(headerMagic)+1+3] ^= 0x10
-		os.WriteFile(seg, data, 0o644)
-		if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-			t.Errorf("mode %d, a bit of the nonce flipped: read %d records, %+v, %v; want ErrDamaged and nothing", mode, len(recs), st, err)
+		for _, flip := range []struct {
+			what string
+			at   int
+			bit  byte
+		}{
+			{"a bit of the nonce", len(headerMagic) + 1 + 3, 0x10},
+			// 3 to 1: read as version 1, checked by nothing (found by
+			// review); 3 to 2: read as version 2, its checksum unread.
+			{"the version byte, 3 to 1", len(headerMagic), 0x02},
+			{"the version byte, 3 to 2", len(headerMagic), 0x01},
+		} {
+			bad := slices.Clone(data)
+			bad[flip.at] ^= flip.bit
+			os.WriteFile(seg, bad, 0o644)
+			if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
+				t.Errorf("mode %d, %s flipped: read %d records, %+v, %v; want ErrDamaged and nothing", mode, flip.what, len(recs), st, err)
+			}
 		}
-		empty := append(data[:headerLen:headerLen], make([]byte, 100)...)
+		empty := append(slices.Clone(data[:headerLen]), make([]byte, 100)...)
+		empty[len(headerMagic)+1+3] ^= 0x10
 		os.WriteFile(seg, empty, 0o644)
 		if recs, st, err := Read(path); err != nil || len(recs) != 0 || st.Valid != 0 {
 			t.Errorf("mode %d, a bad header and nothing after it: read %d records, %+v, %v; want a torn end", mode, len(recs), st, err)
 		}
+	}
+}
+
+// TestTornVersion2HeaderIsATornEnd: a version 2 header cut short (left by
+// the release before, killed as it created a segment) is a torn end, as
+// it was before version 3 (found by review: it read as damage).
+func TestTornVersion2HeaderIsATornEnd(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 2)
+	l.Close(false)
+	os.WriteFile(segmentPath(path, 2), []byte(headerMagic+"\x021234"), 0o644) // 16 of its 20 bytes
+	if recs, st, err := Read(path); err != nil || len(recs) != 2 {
+		t.Fatalf("read %d records, %+v, %v; want the 2 records before a torn end", len(recs), st, err)
 	}
 }
 
