@@ -245,7 +245,15 @@ func followLinks(path string) (string, error) {
 			return "", err
 		}
 		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(path), target)
+			// Relative to the link's directory as the kernel reaches it:
+			// its own links resolved before a ".." of the target is
+			// (Join alone cleaned ".." against the path as spelled,
+			// found by review).
+			dir := filepath.Dir(path)
+			if real, err := filepath.EvalSymlinks(dir); err == nil {
+				dir = real
+			}
+			target = filepath.Join(dir, target)
 		}
 		path = target
 	}

@@ -96,3 +96,39 @@ func TestTempFilesOfCutSnapshotsAreRemoved(t *testing.T) {
 		t.Fatalf("temporary files left: %v, want only the other paths'", left)
 	}
 }
+
+// TestSnapshotPathRelativeLinkInALinkedDirectory: a relative link in a
+// directory reached through another link (volume mounts often are) leads
+// where the kernel says: ".." after the directory's own link. Resolved
+// against the path as spelled, it led elsewhere, and New failed or
+// restored nothing (found by review).
+func TestSnapshotPathRelativeLinkInALinkedDirectory(t *testing.T) {
+	for _, decoy := range []bool{false, true} {
+		root := t.TempDir()
+		for _, d := range []string{"real", "data", "other"} {
+			os.Mkdir(filepath.Join(root, d), 0o755)
+		}
+		if decoy { // where resolving ".." as spelled lands
+			os.Mkdir(filepath.Join(root, "other", "data"), 0o755)
+		}
+		persistent := filepath.Join(root, "data", "cache.snap")
+		a := mustNew(t, snapshotConfig(persistent, nil))
+		a.Set("k", []byte("v"), 0)
+		mustClose(t, a)
+		if err := os.Symlink(filepath.Join(root, "real"), filepath.Join(root, "other", "vol")); err != nil {
+			t.Skip(err)
+		}
+		if err := os.Symlink("../data/cache.snap", filepath.Join(root, "real", "cache.snap")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(snapshotConfig(filepath.Join(root, "other", "vol", "cache.snap"), nil))
+		if err != nil {
+			t.Fatalf("decoy %v: %v", decoy, err)
+		}
+		_, ok := c.Get("k")
+		mustClose(t, c)
+		if !ok {
+			t.Fatalf("decoy %v: the snapshot the link leads to was not restored", decoy)
+		}
+	}
+}
