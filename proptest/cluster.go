@@ -48,10 +48,10 @@ type Cluster struct {
 	// unseen is, per incarnation, the longest time some live member's
 	// view went without it, separations still going on excluded.
 	unseen map[crdt.NodeID]int64
-	// unknownAt is, per member name, the last time some side of the
-	// network knew nothing of it (see noteUnknown); nameOf names every
-	// incarnation.
-	unknownAt map[string]int64
+	// unknownTo is, per member (by index) and per other member's name,
+	// the last time the first's side of the network knew nothing of the
+	// second (see noteUnknown); nameOf names every incarnation.
+	unknownTo map[int]map[string]int64
 	nameOf    map[crdt.NodeID]string
 	source    Source
 }
@@ -74,7 +74,7 @@ type member struct {
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{},
-		unknownAt: map[string]int64{}, nameOf: map[crdt.NodeID]string{}}
+		unknownTo: map[int]map[string]int64{}, nameOf: map[crdt.NodeID]string{}}
 	for i := range n {
 		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, seenBy: map[crdt.NodeID]bool{}}
 		c.members = append(c.members, m)
@@ -147,20 +147,26 @@ func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
 	return time.Duration(longest)
 }
 
-// noteUnknown records, for every member, whether some live member's side
-// of the network (the members it reaches, itself included) holds no
-// incarnation that has had the member's name in its view: then nothing
-// there counts it in a stable bound (see transport.Config), and the side
-// may collect early below what it wrote before its writes arrive (the
-// README's "a member the others have not seen"). A side with a member
-// that has seen it waits for it (as a failed member, once out of reach),
-// and so do those that take that member's coverage.
+// noteUnknown records, for every live member, the members its side of
+// the network (the members it reaches, itself included) holds no
+// incarnation of that has had them in its view: nothing there counts
+// them in a stable bound (see transport.Config), so the side may collect
+// early below what they wrote before their writes arrive (the README's
+// "a member the others have not seen", which covers members the others
+// saw before they restarted). A side with a member that has seen it
+// waits for it (as a failed member, once out of reach), and so do those
+// that take that member's coverage.
 func (c *Cluster) noteUnknown() {
-	for xi, x := range c.members {
-		for oi, o := range c.members {
-			if oi != xi && !o.down && !c.sideKnows(oi, xi) {
-				c.unknownAt[x.name] = c.base
-				break
+	for oi, o := range c.members {
+		if o.down {
+			continue
+		}
+		for xi, x := range c.members {
+			if xi != oi && !c.sideKnows(oi, xi) {
+				if c.unknownTo[oi] == nil {
+					c.unknownTo[oi] = map[string]int64{}
+				}
+				c.unknownTo[oi][x.name] = c.base
 			}
 		}
 	}
@@ -177,13 +183,13 @@ func (c *Cluster) sideKnows(o, x int) bool {
 	return false
 }
 
-// UnknownSince reports whether the member whose incarnation id is has
-// been unknown to a side of the network at some time from t on (see
-// noteUnknown): what it wrote at t may be collected over there.
-func (c *Cluster) UnknownSince(id crdt.NodeID, t int64) bool {
+// UnknownTo reports whether the side of member i knew nothing of the
+// member whose incarnation id is at some time from t on (see
+// noteUnknown): what that member wrote at t, i may have collected over.
+func (c *Cluster) UnknownTo(i int, id crdt.NodeID, t int64) bool {
 	c.noteUnknown()
 	name, ok := c.nameOf[id]
-	return ok && c.unknownAt[name] >= t
+	return ok && c.unknownTo[i][name] >= t
 }
 
 // AddOutsider puts a member called name in every membership view that can
@@ -357,6 +363,9 @@ func (c *Cluster) Leave(i int) {
 	for _, m := range c.members {
 		if l, ok := m.r.(Leaver); ok && !m.down {
 			l.Left(name)
+			// It forgets the member (see transport.Config): back under
+			// the name, it is one it has not seen.
+			delete(c.members[i].seenBy, m.id)
 		}
 	}
 	c.SyncViews()

@@ -716,15 +716,19 @@ func (h *harness) check(t *rapid.T) {
 	}
 	h.checkCalls(t)
 	event(t, "state: %v", lwwStates{h})
+	// Every member's rejections first: one excused there excuses the loss
+	// its answer brings to any member (see model.rejected).
+	for i := range h.c.Size() {
+		if rl, ok := h.c.Replica(i).(Rejecter); ok && !h.c.Down(i) {
+			h.model.rejected(t, h, i, rl.Rejected())
+		}
+	}
 	for i := range h.c.Size() {
 		if h.c.Down(i) {
 			h.last[i] = map[string]crdt.Version{}
 			continue
 		}
 		r := h.c.Replica(i)
-		if rl, ok := r.(Rejecter); ok {
-			h.model.rejected(t, h, i, rl.Rejected())
-		}
 		h.model.dropped(t, h, i, r.Drops())
 		now := map[string]crdt.Version{}
 		for _, rec := range r.Records() {

@@ -31,14 +31,17 @@ type model struct {
 	// the key's writes may be gone; a newer one may not.
 	lossy map[string]crdt.Version
 	// writtenAt holds when (the cluster's time) each member's write was
-	// made: a write that a side of the network knew nothing of its writer
-	// at that time or later may be lost (see Cluster.UnknownSince).
+	// made: a write whose writer the side of a member that rejected it
+	// knew nothing of, at that time or later, may be lost (see
+	// Cluster.UnknownTo); excused holds those rejections, whose answers
+	// may then replace the write anywhere.
 	writtenAt map[crdt.Version]int64
+	excused   map[crdt.Version]bool
 }
 
 func newModel() model {
 	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{},
-		writtenAt: map[crdt.Version]int64{}}
+		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}}
 }
 
 func (m *model) write(rec crdt.Record) {
@@ -107,7 +110,10 @@ func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) 
 	if m.mayBeLost(n) {
 		return // it may have died with a crashed member: verify excuses it
 	}
-	if cur, ok := m.lossy[n.Key]; m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), earliestClock(h), "lost") && (!ok || cur.Compare(n.Version()) < 0) {
+	// Lost to an answer: excused as unknown only if a member whose side
+	// knew nothing of the writer rejected it (see rejected).
+	unknown := m.excused[n.Version()]
+	if cur, ok := m.lossy[n.Key]; m.coverable(t, h, member, n, h.c.Now(), int64(h.cfg.MaxSkew), earliestClock(h), unknown, "lost") && (!ok || cur.Compare(n.Version()) < 0) {
 		m.lossy[n.Key] = n.Version()
 	}
 }
@@ -115,13 +121,27 @@ func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) 
 // rejected checks the records member i rejected as below a watermark, when
 // it rejected them: a live newest write must be one a watermark could
 // cover (see coverable). Its loss follows when the answer arrives.
+//
+// A rejection is answered with a tombstone above the watermark, which
+// replaces every version of its key below it wherever it goes: the
+// newest write of the key, if its writer was unknown to member i's side
+// (see unknownTo), may be lost to it whichever version was rejected, and
+// is excused from then on.
 func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 	for _, r := range rs {
-		if n, ok := m.newest[r.Key]; ok && n.Version() == r.Version {
+		n, ok := m.newest[r.Key]
+		if !ok {
+			continue
+		}
+		unknown := m.unknownTo(h, i, n)
+		if unknown {
+			m.excused[n.Version()] = true
+		}
+		if n.Version() == r.Version {
 			// r.At is member i's clock; the earliest clock then was as
 			// far behind it as it is now (clocks move together between
 			// skew actions).
-			m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), r.At-h.c.Phys(i)+earliestClock(h), "rejected")
+			m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), r.At-h.c.Phys(i)+earliestClock(h), unknown, "rejected")
 		}
 	}
 }
@@ -170,7 +190,7 @@ func (m *model) vanished(t fataler, h *harness, i int, v crdt.Version) {
 // view for longer than FailedTimeout wrote, and what a member wrote
 // while (or before) a side of the network knew nothing of it (the
 // README's "a member the others have not seen"). The adversary's writes are its own to lose.
-func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, at, skew, deadBy int64, what string) bool {
+func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, at, skew, deadBy int64, unknown bool, what string) bool {
 	if n.Tombstone || n.Expired(deadBy) {
 		// Dead already: nothing lost. (A delete that a member refuses,
 		// below a watermark it raised collecting that very delete, or
@@ -183,7 +203,7 @@ func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, a
 	case h.adv != nil && n.Time.Node == adversaryID, h.cfg.MayDrop:
 	case age >= h.cfg.Horizon-h.cfg.MaxDrift-time.Duration(skew):
 	case h.c.Unseen(n.Time.Node) > h.cfg.FailedTimeout-2*h.cfg.MaxSkew:
-	case m.unknownWriter(h, n):
+	case unknown:
 	default:
 		t.Fatalf("%s %s the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
 			member, what, n.Key, n.Time, age)
@@ -191,11 +211,11 @@ func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, a
 	return true
 }
 
-// unknownWriter reports whether a side of the network knew nothing of
-// n's writer when it wrote n or since.
-func (m *model) unknownWriter(h *harness, n crdt.Record) bool {
+// unknownTo reports whether member i's side knew nothing of n's writer
+// when it wrote n or since (see Cluster.UnknownTo).
+func (m *model) unknownTo(h *harness, i int, n crdt.Record) bool {
 	at, ok := m.writtenAt[n.Version()]
-	return ok && h.c.UnknownSince(n.Time.Node, at)
+	return ok && h.c.UnknownTo(i, n.Time.Node, at)
 }
 
 // crashed notes the keys whose newest knowledge member i may take with it:

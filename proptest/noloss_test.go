@@ -205,3 +205,73 @@ func TestMemberAloneStillCollects(t *testing.T) {
 		t.Fatalf("n2, never synced, collected %v", got)
 	}
 }
+
+// TestASideThatSawTheAbsentMemberWaitsForIt: n0's write, replicated to
+// every member, then n0 cut off; on the other side n1 restarts empty and
+// writes and deletes a key of the same bucket. n2, which saw n0, counts it
+// as a failed member, and n1 takes n2's coverage: nothing is collected
+// early there, and after the heal every member holds n0's write. (Had n2
+// restarted too, nothing on that side would know of n0: the delete is
+// collected early, and n0's write, below its watermark, lost everywhere,
+// as the README's "a member the others have not seen" says; found by
+// review, which scripted both.)
+func TestASideThatSawTheAbsentMemberWaitsForIt(t *testing.T) {
+	cfg := DefaultStoreConfig()
+	cfg.Horizon, cfg.Transport.FailedTimeout = 10*time.Minute, 10*time.Minute
+	cfg.Transport.StableMargin = 3 * time.Second
+	cfg.Vary = nil // no bounds: every value held and served
+	c, err := NewCluster(3, StoreFactory(cfg), start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := bucketKeys(2)
+	round := func() {
+		for i := range c.Size() {
+			for j := range c.Size() {
+				if i != j && !c.Down(i) && !c.Down(j) {
+					c.StartSession(i, j)
+					if err := c.DeliverAll(budget); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	c.Set(0, keys[0], []byte("old, replicated"), 0)
+	if _, err := c.Converge(5, budget); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	c.Partition([]string{"n0"}, []string{"n1", "n2"})
+	c.Crash(1)
+	if err := c.Restart(1); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(1, keys[1], []byte("x"), 0)
+	c.Delete(1, keys[1])
+	if err := c.DeliverAll(budget); err != nil {
+		t.Fatal(err)
+	}
+	collected := 0
+	for range 4 {
+		round()
+		c.Advance(2 * time.Second)
+		c.Tick()
+		if err := c.DeliverAll(budget); err != nil {
+			t.Fatal(err)
+		}
+		round()
+		collected += len(c.Replica(1).GC()) + len(c.Replica(2).GC())
+	}
+	if collected != 0 {
+		t.Errorf("n1 and n2 collected %d records early with n0, which n2 saw, away", collected)
+	}
+	if _, err := c.Converge(20, budget); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Size() {
+		if _, ok := c.Replica(i).Get(keys[0]); !ok {
+			t.Errorf("%s lost n0's write of %s after the heal", c.Name(i), keys[0])
+		}
+	}
+}

@@ -84,7 +84,7 @@ type Replicator struct {
 	alive map[string]*memberlist.Node // live members by name, self included
 	// selfAddr is this member's address, as memberlist announced it.
 	selfAddr string
-	known map[string]knownMember      // every member seen and not forgotten, by name (see rejoin)
+	known    map[string]knownMember // every member seen and not forgotten, by name (see rejoin)
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
 	calls  calls    // in flight from here, and being served
