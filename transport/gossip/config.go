@@ -37,8 +37,9 @@ type Timings struct {
 	// re-contact members it declared dead, so this is what reunites the two
 	// sides of a healed partition and lets a node that booted offline join.
 	// A member with every member it has seen alive looks at its seeds
-	// every 10 intervals, for members it never met (a cluster booted
-	// while split). At most 32 join attempts are in flight at a time.
+	// too, for members it never met (a cluster booted while split): after
+	// 10 intervals, then twice as long each time up to 5 minutes while it
+	// meets no one new. At most 32 join attempts are in flight at a time.
 	RejoinInterval time.Duration
 }
 

@@ -59,10 +59,13 @@
 // address a member of another name took is forgotten): that is what
 // reunites the two sides of a healed partition, and one member that does
 // not answer holds up no other. A member that has lost no one looks at its
-// seeds every ten intervals all the same, and joins those that are not
-// members: two sides that never met (a cluster booted while split, or
-// seed lists that differed at first) are no one's lost members. At most
-// 32 join attempts are in flight at a time; the rest wait for a round. Members that
+// seeds all the same, and joins those that are not members' addresses:
+// two sides that never met (a cluster booted while split, or seed lists
+// that differed at first) are no one's lost members. It looks after ten
+// intervals, then twice as long each time, up to every 5 minutes, while
+// it meets no one new (a seed that is a load balancer's address is
+// joined at each look, a whole exchange of state). At most 32 join
+// attempts are in flight at a time; the rest wait for a round. Members that
 // left on purpose are not chased, and the protocol stops waiting for them
 // (transport.Node.Left); memberlist's notice of a leave looks like that of
 // a failure, so a member about to leave says so first in its metadata.

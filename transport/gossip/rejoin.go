@@ -54,19 +54,31 @@ func (r *Replicator) rejoin() {
 		}
 	}
 	var lastSeeds time.Time
+	var seedTried []string // the seeds tried in the last round that looked at them
+	base := seedEvery * r.cfg.Timings.RejoinInterval
+	seedWait, met := base, r.met.Load()
 	for {
 		// The members lost are tried first: a slow lookup of the seeds
 		// does not hold them up.
 		targets, wantSeeds := r.rejoinTargets()
 		join(targets)
 		tried := targets // every target, and every peer whose lookup failed
-		// The seeds are looked at every seedEvery rounds even by a member
-		// that has lost no one: members that never met (a cluster booted
-		// while split, or seed lists that differed at first) are nobody's
-		// lost members, and would otherwise stay two clusters for good
-		// (found by review).
-		if wantSeeds || time.Since(lastSeeds) >= seedEvery*r.cfg.Timings.RejoinInterval {
+		// The seeds are looked at even by a member that has lost no one:
+		// members that never met (a cluster booted while split, or seed
+		// lists that differed at first) are nobody's lost members, and
+		// would otherwise stay two clusters for good (found by review).
+		// Every seedEvery rounds at first, then less and less often, up
+		// to every maxRetryEvery, while those looks meet no one new: a
+		// seed that is no member's address (a load balancer's, a NAT's)
+		// is joined each time, a whole exchange of state for nothing.
+		periodic := !wantSeeds && time.Since(lastSeeds) >= seedWait
+		if periodic {
+			now := r.met.Load()
+			seedWait, met = nextSeedWait(seedWait, base, now != met), now
+		}
+		if wantSeeds || periodic {
 			lastSeeds = time.Now()
+			seedTried = nil
 			seeds, failed, ok := r.lookupSeeds()
 			if !ok {
 				return // closed during the lookup
@@ -74,7 +86,7 @@ func (r *Replicator) rejoin() {
 			for p, err := range failed {
 				r.counters.joinFailures.Add(1)
 				r.joinFailed(p, err)
-				tried = append(tried, p)
+				seedTried = append(seedTried, p)
 			}
 			r.refreshLocal()
 			var more []string
@@ -93,9 +105,13 @@ func (r *Replicator) rejoin() {
 				r.setOnlySelf(!elsewhere)
 			}
 			join(more)
-			tried = append(tried, more...)
+			seedTried = append(seedTried, more...)
 		}
-		r.forgetJoinFailures(append(tried, r.lostAddrs()...)) // those waiting for their next try too
+		// Those waiting for their next try are kept too: the seeds of the
+		// last look (forgotten between two looks, a dead seed's every
+		// failure was its first, logged each time: found by review) and
+		// the members lost.
+		r.forgetJoinFailures(slices.Concat(tried, seedTried, r.lostAddrs()))
 		select {
 		case <-r.done:
 			return
@@ -147,6 +163,17 @@ const (
 	seedEvery = 10
 	maxDials  = 32
 )
+
+// nextSeedWait returns how long after a look at the seeds, made by a
+// member that had lost no one, the next comes: base again if it met a
+// member it had not seen since the last, else twice as long as before, up
+// to maxRetryEvery.
+func nextSeedWait(wait, base time.Duration, met bool) time.Duration {
+	if met {
+		return base
+	}
+	return min(2*wait, max(base, maxRetryEvery))
+}
 
 // liveAddrs returns the addresses of the live members, this one included:
 // seeds there need no join.

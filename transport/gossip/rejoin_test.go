@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
 )
 
 // Four members, each with all four as Peers, boot while the network is
@@ -183,4 +185,76 @@ func TestRestartedMemberIsNotItsOwnPeer(t *testing.T) {
 	if known {
 		t.Fatal("b-new keeps the old name at its own address as a member to rejoin")
 	}
+}
+
+// TestSeedLooksSlowDownWhileTheyMeetNoOne: a member with every member
+// alive looks at its seeds ten rounds apart, then twice as long each time
+// up to maxRetryEvery, and ten rounds apart again once it meets a member
+// it had not seen. A seed that is no member's address (a load balancer's)
+// was joined every ten rounds for ever, each a whole exchange of state
+// (found by review).
+func TestSeedLooksSlowDownWhileTheyMeetNoOne(t *testing.T) {
+	base := 10 * time.Second
+	wait := base
+	var waits []time.Duration
+	for range 7 {
+		wait = nextSeedWait(wait, base, false)
+		waits = append(waits, wait)
+	}
+	want := []time.Duration{20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	if got := nextSeedWait(wait, base, true); got != base {
+		t.Fatalf("after meeting a new member: %v, want %v", got, base)
+	}
+}
+
+// TestDeadSeedIsWarnedOfOnceAMinute: a seed that refuses (a host taken
+// away and left in the list) is warned of at its first failure and then
+// once a minute, however often the seeds are looked at. Its failure was
+// forgotten in the rounds between two looks, so that each was its first,
+// and warned of (found by review).
+func TestDeadSeedIsWarnedOfOnceAMinute(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // refused at once
+	var logs lockedLog
+	var lookups atomic.Int32
+	a := startNode(t, "a", nil)
+	b := startNode(t, "b", nil, func(c *Config) {
+		c.Timings.RejoinInterval = 10 * time.Millisecond // looks at 100, 200, 400 ms...
+		c.Logger = zerolog.New(&logs).Level(zerolog.WarnLevel)
+		c.PeerSource = func(context.Context) ([]string, error) {
+			lookups.Add(1)
+			return []string{a.r.Addr(), dead}, nil
+		}
+	})
+	waitMembers(t, 2, a, b)
+	from := lookups.Load()
+	await.Until(t, 10*time.Second, func() bool { return lookups.Load() >= from+4 }, "no four more looks at the seeds")
+	if n := logs.count("cannot join peer"); n != 1 {
+		t.Fatalf("the dead seed was warned of %d times, want once", n)
+	}
+}
+
+// lockedLog is a log sink safe for the loggers of several goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
 }

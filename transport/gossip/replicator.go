@@ -84,7 +84,9 @@ type Replicator struct {
 	alive map[string]*memberlist.Node // live members by name, self included
 	// selfAddr is this member's address, as memberlist announced it.
 	selfAddr string
-	known    map[string]knownMember // every member seen and not forgotten, by name (see rejoin)
+	// met counts the members seen alive for the first time (see rejoin).
+	met   atomic.Uint64
+	known map[string]knownMember // every member seen and not forgotten, by name (see rejoin)
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
 	calls  calls    // in flight from here, and being served
@@ -320,6 +322,9 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	}
 	switch {
 	case alive:
+		if _, seen := r.known[n.Name]; !seen && n.Name != r.cfg.Name {
+			r.met.Add(1)
+		}
 		r.alive[n.Name] = n
 		addr := n.Address()
 		r.known[n.Name] = knownMember{addr: addr}
