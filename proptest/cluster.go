@@ -3,6 +3,7 @@ package proptest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -48,11 +49,12 @@ type Cluster struct {
 	// unseen is, per incarnation, the longest time some live member's
 	// view went without it, separations still going on excluded.
 	unseen map[crdt.NodeID]int64
-	// unknownTo is, per member (by index) and per other member's name,
-	// the last time the first's side of the network knew nothing of the
-	// second (see noteUnknown); nameOf names every incarnation.
-	unknownTo map[int]map[string]int64
-	nameOf    map[crdt.NodeID]string
+	// seenBy holds, per incarnation, the incarnations (of other members)
+	// that count it (see noteUnknown); unknownTo is, per member (by
+	// index) and per incarnation, the last time the member's side of the
+	// network knew nothing of it.
+	seenBy    map[crdt.NodeID]map[crdt.NodeID]bool
+	unknownTo map[int]map[crdt.NodeID]int64
 	source    Source
 }
 
@@ -65,18 +67,15 @@ type member struct {
 	// missing maps the members whose views lack this one's incarnation to
 	// when it went missing from them.
 	missing map[string]int64
-	// seenBy holds the incarnations (of other members) that have had this
-	// member's name in their views.
-	seenBy map[crdt.NodeID]bool
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{},
-		unknownTo: map[int]map[string]int64{}, nameOf: map[crdt.NodeID]string{}}
+		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}}
 	for i := range n {
-		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, seenBy: map[crdt.NodeID]bool{}}
+		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
 		c.members = append(c.members, m)
 		c.byName[m.name] = i
 	}
@@ -100,8 +99,13 @@ func (c *Cluster) incarnate(i int) error {
 	for name := range m.missing { // the old incarnation's separations end with it
 		c.found(m, name)
 	}
+	// Those that count the name count its new incarnation too: they wait
+	// for the old one as failed, and its writes come after its last cut.
+	c.seenBy[c.nextID] = maps.Clone(c.seenBy[m.id])
+	if c.seenBy[c.nextID] == nil {
+		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
+	}
 	m.r, m.id = r, c.nextID
-	c.nameOf[m.id] = m.name
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
 	}
@@ -147,49 +151,50 @@ func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
 	return time.Duration(longest)
 }
 
-// noteUnknown records, for every live member, the members its side of
-// the network (the members it reaches, itself included) holds no
-// incarnation of that has had them in its view: nothing there counts
-// them in a stable bound (see transport.Config), so the side may collect
-// early below what they wrote before their writes arrive (the README's
-// "a member the others have not seen", which covers members the others
-// saw before they restarted). A side with a member that has seen it
-// waits for it (as a failed member, once out of reach), and so do those
-// that take that member's coverage.
+// noteUnknown records, for every live member, the incarnations its side
+// of the network (the members it reaches, itself included) holds no
+// incarnation that counts: nothing there waits for them in a stable
+// bound (see transport.Config), so the side may collect early below what
+// they wrote before their writes arrive (the README's "a member the
+// others have not seen", which covers members the others saw before they
+// restarted). An incarnation counts another once it has had the other's
+// name in its view, while the other or an earlier incarnation of the
+// name was the current one (a member restarted under its name is waited
+// for as failed, and writes above its last cut), until told it left.
 func (c *Cluster) noteUnknown() {
 	for oi, o := range c.members {
 		if o.down {
 			continue
 		}
-		for xi, x := range c.members {
-			if xi != oi && !c.sideKnows(oi, xi) {
+		for w := range c.seenBy {
+			if !c.sideKnows(oi, w) {
 				if c.unknownTo[oi] == nil {
-					c.unknownTo[oi] = map[string]int64{}
+					c.unknownTo[oi] = map[crdt.NodeID]int64{}
 				}
-				c.unknownTo[oi][x.name] = c.base
+				c.unknownTo[oi][w] = c.base
 			}
 		}
 	}
 }
 
 // sideKnows reports whether member o or a live member it reaches is
-// member x or has had x's name in its view.
-func (c *Cluster) sideKnows(o, x int) bool {
+// incarnation w or counts it.
+func (c *Cluster) sideKnows(o int, w crdt.NodeID) bool {
 	for j, m := range c.members {
-		if !m.down && (j == o || c.Net.Connected(c.members[o].name, m.name)) && (j == x || c.members[x].seenBy[m.id]) {
+		if !m.down && (j == o || c.Net.Connected(c.members[o].name, m.name)) && (m.id == w || c.seenBy[w][m.id]) {
 			return true
 		}
 	}
 	return false
 }
 
-// UnknownTo reports whether the side of member i knew nothing of the
-// member whose incarnation id is at some time from t on (see
-// noteUnknown): what that member wrote at t, i may have collected over.
-func (c *Cluster) UnknownTo(i int, id crdt.NodeID, t int64) bool {
+// UnknownTo reports whether the side of member i knew nothing of
+// incarnation w at some time from t on (see noteUnknown): what w wrote at
+// t, i may have collected over.
+func (c *Cluster) UnknownTo(i int, w crdt.NodeID, t int64) bool {
 	c.noteUnknown()
-	name, ok := c.nameOf[id]
-	return ok && c.unknownTo[i][name] >= t
+	at, ok := c.unknownTo[i][w]
+	return ok && at >= t
 }
 
 // AddOutsider puts a member called name in every membership view that can
@@ -340,7 +345,7 @@ func (c *Cluster) Crash(i int) {
 // is the index it gets, with a fresh replica, and returns that index.
 func (c *Cluster) Join() (int, error) {
 	i := len(c.members)
-	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, seenBy: map[crdt.NodeID]bool{}}
+	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
 	c.members = append(c.members, m)
 	if err := c.incarnate(i); err != nil {
 		c.members = c.members[:i]
@@ -365,7 +370,7 @@ func (c *Cluster) Leave(i int) {
 			l.Left(name)
 			// It forgets the member (see transport.Config): back under
 			// the name, it is one it has not seen.
-			delete(c.members[i].seenBy, m.id)
+			delete(c.seenBy[c.members[i].id], m.id)
 		}
 	}
 	c.SyncViews()
@@ -413,7 +418,7 @@ func (c *Cluster) SyncViews() {
 				view = append(view, o.name)
 				c.found(o, m.name)
 				if i != j {
-					o.seenBy[m.id] = true
+					c.seenBy[o.id][m.id] = true
 				}
 			} else if _, ok := o.missing[m.name]; !ok {
 				o.missing[m.name] = c.base
