@@ -47,8 +47,12 @@ type Cache struct {
 	deltaLag  lagHistogram // records applied from deltas, by lag
 	repairLag lagHistogram // and from anti-entropy repairs
 	snapMu    sync.Mutex   // one snapshot written at a time
-	journal   *journal.Log // the write log (Config.Sync), nil if none
-	unlock    func() error // releases the SnapshotPath's lock, nil if none
+	// logMark is the write log's byte count when the last snapshot began
+	// (the bytes after it are the log's length), snapSize that snapshot's
+	// size: see snapshotIfLogLong.
+	logMark, snapSize atomic.Int64
+	journal           *journal.Log // the write log (Config.Sync), nil if none
+	unlock            func() error // releases the SnapshotPath's lock, nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.
@@ -131,6 +135,9 @@ func New(cfg Config) (*Cache, error) {
 				c.log.Error().Err(err).Msg("snapshot failed")
 			}
 		})
+	}
+	if c.journal != nil {
+		c.every(logCheckEvery, c.snapshotIfLogLong)
 	}
 	c.log.Info().Str("addr", c.repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil

@@ -9,7 +9,7 @@ import (
 type counters struct {
 	fills, fillErrors                            atomic.Uint64
 	restored, restoreDrifted, restoreLowered     atomic.Uint64
-	snapshots, snapshotErrors                    atomic.Uint64
+	snapshots, snapshotErrors, logSnapshots      atomic.Uint64
 	replayed, logErrors, damageResets            atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 }
@@ -60,12 +60,15 @@ type Stats struct {
 	// taken again at every start until the clock has passed them) and
 	// RestoreLowered the watermarks it lowered for the same reason;
 	// Snapshots counts the snapshots written since, SnapshotErrors those
-	// that failed (see Config.SnapshotPath).
+	// that failed (see Config.SnapshotPath), and LogSnapshots those
+	// written before their interval because the write log had grown past
+	// twice the last snapshot's size (and 4 MiB).
 	Restored       uint64 `json:"restored"`
 	RestoreDrifted uint64 `json:"restore_drifted"`
 	RestoreLowered uint64 `json:"restore_lowered"`
 	Snapshots      uint64 `json:"snapshots"`
 	SnapshotErrors uint64 `json:"snapshot_errors"`
+	LogSnapshots   uint64 `json:"log_snapshots"`
 	// Replayed counts the records New applied from the write log after
 	// the snapshot; Logged the writes the log has made durable since,
 	// in LogSyncs syncs (each shared by the writes that came while the
@@ -110,7 +113,7 @@ func (c *Cache) Stats() Stats {
 		FillsForPeers: c.stats.fillsForPeers.Load(),
 		Restored:      c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),
-		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(),
+		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(), LogSnapshots: c.stats.logSnapshots.Load(),
 		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),
 		Replication: c.repl.Stats(), DeltaLag: c.deltaLag.snapshot(), RepairLag: c.repairLag.snapshot(),
 	}
