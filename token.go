@@ -133,6 +133,11 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 			cancel()
 		}
 	}()
+	// The pulls come further and further apart, twice as far each time
+	// up to the anti-entropy interval: a write no member has (a token of
+	// another cluster, or forged, dated in the past) had every peer asked
+	// every 20 ms for as long as the caller waited (found by review).
+	wait := c.pullAfter
 	for {
 		if c.closed.Load() {
 			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
@@ -147,12 +152,13 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		}
 		select {
 		case <-changed:
-		case <-time.After(pullTimer(c.pullAfter)):
+		case <-time.After(pullTimer(wait)):
 			c.feed.cancel(key, changed)
 			asked = c.pull(key, asked) // the key from every peer: one round trip
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
 			}
+			wait = min(2*wait, max(c.pullAfter, c.cfg.AntiEntropyInterval))
 		case <-ctx.Done():
 			c.feed.cancel(key, changed)
 			return nil, false, ctx.Err()

@@ -265,3 +265,37 @@ func TestFarFutureTokenIsRefused(t *testing.T) {
 		t.Fatalf("GetAfter with a token an hour ahead: %v, want ErrBadToken", err)
 	}
 }
+
+// TestTokenOfAWriteNoOneHasPullsSparingly: a token naming a write no
+// member has (of another cluster, or forged, dated in the past) made the
+// reader ask every peer every 20 ms, and start an exchange each time, for
+// as long as it waited: 50 exchanges in a second (found by review). The
+// pulls come twice as far apart each time, up to the interval, and a
+// reader hurries an exchange at most every quarter interval.
+func TestTokenOfAWriteNoOneHasPullsSparingly(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	start := func(name string, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: time.Second})
+	}
+	a := start("a")
+	b := start("b", a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	forged := newToken(crdt.Record{Key: "no-such-key", Time: crdt.Timestamp{Wall: b.phys() - int64(time.Second), Node: 99}})
+	before := b.Stats().Replication.Protocol.SessionsStarted
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, _, err := b.GetAfter(ctx, "no-such-key", forged); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetAfter of a write no one has: %v, want the context's error", err)
+	}
+	if started := b.Stats().Replication.Protocol.SessionsStarted - before; started > 6 {
+		t.Fatalf("one reader made its member start %d exchanges in a second, interval 1 s", started)
+	}
+}

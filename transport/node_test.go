@@ -1094,3 +1094,28 @@ func TestReceiveKeepsNoValueOfAFrame(t *testing.T) {
 		t.Fatal("a refused delta's 1 MiB value is still reachable from the node after Receive returned")
 	}
 }
+
+// TestHurryIsBounded: a reader's Hurry starts a session at the next Tick,
+// but not more often than every quarter of the interval (unbounded,
+// readers waiting for a write no member has had a member start one every
+// 20 ms each, found by review).
+func TestHurryIsBounded(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b")
+	n.pump("a", n.nodes["a"].Tick(n.now.Now())) // the session with b, an arrival
+	hurried := func() bool {
+		n.nodes["a"].Hurry(n.now.Now())
+		envs := n.nodes["a"].Tick(n.now.Now())
+		n.pump("a", envs)
+		return len(envs) > 0
+	}
+	if !hurried() {
+		t.Fatal("a first Hurry started no session")
+	}
+	if hurried() {
+		t.Fatal("a Hurry at once after the last started a session")
+	}
+	n.now.Advance(250 * time.Millisecond)
+	if !hurried() {
+		t.Fatal("a Hurry a quarter interval after the last started no session")
+	}
+}
