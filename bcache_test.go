@@ -82,6 +82,11 @@ func TestNewValidates(t *testing.T) {
 		{"snapshot in no directory", Config{BindAddr: "127.0.0.1:0", SnapshotPath: "/nonexistent/dir/cache.snap"}},
 		{"MaxDeadRecords below -1", Config{BindAddr: "127.0.0.1:0", MaxDeadRecords: -2}},
 		{"negative clock skew", Config{BindAddr: "127.0.0.1:0", MaxClockSkew: -time.Second}},
+		// New took these, and every fill failed, or memberlist refused
+		// the label without ErrConfig (found by review).
+		{"negative FillTTL", Config{BindAddr: "127.0.0.1:0", FillTTL: -time.Second}},
+		{"a label past 255 bytes", Config{BindAddr: "127.0.0.1:0", Label: strings.Repeat("l", 256)}},
+		{"advertising a host name", Config{BindAddr: "127.0.0.1:0", AdvertiseAddr: "localhost:7946"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

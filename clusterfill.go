@@ -39,6 +39,9 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if v, ok := c.Get(key); ok {
 		return v, nil
 	}
+	if err := ctx.Err(); err != nil { // no one to fill for
+		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, err)
+	}
 	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key) })
 	select {
 	case res := <-ch:

@@ -291,6 +291,8 @@ func (c *Config) fill() error {
 		return configError("LogReceived", "needs a write log: a Sync policy other than SyncNone")
 	case c.OnDamage > DamageReset:
 		return configError("OnDamage", "unknown policy %d", c.OnDamage)
+	case c.FillTTL < 0: // every fill would fail (found by review)
+		return configError("FillTTL", "negative (%v), want 0 (none) or more", c.FillTTL)
 	}
 	for _, d := range []struct {
 		name string

@@ -35,6 +35,9 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	if v, ok := c.Get(key); ok {
 		return v, nil
 	}
+	if err := ctx.Err(); err != nil { // no one to fill for (the filler ran: found by review)
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, err)
+	}
 	ch := c.fills.DoChan(key, func() (any, error) {
 		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
 			return r, nil

@@ -91,6 +91,34 @@ func TestFillerHit(t *testing.T) {
 	}
 }
 
+// TestNoFillForADoneContext: a caller whose context is done gets its error
+// and runs no filler: no one waits for what it would load (it ran, a
+// database load for nothing, found by review). A hit is still served.
+func TestNoFillForADoneContext(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", Filler: func(context.Context, string) ([]byte, error) {
+		t.Error("the cluster filler ran for a done context")
+		return []byte("v"), nil
+	}})
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.GetWithFiller(done, "k", func(context.Context, string) ([]byte, error) {
+		t.Error("the filler ran for a done context")
+		return []byte("v"), nil
+	}, 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetWithFiller with a done context: %v, want context.Canceled", err)
+	}
+	if _, err := c.GetOrFill(done, "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetOrFill with a done context: %v, want context.Canceled", err)
+	}
+	c.Set("k", []byte("cached"), 0)
+	if v, err := c.GetWithFiller(done, "k", unusedFiller, 0); err != nil || string(v) != "cached" {
+		t.Fatalf("a hit with a done context: %q, %v", v, err)
+	}
+}
+
+func unusedFiller(context.Context, string) ([]byte, error) { return nil, errors.New("not called") }
+
 // TestFillerWaiterCancellation: a waiter whose context ends stops waiting;
 // the fill goes on and serves the others.
 func TestFillerWaiterCancellation(t *testing.T) {

@@ -15,7 +15,9 @@ type counters struct {
 }
 
 // Stats are a member's counters since New, and what it holds now. All
-// counts only grow, except Keys, Bytes, Records, Tombstones and Evicted.
+// counts only grow, except Keys, Bytes, Records, Tombstones, Evicted and
+// Expired (what is held now), and Replication's StreamBytes and
+// ReadBuffer (gauges).
 type Stats struct {
 	// Hits and Misses count local reads (Get, and GetWithFiller's
 	// lookups) that found a live value and those that did not.

@@ -13,6 +13,9 @@ import (
 // cannot reach with the reason.
 type Status struct {
 	Name string `json:"name"`
+	// Closed says the Cache was closed: it serves nothing, and is not
+	// ready.
+	Closed bool `json:"closed,omitempty"`
 	// Alone says that no other member is live in this member's view.
 	Alone bool `json:"alone"`
 	// PeersConfigured says Config.Peers or the PeerSource may name a
@@ -72,6 +75,9 @@ type JoinFailure struct {
 // without peers (a cluster's first member, or one on its own); and it is
 // not alone while it has peers to join.
 func (s Status) Ready() bool {
+	if s.Closed {
+		return false
+	}
 	if !s.PeersConfigured {
 		return true
 	}
@@ -85,7 +91,7 @@ func (c *Cache) Status() Status {
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Alone: len(rs.Members) == 0, PeersConfigured: others,
+		Name: c.cfg.NodeName, Closed: c.closed.Load(), Alone: len(rs.Members) == 0, PeersConfigured: others,
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),
@@ -125,6 +131,11 @@ func (c *Cache) WaitSynced(ctx context.Context) error {
 		others, changed := c.peersConfigured()
 		if !others {
 			return nil
+		}
+		select { // synced already: nil, whatever ctx says (a select took either at random)
+		case <-c.repl.Synced():
+			return nil
+		default:
 		}
 		select {
 		case <-c.repl.Synced():

@@ -44,9 +44,22 @@ func TestWaitSyncedAndStatus(t *testing.T) {
 	if b.Len() != 100 {
 		t.Fatalf("synced, b holds %d of a's 100 keys", b.Len())
 	}
+	// Synced already, it says so whatever the context: a select took the
+	// done context half the time, and a readiness probe flapped (found by
+	// review).
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	for range 100 {
+		if err := b.WaitSynced(done); err != nil {
+			t.Fatalf("a synced member, WaitSynced with a done context: %v", err)
+		}
+	}
 	b.Close()
 	if err := b.WaitSynced(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("WaitSynced after Close: %v, want ErrClosed", err)
+	}
+	if s := b.Status(); !s.Closed || s.Ready() { // it was ready still (found by review)
+		t.Fatalf("after Close: %+v, ready %v", s, s.Ready())
 	}
 }
 

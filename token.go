@@ -17,9 +17,16 @@ var ErrBadToken = errors.New("bcache: bad token")
 
 // A Token names one write of one key: its version. Carry it from the
 // member that took the write to another one, and GetAfter there reads
-// nothing older. It is opaque, compact (at most 32 characters) and safe
-// in an HTTP header or a URL.
+// nothing older. It is opaque, compact (at most MaxTokenLen characters,
+// 31 to 35 as a rule) and safe in an HTTP header or a URL.
 type Token string
+
+// MaxTokenLen is the longest a Token is: three varints of a version (the
+// clock's wall reading, counter and node id) and four bytes of the key's
+// hash, in unpadded base64. (The documented 32 was short of what a busy
+// member's counter or a node id with its top bit set makes, found by
+// review.)
+const MaxTokenLen = 39
 
 // PullAfter is how long GetAfter waits, at most, for a write's delta
 // before it pulls the write from its peers.
@@ -58,7 +65,7 @@ func newToken(rec crdt.Record) Token {
 // parse returns the version a token names, checking it was made for key.
 func (t Token) parse(key string) (crdt.Timestamp, error) {
 	b, err := base64.RawURLEncoding.DecodeString(string(t))
-	if err != nil || len(t) > 64 {
+	if err != nil || len(t) > MaxTokenLen {
 		return crdt.Timestamp{}, fmt.Errorf("%w: %q", ErrBadToken, clip(string(t)))
 	}
 	var ts crdt.Timestamp

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,5 +299,28 @@ func TestTokenOfAWriteNoOneHasPullsSparingly(t *testing.T) {
 	}
 	if started := b.Stats().Replication.Protocol.SessionsStarted - before; started > 6 {
 		t.Fatalf("one reader made its member start %d exchanges in a second, interval 1 s", started)
+	}
+}
+
+// TestTokensFitMaxTokenLen: a token of the largest version there is fits
+// MaxTokenLen, and one longer is refused. The documented 32 was exceeded
+// by a member whose counter had run (a peer's clock ahead) or whose id
+// had its top bit set (found by review).
+func TestTokensFitMaxTokenLen(t *testing.T) {
+	for _, ts := range []crdt.Timestamp{
+		{Wall: math.MinInt64, Logical: math.MaxUint32, Node: math.MaxUint64},
+		{Wall: math.MaxInt64, Logical: math.MaxUint32, Node: math.MaxUint64},
+		{Wall: time.Now().UnixNano(), Logical: 70000, Node: 1 << 63},
+	} {
+		tok := newToken(crdt.Record{Key: "k", Time: ts})
+		if len(tok) > MaxTokenLen {
+			t.Errorf("a token of %v: %d characters, MaxTokenLen %d", ts, len(tok), MaxTokenLen)
+		}
+		if got, err := tok.parse("k"); err != nil || got != ts {
+			t.Errorf("a token of %v parses as %v, %v", ts, got, err)
+		}
+	}
+	if _, err := Token(strings.Repeat("A", MaxTokenLen+1)).parse("k"); !errors.Is(err, ErrBadToken) {
+		t.Errorf("a token past MaxTokenLen: %v, want ErrBadToken", err)
 	}
 }

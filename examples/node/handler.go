@@ -241,7 +241,11 @@ type change struct {
 
 // maxWatches bounds the watch streams open at once (each a subscription
 // holding what its client has not read yet); watchWriteTimeout is the
-// longest a stream's write may wait for a client that does not read.
+// longest a stream's write may wait for a client that does not read. A
+// write waits only once the socket's buffers are full: a client that
+// opens a quiet stream and never reads holds its place until it goes
+// (one gone without a word is found by TCP's keepalives, the connection
+// idle), so 64 such clients hold every place (found by review).
 const (
 	maxWatches        = 64
 	watchWriteTimeout = 30 * time.Second

@@ -37,9 +37,13 @@
 //	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events: "event: set|delete|expire|evict|drop|overflow",
 //	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"},
 //	                                 and "key_base64" for a key that is not UTF-8;
-//	                                 64 streams at once (429 past them), a client that does not read for 30 s is dropped
+//	                                 64 streams at once (429 past them); a stream whose writes wait 30 s (its
+//	                                 client not reading, its buffers full) is dropped, but a client that keeps a
+//	                                 quiet stream open without reading holds its place until it closes
 //
-// A key is one path segment: escape a slash in it as %2F. A ttl is a Go
+// A key is one path segment: escape a slash in it as %2F, and the keys "."
+// and ".." as %2E and %2E%2E (Go's router answers their plain paths with a
+// redirect to the cleaned path). A ttl is a Go
 // duration; absent or zero (0, 0s) means no expiry, and a negative one or
 // one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
 // A body over -max-value is a 413, at once when its Content-Length says
@@ -109,7 +113,8 @@ served over HTTP:
   GET    /metrics                  Prometheus metrics
   GET    /v1/watch[?prefix=p]      the changes to keys with prefix p, as Server-Sent Events
 
-A key is one path segment: escape a slash in it as %2F.
+A key is one path segment: escape a slash in it as %2F, and the keys "."
+and ".." as %2E and %2E%2E.
 
 Flags:
 `
