@@ -33,8 +33,10 @@ var (
 	// of a write, is not damage: it is ignored). Nothing is restored.
 	ErrWriteLog = journal.ErrDamaged
 	// ErrNotDurable is returned by Set and Delete when the write log
-	// failed to take the write (Config.Sync): the write is applied here
-	// and sent to the peers, but a crash of this member may lose it.
+	// failed to take the write (Config.Sync), or, with SyncInterval,
+	// while its last sync failed and none has succeeded since: the write
+	// is applied here and sent to the peers, but a crash of this member
+	// may lose it.
 	ErrNotDurable = errors.New("write not durable")
 	// ErrFillerPanic wraps a panic raised by a Filler.
 	ErrFillerPanic = errors.New("filler panicked")
