@@ -462,8 +462,8 @@ type Log struct {
 	// failing is why the last frame failed, until a frame is written
 	// (Interval: appends report it; see Append).
 	failing atomic.Pointer[error]
-	body    [][]byte              // the chunks of the frame being written
-	small   []byte                // a frame that fits a chunk, copied to be written at once
+	body    [][]byte // the chunks of the frame being written
+	small   []byte   // a frame that fits a chunk, copied to be written at once
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
 		sync.Mutex
