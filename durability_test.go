@@ -501,57 +501,6 @@ func TestSnapshotPathIsOneMembers(t *testing.T) {
 	}
 }
 
-// TestRecordsAheadOfTheClockAreKeptAside: a device that boots with its
-// clock behind (before NTP answers) skips the records stamped ahead of
-// it; the snapshot written next, without them, replaced the one that held
-// them and removed the log: acknowledged writes gone for good, though
-// only the clock was wrong (found by review). Their files are kept aside
-// now, and taken again at the next start whose clock has passed them,
-// then removed.
-func TestRecordsAheadOfTheClockAreKeptAside(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "cache.snap")
-	a := mustNew(t, syncConfig(path, SyncWrite))
-	for _, k := range []string{"a", "b", "c"} {
-		if err := a.Set(k, []byte("v"), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustClose(t, a)
-
-	behind := new(offsetClock)
-	behind.advance(-time.Hour)
-	cfg := syncConfig(path, SyncWrite)
-	cfg.Clock = behind.now
-	b := mustNew(t, cfg)
-	if b.Len() != 0 || b.Stats().RestoreDrifted != 3 {
-		t.Fatalf("with the clock an hour behind: %d values, %d skipped; want 0, 3", b.Len(), b.Stats().RestoreDrifted)
-	}
-	b.Set("while behind", []byte("v"), 0)
-	mustClose(t, b)
-	b2 := mustNew(t, cfg) // still behind: the set stays aside
-	mustClose(t, b2)
-
-	c := mustNew(t, syncConfig(path, SyncWrite)) // the clock is right again
-	for _, k := range []string{"a", "b", "c", "while behind"} {
-		if _, ok := c.Get(k); !ok {
-			t.Errorf("%q lost across a start with the clock behind", k)
-		}
-	}
-	mustClose(t, c)
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.Contains(e.Name(), ".ahead-") {
-			t.Errorf("%s still kept aside once restored", e.Name())
-		}
-	}
-	d := mustNew(t, syncConfig(path, SyncWrite)) // and held by the member's own files now
-	defer d.Close()
-	if d.Len() != 4 {
-		t.Fatalf("after the set aside was removed: %d values, want 4", d.Len())
-	}
-}
-
 // TestLongLogIsCoveredBySnapshot: a write log longer than twice the last
 // snapshot (and a floor) is covered by a snapshot at once, not at the next
 // SnapshotInterval: a restart replays, and holds in memory, the whole log

@@ -3,12 +3,7 @@ package bcache
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,10 +58,8 @@ func (c *Cache) restore() (err error) {
 		snap, logged, lst = nil, nil, journal.ReadStats{}
 	}
 	now := c.phys()
-	drifted := 0
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
-		drifted += st.Drifted
 		c.stats.restored.Add(uint64(st.Applied))
 		c.stats.restoreDrifted.Add(uint64(st.Drifted))
 		c.stats.restoreLowered.Add(uint64(st.Lowered))
@@ -85,36 +78,15 @@ func (c *Cache) restore() (err error) {
 				c.store.MarkOwn(e.Time.Node)
 			}
 		}
-		applied, ahead := c.store.Replay(recs, c.clock, now)
-		drifted += ahead
+		applied, drifted := c.store.Replay(recs, c.clock, now)
 		c.stats.replayed.Add(uint64(applied))
-		c.stats.restoreDrifted.Add(uint64(ahead))
+		c.stats.restoreDrifted.Add(uint64(drifted))
 		ev := c.log.Info()
-		if ahead > 0 || lst.Torn > 0 {
-			ev = c.log.Warn().Int("skipped_ahead_of_clock", ahead)
+		if drifted > 0 || lst.Torn > 0 {
+			ev = c.log.Warn().Int("skipped_ahead_of_clock", drifted)
 		}
 		ev.Int("records", lst.Records).Int("applied", applied).Int("segments", lst.Segments).
 			Int64("torn_end_bytes", lst.Torn).Msg("replayed write log")
-	}
-	// Records stamped ahead of this clock (a device that booted before its
-	// clock was set) were skipped: the next snapshot, written without
-	// them, would have removed the log and replaced the snapshot that held
-	// them, acknowledged writes and all (found by review). Their files are
-	// kept aside instead, and taken again at every start until the clock
-	// has passed every record in them.
-	keptAside := ""
-	if drifted > 0 {
-		keptAside = path + ".ahead-" + strings.ReplaceAll(time.Now().UTC().Format("20060102T150405.000000000"), ".", "-") // no dot: see restoreAside
-		moved, err := journal.MoveTo(path, keptAside)
-		if err != nil {
-			return fmt.Errorf("bcache: new: %w: keeping aside the files of %d records ahead of this clock: %v", ErrSnapshot, drifted, err)
-		}
-		c.log.Error().Int("records", drifted).Strs("kept_in", moved).
-			Msg("records stamped ahead of this clock skipped: their files are kept aside, and taken again at every start until the clock has passed them")
-		lst = journal.ReadStats{}
-	}
-	if err := c.restoreAside(path, keptAside, now); err != nil {
-		return err
 	}
 	if c.cfg.Sync == SyncNone {
 		if lst.Segments == 0 {
@@ -147,77 +119,6 @@ func (c *Cache) restore() (err error) {
 	}
 	if c.cfg.LogReceived {
 		c.feed.watchAlso(c.store, c.logReceived)
-	}
-	return nil
-}
-
-// restoreAside takes the records of the files kept aside at earlier
-// starts for records then ahead of the clock (see restore), through the
-// same checks, and removes a set once none of its records is ahead any
-// more. but names the set this start made, which it leaves alone.
-func (c *Cache) restoreAside(path, but string, now int64) error {
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("bcache: new: %w: %v", ErrSnapshot, err)
-	}
-	sets := map[string]bool{}
-	prefix := filepath.Base(path) + ".ahead-"
-	for _, e := range entries {
-		if name, ok := strings.CutPrefix(e.Name(), prefix); ok {
-			stamp, _, _ := strings.Cut(name, ".") // the set's snapshot, or a segment of its log
-			sets[filepath.Join(filepath.Dir(path), prefix+stamp)] = true
-		}
-	}
-	delete(sets, but)
-	var done []string
-	for _, set := range slices.Sorted(maps.Keys(sets)) {
-		snap, err := store.LoadSnapshot(set, c.store.DigestBits())
-		if errors.Is(err, store.ErrNoSnapshot) {
-			snap, err = nil, nil
-		}
-		logged, _, lerr := journal.Read(set)
-		if err = errors.Join(err, lerr); err != nil {
-			c.log.Error().Err(err).Str("set", set).Msg("files kept aside unreadable: left as they are")
-			continue
-		}
-		ahead := 0
-		if snap != nil {
-			st := c.store.Restore(snap, c.clock, now)
-			c.stats.restored.Add(uint64(st.Applied))
-			ahead += st.Drifted
-		}
-		recs := make([]crdt.Record, len(logged))
-		for i, e := range logged {
-			recs[i] = e.Record
-			if !e.Received {
-				c.store.MarkOwn(e.Time.Node)
-			}
-		}
-		applied, drifted := c.store.Replay(recs, c.clock, now)
-		ahead += drifted
-		c.stats.replayed.Add(uint64(applied))
-		if ahead > 0 {
-			c.stats.restoreDrifted.Add(uint64(ahead))
-			c.log.Warn().Int("records_still_ahead", ahead).Str("set", set).Msg("files kept aside: records still ahead of this clock")
-			continue
-		}
-		done = append(done, set)
-	}
-	if len(done) == 0 {
-		return nil
-	}
-	// The records taken are in memory alone until a snapshot holds them.
-	if err := c.writeSnapshot(); err != nil {
-		return fmt.Errorf("bcache: new: covering the records kept aside: %w", err)
-	}
-	for _, set := range done {
-		if err := journal.RemoveAll(set); err != nil {
-			return fmt.Errorf("bcache: new: %w: removing files kept aside: %v", ErrSnapshot, err)
-		}
-		if err := os.Remove(set); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("bcache: new: %w: removing files kept aside: %v", ErrSnapshot, err)
-		}
-		c.log.Info().Str("set", set).Msg("records kept aside, no longer ahead of this clock, restored")
 	}
 	return nil
 }

@@ -58,9 +58,7 @@ type Stats struct {
 	FillsForPeers  uint64 `json:"fills_for_peers"`
 	// Restored counts the records New restored from the snapshot,
 	// RestoreDrifted those it skipped for being too far ahead of the clock
-	// (their files are kept aside, "<SnapshotPath>.ahead-<time>", and
-	// taken again at every start until the clock has passed them) and
-	// RestoreLowered the watermarks it lowered for the same reason;
+	// and RestoreLowered the watermarks it lowered for the same reason;
 	// Snapshots counts the snapshots written since, SnapshotErrors those
 	// that failed (see Config.SnapshotPath), and LogSnapshots those
 	// written before their interval because the write log had grown past

@@ -1183,31 +1183,6 @@ func RemoveAll(path string) error {
 	return removeOldest(path, segs, math.MaxUint64)
 }
 
-// MoveTo renames the snapshot at path to to, and every segment of its log
-// to to's (to.log.<n>, n as it was), those that exist, and returns the new
-// names: a set that LoadSnapshot and Read take at to.
-func MoveTo(path, to string) ([]string, error) {
-	segs, err := Segments(path)
-	if err != nil {
-		return nil, err
-	}
-	renames := [][2]string{{path, to}}
-	for _, s := range segs {
-		renames = append(renames, [2]string{s.Path, segmentPath(to, s.N)})
-	}
-	var moved []string
-	for _, r := range renames {
-		switch err := os.Rename(r[0], r[1]); {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return moved, err
-		default:
-			moved = append(moved, r[1])
-		}
-	}
-	return moved, syncDir(path)
-}
-
 // MoveAside renames the snapshot at path and every segment of its log,
 // those that exist, with suffix appended, and returns the new names.
 func MoveAside(path, suffix string) ([]string, error) {
