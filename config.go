@@ -190,7 +190,9 @@ type Config struct {
 	// restart while cut off. Needs a Sync policy other than SyncNone.
 	LogReceived bool
 	// OnDamage says what New does with a snapshot or write log it cannot
-	// read: see DamagePolicy. Default: DamageFail.
+	// read, and with records of them stamped more than MaxClockDrift ahead
+	// of its clock (ErrAheadOfClock, or skipped): see DamagePolicy.
+	// Default: DamageFail.
 	OnDamage DamagePolicy
 	// Filler, if set, fills the keys GetOrFill misses, once in the
 	// cluster (see GetOrFill); every member should have the same one.

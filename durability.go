@@ -55,12 +55,16 @@ type DamagePolicy uint8
 
 const (
 	// DamageFail makes New return an error wrapping ErrSnapshot or
-	// ErrWriteLog; nothing is restored. The default: a person decides.
+	// ErrWriteLog, or ErrAheadOfClock for records stamped too far ahead
+	// of the clock; nothing is restored. The default: a person decides
+	// (or the clock is set, and the member started again).
 	DamageFail DamagePolicy = iota
 	// DamageReset moves the snapshot and every segment of the log aside
 	// (renamed with ".damaged-" and the time), logs it, counts it in
 	// Stats.DamageResets, and starts empty, for unattended devices: the
-	// member then catches up from its peers like a new one.
+	// member then catches up from its peers like a new one. Records too
+	// far ahead of the clock it skips (Stats.RestoreDrifted), restoring
+	// the rest.
 	DamageReset
 )
 

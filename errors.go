@@ -32,6 +32,13 @@ var (
 	// is damaged or unreadable (a torn end, left by a crash in the middle
 	// of a write, is not damage: it is ignored). Nothing is restored.
 	ErrWriteLog = journal.ErrDamaged
+	// ErrAheadOfClock is returned by New when the snapshot or the write
+	// log holds records stamped more than MaxClockDrift ahead of the
+	// clock: the clock is behind (a device that booted before its clock
+	// was set; start again once it is), or was ahead when they were
+	// written. With OnDamage: DamageReset, New skips them instead, and
+	// the next snapshot drops them.
+	ErrAheadOfClock = errors.New("records ahead of the clock")
 	// ErrNotDurable is returned by Set and Delete when the write log
 	// failed to take the write (Config.Sync), or, with SyncInterval,
 	// while its last sync failed and none has succeeded since: the write
