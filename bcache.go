@@ -53,7 +53,6 @@ type Cache struct {
 	logMark, snapSize atomic.Int64
 	journal           *journal.Log // the write log (Config.Sync), nil if none
 	unlock            func() error // releases the SnapshotPath's lock, nil if none
-	founded           atomic.Bool  // it has had no peers but itself (see Status.Founded)
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.

@@ -26,11 +26,6 @@ type Status struct {
 	// until a lookup finds another; it is true until a lookup settles it
 	// and while every lookup fails.
 	PeersConfigured bool `json:"peers_configured"`
-	// Founded says this member founded the cluster (PeersConfigured was
-	// false: no peers, or none but itself as looked up) and has not synced
-	// with a peer since: the cluster's data is its own, and a peer listed
-	// later that has not come yet does not make it unready.
-	Founded bool `json:"founded,omitempty"`
 	// Synced says that an anti-entropy exchange with a peer has completed
 	// since New (FirstSync is when): from then on the member holds
 	// everything that peer held when the exchange began, a restored
@@ -77,18 +72,13 @@ type JoinFailure struct {
 
 // Ready reports whether a load balancer should send this member traffic:
 // it has synced with a peer since it started, or it was configured
-// without peers (a cluster's first member, or one on its own), or it
-// founded the cluster and has not synced since (Founded); and it is not
-// alone while it has peers to join, but as a founder.
+// without peers (a cluster's first member, or one on its own); and it is
+// not alone while it has peers to join.
 func (s Status) Ready() bool {
 	if s.Closed {
 		return false
 	}
-	if !s.PeersConfigured || (s.Founded && !s.Synced) {
-		// A founder listing a peer that has not come yet (a StatefulSet
-		// scaling up: the next pod is listed before it runs) stays
-		// ready: it was unready until that peer synced, and for good if
-		// it never came (found by review).
+	if !s.PeersConfigured {
 		return true
 	}
 	return s.Synced && !s.Alone
@@ -102,8 +92,7 @@ func (c *Cache) Status() Status {
 	st := c.store.Stats()
 	s := Status{
 		Name: c.cfg.NodeName, Closed: c.closed.Load(), Alone: len(rs.Members) == 0, PeersConfigured: others,
-		Founded: c.founded.Load() && rs.FirstSync.IsZero(),
-		Synced:  !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
+		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),
 	}
@@ -121,14 +110,9 @@ func (c *Cache) Status() Status {
 // channel closed when that changes.
 func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
 	if c.cfg.PeerSource == nil && !slices.ContainsFunc(c.cfg.Peers, func(p string) bool { return p != c.Addr() }) {
-		c.founded.Store(true)
 		return false, nil
 	}
-	others, changed := c.repl.SeedsElsewhere()
-	if !others {
-		c.founded.Store(true) // see Status.Founded
-	}
-	return others, changed
+	return c.repl.SeedsElsewhere()
 }
 
 // WaitSynced returns when this member has completed an anti-entropy

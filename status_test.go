@@ -216,35 +216,3 @@ func TestPeersThatAreItselfAtOtherAddresses(t *testing.T) {
 		t.Fatalf("its peers itself: %+v, ready %v", s, s.Ready())
 	}
 }
-
-// TestFounderStaysReadyWhenAPeerIsListed: a member that founded the
-// cluster (its PeerSource listed none but itself) stays ready when the
-// source lists a peer that has not come yet: the next pod of a
-// StatefulSet scaling up, listed before it runs, or one that never comes
-// up. It turned not ready, and stayed so while that peer was listed,
-// taking the only member holding the data out of the load balancer
-// (found by review). Once it has synced with a peer, the usual rule holds.
-func TestFounderStaysReadyWhenAPeerIsListed(t *testing.T) {
-	var more atomic.Bool
-	var self atomic.Pointer[string]
-	cfg := testConfig("pod-0")
-	cfg.PeerSource = func(ctx context.Context) ([]string, error) {
-		p := self.Load()
-		if p == nil {
-			return nil, context.Canceled // not settled until Addr is known
-		}
-		if more.Load() {
-			return []string{*p, "127.0.0.1:1"}, nil // pod 1: listed, not listening
-		}
-		return []string{*p}, nil
-	}
-	c := newCache(t, cfg)
-	addr := c.Addr()
-	self.Store(&addr)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().Ready() }, "the founder never ready: %+v", c.Status())
-	more.Store(true)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "pod 1 never looked up")
-	if s := c.Status(); !s.Ready() || !s.Founded {
-		t.Fatalf("the founder, serving alone, with pod 1 listed: %+v, ready %v", s, s.Ready())
-	}
-}
