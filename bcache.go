@@ -51,6 +51,8 @@ type Cache struct {
 	// (the bytes after it are the log's length), snapSize that snapshot's
 	// size: see snapshotIfLogLong.
 	logMark, snapSize atomic.Int64
+	logSnapWait       time.Duration // after failed ones (snapshotIfLogLong's goroutine alone)
+	logSnapRetry      time.Time
 	journal           *journal.Log // the write log (Config.Sync), nil if none
 	unlock            func() error // releases the SnapshotPath's lock, nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds

@@ -569,3 +569,32 @@ func TestRestartWithTheClockBehindLosesNothing(t *testing.T) {
 		t.Fatalf("after a start refused with the clock behind, then one with it set: %d of 3 writes", c.Len())
 	}
 }
+
+// TestFailingLogSnapshotBacksOff: a snapshot of a long log that fails (a
+// directory where its file goes) is tried again twice as late each time:
+// tried at every check, it rewrote the whole store and started a log
+// segment every second for as long as it failed (found by review).
+func TestFailingLogSnapshotBacksOff(t *testing.T) {
+	oldFloor, oldEvery := logSnapshotFloor, logCheckEvery
+	logSnapshotFloor, logCheckEvery = 64<<10, 5*time.Millisecond
+	defer func() { logSnapshotFloor, logCheckEvery = oldFloor, oldEvery }()
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	cfg := syncConfig(path, SyncInterval)
+	cfg.SyncEvery, cfg.SnapshotInterval = time.Millisecond, time.Hour
+	c := mustNew(t, cfg)
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o755); err != nil { // every snapshot fails
+		t.Fatal(err)
+	}
+	value := make([]byte, 1000)
+	for i := range 200 {
+		if err := c.Set(fmt.Sprint("k", i%26), value, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool { return c.Stats().LogSnapshots >= 3 }, "no three tries")
+	c.Close() // its own snapshot fails too; the timer's goroutine is done
+	tries := c.Stats().LogSnapshots
+	if want := min(logCheckEvery<<(tries-1), time.Minute); c.logSnapWait != want {
+		t.Fatalf("after %d failed tries the next waits %v, want %v", tries, c.logSnapWait, want)
+	}
+}

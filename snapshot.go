@@ -178,16 +178,24 @@ var (
 )
 
 // snapshotIfLogLong writes a snapshot if the write log has grown past
-// twice the last snapshot's size and logSnapshotFloor since it.
+// twice the last snapshot's size and logSnapshotFloor since it. After a
+// failure it waits, twice as long each time up to a minute: retried every
+// check, a failing snapshot (a full disk) rewrote the store and started
+// a log segment every second (found by review). Only the goroutine of
+// its timer calls it.
 func (c *Cache) snapshotIfLogLong() {
 	long := int64(c.journal.Stats().Bytes) - c.logMark.Load()
-	if long <= max(logSnapshotFloor, 2*c.snapSize.Load()) {
+	if long <= max(logSnapshotFloor, 2*c.snapSize.Load()) || time.Now().Before(c.logSnapRetry) {
 		return
 	}
 	c.stats.logSnapshots.Add(1)
 	if err := c.writeSnapshot(); err != nil {
-		c.log.Error().Err(err).Int64("log_bytes", long).Msg("snapshot of a long write log failed")
+		c.logSnapWait = min(max(2*c.logSnapWait, logCheckEvery), time.Minute)
+		c.logSnapRetry = time.Now().Add(c.logSnapWait)
+		c.log.Error().Err(err).Int64("log_bytes", long).Dur("retry_in", c.logSnapWait).Msg("snapshot of a long write log failed")
+		return
 	}
+	c.logSnapWait, c.logSnapRetry = 0, time.Time{}
 }
 
 // errLocked: another member holds the lock of this SnapshotPath.

@@ -115,7 +115,9 @@ func (c *Cache) DeleteWithToken(key string) (Token, error) {
 // it has not come within PullAfter, the member asks every live peer for
 // the key's record (one round trip), and starts an anti-entropy exchange
 // with a peer at once, rather than waiting for the next interval (both
-// again every PullAfter); it returns ctx's error when ctx ends
+// again, twice as late each time, up to the anti-entropy interval; a
+// member hurries exchanges at most every quarter interval); it returns
+// ctx's error when ctx ends
 // first, never older data. On the member that took the write it answers
 // at once. Once the write is dead and collected here (a delete, an
 // expired value), or was refused as older than what this member has
