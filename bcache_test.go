@@ -87,6 +87,8 @@ func TestNewValidates(t *testing.T) {
 		{"negative FillTTL", Config{BindAddr: "127.0.0.1:0", FillTTL: -time.Second}},
 		{"a label past 255 bytes", Config{BindAddr: "127.0.0.1:0", Label: strings.Repeat("l", 256)}},
 		{"advertising a host name", Config{BindAddr: "127.0.0.1:0", AdvertiseAddr: "localhost:7946"}},
+		// A value over MaxBytes could never be held (found by review).
+		{"MaxValueSize over MaxBytes", Config{BindAddr: "127.0.0.1:0", MaxBytes: 1000, MaxValueSize: 2000}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +101,28 @@ func TestNewValidates(t *testing.T) {
 				t.Fatalf("New: %v, want a config error", err)
 			}
 		})
+	}
+}
+
+// TestMaxValueSizeFollowsMaxBytes: with MaxBytes under 1 MiB and no
+// MaxValueSize, a value larger than MaxBytes is refused (ErrValueTooLarge).
+// It was taken, and evicted nearly every value held before itself: one
+// Set of 100 KiB under MaxBytes 64 KiB left 9 of 500 values (found by
+// review).
+func TestMaxValueSizeFollowsMaxBytes(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxBytes: 64 << 10})
+	for i := range 500 {
+		c.Set(fmt.Sprint("k", i), make([]byte, 100), 0)
+	}
+	before := c.Len()
+	if err := c.Set("big", make([]byte, 100<<10), 0); !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("a value over MaxBytes: %v, want ErrValueTooLarge", err)
+	}
+	if c.Len() != before {
+		t.Fatalf("the refused value took %d values with it", before-c.Len())
+	}
+	if got := c.Config().MaxValueSize; got != 64<<10 {
+		t.Fatalf("MaxValueSize %d, want MaxBytes", got)
 	}
 }
 

@@ -112,7 +112,8 @@ type Config struct {
 
 	// MaxKeySize and MaxValueSize bound the keys and values this member
 	// writes, in bytes. Defaults: 64 KiB (also the most) and 1 MiB;
-	// MaxValueSize at most 16 MiB. Members may disagree: a value received
+	// MaxValueSize at most 16 MiB, and at most MaxBytes (its default
+	// below 1 MiB). Members may disagree: a value received
 	// over this member's MaxValueSize is kept as its version without the
 	// value (a miss here, counted in Stats.Oversized), so every record both
 	// can hold still repairs.
@@ -355,8 +356,16 @@ func (c *Config) fill() error {
 	if c.MaxKeySize == 0 {
 		c.MaxKeySize = DefaultMaxKeySize
 	}
-	if c.MaxValueSize == 0 {
+	// A value larger than MaxBytes can never be held: written here, it
+	// evicted nearly every other value before itself (found by review).
+	// MaxValueSize defaults to MaxBytes below 1 MiB, and may not exceed it.
+	switch {
+	case c.MaxValueSize == 0 && c.MaxBytes > 0:
+		c.MaxValueSize = int(min(c.MaxBytes, DefaultMaxValueSize))
+	case c.MaxValueSize == 0:
 		c.MaxValueSize = DefaultMaxValueSize
+	case c.MaxBytes > 0 && int64(c.MaxValueSize) > c.MaxBytes:
+		return configError("MaxValueSize", "%d over MaxBytes %d: such a value could never be held", c.MaxValueSize, c.MaxBytes)
 	}
 	if c.MaxDeadRecords == 0 {
 		c.MaxDeadRecords = defaultMaxDead(c.MaxKeys, c.MaxBytes)

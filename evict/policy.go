@@ -174,7 +174,12 @@ func (p *Policy[E]) Victim() (E, bool) {
 			}
 			return e, true
 		}
-		if p.small.len() > 0 && (10*p.small.len() >= smallShare*p.Len() || p.main.len() == 0) {
+		// The small queue keeps one entry whatever its share: in a cache
+		// of fewer than ten entries its share is under one, and the
+		// newest write, alone there, went at once, while the values read
+		// once held the main queue (found by review: at MaxKeys 1, no
+		// value written could be read back).
+		if p.small.len() > 0 && (10*p.small.len() >= smallShare*p.Len() && p.small.len() > 1 || p.main.len() == 0) {
 			e, _ := p.small.pop()
 			if freq(e.Use().Load()) > 0 {
 				p.main.push(e)

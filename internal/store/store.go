@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,8 @@ type Config struct {
 	// kept as an evicted version: a miss here, but it still shadows older
 	// writes and matches the peer's digest, so nothing is sent again and
 	// the other records of its frame are applied. 0 means no limit of its
-	// own (the wire's hard limit).
+	// own (the wire's hard limit). It is never above MaxBytes: a value
+	// that can never be held is kept as its version alone, too.
 	MaxValueSize int
 	// MaxDead bounds the dead records held (tombstones and values past
 	// their expiry that the rules of package lww do not let Collect take
@@ -132,7 +134,7 @@ func New(cfg Config) (*Store, error) {
 			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead)
 	}
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
-		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: cfg.MaxValueSize, maxDead: cfg.MaxDead,
+		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: valueLimit(cfg), maxDead: cfg.MaxDead,
 		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift)}
 	s.founder.Store(cfg.Founder)
 	for i := range s.shards {
@@ -288,6 +290,16 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	sh.mu.Unlock()
 	s.settle(ch)
 	return ch.outcome
+}
+
+// valueLimit is the largest value the store holds: MaxValueSize, and no
+// more than MaxBytes (a value that can never be held, received, evicted
+// nearly every other value before itself; found by review).
+func valueLimit(cfg Config) int {
+	if cfg.MaxBytes > 0 && (cfg.MaxValueSize == 0 || int64(cfg.MaxValueSize) > cfg.MaxBytes) {
+		return int(min(cfg.MaxBytes, math.MaxInt32))
+	}
+	return cfg.MaxValueSize
 }
 
 // Tombstone returns the answer to a record of key that Apply rejected as
