@@ -29,13 +29,16 @@ type Stats struct {
 	// Records, Tombstones and Evicted count the records held now: of every
 	// kind (each key ever written and not yet collected), deletes, and
 	// versions whose value was evicted or was over MaxValueSize. Expired
-	// counts the values past their TTL that the last collection kept.
+	// counts the records past their TTL that the last collection kept:
+	// values, and versions held without their value (counted in Evicted
+	// too), all dead records that MaxDeadRecords bounds.
 	Records    int `json:"records"`
 	Tombstones int `json:"tombstones"`
 	Evicted    int `json:"evicted"`
 	Expired    int `json:"expired"`
 	// Evictions counts values dropped locally by the MaxKeys/MaxBytes
-	// bound; Expirations values past their TTL that were collected;
+	// bound; Expirations records past their TTL that were collected
+	// (values, and versions held without theirs);
 	// Oversized records received with a value over MaxValueSize.
 	Evictions   uint64 `json:"evictions"`
 	Expirations uint64 `json:"expirations"`
