@@ -11,6 +11,7 @@ type fifo[E Entry] struct {
 	ring  []E // the zero E is a hole
 	head  int // index of the front
 	holes int // holes at or after head
+	bytes int // the entries' sizes (see Entry.Size)
 }
 
 const (
@@ -27,6 +28,7 @@ func (q *fifo[E]) push(e E) {
 	}
 	q.ring = append(q.ring, e)
 	e.SetSlot(len(q.ring)<<queueBits | q.id)
+	q.bytes += e.Size()
 }
 
 // pop removes and returns the entry at the front.
@@ -38,6 +40,7 @@ func (q *fifo[E]) pop() (E, bool) {
 		q.head++
 		if e != zero {
 			e.SetSlot(0)
+			q.bytes -= e.Size()
 			return e, true
 		}
 		q.holes--
@@ -63,6 +66,7 @@ func (q *fifo[E]) remove(e E) {
 	var zero E
 	q.ring[e.Slot()>>queueBits-1] = zero
 	q.holes++
+	q.bytes -= e.Size()
 	e.SetSlot(0)
 }
 
@@ -71,10 +75,12 @@ func (q *fifo[E]) remove(e E) {
 func (q *fifo[E]) compact() {
 	var zero E
 	kept := q.ring[:0]
+	q.bytes = 0 // counted again (see Entry.Size)
 	for _, e := range q.ring[q.head:] {
 		if e != zero {
 			kept = append(kept, e)
 			e.SetSlot(len(kept)<<queueBits | q.id)
+			q.bytes += e.Size()
 		}
 	}
 	clear(q.ring[len(kept):])

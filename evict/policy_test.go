@@ -23,6 +23,7 @@ func (e *entry) Use() *atomic.Uint32 { return &e.use }
 func (e *entry) Written() int64      { return e.written }
 func (e *entry) Slot() int           { return e.slot }
 func (e *entry) SetSlot(i int)       { e.slot = i }
+func (e *entry) Size() int           { return 1 }
 
 // testHash is a seeded hash of name that is the same in every run (a
 // random seed made the policy's choices, and so the tests' figures, vary
@@ -93,7 +94,7 @@ func (b *bounded) set(name string, remote bool) {
 	b.known[name] = true
 	b.p.Add(e, how)
 	for len(b.entries) > b.n {
-		v, ok := b.p.Victim()
+		v, ok := b.p.Victim(0)
 		if !ok {
 			panic("no victim over the bound")
 		}
@@ -209,7 +210,7 @@ func TestPeersWritesGoOldestFirst(t *testing.T) {
 	}
 	var got []string
 	for {
-		v, ok := p.Victim()
+		v, ok := p.Victim(0)
 		if !ok {
 			break
 		}
@@ -223,7 +224,7 @@ func TestPeersWritesGoOldestFirst(t *testing.T) {
 		p.Add(e, Received)
 	}
 	for i := range 10 {
-		if v, _ := p.Victim(); v.name != fmt.Sprint(i) {
+		if v, _ := p.Victim(0); v.name != fmt.Sprint(i) {
 			t.Fatalf("victim %d of ten written at once: %s", i, v.name)
 		}
 	}
@@ -241,12 +242,12 @@ func TestRewrittenPeersWrites(t *testing.T) {
 		p.Add(es[i], Received)
 	}
 	es[0].written = 10
-	p.Rewrite(es[0], true)  // now the newest of the three
-	p.Rewrite(es[1], false) // written here: no longer a peer's
-	if v, _ := p.Victim(); v != es[2] {
+	p.Rewrite(es[0], true, 0)  // now the newest of the three
+	p.Rewrite(es[1], false, 0) // written here: no longer a peer's
+	if v, _ := p.Victim(0); v != es[2] {
 		t.Fatalf("first victim %s, want 2 (0 was rewritten later, 1 is local)", v.name)
 	}
-	if v, _ := p.Victim(); v != es[0] {
+	if v, _ := p.Victim(0); v != es[0] {
 		t.Fatalf("second victim %s, want 0", v.name)
 	}
 	if es[1].slot&queueMask != smallQueue {
@@ -367,7 +368,7 @@ func TestPolicyProperties(t *testing.T) {
 			}
 		}
 		for len(b.entries) > 0 { // drain: every victim is resident, each once
-			v, ok := b.p.Victim()
+			v, ok := b.p.Victim(0)
 			if !ok {
 				t.Fatalf("no victim with %d entries resident", len(b.entries))
 			}
@@ -376,7 +377,7 @@ func TestPolicyProperties(t *testing.T) {
 			}
 			delete(b.entries, v.name)
 		}
-		if _, ok := b.p.Victim(); ok {
+		if _, ok := b.p.Victim(0); ok {
 			t.Fatal("a victim from an empty policy")
 		}
 	})

@@ -120,3 +120,48 @@ func TestValueOverMaxBytesEvictsNothingElse(t *testing.T) {
 		}
 	}
 }
+
+// TestScanOfLargerValuesKeepsTheReadOnes: under MaxBytes, a scan of
+// values written once, larger than the values readers use, goes out
+// before them: the small queue's share is of the bytes too, not only of
+// the entries. Counted in entries, the scan's few large values were under
+// a tenth, and the read values went instead (found by review: 36 of 200
+// left).
+func TestScanOfLargerValuesKeepsTheReadOnes(t *testing.T) {
+	s := mustStore(t, Config{MaxBytes: 20_000})
+	now := func() int64 { return testNow }
+	wall := testNow
+	write := func(k string, size int) {
+		wall++
+		s.Write(crdt.Record{Key: k, Value: make([]byte, size), Time: crdt.Timestamp{Wall: wall, Node: 1}})
+	}
+	const hot = 200
+	read := func() (hits int) {
+		for i := range hot {
+			if _, ok := s.Get(fmt.Sprintf("hot%03d", i), now); ok {
+				hits++
+			}
+		}
+		return hits
+	}
+	for i := range hot { // 200 x 50 bytes: half the bound
+		write(fmt.Sprintf("hot%03d", i), 44)
+	}
+	read()
+	for i := range 40 { // the hot values move on to the main queue
+		write(fmt.Sprint("filler", i), 250)
+	}
+	for range 3 {
+		read()
+	}
+	before := read()
+	for i := range 200 { // the scan: written once, 5,000 bytes each
+		write(fmt.Sprint("scan", i), 5_000)
+		if i%10 == 0 {
+			read()
+		}
+	}
+	if after := read(); after < before*3/4 {
+		t.Fatalf("a scan of larger values written once left %d of the %d read values", after, before)
+	}
+}

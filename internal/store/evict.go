@@ -24,7 +24,7 @@ func (s *Store) track(ch change, remote bool) {
 		}
 		s.policy.Add(ch.added, how)
 	case ch.rewritten != nil:
-		s.policy.Rewrite(ch.rewritten, remote)
+		s.policy.Rewrite(ch.rewritten, remote, int(ch.bytes))
 	default:
 		s.policy.Remove(ch.removed)
 	}
@@ -67,7 +67,7 @@ func (s *Store) over() bool {
 func (s *Store) enforceBounds() {
 	for s.policy != nil && s.over() {
 		s.evictMu.Lock()
-		victim, ok := s.policy.Victim()
+		victim, ok := s.policy.Victim(int(s.bytes.Load()))
 		s.evictMu.Unlock()
 		if !ok {
 			return

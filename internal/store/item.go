@@ -106,3 +106,10 @@ func (it *item) Slot() int { return int(it.slot) }
 
 // SetSlot implements evict.Entry.
 func (it *item) SetSlot(i int) { it.slot = int32(i) }
+
+// Size implements evict.Entry: the key's and value's bytes, read without
+// a lock.
+func (it *item) Size() int {
+	_, n, _ := it.LoadParts()
+	return len(it.Key()) + n
+}
