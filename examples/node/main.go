@@ -146,7 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.TextVar(&sync, "sync", bcache.SyncNone, "with -snapshot, when writes reach the disk between snapshots: `write` (before each returns), interval (every -sync-interval) or none")
 	syncEvery := fs.Duration("sync-interval", 0, "how often -sync interval syncs the write log (default: bcache's, 100ms)")
 	var onDamage bcache.DamagePolicy
-	fs.TextVar(&onDamage, "on-damage", bcache.DamageFail, "what to do with a damaged -snapshot file or write log: `fail`, or reset (move them aside and start empty)")
+	fs.TextVar(&onDamage, "on-damage", bcache.DamageFail, "what to do with a damaged -snapshot file or write log: `fail`, or reset (move them aside and start empty); and with records of them too far ahead of the clock: fail (start again once the clock is set), or reset (skip them)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
