@@ -218,6 +218,11 @@ func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, e
 	if err := c.check("set", key, len(value), ttl); err != nil {
 		return crdt.Record{}, err
 	}
+	// MaxBytes counts keys and values: a pair over it could never be held,
+	// and went in, emptying the cache before itself (found by review).
+	if n := int64(len(key) + len(value)); c.cfg.MaxBytes > 0 && n > c.cfg.MaxBytes {
+		return crdt.Record{}, fmt.Errorf("bcache: set %q: %w (key and value %d bytes, over MaxBytes %d)", clip(key), ErrValueTooLarge, n, c.cfg.MaxBytes)
+	}
 	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
 	if ttl > 0 {
 		rec.Expires = crdt.AddSat(rec.Time.Wall, int64(ttl))

@@ -124,6 +124,15 @@ func TestMaxValueSizeFollowsMaxBytes(t *testing.T) {
 	if got := c.Config().MaxValueSize; got != 64<<10 {
 		t.Fatalf("MaxValueSize %d, want MaxBytes", got)
 	}
+	// MaxBytes counts keys too: a value of MaxBytes with its key, or a key
+	// longer than MaxBytes, could never be held (found by review of the
+	// value limit: each emptied the cache).
+	if err := c.Set("k", make([]byte, 64<<10), 0); !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("a key and value over MaxBytes: %v, want ErrValueTooLarge", err)
+	}
+	if c.Len() != before {
+		t.Fatalf("the refused pair took %d values with it", before-c.Len())
+	}
 }
 
 // TestMaxDeadRecordsDefault: the bound on dead records follows the bounds

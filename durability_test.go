@@ -598,3 +598,30 @@ func TestFailingLogSnapshotBacksOff(t *testing.T) {
 		t.Fatalf("after %d failed tries the next waits %v, want %v", tries, c.logSnapWait, want)
 	}
 }
+
+// TestWatermarksAheadOfTheClockRefuseTheStart: a snapshot whose recent
+// records were all deleted and collected holds watermarks alone; ahead of
+// the clock, they make New fail as records do. Lowered and saved by the
+// next snapshot, they let the delete's older value back in once the clock
+// was set (found by review).
+func TestWatermarksAheadOfTheClockRefuseTheStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	clock := new(offsetClock)
+	a := mustNew(t, snapshotConfig(path, clock))
+	a.Set("k", []byte("old"), 0)
+	a.Delete("k")
+	clock.advance(2 * time.Hour) // past the horizon
+	a.collect()                  // alone: collected, its bucket's watermark raised to it
+	if st := a.Stats(); st.Records != 0 {
+		t.Fatalf("the delete was not collected: %+v", st)
+	}
+	mustClose(t, a)
+	behind := new(offsetClock)
+	behind.advance(-time.Hour)
+	if c, err := New(snapshotConfig(path, behind)); !errors.Is(err, ErrAheadOfClock) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("New with watermarks ahead of its clock: %v, want ErrAheadOfClock", err)
+	}
+}

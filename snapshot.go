@@ -58,10 +58,15 @@ func (c *Cache) restore() (err error) {
 		snap, logged, lst = nil, nil, journal.ReadStats{}
 	}
 	now := c.phys()
-	ahead := 0 // records skipped for being too far ahead of the clock
+	ahead := 0      // records skipped for being too far ahead of the clock
+	aheadMarks := 0 // watermarks lowered for the same reason, and a snapshot written ahead of it
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
+		aheadMarks += st.Lowered
+		if snap.Written > crdt.AddSat(now, int64(c.cfg.MaxClockDrift)) {
+			aheadMarks++
+		}
 		c.stats.restored.Add(uint64(st.Applied))
 		c.stats.restoreDrifted.Add(uint64(st.Drifted))
 		c.stats.restoreLowered.Add(uint64(st.Lowered))
@@ -97,11 +102,15 @@ func (c *Cache) restore() (err error) {
 	// with the next snapshot, which replaces the files that held them
 	// (acknowledged writes, found by review): New refuses, unless the
 	// member is to start unattended whatever it loses (DamageReset).
-	if ahead > 0 && c.cfg.OnDamage != DamageReset {
-		return fmt.Errorf("bcache: new: %w: %d records of %s and its write log are stamped more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to skip them)",
-			ErrAheadOfClock, ahead, path, c.cfg.MaxClockDrift)
+	// Watermarks ahead of it too (a snapshot whose recent records were all
+	// deleted and collected holds those alone): lowered, and saved so by
+	// the next snapshot, they let a delete's older value back in once the
+	// clock is set (found by review).
+	if ahead+aheadMarks > 0 && c.cfg.OnDamage != DamageReset {
+		return fmt.Errorf("bcache: new: %w: %d records and %d watermarks or write times of %s and its write log are more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to skip them)",
+			ErrAheadOfClock, ahead, aheadMarks, path, c.cfg.MaxClockDrift)
 	}
-	if ahead > 0 {
+	if ahead+aheadMarks > 0 {
 		c.log.Error().Int("records", ahead).Msg("records stamped ahead of this clock skipped (OnDamage: reset): the next snapshot drops them")
 	}
 	if c.cfg.Sync == SyncNone {

@@ -9,10 +9,10 @@
 // other members:
 //
 //   - A new value written here enters the small queue, a FIFO of about a
-//     tenth of the entries, or of their bytes if that is more (under a
-//     bound in bytes, a scan of values larger than those read goes out
-//     before them), and never less than one entry (in a cache of fewer
-//     than ten, the newest write stays). One that is read again before it reaches the
+//     tenth of the entries and, under a bound in bytes, of their bytes
+//     (a scan of values larger than those read goes out before them),
+//     and never less than one entry (in a cache of fewer than ten, the
+//     newest write stays). One that is read again before it reaches the
 //     small queue's end moves to the main queue; one that is not is
 //     evicted: most values written once are never read again, and they go
 //     quickly, whatever their number (a scan does not flush the main

@@ -72,6 +72,17 @@ func (q *fifo[E]) remove(e E) {
 
 // compact moves the entries to the front of a slice no larger than
 // needed, in order.
+// recount counts the entries' sizes again.
+func (q *fifo[E]) recount() {
+	var zero E
+	q.bytes = 0
+	for _, e := range q.ring[q.head:] {
+		if e != zero {
+			q.bytes += e.Size()
+		}
+	}
+}
+
 func (q *fifo[E]) compact() {
 	var zero E
 	kept := q.ring[:0]

@@ -165,3 +165,21 @@ func TestScanOfLargerValuesKeepsTheReadOnes(t *testing.T) {
 		t.Fatalf("a scan of larger values written once left %d of the %d read values", after, before)
 	}
 }
+
+// TestKeyAndValueOverMaxBytesEvictNothingElse: MaxBytes counts keys and
+// values: a received record whose key and value together exceed it, the
+// value alone not, is kept as its version alone too (found by review of
+// the value limit: it went in, and took half the values with it).
+func TestKeyAndValueOverMaxBytesEvictNothingElse(t *testing.T) {
+	s := mustStore(t, Config{MaxBytes: 10_000})
+	wall := testNow
+	for i := range 100 {
+		wall++
+		s.Apply(crdt.Record{Key: fmt.Sprint("k", i), Value: make([]byte, 50), Time: crdt.Timestamp{Wall: wall, Node: 1}}, true, wall)
+	}
+	wall++
+	s.Apply(crdt.Record{Key: "a-long-key-of-the-pair", Value: make([]byte, 10_000), Time: crdt.Timestamp{Wall: wall, Node: 2}}, true, wall)
+	if st := s.Stats(); st.Keys != 100 || st.Oversized != 1 {
+		t.Fatalf("a pair over MaxBytes: %d of 100 values held, %d oversized; want 100, 1", st.Keys, st.Oversized)
+	}
+}

@@ -67,7 +67,11 @@ func (s *Store) over() bool {
 func (s *Store) enforceBounds() {
 	for s.policy != nil && s.over() {
 		s.evictMu.Lock()
-		victim, ok := s.policy.Victim(int(s.bytes.Load()))
+		bytes := 0 // a store bounded in keys alone counts the small queue's share in entries
+		if s.maxBytes > 0 {
+			bytes = int(s.bytes.Load())
+		}
+		victim, ok := s.policy.Victim(bytes)
 		s.evictMu.Unlock()
 		if !ok {
 			return
