@@ -507,9 +507,7 @@ func TestSnapshotPathIsOneMembers(t *testing.T) {
 // (a member bounded to 1 MiB that logged 64 MiB peaked at 126 MiB of heap
 // in New, found by review).
 func TestLongLogIsCoveredBySnapshot(t *testing.T) {
-	oldFloor, oldEvery := logSnapshotFloor, logCheckEvery
-	logSnapshotFloor, logCheckEvery = 64<<10, 5*time.Millisecond
-	defer func() { logSnapshotFloor, logCheckEvery = oldFloor, oldEvery }()
+	quickLogSnapshots(t)
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	cfg := syncConfig(path, SyncInterval)
 	cfg.SyncEvery, cfg.SnapshotInterval, cfg.MaxKeys = time.Millisecond, time.Hour, 100
@@ -575,9 +573,7 @@ func TestRestartWithTheClockBehindLosesNothing(t *testing.T) {
 // tried at every check, it rewrote the whole store and started a log
 // segment every second for as long as it failed (found by review).
 func TestFailingLogSnapshotBacksOff(t *testing.T) {
-	oldFloor, oldEvery := logSnapshotFloor, logCheckEvery
-	logSnapshotFloor, logCheckEvery = 64<<10, 5*time.Millisecond
-	defer func() { logSnapshotFloor, logCheckEvery = oldFloor, oldEvery }()
+	quickLogSnapshots(t)
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	cfg := syncConfig(path, SyncInterval)
 	cfg.SyncEvery, cfg.SnapshotInterval = time.Millisecond, time.Hour
@@ -624,4 +620,12 @@ func TestWatermarksAheadOfTheClockRefuseTheStart(t *testing.T) {
 		}
 		t.Fatalf("New with watermarks ahead of its clock: %v, want ErrAheadOfClock", err)
 	}
+}
+
+// quickLogSnapshots has a log past 64 KiB covered by a snapshot, looked at
+// every 5 ms, for the rest of the test.
+func quickLogSnapshots(t *testing.T) {
+	oldFloor, oldEvery := logSnapshotFloor, logCheckEvery
+	logSnapshotFloor, logCheckEvery = 64<<10, 5*time.Millisecond
+	t.Cleanup(func() { logSnapshotFloor, logCheckEvery = oldFloor, oldEvery })
 }

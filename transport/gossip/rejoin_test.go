@@ -222,7 +222,7 @@ func TestDeadSeedIsWarnedOfOnceAMinute(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close() // refused at once
-	var logs lockedLog
+	var logs syncBuffer
 	var lookups atomic.Int32
 	a := startNode(t, "a", nil)
 	b := startNode(t, "b", nil, func(c *Config) {
@@ -236,25 +236,7 @@ func TestDeadSeedIsWarnedOfOnceAMinute(t *testing.T) {
 	waitMembers(t, 2, a, b)
 	from := lookups.Load()
 	await.Until(t, 10*time.Second, func() bool { return lookups.Load() >= from+4 }, "no four more looks at the seeds")
-	if n := logs.count("cannot join peer"); n != 1 {
+	if n := strings.Count(string(logs.Bytes()), "cannot join peer"); n != 1 {
 		t.Fatalf("the dead seed was warned of %d times, want once", n)
 	}
-}
-
-// lockedLog is a log sink safe for the loggers of several goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
 }
