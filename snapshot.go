@@ -111,7 +111,8 @@ func (c *Cache) restore() (err error) {
 			ErrAheadOfClock, ahead, aheadMarks, path, c.cfg.MaxClockDrift)
 	}
 	if ahead+aheadMarks > 0 {
-		c.log.Error().Int("records", ahead).Msg("records stamped ahead of this clock skipped (OnDamage: reset): the next snapshot drops them")
+		c.log.Error().Int("records", ahead).Int("watermarks", aheadMarks).
+			Msg("records stamped ahead of this clock skipped, watermarks lowered (OnDamage: reset): the next snapshot drops them")
 	}
 	if c.cfg.Sync == SyncNone {
 		if lst.Segments == 0 {
