@@ -441,6 +441,13 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		n.stats.OpeningsDeferred++
 		return nil
 	}
+	if m.Token == 0 && (m.Level > 1 || m.Level == 1 && !slices.Equal(m.Parents, []uint32{0})) {
+		// An opening is the root, or level 1 under it (startSession): one
+		// deeper, which needs no token, had the whole leaf level sent to
+		// the member it names, 16 times its own size (found by review).
+		n.stats.Stray++
+		return nil
+	}
 	r, ok := n.request(from, m.Session, true, now)
 	if !ok {
 		return nil
@@ -520,7 +527,11 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 		n.ae.active = false
 		return nil
 	case len(diff) == 0:
-		out := n.send(nil, &wire.Digest{Session: n.stepOf(), Level: m.Level + 1}, n.ae.s.peer)
+		// Nothing differs: an empty digest says so, at the next level, or
+		// at the leaf level itself past it (a 24-bit tree's level 7 is no
+		// level the codec takes, and the responder never heard the
+		// exchange was over; found by review).
+		out := n.send(nil, &wire.Digest{Session: n.stepOf(), Level: min(m.Level+1, uint8(n.depth()))}, n.ae.s.peer)
 		n.finish(now)
 		return out
 	case int(m.Level) < n.depth():
@@ -855,7 +866,7 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 	} else {
 		s.idle = 0
 	}
-	all := append(n.wanted(n.recs, m.Wants), rejected...)
+	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
 	recs, truncated := n.cut(all)
 	if m.Truncated || truncated {
 		if s.reasked == nil {
@@ -926,22 +937,33 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
 }
 
 // wanted appends to dst our records with the given key hashes, which the
-// codec has checked are ascending: those of one leaf (a hash prefix) are
-// together.
-func (n *Node) wanted(dst []crdt.Record, wants []uint64) []crdt.Record {
+// codec has checked are ascending (those of one leaf, a hash prefix, are
+// together), of the leaves asked about (ascending): an honest responder
+// wants keys of those alone. Wants of other leaves are counted stray and
+// ignored: served, they had each reply gather the records of up to 16
+// times the leaves a step asks about (found by review).
+func (n *Node) wanted(dst []crdt.Record, wants []uint64, asked []uint32) []crdt.Record {
 	if len(wants) == 0 {
 		return dst
 	}
 	bits := n.cfg.Replica.DigestBits()
-	recs := slices.Grow(dst, len(wants)+16) // a leaf's other records come and go
+	recs := slices.Grow(dst, min(len(wants), 1024)+16) // a leaf's other records come and go
+	stray := false
 	for len(wants) > 0 {
 		leaf := crdt.LeafIndex(wants[0], 0, bits)
 		k := 1
 		for k < len(wants) && crdt.LeafIndex(wants[k], 0, bits) == leaf {
 			k++
 		}
-		recs = n.appendLeafRecords(recs, leaf, wants[:k])
+		if _, ok := slices.BinarySearch(asked, leaf); ok {
+			recs = n.appendLeafRecords(recs, leaf, wants[:k])
+		} else {
+			stray = true
+		}
 		wants = wants[k:]
+	}
+	if stray {
+		n.stats.Stray++
 	}
 	return recs
 }

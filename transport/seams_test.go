@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -442,4 +443,157 @@ func receiveAll(t *testing.T, nd *Node, from string, frames [][]byte, now int64)
 		out = append(out, o...)
 	}
 	return out
+}
+
+// TestDeepOpeningIsNotAnswered: a session's opening needs no token, and
+// its sender name is whatever the frame says; it gets at most the first
+// level of hashes back. Its level was not checked: an opening at the level
+// above the leaves had the whole leaf level (2^DigestBits hashes) sent to
+// the member it named, 16 times its own size (found by review). An
+// opening is the root, or level 1 under it.
+func TestDeepOpeningIsNotAnswered(t *testing.T) {
+	const bits = 16 // lww's default
+	n := newTestNet(t, bits, Config{}, "a", "b", "x")
+	n.reps["a"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 1}}
+	depth := bits / crdt.FanoutBits
+	level := uint8(depth - 1)
+	nparents := 1 << (crdt.FanoutBits * (depth - 2)) // every node of the level above
+	parents := make([]uint32, nparents)
+	hashes := make([]uint64, nparents*crdt.Fanout)
+	for i := range parents {
+		parents[i] = uint32(i)
+	}
+	for i := range hashes {
+		hashes[i] = uint64(i) + 1 // differ from a's everywhere
+	}
+	// x forges b's name; no token.
+	frame := encode(t, &wire.Digest{Session: wire.Session{ID: 42, Step: 1}, Level: level, Parents: parents, Hashes: hashes})
+	out, err := n.nodes["a"].Receive("b", frame, n.now.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, e := range out {
+		sent += len(e.Payload)
+	}
+	t.Logf("forged opening of %d bytes (level %d) -> %d frames, %d bytes to b", len(frame), level, len(out), sent)
+	if sent > 2200 { // the first level: 16 hashes, as TestRequestsFromOutsideASessionAreNotAnswered allows
+		t.Fatalf("an opening without a token got %d bytes of hashes sent to the member it names (%.0fx its size); want at most the first level", sent, float64(sent)/float64(len(frame)))
+	}
+}
+
+// leafCounter counts the leaves whose records the node gathers.
+type leafCounter struct {
+	*memReplica
+	leaves map[uint32]bool
+}
+
+func (c *leafCounter) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record {
+	c.leaves[leaf] = true
+	return c.memReplica.AppendRecords(dst, leaf)
+}
+
+// TestWantsAreOfTheLeavesAsked: an honest responder wants keys of the
+// leaves it was asked about alone; the initiator served wants of any leaf,
+// gathering the records of up to wire.MaxRecords leaves a reply, sixteen
+// times what a full chunk (wire.MaxLeavesPerStep) names (found by review).
+// Wants of other leaves are ignored, and counted stray.
+func TestWantsAreOfTheLeavesAsked(t *testing.T) {
+	const bits = 8
+	now := crdt.NewManualTime(1_000_000_000)
+	rep := &leafCounter{memReplica: newMemReplica(bits), leaves: map[uint32]bool{}}
+	var wants []uint64
+	for i := range 2000 {
+		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
+		rep.recs[r.Key] = r
+		wants = append(wants, crdt.HashKey(r.Key))
+	}
+	a, err := New(Config{Name: "a", Replica: rep, Clock: crdt.NewHLC(1, now.Now, 0), AntiEntropyInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetMembers([]string{"a", "x"}, now.Now())
+	out := a.StartSession("x", now.Now())
+	open := decodeFrame(t, out[0].Payload).(*wire.Digest) // level 1, parent 0 (depth 2)
+	// x: the leaf level, one leaf differing.
+	hashes := rep.AppendHashes(nil, 2, []uint32{3})
+	hashes[5]++
+	reply := encode(t, &wire.Digest{Session: wire.Session{ID: open.ID, Token: 9, Step: open.Step}, Level: 2,
+		Parents: []uint32{3}, Hashes: hashes, Cut: crdt.Timestamp{Wall: now.Now(), Node: 2}, Coverage: now.Now()})
+	out, err = a.Receive("x", reply, now.Now())
+	if err != nil || len(out) != 1 {
+		t.Fatalf("%d frames, %v", len(out), err)
+	}
+	v := decodeFrame(t, out[0].Payload).(*wire.Versions)
+	t.Logf("a asks about leaves %v", v.Leaves)
+	// x wants every key a holds, in every leaf.
+	slices.Sort(wants)
+	rep.leaves = map[uint32]bool{}
+	out, err = a.Receive("x", encode(t, &wire.Repair{Session: wire.Session{ID: v.ID, Token: 9, Step: v.Step}, Wants: wants}), now.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, e := range out {
+		if m, ok := decodeFrame(t, e.Payload).(*wire.Repair); ok {
+			sent += len(m.Records)
+		}
+	}
+	if len(rep.leaves) > len(v.Leaves) {
+		t.Fatalf("asked about %d leaves, a gathered the records of %d leaves and sent %d records for the responder's wants", len(v.Leaves), len(rep.leaves), sent)
+	}
+	if a.Stats().Stray == 0 {
+		t.Fatal("wants of leaves not asked about were not counted stray")
+	}
+}
+
+// flatReplica is a replica of the widest digest (crdt.MaxTreeBits) whose
+// every node hashes to the same value: enough to drive the digest walk
+// without building a tree of 16M leaves.
+type flatReplica struct{ memReplica }
+
+func (f *flatReplica) DigestBits() int { return crdt.MaxTreeBits }
+func (f *flatReplica) AppendHashes(dst []uint64, level int, parents []uint32) []uint64 {
+	if level == 0 {
+		return append(dst, 7)
+	}
+	for range len(parents) * crdt.Fanout {
+		dst = append(dst, 7)
+	}
+	return dst
+}
+func (f *flatReplica) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version { return dst }
+func (f *flatReplica) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Record    { return dst }
+
+// TestLeafLevelWithNoDifferenceEndsTheSession: with DigestBits 24 (the
+// widest), an initiator that receives the leaf level (6) and finds nothing
+// different (a delta made the leaves equal while the reply was on its way)
+// tells the responder so; it did with a digest at level 7, which the codec
+// refuses: an encode error, and the responder never heard the exchange was
+// over (found by review).
+func TestLeafLevelWithNoDifferenceEndsTheSession(t *testing.T) {
+	now := crdt.NewManualTime(1_000_000_000)
+	rep := &flatReplica{memReplica: *newMemReplica(crdt.MaxTreeBits)}
+	a, err := New(Config{Name: "a", Replica: rep, Clock: crdt.NewHLC(1, now.Now, 0), AntiEntropyInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetMembers([]string{"a", "b"}, now.Now())
+	out := a.StartSession("b", now.Now())
+	m := decodeFrame(t, out[0].Payload).(*wire.Digest)
+	depth := crdt.MaxTreeBits / crdt.FanoutBits
+	// b's reply at the leaf level: one parent, its 16 leaves equal to a's.
+	hashes := make([]uint64, crdt.Fanout)
+	for i := range hashes {
+		hashes[i] = 7
+	}
+	reply := encode(t, &wire.Digest{Session: wire.Session{ID: m.ID, Token: 5, Step: m.Step}, Level: uint8(depth),
+		Parents: []uint32{0}, Hashes: hashes, Cut: crdt.Timestamp{Wall: now.Now(), Node: 2}, Coverage: now.Now()})
+	out, err = a.Receive("b", reply, now.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Stats(); s.EncodeErrors != 0 || len(out) != 1 {
+		t.Fatalf("the end of a session with nothing different at the leaf level: %d frames sent, %d encode errors", len(out), s.EncodeErrors)
+	}
 }

@@ -112,10 +112,13 @@ type KeyVersion struct {
 	Tombstone bool
 }
 
-// MaxRecords bounds the records, versions or wants any one list of a frame
-// may hold: what a frame may make a member apply, forget or look up under
-// its protocol lock is bounded by it as well as by the frame's size.
-// Honest senders cut their lists to it.
+// MaxRecords bounds the records or wants any one list of a frame may
+// hold: what a frame may make a member apply, forget or look up under its
+// protocol lock is bounded by it as well as by the frame's size. Honest
+// senders cut their lists to it. A Versions' versions are bounded by its
+// leaves (MaxLeavesPerStep) and the frame's size alone: a chunk of leaves
+// of a large replica lists more than MaxRecords, and comparing them costs
+// what reading them does.
 const MaxRecords = 1 << 14
 
 // MaxLeavesPerStep bounds the leaves one Versions message may list: what
