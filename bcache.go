@@ -323,7 +323,7 @@ func (c *Cache) collect() {
 	c.feed.flush()
 	if n := c.store.Stats().Oversized; n > c.oversized {
 		c.log.Warn().Uint64("records", n-c.oversized).Int("max_value_size", c.cfg.MaxValueSize).
-			Msg("peers sent values over this member's MaxValueSize: kept their versions without the values")
+			Msg("records received or restored with values over this member's MaxValueSize (or, with their keys, MaxBytes): kept their versions without the values")
 		c.oversized = n
 	}
 }

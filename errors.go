@@ -20,7 +20,8 @@ var (
 	// ErrKeyTooLarge is returned for a key longer than Config.MaxKeySize.
 	ErrKeyTooLarge = errors.New("key too large")
 	// ErrValueTooLarge is returned for a value longer than
-	// Config.MaxValueSize.
+	// Config.MaxValueSize, or one whose key and value together are longer
+	// than Config.MaxBytes (it could never be held).
 	ErrValueTooLarge = errors.New("value too large")
 	// ErrNilFiller is returned by GetWithFiller without a filler.
 	ErrNilFiller = errors.New("nil filler")

@@ -59,14 +59,11 @@ func (c *Cache) restore() (err error) {
 	}
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
-	aheadMarks := 0 // watermarks lowered for the same reason, and a snapshot written ahead of it
+	aheadMarks := 0 // watermarks lowered for the same reason
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
 		aheadMarks += st.Lowered
-		if snap.Written > crdt.AddSat(now, int64(c.cfg.MaxClockDrift)) {
-			aheadMarks++
-		}
 		c.stats.restored.Add(uint64(st.Applied))
 		c.stats.restoreDrifted.Add(uint64(st.Drifted))
 		c.stats.restoreLowered.Add(uint64(st.Lowered))
@@ -107,7 +104,7 @@ func (c *Cache) restore() (err error) {
 	// the next snapshot, they let a delete's older value back in once the
 	// clock is set (found by review).
 	if ahead+aheadMarks > 0 && c.cfg.OnDamage != DamageReset {
-		return fmt.Errorf("bcache: new: %w: %d records and %d watermarks or write times of %s and its write log are more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to skip them)",
+		return fmt.Errorf("bcache: new: %w: %d records and %d watermarks of %s and its write log are more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to skip them)",
 			ErrAheadOfClock, ahead, aheadMarks, path, c.cfg.MaxClockDrift)
 	}
 	if ahead+aheadMarks > 0 {

@@ -179,7 +179,11 @@ func TestKeyAndValueOverMaxBytesEvictNothingElse(t *testing.T) {
 	}
 	wall++
 	s.Apply(crdt.Record{Key: "a-long-key-of-the-pair", Value: make([]byte, 10_000), Time: crdt.Timestamp{Wall: wall, Node: 2}}, true, wall)
-	if st := s.Stats(); st.Keys != 100 || st.Oversized != 1 {
-		t.Fatalf("a pair over MaxBytes: %d of 100 values held, %d oversized; want 100, 1", st.Keys, st.Oversized)
+	// A key longer than MaxBytes, its value empty (found by review of the
+	// fix, which looked at non-empty values alone).
+	wall++
+	s.Apply(crdt.Record{Key: string(make([]byte, 10_001)), Value: []byte{}, Time: crdt.Timestamp{Wall: wall, Node: 2}}, true, wall)
+	if st := s.Stats(); st.Keys != 100 || st.Oversized != 2 {
+		t.Fatalf("pairs over MaxBytes: %d of 100 values held, %d oversized; want 100, 2", st.Keys, st.Oversized)
 	}
 }

@@ -67,9 +67,13 @@ func (s *Store) over() bool {
 func (s *Store) enforceBounds() {
 	for s.policy != nil && s.over() {
 		s.evictMu.Lock()
-		bytes := 0 // a store bounded in keys alone counts the small queue's share in entries
-		if s.maxBytes > 0 {
-			bytes = int(s.bytes.Load())
+		// The small queue's share is counted in bytes while bytes are the
+		// bound this eviction is for; in entries alone otherwise (a
+		// store over its keys, its bytes under a loose cap, had each
+		// larger new value go at the next write: found by review).
+		bytes := 0
+		if b := s.bytes.Load(); s.maxBytes > 0 && b > s.maxBytes {
+			bytes = int(b)
 		}
 		victim, ok := s.policy.Victim(bytes)
 		s.evictMu.Unlock()

@@ -267,7 +267,8 @@ func (s *Store) Seal() { s.sealed.Store(true) }
 // MaxValueSize is kept as an evicted version (see Config.MaxValueSize).
 func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	oversized := false
-	if s.maxValue > 0 && len(rec.Value) > s.maxValue || s.maxBytes > 0 && len(rec.Value) > 0 && int64(len(rec.Key)+len(rec.Value)) > s.maxBytes {
+	holds := !rec.Tombstone && !rec.Evicted // a key with a value, empty or not, to count in MaxBytes
+	if s.maxValue > 0 && len(rec.Value) > s.maxValue || holds && s.maxBytes > 0 && int64(len(rec.Key)+len(rec.Value)) > s.maxBytes {
 		rec.Value, rec.Evicted, oversized = nil, true, true
 		s.stats.oversized.Add(1)
 	}
