@@ -187,3 +187,26 @@ func TestKeyAndValueOverMaxBytesEvictNothingElse(t *testing.T) {
 		t.Fatalf("pairs over MaxBytes: %d of 100 values held, %d oversized; want 100, 2", st.Keys, st.Oversized)
 	}
 }
+
+// TestOversizedCountsVersionsKept: Oversized counts the versions kept
+// without their value, not every copy received: a duplicate, a repair of
+// the same version or an older one counted again (found by review). A
+// stub hashes as the value does, so its digest matches the peer's.
+func TestOversizedCountsVersionsKept(t *testing.T) {
+	s := mustStore(t, Config{MaxBytes: 100})
+	peer := mustStore(t, Config{})
+	r := crdt.Record{Key: "k", Value: make([]byte, 100), Time: crdt.Timestamp{Wall: testNow, Node: 1}}
+	for range 3 { // a delta, a duplicate of it, the same version by repair
+		s.Apply(r, true, testNow)
+	}
+	old := r
+	old.Time.Wall--
+	s.Apply(old, true, testNow)
+	if st := s.Stats(); st.Oversized != 1 {
+		t.Fatalf("one version kept without its value: Oversized = %d, want 1", st.Oversized)
+	}
+	peer.Apply(r, true, testNow)
+	if hs, hp := s.AppendHashes(nil, 0, nil), peer.AppendHashes(nil, 0, nil); hs[0] != hp[0] {
+		t.Fatalf("a stub's digest %x differs from its value's %x", hs, hp)
+	}
+}

@@ -270,12 +270,14 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	holds := !rec.Tombstone && !rec.Evicted // a key with a value, empty or not, to count in MaxBytes
 	if s.maxValue > 0 && len(rec.Value) > s.maxValue || holds && s.maxBytes > 0 && int64(len(rec.Key)+len(rec.Value)) > s.maxBytes {
 		rec.Value, rec.Evicted, oversized = nil, true, true
-		s.stats.oversized.Add(1)
 	}
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	watch := s.watching()
 	ch := sh.apply(rec, ih, delta, now, watch != nil, sh.m.Entry(rec.Key))
+	if oversized && ch.outcome == crdt.Applied { // a version kept: not a duplicate or a stale copy (found by review)
+		s.stats.oversized.Add(1)
+	}
 	s.track(ch, true)
 	s.account(ch)
 	// A peer's answer (package lww, rule 3) over a delete changes nothing a
