@@ -1,7 +1,10 @@
 package bcache
 
 import (
+	"fmt"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bcache-go/bcache/internal/store"
@@ -41,5 +44,50 @@ func TestEveryLowerCounterIsReachable(t *testing.T) {
 	}
 	if got.Records != 3 || got.Tombstones != 1 || got.Evicted != 1 || got.Evictions != 1 || got.Hits != 1 || got.Misses != 1 {
 		t.Errorf("after two sets under MaxKeys 1, a delete and two reads: %+v", got)
+	}
+}
+
+// TestProtocolCountersNeverGoDown: the replication's counters, read while
+// three members write, never go down between two reads. Copies of them
+// taken in one order were published in another (by the goroutines that
+// apply frames and send writes), and the counters went back, which
+// Prometheus reads as a reset (found by review: FramesSent from 998 to
+// 678).
+func TestProtocolCountersNeverGoDown(t *testing.T) {
+	cs := cluster(t, 3)
+	var writers, readers sync.WaitGroup
+	var done atomic.Bool
+	for i, c := range cs {
+		for w := range 2 {
+			writers.Go(func() {
+				for n := range 40000 {
+					c.Set(fmt.Sprintf("k%d-%d-%d", i, w, n%500), []byte("v"), 0)
+				}
+			})
+		}
+	}
+	went := make(chan string, len(cs))
+	for _, c := range cs {
+		readers.Go(func() {
+			prev := c.Stats().Replication.Protocol
+			for !done.Load() {
+				cur := c.Stats().Replication.Protocol
+				pv, cv := reflect.ValueOf(prev), reflect.ValueOf(cur)
+				for f := range pv.NumField() {
+					if pv.Field(f).Kind() == reflect.Uint64 && cv.Field(f).Uint() < pv.Field(f).Uint() {
+						went <- fmt.Sprintf("%s: %s went from %d to %d", c.Name(), pv.Type().Field(f).Name, pv.Field(f).Uint(), cv.Field(f).Uint())
+						return
+					}
+				}
+				prev = cur
+			}
+		})
+	}
+	writers.Wait()
+	done.Store(true)
+	readers.Wait()
+	close(went)
+	for msg := range went {
+		t.Error(msg)
 	}
 }

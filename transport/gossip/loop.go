@@ -91,6 +91,8 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	out := f()
 	dropped := r.node.Dropped()
 	st := r.node.Stats()
+	r.statsSeq++
+	seq := r.statsSeq
 	sooner := r.node.NextDeadline() < r.deadline.Load()
 	synced := r.node.FirstSync() != 0
 	r.nodeMu.Unlock()
@@ -103,8 +105,14 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 		default:
 		}
 	}
+	// Copies taken in one order may be published in another (locked runs
+	// on several goroutines): only a newer one replaces the last, or the
+	// counters went back, and Prometheus took it for a reset (found by
+	// review).
 	r.statsMu.Lock()
-	r.protocol = st
+	if seq > r.protocolSeq {
+		r.protocol, r.protocolSeq = st, seq
+	}
 	r.statsMu.Unlock()
 	r.send(out)
 	if r.cfg.OnDrop != nil {

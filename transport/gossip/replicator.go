@@ -42,15 +42,18 @@ type Replicator struct {
 	ml    *memberlist.Memberlist
 	// nodeMu guards node: the loop drives its writes and timers, memberlist's
 	// handler goroutines hand it received frames directly.
-	nodeMu sync.Mutex
-	node   *transport.Node
+	nodeMu   sync.Mutex
+	node     *transport.Node
+	statsSeq uint64 // under nodeMu: the copies made of the node's counters
 	// statsMu guards protocol, a copy of the node's counters made at the
-	// end of every section under nodeMu: Stats never waits behind a frame
-	// being applied.
-	statsMu  sync.Mutex
-	protocol transport.Stats
-	wire     wireStats
-	ct       *countingTransport // memberlist's transport, wrapped
+	// end of every section under nodeMu (protocolSeq its number: only a
+	// newer one replaces it): Stats never waits behind a frame being
+	// applied.
+	statsMu     sync.Mutex
+	protocol    transport.Stats
+	protocolSeq uint64
+	wire        wireStats
+	ct          *countingTransport // memberlist's transport, wrapped
 	// out, set before memberlist starts when the member runs the default
 	// UDP transport, builds and sends bcache's datagrams (see direct.go).
 	out *directOut
