@@ -1,7 +1,9 @@
 package proptest
 
 import (
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,7 +83,7 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	var path choices
 	for runs := 1; ; runs++ {
 		if runs > bounds.MaxRuns {
-			return runs, fmt.Errorf("proptest: more than %d runs: the scope is too large to explore", bounds.MaxRuns)
+			return runs - 1, fmt.Errorf("proptest: more than %d runs: the scope is too large to explore", bounds.MaxRuns)
 		}
 		if trace, err := exploreRun(spec, script, bounds, &path); err != nil {
 			return runs, fmt.Errorf("run %d: %w\nevents:\n  %s", runs, err, strings.Join(trace, "\n  "))
@@ -98,18 +100,30 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 // that has an option left and drops those after it.
 type choices struct {
 	taken, options []int
+	sigs           []uint64 // what the options were, to tell a replay that went another way
 	at             int
 }
 
-func (c *choices) choose(n int) int {
+// errNondeterministic: a run replayed along the same decisions offered
+// other options than it had.
+var errNondeterministic = errors.New("proptest: the run went another way on the same decisions: the objects are not deterministic (frames sent in a map's order?); exploring needs the same outputs for the same inputs")
+
+// choose returns the option to take among n, whose signature is sig, or
+// an error if a replay meets options other than the run it replays.
+func (c *choices) choose(n int, sig uint64) (int, error) {
 	if c.at == len(c.taken) {
 		c.taken = append(c.taken, 0)
 		c.options = append(c.options, n)
+		c.sigs = append(c.sigs, sig)
+	} else if c.options[c.at] != n || c.sigs[c.at] != sig {
+		// A replay that went another way: unnoticed, it panicked on an
+		// index past the options, or explored some orders twice and
+		// others never (found by review).
+		return 0, errNondeterministic
 	}
-	c.options[c.at] = n
 	i := c.taken[c.at]
 	c.at++
-	return i
+	return i, nil
 }
 
 func (c *choices) next() bool {
@@ -117,7 +131,7 @@ func (c *choices) next() bool {
 	for k := len(c.taken) - 1; k >= 0; k-- {
 		if c.taken[k]+1 < c.options[k] {
 			c.taken[k]++
-			c.taken, c.options = c.taken[:k+1], c.options[:k+1]
+			c.taken, c.options, c.sigs = c.taken[:k+1], c.options[:k+1], c.sigs[:k+1]
 			return true
 		}
 	}
@@ -154,7 +168,10 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		return s
 	}
 	deliver := func(p sim.Packet) {
-		to := index[p.To]
+		to, ok := index[p.To]
+		if !ok { // addressed to no member: lost, as CheckType's network loses it (it went to n0)
+			return
+		}
 		net.Send(p.To, objs[to].Receive(p.Sender(), p.Payload))
 	}
 	var check func(map[string]any) error
@@ -209,7 +226,20 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		if len(opts) == 0 {
 			break
 		}
-		o := opts[path.choose(len(opts))]
+		sig := fnv.New64a()
+		for _, o := range opts {
+			fmt.Fprint(sig, o.member, o.what)
+			if o.member < 0 {
+				p := net.InFlight()[o.packet]
+				fmt.Fprint(sig, p.From, p.To)
+				sig.Write(p.Payload)
+			}
+		}
+		k, err := path.choose(len(opts), sig.Sum64())
+		if err != nil {
+			return trace, err
+		}
+		o := opts[k]
 		switch o.what {
 		case "op":
 			s, _ := pending(o.member)
