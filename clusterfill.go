@@ -59,8 +59,11 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 // clusterFill asks the key's owner to fill it, or fills it here (the
 // rules are package clusterfill's, shared with the property harness).
 func (c *Cache) clusterFill(key string) ([]byte, error) {
-	if v, ok := c.Get(key); ok {
-		return v, nil
+	// Filled while this caller was on its way: looked up without counting
+	// a read, which GetOrFill counted already (a second Get counted each
+	// miss twice, found by review).
+	if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
+		return r.Value, nil
 	}
 	ask := clusterfill.Ask{Key: key, Self: c.cfg.NodeName}
 	for {
@@ -160,7 +163,11 @@ func (m member) Get(key string) ([]byte, bool)         { return m.c.Get(key) }
 // the clock's drift check, and only if it is newer than what is held.
 func (m member) Receive(rec crdt.Record) {
 	if m.c.clock.Update(rec.Time) == nil {
-		m.c.store.Apply(rec, false, m.c.phys())
+		// Counted, and its lag measured, as the protocol's repairs are: it
+		// changed this member's state unseen by them (found by review).
+		if (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, m.c.phys()) == crdt.Applied {
+			m.c.stats.pulled.Add(1)
+		}
 		m.c.feed.flush()
 	}
 }

@@ -443,3 +443,30 @@ func TestJoinDuringAFillAsksNoOne(t *testing.T) {
 		t.Fatalf("the filler ran %d times; nobody left", n)
 	}
 }
+
+// TestFillsCountOneReadEach: a GetOrFill that misses and one that then
+// hits are two reads, one miss and one hit, as with GetWithFiller; each
+// miss counted twice (a second lookup inside the fill) and the hit ratio
+// read 0.33 (found by review).
+func TestFillsCountOneReadEach(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.Filler = func(context.Context, string) ([]byte, error) { return []byte("v"), nil }
+	c := newCache(t, cfg)
+	for range 2 {
+		if _, err := c.GetOrFill(context.Background(), "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := newCache(t, testConfig("solo2"))
+	fill := func(context.Context, string) ([]byte, error) { return []byte("v"), nil }
+	for range 2 {
+		if _, err := g.GetWithFiller(context.Background(), "k", fill, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, st := range map[string]Stats{"GetOrFill": c.Stats(), "GetWithFiller": g.Stats()} {
+		if st.Hits != 1 || st.Misses != 1 {
+			t.Errorf("%s, a miss then a hit: %d hits, %d misses; want 1 and 1", name, st.Hits, st.Misses)
+		}
+	}
+}

@@ -12,6 +12,7 @@ type counters struct {
 	snapshots, snapshotErrors, logSnapshots      atomic.Uint64
 	replayed, logErrors, damageResets            atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
+	pulled                                       atomic.Uint64
 }
 
 // Stats are a member's counters since New, and what it holds now. All
@@ -59,6 +60,10 @@ type Stats struct {
 	FillsForwarded uint64 `json:"fills_forwarded"`
 	FillFallbacks  uint64 `json:"fill_fallbacks"`
 	FillsForPeers  uint64 `json:"fills_for_peers"`
+	// Pulled counts the records asked of peers that changed this member's
+	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
+	// protocol's are Replication.Protocol.RecordsApplied).
+	Pulled uint64 `json:"pulled"`
 	// Restored counts the records New restored from the snapshot,
 	// RestoreDrifted those it skipped for being too far ahead of the clock
 	// and RestoreLowered the watermarks it lowered for the same reason;
@@ -113,8 +118,8 @@ func (c *Cache) Stats() Stats {
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(),
-		FillsForPeers: c.stats.fillsForPeers.Load(),
-		Restored:      c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
+		FillsForPeers: c.stats.fillsForPeers.Load(), Pulled: c.stats.pulled.Load(),
+		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),
 		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(), LogSnapshots: c.stats.logSnapshots.Load(),
 		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),

@@ -196,6 +196,10 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 		switch {
 		case pull && (err != nil || !ok || string(v) != "v"):
 			t.Fatalf("with pulls: %q %v %v", v, ok, err)
+		case mode == "fetch only" && reader.Stats().Pulled != 1:
+			// The pulled record counted, as the protocol's repairs are (it
+			// was counted nowhere, found by review).
+			t.Fatalf("a record pulled: Stats.Pulled %d, want 1", reader.Stats().Pulled)
 		case mode == "fetch only" && p.SessionsStarted != sessions:
 			t.Fatal("a session started with fetches only")
 		case !pull && !errors.Is(err, context.DeadlineExceeded):

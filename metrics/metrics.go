@@ -58,8 +58,8 @@ const histogram prometheus.ValueType = 0
 
 var metricList = []metric{
 	{"bcache_reads_total", "Local reads (Get, and GetWithFiller's lookups), by whether they found a live value.", prometheus.CounterValue, []string{"result"}},
-	{"bcache_values", "Live values held.", prometheus.GaugeValue, nil},
-	{"bcache_value_bytes", "Key and value bytes of the live values held.", prometheus.GaugeValue, nil},
+	{"bcache_values", "Values held (one past its TTL until it is collected).", prometheus.GaugeValue, nil},
+	{"bcache_value_bytes", "Key and value bytes of the values held.", prometheus.GaugeValue, nil},
 	{"bcache_records", "Records held, of every kind: each key written and not yet collected.", prometheus.GaugeValue, nil},
 	{"bcache_tombstones", "Deletes held (until collected).", prometheus.GaugeValue, nil},
 	{"bcache_evicted_records", "Versions held without their value (evicted here, or over MaxValueSize).", prometheus.GaugeValue, nil},
@@ -73,6 +73,7 @@ var metricList = []metric{
 	{"bcache_fills_forwarded_total", "GetOrFill requests sent to a key's owner.", prometheus.CounterValue, nil},
 	{"bcache_fill_fallbacks_total", "Fills run here because no owner answered.", prometheus.CounterValue, nil},
 	{"bcache_fills_for_peers_total", "Fills asked of this member, as a key's owner, by peers.", prometheus.CounterValue, nil},
+	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls) that changed this member's state.", prometheus.CounterValue, nil},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first).", prometheus.GaugeValue, []string{"peer"}},
@@ -96,6 +97,8 @@ var metricList = []metric{
 	{"bcache_antientropy_differing_buckets", "Digest buckets found differing, per anti-entropy exchange this member started and completed.", histogram, nil},
 	{"bcache_replication_lag_seconds", "Per record received and applied: from its write (writer's clock) to its arrival (this member's clock), by path.", histogram, []string{"path"}},
 	{"bcache_network_sent_bytes_total", "Bytes sent, memberlist's own traffic included, by transport.", prometheus.CounterValue, []string{"transport"}},
+	{"bcache_frames_dropped_total", "Frames of the sync protocol not sent: for lack of room on streams, to a member gone, or failed to send, by reason.", prometheus.CounterValue, []string{"reason"}},
+	{"bcache_memberlist_errors_total", "memberlist's error lines (garbage from a process without the cluster key makes one a datagram).", prometheus.CounterValue, nil},
 	{"bcache_snapshots_total", "Snapshots written.", prometheus.CounterValue, nil},
 	{"bcache_snapshot_errors_total", "Snapshots that failed.", prometheus.CounterValue, nil},
 	{"bcache_log_records_total", "Records the write log made durable.", prometheus.CounterValue, nil},
@@ -147,6 +150,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_fills_forwarded_total", float64(st.FillsForwarded))
 	emit("bcache_fill_fallbacks_total", float64(st.FillFallbacks))
 	emit("bcache_fills_for_peers_total", float64(st.FillsForPeers))
+	emit("bcache_records_pulled_total", float64(st.Pulled))
 
 	emit("bcache_peers", float64(len(status.Peers)))
 	emit("bcache_synced", bool01(status.Synced))
@@ -167,6 +171,10 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	emit("bcache_deltas_pending", float64(status.PendingDeltas))
 	emit("bcache_deltas_dropped_total", float64(p.DeltasDropped+r.WritesDropped))
+	emit("bcache_frames_dropped_total", float64(r.StreamsDropped), "no_room")
+	emit("bcache_frames_dropped_total", float64(r.NoRoute), "no_route")
+	emit("bcache_frames_dropped_total", float64(r.SendErrors), "send_error")
+	emit("bcache_memberlist_errors_total", float64(r.MemberlistErrors))
 	emit("bcache_delta_records_sent_total", float64(p.DeltaRecordsSent))
 	emit("bcache_delta_records_received_total", float64(p.DeltaRecordsReceived))
 	emit("bcache_records_applied_total", float64(p.RecordsApplied))
