@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,19 @@ func TestSimulateAcceptsAnyReplica(t *testing.T) {
 	}
 	if _, err := Simulate(SimConfig{Nodes: 6}); err == nil {
 		t.Fatal("Simulate without a Factory: no error")
+	}
+	// NaN rates ran as 0, and a Split out of range as one write a side
+	// (found by review).
+	ok := SimConfig{Factory: MapFactory(DefaultMapConfig()), Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05}
+	for name, edit := range map[string]func(*SimConfig){
+		"Loss NaN": func(c *SimConfig) { c.Loss = math.NaN() }, "Dup NaN": func(c *SimConfig) { c.Dup = math.NaN() },
+		"Split -3": func(c *SimConfig) { c.Split = -3 }, "Split NaN": func(c *SimConfig) { c.Split = math.NaN() },
+	} {
+		cfg := ok
+		edit(&cfg)
+		if _, err := Simulate(cfg); err == nil {
+			t.Errorf("Simulate with %s: no error", name)
+		}
 	}
 }
 

@@ -70,7 +70,7 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 		return TypeSimResult{}, err
 	}
 	if cfg.Nodes < 2 || cfg.Ops < 1 || cfg.PerRound < 1 || cfg.SyncEvery < 0 || cfg.PartitionOps < 0 ||
-		cfg.Loss < 0 || cfg.Loss >= 1 || cfg.Dup < 0 || cfg.Dup > 1 || cfg.MaxRounds < 0 {
+		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || cfg.MaxRounds < 0 { // (NaN refused)
 		return TypeSimResult{}, fmt.Errorf("proptest: simulate type: need Nodes >= 2, Ops and PerRound >= 1, SyncEvery, PartitionOps, MaxRounds >= 0, 0 <= Loss < 1, 0 <= Dup <= 1")
 	}
 	s := &typeSim{spec: spec, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Nodes))), net: sim.New(),

@@ -32,6 +32,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,8 +109,15 @@ func main() {
 }
 
 func run(w io.Writer, p params, sizes []int) error {
-	if p.nodes < 2 || p.keys < 1 || p.writes < 1 || p.perRound < 1 || p.loss < 0 || p.loss >= 1 || p.dup < 0 || p.dup > 1 || p.workers < 1 {
-		return fmt.Errorf("need -nodes >= 2, -keys, -writes, -rate, -workers >= 1, 0 <= -loss < 1, 0 <= -dup <= 1")
+	// -nodes counts only when no -sweep replaces it; a rate must be a
+	// number in its range (NaN compared false, and ran as 0); -fanout 0 is
+	// the default, which the header says (found by review).
+	if len(sizes) == 0 || slices.Min(sizes) < 2 || p.keys < 1 || p.writes < 1 || p.perRound < 1 || !(p.loss >= 0 && p.loss < 1) ||
+		!(p.dup >= 0 && p.dup <= 1) || !(p.split >= 0 && p.split <= 1) || p.workers < 1 || p.fanout < 0 {
+		return fmt.Errorf("need -nodes (or each -sweep size) >= 2, -keys, -writes, -rate, -workers >= 1, 0 <= -loss < 1, 0 <= -dup <= 1, 0 <= -partition-writes <= 1, -fanout >= 0")
+	}
+	if p.fanout == 0 {
+		p.fanout = transport.DefaultFanout
 	}
 	fmt.Fprintf(w, "keys=%d writes=%d rate=%d/round fanout=%d loss=%.3f dup=%.3f seed=%d partition-writes=%d\n",
 		p.keys, p.writes, p.perRound, p.fanout, p.loss, p.dup, p.seed, 2*max(1, int(p.split*float64(p.keys))))
