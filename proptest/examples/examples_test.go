@@ -8,6 +8,7 @@ import (
 
 	"github.com/bcache-go/bcache/internal/rapidfail"
 	"github.com/bcache-go/bcache/proptest"
+	"github.com/bcache-go/bcache/transport"
 )
 
 func counterSpec(merge func(held, received int64) int64) proptest.Spec {
@@ -279,5 +280,125 @@ func TestSpecIsValidated(t *testing.T) {
 	}
 	if _, err := proptest.Exploration(counterSpec(nil), nil, proptest.Explore{Members: -1}); err == nil || !strings.Contains(err.Error(), "Members") {
 		t.Errorf("Exploration with Members -1: %v, want an error naming Members", err)
+	}
+}
+
+// zeroReadCounter is a PN-counter whose read always answers 0: every
+// value it serves is wrong once anything was counted.
+type zeroReadCounter struct{ *Counter }
+
+func (c zeroReadCounter) Do(op proptest.Op) (any, []transport.Envelope) {
+	if op.Name == "read" {
+		return int64(0), nil
+	}
+	return c.Counter.Do(op)
+}
+
+func zeroReadSpec() proptest.Spec {
+	return proptest.Spec{
+		New: func(name string, inc int, _ func() int64) (proptest.Object, error) {
+			return zeroReadCounter{newCounter(name, inc, larger)}, nil
+		},
+		Ops: CounterOps(), Model: NewCounterModel,
+	}
+}
+
+// TestCounterWhoseReadIsAlwaysZeroIsCaught: the counter's model judges
+// reads by what the member surely holds; it judged none, and this counter
+// passed (found by review).
+func TestCounterWhoseReadIsAlwaysZeroIsCaught(t *testing.T) {
+	if !rapidfail.Fails(t, "ZeroRead", proptest.TypeProperty(zeroReadSpec())) {
+		t.Error("CheckType passed a counter whose read always returns 0")
+	}
+	script := []proptest.Scripted{
+		{Member: 0, Op: proptest.Op{Name: "inc", Key: "a", Arg: int64(5)}},
+		{Member: 0, Op: proptest.Op{Name: "read", Key: "a"}},
+	}
+	if n, err := proptest.Exploration(zeroReadSpec(), script, proptest.Explore{}); err == nil {
+		t.Errorf("ExploreType passed a counter whose read returns 0 right after its own inc 5 (%d runs)", n)
+	}
+}
+
+// containsIgnoresRemoves is an add-wins set whose contains ignores
+// removes: a key once added is in the set forever.
+type containsIgnoresRemoves struct{ *Set }
+
+func (s containsIgnoresRemoves) Do(op proptest.Op) (any, []transport.Envelope) {
+	if op.Name == "contains" {
+		return len(s.state.Tags[op.Key]) > 0, nil
+	}
+	return s.Set.Do(op)
+}
+
+// TestSetWhoseContainsIgnoresRemovesIsCaught: a set whose removes never
+// take effect on reads passed both searches (found by review): the set's
+// model takes a key in the set only by an add the member's removes have
+// not seen.
+func TestSetWhoseContainsIgnoresRemovesIsCaught(t *testing.T) {
+	spec := proptest.Spec{
+		New: func(name string, inc int, _ func() int64) (proptest.Object, error) {
+			return containsIgnoresRemoves{newSet(name, inc)}, nil
+		},
+		Ops: SetOps(), Model: NewSetModel,
+	}
+	if !rapidfail.Fails(t, "ContainsIgnoresRemoves", proptest.TypeProperty(spec)) {
+		t.Error("CheckType passed a set whose contains ignores every remove")
+	}
+	script := []proptest.Scripted{
+		{Member: 0, Op: proptest.Op{Name: "add", Key: "a"}},
+		{Member: 0, Op: proptest.Op{Name: "remove", Key: "a"}},
+		{Member: 0, Op: proptest.Op{Name: "contains", Key: "a"}},
+	}
+	if n, err := proptest.Exploration(spec, script, proptest.Explore{}); err == nil {
+		t.Errorf("ExploreType passed: a member adds a, removes a, and contains a is true (%d runs)", n)
+	}
+}
+
+// reusedTagSet is an OR-set whose add makes one tag per member and key
+// rather than one per add: an add after a remove of the key (its own or
+// one concurrent, received) reuses a removed tag and is lost.
+type reusedTagSet struct{ *Set }
+
+func (s reusedTagSet) Do(op proptest.Op) (any, []transport.Envelope) {
+	if op.Name == "add" {
+		tag := fmt.Sprintf("%s.%s", s.prefix, op.Key)
+		s.merge(setMessage{Tags: map[string][]string{op.Key: {tag}}})
+		return tag, s.broadcast(setMessage{Tags: map[string][]string{op.Key: {tag}}})
+	}
+	return s.Set.Do(op)
+}
+
+func reusedTagSpec() proptest.Spec {
+	return proptest.Spec{
+		New: func(name string, inc int, _ func() int64) (proptest.Object, error) {
+			return reusedTagSet{newSet(name, inc)}, nil
+		},
+		Ops: SetOps(), Model: NewSetModel,
+	}
+}
+
+// TestSetThatLosesReAddsIsCaught: a set that loses every add after a
+// remove passed both searches: the model trusted the tag an add returns
+// to be new (found by review).
+func TestSetThatLosesReAddsIsCaught(t *testing.T) {
+	if !rapidfail.Fails(t, "ReusedTag", proptest.TypeProperty(reusedTagSpec())) {
+		t.Error("CheckType passed an OR-set whose adds after a remove are lost")
+	}
+	script := []proptest.Scripted{
+		{Member: 0, Op: proptest.Op{Name: "add", Key: "a"}},
+		{Member: 0, Op: proptest.Op{Name: "remove", Key: "a"}},
+		{Member: 0, Op: proptest.Op{Name: "add", Key: "a"}},
+		{Member: 0, Op: proptest.Op{Name: "contains", Key: "a"}},
+	}
+	// Directly: the re-add is lost on the member that made it.
+	s := reusedTagSet{newSet("n0", 0)}
+	for _, st := range script[:3] {
+		s.Do(st.Op)
+	}
+	if has, _ := s.Do(script[3].Op); has != false {
+		t.Fatalf("the broken set is not broken: %v", has)
+	}
+	if n, err := proptest.Exploration(reusedTagSpec(), script, proptest.Explore{}); err == nil {
+		t.Errorf("ExploreType passed: add a, remove a, add a, then contains a is false on the same member (%d runs)", n)
 	}
 }
