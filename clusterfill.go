@@ -157,7 +157,16 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 type member struct{ c *Cache }
 
 func (m member) Lookup(key string) (crdt.Record, bool) { return m.c.store.Lookup(key) }
-func (m member) Get(key string) ([]byte, bool)         { return m.c.Get(key) }
+
+// Get reads key back after an owner's answer, without counting a read:
+// GetOrFill counted it (a forwarded miss counted a hit too, found by
+// review).
+func (m member) Get(key string) ([]byte, bool) {
+	if r, ok := m.c.store.Lookup(key); ok && r.Live(m.c.phys()) {
+		return r.Value, true
+	}
+	return nil, false
+}
 
 // Receive applies a record a peer answered, as a received one: through
 // the clock's drift check, and only if it is newer than what is held.

@@ -470,3 +470,31 @@ func TestFillsCountOneReadEach(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardedFillCountsOneRead: a GetOrFill that misses and is filled
+// by the key's owner is one read, one miss; reading the answer back
+// counted a hit too (found by review of the fix for one member).
+func TestForwardedFillCountsOneRead(t *testing.T) {
+	fill := func(context.Context, string) ([]byte, error) { return []byte("v"), nil }
+	cs := fillCluster(t, 2, fill, 5*time.Second)
+	key := ""
+	for i := range 1000 {
+		k := fmt.Sprint("k", i)
+		if cs[0].owner(k) == cs[1].Name() {
+			key = k
+			break
+		}
+	}
+	before := cs[0].Stats()
+	if _, err := cs[0].GetOrFill(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	st := cs[0].Stats()
+	if st.FillsForwarded-before.FillsForwarded != 1 {
+		t.Fatalf("not forwarded: %d", st.FillsForwarded-before.FillsForwarded)
+	}
+	hits, misses := st.Hits-before.Hits, st.Misses-before.Misses
+	if hits != 0 || misses != 1 {
+		t.Errorf("one GetOrFill forwarded to the owner, a miss: %d hits, %d misses; want 0 and 1", hits, misses)
+	}
+}

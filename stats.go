@@ -92,7 +92,8 @@ type Stats struct {
 	LogDirect    bool   `json:"log_direct"`
 	DamageResets uint64 `json:"damage_resets"`
 	// DeltaLag and RepairLag are the records received from peers and
-	// applied here, as deltas and as anti-entropy repairs, by their lag:
+	// applied here, as deltas and as anti-entropy repairs (and records
+	// asked of peers, Pulled: as repairs), by their lag:
 	// from the write, on the writer's clock, to the arrival, on this
 	// member's. The members' clock difference enters it (a lag below it
 	// counts as zero); repairs' lag includes how long the delta was

@@ -224,16 +224,23 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 			}
 		}
 		if len(opts) == 0 {
+			if path.at < len(path.taken) { // a replay that ended where its run went on
+				return trace, errNondeterministic
+			}
 			break
 		}
+		// The options are the members with an operation left and the
+		// frames in flight, as they are: what a receiver is handed, its
+		// sender (none for an anonymous frame) included (found by review).
 		sig := fnv.New64a()
 		for _, o := range opts {
-			fmt.Fprint(sig, o.member, o.what)
-			if o.member < 0 {
-				p := net.InFlight()[o.packet]
-				fmt.Fprint(sig, p.From, p.To)
-				sig.Write(p.Payload)
+			if o.what == "op" {
+				fmt.Fprint(sig, "op", o.member, ";")
 			}
+		}
+		for _, p := range net.InFlight() {
+			fmt.Fprintf(sig, "%q>%q %d %v %d:", p.From, p.To, p.Kind, p.Anonymous, len(p.Payload))
+			sig.Write(p.Payload)
 		}
 		k, err := path.choose(len(opts), sig.Sum64())
 		if err != nil {

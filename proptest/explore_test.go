@@ -125,3 +125,82 @@ func TestExplorationLosesFramesToNoMember(t *testing.T) {
 		t.Fatalf("past MaxRuns: %d runs said, %d ran, %v", n, ran, err)
 	}
 }
+
+// onceObj sends a frame on its op only the first time any onceObj in the
+// process does (a package-level counter): not deterministic. Replays of
+// the first run make the same first decision, then meet no option at all
+// (the frame the first run had in flight is not there) and end.
+type onceObj struct {
+	name string
+	sent *int
+}
+
+func (o *onceObj) Do(Op) (any, []transport.Envelope) {
+	*o.sent++
+	if *o.sent == 1 {
+		return nil, []transport.Envelope{{To: "n1", Payload: []byte("x")}}
+	}
+	return nil, nil
+}
+func (o *onceObj) Receive(string, []byte) []transport.Envelope { return nil }
+func (o *onceObj) Tick() []transport.Envelope                  { return nil }
+func (o *onceObj) Sync(string) []transport.Envelope            { return nil }
+func (o *onceObj) SetMembers([]string)                         {}
+func (o *onceObj) State() any                                  { return 0 }
+
+// TestExplorationRefusesAReplayThatEndsEarly: an object whose replay takes
+// the same first decision and then has no option left (it sent nothing
+// this time) is not deterministic either; a replay that ended before the
+// run it replayed went unnoticed (found by review of the check).
+func TestExplorationRefusesAReplayThatEndsEarly(t *testing.T) {
+	sent := 0
+	spec := Spec{
+		New: func(name string, _ int, _ func() int64) (Object, error) {
+			return &onceObj{name: name, sent: &sent}, nil
+		},
+		Ops:   []OpKind{{Name: "add"}},
+		Model: func() Model { return passingModel{} },
+	}
+	n, err := Exploration(spec, []Scripted{{Member: 0, Op: Op{Name: "add", Key: "a"}}}, Explore{})
+	if !errors.Is(err, errNondeterministic) {
+		t.Fatalf("a replay that went another way (no frame, run ended early): %d runs, err %v; want errNondeterministic", n, err)
+	}
+}
+
+// anonObj's frames are named in the first run, anonymous in its replay,
+// named again in the next: the receiver is handed "n0" in one run and ""
+// in the replay of the same decisions. A decision's signature left out
+// whether a frame is anonymous (found by review of the check).
+type anonObj struct {
+	onceObj
+	senders map[string]bool
+}
+
+func (o *anonObj) Do(Op) (any, []transport.Envelope) {
+	*o.sent++ // two sends a run
+	return nil, []transport.Envelope{{To: "n1", Payload: []byte("x"), Anonymous: (*o.sent-1)/2%2 == 1}}
+}
+
+func (o *anonObj) Receive(from string, _ []byte) []transport.Envelope {
+	o.senders[from] = true
+	return nil
+}
+
+// TestExplorationRefusesAnotherSender: see anonObj.
+func TestExplorationRefusesAnotherSender(t *testing.T) {
+	sent := 0
+	senders := map[string]bool{}
+	spec := Spec{
+		New: func(name string, _ int, _ func() int64) (Object, error) {
+			return &anonObj{onceObj: onceObj{name: name, sent: &sent}, senders: senders}, nil
+		},
+		Ops:   []OpKind{{Name: "add"}},
+		Model: func() Model { return passingModel{} },
+	}
+	script := []Scripted{{Member: 0, Op: Op{Name: "add", Key: "a"}}, {Member: 0, Op: Op{Name: "add", Key: "b"}}}
+	n, err := Exploration(spec, script, Explore{MaxLoss: -1, MaxDuplicate: -1})
+	t.Logf("%d runs; the receiver was handed senders %v", n, senders)
+	if !errors.Is(err, errNondeterministic) {
+		t.Fatalf("replays handed the receiver another sender on the same decisions: %d runs, err %v; want errNondeterministic", n, err)
+	}
+}
