@@ -121,7 +121,7 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	if n.ae.active || (now < n.ae.next && len(n.ae.arrived) == 0) {
 		return out
 	}
-	n.ae.next = now + int64(n.cfg.AntiEntropyInterval)
+	n.ae.next = crdt.AddSat(now, int64(n.cfg.AntiEntropyInterval))
 	hurried := n.ae.hurried
 	n.ae.hurried = false
 	var peer string
@@ -271,7 +271,7 @@ func (n *Node) peerCut(cut crdt.Timestamp) bool {
 func (n *Node) ask(out []Envelope, m wire.Message, leaves []uint32, now int64) []Envelope {
 	s := &n.ae.s
 	s.awaits = append(s.awaits, awaited{step: n.nextStep(m), req: m, leaves: leaves})
-	s.deadline = now + int64(n.cfg.SessionTimeout)
+	s.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	s.rto = firstRetry(n.cfg.SessionTimeout)
 	s.retry = crdt.AddSat(now, s.rto)
 	return n.send(out, m, s.peer)
@@ -343,7 +343,7 @@ func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 	a := s.awaits[i]
 	s.awaits = slices.Delete(s.awaits, i, i+1)
 	s.Token = m.Token
-	s.deadline = now + int64(n.cfg.SessionTimeout)
+	s.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	return a, true
 }
 
@@ -402,7 +402,7 @@ func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*res
 		n.stats.Stray++
 		return nil, false
 	}
-	r.deadline = now + int64(n.cfg.SessionTimeout)
+	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	return r, true
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -1117,5 +1118,19 @@ func TestHurryIsBounded(t *testing.T) {
 	n.now.Advance(250 * time.Millisecond)
 	if !hurried() {
 		t.Fatal("a Hurry a quarter interval after the last started no session")
+	}
+}
+
+// TestHugeIntervalsSaturate: a session timeout or interval as long as a
+// Duration goes (a "never" in a config) saturates where it is added to
+// the time: it wrapped negative, and every session timed out at once.
+func TestHugeIntervalsSaturate(t *testing.T) {
+	n := newTestNet(t, 8, Config{SessionTimeout: math.MaxInt64, AntiEntropyInterval: math.MaxInt64}, "a", "b")
+	a := n.nodes["a"]
+	a.StartSession("b", n.now.Now()) // its frames dropped: b never answers
+	n.now.Advance(time.Hour)
+	a.Tick(n.now.Now())
+	if s := a.Stats(); s.SessionsTimedOut != 0 {
+		t.Fatalf("a session with a timeout of %v timed out within an hour", time.Duration(math.MaxInt64))
 	}
 }

@@ -196,7 +196,7 @@ func (r *roster) expire(now int64) {
 	}
 	kept := r.ended[:0]
 	for _, e := range r.ended {
-		if !r.everyoneSyncedAfter(e.since + r.retireAfter) {
+		if !r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter)) {
 			kept = append(kept, e)
 		}
 	}
