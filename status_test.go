@@ -95,11 +95,17 @@ func TestJoinFailuresAreReported(t *testing.T) {
 // peers; it closes when the test ends.
 func onMemnet(t testing.TB, net *memnet.Network, name string, peers ...string) *Cache {
 	t.Helper()
+	return onMemnetEvery(t, net, 0, name, peers...)
+}
+
+// onMemnetEvery is onMemnet with an anti-entropy interval (0: the default).
+func onMemnetEvery(t testing.TB, net *memnet.Network, interval time.Duration, name string, peers ...string) *Cache {
+	t.Helper()
 	tr, err := net.NewTransport(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()})
+	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: interval})
 }
 
 // lookedUp starts a member on 127.0.0.1 whose peers come from src alone,

@@ -152,15 +152,8 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 	for _, mode := range []string{"pull", "fetch only", "no pull"} {
 		pull := mode != "no pull"
 		net := memnet.NewNetwork(1)
-		start := func(name string, peers ...string) *Cache {
-			tr, err := net.NewTransport(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: time.Hour})
-		}
-		writer := start("w")
-		reader := start("r", writer.Addr())
+		writer := onMemnetEvery(t, net, time.Hour, "w")
+		reader := onMemnetEvery(t, net, time.Hour, "r", writer.Addr())
 		if !pull {
 			reader.pullAfter = time.Hour
 		}
@@ -280,15 +273,8 @@ func TestFarFutureTokenIsRefused(t *testing.T) {
 // reader hurries an exchange at most every quarter interval.
 func TestTokenOfAWriteNoOneHasPullsSparingly(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	start := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: time.Second})
-	}
-	a := start("a")
-	b := start("b", a.Addr())
+	a := onMemnetEvery(t, net, time.Second, "a")
+	b := onMemnetEvery(t, net, time.Second, "b", a.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.WaitSynced(ctx); err != nil {
