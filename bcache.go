@@ -60,6 +60,11 @@ type Cache struct {
 	// append to the closed write log was refused.
 	closeSnapshot atomic.Bool
 	oversized     uint64 // Stats.Oversized when last logged; collect's own
+	// founderOnDisk says the last snapshot written or restored says this
+	// member founded its cluster and met no other (store.Snapshot.Founder);
+	// founderMet is signalled when it meets one, to write that down.
+	founderOnDisk atomic.Bool
+	founderMet    chan struct{}
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
@@ -86,7 +91,8 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.NodeName == "" {
 		cfg.NodeName = newNodeName()
 	}
-	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter}
+	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter,
+		founderMet: make(chan struct{}, 1)}
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
@@ -110,6 +116,7 @@ func New(cfg Config) (*Cache, error) {
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
+		Founder: c.founderOnDisk.Load(), OnFounderMet: c.onFounderMet,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
@@ -140,6 +147,10 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if c.journal != nil {
 		c.every(logCheckEvery, c.snapshotIfLogLong)
+	}
+	if cfg.SnapshotPath != "" {
+		c.wg.Add(1)
+		go c.unmarkFounder()
 	}
 	c.log.Info().Str("addr", c.repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil
@@ -318,7 +329,7 @@ func (c *Cache) collect() {
 	// A member whose peers, looked up, are none but itself founds the
 	// cluster as much as one given none.
 	others, _ := c.peersConfigured()
-	c.store.SetFounder(!others)
+	c.store.SetFounder(!others || c.repl.Founder())
 	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1, c.repl.Stable())
 	c.feed.flush()
 	if n := c.store.Stats().Oversized; n > c.oversized {

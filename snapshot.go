@@ -61,6 +61,7 @@ func (c *Cache) restore() (err error) {
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
 	if snap != nil {
+		c.founderOnDisk.Store(snap.Founder)
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
 		aheadMarks += st.Lowered
@@ -235,11 +236,14 @@ func (c *Cache) writeSnapshot() error {
 		}
 		next = n
 	}
+	founder := c.repl != nil && c.repl.Founder()
+	c.store.MarkFounder(founder)
 	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
 	if err != nil {
 		c.stats.snapshotErrors.Add(1)
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
+	c.founderOnDisk.Store(founder)
 	c.stats.snapshots.Add(1)
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
@@ -271,4 +275,31 @@ func (c *Cache) logWrite(rec *crdt.Record) error {
 		return b.Wait()
 	}
 	return nil
+}
+
+// onFounderMet is called when this member, a founder, first meets another
+// member (gossip's OnFounderMet).
+func (c *Cache) onFounderMet() {
+	select {
+	case c.founderMet <- struct{}{}:
+	default:
+	}
+}
+
+// unmarkFounder writes a snapshot when this member, a founder whose last
+// snapshot says so, meets another member: restarted from that snapshot
+// with the other member out of reach, it would take itself for the whole
+// cluster and serve without a sync (see Status.Founder).
+func (c *Cache) unmarkFounder() {
+	defer c.wg.Done()
+	select {
+	case <-c.done:
+	case <-c.founderMet:
+		if !c.founderOnDisk.Load() {
+			return
+		}
+		if err := c.writeSnapshot(); err != nil {
+			c.log.Error().Err(err).Msg("snapshot failed (written as this member, a cluster's founder, met another)")
+		}
+	}
 }

@@ -26,6 +26,20 @@ type Status struct {
 	// until a lookup finds another; it is true until a lookup settles it
 	// and while every lookup fails.
 	PeersConfigured bool `json:"peers_configured"`
+	// Founder says this member founded its cluster and has met no other
+	// member since: a lookup of its peers found none but itself before it
+	// had met any, or it restored a snapshot written by such a member (a
+	// founder that restarted). What it holds is all the cluster has, so
+	// it is ready without a sync, and stays so while its peers name
+	// others that have not come (the next pod of a StatefulSet, listed
+	// before it runs, or one that never starts). Once it meets another
+	// member it is not a founder again in this process (and writes a
+	// snapshot that no longer says so): from then on it is ready when
+	// synced and not alone, as any member. A member that finds only
+	// itself while the others are out of reach (restarted empty during a
+	// partition, behind a stale DNS answer) takes itself for a founder
+	// too, until it meets them.
+	Founder bool `json:"founder,omitempty"`
 	// Synced says that an anti-entropy exchange with a peer has completed
 	// since New (FirstSync is when): from then on the member holds
 	// everything that peer held when the exchange began, a restored
@@ -72,13 +86,14 @@ type JoinFailure struct {
 
 // Ready reports whether a load balancer should send this member traffic:
 // it has synced with a peer since it started, or it was configured
-// without peers (a cluster's first member, or one on its own); and it is
-// not alone while it has peers to join.
+// without peers, or it founded its cluster and has met no other member
+// (Founder); and it is not alone while it has peers to join, unless it is
+// a founder.
 func (s Status) Ready() bool {
 	if s.Closed {
 		return false
 	}
-	if !s.PeersConfigured {
+	if !s.PeersConfigured || s.Founder {
 		return true
 	}
 	return s.Synced && !s.Alone
@@ -91,7 +106,7 @@ func (c *Cache) Status() Status {
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Closed: c.closed.Load(), Alone: len(rs.Members) == 0, PeersConfigured: others,
+		Name: c.cfg.NodeName, Closed: c.closed.Load(), Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: c.repl.Founder(),
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),
@@ -119,8 +134,8 @@ func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
 // exchange with a peer since New, or when it has no peers to sync with:
 // configured without any, or its peers, as last looked up, name no member
 // but itself (the first member of a cluster found by a DNS name or a
-// PeerSource); or with ctx's error, or ErrClosed once Close is called,
-// first. Writes do not wait for it: a member takes them from the start.
+// PeerSource), or it is a founder (see Status.Founder); or with ctx's
+// error, or ErrClosed once Close is called, first. Writes do not wait for it: a member takes them from the start.
 // It tells when reads stop missing what the cluster held before this
 // member came (or came back).
 func (c *Cache) WaitSynced(ctx context.Context) error {
@@ -129,7 +144,7 @@ func (c *Cache) WaitSynced(ctx context.Context) error {
 			return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
 		}
 		others, changed := c.peersConfigured()
-		if !others {
+		if !others || c.repl.Founder() {
 			return nil
 		}
 		select { // synced already: nil, whatever ctx says (a select took either at random)

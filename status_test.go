@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -220,5 +222,142 @@ func TestPeersThatAreItselfAtOtherAddresses(t *testing.T) {
 	}
 	if s := c.Status(); !s.Ready() || s.PeersConfigured {
 		t.Fatalf("its peers itself: %+v, ready %v", s, s.Ready())
+	}
+}
+
+// founding starts a member on 127.0.0.1 whose PeerSource answers only
+// itself until more is stored, then itself and more: a StatefulSet's first
+// pod, with the next listed later.
+func founding(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
+	t.Helper()
+	var self atomic.Pointer[string]
+	cfg.PeerSource = func(context.Context) ([]string, error) {
+		var peers []string
+		if p := self.Load(); p != nil {
+			peers = append(peers, *p)
+		}
+		if p := more.Load(); p != nil {
+			peers = append(peers, *p...)
+		}
+		return peers, nil
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	addr := c.Addr()
+	self.Store(&addr)
+	return c
+}
+
+// TestFounderStaysReadyWhileAListedPeerHasNotCome: a member that founded
+// its cluster (its peers, looked up, were only itself) stays ready, synced
+// for WaitSynced, and collecting past the horizon when its peers list
+// another that has not come (a StatefulSet's next pod, published before it
+// runs, or never started). It turned unready and stopped collecting: the
+// one member holding the data left the load balancer, its dead records
+// piling up (found by review).
+func TestFounderStaysReadyWhileAListedPeerHasNotCome(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.GCInterval = time.Hour
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
+	c := founding(t, cfg, &more)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatalf("WaitSynced: %v; status %+v", err, c.Status())
+	}
+	if s := c.Status(); !s.Founder || !s.Ready() {
+		t.Fatalf("its peers only itself: %+v, ready %v", s, s.Ready())
+	}
+	next := []string{"127.0.0.1:1"} // listed, never answering
+	more.Store(&next)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "the listed peer was never looked up")
+	s := c.Status()
+	if !s.Founder || !s.Ready() || !s.Alone {
+		t.Fatalf("a peer listed that has not come: %+v, ready %v", s, s.Ready())
+	}
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatalf("WaitSynced with a peer listed that has not come: %v", err)
+	}
+	if err := c.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(2 * time.Hour))
+	c.collect()
+	if n := c.Status().Tombstones; n != 0 {
+		t.Fatalf("the founder kept %d tombstones past the horizon", n)
+	}
+}
+
+// TestFounderThatMetAMemberSyncsLikeAny: a founder stops being one when
+// it meets another member; from then on it is ready when synced and not
+// alone, and a later member never takes it for a founder.
+func TestFounderThatMetAMemberSyncsLikeAny(t *testing.T) {
+	var more atomic.Pointer[[]string]
+	c := founding(t, testConfig("pod-0"), &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	d := newCache(t, testConfig("pod-1", c.Addr()))
+	peers := []string{d.Addr()}
+	more.Store(&peers)
+	await.Until(t, 10*time.Second, func() bool { s := c.Status(); return !s.Founder && s.Synced && s.Ready() },
+		"the founder never met and synced with the member that joined")
+	d.Close()
+	await.Until(t, 10*time.Second, func() bool { s := c.Status(); return s.Alone && s.PeersConfigured },
+		"the member that left is still seen, or its address was not looked up")
+	if s := c.Status(); s.Founder || s.Ready() {
+		t.Fatalf("alone after meeting a member, its peers listed: %+v, ready %v", s, s.Ready())
+	}
+}
+
+// TestRestartedFounderIsStillTheCluster: a founder's snapshot says so, and
+// restarted from it, with its peers listing one that never came, it is a
+// founder at once: ready, WaitSynced returns. Once it meets a member it
+// writes a snapshot that no longer says so: restarted from that one with
+// the member out of reach, it waits for a sync. A founder restarted with
+// its listed peer never come was unready for good (found by review).
+func TestRestartedFounderIsStillTheCluster(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = path
+	c := founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	never := []string{"127.0.0.1:1"}
+	more.Store(&never)
+	c = founding(t, cfg, &more)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatalf("restarted founder: WaitSynced: %v; status %+v", err, c.Status())
+	}
+	if s := c.Status(); !s.Founder || !s.Ready() || !s.PeersConfigured {
+		t.Fatalf("restarted founder, its listed peer never come: %+v, ready %v", s, s.Ready())
+	}
+
+	d := newCache(t, testConfig("pod-1", c.Addr()))
+	await.Until(t, 10*time.Second, func() bool { return !c.Status().Founder }, "the founder never met the member that joined")
+	await.Until(t, 10*time.Second, func() bool {
+		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
+		return err == nil && !snap.Founder
+	}, "no snapshot written without the founder's mark")
+	d.Close()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no join attempt reported")
+	if s := c.Status(); s.Founder || s.Ready() {
+		t.Fatalf("restarted after meeting a member, that member out of reach: %+v, ready %v", s, s.Ready())
 	}
 }

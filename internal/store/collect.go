@@ -12,6 +12,11 @@ import (
 // another.
 func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 
+// MarkFounder sets what the snapshots written from now on say of
+// Snapshot.Founder: that this member founded its cluster and has met no
+// other member.
+func (s *Store) MarkFounder(founder bool) { s.founderMark.Store(founder) }
+
 // Collect collects the dead records (tombstones, expired values) that the
 // rules of package lww allow at now, and returns their versions: those dead
 // for the horizon, and, early, those dead now and written before stable, a

@@ -165,6 +165,13 @@ type Config struct {
 	// one of the Replicator's goroutines with none of its locks held, one
 	// call at a time per goroutine, and must not block for long.
 	OnDrop func(crdt.Version)
+	// Founder says this member's state, restored, is that of a cluster's
+	// founder that never met another member (see Replicator.Founder).
+	Founder bool
+	// OnFounderMet, if set, is called once, on a goroutine of its own,
+	// when a founder (see Replicator.Founder) first sees another member
+	// alive and stops being one.
+	OnFounderMet func()
 	// AfterReceive, if set, is called after each frame received has been
 	// handled (its records applied), outside the protocol's lock: a host
 	// that watches the replica's changes hands them on once per frame.

@@ -334,6 +334,9 @@ func (r *Replicator) refreshLocal() {
 func (r *Replicator) setOnlySelf(only bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if only && r.met.Load() == 0 {
+		r.founder = true
+	}
 	if r.onlySelf != only {
 		r.onlySelf = only
 		close(r.seedsChanged)
@@ -353,4 +356,18 @@ func (r *Replicator) SeedsElsewhere() (bool, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return !r.onlySelf, r.seedsChanged
+}
+
+// Founder reports whether this member founded its cluster and has not
+// seen another member alive since: a lookup of its seeds found no member
+// but itself before it had met any (or Config.Founder said so of the
+// state it restored). It holds everything the cluster has, as far as
+// anything can tell, until it meets another member: its seeds may name
+// others from then on (the next pod of a StatefulSet, published before
+// it runs) without making it a member that must sync before it serves.
+// Once it has met one, it is not a founder again in this process.
+func (r *Replicator) Founder() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.founder
 }

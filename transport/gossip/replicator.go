@@ -107,6 +107,8 @@ type Replicator struct {
 	// when it changes (see SeedsElsewhere).
 	onlySelf     bool
 	seedsChanged chan struct{}
+	// founder: see Founder.
+	founder bool
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -146,6 +148,7 @@ func Start(cfg Config) (*Replicator, error) {
 		joinFailures: map[string]*JoinFailure{},
 		conflicts:    map[string]*JoinFailure{},
 		seedsChanged: make(chan struct{}),
+		founder:      cfg.Founder,
 		joinLogged:   map[string]time.Time{},
 	}
 	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
@@ -327,6 +330,12 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	case alive:
 		if _, seen := r.known[n.Name]; !seen && n.Name != r.cfg.Name {
 			r.met.Add(1)
+		}
+		if r.founder && n.Name != r.cfg.Name {
+			r.founder = false
+			if f := r.cfg.OnFounderMet; f != nil {
+				go f()
+			}
 		}
 		r.alive[n.Name] = n
 		addr := n.Address()
