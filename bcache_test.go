@@ -89,6 +89,7 @@ func TestNewValidates(t *testing.T) {
 		{"advertising a host name", Config{BindAddr: "127.0.0.1:0", AdvertiseAddr: "localhost:7946"}},
 		// A value over MaxBytes could never be held (found by review).
 		{"MaxValueSize over MaxBytes", Config{BindAddr: "127.0.0.1:0", MaxBytes: 1000, MaxValueSize: 2000}},
+		{"a negative timing", Config{BindAddr: "127.0.0.1:0", Timings: Timings{ProbeInterval: -time.Second}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,6 +102,23 @@ func TestNewValidates(t *testing.T) {
 				t.Fatalf("New: %v, want a config error", err)
 			}
 		})
+	}
+}
+
+// TestTimingsLeftZeroAreDefaults: each field of Timings left zero takes
+// LANTimings's value. One field set left the others zero, and the member,
+// started, panicked in a ticker of RejoinInterval 0 (found by review).
+func TestTimingsLeftZeroAreDefaults(t *testing.T) {
+	cfg := testConfig("partial")
+	cfg.Timings = Timings{ProbeInterval: 2 * time.Second}
+	c := newCache(t, cfg)
+	want := LANTimings()
+	want.ProbeInterval = 2 * time.Second
+	if got := c.Config().Timings; got != want {
+		t.Fatalf("timings %+v, want %+v", got, want)
+	}
+	if err := c.Set("k", []byte("v"), 0); err != nil { // the member runs
+		t.Fatal(err)
 	}
 }
 

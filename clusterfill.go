@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -25,8 +26,11 @@ var ErrFillTimeout = errors.New("fill timed out")
 // one owner at a time per key (its own callers share the answer), and an
 // owner never forwards: one hop at most. If the owner leaves while asked,
 // the member asks the new owner, once; if an owner does not answer within
-// Config.FillTimeout, the member fills locally. A filler's error goes to every waiting caller
-// on every member and is not cached. A caller whose ctx ends gets
+// Config.FillTimeout (and a margin: see FillTimeout), or cannot fill (no
+// Filler, a key over its MaxKeySize), the member fills locally. A
+// filler's error goes to every waiting caller on every member and is not
+// cached: from the owner's filler, ErrOwnerFill with its text, or
+// ErrFillTimeout, ErrFillerPanic, ErrValueTooLarge as a fill here gives. A caller whose ctx ends gets
 // ctx.Err(); the fill goes on for the others. The returned slice is
 // shared: do not modify it.
 func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
@@ -85,7 +89,7 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 		}
 		switch v, err, out := ask.Take(member{c}, b); out {
 		case clusterfill.Done:
-			return v, err
+			return v, ownerError(key, err)
 		case clusterfill.FillHere:
 			rec, err := c.fillHere(key)
 			return rec.Value, err
@@ -109,9 +113,13 @@ func (c *Cache) alive(name string) bool {
 }
 
 // forward asks owner to fill key and waits for its answer, the fill
-// timeout, or the owner leaving; ok says the owner answered.
+// timeout and a margin, or the owner leaving; ok says the owner answered.
+// The owner's fill ends at its fill timeout and answers so: an asker
+// that gave up at the same moment raced that answer, and, losing, ran
+// the filler a second time (found by review).
 func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
-	ctx, cancel := context.WithTimeout(c.life, c.cfg.FillTimeout) // Close cancels it
+	wait := time.Duration(crdt.AddSat(int64(c.cfg.FillTimeout), int64(min(c.cfg.FillTimeout, time.Second))))
+	ctx, cancel := context.WithTimeout(c.life, wait) // Close cancels it
 	defer cancel()
 	type result struct {
 		b   []byte
@@ -194,7 +202,51 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 			return c.fillHere(key)
 		}
 	}
-	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill)
+	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
+}
+
+// failure is why a fill for a peer failed, as the answer says it.
+func failure(err error) clusterfill.Failure {
+	switch {
+	case errors.Is(err, ErrFillTimeout):
+		return clusterfill.TimedOut
+	case errors.Is(err, ErrFillerPanic):
+		return clusterfill.Panicked
+	case errors.Is(err, ErrValueTooLarge):
+		return clusterfill.TooLarge
+	}
+	return clusterfill.Failed
+}
+
+// ownerError is the error of an owner's failed fill as its asker's
+// caller gets it: wrapping the error a fill here would have (ErrFillTimeout,
+// ErrFillerPanic, ErrValueTooLarge) or ErrOwnerFill for the filler's own,
+// with the owner's text. It was the text alone, which errors.Is matched
+// with nothing (found by review).
+func ownerError(key string, err error) error {
+	var f *clusterfill.FailedError
+	if !errors.As(err, &f) {
+		return err
+	}
+	sentinel := ErrOwnerFill
+	switch f.Why {
+	case clusterfill.TimedOut:
+		sentinel = ErrFillTimeout
+	case clusterfill.Panicked:
+		sentinel = ErrFillerPanic
+	case clusterfill.TooLarge:
+		sentinel = ErrValueTooLarge
+	}
+	text := strings.TrimPrefix(strings.TrimPrefix(f.Text, "bcache: "), fmt.Sprintf("fill %q: ", key))
+	if f.Why == clusterfill.Failed {
+		return fmt.Errorf("bcache: get or fill %q: %w: %s", key, sentinel, text)
+	}
+	if i := strings.Index(text, sentinel.Error()); i >= 0 { // its details: the timeout, the panic's value
+		text = text[i+len(sentinel.Error()):]
+	} else {
+		text = " (" + text + ")"
+	}
+	return fmt.Errorf("bcache: get or fill %q (by its owner): %w%s", key, sentinel, text)
 }
 
 // fillHere runs Config.Filler for key on this member, one at a time per
@@ -212,7 +264,7 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 	// The fill ends by itself at its FillTimeout, and the caller with it:
 	// this timer is a backstop only, later, so that no caller gives up
 	// before the fill it waits for has freed the key.
-	timeout := time.NewTimer(2 * c.cfg.FillTimeout)
+	timeout := time.NewTimer(backstop(c.cfg.FillTimeout))
 	defer timeout.Stop()
 	select {
 	case res := <-ch:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -496,5 +498,94 @@ func TestForwardedFillCountsOneRead(t *testing.T) {
 	hits, misses := st.Hits-before.Hits, st.Misses-before.Misses
 	if hits != 0 || misses != 1 {
 		t.Errorf("one GetOrFill forwarded to the owner, a miss: %d hits, %d misses; want 0 and 1", hits, misses)
+	}
+}
+
+// notOwner returns a member of cs that does not own key, and the owner.
+func notOwner(cs []*Cache, key string) (asker, owner *Cache) {
+	for _, c := range cs {
+		if c.owner(key) != c.Name() {
+			asker = c
+		}
+	}
+	for _, c := range cs {
+		if c.Name() == asker.owner(key) {
+			owner = c
+		}
+	}
+	return asker, owner
+}
+
+// TestOwnersFailedFillsAreMatchable: a caller whose member asked the key's
+// owner gets the error a fill here would give, matchable with errors.Is:
+// ErrOwnerFill for the filler's own error (with its text), ErrFillerPanic,
+// ErrFillTimeout. They came as text alone, which matched nothing; and an
+// owner's fill timing out raced the asker's own wait of the same length,
+// the asker then running the filler a second time (found by review).
+func TestOwnersFailedFillsAreMatchable(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(ctx context.Context, key string) ([]byte, error) {
+		runs.Add(1)
+		switch key {
+		case "down":
+			return nil, errors.New("database down")
+		case "panics":
+			panic("boom")
+		case "hangs":
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return []byte("v"), nil
+	}
+	cs := fillCluster(t, 2, filler, 300*time.Millisecond)
+	for key, want := range map[string]error{"down": ErrOwnerFill, "panics": ErrFillerPanic, "hangs": ErrFillTimeout} {
+		asker, owner := notOwner(cs, key)
+		runs.Store(0)
+		_, err := asker.GetOrFill(context.Background(), key)
+		if !errors.Is(err, want) {
+			t.Fatalf("%s, asked of %s: %v, want %v", key, owner.Name(), err, want)
+		}
+		if key == "down" && !strings.Contains(err.Error(), "database down") {
+			t.Fatalf("%s: %v, want the owner's text", key, err)
+		}
+		if n := runs.Load(); n != 1 {
+			t.Fatalf("%s: the filler ran %d times in the cluster, want 1 (%v)", key, n, err)
+		}
+		if st := asker.Stats(); st.FillFallbacks != 0 {
+			t.Fatalf("%s: the asker fell back to its own fill: %+v", key, st)
+		}
+	}
+}
+
+// TestOwnerWithoutAFillerLetsTheAskerFill: an owner that cannot fill (no
+// Filler there) answers so, and the asker fills itself. The asker's
+// caller got an error "no filler" (found by review).
+func TestOwnerWithoutAFillerLetsTheAskerFill(t *testing.T) {
+	filler := func(ctx context.Context, key string) ([]byte, error) { return []byte("v"), nil }
+	a := newCache(t, Config{NodeName: "a", BindAddr: "127.0.0.1:0", Timings: FastTimings(), Filler: filler})
+	b := newCache(t, Config{NodeName: "b", BindAddr: "127.0.0.1:0", Timings: FastTimings(), Peers: []string{a.Addr()}})
+	await.Until(t, 10*time.Second, func() bool { return len(a.Members()) == 2 }, "a never saw b")
+	key := ""
+	for i := 0; a.owner(key) != "b"; i++ {
+		key = fmt.Sprint("k", i)
+	}
+	v, err := a.GetOrFill(context.Background(), key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill(%q), its owner without a filler: %q, %v", key, v, err)
+	}
+	_ = b
+}
+
+// TestForeverFillTimeout: a FillTimeout of math.MaxInt64, a common
+// "forever", bounds nothing. Its backstop, twice it, wrapped to a negative
+// time, and every fill failed at once (found by review).
+func TestForeverFillTimeout(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", FillTimeout: math.MaxInt64})
+	v, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		time.Sleep(20 * time.Millisecond)
+		return []byte("v"), nil
+	}, 0)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("a 20 ms fill: %q, %v", v, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -155,7 +156,8 @@ type Config struct {
 	// GCInterval is how often dead records are collected. Default: 1 s (a
 	// member holding no tombstone and no value with a TTL skips the scan).
 	GCInterval time.Duration
-	// Timings are memberlist's; default LANTimings.
+	// Timings are memberlist's; each field left zero takes LANTimings's
+	// value, a negative one is refused.
 	Timings Timings
 	// Network, if set, replaces the UDP/TCP sockets, for example with a
 	// transport/gossip/memnet Transport, which runs members in memory under
@@ -201,10 +203,12 @@ type Config struct {
 	// FillTTL is the TTL of the values Filler fills; 0 is none.
 	FillTTL time.Duration
 	// FillTimeout bounds a fill, here or asked of the key's owner: past
-	// it the callers get ErrFillTimeout (or, asking an owner, the member
-	// asks the next one or fills itself), and the key is free for the
-	// next fill, even if the filler never returns. It applies to
-	// GetWithFiller too. Default: 10 s.
+	// it the callers get ErrFillTimeout, and the key is free for the next
+	// fill, even if the filler never returns. A member that asked an
+	// owner waits for its answer a little longer (FillTimeout and at most
+	// a second more: the owner's own timeout comes first), then asks the
+	// next one or fills itself. It applies to GetWithFiller too. Default:
+	// 10 s.
 	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
@@ -373,8 +377,8 @@ func (c *Config) fill() error {
 	if c.MaxClockDrift >= c.TombstoneHorizon {
 		return configError("MaxClockDrift", "%v must be shorter than TombstoneHorizon %v", c.MaxClockDrift, c.TombstoneHorizon)
 	}
-	if c.Timings == (Timings{}) {
-		c.Timings = LANTimings()
+	if err := gossip.FillTimings(&c.Timings); err != nil {
+		return configError("Timings", "%s", strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": Timings."))
 	}
 	return nil
 }

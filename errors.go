@@ -48,4 +48,11 @@ var (
 	ErrNotDurable = errors.New("write not durable")
 	// ErrFillerPanic wraps a panic raised by a Filler.
 	ErrFillerPanic = errors.New("filler panicked")
+	// ErrOwnerFill is returned by GetOrFill when the key's owner, asked
+	// to fill it, ran Config.Filler and it returned an error: the error
+	// says the owner's error's text (its value cannot cross the network;
+	// a fill here returns the filler's error itself). A fill of the owner
+	// that timed out, panicked or gave a value too large returns
+	// ErrFillTimeout, ErrFillerPanic or ErrValueTooLarge, as here.
+	ErrOwnerFill = errors.New("the owner's filler failed")
 )

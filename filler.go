@@ -51,7 +51,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	// The fill ends by itself at its FillTimeout, and the caller with it:
 	// this timer is a backstop only, later, so that no caller gives up
 	// before the fill it waits for has freed the key.
-	timeout := time.NewTimer(2 * c.cfg.FillTimeout)
+	timeout := time.NewTimer(backstop(c.cfg.FillTimeout))
 	defer timeout.Stop()
 	select {
 	case res := <-ch:
@@ -114,3 +114,8 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	}
 	return c.set(key, r.v, ttl)
 }
+
+// backstop is how long a caller waits for a fill bounded by d: twice d,
+// saturating (2 * math.MaxInt64, a common "forever", wrapped to a negative
+// time, and every fill failed at once: found by review).
+func backstop(d time.Duration) time.Duration { return time.Duration(crdt.AddSat(int64(d), int64(d))) }

@@ -222,7 +222,7 @@ func (r *StoreReplica) receiveCall(from string, b []byte) []transport.Envelope {
 	}
 	switch kind {
 	case callRequest:
-		answer := clusterfill.Serve(fillMember{r}, payload, math.MaxUint16, r.fillHere)
+		answer := clusterfill.Serve(fillMember{r}, payload, math.MaxUint16, r.fillHere, func(error) clusterfill.Failure { return clusterfill.Failed })
 		return r.flush([]transport.Envelope{{To: from, Payload: callFrame(callReply, id, answer)}})
 	case callReply:
 		i := slices.IndexFunc(r.fills.waiting, func(p *pendingFill) bool { return p.id == id && p.peer == from })

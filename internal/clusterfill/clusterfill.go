@@ -9,7 +9,6 @@ package clusterfill
 
 import (
 	"cmp"
-	"fmt"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/store"
@@ -33,8 +32,9 @@ func Owner(key, self string, members []string) string {
 func score(member, key string) uint64 { return crdt.HashKey(member + "\x00" + key) }
 
 // The payloads of a call: a request is its kind and the key (which may be
-// empty); an answer is Value and a record, Error and the filler's error,
-// or NotHeld.
+// empty); an answer is Value and a record, Failed, why (a Failure) and
+// the error's text, or NotHeld. Error (the error's text alone) is what
+// releases before Failed answered, and are still read.
 const (
 	FillRequest  = 1 // fill the key, as its owner
 	FetchRequest = 2 // the record held for the key (GetAfter's pull)
@@ -42,7 +42,28 @@ const (
 	answerValue   = 1
 	answerError   = 2
 	answerNotHeld = 3
+	answerFailed  = 4
 )
+
+// Failure is why an owner's fill failed, as its answer carries it, so that
+// the asker's caller gets the error it would get from a fill of its own.
+type Failure byte
+
+const (
+	Failed   Failure = iota + 1 // the filler returned an error
+	TimedOut                    // it ran past the fill timeout
+	Panicked                    // it panicked
+	TooLarge                    // its value was over the owner's bounds
+)
+
+// A FailedError is an owner's failed fill, as Take returns it: why, and
+// the owner's error text.
+type FailedError struct {
+	Why  Failure
+	Text string
+}
+
+func (e *FailedError) Error() string { return e.Text }
 
 // Request returns a request payload of kind for key.
 func Request(kind byte, key string) []byte { return append([]byte{kind}, key...) }
@@ -65,10 +86,14 @@ type Member interface {
 // Serve answers a peer's request payload. fill is this member's fill of a
 // key (one at a time per key, shared with its own callers), which returns
 // the record it wrote or found live; nil when the member has no filler.
-// maxKey bounds the key. An owner never forwards: one hop at most.
-func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error)) []byte {
+// why classifies fill's errors. maxKey bounds the key. An owner never
+// forwards: one hop at most. A request this member cannot serve (no
+// filler, a key over its bound, a kind it does not know) is answered
+// NotHeld: the asker fills itself, as it would with no owner to ask (an
+// error, as releases before answered, failed the asker's caller).
+func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error), why func(error) Failure) []byte {
 	if len(payload) < 1 || len(payload)-1 > maxKey {
-		return append([]byte{answerError}, "bad request"...)
+		return NotHeld()
 	}
 	key := string(payload[1:])
 	switch payload[0] {
@@ -80,15 +105,15 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 		return store.AppendRecord([]byte{answerValue}, &r)
 	case FillRequest:
 		if fill == nil {
-			return append([]byte{answerError}, "no filler"...)
+			return NotHeld()
 		}
 		rec, err := fill(key)
 		if err != nil {
-			return append([]byte{answerError}, err.Error()...)
+			return append([]byte{answerFailed, byte(why(err))}, err.Error()...)
 		}
 		return store.AppendRecord([]byte{answerValue}, &rec)
 	}
-	return append([]byte{answerError}, "bad request"...)
+	return NotHeld()
 }
 
 // Record returns the record in a value answer b for key: false for any
@@ -148,9 +173,18 @@ const (
 // the record answered as a received one (so that a newer version here is
 // not overwritten) and reads the key back, so the caller never gets a
 // version older than one it could read here.
+// An owner's failed fill is a *FailedError.
 func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
-	if len(b) > 0 && b[0] == answerError {
-		return nil, fmt.Errorf("bcache: fill %q (by its owner): %s", a.Key, b[1:]), Done
+	switch {
+	case len(b) > 1 && b[0] == answerFailed && Failure(b[1]) >= Failed && Failure(b[1]) <= TooLarge:
+		return nil, &FailedError{Why: Failure(b[1]), Text: string(b[2:])}, Done
+	case len(b) > 0 && b[0] == answerError:
+		// A release before answerFailed: these two meant it could not
+		// serve the request (NotHeld now); any other, its filler's error.
+		if text := string(b[1:]); text == "no filler" || text == "bad request" {
+			return nil, nil, AskNext
+		}
+		return nil, &FailedError{Why: Failed, Text: string(b[1:])}, Done
 	}
 	rec, ok := Record(b, a.Key)
 	if !ok || rec.Tombstone {

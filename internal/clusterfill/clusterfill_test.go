@@ -62,6 +62,9 @@ func (m member) Get(key string) ([]byte, bool) {
 
 func ts(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: wall, Node: 1} }
 
+// why says every error is a timeout: what the answer carries is why's.
+func why(error) Failure { return TimedOut }
+
 // TestServeAndTake: what an owner answers, and what the asker does with
 // it, for every kind of answer.
 func TestServeAndTake(t *testing.T) {
@@ -75,21 +78,21 @@ func TestServeAndTake(t *testing.T) {
 	t.Run("value", func(t *testing.T) {
 		asker := member{}
 		a := Ask{Key: "new", Self: "x"}
-		v, err, o := a.Take(asker, Serve(owner, Request(FillRequest, "new"), 16, fill))
+		v, err, o := a.Take(asker, Serve(owner, Request(FillRequest, "new"), 16, fill, why))
 		if o != Done || err != nil || string(v) != "filled" || asker["new"].Time != ts(7) {
 			t.Fatalf("got %q, %v, %v; asker holds %v", v, err, o, asker["new"])
 		}
 	})
 	t.Run("the empty key", func(t *testing.T) {
 		a := Ask{Key: "", Self: "x"}
-		if v, err, o := a.Take(member{}, Serve(owner, Request(FillRequest, ""), 16, fill)); o != Done || err != nil || string(v) != "filled" {
+		if v, err, o := a.Take(member{}, Serve(owner, Request(FillRequest, ""), 16, fill, why)); o != Done || err != nil || string(v) != "filled" {
 			t.Fatalf("got %q, %v, %v", v, err, o)
 		}
 	})
 	t.Run("older than a delete here", func(t *testing.T) {
 		asker := member{"k": {Key: "k", Time: ts(6), Tombstone: true}}
 		a := Ask{Key: "k", Self: "x"}
-		if _, _, o := a.Take(asker, Serve(owner, Request(FetchRequest, "k"), 16, fill)); o != FillHere {
+		if _, _, o := a.Take(asker, Serve(owner, Request(FetchRequest, "k"), 16, fill, why)); o != FillHere {
 			t.Fatalf("outcome %v; want FillHere", o)
 		}
 		if !asker["k"].Tombstone {
@@ -98,9 +101,26 @@ func TestServeAndTake(t *testing.T) {
 	})
 	t.Run("error", func(t *testing.T) {
 		a := Ask{Key: "bad", Self: "x"}
-		_, err, o := a.Take(member{}, Serve(owner, Request(FillRequest, "bad"), 16, fill))
-		if o != Done || err == nil || !strings.Contains(err.Error(), "database down") {
+		_, err, o := a.Take(member{}, Serve(owner, Request(FillRequest, "bad"), 16, fill, why))
+		var f *FailedError
+		if o != Done || !errors.As(err, &f) || f.Why != TimedOut || f.Text != "database down" {
 			t.Fatalf("got %v, %v", err, o)
+		}
+	})
+	// Answers of the releases before Failed: their "no filler" and "bad
+	// request" mean ask elsewhere (or fill here), any other text is the
+	// filler's error.
+	t.Run("error of an earlier release", func(t *testing.T) {
+		a := Ask{Key: "bad", Self: "x"}
+		_, err, o := a.Take(member{}, append([]byte{answerError}, "database down"...))
+		var f *FailedError
+		if o != Done || !errors.As(err, &f) || f.Why != Failed || f.Text != "database down" {
+			t.Fatalf("got %v, %v", err, o)
+		}
+		for _, text := range []string{"no filler", "bad request"} {
+			if _, err, o := a.Take(member{}, append([]byte{answerError}, text...)); o != AskNext || err != nil {
+				t.Fatalf("%s: got %v, %v; want AskNext", text, err, o)
+			}
 		}
 	})
 	t.Run("not held, no filler, malformed", func(t *testing.T) {
@@ -108,13 +128,15 @@ func TestServeAndTake(t *testing.T) {
 		evicted := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "k", Time: ts(9), Evicted: true})
 		other := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "other", Value: []byte("v"), Time: ts(9)})
 		for name, answer := range map[string][]byte{
-			"not held":      Serve(owner, Request(FetchRequest, "none"), 16, fill),
+			"not held":      Serve(owner, Request(FetchRequest, "none"), 16, fill, why),
 			"empty":         nil,
 			"truncated":     other[:len(other)-1],
 			"another key":   other,
 			"evicted":       evicted,
 			"unknown kind":  {9},
 			"trailing byte": append(append([]byte(nil), other...), 0),
+			"unknown why":   {answerFailed, 9, 'x'},
+			"no why":        {answerFailed},
 		} {
 			if _, _, o := a.Take(member{}, answer); o != AskNext {
 				t.Errorf("%s: outcome %v; want AskNext", name, o)
@@ -126,9 +148,9 @@ func TestServeAndTake(t *testing.T) {
 			"no kind":      nil,
 			"unknown kind": {9, 'k'},
 		} {
-			b := Serve(owner, req, 16, nil)
-			if len(b) == 0 || b[0] != answerError {
-				t.Errorf("%s: answer %q; want an error", name, b)
+			b := Serve(owner, req, 16, nil, why)
+			if _, err, o := a.Take(member{}, b); o != AskNext || err != nil {
+				t.Errorf("%s: answer %q taken as %v, %v; want AskNext (the asker fills)", name, b, err, o)
 			}
 		}
 	})

@@ -62,6 +62,52 @@ func LANTimings() Timings {
 	}
 }
 
+// FillTimings gives each zero field of t LANTimings's value, and refuses
+// a negative one with ErrConfig. A field left zero stopped what it times
+// in memberlist (probes, gossip) or panicked a ticker (RejoinInterval)
+// once the member ran (found by review).
+func FillTimings(t *Timings) error {
+	lan := LANTimings()
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"ProbeInterval", &t.ProbeInterval, lan.ProbeInterval},
+		{"ProbeTimeout", &t.ProbeTimeout, lan.ProbeTimeout},
+		{"GossipInterval", &t.GossipInterval, lan.GossipInterval},
+		{"PushPullInterval", &t.PushPullInterval, lan.PushPullInterval},
+		{"TCPTimeout", &t.TCPTimeout, lan.TCPTimeout},
+		{"DeadReclaim", &t.DeadReclaim, lan.DeadReclaim},
+		{"RejoinInterval", &t.RejoinInterval, lan.RejoinInterval},
+	}
+	for _, d := range durations {
+		switch {
+		case *d.v < 0:
+			return fmt.Errorf("%w: Timings.%s %v, want 0 (the default) or more", ErrConfig, d.name, *d.v)
+		case *d.v == 0:
+			*d.v = d.def
+		}
+	}
+	counts := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"SuspicionMult", &t.SuspicionMult, lan.SuspicionMult},
+		{"RetransmitMult", &t.RetransmitMult, lan.RetransmitMult},
+	}
+	for _, n := range counts {
+		switch {
+		case *n.v < 0:
+			return fmt.Errorf("%w: Timings.%s %d, want 0 (the default) or more", ErrConfig, n.name, *n.v)
+		case *n.v == 0:
+			*n.v = n.def
+		}
+	}
+	return nil
+}
+
 // FastTimings returns timings for tests and demos on one machine: failures
 // are detected in about a second and lost members re-joined every 250 ms.
 // Streams keep a 2-second deadline, enough for a 16 MiB frame on a busy
@@ -128,7 +174,7 @@ type Config struct {
 	// Label, if set, is a cluster label every packet and stream carries;
 	// members with another label are ignored. At most 255 bytes.
 	Label string
-	// Timings; the zero value selects LANTimings.
+	// Timings; each field left zero takes LANTimings's value.
 	Timings Timings
 	// Transport, if set, replaces memberlist's UDP/TCP transport (for
 	// example with a memnet.Transport for fault injection); BindAddr is then
@@ -259,8 +305,8 @@ func (c *Config) fill() error {
 	if len(c.Label) > maxLabel { // memberlist's limit, refused by it at Start alike
 		return fmt.Errorf("%w: Label of %d bytes, want at most %d", ErrConfig, len(c.Label), maxLabel)
 	}
-	if c.Timings == (Timings{}) {
-		c.Timings = LANTimings()
+	if err := FillTimings(&c.Timings); err != nil {
+		return err
 	}
 	if c.PacketSize == 0 {
 		c.PacketSize = defaultPacketSize
