@@ -65,15 +65,17 @@ type Cache struct {
 	// founderMet is signalled when it meets one, to write that down.
 	founderOnDisk atomic.Bool
 	founderMet    chan struct{}
+	drops         chan string // the keys for OnDrop (reportDrops)
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 
-	closed  atomic.Bool
-	serving atomic.Bool // New is done: peers' calls are answered
-	close   sync.Once
-	done    chan struct{}
+	closed   atomic.Bool
+	serving  atomic.Bool // New is done: peers' calls are answered
+	close    sync.Once
+	closeErr error // what Close returns, set once by the first call
+	done     chan struct{}
 	// life ends at Close (end): the fills running then are cancelled.
 	life  context.Context
 	end   context.CancelFunc
@@ -92,7 +94,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg.NodeName = newNodeName()
 	}
 	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter,
-		founderMet: make(chan struct{}, 1)}
+		founderMet: make(chan struct{}, 1), drops: make(chan string, 1024)}
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
@@ -137,6 +139,9 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
 	c.serving.Store(true) // after c.repl is set: peers' calls may use it
+	if cfg.OnDrop != nil {
+		go c.reportDrops()
+	}
 	c.every(cfg.GCInterval, c.collect)
 	if cfg.SnapshotPath != "" && cfg.SnapshotInterval > 0 {
 		c.every(cfg.SnapshotInterval, func() {
@@ -300,7 +305,26 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 func (c *Cache) dropped(v crdt.Version) {
 	c.log.Warn().Str("key", v.Key).Msg("dropped a value the cluster no longer holds (back from a long absence)")
 	if c.cfg.OnDrop != nil {
-		c.cfg.OnDrop(v.Key)
+		select {
+		case c.drops <- v.Key:
+		case <-c.done:
+		}
+	}
+}
+
+// reportDrops calls Config.OnDrop with the keys dropped, until Close. It
+// runs on a goroutine of its own, which Close does not wait for: called
+// on the replication goroutine that dropped the key, an OnDrop that
+// closed the Cache (we lost data: restart) waited for itself, for ever
+// (found by review).
+func (c *Cache) reportDrops() {
+	for {
+		select {
+		case key := <-c.drops:
+			c.cfg.OnDrop(key)
+		case <-c.done:
+			return
+		}
 	}
 }
 
@@ -340,18 +364,23 @@ func (c *Cache) collect() {
 }
 
 // Close leaves the cluster, stops every goroutine the Cache started and
-// waits for them, then writes the snapshot if there is a SnapshotPath. It
-// is idempotent; afterwards every call returns ErrClosed (Get misses,
-// Members and Len are empty). Every write that returned nil is in that
-// snapshot.
+// waits for them (but for a Filler's and OnDrop's calls under way: a
+// Filler's ctx is cancelled, and what it returns later is dropped), then
+// writes the snapshot if there is a SnapshotPath. It is idempotent, and
+// every call returns the first one's error; afterwards every call returns
+// ErrClosed (Get misses, Members and Len are empty). Every write that
+// returned nil is in that snapshot.
 func (c *Cache) Close() error {
-	var err error
 	c.close.Do(func() {
+		var err error
 		c.closed.Store(true)
 		c.store.Seal()
-		err = c.repl.Close()
+		// The waiters (fills' callers, WaitSynced) and the fills go now,
+		// not after the member has left the cluster, which takes up to a
+		// couple of probe intervals (found by review).
 		close(c.done)
 		c.end()
+		err = c.repl.Close()
 		c.wg.Wait()
 		c.feed.closeAll()
 		if c.cfg.SnapshotPath != "" {
@@ -364,6 +393,10 @@ func (c *Cache) Close() error {
 			c.release()
 		}
 		c.log.Info().Msg("closed")
+		c.closeErr = err
 	})
-	return err
+	// Every call returns the first one's error: a second Close (a defer
+	// beside a signal handler's) returned nil after the first failed to
+	// write the snapshot, and hid the loss (found by review).
+	return c.closeErr
 }

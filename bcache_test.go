@@ -514,6 +514,30 @@ func TestConfigIsDeterministicAndCopied(t *testing.T) {
 	}
 }
 
+// TestDefaultConfigThenBounds: a DefaultConfig with bounds set afterwards
+// runs as a Config with those bounds alone: MaxValueSize and
+// MaxDeadRecords follow them. DefaultConfig filled them for no bounds:
+// with MaxBytes set, New refused its 1 MiB MaxValueSize; with MaxKeys,
+// the dead records stayed unbounded (found by review).
+func TestDefaultConfigThenBounds(t *testing.T) {
+	for _, bound := range []func(*Config){
+		func(c *Config) { c.MaxBytes = 256 << 10 },
+		func(c *Config) { c.MaxKeys = 1000 },
+	} {
+		cfg := DefaultConfig()
+		cfg.BindAddr = "127.0.0.1:0"
+		bound(&cfg)
+		plain := Config{BindAddr: "127.0.0.1:0"}
+		bound(&plain)
+		c := newCache(t, cfg)
+		want := newCache(t, plain).Config()
+		if got := c.Config(); got.MaxValueSize != want.MaxValueSize || got.MaxDeadRecords != want.MaxDeadRecords {
+			t.Fatalf("from DefaultConfig: MaxValueSize %d MaxDeadRecords %d; from a zero Config: %d, %d",
+				got.MaxValueSize, got.MaxDeadRecords, want.MaxValueSize, want.MaxDeadRecords)
+		}
+	}
+}
+
 // TestBindAddrWithoutPortIsAConfigError: a BindAddr without a port used to
 // be a plain error (the HTTP node exited 1, not 2 as for any other bad
 // configuration).

@@ -52,7 +52,7 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.([]byte), nil
+		return served(res.Val.([]byte)), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ctx.Err())
 	case <-c.done:

@@ -128,7 +128,8 @@ type Config struct {
 	// see MaxDeadRecords for a bound); a member
 	// absent for longer than the horizon, on its return, may lose what it
 	// wrote while away, and make the others lose what they wrote in that
-	// time (see the README's guarantees and package lww). Default: 1 hour.
+	// time (see the README's guarantees and package lww). It must be
+	// longer than MaxClockDrift. Default: 1 hour.
 	TombstoneHorizon time.Duration
 	// MaxDeadRecords bounds the dead records (deletes, expired values) this
 	// member keeps while it may not collect them yet, which it must while
@@ -213,16 +214,25 @@ type Config struct {
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
 	// (after an absence longer than TombstoneHorizon). It runs on a
-	// replication goroutine with none of the Cache's locks held, so it may
-	// call the Cache; it should return quickly, as replication waits for it.
+	// goroutine of its own, one key at a time in the order dropped, with
+	// none of the Cache's locks held, so it may call the Cache, Close
+	// included (Close does not wait for a call under way); it should
+	// return quickly: past 1,024 keys waiting for it, replication waits.
 	OnDrop func(key string)
 }
 
 // DefaultConfig returns the Config New uses for fields left zero, with
 // BindAddr "0.0.0.0:7946". NodeName stays empty: New draws a random one.
+//
+// MaxValueSize and MaxDeadRecords stay zero: their defaults follow
+// MaxKeys and MaxBytes, so New derives them from the bounds the caller
+// sets (filled here from none, a MaxBytes set afterwards was refused
+// under the 1 MiB MaxValueSize, and a MaxKeys left the dead records
+// unbounded: found by review).
 func DefaultConfig() Config {
 	c := Config{BindAddr: "0.0.0.0:7946"}
 	_ = c.fill()
+	c.MaxValueSize, c.MaxDeadRecords = 0, 0
 	return c
 }
 

@@ -13,7 +13,8 @@ import (
 var (
 	// ErrClosed is returned by every call on a closed Cache.
 	ErrClosed = errors.New("cache closed")
-	// ErrConfig is returned by New for an invalid Config.
+	// ErrConfig is returned by New for an invalid Config (and by
+	// Subscribe for a negative buffer).
 	ErrConfig = errors.New("invalid config")
 	// ErrInvalidTTL is returned for a negative TTL.
 	ErrInvalidTTL = errors.New("negative ttl")

@@ -83,16 +83,19 @@ const DefaultSubscriptionBuffer = 1024
 
 // MaxSubscriptionBytes bounds the keys and values of the changes waiting
 // for one subscriber, whatever its buffer: past it, changes are dropped
-// as past the buffer (CauseOverflow). A subscriber that stops reading
-// holds at most this much of the member's memory, beyond MaxBytes.
+// as past the buffer (CauseOverflow). With the batch on its way and the
+// one the reader holds, a subscriber that stops reading keeps at most
+// three times this much alive (values the member dropped since), beyond
+// MaxBytes.
 const MaxSubscriptionBytes = 64 << 20
 
 // A Subscription delivers the changes to keys with its prefix on C, each
 // once, in the order they were applied (per key; changes to different
-// keys in the order the member applied them), in batches: every change
-// made since the reader took the last batch comes in the next, so that a
-// busy member pays one channel handoff per batch, not per change. Close
-// it when done.
+// keys in the order the member applied them), in batches: a batch holds
+// every change queued when it was made, which is when the one before was
+// taken, or at the first change after that (the changes made while a
+// batch waits for the reader come in the next), so that a busy member
+// pays one channel handoff per batch, not per change. Close it when done.
 type Subscription struct {
 	// C delivers the changes, in order, a batch at a time:
 	//
@@ -124,8 +127,8 @@ type Subscription struct {
 // all) made on or applied at this member from now on. buffer bounds how
 // far the subscriber may fall behind (0: DefaultSubscriptionBuffer; up
 // to twice that many changes may be on their way), and so does
-// MaxSubscriptionBytes of their keys and values (twice that, with the
-// batch on its way): past either, changes are dropped and the
+// MaxSubscriptionBytes of their keys and values (see it for what the
+// batches on their way add): past either, changes are dropped and the
 // subscriber gets one Change with CauseOverflow before the next one
 // delivered, never a silent gap. Replaying the changes in order
 // onto the values held when it subscribed gives the values the member
@@ -185,6 +188,10 @@ func (s *Subscription) run() {
 		case <-s.done:
 			return
 		}
+		// The reader is done with the batch before this one: let go of
+		// its keys and values (left there, a large batch kept them alive
+		// while smaller ones came after: found by review).
+		clear(bufs[next][:cap(bufs[next])])
 	}
 }
 

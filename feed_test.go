@@ -3,9 +3,13 @@ package bcache
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
+	"weak"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -237,4 +241,42 @@ func BenchmarkReadersOfOneKeyGivingUp(b *testing.B) {
 	for b.Loop() {
 		c.feed.cancel("k", c.feed.await("k", c.store))
 	}
+}
+
+// TestFeedLetsGoOfDeliveredValues: a subscription keeps no value alive
+// once the reader has taken the batch after the one that carried it. Its
+// two reused batches kept the changes past a smaller batch's length: a
+// large batch of Sets kept their values alive, deleted since, while
+// smaller batches came after (found by review).
+func TestFeedLetsGoOfDeliveredValues(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const n = 20
+	var values []weak.Pointer[byte]
+	for i := range n {
+		if err := c.Set(fmt.Sprint("k", i), make([]byte, 1<<20), 0); err != nil {
+			t.Fatal(err)
+		}
+		held, _ := c.store.Lookup(fmt.Sprint("k", i)) // the Cache's copy
+		values = append(values, weak.Make(&held.Value[0]))
+	}
+	for got := 0; got < n; { // in a batch or two: the reader came late
+		got += len(<-sub.C)
+	}
+	for i := range n { // one change a batch
+		if err := c.Delete(fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+		if b := <-sub.C; len(b) != 1 {
+			t.Fatalf("a batch of %d changes, want 1", len(b))
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		runtime.GC()
+		return !slices.ContainsFunc(values, func(p weak.Pointer[byte]) bool { return p.Value() != nil })
+	}, "deleted values delivered in a batch two batches back are still reachable")
 }

@@ -58,7 +58,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.(crdt.Record).Value, nil
+		return served(res.Val.(crdt.Record).Value), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ctx.Err())
 	case <-c.done:
@@ -87,6 +87,9 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	type result struct {
 		v   []byte
 		err error
+	}
+	if c.life.Err() != nil { // Close returned, or is under way: no filler runs after it (found by review)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, ErrClosed)
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -119,3 +122,13 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 // saturating (2 * math.MaxInt64, a common "forever", wrapped to a negative
 // time, and every fill failed at once: found by review).
 func backstop(d time.Duration) time.Duration { return time.Duration(crdt.AddSat(int64(d), int64(d))) }
+
+// served is a filled value as a Get returns it: an empty value is empty,
+// not nil (a filler that returned nil gave nil, where a Get of the key
+// gives an empty slice: found by review).
+func served(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}

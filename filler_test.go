@@ -231,3 +231,17 @@ func TestCloseEndsGetWithFiller(t *testing.T) {
 	}
 	<-canceled // else the test times out: Close left the fill running
 }
+
+// TestEmptyFillReadsAsAGet: a filler that returns nil fills an empty
+// value, which GetWithFiller returns as Get does: empty, not nil (found by
+// review).
+func TestEmptyFillReadsAsAGet(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	v, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) { return nil, nil }, 0)
+	if err != nil || v == nil || len(v) != 0 {
+		t.Fatalf("filled nil: %q (nil %v), %v; want an empty value", v, v == nil, err)
+	}
+	if g, ok := c.Get("k"); !ok || g == nil {
+		t.Fatalf("Get: %q, %v", g, ok)
+	}
+}

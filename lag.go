@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -22,26 +23,31 @@ type Histogram struct {
 	SumSeconds float64 `json:"sum_seconds"`
 }
 
-// LagBounds are the buckets of Stats.DeltaLag and Stats.RepairLag: from a
-// millisecond, where a delta on a LAN lands, to an hour, the default
-// TombstoneHorizon.
-var LagBounds = []time.Duration{
+// lagBounds are the buckets the histograms count in (LagBounds).
+var lagBounds = [...]time.Duration{
 	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
 	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
 	30 * time.Second, time.Minute, 5 * time.Minute, time.Hour,
 }
 
+// LagBounds are the buckets of Stats.DeltaLag and Stats.RepairLag: from a
+// millisecond, where a delta on a LAN lands, to an hour, the default
+// TombstoneHorizon. It is a copy: changing it changes nothing (the
+// histograms counted by it, and one bound appended panicked the next
+// apply of a lag past the old last bound: found by review).
+var LagBounds = slices.Clone(lagBounds[:])
+
 // lagHistogram counts replication lags without a lock.
 type lagHistogram struct {
-	counts [18]atomic.Uint64 // len(LagBounds) + 1
-	sum    atomic.Uint64     // the bits of a float64, in seconds
+	counts [len(lagBounds) + 1]atomic.Uint64
+	sum    atomic.Uint64 // the bits of a float64, in seconds
 }
 
 func (h *lagHistogram) observe(d time.Duration) {
 	d = max(d, 0) // a writer's clock ahead of this member's
 	i := 0
-	for i < len(LagBounds) && d > LagBounds[i] {
+	for i < len(lagBounds) && d > lagBounds[i] {
 		i++
 	}
 	h.counts[i].Add(1)
@@ -54,7 +60,7 @@ func (h *lagHistogram) observe(d time.Duration) {
 }
 
 func (h *lagHistogram) snapshot() Histogram {
-	out := Histogram{Bounds: LagBounds, Counts: make([]uint64, len(h.counts))}
+	out := Histogram{Bounds: slices.Clone(lagBounds[:]), Counts: make([]uint64, len(h.counts))}
 	for i := range h.counts {
 		out.Counts[i] = h.counts[i].Load()
 		out.Count += out.Counts[i] // so never less than the buckets, read one by one

@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,5 +47,25 @@ func TestLagHistogramIsConsistent(t *testing.T) {
 		if buckets != s.Count {
 			t.Fatalf("buckets hold %d, count %d", buckets, s.Count)
 		}
+	}
+}
+
+// TestLagBoundsAreACopy: changing LagBounds, or the Bounds of a Stats
+// histogram, changes neither the buckets counted nor later Stats. A bound
+// appended to LagBounds panicked the next lag past the old last bound;
+// the Stats' Bounds were LagBounds itself (found by review).
+func TestLagBoundsAreACopy(t *testing.T) {
+	saved := slices.Clone(LagBounds)
+	defer func() { LagBounds = saved }()
+	LagBounds = append(LagBounds, 2*time.Hour)
+	LagBounds[0] = time.Hour
+	var h lagHistogram
+	h.observe(3 * time.Hour)
+	h.observe(time.Microsecond)
+	got := h.snapshot()
+	got.Bounds[1] = time.Hour
+	again := h.snapshot()
+	if !slices.Equal(again.Bounds, saved) || again.Counts[0] != 1 || again.Counts[len(again.Counts)-1] != 1 {
+		t.Fatalf("bounds %v counts %v; want %v and one in the first and the last", again.Bounds, again.Counts, saved)
 	}
 }

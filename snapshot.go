@@ -31,7 +31,9 @@ func (c *Cache) restore() (err error) {
 	case errors.Is(err, errLocked):
 		return fmt.Errorf("bcache: new: %w", configError("SnapshotPath", "%s is in use by another member (it holds %s.lock)", path, path))
 	case err != nil:
-		return fmt.Errorf("bcache: new: %w: lock %s.lock: %w", ErrSnapshot, path, err)
+		// Not ErrSnapshot, which says the file is damaged (a read-only
+		// directory is not: found by review).
+		return fmt.Errorf("bcache: new: lock %s.lock: %w", path, err)
 	}
 	c.unlock = unlock
 	defer func() {

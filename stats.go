@@ -20,8 +20,9 @@ type counters struct {
 // Expired (what is held now), and Replication's StreamBytes and
 // ReadBuffer (gauges).
 type Stats struct {
-	// Hits and Misses count local reads (Get, and GetWithFiller's
-	// lookups) that found a live value and those that did not.
+	// Hits and Misses count local reads (Get, and the lookups of
+	// GetWithFiller, GetOrFill and GetAfter) that found a live value and
+	// those that did not.
 	Hits   uint64 `json:"hits"`
 	Misses uint64 `json:"misses"`
 	// Keys and Bytes are the values held now and their key and value bytes.
@@ -113,7 +114,7 @@ type Stats struct {
 func (c *Cache) Stats() Stats {
 	st := c.store.Stats()
 	s := Stats{
-		Hits: st.Hits, Misses: st.Misses, Keys: c.Len(), Bytes: st.Bytes,
+		Hits: st.Hits, Misses: st.Misses, Keys: c.store.Len(), Bytes: st.Bytes, // also after Close, as Bytes and Records
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,

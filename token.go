@@ -13,7 +13,7 @@ import (
 
 // ErrBadToken is returned (wrapped) by GetAfter for a token that is not
 // one SetWithToken or DeleteWithToken returned for that key.
-var ErrBadToken = errors.New("bcache: bad token")
+var ErrBadToken = errors.New("bad token")
 
 // A Token names one write of one key: its version. Carry it from the
 // member that took the write to another one, and GetAfter there reads
@@ -66,26 +66,26 @@ func newToken(rec crdt.Record) Token {
 func (t Token) parse(key string) (crdt.Timestamp, error) {
 	b, err := base64.RawURLEncoding.DecodeString(string(t))
 	if err != nil || len(t) > MaxTokenLen {
-		return crdt.Timestamp{}, fmt.Errorf("%w: %q", ErrBadToken, clip(string(t)))
+		return crdt.Timestamp{}, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, clip(string(t)))
 	}
 	var ts crdt.Timestamp
 	var n int
 	ts.Wall, n = binary.Varint(b)
 	if n <= 0 {
-		return ts, fmt.Errorf("%w: %q", ErrBadToken, t)
+		return ts, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, t)
 	}
 	b = b[n:]
 	logical, n := binary.Uvarint(b)
 	if n <= 0 || logical > 1<<32-1 {
-		return ts, fmt.Errorf("%w: %q", ErrBadToken, t)
+		return ts, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, t)
 	}
 	b = b[n:]
 	node, n := binary.Uvarint(b)
 	if n <= 0 || len(b[n:]) != tokenKeyBytes {
-		return ts, fmt.Errorf("%w: %q", ErrBadToken, t)
+		return ts, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, t)
 	}
 	if binary.LittleEndian.Uint32(b[n:]) != uint32(crdt.HashKey(key)) {
-		return ts, fmt.Errorf("%w: %q was not made for key %q", ErrBadToken, t, clip(key))
+		return ts, fmt.Errorf("bcache: get after %q: %w: %q was not made for this key", clip(key), ErrBadToken, t)
 	}
 	ts.Logical, ts.Node = uint32(logical), crdt.NodeID(node)
 	return ts, nil
@@ -133,7 +133,7 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	if want.Wall > crdt.AddSat(c.phys(), int64(c.cfg.MaxClockDrift)) {
 		// No member can have written it yet: a forged token, or one of
 		// another cluster, would pull from every peer until ctx ends.
-		return nil, false, fmt.Errorf("%w: %q names a write %v ahead of this member's clock", ErrBadToken, clip(string(token)),
+		return nil, false, fmt.Errorf("bcache: get after %q: %w: %q names a write %v ahead of this member's clock", clip(key), ErrBadToken, clip(string(token)),
 			time.Duration(crdt.SubSat(want.Wall, c.phys())))
 	}
 	var asked []func() // the last pull's requests
@@ -186,7 +186,10 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 func (c *Cache) reached(key string, want crdt.Timestamp) (value []byte, ok, done bool) {
 	if rec, held := c.store.Lookup(key); held && !rec.Time.Less(want) {
 		value, ok = c.Get(key)
-		return value, ok, true
+		// A miss of a Get that Close ran into is not the key's: the
+		// caller gets ErrClosed, not a miss that says the write is
+		// dead here (found by review).
+		return value, ok, ok || !c.closed.Load()
 	}
 	if c.store.Refuses(key, want) {
 		return nil, false, true

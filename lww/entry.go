@@ -19,8 +19,9 @@ import (
 // key never changes once the entry is made.
 //
 // The value, its length and the expiry are atomic words, so that a caller
-// may read them ([Entry.Load]) from other goroutines than the map's while
-// the map writes them; the map itself is not safe for concurrent use.
+// may read them ([Entry.LoadParts]) from other goroutines than the map's
+// while the map writes them; the map itself is not safe for concurrent
+// use.
 type Entry struct {
 	key     string
 	value   atomic.Pointer[byte] // the value's first byte; nil for none
@@ -79,10 +80,13 @@ func (e *Entry) set(r *crdt.Record) {
 // Key returns the entry's key, which never changes.
 func (e *Entry) Key() string { return e.key }
 
-// Load returns the value (nil for none) and the expiry, each read
-// atomically but not together: a caller reading while the map may merge
-// into e needs its own check that both come from one write (a sequence
-// count around [Map.Merge], say).
+// Load returns the value (nil for none) and the expiry. It is for the
+// map's own goroutine (or one holding its lock): a caller reading while
+// the map may merge into e uses [Entry.LoadParts] and its own check that
+// the parts come from one write (a sequence count around [Map.Merge],
+// say), since Load makes the slice of parts that may not be one value's
+// (under the race detector, the runtime's pointer checks stop the
+// process on it).
 func (e *Entry) Load() ([]byte, int64) {
 	p, n, exp := e.LoadParts()
 	if p == nil {
@@ -106,7 +110,20 @@ func (e *Entry) LoadParts() (*byte, int, int64) {
 // collected).
 func (e *Entry) HoldsValue() bool { return e.size.Load()&(tombstoneBit|evictedBit) == 0 }
 
+// Retire lets go of the value of an entry no longer in its map (a key
+// that lost its value moved to another entry), for its holder to make it
+// read as expired long ago by whoever still holds the entry: its value
+// freed whoever keeps a string of its key, or the entry. A caller with
+// readers of the entry makes this write under the same check as a merge
+// (see Load).
+func (e *Entry) Retire() {
+	e.value.Store(nil)
+	e.size.Store(evictedBit)
+	e.expires.Store(1)
+}
+
 // Record returns the record the entry holds. Its Value belongs to the map.
+// Like Load, it is for the map's own goroutine.
 func (e *Entry) Record() crdt.Record {
 	r := crdt.Record{Key: e.key, Time: e.Time(), Expires: e.expires.Load(), Tombstone: e.tombstone(), Evicted: e.evicted()}
 	if p := e.value.Load(); p != nil {

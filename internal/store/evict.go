@@ -9,6 +9,9 @@ import (
 // items; remote says the change came from a peer. Called with the shard's
 // lock held.
 func (s *Store) track(ch change, remote bool) {
+	if ch.removed != nil {
+		defer ch.removed.retire() // once the policy has let go of it
+	}
 	if s.policy == nil || (ch.added == nil && ch.removed == nil && ch.rewritten == nil) {
 		return
 	}
@@ -87,6 +90,9 @@ func (s *Store) enforceBounds() {
 			s.account(ch)
 		}
 		s.evicted(victim, evicted)
+		if ch.removed != nil { // the policy let go of it in Victim
+			ch.removed.retire()
+		}
 		sh.mu.Unlock()
 		if evicted {
 			s.stats.evictions.Add(1)

@@ -85,6 +85,19 @@ func (it *item) load() ([]byte, int64) {
 	}
 }
 
+// retire lets go of the value of an item taken off the index (see
+// lww.Entry.Retire): a reader that still holds the item sees it expired,
+// as it would see the key deleted or evicted a moment later. The item
+// kept its value alive for as long as anyone kept its key's string (in
+// the item's bytes: a subscriber's list of keys kept every value dropped
+// since; found by review) or the item. Called with the shard's lock held,
+// after the eviction policy has let go of the item (which reads its size).
+func (it *item) retire() {
+	it.seq.Add(1)
+	it.Retire()
+	it.seq.Add(1)
+}
+
 // valueLen returns the length of the value (writer side, under the lock).
 func (it *item) valueLen() int {
 	v, _ := it.Load()

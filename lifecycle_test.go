@@ -1,0 +1,128 @@
+package bcache
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+)
+
+// TestOnDropMayCloseTheCache: an OnDrop that closes the Cache (we lost
+// data: restart) returns, on the default transport. It was called on the
+// goroutine reading the socket, which Close waits for: Close waited for
+// itself, for ever (found by review).
+func TestOnDropMayCloseTheCache(t *testing.T) {
+	clock := new(offsetClock)
+	path := filepath.Join(t.TempDir(), "edge.snap")
+	member := func(name string, onDrop func(string), peers ...string) *Cache {
+		cfg := testConfig(name, peers...)
+		cfg.Clock = clock.now
+		cfg.TombstoneHorizon, cfg.MaxClockDrift, cfg.GCInterval = 2*time.Second, time.Second, 20*time.Millisecond
+		if name == "edge" {
+			cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+		}
+		cfg.OnDrop = onDrop
+		return mustNew(t, cfg)
+	}
+	hub := member("hub", nil)
+	defer hub.Close()
+	edge := member("edge", nil, hub.Addr())
+	if err := hub.Set("a", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, "a", []byte("1"), edge)
+	mustClose(t, edge)
+	if err := hub.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(3 * time.Second) // the edge comes back after the horizon
+	await.Until(t, 10*time.Second, func() bool { _, ok := lookup(hub, "a"); return !ok }, "the hub never collected a")
+
+	started := make(chan *Cache)
+	closed := make(chan error, 1)
+	edge = member("edge", func(string) {
+		c := <-started
+		select {
+		case closed <- c.Close():
+		default:
+		}
+	}, hub.Addr())
+	started <- edge
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close from OnDrop: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a guard: it hung for ever
+		t.Fatal("Close called from OnDrop never returned")
+	}
+}
+
+// TestEveryCloseReturnsTheFirstsError: a second Close (a defer beside a
+// signal handler's), or one at the same time, returns the error of the
+// one that wrote the snapshot. It returned nil, hiding the loss of every
+// write since the last snapshot (found by review).
+func TestEveryCloseReturnsTheFirstsError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.snap")
+	c := mustNew(t, syncConfig(path, SyncInterval))
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory where the snapshot goes: its rename fails.
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 2 {
+		wg.Go(func() { errs[i] = c.Close() })
+	}
+	wg.Wait()
+	errs[2] = c.Close()
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("Close %d returned nil; the snapshot failed (%v)", i, errs)
+		}
+	}
+}
+
+// hookCtx runs hook the first time its Err is asked.
+type hookCtx struct {
+	context.Context
+	once sync.Once
+	hook func()
+}
+
+func (h *hookCtx) Err() error {
+	h.once.Do(h.hook)
+	return h.Context.Err()
+}
+
+// TestNoFillerStartsAfterClose: a fill that a Close overtakes (Close runs
+// between GetWithFiller's checks and its fill) does not start the
+// Filler: it ran after Close had returned (found by review).
+func TestNoFillerStartsAfterClose(t *testing.T) {
+	c := mustNew(t, testConfig("solo"))
+	ctx := &hookCtx{Context: context.Background(), hook: func() { c.Close() }}
+	ran := make(chan struct{}, 1)
+	_, err := c.GetWithFiller(ctx, "k", func(context.Context, string) ([]byte, error) {
+		ran <- struct{}{}
+		return []byte("v"), nil
+	}, 0)
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("GetWithFiller overtaken by Close: %v, want ErrClosed", err)
+	}
+	select { // a filler started runs at once: half a second is plenty
+	case <-ran:
+		t.Fatal("the filler ran after Close had returned")
+	case <-time.After(500 * time.Millisecond):
+	}
+}
