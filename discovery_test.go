@@ -2,8 +2,10 @@ package bcache
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +146,82 @@ func TestPeersAreChecked(t *testing.T) {
 		if _, err := New(Config{BindAddr: "127.0.0.1:0", Peers: []string{p}}); err == nil {
 			t.Errorf("peer %q accepted", p)
 		}
+	}
+}
+
+// TestHungPeerSourceHidesNoPeer: a PeerSource that never answers, or one
+// that takes its whole lookup time, does not keep a member from the peers
+// Config.Peers names: a live address, or a name that resolves. The source
+// was asked first: hung, no lookup ever completed again; slow, the names
+// had no time left to resolve, and the error blamed DNS (found by
+// review).
+func TestHungPeerSourceHidesNoPeer(t *testing.T) {
+	d := startDNS(t)
+	a, _ := pair(t)
+	d.set("_bcache._udp.test.", a) // m0.test. resolves
+	_, port, _ := net.SplitHostPort(a.Addr())
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	sources := map[string]func(context.Context) ([]string, error){
+		"hung": func(context.Context) ([]string, error) { <-hang; return nil, nil },
+		"slow": func(ctx context.Context) ([]string, error) { <-ctx.Done(); return nil, ctx.Err() },
+	}
+	peers := map[string]string{"hung": a.Addr(), "slow": "m0.test:" + port}
+	for name, src := range sources {
+		t.Run(name, func(t *testing.T) {
+			c := newCache(t, Config{NodeName: name, BindAddr: "127.0.0.1:0", Timings: FastTimings(),
+				Peers: []string{peers[name]}, Resolver: d.resolver(), PeerSource: src})
+			await.Until(t, 15*time.Second, func() bool { return len(c.Members()) == 3 },
+				"%s source: never joined %s: %+v", name, peers[name], c.Status().Joining)
+		})
+	}
+}
+
+// TestSRVTargetThatDoesNotResolve: an SRV name whose first target does
+// not resolve (a stale record) still gives the targets after it. The
+// first failure ended the lookup (found by review).
+func TestSRVTargetThatDoesNotResolve(t *testing.T) {
+	d := startDNS(t)
+	a, _ := pair(t)
+	d.set("_bcache._udp.test.", a)
+	d.mu.Lock()
+	d.srv["_bcache._udp.test."] = append([]*net.SRV{{Target: "gone.test.", Port: 7946}}, d.srv["_bcache._udp.test."]...)
+	d.mu.Unlock()
+	c := newCache(t, Config{NodeName: "c", BindAddr: "127.0.0.1:0", Timings: FastTimings(),
+		Peers: []string{"srv:_bcache._udp.test."}, Resolver: d.resolver()})
+	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 3 },
+		"never joined the target after a stale one: %+v", c.Status().Joining)
+}
+
+// TestPeerSourceOfManyPeers: a PeerSource's answer of thousands of
+// malformed or dead peers costs one line of Status for the malformed and
+// at most maxSourcePeers attempts, and the member still meets the live
+// one it lists first. Each was a join failure of its own, and forgetting
+// them scanned the list once a failure, under the member's lock: an
+// answer of 20,000 held it for seconds each round (found by review).
+func TestPeerSourceOfManyPeers(t *testing.T) {
+	a, _ := pair(t)
+	peers := []string{a.Addr()}
+	for i := range 20_000 {
+		peers = append(peers, fmt.Sprintf("registry-entry-%d", i))
+	}
+	c := newCache(t, Config{NodeName: "c", BindAddr: "127.0.0.1:0", Timings: FastTimings(),
+		PeerSource: func(context.Context) ([]string, error) { return peers, nil }})
+	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 3 }, "never met the live peer listed")
+	var fromSource []JoinFailure
+	await.Until(t, 10*time.Second, func() bool {
+		fromSource = nil
+		for _, f := range c.Status().Joining {
+			if f.Addr == "PeerSource" {
+				fromSource = append(fromSource, f)
+			}
+		}
+		return len(fromSource) == 1
+	}, "the malformed peers were not reported as one failure: %d", len(c.Status().Joining))
+	if n := len(c.Status().Joining); n > 1 {
+		t.Fatalf("%d lines of Status for one source's malformed answer", n)
+	}
+	if !strings.Contains(fromSource[0].Err, "20000 peers") {
+		t.Fatalf("the failure does not count them: %s", fromSource[0].Err)
 	}
 }

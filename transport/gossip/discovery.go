@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,8 +16,15 @@ import (
 // at the port it gives, is a peer.
 const srvPrefix = "srv:"
 
-// resolveTimeout bounds the name lookups of one rejoin round.
+// resolveTimeout bounds the name lookups of one rejoin round, and the
+// PeerSource's answer (its peers' names then have as long again).
 const resolveTimeout = 2 * time.Second
+
+// maxSourcePeers is how many peers of a PeerSource's answer a member
+// takes: each becomes a join attempt and, failing, a line of Status (an
+// answer of 20,000 stale addresses held the member's lock for seconds
+// each round: found by review).
+const maxSourcePeers = 1024
 
 // checkPeer reports whether p is a peer Config.Peers may name.
 func checkPeer(p string) error {
@@ -41,22 +49,85 @@ func checkPeer(p string) error {
 // round, so members that come and go behind one are found), and the peers
 // whose lookup failed, with the error. With a Transport of its own (an
 // in-memory network), peers are its addresses and are not resolved.
+//
+// The PeerSource is asked while Peers are resolved, not before: a slow
+// source used up the lookup's time, and the names among Peers then never
+// resolved; and one that never answers is not asked again until it has,
+// while Peers are resolved every round (a hung source kept a member with
+// a live peer in Peers alone for good: found by review).
 func (r *Replicator) seeds(ctx context.Context) ([]string, map[string]error) {
-	peers := slices.Clone(r.cfg.Peers)
 	failed := map[string]error{}
+	type answer struct {
+		peers []string
+		err   error
+	}
+	var asked chan answer
 	if src := r.cfg.PeerSource; src != nil {
-		more, err := src(ctx)
-		if err != nil {
-			failed["PeerSource"] = fmt.Errorf("peer source: %w", err)
-		}
-		for _, p := range more {
-			if checkPeer(p) == nil {
-				peers = append(peers, p)
-			} else {
-				failed[p] = fmt.Errorf("peer source gave %q: not host:port or srv:NAME", p)
-			}
+		if r.sourcing.CompareAndSwap(false, true) {
+			asked = make(chan answer, 1)
+			go func() {
+				defer r.sourcing.Store(false)
+				more, err := src(ctx)
+				asked <- answer{more, err}
+			}()
+		} else {
+			failed["PeerSource"] = errNoAnswer
 		}
 	}
+	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed)
+	if asked != nil {
+		late := time.NewTimer(resolveTimeout + time.Second) // its context ended a second ago
+		defer late.Stop()
+		var a answer
+		select {
+		case a = <-asked:
+		case <-late.C:
+			a.err = errNoAnswer
+		}
+		var peers []string
+		bad, example := 0, ""
+		for _, p := range a.peers {
+			switch {
+			case checkPeer(p) != nil:
+				bad, example = bad+1, p
+			case len(peers) < maxSourcePeers:
+				peers = append(peers, p)
+			}
+		}
+		var errs []error
+		if a.err != nil && a.err != errNoAnswer {
+			errs = append(errs, fmt.Errorf("peer source: %w", a.err))
+		} else if a.err != nil {
+			errs = append(errs, a.err)
+		}
+		if bad > 0 {
+			errs = append(errs, fmt.Errorf("peer source gave %d peers that are not host:port or srv:NAME, such as %q", bad, example))
+		}
+		if n := len(a.peers) - bad; n > maxSourcePeers {
+			errs = append(errs, fmt.Errorf("peer source gave %d peers: took the first %d", n, maxSourcePeers))
+		}
+		if len(errs) > 0 {
+			failed["PeerSource"] = errors.Join(errs...)
+		}
+		// Their names have a lookup's time of their own, ending early
+		// only if ctx is canceled (Close), not at its deadline, which
+		// the source's answer may have used up.
+		rctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				cancel()
+			}
+		})
+		defer stop()
+		addrs = append(addrs, r.resolvePeers(rctx, peers, failed)...)
+	}
+	slices.Sort(addrs)
+	return slices.Compact(addrs), failed
+}
+
+// resolvePeers resolves peers, recording in failed those that failed.
+func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error) []string {
 	var addrs []string
 	for _, p := range peers {
 		got, err := r.resolvePeer(ctx, p)
@@ -65,8 +136,7 @@ func (r *Replicator) seeds(ctx context.Context) ([]string, map[string]error) {
 		}
 		addrs = append(addrs, got...)
 	}
-	slices.Sort(addrs)
-	return slices.Compact(addrs), failed
+	return addrs
 }
 
 // resolvePeer returns the ip:port addresses of peer p.
@@ -80,15 +150,18 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		if err != nil {
 			return nil, err
 		}
+		// Every target: one that does not resolve (a stale record) hid
+		// those after it (found by review).
 		var addrs []string
+		var errs []error
 		for _, s := range srvs {
 			got, err := r.resolveHost(ctx, res, strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
 			if err != nil {
-				return addrs, err
+				errs = append(errs, err)
 			}
 			addrs = append(addrs, got...)
 		}
-		return addrs, nil
+		return addrs, errors.Join(errs...)
 	}
 	host, port, err := net.SplitHostPort(p)
 	if err != nil {
@@ -99,9 +172,19 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 
 // resolveHost returns host:port for every address of host; an IP address,
 // or any host with a Transport of the caller's, stands for itself.
+// An IP address is written as memberlist writes a member's (an IPv4
+// address as such, the port without leading zeros): spelled otherwise, a
+// live member was never taken for one, and joined again at every look.
 func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, port string) ([]string, error) {
-	if r.cfg.Transport != nil || net.ParseIP(host) != nil {
+	if r.cfg.Transport != nil {
 		return []string{net.JoinHostPort(host, port)}, nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("bad port in %q", net.JoinHostPort(host, port))
+		}
+		return []string{netip.AddrPortFrom(ip.Unmap(), uint16(n)).String()}, nil
 	}
 	ips, err := res.LookupHost(ctx, host)
 	if err != nil {

@@ -121,35 +121,24 @@ func (r *Replicator) rejoin() {
 }
 
 // lookupSeeds returns what seeds finds, or false if the Replicator is
-// closed first: Close neither waits for a lookup (a PeerSource may ignore
-// its context) nor lets one go on (its context is canceled).
-//
-// A lookup that has not answered a second after its context ended (a
-// PeerSource that ignores it) is a failed one, and, while it runs, no
-// other starts: the members lost are still tried every round.
+// closed first: Close neither waits for a lookup nor lets one go on (its
+// context is canceled). A PeerSource that ignores its context is seeds'
+// to deal with: the lookup ends without its answer.
 func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
 	type found struct {
 		seeds  []string
 		failed map[string]error
 	}
-	if !r.looking.CompareAndSwap(false, true) {
-		return nil, map[string]error{"PeerSource": errNoAnswer}, true
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
 	ch := make(chan found, 1)
 	go func() {
-		defer r.looking.Store(false)
 		seeds, failed := r.seeds(ctx)
 		ch <- found{seeds, failed}
 	}()
-	late := time.NewTimer(resolveTimeout + time.Second)
-	defer late.Stop()
 	select {
 	case f := <-ch:
 		return f.seeds, f.failed, true
-	case <-late.C:
-		return nil, map[string]error{"PeerSource": errNoAnswer}, true
 	case <-r.done:
 		return nil, nil, false
 	}

@@ -240,3 +240,23 @@ func TestDeadSeedIsWarnedOfOnceAMinute(t *testing.T) {
 		t.Fatalf("the dead seed was warned of %d times, want once", n)
 	}
 }
+
+// TestPeerAddressesAreCanonical: a peer's IP address is written as
+// memberlist writes a member's, so that a live member listed in another
+// spelling is taken for the one it is. Kept as written, it was joined
+// again at every look at the seeds (found by review).
+func TestPeerAddressesAreCanonical(t *testing.T) {
+	r := &Replicator{}
+	for in, want := range map[string]string{
+		"127.0.0.1:07946":        "127.0.0.1:7946",
+		"[::ffff:10.0.0.1]:7946": "10.0.0.1:7946",
+		"[0:0::1]:7946":          "[::1]:7946",
+		"[2001:db8:0::1]:7946":   "[2001:db8::1]:7946",
+		"10.0.0.1:7946":          "10.0.0.1:7946",
+	} {
+		got, err := r.resolvePeer(context.Background(), in)
+		if err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %v, %v; want %s", in, got, err, want)
+		}
+	}
+}

@@ -101,7 +101,7 @@ type Replicator struct {
 	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
 	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
 	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
-	looking      atomic.Bool             // a lookup of the seeds runs (see lookupSeeds)
+	sourcing     atomic.Bool             // the PeerSource has been asked and has not answered (see seeds)
 	// onlySelf says the last lookup of the seed peers that settled it
 	// found no member but this one; seedsChanged is closed (and replaced)
 	// when it changes (see SeedsElsewhere).

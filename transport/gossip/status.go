@@ -154,10 +154,14 @@ func (r *Replicator) joined(addr string) {
 // forgetJoinFailures drops the failures of addresses no longer tried (a
 // member back by another way, a seed while the member has peers).
 func (r *Replicator) forgetJoinFailures(targets []string) {
+	keep := make(map[string]bool, len(targets)) // not a scan of targets a failure, under the lock (found by review)
+	for _, t := range targets {
+		keep[t] = true
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for addr := range r.joinFailures {
-		if !slices.Contains(targets, addr) {
+		if !keep[addr] {
 			delete(r.joinFailures, addr)
 		}
 	}
