@@ -8,7 +8,9 @@
 //	go run ./examples/node -fast -name n2 -bind 127.0.0.1:7947 -http 127.0.0.1:8082 -peers 127.0.0.1:7946
 //	go run ./examples/node -fast -name n3 -bind 127.0.0.1:7948 -http 127.0.0.1:8083 -peers 127.0.0.1:7946
 //
-// To encrypt, give every member the same -key, e.g. from openssl rand -hex 16.
+// To encrypt, give every member the same -key, e.g. from openssl rand -hex 16
+// (or -key-file, to keep it off the command line, which other processes
+// on the host may read).
 // With -snapshot FILE a member keeps its data across restarts, as an edge
 // device would: stop it, start it again with the same flags, and it serves
 // what it held even when no peer answers. Add -sync write and it loses no
@@ -136,6 +138,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	peers := fs.String("peers", "", "comma-separated members to join: ip:port, name:port (every address of the name) or srv:NAME (a DNS SRV name)")
 	key := fs.String("key", "", "cluster key, hex of 16, 24 or 32 bytes (default: no encryption)")
 	accept := fs.String("accept-keys", "", "comma-separated keys (hex) accepted besides -key, to rotate it (see the README's \"Key rotation\")")
+	keyFile := fs.String("key-file", "", "`file` holding -key (hex), so that the key is not on the command line, which other processes may read")
+	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
@@ -172,6 +176,30 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.Peers = append(cfg.Peers, p)
 		}
+	}
+	if *keyFile != "" {
+		if *key != "" {
+			return options{}, errors.New("-key and -key-file: give one")
+		}
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return options{}, fmt.Errorf("-key-file: %w", err)
+		}
+		*key = strings.TrimSpace(string(b))
+		if *key == "" {
+			return options{}, fmt.Errorf("-key-file: %s is empty", *keyFile)
+		}
+	}
+	if *acceptFile != "" {
+		if *accept != "" {
+			return options{}, errors.New("-accept-keys and -accept-keys-file: give one")
+		}
+		// A rotation's Secret may not hold the entry at all outside one.
+		b, err := os.ReadFile(*acceptFile)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return options{}, fmt.Errorf("-accept-keys-file: %w", err)
+		}
+		*accept = strings.Join(strings.Fields(strings.ReplaceAll(string(b), ",", " ")), ",")
 	}
 	if *key != "" {
 		k, err := parseKey("-key", *key)

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,17 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	keyFile := file("key", strings.Repeat("ab", 16)+"\n")
+	acceptFile := file("accept", strings.Repeat("cd", 32)+"\n"+strings.Repeat("ef", 24)+",\n")
+	emptyFile := file("empty", "\n")
 	tests := []struct {
 		name    string
 		args    []string
@@ -64,6 +77,23 @@ func TestParseFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "accepted key too short", args: []string{"-accept-keys", "abcd"}, wantErr: "-accept-keys: 2 bytes"},
+		// Keys from files, kept off the command line that other processes
+		// may read (found by review).
+		{name: "keys from files", args: []string{"-key-file", keyFile, "-accept-keys-file", acceptFile}, check: func(o options) string {
+			if len(o.cfg.SecretKey) != 16 || o.cfg.SecretKey[0] != 0xab || len(o.cfg.AcceptKeys) != 2 || o.cfg.AcceptKeys[1][0] != 0xef {
+				return fmt.Sprint(o.cfg.SecretKey, o.cfg.AcceptKeys)
+			}
+			return ""
+		}},
+		{name: "no accept-keys file", args: []string{"-key-file", keyFile, "-accept-keys-file", filepath.Join(dir, "none")}, check: func(o options) string {
+			if len(o.cfg.SecretKey) != 16 || o.cfg.AcceptKeys != nil {
+				return fmt.Sprint(o.cfg.SecretKey, o.cfg.AcceptKeys)
+			}
+			return ""
+		}},
+		{name: "empty key file", args: []string{"-key-file", emptyFile}, wantErr: "is empty"},
+		{name: "missing key file", args: []string{"-key-file", filepath.Join(dir, "none")}, wantErr: "-key-file: open"},
+		{name: "key and key file", args: []string{"-key", strings.Repeat("ab", 16), "-key-file", keyFile}, wantErr: "give one"},
 		{name: "key not hex", args: []string{"-key", "xyz"}, wantErr: "-key: not hex"},
 		{name: "key of 15 bytes", args: []string{"-key", strings.Repeat("ab", 15)}, wantErr: "-key: 15 bytes"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
