@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,18 @@ type wireStats struct {
 // for TCPTimeout. Past the bound, a new stream is closed at once (and
 // counted): its sender retries, as after any failed stream. With a key,
 // memberlist reads a stream's ciphertext as it comes, so what a stream
-// holds is what was sent; there the bound is not set, since anyone who
-// can reach the port, key or not, could take all of it with idle streams
-// and keep the members' own out.
+// holds is what was sent, up to 20 MiB, before the check that fails it;
+// there the bound is per remote address (maxInboundPerIP), since anyone
+// who can reach the port, key or not, could take all of a bound for
+// every address with idle streams and keep the members' own out (without
+// any, 100 streams from a process without the key held 250 MiB for
+// TCPTimeout: found by review).
 const maxInbound = 64
+
+// maxInboundPerIP bounds the streams accepted from one remote address and
+// not closed yet, in a cluster with a key (see maxInbound). Members on
+// one host (tests, a machine running several) share it.
+const maxInboundPerIP = 64
 
 // countingTransport wraps memberlist's transport to count what it sends.
 // It keeps the streams it dialed, so that Shutdown cuts the writes still
@@ -39,7 +48,7 @@ type countingTransport struct {
 	memberlist.NodeAwareTransport
 	stats    *wireStats
 	streamCh chan net.Conn
-	inbound  chan struct{} // a token per stream accepted and not closed (maxInbound); nil: no bound
+	inbound  chan struct{} // a token per stream accepted and not closed (maxInbound); nil: a bound per address
 	closing  chan struct{} // closed when Shutdown starts
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
@@ -47,6 +56,7 @@ type countingTransport struct {
 
 	mu     sync.Mutex
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
+	fromIP map[netip.Addr]int         // streams accepted and not closed, by remote address, without inbound
 }
 
 // newCountingTransport wraps t; bounded says to bound the streams
@@ -76,16 +86,23 @@ func (c *countingTransport) forwardStreams() {
 	for {
 		select {
 		case conn := <-in:
+			cc := &countingConn{Conn: conn, stats: c.stats, accepted: c.inbound}
+			admitted := true
 			if c.inbound != nil {
 				select {
 				case c.inbound <- struct{}{}:
 				default:
-					c.stats.refused.Add(1)
-					conn.Close()
-					continue
+					admitted = false
 				}
+			} else if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+				cc.from, cc.owner = ap.Addr().Unmap(), c
+				admitted = c.admit(cc.from)
 			}
-			cc := &countingConn{Conn: conn, stats: c.stats, accepted: c.inbound}
+			if !admitted {
+				c.stats.refused.Add(1)
+				conn.Close()
+				continue
+			}
 			select {
 			case c.streamCh <- cc:
 			case <-c.closing:
@@ -94,6 +111,30 @@ func (c *countingTransport) forwardStreams() {
 		case <-c.stopped:
 			return
 		}
+	}
+}
+
+// admit takes a place for a stream accepted from ip, if one is left
+// (maxInboundPerIP).
+func (c *countingTransport) admit(ip netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fromIP[ip] >= maxInboundPerIP {
+		return false
+	}
+	if c.fromIP == nil {
+		c.fromIP = map[netip.Addr]int{}
+	}
+	c.fromIP[ip]++
+	return true
+}
+
+// release gives back the place of a stream from ip.
+func (c *countingTransport) release(ip netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fromIP[ip]--; c.fromIP[ip] <= 0 {
+		delete(c.fromIP, ip)
 	}
 }
 
@@ -205,6 +246,8 @@ type countingConn struct {
 	stats    *wireStats
 	dialer   *countingTransport // nil for a stream accepted
 	accepted chan struct{}      // for a stream accepted: its token is taken back at Close
+	owner    *countingTransport // for a stream accepted under a bound per address: from's place is given back at Close
+	from     netip.Addr
 	closed   atomic.Bool
 }
 
@@ -219,6 +262,9 @@ func (c *countingConn) Close() error {
 	}
 	if c.accepted != nil {
 		<-c.accepted
+	}
+	if c.owner != nil {
+		c.owner.release(c.from)
 	}
 	return c.Conn.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -559,29 +560,48 @@ func TestJoinFailureCauses(t *testing.T) {
 // header and stops would, the member holding the buffer its header asked
 // for) are held up to maxInbound; past it, each new one is closed at once
 // and counted, and once they go, members join again. With a key the
-// bound is not set: idle streams from anyone would keep the members' own
-// out (a joiner was refused 94,518 times in 8 s), and a stream there
-// holds only what it sent.
+// bound is per remote address (maxInboundPerIP): a global one let idle
+// streams from anyone keep the members' own out (a joiner was refused
+// 94,518 times in 8 s), and none let a process without the key hold 20
+// MiB a stream for TCPTimeout (found by review).
 func TestInboundStreamsAreBounded(t *testing.T) {
-	keyed := startNode(t, "keyed", nil, func(c *Config) { c.SecretKey = []byte("0123456789abcdef") })
-	if keyed.r.ct.inbound != nil {
-		t.Fatal("streams bounded with a key")
+	for _, keyed := range []bool{false, true} {
+		t.Run(fmt.Sprint("keyed=", keyed), func(t *testing.T) { testInboundStreamsAreBounded(t, keyed) })
 	}
-	a := startNode(t, "a", nil, func(c *Config) { c.Timings.TCPTimeout = time.Minute })
-	var held []net.Conn
+}
+
+func testInboundStreamsAreBounded(t *testing.T, keyed bool) {
+	key := func(c *Config) {
+		if keyed {
+			c.SecretKey = []byte("0123456789abcdef")
+		}
+	}
+	a := startNode(t, "a", nil, key, func(c *Config) { c.Timings.TCPTimeout = time.Minute })
+	if keyed != (a.r.ct.inbound == nil) {
+		t.Fatalf("keyed %v: a global bound %v", keyed, a.r.ct.inbound != nil)
+	}
+	held := func() int {
+		if !keyed {
+			return len(a.r.ct.inbound)
+		}
+		a.r.ct.mu.Lock()
+		defer a.r.ct.mu.Unlock()
+		return a.r.ct.fromIP[netip.MustParseAddr("127.0.0.1")]
+	}
+	var conns []net.Conn
 	defer func() {
-		for _, c := range held {
+		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range maxInbound {
+	for range maxInbound { // maxInboundPerIP alike
 		c, err := net.Dial("tcp", a.r.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
-		held = append(held, c)
+		conns = append(conns, c)
 	}
-	await.Until(t, 10*time.Second, func() bool { return len(a.r.ct.inbound) == maxInbound }, "%d streams held", maxInbound)
+	await.Until(t, 10*time.Second, func() bool { return held() == maxInbound }, "%d streams held", held())
 	extra, err := net.Dial("tcp", a.r.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -593,11 +613,11 @@ func TestInboundStreamsAreBounded(t *testing.T) {
 	if n := a.r.Stats().StreamsRefused; n != 1 {
 		t.Fatalf("%d streams refused, want 1", n)
 	}
-	for _, c := range held {
+	for _, c := range conns {
 		c.Close()
 	}
-	held = nil
-	b := startNode(t, "b", []string{a.r.Addr()})
+	conns = nil
+	b := startNode(t, "b", []string{a.r.Addr()}, key)
 	waitMembers(t, 2, a, b)
 }
 
