@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,53 @@ func TestSkippedRotationStepSplitsTheCluster(t *testing.T) {
 		Peers: []string{a.Addr()}})
 	defer c.Close()
 	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "a member accepting k2 never met one using k1 alone")
+}
+
+// TestMemberWithAStaleKeyIsRefused: during a rotation (members on k2,
+// accepting k1), a member restarted with k1 alone is refused by the
+// others, who say so (Status: "wrong key", Stats: KeyRefusals), as it
+// reports them. Its frames decrypt, so they listed it alive though it
+// read nothing they sent: probed, declared dead, back at every re-join, a
+// phantom that a cluster-wide fill picked as the owner of its share of
+// the keys and waited for (found by review). A member that skipped a step
+// (k2 alone, among members on k1 accepting k2) is refused alike.
+func TestMemberWithAStaleKeyIsRefused(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)
+	for _, tc := range []struct {
+		name          string
+		key, accepted []byte // the cluster's
+		stale         []byte
+	}{
+		{"old key", k2, k1, k1},
+		{"a step skipped", k1, k2, k2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := mustNew(t, Config{NodeName: "a", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: tc.key, AcceptKeys: [][]byte{tc.accepted}})
+			defer a.Close()
+			b := mustNew(t, Config{NodeName: "b", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: tc.key, AcceptKeys: [][]byte{tc.accepted},
+				Peers: []string{a.Addr()}})
+			defer b.Close()
+			await.Until(t, 10*time.Second, func() bool { return len(a.Members()) == 2 }, "a and b never met")
+			stale := mustNew(t, Config{NodeName: "stale", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: tc.stale,
+				Peers: []string{a.Addr()}})
+			defer stale.Close()
+			// Until a has refused it a few times (it comes back at every
+			// re-join), a never lists it.
+			await.Until(t, 20*time.Second, func() bool {
+				for _, c := range []*Cache{a, b} {
+					for _, m := range c.Members() {
+						if m.Name == "stale" {
+							t.Fatalf("%s lists the member with other keys as alive", c.Name())
+						}
+					}
+				}
+				return a.Stats().Replication.KeyRefusals >= 3
+			}, "a refused the member with other keys %d times", a.Stats().Replication.KeyRefusals)
+			if !slices.ContainsFunc(a.Status().Joining, func(f JoinFailure) bool { return f.Cause == "wrong key" && f.Addr == stale.Addr() }) {
+				t.Fatalf("a does not report the member it refused: %+v", a.Status().Joining)
+			}
+		})
+	}
 }
 
 // freeTCPUDPPort returns a port free on 127.0.0.1 for both TCP and UDP,

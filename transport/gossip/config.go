@@ -345,7 +345,7 @@ func (c *Config) memberlistConfig(d delegate, t memberlist.NodeAwareTransport, l
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.Name
 	mc.Transport = t
-	mc.Delegate, mc.Events, mc.Conflict = d, d, d
+	mc.Delegate, mc.Events, mc.Conflict, mc.Alive = d, d, d, d
 	mc.ProbeInterval, mc.ProbeTimeout = c.Timings.ProbeInterval, c.Timings.ProbeTimeout
 	mc.GossipInterval, mc.PushPullInterval = c.Timings.GossipInterval, c.Timings.PushPullInterval
 	mc.TCPTimeout, mc.SuspicionMult = c.Timings.TCPTimeout, c.Timings.SuspicionMult

@@ -25,7 +25,7 @@ func (d delegate) NodeMeta(int) []byte {
 	if d.r.leaving.Load() {
 		return leavingMeta
 	}
-	return d.r.meta[:]
+	return d.r.meta
 }
 
 // leavingMeta is the metadata of a member that is leaving.

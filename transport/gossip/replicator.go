@@ -78,8 +78,10 @@ type Replicator struct {
 	// raw says, likewise, every member takes a direct delta in a datagram
 	// of its own (frame.go, rawVersion), and this one sends such.
 	raw atomic.Bool
-	// meta is this member's metadata while it is not leaving (NodeMeta).
-	meta [8]byte
+	// meta is this member's metadata while it is not leaving (NodeMeta):
+	// a number drawn at Start, and the ids of the keys it reads (keyIDs).
+	meta   []byte
+	keyIDs []byte
 
 	self string // this member's address
 
@@ -123,6 +125,7 @@ type counters struct {
 	joins, joinFailures                               atomic.Uint64
 	fragmentedFrames, fragmentsDropped                atomic.Uint64
 	directFrames                                      atomic.Uint64
+	keyRefusals                                       atomic.Uint64 // members refused for their keys (NotifyAlive)
 	callRepeats                                       atomic.Uint64 // requests received again while served
 }
 
@@ -155,7 +158,8 @@ func Start(cfg Config) (*Replicator, error) {
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
 	pc.Seed = randomSeed()
-	binary.LittleEndian.PutUint64(r.meta[:], randomSeed())
+	r.keyIDs = keyIDs(&cfg)
+	r.meta = append(binary.LittleEndian.AppendUint64(nil, randomSeed()), r.keyIDs...)
 	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
 	pc.Headroom = 1 + len(cfg.Name) // the frame header: see appendFrame
 	if pc.Limits.MaxFrame == 0 {
@@ -462,8 +466,11 @@ type Stats struct {
 	// fragment lost, or no room: the session resends the step).
 	FragmentedFrames, FragmentsDropped uint64
 	// Joins and JoinFailures count re-join attempts that reached a member
-	// and those that reached none.
-	Joins, JoinFailures uint64
+	// and those that reached none; KeyRefusals the times a member was
+	// refused for its keys (its keys and this member's do not read each
+	// other: a key rotation's step skipped, or a member with an old key),
+	// which Status lists with the cause "wrong key".
+	Joins, JoinFailures, KeyRefusals uint64
 	// DirectFrames counts the datagrams holding one of bcache's messages
 	// that the member's transport opened itself (label, decryption,
 	// checksum) and handed straight to the protocol, rather than through
@@ -505,7 +512,7 @@ func (r *Replicator) Stats() Stats {
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
 		FragmentedFrames: r.counters.fragmentedFrames.Load(), FragmentsDropped: r.counters.fragmentsDropped.Load(),
 		DirectFrames: r.counters.directFrames.Load(),
-		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(),
+		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(), KeyRefusals: r.counters.keyRefusals.Load(),
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),
 	}

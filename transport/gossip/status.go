@@ -192,26 +192,33 @@ const conflictMemory = time.Minute
 // once a minute. Two members of one name split what their peers send
 // them between them; the newcomer is ignored by those who knew the first.
 func (r *Replicator) nameConflict(existing, other *memberlist.Node) {
+	if r.refused(other, "name conflict", fmt.Sprintf("the member at %s announces the name %q, which the member at %s has", other.Address(), other.Name, existing.Address())) {
+		r.log.Error().Str("peer", other.Address()).Str("name", other.Name).Str("holder", existing.Address()).
+			Msg("two members have one name: give each member its own")
+	}
+}
+
+// refused records a member refused (a name conflict, wrong keys) for
+// Status, and reports whether to log it (the first time, then once a
+// minute while it lasts). Called under memberlist's lock: it takes only
+// r.mu.
+func (r *Replicator) refused(n *memberlist.Node, cause, text string) (log bool) {
 	now := time.Now()
-	addr := other.Address()
+	addr := n.Address()
 	r.mu.Lock()
 	f := r.conflicts[addr]
-	if f == nil {
-		f = &JoinFailure{Addr: addr, Since: now, Cause: "name conflict"}
+	if f == nil || f.Cause != cause {
+		f = &JoinFailure{Addr: addr, Since: now, Cause: cause}
 		r.conflicts[addr] = f
 	}
-	f.Err = fmt.Sprintf("the member at %s announces the name %q, which the member at %s has", addr, other.Name, existing.Address())
-	f.At = now
+	f.Err, f.At = text, now
 	f.Failures++
-	log := f.Failures == 1 || now.Sub(r.joinLogged[addr]) >= joinFailureLogEvery
+	log = f.Failures == 1 || now.Sub(r.joinLogged[addr]) >= joinFailureLogEvery
 	if log {
 		r.joinLogged[addr] = now
 	}
 	r.mu.Unlock()
-	if log {
-		r.log.Error().Str("peer", addr).Str("name", other.Name).Str("holder", existing.Address()).
-			Msg("two members have one name: give each member its own")
-	}
+	return log
 }
 
 // joinCause classifies an error of memberlist's Join.

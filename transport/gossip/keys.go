@@ -1,0 +1,94 @@
+package gossip
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// A member with a key says in its metadata which keys it reads: an id of
+// its SecretKey, then one of each of its AcceptKeys. memberlist lists a
+// member alive as soon as one of its frames decrypts, though that member
+// may not read a word sent back (during a rotation, a member restarted
+// with the old key alone, or one that went a step too far): the others
+// listed it alive, probed it, declared it dead, and it joined again at
+// every re-join interval, a phantom that a cluster-wide fill picked as
+// the owner of its share of the keys, and waited for (found by review).
+// A member now refuses one whose keys do not read its own, or whose own
+// key it does not read (NotifyAlive), and says so in Status, as the
+// member refused does ("wrong key").
+
+// keyIDLen is the length of a key's id.
+const keyIDLen = 8
+
+// maxKeyIDs bounds the ids in a member's metadata (memberlist's 512
+// bytes, after the 8 of its seed).
+const maxKeyIDs = 60
+
+// keyID is a key's id: a MAC of a fixed text under the key, which tells
+// nothing of the key.
+func keyID(key []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("bcache key id"))
+	return mac.Sum(nil)[:keyIDLen]
+}
+
+// keyIDs returns the ids of the keys a member with cfg reads, its
+// SecretKey's first; none without a key.
+func keyIDs(cfg *Config) []byte {
+	if len(cfg.SecretKey) == 0 {
+		return nil
+	}
+	ids := keyID(cfg.SecretKey)
+	for _, k := range cfg.AcceptKeys {
+		if len(ids) >= maxKeyIDs*keyIDLen {
+			break
+		}
+		ids = append(ids, keyID(k)...)
+	}
+	return ids
+}
+
+// metaKeyIDs returns the key ids in a member's metadata, nil if it has
+// none (no key, a release before them, or leaving).
+func metaKeyIDs(meta []byte) []byte {
+	if len(meta) <= 8 || (len(meta)-8)%keyIDLen != 0 {
+		return nil
+	}
+	return meta[8:]
+}
+
+// readsID reports whether ids holds id.
+func readsID(ids, id []byte) bool {
+	for i := 0; i+keyIDLen <= len(ids); i += keyIDLen {
+		if string(ids[i:i+keyIDLen]) == string(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// errKeys is a member refused for its keys.
+var errKeys = errors.New("refused: its keys and this member's do not read each other (a key rotation's step skipped, or a member with an old key)")
+
+// NotifyAlive implements memberlist.AliveDelegate: a member whose keys do
+// not read this member's key, or whose key this member does not read, is
+// refused (see above). A member that says nothing of its keys is taken.
+func (d delegate) NotifyAlive(peer *memberlist.Node) error {
+	r := d.r
+	theirs, ours := metaKeyIDs(peer.Meta), r.keyIDs
+	if peer.Name == r.cfg.Name || len(theirs) == 0 || len(ours) == 0 {
+		return nil
+	}
+	if readsID(theirs, ours[:keyIDLen]) && readsID(ours, theirs[:keyIDLen]) {
+		return nil
+	}
+	r.counters.keyRefusals.Add(1)
+	if r.refused(peer, "wrong key", fmt.Sprintf("the member %q at %s is %v", peer.Name, peer.Address(), errKeys)) {
+		r.log.Error().Str("peer", peer.Address()).Str("name", peer.Name).Err(errKeys).Msg("a member with other keys")
+	}
+	return errKeys
+}
