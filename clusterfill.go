@@ -30,8 +30,9 @@ var ErrFillTimeout = errors.New("fill timed out")
 // Filler, a key over its MaxKeySize), the member fills locally. A
 // filler's error goes to every waiting caller on every member and is not
 // cached: from the owner's filler, ErrOwnerFill with its text, or
-// ErrFillTimeout, ErrFillerPanic, ErrValueTooLarge as a fill here gives. A caller whose ctx ends gets
-// ctx.Err(); the fill goes on for the others. The returned slice is
+// ErrFillTimeout, ErrFillerPanic, ErrValueTooLarge as a fill here gives.
+// A caller whose ctx ends gets an error wrapping ctx.Err() (errors.Is
+// matches it); the fill goes on for the others. The returned slice is
 // shared: do not modify it.
 func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if c.cfg.Filler == nil {

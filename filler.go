@@ -23,8 +23,8 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // Config.FillTimeout (then ErrFillTimeout, and the key is free for the
 // next fill: a hung filler holds it no longer). A filled value is Set with ttl,
 // so it replicates; an error is returned to every waiting caller and not
-// cached. A caller whose ctx ends stops waiting and gets ctx.Err(); the fill
-// goes on for the others. The returned slice is shared: do not modify it.
+// cached. A caller whose ctx ends stops waiting and gets an error wrapping
+// ctx.Err() (errors.Is matches it); the fill goes on for the others. The returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
 	if fill == nil {
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ErrNilFiller)
