@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/clusterfill"
@@ -206,6 +208,31 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
 }
 
+// maxOwnerText bounds the owner's error text a caller gets.
+const maxOwnerText = 512
+
+// ownerText is an owner's error text as a caller gets it: at most
+// maxOwnerText bytes, valid UTF-8, without control characters. Another
+// member's text reached callers and logs as sent, whatever its length or
+// bytes (a line of a log forged; found by review).
+func ownerText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxOwnerText {
+		cut := maxOwnerText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	return s
+}
+
 // failure is why a fill for a peer failed, as the answer says it.
 func failure(err error) clusterfill.Failure {
 	switch {
@@ -238,7 +265,7 @@ func ownerError(key string, err error) error {
 	case clusterfill.TooLarge:
 		sentinel = ErrValueTooLarge
 	}
-	text := strings.TrimPrefix(strings.TrimPrefix(f.Text, "bcache: "), fmt.Sprintf("fill %q: ", key))
+	text := strings.TrimPrefix(strings.TrimPrefix(ownerText(f.Text), "bcache: "), fmt.Sprintf("fill %q: ", key))
 	if f.Why == clusterfill.Failed {
 		return fmt.Errorf("bcache: get or fill %q: %w: %s", key, sentinel, text)
 	}

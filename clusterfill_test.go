@@ -589,3 +589,22 @@ func TestForeverFillTimeout(t *testing.T) {
 		t.Fatalf("a 20 ms fill: %q, %v", v, err)
 	}
 }
+
+// TestOwnerTextIsClipped: an owner's error text reaches callers at most
+// maxOwnerText bytes long, valid UTF-8, without control characters: a
+// member holding the key sent what it liked into callers' errors and
+// logs (found by review).
+func TestOwnerTextIsClipped(t *testing.T) {
+	long := strings.Repeat("é", 1000)
+	for in, want := range map[string]string{
+		"db down":                 "db down",
+		"line\nforged\x00":        "line forged ",
+		"bad \xff byte":           "bad \uFFFD byte",
+		long:                      long[:maxOwnerText] + "...",
+		"a" + long[:maxOwnerText]: "a" + long[:maxOwnerText-2] + "...",
+	} {
+		if got := ownerText(in); got != want {
+			t.Errorf("ownerText(%.40q) = %.40q..., want %.40q...", in, got, want)
+		}
+	}
+}
