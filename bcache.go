@@ -65,6 +65,7 @@ type Cache struct {
 	// founderMet is signalled when it meets one, to write that down.
 	founderOnDisk atomic.Bool
 	founderMet    chan struct{}
+	restored      bool        // restore found a snapshot or a write log (see gossip's Config.Restored)
 	drops         chan string // the keys for OnDrop (reportDrops)
 
 	feed      feed          // the subscriptions
@@ -118,7 +119,7 @@ func New(cfg Config) (*Cache, error) {
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
-		Founder: c.founderOnDisk.Load(), OnFounderMet: c.onFounderMet,
+		Founder: c.founderOnDisk.Load(), Restored: c.restored && !c.founderOnDisk.Load(), OnFounderMet: c.onFounderMet,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,

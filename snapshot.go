@@ -62,8 +62,13 @@ func (c *Cache) restore() (err error) {
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
+	// A founder's mark counts for the member it names: a snapshot copied
+	// to another member (a backup restored, a volume cloned) makes none a
+	// founder. Restored state without it keeps a lookup from making this
+	// member one (see gossip's Config.Restored).
+	c.restored = snap != nil || len(logged) > 0
 	if snap != nil {
-		c.founderOnDisk.Store(snap.Founder)
+		c.founderOnDisk.Store(snap.Founder != "" && snap.Founder == c.cfg.NodeName)
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
 		aheadMarks += st.Lowered
@@ -227,6 +232,28 @@ func (c *Cache) release() {
 func (c *Cache) writeSnapshot() error {
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
+	return c.writeSnapshotLocked()
+}
+
+// founderMark is the name a snapshot written now marks as its cluster's
+// founder (store.Snapshot.Founder), "" for none: this member's while it is
+// a founder (before replication starts, while it restores, what it
+// restored says). A member configured without peers is marked none: it is
+// a founder by its config, and its snapshots stay version 4, which the
+// releases before the mark read (found by review).
+func (c *Cache) founderMark() string {
+	founder := c.founderOnDisk.Load()
+	if c.repl != nil {
+		founder = c.repl.Founder()
+	}
+	if !founder || len(c.cfg.Peers) == 0 && c.cfg.PeerSource == nil {
+		return ""
+	}
+	return c.cfg.NodeName
+}
+
+// writeSnapshotLocked is writeSnapshot with snapMu held.
+func (c *Cache) writeSnapshotLocked() error {
 	var next uint64
 	mark := int64(0)
 	if c.journal != nil {
@@ -238,14 +265,24 @@ func (c *Cache) writeSnapshot() error {
 		}
 		next = n
 	}
-	founder := c.repl != nil && c.repl.Founder()
-	c.store.MarkFounder(founder)
-	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
-	if err != nil {
-		c.stats.snapshotErrors.Add(1)
-		return fmt.Errorf("bcache: snapshot: %w", err)
+	var records int
+	for {
+		founder := c.founderMark()
+		c.store.MarkFounder(founder)
+		var err error
+		records, err = c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
+		if err != nil {
+			c.stats.snapshotErrors.Add(1)
+			return fmt.Errorf("bcache: snapshot: %w", err)
+		}
+		c.founderOnDisk.Store(founder != "")
+		// A founder that met a member while this snapshot was written:
+		// write it again without the mark (it stayed until the next, a
+		// crash then restarting it as a founder: found by review).
+		if founder == "" || c.founderMark() != "" {
+			break
+		}
 	}
-	c.founderOnDisk.Store(founder)
 	c.stats.snapshots.Add(1)
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
@@ -291,17 +328,30 @@ func (c *Cache) onFounderMet() {
 // unmarkFounder writes a snapshot when this member, a founder whose last
 // snapshot says so, meets another member: restarted from that snapshot
 // with the other member out of reach, it would take itself for the whole
-// cluster and serve without a sync (see Status.Founder).
+// cluster and serve without a sync (see Status.Founder). It tries again,
+// every second up to a minute apart, until one is written or Close.
 func (c *Cache) unmarkFounder() {
 	defer c.wg.Done()
 	select {
 	case <-c.done:
+		return
 	case <-c.founderMet:
-		if !c.founderOnDisk.Load() {
+	}
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		c.snapMu.Lock()
+		var err error
+		if c.founderOnDisk.Load() { // decided under the lock: a snapshot under way may write the mark
+			err = c.writeSnapshotLocked()
+		}
+		c.snapMu.Unlock()
+		if err == nil {
 			return
 		}
-		if err := c.writeSnapshot(); err != nil {
-			c.log.Error().Err(err).Msg("snapshot failed (written as this member, a cluster's founder, met another)")
+		c.log.Error().Err(err).Msg("snapshot failed (written as this member, a cluster's founder, met another); trying again")
+		select {
+		case <-c.done:
+			return
+		case <-time.After(wait):
 		}
 	}
 }

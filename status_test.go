@@ -3,9 +3,12 @@ package bcache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -349,7 +352,7 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	await.Until(t, 10*time.Second, func() bool { return !c.Status().Founder }, "the founder never met the member that joined")
 	await.Until(t, 10*time.Second, func() bool {
 		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
-		return err == nil && !snap.Founder
+		return err == nil && snap.Founder == ""
 	}, "no snapshot written without the founder's mark")
 	d.Close()
 	if err := c.Close(); err != nil {
@@ -359,5 +362,155 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no join attempt reported")
 	if s := c.Status(); s.Founder || s.Ready() {
 		t.Fatalf("restarted after meeting a member, that member out of reach: %+v, ready %v", s, s.Ready())
+	}
+}
+
+// TestRestoredMemberDoesNotFound: a member restarted from a snapshot that
+// does not mark it a founder (it had met others) is not made one by a
+// lookup that finds only itself (DNS for a moment, the others' records
+// withdrawn): it was, for good, ready without a sync once the lookup
+// listed the others again out of reach, and its next snapshot said so
+// (found by review).
+func TestRestoredMemberDoesNotFound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = path
+	c := founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	d := newCache(t, testConfig("pod-1", c.Addr()))
+	peers := []string{d.Addr()}
+	more.Store(&peers)
+	await.Until(t, 10*time.Second, func() bool { s := c.Status(); return !s.Founder && s.Synced }, "never met")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gone := d.Addr()
+	d.Close()
+	more.Store(nil) // the first lookup finds only itself
+	c = founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return !c.Status().PeersConfigured }, "never looked up")
+	if s := c.Status(); s.Founder {
+		t.Fatalf("restored from a member's snapshot, a lookup made it a founder: %+v", s)
+	}
+	listed := []string{gone} // listed again, out of reach
+	more.Store(&listed)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up again")
+	if s := c.Status(); s.Ready() {
+		t.Fatalf("never synced, its peer out of reach: ready %+v", s)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := store.LoadSnapshot(path, c.store.DigestBits()); err != nil || snap.Founder != "" {
+		t.Fatalf("its snapshot: %v, founder %q", err, snap.Founder)
+	}
+}
+
+// TestPeerlessMemberWritesVersion4: a member configured without peers
+// (a founder by its config) writes no founder mark: its snapshots stay
+// version 4, which releases before the mark read. Every such member wrote
+// version 5, and a rollback refused its only copy of the data (found by
+// review).
+func TestPeerlessMemberWritesVersion4(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	cfg := testConfig("solo")
+	cfg.SnapshotPath = path
+	c := newCache(t, cfg)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never a founder")
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := b[len("bcache snapshot\n")]; v != 4 {
+		t.Fatalf("a peerless member's snapshot is version %d, want 4", v)
+	}
+}
+
+// TestFounderMetDuringASnapshotIsUnmarked: a founder that meets a member
+// while a snapshot is being written does not keep the mark on disk: the
+// snapshot under way wrote it, the one that was to remove it saw no mark
+// yet and gave up, and a crash then restarted the member as a founder
+// (found by review).
+func TestFounderMetDuringASnapshotIsUnmarked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+	c := founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	value := make([]byte, 200)
+	for i := range 100_000 { // a snapshot that takes a while
+		if err := c.Set(fmt.Sprint("key-", i), value, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := make(chan error, 1)
+	go func() { written <- c.writeSnapshot() }()
+	newCache(t, testConfig("pod-1", c.Addr()))
+	await.Until(t, 10*time.Second, func() bool { return !c.Status().Founder }, "never met")
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
+		return err == nil && snap.Founder == ""
+	}, "the snapshot on disk still marks a founder that met a member")
+}
+
+// TestFounderKeepsItsMarkOverALeftoverLog: a founder restarted without
+// a write log over the log a run with one left (a crash) covers that log
+// with a snapshot before replication starts: the snapshot keeps the mark.
+// It was written unmarked, and the founder, its listed peer never come,
+// stayed unready for good (found by review).
+func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snap")
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath, cfg.Sync = path, SyncWrite
+	c := founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	if err := c.Close(); err != nil { // a snapshot with the mark
+		t.Fatal(err)
+	}
+	c = founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "restarted, not a founder")
+	if err := c.Set("k", []byte("v"), 0); err != nil { // in the log alone
+		t.Fatal(err)
+	}
+	crashed := t.TempDir() // the files as a crash leaves them
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".lock") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	never := []string{"127.0.0.1:1"}
+	more.Store(&never)
+	cfg.SnapshotPath, cfg.Sync = filepath.Join(crashed, "snap"), SyncNone
+	c = founding(t, cfg, &more)
+	if _, ok := c.Get("k"); !ok {
+		t.Fatal("the log was not replayed")
+	}
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
+	if s := c.Status(); !s.Founder || !s.Ready() {
+		t.Fatalf("a founder restarted over its log: %+v, ready %v", s, s.Ready())
 	}
 }

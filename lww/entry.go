@@ -1,6 +1,7 @@
 package lww
 
 import (
+	"math"
 	"sync/atomic"
 	"unsafe"
 
@@ -119,7 +120,7 @@ func (e *Entry) HoldsValue() bool { return e.size.Load()&(tombstoneBit|evictedBi
 func (e *Entry) Retire() {
 	e.value.Store(nil)
 	e.size.Store(evictedBit)
-	e.expires.Store(1)
+	e.expires.Store(math.MinInt64) // expired on any clock, one before 1970 too (found by review)
 }
 
 // Record returns the record the entry holds. Its Value belongs to the map.

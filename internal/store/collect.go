@@ -13,9 +13,9 @@ import (
 func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 
 // MarkFounder sets what the snapshots written from now on say of
-// Snapshot.Founder: that this member founded its cluster and has met no
-// other member.
-func (s *Store) MarkFounder(founder bool) { s.founderMark.Store(founder) }
+// Snapshot.Founder: that the member called name founded its cluster and
+// has met no other member ("": nothing).
+func (s *Store) MarkFounder(name string) { s.founderMark.Store(&name) }
 
 // Collect collects the dead records (tombstones, expired values) that the
 // rules of package lww allow at now, and returns their versions: those dead

@@ -47,10 +47,10 @@ import (
 //	           at most 64), newest first, each a uvarint: a peer's write
 //	           over one of theirs is reported as superseding a write
 //	           made here, also after restarts
-//	  'F'      present (empty) when the writer had founded its cluster
-//	           and met no other member (see Snapshot.Founder); written
-//	           only then, so that every other snapshot stays readable by
-//	           the releases that read version 4
+//	  'F'      present when the writer had founded its cluster and met no
+//	           other member (see Snapshot.Founder): its name, at least a
+//	           byte; written only then, so that every other snapshot stays
+//	           readable by the releases that read version 4
 //	  'E'      the end, empty
 //	checksum   4 bytes, little-endian CRC-32C of every byte before them
 //
@@ -92,10 +92,11 @@ type Snapshot struct {
 	// Own is the node ids of the writer's clocks, newest first: this
 	// process's and those before it whose writes it restored (version 4).
 	Own []crdt.NodeID
-	// Founder says the writer had founded its cluster and met no other
-	// member, in its process or in those whose snapshots it restored
-	// (version 5): what it held was all the cluster had.
-	Founder bool
+	// Founder is the name of the writer if it had founded its cluster and
+	// met no other member, in its process or in those whose snapshots it
+	// restored (version 5): what it held was all the cluster had. "" for
+	// any other.
+	Founder string
 }
 
 // Mark is the GC watermark of one leaf of the store's digest.
@@ -120,9 +121,12 @@ func (s *Store) SaveSnapshot(path string, written int64) (records int, err error
 func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 	sum := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, sum), 64<<10)
-	founder := s.founderMark.Load()
+	founder := ""
+	if p := s.founderMark.Load(); p != nil {
+		founder = *p
+	}
 	bw.WriteString(snapshotMagic)
-	if founder {
+	if founder != "" {
 		bw.WriteByte(snapshotVersion)
 	} else {
 		bw.WriteByte(4) // what releases before version 5 read
@@ -161,8 +165,8 @@ func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 		own = binary.AppendUvarint(own, uint64(id))
 	}
 	writeSection(bw, 'I', own)
-	if founder {
-		writeSection(bw, 'F', nil)
+	if founder != "" {
+		writeSection(bw, 'F', []byte(founder))
 	}
 	writeSection(bw, 'E', nil)
 	if err := bw.Flush(); err != nil { // a write error sticks in the writer
@@ -418,10 +422,10 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 				return nil, errors.New("own ids: bad or more than 64")
 			}
 		case 'F':
-			if version < 5 || n != 0 || snap.Founder {
+			if version < 5 || n == 0 || snap.Founder != "" {
 				return nil, errors.New("bad founder section")
 			}
-			snap.Founder = true
+			snap.Founder = string(payload)
 		case 'E':
 			if n != 0 {
 				return nil, errors.New("end section not empty")

@@ -94,8 +94,8 @@ type Store struct {
 	sealed   atomic.Bool
 	founder  atomic.Bool
 	// founderMark is what a snapshot says of Snapshot.Founder (see
-	// MarkFounder).
-	founderMark atomic.Bool
+	// MarkFounder): the member's name, "" for none.
+	founderMark atomic.Pointer[string]
 	drift       int64        // MaxClockDrift
 	seed        maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed

@@ -214,6 +214,12 @@ type Config struct {
 	// Founder says this member's state, restored, is that of a cluster's
 	// founder that never met another member (see Replicator.Founder).
 	Founder bool
+	// Restored says this member restored state that does not say so: it
+	// may hold a cluster's data with the others out of reach, and a lookup
+	// of its seeds that finds only itself does not make it a founder (one
+	// made a member restarted in a partition a founder for good, ready
+	// without a sync: found by review).
+	Restored bool
 	// OnFounderMet, if set, is called once, on a goroutine of its own,
 	// when a founder (see Replicator.Founder) first sees another member
 	// alive and stops being one.

@@ -323,7 +323,7 @@ func (r *Replicator) refreshLocal() {
 func (r *Replicator) setOnlySelf(only bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if only && r.met.Load() == 0 {
+	if only && r.met.Load() == 0 && !r.cfg.Restored {
 		r.founder = true
 	}
 	if r.onlySelf != only {
@@ -349,8 +349,8 @@ func (r *Replicator) SeedsElsewhere() (bool, <-chan struct{}) {
 
 // Founder reports whether this member founded its cluster and has not
 // seen another member alive since: a lookup of its seeds found no member
-// but itself before it had met any (or Config.Founder said so of the
-// state it restored). It holds everything the cluster has, as far as
+// but itself before it had met any, and it restored no state (see
+// Config.Restored); or Config.Founder said so of the state it restored. It holds everything the cluster has, as far as
 // anything can tell, until it meets another member: its seeds may name
 // others from then on (the next pod of a StatefulSet, published before
 // it runs) without making it a member that must sync before it serves.
