@@ -46,7 +46,32 @@ type calls struct {
 	// resends its datagram until the answer comes) is not served twice,
 	// nor does it take another of the maxCallsServed places.
 	served map[servedCall]struct{}
+	// answered keeps the answers sent lately (answeredFor, within
+	// answeredBytes and answeredCalls), oldest first in answeredOrder, so
+	// that a copy of a request that comes after its answer went (a resend
+	// that crossed it, or one sent because the answer was lost) gets that
+	// answer again rather than being served again: served again, a fill
+	// ran twice (found by the tests), and a datagram captured and
+	// replayed ran it again for as long as one liked.
+	answered      map[servedCall][]byte
+	answeredOrder []answeredCall
+	answeredSize  int
 }
+
+// answeredCall is an answer kept in calls.answered, in the order sent.
+type answeredCall struct {
+	call servedCall
+	at   time.Time
+}
+
+// The answers a member keeps: for answeredFor, at most answeredCalls of
+// them and answeredBytes in all. A request that comes again after its
+// answer is forgotten is served again.
+const (
+	answeredFor   = 30 * time.Second
+	answeredCalls = 4096
+	answeredBytes = 4 << 20
+)
 
 type servedCall struct {
 	from string
@@ -95,8 +120,9 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 	}
 	// A request that fits a datagram goes as one, and again if no answer
-	// comes (a datagram lost): the peer serves a repeat as a new call
-	// once the first copy is answered, and ignores it while it is served.
+	// comes (a datagram lost): the peer ignores a repeat while it serves
+	// the first copy, and sends the same answer again after (for
+	// answeredFor; past it, a repeat is served as a new call).
 	resend := time.NewTimer(callResend)
 	defer resend.Stop()
 	for wait := callResend; ; {
@@ -234,6 +260,12 @@ func (r *Replicator) receivedCall(b []byte) {
 		}
 		call := servedCall{from, id}
 		r.calls.mu.Lock()
+		if answer, ok := r.calls.answered[call]; ok { // answered already: that answer again
+			r.calls.mu.Unlock()
+			r.counters.callRepeats.Add(1)
+			r.reply(from, id, answer, nil)
+			return
+		}
 		_, again := r.calls.served[call]
 		admitted := !again && r.calls.serving.Load() < maxCallsServed
 		if admitted {
@@ -256,18 +288,53 @@ func (r *Replicator) receivedCall(b []byte) {
 		// Not waited for by Close: OnCall may take long (a fill); its
 		// answer is dropped once the member is closed.
 		go func() {
+			var answer []byte
+			answered := false
 			defer func() {
 				r.calls.mu.Lock()
+				if answered {
+					r.calls.remember(call, answer, time.Now())
+				}
 				delete(r.calls.served, call)
 				r.calls.mu.Unlock()
 				r.calls.serving.Add(-1)
 			}()
-			r.reply(from, id, serve(from, payload), nil)
+			answer = serve(from, payload)
+			answered = true
+			r.reply(from, id, answer, nil)
 		}()
 	case callFragment:
 		r.receivedFragment(from, id, payload)
 	default:
 		r.counters.badFrames.Add(1)
+	}
+}
+
+// remember keeps answer as the answer to call, sent at now, and forgets
+// the answers past answeredFor, answeredCalls or answeredBytes. Called
+// with calls.mu held.
+func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
+	if c.answered == nil {
+		c.answered = map[servedCall][]byte{}
+	}
+	if len(answer) > answeredBytes {
+		return
+	}
+	c.answered[call] = answer
+	c.answeredOrder = append(c.answeredOrder, answeredCall{call, now})
+	c.answeredSize += len(answer)
+	drop := 0
+	for _, a := range c.answeredOrder {
+		if now.Sub(a.at) < answeredFor && len(c.answeredOrder)-drop <= answeredCalls && c.answeredSize <= answeredBytes {
+			break
+		}
+		c.answeredSize -= len(c.answered[a.call])
+		delete(c.answered, a.call)
+		drop++
+	}
+	c.answeredOrder = c.answeredOrder[drop:]
+	if cap(c.answeredOrder) > 2*answeredCalls && len(c.answeredOrder) < answeredCalls/2 { // the slice's front, given back
+		c.answeredOrder = append([]answeredCall(nil), c.answeredOrder...)
 	}
 }
 

@@ -54,26 +54,62 @@ func TestCallAnswers(t *testing.T) {
 	}
 }
 
-// TestCallResendsALostRequest: a request that gets no answer (here, the
-// first answer is lost) is sent again, and the call is answered.
+// TestCallResendsALostRequest: a call whose answer is lost sends its
+// request again, and gets the answer the peer sent, again, without the
+// peer serving the request a second time: a repeat that came after the
+// answer was served again, and a fill ran twice (found by the tests).
 func TestCallResendsALostRequest(t *testing.T) {
 	var served atomic.Int32
 	var net *memnet.Network
-	net, a, _ := callPair(t, func(string, []byte) []byte {
+	net, a, b := callPair(t, func(string, []byte) []byte {
 		if served.Add(1) == 1 {
-			net.SetLoss("b", "a", 1) // the first answer is lost
-		} else {
-			net.SetLoss("b", "a", 0)
+			net.SetLoss("b", "a", 1) // the answer is lost
 		}
 		return []byte("ok")
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if got, err := a.r.Call(ctx, "b", []byte("q")); err != nil || string(got) != "ok" {
-		t.Fatalf("%q, %v", got, err)
+	type result struct {
+		answer []byte
+		err    error
 	}
-	if n := served.Load(); n < 2 {
-		t.Fatalf("served %d times: the request was not sent again", n)
+	done := make(chan result, 1)
+	go func() {
+		got, err := a.r.Call(ctx, "b", []byte("q"))
+		done <- result{got, err}
+	}()
+	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the request never came again")
+	net.SetLoss("b", "a", 0)
+	if r := <-done; r.err != nil || string(r.answer) != "ok" {
+		t.Fatalf("%q, %v", r.answer, r.err)
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("served %d times, want once: a repeat gets the answer sent", n)
+	}
+}
+
+// TestAnswersKeptAreBounded: the answers a member keeps for repeats go
+// after answeredFor, past answeredCalls and past answeredBytes.
+func TestAnswersKeptAreBounded(t *testing.T) {
+	var c calls
+	now := time.Now()
+	for i := range answeredCalls + 10 {
+		c.remember(servedCall{"a", uint64(i)}, []byte("x"), now)
+	}
+	if len(c.answered) != answeredCalls || len(c.answeredOrder) != answeredCalls {
+		t.Fatalf("%d answers kept (%d in order), want %d", len(c.answered), len(c.answeredOrder), answeredCalls)
+	}
+	if _, ok := c.answered[servedCall{"a", 0}]; ok {
+		t.Fatal("the oldest answer was kept")
+	}
+	c.remember(servedCall{"b", 1}, make([]byte, answeredBytes/2), now)
+	c.remember(servedCall{"b", 2}, make([]byte, answeredBytes/2), now)
+	if c.answeredSize > answeredBytes {
+		t.Fatalf("%d bytes kept, want at most %d", c.answeredSize, answeredBytes)
+	}
+	c.remember(servedCall{"b", 3}, nil, now.Add(answeredFor))
+	if len(c.answered) != 1 || c.answeredSize != 0 {
+		t.Fatalf("after answeredFor: %d answers, %d bytes kept; want the last alone", len(c.answered), c.answeredSize)
 	}
 }
 

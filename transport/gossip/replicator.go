@@ -126,7 +126,7 @@ type counters struct {
 	fragmentedFrames, fragmentsDropped                atomic.Uint64
 	directFrames                                      atomic.Uint64
 	keyRefusals                                       atomic.Uint64 // members refused for their keys (NotifyAlive)
-	callRepeats                                       atomic.Uint64 // requests received again while served
+	callRepeats                                       atomic.Uint64 // requests received again while served or once answered
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
