@@ -222,7 +222,11 @@ func (r *StoreReplica) receiveCall(from string, b []byte) []transport.Envelope {
 	}
 	switch kind {
 	case callRequest:
-		answer := clusterfill.Serve(fillMember{r}, payload, math.MaxUint16, r.fillHere, func(error) clusterfill.Failure { return clusterfill.Failed })
+		var fill func(string) (crdt.Record, error) // a member without a source cannot fill: the asker fills, as with a Cache
+		if r.fills.source != nil {
+			fill = r.fillHere
+		}
+		answer := clusterfill.Serve(fillMember{r}, payload, math.MaxUint16, fill, func(error) clusterfill.Failure { return clusterfill.Failed })
 		return r.flush([]transport.Envelope{{To: from, Payload: callFrame(callReply, id, answer)}})
 	case callReply:
 		i := slices.IndexFunc(r.fills.waiting, func(p *pendingFill) bool { return p.id == id && p.peer == from })
@@ -256,7 +260,7 @@ func (r *StoreReplica) tickFills() []transport.Envelope {
 	r.fills.waiting = nil
 	for _, p := range waiting {
 		switch {
-		case clusterfill.Owner(p.ask.Key, r.name, r.fills.view) != p.peer, now-p.asked >= int64(r.fillTimeout):
+		case clusterfill.Owner(p.ask.Key, r.name, r.fills.view) != p.peer, now-p.asked >= int64(r.fillTimeout+min(r.fillTimeout, time.Second)): // as a Cache's forward waits
 			out = append(out, r.ask(p)...)
 		case now-p.sent >= p.wait:
 			p.sent, p.wait = now, min(2*p.wait, int64(time.Second))

@@ -9,6 +9,8 @@ package clusterfill
 
 import (
 	"cmp"
+	"fmt"
+	"strings"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/store"
@@ -32,9 +34,11 @@ func Owner(key, self string, members []string) string {
 func score(member, key string) uint64 { return crdt.HashKey(member + "\x00" + key) }
 
 // The payloads of a call: a request is its kind and the key (which may be
-// empty); an answer is Value and a record, Failed, why (a Failure) and
-// the error's text, or NotHeld. Error (the error's text alone) is what
-// releases before Failed answered, and are still read.
+// empty); an answer is Value and a record, Error and the filler's error,
+// or NotHeld. An Error's text starts with a tag, "#" and why (a Failure)
+// and a space: releases before the tag read it as part of the text (an
+// answer of another kind, they took for none, and ran the filler again:
+// found by review); an Error without it is theirs.
 const (
 	FillRequest  = 1 // fill the key, as its owner
 	FetchRequest = 2 // the record held for the key (GetAfter's pull)
@@ -42,7 +46,6 @@ const (
 	answerValue   = 1
 	answerError   = 2
 	answerNotHeld = 3
-	answerFailed  = 4
 )
 
 // Failure is why an owner's fill failed, as its answer carries it, so that
@@ -109,7 +112,7 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 		}
 		rec, err := fill(key)
 		if err != nil {
-			return append([]byte{answerFailed, byte(why(err))}, err.Error()...)
+			return fmt.Appendf([]byte{answerError}, "#%d %s", why(err), err)
 		}
 		return store.AppendRecord([]byte{answerValue}, &rec)
 	}
@@ -175,16 +178,27 @@ const (
 // version older than one it could read here.
 // An owner's failed fill is a *FailedError.
 func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
-	switch {
-	case len(b) > 1 && b[0] == answerFailed && Failure(b[1]) >= Failed && Failure(b[1]) <= TooLarge:
-		return nil, &FailedError{Why: Failure(b[1]), Text: string(b[2:])}, Done
-	case len(b) > 0 && b[0] == answerError:
-		// A release before answerFailed: these two meant it could not
-		// serve the request (NotHeld now); any other, its filler's error.
-		if text := string(b[1:]); text == "no filler" || text == "bad request" {
-			return nil, nil, AskNext
+	if len(b) > 0 && b[0] == answerError {
+		text := string(b[1:])
+		if len(text) >= 3 && text[0] == '#' && text[1] >= '1' && text[1] <= '9' && text[2] == ' ' {
+			why := Failure(text[1] - '0')
+			if why > TooLarge { // a reason of a later release: its filler failed all the same
+				why = Failed
+			}
+			return nil, &FailedError{Why: why, Text: text[3:]}, Done
 		}
-		return nil, &FailedError{Why: Failed, Text: string(b[1:])}, Done
+		// A release before the tag: these two meant it could not serve
+		// the request (NotHeld now); any other is its filler's error, the
+		// reason known by its text.
+		switch {
+		case text == "no filler" || text == "bad request":
+			return nil, nil, AskNext
+		case strings.Contains(text, "fill timed out"):
+			return nil, &FailedError{Why: TimedOut, Text: text}, Done
+		case strings.Contains(text, "filler panicked"):
+			return nil, &FailedError{Why: Panicked, Text: text}, Done
+		}
+		return nil, &FailedError{Why: Failed, Text: text}, Done
 	}
 	rec, ok := Record(b, a.Key)
 	if !ok || rec.Tombstone {

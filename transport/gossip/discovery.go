@@ -55,7 +55,10 @@ func checkPeer(p string) error {
 // resolved; and one that never answers is not asked again until it has,
 // while Peers are resolved every round (a hung source kept a member with
 // a live peer in Peers alone for good: found by review).
-func (r *Replicator) seeds(ctx context.Context) ([]string, map[string]error) {
+//
+// ctx bounds the PeerSource's answer and the lookups of Peers; base, of
+// which ctx is one, those of the source's peers (ended at Close).
+func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]error) {
 	failed := map[string]error{}
 	type answer struct {
 		peers []string
@@ -76,8 +79,11 @@ func (r *Replicator) seeds(ctx context.Context) ([]string, map[string]error) {
 	}
 	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed)
 	if asked != nil {
-		late := time.NewTimer(resolveTimeout + time.Second) // its context ended a second ago
+		late := time.NewTimer(time.Second) // a second after its context ended
 		defer late.Stop()
+		if d, ok := ctx.Deadline(); ok {
+			late.Reset(time.Until(d) + time.Second)
+		}
 		var a answer
 		select {
 		case a = <-asked:
@@ -109,17 +115,10 @@ func (r *Replicator) seeds(ctx context.Context) ([]string, map[string]error) {
 		if len(errs) > 0 {
 			failed["PeerSource"] = errors.Join(errs...)
 		}
-		// Their names have a lookup's time of their own, ending early
-		// only if ctx is canceled (Close), not at its deadline, which
-		// the source's answer may have used up.
-		rctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		// Their names have a lookup's time of their own (the source's
+		// answer may have used up ctx's), which Close ends.
+		rctx, cancel := context.WithTimeout(base, resolveTimeout)
 		defer cancel()
-		stop := context.AfterFunc(ctx, func() {
-			if errors.Is(ctx.Err(), context.Canceled) {
-				cancel()
-			}
-		})
-		defer stop()
 		addrs = append(addrs, r.resolvePeers(rctx, peers, failed)...)
 	}
 	slices.Sort(addrs)

@@ -37,17 +37,23 @@ func keyID(key []byte) []byte {
 }
 
 // keyIDs returns the ids of the keys a member with cfg reads, its
-// SecretKey's first; none without a key.
+// SecretKey's first, each once; none without a key, or with more than
+// maxKeyIDs keys, whose ids do not fit (cut short, the list left out a
+// key the member reads, and a member using it was refused: found by
+// review): such a member is taken as one of a release before the ids,
+// and takes any.
 func keyIDs(cfg *Config) []byte {
 	if len(cfg.SecretKey) == 0 {
 		return nil
 	}
 	ids := keyID(cfg.SecretKey)
 	for _, k := range cfg.AcceptKeys {
-		if len(ids) >= maxKeyIDs*keyIDLen {
-			break
+		if id := keyID(k); !readsID(ids, id) {
+			ids = append(ids, id...)
 		}
-		ids = append(ids, keyID(k)...)
+	}
+	if len(ids) > maxKeyIDs*keyIDLen {
+		return nil
 	}
 	return ids
 }
@@ -80,7 +86,7 @@ var errKeys = errors.New("refused: its keys and this member's do not read each o
 func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 	r := d.r
 	theirs, ours := metaKeyIDs(peer.Meta), r.keyIDs
-	if peer.Name == r.cfg.Name || len(theirs) == 0 || len(ours) == 0 {
+	if peer.Name == r.cfg.Name || len(theirs) == 0 || len(ours) == 0 { // a member saying nothing, or this one
 		return nil
 	}
 	if readsID(theirs, ours[:keyIDLen]) && readsID(ours, theirs[:keyIDLen]) {

@@ -54,13 +54,49 @@ func (r *Replicator) rejoin() {
 		}
 	}
 	var lastSeeds time.Time
-	var seedTried []string // the seeds tried in the last round that looked at them
+	var seedTried []string // the seeds tried in the last look at them
 	base := seedEvery * r.cfg.Timings.RejoinInterval
 	seedWait, met := base, r.met.Load()
+	// A look at the seeds runs on its own goroutine, its result taken by
+	// the round after it ends: a slow one (a PeerSource that takes its
+	// whole time, names that do not resolve) held the rounds up for
+	// seconds, the members lost retried that much less often (found by
+	// review).
+	looked := make(chan lookup, 1)
+	looking := false
+	var targets []string
+	handle := func(l lookup) {
+		looking = false
+		seedTried = nil
+		for p, err := range l.failed {
+			r.counters.joinFailures.Add(1)
+			r.joinFailed(p, err)
+			seedTried = append(seedTried, p)
+		}
+		r.refreshLocal()
+		var more []string
+		elsewhere := false
+		live := r.liveAddrs()
+		for _, a := range l.seeds {
+			if r.isSelf(a) {
+				continue
+			}
+			elsewhere = true
+			if !slices.Contains(targets, a) && !live[a] {
+				more = append(more, a)
+			}
+		}
+		if elsewhere || len(l.failed) == 0 { // a failed lookup settles nothing
+			r.setOnlySelf(!elsewhere)
+		}
+		join(more)
+		seedTried = append(seedTried, more...)
+	}
 	for {
 		// The members lost are tried first: a slow lookup of the seeds
 		// does not hold them up.
-		targets, wantSeeds := r.rejoinTargets()
+		var wantSeeds bool
+		targets, wantSeeds = r.rejoinTargets()
 		join(targets)
 		tried := targets // every target, and every peer whose lookup failed
 		// The seeds are looked at even by a member that has lost no one:
@@ -72,75 +108,67 @@ func (r *Replicator) rejoin() {
 		// seed that is no member's address (a load balancer's, a NAT's)
 		// is joined each time, a whole exchange of state for nothing.
 		periodic := !wantSeeds && time.Since(lastSeeds) >= seedWait
-		if periodic {
+		if periodic && !looking {
 			now := r.met.Load()
 			seedWait, met = nextSeedWait(seedWait, base, now != met), now
 		}
-		if wantSeeds || periodic {
+		if (wantSeeds || periodic) && !looking {
 			lastSeeds = time.Now()
-			seedTried = nil
-			seeds, failed, ok := r.lookupSeeds()
-			if !ok {
-				return // closed during the lookup
-			}
-			for p, err := range failed {
-				r.counters.joinFailures.Add(1)
-				r.joinFailed(p, err)
-				seedTried = append(seedTried, p)
-			}
-			r.refreshLocal()
-			var more []string
-			elsewhere := false
-			live := r.liveAddrs()
-			for _, a := range seeds {
-				if r.isSelf(a) {
-					continue
-				}
-				elsewhere = true
-				if !slices.Contains(targets, a) && !live[a] {
-					more = append(more, a)
-				}
-			}
-			if elsewhere || len(failed) == 0 { // a failed lookup settles nothing
-				r.setOnlySelf(!elsewhere)
-			}
-			join(more)
-			seedTried = append(seedTried, more...)
+			looking = true
+			r.wg.Add(1) // Close waits for it: it ends at once, its contexts canceled
+			go func() {
+				defer r.wg.Done()
+				looked <- r.lookupSeeds()
+			}()
 		}
 		// Those waiting for their next try are kept too: the seeds of the
 		// last look (forgotten between two looks, a dead seed's every
 		// failure was its first, logged each time: found by review) and
 		// the members lost.
 		r.forgetJoinFailures(slices.Concat(tried, seedTried, r.lostAddrs()))
-		select {
-		case <-r.done:
-			return
-		case <-ticker.C:
+		for waiting := true; waiting; {
+			select {
+			case <-r.done:
+				return
+			case l := <-looked:
+				if l.closed {
+					return
+				}
+				handle(l)
+			case <-ticker.C:
+				waiting = false
+			}
 		}
 	}
 }
 
-// lookupSeeds returns what seeds finds, or false if the Replicator is
+// lookup is what a look at the seeds found (see seeds); closed says the
+// Replicator was closed first.
+type lookup struct {
+	seeds  []string
+	failed map[string]error
+	closed bool
+}
+
+// lookupSeeds returns what seeds finds, or closed if the Replicator is
 // closed first: Close neither waits for a lookup nor lets one go on (its
-// context is canceled). A PeerSource that ignores its context is seeds'
+// contexts are canceled). A PeerSource that ignores its context is seeds'
 // to deal with: the lookup ends without its answer.
-func (r *Replicator) lookupSeeds() ([]string, map[string]error, bool) {
-	type found struct {
-		seeds  []string
-		failed map[string]error
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+func (r *Replicator) lookupSeeds() lookup {
+	base, stop := context.WithCancel(context.Background()) // every context of the lookup: Close ends them
+	defer stop()
+	ctx, cancel := context.WithTimeout(base, resolveTimeout)
 	defer cancel()
-	ch := make(chan found, 1)
+	ch := make(chan lookup, 1)
 	go func() {
-		seeds, failed := r.seeds(ctx)
-		ch <- found{seeds, failed}
+		seeds, failed := r.seeds(base, ctx)
+		ch <- lookup{seeds: seeds, failed: failed}
 	}()
 	select {
-	case f := <-ch:
-		return f.seeds, f.failed, true
+	case l := <-ch:
+		return l
 	case <-r.done:
-		return nil, nil, false
+		return lookup{closed: true}
 	}
 }
 

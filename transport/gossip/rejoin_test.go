@@ -260,3 +260,103 @@ func TestPeerAddressesAreCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowLookupHoldsUpNoRound: while a look at the seeds is slow (a
+// PeerSource that takes its whole time), the lost members are still
+// tried every round. The look ran in the round, which waited for it, the
+// members lost tried that much less often (found by review).
+func TestSlowLookupHoldsUpNoRound(t *testing.T) {
+	var inSource atomic.Int32
+	calls := make(chan struct{}, 1)
+	src := func(ctx context.Context) ([]string, error) {
+		inSource.Add(1)
+		defer inSource.Add(-1)
+		select {
+		case calls <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	a := startNode(t, "a", nil, func(c *Config) { c.PeerSource = src })
+	b := startNode(t, "b", []string{a.r.Addr()})
+	waitMembers(t, 2, a, b)
+	addr := b.r.Addr()
+	b.r.stop(false) // a crash: a tries it every round
+	await.Until(t, 10*time.Second, func() bool {
+		targets, _ := a.r.rejoinTargets()
+		return slices.Contains(targets, addr)
+	}, "a does not try to re-join b")
+	<-calls // a look starts now (or has): its source takes 2 s
+	for len(calls) > 0 {
+		<-calls
+	}
+	before := a.r.counters.joinFailures.Load()
+	await.Until(t, 10*time.Second, func() bool {
+		if a.r.counters.joinFailures.Load() >= before+3 {
+			if inSource.Load() == 0 {
+				t.Fatal("b was tried again only once the look had ended")
+			}
+			return true
+		}
+		return false
+	}, "b was not tried again")
+}
+
+// TestCloseEndsTheSourcePeersLookup: the lookup of the names a PeerSource
+// gave, given a time of its own once the source has used up the look's,
+// ends at Close. Its context was cut from Close's once the look's had
+// timed out: it went on, its resolver's queries with it, for seconds
+// after Close returned (found by review).
+func TestCloseEndsTheSourcePeersLookup(t *testing.T) {
+	dials := make(chan context.Context, 16)
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		dials <- ctx
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	src := func(ctx context.Context) ([]string, error) {
+		<-ctx.Done() // answers as its time ends: within the second the look waits
+		return []string{"slow-peer.invalid:7946"}, nil
+	}
+	a := startNode(t, "a", nil, func(c *Config) { c.PeerSource, c.Resolver = src, res })
+	var lookup context.Context
+	select {
+	case lookup = <-dials:
+	case <-time.After(10 * time.Second): // a guard
+		t.Fatal("the source's peer was never looked up")
+	}
+	if err := a.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lookup.Done():
+	case <-time.After(time.Second): // a guard: its own time is 2 s
+		t.Fatal("the lookup of the source's peer went on after Close returned")
+	}
+}
+
+// TestKeyIDsOfManyKeys: a member's key ids name each key it reads once,
+// and none at all past what metadata holds: cut short, they left out a
+// key the member reads, and a member using it was refused though each
+// read the other (found by review).
+func TestKeyIDsOfManyKeys(t *testing.T) {
+	key := func(b byte) []byte { k := make([]byte, 16); k[0] = b; return k }
+	var accept [][]byte
+	for i := range maxKeyIDs - 1 {
+		accept = append(accept, key(byte(i+10)), key(byte(i+10))) // each twice
+	}
+	a := Config{SecretKey: key(1), AcceptKeys: append(accept, key(1))}
+	if n := len(keyIDs(&a)) / keyIDLen; n != maxKeyIDs {
+		t.Fatalf("%d ids for %d distinct keys", n, maxKeyIDs)
+	}
+	b := Config{SecretKey: accept[len(accept)-1], AcceptKeys: [][]byte{key(1)}}
+	ida, idb := keyIDs(&a), keyIDs(&b)
+	if !readsID(ida, idb[:keyIDLen]) || !readsID(idb, ida[:keyIDLen]) {
+		t.Fatal("two members that read each other's keys are refused")
+	}
+	a.AcceptKeys = append(a.AcceptKeys, key(250))
+	if ids := keyIDs(&a); ids != nil {
+		t.Fatalf("%d ids for more keys than metadata holds, want none", len(ids)/keyIDLen)
+	}
+}
