@@ -254,6 +254,14 @@ func founding(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
 	return c
 }
 
+// founded is founding, once the member has founded its cluster.
+func founded(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
+	t.Helper()
+	c := founding(t, cfg, more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	return c
+}
+
 // TestFounderStaysReadyWhileAListedPeerHasNotCome: a member that founded
 // its cluster (its peers, looked up, were only itself) stays ready, synced
 // for WaitSynced, and collecting past the horizon when its peers list
@@ -302,8 +310,7 @@ func TestFounderStaysReadyWhileAListedPeerHasNotCome(t *testing.T) {
 // alone, and a later member never takes it for a founder.
 func TestFounderThatMetAMemberSyncsLikeAny(t *testing.T) {
 	var more atomic.Pointer[[]string]
-	c := founding(t, testConfig("pod-0"), &more)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	c := founded(t, testConfig("pod-0"), &more)
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	peers := []string{d.Addr()}
 	more.Store(&peers)
@@ -328,8 +335,7 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
 	cfg.SnapshotPath = path
-	c := founding(t, cfg, &more)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	c := founded(t, cfg, &more)
 	if err := c.Set("k", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -376,8 +382,7 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
 	cfg.SnapshotPath = path
-	c := founding(t, cfg, &more)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	c := founded(t, cfg, &more)
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	peers := []string{d.Addr()}
 	more.Store(&peers)
@@ -443,8 +448,7 @@ func TestFounderMetDuringASnapshotIsUnmarked(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
 	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
-	c := founding(t, cfg, &more)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	c := founded(t, cfg, &more)
 	value := make([]byte, 200)
 	for i := range 100_000 { // a snapshot that takes a while
 		if err := c.Set(fmt.Sprint("key-", i), value, 0); err != nil {
@@ -475,8 +479,7 @@ func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
 	cfg.SnapshotPath, cfg.Sync = path, SyncWrite
-	c := founding(t, cfg, &more)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never founded")
+	c := founded(t, cfg, &more)
 	if err := c.Close(); err != nil { // a snapshot with the mark
 		t.Fatal(err)
 	}
