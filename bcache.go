@@ -62,11 +62,12 @@ type Cache struct {
 	oversized     uint64 // Stats.Oversized when last logged; collect's own
 	// founderOnDisk says the last snapshot written or restored says this
 	// member founded its cluster and met no other (store.Snapshot.Founder);
-	// founderMet is signalled when it meets one, to write that down.
-	founderOnDisk atomic.Bool
-	founderMet    chan struct{}
-	restored      bool        // restore found a snapshot or a write log (see gossip's Config.Restored)
-	drops         chan string // the keys for OnDrop (reportDrops)
+	// founderChanged is signalled when it becomes one or meets another
+	// member, to write that down (keepFounderMark).
+	founderOnDisk  atomic.Bool
+	founderChanged chan struct{}
+	restored       bool        // restore found a snapshot or a write log (see gossip's Config.Restored)
+	drops          chan string // the keys for OnDrop (reportDrops)
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
@@ -95,7 +96,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg.NodeName = newNodeName()
 	}
 	c := &Cache{cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter,
-		founderMet: make(chan struct{}, 1), drops: make(chan string, 1024)}
+		founderChanged: make(chan struct{}, 1), drops: make(chan string, 1024)}
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
@@ -119,7 +120,7 @@ func New(cfg Config) (*Cache, error) {
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
-		Founder: c.founderOnDisk.Load(), Restored: c.restored && !c.founderOnDisk.Load(), OnFounderMet: c.onFounderMet,
+		Founder: c.founderOnDisk.Load(), Restored: c.restored && !c.founderOnDisk.Load(), OnFounder: c.onFounder,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
@@ -156,7 +157,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.SnapshotPath != "" {
 		c.wg.Add(1)
-		go c.unmarkFounder()
+		go c.keepFounderMark()
 	}
 	c.log.Info().Str("addr", c.repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil

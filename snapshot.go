@@ -316,42 +316,48 @@ func (c *Cache) logWrite(rec *crdt.Record) error {
 	return nil
 }
 
-// onFounderMet is called when this member, a founder, first meets another
-// member (gossip's OnFounderMet).
-func (c *Cache) onFounderMet() {
+// onFounder is called when this member becomes a founder or stops being
+// one (gossip's OnFounder).
+func (c *Cache) onFounder() {
 	select {
-	case c.founderMet <- struct{}{}:
+	case c.founderChanged <- struct{}{}:
 	default:
 	}
 }
 
-// unmarkFounder writes a snapshot when this member, a founder whose last
-// snapshot says so, meets another member: restarted from that snapshot
-// with the other member out of reach, it would take itself for the whole
-// cluster and serve without a sync (see Status.Founder). It tries again,
-// every second up to a minute apart, until one is written or Close.
-func (c *Cache) unmarkFounder() {
+// keepFounderMark writes a snapshot when what the last one says of this
+// member as its cluster's founder (founderMark) is no longer so: at once
+// when it founds it, so that a crash before the first periodic snapshot
+// does not restart it as a member that must sync (its listed peer never
+// come, it was unready for good); and when it meets another member, so
+// that restarted with that member out of reach it does not take itself
+// for the whole cluster and serve without a sync (see Status.Founder).
+// A failed write is tried again, every second up to a minute apart,
+// until one is written or Close.
+func (c *Cache) keepFounderMark() {
 	defer c.wg.Done()
-	select {
-	case <-c.done:
-		return
-	case <-c.founderMet:
-	}
-	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-		c.snapMu.Lock()
-		var err error
-		if c.founderOnDisk.Load() { // decided under the lock: a snapshot under way may write the mark
-			err = c.writeSnapshotLocked()
-		}
-		c.snapMu.Unlock()
-		if err == nil {
-			return
-		}
-		c.log.Error().Err(err).Msg("snapshot failed (written as this member, a cluster's founder, met another); trying again")
+	for {
 		select {
 		case <-c.done:
 			return
-		case <-time.After(wait):
+		case <-c.founderChanged:
+		}
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			c.snapMu.Lock()
+			var err error
+			if c.founderOnDisk.Load() != (c.founderMark() != "") { // decided under the lock: a snapshot under way may write it
+				err = c.writeSnapshotLocked()
+			}
+			c.snapMu.Unlock()
+			if err == nil {
+				break
+			}
+			c.log.Error().Err(err).Msg("snapshot failed (written as this member founded its cluster, or met another member); trying again")
+			select {
+			case <-c.done:
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }

@@ -517,3 +517,19 @@ func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
 		t.Fatalf("a founder restarted over its log: %+v, ready %v", s, s.Ready())
 	}
 }
+
+// TestFounderWritesItsMarkAtOnce: a member that founds its cluster writes
+// a snapshot saying so at once, not at the next periodic one: crashed
+// before that (5 minutes by default), it restarted as a member that must
+// sync, and with its listed peer never come, stayed unready.
+func TestFounderWritesItsMarkAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1 // none but at Close
+	c := founded(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool {
+		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
+		return err == nil && snap.Founder == "pod-0"
+	}, "no snapshot marks the member that founded its cluster")
+}

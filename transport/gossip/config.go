@@ -220,10 +220,10 @@ type Config struct {
 	// made a member restarted in a partition a founder for good, ready
 	// without a sync: found by review).
 	Restored bool
-	// OnFounderMet, if set, is called once, on a goroutine of its own,
-	// when a founder (see Replicator.Founder) first sees another member
-	// alive and stops being one.
-	OnFounderMet func()
+	// OnFounder, if set, is called on a goroutine of its own when this
+	// member becomes a founder (see Replicator.Founder) and when it stops
+	// being one (it sees another member alive).
+	OnFounder func()
 	// AfterReceive, if set, is called after each frame received has been
 	// handled (its records applied), outside the protocol's lock: a host
 	// that watches the replica's changes hands them on once per frame.

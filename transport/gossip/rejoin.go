@@ -351,8 +351,11 @@ func (r *Replicator) refreshLocal() {
 func (r *Replicator) setOnlySelf(only bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if only && r.met.Load() == 0 && !r.cfg.Restored {
+	if only && r.met.Load() == 0 && !r.cfg.Restored && !r.founder {
 		r.founder = true
+		if f := r.cfg.OnFounder; f != nil {
+			go f()
+		}
 	}
 	if r.onlySelf != only {
 		r.onlySelf = only

@@ -337,7 +337,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 		if r.founder && n.Name != r.cfg.Name {
 			r.founder = false
-			if f := r.cfg.OnFounderMet; f != nil {
+			if f := r.cfg.OnFounder; f != nil {
 				go f()
 			}
 		}
