@@ -62,13 +62,8 @@ func (c *Cache) restore() (err error) {
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
-	// A founder's mark counts for the member it names: a snapshot copied
-	// to another member (a backup restored, a volume cloned) makes none a
-	// founder. Restored state without it keeps a lookup from making this
-	// member one (see gossip's Config.Restored).
-	c.restored = snap != nil || len(logged) > 0
+	c.readFounderMark(snap != nil, logged)
 	if snap != nil {
-		c.founderOnDisk.Store(snap.Founder != "" && snap.Founder == c.cfg.NodeName)
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
 		aheadMarks += st.Lowered
@@ -232,28 +227,6 @@ func (c *Cache) release() {
 func (c *Cache) writeSnapshot() error {
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
-	return c.writeSnapshotLocked()
-}
-
-// founderMark is the name a snapshot written now marks as its cluster's
-// founder (store.Snapshot.Founder), "" for none: this member's while it is
-// a founder (before replication starts, while it restores, what it
-// restored says). A member configured without peers is marked none: it is
-// a founder by its config, and its snapshots stay version 4, which the
-// releases before the mark read (found by review).
-func (c *Cache) founderMark() string {
-	founder := c.founderOnDisk.Load()
-	if c.repl != nil {
-		founder = c.repl.Founder()
-	}
-	if !founder || len(c.cfg.Peers) == 0 && c.cfg.PeerSource == nil {
-		return ""
-	}
-	return c.cfg.NodeName
-}
-
-// writeSnapshotLocked is writeSnapshot with snapMu held.
-func (c *Cache) writeSnapshotLocked() error {
 	var next uint64
 	mark := int64(0)
 	if c.journal != nil {
@@ -265,23 +238,10 @@ func (c *Cache) writeSnapshotLocked() error {
 		}
 		next = n
 	}
-	var records int
-	for {
-		founder := c.founderMark()
-		c.store.MarkFounder(founder)
-		var err error
-		records, err = c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
-		if err != nil {
-			c.stats.snapshotErrors.Add(1)
-			return fmt.Errorf("bcache: snapshot: %w", err)
-		}
-		c.founderOnDisk.Store(founder != "")
-		// A founder that met a member while this snapshot was written:
-		// write it again without the mark (it stayed until the next, a
-		// crash then restarting it as a founder: found by review).
-		if founder == "" || c.founderMark() != "" {
-			break
-		}
+	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
+	if err != nil {
+		c.stats.snapshotErrors.Add(1)
+		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
 	c.stats.snapshots.Add(1)
 	c.logMark.Store(mark)
@@ -314,50 +274,4 @@ func (c *Cache) logWrite(rec *crdt.Record) error {
 		return b.Wait()
 	}
 	return nil
-}
-
-// onFounder is called when this member becomes a founder or stops being
-// one (gossip's OnFounder).
-func (c *Cache) onFounder() {
-	select {
-	case c.founderChanged <- struct{}{}:
-	default:
-	}
-}
-
-// keepFounderMark writes a snapshot when what the last one says of this
-// member as its cluster's founder (founderMark) is no longer so: at once
-// when it founds it, so that a crash before the first periodic snapshot
-// does not restart it as a member that must sync (its listed peer never
-// come, it was unready for good); and when it meets another member, so
-// that restarted with that member out of reach it does not take itself
-// for the whole cluster and serve without a sync (see Status.Founder).
-// A failed write is tried again, every second up to a minute apart,
-// until one is written or Close.
-func (c *Cache) keepFounderMark() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.founderChanged:
-		}
-		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-			c.snapMu.Lock()
-			var err error
-			if c.founderOnDisk.Load() != (c.founderMark() != "") { // decided under the lock: a snapshot under way may write it
-				err = c.writeSnapshotLocked()
-			}
-			c.snapMu.Unlock()
-			if err == nil {
-				break
-			}
-			c.log.Error().Err(err).Msg("snapshot failed (written as this member founded its cluster, or met another member); trying again")
-			select {
-			case <-c.done:
-				return
-			case <-time.After(wait):
-			}
-		}
-	}
 }

@@ -29,13 +29,15 @@ type Status struct {
 	// Founder says this member founded its cluster and has met no other
 	// member since: a lookup of its peers found none but itself before it
 	// had met any, and it had restored nothing (no snapshot, no write
-	// log); or it restored a snapshot that such a member of its NodeName
-	// wrote (a founder that restarted). What it holds is all the cluster
+	// log); or its founder's mark, a file beside its snapshot
+	// (SnapshotPath and ".founder"), says so (a founder that restarted
+	// under the NodeName it had, or, if New drew it, on the same files).
+	// What it holds is all the cluster
 	// has, so it is ready without a sync, and stays so while its peers
 	// name others that have not come (the next pod of a StatefulSet,
 	// listed before it runs, or one that never starts). Once it meets
 	// another member it is not a founder again in this process (and
-	// writes a snapshot that no longer says so): from then on it is ready
+	// removes its mark): from then on it is ready
 	// when synced and not alone, as any member. A member that finds only
 	// itself while the others are out of reach, having restored nothing
 	// (restarted empty during a partition, behind a stale DNS answer),

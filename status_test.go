@@ -3,7 +3,6 @@ package bcache
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
-	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -357,9 +355,9 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	await.Until(t, 10*time.Second, func() bool { return !c.Status().Founder }, "the founder never met the member that joined")
 	await.Until(t, 10*time.Second, func() bool {
-		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
-		return err == nil && snap.Founder == ""
-	}, "no snapshot written without the founder's mark")
+		_, marked := founderMarkOf(path)
+		return !marked
+	}, "the founder's mark was not removed when the founder met a member")
 	d.Close()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -407,17 +405,18 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if snap, err := store.LoadSnapshot(path, c.store.DigestBits()); err != nil || snap.Founder != "" {
-		t.Fatalf("its snapshot: %v, founder %q", err, snap.Founder)
+	if name, marked := founderMarkOf(path); marked {
+		t.Fatalf("it wrote a founder's mark (%q)", name)
 	}
 }
 
-// TestPeerlessMemberWritesVersion4: a member configured without peers
-// (a founder by its config) writes no founder mark: its snapshots stay
-// version 4, which releases before the mark read. Every such member wrote
-// version 5, and a rollback refused its only copy of the data (found by
-// review).
-func TestPeerlessMemberWritesVersion4(t *testing.T) {
+// TestPeerlessMemberWritesNoFounderMark: a member configured without
+// peers (a founder by its config) writes no founder's mark, and its
+// snapshots are version 4, which releases before the mark read. The
+// first version of the mark, a section of the snapshot, made every such
+// member's snapshot version 5, and a rollback refused its only copy of
+// the data (found by review).
+func TestPeerlessMemberWritesNoFounderMark(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
 	cfg := testConfig("solo")
 	cfg.SnapshotPath = path
@@ -436,43 +435,18 @@ func TestPeerlessMemberWritesVersion4(t *testing.T) {
 	if v := b[len("bcache snapshot\n")]; v != 4 {
 		t.Fatalf("a peerless member's snapshot is version %d, want 4", v)
 	}
-}
-
-// TestFounderMetDuringASnapshotIsUnmarked: a founder that meets a member
-// while a snapshot is being written does not keep the mark on disk: the
-// snapshot under way wrote it, the one that was to remove it saw no mark
-// yet and gave up, and a crash then restarted the member as a founder
-// (found by review).
-func TestFounderMetDuringASnapshotIsUnmarked(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	var more atomic.Pointer[[]string]
-	cfg := testConfig("pod-0")
-	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
-	c := founded(t, cfg, &more)
-	value := make([]byte, 200)
-	for i := range 100_000 { // a snapshot that takes a while
-		if err := c.Set(fmt.Sprint("key-", i), value, 0); err != nil {
-			t.Fatal(err)
-		}
+	if _, marked := founderMarkOf(path); marked {
+		t.Fatal("a peerless member wrote a founder's mark")
 	}
-	written := make(chan error, 1)
-	go func() { written <- c.writeSnapshot() }()
-	newCache(t, testConfig("pod-1", c.Addr()))
-	await.Until(t, 10*time.Second, func() bool { return !c.Status().Founder }, "never met")
-	if err := <-written; err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, 10*time.Second, func() bool {
-		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
-		return err == nil && snap.Founder == ""
-	}, "the snapshot on disk still marks a founder that met a member")
 }
 
 // TestFounderKeepsItsMarkOverALeftoverLog: a founder restarted without
-// a write log over the log a run with one left (a crash) covers that log
-// with a snapshot before replication starts: the snapshot keeps the mark.
-// It was written unmarked, and the founder, its listed peer never come,
-// stayed unready for good (found by review).
+// a write log over the log a run with one left (a crash) is a founder:
+// the first version of the mark, in the snapshot, was lost when restore
+// covered the log with a snapshot, and the founder, its listed peer never
+// come, stayed unready for good (found by review). Closed at once after
+// it founded its cluster, a founder has its mark written: Close came
+// before the goroutine that writes it (found by this test).
 func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snap")
@@ -488,23 +462,7 @@ func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
 	if err := c.Set("k", []byte("v"), 0); err != nil { // in the log alone
 		t.Fatal(err)
 	}
-	crashed := t.TempDir() // the files as a crash leaves them
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() || strings.HasSuffix(e.Name(), ".lock") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	crashed := copyFiles(t, dir) // the files as a crash leaves them
 	never := []string{"127.0.0.1:1"}
 	more.Store(&never)
 	cfg.SnapshotPath, cfg.Sync = filepath.Join(crashed, "snap"), SyncNone
@@ -519,17 +477,127 @@ func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
 }
 
 // TestFounderWritesItsMarkAtOnce: a member that founds its cluster writes
-// a snapshot saying so at once, not at the next periodic one: crashed
-// before that (5 minutes by default), it restarted as a member that must
-// sync, and with its listed peer never come, stayed unready.
+// its founder's mark at once: written with the snapshot, not before the
+// first periodic one (5 minutes by default), it restarted after a crash as
+// a member that must sync, and with its listed peer never come, stayed
+// unready.
 func TestFounderWritesItsMarkAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
 	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1 // none but at Close
-	c := founded(t, cfg, &more)
+	founded(t, cfg, &more)
 	await.Until(t, 10*time.Second, func() bool {
-		snap, err := store.LoadSnapshot(path, c.store.DigestBits())
-		return err == nil && snap.Founder == "pod-0"
-	}, "no snapshot marks the member that founded its cluster")
+		name, marked := founderMarkOf(path)
+		return marked && name == "pod-0"
+	}, "no mark names the member that founded its cluster")
+}
+
+// founderMarkOf returns the name in the founder's mark beside the
+// snapshot at path, and whether there is one.
+func founderMarkOf(path string) (string, bool) {
+	b, err := os.ReadFile(path + founderSuffix)
+	return string(b), err == nil
+}
+
+// TestFounderMarkCountsForItsMember: a founder whose name New drew (a new
+// one at each start) is a founder again after a restart: its mark named
+// the drawn name, which the next start did not have, and restored state
+// then kept it from founding, unready for good with its listed peer
+// never come (found by review). A mark of another name (a volume copied to
+// another member) makes no founder; nor does one beside a write log
+// holding records received from peers (it met them, and crashed before it
+// removed the mark).
+func TestFounderMarkCountsForItsMember(t *testing.T) {
+	restart := func(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
+		never := []string{"127.0.0.1:1"}
+		more.Store(&never)
+		c := founding(t, cfg, more)
+		await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
+		return c
+	}
+	t.Run("a drawn name", func(t *testing.T) {
+		var more atomic.Pointer[[]string]
+		cfg := testConfig("")
+		cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+		c := founded(t, cfg, &more)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c = restart(t, cfg, &more)
+		if s := c.Status(); !s.Founder || !s.Ready() {
+			t.Fatalf("restarted: %+v, ready %v", s, s.Ready())
+		}
+	})
+	t.Run("another name", func(t *testing.T) {
+		var more atomic.Pointer[[]string]
+		cfg := testConfig("pod-0")
+		cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+		c := founded(t, cfg, &more)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cfg.NodeName = "pod-7"
+		c = restart(t, cfg, &more)
+		if s := c.Status(); s.Founder || s.Ready() {
+			t.Fatalf("another member on the founder's files: %+v, ready %v", s, s.Ready())
+		}
+	})
+	t.Run("received records logged", func(t *testing.T) {
+		var more atomic.Pointer[[]string]
+		cfg := testConfig("pod-0")
+		cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+		cfg.Sync, cfg.LogReceived = SyncWrite, true
+		c := founded(t, cfg, &more)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c = founded(t, cfg, &more)
+		name, _ := founderMarkOf(cfg.SnapshotPath)
+		mark, err := os.ReadFile(cfg.SnapshotPath + founderSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// It meets a member, receives its write, and crashes before the
+		// mark is removed: the files as they were, the mark put back.
+		d := newCache(t, testConfig("pod-1", c.Addr()))
+		if err := d.Set("from-d", []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		await.Until(t, 10*time.Second, func() bool { _, ok := c.Get("from-d"); return ok }, "d's write never came")
+		crashed := copyFiles(t, filepath.Dir(cfg.SnapshotPath))
+		if err := os.WriteFile(filepath.Join(crashed, "snap"+founderSuffix), mark, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		cfg.SnapshotPath = filepath.Join(crashed, "snap")
+		c = restart(t, cfg, &more)
+		if s := c.Status(); s.Founder || s.Ready() {
+			t.Fatalf("its log holds a peer's write, and its mark says %q: %+v, ready %v", name, s, s.Ready())
+		}
+	})
+}
+
+// copyFiles copies the files of dir but its lock files to a new directory,
+// as a crash leaves them (the running member's lock is its process's).
+func copyFiles(t *testing.T, dir string) string {
+	t.Helper()
+	to := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".lock") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
 }

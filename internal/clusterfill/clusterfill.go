@@ -189,16 +189,19 @@ func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
 		}
 		// A release before the tag: these two meant it could not serve
 		// the request (NotHeld now); any other is its filler's error, the
-		// reason known by its text.
-		switch {
-		case text == "no filler" || text == "bad request":
+		// reason known by the start of its text after the key (the key,
+		// or the filler's own text, may hold the words: found by review).
+		if text == "no filler" || text == "bad request" {
 			return nil, nil, AskNext
-		case strings.Contains(text, "fill timed out"):
-			return nil, &FailedError{Why: TimedOut, Text: text}, Done
-		case strings.Contains(text, "filler panicked"):
-			return nil, &FailedError{Why: Panicked, Text: text}, Done
 		}
-		return nil, &FailedError{Why: Failed, Text: text}, Done
+		why := Failed
+		switch rest, _ := strings.CutPrefix(text, fmt.Sprintf("bcache: fill %q: ", a.Key)); {
+		case strings.HasPrefix(rest, "fill timed out ("):
+			why = TimedOut
+		case strings.HasPrefix(rest, "filler panicked: "):
+			why = Panicked
+		}
+		return nil, &FailedError{Why: why, Text: text}, Done
 	}
 	rec, ok := Record(b, a.Key)
 	if !ok || rec.Tombstone {

@@ -115,10 +115,12 @@ func TestServeAndTake(t *testing.T) {
 		a := Ask{Key: "bad", Self: "x"}
 		for text, want := range map[string]Failure{
 			"database down": Failed,
-			`bcache: fill "bad": fill timed out (10s)`:  TimedOut,
-			`bcache: fill "bad": filler panicked: boom`: Panicked,
-			"#9 a reason of a later release":            Failed,
-			"#x not a tag":                              Failed,
+			`bcache: fill "bad": fill timed out (10s)`:                               TimedOut,
+			`bcache: fill "bad": filler panicked: boom`:                              Panicked,
+			"#9 a reason of a later release":                                         Failed,
+			`bcache: fill "bad": database down: fill timed out (the filler's words)`: Failed,
+			`bcache: fill "fill timed out (": database down`:                         Failed,
+			"#x not a tag": Failed,
 		} {
 			_, err, o := a.Take(member{}, append([]byte{answerError}, text...))
 			var f *FailedError

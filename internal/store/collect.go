@@ -12,11 +12,6 @@ import (
 // another.
 func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 
-// MarkFounder sets what the snapshots written from now on say of
-// Snapshot.Founder: that the member called name founded its cluster and
-// has met no other member ("": nothing).
-func (s *Store) MarkFounder(name string) { s.founderMark.Store(&name) }
-
 // Collect collects the dead records (tombstones, expired values) that the
 // rules of package lww allow at now, and returns their versions: those dead
 // for the horizon, and, early, those dead now and written before stable, a

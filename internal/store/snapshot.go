@@ -31,10 +31,10 @@ import (
 // absence; the rules of package lww then keep its old records from
 // resurrecting anything the cluster deleted meanwhile.
 //
-// File format, version 5:
+// File format, version 4:
 //
 //	magic      "bcache snapshot\n"
-//	version    1 byte: 5, or 4 when there is no 'F' section
+//	version    1 byte: 3
 //	header     uvarint digest bits, varint time written (Unix ns)
 //	sections   a kind byte, a uvarint length, then that many bytes:
 //	  'R'      records, each: uvarint key length, key, uvarint flags
@@ -47,15 +47,10 @@ import (
 //	           at most 64), newest first, each a uvarint: a peer's write
 //	           over one of theirs is reported as superseding a write
 //	           made here, also after restarts
-//	  'F'      present when the writer had founded its cluster and met no
-//	           other member (see Snapshot.Founder): its name, at least a
-//	           byte; written only then, so that every other snapshot stays
-//	           readable by the releases that read version 4
 //	  'E'      the end, empty
 //	checksum   4 bytes, little-endian CRC-32C of every byte before them
 //
-// Version 4 differs in having no 'F' section; version 3 has no 'I'
-// section either. Version 2 differs in its
+// Version 3 differs in having no 'I' section. Version 2 differs in its
 // watermarks, which hold only a wall time (a
 // watermark then rejected every record of that nanosecond; it is read as
 // the last timestamp of it). Version 1 differs from version 2 in its 'R'
@@ -73,7 +68,7 @@ import (
 
 const (
 	snapshotMagic   = "bcache snapshot\n"
-	snapshotVersion = 5
+	snapshotVersion = 4
 	// snapshotChunk is the record bytes per 'R' section.
 	snapshotChunk = 1 << 20
 )
@@ -92,11 +87,6 @@ type Snapshot struct {
 	// Own is the node ids of the writer's clocks, newest first: this
 	// process's and those before it whose writes it restored (version 4).
 	Own []crdt.NodeID
-	// Founder is the name of the writer if it had founded its cluster and
-	// met no other member, in its process or in those whose snapshots it
-	// restored (version 5): what it held was all the cluster had. "" for
-	// any other.
-	Founder string
 }
 
 // Mark is the GC watermark of one leaf of the store's digest.
@@ -109,7 +99,7 @@ type Mark struct {
 // atomically, stamped with the time written. It copies one shard at a time
 // under its lock and writes without it.
 func (s *Store) SaveSnapshot(path string, written int64) (records int, err error) {
-	err = writeFileAtomic(path, func(w io.Writer) error {
+	err = WriteFileAtomic(path, func(w io.Writer) error {
 		records, err = s.WriteSnapshot(w, written)
 		return err
 	})
@@ -121,16 +111,8 @@ func (s *Store) SaveSnapshot(path string, written int64) (records int, err error
 func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 	sum := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, sum), 64<<10)
-	founder := ""
-	if p := s.founderMark.Load(); p != nil {
-		founder = *p
-	}
 	bw.WriteString(snapshotMagic)
-	if founder != "" {
-		bw.WriteByte(snapshotVersion)
-	} else {
-		bw.WriteByte(4) // what releases before version 5 read
-	}
+	bw.WriteByte(snapshotVersion)
 	bw.Write(binary.AppendUvarint(nil, uint64(s.digestBits)))
 	bw.Write(binary.AppendVarint(nil, written))
 	var recs []crdt.Record
@@ -165,9 +147,6 @@ func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 		own = binary.AppendUvarint(own, uint64(id))
 	}
 	writeSection(bw, 'I', own)
-	if founder != "" {
-		writeSection(bw, 'F', []byte(founder))
-	}
 	writeSection(bw, 'E', nil)
 	if err := bw.Flush(); err != nil { // a write error sticks in the writer
 		return records, err
@@ -218,9 +197,9 @@ func writeSection(w *bufio.Writer, kind byte, payload []byte) {
 	w.Write(payload)
 }
 
-// writeFileAtomic writes path through a synced temporary file renamed over
+// WriteFileAtomic writes path through a synced temporary file renamed over
 // it, and syncs the directory.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -421,11 +400,6 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 			if d.err != nil || len(d.b) > 0 {
 				return nil, errors.New("own ids: bad or more than 64")
 			}
-		case 'F':
-			if version < 5 || n == 0 || snap.Founder != "" {
-				return nil, errors.New("bad founder section")
-			}
-			snap.Founder = string(payload)
 		case 'E':
 			if n != 0 {
 				return nil, errors.New("end section not empty")

@@ -2,10 +2,8 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/crc32"
 	"maps"
 	"math"
 	"os"
@@ -345,60 +343,5 @@ func TestWriteAfterSealFails(t *testing.T) {
 	got := saveAndLoad(t, s).Records
 	if len(got) != 1 || got[0].Key != "before" {
 		t.Fatalf("the snapshot after Seal holds %v, want just the write before", got)
-	}
-}
-
-// TestSnapshotFounderMark: a founder's snapshot says so with its name
-// (version 5, an 'F' section); any other is version 4, as before the
-// mark, so that the releases that read version 4 still read it. An 'F'
-// section in a version 4 file, or twice, or empty, is damage.
-func TestSnapshotFounderMark(t *testing.T) {
-	s := mustStore(t, Config{})
-	for _, founder := range []string{"", "pod-0"} {
-		s.MarkFounder(founder)
-		var buf bytes.Buffer
-		if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
-			t.Fatal(err)
-		}
-		version := buf.Bytes()[len(snapshotMagic)]
-		if want := map[bool]byte{false: 4, true: 5}[founder != ""]; version != want {
-			t.Fatalf("founder %q: version %d, want %d", founder, version, want)
-		}
-		snap, err := ReadSnapshot(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s.DigestBits())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if snap.Founder != founder {
-			t.Fatalf("written with founder %q, read %q", founder, snap.Founder)
-		}
-	}
-	// A file of the given version whose sections after the header are
-	// those given, with a right checksum.
-	file := func(version byte, sections ...[]byte) []byte {
-		b := append([]byte(snapshotMagic), version)
-		b = binary.AppendUvarint(b, uint64(s.DigestBits()))
-		b = binary.AppendVarint(b, testNow)
-		for _, sec := range sections {
-			b = append(b, sec...)
-		}
-		b = append(b, 'E', 0)
-		return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	}
-	for name, b := range map[string][]byte{
-		"version 4":   file(4, []byte{'F', 1, 'a'}),
-		"twice":       file(5, []byte{'F', 1, 'a'}, []byte{'F', 1, 'a'}),
-		"empty":       file(5, []byte{'F', 0}),
-		"well formed": file(5, []byte{'F', 1, 'a'}),
-	} {
-		snap, err := ReadSnapshot(bytes.NewReader(b), int64(len(b)), s.DigestBits())
-		if name == "well formed" {
-			if err != nil || snap.Founder != "a" {
-				t.Fatalf("%s: %v", name, err)
-			}
-			continue
-		}
-		if !errors.Is(err, ErrSnapshot) {
-			t.Fatalf("%s: %v, want ErrSnapshot", name, err)
-		}
 	}
 }

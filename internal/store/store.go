@@ -93,11 +93,8 @@ type Store struct {
 	bytes    atomic.Int64 // their key and value bytes
 	sealed   atomic.Bool
 	founder  atomic.Bool
-	// founderMark is what a snapshot says of Snapshot.Founder (see
-	// MarkFounder): the member's name, "" for none.
-	founderMark atomic.Pointer[string]
-	drift       int64        // MaxClockDrift
-	seed        maphash.Seed // of the index hash: this store's own
+	drift    int64        // MaxClockDrift
+	seed     maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool

@@ -53,7 +53,7 @@ type calls struct {
 	// answer again rather than being served again: served again, a fill
 	// ran twice (found by the tests), and a datagram captured and
 	// replayed ran it again for as long as one liked.
-	answered      map[servedCall][]byte
+	answered      map[servedCall]keptAnswer
 	answeredOrder []answeredCall
 	answeredSize  int
 }
@@ -62,6 +62,12 @@ type calls struct {
 type answeredCall struct {
 	call servedCall
 	at   time.Time
+}
+
+// keptAnswer is an answer kept, and when it was sent.
+type keptAnswer struct {
+	answer []byte
+	at     time.Time
 }
 
 // The answers a member keeps: for answeredFor, at most answeredCalls of
@@ -260,10 +266,10 @@ func (r *Replicator) receivedCall(b []byte) {
 		}
 		call := servedCall{from, id}
 		r.calls.mu.Lock()
-		if answer, ok := r.calls.answered[call]; ok { // answered already: that answer again
+		if a, ok := r.calls.answered[call]; ok && time.Since(a.at) < answeredFor { // answered already: that answer again
 			r.calls.mu.Unlock()
 			r.counters.callRepeats.Add(1)
-			r.reply(from, id, answer, nil)
+			r.reply(from, id, a.answer, nil)
 			return
 		}
 		_, again := r.calls.served[call]
@@ -315,12 +321,12 @@ func (r *Replicator) receivedCall(b []byte) {
 // with calls.mu held.
 func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 	if c.answered == nil {
-		c.answered = map[servedCall][]byte{}
+		c.answered = map[servedCall]keptAnswer{}
 	}
 	if len(answer) > answeredBytes {
 		return
 	}
-	c.answered[call] = answer
+	c.answered[call] = keptAnswer{answer, now}
 	c.answeredOrder = append(c.answeredOrder, answeredCall{call, now})
 	c.answeredSize += len(answer)
 	drop := 0
@@ -328,7 +334,7 @@ func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 		if now.Sub(a.at) < answeredFor && len(c.answeredOrder)-drop <= answeredCalls && c.answeredSize <= answeredBytes {
 			break
 		}
-		c.answeredSize -= len(c.answered[a.call])
+		c.answeredSize -= len(c.answered[a.call].answer)
 		delete(c.answered, a.call)
 		drop++
 	}

@@ -131,7 +131,7 @@ func (r *Replicator) rejoin() {
 			case <-r.done:
 				return
 			case l := <-looked:
-				if l.closed {
+				if l.closed || r.closed.Load() { // a result that came with Close: nothing to join
 					return
 				}
 				handle(l)
