@@ -90,6 +90,9 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 		if !ok {
 			continue // unreachable, busy, too slow, or it left
 		}
+		if ask.Malformed(b) { // taken as no answer, counted: an owner of another release, or a hostile one
+			c.stats.fillAnswersBad.Add(1)
+		}
 		switch v, err, out := ask.Take(member{c}, b); out {
 		case clusterfill.Done:
 			return v, ownerError(key, err)

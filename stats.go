@@ -12,6 +12,7 @@ type counters struct {
 	snapshots, snapshotErrors, logSnapshots      atomic.Uint64
 	replayed, logErrors, damageResets            atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
+	fillAnswersBad                               atomic.Uint64
 	pulled                                       atomic.Uint64
 }
 
@@ -55,12 +56,15 @@ type Stats struct {
 	// FillsForwarded counts GetOrFill's requests to a key's owner,
 	// FillFallbacks the fills run here because no owner answered, and
 	// FillsForPeers the owners' fills asked by peers (run here, shared
-	// with any fill of the key under way).
+	// with any fill of the key under way); FillAnswersBad the owners'
+	// answers that were none of an answer's forms (taken as no answer:
+	// the member asks the next owner or fills itself).
 	Fills          uint64 `json:"fills"`
 	FillErrors     uint64 `json:"fill_errors"`
 	FillsForwarded uint64 `json:"fills_forwarded"`
 	FillFallbacks  uint64 `json:"fill_fallbacks"`
 	FillsForPeers  uint64 `json:"fills_for_peers"`
+	FillAnswersBad uint64 `json:"fill_answers_bad"`
 	// Pulled counts the records asked of peers that changed this member's
 	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
 	// protocol's are Replication.Protocol.RecordsApplied).
@@ -119,7 +123,7 @@ func (c *Cache) Stats() Stats {
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
-		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(),
+		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
 		FillsForPeers: c.stats.fillsForPeers.Load(), Pulled: c.stats.pulled.Load(),
 		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),

@@ -72,6 +72,7 @@ var metricList = []metric{
 	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
 	{"bcache_fills_forwarded_total", "GetOrFill requests sent to a key's owner.", prometheus.CounterValue, nil},
 	{"bcache_fill_fallbacks_total", "Fills run here because no owner answered.", prometheus.CounterValue, nil},
+	{"bcache_fill_answers_bad_total", "Owners' answers to fill requests that were none of an answer's forms (taken as no answer).", prometheus.CounterValue, nil},
 	{"bcache_fills_for_peers_total", "Fills asked of this member, as a key's owner, by peers.", prometheus.CounterValue, nil},
 	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls) that changed this member's state.", prometheus.CounterValue, nil},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
@@ -150,6 +151,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_fill_errors_total", float64(st.FillErrors))
 	emit("bcache_fills_forwarded_total", float64(st.FillsForwarded))
 	emit("bcache_fill_fallbacks_total", float64(st.FillFallbacks))
+	emit("bcache_fill_answers_bad_total", float64(st.FillAnswersBad))
 	emit("bcache_fills_for_peers_total", float64(st.FillsForPeers))
 	emit("bcache_records_pulled_total", float64(st.Pulled))
 

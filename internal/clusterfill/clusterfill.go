@@ -132,6 +132,17 @@ func Record(b []byte, key string) (crdt.Record, bool) {
 	return rec, true
 }
 
+// Malformed reports whether an owner's answer b to a's request is none
+// of an answer's forms: not a record of the key, not an error, not
+// NotHeld. Take takes it as NotHeld; the caller counts it.
+func (a *Ask) Malformed(b []byte) bool {
+	if len(b) == 1 && b[0] == answerNotHeld || len(b) > 0 && b[0] == answerError {
+		return false
+	}
+	_, ok := Record(b, a.Key)
+	return !ok
+}
+
 // Ask is one member's fill of a key in the cluster: whom it asked. The
 // zero Ask has asked nobody.
 type Ask struct {

@@ -159,6 +159,9 @@ func TestServeAndTake(t *testing.T) {
 			if _, _, o := a.Take(member{}, answer); o != AskNext {
 				t.Errorf("%s: outcome %v; want AskNext", name, o)
 			}
+			if bad := a.Malformed(answer); bad != (name != "not held") {
+				t.Errorf("%s: malformed %v", name, bad)
+			}
 		}
 		for name, req := range map[string][]byte{
 			"no filler":    Request(FillRequest, "new"),
