@@ -60,13 +60,15 @@ type Cache struct {
 	// append to the closed write log was refused.
 	closeSnapshot atomic.Bool
 	oversized     uint64 // Stats.Oversized when last logged; collect's own
-	// founderOnDisk says the founder's mark is on disk (founder.go): this
-	// member founded its cluster and met no other; founderChanged is
-	// signalled when it becomes one or meets another member, to write
-	// that down (keepFounderMark).
-	founderOnDisk  atomic.Bool
+	// The lineage (founder.go): solo says this member's state is of a
+	// lineage that met no other member (a lookup that finds only it may
+	// make it a founder), founded that the lineage founded its cluster
+	// (as restored); markOnDisk is the lineage mark on disk (0: none);
+	// founderChanged is signalled when the member becomes a founder or
+	// meets another member, to write that down (keepFounderMark).
+	solo, founded  atomic.Bool
+	markOnDisk     atomic.Int32
 	founderChanged chan struct{}
-	restored       bool        // restore found a snapshot or a write log (see gossip's Config.Restored)
 	drawnName      bool        // New drew the NodeName
 	drops          chan string // the keys for OnDrop (reportDrops)
 
@@ -114,6 +116,7 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil { // the fields it takes were checked by fill
 		return nil, fmt.Errorf("bcache: new: %w: %v", ErrConfig, err)
 	}
+	c.solo.Store(cfg.SnapshotPath == "") // without files, each start begins a lineage (restore says otherwise)
 	if err := c.restore(); err != nil {
 		return nil, err
 	}
@@ -122,7 +125,7 @@ func New(cfg Config) (*Cache, error) {
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
-		Founder: c.founderOnDisk.Load(), Restored: c.restored && !c.founderOnDisk.Load(), OnFounder: c.onFounder,
+		Founder: c.founded.Load(), Restored: !c.solo.Load(), OnFounder: c.onFounder,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
@@ -391,9 +394,9 @@ func (c *Cache) Close() error {
 			// The founder's mark as it stands: a Close right after the
 			// member founded its cluster came before keepFounderMark
 			// wrote it (found by the tests).
-			if want := c.founderMarked(); want != c.founderOnDisk.Load() {
-				if merr := c.setFounderMark(want); merr != nil {
-					err = errors.Join(err, fmt.Errorf("bcache: founder's mark: %w", merr))
+			if want := c.markNow(); int32(want) != c.markOnDisk.Load() {
+				if merr := c.writeMark(want); merr != nil {
+					err = errors.Join(err, fmt.Errorf("bcache: lineage mark: %w", merr))
 				}
 			}
 			serr := c.writeSnapshot()

@@ -12,80 +12,117 @@ import (
 	"github.com/bcache-go/bcache/internal/store"
 )
 
-// A founder's mark is a file beside the snapshot, SnapshotPath and
-// founderSuffix, that says this member founded its cluster and has met no
-// other member since (see Status.Founder): restarted, it is a founder at
-// once. It holds the member's NodeName, or nothing when New drew the name
-// (a drawn name is another at each start, and the mark counts for the
-// member of the name it holds, so that a snapshot copied to another
-// member makes no founder). It is a file of its own, not a part of the
-// snapshot: snapshots stay readable by the releases before it (a section
-// of the snapshot made every founder's unreadable to them: found by
-// review), and meeting a member removes a file, rather than writing a
-// snapshot. A member configured without peers writes none: it is a
-// founder by its config.
+// A member whose lookup of its peers finds only itself founds its
+// cluster (see Status.Founder) only if what it holds is all the cluster
+// has: it has met no other member since its state began. A member
+// restarted from state it built with others must not (it would serve
+// without a sync, the others out of reach), and one whose state it built
+// alone must be able to (the only member there ever was). So a member
+// with a SnapshotPath keeps, beside its snapshot, a mark of its lineage
+// (SnapshotPath and founderSuffix): written, "solo", before it writes any
+// state of a lineage it begins (it restored nothing); "founded" once a
+// lookup has made it a founder (restarted with a peer listed that never
+// came, it is a founder at once); removed as soon as it meets another
+// member. The mark holds the member's NodeName after its state byte, or
+// nothing when New drew the name (a drawn name is another at each
+// start): it counts for the member of its name alone, so that files
+// copied to another member make no founder.
+//
+// Inferring "met others" from "holds state" (the first versions of this)
+// took a founder that wrote a snapshot before its first lookup settled for
+// a member that had met others, for good; a mark inside the snapshot made
+// snapshots unreadable to the releases before it (both found by review).
 const founderSuffix = ".founder"
 
-// readFounderMark reads the founder's mark at New, with what restore
-// found: restored says a snapshot was, logged the write log's records. A
-// mark beside a log that holds records received from peers (LogReceived)
-// is stale: the member met them, and crashed before it removed the mark.
-// Restored state without the mark keeps a lookup from making this member
-// a founder (gossip's Config.Restored: it may hold a cluster's data, the
-// others out of reach).
-func (c *Cache) readFounderMark(restored bool, logged []journal.Entry) {
-	c.restored = restored || len(logged) > 0
-	b, err := os.ReadFile(c.cfg.SnapshotPath + founderSuffix)
+// The lineage a mark says.
+const (
+	markSolo    = 'S' // met no other member
+	markFounded = 'F' // and founded its cluster
+)
+
+// readFounderMark reads the lineage mark at New, with what restore
+// found: restored says a snapshot was, logged the write log's records.
+// Nothing restored: the member begins a lineage alone, and says so before
+// it writes any state. A mark beside a log holding records received from
+// peers (LogReceived) is stale (the member met them, and crashed before it
+// removed the mark): it is removed, before a snapshot covers that log
+// and the evidence with it.
+func (c *Cache) readFounderMark(restored bool, logged []journal.Entry) error {
+	path := c.cfg.SnapshotPath + founderSuffix
+	if _, err := store.RemoveTemps(path); err != nil {
+		c.log.Warn().Err(err).Msg("removing the temporary files of a lineage mark cut short")
+	}
+	if !restored && len(logged) == 0 {
+		c.solo.Store(true)
+		return c.writeMark(markSolo)
+	}
+	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return
+		return nil
 	case err != nil:
-		c.log.Warn().Err(err).Msg("reading the founder's mark: taken as none")
-		return
-	}
-	name := c.cfg.NodeName
-	if c.drawnName {
-		name = ""
-	}
-	if string(b) != name {
-		return
+		return err
+	case len(b) == 0 || (b[0] != markSolo && b[0] != markFounded) || string(b[1:]) != c.markName():
+		return c.writeMark(0) // another member's, or not a mark: this member is not of a lineage alone
 	}
 	for _, e := range logged {
 		if e.Received {
-			return
+			return c.writeMark(0)
 		}
 	}
-	c.founderOnDisk.Store(true)
+	c.solo.Store(true)
+	c.founded.Store(b[0] == markFounded)
+	c.markOnDisk.Store(int32(b[0]))
+	return nil
 }
 
-// founderMarked reports whether this member's founder's mark should be
-// on disk now.
-func (c *Cache) founderMarked() bool {
-	return c.repl.Founder() && (len(c.cfg.Peers) > 0 || c.cfg.PeerSource != nil)
+// markName is the name a lineage mark holds.
+func (c *Cache) markName() string {
+	if c.drawnName {
+		return ""
+	}
+	return c.cfg.NodeName
 }
 
-// setFounderMark writes (on) or removes the founder's mark, durably.
-func (c *Cache) setFounderMark(on bool) error {
+// markNow is the lineage mark this member should have on disk now: 0 for
+// none.
+func (c *Cache) markNow() byte {
+	switch {
+	case c.repl.Founder():
+		return markFounded
+	case c.solo.Load() && !c.repl.MetAny():
+		return markSolo
+	}
+	return 0
+}
+
+// writeMark writes the lineage mark (0: removes it), durably, and
+// records what is on disk.
+func (c *Cache) writeMark(mark byte) error {
 	path := c.cfg.SnapshotPath + founderSuffix
-	if on {
-		name := c.cfg.NodeName
-		if c.drawnName {
-			name = ""
-		}
-		return store.WriteFileAtomic(path, func(w io.Writer) error {
-			_, err := io.WriteString(w, name)
+	if mark != 0 {
+		if err := store.WriteFileAtomic(path, func(w io.Writer) error {
+			_, err := io.WriteString(w, string(mark)+c.markName())
 			return err
-		})
+		}); err != nil {
+			return err
+		}
+	} else {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		d, err := os.Open(filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return err
+		}
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	c.markOnDisk.Store(int32(mark))
+	return nil
 }
 
 // onFounder is called when this member becomes a founder or stops being
@@ -97,14 +134,14 @@ func (c *Cache) onFounder() {
 	}
 }
 
-// keepFounderMark keeps the founder's mark as founderMarked says, from
-// the moment it changes: written as soon as the member founds its
-// cluster (crashed before, it restarted as a member that must sync, and
-// with its listed peer never come, stayed unready), removed as soon as it
-// meets another member (restarted with that member out of reach, it
-// would take itself for the whole cluster and serve without a sync). A
-// failed write is tried again, every second up to a minute apart, until
-// it succeeds or Close.
+// keepFounderMark keeps the lineage mark as markNow says, from the moment
+// it changes: "founded" as soon as the member founds its cluster (crashed
+// before, it restarted as a member that must sync, and with its listed
+// peer never come, stayed unready), removed as soon as it meets another
+// member (restarted with that member out of reach, it would take itself
+// for the whole cluster and serve without a sync). A failed write is
+// tried again, every second up to a minute apart, until it succeeds or
+// Close, which writes the mark as it stands.
 func (c *Cache) keepFounderMark() {
 	defer c.wg.Done()
 	for {
@@ -114,16 +151,15 @@ func (c *Cache) keepFounderMark() {
 		case <-c.founderChanged:
 		}
 		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-			want := c.founderMarked()
-			if want == c.founderOnDisk.Load() {
+			want := c.markNow()
+			if int32(want) == c.markOnDisk.Load() {
 				break
 			}
-			err := c.setFounderMark(want)
+			err := c.writeMark(want)
 			if err == nil {
-				c.founderOnDisk.Store(want)
 				continue // it may have changed meanwhile
 			}
-			c.log.Error().Err(fmt.Errorf("bcache: founder's mark: %w", err)).Msg("writing the founder's mark failed; trying again")
+			c.log.Error().Err(fmt.Errorf("bcache: lineage mark: %w", err)).Msg("writing the lineage mark failed; trying again")
 			select {
 			case <-c.done:
 				return

@@ -28,11 +28,12 @@ type Status struct {
 	PeersConfigured bool `json:"peers_configured"`
 	// Founder says this member founded its cluster and has met no other
 	// member since: a lookup of its peers found none but itself before it
-	// had met any, and it had restored nothing (no snapshot, no write
-	// log); or its founder's mark, a file beside its snapshot
-	// (SnapshotPath and ".founder"), says so (a founder that restarted
-	// under the NodeName it had, or, if New drew it, on the same files).
-	// What it holds is all the cluster
+	// had met any, and its state is of a lineage that met no other member
+	// (it restored nothing, or its lineage mark, a file beside its
+	// snapshot, SnapshotPath and ".founder", says so); or that mark says
+	// it founded its cluster (a founder that restarted, under the NodeName
+	// it had, or, if New drew it, on the same files). What it holds is all
+	// the cluster
 	// has, so it is ready without a sync, and stays so while its peers
 	// name others that have not come (the next pod of a StatefulSet,
 	// listed before it runs, or one that never starts). Once it meets

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -410,16 +412,15 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 	}
 }
 
-// TestPeerlessMemberWritesNoFounderMark: a member configured without
-// peers (a founder by its config) writes no founder's mark, and its
-// snapshots are version 4, which releases before the mark read. The
-// first version of the mark, a section of the snapshot, made every such
-// member's snapshot version 5, and a rollback refused its only copy of
-// the data (found by review).
-func TestPeerlessMemberWritesNoFounderMark(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	cfg := testConfig("solo")
-	cfg.SnapshotPath = path
+// TestPeerlessMemberScaledUpIsAFounder: a member that ran without
+// peers, restarted with a peer listed that has not come (the cluster
+// scaled up), is a founder: ready. Peerless members wrote no mark, and it
+// was unready until the new member came, for good if it never did
+// (found by review). Its snapshots stay version 4, which releases before
+// the mark read.
+func TestPeerlessMemberScaledUpIsAFounder(t *testing.T) {
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
 	c := newCache(t, cfg)
 	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "never a founder")
 	if err := c.Set("k", []byte("v"), 0); err != nil {
@@ -428,15 +429,73 @@ func TestPeerlessMemberWritesNoFounderMark(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(cfg.SnapshotPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := b[len("bcache snapshot\n")]; v != 4 {
-		t.Fatalf("a peerless member's snapshot is version %d, want 4", v)
+		t.Fatalf("a snapshot of version %d, want 4", v)
 	}
-	if _, marked := founderMarkOf(path); marked {
-		t.Fatal("a peerless member wrote a founder's mark")
+	var more atomic.Pointer[[]string]
+	never := []string{"127.0.0.1:1"}
+	more.Store(&never)
+	c = founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "never looked up")
+	if s := c.Status(); !s.Founder || !s.Ready() {
+		t.Fatalf("the cluster's only member, a peer listed that has not come: %+v, ready %v", s, s.Ready())
+	}
+}
+
+// TestStateBeforeTheFirstLookupFounds: a member whose state began alone
+// (its first lookups failed: the name did not resolve yet) and which wrote
+// it before a lookup found only itself, restarted, founds its cluster
+// when one does: its lineage says it met no one. Taken for a member that
+// had met others (it held state), it never could, and the only member
+// there ever was stayed unready once its next pod was listed and never
+// came (found by review).
+func TestStateBeforeTheFirstLookupFounds(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+	start := func() *Cache {
+		var self atomic.Pointer[string]
+		cfg := cfg
+		cfg.PeerSource = func(context.Context) ([]string, error) {
+			if fail.Load() {
+				return nil, errors.New("no such host")
+			}
+			var peers []string
+			if p := self.Load(); p != nil {
+				peers = append(peers, *p)
+			}
+			if p := more.Load(); p != nil {
+				peers = append(peers, *p...)
+			}
+			return peers, nil
+		}
+		c := newCache(t, cfg)
+		addr := c.Addr()
+		self.Store(&addr)
+		return c
+	}
+	c := start()
+	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no failed lookup")
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(false)
+	c = start()
+	await.Until(t, 10*time.Second, func() bool { return c.Status().Founder }, "its lookup finds only it: never a founder")
+	never := []string{"127.0.0.1:1"}
+	more.Store(&never)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up again")
+	if s := c.Status(); !s.Ready() {
+		t.Fatalf("the only member there ever was, its next pod listed and never come: %+v", s)
 	}
 }
 
@@ -488,13 +547,13 @@ func TestFounderWritesItsMarkAtOnce(t *testing.T) {
 	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1 // none but at Close
 	founded(t, cfg, &more)
 	await.Until(t, 10*time.Second, func() bool {
-		name, marked := founderMarkOf(path)
-		return marked && name == "pod-0"
-	}, "no mark names the member that founded its cluster")
+		mark, marked := founderMarkOf(path)
+		return marked && mark == "Fpod-0"
+	}, "no mark says the member founded its cluster")
 }
 
-// founderMarkOf returns the name in the founder's mark beside the
-// snapshot at path, and whether there is one.
+// founderMarkOf returns the lineage mark beside the snapshot at path (its
+// state byte and name), and whether there is one.
 func founderMarkOf(path string) (string, bool) {
 	b, err := os.ReadFile(path + founderSuffix)
 	return string(b), err == nil
@@ -564,7 +623,10 @@ func TestFounderMarkCountsForItsMember(t *testing.T) {
 		if err := d.Set("from-d", []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
-		await.Until(t, 10*time.Second, func() bool { _, ok := c.Get("from-d"); return ok }, "d's write never came")
+		await.Until(t, 10*time.Second, func() bool { // the write received, in the log on disk
+			entries, _, err := journal.Read(cfg.SnapshotPath)
+			return err == nil && slices.ContainsFunc(entries, func(e journal.Entry) bool { return e.Received })
+		}, "d's write never reached c's log")
 		crashed := copyFiles(t, filepath.Dir(cfg.SnapshotPath))
 		if err := os.WriteFile(filepath.Join(crashed, "snap"+founderSuffix), mark, 0o600); err != nil {
 			t.Fatal(err)
@@ -574,6 +636,33 @@ func TestFounderMarkCountsForItsMember(t *testing.T) {
 		c = restart(t, cfg, &more)
 		if s := c.Status(); s.Founder || s.Ready() {
 			t.Fatalf("its log holds a peer's write, and its mark says %q: %+v, ready %v", name, s, s.Ready())
+		}
+		// The stale mark is gone, before a snapshot covers the log that
+		// showed it stale: it stayed, and the restart after took it at
+		// its word (found by review).
+		if _, marked := founderMarkOf(cfg.SnapshotPath); marked {
+			t.Fatal("the stale mark is still on disk")
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c = restart(t, cfg, &more)
+		if s := c.Status(); s.Founder || s.Ready() {
+			t.Fatalf("restarted again, the log covered: %+v, ready %v", s, s.Ready())
+		}
+	})
+	// The temporary files of a mark cut short are removed at New (found
+	// by review).
+	t.Run("temporary files", func(t *testing.T) {
+		cfg := testConfig("pod-0")
+		cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+		temp := cfg.SnapshotPath + founderSuffix + ".tmp-123"
+		if err := os.WriteFile(temp, []byte("F"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		newCache(t, cfg)
+		if _, err := os.Stat(temp); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the temporary file of a mark is still there: %v", err)
 		}
 	})
 }

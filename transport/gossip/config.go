@@ -214,15 +214,16 @@ type Config struct {
 	// Founder says this member's state, restored, is that of a cluster's
 	// founder that never met another member (see Replicator.Founder).
 	Founder bool
-	// Restored says this member restored state that does not say so: it
-	// may hold a cluster's data with the others out of reach, and a lookup
-	// of its seeds that finds only itself does not make it a founder (one
-	// made a member restarted in a partition a founder for good, ready
-	// without a sync: found by review).
+	// Restored says this member's state is not of a lineage that met no
+	// other member (it restored state built with others): it may hold a
+	// cluster's data with the others out of reach, and a lookup of its
+	// seeds that finds only itself does not make it a founder (one made a
+	// member restarted in a partition a founder for good, ready without a
+	// sync: found by review).
 	Restored bool
 	// OnFounder, if set, is called on a goroutine of its own when this
-	// member becomes a founder (see Replicator.Founder) and when it stops
-	// being one (it sees another member alive).
+	// member becomes a founder (see Replicator.Founder), and when it first
+	// sees another member alive (see MetAny).
 	OnFounder func()
 	// AfterReceive, if set, is called after each frame received has been
 	// handled (its records applied), outside the protocol's lock: a host

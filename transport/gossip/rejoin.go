@@ -391,3 +391,7 @@ func (r *Replicator) Founder() bool {
 	defer r.mu.Unlock()
 	return r.founder
 }
+
+// MetAny reports whether this member has seen another member alive since
+// Start.
+func (r *Replicator) MetAny() bool { return r.met.Load() > 0 }

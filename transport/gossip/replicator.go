@@ -332,14 +332,15 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	}
 	switch {
 	case alive:
+		first := false
 		if _, seen := r.known[n.Name]; !seen && n.Name != r.cfg.Name {
-			r.met.Add(1)
+			first = r.met.Add(1) == 1
 		}
 		if r.founder && n.Name != r.cfg.Name {
-			r.founder = false
-			if f := r.cfg.OnFounder; f != nil {
-				go f()
-			}
+			r.founder, first = false, true
+		}
+		if f := r.cfg.OnFounder; f != nil && first {
+			go f()
 		}
 		r.alive[n.Name] = n
 		addr := n.Address()
