@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
 )
@@ -41,18 +42,19 @@ const (
 )
 
 // readFounderMark reads the lineage mark at New, with what restore
-// found: restored says a snapshot was, logged the write log's records.
+// found: snap the snapshot (nil: none), logged the write log's records.
 // Nothing restored: the member begins a lineage alone, and says so before
-// it writes any state. A mark beside a log holding records received from
-// peers (LogReceived) is stale (the member met them, and crashed before it
-// removed the mark): it is removed, before a snapshot covers that log
-// and the evidence with it.
-func (c *Cache) readFounderMark(restored bool, logged []journal.Entry) error {
+// it writes any state. A mark beside state that holds a record another
+// member wrote (received, or a peer's answer) is stale: the member met
+// others, and crashed before it removed the mark, or ran a release that
+// keeps no mark (a rollback, then forward again). It is removed, before a
+// snapshot covers the evidence.
+func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) error {
 	path := c.cfg.SnapshotPath + founderSuffix
 	if _, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of a lineage mark cut short")
 	}
-	if !restored && len(logged) == 0 {
+	if snap == nil && len(logged) == 0 {
 		c.solo.Store(true)
 		return c.writeMark(markSolo)
 	}
@@ -65,15 +67,40 @@ func (c *Cache) readFounderMark(restored bool, logged []journal.Entry) error {
 	case len(b) == 0 || (b[0] != markSolo && b[0] != markFounded) || string(b[1:]) != c.markName():
 		return c.writeMark(0) // another member's, or not a mark: this member is not of a lineage alone
 	}
-	for _, e := range logged {
-		if e.Received {
-			return c.writeMark(0)
-		}
+	if othersIn(snap, logged) {
+		return c.writeMark(0)
 	}
 	c.solo.Store(true)
 	c.founded.Store(b[0] == markFounded)
 	c.markOnDisk.Store(int32(b[0]))
 	return nil
+}
+
+// othersIn reports whether the state restored holds a record that none of
+// this member's processes wrote: received from another member, or a
+// peer's answer (stamped by no process). A lineage of more than 64
+// processes has forgotten its oldest (store.Snapshot.Own): theirs count as
+// others'.
+func othersIn(snap *store.Snapshot, logged []journal.Entry) bool {
+	own := map[crdt.NodeID]bool{}
+	for _, e := range logged {
+		if e.Received {
+			return true
+		}
+		own[e.Time.Node] = true
+	}
+	if snap == nil {
+		return false
+	}
+	for _, id := range snap.Own {
+		own[id] = true
+	}
+	for _, r := range snap.Records {
+		if !own[r.Time.Node] {
+			return true
+		}
+	}
+	return false
 }
 
 // markName is the name a lineage mark holds.

@@ -62,7 +62,7 @@ func (c *Cache) restore() (err error) {
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
-	if err := c.readFounderMark(snap != nil, logged); err != nil {
+	if err := c.readFounderMark(snap, logged); err != nil {
 		return fmt.Errorf("bcache: new: lineage mark: %w", err)
 	}
 	if snap != nil {

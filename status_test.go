@@ -690,3 +690,51 @@ func copyFiles(t *testing.T, dir string) string {
 	}
 	return to
 }
+
+// TestMarkKeptByAnEarlierReleaseIsStale: a mark left on disk while a
+// release that keeps none ran the member (a rollback, then forward
+// again), and met others, counts for nothing: the state holds their
+// records. It was taken at its word: a member of a multi-member cluster,
+// its peers out of reach, a founder ready without a sync.
+func TestMarkKeptByAnEarlierReleaseIsStale(t *testing.T) {
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+	c := founded(t, cfg, &more)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mark, err := os.ReadFile(cfg.SnapshotPath + founderSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The earlier release: it does not read the mark (moved away here),
+	// meets pod-1, takes its writes, and leaves the mark as it was.
+	if err := os.Remove(cfg.SnapshotPath + founderSuffix); err != nil {
+		t.Fatal(err)
+	}
+	c = founding(t, cfg, &more)
+	d := newCache(t, testConfig("pod-1", c.Addr()))
+	if err := d.Set("from-d", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := c.Get("from-d"); return ok }, "d's write never came")
+	gone := d.Addr()
+	d.Close()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.SnapshotPath+founderSuffix, mark, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listed := []string{gone}
+	more.Store(&listed)
+	c = founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
+	if s := c.Status(); s.Founder || s.Ready() {
+		t.Fatalf("its state holds pod-1's write, its mark says %q: %+v, ready %v", mark, s, s.Ready())
+	}
+	if _, marked := founderMarkOf(cfg.SnapshotPath); marked {
+		t.Fatal("the stale mark is still on disk")
+	}
+}
