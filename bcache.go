@@ -68,6 +68,7 @@ type Cache struct {
 	// meets another member, to write that down (keepFounderMark).
 	solo, founded  atomic.Bool
 	markOnDisk     atomic.Int32
+	markMu         sync.Mutex // one write of the mark at a time (syncMark)
 	founderChanged chan struct{}
 	drawnName      bool        // New drew the NodeName
 	drops          chan string // the keys for OnDrop (reportDrops)
@@ -394,10 +395,8 @@ func (c *Cache) Close() error {
 			// The founder's mark as it stands: a Close right after the
 			// member founded its cluster came before keepFounderMark
 			// wrote it (found by the tests).
-			if want := c.markNow(); int32(want) != c.markOnDisk.Load() {
-				if merr := c.writeMark(want); merr != nil {
-					err = errors.Join(err, fmt.Errorf("bcache: lineage mark: %w", merr))
-				}
+			if merr := c.syncMark(); merr != nil {
+				err = errors.Join(err, fmt.Errorf("bcache: lineage mark: %w", merr))
 			}
 			serr := c.writeSnapshot()
 			err = errors.Join(err, serr)

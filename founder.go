@@ -39,41 +39,66 @@ const founderSuffix = ".founder"
 const (
 	markSolo    = 'S' // met no other member
 	markFounded = 'F' // and founded its cluster
+	// markGiven is a mark an operator writes, the member stopped: it
+	// holds all its cluster has, whatever its state says (state of a
+	// release before the mark, a member met that never came back). It
+	// counts as markFounded, and is written over as such.
+	markGiven = 'O'
 )
 
 // readFounderMark reads the lineage mark at New, with what restore
 // found: snap the snapshot (nil: none), logged the write log's records.
-// Nothing restored: the member begins a lineage alone, and says so before
-// it writes any state. A mark beside state that holds a record another
-// member wrote (received, or a peer's answer) is stale: the member met
-// others, and crashed before it removed the mark, or ran a release that
-// keeps no mark (a rollback, then forward again). It is removed, before a
-// snapshot covers the evidence.
-func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) error {
+// A mark of this member's name is taken unless the state holds a record
+// another member wrote (received, or a peer's answer): then it is stale
+// (the member met others, and crashed before it removed the mark, or ran
+// a release that keeps no mark: a rollback, then forward again), and is
+// removed before a snapshot covers the evidence. With no mark and nothing
+// restored, the member begins a lineage alone, and says so before it
+// writes any state; a founder that crashed before its first snapshot (or
+// whose files DamageReset moved aside) keeps its 'F' (its 'S' written
+// over it, it never founded again: found by review). A mark of another
+// name is left as it is, and counts for nothing. Failing to write the
+// mark is no reason to fail New (an unattended member must start): it is
+// logged, and tried again with the mark's other writes.
+func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
 	path := c.cfg.SnapshotPath + founderSuffix
 	if _, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of a lineage mark cut short")
 	}
-	if snap == nil && len(logged) == 0 {
-		c.solo.Store(true)
-		return c.writeMark(markSolo)
-	}
 	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.Warn().Err(err).Msg("reading the lineage mark: taken as none")
+	}
+	ours := len(b) > 0 && (b[0] == markSolo || b[0] == markFounded || b[0] == markGiven) && string(b[1:]) == c.markName()
+	restored := snap != nil || len(logged) > 0
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	case len(b) == 0 || (b[0] != markSolo && b[0] != markFounded) || string(b[1:]) != c.markName():
-		return c.writeMark(0) // another member's, or not a mark: this member is not of a lineage alone
+	case ours && b[0] != markGiven && othersIn(snap, logged):
+		c.markOnDisk.Store(int32(b[0])) // to be removed
+	case ours:
+		c.solo.Store(true)
+		c.founded.Store(b[0] != markSolo)
+		c.markOnDisk.Store(int32(b[0]))
+	case !restored:
+		c.solo.Store(true)
 	}
-	if othersIn(snap, logged) {
-		return c.writeMark(0)
+	if want := c.markAtStart(); int32(want) != c.markOnDisk.Load() {
+		if err := c.writeMark(want); err != nil {
+			c.log.Error().Err(err).Msg("writing the lineage mark failed; trying again")
+			c.onFounder() // keepFounderMark tries again
+		}
 	}
-	c.solo.Store(true)
-	c.founded.Store(b[0] == markFounded)
-	c.markOnDisk.Store(int32(b[0]))
-	return nil
+}
+
+// markAtStart is the lineage mark New starts with: markNow before
+// replication starts.
+func (c *Cache) markAtStart() byte {
+	switch {
+	case c.founded.Load():
+		return markFounded
+	case c.solo.Load():
+		return markSolo
+	}
+	return 0
 }
 
 // othersIn reports whether the state restored holds a record that none of
@@ -114,6 +139,9 @@ func (c *Cache) markName() string {
 // markNow is the lineage mark this member should have on disk now: 0 for
 // none.
 func (c *Cache) markNow() byte {
+	if c.repl == nil {
+		return c.markAtStart()
+	}
 	switch {
 	case c.repl.Founder():
 		return markFounded
@@ -123,8 +151,25 @@ func (c *Cache) markNow() byte {
 	return 0
 }
 
+// syncMark writes the lineage mark as markNow says, if it is not so on
+// disk already.
+func (c *Cache) syncMark() error {
+	c.markMu.Lock()
+	defer c.markMu.Unlock()
+	for {
+		want := c.markNow()
+		if int32(want) == c.markOnDisk.Load() {
+			return nil
+		}
+		if err := c.writeMark(want); err != nil {
+			return err
+		}
+	}
+}
+
 // writeMark writes the lineage mark (0: removes it), durably, and
-// records what is on disk.
+// records what is on disk. Called with markMu held, or before the Cache
+// runs.
 func (c *Cache) writeMark(mark byte) error {
 	path := c.cfg.SnapshotPath + founderSuffix
 	if mark != 0 {
@@ -178,13 +223,9 @@ func (c *Cache) keepFounderMark() {
 		case <-c.founderChanged:
 		}
 		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-			want := c.markNow()
-			if int32(want) == c.markOnDisk.Load() {
-				break
-			}
-			err := c.writeMark(want)
+			err := c.syncMark()
 			if err == nil {
-				continue // it may have changed meanwhile
+				break
 			}
 			c.log.Error().Err(fmt.Errorf("bcache: lineage mark: %w", err)).Msg("writing the lineage mark failed; trying again")
 			select {

@@ -738,3 +738,97 @@ func TestMarkKeptByAnEarlierReleaseIsStale(t *testing.T) {
 		t.Fatal("the stale mark is still on disk")
 	}
 }
+
+// TestFounderWithNoStateKeepsItsMark: a founder that crashed before its
+// first snapshot (nothing to restore), or whose files DamageReset moved
+// aside, is a founder at once after the restart, its listed peer never
+// come: its mark said it founded, and a mark saying only that its state
+// began with it was written over it (found by review).
+func TestFounderWithNoStateKeepsItsMark(t *testing.T) {
+	for _, how := range []string{"crash", "damage"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			var more atomic.Pointer[[]string]
+			cfg := testConfig("pod-0")
+			cfg.SnapshotPath = filepath.Join(dir, "snap")
+			c := founded(t, cfg, &more)
+			await.Until(t, 10*time.Second, func() bool { m, ok := founderMarkOf(cfg.SnapshotPath); return ok && m == "Fpod-0" }, "no mark")
+			if how == "crash" { // the files as they are: no snapshot yet
+				cfg.SnapshotPath = filepath.Join(copyFiles(t, dir), "snap")
+			} else {
+				if err := c.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(cfg.SnapshotPath, []byte("not a snapshot"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				cfg.OnDamage = DamageReset
+			}
+			never := []string{"127.0.0.1:1"}
+			more.Store(&never)
+			c = founding(t, cfg, &more)
+			await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "never looked up")
+			if s := c.Status(); !s.Founder || !s.Ready() {
+				mark, _ := founderMarkOf(cfg.SnapshotPath)
+				t.Fatalf("%+v, ready %v, mark %q", s, s.Ready(), mark)
+			}
+		})
+	}
+}
+
+// TestForeignMarkIsLeftAlone: a mark of another name (the member renamed:
+// a node whose default name follows its host, in a new container) counts
+// for nothing and stays as it is: it was removed, and the member, back
+// under its old name, was never a founder again (found by review).
+func TestForeignMarkIsLeftAlone(t *testing.T) {
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+	c := founded(t, cfg, &more)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.NodeName = "renamed"
+	c = founding(t, cfg, &more)
+	if s := c.Status(); s.Founder {
+		t.Fatalf("under another name: %+v", s)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mark, ok := founderMarkOf(cfg.SnapshotPath); !ok || mark != "Fpod-0" {
+		t.Fatalf("the mark of pod-0: %q, %v", mark, ok)
+	}
+	cfg.NodeName = "pod-0"
+	founded(t, cfg, &more) // a founder again under its name
+}
+
+// TestOperatorMarkMakesAFounder: a mark an operator writes ('O' and the
+// name), the member stopped, makes it a founder whatever its state holds:
+// here, state built with a member that never came back.
+func TestOperatorMarkMakesAFounder(t *testing.T) {
+	var more atomic.Pointer[[]string]
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+	c := founded(t, cfg, &more)
+	d := newCache(t, testConfig("pod-1", c.Addr()))
+	if err := d.Set("from-d", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := c.Get("from-d"); return ok }, "d's write never came")
+	gone := []string{d.Addr()}
+	d.Close()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.SnapshotPath+founderSuffix, []byte("Opod-0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	more.Store(&gone)
+	c = founding(t, cfg, &more)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
+	if s := c.Status(); !s.Founder || !s.Ready() {
+		t.Fatalf("the operator's mark: %+v, ready %v", s, s.Ready())
+	}
+	await.Until(t, 10*time.Second, func() bool { m, _ := founderMarkOf(cfg.SnapshotPath); return m == "Fpod-0" }, "the operator's mark was not written over as a founder's")
+}
