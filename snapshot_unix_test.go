@@ -83,8 +83,7 @@ func TestTempFilesOfCutSnapshotsAreRemoved(t *testing.T) {
 	for _, name := range []string{"cache.snap.tmp-123", "cache.snap.tmp-456", "other.snap.tmp-1", "cache.snapx.tmp-1"} {
 		os.WriteFile(filepath.Join(dir, name), []byte("cut short"), 0o600)
 	}
-	c := mustNew(t, snapshotConfig(path, nil))
-	defer c.Close()
+	mustClose(t, mustNew(t, snapshotConfig(path, nil))) // its own writes (the lineage mark's too) done
 	var left []string
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
