@@ -52,6 +52,7 @@ type Cache struct {
 	// size: see snapshotIfLogLong.
 	logMark, snapSize atomic.Int64
 	logSnapWait       time.Duration // after failed ones (snapshotIfLogLong's goroutine alone)
+	logFloor          int64         // logSnapshotFloor as New found it: tests change the variable, a Cache of an earlier one still running
 	logSnapRetry      time.Time
 	journal           *journal.Log // the write log (Config.Sync), nil if none
 	unlock            func() error // releases the SnapshotPath's lock, nil if none
@@ -69,6 +70,7 @@ type Cache struct {
 	solo, founded  atomic.Bool
 	markOnDisk     atomic.Int32
 	markMu         sync.Mutex // one write of the mark at a time (syncMark)
+	given          bool       // the lineage mark was an operator's (markGiven)
 	founderChanged chan struct{}
 	drawnName      bool        // New drew the NodeName
 	drops          chan string // the keys for OnDrop (reportDrops)
@@ -159,6 +161,7 @@ func New(cfg Config) (*Cache, error) {
 		})
 	}
 	if c.journal != nil {
+		c.logFloor = logSnapshotFloor
 		c.every(logCheckEvery, c.snapshotIfLogLong)
 	}
 	if cfg.SnapshotPath != "" {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -27,7 +28,7 @@ import (
 // member. The mark holds the member's NodeName after its state byte, or
 // nothing when New drew the name (a drawn name is another at each
 // start): it counts for the member of its name alone, so that files
-// copied to another member make no founder.
+// copied to a member of another set name make no founder.
 //
 // Inferring "met others" from "holds state" (the first versions of this)
 // took a founder that wrote a snapshot before its first lookup settled for
@@ -42,7 +43,9 @@ const (
 	// markGiven is a mark an operator writes, the member stopped: it
 	// holds all its cluster has, whatever its state says (state of a
 	// release before the mark, a member met that never came back). It
-	// counts as markFounded, and is written over as such.
+	// counts as markFounded, and stays as it is until the member meets
+	// another (written over as 'F', the next start judged it by the state
+	// it was given for, and removed it: found by review).
 	markGiven = 'O'
 )
 
@@ -69,17 +72,24 @@ func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Warn().Err(err).Msg("reading the lineage mark: taken as none")
 	}
-	ours := len(b) > 0 && (b[0] == markSolo || b[0] == markFounded || b[0] == markGiven) && string(b[1:]) == c.markName()
+	mark := strings.TrimRight(string(b), " \t\r\n") // as an editor or echo leaves it
+	ours := len(mark) > 0 && (mark[0] == markSolo || mark[0] == markFounded || mark[0] == markGiven) && mark[1:] == c.markName()
 	restored := snap != nil || len(logged) > 0
 	switch {
-	case ours && b[0] != markGiven && othersIn(snap, logged):
-		c.markOnDisk.Store(int32(b[0])) // to be removed
+	case ours && mark[0] != markGiven && othersIn(snap, logged):
+		c.log.Warn().Str("mark", mark).Msg("the lineage mark is stale (the state holds another member's records): removed")
+		c.markOnDisk.Store(int32(mark[0])) // to be removed
 	case ours:
 		c.solo.Store(true)
-		c.founded.Store(b[0] != markSolo)
-		c.markOnDisk.Store(int32(b[0]))
+		c.founded.Store(mark[0] != markSolo)
+		c.given = mark[0] == markGiven
+		c.markOnDisk.Store(int32(mark[0]))
+		return // as it is: no write before New has succeeded
+	case len(mark) > 0 && restored:
+		c.log.Warn().Str("mark", mark).Str("name", c.markName()).Msg("a lineage mark not of this member's name: it counts for nothing, and is left as it is")
+		return
 	case !restored:
-		c.solo.Store(true)
+		c.solo.Store(true) // a new lineage: it takes over any mark there is
 	}
 	if want := c.markAtStart(); int32(want) != c.markOnDisk.Load() {
 		if err := c.writeMark(want); err != nil {
@@ -89,12 +99,21 @@ func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
 	}
 }
 
+// founderMark is the mark of a founder: markGiven if an operator gave
+// it, else markFounded.
+func (c *Cache) founderMark() byte {
+	if c.given {
+		return markGiven
+	}
+	return markFounded
+}
+
 // markAtStart is the lineage mark New starts with: markNow before
 // replication starts.
 func (c *Cache) markAtStart() byte {
 	switch {
 	case c.founded.Load():
-		return markFounded
+		return c.founderMark()
 	case c.solo.Load():
 		return markSolo
 	}
@@ -144,7 +163,7 @@ func (c *Cache) markNow() byte {
 	}
 	switch {
 	case c.repl.Founder():
-		return markFounded
+		return c.founderMark()
 	case c.solo.Load() && !c.repl.MetAny():
 		return markSolo
 	}

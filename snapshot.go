@@ -195,7 +195,7 @@ var (
 // its timer calls it.
 func (c *Cache) snapshotIfLogLong() {
 	long := int64(c.journal.Stats().Bytes) - c.logMark.Load()
-	if long <= max(logSnapshotFloor, 2*c.snapSize.Load()) || time.Now().Before(c.logSnapRetry) {
+	if long <= max(c.logFloor, 2*c.snapSize.Load()) || time.Now().Before(c.logSnapRetry) {
 		return
 	}
 	c.stats.logSnapshots.Add(1)
@@ -227,17 +227,6 @@ func (c *Cache) release() {
 func (c *Cache) writeSnapshot() error {
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
-	var next uint64
-	mark := int64(0)
-	if c.journal != nil {
-		mark = int64(c.journal.Stats().Bytes)
-		n, err := c.journal.Rotate()
-		if err != nil {
-			c.stats.logErrors.Add(1)
-			c.log.Error().Err(err).Msg("write log: starting a new segment failed; the old ones stay until a snapshot covers them")
-		}
-		next = n
-	}
 	// A mark that should be gone goes before a snapshot of state built
 	// with others is written beside it: while its removal failed, such
 	// snapshots were written, and a crash then restarted the member as a
@@ -248,6 +237,17 @@ func (c *Cache) writeSnapshot() error {
 			c.stats.snapshotErrors.Add(1)
 			return fmt.Errorf("bcache: snapshot: the lineage mark stays, so no snapshot is written: %w", err)
 		}
+	}
+	var next uint64
+	mark := int64(0)
+	if c.journal != nil {
+		mark = int64(c.journal.Stats().Bytes)
+		n, err := c.journal.Rotate()
+		if err != nil {
+			c.stats.logErrors.Add(1)
+			c.log.Error().Err(err).Msg("write log: starting a new segment failed; the old ones stay until a snapshot covers them")
+		}
+		next = n
 	}
 	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
 	if err != nil {

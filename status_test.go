@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -521,10 +520,9 @@ func TestFounderKeepsItsMarkOverALeftoverLog(t *testing.T) {
 	if err := c.Set("k", []byte("v"), 0); err != nil { // in the log alone
 		t.Fatal(err)
 	}
-	crashed := copyFiles(t, dir) // the files as a crash leaves them
 	never := []string{"127.0.0.1:1"}
 	more.Store(&never)
-	cfg.SnapshotPath, cfg.Sync = filepath.Join(crashed, "snap"), SyncNone
+	cfg.SnapshotPath, cfg.Sync = crashImage(t, path), SyncNone // the files as a crash leaves them
 	c = founding(t, cfg, &more)
 	if _, ok := c.Get("k"); !ok {
 		t.Fatal("the log was not replayed")
@@ -627,12 +625,11 @@ func TestFounderMarkCountsForItsMember(t *testing.T) {
 			entries, _, err := journal.Read(cfg.SnapshotPath)
 			return err == nil && slices.ContainsFunc(entries, func(e journal.Entry) bool { return e.Received })
 		}, "d's write never reached c's log")
-		crashed := copyFiles(t, filepath.Dir(cfg.SnapshotPath))
-		if err := os.WriteFile(filepath.Join(crashed, "snap"+founderSuffix), mark, 0o600); err != nil {
+		cfg.SnapshotPath = crashImage(t, cfg.SnapshotPath)
+		if err := os.WriteFile(cfg.SnapshotPath+founderSuffix, mark, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		d.Close()
-		cfg.SnapshotPath = filepath.Join(crashed, "snap")
 		c = restart(t, cfg, &more)
 		if s := c.Status(); s.Founder || s.Ready() {
 			t.Fatalf("its log holds a peer's write, and its mark says %q: %+v, ready %v", name, s, s.Ready())
@@ -665,30 +662,6 @@ func TestFounderMarkCountsForItsMember(t *testing.T) {
 			t.Fatalf("the temporary file of a mark is still there: %v", err)
 		}
 	})
-}
-
-// copyFiles copies the files of dir but its lock files to a new directory,
-// as a crash leaves them (the running member's lock is its process's).
-func copyFiles(t *testing.T, dir string) string {
-	t.Helper()
-	to := t.TempDir()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() || strings.HasSuffix(e.Name(), ".lock") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return to
 }
 
 // TestMarkKeptByAnEarlierReleaseIsStale: a mark left on disk while a
@@ -754,7 +727,7 @@ func TestFounderWithNoStateKeepsItsMark(t *testing.T) {
 			c := founded(t, cfg, &more)
 			await.Until(t, 10*time.Second, func() bool { m, ok := founderMarkOf(cfg.SnapshotPath); return ok && m == "Fpod-0" }, "no mark")
 			if how == "crash" { // the files as they are: no snapshot yet
-				cfg.SnapshotPath = filepath.Join(copyFiles(t, dir), "snap")
+				cfg.SnapshotPath = crashImage(t, cfg.SnapshotPath)
 			} else {
 				if err := c.Close(); err != nil {
 					t.Fatal(err)
@@ -777,9 +750,10 @@ func TestFounderWithNoStateKeepsItsMark(t *testing.T) {
 }
 
 // TestForeignMarkIsLeftAlone: a mark of another name (the member renamed:
-// a node whose default name follows its host, in a new container) counts
-// for nothing and stays as it is: it was removed, and the member, back
-// under its old name, was never a founder again (found by review).
+// a node whose default name follows its host, in a new container), beside
+// state, counts for nothing and stays as it is: it was removed, and the
+// member, back under its old name, was never a founder again (found by
+// review). With no state, a new lineage takes the mark over.
 func TestForeignMarkIsLeftAlone(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
@@ -804,8 +778,11 @@ func TestForeignMarkIsLeftAlone(t *testing.T) {
 }
 
 // TestOperatorMarkMakesAFounder: a mark an operator writes ('O' and the
-// name), the member stopped, makes it a founder whatever its state holds:
-// here, state built with a member that never came back.
+// name, as echo writes it), the member stopped, makes it a founder
+// whatever its state holds (here, state built with a member that never
+// came back), at this start and the next: written over as 'F', the next
+// start judged it by that state and removed it, a founder for one start
+// (found by review); and a New that fails leaves it as it was.
 func TestOperatorMarkMakesAFounder(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
@@ -821,14 +798,33 @@ func TestOperatorMarkMakesAFounder(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfg.SnapshotPath+founderSuffix, []byte("Opod-0"), 0o600); err != nil {
+	if err := os.WriteFile(cfg.SnapshotPath+founderSuffix, []byte("Opod-0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	more.Store(&gone)
-	c = founding(t, cfg, &more)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
-	if s := c.Status(); !s.Founder || !s.Ready() {
-		t.Fatalf("the operator's mark: %+v, ready %v", s, s.Ready())
+	taken, err := net.Listen("tcp", "127.0.0.1:0") // a New that fails
+	if err != nil {
+		t.Fatal(err)
 	}
-	await.Until(t, 10*time.Second, func() bool { m, _ := founderMarkOf(cfg.SnapshotPath); return m == "Fpod-0" }, "the operator's mark was not written over as a founder's")
+	defer taken.Close()
+	failing := cfg
+	failing.BindAddr = taken.Addr().String()
+	if c, err := New(failing); err == nil {
+		c.Close()
+		t.Fatal("New took a port in use")
+	}
+	if m, _ := founderMarkOf(cfg.SnapshotPath); m != "Opod-0\n" {
+		t.Fatalf("a failed New changed the operator's mark to %q", m)
+	}
+	more.Store(&gone)
+	for start := range 2 {
+		c = founding(t, cfg, &more)
+		await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
+		if s := c.Status(); !s.Founder || !s.Ready() {
+			m, _ := founderMarkOf(cfg.SnapshotPath)
+			t.Fatalf("start %d with the operator's mark: %+v, ready %v, mark %q", start, s, s.Ready(), m)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
