@@ -60,7 +60,9 @@ const (
 // writes any state; a founder that crashed before its first snapshot (or
 // whose files DamageReset moved aside) keeps its 'F' (its 'S' written
 // over it, it never founded again: found by review). A mark of another
-// name is left as it is, and counts for nothing. Failing to write the
+// name counts for nothing: left as it is beside state, taken over by a
+// new lineage. A mark taken is not written before New has succeeded (an
+// operator's, rewritten, was lost to a New that failed). Failing to write the
 // mark is no reason to fail New (an unattended member must start): it is
 // logged, and tried again with the mark's other writes.
 func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
