@@ -64,8 +64,11 @@ func newToken(rec crdt.Record) Token {
 
 // parse returns the version a token names, checking it was made for key.
 func (t Token) parse(key string) (crdt.Timestamp, error) {
+	if len(t) > MaxTokenLen { // before it is decoded: the caller's header may be of any length
+		return crdt.Timestamp{}, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, clip(string(t)))
+	}
 	b, err := base64.RawURLEncoding.DecodeString(string(t))
-	if err != nil || len(t) > MaxTokenLen {
+	if err != nil {
 		return crdt.Timestamp{}, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, clip(string(t)))
 	}
 	var ts crdt.Timestamp

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,5 +313,22 @@ func TestTokensFitMaxTokenLen(t *testing.T) {
 	}
 	if _, err := Token(strings.Repeat("A", MaxTokenLen+1)).parse("k"); !errors.Is(err, ErrBadToken) {
 		t.Errorf("a token past MaxTokenLen: %v, want ErrBadToken", err)
+	}
+}
+
+// TestLongTokenIsRefusedUndecoded: a token longer than MaxTokenLen is
+// refused before it is decoded: a caller's header of any length cost its
+// decoding first (found by review).
+func TestLongTokenIsRefusedUndecoded(t *testing.T) {
+	long := Token(strings.Repeat("A", 1<<20))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := long.parse("k")
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrBadToken) {
+		t.Fatalf("a token of 1 MiB: %v, want ErrBadToken", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("refusing it allocated %d bytes", n)
 	}
 }

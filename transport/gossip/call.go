@@ -310,6 +310,10 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.reply(from, id, answer, nil)
 		}()
 	case callFragment:
+		if r.lookup(from) == nil { // a made-up name would push members' frames out of the bounded reassembly (found by review)
+			r.counters.badFrames.Add(1)
+			return
+		}
 		r.receivedFragment(from, id, payload)
 	default:
 		r.counters.badFrames.Add(1)
@@ -326,16 +330,25 @@ func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 	if len(answer) > answeredBytes {
 		return
 	}
+	// A call answered again (its kept answer too old to use) replaces its
+	// entry; the order's older entry for it is then skipped, not taken
+	// for the new one (which it deleted, and whose bytes it left counted:
+	// found by review).
+	c.answeredSize -= len(c.answered[call].answer)
 	c.answered[call] = keptAnswer{answer, now}
 	c.answeredOrder = append(c.answeredOrder, answeredCall{call, now})
 	c.answeredSize += len(answer)
 	drop := 0
 	for _, a := range c.answeredOrder {
-		if now.Sub(a.at) < answeredFor && len(c.answeredOrder)-drop <= answeredCalls && c.answeredSize <= answeredBytes {
+		kept, ok := c.answered[a.call]
+		current := ok && kept.at.Equal(a.at)
+		if current && now.Sub(a.at) < answeredFor && len(c.answered) <= answeredCalls && c.answeredSize <= answeredBytes {
 			break
 		}
-		c.answeredSize -= len(c.answered[a.call].answer)
-		delete(c.answered, a.call)
+		if current {
+			c.answeredSize -= len(kept.answer)
+			delete(c.answered, a.call)
+		}
 		drop++
 	}
 	c.answeredOrder = c.answeredOrder[drop:]

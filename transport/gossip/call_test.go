@@ -111,6 +111,23 @@ func TestAnswersKeptAreBounded(t *testing.T) {
 	if len(c.answered) != 1 || c.answeredSize != 0 {
 		t.Fatalf("after answeredFor: %d answers, %d bytes kept; want the last alone", len(c.answered), c.answeredSize)
 	}
+	// A call answered again, its first answer too old to use: the new
+	// answer is kept and counted once. The older entry deleted the new
+	// answer and left its bytes counted, for good (found by review).
+	var d calls
+	call := servedCall{"a", 1}
+	d.remember(call, make([]byte, 1000), now)
+	later := now.Add(answeredFor + time.Second)
+	d.remember(call, make([]byte, 1000), later)
+	if a, ok := d.answered[call]; !ok || !a.at.Equal(later) || d.answeredSize != 1000 {
+		t.Fatalf("answered again: kept %v (at %v), %d bytes counted; want the new answer, 1000", ok, a.at, d.answeredSize)
+	}
+	for i := range 3 * answeredCalls { // its stale entry reaches the front and goes
+		d.remember(servedCall{"b", uint64(i)}, nil, later)
+	}
+	if d.answeredSize != 0 || len(d.answeredOrder) > answeredCalls {
+		t.Fatalf("%d bytes counted, %d in order; want 0 and at most %d", d.answeredSize, len(d.answeredOrder), answeredCalls)
+	}
 }
 
 // TestCallResentWhileServedIsServedOnce: the copies of a request that

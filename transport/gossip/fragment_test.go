@@ -182,3 +182,16 @@ func TestMembersWithOtherPacketSizesRepair(t *testing.T) {
 		t.Fatalf("a sent %d frames as fragments (want some); b refused %d as bad", sa.FragmentedFrames, sb.BadFrames)
 	}
 }
+
+// TestFragmentsOfNoMemberAreRefused: a fragment that names no live member
+// as its sender is refused (and counted) before reassembly, whose bounded
+// room a made-up name could fill, pushing members' frames out (found by
+// review).
+func TestFragmentsOfNoMemberAreRefused(t *testing.T) {
+	a := startNode(t, "a", nil)
+	before := a.r.Stats().BadFrames
+	a.r.receivedCall(appendCall(nil, "nobody", callFragment, 1, []byte{0, 2, 'x'})[1:]) // after its marker
+	if a.r.Stats().BadFrames != before+1 || len(a.r.frags.partials) != 0 {
+		t.Fatalf("a fragment from no member: bad frames %d -> %d, %d held", before, a.r.Stats().BadFrames, len(a.r.frags.partials))
+	}
+}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -311,4 +312,35 @@ func FuzzReuseMatchesFresh(f *testing.F) {
 			t.Fatalf("after %x, %x decoded to %#v, %v; a fresh codec: %#v, %v", a, b, got, gerr, want, werr)
 		}
 	})
+}
+
+// TestListsOverTheCapAreRefusedBeforeTheyAreMade: a frame claiming more
+// records (or wants) than MaxRecords is refused before they are made. The
+// cap was checked after the whole list was decoded: a 20 MiB direct frame
+// of 3.5M empty records made 266 MiB of them, under the protocol's lock,
+// before it was refused (found by review).
+func TestListsOverTheCapAreRefusedBeforeTheyAreMade(t *testing.T) {
+	const n = 4 * MaxRecords
+	record := hexBytes(t, "95 a0 c0 00 00 00") // a direct record: key, no value, wall, logical, node
+	body := make([]byte, 0, n*len(record))
+	for range n {
+		body = append(body, record...)
+	}
+	direct := append(append([]byte{WireVersion, byte(KindDirect)}, hexBytes(t, fmt.Sprintf("dd %08x 00 00", n+2))...), body...)
+	wants := append([]byte{WireVersion, byte(KindRepair)}, hexBytes(t, fmt.Sprintf("97 00 00 00 90 c6 %08x", 8*n))...)
+	for i := range n { // ascending: a list refused only for its length
+		wants = binary.LittleEndian.AppendUint64(wants, uint64(i))
+	}
+	wants = append(wants, 0xc3, 0xc2)
+	c := NewCodec(Limits{})
+	for name, frame := range map[string][]byte{"direct records": direct, "wants": wants} {
+		var err error
+		got := allocated(func() { _, err = c.Decode(frame) })
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: %v, want ErrTooLarge", name, err)
+		}
+		if got > uint64(len(frame)) {
+			t.Fatalf("%s: %d bytes allocated for a frame of %d, refused", name, got, len(frame))
+		}
+	}
 }
