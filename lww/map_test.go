@@ -643,3 +643,29 @@ func TestAnswerDeletesNothingTheMapTakes(t *testing.T) {
 		}
 	}
 }
+
+// TestLateDeltaIsDropped pins rule 5: a delta whose write is older than
+// now - Horizon is dropped (Late), the map unchanged: it may be of a key
+// that a member which joined since (no watermark for it) would otherwise
+// take back. One just inside the horizon is applied, and anti-entropy's
+// copy of the late one (not a delta) is too. No test held this rule: a
+// horizon a thousand times longer passed every package (found by
+// review).
+func TestLateDeltaIsDropped(t *testing.T) {
+	const horizon = 100
+	m := newMap(t, Config{DigestBits: 8, Horizon: horizon})
+	now := int64(1000)
+	late := set("late", "v", ts(now-horizon-1, 1))
+	if o, _ := m.Merge(late, true, now, nil); o != crdt.Late {
+		t.Fatalf("a delta older than the horizon: %v, want Late", o)
+	}
+	if _, ok := m.Get("late", now); ok || m.Len() != 0 {
+		t.Fatalf("a late delta changed the map: %d records", m.Len())
+	}
+	if o, _ := m.Merge(set("inside", "v", ts(now-horizon, 1)), true, now, nil); o != crdt.Applied {
+		t.Fatalf("a delta at the horizon: %v, want Applied", o)
+	}
+	if o, _ := m.Merge(late, false, now, nil); o != crdt.Applied {
+		t.Fatalf("the late write by anti-entropy: %v, want Applied", o)
+	}
+}

@@ -573,16 +573,22 @@ func TestLateOpeningWaitsForTheSessionUnderWay(t *testing.T) {
 // TestSessionRepairsBothWays: differences on both sides, including more
 // differing leaves than one step carries and repairs cut at the size limit,
 // are all repaired in one session.
+//
+// 2,000 keys over 256 leaves: every leaf holds keys of both sides, so the
+// comparison within a leaf must send both ways. With 40, keys rarely
+// shared a leaf, and a session that repaired one way only within a leaf
+// passed (found by review).
 func TestSessionRepairsBothWays(t *testing.T) {
+	const keys = 2000
 	n := newTestNet(t, 8, Config{LeavesPerStep: 3, MaxRepairBytes: 200}, "a", "b")
-	for i := range 40 {
+	for i := range keys {
 		side := []string{"a", "b"}[i%2]
 		r := crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: make([]byte, 50), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}}
 		n.reps[side].recs[r.Key] = r
 	}
 	n.pump("a", n.nodes["a"].StartSession("b", n.now.Now()))
-	if len(n.reps["a"].recs) != 40 || len(n.reps["b"].recs) != 40 {
-		t.Fatalf("after one session a holds %d, b holds %d records; want 40 each", len(n.reps["a"].recs), len(n.reps["b"].recs))
+	if len(n.reps["a"].recs) != keys || len(n.reps["b"].recs) != keys {
+		t.Fatalf("after one session a holds %d, b holds %d records; want %d each", len(n.reps["a"].recs), len(n.reps["b"].recs), keys)
 	}
 	if s := n.nodes["a"].Stats(); s.SessionsCompleted != 1 || n.reps["b"].synced == 0 {
 		t.Fatalf("sessions completed %d, b synced at %d", s.SessionsCompleted, n.reps["b"].synced)
