@@ -729,6 +729,11 @@ func (h *harness) check(t *rapid.T) {
 			continue
 		}
 		r := h.c.Replica(i)
+		if b, ok := r.(Bounded); ok {
+			if values, maxValues, bytes, maxBytes := b.Bounds(); maxValues > 0 && values > maxValues || maxBytes > 0 && bytes > maxBytes {
+				t.Fatalf("%s holds %d values of %d bytes, over its bounds of %d values, %d bytes", h.c.Name(i), values, bytes, maxValues, maxBytes)
+			}
+		}
 		h.model.dropped(t, h, i, r.Drops())
 		now := map[string]crdt.Version{}
 		for _, rec := range r.Records() {

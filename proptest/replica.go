@@ -123,6 +123,14 @@ type Evictor interface {
 	MayEvict() bool
 }
 
+// A Bounded replica holds at most a number of values and of their key and
+// value bytes: the harness checks, after every step, that it holds no
+// more (a bound of 0 is none). Bounds returns what it holds and its
+// bounds.
+type Bounded interface {
+	Bounds() (values, maxValues int, bytes, maxBytes int64)
+}
+
 // Factory builds the replica named name for a fresh incarnation id, reading
 // physical time (Unix ns) from phys.
 type Factory func(name string, id crdt.NodeID, phys func() int64) (Replica, error)

@@ -126,6 +126,8 @@ type StoreReplica struct {
 	fills                fillState
 	fillTTL, fillTimeout time.Duration
 	answerRule           func(crdt.Record, func(crdt.Record) ([]byte, bool)) ([]byte, bool)
+	maxKeys              int
+	maxBytes             int64
 	mayEvict             bool // it has a bound on what it holds, or on a value's size
 }
 
@@ -146,6 +148,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		name: name, phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable,
 		fillTTL: cfg.FillTTL, fillTimeout: cmp.Or(cfg.FillTimeout, fillTimeout), answerRule: cfg.Answer,
 		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
+		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes,
 	}
 	r.rejects.Replica = s
 	if cfg.Wrap != nil {
@@ -163,6 +166,12 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 
 // MayEvict implements Evictor.
 func (r *StoreReplica) MayEvict() bool { return r.mayEvict }
+
+// Bounds implements Bounded.
+func (r *StoreReplica) Bounds() (values, maxValues int, bytes, maxBytes int64) {
+	st := r.s.Stats()
+	return st.Keys, r.maxKeys, st.Bytes, r.maxBytes
+}
 
 // Node returns the replica's protocol node, for inspection.
 func (r *StoreReplica) Node() *transport.Node { return r.node }
