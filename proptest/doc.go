@@ -58,7 +58,8 @@
 // records they reject); a member holds a write as it was written (expiry,
 // and value unless evicted; of the adversary's versions, one of the copies
 // it sent); no member holds a record as evicted when none may evict (see
-// Evictor); and a live newest write a member drops, because a
+// Evictor); a bounded member holds no more values or bytes than its
+// bounds (see Bounded); and a live newest write a member drops, because a
 // peer answered it with a tombstone or without a word, is at least a
 // horizon old, less the clock drift and skew (package lww, rule 3, allows
 // no sooner). A member
