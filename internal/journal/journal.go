@@ -695,13 +695,17 @@ func createSegment(p string, open func(string) (*os.File, error), head func(*os.
 	return f, nil
 }
 
-// openDirectFile, openBufferedFile and directWrite are openDirect,
-// openBuffered and (*os.File).WriteAt: tests make them fail, as a file
-// system without direct I/O and a full disk would.
+// openDirectFile, openBufferedFile, directWrite and syncFile are
+// openDirect, openBuffered, (*os.File).WriteAt and (*os.File).Sync: tests
+// make them fail, as a file system without direct I/O and a full disk
+// would, and see what a frame's sync covered (a SIGKILL keeps the page
+// cache: only this tells that a write is synced before it is
+// acknowledged).
 var (
 	openDirectFile   = openDirect
 	openBufferedFile = openBuffered
 	directWrite      = (*os.File).WriteAt
+	syncFile         = (*os.File).Sync
 )
 
 // openBuffered creates the file at path for writing through the page
@@ -1026,7 +1030,7 @@ func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 		}
 	}
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if err == nil {
 		l.file.off = off
