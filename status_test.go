@@ -122,6 +122,21 @@ func lookedUp(t *testing.T, now *atomic.Int64, src func(context.Context) ([]stri
 	return newCache(t, cfg)
 }
 
+// collectsPastTheHorizon deletes a key on c, moves its clock (now) past
+// the horizon and collects: a member standing for the whole cluster takes
+// the tombstone; fails with msg (its count) if it kept it.
+func collectsPastTheHorizon(t *testing.T, c *Cache, now *atomic.Int64, msg string) {
+	t.Helper()
+	if err := c.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(2 * time.Hour))
+	c.collect()
+	if n := c.Status().Tombstones; n != 0 {
+		t.Fatalf(msg, n)
+	}
+}
+
 // TestPeerSourcePeersAreConfiguredPeers: a member whose peers come from a
 // PeerSource, and who cannot reach them, is a member with peers: not
 // ready, not synced (WaitSynced waits), and it collects no delete while
@@ -187,14 +202,7 @@ func TestPeersThatAreOnlyItselfFound(t *testing.T) {
 			if s := c.Status(); s.PeersConfigured || !s.Ready() {
 				t.Fatalf("its peers none but itself: %+v, ready %v", s, s.Ready())
 			}
-			if err := c.Delete("k"); err != nil {
-				t.Fatal(err)
-			}
-			now.Add(int64(2 * time.Hour))
-			c.collect()
-			if n := c.Status().Tombstones; n != 0 {
-				t.Fatalf("founding the cluster, it kept %d tombstones past the horizon", n)
-			}
+			collectsPastTheHorizon(t, c, &now, "founding the cluster, it kept %d tombstones past the horizon")
 		})
 	}
 }
@@ -232,8 +240,18 @@ func TestPeersThatAreItselfAtOtherAddresses(t *testing.T) {
 // pod, with the next listed later.
 func founding(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
 	t.Helper()
+	return foundingUnless(t, cfg, more, new(atomic.Bool))
+}
+
+// foundingUnless is founding, with a PeerSource that fails while fail is
+// set (a name that does not resolve yet).
+func foundingUnless(t *testing.T, cfg Config, more *atomic.Pointer[[]string], fail *atomic.Bool) *Cache {
+	t.Helper()
 	var self atomic.Pointer[string]
 	cfg.PeerSource = func(context.Context) ([]string, error) {
+		if fail.Load() {
+			return nil, errors.New("no such host")
+		}
 		var peers []string
 		if p := self.Load(); p != nil {
 			peers = append(peers, *p)
@@ -251,6 +269,16 @@ func founding(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
 	addr := c.Addr()
 	self.Store(&addr)
 	return c
+}
+
+// foundedOnDisk starts "pod-0" with a SnapshotPath in a directory of its
+// own, once it has founded its cluster (see founding).
+func foundedOnDisk(t *testing.T) (*Cache, Config, *atomic.Pointer[[]string]) {
+	t.Helper()
+	more := new(atomic.Pointer[[]string])
+	cfg := testConfig("pod-0")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+	return founded(t, cfg, more), cfg, more
 }
 
 // founded is founding, once the member has founded its cluster.
@@ -294,14 +322,7 @@ func TestFounderStaysReadyWhileAListedPeerHasNotCome(t *testing.T) {
 	if err := c.WaitSynced(ctx); err != nil {
 		t.Fatalf("WaitSynced with a peer listed that has not come: %v", err)
 	}
-	if err := c.Delete("k"); err != nil {
-		t.Fatal(err)
-	}
-	now.Add(int64(2 * time.Hour))
-	c.collect()
-	if n := c.Status().Tombstones; n != 0 {
-		t.Fatalf("the founder kept %d tombstones past the horizon", n)
-	}
+	collectsPastTheHorizon(t, c, &now, "the founder kept %d tombstones past the horizon")
 }
 
 // TestFounderThatMetAMemberSyncsLikeAny: a founder stops being one when
@@ -323,18 +344,15 @@ func TestFounderThatMetAMemberSyncsLikeAny(t *testing.T) {
 	}
 }
 
-// TestRestartedFounderIsStillTheCluster: a founder's snapshot says so, and
-// restarted from it, with its peers listing one that never came, it is a
-// founder at once: ready, WaitSynced returns. Once it meets a member it
-// writes a snapshot that no longer says so: restarted from that one with
-// the member out of reach, it waits for a sync. A founder restarted with
+// TestRestartedFounderIsStillTheCluster: a founder's lineage mark says
+// so, and restarted with it, with its peers listing one that never came,
+// it is a founder at once: ready, WaitSynced returns. Once it meets a
+// member it removes the mark: restarted then, with the member out of
+// reach, it waits for a sync. A founder restarted with
 // its listed peer never come was unready for good (found by review).
 func TestRestartedFounderIsStillTheCluster(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	var more atomic.Pointer[[]string]
-	cfg := testConfig("pod-0")
-	cfg.SnapshotPath = path
-	c := founded(t, cfg, &more)
+	c, cfg, more := foundedOnDisk(t)
+	path := cfg.SnapshotPath
 	if err := c.Set("k", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +361,7 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	}
 	never := []string{"127.0.0.1:1"}
 	more.Store(&never)
-	c = founding(t, cfg, &more)
+	c = founding(t, cfg, more)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.WaitSynced(ctx); err != nil {
@@ -363,7 +381,7 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c = founding(t, cfg, &more)
+	c = founding(t, cfg, more)
 	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no join attempt reported")
 	if s := c.Status(); s.Founder || s.Ready() {
 		t.Fatalf("restarted after meeting a member, that member out of reach: %+v, ready %v", s, s.Ready())
@@ -377,11 +395,8 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 // listed the others again out of reach, and its next snapshot said so
 // (found by review).
 func TestRestoredMemberDoesNotFound(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	var more atomic.Pointer[[]string]
-	cfg := testConfig("pod-0")
-	cfg.SnapshotPath = path
-	c := founded(t, cfg, &more)
+	c, cfg, more := foundedOnDisk(t)
+	path := cfg.SnapshotPath
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	peers := []string{d.Addr()}
 	more.Store(&peers)
@@ -392,7 +407,7 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 	gone := d.Addr()
 	d.Close()
 	more.Store(nil) // the first lookup finds only itself
-	c = founding(t, cfg, &more)
+	c = founding(t, cfg, more)
 	await.Until(t, 10*time.Second, func() bool { return !c.Status().PeersConfigured }, "never looked up")
 	if s := c.Status(); s.Founder {
 		t.Fatalf("restored from a member's snapshot, a lookup made it a founder: %+v", s)
@@ -458,27 +473,7 @@ func TestStateBeforeTheFirstLookupFounds(t *testing.T) {
 	var more atomic.Pointer[[]string]
 	cfg := testConfig("pod-0")
 	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
-	start := func() *Cache {
-		var self atomic.Pointer[string]
-		cfg := cfg
-		cfg.PeerSource = func(context.Context) ([]string, error) {
-			if fail.Load() {
-				return nil, errors.New("no such host")
-			}
-			var peers []string
-			if p := self.Load(); p != nil {
-				peers = append(peers, *p)
-			}
-			if p := more.Load(); p != nil {
-				peers = append(peers, *p...)
-			}
-			return peers, nil
-		}
-		c := newCache(t, cfg)
-		addr := c.Addr()
-		self.Store(&addr)
-		return c
-	}
+	start := func() *Cache { return foundingUnless(t, cfg, &more, &fail) }
 	c := start()
 	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no failed lookup")
 	if err := c.Set("k", []byte("v"), 0); err != nil {
@@ -670,10 +665,7 @@ func TestFounderMarkCountsForItsMember(t *testing.T) {
 // records. It was taken at its word: a member of a multi-member cluster,
 // its peers out of reach, a founder ready without a sync.
 func TestMarkKeptByAnEarlierReleaseIsStale(t *testing.T) {
-	var more atomic.Pointer[[]string]
-	cfg := testConfig("pod-0")
-	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
-	c := founded(t, cfg, &more)
+	c, cfg, more := foundedOnDisk(t)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -686,7 +678,7 @@ func TestMarkKeptByAnEarlierReleaseIsStale(t *testing.T) {
 	if err := os.Remove(cfg.SnapshotPath + founderSuffix); err != nil {
 		t.Fatal(err)
 	}
-	c = founding(t, cfg, &more)
+	c = founding(t, cfg, more)
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	if err := d.Set("from-d", []byte("v"), 0); err != nil {
 		t.Fatal(err)
@@ -702,7 +694,7 @@ func TestMarkKeptByAnEarlierReleaseIsStale(t *testing.T) {
 	}
 	listed := []string{gone}
 	more.Store(&listed)
-	c = founding(t, cfg, &more)
+	c = founding(t, cfg, more)
 	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
 	if s := c.Status(); s.Founder || s.Ready() {
 		t.Fatalf("its state holds pod-1's write, its mark says %q: %+v, ready %v", mark, s, s.Ready())
@@ -755,15 +747,12 @@ func TestFounderWithNoStateKeepsItsMark(t *testing.T) {
 // member, back under its old name, was never a founder again (found by
 // review). With no state, a new lineage takes the mark over.
 func TestForeignMarkIsLeftAlone(t *testing.T) {
-	var more atomic.Pointer[[]string]
-	cfg := testConfig("pod-0")
-	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
-	c := founded(t, cfg, &more)
+	c, cfg, more := foundedOnDisk(t)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	cfg.NodeName = "renamed"
-	c = founding(t, cfg, &more)
+	c = founding(t, cfg, more)
 	if s := c.Status(); s.Founder {
 		t.Fatalf("under another name: %+v", s)
 	}
@@ -774,7 +763,7 @@ func TestForeignMarkIsLeftAlone(t *testing.T) {
 		t.Fatalf("the mark of pod-0: %q, %v", mark, ok)
 	}
 	cfg.NodeName = "pod-0"
-	founded(t, cfg, &more) // a founder again under its name
+	founded(t, cfg, more) // a founder again under its name
 }
 
 // TestOperatorMarkMakesAFounder: a mark an operator writes ('O' and the
@@ -784,10 +773,7 @@ func TestForeignMarkIsLeftAlone(t *testing.T) {
 // start judged it by that state and removed it, a founder for one start
 // (found by review); and a New that fails leaves it as it was.
 func TestOperatorMarkMakesAFounder(t *testing.T) {
-	var more atomic.Pointer[[]string]
-	cfg := testConfig("pod-0")
-	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
-	c := founded(t, cfg, &more)
+	c, cfg, more := foundedOnDisk(t)
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	if err := d.Set("from-d", []byte("v"), 0); err != nil {
 		t.Fatal(err)
@@ -817,7 +803,7 @@ func TestOperatorMarkMakesAFounder(t *testing.T) {
 	}
 	more.Store(&gone)
 	for start := range 2 {
-		c = founding(t, cfg, &more)
+		c = founding(t, cfg, more)
 		await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
 		if s := c.Status(); !s.Founder || !s.Ready() {
 			m, _ := founderMarkOf(cfg.SnapshotPath)
