@@ -68,42 +68,27 @@ func LANTimings() Timings {
 // once the member ran (found by review).
 func FillTimings(t *Timings) error {
 	lan := LANTimings()
-	durations := []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"ProbeInterval", &t.ProbeInterval, lan.ProbeInterval},
-		{"ProbeTimeout", &t.ProbeTimeout, lan.ProbeTimeout},
-		{"GossipInterval", &t.GossipInterval, lan.GossipInterval},
-		{"PushPullInterval", &t.PushPullInterval, lan.PushPullInterval},
-		{"TCPTimeout", &t.TCPTimeout, lan.TCPTimeout},
-		{"DeadReclaim", &t.DeadReclaim, lan.DeadReclaim},
-		{"RejoinInterval", &t.RejoinInterval, lan.RejoinInterval},
-	}
-	for _, d := range durations {
-		switch {
-		case *d.v < 0:
-			return fmt.Errorf("%w: Timings.%s %v, want 0 (the default) or more", ErrConfig, d.name, *d.v)
-		case *d.v == 0:
-			*d.v = d.def
-		}
-	}
-	counts := []struct {
-		name string
-		v    *int
-		def  int
-	}{
-		{"SuspicionMult", &t.SuspicionMult, lan.SuspicionMult},
-		{"RetransmitMult", &t.RetransmitMult, lan.RetransmitMult},
-	}
-	for _, n := range counts {
-		switch {
-		case *n.v < 0:
-			return fmt.Errorf("%w: Timings.%s %d, want 0 (the default) or more", ErrConfig, n.name, *n.v)
-		case *n.v == 0:
-			*n.v = n.def
-		}
+	return errors.Join(
+		orDefault("ProbeInterval", &t.ProbeInterval, lan.ProbeInterval),
+		orDefault("ProbeTimeout", &t.ProbeTimeout, lan.ProbeTimeout),
+		orDefault("GossipInterval", &t.GossipInterval, lan.GossipInterval),
+		orDefault("PushPullInterval", &t.PushPullInterval, lan.PushPullInterval),
+		orDefault("TCPTimeout", &t.TCPTimeout, lan.TCPTimeout),
+		orDefault("DeadReclaim", &t.DeadReclaim, lan.DeadReclaim),
+		orDefault("RejoinInterval", &t.RejoinInterval, lan.RejoinInterval),
+		orDefault("SuspicionMult", &t.SuspicionMult, lan.SuspicionMult),
+		orDefault("RetransmitMult", &t.RetransmitMult, lan.RetransmitMult),
+	)
+}
+
+// orDefault gives the field of Timings called name, v, the value def if
+// it is zero, and refuses a negative one.
+func orDefault[T time.Duration | int](name string, v *T, def T) error {
+	switch {
+	case *v < 0:
+		return fmt.Errorf("%w: Timings.%s %v, want 0 (the default) or more", ErrConfig, name, *v)
+	case *v == 0:
+		*v = def
 	}
 	return nil
 }
