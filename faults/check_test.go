@@ -100,7 +100,9 @@ func (h *history) judge(final map[string]state, split map[string]bool) map[strin
 // classify judges a key's final state against its ops, in the order sent.
 // The ops that may win are, for each side, its last acknowledged op and
 // any unacknowledged op after it (it may have been applied); ops sent
-// before the partition (side 0) are overwritten by any sent during it.
+// before the partition (side 0) are overwritten by any acknowledged during
+// it. A key none of whose ops was acknowledged may be absent (none may
+// have been applied); once one was, absence needs a delete that may win.
 func classify(ops []op, got state) fate {
 	last := map[int]int{} // side -> index of its last acknowledged op
 	for i, o := range ops {
@@ -127,8 +129,8 @@ func classify(ops []op, got state) fate {
 		}
 	}
 	if !got.present {
-		if len(winners) == 0 {
-			return fateOK
+		if !slices.ContainsFunc(ops, func(o op) bool { return o.acked }) {
+			return fateOK // nothing acknowledged: perhaps nothing was applied
 		}
 		return fateLost
 	}
@@ -150,9 +152,14 @@ type verdict struct {
 	joined time.Duration // from the heal to every member seeing every other (0: not within a minute)
 	agreed bool
 	fates  map[string]fate
-	final  map[string]state
-	per    map[string]map[string]state // member -> key -> state, if split
-	stats  map[string]string           // member -> its /v1/stats at the end
+	// unacked counts the ops no member acknowledged. A member answers a
+	// write over a local socket whatever the network does, so any is a
+	// failure of the run: the checker lets an unacknowledged op win or
+	// not, and a run of them would judge nothing.
+	unacked int
+	final   map[string]state
+	per     map[string]map[string]state // member -> key -> state, if split
+	stats   map[string]string           // member -> its /v1/stats at the end
 	// suspicions counts the times a member's memberlist suspected a
 	// peer, over the run, on every member: failure detection's false
 	// alarms (and true ones: the kill and the pause).
@@ -169,14 +176,15 @@ func (v verdict) line() string {
 	if !v.agreed {
 		agreed = fmt.Sprintf("NOT agreed %.0f s after the heal", v.heal.Seconds())
 	}
-	return fmt.Sprintf("%s: %s; %d keys: %d ok, %d lost, %d stale, %d resurrected, %d unknown, %d split; %d suspicions",
+	return fmt.Sprintf("%s: %s; %d keys: %d ok, %d lost, %d stale, %d resurrected, %d unknown, %d split; %d ops not acknowledged; %d suspicions",
 		v.name, agreed, len(v.fates), counts[fateOK], counts[fateLost], counts[fateStale],
-		counts[fateResurrected], counts[fateUnknown], counts[fateSplit], v.suspicions)
+		counts[fateResurrected], counts[fateUnknown], counts[fateSplit], v.unacked, v.suspicions)
 }
 
-// ok reports whether every key came out ok and the members agreed.
+// ok reports whether every key came out ok, the members agreed and every
+// op was acknowledged.
 func (v verdict) ok() bool {
-	if !v.agreed {
+	if !v.agreed || v.unacked > 0 || len(v.fates) == 0 {
 		return false
 	}
 	for _, f := range v.fates {
@@ -208,4 +216,15 @@ func (v verdict) write(dir string, h *history) string {
 	path := filepath.Join(dir, strings.ReplaceAll(v.name, " ", "_")+".txt")
 	os.WriteFile(path, []byte(b.String()), 0o644)
 	return path
+}
+
+// unacked returns the number of ops no member acknowledged.
+func (h *history) unacked() int {
+	n := 0
+	for _, o := range h.ops {
+		if !o.acked {
+			n++
+		}
+	}
+	return n
 }

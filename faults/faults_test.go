@@ -263,6 +263,7 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 		}
 	}
 	v.fates = h.judge(final, split)
+	v.unacked = h.unacked()
 	v.stats = map[string]string{}
 	for _, m := range l.members {
 		v.stats[m.name] = m.stats()
