@@ -13,6 +13,7 @@ import (
 	"github.com/bcache-go/bcache/internal/rapidfail"
 	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // harnessFailure runs the harness with cfg, with the seed and budget of
@@ -97,7 +98,9 @@ func TestHarnessCatchesBrokenMerges(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			cfg := DefaultMapConfig()
 			cfg.Merge = tc.merge
-			caught(t, "map "+tc.name, Config{Factory: MapFactory(cfg)}, "not converged", "replicas whose merge is broken: "+tc.name)
+			// The check that one session repairs both ways catches these
+			// first; left out, convergence must catch them.
+			caught(t, "map "+tc.name, Config{Factory: MapFactory(cfg), OneWaySessions: true}, "not converged", "replicas whose merge is broken: "+tc.name)
 		})
 	}
 }
@@ -157,7 +160,9 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			cfg := DefaultStoreConfig()
 			cfg.Wrap = func(s Store) transport.Replica { b := tc.b; b.Store = s; return b }
-			caught(t, "store "+tc.name, Config{Factory: StoreFactory(cfg)}, tc.want, "production stores with a broken rule: "+tc.name)
+			// As above: the one-session check left out, the check named
+			// must catch them.
+			caught(t, "store "+tc.name, Config{Factory: StoreFactory(cfg), OneWaySessions: true}, tc.want, "production stores with a broken rule: "+tc.name)
 		})
 	}
 	t.Run("a_received_delta_without_an_expiry_takes_the_last_ones", func(t *testing.T) {
@@ -525,4 +530,57 @@ func (o overBound) Bounds() (values, maxValues int, bytes, maxBytes int64) {
 func TestHarnessCatchesAStoreOverItsBounds(t *testing.T) {
 	caught(t, "over its bounds", Config{Factory: wrapStores(func(r *StoreReplica) Replica { return overBound{r} })},
 		"over its bounds", "a member holding a value more than its MaxKeys")
+}
+
+// oneWay is the production store on a member that, in the sessions it
+// starts, throws away the records its peer sends back: its sessions
+// repair the peer only. Every pair still converges, by the sessions the
+// peer starts, so only the check that one session repairs both ways can
+// catch it.
+type oneWay struct {
+	*StoreReplica
+	codec *wire.Codec
+	mine  map[uint64]bool // the ids of the sessions this member started
+}
+
+func (o *oneWay) started(out []transport.Envelope) []transport.Envelope {
+	for _, e := range out {
+		if m, err := o.codec.Decode(e.Payload); err == nil {
+			if d, ok := m.(*wire.Digest); ok && d.Token == 0 {
+				o.mine[d.ID] = true
+			}
+		}
+	}
+	return out
+}
+
+func (o *oneWay) StartSession(peer string) []transport.Envelope {
+	return o.started(o.StoreReplica.StartSession(peer))
+}
+
+func (o *oneWay) Tick() []transport.Envelope { return o.started(o.StoreReplica.Tick()) }
+
+func (o *oneWay) Receive(from string, payload []byte) []transport.Envelope {
+	if m, err := o.codec.Decode(payload); err == nil {
+		if r, ok := m.(*wire.Repair); ok && o.mine[r.ID] && len(r.Records) > 0 {
+			r.Records = nil
+			if p, err := o.codec.Encode(nil, r); err == nil {
+				payload = p
+			}
+		}
+	}
+	return o.StoreReplica.Receive(from, payload)
+}
+
+// TestHarnessCatchesOneWaySessions: a session that repairs one side only
+// passed the harness, whose end ran sessions between every pair until
+// nothing changed (found by review, by a mutation of the session code).
+func TestHarnessCatchesOneWaySessions(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica {
+		return &oneWay{StoreReplica: r, codec: wire.NewCodec(wire.Limits{}), mine: map[uint64]bool{}}
+	})
+	caught(t, "one way sessions", Config{Factory: factory}, "one session left", "sessions that repair one way")
+	if failure := harnessFailure(t, "one way sessions, unchecked", Config{Factory: factory, OneWaySessions: true}); failure != "" {
+		t.Fatalf("without the check, the variant is caught by another (it should converge and lose nothing): %s", failure)
+	}
 }

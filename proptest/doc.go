@@ -74,8 +74,11 @@
 // the key the member holds, and only while that record is live (not a
 // tombstone, not expired at the member's time, not evicted); a miss is
 // right only without a live record. After the run it
-// heals the network, delivers everything, runs anti-entropy between every
-// pair of live members until a whole round changes nothing, and checks
+// heals the network, delivers everything, runs one anti-entropy session
+// between two live members alone and checks that it left both holding the
+// same records (Config.OneWaySessions leaves this out), runs anti-entropy
+// between every pair of live members until a whole round changes nothing,
+// and checks
 // convergence against a reference model: every live member holds the same
 // records; no key holds a value older than a dead record a live member
 // collected; and every key holds its newest write, or, if that write is a

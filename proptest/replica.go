@@ -32,6 +32,9 @@ import (
 //     counters (sim.Stats): a replica with frames of its own may leave it
 //     0. Payloads are the replica's bytes; the harness never reads them
 //     (Config.Describe may, for the trace).
+//   - Sessions. One session StartSession begins, carried to its end with
+//     nothing else in flight, leaves both members holding the same
+//     records: it repairs both ways (Config.OneWaySessions, if not).
 //   - Horizon. Config.Horizon must be the replica's own GC horizon: the
 //     harness cannot ask a replica for it, and judges losses by it. Set
 //     both from one constant.
