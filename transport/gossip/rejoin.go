@@ -74,18 +74,7 @@ func (r *Replicator) rejoin() {
 			seedTried = append(seedTried, p)
 		}
 		r.refreshLocal()
-		var more []string
-		elsewhere := false
-		live := r.liveAddrs()
-		for _, a := range l.seeds {
-			if r.isSelf(a) {
-				continue
-			}
-			elsewhere = true
-			if !slices.Contains(targets, a) && !live[a] {
-				more = append(more, a)
-			}
-		}
+		more, elsewhere := r.seedsToJoin(l.seeds, targets)
 		if elsewhere || len(l.failed) == 0 { // a failed lookup settles nothing
 			r.setOnlySelf(!elsewhere)
 		}
@@ -190,6 +179,35 @@ func nextSeedWait(wait, base time.Duration, met bool) time.Duration {
 		return base
 	}
 	return min(2*wait, max(base, maxRetryEvery))
+}
+
+// seedsToJoin returns the seeds to join: those that are neither this
+// member, nor among targets (joined already), nor a live member's address;
+// and whether any seed is not this member.
+func (r *Replicator) seedsToJoin(seeds, targets []string) (more []string, elsewhere bool) {
+	live := r.liveAddrs()
+	for _, a := range seeds {
+		if r.isSelf(a) {
+			continue
+		}
+		elsewhere = true
+		if !slices.Contains(targets, a) && !live[zoneless(a)] {
+			more = append(more, a)
+		}
+	}
+	return more, elsewhere
+}
+
+// zoneless returns addr without the zone of an IPv6 address
+// ("[fe80::1%eth0]:7946" is "[fe80::1]:7946"): memberlist writes a
+// member's address without one, and a seed given with its zone (which a
+// link-local address needs to be dialled) was never taken for the live
+// member it is, and joined again at every look.
+func zoneless(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() != "" {
+		return netip.AddrPortFrom(ap.Addr().WithZone(""), ap.Port()).String()
+	}
+	return addr
 }
 
 // liveAddrs returns the addresses of the live members, this one included:
@@ -316,7 +334,7 @@ func (r *Replicator) isSelfLocked(addr string) bool {
 	if !r.bound.IsValid() || err != nil || ap.Port() != r.bound.Port() {
 		return false
 	}
-	ip, bound := ap.Addr().Unmap(), r.bound.Addr().Unmap()
+	ip, bound := ap.Addr().Unmap().WithZone(""), r.bound.Addr().Unmap() // interfaces' addresses come without a zone
 	switch {
 	case !bound.IsUnspecified():
 		return ip == bound

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -258,6 +259,24 @@ func TestPeerAddressesAreCanonical(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0] != want {
 			t.Errorf("%s: %v, %v; want %s", in, got, err, want)
 		}
+	}
+}
+
+// TestZonedSeedIsTheLiveMember: a seed given as a link-local IPv6
+// address with its zone is the live member memberlist lists without one:
+// not joined again at every look (it was, found by review); a seed that
+// is no live member is joined, zone and all.
+func TestZonedSeedIsTheLiveMember(t *testing.T) {
+	r := &Replicator{alive: map[string]*memberlist.Node{
+		"b": {Name: "b", Addr: net.ParseIP("fe80::1"), Port: 7946},
+	}}
+	more, elsewhere := r.seedsToJoin([]string{"[fe80::1%eth0]:7946", "[fe80::2%eth0]:7946"}, nil)
+	if !elsewhere || !slices.Equal(more, []string{"[fe80::2%eth0]:7946"}) {
+		t.Fatalf("seeds to join: %v (elsewhere %v), want only the one that is no member, with its zone", more, elsewhere)
+	}
+	r.bound = netip.MustParseAddrPort("[fe80::9]:7946")
+	if !r.isSelf("[fe80::9%eth0]:7946") {
+		t.Fatal("this member's own address, with a zone, is not taken for itself")
 	}
 }
 
