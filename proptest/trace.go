@@ -112,10 +112,13 @@ func DescribeFrame(payload []byte) string {
 		return fmt.Sprintf("%s, leaves %v holding %v: %s", sessionName(m.Session), m.Leaves, m.Counts, records(vs))
 	case *wire.Repair:
 		s := fmt.Sprintf("%s, records %s", sessionName(m.Session), records(m.Records))
-		if len(m.Wants) > 0 {
+		switch {
+		case m.Final && len(m.Wants) == 1:
+			s += fmt.Sprintf(", final after %d repairs", m.Wants[0])
+		case len(m.Wants) > 0:
 			s += fmt.Sprintf(", wants %d keys", len(m.Wants))
 		}
-		if m.Final {
+		if m.Final && len(m.Wants) != 1 {
 			s += ", final"
 		}
 		return s

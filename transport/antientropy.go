@@ -54,6 +54,7 @@ type session struct {
 	idle       int            // replies in a row that moved nothing (see answerRepair)
 	reasked    map[uint32]int // how often each leaf was asked about again
 	level      int            // the deepest digest level the responder has sent, -1 for none
+	repairs    uint64         // the Repairs sent, which the final one counts (see responder)
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -99,6 +100,16 @@ type responder struct {
 	hasCut   bool
 	// empty says the initiator's first message showed it holding nothing.
 	empty bool
+	// repairs counts the initiator's Repairs applied, its final one
+	// aside; owed is how many its final one said it sent before it (-1
+	// until the final one comes, or if it said nothing: a release before
+	// the count). The session completes on this side once it has them
+	// all: a Repair that the final one overtook (a large frame goes on a
+	// stream, the small final one as a datagram) or that was lost would
+	// otherwise be missing from a session taken as complete, and the
+	// roster would take this member for holding records it lacks (found by
+	// review: a tombstone collected early rejected a live write).
+	repairs, owed int64
 }
 
 // depth returns the number of digest levels below the root.
@@ -372,6 +383,7 @@ func (n *Node) responded(from string, r *responder, now int64) {
 		n.roster.completed(from, r.cut, r.coverage, r.start, now)
 	}
 	delete(n.ae.resp, from)
+	n.stats.SessionsResponded++
 	n.exchanged(from, now)
 }
 
@@ -392,7 +404,7 @@ func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*res
 			n.stats.Stray++ // the first message again
 			return nil, false
 		}
-		r = &responder{id: m.ID, token: n.secret(), start: now}
+		r = &responder{id: m.ID, token: n.secret(), start: now, owed: -1}
 		n.ae.resp[from] = r
 	} else if r == nil || r.id != m.ID || r.token != m.Token {
 		n.stats.Stray++
@@ -833,13 +845,22 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		return nil
 	}
 	rejected := n.applyRepair(m, now)
-	if m.Final {
+	switch {
+	case !m.Final:
+		r.repairs++
+	case len(m.Wants) == 1: // how many Repairs the initiator sent before this one
+		r.owed = int64(min(m.Wants[0], math.MaxInt32))
+	default: // a release before the count: complete now, as it did
+		r.owed = r.repairs
+	}
+	if r.repairs == r.owed {
 		n.responded(from, r, now)
 	}
-	if len(rejected) == 0 {
-		return nil
+	var out []Envelope
+	if len(rejected) > 0 {
+		out = n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
 	}
-	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
+	return out
 }
 
 // answerRepair (initiator) sends the wanted records and the tombstones
@@ -886,7 +907,13 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
 	n.stats.RepairRecordsSent += uint64(len(recs))
-	out := n.sendRecords(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}, all, s.peer)
+	reply := &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}
+	if final {
+		reply.Wants = []uint64{s.repairs} // the responder completes once it has them all
+	} else {
+		s.repairs++
+	}
+	out := n.sendRecords(nil, reply, all, s.peer)
 	if final {
 		n.finish(now)
 		return out

@@ -62,7 +62,8 @@
 // once, so that the responder gathers the next chunk's records while the
 // initiator applies the last's (one at a time, a member far behind left
 // one core idle at each end in turn). Records travel in ascending
-// timestamp order, a bucket's records in one message.
+// timestamp order (a bucket's records across messages too: a message cut
+// to its size limit is cut by time).
 //
 // To a Versions that holds no versions for a leaf (the initiator holds
 // nothing there) the responder answers with all its records of the leaf,
@@ -94,7 +95,13 @@
 // the view gets nothing. Each side marks its replica synced (package lww,
 // rule 2) at its own time at the start of the session, when it has
 // received all the other's records: no number a peer sends ever becomes a
-// synced mark.
+// synced mark. The initiator's Repairs await no reply, and a large one
+// goes on a stream while the small final one goes as a datagram: the
+// final one says how many the initiator sent before it, and the responder
+// completes only once it has applied them all (it completed on the final
+// one, and a Repair it overtook, or one lost, left it taken for holding
+// records it lacked: found by review). A Repair lost is not sent again;
+// the responder then does not complete, and the next session repairs.
 //
 // Every list a request carries is strictly ascending (the codec refuses
 // anything else), Versions lists at most wire.MaxLeavesPerStep leaves, and

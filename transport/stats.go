@@ -33,6 +33,9 @@ type Stats struct {
 	SessionsStarted   uint64
 	SessionsCompleted uint64
 	SessionsTimedOut  uint64 // or abandoned: the peer left, or its replies moved nothing, or it lasted 64 timeouts
+	// SessionsResponded counts sessions peers started that completed on
+	// this side: every Repair the initiator sent applied here.
+	SessionsResponded uint64
 	// SessionsYielded counts sessions this node did not start, or
 	// abandoned while comparing digests, because the peer, holding
 	// nothing, had one in progress with it: that one moves everything.

@@ -22,8 +22,9 @@
 // receiving goroutines; on another transport (memnet), through
 // SendBestEffort and memberlist's handler. An anti-entropy frame of up
 // to 16 datagrams goes as fragments, each sent twice, that the receiver
-// puts back together (a lost frame costs the session a retry, not a
-// stalled TCP connection; see fragment.go); a larger one (a batch of big values, a
+// puts back together (a lost frame costs the session a retry, or its
+// completion on the responder's side, not a stalled TCP connection; see
+// fragment.go); a larger one (a batch of big values, a
 // far-behind member's repair, a value of up to the decoder's limit) goes
 // over a stream (SendReliable). Each peer with such frames waiting has a sender
 // goroutine of its own, which writes them in order, one stream at a time,

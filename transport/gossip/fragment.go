@@ -17,7 +17,9 @@ import (
 // under packet loss stalls for a second or more on a lost SYN, and holds
 // up the peer's later frames behind it; a lost fragment costs the session
 // one retry instead, which it makes by itself after an eighth of its
-// timeout. Deltas, which nothing resends but anti-entropy, keep the
+// timeout (a request of its own; an initiator's Repair, which awaits no
+// answer, is not sent again: the responder then does not complete the
+// session, and the next one repairs what it lacks). Deltas, which nothing resends but anti-entropy, keep the
 // stream, as do frames of more than maxFragments datagrams (a far-behind
 // member's repairs), which want TCP's flow control.
 //

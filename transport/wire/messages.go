@@ -147,7 +147,12 @@ type Repair struct {
 	// Records are in ascending timestamp order.
 	Records []crdt.Record
 	// Wants are key hashes, strictly ascending, whose records the sender
-	// wants from the receiver.
+	// wants from the receiver: in the responder's Repairs. The initiator
+	// wants nothing; in its final Repair, Wants holds one number instead:
+	// how many Repairs it sent before that one in the session, so that
+	// the responder completes only once it has applied them all (one the
+	// final Repair overtook, or one lost, would be missing). A final
+	// Repair with no Wants is of a release before the count.
 	Wants []uint64
 	// Final marks the sender's last Repair of the session.
 	Final bool
