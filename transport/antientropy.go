@@ -591,24 +591,37 @@ func (n *Node) diffHashes(m *wire.Digest) (diff []uint32, ok bool) {
 var emptyLeaf = crdt.TreeNode{}.Hash()
 
 // sendVersions sends our versions in the next chunks of differing leaves,
-// as many as the window has room for.
+// as many as the window has room for. A chunk is LeavesPerStep leaves, or
+// fewer if their versions would not fit a frame (keyVersionRoom bytes
+// each): a chunk of a replica of tens of millions of keys failed to encode
+// at every retry, and no session with it completed (found by review).
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
+	room := n.codec.Limits().MaxFrame / keyVersionRoom
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
-		k := min(len(s.leaves), n.cfg.LeavesPerStep)
+		m := &wire.Versions{}
+		var vs []crdt.Version
+		for _, leaf := range s.leaves[:min(len(s.leaves), n.cfg.LeavesPerStep)] {
+			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
+			if len(m.Leaves) > 0 && len(m.Versions)+len(vs) > room {
+				break // the next chunk's
+			}
+			before := len(m.Versions)
+			m.Versions = appendKeyVersions(m.Versions, vs)
+			m.Leaves = append(m.Leaves, leaf)
+			m.Counts = append(m.Counts, uint32(len(m.Versions)-before))
+		}
+		k := len(m.Leaves)
 		chunk := s.leaves[:k:k]
 		s.leaves = s.leaves[k:]
-		m := &wire.Versions{Leaves: chunk}
-		var vs []crdt.Version
-		for _, leaf := range chunk {
-			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
-			m.Counts = append(m.Counts, uint32(len(vs)))
-			m.Versions = appendKeyVersions(m.Versions, vs)
-		}
 		out = n.ask(out, m, chunk, now)
 	}
 	return out
 }
+
+// keyVersionRoom is the room a key's version takes in a Versions frame,
+// rounded up (29 bytes) to leave the frame's header and lists room.
+const keyVersionRoom = 32
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.
 // Two keys of one hash (a 64-bit collision) would break the order the

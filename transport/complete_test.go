@@ -433,3 +433,29 @@ func TestCrossingSessionsLeaveEqualVersions(t *testing.T) {
 		t.Fatalf("%d runs of 60 completed a session: the test judges too few", completed)
 	}
 }
+
+// TestVersionsFitAFrame: a chunk of leaves whose versions would not fit a
+// frame is sent as smaller chunks. It was sent whole, failed to encode at
+// every retry, and no session completed (found by review: a default frame
+// holds about 720,000 versions, a chunk of 1,024 leaves of a replica of
+// tens of millions of keys more).
+func TestVersionsFitAFrame(t *testing.T) {
+	p := newStorePair(t, Config{LeavesPerStep: 64, MaxRepairBytes: 1024, Limits: wire.Limits{MaxFrame: 4096}},
+		store.Config{Shards: 16, DigestBits: 8})
+	for i := range 2000 {
+		p.write("a", crdt.Record{Key: fmt.Sprint("key", i), Value: []byte("v")})
+	}
+	a := p.nodes["a"]
+	p.run("a", a.StartSession("b", p.now.Now()), func(h hop, m wire.Message) bool {
+		if v, ok := m.(*wire.Versions); ok && len(v.Versions)*32 > 4096 {
+			t.Fatalf("a Versions of %d versions", len(v.Versions))
+		}
+		return false
+	}, nil)
+	if st := a.Stats(); st.SessionsCompleted != 1 || st.EncodeErrors != 0 {
+		t.Fatalf("completed %d sessions, %d frames failed to encode", st.SessionsCompleted, st.EncodeErrors)
+	}
+	if d := p.diff(); len(d) > 0 {
+		t.Fatalf("%d keys differ after the session, e.g. %s", len(d), d[0])
+	}
+}
