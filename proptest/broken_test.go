@@ -584,3 +584,35 @@ func TestHarnessCatchesOneWaySessions(t *testing.T) {
 		t.Fatalf("without the check, the variant is caught by another (it should converge and lose nothing): %s", failure)
 	}
 }
+
+// deaf is the production store on a member that, as a responder, throws
+// away every Repair: sessions others start with it never complete, and
+// only its own repair it.
+type deaf struct{ oneWay }
+
+func (d *deaf) Receive(from string, payload []byte) []transport.Envelope {
+	if m, err := d.codec.Decode(payload); err == nil {
+		if r, ok := m.(*wire.Repair); ok && !d.mine[r.ID] {
+			return nil
+		}
+	}
+	return d.StoreReplica.Receive(from, payload)
+}
+
+// TestHarnessCatchesDeafResponders: a member whose responder applies
+// nothing converges by its own sessions; the single session at the end
+// must complete on both sides unless the responder deferred it (a first
+// version of that check skipped any session that did not complete, and
+// passed this variant: found by review).
+func TestHarnessCatchesDeafResponders(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica {
+		if r.name != "n1" {
+			return r
+		}
+		return &deaf{oneWay{StoreReplica: r, codec: wire.NewCodec(wire.Limits{}), mine: map[uint64]bool{}}}
+	})
+	caught(t, "deaf responders", Config{Factory: factory}, "did not complete on both sides", "responders that apply no Repair")
+	if failure := harnessFailure(t, "deaf responders, unchecked", Config{Factory: factory, OneWaySessions: true}); failure != "" {
+		t.Fatalf("without the check, the variant is caught by another: %s", failure)
+	}
+}

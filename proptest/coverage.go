@@ -36,7 +36,8 @@ type Coverage struct {
 	Collected [2]int
 	// OneSession counts the runs whose end's single session between two
 	// members completed on both sides, and so was checked to leave them
-	// equal, and those where it did not complete.
+	// equal, and those where it did not complete (the responder deferred
+	// it, or the initiator gave way to a session of the responder's).
 	OneSession [2]int
 }
 
@@ -59,7 +60,7 @@ func (c *Coverage) String() string {
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
 	fmt.Fprintf(&b, "\n  fill calls: %d ended with a value, %d with the source's error", c.Fills[0], c.Fills[1])
 	fmt.Fprintf(&b, "\n  dead records collected: %d less than a horizon after they were written, %d later", c.Collected[0], c.Collected[1])
-	fmt.Fprintf(&b, "\n  runs whose end's single session completed on both sides, and was checked: %d; not completed: %d", c.OneSession[0], c.OneSession[1])
+	fmt.Fprintf(&b, "\n  runs whose end's single session completed on both sides, and was checked: %d; deferred: %d", c.OneSession[0], c.OneSession[1])
 	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed anything: %v", c.Rounds)
 	return b.String()
 }

@@ -861,10 +861,12 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	switch {
 	case !m.Final:
 		r.repairs++
+	case len(m.Wants) == 0: // a release before the count: complete now, as it did
+		r.owed = r.repairs
 	case len(m.Wants) == 1: // how many Repairs the initiator sent before this one
 		r.owed = int64(min(m.Wants[0], math.MaxInt32))
-	default: // a release before the count: complete now, as it did
-		r.owed = r.repairs
+	default: // no count: never complete
+		r.owed = math.MaxInt32
 	}
 	if r.repairs == r.owed {
 		n.responded(from, r, now)
@@ -919,6 +921,14 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		s.leaves = append(leaves, s.leaves...)
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
+	if !final && len(recs) == 0 {
+		// Nothing to send: the responder reads only an initiator's
+		// Repairs' records, and its final one. Each Repair sent must
+		// arrive for the responder to complete; empty ones, sent, made a
+		// far-behind initiator's sessions (all their Repairs empty) rarely
+		// complete there under loss (found by review).
+		return n.sendVersions(nil, now)
+	}
 	n.stats.RepairRecordsSent += uint64(len(recs))
 	reply := &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}
 	if final {

@@ -459,3 +459,28 @@ func TestVersionsFitAFrame(t *testing.T) {
 		t.Fatalf("%d keys differ after the session, e.g. %s", len(d), d[0])
 	}
 }
+
+// TestEmptyRepairsAreNotSent: an initiator that has nothing to send back
+// (it holds nothing: it pulls) sends no Repair but its final one, which
+// counts none before it. Each Repair sent must arrive for the responder
+// to complete, and empty ones made such sessions rarely complete there
+// under loss (found by review).
+func TestEmptyRepairsAreNotSent(t *testing.T) {
+	p := newStorePair(t, Config{LeavesPerStep: 1}, store.Config{Shards: 16, DigestBits: 8})
+	for _, k := range keysInLeaves(8, 10) {
+		p.write("b", crdt.Record{Key: k, Value: []byte("v")})
+	}
+	var repairs []*wire.Repair
+	p.run("a", p.nodes["a"].StartSession("b", p.now.Now()), func(h hop, m wire.Message) bool {
+		if r, ok := m.(*wire.Repair); ok && h.from == "a" {
+			repairs = append(repairs, r)
+		}
+		return false
+	}, nil)
+	if len(repairs) != 1 || !repairs[0].Final || len(repairs[0].Wants) != 1 || repairs[0].Wants[0] != 0 {
+		t.Fatalf("a sent %d Repairs, want its final one alone, counting none before it: %+v", len(repairs), repairs)
+	}
+	if p.nodes["b"].LastSyncs()["a"] == 0 || len(p.diff()) > 0 {
+		t.Fatalf("b synced at %d; differences %v", p.nodes["b"].LastSyncs()["a"], p.diff())
+	}
+}
