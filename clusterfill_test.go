@@ -77,7 +77,7 @@ func TestClusterFillRunsOnce(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // a query's time, so that the readers overlap
 		return []byte("v:" + key), nil
 	}
-	cs := fillCluster(t, 5, filler, 5*time.Second)
+	cs := fillCluster(t, 5, filler, 5*time.Second, slowProbes)
 	for k := range 10 {
 		key := fmt.Sprint("cold", k)
 		vals, errs := readAll(cs, key, 200)
@@ -167,10 +167,16 @@ func TestClusterFillOwnerLeavesMidFill(t *testing.T) {
 // TestClusterFillErrorsReachEveryCaller: a filler's error goes to every
 // reader on every member and is not cached: the next read fills again.
 func TestClusterFillErrorsReachEveryCaller(t *testing.T) {
-	var runs atomic.Int32
+	// The source is down until the readers have had their answers: a
+	// reader (or a member's request to the owner) that comes after a
+	// failed fill has ended fills again, and must fail again. It was down
+	// for the first fill only, and a request late on a busy machine got
+	// the second fill's value.
+	var down atomic.Bool
+	down.Store(true)
 	filler := func(ctx context.Context, key string) ([]byte, error) {
-		if runs.Add(1) == 1 {
-			time.Sleep(20 * time.Millisecond)
+		if down.Load() {
+			time.Sleep(20 * time.Millisecond) // so that the readers overlap
 			return nil, errors.New("database down")
 		}
 		return []byte("v"), nil
@@ -182,6 +188,7 @@ func TestClusterFillErrorsReachEveryCaller(t *testing.T) {
 			t.Fatalf("reader %d got no error", i)
 		}
 	}
+	down.Store(false)
 	if v, err := cs[1].GetOrFill(context.Background(), "k"); err != nil || string(v) != "v" {
 		t.Fatalf("after the error: %q, %v; want a new fill", v, err)
 	}
@@ -198,7 +205,7 @@ func TestClusterFillOfTheEmptyKey(t *testing.T) {
 		runs.Add(1)
 		return []byte("empty's value"), nil
 	}
-	cs := fillCluster(t, 2, filler, 5*time.Second)
+	cs := fillCluster(t, 2, filler, 5*time.Second, slowProbes)
 	asker := cs[0]
 	if asker.owner("") == asker.Name() {
 		asker = cs[1]
@@ -366,7 +373,7 @@ func TestManyKeysAtOnceFillEachOnce(t *testing.T) {
 			return nil, ctx.Err()
 		}
 		return []byte("v"), nil
-	}, 20*time.Second)
+	}, 20*time.Second, slowProbes)
 	const keys = 150 // 300 requests from the two members that do not own a key
 	var wg sync.WaitGroup
 	for k := range keys {
@@ -444,12 +451,14 @@ func TestJoinDuringAFillAsksNoOne(t *testing.T) {
 		}
 		return []byte("v"), nil
 	}
-	cs := fillCluster(t, 2, filler, 10*time.Second)
+	cs := fillCluster(t, 2, filler, 10*time.Second, slowProbes)
 	done := make(chan error, 1)
 	go func() { _, err := cs[0].GetOrFill(context.Background(), key); done <- err }()
 	await.Until(t, 10*time.Second, func() bool { return cs[1].Stats().FillsForPeers == 1 }, "f1 is not filling for f0")
-	c2 := newCache(t, Config{NodeName: "f2", BindAddr: "127.0.0.1:0", Timings: FastTimings(),
-		Filler: filler, FillTTL: time.Hour, FillTimeout: 10 * time.Second, Peers: []string{cs[0].Addr()}})
+	cfg := Config{NodeName: "f2", BindAddr: "127.0.0.1:0", Timings: FastTimings(),
+		Filler: filler, FillTTL: time.Hour, FillTimeout: 10 * time.Second, Peers: []string{cs[0].Addr()}}
+	slowProbes(&cfg)
+	c2 := newCache(t, cfg)
 	await.Until(t, 10*time.Second, func() bool { return len(cs[0].Members()) == 3 && len(c2.Members()) == 3 }, "f2 has not joined")
 	close(release)
 	if err := <-done; err != nil {
