@@ -101,9 +101,11 @@
 //     supersedes it, and an older version arriving from anywhere meets the
 //     watermark. A member that vanishes without leaving keeps the bound
 //     still for the sync protocol's failed timeout (bcache: H), so early
-//     collection waits for it; one that leaves on purpose, only until its
-//     last records have reached every member. The horizon of rule 2
-//     remains for everything else.
+//     collection waits for it; one that leaves on purpose, until its
+//     records held elsewhere have reached the collector and it has come
+//     back under its name and synced (what it held alone, a write whose
+//     delta was lost, is in its snapshot), or for the failed timeout. The
+//     horizon of rule 2 remains for everything else.
 //
 //  7. A bound may collect early, at a price. [Map.CollectDead] collects
 //     any dead record at once, raising its watermark like any collection,

@@ -252,7 +252,9 @@ func (n *Node) SetMembers(names []string, now int64) {
 
 // Left records that the member called name left the cluster on purpose:
 // its incarnation has ended, and stops counting for the stable bound once
-// every member has synced with this node since.
+// every member has synced with this node since and an incarnation of its
+// name has completed a session with this node (what it held alone comes
+// back with it), or after FailedTimeout.
 func (n *Node) Left(name string, now int64) { n.roster.left(name, now) }
 
 // Stable returns the stable bound at now: a time below which every member

@@ -21,8 +21,14 @@ import (
 // or replaced by a restart under the same name), until every member in the
 // view has completed a session with this node some time after the end, so
 // that what the ended incarnation wrote and someone holds has reached this
-// node. A member in the view without a completed session yet stops the
-// bound: its records are not known to be here.
+// node. One that left on purpose counts, besides, until an incarnation of
+// its name has completed a session with this node after it left, or for
+// FailedTimeout: a write of its that reached no one (its delta lost) is in
+// its snapshot alone, and comes back with its next incarnation; counted
+// only until the others had synced, a leaver restarted from its snapshot
+// met watermarks its live writes were below (found by review). A member
+// in the view without a completed session yet stops the bound: its
+// records are not known to be here.
 //
 // Stable, the bound, is the lowest of: this node's coverage (the lowest cut
 // it holds), and the coverage every counted member reported, less a margin
@@ -46,6 +52,8 @@ type incarnation struct {
 	state     uint8
 	hasCut    bool
 	hasReport bool
+	left      bool // ended by leaving on purpose (see expire)
+	back      bool // left, and an incarnation of its name has completed a session here since
 	// (the small fields last, sharing a word; a member keeps one for every
 	// other member)
 }
@@ -90,6 +98,7 @@ func (r *roster) view(names map[string]bool, now int64) {
 // left records that a member left on purpose: its incarnation has ended.
 func (r *roster) left(name string, now int64) {
 	if in := r.current[name]; in != nil {
+		in.left = true
 		r.end(in, now)
 		delete(r.current, name)
 	}
@@ -125,6 +134,8 @@ func (r *roster) end(in *incarnation, now int64) {
 	}
 	if last != nil && (now-last.firstEnd < r.retireAfter || kept >= maxEndedPerName) {
 		last.cut, last.since = min(last.cut, in.cut), max(last.since, in.since)
+		last.left = last.left || in.left
+		last.back = last.back && !in.left // the later leave has not come back
 		return
 	}
 	in.firstEnd = now
@@ -144,6 +155,11 @@ func (r *roster) completed(name string, cut crdt.Timestamp, coverage, start, now
 	if in == nil {
 		in = &incarnation{name: name, joined: now}
 		r.current[name] = in
+	}
+	for _, e := range r.ended { // a leaver back: what it held alone has come with it
+		if e.name == name && e.left && e.since < start && (e.id == 0 || e.id != cut.Node) {
+			e.back = true
+		}
 	}
 	in.id = cut.Node
 	in.cut, in.hasCut = min(cut.Wall, now), true
@@ -187,7 +203,9 @@ func (r *roster) stable(now int64) int64 {
 
 // expire forgets failed members after failedTimeout and retires ended
 // incarnations once every member in the view has synced with this node
-// retireAfter after the end.
+// retireAfter after the end; one that left on purpose, only once, besides,
+// an incarnation of its name has completed a session with this node after
+// it left (bringing back what it held alone), or after failedTimeout.
 func (r *roster) expire(now int64) {
 	for name, in := range r.current {
 		if in.state == failed && now-in.since > r.failedTimeout {
@@ -196,7 +214,11 @@ func (r *roster) expire(now int64) {
 	}
 	kept := r.ended[:0]
 	for _, e := range r.ended {
-		if !r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter)) {
+		retire := r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter))
+		if e.left {
+			retire = retire && e.back || now-e.since > r.failedTimeout
+		}
+		if !retire {
 			kept = append(kept, e)
 		}
 	}

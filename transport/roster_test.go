@@ -73,7 +73,9 @@ func TestRosterFailedMemberHoldsTheBound(t *testing.T) {
 
 // TestRosterEndedIncarnationRetires: a member that left on purpose, or
 // restarted as a new incarnation, holds the bound until every member in
-// the view has synced after its end (so that what it wrote reached here).
+// the view has synced after its end (so that what it wrote reached here);
+// one that left, until it is back under its name and has synced too (what
+// it held alone comes back with it), or for the failed timeout.
 func TestRosterEndedIncarnationRetires(t *testing.T) {
 	r := newRoster()
 	r.view(members("b", "c"), 0)
@@ -86,8 +88,35 @@ func TestRosterEndedIncarnationRetires(t *testing.T) {
 		t.Fatalf("c just left: stable %d, want its bound 90", got)
 	}
 	r.completed("b", cut(260, 2), 260, 260, 260) // b synced after 200 + 50
+	if got := r.stable(260); got != 90 {
+		t.Fatalf("every member synced after c left, c not back: stable %d, want its bound 90", got)
+	}
+	r.view(members("b", "c"), 265) // c is back, a new incarnation
+	r.completed("c", cut(270, 8), 270, 270, 270)
+	r.left("c", 280) // and leaves again: its first leave is over
+	r.view(members("b"), 280)
+	if got := r.stable(280); got != 250 {
+		t.Fatalf("c back, synced and gone again: stable %d, want the bound of its second cut and b's, 250", got)
+	}
+	r.completed("b", cut(340, 2), 340, 340, 340)
+	if got := r.stable(340); got != 260 {
+		t.Fatalf("c gone again: stable %d, want its second cut's bound 260", got)
+	}
+	if got := r.stable(1281); got != 330 {
+		t.Fatalf("c gone for longer than the failed timeout: stable %d, want b's 330", got)
+	}
+}
+
+// TestRosterRestartedIncarnationRetires: a member that restarted as a new
+// incarnation holds the bound until every member in the view has synced
+// after its end.
+func TestRosterRestartedIncarnationRetires(t *testing.T) {
+	r := newRoster()
+	r.view(members("b"), 0)
+	r.completed("b", cut(100, 2), 100, 100, 100)
+	r.completed("b", cut(260, 2), 260, 260, 260)
 	if got := r.stable(260); got != 250 {
-		t.Fatalf("every member synced after c left: stable %d, want b's 250", got)
+		t.Fatalf("b synced: stable %d, want 250", got)
 	}
 
 	// b restarts: a session shows a new incarnation under the same name.
