@@ -14,83 +14,15 @@ import (
 // Sessions between two Nodes over the production store, every frame
 // delivered by hand: what one completed session leaves on each side.
 
-// storePair is two Nodes over the production store, driven by hand.
-type storePair struct {
-	t      *testing.T
-	now    *crdt.ManualTime
-	nodes  map[string]*Node
-	stores map[string]*store.Store
-	clocks map[string]*crdt.HLC
-}
+// storePair is two members, a and b, over the production store.
+type storePair = storeCluster
 
 func newStorePair(t *testing.T, cfg Config, scfg store.Config) *storePair {
-	p := &storePair{t: t, now: crdt.NewManualTime(int64(1000 * time.Second)), nodes: map[string]*Node{},
-		stores: map[string]*store.Store{}, clocks: map[string]*crdt.HLC{}}
-	for i, name := range []string{"a", "b"} {
-		st, err := store.New(scfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := cfg
-		p.stores[name] = st
-		p.clocks[name] = crdt.NewHLC(crdt.NodeID(i+1), p.now.Now, 0)
-		c.Name, c.Replica, c.Clock = name, st, p.clocks[name]
-		nd, err := New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd.SetMembers([]string{"a", "b"}, p.now.Now())
-		p.nodes[name] = nd
-	}
-	return p
-}
-
-func (p *storePair) write(name string, r crdt.Record) crdt.Record {
-	r.Time = p.clocks[name].Now()
-	got, err := p.stores[name].Write(r)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return got
-}
-
-// hop is a frame in flight.
-type hop struct {
-	from string
-	e    Envelope
-}
-
-// run delivers frames FIFO; hold, if set, may take a frame out of the
-// queue (it is then the test's to deliver), and after is called after
-// each delivery with the frame delivered, and may return frames to
-// deliver next.
-func (p *storePair) run(from string, envs []Envelope, hold func(h hop, m wire.Message) bool, after func(h hop, m wire.Message) []hop) {
-	var q []hop
-	for _, e := range envs {
-		q = append(q, hop{from, e})
-	}
-	for len(q) > 0 {
-		h := q[0]
-		q = q[1:]
-		m := decodeFrame(p.t, h.e.Payload)
-		if hold != nil && hold(h, m) {
-			continue
-		}
-		out, err := p.nodes[h.e.To].Receive(h.from, h.e.Payload, p.now.Now())
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		for _, e := range out {
-			q = append(q, hop{h.e.To, e})
-		}
-		if after != nil {
-			q = append(after(h, m), q...)
-		}
-	}
+	return newStoreCluster(t, cfg, scfg, "a", "b")
 }
 
 // diff lists the keys whose versions differ between a and b.
-func (p *storePair) diff() []string {
+func (p *storeCluster) diff() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, name := range []string{"a", "b"} {
@@ -126,7 +58,7 @@ func keysInLeaves(bits, n int) []string {
 
 // overtake runs a session from initiator in which every non-final Repair
 // of the initiator arrives after its Final.
-func (p *storePair) overtake(initiator, responder string) {
+func (p *storeCluster) overtake(initiator, responder string) {
 	var held []hop
 	released := false
 	p.run(initiator, p.nodes[initiator].StartSession(responder, p.now.Now()),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // storeCluster is Nodes over the production store, driven by hand; a
@@ -20,7 +21,6 @@ type storeCluster struct {
 	stores map[string]*store.Store
 	clocks map[string]*crdt.HLC
 	ids    crdt.NodeID
-	skew   map[string]int64 // added to a member's physical clock
 }
 
 func newStoreCluster(t *testing.T, cfg Config, scfg store.Config, names ...string) *storeCluster {
@@ -43,8 +43,7 @@ func newStoreCluster(t *testing.T, cfg Config, scfg store.Config, names ...strin
 // start (re)starts name over its store with a new incarnation.
 func (c *storeCluster) start(name string) {
 	c.ids++
-	off := c.skew[name]
-	c.clocks[name] = crdt.NewHLC(c.ids, func() int64 { return c.now.Now() + off }, 0)
+	c.clocks[name] = crdt.NewHLC(c.ids, c.now.Now, 0)
 	cfg := c.cfg
 	cfg.Name, cfg.Replica, cfg.Clock = name, c.stores[name], c.clocks[name]
 	nd, err := New(cfg)
@@ -63,8 +62,17 @@ func (c *storeCluster) write(name string, r crdt.Record) crdt.Record {
 	return got
 }
 
-// run delivers frames FIFO until none is left; drop may discard one.
-func (c *storeCluster) run(from string, envs []Envelope, drop func(from string, e Envelope) bool) {
+// hop is a frame in flight.
+type hop struct {
+	from string
+	e    Envelope
+}
+
+// run delivers frames FIFO until none is left (a frame to a member not
+// running is lost); hold, if set, may take a frame out of the queue (it is
+// then the test's to deliver), and after is called after each delivery
+// with the frame delivered, and may return frames to deliver next.
+func (c *storeCluster) run(from string, envs []Envelope, hold func(h hop, m wire.Message) bool, after func(h hop, m wire.Message) []hop) {
 	var q []hop
 	for _, e := range envs {
 		q = append(q, hop{from, e})
@@ -72,7 +80,8 @@ func (c *storeCluster) run(from string, envs []Envelope, drop func(from string, 
 	for len(q) > 0 {
 		h := q[0]
 		q = q[1:]
-		if drop != nil && drop(h.from, h.e) {
+		m := decodeFrame(c.t, h.e.Payload)
+		if hold != nil && hold(h, m) {
 			continue
 		}
 		nd := c.nodes[h.e.To]
@@ -86,11 +95,14 @@ func (c *storeCluster) run(from string, envs []Envelope, drop func(from string, 
 		for _, e := range out {
 			q = append(q, hop{h.e.To, e})
 		}
+		if after != nil {
+			q = append(after(h, m), q...)
+		}
 	}
 }
 
 func (c *storeCluster) session(from, to string) {
-	c.run(from, c.nodes[from].StartSession(to, c.now.Now()), nil)
+	c.run(from, c.nodes[from].StartSession(to, c.now.Now()), nil, nil)
 }
 
 // sameBucket returns n keys of one digest leaf.
