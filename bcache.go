@@ -129,6 +129,7 @@ func New(cfg Config) (*Cache, error) {
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		Founder: c.founded.Load(), Restored: !c.solo.Load(), OnFounder: c.onFounder,
+		KeepsState: cfg.SnapshotPath != "" && !drawn,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,

@@ -208,6 +208,28 @@ func TestDeadRecordsCollectedWithinSeconds(t *testing.T) {
 	}
 }
 
+// TestMemberThatLeftKeepingNothingIsNotWaitedFor: once a member without a
+// snapshot has closed (left the cluster on purpose, with nothing to bring
+// back), the others collect dead records early without it. (Waited for as
+// one with a snapshot is, every Close stopped early collection for the
+// horizon: found by review.)
+func TestMemberThatLeftKeepingNothingIsNotWaitedFor(t *testing.T) {
+	cs := cluster(t, 3, func(_ int, c *Config) { c.GCInterval = 100 * time.Millisecond })
+	if err := cs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:2] {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s still sees the member that left", c.cfg.NodeName)
+	}
+	if err := cs[0].Set("k", []byte("v"), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:2] {
+		await.Until(t, 20*time.Second, func() bool { st := c.Stats(); return st.CollectedEarly > 0 && st.Records == 0 },
+			"%s holds %+v", c.cfg.NodeName, c.Stats())
+	}
+}
+
 // TestMemberThatLeftIsWaitedForUntilItReturns: a member that closed (left
 // the cluster on purpose) may hold writes no one else has (a delta lost),
 // in its snapshot: the others collect nothing early until it is back under

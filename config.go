@@ -121,7 +121,8 @@ type Config struct {
 	MaxKeySize, MaxValueSize int
 	// TombstoneHorizon is how long deletes and expired values are kept at
 	// most, and how long a member that vanished without leaving is waited
-	// for. While every member is present, dead records are collected
+	// for, and one that left keeping its state (a SnapshotPath and a
+	// NodeName given) until it is back. While every member is present, dead records are collected
 	// within seconds, once every member is known to hold them (a member
 	// alone that has not synced with a peer since it started, a founder
 	// included, waits the horizon: it cannot know what the others hold;

@@ -102,7 +102,8 @@
 //     watermark. A member that vanishes without leaving keeps the bound
 //     still for the sync protocol's failed timeout (bcache: H), so early
 //     collection waits for it; one that leaves on purpose, until its
-//     records held elsewhere have reached the collector and it has come
+//     records held elsewhere have reached the collector and, if it keeps
+//     its state (bcache: a snapshot under a name of its own), it has come
 //     back under its name and synced (what it held alone, a write whose
 //     delta was lost, is in its snapshot), or for the failed timeout. The
 //     horizon of rule 2 remains for everything else.

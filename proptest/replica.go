@@ -250,7 +250,7 @@ type Refuser interface {
 }
 
 // Left implements Leaver.
-func (r *MapReplica) Left(name string) { r.node.Left(name, r.phys()) }
+func (r *MapReplica) Left(name string) { r.node.Left(name, true, r.phys()) } // a member may come back from its snapshot
 
 // Tick implements Replica.
 func (r *MapReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }

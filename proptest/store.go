@@ -237,7 +237,7 @@ func (r *StoreReplica) SetMembers(names []string) {
 func (r *StoreReplica) Rejected() []Rejection { return r.rejects.take() }
 
 // Left implements Leaver.
-func (r *StoreReplica) Left(name string) { r.node.Left(name, r.phys()) }
+func (r *StoreReplica) Left(name string) { r.node.Left(name, true, r.phys()) } // a member may come back from its snapshot
 
 // Tick implements Replica.
 func (r *StoreReplica) Tick() []transport.Envelope {

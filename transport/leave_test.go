@@ -137,7 +137,7 @@ func TestLeaverRestartedFromItsSnapshotLosesNoLiveWrite(t *testing.T) {
 	// b closes: it leaves, its store kept (the snapshot Close writes).
 	for _, n := range []string{"a", "c"} {
 		c.nodes[n].SetMembers([]string{"a", "c"}, c.now.Now())
-		c.nodes[n].Left("b", c.now.Now())
+		c.nodes[n].Left("b", true, c.now.Now())
 	}
 	delete(c.nodes, "b")
 	for range 8 {

@@ -252,10 +252,13 @@ func (n *Node) SetMembers(names []string, now int64) {
 
 // Left records that the member called name left the cluster on purpose:
 // its incarnation has ended, and stops counting for the stable bound once
-// every member has synced with this node since and an incarnation of its
-// name has completed a session with this node (what it held alone comes
-// back with it), or after FailedTimeout.
-func (n *Node) Left(name string, now int64) { n.roster.left(name, now) }
+// every member has synced with this node since; if it keeps its state (it
+// comes back under its name from a snapshot), only once an incarnation of
+// its name has completed a session with this node too (what it held alone
+// comes back with it), or after FailedTimeout.
+func (n *Node) Left(name string, keepsState bool, now int64) {
+	n.roster.left(name, keepsState, now)
+}
 
 // Stable returns the stable bound at now: a time below which every member
 // that counts (see roster.go) is known to hold every record, less

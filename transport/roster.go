@@ -21,12 +21,14 @@ import (
 // or replaced by a restart under the same name), until every member in the
 // view has completed a session with this node some time after the end, so
 // that what the ended incarnation wrote and someone holds has reached this
-// node. One that left on purpose counts, besides, until an incarnation of
-// its name has completed a session with this node after it left, or for
+// node. One that left on purpose keeping its state (a snapshot, under a
+// name it comes back with) counts, besides, until an incarnation of its
+// name has completed a session with this node after it left, or for
 // FailedTimeout: a write of its that reached no one (its delta lost) is in
 // its snapshot alone, and comes back with its next incarnation; counted
 // only until the others had synced, a leaver restarted from its snapshot
-// met watermarks its live writes were below (found by review). A member
+// met watermarks its live writes were below (found by review). One that
+// keeps nothing has nothing to bring back. A member
 // in the view without a completed session yet stops the bound: its
 // records are not known to be here.
 //
@@ -52,7 +54,7 @@ type incarnation struct {
 	state     uint8
 	hasCut    bool
 	hasReport bool
-	left      bool // ended by leaving on purpose (see expire)
+	left      bool // ended by leaving on purpose, keeping its state (see expire)
 	back      bool // left, and an incarnation of its name has completed a session here since
 	// (the small fields last, sharing a word; a member keeps one for every
 	// other member)
@@ -96,9 +98,11 @@ func (r *roster) view(names map[string]bool, now int64) {
 }
 
 // left records that a member left on purpose: its incarnation has ended.
-func (r *roster) left(name string, now int64) {
+// keeps says it comes back under its name with the state it held (a
+// snapshot): what it held alone comes back with it (see expire).
+func (r *roster) left(name string, keeps bool, now int64) {
 	if in := r.current[name]; in != nil {
-		in.left = true
+		in.left = keeps
 		r.end(in, now)
 		delete(r.current, name)
 	}
@@ -156,8 +160,13 @@ func (r *roster) completed(name string, cut crdt.Timestamp, coverage, start, now
 		in = &incarnation{name: name, joined: now}
 		r.current[name] = in
 	}
-	for _, e := range r.ended { // a leaver back: what it held alone has come with it
-		if e.name == name && e.left && e.since < start && (e.id == 0 || e.id != cut.Node) {
+	// A leaver back: what it held alone has come with it. Any session of
+	// its name that started after the leave is its next incarnation's (a
+	// leaver is out of the view, and its frames are refused), even one
+	// that already had its id here (its session completed between the
+	// leave and this node's view of it).
+	for _, e := range r.ended {
+		if e.name == name && e.left && e.since < start {
 			e.back = true
 		}
 	}

@@ -81,7 +81,7 @@ func TestRosterEndedIncarnationRetires(t *testing.T) {
 	r.view(members("b", "c"), 0)
 	r.completed("b", cut(100, 2), 100, 100, 100)
 	r.completed("c", cut(100, 3), 100, 100, 100)
-	r.left("c", 200)
+	r.left("c", true, 200)
 	r.view(members("b"), 200)
 	r.completed("b", cut(240, 2), 240, 240, 240)
 	if got := r.stable(240); got != 90 {
@@ -93,7 +93,7 @@ func TestRosterEndedIncarnationRetires(t *testing.T) {
 	}
 	r.view(members("b", "c"), 265) // c is back, a new incarnation
 	r.completed("c", cut(270, 8), 270, 270, 270)
-	r.left("c", 280) // and leaves again: its first leave is over
+	r.left("c", true, 280) // and leaves again: its first leave is over
 	r.view(members("b"), 280)
 	if got := r.stable(280); got != 250 {
 		t.Fatalf("c back, synced and gone again: stable %d, want the bound of its second cut and b's, 250", got)
@@ -104,6 +104,25 @@ func TestRosterEndedIncarnationRetires(t *testing.T) {
 	}
 	if got := r.stable(1281); got != 330 {
 		t.Fatalf("c gone for longer than the failed timeout: stable %d, want b's 330", got)
+	}
+}
+
+// TestRosterLeaverThatKeepsNothingRetires: a member that left keeping no
+// state (nothing to bring back) retires once every member has synced
+// after its end, whether or not it comes back.
+func TestRosterLeaverThatKeepsNothingRetires(t *testing.T) {
+	r := newRoster()
+	r.view(members("b", "c"), 0)
+	r.completed("b", cut(100, 2), 100, 100, 100)
+	r.completed("c", cut(100, 3), 100, 100, 100)
+	r.left("c", false, 200)
+	r.view(members("b"), 200)
+	if got := r.stable(240); got != 90 {
+		t.Fatalf("c just left: stable %d, want its bound 90", got)
+	}
+	r.completed("b", cut(260, 2), 260, 260, 260) // b synced after 200 + 50
+	if got := r.stable(260); got != 250 {
+		t.Fatalf("every member synced after c left: stable %d, want b's 250", got)
 	}
 }
 

@@ -206,6 +206,13 @@ type Config struct {
 	// member restarted in a partition a founder for good, ready without a
 	// sync: found by review).
 	Restored bool
+	// KeepsState says this member comes back under its name with the
+	// state it holds (a snapshot, a fixed name): when it leaves, the others
+	// wait for it to come back, or for the protocol's FailedTimeout, before
+	// they collect dead records early without it, since a write of its
+	// whose delta was lost is in its state alone. A member that keeps
+	// nothing is not waited for once the others have synced.
+	KeepsState bool
 	// OnFounder, if set, is called on a goroutine of its own when this
 	// member becomes a founder (see Replicator.Founder), and when it first
 	// sees another member alive (see MetAny).

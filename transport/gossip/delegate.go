@@ -23,13 +23,23 @@ type delegate struct{ r *Replicator }
 // range, which memberlist changes in place without a word.
 func (d delegate) NodeMeta(int) []byte {
 	if d.r.leaving.Load() {
+		if d.r.cfg.KeepsState {
+			return leavingKeepsMeta
+		}
 		return leavingMeta
 	}
 	return d.r.meta
 }
 
-// leavingMeta is the metadata of a member that is leaving.
-var leavingMeta = []byte("leaving")
+// leavingMeta is the metadata of a member that is leaving; leavingKeepsMeta
+// of one that comes back under its name with the state it holds
+// (Config.KeepsState). A member of a release before the second takes it
+// for a member that failed: it waits for it for FailedTimeout, which is
+// safe.
+var (
+	leavingMeta      = []byte("leaving")
+	leavingKeepsMeta = []byte("leaving, keeping its state")
+)
 
 // NotifyMsg implements memberlist.Delegate: a frame from a peer.
 func (d delegate) NotifyMsg(b []byte) { d.r.received(b) }

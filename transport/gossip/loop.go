@@ -76,8 +76,8 @@ func (r *Replicator) updateView() []transport.Envelope {
 	r.raw.Store(least >= rawVersion && r.out != nil)
 	r.node.UseDirect(current)
 	r.node.OpenWithRoot(current)
-	for _, name := range left {
-		r.node.Left(name, now)
+	for _, l := range left {
+		r.node.Left(l.name, l.keeps, now)
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ type Replicator struct {
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
 	calls  calls    // in flight from here, and being served
-	left   []string // members that left on purpose, for the loop to tell the node
+	left   []leaver // members that left on purpose, for the loop to tell the node
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
@@ -353,10 +353,10 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		if r.logOut != nil {
 			r.logOut.named(n.Address(), n.Name)
 		}
-	case bytes.Equal(n.Meta, leavingMeta): // left on purpose: do not chase it
+	case bytes.Equal(n.Meta, leavingMeta), bytes.Equal(n.Meta, leavingKeepsMeta): // left on purpose: do not chase it
 		delete(r.alive, n.Name)
 		delete(r.known, n.Name)
-		r.left = append(r.left, n.Name)
+		r.left = append(r.left, leaver{n.Name, bytes.Equal(n.Meta, leavingKeepsMeta)})
 	default:
 		delete(r.alive, n.Name)
 		if k, ok := r.known[n.Name]; ok && k.lost.IsZero() {
@@ -374,18 +374,25 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	}
 }
 
+// leaver is a member that left on purpose, and whether it keeps its state
+// (see Config.KeepsState).
+type leaver struct {
+	name  string
+	keeps bool
+}
+
 // view returns the live members' names and the lowest top of their
 // delegate protocol ranges (frame.go: at directVersion every member takes
 // direct deltas in their short form and answers a session opened with the
 // digest's root; at rawVersion, direct deltas in datagrams of their own),
 // and takes the names of those that left on purpose since the last call.
-func (r *Replicator) view() (alive, left []string, least uint8) {
+func (r *Replicator) view() (alive []string, left []leaver, least uint8) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// A member that left and is back (a restart under its name) since
 	// the last view is alive, not gone: telling the node it left after
 	// its new members would drop it from the roster.
-	left = slices.DeleteFunc(r.left, func(name string) bool { _, back := r.alive[name]; return back })
+	left = slices.DeleteFunc(r.left, func(l leaver) bool { _, back := r.alive[l.name]; return back })
 	r.left = nil
 	least = 255
 	for _, n := range r.alive {

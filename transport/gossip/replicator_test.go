@@ -632,8 +632,27 @@ func TestLeftAndBackIsAlive(t *testing.T) {
 	b.Meta = nil
 	a.r.memberChanged(b, true) // and is back
 	alive, left, _ := a.r.view()
-	if !slices.Contains(alive, "b") || slices.Contains(left, "b") {
+	if !slices.Contains(alive, "b") || len(left) != 0 {
 		t.Fatalf("alive %v, left %v: want b alive and not left", alive, left)
+	}
+}
+
+// TestLeaverSaysWhetherItKeepsItsState: a member leaving says whether it
+// comes back with its state (Config.KeepsState), and the others tell
+// their node so: they wait for such a member before they collect early
+// without it, and not for one that keeps nothing.
+func TestLeaverSaysWhetherItKeepsItsState(t *testing.T) {
+	for _, keeps := range []bool{false, true} {
+		a := startNode(t, "a", nil)
+		b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) { c.KeepsState = keeps })
+		waitMembers(t, 2, a, b)
+		b.r.leaving.Store(true)
+		meta := delegate{b.r}.NodeMeta(512)
+		a.r.memberChanged(&memberlist.Node{Name: "b", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: meta}, false)
+		_, left, _ := a.r.view()
+		if len(left) != 1 || left[0] != (leaver{"b", keeps}) {
+			t.Fatalf("keeps %v: left %v", keeps, left)
+		}
 	}
 }
 
