@@ -41,6 +41,7 @@ type Cache struct {
 	clock    *crdt.HLC
 	store    *store.Store
 	repl     *gossip.Replicator
+	known    []transport.Known  // the members an earlier run counted (members.go), for New
 	fills    singleflight.Group // fills run here, per key
 	forwards singleflight.Group // GetOrFill's per key: one ask of the owner at a time
 
@@ -133,6 +134,7 @@ func New(cfg Config) (*Cache, error) {
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
+			Known: c.known,
 		},
 	})
 	if err != nil && c.journal != nil { // opened by restore, and used by no one

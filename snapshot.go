@@ -63,6 +63,7 @@ func (c *Cache) restore() (err error) {
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
 	c.readFounderMark(snap, logged)
+	c.known = c.readKnown()
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
@@ -255,6 +256,7 @@ func (c *Cache) writeSnapshot() error {
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
 	c.stats.snapshots.Add(1)
+	c.writeKnown()
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
 		c.snapSize.Store(info.Size())

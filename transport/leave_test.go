@@ -40,12 +40,13 @@ func newStoreCluster(t *testing.T, cfg Config, scfg store.Config, names ...strin
 	return c
 }
 
-// start (re)starts name over its store with a new incarnation.
-func (c *storeCluster) start(name string) {
+// start (re)starts name over its store with a new incarnation; known, if
+// given, are the members it counted before (kept beside its snapshot).
+func (c *storeCluster) start(name string, known ...Known) {
 	c.ids++
 	c.clocks[name] = crdt.NewHLC(c.ids, c.now.Now, 0)
 	cfg := c.cfg
-	cfg.Name, cfg.Replica, cfg.Clock = name, c.stores[name], c.clocks[name]
+	cfg.Name, cfg.Replica, cfg.Clock, cfg.Known = name, c.stores[name], c.clocks[name], known
 	nd, err := New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -171,5 +172,60 @@ func TestLeaverRestartedFromItsSnapshotLosesNoLiveWrite(t *testing.T) {
 	}
 	if st := c.nodes["a"].Stable(c.now.Now()); st <= tomb.Time.Wall {
 		t.Fatalf("b back and synced: a's bound %v, still below the delete at %v", time.Duration(st), tomb.Time)
+	}
+}
+
+// TestRollingRestartKeepsTheAbsentMember: a is cut off and writes k; b,
+// then c, restart under their names from their snapshots (a rolling
+// restart), each with the members it counted (kept beside its snapshot).
+// Without them neither restarted member counted a (nothing of what a
+// member knows of the others was in its snapshot), they collected a
+// tombstone of k's bucket early, and k was rejected when a came back
+// (found by review).
+func TestRollingRestartKeepsTheAbsentMember(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		c := newStoreCluster(t, Config{}, store.Config{Shards: 16, DigestBits: 8, Horizon: time.Hour}, "a", "b", "c")
+		keys := sameBucket(8, 2)
+		for _, p := range [][2]string{{"a", "b"}, {"a", "c"}, {"b", "c"}} {
+			c.session(p[0], p[1])
+		}
+		c.now.Advance(time.Second)
+		c.nodes["a"].SetMembers([]string{"a"}, c.now.Now()) // a cut off
+		for _, n := range []string{"b", "c"} {
+			c.nodes[n].SetMembers([]string{"b", "c"}, c.now.Now())
+		}
+		live := c.write("a", crdt.Record{Key: keys[0], Value: []byte("v")})
+		for _, n := range []string{"b", "c"} {
+			c.now.Advance(2 * time.Second)
+			var known []Known
+			if keep {
+				known = c.nodes[n].Known(c.now.Now())
+			}
+			c.start(n, known...)
+			for _, m := range []string{"b", "c"} {
+				c.nodes[m].SetMembers([]string{"b", "c"}, c.now.Now())
+			}
+			c.session("b", "c")
+			c.session("c", "b")
+		}
+		c.write("b", crdt.Record{Key: keys[1], Tombstone: true})
+		for range 8 {
+			c.now.Advance(time.Second)
+			c.session("b", "c")
+			c.session("c", "b")
+		}
+		c.stores["b"].Collect(c.now.Now(), false, c.nodes["b"].Stable(c.now.Now()))
+		for _, n := range []string{"a", "b", "c"} { // healed
+			c.nodes[n].SetMembers([]string{"a", "b", "c"}, c.now.Now())
+		}
+		c.session("a", "b")
+		r, _ := c.stores["a"].Lookup(keys[0])
+		switch lost := !r.Live(c.now.Now()); {
+		case keep && lost:
+			t.Fatalf("a lost its live write of %q, %v old, though b and c restarted with the members they counted",
+				keys[0], time.Duration(c.now.Now()-live.Time.Wall))
+		case !keep && !lost:
+			t.Fatal("restarted without the members they counted, b and c still waited for a: the test shows nothing")
+		}
 	}
 }

@@ -99,6 +99,14 @@ type Config struct {
 	// to other members; the host draws it at random. A zero Seed is
 	// allowed (simulations), but then ids can be guessed.
 	Seed uint64
+	// Known are the members an earlier run of this member counted for the
+	// stable bound (Node.Known, kept beside its snapshot): each counts as
+	// failed, from when it failed or ended (from New for one alive then),
+	// until it is seen again or FailedTimeout has passed. Without them, a
+	// member absent while every member that had seen it restarted was
+	// counted by none, and its writes meanwhile were rejected on its
+	// return (found by review).
+	Known []Known
 }
 
 func (c *Config) fill() error {
@@ -196,8 +204,13 @@ func New(cfg Config) (*Node, error) {
 	n.ae.resp = map[string]*responder{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
+	n.roster.restore(cfg.Known, cfg.Clock.Physical())
 	return n, nil
 }
+
+// Known returns the members this node counts for the stable bound at
+// now, other than itself, as Config.Known takes them back.
+func (n *Node) Known(now int64) []Known { return n.roster.known(now) }
 
 // Name returns the member name the node was configured with.
 func (n *Node) Name() string { return n.cfg.Name }

@@ -243,3 +243,59 @@ func (r *roster) everyoneSyncedAfter(t int64) bool {
 	}
 	return true
 }
+
+// Known is a member a node counts for the stable bound, as kept across a
+// restart of the node (Node.Known, Config.Known).
+type Known struct {
+	Name string
+	// Cut is the wall of its cut this node holds, and Coverage what it
+	// reported; HasCut and HasReport say whether there are any.
+	Cut, Coverage     int64
+	HasCut, HasReport bool
+	// Since is when it failed or ended, this node's time; 0 for one alive.
+	Since int64
+	// Ended says the incarnation ended (left, or replaced by a restart);
+	// Left that it left keeping its state.
+	Ended, Left bool
+}
+
+// known returns every incarnation counted at now.
+func (r *roster) known(now int64) []Known {
+	r.expire(now)
+	var out []Known
+	for _, in := range r.current {
+		k := Known{Name: in.name, Cut: in.cut, Coverage: in.coverage, HasCut: in.hasCut, HasReport: in.hasReport}
+		if in.state == failed {
+			k.Since = in.since
+		}
+		out = append(out, k)
+	}
+	for _, e := range r.ended {
+		out = append(out, Known{Name: e.name, Cut: e.cut, HasCut: true, Since: e.since, Ended: true, Left: e.left && !e.back})
+	}
+	return out
+}
+
+// restore takes back what an earlier run counted: members as failed (from
+// when they failed, or from now for those alive then), ended incarnations
+// as ended. A name seen again is a member again (view), and its old cut
+// and report hold the bound until a session replaces them.
+func (r *roster) restore(ks []Known, now int64) {
+	for _, k := range ks {
+		if k.Ended {
+			since := min(k.Since, now)
+			r.ended = append(r.ended, &incarnation{name: k.Name, cut: k.Cut, hasCut: true, since: since, firstEnd: since,
+				state: ended, left: k.Left, joined: since})
+			continue
+		}
+		if _, ok := r.current[k.Name]; ok {
+			continue
+		}
+		since := now
+		if k.Since != 0 {
+			since = min(k.Since, now)
+		}
+		r.current[k.Name] = &incarnation{name: k.Name, cut: k.Cut, coverage: k.Coverage, hasCut: k.HasCut, hasReport: k.HasReport,
+			joined: since, since: since, state: failed}
+	}
+}

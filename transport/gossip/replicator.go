@@ -499,6 +499,15 @@ type Stats struct {
 	MemberlistErrors, MemberlistWarnings, MemberlistSuppressed uint64
 }
 
+// Known returns the members this member counts for early collection
+// (transport.Node.Known), for the host to keep beside its snapshot and
+// give back at its next start (Config.Protocol.Known).
+func (r *Replicator) Known() []transport.Known {
+	r.nodeMu.Lock()
+	defer r.nodeMu.Unlock()
+	return r.node.Known(r.now())
+}
+
 // Stable returns the protocol's stable bound at now (transport.Node.Stable):
 // dead records written below it may be collected at once.
 func (r *Replicator) Stable() int64 {
