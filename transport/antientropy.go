@@ -102,9 +102,9 @@ type responder struct {
 	empty bool
 	// repairs counts the initiator's Repairs applied, its final one
 	// aside; owed is how many its final one said it sent before it (-1
-	// until the final one comes, or if it said nothing: a release before
-	// the count). The session completes on this side once it has them
-	// all: a Repair that the final one overtook (a large frame goes on a
+	// until the final one comes; those applied then, if it said nothing:
+	// a release before the count). The session completes on this side
+	// once it has them all: a Repair that the final one overtook (a large frame goes on a
 	// stream, the small final one as a datagram) or that was lost would
 	// otherwise be missing from a session taken as complete, and the
 	// roster would take this member for holding records it lacks (found by
@@ -871,11 +871,10 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if r.repairs == r.owed {
 		n.responded(from, r, now)
 	}
-	var out []Envelope
-	if len(rejected) > 0 {
-		out = n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
+	if len(rejected) == 0 {
+		return nil
 	}
-	return out
+	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
 }
 
 // answerRepair (initiator) sends the wanted records and the tombstones
