@@ -34,8 +34,12 @@ type knownFile struct {
 
 // readKnown returns the members kept beside the snapshot, or none (a
 // damaged file is logged and ignored: early collection then counts only
-// the members this run sees).
-func (c *Cache) readKnown() []transport.Known {
+// the members this run sees). held says the member restored state (a
+// snapshot or a write log); without it (moved aside as damaged, or
+// removed), it holds none of the records the cuts say it held: the
+// members count, but with no cut, until a session gives one (a member
+// restarted empty with its old cuts collected early: found by review).
+func (c *Cache) readKnown(held bool) []transport.Known {
 	b, err := os.ReadFile(c.cfg.SnapshotPath + knownSuffix)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -52,16 +56,31 @@ func (c *Cache) readKnown() []transport.Known {
 			Msg("the members kept beside the snapshot are unreadable: early collection counts only the members this run sees")
 		return nil
 	}
+	if !held {
+		for i := range f.Members {
+			k := &f.Members[i]
+			k.Cut, k.HasCut = transport.NoStable, k.Ended // an ended incarnation's cut: the lowest
+		}
+	}
 	return f.Members
 }
 
-// writeKnown writes the members this member counts beside the snapshot.
-// A failure is logged: the file of the last snapshot stays.
-func (c *Cache) writeKnown() {
-	if c.repl == nil { // a snapshot New writes before the member runs
+// knownNow returns the members this member counts, or nil before it runs.
+func (c *Cache) knownNow() []transport.Known {
+	if c.repl == nil {
+		return nil
+	}
+	return c.repl.Known()
+}
+
+// writeKnown writes known (knownNow's, taken before the snapshot it goes
+// beside) next to the snapshot. A failure is logged: the file of the last
+// snapshot stays.
+func (c *Cache) writeKnown(known []transport.Known) {
+	if c.repl == nil { // a snapshot New writes before the member runs: the last run's file stays
 		return
 	}
-	f := knownFile{Version: 1, Members: c.repl.Known()}
+	f := knownFile{Version: 1, Members: known}
 	if err := store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(f)
 	}); err != nil {

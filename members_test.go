@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,5 +78,71 @@ func TestDamagedMembersFileIsIgnored(t *testing.T) {
 	c := newCache(t, cfg)
 	if k := c.repl.Known(); len(k) != 0 {
 		t.Fatalf("counts %+v from a damaged file", k)
+	}
+}
+
+// TestMembersOfALostStoreComeBackWithoutCuts: a member whose snapshot is
+// moved aside as damaged (DamageReset) holds none of the records its old
+// cuts say: it counts the members it kept, but with no cut until a session
+// gives one. It came back with the old cuts, and could collect early past
+// records it lacked (found by review).
+func TestMembersOfALostStoreComeBackWithoutCuts(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	path := filepath.Join(t.TempDir(), "b.snap")
+	member := func(name, tname string, peers ...string) *Cache {
+		tr, err := net.NewTransport(tname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+			AntiEntropyInterval: 100 * time.Millisecond, OnDamage: DamageReset}
+		if name == "b" {
+			cfg.SnapshotPath = path
+		}
+		return newCache(t, cfg)
+	}
+	a := member("a", "a")
+	if err := a.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b := member("b", "b", a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	net.Partition([]string{"a"}, []string{"b"})
+	await.Until(t, 10*time.Second, func() bool { return len(b.Members()) == 1 }, "b still sees a")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("not a snapshot"), 0o644); err != nil { // damaged
+		t.Fatal(err)
+	}
+	back := member("b", "b2")
+	if back.Stats().DamageResets != 1 || back.Len() != 0 {
+		t.Fatalf("want a reset to empty: resets %d, len %d", back.Stats().DamageResets, back.Len())
+	}
+	i := slices.IndexFunc(back.repl.Known(), func(k transport.Known) bool { return k.Name == "a" })
+	if i < 0 || back.repl.Known()[i].HasCut {
+		t.Fatalf("after a reset to an empty store, a restored as %+v: want it counted, with no cut", back.repl.Known())
+	}
+	if st := back.repl.Stable(); st != transport.NoStable {
+		t.Fatalf("stable bound %v with a counted member of no cut", time.Unix(0, st))
+	}
+}
+
+// TestMembersFilesCutShortAreRemoved: the temporary file of a members file
+// cut short by a crash is removed at the next start, as the snapshot's are.
+func TestMembersFilesCutShortAreRemoved(t *testing.T) {
+	cfg := testConfig("m")
+	cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+	temp := cfg.SnapshotPath + knownSuffix + ".tmp-123"
+	if err := os.WriteFile(temp, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newCache(t, cfg)
+	if _, err := os.Stat(temp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary file of a members file is still there: %v", err)
 	}
 }

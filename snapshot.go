@@ -41,6 +41,7 @@ func (c *Cache) restore() (err error) {
 			c.release()
 		}
 	}()
+	store.RemoveTemps(path + knownSuffix) // the members file's, cut short
 	if n, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of snapshots cut short")
 	} else if n > 0 {
@@ -63,7 +64,7 @@ func (c *Cache) restore() (err error) {
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
 	c.readFounderMark(snap, logged)
-	c.known = c.readKnown()
+	c.known = c.readKnown(snap != nil || lst.Segments > 0)
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
@@ -250,13 +251,17 @@ func (c *Cache) writeSnapshot() error {
 		}
 		next = n
 	}
+	// The members counted as they stand before the snapshot: a session
+	// that completes while it is written raises a cut the snapshot may
+	// not hold the records of (found by review).
+	known := c.knownNow()
 	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
 	if err != nil {
 		c.stats.snapshotErrors.Add(1)
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
 	c.stats.snapshots.Add(1)
-	c.writeKnown()
+	c.writeKnown(known)
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
 		c.snapSize.Store(info.Size())

@@ -204,7 +204,7 @@ func New(cfg Config) (*Node, error) {
 	n.ae.resp = map[string]*responder{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
-	n.roster.restore(cfg.Known, cfg.Clock.Physical())
+	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
 	return n, nil
 }
 

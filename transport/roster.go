@@ -217,7 +217,7 @@ func (r *roster) stable(now int64) int64 {
 // it left (bringing back what it held alone), or after failedTimeout.
 func (r *roster) expire(now int64) {
 	for name, in := range r.current {
-		if in.state == failed && now-in.since > r.failedTimeout {
+		if in.state == failed && crdt.SubSat(now, in.since) > r.failedTimeout {
 			delete(r.current, name)
 		}
 	}
@@ -225,7 +225,7 @@ func (r *roster) expire(now int64) {
 	for _, e := range r.ended {
 		retire := r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter))
 		if e.left {
-			retire = retire && e.back || now-e.since > r.failedTimeout
+			retire = retire && e.back || crdt.SubSat(now, e.since) > r.failedTimeout
 		}
 		if !retire {
 			kept = append(kept, e)
@@ -280,22 +280,26 @@ func (r *roster) known(now int64) []Known {
 // when they failed, or from now for those alive then), ended incarnations
 // as ended. A name seen again is a member again (view), and its old cut
 // and report hold the bound until a session replaces them.
-func (r *roster) restore(ks []Known, now int64) {
+func (r *roster) restore(ks []Known, self string, now int64) {
+	oldest := crdt.SubSat(now, r.failedTimeout) // a time from a damaged file held the bound for ever
 	for _, k := range ks {
+		if k.Name == self {
+			continue // never in its own view: it would hold the bound until the timeout
+		}
+		since := now
+		if k.Since != 0 {
+			since = min(max(k.Since, oldest), now)
+		}
+		cut, coverage := min(k.Cut, now), min(k.Coverage, now)
 		if k.Ended {
-			since := min(k.Since, now)
-			r.ended = append(r.ended, &incarnation{name: k.Name, cut: k.Cut, hasCut: true, since: since, firstEnd: since,
+			r.ended = append(r.ended, &incarnation{name: k.Name, cut: cut, hasCut: true, since: since, firstEnd: since,
 				state: ended, left: k.Left, joined: since})
 			continue
 		}
 		if _, ok := r.current[k.Name]; ok {
 			continue
 		}
-		since := now
-		if k.Since != 0 {
-			since = min(k.Since, now)
-		}
-		r.current[k.Name] = &incarnation{name: k.Name, cut: k.Cut, coverage: k.Coverage, hasCut: k.HasCut, hasReport: k.HasReport,
+		r.current[k.Name] = &incarnation{name: k.Name, cut: cut, coverage: coverage, hasCut: k.HasCut, hasReport: k.HasReport,
 			joined: since, since: since, state: failed}
 	}
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -213,5 +214,25 @@ func TestEndedIncarnationsOfOneNameAreBounded(t *testing.T) {
 	}
 	if got := r.coverage(200_000); got != NoStable && got > 0 {
 		t.Fatalf("coverage %d, above the first ended incarnation's cut", got)
+	}
+}
+
+// TestRestoredMembersAreBounded: members given back at a start (Known)
+// expire after the failed timeout however old a damaged file says they
+// were lost (a time near the int64 minimum overflowed the test and held
+// the bound for ever), and this node's own name among them is not
+// counted (never in its own view, it held the bound for the timeout).
+// Found by review.
+func TestRestoredMembersAreBounded(t *testing.T) {
+	r := newRoster() // failed timeout 1000
+	r.restore([]Known{{Name: "x", Since: math.MinInt64 + 1}, {Name: "self", HasCut: true, Cut: 100, HasReport: true, Coverage: 100}}, "self", 500)
+	if got := r.known(500); len(got) != 1 || got[0].Name != "x" {
+		t.Fatalf("restored %+v: want x alone", got)
+	}
+	if got := r.stable(500); got != NoStable {
+		t.Fatalf("x restored without a cut: stable %d, want none", got)
+	}
+	if got := r.stable(1501); got == NoStable {
+		t.Fatalf("x lost for longer than the failed timeout still holds the bound: known %+v", r.known(1501))
 	}
 }
