@@ -208,6 +208,21 @@ func TestDeadRecordsCollectedWithinSeconds(t *testing.T) {
 	}
 }
 
+// leaveAndExpire closes the last of cs (it leaves), waits until the others
+// no longer see it, and writes a value that expires at once.
+func leaveAndExpire(t *testing.T, cs []*Cache) {
+	t.Helper()
+	if err := cs[len(cs)-1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:len(cs)-1] {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == len(cs)-1 }, "%s still sees the member that left", c.cfg.NodeName)
+	}
+	if err := cs[0].Set("k", []byte("v"), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMemberThatLeftKeepingNothingIsNotWaitedFor: once a member without a
 // snapshot has closed (left the cluster on purpose, with nothing to bring
 // back), the others collect dead records early without it. (Waited for as
@@ -215,15 +230,7 @@ func TestDeadRecordsCollectedWithinSeconds(t *testing.T) {
 // horizon: found by review.)
 func TestMemberThatLeftKeepingNothingIsNotWaitedFor(t *testing.T) {
 	cs := cluster(t, 3, func(_ int, c *Config) { c.GCInterval = 100 * time.Millisecond })
-	if err := cs[2].Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs[:2] {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s still sees the member that left", c.cfg.NodeName)
-	}
-	if err := cs[0].Set("k", []byte("v"), time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	leaveAndExpire(t, cs)
 	for _, c := range cs[:2] {
 		await.Until(t, 20*time.Second, func() bool { st := c.Stats(); return st.CollectedEarly > 0 && st.Records == 0 },
 			"%s holds %+v", c.cfg.NodeName, c.Stats())
@@ -245,15 +252,7 @@ func TestMemberThatLeftIsWaitedForUntilItReturns(t *testing.T) {
 		}
 	}
 	cs := cluster(t, 3, gc)
-	if err := cs[2].Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs[:2] {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s still sees the member that left", c.cfg.NodeName)
-	}
-	if err := cs[0].Set("k", []byte("v"), time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	leaveAndExpire(t, cs)
 	// Past when the leaver was no longer waited for (its end retired once
 	// both had synced after it and SessionTimeout, 2 s, and the bound's
 	// 1 s margin), exchanges and collections go on: they collected the

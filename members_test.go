@@ -25,35 +25,12 @@ import (
 func TestRestartKeepsTheMembersItLost(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	path := filepath.Join(t.TempDir(), "b.snap")
-	member := func(name string, snapshot string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 100 * time.Millisecond, SnapshotPath: snapshot})
-	}
-	a := member("a", "")
-	b := member("b", path, a.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	net.Partition([]string{"a"}, []string{"b"})
-	await.Until(t, 10*time.Second, func() bool { return len(b.Members()) == 1 }, "b still sees a")
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	bLosesA(t, net, path)
 	kept, err := os.ReadFile(path + knownSuffix)
 	if err != nil || !strings.Contains(string(kept), `"Name":"a"`) {
 		t.Fatalf("the members kept beside the snapshot: %s, %v; want a among them", kept, err)
 	}
-	tr, err := net.NewTransport("b2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	back := newCache(t, Config{NodeName: "b", Network: tr, Timings: FastTimings(), SnapshotPath: path})
+	back := onMemnetWithSnapshot(t, net, "b", "b2", path)
 	i := slices.IndexFunc(back.repl.Known(), func(k transport.Known) bool { return k.Name == "a" })
 	if i < 0 {
 		t.Fatalf("restarted, b counts %+v: want a, lost", back.repl.Known())
@@ -89,37 +66,11 @@ func TestDamagedMembersFileIsIgnored(t *testing.T) {
 func TestMembersOfALostStoreComeBackWithoutCuts(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	path := filepath.Join(t.TempDir(), "b.snap")
-	member := func(name, tname string, peers ...string) *Cache {
-		tr, err := net.NewTransport(tname)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 100 * time.Millisecond, OnDamage: DamageReset}
-		if name == "b" {
-			cfg.SnapshotPath = path
-		}
-		return newCache(t, cfg)
-	}
-	a := member("a", "a")
-	if err := a.Set("k", []byte("v"), 0); err != nil {
-		t.Fatal(err)
-	}
-	b := member("b", "b", a.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	net.Partition([]string{"a"}, []string{"b"})
-	await.Until(t, 10*time.Second, func() bool { return len(b.Members()) == 1 }, "b still sees a")
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	bLosesA(t, net, path)
 	if err := os.WriteFile(path, []byte("not a snapshot"), 0o644); err != nil { // damaged
 		t.Fatal(err)
 	}
-	back := member("b", "b2")
+	back := onMemnetWithSnapshot(t, net, "b", "b2", path)
 	if back.Stats().DamageResets != 1 || back.Len() != 0 {
 		t.Fatalf("want a reset to empty: resets %d, len %d", back.Stats().DamageResets, back.Len())
 	}
@@ -144,5 +95,39 @@ func TestMembersFilesCutShortAreRemoved(t *testing.T) {
 	newCache(t, cfg)
 	if _, err := os.Stat(temp); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the temporary file of a members file is still there: %v", err)
+	}
+}
+
+// onMemnetWithSnapshot starts member name on net (its transport named
+// tname), its snapshot at path (none if ""), a damaged one moved aside.
+func onMemnetWithSnapshot(t *testing.T, net *memnet.Network, name, tname, path string, peers ...string) *Cache {
+	t.Helper()
+	tr, err := net.NewTransport(tname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+		AntiEntropyInterval: 100 * time.Millisecond, SnapshotPath: path, OnDamage: DamageReset})
+}
+
+// bLosesA starts a, which writes k, and b, its snapshot at path, synced
+// with a; cuts a off, and closes b once it has lost a: b's snapshot and
+// the members it kept beside it stand.
+func bLosesA(t *testing.T, net *memnet.Network, path string) {
+	t.Helper()
+	a := onMemnetWithSnapshot(t, net, "a", "a", "")
+	if err := a.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b := onMemnetWithSnapshot(t, net, "b", "b", path, a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	net.Partition([]string{"a"}, []string{"b"})
+	await.Until(t, 10*time.Second, func() bool { return len(b.Members()) == 1 }, "b still sees a")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
