@@ -56,6 +56,7 @@ type incarnation struct {
 	hasReport bool
 	left      bool // ended by leaving on purpose, keeping its state (see expire)
 	back      bool // left, and an incarnation of its name has completed a session here since
+	restored  bool // given back at a start (Known): see expire
 	// (the small fields last, sharing a word; a member keeps one for every
 	// other member)
 }
@@ -223,9 +224,15 @@ func (r *roster) expire(now int64) {
 	}
 	kept := r.ended[:0]
 	for _, e := range r.ended {
-		retire := r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter))
+		// One given back at a start waits for a member in the view: before
+		// the first view no one is there to have synced, and it retired at
+		// once (found by review).
+		retire := r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter)) && (!e.restored || r.anyAlive())
 		if e.left {
-			retire = retire && e.back || crdt.SubSat(now, e.since) > r.failedTimeout
+			retire = retire && e.back
+		}
+		if e.left || e.restored {
+			retire = retire || crdt.SubSat(now, e.since) > r.failedTimeout
 		}
 		if !retire {
 			kept = append(kept, e)
@@ -233,6 +240,16 @@ func (r *roster) expire(now int64) {
 	}
 	clear(r.ended[len(kept):])
 	r.ended = kept
+}
+
+// anyAlive reports whether any member is in the view.
+func (r *roster) anyAlive() bool {
+	for _, in := range r.current {
+		if in.state == alive {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *roster) everyoneSyncedAfter(t int64) bool {
@@ -293,7 +310,7 @@ func (r *roster) restore(ks []Known, self string, now int64) {
 		cut, coverage := min(k.Cut, now), min(k.Coverage, now)
 		if k.Ended {
 			r.ended = append(r.ended, &incarnation{name: k.Name, cut: cut, hasCut: true, since: since, firstEnd: since,
-				state: ended, left: k.Left, joined: since})
+				state: ended, left: k.Left, joined: since, restored: true})
 			continue
 		}
 		if _, ok := r.current[k.Name]; ok {

@@ -236,3 +236,26 @@ func TestRestoredMembersAreBounded(t *testing.T) {
 		t.Fatalf("x lost for longer than the failed timeout still holds the bound: known %+v", r.known(1501))
 	}
 }
+
+// TestRestoredEndedIncarnationWaitsForTheView: an ended incarnation given
+// back at a start counts until a member in the view has synced after it
+// ended: before the first view, with no one to have synced, it retired at
+// once (found by review). With no one ever, it goes after the failed
+// timeout.
+func TestRestoredEndedIncarnationWaitsForTheView(t *testing.T) {
+	r := newRoster() // margin 10, failed timeout 1000, retire after 50
+	r.restore([]Known{{Name: "x", Ended: true, Cut: 100, HasCut: true, Since: 200}}, "self", 300)
+	if got := r.stable(300); got != 90 {
+		t.Fatalf("before the first view: stable %d, want the ended incarnation's bound 90", got)
+	}
+	r.view(members("b"), 310)
+	r.completed("b", cut(400, 2), 400, 400, 400)
+	if got := r.stable(400); got != 390 {
+		t.Fatalf("b synced after x ended: stable %d, want b's 390", got)
+	}
+	alone := newRoster()
+	alone.restore([]Known{{Name: "x", Ended: true, Cut: 100, HasCut: true, Since: 200}}, "self", 300)
+	if got := alone.stable(1201); got != 1191 {
+		t.Fatalf("alone past the failed timeout: stable %d, want its own 1191", got)
+	}
+}
