@@ -63,7 +63,7 @@ func memberChild(arg string) {
 	at := make([]atomic.Int64, writes)
 	var arrived atomic.Int64
 	all := make(chan struct{})
-	c.store.Watch(func(ev store.Event) { // nothing else watches this member's store
+	c.store.Watch(func(ev *store.Event) { // nothing else watches this member's store
 		now := time.Now().UnixNano()
 		k := ev.Record.Key
 		if len(k) != 16 || k[0] != 'k' {

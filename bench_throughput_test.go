@@ -161,7 +161,7 @@ func holdsAll(c *Cache, writes int) <-chan struct{} {
 	seen := make([]atomic.Bool, writes)
 	var held atomic.Int64
 	all := make(chan struct{})
-	c.store.Watch(func(ev store.Event) {
+	c.store.Watch(func(ev *store.Event) {
 		k := ev.Record.Key
 		if len(k) != 16 || k[0] != 't' {
 			return

@@ -95,7 +95,13 @@ const MaxSubscriptionBytes = 64 << 20
 // every change queued when it was made, which is when the one before was
 // taken, or at the first change after that (the changes made while a
 // batch waits for the reader come in the next), so that a busy member
-// pays one channel handoff per batch, not per change. Close it when done.
+// pays one channel handoff per batch, not per change. Changes coming
+// less than a millisecond after the last batch was made wait for the
+// next tick of a millisecond, or until half the buffer waits, so that a
+// busy member pays one wake-up of the subscription's goroutine per
+// millisecond, not one per received frame or write (each was a system
+// call, and cost the member applying peers' writes about a tenth of its
+// time). Close it when done.
 type Subscription struct {
 	// C delivers the changes, in order, a batch at a time:
 	//
@@ -115,13 +121,21 @@ type Subscription struct {
 	buffer int
 	f      *feed
 	wake   chan struct{} // the delivery goroutine has changes to send
+	ticker *time.Ticker  // while changes come often: the goroutine takes them at its ticks
 	done   chan struct{} // closed by Close
 	// Guarded by f.mu: changes published and not yet taken by the
 	// delivery goroutine, and whether changes are being dropped.
 	pending      []store.Event // Kind 0: the overflow notice
 	pendingBytes int           // their keys' and values' bytes
 	overflowed   bool
+	lastWake     time.Time // when flush last woke the goroutine
+	ticking      bool      // the ticker runs
 }
+
+// coalesce is how long after waking a subscription's goroutine flush
+// holds the next wake-up back, for the goroutine's ticker to take the
+// changes (see Subscription).
+const coalesce = time.Millisecond
 
 // Subscribe starts delivering every change to keys with prefix ("" for
 // all) made on or applied at this member from now on. buffer bounds how
@@ -146,7 +160,8 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 		buffer = DefaultSubscriptionBuffer
 	}
 	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, f: &c.feed,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), ticker: time.NewTicker(coalesce)}
+	s.ticker.Stop() // until changes come often
 	s.C = s.ch
 	go s.run()
 	c.feed.add(s, c.store)
@@ -162,17 +177,23 @@ func (s *Subscription) Close() { s.f.remove(s) }
 // run sends the published changes on C, a batch at a time, until Close.
 func (s *Subscription) run() {
 	defer close(s.ch)
+	defer s.ticker.Stop()
 	var events []store.Event
 	var bufs [2][]Change // the batch the reader holds, and the next
 	next := 0
 	for {
 		select {
 		case <-s.wake:
+		case <-s.ticker.C:
 		case <-s.done:
 			return
 		}
 		s.f.mu.Lock()
 		events, s.pending, s.pendingBytes = s.pending, events[:0], 0
+		if len(events) == 0 && s.ticking { // a tick with nothing new: the burst is over
+			s.ticking = false
+			s.ticker.Stop()
+		}
 		s.f.mu.Unlock()
 		if len(events) == 0 {
 			continue
@@ -207,7 +228,10 @@ type feed struct {
 	store   *store.Store
 	// also, if set, sees every event too, whether or not anyone
 	// subscribes (the write log's, for received records).
-	also func(store.Event)
+	also func(*store.Event)
+	// now, if set, is the clock flush coalesces by (tests); else
+	// time.Now.
+	now func() time.Time
 }
 
 // watch sets the store's watcher: publish (and also) while there are
@@ -217,7 +241,7 @@ func (f *feed) watch(st *store.Store) {
 	f.store = st
 	switch also := f.also; {
 	case len(f.subs)+f.waiting > 0 && also != nil:
-		st.Watch(func(ev store.Event) { also(ev); f.publish(ev) })
+		st.Watch(func(ev *store.Event) { also(ev); f.publish(ev) })
 	case len(f.subs)+f.waiting > 0:
 		st.Watch(f.publish)
 	default:
@@ -226,7 +250,7 @@ func (f *feed) watch(st *store.Store) {
 }
 
 // watchAlso makes fn see every event from now on.
-func (f *feed) watchAlso(st *store.Store, fn func(store.Event)) {
+func (f *feed) watchAlso(st *store.Store, fn func(*store.Event)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.also = fn
@@ -302,7 +326,7 @@ func (f *feed) closeAll() {
 // publish queues one store event for every subscription whose prefix it
 // matches. The store calls it with a shard's lock held: it never blocks,
 // and leaves the rest of the work to the delivery goroutines.
-func (f *feed) publish(ev store.Event) {
+func (f *feed) publish(ev *store.Event) {
 	f.mu.Lock()
 	if f.waiting == 0 {
 		// No reader waits for a key (GetAfter): no lookup by key.
@@ -327,21 +351,47 @@ func (f *feed) publish(ev store.Event) {
 // flush wakes the delivery goroutines of the subscriptions with changes
 // queued. The Cache calls it once per local write, per frame received and
 // per collection, not per change: a frame's records go to a subscriber
-// together, with one wake-up.
+// together, with one wake-up. Within coalesce of the last wake-up it
+// starts the goroutine's ticker instead, and leaves the changes to its
+// ticks, unless half the subscriber's buffer (in changes or bytes) waits.
 func (f *feed) flush() {
 	if f.active.Load() == 0 {
 		return
 	}
 	f.mu.Lock()
+	var now time.Time
 	for _, s := range f.subs {
-		if len(s.pending) > 0 {
-			select {
-			case s.wake <- struct{}{}:
-			default:
+		n := len(s.pending)
+		if n == 0 {
+			continue
+		}
+		if n < s.buffer/2 && s.pendingBytes < MaxSubscriptionBytes/2 {
+			if s.ticking {
+				continue // the next tick takes them
 			}
+			if now.IsZero() {
+				now = f.clock()
+			}
+			if now.Sub(s.lastWake) < coalesce {
+				s.ticking = true
+				s.ticker.Reset(coalesce)
+				continue
+			}
+			s.lastWake = now
+		}
+		select {
+		case s.wake <- struct{}{}:
+		default:
 		}
 	}
 	f.mu.Unlock()
+}
+
+func (f *feed) clock() time.Time {
+	if f.now != nil {
+		return f.now()
+	}
+	return time.Now()
 }
 
 // changeOf is the Change a store event reports.
@@ -370,7 +420,7 @@ func changeOf(ev store.Event) Change {
 // deliver queues ev for the delivery goroutine, with the feed's lock
 // held. Past the buffer, changes are dropped, and an overflow notice is
 // queued in their place once, until the goroutine has taken the queue.
-func (s *Subscription) deliver(ev store.Event) {
+func (s *Subscription) deliver(ev *store.Event) {
 	size := len(ev.Record.Key) + len(ev.Record.Value)
 	if len(s.pending) >= s.buffer || s.pendingBytes+size > MaxSubscriptionBytes {
 		if !s.overflowed {
@@ -380,6 +430,6 @@ func (s *Subscription) deliver(ev store.Event) {
 		return
 	}
 	s.overflowed = false
-	s.pending = append(s.pending, ev)
+	s.pending = append(s.pending, *ev)
 	s.pendingBytes += size
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 	"weak"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -279,4 +281,97 @@ func TestFeedLetsGoOfDeliveredValues(t *testing.T) {
 		runtime.GC()
 		return !slices.ContainsFunc(values, func(p weak.Pointer[byte]) bool { return p.Value() != nil })
 	}, "deleted values delivered in a batch two batches back are still reachable")
+}
+
+// TestFlushCoalescesWakeUps: within a millisecond of the last wake-up,
+// flush leaves the changes to the subscription's ticker, unless half its
+// buffer (in changes or bytes) waits; after that long, it wakes the
+// goroutine at once. The subscription here has no goroutine: the test
+// reads what flush decided.
+func TestFlushCoalescesWakeUps(t *testing.T) {
+	s := &Subscription{buffer: 8, wake: make(chan struct{}, 1), ticker: time.NewTicker(time.Hour)}
+	s.ticker.Stop()
+	defer s.ticker.Stop()
+	now := time.Now()
+	f := &feed{subs: []*Subscription{s}, now: func() time.Time { return now }}
+	f.active.Store(1)
+	s.f = f
+	queue := func(n, size int) {
+		for range n {
+			s.deliver(&store.Event{Kind: store.EventSet, Record: crdt.Record{Key: "k", Value: make([]byte, size)}})
+		}
+	}
+	woken := func() bool {
+		select {
+		case <-s.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	take := func() { s.pending, s.pendingBytes = s.pending[:0], 0 }
+
+	queue(1, 1)
+	f.flush()
+	if !woken() || s.ticking {
+		t.Fatal("a change after a quiet spell did not wake the goroutine at once")
+	}
+	take()
+	queue(1, 1)
+	f.flush()
+	if woken() || !s.ticking {
+		t.Fatal("a change right after a wake-up woke the goroutine, not left to its ticker")
+	}
+	queue(2, 1) // 3 of 8 waiting, ticking
+	f.flush()
+	if woken() {
+		t.Fatal("woken while ticking with less than half the buffer waiting")
+	}
+	queue(1, 1) // 4 of 8
+	f.flush()
+	if !woken() {
+		t.Fatal("half the buffer waiting did not wake the goroutine")
+	}
+	take()
+	queue(1, MaxSubscriptionBytes/2)
+	f.flush()
+	if !woken() {
+		t.Fatal("half the byte bound waiting did not wake the goroutine")
+	}
+	take()
+	s.ticking, now = false, now.Add(coalesce)
+	queue(1, 1)
+	f.flush()
+	if !woken() || s.ticking {
+		t.Fatal("a change a millisecond after the last wake-up was left to the ticker")
+	}
+}
+
+// TestBurstEndsDelivered: a change made right after a wake-up (left to
+// the ticker) arrives with no write after it, and the ticker stops once a
+// tick finds nothing new (an idle member does not tick).
+func TestBurstEndsDelivered(t *testing.T) {
+	c := newCache(t, testConfig("a"))
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	r := &reader{sub: sub}
+	for round := range 3 {
+		// The first write wakes the goroutine; the next, made as soon as
+		// the first has arrived, is within a millisecond of that (unless
+		// the machine stalls: then it wakes it too).
+		for i := range 20 {
+			c.Set(fmt.Sprintf("k%d", i), []byte{byte(round)}, 0)
+			if ch := r.next(t); ch.Key != fmt.Sprintf("k%d", i) || ch.Value[0] != byte(round) {
+				t.Fatalf("round %d: change %d is %s=%v", round, i, ch.Key, ch.Value)
+			}
+		}
+		await.Until(t, 10*time.Second, func() bool {
+			c.feed.mu.Lock()
+			defer c.feed.mu.Unlock()
+			return !sub.ticking
+		}, "the ticker still runs after the burst was delivered")
+	}
 }

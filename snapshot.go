@@ -154,7 +154,7 @@ func (c *Cache) restore() (err error) {
 // logReceived appends a record received from a peer to the write log
 // (Config.LogReceived). The store calls it with a shard's lock held; it
 // waits only while the log holds 64 MiB not yet written.
-func (c *Cache) logReceived(ev store.Event) {
+func (c *Cache) logReceived(ev *store.Event) {
 	if ev.Here || ev.Kind == store.EventExpire { // local writes are logged by write
 		return
 	}

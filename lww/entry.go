@@ -138,6 +138,9 @@ func (e *Entry) Time() crdt.Timestamp {
 	return crdt.Timestamp{Wall: e.wall, Logical: e.logical, Node: e.node}
 }
 
+// Tombstone says the entry holds a delete.
+func (e *Entry) Tombstone() bool { return e.tombstone() }
+
 func (e *Entry) tombstone() bool { return e.size.Load()&tombstoneBit != 0 }
 func (e *Entry) evicted() bool   { return e.size.Load()&evictedBit != 0 }
 func (e *Entry) valueLen() int   { return int(e.size.Load() & MaxValueLen) }

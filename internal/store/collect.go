@@ -86,7 +86,7 @@ func (s *Store) unpublish(sh *shard, vs []crdt.Version) {
 			s.track(ch, false)
 			s.account(ch)
 			if watch != nil {
-				watch(Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: v.Key, Time: v.Time}})
+				sh.report(watch, Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: v.Key, Time: v.Time}})
 			}
 		}
 	}

@@ -89,7 +89,7 @@ func (s *Store) enforceBounds() {
 		if evicted {
 			s.account(ch)
 		}
-		s.evicted(victim, evicted)
+		s.evicted(sh, victim, evicted)
 		if ch.removed != nil { // the policy let go of it in Victim
 			ch.removed.retire()
 		}

@@ -28,7 +28,7 @@ func TestOwnWritesStaySupersededAcrossRestores(t *testing.T) {
 		t.Fatalf("own ids %v, want [3 2 1]", got)
 	}
 	superseded := map[string]bool{}
-	r.Watch(func(ev Event) { superseded[ev.Record.Key] = ev.Superseded })
+	r.Watch(func(ev *Event) { superseded[ev.Record.Key] = ev.Superseded })
 	for _, k := range []string{"mine", "theirs", "later", "logged"} {
 		r.Apply(crdt.Record{Key: k, Value: []byte("2"), Time: crdt.Timestamp{Wall: testNow + 5, Node: 9}}, false, testNow)
 	}
@@ -109,7 +109,7 @@ func TestOwnWriteComingBackIsNotSuperseded(t *testing.T) {
 	r := mustStore(t, Config{})
 	r.Restore(saveAndLoad(t, s), crdt.NewHLC(2, func() int64 { return testNow }, 0), testNow)
 	var got []Event
-	r.Watch(func(ev Event) { got = append(got, ev) })
+	r.Watch(func(ev *Event) { got = append(got, *ev) })
 	r.Apply(crdt.Record{Key: "k", Value: []byte("2"), Time: crdt.Timestamp{Wall: testNow + 5, Node: 1}}, false, testNow)
 	if len(got) != 1 || got[0].Superseded {
 		t.Fatalf("events %+v: this member's own write reported as superseding one made here", got)
@@ -125,7 +125,7 @@ func TestAnswerOverADeleteIsNoEvent(t *testing.T) {
 	s.Write(crdt.Record{Key: "dead", Tombstone: true, Time: crdt.Timestamp{Wall: testNow, Node: 1}})
 	s.Write(crdt.Record{Key: "live", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow, Node: 1}})
 	var got []Event
-	s.Watch(func(ev Event) { got = append(got, ev) })
+	s.Watch(func(ev *Event) { got = append(got, *ev) })
 	for _, key := range []string{"dead", "live"} {
 		if o := s.Apply(crdt.Record{Key: key, Tombstone: true, Time: crdt.Timestamp{Wall: testNow, Logical: 1}}, false, testNow); o != crdt.Applied {
 			t.Fatalf("answer over %s: %v", key, o)

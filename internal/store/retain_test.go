@@ -23,7 +23,7 @@ func TestDroppedValueIsNotKeptByItsKey(t *testing.T) {
 			}
 			s := mustStore(t, cfg)
 			var kept []string // what a subscriber may keep: the keys of the changes
-			s.Watch(func(ev Event) { kept = append(kept, ev.Record.Key) })
+			s.Watch(func(ev *Event) { kept = append(kept, ev.Record.Key) })
 			v := make([]byte, 1<<20)
 			value := weak.Make(&v[0])
 			var expires int64

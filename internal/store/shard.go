@@ -18,6 +18,10 @@ type shard struct {
 	idx   index
 	stats struct{ hits, misses atomic.Uint64 }
 	_     [64]byte // keep neighbouring shards' hot words off one cache line
+	// ev is the change being reported to the store's watcher, written
+	// under mu while there is one: off the lines readers use.
+	ev Event
+	_  [64]byte
 }
 
 // change is what applying a record did to a shard's resident values.
@@ -59,7 +63,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 	var was crdt.Timestamp
 	wasDead := false
 	if prior && at != nil {
-		was, wasDead = at.Time(), at.Record().Tombstone
+		was, wasDead = at.Time(), at.Tombstone()
 	}
 	if cur != nil {
 		cur.seq.Add(1) // odd: readers retry

@@ -101,7 +101,7 @@ type Store struct {
 	stats      counters
 	// watcher is called with every change to the values (see Watch);
 	// own holds this member's node ids, from its writes and restores.
-	watcher atomic.Pointer[func(Event)]
+	watcher atomic.Pointer[func(*Event)]
 	own     ownIDs
 }
 
@@ -250,7 +250,7 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	s.track(ch, false)
 	s.account(ch)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
-		applied(watch, rec, true, false, false)
+		sh.applied(watch, &rec, true, false, false)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
@@ -288,7 +288,7 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 		// Superseded: a peer's write over one of this member's, not one of
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
-		applied(watch, rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized)
+		sh.applied(watch, &rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
@@ -331,7 +331,7 @@ func (s *Store) Evict(key string) bool {
 		if evicted {
 			s.account(ch)
 		}
-		s.evicted(it, evicted)
+		s.evicted(sh, it, evicted)
 	}
 	sh.mu.Unlock()
 	if evicted {
@@ -341,11 +341,11 @@ func (s *Store) Evict(key string) bool {
 }
 
 // evicted reports an eviction of it, if done, to the watcher. Called with
-// it's shard's lock held.
-func (s *Store) evicted(it *item, done bool) {
+// it's shard, sh, locked.
+func (s *Store) evicted(sh *shard, it *item, done bool) {
 	if watch := s.watching(); watch != nil && done {
 		r := it.Record()
-		watch(Event{Kind: EventEvict, Here: true, Record: crdt.Record{Key: r.Key, Time: r.Time, Evicted: true}})
+		sh.report(watch, Event{Kind: EventEvict, Here: true, Record: crdt.Record{Key: r.Key, Time: r.Time, Evicted: true}})
 	}
 }
 

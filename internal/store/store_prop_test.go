@@ -53,7 +53,7 @@ func storeProperty(missing EventKind) func(*rapid.T) {
 			t.Fatal(err)
 		}
 		feed := map[string]crdt.Record{} // the values the events say the store holds
-		s.Watch(func(ev Event) {
+		s.Watch(func(ev *Event) {
 			if ev.Kind == missing {
 				return
 			}

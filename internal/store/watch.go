@@ -40,9 +40,11 @@ type Event struct {
 
 // Watch makes the store call fn with every change to its values, in the
 // order applied per key, from the goroutine that made it, with a shard's
-// lock held: fn must be quick and must not call the store. nil stops it.
-// While no watcher is set, changes cost nothing more.
-func (s *Store) Watch(fn func(Event)) {
+// lock held: fn must be quick and must not call the store. The event is
+// the shard's, reused for the next one (so that reporting a change copies
+// nothing): fn copies what it keeps. nil stops it. While no watcher is
+// set, changes cost nothing more.
+func (s *Store) Watch(fn func(*Event)) {
 	if fn == nil {
 		s.watcher.Store(nil)
 		return
@@ -51,16 +53,18 @@ func (s *Store) Watch(fn func(Event)) {
 }
 
 // watching returns the watcher, nil if none.
-func (s *Store) watching() func(Event) {
+func (s *Store) watching() func(*Event) {
 	if p := s.watcher.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// applied reports a record merged (by Write or Apply) to watch.
-func applied(watch func(Event), rec crdt.Record, here, superseded, oversized bool) {
-	ev := Event{Kind: EventSet, Here: here, Record: rec}
+// applied reports a record merged (by Write or Apply) to watch, with the
+// shard's lock held.
+func (sh *shard) applied(watch func(*Event), rec *crdt.Record, here, superseded, oversized bool) {
+	ev := &sh.ev
+	*ev = Event{Kind: EventSet, Here: here, Record: *rec}
 	switch {
 	case rec.Tombstone && rec.Time.Node == 0:
 		ev.Kind = EventDrop
@@ -73,4 +77,13 @@ func applied(watch func(Event), rec crdt.Record, here, superseded, oversized boo
 		ev.Superseded = superseded
 	}
 	watch(ev)
+	*ev = Event{} // keeps no value alive
+}
+
+// report passes ev to watch, in the shard's event, with the shard's lock
+// held.
+func (sh *shard) report(watch func(*Event), ev Event) {
+	sh.ev = ev
+	watch(&sh.ev)
+	sh.ev = Event{}
 }
