@@ -92,16 +92,18 @@ const MaxSubscriptionBytes = 64 << 20
 // A Subscription delivers the changes to keys with its prefix on C, each
 // once, in the order they were applied (per key; changes to different
 // keys in the order the member applied them), in batches: a batch holds
-// every change queued when it was made, which is when the one before was
-// taken, or at the first change after that (the changes made while a
-// batch waits for the reader come in the next), so that a busy member
-// pays one channel handoff per batch, not per change. Changes coming
-// less than a millisecond after the last batch was made wait for the
-// next tick of a millisecond, or until half the buffer waits, so that a
-// busy member pays one wake-up of the subscription's goroutine per
-// millisecond, not one per received frame or write (each was a system
-// call, and cost the member applying peers' writes about a tenth of its
-// time). Close it when done.
+// every change queued when the subscription's goroutine took them (the
+// changes made while a batch waits for the reader come in the next), so
+// that a busy member pays one channel handoff per batch, not per change.
+// The goroutine takes the changes when woken, by a write, a received
+// frame or a collection that changed something a millisecond or more
+// after the last such wake-up, or by the change that makes half the
+// buffer (in changes or bytes) wait; else at the next tick of a
+// millisecond ticker, which runs while changes keep coming. So a lone
+// change goes at once, and a busy member wakes the goroutine about once
+// a millisecond, not once per frame or write (each was a system call,
+// and cost the member applying peers' writes about a tenth of its time).
+// Close it when done.
 type Subscription struct {
 	// C delivers the changes, in order, a batch at a time:
 	//
@@ -361,11 +363,10 @@ func (f *feed) flush() {
 	f.mu.Lock()
 	var now time.Time
 	for _, s := range f.subs {
-		n := len(s.pending)
-		if n == 0 {
+		if len(s.pending) == 0 {
 			continue
 		}
-		if n < s.buffer/2 && s.pendingBytes < MaxSubscriptionBytes/2 {
+		if !s.urgent() {
 			if s.ticking {
 				continue // the next tick takes them
 			}
@@ -420,6 +421,10 @@ func changeOf(ev store.Event) Change {
 // deliver queues ev for the delivery goroutine, with the feed's lock
 // held. Past the buffer, changes are dropped, and an overflow notice is
 // queued in their place once, until the goroutine has taken the queue.
+// From half the buffer on (in changes or bytes) it wakes the goroutine
+// itself, in the middle of a frame: left to flush, a large frame
+// arriving while the changes before it waited for a tick overflowed a
+// reader that kept up (found by review).
 func (s *Subscription) deliver(ev *store.Event) {
 	size := len(ev.Record.Key) + len(ev.Record.Value)
 	if len(s.pending) >= s.buffer || s.pendingBytes+size > MaxSubscriptionBytes {
@@ -432,4 +437,17 @@ func (s *Subscription) deliver(ev *store.Event) {
 	s.overflowed = false
 	s.pending = append(s.pending, *ev)
 	s.pendingBytes += size
+	if s.urgent() {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// urgent says half the buffer waits, in changes or bytes: the goroutine
+// must take them without waiting for a tick. Called with the feed's lock
+// held.
+func (s *Subscription) urgent() bool {
+	return len(s.pending) >= s.buffer/2 || s.pendingBytes >= MaxSubscriptionBytes/2
 }

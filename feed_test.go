@@ -284,10 +284,13 @@ func TestFeedLetsGoOfDeliveredValues(t *testing.T) {
 }
 
 // TestFlushCoalescesWakeUps: within a millisecond of the last wake-up,
-// flush leaves the changes to the subscription's ticker, unless half its
-// buffer (in changes or bytes) waits; after that long, it wakes the
-// goroutine at once. The subscription here has no goroutine: the test
-// reads what flush decided.
+// flush leaves the changes to the subscription's ticker; after that long,
+// it wakes the goroutine at once; and the change that makes half the
+// buffer (in changes or bytes) wakes it at once, in the middle of a
+// frame, before flush (left to flush, a frame of 10 changes after 7 left
+// to the ticker overflowed a buffer of 16 that its reader kept empty:
+// found by review). The subscription here has no goroutine: the test
+// reads what was decided.
 func TestFlushCoalescesWakeUps(t *testing.T) {
 	s := &Subscription{buffer: 8, wake: make(chan struct{}, 1), ticker: time.NewTicker(time.Hour)}
 	s.ticker.Stop()
@@ -327,14 +330,16 @@ func TestFlushCoalescesWakeUps(t *testing.T) {
 	if woken() {
 		t.Fatal("woken while ticking with less than half the buffer waiting")
 	}
-	queue(1, 1) // 4 of 8
-	f.flush()
+	queue(1, 1) // 4 of 8, within a frame
 	if !woken() {
 		t.Fatal("half the buffer waiting did not wake the goroutine")
 	}
+	f.flush()
+	if !woken() {
+		t.Fatal("flush with half the buffer waiting did not wake the goroutine")
+	}
 	take()
 	queue(1, MaxSubscriptionBytes/2)
-	f.flush()
 	if !woken() {
 		t.Fatal("half the byte bound waiting did not wake the goroutine")
 	}

@@ -62,3 +62,28 @@ func TestDroppedValueIsNotKeptByItsKey(t *testing.T) {
 		})
 	}
 }
+
+// TestReportedValueIsNotKeptByTheStore: the shard's event slot that a
+// change is reported in lets go of the value once the watcher returns: a
+// value written while watched, then deleted with no watcher left, is not
+// kept alive by the store.
+func TestReportedValueIsNotKeptByTheStore(t *testing.T) {
+	s := mustStore(t, Config{Shards: 1})
+	s.Watch(func(*Event) {})
+	v := make([]byte, 1<<20)
+	value := weak.Make(&v[0])
+	if _, err := s.Write(crdt.Record{Key: "user:42", Value: v, Time: crdt.Timestamp{Wall: testNow, Node: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	v = nil
+	s.Watch(nil)
+	if _, err := s.Write(crdt.Record{Key: "user:42", Tombstone: true, Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.GC()
+	if value.Value() != nil {
+		t.Error("the deleted value is still reachable: the store kept the event it was reported in")
+	}
+	runtime.KeepAlive(s)
+}
