@@ -55,6 +55,7 @@ type Cluster struct {
 	// network knew nothing of it.
 	seenBy    map[crdt.NodeID]map[crdt.NodeID]bool
 	unknownTo map[int]map[crdt.NodeID]int64
+	owner     map[crdt.NodeID]int // per incarnation, its member (by index)
 	source    Source
 }
 
@@ -73,7 +74,7 @@ type member struct {
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{},
-		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}}
+		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{}}
 	for i := range n {
 		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
 		c.members = append(c.members, m)
@@ -106,6 +107,7 @@ func (c *Cluster) incarnate(i int) error {
 		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
 	}
 	m.r, m.id = r, c.nextID
+	c.owner[m.id] = i
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
 	}
@@ -432,17 +434,84 @@ func (c *Cluster) SyncViews() {
 	c.noteUnknown()
 }
 
-// RestartFrom brings member i back with a new incarnation restored from
-// state, which its Snapshotter replica's Snapshot returned earlier.
-func (c *Cluster) RestartFrom(i int, state any) error {
-	if err := c.Restart(i); err != nil {
-		return err
-	}
+// A Saved is a member's snapshot as Cluster.Snapshot took it: its
+// replica's state, and the incarnations the member counted then.
+type Saved struct {
+	// State is what the replica's Snapshot returned.
+	State any
+	// counted is, per member (by index), the incarnation of it the
+	// snapshot's incarnation counted (see noteUnknown); missing, per
+	// member, since when the snapshot's incarnation had been without it
+	// in its view.
+	counted map[int]crdt.NodeID
+	missing map[int]int64
+}
+
+// Snapshot saves live member i's state: its Snapshotter replica's, with
+// what the Cluster knows of the members it counts, for RestartFrom.
+func (c *Cluster) Snapshot(i int) (Saved, error) {
 	s, ok := c.members[i].r.(Snapshotter)
 	if !ok {
-		return fmt.Errorf("proptest: restore %s: %T cannot restore snapshots", c.members[i].name, c.members[i].r)
+		return Saved{}, fmt.Errorf("proptest: snapshot %s: %T cannot snapshot", c.members[i].name, c.members[i].r)
 	}
-	return s.Restore(state)
+	sv := Saved{counted: map[int]crdt.NodeID{}, missing: map[int]int64{}}
+	id := c.members[i].id
+	for w, by := range c.seenBy {
+		if j := c.owner[w]; j != i && by[id] && (sv.counted[j] == 0 || w < sv.counted[j]) {
+			sv.counted[j] = w
+		}
+	}
+	for j, o := range c.members {
+		if since, ok := o.missing[c.members[i].name]; ok {
+			sv.missing[j] = since
+		}
+	}
+	sv.State = s.Snapshot()
+	return sv, nil
+}
+
+// RestartFrom brings member i back with a new incarnation restored from
+// state: a Saved that Snapshot returned, or a state its Snapshotter
+// replica's Snapshot returned. The replica restores it before it sees a
+// membership view. A MemberKeeper restored from a Saved counts the
+// members the snapshot's incarnation counted: the incarnations of them it
+// counted then, and the later ones.
+func (c *Cluster) RestartFrom(i int, state any) error {
+	m := c.members[i]
+	m.down = false
+	c.Net.SetDown(m.name, false)
+	if err := c.incarnate(i); err != nil {
+		return err
+	}
+	s, ok := m.r.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("proptest: restore %s: %T cannot restore snapshots", m.name, m.r)
+	}
+	saved, isSaved := state.(Saved)
+	if isSaved {
+		state = saved.State
+	}
+	if err := s.Restore(state); err != nil {
+		return err
+	}
+	if k, ok := m.r.(MemberKeeper); ok && isSaved && k.KeepsMembers() {
+		for w := range c.seenBy {
+			if from, ok := saved.counted[c.owner[w]]; ok && w >= from {
+				c.seenBy[w][m.id] = true
+			}
+		}
+		// It takes those it was without then for failed since then, as
+		// it did: their separation from it goes on (else a crash between
+		// split one longer than FailedTimeout, after which it stops
+		// waiting, into two shorter).
+		for j, since := range saved.missing {
+			if o := c.members[j]; j != i {
+				o.missing[m.name] = since
+			}
+		}
+	}
+	c.SyncViews()
+	return nil
 }
 
 // Converge heals the network, delivers everything in flight, then runs

@@ -30,7 +30,9 @@
 //	                     to MaxNodes)
 //	snapshot, restore    a live member saves its state; a crashed one comes
 //	                     back from its last snapshot, however old (replicas
-//	                     that implement [Snapshotter])
+//	                     that implement [Snapshotter]; a [MemberKeeper]
+//	                     counts again the members it counted when it saved
+//	                     it, as a bcache member does from its members file)
 //	absence              a member is cut off while the rest write, sync and
 //	                     collect garbage for 1.25 to 3 GC horizons
 //	gc, evict            garbage collection, local eviction of a value

@@ -579,12 +579,13 @@ func (h *harness) restart(t *rapid.T) {
 // snapshot saves a live member's state, when its replica can.
 func (h *harness) snapshot(t *rapid.T) {
 	i := h.live(t, "member")
-	s, ok := h.c.Replica(i).(Snapshotter)
-	if !ok {
+	if _, ok := h.c.Replica(i).(Snapshotter); !ok {
 		t.Skip("the replica cannot snapshot")
 	}
 	event(t, "%s saves a snapshot", h.c.Name(i))
-	h.snaps[i] = &saved{state: s.Snapshot(), records: s.Records(), held: maps.Clone(h.held[i]), reaped: maps.Clone(h.reaped[i])}
+	state, err := h.c.Snapshot(i)
+	h.must(t, err)
+	h.snaps[i] = &saved{state: state, records: h.c.Replica(i).Records(), held: maps.Clone(h.held[i]), reaped: maps.Clone(h.reaped[i])}
 }
 
 // restore restarts a crashed member from its last snapshot, however old.

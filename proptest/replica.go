@@ -281,6 +281,18 @@ type Snapshotter interface {
 	Restore(state any) error
 }
 
+// A MemberKeeper is a Snapshotter whose replica, restored, counts again
+// the members its snapshot's incarnation counted for early collection (as
+// a bcache member restored from its snapshot counts those its members
+// file lists), if KeepsMembers says so. Restored from a Cluster.Snapshot,
+// the Cluster's model then takes it for knowing them (see
+// Cluster.UnknownTo): their writes it collects early over are losses, not
+// excused.
+type MemberKeeper interface {
+	Snapshotter
+	KeepsMembers() bool
+}
+
 // mapSnapshot is a MapReplica's durable state: its records and the GC
 // watermark of every digest leaf.
 type mapSnapshot struct {

@@ -119,7 +119,8 @@ type StoreReplica struct {
 	clock   *crdt.HLC
 	s       *store.Store
 	node    *transport.Node
-	members int // the size of the membership view, this member included
+	tc      transport.Config // the node's, for a restore to build it again
+	members int              // the size of the membership view, this member included
 	stable  func(computed, now int64) int64
 	rejects rejectLog
 	// cluster fills
@@ -154,14 +155,27 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	if cfg.Wrap != nil {
 		r.rejects.Replica = cfg.Wrap(s)
 	}
-	tc := cfg.Transport
-	tc.Name, tc.Replica, tc.Clock = name, &r.rejects, r.clock
-	if r.node, err = transport.New(tc); err != nil {
+	r.tc = cfg.Transport
+	r.tc.Name, r.tc.Replica, r.tc.Clock = name, &r.rejects, r.clock
+	if err := r.newNode(nil); err != nil {
 		return nil, err
 	}
-	r.node.UseDirect(true)    // as a member of this release among others: every member takes
-	r.node.OpenWithRoot(true) // these, as the Replicator sets them
 	return r, nil
+}
+
+// newNode builds the replica's transport.Node, counting known (see
+// transport.Config.Known).
+func (r *StoreReplica) newNode(known []transport.Known) error {
+	tc := r.tc
+	tc.Known = known
+	n, err := transport.New(tc)
+	if err != nil {
+		return err
+	}
+	n.UseDirect(true)    // as a member of this release among others: every member takes
+	n.OpenWithRoot(true) // these, as the Replicator sets them
+	r.node = n
+	return nil
 }
 
 // MayEvict implements Evictor.
@@ -262,26 +276,50 @@ func (r *StoreReplica) StartSession(peer string) []transport.Envelope {
 	return r.node.StartSession(peer, r.phys())
 }
 
-// Snapshot implements Snapshotter: the store's snapshot file, as bytes.
+// StoreSnapshot is a StoreReplica's durable state, as a Cache keeps it:
+// the store's snapshot file and the members file beside it.
+type StoreSnapshot struct {
+	File []byte
+	// Known is what the node counted for the stable bound, taken before
+	// the file was written (a session completing while it is written
+	// raises a cut the file may not hold the records of), as the Cache
+	// takes it.
+	Known []transport.Known
+}
+
+// KeepsMembers implements MemberKeeper: the replica restores the members
+// it knew (StoreSnapshot.Known).
+func (r *StoreReplica) KeepsMembers() bool { return true }
+
+// Snapshot implements Snapshotter: a StoreSnapshot.
 func (r *StoreReplica) Snapshot() any {
+	known := r.node.Known(r.phys())
 	var buf bytes.Buffer
 	if _, err := r.s.WriteSnapshot(&buf, r.phys()); err != nil {
 		panic(fmt.Sprintf("proptest: snapshot to memory: %v", err))
 	}
-	return buf.Bytes()
+	return StoreSnapshot{File: buf.Bytes(), Known: known}
 }
 
-// Restore implements Snapshotter: it reads the file Snapshot wrote and
-// restores it as a Cache does at New.
+// Restore implements Snapshotter: it reads the file of the StoreSnapshot
+// and restores it as a Cache does at New, and builds the node again with
+// the members it knew (given a membership view before, the new node gets
+// it too).
 func (r *StoreReplica) Restore(state any) error {
-	b, ok := state.([]byte)
+	st, ok := state.(StoreSnapshot)
 	if !ok {
-		return fmt.Errorf("proptest: restore: a %T is not a snapshot file", state)
+		return fmt.Errorf("proptest: restore: a %T is not a StoreSnapshot", state)
 	}
-	snap, err := store.ReadSnapshot(bytes.NewReader(b), int64(len(b)), r.s.DigestBits())
+	snap, err := store.ReadSnapshot(bytes.NewReader(st.File), int64(len(st.File)), r.s.DigestBits())
 	if err != nil {
 		return err
 	}
 	r.s.Restore(snap, r.clock, r.phys())
+	if err := r.newNode(st.Known); err != nil {
+		return err
+	}
+	if r.fills.view != nil {
+		r.SetMembers(r.fills.view)
+	}
 	return nil
 }
