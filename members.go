@@ -24,8 +24,12 @@ import (
 // in it (a Close writes one).
 const knownSuffix = ".members"
 
-// maxKnown bounds the members read back.
-const maxKnown = 1 << 14
+// maxKnown bounds the members read back, and maxKnownBytes the file read:
+// each member's entry, its name at most 255 bytes, is well under 1 KiB.
+const (
+	maxKnown      = 1 << 14
+	maxKnownBytes = maxKnown << 10
+)
 
 type knownFile struct {
 	Version int               `json:"version"`
@@ -40,7 +44,7 @@ type knownFile struct {
 // members count, but with no cut, until a session gives one (a member
 // restarted empty with its old cuts collected early: found by review).
 func (c *Cache) readKnown(held bool) []transport.Known {
-	b, err := os.ReadFile(c.cfg.SnapshotPath + knownSuffix)
+	b, err := readAtMost(c.cfg.SnapshotPath+knownSuffix, maxKnownBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -63,6 +67,22 @@ func (c *Cache) readKnown(held bool) []transport.Known {
 		}
 	}
 	return f.Members
+}
+
+// readAtMost reads the file at path, failing without reading it all if it
+// holds more than limit bytes (a file grown by damage, or by hand, was
+// read whole into memory before its count was checked).
+func readAtMost(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("over %d bytes", limit)
+	}
+	return b, err
 }
 
 // knownNow returns the members this member counts, or nil before it runs.

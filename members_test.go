@@ -58,6 +58,33 @@ func TestDamagedMembersFileIsIgnored(t *testing.T) {
 	}
 }
 
+// TestHugeMembersFileIsNotReadWhole: a members file over the size its
+// count allows is refused after reading just past that size.
+func TestHugeMembersFileIsNotReadWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.snap")
+	f, err := os.Create(path + knownSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(maxKnownBytes + 1); err != nil { // sparse: costs no disk
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := readAtMost(path+knownSuffix, maxKnownBytes); err == nil {
+		t.Fatal("read a members file over the limit")
+	}
+	b, err := readAtMost(path+knownSuffix, maxKnownBytes+1)
+	if err != nil || len(b) != maxKnownBytes+1 {
+		t.Fatalf("a file at the limit: %d bytes, %v", len(b), err)
+	}
+	cfg := testConfig("m")
+	cfg.SnapshotPath = path
+	c := newCache(t, cfg)
+	if k := c.repl.Known(); len(k) != 0 {
+		t.Fatalf("counts %+v from a file over the limit", k)
+	}
+}
+
 // TestMembersOfALostStoreComeBackWithoutCuts: a member whose snapshot is
 // moved aside as damaged (DamageReset) holds none of the records its old
 // cuts say: it counts the members it kept, but with no cut until a session
