@@ -233,8 +233,14 @@ func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now
 	if level == 1 {
 		parents = []uint32{0}
 	}
+	// The cut is read before the hashes, as the responder reads its own:
+	// a write stamped below the cut is then in the hashes unless it was
+	// applied after them, more than StableMargin after it was stamped
+	// (read after them, a write stamped and applied between the two was
+	// left out with no stall at all, and only the margin covered it).
+	cut := n.cfg.Clock.Now()
 	out = n.ask(out, &wire.Digest{Level: level, Parents: parents, Hashes: n.cfg.Replica.AppendHashes(nil, int(level), parents),
-		Cut: n.cfg.Clock.Now(), Coverage: n.roster.coverage(now)}, nil, now)
+		Cut: cut, Coverage: n.roster.coverage(now)}, nil, now)
 	if s := &n.ae.s; arrival && s.rto > int64(arrivalRetry) {
 		s.rto = int64(arrivalRetry)
 		s.retry = crdt.AddSat(now, s.rto)

@@ -416,3 +416,44 @@ func TestEmptyRepairsAreNotSent(t *testing.T) {
 		t.Fatalf("b synced at %d; differences %v", p.nodes["b"].LastSyncs()["a"], p.diff())
 	}
 }
+
+// stampingReplica stamps a write with its node's clock each time its
+// hashes are read: a write made while a session opens.
+type stampingReplica struct {
+	*memReplica
+	clock   *crdt.HLC
+	stamped crdt.Timestamp
+}
+
+func (r *stampingReplica) AppendHashes(dst []uint64, level int, parents []uint32) []uint64 {
+	dst = r.memReplica.AppendHashes(dst, level, parents)
+	r.stamped = r.clock.Now()
+	return dst
+}
+
+// TestOpeningCutIsReadBeforeItsHashes: the cut an initiator opens a
+// session with comes before its hashes, so that a write stamped below
+// the cut is in them (unless applied later than StableMargin after its
+// stamp). Read after them, it was above a write stamped between the two,
+// which the hashes lacked.
+func TestOpeningCutIsReadBeforeItsHashes(t *testing.T) {
+	now := crdt.NewManualTime(1_000_000_000)
+	clock := crdt.NewHLC(1, now.Now, 0)
+	rep := &stampingReplica{memReplica: newMemReplica(8), clock: clock}
+	node, err := New(Config{Name: "a", Replica: rep, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.SetMembers([]string{"a", "b"}, now.Now())
+	out := node.StartSession("b", now.Now())
+	if len(out) != 1 {
+		t.Fatalf("an opening sent %d frames", len(out))
+	}
+	d, ok := decodeFrame(t, out[0].Payload).(*wire.Digest)
+	if !ok || d.Cut.Node == 0 {
+		t.Fatalf("the opening is %T without a cut", d)
+	}
+	if !d.Cut.Less(rep.stamped) {
+		t.Fatalf("cut %v is not below %v, a write stamped as the hashes were read", d.Cut, rep.stamped)
+	}
+}
