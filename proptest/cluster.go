@@ -66,8 +66,11 @@ type member struct {
 	skew int64
 	down bool
 	// missing maps the members whose views lack this one's incarnation to
-	// when it went missing from them.
+	// when it went missing from them (for a separation that went on from
+	// an earlier incarnation, when that one went missing); born is when
+	// the incarnation started.
 	missing map[string]int64
+	born    int64
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
@@ -97,8 +100,14 @@ func (c *Cluster) incarnate(i int) error {
 	if err != nil {
 		return fmt.Errorf("proptest: build %s: %w", m.name, err)
 	}
-	for name := range m.missing { // the old incarnation's separations end with it
-		c.found(m, name)
+	// The separations of the old incarnation from the members whose
+	// views lacked it go on with the new one: a member waits for a name,
+	// failed since it lost it, and gives up on it FailedTimeout after that
+	// whichever incarnation comes back (ended there, one that came back
+	// cut off, its writes collected over after the timeout, was seen
+	// missing only since its restart: found by review).
+	for _, since := range m.missing {
+		c.unseen[m.id] = max(c.unseen[m.id], c.base-since)
 	}
 	// Those that count the name count its new incarnation too: they wait
 	// for the old one as failed, and its writes come after its last cut.
@@ -106,7 +115,7 @@ func (c *Cluster) incarnate(i int) error {
 	if c.seenBy[c.nextID] == nil {
 		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
 	}
-	m.r, m.id = r, c.nextID
+	m.r, m.id, m.born = r, c.nextID, c.base
 	c.owner[m.id] = i
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
@@ -129,7 +138,12 @@ func (c *Cluster) SetSource(s Source) {
 // called observer.
 func (c *Cluster) found(m *member, observer string) {
 	if since, ok := m.missing[observer]; ok {
-		c.unseen[m.id] = max(c.unseen[m.id], c.base-since)
+		// One carried over from an earlier incarnation counts for this one
+		// only if it went on past its start: seen as it starts, it was
+		// never waited for as failed.
+		if since >= m.born || c.base > m.born {
+			c.unseen[m.id] = max(c.unseen[m.id], c.base-since)
+		}
 		delete(m.missing, observer)
 	}
 }
@@ -439,10 +453,11 @@ func (c *Cluster) SyncViews() {
 type Saved struct {
 	// State is what the replica's Snapshot returned.
 	State any
-	// counted is, per member (by index), the incarnation of it the
-	// snapshot's incarnation counted (see noteUnknown); missing, per
-	// member, since when the snapshot's incarnation had been without it
-	// in its view.
+	// member is the member that saved it; counted is, per member (by
+	// index), its incarnation then, if the snapshot's incarnation counted
+	// it (see noteUnknown); missing, per member, since when the
+	// snapshot's incarnation had been without it in its view.
+	member  int
 	counted map[int]crdt.NodeID
 	missing map[int]int64
 }
@@ -451,17 +466,22 @@ type Saved struct {
 // what the Cluster knows of the members it counts, for RestartFrom.
 func (c *Cluster) Snapshot(i int) (Saved, error) {
 	s, ok := c.members[i].r.(Snapshotter)
-	if !ok {
+	switch {
+	case c.members[i].down:
+		return Saved{}, fmt.Errorf("proptest: snapshot %s: it is down", c.members[i].name)
+	case !ok:
 		return Saved{}, fmt.Errorf("proptest: snapshot %s: %T cannot snapshot", c.members[i].name, c.members[i].r)
 	}
-	sv := Saved{counted: map[int]crdt.NodeID{}, missing: map[int]int64{}}
+	sv := Saved{member: i, counted: map[int]crdt.NodeID{}, missing: map[int]int64{}}
 	id := c.members[i].id
-	for w, by := range c.seenBy {
-		if j := c.owner[w]; j != i && by[id] && (sv.counted[j] == 0 || w < sv.counted[j]) {
-			sv.counted[j] = w
-		}
-	}
 	for j, o := range c.members {
+		// The current incarnations only: one of a member that left is
+		// counted no more, and its earlier ones, which still list the
+		// snapshot's incarnation, are not what production keeps (it
+		// keeps names, and forgets a leaver's; found by review).
+		if j != i && c.seenBy[o.id][id] {
+			sv.counted[j] = o.id
+		}
 		if since, ok := o.missing[c.members[i].name]; ok {
 			sv.missing[j] = since
 		}
@@ -478,6 +498,10 @@ func (c *Cluster) Snapshot(i int) (Saved, error) {
 // counted then, and the later ones.
 func (c *Cluster) RestartFrom(i int, state any) error {
 	m := c.members[i]
+	saved, isSaved := state.(Saved)
+	if isSaved && saved.member != i {
+		return fmt.Errorf("proptest: restore %s from the snapshot of %s", m.name, c.members[saved.member].name)
+	}
 	m.down = false
 	c.Net.SetDown(m.name, false)
 	if err := c.incarnate(i); err != nil {
@@ -487,7 +511,6 @@ func (c *Cluster) RestartFrom(i int, state any) error {
 	if !ok {
 		return fmt.Errorf("proptest: restore %s: %T cannot restore snapshots", m.name, m.r)
 	}
-	saved, isSaved := state.(Saved)
 	if isSaved {
 		state = saved.State
 	}
@@ -505,8 +528,8 @@ func (c *Cluster) RestartFrom(i int, state any) error {
 		// split one longer than FailedTimeout, after which it stops
 		// waiting, into two shorter).
 		for j, since := range saved.missing {
-			if o := c.members[j]; j != i {
-				o.missing[m.name] = since
+			if o := c.members[j]; j != i && (o.down || !c.Net.Connected(m.name, o.name)) {
+				o.missing[m.name] = since // seen now, it is alive to the restored member
 			}
 		}
 	}
