@@ -46,9 +46,8 @@ type Cluster struct {
 	// packets delivered to it.
 	outsider string
 	hear     func(sim.Packet)
-	// unseen is, per incarnation, the longest time some live member's
-	// view went without it, separations still going on excluded.
-	unseen map[crdt.NodeID]int64
+	// born is when each incarnation started.
+	born map[crdt.NodeID]int64
 	// seenBy holds, per incarnation, the incarnations (of other members)
 	// that count it (see noteUnknown); unknownTo is, per member (by
 	// index) and per incarnation, the last time the member's side of the
@@ -59,24 +58,29 @@ type Cluster struct {
 	source    Source
 }
 
+// A separation is a time during which a member's view lacked a member's
+// name (whichever of its incarnations was the current one): from since
+// until until (0: it goes on).
+type separation struct{ since, until int64 }
+
 type member struct {
 	name string
 	id   crdt.NodeID // of the current incarnation
 	r    Replica
 	skew int64
 	down bool
-	// missing maps the members whose views lack this one's incarnation to
-	// when it went missing from them (for a separation that went on from
-	// an earlier incarnation, when that one went missing); born is when
-	// the incarnation started.
+	// missing maps the members whose views lack this member to when it
+	// went missing from them (from an earlier incarnation, if the
+	// separation went on across a restart); ended holds the separations
+	// that ended.
 	missing map[string]int64
-	born    int64
+	ended   []separation
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
-	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, unseen: map[crdt.NodeID]int64{},
+	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, born: map[crdt.NodeID]int64{},
 		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{}}
 	for i := range n {
 		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
@@ -106,17 +110,14 @@ func (c *Cluster) incarnate(i int) error {
 	// whichever incarnation comes back (ended there, one that came back
 	// cut off, its writes collected over after the timeout, was seen
 	// missing only since its restart: found by review).
-	for _, since := range m.missing {
-		c.unseen[m.id] = max(c.unseen[m.id], c.base-since)
-	}
 	// Those that count the name count its new incarnation too: they wait
 	// for the old one as failed, and its writes come after its last cut.
 	c.seenBy[c.nextID] = maps.Clone(c.seenBy[m.id])
 	if c.seenBy[c.nextID] == nil {
 		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
 	}
-	m.r, m.id, m.born = r, c.nextID, c.base
-	c.owner[m.id] = i
+	m.r, m.id = r, c.nextID
+	c.owner[m.id], c.born[m.id] = i, c.base
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
 	}
@@ -138,31 +139,45 @@ func (c *Cluster) SetSource(s Source) {
 // called observer.
 func (c *Cluster) found(m *member, observer string) {
 	if since, ok := m.missing[observer]; ok {
-		// One carried over from an earlier incarnation counts for this one
-		// only if it went on past its start: seen as it starts, it was
-		// never waited for as failed.
-		if since >= m.born || c.base > m.born {
-			c.unseen[m.id] = max(c.unseen[m.id], c.base-since)
+		if since < c.base {
+			m.ended = append(m.ended, separation{since, c.base})
 		}
 		delete(m.missing, observer)
 	}
 }
 
 // Unseen returns the longest time for which some live member's membership
-// view has lacked incarnation id (a crash, a partition, an absence, a
-// leave), separations still going on included. A member that lacks an
-// incarnation for longer than its FailedTimeout stops waiting for it (see
-// transport.Config): its early collection may then reject what that
-// incarnation wrote and it has not received.
+// view has lacked incarnation id's member (a crash, a partition, an
+// absence, a leave) since id started, separations still going on
+// included: UnseenAfter from its start.
 func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
-	longest := c.unseen[id]
-	for _, m := range c.members {
-		if m.id != id {
-			continue
+	return c.UnseenAfter(id, c.born[id])
+}
+
+// UnseenAfter returns the longest separation of incarnation id's member
+// from some live member's view that still went on after t: a member that
+// lacks a member's name for longer than its FailedTimeout stops waiting
+// for it (see transport.Config), whichever incarnation is current, and its
+// early collection may then reject what the name wrote before it saw the
+// name again and that it has not received. A separation that ended at or
+// before t (the member seen again, and counted, before the write at t)
+// excuses nothing written at t (before, one counted for the whole
+// incarnation: seen cut off for a moment after a long separation, its
+// later writes were all excused; found by review).
+func (c *Cluster) UnseenAfter(id crdt.NodeID, t int64) time.Duration {
+	j, ok := c.owner[id]
+	if !ok {
+		return 0
+	}
+	m := c.members[j]
+	var longest int64
+	for _, s := range m.ended {
+		if s.until > t {
+			longest = max(longest, s.until-s.since)
 		}
-		for _, since := range m.missing {
-			longest = max(longest, c.base-since)
-		}
+	}
+	for _, since := range m.missing {
+		longest = max(longest, c.base-since)
 	}
 	return time.Duration(longest)
 }

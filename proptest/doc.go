@@ -96,8 +96,10 @@
 // member dropped because a peer could no longer tell it from a deleted
 // one, once it is old enough for a watermark to cover (a horizon, less
 // MaxDrift and twice MaxSkew: package lww, rule 3), or, earlier, if its
-// writer was missing from a member's view for longer than FailedTimeout,
-// or unknown to a side of the network when it wrote or since (rule 6:
+// writer's name (whichever incarnation) was missing from a member's view
+// for longer than FailedTimeout at some time from the write on (the
+// member gave up on it before it saw it again), or if its writer was
+// unknown to a side of the network when it wrote or since (rule 6:
 // the README's "a member the others have not seen"). A value past its
 // expiry on every live member's clock, or a delete, is not lost.
 //

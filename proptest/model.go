@@ -186,8 +186,9 @@ func (m *model) vanished(t fataler, h *harness, i int, v crdt.Version) {
 // cover it: one raised by collecting a record dead for the horizon never
 // rises above now - horizon + MaxClockDrift (package lww, rule 3), and one
 // raised early never above what every counted member holds (rule 6),
-// which leaves out only what an incarnation missing from some member's
-// view for longer than FailedTimeout wrote, and what a member wrote
+// which leaves out only what a member wrote before some member's view,
+// lacking its name, gave up on it (a separation longer than
+// FailedTimeout, going on after the write), and what a member wrote
 // while (or before) a side of the network knew nothing of it (the
 // README's "a member the others have not seen"). The adversary's writes are its own to lose.
 func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, at, skew, deadBy int64, unknown bool, what string) bool {
@@ -202,13 +203,23 @@ func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, a
 	switch {
 	case h.adv != nil && n.Time.Node == adversaryID, h.cfg.MayDrop:
 	case age >= h.cfg.Horizon-h.cfg.MaxDrift-time.Duration(skew):
-	case h.c.Unseen(n.Time.Node) > h.cfg.FailedTimeout-2*h.cfg.MaxSkew:
+	case m.unseenAfterWrite(h, n) > h.cfg.FailedTimeout-2*h.cfg.MaxSkew:
 	case unknown:
 	default:
 		t.Fatalf("%s %s the newest write of %q (%v) %v after it was written: no watermark can cover it yet",
 			member, what, n.Key, n.Time, age)
 	}
 	return true
+}
+
+// unseenAfterWrite is the longest separation of n's writer from some
+// member's view that went on after n was written (from the writer's start
+// if the harness did not see the write made).
+func (m *model) unseenAfterWrite(h *harness, n crdt.Record) time.Duration {
+	if at, ok := m.writtenAt[n.Version()]; ok {
+		return h.c.UnseenAfter(n.Time.Node, at)
+	}
+	return h.c.Unseen(n.Time.Node)
 }
 
 // unknownTo reports whether member i's side knew nothing of n's writer
