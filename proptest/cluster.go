@@ -148,8 +148,9 @@ func (c *Cluster) found(m *member, observer string) {
 
 // Unseen returns the longest time for which some live member's membership
 // view has lacked incarnation id's member (a crash, a partition, an
-// absence, a leave) since id started, separations still going on
-// included: UnseenAfter from its start.
+// absence, a leave), of the separations that went on after id started
+// (one that began before, with an earlier incarnation, included), those
+// still going on included: UnseenAfter from its start.
 func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
 	return c.UnseenAfter(id, c.born[id])
 }
