@@ -616,3 +616,22 @@ func TestHarnessCatchesDeafResponders(t *testing.T) {
 		t.Fatalf("without the check, the variant is caught by another: %s", failure)
 	}
 }
+
+// TestHarnessCatchesOvertakenWrites: a store that applies a stalled write
+// as it was stamped, after a session's cut passed it by more than the
+// stable margin, loses it to the peers' early collection; the harness
+// must catch it (TestStalledWritesLoseNothing runs the store that writes
+// it again).
+func TestHarnessCatchesOvertakenWrites(t *testing.T) {
+	cfg := stalls(DefaultStoreConfig())
+	sc := DefaultStoreConfig()
+	sc.Horizon, sc.Transport.FailedTimeout, sc.Transport.StableMargin = 10*time.Minute, 10*time.Minute, 3*time.Second
+	cfg.Factory = func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := NewStoreReplica(name, id, phys, sc)
+		if err == nil {
+			r.noRestamp = true
+		}
+		return r, err
+	}
+	caught(t, "overtaken writes", cfg, "no watermark can cover it", "stores that apply overtaken writes as stamped")
+}

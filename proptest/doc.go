@@ -16,6 +16,9 @@
 //
 //	set, delete          a write on a live member (with or without a TTL,
 //	                     expiries at the int64 extremes, empty values)
+//	stall                a write stamped, then applied after a round of
+//	                     sessions and collections (replicas that implement
+//	                     [StalledWriter]; weight 0 unless set)
 //	tick                 time moves on 1 ms to 5 s; every member's timers run
 //	deliver, deliver all one frame in flight, or everything until quiet
 //	drop, duplicate,     loss, duplication and reordering of a frame

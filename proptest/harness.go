@@ -217,7 +217,7 @@ func Property(cfg Config) func(*rapid.T) {
 // each fault, so that a run of rapid's default 30 or so steps writes
 // several times, and faults still come in every run.
 func DefaultWeights() map[string]int {
-	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2}
+	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2, "stall": 0}
 }
 
 // validate checks the action names and rates.
@@ -384,12 +384,17 @@ func (h *harness) packet(t *rapid.T) int {
 // value, or a Set that left the expiry out, would be what the model
 // expects of every member.
 func (h *harness) wrote(t fataler, i int, rec, want crdt.Record) {
+	h.asked(t, i, rec, want)
+	h.issued(t, i, rec)
+}
+
+// asked fails the run unless member i wrote want as rec.
+func (h *harness) asked(t fataler, i int, rec, want crdt.Record) {
 	if rec.Key != want.Key || !bytes.Equal(rec.Value, want.Value) || rec.Expires != want.Expires ||
 		rec.Tombstone != want.Tombstone || rec.Evicted || rec.Time.Node != h.c.members[i].id {
 		want.Time.Node = h.c.members[i].id
 		t.Fatalf("%s was asked to write %v and wrote %v", h.c.Name(i), want, rec)
 	}
-	h.issued(t, i, rec)
 }
 
 // issued checks that member i's clock issued a newer timestamp than before.
@@ -397,7 +402,16 @@ func (h *harness) issued(t fataler, i int, rec crdt.Record) {
 	if !h.lastTS[i].Less(rec.Time) {
 		t.Fatalf("%s issued %v after %v", h.c.Name(i), rec.Time, h.lastTS[i])
 	}
-	h.lastTS[i] = rec.Time
+	h.applied(t, i, rec)
+}
+
+// applied records a write of member i that it applied now, whose
+// timestamp it may have issued before others it issued since (a stalled
+// write).
+func (h *harness) applied(t fataler, i int, rec crdt.Record) {
+	if h.lastTS[i].Less(rec.Time) {
+		h.lastTS[i] = rec.Time
+	}
 	h.model.write(rec)
 	h.model.writtenAt[rec.Version()] = h.c.Now()
 	logEvent(t, "%s writes %v", h.c.Name(i), rec)
@@ -411,7 +425,8 @@ func (h *harness) must(t *rapid.T, err error) {
 
 func (h *harness) actions() map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
-		"set": h.set,
+		"set":   h.set,
+		"stall": h.stall,
 		"delete": func(t *rapid.T) {
 			i := h.live(t, "member")
 			key := h.key(t)
@@ -519,6 +534,37 @@ func (h *harness) set(t *rapid.T) {
 	}
 	rec, out := h.c.Replica(i).Set(key, value, expires)
 	h.wrote(t, i, rec, crdt.Record{Key: key, Value: value, Expires: expires})
+	h.c.send(i, out)
+}
+
+// stall stamps a write on a live member and applies it only after time
+// has moved on (past the stable margin, mostly) while every live member
+// ran a round of sessions and collected garbage: a writer descheduled
+// between its clock and its store (replicas that implement
+// StalledWriter). Off by default (weight 0): set its weight to draw it.
+func (h *harness) stall(t *rapid.T) {
+	i := h.live(t, "member")
+	w, ok := h.c.Replica(i).(StalledWriter)
+	if !ok {
+		t.Skip("the replica cannot stall a write")
+	}
+	key := h.key(t)
+	value := fmt.Appendf(nil, "%s=%d", key, len(h.model.writes))
+	apply := w.StampSet(key, value, 0)
+	dt := rapid.SampledFrom([]time.Duration{time.Second, 5 * time.Second, 17 * time.Second}).Draw(t, "stall") // not a fill TTL: see the note on exact expiries
+	event(t, "%s stamps a write of %q and stalls for %v", h.c.Name(i), key, dt)
+	h.c.Advance(dt)
+	h.c.Tick()
+	h.round(t)
+	h.check(t) // the round's rejections, before a collection takes their answers
+	for j := range h.c.Size() {
+		if !h.c.Down(j) {
+			h.collect(t, j)
+		}
+	}
+	rec, out := apply()
+	h.asked(t, i, rec, crdt.Record{Key: key, Value: value})
+	h.applied(t, i, rec) // stamped before what the member issued since
 	h.c.send(i, out)
 }
 

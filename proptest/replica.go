@@ -281,6 +281,15 @@ type Snapshotter interface {
 	Restore(state any) error
 }
 
+// A StalledWriter is a Replica whose writes can be stamped and applied
+// apart, as by a writer descheduled between its clock and its store:
+// StampSet stamps a write of key now, and the function it returns applies
+// it (and returns what Set would), once.
+type StalledWriter interface {
+	Replica
+	StampSet(key string, value []byte, expires int64) func() (crdt.Record, []transport.Envelope)
+}
+
 // A MemberKeeper is a Snapshotter whose replica, restored, counts again
 // the members its snapshot's incarnation counted for early collection (as
 // a bcache member restored from its snapshot counts those its members

@@ -130,6 +130,7 @@ type StoreReplica struct {
 	maxKeys              int
 	maxBytes             int64
 	mayEvict             bool // it has a bound on what it holds, or on a value's size
+	noRestamp            bool // tests: the broken variant that applies an overtaken write as stamped
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -193,15 +194,25 @@ func (r *StoreReplica) Node() *transport.Node { return r.node }
 // write applies a local record and queues it as a delta.
 func (r *StoreReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
 	rec, err := r.s.Write(rec)
+	if err == nil && !r.noRestamp && r.node.Overtaken(rec.Time) { // as a Cache does: see Cache.write
+		rec.Time = r.clock.Now()
+		rec, err = r.s.Write(rec)
+	}
 	if err != nil {
 		panic(fmt.Sprintf("proptest: a write to an open store failed: %v", err))
 	}
 	return rec, r.node.Write(rec, r.phys())
 }
 
+// StampSet implements StalledWriter.
+func (r *StoreReplica) StampSet(key string, value []byte, expires int64) func() (crdt.Record, []transport.Envelope) {
+	rec := crdt.Record{Key: key, Value: value, Time: r.clock.Now(), Expires: expires}
+	return func() (crdt.Record, []transport.Envelope) { return r.write(rec) }
+}
+
 // Set implements Replica.
 func (r *StoreReplica) Set(key string, value []byte, expires int64) (crdt.Record, []transport.Envelope) {
-	return r.write(crdt.Record{Key: key, Value: value, Time: r.clock.Now(), Expires: expires})
+	return r.StampSet(key, value, expires)()
 }
 
 // Delete implements Replica.

@@ -238,7 +238,7 @@ func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now
 	// applied after them, more than StableMargin after it was stamped
 	// (read after them, a write stamped and applied between the two was
 	// left out with no stall at all, and only the margin covered it).
-	cut := n.cfg.Clock.Now()
+	cut := n.reportCut()
 	out = n.ask(out, &wire.Digest{Level: level, Parents: parents, Hashes: n.cfg.Replica.AppendHashes(nil, int(level), parents),
 		Cut: cut, Coverage: n.roster.coverage(now)}, nil, now)
 	if s := &n.ae.s; arrival && s.rto > int64(arrivalRetry) {
@@ -474,7 +474,7 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	opening := m.Token == 0
 	if opening {
 		r.cut, r.coverage, r.hasCut = m.Cut, m.Coverage, n.peerCut(m.Cut)
-		reply.Cut, reply.Coverage = n.cfg.Clock.Now(), n.roster.coverage(now)
+		reply.Cut, reply.Coverage = n.reportCut(), n.roster.coverage(now)
 		r.empty = len(m.Hashes) > 0 && !slices.ContainsFunc(m.Hashes, func(h uint64) bool { return h != emptyLeaf })
 		if s := &n.ae.s; n.ae.active && s.peer == from && s.differing == 0 && n.yields(from, now) {
 			n.stats.SessionsYielded++ // still comparing digests: nothing moved yet

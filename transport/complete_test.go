@@ -457,3 +457,30 @@ func TestOpeningCutIsReadBeforeItsHashes(t *testing.T) {
 		t.Fatalf("cut %v is not below %v, a write stamped as the hashes were read", d.Cut, rep.stamped)
 	}
 }
+
+// TestOvertakenWritesAreThoseBelowACutLessTheMargin: once a node has
+// reported a cut (here, opening a session), a write of its own stamped
+// more than StableMargin below it is overtaken, and one within the
+// margin, or any before a cut, is not.
+func TestOvertakenWritesAreThoseBelowACutLessTheMargin(t *testing.T) {
+	now := crdt.NewManualTime(1_000_000_000)
+	clock := crdt.NewHLC(1, now.Now, 0)
+	node, err := New(Config{Name: "a", Replica: newMemReplica(8), Clock: clock, StableMargin: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.SetMembers([]string{"a", "b"}, now.Now())
+	old := clock.Now()
+	if node.Overtaken(old) {
+		t.Fatal("overtaken before any cut")
+	}
+	now.Advance(2 * time.Second)
+	within := crdt.Timestamp{Wall: now.Now() - int64(time.Second) + 1, Node: 1}
+	node.StartSession("b", now.Now())
+	if !node.Overtaken(old) {
+		t.Fatal("a write stamped 2 s below the cut is not overtaken (margin 1 s)")
+	}
+	if node.Overtaken(within) {
+		t.Fatal("a write stamped within the margin of the cut is overtaken")
+	}
+}

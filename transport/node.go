@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -188,6 +189,10 @@ type Node struct {
 	synced    map[string]int64
 	firstSync int64
 	noYield   bool // tests: the broken variant that never yields to an empty peer
+	// lastCut is the wall of the last cut this node reported, stored
+	// before it read the hashes that went with it; Overtaken reads it
+	// without the node's lock.
+	lastCut atomic.Int64
 }
 
 // New returns a node with no peers; call SetMembers when membership is known.
@@ -206,6 +211,26 @@ func New(cfg Config) (*Node, error) {
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
 	return n, nil
+}
+
+// Overtaken reports whether a cut this node reported passed t, the
+// timestamp of one of its own writes applied just now, by more than
+// StableMargin. The write may then be missing from the hashes that went
+// with the cut (stamped, then applied long after: a writer descheduled
+// between its clock and its replica), and a peer that took the cut may
+// have collected early past it, and reject it: write it again with a
+// fresh timestamp. It takes no lock; call it after the write is applied
+// (it is then either in the hashes of a cut it does not see, or seen).
+func (n *Node) Overtaken(t crdt.Timestamp) bool {
+	return t.Wall < crdt.SubSat(n.lastCut.Load(), int64(n.cfg.StableMargin))
+}
+
+// reportCut returns a cut to report to a peer, and notes it for
+// Overtaken; the caller reads the hashes that go with it afterwards.
+func (n *Node) reportCut() crdt.Timestamp {
+	cut := n.cfg.Clock.Now()
+	n.lastCut.Store(max(n.lastCut.Load(), cut.Wall)) // only the node's goroutine stores it
+	return cut
 }
 
 // Known returns the members this node counts for the stable bound at

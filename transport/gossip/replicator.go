@@ -508,6 +508,11 @@ func (r *Replicator) Known() []transport.Known {
 	return r.node.Known(r.now())
 }
 
+// Overtaken is the node's (transport.Node.Overtaken): whether a cut it
+// reported passed t, a write of this member's applied just now, by more
+// than the stable margin. It takes no lock.
+func (r *Replicator) Overtaken(t crdt.Timestamp) bool { return r.node.Overtaken(t) }
+
 // Stable returns the protocol's stable bound at now (transport.Node.Stable):
 // dead records written below it may be collected at once.
 func (r *Replicator) Stable() int64 {
