@@ -151,6 +151,7 @@ func New(cfg Config) (*Cache, error) {
 	case err != nil:
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
+	c.store.Overtaken(c.repl.Overtaken, c.clock.Now)
 	c.serving.Store(true) // after c.repl is set: peers' calls may use it
 	if cfg.OnDrop != nil {
 		go c.reportDrops()
@@ -301,16 +302,7 @@ func clip(key string) string {
 // to the write log if there is one. A write that returns nil is applied,
 // and is in the snapshot Close writes; with SyncWrite it is on disk.
 func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
-	rec, err := c.store.Write(rec)
-	if err == nil && c.repl.Overtaken(rec.Time) {
-		// Stamped, then applied more than the stable margin later (this
-		// goroutine descheduled between the two) after a session's cut
-		// had passed it: the peer that took the cut may collect early
-		// past it and reject it. Written again, newer than that.
-		c.log.Warn().Str("key", rec.Key).Msg("a write was applied more than the stable margin after it was stamped: written again with a new timestamp")
-		rec.Time = c.clock.Now()
-		rec, err = c.store.Write(rec)
-	}
+	rec, err := c.store.Write(rec) // stamped again if a session's cut overtook it (Store.Overtaken)
 	if err != nil {
 		return rec, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
 	}

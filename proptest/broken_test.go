@@ -629,7 +629,7 @@ func TestHarnessCatchesOvertakenWrites(t *testing.T) {
 	cfg.Factory = func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
 		r, err := NewStoreReplica(name, id, phys, sc)
 		if err == nil {
-			r.noRestamp = true
+			r.s.Overtaken(nil, nil) // applies an overtaken write as stamped
 		}
 		return r, err
 	}

@@ -130,7 +130,6 @@ type StoreReplica struct {
 	maxKeys              int
 	maxBytes             int64
 	mayEvict             bool // it has a bound on what it holds, or on a value's size
-	noRestamp            bool // tests: the broken variant that applies an overtaken write as stamped
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -161,6 +160,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	if err := r.newNode(nil); err != nil {
 		return nil, err
 	}
+	r.s.Overtaken(func(t crdt.Timestamp) bool { return r.node.Overtaken(t) }, r.clock.Now) // as a Cache does
 	return r, nil
 }
 
@@ -194,10 +194,6 @@ func (r *StoreReplica) Node() *transport.Node { return r.node }
 // write applies a local record and queues it as a delta.
 func (r *StoreReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
 	rec, err := r.s.Write(rec)
-	if err == nil && !r.noRestamp && r.node.Overtaken(rec.Time) { // as a Cache does: see Cache.write
-		rec.Time = r.clock.Now()
-		rec, err = r.s.Write(rec)
-	}
 	if err != nil {
 		panic(fmt.Sprintf("proptest: a write to an open store failed: %v", err))
 	}

@@ -213,16 +213,17 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Overtaken reports whether a cut this node reported passed t, the
-// timestamp of one of its own writes applied just now, by more than
-// StableMargin. The write may then be missing from the hashes that went
-// with the cut (stamped, then applied long after: a writer descheduled
-// between its clock and its replica), and a peer that took the cut may
-// have collected early past it, and reject it: write it again with a
-// fresh timestamp. It takes no lock; call it after the write is applied
-// (it is then either in the hashes of a cut it does not see, or seen).
+// Overtaken reports whether a cut this node reported since passed t, the
+// stamp of one of its own writes about to be applied (stamped, then
+// applied late: a writer descheduled between its clock and its replica).
+// The hashes that went with the cut may lack the write, and a peer that
+// took the cut may collect early past it (whatever its StableMargin: its
+// stable bound is never above the cut), and reject it: stamp it again. It
+// takes no lock; call it with the lock under which the replica applies
+// the write and reads the hashes of its bucket held (a cut noted after
+// that is read with hashes that hold the write).
 func (n *Node) Overtaken(t crdt.Timestamp) bool {
-	return t.Wall < crdt.SubSat(n.lastCut.Load(), int64(n.cfg.StableMargin))
+	return t.Wall < n.lastCut.Load()
 }
 
 // reportCut returns a cut to report to a peer, and notes it for

@@ -22,6 +22,9 @@ type Stats struct {
 	// because every member held them (lww rule 6); CollectedByBound those
 	// collected because the member held more than MaxDead (rule 7).
 	CollectedEarly, CollectedByBound uint64
+	// Restamped counts local writes stamped again because a session's cut
+	// overtook them (see Store.Overtaken).
+	Restamped uint64
 }
 
 // Stats returns the store's counters. It takes each shard's lock for a
@@ -31,6 +34,7 @@ func (s *Store) Stats() Stats {
 		Keys: s.Len(), Bytes: s.bytes.Load(),
 		Evictions: s.stats.evictions.Load(), Expirations: s.stats.expirations.Load(),
 		Oversized: s.stats.oversized.Load(), CollectedByBound: s.stats.byBound.Load(),
+		Restamped: s.stats.restamped.Load(),
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]

@@ -103,10 +103,26 @@ type Store struct {
 	// own holds this member's node ids, from its writes and restores.
 	watcher atomic.Pointer[func(*Event)]
 	own     ownIDs
+	// overtaken, if set, says a write's stamp is below a cut reported
+	// since (see Overtaken); restamp gives the new stamp.
+	overtaken func(crdt.Timestamp) bool
+	restamp   func() crdt.Timestamp
+}
+
+// Overtaken makes Write stamp a local write again, under its shard's lock
+// and before it merges it, when overtaken(its stamp) says a session's cut
+// was reported above the stamp since it was made (a writer descheduled
+// between its clock and the store: the peer that took the cut, with hashes
+// that lacked the write, may collect early past the stamp and reject it),
+// and its key holds nothing newer: it gets restamp's stamp. Applied once,
+// with one stamp, the write stays linearizable (a reader cannot see the
+// old stamp's value first). Set it before the store takes writes.
+func (s *Store) Overtaken(overtaken func(crdt.Timestamp) bool, restamp func() crdt.Timestamp) {
+	s.overtaken, s.restamp = overtaken, restamp
 }
 
 type counters struct {
-	evictions, expirations, oversized, byBound atomic.Uint64
+	evictions, expirations, oversized, byBound, restamped atomic.Uint64
 }
 
 // New returns an empty store shaped by cfg.
@@ -239,6 +255,10 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 		rec.Key = at.Key()
 	case rec.Tombstone || rec.Evicted || len(rec.Key) > inlineKey || len(rec.Value) > lww.MaxValueLen:
 		rec.Key = strings.Clone(rec.Key) // a plain entry's, or a long key's
+	}
+	if s.overtaken != nil && s.overtaken(rec.Time) && (at == nil || at.Time().Less(rec.Time)) {
+		rec.Time = s.restamp()
+		s.stats.restamped.Add(1)
 	}
 	if !s.own.newest(rec.Time.Node) {
 		s.own.add(rec.Time.Node)
