@@ -108,7 +108,8 @@ type Config struct {
 	// Logger receives one line per event worth an operator's attention,
 	// with a "node" field naming this member. The zero Logger is silent.
 	Logger zerolog.Logger
-	// Clock, if set, replaces the wall clock (for tests).
+	// Clock, if set, replaces the wall clock (for tests). It is called
+	// with the Cache's own locks held: it must not call the Cache.
 	Clock func() time.Time
 
 	// MaxKeySize and MaxValueSize bound the keys and values this member

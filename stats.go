@@ -42,10 +42,14 @@ type Stats struct {
 	// Evictions counts values dropped locally by the MaxKeys/MaxBytes
 	// bound; Expirations records past their TTL that were collected
 	// (values, and versions held without theirs);
-	// Oversized records received with a value over MaxValueSize.
+	// Oversized records received with a value over MaxValueSize;
+	// Restamped local writes stamped again as they were applied because a
+	// session's cut had passed their stamp (a writer descheduled between
+	// its clock and the store; see Guarantees in the README).
 	Evictions   uint64 `json:"evictions"`
 	Expirations uint64 `json:"expirations"`
 	Oversized   uint64 `json:"oversized"`
+	Restamped   uint64 `json:"restamped"`
 	// CollectedEarly counts dead records collected within seconds because
 	// every member was known to hold them; CollectedByBound those
 	// collected, at a price, because the member held more than
@@ -120,7 +124,7 @@ func (c *Cache) Stats() Stats {
 	s := Stats{
 		Hits: st.Hits, Misses: st.Misses, Keys: c.store.Len(), Bytes: st.Bytes, // also after Close, as Bytes and Records
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
-		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized,
+		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized, Restamped: st.Restamped,
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),

@@ -67,6 +67,7 @@ var metricList = []metric{
 	{"bcache_evictions_total", "Values dropped here by the MaxKeys or MaxBytes bound.", prometheus.CounterValue, nil},
 	{"bcache_expirations_total", "Values past their TTL collected.", prometheus.CounterValue, nil},
 	{"bcache_oversized_records_total", "Records received with a value over MaxValueSize, kept without it.", prometheus.CounterValue, nil},
+	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
@@ -146,6 +147,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_evictions_total", float64(st.Evictions))
 	emit("bcache_expirations_total", float64(st.Expirations))
 	emit("bcache_oversized_records_total", float64(st.Oversized))
+	emit("bcache_writes_restamped_total", float64(st.Restamped))
 	emit("bcache_collected_total", float64(st.CollectedEarly), "early")
 	emit("bcache_collected_total", float64(st.CollectedByBound), "bound")
 	emit("bcache_fills_total", float64(st.Fills))

@@ -509,8 +509,8 @@ func (r *Replicator) Known() []transport.Known {
 }
 
 // Overtaken is the node's (transport.Node.Overtaken): whether a cut it
-// reported passed t, a write of this member's applied just now, by more
-// than the stable margin. It takes no lock.
+// reported since passed t, the stamp of a write of this member's about to
+// be applied. It takes no lock.
 func (r *Replicator) Overtaken(t crdt.Timestamp) bool { return r.node.Overtaken(t) }
 
 // Stable returns the protocol's stable bound at now (transport.Node.Stable):
