@@ -557,15 +557,20 @@ func (h *harness) stall(t *rapid.T) {
 	h.c.Tick()
 	h.round(t)
 	h.check(t) // the round's rejections, before a collection takes their answers
+	h.collectAll(t)
+	rec, out := apply()
+	h.asked(t, i, rec, crdt.Record{Key: key, Value: value})
+	h.applied(t, i, rec) // stamped before what the member issued since
+	h.c.send(i, out)
+}
+
+// collectAll has every live member collect garbage.
+func (h *harness) collectAll(t *rapid.T) {
 	for j := range h.c.Size() {
 		if !h.c.Down(j) {
 			h.collect(t, j)
 		}
 	}
-	rec, out := apply()
-	h.asked(t, i, rec, crdt.Record{Key: key, Value: value})
-	h.applied(t, i, rec) // stamped before what the member issued since
-	h.c.send(i, out)
 }
 
 // tick moves time on, mostly by less than a flush or an anti-entropy
@@ -682,11 +687,7 @@ func (h *harness) absence(t *rapid.T) {
 		event(t, "quarter %d: time moves on %v", q+1, h.cfg.Horizon/4)
 		h.c.Tick()
 		h.deliverAll(t, fmt.Sprintf("quarter %d: deliver all", q+1))
-		for j := range h.c.Size() {
-			if !h.c.Down(j) {
-				h.collect(t, j)
-			}
-		}
+		h.collectAll(t)
 	}
 }
 
