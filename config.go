@@ -142,7 +142,9 @@ type Config struct {
 	MaxDeadRecords int
 	// MaxClockSkew is the most the members' clocks are expected to differ
 	// (NTP keeps them within milliseconds): early collection keeps this far
-	// behind what every member is known to hold. Default: 1 s.
+	// behind what every member is known to hold, and takes a value early
+	// only once it expired that far in the past, so that no member whose
+	// clock is behind serves it still. Default: 1 s.
 	MaxClockSkew time.Duration
 	// MaxClockDrift is how far ahead of local time a received timestamp
 	// may be before it is refused. Default: 30 s.

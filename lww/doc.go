@@ -85,10 +85,17 @@
 //     old records.
 //
 //  6. Early collection below the stable bound. [Map.GC] also collects,
-//     at once, every record dead now and written before a stable bound the
-//     caller gives: a time below which every member of the cluster is known
-//     to hold every record, which the sync protocol learns from the cuts
-//     of completed exchanges (package transport). The argument: the
+//     at once, every record dead since before a stable bound the caller
+//     gives (a tombstone written before it, a value expired before it): a
+//     time below which every member of the cluster is known to hold every
+//     record, which the sync protocol learns from the cuts of completed
+//     exchanges (package transport), less a margin for the clocks'
+//     disagreement. A value expired before the bound has expired on every
+//     member's clock too, the ones behind this member's by up to the
+//     margin included: collected when it had expired here alone, its
+//     watermark would reject, and its answer (rule 3) delete, the copy a
+//     member behind still serves (found by the property harness, which
+//     moved a clock back after a collection). The argument: the
 //     watermark such a collection raises is below the bound; a record
 //     below the bound is, on every member that counts, already held here
 //     or superseded by one held here, so this map rejects nothing a member

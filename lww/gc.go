@@ -74,9 +74,10 @@ const NoStable = math.MinInt64
 // GC collects the dead records the rules allow at now (see the package
 // doc), raises the watermarks of their buckets, and appends the versions it
 // collected to dst: every record dead since before the cutoff (rule 2),
-// and, early, every record dead at now and written before stable, a time
-// below which every member of the cluster is known to hold every record
-// (rule 6; NoStable for none).
+// and, early, every record dead since before stable, a time below which
+// every member of the cluster is known to hold every record (rule 6;
+// NoStable for none): a tombstone written before it, a value expired
+// before it.
 func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 	m.expired = 0
 	if m.tombstones == 0 && m.expiring == 0 {
@@ -96,7 +97,7 @@ func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 			case since < cutoff:
 				dst = append(dst, e.version())
 				m.drop(e)
-			case e.wall < stable:
+			case since < stable:
 				dst = append(dst, e.version())
 				m.drop(e)
 				m.early++
