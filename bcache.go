@@ -113,7 +113,7 @@ func New(cfg Config) (*Cache, error) {
 	c.clock = crdt.NewHLC(newNodeID(), c.phys, cfg.MaxClockDrift)
 	var err error
 	c.store, err = store.New(store.Config{
-		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift,
+		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift, MaxClockSkew: cfg.MaxClockSkew,
 		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0 && cfg.PeerSource == nil,
 		MaxDead: max(cfg.MaxDeadRecords, 0),
 	})

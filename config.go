@@ -136,15 +136,18 @@ type Config struct {
 	// MaxDeadRecords bounds the dead records (deletes, expired values) this
 	// member keeps while it may not collect them yet, which it must while
 	// a member is absent: past it, the oldest are collected at once, at a
-	// price (package lww, rule 7; counted in Stats.CollectedByBound).
+	// price (package lww, rule 7; counted in Stats.CollectedByBound),
+	// values that expired less than MaxClockSkew ago last (members whose
+	// clocks are behind may still serve them, and would lose them).
 	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200
 	// bytes), at least 10,000; with neither set, -1. -1 means unbounded.
 	MaxDeadRecords int
 	// MaxClockSkew is the most the members' clocks are expected to differ
 	// (NTP keeps them within milliseconds): early collection keeps this far
 	// behind what every member is known to hold, and takes a value early
-	// only once it expired that far in the past, so that no member whose
-	// clock is behind serves it still. Default: 1 s.
+	// only once it expired before that bound, so that no member whose
+	// clock is behind by up to this much serves it still (MaxDeadRecords
+	// takes such values last). Default: 1 s.
 	MaxClockSkew time.Duration
 	// MaxClockDrift is how far ahead of local time a received timestamp
 	// may be before it is refused. Default: 30 s.

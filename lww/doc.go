@@ -122,14 +122,19 @@
 //     at or below the raised watermark (older, or of another node at its
 //     very wall time and counter) that the map has not received yet (in
 //     flight, or held by a member that was away) is rejected, and by rule 3
-//     lost everywhere.
+//     lost everywhere; a value collected this way that has expired here
+//     but not yet on a member whose clock is behind is rejected there too,
+//     and lost before its expiry by that clock (bcache takes such values
+//     last).
 //
 // The assumption behind rules 2 and 3 is that every record reaches every
 // connected replica within H (anti-entropy runs every few seconds; H is an
 // hour by default) and that physical clocks differ by less than H; rule 6
 // assumes they differ by less than its margin (bcache: MaxClockSkew, 1 s).
 // When they fail, the rules stay safe and give up data instead, never
-// resurrecting anything: after a partition or an absence longer than H, a
+// resurrecting anything: a member whose clock is behind the collector's
+// by more than rule 6's margin may lose a value before its expiry by its
+// own clock; after a partition or an absence longer than H, a
 // record that one side holds and the other does not may be deleted on
 // both (a cache miss) if it is older than H, and, once the sides have
 // stopped waiting for each other (rule 6), if it was written during the

@@ -148,9 +148,11 @@ func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 
 // earliestClock returns the clock of the live member whose clock is the
 // furthest behind. A value past its expiry there is dead on every clock
-// that could serve it: a member whose clock is ahead collects an expired
-// value before the writer's clock has it expire, and its answer replaces
-// the value there, which no member could serve any more.
+// that could serve it: a member whose clock is ahead may collect an
+// expired value before the writer's clock has it expire (early, once the
+// stable bound's margin has passed the expiry; under MaxDead, at once),
+// and its answer replaces the value there, which no member could serve
+// any more.
 func earliestClock(h *harness) int64 {
 	earliest := h.c.Now()
 	for i := range h.c.Size() {

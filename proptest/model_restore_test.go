@@ -337,9 +337,9 @@ func TestModelExcusesARestoredIncarnationsWrite(t *testing.T) {
 // expiry (n1's has not), n0 collects it early, below the stable bound, and
 // rejects n1's copy, whose answer deletes the value n1 still serves. A
 // value is collected early only once it expired before the stable bound
-// (package lww, rule 6), which lies a margin (3 s here) behind every
-// member's clock: expired there, it has expired on every clock within the
-// margin of this one.
+// (package lww, rule 6), which lies at least a margin (3 s here) behind
+// the collector's clock: expired there, it has expired on every clock
+// behind the collector's by up to the margin.
 func TestExpiredValueOutlivesTheClocksAhead(t *testing.T) {
 	rapid.Check(t, scripted(StoreFactory, func(s script) {
 		s.begin()

@@ -139,7 +139,8 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	}
 	s, err := store.New(store.Config{
 		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxDrift,
-		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, MaxDead: cfg.MaxDead,
+		MaxClockSkew: cmp.Or(cfg.Transport.StableMargin, transport.DefaultStableMargin),
+		MaxKeys:      cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, MaxDead: cfg.MaxDead,
 		Founder: name == cfg.Founder,
 	})
 	if err != nil {

@@ -119,8 +119,9 @@
 // lowest cut it holds of the members it counts). Once a session completes,
 // each side holds every record the other wrote below its cut. From these,
 // Node.Stable derives a bound below which every member that counts holds
-// every record, and a replica collects dead records written below it at
-// once (package lww, rule 6). roster.go says which members count: those in
+// every record, and a replica collects at once the records dead since
+// before it (a tombstone written before it, a value expired before it:
+// package lww, rule 6). roster.go says which members count: those in
 // the view, those that vanished (for FailedTimeout), and incarnations that
 // ended, until every member has synced since.
 //

@@ -302,8 +302,9 @@ func (n *Node) Left(name string, keepsState bool, now int64) {
 // Stable returns the stable bound at now: a time below which every member
 // that counts (see roster.go) is known to hold every record, less
 // StableMargin; lww.NoStable (math.MinInt64) while no such time is known.
-// A replica may collect a dead record written below it at once (package
-// lww, rule 6).
+// A replica may collect at once a record dead since before it (a
+// tombstone written before it, a value expired before it: package lww,
+// rule 6).
 func (n *Node) Stable(now int64) int64 { return n.roster.stable(now) }
 
 // Members returns the number of members in the view, this node included.

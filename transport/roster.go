@@ -35,8 +35,10 @@ import (
 // Stable, the bound, is the lowest of: this node's coverage (the lowest cut
 // it holds), and the coverage every counted member reported, less a margin
 // for clock error. Below it every counted member holds every record:
-// collecting a dead record written below it, and raising its bucket's
-// watermark to it, rejects nothing anyone still has.
+// collecting a record dead since before it (a tombstone written before
+// it, a value expired before it, so expired on every clock within the
+// margin), and raising its bucket's watermark to the record's timestamp,
+// rejects nothing anyone still has.
 
 // NoStable is the stable bound that allows no early collection.
 const NoStable int64 = math.MinInt64

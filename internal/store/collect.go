@@ -14,10 +14,12 @@ func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 
 // Collect collects the dead records (tombstones, expired values) that the
 // rules of package lww allow at now, and returns their versions: those dead
-// for the horizon, and, early, those dead now and written before stable, a
-// bound below which every member is known to hold every record (the sync
-// protocol's Node.Stable; lww.NoStable for none). alone says that no other
-// member is alive now.
+// for the horizon, and, early, those dead since before stable (a tombstone
+// written before it, a value expired before it), a bound below which every
+// member is known to hold every record (the sync protocol's Node.Stable,
+// which lies its margin for the clocks' disagreement behind this member's
+// clock; lww.NoStable for none). alone says that no other member is alive
+// now.
 //
 // A member alone counts itself synced at now, and so collects what has
 // been dead for a horizon, when it may stand for the whole cluster: it has
@@ -41,7 +43,10 @@ func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 // Past MaxDead dead records, Collect takes the oldest at once, raising
 // their buckets' watermarks (package lww, rule 7): a write older than such
 // a watermark that the member has not received yet is then rejected, and
-// lost everywhere.
+// lost everywhere. It takes last the values that expired less than
+// MaxClockSkew ago: a member whose clock is behind may serve one still, and
+// collected here, its copy would be rejected and the answer would delete
+// it there.
 func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 	standsAlone := s.founder.Load() || s.everSynced.Load()
 	if alone && standsAlone {
@@ -94,26 +99,38 @@ func (s *Store) unpublish(sh *shard, vs []crdt.Version) {
 
 // collectOldest collects the n dead records with the oldest timestamps in
 // the whole store (lww rule 7: MaxDead), so that the watermarks it raises
-// stay as low as the bound allows.
+// stay as low as the bound allows; of those dead on every clock within
+// MaxClockSkew of this one first (tombstones, values that expired at
+// least that long ago), then of the values that expired since.
 func (s *Store) collectOldest(dst []crdt.Version, now int64, n int) []crdt.Version {
 	type dead struct {
-		time  crdt.Timestamp
-		key   string
-		shard int
+		recent bool // a value that expired less than MaxClockSkew ago
+		time   crdt.Timestamp
+		key    string
+		shard  int
 	}
+	everywhere := crdt.SubSat(now, s.skew)
 	var all []dead
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		sh.m.Range(func(r crdt.Record) bool {
 			if since, dies := r.DeadSince(); dies && since <= now {
-				all = append(all, dead{r.Time, r.Key, i})
+				all = append(all, dead{!r.Tombstone && since > everywhere, r.Time, r.Key, i})
 			}
 			return true
 		})
 		sh.mu.Unlock()
 	}
-	slices.SortFunc(all, func(a, b dead) int { return a.time.Compare(b.time) })
+	slices.SortFunc(all, func(a, b dead) int {
+		if a.recent != b.recent {
+			if a.recent {
+				return 1
+			}
+			return -1
+		}
+		return a.time.Compare(b.time)
+	})
 	all = all[:min(n, len(all))]
 	slices.SortStableFunc(all, func(a, b dead) int { return a.shard - b.shard }) // one lock per shard
 	for len(all) > 0 {

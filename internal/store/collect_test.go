@@ -67,20 +67,49 @@ func TestMaxDeadWaitsForASync(t *testing.T) {
 	}
 }
 
-// TestCollectEarlyBelowStable: a dead record written below the stable
-// bound is collected at once, counted as early; one written above it (an
-// expired value counted as held), or a live value, waits.
+// TestCollectEarlyBelowStable: a dead record dead since before the
+// stable bound (a tombstone written before it, a value expired before it)
+// is collected at once, counted as early; a value written above it, or
+// written below it and expired after it (a member whose clock is behind
+// may serve it still), or a live value, waits.
 func TestCollectEarlyBelowStable(t *testing.T) {
 	s := deadStore(t, Config{Horizon: time.Hour}, 4)
 	s.Write(crdt.Record{Key: "expired", Value: []byte("v"), Expires: testNow + 2, Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
 	s.Write(crdt.Record{Key: "expiring", Value: []byte("v"), Expires: testNow + 1e9, Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
 	s.Write(crdt.Record{Key: "expired-late", Value: []byte("v"), Expires: testNow + 11, Time: crdt.Timestamp{Wall: testNow + 10, Node: 1}})
+	s.Write(crdt.Record{Key: "expired-after-the-bound", Value: []byte("v"), Expires: testNow + 3, Time: crdt.Timestamp{Wall: testNow + 1, Node: 1}})
 	got := s.Collect(testNow+100, false, testNow+3) // d0 (+1) and d1 (+2) are below
 	if len(got) != 3 {
 		t.Fatalf("collected %v, want d0, d1 and expired", got)
 	}
 	st := s.Stats()
-	if st.CollectedEarly != 3 || st.Tombstones != 2 || st.Expired != 1 {
-		t.Fatalf("stats %+v: want 3 collected early, 2 tombstones and 1 expired value held", st)
+	if st.CollectedEarly != 3 || st.Tombstones != 2 || st.Expired != 2 {
+		t.Fatalf("stats %+v: want 3 collected early, 2 tombstones and 2 expired values held", st)
+	}
+}
+
+// TestMaxDeadTakesRecentlyExpiredValuesLast: past MaxDead, a tombstone
+// goes before a value written long before it that expired less than
+// MaxClockSkew ago: collected, the value's copy on a member whose clock
+// is behind, where it is live, would be rejected (found by review).
+func TestMaxDeadTakesRecentlyExpiredValuesLast(t *testing.T) {
+	s := mustStore(t, Config{Horizon: time.Hour, MaxDead: 1, MaxClockSkew: 5})
+	value := crdt.Record{Key: "value", Value: []byte("v"), Expires: testNow + 99, Time: crdt.Timestamp{Wall: testNow + 10, Node: 1}}
+	s.Write(value)
+	s.Write(crdt.Record{Key: "deleted", Tombstone: true, Time: crdt.Timestamp{Wall: testNow + 97, Node: 1}})
+	s.MarkSynced(testNow)
+	got := s.Collect(testNow+100, false, testNow+95)
+	if len(got) != 1 || got[0].Key != "deleted" {
+		t.Fatalf("collected %v, want the tombstone alone", got)
+	}
+	if o := s.Apply(value, false, testNow+100); o == crdt.Rejected {
+		t.Fatal("the copy of a value that expired within MaxClockSkew was rejected")
+	}
+	if got := s.Collect(testNow+105, false, testNow+95); len(got) != 0 {
+		t.Fatalf("collected %v under the bound, want nothing", got)
+	}
+	s.Write(crdt.Record{Key: "deleted again", Tombstone: true, Time: crdt.Timestamp{Wall: testNow + 104, Node: 1}})
+	if got := s.Collect(testNow+105, false, testNow+95); len(got) != 1 || got[0].Key != "value" {
+		t.Fatalf("collected %v, want the value, dead MaxClockSkew now and older than the tombstone", got)
 	}
 }

@@ -46,6 +46,11 @@ type Config struct {
 	// snapshot is lowered to now - MaxClockDrift at most; 0 selects
 	// crdt.DefaultMaxClockDrift.
 	Horizon, MaxClockDrift time.Duration
+	// MaxClockSkew is how far the members' clocks are expected to differ
+	// (bcache's Config.MaxClockSkew): past MaxDead, Collect takes the
+	// values that expired less than this long ago last, since members
+	// whose clocks are behind may still serve them.
+	MaxClockSkew time.Duration
 	// MaxKeys and MaxBytes bound the resident values (count, and key plus
 	// value bytes); past them values are evicted, their versions kept. 0
 	// means unbounded.
@@ -94,6 +99,7 @@ type Store struct {
 	sealed   atomic.Bool
 	founder  atomic.Bool
 	drift    int64        // MaxClockDrift
+	skew     int64        // MaxClockSkew
 	seed     maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
@@ -151,7 +157,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
 		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: valueLimit(cfg), maxDead: cfg.MaxDead,
-		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift)}
+		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift), skew: int64(cfg.MaxClockSkew)}
 	s.founder.Store(cfg.Founder)
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{

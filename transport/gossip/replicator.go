@@ -514,7 +514,8 @@ func (r *Replicator) Known() []transport.Known {
 func (r *Replicator) Overtaken(t crdt.Timestamp) bool { return r.node.Overtaken(t) }
 
 // Stable returns the protocol's stable bound at now (transport.Node.Stable):
-// dead records written below it may be collected at once.
+// records dead since before it (a tombstone written before it, a value
+// expired before it) may be collected at once.
 func (r *Replicator) Stable() int64 {
 	r.nodeMu.Lock()
 	defer r.nodeMu.Unlock()
