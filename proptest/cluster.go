@@ -60,8 +60,38 @@ type Cluster struct {
 
 // A separation is a time during which a member's view lacked a member's
 // name (whichever of its incarnations was the current one): from since
-// until until (0: it goes on).
-type separation struct{ since, until int64 }
+// until until (0: it goes on), and what the member whose view lacked it
+// held as it began.
+type separation struct {
+	since, until int64
+	held         holding
+}
+
+// A holding is the version of each key a member held when a separation
+// began (a tombstone, a value or an evicted one alike); unknown for a
+// separation a restore took up again (see RestartFrom).
+type holding struct {
+	versions map[string]crdt.Version
+	unknown  bool
+}
+
+// holds reports whether the holding had v or a newer version of its key.
+// A member that holds that cannot reject v (package lww merges any
+// record of a key it holds, whatever the watermark), so its giving up on
+// v's writer never loses v there.
+func (h holding) holds(v crdt.Version) bool {
+	cur, ok := h.versions[v.Key]
+	return !h.unknown && ok && cur.Compare(v) >= 0
+}
+
+// holdingOf returns what member i holds now.
+func (c *Cluster) holdingOf(i int) holding {
+	h := holding{versions: map[string]crdt.Version{}}
+	for _, r := range c.members[i].r.Records() {
+		h.versions[r.Key] = r.Version()
+	}
+	return h
+}
 
 type member struct {
 	name string
@@ -74,6 +104,7 @@ type member struct {
 	// separation went on across a restart); ended holds the separations
 	// that ended.
 	missing map[string]int64
+	held    map[string]holding // per observer in missing, what it held as the separation began
 	ended   []separation
 }
 
@@ -83,7 +114,7 @@ func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, born: map[crdt.NodeID]int64{},
 		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{}}
 	for i := range n {
-		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
+		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
 		c.members = append(c.members, m)
 		c.byName[m.name] = i
 	}
@@ -140,9 +171,10 @@ func (c *Cluster) SetSource(s Source) {
 func (c *Cluster) found(m *member, observer string) {
 	if since, ok := m.missing[observer]; ok {
 		if since < c.base {
-			m.ended = append(m.ended, separation{since, c.base})
+			m.ended = append(m.ended, separation{since, c.base, m.held[observer]})
 		}
 		delete(m.missing, observer)
+		delete(m.held, observer)
 	}
 }
 
@@ -166,6 +198,15 @@ func (c *Cluster) Unseen(id crdt.NodeID) time.Duration {
 // incarnation: seen cut off for a moment after a long separation, its
 // later writes were all excused; found by review).
 func (c *Cluster) UnseenAfter(id crdt.NodeID, t int64) time.Duration {
+	return c.unseenAfter(id, t, nil)
+}
+
+// unseenAfter is UnseenAfter, leaving out, if v is not nil, the
+// separations from the view of a member that held v (or a newer version
+// of its key) as they began: that member's giving up on v's writer cannot
+// lose v (before, the model excused the loss of a write every member held
+// before the separation: found by review).
+func (c *Cluster) unseenAfter(id crdt.NodeID, t int64, v *crdt.Version) time.Duration {
 	j, ok := c.owner[id]
 	if !ok {
 		return 0
@@ -173,12 +214,14 @@ func (c *Cluster) UnseenAfter(id crdt.NodeID, t int64) time.Duration {
 	m := c.members[j]
 	var longest int64
 	for _, s := range m.ended {
-		if s.until > t {
+		if s.until > t && (v == nil || !s.held.holds(*v)) {
 			longest = max(longest, s.until-s.since)
 		}
 	}
-	for _, since := range m.missing {
-		longest = max(longest, c.base-since)
+	for observer, since := range m.missing {
+		if v == nil || !m.held[observer].holds(*v) {
+			longest = max(longest, c.base-since)
+		}
 	}
 	return time.Duration(longest)
 }
@@ -377,7 +420,7 @@ func (c *Cluster) Crash(i int) {
 // is the index it gets, with a fresh replica, and returns that index.
 func (c *Cluster) Join() (int, error) {
 	i := len(c.members)
-	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}}
+	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
 	c.members = append(c.members, m)
 	if err := c.incarnate(i); err != nil {
 		c.members = c.members[:i]
@@ -454,6 +497,7 @@ func (c *Cluster) SyncViews() {
 				}
 			} else if _, ok := o.missing[m.name]; !ok {
 				o.missing[m.name] = c.base
+				o.held[m.name] = c.holdingOf(i)
 			}
 		}
 		if c.outsider != "" && c.Net.Connected(m.name, c.outsider) {
@@ -546,6 +590,7 @@ func (c *Cluster) RestartFrom(i int, state any) error {
 		for j, since := range saved.missing {
 			if o := c.members[j]; j != i && (o.down || !c.Net.Connected(m.name, o.name)) {
 				o.missing[m.name] = since // seen now, it is alive to the restored member
+				o.held[m.name] = holding{unknown: true}
 			}
 		}
 	}

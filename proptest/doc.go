@@ -101,7 +101,9 @@
 // MaxDrift and twice MaxSkew: package lww, rule 3), or, earlier, if its
 // writer's name (whichever incarnation) was missing from a member's view
 // for longer than FailedTimeout at some time from the write on (the
-// member gave up on it before it saw it again), or if its writer was
+// member gave up on it before it saw it again), unless that member held
+// the write (or a newer version of its key) as the separation began (it
+// cannot reject what it holds), or if its writer was
 // unknown to a side of the network when it wrote or since (rule 6:
 // the README's "a member the others have not seen"). A value past its
 // expiry on every live member's clock, or a delete, is not lost.

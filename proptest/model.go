@@ -214,12 +214,14 @@ func (m *model) coverable(t fataler, h *harness, member string, n crdt.Record, a
 	return true
 }
 
-// unseenAfterWrite is the longest separation of n's writer from some
-// member's view that went on after n was written (from the writer's start
-// if the harness did not see the write made).
+// unseenAfterWrite is the longest separation of n's writer from the view
+// of some member that did not hold n as it began, that went on after n
+// was written (from the writer's start, and whatever the member held, if
+// the harness did not see the write made).
 func (m *model) unseenAfterWrite(h *harness, n crdt.Record) time.Duration {
 	if at, ok := m.writtenAt[n.Version()]; ok {
-		return h.c.UnseenAfter(n.Time.Node, at)
+		v := n.Version()
+		return h.c.unseenAfter(n.Time.Node, at, &v)
 	}
 	return h.c.Unseen(n.Time.Node)
 }

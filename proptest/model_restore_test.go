@@ -361,3 +361,51 @@ func TestExpiredValueOutlivesTheClocksAhead(t *testing.T) {
 		s.round()
 	}))
 }
+
+// dropsOthersOldWrites is the production store with a bug: at each
+// collection it replaces every live value another member wrote more than
+// a minute before (the scripts' FailedTimeout) with a tombstone just
+// above it, as if a peer had answered it (package lww, rule 3).
+type dropsOthersOldWrites struct{ *StoreReplica }
+
+func (d dropsOthersOldWrites) GC() []crdt.Version {
+	now := d.phys()
+	for _, r := range d.Records() {
+		if !r.Tombstone && r.Time.Node != d.clock.Node() && r.Time.Wall < now-int64(time.Minute) {
+			answer := crdt.Record{Key: r.Key, Tombstone: true, Time: crdt.Timestamp{Wall: r.Time.Wall, Logical: r.Time.Logical + 1}}
+			d.s.Apply(answer, false, now)
+		}
+	}
+	return d.StoreReplica.GC()
+}
+
+// TestModelCatchesTheLossOfAWriteEveryMemberHeld: n0 writes, every member
+// receives it, then n0 is cut off for 70 s, longer than FailedTimeout;
+// n1 collects. The store loses nothing: a member that holds a write
+// merges it whatever its watermarks, so giving up on its writer cannot
+// lose it. A store that drops it must fail. The model excused it: a
+// separation longer than FailedTimeout excused every write made before
+// it ended, also one every member held as it began (found by review).
+func TestModelCatchesTheLossOfAWriteEveryMemberHeld(t *testing.T) {
+	play := func(s script) {
+		s.begin()
+		s.set(0, bucket[0], "held everywhere")
+		s.round()
+		s.h.c.Advance(time.Second)
+		s.h.c.Partition([]string{"n0"}, []string{"n1", "n2"})
+		s.syncSide(70*time.Second, false)
+		s.h.collect(s.t, 1)
+		s.h.check(s.t)
+	}
+	rapid.Check(t, scripted(StoreFactory, play))
+	dropping := func(sc StoreConfig) Factory {
+		return func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+			r, err := NewStoreReplica(name, id, phys, sc)
+			return dropsOthersOldWrites{r}, err
+		}
+	}
+	failure := rapidfail.Failure(t, "DropsOthersOldWrites", scripted(dropping, play))
+	if !strings.Contains(failure, "no watermark can cover it") {
+		t.Fatalf("the model passed a store that drops a write every member held, or failed it for another reason: %q", failure)
+	}
+}
