@@ -64,7 +64,9 @@ const (
 	// Stats.DamageResets, and starts empty, for unattended devices: the
 	// member then catches up from its peers like a new one. Records too
 	// far ahead of the clock it skips (Stats.RestoreDrifted), restoring
-	// the rest.
+	// the rest. Files that cannot be read now for a reason that may pass
+	// (no permission, too many files open, out of memory) are not
+	// damage: New fails, as with DamageFail, and leaves them.
 	DamageReset
 )
 

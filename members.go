@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport"
@@ -36,17 +37,24 @@ type knownFile struct {
 	Members []transport.Known `json:"members"`
 }
 
-// readKnown returns the members kept beside the snapshot, or none (a
-// damaged file is logged and ignored: early collection then counts only
-// the members this run sees). held says the member restored state (a
-// snapshot or a write log); without it (moved aside as damaged, or
-// removed), it holds none of the records the cuts say it held: the
-// members count, but with no cut, until a session gives one (a member
-// restarted empty with its old cuts collected early: found by review).
-func (c *Cache) readKnown(held bool) []transport.Known {
-	b, err := readAtMost(c.cfg.SnapshotPath+knownSuffix, maxKnownBytes)
+// readKnown returns the members kept beside the snapshot, none if there
+// is no file. held says the member restored state (a snapshot or a write
+// log); without it (moved aside as damaged, or removed), it holds none of
+// the records the cuts say it held: the members count, but with no cut,
+// until a session gives one (a member restarted empty with its old cuts
+// collected early: found by review).
+//
+// A file it cannot read is under the damage policy, like the snapshot:
+// without it, early collection counts only the members this run sees, and
+// may reject, on its return, what a member absent since before the
+// restart wrote meanwhile. DamageFail fails New; DamageReset moves the
+// file aside, counts it and goes on without it. (A damaged file was
+// logged and ignored whatever the policy: found by review.)
+func (c *Cache) readKnown(held bool) ([]transport.Known, error) {
+	path := c.cfg.SnapshotPath + knownSuffix
+	b, err := readAtMost(path, maxKnownBytes)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	var f knownFile
 	if err == nil {
@@ -56,9 +64,18 @@ func (c *Cache) readKnown(held bool) []transport.Known {
 		err = fmt.Errorf("version %d with %d members, want version 1 with at most %d", f.Version, len(f.Members), maxKnown)
 	}
 	if err != nil {
-		c.log.Warn().Err(err).Str("path", c.cfg.SnapshotPath+knownSuffix).
-			Msg("the members kept beside the snapshot are unreadable: early collection counts only the members this run sees")
-		return nil
+		err = fmt.Errorf("%w: the members kept beside it, %s: %w", ErrSnapshot, path, err)
+		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
+			return nil, err
+		}
+		aside := path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000000000")
+		if merr := os.Rename(path, aside); merr != nil {
+			return nil, fmt.Errorf("%w (and moving it aside: %v)", err, merr)
+		}
+		c.stats.damageResets.Add(1)
+		c.log.Error().Err(err).Str("moved_to", aside).
+			Msg("the members kept beside the snapshot are unreadable: moved aside; early collection counts only the members this run sees")
+		return nil, nil
 	}
 	if !held {
 		for i := range f.Members {
@@ -66,7 +83,7 @@ func (c *Cache) readKnown(held bool) []transport.Known {
 			k.Cut, k.HasCut = transport.NoStable, k.Ended // an ended incarnation's cut: the lowest
 		}
 	}
-	return f.Members
+	return f.Members, nil
 }
 
 // readAtMost reads the file at path, failing without reading it all if it

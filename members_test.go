@@ -43,18 +43,34 @@ func TestRestartKeepsTheMembersItLost(t *testing.T) {
 	}
 }
 
-// TestDamagedMembersFileIsIgnored: a members file that does not read is
-// logged and ignored; New does not fail.
-func TestDamagedMembersFileIsIgnored(t *testing.T) {
+// TestDamagedMembersFileFollowsTheDamagePolicy: a members file that does
+// not read is damage like a damaged snapshot: New fails with DamageFail,
+// naming it; with DamageReset it moves the file aside, counts it and
+// starts without it. (It was logged and ignored whatever the policy,
+// found by review: early collection then forgot the members it counted.)
+func TestDamagedMembersFileFollowsTheDamagePolicy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.snap")
 	if err := os.WriteFile(path+knownSuffix, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig("m")
 	cfg.SnapshotPath = path
+	if _, err := New(cfg); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), knownSuffix) {
+		t.Fatalf("New = %v, want ErrSnapshot naming the members file", err)
+	}
+	if _, err := os.Stat(path + knownSuffix); err != nil {
+		t.Fatalf("DamageFail touched the file: %v", err)
+	}
+	cfg.OnDamage = DamageReset
 	c := newCache(t, cfg)
 	if k := c.repl.Known(); len(k) != 0 {
 		t.Fatalf("counts %+v from a damaged file", k)
+	}
+	if c.Stats().DamageResets != 1 {
+		t.Fatalf("%d resets, want 1", c.Stats().DamageResets)
+	}
+	if aside, _ := filepath.Glob(path + knownSuffix + ".damaged-*"); len(aside) != 1 {
+		t.Fatalf("moved aside: %v, want the members file", aside)
 	}
 }
 
@@ -79,9 +95,8 @@ func TestHugeMembersFileIsNotReadWhole(t *testing.T) {
 	}
 	cfg := testConfig("m")
 	cfg.SnapshotPath = path
-	c := newCache(t, cfg)
-	if k := c.repl.Known(); len(k) != 0 {
-		t.Fatalf("counts %+v from a file over the limit", k)
+	if _, err := New(cfg); !errors.Is(err, ErrSnapshot) {
+		t.Fatalf("New = %v, want ErrSnapshot for a file over the limit", err)
 	}
 }
 

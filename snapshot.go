@@ -3,8 +3,10 @@ package bcache
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -49,7 +51,7 @@ func (c *Cache) restore() (err error) {
 	}
 	snap, logged, lst, err := c.load()
 	if err != nil {
-		if c.cfg.OnDamage != DamageReset {
+		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
 			return fmt.Errorf("bcache: new: %w", err)
 		}
 		moved, merr := journal.MoveAside(path, ".damaged-"+time.Now().UTC().Format("20060102T150405.000000000"))
@@ -64,7 +66,9 @@ func (c *Cache) restore() (err error) {
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
 	c.readFounderMark(snap, logged)
-	c.known = c.readKnown(snap != nil || lst.Segments > 0)
+	if c.known, err = c.readKnown(snap != nil || lst.Segments > 0); err != nil {
+		return fmt.Errorf("bcache: new: %w", err)
+	}
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
@@ -161,18 +165,39 @@ func (c *Cache) logReceived(ev *store.Event) {
 	c.journal.Append(&ev.Record, true) // an error is the log's, counted there
 }
 
+// unreadableNow reports whether err says the files could not be read now,
+// not that they are damaged: permissions (a deployment that changed the
+// owner), too many files open, memory, a call interrupted. DamageReset
+// does not move such files aside: it renamed good files aside and started
+// empty for a shortage of file descriptors (found by review).
+func unreadableNow(err error) bool {
+	for _, e := range []error{fs.ErrPermission, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// loadSnapshot and readLog read the files (variables: tests make them
+// fail).
+var (
+	loadSnapshot = store.LoadSnapshot
+	readLog      = journal.Read
+)
+
 // load reads the snapshot and the write log beside it.
 func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, error) {
-	snap, err := store.LoadSnapshot(c.cfg.SnapshotPath, c.store.DigestBits())
+	snap, err := loadSnapshot(c.cfg.SnapshotPath, c.store.DigestBits())
 	switch {
 	case errors.Is(err, store.ErrNoSnapshot):
 		snap = nil
 	case err != nil:
 		return nil, nil, journal.ReadStats{}, err // wraps ErrSnapshot
 	}
-	logged, lst, err := journal.Read(c.cfg.SnapshotPath)
+	logged, lst, err := readLog(c.cfg.SnapshotPath)
 	if err != nil && !errors.Is(err, journal.ErrDamaged) {
-		err = fmt.Errorf("%w: %v", journal.ErrDamaged, err) // unreadable
+		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
 	return snap, logged, lst, err
 }

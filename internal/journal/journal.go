@@ -14,28 +14,38 @@
 // first ([Read]); records are merged by last-writer-wins, so a record held
 // twice (in the snapshot and a segment the crash left behind) does no harm.
 //
-// A segment is a header, "bcache log\n", a version byte (3), a nonce
+// A segment is a header, "bcache log\n", a version byte (4), a nonce
 // of 8 random bytes drawn for the segment and a CRC-32C of the version
 // byte and the nonce (4 bytes, little-endian), then frames, each written
 // by one write call and then synced:
 //
 //	magic    "bcLF"
 //	length   4 bytes, little-endian: the payload's length
+//	head sum 4 bytes, little-endian CRC-32C of the segment's nonce and
+//	         the length
 //	checksum 4 bytes, little-endian CRC-32C of the segment's nonce, the
 //	         length and the payload
 //	payload  entries, each an origin byte (0: a write made here, 1: a
 //	         record received from a peer) and a record in the snapshot's
 //	         record encoding (store.AppendRecord)
 //
+// The head's own checksum (version 4) lets the search for a frame after
+// a bad one tell a frame's head from a value's bytes at the cost of 4
+// bytes' checksum, whatever the bytes: before it, a value full of magics
+// with lengths that fit ran the search out of its budget, and one damaged
+// byte before such a value made every acknowledged frame after it read
+// as a torn end (found by review).
 // The nonce keeps the bytes of a value from passing for a frame: a torn
 // frame whose value held a frame's bytes was read as a good frame after a
 // bad one, that is, as damage. The header's own checksum keeps a damaged
 // nonce from making every frame fail its check, the segment's frames
 // then read as one torn end and silently dropped (found by review).
-// Version 2 segments (the same without the header's checksum) and
-// version 1 segments (no nonce; the checksum of the length and payload
-// alone), as the releases before wrote them, are read as before; those
-// releases take a version 3 segment for damage.
+// Version 3 segments (no head sum), version 2 segments (nor the header's
+// checksum) and version 1 segments (no nonce either; the checksum of the
+// length and payload alone), as the releases before wrote them, are read
+// as before, except that a search that runs out of its budget in them is
+// damage now, not a torn end; those releases take a version 4 segment
+// for damage.
 //
 // One frame holds every record appended while the previous frame was
 // being written and synced (group commit): concurrent writers share a
@@ -65,19 +75,19 @@
 // # Damage
 //
 // A crash in the middle of a write leaves the newest segment with a torn
-// end: a frame cut short, or of bytes that do not check, with no frame
-// that checks after it. [Read] ignores a torn end and reports it; [Open]
-// cuts it off before it starts a new segment. Anything else (a frame that
-// fails its check with a good frame after it, a torn end in an older
-// segment, a bad header, a segment missing between two others) is
-// damage: [Read] returns an error wrapping [ErrDamaged] and no record, so
-// that nothing is half applied. The search for a good frame after a bad
-// one looks first where the bad frame ends by its length (a damaged
-// payload), then checksums at most about twice the segment's length: a
-// torn end whose bytes (a value's) hold many magics and lengths is taken
-// for torn past that, rather than scanned in quadratic time. A header
-// that fails its checksum is damage, unless nothing was written after it
-// in the newest segment (a crash as the segment was created).
+// end: a frame cut short, or of bytes that do not check, with nothing
+// written after it. [Read] ignores a torn end and reports it; [Open]
+// cuts it off before it starts a new segment. Anything else is damage: a
+// bad frame followed by a frame head that checks (or, in segments before
+// version 4, a frame that checks, or bytes the search ran out of its
+// budget on), a bad frame whose length fits followed by bytes other than
+// a direct write's padding, a torn end in an older segment, a bad
+// header, a segment missing between two others. [Read] returns an error
+// wrapping [ErrDamaged] and no record, so that nothing is half applied.
+// A damaged last frame with nothing after it cannot be told from a torn
+// one. A header that fails its checksum is damage, unless nothing was
+// written after it in the newest segment (a crash as the segment was
+// created).
 package journal
 
 import (
@@ -111,9 +121,11 @@ const (
 	headerV1    = headerMagic + "\x01"
 	nonceLen    = 8
 	headerLenV2 = len(headerMagic) + 1 + nonceLen
-	headerLen   = headerLenV2 + 4 // version 3's: a checksum of the version and nonce
+	headerLen   = headerLenV2 + 4 // versions 3 and 4: a checksum of the version and nonce
+	version     = 4               // of the segments written
 	frameMagic  = "bcLF"
-	frameHead   = len(frameMagic) + 8
+	frameHeadV3 = len(frameMagic) + 8 // versions 1 to 3: magic, length, checksum
+	frameHead   = frameHeadV3 + 4     // version 4: magic, length, the length's checksum, checksum
 	// flushAt is the bytes waiting (its share in one stripe) that make an
 	// Interval log write before its interval; an append waits while its
 	// stripe holds its share of waitAt.
@@ -171,6 +183,9 @@ func Segments(path string) ([]Segment, error) {
 	return segs, nil
 }
 
+// maxSegment is the largest segment number Read takes.
+const maxSegment = 1 << 53
+
 // segmentPath is the path of segment n of the log beside path.
 func segmentPath(path string, n uint64) string { return fmt.Sprintf("%s.log.%d", path, n) }
 
@@ -204,6 +219,13 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	}
 	var recs []Entry
 	for i, seg := range segs {
+		if seg.N > maxSegment {
+			// No log numbers its segments so far (one a second from
+			// the first would take millions of years); the next after
+			// it would wrap to 0, which Segments skips, and its
+			// writes would never be read (found by review).
+			return nil, st, fmt.Errorf("%w: %s: a segment number past %d", ErrDamaged, seg.Path, uint64(maxSegment))
+		}
 		if i > 0 && seg.N != segs[i-1].N+1 {
 			// Segments are made one after another and removed oldest
 			// first: one missing from the middle held writes the
@@ -237,10 +259,10 @@ func Read(path string) ([]Entry, ReadStats, error) {
 // length of its part that checks: all of it but a direct write's padding,
 // or, if b is the newest segment (last), all but a torn end.
 func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
-	off, seed, ok := readHeader(b)
-	if !ok && len(b) >= headerLen && string(b[:len(headerMagic)+1]) == headerMagic+"\x03" {
-		// A version 3 header that fails its check: torn only if nothing
-		// was written after it (its segment was being created).
+	off, f, ok := readHeader(b)
+	if v := len(headerMagic); !ok && len(b) >= headerLen && string(b[:v]) == headerMagic && (b[v] == 3 || b[v] == 4) {
+		// A version 3 or 4 header that fails its check: torn only if
+		// nothing was written after it (its segment was being created).
 		if last && len(bytes.TrimLeft(b[headerLen:], "\x00")) == 0 {
 			return dst, 0, nil
 		}
@@ -255,7 +277,7 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 		return dst, 0, errors.New("not a write-log segment (bad header)")
 	}
 	for off < len(b) {
-		payload, ok := frameAt(b, off, seed)
+		payload, ok := frameAt(b, off, f)
 		if !ok {
 			if padding(b, off) {
 				return dst, off, nil
@@ -263,17 +285,8 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 			if !last {
 				return dst, off, fmt.Errorf("bad frame at byte %d of an older segment", off)
 			}
-			// A frame whose payload was damaged, its length intact: the
-			// next one starts where it ends. (Looked at first: a payload
-			// holding many magics and lengths could spend the search's
-			// budget before it got there, found by review.)
-			if end, ok := frameEnd(b, off); ok {
-				if _, ok := frameAt(b, end, seed); ok {
-					return dst, off, fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, end)
-				}
-			}
-			if next := nextFrame(b, off+1, seed); next >= 0 {
-				return dst, off, fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, next)
+			if err := afterBadFrame(b, off, f); err != nil {
+				return dst, off, err
 			}
 			return dst, off, nil // a torn end
 		}
@@ -282,9 +295,47 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 			// It checked: it was written so, not torn.
 			return dst, off, fmt.Errorf("frame at byte %d: %v", off, err)
 		}
-		off += frameHead + len(payload)
+		off += f.head + len(payload)
 	}
 	return dst, off, nil
+}
+
+// afterBadFrame says whether the bad frame at off of the newest segment
+// is damage rather than a torn end: a crash tears the last write alone,
+// so anything written after it is damage. That is:
+//   - a frame whose length fits (its payload damaged, or its length)
+//     followed by bytes other than a direct write's padding zeros
+//     (before, a frame followed by a frame that checks was damage, but
+//     the bytes after a damaged length may be in the middle of a frame);
+//   - in a version 4 segment, a frame head that checks anywhere after it:
+//     a value's bytes cannot pass for one (the head's checksum starts
+//     from the segment's nonce), and a head costs a checksum of 4 bytes,
+//     so the search is linear whatever the bytes;
+//   - in older segments, a frame that checks after it, or a search that
+//     ran out of its budget (bytes of a value can hold many magics and
+//     lengths, each costing the checksum of the length it claims): taken
+//     for a torn end, such bytes made one damaged byte before them drop
+//     every acknowledged frame after it, and Open cut them off the disk
+//     (found by review). Reported as damage, a torn end of such bytes in
+//     a segment of a release before this one is read by no one but an
+//     operator.
+func afterBadFrame(b []byte, off int, f format) error {
+	if end, ok := frameEnd(b, off, f); ok && end < len(b) && !padding(b, end) && len(bytes.TrimLeft(b[end:], "\x00")) > 0 {
+		return fmt.Errorf("bad frame at byte %d, followed by %d bytes written after it", off, len(b)-end)
+	}
+	if f.headSum {
+		if at := nextHead(b, off+1, f); at >= 0 {
+			return fmt.Errorf("bad frame at byte %d, a frame at byte %d", off, at)
+		}
+		return nil
+	}
+	switch at, out, _ := scanFrames(b, off+1, f); {
+	case at >= 0:
+		return fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, at)
+	case out:
+		return fmt.Errorf("bad frame at byte %d, and too many frame magics after it to tell a torn end from damage", off)
+	}
+	return nil
 }
 
 // decodeEntries appends the entries of a frame's payload to dst.
@@ -320,27 +371,40 @@ func padding(b []byte, off int) bool {
 // readHeader returns the length of segment b's header and the checksum
 // its frames' checksums start from (that of its nonce; 0 for version 1),
 // false if b starts with no header.
-func readHeader(b []byte) (n int, seed uint32, ok bool) {
+func readHeader(b []byte) (n int, f format, ok bool) {
 	v := len(headerMagic) // the version byte's offset
 	switch {
-	case len(b) >= headerLen && string(b[:v]) == headerMagic && b[v] == 3:
+	case len(b) >= headerLen && string(b[:v]) == headerMagic && (b[v] == 3 || b[v] == 4):
 		if crc32.Checksum(b[v:headerLenV2], castagnoli) != binary.LittleEndian.Uint32(b[headerLenV2:]) {
-			return 0, 0, false
+			return 0, format{}, false
 		}
-		return headerLen, crc32.Checksum(b[v+1:headerLenV2], castagnoli), true
+		f := format{seed: crc32.Checksum(b[v+1:headerLenV2], castagnoli), head: frameHeadV3}
+		if b[v] == 4 {
+			f.head, f.headSum = frameHead, true
+		}
+		return headerLen, f, true
 	case len(b) >= headerLenV2 && string(b[:v]) == headerMagic && b[v] == 2:
-		return headerLenV2, crc32.Checksum(b[v+1:headerLenV2], castagnoli), true
+		return headerLenV2, format{seed: crc32.Checksum(b[v+1:headerLenV2], castagnoli), head: frameHeadV3}, true
 	case len(b) >= len(headerV1) && string(b[:len(headerV1)]) == headerV1:
 		// A version 1 header is followed by a frame or by nothing: a
 		// version byte 3 or 2 with a bit flipped to 1 is not (its nonce
 		// follows), and read as version 1 it made every frame fail its
 		// check, the segment one torn end (found by review).
 		if rest := b[len(headerV1):]; len(bytes.TrimLeft(rest, "\x00")) > 0 && !bytes.HasPrefix([]byte(frameMagic), rest[:min(len(rest), len(frameMagic))]) {
-			return 0, 0, false
+			return 0, format{}, false
 		}
-		return len(headerV1), 0, true
+		return len(headerV1), format{head: frameHeadV3}, true
 	}
-	return 0, 0, false
+	return 0, format{}, false
+}
+
+// format is how a segment's frames are laid out, from its header: the
+// seed of their checksums (0 for version 1), the bytes before the payload,
+// and whether they include the length's own checksum (version 4).
+type format struct {
+	seed    uint32
+	head    int
+	headSum bool
 }
 
 // tornHeader reports whether b is the start of a header cut short (and
@@ -354,72 +418,94 @@ func tornHeader(b []byte) bool {
 	}
 	// Version 3's and 2's (the rest is the nonce, and checksum: any
 	// bytes), and version 1's.
-	return cut(headerMagic+"\x03", headerLen) || cut(headerMagic+"\x02", headerLenV2) || cut(headerV1, len(headerV1))
+	return cut(headerMagic+"\x04", headerLen) || cut(headerMagic+"\x03", headerLen) || cut(headerMagic+"\x02", headerLenV2) || cut(headerV1, len(headerV1))
 }
 
 // frameAt returns the payload of the frame at b[off:] if it is whole and
-// checks, its checksum starting from seed (see readHeader).
-func frameAt(b []byte, off int, seed uint32) ([]byte, bool) {
-	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+// checks, in a segment of format f (see readHeader).
+func frameAt(b []byte, off int, f format) ([]byte, bool) {
+	end, ok := frameEnd(b, off, f)
+	if !ok || f.headSum && !headAt(b, off, f) {
 		return nil, false
 	}
 	h := b[off+len(frameMagic):]
-	n := binary.LittleEndian.Uint32(h)
-	if n > maxFrame || uint64(n) > uint64(len(b)-off-frameHead) {
-		return nil, false
-	}
-	payload := b[off+frameHead : off+frameHead+int(n)]
-	sum := crc32.Update(crc32.Update(seed, castagnoli, h[:4]), castagnoli, payload)
-	if sum != binary.LittleEndian.Uint32(h[4:]) {
+	payload := b[off+f.head : end]
+	sum := crc32.Update(crc32.Update(f.seed, castagnoli, h[:4]), castagnoli, payload)
+	if sum != binary.LittleEndian.Uint32(h[f.head-len(frameMagic)-4:]) {
 		return nil, false
 	}
 	return payload, true
 }
 
+// headAt reports whether a version 4 frame head that checks (its magic,
+// and its length's checksum) is at b[off:], whether or not its payload
+// follows whole.
+func headAt(b []byte, off int, f format) bool {
+	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+		return false
+	}
+	h := b[off+len(frameMagic):]
+	return crc32.Update(f.seed, castagnoli, h[:4]) == binary.LittleEndian.Uint32(h[4:])
+}
+
 // frameEnd returns where the frame at b[off:] ends by its length, if it
 // has a magic and a length that fits.
-func frameEnd(b []byte, off int) (int, bool) {
-	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+func frameEnd(b []byte, off int, f format) (int, bool) {
+	if len(b)-off < f.head || string(b[off:off+len(frameMagic)]) != frameMagic {
 		return 0, false
 	}
 	n := binary.LittleEndian.Uint32(b[off+len(frameMagic):])
-	if n > maxFrame || uint64(n) > uint64(len(b)-off-frameHead) {
+	if n > maxFrame || uint64(n) > uint64(len(b)-off-f.head) {
 		return 0, false
 	}
-	return off + frameHead + int(n), true
+	return off + f.head + int(n), true
 }
 
-// nextFrame returns the offset of the first frame at or after from that
-// checks, -1 if none. It checks candidates (a magic, and a length that
-// fits) until it has checksummed twice b's length: a torn end whose bytes
-// hold many magics and lengths (a value's bytes can) would otherwise cost
-// time quadratic in its length; past that it reports none, and the end
-// is taken for torn. (With a version 2 segment's nonce, a value's bytes
-// cannot pass for a frame: a candidate that checks is one.)
-func nextFrame(b []byte, from int, seed uint32) int {
-	at, _ := scanFrames(b, from, seed)
-	return at
-}
-
-// scanFrames is nextFrame, and returns the bytes it checksummed too.
-func scanFrames(b []byte, from int, seed uint32) (at, checked int) {
-	for from < len(b) && checked < 2*len(b) {
+// nextHead returns the offset of the first version 4 frame head that
+// checks at or after from, -1 if none: a magic's look-up and a checksum
+// of 4 bytes a candidate.
+func nextHead(b []byte, from int, f format) int {
+	for from < len(b) {
 		i := bytes.Index(b[from:], []byte(frameMagic))
 		if i < 0 {
-			return -1, checked
+			return -1
+		}
+		if headAt(b, from+i, f) {
+			return from + i
+		}
+		from += i + 1
+	}
+	return -1
+}
+
+// scanFrames returns the offset of the first frame of an older segment
+// (versions 1 to 3, whose heads do not check on their own) at or after
+// from that checks, -1 if none. It checks candidates (a magic, and a
+// length that fits) until it has checksummed twice b's length: bytes
+// that hold many magics and lengths (a value's bytes can) would otherwise
+// cost time quadratic in their length; past that it stops and says so
+// (out). (With a version 2 or 3 segment's nonce, a value's bytes cannot
+// pass for a frame: a candidate that checks is one.) It returns the bytes
+// it checksummed too.
+func scanFrames(b []byte, from int, f format) (at int, out bool, checked int) {
+	for from < len(b) {
+		if checked >= 2*len(b) {
+			return -1, true, checked
+		}
+		i := bytes.Index(b[from:], []byte(frameMagic))
+		if i < 0 {
+			return -1, false, checked
 		}
 		at := from + i
-		if _, ok := frameAt(b, at, seed); ok {
-			return at, checked
+		if _, ok := frameAt(b, at, f); ok {
+			return at, false, checked
 		}
-		if len(b)-at >= frameHead { // what frameAt checksummed, if anything
-			if n := binary.LittleEndian.Uint32(b[at+len(frameMagic):]); n <= maxFrame && uint64(n) <= uint64(len(b)-at-frameHead) {
-				checked += frameHead + int(n)
-			}
+		if end, ok := frameEnd(b, at, f); ok { // what frameAt checksummed
+			checked += end - at
 		}
 		from = at + 1
 	}
-	return -1, checked
+	return -1, false, checked
 }
 
 // Mode is when appended records are written and synced.
@@ -621,7 +707,7 @@ func (l *Log) startSegment(n uint64) error {
 	p := segmentPath(l.path, n)
 	head := make([]byte, headerLen)
 	copy(head, headerMagic)
-	head[len(headerMagic)] = 3
+	head[len(headerMagic)] = version
 	if _, err := rand.Read(head[len(headerMagic)+1 : headerLenV2]); err != nil {
 		return fmt.Errorf("draw the nonce of %s: %w", p, err)
 	}
@@ -968,10 +1054,11 @@ func (l *Log) flush() int {
 	h := head[len(frameMagic):]
 	binary.LittleEndian.PutUint32(h, uint32(size))
 	sum := crc32.Update(l.file.seed, castagnoli, h[:4])
+	binary.LittleEndian.PutUint32(h[4:], sum) // the length's own
 	for _, c := range body {
 		sum = crc32.Update(sum, castagnoli, c)
 	}
-	binary.LittleEndian.PutUint32(h[4:], sum)
+	binary.LittleEndian.PutUint32(h[8:], sum)
 	err := l.writeFrame(head[:], body, size)
 	l.stats.Lock()
 	if err != nil {

@@ -34,7 +34,7 @@ import (
 // File format, version 4:
 //
 //	magic      "bcache snapshot\n"
-//	version    1 byte: 3
+//	version    1 byte: 4
 //	header     uvarint digest bits, varint time written (Unix ns)
 //	sections   a kind byte, a uvarint length, then that many bytes:
 //	  'R'      records, each: uvarint key length, key, uvarint flags
