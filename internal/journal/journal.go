@@ -15,9 +15,11 @@
 // twice (in the snapshot and a segment the crash left behind) does no harm.
 //
 // A segment is a header, "bcache log\n", a version byte (4), a nonce
-// of 8 random bytes drawn for the segment and a CRC-32C of the version
-// byte and the nonce (4 bytes, little-endian), then frames, each written
-// by one write call and then synced:
+// of 8 random bytes drawn for the segment, the number of the segment
+// written before it and the length at which that one ends (8 bytes each,
+// little-endian; 0 and 0 for none), and a CRC-32C of the version byte and
+// what follows it (4 bytes, little-endian), then frames, each written by
+// one write call and then synced:
 //
 //	magic    "bcLF"
 //	length   4 bytes, little-endian: the payload's length
@@ -34,13 +36,18 @@
 // bytes' checksum, whatever the bytes: before it, a value full of magics
 // with lengths that fit ran the search out of its budget, and one damaged
 // byte before such a value made every acknowledged frame after it read
-// as a torn end (found by review).
+// as a torn end (found by review). The previous segment's length lets
+// Read find an older segment cut at the end of a frame, which read as
+// whole (found by review), and read an older segment only to where it
+// ended: a frame whose write failed and that no truncate took off stays
+// after it, and is not damage.
 // The nonce keeps the bytes of a value from passing for a frame: a torn
 // frame whose value held a frame's bytes was read as a good frame after a
 // bad one, that is, as damage. The header's own checksum keeps a damaged
 // nonce from making every frame fail its check, the segment's frames
 // then read as one torn end and silently dropped (found by review).
-// Version 3 segments (no head sum), version 2 segments (nor the header's
+// Version 3 segments (no head sum, no previous segment), version 2
+// segments (nor the header's
 // checksum) and version 1 segments (no nonce either; the checksum of the
 // length and payload alone), as the releases before wrote them, are read
 // as before, except that a search that runs out of its budget in them is
@@ -98,6 +105,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -121,8 +129,9 @@ const (
 	headerV1    = headerMagic + "\x01"
 	nonceLen    = 8
 	headerLenV2 = len(headerMagic) + 1 + nonceLen
-	headerLen   = headerLenV2 + 4 // versions 3 and 4: a checksum of the version and nonce
-	version     = 4               // of the segments written
+	headerLenV3 = headerLenV2 + 4  // version 3: a checksum of the version and nonce
+	headerLen   = headerLenV2 + 20 // version 4: the previous segment's number and length, and the checksum
+	version     = 4                // of the segments written
 	frameMagic  = "bcLF"
 	frameHeadV3 = len(frameMagic) + 8 // versions 1 to 3: magic, length, checksum
 	frameHead   = frameHeadV3 + 4     // version 4: magic, length, the length's checksum, checksum
@@ -237,6 +246,21 @@ func Read(path string) ([]Entry, ReadStats, error) {
 			return nil, st, err
 		}
 		last := i == len(segs)-1
+		if !last {
+			end, err := endOf(seg, segs[i+1])
+			switch {
+			case err != nil:
+				return nil, st, fmt.Errorf("%w: %v", ErrDamaged, err)
+			case end < 0: // the next segment does not say
+			case int64(len(b)) < end:
+				// Cut short: at a frame's end, it read as whole.
+				return nil, st, fmt.Errorf("%w: %s: %d bytes, and %s says it ended at %d", ErrDamaged, seg.Path, len(b), segs[i+1].Path, end)
+			default:
+				// What follows (a frame whose write or sync failed, and
+				// that no truncate could take off) was never taken.
+				b = b[:end]
+			}
+		}
 		var valid int
 		recs, valid, err = readSegment(recs, b, last)
 		if err != nil {
@@ -255,15 +279,39 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	return recs, st, nil
 }
 
+// endOf returns the length at which seg ends by the header of next, the
+// segment written after it; -1 if next's header does not say (written by
+// a release before version 4, or torn).
+func endOf(seg, next Segment) (int64, error) {
+	f, err := os.Open(next.Path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	b := make([]byte, headerLen)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	_, h, ok := readHeader(b[:n])
+	switch {
+	case !ok || !h.chained:
+		return -1, nil
+	case h.prevN != seg.N || h.prevLen > math.MaxInt64:
+		return 0, fmt.Errorf("%s follows segment %d, ending at %d, not %s", next.Path, h.prevN, h.prevLen, seg.Path)
+	}
+	return int64(h.prevLen), nil
+}
+
 // readSegment appends the entries of segment b to dst and returns the
 // length of its part that checks: all of it but a direct write's padding,
 // or, if b is the newest segment (last), all but a torn end.
 func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	off, f, ok := readHeader(b)
-	if v := len(headerMagic); !ok && len(b) >= headerLen && string(b[:v]) == headerMagic && (b[v] == 3 || b[v] == 4) {
+	if n := checkedHeaderLen(b); !ok && n > 0 && len(b) >= n {
 		// A version 3 or 4 header that fails its check: torn only if
 		// nothing was written after it (its segment was being created).
-		if last && len(bytes.TrimLeft(b[headerLen:], "\x00")) == 0 {
+		if last && len(bytes.TrimLeft(b[n:], "\x00")) == 0 {
 			return dst, 0, nil
 		}
 		return dst, 0, errors.New("bad header (its checksum fails)")
@@ -373,16 +421,18 @@ func padding(b []byte, off int) bool {
 // false if b starts with no header.
 func readHeader(b []byte) (n int, f format, ok bool) {
 	v := len(headerMagic) // the version byte's offset
-	switch {
-	case len(b) >= headerLen && string(b[:v]) == headerMagic && (b[v] == 3 || b[v] == 4):
-		if crc32.Checksum(b[v:headerLenV2], castagnoli) != binary.LittleEndian.Uint32(b[headerLenV2:]) {
+	switch n := checkedHeaderLen(b); {
+	case n > 0 && len(b) >= n:
+		if crc32.Checksum(b[v:n-4], castagnoli) != binary.LittleEndian.Uint32(b[n-4:]) {
 			return 0, format{}, false
 		}
 		f := format{seed: crc32.Checksum(b[v+1:headerLenV2], castagnoli), head: frameHeadV3}
 		if b[v] == 4 {
-			f.head, f.headSum = frameHead, true
+			f.head, f.headSum, f.chained = frameHead, true, true
+			f.prevN = binary.LittleEndian.Uint64(b[headerLenV2:])
+			f.prevLen = binary.LittleEndian.Uint64(b[headerLenV2+8:])
 		}
-		return headerLen, f, true
+		return n, f, true
 	case len(b) >= headerLenV2 && string(b[:v]) == headerMagic && b[v] == 2:
 		return headerLenV2, format{seed: crc32.Checksum(b[v+1:headerLenV2], castagnoli), head: frameHeadV3}, true
 	case len(b) >= len(headerV1) && string(b[:len(headerV1)]) == headerV1:
@@ -398,13 +448,32 @@ func readHeader(b []byte) (n int, f format, ok bool) {
 	return 0, format{}, false
 }
 
+// checkedHeaderLen returns the length of b's header if it is of a
+// version whose header has a checksum (3, 4), else 0.
+func checkedHeaderLen(b []byte) int {
+	v := len(headerMagic)
+	switch {
+	case len(b) <= v || string(b[:v]) != headerMagic:
+		return 0
+	case b[v] == 4:
+		return headerLen
+	case b[v] == 3:
+		return headerLenV3
+	}
+	return 0
+}
+
 // format is how a segment's frames are laid out, from its header: the
 // seed of their checksums (0 for version 1), the bytes before the payload,
-// and whether they include the length's own checksum (version 4).
+// and whether they include the length's own checksum (version 4); and,
+// chained (version 4), the number and final length of the segment
+// written before it (0 and 0 for none).
 type format struct {
-	seed    uint32
-	head    int
-	headSum bool
+	seed           uint32
+	head           int
+	headSum        bool
+	chained        bool
+	prevN, prevLen uint64
 }
 
 // tornHeader reports whether b is the start of a header cut short (and
@@ -418,7 +487,7 @@ func tornHeader(b []byte) bool {
 	}
 	// Version 3's and 2's (the rest is the nonce, and checksum: any
 	// bytes), and version 1's.
-	return cut(headerMagic+"\x04", headerLen) || cut(headerMagic+"\x03", headerLen) || cut(headerMagic+"\x02", headerLenV2) || cut(headerV1, len(headerV1))
+	return cut(headerMagic+"\x04", headerLen) || cut(headerMagic+"\x03", headerLenV3) || cut(headerMagic+"\x02", headerLenV2) || cut(headerV1, len(headerV1))
 }
 
 // frameAt returns the payload of the frame at b[off:] if it is whole and
@@ -667,6 +736,7 @@ type Options struct {
 // removes, if its header is torn).
 func Open(o Options, st ReadStats) (*Log, error) {
 	next := st.Newest.N + 1
+	prevN, prevLen := st.Newest.N, st.Valid
 	switch {
 	case st.Newest.Path != "" && st.Valid == 0:
 		// Created, its header cut short: it would be an older segment
@@ -676,6 +746,10 @@ func Open(o Options, st ReadStats) (*Log, error) {
 			return nil, fmt.Errorf("remove the torn segment %s: %w", st.Newest.Path, err)
 		}
 		next--
+		prevN, prevLen = 0, 0
+		if info, err := os.Stat(segmentPath(o.Path, next-1)); next > 1 && err == nil {
+			prevN, prevLen = next-1, info.Size()
+		}
 	case st.Torn > 0 || st.Padding > 0:
 		// Its torn end, or the padding of a direct write: it becomes an
 		// older segment, which ends with its last frame (see trimPadding),
@@ -693,7 +767,7 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		l.stripes[i].batch = b
 	}
 	l.small = make([]byte, 0, chunkSize)
-	if err := l.startSegment(next); err != nil {
+	if err := l.startSegment(next, prevN, prevLen); err != nil {
 		return nil, err
 	}
 	go l.run()
@@ -702,8 +776,10 @@ func Open(o Options, st ReadStats) (*Log, error) {
 
 // startSegment creates segment n, durably, and makes it the one written:
 // for direct I/O with Interval, if the file system takes it (see Direct
-// I/O). Called with l.file held, or before the goroutine starts.
-func (l *Log) startSegment(n uint64) error {
+// I/O). Its header names the segment before it, prevN (0: none), and the
+// length at which that one ends, prevLen: Read checks it, and reads no
+// further in it. Called with l.file held, or before the goroutine starts.
+func (l *Log) startSegment(n, prevN uint64, prevLen int64) error {
 	p := segmentPath(l.path, n)
 	head := make([]byte, headerLen)
 	copy(head, headerMagic)
@@ -711,7 +787,9 @@ func (l *Log) startSegment(n uint64) error {
 	if _, err := rand.Read(head[len(headerMagic)+1 : headerLenV2]); err != nil {
 		return fmt.Errorf("draw the nonce of %s: %w", p, err)
 	}
-	binary.LittleEndian.PutUint32(head[headerLenV2:], crc32.Checksum(head[len(headerMagic):headerLenV2], castagnoli))
+	binary.LittleEndian.PutUint64(head[headerLenV2:], prevN)
+	binary.LittleEndian.PutUint64(head[headerLenV2+8:], uint64(prevLen))
+	binary.LittleEndian.PutUint32(head[headerLen-4:], crc32.Checksum(head[len(headerMagic):headerLen-4], castagnoli))
 	var f *os.File
 	err := errors.ErrUnsupported
 	if l.mode == Interval {
@@ -1130,7 +1208,9 @@ func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 		s.base = l.file.off - int64(s.n)
 	}
 	if f.Truncate(l.file.off) != nil || f.Sync() != nil {
-		if serr := l.startSegment(l.file.n + 1); serr != nil {
+		// The frame may stay in the file: the next segment's header
+		// says the file ends before it (see Read).
+		if serr := l.startSegment(l.file.n+1, l.file.n, l.file.off); serr != nil {
 			// Nothing may follow a broken frame: every later append fails.
 			broken := fmt.Errorf("%w (and starting a new segment: %v)", err, serr)
 			l.failure.CompareAndSwap(nil, &broken)
@@ -1167,7 +1247,7 @@ func (l *Log) Rotate() (uint64, error) {
 	l.flush()
 	l.trimPadding()
 	old := l.file.f
-	if err := l.startSegment(l.file.n + 1); err != nil {
+	if err := l.startSegment(l.file.n+1, l.file.n, l.file.off); err != nil {
 		return 0, err
 	}
 	old.Close()
