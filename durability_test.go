@@ -700,3 +700,27 @@ func TestUnreadableNowIsNotDamage(t *testing.T) {
 		mustClose(t, c)
 	}
 }
+
+// TestLogWithoutItsSnapshotIsDamage: the log's oldest segment follows
+// segments a snapshot covered (they were removed once it was durable);
+// without that snapshot their writes are lost, and the log alone read as
+// the whole state (found by review: a reset cut short, or a snapshot
+// removed by hand).
+func TestLogWithoutItsSnapshotIsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	a.Set("a", []byte("1"), 0)
+	if err := a.writeSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	a.Set("b", []byte("2"), 0)
+	image := crashImage(t, path)
+	mustClose(t, a)
+	if c := mustNew(t, syncConfig(crashImage(t, image), SyncWrite)); c.Len() != 2 {
+		t.Fatalf("the image holds %d values, want 2", c.Len())
+	}
+	os.Remove(image)
+	if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New without the snapshot = %v, want ErrWriteLog", err)
+	}
+}

@@ -199,6 +199,13 @@ func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, err
 	if err != nil && !errors.Is(err, journal.ErrDamaged) {
 		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
+	if err == nil && snap == nil && lst.After > 0 {
+		// The segments before the oldest were removed once a snapshot
+		// held their records: without it, they are lost (a snapshot
+		// moved aside alone, by hand or by a reset cut short: found by
+		// review).
+		err = fmt.Errorf("%w: its oldest segment follows segment %d, which a snapshot held, and there is no snapshot", journal.ErrDamaged, lst.After)
+	}
 	return snap, logged, lst, err
 }
 

@@ -208,6 +208,11 @@ type ReadStats struct {
 	// length if none).
 	Newest               Segment
 	Torn, Padding, Valid int64
+	// After is the number of the segment written before the oldest one
+	// there is, by its header (0: none, or a release before version 4
+	// wrote it): removed because a snapshot holds its records, so a log
+	// found without a snapshot and with After above 0 lost them.
+	After uint64
 }
 
 // Entry is a record of the log.
@@ -259,6 +264,11 @@ func Read(path string) ([]Entry, ReadStats, error) {
 				// What follows (a frame whose write or sync failed, and
 				// that no truncate could take off) was never taken.
 				b = b[:end]
+			}
+		}
+		if i == 0 {
+			if _, f, ok := readHeader(b); ok && f.chained {
+				st.After = f.prevN
 			}
 		}
 		var valid int
@@ -1355,7 +1365,12 @@ func RemoveAll(path string) error {
 }
 
 // MoveAside renames the snapshot at path and every segment of its log,
-// those that exist, with suffix appended, and returns the new names.
+// those that exist, with suffix appended, and returns the new names. It
+// never renames over a file: a name taken (two resets within the clock's
+// resolution, or a clock set back) gets ".1", ".2" and so on after it.
+// The snapshot goes first: cut short, it leaves segments without their
+// snapshot, which the next start finds (ReadStats.After) and moves aside
+// too.
 func MoveAside(path, suffix string) ([]string, error) {
 	segs, err := Segments(path)
 	if err != nil {
@@ -1367,13 +1382,20 @@ func MoveAside(path, suffix string) ([]string, error) {
 	}
 	var moved []string
 	for _, p := range paths {
-		switch err := os.Rename(p, p+suffix); {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return moved, err
-		default:
-			moved = append(moved, p+suffix)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			continue
 		}
+		to := p + suffix
+		for i := 1; ; i++ {
+			if _, err := os.Lstat(to); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			to = fmt.Sprintf("%s%s.%d", p, suffix, i)
+		}
+		if err := os.Rename(p, to); err != nil {
+			return moved, err
+		}
+		moved = append(moved, to)
 	}
 	return moved, syncDir(path)
 }

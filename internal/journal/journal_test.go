@@ -876,3 +876,26 @@ func TestSegmentAfterAnotherIsDamage(t *testing.T) {
 		t.Fatalf("read %v, %v; want ErrDamaged and nothing", keys(recs), err)
 	}
 }
+
+// TestMoveAsideKeepsWhatWasMovedBefore: moved aside twice under the same
+// suffix (two resets within the clock's resolution), the first set is
+// not renamed over (found by review).
+func TestMoveAsideKeepsWhatWasMovedBefore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	var all []string
+	for round := range 2 {
+		os.WriteFile(path, []byte(fmt.Sprint("snapshot ", round)), 0o644)
+		os.WriteFile(segmentPath(path, 1), []byte(fmt.Sprint("segment ", round)), 0o644)
+		moved, err := MoveAside(path, ".damaged-x")
+		if err != nil || len(moved) != 2 {
+			t.Fatalf("round %d: moved %v, %v", round, moved, err)
+		}
+		all = append(all, moved...)
+	}
+	for i, p := range all {
+		b, err := os.ReadFile(p)
+		if want := []string{"snapshot 0", "segment 0", "snapshot 1", "segment 1"}[i]; err != nil || string(b) != want {
+			t.Fatalf("%s holds %q, %v; want %q", p, b, err, want)
+		}
+	}
+}
