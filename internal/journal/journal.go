@@ -89,7 +89,8 @@
 // version 4, a frame that checks, or bytes the search ran out of its
 // budget on), a bad frame whose length fits followed by bytes other than
 // a direct write's padding, a torn end in an older segment, a bad
-// header, a segment missing between two others. [Read] returns an error
+// header, a segment missing between two others, an older segment shorter
+// than the header of the one after it says. [Read] returns an error
 // wrapping [ErrDamaged] and no record, so that nothing is half applied.
 // A damaged last frame with nothing after it cannot be told from a torn
 // one. A header that fails its checksum is damage, unless nothing was
