@@ -667,7 +667,7 @@ func TestUnreadableNowIsNotDamage(t *testing.T) {
 	}{
 		{"snapshot", func(path string) {
 			loadSnapshot = func(path string, _ int) (*store.Snapshot, error) {
-				return nil, fmt.Errorf("%w: %w", store.ErrSnapshot, &fs.PathError{Op: "open", Path: path, Err: syscall.EMFILE})
+				return nil, fmt.Errorf("%w: %w", store.ErrSnapshot, &fs.PathError{Op: "open", Path: path, Err: notDamage[0]})
 			}
 		}},
 		{"log", func(path string) {

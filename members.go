@@ -1,11 +1,13 @@
 package bcache
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/store"
@@ -102,6 +104,14 @@ func readAtMost(path string, limit int64) ([]byte, error) {
 	return b, err
 }
 
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // knownNow returns the members this member counts, or nil before it runs.
 func (c *Cache) knownNow() []transport.Known {
 	if c.repl == nil {
@@ -116,6 +126,15 @@ func (c *Cache) knownNow() []transport.Known {
 func (c *Cache) writeKnown(known []transport.Known) {
 	if c.repl == nil { // a snapshot New writes before the member runs: the last run's file stays
 		return
+	}
+	if len(known) > maxKnown {
+		// More than its next start reads (and, under DamageFail, takes
+		// for damage: found by review): the members that are current
+		// first, incarnations that ended after them.
+		known = slices.Clone(known)
+		slices.SortStableFunc(known, func(a, b transport.Known) int { return cmp.Compare(b2i(a.Ended), b2i(b.Ended)) })
+		c.log.Warn().Int("members", len(known)).Int("kept", maxKnown).Msg("more members counted than the members file keeps: the incarnations that ended are left out first")
+		known = known[:maxKnown]
 	}
 	f := knownFile{Version: 1, Members: known}
 	if err := store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {

@@ -3,6 +3,7 @@ package bcache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,5 +172,30 @@ func bLosesA(t *testing.T, net *memnet.Network, path string) {
 	await.Until(t, 10*time.Second, func() bool { return len(b.Members()) == 1 }, "b still sees a")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMembersFileKeepsWhatItsReaderTakes: more members counted than a
+// members file is read with are written without the incarnations that
+// ended, then cut at the count: its next start, which takes a longer file
+// for damage, reads it (found by review).
+func TestMembersFileKeepsWhatItsReaderTakes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.snap")
+	cfg := testConfig("m")
+	cfg.SnapshotPath = path
+	c := newCache(t, cfg)
+	known := make([]transport.Known, maxKnown+10)
+	for i := range known {
+		known[i] = transport.Known{Name: fmt.Sprint("n", i), Ended: i < 10}
+	}
+	c.writeKnown(known)
+	back, err := c.readKnown(true)
+	if err != nil || len(back) != maxKnown {
+		t.Fatalf("read %d members, %v; want %d", len(back), err, maxKnown)
+	}
+	for _, k := range back {
+		if k.Ended {
+			t.Fatalf("kept %+v, an ended incarnation, over a current member", k)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -167,11 +166,15 @@ func (c *Cache) logReceived(ev *store.Event) {
 
 // unreadableNow reports whether err says the files could not be read now,
 // not that they are damaged: permissions (a deployment that changed the
-// owner), too many files open, memory, a call interrupted. DamageReset
-// does not move such files aside: it renamed good files aside and started
-// empty for a shortage of file descriptors (found by review).
+// owner), too many files open, memory (notDamage: the system's errors for
+// them), a file another process holds (Windows). DamageReset does not
+// move such files aside: it renamed good files aside and started empty
+// for a shortage of file descriptors (found by review).
 func unreadableNow(err error) bool {
-	for _, e := range []error{fs.ErrPermission, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EINTR} {
+	if errors.Is(err, fs.ErrPermission) {
+		return true
+	}
+	for _, e := range notDamage {
 		if errors.Is(err, e) {
 			return true
 		}

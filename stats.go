@@ -92,8 +92,9 @@ type Stats struct {
 	// one before ran), and LogErrors the syncs and segment changes that
 	// failed. LogDirect says the log writes with direct I/O, bypassing the
 	// page cache (SyncInterval on Linux, on a file system that takes it).
-	// DamageResets counts the snapshots and logs New moved aside
-	// (OnDamage DamageReset).
+	// DamageResets counts the times New moved files aside (OnDamage
+	// DamageReset): the snapshot with its log, and the members file, each
+	// once (both damaged, one start counts 2).
 	Replayed     uint64 `json:"replayed"`
 	Logged       uint64 `json:"logged"`
 	LogSyncs     uint64 `json:"log_syncs"`

@@ -361,32 +361,26 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 
 // afterBadFrame says whether the bad frame at off of the newest segment
 // is damage rather than a torn end: a crash tears the last write alone,
-// so anything written after it is damage. That is:
-//   - a frame whose length fits (its payload damaged, or its length)
-//     followed by bytes other than a direct write's padding zeros
-//     (before, a frame followed by a frame that checks was damage, but
-//     the bytes after a damaged length may be in the middle of a frame);
-//   - in a version 4 segment, a frame head that checks anywhere after it:
-//     a value's bytes cannot pass for one (the head's checksum starts
-//     from the segment's nonce), and a head costs a checksum of 4 bytes,
-//     so the search is linear whatever the bytes;
-//   - in older segments, a frame that checks after it, or a search that
-//     ran out of its budget (bytes of a value can hold many magics and
-//     lengths, each costing the checksum of the length it claims): taken
-//     for a torn end, such bytes made one damaged byte before them drop
-//     every acknowledged frame after it, and Open cut them off the disk
-//     (found by review). Reported as damage, a torn end of such bytes in
-//     a segment of a release before this one is read by no one but an
-//     operator.
+// so a frame written after it says it was not the last, in any version.
+// A tear leaves a prefix of the write (a killed process), or, after a
+// power cut, any of its pages or sectors, the others zeros: the
+// version 4 rules hold for either (afterBadFrameV4). In older segments:
+// the frame where the bad one ends by its length (a damaged payload) or
+// any frame after it that checks, or a search that ran out of its budget
+// (bytes of a value can hold many magics and lengths, each costing the
+// checksum of the length it claims): taken for a torn end, such bytes
+// made one damaged byte before them drop every acknowledged frame after
+// it, and Open cut them off the disk (found by review). Reported as
+// damage, a torn end of such bytes in a segment of a release before this
+// one is read by no one but an operator.
 func afterBadFrame(b []byte, off int, f format) error {
-	if end, ok := frameEnd(b, off, f); ok && end < len(b) && !padding(b, end) && len(bytes.TrimLeft(b[end:], "\x00")) > 0 {
-		return fmt.Errorf("bad frame at byte %d, followed by %d bytes written after it", off, len(b)-end)
-	}
 	if f.headSum {
-		if at := nextHead(b, off+1, f); at >= 0 {
-			return fmt.Errorf("bad frame at byte %d, a frame at byte %d", off, at)
+		return afterBadFrameV4(b, off, f)
+	}
+	if end, ok := frameEnd(b, off, f); ok {
+		if _, ok := frameAt(b, end, f); ok {
+			return fmt.Errorf("bad frame at byte %d, good frame at byte %d", off, end)
 		}
-		return nil
 	}
 	switch at, out, _ := scanFrames(b, off+1, f); {
 	case at >= 0:
@@ -395,6 +389,59 @@ func afterBadFrame(b []byte, off int, f format) error {
 		return fmt.Errorf("bad frame at byte %d, and too many frame magics after it to tell a torn end from damage", off)
 	}
 	return nil
+}
+
+// afterBadFrameV4 is afterBadFrame for a version 4 segment. Damage is:
+//   - a frame head that checks anywhere after the bad frame: a value's
+//     bytes cannot pass for one (its checksum starts from the segment's
+//     nonce), and checking a candidate costs a checksum of 4 bytes, so
+//     the search is linear whatever the bytes;
+//   - a bad frame whose head checks and whose length fits, followed by
+//     bytes other than a direct write's padding: written after it (with a
+//     head that does not check, a length that fits means nothing: a torn
+//     head's length may read as its low byte alone, found by review);
+//   - a bad frame whose length and payload check against its checksum,
+//     its head's own sum damaged: no tear leaves both checksums written
+//     and one wrong;
+//   - a bad frame whose head's sum checks with another length than the
+//     one it holds, the frame whole and checking with that length: its
+//     length was damaged (the head's sum is of one length of 2^32, so
+//     there is at most one; found by trying the lengths that fit).
+func afterBadFrameV4(b []byte, off int, f format) error {
+	if at := nextHead(b, off+1, f); at >= 0 {
+		return fmt.Errorf("bad frame at byte %d, a frame at byte %d", off, at)
+	}
+	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+		return nil
+	}
+	h := b[off+len(frameMagic) : off+frameHead]
+	end, fits := frameEnd(b, off, f)
+	switch {
+	case fits && headAt(b, off, f) && !padding(b, end) && len(bytes.TrimLeft(b[end:], "\x00")) > 0:
+		return fmt.Errorf("bad frame at byte %d, followed by %d bytes written after it", off, len(b)-end)
+	case fits && sumChecks(b[off+frameHead:end], h[:4], h[8:], f.seed):
+		return fmt.Errorf("bad frame head at byte %d (its frame checks)", off)
+	case headAt(b, off, f):
+		return nil
+	}
+	want := binary.LittleEndian.Uint32(h[4:])
+	var l [4]byte
+	for n := range min(len(b)-off-frameHead, maxFrame) + 1 {
+		binary.LittleEndian.PutUint32(l[:], uint32(n))
+		if crc32.Update(f.seed, castagnoli, l[:]) == want {
+			if sumChecks(b[off+frameHead:off+frameHead+n], l[:], h[8:], f.seed) {
+				return fmt.Errorf("bad frame length at byte %d (its frame checks with a length of %d)", off, n)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// sumChecks reports whether the frame checksum sum (4 bytes) is that of
+// a frame of length l (4 bytes) and payload p, from seed.
+func sumChecks(p, l, sum []byte, seed uint32) bool {
+	return crc32.Update(crc32.Update(seed, castagnoli, l), castagnoli, p) == binary.LittleEndian.Uint32(sum)
 }
 
 // decodeEntries appends the entries of a frame's payload to dst.
@@ -445,18 +492,31 @@ func readHeader(b []byte) (n int, f format, ok bool) {
 		}
 		return n, f, true
 	case len(b) >= headerLenV2 && string(b[:v]) == headerMagic && b[v] == 2:
+		// Followed by a frame or nothing, as version 1: a version 4
+		// header whose version byte reads 2 is followed by the previous
+		// segment's number, and read as version 2 every frame failed
+		// its check, the segment one torn end (found by review).
+		if !frameOrNothing(b[headerLenV2:]) {
+			return 0, format{}, false
+		}
 		return headerLenV2, format{seed: crc32.Checksum(b[v+1:headerLenV2], castagnoli), head: frameHeadV3}, true
 	case len(b) >= len(headerV1) && string(b[:len(headerV1)]) == headerV1:
 		// A version 1 header is followed by a frame or by nothing: a
 		// version byte 3 or 2 with a bit flipped to 1 is not (its nonce
 		// follows), and read as version 1 it made every frame fail its
 		// check, the segment one torn end (found by review).
-		if rest := b[len(headerV1):]; len(bytes.TrimLeft(rest, "\x00")) > 0 && !bytes.HasPrefix([]byte(frameMagic), rest[:min(len(rest), len(frameMagic))]) {
+		if !frameOrNothing(b[len(headerV1):]) {
 			return 0, format{}, false
 		}
 		return len(headerV1), format{head: frameHeadV3}, true
 	}
 	return 0, format{}, false
+}
+
+// frameOrNothing reports whether rest, what follows a header of version 1
+// or 2, starts as a frame does, or holds only zeros.
+func frameOrNothing(rest []byte) bool {
+	return len(bytes.TrimLeft(rest, "\x00")) == 0 || bytes.HasPrefix([]byte(frameMagic), rest[:min(len(rest), len(frameMagic))])
 }
 
 // checkedHeaderLen returns the length of b's header if it is of a
