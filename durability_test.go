@@ -724,3 +724,22 @@ func TestLogWithoutItsSnapshotIsDamage(t *testing.T) {
 		t.Fatalf("New without the snapshot = %v, want ErrWriteLog", err)
 	}
 }
+
+// TestLogAfterACleanCloseWithoutItsSnapshotIsDamage: a clean Close
+// writes a snapshot and removes the log; the next run's first segment
+// follows that snapshot. Found without it (removed by hand, or a reset
+// cut short), the log alone read as the whole state (found by review).
+func TestLogAfterACleanCloseWithoutItsSnapshotIsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	a.Set("a", []byte("1"), 0)
+	mustClose(t, a)
+	b := mustNew(t, syncConfig(path, SyncWrite))
+	b.Set("b", []byte("2"), 0)
+	image := crashImage(t, path)
+	mustClose(t, b)
+	os.Remove(image)
+	if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New without the snapshot = %v, want ErrWriteLog", err)
+	}
+}

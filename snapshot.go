@@ -135,7 +135,7 @@ func (c *Cache) restore() (err error) {
 	}
 	var errLog sync.Mutex
 	var logged1 time.Time
-	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery,
+	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery, Snapshot: snap != nil,
 		OnError: func(err error) {
 			c.stats.logErrors.Add(1)
 			errLog.Lock()
@@ -202,12 +202,12 @@ func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, err
 	if err != nil && !errors.Is(err, journal.ErrDamaged) {
 		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
-	if err == nil && snap == nil && lst.After > 0 {
+	if err == nil && snap == nil && lst.FollowsSnapshot {
 		// The segments before the oldest were removed once a snapshot
 		// held their records: without it, they are lost (a snapshot
 		// moved aside alone, by hand or by a reset cut short: found by
 		// review).
-		err = fmt.Errorf("%w: its oldest segment follows segment %d, which a snapshot held, and there is no snapshot", journal.ErrDamaged, lst.After)
+		err = fmt.Errorf("%w: its oldest segment follows what a snapshot held, and there is no snapshot", journal.ErrDamaged)
 	}
 	return snap, logged, lst, err
 }

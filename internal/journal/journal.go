@@ -17,7 +17,8 @@
 // A segment is a header, "bcache log\n", a version byte (4), a nonce
 // of 8 random bytes drawn for the segment, the number of the segment
 // written before it and the length at which that one ends (8 bytes each,
-// little-endian; 0 and 0 for none), and a CRC-32C of the version byte and
+// little-endian; 0 and 0 for none, 0 and 2^64-1 for none but a snapshot
+// that holds what came before), and a CRC-32C of the version byte and
 // what follows it (4 bytes, little-endian), then frames, each written by
 // one write call and then synced:
 //
@@ -209,12 +210,22 @@ type ReadStats struct {
 	// length if none).
 	Newest               Segment
 	Torn, Padding, Valid int64
-	// After is the number of the segment written before the oldest one
-	// there is, by its header (0: none, or a release before version 4
-	// wrote it): removed because a snapshot holds its records, so a log
-	// found without a snapshot and with After above 0 lost them.
-	After uint64
+	// FollowsSnapshot says the oldest segment's header names a segment
+	// before it, or says a snapshot held what came before it (see
+	// Options.Snapshot): the segments before it were removed because a
+	// snapshot holds their records, so a log found without a snapshot
+	// and FollowsSnapshot lost them. (False for segments of releases
+	// before version 4.)
+	FollowsSnapshot bool
+	// Before is, if the newest segment's header is torn (Valid 0), the
+	// length of the part of the segment before it that checks: Open cuts
+	// it there.
+	Before int64
 }
+
+// afterSnapshot is the previous length in the header of a segment
+// started with no segment before it, by a member that holds a snapshot.
+const afterSnapshot = math.MaxUint64
 
 // Entry is a record of the log.
 type Entry struct {
@@ -231,6 +242,21 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	segs, err := Segments(path)
 	if err != nil {
 		return nil, st, err
+	}
+	// A newest segment whose header is torn was being created when the
+	// process ended: the one before it was the newest, its end torn or
+	// not (a frame whose write failed, and the next segment's creation
+	// cut short on its failure path: it read as damage in an older
+	// segment, found by review), and is read so.
+	newest := len(segs) - 1
+	if newest > 0 {
+		b, err := os.ReadFile(segs[newest].Path)
+		if err != nil {
+			return nil, st, err
+		}
+		if headerTorn(b) {
+			newest--
+		}
 	}
 	var recs []Entry
 	for i, seg := range segs {
@@ -251,7 +277,7 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		if err != nil {
 			return nil, st, err
 		}
-		last := i == len(segs)-1
+		last := i >= newest
 		if !last {
 			end, err := endOf(seg, segs[i+1])
 			switch {
@@ -269,7 +295,7 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		}
 		if i == 0 {
 			if _, f, ok := readHeader(b); ok && f.chained {
-				st.After = f.prevN
+				st.FollowsSnapshot = f.prevN > 0 || f.prevLen == afterSnapshot
 			}
 		}
 		var valid int
@@ -277,17 +303,33 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		if err != nil {
 			return nil, st, fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
 		}
-		if last {
+		switch {
+		case i == len(segs)-1:
 			st.Newest, st.Valid = seg, int64(valid)
 			if padding(b, valid) {
 				st.Padding = int64(len(b) - valid)
 			} else {
 				st.Torn = int64(len(b) - valid)
 			}
+		case last: // before a newest whose header is torn
+			st.Before = int64(valid)
 		}
 	}
 	st.Segments, st.Records = len(segs), len(recs)
 	return recs, st, nil
+}
+
+// headerTorn reports whether b, a segment, has a header cut short, or one
+// that fails its checksum with nothing written after it: its creation
+// was cut short.
+func headerTorn(b []byte) bool {
+	if _, _, ok := readHeader(b); ok {
+		return false
+	}
+	if n := checkedHeaderLen(b); n > 0 && len(b) >= n {
+		return len(bytes.TrimLeft(b[n:], "\x00")) == 0
+	}
+	return tornHeader(b)
 }
 
 // endOf returns the length at which seg ends by the header of next, the
@@ -308,7 +350,7 @@ func endOf(seg, next Segment) (int64, error) {
 	switch {
 	case !ok || !h.chained:
 		return -1, nil
-	case h.prevN != seg.N || h.prevLen > math.MaxInt64:
+	case h.prevN != seg.N || h.prevLen > math.MaxInt64: // afterSnapshot too: a segment started with none before it
 		return 0, fmt.Errorf("%s follows segment %d, ending at %d, not %s", next.Path, h.prevN, h.prevLen, seg.Path)
 	}
 	return int64(h.prevLen), nil
@@ -424,18 +466,30 @@ func afterBadFrameV4(b []byte, off int, f format) error {
 	case headAt(b, off, f):
 		return nil
 	}
-	want := binary.LittleEndian.Uint32(h[4:])
+	n := lengthFor(f.seed, binary.LittleEndian.Uint32(h[4:]))
 	var l [4]byte
-	for n := range min(len(b)-off-frameHead, maxFrame) + 1 {
-		binary.LittleEndian.PutUint32(l[:], uint32(n))
-		if crc32.Update(f.seed, castagnoli, l[:]) == want {
-			if sumChecks(b[off+frameHead:off+frameHead+n], l[:], h[8:], f.seed) {
-				return fmt.Errorf("bad frame length at byte %d (its frame checks with a length of %d)", off, n)
-			}
-			return nil
-		}
+	binary.LittleEndian.PutUint32(l[:], n)
+	if uint64(n) <= uint64(min(len(b)-off-frameHead, maxFrame)) && sumChecks(b[off+frameHead:off+frameHead+int(n)], l[:], h[8:], f.seed) {
+		return fmt.Errorf("bad frame length at byte %d (its frame checks with a length of %d)", off, n)
 	}
 	return nil
+}
+
+// lengthFor returns the length whose head's sum, from seed, is sum: the
+// CRC of 4 bytes maps them one to one onto its values, and is undone bit
+// by bit (the register run backwards through the 32 bits the length
+// shifted in).
+func lengthFor(seed, sum uint32) uint32 {
+	const poly = 0x82f63b78 // Castagnoli, reflected
+	r := ^sum
+	for range 32 {
+		if r&0x80000000 != 0 {
+			r = (r^poly)<<1 | 1
+		} else {
+			r <<= 1
+		}
+	}
+	return r ^ ^seed
 }
 
 // sumChecks reports whether the frame checksum sum (4 bytes) is that of
@@ -800,6 +854,10 @@ type Options struct {
 	// OnError, if set, is called with every frame that failed to be
 	// written or synced, from the log's goroutine.
 	OnError func(error)
+	// Snapshot says a snapshot holds what came before the log: a segment
+	// started with none before it says so in its header (see
+	// ReadStats.FollowsSnapshot).
+	Snapshot bool
 }
 
 // Open starts a new segment of the log, numbered after the newest that
@@ -818,8 +876,11 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		}
 		next--
 		prevN, prevLen = 0, 0
-		if info, err := os.Stat(segmentPath(o.Path, next-1)); next > 1 && err == nil {
-			prevN, prevLen = next-1, info.Size()
+		if next > 1 { // the one before it, which Read read as the newest
+			prevN, prevLen = next-1, st.Before
+			if err := truncateSynced(segmentPath(o.Path, prevN), st.Before); err != nil {
+				return nil, fmt.Errorf("cut the torn end of %s: %w", segmentPath(o.Path, prevN), err)
+			}
 		}
 	case st.Torn > 0 || st.Padding > 0:
 		// Its torn end, or the padding of a direct write: it becomes an
@@ -838,6 +899,9 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		l.stripes[i].batch = b
 	}
 	l.small = make([]byte, 0, chunkSize)
+	if prevN == 0 && o.Snapshot {
+		prevLen = -1 // afterSnapshot
+	}
 	if err := l.startSegment(next, prevN, prevLen); err != nil {
 		return nil, err
 	}
@@ -1448,8 +1512,15 @@ func MoveAside(path, suffix string) ([]string, error) {
 		}
 		to := p + suffix
 		for i := 1; ; i++ {
-			if _, err := os.Lstat(to); errors.Is(err, os.ErrNotExist) {
+			_, err := os.Lstat(to)
+			if errors.Is(err, os.ErrNotExist) {
 				break
+			}
+			if err != nil { // a name too long, say: it looped for ever (found by review)
+				return moved, err
+			}
+			if i > 1000 {
+				return moved, fmt.Errorf("no free name to move %s aside to", p)
 			}
 			to = fmt.Sprintf("%s%s.%d", p, suffix, i)
 		}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -990,5 +992,69 @@ func TestLastFrameWithADamagedHeadSumIsDamage(t *testing.T) {
 	os.WriteFile(seg, b, 0o644)
 	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
 		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
+	}
+}
+
+// TestMoveAsideFailsOnANameTooLong: a name to move aside to that is too
+// long for the file system made MoveAside look for a free one for ever
+// (found by review: New never returned under DamageReset).
+func TestMoveAsideFailsOnANameTooLong(t *testing.T) {
+	path := filepath.Join(t.TempDir(), strings.Repeat("s", 230))
+	if err := os.WriteFile(path, []byte("snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MoveAside(path, ".damaged-"+strings.Repeat("x", 40)); err == nil {
+		t.Fatal("moved a file aside to a name too long")
+	}
+}
+
+// TestTornHeaderAfterAFailedFrameIsATornEnd: a frame whose write failed
+// in part and could not be truncated away, then the next segment's
+// creation cut short by a crash (its header torn): the segment before it
+// was the newest, its failed frame a torn end, not damage in an older
+// segment (found by review: the member would not start). Open cuts it
+// there and makes the next segment again.
+func TestTornHeaderAfterAFailedFrameIsATornEnd(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 3)
+	valid := l.file.off
+	l.Close(false)
+	seg1 := segmentPath(path, 1)
+	b, err := os.ReadFile(seg1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := rec(99)
+	os.WriteFile(seg1, append(b, frameOf(&failed, 0)[:20]...), 0o644)  // the failed frame, in part
+	os.WriteFile(segmentPath(path, 2), []byte(headerMagic[:5]), 0o644) // the next segment's header, torn
+	recs, st := mustRead(t, path)
+	if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != 0 || st.Before != valid {
+		t.Fatalf("read %v, %+v; want k0-k2, and segment 1 valid to %d", keys(recs), st, valid)
+	}
+	l2, err := Open(Options{Path: path, Mode: EveryWrite}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l2, 3, 5)
+	l2.Close(false)
+	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1", "k2", "k3", "k4"}) || st.Segments != 2 {
+		t.Fatalf("after Open: read %v, %+v", keys(recs), st)
+	}
+	if info, _ := os.Stat(seg1); info.Size() != valid {
+		t.Fatalf("segment 1 is %d bytes, want %d", info.Size(), valid)
+	}
+}
+
+// TestLengthForUndoesTheHeadSum: the length a head's sum is of is found
+// from the sum alone (one length has it).
+func TestLengthForUndoesTheHeadSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10_000 {
+		seed, n := r.Uint32(), r.Uint32()
+		var l [4]byte
+		binary.LittleEndian.PutUint32(l[:], n)
+		if got := lengthFor(seed, crc32.Update(seed, castagnoli, l[:])); got != n {
+			t.Fatalf("seed %#x: length %d, want %d", seed, got, n)
+		}
 	}
 }
