@@ -640,19 +640,32 @@ func TestLeftAndBackIsAlive(t *testing.T) {
 // TestLeaverSaysWhetherItKeepsItsState: a member leaving says whether it
 // comes back with its state (Config.KeepsState), and the others tell
 // their node so: they wait for such a member before they collect early
-// without it, and not for one that keeps nothing.
+// without it, and not for one that keeps nothing. (It faked the leave and
+// read the leavers off the view itself, racing the loop, which takes them
+// too, and b's own gossip, which put it back: about one run in ten under
+// the race detector saw none.) b leaves for real.
 func TestLeaverSaysWhetherItKeepsItsState(t *testing.T) {
 	for _, keeps := range []bool{false, true} {
 		a := startNode(t, "a", nil)
 		b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) { c.KeepsState = keeps })
 		waitMembers(t, 2, a, b)
-		b.r.leaving.Store(true)
-		meta := delegate{b.r}.NodeMeta(512)
-		a.r.memberChanged(&memberlist.Node{Name: "b", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: meta}, false)
-		_, left, _ := a.r.view()
-		if len(left) != 1 || left[0] != (leaver{"b", keeps}) {
-			t.Fatalf("keeps %v: left %v", keeps, left)
+		await.Until(t, 10*time.Second, func() bool {
+			return slices.ContainsFunc(a.r.Known(), func(k transport.Known) bool { return k.Name == "b" && !k.Ended })
+		}, "a's node does not count b")
+		if err := b.r.Close(); err != nil {
+			t.Fatal(err)
 		}
+		// Kept: ended, and waited for as one that comes back with its
+		// state. Not kept: forgotten at once (a member that failed
+		// instead would stay, failed, for FailedTimeout).
+		await.Until(t, 10*time.Second, func() bool {
+			for _, k := range a.r.Known() {
+				if k.Name == "b" {
+					return keeps && k.Ended && k.Left
+				}
+			}
+			return !keeps
+		}, "keeps %v: a's node counts b as %+v", keeps, a.r.Known())
 	}
 }
 
