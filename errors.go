@@ -27,12 +27,16 @@ var (
 	// ErrNilFiller is returned by GetWithFiller without a filler.
 	ErrNilFiller = errors.New("nil filler")
 	// ErrSnapshot is returned by New for a snapshot file (SnapshotPath)
-	// that is damaged, truncated or of another format. Nothing of it is
-	// restored; remove the file to start empty.
+	// that is damaged, truncated or of another format, or for its members
+	// file. Nothing of it is restored; to start empty, remove the file and
+	// its write log (SnapshotPath + ".log.*": a log that follows a
+	// snapshot is damage without it), or start with OnDamage:
+	// DamageReset, which moves them aside.
 	ErrSnapshot = store.ErrSnapshot
 	// ErrWriteLog is returned by New for a write log (Config.Sync) that
 	// is damaged or unreadable (a torn end, left by a crash in the middle
-	// of a write, is not damage: it is ignored). Nothing is restored.
+	// of a write, is not damage: it is ignored), or that follows a
+	// snapshot that is not there. Nothing is restored.
 	ErrWriteLog = journal.ErrDamaged
 	// ErrAheadOfClock is returned by New when the snapshot or the write
 	// log holds records stamped more than MaxClockDrift ahead of the

@@ -207,7 +207,7 @@ func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, err
 		// held their records: without it, they are lost (a snapshot
 		// moved aside alone, by hand or by a reset cut short: found by
 		// review).
-		err = fmt.Errorf("%w: its oldest segment follows what a snapshot held, and there is no snapshot", journal.ErrDamaged)
+		err = fmt.Errorf("%w: its oldest segment follows what a snapshot held, and there is no snapshot at %s (remove %s.log.* too to start empty)", journal.ErrDamaged, c.cfg.SnapshotPath, c.cfg.SnapshotPath)
 	}
 	return snap, logged, lst, err
 }

@@ -250,12 +250,18 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	// segment, found by review), and is read so.
 	newest := len(segs) - 1
 	if newest > 0 {
-		b, err := os.ReadFile(segs[newest].Path)
-		if err != nil {
+		// A torn header is at most one block long (a direct write's):
+		// a longer file is not read twice.
+		if info, err := os.Stat(segs[newest].Path); err != nil {
 			return nil, st, err
-		}
-		if headerTorn(b) {
-			newest--
+		} else if info.Size() <= dioAlign {
+			b, err := os.ReadFile(segs[newest].Path)
+			if err != nil {
+				return nil, st, err
+			}
+			if headerTorn(b) {
+				newest--
+			}
 		}
 	}
 	var recs []Entry
@@ -876,7 +882,7 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		}
 		next--
 		prevN, prevLen = 0, 0
-		if next > 1 { // the one before it, which Read read as the newest
+		if st.Segments > 1 { // the one before it, which Read read as the newest (alone, none: found by review)
 			prevN, prevLen = next-1, st.Before
 			if err := truncateSynced(segmentPath(o.Path, prevN), st.Before); err != nil {
 				return nil, fmt.Errorf("cut the torn end of %s: %w", segmentPath(o.Path, prevN), err)
@@ -1494,8 +1500,8 @@ func RemoveAll(path string) error {
 // never renames over a file: a name taken (two resets within the clock's
 // resolution, or a clock set back) gets ".1", ".2" and so on after it.
 // The snapshot goes first: cut short, it leaves segments without their
-// snapshot, which the next start finds (ReadStats.After) and moves aside
-// too.
+// snapshot, which the next start finds (ReadStats.FollowsSnapshot) and
+// moves aside too.
 func MoveAside(path, suffix string) ([]string, error) {
 	segs, err := Segments(path)
 	if err != nil {

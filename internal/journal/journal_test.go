@@ -1058,3 +1058,26 @@ func TestLengthForUndoesTheHeadSum(t *testing.T) {
 		}
 	}
 }
+
+// TestTornHeaderAloneIsRemoved: a segment numbered above 1 whose header
+// is torn, with no segment before it (those removed by a snapshot, or
+// moved aside by a reset cut short): Open removes it and starts the log
+// again, and cut a segment before it that was not there (found by
+// review: New failed).
+func TestTornHeaderAloneIsRemoved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	os.WriteFile(segmentPath(path, 3), []byte(headerMagic[:5]), 0o644)
+	recs, st := mustRead(t, path)
+	if len(recs) != 0 || st.Segments != 1 || st.Valid != 0 {
+		t.Fatalf("read %v, %+v; want a torn header alone", keys(recs), st)
+	}
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, 0, 2)
+	l.Close(false)
+	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1"}) || st.Segments != 1 || st.Newest.N != 3 {
+		t.Fatalf("read %v, %+v after Open", keys(recs), st)
+	}
+}
