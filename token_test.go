@@ -6,14 +6,20 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -337,5 +343,78 @@ func TestLongTokenIsRefusedUndecoded(t *testing.T) {
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
 		t.Fatalf("refusing it allocated %d bytes", n)
+	}
+}
+
+// pastToken is a token of a write of key no member has, stamped a second
+// before c's clock: a reader waits for it, and pulls.
+func pastToken(c *Cache, key string) Token {
+	return newToken(crdt.Record{Key: key, Time: crdt.Timestamp{Wall: c.phys() - int64(time.Second), Node: 99}})
+}
+
+// hangingDials makes the streams a member dials, once on, hang until
+// their timeout or the transport's Shutdown, as to a peer whose TCP is
+// firewalled and whose UDP is not.
+type hangingDials struct {
+	gossip.Transport
+	on   atomic.Bool
+	shut chan struct{}
+	once sync.Once
+}
+
+func (h *hangingDials) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if !h.on.Load() {
+		return h.Transport.DialAddressTimeout(a, timeout)
+	}
+	select {
+	case <-time.After(timeout):
+		return nil, errors.New("dial: timed out")
+	case <-h.shut:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *hangingDials) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return h.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+func (h *hangingDials) Shutdown() error {
+	h.once.Do(func() { close(h.shut) })
+	return h.Transport.Shutdown()
+}
+
+// TestGetAfterEndsWithItsContextWhenStreamsHang: a key larger than a
+// datagram makes GetAfter's pull a stream. Dialled on the reader's
+// goroutine, a peer whose TCP hangs held the read for TCPTimeout per
+// peer, past its context (found by review); nor is Close held by the
+// stream.
+func TestGetAfterEndsWithItsContextWhenStreamsHang(t *testing.T) {
+	mn := memnet.NewNetwork(1)
+	w := onMemnetEvery(t, mn, time.Hour, "w")
+	tr, err := mn.NewTransport("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := &hangingDials{Transport: tr, shut: make(chan struct{})}
+	timings := FastTimings()
+	timings.TCPTimeout = 10 * time.Second
+	r := newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings, AntiEntropyInterval: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.Repeat("k", 4096)
+	hd.on.Store(true)
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := r.GetAfter(ctx, key, pastToken(r, key)); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("GetAfter with a 200 ms context, the peer's streams hanging: %v after %v", err, time.Since(start))
+	}
+	start = time.Now()
+	r.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Close took %v with a stream hanging", took)
 	}
 }

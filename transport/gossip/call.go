@@ -19,7 +19,11 @@ import (
 // start with the sender's name length), then the sender's name as in a
 // protocol frame, a kind (callRequest, callReply), an id, and the payload.
 // A frame that fits a datagram goes as one (sendPacket: one round trip
-// for a call), a larger one over a stream (SendReliable).
+// for a call), a larger one to the peer's stream sender (streamQueue, as
+// the protocol's large frames): no call frame is written to a stream on
+// the goroutine that sends it, so neither a caller nor the goroutine that
+// delivers datagrams waits for a peer's TCP (a dial and a write take up
+// to TCPTimeout; found by review).
 const (
 	callMarker  = 0
 	callRequest = 1
@@ -64,10 +68,14 @@ type answeredCall struct {
 	at   time.Time
 }
 
-// keptAnswer is an answer kept, and when it was sent.
+// keptAnswer is an answer kept, and when it was sent; for an answer
+// larger than a datagram, how many times it was sent again (resends) and
+// when last (last).
 type keptAnswer struct {
-	answer []byte
-	at     time.Time
+	answer  []byte
+	at      time.Time
+	resends int
+	last    time.Time
 }
 
 // The answers a member keeps: for answeredFor, at most answeredCalls of
@@ -77,6 +85,19 @@ const (
 	answeredFor   = 30 * time.Second
 	answeredCalls = 4096
 	answeredBytes = 4 << 20
+)
+
+// A kept answer larger than a datagram is sent again, over a stream, at
+// most answerResends times and answerResendGap apart (a caller resends
+// its request at most a second apart, so a caller whose answer was lost
+// still gets it again); the repeats beyond are dropped, counted as
+// repeats. A repeat of a small request (one datagram, replayed by a
+// member, or captured and replayed by anyone) had a large answer sent
+// again for each copy. A kept answer that fits a datagram goes again for
+// every repeat: one datagram for one.
+const (
+	answerResends   = 3
+	answerResendGap = time.Second
 )
 
 type servedCall struct {
@@ -113,7 +134,12 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 
 // Call sends payload to the live member peer, whose Config.OnCall
 // answers it, and returns the answer, or ctx's error, or ErrNoPeer. A
-// call is not retried: the caller decides what a failure means.
+// call is not retried: the caller decides what a failure means. A
+// request larger than a datagram is queued for the peer's stream sender
+// and Call waits for the answer as for a small one: it returns at ctx's
+// end and at Close whatever that stream does, and with the stream's error
+// if its send fails (or the queue's refusal, when the frames queued for
+// streams are at their bounds: see Stats.StreamsDropped).
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
@@ -122,7 +148,8 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 	}
 	defer r.forget(id)
 	req := appendCall(nil, r.cfg.Name, callRequest, id, payload)
-	if err := r.sendCall(node, req); err != nil {
+	failed := make(chan error, 1) // its stream's send failed
+	if err := r.sendCall(node, req, func(err error) { failed <- err }); err != nil {
 		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 	}
 	// A request that fits a datagram goes as one, and again if no answer
@@ -138,9 +165,11 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 				return nil, fmt.Errorf("gossip: call %s: %w", peer, ErrBusy)
 			}
 			return b[1:], nil
+		case err := <-failed:
+			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 		case <-resend.C:
 			if r.fitsDatagram(req) {
-				r.sendCall(node, req)
+				r.sendCall(node, req, nil)
 			}
 			wait = min(2*wait, time.Second)
 			resend.Reset(wait)
@@ -153,21 +182,24 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 }
 
 // Ask sends payload to the live member peer, whose Config.OnCall answers
-// it, as one request that Call would send, and returns at once. The
-// answer goes to answer, called at most once, from the goroutine that
-// received it: it must be quick, and the slice is valid only during the
-// call. ErrBusy if the peer had no room to serve it. Nothing is resent: a
-// request or an answer lost is never answered. cancel forgets the request
-// (a late answer is dropped); a request not answered stays remembered
-// until it is cancelled, so every Ask must be. Ask saves the caller the
-// goroutines that Calls to several peers at once would need.
+// it, as one request that Call would send, and returns at once: a
+// request larger than a datagram is queued for the peer's stream sender,
+// not written here (an error if the queue has no room for it). The answer
+// goes to answer, called at most once, from the goroutine that received
+// it: it must be quick, and the slice is valid only during the call.
+// ErrBusy if the peer had no room to serve it. Nothing is resent: a
+// request or an answer lost (a datagram, or a stream that failed) is
+// never answered. cancel forgets the request (a late answer is dropped);
+// a request not answered stays remembered until it is cancelled, so
+// every Ask must be. Ask saves the caller the goroutines that Calls to
+// several peers at once would need.
 func (r *Replicator) Ask(peer string, payload []byte, answer func([]byte, error)) (cancel func(), err error) {
 	node, id, err := r.register(pendingCall{peer: peer, answer: answer})
 	if err != nil {
 		return nil, err
 	}
 	cancel = func() { r.forget(id) }
-	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload)); err != nil {
+	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload), nil); err != nil {
 		cancel()
 		return nil, fmt.Errorf("gossip: ask %s: %w", peer, err)
 	}
@@ -214,12 +246,22 @@ func (r *Replicator) fitsDatagram(frame []byte) bool {
 	return len(frame) <= r.datagramRoom()
 }
 
-// sendCall sends a call frame as a datagram if it fits, else over a stream.
-func (r *Replicator) sendCall(to *memberlist.Node, frame []byte) error {
+// sendCall sends a call frame as a datagram if it fits, else queues it
+// for the peer's stream sender (streamQueue): it never waits for a
+// stream. It returns a datagram's send error, or the queue's refusal
+// (counted as a stream frame dropped); failed, if not nil, gets the error
+// of a stream's send that failed, on the sender's goroutine, at most once.
+func (r *Replicator) sendCall(to *memberlist.Node, frame []byte, failed func(error)) error {
 	if r.fitsDatagram(frame) {
 		return r.sendPacket(to, frame)
 	}
-	return r.ml.SendReliable(to, frame)
+	return r.queueStream(to.Name, &streamFrame{b: frame, failed: failed})
+}
+
+// replyFits reports whether the reply frame carrying answer goes as one
+// datagram (see reply).
+func (r *Replicator) replyFits(answer []byte) bool {
+	return 2+len(r.cfg.Name)+1+8+1+len(answer) <= r.datagramRoom()
 }
 
 // receivedCall handles a call frame (after its marker).
@@ -267,9 +309,21 @@ func (r *Replicator) receivedCall(b []byte) {
 		call := servedCall{from, id}
 		r.calls.mu.Lock()
 		if a, ok := r.calls.answered[call]; ok && time.Since(a.at) < answeredFor { // answered already: that answer again
+			// reply never waits for a stream (a large answer is queued for
+			// its stream: written here, a repeat held every datagram behind
+			// it for up to TCPTimeout; found by review), and a large answer
+			// goes again only so often (answerResends).
+			again := r.replyFits(a.answer)
+			if now := time.Now(); !again && a.resends < answerResends && now.Sub(a.last) >= answerResendGap {
+				a.resends, a.last = a.resends+1, now
+				r.calls.answered[call] = a
+				again = true
+			}
 			r.calls.mu.Unlock()
-			r.counters.callRepeats.Add(1)
-			r.reply(from, id, a.answer, nil)
+			if again {
+				r.reply(from, id, a.answer, nil)
+			}
+			r.counters.callRepeats.Add(1) // once its answer is queued
 			return
 		}
 		_, again := r.calls.served[call]
@@ -335,7 +389,7 @@ func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 	// for the new one (which it deleted, and whose bytes it left counted:
 	// found by review).
 	c.answeredSize -= len(c.answered[call].answer)
-	c.answered[call] = keptAnswer{answer, now}
+	c.answered[call] = keptAnswer{answer: answer, at: now, last: now}
 	c.answeredOrder = append(c.answeredOrder, answeredCall{call, now})
 	c.answeredSize += len(answer)
 	drop := 0
@@ -358,7 +412,7 @@ func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 }
 
 // reply sends the answer to call id of peer, after a status byte: 0, or
-// 1 with err (ErrBusy).
+// 1 with err (ErrBusy). It never waits for a stream (see sendCall).
 func (r *Replicator) reply(peer string, id uint64, answer []byte, err error) {
 	status := byte(0)
 	if err != nil {
@@ -371,7 +425,8 @@ func (r *Replicator) reply(peer string, id uint64, answer []byte, err error) {
 	if !ok || r.closed.Load() {
 		return
 	}
-	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callReply, id, answer)); err != nil {
+	frame := appendCall(nil, r.cfg.Name, callReply, id, answer)
+	if err := r.sendCall(node, frame, nil); err != nil && r.fitsDatagram(frame) { // a stream's frame refused is counted by queueStream
 		r.counters.sendErrors.Add(1)
 	}
 }

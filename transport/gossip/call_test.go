@@ -150,8 +150,8 @@ func TestCallResentWhileServedIsServedOnce(t *testing.T) {
 	if n, repeats := served.Load(), b.r.counters.callRepeats.Load(); n != 1 || repeats == 0 {
 		t.Fatalf("one call served %d times, %d copies received while served", n, repeats)
 	}
-	// The served call's place is freed once its answer is sent: after the
-	// caller may have it.
+	// The served call's place is freed once its answer is sent (or
+	// queued for its stream): after the caller may have it.
 	await.Until(t, 10*time.Second, func() bool { return b.r.calls.serving.Load() == 0 }, "a served call keeps its place")
 }
 
@@ -279,5 +279,173 @@ func TestRequestsOfNonMembersAreNotServed(t *testing.T) {
 	}
 	if got := b.r.Stats().BadFrames - before; got != 100 || served.Load() != 0 {
 		t.Fatalf("%d of 100 requests of a non-member refused, %d served", got, served.Load())
+	}
+}
+
+// stallingPair starts two members on an in-memory network whose
+// transports can stall the streams they open (stallingTransport), with
+// streams timing out after tcpTimeout; b answers calls with serve.
+func stallingPair(t *testing.T, tcpTimeout time.Duration, serve func(from string, payload []byte) []byte) (a, b *node, sa, sb *stallingTransport) {
+	t.Helper()
+	net := memnet.NewNetwork(1)
+	start := func(name string, peers []string, on func(string, []byte) []byte) (*node, *stallingTransport) {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &stallingTransport{Transport: tr}
+		return startNode(t, name, peers, func(c *Config) {
+			c.Transport, c.OnCall = st, on
+			c.Timings.TCPTimeout = tcpTimeout
+		}), st
+	}
+	a, sa = start("a", nil, nil)
+	b, sb = start("b", []string{a.r.Addr()}, serve)
+	waitMembers(t, 2, a, b)
+	return a, b, sa, sb
+}
+
+// bigAnswer answers "big" with 100,000 bytes (over a stream), anything
+// else with "pong" (a datagram).
+func bigAnswer() func(string, []byte) []byte {
+	big := bytes.Repeat([]byte("v"), 100_000)
+	return func(_ string, p []byte) []byte {
+		if string(p) == "big" {
+			return big
+		}
+		return []byte("pong")
+	}
+}
+
+// answered reports whether r keeps an answer to from's call id.
+func answered(r *Replicator, from string, id uint64) bool {
+	r.calls.mu.Lock()
+	defer r.calls.mu.Unlock()
+	_, ok := r.calls.answered[servedCall{from, id}]
+	return ok
+}
+
+// TestRepeatOfALargeAnswerDoesNotStallTheReceiver: a request that comes
+// again after its answer went gets that answer again; one larger than a
+// datagram goes over a stream, which the goroutine that delivers
+// datagrams must not write: a peer whose streams stall (or one replaying
+// its request) held it for TCPTimeout per repeat, and every datagram
+// (pings, deltas, other calls) waited behind (found by review).
+func TestRepeatOfALargeAnswerDoesNotStallTheReceiver(t *testing.T) {
+	a, b, _, sb := stallingPair(t, 10*time.Second, bigAnswer())
+	req := appendCall(nil, "a", callRequest, 42, []byte("big"))
+	nb := a.r.lookup("b")
+	if err := a.r.sendPacket(nb, req); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) }, "the request was never answered")
+	sb.stall(a.r.Addr()) // b's streams to a stall from now on
+	for range 3 {        // a replays its request
+		if err := a.r.sendPacket(nb, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the request never came again")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if got, err := a.r.Call(ctx, "b", []byte("ping")); err != nil || string(got) != "pong" {
+		t.Fatalf("a call of one datagram after the repeats: %q, %v (after %v): b's datagrams wait for the repeats' streams", got, err, time.Since(start))
+	}
+}
+
+// TestRepeatsOfALargeAnswerAreBounded: a request replayed many times
+// gets its large answer again at most once per answerResendGap: each
+// copy of a datagram of a few bytes had the member send 100 kB again.
+func TestRepeatsOfALargeAnswerAreBounded(t *testing.T) {
+	a, b, _, _ := stallingPair(t, 10*time.Second, bigAnswer())
+	req := appendCall(nil, "a", callRequest, 42, []byte("big"))
+	nb := a.r.lookup("b")
+	if err := a.r.sendPacket(nb, req); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) && b.r.streams.bytes() == 0 }, "the request was never answered")
+	before := b.r.Stats().WireStreamBytes
+	const replays = 20
+	for range replays {
+		if err := a.r.sendPacket(nb, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= replays }, "%d of %d replays came", b.r.counters.callRepeats.Load(), replays)
+	await.Until(t, 10*time.Second, func() bool { return b.r.streams.bytes() == 0 }, "b's streams never went")
+	// The replays take well under answerResendGap: one resend, two if
+	// the gap ended among them.
+	if sent := b.r.Stats().WireStreamBytes - before; sent > 2*100_000+10_000 {
+		t.Fatalf("%d replays of a request had b send %d bytes over streams: its 100 kB answer %d times", replays, sent, sent/100_000)
+	}
+}
+
+// TestLostLargeAnswerIsSentAgain: an answer over a stream that failed is
+// sent again when the caller repeats its request, once answerResendGap
+// has passed, and the call is served once.
+func TestLostLargeAnswerIsSentAgain(t *testing.T) {
+	var served atomic.Int32
+	big := bigAnswer()
+	var sb *stallingTransport
+	var a *node
+	a, b, _, sb := stallingPair(t, 200*time.Millisecond, func(from string, p []byte) []byte {
+		if served.Add(1) == 1 {
+			sb.stall(a.r.Addr()) // the answer's stream fails
+		}
+		return big(from, p)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type result struct {
+		answer []byte
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := a.r.Call(ctx, "b", []byte("big"))
+		done <- result{got, err}
+	}()
+	await.Until(t, 10*time.Second, func() bool { return b.r.Stats().SendErrors >= 1 }, "the answer's stream never failed")
+	sb.stall("")
+	if r := <-done; r.err != nil || len(r.answer) != 100_000 {
+		t.Fatalf("answer of %d bytes, %v", len(r.answer), r.err)
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("served %d times, want once", n)
+	}
+}
+
+// TestLargeRequestsDoNotWaitForTheStream: a request larger than a
+// datagram goes to the peer's stream sender; Ask returns at once and Call
+// at its context's end while the stream hangs (both wrote the stream
+// themselves, for up to TCPTimeout: GetAfter and GetOrFill overran their
+// contexts; found by review), and Call fails once the stream does.
+func TestLargeRequestsDoNotWaitForTheStream(t *testing.T) {
+	const tcpTimeout = time.Second
+	a, _, sa, _ := stallingPair(t, tcpTimeout, func(string, []byte) []byte { return []byte("ok") })
+	sa.stall(a.r.lookup("b").Address())
+	big := bytes.Repeat([]byte("x"), 100_000)
+	start := time.Now()
+	cancelAsk, err := a.r.Ask("b", big, func([]byte, error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancelAsk()
+	if took := time.Since(start); took > tcpTimeout/2 {
+		t.Fatalf("Ask of %d bytes returned after %v: it waited for the stream", len(big), took)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := a.r.Call(ctx, "b", big); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > tcpTimeout/2 {
+		t.Fatalf("a call of %d bytes with a 50 ms context: %v after %v", len(big), err, time.Since(start))
+	}
+	// The stream sender writes a's frames to b one at a time: this one
+	// fails after the two before, a TCPTimeout each.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.r.Call(ctx, "b", big); err == nil || ctx.Err() != nil {
+		t.Fatalf("a call whose stream fails: %v (its context: %v)", err, ctx.Err())
 	}
 }

@@ -25,8 +25,8 @@
 // puts back together (a lost frame costs the session a retry, or its
 // completion on the responder's side, not a stalled TCP connection; see
 // fragment.go); a larger one (a batch of big values, a
-// far-behind member's repair, a value of up to the decoder's limit) goes
-// over a stream (SendReliable). Each peer with such frames waiting has a sender
+// far-behind member's repair, a value of up to the decoder's limit, a
+// call's request or answer) goes over a stream (SendReliable). Each peer with such frames waiting has a sender
 // goroutine of its own, which writes them in order, one stream at a time,
 // and ends once they are sent: a peer that stops reading holds up only its
 // own frames. Every stream gets a deadline of TCPTimeout from its dial

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -180,29 +181,33 @@ func (r *Replicator) frame(e transport.Envelope, anonymous bool) []byte {
 }
 
 // queueStream hands f to peer's stream sender, counting it if there is no
-// room. It never blocks.
-func (r *Replicator) queueStream(peer string, f *streamFrame) {
-	switch err := r.streams.push(peer, f); {
+// room, and returns the queue's refusal. It never blocks.
+func (r *Replicator) queueStream(peer string, f *streamFrame) error {
+	err := r.streams.push(peer, f)
+	switch {
 	case errors.Is(err, errPeerStreamsFull):
 		r.counters.peerStreamsDropped.Add(1)
 		r.counters.streamsDropped.Add(1)
 	case errors.Is(err, errStreamsFull):
 		r.counters.streamsDropped.Add(1)
 	}
+	return err
 }
 
 // sendStream writes one frame to peer over a stream; it runs on the peer's
 // sender goroutine (see streamQueue). A peer no longer alive is skipped, so
 // that the frames queued for a member that died go at once rather than one
 // stream timeout each.
-func (r *Replicator) sendStream(peer string, frame []byte) {
+func (r *Replicator) sendStream(peer string, frame []byte) error {
 	to := r.lookup(peer)
 	if to == nil {
 		r.counters.noRoute.Add(1)
-		return
+		return fmt.Errorf("%w: %q", ErrNoPeer, peer)
 	}
 	if err := r.ml.SendReliable(to, frame); err != nil {
 		r.counters.sendErrors.Add(1)
 		r.log.Debug().Err(err).Str("peer", peer).Int("bytes", len(frame)).Msg("stream send failed")
+		return err
 	}
+	return nil
 }

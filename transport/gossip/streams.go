@@ -36,10 +36,13 @@ var (
 
 // streamFrame is a frame to send over streams, shared by the envelopes of
 // one broadcast. refs counts the peers holding it (queued or being
-// written), so that its bytes count once in the total.
+// written), so that its bytes count once in the total. failed, if set, is
+// called with the error of a send that failed, on the sender's goroutine
+// (a call's request: its caller gives up at once).
 type streamFrame struct {
-	b    []byte
-	refs int
+	b      []byte
+	refs   int
+	failed func(error)
 }
 
 // peerStreams is the frames waiting for one peer's sender, oldest first.
@@ -57,7 +60,7 @@ type peerStreams struct {
 type streamQueue struct {
 	// send writes one frame to peer over a stream; it may block until the
 	// stream's deadline.
-	send             func(peer string, frame []byte)
+	send             func(peer string, frame []byte) error
 	maxTotal, maxPer int
 
 	mu     sync.Mutex
@@ -68,7 +71,7 @@ type streamQueue struct {
 	wg     sync.WaitGroup // the senders
 }
 
-func newStreamQueue(send func(peer string, frame []byte), maxTotal, maxPer int) *streamQueue {
+func newStreamQueue(send func(peer string, frame []byte) error, maxTotal, maxPer int) *streamQueue {
 	return &streamQueue{send: send, maxTotal: maxTotal, maxPer: maxPer, peers: map[string]*peerStreams{}}
 }
 
@@ -112,7 +115,9 @@ func (q *streamQueue) run(peer string, p *peerStreams) {
 		if f = q.next(peer, p, f); f == nil {
 			return
 		}
-		q.send(peer, f.b)
+		if err := q.send(peer, f.b); err != nil && f.failed != nil {
+			f.failed(err)
+		}
 	}
 }
 

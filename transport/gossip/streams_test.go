@@ -99,11 +99,12 @@ func (l lazy) String() string { return l() }
 func TestStreamQueueBounds(t *testing.T) {
 	release := make(chan struct{})
 	sent := make(chan string, 16)
-	q := newStreamQueue(func(peer string, frame []byte) {
+	q := newStreamQueue(func(peer string, frame []byte) error {
 		if peer == "slow" {
 			<-release
 		}
 		sent <- fmt.Sprintf("%s:%d", peer, len(frame))
+		return nil
 	}, 100, 40)
 	frame := func(n int) *streamFrame { return &streamFrame{b: make([]byte, n)} }
 	push := func(peer string, f *streamFrame, want error) {
@@ -144,11 +145,12 @@ func TestStreamQueueBounds(t *testing.T) {
 func TestStreamQueueCloseDropsQueued(t *testing.T) {
 	writing, release := make(chan struct{}), make(chan struct{})
 	var sends atomic.Int32
-	q := newStreamQueue(func(string, []byte) {
+	q := newStreamQueue(func(string, []byte) error {
 		if sends.Add(1) == 1 {
 			close(writing)
 			<-release
 		}
+		return nil
 	}, 100, 100)
 	for range 5 {
 		if err := q.push("p", &streamFrame{b: make([]byte, 10)}); err != nil {
