@@ -127,8 +127,14 @@ func (c *Cache) DeleteWithToken(key string) (Token, error) {
 // collected, it answers a miss at once. The token must come from
 // SetWithToken or DeleteWithToken for the same key; one naming a write
 // further ahead of this member's clock than MaxClockDrift is refused
-// (ErrBadToken), as no member can have made it.
+// (ErrBadToken), as no member can have made it. A key over MaxKeySize is
+// refused (ErrKeyTooLarge), as every other method refuses it: it was
+// taken, and sent to every peer at each pull for as long as the caller
+// waited (found by review).
 func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, bool, error) {
+	if err := c.check("get after", key, 0, 0); err != nil {
+		return nil, false, err
+	}
 	want, err := token.parse(key)
 	if err != nil {
 		return nil, false, err

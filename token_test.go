@@ -352,6 +352,29 @@ func pastToken(c *Cache, key string) Token {
 	return newToken(crdt.Record{Key: key, Time: crdt.Timestamp{Wall: c.phys() - int64(time.Second), Node: 99}})
 }
 
+// TestGetAfterRefusesAnOverlongKey: GetAfter refuses a key over
+// MaxKeySize (ErrKeyTooLarge, naming its start only), as every other
+// method does. It took one, whose token is four bytes of a public hash
+// away, and sent it to every peer at each pull for as long as its caller
+// waited (found by review).
+func TestGetAfterRefusesAnOverlongKey(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := onMemnet(t, net, "a")
+	b := onMemnet(t, net, "b", a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.Repeat("k", b.cfg.MaxKeySize+1)
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _, err := b.GetAfter(ctx, key, pastToken(b, key))
+	if !errors.Is(err, ErrKeyTooLarge) || len(err.Error()) > 200 {
+		t.Fatalf("GetAfter of a key of %d bytes (limit %d): %.200v, want ErrKeyTooLarge", len(key), b.cfg.MaxKeySize, err)
+	}
+}
+
 // hangingDials makes the streams a member dials, once on, hang until
 // their timeout or the transport's Shutdown, as to a peer whose TCP is
 // firewalled and whose UDP is not.
