@@ -183,16 +183,21 @@ func (m member) Get(key string) ([]byte, bool) {
 }
 
 // Receive applies a record a peer answered, as a received one: through
-// the clock's drift check, and only if it is newer than what is held.
+// the clock's drift check, and only if it is newer than what is held. A
+// record the drift check refuses is counted with the protocol's
+// (Stats.Replication.Protocol.ClockDriftRejects): it was dropped unseen
+// (found by review).
 func (m member) Receive(rec crdt.Record) {
-	if m.c.clock.Update(rec.Time) == nil {
-		// Counted, and its lag measured, as the protocol's repairs are: it
-		// changed this member's state unseen by them (found by review).
-		if (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, m.c.phys()) == crdt.Applied {
-			m.c.stats.pulled.Add(1)
-		}
-		m.c.feed.flush()
+	if m.c.clock.Update(rec.Time) != nil {
+		m.c.stats.pulledDrifted.Add(1)
+		return
 	}
+	// Counted, and its lag measured, as the protocol's repairs are: it
+	// changed this member's state unseen by them (found by review).
+	if (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, m.c.phys()) == crdt.Applied {
+		m.c.stats.pulled.Add(1)
+	}
+	m.c.feed.flush()
 }
 
 // serveCall answers a peer's call: a fill request for a key this member

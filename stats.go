@@ -13,7 +13,7 @@ type counters struct {
 	replayed, logErrors, damageResets            atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 	fillAnswersBad                               atomic.Uint64
-	pulled                                       atomic.Uint64
+	pulled, pulledDrifted                        atomic.Uint64
 }
 
 // Stats are a member's counters since New, and what it holds now. All
@@ -71,7 +71,9 @@ type Stats struct {
 	FillAnswersBad uint64 `json:"fill_answers_bad"`
 	// Pulled counts the records asked of peers that changed this member's
 	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
-	// protocol's are Replication.Protocol.RecordsApplied).
+	// protocol's are Replication.Protocol.RecordsApplied); those refused
+	// for being stamped too far ahead of this member's clock are counted
+	// in Replication.Protocol.ClockDriftRejects, with the protocol's.
 	Pulled uint64 `json:"pulled"`
 	// Restored counts the records New restored from the snapshot,
 	// RestoreDrifted those it skipped for being too far ahead of the clock
@@ -114,7 +116,8 @@ type Stats struct {
 	// (memberlist's traffic included, drops, joins) and, in
 	// Replication.Protocol, the sync protocol's (deltas and their records,
 	// anti-entropy sessions and repaired records, frames refused by
-	// reason, clock-drift and watermark rejects, forgotten values).
+	// reason, clock-drift and watermark rejects, forgotten values; the
+	// clock-drift rejects include the records asked of peers, Pulled's).
 	Replication gossip.Stats `json:"replication"`
 }
 
@@ -136,6 +139,7 @@ func (c *Cache) Stats() Stats {
 		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),
 		Replication: c.repl.Stats(), DeltaLag: c.deltaLag.snapshot(), RepairLag: c.repairLag.snapshot(),
 	}
+	s.Replication.Protocol.ClockDriftRejects += c.stats.pulledDrifted.Load()
 	if c.journal != nil {
 		ls := c.journal.Stats()
 		s.Logged, s.LogSyncs, s.LogDirect = ls.Records, ls.Frames, ls.Direct

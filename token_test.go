@@ -441,3 +441,50 @@ func TestGetAfterEndsWithItsContextWhenStreamsHang(t *testing.T) {
 		t.Fatalf("Close took %v with a stream hanging", took)
 	}
 }
+
+// TestPulledRecordsAheadOfTheClockAreCounted: a record a peer answers
+// (GetAfter's pull, an owner's fill) stamped further ahead of this
+// member's clock than MaxClockDrift is refused, as one received by the
+// protocol, and counted with those (ClockDriftRejects): it was dropped
+// unseen (found by review).
+func TestPulledRecordsAheadOfTheClockAreCounted(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	tr, err := net.NewTransport("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	w := newCache(t, Config{NodeName: "w", Network: tr, Timings: FastTimings(), AntiEntropyInterval: time.Hour, Clock: ahead})
+	r := onMemnetEvery(t, net, time.Hour, "r", w.Addr())
+	r.fetchOnly = true // the record comes by the pull alone
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Each side's session with the other (at arrival) is over, and the
+	// next is an hour away: no exchange carries the write.
+	idle := func(c *Cache) bool {
+		p := c.Stats().Replication.Protocol
+		return p.SessionsStarted > 0 && p.SessionsStarted == p.SessionsCompleted+p.SessionsTimedOut
+	}
+	await.Until(t, 10*time.Second, func() bool { return idle(w) && idle(r) }, "sessions still in flight")
+	net.SetLoss("w", "r", 1) // the delta is lost
+	if err := w.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return w.Stats().Replication.Protocol.DeltaBatchesSent > 0 }, "the delta was not sent")
+	net.SetLoss("w", "r", 0)
+	before := r.Stats()
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := r.GetAfter(ctx, "k", pastToken(r, "k")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetAfter of a write only w has, an hour ahead: %v, want the context's error", err)
+	}
+	await.Until(t, 5*time.Second, func() bool {
+		return r.Stats().Replication.Protocol.ClockDriftRejects > before.Replication.Protocol.ClockDriftRejects
+	}, "the pulled record refused for its clock was not counted")
+	if st := r.Stats(); st.Pulled != before.Pulled {
+		t.Fatalf("Pulled %d, was %d: a record refused was counted as pulled", st.Pulled, before.Pulled)
+	}
+}
