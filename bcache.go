@@ -280,12 +280,13 @@ func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
 	case c.closed.Load():
 		return fmt.Errorf("bcache: %s: %w", op, ErrClosed)
 	case ttl < 0:
-		return fmt.Errorf("bcache: %s %q: %w (%v)", op, key, ErrInvalidTTL, ttl)
+		return fmt.Errorf("bcache: %s %q: %w (%v)", op, clip(key), ErrInvalidTTL, ttl)
 	case len(key) > c.cfg.MaxKeySize:
-		// The key itself may be what is wrong: name its start only.
+		// The key itself may be what is wrong: name its start only (every
+		// message names a key so: one of 64 KiB made a 256 KiB error).
 		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, clip(key), ErrKeyTooLarge, len(key), c.cfg.MaxKeySize)
 	case valueLen > c.cfg.MaxValueSize:
-		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, key, ErrValueTooLarge, valueLen, c.cfg.MaxValueSize)
+		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, clip(key), ErrValueTooLarge, valueLen, c.cfg.MaxValueSize)
 	}
 	return nil
 }
@@ -310,7 +311,7 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
 	if c.journal != nil {
 		if err := c.logWrite(&rec); err != nil {
-			return rec, fmt.Errorf("bcache: %s %q: %w: %v", op, rec.Key, ErrNotDurable, err)
+			return rec, fmt.Errorf("bcache: %s %q: %w: %v", op, clip(rec.Key), ErrNotDurable, err)
 		}
 	}
 	return rec, nil

@@ -38,7 +38,7 @@ var ErrFillTimeout = errors.New("fill timed out")
 // shared: do not modify it.
 func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if c.cfg.Filler == nil {
-		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", key, ErrNilFiller)
+		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)
 	}
 	if err := c.check("get or fill", key, 0, c.cfg.FillTTL); err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		return v, nil
 	}
 	if err := ctx.Err(); err != nil { // no one to fill for
-		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, err)
+		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), err)
 	}
 	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key) })
 	select {
@@ -57,9 +57,9 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		}
 		return served(res.Val.([]byte)), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ctx.Err())
+		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ctx.Err())
 	case <-c.done:
-		return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ErrClosed)
+		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 	}
 }
 
@@ -75,7 +75,7 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 	ask := clusterfill.Ask{Key: key, Self: c.cfg.NodeName}
 	for {
 		if c.closed.Load() { // it sees no member now: it would fill here
-			return nil, fmt.Errorf("bcache: get or fill %q: %w", key, ErrClosed)
+			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 		}
 		peer, fallback := ask.Next(c.owner(key))
 		if peer == "" {
@@ -273,16 +273,22 @@ func ownerError(key string, err error) error {
 	case clusterfill.TooLarge:
 		sentinel = ErrValueTooLarge
 	}
-	text := strings.TrimPrefix(strings.TrimPrefix(ownerText(f.Text), "bcache: "), fmt.Sprintf("fill %q: ", key))
+	// The owner names the key clipped (a release before named it whole).
+	text := strings.TrimPrefix(ownerText(f.Text), "bcache: ")
+	if t, ok := strings.CutPrefix(text, fmt.Sprintf("fill %q: ", clip(key))); ok {
+		text = t
+	} else {
+		text = strings.TrimPrefix(text, fmt.Sprintf("fill %q: ", key))
+	}
 	if f.Why == clusterfill.Failed {
-		return fmt.Errorf("bcache: get or fill %q: %w: %s", key, sentinel, text)
+		return fmt.Errorf("bcache: get or fill %q: %w: %s", clip(key), sentinel, text)
 	}
 	if i := strings.Index(text, sentinel.Error()); i >= 0 { // its details: the timeout, the panic's value
 		text = text[i+len(sentinel.Error()):]
 	} else {
 		text = " (" + text + ")"
 	}
-	return fmt.Errorf("bcache: get or fill %q (by its owner): %w%s", key, sentinel, text)
+	return fmt.Errorf("bcache: get or fill %q (by its owner): %w%s", clip(key), sentinel, text)
 }
 
 // fillHere runs Config.Filler for key on this member, one at a time per
@@ -309,7 +315,7 @@ func (c *Cache) fillHere(key string) (crdt.Record, error) {
 		}
 		return res.Val.(crdt.Record), nil
 	case <-timeout.C:
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
 }
 

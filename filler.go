@@ -27,7 +27,7 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // ctx.Err() (errors.Is matches it); the fill goes on for the others. The returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
 	if fill == nil {
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ErrNilFiller)
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrNilFiller)
 	}
 	if err := c.check("get with filler", key, 0, ttl); err != nil {
 		return nil, err
@@ -36,7 +36,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		return v, nil
 	}
 	if err := ctx.Err(); err != nil { // no one to fill for (the filler ran: found by review)
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, err)
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), err)
 	}
 	ch := c.fills.DoChan(key, func() (any, error) {
 		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
@@ -60,11 +60,11 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		}
 		return served(res.Val.(crdt.Record).Value), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ctx.Err())
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ctx.Err())
 	case <-c.done:
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", key, ErrClosed)
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrClosed)
 	case <-timeout.C:
-		return nil, fmt.Errorf("bcache: get with filler %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
+		return nil, fmt.Errorf("bcache: get with filler %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
 }
 
@@ -89,7 +89,7 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		err error
 	}
 	if c.life.Err() != nil { // Close returned, or is under way: no filler runs after it (found by review)
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, ErrClosed)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -109,11 +109,11 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	}
 	switch {
 	case r.err != nil:
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, r.err)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), r.err)
 	case c.closed.Load():
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, ErrClosed)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	case ctx.Err() != nil:
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", key, ErrFillTimeout, c.cfg.FillTimeout)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
 	return c.set(key, r.v, ttl)
 }

@@ -3,12 +3,15 @@ package bcache
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/clusterfill"
 )
 
 // TestFillerStampede: many concurrent callers for one missing key call the
@@ -243,5 +246,38 @@ func TestEmptyFillReadsAsAGet(t *testing.T) {
 	}
 	if g, ok := c.Get("k"); !ok || g == nil {
 		t.Fatalf("Get: %q, %v", g, ok)
+	}
+}
+
+// TestErrorsNameALongKeyClipped: an error names its key's first bytes
+// only, as ErrKeyTooLarge's does: a key of 64 KiB (within MaxKeySize)
+// made errors of 256 KiB, %q-quoted whole, in callers' logs and owners'
+// answers (found by review).
+func TestErrorsNameALongKeyClipped(t *testing.T) {
+	down := func(context.Context, string) ([]byte, error) { return nil, errors.New("db down") }
+	hangs := func(ctx context.Context, _ string) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() }
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", Filler: down, FillTimeout: 50 * time.Millisecond, MaxValueSize: 16})
+	nofill := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	key := strings.Repeat("\x00", c.cfg.MaxKeySize) // %q makes each byte four
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	ctx := context.Background()
+	for name, f := range map[string]func() error{
+		"a filler's error": func() error { _, err := c.GetWithFiller(ctx, key, down, 0); return err },
+		"a fill timed out": func() error { _, err := c.GetWithFiller(ctx, key, hangs, 0); return err },
+		"no filler":        func() error { _, err := c.GetWithFiller(ctx, key, nil, 0); return err },
+		"a context done":   func() error { _, err := c.GetWithFiller(done, key, down, 0); return err },
+		"GetOrFill's fill": func() error { _, err := c.GetOrFill(ctx, key); return err },
+		"GetOrFill's done": func() error { _, err := c.GetOrFill(done, key); return err },
+		"no Config.Filler": func() error { _, err := nofill.GetOrFill(ctx, key); return err },
+		"a value too long": func() error { return c.Set(key, make([]byte, 17), 0) },
+		"a negative TTL":   func() error { return c.Set(key, nil, -1) },
+		"an owner's error": func() error {
+			return ownerError(key, &clusterfill.FailedError{Why: clusterfill.Failed, Text: fmt.Sprintf("bcache: fill %q: db down", clip(key))})
+		},
+	} {
+		if err := f(); err == nil || len(err.Error()) > 200 {
+			t.Errorf("%s: an error of %d bytes: %.200v", name, len(fmt.Sprint(err)), err)
+		}
 	}
 }
