@@ -94,6 +94,13 @@ type Member interface {
 // filler, a key over its bound, a kind it does not know) is answered
 // NotHeld: the asker fills itself, as it would with no owner to ask (an
 // error, as releases before answered, failed the asker's caller).
+//
+// Serve does not check that this member owns the key: members' views
+// differ for a while (a member joining is seen by some first), and the
+// owner in the asker's view, refusing, would make it fill itself, twice
+// in the cluster. So any member holding the cluster key can have this
+// member run its filler for any key, bounded by the calls served at once
+// (gossip.Config.OnCall: 256) and by one fill at a time per key.
 func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error), why func(error) Failure) []byte {
 	if len(payload) < 1 || len(payload)-1 > maxKey {
 		return NotHeld()
