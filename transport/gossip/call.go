@@ -53,11 +53,11 @@ type calls struct {
 	// answered keeps the answers sent lately (answeredFor, within
 	// answeredBytes and answeredCalls), oldest first in answeredOrder, so
 	// that a copy of a request that comes after its answer went (a resend
-	// that crossed it, or one sent because the answer was lost) gets that
-	// answer again rather than being served again: served again, a fill
-	// ran twice (found by the tests), and a datagram captured and
-	// replayed ran it again for as long as one liked.
-	answered      map[servedCall]keptAnswer
+	// that crossed it, or one sent because the answer was lost) is not
+	// served again (a fill ran twice: found by the tests, and a datagram
+	// captured and replayed ran it again for as long as one liked), and
+	// gets that answer again as keptAnswer says.
+	answered      map[servedCall]*keptAnswer
 	answeredOrder []answeredCall
 	answeredSize  int
 }
@@ -68,14 +68,37 @@ type answeredCall struct {
 	at   time.Time
 }
 
-// keptAnswer is an answer kept, and when it was sent; for an answer
-// larger than a datagram, how many times it was sent again (resends) and
-// when last (last).
+// keptAnswer is an answer kept: its reply frame, and when it was first
+// sent. A frame that fits a datagram goes again for every repeat of its
+// request: one datagram for one. A larger one goes to the peer's stream
+// sender, one copy at a time: a repeat has it sent again only once the
+// copy before has ended (inflight false), at least answerResendGap after
+// that copy began, and, if that copy was written, answerResendGap after
+// it ended (a copy whose send failed, or that the queue refused, may go
+// again at the next repeat). So a caller whose answer was lost gets it
+// again at its next repeat after the failure, for as long as the answer
+// is kept (answeredFor), however long the owner's streams fail: three
+// copies, a second apart whatever became of them, were spent by the
+// caller's repeats within 3.5 s, while the first copy was still queued,
+// and a copy the queue refused counted as sent (found by review). A
+// member replaying requests has each kept answer sent at most once a
+// second, one copy at a time: the kept answers bound the bytes held for
+// streams (answeredBytes) and those sent a second.
 type keptAnswer struct {
-	answer  []byte
-	at      time.Time
-	resends int
-	last    time.Time
+	frame []byte
+	at    time.Time
+	// For a frame larger than a datagram, guarded by calls.mu: whether a
+	// copy is queued or being written; whether the last copy failed or
+	// was refused; when the last copy was queued, and when it ended.
+	inflight, failed bool
+	started, ended   time.Time
+}
+
+// resendDue reports whether a repeat of the request at now has the kept
+// answer, larger than a datagram, sent again (see keptAnswer). Called with
+// calls.mu held.
+func (k *keptAnswer) resendDue(now time.Time) bool {
+	return !k.inflight && now.Sub(k.started) >= answerResendGap && (k.failed || now.Sub(k.ended) >= answerResendGap)
 }
 
 // The answers a member keeps: for answeredFor, at most answeredCalls of
@@ -87,18 +110,12 @@ const (
 	answeredBytes = 4 << 20
 )
 
-// A kept answer larger than a datagram is sent again, over a stream, at
-// most answerResends times and answerResendGap apart (a caller resends
-// its request at most a second apart, so a caller whose answer was lost
-// still gets it again); the repeats beyond are dropped, counted as
-// repeats. A repeat of a small request (one datagram, replayed by a
-// member, or captured and replayed by anyone) had a large answer sent
-// again for each copy. A kept answer that fits a datagram goes again for
-// every repeat: one datagram for one.
-const (
-	answerResends   = 3
-	answerResendGap = time.Second
-)
+// answerResendGap is the least time between two copies of a kept answer
+// larger than a datagram (see keptAnswer): a caller repeats its request
+// at most a second apart. A repeat of a small request (one datagram,
+// replayed by a member, or captured and replayed by anyone) had a large
+// answer sent again for each copy.
+const answerResendGap = time.Second
 
 type servedCall struct {
 	from string
@@ -149,7 +166,12 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 	defer r.forget(id)
 	req := appendCall(nil, r.cfg.Name, callRequest, id, payload)
 	failed := make(chan error, 1) // its stream's send failed
-	if err := r.sendCall(node, req, func(err error) { failed <- err }); err != nil {
+	sent := func(err error) {
+		if err != nil {
+			failed <- err
+		}
+	}
+	if err := r.sendCall(node, req, sent); err != nil {
 		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 	}
 	// A request that fits a datagram goes as one, and again if no answer
@@ -249,19 +271,14 @@ func (r *Replicator) fitsDatagram(frame []byte) bool {
 // sendCall sends a call frame as a datagram if it fits, else queues it
 // for the peer's stream sender (streamQueue): it never waits for a
 // stream. It returns a datagram's send error, or the queue's refusal
-// (counted as a stream frame dropped); failed, if not nil, gets the error
-// of a stream's send that failed, on the sender's goroutine, at most once.
-func (r *Replicator) sendCall(to *memberlist.Node, frame []byte, failed func(error)) error {
+// (counted as a stream frame dropped); done, if not nil, is called once a
+// queued frame's send ended (see streamFrame), on the sender's
+// goroutine: not when sendCall returns an error.
+func (r *Replicator) sendCall(to *memberlist.Node, frame []byte, done func(error)) error {
 	if r.fitsDatagram(frame) {
 		return r.sendPacket(to, frame)
 	}
-	return r.queueStream(to.Name, &streamFrame{b: frame, failed: failed})
-}
-
-// replyFits reports whether the reply frame carrying answer goes as one
-// datagram (see reply).
-func (r *Replicator) replyFits(answer []byte) bool {
-	return 2+len(r.cfg.Name)+1+8+1+len(answer) <= r.datagramRoom()
+	return r.queueStream(to.Name, &streamFrame{b: frame, done: done})
 }
 
 // receivedCall handles a call frame (after its marker).
@@ -309,21 +326,21 @@ func (r *Replicator) receivedCall(b []byte) {
 		call := servedCall{from, id}
 		r.calls.mu.Lock()
 		if a, ok := r.calls.answered[call]; ok && time.Since(a.at) < answeredFor { // answered already: that answer again
-			// reply never waits for a stream (a large answer is queued for
-			// its stream: written here, a repeat held every datagram behind
-			// it for up to TCPTimeout; found by review), and a large answer
-			// goes again only so often (answerResends).
-			again := r.replyFits(a.answer)
-			if now := time.Now(); !again && a.resends < answerResends && now.Sub(a.last) >= answerResendGap {
-				a.resends, a.last = a.resends+1, now
-				r.calls.answered[call] = a
-				again = true
+			// sendAnswer never waits for a stream (a large answer is
+			// queued for its stream: written here, a repeat held every
+			// datagram behind it for up to TCPTimeout; found by review),
+			// and a large answer goes again only as keptAnswer says.
+			now := time.Now()
+			small := r.fitsDatagram(a.frame)
+			again, started := small, a.started
+			if !small && a.resendDue(now) {
+				a.inflight, a.started, again = true, now, true
 			}
 			r.calls.mu.Unlock()
 			if again {
-				r.reply(from, id, a.answer, nil)
+				r.sendAnswer(from, a, started)
 			}
-			r.counters.callRepeats.Add(1) // once its answer is queued
+			r.counters.callRepeats.Add(1)
 			return
 		}
 		_, again := r.calls.served[call]
@@ -341,27 +358,32 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		case !admitted:
-			r.reply(from, id, nil, ErrBusy)
+			r.sendFrame(from, r.replyFrame(id, nil, ErrBusy), nil)
 			return
 		}
 		payload = append([]byte(nil), payload...) // memberlist reuses its buffer
 		// Not waited for by Close: OnCall may take long (a fill); its
 		// answer is dropped once the member is closed.
 		go func() {
-			var answer []byte
-			answered := false
 			defer func() {
 				r.calls.mu.Lock()
-				if answered {
-					r.calls.remember(call, answer, time.Now())
-				}
 				delete(r.calls.served, call)
 				r.calls.mu.Unlock()
 				r.calls.serving.Add(-1)
 			}()
-			answer = serve(from, payload)
-			answered = true
-			r.reply(from, id, answer, nil)
+			frame := r.replyFrame(id, serve(from, payload), nil)
+			now := time.Now()
+			r.calls.mu.Lock()
+			a := r.calls.remember(call, frame, now)
+			if a != nil && !r.fitsDatagram(frame) { // its first copy, sent below
+				a.inflight, a.started = true, now
+			}
+			r.calls.mu.Unlock()
+			if a == nil { // too large to keep
+				r.sendFrame(from, frame, nil)
+				return
+			}
+			r.sendAnswer(from, a, time.Time{})
 		}()
 	case callFragment:
 		if r.lookup(from) == nil { // a made-up name would push members' frames out of the bounded reassembly (found by review)
@@ -374,24 +396,28 @@ func (r *Replicator) receivedCall(b []byte) {
 	}
 }
 
-// remember keeps answer as the answer to call, sent at now, and forgets
-// the answers past answeredFor, answeredCalls or answeredBytes. Called
-// with calls.mu held.
-func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
+// remember keeps frame as the reply frame to call, sent at now, and
+// forgets the answers past answeredFor, answeredCalls or answeredBytes.
+// It returns the answer kept, or nil if the frame is larger than
+// answeredBytes. Called with calls.mu held.
+func (c *calls) remember(call servedCall, frame []byte, now time.Time) *keptAnswer {
 	if c.answered == nil {
-		c.answered = map[servedCall]keptAnswer{}
+		c.answered = map[servedCall]*keptAnswer{}
 	}
-	if len(answer) > answeredBytes {
-		return
+	if len(frame) > answeredBytes {
+		return nil
 	}
 	// A call answered again (its kept answer too old to use) replaces its
 	// entry; the order's older entry for it is then skipped, not taken
 	// for the new one (which it deleted, and whose bytes it left counted:
 	// found by review).
-	c.answeredSize -= len(c.answered[call].answer)
-	c.answered[call] = keptAnswer{answer: answer, at: now, last: now}
+	if old, ok := c.answered[call]; ok {
+		c.answeredSize -= len(old.frame)
+	}
+	kept := &keptAnswer{frame: frame, at: now}
+	c.answered[call] = kept
 	c.answeredOrder = append(c.answeredOrder, answeredCall{call, now})
-	c.answeredSize += len(answer)
+	c.answeredSize += len(frame)
 	drop := 0
 	for _, a := range c.answeredOrder {
 		kept, ok := c.answered[a.call]
@@ -400,7 +426,7 @@ func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 			break
 		}
 		if current {
-			c.answeredSize -= len(kept.answer)
+			c.answeredSize -= len(kept.frame)
 			delete(c.answered, a.call)
 		}
 		drop++
@@ -409,24 +435,57 @@ func (c *calls) remember(call servedCall, answer []byte, now time.Time) {
 	if cap(c.answeredOrder) > 2*answeredCalls && len(c.answeredOrder) < answeredCalls/2 { // the slice's front, given back
 		c.answeredOrder = append([]answeredCall(nil), c.answeredOrder...)
 	}
+	return kept
 }
 
-// reply sends the answer to call id of peer, after a status byte: 0, or
-// 1 with err (ErrBusy). It never waits for a stream (see sendCall).
-func (r *Replicator) reply(peer string, id uint64, answer []byte, err error) {
+// replyFrame returns the reply frame to call id: the answer after a
+// status byte, 0, or 1 without the answer if err (ErrBusy).
+func (r *Replicator) replyFrame(id uint64, answer []byte, err error) []byte {
 	status := byte(0)
 	if err != nil {
 		status, answer = 1, nil
 	}
-	answer = append([]byte{status}, answer...)
+	frame := appendCall(make([]byte, 0, 2+len(r.cfg.Name)+1+8+1+len(answer)), r.cfg.Name, callReply, id, []byte{status})
+	return append(frame, answer...)
+}
+
+// sendAnswer sends a's frame to peer: as a datagram, or, larger, as a copy
+// queued for the peer's stream sender, claimed already (a.inflight, and
+// a.started set to now; started is the start of the copy before). It
+// notes in a how the copy ends: refused at once, a copy neither counts as
+// sent nor starts answerResendGap (it found the queue full, or the peer
+// gone), and a.started goes back to started.
+func (r *Replicator) sendAnswer(peer string, a *keptAnswer, started time.Time) {
+	if r.fitsDatagram(a.frame) {
+		r.sendFrame(peer, a.frame, nil)
+		return
+	}
+	ended := func(err error) {
+		r.calls.mu.Lock()
+		a.inflight, a.failed, a.ended = false, err != nil, time.Now()
+		r.calls.mu.Unlock()
+	}
+	if !r.sendFrame(peer, a.frame, ended) {
+		r.calls.mu.Lock()
+		a.inflight, a.failed, a.started = false, true, started
+		r.calls.mu.Unlock()
+	}
+}
+
+// sendFrame sends a reply frame to peer, if it is alive and this member
+// is not closed, and reports whether it went: a datagram sent, or a
+// frame queued for the stream sender, whose done is then called once its
+// send ends (see sendCall). It never waits for a stream.
+func (r *Replicator) sendFrame(peer string, frame []byte, done func(error)) bool {
 	r.mu.Lock()
 	node, ok := r.alive[peer]
 	r.mu.Unlock()
 	if !ok || r.closed.Load() {
-		return
+		return false
 	}
-	frame := appendCall(nil, r.cfg.Name, callReply, id, answer)
-	if err := r.sendCall(node, frame, nil); err != nil && r.fitsDatagram(frame) { // a stream's frame refused is counted by queueStream
+	err := r.sendCall(node, frame, done)
+	if err != nil && r.fitsDatagram(frame) { // a stream's frame refused is counted by queueStream
 		r.counters.sendErrors.Add(1)
 	}
+	return err == nil
 }

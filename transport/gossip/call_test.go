@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
+	"github.com/hashicorp/memberlist"
 )
 
 // callPair starts two members on an in-memory network; b answers calls
@@ -413,6 +416,149 @@ func TestLostLargeAnswerIsSentAgain(t *testing.T) {
 	}
 	if n := served.Load(); n != 1 {
 		t.Fatalf("served %d times, want once", n)
+	}
+}
+
+// refusingDials wraps a member's transport so that the streams it opens
+// are refused at once until a time, as by a peer whose port is closed
+// for a while (a restart, a firewall's change).
+type refusingDials struct {
+	Transport
+	mu    sync.Mutex
+	until time.Time
+}
+
+// refuseFor refuses the streams dialled from now on for d.
+func (s *refusingDials) refuseFor(d time.Duration) {
+	s.mu.Lock()
+	s.until = time.Now().Add(d)
+	s.mu.Unlock()
+}
+
+func (s *refusingDials) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	s.mu.Lock()
+	refused := time.Now().Before(s.until)
+	s.mu.Unlock()
+	if refused {
+		return nil, errors.New("dial: connection refused")
+	}
+	return s.Transport.DialAddressTimeout(a, timeout)
+}
+
+func (s *refusingDials) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return s.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+// TestLostLargeAnswerOutlivesAStreamOutage: the owner's streams are
+// refused for 4 s from the moment it answers 100 kB; its copies fail, and
+// the copy after the outage reaches the caller, whose context has time
+// left. Three copies, a second apart whatever became of them, were spent
+// by the caller's repeats within 3.5 s, and the call ran to its context's
+// end (found by review).
+func TestLostLargeAnswerOutlivesAStreamOutage(t *testing.T) {
+	const outage = 4 * time.Second
+	mn := memnet.NewNetwork(1)
+	ta, err := mn.NewTransport("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := mn.NewTransport("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := &refusingDials{Transport: tb}
+	big := bigAnswer()
+	var served atomic.Int32
+	a := startNode(t, "a", nil, func(c *Config) { c.Transport = ta })
+	b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) {
+		c.Transport = rb
+		c.OnCall = func(from string, p []byte) []byte {
+			served.Add(1)
+			rb.refuseFor(outage)
+			return big(from, p)
+		}
+	})
+	waitMembers(t, 2, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*outage)
+	defer cancel()
+	start := time.Now()
+	got, err := a.r.Call(ctx, "b", []byte("big"))
+	if err != nil || len(got) != 100_000 {
+		t.Fatalf("answer of %d bytes, %v after %v (b's failed sends: %d)", len(got), err, time.Since(start), b.r.Stats().SendErrors)
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("served %d times, want once", n)
+	}
+	if b.r.Stats().SendErrors < 2 {
+		t.Fatalf("b's sends failed %d times during the outage: the test tested nothing", b.r.Stats().SendErrors)
+	}
+}
+
+// fillStreamQueue fills r's stream queue for peer, whose streams must
+// stall: one frame being written, one of nearly maxPeerStreamBytes queued
+// behind it, so that the queue refuses a frame of 1000 bytes or more
+// until they are gone.
+func fillStreamQueue(t *testing.T, r *Replicator, peer string) {
+	t.Helper()
+	if err := r.streams.push(peer, &streamFrame{b: []byte("stalled")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.streams.push(peer, &streamFrame{b: make([]byte, maxPeerStreamBytes-1000)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusedLargeAnswerGoesAtTheNextRepeat: an answer the stream queue
+// refuses (the queue for its peer full) was not sent, so it goes at the
+// next repeat of its request once there is room: it started the
+// answerResendGap as though sent (found by review).
+func TestRefusedLargeAnswerGoesAtTheNextRepeat(t *testing.T) {
+	a, b, _, sb := stallingPair(t, 200*time.Millisecond, bigAnswer())
+	sb.stall(a.r.Addr())
+	fillStreamQueue(t, b.r, "a") // both frames fail after TCPTimeout
+	req := appendCall(nil, "a", callRequest, 42, []byte("big"))
+	nb := a.r.lookup("b")
+	if err := a.r.sendPacket(nb, req); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) }, "the request was never answered")
+	if n := b.r.Stats().StreamsDroppedPeer; n != 1 {
+		t.Fatalf("%d frames refused for a full queue, want the answer's", n)
+	}
+	await.Until(t, 10*time.Second, func() bool { return b.r.streams.bytes() == 0 }, "b's queue for a never emptied")
+	sb.stall("")
+	before := b.r.Stats().WireStreamBytes
+	if err := a.r.sendPacket(nb, req); err != nil { // well within answerResendGap of the answer
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return b.r.Stats().WireStreamBytes-before >= 100_000 },
+		"the repeat after the refused answer had b send %d bytes over streams", b.r.Stats().WireStreamBytes-before)
+}
+
+// TestLargeAnswerInFlightIsNotSentAgain: while a copy of a large answer
+// is queued or being written (its stream stalls), the repeats of its
+// request, past answerResendGap, queue no other copy: copies a second
+// apart piled up behind a slow stream, and spent the resends that a
+// lost answer needed later (found by review).
+func TestLargeAnswerInFlightIsNotSentAgain(t *testing.T) {
+	a, b, _, sb := stallingPair(t, 10*time.Second, bigAnswer())
+	sb.stall(a.r.Addr())
+	req := appendCall(nil, "a", callRequest, 42, []byte("big"))
+	nb := a.r.lookup("b")
+	if err := a.r.sendPacket(nb, req); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) }, "the request was never answered")
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(answerResendGap * 3 / 2); time.Now().Before(end); <-tick.C { // a repeats its request
+		if err := a.r.sendPacket(nb, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 10 }, "the repeats never came")
+	if held := b.r.streams.bytes(); held > 100_000+1000 {
+		t.Fatalf("b holds %d bytes for its stalled stream to a: copies of one answer piled up", held)
 	}
 }
 

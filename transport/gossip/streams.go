@@ -36,13 +36,17 @@ var (
 
 // streamFrame is a frame to send over streams, shared by the envelopes of
 // one broadcast. refs counts the peers holding it (queued or being
-// written), so that its bytes count once in the total. failed, if set, is
-// called with the error of a send that failed, on the sender's goroutine
-// (a call's request: its caller gives up at once).
+// written), so that its bytes count once in the total. done, if set, is
+// called once the frame's send ended, with its error (nil once written),
+// on the sender's goroutine, or with ErrClosed for a frame the queue's
+// close dropped: a call's request (its caller gives up at once when it
+// failed) and a call's answer larger than a datagram (sent again only once
+// this copy ended: see keptAnswer). It is only for a frame queued for one
+// peer.
 type streamFrame struct {
-	b      []byte
-	refs   int
-	failed func(error)
+	b    []byte
+	refs int
+	done func(error)
 }
 
 // peerStreams is the frames waiting for one peer's sender, oldest first.
@@ -115,8 +119,9 @@ func (q *streamQueue) run(peer string, p *peerStreams) {
 		if f = q.next(peer, p, f); f == nil {
 			return
 		}
-		if err := q.send(peer, f.b); err != nil && f.failed != nil {
-			f.failed(err)
+		err := q.send(peer, f.b)
+		if f.done != nil {
+			f.done(err)
 		}
 	}
 }
@@ -148,18 +153,26 @@ func (q *streamQueue) release(f *streamFrame) {
 	}
 }
 
-// close drops every queued frame, refuses new ones and waits for the
-// senders to finish the frame each is writing. It is idempotent.
+// close drops every queued frame (telling their done: ErrClosed), refuses
+// new ones and waits for the senders to finish the frame each is writing.
+// It is idempotent.
 func (q *streamQueue) close() {
+	var dropped []*streamFrame
 	q.mu.Lock()
 	q.closed = true
 	for _, p := range q.peers {
 		for _, f := range p.frames {
 			q.release(f)
+			if f.done != nil {
+				dropped = append(dropped, f)
+			}
 		}
 		p.frames, p.queued = nil, 0
 	}
 	q.mu.Unlock()
+	for _, f := range dropped {
+		f.done(ErrClosed)
+	}
 	q.wg.Wait()
 }
 
