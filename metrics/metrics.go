@@ -101,7 +101,7 @@ var metricList = []metric{
 	{"bcache_antientropy_differing_buckets", "Digest buckets found differing, per anti-entropy exchange this member started and completed.", histogram, nil},
 	{"bcache_replication_lag_seconds", "Per record received and applied: from its write (writer's clock) to its arrival (this member's clock), by path.", histogram, []string{"path"}},
 	{"bcache_network_sent_bytes_total", "Bytes sent, memberlist's own traffic included, by transport.", prometheus.CounterValue, []string{"transport"}},
-	{"bcache_frames_dropped_total", "Frames of the sync protocol not sent: for lack of room on streams, to a member gone, or failed to send, by reason.", prometheus.CounterValue, []string{"reason"}},
+	{"bcache_frames_dropped_total", "Frames not sent, by reason: no_room (the sync protocol's, for lack of room on streams), call_no_room (calls' requests and answers larger than a datagram, for lack of room on streams), no_route (to a member gone), send_error (failed to send; calls' included).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_memberlist_errors_total", "memberlist's error lines (garbage from a process without the cluster key makes one a datagram).", prometheus.CounterValue, nil},
 	{"bcache_snapshots_total", "Snapshots written.", prometheus.CounterValue, nil},
 	{"bcache_snapshot_errors_total", "Snapshots that failed.", prometheus.CounterValue, nil},
@@ -179,6 +179,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_deltas_pending", float64(status.PendingDeltas))
 	emit("bcache_deltas_dropped_total", float64(p.DeltasDropped+r.WritesDropped))
 	emit("bcache_frames_dropped_total", float64(r.StreamsDropped), "no_room")
+	emit("bcache_frames_dropped_total", float64(r.CallsDropped), "call_no_room")
 	emit("bcache_frames_dropped_total", float64(r.NoRoute), "no_route")
 	emit("bcache_frames_dropped_total", float64(r.SendErrors), "send_error")
 	emit("bcache_memberlist_errors_total", float64(r.MemberlistErrors))

@@ -156,7 +156,7 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 // and Call waits for the answer as for a small one: it returns at ctx's
 // end and at Close whatever that stream does, and with the stream's error
 // if its send fails (or the queue's refusal, when the frames queued for
-// streams are at their bounds: see Stats.StreamsDropped).
+// streams are at their bounds: see Stats.CallsDropped).
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
@@ -271,14 +271,18 @@ func (r *Replicator) fitsDatagram(frame []byte) bool {
 // sendCall sends a call frame as a datagram if it fits, else queues it
 // for the peer's stream sender (streamQueue): it never waits for a
 // stream. It returns a datagram's send error, or the queue's refusal
-// (counted as a stream frame dropped); done, if not nil, is called once a
+// (counted in CallsDropped, apart from the protocol's frames); done, if not nil, is called once a
 // queued frame's send ended (see streamFrame), on the sender's
 // goroutine: not when sendCall returns an error.
 func (r *Replicator) sendCall(to *memberlist.Node, frame []byte, done func(error)) error {
 	if r.fitsDatagram(frame) {
 		return r.sendPacket(to, frame)
 	}
-	return r.queueStream(to.Name, &streamFrame{b: frame, done: done})
+	err := r.streams.push(to.Name, &streamFrame{b: frame, done: done})
+	if errors.Is(err, errStreamsFull) || errors.Is(err, errPeerStreamsFull) {
+		r.counters.callsDropped.Add(1)
+	}
+	return err
 }
 
 // receivedCall handles a call frame (after its marker).
@@ -484,7 +488,7 @@ func (r *Replicator) sendFrame(peer string, frame []byte, done func(error)) bool
 		return false
 	}
 	err := r.sendCall(node, frame, done)
-	if err != nil && r.fitsDatagram(frame) { // a stream's frame refused is counted by queueStream
+	if err != nil && r.fitsDatagram(frame) { // a stream's frame refused is counted by sendCall
 		r.counters.sendErrors.Add(1)
 	}
 	return err == nil

@@ -522,8 +522,8 @@ func TestRefusedLargeAnswerGoesAtTheNextRepeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) }, "the request was never answered")
-	if n := b.r.Stats().StreamsDroppedPeer; n != 1 {
-		t.Fatalf("%d frames refused for a full queue, want the answer's", n)
+	if n := b.r.Stats().CallsDropped; n != 1 {
+		t.Fatalf("%d call frames refused, want the answer's", n)
 	}
 	await.Until(t, 10*time.Second, func() bool { return b.r.streams.bytes() == 0 }, "b's queue for a never emptied")
 	sb.stall("")
@@ -559,6 +559,25 @@ func TestLargeAnswerInFlightIsNotSentAgain(t *testing.T) {
 	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 10 }, "the repeats never came")
 	if held := b.r.streams.bytes(); held > 100_000+1000 {
 		t.Fatalf("b holds %d bytes for its stalled stream to a: copies of one answer piled up", held)
+	}
+}
+
+// TestCallFramesRefusedAreCountedApart: a call's frame the stream queue
+// refuses is counted in CallsDropped, not among the sync protocol's
+// frames (StreamsDropped, StreamsDroppedPeer: a peer that reads slower
+// than the protocol sends to it), whose queue it shares.
+func TestCallFramesRefusedAreCountedApart(t *testing.T) {
+	a, _, sa, _ := stallingPair(t, 2*time.Second, bigAnswer())
+	sa.stall(a.r.lookup("b").Address())
+	fillStreamQueue(t, a.r, "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.r.Call(ctx, "b", bytes.Repeat([]byte("x"), 100_000)); err == nil || ctx.Err() != nil {
+		t.Fatalf("a call of 100 kB, the queue for its peer full: %v (its context: %v)", err, ctx.Err())
+	}
+	if st := a.r.Stats(); st.CallsDropped != 1 || st.StreamsDropped != 0 || st.StreamsDroppedPeer != 0 {
+		t.Fatalf("a call's request refused: CallsDropped %d, StreamsDropped %d, StreamsDroppedPeer %d; want 1, 0, 0",
+			st.CallsDropped, st.StreamsDropped, st.StreamsDroppedPeer)
 	}
 }
 

@@ -35,7 +35,8 @@
 // per peer (a single larger frame is taken when nothing is queued for that
 // peer) and 64 MiB in all, a frame broadcast to several peers counting
 // once; past a bound a frame is dropped and counted (Stats.StreamsDropped,
-// and StreamsDroppedPeer when its peer's bound refused it).
+// and StreamsDroppedPeer when its peer's bound refused it; a call's frame
+// in Stats.CallsDropped).
 //
 // A received frame is handed to the protocol node directly (under the
 // node's lock), with no queue of ours in between: on the reader goroutine

@@ -180,8 +180,9 @@ func (r *Replicator) frame(e transport.Envelope, anonymous bool) []byte {
 	return appendFrame(make([]byte, 0, h+len(e.Payload)), r.cfg.Name, e.Payload)
 }
 
-// queueStream hands f to peer's stream sender, counting it if there is no
-// room, and returns the queue's refusal. It never blocks.
+// queueStream hands the protocol's frame f to peer's stream sender,
+// counting it if there is no room, and returns the queue's refusal. It
+// never blocks. (Calls' frames are counted apart: see sendCall.)
 func (r *Replicator) queueStream(peer string, f *streamFrame) error {
 	err := r.streams.push(peer, f)
 	switch {

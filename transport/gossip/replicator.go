@@ -121,6 +121,7 @@ type Replicator struct {
 
 type counters struct {
 	writesDropped, streamsDropped, peerStreamsDropped atomic.Uint64
+	callsDropped                                      atomic.Uint64 // call frames the stream queue refused
 	sendErrors, badFrames, noRoute                    atomic.Uint64
 	joins, joinFailures                               atomic.Uint64
 	fragmentedFrames, fragmentsDropped                atomic.Uint64
@@ -451,12 +452,15 @@ type Stats struct {
 	WirePackets, WirePacketBytes, WireStreams, WireStreamBytes uint64
 	// Dropped for lack of room: writes not handed to the protocol, frames
 	// not sent over a stream. (memberlist counts, and logs, the received
-	// frames its handler queue had no room for.) StreamsDroppedPeer counts
-	// the frames, among StreamsDropped, refused because too much was
-	// already queued for their peer (16 MiB): that peer reads slower than
-	// it is sent to, or not at all. The others found all streams' frames
-	// at their bound (64 MiB).
-	WritesDropped, StreamsDropped, StreamsDroppedPeer uint64
+	// frames its handler queue had no room for.) StreamsDropped counts the
+	// sync protocol's frames; StreamsDroppedPeer those among them refused
+	// because too much was already queued for their peer (16 MiB, calls'
+	// frames included): that peer reads slower than it is sent to, or not
+	// at all. The others found all streams' frames at their bound (64
+	// MiB). CallsDropped counts the frames of calls (requests and answers
+	// larger than a datagram, which share the peers' queues) refused for
+	// either bound; a call whose request is refused fails with ErrBusy.
+	WritesDropped, StreamsDropped, StreamsDroppedPeer, CallsDropped uint64
 	// StreamsRefused counts the streams from peers closed as soon as they
 	// were accepted, because 64 were open already (in a cluster without a
 	// key: see maxInbound).
@@ -530,6 +534,7 @@ func (r *Replicator) Stats() Stats {
 		WireStreams: r.wire.streams.Load(), WireStreamBytes: r.wire.streamBytes.Load(),
 		WritesDropped:  r.counters.writesDropped.Load(),
 		StreamsDropped: r.counters.streamsDropped.Load(), StreamsDroppedPeer: r.counters.peerStreamsDropped.Load(),
+		CallsDropped:   r.counters.callsDropped.Load(),
 		StreamsRefused: r.wire.refused.Load(),
 		StreamBytes:    uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
