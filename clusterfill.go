@@ -134,8 +134,10 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	done := make(chan result, 1)
 	go func() {
 		// An owner with no room to serve the request (ErrBusy: many keys
-		// at once) is asked again, until the fill timeout: busy is not
-		// silent, and filling here would run the key's fill twice.
+		// at once), or a request this member had no room to send (ErrBusy
+		// too: a key larger than a datagram, its stream queue full), is
+		// asked again, until the fill timeout: busy is not silent, and
+		// filling here would run the key's fill twice.
 		for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 			b, err := c.repl.Call(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key))
 			if !errors.Is(err, gossip.ErrBusy) {

@@ -635,3 +635,72 @@ func TestOwnerTextIsClipped(t *testing.T) {
 		}
 	}
 }
+
+// TestFillAsksAgainWhenItsRequestFindsNoRoom: a request for a key larger
+// than a datagram goes over a stream; refused by the asker's stream queue
+// (the frames queued for the owner at their bound), the asker asks again
+// as for an owner with no room (ErrBusy), and the owner fills once there
+// is room. The refusal failed the call at once and the asker filled the
+// key itself, the owner perhaps too (found by review).
+func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
+	mn := memnet.NewNetwork(1)
+	var runs sync.Map // member: fills run
+	filler := func(name string) Filler {
+		return func(_ context.Context, key string) ([]byte, error) {
+			n, _ := runs.LoadOrStore(name, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			return []byte("filled by " + name), nil
+		}
+	}
+	tw, err := mn.NewTransport("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newCache(t, Config{NodeName: "w", Network: tw, Timings: FastTimings(), Filler: filler("w"), FillTimeout: 20 * time.Second})
+	tr, err := mn.NewTransport("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := &hangingDials{Transport: tr, shut: make(chan struct{})}
+	timings := FastTimings()
+	timings.TCPTimeout = 500 * time.Millisecond
+	r := newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings,
+		Filler: filler("r"), FillTimeout: 20 * time.Second})
+	for _, c := range []*Cache{w, r} {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	var key string
+	for i := 0; ; i++ {
+		if key = fmt.Sprint(strings.Repeat("k", 4096), i); r.owner(key) == "w" {
+			break
+		}
+	}
+	// r's queue for w full: a frame whose stream hangs, and one of nearly
+	// 16 MiB behind it (the queue's bound for a peer).
+	hd.on.Store(true)
+	for _, n := range []int{4096, 16<<20 - 2048} {
+		cancel, err := r.repl.Ask("w", make([]byte, n), func([]byte, error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+	}
+	type result struct {
+		v   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := r.GetOrFill(context.Background(), key)
+		done <- result{v, err}
+	}()
+	await.Until(t, 10*time.Second, func() bool { return r.repl.Stats().CallsDropped > 0 }, "the fill's request was never refused")
+	hd.on.Store(false) // the hung stream times out, the queue empties
+	res := <-done
+	if res.err != nil || string(res.v) != "filled by w" {
+		t.Fatalf("GetOrFill: %q, %v; want the owner's fill", res.v, res.err)
+	}
+	if _, ran := runs.Load("r"); ran || r.Stats().FillFallbacks != 0 {
+		t.Fatalf("the asker ran its filler (%d fallbacks) while its owner could be asked", r.Stats().FillFallbacks)
+	}
+}

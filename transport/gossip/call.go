@@ -33,8 +33,22 @@ const (
 	maxCallsServed = 256
 )
 
-// ErrBusy is the error of a call the peer had no room to serve.
+// ErrBusy is the error of a call the peer had no room to serve, or that
+// this member had no room to send (a request larger than a datagram,
+// refused by the stream queue at its bounds: see Stats.CallsDropped). It
+// may succeed later.
 var ErrBusy = errors.New("gossip: peer busy")
+
+// sendError is the error of a call whose request sendCall failed to send:
+// the queue's refusal is ErrBusy too (a caller that takes only ErrBusy
+// for a passing failure filled a key itself while its owner was there:
+// found by review).
+func sendError(what, peer string, err error) error {
+	if errors.Is(err, errStreamsFull) || errors.Is(err, errPeerStreamsFull) {
+		return fmt.Errorf("gossip: %s %s: %w: %w", what, peer, ErrBusy, err)
+	}
+	return fmt.Errorf("gossip: %s %s: %w", what, peer, err)
+}
 
 // ErrNoPeer is the error of a call to a member not alive here.
 var ErrNoPeer = errors.New("gossip: no such live member")
@@ -155,8 +169,8 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 // request larger than a datagram is queued for the peer's stream sender
 // and Call waits for the answer as for a small one: it returns at ctx's
 // end and at Close whatever that stream does, and with the stream's error
-// if its send fails (or the queue's refusal, when the frames queued for
-// streams are at their bounds: see Stats.CallsDropped).
+// if its send fails; with ErrBusy if the stream queue refuses it (the
+// frames queued for streams at their bounds).
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
@@ -172,7 +186,7 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 		}
 	}
 	if err := r.sendCall(node, req, sent); err != nil {
-		return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
+		return nil, sendError("call", peer, err)
 	}
 	// A request that fits a datagram goes as one, and again if no answer
 	// comes (a datagram lost): the peer ignores a repeat while it serves
@@ -206,7 +220,7 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 // Ask sends payload to the live member peer, whose Config.OnCall answers
 // it, as one request that Call would send, and returns at once: a
 // request larger than a datagram is queued for the peer's stream sender,
-// not written here (an error if the queue has no room for it). The answer
+// not written here (ErrBusy if the queue has no room for it). The answer
 // goes to answer, called at most once, from the goroutine that received
 // it: it must be quick, and the slice is valid only during the call.
 // ErrBusy if the peer had no room to serve it. Nothing is resent: a
@@ -223,7 +237,7 @@ func (r *Replicator) Ask(peer string, payload []byte, answer func([]byte, error)
 	cancel = func() { r.forget(id) }
 	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload), nil); err != nil {
 		cancel()
-		return nil, fmt.Errorf("gossip: ask %s: %w", peer, err)
+		return nil, sendError("ask", peer, err)
 	}
 	return cancel, nil
 }

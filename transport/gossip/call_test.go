@@ -581,6 +581,26 @@ func TestCallFramesRefusedAreCountedApart(t *testing.T) {
 	}
 }
 
+// TestRequestRefusedForRoomIsBusy: a request the stream queue refuses
+// (the frames queued for its peer at their bound) fails with ErrBusy, as
+// a peer with no room to serve it does: the owner may be asked again
+// later. It failed with the queue's own error, which a cluster fill took
+// for the owner's silence and filled the key itself (found by review).
+func TestRequestRefusedForRoomIsBusy(t *testing.T) {
+	a, _, sa, _ := stallingPair(t, 2*time.Second, bigAnswer())
+	sa.stall(a.r.lookup("b").Address())
+	fillStreamQueue(t, a.r, "b")
+	big := bytes.Repeat([]byte("x"), 100_000)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.r.Call(ctx, "b", big); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a call of 100 kB, the queue for its peer full: %v, want ErrBusy", err)
+	}
+	if _, err := a.r.Ask("b", big, func([]byte, error) {}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("an ask of 100 kB, the queue for its peer full: %v, want ErrBusy", err)
+	}
+}
+
 // TestLargeRequestsDoNotWaitForTheStream: a request larger than a
 // datagram goes to the peer's stream sender; Ask returns at once and Call
 // at its context's end while the stream hangs (both wrote the stream
