@@ -319,7 +319,7 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 
 // dropped reports a live value forgotten after a long absence.
 func (c *Cache) dropped(v crdt.Version) {
-	c.log.Warn().Str("key", v.Key).Msg("dropped a value the cluster no longer holds (back from a long absence)")
+	c.log.Warn().Str("key", clip(v.Key)).Msg("dropped a value the cluster no longer holds (back from a long absence)")
 	if c.cfg.OnDrop != nil {
 		select {
 		case c.drops <- v.Key:

@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/clusterfill"
 )
@@ -280,4 +284,42 @@ func TestErrorsNameALongKeyClipped(t *testing.T) {
 			t.Errorf("%s: an error of %d bytes: %.200v", name, len(fmt.Sprint(err)), err)
 		}
 	}
+}
+
+// lockedBuffer is a log's output, written from any goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Split(b.buf.String(), "\n")
+}
+
+// TestDropLogNamesALongKeyClipped: the warning of a value dropped after
+// a long absence names its key's first bytes, as errors do: it logged a
+// key of 64 KiB whole (found by review).
+func TestDropLogNamesALongKeyClipped(t *testing.T) {
+	out := new(lockedBuffer)
+	cfg := testConfig("a")
+	cfg.Logger = zerolog.New(out)
+	c := newCache(t, cfg)
+	c.dropped(crdt.Version{Key: strings.Repeat("\x00", c.cfg.MaxKeySize)})
+	for _, line := range out.lines() {
+		if strings.Contains(line, "dropped a value") {
+			if len(line) > 1000 { // 32 bytes, JSON-escaped, and the rest
+				t.Fatalf("a line of %d bytes: %.1000s", len(line), line)
+			}
+			return
+		}
+	}
+	t.Fatal("no line for the value dropped")
 }

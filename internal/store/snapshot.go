@@ -457,7 +457,7 @@ func (d *byteReader) record() (crdt.Record, error) {
 	case d.err != nil:
 		return r, d.err
 	case flags > 3 || logical > 1<<32-1:
-		return r, fmt.Errorf("record %q: flags %d, logical %d out of range", key, flags, logical)
+		return r, fmt.Errorf("record %q: flags %d, logical %d out of range", clipKey(key), flags, logical)
 	}
 	r.Key, r.Time.Logical = string(key), uint32(logical)
 	r.Tombstone, r.Evicted = flags&1 != 0, flags&2 != 0
@@ -465,6 +465,16 @@ func (d *byteReader) record() (crdt.Record, error) {
 		r.Value = bytes.Clone(value) // not the section's buffer: a record may outlive the others
 	}
 	return r, nil
+}
+
+// clipKey is key as an error names it: its first 32 bytes, as the
+// package bcache's errors do (a key of 64 KiB, %q-quoted whole, made an
+// error of 256 KiB).
+func clipKey(key []byte) string {
+	if len(key) > 32 {
+		return string(key[:32]) + "..."
+	}
+	return string(key)
 }
 
 // byteReader reads varints and length-prefixed bytes from b, remembering

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -380,5 +381,19 @@ func TestValueGoneAtItsExpiry(t *testing.T) {
 		if _, ok := s.Get("k", func() int64 { return now }); ok != want {
 			t.Errorf("at expiry%+d: served %v, want %v", now-expires, ok, want)
 		}
+	}
+}
+
+// TestRecordErrorNamesALongKeyClipped: a record that does not decode is
+// named by its key's first bytes: a key of 64 KiB, %q-quoted whole, made
+// an error of 256 KiB (found by review).
+func TestRecordErrorNamesALongKeyClipped(t *testing.T) {
+	key := strings.Repeat("\x00", maxKey)
+	b := AppendRecord(nil, &crdt.Record{Key: key, Time: crdt.Timestamp{Wall: testNow, Node: 1}, Value: []byte("v")})
+	at := len(binary.AppendUvarint(nil, uint64(len(key)))) + len(key) // the flags
+	b[at] = 7                                                         // out of range
+	_, _, err := DecodeRecord(b)
+	if err == nil || len(err.Error()) > 200 {
+		t.Fatalf("a record with bad flags: an error of %d bytes: %.200v", len(fmt.Sprint(err)), err)
 	}
 }
