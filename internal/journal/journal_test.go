@@ -430,9 +430,7 @@ func TestMissingSegmentIsDamage(t *testing.T) {
 	appendAll(t, l, 4, 6)
 	l.Close(false)
 	os.Remove(segmentPath(path, 2))
-	if recs, _, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %v; want ErrDamaged and nothing", keys(recs), err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestVersion1SegmentsAreRead: segments written before the nonce (version
@@ -462,21 +460,35 @@ func TestVersion1SegmentsAreRead(t *testing.T) {
 	}
 }
 
-// TestVersion2SegmentsAreRead: segments written before the header had its
-// checksum (version 2: the nonce alone) are read as they were.
-func TestVersion2SegmentsAreRead(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	b := append([]byte(headerMagic+"\x02"), "8 bytes!"...)
-	seed := crc32.Checksum(b[len(headerMagic)+1:], castagnoli)
-	for i := range 3 {
-		r := rec(i)
-		b = append(b, frameOf(&r, seed)...)
+// TestVersion2And3SegmentsAreRead: segments written before the header
+// had its checksum (version 2: the nonce alone), and before frames had
+// a checksum of their length and headers the previous segment (version
+// 3), are read as they were.
+func TestVersion2And3SegmentsAreRead(t *testing.T) {
+	for _, version := range []byte{2, 3} {
+		path := filepath.Join(t.TempDir(), "snap")
+		b, seed := olderHeader(version)
+		for i := range 3 {
+			r := rec(i)
+			b = append(b, frameOf(&r, seed)...)
+		}
+		os.WriteFile(segmentPath(path, 1), b, 0o644)
+		recs, st := mustRead(t, path)
+		if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
+			t.Fatalf("read %v, %+v from a version %d segment", keys(recs), st, version)
+		}
 	}
-	os.WriteFile(segmentPath(path, 1), b, 0o644)
-	recs, st := mustRead(t, path)
-	if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
-		t.Fatalf("read %v, %+v from a version 2 segment", keys(recs), st)
+}
+
+// olderHeader returns a segment header of version 2 or 3, as the
+// releases before wrote them, and the seed of its frames' checksums.
+func olderHeader(version byte) ([]byte, uint32) {
+	b := append([]byte(headerMagic), version)
+	b = append(b, "8 bytes!"...)
+	if version == 3 {
+		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[len(headerMagic):], castagnoli))
 	}
+	return b, crc32.Checksum(b[len(headerMagic)+1:headerLenV2], castagnoli)
 }
 
 // TestDamagedHeaderIsDamage: one bit flipped in a segment's nonce made
@@ -715,20 +727,14 @@ func TestDamageBeforeAValueFullOfMagicsIsDamage(t *testing.T) {
 	}
 	appendAll(t, l, 10, 20)
 	l.Close(false)
-	seg := segmentPath(path, 1)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seg, b := segmentBytes(t, path, 1)
 	starts := frameStarts(t, b)
 	if len(starts) < 4 {
 		t.Fatalf("%d frames, want one a write", len(starts))
 	}
 	b[starts[1]] ^= 1 // the magics' frame's magic
 	os.WriteFile(seg, b, 0o644)
-	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestDamageBeforeMagicsInAnOlderSegmentIsDamage: in a version 3 segment
@@ -737,10 +743,7 @@ func TestDamageBeforeAValueFullOfMagicsIsDamage(t *testing.T) {
 // end.
 func TestDamageBeforeMagicsInAnOlderSegmentIsDamage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
-	head := append([]byte(headerMagic+"\x03"), "8 bytes!"...)
-	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head[len(headerMagic):], castagnoli))
-	seed := crc32.Checksum(head[len(headerMagic)+1:headerLenV2], castagnoli)
-	b := slices.Clone(head)
+	b, seed := olderHeader(3)
 	first := rec(0)
 	b = append(b, frameOf(&first, seed)...)
 	bad := len(b)
@@ -752,9 +755,7 @@ func TestDamageBeforeMagicsInAnOlderSegmentIsDamage(t *testing.T) {
 	}
 	b[bad] ^= 1
 	os.WriteFile(segmentPath(path, 1), b, 0o644)
-	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestShortenedLastFrameIsDamage: the length of the newest segment's last
@@ -765,37 +766,13 @@ func TestShortenedLastFrameIsDamage(t *testing.T) {
 	l, path := open(t, EveryWrite)
 	appendAll(t, l, 0, 3)
 	l.Close(false)
-	seg := segmentPath(path, 1)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seg, b := segmentBytes(t, path, 1)
 	starts := frameStarts(t, b)
 	last := starts[len(starts)-1]
 	n := binary.LittleEndian.Uint32(b[last+len(frameMagic):])
 	binary.LittleEndian.PutUint32(b[last+len(frameMagic):], n/2)
 	os.WriteFile(seg, b, 0o644)
-	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
-	}
-}
-
-// TestVersion3SegmentsAreRead: segments of the release before (version
-// 3: no checksum of a frame's length of its own) are read as they were.
-func TestVersion3SegmentsAreRead(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	b := append([]byte(headerMagic+"\x03"), "8 bytes!"...)
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[len(headerMagic):], castagnoli))
-	seed := crc32.Checksum(b[len(headerMagic)+1:headerLenV2], castagnoli)
-	for i := range 3 {
-		r := rec(i)
-		b = append(b, frameOf(&r, seed)...)
-	}
-	os.WriteFile(segmentPath(path, 1), b, 0o644)
-	recs, st := mustRead(t, path)
-	if !slices.Equal(keys(recs), []string{"k0", "k1", "k2"}) || st.Valid != int64(len(b)) {
-		t.Fatalf("read %v, %+v from a version 3 segment", keys(recs), st)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestHugeSegmentNumberIsDamage: a segment numbered near the largest
@@ -809,9 +786,7 @@ func TestHugeSegmentNumberIsDamage(t *testing.T) {
 	if err := os.Rename(segmentPath(path, 1), segmentPath(path, math.MaxUint64)); err != nil {
 		t.Fatal(err)
 	}
-	if recs, _, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %v; want ErrDamaged and nothing", keys(recs), err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestOlderSegmentCutAtAFrameIsDamage: an older segment cut at the end of
@@ -819,21 +794,11 @@ func TestHugeSegmentNumberIsDamage(t *testing.T) {
 // cut were gone without a word (found by review). The next segment's
 // header says where it ended.
 func TestOlderSegmentCutAtAFrameIsDamage(t *testing.T) {
-	l, path := open(t, EveryWrite)
-	appendAll(t, l, 0, 3)
-	mustRotate(t, l)
-	appendAll(t, l, 3, 5)
-	l.Close(false)
-	seg := segmentPath(path, 1)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := twoSegments(t)
+	seg, b := segmentBytes(t, path, 1)
 	starts := frameStarts(t, b)
 	os.WriteFile(seg, b[:starts[len(starts)-1]], 0o644) // without its last frame
-	if recs, _, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %v; want ErrDamaged and nothing", keys(recs), err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestFrameAfterAnOlderSegmentsEndIsNotRead: a frame whose write failed,
@@ -842,16 +807,8 @@ func TestOlderSegmentCutAtAFrameIsDamage(t *testing.T) {
 // the older one ended, and the frame, never acknowledged, is not read
 // (it read as damage: a bad frame in an older segment).
 func TestFrameAfterAnOlderSegmentsEndIsNotRead(t *testing.T) {
-	l, path := open(t, EveryWrite)
-	appendAll(t, l, 0, 3)
-	mustRotate(t, l)
-	appendAll(t, l, 3, 5)
-	l.Close(false)
-	seg := segmentPath(path, 1)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := twoSegments(t)
+	seg, b := segmentBytes(t, path, 1)
 	failed := rec(99)
 	os.WriteFile(seg, append(b, frameOf(&failed, 0)[:20]...), 0o644)
 	if recs, _ := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1", "k2", "k3", "k4"}) {
@@ -862,22 +819,12 @@ func TestFrameAfterAnOlderSegmentsEndIsNotRead(t *testing.T) {
 // TestSegmentAfterAnotherIsDamage: a segment whose header names another
 // segment before it than the one there is damage.
 func TestSegmentAfterAnotherIsDamage(t *testing.T) {
-	l, path := open(t, EveryWrite)
-	appendAll(t, l, 0, 2)
-	mustRotate(t, l)
-	appendAll(t, l, 2, 4)
-	l.Close(false)
-	seg := segmentPath(path, 2)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := twoSegments(t)
+	seg, b := segmentBytes(t, path, 2)
 	binary.LittleEndian.PutUint64(b[headerLenV2:], 7)
 	binary.LittleEndian.PutUint32(b[headerLen-4:], crc32.Checksum(b[len(headerMagic):headerLen-4], castagnoli))
 	os.WriteFile(seg, b, 0o644)
-	if recs, _, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %v; want ErrDamaged and nothing", keys(recs), err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestMoveAsideKeepsWhatWasMovedBefore: moved aside twice under the same
@@ -962,16 +909,10 @@ func TestVersionByteReadAsTwoIsDamage(t *testing.T) {
 	l, path := open(t, EveryWrite)
 	appendAll(t, l, 0, 5)
 	l.Close(false)
-	seg := segmentPath(path, 1)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seg, b := segmentBytes(t, path, 1)
 	b[len(headerMagic)] = 2
 	os.WriteFile(seg, b, 0o644)
-	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestLastFrameWithADamagedHeadSumIsDamage: the newest segment's last
@@ -982,17 +923,11 @@ func TestLastFrameWithADamagedHeadSumIsDamage(t *testing.T) {
 	l, path := open(t, EveryWrite)
 	appendAll(t, l, 0, 5)
 	l.Close(false)
-	seg := segmentPath(path, 1)
-	b, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seg, b := segmentBytes(t, path, 1)
 	starts := frameStarts(t, b)
 	b[starts[len(starts)-1]+len(frameMagic)+4] ^= 1
 	os.WriteFile(seg, b, 0o644)
-	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
-		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
-	}
+	mustBeDamaged(t, path)
 }
 
 // TestMoveAsideFailsOnANameTooLong: a name to move aside to that is too
@@ -1080,4 +1015,37 @@ func TestTornHeaderAloneIsRemoved(t *testing.T) {
 	if recs, st := mustRead(t, path); !slices.Equal(keys(recs), []string{"k0", "k1"}) || st.Segments != 1 || st.Newest.N != 3 {
 		t.Fatalf("read %v, %+v after Open", keys(recs), st)
 	}
+}
+
+// segmentBytes returns the path and the bytes of segment n of the log at
+// path.
+func segmentBytes(t *testing.T, path string, n uint64) (string, []byte) {
+	t.Helper()
+	seg := segmentPath(path, n)
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seg, b
+}
+
+// mustBeDamaged fails t unless Read reports the log at path damaged, and
+// returns no record.
+func mustBeDamaged(t *testing.T, path string) {
+	t.Helper()
+	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) || len(recs) != 0 {
+		t.Fatalf("read %v, %+v, %v; want ErrDamaged and nothing", keys(recs), st, err)
+	}
+}
+
+// twoSegments writes k0-k2 to a fresh log's segment 1 and k3-k4 to its
+// segment 2, closes it and returns its path.
+func twoSegments(t *testing.T) string {
+	t.Helper()
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 3)
+	mustRotate(t, l)
+	appendAll(t, l, 3, 5)
+	l.Close(false)
+	return path
 }

@@ -70,17 +70,7 @@ func TestCallResendsALostRequest(t *testing.T) {
 		}
 		return []byte("ok")
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type result struct {
-		answer []byte
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		got, err := a.r.Call(ctx, "b", []byte("q"))
-		done <- result{got, err}
-	}()
+	done := callAsync(t, a, "b", []byte("q"))
 	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the request never came again")
 	net.SetLoss("b", "a", 0)
 	if r := <-done; r.err != nil || string(r.answer) != "ok" {
@@ -398,17 +388,7 @@ func TestLostLargeAnswerIsSentAgain(t *testing.T) {
 		}
 		return big(from, p)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type result struct {
-		answer []byte
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		got, err := a.r.Call(ctx, "b", []byte("big"))
-		done <- result{got, err}
-	}()
+	done := callAsync(t, a, "b", []byte("big"))
 	await.Until(t, 10*time.Second, func() bool { return b.r.Stats().SendErrors >= 1 }, "the answer's stream never failed")
 	sb.stall("")
 	if r := <-done; r.err != nil || len(r.answer) != 100_000 {
@@ -633,4 +613,23 @@ func TestLargeRequestsDoNotWaitForTheStream(t *testing.T) {
 	if _, err := a.r.Call(ctx, "b", big); err == nil || ctx.Err() != nil {
 		t.Fatalf("a call whose stream fails: %v (its context: %v)", err, ctx.Err())
 	}
+}
+
+// callResult is what a Call returned.
+type callResult struct {
+	answer []byte
+	err    error
+}
+
+// callAsync calls member to from n with payload and a context of 10 s,
+// and returns the channel its result comes on.
+func callAsync(t *testing.T, n *node, to string, payload []byte) <-chan callResult {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	done := make(chan callResult, 1)
+	go func() {
+		got, err := n.r.Call(ctx, to, payload)
+		done <- callResult{got, err}
+	}()
+	return done
 }
