@@ -94,10 +94,13 @@ type answeredCall struct {
 // is kept (answeredFor), however long the owner's streams fail: three
 // copies, a second apart whatever became of them, were spent by the
 // caller's repeats within 3.5 s, while the first copy was still queued,
-// and a copy the queue refused counted as sent (found by review). A
-// member replaying requests has each kept answer sent at most once a
-// second, one copy at a time: the kept answers bound the bytes held for
-// streams (answeredBytes) and those sent a second.
+// and a copy the queue refused counted as sent (found by review). After
+// each copy written the gap doubles (1, 2, 4, 8, then 16 s): a member
+// replaying a request has a kept answer written at most 5 times in the
+// 30 s it is kept (once a second, each time, made a replayed datagram
+// of a few bytes worth a stream and up to 4 MiB a second: found by
+// review), one copy at a time; the kept answers bound the bytes held
+// for streams (answeredBytes).
 type keptAnswer struct {
 	frame []byte
 	at    time.Time
@@ -106,13 +109,14 @@ type keptAnswer struct {
 	// was refused; when the last copy was queued, and when it ended.
 	inflight, failed bool
 	started, ended   time.Time
+	written          int // copies written
 }
 
 // resendDue reports whether a repeat of the request at now has the kept
 // answer, larger than a datagram, sent again (see keptAnswer). Called with
 // calls.mu held.
 func (k *keptAnswer) resendDue(now time.Time) bool {
-	return !k.inflight && now.Sub(k.started) >= answerResendGap && (k.failed || now.Sub(k.ended) >= answerResendGap)
+	return !k.inflight && now.Sub(k.started) >= answerResendGap && (k.failed || now.Sub(k.ended) >= answerResendGap<<min(max(k.written-1, 0), 4))
 }
 
 // The answers a member keeps: for answeredFor, at most answeredCalls of
@@ -481,6 +485,9 @@ func (r *Replicator) sendAnswer(peer string, a *keptAnswer, started time.Time) {
 	ended := func(err error) {
 		r.calls.mu.Lock()
 		a.inflight, a.failed, a.ended = false, err != nil, time.Now()
+		if err == nil {
+			a.written++
+		}
 		r.calls.mu.Unlock()
 	}
 	if !r.sendFrame(peer, a.frame, ended) {

@@ -633,3 +633,43 @@ func callAsync(t *testing.T, n *node, to string, payload []byte) <-chan callResu
 	}()
 	return done
 }
+
+// TestKeptAnswerIsWrittenFewTimes: a kept answer larger than a datagram,
+// its request repeated every 100 ms for the 30 s it is kept, is written
+// at most 5 times (the gap doubles after each copy written), and a copy
+// that failed goes at the next repeat whatever the gap: once a second for
+// 30 s, a replayed datagram of a few bytes was worth a stream and up to
+// 4 MiB a second (found by review).
+func TestKeptAnswerIsWrittenFewTimes(t *testing.T) {
+	start := time.Now()
+	a := &keptAnswer{inflight: true, started: start}
+	end := func(at time.Time, err error) {
+		a.inflight, a.failed, a.ended = false, err != nil, at
+		a.written += b2i(err == nil)
+	}
+	end(start.Add(10*time.Millisecond), nil) // the first copy
+	copies := 1
+	for at := start; at.Sub(start) < answeredFor; at = at.Add(100 * time.Millisecond) {
+		if a.resendDue(at) {
+			a.inflight, a.started = true, at
+			end(at.Add(10*time.Millisecond), nil)
+			copies++
+		}
+	}
+	if copies > 5 {
+		t.Fatalf("written %d times in %v", copies, answeredFor)
+	}
+	now := start.Add(answeredFor)
+	a.inflight, a.started = true, now
+	end(now.Add(10*time.Millisecond), errors.New("refused"))
+	if !a.resendDue(now.Add(answerResendGap)) {
+		t.Fatal("a copy that failed is not sent again at the next repeat a gap after it began")
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
