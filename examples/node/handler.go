@@ -69,6 +69,14 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	})
 	watches := make(chan struct{}, maxWatches)
 	mux.HandleFunc("GET /v1/watch", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			// The headers alone: a stream behind a HEAD is written to
+			// no one, so nothing ends it, and it held its place and the
+			// connection until shutdown (found by review).
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			return
+		}
 		select {
 		case watches <- struct{}{}:
 			defer func() { <-watches }()
@@ -244,17 +252,26 @@ type change struct {
 // longest a stream's write may wait for a client that does not read. A
 // write waits only once the socket's buffers are full: a client that
 // opens a quiet stream and never reads holds its place until it goes
-// (one gone without a word is found by TCP's keepalives, the connection
-// idle), so 64 such clients hold every place (found by review).
+// (one gone is found when a write fails: a quiet stream is written a
+// comment every watchPing), so 64 such clients hold every place (found
+// by review).
 const (
 	maxWatches        = 64
 	watchWriteTimeout = 30 * time.Second
+	// watchPing is how often a quiet stream is written a comment: a
+	// client gone is found by the write failing (net/http stops watching
+	// a connection for its close once a client sends a byte after its
+	// request, so a quiet stream of a client gone held its place for
+	// good, found by review). A variable: tests shorten it.
 )
+
+var watchPing = 15 * time.Second
 
 // watch streams the changes to keys with the prefix query parameter as
 // Server-Sent Events, one event per change named by its cause, with the
 // change as JSON data (the value in base64), until the client goes away,
-// stops reading for watchWriteTimeout, or the member closes.
+// stops reading for watchWriteTimeout, or the member closes; a quiet
+// stream gets a comment every watchPing.
 func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 	sub, err := c.Subscribe(r.URL.Query().Get("prefix"), 0)
 	if err != nil {
@@ -270,8 +287,15 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 	if rc.Flush() != nil {
 		return
 	}
+	ping := time.NewTicker(watchPing)
+	defer ping.Stop()
 	for {
 		select {
+		case <-ping.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
 		case batch, ok := <-sub.C:
 			if !ok {
 				return

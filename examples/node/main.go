@@ -41,7 +41,9 @@
 //	                                 and "key_base64" for a key that is not UTF-8;
 //	                                 64 streams at once (429 past them); a stream whose writes wait 30 s (its
 //	                                 client not reading, its buffers full) is dropped, but a client that keeps a
-//	                                 quiet stream open without reading holds its place until it closes
+//	                                 quiet stream open without reading holds its place until it closes (a quiet
+//	                                 stream gets a comment, ": ping", every 15 s: a client gone is found by
+//	                                 the write failing); HEAD gets the headers alone
 //
 // A key is one path segment: escape a slash in it as %2F, and the keys "."
 // and ".." as %2E and %2E%2E (Go's router answers their plain paths with a

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -377,5 +378,30 @@ func TestKeyIDsOfManyKeys(t *testing.T) {
 	a.AcceptKeys = append(a.AcceptKeys, key(250))
 	if ids := keyIDs(&a); ids != nil {
 		t.Fatalf("%d ids for more keys than metadata holds, want none", len(ids)/keyIDLen)
+	}
+}
+
+// TestLongNamesFromAPeerSourceAreRefused: a PeerSource's names longer
+// than a DNS name can be are refused as not host:port, not looked up and
+// kept as failed joins: 1,024 names of 64 KiB made a status of 134 MB,
+// logged again every minute (found by review).
+func TestLongNamesFromAPeerSourceAreRefused(t *testing.T) {
+	long := make([]string, 1024)
+	for i := range long {
+		long[i] = fmt.Sprintf("%s%d:7946", strings.Repeat("x", 64<<10), i)
+	}
+	a := startNode(t, "a", nil, func(c *Config) {
+		c.PeerSource = func(context.Context) ([]string, error) { return long, nil }
+	})
+	await.Until(t, 10*time.Second, func() bool {
+		for _, j := range a.r.Status().Joining {
+			if j.Addr == "PeerSource" && strings.Contains(j.Err, "1024 peers that are not host:port") {
+				return true
+			}
+		}
+		return false
+	}, "the source's names are not refused: %d failures", len(a.r.Status().Joining))
+	if b, err := json.Marshal(a.r.Status()); err != nil || len(b) > 16<<10 {
+		t.Fatalf("status of %d bytes, %v", len(b), err)
 	}
 }
