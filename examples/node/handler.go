@@ -258,13 +258,13 @@ type change struct {
 const (
 	maxWatches        = 64
 	watchWriteTimeout = 30 * time.Second
-	// watchPing is how often a quiet stream is written a comment: a
-	// client gone is found by the write failing (net/http stops watching
-	// a connection for its close once a client sends a byte after its
-	// request, so a quiet stream of a client gone held its place for
-	// good, found by review). A variable: tests shorten it.
 )
 
+// watchPing is how long a stream may go quiet before it is written a
+// comment: a client gone is found by the write failing (net/http stops
+// watching a connection for its close once a client sends a byte after
+// its request, so a quiet stream of a client gone held its place for
+// good, found by review). A variable: tests shorten it.
 var watchPing = 15 * time.Second
 
 // watch streams the changes to keys with the prefix query parameter as
@@ -318,6 +318,7 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 			if rc.Flush() != nil {
 				return
 			}
+			ping.Reset(watchPing) // a stream that is written to needs none
 		case <-r.Context().Done():
 			return
 		}

@@ -26,11 +26,11 @@ const resolveTimeout = 2 * time.Second
 // each round: found by review).
 const maxSourcePeers = 1024
 
-// checkPeer reports whether p is a peer Config.Peers may name.
 // maxPeerLen bounds a peer's length: "srv:" and a DNS name (253 bytes at
 // most), or a host (a name, or an IPv6 address with its zone) and a port.
 const maxPeerLen = 300
 
+// checkPeer reports whether p is a peer Config.Peers may name.
 func checkPeer(p string) error {
 	if len(p) > maxPeerLen {
 		// A DNS name is at most 253 bytes: one longer is nobody's, and
