@@ -287,8 +287,8 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		if !last {
 			end, err := endOf(seg, segs[i+1])
 			switch {
-			case err != nil:
-				return nil, st, fmt.Errorf("%w: %v", ErrDamaged, err)
+			case err != nil: // damage, or the next segment unreadable now
+				return nil, st, err
 			case end < 0: // the next segment does not say
 			case int64(len(b)) < end:
 				// Cut short: at a frame's end, it read as whole.
@@ -340,7 +340,9 @@ func headerTorn(b []byte) bool {
 
 // endOf returns the length at which seg ends by the header of next, the
 // segment written after it; -1 if next's header does not say (written by
-// a release before version 4, or torn).
+// a release before version 4, or torn). Its errors are damage (wrapping
+// ErrDamaged), or the file system's, as they came (a file that cannot be
+// opened now is not damage).
 func endOf(seg, next Segment) (int64, error) {
 	f, err := os.Open(next.Path)
 	if err != nil {
@@ -357,7 +359,7 @@ func endOf(seg, next Segment) (int64, error) {
 	case !ok || !h.chained:
 		return -1, nil
 	case h.prevN != seg.N || h.prevLen > math.MaxInt64: // afterSnapshot too: a segment started with none before it
-		return 0, fmt.Errorf("%s follows segment %d, ending at %d, not %s", next.Path, h.prevN, h.prevLen, seg.Path)
+		return 0, fmt.Errorf("%w: %s follows segment %d, ending at %d, not %s", ErrDamaged, next.Path, h.prevN, h.prevLen, seg.Path)
 	}
 	return int64(h.prevLen), nil
 }
