@@ -1,7 +1,6 @@
 package bcache
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/store"
-	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // reader reads a subscription change by change.
@@ -47,14 +45,7 @@ func (r *reader) next(t *testing.T) Change {
 // prefix made here and by peers, with their cause, in order, and a
 // local write that a peer's newer one replaced is marked superseded.
 func TestSubscribeDeliversChanges(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	a := onMemnet(t, net, "a")
-	b := onMemnet(t, net, "b", a.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b, a := syncedPair(t) // b joined a, and synced
 	sub, err := b.Subscribe("user:", 0)
 	if err != nil {
 		t.Fatal(err)

@@ -358,16 +358,9 @@ func pastToken(c *Cache, key string) Token {
 // away, and sent it to every peer at each pull for as long as its caller
 // waited (found by review).
 func TestGetAfterRefusesAnOverlongKey(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	a := onMemnet(t, net, "a")
-	b := onMemnet(t, net, "b", a.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := syncedPair(t)
 	key := strings.Repeat("k", b.cfg.MaxKeySize+1)
-	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, _, err := b.GetAfter(ctx, key, pastToken(b, key))
 	if !errors.Is(err, ErrKeyTooLarge) || len(err.Error()) > 200 {
