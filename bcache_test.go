@@ -91,6 +91,7 @@ func TestNewValidates(t *testing.T) {
 		// A value over MaxBytes could never be held (found by review).
 		{"MaxValueSize over MaxBytes", Config{BindAddr: "127.0.0.1:0", MaxBytes: 1000, MaxValueSize: 2000}},
 		{"a negative timing", Config{BindAddr: "127.0.0.1:0", Timings: Timings{ProbeInterval: -time.Second}}},
+		{"negative SubscriptionBytes", Config{BindAddr: "127.0.0.1:0", SubscriptionBytes: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

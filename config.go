@@ -46,6 +46,7 @@ const (
 	DefaultSnapshotInterval    = 5 * time.Minute
 	DefaultSyncEvery           = 100 * time.Millisecond
 	DefaultFillTimeout         = 10 * time.Second
+	DefaultSubscriptionBytes   = 64 << 20
 )
 
 // maxValueLimit is the largest MaxValueSize: the wire's hard limit on a
@@ -226,6 +227,17 @@ type Config struct {
 	// included (Close does not wait for a call under way); it should
 	// return quickly: past 1,024 keys waiting for it, replication waits.
 	OnDrop func(key string)
+	// SubscriptionBytes bounds the keys and values of the changes waiting
+	// for each subscriber (see Subscribe), whatever its buffer: past it,
+	// changes are dropped as past the buffer (CauseOverflow), except that
+	// a subscriber with nothing waiting always takes the next change,
+	// however large. With the batch on its way and the one the reader
+	// holds, a subscriber that stops reading keeps at most about three
+	// times this much alive (values the member dropped since), beyond
+	// MaxBytes: the HTTP node (examples/node) lowers it for its watch
+	// streams, whose clients it does not control. Default:
+	// DefaultSubscriptionBytes (64 MiB).
+	SubscriptionBytes int
 }
 
 // DefaultConfig returns the Config New uses for fields left zero, with
@@ -317,6 +329,11 @@ func (c *Config) fill() error {
 		return configError("OnDamage", "unknown policy %d", c.OnDamage)
 	case c.FillTTL < 0: // every fill would fail (found by review)
 		return configError("FillTTL", "negative (%v), want 0 (none) or more", c.FillTTL)
+	case c.SubscriptionBytes < 0:
+		return configError("SubscriptionBytes", "negative (%d)", c.SubscriptionBytes)
+	}
+	if c.SubscriptionBytes == 0 {
+		c.SubscriptionBytes = DefaultSubscriptionBytes
 	}
 	for _, d := range []struct {
 		name string

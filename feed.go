@@ -81,13 +81,11 @@ type Change struct {
 // behind before it gets CauseOverflow.
 const DefaultSubscriptionBuffer = 1024
 
-// MaxSubscriptionBytes bounds the keys and values of the changes waiting
-// for one subscriber, whatever its buffer: past it, changes are dropped
-// as past the buffer (CauseOverflow). With the batch on its way and the
-// one the reader holds, a subscriber that stops reading keeps at most
-// three times this much alive (values the member dropped since), beyond
-// MaxBytes.
-const MaxSubscriptionBytes = 64 << 20
+// MaxSubscriptionBytes was the bound of Config.SubscriptionBytes before
+// it could be set; it is its default.
+//
+// Deprecated: use Config.SubscriptionBytes and DefaultSubscriptionBytes.
+const MaxSubscriptionBytes = DefaultSubscriptionBytes
 
 // A Subscription delivers the changes to keys with its prefix on C, each
 // once, in the order they were applied (per key; changes to different
@@ -118,13 +116,14 @@ type Subscription struct {
 	// on its way is delivered or abandoned.
 	C <-chan []Change
 
-	ch     chan []Change
-	prefix string
-	buffer int
-	f      *feed
-	wake   chan struct{} // the delivery goroutine has changes to send
-	ticker *time.Ticker  // while changes come often: the goroutine takes them at its ticks
-	done   chan struct{} // closed by Close
+	ch       chan []Change
+	prefix   string
+	buffer   int
+	maxBytes int // Config.SubscriptionBytes
+	f        *feed
+	wake     chan struct{} // the delivery goroutine has changes to send
+	ticker   *time.Ticker  // while changes come often: the goroutine takes them at its ticks
+	done     chan struct{} // closed by Close
 	// Guarded by f.mu: changes published and not yet taken by the
 	// delivery goroutine, and whether changes are being dropped.
 	pending      []store.Event // Kind 0: the overflow notice
@@ -143,7 +142,7 @@ const coalesce = time.Millisecond
 // all) made on or applied at this member from now on. buffer bounds how
 // far the subscriber may fall behind (0: DefaultSubscriptionBuffer; up
 // to twice that many changes may be on their way), and so does
-// MaxSubscriptionBytes of their keys and values (see it for what the
+// Config.SubscriptionBytes of their keys and values (see it for what the
 // batches on their way add): past either, changes are dropped and the
 // subscriber gets one Change with CauseOverflow before the next one
 // delivered, never a silent gap. Replaying the changes in order
@@ -161,7 +160,7 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 	if buffer == 0 {
 		buffer = DefaultSubscriptionBuffer
 	}
-	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, f: &c.feed,
+	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, maxBytes: c.cfg.SubscriptionBytes, f: &c.feed,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), ticker: time.NewTicker(coalesce)}
 	s.ticker.Stop() // until changes come often
 	s.C = s.ch
@@ -419,7 +418,9 @@ func changeOf(ev store.Event) Change {
 }
 
 // deliver queues ev for the delivery goroutine, with the feed's lock
-// held. Past the buffer, changes are dropped, and an overflow notice is
+// held. Past the buffer, changes are dropped (a change alone, whatever its
+// size, is not: a subscriber with nothing waiting would otherwise never
+// see a value larger than its bound in bytes), and an overflow notice is
 // queued in their place once, until the goroutine has taken the queue.
 // From half the buffer on (in changes or bytes) it wakes the goroutine
 // itself, in the middle of a frame: left to flush, a large frame
@@ -427,7 +428,7 @@ func changeOf(ev store.Event) Change {
 // reader that kept up (found by review).
 func (s *Subscription) deliver(ev *store.Event) {
 	size := len(ev.Record.Key) + len(ev.Record.Value)
-	if len(s.pending) >= s.buffer || s.pendingBytes+size > MaxSubscriptionBytes {
+	if len(s.pending) >= s.buffer || len(s.pending) > 0 && s.pendingBytes+size > s.maxBytes {
 		if !s.overflowed {
 			s.overflowed = true
 			s.pending = append(s.pending, store.Event{Record: crdt.Record{Key: ev.Record.Key}})
@@ -449,5 +450,5 @@ func (s *Subscription) deliver(ev *store.Event) {
 // must take them without waiting for a tick. Called with the feed's lock
 // held.
 func (s *Subscription) urgent() bool {
-	return len(s.pending) >= s.buffer/2 || s.pendingBytes >= MaxSubscriptionBytes/2
+	return len(s.pending) >= s.buffer/2 || s.pendingBytes >= s.maxBytes/2
 }

@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"slices"
@@ -150,38 +151,47 @@ func TestSubscriptionOverflowIsExplicit(t *testing.T) {
 }
 
 // TestStalledSubscriberHoldsBoundedMemory: a subscriber that stops
-// reading holds at most MaxSubscriptionBytes of waiting keys and values
-// (and a batch on its way), whatever its buffer: a count alone let one
-// stalled subscriber of 1,024 changes hold 1,024 values of any size. It
-// gets an overflow once it reads again.
+// reading holds at most Config.SubscriptionBytes of waiting keys and
+// values (and a batch on its way), whatever its buffer: a count alone let
+// one stalled subscriber of 1,024 changes hold 1,024 values of any size.
+// It gets an overflow once it reads again. The default bound is 64 MiB;
+// the HTTP node sets a lower one (before it could, 64 stalled watch
+// streams could hold 12 GiB).
 func TestStalledSubscriberHoldsBoundedMemory(t *testing.T) {
-	c := newCache(t, testConfig("solo"))
-	sub, err := c.Subscribe("", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	value := make([]byte, 1<<20)
-	for i := range 300 { // 300 MiB of changes, within the 1,024 the buffer counts
-		if err := c.Set(fmt.Sprint("k", i), value, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.feed.mu.Lock()
-	held := sub.pendingBytes
-	c.feed.mu.Unlock()
-	if held > MaxSubscriptionBytes {
-		t.Fatalf("a stalled subscriber holds %d MiB of changes, over %d MiB", held>>20, MaxSubscriptionBytes>>20)
-	}
-	for overflow := false; !overflow; {
-		select {
-		case batch := <-sub.C:
-			for _, ch := range batch {
-				overflow = overflow || ch.Cause == CauseOverflow
+	for _, bound := range []int{0, 4 << 20} {
+		t.Run(fmt.Sprint("bound=", bound), func(t *testing.T) {
+			cfg := testConfig("solo")
+			cfg.SubscriptionBytes = bound
+			c := newCache(t, cfg)
+			want := cmp.Or(bound, DefaultSubscriptionBytes)
+			sub, err := c.Subscribe("", 0)
+			if err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the changes past the bound came with no overflow")
-		}
+			defer sub.Close()
+			value := make([]byte, 1<<20)
+			for i := range 2 * want >> 20 { // twice the bound, within the 1,024 changes the buffer counts
+				if err := c.Set(fmt.Sprint("k", i), value, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.feed.mu.Lock()
+			held := sub.pendingBytes
+			c.feed.mu.Unlock()
+			if held > want || held < want/2 {
+				t.Fatalf("a stalled subscriber holds %d MiB of changes, want at most %d MiB and at least half", held>>20, want>>20)
+			}
+			for overflow := false; !overflow; {
+				select {
+				case batch := <-sub.C:
+					for _, ch := range batch {
+						overflow = overflow || ch.Cause == CauseOverflow
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the changes past the bound came with no overflow")
+				}
+			}
+		})
 	}
 }
 
@@ -274,6 +284,44 @@ func TestFeedLetsGoOfDeliveredValues(t *testing.T) {
 	}, "deleted values delivered in a batch two batches back are still reachable")
 }
 
+// TestChangeOverTheByteBound: a change larger than the subscription's
+// bound in bytes is delivered when nothing waits (else a subscriber would
+// never see such a value, however fast it read), and dropped, with an
+// overflow notice, behind a change that waits.
+func TestChangeOverTheByteBound(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.SubscriptionBytes = 1 << 10
+	c := newCache(t, cfg)
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	r := &reader{sub: sub}
+	big := make([]byte, 4<<10)
+	if err := c.Set("big", big, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ch := r.next(t); ch.Cause != CauseSet || ch.Key != "big" || len(ch.Value) != len(big) {
+		t.Fatalf("a change over the bound with nothing waiting came as %v %q (%d bytes)", ch.Cause, ch.Key, len(ch.Value))
+	}
+
+	s := &Subscription{buffer: 8, maxBytes: 1 << 10, wake: make(chan struct{}, 1)}
+	set := func(key string, size int) {
+		s.deliver(&store.Event{Kind: store.EventSet, Record: crdt.Record{Key: key, Value: make([]byte, size)}})
+	}
+	set("small", 10)
+	set("big", 4<<10)
+	set("after", 10)
+	var got []string
+	for _, ev := range s.pending {
+		got = append(got, fmt.Sprint(ev.Kind, ev.Record.Key))
+	}
+	if want := []string{fmt.Sprint(store.EventSet, "small"), fmt.Sprint(0, "big"), fmt.Sprint(store.EventSet, "after")}; !slices.Equal(got, want) {
+		t.Fatalf("queued %q, want %q (the large change dropped behind the small one, an overflow in its place)", got, want)
+	}
+}
+
 // TestFlushCoalescesWakeUps: within a millisecond of the last wake-up,
 // flush leaves the changes to the subscription's ticker; after that long,
 // it wakes the goroutine at once; and the change that makes half the
@@ -283,7 +331,7 @@ func TestFeedLetsGoOfDeliveredValues(t *testing.T) {
 // found by review). The subscription here has no goroutine: the test
 // reads what was decided.
 func TestFlushCoalescesWakeUps(t *testing.T) {
-	s := &Subscription{buffer: 8, wake: make(chan struct{}, 1), ticker: time.NewTicker(time.Hour)}
+	s := &Subscription{buffer: 8, maxBytes: DefaultSubscriptionBytes, wake: make(chan struct{}, 1), ticker: time.NewTicker(time.Hour)}
 	s.ticker.Stop()
 	defer s.ticker.Stop()
 	now := time.Now()
@@ -330,7 +378,7 @@ func TestFlushCoalescesWakeUps(t *testing.T) {
 		t.Fatal("flush with half the buffer waiting did not wake the goroutine")
 	}
 	take()
-	queue(1, MaxSubscriptionBytes/2)
+	queue(1, DefaultSubscriptionBytes/2)
 	if !woken() {
 		t.Fatal("half the byte bound waiting did not wake the goroutine")
 	}

@@ -123,6 +123,11 @@ and ".." as %2E and %2E%2E.
 Flags:
 `
 
+// defaultWatchBytes is -watch-bytes's default: 64 watch streams whose
+// clients stop reading hold about 1 GiB with 1 MiB values (at the
+// library's default of 64 MiB a subscription, 12 GiB: found by review).
+const defaultWatchBytes = 4 << 20
+
 // options are the parsed flags.
 type options struct {
 	cfg      bcache.Config
@@ -144,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
+	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event; each of the 64 streams may hold about three times this (and a value) while its client does not read")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
 	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
@@ -164,7 +170,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	cfg := bcache.Config{
-		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue,
+		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,
 		SnapshotPath: *snapshot, SnapshotInterval: *snapshotEvery,
 		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage, AdvertiseAddr: *advertise,
 	}

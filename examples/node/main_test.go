@@ -34,7 +34,8 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "defaults", check: func(o options) string {
 			if o.cfg.BindAddr != "127.0.0.1:7946" || o.httpAddr != "127.0.0.1:8080" || o.cfg.Peers != nil ||
-				o.cfg.SecretKey != nil || o.cfg.MaxKeys != 0 || o.cfg.MaxValueSize != bcache.DefaultMaxValueSize || o.cfg.Timings != (bcache.Timings{}) {
+				o.cfg.SecretKey != nil || o.cfg.MaxKeys != 0 || o.cfg.MaxValueSize != bcache.DefaultMaxValueSize || o.cfg.Timings != (bcache.Timings{}) ||
+				o.cfg.SubscriptionBytes != defaultWatchBytes {
 				return fmt.Sprintf("%+v", o)
 			}
 			return ""
@@ -53,6 +54,12 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "fast and bounds", args: []string{"-fast", "-max-keys", "10", "-name", "a"}, check: func(o options) string {
 			if o.cfg.Timings != bcache.FastTimings() || o.cfg.MaxKeys != 10 || o.cfg.NodeName != "a" {
+				return fmt.Sprintf("%+v", o.cfg)
+			}
+			return ""
+		}},
+		{name: "watch bytes", args: []string{"-watch-bytes", "1048576"}, check: func(o options) string {
+			if o.cfg.SubscriptionBytes != 1<<20 {
 				return fmt.Sprintf("%+v", o.cfg)
 			}
 			return ""
