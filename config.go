@@ -231,12 +231,18 @@ type Config struct {
 	// for each subscriber (see Subscribe), whatever its buffer: past it,
 	// changes are dropped as past the buffer (CauseOverflow), except that
 	// a subscriber with nothing waiting always takes the next change,
-	// however large. With the batch on its way and the one the reader
-	// holds, a subscriber that stops reading keeps at most about three
-	// times this much alive (values the member dropped since), beyond
-	// MaxBytes: the HTTP node (examples/node) lowers it for its watch
-	// streams, whose clients it does not control. Default:
-	// DefaultSubscriptionBytes (64 MiB).
+	// however large. A subscriber that stops reading keeps alive (values
+	// the member may have dropped since, beyond MaxBytes) the changes
+	// waiting, the batch on its way and the batch it holds: up to three
+	// times the larger of this and one change (MaxKeySize plus
+	// MaxValueSize). A frame a peer sends (a repair, a catch-up) carries
+	// up to 64 MiB, applied faster than a subscriber's goroutine can be
+	// scheduled: a bound below the values of one frame overflows even a
+	// subscriber that reads at once, which then re-reads (as past its
+	// buffer, which a frame of small values may pass too). Under twice
+	// one change, every change wakes the subscriber's goroutine. The HTTP
+	// node (examples/node) lowers it for its watch streams, whose clients
+	// it does not control. Default: DefaultSubscriptionBytes (64 MiB).
 	SubscriptionBytes int
 }
 

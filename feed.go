@@ -425,7 +425,9 @@ func changeOf(ev store.Event) Change {
 // From half the buffer on (in changes or bytes) it wakes the goroutine
 // itself, in the middle of a frame: left to flush, a large frame
 // arriving while the changes before it waited for a tick overflowed a
-// reader that kept up (found by review).
+// reader that kept up (found by review). That makes no room for a frame
+// of more than the bound, applied faster than the goroutine runs: see
+// Config.SubscriptionBytes.
 func (s *Subscription) deliver(ev *store.Event) {
 	size := len(ev.Record.Key) + len(ev.Record.Value)
 	if len(s.pending) >= s.buffer || len(s.pending) > 0 && s.pendingBytes+size > s.maxBytes {

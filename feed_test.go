@@ -169,17 +169,28 @@ func TestStalledSubscriberHoldsBoundedMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Close()
+			// The first change is taken by the subscription's goroutine,
+			// which then waits for the reader to take it: every later
+			// change waits in pending.
 			value := make([]byte, 1<<20)
-			for i := range 2 * want >> 20 { // twice the bound, within the 1,024 changes the buffer counts
+			if err := c.Set("first", value, 0); err != nil {
+				t.Fatal(err)
+			}
+			await.Until(t, 10*time.Second, func() bool {
+				c.feed.mu.Lock()
+				defer c.feed.mu.Unlock()
+				return len(sub.pending) == 0
+			}, "the subscription's goroutine never took the first change")
+			for i := range want>>20 + 2 { // past the bound, within the 1,024 changes the buffer counts
 				if err := c.Set(fmt.Sprint("k", i), value, 0); err != nil {
 					t.Fatal(err)
 				}
 			}
 			c.feed.mu.Lock()
-			held := sub.pendingBytes
+			held, overflowed := sub.pendingBytes, sub.overflowed
 			c.feed.mu.Unlock()
-			if held > want || held < want/2 {
-				t.Fatalf("a stalled subscriber holds %d MiB of changes, want at most %d MiB and at least half", held>>20, want>>20)
+			if next := len("k00") + len(value); held > want || held+next <= want || !overflowed {
+				t.Fatalf("a stalled subscriber holds %d bytes of changes (overflowed: %v), want at most %d and no room for one more", held, overflowed, want)
 			}
 			for overflow := false; !overflow; {
 				select {
@@ -388,6 +399,12 @@ func TestFlushCoalescesWakeUps(t *testing.T) {
 	f.flush()
 	if !woken() || s.ticking {
 		t.Fatal("a change a millisecond after the last wake-up was left to the ticker")
+	}
+	take()
+	s.maxBytes, s.ticking = 1<<10, true // a bound set lower (Config.SubscriptionBytes)
+	queue(1, 600)
+	if !woken() {
+		t.Fatal("half of a bound set lower waiting did not wake the goroutine")
 	}
 }
 

@@ -125,7 +125,9 @@ Flags:
 
 // defaultWatchBytes is -watch-bytes's default: 64 watch streams whose
 // clients stop reading hold about 1 GiB with 1 MiB values (at the
-// library's default of 64 MiB a subscription, 12 GiB: found by review).
+// library's default of 64 MiB a subscription, 12 GiB: found by review),
+// at the price of an overflow for every client when a peer's frame brings
+// more than 4 MiB of values (see bcache.Config.SubscriptionBytes).
 const defaultWatchBytes = 4 << 20
 
 // options are the parsed flags.
@@ -149,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
-	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event; each of the 64 streams may hold about three times this (and a value) while its client does not read")
+	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event (0: the library's 64 MiB); each of the 64 streams holds up to three times this, or three values if larger, while its client does not read; a peer's frame of more large values than this overflows a client however fast it reads")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
 	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
@@ -168,6 +170,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *watchBytes < 0 {
+		return options{}, fmt.Errorf("-watch-bytes %d: want 0 or more", *watchBytes)
 	}
 	cfg := bcache.Config{
 		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,
