@@ -20,12 +20,10 @@ func (m *Map) Synced() (int64, bool) { return m.synced, m.synced != noSync }
 // must always equal [Map.Tree]; replicas may run it periodically as a check.
 func (m *Map) RecomputeTree() *crdt.Tree {
 	t, _ := crdt.NewTree(m.tree.Bits()) // the width was validated by New
-	for _, e := range m.entries.slots {
-		if e != nil {
-			kh := crdt.HashKey(e.key)
-			t.Add(m.leafOf(kh), e.hash(kh))
-		}
-	}
+	m.entries.each(func(e *Entry) {
+		kh := crdt.HashKey(e.key)
+		t.Add(m.leafOf(kh), e.hash(kh))
+	})
 	return t
 }
 

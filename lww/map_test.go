@@ -494,12 +494,19 @@ func TestGCGivesBackTheEntriesTable(t *testing.T) {
 
 // TestEntriesTableAgainstAGoMap: the entries table, through puts,
 // lookups and removals that grow and shrink it many times, holds exactly
-// what a Go map would.
+// what a Go map would, also while a resize is under way (its entries in
+// two arrays), and a resize ends within its old slots' count of puts and
+// removals over migrateStep.
 func TestEntriesTableAgainstAGoMap(t *testing.T) {
 	tab, want := newTable(), map[string]*Entry{}
 	rng := rand.New(rand.NewPCG(1, 2))
+	resizing, ops, most, bound := 0, 0, 0, 0 // steps with a resize under way; puts and removals in this one, the most, and their bound
 	for step := range 200_000 {
 		key := fmt.Sprint("k", rng.IntN(3000))
+		if tab.old != nil {
+			resizing++
+			bound = max(bound, len(tab.old)/migrateStep)
+		}
 		// The last fifth of every 50,000 steps only removes: the table
 		// empties and shrinks, then grows again.
 		switch e := tab.get(key); {
@@ -509,13 +516,27 @@ func TestEntriesTableAgainstAGoMap(t *testing.T) {
 			e = &Entry{key: key}
 			tab.put(e)
 			want[key] = e
+			ops++
 		case e != nil:
+			if step%3 == 0 { // a new entry of the key, as a merge makes
+				e = &Entry{key: key}
+				tab.replace(e)
+				want[key] = e
+				break
+			}
 			tab.remove(key)
 			delete(want, key)
+			ops++
+		}
+		if tab.old == nil {
+			most, ops = max(most, ops), 0
 		}
 		if tab.n != len(want) {
 			t.Fatalf("step %d: %d entries, want %d", step, tab.n, len(want))
 		}
+	}
+	if resizing == 0 || most > bound {
+		t.Fatalf("%d steps with a resize under way, the longest over %d puts and removals; want some, each within %d", resizing, most, bound)
 	}
 	for key, e := range want {
 		if tab.get(key) != e {
@@ -529,7 +550,7 @@ func TestEntriesTableAgainstAGoMap(t *testing.T) {
 		if e == nil {
 			continue
 		}
-		if _, h := tab.hash(e.key); tab.hashes[i] != h {
+		if h := tab.hash(e.key); tab.hashes[i] != h {
 			t.Fatalf("slot %d holds %q with hash %x, want %x", i, e.key, tab.hashes[i], h)
 		}
 	}
