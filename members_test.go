@@ -2,10 +2,13 @@ package bcache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -98,6 +101,55 @@ func TestHugeMembersFileIsNotReadWhole(t *testing.T) {
 	cfg.SnapshotPath = path
 	if _, err := New(cfg); !errors.Is(err, ErrSnapshot) {
 		t.Fatalf("New = %v, want ErrSnapshot for a file over the limit", err)
+	}
+}
+
+// TestMembersFileIsCountedAsItIsDecoded: a members file within its size
+// limit may hold millions of short entries ("{}"): they are counted as
+// they are decoded, and the file is refused at the first past maxKnown,
+// without decoding the rest (5.6 million entries took 1.8 GiB before the
+// count was checked: found by review).
+func TestMembersFileIsCountedAsItIsDecoded(t *testing.T) {
+	entries := func(n int) []byte {
+		return []byte(`{"version":1,"members":[` + strings.TrimSuffix(strings.Repeat("{},", n), ",") + "]}")
+	}
+	if f, err := decodeKnown(entries(maxKnown)); err != nil || len(f.Members) != maxKnown {
+		t.Fatalf("%d members: %d, %v", maxKnown, len(f.Members), err)
+	}
+	if _, err := decodeKnown(entries(maxKnown + 1)); err == nil {
+		t.Fatalf("%d members taken", maxKnown+1)
+	}
+	huge := entries((maxKnownBytes - 40) / 3)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := decodeKnown(huge)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a file of millions of members taken")
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Fatalf("refusing %d bytes of members allocated %d MiB", len(huge), got>>20)
+	}
+	// What json.Unmarshal takes, it takes the same.
+	for _, in := range []string{
+		`{"version":1,"members":null}`,
+		`{"members":[{"Name":"a"}],"other":{"x":[1,2]},"version":1}`,
+		`{"version":2,"members":[],"version":1}`,
+		` { "version" : 1 , "members" : [ ] } `,
+	} {
+		var want knownFile
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeKnown([]byte(in))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %+v, %v; json.Unmarshal: %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{`[]`, `{"version":1,"members":{}}`, `{"version":1} {}`, `{"version":1`, `{"members":[{}]`} {
+		if _, err := decodeKnown([]byte(in)); err == nil {
+			t.Fatalf("%s taken", in)
+		}
 	}
 }
 

@@ -297,6 +297,13 @@ func ReadSnapshot(r io.Reader, size int64, digestBits int) (*Snapshot, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	sr := &snapshotReader{r: bufio.NewReader(io.LimitReader(br, body)), sum: crc32.New(castagnoli), left: body}
 	snap, err := decodeSnapshot(sr, digestBits)
+	if err != nil && sr.readErr != nil {
+		// The file could not be read (out of memory; on Windows, a range
+		// another process locked): not a sign of damage, which the
+		// caller must be able to tell (it moved a good snapshot aside
+		// under DamageReset: found by review).
+		return nil, fmt.Errorf("%w: reading it: %w", ErrSnapshot, sr.readErr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
@@ -316,16 +323,26 @@ func ReadSnapshot(r io.Reader, size int64, digestBits int) (*Snapshot, error) {
 // snapshotReader reads a snapshot's body, summing what it reads and
 // counting what is left of it.
 type snapshotReader struct {
-	r    *bufio.Reader
-	sum  hash.Hash32
-	left int64
-	one  [1]byte // ReadByte's byte, summed without an allocation
+	r       *bufio.Reader
+	sum     hash.Hash32
+	left    int64
+	one     [1]byte // ReadByte's byte, summed without an allocation
+	readErr error   // the first error reading, other than the file's end
+}
+
+// failed returns the error of a read that failed with err: the file's end
+// is the body's end, too early; any other error is kept as readErr.
+func (r *snapshotReader) failed(err error) error {
+	if err != io.EOF && err != io.ErrUnexpectedEOF && r.readErr == nil {
+		r.readErr = err
+	}
+	return io.ErrUnexpectedEOF
 }
 
 func (r *snapshotReader) ReadByte() (byte, error) {
 	b, err := r.r.ReadByte()
 	if err != nil {
-		return 0, io.ErrUnexpectedEOF
+		return 0, r.failed(err)
 	}
 	r.one[0] = b
 	r.sum.Write(r.one[:])
@@ -340,7 +357,7 @@ func (r *snapshotReader) read(n int64) ([]byte, error) {
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r.r, b); err != nil {
-		return nil, io.ErrUnexpectedEOF
+		return nil, r.failed(err)
 	}
 	r.sum.Write(b)
 	r.left -= n

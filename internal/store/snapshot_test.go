@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -395,5 +398,87 @@ func TestRecordErrorNamesALongKeyClipped(t *testing.T) {
 	_, _, err := DecodeRecord(b)
 	if err == nil || len(err.Error()) > 200 {
 		t.Fatalf("a record with bad flags: an error of %d bytes: %.200v", len(fmt.Sprint(err)), err)
+	}
+}
+
+// failAfter returns the first bytes of b, then err.
+type failAfter struct {
+	b   []byte
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
+}
+
+// TestReadErrorIsNotTakenForDamage: an error the file system returns
+// while the snapshot is read (out of memory; on Windows, a range another
+// process locked) reaches the caller, which tells it from damage
+// (bcache's unreadableNow); it became "not a bcache snapshot" or a bad
+// length, and DamageReset moved a good snapshot aside (found by review).
+func TestReadErrorIsNotTakenForDamage(t *testing.T) {
+	s := mustStore(t, Config{})
+	s.Apply(crdt.Record{Key: "a", Value: []byte("x"), Time: crdt.Timestamp{Wall: testNow, Node: 1}}, false, testNow)
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{0, 10, buf.Len() / 2, buf.Len() - 2} {
+		failure := &fs.PathError{Op: "read", Path: "x.snap", Err: syscall.ENOMEM}
+		_, err := ReadSnapshot(&failAfter{b: buf.Bytes()[:cut], err: failure}, int64(buf.Len()), DefaultDigestBits)
+		if !errors.Is(err, syscall.ENOMEM) || !errors.Is(err, ErrSnapshot) {
+			t.Errorf("a read failing after %d bytes: %v; want ErrSnapshot wrapping the ENOMEM", cut, err)
+		}
+		// The file's end, too early, is damage, as before.
+		_, err = ReadSnapshot(&failAfter{b: buf.Bytes()[:cut], err: io.EOF}, int64(buf.Len()), DefaultDigestBits)
+		if !errors.Is(err, ErrSnapshot) || errors.Is(err, syscall.ENOMEM) {
+			t.Errorf("a file ending after %d bytes: %v; want ErrSnapshot", cut, err)
+		}
+	}
+}
+
+// TestEveryTruncationAndBitFlipIsRefused: every prefix and every one-bit
+// flip of a snapshot holding every kind of record, watermarks and own ids
+// is refused with ErrSnapshot, without a panic.
+func TestEveryTruncationAndBitFlipIsRefused(t *testing.T) {
+	s := mustStore(t, Config{})
+	for _, r := range testRecords() {
+		r.Value = r.Value[:min(len(r.Value), 40)]
+		s.Apply(r, false, testNow)
+	}
+	s.MarkOwn(7)
+	s.MarkOwn(9)
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	check := func(what string, b []byte) {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("%s: panic %v", what, p)
+			}
+		}()
+		snap, err := ReadSnapshot(bytes.NewReader(b), int64(len(b)), DefaultDigestBits)
+		if err == nil {
+			t.Fatalf("%s: accepted (%d records)", what, len(snap.Records))
+		} else if !errors.Is(err, ErrSnapshot) {
+			t.Fatalf("%s: %v does not wrap ErrSnapshot", what, err)
+		}
+	}
+	for n := range len(data) {
+		check(fmt.Sprintf("the first %d bytes", n), data[:n])
+	}
+	for i := range len(data) {
+		for bit := range 8 {
+			b := bytes.Clone(data)
+			b[i] ^= 1 << bit
+			check(fmt.Sprintf("bit %d of byte %d flipped", bit, i), b)
+		}
 	}
 }
