@@ -133,7 +133,7 @@ const (
 // at most a second apart. A repeat of a small request (one datagram,
 // replayed by a member, or captured and replayed by anyone) had a large
 // answer sent again for each copy.
-const answerResendGap = time.Second
+var answerResendGap = time.Second // a variable: tests lengthen it
 
 type servedCall struct {
 	from string

@@ -493,9 +493,15 @@ func fillStreamQueue(t *testing.T, r *Replicator, peer string) {
 // next repeat of its request once there is room: it started the
 // answerResendGap as though sent (found by review).
 func TestRefusedLargeAnswerGoesAtTheNextRepeat(t *testing.T) {
-	a, b, _, sb := stallingPair(t, 200*time.Millisecond, bigAnswer())
+	// The repeat must come within answerResendGap of the answer, or any
+	// copy would be due: a minute here, whatever the machine's load. The
+	// queue stays full until released: with a TCPTimeout of 200 ms, a
+	// loaded machine emptied it before the answer came (the test failed).
+	defer func(gap time.Duration) { answerResendGap = gap }(answerResendGap)
+	answerResendGap = time.Minute
+	a, b, _, sb := stallingPair(t, time.Minute, bigAnswer())
 	sb.stall(a.r.Addr())
-	fillStreamQueue(t, b.r, "a") // both frames fail after TCPTimeout
+	fillStreamQueue(t, b.r, "a")
 	req := appendCall(nil, "a", callRequest, 42, []byte("big"))
 	nb := a.r.lookup("b")
 	if err := a.r.sendPacket(nb, req); err != nil {
@@ -505,8 +511,8 @@ func TestRefusedLargeAnswerGoesAtTheNextRepeat(t *testing.T) {
 	if n := b.r.Stats().CallsDropped; n != 1 {
 		t.Fatalf("%d call frames refused, want the answer's", n)
 	}
+	sb.release() // the frames queued fail at once
 	await.Until(t, 10*time.Second, func() bool { return b.r.streams.bytes() == 0 }, "b's queue for a never emptied")
-	sb.stall("")
 	before := b.r.Stats().WireStreamBytes
 	if err := a.r.sendPacket(nb, req); err != nil { // well within answerResendGap of the answer
 		t.Fatal(err)

@@ -81,8 +81,22 @@ func TestShutdownCutsDialedStreams(t *testing.T) {
 // window shut. Packets still flow, so memberlist keeps the peer alive.
 type stallingTransport struct {
 	Transport
-	mu sync.Mutex
-	to string // the stalled peer's address, once stall is called
+	mu    sync.Mutex
+	to    string         // the stalled peer's address, once stall is called
+	conns []*stalledConn // the stalled streams it opened
+}
+
+// release ends the stall: streams opened from now on are not stalled, and
+// those opened so far fail at once.
+func (s *stallingTransport) release() {
+	s.mu.Lock()
+	s.to = ""
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // stall makes the streams opened from now on to addr stall.
@@ -94,10 +108,11 @@ func (s *stallingTransport) stall(addr string) {
 
 func (s *stallingTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	s.mu.Lock()
-	stalled := a.Addr == s.to
-	s.mu.Unlock()
-	if stalled {
-		return newStalledConn(), nil
+	defer s.mu.Unlock()
+	if a.Addr == s.to {
+		c := newStalledConn()
+		s.conns = append(s.conns, c)
+		return c, nil
 	}
 	return s.Transport.DialAddressTimeout(a, timeout)
 }
