@@ -82,6 +82,7 @@ var metricList = []metric{
 	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried.", prometheus.GaugeValue, nil},
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
 	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
+	{"bcache_peer_lookup_failures_total", "Peers that could not be looked up (a name that did not resolve, a PeerSource that failed), once per look at the seeds.", prometheus.CounterValue, nil},
 	{"bcache_key_refusals_total", "Members refused because their keys and this member's do not read each other (a key rotation's step skipped, or an old key).", prometheus.CounterValue, nil},
 	{"bcache_streams_refused_total", "Streams from peers closed at once because 64 were open (in a cluster with a key, 64 from one address); their senders retry.", prometheus.CounterValue, nil},
 	{"bcache_udp_read_buffer_bytes", "Receive buffer of the member's UDP socket as the kernel reports it (Linux: twice the size set); the member asks for 16 MiB (0: not read).", prometheus.GaugeValue, nil},
@@ -172,6 +173,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_join_failing_addresses", float64(len(status.Joining)))
 	emit("bcache_joins_total", float64(r.Joins))
 	emit("bcache_join_failures_total", float64(r.JoinFailures))
+	emit("bcache_peer_lookup_failures_total", float64(r.LookupFailures))
 	emit("bcache_key_refusals_total", float64(r.KeyRefusals))
 	emit("bcache_streams_refused_total", float64(r.StreamsRefused))
 	emit("bcache_udp_read_buffer_bytes", float64(r.ReadBuffer))

@@ -26,6 +26,16 @@ const resolveTimeout = 2 * time.Second
 // each round: found by review).
 const maxSourcePeers = 1024
 
+// maxPeerAddrs bounds the addresses one peer stands for (the targets of an
+// SRV name, the addresses of a host name), and maxPeerErrors the errors of
+// its targets a failure reports: a resolver's answer is taken as a
+// PeerSource's is (an SRV name of thousands of targets, each of thousands
+// of addresses, was taken whole, and its targets' errors joined into one
+// line of Status and of the log: found by review).
+var maxPeerAddrs = maxSourcePeers // a variable: tests lower it
+
+const maxPeerErrors = 3
+
 // maxPeerLen bounds a peer's length: "srv:" and a DNS name (253 bytes at
 // most), or a host (a name, or an IPv6 address with its zone) and a port.
 const maxPeerLen = 300
@@ -160,15 +170,25 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 			return nil, err
 		}
 		// Every target: one that does not resolve (a stale record) hid
-		// those after it (found by review).
+		// those after it (found by review). Up to maxPeerAddrs in all.
 		var addrs []string
 		var errs []error
+		failed := 0
 		for _, s := range srvs {
+			if len(addrs) >= maxPeerAddrs {
+				errs = append(errs, fmt.Errorf("%d targets: took the addresses of the first ones, %d", len(srvs), maxPeerAddrs))
+				break
+			}
 			got, err := r.resolveHost(ctx, res, strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
 			if err != nil {
-				errs = append(errs, err)
+				if failed++; failed <= maxPeerErrors {
+					errs = append(errs, err)
+				}
 			}
-			addrs = append(addrs, got...)
+			addrs = append(addrs, got[:min(len(got), maxPeerAddrs-len(addrs))]...)
+		}
+		if failed > maxPeerErrors {
+			errs = append(errs, fmt.Errorf("and %d more targets that failed", failed-maxPeerErrors))
 		}
 		return addrs, errors.Join(errs...)
 	}
@@ -199,6 +219,7 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	if err != nil {
 		return nil, err
 	}
+	ips = ips[:min(len(ips), maxPeerAddrs)]
 	addrs := make([]string, len(ips))
 	for i, ip := range ips {
 		addrs[i] = net.JoinHostPort(ip, port)

@@ -21,38 +21,16 @@ func (r *Replicator) rejoin() {
 	defer r.wg.Done()
 	ticker := time.NewTicker(r.cfg.Timings.RejoinInterval)
 	defer ticker.Stop()
-	trying := map[string]bool{} // targets with an attempt in flight
-	var mu sync.Mutex
-	join := func(targets []string) {
-		for _, target := range targets {
-			mu.Lock()
-			busy := trying[target] || len(trying) >= maxDials
-			if !busy {
-				trying[target] = true
-			}
-			mu.Unlock()
-			if busy { // in flight, or too many are: the next round tries it
-				continue
-			}
-			// One attempt per target, each on its own: one that does
-			// not answer (its SYNs lost until the dial's timeout) holds up
-			// no other.
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				if _, err := r.ml.Join([]string{target}); err != nil {
-					r.counters.joinFailures.Add(1)
-					r.joinFailed(target, err)
-				} else {
-					r.counters.joins.Add(1)
-					r.joined(target)
-				}
-				mu.Lock()
-				delete(trying, target)
-				mu.Unlock()
-			}()
+	d := &dialer{trying: map[string]bool{}, max: maxDials, wg: &r.wg, attempt: func(target string) {
+		if _, err := r.ml.Join([]string{target}); err != nil {
+			r.counters.joinFailures.Add(1)
+			r.joinFailed(target, err)
+		} else {
+			r.counters.joins.Add(1)
+			r.joined(target)
 		}
-	}
+	}}
+	var lostFrom, seedFrom int // where the next join of each list starts (see dialer.start)
 	var lastSeeds time.Time
 	var seedTried []string // the seeds tried in the last look at them
 	base := seedEvery * r.cfg.Timings.RejoinInterval
@@ -69,7 +47,7 @@ func (r *Replicator) rejoin() {
 		looking = false
 		seedTried = nil
 		for p, err := range l.failed {
-			r.counters.joinFailures.Add(1)
+			r.counters.lookupFailures.Add(1)
 			r.joinFailed(p, err)
 			seedTried = append(seedTried, p)
 		}
@@ -78,7 +56,7 @@ func (r *Replicator) rejoin() {
 		if elsewhere || len(l.failed) == 0 { // a failed lookup settles nothing
 			r.setOnlySelf(!elsewhere)
 		}
-		join(more)
+		d.start(more, &seedFrom)
 		seedTried = append(seedTried, more...)
 	}
 	for {
@@ -86,7 +64,7 @@ func (r *Replicator) rejoin() {
 		// does not hold them up.
 		var wantSeeds bool
 		targets, wantSeeds = r.rejoinTargets()
-		join(targets)
+		d.start(targets, &lostFrom)
 		tried := targets // every target, and every peer whose lookup failed
 		// The seeds are looked at even by a member that has lost no one:
 		// members that never met (a cluster booted while split, or seed
@@ -128,6 +106,51 @@ func (r *Replicator) rejoin() {
 				waiting = false
 			}
 		}
+	}
+}
+
+// dialer starts join attempts, each on its own goroutine (one that does
+// not answer, its SYNs lost until the dial's timeout, holds up no other),
+// at most max in flight, and none to a target with one in flight.
+type dialer struct {
+	mu      sync.Mutex
+	trying  map[string]bool // targets with an attempt in flight
+	max     int
+	wg      *sync.WaitGroup
+	attempt func(target string)
+}
+
+// start starts attempts to targets, from the one at *from (modulo their
+// number) on, and leaves *from at the first it had no room for, where
+// the next start of the list begins: started from the first each time, a
+// list whose first max targets never answer (32 dead seeds sorted before
+// the live one, each dial held until its timeout) kept the others from
+// ever being tried (found by review).
+func (d *dialer) start(targets []string, from *int) {
+	n := len(targets)
+	for i := range n {
+		target := targets[(*from+i)%n]
+		d.mu.Lock()
+		busy, full := d.trying[target], len(d.trying) >= d.max
+		if !busy && !full {
+			d.trying[target] = true
+		}
+		d.mu.Unlock()
+		if busy {
+			continue
+		}
+		if full {
+			*from = (*from + i) % n
+			return
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.attempt(target)
+			d.mu.Lock()
+			delete(d.trying, target)
+			d.mu.Unlock()
+		}()
 	}
 }
 

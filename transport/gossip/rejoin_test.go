@@ -17,6 +17,7 @@ import (
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 	"github.com/hashicorp/memberlist"
+	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
 
@@ -128,6 +129,58 @@ func TestSeedDialsAreBounded(t *testing.T) {
 	await.Until(t, 10*time.Second, func() bool { return lookups.Load() >= after+3 }, "no three more rounds")
 	if n := accepted(); n != maxDials {
 		t.Fatalf("%d dials in flight at once, want at most %d", n, maxDials)
+	}
+}
+
+// TestDialsReachTargetsPastHungOnes: when every place is taken by dials
+// that hang (until their timeout), the next start of the same list begins
+// where the last ran out of room, not at its head: 32 dead seeds sorted
+// before the live one kept it from ever being tried (found by review).
+func TestDialsReachTargetsPastHungOnes(t *testing.T) {
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var tried []string
+	d := &dialer{trying: map[string]bool{}, max: 3, wg: &wg, attempt: func(target string) {
+		mu.Lock()
+		tried = append(tried, target)
+		mu.Unlock()
+		<-release // hangs until the test lets it go, as a dial to a black hole until its timeout
+	}}
+	inFlight := func() int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.trying)
+	}
+	targets := []string{"dead0", "dead1", "dead2", "dead3", "dead4", "live"}
+	from := 0
+	for round := range 3 {
+		d.start(targets, &from)
+		await.Until(t, 10*time.Second, func() bool { return inFlight() == 0 || inFlight() == d.max }, "round %d: dials never started", round)
+		d.start(targets, &from) // while every place is taken: starts nothing, moves nothing
+		close(release)
+		wg.Wait()
+		release = make(chan struct{})
+	}
+	if !slices.Contains(tried, "live") {
+		t.Fatalf("tried %q in three rounds of %d places: never the live target", tried, d.max)
+	}
+	if len(tried) != 3*d.max {
+		t.Fatalf("tried %q, want %d dials", tried, 3*d.max)
+	}
+}
+
+// TestLookupFailuresAreNotJoinFailures: a peer that cannot be looked up
+// (here, a PeerSource that fails) is counted in LookupFailures; no join
+// was attempted, and JoinFailures, re-join attempts that reached no one,
+// counted it (found by review).
+func TestLookupFailuresAreNotJoinFailures(t *testing.T) {
+	a := startNode(t, "a", nil, func(c *Config) {
+		c.PeerSource = func(context.Context) ([]string, error) { return nil, errors.New("no answer here") }
+	})
+	await.Until(t, 10*time.Second, func() bool { return a.r.Stats().LookupFailures >= 2 }, "the failed lookups were not counted")
+	if st := a.r.Stats(); st.JoinFailures != 0 || st.Joins != 0 {
+		t.Fatalf("a member with no peer to join: %d joins, %d join failures; want none", st.Joins, st.JoinFailures)
 	}
 }
 
@@ -321,6 +374,71 @@ func TestSlowLookupHoldsUpNoRound(t *testing.T) {
 		}
 		return false
 	}, "b was not tried again")
+}
+
+// TestSRVAnswersAreBounded: the addresses an SRV name stands for are
+// bounded as a PeerSource's answer is (maxPeerAddrs), and so are the
+// errors of its targets that a failure reports: a hostile or broken
+// resolver's answer of thousands of targets was taken whole, and their
+// errors made one line of Status and of the log (found by review).
+func TestSRVAnswersAreBounded(t *testing.T) {
+	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
+	maxPeerAddrs = 4
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch {
+		case q.Qtype == dns.TypeSRV && q.Name == "_many._udp.test.": // three targets of three addresses each
+			for i := range 3 {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Port: 7946, Target: fmt.Sprintf("h%d.test.", i)})
+			}
+		case q.Qtype == dns.TypeSRV && q.Name == "_stale._udp.test.": // ten targets that do not resolve
+			for i := range 10 {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Port: 7946, Target: fmt.Sprintf("gone%d.test.", i)})
+			}
+		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "h"):
+			for i := range 3 {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET},
+					A: net.IPv4(127, 0, q.Name[1], byte(i+1))})
+			}
+		case q.Qtype == dns.TypeA || q.Qtype == dns.TypeSRV:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	go server.ActivateAndServe()
+	t.Cleanup(func() { server.Shutdown() })
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+	r := &Replicator{cfg: Config{Resolver: res}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.resolvePeer(ctx, "srv:_many._udp.test.")
+	if len(addrs) != maxPeerAddrs || err == nil || !strings.Contains(err.Error(), "took the addresses of the first ones") {
+		t.Fatalf("an SRV name of 9 addresses: %q, %v; want the first %d and an error saying so", addrs, err, maxPeerAddrs)
+	}
+	for _, host := range []string{"h0.test:7946"} {
+		if got, _ := r.resolvePeer(ctx, host); len(got) != 3 {
+			t.Fatalf("%s: %q, want its 3 addresses", host, got)
+		}
+	}
+	maxPeerAddrs = 2
+	if got, _ := r.resolvePeer(ctx, "h0.test:7946"); len(got) != 2 {
+		t.Fatalf("a host name of 3 addresses: %q, want the first 2", got)
+	}
+	_, err = r.resolvePeer(ctx, "srv:_stale._udp.test.")
+	if err == nil || strings.Count(err.Error(), "gone") != maxPeerErrors || !strings.Contains(err.Error(), "and 7 more targets that failed") {
+		t.Fatalf("ten targets that do not resolve: %v; want %d of their errors and the count of the rest", err, maxPeerErrors)
+	}
 }
 
 // TestCloseEndsTheSourcePeersLookup: the lookup of the names a PeerSource

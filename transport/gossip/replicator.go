@@ -123,7 +123,7 @@ type counters struct {
 	writesDropped, streamsDropped, peerStreamsDropped atomic.Uint64
 	callsDropped                                      atomic.Uint64 // call frames the stream queue refused
 	sendErrors, badFrames, noRoute                    atomic.Uint64
-	joins, joinFailures                               atomic.Uint64
+	joins, joinFailures, lookupFailures               atomic.Uint64
 	fragmentedFrames, fragmentsDropped                atomic.Uint64
 	directFrames                                      atomic.Uint64
 	keyRefusals                                       atomic.Uint64 // members refused for their keys (NotifyAlive)
@@ -478,11 +478,14 @@ type Stats struct {
 	// fragment lost, or no room: the session resends the step).
 	FragmentedFrames, FragmentsDropped uint64
 	// Joins and JoinFailures count re-join attempts that reached a member
-	// and those that reached none; KeyRefusals the times a member was
+	// and those that reached none; LookupFailures the peers that could not
+	// be looked up when the member looked at its seeds (a name that did
+	// not resolve, a PeerSource that failed or did not answer in time),
+	// each once per look; KeyRefusals the times a member was
 	// refused for its keys (its keys and this member's do not read each
 	// other: a key rotation's step skipped, or a member with an old key),
 	// which Status lists with the cause "wrong key".
-	Joins, JoinFailures, KeyRefusals uint64
+	Joins, JoinFailures, LookupFailures, KeyRefusals uint64
 	// DirectFrames counts the datagrams holding one of bcache's messages
 	// that the member's transport opened itself (label, decryption,
 	// checksum) and handed straight to the protocol, rather than through
@@ -540,7 +543,7 @@ func (r *Replicator) Stats() Stats {
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
 		FragmentedFrames: r.counters.fragmentedFrames.Load(), FragmentsDropped: r.counters.fragmentsDropped.Load(),
 		DirectFrames: r.counters.directFrames.Load(),
-		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(), KeyRefusals: r.counters.keyRefusals.Load(),
+		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(), LookupFailures: r.counters.lookupFailures.Load(), KeyRefusals: r.counters.keyRefusals.Load(),
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),
 	}
