@@ -246,6 +246,16 @@ func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
 }
 
 func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
+	rec, err := c.record(key, value, ttl)
+	if err != nil {
+		return rec, err
+	}
+	return c.write("set", rec)
+}
+
+// record returns the record a Set of key writes, stamped now, or the
+// error the Set returns.
+func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
 	if err := c.check("set", key, len(value), ttl); err != nil {
 		return crdt.Record{}, err
 	}
@@ -258,7 +268,7 @@ func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, e
 	if ttl > 0 {
 		rec.Expires = crdt.AddSat(rec.Time.Wall, int64(ttl))
 	}
-	return c.write("set", rec)
+	return rec, nil
 }
 
 // Delete removes key on every member: its tombstone beats every older
@@ -303,18 +313,34 @@ func clip(key string) string {
 // to the write log if there is one. A write that returns nil is applied,
 // and is in the snapshot Close writes; with SyncWrite it is on disk.
 func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
-	rec, err := c.store.Write(rec) // stamped again if a session's cut overtook it (Store.Overtaken)
+	rec, _, err := c.writeIf(op, rec, nil)
+	return rec, err
+}
+
+// writeIf is write, or, with since, Store.WriteIfUnchanged: it reports
+// whether it wrote.
+func (c *Cache) writeIf(op string, rec crdt.Record, since *crdt.Timestamp) (crdt.Record, bool, error) {
+	var err error
+	wrote := true
+	if since == nil {
+		rec, err = c.store.Write(rec) // stamped again if a session's cut overtook it (Store.Overtaken)
+	} else {
+		rec, wrote, err = c.store.WriteIfUnchanged(rec, *since)
+	}
 	if err != nil {
-		return rec, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
+		return rec, false, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
+	}
+	if !wrote {
+		return rec, false, nil
 	}
 	c.feed.flush()
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
 	if c.journal != nil {
 		if err := c.logWrite(&rec); err != nil {
-			return rec, fmt.Errorf("bcache: %s %q: %w: %v", op, clip(rec.Key), ErrNotDurable, err)
+			return rec, true, fmt.Errorf("bcache: %s %q: %w: %v", op, clip(rec.Key), ErrNotDurable, err)
 		}
 	}
-	return rec, nil
+	return rec, true, nil
 }
 
 // dropped reports a live value forgotten after a long absence.

@@ -212,7 +212,11 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
 			c.stats.fillsForPeers.Add(1)
-			return c.fillHere(key)
+			rec, err := c.fillHere(key)
+			if err == nil && rec.Time == (crdt.Timestamp{}) { // filled, not stored: no version to send (see fill)
+				return rec, clusterfill.ErrNotStored
+			}
+			return rec, err
 		}
 	}
 	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)

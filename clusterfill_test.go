@@ -661,9 +661,12 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hd := &hangingDials{Transport: tr, shut: make(chan struct{})}
+	// The hung dial lasts until the test frees it: with a TCPTimeout of
+	// 500 ms, a loaded machine emptied the queue before the fill's
+	// request came (CI failed so).
+	hd := &hangingDials{Transport: tr, shut: make(chan struct{}), freed: make(chan struct{})}
 	timings := FastTimings()
-	timings.TCPTimeout = 500 * time.Millisecond
+	timings.TCPTimeout = time.Minute
 	r := newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings,
 		Filler: filler("r"), FillTimeout: 20 * time.Second})
 	for _, c := range []*Cache{w, r} {
@@ -695,7 +698,8 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 		done <- result{v, err}
 	}()
 	await.Until(t, 10*time.Second, func() bool { return r.repl.Stats().CallsDropped > 0 }, "the fill's request was never refused")
-	hd.on.Store(false) // the hung stream times out, the queue empties
+	hd.on.Store(false)
+	close(hd.freed) // the hung dial fails, the queue empties
 	res := <-done
 	if res.err != nil || string(res.v) != "filled by w" {
 		t.Fatalf("GetOrFill: %q, %v; want the owner's fill", res.v, res.err)

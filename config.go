@@ -136,8 +136,10 @@ type Config struct {
 	TombstoneHorizon time.Duration
 	// MaxDeadRecords bounds the dead records (deletes, expired values) this
 	// member keeps while it may not collect them yet, which it must while
-	// a member is absent: past it, the oldest are collected at once, at a
-	// price (package lww, rule 7; counted in Stats.CollectedByBound),
+	// a member is absent: past it, the oldest are collected at the next
+	// collection (every GCInterval: between two, a burst of deletes may
+	// hold more, as many as it makes), at a price (package lww, rule 7;
+	// counted in Stats.CollectedByBound),
 	// values that expired less than MaxClockSkew ago last (members whose
 	// clocks are behind may still serve them, and would lose them).
 	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200

@@ -69,7 +69,8 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 }
 
 // fill runs the filler, turning a panic into an error, and stores what it
-// returns: the record written (the caller gets its value even if the
+// returns unless the key was written or deleted while it ran (see
+// GetWithFiller): the record written (the caller gets its value even if the
 // bound evicts it, or its TTL ends, at once). It gives up on the filler
 // when ctx ends (FillTimeout, or Close), so that the fill, and with it
 // the key, ends then, whatever the filler does: what the filler returns
@@ -91,16 +92,26 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	if c.life.Err() != nil { // Close returned, or is under way: no filler runs after it (found by review)
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	}
+	// The key's state when the filler starts: what is written or
+	// deleted from now on is newer than what the filler reads.
+	start := c.clock.Now()
 	done := make(chan result, 1)
 	go func() {
 		var r result
+		returned := false
 		defer func() {
 			if p := recover(); p != nil {
 				r = result{err: fmt.Errorf("%w: %v", ErrFillerPanic, p)}
+			} else if !returned {
+				// runtime.Goexit (a test's t.FailNow in its filler): no
+				// value came back, and an empty one was stored and
+				// served (found by review).
+				r = result{err: fmt.Errorf("%w: it exited its goroutine (runtime.Goexit) without returning", ErrFillerPanic)}
 			}
 			done <- r
 		}()
 		r.v, r.err = fill(ctx, key)
+		returned = true
 	}()
 	var r result
 	select {
@@ -115,7 +126,22 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	case ctx.Err() != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
-	return c.set(key, r.v, ttl)
+	rec, err = c.record(key, r.v, ttl)
+	if err != nil {
+		return rec, err
+	}
+	rec, stored, err := c.writeIf("set", rec, &start)
+	if err != nil || stored {
+		return rec, err
+	}
+	// The key was written or deleted, here or by a peer, while the filler
+	// ran: what it read is older, and is not stored. Its callers get what
+	// is held now if it is a value, else the filled value, unstored.
+	c.stats.fillsSuperseded.Add(1)
+	if held, ok := c.store.Lookup(key); ok && held.Live(c.phys()) {
+		return held, nil
+	}
+	return crdt.Record{Key: key, Value: rec.Value}, nil // no version: see serveCall
 }
 
 // backstop is how long a caller waits for a fill bounded by d: twice d,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -322,4 +323,83 @@ func TestDropLogNamesALongKeyClipped(t *testing.T) {
 		}
 	}
 	t.Fatal("no line for the value dropped")
+}
+
+// TestFillKeepsWhatWasWrittenMeanwhile: a Set or a Delete of the key made
+// while the filler runs (the source changed, and the writer invalidated
+// the key) is newer than what the filler read: the fill does not store
+// its value over it, whether it runs through GetWithFiller or GetOrFill.
+// The fill was stamped when the filler returned, and its older value won
+// everywhere until its TTL ended (found by review).
+func TestFillKeepsWhatWasWrittenMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		meanwhile func(c *Cache) error
+		want      string // held after the fill; "" for nothing
+		got       string // what the callers get
+	}{
+		{"delete", func(c *Cache) error { return c.Delete("k") }, "", "read before"},
+		{"set", func(c *Cache) error { return c.Set("k", []byte("new"), 0) }, "new", "new"},
+	} {
+		for _, through := range []string{"GetWithFiller", "GetOrFill"} {
+			t.Run(tc.name+"/"+through, func(t *testing.T) {
+				started, release := make(chan struct{}), make(chan struct{})
+				filler := func(context.Context, string) ([]byte, error) {
+					close(started)
+					<-release
+					return []byte("read before"), nil
+				}
+				cfg := testConfig("solo")
+				cfg.Filler = filler
+				c := newCache(t, cfg)
+				type result struct {
+					v   []byte
+					err error
+				}
+				done := make(chan result, 1)
+				go func() {
+					var r result
+					if through == "GetOrFill" {
+						r.v, r.err = c.GetOrFill(context.Background(), "k")
+					} else {
+						r.v, r.err = c.GetWithFiller(context.Background(), "k", filler, 0)
+					}
+					done <- r
+				}()
+				<-started
+				if err := tc.meanwhile(c); err != nil {
+					t.Fatal(err)
+				}
+				close(release)
+				r := <-done
+				if r.err != nil || string(r.v) != tc.got {
+					t.Fatalf("the caller got %q, %v; want %q", r.v, r.err, tc.got)
+				}
+				if v, ok := c.Get("k"); string(v) != tc.want || ok != (tc.want != "") {
+					t.Fatalf("held after the fill: %q (%v), want %q: the fill replaced what was written meanwhile", v, ok, tc.want)
+				}
+				if n := c.Stats().FillsSuperseded; n != 1 {
+					t.Fatalf("%d fills superseded, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+// TestFillerThatExitsItsGoroutineFails: a filler that ends its goroutine
+// with runtime.Goexit (a test's t.FailNow in its filler) returned no
+// value: the fill fails as a panicking one does, and stores nothing. An
+// empty value was stored and served (found by review).
+func TestFillerThatExitsItsGoroutineFails(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	fill := func(context.Context, string) ([]byte, error) {
+		runtime.Goexit()
+		return []byte("never"), nil
+	}
+	if v, err := c.GetWithFiller(context.Background(), "k", fill, 0); !errors.Is(err, ErrFillerPanic) {
+		t.Fatalf("GetWithFiller after the filler's Goexit: %q, %v; want ErrFillerPanic", v, err)
+	}
+	if v, ok := c.Get("k"); ok {
+		t.Fatalf("the filler that exited its goroutine left %q stored", v)
+	}
 }

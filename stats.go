@@ -7,7 +7,7 @@ import (
 )
 
 type counters struct {
-	fills, fillErrors                            atomic.Uint64
+	fills, fillErrors, fillsSuperseded           atomic.Uint64
 	restored, restoreDrifted, restoreLowered     atomic.Uint64
 	snapshots, snapshotErrors, logSnapshots      atomic.Uint64
 	replayed, logErrors, damageResets            atomic.Uint64
@@ -63,12 +63,15 @@ type Stats struct {
 	// with any fill of the key under way); FillAnswersBad the owners'
 	// answers that were none of an answer's forms (taken as no answer:
 	// the member asks the next owner or fills itself).
-	Fills          uint64 `json:"fills"`
-	FillErrors     uint64 `json:"fill_errors"`
-	FillsForwarded uint64 `json:"fills_forwarded"`
-	FillFallbacks  uint64 `json:"fill_fallbacks"`
-	FillsForPeers  uint64 `json:"fills_for_peers"`
-	FillAnswersBad uint64 `json:"fill_answers_bad"`
+	Fills uint64 `json:"fills"`
+	// FillsSuperseded counts fills whose value was not stored: the key
+	// was written or deleted while the filler ran (see GetWithFiller).
+	FillsSuperseded uint64 `json:"fills_superseded"`
+	FillErrors      uint64 `json:"fill_errors"`
+	FillsForwarded  uint64 `json:"fills_forwarded"`
+	FillFallbacks   uint64 `json:"fill_fallbacks"`
+	FillsForPeers   uint64 `json:"fills_for_peers"`
+	FillAnswersBad  uint64 `json:"fill_answers_bad"`
 	// Pulled counts the records asked of peers that changed this member's
 	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
 	// protocol's are Replication.Protocol.RecordsApplied); those refused
@@ -130,7 +133,7 @@ func (c *Cache) Stats() Stats {
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized, Restamped: st.Restamped,
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
-		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(),
+		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(), FillsSuperseded: c.stats.fillsSuperseded.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
 		FillsForPeers: c.stats.fillsForPeers.Load(), Pulled: c.stats.pulled.Load(),
 		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),

@@ -376,6 +376,9 @@ type hangingDials struct {
 	on   atomic.Bool
 	shut chan struct{}
 	once sync.Once
+	// freed, if set, ends the dials hanging when closed (else only their
+	// timeout or Shutdown does).
+	freed chan struct{}
 }
 
 func (h *hangingDials) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
@@ -387,6 +390,8 @@ func (h *hangingDials) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 		return nil, errors.New("dial: timed out")
 	case <-h.shut:
 		return nil, net.ErrClosed
+	case <-h.freed:
+		return nil, errors.New("dial: refused")
 	}
 }
 

@@ -9,6 +9,7 @@ package clusterfill
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -86,6 +87,12 @@ type Member interface {
 	Get(key string) ([]byte, bool)
 }
 
+// ErrNotStored is what a fill given to Serve returns for a value it filled
+// and did not store (the key was written or deleted while its filler
+// ran): such a value has no version to send, and the asker is told the
+// owner holds nothing (it asks the next owner, or fills itself).
+var ErrNotStored = errors.New("clusterfill: the filled value was not stored")
+
 // Serve answers a peer's request payload. fill is this member's fill of a
 // key (one at a time per key, shared with its own callers), which returns
 // the record it wrote or found live; nil when the member has no filler.
@@ -118,6 +125,9 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 			return NotHeld()
 		}
 		rec, err := fill(key)
+		if errors.Is(err, ErrNotStored) {
+			return NotHeld()
+		}
 		if err != nil {
 			return fmt.Appendf([]byte{answerError}, "#%d %s", why(err), err)
 		}

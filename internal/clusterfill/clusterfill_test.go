@@ -89,6 +89,19 @@ func TestServeAndTake(t *testing.T) {
 			t.Fatalf("got %q, %v, %v", v, err, o)
 		}
 	})
+	t.Run("filled and not stored", func(t *testing.T) {
+		// The owner's key was written or deleted while its filler ran:
+		// the value has no version to send; the asker asks the next
+		// owner (or fills itself) and holds nothing from this answer.
+		unstored := func(key string) (crdt.Record, error) {
+			return crdt.Record{Key: key, Value: []byte("read before")}, fmt.Errorf("fill: %w", ErrNotStored)
+		}
+		asker := member{}
+		a := Ask{Key: "k2", Self: "x"}
+		if _, err, o := a.Take(asker, Serve(owner, Request(FillRequest, "k2"), 16, unstored, why)); o != AskNext || err != nil || len(asker) != 0 {
+			t.Fatalf("outcome %v, %v; asker holds %v; want AskNext and nothing", o, err, asker)
+		}
+	})
 	t.Run("older than a delete here", func(t *testing.T) {
 		asker := member{"k": {Key: "k", Time: ts(6), Tombstone: true}}
 		a := Ask{Key: "k", Self: "x"}

@@ -113,3 +113,39 @@ func TestMaxDeadTakesRecentlyExpiredValuesLast(t *testing.T) {
 		t.Fatalf("collected %v, want the value, dead MaxClockSkew now and older than the tombstone", got)
 	}
 }
+
+// TestWriteIfUnchanged: a conditional write (a fill's, stamped since
+// before its filler ran) is refused when the key holds a record stamped
+// at or after since, or holds none and its bucket's watermark passed since
+// (a delete made since, collected already); it goes in over an older
+// record, or where the key never was.
+func TestWriteIfUnchanged(t *testing.T) {
+	s := mustStore(t, Config{Horizon: time.Hour})
+	at := func(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: testNow + wall, Node: 1} }
+	fill := func(key string) bool {
+		_, wrote, err := s.WriteIfUnchanged(crdt.Record{Key: key, Value: []byte("filled"), Time: at(50)}, at(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wrote
+	}
+	s.Write(crdt.Record{Key: "older", Value: []byte("v"), Time: at(5)})
+	s.Write(crdt.Record{Key: "newer", Value: []byte("v"), Time: at(20)})
+	s.Write(crdt.Record{Key: "deleted", Tombstone: true, Time: at(20)})
+	if !fill("older") || !fill("never") {
+		t.Fatal("a fill over an older record, or of a key never held, was refused")
+	}
+	if fill("newer") || fill("deleted") {
+		t.Fatal("a fill replaced a record written after it began")
+	}
+	s.MarkSynced(testNow)
+	if got := s.Collect(testNow+100, false, testNow+30); len(got) != 1 || got[0].Key != "deleted" { // early: below the stable bound
+		t.Fatalf("collected %v, want the tombstone", got)
+	}
+	if fill("deleted") {
+		t.Fatal("a fill went in where a delete made after it began was collected")
+	}
+	if r, ok := s.Lookup("older"); !ok || string(r.Value) != "filled" {
+		t.Fatalf("older holds %+v", r)
+	}
+}

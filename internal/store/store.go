@@ -246,16 +246,38 @@ func (s *Store) Len() int { return int(s.resident.Load()) }
 // ErrSealed: a write either returns nil and is in every snapshot saved
 // after Seal, or fails.
 func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
+	rec, _, err := s.write(rec, nil)
+	return rec, err
+}
+
+// WriteIfUnchanged writes rec as Write does, unless its key changed since
+// since: the store holds a record of it stamped at or after since (a
+// write or a delete made here, or received, since then), or holds none
+// and a record stamped since would be refused (a delete made since may
+// have been collected already: the key's bucket's watermark passed
+// since). It reports whether it wrote. A fill stamps since before its
+// filler runs: the value read from the source then must not replace what
+// was written meanwhile (it did: its stamp, taken when the filler
+// returned, beat them; found by review).
+func (s *Store) WriteIfUnchanged(rec crdt.Record, since crdt.Timestamp) (crdt.Record, bool, error) {
+	return s.write(rec, &since)
+}
+
+func (s *Store) write(rec crdt.Record, since *crdt.Timestamp) (crdt.Record, bool, error) {
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	if s.sealed.Load() {
 		sh.mu.Unlock()
-		return rec, ErrSealed
+		return rec, false, ErrSealed
 	}
 	// The key the store keeps must be its own (the caller's may share a
 	// larger buffer): the map's copy of a key it holds, the item's of a
 	// new key short enough, else a copy.
 	at := sh.m.Entry(rec.Key)
+	if since != nil && (at != nil && !at.Time().Less(*since) || at == nil && sh.m.Refuses(rec.Key, *since)) {
+		sh.mu.Unlock()
+		return rec, false, nil
+	}
 	switch {
 	case at != nil:
 		rec.Key = at.Key()
@@ -280,7 +302,7 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
-	return rec, nil
+	return rec, true, nil
 }
 
 // Seal makes every later Write fail with ErrSealed. A write that returned
