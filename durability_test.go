@@ -743,3 +743,77 @@ func TestLogAfterACleanCloseWithoutItsSnapshotIsDamage(t *testing.T) {
 		t.Fatalf("New without the snapshot = %v, want ErrWriteLog", err)
 	}
 }
+
+// TestLogSegmentsTheSnapshotLacksMissingAreDamage: the members file
+// says which log segment the snapshot beside it stops holding; a log
+// whose oldest segment follows that one or a later one lacks segments,
+// and the writes acknowledged in them: New fails (ErrWriteLog) rather
+// than starting without them. Two ways: a segment lost whole, and an
+// older snapshot (with its members file) put back beside a newer log, as
+// from a backup. Both read as whole before (found by review).
+func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	set := func(c *Cache, key string) {
+		t.Helper()
+		if err := c.Set(key, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapshot := func(c *Cache) {
+		t.Helper()
+		if err := c.writeSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(a, "k1")
+	snapshot(a) // holds k1; the log goes on in segment 2
+	backup := crashImage(t, path)
+	set(a, "k2")
+	snapshot(a) // holds k2; segment 3
+	set(a, "k3")
+	image := crashImage(t, path)
+	a.Close()
+
+	// As the crash left it: whole.
+	c := mustNew(t, syncConfig(crashImage(t, image), SyncWrite))
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if _, ok := c.Get(k); !ok {
+			t.Fatalf("the crash's files lost %s", k)
+		}
+	}
+	c.Close()
+
+	// The snapshot and members file of before k2, beside the newer log.
+	old := crashImage(t, image)
+	for _, suffix := range []string{"", knownSuffix} {
+		b, err := os.ReadFile(backup + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(old+suffix, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(syncConfig(old, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New beside an older snapshot: %v; want ErrWriteLog (k2 is in no file)", err)
+	}
+
+	// A segment lost whole: the first the snapshot lacks, with a later
+	// one (a restart starts one) left.
+	lost := crashImage(t, image)
+	b := mustNew(t, syncConfig(lost, SyncWrite)) // replays k3; goes on in segment 4
+	set(b, "k4")
+	lost2 := crashImage(t, lost)
+	b.Close()
+	segs, err := filepath.Glob(lost2 + ".log.*")
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %q, %v; want two", segs, err)
+	}
+	if err := os.Remove(segs[0]); err != nil { // Glob's order: the older
+		t.Fatal(err)
+	}
+	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New without the log's first segment the snapshot lacks: %v; want ErrWriteLog (k3 is in no file)", err)
+	}
+}

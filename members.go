@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport"
 )
@@ -38,6 +39,12 @@ const (
 type knownFile struct {
 	Version int               `json:"version"`
 	Members []transport.Known `json:"members"`
+	// LogFrom is the first segment of the write log that the snapshot
+	// written with this file does not hold (0: unknown, or no log): a
+	// start that finds the log's oldest segment naming it or a later one
+	// as its predecessor knows segments the snapshot does not hold are
+	// missing (see logGap). Releases before it ignore the field.
+	LogFrom uint64 `json:"log_from,omitempty"`
 }
 
 // readKnown returns the members kept beside the snapshot, none if there
@@ -108,6 +115,8 @@ func decodeKnown(b []byte) (knownFile, error) {
 		switch tok {
 		case "version":
 			err = dec.Decode(&f.Version)
+		case "log_from":
+			err = dec.Decode(&f.LogFrom)
 		case "members":
 			f.Members, err = decodeMembers(dec)
 		default:
@@ -192,11 +201,12 @@ func (c *Cache) knownNow() []transport.Known {
 }
 
 // writeKnown writes known (knownNow's, taken before the snapshot it goes
-// beside) next to the snapshot. A failure is logged: the file of the last
-// snapshot stays.
-func (c *Cache) writeKnown(known []transport.Known) {
-	if c.repl == nil { // a snapshot New writes before the member runs: the last run's file stays
-		return
+// beside) next to the snapshot, with logFrom, the first log segment the
+// snapshot does not hold. A failure is logged and returned: the file of
+// the last snapshot stays.
+func (c *Cache) writeKnown(known []transport.Known, logFrom uint64) error {
+	if c.repl == nil { // a snapshot New writes before the member runs (its log is removed next): the last run's file stays
+		return nil
 	}
 	if len(known) > maxKnown {
 		// More than its next start reads (and, under DamageFail, takes
@@ -207,10 +217,35 @@ func (c *Cache) writeKnown(known []transport.Known) {
 		c.log.Warn().Int("members", len(known)).Int("kept", maxKnown).Msg("more members counted than the members file keeps: the incarnations that ended are left out first")
 		known = known[:maxKnown]
 	}
-	f := knownFile{Version: 1, Members: known}
-	if err := store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {
+	f := knownFile{Version: 1, Members: known, LogFrom: logFrom}
+	err := store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(f)
-	}); err != nil {
-		c.log.Warn().Err(err).Msg("writing the members kept beside the snapshot failed: those of the last snapshot stay")
+	})
+	if err != nil {
+		c.log.Warn().Err(err).Msg("writing the members kept beside the snapshot failed: those of the last snapshot stay, and so do the log segments it covers")
 	}
+	return err
+}
+
+// logGap returns the damage of a write log whose oldest segment names as
+// its predecessor (lst.Predecessor) a segment the snapshot does not hold
+// (the members file's LogFrom or later), nil if there is none or it
+// cannot tell: those segments, and the writes acknowledged in them, are
+// missing (lost whole, or an older snapshot and its members file put
+// back beside a newer log, as from a backup: both read as whole, and the
+// writes in between were lost without a word; found by review).
+func (c *Cache) logGap(lst journal.ReadStats) error {
+	if lst.Predecessor == 0 {
+		return nil
+	}
+	b, err := readAtMost(c.cfg.SnapshotPath+knownSuffix, maxKnownBytes)
+	if err != nil {
+		return nil // none, or unreadable: readKnown deals with it
+	}
+	f, err := decodeKnown(b)
+	if err != nil || f.LogFrom == 0 || lst.Predecessor < f.LogFrom {
+		return nil
+	}
+	return fmt.Errorf("%w: the snapshot holds the writes before log segment %d, and the oldest segment left follows segment %d: segments %d to %d are missing (a snapshot older than the log, put back from a backup?)",
+		journal.ErrDamaged, f.LogFrom, lst.Predecessor, f.LogFrom, lst.Predecessor)
 }

@@ -240,7 +240,7 @@ func TestMembersFileKeepsWhatItsReaderTakes(t *testing.T) {
 	for i := range known {
 		known[i] = transport.Known{Name: fmt.Sprint("n", i), Ended: i < 10}
 	}
-	c.writeKnown(known)
+	c.writeKnown(known, 0)
 	back, err := c.readKnown(true)
 	if err != nil || len(back) != maxKnown {
 		t.Fatalf("read %d members, %v; want %d", len(back), err, maxKnown)

@@ -202,6 +202,9 @@ func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, err
 	if err != nil && !errors.Is(err, journal.ErrDamaged) {
 		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
+	if err == nil && snap != nil {
+		err = c.logGap(lst)
+	}
 	if err == nil && snap == nil && lst.FollowsSnapshot {
 		// The segments before the oldest were removed once a snapshot
 		// held their records: without it, they are lost (a snapshot
@@ -296,12 +299,15 @@ func (c *Cache) writeSnapshot() error {
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
 	c.stats.snapshots.Add(1)
-	c.writeKnown(known)
+	// Removed only once the members file says where the snapshot ends:
+	// a file of an older snapshot, beside a log whose segments were
+	// removed up to this one, reads as a gap (see logGap).
+	kept := c.writeKnown(known, next) == nil
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
 		c.snapSize.Store(info.Size())
 	}
-	if next > 0 {
+	if next > 0 && kept {
 		if err := c.journal.RemoveBefore(next); err != nil {
 			c.log.Warn().Err(err).Msg("write log: removing segments the snapshot covers")
 		}

@@ -221,6 +221,11 @@ type ReadStats struct {
 	// length of the part of the segment before it that checks: Open cuts
 	// it there.
 	Before int64
+	// Predecessor is the number of the segment the oldest segment's
+	// header names before it, 0 if it names none (started with no
+	// segment before it, or by a release before version 4): the
+	// segments up to it were removed once a snapshot held their records.
+	Predecessor uint64
 }
 
 // afterSnapshot is the previous length in the header of a segment
@@ -302,6 +307,9 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		if i == 0 {
 			if _, f, ok := readHeader(b); ok && f.chained {
 				st.FollowsSnapshot = f.prevN > 0 || f.prevLen == afterSnapshot
+				if f.prevN > 0 && f.prevLen != afterSnapshot {
+					st.Predecessor = f.prevN
+				}
 			}
 		}
 		var valid int
