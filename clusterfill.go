@@ -24,7 +24,9 @@ var ErrFillTimeout = errors.New("fill timed out")
 // member that rendezvous hashing of the key over the members' names
 // picks, the same on every member that sees the same members), which
 // runs one fill for all askers, Sets the value with Config.FillTTL (so it
-// replicates like any write) and answers with it. A member asks at most
+// replicates like any write) and answers with it (an owner whose fill
+// is not stored, the key written meanwhile: see GetWithFiller, answers
+// that it holds nothing, and the member fills itself). A member asks at most
 // one owner at a time per key (its own callers share the answer), and an
 // owner never forwards: one hop at most. If the owner leaves while asked,
 // the member asks the new owner, once; if an owner does not answer within

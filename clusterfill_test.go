@@ -656,7 +656,12 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newCache(t, Config{NodeName: "w", Network: tw, Timings: FastTimings(), Filler: filler("w"), FillTimeout: 20 * time.Second})
+	// Failure detection as on a LAN: with the fast timings' 50 ms probes,
+	// a loaded machine (CI, under the race detector) took w for dead, and
+	// r filled the key itself without asking (the test failed so).
+	timings := FastTimings()
+	timings.ProbeInterval, timings.ProbeTimeout, timings.SuspicionMult = time.Second, 500*time.Millisecond, 4
+	w := newCache(t, Config{NodeName: "w", Network: tw, Timings: timings, Filler: filler("w"), FillTimeout: 20 * time.Second})
 	tr, err := mn.NewTransport("r")
 	if err != nil {
 		t.Fatal(err)
@@ -665,7 +670,6 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 	// 500 ms, a loaded machine emptied the queue before the fill's
 	// request came (CI failed so).
 	hd := &hangingDials{Transport: tr, shut: make(chan struct{}), freed: make(chan struct{})}
-	timings := FastTimings()
 	timings.TCPTimeout = time.Minute
 	r := newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings,
 		Filler: filler("r"), FillTimeout: 20 * time.Second})
@@ -697,7 +701,8 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 		v, err := r.GetOrFill(context.Background(), key)
 		done <- result{v, err}
 	}()
-	await.Until(t, 10*time.Second, func() bool { return r.repl.Stats().CallsDropped > 0 }, "the fill's request was never refused")
+	await.Until(t, 10*time.Second, func() bool { return r.repl.Stats().CallsDropped > 0 },
+		"the fill's request was never refused (r sees %d members, %d fills run here for want of an owner)", len(r.Members()), r.Stats().FillFallbacks)
 	hd.on.Store(false)
 	close(hd.freed) // the hung dial fails, the queue empties
 	res := <-done

@@ -23,8 +23,16 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // Config.FillTimeout (then ErrFillTimeout, and the key is free for the
 // next fill: a hung filler holds it no longer). A filled value is Set with ttl,
 // so it replicates; an error is returned to every waiting caller and not
-// cached. A caller whose ctx ends stops waiting and gets an error wrapping
-// ctx.Err() (errors.Is matches it); the fill goes on for the others. The returned slice is shared: do not modify it.
+// cached. A Set or Delete of the key stamped after the filler began (made
+// here, or by a peer whose clock is not behind this one) is newer than
+// what the filler read: the filled value is not stored, nor when a delete
+// of the key's digest bucket was collected since (which may be another
+// key's); the callers then get the value held, or, if none, the filled
+// value (Stats.FillsSuperseded). A peer's write stamped by a clock behind
+// this member's may still lose to the fill, as to any write here. A
+// caller whose ctx ends stops waiting and gets an error wrapping
+// ctx.Err() (errors.Is matches it); the fill goes on for the others. The
+// returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
 	if fill == nil {
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrNilFiller)

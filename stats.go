@@ -65,7 +65,8 @@ type Stats struct {
 	// the member asks the next owner or fills itself).
 	Fills uint64 `json:"fills"`
 	// FillsSuperseded counts fills whose value was not stored: the key
-	// was written or deleted while the filler ran (see GetWithFiller).
+	// was written or deleted since the filler began, or a delete of its
+	// digest bucket was collected since (see GetWithFiller).
 	FillsSuperseded uint64 `json:"fills_superseded"`
 	FillErrors      uint64 `json:"fill_errors"`
 	FillsForwarded  uint64 `json:"fills_forwarded"`

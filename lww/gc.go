@@ -80,6 +80,7 @@ const NoStable = math.MinInt64
 // before it.
 func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 	m.expired = 0
+	m.entries.migrateIdle()
 	if m.tombstones == 0 && m.expiring == 0 {
 		return dst
 	}

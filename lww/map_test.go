@@ -693,3 +693,27 @@ func TestLateDeltaIsDropped(t *testing.T) {
 		t.Fatalf("the late write by anti-entropy: %v, want Applied", o)
 	}
 }
+
+// TestIdleResizeEndsAtCollections: a table whose puts stop while a
+// resize is under way moves its old slots at the map's collections,
+// idleStep at a time: it kept both arrays until writes came again (found
+// by review).
+func TestIdleResizeEndsAtCollections(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	for i := 0; m.entries.old == nil || len(m.entries.old) < 4*idleStep; i++ { // up to the put that begins a large resize
+		m.Merge(crdt.Record{Key: fmt.Sprint("k", i), Value: []byte("v"), Time: ts(1, 1)}, false, 0, nil)
+		if i > 100_000 {
+			t.Fatal("no resize began")
+		}
+	}
+	n := len(m.entries.old)
+	for gc := 1; m.entries.old != nil; gc++ {
+		m.GC(nil, 0, NoStable)
+		if gc > n/idleStep+1 {
+			t.Fatalf("the resize of %d old slots goes on after %d collections", n, gc)
+		}
+	}
+	if m.Records() == 0 || m.RecomputeTree().Root() != m.Tree().Root() {
+		t.Fatal("the entries moved by collections are not all there")
+	}
+}

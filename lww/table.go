@@ -53,9 +53,10 @@ type table struct {
 	n      int      // entries in slots and old
 	seed   maphash.Seed
 	// While a resize is under way, old holds the slots not moved yet:
-	// those below cursor are moved (moved), the others are entries still
-	// found there, holes (nil) or entries removed since the resize began
-	// (moved, so that a probe for a later entry goes on past them).
+	// below cursor, every entry is moved (marked moved; holes stay nil);
+	// from it on, entries still found there, holes (nil), or entries
+	// removed since the resize began (moved, so that a probe for a later
+	// entry goes on past them).
 	old       []*Entry
 	oldHashes []uint32
 	cursor    int
@@ -209,6 +210,24 @@ func (t *table) migrate() {
 	}
 	if t.cursor == len(t.old) {
 		t.old, t.oldHashes = nil, nil
+	}
+}
+
+// idleStep is the old slots migrateIdle moves: a table whose writes
+// stopped during a resize (a shard after a bulk load) kept both arrays,
+// and probed both for every key it did not hold, until writes came again
+// (found by review).
+const idleStep = 4096
+
+// migrateIdle moves the entries of the next idleStep old slots, if a
+// resize is under way: the map's collections call it (every GCInterval
+// in a Cache), so that a resize ends without writes too.
+func (t *table) migrateIdle() {
+	for range idleStep / migrateStep {
+		if t.old == nil {
+			return
+		}
+		t.migrate()
 	}
 }
 

@@ -70,7 +70,7 @@ var metricList = []metric{
 	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
-	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted while the filler ran.", prometheus.CounterValue, nil},
+	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},
 	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
 	{"bcache_fills_forwarded_total", "GetOrFill requests sent to a key's owner.", prometheus.CounterValue, nil},
 	{"bcache_fill_fallbacks_total", "Fills run here because no owner answered.", prometheus.CounterValue, nil},

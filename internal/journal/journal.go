@@ -1478,7 +1478,7 @@ func (l *Log) Close(covered bool) error {
 	l.trimPadding()
 	err := l.file.f.Close()
 	if covered && err == nil {
-		err = l.RemoveBefore(l.file.n + 1)
+		err = RemoveAll(l.path)
 	}
 	return err
 }
@@ -1502,7 +1502,25 @@ func RemoveAll(path string) error {
 	if err != nil {
 		return err
 	}
-	return removeOldest(path, segs, math.MaxUint64)
+	return removeNewest(path, segs)
+}
+
+// removeNewest removes segs, newest first: a removal cut short leaves the
+// oldest as it was, whose header names the segment before it, which the
+// snapshot's members file says it holds (removed oldest first, a crash
+// left a later segment oldest, naming one the file says the snapshot
+// lacks: a healthy member's next start read a gap, found by review). The
+// ones left have no gap between them either way.
+func removeNewest(path string, segs []Segment) error {
+	for i := len(segs) - 1; i >= 0; i-- {
+		if err := removeFile(segs[i].Path); err != nil {
+			return errors.Join(err, syncDir(path))
+		}
+	}
+	if len(segs) > 0 {
+		return syncDir(path)
+	}
+	return nil
 }
 
 // MoveAside renames the snapshot at path and every segment of its log,

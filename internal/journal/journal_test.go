@@ -591,10 +591,11 @@ func mustRotate(t *testing.T, l *Log) {
 	}
 }
 
-// TestRemoveAllStopsAtAFailure: RemoveAll removes the segments oldest
+// TestRemoveAllStopsAtAFailure: RemoveAll removes the segments newest
 // first and stops at one it cannot remove, so what stays has no gap (a gap
-// reads as damage). It went on past a failure, and could leave the
-// oldest and the newest with none between.
+// reads as damage) and its oldest is the oldest there was (see
+// removeNewest). It went on past a failure, and could leave the oldest
+// and the newest with none between.
 func TestRemoveAllStopsAtAFailure(t *testing.T) {
 	l, path := open(t, Interval)
 	for i := range 3 {
@@ -628,8 +629,8 @@ func TestRemoveAllStopsAtAFailure(t *testing.T) {
 	for _, s := range left {
 		ns = append(ns, s.N)
 	}
-	if !slices.Equal(ns, []uint64{segs[1].N, segs[2].N, segs[3].N}) {
-		t.Fatalf("segments left %v, want the failed one and all after it", ns)
+	if !slices.Equal(ns, []uint64{segs[0].N, segs[1].N}) {
+		t.Fatalf("segments left %v, want the failed one and all before it", ns)
 	}
 }
 
