@@ -301,6 +301,19 @@ func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
 	return nil
 }
 
+// checkFill is check for a fill of key: also a key that, alone, is over
+// MaxBytes, which no value could be held under (the filler ran at every
+// call, and its value was refused after: found by review).
+func (c *Cache) checkFill(op, key string, ttl time.Duration) error {
+	if err := c.check(op, key, 0, ttl); err != nil {
+		return err
+	}
+	if c.cfg.MaxBytes > 0 && int64(len(key)) > c.cfg.MaxBytes {
+		return fmt.Errorf("bcache: %s %q: %w (a key of %d bytes, over MaxBytes %d)", op, clip(key), ErrValueTooLarge, len(key), c.cfg.MaxBytes)
+	}
+	return nil
+}
+
 // clip shortens a key for an error message.
 func clip(key string) string {
 	if len(key) > 32 {

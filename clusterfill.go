@@ -42,7 +42,7 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if c.cfg.Filler == nil {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)
 	}
-	if err := c.check("get or fill", key, 0, c.cfg.FillTTL); err != nil {
+	if err := c.checkFill("get or fill", key, c.cfg.FillTTL); err != nil {
 		return nil, err
 	}
 	if v, ok := c.Get(key); ok {
@@ -214,6 +214,9 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
 			c.stats.fillsForPeers.Add(1)
+			if err := c.checkFill("fill", key, c.cfg.FillTTL); err != nil {
+				return crdt.Record{}, err
+			}
 			rec, err := c.fillHere(key)
 			if err == nil && rec.Time == (crdt.Timestamp{}) { // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored

@@ -37,7 +37,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	if fill == nil {
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrNilFiller)
 	}
-	if err := c.check("get with filler", key, 0, ttl); err != nil {
+	if err := c.checkFill("get with filler", key, ttl); err != nil {
 		return nil, err
 	}
 	if v, ok := c.Get(key); ok {

@@ -403,3 +403,28 @@ func TestFillerThatExitsItsGoroutineFails(t *testing.T) {
 		t.Fatalf("the filler that exited its goroutine left %q stored", v)
 	}
 }
+
+// TestKeyOverMaxBytesRunsNoFiller: a key longer than MaxBytes can hold
+// no value: a fill of it fails at once with ErrValueTooLarge, without
+// running the filler, which ran at every call and had its value refused
+// after.
+func TestKeyOverMaxBytesRunsNoFiller(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.MaxBytes = 64
+	var runs atomic.Int32
+	cfg.Filler = func(context.Context, string) ([]byte, error) { runs.Add(1); return []byte("v"), nil }
+	c := newCache(t, cfg)
+	key := strings.Repeat("k", 65)
+	if _, err := c.GetWithFiller(context.Background(), key, cfg.Filler, 0); !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("GetWithFiller: %v, want ErrValueTooLarge", err)
+	}
+	if _, err := c.GetOrFill(context.Background(), key); !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("GetOrFill: %v, want ErrValueTooLarge", err)
+	}
+	if n := runs.Load(); n != 0 {
+		t.Fatalf("the filler ran %d times for a key no value fits with", n)
+	}
+	if v, err := c.GetWithFiller(context.Background(), strings.Repeat("k", 63), cfg.Filler, 0); err != nil || string(v) != "v" {
+		t.Fatalf("a key with room for the value: %q, %v", v, err)
+	}
+}
