@@ -54,6 +54,7 @@ func (s script) leave(i int) {
 
 func (s script) restart(i int) {
 	s.h.must(s.t, s.h.c.Restart(i))
+	s.h.snaps[i] = nil // as the harness's restart: it found no snapshot to restore
 	s.h.lastTS[i] = crdt.Timestamp{}
 	s.h.held[i], s.h.reaped[i], s.h.last[i] = map[string]crdt.Timestamp{}, map[string]crdt.Timestamp{}, map[string]crdt.Version{}
 	s.h.check(s.t)
