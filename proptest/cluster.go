@@ -111,6 +111,12 @@ type member struct {
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
 // physical time start, all members of each other.
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
+	switch {
+	case n < 1:
+		return nil, fmt.Errorf("proptest: a cluster of %d members, want 1 or more", n)
+	case factory == nil:
+		return nil, errors.New("proptest: no factory")
+	}
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, born: map[crdt.NodeID]int64{},
 		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{}}
 	for i := range n {
@@ -134,6 +140,9 @@ func (c *Cluster) incarnate(i int) error {
 	r, err := c.factory(m.name, c.nextID, func() int64 { return c.base + m.skew })
 	if err != nil {
 		return fmt.Errorf("proptest: build %s: %w", m.name, err)
+	}
+	if r == nil {
+		return fmt.Errorf("proptest: build %s: the factory returned no replica and no error", m.name)
 	}
 	// The separations of the old incarnation from the members whose
 	// views lacked it go on with the new one: a member waits for a name,
@@ -264,7 +273,8 @@ func (c *Cluster) sideKnows(o int, w crdt.NodeID) bool {
 }
 
 // UnknownTo reports whether the side of member i knew nothing of
-// incarnation w at some time from t on (see noteUnknown): what w wrote at
+// incarnation w at some time from t on (no live member of i's side had
+// it in its view, as the cluster recorded at each step): what w wrote at
 // t, i may have collected over.
 func (c *Cluster) UnknownTo(i int, w crdt.NodeID, t int64) bool {
 	c.noteUnknown()

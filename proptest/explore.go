@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,11 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	for _, s := range script {
 		if s.Member < 0 || s.Member >= bounds.Members {
 			return 0, fmt.Errorf("proptest: script step %v on member %d of %d", s.Op, s.Member, bounds.Members)
+		}
+		// An operation the spec does not name reached its object, which
+		// may panic on it (found by review).
+		if !slices.ContainsFunc(spec.Ops, func(k OpKind) bool { return k.Name == s.Op.Name }) {
+			return 0, fmt.Errorf("proptest: script step %v: the spec has no operation %q", s.Op, s.Op.Name)
 		}
 	}
 	var path choices

@@ -20,7 +20,7 @@ import (
 
 // Config shapes a harness run. The zero Config runs the replica bcache
 // ships ([StoreReplica] with [DefaultStoreConfig]) on 2 to 4 members and
-// keys "a" to "f".
+// the keys of [DefaultKeys].
 type Config struct {
 	// Factory builds the replicas under test; nil selects bcache's own.
 	Factory Factory
@@ -31,7 +31,9 @@ type Config struct {
 	// writes conflict. Default: DefaultKeys().
 	Keys []string
 	// Horizon is the replicas' GC horizon: long absences last longer, and
-	// TTLs are drawn up to twice as long.
+	// TTLs are drawn up to twice as long. Default: bcache's store's with
+	// no Factory, else one minute (a Factory's replicas must then use
+	// the same).
 	Horizon time.Duration
 	// MaxSkew bounds how far a member's clock is set from the others.
 	MaxSkew time.Duration

@@ -50,8 +50,11 @@ type SimResult struct {
 	Payload                float64
 	// RepairRounds and RepairBytes are the rounds and bytes from the heal
 	// of the partition phase until every node agrees again.
-	RepairRounds    int
-	RepairBytes     uint64
+	RepairRounds int
+	RepairBytes  uint64
+	// PartitionWrites is the writes made on each side's share of the
+	// partition phase: twice as many are made in all, to members drawn
+	// at random. Writes is every write of the run.
 	PartitionWrites int
 	Writes          int
 }

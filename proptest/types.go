@@ -72,6 +72,8 @@ type Op struct {
 	Arg  any
 }
 
+// String returns the operation as a trace shows it: its name and
+// arguments.
 func (o Op) String() string {
 	if o.Arg == nil {
 		return fmt.Sprintf("%s %q", o.Name, o.Key)

@@ -53,7 +53,7 @@ func main() {
 	flag.Float64Var(&p.loss, "loss", 0, "fraction of frames lost")
 	flag.Float64Var(&p.dup, "dup", 0, "fraction of frames duplicated")
 	flag.IntVar(&p.fanout, "fanout", transport.DefaultFanout, "broadcast tree degree")
-	flag.Float64Var(&p.split, "partition-writes", 0.01, "writes on each side of the partition phase, as a fraction of -keys")
+	flag.Float64Var(&p.split, "partition-writes", 0.01, "writes of the partition phase, as a fraction of -keys, twice that in all, to members drawn at random (the header prints the fraction's count)")
 	flag.IntVar(&p.workers, "workers", runtime.GOMAXPROCS(0), "goroutines that deliver frames (the table does not depend on it)")
 	sweep := flag.String("sweep", "", "comma-separated cluster sizes to run in turn instead of -nodes")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
