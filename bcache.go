@@ -56,7 +56,12 @@ type Cache struct {
 	logFloor          int64         // logSnapshotFloor as New found it: tests change the variable, a Cache of an earlier one still running
 	logSnapRetry      time.Time
 	journal           *journal.Log // the write log (Config.Sync), nil if none
-	unlock            func() error // releases the SnapshotPath's lock, nil if none
+	// logFrom is the members file's log_from as last written or read
+	// with the snapshot restored (0: none): a log started with no
+	// segment left is numbered from it, and a snapshot written with no
+	// log records it again (snapMu, or New before the member runs).
+	logFrom uint64
+	unlock  func() error // releases the SnapshotPath's lock, nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.

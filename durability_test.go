@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -754,18 +757,8 @@ func TestLogAfterACleanCloseWithoutItsSnapshotIsDamage(t *testing.T) {
 func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	a := mustNew(t, syncConfig(path, SyncWrite))
-	set := func(c *Cache, key string) {
-		t.Helper()
-		if err := c.Set(key, []byte("v"), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	snapshot := func(c *Cache) {
-		t.Helper()
-		if err := c.writeSnapshot(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	set := func(c *Cache, key string) { mustSet(t, c, key) }
+	snapshot := func(c *Cache) { mustSnapshot(t, c) }
 	set(a, "k1")
 	snapshot(a) // holds k1; the log goes on in segment 2
 	backup := crashImage(t, path)
@@ -786,15 +779,7 @@ func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
 
 	// The snapshot and members file of before k2, beside the newer log.
 	old := crashImage(t, image)
-	for _, suffix := range []string{"", knownSuffix} {
-		b, err := os.ReadFile(backup + suffix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(old+suffix, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putBack(t, backup, old)
 	if _, err := New(syncConfig(old, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New beside an older snapshot: %v; want ErrWriteLog (k2 is in no file)", err)
 	}
@@ -815,5 +800,100 @@ func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
 	}
 	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New without the log's first segment the snapshot lacks: %v; want ErrWriteLog (k3 is in no file)", err)
+	}
+}
+
+// TestLogNumbersGoOnAfterACleanClose: a clean Close removes the whole log;
+// the next run's log is numbered on from the segment the snapshot does not
+// hold, so that the same two faults as above are found after it. Numbered
+// from 1 again, an older snapshot read as holding all the new log lacked,
+// and a segment lost whole went unseen (found by review).
+func TestLogNumbersGoOnAfterACleanClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)
+	backup := crashImage(t, path) // holds k1
+	mustSet(t, a, "k2")
+	mustClose(t, a) // a snapshot holds k2; no segment left
+	if segs, _ := filepath.Glob(path + ".log.*"); len(segs) != 0 {
+		t.Fatalf("segments %q after a clean Close; want none", segs)
+	}
+
+	b := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, b, "k3")
+	mustSnapshot(t, b) // removes the segment that held k3
+	mustSet(t, b, "k4")
+	image := crashImage(t, path)
+	mustClose(t, b)
+
+	old := crashImage(t, image)
+	putBack(t, backup, old)
+	if _, err := New(syncConfig(old, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New beside a snapshot older than a clean Close: %v; want ErrWriteLog (k2 and k3 are in no file)", err)
+	}
+
+	// A segment lost whole: the first of a run after a clean Close, with a
+	// later one (a restart starts one) left.
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, c, "k5")
+	lost := crashImage(t, path)
+	mustClose(t, c)
+	d := mustNew(t, syncConfig(lost, SyncWrite)) // replays k5; goes on in the next segment
+	if _, ok := d.Get("k5"); !ok {
+		t.Fatal("k5, in the log of a run after a clean Close, not replayed")
+	}
+	mustSet(t, d, "k6")
+	lost2 := crashImage(t, lost)
+	mustClose(t, d)
+	segs, err := filepath.Glob(lost2 + ".log.*")
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %q, %v; want two", segs, err)
+	}
+	slices.SortFunc(segs, func(x, y string) int { return cmp.Compare(segmentNumber(t, x), segmentNumber(t, y)) })
+	if err := os.Remove(segs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New without the first segment of a run after a clean Close: %v; want ErrWriteLog (k5 is in no file)", err)
+	}
+}
+
+// segmentNumber is the number at the end of a segment's name.
+func segmentNumber(t *testing.T, p string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(p[strings.LastIndexByte(p, '.')+1:], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func mustSet(t *testing.T, c *Cache, key string) {
+	t.Helper()
+	if err := c.Set(key, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSnapshot(t *testing.T, c *Cache) {
+	t.Helper()
+	if err := c.writeSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putBack copies the snapshot at from and its members file over those at
+// to, as an operator restoring a backup would.
+func putBack(t *testing.T, from, to string) {
+	t.Helper()
+	for _, suffix := range []string{"", knownSuffix} {
+		b, err := os.ReadFile(from + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to+suffix, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

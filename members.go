@@ -60,19 +60,8 @@ type knownFile struct {
 // restart wrote meanwhile. DamageFail fails New; DamageReset moves the
 // file aside, counts it and goes on without it. (A damaged file was
 // logged and ignored whatever the policy: found by review.)
-func (c *Cache) readKnown(held bool) ([]transport.Known, error) {
+func (c *Cache) readKnown(f knownFile, err error, held bool) ([]transport.Known, error) {
 	path := c.cfg.SnapshotPath + knownSuffix
-	b, err := readAtMost(path, maxKnownBytes)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	var f knownFile
-	if err == nil {
-		f, err = decodeKnown(b)
-	}
-	if err == nil && f.Version != 1 {
-		err = fmt.Errorf("version %d, want 1", f.Version)
-	}
 	if err != nil {
 		err = fmt.Errorf("%w: the members kept beside it, %s: %w", ErrSnapshot, path, err)
 		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
@@ -94,6 +83,23 @@ func (c *Cache) readKnown(held bool) ([]transport.Known, error) {
 		}
 	}
 	return f.Members, nil
+}
+
+// readKnownFile reads the members file at path: an empty file, and no
+// error, if there is none. Its errors are the file's, unwrapped.
+func readKnownFile(path string) (knownFile, error) {
+	b, err := readAtMost(path, maxKnownBytes)
+	if errors.Is(err, os.ErrNotExist) {
+		return knownFile{Version: 1}, nil
+	}
+	var f knownFile
+	if err == nil {
+		f, err = decodeKnown(b)
+	}
+	if err == nil && f.Version != 1 {
+		err = fmt.Errorf("version %d, want 1", f.Version)
+	}
+	return f, err
 }
 
 // decodeKnown decodes a members file, counting the members as it goes: a
@@ -229,23 +235,15 @@ func (c *Cache) writeKnown(known []transport.Known, logFrom uint64) error {
 
 // logGap returns the damage of a write log whose oldest segment names as
 // its predecessor (lst.Predecessor) a segment the snapshot does not hold
-// (the members file's LogFrom or later), nil if there is none or it
+// (logFrom, the members file's, or later), nil if there is none or it
 // cannot tell: those segments, and the writes acknowledged in them, are
 // missing (lost whole, or an older snapshot and its members file put
 // back beside a newer log, as from a backup: both read as whole, and the
 // writes in between were lost without a word; found by review).
-func (c *Cache) logGap(lst journal.ReadStats) error {
-	if lst.Predecessor == 0 {
-		return nil
-	}
-	b, err := readAtMost(c.cfg.SnapshotPath+knownSuffix, maxKnownBytes)
-	if err != nil {
-		return nil // none, or unreadable: readKnown deals with it
-	}
-	f, err := decodeKnown(b)
-	if err != nil || f.LogFrom == 0 || lst.Predecessor < f.LogFrom {
+func logGap(lst journal.ReadStats, logFrom uint64) error {
+	if lst.Predecessor == 0 || logFrom == 0 || lst.Predecessor < logFrom {
 		return nil
 	}
 	return fmt.Errorf("%w: the snapshot holds the writes before log segment %d, and the oldest segment left follows segment %d: segments %d to %d are missing (a snapshot older than the log, put back from a backup?)",
-		journal.ErrDamaged, f.LogFrom, lst.Predecessor, f.LogFrom, lst.Predecessor)
+		journal.ErrDamaged, logFrom, lst.Predecessor, logFrom, lst.Predecessor)
 }

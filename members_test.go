@@ -241,7 +241,8 @@ func TestMembersFileKeepsWhatItsReaderTakes(t *testing.T) {
 		known[i] = transport.Known{Name: fmt.Sprint("n", i), Ended: i < 10}
 	}
 	c.writeKnown(known, 0)
-	back, err := c.readKnown(true)
+	f, err := readKnownFile(path + knownSuffix)
+	back, err := c.readKnown(f, err, true)
 	if err != nil || len(back) != maxKnown {
 		t.Fatalf("read %d members, %v; want %d", len(back), err, maxKnown)
 	}

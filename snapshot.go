@@ -48,7 +48,8 @@ func (c *Cache) restore() (err error) {
 	} else if n > 0 {
 		c.log.Info().Int("files", n).Msg("removed the temporary files of snapshots cut short")
 	}
-	snap, logged, lst, err := c.load()
+	kf, kerr := readKnownFile(path + knownSuffix)
+	snap, logged, lst, err := c.load(kf, kerr)
 	if err != nil {
 		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
 			return fmt.Errorf("bcache: new: %w", err)
@@ -65,8 +66,11 @@ func (c *Cache) restore() (err error) {
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
 	c.readFounderMark(snap, logged)
-	if c.known, err = c.readKnown(snap != nil || lst.Segments > 0); err != nil {
+	if c.known, err = c.readKnown(kf, kerr, snap != nil || lst.Segments > 0); err != nil {
 		return fmt.Errorf("bcache: new: %w", err)
+	}
+	if snap != nil && kerr == nil {
+		c.logFrom = kf.LogFrom
 	}
 	if snap != nil {
 		st := c.store.Restore(snap, c.clock, now)
@@ -124,9 +128,11 @@ func (c *Cache) restore() (err error) {
 			return nil
 		}
 		// A log left by a run that kept one: a snapshot covers it now.
+		// Its numbers are not taken again (see logFrom).
 		if err := c.writeSnapshot(); err != nil {
 			return fmt.Errorf("bcache: new: covering the write log: %w", err)
 		}
+		c.logFrom = max(c.logFrom, lst.Newest.N+1)
 		return journal.RemoveAll(path)
 	}
 	mode := journal.EveryWrite
@@ -135,7 +141,7 @@ func (c *Cache) restore() (err error) {
 	}
 	var errLog sync.Mutex
 	var logged1 time.Time
-	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery, Snapshot: snap != nil,
+	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery, Snapshot: snap != nil, From: c.logFrom,
 		OnError: func(err error) {
 			c.stats.logErrors.Add(1)
 			errLog.Lock()
@@ -189,8 +195,9 @@ var (
 	readLog      = journal.Read
 )
 
-// load reads the snapshot and the write log beside it.
-func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, error) {
+// load reads the snapshot and the write log beside it; kf and kerr are
+// the members file beside the snapshot, as readKnownFile read it.
+func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry, journal.ReadStats, error) {
 	snap, err := loadSnapshot(c.cfg.SnapshotPath, c.store.DigestBits())
 	switch {
 	case errors.Is(err, store.ErrNoSnapshot):
@@ -202,8 +209,8 @@ func (c *Cache) load() (*store.Snapshot, []journal.Entry, journal.ReadStats, err
 	if err != nil && !errors.Is(err, journal.ErrDamaged) {
 		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
-	if err == nil && snap != nil {
-		err = c.logGap(lst)
+	if err == nil && snap != nil && kerr == nil { // an unreadable members file: readKnown deals with it
+		err = logGap(lst, kf.LogFrom)
 	}
 	if err == nil && snap == nil && lst.FollowsSnapshot {
 		// The segments before the oldest were removed once a snapshot
@@ -302,7 +309,14 @@ func (c *Cache) writeSnapshot() error {
 	// Removed only once the members file says where the snapshot ends:
 	// a file of an older snapshot, beside a log whose segments were
 	// removed up to this one, reads as a gap (see logGap).
-	kept := c.writeKnown(known, next) == nil
+	from := next
+	if from == 0 { // no log now, or no segment started: the last file's stands
+		from = c.logFrom
+	}
+	kept := c.writeKnown(known, from) == nil
+	if kept && c.repl != nil {
+		c.logFrom = from
+	}
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
 		c.snapSize.Store(info.Size())

@@ -222,9 +222,11 @@ type ReadStats struct {
 	// it there.
 	Before int64
 	// Predecessor is the number of the segment the oldest segment's
-	// header names before it, 0 if it names none (started with no
-	// segment before it, or by a release before version 4): the
-	// segments up to it were removed once a snapshot held their records.
+	// header names before it, 0 if it names none (the first segment of
+	// a log started with no snapshot, or by a release before version 4):
+	// the segments up to it were removed once a snapshot held their
+	// records, or, for a log started after a snapshot, numbered below
+	// Options.From, were held by that snapshot.
 	Predecessor uint64
 }
 
@@ -307,9 +309,7 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		if i == 0 {
 			if _, f, ok := readHeader(b); ok && f.chained {
 				st.FollowsSnapshot = f.prevN > 0 || f.prevLen == afterSnapshot
-				if f.prevN > 0 && f.prevLen != afterSnapshot {
-					st.Predecessor = f.prevN
-				}
+				st.Predecessor = f.prevN
 			}
 		}
 		var valid int
@@ -874,11 +874,19 @@ type Options struct {
 	// started with none before it says so in its header (see
 	// ReadStats.FollowsSnapshot).
 	Snapshot bool
+	// From, with Snapshot, is the lowest number a segment started with
+	// none before it takes: the first the snapshot does not hold, as its
+	// last writer recorded it. Its header names the one before From as
+	// its predecessor, so that the numbers of a log go on across a clean
+	// close, which removes every segment: started again from 1, a log
+	// made a snapshot older than it look as if it held all the log
+	// lacks, and a segment lost whole went unseen (found by review).
+	From uint64
 }
 
 // Open starts a new segment of the log, numbered after the newest that
 // [Read] found (st), whose torn end it first cuts off (or which it
-// removes, if its header is torn).
+// removes, if its header is torn); with none, o.From if it is higher.
 func Open(o Options, st ReadStats) (*Log, error) {
 	next := st.Newest.N + 1
 	prevN, prevLen := st.Newest.N, st.Valid
@@ -916,7 +924,8 @@ func Open(o Options, st ReadStats) (*Log, error) {
 	}
 	l.small = make([]byte, 0, chunkSize)
 	if prevN == 0 && o.Snapshot {
-		prevLen = -1 // afterSnapshot
+		next = max(next, min(o.From, maxSegment))
+		prevN, prevLen = next-1, -1 // afterSnapshot
 	}
 	if err := l.startSegment(next, prevN, prevLen); err != nil {
 		return nil, err

@@ -240,6 +240,45 @@ func TestRotationRemovesCoveredSegments(t *testing.T) {
 	}
 }
 
+// TestLogAfterASnapshotIsNumberedFromFrom: a log started with no segment
+// beside a snapshot takes From, and names the segment before it, which
+// the snapshot holds; its numbers go on from there. Without a snapshot,
+// From is not taken (a log without one must not look as if it followed
+// one).
+func TestLogAfterASnapshotIsNumberedFromFrom(t *testing.T) {
+	for _, tc := range []struct {
+		snapshot bool
+		from     uint64
+		first    uint64
+		follows  bool
+		pred     uint64
+	}{
+		{snapshot: true, from: 7, first: 7, follows: true, pred: 6},
+		{snapshot: true, from: 0, first: 1, follows: true},
+		{snapshot: true, from: 1, first: 1, follows: true},
+		{snapshot: false, from: 7, first: 1},
+	} {
+		path := filepath.Join(t.TempDir(), "snap")
+		l, err := Open(Options{Path: path, Mode: EveryWrite, Snapshot: tc.snapshot, From: tc.from}, ReadStats{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendAll(t, l, 0, 2)
+		n, err := l.Rotate()
+		if err != nil || n != tc.first+1 {
+			t.Fatalf("%+v: Rotate = %d, %v; want %d", tc, n, err, tc.first+1)
+		}
+		appendAll(t, l, 2, 3)
+		if err := l.Close(false); err != nil {
+			t.Fatal(err)
+		}
+		recs, st := mustRead(t, path)
+		if len(recs) != 3 || st.Newest.N != tc.first+1 || st.FollowsSnapshot != tc.follows || st.Predecessor != tc.pred {
+			t.Fatalf("%+v: read %d records, %+v", tc, len(recs), st)
+		}
+	}
+}
+
 // TestIntervalFlushesWithoutWaiters: with Interval, records are written
 // within the interval although nobody waits for them.
 func TestIntervalFlushesWithoutWaiters(t *testing.T) {
