@@ -617,6 +617,30 @@ func TestHarnessCatchesDeafResponders(t *testing.T) {
 	}
 }
 
+// nodeless hides a replica's Node: a researcher's replica, of which the
+// harness cannot tell whether a session completed.
+type nodeless struct{ *deaf }
+
+func (n nodeless) Node() {} // not the harness's Node() *transport.Node
+
+// TestHarnessCatchesDeafRespondersWithoutANode: the single session at the
+// end is checked for replicas that say nothing of their sessions too: the
+// two members must hold the same records after it (it was skipped, and a
+// researcher's replica whose responder applied nothing passed: found by
+// review).
+func TestHarnessCatchesDeafRespondersWithoutANode(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica {
+		if r.name != "n1" {
+			return r
+		}
+		return nodeless{&deaf{oneWay{StoreReplica: r, codec: wire.NewCodec(wire.Limits{}), mine: map[uint64]bool{}}}}
+	})
+	caught(t, "deaf responders without a node", Config{Factory: factory}, "one session left", "responders that apply no Repair, of replicas without a Node")
+	if failure := harnessFailure(t, "deaf responders without a node, unchecked", Config{Factory: factory, OneWaySessions: true}); failure != "" {
+		t.Fatalf("without the check, the variant is caught by another: %s", failure)
+	}
+}
+
 // TestHarnessCatchesOvertakenWrites: a store that applies a stalled write
 // as it was stamped, after a session's cut passed it by more than the
 // stable margin, loses it to the peers' early collection; the harness

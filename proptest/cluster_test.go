@@ -104,6 +104,35 @@ func TestSimulateAcceptsAnyReplica(t *testing.T) {
 	}
 }
 
+// TestSimulateStartsSessionsForReplicasThatDoNot: a replica whose timers
+// start no anti-entropy (the map with its interval at a day) cannot repair
+// the partition phase, and the run fails after MaxRounds; with
+// SessionEvery the simulator starts the sessions, and it agrees. (It had
+// no way to, and failed after a fixed 100,000 rounds: found by review.)
+func TestSimulateStartsSessionsForReplicasThatDoNot(t *testing.T) {
+	m := DefaultMapConfig()
+	m.Transport.AntiEntropyInterval = 24 * time.Hour
+	cfg := SimConfig{Factory: MapFactory(m), Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05, MaxRounds: 2_000}
+	if _, err := Simulate(cfg); err == nil || !strings.Contains(err.Error(), "SessionEvery") {
+		t.Fatalf("without sessions: %v; want a run that does not agree, naming SessionEvery", err)
+	}
+	cfg.SessionEvery = 20
+	res, err := Simulate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RepairRounds == 0 || res.RepairBytes == 0 || res.RepairRounds > 200 {
+		t.Fatalf("with a session every 20 rounds: %+v; want a repair within 200 rounds", res)
+	}
+	for _, bad := range []SimConfig{{SessionEvery: -1}, {MaxRounds: -1}} {
+		c := cfg
+		c.SessionEvery, c.MaxRounds = bad.SessionEvery, bad.MaxRounds
+		if _, err := Simulate(c); err == nil {
+			t.Errorf("Simulate with %+v: no error", bad)
+		}
+	}
+}
+
 // TestSimulateWorkersChangeNothing: the simulator's result does not depend
 // on how many workers deliver the frames, for the map and for the store,
 // in runs with loss and duplication. The comparison can tell runs apart:

@@ -36,7 +36,18 @@ type SimConfig struct {
 	// (bcache's share only a wire.Interner, which is safe for concurrent
 	// use).
 	Workers int
+	// SessionEvery, if above 0, makes every node start an anti-entropy
+	// session (Replica.StartSession) with a peer drawn at random every
+	// SessionEvery rounds, for replicas whose timers start none (0: the
+	// replicas' own timers alone, as bcache's run it).
+	SessionEvery int
+	// MaxRounds bounds each phase's rounds after its last write: a
+	// cluster that has not agreed by then fails the run (0: 100,000).
+	MaxRounds int
 }
+
+// defaultMaxRounds is SimConfig.MaxRounds's default.
+const defaultMaxRounds = 100_000
 
 // SimResult is what one simulation measured.
 type SimResult struct {
@@ -77,15 +88,20 @@ func (r *MapReplica) Digest() uint64 { return r.m.Tree().Root().Hash() }
 // two halves with writes on both sides, a heal, and anti-entropy until
 // the cluster agrees again. A round is one network step: every frame in
 // flight is delivered (or lost or duplicated, at the given rates) in a
-// seeded random order, then every node's timers run after a millisecond.
+// seeded random order, then every node's timers run after a millisecond
+// (and, every SessionEvery rounds, every node starts a session).
 // Nodes agree when their digests (Digester) or, for other replicas,
 // their versions are equal.
 func Simulate(cfg SimConfig) (SimResult, error) {
 	if cfg.Factory == nil || cfg.Nodes < 2 || cfg.Keys < 1 || cfg.Writes < 1 || cfg.PerRound < 1 ||
-		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || !(cfg.Split >= 0 && cfg.Split <= 1) || cfg.Workers < 0 {
+		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || !(cfg.Split >= 0 && cfg.Split <= 1) || cfg.Workers < 0 ||
+		cfg.SessionEvery < 0 || cfg.MaxRounds < 0 {
 		// (NaN compares false: written so, the checks refuse it; it ran as
 		// 0, found by review.)
-		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, Nodes >= 2, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1, 0 <= Split <= 1, Workers >= 0")
+		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, Nodes >= 2, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1, 0 <= Split <= 1, Workers, SessionEvery, MaxRounds >= 0")
+	}
+	if cfg.MaxRounds == 0 {
+		cfg.MaxRounds = defaultMaxRounds
 	}
 	c, err := NewCluster(cfg.Nodes, cfg.Factory, start)
 	if err != nil {
@@ -110,6 +126,8 @@ type simulation struct {
 	// order it receives them; out what each node sends while it does.
 	inbox [][]sim.Packet
 	out   [][]transport.Envelope
+	round int      // rounds run
+	peers []string // the peer each node starts a session with, SessionEvery's
 }
 
 // step is one round: deliver everything in flight in a random order with
@@ -155,6 +173,31 @@ func (s *simulation) step() {
 	s.each(func(i int, out []transport.Envelope) []transport.Envelope {
 		if m := s.c.members[i]; !m.down {
 			out = append(out, m.r.Tick()...)
+		}
+		return out
+	})
+	s.round++
+	if s.cfg.SessionEvery > 0 && s.round%s.cfg.SessionEvery == 0 {
+		s.sessions()
+	}
+}
+
+// sessions makes every node start a session with a peer drawn at random
+// (SimConfig.SessionEvery). The peers are drawn first, in node order, so
+// that the run does not depend on the workers.
+func (s *simulation) sessions() {
+	n := s.c.Size()
+	s.peers = s.peers[:0]
+	for i := range n {
+		j := s.rng.IntN(n - 1)
+		if j >= i {
+			j++
+		}
+		s.peers = append(s.peers, s.c.Name(j))
+	}
+	s.each(func(i int, out []transport.Envelope) []transport.Envelope {
+		if m := s.c.members[i]; !m.down {
+			out = append(out, m.r.StartSession(s.peers[i])...)
 		}
 		return out
 	})
@@ -233,8 +276,8 @@ func (s *simulation) settle(from int) (int, error) {
 		if s.converged() {
 			return round, nil
 		}
-		if round > 100_000 {
-			return round, fmt.Errorf("not converged after %d rounds", round)
+		if round-from > s.cfg.MaxRounds {
+			return round, fmt.Errorf("not converged %d rounds after the last write (SimConfig.MaxRounds; a replica whose timers start no anti-entropy needs SessionEvery)", round-from)
 		}
 		s.step()
 	}

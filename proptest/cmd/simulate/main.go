@@ -25,6 +25,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,27 +45,18 @@ import (
 )
 
 func main() {
-	var p params
-	flag.IntVar(&p.nodes, "nodes", 100, "cluster size")
-	flag.IntVar(&p.keys, "keys", 10_000, "distinct keys written")
-	flag.IntVar(&p.writes, "writes", 10_000, "writes, spread over the first rounds")
-	flag.IntVar(&p.perRound, "rate", 100, "writes issued per round")
-	flag.Uint64Var(&p.seed, "seed", 1, "seed of every random choice")
-	flag.Float64Var(&p.loss, "loss", 0, "fraction of frames lost")
-	flag.Float64Var(&p.dup, "dup", 0, "fraction of frames duplicated")
-	flag.IntVar(&p.fanout, "fanout", transport.DefaultFanout, "broadcast tree degree")
-	flag.Float64Var(&p.split, "partition-writes", 0.01, "writes of the partition phase, as a fraction of -keys, twice that in all, to members drawn at random (the header prints the fraction's count)")
-	flag.IntVar(&p.workers, "workers", runtime.GOMAXPROCS(0), "goroutines that deliver frames (the table does not depend on it)")
-	sweep := flag.String("sweep", "", "comma-separated cluster sizes to run in turn instead of -nodes")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
-	memLimit := flag.Int64("memlimit", 1536, "soft limit of the heap in MiB, unless GOMEMLIMIT is set (0: none); see the package doc")
-	memProfile := flag.String("memprofile", "", "write a heap profile to this file at the end, as of the run's last collection (what the nodes held then)")
-	flag.Parse()
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit > 0 {
-		debug.SetMemoryLimit(*memLimit << 20)
+	o, err := parseArgs(os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return
+	case err != nil:
+		os.Exit(2) // the flag set printed why
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && o.memLimit > 0 {
+		debug.SetMemoryLimit(o.memLimit << 20)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
@@ -76,10 +68,10 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 
-	sizes := []int{p.nodes}
-	if *sweep != "" {
+	sizes := []int{o.nodes}
+	if o.sweep != "" {
 		sizes = sizes[:0]
-		for _, s := range strings.Split(*sweep, ",") {
+		for _, s := range strings.Split(o.sweep, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			if err != nil || n < 2 {
 				fmt.Fprintf(os.Stderr, "simulate: bad size %q in -sweep\n", s)
@@ -88,15 +80,15 @@ func main() {
 			sizes = append(sizes, n)
 		}
 	}
-	if err := run(os.Stdout, p, sizes); err != nil {
+	if err := run(os.Stdout, o.params, sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
-	if *memProfile != "" {
+	if o.memProfile != "" {
 		// No collection first: the profile's in-use figures are those of
 		// the last one, when the cluster was still alive.
-		f, err := os.Create(*memProfile)
+		f, err := os.Create(o.memProfile)
 		if err == nil {
 			err = pprof.Lookup("heap").WriteTo(f, 0)
 			f.Close()
@@ -131,6 +123,46 @@ func run(w io.Writer, p params, sizes []int) error {
 		fmt.Fprintln(w, row(res, n))
 	}
 	return nil
+}
+
+// options are the command's flags.
+type options struct {
+	params
+	sweep, cpuProfile, memProfile string
+	memLimit                      int64
+}
+
+// parseArgs parses the command's flags, on a flag set of its own: those
+// the packages it imports register on the default set (rapid's, by
+// proptest) are no flags of this command, and -h listed them (found by
+// review). Errors and -h's usage go to stderr.
+func parseArgs(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.nodes, "nodes", 100, "cluster size")
+	fs.IntVar(&o.keys, "keys", 10_000, "distinct keys written")
+	fs.IntVar(&o.writes, "writes", 10_000, "writes, spread over the first rounds")
+	fs.IntVar(&o.perRound, "rate", 100, "writes issued per round")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of every random choice")
+	fs.Float64Var(&o.loss, "loss", 0, "fraction of frames lost")
+	fs.Float64Var(&o.dup, "dup", 0, "fraction of frames duplicated")
+	fs.IntVar(&o.fanout, "fanout", transport.DefaultFanout, "broadcast tree degree")
+	fs.Float64Var(&o.split, "partition-writes", 0.01, "writes of the partition phase, as a fraction of -keys, twice that in all, to members drawn at random (the header prints the fraction's count)")
+	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "goroutines that deliver frames (the table does not depend on it)")
+	fs.StringVar(&o.sweep, "sweep", "", "comma-separated cluster sizes to run in turn instead of -nodes")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.Int64Var(&o.memLimit, "memlimit", 1536, "soft limit of the heap in MiB, unless GOMEMLIMIT is set (0: none); see the package doc")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this file at the end, as of the run's last collection (what the nodes held then)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "simulate: unexpected arguments %q\n", fs.Args())
+		fs.Usage()
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, nil
 }
 
 // replicaConfig is the replica every simulated node runs: production
