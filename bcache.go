@@ -61,7 +61,10 @@ type Cache struct {
 	// segment left is numbered from it, and a snapshot written with no
 	// log records it again (snapMu, or New before the member runs).
 	logFrom uint64
-	unlock  func() error // releases the SnapshotPath's lock, nil if none
+	// logCovered says the last snapshot's members file names the segment
+	// started before it: the log's older segments are covered (snapMu).
+	logCovered bool
+	unlock     func() error // releases the SnapshotPath's lock, nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.
@@ -335,15 +338,15 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	return rec, err
 }
 
-// writeIf is write, or, with since, Store.WriteIfUnchanged: it reports
+// writeIf is write, or, with u, Store.WriteIfUnchanged: it reports
 // whether it wrote.
-func (c *Cache) writeIf(op string, rec crdt.Record, since *crdt.Timestamp) (crdt.Record, bool, error) {
+func (c *Cache) writeIf(op string, rec crdt.Record, u *store.Unchanged) (crdt.Record, bool, error) {
 	var err error
 	wrote := true
-	if since == nil {
+	if u == nil {
 		rec, err = c.store.Write(rec) // stamped again if a session's cut overtook it (Store.Overtaken)
 	} else {
-		rec, wrote, err = c.store.WriteIfUnchanged(rec, *since)
+		rec, wrote, err = c.store.WriteIfUnchanged(rec, *u)
 	}
 	if err != nil {
 		return rec, false, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
@@ -454,7 +457,10 @@ func (c *Cache) Close() error {
 			err = errors.Join(err, serr)
 			c.closeSnapshot.Store(serr == nil) // before the log closes: see logWrite
 			if c.journal != nil {              // with the snapshot written, the log holds nothing it lacks
-				err = errors.Join(err, c.journal.Close(serr == nil))
+				c.snapMu.Lock()
+				covered := serr == nil && c.logCovered
+				c.snapMu.Unlock()
+				err = errors.Join(err, c.journal.Close(covered))
 			}
 			c.release()
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -856,6 +857,127 @@ func TestLogNumbersGoOnAfterACleanClose(t *testing.T) {
 	}
 	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New without the first segment of a run after a clean Close: %v; want ErrWriteLog (k5 is in no file)", err)
+	}
+}
+
+// TestLogNumbersGoOnWhenCloseCannotWriteTheMembersFile: a Close whose
+// members file cannot be written keeps the log (its snapshot is written):
+// it removed every segment, the file kept the log_from of the snapshot
+// before, and the next run's log, numbered from it, made a backup of that
+// snapshot look whole, without the writes in between (found by review).
+// Kept, the log still holds them.
+func TestLogNumbersGoOnWhenCloseCannotWriteTheMembersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)
+	backup := crashImage(t, path)
+	mustSet(t, a, "k2")
+	known, err := os.ReadFile(path + knownSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory in the file's place: writing it fails.
+	if err := os.Remove(path + knownSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(path+knownSuffix, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // the snapshot holds k2; the members file is not written
+	if err := os.RemoveAll(path + knownSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+knownSuffix, known, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := filepath.Glob(path + ".log.*"); len(segs) == 0 {
+		t.Fatal("Close removed the log although no members file says where the snapshot ends")
+	}
+	b := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, b, "k3")
+	image := crashImage(t, path)
+	mustClose(t, b)
+	// The kept log holds what that snapshot lacks: it starts whole.
+	putBack(t, backup, image)
+	c := mustNew(t, syncConfig(image, SyncWrite))
+	defer c.Close()
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if _, ok := c.Get(k); !ok {
+			t.Fatalf("%s lost", k)
+		}
+	}
+}
+
+// TestLogNumbersGoOnAfterASyncNoneStart: a start under SyncNone covers a
+// log left by a run that kept one and removes it, with the members file
+// saying where it ended first: kept in memory alone, a crash before the
+// next snapshot left the old log_from, and the next log, numbered from it,
+// made a backup look whole (found by review).
+func TestLogNumbersGoOnAfterASyncNoneStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)
+	backup := crashImage(t, path)
+	mustSet(t, a, "k2") // acknowledged, in the log alone
+	img1 := crashImage(t, path)
+	mustClose(t, a)
+	b := mustNew(t, syncConfig(img1, SyncNone)) // covers the log, removes it
+	if segs, _ := filepath.Glob(img1 + ".log.*"); len(segs) != 0 {
+		t.Fatalf("segments %q after a SyncNone start", segs)
+	}
+	img2 := crashImage(t, img1) // killed before its first snapshot
+	mustClose(t, b)
+	c := mustNew(t, syncConfig(img2, SyncWrite))
+	mustSet(t, c, "k3")
+	img3 := crashImage(t, img2)
+	mustClose(t, c)
+	putBack(t, backup, img3)
+	if _, err := New(syncConfig(img3, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New beside a snapshot older than the log: %v; want ErrWriteLog (k2 is in no file)", err)
+	}
+}
+
+// TestHugeLogFromIsDamage: a members file whose log_from leaves the log no
+// room (damaged, or edited by hand) is damage, under the damage policy: a
+// log numbered from it passed, at its first snapshots, the numbers a start
+// reads, and the start after a crash refused it and its acknowledged
+// writes (found by review).
+func TestHugeLogFromIsDamage(t *testing.T) {
+	for _, from := range []uint64{journal.MaxFrom + 1, 1 << 53, 1 << 63} {
+		path := filepath.Join(t.TempDir(), "cache.snap")
+		a := mustNew(t, syncConfig(path, SyncWrite))
+		mustSet(t, a, "k1")
+		mustClose(t, a)
+		b, err := os.ReadFile(path + knownSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = regexp.MustCompile(`"log_from":\d+`).ReplaceAll(b, fmt.Appendf(nil, `"log_from":%d`, from))
+		if err := os.WriteFile(path+knownSuffix, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(syncConfig(path, SyncWrite)); !errors.Is(err, ErrSnapshot) {
+			t.Fatalf("log_from %d: New: %v; want ErrSnapshot", from, err)
+		}
+		cfg := syncConfig(path, SyncWrite)
+		cfg.OnDamage = DamageReset
+		c := mustNew(t, cfg) // the members file moved aside
+		if _, ok := c.Get("k1"); !ok {
+			t.Fatalf("log_from %d: the snapshot was not restored", from)
+		}
+		mustSet(t, c, "k2")
+		mustSnapshot(t, c)
+		mustSnapshot(t, c)
+		mustSet(t, c, "k3")
+		image := crashImage(t, path)
+		mustClose(t, c)
+		d := mustNew(t, syncConfig(image, SyncWrite))
+		if _, ok := d.Get("k3"); !ok {
+			t.Fatalf("log_from %d: k3 lost", from)
+		}
+		mustClose(t, d)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
 )
 
 // Filler loads the value of a key that the cache misses, from the source
@@ -23,14 +24,14 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // Config.FillTimeout (then ErrFillTimeout, and the key is free for the
 // next fill: a hung filler holds it no longer). A filled value is Set with ttl,
 // so it replicates; an error is returned to every waiting caller and not
-// cached. A Set or Delete of the key stamped after the filler began (made
-// here, or by a peer whose clock is not behind this one) is newer than
-// what the filler read: the filled value is not stored, nor when a delete
-// of the key's digest bucket was collected since (which may be another
-// key's); the callers then get the value held, or, if none, the filled
-// value (Stats.FillsSuperseded). A peer's write stamped by a clock behind
-// this member's may still lose to the fill, as to any write here. A
-// caller whose ctx ends stops waiting and gets an error wrapping
+// cached. A Set or Delete of the key made or received here after the
+// filler began (a peer's too, whatever its clock) is newer than what the
+// filler read: the filled value is not stored, nor when a delete of the
+// key's digest bucket was collected since (which may be another key's);
+// the callers then get the value held, or, if none, the filled value
+// (Stats.FillsSuperseded). A peer's write stamped by a clock behind this
+// member's that arrives after the fill stored its value loses to it, as
+// to any write here. A caller whose ctx ends stops waiting and gets an error wrapping
 // ctx.Err() (errors.Is matches it); the fill goes on for the others. The
 // returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
@@ -100,9 +101,11 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	if c.life.Err() != nil { // Close returned, or is under way: no filler runs after it (found by review)
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	}
-	// The key's state when the filler starts: what is written or
-	// deleted from now on is newer than what the filler reads.
-	start := c.clock.Now()
+	// The key's state when the filler starts: the record held, and a
+	// stamp that what is written or deleted from now on, here, is newer
+	// than (see Store.WriteIfUnchanged).
+	u := store.Unchanged{Base: c.store.Stamp(key)}
+	u.Since = c.clock.Now()
 	done := make(chan result, 1)
 	go func() {
 		var r result
@@ -138,7 +141,7 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	if err != nil {
 		return rec, err
 	}
-	rec, stored, err := c.writeIf("set", rec, &start)
+	rec, stored, err := c.writeIf("set", rec, &u)
 	if err != nil || stored {
 		return rec, err
 	}

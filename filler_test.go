@@ -340,6 +340,10 @@ func TestFillKeepsWhatWasWrittenMeanwhile(t *testing.T) {
 	}{
 		{"delete", func(c *Cache) error { return c.Delete("k") }, "", "read before"},
 		{"set", func(c *Cache) error { return c.Set("k", []byte("new"), 0) }, "new", "new"},
+		// A peer's, stamped by a clock a second behind this member's: by
+		// its stamp alone it lost to the fill (found by review).
+		{"peer's delete behind", func(c *Cache) error { return applyBehind(c, crdt.Record{Key: "k", Tombstone: true}) }, "", "read before"},
+		{"peer's set behind", func(c *Cache) error { return applyBehind(c, crdt.Record{Key: "k", Value: []byte("peer")}) }, "peer", "peer"},
 	} {
 		for _, through := range []string{"GetWithFiller", "GetOrFill"} {
 			t.Run(tc.name+"/"+through, func(t *testing.T) {
@@ -384,6 +388,17 @@ func TestFillKeepsWhatWasWrittenMeanwhile(t *testing.T) {
 			})
 		}
 	}
+}
+
+// applyBehind applies rec as received from a peer whose clock is a second
+// behind c's.
+func applyBehind(c *Cache, rec crdt.Record) error {
+	now := c.clock.Now()
+	rec.Time = crdt.Timestamp{Wall: now.Wall - int64(time.Second), Node: now.Node + 1}
+	if o := c.store.Apply(rec, true, c.phys()); o != crdt.Applied {
+		return fmt.Errorf("the peer's record was not applied: %v", o)
+	}
+	return nil
 }
 
 // TestFillerThatExitsItsGoroutineFails: a filler that ends its goroutine

@@ -96,8 +96,14 @@ func readKnownFile(path string) (knownFile, error) {
 	if err == nil {
 		f, err = decodeKnown(b)
 	}
-	if err == nil && f.Version != 1 {
+	switch {
+	case err != nil:
+	case f.Version != 1:
 		err = fmt.Errorf("version %d, want 1", f.Version)
+	case f.LogFrom > journal.MaxFrom:
+		// No log numbers its segments so far; started from it, the log's
+		// segments would soon pass what a start reads (found by review).
+		err = fmt.Errorf("log_from %d, past %d", f.LogFrom, uint64(journal.MaxFrom))
 	}
 	return f, err
 }
@@ -211,9 +217,6 @@ func (c *Cache) knownNow() []transport.Known {
 // snapshot does not hold. A failure is logged and returned: the file of
 // the last snapshot stays.
 func (c *Cache) writeKnown(known []transport.Known, logFrom uint64) error {
-	if c.repl == nil { // a snapshot New writes before the member runs (its log is removed next): the last run's file stays
-		return nil
-	}
 	if len(known) > maxKnown {
 		// More than its next start reads (and, under DamageFail, takes
 		// for damage: found by review): the members that are current

@@ -128,11 +128,17 @@ func (c *Cache) restore() (err error) {
 			return nil
 		}
 		// A log left by a run that kept one: a snapshot covers it now.
-		// Its numbers are not taken again (see logFrom).
+		// Its numbers are not taken again (see logFrom): the members file
+		// says so before the log goes (kept in memory alone, a crash
+		// before the next snapshot left the file of the last run, and a
+		// later log numbered as the removed one; found by review).
 		if err := c.writeSnapshot(); err != nil {
 			return fmt.Errorf("bcache: new: covering the write log: %w", err)
 		}
 		c.logFrom = max(c.logFrom, lst.Newest.N+1)
+		if err := c.writeKnown(c.known, c.logFrom); err != nil {
+			return nil // logged; the log stays, covered again at the next start
+		}
 		return journal.RemoveAll(path)
 	}
 	mode := journal.EveryWrite
@@ -313,10 +319,18 @@ func (c *Cache) writeSnapshot() error {
 	if from == 0 { // no log now, or no segment started: the last file's stands
 		from = c.logFrom
 	}
-	kept := c.writeKnown(known, from) == nil
-	if kept && c.repl != nil {
+	kept := false
+	if c.repl != nil { // else New's, before the member runs: the last run's file stays
+		kept = c.writeKnown(known, from) == nil
+	}
+	if kept {
 		c.logFrom = from
 	}
+	// Every segment is covered once the members file names the one
+	// started above (Close removes them all then: with the file of an
+	// earlier snapshot, the next run's log was numbered as this one's,
+	// found by review).
+	c.logCovered = kept && next > 0
 	c.logMark.Store(mark)
 	if info, err := os.Stat(c.cfg.SnapshotPath); err == nil {
 		c.snapSize.Store(info.Size())

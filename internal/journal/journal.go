@@ -197,6 +197,10 @@ func Segments(path string) ([]Segment, error) {
 // maxSegment is the largest segment number Read takes.
 const maxSegment = 1 << 53
 
+// MaxFrom is the highest Options.From a log is numbered from: half of
+// the numbers Read takes are left for its segments after it.
+const MaxFrom = maxSegment / 2
+
 // segmentPath is the path of segment n of the log beside path.
 func segmentPath(path string, n uint64) string { return fmt.Sprintf("%s.log.%d", path, n) }
 
@@ -923,8 +927,11 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		l.stripes[i].batch = b
 	}
 	l.small = make([]byte, 0, chunkSize)
+	if o.From > MaxFrom {
+		return nil, fmt.Errorf("log numbered from %d, past %d", o.From, uint64(MaxFrom))
+	}
 	if prevN == 0 && o.Snapshot {
-		next = max(next, min(o.From, maxSegment))
+		next = max(next, o.From)
 		prevN, prevLen = next-1, -1 // afterSnapshot
 	}
 	if err := l.startSegment(next, prevN, prevLen); err != nil {
@@ -941,6 +948,9 @@ func Open(o Options, st ReadStats) (*Log, error) {
 // further in it. Called with l.file held, or before the goroutine starts.
 func (l *Log) startSegment(n, prevN uint64, prevLen int64) error {
 	p := segmentPath(l.path, n)
+	if n > maxSegment { // Read would refuse it, and the writes in it
+		return fmt.Errorf("start %s: a segment number past %d", p, uint64(maxSegment))
+	}
 	head := make([]byte, headerLen)
 	copy(head, headerMagic)
 	head[len(headerMagic)] = version

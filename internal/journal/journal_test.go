@@ -277,6 +277,14 @@ func TestLogAfterASnapshotIsNumberedFromFrom(t *testing.T) {
 			t.Fatalf("%+v: read %d records, %+v", tc, len(recs), st)
 		}
 	}
+	// No room left: refused, rather than a segment Read refuses later.
+	path := filepath.Join(t.TempDir(), "snap")
+	if _, err := Open(Options{Path: path, Mode: EveryWrite, Snapshot: true, From: MaxFrom + 1}, ReadStats{}); err == nil {
+		t.Fatal("a log numbered from past MaxFrom was opened")
+	}
+	if _, err := Open(Options{Path: path, Mode: EveryWrite}, ReadStats{Newest: Segment{N: maxSegment}}); err == nil {
+		t.Fatal("a segment numbered past what Read takes was started")
+	}
 }
 
 // TestIntervalFlushesWithoutWaiters: with Interval, records are written

@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,29 +123,51 @@ func TestMaxDeadTakesRecentlyExpiredValuesLast(t *testing.T) {
 // record, or where the key never was.
 func TestWriteIfUnchanged(t *testing.T) {
 	s := mustStore(t, Config{Horizon: time.Hour})
-	at := func(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: testNow + wall, Node: 1} }
+	at := func(wall int64, node crdt.NodeID) crdt.Timestamp {
+		return crdt.Timestamp{Wall: testNow + wall, Node: node}
+	}
+	s.Write(crdt.Record{Key: "older", Value: []byte("v"), Time: at(5, 1)})
+	s.Write(crdt.Record{Key: "gone", Tombstone: true, Time: at(4, 1)})
+	// The fills begin: each reads its key's base, then is stamped at 10.
+	begun := map[string]Unchanged{}
+	for _, k := range []string{"older", "never", "newer", "deleted", "behind", "behind-delete", "gone"} {
+		begun[k] = Unchanged{Base: s.Stamp(k), Since: at(10, 1)}
+	}
+	if begun["older"].Base != at(5, 1) || begun["never"].Base != (crdt.Timestamp{}) {
+		t.Fatalf("bases %+v", begun)
+	}
 	fill := func(key string) bool {
-		_, wrote, err := s.WriteIfUnchanged(crdt.Record{Key: key, Value: []byte("filled"), Time: at(50)}, at(10))
+		_, wrote, err := s.WriteIfUnchanged(crdt.Record{Key: key, Value: []byte("filled"), Time: at(50, 1)}, begun[key])
 		if err != nil {
 			t.Fatal(err)
 		}
 		return wrote
 	}
-	s.Write(crdt.Record{Key: "older", Value: []byte("v"), Time: at(5)})
-	s.Write(crdt.Record{Key: "newer", Value: []byte("v"), Time: at(20)})
-	s.Write(crdt.Record{Key: "deleted", Tombstone: true, Time: at(20)})
+	// Meanwhile: writes here, and a peer's stamped by a clock behind.
+	s.Write(crdt.Record{Key: "newer", Value: []byte("v"), Time: at(20, 1)})
+	s.Write(crdt.Record{Key: "deleted", Tombstone: true, Time: at(20, 1)})
+	s.Apply(crdt.Record{Key: "behind", Value: []byte("peer"), Time: at(7, 2)}, true, testNow)
+	s.Apply(crdt.Record{Key: "behind-delete", Tombstone: true, Time: at(8, 2)}, true, testNow)
 	if !fill("older") || !fill("never") {
 		t.Fatal("a fill over an older record, or of a key never held, was refused")
 	}
 	if fill("newer") || fill("deleted") {
 		t.Fatal("a fill replaced a record written after it began")
 	}
+	if fill("behind") || fill("behind-delete") {
+		t.Fatal("a fill replaced a peer's write received after it began, stamped by a clock behind")
+	}
 	s.MarkSynced(testNow)
-	if got := s.Collect(testNow+100, false, testNow+30); len(got) != 1 || got[0].Key != "deleted" { // early: below the stable bound
-		t.Fatalf("collected %v, want the tombstone", got)
+	got := s.Collect(testNow+100, false, testNow+30) // early: below the stable bound
+	slices.SortFunc(got, func(a, b crdt.Version) int { return strings.Compare(a.Key, b.Key) })
+	if len(got) != 3 || got[0].Key != "behind-delete" || got[1].Key != "deleted" || got[2].Key != "gone" {
+		t.Fatalf("collected %v, want the tombstones", got)
 	}
 	if fill("deleted") {
 		t.Fatal("a fill went in where a delete made after it began was collected")
+	}
+	if fill("gone") {
+		t.Fatal("a fill went in where the record it began over was collected meanwhile")
 	}
 	if r, ok := s.Lookup("older"); !ok || string(r.Value) != "filled" {
 		t.Fatalf("older holds %+v", r)

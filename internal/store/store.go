@@ -250,20 +250,55 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	return rec, err
 }
 
-// WriteIfUnchanged writes rec as Write does, unless its key changed since
-// since: the store holds a record of it stamped at or after since (a
-// write or a delete made here, or received, since then), or holds none
-// and a record stamped since would be refused (a delete made since may
-// have been collected already: the key's bucket's watermark passed
-// since). It reports whether it wrote. A fill stamps since before its
-// filler runs: the value read from the source then must not replace what
-// was written meanwhile (it did: its stamp, taken when the filler
-// returned, beat them; found by review).
-func (s *Store) WriteIfUnchanged(rec crdt.Record, since crdt.Timestamp) (crdt.Record, bool, error) {
-	return s.write(rec, &since)
+// Stamp returns the timestamp of the record the store holds for key,
+// whatever its state (a value, a tombstone, an evicted version), or the
+// zero Timestamp if it holds none: the base of a WriteIfUnchanged.
+func (s *Store) Stamp(key string) crdt.Timestamp {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if at := sh.m.Entry(key); at != nil {
+		return at.Time()
+	}
+	return crdt.Timestamp{}
 }
 
-func (s *Store) write(rec crdt.Record, since *crdt.Timestamp) (crdt.Record, bool, error) {
+// Unchanged is what a WriteIfUnchanged requires of its key: that the
+// record held is still the one stamped Base (the zero Timestamp: none), as
+// Stamp read it, and that nothing stamped at or after Since was written
+// to it since.
+type Unchanged struct {
+	Base, Since crdt.Timestamp
+}
+
+// WriteIfUnchanged writes rec as Write does, unless its key changed as
+// seen from u: the store holds a record of it other than u.Base (a write
+// or a delete received from a peer whose clock is behind, stamped before
+// u.Since: by its stamp alone it would lose to rec), or one stamped at or
+// after u.Since (made here, or received, since then), or holds none and
+// either held one (collected meanwhile) or would refuse a record stamped
+// u.Since (a delete made since may have been collected already: the
+// key's bucket's watermark passed it). It reports whether it wrote. A
+// fill reads u.Base, then stamps u.Since, before its filler runs: the
+// value read from the source then must not replace what was written
+// meanwhile (it did: its stamp, taken when the filler returned, beat
+// them; and a peer's delete stamped by a clock behind still lost to it:
+// both found by review).
+func (s *Store) WriteIfUnchanged(rec crdt.Record, u Unchanged) (crdt.Record, bool, error) {
+	return s.write(rec, &u)
+}
+
+// changed reports whether at, key's entry (nil: none), shows the key
+// changed as u sees it (see WriteIfUnchanged). Called with sh.mu held.
+func (sh *shard) changed(at *lww.Entry, key string, u *Unchanged) bool {
+	if at == nil {
+		return u.Base != (crdt.Timestamp{}) || sh.m.Refuses(key, u.Since)
+	}
+	t := at.Time()
+	return t != u.Base || !t.Less(u.Since)
+}
+
+func (s *Store) write(rec crdt.Record, u *Unchanged) (crdt.Record, bool, error) {
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	if s.sealed.Load() {
@@ -274,7 +309,7 @@ func (s *Store) write(rec crdt.Record, since *crdt.Timestamp) (crdt.Record, bool
 	// larger buffer): the map's copy of a key it holds, the item's of a
 	// new key short enough, else a copy.
 	at := sh.m.Entry(rec.Key)
-	if since != nil && (at != nil && !at.Time().Less(*since) || at == nil && sh.m.Refuses(rec.Key, *since)) {
+	if u != nil && sh.changed(at, rec.Key, u) {
 		sh.mu.Unlock()
 		return rec, false, nil
 	}
