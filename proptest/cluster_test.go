@@ -113,8 +113,12 @@ func TestSimulateStartsSessionsForReplicasThatDoNot(t *testing.T) {
 	m := DefaultMapConfig()
 	m.Transport.AntiEntropyInterval = 24 * time.Hour
 	cfg := SimConfig{Factory: MapFactory(m), Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05, MaxRounds: 2_000}
-	if _, err := Simulate(cfg); err == nil || !strings.Contains(err.Error(), "SessionEvery") {
-		t.Fatalf("without sessions: %v; want a run that does not agree, naming SessionEvery", err)
+	if _, err := Simulate(cfg); err == nil || !strings.Contains(err.Error(), "within 2000 rounds") || !strings.Contains(err.Error(), "needs SessionEvery") {
+		t.Fatalf("without sessions: %v; want a run that does not agree within MaxRounds, naming SessionEvery", err)
+	}
+	cfg.SessionEvery = 2 // shorter than a session: each is given up for the next
+	if _, err := Simulate(cfg); err == nil || !strings.Contains(err.Error(), "shorter than a session") {
+		t.Fatalf("with a session every 2 rounds: %v; want a run that does not agree, saying why", err)
 	}
 	cfg.SessionEvery = 20
 	res, err := Simulate(cfg)

@@ -81,7 +81,8 @@
 // right only without a live record. After the run it
 // heals the network, delivers everything, runs one anti-entropy session
 // between two live members alone and checks that it completed on both
-// sides (unless deferred) and left both holding the same records
+// sides (unless deferred, which a SessionCounter says) and left both
+// holding the same records
 // (Config.OneWaySessions leaves this out), runs anti-entropy
 // between every pair of live members until a whole round changes nothing,
 // and checks

@@ -1030,32 +1030,32 @@ func (h *harness) oneSession(t *rapid.T) {
 		b++
 	}
 	a, b = up[a], up[b]
-	na, okA := h.c.Replica(a).(interface{ Node() *transport.Node })
-	nb, okB := h.c.Replica(b).(interface{ Node() *transport.Node })
+	na, okA := h.c.Replica(a).(SessionCounter)
+	nb, okB := h.c.Replica(b).(SessionCounter)
 	if !okA || !okB {
-		// No word of whether the session completed: one that did not
-		// must have repaired both sides all the same, as Replica's
-		// contract says (the check ran for Node's replicas alone, and a
-		// researcher's whose responder answered nothing passed: found by
-		// review).
+		// No word of whether the session completed: it must have
+		// repaired both sides, as Replica's contract says (the check ran
+		// for the replicas with a transport.Node alone, and a
+		// researcher's whose responder answered nothing passed: found
+		// by review).
 		h.c.StartSession(a, b)
 		deliver(fmt.Sprintf("%s starts anti-entropy with %s, alone", h.c.Name(a), h.c.Name(b)))
-		h.sameAfterOne(t, a, b, " (see Replica's contract on sessions; Config.OneWaySessions if they repair one side only)")
+		h.sameAfterOne(t, a, b, " (a replica that is no SessionCounter must complete every session: see Replica's contract on sessions; Config.OneWaySessions if they repair one side only)")
 		return
 	}
-	sa, sb := na.Node().Stats(), nb.Node().Stats()
+	sa, sb := na.Sessions(), nb.Sessions()
 	h.c.StartSession(a, b)
 	deliver(fmt.Sprintf("%s starts anti-entropy with %s, alone", h.c.Name(a), h.c.Name(b)))
-	ea, eb := na.Node().Stats(), nb.Node().Stats()
-	if ea.SessionsCompleted == sa.SessionsCompleted || eb.SessionsResponded == sb.SessionsResponded {
+	ea, eb := na.Sessions(), nb.Sessions()
+	if ea.Completed == sa.Completed || eb.Responded == sb.Responded {
 		// Nothing was lost: the session may go unfinished only if b left
 		// the opening for its own session with a (deferred), or a gave
 		// way to one of b's, which the rounds below complete. Skipped
 		// otherwise, a responder that applied nothing passed (found by
 		// review).
-		if eb.OpeningsDeferred == sb.OpeningsDeferred && ea.SessionsYielded == sa.SessionsYielded {
+		if eb.Deferred == sb.Deferred && ea.Yielded == sa.Yielded {
 			t.Fatalf("one session from %s to %s, nothing lost, deferred or given way to, did not complete on both sides (%s: %d completed; %s: %d responded)",
-				h.c.Name(a), h.c.Name(b), h.c.Name(a), ea.SessionsCompleted-sa.SessionsCompleted, h.c.Name(b), eb.SessionsResponded-sb.SessionsResponded)
+				h.c.Name(a), h.c.Name(b), h.c.Name(a), ea.Completed-sa.Completed, h.c.Name(b), eb.Responded-sb.Responded)
 		}
 		event(t, "the session did not complete on both sides: deferred or given way to")
 		if c := h.cfg.Coverage; c != nil {

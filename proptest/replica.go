@@ -34,7 +34,10 @@ import (
 //     (Config.Describe may, for the trace).
 //   - Sessions. One session StartSession begins, carried to its end with
 //     nothing else in flight, leaves both members holding the same
-//     records: it repairs both ways (Config.OneWaySessions, if not).
+//     records: it repairs both ways (Config.OneWaySessions, if not). A
+//     replica may leave a session unfinished only if it says so by
+//     counting it (SessionCounter): one whose peer deferred it, or that
+//     gave way to one of the peer's.
 //   - Horizon. Config.Horizon must be the replica's own GC horizon: the
 //     harness cannot ask a replica for it, and judges losses by it. Set
 //     both from one constant.
@@ -73,6 +76,33 @@ type Replica interface {
 	// StartSession starts an anti-entropy exchange with peer.
 	StartSession(peer string) []transport.Envelope
 }
+
+// SessionCounter is a Replica that counts its anti-entropy sessions, as
+// transport.Node.Stats does: the end of a run, which checks that one
+// session repairs both sides, then tells a session left unfinished on
+// purpose (deferred, given way to: the rounds after it complete another)
+// from one that failed. A Replica that is not one must complete every
+// session it is asked to start.
+type SessionCounter interface {
+	Sessions() SessionCounts
+}
+
+// SessionCounts are a replica's anti-entropy sessions so far.
+type SessionCounts struct {
+	Completed uint64 // started here, and completed
+	Responded uint64 // started by a peer, and answered to their end
+	Deferred  uint64 // openings left for a session of this replica's own with the opener
+	Yielded   uint64 // started here, and given way to one of the peer's
+}
+
+// countsOf returns the session counts of a transport.Node's stats.
+func countsOf(n *transport.Node) SessionCounts {
+	st := n.Stats()
+	return SessionCounts{Completed: st.SessionsCompleted, Responded: st.SessionsResponded, Deferred: st.OpeningsDeferred, Yielded: st.SessionsYielded}
+}
+
+// Sessions implements SessionCounter.
+func (r *MapReplica) Sessions() SessionCounts { return countsOf(r.node) }
 
 // Rejecter is a Replica that reports the records it rejected as below a
 // watermark (package lww, rule 3), so that the harness checks each

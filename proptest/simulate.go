@@ -39,10 +39,16 @@ type SimConfig struct {
 	// SessionEvery, if above 0, makes every node start an anti-entropy
 	// session (Replica.StartSession) with a peer drawn at random every
 	// SessionEvery rounds, for replicas whose timers start none (0: the
-	// replicas' own timers alone, as bcache's run it).
+	// replicas' own timers alone, as bcache's run it). It must be longer
+	// than a session takes, in rounds: bcache's node gives up a session
+	// in flight to start the next, and at every 5 rounds or fewer none
+	// completed. The peers are drawn from the run's random source, so a
+	// run with it draws its losses and writes otherwise than one
+	// without.
 	SessionEvery int
-	// MaxRounds bounds each phase's rounds after its last write: a
-	// cluster that has not agreed by then fails the run (0: 100,000).
+	// MaxRounds bounds the rounds each phase runs after its last write
+	// (the partition phase: after the heal): a cluster that has not
+	// agreed within them fails the run (0: 100,000).
 	MaxRounds int
 }
 
@@ -276,8 +282,12 @@ func (s *simulation) settle(from int) (int, error) {
 		if s.converged() {
 			return round, nil
 		}
-		if round-from > s.cfg.MaxRounds {
-			return round, fmt.Errorf("not converged %d rounds after the last write (SimConfig.MaxRounds; a replica whose timers start no anti-entropy needs SessionEvery)", round-from)
+		if round-from >= s.cfg.MaxRounds {
+			hint := "a replica whose timers start no anti-entropy needs SessionEvery"
+			if s.cfg.SessionEvery > 0 {
+				hint = "SessionEvery may be shorter than a session takes"
+			}
+			return round, fmt.Errorf("not agreed within %d rounds (SimConfig.MaxRounds; %s)", round-from, hint)
 		}
 		s.step()
 	}

@@ -192,6 +192,9 @@ func (r *StoreReplica) Bounds() (values, maxValues int, bytes, maxBytes int64) {
 // Node returns the replica's protocol node, for inspection.
 func (r *StoreReplica) Node() *transport.Node { return r.node }
 
+// Sessions implements SessionCounter.
+func (r *StoreReplica) Sessions() SessionCounts { return countsOf(r.node) }
+
 // write applies a local record and queues it as a delta.
 func (r *StoreReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
 	rec, err := r.s.Write(rec)

@@ -67,20 +67,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-
-	sizes := []int{o.nodes}
-	if o.sweep != "" {
-		sizes = sizes[:0]
-		for _, s := range strings.Split(o.sweep, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || n < 2 {
-				fmt.Fprintf(os.Stderr, "simulate: bad size %q in -sweep\n", s)
-				os.Exit(2)
-			}
-			sizes = append(sizes, n)
-		}
-	}
-	if err := run(os.Stdout, o.params, sizes); err != nil {
+	if err := run(os.Stdout, o.params, o.sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -130,6 +117,7 @@ type options struct {
 	params
 	sweep, cpuProfile, memProfile string
 	memLimit                      int64
+	sizes                         []int // -sweep's, or -nodes
 }
 
 // parseArgs parses the command's flags, on a flag set of its own: those
@@ -161,6 +149,20 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprintf(stderr, "simulate: unexpected arguments %q\n", fs.Args())
 		fs.Usage()
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.sizes = []int{o.nodes}
+	if o.sweep != "" {
+		// Here, before a CPU profile starts: an exit on a bad size left
+		// it cut short (found by review).
+		o.sizes = o.sizes[:0]
+		for _, s := range strings.Split(o.sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 2 {
+				fmt.Fprintf(stderr, "simulate: bad size %q in -sweep\n", s)
+				return o, fmt.Errorf("bad size %q in -sweep", s)
+			}
+			o.sizes = append(o.sizes, n)
+		}
 	}
 	return o, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,8 +56,14 @@ func TestHelpListsOnlyItsFlags(t *testing.T) {
 		t.Fatal("rapid's flags are not on the default set: the check above proves nothing")
 	}
 	o, err := parseArgs([]string{"-nodes", "7", "-sweep", "2,3"}, &out)
-	if err != nil || o.nodes != 7 || o.sweep != "2,3" {
+	if err != nil || o.nodes != 7 || !slices.Equal(o.sizes, []int{2, 3}) {
 		t.Fatalf("parsed %+v, %v", o, err)
+	}
+	if o, err := parseArgs([]string{"-nodes", "7"}, &out); err != nil || !slices.Equal(o.sizes, []int{7}) {
+		t.Fatalf("parsed %+v, %v", o, err)
+	}
+	if _, err := parseArgs([]string{"-sweep", "2,x"}, &out); err == nil {
+		t.Fatal("a bad -sweep size was taken")
 	}
 	if _, err := parseArgs([]string{"-nodes", "7", "extra"}, &out); err == nil {
 		t.Fatal("a stray argument was taken")
