@@ -264,6 +264,12 @@ func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, e
 // record returns the record a Set of key writes, stamped now, or the
 // error the Set returns.
 func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
+	return c.recordAt(key, value, ttl, crdt.Timestamp{})
+}
+
+// recordAt is record, stamped at (now if zero: a stamp taken before the
+// checks would be one no write uses).
+func (c *Cache) recordAt(key string, value []byte, ttl time.Duration, at crdt.Timestamp) (crdt.Record, error) {
 	if err := c.check("set", key, len(value), ttl); err != nil {
 		return crdt.Record{}, err
 	}
@@ -272,7 +278,10 @@ func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record
 	if n := int64(len(key) + len(value)); c.cfg.MaxBytes > 0 && n > c.cfg.MaxBytes {
 		return crdt.Record{}, fmt.Errorf("bcache: set %q: %w (key and value %d bytes, over MaxBytes %d)", clip(key), ErrValueTooLarge, n, c.cfg.MaxBytes)
 	}
-	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
+	if at == (crdt.Timestamp{}) {
+		at = c.clock.Now()
+	}
+	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: at}
 	if ttl > 0 {
 		rec.Expires = crdt.AddSat(rec.Time.Wall, int64(ttl))
 	}
@@ -338,15 +347,15 @@ func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
 	return rec, err
 }
 
-// writeIf is write, or, with u, Store.WriteIfUnchanged: it reports
-// whether it wrote.
-func (c *Cache) writeIf(op string, rec crdt.Record, u *store.Unchanged) (crdt.Record, bool, error) {
+// writeIf is write, or, with a fill's watch, Store.WriteIfUnchanged: it
+// reports whether it wrote.
+func (c *Cache) writeIf(op string, rec crdt.Record, fill *store.FillWatch) (crdt.Record, bool, error) {
 	var err error
 	wrote := true
-	if u == nil {
+	if fill == nil {
 		rec, err = c.store.Write(rec) // stamped again if a session's cut overtook it (Store.Overtaken)
 	} else {
-		rec, wrote, err = c.store.WriteIfUnchanged(rec, *u)
+		rec, wrote, err = c.store.WriteIfUnchanged(rec, *fill)
 	}
 	if err != nil {
 		return rec, false, fmt.Errorf("bcache: %s: %w", op, ErrClosed)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/internal/store"
 )
 
 // Filler loads the value of a key that the cache misses, from the source
@@ -24,14 +23,19 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // Config.FillTimeout (then ErrFillTimeout, and the key is free for the
 // next fill: a hung filler holds it no longer). A filled value is Set with ttl,
 // so it replicates; an error is returned to every waiting caller and not
-// cached. A Set or Delete of the key made or received here after the
-// filler began (a peer's too, whatever its clock) is newer than what the
-// filler read: the filled value is not stored, nor when a delete of the
-// key's digest bucket was collected since (which may be another key's);
-// the callers then get the value held, or, if none, the filled value
-// (Stats.FillsSuperseded). A peer's write stamped by a clock behind this
-// member's that arrives after the fill stored its value loses to it, as
-// to any write here. A caller whose ctx ends stops waiting and gets an error wrapping
+// cached. A filled value is stamped when its filler began: a Set or
+// Delete of the key made after that, on any member, by a clock not behind
+// this member's, is newer, however late it arrives. One applied here
+// while the filler ran (a peer's too, whatever its clock) makes the fill
+// not store its value, as does a record of the key stamped after it (a
+// peer's clock ahead), or a delete of the key's digest bucket collected
+// past its stamp (which may be another key's); the callers then get the
+// value held, or, if none, the filled value (Stats.FillsSuperseded). A
+// peer's write stamped by a clock behind this member's that arrives after
+// the fill stored loses to it, as to any write here; a filler that runs
+// longer than a session's cut lags (about MaxClockSkew) has its value
+// stamped again when it is stored, as any write held that long. A caller
+// whose ctx ends stops waiting and gets an error wrapping
 // ctx.Err() (errors.Is matches it); the fill goes on for the others. The
 // returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
@@ -101,11 +105,13 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	if c.life.Err() != nil { // Close returned, or is under way: no filler runs after it (found by review)
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	}
-	// The key's state when the filler starts: the record held, and a
-	// stamp that what is written or deleted from now on, here, is newer
-	// than (see Store.WriteIfUnchanged).
-	u := store.Unchanged{Base: c.store.Stamp(key)}
-	u.Since = c.clock.Now()
+	// What is applied to the key from now on, and the stamp of the
+	// filled value, taken before the filler reads the source: every write
+	// made after it, by a clock not behind, is newer (see
+	// Store.WriteIfUnchanged).
+	watch := c.store.WatchFill(key)
+	defer c.store.EndFill(watch)
+	since := c.clock.Now()
 	done := make(chan result, 1)
 	go func() {
 		var r result
@@ -137,11 +143,11 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	case ctx.Err() != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
-	rec, err = c.record(key, r.v, ttl)
+	rec, err = c.recordAt(key, r.v, ttl, since)
 	if err != nil {
 		return rec, err
 	}
-	rec, stored, err := c.writeIf("set", rec, &u)
+	rec, stored, err := c.writeIf("set", rec, &watch)
 	if err != nil || stored {
 		return rec, err
 	}

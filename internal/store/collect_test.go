@@ -127,17 +127,16 @@ func TestWriteIfUnchanged(t *testing.T) {
 		return crdt.Timestamp{Wall: testNow + wall, Node: node}
 	}
 	s.Write(crdt.Record{Key: "older", Value: []byte("v"), Time: at(5, 1)})
-	s.Write(crdt.Record{Key: "gone", Tombstone: true, Time: at(4, 1)})
-	// The fills begin: each reads its key's base, then is stamped at 10.
-	begun := map[string]Unchanged{}
-	for _, k := range []string{"older", "never", "newer", "deleted", "behind", "behind-delete", "gone"} {
-		begun[k] = Unchanged{Base: s.Stamp(k), Since: at(10, 1)}
-	}
-	if begun["older"].Base != at(5, 1) || begun["never"].Base != (crdt.Timestamp{}) {
-		t.Fatalf("bases %+v", begun)
+	s.Write(crdt.Record{Key: "expired", Value: []byte("v"), Time: at(1, 1), Expires: testNow + 2})
+	s.Apply(crdt.Record{Key: "ahead", Tombstone: true, Time: at(12, 2)}, true, testNow) // a peer's clock ahead
+	// The fills begin: each watches its key, then is stamped at 10.
+	watches := map[string]FillWatch{}
+	for _, k := range []string{"older", "never", "newer", "deleted", "behind", "behind-delete", "expired", "ahead"} {
+		watches[k] = s.WatchFill(k)
 	}
 	fill := func(key string) bool {
-		_, wrote, err := s.WriteIfUnchanged(crdt.Record{Key: key, Value: []byte("filled"), Time: at(50, 1)}, begun[key])
+		t.Helper()
+		_, wrote, err := s.WriteIfUnchanged(crdt.Record{Key: key, Value: []byte("filled"), Time: at(10, 1)}, watches[key])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,28 +147,65 @@ func TestWriteIfUnchanged(t *testing.T) {
 	s.Write(crdt.Record{Key: "deleted", Tombstone: true, Time: at(20, 1)})
 	s.Apply(crdt.Record{Key: "behind", Value: []byte("peer"), Time: at(7, 2)}, true, testNow)
 	s.Apply(crdt.Record{Key: "behind-delete", Tombstone: true, Time: at(8, 2)}, true, testNow)
-	if !fill("older") || !fill("never") {
-		t.Fatal("a fill over an older record, or of a key never held, was refused")
-	}
-	if fill("newer") || fill("deleted") {
-		t.Fatal("a fill replaced a record written after it began")
-	}
-	if fill("behind") || fill("behind-delete") {
-		t.Fatal("a fill replaced a peer's write received after it began, stamped by a clock behind")
-	}
+	// And collected early: the expired value the fill began over, the
+	// peer's delete received during the fill (whose watermark stays below
+	// the fill's stamp), and the deletes of the rest.
 	s.MarkSynced(testNow)
-	got := s.Collect(testNow+100, false, testNow+30) // early: below the stable bound
+	got := s.Collect(testNow+100, false, testNow+30)
 	slices.SortFunc(got, func(a, b crdt.Version) int { return strings.Compare(a.Key, b.Key) })
-	if len(got) != 3 || got[0].Key != "behind-delete" || got[1].Key != "deleted" || got[2].Key != "gone" {
-		t.Fatalf("collected %v, want the tombstones", got)
+	if len(got) != 4 || got[0].Key != "ahead" || got[1].Key != "behind-delete" || got[2].Key != "deleted" || got[3].Key != "expired" {
+		t.Fatalf("collected %v, want the dead records", got)
 	}
-	if fill("deleted") {
-		t.Fatal("a fill went in where a delete made after it began was collected")
+	for _, k := range []string{"older", "never", "expired"} {
+		if !fill(k) {
+			t.Fatalf("a fill of %q, which nothing wrote meanwhile, was refused", k)
+		}
 	}
-	if fill("gone") {
-		t.Fatal("a fill went in where the record it began over was collected meanwhile")
+	for _, k := range []string{"newer", "deleted"} {
+		if fill(k) {
+			t.Fatalf("a fill of %q replaced a record written after it began", k)
+		}
+	}
+	for _, k := range []string{"behind", "behind-delete"} {
+		if fill(k) {
+			t.Fatalf("a fill of %q replaced a peer's record received after it began, stamped by a clock behind", k)
+		}
+	}
+	if fill("ahead") {
+		t.Fatal("a fill went in below a peer's delete stamped after it (a clock ahead), collected since")
 	}
 	if r, ok := s.Lookup("older"); !ok || string(r.Value) != "filled" {
 		t.Fatalf("older holds %+v", r)
+	}
+	for _, w := range watches {
+		s.EndFill(w)
+	}
+	for i := range s.shards {
+		if n := len(s.shards[i].fills); n != 0 {
+			t.Fatalf("%d watches left in shard %d after every fill ended", n, i)
+		}
+	}
+}
+
+// TestFillWatchesCountEachFill: two fills of one key under way at once
+// (a member runs one at a time, but nothing here assumes it) each see
+// what was applied after their own watch began, and the watch goes when
+// the last ends.
+func TestFillWatchesCountEachFill(t *testing.T) {
+	s := mustStore(t, Config{Horizon: time.Hour})
+	at := func(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: testNow + wall, Node: 1} }
+	first := s.WatchFill("k")
+	s.Apply(crdt.Record{Key: "k", Value: []byte("peer"), Time: at(3)}, true, testNow)
+	second := s.WatchFill("k")
+	if _, wrote, _ := s.WriteIfUnchanged(crdt.Record{Key: "k", Value: []byte("first"), Time: at(5)}, first); wrote {
+		t.Fatal("the first fill stored over a write applied while it ran")
+	}
+	s.EndFill(first)
+	if _, wrote, _ := s.WriteIfUnchanged(crdt.Record{Key: "k", Value: []byte("second"), Time: at(6)}, second); !wrote {
+		t.Fatal("the second fill, begun after the write, was refused")
+	}
+	s.EndFill(second)
+	if n := len(s.shards[s.shardOf(crdt.HashKey("k"))].fills); n != 0 {
+		t.Fatalf("%d watches left", n)
 	}
 }

@@ -21,7 +21,10 @@ type shard struct {
 	// ev is the change being reported to the store's watcher, written
 	// under mu while there is one: off the lines readers use.
 	ev Event
-	_  [64]byte
+	// fills holds the keys being filled (Store.WatchFill), under mu; nil
+	// until the first fill.
+	fills map[string]*fillWatch
+	_     [64]byte
 }
 
 // change is what applying a record did to a shard's resident values.
@@ -72,10 +75,16 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 	if cur != nil {
 		cur.seq.Add(1)
 	}
+	if o != crdt.Applied {
+		return change{outcome: o}
+	}
+	if len(s.fills) != 0 { // a fill of the key under way must not store over it
+		if w := s.fills[rec.Key]; w != nil {
+			w.applied++
+		}
+	}
 	var ch change
 	switch {
-	case o != crdt.Applied:
-		return change{outcome: o}
 	case !e.HoldsValue(): // a tombstone or an evicted stub: the key moved off cur's entry
 		ch = s.unpublish(o, rec.Key, ih)
 	case cur != nil && e == &cur.Entry:

@@ -250,55 +250,83 @@ func (s *Store) Write(rec crdt.Record) (crdt.Record, error) {
 	return rec, err
 }
 
-// Stamp returns the timestamp of the record the store holds for key,
-// whatever its state (a value, a tombstone, an evicted version), or the
-// zero Timestamp if it holds none: the base of a WriteIfUnchanged.
-func (s *Store) Stamp(key string) crdt.Timestamp {
+// FillWatch notes the writes of one key applied while a fill of it runs
+// (Store.WatchFill): a fill reads the source behind the cache, and must
+// not store what it read over what was written meanwhile.
+type FillWatch struct {
+	sh   *shard
+	key  string
+	w    *fillWatch
+	seen uint64 // w.applied when the watch began
+}
+
+// fillWatch counts the records of a key being filled that its shard
+// applied, for every fill of the key under way (usually one: a member
+// runs one fill of a key at a time).
+type fillWatch struct {
+	applied uint64
+	fills   int
+}
+
+// WatchFill starts to note the records of key applied from now on, made
+// here or received, whatever their stamps: call it before the fill takes
+// its stamp, and EndFill when it is done.
+func (s *Store) WatchFill(key string) FillWatch {
 	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if at := sh.m.Entry(key); at != nil {
-		return at.Time()
+	if sh.fills == nil {
+		sh.fills = make(map[string]*fillWatch)
 	}
-	return crdt.Timestamp{}
-}
-
-// Unchanged is what a WriteIfUnchanged requires of its key: that the
-// record held is still the one stamped Base (the zero Timestamp: none), as
-// Stamp read it, and that nothing stamped at or after Since was written
-// to it since.
-type Unchanged struct {
-	Base, Since crdt.Timestamp
-}
-
-// WriteIfUnchanged writes rec as Write does, unless its key changed as
-// seen from u: the store holds a record of it other than u.Base (a write
-// or a delete received from a peer whose clock is behind, stamped before
-// u.Since: by its stamp alone it would lose to rec), or one stamped at or
-// after u.Since (made here, or received, since then), or holds none and
-// either held one (collected meanwhile) or would refuse a record stamped
-// u.Since (a delete made since may have been collected already: the
-// key's bucket's watermark passed it). It reports whether it wrote. A
-// fill reads u.Base, then stamps u.Since, before its filler runs: the
-// value read from the source then must not replace what was written
-// meanwhile (it did: its stamp, taken when the filler returned, beat
-// them; and a peer's delete stamped by a clock behind still lost to it:
-// both found by review).
-func (s *Store) WriteIfUnchanged(rec crdt.Record, u Unchanged) (crdt.Record, bool, error) {
-	return s.write(rec, &u)
-}
-
-// changed reports whether at, key's entry (nil: none), shows the key
-// changed as u sees it (see WriteIfUnchanged). Called with sh.mu held.
-func (sh *shard) changed(at *lww.Entry, key string, u *Unchanged) bool {
-	if at == nil {
-		return u.Base != (crdt.Timestamp{}) || sh.m.Refuses(key, u.Since)
+	w := sh.fills[key]
+	if w == nil {
+		w = &fillWatch{}
+		sh.fills[key] = w
 	}
-	t := at.Time()
-	return t != u.Base || !t.Less(u.Since)
+	w.fills++
+	return FillWatch{sh: sh, key: key, w: w, seen: w.applied}
 }
 
-func (s *Store) write(rec crdt.Record, u *Unchanged) (crdt.Record, bool, error) {
+// EndFill ends a watch WatchFill began.
+func (s *Store) EndFill(f FillWatch) {
+	f.sh.mu.Lock()
+	defer f.sh.mu.Unlock()
+	if f.w.fills--; f.w.fills == 0 {
+		delete(f.sh.fills, f.key)
+	}
+}
+
+// WriteIfUnchanged writes rec, a fill's value of the key f watches,
+// stamped when the fill began (after WatchFill), as Write does, unless
+// the key changed meanwhile: a record of it was applied since the watch
+// began (a write or a delete made here, or received from a peer, also one
+// stamped by a clock behind, and also one collected since), or the store
+// holds a record of it stamped at or after rec (a peer's clock ahead), or
+// holds none and would refuse rec (its bucket's watermark passed it: a
+// delete of another key collected may have raised it). It reports
+// whether it wrote. Stamped when it began, the fill's value also loses,
+// on every member, to every write made after it began by a clock not
+// behind, however late it arrives (stamped when the filler returned, it
+// beat them; and a peer's delete stamped by a clock behind and received
+// while the fill ran lost to it: found by review).
+func (s *Store) WriteIfUnchanged(rec crdt.Record, f FillWatch) (crdt.Record, bool, error) {
+	return s.write(rec, &f)
+}
+
+// changed reports whether the key of f changed while its fill ran, as
+// WriteIfUnchanged says, rec being the fill's record and at the key's
+// entry (nil: none). Called with sh.mu held.
+func (sh *shard) changed(at *lww.Entry, rec *crdt.Record, f *FillWatch) bool {
+	switch {
+	case f.w.applied != f.seen:
+		return true
+	case at == nil:
+		return sh.m.Refuses(rec.Key, rec.Time)
+	}
+	return !at.Time().Less(rec.Time)
+}
+
+func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) {
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	if s.sealed.Load() {
@@ -309,7 +337,7 @@ func (s *Store) write(rec crdt.Record, u *Unchanged) (crdt.Record, bool, error) 
 	// larger buffer): the map's copy of a key it holds, the item's of a
 	// new key short enough, else a copy.
 	at := sh.m.Entry(rec.Key)
-	if u != nil && sh.changed(at, rec.Key, u) {
+	if f != nil && (f.key != rec.Key || sh.changed(at, &rec, f)) {
 		sh.mu.Unlock()
 		return rec, false, nil
 	}
