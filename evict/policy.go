@@ -84,13 +84,20 @@ const (
 	admitMargin = 2
 )
 
-// Init empties the policy and sizes its sketch for capacity entries.
+// Init empties the policy and sizes its sketch for capacity entries, or
+// for maxInitCapacity if that is less: it grows with the entries held
+// (see Add). Sized for the bound at once, a MaxKeys of a billion (a
+// "safety cap") took 8 GiB of an empty cache, and one near 2^61
+// overflowed and panicked (found by review).
 func (p *Policy[E]) Init(capacity int) {
 	*p = Policy[E]{}
 	p.doomed.id, p.peers.id, p.small.id, p.main.id = doomedQueue, peersQueue, smallQueue, mainQueue
-	p.sketch.init(capacity)
+	p.sketch.init(min(capacity, maxInitCapacity))
 	p.margin = admitMargin
 }
+
+// maxInitCapacity bounds the capacity Init sizes the sketch for: 8 MiB.
+const maxInitCapacity = 1 << 20
 
 // Len returns the number of entries the policy holds.
 func (p *Policy[E]) Len() int { return p.doomed.len() + p.peers.len() + p.small.len() + p.main.len() }

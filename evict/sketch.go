@@ -35,10 +35,18 @@ func (s *sketch) init(capacity int) {
 // capacity returns the capacity the sketch was sized for.
 func (s *sketch) capacity() int { return s.resetAfter / resetShare }
 
-// index returns the counter of row i for hash h.
+// index returns the counter of row i for hash h: the row's own offset,
+// then a mix in which every bit of the result depends on every bit of
+// both. (A different multiplier per row kept the rows' low bits in step:
+// two keys sharing a counter in one row shared one in every row about
+// 3,000 times as often as rows drawn independently would, and the sketch
+// counted as if it had one row; found by review.)
 func (s *sketch) index(h uint64, i int) uint64 {
-	h *= 0x9e3779b97f4a7c15 + 2*uint64(i) // a different odd multiplier per row
-	return (h ^ h>>31) & s.mask
+	h += uint64(i+1) * 0x9e3779b97f4a7c15
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	return h & s.mask
 }
 
 // add counts n events of hash h. It raises only the counters that hold
