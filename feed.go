@@ -24,7 +24,10 @@ const (
 	// read misses it from its expiry on, before this change comes).
 	CauseExpire
 	// CauseEvict: the value was dropped here to free memory (MaxKeys,
-	// MaxBytes) or was over MaxValueSize; the other members keep it.
+	// MaxBytes) or was over MaxValueSize, or a peer sent a newer version
+	// of the key whose value it had dropped itself (anti-entropy sends
+	// such versions): this member holds no value of the key, some other
+	// members may.
 	CauseEvict
 	// CauseDrop: the member's record was dropped because the cluster had
 	// forgotten it: it came back from an absence longer than

@@ -379,6 +379,9 @@ func (s *Store) Seal() { s.sealed.Store(true) }
 func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	oversized := false
 	holds := !rec.Tombstone && !rec.Evicted // a key with a value, empty or not, to count in MaxBytes
+	if !holds {
+		rec.Value = nil // none is held: not reported to the watcher either
+	}
 	if s.maxValue > 0 && len(rec.Value) > s.maxValue || holds && s.maxBytes > 0 && int64(len(rec.Key)+len(rec.Value)) > s.maxBytes {
 		rec.Value, rec.Evicted, oversized = nil, true, true
 	}

@@ -91,9 +91,13 @@ func storeProperty(missing EventKind) func(*rapid.T) {
 						Wall: now + int64(rapid.IntRange(-3000, 500).Draw(t, "offset ms"))*int64(time.Millisecond),
 						Node: crdt.NodeID(rapid.IntRange(2, 4).Draw(t, "node")),
 					},
-					Tombstone: rapid.IntRange(0, 3).Draw(t, "kind") == 0,
 				}
-				if !rec.Tombstone {
+				switch rapid.IntRange(0, 4).Draw(t, "kind") {
+				case 0:
+					rec.Tombstone = true
+				case 1:
+					rec.Evicted = true // a peer's version whose value it evicted
+				default:
 					rec.Value = value(t)
 				}
 				s.Apply(rec, rapid.Bool().Draw(t, "delta"), now)

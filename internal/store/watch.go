@@ -70,7 +70,11 @@ func (sh *shard) applied(watch func(*Event), rec *crdt.Record, here, superseded,
 		ev.Kind = EventDrop
 	case rec.Tombstone:
 		ev.Kind = EventDelete
-	case oversized:
+	case oversized, rec.Evicted:
+		// A version whose value is not held here: a peer's evicted
+		// version (sent by anti-entropy) was reported as a set of an
+		// empty value, which this member does not serve (found by
+		// review).
 		ev.Kind = EventEvict
 	}
 	if ev.Kind != EventDrop && ev.Kind != EventEvict && !here {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -83,9 +84,13 @@ func drawTimestamp(t *rapid.T, label string) crdt.Timestamp {
 }
 
 func drawRecord(t *rapid.T, label string) crdt.Record {
-	return crdt.Record{Key: drawKey(t, label+" key"), Value: drawBytes(t, label+" value", math.MaxInt),
+	r := crdt.Record{Key: drawKey(t, label+" key"), Value: drawBytes(t, label+" value", math.MaxInt),
 		Time: drawTimestamp(t, label), Expires: drawInt64(t, label+" expires"),
 		Tombstone: rapid.Bool().Draw(t, label+" tombstone"), Evicted: rapid.Bool().Draw(t, label+" evicted")}
+	if r.Tombstone || r.Evicted {
+		r.Value = nil // they hold none: a frame with one is refused
+	}
+	return r
 }
 
 func drawVersion(t *rapid.T, label string) crdt.Version {
@@ -391,6 +396,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"direct record list", KindDirect, "93 01 02 91 95 a16b c0 01 02 03", Limits{}, ErrMalformed},
 		{"direct record with an unknown flag", KindDirect, "93 01 02 97 a16b c0 01 02 03 04 04", Limits{}, ErrMalformed},
 		{"direct records more than the bytes", KindDirect, "9f 01 02 95 a16b c0 01 02 03", Limits{}, ErrMalformed},
+		// A tombstone or an evicted version holds no value (found by review).
+		{"tombstone with a value", KindDelta, delta + "97 a16b c40176 01 02 03 00 01", Limits{}, ErrMalformed},
+		{"evicted version with a value", KindRepair, "97 00 00 00 91 97 a16b c40176 01 02 03 00 02 c400 c3 c2", Limits{}, ErrMalformed},
+		{"tombstone with an empty value", KindDelta, delta + "97 a16b c400 01 02 03 00 01", Limits{}, nil},
+		{"direct tombstone with a value", KindDirect, "93 01 02 97 a16b c40176 01 02 03 04 01", Limits{}, ErrMalformed},
 	}
 	for _, tc := range cases {
 		m, err := NewCodec(tc.lim).Decode(frameHex(t, tc.kind, tc.body))
@@ -402,6 +412,25 @@ func TestDecodeRejects(t *testing.T) {
 		case tc.want != nil && m != nil:
 			t.Errorf("%s: got message %#v with the error, want nil", tc.name, m)
 		}
+	}
+}
+
+// TestLengthsPastTwoToThe31AreRefused: a 32-bit length header of 2^31 or
+// more is refused where it is read: where int has 32 bits it read as
+// negative, passed the checks against the bytes left, and moved the
+// offset back (found by review).
+func TestLengthsPastTwoToThe31AreRefused(t *testing.T) {
+	for _, h := range []string{"db80000000", "c6ffffffff", "dd80000000"} {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _, err := readLength(b, 1, 4); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: length %d, %v; want ErrMalformed", h, n, err)
+		}
+	}
+	if n, _, err := readLength([]byte{0xdb, 0x7f, 0xff, 0xff, 0xff}, 1, 4); err != nil || n != math.MaxInt32 {
+		t.Errorf("2^31-1: %d, %v", n, err)
 	}
 }
 

@@ -139,6 +139,12 @@ func (c *Codec) recordsOf(n, minFields int, base int64, origin crdt.NodeID, reus
 			flags = c.uint(flagTombstone|flagEvicted, "flags")
 		}
 		r.Tombstone, r.Evicted = flags&flagTombstone != 0, flags&flagEvicted != 0
+		if c.err == nil && flags != 0 && len(r.Value) > 0 {
+			// A tombstone or an evicted version holds no value: one sent
+			// with it was reported to the change feed as held, and kept
+			// alive there (found by review).
+			c.fail(ErrMalformed, "record: a value of %d bytes on a tombstone or an evicted version", len(r.Value))
+		}
 		if c.err != nil {
 			c.err = fmt.Errorf("record %d: %w", i, c.err)
 			return nil

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // maxDepth bounds the nesting of arrays in a frame body. The deepest message
@@ -149,7 +150,15 @@ func readLength(b []byte, off, width int) (n, next int, err error) {
 	case 2:
 		n = int(binary.BigEndian.Uint16(b[off:]))
 	default:
-		n = int(binary.BigEndian.Uint32(b[off:]))
+		u := binary.BigEndian.Uint32(b[off:])
+		if u > math.MaxInt32 {
+			// No frame is that long; where int has 32 bits, it read as
+			// negative, passed the checks against the bytes left and
+			// moved the offset back (a panic, or arrays parsed again:
+			// found by review).
+			return 0, 0, fmt.Errorf("%w: length %d at offset %d", ErrMalformed, u, off)
+		}
+		n = int(u)
 	}
 	return n, off + width, nil
 }
