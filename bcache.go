@@ -264,12 +264,6 @@ func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, e
 // record returns the record a Set of key writes, stamped now, or the
 // error the Set returns.
 func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
-	return c.recordAt(key, value, ttl, crdt.Timestamp{})
-}
-
-// recordAt is record, stamped at (now if zero: a stamp taken before the
-// checks would be one no write uses).
-func (c *Cache) recordAt(key string, value []byte, ttl time.Duration, at crdt.Timestamp) (crdt.Record, error) {
 	if err := c.check("set", key, len(value), ttl); err != nil {
 		return crdt.Record{}, err
 	}
@@ -278,10 +272,7 @@ func (c *Cache) recordAt(key string, value []byte, ttl time.Duration, at crdt.Ti
 	if n := int64(len(key) + len(value)); c.cfg.MaxBytes > 0 && n > c.cfg.MaxBytes {
 		return crdt.Record{}, fmt.Errorf("bcache: set %q: %w (key and value %d bytes, over MaxBytes %d)", clip(key), ErrValueTooLarge, n, c.cfg.MaxBytes)
 	}
-	if at == (crdt.Timestamp{}) {
-		at = c.clock.Now()
-	}
-	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: at}
+	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
 	if ttl > 0 {
 		rec.Expires = crdt.AddSat(rec.Time.Wall, int64(ttl))
 	}

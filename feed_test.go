@@ -436,3 +436,37 @@ func TestBurstEndsDelivered(t *testing.T) {
 		}, "the ticker still runs after the burst was delivered")
 	}
 }
+
+// TestPeersEvictedVersionSupersedesAWriteHere: a peer's newer version
+// whose value it evicted (anti-entropy sends such versions) replaces a
+// value written here: the change is an eviction here, and the local write
+// lost to a newer one elsewhere, which Superseded says (it did not, and
+// before that the change was a set of an empty value this member does not
+// serve: both found by review).
+func TestPeersEvictedVersionSupersedesAWriteHere(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	r := &reader{sub: sub}
+	if err := c.Set("k", []byte("mine"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ch := r.next(t); ch.Cause != CauseSet || !ch.Here {
+		t.Fatalf("local set: %+v", ch)
+	}
+	now := c.clock.Now()
+	theirs := crdt.Record{Key: "k", Evicted: true, Time: crdt.Timestamp{Wall: now.Wall + 1, Node: now.Node + 1}}
+	if o := c.store.Apply(theirs, false, c.phys()); o != crdt.Applied {
+		t.Fatalf("the peer's version: %v", o)
+	}
+	c.feed.flush()
+	if ch := r.next(t); ch.Cause != CauseEvict || ch.Here || ch.Value != nil || !ch.Superseded || ch.Version != theirs.Time {
+		t.Fatalf("a peer's evicted version over a local write: %+v", ch)
+	}
+	if v, ok := c.Get("k"); ok {
+		t.Fatalf("Get serves %q after a newer version without its value", v)
+	}
+}

@@ -32,10 +32,12 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // past its stamp (which may be another key's); the callers then get the
 // value held, or, if none, the filled value (Stats.FillsSuperseded). A
 // peer's write stamped by a clock behind this member's that arrives after
-// the fill stored loses to it, as to any write here; a filler that runs
-// longer than a session's cut lags (about MaxClockSkew) has its value
-// stamped again when it is stored, as any write held that long. A caller
-// whose ctx ends stops waiting and gets an error wrapping
+// the fill stored loses to it, as to any write here; and a fill whose
+// filler ran past a session of this member's by more than MaxClockSkew is
+// stamped again when it is stored (a peer may have collected past its
+// first stamp), and then beats what was written meanwhile and has not
+// arrived. A filled value's TTL runs from when the filler returned. A
+// caller whose ctx ends stops waiting and gets an error wrapping
 // ctx.Err() (errors.Is matches it); the fill goes on for the others. The
 // returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
@@ -143,10 +145,14 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	case ctx.Err() != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
-	rec, err = c.recordAt(key, r.v, ttl, since)
+	// The record a Set would write now (its TTL runs from now: a filler
+	// slower than the TTL stored a value expired already, found by
+	// review), stamped when the filler began.
+	rec, err = c.record(key, r.v, ttl)
 	if err != nil {
 		return rec, err
 	}
+	rec.Time = since
 	rec, stored, err := c.writeIf("set", rec, &watch)
 	if err != nil || stored {
 		return rec, err

@@ -417,6 +417,61 @@ func TestFillLosesToADeleteThatArrivesAfterIt(t *testing.T) {
 	}
 }
 
+// TestFillAcrossASessionKeepsItsStamp: a session's cut reported while a
+// filler runs (about twice a second on every member) does not stamp the
+// fill again unless it passed the fill's stamp by the stable margin: it
+// did at every cut, and the delete made while the filler ran lost to the
+// fill (found by review). Past the margin, it is stamped again, as any
+// write a cut overtook.
+func TestFillAcrossASessionKeepsItsStamp(t *testing.T) {
+	for _, past := range []time.Duration{time.Millisecond, DefaultMaxClockSkew + time.Millisecond} {
+		c := newCache(t, testConfig("solo"))
+		var cut atomic.Int64
+		c.store.Overtaken(func(ts crdt.Timestamp) bool { return ts.Wall < cut.Load() }, c.clock.Now)
+		var late crdt.Record
+		var since crdt.Timestamp
+		if _, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+			now := c.clock.Now() // a peer's delete, in step with this clock
+			since = now
+			late = crdt.Record{Key: "k", Tombstone: true, Time: crdt.Timestamp{Wall: now.Wall, Logical: now.Logical, Node: now.Node + 1}}
+			cut.Store(now.Wall + int64(past)) // a session's cut, reported while the filler runs
+			return []byte("read before"), nil
+		}, 0); err != nil {
+			t.Fatal(err)
+		}
+		restamped := c.store.Stats().Restamped
+		o := c.store.Apply(late, true, c.phys())
+		switch {
+		case past < DefaultMaxClockSkew && (restamped != 0 || o != crdt.Applied):
+			t.Fatalf("a cut %v past the fill's stamp: restamped %d, the late delete %v; want none, and applied", past, restamped, o)
+		case past > DefaultMaxClockSkew && restamped != 1:
+			t.Fatalf("a cut %v past the fill's stamp (began about %v): restamped %d; want 1", past, since, restamped)
+		}
+	}
+}
+
+// TestFillTTLRunsFromItsReturn: a filled value's TTL runs from when its
+// filler returned, not from its stamp: a filler slower than the TTL
+// stored a value expired already, and every call ran it again (found by
+// review).
+func TestFillTTLRunsFromItsReturn(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	const ttl = 5 * time.Second
+	var returned int64
+	if _, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		returned = c.clock.Now().Wall + int64(2*ttl) // as if the filler took twice the TTL
+		// The clock has moved on by then (within MaxClockDrift of its
+		// physical time: the update takes it).
+		return []byte("v"), c.clock.Update(crdt.Timestamp{Wall: returned})
+	}, ttl); err != nil {
+		t.Fatal(err)
+	}
+	rec, ok := c.store.Lookup("k")
+	if !ok || rec.Expires < returned+int64(ttl) {
+		t.Fatalf("filled record %+v (found %v): want it to expire a TTL after %d", rec, ok, returned)
+	}
+}
+
 // applyBehind applies rec as received from a peer whose clock is a second
 // behind c's.
 func applyBehind(c *Cache, rec crdt.Record) error {

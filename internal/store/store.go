@@ -347,7 +347,18 @@ func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) 
 	case rec.Tombstone || rec.Evicted || len(rec.Key) > inlineKey || len(rec.Value) > lww.MaxValueLen:
 		rec.Key = strings.Clone(rec.Key) // a plain entry's, or a long key's
 	}
-	if s.overtaken != nil && s.overtaken(rec.Time) && (at == nil || at.Time().Less(rec.Time)) {
+	stamp := rec.Time
+	if f != nil {
+		// A fill is stamped when its filler began, to lose to what is
+		// written after: it is stamped again only once a cut passed it
+		// by the stable margin (MaxClockSkew). Peers' stable bounds,
+		// below which alone they collect early and reject, lie that far
+		// behind the cuts they took; stamped again at every cut (twice
+		// a second), most fills beat the deletes made while their
+		// fillers ran (found by review).
+		stamp.Wall = crdt.AddSat(stamp.Wall, s.skew)
+	}
+	if s.overtaken != nil && s.overtaken(stamp) && (at == nil || at.Time().Less(rec.Time)) {
 		rec.Time = s.restamp()
 		s.stats.restamped.Add(1)
 	}

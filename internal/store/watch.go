@@ -32,7 +32,8 @@ type Event struct {
 	// (EventEvict, EventExpire: no value). Its Value is shared: do not
 	// modify it.
 	Record crdt.Record
-	// Superseded says a peer's newer write (EventSet, EventDelete)
+	// Superseded says a peer's newer write (EventSet, EventDelete, and
+	// EventEvict of a received version whose value is not held here)
 	// replaced one this member made: in this process, or in one of the
 	// last 64 whose writes it restored (see MarkOwn, Snapshot.Own).
 	Superseded bool
@@ -77,7 +78,10 @@ func (sh *shard) applied(watch func(*Event), rec *crdt.Record, here, superseded,
 		// review).
 		ev.Kind = EventEvict
 	}
-	if ev.Kind != EventDrop && ev.Kind != EventEvict && !here {
+	if ev.Kind != EventDrop && !here {
+		// A peer's evicted version, or a value over this member's bounds,
+		// replaces a write of this member's as much as a set does (found
+		// by review).
 		ev.Superseded = superseded
 	}
 	watch(ev)
