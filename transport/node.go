@@ -380,6 +380,7 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 		// Only a direct delta may come without its sender: every other
 		// frame is relayed or answered, to someone it must name.
 		n.stats.countReject("malformed") // counted with the frames that break the format
+		n.codec.ReleaseRecords()         // a delta's: held until the next one else (found by review)
 		return nil, fmt.Errorf("transport: %s frame without a sender", m.Kind())
 	}
 	switch m := m.(type) {
