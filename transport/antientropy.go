@@ -957,16 +957,18 @@ func newerThanAsked(asked *wire.Versions, recs []crdt.Record, bits int) bool {
 	if len(recs) == 0 {
 		return false
 	}
-	listed := make(map[uint64]crdt.Timestamp, len(asked.Versions))
+	listed := make(map[uint64]crdt.Version, len(asked.Versions))
 	for _, v := range asked.Versions {
-		listed[v.KeyHash] = v.Time
+		listed[v.KeyHash] = crdt.Version{Time: v.Time, Tombstone: v.Tombstone}
 	}
 	for _, r := range recs {
 		h := crdt.HashKey(r.Key)
 		if _, ok := slices.BinarySearch(asked.Leaves, crdt.LeafIndex(h, 0, bits)); !ok {
 			continue // not asked about
 		}
-		if t, ok := listed[h]; !ok || t.Less(r.Time) {
+		// By the versions' order, as compareVersions: a tombstone at a
+		// listed value's stamp is newer (found by review).
+		if v, ok := listed[h]; !ok || v.Compare(r.Version()) < 0 {
 			return true
 		}
 	}

@@ -599,3 +599,20 @@ func TestLeafLevelWithNoDifferenceEndsTheSession(t *testing.T) {
 		t.Fatalf("the end of a session with nothing different at the leaf level: %d frames sent, %d encode errors", len(out), s.EncodeErrors)
 	}
 }
+
+// TestNewerThanAskedOrdersVersions: a record is newer than the version a
+// Versions listed for its key by the versions' order, as the session
+// compares them: a tombstone at a listed value's stamp is newer, the same
+// version is not (the stamps alone were compared: found by review).
+func TestNewerThanAskedOrdersVersions(t *testing.T) {
+	ts := crdt.Timestamp{Wall: 5, Logical: 1, Node: 3}
+	h := crdt.HashKey("k")
+	asked := &wire.Versions{Leaves: []uint32{crdt.LeafIndex(h, 0, 8)}, Counts: []uint32{1},
+		Versions: []wire.KeyVersion{{KeyHash: h, Time: ts}}}
+	if !newerThanAsked(asked, []crdt.Record{{Key: "k", Time: ts, Tombstone: true}}, 8) {
+		t.Fatal("a tombstone at the listed value's stamp is not newer")
+	}
+	if newerThanAsked(asked, []crdt.Record{{Key: "k", Value: []byte("v"), Time: ts}}, 8) {
+		t.Fatal("the listed version itself is newer")
+	}
+}
