@@ -792,13 +792,7 @@ func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
 	set(b, "k4")
 	lost2 := crashImage(t, lost)
 	b.Close()
-	segs, err := filepath.Glob(lost2 + ".log.*")
-	if err != nil || len(segs) != 2 {
-		t.Fatalf("segments %q, %v; want two", segs, err)
-	}
-	if err := os.Remove(segs[0]); err != nil { // Glob's order: the older
-		t.Fatal(err)
-	}
+	removeOldestOfTwo(t, lost2)
 	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New without the log's first segment the snapshot lacks: %v; want ErrWriteLog (k3 is in no file)", err)
 	}
@@ -847,14 +841,7 @@ func TestLogNumbersGoOnAfterACleanClose(t *testing.T) {
 	mustSet(t, d, "k6")
 	lost2 := crashImage(t, lost)
 	mustClose(t, d)
-	segs, err := filepath.Glob(lost2 + ".log.*")
-	if err != nil || len(segs) != 2 {
-		t.Fatalf("segments %q, %v; want two", segs, err)
-	}
-	slices.SortFunc(segs, func(x, y string) int { return cmp.Compare(segmentNumber(t, x), segmentNumber(t, y)) })
-	if err := os.Remove(segs[0]); err != nil {
-		t.Fatal(err)
-	}
+	removeOldestOfTwo(t, lost2)
 	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New without the first segment of a run after a clean Close: %v; want ErrWriteLog (k5 is in no file)", err)
 	}
@@ -978,6 +965,20 @@ func TestHugeLogFromIsDamage(t *testing.T) {
 			t.Fatalf("log_from %d: k3 lost", from)
 		}
 		mustClose(t, d)
+	}
+}
+
+// removeOldestOfTwo removes the older of the two write-log segments
+// beside the snapshot at path, as if lost whole.
+func removeOldestOfTwo(t *testing.T, path string) {
+	t.Helper()
+	segs, err := filepath.Glob(path + ".log.*")
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("segments %q, %v; want two", segs, err)
+	}
+	slices.SortFunc(segs, func(x, y string) int { return cmp.Compare(segmentNumber(t, x), segmentNumber(t, y)) })
+	if err := os.Remove(segs[0]); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,7 +2,6 @@ package evict
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -10,20 +9,11 @@ import (
 
 // sized is an entry whose size the test chooses (MaxBytes).
 type sized struct {
-	name    string
-	hash    uint32
-	written int64
-	use     atomic.Uint32
-	slot    int
-	size    int
+	entry
+	size int
 }
 
-func (e *sized) Hash() uint32        { return e.hash }
-func (e *sized) Use() *atomic.Uint32 { return &e.use }
-func (e *sized) Written() int64      { return e.written }
-func (e *sized) Slot() int           { return e.slot }
-func (e *sized) SetSlot(i int)       { e.slot = i }
-func (e *sized) Size() int           { return e.size }
+func (e *sized) Size() int { return e.size }
 
 // checkPolicy checks the policy's books against res, the entries resident:
 // every resident entry's slot points back at it in its queue or heap, no
@@ -137,7 +127,7 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 					total += grown
 					p.Rewrite(e, op == 1, grown)
 				} else {
-					e := &sized{name: k, hash: testHash(0, k), written: clock, size: n}
+					e := &sized{entry: entry{name: k, hash: testHash(0, k), written: clock}, size: n}
 					how := New
 					if op == 1 {
 						how = Received
@@ -199,7 +189,7 @@ func TestChurnDoesNotGrowTheQueues(t *testing.T) {
 			delete(res, k)
 			continue
 		}
-		e := &sized{name: k, hash: testHash(0, k), written: int64(i), size: 1}
+		e := &sized{entry: entry{name: k, hash: testHash(0, k), written: int64(i)}, size: 1}
 		how := Returned
 		if i%7 == 0 {
 			how = Received
