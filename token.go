@@ -94,22 +94,29 @@ func (t Token) parse(key string) (crdt.Timestamp, error) {
 	return ts, nil
 }
 
-// SetWithToken is Set, returning the write's token.
+// SetWithToken is Set, returning the write's token: also with an error
+// wrapping ErrNotDurable (the write was applied and sent to the peers).
 func (c *Cache) SetWithToken(key string, value []byte, ttl time.Duration) (Token, error) {
 	rec, err := c.set(key, value, ttl)
-	if err != nil {
-		return "", err
-	}
-	return newToken(rec), nil
+	return tokenOf(rec, err), err
 }
 
-// DeleteWithToken is Delete, returning the delete's token.
+// DeleteWithToken is Delete, returning the delete's token, as
+// SetWithToken does.
 func (c *Cache) DeleteWithToken(key string) (Token, error) {
 	rec, err := c.del(key)
-	if err != nil {
-		return "", err
+	return tokenOf(rec, err), err
+}
+
+// tokenOf is the token a write returns with err: none if it failed, and
+// the write's if it was applied but not made durable (ErrNotDurable: its
+// readers elsewhere may still ask for it; an HTTP node answered such a
+// write without its token, found by review).
+func tokenOf(rec crdt.Record, err error) Token {
+	if err != nil && !errors.Is(err, ErrNotDurable) {
+		return ""
 	}
-	return newToken(rec), nil
+	return newToken(rec)
 }
 
 // GetAfter reads key as Get does, once this member holds the write token

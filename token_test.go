@@ -486,3 +486,21 @@ func TestPulledRecordsAheadOfTheClockAreCounted(t *testing.T) {
 		t.Fatalf("Pulled %d, was %d: a record refused was counted as pulled", st.Pulled, before.Pulled)
 	}
 }
+
+// TestTokenOfAWriteNotDurable: a write applied but not made durable
+// (ErrNotDurable) keeps its token, which its readers elsewhere may ask for;
+// a write that failed has none (found by review: an HTTP node answered
+// such a write without its token).
+func TestTokenOfAWriteNotDurable(t *testing.T) {
+	rec := crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 2}}
+	notDurable := fmt.Errorf("bcache: set %q: %w: disk full", "k", ErrNotDurable)
+	if tok := tokenOf(rec, notDurable); tok != newToken(rec) {
+		t.Fatalf("token %q of a write applied, not durable; want %q", tok, newToken(rec))
+	}
+	if tok := tokenOf(rec, ErrClosed); tok != "" {
+		t.Fatalf("token %q of a write that failed", tok)
+	}
+	if tok := tokenOf(rec, nil); tok != newToken(rec) {
+		t.Fatalf("token %q of a write", tok)
+	}
+}

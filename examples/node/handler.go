@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache"
 	"github.com/bcache-go/bcache/metrics"
@@ -28,15 +29,17 @@ type member struct {
 
 // newHandler serves the HTTP API of c (see the package comment). maxValue
 // bounds the request bodies read by PUT; it should be c's MaxValueSize.
-func newHandler(c *bcache.Cache, maxValue int) http.Handler {
+// The errors of the server's own (5xx) go to log, not to the client.
+func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler {
+	fail := failer(log)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		put(w, r, c, maxValue)
+		put(w, r, c, maxValue, fail)
 	})
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
 		v, ok, err := read(w, r, c)
 		if err != nil {
-			http.Error(w, err.Error(), statusOf(err))
+			fail(w, err)
 			return
 		}
 		if !ok {
@@ -49,12 +52,7 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 	})
 	mux.HandleFunc("DELETE /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
 		tok, err := c.DeleteWithToken(r.PathValue("key"))
-		if err != nil {
-			http.Error(w, err.Error(), statusOf(err))
-			return
-		}
-		w.Header().Set(tokenHeader, string(tok))
-		w.WriteHeader(http.StatusNoContent)
+		answerWrite(w, tok, err, fail)
 	})
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
 		ms := c.Members()
@@ -84,7 +82,7 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 			http.Error(w, fmt.Sprintf("%d watch streams open already", maxWatches), http.StatusTooManyRequests)
 			return
 		}
-		watch(w, r, c)
+		watch(w, r, c, fail)
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Status())
@@ -109,7 +107,7 @@ func newHandler(c *bcache.Cache, maxValue int) http.Handler {
 // put stores the request body under the key, with the optional ttl. A
 // body over maxValue is refused with 413: at once when its Content-Length
 // says so, otherwise after maxValue+1 bytes, never reading the rest.
-func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) {
+func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, fail func(http.ResponseWriter, error)) {
 	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -130,13 +128,47 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int) 
 		return
 	}
 	tok, err := c.SetWithToken(r.PathValue("key"), value, ttl)
+	answerWrite(w, tok, err, fail)
+}
+
+// answerWrite answers a PUT or DELETE: 204 with its token, or the error,
+// with the token if the write was applied (a write log that failed to
+// take it: ErrNotDurable).
+func answerWrite(w http.ResponseWriter, tok bcache.Token, err error, fail func(http.ResponseWriter, error)) {
+	if tok != "" {
+		w.Header().Set(tokenHeader, string(tok))
+	}
 	if err != nil {
-		http.Error(w, err.Error(), statusOf(err))
+		fail(w, err)
 		return
 	}
-	w.Header().Set(tokenHeader, string(tok))
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// failer returns the function that answers a request that failed with
+// err: with err's text for the client's errors (4xx) and those that say
+// why the server cannot answer now (503, 504); with a fixed text for the
+// others (5xx), whose errors go to log: a write log's named the server's
+// files (found by review). A write applied but not durable says so.
+func failer(log zerolog.Logger) func(http.ResponseWriter, error) {
+	return func(w http.ResponseWriter, err error) {
+		code := statusOf(err)
+		switch {
+		case code < 500 || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+			http.Error(w, err.Error(), code)
+		case errors.Is(err, bcache.ErrNotDurable):
+			log.Error().Err(err).Msg("write not durable")
+			http.Error(w, notDurable, code)
+		default:
+			log.Error().Err(err).Msg("request failed")
+			http.Error(w, http.StatusText(code), code)
+		}
+	}
+}
+
+// notDurable is the answer to a write that was applied, but that the
+// write log failed to take.
+const notDurable = "write applied here and sent to the peers, but not durable: the write log failed (the server's log says why)"
 
 // tokenHeader carries a write's token: the answer to a PUT or DELETE, and
 // a GET's demand to read nothing older.
@@ -272,10 +304,10 @@ var watchPing = 15 * time.Second
 // change as JSON data (the value in base64), until the client goes away,
 // stops reading for watchWriteTimeout, or the member closes; a quiet
 // stream gets a comment every watchPing.
-func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
+func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(http.ResponseWriter, error)) {
 	sub, err := c.Subscribe(r.URL.Query().Get("prefix"), 0)
 	if err != nil {
-		http.Error(w, err.Error(), statusOf(err))
+		fail(w, err)
 		return
 	}
 	defer sub.Close()
@@ -300,8 +332,12 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache) {
 			if !ok {
 				return
 			}
-			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 			for _, ch := range batch {
+				// Each change's write may wait watchWriteTimeout: a
+				// deadline for the whole batch (up to the subscription's
+				// bound, megabytes) cut clients that read slowly but
+				// kept reading (found by review).
+				_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
 					Value: ch.Value, Superseded: ch.Superseded}
 				if !utf8.ValidString(ch.Key) {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/bcache-go/bcache/internal/await"
 
 	"github.com/bcache-go/bcache"
@@ -32,10 +34,10 @@ func newCache(t testing.TB, cfg bcache.Config) *bcache.Cache {
 	return c
 }
 
-// startServer serves newHandler(c, maxValue) and returns its base URL.
+// startServer serves newHandler(c, maxValue, zerolog.Nop()) and returns its base URL.
 func startServer(t testing.TB, c *bcache.Cache, maxValue int) string {
 	t.Helper()
-	srv := httptest.NewServer(newHandler(c, maxValue))
+	srv := httptest.NewServer(newHandler(c, maxValue, zerolog.Nop()))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

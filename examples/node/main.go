@@ -27,10 +27,11 @@
 //
 // The API (node -h lists it too):
 //
-//	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204 with the write's Bcache-Token header; 400 bad ttl, 413 value too large, 414 key too large, 503 closed
+//	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204 with the write's Bcache-Token header; 400 bad ttl, 413 value too large, 414 key too large, 503 closed;
+//	                                 500 with the token if applied but the write log failed to take it (-sync)
 //	GET    /v1/keys/{key}[?wait=5s]  200 with the value, or 404; with a Bcache-Token header, nothing older than that write:
 //	                                 it waits for it up to wait (default 5s, at most 1m), then 504; 400 a bad token
-//	DELETE /v1/keys/{key}            204 with the delete's Bcache-Token header; 414 key too large, 503 closed
+//	DELETE /v1/keys/{key}            204 with the delete's Bcache-Token header; 414 key too large, 503 closed; 500 as PUT
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
@@ -39,8 +40,8 @@
 //	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events: "event: set|delete|expire|evict|drop|overflow",
 //	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"},
 //	                                 and "key_base64" for a key that is not UTF-8;
-//	                                 64 streams at once (429 past them); a stream whose writes wait 30 s (its
-//	                                 client not reading, its buffers full) is dropped, but a client that keeps a
+//	                                 64 streams at once (429 past them); a stream one of whose changes waits 30 s
+//	                                 to be written (its client not reading, its buffers full) is dropped, but a client that keeps a
 //	                                 quiet stream open without reading holds its place until it closes (a quiet
 //	                                 stream gets a comment, ": ping", every 15 s: a client gone is found by
 //	                                 the write failing); HEAD gets the headers alone
@@ -55,7 +56,8 @@
 //
 // -http unix:PATH serves the API on a Unix socket instead, which a process
 // in another network namespace can reach (the fault suite, package faults,
-// does). -clock-offset runs the member's clock ahead or behind, for fault
+// does); a socket file there that no process listens on is removed first.
+// Errors of the server's own (500) are logged, not sent to the client. -clock-offset runs the member's clock ahead or behind, for fault
 // tests only.
 //
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
@@ -280,11 +282,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := zerolog.New(stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	opts.cfg.Logger = log
-	network, addr := "tcp", opts.httpAddr
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, addr = "unix", path
-	}
-	ln, err := net.Listen(network, addr)
+	ln, err := listenHTTP(opts.httpAddr)
 	if err != nil {
 		log.Error().Err(err).Msg("http listen")
 		return 1
@@ -305,7 +303,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if maxValue == 0 { // the Cache does not tell which size it settled on
 		maxValue = bcache.DefaultMaxValueSize
 	}
-	status := serve(ctx, log, ln, newServer(newHandler(c, maxValue), defaultHTTPTimeouts()))
+	status := serve(ctx, log, ln, newServer(newHandler(c, maxValue, log), defaultHTTPTimeouts()))
 	if err := c.Close(); err != nil {
 		// Its final snapshot, most likely: writes since the last one may
 		// be lost, which a supervisor should hear of.
@@ -313,4 +311,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return status
+}
+
+// listenHTTP listens on addr, a TCP address or "unix:" and a socket's
+// path. A socket file no process listens on (left by a process killed
+// with SIGKILL) is removed first: it made every restart fail, "address
+// already in use" (found by review); one a process listens on is left.
+func listenHTTP(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if path == "" {
+		return nil, errors.New("-http unix: needs a socket's path")
+	}
+	if info, err := os.Stat(path); err == nil && info.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+		} else if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove the stale socket %s: %w", path, err)
+		}
+	}
+	return net.Listen("unix", path)
 }

@@ -8,10 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache"
 )
@@ -47,7 +51,7 @@ func readUntilClosed(t *testing.T, conn net.Conn, wait time.Duration) string {
 // connection for as long as it likes.
 func TestSlowBodyIsCutOff(t *testing.T) {
 	to := httpTimeouts{ReadHeader: 200 * time.Millisecond, Read: 300 * time.Millisecond, Write: 600 * time.Millisecond, Idle: 300 * time.Millisecond}
-	addr := startHTTP(t, newHandler(newCache(t, bcache.Config{}), bcache.DefaultMaxValueSize), to)
+	addr := startHTTP(t, newHandler(newCache(t, bcache.Config{}), bcache.DefaultMaxValueSize, zerolog.Nop()), to)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +113,7 @@ func TestHugeBodyRefusedUpFront(t *testing.T) {
 func TestTokenWaitOutlastsTheWriteTimeout(t *testing.T) {
 	to := httpTimeouts{ReadHeader: time.Second, Read: 200 * time.Millisecond, Write: 300 * time.Millisecond, Idle: time.Second}
 	c := newCache(t, bcache.Config{})
-	addr := startHTTP(t, newHandler(c, bcache.DefaultMaxValueSize), to)
+	addr := startHTTP(t, newHandler(c, bcache.DefaultMaxValueSize, zerolog.Nop()), to)
 	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
 	tok, err := elsewhere.SetWithToken("k", []byte("v"), 0)
 	if err != nil {
@@ -140,7 +144,7 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(newHandler(c, bcache.DefaultMaxValueSize), defaultHTTPTimeouts())
+	srv := newServer(newHandler(c, bcache.DefaultMaxValueSize, zerolog.Nop()), defaultHTTPTimeouts())
 	go srv.Serve(ln)
 	defer srv.Close()
 	resp, err := http.Get("http://" + ln.Addr().String() + "/v1/watch")
@@ -158,5 +162,67 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	}
 	if _, err := io.ReadAll(resp.Body); err != nil {
 		t.Fatalf("the stream ended with %v, not cleanly", err)
+	}
+}
+
+// TestStaleSocketIsRemoved: a socket file no process listens on (left by
+// a SIGKILL) no longer keeps the node from starting; one a process listens
+// on is left alone; "unix:" without a path is refused (found by review).
+func TestStaleSocketIsRemoved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // the file stays, as a process killed leaves it
+	ln, err = listenHTTP("unix:" + path)
+	if err != nil {
+		t.Fatalf("listen over a stale socket: %v", err)
+	}
+	defer ln.Close()
+	if _, err := listenHTTP("unix:" + path); err == nil {
+		t.Fatal("a second listener took the socket of a live one")
+	}
+	if c, err := net.Dial("unix", path); err != nil {
+		t.Fatalf("the live listener's socket was removed: %v", err)
+	} else {
+		c.Close()
+	}
+	if _, err := listenHTTP("unix:"); err == nil {
+		t.Fatal("unix: without a path was taken")
+	}
+}
+
+// TestServerErrorsStayInTheLog: a write the log failed to take is answered
+// with its token and a fixed text (it was applied), any other error of
+// the server's with its status text; their errors, which name the
+// server's files, go to its log alone. The client's errors keep their
+// text (found by review).
+func TestServerErrorsStayInTheLog(t *testing.T) {
+	var logged strings.Builder
+	fail := failer(zerolog.New(&logged))
+	secret := "/var/lib/node/cache.snap.log.7: no space left on device"
+	for _, tc := range []struct {
+		err   error
+		tok   bcache.Token
+		code  int
+		body  string
+		token bool
+	}{
+		{fmt.Errorf("bcache: set %q: %w: write log %s", "k", bcache.ErrNotDurable, secret), "tok", http.StatusInternalServerError, notDurable, true},
+		{errors.New(secret), "", http.StatusInternalServerError, http.StatusText(http.StatusInternalServerError), false},
+		{fmt.Errorf("bcache: set: %w", bcache.ErrInvalidTTL), "", http.StatusBadRequest, bcache.ErrInvalidTTL.Error(), false},
+	} {
+		logged.Reset()
+		rec := httptest.NewRecorder()
+		answerWrite(rec, tc.tok, tc.err, fail)
+		body := rec.Body.String()
+		if rec.Code != tc.code || !strings.Contains(body, tc.body) || (rec.Header().Get(tokenHeader) != "") != tc.token {
+			t.Errorf("%v: %d %q, token %q; want %d, %q, a token: %v", tc.err, rec.Code, body, rec.Header().Get(tokenHeader), tc.code, tc.body, tc.token)
+		}
+		if tc.code >= 500 && (strings.Contains(body, secret) || !strings.Contains(logged.String(), "no space left")) {
+			t.Errorf("%v: the body %q or the log %q", tc.err, body, logged.String())
+		}
 	}
 }
