@@ -316,7 +316,11 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	if rc.Flush() != nil {
+	// A stream starts with an event of its own: a client that reconnects
+	// (an EventSource does so by itself) learns that the changes made
+	// while it was away are not in the new stream, and re-reads what it
+	// needs (they were lost without a word: found by review).
+	if _, err := io.WriteString(w, "event: start\ndata: {}\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
 	ping := time.NewTicker(watchPing)

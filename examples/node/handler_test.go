@@ -302,8 +302,9 @@ func TestStatusAndReadiness(t *testing.T) {
 }
 
 // TestWatchStreamsChanges reads the watch stream with a real HTTP client:
-// a PUT under the prefix arrives as a set event with its JSON, one
-// elsewhere does not, and a DELETE arrives as a delete event.
+// it starts with a start event, a PUT under the prefix arrives as a set
+// event with its JSON, one elsewhere does not, and a DELETE arrives as a
+// delete event.
 func TestWatchStreamsChanges(t *testing.T) {
 	c := newCache(t, bcache.Config{NodeName: "solo"})
 	base := startServer(t, c, bcache.DefaultMaxValueSize)
@@ -340,6 +341,9 @@ func TestWatchStreamsChanges(t *testing.T) {
 		}
 		t.Fatalf("the stream ended: %v", lines.Err())
 		return "", ch
+	}
+	if name, _ := event(); name != "start" { // a client that reconnects must re-read
+		t.Fatalf("first event %q, want start", name)
 	}
 	expect(t, "PUT", base+"/v1/keys/other", "x", http.StatusNoContent)
 	expect(t, "PUT", base+"/v1/keys/user:1", "hello", http.StatusNoContent)

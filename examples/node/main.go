@@ -37,7 +37,8 @@
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
 //	GET    /metrics                  Prometheus metrics (package metrics), with Go's and the process's
 //	GET    /readyz                   200 once synced with a peer (or with no peers but itself); 503 before, or alone
-//	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events: "event: set|delete|expire|evict|drop|overflow",
+//	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events, after "event: start" (a client
+//	                                 that reconnects misses what changed meanwhile: re-read): "event: set|delete|expire|evict|drop|overflow",
 //	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"},
 //	                                 and "key_base64" for a key that is not UTF-8;
 //	                                 64 streams at once (429 past them); a stream one of whose changes waits 30 s
