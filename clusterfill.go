@@ -213,12 +213,18 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	var fill func(string) (crdt.Record, error)
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
-			c.stats.fillsForPeers.Add(1)
 			if err := c.checkFill("fill", key, c.cfg.FillTTL); err != nil {
 				return crdt.Record{}, err
 			}
+			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
 			rec, err := c.fillHere(key)
-			if err == nil && rec.Time == (crdt.Timestamp{}) { // filled, not stored: no version to send (see fill)
+			switch {
+			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
+				return rec, clusterfill.ErrNotStored
+			case errors.Is(err, ErrClosed):
+				// Close began while it ran: the asker asks elsewhere or
+				// fills itself, as when Close came first (its caller got
+				// the owner's failure).
 				return rec, clusterfill.ErrNotStored
 			}
 			return rec, err

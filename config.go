@@ -218,8 +218,10 @@ type Config struct {
 	// fill, even if the filler never returns. A member that asked an
 	// owner waits for its answer a little longer (FillTimeout and at most
 	// a second more: the owner's own timeout comes first), then asks the
-	// next one or fills itself. It applies to GetWithFiller too. Default:
-	// 10 s.
+	// next one or fills itself: a GetOrFill whose owner leaves mid-fill,
+	// and whose next owner times out too, may so take up to about three
+	// FillTimeouts and two seconds (found by review). It applies to
+	// GetWithFiller too. Default: 10 s.
 	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one

@@ -28,9 +28,13 @@ const (
 	callMarker  = 0
 	callRequest = 1
 	callReply   = 2
-	// maxCallsServed bounds the requests being served at once; past it a
-	// request is answered at once with ErrBusy.
-	maxCallsServed = 256
+	// maxCallsServed bounds the requests being served at once, and
+	// maxCallsServedPeer those of one asker; past either a request is
+	// answered at once with ErrBusy (Stats.CallsBusy). One member kept
+	// every place busy with fills of keys nobody read, and the others'
+	// requests were refused (found by review).
+	maxCallsServed     = 256
+	maxCallsServedPeer = 32
 )
 
 // ErrBusy is the error of a call the peer had no room to serve, or that
@@ -64,6 +68,8 @@ type calls struct {
 	// resends its datagram until the answer comes) is not served twice,
 	// nor does it take another of the maxCallsServed places.
 	served map[servedCall]struct{}
+	// servedFor counts the requests in served by asker.
+	servedFor map[string]int
 	// answered keeps the answers sent lately (answeredFor, within
 	// answeredBytes and answeredCalls), oldest first in answeredOrder, so
 	// that a copy of a request that comes after its answer went (a resend
@@ -347,6 +353,15 @@ func (r *Replicator) receivedCall(b []byte) {
 		}
 		call := servedCall{from, id}
 		r.calls.mu.Lock()
+		if a, ok := r.calls.answered[call]; ok && a.frame == nil && time.Since(a.at) < answeredFor {
+			// Answered, too large to keep: not served again (a request
+			// replayed was served, and its answer streamed, every time:
+			// found by review). The asker's call has had its answer, or
+			// fails and falls back.
+			r.calls.mu.Unlock()
+			r.counters.callRepeats.Add(1)
+			return
+		}
 		if a, ok := r.calls.answered[call]; ok && time.Since(a.at) < answeredFor { // answered already: that answer again
 			// sendAnswer never waits for a stream (a large answer is
 			// queued for its stream: written here, a repeat held every
@@ -366,12 +381,13 @@ func (r *Replicator) receivedCall(b []byte) {
 			return
 		}
 		_, again := r.calls.served[call]
-		admitted := !again && r.calls.serving.Load() < maxCallsServed
+		admitted := !again && r.calls.serving.Load() < maxCallsServed && r.calls.servedFor[from] < maxCallsServedPeer
 		if admitted {
 			if r.calls.served == nil {
-				r.calls.served = map[servedCall]struct{}{}
+				r.calls.served, r.calls.servedFor = map[servedCall]struct{}{}, map[string]int{}
 			}
 			r.calls.served[call] = struct{}{}
+			r.calls.servedFor[from]++
 			r.calls.serving.Add(1)
 		}
 		r.calls.mu.Unlock()
@@ -380,6 +396,7 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		case !admitted:
+			r.counters.callsBusy.Add(1)
 			r.sendFrame(from, r.replyFrame(id, nil, ErrBusy), nil)
 			return
 		}
@@ -390,6 +407,9 @@ func (r *Replicator) receivedCall(b []byte) {
 			defer func() {
 				r.calls.mu.Lock()
 				delete(r.calls.served, call)
+				if r.calls.servedFor[from]--; r.calls.servedFor[from] == 0 {
+					delete(r.calls.servedFor, from)
+				}
 				r.calls.mu.Unlock()
 				r.calls.serving.Add(-1)
 			}()
@@ -421,13 +441,15 @@ func (r *Replicator) receivedCall(b []byte) {
 // remember keeps frame as the reply frame to call, sent at now, and
 // forgets the answers past answeredFor, answeredCalls or answeredBytes.
 // It returns the answer kept, or nil if the frame is larger than
-// answeredBytes. Called with calls.mu held.
+// answeredBytes: then only that the call was answered is kept (an entry
+// without its frame). Called with calls.mu held.
 func (c *calls) remember(call servedCall, frame []byte, now time.Time) *keptAnswer {
 	if c.answered == nil {
 		c.answered = map[servedCall]*keptAnswer{}
 	}
+	kept := &keptAnswer{frame: frame, at: now}
 	if len(frame) > answeredBytes {
-		return nil
+		kept.frame, frame = nil, nil
 	}
 	// A call answered again (its kept answer too old to use) replaces its
 	// entry; the order's older entry for it is then skipped, not taken
@@ -436,7 +458,6 @@ func (c *calls) remember(call servedCall, frame []byte, now time.Time) *keptAnsw
 	if old, ok := c.answered[call]; ok {
 		c.answeredSize -= len(old.frame)
 	}
-	kept := &keptAnswer{frame: frame, at: now}
 	c.answered[call] = kept
 	c.answeredOrder = append(c.answeredOrder, answeredCall{call, now})
 	c.answeredSize += len(frame)
@@ -456,6 +477,9 @@ func (c *calls) remember(call servedCall, frame []byte, now time.Time) *keptAnsw
 	c.answeredOrder = c.answeredOrder[drop:]
 	if cap(c.answeredOrder) > 2*answeredCalls && len(c.answeredOrder) < answeredCalls/2 { // the slice's front, given back
 		c.answeredOrder = append([]answeredCall(nil), c.answeredOrder...)
+	}
+	if kept.frame == nil {
+		return nil
 	}
 	return kept
 }

@@ -679,3 +679,44 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// TestOneAskerTakesAtMostItsShare: one member's requests take at most
+// maxCallsServedPeer of the places to serve calls; past them they are
+// refused with ErrBusy and counted, so that one member cannot keep every
+// place (and the fills they run) to itself (found by review).
+func TestOneAskerTakesAtMostItsShare(t *testing.T) {
+	release := make(chan struct{})
+	var served atomic.Int32
+	_, _, b := callPair(t, func(string, []byte) []byte {
+		served.Add(1)
+		<-release
+		return []byte("done")
+	})
+	defer close(release)
+	for id := range uint64(maxCallsServedPeer + 8) {
+		b.r.receivedCall(appendCall(nil, "a", callRequest, 1000+id, []byte("x"))[1:])
+	}
+	if st := b.r.Stats(); st.CallsBusy != 8 {
+		t.Fatalf("%d requests refused busy, want 8", st.CallsBusy)
+	}
+	await.Until(t, 10*time.Second, func() bool { return served.Load() == maxCallsServedPeer }, "served %d, want %d", served.Load(), maxCallsServedPeer)
+}
+
+// TestAnswerTooLargeToKeepIsNotServedAgain: a request whose answer is too
+// large to keep is remembered as answered all the same: a copy of it
+// (replayed, or resent) is not served again (it was, and its answer
+// streamed, every time: found by review).
+func TestAnswerTooLargeToKeepIsNotServedAgain(t *testing.T) {
+	var served atomic.Int32
+	big := make([]byte, answeredBytes+1)
+	_, _, b := callPair(t, func(string, []byte) []byte { served.Add(1); return big })
+	req := appendCall(nil, "a", callRequest, 7, []byte("big"))[1:]
+	b.r.receivedCall(req)
+	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 7) }, "the call was not answered")
+	for range 4 {
+		b.r.receivedCall(req)
+	}
+	if n, st := served.Load(), b.r.Stats(); n != 1 || st.CallRepeats != 4 {
+		t.Fatalf("one request served %d times, %d repeats counted; want 1 and 4", n, st.CallRepeats)
+	}
+}

@@ -128,6 +128,7 @@ type counters struct {
 	directFrames                                      atomic.Uint64
 	keyRefusals                                       atomic.Uint64 // members refused for their keys (NotifyAlive)
 	callRepeats                                       atomic.Uint64 // requests received again while served or once answered
+	callsBusy                                         atomic.Uint64 // requests refused with ErrBusy: no place to serve them
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
@@ -461,6 +462,11 @@ type Stats struct {
 	// larger than a datagram, which share the peers' queues) refused for
 	// either bound; a call whose request is refused fails with ErrBusy.
 	WritesDropped, StreamsDropped, StreamsDroppedPeer, CallsDropped uint64
+	// CallsBusy counts the peers' requests refused with ErrBusy, every
+	// place to serve one taken (256, 32 for one asker); CallRepeats those
+	// received again while served or once answered (resends, replays),
+	// not served again.
+	CallsBusy, CallRepeats uint64
 	// StreamsRefused counts the streams from peers closed as soon as they
 	// were accepted, because 64 were open already (in a cluster without a
 	// key: see maxInbound).
@@ -538,6 +544,8 @@ func (r *Replicator) Stats() Stats {
 		WritesDropped:  r.counters.writesDropped.Load(),
 		StreamsDropped: r.counters.streamsDropped.Load(), StreamsDroppedPeer: r.counters.peerStreamsDropped.Load(),
 		CallsDropped:   r.counters.callsDropped.Load(),
+		CallsBusy:      r.counters.callsBusy.Load(),
+		CallRepeats:    r.counters.callRepeats.Load(),
 		StreamsRefused: r.wire.refused.Load(),
 		StreamBytes:    uint64(r.streams.bytes()), SendErrors: r.counters.sendErrors.Load(),
 		NoRoute: r.counters.noRoute.Load(), BadFrames: r.counters.badFrames.Load(),
