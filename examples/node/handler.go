@@ -36,8 +36,9 @@ func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler 
 	mux.HandleFunc("PUT /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
 		put(w, r, c, maxValue, fail)
 	})
+	waits := make(chan struct{}, maxTokenWaits)
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, ok, err := read(w, r, c)
+		v, ok, err := read(w, r, c, waits)
 		if err != nil {
 			fail(w, err)
 			return
@@ -189,12 +190,18 @@ var errNotYet = errors.New("the write of the token has not reached this member y
 // write, waiting for it up to the wait query parameter (default 5 s), for
 // which it moves the response's write deadline (the server's would end a
 // longer wait with no answer at all).
-func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache) ([]byte, bool, error) {
+func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, waits chan struct{}) ([]byte, bool, error) {
 	key := r.PathValue("key")
 	tok := r.Header.Get(tokenHeader)
 	if tok == "" {
 		v, ok := c.Get(key)
 		return v, ok, nil
+	}
+	select {
+	case waits <- struct{}{}:
+		defer func() { <-waits }()
+	default:
+		return nil, false, fmt.Errorf("%w: %d reads with a token under way", errTooMany, cap(waits))
 	}
 	wait := 5 * time.Second
 	if s := r.URL.Query().Get("wait"); s != "" {
@@ -216,6 +223,15 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache) ([]byte, bool
 
 // errBadRequest is a malformed parameter: 400.
 var errBadRequest = errors.New("bad request")
+
+// maxTokenWaits bounds the reads with a token under way at once: each may
+// wait up to maxWait, and pulls the key from every peer while it does
+// (without a bound, a client with a token no member holds opened as many
+// as it liked: found by review). Past it, 429.
+const maxTokenWaits = 1024
+
+// errTooMany is a request past a bound of the server's: 429.
+var errTooMany = errors.New("too many requests")
 
 // parseTTL parses the ttl query parameter, a Go duration such as 10s; ""
 // and zero ("0", "0s") mean no expiry. A negative ttl is refused, and so
@@ -245,6 +261,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errNotYet):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, errTooMany):
+		return http.StatusTooManyRequests
 	case errors.Is(err, bcache.ErrKeyTooLarge):
 		return http.StatusRequestURITooLong
 	case errors.Is(err, bcache.ErrValueTooLarge):

@@ -30,7 +30,8 @@
 //	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204 with the write's Bcache-Token header; 400 bad ttl, 413 value too large, 414 key too large, 503 closed;
 //	                                 500 with the token if applied but the write log failed to take it (-sync)
 //	GET    /v1/keys/{key}[?wait=5s]  200 with the value, or 404; with a Bcache-Token header, nothing older than that write:
-//	                                 it waits for it up to wait (default 5s, at most 1m), then 504; 400 a bad token
+//	                                 it waits for it up to wait (default 5s, at most 1m), then 504; 400 a bad token;
+//	                                 429 past 1024 such reads at once
 //	DELETE /v1/keys/{key}            204 with the delete's Bcache-Token header; 414 key too large, 503 closed; 500 as PUT
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
@@ -158,7 +159,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
 	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
-	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m)")
+	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m; negative: only at shutdown)")
 	var sync bcache.SyncPolicy
 	fs.TextVar(&sync, "sync", bcache.SyncNone, "with -snapshot, when writes reach the disk between snapshots: `write` (before each returns), interval (every -sync-interval) or none")
 	syncEvery := fs.Duration("sync-interval", 0, "how often -sync interval syncs the write log (default: bcache's, 100ms)")
@@ -176,6 +177,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if *watchBytes < 0 {
 		return options{}, fmt.Errorf("-watch-bytes %d: want 0 or more", *watchBytes)
+	}
+	// A flag that qualifies another one not given would be ignored: said
+	// so instead (found by review).
+	switch {
+	case *snapshotEvery != 0 && *snapshot == "":
+		return options{}, errors.New("-snapshot-interval: needs -snapshot")
+	case *syncEvery != 0 && sync != bcache.SyncInterval:
+		return options{}, errors.New("-sync-interval: needs -sync interval")
 	}
 	cfg := bcache.Config{
 		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,

@@ -106,6 +106,15 @@ func TestParseFlags(t *testing.T) {
 		{name: "key of 15 bytes", args: []string{"-key", strings.Repeat("ab", 15)}, wantErr: "-key: 15 bytes"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
 		{name: "extra argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		// Flags that qualify one not given were ignored (found by review).
+		{name: "snapshot interval without a snapshot", args: []string{"-snapshot-interval", "1m"}, wantErr: "needs -snapshot"},
+		{name: "sync interval without -sync interval", args: []string{"-snapshot", filepath.Join(dir, "s"), "-sync", "write", "-sync-interval", "5ms"}, wantErr: "needs -sync interval"},
+		{name: "sync interval", args: []string{"-snapshot", filepath.Join(dir, "s"), "-sync", "interval", "-sync-interval", "5ms"}, check: func(o options) string {
+			if o.cfg.SyncEvery != 5*time.Millisecond || o.cfg.Sync != bcache.SyncInterval {
+				return fmt.Sprintf("%+v", o.cfg)
+			}
+			return ""
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -226,3 +226,37 @@ func TestServerErrorsStayInTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenReadsAreBounded: past the reads with a token under way that
+// the server takes, one is refused with 429 at once, rather than waiting
+// (and pulling from every peer) as many as a client opens (found by
+// review); a read without a token is not bounded.
+func TestTokenReadsAreBounded(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
+	tok, err := elsewhere.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := make(chan struct{}, 1)
+	waits <- struct{}{} // the one place taken
+	get := func(token string) error {
+		req := httptest.NewRequest("GET", "/v1/keys/k?wait=1s", nil)
+		req.SetPathValue("key", "k")
+		if token != "" {
+			req.Header.Set(tokenHeader, token)
+		}
+		_, _, err := read(httptest.NewRecorder(), req, c, waits)
+		return err
+	}
+	if err := get(string(tok)); statusOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("a read with a token past the bound: %v (%d); want 429", err, statusOf(err))
+	}
+	if err := get(""); err != nil {
+		t.Fatalf("a read without a token: %v", err)
+	}
+	<-waits
+	if err := get(string(tok)); statusOf(err) != http.StatusGatewayTimeout || len(waits) != 0 {
+		t.Fatalf("a read with a token within the bound: %v (%d), %d places taken after; want 504, none", err, statusOf(err), len(waits))
+	}
+}
