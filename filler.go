@@ -138,10 +138,10 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	case <-ctx.Done():
 	}
 	switch {
+	case c.closed.Load(): // first: a filler that returned Close's cancellation failed for it (found by review)
+		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	case r.err != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), r.err)
-	case c.closed.Load():
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	case ctx.Err() != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}

@@ -324,9 +324,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // listenHTTP listens on addr, a TCP address or "unix:" and a socket's
-// path. A socket file no process listens on (left by a process killed
-// with SIGKILL) is removed first: it made every restart fail, "address
-// already in use" (found by review); one a process listens on is left.
+// path. A socket file that refuses connections, no process listening on
+// it (left by a process killed with SIGKILL), is removed first: it made
+// every restart fail, "address already in use" (found by review). One a
+// process listens on is left, also when it cannot take a connection now
+// (its backlog full: a process stopped or overloaded); so is anything
+// else at the path. Two nodes started at once on one stale path may
+// both remove it: give each node its own.
 func listenHTTP(addr string) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
@@ -335,11 +339,15 @@ func listenHTTP(addr string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("-http unix: needs a socket's path")
 	}
-	if info, err := os.Stat(path); err == nil && info.Mode()&os.ModeSocket != 0 {
-		if c, err := net.Dial("unix", path); err == nil {
+	if info, err := os.Lstat(path); err == nil && info.Mode()&os.ModeSocket != 0 {
+		c, err := net.Dial("unix", path)
+		switch {
+		case err == nil:
 			c.Close()
-		} else if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove the stale socket %s: %w", path, err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("remove the stale socket %s: %w", path, err)
+			}
 		}
 	}
 	return net.Listen("unix", path)

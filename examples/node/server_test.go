@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,35 +161,6 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	}
 	if _, err := io.ReadAll(resp.Body); err != nil {
 		t.Fatalf("the stream ended with %v, not cleanly", err)
-	}
-}
-
-// TestStaleSocketIsRemoved: a socket file no process listens on (left by
-// a SIGKILL) no longer keeps the node from starting; one a process listens
-// on is left alone; "unix:" without a path is refused (found by review).
-func TestStaleSocketIsRemoved(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	ln.Close() // the file stays, as a process killed leaves it
-	ln, err = listenHTTP("unix:" + path)
-	if err != nil {
-		t.Fatalf("listen over a stale socket: %v", err)
-	}
-	defer ln.Close()
-	if _, err := listenHTTP("unix:" + path); err == nil {
-		t.Fatal("a second listener took the socket of a live one")
-	}
-	if c, err := net.Dial("unix", path); err != nil {
-		t.Fatalf("the live listener's socket was removed: %v", err)
-	} else {
-		c.Close()
-	}
-	if _, err := listenHTTP("unix:"); err == nil {
-		t.Fatal("unix: without a path was taken")
 	}
 }
 

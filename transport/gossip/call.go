@@ -421,8 +421,24 @@ func (r *Replicator) receivedCall(b []byte) {
 				a.inflight, a.started = true, now
 			}
 			r.calls.mu.Unlock()
-			if a == nil { // too large to keep
-				r.sendFrame(from, frame, nil)
+			if a == nil { // too large to keep: remembered as answered, without it
+				// A copy that fails to go is forgotten, so that the
+				// asker's next resend is served again (dropped, its call
+				// waited for its timeout and it filled twice: found by
+				// review).
+				forget := func(err error) {
+					if err == nil {
+						return
+					}
+					r.calls.mu.Lock()
+					if k, ok := r.calls.answered[call]; ok && k.frame == nil {
+						delete(r.calls.answered, call)
+					}
+					r.calls.mu.Unlock()
+				}
+				if !r.sendFrame(from, frame, forget) {
+					forget(ErrBusy)
+				}
 				return
 			}
 			r.sendAnswer(from, a, time.Time{})

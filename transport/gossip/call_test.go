@@ -720,3 +720,40 @@ func TestAnswerTooLargeToKeepIsNotServedAgain(t *testing.T) {
 		t.Fatalf("one request served %d times, %d repeats counted; want 1 and 4", n, st.CallRepeats)
 	}
 }
+
+// TestLostAnswerTooLargeToKeepIsServedAgain: an answer too large to keep
+// whose copy failed to go (its stream refused) is forgotten, so that the
+// asker's next resend is served again and the call gets its answer. The
+// resends were dropped as repeats, and the call ran to its context's end
+// (found by review).
+func TestLostAnswerTooLargeToKeepIsServedAgain(t *testing.T) {
+	mn := memnet.NewNetwork(1)
+	ta, err := mn.NewTransport("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := mn.NewTransport("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := &refusingDials{Transport: tb}
+	huge := bytes.Repeat([]byte("v"), answeredBytes+1)
+	var served atomic.Int32
+	a := startNode(t, "a", nil, func(c *Config) { c.Transport = ta })
+	b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) {
+		c.Transport = rb
+		c.OnCall = func(string, []byte) []byte {
+			if served.Add(1) == 1 {
+				rb.refuseFor(time.Second) // the first answer's stream fails
+			}
+			return huge
+		}
+	})
+	waitMembers(t, 2, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := a.r.Call(ctx, "b", []byte("big"))
+	if err != nil || len(got) != len(huge) || served.Load() < 2 {
+		t.Fatalf("answer of %d bytes, %v, served %d times; want the answer, served again", len(got), err, served.Load())
+	}
+}
