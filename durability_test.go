@@ -787,13 +787,8 @@ func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
 
 	// A segment lost whole: the first the snapshot lacks, with a later
 	// one (a restart starts one) left.
-	lost := crashImage(t, image)
-	b := mustNew(t, syncConfig(lost, SyncWrite)) // replays k3; goes on in segment 4
-	set(b, "k4")
-	lost2 := crashImage(t, lost)
-	b.Close()
-	removeOldestOfTwo(t, lost2)
-	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+	lost := loseTheOlderSegment(t, crashImage(t, image), "k3", "k4")
+	if _, err := New(syncConfig(lost, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New without the log's first segment the snapshot lacks: %v; want ErrWriteLog (k3 is in no file)", err)
 	}
 }
@@ -832,17 +827,10 @@ func TestLogNumbersGoOnAfterACleanClose(t *testing.T) {
 	// later one (a restart starts one) left.
 	c := mustNew(t, syncConfig(path, SyncWrite))
 	mustSet(t, c, "k5")
-	lost := crashImage(t, path)
+	crashed := crashImage(t, path)
 	mustClose(t, c)
-	d := mustNew(t, syncConfig(lost, SyncWrite)) // replays k5; goes on in the next segment
-	if _, ok := d.Get("k5"); !ok {
-		t.Fatal("k5, in the log of a run after a clean Close, not replayed")
-	}
-	mustSet(t, d, "k6")
-	lost2 := crashImage(t, lost)
-	mustClose(t, d)
-	removeOldestOfTwo(t, lost2)
-	if _, err := New(syncConfig(lost2, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+	lost := loseTheOlderSegment(t, crashed, "k5", "k6")
+	if _, err := New(syncConfig(lost, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New without the first segment of a run after a clean Close: %v; want ErrWriteLog (k5 is in no file)", err)
 	}
 }
@@ -966,6 +954,23 @@ func TestHugeLogFromIsDamage(t *testing.T) {
 		}
 		mustClose(t, d)
 	}
+}
+
+// loseTheOlderSegment starts a member from the crash image at path, whose
+// log holds held (it replays it, and goes on in a new segment), has it
+// write next, and returns the snapshot path of a crash image of it
+// without the older of its two segments, as if lost whole.
+func loseTheOlderSegment(t *testing.T, path, held, next string) string {
+	t.Helper()
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	if _, ok := c.Get(held); !ok {
+		t.Fatalf("%s, in the log, not replayed", held)
+	}
+	mustSet(t, c, next)
+	lost := crashImage(t, path)
+	mustClose(t, c)
+	removeOldestOfTwo(t, lost)
+	return lost
 }
 
 // removeOldestOfTwo removes the older of the two write-log segments

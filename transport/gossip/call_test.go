@@ -429,14 +429,10 @@ func (s *refusingDials) DialTimeout(addr string, timeout time.Duration) (net.Con
 	return s.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-// TestLostLargeAnswerOutlivesAStreamOutage: the owner's streams are
-// refused for 4 s from the moment it answers 100 kB; its copies fail, and
-// the copy after the outage reaches the caller, whose context has time
-// left. Three copies, a second apart whatever became of them, were spent
-// by the caller's repeats within 3.5 s, and the call ran to its context's
-// end (found by review).
-func TestLostLargeAnswerOutlivesAStreamOutage(t *testing.T) {
-	const outage = 4 * time.Second
+// refusingPair starts members a and b on an in-memory network, b serving
+// calls with serve, given b's transport, whose streams serve may refuse.
+func refusingPair(t *testing.T, serve func(rb *refusingDials, from string, p []byte) []byte) (a, b *node) {
+	t.Helper()
 	mn := memnet.NewNetwork(1)
 	ta, err := mn.NewTransport("a")
 	if err != nil {
@@ -447,18 +443,30 @@ func TestLostLargeAnswerOutlivesAStreamOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	rb := &refusingDials{Transport: tb}
-	big := bigAnswer()
-	var served atomic.Int32
-	a := startNode(t, "a", nil, func(c *Config) { c.Transport = ta })
-	b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) {
+	a = startNode(t, "a", nil, func(c *Config) { c.Transport = ta })
+	b = startNode(t, "b", []string{a.r.Addr()}, func(c *Config) {
 		c.Transport = rb
-		c.OnCall = func(from string, p []byte) []byte {
-			served.Add(1)
-			rb.refuseFor(outage)
-			return big(from, p)
-		}
+		c.OnCall = func(from string, p []byte) []byte { return serve(rb, from, p) }
 	})
 	waitMembers(t, 2, a, b)
+	return a, b
+}
+
+// TestLostLargeAnswerOutlivesAStreamOutage: the owner's streams are
+// refused for 4 s from the moment it answers 100 kB; its copies fail, and
+// the copy after the outage reaches the caller, whose context has time
+// left. Three copies, a second apart whatever became of them, were spent
+// by the caller's repeats within 3.5 s, and the call ran to its context's
+// end (found by review).
+func TestLostLargeAnswerOutlivesAStreamOutage(t *testing.T) {
+	const outage = 4 * time.Second
+	big := bigAnswer()
+	var served atomic.Int32
+	a, b := refusingPair(t, func(rb *refusingDials, from string, p []byte) []byte {
+		served.Add(1)
+		rb.refuseFor(outage)
+		return big(from, p)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*outage)
 	defer cancel()
 	start := time.Now()
@@ -727,29 +735,14 @@ func TestAnswerTooLargeToKeepIsNotServedAgain(t *testing.T) {
 // resends were dropped as repeats, and the call ran to its context's end
 // (found by review).
 func TestLostAnswerTooLargeToKeepIsServedAgain(t *testing.T) {
-	mn := memnet.NewNetwork(1)
-	ta, err := mn.NewTransport("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb, err := mn.NewTransport("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb := &refusingDials{Transport: tb}
 	huge := bytes.Repeat([]byte("v"), answeredBytes+1)
 	var served atomic.Int32
-	a := startNode(t, "a", nil, func(c *Config) { c.Transport = ta })
-	b := startNode(t, "b", []string{a.r.Addr()}, func(c *Config) {
-		c.Transport = rb
-		c.OnCall = func(string, []byte) []byte {
-			if served.Add(1) == 1 {
-				rb.refuseFor(time.Second) // the first answer's stream fails
-			}
-			return huge
+	a, _ := refusingPair(t, func(rb *refusingDials, _ string, _ []byte) []byte {
+		if served.Add(1) == 1 {
+			rb.refuseFor(time.Second) // the first answer's stream fails
 		}
+		return huge
 	})
-	waitMembers(t, 2, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	got, err := a.r.Call(ctx, "b", []byte("big"))
