@@ -174,8 +174,13 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 	}
 	if relayed {
 		var fresh bool
-		if fresh, relay = n.seen.first(m.OriginID, m.Seq, now); !fresh {
+		if fresh, relay = n.seen.first(m.OriginID, m.Seq, now); !fresh || !relay {
+			// Received again, or too far out of order: the latter is
+			// applied, not relayed (its subtree has it from anti-entropy),
+			// and was counted nowhere (found by review).
 			n.stats.DuplicateDeltas++
+		}
+		if !fresh {
 			return nil
 		}
 	}

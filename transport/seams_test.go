@@ -616,3 +616,33 @@ func TestNewerThanAskedOrdersVersions(t *testing.T) {
 		t.Fatal("the listed version itself is newer")
 	}
 }
+
+// TestFarBehindBatchIsCounted: a delta batch 64 or more behind the newest
+// one its origin's window has seen is applied but not relayed, and is
+// counted as DuplicateDeltas says (it was counted nowhere, so its
+// subtree's loss, until anti-entropy, could not be seen: found by review).
+func TestFarBehindBatchIsCounted(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e"}
+	n := newTestNet(t, 8, Config{Fanout: 1, AntiEntropyInterval: time.Hour}, names...)
+	aID := n.nodes["a"].cfg.Clock.Node()
+	rec := func(k string) []crdt.Record {
+		return []crdt.Record{{Key: k, Value: []byte("v"), Time: n.nodes["a"].cfg.Clock.Now()}}
+	}
+	newer := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: 100, Records: rec("new")})
+	older := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: 30, Records: rec("old")})
+	for _, to := range names[1:] {
+		nd := n.nodes[to]
+		if fwd, _ := nd.Receive("a", newer, n.now.Now()); len(fwd) == 0 {
+			continue // a leaf of a's tree
+		}
+		before := nd.Stats()
+		out, err := nd.Receive("a", older, n.now.Now())
+		after := nd.Stats()
+		if err != nil || len(out) != 0 || after.DuplicateDeltas != before.DuplicateDeltas+1 || after.DeltaBatchesReceived != before.DeltaBatchesReceived+1 {
+			t.Fatalf("%s: a batch 70 behind: relayed to %d, %v; duplicates %d -> %d, batches %d -> %d; want applied, not relayed, counted",
+				to, len(out), err, before.DuplicateDeltas, after.DuplicateDeltas, before.DeltaBatchesReceived, after.DeltaBatchesReceived)
+		}
+		return
+	}
+	t.Fatal("no member relays in a's tree")
+}

@@ -96,8 +96,11 @@ func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
 		r.counters.badFrames.Add(1)
 		return
 	}
-	frame, dropped := r.frags.add(from, id, int(payload[0]), int(payload[1]), payload[2:], time.Now())
+	frame, dropped, refused := r.frags.add(from, id, int(payload[0]), int(payload[1]), payload[2:], time.Now())
 	r.counters.fragmentsDropped.Add(uint64(dropped))
+	if refused {
+		r.counters.badFrames.Add(1)
+	}
 	if frame == nil {
 		return
 	}
@@ -106,6 +109,40 @@ func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
 		return
 	}
 	r.received(frame)
+}
+
+// expire drops the partial frames older than partialTTL and returns how
+// many were unfinished. Called with a.mu held.
+func (a *reassembly) expire(now time.Time) (dropped int) {
+	for len(a.partials) > 0 && now.Sub(a.partials[0].born) > partialTTL {
+		if a.dropOldest() {
+			dropped++
+		}
+	}
+	return dropped
+}
+
+// dropOldest drops the oldest partial frame and reports whether it was
+// unfinished. Called with a.mu held.
+func (a *reassembly) dropOldest() bool {
+	p := a.partials[0]
+	for _, b := range p.parts {
+		a.bytes -= len(b)
+	}
+	a.partials[0] = nil
+	a.partials = a.partials[1:]
+	return p.parts != nil
+}
+
+// sweep drops the partial frames past partialTTL, fragments arriving or
+// not (they were dropped only when another came: the fragments of
+// senders gone stayed held, up to 16 MiB, found by review), counting the
+// unfinished ones.
+func (r *Replicator) sweepFragments(now time.Time) {
+	r.frags.mu.Lock()
+	dropped := r.frags.expire(now)
+	r.frags.mu.Unlock()
+	r.counters.fragmentsDropped.Add(uint64(dropped))
 }
 
 // size is the bytes of p's parts held.
@@ -133,24 +170,19 @@ type partial struct {
 }
 
 // add stores a fragment (copying it: memberlist reuses its buffer) and
-// returns the whole frame once every fragment has come, and how many
-// partial frames it dropped, unfinished, to make room or because they
-// were too old.
-func (a *reassembly) add(from string, id uint64, index, count int, part []byte, now time.Time) (frame []byte, dropped int) {
+// returns the whole frame once every fragment has come, how many partial
+// frames it dropped, unfinished, to make room or because they were too
+// old, and whether it refused the fragment: its count is not that of the
+// frame's first fragment (a forged one, sent first, made every fragment
+// of the real frame go without a word: found by review).
+func (a *reassembly) add(from string, id uint64, index, count int, part []byte, now time.Time) (frame []byte, dropped int, refused bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	dropped = a.expire(now)
 	drop := func() {
-		if p := a.partials[0]; p.parts != nil {
+		if a.dropOldest() {
 			dropped++
-			for _, b := range p.parts {
-				a.bytes -= len(b)
-			}
 		}
-		a.partials[0] = nil
-		a.partials = a.partials[1:]
-	}
-	for len(a.partials) > 0 && now.Sub(a.partials[0].born) > partialTTL {
-		drop()
 	}
 	var p *partial
 	for _, q := range a.partials {
@@ -166,8 +198,11 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 		p = &partial{from: from, id: id, parts: make([][]byte, count), born: now}
 		a.partials = append(a.partials, p)
 	}
-	if len(p.parts) != count || p.parts[index] != nil { // whole already, inconsistent, or a copy
-		return nil, dropped
+	if p.parts != nil && len(p.parts) != count { // inconsistent
+		return nil, dropped, true
+	}
+	if p.parts == nil || p.parts[index] != nil { // whole already, or a copy
+		return nil, dropped, false
 	}
 	for a.bytes+len(part) > maxPartialBytes && a.partials[0] != p {
 		drop()
@@ -175,17 +210,17 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	if a.bytes+len(part) > maxPartialBytes { // p alone is that large: it goes
 		a.bytes -= p.size()
 		p.parts = nil
-		return nil, dropped + 1
+		return nil, dropped + 1, false
 	}
 	p.parts[index] = append([]byte(nil), part...)
 	a.bytes += len(part)
 	if p.have++; p.have < count {
-		return nil, dropped
+		return nil, dropped, false
 	}
 	for _, b := range p.parts {
 		frame = append(frame, b...)
 	}
 	a.bytes -= len(frame)
 	p.parts = nil // kept until it is old, so that late copies are not a new frame
-	return frame, dropped
+	return frame, dropped, false
 }

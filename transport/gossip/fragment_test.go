@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
+
 	"github.com/bcache-go/bcache/crdt"
 )
 
@@ -19,38 +21,38 @@ func TestReassembly(t *testing.T) {
 	var a reassembly
 	parts := [][]byte{[]byte("ab"), []byte("cd"), []byte("e")}
 	for _, i := range []int{2, 0} {
-		if f, _ := a.add("p", 7, i, 3, parts[i], now); f != nil {
+		if f, _, _ := a.add("p", 7, i, 3, parts[i], now); f != nil {
 			t.Fatalf("whole after part %d", i)
 		}
 	}
-	if f, _ := a.add("p", 7, 2, 3, parts[2], now); f != nil {
+	if f, _, _ := a.add("p", 7, 2, 3, parts[2], now); f != nil {
 		t.Fatal("a duplicate completed the frame")
 	}
-	if f, _ := a.add("p", 7, 1, 4, parts[1], now); f != nil {
-		t.Fatal("a fragment with another count completed the frame")
+	if f, _, refused := a.add("p", 7, 1, 4, parts[1], now); f != nil || !refused {
+		t.Fatalf("a fragment with another count: frame %q, refused %v; want it refused (counted)", f, refused)
 	}
-	f, _ := a.add("p", 7, 1, 3, parts[1], now)
+	f, _, _ := a.add("p", 7, 1, 3, parts[1], now)
 	if !bytes.Equal(f, []byte("abcde")) {
 		t.Fatalf("frame %q, want abcde", f)
 	}
 	for i := range parts { // the second copies, late
-		if f, dropped := a.add("p", 7, i, 3, parts[i], now); f != nil || dropped != 0 {
+		if f, dropped, _ := a.add("p", 7, i, 3, parts[i], now); f != nil || dropped != 0 {
 			t.Fatalf("a late copy of part %d: frame %q, %d dropped", i, f, dropped)
 		}
 	}
 
-	a.add("p", 8, 0, 2, []byte("x"), now)
-	if _, dropped := a.add("q", 1, 0, 2, []byte("y"), now.Add(partialTTL+time.Millisecond)); dropped != 1 {
+	_, _, _ = a.add("p", 8, 0, 2, []byte("x"), now)
+	if _, dropped, _ := a.add("q", 1, 0, 2, []byte("y"), now.Add(partialTTL+time.Millisecond)); dropped != 1 {
 		t.Fatalf("dropped %d old unfinished frames, want 1 (the whole one goes uncounted)", dropped)
 	}
-	if f, _ := a.add("p", 8, 1, 2, []byte("z"), now.Add(partialTTL+time.Millisecond)); f != nil {
+	if f, _, _ := a.add("p", 8, 1, 2, []byte("z"), now.Add(partialTTL+time.Millisecond)); f != nil {
 		t.Fatal("a frame whose first part was dropped as old completed")
 	}
 
 	a = reassembly{}
 	total := 0
 	for i := range maxPartial + 10 {
-		_, dropped := a.add(fmt.Sprint("peer", i), 1, 0, 2, []byte("x"), now)
+		_, dropped, _ := a.add(fmt.Sprint("peer", i), 1, 0, 2, []byte("x"), now)
 		total += dropped
 	}
 	if len(a.partials) != maxPartial || total != 10 {
@@ -138,7 +140,7 @@ func TestReassemblyBoundsBytes(t *testing.T) {
 	total := 0
 	for i := range maxPartial {
 		for j := range maxFragments - 1 { // each frame one short of whole
-			_, dropped := a.add(fmt.Sprint("peer", i), 1, j, maxFragments, part, now)
+			_, dropped, _ := a.add(fmt.Sprint("peer", i), 1, j, maxFragments, part, now)
 			total += dropped
 			if a.bytes > maxPartialBytes {
 				t.Fatalf("%d bytes held, bound %d", a.bytes, maxPartialBytes)
@@ -155,11 +157,11 @@ func TestReassemblyBoundsBytes(t *testing.T) {
 	if held != a.bytes {
 		t.Fatalf("%d bytes in the partial frames, %d counted", held, a.bytes)
 	}
-	f, _ := a.add("late", 9, 0, 2, []byte("ab"), now)
+	f, _, _ := a.add("late", 9, 0, 2, []byte("ab"), now)
 	if f != nil {
 		t.Fatal("whole after one of two")
 	}
-	if f, _ = a.add("late", 9, 1, 2, []byte("c"), now); !bytes.Equal(f, []byte("abc")) {
+	if f, _, _ = a.add("late", 9, 1, 2, []byte("c"), now); !bytes.Equal(f, []byte("abc")) {
 		t.Fatalf("frame %q, want abc", f)
 	}
 }
@@ -193,5 +195,39 @@ func TestFragmentsOfNoMemberAreRefused(t *testing.T) {
 	a.r.receivedCall(appendCall(nil, "nobody", callFragment, 1, []byte{0, 2, 'x'})[1:]) // after its marker
 	if a.r.Stats().BadFrames != before+1 || len(a.r.frags.partials) != 0 {
 		t.Fatalf("a fragment from no member: bad frames %d -> %d, %d held", before, a.r.Stats().BadFrames, len(a.r.frags.partials))
+	}
+}
+
+// TestPartialFramesExpireWithoutFragments: a partial frame whose sender
+// stopped sending is dropped once it is older than partialTTL, whether or
+// not another fragment comes (it was dropped only when one came: a
+// sender gone left up to 16 MiB held; found by review), and counted.
+func TestPartialFramesExpireWithoutFragments(t *testing.T) {
+	_, a, _ := callPair(t, nil)
+	a.r.receivedFragment("b", 1, []byte{0, 3, 'x'})
+	a.r.frags.mu.Lock()
+	held := a.r.frags.bytes
+	a.r.frags.mu.Unlock()
+	if held != 1 {
+		t.Fatalf("%d bytes held after a fragment, want 1", held)
+	}
+	await.Until(t, 10*partialTTL, func() bool {
+		a.r.frags.mu.Lock()
+		defer a.r.frags.mu.Unlock()
+		return a.r.frags.bytes == 0
+	}, "the partial frame of a sender gone is still held")
+	if n := a.r.Stats().FragmentsDropped; n != 1 {
+		t.Fatalf("%d partial frames counted dropped, want 1", n)
+	}
+}
+
+// TestFragmentIDsStartAtRandom: a member's fragment ids do not start from
+// 1 in every process: a restart under the same name sent a first frame
+// whose id its peer held as a finished frame of the last process, and
+// ignored (found by review).
+func TestFragmentIDsStartAtRandom(t *testing.T) {
+	_, a, b := callPair(t, nil)
+	if x, y := a.r.frags.next.Load(), b.r.frags.next.Load(); x == y || x < 1<<32 && y < 1<<32 {
+		t.Fatalf("fragment ids start at %d and %d", x, y)
 	}
 }

@@ -24,6 +24,7 @@ func (r *Replicator) loop() {
 	r.locked(r.updateView)
 	var batch [][]crdt.Record
 	var out []transport.Envelope
+	var swept time.Time
 	for {
 		var now, next int64
 		r.locked(func() []transport.Envelope {
@@ -32,6 +33,10 @@ func (r *Replicator) loop() {
 			next = r.node.NextDeadline()
 			return out
 		})
+		if t := time.Now(); t.Sub(swept) >= partialTTL {
+			r.sweepFragments(t)
+			swept = t
+		}
 		r.deadline.Store(next)
 		timer.Reset(r.wait(now, next))
 		select {
