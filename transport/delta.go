@@ -175,16 +175,19 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 	if relayed {
 		var fresh bool
 		if fresh, relay = n.seen.first(m.OriginID, m.Seq, now); !fresh || !relay {
-			// Received again, or too far out of order: the latter is
-			// applied, not relayed (its subtree has it from anti-entropy),
-			// and was counted nowhere (found by review).
+			// Received again, or too far out of order to tell (a copy
+			// perhaps): the latter is applied, not relayed (its subtree
+			// has it from anti-entropy), and was counted nowhere (found
+			// by review). Counted once, here, not as received too.
 			n.stats.DuplicateDeltas++
 		}
 		if !fresh {
 			return nil
 		}
 	}
-	n.stats.DeltaBatchesReceived++
+	if relay {
+		n.stats.DeltaBatchesReceived++
+	}
 	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
 	for _, r := range m.Records {
 		n.receiveRecord(r, true, now)

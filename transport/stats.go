@@ -19,7 +19,7 @@ type Stats struct {
 	DeltasDropped        uint64 // writes not queued because the buffer was full
 	DeltaBatchesReceived uint64
 	DeltaRecordsReceived uint64
-	DuplicateDeltas      uint64 // batches received again (or too far out of order)
+	DuplicateDeltas      uint64 // batches received again, or too far out of order to tell (applied, not relayed, not counted as received)
 	DeltasForwarded      uint64 // copies relayed down another origin's tree
 	LateDeltas           uint64 // delta records older than the GC horizon, not applied
 

@@ -35,17 +35,10 @@ type wireStats struct {
 // TCPTimeout: found by review).
 const maxInbound = 64
 
-// maxInboundPerIP bounds the streams accepted from one remote address (an
-// IPv6 address's /64, which one host may hold whole) and not closed yet,
-// in a cluster with a key (see maxInbound); maxInboundKeyed bounds them
-// all, so that idle streams from many addresses cannot hold a goroutine
-// and a descriptor each for TCPTimeout without end (2,048 from one /64's
-// addresses were all taken: found by review). Members on one host
-// (tests, a machine running several) share the first.
-const (
-	maxInboundPerIP = 64
-	maxInboundKeyed = 1024
-)
+// maxInboundPerIP bounds the streams accepted from one remote address and
+// not closed yet, in a cluster with a key (see maxInbound). Members on
+// one host (tests, a machine running several) share it.
+const maxInboundPerIP = 64
 
 // countingTransport wraps memberlist's transport to count what it sends.
 // It keeps the streams it dialed, so that Shutdown cuts the writes still
@@ -63,8 +56,7 @@ type countingTransport struct {
 
 	mu     sync.Mutex
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
-	fromIP map[netip.Addr]int         // streams accepted and not closed, by remote address (inboundKey), without inbound
-	keyed  int                        // their sum
+	fromIP map[netip.Addr]int         // streams accepted and not closed, by remote address, without inbound
 }
 
 // newCountingTransport wraps t; bounded says to bound the streams
@@ -125,40 +117,25 @@ func (c *countingTransport) forwardStreams() {
 // admit takes a place for a stream accepted from ip, if one is left
 // (maxInboundPerIP).
 func (c *countingTransport) admit(ip netip.Addr) bool {
-	ip = inboundKey(ip)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fromIP[ip] >= maxInboundPerIP || c.keyed >= maxInboundKeyed {
+	if c.fromIP[ip] >= maxInboundPerIP {
 		return false
 	}
 	if c.fromIP == nil {
 		c.fromIP = map[netip.Addr]int{}
 	}
 	c.fromIP[ip]++
-	c.keyed++
 	return true
 }
 
 // release gives back the place of a stream from ip.
 func (c *countingTransport) release(ip netip.Addr) {
-	ip = inboundKey(ip)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fromIP[ip]--; c.fromIP[ip] <= 0 {
 		delete(c.fromIP, ip)
 	}
-	c.keyed--
-}
-
-// inboundKey is the address whose streams count together: an IPv6
-// address's /64, an IPv4 address itself.
-func inboundKey(ip netip.Addr) netip.Addr {
-	if ip.Is6() {
-		if p, err := ip.Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return ip
 }
 
 func (c *countingTransport) count(b []byte) { c.stats.count(b) }

@@ -2,9 +2,7 @@ package gossip
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"testing"
@@ -165,40 +163,3 @@ func (c *stalledConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline
 func (c *stalledConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
 func (c *stalledConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
 func (c *stalledConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
-
-// TestKeyedStreamsAreBoundedInAll: with a key, the streams accepted count
-// per remote address, an IPv6 address's /64 as one (one host may hold the
-// whole prefix), and all together at most maxInboundKeyed: idle streams
-// from 2,048 addresses of one /64 were all taken, each a goroutine and a
-// descriptor for TCPTimeout (found by review). A stream closed gives its
-// place back.
-func TestKeyedStreamsAreBoundedInAll(t *testing.T) {
-	var c countingTransport
-	for i := range maxInboundPerIP {
-		if !c.admit(netip.MustParseAddr(fmt.Sprintf("fd00::%x", i+1))) {
-			t.Fatalf("stream %d of one /64 refused", i)
-		}
-	}
-	if c.admit(netip.MustParseAddr("fd00::ffff")) {
-		t.Fatal("a stream past the bound of one /64 taken from another of its addresses")
-	}
-	if !c.admit(netip.MustParseAddr("192.0.2.1")) {
-		t.Fatal("a stream from another address refused")
-	}
-	taken := maxInboundPerIP + 1
-	for i := 0; taken < maxInboundKeyed; i++ {
-		ip := netip.MustParseAddr(fmt.Sprintf("fd00:%x::1", i+1)) // a /64 each
-		if !c.admit(ip) {
-			t.Fatalf("stream %d refused under the bound in all", taken)
-		}
-		taken++
-	}
-	last := netip.MustParseAddr("fd01::1")
-	if c.admit(last) {
-		t.Fatalf("stream %d taken past the bound in all (%d)", taken+1, maxInboundKeyed)
-	}
-	c.release(netip.MustParseAddr("192.0.2.1"))
-	if !c.admit(last) {
-		t.Fatal("no place given back by a stream closed")
-	}
-}

@@ -134,6 +134,13 @@ func (a *reassembly) dropOldest() bool {
 	return p.parts != nil
 }
 
+// holding reports whether partial frames are held.
+func (a *reassembly) holding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.partials) > 0
+}
+
 // sweep drops the partial frames past partialTTL, fragments arriving or
 // not (they were dropped only when another came: the fragments of
 // senders gone stayed held, up to 16 MiB, found by review), counting the

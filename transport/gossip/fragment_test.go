@@ -203,7 +203,12 @@ func TestFragmentsOfNoMemberAreRefused(t *testing.T) {
 // not another fragment comes (it was dropped only when one came: a
 // sender gone left up to 16 MiB held; found by review), and counted.
 func TestPartialFramesExpireWithoutFragments(t *testing.T) {
-	_, a, _ := callPair(t, nil)
+	// An hour between sessions: the loop's next deadline is that far (it
+	// slept until then, the frame held: found by the review of the fix).
+	long := func(c *Config) { c.Protocol.AntiEntropyInterval = time.Hour }
+	a := startNode(t, "a", nil, long)
+	b := startNode(t, "b", []string{a.r.Addr()}, long)
+	waitMembers(t, 2, a, b)
 	a.r.receivedFragment("b", 1, []byte{0, 3, 'x'})
 	a.r.frags.mu.Lock()
 	held := a.r.frags.bytes

@@ -38,7 +38,15 @@ func (r *Replicator) loop() {
 			swept = t
 		}
 		r.deadline.Store(next)
-		timer.Reset(r.wait(now, next))
+		wait := r.wait(now, next)
+		if r.frags.holding() {
+			// Partial frames expire within partialTTL of their time,
+			// the node's next deadline however far (an hour's
+			// anti-entropy interval held them that long: found by
+			// review).
+			wait = min(wait, partialTTL)
+		}
+		timer.Reset(wait)
 		select {
 		case <-r.done:
 			return
