@@ -799,13 +799,8 @@ func TestLogSegmentsTheSnapshotLacksMissingAreDamage(t *testing.T) {
 // from 1 again, an older snapshot read as holding all the new log lacked,
 // and a segment lost whole went unseen (found by review).
 func TestLogNumbersGoOnAfterACleanClose(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	a := mustNew(t, syncConfig(path, SyncWrite))
-	mustSet(t, a, "k1")
-	mustSnapshot(t, a)
-	backup := crashImage(t, path) // holds k1
-	mustSet(t, a, "k2")
-	mustClose(t, a) // a snapshot holds k2; no segment left
+	path, a, backup := backedUp(t) // k1 in the backup's snapshot, k2 in a's log alone
+	mustClose(t, a)                // a snapshot holds k2; no segment left
 	if segs, _ := filepath.Glob(path + ".log.*"); len(segs) != 0 {
 		t.Fatalf("segments %q after a clean Close; want none", segs)
 	}
@@ -842,12 +837,7 @@ func TestLogNumbersGoOnAfterACleanClose(t *testing.T) {
 // snapshot look whole, without the writes in between (found by review).
 // Kept, the log still holds them.
 func TestLogNumbersGoOnWhenCloseCannotWriteTheMembersFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	a := mustNew(t, syncConfig(path, SyncWrite))
-	mustSet(t, a, "k1")
-	mustSnapshot(t, a)
-	backup := crashImage(t, path)
-	mustSet(t, a, "k2")
+	path, a, backup := backedUp(t) // k1 in the backup's snapshot, k2 in a's log alone
 	known, err := os.ReadFile(path + knownSuffix)
 	if err != nil {
 		t.Fatal(err)
@@ -890,12 +880,7 @@ func TestLogNumbersGoOnWhenCloseCannotWriteTheMembersFile(t *testing.T) {
 // next snapshot left the old log_from, and the next log, numbered from it,
 // made a backup look whole (found by review).
 func TestLogNumbersGoOnAfterASyncNoneStart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	a := mustNew(t, syncConfig(path, SyncWrite))
-	mustSet(t, a, "k1")
-	mustSnapshot(t, a)
-	backup := crashImage(t, path)
-	mustSet(t, a, "k2") // acknowledged, in the log alone
+	path, a, backup := backedUp(t) // k1 in the backup's snapshot, k2 in a's log alone
 	img1 := crashImage(t, path)
 	mustClose(t, a)
 	b := mustNew(t, syncConfig(img1, SyncNone)) // covers the log, removes it
@@ -954,6 +939,20 @@ func TestHugeLogFromIsDamage(t *testing.T) {
 		}
 		mustClose(t, d)
 	}
+}
+
+// backedUp starts a member with a write log, has it write k1, take a
+// snapshot, and write k2, and returns its snapshot path, the member, and
+// a copy of its files (a backup) taken between the snapshot and k2.
+func backedUp(t *testing.T) (path string, a *Cache, backup string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "cache.snap")
+	a = mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)
+	backup = crashImage(t, path)
+	mustSet(t, a, "k2")
+	return path, a, backup
 }
 
 // loseTheOlderSegment starts a member from the crash image at path, whose
