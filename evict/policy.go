@@ -61,6 +61,7 @@ type Policy[E Entry] struct {
 	doomed, small, main fifo[E]
 	peers               byAge[E]
 	sketch              sketch
+	bound               int    // the capacity Init was asked for: the sketch grows to it with the entries held
 	margin              uint32 // admitMargin; tests change it
 }
 
@@ -85,19 +86,21 @@ const (
 )
 
 // Init empties the policy and sizes its sketch for capacity entries, or
-// for maxInitCapacity if that is less: it grows with the entries held
-// (see Add). Sized for the bound at once, a MaxKeys of a billion (a
-// "safety cap") took 8 GiB of an empty cache, and one near 2^61
-// overflowed and panicked (found by review).
+// for maxInitCapacity if that is less: then it grows toward capacity as
+// the entries held pass its size (see Add). Sized for the bound at once,
+// a MaxKeys of a billion (a "safety cap") took 8 GiB of an empty cache,
+// and one near 2^61 overflowed and panicked (found by review).
 func (p *Policy[E]) Init(capacity int) {
 	*p = Policy[E]{}
 	p.doomed.id, p.peers.id, p.small.id, p.main.id = doomedQueue, peersQueue, smallQueue, mainQueue
 	p.sketch.init(min(capacity, maxInitCapacity))
+	p.bound = capacity
 	p.margin = admitMargin
 }
 
 // maxInitCapacity bounds the capacity Init sizes the sketch for: 8 MiB.
-const maxInitCapacity = 1 << 20
+// A variable: tests lower it.
+var maxInitCapacity = 1 << 20
 
 // Len returns the number of entries the policy holds.
 func (p *Policy[E]) Len() int { return p.doomed.len() + p.peers.len() + p.small.len() + p.main.len() }
@@ -109,8 +112,15 @@ func (p *Policy[E]) Add(e E, how Arrival) {
 	if p.small.id == 0 {
 		p.Init(0)
 	}
-	if n := p.Len(); n >= 2*p.sketch.capacity() { // outgrown: the counts start again
+	switch n, c := p.Len(), p.sketch.capacity(); {
+	case n >= 2*c: // outgrown: the counts start again
 		p.sketch.init(n)
+	case n > c && c < p.bound:
+		// Sized below the bound (maxInitCapacity): it grows toward it as
+		// the entries pass its size, rather than only at twice it (a
+		// cache bounded at 1.5 million kept a sketch for 1 million:
+		// found by review).
+		p.sketch.init(min(2*c, p.bound))
 	}
 	e.Use().Store(0)
 	if how == Received {

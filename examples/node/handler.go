@@ -330,7 +330,7 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 	}
 	defer sub.Close()
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) // again before every batch
+	_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) // again before every change and ping
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)

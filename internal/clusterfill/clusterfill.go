@@ -107,7 +107,8 @@ var ErrNotStored = errors.New("clusterfill: the filled value was not stored")
 // owner in the asker's view, refusing, would make it fill itself, twice
 // in the cluster. So any member holding the cluster key can have this
 // member run its filler for any key, bounded by the calls served at once
-// (gossip.Config.OnCall: 256) and by one fill at a time per key.
+// (gossip.Config.OnCall: 256, 32 of one asker, past which the asker is
+// told ErrBusy and fills itself) and by one fill at a time per key.
 func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error), why func(error) Failure) []byte {
 	if len(payload) < 1 || len(payload)-1 > maxKey {
 		return NotHeld()
