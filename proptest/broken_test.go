@@ -63,6 +63,7 @@ func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 		"store":       {Factory: StoreFactory(DefaultStoreConfig())},
 		"busy_bucket": busyBucket(DefaultStoreConfig()),
 		"unbounded":   unbounded(DefaultStoreConfig()),
+		"slow_fills":  slowFills(DefaultStoreConfig()),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if failure := harnessFailure(t, "control "+name, cfg); failure != "" {
@@ -263,6 +264,71 @@ func TestHarnessCatchesBrokenFills(t *testing.T) {
 	}
 	caught(t, "fills that trust the owner", Config{Factory: StoreFactory(cfg)}, "older than the version it held",
 		"members that give callers the owner's answer unchecked")
+}
+
+// brokenFillRule is the production store whose fills break the fill
+// rule one way.
+type brokenFillRule struct {
+	*StoreReplica
+	unwatched  bool // written as a Set is, whatever was applied meanwhile
+	stampAtEnd bool // stamped when the filler returns
+}
+
+func (b *brokenFillRule) StartFill(key string) (func() FillEnd, error) {
+	r := b.StoreReplica
+	watch := r.s.WatchFill(key)
+	since := r.clock.Now()
+	v, err := r.load(key)
+	if err != nil {
+		r.s.EndFill(watch)
+		return nil, err
+	}
+	return func() FillEnd {
+		defer r.s.EndFill(watch)
+		stamp := since
+		if b.stampAtEnd {
+			stamp = r.clock.Now()
+		}
+		rec := crdt.Record{Key: key, Value: v, Time: stamp, Expires: r.fillExpiry()}
+		stored := true
+		if b.unwatched {
+			var err error
+			if rec, err = r.s.Write(rec); err != nil {
+				panic(err)
+			}
+		} else {
+			rec, stored, _ = r.s.WriteIfUnchanged(rec, watch)
+		}
+		if !stored {
+			return FillEnd{Record: rec}
+		}
+		return FillEnd{Record: rec, Stored: true, Restamped: rec.Time != stamp, Out: r.node.Write(rec, r.phys())}
+	}, nil
+}
+
+// TestHarnessCatchesBrokenFillRules: the slow fill action must catch a
+// fill that stores over a record of its key applied while its filler ran
+// (a peer's write stamped before the fill began, in flight when it
+// began), and one stamped when its filler returns.
+func TestHarnessCatchesBrokenFillRules(t *testing.T) {
+	tests := []struct {
+		name, want string
+		rule       brokenFillRule
+	}{
+		{"fills that ignore what was applied meanwhile", "over a change of the key applied while its filler ran", brokenFillRule{unwatched: true}},
+		{"fills stamped when the filler returns", "a fill is stamped when its filler begins", brokenFillRule{stampAtEnd: true}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			cfg := slowFills(DefaultStoreConfig())
+			cfg.Factory = wrapStores(func(r *StoreReplica) Replica {
+				b := tc.rule
+				b.StoreReplica = r
+				return &b
+			})
+			caught(t, tc.name, cfg, tc.want, tc.name)
+		})
+	}
 }
 
 // brokenReads is the production store with its reads broken.

@@ -28,6 +28,10 @@ type Coverage struct {
 	// Fills counts the fill calls that ended with a value, and with the
 	// Source's error, over the runs that reached the end.
 	Fills [2]int
+	// SlowFills counts the fills held open (the "slow fill" action) that
+	// stored their value, and those that did not because their key
+	// changed while the filler ran, over the runs that reached the end.
+	SlowFills [2]int
 	// Collected counts the dead records the members collected over the
 	// runs that reached the end: written less than a horizon before they
 	// were collected (early, rule 6 of package lww, or by a bound), and
@@ -59,6 +63,9 @@ func (c *Coverage) String() string {
 	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions",
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
 	fmt.Fprintf(&b, "\n  fill calls: %d ended with a value, %d with the source's error", c.Fills[0], c.Fills[1])
+	if c.SlowFills != [2]int{} {
+		fmt.Fprintf(&b, "\n  fills held open: %d stored, %d not (their key changed meanwhile)", c.SlowFills[0], c.SlowFills[1])
+	}
 	fmt.Fprintf(&b, "\n  dead records collected: %d less than a horizon after they were written, %d later", c.Collected[0], c.Collected[1])
 	fmt.Fprintf(&b, "\n  runs whose end's single session completed on both sides, and was checked: %d; deferred: %d", c.OneSession[0], c.OneSession[1])
 	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed anything: %v", c.Rounds)

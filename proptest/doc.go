@@ -45,6 +45,11 @@
 //	                     that implement [ClusterFiller]); the Source, the
 //	                     database behind the cache, loses a key or has it
 //	                     again
+//	slow fill            a member's fill held open while it applies frames
+//	                     in flight to it and writes, then ended: it must
+//	                     store nothing if its key changed meanwhile, and
+//	                     be stamped when its filler began (replicas that
+//	                     implement [SlowFiller]; weight 0 unless set)
 //	antientropy          an anti-entropy session between two members
 //	round                anti-entropy from every live member to every
 //	                     other, each session delivered before the next

@@ -163,26 +163,105 @@ func (r *StoreReplica) fillFor(p *pendingFill) {
 
 // fillHere loads key from the Source and writes it with the fill TTL,
 // unless a live record is held: a Cache's fill on the member (for its own
-// callers, or as the owner a peer asked).
+// callers, or as the owner a peer asked), in one step (see StartFill for
+// one held open).
 func (r *StoreReplica) fillHere(key string) (crdt.Record, error) {
 	if rec, ok := r.s.Lookup(key); ok && rec.Live(r.phys()) {
 		return rec, nil
 	}
+	end, err := r.StartFill(key)
+	if err != nil {
+		return crdt.Record{}, err
+	}
+	e := end()
+	r.fills.out = append(r.fills.out, e.Out...)
+	if e.Stored {
+		r.fills.wrote = append(r.fills.wrote, e.Record)
+		return e.Record, nil
+	}
+	// The key changed while the filler ran (never in one step): as a
+	// Cache, what is held if it is a value, else the value unstored.
+	if rec, ok := r.s.Lookup(key); ok && rec.Live(r.phys()) {
+		return rec, nil
+	}
+	return crdt.Record{Key: key, Value: e.Record.Value}, nil
+}
+
+// A SlowFiller is a ClusterFiller whose own fills can be held open: the
+// harness's "slow fill" action starts one, lets the member apply frames
+// and make writes while its filler runs, and then ends it. A Cache's fill
+// stamps its value when its filler begins and stores it only if no record
+// of the key was applied meanwhile (Store.WriteIfUnchanged): the action
+// checks both (see Actions).
+type SlowFiller interface {
+	ClusterFiller
+	// StartFill begins a fill of key on the member, as a Cache's fill
+	// does before it calls its filler, and loads the value from the
+	// Source (a Source's error ends the fill at once: end is nil). end is
+	// the filler returning: the value is written unless the key changed
+	// since the fill began.
+	StartFill(key string) (end func() FillEnd, err error)
+}
+
+// A FillEnd is how a fill that SlowFiller held open ended: the record it
+// wrote (Stored) or would have, and the frames to send. Restamped says the
+// record was stamped again as it was written, when the filler returned,
+// not with the stamp taken when it began: a Cache does that when a
+// session's cut passed the stamp by its clock-skew margin (see
+// Store.WriteIfUnchanged), which a clock pushed ahead by a peer's frame
+// can do within a millisecond. The harness then checks the record as a
+// new write of the member's, newer than every one it made before.
+type FillEnd struct {
+	Record    crdt.Record
+	Stored    bool
+	Restamped bool
+	Out       []transport.Envelope
+}
+
+// StartFill implements SlowFiller with the store's own fill rule, as
+// Cache.fill composes it: the watch and the stamp are taken before the
+// Source is read, the TTL runs from when the filler returns.
+func (r *StoreReplica) StartFill(key string) (func() FillEnd, error) {
+	watch := r.s.WatchFill(key)
+	since := r.clock.Now()
+	v, err := r.load(key)
+	if err != nil {
+		r.s.EndFill(watch)
+		return nil, err
+	}
+	return func() FillEnd {
+		defer r.s.EndFill(watch)
+		rec := crdt.Record{Key: key, Value: v, Time: since, Expires: r.fillExpiry()}
+		rec, stored, err := r.s.WriteIfUnchanged(rec, watch)
+		if err != nil {
+			panic(fmt.Sprintf("proptest: a fill's write to an open store failed: %v", err))
+		}
+		if !stored {
+			return FillEnd{Record: rec}
+		}
+		return FillEnd{Record: rec, Stored: true, Restamped: rec.Time != since, Out: r.node.Write(rec, r.phys())}
+	}, nil
+}
+
+// load reads key from the Source, as a Cache's filler.
+func (r *StoreReplica) load(key string) ([]byte, error) {
 	if r.fills.source == nil {
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: no source", key)
+		return nil, fmt.Errorf("bcache: fill %q: no source", key)
 	}
 	v, err := r.fills.source(key)
 	if err != nil {
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", key, err)
+		return nil, fmt.Errorf("bcache: fill %q: %w", key, err)
 	}
-	var expires int64
+	return v, nil
+}
+
+// fillExpiry is the expiry of a value filled now: the fill TTL from now,
+// or none.
+func (r *StoreReplica) fillExpiry() int64 {
 	if r.fillTTL > 0 {
-		expires = crdt.AddSat(r.phys(), int64(r.fillTTL))
+		return crdt.AddSat(r.phys(), int64(r.fillTTL))
 	}
-	rec, out := r.Set(key, v, expires)
-	r.fills.wrote = append(r.fills.wrote, rec)
-	r.fills.out = append(r.fills.out, out...)
-	return rec, nil
+	return 0
 }
 
 // end ends a call: the caller gets rec's value, or err.
@@ -322,7 +401,8 @@ func (h *harness) source(key string) ([]byte, error) {
 		return nil, fmt.Errorf("%s %d for %q", sourceOutage, n, key)
 	}
 	h.loads++
-	return fmt.Appendf(nil, "%s=fill%d", key, h.loads), nil
+	h.lastLoad = fmt.Appendf(nil, "%s=fill%d", key, h.loads)
+	return h.lastLoad, nil
 }
 
 // fill makes a fill call on a live member for a key.
@@ -451,4 +531,110 @@ func (h *harness) endCalls(t *rapid.T) {
 		h.deliverAll(t, "deliver all")
 		h.check(t)
 	}
+}
+
+// slowFill starts a fill on a live member for its own caller (replicas
+// that implement SlowFiller), lets the member apply frames in flight to it
+// and make writes of its own, to the key and to others, while the filler
+// runs, and then lets the filler return. The fill must store nothing if a
+// record of its key was applied at the member meanwhile (its value was
+// read before that change, and a write stamped by a clock behind would
+// otherwise lose to it), and what it stores must be stamped before every
+// write the member made meanwhile: stamped when its filler began, it
+// loses, on every member, to every write made after that by a clock not
+// behind, however late that write arrives; or, stamped again as it is
+// written (FillEnd.Restamped), newer than every write the member made
+// before. Off by default (weight 0).
+func (h *harness) slowFill(t *rapid.T) {
+	i := h.live(t, "member")
+	f, ok := h.c.Replica(i).(SlowFiller)
+	if !ok {
+		t.Skip("the replica cannot hold a fill open")
+	}
+	key, name := h.key(t), h.c.Name(i)
+	end, err := f.StartFill(key)
+	if err != nil {
+		event(t, "%s's fill of %q fails: %v", name, key, err)
+		if !strings.Contains(err.Error(), sourceOutage) {
+			t.Fatalf("%s's fill of %q failed with %q: no outage of the source explains it", name, key, err)
+		}
+		return
+	}
+	loaded := h.lastLoad
+	event(t, "%s's filler of %q begins: it read %q", name, key, loaded)
+	before, _ := h.versionAt(i, key)
+	var changed string     // what changed the key while the filler ran
+	var made []crdt.Record // the writes the member made meanwhile
+	for n := rapid.IntRange(0, 4).Draw(t, "while the filler runs"); n > 0; n-- {
+		switch rapid.IntRange(0, 2).Draw(t, "meanwhile") {
+		case 0: // the member applies a frame
+			var mine []int
+			for p, pk := range h.c.Net.InFlight() {
+				if pk.To == name {
+					mine = append(mine, p)
+				}
+			}
+			if len(mine) > 0 {
+				h.deliverOne(t, rapid.SampledFrom(mine).Draw(t, "frame to the filling member"))
+				h.filled(t, i) // a fill it served for a peer wrote before what it writes next
+			}
+		case 1: // a write of its own, racing the filler
+			k := h.key(t)
+			var rec crdt.Record
+			var out []transport.Envelope
+			if rapid.Bool().Draw(t, "delete") {
+				rec, out = h.c.Replica(i).Delete(k)
+				h.wrote(t, i, rec, crdt.Record{Key: k, Tombstone: true})
+			} else {
+				value := fmt.Appendf(nil, "%s=%d", k, len(h.model.writes))
+				rec, out = h.c.Replica(i).Set(k, value, 0)
+				h.wrote(t, i, rec, crdt.Record{Key: k, Value: value})
+			}
+			h.c.send(i, out)
+			made = append(made, rec)
+			if k == key && changed == "" {
+				changed = fmt.Sprintf("its own write %v", rec)
+			}
+		case 2:
+			event(t, "time moves on 1ms while the filler runs")
+			h.c.Advance(time.Millisecond)
+		}
+	}
+	if after, _ := h.versionAt(i, key); changed == "" && after != before {
+		changed = fmt.Sprintf("%v, received (it held %v)", after, before)
+	}
+	e := end()
+	h.c.send(i, e.Out)
+	if !e.Stored {
+		event(t, "%s's filler of %q returns; the key changed meanwhile, nothing stored", name, key)
+		h.slowFills[1]++
+		return
+	}
+	rec := e.Record
+	if changed != "" {
+		t.Fatalf("%s's fill of %q stored %v over a change of the key applied while its filler ran: %s", name, key, rec, changed)
+	}
+	h.asked(t, i, rec, crdt.Record{Key: key, Value: loaded, Expires: rec.Expires})
+	if e.Restamped {
+		event(t, "%s's fill of %q is stamped again as it is written", name, key)
+		h.issued(t, i, rec)
+	} else {
+		for _, w := range made {
+			if !rec.Time.Less(w.Time) {
+				t.Fatalf("%s's fill of %q is stamped %v, not before %v, a write it made while the filler ran: a fill is stamped when its filler begins", name, key, rec.Time, w)
+			}
+		}
+		h.applied(t, i, rec) // stamped before what the member issued since
+	}
+	h.slowFills[0]++
+}
+
+// versionAt returns the version member i holds of key, if any.
+func (h *harness) versionAt(i int, key string) (crdt.Version, bool) {
+	for _, rec := range h.c.Replica(i).Records() {
+		if rec.Key == key {
+			return rec.Version(), true
+		}
+	}
+	return crdt.Version{}, false
 }

@@ -219,7 +219,7 @@ func Property(cfg Config) func(*rapid.T) {
 // each fault, so that a run of rapid's default 30 or so steps writes
 // several times, and faults still come in every run.
 func DefaultWeights() map[string]int {
-	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2, "stall": 0}
+	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2, "stall": 0, "slow fill": 0}
 }
 
 // validate checks the action names and rates.
@@ -296,7 +296,9 @@ type harness struct {
 	nextCall               int
 	outages                map[string]int
 	outageN, loads         int
+	lastLoad               []byte // the value the Source gave last
 	fillValues, fillErrors int
+	slowFills              [2]int      // held open: stored, not
 	gathered               [2]int      // dead records collected early (less than a horizon after their write), and later
 	ended                  []endedCall // not checked yet
 	// refused describes the members' own frames a member refused.
@@ -477,6 +479,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"antientropy": h.antientropy,
 		"round":       h.round,
 		"fill":        h.fill,
+		"slow fill":   h.slowFill,
 		"outage":      h.outage,
 		"snapshot":    h.snapshot,
 		"restore":     h.restore,
@@ -974,6 +977,8 @@ func (h *harness) converge(t *rapid.T) {
 	defer func() {
 		if c := h.cfg.Coverage; c != nil {
 			c.Fills[0] += h.fillValues
+			c.SlowFills[0] += h.slowFills[0]
+			c.SlowFills[1] += h.slowFills[1]
 			c.Fills[1] += h.fillErrors
 			c.Collected[0] += h.gathered[0]
 			c.Collected[1] += h.gathered[1]

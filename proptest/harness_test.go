@@ -230,6 +230,24 @@ func TestStalledWritesLoseNothing(t *testing.T) {
 	Check(t, stalls(DefaultStoreConfig()))
 }
 
+// slowFills is the production store's configuration with fills held
+// open while their member applies frames and writes (the "slow fill"
+// action), on three keys so that the races meet.
+func slowFills(cfg StoreConfig) Config {
+	weights := DefaultWeights()
+	weights["slow fill"] = 4
+	return Config{Factory: StoreFactory(cfg), Keys: []string{"a", "b", "c"}, Weights: weights}
+}
+
+// TestFillsLoseToWhatTheyRace: a fill whose filler runs while its member
+// applies a record of the key (a peer's write or delete, however
+// stamped) or writes it stores nothing, and what it stores is stamped
+// when its filler began (TestHarnessCatchesBrokenFillRules is its
+// variant).
+func TestFillsLoseToWhatTheyRace(t *testing.T) {
+	Check(t, slowFills(DefaultStoreConfig()))
+}
+
 // TestRestoreAfterAnEmptyRestartIsOfANewerSnapshot pins the run that
 // restored, after its member had restarted empty, the snapshot it had
 // saved before: the cluster had collected past that snapshot's write
