@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/bcache-go/bcache"
 	"github.com/bcache-go/bcache/metrics"
@@ -33,8 +34,9 @@ type member struct {
 func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler {
 	fail := failer(log)
 	mux := http.NewServeMux()
+	bodies := semaphore.NewWeighted(max(maxBodyBytes, int64(maxValue))) // one body of -max-value always fits
 	mux.HandleFunc("PUT /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		put(w, r, c, maxValue, fail)
+		put(w, r, c, maxValue, bodies, fail)
 	})
 	waits := make(chan struct{}, maxTokenWaits)
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
@@ -107,8 +109,10 @@ func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler 
 
 // put stores the request body under the key, with the optional ttl. A
 // body over maxValue is refused with 413: at once when its Content-Length
-// says so, otherwise after maxValue+1 bytes, never reading the rest.
-func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, fail func(http.ResponseWriter, error)) {
+// says so, otherwise after maxValue+1 bytes, never reading the rest. The
+// bytes a body may take are reserved from bodies while it is read and
+// stored (its Content-Length, else maxValue): past maxBodyBytes, 429.
+func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, bodies *semaphore.Weighted, fail func(http.ResponseWriter, error)) {
 	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -119,6 +123,15 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, 
 		http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 		return
 	}
+	size := int64(maxValue)
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	if !bodies.TryAcquire(size) {
+		fail(w, fmt.Errorf("%w: the request bodies being read take up the %d bytes allowed them (a PUT takes its Content-Length, else -max-value): retry later", errTooMany, max(maxBodyBytes, int64(maxValue))))
+		return
+	}
+	defer bodies.Release(size)
 	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxValue)))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -229,6 +242,11 @@ var errBadRequest = errors.New("bad request")
 // (without a bound, a client with a token no member holds opened as many
 // as it liked: found by review). Past it, 429.
 const maxTokenWaits = 1024
+
+// maxBodyBytes bounds the bytes of the PUT bodies being read and stored
+// at once (without a bound, as many slow uploads as clients liked each
+// held up to -max-value: found by review). A variable for the tests.
+var maxBodyBytes int64 = 256 << 20
 
 // errTooMany is a request past a bound of the server's: 429.
 var errTooMany = errors.New("too many requests")

@@ -16,9 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/bcache-go/bcache/internal/await"
-
 	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/internal/await"
 )
 
 // newCache starts a single member on 127.0.0.1, closed at the end of the
@@ -176,6 +175,59 @@ func TestPutTooLarge(t *testing.T) {
 				t.Fatalf("stored: %v after status %d", ok, tt.want)
 			}
 		})
+	}
+}
+
+// TestPutBodiesAreBounded: the bodies being read at once take at most
+// maxBodyBytes (each its Content-Length, else the handler's bound on a
+// value); past it a PUT is 429, and the bytes come back once a body has
+// been read and stored.
+func TestPutBodiesAreBounded(t *testing.T) {
+	defer func(n int64) { maxBodyBytes = n }(maxBodyBytes)
+	maxBodyBytes = 100
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, 60)
+	// A client that sends its headers and then a body slowly: 60 bytes
+	// reserved until the body is read.
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("PUT", base+"/v1/keys/slow", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 60
+	slow := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	if _, err := pw.Write([]byte("first half of the body, 30 byt")); err != nil {
+		t.Fatal(err)
+	}
+	// Once the slow PUT's handler has reserved its bytes, 50 more do not
+	// fit (before, the PUT of 50 is stored).
+	await.Until(t, 10*time.Second, func() bool {
+		code, _, _ := do(t, "PUT", base+"/v1/keys/big", strings.Repeat("b", 50))
+		return code == http.StatusTooManyRequests
+	}, "a PUT of 50 bytes was never refused while 60 of 100 were being read")
+	c.Delete("big")
+	expect(t, "PUT", base+"/v1/keys/small", strings.Repeat("s", 40), http.StatusNoContent)
+	if _, err := pw.Write([]byte("and the second half, 30 bytes.")); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-slow; code != http.StatusNoContent {
+		t.Fatalf("the slow PUT answered %d, want %d", code, http.StatusNoContent)
+	}
+	expect(t, "PUT", base+"/v1/keys/big", strings.Repeat("b", 50), http.StatusNoContent)
+	for _, key := range []string{"slow", "small", "big"} {
+		if _, ok := c.Get(key); !ok {
+			t.Fatalf("%q not stored", key)
+		}
 	}
 }
 
