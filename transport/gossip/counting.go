@@ -19,26 +19,35 @@ type wireStats struct {
 	refused                                    atomic.Uint64 // streams accepted past maxInbound, closed
 }
 
-// maxInbound bounds the streams accepted and not closed yet, in a cluster
-// without a key. memberlist reads each on its own goroutine and, without
-// encryption, makes the buffer of a user message as large as its header
-// says (up to 20 MiB) before the bytes come: anyone who reaches the port
-// could open streams that send a header and wait, each holding that much
-// for TCPTimeout. Past the bound, a new stream is closed at once (and
-// counted): its sender retries, as after any failed stream. With a key,
-// memberlist reads a stream's ciphertext as it comes, so what a stream
-// holds is what was sent, up to 20 MiB, before the check that fails it;
-// there the bound is per remote address (maxInboundPerIP), since anyone
-// who can reach the port, key or not, could take all of a bound for
-// every address with idle streams and keep the members' own out (without
-// any, 100 streams from a process without the key held 250 MiB for
-// TCPTimeout: found by review).
+// maxInbound bounds the streams accepted and not closed yet from
+// addresses of no member, in a cluster without a key. memberlist reads
+// each on its own goroutine and, without encryption, makes the buffer of
+// a user message as large as its header says (up to 20 MiB) before the
+// bytes come: anyone who reaches the port could open streams that send a
+// header and wait, each holding that much for TCPTimeout. Past the bound,
+// a new stream is closed at once (and counted): its sender retries, as
+// after any failed stream. With a key, memberlist reads a stream's
+// ciphertext as it comes, so what a stream holds is what was sent, up to
+// 20 MiB, before the check that fails it; there the streams from
+// addresses of no member are bounded by maxInboundUnknown together, and
+// by maxInboundPerIP per IPv6 /64 (without any bound, 100 streams from a
+// process without the key held 250 MiB for TCPTimeout: found by review).
+// The streams from a member's address (alive, or lost and not forgotten)
+// count against none of these, only maxInboundPerIP for their address,
+// so that no one else's idle streams can keep the members' own out (a
+// global bound let them: a joiner was refused 94,518 times in 8 s; and a
+// bound per /64 alone let anyone in a member's IPv6 LAN: both found by
+// review).
 const maxInbound = 64
 
-// maxInboundPerIP bounds the streams accepted from one remote address and
-// not closed yet, in a cluster with a key (see maxInbound). Members on
-// one host (tests, a machine running several) share it.
+// maxInboundPerIP bounds the streams accepted from one remote address, or
+// one IPv6 /64 of no member's, and not closed yet (see maxInbound).
+// Members on one host (tests, a machine running several) share it.
 const maxInboundPerIP = 64
+
+// maxInboundUnknown bounds the streams accepted from addresses of no
+// member and not closed yet, in a cluster with a key (see maxInbound).
+const maxInboundUnknown = 128
 
 // countingTransport wraps memberlist's transport to count what it sends.
 // It keeps the streams it dialed, so that Shutdown cuts the writes still
@@ -48,7 +57,7 @@ type countingTransport struct {
 	memberlist.NodeAwareTransport
 	stats    *wireStats
 	streamCh chan net.Conn
-	inbound  chan struct{} // a token per stream accepted and not closed (maxInbound); nil: a bound per address
+	unknowns int           // the bound on streams from addresses of no member: maxInbound, or with a key maxInboundUnknown
 	closing  chan struct{} // closed when Shutdown starts
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
@@ -56,19 +65,24 @@ type countingTransport struct {
 
 	mu     sync.Mutex
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
-	fromIP map[netip.Addr]int         // streams accepted and not closed, by remote address, without inbound
+	// Streams accepted and not closed: by remote address; of addresses
+	// of no member, by IPv6 /64 (keyed) and in all.
+	fromIP  map[netip.Addr]int
+	fromNet map[netip.Prefix]int
+	unknown int
+	members map[netip.Addr]bool // the members' addresses (setMembers)
 }
 
-// newCountingTransport wraps t; bounded says to bound the streams
-// accepted (see maxInbound).
-func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats, bounded bool) *countingTransport {
+// newCountingTransport wraps t; keyed says the cluster has a key (see
+// maxInbound).
+func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats, keyed bool) *countingTransport {
 	c := &countingTransport{
 		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn),
 		closing: make(chan struct{}), stopped: make(chan struct{}),
-		dialed: map[*countingConn]struct{}{},
+		dialed: map[*countingConn]struct{}{}, unknowns: maxInbound,
 	}
-	if bounded {
-		c.inbound = make(chan struct{}, maxInbound)
+	if keyed {
+		c.unknowns = maxInboundUnknown
 	}
 	c.wg.Add(1)
 	go c.forwardStreams()
@@ -86,19 +100,12 @@ func (c *countingTransport) forwardStreams() {
 	for {
 		select {
 		case conn := <-in:
-			cc := &countingConn{Conn: conn, stats: c.stats, accepted: c.inbound}
-			admitted := true
-			if c.inbound != nil {
-				select {
-				case c.inbound <- struct{}{}:
-				default:
-					admitted = false
-				}
-			} else if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
-				cc.from, cc.owner = ap.Addr().Unmap(), c
-				admitted = c.admit(cc.from)
+			cc := &countingConn{Conn: conn, stats: c.stats, owner: c}
+			var from netip.Addr // the zero address of a stream of no IP (a test's in-memory network): one place for all
+			if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+				from = ap.Addr().Unmap()
 			}
-			if !admitted {
+			if cc.place, cc.admitted = c.admit(from); !cc.admitted {
 				c.stats.refused.Add(1)
 				conn.Close()
 				continue
@@ -114,28 +121,65 @@ func (c *countingTransport) forwardStreams() {
 	}
 }
 
-// admit takes a place for a stream accepted from ip, if one is left
-// (maxInboundPerIP).
-func (c *countingTransport) admit(ip netip.Addr) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fromIP[ip] >= maxInboundPerIP {
-		return false
-	}
-	if c.fromIP == nil {
-		c.fromIP = map[netip.Addr]int{}
-	}
-	c.fromIP[ip]++
-	return true
+// place is what an accepted stream counts against.
+type place struct {
+	ip     netip.Addr
+	member bool         // from a member's address: no bound but ip's
+	net    netip.Prefix // for one of no member's, its /64 (IPv6, keyed), or invalid
 }
 
-// release gives back the place of a stream from ip.
-func (c *countingTransport) release(ip netip.Addr) {
+// admit takes a place for a stream accepted from ip, if one is left (see
+// maxInbound).
+func (c *countingTransport) admit(ip netip.Addr) (place, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fromIP[ip]--; c.fromIP[ip] <= 0 {
-		delete(c.fromIP, ip)
+	p := place{ip: ip, member: c.members[ip]}
+	if !p.member && c.unknowns == maxInboundUnknown && ip.Is6() {
+		p.net, _ = ip.Prefix(64)
 	}
+	switch {
+	case c.fromIP[ip] >= maxInboundPerIP:
+		return p, false
+	case p.member:
+	case c.unknown >= c.unknowns, p.net.IsValid() && c.fromNet[p.net] >= maxInboundPerIP:
+		return p, false
+	}
+	if c.fromIP == nil {
+		c.fromIP, c.fromNet = map[netip.Addr]int{}, map[netip.Prefix]int{}
+	}
+	c.fromIP[ip]++
+	if !p.member {
+		c.unknown++
+	}
+	if p.net.IsValid() {
+		c.fromNet[p.net]++
+	}
+	return p, true
+}
+
+// release gives back a place admit took.
+func (c *countingTransport) release(p place) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fromIP[p.ip]--; c.fromIP[p.ip] <= 0 {
+		delete(c.fromIP, p.ip)
+	}
+	if !p.member {
+		c.unknown--
+	}
+	if p.net.IsValid() {
+		if c.fromNet[p.net]--; c.fromNet[p.net] <= 0 {
+			delete(c.fromNet, p.net)
+		}
+	}
+}
+
+// setMembers sets the members' addresses, whose streams count against
+// no bound but their address's (see maxInbound).
+func (c *countingTransport) setMembers(ips map[netip.Addr]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = ips
 }
 
 func (c *countingTransport) count(b []byte) { c.stats.count(b) }
@@ -245,9 +289,9 @@ type countingConn struct {
 	net.Conn
 	stats    *wireStats
 	dialer   *countingTransport // nil for a stream accepted
-	accepted chan struct{}      // for a stream accepted: its token is taken back at Close
-	owner    *countingTransport // for a stream accepted under a bound per address: from's place is given back at Close
-	from     netip.Addr
+	owner    *countingTransport // for a stream accepted: its place is given back at Close
+	place    place
+	admitted bool
 	closed   atomic.Bool
 }
 
@@ -260,11 +304,8 @@ func (c *countingConn) Close() error {
 	if c.dialer != nil {
 		c.dialer.forget(c)
 	}
-	if c.accepted != nil {
-		<-c.accepted
-	}
-	if c.owner != nil {
-		c.owner.release(c.from)
+	if c.admitted {
+		c.owner.release(c.place)
 	}
 	return c.Conn.Close()
 }

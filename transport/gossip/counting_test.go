@@ -2,7 +2,9 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
@@ -163,3 +165,68 @@ func (c *stalledConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline
 func (c *stalledConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
 func (c *stalledConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
 func (c *stalledConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
+
+// TestInboundPlacesOfNonMembers: the streams accepted from addresses of no
+// member are bounded together (maxInbound without a key, maxInboundUnknown
+// with one) and, with a key, per IPv6 /64 (maxInboundPerIP); a member's
+// address, in such a /64 too, counts against its own bound alone, so
+// others' idle streams never keep the members' out; and a place given
+// back is taken again.
+func TestInboundPlacesOfNonMembers(t *testing.T) {
+	for _, keyed := range []bool{false, true} {
+		t.Run(fmt.Sprint("keyed=", keyed), func(t *testing.T) {
+			c := &countingTransport{unknowns: maxInbound}
+			if keyed {
+				c.unknowns = maxInboundUnknown
+			}
+			member := netip.MustParseAddr("2001:db8::1")
+			c.setMembers(map[netip.Addr]bool{member: true})
+			var taken []place
+			admit := func(ip netip.Addr) bool {
+				p, ok := c.admit(ip)
+				if ok {
+					taken = append(taken, p)
+				}
+				return ok
+			}
+			// Non-members in the member's /64, each address new.
+			n := 0
+			for ; n < 1000 && admit(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(n >> 8), 15: byte(n + 2)})); n++ {
+			}
+			if want := min(c.unknowns, maxInboundPerIP); !keyed && n != maxInbound || keyed && n != want {
+				t.Fatalf("%d streams admitted from one /64 of no member's, want %d", n, want)
+			}
+			// Non-members elsewhere, IPv4 and other /64s, up to the bound
+			// on all.
+			for i := 0; i < 1000 && admit(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})); i++ {
+				n++
+			}
+			if n != c.unknowns {
+				t.Fatalf("%d streams admitted from addresses of no member, want %d", n, c.unknowns)
+			}
+			for i := range maxInboundPerIP {
+				if !admit(member) {
+					t.Fatalf("the member's stream %d refused while others' held the rest", i+1)
+				}
+			}
+			if admit(member) {
+				t.Fatalf("a member's stream %d admitted, past maxInboundPerIP", maxInboundPerIP+1)
+			}
+			stranger := netip.MustParseAddr("192.0.2.7")
+			if admit(stranger) {
+				t.Fatal("a stream of no member's admitted past the bound")
+			}
+			c.release(taken[0]) // one of no member's goes
+			taken = taken[1:]
+			if !admit(stranger) {
+				t.Fatal("a place given back was not taken again")
+			}
+			for _, p := range taken {
+				c.release(p)
+			}
+			if len(c.fromIP) != 0 || len(c.fromNet) != 0 || c.unknown != 0 {
+				t.Fatalf("all released, still held: %v by address, %v by /64, %d of no member's", c.fromIP, c.fromNet, c.unknown)
+			}
+		})
+	}
+}

@@ -203,7 +203,7 @@ func (r *Replicator) startMemberlist() error {
 				Msgf("the kernel gave the UDP socket less receive buffer than asked for: under load it may drop datagrams before this member reads them (anti-entropy repairs them, later); raise the system's limit, %s", readBufferLimit(udpReadBuffer))
 		}
 	}
-	ct := newCountingTransport(base, &r.wire, len(r.cfg.SecretKey) == 0)
+	ct := newCountingTransport(base, &r.wire, len(r.cfg.SecretKey) > 0)
 	r.ct = ct
 	logOut := newLogWriter(r.log, time.Now, &r.logCounts)
 	r.logOut = logOut
@@ -315,6 +315,19 @@ func (r *Replicator) received(b []byte) {
 	}
 }
 
+// memberIPs returns the addresses of the members known (alive, or lost
+// and not forgotten), whose streams the transport admits apart (see
+// maxInbound). Called with r.mu held.
+func (r *Replicator) memberIPs() map[netip.Addr]bool {
+	ips := make(map[netip.Addr]bool, len(r.known))
+	for _, k := range r.known {
+		if ap, err := netip.ParseAddrPort(k.addr); err == nil {
+			ips[ap.Addr().Unmap()] = true
+		}
+	}
+	return ips
+}
+
 // memberChanged records a membership event and wakes the loop. memberlist
 // calls it under its own lock and changes *n in place later, so it keeps a
 // copy.
@@ -369,6 +382,9 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			k.lost = time.Now()
 			r.known[n.Name] = k
 		}
+	}
+	if r.ct != nil {
+		r.ct.setMembers(r.memberIPs())
 	}
 	r.mu.Unlock()
 	select {
@@ -471,9 +487,9 @@ type Stats struct {
 	// received again while served or once answered (resends, replays),
 	// not served again.
 	CallsBusy, CallRepeats uint64
-	// StreamsRefused counts the streams from peers closed as soon as they
-	// were accepted, because 64 were open already (in a cluster without a
-	// key: see maxInbound).
+	// StreamsRefused counts the streams closed as soon as they were
+	// accepted, because as many as allowed were open already from their
+	// address, their IPv6 /64, or addresses of no member (see maxInbound).
 	StreamsRefused uint64
 	// StreamBytes is the bytes of the frames queued for, or being written
 	// to, a stream now.
