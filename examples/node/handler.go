@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/bcache-go/bcache"
 	"github.com/bcache-go/bcache/metrics"
@@ -32,9 +32,14 @@ type member struct {
 // bounds the request bodies read by PUT; it should be c's MaxValueSize.
 // The errors of the server's own (5xx) go to log, not to the client.
 func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler {
+	return newHandlerWith(c, maxValue, &bodyBudget{max: max(maxBodyBytes, int64(maxValue))}, log) // one body of -max-value always fits
+}
+
+// newHandlerWith is newHandler with the budget of the PUT bodies being
+// read.
+func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerolog.Logger) http.Handler {
 	fail := failer(log)
 	mux := http.NewServeMux()
-	bodies := semaphore.NewWeighted(max(maxBodyBytes, int64(maxValue))) // one body of -max-value always fits
 	mux.HandleFunc("PUT /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
 		put(w, r, c, maxValue, bodies, fail)
 	})
@@ -110,9 +115,9 @@ func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler 
 // put stores the request body under the key, with the optional ttl. A
 // body over maxValue is refused with 413: at once when its Content-Length
 // says so, otherwise after maxValue+1 bytes, never reading the rest. The
-// bytes a body may take are reserved from bodies while it is read and
-// stored (its Content-Length, else maxValue): past maxBodyBytes, 429.
-func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, bodies *semaphore.Weighted, fail func(http.ResponseWriter, error)) {
+// bytes read are taken from bodies as they come, until the value is
+// stored: past it, 429.
+func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, bodies *bodyBudget, fail func(http.ResponseWriter, error)) {
 	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -123,19 +128,16 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, 
 		http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 		return
 	}
-	size := int64(maxValue)
-	if r.ContentLength >= 0 {
-		size = r.ContentLength
-	}
-	if !bodies.TryAcquire(size) {
-		fail(w, fmt.Errorf("%w: the request bodies being read take up the %d bytes allowed them (a PUT takes its Content-Length, else -max-value): retry later", errTooMany, max(maxBodyBytes, int64(maxValue))))
-		return
-	}
-	defer bodies.Release(size)
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxValue)))
+	body := &budgeted{r: http.MaxBytesReader(w, r.Body, int64(maxValue)), b: bodies}
+	defer func() { bodies.give(body.took) }()
+	value, err := io.ReadAll(body)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+			return
+		}
+		if errors.Is(err, errTooMany) {
+			fail(w, err)
 			return
 		}
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
@@ -243,10 +245,62 @@ var errBadRequest = errors.New("bad request")
 // as it liked: found by review). Past it, 429.
 const maxTokenWaits = 1024
 
-// maxBodyBytes bounds the bytes of the PUT bodies being read and stored
-// at once (without a bound, as many slow uploads as clients liked each
-// held up to -max-value: found by review). A variable for the tests.
-var maxBodyBytes int64 = 256 << 20
+// maxBodyBytes bounds the bytes of the PUT bodies read and not stored
+// yet, all together (without a bound, as many slow uploads as clients
+// liked each held up to -max-value: found by review). Bytes are counted
+// as they are read, not as a Content-Length announces them: headers
+// alone, from idle clients, took the whole bound (found by the next
+// review).
+const maxBodyBytes = 256 << 20
+
+// bodyBudget counts the bytes of the PUT bodies read and not stored yet.
+type bodyBudget struct {
+	mu        sync.Mutex
+	used, max int64
+}
+
+// take takes n bytes, if they fit.
+func (b *bodyBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *bodyBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}
+
+func (b *bodyBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// budgeted reads a body, taking what it reads from b (took, given back by
+// its reader): past b, it fails with errTooMany. (io.ReadAll's buffer may
+// be up to twice what it read.)
+type budgeted struct {
+	r    io.Reader
+	b    *bodyBudget
+	took int64
+}
+
+func (r *budgeted) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		if !r.b.take(int64(n)) {
+			return 0, fmt.Errorf("%w: the request bodies being read take up the %d bytes allowed them: retry later", errTooMany, r.b.max)
+		}
+		r.took += int64(n)
+	}
+	return n, err
+}
 
 // errTooMany is a request past a bound of the server's: 429.
 var errTooMany = errors.New("too many requests")

@@ -178,17 +178,18 @@ func TestPutTooLarge(t *testing.T) {
 	}
 }
 
-// TestPutBodiesAreBounded: the bodies being read at once take at most
-// maxBodyBytes (each its Content-Length, else the handler's bound on a
-// value); past it a PUT is 429, and the bytes come back once a body has
-// been read and stored.
+// TestPutBodiesAreBounded: the bytes of the bodies read and not stored
+// yet are bounded, counted as they are read (headers alone take nothing:
+// a Content-Length counted before its bytes came let idle clients take the
+// whole bound); past it a PUT is 429, and the bytes come back once a body
+// is stored.
 func TestPutBodiesAreBounded(t *testing.T) {
-	defer func(n int64) { maxBodyBytes = n }(maxBodyBytes)
-	maxBodyBytes = 100
 	c := newCache(t, bcache.Config{})
-	base := startServer(t, c, 60)
-	// A client that sends its headers and then a body slowly: 60 bytes
-	// reserved until the body is read.
+	budget := &bodyBudget{max: 100}
+	srv := httptest.NewServer(newHandlerWith(c, 60, budget, zerolog.Nop()))
+	t.Cleanup(srv.Close)
+	base := srv.URL
+	// A client that announces 60 bytes and sends 50 of them, then waits.
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest("PUT", base+"/v1/keys/slow", pr)
 	if err != nil {
@@ -205,30 +206,42 @@ func TestPutBodiesAreBounded(t *testing.T) {
 		resp.Body.Close()
 		slow <- resp.StatusCode
 	}()
-	if _, err := pw.Write([]byte("first half of the body, 30 byt")); err != nil {
+	if _, err := pw.Write([]byte(strings.Repeat("a", 50))); err != nil {
 		t.Fatal(err)
 	}
-	// Once the slow PUT's handler has reserved its bytes, 50 more do not
-	// fit (before, the PUT of 50 is stored).
-	await.Until(t, 10*time.Second, func() bool {
-		code, _, _ := do(t, "PUT", base+"/v1/keys/big", strings.Repeat("b", 50))
-		return code == http.StatusTooManyRequests
-	}, "a PUT of 50 bytes was never refused while 60 of 100 were being read")
-	c.Delete("big")
-	expect(t, "PUT", base+"/v1/keys/small", strings.Repeat("s", 40), http.StatusNoContent)
-	if _, err := pw.Write([]byte("and the second half, 30 bytes.")); err != nil {
+	await.Until(t, 10*time.Second, func() bool { return budget.inUse() == 50 }, "the slow PUT's 50 bytes never counted (%d)", budget.inUse())
+	expect(t, "PUT", base+"/v1/keys/over", strings.Repeat("o", 51), http.StatusTooManyRequests)
+	expect(t, "PUT", base+"/v1/keys/fits", strings.Repeat("f", 50), http.StatusNoContent)
+	if got := budget.inUse(); got != 50 {
+		t.Fatalf("%d bytes counted after the PUTs that fit and did not ended, want the slow one's 50", got)
+	}
+	if _, err := pw.Write([]byte(strings.Repeat("a", 10))); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
 	if code := <-slow; code != http.StatusNoContent {
 		t.Fatalf("the slow PUT answered %d, want %d", code, http.StatusNoContent)
 	}
-	expect(t, "PUT", base+"/v1/keys/big", strings.Repeat("b", 50), http.StatusNoContent)
-	for _, key := range []string{"slow", "small", "big"} {
+	if got := budget.inUse(); got != 0 {
+		t.Fatalf("%d bytes counted with no PUT under way", got)
+	}
+	expect(t, "PUT", base+"/v1/keys/over", strings.Repeat("o", 51), http.StatusNoContent)
+	for _, key := range []string{"slow", "fits", "over"} {
 		if _, ok := c.Get(key); !ok {
 			t.Fatalf("%q not stored", key)
 		}
 	}
+	// Headers alone take nothing: a client that announced a body and
+	// sent none holds no place.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "PUT /v1/keys/idle HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "PUT", base+"/v1/keys/more", strings.Repeat("m", 60), http.StatusNoContent)
 }
 
 func TestTTLExpires(t *testing.T) {

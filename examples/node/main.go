@@ -29,7 +29,7 @@
 //
 //	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204 with the write's Bcache-Token header; 400 bad ttl, 413 value too large, 414 key too large, 503 closed;
 //	                                 500 with the token if applied but the write log failed to take it (-sync);
-//	                                 429 while the bodies being read take 256 MiB (each its Content-Length, else -max-value)
+//	                                 429 while the bodies read and not stored yet take 256 MiB
 //	GET    /v1/keys/{key}[?wait=5s]  200 with the value, or 404; with a Bcache-Token header, nothing older than that write:
 //	                                 it waits for it up to wait (default 5s, at most 1m), then 504; 400 a bad token;
 //	                                 429 past 1024 such reads at once
