@@ -272,6 +272,7 @@ type brokenFillRule struct {
 	*StoreReplica
 	unwatched  bool // written as a Set is, whatever was applied meanwhile
 	stampAtEnd bool // stamped when the filler returns
+	never      bool // never stored
 }
 
 func (b *brokenFillRule) StartFill(key string) (func() FillEnd, error) {
@@ -291,37 +292,49 @@ func (b *brokenFillRule) StartFill(key string) (func() FillEnd, error) {
 		}
 		rec := crdt.Record{Key: key, Value: v, Time: stamp, Expires: r.fillExpiry()}
 		stored := true
-		if b.unwatched {
+		switch {
+		case b.never:
+			stored = false
+		case b.unwatched:
 			var err error
 			if rec, err = r.s.Write(rec); err != nil {
 				panic(err)
 			}
-		} else {
+		default:
 			rec, stored, _ = r.s.WriteIfUnchanged(rec, watch)
 		}
 		if !stored {
-			return FillEnd{Record: rec}
+			return FillEnd{Record: rec, Began: stamp}
 		}
-		return FillEnd{Record: rec, Stored: true, Restamped: rec.Time != stamp, Out: r.node.Write(rec, r.phys())}
+		return FillEnd{Record: rec, Stored: true, Began: stamp, Out: r.node.Write(rec, r.phys())}
 	}, nil
 }
 
 // TestHarnessCatchesBrokenFillRules: the slow fill action must catch a
 // fill that stores over a record of its key applied while its filler ran
 // (a peer's write stamped before the fill began, in flight when it
-// began), and one stamped when its filler returns.
+// began), one stamped when its filler returns, one that never stores, and
+// a store that stamps every fill again as it is written (as if a cut had
+// always passed it: a review found the store did so at every cut).
 func TestHarnessCatchesBrokenFillRules(t *testing.T) {
 	tests := []struct {
 		name, want string
 		rule       brokenFillRule
+		restamp    bool
 	}{
-		{"fills that ignore what was applied meanwhile", "over a change of the key applied while its filler ran", brokenFillRule{unwatched: true}},
-		{"fills stamped when the filler returns", "a fill is stamped when its filler begins", brokenFillRule{stampAtEnd: true}},
+		{name: "fills that ignore what was applied meanwhile", want: "over a change of the key applied while its filler ran", rule: brokenFillRule{unwatched: true}},
+		{name: "fills stamped when the filler returns", want: "a fill is stamped when its filler begins", rule: brokenFillRule{stampAtEnd: true}},
+		{name: "fills that never store", want: "stored nothing, and nothing changed the key", rule: brokenFillRule{never: true}},
+		{name: "fills always stamped again", want: "though no session's cut passed its stamp", restamp: true},
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			cfg := slowFills(DefaultStoreConfig())
 			cfg.Factory = wrapStores(func(r *StoreReplica) Replica {
+				if tc.restamp {
+					r.s.Overtaken(func(crdt.Timestamp) bool { return true }, r.clock.Now)
+					return r
+				}
 				b := tc.rule
 				b.StoreReplica = r
 				return &b

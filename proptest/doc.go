@@ -47,9 +47,12 @@
 //	                     again
 //	slow fill            a member's fill held open while it applies frames
 //	                     in flight to it and writes, then ended: it must
-//	                     store nothing if its key changed meanwhile, and
-//	                     be stamped when its filler began (replicas that
-//	                     implement [SlowFiller]; weight 0 unless set)
+//	                     store nothing if and only if its key changed
+//	                     meanwhile, and be stamped when its filler began
+//	                     (or again as it is written, newer than all the
+//	                     member issued, and only past a cut: [Restamper])
+//	                     (replicas that implement [SlowFiller]; weight 0
+//	                     unless set)
 //	antientropy          an anti-entropy session between two members
 //	round                anti-entropy from every live member to every
 //	                     other, each session delivered before the next

@@ -126,6 +126,7 @@ type StoreReplica struct {
 	// cluster fills
 	fills                fillState
 	fillTTL, fillTimeout time.Duration
+	skew                 int64 // the store's MaxClockSkew: see MayRestamp
 	answerRule           func(crdt.Record, func(crdt.Record) ([]byte, bool)) ([]byte, bool)
 	maxKeys              int
 	maxBytes             int64
@@ -137,9 +138,10 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	if cfg.Vary != nil {
 		cfg.Vary(name, &cfg)
 	}
+	skew := cmp.Or(cfg.Transport.StableMargin, transport.DefaultStableMargin)
 	s, err := store.New(store.Config{
 		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxDrift,
-		MaxClockSkew: cmp.Or(cfg.Transport.StableMargin, transport.DefaultStableMargin),
+		MaxClockSkew: skew,
 		MaxKeys:      cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, MaxDead: cfg.MaxDead,
 		Founder: name == cfg.Founder,
 	})
@@ -147,7 +149,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		return nil, err
 	}
 	r := &StoreReplica{
-		name: name, phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable,
+		name: name, phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable, skew: int64(skew),
 		fillTTL: cfg.FillTTL, fillTimeout: cmp.Or(cfg.FillTimeout, fillTimeout), answerRule: cfg.Answer,
 		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
 		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes,
