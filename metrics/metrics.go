@@ -85,7 +85,7 @@ var metricList = []metric{
 	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
 	{"bcache_peer_lookup_failures_total", "Peers that could not be looked up (a name that did not resolve, a PeerSource that failed), once per look at the seeds.", prometheus.CounterValue, nil},
 	{"bcache_key_refusals_total", "Members refused because their keys and this member's do not read each other (a key rotation's step skipped, or an old key).", prometheus.CounterValue, nil},
-	{"bcache_streams_refused_total", "Streams closed at once because as many as allowed were open from their address (64), or from addresses of no member (64 from one IPv6 /64 with a key; 64 in all without one, 128 with); their senders retry.", prometheus.CounterValue, nil},
+	{"bcache_streams_refused_total", "Streams closed because as many as allowed were open: at once, past 64 from their address or IPv6 /64 (with a key) or 64 in all (without); or, with a key, the oldest of 128 from addresses of no member, to make room. Their senders retry.", prometheus.CounterValue, nil},
 	{"bcache_calls_busy_total", "Peers' calls (cluster fills, fetches) refused at once because every place to serve one was taken (256, 32 for one asker); the asker fills or reads itself.", prometheus.CounterValue, nil},
 	{"bcache_call_repeats_total", "Peers' calls received again while served or once answered (resends, replays), not served again.", prometheus.CounterValue, nil},
 	{"bcache_udp_read_buffer_bytes", "Receive buffer of the member's UDP socket as the kernel reports it (Linux: twice the size set); the member asks for 16 MiB (0: not read).", prometheus.GaugeValue, nil},

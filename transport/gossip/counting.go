@@ -19,34 +19,42 @@ type wireStats struct {
 	refused                                    atomic.Uint64 // streams accepted past maxInbound, closed
 }
 
-// maxInbound bounds the streams accepted and not closed yet from
-// addresses of no member, in a cluster without a key. memberlist reads
-// each on its own goroutine and, without encryption, makes the buffer of
-// a user message as large as its header says (up to 20 MiB) before the
-// bytes come: anyone who reaches the port could open streams that send a
-// header and wait, each holding that much for TCPTimeout. Past the bound,
-// a new stream is closed at once (and counted): its sender retries, as
-// after any failed stream. With a key, memberlist reads a stream's
-// ciphertext as it comes, so what a stream holds is what was sent, up to
-// 20 MiB, before the check that fails it; there the streams from
-// addresses of no member are bounded by maxInboundUnknown together, and
-// by maxInboundPerIP per IPv6 /64 (without any bound, 100 streams from a
-// process without the key held 250 MiB for TCPTimeout: found by review).
-// The streams from a member's address (alive, or lost and not forgotten)
-// count against none of these, only maxInboundPerIP for their address,
-// so that no one else's idle streams can keep the members' own out (a
-// global bound let them: a joiner was refused 94,518 times in 8 s; and a
-// bound per /64 alone let anyone in a member's IPv6 LAN: both found by
-// review).
+// maxInbound bounds the streams accepted and not closed yet, all
+// together, in a cluster without a key. memberlist reads each on its own
+// goroutine and, without encryption, makes the buffer of a user message as
+// large as its header says (up to 20 MiB) before the bytes come: anyone
+// who reaches the port could open streams that send a header and wait,
+// each holding that much for TCPTimeout. Past the bound, a new stream is
+// closed at once (and counted): its sender retries, as after any failed
+// stream. (Without a key anyone may join, and be a member: no address is
+// trusted more than another.)
+//
+// With a key, memberlist reads a stream's ciphertext as it comes, so what
+// a stream holds is what was sent, up to 20 MiB, before the check that
+// fails it. There the streams from addresses of no member are bounded by
+// maxInboundUnknown together, and by maxInboundPerIP per address and per
+// IPv6 /64; past maxInboundUnknown, the oldest of them is closed to make
+// room (a joiner's exchange lasts milliseconds; streams left idle to fill
+// the bound are the oldest), so that no one keeps a new member out by
+// holding idle streams. The streams from a member's address (alive, or
+// lost and not forgotten) count against none of these, only against
+// maxInboundPerIP for their address, so that no one's idle streams keep
+// the members' own out. (Without any bound, 100 streams from a process
+// without the key held 250 MiB for TCPTimeout; a global one let idle
+// streams keep a joiner out, refused 94,518 times in 8 s; a bound on the
+// others without the oldest closed did too; and a bound per /64 alone
+// let anyone in a member's IPv6 LAN: all found by review.)
 const maxInbound = 64
 
-// maxInboundPerIP bounds the streams accepted from one remote address, or
-// one IPv6 /64 of no member's, and not closed yet (see maxInbound).
-// Members on one host (tests, a machine running several) share it.
+// maxInboundPerIP bounds the streams accepted from one remote address,
+// or one IPv6 /64 of no member's, and not closed yet, in a cluster with a
+// key (see maxInbound). Members on one host (tests, a machine running
+// several) share it.
 const maxInboundPerIP = 64
 
 // maxInboundUnknown bounds the streams accepted from addresses of no
-// member and not closed yet, in a cluster with a key (see maxInbound).
+// member and not closed yet, in a cluster with a key (see maxInbound):
+// past it, the oldest is closed.
 const maxInboundUnknown = 128
 
 // countingTransport wraps memberlist's transport to count what it sends.
@@ -57,7 +65,7 @@ type countingTransport struct {
 	memberlist.NodeAwareTransport
 	stats    *wireStats
 	streamCh chan net.Conn
-	unknowns int           // the bound on streams from addresses of no member: maxInbound, or with a key maxInboundUnknown
+	keyed    bool
 	closing  chan struct{} // closed when Shutdown starts
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
@@ -65,12 +73,15 @@ type countingTransport struct {
 
 	mu     sync.Mutex
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
-	// Streams accepted and not closed: by remote address; of addresses
-	// of no member, by IPv6 /64 (keyed) and in all.
-	fromIP  map[netip.Addr]int
-	fromNet map[netip.Prefix]int
-	unknown int
-	members map[netip.Addr]bool // the members' addresses (setMembers)
+	// Streams accepted and not closed: by remote address, or all of
+	// them without a key; with one, of addresses of no member, by IPv6
+	// /64, and in all, with when each was admitted.
+	fromIP    map[netip.Addr]int
+	fromNet   map[netip.Prefix]int
+	strangers map[*countingConn]uint64
+	admitted  uint64              // streams admitted so far: strangers' order
+	all       int                 // without a key
+	members   map[netip.Addr]bool // the members' addresses (setMembers)
 }
 
 // newCountingTransport wraps t; keyed says the cluster has a key (see
@@ -79,10 +90,7 @@ func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats, keyed b
 	c := &countingTransport{
 		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn),
 		closing: make(chan struct{}), stopped: make(chan struct{}),
-		dialed: map[*countingConn]struct{}{}, unknowns: maxInbound,
-	}
-	if keyed {
-		c.unknowns = maxInboundUnknown
+		dialed: map[*countingConn]struct{}{}, keyed: keyed,
 	}
 	c.wg.Add(1)
 	go c.forwardStreams()
@@ -103,9 +111,14 @@ func (c *countingTransport) forwardStreams() {
 			cc := &countingConn{Conn: conn, stats: c.stats, owner: c}
 			var from netip.Addr // the zero address of a stream of no IP (a test's in-memory network): one place for all
 			if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
-				from = ap.Addr().Unmap()
+				from = bare(ap.Addr())
 			}
-			if cc.place, cc.admitted = c.admit(from); !cc.admitted {
+			oldest, ok := c.admit(cc, from)
+			if oldest != nil {
+				c.stats.refused.Add(1)
+				oldest.Close() // memberlist's reader of it fails
+			}
+			if !ok {
 				c.stats.refused.Add(1)
 				conn.Close()
 				continue
@@ -124,49 +137,81 @@ func (c *countingTransport) forwardStreams() {
 // place is what an accepted stream counts against.
 type place struct {
 	ip     netip.Addr
-	member bool         // from a member's address: no bound but ip's
+	member bool         // from a member's address: no bound but ip's (with a key)
 	net    netip.Prefix // for one of no member's, its /64 (IPv6, keyed), or invalid
 }
 
-// admit takes a place for a stream accepted from ip, if one is left (see
-// maxInbound).
-func (c *countingTransport) admit(ip netip.Addr) (place, bool) {
+// bare is ip as addresses are compared here: IPv4 unmapped, and without a
+// zone (a link-local stream's remote address carries its interface, a
+// member's advertised one does not: found by review).
+func bare(ip netip.Addr) netip.Addr { return ip.Unmap().WithZone("") }
+
+// admit takes a place for cc, a stream accepted from ip, if one is left
+// (see maxInbound). With a key, a stream of no member's past
+// maxInboundUnknown takes the place of the oldest such stream, which the
+// caller closes.
+func (c *countingTransport) admit(cc *countingConn, ip netip.Addr) (oldest *countingConn, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := place{ip: ip, member: c.members[ip]}
-	if !p.member && c.unknowns == maxInboundUnknown && ip.Is6() {
+	p := place{ip: ip, member: c.keyed && c.members[ip]}
+	if !p.member && c.keyed && ip.Is6() {
 		p.net, _ = ip.Prefix(64)
 	}
 	switch {
-	case c.fromIP[ip] >= maxInboundPerIP:
-		return p, false
-	case p.member:
-	case c.unknown >= c.unknowns, p.net.IsValid() && c.fromNet[p.net] >= maxInboundPerIP:
-		return p, false
+	case !c.keyed && c.all >= maxInbound,
+		c.fromIP[ip] >= maxInboundPerIP,
+		p.net.IsValid() && c.fromNet[p.net] >= maxInboundPerIP:
+		return nil, false
+	case c.keyed && !p.member && len(c.strangers) >= maxInboundUnknown:
+		oldest = c.oldestStranger()
+		c.releaseLocked(oldest) // its Close gives back nothing more
 	}
 	if c.fromIP == nil {
-		c.fromIP, c.fromNet = map[netip.Addr]int{}, map[netip.Prefix]int{}
+		c.fromIP, c.fromNet, c.strangers = map[netip.Addr]int{}, map[netip.Prefix]int{}, map[*countingConn]uint64{}
 	}
 	c.fromIP[ip]++
-	if !p.member {
-		c.unknown++
+	c.all++
+	if c.keyed && !p.member {
+		c.admitted++
+		c.strangers[cc] = c.admitted
 	}
 	if p.net.IsValid() {
 		c.fromNet[p.net]++
 	}
-	return p, true
+	cc.place, cc.held = p, true
+	return oldest, true
 }
 
-// release gives back a place admit took.
-func (c *countingTransport) release(p place) {
+// oldestStranger returns the stream of no member's admitted first. Called
+// with c.mu held, with at least one.
+func (c *countingTransport) oldestStranger() *countingConn {
+	var oldest *countingConn
+	for cc, n := range c.strangers {
+		if oldest == nil || n < c.strangers[oldest] {
+			oldest = cc
+		}
+	}
+	return oldest
+}
+
+// release gives back the place cc holds, if it holds one.
+func (c *countingTransport) release(cc *countingConn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.releaseLocked(cc)
+}
+
+func (c *countingTransport) releaseLocked(cc *countingConn) {
+	if !cc.held {
+		return
+	}
+	cc.held = false
+	p := cc.place
 	if c.fromIP[p.ip]--; c.fromIP[p.ip] <= 0 {
 		delete(c.fromIP, p.ip)
 	}
-	if !p.member {
-		c.unknown--
-	}
+	c.all--
+	delete(c.strangers, cc)
 	if p.net.IsValid() {
 		if c.fromNet[p.net]--; c.fromNet[p.net] <= 0 {
 			delete(c.fromNet, p.net)
@@ -174,8 +219,8 @@ func (c *countingTransport) release(p place) {
 	}
 }
 
-// setMembers sets the members' addresses, whose streams count against
-// no bound but their address's (see maxInbound).
+// setMembers sets the members' addresses, whose streams count, with a key,
+// against no bound but their address's (see maxInbound).
 func (c *countingTransport) setMembers(ips map[netip.Addr]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -287,12 +332,12 @@ func (c *countingTransport) Shutdown() error {
 // countingConn counts the bytes written to a stream.
 type countingConn struct {
 	net.Conn
-	stats    *wireStats
-	dialer   *countingTransport // nil for a stream accepted
-	owner    *countingTransport // for a stream accepted: its place is given back at Close
-	place    place
-	admitted bool
-	closed   atomic.Bool
+	stats  *wireStats
+	dialer *countingTransport // nil for a stream accepted
+	owner  *countingTransport // for a stream accepted: its place is given back at Close
+	place  place              // guarded by owner.mu
+	held   bool               // place is held: guarded by owner.mu
+	closed atomic.Bool
 }
 
 // Close closes the stream, and forgets it if it was dialed, or gives back
@@ -304,8 +349,8 @@ func (c *countingConn) Close() error {
 	if c.dialer != nil {
 		c.dialer.forget(c)
 	}
-	if c.admitted {
-		c.owner.release(c.place)
+	if c.owner != nil {
+		c.owner.release(c)
 	}
 	return c.Conn.Close()
 }

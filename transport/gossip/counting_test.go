@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -166,67 +165,107 @@ func (c *stalledConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline
 func (c *stalledConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
 func (c *stalledConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
 
-// TestInboundPlacesOfNonMembers: the streams accepted from addresses of no
-// member are bounded together (maxInbound without a key, maxInboundUnknown
-// with one) and, with a key, per IPv6 /64 (maxInboundPerIP); a member's
-// address, in such a /64 too, counts against its own bound alone, so
-// others' idle streams never keep the members' out; and a place given
-// back is taken again.
+// TestInboundPlacesOfNonMembers: with a key, the streams accepted from
+// addresses of no member are bounded per address and per IPv6 /64
+// (maxInboundPerIP) and together (maxInboundUnknown: past it the oldest
+// is closed to make room, so that idle streams keep no joiner out); a
+// member's address, in such a /64 too, counts against its own bound
+// alone; without a key, every stream counts against maxInbound. Places
+// given back are taken again.
 func TestInboundPlacesOfNonMembers(t *testing.T) {
-	for _, keyed := range []bool{false, true} {
-		t.Run(fmt.Sprint("keyed=", keyed), func(t *testing.T) {
-			c := &countingTransport{unknowns: maxInbound}
-			if keyed {
-				c.unknowns = maxInboundUnknown
-			}
-			member := netip.MustParseAddr("2001:db8::1")
-			c.setMembers(map[netip.Addr]bool{member: true})
-			var taken []place
-			admit := func(ip netip.Addr) bool {
-				p, ok := c.admit(ip)
-				if ok {
-					taken = append(taken, p)
-				}
-				return ok
-			}
-			// Non-members in the member's /64, each address new.
-			n := 0
-			for ; n < 1000 && admit(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(n >> 8), 15: byte(n + 2)})); n++ {
-			}
-			if want := min(c.unknowns, maxInboundPerIP); !keyed && n != maxInbound || keyed && n != want {
-				t.Fatalf("%d streams admitted from one /64 of no member's, want %d", n, want)
-			}
-			// Non-members elsewhere, IPv4 and other /64s, up to the bound
-			// on all.
-			for i := 0; i < 1000 && admit(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})); i++ {
-				n++
-			}
-			if n != c.unknowns {
-				t.Fatalf("%d streams admitted from addresses of no member, want %d", n, c.unknowns)
-			}
-			for i := range maxInboundPerIP {
-				if !admit(member) {
-					t.Fatalf("the member's stream %d refused while others' held the rest", i+1)
-				}
-			}
-			if admit(member) {
-				t.Fatalf("a member's stream %d admitted, past maxInboundPerIP", maxInboundPerIP+1)
-			}
-			stranger := netip.MustParseAddr("192.0.2.7")
-			if admit(stranger) {
-				t.Fatal("a stream of no member's admitted past the bound")
-			}
-			c.release(taken[0]) // one of no member's goes
-			taken = taken[1:]
-			if !admit(stranger) {
-				t.Fatal("a place given back was not taken again")
-			}
-			for _, p := range taken {
-				c.release(p)
-			}
-			if len(c.fromIP) != 0 || len(c.fromNet) != 0 || c.unknown != 0 {
-				t.Fatalf("all released, still held: %v by address, %v by /64, %d of no member's", c.fromIP, c.fromNet, c.unknown)
-			}
-		})
+	member := netip.MustParseAddr("2001:db8::1")
+	v6 := func(n int) netip.Addr { // addresses of no member in member's /64
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(n >> 8), 15: byte(n + 2)})
 	}
+	v4 := func(n int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(n >> 8), byte(n)}) }
+	t.Run("keyed", func(t *testing.T) {
+		c := &countingTransport{keyed: true}
+		c.setMembers(map[netip.Addr]bool{member: true})
+		var held []*countingConn
+		admit := func(ip netip.Addr) (*countingConn, bool) {
+			p, q := net.Pipe()
+			t.Cleanup(func() { p.Close(); q.Close() })
+			cc := &countingConn{Conn: p, owner: c}
+			oldest, ok := c.admit(cc, ip)
+			if ok {
+				held = append(held, cc)
+			}
+			return oldest, ok
+		}
+		n := 0
+		for ; n < 1000; n++ {
+			if _, ok := admit(v6(n)); !ok {
+				break
+			}
+		}
+		if n != maxInboundPerIP {
+			t.Fatalf("%d streams admitted from one /64 of no member's, want %d", n, maxInboundPerIP)
+		}
+		for i := range maxInboundUnknown - maxInboundPerIP {
+			if oldest, ok := admit(v4(i)); !ok || oldest != nil {
+				t.Fatalf("stream %d of no member's, under the bound: admitted %v, closing %v", n+i, ok, oldest)
+			}
+		}
+		first := held[0]
+		if oldest, ok := admit(v4(1000)); !ok || oldest != first {
+			t.Fatalf("a stream of no member's past the bound: admitted %v, closing %p, want the oldest, %p", ok, oldest, first)
+		}
+		first.Close() // as its reader sees it fail
+		if len(c.strangers) != maxInboundUnknown || first.held {
+			t.Fatalf("%d streams of no member's held (the oldest's place still held: %v), want %d", len(c.strangers), first.held, maxInboundUnknown)
+		}
+		for i := range maxInboundPerIP {
+			if oldest, ok := admit(member); !ok || oldest != nil {
+				t.Fatalf("the member's stream %d: admitted %v, closing %v", i+1, ok, oldest)
+			}
+		}
+		if _, ok := admit(member); ok {
+			t.Fatalf("a member's stream %d admitted, past maxInboundPerIP", maxInboundPerIP+1)
+		}
+		one := netip.MustParseAddr("192.0.2.7")
+		for range maxInboundPerIP {
+			admit(one)
+		}
+		if _, ok := admit(one); ok {
+			t.Fatalf("stream %d from one address of no member's admitted", maxInboundPerIP+1)
+		}
+		for _, cc := range held {
+			c.release(cc)
+		}
+		if len(c.fromIP) != 0 || len(c.fromNet) != 0 || len(c.strangers) != 0 || c.all != 0 {
+			t.Fatalf("all released, still held: %v by address, %v by /64, %d of no member's, %d in all", c.fromIP, c.fromNet, len(c.strangers), c.all)
+		}
+	})
+	t.Run("unkeyed", func(t *testing.T) {
+		c := &countingTransport{}
+		c.setMembers(map[netip.Addr]bool{member: true})
+		var held []*countingConn
+		for i := range maxInbound {
+			ip := v4(i)
+			if i%2 == 0 {
+				ip = member
+			}
+			cc := &countingConn{owner: c}
+			if oldest, ok := c.admit(cc, ip); !ok || oldest != nil {
+				t.Fatalf("stream %d: admitted %v, closing %v", i+1, ok, oldest)
+			}
+			held = append(held, cc)
+		}
+		for _, ip := range []netip.Addr{member, v4(999)} {
+			if oldest, ok := c.admit(&countingConn{owner: c}, ip); ok || oldest != nil {
+				t.Fatalf("a stream from %v past maxInbound in all: admitted %v, closing %v", ip, ok, oldest)
+			}
+		}
+		c.release(held[0])
+		if _, ok := c.admit(&countingConn{owner: c}, v4(999)); !ok {
+			t.Fatal("a place given back was not taken again")
+		}
+	})
+	t.Run("addresses", func(t *testing.T) {
+		for in, want := range map[string]string{"fe80::2%eth0": "fe80::2", "::ffff:10.0.0.1": "10.0.0.1", "2001:db8::1": "2001:db8::1"} {
+			if got := bare(netip.MustParseAddr(in)); got != netip.MustParseAddr(want) {
+				t.Errorf("bare(%s) = %v, want %s", in, got, want)
+			}
+		}
+	})
 }

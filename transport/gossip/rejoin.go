@@ -305,6 +305,7 @@ func (r *Replicator) rejoinTargets() ([]string, bool) {
 		for _, name := range longLost[:len(longLost)-maxLongLost] {
 			delete(r.known, name)
 		}
+		r.knownChanged()
 	}
 	slices.Sort(lost)
 	return slices.Compact(lost), len(lost) > 0 || len(r.alive) <= 1

@@ -315,6 +315,15 @@ func (r *Replicator) received(b []byte) {
 	}
 }
 
+// knownChanged tells the transport the addresses of the members known
+// now (memberIPs). Called with r.mu held, after every change to r.known's
+// names or addresses (the forgotten too: found by review).
+func (r *Replicator) knownChanged() {
+	if r.ct != nil {
+		r.ct.setMembers(r.memberIPs())
+	}
+}
+
 // memberIPs returns the addresses of the members known (alive, or lost
 // and not forgotten), whose streams the transport admits apart (see
 // maxInbound). Called with r.mu held.
@@ -322,7 +331,7 @@ func (r *Replicator) memberIPs() map[netip.Addr]bool {
 	ips := make(map[netip.Addr]bool, len(r.known))
 	for _, k := range r.known {
 		if ap, err := netip.ParseAddrPort(k.addr); err == nil {
-			ips[ap.Addr().Unmap()] = true
+			ips[bare(ap.Addr())] = true
 		}
 	}
 	return ips
@@ -346,6 +355,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		// alone, and its own address a lost member's (found by review).
 		delete(r.alive, n.Name)
 		delete(r.known, n.Name)
+		r.knownChanged()
 		r.mu.Unlock()
 		return
 	}
@@ -383,9 +393,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			r.known[n.Name] = k
 		}
 	}
-	if r.ct != nil {
-		r.ct.setMembers(r.memberIPs())
-	}
+	r.knownChanged()
 	r.mu.Unlock()
 	select {
 	case r.changed <- struct{}{}:
@@ -489,7 +497,9 @@ type Stats struct {
 	CallsBusy, CallRepeats uint64
 	// StreamsRefused counts the streams closed as soon as they were
 	// accepted, because as many as allowed were open already from their
-	// address, their IPv6 /64, or addresses of no member (see maxInbound).
+	// address or their IPv6 /64, or in all, and, with a key, the oldest
+	// stream from an address of no member closed to make room for a
+	// newer one (see maxInbound).
 	StreamsRefused uint64
 	// StreamBytes is the bytes of the frames queued for, or being written
 	// to, a stream now.

@@ -484,7 +484,7 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 		long := time.Now().Add(-2 * transport.DefaultFailedTimeout)
 		a.r.mu.Lock()
 		for i := range 3 * maxLongLost {
-			a.r.known[fmt.Sprint("gone-", i)] = knownMember{addr: fmt.Sprintf("127.0.0.1:%d", 1+i), lost: long.Add(time.Duration(i) * time.Second)}
+			a.r.known[fmt.Sprint("gone-", i)] = knownMember{addr: fmt.Sprintf("10.0.%d.%d:1", i/256, i%256), lost: long.Add(time.Duration(i) * time.Second)}
 		}
 		a.r.mu.Unlock()
 		a.r.rejoinTargets()
@@ -494,6 +494,15 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 		_, newest := a.r.known[fmt.Sprint("gone-", 3*maxLongLost-1)]
 		if n := len(a.r.known); n > maxLongLost+1 || oldest || !newest {
 			t.Fatalf("%d members known (bound %d and a itself); the oldest kept %v, the newest %v", n, maxLongLost, oldest, newest)
+		}
+		// The transport forgets the forgotten's addresses too: they are
+		// no member's, and count as anyone's.
+		a.r.ct.mu.Lock()
+		defer a.r.ct.mu.Unlock()
+		last := 3*maxLongLost - 1
+		if a.r.ct.members[netip.MustParseAddr("10.0.0.0")] || !a.r.ct.members[netip.MustParseAddr(fmt.Sprintf("10.0.%d.%d", last/256, last%256))] {
+			t.Fatalf("the transport's members: the forgotten's address %v, the newest's %v; want false, true",
+				a.r.ct.members[netip.MustParseAddr("10.0.0.0")], a.r.ct.members[netip.MustParseAddr(fmt.Sprintf("10.0.%d.%d", last/256, last%256))])
 		}
 	})
 }
@@ -575,8 +584,8 @@ func testInboundStreamsAreBounded(t *testing.T, keyed bool) {
 		}
 	}
 	a := startNode(t, "a", nil, key, func(c *Config) { c.Timings.TCPTimeout = time.Minute })
-	if keyed != (a.r.ct.unknowns == maxInboundUnknown) {
-		t.Fatalf("keyed %v: streams of no member's bounded at %d", keyed, a.r.ct.unknowns)
+	if keyed != a.r.ct.keyed {
+		t.Fatalf("keyed %v: the transport takes the cluster for keyed: %v", keyed, a.r.ct.keyed)
 	}
 	await.Until(t, 10*time.Second, func() bool {
 		a.r.ct.mu.Lock()
