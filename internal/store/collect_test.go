@@ -209,3 +209,47 @@ func TestFillWatchesCountEachFill(t *testing.T) {
 		t.Fatalf("%d watches left", n)
 	}
 }
+
+// TestDeleteBurstsSignal: a delete, written here or received, that leaves
+// its shard holding more than its share of twice MaxDead dead records
+// signals Bursts (the Cache then collects at once, not at its next
+// collection); one within it, a value written, or a store without
+// MaxDead, does not.
+func TestDeleteBurstsSignal(t *testing.T) {
+	signalled := func(s *Store) bool {
+		select {
+		case <-s.Bursts():
+			return true
+		default:
+			return false
+		}
+	}
+	del := func(i int) crdt.Record {
+		return crdt.Record{Key: fmt.Sprint("d", i), Tombstone: true, Time: crdt.Timestamp{Wall: testNow + int64(i) + 1, Node: 1}}
+	}
+	s := mustStore(t, Config{Horizon: time.Hour, Shards: 1, MaxDead: 100})
+	for i := range 200 { // the one shard's share of twice MaxDead
+		s.Write(del(i))
+	}
+	s.Write(crdt.Record{Key: "live", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow + 500, Node: 1}})
+	if signalled(s) {
+		t.Fatal("signalled within twice MaxDead")
+	}
+	s.Write(del(200))
+	if !signalled(s) {
+		t.Fatal("a delete past twice MaxDead did not signal")
+	}
+	if s.Apply(del(201), true, testNow); !signalled(s) {
+		t.Fatal("a received delete past twice MaxDead did not signal")
+	}
+	if s.Apply(del(201), true, testNow); signalled(s) {
+		t.Fatal("a received delete already held signalled")
+	}
+	unbounded := mustStore(t, Config{Horizon: time.Hour, Shards: 1})
+	for i := range 1000 {
+		unbounded.Write(del(i))
+	}
+	if signalled(unbounded) {
+		t.Fatal("a store without MaxDead signalled")
+	}
+}
