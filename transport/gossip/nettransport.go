@@ -121,6 +121,7 @@ func (t *netTransport) readPackets() {
 	// A datagram is read after directRoom bytes, in which the opener makes
 	// a direct delta's frame in place.
 	buf := make([]byte, directRoom+maxDatagram)
+	var wait time.Duration // after failed reads in a row
 	for {
 		n, from, err := t.udp.ReadFromUDPAddrPort(buf[directRoom:])
 		ts := time.Now()
@@ -128,8 +129,17 @@ func (t *netTransport) readPackets() {
 			if t.shutdown.Load() {
 				return
 			}
+			// A socket whose reads fail (one closed under the
+			// transport, a kernel out of memory) fails at once, again:
+			// retried at once, the loop took a whole CPU (last notes'
+			// item). Back off as accept does.
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			if !readPause(wait, t.done) {
+				return
+			}
 			continue
 		}
+		wait = 0
 		if n == 0 {
 			continue
 		}
@@ -178,9 +188,12 @@ func (t *netTransport) accept() {
 	}
 }
 
-// acceptPause waits d after a failed accept, and reports false if done
-// closed first. (A variable: tests record the waits.)
-var acceptPause = func(d time.Duration, done <-chan struct{}) bool {
+// acceptPause waits d after a failed accept, and readPause after a
+// failed datagram read; each reports false if done closed first.
+// (Variables: tests record the waits.)
+var acceptPause, readPause = pause, pause
+
+func pause(d time.Duration, done <-chan struct{}) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {

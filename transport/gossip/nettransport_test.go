@@ -42,6 +42,40 @@ func TestWriteToAddressesAndNames(t *testing.T) {
 // descriptors, a connection waiting: it fails at once, again and again)
 // is retried after 5 ms, doubling to a second. It was retried at once,
 // and the loop took a whole CPU (found by review).
+// TestReadBacksOffOnErrors: a datagram socket whose every read fails is
+// read again after a wait, 5 ms doubling to a second, not at once (a CPU
+// spent on a loop of failures).
+func TestReadBacksOffOnErrors(t *testing.T) {
+	var waits []time.Duration // written by the reading goroutine alone
+	enough := make(chan struct{})
+	old := readPause
+	readPause = func(d time.Duration, done <-chan struct{}) bool {
+		if waits = append(waits, d); len(waits) == 10 {
+			close(enough)
+			<-done
+			return false
+		}
+		return true
+	}
+	defer func() { readPause = old }()
+	nt, err := listen("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt.udp.Close() // every read fails at once, while the transport runs
+	select {
+	case <-enough:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ten failed reads")
+	}
+	nt.Shutdown()
+	ms := time.Millisecond
+	want := []time.Duration{5 * ms, 10 * ms, 20 * ms, 40 * ms, 80 * ms, 160 * ms, 320 * ms, 640 * ms, time.Second, time.Second}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits after failed reads: %v, want %v", waits, want)
+	}
+}
+
 func TestAcceptBacksOffOnErrors(t *testing.T) {
 	var waits []time.Duration // written by the accept goroutine alone
 	enough := make(chan struct{})
