@@ -201,7 +201,10 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 	// A request that fits a datagram goes as one, and again if no answer
 	// comes (a datagram lost): the peer ignores a repeat while it serves
 	// the first copy, and sends the same answer again after (for
-	// answeredFor; past it, a repeat is served as a new call).
+	// answeredFor; past it, a repeat is served as a new call). A larger
+	// one goes again once the wait has grown to its longest, a second,
+	// and every second after: its answer, lost, was never asked for again
+	// (last notes' item), and the call waited for its context's end.
 	resend := time.NewTimer(callResend)
 	defer resend.Stop()
 	for wait := callResend; ; {
@@ -214,7 +217,7 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 		case err := <-failed:
 			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 		case <-resend.C:
-			if r.fitsDatagram(req) {
+			if r.fitsDatagram(req) || wait == time.Second {
 				r.sendCall(node, req, nil)
 			}
 			wait = min(2*wait, time.Second)

@@ -81,6 +81,31 @@ func TestCallResendsALostRequest(t *testing.T) {
 	}
 }
 
+// TestCallResendsALargeRequestWhoseAnswerIsLost: a request larger than a
+// datagram (it goes by stream) whose answer is lost is sent again once
+// the call's wait has grown to a second, and gets the answer sent again,
+// served once; it was never sent again, and the call waited for its
+// context's end.
+func TestCallResendsALargeRequestWhoseAnswerIsLost(t *testing.T) {
+	var served atomic.Int32
+	var net *memnet.Network
+	net, a, b := callPair(t, func(string, []byte) []byte {
+		if served.Add(1) == 1 {
+			net.SetLoss("b", "a", 1) // the answer is lost
+		}
+		return []byte("ok")
+	})
+	done := callAsync(t, a, "b", bytes.Repeat([]byte("q"), 10_000))
+	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the large request never came again")
+	net.SetLoss("b", "a", 0)
+	if r := <-done; r.err != nil || string(r.answer) != "ok" {
+		t.Fatalf("%q, %v", r.answer, r.err)
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("served %d times, want once: a repeat gets the answer sent", n)
+	}
+}
+
 // TestAnswersKeptAreBounded: the answers a member keeps for repeats go
 // after answeredFor, past answeredCalls and past answeredBytes.
 func TestAnswersKeptAreBounded(t *testing.T) {
