@@ -113,7 +113,9 @@ type Stats struct {
 	// from the write, on the writer's clock, to the arrival, on this
 	// member's. The members' clock difference enters it (a lag below it
 	// counts as zero); repairs' lag includes how long the delta was
-	// missing.
+	// missing; a filled value's includes how long its filler ran (it is
+	// stamped when the filler began: see GetWithFiller), which a peer
+	// cannot tell apart.
 	DeltaLag  Histogram `json:"delta_lag"`
 	RepairLag Histogram `json:"repair_lag"`
 	// Replication holds the counters of replication: the network's

@@ -103,7 +103,7 @@ var metricList = []metric{
 	{"bcache_antientropy_sessions_timed_out_total", "Anti-entropy exchanges this member started and abandoned.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_repair_records_total", "Records sent and received by anti-entropy.", prometheus.CounterValue, []string{"direction"}},
 	{"bcache_antientropy_differing_buckets", "Digest buckets found differing, per anti-entropy exchange this member started and completed.", histogram, nil},
-	{"bcache_replication_lag_seconds", "Per record received and applied: from its write (writer's clock) to its arrival (this member's clock), by path.", histogram, []string{"path"}},
+	{"bcache_replication_lag_seconds", "Per record received and applied: from its write (writer's clock) to its arrival (this member's clock), by path; a filled value's includes its filler's run (it is stamped when the filler began).", histogram, []string{"path"}},
 	{"bcache_network_sent_bytes_total", "Bytes sent, memberlist's own traffic included, by transport.", prometheus.CounterValue, []string{"transport"}},
 	{"bcache_frames_dropped_total", "Frames not sent, by reason: no_room (the sync protocol's, for lack of room on streams), call_no_room (calls' requests and answers larger than a datagram, for lack of room on streams), no_route (to a member gone), send_error (failed to send; calls' included).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_memberlist_errors_total", "memberlist's error lines (garbage from a process without the cluster key makes one a datagram).", prometheus.CounterValue, nil},
