@@ -164,8 +164,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.OnDrop != nil {
 		go c.reportDrops()
 	}
-	c.wg.Add(1)
-	go c.collectEvery(cfg.GCInterval)
+	c.every(cfg.GCInterval, c.collect)
 	if cfg.SnapshotPath != "" && cfg.SnapshotInterval > 0 {
 		c.every(cfg.SnapshotInterval, func() {
 			if err := c.writeSnapshot(); err != nil {
@@ -409,50 +408,6 @@ func (c *Cache) every(d time.Duration, f func()) {
 		}
 	}()
 }
-
-// collectEvery runs collect every d, and at once when a burst of deletes
-// passes about twice MaxDeadRecords (store.Bursts), but not twice within
-// burstGap, and, while such collections take nothing by the bound (a
-// member that may not collect yet: it has never synced), within twice the
-// gap before, up to d: it would otherwise walk its dying records at every
-// delete. Until Close.
-func (c *Cache) collectEvery(d time.Duration) {
-	defer c.wg.Done()
-	t := time.NewTicker(d)
-	defer t.Stop()
-	var last time.Time
-	gap := burstGap
-	for {
-		burst := false
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		case <-c.store.Bursts():
-			burst = true
-			if wait := gap - time.Since(last); wait > 0 {
-				select { // the signal is taken: collect once the gap is over
-				case <-c.done:
-					return
-				case <-time.After(wait):
-				}
-			}
-		}
-		before := c.store.CollectedByBound()
-		c.collect()
-		last = time.Now()
-		switch {
-		case c.store.CollectedByBound() > before:
-			gap = burstGap
-		case burst:
-			gap = min(2*gap, d)
-		}
-	}
-}
-
-// burstGap is the least time between two collections a burst of deletes
-// starts (see collectEvery).
-const burstGap = 10 * time.Millisecond
 
 // collect runs garbage collection (every GCInterval); see store.Collect
 // for when a member alone may collect. It also reports, once per run,

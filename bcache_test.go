@@ -155,26 +155,6 @@ func TestMaxValueSizeFollowsMaxBytes(t *testing.T) {
 	}
 }
 
-// TestDeleteBurstIsCollectedAtOnce: a burst of deletes past about twice
-// MaxDeadRecords is collected at once, not at the next GCInterval (an hour
-// here): the dead records held stay within twice the bound, or 16 a shard
-// (4,096) for a bound as low as this one, rather than all 50,000.
-func TestDeleteBurstIsCollectedAtOnce(t *testing.T) {
-	cfg := testConfig("solo")
-	cfg.GCInterval = time.Hour
-	cfg.MaxDeadRecords = 1000
-	c := newCache(t, cfg)
-	for i := range 50_000 {
-		if err := c.Delete(fmt.Sprint("k", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	await.Until(t, 10*time.Second, func() bool {
-		st := c.Stats()
-		return st.Tombstones <= 4096 && st.CollectedByBound > 0
-	}, "a burst of 50,000 deletes left %d dead records (%d collected by the bound)", c.Stats().Tombstones, c.Stats().CollectedByBound)
-}
-
 // TestMaxDeadRecordsDefault: the bound on dead records follows the bounds
 // on values, and is off when they are.
 func TestMaxDeadRecordsDefault(t *testing.T) {

@@ -137,10 +137,9 @@ type Config struct {
 	// MaxDeadRecords bounds the dead records (deletes, expired values) this
 	// member keeps while it may not collect them yet, which it must while
 	// a member is absent: past it, the oldest are collected at the next
-	// collection (every GCInterval, and at once when a burst of deletes
-	// passes about twice the bound: between two, a burst holds up to that,
-	// or 16 dead records a shard of the store's 256, whichever is more),
-	// at a price (package lww, rule 7; counted in Stats.CollectedByBound),
+	// collection (every GCInterval: between two, a burst of deletes may
+	// hold more, as many as it makes), at a price (package lww, rule 7;
+	// counted in Stats.CollectedByBound),
 	// values that expired less than MaxClockSkew ago last (members whose
 	// clocks are behind may still serve them, and would lose them).
 	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200

@@ -27,9 +27,6 @@ type Stats struct {
 	Restamped uint64
 }
 
-// CollectedByBound is Stats().CollectedByBound, without the shards' locks.
-func (s *Store) CollectedByBound() uint64 { return s.stats.byBound.Load() }
-
 // Stats returns the store's counters. It takes each shard's lock for a
 // moment, one at a time.
 func (s *Store) Stats() Stats {

@@ -94,10 +94,6 @@ type Store struct {
 	maxBytes int64
 	maxValue int
 	maxDead  int
-	// burstAt is the tombstones a shard holds past which a delete signals
-	// bursts (0: never): about twice MaxDead across the shards.
-	burstAt  int
-	bursts   chan struct{}
 	resident atomic.Int64 // resident values
 	bytes    atomic.Int64 // their key and value bytes
 	sealed   atomic.Bool
@@ -163,10 +159,6 @@ func New(cfg Config) (*Store, error) {
 		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: valueLimit(cfg), maxDead: cfg.MaxDead,
 		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift), skew: int64(cfg.MaxClockSkew)}
 	s.founder.Store(cfg.Founder)
-	s.bursts = make(chan struct{}, 1)
-	if cfg.MaxDead > 0 {
-		s.burstAt = max(2*cfg.MaxDead/cfg.Shards, minBurst)
-	}
 	for i := range s.shards {
 		m, err := lww.New(lww.Config{
 			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, Alloc: newEntry,
@@ -382,34 +374,9 @@ func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) 
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
 		sh.applied(watch, &rec, true, false, false)
 	}
-	s.deadBurst(sh, &rec)
 	sh.mu.Unlock()
 	s.settle(ch)
 	return rec, true, nil
-}
-
-// minBurst is the fewest tombstones a shard holds before a delete signals
-// Bursts, however low MaxDead.
-const minBurst = 16
-
-// Bursts delivers a signal when a delete leaves its shard holding more
-// than its share of twice MaxDead dead records (checked per shard, so
-// that a delete takes no lock and no shared counter more): the caller
-// then collects at once rather than at its next collection, so that a
-// burst of deletes holds about twice MaxDead, not as many as it made. A
-// signal not taken yet stands for any made since. Never with MaxDead 0.
-func (s *Store) Bursts() <-chan struct{} { return s.bursts }
-
-// deadBurst signals Bursts if rec, just applied, is a delete and its
-// shard sh (locked) holds more than its share. A received answer (an
-// unknown key's tombstone) counts too: it is dead as well.
-func (s *Store) deadBurst(sh *shard, rec *crdt.Record) {
-	if s.burstAt > 0 && rec.Tombstone && sh.m.Tombstones() > s.burstAt {
-		select {
-		case s.bursts <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // Seal makes every later Write fail with ErrSealed. A write that returned
@@ -447,9 +414,6 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
 		sh.applied(watch, &rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized)
-	}
-	if ch.outcome == crdt.Applied {
-		s.deadBurst(sh, &rec)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
