@@ -25,7 +25,18 @@ type antiEntropy struct {
 	// to them, at once.
 	arrived []string
 	counter uint64
-	resp    map[string]*responder // by peer name; only members of the view
+	// resp holds, by peer name, the responder state of a session whose
+	// initiator has sent a step with its token; opening, those of the
+	// last maxOpenings openings not followed by such a step yet, oldest
+	// first. An opening carries no token and may come from anyone with
+	// the key under any member's name: it never replaces a session that
+	// has shown its token, nor the peer's own opening unless
+	// maxOpenings more come before the peer's next step (one forged
+	// datagram tore down a live session, and each one after it: found by
+	// review). Both hold members of the view when they came, until
+	// SessionTimeout passes without a step.
+	resp    map[string]*responder
+	opening map[string][]*responder
 	// root is whether a session opens with the digest's root alone
 	// (OpenWithRoot); hurried whether the next was hurried (Hurry): one a
 	// reader waits for opens as an arrival's does.
@@ -115,10 +126,20 @@ type responder struct {
 // depth returns the number of digest levels below the root.
 func (n *Node) depth() int { return n.cfg.Replica.DigestBits() / crdt.FanoutBits }
 
+// maxOpenings bounds the openings kept per peer (see antiEntropy.opening).
+const maxOpenings = 4
+
 func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	for peer, r := range n.ae.resp {
 		if now >= r.deadline {
 			delete(n.ae.resp, peer)
+		}
+	}
+	for peer, rs := range n.ae.opening {
+		if rs = slices.DeleteFunc(rs, func(r *responder) bool { return now >= r.deadline }); len(rs) == 0 {
+			delete(n.ae.opening, peer)
+		} else {
+			n.ae.opening[peer] = rs
 		}
 	}
 	if s := &n.ae.s; n.ae.active && (now >= s.deadline || crdt.SubSat(now, s.start) >= n.sessionLife()) {
@@ -381,6 +402,16 @@ func (n *Node) finish(now int64) {
 	n.exchanged(s.peer, now)
 }
 
+// abandon ends the session in flight as abandoned, for a reply that
+// cannot be its answer: counted with the timed out (Started is Completed,
+// TimedOut and those Yielded after they started; three such endings were
+// counted nowhere: found by review).
+func (n *Node) abandon() {
+	n.stats.Stray++
+	n.stats.SessionsTimedOut++
+	n.ae.active = false
+}
+
 // responded ends a session a peer started with this node as completed,
 // on this side.
 func (n *Node) responded(from string, r *responder, now int64) {
@@ -396,23 +427,37 @@ func (n *Node) responded(from string, r *responder, now int64) {
 // request reports whether m, from peer from, is a new step of an exchange
 // that peer started, and returns its responder state. A peer's first
 // message (a Digest with token zero, step 1: opens says so) opens one,
-// replacing any older one; every later one must carry the token drawn then
-// and a step not answered yet. Peers outside the membership view are not
-// answered.
+// replacing any other opening of that peer's, but not its session that
+// has shown its token (see antiEntropy.opening); every later one must
+// carry the token drawn then and a step not answered yet. The first such
+// step makes its session the peer's, in place of the one before. Peers
+// outside the membership view are not answered.
 func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*responder, bool) {
 	if _, member := n.ring.pos[from]; !member || from == n.cfg.Name {
 		n.stats.Stray++
 		return nil, false
 	}
-	r := n.ae.resp[from]
-	if opens && m.Token == 0 && m.Step == 1 {
-		if r != nil && r.id == m.ID {
+	var r *responder
+	cur, opened := n.ae.resp[from], n.ae.opening[from]
+	i := slices.IndexFunc(opened, func(o *responder) bool { return o.id == m.ID })
+	switch {
+	case opens && m.Token == 0 && m.Step == 1:
+		if cur != nil && cur.id == m.ID || i >= 0 {
 			n.stats.Stray++ // the first message again
 			return nil, false
 		}
 		r = &responder{id: m.ID, token: n.secret(), start: now, owed: -1}
+		if len(opened) == maxOpenings {
+			opened = opened[1:]
+		}
+		n.ae.opening[from] = append(opened, r)
+	case cur != nil && cur.id == m.ID && cur.token == m.Token:
+		r = cur
+	case i >= 0 && opened[i].token == m.Token:
+		r = opened[i]
+		delete(n.ae.opening, from) // the others are older, or not the peer's
 		n.ae.resp[from] = r
-	} else if r == nil || r.id != m.ID || r.token != m.Token {
+	default:
 		n.stats.Stray++
 		return nil, false
 	}
@@ -435,9 +480,17 @@ func answer(r *responder, step uint32) wire.Session {
 // record of ours, each gathered once while the peer applies the last
 // chunk; a second one, ours, started as both saw the other arrive, moved
 // most of them again (a joiner received 1.4 to 1.7 records per key). The
-// empty side never yields, so one of the two always proceeds.
+// empty side never yields, so one of the two always proceeds. An opening
+// counts before its token has come back (yielding on its next step came
+// too late, once the digests were compared), so a member with the key
+// that forges an empty one under a peer's name keeps this node from
+// starting sessions with that peer for SessionTimeout; the peer's own
+// sessions with this node go on (see antiEntropy.opening).
 func (n *Node) yields(peer string, now int64) bool {
 	r := n.ae.resp[peer]
+	if opened := n.ae.opening[peer]; len(opened) > 0 {
+		r = opened[len(opened)-1] // the peer's latest, though it has shown no token yet
+	}
 	return !n.noYield && r != nil && r.empty && now < r.deadline &&
 		n.cfg.Replica.AppendHashes(nil, 0, nil)[0] != emptyLeaf
 }
@@ -484,7 +537,11 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	if len(m.Hashes) == 0 { // the initiator found nothing different in our reply
 		if opening { // there was no reply: an empty opening proves nothing
 			n.stats.Stray++
-			delete(n.ae.resp, from)
+			if rest := slices.DeleteFunc(n.ae.opening[from], func(o *responder) bool { return o == r }); len(rest) > 0 {
+				n.ae.opening[from] = rest
+			} else {
+				delete(n.ae.opening, from)
+			}
 			return nil
 		}
 		n.responded(from, r, now)
@@ -495,6 +552,13 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	case !ok, int(m.Level) >= n.depth(): // only the initiator may receive the leaf level
 		n.stats.Stray++
 		return nil
+	case len(diff) == 0 && opening:
+		// Nothing differs, but an opening carries no token: anyone with
+		// the key who knows our root (any member in step with us) could
+		// have sent it under another's name, and completed here it marked
+		// us synced and took its cut for that member's (found by review).
+		// The empty reply goes with the token; the initiator's empty
+		// digest, which carries it back, completes the exchange here.
 	case len(diff) == 0:
 		n.responded(from, r, now)
 	case opening && m.Level == 0 && n.depth()%2 == 0:
@@ -516,8 +580,7 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 	if a, ok := n.reply(s.peer, m.Session, now); !ok {
 		return nil
 	} else if _, digest := a.req.(*wire.Digest); !digest {
-		n.stats.Stray++ // a Digest answering a Versions
-		n.ae.active = false
+		n.abandon() // a Digest answering a Versions
 		return nil
 	}
 	if first {
@@ -528,21 +591,22 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 	// tree's depth: a responder that sent the same level again and again
 	// held the session, and so every session of this node, for ever.
 	if int(m.Level) <= s.level {
-		n.stats.Stray++
-		n.stats.SessionsTimedOut++ // ended: Started is Completed plus TimedOut
-		n.ae.active = false
+		n.abandon()
 		return nil
 	}
 	s.level = int(m.Level)
 	if len(m.Hashes) == 0 { // the responder found nothing different
+		// An empty digest with the token, at the next level, completes
+		// the exchange on the responder's side, which an opening alone
+		// may not (see receiveDigest).
+		out := n.send(nil, &wire.Digest{Session: n.stepOf(), Level: min(m.Level+1, uint8(n.depth()))}, n.ae.s.peer)
 		n.finish(now)
-		return nil
+		return out
 	}
 	diff, ok := n.diffHashes(m)
 	switch {
 	case !ok:
-		n.stats.Stray++
-		n.ae.active = false
+		n.abandon()
 		return nil
 	case len(diff) == 0:
 		// Nothing differs: an empty digest says so, at the next level, or
@@ -710,7 +774,7 @@ func (n *Node) sendRecords(out []Envelope, m wire.Message, all []crdt.Record, to
 // releaseScratch drops the records scratch, which holds values the replica
 // may since have dropped, once no session is in progress either way.
 func (n *Node) releaseScratch() {
-	if !n.ae.active && len(n.ae.resp) == 0 {
+	if !n.ae.active && len(n.ae.resp) == 0 && len(n.ae.opening) == 0 {
 		n.recs, n.sorted = nil, nil
 	}
 }
@@ -850,8 +914,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			return nil
 		}
 		if _, versions := a.req.(*wire.Versions); !versions {
-			n.stats.Stray++ // a Repair answering a Digest
-			n.ae.active = false
+			n.abandon() // a Repair answering a Digest
 			return nil
 		}
 		before := n.stats.RecordsApplied

@@ -206,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
 	n.seen.init()
-	n.ae.resp = map[string]*responder{}
+	n.ae.resp, n.ae.opening = map[string]*responder{}, map[string][]*responder{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())

@@ -1,0 +1,104 @@
+package transport
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
+)
+
+// holding puts n records of the named member's in its replica.
+func (n *testNet) holding(name string, node crdt.NodeID, count int) {
+	for i := range count {
+		r := crdt.Record{Key: fmt.Sprintf("%s-%d", name, i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: node}}
+		n.reps[name].recs[r.Key] = r
+	}
+}
+
+// TestForgedOpeningCompletesNothing: an opening carries no token, and
+// anyone with the key who is in step with a member knows its root: an
+// opening naming b whose hashes match a's own is answered, but does not
+// complete an exchange on a (which marked a synced, took the opening's cut
+// for b's and moved its stable bound from nothing to now less the margin,
+// though a held none of b's records: found by review). A real session in
+// step completes on both sides, the initiator's empty digest carrying the
+// token back.
+func TestForgedOpeningCompletesNothing(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b", "c")
+	n.holding("b", 2, 50)
+	a := n.nodes["a"]
+	now := n.now.Now()
+	root := n.reps["a"].AppendHashes(nil, 0, nil)
+	for i, name := range []string{"b", "c"} {
+		forged := &wire.Digest{Session: wire.Session{ID: uint64(100 + i), Step: 1}, Hashes: root,
+			Cut: crdt.Timestamp{Wall: now, Node: crdt.NodeID(i + 2)}, Coverage: now}
+		if _, err := a.Receive(name, encode(t, forged), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, syncs := a.Stable(now), a.LastSyncs(); st != NoStable || len(syncs) != 0 || n.reps["a"].synced != 0 || a.Stats().SessionsResponded != 0 {
+		t.Fatalf("forged openings naming b and c: a's stable bound %d, last syncs %v, synced at %d, %d sessions responded; want none",
+			st, syncs, n.reps["a"].synced, a.Stats().SessionsResponded)
+	}
+
+	// a and c, in step, sync for real: both complete.
+	n.pump("a", a.StartSession("c", n.now.Now()))
+	if sa, sc := a.Stats(), n.nodes["c"].Stats(); sa.SessionsCompleted != 1 || sc.SessionsResponded != 1 || n.reps["c"].synced == 0 {
+		t.Fatalf("a session in step: a completed %d, c responded %d (synced at %d); want 1, 1", sa.SessionsCompleted, sc.SessionsResponded, n.reps["c"].synced)
+	}
+}
+
+// TestForgedOpeningLeavesALiveSession: an opening under b's name that
+// overtakes the second step of b's real session with a leaves that
+// session alone: b's steps, with the token a drew for it, are answered,
+// and it completes, a holding all of b's records. The forged opening
+// replaced a's state for the session, every later step of b's was stray,
+// and b's session timed out (found by review).
+func TestForgedOpeningLeavesALiveSession(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	n.holding("a", 1, 50)
+	n.holding("b", 2, 50)
+	forged := false
+	see := func(from string, e Envelope) (string, []Envelope) {
+		if forged || from != "a" || e.To != "b" {
+			return "", nil
+		}
+		forged = true // a's first reply to b is on its way: the forged opening overtakes b's next step
+		f := &wire.Digest{Session: wire.Session{ID: 777, Step: 1}, Level: 1, Parents: []uint32{0}, Hashes: n.reps["a"].AppendHashes(nil, 1, []uint32{0}),
+			Cut: crdt.Timestamp{Wall: n.now.Now(), Node: 9}}
+		return "b", []Envelope{{To: "a", Kind: wire.KindDigest, Payload: encode(t, f)}}
+	}
+	b := n.nodes["b"]
+	n.pumpEach("b", b.StartSession("a", n.now.Now()), see)
+	if !forged {
+		t.Fatal("no reply of a's to forge an opening after")
+	}
+	if sb := b.Stats(); sb.SessionsCompleted != 1 || sb.SessionsTimedOut != 0 || len(n.reps["a"].recs) != 100 || len(n.reps["b"].recs) != 100 {
+		t.Fatalf("b's session: %d completed, %d timed out; a holds %d records, b %d; want 1, 0, 100, 100",
+			sb.SessionsCompleted, sb.SessionsTimedOut, len(n.reps["a"].recs), len(n.reps["b"].recs))
+	}
+}
+
+// TestAbandonedSessionsAreCounted: a session ended because a reply broke
+// the protocol (a Digest answering a Versions, here) is counted with the
+// timed out, so that Started is Completed plus TimedOut: three such
+// endings were counted nowhere (found by review).
+func TestAbandonedSessionsAreCounted(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	n.holding("b", 2, 20)
+	done := false
+	see := func(from string, e Envelope) (string, []Envelope) {
+		if done || e.Kind != wire.KindVersions {
+			return "", nil
+		}
+		done = true
+		v := decodeFrame(t, e.Payload).(*wire.Versions)
+		return "b", []Envelope{{To: "a", Kind: wire.KindDigest, Payload: encode(t, &wire.Digest{Session: v.Session, Level: 3})}}
+	}
+	a := n.nodes["a"]
+	n.pumpEach("a", a.StartSession("b", n.now.Now()), see)
+	if s := a.Stats(); !done || a.ae.active || s.SessionsStarted != s.SessionsCompleted+s.SessionsTimedOut {
+		t.Fatalf("abandoned (%v, active %v): started %d, completed %d, timed out %d", done, a.ae.active, s.SessionsStarted, s.SessionsCompleted, s.SessionsTimedOut)
+	}
+}
