@@ -65,14 +65,21 @@ const (
 // operator's, rewritten, was lost to a New that failed). Failing to write the
 // mark is no reason to fail New (an unattended member must start): it is
 // logged, and tried again with the mark's other writes.
+// maxMarkBytes bounds the lineage mark read: a mark byte, a name of at
+// most 255 bytes, and what an editor adds.
+const maxMarkBytes = 1 << 10
+
 func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
 	path := c.cfg.SnapshotPath + founderSuffix
 	if _, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of a lineage mark cut short")
 	}
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.log.Warn().Err(err).Msg("reading the lineage mark: taken as none")
+	b, err := readAtMost(path, maxMarkBytes) // a mark is a byte and a name: a larger file is not one
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn().Err(err).Msg("reading the lineage mark: taken as none")
+		}
+		b = nil
 	}
 	mark := strings.TrimRight(string(b), " \t\r\n") // as an editor or echo leaves it
 	ours := len(mark) > 0 && (mark[0] == markSolo || mark[0] == markFounded || mark[0] == markGiven) && mark[1:] == c.markName()
@@ -204,13 +211,7 @@ func (c *Cache) writeMark(mark byte) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		d, err := os.Open(filepath.Dir(path))
-		if err != nil {
-			return err
-		}
-		err = d.Sync()
-		d.Close()
-		if err != nil {
+		if err := store.SyncDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}

@@ -42,7 +42,9 @@ func (c *Cache) restore() (err error) {
 			c.release()
 		}
 	}()
-	store.RemoveTemps(path + knownSuffix) // the members file's, cut short
+	if _, err := store.RemoveTemps(path + knownSuffix); err != nil { // the members file's, cut short
+		c.log.Warn().Err(err).Msg("removing the temporary files of a members file cut short")
+	}
 	if n, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of snapshots cut short")
 	} else if n > 0 {

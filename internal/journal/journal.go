@@ -1127,14 +1127,8 @@ func truncateSynced(path string, n int64) error {
 	return f.Sync()
 }
 
-func syncDir(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// syncDir syncs the directory of path (see store.SyncDir).
+func syncDir(path string) error { return store.SyncDir(filepath.Dir(path)) }
 
 // maxRecordOverhead bounds what an encoded entry adds to its key and
 // value: an origin byte and seven varints.
