@@ -236,7 +236,9 @@ func (n *Node) secret() uint64 {
 //
 // With OpenWithRoot, a periodic session opens with the root alone (eight
 // bytes of hashes where level 1 took 128) whatever the tree's depth: most
-// find nothing different, and the responder's empty answer ends them. When
+// find nothing different, and the responder's empty answer ends them (on
+// the responder, the initiator's empty digest after it, which carries the
+// token: see receiveDigest). When
 // the depth is even, the responder answers a root that differs with its
 // own root, at level 0 again (receiveDigest), and the initiator goes on
 // from level 1 as it would have opened: one round trip more for a session
@@ -455,7 +457,14 @@ func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*res
 		r = cur
 	case i >= 0 && opened[i].token == m.Token:
 		r = opened[i]
-		delete(n.ae.opening, from) // the others are older, or not the peer's
+		// The openings before it are older, or not the peer's; one after
+		// it may be the peer's next (its closing digest overtaken by it:
+		// dropped, that session waited for its timeout, found by review).
+		if rest := opened[i+1:]; len(rest) > 0 {
+			n.ae.opening[from] = rest
+		} else {
+			delete(n.ae.opening, from)
+		}
 		n.ae.resp[from] = r
 	default:
 		n.stats.Stray++
@@ -483,9 +492,12 @@ func answer(r *responder, step uint32) wire.Session {
 // empty side never yields, so one of the two always proceeds. An opening
 // counts before its token has come back (yielding on its next step came
 // too late, once the digests were compared), so a member with the key
-// that forges an empty one under a peer's name keeps this node from
-// starting sessions with that peer for SessionTimeout; the peer's own
-// sessions with this node go on (see antiEntropy.opening).
+// that forges an empty one under a peer's name ends this node's session
+// with that peer if it is still comparing digests, and keeps it from
+// starting sessions with that peer for SessionTimeout: a datagram per
+// peer and timeout stops every session this node starts, for as long as
+// they come. The peers' own sessions with this node go on, and repair
+// both ways (see antiEntropy.opening).
 func (n *Node) yields(peer string, now int64) bool {
 	r := n.ae.resp[peer]
 	if opened := n.ae.opening[peer]; len(opened) > 0 {
@@ -774,7 +786,10 @@ func (n *Node) sendRecords(out []Envelope, m wire.Message, all []crdt.Record, to
 // releaseScratch drops the records scratch, which holds values the replica
 // may since have dropped, once no session is in progress either way.
 func (n *Node) releaseScratch() {
-	if !n.ae.active && len(n.ae.resp) == 0 && len(n.ae.opening) == 0 {
+	if !n.ae.active && len(n.ae.resp) == 0 { // an opening uses none: only a session past it
+		// (waiting for openings, the scratch stayed while any did, and in a
+		// cluster with an earlier release, whose initiators never send the
+		// closing digest, one almost always did: found by review)
 		n.recs, n.sorted = nil, nil
 	}
 }

@@ -102,3 +102,58 @@ func TestAbandonedSessionsAreCounted(t *testing.T) {
 		t.Fatalf("abandoned (%v, active %v): started %d, completed %d, timed out %d", done, a.ae.active, s.SessionsStarted, s.SessionsCompleted, s.SessionsTimedOut)
 	}
 }
+
+// TestPromotionKeepsANewerOpening: when a session's closing digest comes
+// after the peer's next opening, the session it closes is promoted and
+// completes, and the newer opening stays, to be answered: promotion
+// dropped every other opening, and the newer session waited for its
+// timeout with nothing moved (found by review).
+func TestPromotionKeepsANewerOpening(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	a, b := n.nodes["a"], n.nodes["b"]
+	now := n.now.Now()
+	// b's first session, in step with a: a answers; b's closing digest
+	// is held back.
+	var closing []Envelope
+	type hop struct {
+		from string
+		e    Envelope
+	}
+	var queue []hop
+	for _, e := range b.StartSession("a", now) {
+		queue = append(queue, hop{"b", e})
+	}
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		if h.from == "b" && h.e.Kind == wire.KindDigest && decodeFrame(t, h.e.Payload).(*wire.Digest).Token != 0 {
+			closing = append(closing, h.e)
+			continue
+		}
+		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out {
+			queue = append(queue, hop{h.e.To, e})
+		}
+	}
+	if len(closing) != 1 || a.Stats().SessionsResponded != 0 || b.Stats().SessionsCompleted != 1 {
+		t.Fatalf("%d closing digests from b held, a responded %d, b completed %d; want 1, 0, 1", len(closing), a.Stats().SessionsResponded, b.Stats().SessionsCompleted)
+	}
+	// b's next session, after a write of b's, opens before the closing
+	// digest arrives.
+	n.holding("b", 2, 5)
+	next := b.StartSession("a", now)
+	for _, e := range next {
+		if _, err := a.Receive("b", e.Payload, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Receive("b", closing[0].Payload, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(a.ae.opening["b"]); got != 1 || a.Stats().SessionsResponded != 1 {
+		t.Fatalf("after the late closing digest: %d openings of b's kept, %d sessions responded; want 1, 1", got, a.Stats().SessionsResponded)
+	}
+}

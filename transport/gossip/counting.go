@@ -16,7 +16,7 @@ import (
 type wireStats struct {
 	packets, packetBytes, streams, streamBytes atomic.Uint64
 	largest                                    atomic.Uint64 // the longest datagram sent
-	refused                                    atomic.Uint64 // streams accepted past maxInbound, closed
+	refused                                    atomic.Uint64 // streams accepted past a bound of maxInbound's, closed, and the oldest closed to make room
 }
 
 // maxInbound bounds the streams accepted and not closed yet, all
@@ -341,7 +341,7 @@ type countingConn struct {
 }
 
 // Close closes the stream, and forgets it if it was dialed, or gives back
-// its token if it was accepted.
+// its place if it was accepted.
 func (c *countingConn) Close() error {
 	if c.closed.Swap(true) {
 		return c.Conn.Close()

@@ -294,6 +294,14 @@ func (t *netTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 		}
 	}()
 	var d net.Dialer
+	if ip := t.tcp.Addr().(*net.TCPAddr).IP; !ip.IsUnspecified() {
+		// From the address the member is bound to, and advertises: the
+		// peers admit its streams as a member's by their source (see
+		// maxInbound). From another of the host's addresses, which the
+		// kernel picked, they were anyone's, and closed to make room for
+		// others' (found by review).
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	return d.DialContext(ctx, "tcp", addr)
 }
 
