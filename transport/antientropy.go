@@ -236,9 +236,9 @@ func (n *Node) secret() uint64 {
 //
 // With OpenWithRoot, a periodic session opens with the root alone (eight
 // bytes of hashes where level 1 took 128) whatever the tree's depth: most
-// find nothing different, and the responder's empty answer ends them (on
-// the responder, the initiator's empty digest after it, which carries the
-// token: see receiveDigest). When
+// find nothing different, and the responder's empty answer ends them
+// (the responder, to which an opening proves nothing, counts it and no
+// more: see receiveDigest). When
 // the depth is even, the responder answers a root that differs with its
 // own root, at level 0 again (receiveDigest), and the initiator goes on
 // from level 1 as it would have opened: one round trip more for a session
@@ -458,8 +458,9 @@ func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*res
 	case i >= 0 && opened[i].token == m.Token:
 		r = opened[i]
 		// The openings before it are older, or not the peer's; one after
-		// it may be the peer's next (its closing digest overtaken by it:
-		// dropped, that session waited for its timeout, found by review).
+		// it may be the peer's next (a late step of a session the peer
+		// gave up on, overtaken by its next opening: dropped, that session
+		// waited for its timeout, found by review).
 		if rest := opened[i+1:]; len(rest) > 0 {
 			n.ae.opening[from] = rest
 		} else {
@@ -476,6 +477,15 @@ func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*res
 	}
 	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	return r, true
+}
+
+// dropOpening forgets r, an opening of peer's.
+func (n *Node) dropOpening(peer string, r *responder) {
+	if rest := slices.DeleteFunc(n.ae.opening[peer], func(o *responder) bool { return o == r }); len(rest) > 0 {
+		n.ae.opening[peer] = rest
+	} else {
+		delete(n.ae.opening, peer)
+	}
 }
 
 // answer stamps a reply to step of the responder's session.
@@ -549,11 +559,7 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 	if len(m.Hashes) == 0 { // the initiator found nothing different in our reply
 		if opening { // there was no reply: an empty opening proves nothing
 			n.stats.Stray++
-			if rest := slices.DeleteFunc(n.ae.opening[from], func(o *responder) bool { return o == r }); len(rest) > 0 {
-				n.ae.opening[from] = rest
-			} else {
-				delete(n.ae.opening, from)
-			}
+			n.dropOpening(from, r)
 			return nil
 		}
 		n.responded(from, r, now)
@@ -565,12 +571,16 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		n.stats.Stray++
 		return nil
 	case len(diff) == 0 && opening:
-		// Nothing differs, but an opening carries no token: anyone with
-		// the key who knows our root (any member in step with us) could
-		// have sent it under another's name, and completed here it marked
-		// us synced and took its cut for that member's (found by review).
-		// The empty reply goes with the token; the initiator's empty
-		// digest, which carries it back, completes the exchange here.
+		// In step, but an opening carries no token: anyone with the key
+		// who knows our root (a member in step with us, or one that asked
+		// us for it in a session of its own) may have sent it under
+		// another's name. It completes here as a count alone: completed
+		// as a session, it marked this member synced, took its cut for
+		// the named member's (moving the stable bound) and its time for
+		// an exchange with it (found by review). This member's own
+		// sessions do those; the initiator finishes on our empty reply.
+		n.stats.SessionsResponded++
+		n.dropOpening(from, r)
 	case len(diff) == 0:
 		n.responded(from, r, now)
 	case opening && m.Level == 0 && n.depth()%2 == 0:
@@ -608,12 +618,8 @@ func (n *Node) initiatorDigest(m *wire.Digest, now int64) []Envelope {
 	}
 	s.level = int(m.Level)
 	if len(m.Hashes) == 0 { // the responder found nothing different
-		// An empty digest with the token, at the next level, completes
-		// the exchange on the responder's side, which an opening alone
-		// may not (see receiveDigest).
-		out := n.send(nil, &wire.Digest{Session: n.stepOf(), Level: min(m.Level+1, uint8(n.depth()))}, n.ae.s.peer)
 		n.finish(now)
-		return out
+		return nil
 	}
 	diff, ok := n.diffHashes(m)
 	switch {
@@ -786,10 +792,7 @@ func (n *Node) sendRecords(out []Envelope, m wire.Message, all []crdt.Record, to
 // releaseScratch drops the records scratch, which holds values the replica
 // may since have dropped, once no session is in progress either way.
 func (n *Node) releaseScratch() {
-	if !n.ae.active && len(n.ae.resp) == 0 { // an opening uses none: only a session past it
-		// (waiting for openings, the scratch stayed while any did, and in a
-		// cluster with an earlier release, whose initiators never send the
-		// closing digest, one almost always did: found by review)
+	if !n.ae.active && len(n.ae.resp) == 0 { // an opening uses none: only a session past it (found by review)
 		n.recs, n.sorted = nil, nil
 	}
 }

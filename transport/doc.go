@@ -95,7 +95,11 @@
 // the view gets nothing. Each side marks its replica synced (package lww,
 // rule 2) at its own time at the start of the session, when it has
 // received all the other's records: no number a peer sends ever becomes a
-// synced mark. The initiator's Repairs await no reply, and a large one
+// synced mark. A session found in step at its opening marks its initiator
+// alone: the responder has seen only the opening, which carries no token
+// and may come from anyone with the key under any member's name, and
+// counts it (SessionsResponded) and no more: no synced mark, cut or
+// exchange time (found by review). The initiator's Repairs await no reply, and a large one
 // goes on a stream while the small final one goes as a datagram: the
 // final one says how many the initiator sent before it, and the responder
 // completes only once it has applied them all (it completed on the final

@@ -47,7 +47,10 @@ func TestOutOfSessionDigestDoesNotMarkSynced(t *testing.T) {
 	if got := n.reps["a"].synced; got != 0 {
 		t.Fatalf("forged frames marked the replica synced at %d", got)
 	}
-	// A real exchange marks both sides at their own start.
+	// A real exchange that moves something marks both sides at their own
+	// start (one in step, only its initiator: see
+	// TestForgedOpeningCompletesNothing).
+	n.reps["b"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 2}}
 	start := n.now.Now()
 	n.pump("b", n.nodes["b"].StartSession("a", start))
 	if n.reps["a"].synced != start || n.reps["b"].synced != start {
