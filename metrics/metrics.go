@@ -99,7 +99,7 @@ var metricList = []metric{
 	{"bcache_frames_rejected_total", "Frames refused before anything was applied, by reason (incomplete: received in part, as datagram fragments, and given up).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_antientropy_sessions_started_total", "Anti-entropy exchanges this member started.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_completed_total", "Anti-entropy exchanges this member started and completed.", prometheus.CounterValue, nil},
-	{"bcache_antientropy_sessions_responded_total", "Anti-entropy exchanges peers started that completed on this member.", prometheus.CounterValue, nil},
+	{"bcache_antientropy_sessions_responded_total", "Anti-entropy exchanges peers started that completed on this member, and their openings found in step (which complete nothing here).", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_timed_out_total", "Anti-entropy exchanges this member started and abandoned.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_repair_records_total", "Records sent and received by anti-entropy.", prometheus.CounterValue, []string{"direction"}},
 	{"bcache_antientropy_differing_buckets", "Digest buckets found differing, per anti-entropy exchange this member started and completed.", histogram, nil},

@@ -277,11 +277,8 @@ type brokenFillRule struct {
 
 func (b *brokenFillRule) StartFill(key string) (func() FillEnd, error) {
 	r := b.StoreReplica
-	watch := r.s.WatchFill(key)
-	since := r.clock.Now()
-	v, err := r.load(key)
+	watch, since, v, err := r.beginFill(key)
 	if err != nil {
-		r.s.EndFill(watch)
 		return nil, err
 	}
 	return func() FillEnd {

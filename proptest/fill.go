@@ -11,6 +11,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/clusterfill"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport"
 	"pgregory.net/rapid"
 )
@@ -238,11 +239,8 @@ type Restamper interface {
 // Cache, it stores a value over the member's MaxValueSize, as the
 // harness's other writes: see StoreConfig.)
 func (r *StoreReplica) StartFill(key string) (func() FillEnd, error) {
-	watch := r.s.WatchFill(key)
-	since := r.clock.Now()
-	v, err := r.load(key)
+	watch, since, v, err := r.beginFill(key)
 	if err != nil {
-		r.s.EndFill(watch)
 		return nil, err
 	}
 	return func() FillEnd {
@@ -265,6 +263,18 @@ func (r *StoreReplica) StartFill(key string) (func() FillEnd, error) {
 func (r *StoreReplica) MayRestamp(began crdt.Timestamp) bool {
 	began.Wall = crdt.AddSat(began.Wall, r.skew)
 	return r.node.Overtaken(began)
+}
+
+// beginFill starts a fill of key as Cache.fill does: the watch, the
+// stamp, then the Source read (a Source error ends the watch).
+func (r *StoreReplica) beginFill(key string) (store.FillWatch, crdt.Timestamp, []byte, error) {
+	watch := r.s.WatchFill(key)
+	since := r.clock.Now()
+	v, err := r.load(key)
+	if err != nil {
+		r.s.EndFill(watch)
+	}
+	return watch, since, v, err
 }
 
 // load reads key from the Source, as a Cache's filler.

@@ -37,6 +37,10 @@ type antiEntropy struct {
 	// SessionTimeout passes without a step.
 	resp    map[string]*responder
 	opening map[string][]*responder
+	// joined is when each member of the view came into it (SetMembers):
+	// an opening that has shown no token makes this node yield to its
+	// sender only within arrivalYield of that (see yields).
+	joined map[string]int64
 	// root is whether a session opens with the digest's root alone
 	// (OpenWithRoot); hurried whether the next was hurried (Hurry): one a
 	// reader waits for opens as an arrival's does.
@@ -97,7 +101,8 @@ const versionsWindow = 2
 // responder is the responder's side of an exchange a peer started: enough
 // to answer each of the peer's steps once, to require the token it drew,
 // and to mark the replica synced at its own time when the exchange
-// completes. A peer has at most one.
+// completes. A peer has at most one that has shown its token, and a few
+// openings (see antiEntropy.opening).
 type responder struct {
 	id       uint64 // the initiator's session id
 	token    uint64
@@ -128,6 +133,11 @@ func (n *Node) depth() int { return n.cfg.Replica.DigestBits() / crdt.FanoutBits
 
 // maxOpenings bounds the openings kept per peer (see antiEntropy.opening).
 const maxOpenings = 4
+
+// arrivalYield is how long after a member came into the view an opening
+// of its that shows it empty, before its token has come back, makes this
+// node yield to it (see yields).
+const arrivalYield = int64(30 * time.Second)
 
 func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	for peer, r := range n.ae.resp {
@@ -501,16 +511,19 @@ func answer(r *responder, step uint32) wire.Session {
 // most of them again (a joiner received 1.4 to 1.7 records per key). The
 // empty side never yields, so one of the two always proceeds. An opening
 // counts before its token has come back (yielding on its next step came
-// too late, once the digests were compared), so a member with the key
-// that forges an empty one under a peer's name ends this node's session
-// with that peer if it is still comparing digests, and keeps it from
-// starting sessions with that peer for SessionTimeout: a datagram per
-// peer and timeout stops every session this node starts, for as long as
-// they come. The peers' own sessions with this node go on, and repair
-// both ways (see antiEntropy.opening).
+// too late, once the digests were compared), but only within
+// arrivalYield of the peer's coming into the view (joined, restarted,
+// back): an empty member is one that just came. Past that, only a session
+// that has shown its token counts: a member with the key that forged
+// empty openings under every peer's name, one per peer and session
+// timeout, stopped every session this node started, and, since a session
+// found in step at its opening marks nothing on its responder, froze this
+// node's stable bound and every other's (found by review). Within the
+// window, such forgeries still stop this node's sessions with the peer
+// that just came, for that window.
 func (n *Node) yields(peer string, now int64) bool {
 	r := n.ae.resp[peer]
-	if opened := n.ae.opening[peer]; len(opened) > 0 {
+	if opened := n.ae.opening[peer]; len(opened) > 0 && crdt.SubSat(now, n.ae.joined[peer]) < arrivalYield {
 		r = opened[len(opened)-1] // the peer's latest, though it has shown no token yet
 	}
 	return !n.noYield && r != nil && r.empty && now < r.deadline &&

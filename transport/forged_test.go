@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -134,8 +135,50 @@ func TestPromotionKeepsANewerOpening(t *testing.T) {
 	if got := len(a.ae.opening["b"]); got != 2 {
 		t.Fatalf("%d openings of b's held, want 2", got)
 	}
-	deliver("b", late)
-	if got := len(a.ae.opening["b"]); got != 1 {
-		t.Fatalf("after the late step of b's first session: %d openings of b's kept, want its newer one", got)
+	first, second := a.ae.opening["b"][0], a.ae.opening["b"][1]
+	if answered := deliver("b", late); len(answered) == 0 {
+		t.Fatal("the late step of b's first session was not answered")
+	}
+	if r, kept := a.ae.resp["b"], a.ae.opening["b"]; r != first || len(kept) != 1 || kept[0] != second {
+		t.Fatalf("after the late step of b's first session: its session promoted %v, openings kept %d (the newer %v); want the first promoted, the second kept",
+			r == first, len(kept), len(kept) == 1 && kept[0] == second)
+	}
+}
+
+// TestForgedEmptyOpeningsStopNothingPastArrival: an opening that shows its
+// sender empty, before its token has come back, makes a member yield to
+// that sender only within arrivalYield of its coming into the view (an
+// empty member is one that just came): past it, forged under a peer's
+// name, one per peer and session timeout stopped every session the
+// member started, and froze its stable bound and the others' (found by
+// review).
+func TestForgedEmptyOpeningsStopNothingPastArrival(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	n.holding("a", 1, 20)
+	a := n.nodes["a"]
+	empty := make([]uint64, crdt.Fanout)
+	for i := range empty {
+		empty[i] = emptyLeaf
+	}
+	forge := func(id uint64) {
+		f := &wire.Digest{Session: wire.Session{ID: id, Step: 1}, Level: 1, Parents: []uint32{0}, Hashes: empty,
+			Cut: crdt.Timestamp{Wall: n.now.Now(), Node: 9}}
+		if _, err := a.Receive("b", encode(t, f), n.now.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forge(1)
+	if !a.yields("b", n.now.Now()) {
+		t.Fatal("a member just come that shows itself empty: not yielded to")
+	}
+	n.now.Advance(time.Duration(arrivalYield))
+	forge(2)
+	if a.yields("b", n.now.Now()) {
+		t.Fatalf("an empty opening %v after b came, with no token back: yielded to", time.Duration(arrivalYield))
+	}
+	before := a.Stats().SessionsStarted
+	n.pump("a", a.StartSession("b", n.now.Now()))
+	if a.Stats().SessionsStarted != before+1 {
+		t.Fatal("a started no session with b")
 	}
 }

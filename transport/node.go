@@ -206,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
 	n.seen.init()
-	n.ae.resp, n.ae.opening = map[string]*responder{}, map[string][]*responder{}
+	n.ae.resp, n.ae.opening, n.ae.joined = map[string]*responder{}, map[string][]*responder{}, map[string]int64{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
@@ -268,6 +268,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 		n.stats.SessionsTimedOut++
 	}
 	n.ae.arrived = slices.DeleteFunc(n.ae.arrived, func(name string) bool { _, ok := n.ring.pos[name]; return !ok })
+	maps.DeleteFunc(n.ae.joined, func(name string, _ int64) bool { _, ok := n.ring.pos[name]; return !ok })
 	for name := range n.synced {
 		if _, ok := n.ring.pos[name]; !ok {
 			delete(n.synced, name)
@@ -275,6 +276,9 @@ func (n *Node) SetMembers(names []string, now int64) {
 	}
 	for _, name := range n.ring.names {
 		_, known := old.pos[name]
+		if !known {
+			n.ae.joined[name] = now
+		}
 		if !known && name != n.cfg.Name && !slices.Contains(n.ae.arrived, name) &&
 			n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
 			n.ae.arrived = append(n.ae.arrived, name)

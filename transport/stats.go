@@ -34,7 +34,10 @@ type Stats struct {
 	SessionsCompleted uint64
 	SessionsTimedOut  uint64 // or abandoned: the peer left, or its replies moved nothing, or it lasted 64 timeouts
 	// SessionsResponded counts sessions peers started that completed on
-	// this side: every Repair the initiator sent applied here.
+	// this side: every Repair the initiator sent applied here; and the
+	// openings found in step, which complete nothing here (no synced
+	// mark, cut or exchange: an opening carries no token, and may be
+	// forged under a member's name).
 	SessionsResponded uint64
 	// SessionsYielded counts sessions this node did not start, or
 	// abandoned while comparing digests, because the peer, holding

@@ -60,49 +60,31 @@ func TestCallAnswers(t *testing.T) {
 // TestCallResendsALostRequest: a call whose answer is lost sends its
 // request again, and gets the answer the peer sent, again, without the
 // peer serving the request a second time: a repeat that came after the
-// answer was served again, and a fill ran twice (found by the tests).
+// answer was served again, and a fill ran twice (found by the tests). A
+// request larger than a datagram (it goes by stream) is sent again too,
+// once the call's wait has grown to a second: it was never sent again,
+// and the call waited for its context's end (last notes' item).
 func TestCallResendsALostRequest(t *testing.T) {
-	var served atomic.Int32
-	var net *memnet.Network
-	net, a, b := callPair(t, func(string, []byte) []byte {
-		if served.Add(1) == 1 {
-			net.SetLoss("b", "a", 1) // the answer is lost
-		}
-		return []byte("ok")
-	})
-	done := callAsync(t, a, "b", []byte("q"))
-	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the request never came again")
-	net.SetLoss("b", "a", 0)
-	if r := <-done; r.err != nil || string(r.answer) != "ok" {
-		t.Fatalf("%q, %v", r.answer, r.err)
-	}
-	if n := served.Load(); n != 1 {
-		t.Fatalf("served %d times, want once: a repeat gets the answer sent", n)
-	}
-}
-
-// TestCallResendsALargeRequestWhoseAnswerIsLost: a request larger than a
-// datagram (it goes by stream) whose answer is lost is sent again once
-// the call's wait has grown to a second, and gets the answer sent again,
-// served once; it was never sent again, and the call waited for its
-// context's end.
-func TestCallResendsALargeRequestWhoseAnswerIsLost(t *testing.T) {
-	var served atomic.Int32
-	var net *memnet.Network
-	net, a, b := callPair(t, func(string, []byte) []byte {
-		if served.Add(1) == 1 {
-			net.SetLoss("b", "a", 1) // the answer is lost
-		}
-		return []byte("ok")
-	})
-	done := callAsync(t, a, "b", bytes.Repeat([]byte("q"), 10_000))
-	await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the large request never came again")
-	net.SetLoss("b", "a", 0)
-	if r := <-done; r.err != nil || string(r.answer) != "ok" {
-		t.Fatalf("%q, %v", r.answer, r.err)
-	}
-	if n := served.Load(); n != 1 {
-		t.Fatalf("served %d times, want once: a repeat gets the answer sent", n)
+	for _, size := range []int{1, 10_000} {
+		t.Run(fmt.Sprint("bytes=", size), func(t *testing.T) {
+			var served atomic.Int32
+			var net *memnet.Network
+			net, a, b := callPair(t, func(string, []byte) []byte {
+				if served.Add(1) == 1 {
+					net.SetLoss("b", "a", 1) // the answer is lost
+				}
+				return []byte("ok")
+			})
+			done := callAsync(t, a, "b", bytes.Repeat([]byte("q"), size))
+			await.Until(t, 10*time.Second, func() bool { return b.r.counters.callRepeats.Load() >= 1 }, "the request never came again")
+			net.SetLoss("b", "a", 0)
+			if r := <-done; r.err != nil || string(r.answer) != "ok" {
+				t.Fatalf("%q, %v", r.answer, r.err)
+			}
+			if n := served.Load(); n != 1 {
+				t.Fatalf("served %d times, want once: a repeat gets the answer sent", n)
+			}
+		})
 	}
 }
 
