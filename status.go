@@ -14,7 +14,8 @@ import (
 type Status struct {
 	Name string `json:"name"`
 	// Closed says the Cache was closed: it serves nothing, and is not
-	// ready.
+	// ready; it lists no peer then, and is alone (Synced and FirstSync
+	// keep what they were).
 	Closed bool `json:"closed,omitempty"`
 	// Alone says that no other member is live in this member's view.
 	Alone bool `json:"alone"`
@@ -107,10 +108,16 @@ func (s Status) Ready() bool {
 // replication's lock briefly.
 func (c *Cache) Status() Status {
 	rs := c.repl.Status()
+	closed := c.closed.Load()
+	if closed {
+		// Closed: no live peer, as Members says (the replication's last
+		// view listed them, and the metrics with them: found by review).
+		rs.Members = nil
+	}
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Closed: c.closed.Load(), Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: c.repl.Founder(),
+		Name: c.cfg.NodeName, Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: c.repl.Founder(),
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),

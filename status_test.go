@@ -814,3 +814,27 @@ func TestOperatorMarkMakesAFounder(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedMemberListsNoPeers: a closed member's Status lists no live
+// peer and says it is alone, as Members does: it listed the peers of its
+// last view, and its metrics went on reporting them, their last exchanges
+// growing older (found by review).
+func TestClosedMemberListsNoPeers(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := onMemnetEvery(t, net, 50*time.Millisecond, "a")
+	b := onMemnetEvery(t, net, 50*time.Millisecond, "b", a.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Status(); len(s.Peers) != 1 || s.Alone {
+		t.Fatalf("a live member of two: %d peers, alone %v", len(s.Peers), s.Alone)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Status(); !s.Closed || len(s.Peers) != 0 || !s.Alone {
+		t.Fatalf("closed: Closed %v, %d live peers, alone %v; want closed, none, alone", s.Closed, len(s.Peers), s.Alone)
+	}
+}

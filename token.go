@@ -163,6 +163,12 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	// another cluster, or forged, dated in the past) had every peer asked
 	// every 20 ms for as long as the caller waited (found by review).
 	wait := c.pullAfter
+	// One timer across the key's changes: a timer started afresh at each
+	// change of the key (a write older than the token, as a writer whose
+	// clock a peer dragged ahead makes them) never reached the pull while
+	// the key changed more often than PullAfter (found by review).
+	pull := time.NewTimer(pullTimer(wait))
+	defer pull.Stop()
 	for {
 		if c.closed.Load() {
 			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
@@ -177,13 +183,14 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		}
 		select {
 		case <-changed:
-		case <-time.After(pullTimer(wait)):
+		case <-pull.C:
 			c.feed.cancel(key, changed)
 			asked = c.pull(key, asked) // the key from every peer: one round trip
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
 			}
 			wait = min(2*wait, max(c.pullAfter, c.cfg.AntiEntropyInterval))
+			pull.Reset(pullTimer(wait))
 		case <-ctx.Done():
 			c.feed.cancel(key, changed)
 			return nil, false, ctx.Err()

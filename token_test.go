@@ -504,3 +504,61 @@ func TestTokenOfAWriteNotDurable(t *testing.T) {
 		t.Fatalf("token %q of a write", tok)
 	}
 }
+
+// TestGetAfterPullsWhileTheKeyChanges: a read with a token whose delta was
+// lost pulls the key after PullAfter however often the key changes here
+// meanwhile (writes older than the token: the writer's clock, 3 s ahead,
+// dragged the reader's, whose own writes then keep that wall time until
+// its own clock catches up).
+// The pull's timer started afresh at each change, and a key written every
+// 5 ms was never pulled: the read failed at its context's end (found by
+// review).
+func TestGetAfterPullsWhileTheKeyChanges(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	trW, err := net.NewTransport("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newCache(t, Config{NodeName: "w", Network: trW, Timings: FastTimings(), AntiEntropyInterval: time.Hour,
+		Clock: func() time.Time { return time.Now().Add(3 * time.Second) }})
+	r := onMemnetEvery(t, net, time.Hour, "r", w.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	idle := func(c *Cache) bool {
+		p := c.Stats().Replication.Protocol
+		return p.SessionsStarted > 0 && p.SessionsStarted == p.SessionsCompleted+p.SessionsTimedOut
+	}
+	await.Until(t, 10*time.Second, func() bool { return idle(w) && idle(r) }, "sessions still in flight")
+	net.SetLoss("w", "r", 1) // the write's delta is lost
+	tok, err := w.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return w.Stats().Replication.Protocol.DeltaBatchesSent > 0 }, "no delta sent")
+	net.SetLoss("w", "r", 0)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the key changes here every 5 ms
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = r.Set("k", []byte("local"), 0)
+			}
+		}
+	}()
+	_, ok, err := r.GetAfter(ctx, "k", tok)
+	close(stop)
+	wg.Wait()
+	if err != nil || !ok || r.Stats().Pulled == 0 {
+		t.Fatalf("a read with a token while the key changed every 5 ms: found %v, %v, %d pulls; want the write pulled", ok, err, r.Stats().Pulled)
+	}
+}
