@@ -185,7 +185,9 @@ type Node struct {
 	sorted   []crdt.Record
 	dropped  []crdt.Version // live records forgotten, until Dropped takes them
 	// synced is, per member in the view, when the last exchange with it
-	// completed (either side); firstSync when the first one did, 0 before.
+	// completed (either side; on the responder's, not one found in step at
+	// its opening: see receiveDigest); firstSync when the first one did, 0
+	// before.
 	synced    map[string]int64
 	firstSync int64
 	noYield   bool // tests: the broken variant that never yields to an empty peer
@@ -293,6 +295,21 @@ func (n *Node) SetMembers(names []string, now int64) {
 	n.roster.view(others, now)
 }
 
+// Restarted records that the member called name, in the view, is a new
+// process (it restarted under its name before the view saw it go): it is
+// new to the view as one that joined is (SetMembers), so that a session
+// goes to it at once and its opening showing it empty is yielded to (an
+// empty member restarted in place was caught up twice: found by review).
+func (n *Node) Restarted(name string, now int64) {
+	if _, ok := n.ring.pos[name]; !ok || name == n.cfg.Name {
+		return
+	}
+	n.ae.joined[name] = now
+	if !slices.Contains(n.ae.arrived, name) && n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
+		n.ae.arrived = append(n.ae.arrived, name)
+	}
+}
+
 // Left records that the member called name left the cluster on purpose:
 // its incarnation has ended, and stops counting for the stable bound once
 // every member has synced with this node since; if it keeps its state (it
@@ -315,12 +332,14 @@ func (n *Node) Stable(now int64) int64 { return n.roster.stable(now) }
 func (n *Node) Members() int { return n.ring.size() }
 
 // FirstSync returns the physical time at which the node's first
-// anti-entropy exchange completed, on either side, and 0 before: from
+// anti-entropy exchange completed, on either side (not a peer's found in
+// step at its opening, which completes nothing here), and 0 before: from
 // then on the replica holds what that peer held when the exchange began.
 func (n *Node) FirstSync() int64 { return n.firstSync }
 
 // LastSyncs returns, for each member in the view with which an exchange
-// has completed, on either side, the physical time the last one did.
+// has completed, on either side (as FirstSync), the physical time the
+// last one did.
 func (n *Node) LastSyncs() map[string]int64 { return maps.Clone(n.synced) }
 
 // Pending returns the number of local writes queued and not yet sent.

@@ -103,6 +103,8 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		switch {
 		case s.Ready():
 			fmt.Fprintln(w, "ready")
+		case s.Closed:
+			http.Error(w, "not ready: closed", http.StatusServiceUnavailable)
 		case s.Alone:
 			http.Error(w, "not ready: alone, with peers to join", http.StatusServiceUnavailable)
 		default:

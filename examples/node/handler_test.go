@@ -231,17 +231,19 @@ func TestPutBodiesAreBounded(t *testing.T) {
 			t.Fatalf("%q not stored", key)
 		}
 	}
-	// Headers alone take nothing: a client that announced a body and
-	// sent none holds no place.
+	// What was sent counts, not what was announced: a client that
+	// announced 60 bytes and sent 1 holds 1, and a PUT of 50 fits beside
+	// it (with the announced 60 reserved, it did not).
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "PUT /v1/keys/idle HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n"); err != nil {
+	if _, err := fmt.Fprintf(conn, "PUT /v1/keys/idle HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\nx"); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, "PUT", base+"/v1/keys/more", strings.Repeat("m", 60), http.StatusNoContent)
+	await.Until(t, 10*time.Second, func() bool { return budget.inUse() == 1 }, "the idle client's byte never counted (%d)", budget.inUse())
+	expect(t, "PUT", base+"/v1/keys/more", strings.Repeat("m", 50), http.StatusNoContent)
 }
 
 func TestTTLExpires(t *testing.T) {
@@ -329,6 +331,10 @@ func TestClosedCache(t *testing.T) {
 	expect(t, "GET", base+"/v1/keys/k", "", http.StatusNotFound) // Get reports a miss, not ErrClosed
 	if body := expect(t, "GET", base+"/v1/members", "", http.StatusOK); strings.TrimSpace(body) != "[]" {
 		t.Fatalf("members after Close: %q, want []", body)
+	}
+	// Not ready, and says why (it said "alone, with peers to join").
+	if body := expect(t, "GET", base+"/readyz", "", http.StatusServiceUnavailable); !strings.Contains(body, "closed") {
+		t.Fatalf("readyz after Close: %q, want it to say closed", body)
 	}
 }
 

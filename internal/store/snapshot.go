@@ -300,7 +300,15 @@ func checkSum(r io.Reader, size int64) error {
 		return fmt.Errorf("%w: %d bytes, too short", ErrSnapshot, size)
 	}
 	sum := crc32.New(castagnoli)
-	if _, err := io.CopyN(sum, r, size-4); err != nil {
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(r, magic); err != nil {
+		return fmt.Errorf("%w: reading it: %w", ErrSnapshot, err)
+	}
+	if string(magic) != snapshotMagic {
+		return fmt.Errorf("%w: not a bcache snapshot", ErrSnapshot)
+	}
+	sum.Write(magic)
+	if _, err := io.CopyN(sum, r, size-4-int64(len(magic))); err != nil {
 		return fmt.Errorf("%w: reading it: %w", ErrSnapshot, err)
 	}
 	var want [4]byte

@@ -515,3 +515,16 @@ func TestDamagedSnapshotIsRefusedBeforeItIsDecoded(t *testing.T) {
 		t.Fatalf("refusing a damaged snapshot of %d MiB allocated %d KiB", zeros>>20, alloc>>10)
 	}
 }
+
+// TestLoadSnapshotOfAnotherFile: a file that is no snapshot is refused as
+// such, before its checksum is looked at (the first pass reported a
+// checksum mismatch).
+func TestLoadSnapshotOfAnotherFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	if err := os.WriteFile(path, []byte("a configuration file, put at the snapshot's path by mistake\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSnapshot(path, DefaultDigestBits); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "not a bcache snapshot") {
+		t.Fatalf("another file at the path: %v, want it refused as not a snapshot", err)
+	}
+}

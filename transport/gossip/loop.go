@@ -85,6 +85,13 @@ func (r *Replicator) updateView() []transport.Envelope {
 	alive, left, least := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
+	r.mu.Lock()
+	restarted := r.restarted
+	r.restarted = nil
+	r.mu.Unlock()
+	for _, name := range restarted {
+		r.node.Restarted(name, now)
+	}
 	current := least >= directVersion
 	r.current.Store(current)
 	r.raw.Store(least >= rawVersion && r.out != nil)

@@ -96,6 +96,10 @@ type Replicator struct {
 	logOut *logWriter
 	calls  calls    // in flight from here, and being served
 	left   []leaver // members that left on purpose, for the loop to tell the node
+	// restarted are members seen alive again with a new start number (a
+	// restart under the same name that the view never saw leave), for
+	// the loop to tell the node (transport.Node.Restarted).
+	restarted []string
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
@@ -371,6 +375,9 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		if f := r.cfg.OnFounder; f != nil && first {
 			go f()
 		}
+		if prev := r.alive[n.Name]; prev != nil && n.Name != r.cfg.Name && restartedUnder(prev.Meta, n.Meta) {
+			r.restarted = append(r.restarted, n.Name)
+		}
 		r.alive[n.Name] = n
 		addr := n.Address()
 		r.known[n.Name] = knownMember{addr: addr}
@@ -416,6 +423,15 @@ type leaver struct {
 // direct deltas in their short form and answers a session opened with the
 // digest's root; at rawVersion, direct deltas in datagrams of their own),
 // and takes the names of those that left on purpose since the last call.
+// restartedUnder reports whether metadata now, of a member alive before
+// with prev, says a new process (its start number, the first 8 bytes,
+// changed); leaving metadata says nothing of that.
+func restartedUnder(prev, now []byte) bool {
+	return len(prev) >= 8 && len(now) >= 8 && !bytes.Equal(prev[:8], now[:8]) &&
+		!bytes.Equal(now, leavingMeta) && !bytes.Equal(now, leavingKeepsMeta) &&
+		!bytes.Equal(prev, leavingMeta) && !bytes.Equal(prev, leavingKeepsMeta)
+}
+
 func (r *Replicator) view() (alive []string, left []leaver, least uint8) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

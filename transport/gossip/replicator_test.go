@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -738,5 +739,30 @@ func TestStuckPeerSourceIsAFailedLookup(t *testing.T) {
 	}, "no failed lookup reported twice: %+v", a.r.Status().Joining)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("%d lookups started, one still running", n)
+	}
+}
+
+// TestRestartInPlaceIsTold: a member seen alive again with a new start
+// number in its metadata (a restart under its name before the view saw it
+// go) is a restart, which the loop tells the node (transport.Node.
+// Restarted); the same start number, or leaving metadata either way, is
+// not.
+func TestRestartInPlaceIsTold(t *testing.T) {
+	meta := func(start uint64) []byte { return binary.LittleEndian.AppendUint64(nil, start) }
+	for _, tc := range []struct {
+		prev, now []byte
+		want      bool
+	}{
+		{meta(1), meta(1), false},
+		{meta(1), meta(2), true},
+		{append(meta(1), 7, 7), append(meta(2), 7, 7), true}, // with key ids after
+		{meta(1), leavingMeta, false},
+		{meta(1), leavingKeepsMeta, false},
+		{leavingKeepsMeta, meta(1), false},
+		{nil, meta(1), false},
+	} {
+		if got := restartedUnder(tc.prev, tc.now); got != tc.want {
+			t.Errorf("restartedUnder(%q, %q) = %v, want %v", tc.prev, tc.now, got, tc.want)
+		}
 	}
 }
