@@ -440,21 +440,22 @@ func TestGetAfterEndsWithItsContextWhenStreamsHang(t *testing.T) {
 	}
 }
 
-// TestPulledRecordsAheadOfTheClockAreCounted: a record a peer answers
-// (GetAfter's pull, an owner's fill) stamped further ahead of this
-// member's clock than MaxClockDrift is refused, as one received by the
-// protocol, and counted with those (ClockDriftRejects): it was dropped
-// unseen (found by review).
-func TestPulledRecordsAheadOfTheClockAreCounted(t *testing.T) {
+// lostWrite starts a writer w whose clock runs lead ahead and a reader r
+// (sessions an hour apart, once their first ones are over), and has w
+// write k with its delta to r lost: only a pull, or an exchange, brings
+// it to r. It returns r and the write's token. fetchOnly, if set, makes
+// r's reads with a token pull only.
+func lostWrite(t *testing.T, lead time.Duration, fetchOnly bool) (*Cache, Token) {
+	t.Helper()
 	net := memnet.NewNetwork(1)
 	tr, err := net.NewTransport("w")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ahead := func() time.Time { return time.Now().Add(time.Hour) }
-	w := newCache(t, Config{NodeName: "w", Network: tr, Timings: FastTimings(), AntiEntropyInterval: time.Hour, Clock: ahead})
+	w := newCache(t, Config{NodeName: "w", Network: tr, Timings: FastTimings(), AntiEntropyInterval: time.Hour,
+		Clock: func() time.Time { return time.Now().Add(lead) }})
 	r := onMemnetEvery(t, net, time.Hour, "r", w.Addr())
-	r.fetchOnly = true // the record comes by the pull alone
+	r.fetchOnly = fetchOnly
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.WaitSynced(ctx); err != nil {
@@ -468,13 +469,24 @@ func TestPulledRecordsAheadOfTheClockAreCounted(t *testing.T) {
 	}
 	await.Until(t, 10*time.Second, func() bool { return idle(w) && idle(r) }, "sessions still in flight")
 	net.SetLoss("w", "r", 1) // the delta is lost
-	if err := w.Set("k", []byte("v"), 0); err != nil {
+	tok, err := w.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { return w.Stats().Replication.Protocol.DeltaBatchesSent > 0 }, "the delta was not sent")
 	net.SetLoss("w", "r", 0)
+	return r, tok
+}
+
+// TestPulledRecordsAheadOfTheClockAreCounted: a record a peer answers
+// (GetAfter's pull, an owner's fill) stamped further ahead of this
+// member's clock than MaxClockDrift is refused, as one received by the
+// protocol, and counted with those (ClockDriftRejects): it was dropped
+// unseen (found by review).
+func TestPulledRecordsAheadOfTheClockAreCounted(t *testing.T) {
+	r, _ := lostWrite(t, time.Hour, true) // the record comes by the pull alone
 	before := r.Stats()
-	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if _, _, err := r.GetAfter(ctx, "k", pastToken(r, "k")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("GetAfter of a write only w has, an hour ahead: %v, want the context's error", err)
@@ -514,31 +526,9 @@ func TestTokenOfAWriteNotDurable(t *testing.T) {
 // 5 ms was never pulled: the read failed at its context's end (found by
 // review).
 func TestGetAfterPullsWhileTheKeyChanges(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	trW, err := net.NewTransport("w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newCache(t, Config{NodeName: "w", Network: trW, Timings: FastTimings(), AntiEntropyInterval: time.Hour,
-		Clock: func() time.Time { return time.Now().Add(3 * time.Second) }})
-	r := onMemnetEvery(t, net, time.Hour, "r", w.Addr())
+	r, tok := lostWrite(t, 3*time.Second, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	idle := func(c *Cache) bool {
-		p := c.Stats().Replication.Protocol
-		return p.SessionsStarted > 0 && p.SessionsStarted == p.SessionsCompleted+p.SessionsTimedOut
-	}
-	await.Until(t, 10*time.Second, func() bool { return idle(w) && idle(r) }, "sessions still in flight")
-	net.SetLoss("w", "r", 1) // the write's delta is lost
-	tok, err := w.SetWithToken("k", []byte("v"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, 10*time.Second, func() bool { return w.Stats().Replication.Protocol.DeltaBatchesSent > 0 }, "no delta sent")
-	net.SetLoss("w", "r", 0)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
