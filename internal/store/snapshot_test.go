@@ -440,6 +440,16 @@ func TestReadErrorIsNotTakenForDamage(t *testing.T) {
 		if !errors.Is(err, ErrSnapshot) || errors.Is(err, syscall.ENOMEM) {
 			t.Errorf("a file ending after %d bytes: %v; want ErrSnapshot", cut, err)
 		}
+		// So in LoadSnapshot's first pass, which checks the checksum
+		// before anything is decoded.
+		err = checkSum(&failAfter{b: buf.Bytes()[:cut], err: failure}, int64(buf.Len()))
+		if !errors.Is(err, syscall.ENOMEM) || !errors.Is(err, ErrSnapshot) {
+			t.Errorf("the checksum's pass, a read failing after %d bytes: %v; want ErrSnapshot wrapping the ENOMEM", cut, err)
+		}
+		err = checkSum(&failAfter{b: buf.Bytes()[:cut], err: io.EOF}, int64(buf.Len()))
+		if !errors.Is(err, ErrSnapshot) || errors.Is(err, syscall.ENOMEM) {
+			t.Errorf("the checksum's pass, a file ending after %d bytes: %v; want ErrSnapshot", cut, err)
+		}
 	}
 }
 

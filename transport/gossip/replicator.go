@@ -87,6 +87,7 @@ type Replicator struct {
 
 	mu    sync.Mutex
 	alive map[string]*memberlist.Node // live members by name, self included
+	gone  bool                        // closed: alive is empty for good
 	// selfAddr is this member's address, as memberlist announced it.
 	selfAddr string
 	// met counts the members seen alive for the first time (see rejoin).
@@ -248,8 +249,8 @@ func randomSeed() uint64 {
 // Addr returns the address other members reach this one at.
 func (r *Replicator) Addr() string { return r.self }
 
-// Members returns the live members, this one included, sorted by name.
-// (memberlist's own Members hands out nodes it changes in place.)
+// Members returns the live members, this one included, sorted by name;
+// none after Close. (memberlist's own Members hands out nodes it changes in place.)
 func (r *Replicator) Members() []Member {
 	r.mu.Lock()
 	out := make([]Member, 0, len(r.alive))
@@ -348,6 +349,10 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	n := new(memberlist.Node)
 	*n = *in
 	r.mu.Lock()
+	if r.gone {
+		r.mu.Unlock()
+		return
+	}
 	if alive && n.Name == r.cfg.Name {
 		r.selfAddr = n.Address()
 	}
@@ -483,6 +488,15 @@ func (r *Replicator) stop(leave bool) error {
 		r.streams.close()
 		close(r.done)
 		r.wg.Wait()
+		// A closed member is no member: Members and Status list no
+		// member and no address it fails to join (they went on listing
+		// its last view: found by review).
+		r.mu.Lock()
+		r.gone = true
+		clear(r.alive)
+		clear(r.joinFailures)
+		clear(r.conflicts)
+		r.mu.Unlock()
 	})
 	return err
 }

@@ -766,3 +766,26 @@ func TestRestartInPlaceIsTold(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedReplicatorListsNoOne: once closed, a member lists no member
+// and no address it failed to join: its last view's peers, and the
+// failures, stayed listed (and in the metrics built on Status).
+func TestClosedReplicatorListsNoOne(t *testing.T) {
+	a := startNode(t, "a", nil)
+	keyed := startNode(t, "c", nil, func(c *Config) { c.SecretKey = []byte("0123456789abcdef") })
+	b := startNode(t, "b", []string{a.r.Addr(), keyed.r.Addr()})
+	waitMembers(t, 2, a, b)
+	await.Until(t, 10*time.Second, func() bool { return len(b.r.Status().Joining) > 0 }, "no join failure reported")
+	if s := b.r.Status(); len(s.Members) != 1 {
+		t.Fatalf("before Close: %d peers, want 1", len(s.Members))
+	}
+	if err := b.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.r.Status(); len(s.Members) != 0 || len(s.Joining) != 0 {
+		t.Fatalf("closed: %d peers and %d join failures listed, want none", len(s.Members), len(s.Joining))
+	}
+	if ms := b.r.Members(); len(ms) != 0 {
+		t.Fatalf("closed: members %v, want none", ms)
+	}
+}

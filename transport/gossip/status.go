@@ -124,6 +124,10 @@ const joinFailureLogEvery = time.Minute
 func (r *Replicator) joinFailed(addr string, err error) {
 	now := time.Now()
 	r.mu.Lock()
+	if r.gone {
+		r.mu.Unlock()
+		return
+	}
 	f := r.joinFailures[addr]
 	if f == nil {
 		f = &JoinFailure{Addr: addr, Since: now}
@@ -206,6 +210,10 @@ func (r *Replicator) refused(n *memberlist.Node, cause, text string) (log bool) 
 	now := time.Now()
 	addr := n.Address()
 	r.mu.Lock()
+	if r.gone {
+		r.mu.Unlock()
+		return false
+	}
 	f := r.conflicts[addr]
 	if f == nil || f.Cause != cause {
 		f = &JoinFailure{Addr: addr, Since: now, Cause: cause}
