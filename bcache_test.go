@@ -75,6 +75,7 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"no bind address", Config{}},
 		{"negative MaxKeys", Config{BindAddr: "127.0.0.1:0", MaxKeys: -1}},
+		{"MaxKeys past what the policy places", Config{BindAddr: "127.0.0.1:0", MaxKeys: MaxKeysLimit + 1}},
 		{"negative horizon", Config{BindAddr: "127.0.0.1:0", TombstoneHorizon: -time.Second}},
 		{"key of 10 bytes", Config{BindAddr: "127.0.0.1:0", SecretKey: make([]byte, 10)}},
 		{"huge values", Config{BindAddr: "127.0.0.1:0", MaxValueSize: 1 << 30}},

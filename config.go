@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/gossip"
@@ -48,6 +49,11 @@ const (
 	DefaultFillTimeout         = 10 * time.Second
 	DefaultSubscriptionBytes   = 64 << 20
 )
+
+// MaxKeysLimit is the largest MaxKeys, about 134 million values: what the
+// eviction policy can place. A member bounded by MaxBytes alone holds at
+// most that many values too.
+const MaxKeysLimit = store.MaxBoundedKeys
 
 // maxValueLimit is the largest MaxValueSize: the wire's hard limit on a
 // value, which fits one of memberlist's stream messages with room to spare.
@@ -90,7 +96,8 @@ type Config struct {
 	// evicted locally (their keys and versions stay, so nothing stale comes
 	// back): first peers' writes not read here, oldest first, then values
 	// written here and not read again, then those read least (package
-	// evict). 0 means unbounded.
+	// evict). 0 means unbounded. At most MaxKeysLimit, which also bounds
+	// in keys a member bounded by MaxBytes alone.
 	MaxKeys int
 	// MaxBytes bounds the key and value bytes this member holds, in the
 	// same way. 0 means unbounded.
@@ -321,6 +328,8 @@ func (c *Config) fill() error {
 		return configError("NodeName", "%d bytes, limit %d", len(c.NodeName), gossip.MaxNameLen)
 	case c.MaxKeys < 0:
 		return configError("MaxKeys", "negative (%d)", c.MaxKeys)
+	case c.MaxKeys > MaxKeysLimit:
+		return configError("MaxKeys", "%d, limit %d", c.MaxKeys, MaxKeysLimit)
 	case c.MaxBytes < 0:
 		return configError("MaxBytes", "negative (%d)", c.MaxBytes)
 	case c.MaxKeySize < 0 || c.MaxKeySize > DefaultMaxKeySize:

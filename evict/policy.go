@@ -211,7 +211,11 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			e, ok = p.peers.pop()
 		}
 		if ok {
-			if freq(e.Use().Load()) > 0 { // read here: a local entry now
+			if v := e.Use().Load(); freq(v) > 0 { // read here: a local entry now
+				// That read is the one that brought it in, as a write
+				// here is: to the main queue with one more (it went
+				// there on this one alone: found by review).
+				e.Use().Store(v &^ maxFreq)
 				p.small.push(e)
 				continue
 			}

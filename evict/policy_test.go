@@ -282,6 +282,37 @@ func TestPeersWritesGoFirst(t *testing.T) {
 	}
 }
 
+// TestPeerWriteReadOnceNeedsAnotherRead: a peer's write read here once
+// joins the small queue as a write here does (the package doc): that read
+// brought it in, and it takes one more to reach the main queue. Read no
+// more, it goes under a scan of values written here once, as they do (it
+// went to the main queue on that one read, and outlived the scan: found
+// by review).
+func TestPeerWriteReadOnceNeedsAnotherRead(t *testing.T) {
+	b := newBounded(20)
+	hot := names("hot", 0, 10)
+	for range 2 {
+		for _, k := range hot {
+			if !b.get(k) {
+				b.set(k, false)
+			}
+		}
+	}
+	b.set("peer", true)
+	b.get("peer") // read once here, never again
+	for _, k := range names("scan", 0, 1000) {
+		b.set(k, false)
+	}
+	if e, ok := b.entries["peer"]; ok {
+		t.Fatalf("the peer's write read once outlived a scan of 1,000 keys written once (queue %d)", e.slot&queueMask)
+	}
+	for _, k := range hot {
+		if !b.get(k) {
+			t.Fatalf("%s, read twice, was pushed out by the scan", k)
+		}
+	}
+}
+
 // TestReturningKeysKeepTheirPlace: keys that come back again and again
 // (a loop larger than the cache) win places against keys seen once, where
 // a FIFO or an LRU would hit none of them.

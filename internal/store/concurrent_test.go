@@ -88,3 +88,48 @@ func TestBoundHoldsUnderConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentEvictionStopsAtTheBound: writers of new keys on a full
+// store each evict what their own write put over the bound, and no more:
+// afterwards it holds exactly its bound (each write added a value of the
+// same size), it was never seen below it, and it evicted one value per
+// write. Several writers that each found the store one over its bound all
+// evicted a value (down to 7 of 10: found by review).
+func TestConcurrentEvictionStopsAtTheBound(t *testing.T) {
+	const held, writers, writes = 10, 8, 20_000
+	value := []byte("v")
+	size := int64(18 + len(value)) // a key's bytes and its value's
+	for _, cfg := range []Config{{MaxKeys: held}, {MaxBytes: held * size}} {
+		t.Run(fmt.Sprintf("keys=%d,bytes=%d", cfg.MaxKeys, cfg.MaxBytes), func(t *testing.T) {
+			s := mustStore(t, cfg)
+			var clock atomic.Int64
+			clock.Store(testNow)
+			key := func(w, i int) string { return fmt.Sprintf("w%d-%014d", w, i) } // 18 bytes: every value is the same size
+			for i := range held {
+				s.Write(crdt.Record{Key: key(9, i), Value: value, Time: crdt.Timestamp{Wall: clock.Add(1), Node: 1}})
+			}
+			if n := s.Len(); n != held {
+				t.Fatalf("%d values held before the writers, want %d", n, held)
+			}
+			var lowest atomic.Int64
+			lowest.Store(held)
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := range writes {
+						s.Write(crdt.Record{Key: key(w, i), Value: value, Time: crdt.Timestamp{Wall: clock.Add(1), Node: 1}})
+						for n := int64(s.Len()); n < lowest.Load(); {
+							if lowest.CompareAndSwap(lowest.Load(), n) {
+								break
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n, ev := s.Len(), s.Stats().Evictions; n != held || lowest.Load() < held || ev != writers*writes {
+				t.Fatalf("afterwards %d values held (lowest seen %d), want %d; %d evictions for %d writes past the bound", n, lowest.Load(), held, ev, writers*writes)
+			}
+		})
+	}
+}

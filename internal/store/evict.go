@@ -59,30 +59,48 @@ func (s *Store) account(ch change) {
 }
 
 // over reports whether the resident values exceed a bound.
-func (s *Store) over() bool {
-	return (s.maxKeys > 0 && s.resident.Load() > s.maxKeys) ||
-		(s.maxBytes > 0 && s.bytes.Load() > s.maxBytes)
+func (s *Store) over() bool { return s.overBy(0, 0) }
+
+// overBy reports whether the resident values less keys values of bytes
+// exceed a bound.
+func (s *Store) overBy(keys, bytes int64) bool {
+	return (s.maxKeys > 0 && s.resident.Load()-keys > s.maxKeys) ||
+		(s.maxBytes > 0 && s.bytes.Load()-bytes > s.maxBytes)
 }
 
 // enforceBounds evicts values chosen by the policy until the bounds hold.
 // It takes the ring's lock, then the victim's shard's lock, one after the
-// other: a victim replaced in between is skipped.
+// other: a victim replaced in between is skipped. A victim chosen and not
+// dropped yet counts as gone for the others (pendingKeys, pendingBytes,
+// added to under evictMu): writers that each found the store over its
+// bound by one all evicted a value, and took it below its bound (found by
+// review). Each one checks the bound again once its victim has gone, so
+// that the last to finish leaves the bound held.
 func (s *Store) enforceBounds() {
 	for s.policy != nil && s.over() {
 		s.evictMu.Lock()
+		pendingBytes := s.pendingBytes.Load()
+		if !s.overBy(s.pendingKeys.Load(), pendingBytes) {
+			s.evictMu.Unlock()
+			return
+		}
 		// The small queue's share is counted in bytes while bytes are the
 		// bound this eviction is for; in entries alone otherwise (a
 		// store over its keys, its bytes under a loose cap, had each
 		// larger new value go at the next write: found by review).
 		bytes := 0
-		if b := s.bytes.Load(); s.maxBytes > 0 && b > s.maxBytes {
+		if b := s.bytes.Load() - pendingBytes; s.maxBytes > 0 && b > s.maxBytes {
 			bytes = int(b)
 		}
 		victim, ok := s.policy.Victim(bytes)
-		s.evictMu.Unlock()
 		if !ok {
+			s.evictMu.Unlock()
 			return
 		}
+		size := int64(victim.Size())
+		s.pendingKeys.Add(1)
+		s.pendingBytes.Add(size)
+		s.evictMu.Unlock()
 		sh := &s.shards[s.shardOf(crdt.HashKey(victim.Key()))] // its key never changes
 		sh.mu.Lock()
 		ch, evicted := sh.evict(victim)
@@ -94,6 +112,8 @@ func (s *Store) enforceBounds() {
 			ch.removed.retire()
 		}
 		sh.mu.Unlock()
+		s.pendingKeys.Add(-1)
+		s.pendingBytes.Add(-size)
 		if evicted {
 			s.stats.evictions.Add(1)
 		}

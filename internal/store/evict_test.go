@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -30,5 +31,25 @@ func TestReturningKeysKeepTheirPlace(t *testing.T) {
 	}
 	if hits < 10*50 { // half the bound's worth of the loop per pass
 		t.Fatalf("%d hits in 10 passes over a loop of 300 keys with room for 100", hits)
+	}
+}
+
+// TestBoundInKeysHasALimit: MaxKeys is at most MaxBoundedKeys (an
+// entry's place in the policy is 32 bits: past that it wrapped), and a
+// store bounded in bytes alone is bounded in keys by it too.
+func TestBoundInKeysHasALimit(t *testing.T) {
+	if _, err := New(Config{MaxKeys: MaxBoundedKeys + 1}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("MaxKeys %d: %v, want ErrConfig", MaxBoundedKeys+1, err)
+	}
+	s := mustStore(t, Config{MaxKeys: MaxBoundedKeys})
+	if s.maxKeys != MaxBoundedKeys {
+		t.Fatalf("MaxKeys %d: bound %d", MaxBoundedKeys, s.maxKeys)
+	}
+	s = mustStore(t, Config{MaxBytes: 1 << 50})
+	if s.maxKeys != MaxBoundedKeys {
+		t.Fatalf("bounded in bytes alone: bound in keys %d, want %d", s.maxKeys, MaxBoundedKeys)
+	}
+	if s = mustStore(t, Config{}); s.maxKeys != 0 || s.policy != nil {
+		t.Fatalf("unbounded: bound in keys %d, policy %v", s.maxKeys, s.policy != nil)
 	}
 }

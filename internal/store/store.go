@@ -53,7 +53,8 @@ type Config struct {
 	MaxClockSkew time.Duration
 	// MaxKeys and MaxBytes bound the resident values (count, and key plus
 	// value bytes); past them values are evicted, their versions kept. 0
-	// means unbounded.
+	// means unbounded. MaxKeys is at most MaxBoundedKeys, which also bounds
+	// a store bounded in bytes alone.
 	MaxKeys  int
 	MaxBytes int64
 	// MaxValueSize is the largest value this member holds. A record
@@ -88,19 +89,22 @@ type Store struct {
 	shards     []shard
 	// policy is the eviction ring of resident items, nil when the store is
 	// unbounded. Its lock nests inside a shard's, never the other way.
-	policy   *evict.Policy[*item]
-	evictMu  sync.Mutex
-	maxKeys  int64
-	maxBytes int64
-	maxValue int
-	maxDead  int
-	resident atomic.Int64 // resident values
-	bytes    atomic.Int64 // their key and value bytes
-	sealed   atomic.Bool
-	founder  atomic.Bool
-	drift    int64        // MaxClockDrift
-	skew     int64        // MaxClockSkew
-	seed     maphash.Seed // of the index hash: this store's own
+	policy  *evict.Policy[*item]
+	evictMu sync.Mutex
+	// pendingKeys and pendingBytes are the victims chosen and not dropped
+	// yet (see enforceBounds), added to under evictMu.
+	pendingKeys, pendingBytes atomic.Int64
+	maxKeys                   int64
+	maxBytes                  int64
+	maxValue                  int
+	maxDead                   int
+	resident                  atomic.Int64 // resident values
+	bytes                     atomic.Int64 // their key and value bytes
+	sealed                    atomic.Bool
+	founder                   atomic.Bool
+	drift                     int64        // MaxClockDrift
+	skew                      int64        // MaxClockSkew
+	seed                      maphash.Seed // of the index hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool
@@ -155,6 +159,10 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d, MaxValueSize %d or MaxDead %d",
 			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead)
 	}
+	if cfg.MaxKeys > MaxBoundedKeys {
+		return nil, fmt.Errorf("%w: MaxKeys %d, at most %d", ErrConfig, cfg.MaxKeys, MaxBoundedKeys)
+	}
+
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
 		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: valueLimit(cfg), maxDead: cfg.MaxDead,
 		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift), skew: int64(cfg.MaxClockSkew)}
@@ -173,8 +181,22 @@ func New(cfg Config) (*Store, error) {
 		s.policy = new(evict.Policy[*item])
 		s.policy.Init(cfg.MaxKeys)
 	}
+	if cfg.MaxKeys == 0 && cfg.MaxBytes > 0 {
+		// Bounded in bytes alone: in keys too, by what the policy can
+		// place (tiny values under a large MaxBytes would pass it).
+		s.maxKeys = MaxBoundedKeys
+	}
 	return s, nil
 }
+
+// MaxBoundedKeys is the most values a bounded store holds (MaxKeys, and
+// the bound in keys of one bounded in bytes alone): an entry's place in
+// the eviction policy is a 32-bit word holding its index in a queue that
+// may grow to twice its entries before it is compacted, with two bits to
+// spare (past 2^29 places it wrapped negative, and the policy would index
+// with it: found by review). At 2^27, about 134 million values, the
+// queues stay under a quarter of that.
+const MaxBoundedKeys = 1 << 27
 
 // shardOf returns the shard of a key hash: its top bits.
 func (s *Store) shardOf(hash uint64) int {
