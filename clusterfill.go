@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -26,11 +27,12 @@ var ErrFillTimeout = errors.New("fill timed out")
 // runs one fill for all askers, Sets the value with Config.FillTTL (so it
 // replicates like any write) and answers with it (an owner whose fill
 // is not stored, the key written meanwhile: see GetWithFiller, answers
-// that it holds nothing, and the member fills itself). A member asks at most
+// with the value written then, or that it holds nothing if that was a
+// delete, and the member then fills itself). A member asks at most
 // one owner at a time per key (its own callers share the answer), and an
 // owner never forwards: one hop at most. If the owner leaves while asked,
 // the member asks the new owner, once; if an owner does not answer within
-// Config.FillTimeout (and a margin: see FillTimeout), or cannot fill (no
+// Config.FillTimeout (and up to two seconds: see FillTimeout), or cannot fill (no
 // Filler, a key over its MaxKeySize), the member fills locally. A
 // filler's error goes to every waiting caller on every member and is not
 // cached: from the owner's filler, ErrOwnerFill with its text, or
@@ -120,14 +122,28 @@ func (c *Cache) alive(name string) bool {
 	return slices.ContainsFunc(c.repl.Members(), func(m gossip.Member) bool { return m.Name == name })
 }
 
-// forward asks owner to fill key and waits for its answer, the fill
-// timeout and a margin, or the owner leaving; ok says the owner answered.
-// The owner's fill ends at its fill timeout and answers so: an asker
-// that gave up at the same moment raced that answer, and, losing, ran
-// the filler a second time (found by review).
+// forward asks owner to fill key and waits for its answer, or the owner
+// leaving, or the time by which its answer would have come; ok says the
+// owner answered. The owner starts its fill when the request reaches it
+// and ends it by its fill timeout; the request goes again while no answer
+// comes (a datagram lost), within fillResend of each call's first send.
+// So an answer, if any, comes by the last call's start, fillResend, the
+// fill timeout and a margin for the copies' journeys: forward waits that
+// long. It waited the fill timeout and the margin from the first send: an
+// owner that got a later copy answered after its asker had given up and
+// filled itself, and the filler ran twice (found by review). An owner
+// with no room for the request (ErrBusy) is asked again until the fill
+// timeout has passed since the first call.
 func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
-	wait := time.Duration(crdt.AddSat(int64(c.cfg.FillTimeout), int64(min(c.cfg.FillTimeout, time.Second))))
-	ctx, cancel := context.WithTimeout(c.life, wait) // Close cancels it
+	margin := min(c.cfg.FillTimeout, time.Second)
+	resend := min(c.cfg.FillTimeout, fillResend)
+	start := time.Now()
+	var deadline atomic.Int64 // Unix nanoseconds: past it, no answer comes
+	by := func(t time.Time) int64 {
+		return crdt.AddSat(t.UnixNano(), crdt.AddSat(int64(resend), crdt.AddSat(int64(c.cfg.FillTimeout), int64(margin))))
+	}
+	deadline.Store(by(start))
+	ctx, cancel := context.WithCancel(c.life) // Close cancels it
 	defer cancel()
 	type result struct {
 		b   []byte
@@ -141,8 +157,9 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 		// asked again, until the fill timeout: busy is not silent, and
 		// filling here would run the key's fill twice.
 		for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			b, err := c.repl.Call(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key))
-			if !errors.Is(err, gossip.ErrBusy) {
+			deadline.Store(by(time.Now()))
+			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend)
+			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return
 			}
@@ -160,16 +177,20 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 		select {
 		case r := <-done:
 			return r.b, r.err == nil
-		case <-tick.C:
+		case now := <-tick.C:
 			// It left: ask the new owner. Only then: a member joining
 			// makes another the owner too, but the one asked is filling
 			// (asking the new one ran the filler twice: found by review).
-			if !c.alive(owner) {
+			if !c.alive(owner) || now.UnixNano() > deadline.Load() {
 				return nil, false
 			}
 		}
 	}
 }
+
+// fillResend bounds how long after a fill request's first send its copies
+// go (see forward).
+const fillResend = time.Second
 
 // member is a Cache as the fill rules see it.
 type member struct{ c *Cache }
@@ -213,7 +234,9 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	var fill func(string) (crdt.Record, error)
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
-			if err := c.checkFill("fill", key, c.cfg.FillTTL); err != nil {
+			if err := c.checkFill("fill", key, c.cfg.FillTTL); errors.Is(err, ErrClosed) {
+				return crdt.Record{}, clusterfill.ErrNotStored // Close began: as below (it failed the asker's callers: found by review)
+			} else if err != nil {
 				return crdt.Record{}, err
 			}
 			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
@@ -229,6 +252,9 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 			}
 			return rec, err
 		}
+	}
+	if clusterfill.BadRequest(payload, c.cfg.MaxKeySize) {
+		c.stats.callRequestsBad.Add(1) // answered NotHeld, as before, and counted (found by review)
 	}
 	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
 }
@@ -355,10 +381,13 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 			continue
 		}
 		cancel, err := c.repl.Ask(m.Name, req, func(b []byte, err error) {
-			if err == nil {
-				if rec, ok := clusterfill.Record(b, key); ok {
-					member{c}.Receive(rec)
-				}
+			if err != nil {
+				return
+			}
+			if rec, ok := clusterfill.Record(b, key); ok {
+				member{c}.Receive(rec)
+			} else if clusterfill.FetchMalformed(b, key) {
+				c.stats.fillAnswersBad.Add(1) // dropped, as before, and counted (found by review)
 			}
 		})
 		if err == nil {

@@ -713,3 +713,70 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 		t.Fatalf("the asker ran its filler (%d fallbacks) while its owner could be asked", r.Stats().FillFallbacks)
 	}
 }
+
+// TestLateFillRequestIsNotFilledTwice: the asker's first copies of a
+// fill request are lost. It waited the fill timeout and a margin from the
+// first send, and the copy it sent 1.5 s in reached the owner, whose fill
+// (1.8 s of a 2 s timeout) answered after the asker had given up and run
+// the filler too (found by review). Now copies go within a second of the
+// first, and the asker waits for the answer a copy could bring: here none
+// reached the owner, and the filler runs once, on the asker.
+func TestLateFillRequestIsNotFilledTwice(t *testing.T) {
+	mn := memnet.NewNetwork(1)
+	var runs atomic.Int32
+	filler := func(_ context.Context, key string) ([]byte, error) {
+		runs.Add(1)
+		time.Sleep(1800 * time.Millisecond) // a slow source, within FillTimeout
+		return []byte("v"), nil
+	}
+	var cs []*Cache
+	for i := range 2 {
+		tr, err := mn.NewTransport(fmt.Sprint("p", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler, FillTimeout: 2 * time.Second}
+		slowProbes(&cfg)
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	for _, c := range cs {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	key := ""
+	for i := 0; ; i++ {
+		if key = fmt.Sprint("k", i); cs[0].owner(key) == "p1" {
+			break
+		}
+	}
+	mn.SetLoss("p0", "p1", 1) // the first copies of the request are lost
+	heal := time.AfterFunc(800*time.Millisecond, func() { mn.SetLoss("p0", "p1", 0) })
+	defer heal.Stop()
+	v, err := cs[0].GetOrFill(context.Background(), key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill: %q, %v", v, err)
+	}
+	// Every copy the asker sent was sent a second after the first, at the
+	// latest: whatever reached the owner has begun its fill by now.
+	if n, served := runs.Load(), cs[1].Stats().FillsForPeers; n != 1 {
+		t.Fatalf("the filler ran %d times in the cluster (%d for the asker on the owner, %d fallbacks on the asker)", n, served, cs[0].Stats().FillFallbacks)
+	}
+}
+
+// TestBadRequestsAreCounted: a peer's request this member cannot read
+// (empty, of a kind it does not know, a key over MaxKeySize) is answered
+// as holding nothing, and counted; it was not counted (found by review).
+func TestBadRequestsAreCounted(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxKeySize: 4})
+	for _, req := range [][]byte{nil, {9, 'k'}, clusterfill.Request(clusterfill.FetchRequest, "12345")} {
+		if b := c.serveCall("peer", req); !bytes.Equal(b, clusterfill.NotHeld()) {
+			t.Fatalf("request %q answered %q, want NotHeld", req, b)
+		}
+	}
+	c.serveCall("peer", clusterfill.Request(clusterfill.FetchRequest, "1234"))
+	if n := c.Stats().RequestsBad; n != 3 {
+		t.Fatalf("%d bad requests counted, want 3", n)
+	}
+}

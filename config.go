@@ -223,12 +223,16 @@ type Config struct {
 	// FillTimeout bounds a fill, here or asked of the key's owner: past
 	// it the callers get ErrFillTimeout, and the key is free for the next
 	// fill, even if the filler never returns. A member that asked an
-	// owner waits for its answer a little longer (FillTimeout and at most
-	// a second more: the owner's own timeout comes first), then asks the
-	// next one or fills itself: a GetOrFill whose owner leaves mid-fill,
-	// and whose next owner times out too, may so take up to about three
-	// FillTimeouts and two seconds (found by review). It applies to
-	// GetWithFiller too. Default: 10 s.
+	// owner waits for its answer a little longer: the request goes again
+	// while no answer comes, for at most a second, and the owner's fill
+	// may start with its last copy, so the asker waits FillTimeout and up
+	// to two seconds more (the owner's own timeout comes first), then asks
+	// the next one or fills itself. A GetOrFill whose owner leaves
+	// mid-fill, and whose next owner times out too, may so take up to
+	// about three FillTimeouts and four seconds (found by review); an
+	// owner that refuses the request for lack of room (gossip.ErrBusy) is
+	// asked again for up to FillTimeout, each time waited for so. It
+	// applies to GetWithFiller too. Default: 10 s.
 	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one

@@ -12,7 +12,7 @@ type counters struct {
 	snapshots, snapshotErrors, logSnapshots      atomic.Uint64
 	replayed, logErrors, damageResets            atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
-	fillAnswersBad                               atomic.Uint64
+	fillAnswersBad, callRequestsBad              atomic.Uint64
 	pulled, pulledDrifted                        atomic.Uint64
 }
 
@@ -57,12 +57,17 @@ type Stats struct {
 	CollectedEarly   uint64 `json:"collected_early"`
 	CollectedByBound uint64 `json:"collected_by_bound"`
 	// Fills counts filler calls run here, FillErrors those that failed.
-	// FillsForwarded counts GetOrFill's requests to a key's owner,
-	// FillFallbacks the fills run here because no owner answered, and
+	// FillsForwarded counts GetOrFill's requests to a key's owner, and
 	// FillsForPeers the owners' fills asked by peers (run here, shared
-	// with any fill of the key under way); FillAnswersBad the owners'
-	// answers that were none of an answer's forms (taken as no answer:
-	// the member asks the next owner or fills itself).
+	// with any fill of the key under way); FillAnswersBad the answers to
+	// this member's requests that were none of an answer's forms: owners'
+	// to fills (taken as no answer: the member asks the next owner or
+	// fills itself) and peers' to GetAfter's pulls (dropped);
+	// RequestsBad the peers' requests this member could not read (empty,
+	// of an unknown kind, or with a key over MaxKeySize: answered as
+	// holding nothing). FillFallbacks counts the fills run here after an
+	// owner was asked and did not answer, or answered that it held
+	// nothing (it has no Filler, or its fill was not stored).
 	Fills uint64 `json:"fills"`
 	// FillsSuperseded counts fills whose value was not stored: the key
 	// was written or deleted since the filler began, or a delete of its
@@ -73,6 +78,7 @@ type Stats struct {
 	FillFallbacks   uint64 `json:"fill_fallbacks"`
 	FillsForPeers   uint64 `json:"fills_for_peers"`
 	FillAnswersBad  uint64 `json:"fill_answers_bad"`
+	RequestsBad     uint64 `json:"requests_bad"`
 	// Pulled counts the records asked of peers that changed this member's
 	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
 	// protocol's are Replication.Protocol.RecordsApplied); those refused
@@ -138,6 +144,7 @@ func (c *Cache) Stats() Stats {
 		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(), FillsSuperseded: c.stats.fillsSuperseded.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
+		RequestsBad:   c.stats.callRequestsBad.Load(),
 		FillsForPeers: c.stats.fillsForPeers.Load(), Pulled: c.stats.pulled.Load(),
 		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),

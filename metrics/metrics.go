@@ -73,8 +73,9 @@ var metricList = []metric{
 	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},
 	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
 	{"bcache_fills_forwarded_total", "GetOrFill requests sent to a key's owner.", prometheus.CounterValue, nil},
-	{"bcache_fill_fallbacks_total", "Fills run here because no owner answered.", prometheus.CounterValue, nil},
-	{"bcache_fill_answers_bad_total", "Owners' answers to fill requests that were none of an answer's forms (taken as no answer).", prometheus.CounterValue, nil},
+	{"bcache_fill_fallbacks_total", "Fills run here after the key's owner did not answer, or answered that it held nothing.", prometheus.CounterValue, nil},
+	{"bcache_fill_answers_bad_total", "Answers to this member's fill requests and GetAfter pulls that were none of an answer's forms (taken as no answer).", prometheus.CounterValue, nil},
+	{"bcache_requests_bad_total", "Peers' fill and fetch requests this member could not read (answered as holding nothing).", prometheus.CounterValue, nil},
 	{"bcache_fills_for_peers_total", "Fills asked of this member, as a key's owner, by peers.", prometheus.CounterValue, nil},
 	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls) that changed this member's state.", prometheus.CounterValue, nil},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
@@ -86,7 +87,7 @@ var metricList = []metric{
 	{"bcache_peer_lookup_failures_total", "Peers that could not be looked up (a name that did not resolve, a PeerSource that failed), once per look at the seeds.", prometheus.CounterValue, nil},
 	{"bcache_key_refusals_total", "Members refused because their keys and this member's do not read each other (a key rotation's step skipped, or an old key).", prometheus.CounterValue, nil},
 	{"bcache_streams_refused_total", "Streams closed because as many as allowed were open: at once, past 64 from their address or IPv6 /64 (with a key) or 64 in all (without); or, with a key, the oldest of 128 from addresses of no member, to make room. Their senders retry.", prometheus.CounterValue, nil},
-	{"bcache_calls_busy_total", "Peers' calls (cluster fills, fetches) refused at once because every place to serve one was taken (256, 32 for one asker); the asker fills or reads itself.", prometheus.CounterValue, nil},
+	{"bcache_calls_busy_total", "Peers' calls (cluster fills, fetches) refused at once because every place to serve one was taken (256, 32 for one asker); a fill's asker asks again until its fill timeout.", prometheus.CounterValue, nil},
 	{"bcache_call_repeats_total", "Peers' calls received again while served or once answered (resends, replays), not served again.", prometheus.CounterValue, nil},
 	{"bcache_udp_read_buffer_bytes", "Receive buffer of the member's UDP socket as the kernel reports it (Linux: twice the size set); the member asks for 16 MiB (0: not read).", prometheus.GaugeValue, nil},
 	{"bcache_deltas_pending", "Local writes not yet sent to the peers.", prometheus.GaugeValue, nil},
@@ -160,6 +161,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_fills_forwarded_total", float64(st.FillsForwarded))
 	emit("bcache_fill_fallbacks_total", float64(st.FillFallbacks))
 	emit("bcache_fill_answers_bad_total", float64(st.FillAnswersBad))
+	emit("bcache_requests_bad_total", float64(st.RequestsBad))
 	emit("bcache_fills_for_peers_total", float64(st.FillsForPeers))
 	emit("bcache_records_pulled_total", float64(st.Pulled))
 

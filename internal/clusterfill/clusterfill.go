@@ -108,7 +108,8 @@ var ErrNotStored = errors.New("clusterfill: the filled value was not stored")
 // in the cluster. So any member holding the cluster key can have this
 // member run its filler for any key, bounded by the calls served at once
 // (gossip.Config.OnCall: 256, 32 of one asker, past which the asker is
-// told ErrBusy and fills itself) and by one fill at a time per key.
+// told ErrBusy, and asks again until its fill timeout) and by one fill at
+// a time per key.
 func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error), why func(error) Failure) []byte {
 	if len(payload) < 1 || len(payload)-1 > maxKey {
 		return NotHeld()
@@ -137,6 +138,13 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 	return NotHeld()
 }
 
+// BadRequest reports whether a peer's request payload is one Serve
+// cannot read: empty, of a kind it does not know, or with a key over
+// maxKey (answered NotHeld; the caller counts it).
+func BadRequest(payload []byte, maxKey int) bool {
+	return len(payload) < 1 || len(payload)-1 > maxKey || payload[0] != FetchRequest && payload[0] != FillRequest
+}
+
 // Record returns the record in a value answer b for key: false for any
 // other answer, a record of another key, or an evicted one.
 func Record(b []byte, key string) (crdt.Record, bool) {
@@ -153,11 +161,26 @@ func Record(b []byte, key string) (crdt.Record, bool) {
 // Malformed reports whether an owner's answer b to a's request is none
 // of an answer's forms: not a record of the key, not an error, not
 // NotHeld. Take takes it as NotHeld; the caller counts it.
+//
+// A delete is none: an owner answers a fill with the value it wrote or
+// holds live, or that it holds none (it was taken as no answer and not
+// counted: found by review).
 func (a *Ask) Malformed(b []byte) bool {
 	if len(b) == 1 && b[0] == answerNotHeld || len(b) > 0 && b[0] == answerError {
 		return false
 	}
-	_, ok := Record(b, a.Key)
+	rec, ok := Record(b, a.Key)
+	return !ok || rec.Tombstone
+}
+
+// FetchMalformed reports whether a peer's answer b to a fetch of key is
+// none of its forms: the record of key it holds (a delete too), or
+// NotHeld.
+func FetchMalformed(b []byte, key string) bool {
+	if len(b) == 1 && b[0] == answerNotHeld {
+		return false
+	}
+	_, ok := Record(b, key)
 	return !ok
 }
 

@@ -160,12 +160,14 @@ func TestServeAndTake(t *testing.T) {
 		a := Ask{Key: "k", Self: "x"}
 		evicted := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "k", Time: ts(9), Evicted: true})
 		other := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "other", Value: []byte("v"), Time: ts(9)})
+		deleted := store.AppendRecord([]byte{answerValue}, &crdt.Record{Key: "k", Time: ts(9), Tombstone: true})
 		for name, answer := range map[string][]byte{
 			"not held":      Serve(owner, Request(FetchRequest, "none"), 16, fill, why),
 			"empty":         nil,
 			"truncated":     other[:len(other)-1],
 			"another key":   other,
 			"evicted":       evicted,
+			"a delete":      deleted, // no owner answers a fill so (it was not counted: found by review)
 			"unknown kind":  {9},
 			"trailing byte": append(append([]byte(nil), other...), 0),
 		} {
@@ -174,6 +176,10 @@ func TestServeAndTake(t *testing.T) {
 			}
 			if bad := a.Malformed(answer); bad != (name != "not held") {
 				t.Errorf("%s: malformed %v", name, bad)
+			}
+			// A fetch's answer may be a delete; the rest are as a fill's.
+			if bad := FetchMalformed(answer, "k"); bad != (name != "not held" && name != "a delete") {
+				t.Errorf("%s, to a fetch: malformed %v", name, bad)
 			}
 		}
 		for name, req := range map[string][]byte{
@@ -185,6 +191,11 @@ func TestServeAndTake(t *testing.T) {
 			b := Serve(owner, req, 16, nil, why)
 			if _, err, o := a.Take(member{}, b); o != AskNext || err != nil {
 				t.Errorf("%s: answer %q taken as %v, %v; want AskNext (the asker fills)", name, b, err, o)
+			}
+			// Counted by the owner as a request it could not read, but
+			// for the one it does not serve for want of a filler.
+			if bad := BadRequest(req, 16); bad != (name != "no filler") {
+				t.Errorf("%s: a bad request %v", name, bad)
 			}
 		}
 	})

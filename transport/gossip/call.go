@@ -182,6 +182,16 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 // if its send fails; with ErrBusy if the stream queue refuses it (the
 // frames queued for streams at their bounds).
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
+	return r.CallResendingFor(ctx, peer, payload, 0)
+}
+
+// CallResendingFor is Call, which sends its request again only within
+// resend of the first send (0: for as long as it waits): the peer then
+// gets the request, if it ever does, by that time and the time a copy
+// takes, and a caller that bounds what the peer does with it (a fill
+// timeout) knows by when its answer comes, if any.
+func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload []byte, resend time.Duration) ([]byte, error) {
+	first := time.Now()
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
 	if err != nil {
@@ -205,8 +215,8 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 	// one goes again once the wait has grown to its longest, a second,
 	// and every second after: its answer, lost, was never asked for again
 	// (last notes' item), and the call waited for its context's end.
-	resend := time.NewTimer(callResend)
-	defer resend.Stop()
+	again := time.NewTimer(callResend)
+	defer again.Stop()
 	for wait := callResend; ; {
 		select {
 		case b := <-ch:
@@ -216,12 +226,15 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 			return b[1:], nil
 		case err := <-failed:
 			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
-		case <-resend.C:
+		case <-again.C:
+			if resend > 0 && time.Since(first) > resend {
+				continue // sent for the last time: wait for the answer alone
+			}
 			if r.fitsDatagram(req) || wait == time.Second {
 				r.sendCall(node, req, nil)
 			}
 			wait = min(2*wait, time.Second)
-			resend.Reset(wait)
+			again.Reset(wait)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-r.done:

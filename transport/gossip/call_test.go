@@ -88,6 +88,41 @@ func TestCallResendsALostRequest(t *testing.T) {
 	}
 }
 
+// TestCallResendingForStopsResending: a call that may resend its request
+// only within 250 ms of the first send, its copies lost until a second
+// has passed, is never served (Call, resending for as long as it waits,
+// is served by the copy it sends after that): a caller that bounds what
+// the peer does with the request knows by when an answer can come (a
+// fill's asker gave up on an owner that got a late copy, and ran the
+// filler too: found by review).
+func TestCallResendingForStopsResending(t *testing.T) {
+	for _, bounded := range []bool{true, false} {
+		t.Run(fmt.Sprint("bounded=", bounded), func(t *testing.T) {
+			var served atomic.Int32
+			net, a, _ := callPair(t, func(string, []byte) []byte {
+				served.Add(1)
+				return []byte("ok")
+			})
+			net.SetLoss("a", "b", 1)
+			heal := time.AfterFunc(time.Second, func() { net.SetLoss("a", "b", 0) })
+			defer heal.Stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+			defer cancel()
+			resend := time.Duration(0)
+			if bounded {
+				resend = 250 * time.Millisecond
+			}
+			got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), resend)
+			switch {
+			case bounded && (err == nil || served.Load() != 0):
+				t.Fatalf("resending for 250 ms, its copies lost for a second: %q, %v, served %d times; want no answer, never served", got, err, served.Load())
+			case !bounded && (err != nil || string(got) != "ok"):
+				t.Fatalf("resending as long as it waits: %q, %v; want the answer to a copy sent after the loss ended", got, err)
+			}
+		})
+	}
+}
+
 // TestAnswersKeptAreBounded: the answers a member keeps for repeats go
 // after answeredFor, past answeredCalls and past answeredBytes.
 func TestAnswersKeptAreBounded(t *testing.T) {
