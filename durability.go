@@ -18,7 +18,10 @@ const (
 	SyncNone SyncPolicy = iota
 	// SyncInterval appends every write to the write log and syncs the
 	// log every SyncEvery: a crash loses at most the writes of the last
-	// SyncEvery and of the sync under way. Set costs a copy of the record.
+	// SyncEvery and of the sync under way, or, while syncs fail, the
+	// writes since the last that succeeded (Set returns ErrNotDurable
+	// then; their records are written with the next sync that
+	// succeeds). Set costs a copy of the record.
 	// On Linux the log writes with direct I/O where the file system takes
 	// it, bypassing the page cache, through a buffer of 4 MiB
 	// (Stats.LogDirect).

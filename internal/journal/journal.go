@@ -17,8 +17,8 @@
 // A segment is a header, "bcache log\n", a version byte (4), a nonce
 // of 8 random bytes drawn for the segment, the number of the segment
 // written before it and the length at which that one ends (8 bytes each,
-// little-endian; 0 and 0 for none, 0 and 2^64-1 for none but a snapshot
-// that holds what came before), and a CRC-32C of the version byte and
+// little-endian; 0 and 0 for none, the number before Options.From and
+// 2^64-1 for none but a snapshot that holds what came before), and a CRC-32C of the version byte and
 // what follows it (4 bytes, little-endian), then frames, each written by
 // one write call and then synced:
 //
@@ -194,7 +194,8 @@ func Segments(path string) ([]Segment, error) {
 	return segs, nil
 }
 
-// maxSegment is the largest segment number Read takes.
+// maxSegment bounds the segment numbers Read takes (it takes those below
+// it) and the log starts (up to it: the one after the last Read takes).
 const maxSegment = 1 << 53
 
 // MaxFrom is the highest Options.From a log is numbered from: half of
@@ -277,12 +278,15 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	}
 	var recs []Entry
 	for i, seg := range segs {
-		if seg.N > maxSegment {
+		if seg.N >= maxSegment {
 			// No log numbers its segments so far (one a second from
-			// the first would take millions of years); the next after
+			// MaxFrom would take millions of years); the next after
 			// it would wrap to 0, which Segments skips, and its
-			// writes would never be read (found by review).
-			return nil, st, fmt.Errorf("%w: %s: a segment number past %d", ErrDamaged, seg.Path, uint64(maxSegment))
+			// writes would never be read (found by review). Nor to
+			// maxSegment itself, after which Open could start none,
+			// and failed at every start, whatever the damage policy
+			// (found by review).
+			return nil, st, fmt.Errorf("%w: %s: a segment number of %d or more", ErrDamaged, seg.Path, uint64(maxSegment))
 		}
 		if i > 0 && seg.N != segs[i-1].N+1 {
 			// Segments are made one after another and removed oldest
@@ -381,10 +385,15 @@ func endOf(seg, next Segment) (int64, error) {
 // or, if b is the newest segment (last), all but a torn end.
 func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	off, f, ok := readHeader(b)
+	// A torn header is at most a block long (a direct write's), as Read
+	// checks: a longer file that reads as one is damage (it was read as
+	// torn, its frames dropped unreported, and Open cut the segment
+	// before it to nothing: found by review).
+	torn := last && len(b) <= dioAlign
 	if n := checkedHeaderLen(b); !ok && n > 0 && len(b) >= n {
 		// A version 3 or 4 header that fails its check: torn only if
 		// nothing was written after it (its segment was being created).
-		if last && len(bytes.TrimLeft(b[n:], "\x00")) == 0 {
+		if torn && len(bytes.TrimLeft(b[n:], "\x00")) == 0 {
 			return dst, 0, nil
 		}
 		return dst, 0, errors.New("bad header (its checksum fails)")
@@ -392,7 +401,7 @@ func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
 	if !ok {
 		// Created, and its header cut short: written in part, or, by a
 		// direct write, the file's length extended before its bytes.
-		if last && tornHeader(b) {
+		if torn && tornHeader(b) {
 			return dst, 0, nil
 		}
 		return dst, 0, errors.New("not a write-log segment (bad header)")
@@ -764,6 +773,18 @@ type Log struct {
 	failing atomic.Pointer[error]
 	body    [][]byte // the chunks of the frame being written
 	small   []byte   // a frame that fits a chunk, copied to be written at once
+	// retry holds the records of the frames that failed, written again
+	// with the next (held by the writer): under Interval their appends
+	// had returned nil, and a frame that failed was dropped for good,
+	// lost to a crash until the next snapshot however many frames were
+	// written after it (found by review). At most maxRetry: past it the
+	// older records go, and lostIn (the segment then written) keeps the
+	// log failing until a snapshot covers them (RemoveBefore).
+	retry struct {
+		chunks     [][]byte
+		size, recs int
+		lostIn     uint64
+	}
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
 		sync.Mutex
@@ -905,6 +926,9 @@ func Open(o Options, st ReadStats) (*Log, error) {
 		next--
 		prevN, prevLen = 0, 0
 		if st.Segments > 1 { // the one before it, which Read read as the newest (alone, none: found by review)
+			if st.Before <= 0 { // no segment is shorter than its header: not stats Read gave
+				return nil, fmt.Errorf("%w: the segment before the torn %s read as %d bytes long", ErrDamaged, st.Newest.Path, st.Before)
+			}
 			prevN, prevLen = next-1, st.Before
 			if err := truncateSynced(segmentPath(o.Path, prevN), st.Before); err != nil {
 				return nil, fmt.Errorf("cut the torn end of %s: %w", segmentPath(o.Path, prevN), err)
@@ -1283,14 +1307,83 @@ func (l *Log) flush() int {
 		s.mu.Unlock()
 	}
 	l.batch.Store(next)
-	if recs == 0 {
+	if recs == 0 && l.retry.size == 0 {
 		close(b.done)
 		return 0
 	}
 	if l.mode == EveryWrite {
 		l.recs.Add(-int64(recs))
 	}
+	var err error
+	if l.retry.size > 0 && l.retry.size+size > maxRetry {
+		// Together they would pass what a frame may hold: the failed
+		// frames' records first, alone.
+		if err = l.frame(l.retry.chunks, l.retry.size, l.retry.recs); err == nil {
+			l.chunks.put(l.retry.chunks)
+			l.retry.chunks, l.retry.size, l.retry.recs = l.retry.chunks[:0], 0, 0
+		}
+	}
+	dropped := 0
+	if err == nil {
+		// With the failed frames' records, if any: replay merges records
+		// by their versions, where they come in the log does not matter.
+		body = append(body, l.retry.chunks...)
+		size += l.retry.size
+		n := recs + l.retry.recs
+		clear(l.retry.chunks)
+		l.retry.chunks, l.retry.size, l.retry.recs = l.retry.chunks[:0], 0, 0
+		if err = l.frame(body, size, n); err == nil {
+			l.chunks.put(body)
+		} else {
+			dropped = l.keep(body, size, n)
+		}
+	} else {
+		dropped = l.keep(body, size, recs)
+	}
+	clear(body)
+	l.body = body[:0]
+	b.err = err
+	switch {
+	case err != nil:
+		l.failing.Store(&err)
+	case l.retry.lostIn == 0:
+		l.failing.Store(nil)
+	}
+	close(b.done) // after the stats: a writer released sees its write counted
+	if err != nil && l.onError != nil {
+		if dropped > 0 {
+			err = fmt.Errorf("%w; the records of the frames that failed before, %d bytes, are dropped from the log (more than a frame holds): a crash before the next snapshot loses them", err, dropped)
+		}
+		l.onError(err)
+	}
+	return recs
+}
 
+// maxRetry bounds the records of failed frames kept to be written again:
+// what a frame may hold (tests lower it).
+var maxRetry = maxFrame
+
+// keep adds the records of a frame that failed, body of size bytes
+// holding recs records, to those written again with the next frame; if
+// together they would pass what a frame may hold, the older go, and the
+// log stays failing until a snapshot covers them. It returns their size.
+// Called by the writer.
+func (l *Log) keep(body [][]byte, size, recs int) (dropped int) {
+	if l.retry.size > 0 && l.retry.size+size > maxRetry {
+		dropped = l.retry.size
+		l.chunks.put(l.retry.chunks)
+		l.retry.chunks, l.retry.size, l.retry.recs = l.retry.chunks[:0], 0, 0
+		l.retry.lostIn = max(l.file.n, 1)
+	}
+	l.retry.chunks = append(l.retry.chunks, body...)
+	l.retry.size += size
+	l.retry.recs += recs
+	return dropped
+}
+
+// frame writes body, of size bytes holding recs records, as one frame,
+// and counts it.
+func (l *Log) frame(body [][]byte, size, recs int) error {
 	var head [frameHead]byte
 	copy(head[:], frameMagic)
 	h := head[len(frameMagic):]
@@ -1312,19 +1405,7 @@ func (l *Log) flush() int {
 		l.stats.Records += uint64(recs)
 	}
 	l.stats.Unlock()
-	b.err = err
-	if err != nil {
-		l.failing.Store(&err)
-	} else {
-		l.failing.Store(nil)
-	}
-	close(b.done) // after the stats: a writer released sees its write counted
-	if err != nil && l.onError != nil {
-		l.onError(err)
-	}
-	l.chunks.put(body)
-	l.body = body[:0]
-	return recs
+	return err
 }
 
 // writeFrame writes a frame (its head, and its body of size bytes in
@@ -1431,8 +1512,20 @@ func (l *Log) Flush() error {
 	return b.err
 }
 
-// RemoveBefore removes the segments numbered below n.
+// RemoveBefore removes the segments numbered below n, which a snapshot
+// covers: it holds the records the log dropped before n started too.
 func (l *Log) RemoveBefore(n uint64) error {
+	l.file.Lock()
+	if l.retry.lostIn != 0 && n > l.retry.lostIn {
+		// The records dropped from the retry were appended before the
+		// segment n started: the snapshot that covers the segments before
+		// it holds them.
+		l.retry.lostIn = 0
+		if l.retry.size == 0 { // and the last frame was written
+			l.failing.Store(nil)
+		}
+	}
+	l.file.Unlock()
 	segs, err := Segments(l.path)
 	if err != nil {
 		return err

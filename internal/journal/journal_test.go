@@ -1097,3 +1097,156 @@ func twoSegments(t *testing.T) string {
 	l.Close(false)
 	return path
 }
+
+// TestFailedFrameIsWrittenAgain: the records of a frame whose sync failed
+// (a full disk, for a moment) are written again with the next frame: with
+// Interval their appends had returned nil, and the frame was cut off the
+// segment and dropped, though later frames were written and the log said
+// nothing was failing any more (found by review).
+func TestFailedFrameIsWrittenAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	size := func(int) int { return 10 }
+	appendSized(t, l, 0, 5, size) // each returned nil
+	full := errors.New("no space left on device")
+	syncFile = func(*os.File) error { return full }
+	err = l.Flush()
+	underWriter(l, func() { syncFile = (*os.File).Sync })
+	if !errors.Is(err, full) {
+		t.Fatalf("flush = %v, want %v", err, full)
+	}
+	appendAfterFailure(t, l, 5, size, full) // with the records of the frame that failed
+	appendSized(t, l, 6, 8, size)
+	mustFlush(t, l)
+	checkRead(t, path, 8, size, l.file.direct) // as a crash now leaves it
+	if st := l.Stats(); st.Records != 8 {
+		t.Fatalf("%d records counted written, want 8", st.Records)
+	}
+}
+
+// TestFailedFramesPastAFrameAreDropped: the records of failed frames kept
+// to be written again are at most what a frame holds (maxRetry, lowered
+// here): past it the older go, reported, and the log stays failing (its
+// appends say so) until a snapshot covers them (RemoveBefore a segment
+// started after), though frames are written again meanwhile.
+func TestFailedFramesPastAFrameAreDropped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	var reported []error
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour, OnError: func(err error) { reported = append(reported, err) }}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	size := func(int) int { return 10 }
+	appendSized(t, l, 0, 3, size)
+	mustFlush(t, l)
+	frame := int(l.Stats().Bytes) - frameHead // three records' bytes
+	defer func(was int) { maxRetry = was }(maxRetry)
+	maxRetry = frame * 3 / 2 // one frame's records kept, not two
+	full := errors.New("no space left on device")
+	syncFile = func(*os.File) error { return full }
+	appendSized(t, l, 3, 6, size)
+	if err := l.Flush(); !errors.Is(err, full) || len(reported) != 1 || strings.Contains(reported[0].Error(), "dropped") {
+		t.Fatalf("first failure: %v, reported %v", err, reported)
+	}
+	appendAfterFailureKept(t, l, 6, 9, size, full)
+	if err := l.Flush(); !errors.Is(err, full) || len(reported) != 2 || !strings.Contains(reported[1].Error(), "dropped") {
+		t.Fatalf("second failure, past what a frame holds: %v, reported %v; want the drop reported", err, reported)
+	}
+	underWriter(l, func() { syncFile = (*os.File).Sync })
+	appendAfterFailureKept(t, l, 9, 10, size, full)
+	mustFlush(t, l) // written, with 6 to 8
+	recs, _ := mustRead(t, path)
+	got := keys(recs)
+	slices.Sort(got)
+	if want := []string{"k0", "k1", "k2", "k6", "k7", "k8", "k9"}; !slices.Equal(got, want) {
+		t.Fatalf("the log holds %v, want %v: the first failed frame's records dropped, the second's written", got, want)
+	}
+	r := rec(10)
+	r.Value = []byte(value(10, size))
+	if _, err := l.Append(&r, false); !errors.Is(err, full) {
+		t.Fatalf("an append after records were dropped, before a snapshot covers them: %v, want %v", err, full)
+	}
+	n, err := l.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RemoveBefore(n); err != nil {
+		t.Fatal(err)
+	}
+	r = rec(11)
+	r.Value = []byte(value(11, size))
+	if _, err := l.Append(&r, false); err != nil {
+		t.Fatalf("an append once a snapshot covers what was dropped: %v", err)
+	}
+	mustFlush(t, l)
+	recs, _ = mustRead(t, path)
+	if got, want := keys(recs), []string{"k11"}; !slices.Equal(got, want) { // 10 went with Rotate's segment
+		t.Fatalf("after the snapshot's segments went, the log holds %v, want %v", got, want)
+	}
+	if st := l.Stats(); st.Records != 3+4+1+1 {
+		t.Fatalf("%d records counted written, want 9 (3 to 5 dropped)", st.Records)
+	}
+}
+
+// appendAfterFailureKept appends records [from, to) while the log says
+// its last frame failed with want.
+func appendAfterFailureKept(t *testing.T, l *Log, from, to int, size func(int) int, want error) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		r := rec(i)
+		r.Value = []byte(value(i, size))
+		if _, err := l.Append(&r, false); !errors.Is(err, want) {
+			t.Fatalf("append %d after a failed frame: %v, want %v", i, err, want)
+		}
+	}
+}
+
+// TestLongNewestSegmentWithATornHeaderIsDamage: a newest segment longer
+// than a block whose header does not check (here all zeros, as a file
+// whose length reached the disk and not its blocks) is damage, not a
+// torn creation (one block at most): Read took it for one, and Open then
+// cut the whole segment before it, whose records were acknowledged, to
+// nothing (found by review). And Open refuses stats that would do that.
+func TestLongNewestSegmentWithATornHeaderIsDamage(t *testing.T) {
+	path := twoSegments(t) // k0-k2 in segment 1, k3-k4 in segment 2
+	if err := os.WriteFile(segmentPath(path, 2), make([]byte, 2*dioAlign), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := Read(path); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Read: %+v, %v; want ErrDamaged", st, err)
+	}
+	one, err := os.ReadFile(segmentPath(path, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := ReadStats{Segments: 2, Newest: Segment{Path: segmentPath(path, 2), N: 2}}
+	if _, err := Open(Options{Path: path, Mode: EveryWrite}, st); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Open with a torn newest and no length for the one before: %v, want ErrDamaged", err)
+	}
+	if after, err := os.ReadFile(segmentPath(path, 1)); err != nil || !bytes.Equal(after, one) {
+		t.Fatalf("segment 1 was %d bytes, now %d (%v)", len(one), len(after), err)
+	}
+}
+
+// TestLastSegmentNumberIsDamage: a segment numbered maxSegment (a damaged
+// or renamed file) is damage: Read took it, and Open could not start the
+// one after it, at every start, whatever the damage policy (found by
+// review).
+func TestLastSegmentNumberIsDamage(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 2)
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(segmentPath(path, 1), segmentPath(path, maxSegment)); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := Read(path); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Read of a segment numbered %d: %+v, %v; want ErrDamaged", uint64(maxSegment), st, err)
+	}
+}
