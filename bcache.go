@@ -61,6 +61,9 @@ type Cache struct {
 	// segment left is numbered from it, and a snapshot written with no
 	// log records it again (snapMu, or New before the member runs).
 	logFrom uint64
+	// markLog says New must write the members file again, saying a log
+	// runs (restore sets it: see there).
+	markLog bool
 	// logCovered says the last snapshot's members file names the segment
 	// started before it: the log's older segments are covered (snapMu).
 	logCovered bool
@@ -160,6 +163,9 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("bcache: new: %w", err)
 	}
 	c.store.Overtaken(c.repl.Overtaken, c.clock.Now)
+	if c.markLog { // see restore; if this fails (it logs why), the next snapshot's file says so
+		c.writeKnown(c.known, c.logFrom, true)
+	}
 	c.serving.Store(true) // after c.repl is set: peers' calls may use it
 	if cfg.OnDrop != nil {
 		go c.reportDrops()

@@ -45,6 +45,11 @@ type knownFile struct {
 	// as its predecessor knows segments the snapshot does not hold are
 	// missing (see logGap). Releases before it ignore the field.
 	LogFrom uint64 `json:"log_from,omitempty"`
+	// Log says the write log's segments from LogFrom on had been started
+	// when the file was written (a member with a log, not closing): a
+	// start that finds no segment knows they were lost whole (see
+	// logLost). Releases before it ignore the field.
+	Log bool `json:"log,omitempty"`
 }
 
 // readKnown returns the members kept beside the snapshot, none if there
@@ -129,6 +134,8 @@ func decodeKnown(b []byte) (knownFile, error) {
 			err = dec.Decode(&f.Version)
 		case "log_from":
 			err = dec.Decode(&f.LogFrom)
+		case "log":
+			err = dec.Decode(&f.Log)
 		case "members":
 			f.Members, err = decodeMembers(dec)
 		default:
@@ -216,7 +223,7 @@ func (c *Cache) knownNow() []transport.Known {
 // beside) next to the snapshot, with logFrom, the first log segment the
 // snapshot does not hold. A failure is logged and returned: the file of
 // the last snapshot stays.
-func (c *Cache) writeKnown(known []transport.Known, logFrom uint64) error {
+func (c *Cache) writeKnown(known []transport.Known, logFrom uint64, log bool) error {
 	if len(known) > maxKnown {
 		// More than its next start reads (and, under DamageFail, takes
 		// for damage: found by review): the members that are current
@@ -226,7 +233,7 @@ func (c *Cache) writeKnown(known []transport.Known, logFrom uint64) error {
 		c.log.Warn().Int("members", len(known)).Int("kept", maxKnown).Msg("more members counted than the members file keeps: the incarnations that ended are left out first")
 		known = known[:maxKnown]
 	}
-	f := knownFile{Version: 1, Members: known, LogFrom: logFrom}
+	f := knownFile{Version: 1, Members: known, LogFrom: logFrom, Log: log}
 	err := store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(f)
 	})
@@ -234,6 +241,19 @@ func (c *Cache) writeKnown(known []transport.Known, logFrom uint64) error {
 		c.log.Warn().Err(err).Msg("writing the members kept beside the snapshot failed: those of the last snapshot stay, and so do the log segments it covers")
 	}
 	return err
+}
+
+// logLost returns the damage of a write log lost whole: the members file
+// says segments had been started after its snapshot (kf.Log), and there
+// is none. Their writes, acknowledged, are in no file (a log directory
+// removed or not restored beside its snapshot: the start read as one
+// after a clean Close, and went on without them; found by review).
+func logLost(lst journal.ReadStats, kf knownFile, path string) error {
+	if !kf.Log || lst.Segments > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the write log beside %s is missing: segments from %d on held writes the snapshot may not hold (to start from the snapshot alone, remove %s%s too)",
+		journal.ErrDamaged, path, kf.LogFrom, path, knownSuffix)
 }
 
 // logGap returns the damage of a write log whose oldest segment names as

@@ -240,7 +240,7 @@ func TestMembersFileKeepsWhatItsReaderTakes(t *testing.T) {
 	for i := range known {
 		known[i] = transport.Known{Name: fmt.Sprint("n", i), Ended: i < 10}
 	}
-	c.writeKnown(known, 0)
+	c.writeKnown(known, 0, false)
 	f, err := readKnownFile(path + knownSuffix)
 	back, err := c.readKnown(f, err, true)
 	if err != nil || len(back) != maxKnown {

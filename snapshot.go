@@ -138,7 +138,7 @@ func (c *Cache) restore() (err error) {
 			return fmt.Errorf("bcache: new: covering the write log: %w", err)
 		}
 		c.logFrom = max(c.logFrom, lst.Newest.N+1)
-		if err := c.writeKnown(c.known, c.logFrom); err != nil {
+		if err := c.writeKnown(c.known, c.logFrom, false); err != nil {
 			return nil // logged; the log stays, covered again at the next start
 		}
 		return journal.RemoveAll(path)
@@ -162,6 +162,11 @@ func (c *Cache) restore() (err error) {
 	if err != nil {
 		return fmt.Errorf("bcache: new: write log: %w", err)
 	}
+	// Once New has succeeded (a failed one removes the segment it
+	// started), the members file says a log runs, so that one lost whole
+	// is found: after a clean Close, which removes the log, it said none
+	// until the next snapshot.
+	c.markLog = snap != nil && kerr == nil && !kf.Log
 	if c.cfg.LogReceived {
 		c.feed.watchAlso(c.store, c.logReceived)
 	}
@@ -218,7 +223,7 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
 	if err == nil && snap != nil && kerr == nil { // an unreadable members file: readKnown deals with it
-		err = logGap(lst, kf.LogFrom)
+		err = errors.Join(logGap(lst, kf.LogFrom), logLost(lst, kf, c.cfg.SnapshotPath))
 	}
 	if err == nil && snap == nil && lst.FollowsSnapshot {
 		// The segments before the oldest were removed once a snapshot
@@ -323,7 +328,10 @@ func (c *Cache) writeSnapshot() error {
 	}
 	kept := false
 	if c.repl != nil { // else New's, before the member runs: the last run's file stays
-		kept = c.writeKnown(known, from) == nil
+		// With a log running, its segments from `from` on exist (Rotate
+		// started the one after the snapshot, or the ones before stay);
+		// not at Close, which removes them once the snapshot is written.
+		kept = c.writeKnown(known, from, c.journal != nil && !c.closed.Load()) == nil
 	}
 	if kept {
 		c.logFrom = from
