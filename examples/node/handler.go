@@ -44,8 +44,9 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		put(w, r, c, maxValue, bodies, fail)
 	})
 	waits := make(chan struct{}, maxTokenWaits)
+	maxKey := c.Config().MaxKeySize
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, ok, err := read(w, r, c, waits)
+		v, ok, err := read(w, r, c, maxKey, waits)
 		if err != nil {
 			fail(w, err)
 			return
@@ -207,9 +208,14 @@ var errNotYet = errors.New("the write of the token has not reached this member y
 // write, waiting for it up to the wait query parameter (default 5 s), for
 // which it moves the response's write deadline (the server's would end a
 // longer wait with no answer at all).
-func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, waits chan struct{}) ([]byte, bool, error) {
+func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxKey int, waits chan struct{}) ([]byte, bool, error) {
 	key := r.PathValue("key")
 	tok := r.Header.Get(tokenHeader)
+	if len(key) > maxKey {
+		// As a PUT's and a read with a token's: 414, not a miss (a GET
+		// without a token said 404: found by review).
+		return nil, false, fmt.Errorf("get %q...: %w (%d bytes, limit %d)", key[:min(len(key), 32)], bcache.ErrKeyTooLarge, len(key), maxKey)
+	}
 	if tok == "" {
 		v, ok := c.Get(key)
 		return v, ok, nil

@@ -543,3 +543,27 @@ func TestWatchPlacesOfClientsGoneAreFreed(t *testing.T) {
 		return len(held) == maxWatches
 	}, "%d places of clients gone not freed", maxWatches-len(held))
 }
+
+// TestOverlongKeyIsTooLongForEveryRead: a key over the cache's MaxKeySize
+// is 414 on a GET, with a token or without, as on a PUT (without a token
+// it was 404, a miss: found by review).
+func TestOverlongKeyIsTooLongForEveryRead(t *testing.T) {
+	c := newCache(t, bcache.Config{MaxKeySize: 4})
+	base := startServer(t, c, 1024)
+	expect(t, "GET", base+"/v1/keys/abcde", "", http.StatusRequestURITooLong)
+	tok, err := c.SetWithToken("abcd", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/keys/abcde", nil)
+	req.Header.Set(tokenHeader, string(tok))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestURITooLong {
+		t.Fatalf("with a token: %d, want 414", resp.StatusCode)
+	}
+	expect(t, "GET", base+"/v1/keys/abcd", "", http.StatusOK)
+}

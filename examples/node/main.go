@@ -70,7 +70,8 @@
 // and closes a kept-alive connection idle for 60 s, so that slow clients
 // cannot hold connections open. Logs are JSON lines on stderr; the
 // "listening" lines carry the gossip and HTTP addresses (useful with port
-// 0). SIGINT or SIGTERM stops the HTTP server, leaves the cluster, writes
+// 0). SIGINT, SIGTERM or SIGHUP (the terminal it ran in closed: it
+// ended the node without its last snapshot) stops the HTTP server, leaves the cluster, writes
 // the snapshot (with -snapshot) and exits 0, or 1 if that last snapshot
 // failed; a second signal kills it at once. Flag and configuration errors
 // exit 2, other failures 1.
@@ -96,7 +97,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal kills the process at once

@@ -216,7 +216,7 @@ func TestTokenReadsAreBounded(t *testing.T) {
 		if token != "" {
 			req.Header.Set(tokenHeader, token)
 		}
-		_, _, err := read(httptest.NewRecorder(), req, c, waits)
+		_, _, err := read(httptest.NewRecorder(), req, c, bcache.DefaultMaxKeySize, waits)
 		return err
 	}
 	if err := get(string(tok)); statusOf(err) != http.StatusTooManyRequests {
