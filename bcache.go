@@ -423,7 +423,14 @@ func (c *Cache) collect() {
 	// cluster as much as one given none.
 	others, _ := c.peersConfigured()
 	c.store.SetFounder(!others || c.repl.Founder())
-	c.store.Collect(c.phys(), len(c.repl.Members()) <= 1, c.repl.Stable())
+	alone := len(c.repl.Members()) <= 1
+	if c.closed.Load() {
+		// Close began: the replication, closed, may list no member, and
+		// the member would collect as if it were the cluster (found by
+		// review). Looked at after Members: Close sets closed first.
+		return
+	}
+	c.store.Collect(c.phys(), alone, c.repl.Stable())
 	c.feed.flush()
 	if n := c.store.Stats().Oversized; n > c.oversized {
 		c.log.Warn().Uint64("records", n-c.oversized).Int("max_value_size", c.cfg.MaxValueSize).

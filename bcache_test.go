@@ -75,7 +75,6 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"no bind address", Config{}},
 		{"negative MaxKeys", Config{BindAddr: "127.0.0.1:0", MaxKeys: -1}},
-		{"MaxKeys past what the policy places", Config{BindAddr: "127.0.0.1:0", MaxKeys: MaxKeysLimit + 1}},
 		{"negative horizon", Config{BindAddr: "127.0.0.1:0", TombstoneHorizon: -time.Second}},
 		{"key of 10 bytes", Config{BindAddr: "127.0.0.1:0", SecretKey: make([]byte, 10)}},
 		{"huge values", Config{BindAddr: "127.0.0.1:0", MaxValueSize: 1 << 30}},
@@ -599,5 +598,21 @@ func TestBindAddrWithoutPortIsAConfigError(t *testing.T) {
 	_, err := New(Config{BindAddr: "127.0.0.1"})
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "BindAddr") {
 		t.Fatalf("New: %v, want ErrConfig naming BindAddr", err)
+	}
+}
+
+// TestMaxKeysPastTheLimitIsTheLimit: a MaxKeys past MaxKeysLimit (a cap
+// set past anything held) is taken as MaxKeysLimit, the most the eviction
+// policy places, and Config says so.
+func TestMaxKeysPastTheLimitIsTheLimit(t *testing.T) {
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxKeys: 1_000_000_000})
+	if got := c.Config().MaxKeys; got != MaxKeysLimit {
+		t.Fatalf("MaxKeys %d, want %d", got, MaxKeysLimit)
+	}
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Get("k"); !ok {
+		t.Fatal("a value written is not held")
 	}
 }

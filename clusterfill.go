@@ -124,12 +124,16 @@ func (c *Cache) alive(name string) bool {
 
 // forward asks owner to fill key and waits for its answer, or the owner
 // leaving, or the time by which its answer would have come; ok says the
-// owner answered. The owner starts its fill when the request reaches it
-// and ends it by its fill timeout; the request goes again while no answer
-// comes (a datagram lost), within fillResend of each call's first send.
-// So an answer, if any, comes by the last call's start, fillResend, the
-// fill timeout and a margin for the copies' journeys: forward waits that
-// long. It waited the fill timeout and the margin from the first send: an
+// owner answered. The owner starts its fill when a copy of the request
+// reaches it, and ends it by its fill timeout. Copies go while no answer
+// comes (a datagram lost) within fillResend of each call's first, and
+// repeats after, which the owner answers from the answer it kept and
+// never serves (gossip's CallResendingFor). So an answer, if any, comes
+// by the time the last copy left (a request larger than a datagram
+// leaves when its stream has written it, which may be seconds after it
+// was queued), the fill timeout and a margin for the journeys: forward
+// waits that long, and, while a call's first copy has not left, for it.
+// It waited the fill timeout and the margin from the first send: an
 // owner that got a later copy answered after its asker had given up and
 // filled itself, and the filler ran twice (found by review). An owner
 // with no room for the request (ErrBusy) is asked again until the fill
@@ -138,11 +142,16 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	margin := min(c.cfg.FillTimeout, time.Second)
 	resend := min(c.cfg.FillTimeout, fillResend)
 	start := time.Now()
-	var deadline atomic.Int64 // Unix nanoseconds: past it, no answer comes
-	by := func(t time.Time) int64 {
-		return crdt.AddSat(t.UnixNano(), crdt.AddSat(int64(resend), crdt.AddSat(int64(c.cfg.FillTimeout), int64(margin))))
+	// sent is when the current call's last copy left, in Unix
+	// nanoseconds; 0 while its first has not.
+	var sent atomic.Int64
+	onSent := func(at time.Time) {
+		for t := at.UnixNano(); ; {
+			if old := sent.Load(); old >= t || sent.CompareAndSwap(old, t) {
+				return
+			}
+		}
 	}
-	deadline.Store(by(start))
 	ctx, cancel := context.WithCancel(c.life) // Close cancels it
 	defer cancel()
 	type result struct {
@@ -157,8 +166,8 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 		// asked again, until the fill timeout: busy is not silent, and
 		// filling here would run the key's fill twice.
 		for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			deadline.Store(by(time.Now()))
-			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend)
+			sent.Store(0)
+			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, onSent)
 			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return
@@ -171,6 +180,7 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			}
 		}
 	}()
+	wait := crdt.AddSat(int64(c.cfg.FillTimeout), int64(margin))
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -181,7 +191,10 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			// It left: ask the new owner. Only then: a member joining
 			// makes another the owner too, but the one asked is filling
 			// (asking the new one ran the filler twice: found by review).
-			if !c.alive(owner) || now.UnixNano() > deadline.Load() {
+			if !c.alive(owner) {
+				return nil, false
+			}
+			if at := sent.Load(); at != 0 && now.UnixNano() > crdt.AddSat(at, wait) {
 				return nil, false
 			}
 		}

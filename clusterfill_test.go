@@ -780,3 +780,82 @@ func TestBadRequestsAreCounted(t *testing.T) {
 		t.Fatalf("%d bad requests counted, want 3", n)
 	}
 }
+
+// fillPair starts two members on an in-memory network, with filler and
+// fill timeout, and returns a key p1 owns in p0's view.
+func fillPair(t *testing.T, filler Filler, fillTimeout time.Duration, keyPrefix string) (*memnet.Network, []*Cache, string) {
+	t.Helper()
+	mn := memnet.NewNetwork(1)
+	var cs []*Cache
+	for i := range 2 {
+		tr, err := mn.NewTransport(fmt.Sprint("p", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler, FillTimeout: fillTimeout, FillTTL: time.Hour}
+		slowProbes(&cfg)
+		cfg.Timings.TCPTimeout = 10 * time.Second
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	for _, c := range cs {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	for i := 0; ; i++ {
+		if key := fmt.Sprint(keyPrefix, i); cs[0].owner(key) == "p1" {
+			return mn, cs, key
+		}
+	}
+}
+
+// TestLostFillAnswerIsAskedForAgain: the owner's answer is lost after the
+// request's copies stopped (a second after the first): the copies that
+// go on, repeats the owner does not serve, get it again. None went, and
+// the asker waited for its deadline and filled itself (found by review).
+func TestLostFillAnswerIsAskedForAgain(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(context.Context, string) ([]byte, error) {
+		runs.Add(1)
+		time.Sleep(1500 * time.Millisecond) // a slow source
+		return []byte("v"), nil
+	}
+	mn, cs, key := fillPair(t, filler, 3*time.Second, "k")
+	lose := time.AfterFunc(1200*time.Millisecond, func() { mn.SetLoss("p1", "p0", 1) }) // the answer goes at 1.5 s
+	heal := time.AfterFunc(1900*time.Millisecond, func() { mn.SetLoss("p1", "p0", 0) })
+	defer lose.Stop()
+	defer heal.Stop()
+	v, err := cs[0].GetOrFill(context.Background(), key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill: %q, %v", v, err)
+	}
+	if n, fallbacks := runs.Load(), cs[0].Stats().FillFallbacks; n != 1 || fallbacks != 0 {
+		t.Fatalf("the filler ran %d times, the asker fell back %d times; want once, on the owner, and no fallback", n, fallbacks)
+	}
+}
+
+// TestLateStreamedFillRequestIsNotFilledTwice: a request larger than a
+// datagram (a long key) goes by stream, which may write it seconds after
+// it was queued (here its dial waits 3 s): the asker's wait runs from
+// when it left, not from when it was queued (it gave up, filled itself,
+// and the owner filled too: found by review).
+func TestLateStreamedFillRequestIsNotFilledTwice(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(context.Context, string) ([]byte, error) {
+		runs.Add(1)
+		time.Sleep(1800 * time.Millisecond) // within FillTimeout
+		return []byte("v"), nil
+	}
+	mn, cs, key := fillPair(t, filler, 2*time.Second, strings.Repeat("x", 3000))
+	mn.SetDelay(3 * time.Second) // the request's stream dial
+	undo := time.AfterFunc(200*time.Millisecond, func() { mn.SetDelay(0) })
+	defer undo.Stop()
+	v, err := cs[0].GetOrFill(context.Background(), key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill: %q, %v", v, err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the filler ran %d times in the cluster (%d for the asker on the owner, %d fallbacks on the asker)", n, cs[1].Stats().FillsForPeers, cs[0].Stats().FillFallbacks)
+	}
+}

@@ -51,8 +51,8 @@ const (
 )
 
 // MaxKeysLimit is the largest MaxKeys, about 134 million values: what the
-// eviction policy can place. A member bounded by MaxBytes alone holds at
-// most that many values too.
+// eviction policy can place (a larger one is taken as it). A member
+// bounded by MaxBytes alone holds at most that many values too.
 const MaxKeysLimit = store.MaxBoundedKeys
 
 // maxValueLimit is the largest MaxValueSize: the wire's hard limit on a
@@ -96,8 +96,8 @@ type Config struct {
 	// evicted locally (their keys and versions stay, so nothing stale comes
 	// back): first peers' writes not read here, oldest first, then values
 	// written here and not read again, then those read least (package
-	// evict). 0 means unbounded. At most MaxKeysLimit, which also bounds
-	// in keys a member bounded by MaxBytes alone.
+	// evict). 0 means unbounded. One past MaxKeysLimit is taken as it,
+	// which also bounds in keys a member bounded by MaxBytes alone.
 	MaxKeys int
 	// MaxBytes bounds the key and value bytes this member holds, in the
 	// same way. 0 means unbounded.
@@ -332,8 +332,6 @@ func (c *Config) fill() error {
 		return configError("NodeName", "%d bytes, limit %d", len(c.NodeName), gossip.MaxNameLen)
 	case c.MaxKeys < 0:
 		return configError("MaxKeys", "negative (%d)", c.MaxKeys)
-	case c.MaxKeys > MaxKeysLimit:
-		return configError("MaxKeys", "%d, limit %d", c.MaxKeys, MaxKeysLimit)
 	case c.MaxBytes < 0:
 		return configError("MaxBytes", "negative (%d)", c.MaxBytes)
 	case c.MaxKeySize < 0 || c.MaxKeySize > DefaultMaxKeySize:
@@ -428,6 +426,9 @@ func (c *Config) fill() error {
 	case c.MaxBytes > 0 && int64(c.MaxValueSize) > c.MaxBytes:
 		return configError("MaxValueSize", "%d over MaxBytes %d: such a value could never be held", c.MaxValueSize, c.MaxBytes)
 	}
+	// A bound set as a cap past anything held (a billion) is taken as the
+	// most the eviction policy places (it failed New for a while).
+	c.MaxKeys = min(c.MaxKeys, MaxKeysLimit)
 	if c.MaxDeadRecords == 0 {
 		c.MaxDeadRecords = defaultMaxDead(c.MaxKeys, c.MaxBytes)
 	}

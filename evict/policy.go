@@ -214,8 +214,9 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			if v := e.Use().Load(); freq(v) > 0 { // read here: a local entry now
 				// That read is the one that brought it in, as a write
 				// here is: to the main queue with one more (it went
-				// there on this one alone: found by review).
-				e.Use().Store(v &^ maxFreq)
+				// there on this one alone: found by review). Only that
+				// one: a value read twice has the one more.
+				e.Use().Store(v - 1)
 				p.small.push(e)
 				continue
 			}

@@ -313,6 +313,35 @@ func TestPeerWriteReadOnceNeedsAnotherRead(t *testing.T) {
 	}
 }
 
+// TestPeerWriteReadTwiceReachesTheMainQueue: a peer's write read twice
+// here before its turn has the read more that the main queue asks, as a
+// write here read once does: both outlive a scan of values written once
+// (clearing every read, a review's fix had it go under the scan).
+func TestPeerWriteReadTwiceReachesTheMainQueue(t *testing.T) {
+	b := newBounded(20)
+	hot := names("hot", 0, 10)
+	for range 2 {
+		for _, k := range hot {
+			if !b.get(k) {
+				b.set(k, false)
+			}
+		}
+	}
+	b.set("local", false)
+	b.get("local")
+	b.set("peer", true)
+	b.get("peer")
+	b.get("peer")
+	for _, k := range names("scan", 0, 1000) {
+		b.set(k, false)
+	}
+	for _, k := range []string{"local", "peer"} {
+		if _, ok := b.entries[k]; !ok {
+			t.Fatalf("%s was pushed out by a scan of keys written once", k)
+		}
+	}
+}
+
 // TestReturningKeysKeepTheirPlace: keys that come back again and again
 // (a loop larger than the cache) win places against keys seen once, where
 // a FIFO or an LRU would hit none of them.

@@ -321,7 +321,11 @@ func Read(path string) ([]Entry, ReadStats, error) {
 			}
 		}
 		var valid int
-		recs, valid, err = readSegment(recs, b, last)
+		// Only the newest file may have a torn header: the one before a
+		// torn newest was made, header and all, before it was (read as
+		// torn too, its records went unreported, and Open refused what
+		// Read gave, at every start: found by review).
+		recs, valid, err = readSegment(recs, b, last, i == len(segs)-1)
 		if err != nil {
 			return nil, st, fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
 		}
@@ -382,14 +386,15 @@ func endOf(seg, next Segment) (int64, error) {
 
 // readSegment appends the entries of segment b to dst and returns the
 // length of its part that checks: all of it but a direct write's padding,
-// or, if b is the newest segment (last), all but a torn end.
-func readSegment(dst []Entry, b []byte, last bool) ([]Entry, int, error) {
+// or, if b is the newest segment read (last), all but a torn end; its
+// header may be torn only if it is the newest file (newest).
+func readSegment(dst []Entry, b []byte, last, newest bool) ([]Entry, int, error) {
 	off, f, ok := readHeader(b)
 	// A torn header is at most a block long (a direct write's), as Read
 	// checks: a longer file that reads as one is damage (it was read as
 	// torn, its frames dropped unreported, and Open cut the segment
 	// before it to nothing: found by review).
-	torn := last && len(b) <= dioAlign
+	torn := newest && len(b) <= dioAlign
 	if n := checkedHeaderLen(b); !ok && n > 0 && len(b) >= n {
 		// A version 3 or 4 header that fails its check: torn only if
 		// nothing was written after it (its segment was being created).
@@ -779,11 +784,14 @@ type Log struct {
 	// lost to a crash until the next snapshot however many frames were
 	// written after it (found by review). At most maxRetry: past it the
 	// older records go, and lostIn (the segment then written) keeps the
-	// log failing until a snapshot covers them (RemoveBefore).
+	// log failing until a snapshot covers them (RemoveBefore). seg is the
+	// segment written when the last of them were kept: a snapshot that
+	// covers the segments up to it holds them all (RemoveBefore lets them
+	// go).
 	retry struct {
-		chunks     [][]byte
-		size, recs int
-		lostIn     uint64
+		chunks      [][]byte
+		size, recs  int
+		lostIn, seg uint64
 	}
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
@@ -1359,9 +1367,11 @@ func (l *Log) flush() int {
 	return recs
 }
 
-// maxRetry bounds the records of failed frames kept to be written again:
-// what a frame may hold (tests lower it).
-var maxRetry = maxFrame
+// maxRetry bounds the records of failed frames kept to be written again,
+// beside the stripes' waitAt, while the disk fails (at what a frame may
+// hold, a member could keep 321 MiB more: found by review); a frame's
+// own records are kept whatever their size. Tests lower it.
+var maxRetry = waitAt / 2
 
 // keep adds the records of a frame that failed, body of size bytes
 // holding recs records, to those written again with the next frame; if
@@ -1378,6 +1388,7 @@ func (l *Log) keep(body [][]byte, size, recs int) (dropped int) {
 	l.retry.chunks = append(l.retry.chunks, body...)
 	l.retry.size += size
 	l.retry.recs += recs
+	l.retry.seg = l.file.n
 	return dropped
 }
 
@@ -1516,14 +1527,21 @@ func (l *Log) Flush() error {
 // covers: it holds the records the log dropped before n started too.
 func (l *Log) RemoveBefore(n uint64) error {
 	l.file.Lock()
+	if l.retry.size > 0 && n > l.retry.seg {
+		// The failed frames' records kept were appended before the
+		// segment n started: the snapshot holds them.
+		l.chunks.put(l.retry.chunks)
+		l.retry.chunks, l.retry.size, l.retry.recs = l.retry.chunks[:0], 0, 0
+	}
 	if l.retry.lostIn != 0 && n > l.retry.lostIn {
-		// The records dropped from the retry were appended before the
-		// segment n started: the snapshot that covers the segments before
-		// it holds them.
+		// So were those dropped from them.
 		l.retry.lostIn = 0
-		if l.retry.size == 0 { // and the last frame was written
-			l.failing.Store(nil)
-		}
+	}
+	if l.retry.lostIn == 0 && l.retry.size == 0 {
+		// Nothing appended before the snapshot is missing from the log
+		// or it: appends made since a failure are taken and held, as
+		// the next frame, written or not, would say.
+		l.failing.Store(nil)
 	}
 	l.file.Unlock()
 	segs, err := Segments(l.path)

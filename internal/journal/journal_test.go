@@ -937,7 +937,7 @@ func TestPowerCutTearsNoFrameIntoDamage(t *testing.T) {
 						clear(cut[max(u, synced):min(u+unit, len(cut))])
 					}
 				}
-				recs, valid, err := readSegment(nil, cut, true)
+				recs, valid, err := readSegment(nil, cut, true, true)
 				if bytes.Equal(cut, full) { // every unit of the frame written
 					continue
 				}
@@ -1233,6 +1233,25 @@ func TestLongNewestSegmentWithATornHeaderIsDamage(t *testing.T) {
 	}
 }
 
+// TestTornHeaderBeforeATornNewestIsDamage: only the newest file may have
+// a torn header (the one before a torn newest was made, header and all,
+// before it): the one before, zeroed, read as torn too, its records went
+// unreported, and Open refused what Read gave, at every start, whatever
+// the damage policy (found by review).
+func TestTornHeaderBeforeATornNewestIsDamage(t *testing.T) {
+	path := twoSegments(t) // k0-k2 in segment 1, k3-k4 in segment 2
+	_, two := segmentBytes(t, path, 2)
+	if err := os.WriteFile(segmentPath(path, 2), make([]byte, len(two)), 0o644); err != nil { // a block at most, zeroed
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segmentPath(path, 3), nil, 0o644); err != nil { // a torn creation
+		t.Fatal(err)
+	}
+	if recs, st, err := Read(path); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Read: %d records, %+v, %v; want ErrDamaged", len(recs), st, err)
+	}
+}
+
 // TestLastSegmentNumberIsDamage: a segment numbered maxSegment (a damaged
 // or renamed file) is damage: Read took it, and Open could not start the
 // one after it, at every start, whatever the damage policy (found by
@@ -1248,5 +1267,57 @@ func TestLastSegmentNumberIsDamage(t *testing.T) {
 	}
 	if _, st, err := Read(path); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("Read of a segment numbered %d: %+v, %v; want ErrDamaged", uint64(maxSegment), st, err)
+	}
+}
+
+// TestSnapshotCoversFailedFramesKept: the records of failed frames kept to
+// be written again go once a snapshot covers them (RemoveBefore a segment
+// started after they were kept), and the log stops failing: they waited
+// for a frame to be written, holding memory, and could be dropped later
+// for want of room, failing the log for nothing (found by review).
+func TestSnapshotCoversFailedFramesKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	size := func(int) int { return 10 }
+	full := errors.New("no space left on device")
+	one := segmentPath(path, 1)
+	underWriter(l, func() {
+		syncFile = func(f *os.File) error {
+			if f.Name() == one {
+				return full
+			}
+			return f.Sync()
+		}
+	})
+	defer underWriter(l, func() { syncFile = (*os.File).Sync })
+	appendSized(t, l, 0, 3, size)
+	if err := l.Flush(); !errors.Is(err, full) {
+		t.Fatalf("flush = %v, want %v", err, full)
+	}
+	n, err := l.Rotate() // its flush of the kept records fails too; the new segment starts
+	if err != nil || n != 2 {
+		t.Fatalf("Rotate = %d, %v; want 2", n, err)
+	}
+	if err := l.RemoveBefore(n); err != nil {
+		t.Fatal(err)
+	}
+	underWriter(l, func() {
+		if l.retry.size != 0 || l.retry.recs != 0 {
+			t.Errorf("after the snapshot: %d records (%d bytes) still kept", l.retry.recs, l.retry.size)
+		}
+	})
+	r := rec(3)
+	r.Value = []byte(value(3, size))
+	if _, err := l.Append(&r, false); err != nil {
+		t.Fatalf("an append once a snapshot covers the failed frames: %v", err)
+	}
+	mustFlush(t, l)
+	recs, _ := mustRead(t, path)
+	if got := keys(recs); !slices.Equal(got, []string{"k3"}) {
+		t.Fatalf("the log holds %v, want k3 alone", got)
 	}
 }

@@ -28,6 +28,9 @@ const (
 	callMarker  = 0
 	callRequest = 1
 	callReply   = 2
+	// callRepeat is a copy of a request that the peer does not serve: it
+	// answers with the answer it kept, if any (see CallResendingFor).
+	callRepeat = 4
 	// maxCallsServed bounds the requests being served at once, and
 	// maxCallsServedPeer those of one asker; past either a request is
 	// answered at once with ErrBusy (Stats.CallsBusy). One member kept
@@ -182,15 +185,23 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 // if its send fails; with ErrBusy if the stream queue refuses it (the
 // frames queued for streams at their bounds).
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
-	return r.CallResendingFor(ctx, peer, payload, 0)
+	return r.CallResendingFor(ctx, peer, payload, 0, nil)
 }
 
 // CallResendingFor is Call, which sends its request again only within
-// resend of the first send (0: for as long as it waits): the peer then
-// gets the request, if it ever does, by that time and the time a copy
-// takes, and a caller that bounds what the peer does with it (a fill
-// timeout) knows by when its answer comes, if any.
-func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload []byte, resend time.Duration) ([]byte, error) {
+// resend of the first send (0: for as long as it waits), and calls
+// onSent (if not nil) with the time each of those copies left: a
+// datagram as it is sent, a request larger than one once its stream has
+// written it (it may wait in the peer's queue, or for a dial, for up to
+// TCPTimeout). After resend, copies go on, but as repeats the peer never
+// starts to serve: it answers them with the answer it kept, if it has
+// one (an answer lost is asked for again), and ignores them else. So the
+// peer starts serving the request, if it ever does, by the last onSent
+// and the time a copy takes, and a caller that bounds what the peer does
+// with it (a fill timeout) knows by when its answer comes, if any.
+// (Peers of releases before the repeats ignore them: they count them as
+// bad frames.)
+func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload []byte, resend time.Duration, onSent func(time.Time)) ([]byte, error) {
 	first := time.Now()
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
@@ -200,14 +211,27 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 	defer r.forget(id)
 	req := appendCall(nil, r.cfg.Name, callRequest, id, payload)
 	failed := make(chan error, 1) // its stream's send failed
+	small := r.fitsDatagram(req)
 	sent := func(err error) {
-		if err != nil {
+		switch {
+		case err != nil:
 			failed <- err
+		case onSent != nil:
+			onSent(time.Now())
+		}
+	}
+	resent := func(err error) { // a copy that fails is no failure of the call: the first may have gone
+		if err == nil && onSent != nil {
+			onSent(time.Now())
 		}
 	}
 	if err := r.sendCall(node, req, sent); err != nil {
 		return nil, sendError("call", peer, err)
 	}
+	if small && onSent != nil { // sent now; a stream's copy says when it was written
+		onSent(time.Now())
+	}
+	var repeat []byte // a copy the peer does not serve: kind callRepeat
 	// A request that fits a datagram goes as one, and again if no answer
 	// comes (a datagram lost): the peer ignores a repeat while it serves
 	// the first copy, and sends the same answer again after (for
@@ -227,11 +251,18 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 		case err := <-failed:
 			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 		case <-again.C:
-			if resend > 0 && time.Since(first) > resend {
-				continue // sent for the last time: wait for the answer alone
-			}
-			if r.fitsDatagram(req) || wait == time.Second {
-				r.sendCall(node, req, nil)
+			if small || wait == time.Second {
+				switch {
+				case resend == 0 || time.Since(first) <= resend:
+					if r.sendCall(node, req, resent) == nil && small && onSent != nil {
+						onSent(time.Now())
+					}
+				default: // past resend: asks for the answer, serves nothing
+					if repeat == nil {
+						repeat = appendCall(nil, r.cfg.Name, callRepeat, id, payload)
+					}
+					r.sendCall(node, repeat, nil)
+				}
 			}
 			wait = min(2*wait, time.Second)
 			again.Reset(wait)
@@ -358,7 +389,7 @@ func (r *Replicator) receivedCall(b []byte) {
 		case p.reply <- append([]byte(nil), payload...):
 		default:
 		}
-	case callRequest:
+	case callRequest, callRepeat:
 		serve := r.cfg.OnCall
 		if serve == nil || r.lookup(from) == nil {
 			// Only a member is served: its answer would go nowhere else
@@ -393,6 +424,11 @@ func (r *Replicator) receivedCall(b []byte) {
 			if again {
 				r.sendAnswer(from, a, started)
 			}
+			r.counters.callRepeats.Add(1)
+			return
+		}
+		if kind == callRepeat { // never served: its first copies were, or were never seen
+			r.calls.mu.Unlock()
 			r.counters.callRepeats.Add(1)
 			return
 		}

@@ -112,14 +112,46 @@ func TestCallResendingForStopsResending(t *testing.T) {
 			if bounded {
 				resend = 250 * time.Millisecond
 			}
-			got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), resend)
+			var sends atomic.Int32
+			got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), resend, func(time.Time) { sends.Add(1) })
 			switch {
 			case bounded && (err == nil || served.Load() != 0):
 				t.Fatalf("resending for 250 ms, its copies lost for a second: %q, %v, served %d times; want no answer, never served", got, err, served.Load())
 			case !bounded && (err != nil || string(got) != "ok"):
 				t.Fatalf("resending as long as it waits: %q, %v; want the answer to a copy sent after the loss ended", got, err)
+			case bounded && sends.Load() != 2:
+				t.Fatalf("onSent called %d times, want 2 (at 0 and 100 ms; the copies after 250 ms are repeats)", sends.Load())
 			}
 		})
+	}
+}
+
+// TestCallRepeatsGetALostAnswer: past its resend window, a call goes on
+// sending copies that the peer does not serve but answers with the answer
+// it kept: an answer lost after the window is had again (the call waited
+// for its context's end: found by review).
+func TestCallRepeatsGetALostAnswer(t *testing.T) {
+	var served atomic.Int32
+	var net *memnet.Network
+	net, a, _ := callPair(t, func(string, []byte) []byte {
+		served.Add(1)
+		net.SetLoss("b", "a", 1) // the answer is lost
+		return []byte("ok")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan callResult, 1)
+	go func() {
+		got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), time.Millisecond, nil) // every later copy a repeat
+		done <- callResult{got, err}
+	}()
+	await.Until(t, 10*time.Second, func() bool { return served.Load() == 1 }, "the request was never served")
+	net.SetLoss("b", "a", 0)
+	if r := <-done; r.err != nil || string(r.answer) != "ok" {
+		t.Fatalf("%q, %v; want the kept answer, asked for again", r.answer, r.err)
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("served %d times, want once: repeats are not served", n)
 	}
 }
 
