@@ -85,7 +85,7 @@ var metricList = []metric{
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
 	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
 	{"bcache_peer_lookup_failures_total", "Peers that could not be looked up (a name that did not resolve, a PeerSource that failed), once per look at the seeds.", prometheus.CounterValue, nil},
-	{"bcache_key_refusals_total", "Members refused because their keys and this member's do not read each other (a key rotation's step skipped, or an old key).", prometheus.CounterValue, nil},
+	{"bcache_key_refusals_total", "Members' messages refused because their keys and this member's do not read each other (a key rotation's step skipped, or an old key): every alive message of such a member, relayed ones too, not members.", prometheus.CounterValue, nil},
 	{"bcache_streams_refused_total", "Streams closed because as many as allowed were open: at once, past 64 from their address or IPv6 /64 (with a key) or 64 in all (without); or, with a key, the oldest of 128 from addresses of no member, to make room. Their senders retry.", prometheus.CounterValue, nil},
 	{"bcache_calls_busy_total", "Peers' calls (cluster fills, fetches) refused at once because every place to serve one was taken (256, 32 for one asker); a fill's asker asks again until its fill timeout.", prometheus.CounterValue, nil},
 	{"bcache_call_repeats_total", "Peers' calls received again while served or once answered (resends, replays), not served again.", prometheus.CounterValue, nil},

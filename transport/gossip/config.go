@@ -331,11 +331,13 @@ func splitHostPort(addr string) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
+	// Digits alone: Atoi took "+7946", which passed the checks and then
+	// failed every look and join (found by review).
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
 		return "", 0, fmt.Errorf("bad port in %q", addr)
 	}
-	return host, port, nil
+	return host, int(port), nil
 }
 
 // memberlistConfig builds memberlist's configuration from c; memberlist

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,18 +88,28 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 	}
 	var asked chan answer
 	if src := r.cfg.PeerSource; src != nil {
-		if r.sourcing.CompareAndSwap(false, true) {
+		// Up to maxSourcing calls that have not returned: one that hung
+		// once (a connection half open, its context ignored) kept the
+		// source from being asked for good (found by review).
+		if r.sourcing.Add(1) <= maxSourcing {
 			asked = make(chan answer, 1)
 			go func() {
-				defer r.sourcing.Store(false)
+				defer r.sourcing.Add(-1)
+				defer func() {
+					if p := recover(); p != nil { // a source's panic is its failure, not the process's end
+						asked <- answer{err: fmt.Errorf("panic: %v", p)}
+					}
+				}()
 				more, err := src(ctx)
 				asked <- answer{more, err}
 			}()
 		} else {
+			r.sourcing.Add(-1)
 			failed["PeerSource"] = errNoAnswer
 		}
 	}
-	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed)
+	budget := maxLookAddrs
+	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed, &budget)
 	if asked != nil {
 		late := time.NewTimer(time.Second) // a second after its context ended
 		defer late.Stop()
@@ -139,23 +151,59 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		// answer may have used up ctx's), which Close ends.
 		rctx, cancel := context.WithTimeout(base, resolveTimeout)
 		defer cancel()
-		addrs = append(addrs, r.resolvePeers(rctx, peers, failed)...)
+		addrs = append(addrs, r.resolvePeers(rctx, peers, failed, &budget)...)
+	}
+	if budget < 0 {
+		failed["Peers"] = fmt.Errorf("the peers stand for more than %d addresses: took the first %d", maxLookAddrs, maxLookAddrs)
 	}
 	slices.Sort(addrs)
 	return slices.Compact(addrs), failed
 }
 
-// resolvePeers resolves peers, recording in failed those that failed.
-func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error) []string {
+// maxSourcing bounds the PeerSource's calls that have not returned;
+// maxLookAddrs the addresses one look takes, from Peers and the source
+// together (a source's 1,024 names of 1,024 addresses each made a million
+// join targets: found by review); lookWorkers the lookups at once.
+const (
+	maxSourcing  = 4
+	maxLookAddrs = maxSourcePeers
+	lookWorkers  = 16
+)
+
+// resolvePeers resolves peers, lookWorkers at once, recording in failed
+// those that failed, and takes at most *budget addresses, less what it
+// takes. One after another, a name whose servers did not answer used up
+// the look's time, and every name after it failed, at every look (found
+// by review).
+func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error, budget *int) []string {
+	got := make([][]string, len(peers))
+	errs := make([]error, len(peers))
+	forEach(len(peers), lookWorkers, func(i int) { got[i], errs[i] = r.resolvePeer(ctx, peers[i]) })
 	var addrs []string
-	for _, p := range peers {
-		got, err := r.resolvePeer(ctx, p)
-		if err != nil {
-			failed[p] = err
+	for i, p := range peers {
+		if errs[i] != nil {
+			failed[p] = errs[i]
 		}
-		addrs = append(addrs, got...)
+		take := min(len(got[i]), max(*budget, 0))
+		addrs = append(addrs, got[i][:take]...)
+		*budget -= len(got[i])
 	}
 	return addrs
+}
+
+// forEach calls f(i) for every i below n, on up to workers goroutines,
+// and returns when every call has.
+func forEach(n, workers int, f func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // resolvePeer returns the ip:port addresses of peer p.
@@ -171,21 +219,30 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		}
 		// Every target: one that does not resolve (a stale record) hid
 		// those after it (found by review). Up to maxPeerAddrs in all.
+		// At once, as Peers are: one whose servers do not answer does
+		// not use up the others' time (found by review). Every target,
+		// up to as many as a source's peers: one that does not resolve
+		// takes no address.
+		srvs = srvs[:min(len(srvs), maxSourcePeers)]
+		got := make([][]string, len(srvs))
+		gotErr := make([]error, len(srvs))
+		forEach(len(srvs), lookWorkers, func(i int) {
+			got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(srvs[i].Target, "."), strconv.Itoa(int(srvs[i].Port)))
+		})
 		var addrs []string
 		var errs []error
 		failed := 0
-		for _, s := range srvs {
+		for i := range srvs {
 			if len(addrs) >= maxPeerAddrs {
 				errs = append(errs, fmt.Errorf("%d targets: took the addresses of the first ones, %d", len(srvs), maxPeerAddrs))
 				break
 			}
-			got, err := r.resolveHost(ctx, res, strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
-			if err != nil {
+			if err := gotErr[i]; err != nil {
 				if failed++; failed <= maxPeerErrors {
 					errs = append(errs, err)
 				}
 			}
-			addrs = append(addrs, got[:min(len(got), maxPeerAddrs-len(addrs))]...)
+			addrs = append(addrs, got[i][:min(len(got[i]), maxPeerAddrs-len(addrs))]...)
 		}
 		if failed > maxPeerErrors {
 			errs = append(errs, fmt.Errorf("and %d more targets that failed", failed-maxPeerErrors))
@@ -201,18 +258,18 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 
 // resolveHost returns host:port for every address of host; an IP address,
 // or any host with a Transport of the caller's, stands for itself.
-// An IP address is written as memberlist writes a member's (an IPv4
+// Every address is written as memberlist writes a member's (an IPv4
 // address as such, the port without leading zeros): spelled otherwise, a
 // live member was never taken for one, and joined again at every look.
 func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, port string) ([]string, error) {
 	if r.cfg.Transport != nil {
 		return []string{net.JoinHostPort(host, port)}, nil
 	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("bad port in %q", net.JoinHostPort(host, port))
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		n, err := strconv.ParseUint(port, 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("bad port in %q", net.JoinHostPort(host, port))
-		}
 		return []string{netip.AddrPortFrom(ip.Unmap(), uint16(n)).String()}, nil
 	}
 	ips, err := res.LookupHost(ctx, host)
@@ -220,9 +277,13 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 		return nil, err
 	}
 	ips = ips[:min(len(ips), maxPeerAddrs)]
-	addrs := make([]string, len(ips))
-	for i, ip := range ips {
-		addrs[i] = net.JoinHostPort(ip, port)
+	addrs := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		// Written as memberlist writes a member's (a name's port with a
+		// leading zero was joined again at every look: found by review).
+		if a, err := netip.ParseAddr(ip); err == nil {
+			addrs = append(addrs, netip.AddrPortFrom(a.Unmap(), uint16(n)).String())
+		}
 	}
 	return addrs, nil
 }

@@ -108,7 +108,7 @@ type Replicator struct {
 	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
 	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
 	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
-	sourcing     atomic.Bool             // the PeerSource has been asked and has not answered (see seeds)
+	sourcing     atomic.Int32            // the PeerSource's calls that have not returned (see seeds)
 	// onlySelf says the last lookup of the seed peers that settled it
 	// found no member but this one; seedsChanged is closed (and replaced)
 	// when it changes (see SeedsElsewhere).
@@ -547,10 +547,11 @@ type Stats struct {
 	// and those that reached none; LookupFailures the peers that could not
 	// be looked up when the member looked at its seeds (a name that did
 	// not resolve, a PeerSource that failed or did not answer in time),
-	// each once per look; KeyRefusals the times a member was
-	// refused for its keys (its keys and this member's do not read each
-	// other: a key rotation's step skipped, or a member with an old key),
-	// which Status lists with the cause "wrong key".
+	// each once per look; KeyRefusals the times a member's message
+	// was refused for its keys (its keys and this member's do not read
+	// each other: a key rotation's step skipped, or a member with an old
+	// key): every alive message of it, relayed ones too, not once per
+	// member; Status lists such a member with the cause "wrong key".
 	Joins, JoinFailures, LookupFailures, KeyRefusals uint64
 	// DirectFrames counts the datagrams holding one of bcache's messages
 	// that the member's transport opened itself (label, decryption,

@@ -715,8 +715,8 @@ func TestAdvertisedPortZeroIsTheBoundPort(t *testing.T) {
 
 // TestStuckPeerSourceIsAFailedLookup: a PeerSource that ignores its
 // context and never returns is a failed lookup a second after its context
-// ends (reported, cause "lookup"), and no other lookup starts while it
-// runs; the rejoin loop goes on. It held the loop for good: lost members
+// ends (reported, cause "lookup"), and no more than maxSourcing such
+// calls run at once; the rejoin loop goes on. It held the loop for good: lost members
 // were no longer re-joined.
 func TestStuckPeerSourceIsAFailedLookup(t *testing.T) {
 	var calls atomic.Int32
@@ -729,16 +729,18 @@ func TestStuckPeerSourceIsAFailedLookup(t *testing.T) {
 			return nil, nil
 		}
 	})
-	await.Until(t, 20*time.Second, func() bool {
+	await.Until(t, 30*time.Second, func() bool {
 		for _, j := range a.r.Status().Joining {
-			if j.Addr == "PeerSource" && j.Cause == "lookup" && j.Failures >= 2 {
+			if j.Addr == "PeerSource" && j.Cause == "lookup" && j.Failures >= maxSourcing+1 {
 				return true
 			}
 		}
 		return false
-	}, "no failed lookup reported twice: %+v", a.r.Status().Joining)
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("%d lookups started, one still running", n)
+	}, "no failed lookup reported %d times: %+v", maxSourcing+1, a.r.Status().Joining)
+	// Asked again while calls hang (one that hung once kept it from being
+	// asked for good: found by review), up to maxSourcing at once.
+	if n := calls.Load(); n != maxSourcing {
+		t.Fatalf("%d calls started, all still running; want %d", n, maxSourcing)
 	}
 }
 
