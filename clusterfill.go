@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -143,13 +143,19 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	resend := min(c.cfg.FillTimeout, fillResend)
 	start := time.Now()
 	// sent is when the current call's last copy left, in Unix
-	// nanoseconds; 0 while its first has not.
-	var sent atomic.Int64
-	onSent := func(at time.Time) {
-		for t := at.UnixNano(); ; {
-			if old := sent.Load(); old >= t || sent.CompareAndSwap(old, t) {
-				return
+	// nanoseconds; 0 while its first has not. A call's copies report to
+	// it only while it is the current call (a stream's report may come
+	// after its call was answered busy and the next began: found by
+	// review).
+	var mu sync.Mutex
+	var sent, current int64 // current: the call's number
+	sentFor := func(n int64) func(time.Time) {
+		return func(at time.Time) {
+			mu.Lock()
+			if current == n {
+				sent = max(sent, at.UnixNano())
 			}
+			mu.Unlock()
 		}
 	}
 	ctx, cancel := context.WithCancel(c.life) // Close cancels it
@@ -166,8 +172,12 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 		// asked again, until the fill timeout: busy is not silent, and
 		// filling here would run the key's fill twice.
 		for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			sent.Store(0)
-			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, onSent)
+			mu.Lock()
+			current++
+			n := current
+			sent = 0
+			mu.Unlock()
+			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, sentFor(n))
 			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return
@@ -194,7 +204,10 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			if !c.alive(owner) {
 				return nil, false
 			}
-			if at := sent.Load(); at != 0 && now.UnixNano() > crdt.AddSat(at, wait) {
+			mu.Lock()
+			at := sent
+			mu.Unlock()
+			if at != 0 && now.UnixNano() > crdt.AddSat(at, wait) {
 				return nil, false
 			}
 		}

@@ -859,3 +859,52 @@ func TestLateStreamedFillRequestIsNotFilledTwice(t *testing.T) {
 		t.Fatalf("the filler ran %d times in the cluster (%d for the asker on the owner, %d fallbacks on the asker)", n, cs[1].Stats().FillsForPeers, cs[0].Stats().FillFallbacks)
 	}
 }
+
+// TestBusyOwnerIsNotFilledTwice: the owner has no place for the asker's
+// request (its 32 places for this asker taken by fills under way): the
+// first copy is refused, and a second, sent before the refusal came back
+// (a round trip longer than a resend), found a place freed and was
+// served; the asker, told busy, asked again until its fill timeout and
+// filled itself, and the filler ran twice (found by review). The refusal
+// is the call's answer now, for every copy of it.
+func TestBusyOwnerIsNotFilledTwice(t *testing.T) {
+	gate := make(chan struct{})
+	var runs atomic.Int32
+	filler := func(ctx context.Context, key string) ([]byte, error) {
+		if strings.HasPrefix(key, "block") {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+			return []byte("b"), nil
+		}
+		runs.Add(1)
+		time.Sleep(900 * time.Millisecond) // within the fill timeout
+		return []byte("v"), nil
+	}
+	mn, cs, key := fillPair(t, filler, 1200*time.Millisecond, "x")
+	var blockers []string
+	for i := 0; len(blockers) < 32; i++ {
+		if k := fmt.Sprint("block", i); cs[0].owner(k) == "p1" {
+			blockers = append(blockers, k)
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(gate)
+	for _, k := range blockers {
+		wg.Go(func() { cs[0].GetOrFill(context.Background(), k) })
+	}
+	await.Until(t, 5*time.Second, func() bool { return cs[1].Stats().FillsForPeers == 32 }, "%d fills for peers", cs[1].Stats().FillsForPeers)
+	mn.SetDelay(200 * time.Millisecond) // a round trip of 400 ms
+	defer mn.SetDelay(0)
+	free := time.AfterFunc(250*time.Millisecond, func() { gate <- struct{}{} }) // one place frees
+	defer free.Stop()
+	v, err := cs[0].GetOrFill(context.Background(), key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill: %q, %v", v, err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the filler ran %d times in the cluster (%d fallbacks on the asker)", n, cs[0].Stats().FillFallbacks)
+	}
+}

@@ -311,3 +311,26 @@ func TestProcesses(t *testing.T) {
 		edge.stop(t)
 	})
 }
+
+// TestHangupIgnoredStaysIgnored: a node started with SIGHUP ignored (by
+// nohup, or a supervisor) keeps running at a SIGHUP (asking to be told of
+// it undid the ignoring: found by review), and stops at SIGTERM as ever.
+// A signal that does nothing cannot be awaited: the node is given two
+// seconds to stop, and must not.
+func TestHangupIgnoredStaysIgnored(t *testing.T) {
+	bin := buildNode(t)
+	wrapper := filepath.Join(t.TempDir(), "nohup-node")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\ntrap '' HUP\nexec "+bin+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startNode(t, wrapper, "n0")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("started with SIGHUP ignored, the node stopped at a SIGHUP: %v", p.err)
+	case <-time.After(2 * time.Second):
+	}
+	p.stop(t)
+}

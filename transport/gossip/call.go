@@ -233,12 +233,15 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 	}
 	var repeat []byte // a copy the peer does not serve: kind callRepeat
 	// A request that fits a datagram goes as one, and again if no answer
-	// comes (a datagram lost): the peer ignores a repeat while it serves
-	// the first copy, and sends the same answer again after (for
-	// answeredFor; past it, a repeat is served as a new call). A larger
-	// one goes again once the wait has grown to its longest, a second,
-	// and every second after: its answer, lost, was never asked for again
-	// (last notes' item), and the call waited for its context's end.
+	// comes (a datagram lost): the peer ignores a copy while it serves
+	// the first, and sends the same answer again after (for answeredFor;
+	// past it, a copy is served as a new call). A larger one goes again
+	// once the wait has grown to its longest, a second, and every second
+	// after: its answer, lost, was never asked for again (last notes'
+	// item), and the call waited for its context's end. Past resend, the
+	// copies are repeats: the call's id alone, in a datagram, which the
+	// peer answers with the answer it kept, and never serves (a busy
+	// refusal is kept as an answer too).
 	again := time.NewTimer(callResend)
 	defer again.Stop()
 	for wait := callResend; ; {
@@ -251,15 +254,15 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 		case err := <-failed:
 			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 		case <-again.C:
-			if small || wait == time.Second {
+			if small || wait == time.Second || resend > 0 && time.Since(first) > resend {
 				switch {
 				case resend == 0 || time.Since(first) <= resend:
 					if r.sendCall(node, req, resent) == nil && small && onSent != nil {
 						onSent(time.Now())
 					}
 				default: // past resend: asks for the answer, serves nothing
-					if repeat == nil {
-						repeat = appendCall(nil, r.cfg.Name, callRepeat, id, payload)
+					if repeat == nil { // the call's id alone: a datagram whatever the request
+						repeat = appendCall(nil, r.cfg.Name, callRepeat, id, nil)
 					}
 					r.sendCall(node, repeat, nil)
 				}
@@ -448,8 +451,16 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		case !admitted:
+			// Kept as the call's answer: a later copy of it (sent before
+			// this reply came back) is answered so too, never served once
+			// a place frees (the asker, told busy, had given the call up,
+			// and a fill ran twice: found by review).
 			r.counters.callsBusy.Add(1)
-			r.sendFrame(from, r.replyFrame(id, nil, ErrBusy), nil)
+			frame := r.replyFrame(id, nil, ErrBusy)
+			r.calls.mu.Lock()
+			r.calls.remember(call, frame, time.Now())
+			r.calls.mu.Unlock()
+			r.sendFrame(from, frame, nil)
 			return
 		}
 		payload = append([]byte(nil), payload...) // memberlist reuses its buffer

@@ -824,3 +824,73 @@ func TestLostAnswerTooLargeToKeepIsServedAgain(t *testing.T) {
 		t.Fatalf("answer of %d bytes, %v, served %d times; want the answer, served again", len(got), err, served.Load())
 	}
 }
+
+// TestBusyCallIsNotServedLater: a call refused as busy is not served by a
+// later copy of it (one that left before the refusal came back) once a
+// place frees: the refusal is kept as the call's answer. Its caller, told
+// busy, had given it up (a fill's asks again under a new id, or fills
+// itself), and a fill ran twice (found by review).
+func TestBusyCallIsNotServedLater(t *testing.T) {
+	gate := make(chan struct{})
+	var servedX, blocked atomic.Int32
+	net, a, b := callPair(t, func(from string, p []byte) []byte {
+		if string(p) == "x" {
+			servedX.Add(1)
+			return []byte("x")
+		}
+		blocked.Add(1)
+		<-gate
+		return []byte("ok")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range maxCallsServedPeer {
+		wg.Go(func() { a.r.Call(ctx, "b", []byte(fmt.Sprint("block", i))) })
+	}
+	defer wg.Wait()
+	defer close(gate)
+	await.Until(t, 10*time.Second, func() bool { return blocked.Load() == maxCallsServedPeer }, "%d calls being served, want %d", blocked.Load(), maxCallsServedPeer)
+	net.SetDelay(150 * time.Millisecond) // a round trip of 300 ms: a second copy leaves (at 100 ms) before the refusal comes
+	defer net.SetDelay(0)
+	free := time.AfterFunc(200*time.Millisecond, func() { gate <- struct{}{} }) // a place frees between the copies' arrivals
+	defer free.Stop()
+	repeats := b.r.counters.callRepeats.Load()
+	if _, err := a.r.CallResendingFor(ctx, "b", []byte("x"), time.Second, nil); !errors.Is(err, ErrBusy) {
+		t.Skipf("the call returned %v, not ErrBusy: the delays were not met on this machine", err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return servedX.Load() > 0 || b.r.counters.callRepeats.Load() > repeats }, "the second copy never reached the peer")
+	if n := servedX.Load(); n != 0 {
+		t.Fatalf("the call was refused as busy, and the peer served it %d time(s) after", n)
+	}
+}
+
+// TestRepeatsOfALargeRequestTakeNoStream: a call's repeats carry its id
+// alone, in a datagram, whatever the request's size: a long one's went by
+// stream, payload and all, a dial each, once a second for as long as the
+// call waited (found by review).
+func TestRepeatsOfALargeRequestTakeNoStream(t *testing.T) {
+	_, a, _ := callPair(t, func(string, []byte) []byte {
+		time.Sleep(3 * time.Second) // a slow fill: repeats go meanwhile
+		return []byte("ok")
+	})
+	var streamed atomic.Int64
+	send := a.r.streams.send
+	a.r.streams.send = func(peer string, frame []byte) error {
+		if len(frame) > 0 && frame[0] == callMarker {
+			if _, kind, _, _, err := parseCall(frame[1:]); err == nil && kind == callRepeat {
+				streamed.Add(1)
+			}
+		}
+		return send(peer, frame)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := a.r.CallResendingFor(ctx, "b", bytes.Repeat([]byte("k"), 60<<10), time.Second, nil)
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	if n := streamed.Load(); n > 0 {
+		t.Fatalf("%d repeats went by stream", n)
+	}
+}
