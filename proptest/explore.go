@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +28,16 @@ type Explore struct {
 	// MaxLoss and MaxDuplicate bound how many frames a run may lose and
 	// duplicate. Default: 1 each; -1 for none.
 	MaxLoss, MaxDuplicate int
+	// MaxTicks bounds how many times time passes in a run before its end
+	// (a second: every member's Tick runs, and what it sends joins the
+	// frames in flight), at any point. Default: 0, none, which multiplies
+	// no run count: a data type that sends some of its frames from Tick
+	// (a batching one) wants 1 or more, or those frames are never
+	// delivered late, lost or duplicated before the end. One that sends
+	// from Tick alone had nothing in flight, and passed unexplored (found
+	// by review): the exploration fails if no run had a frame in flight
+	// before its end and the end's Tick sent some.
+	MaxTicks int
 	// MaxRuns stops the search after that many runs, failing the test
 	// (the scope is then too large to be exhaustive). Default: 1,000,000.
 	MaxRuns int
@@ -64,9 +75,10 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	if bounds.Members == 0 {
 		bounds.Members = 2
 	}
-	if bounds.Members < 1 || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxRuns < 0 {
-		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 or more, MaxLoss and MaxDuplicate -1 or more, MaxRuns 0 or more", bounds)
+	if bounds.Members < 1 || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxTicks < 0 || bounds.MaxRuns < 0 {
+		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 or more, MaxLoss and MaxDuplicate -1 or more, MaxTicks and MaxRuns 0 or more", bounds)
 	}
+
 	if bounds.MaxLoss == 0 {
 		bounds.MaxLoss = 1
 	}
@@ -87,14 +99,18 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 		}
 	}
 	var path choices
+	var seen explored
 	for runs := 1; ; runs++ {
 		if runs > bounds.MaxRuns {
 			return runs - 1, fmt.Errorf("proptest: more than %d runs: the scope is too large to explore", bounds.MaxRuns)
 		}
-		if trace, err := exploreRun(spec, script, bounds, &path); err != nil {
+		if trace, err := exploreRun(spec, script, bounds, &path, &seen); err != nil {
 			return runs, fmt.Errorf("run %d: %w\nevents:\n  %s", runs, err, strings.Join(trace, "\n  "))
 		}
 		if !path.next() {
+			if !seen.inFlight && seen.tickSent {
+				return runs, fmt.Errorf("proptest: %d runs with no frame in flight before their end, whose Tick sent some: the data type sends from Tick, and nothing of it was explored; set Explore.MaxTicks", runs)
+			}
 			return runs, nil
 		}
 	}
@@ -144,8 +160,19 @@ func (c *choices) next() bool {
 	return false
 }
 
-// exploreRun runs the script once along the decisions of path.
-func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace []string, err error) {
+// explored is what the runs of an exploration saw: a frame in flight
+// before a run's end, and frames sent by the end's Tick.
+type explored struct{ inFlight, tickSent bool }
+
+// exploreRun runs the script once along the decisions of path. A panic
+// of the data type's code is the run's failure, with its events so far
+// (it ended the test binary: found by review).
+func exploreRun(spec Spec, script []Scripted, b Explore, path *choices, seen *explored) (trace []string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
 	now := start
 	net := sim.New()
 	model := spec.Model()
@@ -206,10 +233,10 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		}
 		return Scripted{}, false
 	}
-	lost, doubled := 0, 0
+	lost, doubled, ticked := 0, 0, 0
 	for {
-		// The options: each member's next operation, then each frame in
-		// flight delivered, lost or duplicated.
+		// The options: each member's next operation, time passing, then
+		// each frame in flight delivered, lost or duplicated.
 		type option struct {
 			member, packet int
 			what           string
@@ -220,6 +247,10 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 				opts = append(opts, option{member: m, what: "op"})
 			}
 		}
+		if ticked < b.MaxTicks {
+			opts = append(opts, option{member: -1, what: "tick"})
+		}
+		seen.inFlight = seen.inFlight || net.Len() > 0
 		for p := range net.Len() {
 			opts = append(opts, option{member: -1, packet: p, what: "deliver"})
 			if lost < b.MaxLoss {
@@ -240,8 +271,8 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		// sender (none for an anonymous frame) included (found by review).
 		sig := fnv.New64a()
 		for _, o := range opts {
-			if o.what == "op" {
-				fmt.Fprint(sig, "op", o.member, ";")
+			if o.what == "op" || o.what == "tick" {
+				fmt.Fprint(sig, o.what, o.member, ";")
 			}
 		}
 		for _, p := range net.InFlight() {
@@ -268,6 +299,13 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 				return trace, err
 			}
 			net.Send(names[o.member], out)
+		case "tick":
+			now += int64(time.Second)
+			ticked++
+			trace = append(trace, "a second passes: every member ticks")
+			for i, o := range objs {
+				net.Send(names[i], o.Tick())
+			}
 		case "deliver":
 			p, _, _ := net.Take(o.packet)
 			trace = append(trace, "deliver "+describe(p))
@@ -290,6 +328,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 	for i, o := range objs {
 		net.Send(names[i], o.Tick())
 	}
+	seen.tickSent = seen.tickSent || net.Len() > 0
 	drain := func() error {
 		for n := 0; net.Len() > 0; n++ {
 			if n == budget {

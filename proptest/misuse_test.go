@@ -28,4 +28,14 @@ func TestMisuseIsAnError(t *testing.T) {
 	if _, err := Exploration(gsetSpec(func(*gset) {}), script, Explore{}); err == nil || !strings.Contains(err.Error(), `no operation "bogus"`) {
 		t.Errorf("a script step naming no operation of the spec: %v", err)
 	}
+	// Two operations of one name: the harness kept the last, the
+	// simulator drew both (found by review).
+	twice := gsetSpec(func(*gset) {})
+	twice.Ops = append(twice.Ops, twice.Ops[0])
+	if _, err := Exploration(twice, nil, Explore{}); err == nil || !strings.Contains(err.Error(), "named twice") {
+		t.Errorf("two operations of one name: %v", err)
+	}
+	if _, err := Exploration(gsetSpec(func(*gset) {}), nil, Explore{MaxTicks: -1}); err == nil || !strings.Contains(err.Error(), "MaxTicks") {
+		t.Errorf("a negative MaxTicks: %v", err)
+	}
 }
