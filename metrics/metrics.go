@@ -57,15 +57,15 @@ type metric struct {
 const histogram prometheus.ValueType = 0
 
 var metricList = []metric{
-	{"bcache_reads_total", "Local reads (Get, and GetWithFiller's lookups), by whether they found a live value.", prometheus.CounterValue, []string{"result"}},
+	{"bcache_reads_total", "Local reads (Get, and the lookups of GetWithFiller, GetOrFill and GetAfter), by whether they found a live value.", prometheus.CounterValue, []string{"result"}},
 	{"bcache_values", "Values held (one past its TTL until it is collected).", prometheus.GaugeValue, nil},
 	{"bcache_value_bytes", "Key and value bytes of the values held.", prometheus.GaugeValue, nil},
 	{"bcache_records", "Records held, of every kind: each key written and not yet collected.", prometheus.GaugeValue, nil},
 	{"bcache_tombstones", "Deletes held (until collected).", prometheus.GaugeValue, nil},
 	{"bcache_evicted_records", "Versions held without their value (evicted here, or over MaxValueSize).", prometheus.GaugeValue, nil},
-	{"bcache_expired_values", "Values past their TTL that the last collection kept.", prometheus.GaugeValue, nil},
+	{"bcache_expired_values", "Records past their TTL that the last collection kept (values, and versions held without one).", prometheus.GaugeValue, nil},
 	{"bcache_evictions_total", "Values dropped here by the MaxKeys or MaxBytes bound.", prometheus.CounterValue, nil},
-	{"bcache_expirations_total", "Values past their TTL collected.", prometheus.CounterValue, nil},
+	{"bcache_expirations_total", "Records past their TTL collected (values, and versions held without one).", prometheus.CounterValue, nil},
 	{"bcache_oversized_records_total", "Records received with a value over MaxValueSize, kept without it.", prometheus.CounterValue, nil},
 	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
@@ -81,7 +81,7 @@ var metricList = []metric{
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first); a peer's session found in step at its opening does not count on this member.", prometheus.GaugeValue, []string{"peer"}},
-	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried.", prometheus.GaugeValue, nil},
+	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried, and those of members it refused in the last minute (a name conflict, other keys).", prometheus.GaugeValue, nil},
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
 	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
 	{"bcache_peer_lookup_failures_total", "Peers that could not be looked up (a name that did not resolve, a PeerSource that failed), once per look at the seeds.", prometheus.CounterValue, nil},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -397,13 +398,33 @@ const (
 // good, found by review). A variable: tests shorten it.
 var watchPing = 15 * time.Second
 
+// pathParam returns the query parameter name of rawQuery (its first),
+// decoded as a key in the path is: a "+" stays a "+" (decoded as a form,
+// it became a space, and a watch of "c++:" matched none of the keys
+// "c++:..." written: found by review); "" if there is none.
+func pathParam(rawQuery, name string) (string, error) {
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		if key, err := url.QueryUnescape(k); err != nil || key != name {
+			continue
+		}
+		return url.PathUnescape(v)
+	}
+	return "", nil
+}
+
 // watch streams the changes to keys with the prefix query parameter as
 // Server-Sent Events, one event per change named by its cause, with the
 // change as JSON data (the value in base64), until the client goes away,
 // stops reading for watchWriteTimeout, or the member closes; a quiet
 // stream gets a comment every watchPing.
 func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(http.ResponseWriter, error)) {
-	sub, err := c.Subscribe(r.URL.Query().Get("prefix"), 0)
+	prefix, err := pathParam(r.URL.RawQuery, "prefix")
+	if err != nil {
+		fail(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	sub, err := c.Subscribe(prefix, 0)
 	if err != nil {
 		fail(w, err)
 		return
@@ -449,7 +470,15 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 					out.Expires = &ch.Expires
 				}
 				b, _ := json.Marshal(out)
-				if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", out.Cause, b); err != nil {
+				// Written as it is, not through fmt, which copied a large
+				// value's JSON once more (found by review).
+				if _, err := io.WriteString(w, "event: "+out.Cause+"\ndata: "); err != nil {
+					return
+				}
+				if _, err := w.Write(b); err != nil {
+					return
+				}
+				if _, err := io.WriteString(w, "\n\n"); err != nil {
 					return
 				}
 			}

@@ -567,3 +567,30 @@ func TestOverlongKeyIsTooLongForEveryRead(t *testing.T) {
 	}
 	expect(t, "GET", base+"/v1/keys/abcd", "", http.StatusOK)
 }
+
+// TestWatchPrefixIsDecodedAsAPathKey: the watch's prefix is decoded as a
+// key in the path is, so that "c++:" names the keys "c++:..." written by
+// PUT /v1/keys/c++:1 (decoded as a form, its "+" became spaces, and the
+// stream got none of them: found by review).
+func TestWatchPrefixIsDecodedAsAPathKey(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/watch?prefix=c++:", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != "" { // the start event
+	}
+	expect(t, "PUT", base+"/v1/keys/c++:1", "v", http.StatusNoContent)
+	for sc.Scan() {
+		if sc.Text() == "event: set" {
+			return
+		}
+	}
+	t.Fatalf("no event for the key c++:1 on the stream of the prefix c++: (%v)", sc.Err())
+}

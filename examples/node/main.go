@@ -38,8 +38,8 @@
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
 //	GET    /metrics                  Prometheus metrics (package metrics), with Go's and the process's
-//	GET    /readyz                   200 once synced with a peer (or with no peers but itself); 503 before, or alone
-//	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p as Server-Sent Events, after "event: start" (a client
+//	GET    /readyz                   200 once synced with a peer, or with no peers but itself, or as the founder of its cluster; 503 before, or alone
+//	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p (decoded as a key in the path: "+" is "+") as Server-Sent Events, after "event: start" (a client
 //	                                 that reconnects misses what changed meanwhile: re-read): "event: set|delete|expire|evict|drop|overflow",
 //	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"},
 //	                                 and "key_base64" for a key that is not UTF-8;
@@ -66,7 +66,7 @@
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
 // for the whole request, 45 s from its headers to the end of the response
 // (a GET with a token: its wait and then 45 s; a watch stream: 30 s for
-// each batch of changes),
+// each change),
 // and closes a kept-alive connection idle for 60 s, so that slow clients
 // cannot hold connections open. Logs are JSON lines on stderr; the
 // "listening" lines carry the gossip and HTTP addresses (useful with port
@@ -124,7 +124,7 @@ served over HTTP:
   GET    /v1/members               the live members, JSON
   GET    /v1/stats                 the member's counters, JSON
   GET    /v1/status                peers, last syncs, first sync, join failures, JSON
-  GET    /readyz                   200 once synced with a peer (or with no peers but itself)
+  GET    /readyz                   200 once synced with a peer (or with no peers but itself, or as its cluster's founder)
   GET    /metrics                  Prometheus metrics
   GET    /v1/watch[?prefix=p]      the changes to keys with prefix p, as Server-Sent Events
 
