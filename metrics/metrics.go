@@ -80,6 +80,8 @@ var metricList = []metric{
 	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls) that changed this member's state.", prometheus.CounterValue, nil},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
+	{"bcache_ready", "1 while the member is ready to serve (Status.Ready, the node's /readyz: synced with a peer, or with none to sync with, or its cluster's founder), else 0.", prometheus.GaugeValue, nil},
+	{"bcache_founder", "1 while the member is its cluster's founder and has met no other member (Status.Founder: ready without a sync), else 0.", prometheus.GaugeValue, nil},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first); a peer's session found in step at its opening does not count on this member.", prometheus.GaugeValue, []string{"peer"}},
 	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried, and those of members it refused in the last minute (a name conflict, other keys).", prometheus.GaugeValue, nil},
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
@@ -167,6 +169,8 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	emit("bcache_peers", float64(len(status.Peers)))
 	emit("bcache_synced", bool01(status.Synced))
+	emit("bcache_ready", bool01(status.Ready()))
+	emit("bcache_founder", bool01(status.Founder))
 	now := col.now()
 	seen := map[string]bool{}
 	for _, peer := range status.Peers {

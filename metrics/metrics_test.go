@@ -140,6 +140,10 @@ func TestScrape(t *testing.T) {
 		{"bcache_reads_total", map[string]string{"member": "b", "result": "miss"}, func(v float64) bool { return v == float64(bs.Misses) && v > 0 }},
 		{"bcache_peers", map[string]string{"member": "b"}, func(v float64) bool { return v == 1 }},
 		{"bcache_synced", map[string]string{"member": "b"}, func(v float64) bool { return v == 1 }},
+		{"bcache_ready", map[string]string{"member": "b"}, func(v float64) bool { return v == 1 }},
+		{"bcache_founder", map[string]string{"member": "b"}, func(v float64) bool { return v == 0 }},
+		{"bcache_founder", map[string]string{"member": "a"}, func(v float64) bool { return v == 0 }}, // it founded, and has met b since
+		{"bcache_ready", map[string]string{"member": "a"}, func(v float64) bool { return v == 1 }},
 		{"bcache_records_applied_total", map[string]string{"member": "b"}, func(v float64) bool { return v >= 52 }},
 		{"bcache_delta_records_sent_total", map[string]string{"member": "a"}, func(v float64) bool { return v >= 1 }},
 		{"bcache_peer_last_exchange_age_seconds", map[string]string{"member": "b", "peer": "a"}, func(v float64) bool { return v >= 0 && v < 10 }},
