@@ -89,8 +89,9 @@ type Config struct {
 	// return an error while the answer is not known yet (a registry client
 	// not synced). It should honour its context: one that has not
 	// returned a second after its context ended counts as failed, and is
-	// left running; while 4 such have not returned, the source is not
-	// asked (a panic in it counts as its failure). Peers, and what it
+	// left running, and the next look calls it again (up to 4 calls not
+	// returned at once: it must be safe for concurrent use); a panic in it
+	// counts as its failure. Peers, and what it
 	// gives, are looked up 16 at a time, together up to 1,024 addresses.
 	PeerSource func(context.Context) ([]string, error)
 	// Resolver looks up the peers' names; nil is net.DefaultResolver.

@@ -35,7 +35,7 @@ func TestMisuseIsAnError(t *testing.T) {
 	if _, err := Exploration(twice, nil, Explore{}); err == nil || !strings.Contains(err.Error(), "named twice") {
 		t.Errorf("two operations of one name: %v", err)
 	}
-	if _, err := Exploration(gsetSpec(func(*gset) {}), nil, Explore{MaxTicks: -1}); err == nil || !strings.Contains(err.Error(), "MaxTicks") {
+	if _, err := Exploration(gsetSpec(func(*gset) {}), nil, Explore{MaxTicks: -2}); err == nil || !strings.Contains(err.Error(), "MaxTicks") {
 		t.Errorf("a negative MaxTicks: %v", err)
 	}
 }

@@ -83,6 +83,53 @@ type calls struct {
 	answered      map[servedCall]*keptAnswer
 	answeredOrder []answeredCall
 	answeredSize  int
+	// refused holds the requests refused for want of a place lately
+	// (refusedFor, at most refusedCalls), oldest first in refusedOrder:
+	// a later copy of one (sent before the refusal came back) is refused
+	// too, never served once a place frees (the asker, told busy, had
+	// given it up, and a fill ran twice: found by review). Apart from
+	// answered: kept there, a burst of refusals pushed real answers out,
+	// and their calls were served again (found by review).
+	refused      map[servedCall]time.Time
+	refusedOrder []answeredCall
+}
+
+// refusedFor is how long a refusal is kept: longer than a call's copies
+// can come (within a second of its first, or a stream's, written within
+// TCPTimeout); refusedCalls bounds the refusals kept.
+const (
+	refusedFor   = 15 * time.Second
+	refusedCalls = 4096
+)
+
+// refuse notes that call was refused at now. Called with mu held.
+func (c *calls) refuse(call servedCall, now time.Time) {
+	if c.refused == nil {
+		c.refused = map[servedCall]time.Time{}
+	}
+	c.refused[call] = now
+	c.refusedOrder = append(c.refusedOrder, answeredCall{call, now})
+	drop := 0
+	for _, r := range c.refusedOrder {
+		if now.Sub(r.at) < refusedFor && len(c.refused) <= refusedCalls {
+			break
+		}
+		if at, ok := c.refused[r.call]; ok && at.Equal(r.at) {
+			delete(c.refused, r.call)
+		}
+		drop++
+	}
+	c.refusedOrder = c.refusedOrder[drop:]
+	if cap(c.refusedOrder) > 2*refusedCalls && len(c.refusedOrder) < refusedCalls/2 {
+		c.refusedOrder = append([]answeredCall(nil), c.refusedOrder...)
+	}
+}
+
+// wasRefused reports whether call was refused within refusedFor of now.
+// Called with mu held.
+func (c *calls) wasRefused(call servedCall, now time.Time) bool {
+	at, ok := c.refused[call]
+	return ok && now.Sub(at) < refusedFor
 }
 
 // answeredCall is an answer kept in calls.answered, in the order sent.
@@ -241,7 +288,7 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 	// item), and the call waited for its context's end. Past resend, the
 	// copies are repeats: the call's id alone, in a datagram, which the
 	// peer answers with the answer it kept, and never serves (a busy
-	// refusal is kept as an answer too).
+	// refusal is kept too: see calls.refused).
 	again := time.NewTimer(callResend)
 	defer again.Stop()
 	for wait := callResend; ; {
@@ -430,6 +477,13 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		}
+		now := time.Now()
+		if r.calls.wasRefused(call, now) { // refused once: refused again, never served
+			r.calls.mu.Unlock()
+			r.counters.callRepeats.Add(1)
+			r.sendFrame(from, r.replyFrame(id, nil, ErrBusy), nil)
+			return
+		}
 		if kind == callRepeat { // never served: its first copies were, or were never seen
 			r.calls.mu.Unlock()
 			r.counters.callRepeats.Add(1)
@@ -437,6 +491,9 @@ func (r *Replicator) receivedCall(b []byte) {
 		}
 		_, again := r.calls.served[call]
 		admitted := !again && r.calls.serving.Load() < maxCallsServed && r.calls.servedFor[from] < maxCallsServedPeer
+		if !again && !admitted {
+			r.calls.refuse(call, now) // in the hold that decided it (found by review)
+		}
 		if admitted {
 			if r.calls.served == nil {
 				r.calls.served, r.calls.servedFor = map[servedCall]struct{}{}, map[string]int{}
@@ -450,17 +507,9 @@ func (r *Replicator) receivedCall(b []byte) {
 		case again: // served already: its first copy's answer will do
 			r.counters.callRepeats.Add(1)
 			return
-		case !admitted:
-			// Kept as the call's answer: a later copy of it (sent before
-			// this reply came back) is answered so too, never served once
-			// a place frees (the asker, told busy, had given the call up,
-			// and a fill ran twice: found by review).
+		case !admitted: // kept in calls.refused, above
 			r.counters.callsBusy.Add(1)
-			frame := r.replyFrame(id, nil, ErrBusy)
-			r.calls.mu.Lock()
-			r.calls.remember(call, frame, time.Now())
-			r.calls.mu.Unlock()
-			r.sendFrame(from, frame, nil)
+			r.sendFrame(from, r.replyFrame(id, nil, ErrBusy), nil)
 			return
 		}
 		payload = append([]byte(nil), payload...) // memberlist reuses its buffer

@@ -894,3 +894,43 @@ func TestRepeatsOfALargeRequestTakeNoStream(t *testing.T) {
 		t.Fatalf("%d repeats went by stream", n)
 	}
 }
+
+// TestRefusalsKeepNoAnswerOut: refusals for want of a place are kept
+// apart from the answers kept for repeats: kept with them, a burst of
+// refusals (answeredCalls of them) pushed a served call's answer out, and
+// a copy of that call (its answer lost) was served again (found by
+// review).
+func TestRefusalsKeepNoAnswerOut(t *testing.T) {
+	gate := make(chan struct{})
+	var servedX atomic.Int32
+	_, _, b := callPair(t, func(from string, p []byte) []byte {
+		if string(p) == "x" {
+			servedX.Add(1)
+			return []byte("x")
+		}
+		<-gate
+		return []byte("ok")
+	})
+	defer close(gate)
+	inject := func(id uint64, payload string) {
+		f := appendCall(nil, "a", callRequest, id, []byte(payload))
+		b.r.receivedCall(f[1:])
+	}
+	inject(1, "x")
+	await.Until(t, 5*time.Second, func() bool { return servedX.Load() == 1 && answered(b.r, "a", 1) }, "x never answered")
+	for i := range maxCallsServedPeer {
+		inject(uint64(100+i), "block")
+	}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == maxCallsServedPeer }, "the places were not taken")
+	for i := range answeredCalls {
+		inject(uint64(10_000+i), fmt.Sprint("block", i)) // each refused
+	}
+	gate <- struct{}{}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == maxCallsServedPeer-1 }, "no place freed")
+	repeats := b.r.counters.callRepeats.Load()
+	inject(1, "x") // a copy of the call served (its answer lost)
+	await.Until(t, 5*time.Second, func() bool { return servedX.Load() > 1 || b.r.counters.callRepeats.Load() > repeats }, "the copy was never handled")
+	if n := servedX.Load(); n != 1 {
+		t.Fatalf("a copy of a call answered was served again (%d times) after %d refusals", n, answeredCalls)
+	}
+}

@@ -108,8 +108,8 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 			failed["PeerSource"] = errNoAnswer
 		}
 	}
-	budget := maxLookAddrs
-	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed, &budget)
+	budget, seen := maxLookAddrs, map[string]bool{}
+	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed, &budget, seen, "Peers")
 	if asked != nil {
 		late := time.NewTimer(time.Second) // a second after its context ended
 		defer late.Stop()
@@ -151,13 +151,10 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		// answer may have used up ctx's), which Close ends.
 		rctx, cancel := context.WithTimeout(base, resolveTimeout)
 		defer cancel()
-		addrs = append(addrs, r.resolvePeers(rctx, peers, failed, &budget)...)
-	}
-	if budget < 0 {
-		failed["Peers"] = fmt.Errorf("the peers stand for more than %d addresses: took the first %d", maxLookAddrs, maxLookAddrs)
+		addrs = append(addrs, r.resolvePeers(rctx, peers, failed, &budget, seen, "PeerSource")...)
 	}
 	slices.Sort(addrs)
-	return slices.Compact(addrs), failed
+	return addrs, failed
 }
 
 // maxSourcing bounds the PeerSource's calls that have not returned;
@@ -171,22 +168,36 @@ const (
 )
 
 // resolvePeers resolves peers, lookWorkers at once, recording in failed
-// those that failed, and takes at most *budget addresses, less what it
-// takes. One after another, a name whose servers did not answer used up
-// the look's time, and every name after it failed, at every look (found
-// by review).
-func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error, budget *int) []string {
+// those that failed, and takes at most *budget addresses not in seen,
+// less what it takes, adding them to seen; addresses past the budget are
+// reported under list. One after another, a name whose servers did not
+// answer used up the look's time, and every name after it failed, at
+// every look (found by review); an address named twice (by Peers and the
+// source) counted twice against the budget (found by review).
+func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error, budget *int, seen map[string]bool, list string) []string {
 	got := make([][]string, len(peers))
 	errs := make([]error, len(peers))
 	forEach(len(peers), lookWorkers, func(i int) { got[i], errs[i] = r.resolvePeer(ctx, peers[i]) })
 	var addrs []string
+	cut := 0
 	for i, p := range peers {
 		if errs[i] != nil {
 			failed[p] = errs[i]
 		}
-		take := min(len(got[i]), max(*budget, 0))
-		addrs = append(addrs, got[i][:take]...)
-		*budget -= len(got[i])
+		for _, a := range got[i] {
+			switch {
+			case seen[a]:
+			case *budget <= 0:
+				cut++
+			default:
+				seen[a] = true
+				addrs = append(addrs, a)
+				*budget--
+			}
+		}
+	}
+	if cut > 0 {
+		failed[list] = errors.Join(failed[list], fmt.Errorf("%d more addresses than a look takes (%d): left out", cut, maxLookAddrs))
 	}
 	return addrs
 }
@@ -223,14 +234,17 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		// not use up the others' time (found by review). Every target,
 		// up to as many as a source's peers: one that does not resolve
 		// takes no address.
-		srvs = srvs[:min(len(srvs), maxSourcePeers)]
+		var errs []error
+		if len(srvs) > maxSourcePeers { // said, not cut without a word (found by review)
+			errs = append(errs, fmt.Errorf("%d targets: looked up the first %d", len(srvs), maxSourcePeers))
+			srvs = srvs[:maxSourcePeers]
+		}
 		got := make([][]string, len(srvs))
 		gotErr := make([]error, len(srvs))
 		forEach(len(srvs), lookWorkers, func(i int) {
 			got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(srvs[i].Target, "."), strconv.Itoa(int(srvs[i].Port)))
 		})
 		var addrs []string
-		var errs []error
 		failed := 0
 		for i := range srvs {
 			if len(addrs) >= maxPeerAddrs {

@@ -81,8 +81,16 @@ func TestOneLookTakesBoundedAddresses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	addrs, failed := r.seeds(ctx, ctx)
-	if len(addrs) != maxLookAddrs || failed["Peers"] == nil {
-		t.Fatalf("%d addresses to join from one look, the cut said %v; want %d, and said", len(addrs), failed["Peers"], maxLookAddrs)
+	if len(addrs) != maxLookAddrs || failed["PeerSource"] == nil || !strings.Contains(failed["PeerSource"].Error(), "left out") {
+		t.Fatalf("%d addresses to join from one look, the cut said %v; want %d, and said", len(addrs), failed["PeerSource"], maxLookAddrs)
+	}
+	// An address named by Peers and by the source counts once (twice, 600
+	// addresses were cut at 1,024, and reported at every look: found by
+	// review).
+	names = names[:600]
+	r = &Replicator{cfg: Config{Resolver: lookupServer(t, 1), Peers: names, PeerSource: func(context.Context) ([]string, error) { return names, nil }}}
+	if addrs, failed := r.seeds(ctx, ctx); len(addrs) != 600 || len(failed) != 0 {
+		t.Fatalf("600 addresses named twice: %d to join, failures %v", len(addrs), failed)
 	}
 }
 

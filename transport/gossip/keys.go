@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -78,9 +77,6 @@ func readsID(ids, id []byte) bool {
 	return false
 }
 
-// errLeavingUnknown is a member, not taken before, that says it leaves.
-var errLeavingUnknown = errors.New("refused: a member not taken before, leaving")
-
 // errKeys is a member refused for its keys.
 var errKeys = errors.New("refused: its keys and this member's do not read each other (a key rotation's step skipped, or a member with an old key)")
 
@@ -90,21 +86,6 @@ var errKeys = errors.New("refused: its keys and this member's do not read each o
 func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 	r := d.r
 	theirs, ours := metaKeyIDs(peer.Meta), r.keyIDs
-	if len(ours) > 0 && peer.Name != r.cfg.Name && (bytes.Equal(peer.Meta, leavingMeta) || bytes.Equal(peer.Meta, leavingKeepsMeta)) {
-		// A member leaving says nothing of its keys: taken only if it
-		// was taken before (a member refused for its keys, leaving, was
-		// listed alive as it left, relayed by one that took it, and held
-		// back early collection as a leaver that keeps its state: found
-		// by review).
-		r.mu.Lock()
-		_, alive := r.alive[peer.Name]
-		_, known := r.known[peer.Name]
-		r.mu.Unlock()
-		if !alive && !known {
-			return errLeavingUnknown
-		}
-		return nil
-	}
 	if peer.Name == r.cfg.Name || len(theirs) == 0 || len(ours) == 0 { // a member saying nothing, or this one
 		return nil
 	}

@@ -368,6 +368,19 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		r.mu.Unlock()
 		return
 	}
+	leaving := bytes.Equal(n.Meta, leavingMeta) || bytes.Equal(n.Meta, leavingKeepsMeta)
+	if _, taken := r.alive[n.Name]; leaving && !taken && n.Name != r.cfg.Name {
+		if _, known := r.known[n.Name]; !known {
+			// A member this one never took, seen as it leaves (its
+			// leaving metadata says nothing of its keys: one refused for
+			// them was taken as it left, and held back early collection
+			// as a leaver that keeps its state; found by review). Taken
+			// by memberlist all the same, whose newer incarnation then
+			// outranks any older message of it; nothing here.
+			r.mu.Unlock()
+			return
+		}
+	}
 	switch {
 	case alive:
 		first := false
