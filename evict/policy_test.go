@@ -282,6 +282,19 @@ func TestPeersWritesGoFirst(t *testing.T) {
 	}
 }
 
+// readTwice reads keys through b twice (a miss is written), so that they
+// hold the main queue, and returns them.
+func readTwice(b *bounded, keys []string) []string {
+	for range 2 {
+		for _, k := range keys {
+			if !b.get(k) {
+				b.set(k, false)
+			}
+		}
+	}
+	return keys
+}
+
 // TestPeerWriteReadOnceNeedsAnotherRead: a peer's write read here once
 // joins the small queue as a write here does (the package doc): that read
 // brought it in, and it takes one more to reach the main queue. Read no
@@ -290,14 +303,7 @@ func TestPeersWritesGoFirst(t *testing.T) {
 // by review).
 func TestPeerWriteReadOnceNeedsAnotherRead(t *testing.T) {
 	b := newBounded(20)
-	hot := names("hot", 0, 10)
-	for range 2 {
-		for _, k := range hot {
-			if !b.get(k) {
-				b.set(k, false)
-			}
-		}
-	}
+	hot := readTwice(b, names("hot", 0, 10))
 	b.set("peer", true)
 	b.get("peer") // read once here, never again
 	for _, k := range names("scan", 0, 1000) {
@@ -319,14 +325,7 @@ func TestPeerWriteReadOnceNeedsAnotherRead(t *testing.T) {
 // (clearing every read, a review's fix had it go under the scan).
 func TestPeerWriteReadTwiceReachesTheMainQueue(t *testing.T) {
 	b := newBounded(20)
-	hot := names("hot", 0, 10)
-	for range 2 {
-		for _, k := range hot {
-			if !b.get(k) {
-				b.set(k, false)
-			}
-		}
-	}
+	readTwice(b, names("hot", 0, 10))
 	b.set("local", false)
 	b.get("local")
 	b.set("peer", true)

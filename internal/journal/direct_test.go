@@ -21,12 +21,7 @@ import (
 // writes through the page cache, as the other tests check).
 func openDirectLog(t *testing.T) (*Log, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(false) })
+	l, path := openQuietLog(t)
 	if !l.file.direct {
 		t.Skip("the file system of the test's temporary directory refuses direct I/O")
 	}

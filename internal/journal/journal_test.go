@@ -1098,23 +1098,31 @@ func twoSegments(t *testing.T) string {
 	return path
 }
 
+// openQuietLog opens an Interval log that writes only when told to (or
+// when its stripes fill), closed when the test ends.
+func openQuietLog(t *testing.T) (*Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(false) })
+	return l, path
+}
+
 // TestFailedFrameIsWrittenAgain: the records of a frame whose sync failed
 // (a full disk, for a moment) are written again with the next frame: with
 // Interval their appends had returned nil, and the frame was cut off the
 // segment and dropped, though later frames were written and the log said
 // nothing was failing any more (found by review).
 func TestFailedFrameIsWrittenAgain(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(false)
+	l, path := openQuietLog(t)
 	size := func(int) int { return 10 }
 	appendSized(t, l, 0, 5, size) // each returned nil
 	full := errors.New("no space left on device")
 	syncFile = func(*os.File) error { return full }
-	err = l.Flush()
+	err := l.Flush()
 	underWriter(l, func() { syncFile = (*os.File).Sync })
 	if !errors.Is(err, full) {
 		t.Fatalf("flush = %v, want %v", err, full)
@@ -1276,12 +1284,7 @@ func TestLastSegmentNumberIsDamage(t *testing.T) {
 // for a frame to be written, holding memory, and could be dropped later
 // for want of room, failing the log for nothing (found by review).
 func TestSnapshotCoversFailedFramesKept(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(false)
+	l, path := openQuietLog(t)
 	size := func(int) int { return 10 }
 	full := errors.New("no space left on device")
 	one := segmentPath(path, 1)
