@@ -84,52 +84,94 @@ type calls struct {
 	answeredOrder []answeredCall
 	answeredSize  int
 	// refused holds the requests refused for want of a place lately
-	// (refusedFor, at most refusedCalls), oldest first in refusedOrder:
-	// a later copy of one (sent before the refusal came back) is refused
-	// too, never served once a place frees (the asker, told busy, had
-	// given it up, and a fill ran twice: found by review). Apart from
-	// answered: kept there, a burst of refusals pushed real answers out,
-	// and their calls were served again (found by review).
+	// (for refusedFor, by sent time in refusedOrder), so that a later
+	// copy of one (sent before the refusal came back) is refused too,
+	// never served once a place frees (the asker, told busy, had given it
+	// up, and a fill ran twice: found by review). Apart from answered:
+	// kept there, a burst of refusals pushed real answers out (found by
+	// review). A refusal is never dropped before refusedFor (dropped at a
+	// bound, one still needed was, and its call served: found by review):
+	// an asker past maxRefusedPeer of them, or any once there are
+	// maxRefused, has every request refused, unrecorded, until refusedFor
+	// after the last such (refuseAll), so that none it sent then is served
+	// late. refusedFor is set at start (see refusalWindow).
 	refused      map[servedCall]time.Time
 	refusedOrder []answeredCall
+	refusedBy    map[string]int       // refusals kept, by asker
+	refuseAll    map[string]time.Time // askers refused whatever they ask, until
+	refusedFor   time.Duration
 }
 
-// refusedFor is how long a refusal is kept: longer than a call's copies
-// can come (within a second of its first, or a stream's, written within
-// TCPTimeout); refusedCalls bounds the refusals kept.
+// maxRefused and maxRefusedPeer bound the refusals kept, in all and of
+// one asker (an entry is about 100 bytes).
 const (
-	refusedFor   = 15 * time.Second
-	refusedCalls = 4096
+	maxRefused     = 1 << 16
+	maxRefusedPeer = 1 << 10
 )
+
+// refusalWindow is how long a refusal is kept: longer than a call's
+// copies can come (within a second of its first; a stream's, written
+// within TCPTimeout, and one queued behind it within as long again).
+func refusalWindow(tcpTimeout time.Duration) time.Duration {
+	return max(15*time.Second, 2*tcpTimeout+5*time.Second)
+}
 
 // refuse notes that call was refused at now. Called with mu held.
 func (c *calls) refuse(call servedCall, now time.Time) {
-	if c.refused == nil {
-		c.refused = map[servedCall]time.Time{}
-	}
-	c.refused[call] = now
-	c.refusedOrder = append(c.refusedOrder, answeredCall{call, now})
 	drop := 0
-	for _, r := range c.refusedOrder {
-		if now.Sub(r.at) < refusedFor && len(c.refused) <= refusedCalls {
+	for _, r := range c.refusedOrder { // the expired go
+		if now.Sub(r.at) < c.window() {
 			break
 		}
 		if at, ok := c.refused[r.call]; ok && at.Equal(r.at) {
 			delete(c.refused, r.call)
+			if c.refusedBy[r.call.from]--; c.refusedBy[r.call.from] <= 0 {
+				delete(c.refusedBy, r.call.from)
+			}
 		}
 		drop++
 	}
 	c.refusedOrder = c.refusedOrder[drop:]
-	if cap(c.refusedOrder) > 2*refusedCalls && len(c.refusedOrder) < refusedCalls/2 {
+	if cap(c.refusedOrder) > 2*maxRefused && len(c.refusedOrder) < maxRefused/2 {
 		c.refusedOrder = append([]answeredCall(nil), c.refusedOrder...)
 	}
+	for from, until := range c.refuseAll {
+		if !now.Before(until) {
+			delete(c.refuseAll, from)
+		}
+	}
+	if len(c.refused) >= maxRefused || c.refusedBy[call.from] >= maxRefusedPeer {
+		if c.refuseAll == nil {
+			c.refuseAll = map[string]time.Time{}
+		}
+		c.refuseAll[call.from] = now.Add(c.window())
+		return
+	}
+	if c.refused == nil {
+		c.refused, c.refusedBy = map[servedCall]time.Time{}, map[string]int{}
+	}
+	c.refused[call] = now
+	c.refusedBy[call.from]++
+	c.refusedOrder = append(c.refusedOrder, answeredCall{call, now})
 }
 
-// wasRefused reports whether call was refused within refusedFor of now.
-// Called with mu held.
+// wasRefused reports whether call was refused within refusedFor of now,
+// or its asker is refused whatever it asks. Called with mu held.
 func (c *calls) wasRefused(call servedCall, now time.Time) bool {
+	if until, ok := c.refuseAll[call.from]; ok && now.Before(until) {
+		c.refuseAll[call.from] = now.Add(c.window()) // this one's copies too
+		return true
+	}
 	at, ok := c.refused[call]
-	return ok && now.Sub(at) < refusedFor
+	return ok && now.Sub(at) < c.window()
+}
+
+// window returns refusedFor, or refusalWindow's least if unset.
+func (c *calls) window() time.Duration {
+	if c.refusedFor == 0 {
+		return refusalWindow(0)
+	}
+	return c.refusedFor
 }
 
 // answeredCall is an answer kept in calls.answered, in the order sent.

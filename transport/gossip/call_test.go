@@ -934,3 +934,53 @@ func TestRefusalsKeepNoAnswerOut(t *testing.T) {
 		t.Fatalf("a copy of a call answered was served again (%d times) after %d refusals", n, answeredCalls)
 	}
 }
+
+// TestRefusalsAreKeptWhileNeeded: a refusal is kept as long as a copy of
+// its call may come, whatever the refusals after it: dropped at a bound
+// of 4,096, one still needed was, and a copy of its call, whose asker had
+// been told busy, was served once a place freed (found by review). Past
+// maxRefusedPeer of one asker's, every request of it is refused.
+func TestRefusalsAreKeptWhileNeeded(t *testing.T) {
+	gate := make(chan struct{})
+	var servedX atomic.Int32
+	_, _, b := callPair(t, func(from string, p []byte) []byte {
+		if string(p) == "x" {
+			servedX.Add(1)
+			return []byte("x")
+		}
+		<-gate
+		return []byte("ok")
+	})
+	defer close(gate)
+	inject := func(id uint64, payload string) {
+		f := appendCall(nil, "a", callRequest, id, []byte(payload))
+		b.r.receivedCall(f[1:])
+	}
+	for i := range maxCallsServedPeer {
+		inject(uint64(100+i), "block")
+	}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == maxCallsServedPeer }, "the places were not taken")
+	busy := b.r.counters.callsBusy.Load()
+	inject(1, "x") // refused: its asker is told busy
+	if b.r.counters.callsBusy.Load() != busy+1 {
+		t.Fatal("x was not refused")
+	}
+	for i := range 5 * maxRefusedPeer { // past the 4,096 kept before
+		inject(uint64(10_000+i), fmt.Sprint("block", i))
+	}
+	gate <- struct{}{}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == maxCallsServedPeer-1 }, "no place freed")
+	repeats := b.r.counters.callRepeats.Load()
+	inject(1, "x") // a copy of it, sent before the refusal came back
+	inject(2, "x") // a new call of an asker past its refusals: refused too
+	await.Until(t, 5*time.Second, func() bool { return servedX.Load() > 0 || b.r.counters.callRepeats.Load() >= repeats+2 }, "the copies were never handled")
+	if n := servedX.Load(); n != 0 {
+		t.Fatalf("a call refused (its asker told busy) was served %d times after %d more refusals", n, 5*maxRefusedPeer)
+	}
+	b.r.calls.mu.Lock()
+	kept := len(b.r.calls.refused)
+	b.r.calls.mu.Unlock()
+	if kept > maxRefusedPeer {
+		t.Fatalf("%d refusals of one asker kept, want at most %d", kept, maxRefusedPeer)
+	}
+}

@@ -235,6 +235,7 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		// up to as many as a source's peers: one that does not resolve
 		// takes no address.
 		var errs []error
+		targets := len(srvs)
 		if len(srvs) > maxSourcePeers { // said, not cut without a word (found by review)
 			errs = append(errs, fmt.Errorf("%d targets: looked up the first %d", len(srvs), maxSourcePeers))
 			srvs = srvs[:maxSourcePeers]
@@ -248,7 +249,7 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		failed := 0
 		for i := range srvs {
 			if len(addrs) >= maxPeerAddrs {
-				errs = append(errs, fmt.Errorf("%d targets: took the addresses of the first ones, %d", len(srvs), maxPeerAddrs))
+				errs = append(errs, fmt.Errorf("%d targets: took the addresses of the first ones, %d", targets, maxPeerAddrs))
 				break
 			}
 			if err := gotErr[i]; err != nil {

@@ -165,6 +165,7 @@ func Start(cfg Config) (*Replicator, error) {
 	// meet its last process's (from 1, the new process's first frame was
 	// taken for a late copy of the old one's: found by review).
 	r.frags.next.Store(randomSeed())
+	r.calls.refusedFor = refusalWindow(cfg.Timings.TCPTimeout)
 	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
