@@ -1360,7 +1360,7 @@ func (l *Log) flush() int {
 	close(b.done) // after the stats: a writer released sees its write counted
 	if err != nil && l.onError != nil {
 		if dropped > 0 {
-			err = fmt.Errorf("%w; the records of the frames that failed before, %d bytes, are dropped from the log (more than a frame holds): a crash before the next snapshot loses them", err, dropped)
+			err = fmt.Errorf("%w; the records of the frames that failed before, %d bytes, are dropped from the log (more than it keeps of them, %d): a crash before the next snapshot loses them", err, dropped, maxRetry)
 		}
 		l.onError(err)
 	}
@@ -1375,7 +1375,7 @@ var maxRetry = waitAt / 2
 
 // keep adds the records of a frame that failed, body of size bytes
 // holding recs records, to those written again with the next frame; if
-// together they would pass what a frame may hold, the older go, and the
+// together they would pass maxRetry, the older go, and the
 // log stays failing until a snapshot covers them. It returns their size.
 // Called by the writer.
 func (l *Log) keep(body [][]byte, size, recs int) (dropped int) {
