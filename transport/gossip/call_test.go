@@ -895,12 +895,11 @@ func TestRepeatsOfALargeRequestTakeNoStream(t *testing.T) {
 	}
 }
 
-// TestRefusalsKeepNoAnswerOut: refusals for want of a place are kept
-// apart from the answers kept for repeats: kept with them, a burst of
-// refusals (answeredCalls of them) pushed a served call's answer out, and
-// a copy of that call (its answer lost) was served again (found by
-// review).
-func TestRefusalsKeepNoAnswerOut(t *testing.T) {
+// refusingPeer returns b of a call pair, a function that hands b a
+// request of a's (its id and payload) as if received, the count of the
+// requests "x" b served, and a gate that holds the others' serving until
+// sent to (closed at the test's end).
+func refusingPeer(t *testing.T) (*node, func(uint64, string), *atomic.Int32, chan struct{}) {
 	gate := make(chan struct{})
 	var servedX atomic.Int32
 	_, _, b := callPair(t, func(from string, p []byte) []byte {
@@ -911,11 +910,21 @@ func TestRefusalsKeepNoAnswerOut(t *testing.T) {
 		<-gate
 		return []byte("ok")
 	})
-	defer close(gate)
+	t.Cleanup(func() { close(gate) })
 	inject := func(id uint64, payload string) {
 		f := appendCall(nil, "a", callRequest, id, []byte(payload))
 		b.r.receivedCall(f[1:])
 	}
+	return b, inject, &servedX, gate
+}
+
+// TestRefusalsKeepNoAnswerOut: refusals for want of a place are kept
+// apart from the answers kept for repeats: kept with them, a burst of
+// refusals (answeredCalls of them) pushed a served call's answer out, and
+// a copy of that call (its answer lost) was served again (found by
+// review).
+func TestRefusalsKeepNoAnswerOut(t *testing.T) {
+	b, inject, servedX, gate := refusingPeer(t)
 	inject(1, "x")
 	await.Until(t, 5*time.Second, func() bool { return servedX.Load() == 1 && answered(b.r, "a", 1) }, "x never answered")
 	for i := range maxCallsServedPeer {
@@ -941,21 +950,7 @@ func TestRefusalsKeepNoAnswerOut(t *testing.T) {
 // been told busy, was served once a place freed (found by review). Past
 // maxRefusedPeer of one asker's, every request of it is refused.
 func TestRefusalsAreKeptWhileNeeded(t *testing.T) {
-	gate := make(chan struct{})
-	var servedX atomic.Int32
-	_, _, b := callPair(t, func(from string, p []byte) []byte {
-		if string(p) == "x" {
-			servedX.Add(1)
-			return []byte("x")
-		}
-		<-gate
-		return []byte("ok")
-	})
-	defer close(gate)
-	inject := func(id uint64, payload string) {
-		f := appendCall(nil, "a", callRequest, id, []byte(payload))
-		b.r.receivedCall(f[1:])
-	}
+	b, inject, servedX, gate := refusingPeer(t)
 	for i := range maxCallsServedPeer {
 		inject(uint64(100+i), "block")
 	}
