@@ -92,7 +92,9 @@ type Config struct {
 	// left running, and the next look calls it again (up to 4 calls not
 	// returned at once: it must be safe for concurrent use); a panic in it
 	// counts as its failure. Peers, and what it
-	// gives, are looked up 16 at a time, together up to 1,024 addresses.
+	// gives, are looked up 16 at a time, together up to 1,024 addresses:
+	// past them the rest are left out, which is logged (at most once a
+	// minute), not counted as a failure.
 	PeerSource func(context.Context) ([]string, error)
 	// Resolver looks up the peers' names; nil is net.DefaultResolver.
 	Resolver *net.Resolver

@@ -197,9 +197,21 @@ func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed ma
 		}
 	}
 	if cut > 0 {
-		failed[list] = errors.Join(failed[list], fmt.Errorf("%d more addresses than a look takes (%d): left out", cut, maxLookAddrs))
+		r.capped(fmt.Sprintf("%s: %d more addresses than a look takes (%d): left out", list, cut, maxLookAddrs))
 	}
 	return addrs
+}
+
+// capped logs that a look left addresses out, at most once a minute: a
+// cap is no failure (reported as one, it counted a lookup failure at
+// every look of a healthy service that large, and listed it as failing:
+// found by review).
+func (r *Replicator) capped(what string) {
+	now := time.Now().UnixNano()
+	if last := r.capLogged.Load(); now-last < int64(time.Minute) || !r.capLogged.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Warn().Str("cut", what).Msg("the peers name more addresses than a look takes")
 }
 
 // forEach calls f(i) for every i below n, on up to workers goroutines,
@@ -237,7 +249,7 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		var errs []error
 		targets := len(srvs)
 		if len(srvs) > maxSourcePeers { // said, not cut without a word (found by review)
-			errs = append(errs, fmt.Errorf("%d targets: looked up the first %d", len(srvs), maxSourcePeers))
+			r.capped(fmt.Sprintf("%s: %d targets: looked up the first %d", p, len(srvs), maxSourcePeers))
 			srvs = srvs[:maxSourcePeers]
 		}
 		got := make([][]string, len(srvs))

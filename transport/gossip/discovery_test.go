@@ -81,8 +81,8 @@ func TestOneLookTakesBoundedAddresses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	addrs, failed := r.seeds(ctx, ctx)
-	if len(addrs) != maxLookAddrs || failed["PeerSource"] == nil || !strings.Contains(failed["PeerSource"].Error(), "left out") {
-		t.Fatalf("%d addresses to join from one look, the cut said %v; want %d, and said", len(addrs), failed["PeerSource"], maxLookAddrs)
+	if len(addrs) != maxLookAddrs || len(failed) != 0 { // a cap is logged, not a failure
+		t.Fatalf("%d addresses to join from one look, failures %v; want %d, and none", len(addrs), failed, maxLookAddrs)
 	}
 	// An address named by Peers and by the source counts once (twice, 600
 	// addresses were cut at 1,024, and reported at every look: found by

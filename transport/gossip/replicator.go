@@ -105,6 +105,7 @@ type Replicator struct {
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
 	joinLogged   map[string]time.Time
+	capLogged    atomic.Int64            // when a look's cut of addresses was last logged (see capped)
 	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
 	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
 	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
