@@ -17,7 +17,8 @@
 //     a lag below that difference counts as zero. It costs no traffic:
 //     every record carries its write time.
 //   - bcache_peer_last_exchange_age_seconds{peer}: time since this member
-//     last completed an anti-entropy exchange with each live peer.
+//     last completed an anti-entropy exchange with each live peer, and
+//     bcache_peer_exchanged{peer}, 0 for a live peer with none yet.
 //   - bcache_antientropy_differing_buckets: per exchange this member
 //     started, the digest buckets found differing (0 when in sync).
 //   - bcache_deltas_pending, bcache_deltas_dropped_total: writes not yet
@@ -82,6 +83,7 @@ var metricList = []metric{
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
 	{"bcache_ready", "1 while the member is ready to serve (Status.Ready, the node's /readyz: synced with a peer, or with none to sync with, or its cluster's founder), else 0.", prometheus.GaugeValue, nil},
 	{"bcache_founder", "1 while the member is its cluster's founder and has met no other member (Status.Founder: ready without a sync), else 0.", prometheus.GaugeValue, nil},
+	{"bcache_peer_exchanged", "1 for each live peer with which an anti-entropy exchange has completed on this member, 0 for one with none yet.", prometheus.GaugeValue, []string{"peer"}},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first); a peer's session found in step at its opening does not count on this member.", prometheus.GaugeValue, []string{"peer"}},
 	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried, and those of members it refused in the last minute (a name conflict, other keys).", prometheus.GaugeValue, nil},
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
@@ -171,15 +173,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_synced", bool01(status.Synced))
 	emit("bcache_ready", bool01(status.Ready()))
 	emit("bcache_founder", bool01(status.Founder))
-	now := col.now()
-	seen := map[string]bool{}
-	for _, peer := range status.Peers {
-		name := labelValue(peer.Name)
-		if !peer.LastSync.IsZero() && !seen[name] { // one series a label value, or the scrape fails
-			seen[name] = true
-			emit("bcache_peer_last_exchange_age_seconds", max(now.Sub(peer.LastSync).Seconds(), 0), name)
-		}
-	}
+	peerSeries(status.Peers, col.now(), emit)
 	emit("bcache_join_failing_addresses", float64(len(status.Joining)))
 	emit("bcache_joins_total", float64(r.Joins))
 	emit("bcache_join_failures_total", float64(r.JoinFailures))
@@ -232,6 +226,36 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_log_syncs_total", float64(st.LogSyncs))
 	emit("bcache_log_errors_total", float64(st.LogErrors))
 	emit("bcache_damage_resets_total", float64(st.DamageResets))
+}
+
+// peerSeries emits the per-peer series: for every live peer whether an
+// exchange with it has completed, and, once one has, the time since the
+// last. A peer that never completes one still has a series (0), which an
+// alert can watch (found by review: with the age alone, absent until the
+// first exchange, such a peer left no trace). Peers whose escaped names
+// are one label value share one series each (two would fail the scrape):
+// exchanged if either has, the age of the latest exchange.
+func peerSeries(peers []bcache.PeerStatus, now time.Time, emit func(name string, v float64, labels ...string)) {
+	last := map[string]time.Time{}
+	var names []string
+	for _, peer := range peers {
+		name := labelValue(peer.Name)
+		t, seen := last[name]
+		if !seen {
+			names = append(names, name)
+		}
+		if peer.LastSync.After(t) {
+			t = peer.LastSync
+		}
+		last[name] = t
+	}
+	for _, name := range names {
+		t := last[name]
+		emit("bcache_peer_exchanged", bool01(!t.IsZero()), name)
+		if !t.IsZero() {
+			emit("bcache_peer_last_exchange_age_seconds", max(now.Sub(t).Seconds(), 0), name)
+		}
+	}
 }
 
 // labelValue is s as a label value, which must be UTF-8: a member's name

@@ -147,6 +147,7 @@ func TestScrape(t *testing.T) {
 		{"bcache_records_applied_total", map[string]string{"member": "b"}, func(v float64) bool { return v >= 52 }},
 		{"bcache_delta_records_sent_total", map[string]string{"member": "a"}, func(v float64) bool { return v >= 1 }},
 		{"bcache_peer_last_exchange_age_seconds", map[string]string{"member": "b", "peer": "a"}, func(v float64) bool { return v >= 0 && v < 10 }},
+		{"bcache_peer_exchanged", map[string]string{"member": "b", "peer": "a"}, func(v float64) bool { return v == 1 }},
 	} {
 		if v, ok := value(fams, c.name, c.labels); !ok || !c.check(v) {
 			t.Errorf("%s%v = %v (present %v)", c.name, c.labels, v, ok)
@@ -240,4 +241,42 @@ func TestGarbageIsCounted(t *testing.T) {
 		v, _ := value(scrape(t, reg), "bcache_memberlist_errors_total", nil)
 		return v > 0
 	}, "no garbage counted in bcache_memberlist_errors_total (Stats: %+v)", c.Stats().Replication.MemberlistErrors)
+}
+
+// TestPeerSeries: every live peer has a bcache_peer_exchanged series, 0
+// until an exchange with it completes (with the age alone, absent until
+// then, a peer that never completed one left no series to alert on);
+// peers whose escaped names are one label value share one series, which
+// shows the latest exchange of either.
+func TestPeerSeries(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	got := map[string]float64{}
+	peerSeries([]bcache.PeerStatus{
+		{Name: "never"},
+		{Name: "recent", LastSync: now.Add(-2 * time.Second)},
+		{Name: `"b\xff"`, LastSync: now.Add(-7 * time.Second)}, // valid UTF-8: its own text
+		{Name: "b\xff"}, // quoted: the same label value
+		{Name: "b\xff", LastSync: now.Add(-3 * time.Second)},
+	}, now, func(name string, v float64, labels ...string) {
+		key := name + "{" + strings.Join(labels, ",") + "}"
+		if _, dup := got[key]; dup {
+			t.Errorf("%s emitted twice", key)
+		}
+		got[key] = v
+	})
+	want := map[string]float64{
+		"bcache_peer_exchanged{never}":                   0,
+		"bcache_peer_exchanged{recent}":                  1,
+		"bcache_peer_last_exchange_age_seconds{recent}":  2,
+		`bcache_peer_exchanged{"b\xff"}`:                 1,
+		`bcache_peer_last_exchange_age_seconds{"b\xff"}`: 3,
+	}
+	if len(got) != len(want) {
+		t.Errorf("got series %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
 }
