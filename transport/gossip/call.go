@@ -314,7 +314,19 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 			onSent(time.Now())
 		}
 	}
-	if err := r.sendCall(node, req, sent); err != nil {
+	// The request's copy waiting in the peer's stream queue, if it is
+	// larger than a datagram: while one waits, no other is queued behind
+	// it (it would go after it, and add nothing), and the one waiting
+	// when the call returns is taken out, not sent to a peer that no one
+	// waits on (found by review: a stalled stream kept a copy a second).
+	var queued *streamFrame
+	defer func() {
+		if queued != nil {
+			r.streams.withdraw(node.Name, queued)
+		}
+	}()
+	queued, err = r.queueCall(node, req, sent)
+	if err != nil {
 		return nil, sendError("call", peer, err)
 	}
 	if small && onSent != nil { // sent now; a stream's copy says when it was written
@@ -346,8 +358,15 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 			if small || wait == time.Second || resend > 0 && time.Since(first) > resend {
 				switch {
 				case resend == 0 || time.Since(first) <= resend:
-					if r.sendCall(node, req, resent) == nil && small && onSent != nil {
+					if queued != nil && r.streams.waiting(node.Name, queued) {
+						break // the copy before still waits for the stream
+					}
+					f, err := r.queueCall(node, req, resent)
+					if err == nil && small && onSent != nil {
 						onSent(time.Now())
+					}
+					if f != nil {
+						queued = f
 					}
 				default: // past resend: asks for the answer, serves nothing
 					if repeat == nil { // the call's id alone: a datagram whatever the request
@@ -374,7 +393,8 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 // it: it must be quick, and the slice is valid only during the call.
 // ErrBusy if the peer had no room to serve it. Nothing is resent: a
 // request or an answer lost (a datagram, or a stream that failed) is
-// never answered. cancel forgets the request (a late answer is dropped);
+// never answered. cancel forgets the request (a late answer is dropped,
+// and a request still waiting for its stream is not sent);
 // a request not answered stays remembered until it is cancelled, so
 // every Ask must be. Ask saves the caller the goroutines that Calls to
 // several peers at once would need.
@@ -383,12 +403,17 @@ func (r *Replicator) Ask(peer string, payload []byte, answer func([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	cancel = func() { r.forget(id) }
-	if err := r.sendCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload), nil); err != nil {
-		cancel()
+	queued, err := r.queueCall(node, appendCall(nil, r.cfg.Name, callRequest, id, payload), nil)
+	if err != nil {
+		r.forget(id)
 		return nil, sendError("ask", peer, err)
 	}
-	return cancel, nil
+	return func() {
+		r.forget(id)
+		if queued != nil { // not sent yet: it never will be
+			r.streams.withdraw(node.Name, queued)
+		}
+	}, nil
 }
 
 // register notes a call to p.peer, a live member, and returns that member
@@ -438,14 +463,26 @@ func (r *Replicator) fitsDatagram(frame []byte) bool {
 // queued frame's send ended (see streamFrame), on the sender's
 // goroutine: not when sendCall returns an error.
 func (r *Replicator) sendCall(to *memberlist.Node, frame []byte, done func(error)) error {
+	_, err := r.queueCall(to, frame, done)
+	return err
+}
+
+// queueCall is sendCall, which also returns the frame it queued for the
+// stream sender (nil for a datagram, or if it queued none), for the
+// caller to withdraw.
+func (r *Replicator) queueCall(to *memberlist.Node, frame []byte, done func(error)) (*streamFrame, error) {
 	if r.fitsDatagram(frame) {
-		return r.sendPacket(to, frame)
+		return nil, r.sendPacket(to, frame)
 	}
-	err := r.streams.push(to.Name, &streamFrame{b: frame, done: done})
+	f := &streamFrame{b: frame, done: done}
+	err := r.streams.push(to.Name, f)
 	if errors.Is(err, errStreamsFull) || errors.Is(err, errPeerStreamsFull) {
 		r.counters.callsDropped.Add(1)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // receivedCall handles a call frame (after its marker).

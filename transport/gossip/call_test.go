@@ -979,3 +979,59 @@ func TestRefusalsAreKeptWhileNeeded(t *testing.T) {
 		t.Fatalf("%d refusals of one asker kept, want at most %d", kept, maxRefusedPeer)
 	}
 }
+
+// TestQueuedCopiesAreWithdrawn: a request larger than a datagram, its
+// peer's stream stalled, has at most one copy waiting in the stream queue
+// (a copy queued behind another goes after it, and adds nothing), and
+// none once its Call has returned or its Ask was cancelled: a stalled
+// stream kept a copy of a plain Call every second, each sent, once the
+// stream moved, to a peer that served it for no one (found by review).
+func TestQueuedCopiesAreWithdrawn(t *testing.T) {
+	_, a, _ := callPair(t, func(string, []byte) []byte { return []byte("ok") })
+	gate := make(chan struct{})
+	var opened atomic.Bool
+	t.Cleanup(func() {
+		if !opened.Load() {
+			close(gate)
+		}
+	})
+	var requests atomic.Int32
+	send := a.r.streams.send
+	a.r.streams.send = func(peer string, frame []byte) error {
+		if len(frame) > 0 && frame[0] == callMarker {
+			if _, kind, _, _, err := parseCall(frame[1:]); err == nil && kind == callRequest {
+				<-gate // the stream stalls
+				requests.Add(1)
+			}
+		}
+		return send(peer, frame)
+	}
+	big := bytes.Repeat([]byte("k"), 60<<10)
+	frame := len(appendCall(nil, "a", callRequest, 1, big))
+	// Copies of a large request go 2.5 s and 3.5 s after the first.
+	ctx, cancel := context.WithTimeout(context.Background(), 3800*time.Millisecond)
+	defer cancel()
+	if _, err := a.r.Call(ctx, "b", big); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call whose stream stalls: %v", err)
+	}
+	if held := a.r.streams.bytes(); held != frame {
+		t.Fatalf("after the call returned, the stream queue holds %d bytes, want %d: the copy being written alone", held, frame)
+	}
+	cancelAsk, err := a.r.Ask("b", big, func([]byte, error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := a.r.streams.bytes(); held != 2*frame {
+		t.Fatalf("with an Ask queued, the stream queue holds %d bytes, want %d", held, 2*frame)
+	}
+	cancelAsk()
+	if held := a.r.streams.bytes(); held != frame {
+		t.Fatalf("after the Ask was cancelled, the stream queue holds %d bytes, want %d", held, frame)
+	}
+	opened.Store(true)
+	close(gate)
+	await.Until(t, 10*time.Second, func() bool { return a.r.streams.bytes() == 0 }, "the stream queue never emptied")
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("%d copies of requests written, want 1: the one being written when the call returned", n)
+	}
+}

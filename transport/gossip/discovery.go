@@ -141,8 +141,8 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		if bad > 0 {
 			errs = append(errs, fmt.Errorf("peer source gave %d peers that are not host:port or srv:NAME, such as %q", bad, example))
 		}
-		if n := len(a.peers) - bad; n > maxSourcePeers {
-			errs = append(errs, fmt.Errorf("peer source gave %d peers: took the first %d", n, maxSourcePeers))
+		if n := len(a.peers) - bad; n > maxSourcePeers { // a cap, not a failure (see capped)
+			r.capped(fmt.Sprintf("PeerSource: %d peers: took the first %d", n, maxSourcePeers))
 		}
 		if len(errs) > 0 {
 			failed["PeerSource"] = errors.Join(errs...)
@@ -205,7 +205,10 @@ func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed ma
 // capped logs that a look left addresses out, at most once a minute: a
 // cap is no failure (reported as one, it counted a lookup failure at
 // every look of a healthy service that large, and listed it as failing:
-// found by review).
+// found by review). The caps: the addresses of one look, a PeerSource's
+// peers, an SRV name's targets, and the addresses of one name or SRV
+// name (reported as failures, the last two did the same, found by
+// review; a host's were cut without a word).
 func (r *Replicator) capped(what string) {
 	now := time.Now().UnixNano()
 	if last := r.capLogged.Load(); now-last < int64(time.Minute) || !r.capLogged.CompareAndSwap(last, now) {
@@ -260,8 +263,8 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		var addrs []string
 		failed := 0
 		for i := range srvs {
-			if len(addrs) >= maxPeerAddrs {
-				errs = append(errs, fmt.Errorf("%d targets: took the addresses of the first ones, %d", targets, maxPeerAddrs))
+			if len(addrs) >= maxPeerAddrs { // a cap, not a failure (see capped)
+				r.capped(fmt.Sprintf("%s: %d targets: took the addresses of the first ones, %d", p, targets, maxPeerAddrs))
 				break
 			}
 			if err := gotErr[i]; err != nil {
@@ -303,7 +306,10 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	if err != nil {
 		return nil, err
 	}
-	ips = ips[:min(len(ips), maxPeerAddrs)]
+	if len(ips) > maxPeerAddrs { // a cap, not a failure (see capped)
+		r.capped(fmt.Sprintf("%s: %d addresses: took the first %d", host, len(ips), maxPeerAddrs))
+		ips = ips[:maxPeerAddrs]
+	}
 	addrs := make([]string, 0, len(ips))
 	for _, ip := range ips {
 		// Written as memberlist writes a member's (a name's port with a

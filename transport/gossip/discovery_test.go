@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,14 @@ func TestOneLookTakesBoundedAddresses(t *testing.T) {
 	addrs, failed := r.seeds(ctx, ctx)
 	if len(addrs) != maxLookAddrs || len(failed) != 0 { // a cap is logged, not a failure
 		t.Fatalf("%d addresses to join from one look, failures %v; want %d, and none", len(addrs), failed, maxLookAddrs)
+	}
+	// A source's peers past its cap are a cut too, logged, not failed
+	// (reported as a failure, a healthy registry that large counted one
+	// at every look: found by review).
+	over := append(slices.Clone(names), "one-more.test:7946")
+	r = &Replicator{cfg: Config{Resolver: lookupServer(t, 1), PeerSource: func(context.Context) ([]string, error) { return over, nil }}}
+	if addrs, failed := r.seeds(ctx, ctx); len(addrs) != maxSourcePeers || len(failed) != 0 {
+		t.Fatalf("a source of %d peers: %d addresses to join, failures %v; want %d, and none", len(over), len(addrs), failed, maxSourcePeers)
 	}
 	// An address named by Peers and by the source counts once (twice, 600
 	// addresses were cut at 1,024, and reported at every look: found by

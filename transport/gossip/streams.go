@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -144,6 +145,35 @@ func (q *streamQueue) next(peer string, p *peerStreams, sent *streamFrame) *stre
 	p.frames = p.frames[1:]
 	p.queued -= len(f.b)
 	return f
+}
+
+// withdraw takes f out of peer's queue if it is still there (not taken by
+// the sender yet, nor dropped by close), without calling its done, and
+// reports whether it was.
+func (q *streamQueue) withdraw(peer string, f *streamFrame) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.peers[peer]
+	if p == nil {
+		return false
+	}
+	i := slices.Index(p.frames, f)
+	if i < 0 {
+		return false
+	}
+	p.frames = slices.Delete(p.frames, i, i+1)
+	p.queued -= len(f.b)
+	q.release(f)
+	return true
+}
+
+// waiting reports whether f waits in peer's queue (not taken by the
+// sender yet).
+func (q *streamQueue) waiting(peer string, f *streamFrame) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.peers[peer]
+	return p != nil && slices.Contains(p.frames, f)
 }
 
 // release drops one reference to f. Called with q.mu held.
