@@ -55,7 +55,9 @@ type Status struct {
 	// exchange with it last completed (zero: none yet).
 	Peers []PeerStatus `json:"peers"`
 	// Joining are the addresses this member tries to join and failed to
-	// the last time: its Peers while it is alone, members it lost.
+	// the last time: its Peers while it is alone, members it lost; and
+	// those of members it refused in the last minute (a name conflict,
+	// other keys: at most 256 addresses, and 16 lines logged a minute).
 	Joining []JoinFailure `json:"joining,omitempty"`
 	// PendingDeltas counts local writes not yet sent to the peers.
 	PendingDeltas int `json:"pending_deltas"`

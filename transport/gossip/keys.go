@@ -93,8 +93,8 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 		return nil
 	}
 	r.counters.keyRefusals.Add(1)
-	if r.refused(peer, "wrong key", fmt.Sprintf("the member %q at %s is %v", peer.Name, peer.Address(), errKeys)) {
-		r.log.Error().Str("peer", peer.Address()).Str("name", peer.Name).Err(errKeys).Msg("a member with other keys")
+	if log, unlogged := r.refused(peer, "wrong key", fmt.Sprintf("the member %q at %s is %v", peer.Name, peer.Address(), errKeys)); log {
+		r.log.Error().Str("peer", peer.Address()).Str("name", peer.Name).Err(errKeys).Int("refusals_unlogged", unlogged).Msg("a member with other keys")
 	}
 	return errKeys
 }

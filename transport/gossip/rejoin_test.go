@@ -528,3 +528,42 @@ func TestLongNamesFromAPeerSourceAreRefused(t *testing.T) {
 		t.Fatalf("status of %d bytes, %v", len(b), err)
 	}
 }
+
+// TestRefusalsAreBounded: members refused from ever new addresses (a
+// member holding the key can announce any) are kept for Status up to
+// maxConflicts addresses, and logged at most maxRefusalLogs lines a
+// minute, the next line saying how many went unlogged: each address had
+// an entry and a log line a minute of its own (found by review).
+func TestRefusalsAreBounded(t *testing.T) {
+	var logged bytes.Buffer
+	a := startNode(t, "a", nil, func(c *Config) { c.Logger = zerolog.New(&logged) })
+	self := &memberlist.Node{Name: "a", Addr: net.IPv4(127, 0, 0, 1), Port: 1}
+	const forged = 1000
+	for i := range forged {
+		a.r.nameConflict(self, &memberlist.Node{Name: "a", Addr: net.IPv4(10, 0, byte(i>>8), byte(i)), Port: 7946})
+	}
+	a.r.mu.Lock()
+	kept := len(a.r.conflicts)
+	a.r.mu.Unlock()
+	if kept != maxConflicts {
+		t.Errorf("%d forged addresses kept %d entries, want %d", forged, kept, maxConflicts)
+	}
+	if joining := len(a.r.Status().Joining); joining != maxConflicts {
+		t.Errorf("Status lists %d refused addresses, want %d", joining, maxConflicts)
+	}
+	lines := strings.Count(logged.String(), "two members have one name")
+	if lines != maxRefusalLogs {
+		t.Fatalf("%d forged addresses made %d log lines, want %d", forged, lines, maxRefusalLogs)
+	}
+	// A minute later, the next line counts the refusals left unlogged.
+	a.r.mu.Lock()
+	a.r.refusalLogs.start = a.r.refusalLogs.start.Add(-time.Minute)
+	a.r.mu.Unlock()
+	logged.Reset()
+	a.r.nameConflict(self, &memberlist.Node{Name: "a", Addr: net.IPv4(10, 0, 0, 0), Port: 7946})   // logged a moment ago: not again
+	a.r.nameConflict(self, &memberlist.Node{Name: "a", Addr: net.IPv4(10, 0, 0, 200), Port: 7946}) // kept, never logged: now
+	want := fmt.Sprintf(`"refusals_unlogged":%d`, forged-maxRefusalLogs)
+	if lines := strings.Count(logged.String(), "two members have one name"); lines != 1 || !strings.Contains(logged.String(), want) {
+		t.Fatalf("a minute later: %q; want one line with %s", logged.String(), want)
+	}
+}

@@ -107,6 +107,7 @@ type Replicator struct {
 	joinLogged   map[string]time.Time
 	capLogged    atomic.Int64            // when a look's cut of addresses was last logged (see capped)
 	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
+	refusalLogs  logBudget               // the log lines of refused members (see refused)
 	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
 	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
 	sourcing     atomic.Int32            // the PeerSource's calls that have not returned (see seeds)

@@ -28,7 +28,8 @@ type Status struct {
 	Pending int
 	// Joining are the addresses this member is trying to join and could not
 	// the last time (the seed peers while it is alone, members it lost),
-	// with the cause.
+	// with the cause, and the members it refused in the last minute (a
+	// name conflict, other keys: at most 256 addresses).
 	Joining []JoinFailure
 }
 
@@ -196,37 +197,79 @@ const conflictMemory = time.Minute
 // once a minute. Two members of one name split what their peers send
 // them between them; the newcomer is ignored by those who knew the first.
 func (r *Replicator) nameConflict(existing, other *memberlist.Node) {
-	if r.refused(other, "name conflict", fmt.Sprintf("the member at %s announces the name %q, which the member at %s has", other.Address(), other.Name, existing.Address())) {
+	if log, unlogged := r.refused(other, "name conflict", fmt.Sprintf("the member at %s announces the name %q, which the member at %s has", other.Address(), other.Name, existing.Address())); log {
 		r.log.Error().Str("peer", other.Address()).Str("name", other.Name).Str("holder", existing.Address()).
-			Msg("two members have one name: give each member its own")
+			Int("refusals_unlogged", unlogged).Msg("two members have one name: give each member its own")
 	}
 }
 
+// maxConflicts bounds the refused members' addresses kept for Status;
+// maxRefusalLogs the refusals logged a minute, whatever their addresses.
+// A member holding the key can announce members at any addresses it
+// likes: one entry and one log line each, every minute, grew the map
+// (and Status) without bound and flooded the log (found by review).
+const (
+	maxConflicts   = 256
+	maxRefusalLogs = 16
+)
+
 // refused records a member refused (a name conflict, wrong keys) for
 // Status, and reports whether to log it (the first time, then once a
-// minute while it lasts). Called under memberlist's lock: it takes only
-// r.mu.
-func (r *Replicator) refused(n *memberlist.Node, cause, text string) (log bool) {
+// minute while it lasts, and at most maxRefusalLogs a minute in all) and
+// how many refusals went unlogged since the last line for want of that
+// budget. Past maxConflicts addresses, a new one is neither kept nor
+// logged, but counted as unlogged. Called under memberlist's lock: it
+// takes only r.mu.
+func (r *Replicator) refused(n *memberlist.Node, cause, text string) (log bool, unlogged int) {
 	now := time.Now()
 	addr := n.Address()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.gone {
-		r.mu.Unlock()
-		return false
+		return false, 0
 	}
 	f := r.conflicts[addr]
+	if f == nil && len(r.conflicts) >= maxConflicts {
+		r.refusalLogs.unlogged++
+		return false, 0
+	}
 	if f == nil || f.Cause != cause {
 		f = &JoinFailure{Addr: addr, Since: now, Cause: cause}
 		r.conflicts[addr] = f
 	}
 	f.Err, f.At = text, now
 	f.Failures++
-	log = f.Failures == 1 || now.Sub(r.joinLogged[addr]) >= joinFailureLogEvery
-	if log {
-		r.joinLogged[addr] = now
+	if f.Failures > 1 && now.Sub(r.joinLogged[addr]) < joinFailureLogEvery {
+		return false, 0
 	}
-	r.mu.Unlock()
-	return log
+	if !r.refusalLogs.take(now) {
+		return false, 0
+	}
+	r.joinLogged[addr] = now
+	unlogged, r.refusalLogs.unlogged = r.refusalLogs.unlogged, 0
+	return true, unlogged
+}
+
+// logBudget allows maxRefusalLogs lines a minute, and counts the refusals
+// it did not let log.
+type logBudget struct {
+	start    time.Time // of the minute counted
+	lines    int       // logged in it
+	unlogged int       // refusals not logged since the last line
+}
+
+// take reports whether a line may be logged now, counting it if so and
+// the refusal as unlogged if not.
+func (b *logBudget) take(now time.Time) bool {
+	if now.Sub(b.start) >= time.Minute {
+		b.start, b.lines = now, 0
+	}
+	if b.lines >= maxRefusalLogs {
+		b.unlogged++
+		return false
+	}
+	b.lines++
+	return true
 }
 
 // joinCause classifies an error of memberlist's Join.
