@@ -5,12 +5,18 @@ import "math/bits"
 // The hash functions here must give the same answer on every replica, in
 // every process, forever: they place keys in digest buckets and sum record
 // identities. They are fixed, unseeded 64-bit hashes built from 128-bit
-// multiply-fold steps: good dispersion and no structural collisions (no
-// input block can zero a product), but not a keyed hash: someone who
-// chooses keys can, with work, make many share a digest bucket, which costs
-// anti-entropy time linear in that bucket's size. Local structures that
-// chosen keys could slow down quadratically (a member's index of resident
-// values) use a seeded hash of their own.
+// multiply-fold steps: good dispersion, and no input block can zero a
+// product, but they are neither keyed nor collision resistant. Someone who
+// chooses keys can make many share a digest bucket, which costs
+// anti-entropy time linear in that bucket's size, and can make keys share
+// a whole HashKey with no search (a fold is symmetric in its factors, and
+// both of a 16-byte step's are the key's bytes and known constants: found
+// by review). Anti-entropy, which matches versions by key hash, repairs
+// such keys all the same (package transport); making the hash stronger
+// would move every key's bucket, a format change for snapshots and for
+// peers of every release before. Local structures that chosen keys could
+// slow down quadratically (a member's index of resident values) use a
+// seeded hash of their own.
 
 const (
 	k0 = 0xa0761d6478bd642f

@@ -64,6 +64,7 @@ func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 		"busy_bucket": busyBucket(DefaultStoreConfig()),
 		"unbounded":   unbounded(DefaultStoreConfig()),
 		"slow_fills":  slowFills(DefaultStoreConfig()),
+		"colliding":   {Keys: collidingAlphabet()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if failure := harnessFailure(t, "control "+name, cfg); failure != "" {
@@ -166,6 +167,14 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 			caught(t, "store "+tc.name, Config{Factory: StoreFactory(cfg), OneWaySessions: true}, tc.want, "production stores with a broken rule: "+tc.name)
 		})
 	}
+	t.Run("versions_of_keys_of_one_hash_are_listed_once", func(t *testing.T) {
+		// As anti-entropy listed them before it marked a hash that two
+		// keys share: one of the two, and the other never repaired.
+		cfg := DefaultStoreConfig()
+		cfg.Wrap = func(s Store) transport.Replica { return onePerHash{s} }
+		caught(t, "store keys of one hash listed once", Config{Factory: StoreFactory(cfg), Keys: collidingAlphabet(), OneWaySessions: true},
+			"not converged", "production stores that list one version of the keys of one hash")
+	})
 	t.Run("a_received_delta_without_an_expiry_takes_the_last_ones", func(t *testing.T) {
 		// The bug of a decoder that reused its records' slice: a record
 		// that left its expiry out kept the one before it in the slice.
@@ -741,4 +750,22 @@ func TestHarnessCatchesOvertakenWrites(t *testing.T) {
 		return r, err
 	}
 	caught(t, "overtaken writes", cfg, "no watermark can cover it", "stores that apply overtaken writes as stamped")
+}
+
+// onePerHash is a production store that lists one version of the keys
+// that share a key hash, the first it holds.
+type onePerHash struct{ Store }
+
+func (s onePerHash) AppendVersions(dst []crdt.Version, leaf uint32) []crdt.Version {
+	start := len(dst)
+	dst = s.Store.AppendVersions(dst, leaf)
+	seen := map[uint64]bool{}
+	kept := dst[:start]
+	for _, v := range dst[start:] {
+		if h := crdt.HashKey(v.Key); !seen[h] {
+			seen[h] = true
+			kept = append(kept, v)
+		}
+	}
+	return kept
 }

@@ -19,6 +19,21 @@ func TestConvergence(t *testing.T) {
 	Check(t, Config{})
 }
 
+// TestCollidingKeys runs the harness over keys of which two share a key
+// hash (crdt.HashKey, 64 bits, unkeyed: a caller can find such keys), as
+// a hostile caller of a service would choose them. Versions are matched
+// by key hash, and anti-entropy listed one of the two: the other was
+// never repaired (found by review; TestHarnessCatchesBrokenStores shows
+// the harness catches that).
+func TestCollidingKeys(t *testing.T) {
+	Check(t, Config{Keys: collidingAlphabet()})
+}
+
+// collidingAlphabet is the default keys and two that share a key hash.
+func collidingAlphabet() []string {
+	return append(DefaultKeys(), "user:0000000402/!!!@@!!!!!!@@!!!", "user:0000000402/q{Cpd~[Cq{Cpd~[C")
+}
+
 // TestEarlyCollectionInABusyBucket runs the harness over keys that all
 // share one digest bucket, with a horizon long next to the ticks, no
 // absences and no adversary: every early collection raises the watermark

@@ -126,7 +126,16 @@ type responder struct {
 	// roster would take this member for holding records it lacks (found by
 	// review: a tombstone collected early rejected a live write).
 	repairs, owed int64
+	// held are the key hashes this member asked for while it held a key
+	// of the hash (the initiator's version of it newer): a record of one
+	// that comes and is of another key is a collision (see collisions),
+	// and this member's records of that hash go back in a Reject. At most
+	// maxHeldWants: past them, a collision takes one more session.
+	held map[uint64]struct{}
 }
+
+// maxHeldWants bounds responder.held.
+const maxHeldWants = 4 * wire.MaxRecords
 
 // depth returns the number of digest levels below the root.
 func (n *Node) depth() int { return n.cfg.Replica.DigestBits() / crdt.FanoutBits }
@@ -725,9 +734,12 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 const keyVersionRoom = 32
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.
-// Two keys of one hash (a 64-bit collision) would break the order the
-// codec requires: the later is left out, and anti-entropy cannot repair
-// it (it never could: versions are matched by key hash).
+// Versions are matched by key hash, so two keys of one hash (a 64-bit
+// collision, which a caller choosing keys can find with work) are listed
+// once, as collided: the side that compares then sends every record of
+// that hash it holds and asks for every one the other holds (see
+// compareVersions). Listed as one of them, as before, the other was never
+// repaired (found by review).
 func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version) []wire.KeyVersion {
 	start := len(dst)
 	for _, v := range vs {
@@ -735,9 +747,27 @@ func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version) []wire.KeyVersi
 	}
 	group := dst[start:]
 	slices.SortFunc(group, func(a, b wire.KeyVersion) int { return cmp.Compare(a.KeyHash, b.KeyHash) })
-	group = slices.CompactFunc(group, func(a, b wire.KeyVersion) bool { return a.KeyHash == b.KeyHash })
-	return dst[:start+len(group)]
+	kept := group[:0]
+	for _, kv := range group {
+		if n := len(kept); n > 0 && kept[n-1].KeyHash == kv.KeyHash {
+			kept[n-1] = wire.KeyVersion{KeyHash: kv.KeyHash, Time: collided}
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return dst[:start+len(kept)]
 }
+
+// collided is the time a version list gives a key hash that two or more
+// of the sender's keys share: the least there is, so that a peer of a
+// release before it, which takes it for a version, sends its own records
+// of that hash as newer. A record stamped with it (no writer's clock
+// gives it) is merely sent both ways.
+var collided = crdt.Timestamp{Wall: math.MinInt64}
+
+// isCollided reports whether kv stands for keys of one hash (see
+// appendKeyVersions).
+func isCollided(kv wire.KeyVersion) bool { return kv.Time == collided && !kv.Tombstone }
 
 // receiveVersions (responder) compares the initiator's versions with ours
 // and answers with our newer records and the key hashes we want.
@@ -766,6 +796,14 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		mine = appendKeyVersions(mine[:0], vs)
 		newer, wants := compareVersions(mine, theirs)
 		reply.Wants = append(reply.Wants, wants...)
+		for _, h := range wants {
+			if _, ok := slices.BinarySearchFunc(mine, h, byKeyHash); ok && len(r.held) < maxHeldWants {
+				if r.held == nil {
+					r.held = map[uint64]struct{}{}
+				}
+				r.held[h] = struct{}{}
+			}
+		}
 		if len(newer) > 0 {
 			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer)
 		}
@@ -812,7 +850,8 @@ func (n *Node) releaseScratch() {
 
 // compareVersions walks two key-hash-sorted version lists of one leaf and
 // returns the key hashes where mine is newer or theirs lacks the key, and
-// those where theirs is newer or mine lacks it.
+// those where theirs is newer or mine lacks it; a hash listed as collided
+// on either side is in both.
 func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 	i, j := 0, 0
 	for i < len(mine) || j < len(theirs) {
@@ -825,6 +864,12 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 			j++
 		default:
 			switch c := versionOf(mine[i]).Compare(versionOf(theirs[j])); {
+			case isCollided(mine[i]) || isCollided(theirs[j]):
+				// Keys of one hash, on either side: versions cannot tell
+				// which is which, so every record of that hash goes
+				// each way.
+				newer = append(newer, mine[i].KeyHash)
+				wants = append(wants, theirs[j].KeyHash)
 			case c > 0:
 				newer = append(newer, mine[i].KeyHash)
 			case c < 0:
@@ -834,6 +879,34 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 		}
 	}
 	return newer, wants
+}
+
+// byKeyHash compares a key version with a key hash, for searches of lists
+// sorted by key hash.
+func byKeyHash(kv wire.KeyVersion, h uint64) int { return cmp.Compare(kv.KeyHash, h) }
+
+// collisions returns, sorted, the key hashes of recs for which held says
+// this member holds a key and that are of keys it does not hold: another
+// key of the same hash (a 64-bit collision, which versions cannot tell
+// apart). The side that received such a record holds both keys once it
+// has applied it, and the side that sent it only its own: this member's
+// records of those hashes go back in the same session (without them, it
+// took the next one to list the hash as collided: found by review). Only
+// records of held hashes are looked up: a member catching up on keys it
+// never held pays nothing for it. Called before the records are applied.
+func (n *Node) collisions(recs []crdt.Record, held func(h uint64) bool) []uint64 {
+	var out []uint64
+	for i := range recs {
+		h := crdt.HashKey(recs[i].Key)
+		if !held(h) {
+			continue
+		}
+		if _, ok := n.cfg.Replica.Lookup(recs[i].Key); !ok {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // versionOf returns what orders a key version (crdt.Version.Compare).
@@ -948,14 +1021,27 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			n.abandon() // a Repair answering a Digest
 			return nil
 		}
+		asked := a.req.(*wire.Versions)
+		collided := n.collisions(m.Records, func(h uint64) bool {
+			i, ok := slices.BinarySearchFunc(asked.Versions, h, byKeyHash) // one list sorted by key hash: leaves ascend
+			return ok && !isCollided(asked.Versions[i])                    // a collided one is sent whole anyway
+		})
 		before := n.stats.RecordsApplied
 		rejected := n.applyRepair(m, now)
-		moved := n.stats.RecordsApplied > before || newerThanAsked(a.req.(*wire.Versions), m.Records, n.cfg.Replica.DigestBits())
+		moved := n.stats.RecordsApplied > before || newerThanAsked(asked, m.Records, n.cfg.Replica.DigestBits())
+		if len(collided) > 0 { // this member's records of those hashes go with what the responder wants
+			m.Wants = mergeSorted(m.Wants, collided)
+			moved = true
+		}
 		return n.answerRepair(m, a.leaves, rejected, moved, now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
 		return nil
+	}
+	var collided []uint64
+	if len(r.held) > 0 {
+		collided = n.collisions(m.Records, func(h uint64) bool { _, ok := r.held[h]; return ok })
 	}
 	rejected := n.applyRepair(m, now)
 	switch {
@@ -971,10 +1057,42 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if r.repairs == r.owed {
 		n.responded(from, r, now)
 	}
+	if len(collided) > 0 {
+		// This member's records of the hashes where another key came: the
+		// initiator applies a Reject's records as any (a release before
+		// this one too). Cut as a Repair is (the rest goes at the next
+		// session, which lists the hashes collided).
+		recs, _ := n.cut(n.recordsOf(collided))
+		rejected = append(rejected, recs...)
+	}
 	if len(rejected) == 0 {
 		return nil
 	}
 	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
+}
+
+// recordsOf returns this member's records of the given key hashes,
+// sorted: those of each hash's leaf.
+func (n *Node) recordsOf(hashes []uint64) []crdt.Record {
+	bits := n.cfg.Replica.DigestBits()
+	var recs []crdt.Record
+	for len(hashes) > 0 {
+		leaf := crdt.LeafIndex(hashes[0], 0, bits)
+		k := 1
+		for k < len(hashes) && crdt.LeafIndex(hashes[k], 0, bits) == leaf {
+			k++
+		}
+		recs = n.appendLeafRecords(recs, leaf, hashes[:k])
+		hashes = hashes[k:]
+	}
+	return recs
+}
+
+// mergeSorted returns the sorted union of two sorted lists.
+func mergeSorted(a, b []uint64) []uint64 {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // answerRepair (initiator) sends the wanted records and the tombstones

@@ -65,6 +65,16 @@
 // timestamp order (a bucket's records across messages too: a message cut
 // to its size limit is cut by time).
 //
+// Versions are matched by key hash (crdt.HashKey: 64 bits, unkeyed, so a
+// caller choosing keys can make two share one). A side that holds keys of
+// one hash lists the hash once, as collided, and the responder then sends
+// its every record of that hash and asks for the initiator's; a side that
+// holds one of them cannot tell, so the side that receives a record of a
+// key it lacks, at a hash it held, sends its own records of that hash
+// back in the same session (the initiator with its next Repair, the
+// responder in a Reject). Listed as one of the keys, the other was never
+// repaired.
+//
 // To a Versions that holds no versions for a leaf (the initiator holds
 // nothing there) the responder answers with all its records of the leaf,
 // without gathering its versions. When a member that holds nothing opens
