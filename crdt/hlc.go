@@ -137,9 +137,10 @@ func (m *ManualTime) Set(ns int64) {
 	m.mu.Unlock()
 }
 
-// Advance moves the clock by d, which may be negative.
+// Advance moves the clock by d, which may be negative, saturating at the
+// ends of the int64 range (it wrapped: found by review).
 func (m *ManualTime) Advance(d time.Duration) {
 	m.mu.Lock()
-	m.ns += int64(d)
+	m.ns = AddSat(m.ns, int64(d))
 	m.mu.Unlock()
 }

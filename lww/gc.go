@@ -191,6 +191,9 @@ func (m *Map) Watermark(leaf uint32) (crdt.Timestamp, bool) {
 // ns; a snapshot written by a clock far ahead) is lowered to the last
 // timestamp of that nanosecond, and RaiseWatermark reports false.
 func (m *Map) RaiseWatermark(leaf uint32, w crdt.Timestamp, ceiling int64) bool {
+	if w == noMark { // Watermark's "none", as its doc says: raising to it is a no-op (it made a real one: found by review)
+		return true
+	}
 	ok := w.Wall <= ceiling
 	if !ok {
 		w = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32}

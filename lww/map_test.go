@@ -717,3 +717,26 @@ func TestIdleResizeEndsAtCollections(t *testing.T) {
 		t.Fatal("the entries moved by collections are not all there")
 	}
 }
+
+// TestRaisingToNoMarkIsANoOp: raising a leaf's watermark to what
+// Watermark reports for a leaf nothing was collected from is a no-op, as
+// Watermark's doc says; it made a real watermark, which rejected records
+// stamped at the least time and allocated the watermarks (found by
+// review).
+func TestRaisingToNoMarkIsANoOp(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8})
+	leaf := m.Leaf("k")
+	w, ok := m.Watermark(leaf)
+	if ok {
+		t.Fatal("a fresh map has a watermark")
+	}
+	if !m.RaiseWatermark(leaf, w, 0) {
+		t.Fatal("raising to no watermark reported a watermark lowered")
+	}
+	if w2, ok := m.Watermark(leaf); ok {
+		t.Fatalf("raising to no watermark made one: %v", w2)
+	}
+	if got := apply(m, set("k", "v", crdt.Timestamp{Wall: w.Wall, Node: 3})); got != crdt.Applied {
+		t.Fatalf("a record at the least wall time: %v, want applied", got)
+	}
+}
