@@ -1022,10 +1022,13 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			return nil
 		}
 		asked := a.req.(*wire.Versions)
-		collided := n.collisions(m.Records, func(h uint64) bool {
-			i, ok := slices.BinarySearchFunc(asked.Versions, h, byKeyHash) // one list sorted by key hash: leaves ascend
-			return ok && !isCollided(asked.Versions[i])                    // a collided one is sent whole anyway
-		})
+		var collided []uint64
+		if len(asked.Versions) > 0 { // a member that listed nothing (catching up) held no hash
+			collided = n.collisions(m.Records, func(h uint64) bool {
+				i, ok := slices.BinarySearchFunc(asked.Versions, h, byKeyHash) // one list sorted by key hash: leaves ascend
+				return ok && !isCollided(asked.Versions[i])                    // a collided one is sent whole anyway
+			})
+		}
 		before := n.stats.RecordsApplied
 		rejected := n.applyRepair(m, now)
 		moved := n.stats.RecordsApplied > before || newerThanAsked(asked, m.Records, n.cfg.Replica.DigestBits())
