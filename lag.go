@@ -61,11 +61,14 @@ func (h *lagHistogram) observe(d time.Duration) {
 
 func (h *lagHistogram) snapshot() Histogram {
 	out := Histogram{Bounds: slices.Clone(lagBounds[:]), Counts: make([]uint64, len(h.counts))}
+	// The sum first: observe counts before it sums, so every lag in the
+	// sum read is in the counts read after it (read last, the sum held
+	// lags not counted: a mean above every lag observed, found by review).
+	out.SumSeconds = math.Float64frombits(h.sum.Load())
 	for i := range h.counts {
 		out.Counts[i] = h.counts[i].Load()
 		out.Count += out.Counts[i] // so never less than the buckets, read one by one
 	}
-	out.SumSeconds = math.Float64frombits(h.sum.Load())
 	return out
 }
 

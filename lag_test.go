@@ -69,3 +69,29 @@ func TestLagBoundsAreACopy(t *testing.T) {
 		t.Fatalf("bounds %v counts %v; want %v and one in the first and the last", again.Bounds, again.Counts, saved)
 	}
 }
+
+// TestLagSumNeverPastItsCount: a snapshot's sum holds no lag its counts
+// do not: every lag observed is an hour, so no snapshot may sum more
+// than its count of hours. The sum, read after the counts, held lags
+// observed in between (a mean above every lag observed, and, with a
+// count of 0, a sum of nothing that was not zero: found by review).
+func TestLagSumNeverPastItsCount(t *testing.T) {
+	var h lagHistogram
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 2 { // two observers: their retries on the sum widen the window
+		wg.Go(func() {
+			for !stop.Load() {
+				h.observe(time.Hour)
+			}
+		})
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	for i := range 200_000 {
+		s := h.snapshot()
+		if s.SumSeconds > float64(s.Count)*3600*(1+1e-9) {
+			t.Fatalf("snapshot %d: count %d, sum %g s: a mean of %v", i, s.Count, s.SumSeconds,
+				time.Duration(s.SumSeconds/float64(max(s.Count, 1))*float64(time.Second)))
+		}
+	}
+}
