@@ -82,7 +82,10 @@ type lagReplica struct {
 
 func (r lagReplica) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	o := r.Store.Apply(rec, delta, now)
-	if o == crdt.Applied {
+	// A peer's answer to a record it rejected (a tombstone of node 0,
+	// stamped just above a watermark) has no writer and no write time: it
+	// made lags of up to the horizon (found by review).
+	if o == crdt.Applied && (!rec.Tombstone || rec.Time.Node != 0) {
 		h := r.repairs
 		if delta {
 			h = r.deltas

@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
 )
 
 // TestLagSumPastADurationsRange: a sum of lags past what a time.Duration
@@ -93,5 +96,30 @@ func TestLagSumNeverPastItsCount(t *testing.T) {
 			t.Fatalf("snapshot %d: count %d, sum %g s: a mean of %v", i, s.Count, s.SumSeconds,
 				time.Duration(s.SumSeconds/float64(max(s.Count, 1))*float64(time.Second)))
 		}
+	}
+}
+
+// TestAnswersHaveNoLag: a peer's answer to a record it rejected (a
+// tombstone of node 0, stamped just above a watermark) has no writer and
+// no write time, and is not counted in the lag histograms; a peer's write
+// is (the answers, applied on every member they passed through, made lags
+// of up to the horizon: found by review).
+func TestAnswersHaveNoLag(t *testing.T) {
+	s, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := lagReplica{Store: s, deltas: new(lagHistogram), repairs: new(lagHistogram)}
+	now := time.Now().UnixNano()
+	answer := crdt.Record{Key: "k", Tombstone: true, Time: crdt.Timestamp{Wall: now - int64(time.Hour), Logical: 1}}
+	if o := r.Apply(answer, false, now); o != crdt.Applied {
+		t.Fatalf("the answer: %v", o)
+	}
+	if n := r.repairs.snapshot().Count; n != 0 {
+		t.Fatalf("an answer counted %d lags", n)
+	}
+	write := crdt.Record{Key: "k2", Value: []byte("v"), Time: crdt.Timestamp{Wall: now - int64(time.Second), Node: 7}}
+	if o := r.Apply(write, false, now); o != crdt.Applied || r.repairs.snapshot().Count != 1 {
+		t.Fatalf("a peer's write: %v, %d lags counted", o, r.repairs.snapshot().Count)
 	}
 }

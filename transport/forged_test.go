@@ -209,3 +209,25 @@ func TestRestartedMemberIsYieldedTo(t *testing.T) {
 		t.Fatalf("b restarted a minute after it came: yielded to %v, among the arrivals %v", a.yields("b", n.now.Now()), a.ae.arrived)
 	}
 }
+
+// TestRestartedMemberHasNoLastSync: a member restarted under its name has
+// completed no exchange with this node: LastSyncs (and so Status's last
+// sync with it, and its exchange age metric) showed the old process's.
+func TestRestartedMemberHasNoLastSync(t *testing.T) {
+	n := newTestNet(t, 8, Config{}, "a", "b")
+	n.holding("a", 1, 20)
+	a := n.nodes["a"]
+	n.pump("a", a.StartSession("b", n.now.Now()))
+	if a.LastSyncs()["b"] == 0 {
+		t.Fatal("setup: a completed no exchange with b")
+	}
+	n.now.Advance(time.Minute)
+	a.Restarted("b", n.now.Now())
+	if at, ok := a.LastSyncs()["b"]; ok {
+		t.Fatalf("b restarted: a's last sync with it is still the old process's, at %d", at)
+	}
+	n.pump("a", a.StartSession("b", n.now.Now()))
+	if a.LastSyncs()["b"] != n.now.Now() {
+		t.Fatalf("after an exchange with the new process: last sync %d, want %d", a.LastSyncs()["b"], n.now.Now())
+	}
+}

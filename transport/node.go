@@ -299,12 +299,14 @@ func (n *Node) SetMembers(names []string, now int64) {
 // process (it restarted under its name before the view saw it go): it is
 // new to the view as one that joined is (SetMembers), so that a session
 // goes to it at once and its opening showing it empty is yielded to (an
-// empty member restarted in place was caught up twice: found by review).
+// empty member restarted in place was caught up twice: found by review),
+// and no exchange with it has completed (LastSyncs).
 func (n *Node) Restarted(name string, now int64) {
 	if _, ok := n.ring.pos[name]; !ok || name == n.cfg.Name {
 		return
 	}
 	n.ae.joined[name] = now
+	delete(n.synced, name) // the new process has completed no exchange with this node (its last showed the old one's: found by review)
 	if !slices.Contains(n.ae.arrived, name) && n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
 		n.ae.arrived = append(n.ae.arrived, name)
 	}
