@@ -4,9 +4,10 @@
 // share a lock.
 //
 // It rests on sync.Pool, which keeps a private item per processor (P): a
-// slot put back is the one the next Get on that processor returns. A
-// collection empties the pool; until each processor has its slot again,
-// Get hands out the slots in turn.
+// slot put back is the one the next Get on that processor returns. The
+// pool lets go of what it holds over garbage collections (an item left
+// unused through two is dropped); until each processor has its slot
+// again, Get hands out the slots in turn.
 package near
 
 import (
