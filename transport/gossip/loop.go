@@ -104,7 +104,9 @@ func (r *Replicator) updateView() []transport.Envelope {
 }
 
 // locked runs f with the node's lock held, copies the node's counters for
-// Stats, and after releasing the lock sends what f returned and reports
+// Stats, and after releasing the lock sends what f returned (then
+// publishes the counters: a frame counted sent has been written, or
+// queued for a stream) and reports
 // the records the node dropped (Config.OnDrop): no user callback runs
 // under the lock.
 func (r *Replicator) locked(f func() []transport.Envelope) {
@@ -126,6 +128,10 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 		default:
 		}
 	}
+	// Sent before the counters that count it are published: a frame
+	// counted sent was still to be written, and a test that cut the
+	// network once a delta was counted sent had it delivered after.
+	r.send(out)
 	// Copies taken in one order may be published in another (locked runs
 	// on several goroutines): only a newer one replaces the last, or the
 	// counters went back, and Prometheus took it for a reset (found by
@@ -135,7 +141,6 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 		r.protocol, r.protocolSeq = st, seq
 	}
 	r.statsMu.Unlock()
-	r.send(out)
 	if r.cfg.OnDrop != nil {
 		for _, v := range dropped {
 			r.cfg.OnDrop(v)
