@@ -24,9 +24,7 @@ type Status struct {
 	// while alone. It is false for a member configured with no peers, and
 	// for one whose peers, as last looked up, were none but itself (the
 	// first member of a cluster found by a DNS name or a PeerSource),
-	// until a lookup finds another, unless it restored state it built
-	// with others and has not synced since (its snapshot may be older
-	// than what the others hold); it is true until a lookup settles it
+	// until a lookup finds another; it is true until a lookup settles it
 	// and while every lookup fails.
 	PeersConfigured bool `json:"peers_configured"`
 	// Founder says this member founded its cluster and has met no other
@@ -137,34 +135,19 @@ func (c *Cache) Status() Status {
 
 // peersConfigured reports whether Config.Peers or the PeerSource may name
 // a member other than this one (see gossip's SeedsElsewhere), with the
-// channel closed when that changes. A member that restored state it built
-// with others and has not synced since counts its peers as configured
-// whatever a lookup finds: a lookup of itself alone (a StatefulSet
-// restarted whole, this pod back first) made it ready, and WaitSynced
-// return, serving its snapshot's values while the others' newer writes
-// were out of reach (found by review). (An operator's mark makes such a
-// member a founder: see Status.Founder.)
+// channel closed when that changes.
 func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
 	if c.cfg.PeerSource == nil && !slices.ContainsFunc(c.cfg.Peers, func(p string) bool { return p != c.Addr() }) {
 		return false, nil
 	}
-	elsewhere, changed := c.repl.SeedsElsewhere()
-	if !elsewhere && !c.solo.Load() {
-		select {
-		case <-c.repl.Synced():
-		default:
-			return true, changed
-		}
-	}
-	return elsewhere, changed
+	return c.repl.SeedsElsewhere()
 }
 
 // WaitSynced returns when this member has completed an anti-entropy
 // exchange with a peer since New, or when it has no peers to sync with:
 // configured without any, or its peers, as last looked up, name no member
 // but itself (the first member of a cluster found by a DNS name or a
-// PeerSource) and it did not restore state built with others, or it is a
-// founder (see Status.Founder); or with ctx's
+// PeerSource), or it is a founder (see Status.Founder); or with ctx's
 // error, or ErrClosed once Close is called, first. Writes do not wait for it: a member takes them from the start.
 // It tells when reads stop missing what the cluster held before this
 // member came (or came back).

@@ -426,60 +426,36 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 	}
 }
 
-// TestRestoredMemberIsNotReadyOnALookupOfItself: a member restored from
-// state it built with others, never synced since, is not ready, and
-// WaitSynced does not return, when a lookup of its peers finds only
-// itself (a StatefulSet restarted whole, this pod back first, the others'
-// newer writes out of reach): that lookup made it ready, serving its
-// snapshot's old values (found by review). Once it has synced, a lookup of
-// itself alone makes it ready again, as any member: it holds what the
-// cluster held.
-func TestRestoredMemberIsNotReadyOnALookupOfItself(t *testing.T) {
+// TestRestoredMemberIsReadyOnALookupOfItself: a member restored from
+// state it built with others whose lookup finds only itself is ready, and
+// WaitSynced returns, though it has not synced (its snapshot may be older
+// than what another member, out of reach, holds): it may be all that is
+// left of its cluster (a scale-down to one), and the first pod of a
+// StatefulSet restarted whole must be ready before the next is even made
+// (the default, ordered, pod management): kept unready until it synced,
+// it deadlocked such a restart (found by review of a change that did so).
+// Its reads are then those of a member cut off from the others.
+func TestRestoredMemberIsReadyOnALookupOfItself(t *testing.T) {
 	c, cfg, more := foundedOnDisk(t)
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	peers := []string{d.Addr()}
 	more.Store(&peers)
 	await.Until(t, 10*time.Second, func() bool { s := c.Status(); return !s.Founder && s.Synced }, "never met")
-	if err := d.Set("k", []byte("old"), 0); err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, 10*time.Second, func() bool { v, _ := c.Get("k"); return string(v) == "old" }, "never replicated")
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Set("k", []byte("new"), 0); err != nil { // pod-0 is down: it misses this
-		t.Fatal(err)
-	}
 	d.Close()
-	more.Store(nil) // the first lookup finds only itself; pod-1 is out of reach
+	more.Store(nil) // the first lookup finds only itself
 	c = founding(t, cfg, more)
 	await.Until(t, 10*time.Second, func() bool { elsewhere, _ := c.repl.SeedsElsewhere(); return !elsewhere }, "never looked up")
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	err := c.WaitSynced(ctx)
-	if s := c.Status(); s.Founder || s.Synced || !s.PeersConfigured || s.Ready() || err == nil {
-		v, _ := c.Get("k")
-		t.Fatalf("restored from state built with others, never synced: %+v, ready %v, WaitSynced %v, serving k=%q (the cluster wrote \"new\" since)", s, s.Ready(), err, v)
-	}
-	// pod-1 back, with what it wrote: a sync, and the newer value.
-	d = newCache(t, testConfig("pod-1", c.Addr()))
-	peers = []string{d.Addr()}
-	more.Store(&peers)
-	if err := d.Set("k", []byte("new"), 0); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("restored, its lookup finding only itself: WaitSynced %v", err)
 	}
-	await.Until(t, 10*time.Second, func() bool { v, _ := c.Get("k"); return string(v) == "new" }, "never got the newer value")
-	// pod-1 gone for good, the lookup finding only pod-0: it is the
-	// cluster now, synced, and ready.
-	d.Close()
-	more.Store(nil)
-	await.Until(t, 20*time.Second, func() bool { s := c.Status(); return s.Alone && !s.PeersConfigured && s.Ready() },
-		"synced, then alone with a lookup of itself, never ready: %+v", c.Status())
+	if s := c.Status(); s.Founder || s.Synced || s.PeersConfigured || !s.Ready() {
+		t.Fatalf("restored, its lookup finding only itself: %+v, ready %v; want ready, unsynced, no founder", s, s.Ready())
+	}
 }
 
 // TestPeerlessMemberScaledUpIsAFounder: a member that ran without
