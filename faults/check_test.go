@@ -1,3 +1,5 @@
+//go:build linux
+
 package faults
 
 import (
@@ -8,14 +10,27 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/crdt"
 )
 
 // An op is a write or a delete sent to a member, in the order the
-// schedule sent them. Ops sent to one side of a partition are ordered
-// among themselves by the side's replication (a schedule sends a key's ops
-// on one side through one member, or waits between them); the two sides'
-// ops on a key are concurrent, and either side's last may win, by its
-// timestamp.
+// schedule sent them, with the version the member gave it (its
+// Bcache-Token). Last-writer-wins keeps, of a key's ops, the one with the
+// greatest version. The members of a lab share one kernel clock (network
+// namespaces do not change CLOCK_REALTIME), so without a clock offset an
+// op sent later carries the greater version; the checker does not rely on
+// it: it compares the versions the members returned.
+//
+// A member whose clock is more than MaxClockDrift ahead stamps its ops
+// that far ahead, and the others refuse them (crdt.HLC.CheckDrift) only
+// while their version is more than MaxClockDrift ahead of their own
+// clock: from version-MaxClockDrift on (for a clock 2 minutes ahead, 90 s
+// after the write) they take them, and the ops win over every op of the
+// others whose version is lower, sent later or not. That is
+// last-writer-wins with a bad clock, bounded by the offset; the checker
+// models it by the time it judges at (see classify).
 type op struct {
 	seq    int
 	member string
@@ -23,8 +38,10 @@ type op struct {
 	key    string
 	value  string
 	del    bool
-	acked  bool // the member answered 204: the write or delete is acknowledged
-	ignore bool // sent by a member whose clock is beyond MaxClockDrift
+	acked  bool           // the member answered 204 with its version: the write or delete is acknowledged
+	ver    crdt.Timestamp // the version the member answered with (acknowledged ops only)
+	sent   int64          // when it was sent, Unix nanoseconds (on the lab's one clock)
+	err    string         // why it is not acknowledged
 }
 
 func (o op) String() string {
@@ -32,9 +49,9 @@ func (o op) String() string {
 	if o.del {
 		what = "delete"
 	}
-	ack := ""
+	ack := fmt.Sprintf(", version %v", o.ver)
 	if !o.acked {
-		ack = " (not acknowledged)"
+		ack = " (not acknowledged: " + o.err + ")"
 	}
 	return fmt.Sprintf("#%d %s on %s (side %d)%s", o.seq, what, o.member, o.side, ack)
 }
@@ -44,13 +61,58 @@ type history struct {
 	ops []op
 }
 
-func (h *history) record(m *member, side int, key, value string, del bool, err error) {
-	h.ops = append(h.ops, op{seq: len(h.ops), member: m.name, side: side, key: key, value: value, del: del,
-		acked: err == nil, ignore: m.offset > maxDrift})
+// set writes key on m and records it.
+func (h *history) set(m *member, side int, key, value string) {
+	sent := time.Now().UnixNano()
+	ver, err := m.set(key, value)
+	h.add(m.name, side, key, value, false, sent, ver, err)
+}
+
+// del deletes key on m and records it.
+func (h *history) del(m *member, side int, key string) {
+	sent := time.Now().UnixNano()
+	ver, err := m.del(key)
+	h.add(m.name, side, key, "", true, sent, ver, err)
+}
+
+func (h *history) add(member string, side int, key, value string, del bool, sent int64, ver crdt.Timestamp, err error) {
+	o := op{seq: len(h.ops), member: member, side: side, key: key, value: value, del: del,
+		acked: err == nil, ver: ver, sent: sent}
+	if err != nil {
+		o.err = err.Error()
+	}
+	h.ops = append(h.ops, o)
 }
 
 // maxDrift is the members' MaxClockDrift (bcache's default).
-const maxDrift = 30 * time.Second
+const maxDrift = bcache.DefaultMaxClockDrift
+
+// takeGrace is how long after an op beyond MaxClockDrift became
+// acceptable the checker still lets it win or not: the members take it
+// at their next exchange with its member, not at once.
+const takeGrace = 10 * time.Second
+
+// beyondDrift reports whether o was stamped more than MaxClockDrift
+// ahead of the time it was sent: refused by the others when sent.
+func (o op) beyondDrift() bool { return o.acked && o.ver.Wall-o.sent > int64(maxDrift) }
+
+// takenBy reports whether the others hold o, an acknowledged op, at time
+// at: taken (yes), refused (no: its version is still more than
+// MaxClockDrift ahead), or perhaps (it became acceptable less than
+// takeGrace before).
+func (o op) takenBy(at int64) (yes, perhaps bool) {
+	if !o.beyondDrift() {
+		return true, false
+	}
+	acceptable := o.ver.Wall - int64(maxDrift)
+	switch {
+	case acceptable > at:
+		return false, false
+	case acceptable > at-int64(takeGrace):
+		return false, true
+	}
+	return true, false
+}
 
 // state is a key's value on a member: present with a value, or not.
 type state struct {
@@ -78,13 +140,12 @@ const (
 )
 
 // judge classifies each key's final state, agreed on by the members (or
-// not: split), against the history.
-func (h *history) judge(final map[string]state, split map[string]bool) map[string]fate {
+// not: split), against the history, as of time at (Unix nanoseconds: when
+// the final state was read).
+func (h *history) judge(final map[string]state, split map[string]bool, at int64) map[string]fate {
 	byKey := map[string][]op{}
 	for _, o := range h.ops {
-		if !o.ignore {
-			byKey[o.key] = append(byKey[o.key], o)
-		}
+		byKey[o.key] = append(byKey[o.key], o)
 	}
 	fates := map[string]fate{}
 	for key, ops := range byKey {
@@ -92,22 +153,33 @@ func (h *history) judge(final map[string]state, split map[string]bool) map[strin
 			fates[key] = fateSplit
 			continue
 		}
-		fates[key] = classify(ops, final[key])
+		fates[key] = classify(ops, final[key], at)
 	}
 	return fates
 }
 
-// classify judges a key's final state against its ops, in the order sent.
-// The ops that may win are, for each side, its last acknowledged op and
-// any unacknowledged op after it (it may have been applied); ops sent
-// before the partition (side 0) are overwritten by any acknowledged during
-// it. A key none of whose ops was acknowledged may be absent (none may
-// have been applied); once one was, absence needs a delete that may win.
-func classify(ops []op, got state) fate {
+// classify judges a key's final state against its ops, in the order
+// sent, as of time at. The op that must win is the acknowledged one with
+// the greatest version, of those the others hold at time at (an op
+// stamped beyond MaxClockDrift is refused until its version less
+// MaxClockDrift has passed: until then it cannot win; see op). Others
+// may win instead: an unacknowledged op (applied or not; its version is
+// unknown) sent after the last acknowledged op of its side, or, during a
+// partition, after the partition began (ops sent before it, side 0, are
+// overwritten by any acknowledged during it); and an acknowledged op of
+// greater version that the others perhaps took by time at. A key none of
+// whose ops was acknowledged may be absent (none may have been applied);
+// once one was, absence needs a delete that may win.
+func classify(ops []op, got state, at int64) fate {
 	last := map[int]int{} // side -> index of its last acknowledged op
+	must := -1            // index of the op that must win
 	for i, o := range ops {
-		if o.acked {
-			last[o.side] = i
+		if !o.acked {
+			continue
+		}
+		last[o.side] = i
+		if taken, _ := o.takenBy(at); taken && (must < 0 || ops[must].ver.Less(o.ver)) {
+			must = i
 		}
 	}
 	partitioned := false
@@ -116,12 +188,21 @@ func classify(ops []op, got state) fate {
 	}
 	var winners []op
 	for i, o := range ops {
-		if partitioned && o.side == 0 {
+		switch {
+		case i == must:
+		case o.acked:
+			_, perhaps := o.takenBy(at)
+			if !perhaps || must >= 0 && o.ver.Less(ops[must].ver) {
+				continue
+			}
+		case partitioned && o.side == 0:
 			continue
+		default: // not acknowledged
+			if l, ok := last[o.side]; ok && i < l {
+				continue
+			}
 		}
-		if l, ok := last[o.side]; (ok && i == l) || (!o.acked && (!ok || i > l)) {
-			winners = append(winners, o)
-		}
+		winners = append(winners, o)
 	}
 	for _, w := range winners {
 		if w.del && !got.present || !w.del && got.present && w.value == got.value {
@@ -149,6 +230,7 @@ func classify(ops []op, got state) fate {
 type verdict struct {
 	name   string
 	heal   time.Duration // from the heal to every member agreeing
+	at     time.Time     // when the final state was read: what it is judged as of
 	joined time.Duration // from the heal to every member seeing every other (0: not within a minute)
 	agreed bool
 	fates  map[string]fate

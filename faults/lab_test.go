@@ -1,8 +1,13 @@
+//go:build linux
+
 package faults
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +15,18 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bcache-go/bcache/crdt"
 )
 
 // A lab is n members in network namespaces of their own, each with one
@@ -52,8 +62,21 @@ type member struct {
 // labs numbers the labs of this process, for unique namespace names.
 var labs atomic.Int32
 
-// needLab skips the test unless it can build a lab: root and the ip
-// command, on Linux.
+// nsPattern matches the names of this package's namespaces: bcf, the pid
+// of the test process that made it, then its lab's number or "probe".
+var nsPattern = regexp.MustCompile(`^bcf([0-9]+)-`)
+
+var probe struct {
+	once    sync.Once
+	err     error
+	removed []string
+}
+
+// needLab skips the test unless it can build a lab: root, the ip command,
+// and the right to create network namespaces (root in a container
+// without CAP_SYS_ADMIN has not), found by making one; on Linux. The
+// first call also removes the namespaces of this package that a test
+// process now dead left (one killed before it could remove them).
 func needLab(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -65,6 +88,66 @@ func needLab(t testing.TB) {
 	if testing.Short() {
 		t.Skip("the fault suite runs real processes for minutes; -short skips it")
 	}
+	probe.once.Do(func() {
+		name := fmt.Sprintf("bcf%d-probe", os.Getpid())
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			probe.err = fmt.Errorf("ip netns add %s: %v: %s", name, err, bytes.TrimSpace(out))
+			return
+		}
+		exec.Command("ip", "netns", "del", name).Run()
+		probe.removed = sweep(func(pid int) bool { return pid != os.Getpid() && !alive(pid) })
+	})
+	if probe.err != nil {
+		t.Skipf("the fault suite cannot create network namespaces here: %v", probe.err)
+	}
+	if len(probe.removed) > 0 {
+		t.Logf("removed namespaces left by test processes now dead: %s", strings.Join(probe.removed, " "))
+		probe.removed = nil
+	}
+}
+
+// alive reports whether process pid exists.
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) != syscall.ESRCH
+}
+
+// sweep removes this package's namespaces made by the processes whose pid
+// remove accepts, killing any process still in them first, and returns
+// their names.
+func sweep(remove func(pid int) bool) []string {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	var removed []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		m := nsPattern.FindStringSubmatch(f[0])
+		if m == nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(m[1]); err != nil || !remove(pid) {
+			continue
+		}
+		pids, _ := exec.Command("ip", "netns", "pids", f[0]).Output()
+		for _, p := range strings.Fields(string(pids)) {
+			if pid, err := strconv.Atoi(p); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		// A namespace goes with its last process; its name (a mount) is
+		// removed at once.
+		exec.Command("ip", "netns", "del", f[0]).Run()
+		removed = append(removed, f[0])
+	}
+	return removed
+}
+
+// openLabs are the labs not closed yet, closed by TestMain on SIGINT or
+// SIGTERM.
+var openLabs struct {
+	sync.Mutex
+	labs map[*lab]bool
 }
 
 // newLab builds the network of n members and the node binary; it starts
@@ -72,19 +155,32 @@ func needLab(t testing.TB) {
 func newLab(t testing.TB, n int) *lab {
 	t.Helper()
 	needLab(t)
-	l := &lab{t: t, id: fmt.Sprintf("bcf%d-%d", os.Getpid()%100000, labs.Add(1)), bin: nodeBinary(t)}
+	if err := startJanitor(); err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, id: fmt.Sprintf("bcf%d-%d", os.Getpid(), labs.Add(1)), bin: nodeBinary(t)}
 	dir, err := os.MkdirTemp("", "bcache-faults-"+l.id+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.dir = dir
+	if !*keep {
+		tellJanitor("dir", dir)
+	}
 	t.Cleanup(func() { // kept when the test fails: the members' logs, the verdict's details
 		if !t.Failed() && !*keep {
 			os.RemoveAll(dir)
 		}
+		tellJanitor("done", dir)
 	})
 	_, err = exec.LookPath("nft")
 	l.nft = err == nil
+	openLabs.Lock()
+	if openLabs.labs == nil {
+		openLabs.labs = map[*lab]bool{}
+	}
+	openLabs.labs[l] = true
+	openLabs.Unlock()
 	t.Cleanup(l.close)
 	l.bridges = l.id + "-br"
 	l.ip("netns", "add", l.bridges)
@@ -127,6 +223,14 @@ func (l *lab) ip(args ...string) {
 
 // close kills every process and removes every namespace.
 func (l *lab) close() {
+	openLabs.Lock()
+	delete(openLabs.labs, l)
+	openLabs.Unlock()
+	l.close1()
+}
+
+// close1 is close, for a caller holding openLabs.
+func (l *lab) close1() {
 	for _, m := range l.members {
 		m.kill()
 	}
@@ -145,11 +249,12 @@ var (
 // nodeBinary builds examples/node once per test process.
 func nodeBinary(t testing.TB) string {
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bcache-faults-")
+		dir, err := os.MkdirTemp("", fmt.Sprintf("bcache-faults-node%d-", os.Getpid()))
 		if err != nil {
 			binErr = err
 			return
 		}
+		tellJanitor("dir", dir)
 		binPath = filepath.Join(dir, "node")
 		out, err := exec.Command("go", "build", "-o", binPath, "github.com/bcache-go/bcache/examples/node").CombinedOutput()
 		if err != nil {
@@ -162,11 +267,115 @@ func nodeBinary(t testing.TB) string {
 	return binPath
 }
 
-// TestMain removes the node binary when the tests are done.
+// A test process can end without running its cleanups: go test -timeout
+// panics in a goroutine of its own, as does any panic outside a test's
+// goroutine, and SIGKILL ends it outright. Each member's process gets
+// SIGKILL when the test process ends (Pdeathsig; strictly when the OS
+// thread that started it ends, which Go does only for a goroutine that
+// exits locked to its thread, which these tests never do), but network
+// namespaces and directories outlive it. So the first lab starts a
+// janitor: this test binary again, in a process group of its own (a
+// Ctrl-C on the terminal does not reach it), reading a pipe whose other
+// end only this process holds. The janitor learns the directories to
+// remove and those no longer its business; at the pipe's end (this
+// process has ended, however) it kills whatever runs in this process's
+// namespaces, removes them and the directories it still holds. On SIGINT
+// and SIGTERM, TestMain closes the labs itself.
+
+// janitorEnv names the pid whose labs a janitor cleans up after.
+const janitorEnv = "BCACHE_FAULTS_JANITOR_OF"
+
+var janitor struct {
+	once sync.Once
+	err  error
+	mu   sync.Mutex
+	w    *os.File
+}
+
+// startJanitor starts this process's janitor, once.
+func startJanitor() error {
+	janitor.once.Do(func() {
+		r, w, err := os.Pipe()
+		if err != nil {
+			janitor.err = err
+			return
+		}
+		defer r.Close()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", janitorEnv, os.Getpid()))
+		cmd.Stdin = r
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			w.Close()
+			janitor.err = fmt.Errorf("starting the janitor: %v", err)
+			return
+		}
+		go cmd.Wait() // it outlives this process, unless something kills it
+		janitor.w = w
+	})
+	return janitor.err
+}
+
+// tellJanitor tells the janitor to remove dir at the end ("dir") or that
+// it is none of its business now ("done").
+func tellJanitor(what, dir string) {
+	janitor.mu.Lock()
+	defer janitor.mu.Unlock()
+	if janitor.w != nil {
+		fmt.Fprintf(janitor.w, "%s %s\n", what, dir)
+	}
+}
+
+// janitorMain is the janitor's life: it returns when the process it
+// cleans up after has ended.
+func janitorMain(of string) int {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	pid, err := strconv.Atoi(of)
+	if err != nil {
+		return 2
+	}
+	dirs := map[string]bool{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		what, dir, _ := strings.Cut(sc.Text(), " ")
+		dirs[dir] = what == "dir"
+	}
+	sweep(func(p int) bool { return p == pid })
+	for dir, remove := range dirs {
+		if remove {
+			os.RemoveAll(dir)
+		}
+	}
+	return 0
+}
+
+// TestMain is the janitor when asked to be; otherwise it runs the tests,
+// closes the labs on SIGINT or SIGTERM, and removes the node binary.
 func TestMain(m *testing.M) {
+	if of := os.Getenv(janitorEnv); of != "" {
+		os.Exit(janitorMain(of))
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		openLabs.Lock()
+		for l := range openLabs.labs {
+			l.close1()
+			if !*keep {
+				os.RemoveAll(l.dir)
+			}
+		}
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+		fmt.Fprintf(os.Stderr, "faults: %v: labs closed\n", s)
+		os.Exit(1)
+	}()
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
+		tellJanitor("done", filepath.Dir(binPath))
 	}
 	os.Exit(code)
 }
@@ -203,8 +412,10 @@ func (m *member) start(snapshot bool) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	m.cmd = exec.Command("ip", args...)
+	m.cmd = exec.Command("ip", args...) // ip execs the node in the namespace: the process is the node's
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	// Killed when this process ends, however (see TestMain).
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
 		l.t.Fatalf("start %s: %v", m.name, err)
 	}
@@ -308,22 +519,73 @@ func (m *member) do(method, path string, body []byte) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
-// set writes key on m; nil means acknowledged.
-func (m *member) set(key, value string) error {
-	code, b, err := m.do(http.MethodPut, "/v1/keys/"+key, []byte(value))
-	if err == nil && code != http.StatusNoContent {
-		err = fmt.Errorf("PUT %s on %s: %d %s", key, m.name, code, b)
-	}
-	return err
+// set writes key on m and returns the write's version; a nil error means
+// acknowledged.
+func (m *member) set(key, value string) (crdt.Timestamp, error) {
+	return m.write(http.MethodPut, key, []byte(value))
 }
 
-// del deletes key on m; nil means acknowledged.
-func (m *member) del(key string) error {
-	code, b, err := m.do(http.MethodDelete, "/v1/keys/"+key, nil)
-	if err == nil && code != http.StatusNoContent {
-		err = fmt.Errorf("DELETE %s on %s: %d %s", key, m.name, code, b)
+// del deletes key on m and returns the delete's version; a nil error
+// means acknowledged.
+func (m *member) del(key string) (crdt.Timestamp, error) {
+	return m.write(http.MethodDelete, key, nil)
+}
+
+// write sends a PUT or DELETE and decodes the version in its answer's
+// Bcache-Token header: an answer without one is not an acknowledgement.
+func (m *member) write(method, key string, body []byte) (crdt.Timestamp, error) {
+	req, err := http.NewRequest(method, "http://member/v1/keys/"+key, bytes.NewReader(body))
+	if err != nil {
+		return crdt.Timestamp{}, err
 	}
-	return err
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return crdt.Timestamp{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNoContent {
+		return crdt.Timestamp{}, fmt.Errorf("%s %s on %s: %d %s", method, key, m.name, resp.StatusCode, b)
+	}
+	ver, err := tokenVersion(key, resp.Header.Get("Bcache-Token"))
+	if err != nil {
+		return crdt.Timestamp{}, fmt.Errorf("%s %s on %s: %w", method, key, m.name, err)
+	}
+	return ver, nil
+}
+
+// tokenVersion decodes the version a write's token names, as bcache's
+// Token.parse does (token.go): unpadded URL base64 of the version's wall
+// time (varint), logical counter and node id (uvarints), then four bytes
+// of the key's hash, checked against key.
+func tokenVersion(key, tok string) (crdt.Timestamp, error) {
+	bad := func(why string) (crdt.Timestamp, error) {
+		return crdt.Timestamp{}, fmt.Errorf("token %q: %s", tok, why)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if tok == "" || err != nil {
+		return bad("not base64")
+	}
+	var ts crdt.Timestamp
+	var n int
+	if ts.Wall, n = binary.Varint(b); n <= 0 {
+		return bad("no wall time")
+	}
+	b = b[n:]
+	logical, n := binary.Uvarint(b)
+	if n <= 0 || logical > 1<<32-1 {
+		return bad("no logical counter")
+	}
+	b = b[n:]
+	node, n := binary.Uvarint(b)
+	if n <= 0 || len(b[n:]) != 4 {
+		return bad("no node id")
+	}
+	if binary.LittleEndian.Uint32(b[n:]) != uint32(crdt.HashKey(key)) {
+		return bad("made for another key")
+	}
+	ts.Logical, ts.Node = uint32(logical), crdt.NodeID(node)
+	return ts, nil
 }
 
 // get reads key on m.
