@@ -43,6 +43,10 @@ type Coverage struct {
 	// equal, and those where it did not complete (the responder deferred
 	// it, or the initiator gave way to a session of the responder's).
 	OneSession [2]int
+	// Fates counts the frames the deliver actions took whose fate
+	// Config.Loss and Duplication drew: delivered once, lost, doubled
+	// (over every run, those that ended early too).
+	Fates [3]int
 }
 
 // String summarizes c in a few lines.
@@ -62,6 +66,9 @@ func (c *Coverage) String() string {
 	f := c.Frames
 	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions",
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
+	if c.Fates != [3]int{} {
+		fmt.Fprintf(&b, "\n  frames given a fate: %d delivered, %d lost, %d doubled", c.Fates[0], c.Fates[1], c.Fates[2])
+	}
 	fmt.Fprintf(&b, "\n  fill calls: %d ended with a value, %d with the source's error", c.Fills[0], c.Fills[1])
 	if c.SlowFills != [2]int{} {
 		fmt.Fprintf(&b, "\n  fills held open: %d stored, %d not (their key changed meanwhile)", c.SlowFills[0], c.SlowFills[1])

@@ -123,7 +123,8 @@
 // [DefaultWeights], favours writes, reads, ticks and deliveries; a weight of
 // 0 leaves an action out, as [Config.Disable] does, and a name that is no
 // action fails the run), [Config.Loss] and [Config.Duplication] lose or
-// double frames as they are delivered, and [Config.Coverage] sums what the
+// double that share of the frames as they are delivered (their fates drawn
+// from a generator the run seeds), and [Config.Coverage] sums what the
 // runs did; [Check] logs it (go test -v), so that a shallow run shows.
 //
 // Every step narrates what it did in rapid's log, after the draws that

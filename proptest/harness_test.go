@@ -187,6 +187,33 @@ func TestWeightsShapeTheRuns(t *testing.T) {
 	t.Log(cov)
 }
 
+// TestLossAndDuplicationAreRates: Config.Loss and Duplication are the
+// shares of the frames delivered by the deliver actions that are lost and
+// doubled. Each fate was drawn from rapid, which biases its draws towards
+// the ends of their ranges: at a Loss of 0.3 most frames were lost, and a
+// Duplication of 0.2 doubled few (found by review).
+func TestLossAndDuplicationAreRates(t *testing.T) {
+	weights := map[string]int{}
+	for _, name := range Actions() {
+		weights[name] = 0
+	}
+	weights["set"], weights["deliver"], weights["tick"] = 3, 3, 1
+	cov := &Coverage{}
+	rapid.Check(t, Property(Config{Weights: weights, Loss: 0.3, Duplication: 0.2, Coverage: cov}))
+	n := cov.Fates[0] + cov.Fates[1] + cov.Fates[2]
+	if n < 400 {
+		t.Fatalf("%d frames given a fate: too few to tell (%v)", n, cov)
+	}
+	// Four standard deviations at 400 frames: a run of this test that
+	// fails on a correct harness is about one in 15,000.
+	for i, want := range map[int]float64{1: 0.3, 2: 0.2} {
+		if got := float64(cov.Fates[i]) / float64(n); got < want-0.09 || got > want+0.09 {
+			t.Errorf("%s %.3f of %d frames, want %.1f: %v", []string{"", "lost", "doubled"}[i], got, n, want, cov)
+		}
+	}
+	t.Log(cov)
+}
+
 // TestStoreAsASpec runs the production store as one data type among
 // others under CheckType.
 func TestStoreAsASpec(t *testing.T) {
