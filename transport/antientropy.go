@@ -70,7 +70,6 @@ type session struct {
 	reasked    map[uint32]int // how often each leaf was asked about again
 	level      int            // the deepest digest level the responder has sent, -1 for none
 	repairs    uint64         // the Repairs sent, which the final one counts (see responder)
-	multi      multiSent      // records of keys of one hash sent (see multiSent)
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -132,8 +131,7 @@ type responder struct {
 	// that comes and is of another key is a collision (see collisions),
 	// and this member's records of that hash go back in a Reject. At most
 	// maxHeldWants: past them, a collision takes one more session.
-	held  map[uint64]struct{}
-	multi multiSent // records of keys of one hash sent (see multiSent)
+	held map[uint64]struct{}
 }
 
 // maxHeldWants bounds responder.held.
@@ -807,7 +805,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 			}
 		}
 		if len(newer) > 0 {
-			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer, &r.multi)
+			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer)
 		}
 	}
 	// Leaves are hash prefixes and ascend, so the wants already do; the
@@ -816,7 +814,6 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	reply.Wants = slices.Compact(reply.Wants)
 	all := reply.Records
 	reply.Records, reply.Truncated = n.cut(all)
-	r.multi.went(reply.Records)
 	if len(reply.Wants) > wire.MaxRecords { // the rest is asked for again in a later step
 		reply.Wants, reply.Truncated = reply.Wants[:wire.MaxRecords], true
 	}
@@ -918,83 +915,18 @@ func versionOf(kv wire.KeyVersion) crdt.Version {
 }
 
 // appendLeafRecords appends the records of leaf whose key hashes are in
-// want, sorted ascending, but those of keys that share a hash that multi
-// says went already in this session (nil: none left out).
-func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64, multi *multiSent) []crdt.Record {
+// want, sorted ascending.
+func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64) []crdt.Record {
 	start := len(dst)
 	dst = n.cfg.Replica.AppendRecords(dst, leaf)
 	kept := dst[:start]
-	hashes := n.hashes[:0]
 	for _, r := range dst[start:] {
-		h := crdt.HashKey(r.Key)
-		if _, ok := slices.BinarySearch(want, h); ok {
+		if _, ok := slices.BinarySearch(want, crdt.HashKey(r.Key)); ok {
 			kept = append(kept, r)
-			hashes = append(hashes, h)
 		}
 	}
-	if multi != nil && len(hashes) > 1 {
-		kept = multi.leaveOutSent(kept, start, hashes)
-	}
-	n.hashes = hashes[:0]
 	clear(dst[len(kept):]) // the records left out hold no values
 	return kept
-}
-
-// multiSent remembers, for one session, the records it sent of keys that
-// share a key hash with another key this member holds. Such records go
-// whole, every record of the hash, whenever the hash is asked for (see
-// compareVersions); cut to MaxRepairBytes, oldest first, the same oldest
-// went at every step that asked again, a later key never went, and the
-// session never completed (found by review). Left out once sent, each
-// step sends the next. At most maxMultiSent are remembered: past that, a
-// later session sends the rest.
-type multiSent struct {
-	sent, gathered map[string]crdt.Timestamp
-}
-
-const maxMultiSent = 4 * wire.MaxRecords
-
-// leaveOutSent drops from recs[start:] (whose key hashes are hashes) the
-// records of hashes held by several of recs' keys that went already, and
-// notes the others as gathered.
-func (m *multiSent) leaveOutSent(recs []crdt.Record, start int, hashes []uint64) []crdt.Record {
-	sorted := slices.Clone(hashes)
-	slices.Sort(sorted)
-	shared := func(h uint64) bool {
-		i, _ := slices.BinarySearch(sorted, h)
-		return i+1 < len(sorted) && sorted[i+1] == h
-	}
-	kept := recs[:start]
-	for i, r := range recs[start:] {
-		if shared(hashes[i]) {
-			if t, ok := m.sent[r.Key]; ok && t == r.Time {
-				continue
-			}
-			if m.gathered == nil {
-				m.gathered = map[string]crdt.Timestamp{}
-			}
-			m.gathered[r.Key] = r.Time
-		}
-		kept = append(kept, r)
-	}
-	return kept
-}
-
-// went notes as sent those of the records gathered that are in recs, what
-// a frame carries once cut.
-func (m *multiSent) went(recs []crdt.Record) {
-	if len(m.gathered) == 0 {
-		return
-	}
-	for i := range recs {
-		if t, ok := m.gathered[recs[i].Key]; ok && t == recs[i].Time && len(m.sent) < maxMultiSent {
-			if m.sent == nil {
-				m.sent = map[string]crdt.Timestamp{}
-			}
-			m.sent[recs[i].Key] = t
-		}
-	}
-	clear(m.gathered)
 }
 
 // cut sorts records by timestamp (then key, so that the order is the same
@@ -1133,8 +1065,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		// initiator applies a Reject's records as any (a release before
 		// this one too). Cut as a Repair is (the rest goes at the next
 		// session, which lists the hashes collided).
-		recs, _ := n.cut(n.recordsOf(collided, &r.multi))
-		r.multi.went(recs)
+		recs, _ := n.cut(n.recordsOf(collided))
 		rejected = append(rejected, recs...)
 	}
 	if len(rejected) == 0 {
@@ -1145,7 +1076,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 
 // recordsOf returns this member's records of the given key hashes,
 // sorted: those of each hash's leaf.
-func (n *Node) recordsOf(hashes []uint64, multi *multiSent) []crdt.Record {
+func (n *Node) recordsOf(hashes []uint64) []crdt.Record {
 	bits := n.cfg.Replica.DigestBits()
 	var recs []crdt.Record
 	for len(hashes) > 0 {
@@ -1154,7 +1085,7 @@ func (n *Node) recordsOf(hashes []uint64, multi *multiSent) []crdt.Record {
 		for k < len(hashes) && crdt.LeafIndex(hashes[k], 0, bits) == leaf {
 			k++
 		}
-		recs = n.appendLeafRecords(recs, leaf, hashes[:k], multi)
+		recs = n.appendLeafRecords(recs, leaf, hashes[:k])
 		hashes = hashes[k:]
 	}
 	return recs
@@ -1193,7 +1124,6 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 	}
 	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
 	recs, truncated := n.cut(all)
-	s.multi.went(recs)
 	if m.Truncated || truncated {
 		if s.reasked == nil {
 			s.reasked = map[uint32]int{}
@@ -1298,7 +1228,7 @@ func (n *Node) wanted(dst []crdt.Record, wants []uint64, asked []uint32) []crdt.
 			k++
 		}
 		if _, ok := slices.BinarySearch(asked, leaf); ok {
-			recs = n.appendLeafRecords(recs, leaf, wants[:k], &n.ae.s.multi)
+			recs = n.appendLeafRecords(recs, leaf, wants[:k])
 		} else {
 			stray = true
 		}

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -61,45 +60,6 @@ func TestCollidingKeysAreRepaired(t *testing.T) {
 						}
 					}
 				}
-			}
-		}
-	}
-}
-
-// TestCollidingKeysPastTheRepairCutAreRepaired: keys of one hash whose
-// records together are over MaxRepairBytes reach a member that lacks one
-// within one session, which completes, whichever side starts it and
-// whichever holds several of them. Every record of such a hash goes when
-// it is asked for; cut oldest first, the same oldest went at every step
-// that asked again, the later key never went, and no session completed
-// (found by review).
-func TestCollidingKeysPastTheRepairCutAreRepaired(t *testing.T) {
-	ka, kb := collidingKeys[0], collidingKeys[1]
-	big := bytes.Repeat([]byte("x"), 600)
-	ra := crdt.Record{Key: ka, Value: big, Time: crdt.Timestamp{Wall: 10, Node: 1}}
-	rb := crdt.Record{Key: kb, Value: big, Time: crdt.Timestamp{Wall: 20, Node: 1}}
-	for _, c := range []struct {
-		name string
-		x, y []crdt.Record
-	}{
-		{"y holds both", []crdt.Record{ra}, []crdt.Record{ra, rb}},
-		{"y holds both, x the later", []crdt.Record{rb}, []crdt.Record{ra, rb}},
-	} {
-		for _, initiator := range []string{"x", "y"} {
-			n := newTestNet(t, 8, Config{MaxRepairBytes: 1000}, "x", "y")
-			for name, recs := range map[string][]crdt.Record{"x": c.x, "y": c.y} {
-				for _, r := range recs {
-					n.reps[name].recs[r.Key] = r
-				}
-			}
-			other := map[string]string{"x": "y", "y": "x"}[initiator]
-			before := n.nodes[initiator].Stats().SessionsCompleted
-			n.pump(initiator, n.nodes[initiator].StartSession(other, n.now.Now()))
-			_, hasA := n.reps["x"].recs[ka]
-			_, hasB := n.reps["x"].recs[kb]
-			if done := n.nodes[initiator].Stats().SessionsCompleted - before; !hasA || !hasB || done != 1 {
-				t.Errorf("%s, %s starts: x holds %q %v, %q %v, after one session (completed %d; %d bytes moved)",
-					c.name, initiator, ka, hasA, kb, hasB, done, n.bytes)
 			}
 		}
 	}

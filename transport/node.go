@@ -180,11 +180,9 @@ type Node struct {
 	stats  Stats
 	buf    []byte        // encoding scratch
 	recs   []crdt.Record // scratch for the records of a repair, empty between uses (see sendRecords)
-	// sortKeys and sorted are sortRecords' scratch, hashes
-	// appendLeafRecords'.
+	// sortKeys and sorted are sortRecords' scratch.
 	sortKeys []byTime
 	sorted   []crdt.Record
-	hashes   []uint64
 	dropped  []crdt.Version // live records forgotten, until Dropped takes them
 	// synced is, per member in the view, when the last exchange with it
 	// completed (either side; on the responder's, not one found in step at
