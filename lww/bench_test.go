@@ -149,3 +149,39 @@ func diffWork(x, y *Map, leaves []uint32) (nodes, versions int) {
 	}
 	return nodes, versions
 }
+
+// BenchmarkDeleteInOneLeaf deletes 16,384 keys, in the order they were
+// written, that share one digest leaf (as a caller choosing keys can make
+// them: package crdt's HashKey), against as many spread over the leaves:
+// the time a delete. Each delete moves its key to a new entry, unlinking
+// the old one from its leaf's list: a walk of the list before long leaves
+// were indexed.
+//
+//	go test -run '^$' -bench DeleteInOneLeaf ./lww
+func BenchmarkDeleteInOneLeaf(b *testing.B) {
+	const n = 16_384
+	alloc := func(key string) (*Entry, string) { return new(Entry), key }
+	for _, shared := range []bool{false, true} {
+		probe := newMap(b, Config{DigestBits: 8})
+		var keys []string
+		for i := 0; len(keys) < n; i++ {
+			if k := benchKey(i); !shared || probe.Leaf(k) == probe.Leaf(benchKey(0)) {
+				keys = append(keys, k)
+			}
+		}
+		b.Run(map[bool]string{false: "spread", true: "one_leaf"}[shared], func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				m := newMap(b, Config{DigestBits: 8, Alloc: alloc})
+				for i, k := range keys {
+					apply(m, crdt.Record{Key: k, Value: benchValue(), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 1}})
+				}
+				b.StartTimer()
+				for i, k := range keys {
+					apply(m, crdt.Record{Key: k, Tombstone: true, Time: crdt.Timestamp{Wall: int64(n + i + 1), Node: 1}})
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delete")
+		})
+	}
+}

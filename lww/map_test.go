@@ -740,3 +740,90 @@ func TestRaisingToNoMarkIsANoOp(t *testing.T) {
 		t.Fatalf("a record at the least wall time: %v, want applied", got)
 	}
 }
+
+// TestLongLeavesStayConsistent: a leaf whose list grows past longLeaf is
+// indexed by predecessor, so that unlinking an entry (a delete or an
+// eviction moving its key to a new entry, a collection) no longer walks
+// the list; through inserts, moves and removals, with and without the
+// index, every leaf's list holds exactly the map's entries of that leaf,
+// the index agrees with the list, and it is dropped once its leaf
+// shrinks. (Without it, a caller that chose keys sharing a leaf, which
+// HashKey's collisions allow with no search, made every delete cost the
+// whole list: found by review.)
+func TestLongLeavesStayConsistent(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 4, Alloc: func(key string) (*Entry, string) { return new(Entry), key }})
+	rng := rand.New(rand.NewPCG(1, 2))
+	const keys = 24_000 // 1,500 a leaf
+	ts := int64(1)
+	write := func(k int, tomb bool) {
+		ts++
+		r := crdt.Record{Key: fmt.Sprint("k", k), Time: crdt.Timestamp{Wall: ts, Node: 1}, Tombstone: tomb}
+		if !tomb {
+			r.Value = []byte("v")
+		}
+		m.Merge(r, false, ts, nil)
+	}
+	check := func(step string) {
+		t.Helper()
+		seen := 0
+		for leaf := range m.heads {
+			prev, indexed := m.long[uint32(leaf)]
+			n := 0
+			var p *Entry
+			for e := m.heads[leaf]; e != nil; e = e.next {
+				if e == removed || m.entries.get(e.key) != e || m.Leaf(e.key) != uint32(leaf) {
+					t.Fatalf("%s: leaf %d lists %q, not the map's entry of it there", step, leaf, e.key)
+				}
+				if q, ok := prev[e]; indexed && (!ok || q != p) {
+					t.Fatalf("%s: leaf %d's index gives %q a predecessor %p, the list %p", step, leaf, e.key, q, p)
+				}
+				p = e
+				n++
+			}
+			if indexed && len(prev) != n {
+				t.Fatalf("%s: leaf %d's index holds %d entries, its list %d", step, leaf, len(prev), n)
+			}
+			if indexed && n < longLeaf/4 {
+				t.Fatalf("%s: leaf %d of %d entries still indexed", step, leaf, n)
+			}
+			seen += n
+		}
+		if seen != m.Records() {
+			t.Fatalf("%s: the leaves list %d entries, the map holds %d", step, seen, m.Records())
+		}
+	}
+	for k := range keys {
+		write(k, false)
+	}
+	check("after the inserts")
+	indexedOnce := false
+	for step := range 60_000 {
+		k := rng.IntN(keys)
+		switch rng.IntN(4) {
+		case 0:
+			write(k, false) // a new value, or back from a tombstone or an eviction: a move
+		case 1:
+			write(k, true) // a delete: a move
+		case 2:
+			m.Evict(fmt.Sprint("k", k)) // a move
+		case 3:
+			m.CollectDead(fmt.Sprint("k", k), ts) // a removal, if dead
+		}
+		indexedOnce = indexedOnce || len(m.long) > 0
+		if step%5_000 == 0 {
+			check(fmt.Sprint("step ", step))
+		}
+	}
+	check("after the changes")
+	if !indexedOnce {
+		t.Fatal("no leaf was ever indexed: the test proves nothing")
+	}
+	for k := range keys { // every key deleted and collected: the leaves empty
+		write(k, true)
+		m.CollectDead(fmt.Sprint("k", k), ts)
+	}
+	check("after every key went")
+	if len(m.long) != 0 || m.Records() != 0 {
+		t.Fatalf("%d leaves still indexed, %d records held", len(m.long), m.Records())
+	}
+}
