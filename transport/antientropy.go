@@ -780,6 +780,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	reply := &wire.Repair{Session: answer(r, m.Step), Records: n.recs}
 	var vs []crdt.Version
 	var mine []wire.KeyVersion
+	roomy := false // records of keys of one hash go (see repairRoom)
 	off := 0
 	for i, leaf := range m.Leaves {
 		if leaf >= leaves {
@@ -806,6 +807,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		}
 		if len(newer) > 0 {
 			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer)
+			roomy = roomy || sendsCollided(newer, mine, theirs)
 		}
 	}
 	// Leaves are hash prefixes and ascend, so the wants already do; the
@@ -813,7 +815,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	slices.Sort(reply.Wants)
 	reply.Wants = slices.Compact(reply.Wants)
 	all := reply.Records
-	reply.Records, reply.Truncated = n.cut(all)
+	reply.Records, reply.Truncated = n.cutAt(all, n.repairRoom(roomy))
 	if len(reply.Wants) > wire.MaxRecords { // the rest is asked for again in a later step
 		reply.Wants, reply.Truncated = reply.Wants[:wire.MaxRecords], true
 	}
@@ -881,6 +883,41 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 	return newer, wants
 }
 
+// sendsCollided reports whether any of the key hashes in newer is listed
+// as collided in mine or in theirs: every record of it goes.
+func sendsCollided(newer []uint64, mine, theirs []wire.KeyVersion) bool {
+	for _, h := range newer {
+		for _, list := range [][]wire.KeyVersion{mine, theirs} {
+			if i, ok := slices.BinarySearchFunc(list, h, byKeyHash); ok && isCollided(list[i]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// collidedRoom is the size at which a repair message that carries the
+// records of keys of one hash is cut, rather than MaxRepairBytes: every
+// record of such a hash goes whenever it is asked about, cut oldest first
+// (records travel by time: lww's rule on collections between repairs), so
+// those past the cut never went, the same oldest going at every ask, and
+// no session completed (found by review). Remembering what went did not
+// survive a retry of a lost reply (found by review: a session completed
+// without the record). Keys of one hash whose records outgrow it are not
+// repaired past it: a caller that chose that many, that large, keys of one
+// hash (see crdt.HashKey) loses them to convergence, and the sessions
+// that meet them end without completing, after maxIdleReplies replies.
+const collidedRoom = 16 << 20
+
+// repairRoom is the size at which a repair message is cut: collidedRoom
+// if it carries records of keys of one hash (roomy), else MaxRepairBytes.
+func (n *Node) repairRoom(roomy bool) int {
+	if roomy {
+		return max(n.cfg.MaxRepairBytes, collidedRoom)
+	}
+	return n.cfg.MaxRepairBytes
+}
+
 // byKeyHash compares a key version with a key hash, for searches of lists
 // sorted by key hash.
 func byKeyHash(kv wire.KeyVersion, h uint64) int { return cmp.Compare(kv.KeyHash, h) }
@@ -933,11 +970,16 @@ func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64) 
 // whatever order they were gathered in) and cuts them at MaxRepairBytes,
 // keeping at least one, and at wire.MaxRecords.
 func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
+	return n.cutAt(recs, n.cfg.MaxRepairBytes)
+}
+
+// cutAt is cut at room bytes.
+func (n *Node) cutAt(recs []crdt.Record, room int) ([]crdt.Record, bool) {
 	recs = n.sortRecords(recs)
 	size := 0
 	for i := range recs {
 		size += wire.RecordSize(&recs[i])
-		if i > 0 && size > n.cfg.MaxRepairBytes || i == wire.MaxRecords {
+		if i > 0 && size > room || i == wire.MaxRecords {
 			return recs[:i], true
 		}
 	}
@@ -1032,11 +1074,28 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		before := n.stats.RecordsApplied
 		rejected := n.applyRepair(m, now)
 		moved := n.stats.RecordsApplied > before || newerThanAsked(asked, m.Records, n.cfg.Replica.DigestBits())
-		if len(collided) > 0 { // this member's records of those hashes go with what the responder wants
+		roomy := len(collided) > 0
+		if roomy { // this member's records of those hashes go with what the responder wants
 			m.Wants = mergeSorted(m.Wants, collided)
 			moved = true
 		}
-		return n.answerRepair(m, a.leaves, rejected, moved, now)
+		for _, h := range m.Wants {
+			if i, ok := slices.BinarySearchFunc(asked.Versions, h, byKeyHash); ok && isCollided(asked.Versions[i]) {
+				roomy = true // every record of it goes
+				break
+			}
+		}
+		if !roomy && len(m.Wants) > 0 {
+			// A hash the responder both sends and asks for is one it
+			// holds several keys of (compareVersions).
+			for i := range m.Records {
+				if _, ok := slices.BinarySearch(m.Wants, crdt.HashKey(m.Records[i].Key)); ok {
+					roomy = true
+					break
+				}
+			}
+		}
+		return n.answerRepair(m, a.leaves, rejected, moved, roomy, now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -1063,9 +1122,9 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if len(collided) > 0 {
 		// This member's records of the hashes where another key came: the
 		// initiator applies a Reject's records as any (a release before
-		// this one too). Cut as a Repair is (the rest goes at the next
-		// session, which lists the hashes collided).
-		recs, _ := n.cut(n.recordsOf(collided))
+		// this one too). Cut as a Repair of such records is (the rest
+		// goes at the next session, which lists the hashes collided).
+		recs, _ := n.cutAt(n.recordsOf(collided), n.repairRoom(true))
 		rejected = append(rejected, recs...)
 	}
 	if len(rejected) == 0 {
@@ -1102,7 +1161,7 @@ func mergeSorted(a, b []uint64) []uint64 {
 // answering those it rejected, then the next steps or the end of the
 // session. The leaves of the answered Versions are asked about again if
 // either side cut its records short.
-func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, moved bool, now int64) []Envelope {
+func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, moved, roomy bool, now int64) []Envelope {
 	s := &n.ae.s
 	// A Repair cut short that moved nothing (no record applied, or newer
 	// than this node said it held when it asked, and none rejected here,
@@ -1123,13 +1182,21 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		s.idle = 0
 	}
 	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
-	recs, truncated := n.cut(all)
+	recs, truncated := n.cutAt(all, n.repairRoom(roomy))
 	if m.Truncated || truncated {
 		if s.reasked == nil {
 			s.reasked = map[uint32]int{}
 		}
+		weight := 1
+		if roomy {
+			// Records of keys of one hash: past collidedRoom the same go
+			// at every ask (see collidedRoom), so such a reply counts as
+			// a quarter of the asks a leaf may take: at most four such
+			// replies a session, not 64 of up to 16 MiB.
+			weight = maxReasks / 4
+		}
 		for _, leaf := range leaves {
-			if s.reasked[leaf]++; s.reasked[leaf] > maxReasks {
+			if s.reasked[leaf] += weight; s.reasked[leaf] > maxReasks {
 				// Ended, not completed (no Final: the responder must not
 				// take this node for holding what it has): what it
 				// wanted, and the answers owed, still go.
@@ -1182,8 +1249,16 @@ func newerThanAsked(asked *wire.Versions, recs []crdt.Record, bits int) bool {
 			continue // not asked about
 		}
 		// By the versions' order, as compareVersions: a tombstone at a
-		// listed value's stamp is newer (found by review).
-		if v, ok := listed[h]; !ok || v.Compare(r.Version()) < 0 {
+		// listed value's stamp is newer (found by review). A hash listed
+		// as collided says nothing of what this member holds (every
+		// record of it is newer than its sentinel): only records applied
+		// count there, or a reply that resends what this member holds
+		// kept the session going until maxReasks (found by review).
+		v, ok := listed[h]
+		if ok && v.Time == collided && !v.Tombstone {
+			continue
+		}
+		if !ok || v.Compare(r.Version()) < 0 {
 			return true
 		}
 	}
