@@ -388,15 +388,13 @@ func TestRestartedFounderIsStillTheCluster(t *testing.T) {
 	}
 }
 
-// TestRestoredMemberDoesNotFound: a member restarted from a snapshot that
-// does not mark it a founder (it had met others) is not made one by a
-// lookup that finds only itself (DNS for a moment, the others' records
-// withdrawn): it was, for good, ready without a sync once the lookup
-// listed the others again out of reach, and its next snapshot said so
-// (found by review).
-func TestRestoredMemberDoesNotFound(t *testing.T) {
-	c, cfg, more := foundedOnDisk(t)
-	path := cfg.SnapshotPath
+// restoredAlone returns pod-0 restarted from the state it had after it
+// founded its cluster and met pod-1, which is gone (its address), once
+// its first lookup has found only itself; its config and its PeerSource's
+// other peers.
+func restoredAlone(t *testing.T) (c *Cache, cfg Config, more *atomic.Pointer[[]string], gone string) {
+	t.Helper()
+	c, cfg, more = foundedOnDisk(t)
 	d := newCache(t, testConfig("pod-1", c.Addr()))
 	peers := []string{d.Addr()}
 	more.Store(&peers)
@@ -404,11 +402,23 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gone := d.Addr()
+	gone = d.Addr()
 	d.Close()
 	more.Store(nil) // the first lookup finds only itself
 	c = founding(t, cfg, more)
 	await.Until(t, 10*time.Second, func() bool { elsewhere, _ := c.repl.SeedsElsewhere(); return !elsewhere }, "never looked up")
+	return c, cfg, more, gone
+}
+
+// TestRestoredMemberDoesNotFound: a member restarted from a snapshot that
+// does not mark it a founder (it had met others) is not made one by a
+// lookup that finds only itself (DNS for a moment, the others' records
+// withdrawn): it was, for good, ready without a sync once the lookup
+// listed the others again out of reach, and its next snapshot said so
+// (found by review).
+func TestRestoredMemberDoesNotFound(t *testing.T) {
+	c, cfg, more, gone := restoredAlone(t)
+	path := cfg.SnapshotPath
 	if s := c.Status(); s.Founder {
 		t.Fatalf("restored from a member's snapshot, a lookup made it a founder: %+v", s)
 	}
@@ -436,18 +446,7 @@ func TestRestoredMemberDoesNotFound(t *testing.T) {
 // it deadlocked such a restart (found by review of a change that did so).
 // Its reads are then those of a member cut off from the others.
 func TestRestoredMemberIsReadyOnALookupOfItself(t *testing.T) {
-	c, cfg, more := foundedOnDisk(t)
-	d := newCache(t, testConfig("pod-1", c.Addr()))
-	peers := []string{d.Addr()}
-	more.Store(&peers)
-	await.Until(t, 10*time.Second, func() bool { s := c.Status(); return !s.Founder && s.Synced }, "never met")
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
-	more.Store(nil) // the first lookup finds only itself
-	c = founding(t, cfg, more)
-	await.Until(t, 10*time.Second, func() bool { elsewhere, _ := c.repl.SeedsElsewhere(); return !elsewhere }, "never looked up")
+	c, _, _, _ := restoredAlone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.WaitSynced(ctx); err != nil {

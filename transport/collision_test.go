@@ -108,43 +108,35 @@ func TestCollidingKeysPastTheRepairCutAreRepaired(t *testing.T) {
 	}
 }
 
-// pumpDropping is pump that drops the frames drop says to (before they are
-// delivered), and, when the queue runs dry while the initiator awaits a
-// reply, moves time to its next retry and ticks it.
+// pumpDropping is pump losing the frames drop says to, and, whenever
+// nothing is in flight while the initiator awaits a reply, moving time to
+// its next retry and ticking it.
 func (n *testNet) pumpDropping(from string, envs []Envelope, initiator string, drop func(from string, e Envelope) bool) {
-	type hop struct {
-		from string
-		e    Envelope
-	}
-	var queue []hop
-	add := func(from string, envs []Envelope) {
-		for _, e := range envs {
-			queue = append(queue, hop{from, e})
-		}
-	}
-	add(from, envs)
+	n.drop = drop
+	defer func() { n.drop = nil }()
 	for range 1000 {
-		if len(queue) == 0 {
-			node := n.nodes[initiator]
-			if !node.ae.active {
-				return
-			}
-			n.now.Set(node.NextDeadline())
-			add(initiator, node.Tick(n.now.Now()))
-			continue
+		n.pump(from, envs)
+		node := n.nodes[initiator]
+		if !node.ae.active {
+			return
 		}
-		h := queue[0]
-		queue = queue[1:]
-		if drop(h.from, h.e) {
-			continue
-		}
-		out, err := n.nodes[h.e.To].Receive(h.from, h.e.Payload, n.now.Now())
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		add(h.e.To, out)
+		n.now.Set(node.NextDeadline())
+		from, envs = initiator, node.Tick(n.now.Now())
 	}
 	n.t.Fatal("no end")
+}
+
+// collidedPair returns two members, x holding one key and y two keys of
+// one hash, written by node 1.
+func collidedPair(t *testing.T) (n *testNet, x *Node, kb string) {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
+	n = newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "x", "y")
+	n.reps["x"].recs[ka] = ra
+	n.reps["y"].recs[ka] = ra
+	n.reps["y"].recs[kb] = rb
+	return n, n.nodes["x"], kb
 }
 
 // TestLostRepairOfCollidedRecordsIsRepaired: the responder's Repair
@@ -155,14 +147,7 @@ func (n *testNet) pumpDropping(from string, envs []Envelope, initiator string, d
 // responder that remembered what it had sent left them out of the retry's
 // answer: found by review.)
 func TestLostRepairOfCollidedRecordsIsRepaired(t *testing.T) {
-	ka, kb := collidingKeys[0], collidingKeys[1]
-	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
-	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
-	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "x", "y")
-	n.reps["x"].recs[ka] = ra
-	n.reps["y"].recs[ka] = ra
-	n.reps["y"].recs[kb] = rb
-	x := n.nodes["x"]
+	n, x, kb := collidedPair(t)
 	dropped := false
 	n.pumpDropping("x", x.StartSession("y", n.now.Now()), "x", func(from string, e Envelope) bool {
 		if from == "y" && e.Kind == wire.KindRepair && !dropped {
@@ -187,14 +172,7 @@ func TestLostRepairOfCollidedRecordsIsRepaired(t *testing.T) {
 // step, is dropped as stray (found by review, against a responder that
 // left them out of the retry's answer).
 func TestOvertakenRepairOfCollidedRecordsIsRepaired(t *testing.T) {
-	ka, kb := collidingKeys[0], collidingKeys[1]
-	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
-	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
-	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "x", "y")
-	n.reps["x"].recs[ka] = ra
-	n.reps["y"].recs[ka] = ra
-	n.reps["y"].recs[kb] = rb
-	x := n.nodes["x"]
+	n, x, kb := collidedPair(t)
 	var held []Envelope
 	n.pumpDropping("x", x.StartSession("y", n.now.Now()), "x", func(from string, e Envelope) bool {
 		if from == "y" && e.Kind == wire.KindRepair && held == nil {

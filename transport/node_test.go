@@ -115,6 +115,8 @@ type testNet struct {
 	nodes map[string]*Node
 	reps  map[string]*memReplica
 	bytes int
+	// drop, if set, says which frames pump loses instead of delivering.
+	drop func(from string, e Envelope) bool
 }
 
 func newTestNet(t *testing.T, bits int, cfg Config, names ...string) *testNet {
@@ -153,6 +155,9 @@ func (n *testNet) pumpEach(from string, envs []Envelope, see func(from string, e
 	for len(queue) > 0 {
 		h := queue[0]
 		queue = queue[1:]
+		if n.drop != nil && n.drop(h.from, h.e) {
+			continue
+		}
 		if see != nil {
 			add(see(h.from, h.e))
 		}
