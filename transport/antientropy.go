@@ -906,7 +906,8 @@ func sendsCollided(newer []uint64, mine, theirs []wire.KeyVersion) bool {
 // without the record). Keys of one hash whose records outgrow it are not
 // repaired past it: a caller that chose that many, that large, keys of one
 // hash (see crdt.HashKey) loses them to convergence, and the sessions
-// that meet them end without completing, after maxIdleReplies replies.
+// that meet them end without completing at the fifth ask of their leaf
+// (see answerRepair).
 const collidedRoom = 16 << 20
 
 // repairRoom is the size at which a repair message is cut: collidedRoom
@@ -1191,8 +1192,8 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		if roomy {
 			// Records of keys of one hash: past collidedRoom the same go
 			// at every ask (see collidedRoom), so such a reply counts as
-			// a quarter of the asks a leaf may take: at most four such
-			// replies a session, not 64 of up to 16 MiB.
+			// a quarter of the asks a leaf may take: the fifth ends the
+			// session, not the 65th, each of up to 16 MiB.
 			weight = maxReasks / 4
 		}
 		for _, leaf := range leaves {
