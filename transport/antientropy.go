@@ -780,7 +780,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	reply := &wire.Repair{Session: answer(r, m.Step), Records: n.recs}
 	var vs []crdt.Version
 	var mine []wire.KeyVersion
-	roomy := false // records of keys of one hash go (see repairRoom)
+	var hot []uint64 // hashes whose every record goes: keys of one hash (see repairRoom)
 	off := 0
 	for i, leaf := range m.Leaves {
 		if leaf >= leaves {
@@ -807,7 +807,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		}
 		if len(newer) > 0 {
 			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer)
-			roomy = roomy || sendsCollided(newer, mine, theirs)
+			hot = appendCollided(hot, newer, mine, theirs)
 		}
 	}
 	// Leaves are hash prefixes and ascend, so the wants already do; the
@@ -815,7 +815,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	slices.Sort(reply.Wants)
 	reply.Wants = slices.Compact(reply.Wants)
 	all := reply.Records
-	reply.Records, reply.Truncated = n.cutAt(all, n.repairRoom(roomy))
+	reply.Records, reply.Truncated = n.cutAt(all, n.repairRoom(all, hot))
 	if len(reply.Wants) > wire.MaxRecords { // the rest is asked for again in a later step
 		reply.Wants, reply.Truncated = reply.Wants[:wire.MaxRecords], true
 	}
@@ -883,17 +883,18 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 	return newer, wants
 }
 
-// sendsCollided reports whether any of the key hashes in newer is listed
-// as collided in mine or in theirs: every record of it goes.
-func sendsCollided(newer []uint64, mine, theirs []wire.KeyVersion) bool {
+// appendCollided appends the key hashes of newer listed as collided in
+// mine or in theirs (every record of such a hash goes), in order.
+func appendCollided(dst, newer []uint64, mine, theirs []wire.KeyVersion) []uint64 {
 	for _, h := range newer {
 		for _, list := range [][]wire.KeyVersion{mine, theirs} {
 			if i, ok := slices.BinarySearchFunc(list, h, byKeyHash); ok && isCollided(list[i]) {
-				return true
+				dst = append(dst, h)
+				break
 			}
 		}
 	}
-	return false
+	return dst
 }
 
 // collidedRoom is the size at which a repair message that carries the
@@ -910,13 +911,33 @@ func sendsCollided(newer []uint64, mine, theirs []wire.KeyVersion) bool {
 // (see answerRepair).
 const collidedRoom = 16 << 20
 
-// repairRoom is the size at which a repair message is cut: collidedRoom
-// if it carries records of keys of one hash (roomy), else MaxRepairBytes.
-func (n *Node) repairRoom(roomy bool) int {
-	if roomy {
-		return max(n.cfg.MaxRepairBytes, collidedRoom)
+// repairRoom is the size at which a repair message of recs is cut:
+// MaxRepairBytes and the bytes of the records of the key hashes in hot
+// (sorted: hashes of keys of one hash, whose every record goes), up to
+// collidedRoom and what a frame holds. The room is only for those
+// records (one hash of colliding keys, or a peer's listing forged to say
+// so, lifted the cut of a whole reply: found by review), and never past
+// the codec's frame (a reply over it failed to encode at every retry:
+// found by review).
+func (n *Node) repairRoom(recs []crdt.Record, hot []uint64) int {
+	room := n.cfg.MaxRepairBytes
+	if len(hot) == 0 {
+		return room
 	}
-	return n.cfg.MaxRepairBytes
+	extra := 0
+	for i := range recs {
+		if _, ok := slices.BinarySearch(hot, crdt.HashKey(recs[i].Key)); ok {
+			extra += wire.RecordSize(&recs[i])
+		}
+	}
+	frame := n.codec.Limits().MaxFrame - 8*wire.MaxRecords - n.cfg.Headroom - 64<<10 // the wants, the header
+	return max(room, min(room+extra, collidedRoom, frame))
+}
+
+// hotLeaf reports whether leaf holds any of the key hashes in hot.
+func (n *Node) hotLeaf(leaf uint32, hot []uint64) bool {
+	bits := n.cfg.Replica.DigestBits()
+	return slices.ContainsFunc(hot, func(h uint64) bool { return crdt.LeafIndex(h, 0, bits) == leaf })
 }
 
 // byKeyHash compares a key version with a key hash, for searches of lists
@@ -1075,28 +1096,29 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		before := n.stats.RecordsApplied
 		rejected := n.applyRepair(m, now)
 		moved := n.stats.RecordsApplied > before || newerThanAsked(asked, m.Records, n.cfg.Replica.DigestBits())
-		roomy := len(collided) > 0
-		if roomy { // this member's records of those hashes go with what the responder wants
+		hot := collided        // hashes whose every record goes (see repairRoom)
+		if len(collided) > 0 { // this member's records of those hashes go with what the responder wants
 			m.Wants = mergeSorted(m.Wants, collided)
 			moved = true
 		}
 		for _, h := range m.Wants {
 			if i, ok := slices.BinarySearchFunc(asked.Versions, h, byKeyHash); ok && isCollided(asked.Versions[i]) {
-				roomy = true // every record of it goes
-				break
+				hot = append(hot, h) // listed as collided here
 			}
 		}
-		if !roomy && len(m.Wants) > 0 {
+		if len(m.Wants) > 0 {
 			// A hash the responder both sends and asks for is one it
 			// holds several keys of (compareVersions).
 			for i := range m.Records {
-				if _, ok := slices.BinarySearch(m.Wants, crdt.HashKey(m.Records[i].Key)); ok {
-					roomy = true
-					break
+				if h := crdt.HashKey(m.Records[i].Key); !slices.Contains(hot, h) {
+					if _, ok := slices.BinarySearch(m.Wants, h); ok {
+						hot = append(hot, h)
+					}
 				}
 			}
 		}
-		return n.answerRepair(m, a.leaves, rejected, moved, roomy, now)
+		slices.Sort(hot)
+		return n.answerRepair(m, a.leaves, rejected, moved, slices.Compact(hot), now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -1125,7 +1147,8 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		// initiator applies a Reject's records as any (a release before
 		// this one too). Cut as a Repair of such records is (the rest
 		// goes at the next session, which lists the hashes collided).
-		recs, _ := n.cutAt(n.recordsOf(collided), n.repairRoom(true))
+		recs := n.recordsOf(collided)
+		recs, _ = n.cutAt(recs, n.repairRoom(recs, collided))
 		rejected = append(rejected, recs...)
 	}
 	if len(rejected) == 0 {
@@ -1162,7 +1185,7 @@ func mergeSorted(a, b []uint64) []uint64 {
 // answering those it rejected, then the next steps or the end of the
 // session. The leaves of the answered Versions are asked about again if
 // either side cut its records short.
-func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, moved, roomy bool, now int64) []Envelope {
+func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, moved bool, hot []uint64, now int64) []Envelope {
 	s := &n.ae.s
 	// A Repair cut short that moved nothing (no record applied, or newer
 	// than this node said it held when it asked, and none rejected here,
@@ -1183,20 +1206,24 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		s.idle = 0
 	}
 	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
-	recs, truncated := n.cutAt(all, n.repairRoom(roomy))
+	recs, truncated := n.cutAt(all, n.repairRoom(all, hot))
 	if m.Truncated || truncated {
 		if s.reasked == nil {
 			s.reasked = map[uint32]int{}
 		}
-		weight := 1
-		if roomy {
-			// Records of keys of one hash: past collidedRoom the same go
-			// at every ask (see collidedRoom), so such a reply counts as
-			// a quarter of the asks a leaf may take: the fifth ends the
-			// session, not the 65th, each of up to 16 MiB.
-			weight = maxReasks / 4
-		}
 		for _, leaf := range leaves {
+			weight := 1
+			if !moved && n.hotLeaf(leaf, hot) {
+				// Records of keys of one hash, and nothing moved: past
+				// their room the same go at every ask (see collidedRoom),
+				// so such a leaf's ask counts as a quarter of the asks it
+				// may take: the fifth ends the session, not the 65th,
+				// each of up to 16 MiB. While records move (a catch-up
+				// in the same chunk), and for other leaves, it counts
+				// one (counted so at every re-ask of its chunk, a hot
+				// leaf ended catch-ups: found by review).
+				weight = maxReasks / 4
+			}
 			if s.reasked[leaf] += weight; s.reasked[leaf] > maxReasks {
 				// Ended, not completed (no Final: the responder must not
 				// take this node for holding what it has): what it

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -213,5 +214,78 @@ func TestCollidedRecordsPastTheirRoomEndTheSession(t *testing.T) {
 	}
 	if max := 8 * collidedRoom; n.bytes > max {
 		t.Fatalf("the session moved %d bytes, over %d", n.bytes, max)
+	}
+}
+
+// catchingUpBeside returns x holding both colliding keys and y one of
+// them and n records of 1 KiB elsewhere that x lacks (a catch-up).
+func catchingUpBeside(t *testing.T, cfg Config, n int) *testNet {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
+	net := newTestNet(t, 8, cfg, "x", "y")
+	net.reps["x"].recs[ka] = ra
+	net.reps["x"].recs[kb] = rb
+	net.reps["y"].recs[ka] = ra
+	val := bytes.Repeat([]byte("v"), 1024)
+	for i := range n {
+		k := fmt.Sprintf("k%06d", i)
+		net.reps["y"].recs[k] = crdt.Record{Key: k, Value: val, Time: crdt.Timestamp{Wall: int64(100 + i), Node: 2}}
+	}
+	return net
+}
+
+// TestCollidedRoomIsForTheirRecordsAlone: the room a repair gets for the
+// records of keys of one hash is theirs: the other records of the reply
+// are cut at MaxRepairBytes. One such hash in a chunk lifted the cut of
+// the whole reply to 16 MiB, every other leaf's records included (a
+// caller writing two colliding keys, or a member forging a collided
+// listing of any hash the responder holds: found by review).
+func TestCollidedRoomIsForTheirRecordsAlone(t *testing.T) {
+	const room = 16 << 10
+	net := catchingUpBeside(t, Config{MaxRepairBytes: room, SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 400)
+	codec := wire.NewCodec(wire.Limits{})
+	worst := 0
+	net.pumpEach("x", net.nodes["x"].StartSession("y", net.now.Now()), func(from string, e Envelope) (string, []Envelope) {
+		if from != "y" || e.Kind != wire.KindRepair {
+			return "", nil
+		}
+		m, err := codec.Decode(e.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 0
+		for i := range m.(*wire.Repair).Records {
+			r := &m.(*wire.Repair).Records[i]
+			if crdt.HashKey(r.Key) != crdt.HashKey(collidingKeys[0]) {
+				size += wire.RecordSize(r)
+			}
+		}
+		worst = max(worst, size)
+		return "", nil
+	})
+	if worst > room+2048 {
+		t.Fatalf("a Repair carried %d bytes of records of non-colliding keys, MaxRepairBytes %d", worst, room)
+	}
+}
+
+// TestCollidedRoomFitsTheFrame: the room for the records of keys of one
+// hash stays within the codec's MaxFrame (Config.Limits, gossip's
+// Protocol.Limits): a reply over it failed to encode at every retry, and
+// no session completed, though every record fits a frame and
+// MaxRepairBytes is under it (found by review).
+func TestCollidedRoomFitsTheFrame(t *testing.T) {
+	net := catchingUpBeside(t, Config{MaxRepairBytes: 16 << 10, Limits: wire.Limits{MaxFrame: 256 << 10},
+		SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 600)
+	x, y := net.nodes["x"], net.nodes["y"]
+	for range 3 {
+		net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
+		if x.Stats().SessionsCompleted > 0 {
+			break
+		}
+	}
+	if e := y.Stats().EncodeErrors; e > 0 || x.Stats().SessionsCompleted == 0 {
+		t.Fatalf("y failed to encode %d replies; x completed %d sessions, holds %d of 602 records",
+			e, x.Stats().SessionsCompleted, len(net.reps["x"].recs))
 	}
 }

@@ -73,10 +73,11 @@
 // key it lacks, at a hash it held, sends its own records of that hash
 // back in the same session (the initiator with its next Repair, the
 // responder in a Reject). Listed as one of the keys, the other was never
-// repaired. A repair that carries such records is cut at 16 MiB, not
-// MaxRepairBytes (each ask sends them all again); keys of one hash whose
-// records outgrow that are not repaired past it, and a session that meets
-// them ends without completing after a few such replies.
+// repaired. A repair that carries such records gets room for them beyond
+// MaxRepairBytes (each ask sends them all again), up to 16 MiB and what a
+// frame holds; keys of one hash whose records outgrow that are not
+// repaired past it, and a session that meets them, moving nothing else,
+// ends without completing after a few such replies.
 //
 // To a Versions that holds no versions for a leaf (the initiator holds
 // nothing there) the responder answers with all its records of the leaf,
