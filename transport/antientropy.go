@@ -126,11 +126,14 @@ type responder struct {
 	// roster would take this member for holding records it lacks (found by
 	// review: a tombstone collected early rejected a live write).
 	repairs, owed int64
-	// held are the key hashes this member asked for while it held a key
-	// of the hash (the initiator's version of it newer): a record of one
-	// that comes and is of another key is a collision (see collisions),
-	// and this member's records of that hash go back in a Reject. At most
-	// maxHeldWants: past them, a collision takes one more session.
+	// held are the key hashes this member asked for, in wants that went,
+	// while it held a key of the hash (the initiator's version of it
+	// newer), until a record of the hash comes: a record of another key is
+	// a collision (see collisions), and this member's records of that hash
+	// go back in a Reject. Held for every want before the wants' cut, the
+	// set filled up on a member far behind, a later collision went unseen,
+	// and the session completed without the record (found by review). At
+	// most maxHeldWants.
 	held map[uint64]struct{}
 }
 
@@ -781,6 +784,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	var vs []crdt.Version
 	var mine []wire.KeyVersion
 	var hot []uint64 // hashes whose every record goes: keys of one hash (see repairRoom)
+	var heldCand []uint64
 	off := 0
 	for i, leaf := range m.Leaves {
 		if leaf >= leaves {
@@ -798,11 +802,8 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		newer, wants := compareVersions(mine, theirs)
 		reply.Wants = append(reply.Wants, wants...)
 		for _, h := range wants {
-			if _, ok := slices.BinarySearchFunc(mine, h, byKeyHash); ok && len(r.held) < maxHeldWants {
-				if r.held == nil {
-					r.held = map[uint64]struct{}{}
-				}
-				r.held[h] = struct{}{}
+			if _, ok := slices.BinarySearchFunc(mine, h, byKeyHash); ok {
+				heldCand = append(heldCand, h)
 			}
 		}
 		if len(newer) > 0 {
@@ -814,10 +815,22 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 	// codec requires it, so make sure.
 	slices.Sort(reply.Wants)
 	reply.Wants = slices.Compact(reply.Wants)
+	cutWants := len(reply.Wants) > wire.MaxRecords
+	if cutWants { // the rest is asked for again in a later step
+		reply.Wants = reply.Wants[:wire.MaxRecords]
+	}
 	all := reply.Records
-	reply.Records, reply.Truncated = n.cutAt(all, n.repairRoom(all, hot))
-	if len(reply.Wants) > wire.MaxRecords { // the rest is asked for again in a later step
-		reply.Wants, reply.Truncated = reply.Wants[:wire.MaxRecords], true
+	reply.Records, reply.Truncated = n.cutAt(all, n.repairRoom(all, hot, len(reply.Wants)))
+	reply.Truncated = reply.Truncated || cutWants
+	// Only the wants that go are held: the rest are asked for again.
+	for _, h := range heldCand {
+		if len(reply.Wants) > 0 && h > reply.Wants[len(reply.Wants)-1] || len(r.held) >= maxHeldWants {
+			break
+		}
+		if r.held == nil {
+			r.held = map[uint64]struct{}{}
+		}
+		r.held[h] = struct{}{}
 	}
 	n.stats.RepairRecordsSent += uint64(len(reply.Records))
 	return n.sendRecords(nil, reply, all, from)
@@ -911,7 +924,8 @@ func appendCollided(dst, newer []uint64, mine, theirs []wire.KeyVersion) []uint6
 // (see answerRepair).
 const collidedRoom = 16 << 20
 
-// repairRoom is the size at which a repair message of recs is cut:
+// repairRoom is the size at which a repair message of recs (and wants
+// key hashes) is cut:
 // MaxRepairBytes and the bytes of the records of the key hashes in hot
 // (sorted: hashes of keys of one hash, whose every record goes), up to
 // collidedRoom and what a frame holds. The room is only for those
@@ -919,8 +933,13 @@ const collidedRoom = 16 << 20
 // so, lifted the cut of a whole reply: found by review), and never past
 // the codec's frame (a reply over it failed to encode at every retry:
 // found by review).
-func (n *Node) repairRoom(recs []crdt.Record, hot []uint64) int {
-	room := n.cfg.MaxRepairBytes
+func (n *Node) repairRoom(recs []crdt.Record, hot []uint64, wants int) int {
+	// Never past the frame, whatever MaxRepairBytes says: a MaxFrame set
+	// below it (gossip's Protocol.Limits) made every larger reply fail to
+	// encode at every retry (found by review). Each of the message's
+	// wants takes up to 9 bytes, its header a few dozen.
+	frame := max(n.codec.Limits().MaxFrame-9*wants-n.cfg.Headroom-512, 1)
+	room := min(n.cfg.MaxRepairBytes, frame)
 	if len(hot) == 0 {
 		return room
 	}
@@ -930,14 +949,14 @@ func (n *Node) repairRoom(recs []crdt.Record, hot []uint64) int {
 			extra += wire.RecordSize(&recs[i])
 		}
 	}
-	frame := n.codec.Limits().MaxFrame - 8*wire.MaxRecords - n.cfg.Headroom - 64<<10 // the wants, the header
 	return max(room, min(room+extra, collidedRoom, frame))
 }
 
 // hotLeaf reports whether leaf holds any of the key hashes in hot.
 func (n *Node) hotLeaf(leaf uint32, hot []uint64) bool {
 	bits := n.cfg.Replica.DigestBits()
-	return slices.ContainsFunc(hot, func(h uint64) bool { return crdt.LeafIndex(h, 0, bits) == leaf })
+	_, ok := slices.BinarySearchFunc(hot, leaf, func(h uint64, l uint32) int { return cmp.Compare(crdt.LeafIndex(h, 0, bits), l) })
+	return ok
 }
 
 // byKeyHash compares a key version with a key hash, for searches of lists
@@ -988,14 +1007,9 @@ func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64) 
 	return kept
 }
 
-// cut sorts records by timestamp (then key, so that the order is the same
-// whatever order they were gathered in) and cuts them at MaxRepairBytes,
-// keeping at least one, and at wire.MaxRecords.
-func (n *Node) cut(recs []crdt.Record) ([]crdt.Record, bool) {
-	return n.cutAt(recs, n.cfg.MaxRepairBytes)
-}
-
-// cutAt is cut at room bytes.
+// cutAt sorts records by timestamp (then key, so that the order is the
+// same whatever order they were gathered in) and cuts them at room bytes
+// (see repairRoom), keeping at least one, and at wire.MaxRecords.
 func (n *Node) cutAt(recs []crdt.Record, room int) ([]crdt.Record, bool) {
 	recs = n.sortRecords(recs)
 	size := 0
@@ -1110,10 +1124,9 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			// A hash the responder both sends and asks for is one it
 			// holds several keys of (compareVersions).
 			for i := range m.Records {
-				if h := crdt.HashKey(m.Records[i].Key); !slices.Contains(hot, h) {
-					if _, ok := slices.BinarySearch(m.Wants, h); ok {
-						hot = append(hot, h)
-					}
+				h := crdt.HashKey(m.Records[i].Key)
+				if _, ok := slices.BinarySearch(m.Wants, h); ok {
+					hot = append(hot, h)
 				}
 			}
 		}
@@ -1127,6 +1140,9 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	var collided []uint64
 	if len(r.held) > 0 {
 		collided = n.collisions(m.Records, func(h uint64) bool { _, ok := r.held[h]; return ok })
+	}
+	for i := range m.Records { // answered
+		delete(r.held, crdt.HashKey(m.Records[i].Key))
 	}
 	rejected := n.applyRepair(m, now)
 	switch {
@@ -1148,7 +1164,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		// this one too). Cut as a Repair of such records is (the rest
 		// goes at the next session, which lists the hashes collided).
 		recs := n.recordsOf(collided)
-		recs, _ = n.cutAt(recs, n.repairRoom(recs, collided))
+		recs, _ = n.cutAt(recs, n.repairRoom(recs, collided, 0))
 		rejected = append(rejected, recs...)
 	}
 	if len(rejected) == 0 {
@@ -1206,14 +1222,19 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		s.idle = 0
 	}
 	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
-	recs, truncated := n.cutAt(all, n.repairRoom(all, hot))
+	recs, truncated := n.cutAt(all, n.repairRoom(all, hot, 1)) // the final Repair's count
 	if m.Truncated || truncated {
 		if s.reasked == nil {
 			s.reasked = map[uint32]int{}
 		}
+		// Records this node sends of other hashes move the responder on.
+		sends := slices.ContainsFunc(recs, func(r crdt.Record) bool {
+			_, ok := slices.BinarySearch(hot, crdt.HashKey(r.Key))
+			return !ok
+		})
 		for _, leaf := range leaves {
 			weight := 1
-			if !moved && n.hotLeaf(leaf, hot) {
+			if !moved && !sends && n.hotLeaf(leaf, hot) {
 				// Records of keys of one hash, and nothing moved: past
 				// their room the same go at every ask (see collidedRoom),
 				// so such a leaf's ask counts as a quarter of the asks it

@@ -289,3 +289,97 @@ func TestCollidedRoomFitsTheFrame(t *testing.T) {
 			e, x.Stats().SessionsCompleted, len(net.reps["x"].recs))
 	}
 }
+
+// aheadBeside returns x holding both colliding keys and n records of 1 KiB
+// that y lacks, y holding one of the colliding keys: the responder y is
+// the one catching up (a restarted member with old state, x its peer).
+func aheadBeside(t *testing.T, cfg Config, n int, collide bool) *testNet {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
+	net := newTestNet(t, 8, cfg, "x", "y")
+	net.reps["x"].recs[ka] = ra
+	net.reps["y"].recs[ka] = ra
+	if collide {
+		net.reps["x"].recs[kb] = rb
+	}
+	val := bytes.Repeat([]byte("v"), 1024)
+	for i := range n {
+		k := fmt.Sprintf("k%06d", i)
+		net.reps["x"].recs[k] = crdt.Record{Key: k, Value: val, Time: crdt.Timestamp{Wall: int64(100 + i), Node: 2}}
+	}
+	return net
+}
+
+// TestResponderCatchUpBesideCollidedKeysCompletes: a session completes
+// in which the responder catches up on the initiator's records in a
+// chunk beside a leaf of keys of one hash that the initiator holds: the
+// initiator applies nothing, and its asks of that leaf weighed a quarter
+// though its replies moved the responder on, so the session ended at the
+// fifth (found by review).
+func TestResponderCatchUpBesideCollidedKeysCompletes(t *testing.T) {
+	for _, collide := range []bool{false, true} {
+		cfg := Config{MaxRepairBytes: 16 << 10, SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}
+		net := aheadBeside(t, cfg, 400, collide)
+		x := net.nodes["x"]
+		net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
+		s := x.Stats()
+		if s.SessionsCompleted != 1 || len(net.reps["y"].recs) != len(net.reps["x"].recs) {
+			t.Errorf("collide %v: x completed %d sessions, ended %d; y holds %d of %d records",
+				collide, s.SessionsCompleted, s.SessionsTimedOut, len(net.reps["y"].recs), len(net.reps["x"].recs))
+		}
+	}
+}
+
+// TestCollisionBehindManyWantsIsSeen: a responder far behind (old
+// versions of more keys than it may hold wants for) still sees a key of
+// another at a hash it held, and sends its own back, so the session does
+// not complete without it. It held every want before the wants' cut, the
+// set filled with the first ones, the collision went unseen, and the
+// session completed lacking the key, no frame lost (found by review).
+func TestCollisionBehindManyWantsIsSeen(t *testing.T) {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	const bits = 8
+	hleaf := crdt.LeafIndex(crdt.HashKey(ka), 0, bits)
+	if hleaf < 16 {
+		t.Skipf("the colliding keys' leaf %d is too low for this setup", hleaf)
+	}
+	net := newTestNet(t, bits, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "x", "y")
+	net.reps["y"].recs[ka] = crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 2}}
+	net.reps["x"].recs[kb] = crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 30, Node: 1}}
+	for i, n := 0, 0; n < maxHeldWants+1000; i++ {
+		k := fmt.Sprintf("o%07d", i)
+		if crdt.LeafIndex(crdt.HashKey(k), 0, bits) >= hleaf {
+			continue
+		}
+		n++
+		net.reps["y"].recs[k] = crdt.Record{Key: k, Value: []byte("o"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
+		net.reps["x"].recs[k] = crdt.Record{Key: k, Value: []byte("n"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
+	}
+	x := net.nodes["x"]
+	net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
+	_, hasA := net.reps["x"].recs[ka]
+	if s := x.Stats(); s.SessionsCompleted == 1 && !hasA {
+		t.Fatalf("x completed the session (synced at %d) lacking %q, which y holds", net.reps["x"].synced, ka)
+	}
+}
+
+// TestRepairFitsAFrameSmallerThanMaxRepairBytes: a repair is cut to what
+// the codec's frame holds when MaxFrame is set below MaxRepairBytes
+// (gossip's Protocol.Limits): every larger reply failed to encode at
+// every retry (found by review).
+func TestRepairFitsAFrameSmallerThanMaxRepairBytes(t *testing.T) {
+	net := catchingUpBeside(t, Config{Limits: wire.Limits{MaxFrame: 1 << 20},
+		SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 2000)
+	x, y := net.nodes["x"], net.nodes["y"]
+	for range 3 {
+		net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
+		if x.Stats().SessionsCompleted > 0 {
+			break
+		}
+	}
+	if e := y.Stats().EncodeErrors; e > 0 || x.Stats().SessionsCompleted == 0 {
+		t.Fatalf("y failed to encode %d replies; x completed %d sessions, holds %d of 2002 records",
+			e, x.Stats().SessionsCompleted, len(net.reps["x"].recs))
+	}
+}
