@@ -217,23 +217,28 @@ func TestCollidedRecordsPastTheirRoomEndTheSession(t *testing.T) {
 	}
 }
 
-// catchingUpBeside returns x holding both colliding keys and y one of
-// them and n records of 1 KiB elsewhere that x lacks (a catch-up).
-func catchingUpBeside(t *testing.T, cfg Config, n int) *testNet {
+// beside returns x and y, x holding both colliding keys (with collide,
+// else one of them) and y one of them, and behind (x or y) lacking n
+// records of 1 KiB that the other holds (a catch-up).
+func beside(t *testing.T, cfg Config, n int, collide bool, behind string) *testNet {
 	ka, kb := collidingKeys[0], collidingKeys[1]
-	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
-	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
 	net := newTestNet(t, 8, cfg, "x", "y")
-	net.reps["x"].recs[ka] = ra
-	net.reps["x"].recs[kb] = rb
-	net.reps["y"].recs[ka] = ra
+	net.reps["x"].recs[ka] = crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	net.reps["y"].recs[ka] = net.reps["x"].recs[ka]
+	if collide {
+		net.reps["x"].recs[kb] = crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
+	}
+	ahead := map[string]string{"x": "y", "y": "x"}[behind]
 	val := bytes.Repeat([]byte("v"), 1024)
 	for i := range n {
 		k := fmt.Sprintf("k%06d", i)
-		net.reps["y"].recs[k] = crdt.Record{Key: k, Value: val, Time: crdt.Timestamp{Wall: int64(100 + i), Node: 2}}
+		net.reps[ahead].recs[k] = crdt.Record{Key: k, Value: val, Time: crdt.Timestamp{Wall: int64(100 + i), Node: 2}}
 	}
 	return net
 }
+
+// catchingUpBeside is beside with the collision, x catching up.
+func catchingUpBeside(t *testing.T, cfg Config, n int) *testNet { return beside(t, cfg, n, true, "x") }
 
 // TestCollidedRoomIsForTheirRecordsAlone: the room a repair gets for the
 // records of keys of one hash is theirs: the other records of the reply
@@ -277,38 +282,7 @@ func TestCollidedRoomIsForTheirRecordsAlone(t *testing.T) {
 func TestCollidedRoomFitsTheFrame(t *testing.T) {
 	net := catchingUpBeside(t, Config{MaxRepairBytes: 16 << 10, Limits: wire.Limits{MaxFrame: 256 << 10},
 		SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 600)
-	x, y := net.nodes["x"], net.nodes["y"]
-	for range 3 {
-		net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
-		if x.Stats().SessionsCompleted > 0 {
-			break
-		}
-	}
-	if e := y.Stats().EncodeErrors; e > 0 || x.Stats().SessionsCompleted == 0 {
-		t.Fatalf("y failed to encode %d replies; x completed %d sessions, holds %d of 602 records",
-			e, x.Stats().SessionsCompleted, len(net.reps["x"].recs))
-	}
-}
-
-// aheadBeside returns x holding both colliding keys and n records of 1 KiB
-// that y lacks, y holding one of the colliding keys: the responder y is
-// the one catching up (a restarted member with old state, x its peer).
-func aheadBeside(t *testing.T, cfg Config, n int, collide bool) *testNet {
-	ka, kb := collidingKeys[0], collidingKeys[1]
-	ra := crdt.Record{Key: ka, Value: []byte("A"), Time: crdt.Timestamp{Wall: 10, Node: 1}}
-	rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 1}}
-	net := newTestNet(t, 8, cfg, "x", "y")
-	net.reps["x"].recs[ka] = ra
-	net.reps["y"].recs[ka] = ra
-	if collide {
-		net.reps["x"].recs[kb] = rb
-	}
-	val := bytes.Repeat([]byte("v"), 1024)
-	for i := range n {
-		k := fmt.Sprintf("k%06d", i)
-		net.reps["x"].recs[k] = crdt.Record{Key: k, Value: val, Time: crdt.Timestamp{Wall: int64(100 + i), Node: 2}}
-	}
-	return net
+	catchesUpFitting(t, net, 602)
 }
 
 // TestResponderCatchUpBesideCollidedKeysCompletes: a session completes
@@ -320,7 +294,7 @@ func aheadBeside(t *testing.T, cfg Config, n int, collide bool) *testNet {
 func TestResponderCatchUpBesideCollidedKeysCompletes(t *testing.T) {
 	for _, collide := range []bool{false, true} {
 		cfg := Config{MaxRepairBytes: 16 << 10, SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}
-		net := aheadBeside(t, cfg, 400, collide)
+		net := beside(t, cfg, 400, collide, "y")
 		x := net.nodes["x"]
 		net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
 		s := x.Stats()
@@ -364,13 +338,10 @@ func TestCollisionBehindManyWantsIsSeen(t *testing.T) {
 	}
 }
 
-// TestRepairFitsAFrameSmallerThanMaxRepairBytes: a repair is cut to what
-// the codec's frame holds when MaxFrame is set below MaxRepairBytes
-// (gossip's Protocol.Limits): every larger reply failed to encode at
-// every retry (found by review).
-func TestRepairFitsAFrameSmallerThanMaxRepairBytes(t *testing.T) {
-	net := catchingUpBeside(t, Config{Limits: wire.Limits{MaxFrame: 1 << 20},
-		SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 2000)
+// catchesUpFitting fails t unless x, catching up on y (total records),
+// completes one of three sessions, and y encodes every reply.
+func catchesUpFitting(t *testing.T, net *testNet, total int) {
+	t.Helper()
 	x, y := net.nodes["x"], net.nodes["y"]
 	for range 3 {
 		net.pumpDropping("x", x.StartSession("y", net.now.Now()), "x", func(string, Envelope) bool { return false })
@@ -379,7 +350,17 @@ func TestRepairFitsAFrameSmallerThanMaxRepairBytes(t *testing.T) {
 		}
 	}
 	if e := y.Stats().EncodeErrors; e > 0 || x.Stats().SessionsCompleted == 0 {
-		t.Fatalf("y failed to encode %d replies; x completed %d sessions, holds %d of 2002 records",
-			e, x.Stats().SessionsCompleted, len(net.reps["x"].recs))
+		t.Fatalf("y failed to encode %d replies; x completed %d sessions, holds %d of %d records",
+			e, x.Stats().SessionsCompleted, len(net.reps["x"].recs), total)
 	}
+}
+
+// TestRepairFitsAFrameSmallerThanMaxRepairBytes: a repair is cut to what
+// the codec's frame holds when MaxFrame is set below MaxRepairBytes
+// (gossip's Protocol.Limits): every larger reply failed to encode at
+// every retry (found by review).
+func TestRepairFitsAFrameSmallerThanMaxRepairBytes(t *testing.T) {
+	net := catchingUpBeside(t, Config{Limits: wire.Limits{MaxFrame: 1 << 20},
+		SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 2000)
+	catchesUpFitting(t, net, 2002)
 }
