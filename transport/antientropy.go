@@ -1141,7 +1141,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if len(r.held) > 0 {
 		collided = n.collisions(m.Records, func(h uint64) bool { _, ok := r.held[h]; return ok })
 	}
-	for i := range m.Records { // answered
+	for i := 0; len(r.held) > 0 && i < len(m.Records); i++ { // answered (nothing held: no hashing)
 		delete(r.held, crdt.HashKey(m.Records[i].Key))
 	}
 	rejected := n.applyRepair(m, now)
