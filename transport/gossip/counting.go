@@ -265,10 +265,10 @@ func (c *countingTransport) DialAddressTimeout(a memberlist.Address, timeout tim
 }
 
 // wrap counts a stream just dialed and gives it a deadline, timeout (the
-// TCPTimeout) from now. memberlist times only the dial of the streams that
-// carry user messages (SendReliable), so without it a peer that stops
-// reading would hold the sender forever; memberlist's own exchanges set
-// their deadlines over this one.
+// TCPTimeout) from now. The streams that carry bcache's frames
+// (reliable.go) have no other deadline, as memberlist's SendReliable set
+// none, so without it a peer that stops reading would hold the sender
+// forever; memberlist's own exchanges set their deadlines over this one.
 func (c *countingTransport) wrap(conn net.Conn, err error, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return nil, err

@@ -26,11 +26,13 @@
 // completion on the responder's side, not a stalled TCP connection; see
 // fragment.go); a larger one (a batch of big values, a
 // far-behind member's repair, a value of up to the decoder's limit, a
-// call's request or answer) goes over a stream (SendReliable). Each peer with such frames waiting has a sender
+// call's request or answer) goes over a stream of its own, written as
+// memberlist's SendReliable writes one, without its copies (reliable.go),
+// and read by the peer's memberlist. Each peer with such frames waiting has a sender
 // goroutine of its own, which writes them in order, one stream at a time,
 // and ends once they are sent: a peer that stops reading holds up only its
 // own frames. Every stream gets a deadline of TCPTimeout from its dial
-// (memberlist sets none on SendReliable's), and Close cuts the streams
+// (memberlist sets none on the streams it dials for user messages), and Close cuts the streams
 // still open. The frames waiting for a stream are bounded in bytes: 16 MiB
 // per peer (a single larger frame is taken when nothing is queued for that
 // peer) and 64 MiB in all, a frame broadcast to several peers counting

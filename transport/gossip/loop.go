@@ -230,7 +230,7 @@ func (r *Replicator) sendStream(peer string, frame []byte) error {
 		r.counters.noRoute.Add(1)
 		return fmt.Errorf("%w: %q", ErrNoPeer, peer)
 	}
-	if err := r.ml.SendReliable(to, frame); err != nil {
+	if err := r.sendReliable(to, frame); err != nil {
 		r.counters.sendErrors.Add(1)
 		r.log.Debug().Err(err).Str("peer", peer).Int("bytes", len(frame)).Msg("stream send failed")
 		return err

@@ -57,6 +57,9 @@ type Replicator struct {
 	// out, set before memberlist starts when the member runs the default
 	// UDP transport, builds and sends bcache's datagrams (see direct.go).
 	out *directOut
+	// reliable, set before memberlist starts, writes the frames that go
+	// over streams (see reliable.go).
+	reliable *sealer
 
 	writes  *writeQueue
 	streams *streamQueue
@@ -228,6 +231,7 @@ func (r *Replicator) startMemberlist() error {
 	if nt != nil {
 		r.out = &directOut{seal: sealer{label: []byte(mc.Label), keyring: mc.Keyring}, t: nt}
 	}
+	r.reliable = &sealer{label: []byte(mc.Label), keyring: mc.Keyring}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		ct.Shutdown()
