@@ -97,10 +97,13 @@ type Cache struct {
 	closeErr error // what Close returns, set once by the first call
 	done     chan struct{}
 	// life ends at Close (end): the fills running then are cancelled.
-	life  context.Context
-	end   context.CancelFunc
-	wg    sync.WaitGroup
-	stats counters
+	life context.Context
+	end  context.CancelFunc
+	// fillGate is held (read) by a fill from its check of life to its
+	// filler's start, and passed by Close after end: see fill.
+	fillGate sync.RWMutex
+	wg       sync.WaitGroup
+	stats    counters
 }
 
 // New starts a member: it listens on BindAddr, joins Peers in the
@@ -286,14 +289,16 @@ func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record
 }
 
 // Delete removes key on every member: its tombstone beats every older
-// write, also on members that never held the key or evicted it.
+// write, also on members that never held the key or evicted it. A key
+// over MaxKeySize is refused (ErrKeyTooLarge) unless this member holds a
+// record of it, which a peer with a larger MaxKeySize wrote.
 func (c *Cache) Delete(key string) error {
 	_, err := c.del(key)
 	return err
 }
 
 func (c *Cache) del(key string) (crdt.Record, error) {
-	if err := c.check("delete", key, 0, 0); err != nil {
+	if err := c.check("delete", key, 0, 0); err != nil && !c.deletable(key, err) {
 		return crdt.Record{}, err
 	}
 	return c.write("delete", crdt.Record{Key: key, Time: c.clock.Now(), Tombstone: true})
@@ -302,7 +307,7 @@ func (c *Cache) del(key string) (crdt.Record, error) {
 func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
 	switch {
 	case c.closed.Load():
-		return fmt.Errorf("bcache: %s: %w", op, ErrClosed)
+		return fmt.Errorf("bcache: %s %q: %w", op, clip(key), ErrClosed)
 	case ttl < 0:
 		return fmt.Errorf("bcache: %s %q: %w (%v)", op, clip(key), ErrInvalidTTL, ttl)
 	case len(key) > c.cfg.MaxKeySize:
@@ -313,6 +318,33 @@ func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {
 		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, clip(key), ErrValueTooLarge, valueLen, c.cfg.MaxValueSize)
 	}
 	return nil
+}
+
+// checkRead is check for a read of key: MaxKeySize bounds the keys this
+// member writes, and a peer with a larger one may have written a longer
+// key, which Get serves; only a key over the protocol's limit, which no
+// member can have written, is refused.
+func (c *Cache) checkRead(op, key string) error {
+	switch {
+	case c.closed.Load():
+		return fmt.Errorf("bcache: %s %q: %w", op, clip(key), ErrClosed)
+	case len(key) > DefaultMaxKeySize:
+		return fmt.Errorf("bcache: %s %q: %w (%d bytes, limit %d)", op, clip(key), ErrKeyTooLarge, len(key), DefaultMaxKeySize)
+	}
+	return nil
+}
+
+// deletable says a delete that check refused with err may go all the
+// same: its key is over MaxKeySize alone, and this member holds a record
+// of it (a peer with a larger MaxKeySize wrote it), so the tombstone adds
+// no key that was not here (a key a peer wrote could be read and not
+// deleted: found by review).
+func (c *Cache) deletable(key string, err error) bool {
+	if !errors.Is(err, ErrKeyTooLarge) || len(key) > DefaultMaxKeySize {
+		return false
+	}
+	_, held := c.store.Lookup(key)
+	return held
 }
 
 // checkFill is check for a fill of key: also a key that, alone, is over
@@ -355,7 +387,7 @@ func (c *Cache) writeIf(op string, rec crdt.Record, fill *store.FillWatch) (crdt
 		rec, wrote, err = c.store.WriteIfUnchanged(rec, *fill)
 	}
 	if err != nil {
-		return rec, false, fmt.Errorf("bcache: %s: %w", op, ErrClosed)
+		return rec, false, fmt.Errorf("bcache: %s %q: %w", op, clip(rec.Key), ErrClosed)
 	}
 	if !wrote {
 		return rec, false, nil
@@ -456,6 +488,8 @@ func (c *Cache) Close() error {
 		// couple of probe intervals (found by review).
 		close(c.done)
 		c.end()
+		c.fillGate.Lock() // the fills past their check have started their fillers
+		c.fillGate.Unlock()
 		err = c.repl.Close()
 		c.wg.Wait()
 		c.feed.closeAll()

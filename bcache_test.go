@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -78,6 +79,13 @@ func TestNewValidates(t *testing.T) {
 		{"negative horizon", Config{BindAddr: "127.0.0.1:0", TombstoneHorizon: -time.Second}},
 		{"key of 10 bytes", Config{BindAddr: "127.0.0.1:0", SecretKey: make([]byte, 10)}},
 		{"huge values", Config{BindAddr: "127.0.0.1:0", MaxValueSize: 1 << 30}},
+		// A bare number is nanoseconds: a core's worth of CPU, or every
+		// fill failing (found by review).
+		{"GCInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", GCInterval: 1}},
+		{"AntiEntropyInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", AntiEntropyInterval: 1}},
+		{"FillTimeout of 1 ns", Config{BindAddr: "127.0.0.1:0", FillTimeout: 1}},
+		{"SnapshotInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", SnapshotPath: filepath.Join(os.TempDir(), "bcache-never-written.snap"), SnapshotInterval: 1}},
+		{"ProbeInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", Timings: Timings{ProbeInterval: 1}}},
 		{"drift beyond the horizon", Config{BindAddr: "127.0.0.1:0", MaxClockDrift: time.Hour, TombstoneHorizon: time.Minute}},
 		{"bad bind address", Config{BindAddr: "nowhere"}},
 		{"snapshot in no directory", Config{BindAddr: "127.0.0.1:0", SnapshotPath: "/nonexistent/dir/cache.snap"}},
@@ -614,5 +622,40 @@ func TestMaxKeysPastTheLimitIsTheLimit(t *testing.T) {
 	}
 	if _, ok := c.Get("k"); !ok {
 		t.Fatal("a value written is not held")
+	}
+}
+
+// TestErrorsNameTheCallAndTheKey: the errors of a closed Cache name the
+// call and its key, and are ErrClosed whatever else is wrong with the
+// call; a context's error that a call returns is wrapped likewise (some
+// were bare, some left out the key, and a call without a filler on a
+// closed Cache said ErrNilFiller: found by review).
+func TestErrorsNameTheCallAndTheKey(t *testing.T) {
+	a := newCache(t, testConfig("a"))
+	tok, err := a.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newCache(t, testConfig("b", "127.0.0.1:1")) // a peer that is never there
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := b.GetAfter(ctx, "k", tok); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), `bcache: get after "k": `) {
+		t.Errorf("GetAfter with its context ended: %v", err)
+	}
+	if err := b.WaitSynced(ctx); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "bcache: wait synced: ") {
+		t.Errorf("WaitSynced with its context ended: %v", err)
+	}
+	b.Close()
+	calls := map[string]error{
+		"set":             b.Set("k", nil, 0),
+		"delete":          b.Delete("k"),
+		"get with filler": func() error { _, err := b.GetWithFiller(context.Background(), "k", nil, 0); return err }(),
+		"get or fill":     func() error { _, err := b.GetOrFill(context.Background(), "k"); return err }(),
+		"get after":       func() error { _, _, err := b.GetAfter(context.Background(), "k", tok); return err }(),
+	}
+	for op, err := range calls {
+		if want := fmt.Sprintf("bcache: %s %q: ", op, "k"); !errors.Is(err, ErrClosed) || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s on a closed Cache: %v, want ErrClosed, named %q", op, err, want)
+		}
 	}
 }

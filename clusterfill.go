@@ -41,17 +41,20 @@ var ErrFillTimeout = errors.New("fill timed out")
 // matches it); the fill goes on for the others. The returned slice is
 // shared: do not modify it.
 func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
-	if c.cfg.Filler == nil {
-		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)
-	}
 	if err := c.checkFill("get or fill", key, c.cfg.FillTTL); err != nil {
 		return nil, err
+	}
+	if c.cfg.Filler == nil {
+		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)
 	}
 	if v, ok := c.Get(key); ok {
 		return v, nil
 	}
 	if err := ctx.Err(); err != nil { // no one to fill for
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), err)
+	}
+	if c.filling(ctx, key) {
+		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
 	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key) })
 	select {

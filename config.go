@@ -127,7 +127,9 @@ type Config struct {
 	Clock func() time.Time
 
 	// MaxKeySize and MaxValueSize bound the keys and values this member
-	// writes, in bytes. Defaults: 64 KiB (also the most) and 1 MiB;
+	// writes, in bytes (reads, GetAfter too, take any key a peer may have
+	// written, up to 64 KiB; Delete takes such a key when this member
+	// holds a record of it). Defaults: 64 KiB (also the most) and 1 MiB;
 	// MaxValueSize at most 16 MiB, and at most MaxBytes (its default
 	// below 1 MiB). Members may disagree: a value received
 	// over this member's MaxValueSize is kept as its version without the
@@ -323,6 +325,12 @@ func followLinks(path string) (string, error) {
 	return "", fmt.Errorf("%q: too many levels of symbolic links", path)
 }
 
+// minDuration is the least duration a Config field takes (FlushInterval
+// aside): one of a few nanoseconds, an untyped number meant as seconds,
+// made a member collect, compare digests or sync without pause, a core's
+// worth of CPU, or fail every fill (found by review).
+const minDuration = gossip.MinDuration
+
 func configError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
 }
@@ -382,9 +390,15 @@ func (c *Config) fill() error {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+		if *d.v < minDuration && d.name != "FlushInterval" { // a FlushInterval of 1 ns is one of none
+			return configError(d.name, "%v, want 0 (the default) or at least %v (a bare number is nanoseconds)", *d.v, minDuration)
+		}
 	}
 	if c.SnapshotInterval == 0 {
 		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.SnapshotInterval > 0 && c.SnapshotInterval < minDuration {
+		return configError("SnapshotInterval", "%v, want 0 (the default), negative (none) or at least %v (a bare number is nanoseconds)", c.SnapshotInterval, minDuration)
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:

@@ -9,7 +9,9 @@ import (
 
 // Errors returned by the Cache, wrapped once with "bcache:", the
 // operation's name and its key where there is one (`bcache: set "k": key
-// too large (70000 bytes, limit 65536)`); test them with errors.Is.
+// too large (70000 bytes, limit 65536)`; a fill's errors, which every
+// caller waiting for it shares, name the operation "fill"), as is a
+// context's error a call returns; test them with errors.Is.
 var (
 	// ErrClosed is returned by every call on a closed Cache.
 	ErrClosed = errors.New("cache closed")
@@ -51,6 +53,12 @@ var (
 	// is applied here and sent to the peers, but a crash of this member
 	// may lose it.
 	ErrNotDurable = errors.New("write not durable")
+	// ErrFillCycle is returned by GetWithFiller and GetOrFill called
+	// with a filler's context (or one derived from it) for the key that
+	// filler, or a fill it runs within, is filling: the call would wait
+	// for itself until FillTimeout. A filler that drops its context does
+	// wait so.
+	ErrFillCycle = errors.New("a filler asked for the key it is filling")
 	// ErrFillerPanic wraps a panic raised by a Filler.
 	ErrFillerPanic = errors.New("filler panicked")
 	// ErrOwnerFill is returned by GetOrFill when the key's owner, asked

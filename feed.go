@@ -35,6 +35,8 @@ const (
 	CauseDrop
 	// CauseOverflow: the subscriber fell behind and changes were missed
 	// between the one before and the one after; re-read what matters.
+	// Its Key is the first missed change's; changes to any other key may
+	// have been missed too.
 	CauseOverflow
 )
 

@@ -41,17 +41,20 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // ctx.Err() (errors.Is matches it); the fill goes on for the others. The
 // returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
-	if fill == nil {
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrNilFiller)
-	}
 	if err := c.checkFill("get with filler", key, ttl); err != nil {
 		return nil, err
+	}
+	if fill == nil {
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrNilFiller)
 	}
 	if v, ok := c.Get(key); ok {
 		return v, nil
 	}
 	if err := ctx.Err(); err != nil { // no one to fill for (the filler ran: found by review)
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), err)
+	}
+	if c.filling(ctx, key) {
+		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrFillCycle)
 	}
 	ch := c.fills.DoChan(key, func() (any, error) {
 		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
@@ -104,7 +107,13 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		v   []byte
 		err error
 	}
-	if c.life.Err() != nil { // Close returned, or is under way: no filler runs after it (found by review)
+	// No filler starts once Close has returned: the check and the
+	// filler's start hold the gate, which Close passes once it has
+	// cancelled the fills (a fill past the check when Close ran started
+	// its filler after Close returned: found by review).
+	c.fillGate.RLock()
+	if c.life.Err() != nil { // Close returned, or is under way
+		c.fillGate.RUnlock()
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	}
 	// What is applied to the key from now on, and the stamp of the
@@ -114,8 +123,10 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	watch := c.store.WatchFill(key)
 	defer c.store.EndFill(watch)
 	since := c.clock.Now()
-	done := make(chan result, 1)
+	ctx = context.WithValue(ctx, fillingKey{}, &fillingOf{c: c, key: key, outer: outerFill(ctx)})
+	done, started := make(chan result, 1), make(chan struct{})
 	go func() {
+		close(started)
 		var r result
 		returned := false
 		defer func() {
@@ -132,6 +143,8 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		r.v, r.err = fill(ctx, key)
 		returned = true
 	}()
+	<-started
+	c.fillGate.RUnlock()
 	var r result
 	select {
 	case r = <-done:
@@ -165,6 +178,34 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		return held, nil
 	}
 	return crdt.Record{Key: key, Value: rec.Value}, nil // no version: see serveCall
+}
+
+// fillingKey is the key of a filler's context's fillingOf.
+type fillingKey struct{}
+
+// fillingOf is a fill under way, in its filler's context: its Cache and
+// key, and the fill whose filler asked for this one, if any.
+type fillingOf struct {
+	c     *Cache
+	key   string
+	outer *fillingOf
+}
+
+func outerFill(ctx context.Context) *fillingOf {
+	f, _ := ctx.Value(fillingKey{}).(*fillingOf)
+	return f
+}
+
+// filling says ctx is a filler's (or derived from one) whose fill, or a
+// fill it runs within, is of key on c: a fill of key asked for with it
+// would wait for itself, until FillTimeout (found by review).
+func (c *Cache) filling(ctx context.Context, key string) bool {
+	for f := outerFill(ctx); f != nil; f = f.outer {
+		if f.c == c && f.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // backstop is how long a caller waits for a fill bounded by d: twice d,

@@ -525,3 +525,69 @@ func TestKeyOverMaxBytesRunsNoFiller(t *testing.T) {
 		t.Fatalf("a key with room for the value: %q, %v", v, err)
 	}
 }
+
+// TestFillerAskingForItsOwnKeyFailsAtOnce: a filler that asks, with its
+// context, for the key it is filling (itself, or through the fill of
+// another key) gets ErrFillCycle at once; the fill it runs in goes on. It
+// waited for itself until FillTimeout, and its caller got ErrFillTimeout
+// (found by review).
+func TestFillerAskingForItsOwnKeyFailsAtOnce(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.FillTimeout = 2 * time.Second
+	var inner []error
+	var mu sync.Mutex
+	note := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		inner = append(inner, err)
+	}
+	var c *Cache
+	cfg.Filler = func(ctx context.Context, key string) ([]byte, error) {
+		_, err := c.GetOrFill(ctx, key)
+		note(err)
+		return []byte("owned"), nil
+	}
+	c = newCache(t, cfg)
+	var fill Filler
+	fill = func(ctx context.Context, key string) ([]byte, error) {
+		switch key {
+		case "self":
+			_, err := c.GetWithFiller(ctx, key, fill, 0)
+			note(err)
+		case "a": // a asks for b, whose filler asks for a
+			v, err := c.GetWithFiller(ctx, "b", fill, 0)
+			if err != nil {
+				return nil, err
+			}
+			return append([]byte("a:"), v...), nil
+		case "b":
+			_, err := c.GetWithFiller(ctx, "a", fill, 0)
+			note(err)
+		}
+		return []byte(key), nil
+	}
+	for _, tc := range []struct{ key, want string }{{"self", "self"}, {"a", "a:b"}} {
+		v, err := c.GetWithFiller(context.Background(), tc.key, fill, 0)
+		if err != nil || string(v) != tc.want {
+			t.Fatalf("GetWithFiller(%q) = %q, %v; want %q", tc.key, v, err, tc.want)
+		}
+	}
+	if v, err := c.GetOrFill(context.Background(), "owned"); err != nil || string(v) != "owned" {
+		t.Fatalf("GetOrFill = %q, %v", v, err)
+	}
+	if len(inner) != 3 {
+		t.Fatalf("%d inner calls, want 3", len(inner))
+	}
+	for _, err := range inner {
+		if !errors.Is(err, ErrFillCycle) {
+			t.Fatalf("a filler's call for its own key: %v, want ErrFillCycle", err)
+		}
+	}
+	// Another key, asked for with a filler's context, is no cycle.
+	v, err := c.GetWithFiller(context.Background(), "outer", func(ctx context.Context, key string) ([]byte, error) {
+		return c.GetWithFiller(ctx, "other", func(context.Context, string) ([]byte, error) { return []byte("o"), nil }, 0)
+	}, 0)
+	if err != nil || string(v) != "o" {
+		t.Fatalf("a fill within a fill of another key: %q, %v", v, err)
+	}
+}

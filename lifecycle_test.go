@@ -5,7 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,4 +128,60 @@ func TestNoFillerStartsAfterClose(t *testing.T) {
 		t.Fatal("the filler ran after Close had returned")
 	case <-time.After(500 * time.Millisecond):
 	}
+}
+
+// calledFromFill says the caller's caller runs within (*Cache).fill.
+func calledFromFill() bool {
+	pc := make([]uintptr, 16)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(3, pc)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "bcache.(*Cache).fill") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// TestNoFillerStartsAfterCloseReturned: a Close that runs between a
+// fill's check of Close and its filler's start returns only once the
+// filler has started (the filler started after Close had returned: found
+// by review). The Cache's clock, which the fill reads in between, starts
+// the Close there and waits a while for it to return.
+func TestNoFillerStartsAfterCloseReturned(t *testing.T) {
+	var c *Cache
+	var armed atomic.Bool
+	var once sync.Once
+	closed := make(chan struct{})
+	cfg := testConfig("solo")
+	cfg.Clock = func() time.Time {
+		if armed.Load() && calledFromFill() {
+			once.Do(func() {
+				go func() { c.Close(); close(closed) }()
+				select { // Close must not return before the filler starts: give it the time to
+				case <-closed:
+				case <-time.After(300 * time.Millisecond):
+				}
+			})
+		}
+		return time.Now()
+	}
+	c = mustNew(t, cfg)
+	afterClose := make(chan bool, 1)
+	armed.Store(true)
+	c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		select {
+		case <-closed:
+			afterClose <- true
+		default:
+			afterClose <- false
+		}
+		return []byte("v"), nil
+	}, 0)
+	if <-afterClose {
+		t.Fatal("the filler started after Close had returned")
+	}
+	<-closed
 }

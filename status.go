@@ -170,7 +170,7 @@ func (c *Cache) WaitSynced(ctx context.Context) error {
 			return nil
 		case <-changed: // looked up again: ask again
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("bcache: wait synced: %w", ctx.Err())
 		case <-c.done:
 			return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
 		}

@@ -127,19 +127,21 @@ func tokenOf(rec crdt.Record, err error) Token {
 // with a peer at once, rather than waiting for the next interval (both
 // again, twice as late each time, up to the anti-entropy interval; a
 // member hurries exchanges at most every quarter interval); it returns
-// ctx's error when ctx ends
-// first, never older data. On the member that took the write it answers
+// an error wrapping ctx's error when ctx ends first, never older data. On the member that took the write it answers
 // at once. Once the write is dead and collected here (a delete, an
 // expired value), or was refused as older than what this member has
 // collected, it answers a miss at once. The token must come from
 // SetWithToken or DeleteWithToken for the same key; one naming a write
 // further ahead of this member's clock than MaxClockDrift is refused
-// (ErrBadToken), as no member can have made it. A key over MaxKeySize is
-// refused (ErrKeyTooLarge), as every other method refuses it: it was
-// taken, and sent to every peer at each pull for as long as the caller
-// waited (found by review).
+// (ErrBadToken), as no member can have made it. A key over 64 KiB
+// (DefaultMaxKeySize, the protocol's limit) is refused (ErrKeyTooLarge),
+// as no member can have written it: it was taken, and sent to every peer
+// at each pull for as long as the caller waited (found by review). One
+// over this member's MaxKeySize alone is read, as Get reads it: a peer
+// with a larger MaxKeySize may have written it (it was refused: found by
+// review).
 func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, bool, error) {
-	if err := c.check("get after", key, 0, 0); err != nil {
+	if err := c.checkRead("get after", key); err != nil {
 		return nil, false, err
 	}
 	want, err := token.parse(key)
@@ -171,7 +173,7 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	defer pull.Stop()
 	for {
 		if c.closed.Load() {
-			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
+			return nil, false, fmt.Errorf("bcache: get after %q: %w", clip(key), ErrClosed)
 		}
 		if v, ok, done := c.reached(key, want); done {
 			return v, ok, nil
@@ -193,10 +195,10 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 			pull.Reset(pullTimer(wait))
 		case <-ctx.Done():
 			c.feed.cancel(key, changed)
-			return nil, false, ctx.Err()
+			return nil, false, fmt.Errorf("bcache: get after %q: %w", clip(key), ctx.Err())
 		case <-c.done:
 			c.feed.cancel(key, changed)
-			return nil, false, fmt.Errorf("bcache: get after: %w", ErrClosed)
+			return nil, false, fmt.Errorf("bcache: get after %q: %w", clip(key), ErrClosed)
 		}
 	}
 }

@@ -556,3 +556,38 @@ func TestGetAfterPullsWhileTheKeyChanges(t *testing.T) {
 		t.Fatalf("a read with a token while the key changed every 5 ms: found %v, %v, holding %q at %v; want a version at least the token's, %v", ok, err, rec.Value, rec.Time, want)
 	}
 }
+
+// TestPeersLongKeyIsReadAndDeleted: a key over this member's MaxKeySize,
+// written by a peer with a larger one, is read by GetAfter as by Get, and
+// deleted by Delete, as the member holds it; a key over it that the
+// member does not hold is refused by Delete, and one over the protocol's
+// limit by GetAfter (GetAfter and Delete refused the peer's key: found by
+// review).
+func TestPeersLongKeyIsReadAndDeleted(t *testing.T) {
+	cs := cluster(t, 2, func(i int, c *Config) {
+		if i == 1 {
+			c.MaxKeySize = 100
+		}
+	})
+	a, b := cs[0], cs[1]
+	key := strings.Repeat("k", 200)
+	tok, err := a.SetWithToken(key, []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if v, ok, err := b.GetAfter(ctx, key, tok); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("GetAfter of a peer's long key: %q, %v, %v", v, ok, err)
+	}
+	if err := b.Delete(strings.Repeat("x", 200)); !errors.Is(err, ErrKeyTooLarge) {
+		t.Fatalf("Delete of a long key not held: %v, want ErrKeyTooLarge", err)
+	}
+	if err := b.Delete(key); err != nil {
+		t.Fatalf("Delete of a peer's long key held here: %v", err)
+	}
+	waitValue(t, key, nil, a, b)
+	if _, _, err := b.GetAfter(ctx, strings.Repeat("k", DefaultMaxKeySize+1), tok); !errors.Is(err, ErrKeyTooLarge) {
+		t.Fatalf("GetAfter of a key over the protocol's limit: %v, want ErrKeyTooLarge", err)
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/metrics"
 )
 
@@ -45,7 +48,11 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		put(w, r, c, maxValue, bodies, fail)
 	})
 	waits := make(chan struct{}, maxTokenWaits)
-	maxKey := c.Config().MaxKeySize
+	// A read takes any key a member may have written: the Cache's
+	// MaxKeySize bounds its own writes, and a peer with a larger one may
+	// have written a longer key, which the Cache serves (it was 414 here:
+	// found by review).
+	maxKey := bcache.DefaultMaxKeySize
 	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
 		v, ok, err := read(w, r, c, maxKey, waits)
 		if err != nil {
@@ -311,18 +318,31 @@ func (r *budgeted) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// durationSyntax matches what time.ParseDuration takes, whatever its
+// size.
+var durationSyntax = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
 // errTooMany is a request past a bound of the server's: 429.
 var errTooMany = errors.New("too many requests")
 
 // parseTTL parses the ttl query parameter, a Go duration such as 10s; ""
 // and zero ("0", "0s") mean no expiry. A negative ttl is refused, and so
 // is one that rounds to zero (0.1ns): the Cache would read it as no
-// expiry.
+// expiry. One past the longest duration (about 292 years) is the
+// longest, which the Cache takes as no expiry, as it takes any ttl whose
+// expiry falls past 2262 (it was refused as not a duration: found by
+// review).
 func parseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(s)
+	if err != nil && durationSyntax.MatchString(s) { // a duration, past the longest
+		if s[0] == '-' {
+			return 0, fmt.Errorf("bad ttl %q: negative", s)
+		}
+		return math.MaxInt64, nil
+	}
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("bad ttl %q: want a duration such as 10s or 1m30s", s)
@@ -361,6 +381,15 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// versionString is a change's version in the watch stream: the wall time
+// in UTC to the nanosecond, the logical counter and the writing member's
+// incarnation, each of fixed width, so that two versions of a key compare
+// as their strings do (crdt.Timestamp's String, for logs, gave the time
+// of day alone: found by review).
+func versionString(t crdt.Timestamp) string {
+	return fmt.Sprintf("%s+%010d@%016x", time.Unix(0, t.Wall).UTC().Format("2006-01-02T15:04:05.000000000Z"), t.Logical, uint64(t.Node))
 }
 
 // change is the JSON form of a bcache.Change in the watch stream.
@@ -461,7 +490,7 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 				// bound, megabytes) cut clients that read slowly but
 				// kept reading (found by review).
 				_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
-				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: ch.Version.String(),
+				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: versionString(ch.Version),
 					Value: ch.Value, Superseded: ch.Superseded}
 				if !utf8.ValidString(ch.Key) {
 					out.KeyBase64 = []byte(ch.Key)

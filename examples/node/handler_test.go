@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bcache-go/bcache"
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 )
 
@@ -128,6 +129,11 @@ func TestPutTTL(t *testing.T) {
 		{name: "not a duration", ttl: "abc", want: http.StatusBadRequest},
 		{name: "no unit", ttl: "10", want: http.StatusBadRequest},
 		{name: "trailing space", ttl: "1h%20", want: http.StatusBadRequest},
+		// Past the longest duration: the longest, no expiry (it was 400,
+		// "want a duration": found by review).
+		{name: "past the longest duration", ttl: "9999999h", want: http.StatusNoContent},
+		{name: "past the longest, in parts", ttl: "2562047h48m", want: http.StatusNoContent},
+		{name: "negative past the longest", ttl: "-9999999h", want: http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -544,18 +550,21 @@ func TestWatchPlacesOfClientsGoneAreFreed(t *testing.T) {
 	}, "%d places of clients gone not freed", maxWatches-len(held))
 }
 
-// TestOverlongKeyIsTooLongForEveryRead: a key over the cache's MaxKeySize
+// TestOverlongKeyIsTooLongForEveryRead: a key over the protocol's limit
 // is 414 on a GET, with a token or without, as on a PUT (without a token
-// it was 404, a miss: found by review).
+// it was 404, a miss: found by review); one over the cache's MaxKeySize
+// alone is read, as the Cache reads it: a peer may have written it (it
+// was 414: found by review).
 func TestOverlongKeyIsTooLongForEveryRead(t *testing.T) {
 	c := newCache(t, bcache.Config{MaxKeySize: 4})
 	base := startServer(t, c, 1024)
-	expect(t, "GET", base+"/v1/keys/abcde", "", http.StatusRequestURITooLong)
+	long := "/v1/keys/" + strings.Repeat("k", bcache.DefaultMaxKeySize+1)
+	expect(t, "GET", base+long, "", http.StatusRequestURITooLong)
 	tok, err := c.SetWithToken("abcd", []byte("v"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", base+"/v1/keys/abcde", nil)
+	req, _ := http.NewRequest("GET", base+long, nil)
 	req.Header.Set(tokenHeader, string(tok))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -565,6 +574,8 @@ func TestOverlongKeyIsTooLongForEveryRead(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestURITooLong {
 		t.Fatalf("with a token: %d, want 414", resp.StatusCode)
 	}
+	expect(t, "GET", base+"/v1/keys/abcde", "", http.StatusNotFound)
+	expect(t, "PUT", base+"/v1/keys/abcde", "v", http.StatusRequestURITooLong)
 	expect(t, "GET", base+"/v1/keys/abcd", "", http.StatusOK)
 }
 
@@ -593,4 +604,27 @@ func TestWatchPrefixIsDecodedAsAPathKey(t *testing.T) {
 		}
 	}
 	t.Fatalf("no event for the key c++:1 on the stream of the prefix c++: (%v)", sc.Err())
+}
+
+// TestVersionsCompareAsStrings: the watch stream's versions name the date
+// and compare as the versions do (the time of day alone was given, and
+// a logical counter of 10 sorted before 9: found by review).
+func TestVersionsCompareAsStrings(t *testing.T) {
+	day := time.Date(2026, 12, 3, 4, 5, 6, 0, time.UTC).UnixNano()
+	versions := []crdt.Timestamp{ // in order
+		{Wall: day - int64(24*time.Hour) + 1, Logical: 99, Node: 0xffff},
+		{Wall: day, Logical: 9, Node: 0xffff},
+		{Wall: day, Logical: 10, Node: 1},
+		{Wall: day, Logical: 10, Node: 0x100},
+		{Wall: day + 1},
+	}
+	for i := 1; i < len(versions); i++ {
+		a, b := versionString(versions[i-1]), versionString(versions[i])
+		if !versions[i-1].Less(versions[i]) || a >= b {
+			t.Fatalf("%s is not before %s", a, b)
+		}
+	}
+	if s := versionString(versions[1]); !strings.HasPrefix(s, "2026-12-03T04:05:06.000000000Z+") {
+		t.Fatalf("version %s", s)
+	}
 }

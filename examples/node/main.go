@@ -41,7 +41,10 @@
 //	GET    /readyz                   200 once synced with a peer, or with no peers but itself, or as the founder of its cluster; 503 before, or alone
 //	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p (decoded as a key in the path: "+" is "+") as Server-Sent Events, after "event: start" (a client
 //	                                 that reconnects misses what changed meanwhile: re-read): "event: set|delete|expire|evict|drop|overflow",
-//	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"},
+//	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"}
+//	                                 ("version": "2006-01-02T15:04:05.000000000Z+0000000000@0123456789abcdef",
+//	                                 UTC wall time, logical counter, writer's incarnation: versions of a key
+//	                                 compare as strings; an overflow's key is the first change it stands for),
 //	                                 and "key_base64" for a key that is not UTF-8;
 //	                                 64 streams at once (429 past them); a stream one of whose changes waits 30 s
 //	                                 to be written (its client not reading, its buffers full) is dropped, but a client that keeps a
@@ -316,11 +319,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	log = log.With().Str("node", nameOf(c)).Logger() // the Cache adds it to its own lines
 	log.Info().Str("gossip", c.Addr()).Msg("gossip listening")
 	log.Info().Str("http", ln.Addr().String()).Msg("http listening")
-	maxValue := opts.cfg.MaxValueSize
-	if maxValue == 0 { // the Cache does not tell which size it settled on
-		maxValue = bcache.DefaultMaxValueSize
-	}
-	status := serve(ctx, log, ln, newServer(newHandler(c, maxValue, log), defaultHTTPTimeouts()))
+	status := serve(ctx, log, ln, newServer(newHandler(c, c.Config().MaxValueSize, log), defaultHTTPTimeouts()))
 	if err := c.Close(); err != nil {
 		// Its final snapshot, most likely: writes since the last one may
 		// be lost, which a supervisor should hear of.

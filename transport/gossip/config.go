@@ -63,12 +63,12 @@ func LANTimings() Timings {
 }
 
 // FillTimings gives each zero field of t LANTimings's value, and refuses
-// a negative one with ErrConfig. A field left zero stopped what it times
+// a negative one, and a duration under MinDuration, with ErrConfig. A field left zero stopped what it times
 // in memberlist (probes, gossip) or panicked a ticker (RejoinInterval)
 // once the member ran (found by review).
 func FillTimings(t *Timings) error {
 	lan := LANTimings()
-	return errors.Join(
+	if err := errors.Join(
 		orDefault("ProbeInterval", &t.ProbeInterval, lan.ProbeInterval),
 		orDefault("ProbeTimeout", &t.ProbeTimeout, lan.ProbeTimeout),
 		orDefault("GossipInterval", &t.GossipInterval, lan.GossipInterval),
@@ -78,6 +78,16 @@ func FillTimings(t *Timings) error {
 		orDefault("RejoinInterval", &t.RejoinInterval, lan.RejoinInterval),
 		orDefault("SuspicionMult", &t.SuspicionMult, lan.SuspicionMult),
 		orDefault("RetransmitMult", &t.RetransmitMult, lan.RetransmitMult),
+	); err != nil {
+		return err
+	}
+	return errors.Join(
+		atLeastMin("ProbeInterval", t.ProbeInterval),
+		atLeastMin("ProbeTimeout", t.ProbeTimeout),
+		atLeastMin("GossipInterval", t.GossipInterval),
+		atLeastMin("PushPullInterval", t.PushPullInterval),
+		atLeastMin("TCPTimeout", t.TCPTimeout),
+		atLeastMin("RejoinInterval", t.RejoinInterval),
 	)
 }
 
@@ -92,6 +102,23 @@ func orDefault[T time.Duration | int](name string, v *T, def T) error {
 	}
 	return nil
 }
+
+// atLeastMin refuses a duration under MinDuration of the field of
+// Timings called name.
+func atLeastMin(name string, d time.Duration) error {
+	if d < MinDuration {
+		return fmt.Errorf("%w: Timings.%s %v, want 0 (the default) or at least %v (a bare number is nanoseconds)", ErrConfig, name, d, MinDuration)
+	}
+	return nil
+}
+
+// MinDuration is the least duration a Timings field that paces or times
+// out something takes (DeadReclaim may be zero, as memberlist's default
+// is): one of a few
+// nanoseconds (an untyped number, meant as seconds or milliseconds) made
+// memberlist probe or gossip without pause, a core's worth of CPU (found
+// by review).
+const MinDuration = time.Millisecond
 
 // FastTimings returns timings for tests and demos on one machine: failures
 // are detected in about a second and lost members re-joined every 250 ms.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -21,11 +22,34 @@ import (
 // and zeroed: a sixth of the CPU of a member serving a million-key
 // catch-up), and with a key into two more, making a cipher each time.
 // Here a plain frame is written as it is, behind its header, and an
-// encrypted one copied once, into a buffer reused, sealed in place with
-// the cipher the sealer keeps.
+// encrypted one copied once, into a buffer reused (up to maxPooled),
+// sealed in place with the cipher the sealer keeps. (memberlist's
+// go-metrics counter memberlist.tcp.sent no longer counts these frames;
+// Stats.WireStreamBytes does.)
 
 // Memberlist's stream message types (see direct.go for the others).
 const mlEncryptMsg = 10
+
+// streamOverhead is the most an encrypted stream message adds to a frame
+// (the label header aside): its type byte and length (which memberlist's
+// limit does not count), the encryption version, the nonce, the tag, and
+// the user message's type byte and header with the longest length it
+// takes (a 32-bit one). memberlist reads a stream message of at most
+// maxStreamFrame bytes, plain or encrypted: a frame it could not read is
+// refused here, and the codec's MaxFrame leaves room for this (a frame
+// near the limit went, and was refused by every peer at every retry:
+// found by review).
+const streamOverhead = 1 + mlNonceSize + 16 + 1 + len("\x81\xaaUserMsgLen") + 5
+
+// maxMessage is the codec's MaxFrame for frames behind a header of
+// headroom bytes: the longest message a stream carries.
+func maxMessage(headroom int) int { return maxStreamFrame - streamOverhead - headroom }
+
+// maxPooled bounds the buffers the sealer keeps for streams: a frame's
+// copy past it is left to the collector (each peer's sender kept one the
+// size of the largest frame it sent, through a collection: found by
+// review).
+const maxPooled = 4 << 20
 
 // userMsgHeader is the msgpack encoding of memberlist's header of a user
 // message on a stream, a map of one entry, "UserMsgLen", whose value
@@ -56,11 +80,18 @@ func userMsgHead(b []byte, n int) []byte {
 // writeReliable writes frame to conn as memberlist's SendReliable does
 // (see above), with s's label and key. It is safe for concurrent use.
 func (s *sealer) writeReliable(conn net.Conn, frame []byte) error {
+	if len(frame) > maxStreamFrame-streamOverhead {
+		return fmt.Errorf("gossip: a frame of %d bytes, over the %d a peer reads", len(frame), maxStreamFrame-streamOverhead)
+	}
 	bp, _ := s.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	defer s.release(bp)
+	defer func() {
+		if cap(*bp) <= maxPooled {
+			s.release(bp)
+		}
+	}()
 	b := (*bp)[:0]
 	if len(s.label) > 0 {
 		b = append(b, mlHasLabelMsg, byte(len(s.label)))
@@ -76,6 +107,7 @@ func (s *sealer) writeReliable(conn net.Conn, frame []byte) error {
 		return err
 	}
 	head := len(b)
+	b = slices.Grow(b, streamOverhead+len(frame)) // one copy: Seal's tag needs no other
 	b = append(b, mlEncryptMsg, 0, 0, 0, 0, mlGCMVersion)
 	nonceAt := len(b)
 	b = append(b, make([]byte, mlNonceSize)...)

@@ -179,8 +179,10 @@ func Start(cfg Config) (*Replicator, error) {
 	r.meta = append(binary.LittleEndian.AppendUint64(nil, randomSeed()), r.keyIDs...)
 	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
 	pc.Headroom = 1 + len(cfg.Name) // the frame header: see appendFrame
-	if pc.Limits.MaxFrame == 0 {
-		pc.Limits.MaxFrame = maxStreamFrame
+	// What a stream message holds, and memberlist reads: a larger
+	// MaxFrame is cut to it (see streamOverhead).
+	if limit := maxMessage(pc.Headroom); pc.Limits.MaxFrame <= 0 || pc.Limits.MaxFrame > limit {
+		pc.Limits.MaxFrame = limit
 	}
 	var err error
 	if r.node, err = transport.New(pc); err != nil {
