@@ -84,6 +84,7 @@ func TestNewValidates(t *testing.T) {
 		{"GCInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", GCInterval: 1}},
 		{"AntiEntropyInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", AntiEntropyInterval: 1}},
 		{"FillTimeout of 1 ns", Config{BindAddr: "127.0.0.1:0", FillTimeout: 1}},
+		{"FillTTL of 5 ns", Config{BindAddr: "127.0.0.1:0", FillTTL: 5}},
 		{"SnapshotInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", SnapshotPath: filepath.Join(os.TempDir(), "bcache-never-written.snap"), SnapshotInterval: 1}},
 		{"ProbeInterval of 1 ns", Config{BindAddr: "127.0.0.1:0", Timings: Timings{ProbeInterval: 1}}},
 		{"drift beyond the horizon", Config{BindAddr: "127.0.0.1:0", MaxClockDrift: time.Hour, TombstoneHorizon: time.Minute}},

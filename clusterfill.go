@@ -53,10 +53,14 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil { // no one to fill for
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), err)
 	}
-	if c.filling(ctx, key) {
+	// A filler asking for its own key waits for itself if this member
+	// fills it; a peer that owns the key fills it without waiting for
+	// this fill (found by review).
+	outer := outerFill(ctx)
+	if outer.has(c, key) && c.owner(key) == c.cfg.NodeName {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
-	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key) })
+	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key, outer) })
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -72,7 +76,7 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 
 // clusterFill asks the key's owner to fill it, or fills it here (the
 // rules are package clusterfill's, shared with the property harness).
-func (c *Cache) clusterFill(key string) ([]byte, error) {
+func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 	// Filled while this caller was on its way: looked up without counting
 	// a read, which GetOrFill counted already (a second Get counted each
 	// miss twice, found by review).
@@ -89,7 +93,7 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 			if fallback {
 				c.stats.fillFallbacks.Add(1)
 			}
-			rec, err := c.fillHere(key)
+			rec, err := c.fillHere(key, outer)
 			return rec.Value, err
 		}
 		c.stats.fillsForwarded.Add(1)
@@ -104,7 +108,7 @@ func (c *Cache) clusterFill(key string) ([]byte, error) {
 		case clusterfill.Done:
 			return v, ownerError(key, err)
 		case clusterfill.FillHere:
-			rec, err := c.fillHere(key)
+			rec, err := c.fillHere(key, outer)
 			return rec.Value, err
 		}
 	}
@@ -269,7 +273,7 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 				return crdt.Record{}, err
 			}
 			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
-			rec, err := c.fillHere(key)
+			rec, err := c.fillHere(key, nil)
 			switch {
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored
@@ -366,13 +370,21 @@ func ownerError(key string, err error) error {
 // fillHere runs Config.Filler for key on this member, one at a time per
 // key (shared with GetWithFiller's fills and the peers' requests), and
 // returns the record it wrote, or the one already live here.
-func (c *Cache) fillHere(key string) (crdt.Record, error) {
+//
+// outer is the fill whose filler asked (GetOrFill with its context), if
+// any: the fill's filler runs within it, so that a cycle through fills of
+// other keys is seen (it was lost here, and the cycle waited for
+// FillTimeout: found by review).
+func (c *Cache) fillHere(key string, outer *fillingOf) (crdt.Record, error) {
 	ch := c.fills.DoChan(key, func() (any, error) {
 		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
 			return r, nil
 		}
 		ctx, cancel := context.WithTimeout(c.life, c.cfg.FillTimeout) // Close cancels it
 		defer cancel()
+		if outer != nil {
+			ctx = context.WithValue(ctx, fillingKey{}, outer)
+		}
 		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL)
 	})
 	// The fill ends by itself at its FillTimeout, and the caller with it:

@@ -766,18 +766,21 @@ func TestLateFillRequestIsNotFilledTwice(t *testing.T) {
 }
 
 // TestBadRequestsAreCounted: a peer's request this member cannot read
-// (empty, of a kind it does not know, a key over MaxKeySize) is answered
-// as holding nothing, and counted; it was not counted (found by review).
+// (empty, of a kind it does not know, a fill of a key over MaxKeySize, a
+// fetch of one over the protocol's limit) is answered as holding nothing,
+// and counted; it was not counted (found by review). A fetch of a key
+// over MaxKeySize alone is no bad request: a peer may have written it.
 func TestBadRequestsAreCounted(t *testing.T) {
 	c := newCache(t, Config{BindAddr: "127.0.0.1:0", MaxKeySize: 4})
-	for _, req := range [][]byte{nil, {9, 'k'}, clusterfill.Request(clusterfill.FetchRequest, "12345")} {
+	c.serveCall("peer", clusterfill.Request(clusterfill.FetchRequest, "12345"))
+	for _, req := range [][]byte{nil, {9, 'k'}, clusterfill.Request(clusterfill.FillRequest, "12345"), clusterfill.Request(clusterfill.FetchRequest, strings.Repeat("k", DefaultMaxKeySize+1))} {
 		if b := c.serveCall("peer", req); !bytes.Equal(b, clusterfill.NotHeld()) {
 			t.Fatalf("request %q answered %q, want NotHeld", req, b)
 		}
 	}
 	c.serveCall("peer", clusterfill.Request(clusterfill.FetchRequest, "1234"))
-	if n := c.Stats().RequestsBad; n != 3 {
-		t.Fatalf("%d bad requests counted, want 3", n)
+	if n := c.Stats().RequestsBad; n != 4 {
+		t.Fatalf("%d bad requests counted, want 4", n)
 	}
 }
 

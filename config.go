@@ -364,6 +364,8 @@ func (c *Config) fill() error {
 		return configError("OnDamage", "unknown policy %d", c.OnDamage)
 	case c.FillTTL < 0: // every fill would fail (found by review)
 		return configError("FillTTL", "negative (%v), want 0 (none) or more", c.FillTTL)
+	case c.FillTTL > 0 && c.FillTTL < minDuration: // every filled value expired at once (found by review)
+		return configError("FillTTL", "%v, want 0 (none) or at least %v (a bare number is nanoseconds)", c.FillTTL, minDuration)
 	case c.SubscriptionBytes < 0:
 		return configError("SubscriptionBytes", "negative (%d)", c.SubscriptionBytes)
 	}

@@ -3,6 +3,7 @@ package bcache
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -123,10 +124,11 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	watch := c.store.WatchFill(key)
 	defer c.store.EndFill(watch)
 	since := c.clock.Now()
-	ctx = context.WithValue(ctx, fillingKey{}, &fillingOf{c: c, key: key, outer: outerFill(ctx)})
-	done, started := make(chan result, 1), make(chan struct{})
+	this := &fillingOf{c: c, key: key, outer: outerFill(ctx)}
+	defer this.ended.Store(true)
+	ctx = context.WithValue(ctx, fillingKey{}, this)
+	done := make(chan result, 1)
 	go func() {
-		close(started)
 		var r result
 		returned := false
 		defer func() {
@@ -140,11 +142,10 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 			}
 			done <- r
 		}()
+		c.fillGate.RUnlock() // the filler starts now: Close returns after this
 		r.v, r.err = fill(ctx, key)
 		returned = true
 	}()
-	<-started
-	c.fillGate.RUnlock()
 	var r result
 	select {
 	case r = <-done:
@@ -184,11 +185,14 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 type fillingKey struct{}
 
 // fillingOf is a fill under way, in its filler's context: its Cache and
-// key, and the fill whose filler asked for this one, if any.
+// key, and the fill whose filler asked for this one, if any; ended once it
+// has returned (a context kept from a filler, for a refresh later, still
+// carries it: found by review).
 type fillingOf struct {
 	c     *Cache
 	key   string
 	outer *fillingOf
+	ended atomic.Bool
 }
 
 func outerFill(ctx context.Context) *fillingOf {
@@ -200,8 +204,13 @@ func outerFill(ctx context.Context) *fillingOf {
 // fill it runs within, is of key on c: a fill of key asked for with it
 // would wait for itself, until FillTimeout (found by review).
 func (c *Cache) filling(ctx context.Context, key string) bool {
-	for f := outerFill(ctx); f != nil; f = f.outer {
-		if f.c == c && f.key == key {
+	return outerFill(ctx).has(c, key)
+}
+
+// has says f, or a fill it runs within, is a fill of key on c under way.
+func (f *fillingOf) has(c *Cache, key string) bool {
+	for ; f != nil; f = f.outer {
+		if f.c == c && f.key == key && !f.ended.Load() {
 			return true
 		}
 	}

@@ -591,3 +591,67 @@ func TestFillerAskingForItsOwnKeyFailsAtOnce(t *testing.T) {
 		t.Fatalf("a fill within a fill of another key: %q, %v", v, err)
 	}
 }
+
+// TestFillCycleIsSeenWhileTheFillRunsAlone: a context kept from a filler
+// (for a refresh later) is no cycle once its fill has ended (it was
+// ErrFillCycle for good: found by review); a cycle through GetOrFill's
+// fills of other keys is seen (it waited for FillTimeout: found by
+// review); and a filler asking GetOrFill for its key, which a peer owns
+// and fills, gets the owner's value (it was ErrFillCycle: found by
+// review).
+func TestFillCycleIsSeenWhileTheFillRunsAlone(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.FillTimeout = 2 * time.Second
+	var c *Cache
+	inner := make(chan error, 1)
+	cfg.Filler = func(ctx context.Context, key string) ([]byte, error) {
+		switch key {
+		case "a":
+			return c.GetOrFill(ctx, "b")
+		case "b":
+			_, err := c.GetOrFill(ctx, "a")
+			inner <- err
+			return []byte("b"), nil
+		}
+		return nil, fmt.Errorf("no %q", key)
+	}
+	c = newCache(t, cfg)
+	if v, err := c.GetOrFill(context.Background(), "a"); err != nil || string(v) != "b" {
+		t.Fatalf("GetOrFill(a) = %q, %v", v, err)
+	}
+	if err := <-inner; !errors.Is(err, ErrFillCycle) {
+		t.Fatalf("b's filler asking for a, which is filling: %v, want ErrFillCycle", err)
+	}
+
+	kept := make(chan context.Context, 1)
+	if _, err := c.GetWithFiller(context.Background(), "k", func(ctx context.Context, key string) ([]byte, error) {
+		kept <- context.WithoutCancel(ctx)
+		return []byte("v1"), nil
+	}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.GetWithFiller(<-kept, "k", func(context.Context, string) ([]byte, error) { return []byte("v2"), nil }, 0)
+	if err != nil || string(v) != "v2" {
+		t.Fatalf("a refresh with a context kept from an ended fill: %q, %v", v, err)
+	}
+
+	cs := cluster(t, 2, func(_ int, c *Config) {
+		c.Filler = func(context.Context, string) ([]byte, error) { return []byte("owner's"), nil }
+	})
+	a, b := cs[0], cs[1]
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("k", i); a.owner(k) == b.Name() {
+			key = k
+		}
+	}
+	v, err = a.GetWithFiller(context.Background(), key, func(ctx context.Context, key string) ([]byte, error) {
+		return a.GetOrFill(ctx, key)
+	}, 0)
+	if err != nil || string(v) != "owner's" {
+		t.Fatalf("GetOrFill of a key a peer owns, from a filler of it: %q, %v", v, err)
+	}
+}

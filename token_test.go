@@ -19,6 +19,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/clusterfill"
 	"github.com/bcache-go/bcache/transport/gossip"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
@@ -587,6 +588,16 @@ func TestPeersLongKeyIsReadAndDeleted(t *testing.T) {
 		t.Fatalf("Delete of a peer's long key held here: %v", err)
 	}
 	waitValue(t, key, nil, a, b)
+	// A pull of such a key from the member holding it is served (it was
+	// refused, and counted as a bad request: found by review).
+	if err := a.Set(key, []byte("w"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, key, []byte("w"), b)
+	ans := b.serveCall(a.Name(), clusterfill.Request(clusterfill.FetchRequest, key))
+	if rec, ok := clusterfill.Record(ans, key); !ok || string(rec.Value) != "w" || b.Stats().RequestsBad != 0 {
+		t.Fatalf("a pull of a long key held: answer %q, %d bad requests", ans, b.Stats().RequestsBad)
+	}
 	if _, _, err := b.GetAfter(ctx, strings.Repeat("k", DefaultMaxKeySize+1), tok); !errors.Is(err, ErrKeyTooLarge) {
 		t.Fatalf("GetAfter of a key over the protocol's limit: %v, want ErrKeyTooLarge", err)
 	}

@@ -42,6 +42,16 @@ type Explore struct {
 	// MaxRuns stops the search after that many runs, failing the test
 	// (the scope is then too large to be exhaustive). Default: 1,000,000.
 	MaxRuns int
+	// SameOutcome checks that every run converges to the same state
+	// (reflect.DeepEqual): every run applies the same operations, and a
+	// convergent data type's state depends on its operations alone, not
+	// on the order its members merged them in. Without it, a merge that
+	// is commutative and idempotent but not associative (a rock, paper,
+	// scissors register) passes, each run converging, to different
+	// states (found by review). It needs MaxTicks -1: a data type that
+	// stamps its operations with the clock ends with other stamps in a
+	// run where time passed before an operation rather than after it.
+	SameOutcome bool
 }
 
 // ExploreType checks the data type of spec on every run a small scope
@@ -79,6 +89,9 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	if bounds.Members < 1 || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxTicks < -1 || bounds.MaxRuns < 0 {
 		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 or more, MaxLoss, MaxDuplicate and MaxTicks -1 or more, MaxRuns 0 or more", bounds)
 	}
+	if bounds.SameOutcome && bounds.MaxTicks != -1 {
+		return 0, fmt.Errorf("proptest: Explore with SameOutcome needs MaxTicks -1 (time passing at other points gives other stamps)")
+	}
 
 	if bounds.MaxLoss == 0 {
 		bounds.MaxLoss = 1
@@ -103,12 +116,23 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 		}
 	}
 	var path choices
+	var first any // the first run's converged state, with SameOutcome
+	var firstTrace []string
 	for runs := 1; ; runs++ {
 		if runs > bounds.MaxRuns {
 			return runs - 1, fmt.Errorf("proptest: more than %d runs: the scope is too large to explore", bounds.MaxRuns)
 		}
-		if trace, err := exploreRun(spec, script, bounds, &path); err != nil {
+		trace, final, err := exploreRun(spec, script, bounds, &path)
+		if err != nil {
 			return runs, fmt.Errorf("run %d: %w\nevents:\n  %s", runs, err, strings.Join(trace, "\n  "))
+		}
+		switch {
+		case !bounds.SameOutcome:
+		case runs == 1:
+			first, firstTrace = final, trace
+		case !reflect.DeepEqual(final, first):
+			return runs, fmt.Errorf("run %d converged to %v, run 1 to %v: the state depends on the order of the merges (is the merge associative and commutative?)\nevents of run %d:\n  %s\nevents of run 1:\n  %s",
+				runs, final, first, runs, strings.Join(trace, "\n  "), strings.Join(firstTrace, "\n  "))
 		}
 		if !path.next() {
 			return runs, nil
@@ -163,7 +187,7 @@ func (c *choices) next() bool {
 // exploreRun runs the script once along the decisions of path. A panic
 // of the data type's code is the run's failure, with its events so far
 // (it ended the test binary: found by review).
-func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace []string, err error) {
+func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace []string, final any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
@@ -177,7 +201,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 	for i := range objs {
 		names[i] = fmt.Sprintf("n%d", i)
 		if objs[i], err = spec.New(names[i], 0, func() int64 { return now }); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, o := range objs {
@@ -257,7 +281,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		}
 		if len(opts) == 0 {
 			if path.at < len(path.taken) { // a replay that ended where its run went on
-				return trace, errNondeterministic
+				return trace, nil, errNondeterministic
 			}
 			break
 		}
@@ -276,7 +300,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		}
 		k, err := path.choose(len(opts), sig.Sum64())
 		if err != nil {
-			return trace, err
+			return trace, nil, err
 		}
 		o := opts[k]
 		switch o.what {
@@ -291,7 +315,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 			result, out := objs[o.member].Do(s.Op)
 			trace = append(trace, fmt.Sprintf("%s: %v -> %v", names[o.member], s.Op, result))
 			if err := model.Did(names[o.member], 0, s.Op, result); err != nil {
-				return trace, err
+				return trace, nil, err
 			}
 			net.Send(names[o.member], out)
 		case "tick":
@@ -315,7 +339,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 			doubled++
 		}
 		if err := invariant(); err != nil {
-			return trace, err
+			return trace, nil, err
 		}
 	}
 	trace = append(trace, "the end: every pair syncs until nothing changes")
@@ -340,17 +364,18 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 		}
 		return s
 	}
+	var before []any
 	for round := 0; ; round++ {
 		if round == 8 {
-			return trace, fmt.Errorf("%w after 8 rounds", ErrNoFixpoint)
+			return trace, nil, fmt.Errorf("%w after 8 rounds: the states before the last were %v, after it %v", ErrNoFixpoint, before, states())
 		}
-		before := states()
+		before = states()
 		for i, a := range objs {
 			for j := range objs {
 				if i != j {
 					net.Send(names[i], a.Sync(names[j]))
 					if err := drain(); err != nil {
-						return trace, err
+						return trace, nil, err
 					}
 				}
 			}
@@ -359,14 +384,17 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 			break
 		}
 	}
-	final := states()
-	for i := 1; i < len(final); i++ {
-		if !reflect.DeepEqual(final[i], final[0]) {
-			return trace, fmt.Errorf("not converged: %s holds %v, %s holds %v", names[i], final[i], names[0], final[0])
+	ends := states()
+	for i := 1; i < len(ends); i++ {
+		if !reflect.DeepEqual(ends[i], ends[0]) {
+			return trace, nil, fmt.Errorf("not converged: %s holds %v, %s holds %v", names[i], ends[i], names[0], ends[0])
 		}
 	}
-	if err := model.Check(final[0]); err != nil {
-		return trace, fmt.Errorf("converged to %v: %w", final[0], err)
+	if err := model.Check(ends[0]); err != nil {
+		return trace, nil, fmt.Errorf("converged to %v: %w", ends[0], err)
 	}
-	return trace, invariant()
+	if err := invariant(); err != nil {
+		return trace, nil, err
+	}
+	return trace, ends[0], nil
 }

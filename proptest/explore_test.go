@@ -204,3 +204,72 @@ func TestExplorationRefusesAnotherSender(t *testing.T) {
 		t.Fatalf("replays handed the receiver another sender on the same decisions: %d runs, err %v; want errNondeterministic", n, err)
 	}
 }
+
+// rps is a register whose merge keeps what beats the other, as in rock,
+// paper, scissors: commutative and idempotent, not associative, so that
+// where three values meet the state depends on the order of the merges.
+type rps struct {
+	name, v string
+	members []string
+}
+
+func rpsMerge(a, b string) string {
+	beats := map[string]string{"R": "S", "S": "P", "P": "R"}
+	switch {
+	case a == "" || beats[b] == a:
+		return b
+	case b == "" || a == b || beats[a] == b:
+		return a
+	}
+	return b
+}
+
+func (r *rps) Do(op Op) (any, []transport.Envelope) {
+	r.v = rpsMerge(r.v, op.Key)
+	return nil, r.Sync("")
+}
+func (r *rps) Receive(_ string, p []byte) []transport.Envelope {
+	r.v = rpsMerge(r.v, string(p))
+	return nil
+}
+func (r *rps) Tick() []transport.Envelope { return nil }
+func (r *rps) Sync(peer string) []transport.Envelope {
+	var out []transport.Envelope
+	for _, m := range r.members {
+		if m != r.name && (peer == "" || m == peer) {
+			out = append(out, transport.Envelope{To: m, Payload: []byte(r.v)})
+		}
+	}
+	return out
+}
+func (r *rps) SetMembers(names []string) { r.members = slices.Clone(names) }
+func (r *rps) State() any                { return r.v }
+
+// TestSameOutcomeCatchesAMergeThatIsNotAssociative: the rps register
+// converges in every run, to states that differ between runs, which only
+// SameOutcome sees (it passed every check: found by review); a grow-only
+// set, whose merge is a union, converges to one state in every run.
+func TestSameOutcomeCatchesAMergeThatIsNotAssociative(t *testing.T) {
+	spec := Spec{
+		New:   func(name string, _ int, _ func() int64) (Object, error) { return &rps{name: name}, nil },
+		Ops:   []OpKind{{Name: "write"}},
+		Model: func() Model { return passingModel{} },
+	}
+	script := []Scripted{{Member: 0, Op: Op{Name: "write", Key: "R"}}, {Member: 1, Op: Op{Name: "write", Key: "P"}}, {Member: 0, Op: Op{Name: "write", Key: "S"}}}
+	bounds := Explore{MaxLoss: -1, MaxDuplicate: -1, MaxTicks: -1}
+	if _, err := Exploration(spec, script, bounds); err != nil {
+		t.Fatalf("without SameOutcome: %v", err)
+	}
+	bounds.SameOutcome = true
+	if _, err := Exploration(spec, script, bounds); err == nil || !strings.Contains(err.Error(), "depends on the order of the merges") {
+		t.Fatalf("with SameOutcome, the rps register: %v", err)
+	}
+	bounds.MaxLoss, bounds.MaxDuplicate = 1, 1
+	gsetScript := []Scripted{{Member: 0, Op: Op{Name: "add", Key: "a"}}, {Member: 1, Op: Op{Name: "add", Key: "b"}}, {Member: 0, Op: Op{Name: "add", Key: "c"}}}
+	if n, err := Exploration(gsetSpec(func(*gset) {}), gsetScript, bounds); err != nil {
+		t.Fatalf("with SameOutcome, a grow-only set, after %d runs: %v", n, err)
+	}
+	if _, err := Exploration(gsetSpec(func(*gset) {}), gsetScript, Explore{SameOutcome: true}); err == nil {
+		t.Fatal("SameOutcome with ticks was taken")
+	}
+}

@@ -84,7 +84,11 @@ func (o Op) String() string {
 }
 
 // An Object is one member's replica of a data type under a Spec. Methods
-// are called from one goroutine. Frames go to the members named in the
+// are called from one goroutine. It must be deterministic: what it does
+// depends on the calls it gets alone (no map's order, no randomness, no
+// time but the clock New gives it, which every member shares: a Spec's
+// members are never skewed), or a failure does not replay from its
+// seed, and SimulateType gives other results each time. Frames go to the members named in the
 // last SetMembers (its own name included), or to any member the replica
 // heard from.
 type Object interface {
@@ -117,7 +121,9 @@ type Model interface {
 	// result (a read that serves what it must not, say).
 	Did(member string, inc int, op Op, result any) error
 	// Crashed says that incarnation inc of member crashed: what it did
-	// that no other member received is lost.
+	// that no other member received is lost. The model is not told which
+	// of its frames arrived: what it can judge of a crash is what the
+	// converged state shows it.
 	Crashed(member string, inc int)
 	// Check checks the state every live member converged to.
 	Check(state any) error
@@ -528,11 +534,14 @@ func (h *typeHarness) end(t *rapid.T) {
 	}
 	h.deliverAll(t, false)
 	rounds := 0
+	var before map[string]any
 	for ; ; rounds++ {
 		if rounds == 8 {
-			t.Fatalf("%v after 8 rounds", ErrNoFixpoint)
+			// The states show how they grow (a merge that adds rather
+			// than joins): the error alone said nothing (found by review).
+			t.Fatalf("%v after 8 rounds: the states before the last were %v, after it %v", ErrNoFixpoint, before, h.states())
 		}
-		before := h.states()
+		before = h.states()
 		for _, a := range h.members {
 			for _, b := range h.members {
 				if a != b && !a.down && !b.down {

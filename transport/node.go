@@ -131,6 +131,11 @@ func (c *Config) fill() error {
 		c.StableMargin < 0 || c.FailedTimeout < 0 {
 		return fmt.Errorf("%w: negative duration or size", ErrConfig)
 	}
+	if c.AntiEntropyInterval < time.Millisecond || c.SessionTimeout < time.Millisecond {
+		// A bare number is nanoseconds: a session every few of them was a
+		// core's worth of CPU (found by review).
+		return fmt.Errorf("%w: AntiEntropyInterval %v and SessionTimeout %v, want each 0 (the default) or at least 1ms", ErrConfig, c.AntiEntropyInterval, c.SessionTimeout)
+	}
 	if c.LeavesPerStep > wire.MaxLeavesPerStep {
 		return fmt.Errorf("%w: LeavesPerStep %d over the wire's %d", ErrConfig, c.LeavesPerStep, wire.MaxLeavesPerStep)
 	}

@@ -96,7 +96,11 @@ var ErrNotStored = errors.New("clusterfill: the filled value was not stored")
 // Serve answers a peer's request payload. fill is this member's fill of a
 // key (one at a time per key, shared with its own callers), which returns
 // the record it wrote or found live; nil when the member has no filler.
-// why classifies fill's errors. maxKey bounds the key. An owner never
+// why classifies fill's errors. maxKey bounds the key of a fill request
+// (the member's own bound on keys it writes); a fetch takes any key up to
+// MaxKey, the protocol's limit, which a peer with a larger bound may have
+// written (a member refused a pull of a long key it held: found by
+// review). An owner never
 // forwards: one hop at most. A request this member cannot serve (no
 // filler, a key over its bound, a kind it does not know) is answered
 // NotHeld: the asker fills itself, as it would with no owner to ask (an
@@ -111,7 +115,7 @@ var ErrNotStored = errors.New("clusterfill: the filled value was not stored")
 // told ErrBusy, and asks again until its fill timeout) and by one fill at
 // a time per key.
 func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Record, error), why func(error) Failure) []byte {
-	if len(payload) < 1 || len(payload)-1 > maxKey {
+	if BadRequest(payload, maxKey) {
 		return NotHeld()
 	}
 	key := string(payload[1:])
@@ -139,11 +143,21 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 }
 
 // BadRequest reports whether a peer's request payload is one Serve
-// cannot read: empty, of a kind it does not know, or with a key over
-// maxKey (answered NotHeld; the caller counts it).
+// cannot read: empty, of a kind it does not know, with a key over MaxKey,
+// or a fill of a key over maxKey (answered NotHeld; the caller counts
+// it).
 func BadRequest(payload []byte, maxKey int) bool {
-	return len(payload) < 1 || len(payload)-1 > maxKey || payload[0] != FetchRequest && payload[0] != FillRequest
+	switch {
+	case len(payload) < 1 || len(payload)-1 > MaxKey:
+		return true
+	case payload[0] == FillRequest:
+		return len(payload)-1 > maxKey
+	}
+	return payload[0] != FetchRequest
 }
+
+// MaxKey is the protocol's limit on keys: no member writes a longer one.
+const MaxKey = 64 << 10
 
 // Record returns the record in a value answer b for key: false for any
 // other answer, a record of another key, or an evicted one.

@@ -183,10 +183,11 @@ func TestServeAndTake(t *testing.T) {
 			}
 		}
 		for name, req := range map[string][]byte{
-			"no filler":    Request(FillRequest, "new"),
-			"key too long": Request(FetchRequest, strings.Repeat("k", 17)),
-			"no kind":      nil,
-			"unknown kind": {9, 'k'},
+			"no filler":          Request(FillRequest, "new"),
+			"fill key too long":  Request(FillRequest, strings.Repeat("k", 17)),
+			"fetch key too long": Request(FetchRequest, strings.Repeat("k", MaxKey+1)),
+			"no kind":            nil,
+			"unknown kind":       {9, 'k'},
 		} {
 			b := Serve(owner, req, 16, nil, why)
 			if _, err, o := a.Take(member{}, b); o != AskNext || err != nil {

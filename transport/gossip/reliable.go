@@ -31,10 +31,10 @@ import (
 const mlEncryptMsg = 10
 
 // streamOverhead is the most an encrypted stream message adds to a frame
-// (the label header aside): its type byte and length (which memberlist's
-// limit does not count), the encryption version, the nonce, the tag, and
-// the user message's type byte and header with the longest length it
-// takes (a 32-bit one). memberlist reads a stream message of at most
+// within memberlist's limit: the encryption version, the nonce, the tag,
+// and the user message's type byte and header with the longest length it
+// takes (a 32-bit one). The label header and the encrypted message's own
+// type byte and length come before, outside the limit and outside this. memberlist reads a stream message of at most
 // maxStreamFrame bytes, plain or encrypted: a frame it could not read is
 // refused here, and the codec's MaxFrame leaves room for this (a frame
 // near the limit went, and was refused by every peer at every retry:
@@ -107,7 +107,7 @@ func (s *sealer) writeReliable(conn net.Conn, frame []byte) error {
 		return err
 	}
 	head := len(b)
-	b = slices.Grow(b, streamOverhead+len(frame)) // one copy: Seal's tag needs no other
+	b = slices.Grow(b, 5+streamOverhead+len(frame)) // one copy: Seal's tag needs no other (the type and length are outside streamOverhead)
 	b = append(b, mlEncryptMsg, 0, 0, 0, 0, mlGCMVersion)
 	nonceAt := len(b)
 	b = append(b, make([]byte, mlNonceSize)...)
