@@ -176,9 +176,10 @@
 // which incarnations crashed, and judges the state the members converge
 // to; an optional invariant runs after every step. The run draws the
 // operations and the faults ([TypeActions]: loss, duplication, reordering,
-// partitions, crashes and restarts as new incarnations, syncs), with
-// weights, rates and coverage as in [Config], and ends by syncing every
-// pair until nothing changes: the members must then hold equal states.
+// partitions, crashes and restarts as new incarnations, syncs, and clock
+// skew with Spec.MaxSkew), with weights, rates and coverage as in
+// [Config], and ends by syncing every pair until nothing changes: the
+// members must then hold equal states.
 // Package proptest/examples has a PN-counter and an add-wins set written
 // this way, with the broken variants the harness catches (a counter that
 // sums what it receives, one that takes the last count received, a set
@@ -190,7 +191,9 @@
 // frame in flight, and time passing (every member's Tick) at any point
 // (up to one loss, one duplication and one tick by default: see
 // [Explore]), in the spirit of a model checker; a failure lists the run's
-// events. Two members with four operations are about 410,000 runs, 20
+// events. Each run converging is not all: with Explore.SameOutcome every
+// run must converge to the same state, which a merge that is not
+// associative does not. Two members with four operations are about 410,000 runs, 20
 // seconds, or 41,000, 2 seconds, without the tick (MaxTicks -1, for a
 // type that sends nothing from Tick). [StoreSpec] is bcache's own store
 // as such a data type, with [LWWModel], so that the exhaustive search

@@ -58,6 +58,14 @@ type Spec struct {
 	Describe func(payload []byte) string
 	// TraceFile is as in Config.
 	TraceFile string
+	// MaxSkew, if positive, lets the action "skew" set a member's clock
+	// apart from the others', by up to MaxSkew either way (it stays
+	// apart across the member's restarts, as a host's clock would): a
+	// data type that refuses stamps ahead of its own clock fails to
+	// converge under it once MaxSkew passes the second the end moves
+	// every clock on. Zero: every member reads one clock, and "skew" is
+	// not drawn (a Spec of an earlier release draws what it drew).
+	MaxSkew time.Duration
 }
 
 // An OpKind is an operation a replica declares: its name, and how to draw
@@ -86,8 +94,8 @@ func (o Op) String() string {
 // An Object is one member's replica of a data type under a Spec. Methods
 // are called from one goroutine. It must be deterministic: what it does
 // depends on the calls it gets alone (no map's order, no randomness, no
-// time but the clock New gives it, which every member shares: a Spec's
-// members are never skewed), or a failure does not replay from its
+// time but the clock New gives it: one clock for every member, or
+// clocks apart with Spec.MaxSkew), or a failure does not replay from its
 // seed, and SimulateType gives other results each time. Frames go to the members named in the
 // last SetMembers (its own name included), or to any member the replica
 // heard from.
@@ -133,7 +141,7 @@ type Model interface {
 // Spec draws besides the operations, sorted: the names its Weights take.
 func TypeActions() []string {
 	names := []string{"tick", "deliver", "deliver all", "drop", "duplicate", "reorder",
-		"partition", "heal", "crash", "restart", "sync"}
+		"partition", "heal", "crash", "restart", "sync", "skew"}
 	slices.Sort(names)
 	return names
 }
@@ -233,6 +241,12 @@ func (s *Spec) fill() error {
 			return fmt.Errorf("proptest: weight %d for %q, want 0 or more", w, name)
 		}
 	}
+	if s.MaxSkew < 0 {
+		return fmt.Errorf("proptest: MaxSkew %v, want 0 (none) or more", s.MaxSkew)
+	}
+	if s.MaxSkew == 0 && s.Weights["skew"] > 0 {
+		return fmt.Errorf("proptest: Weights names \"skew\", which needs a MaxSkew")
+	}
 	if !(s.Loss >= 0 && s.Duplication >= 0 && s.Loss+s.Duplication <= 1) {
 		return fmt.Errorf("proptest: Loss %v and Duplication %v, want each from 0 and their sum at most 1", s.Loss, s.Duplication)
 	}
@@ -244,6 +258,9 @@ func (s *Spec) fill() error {
 }
 
 func (s *Spec) weight(name string) int {
+	if name == "skew" && s.MaxSkew == 0 {
+		return 0
+	}
 	if w, ok := s.Weights[name]; ok {
 		return w
 	}
@@ -268,6 +285,7 @@ type typeMember struct {
 	inc  int
 	obj  Object
 	down bool
+	skew int64 // added to the harness's time on this member's clock (Spec.MaxSkew)
 }
 
 func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
@@ -286,7 +304,7 @@ func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 }
 
 func (h *typeHarness) incarnate(t *rapid.T, m *typeMember) {
-	obj, err := h.spec.New(m.name, m.inc, func() int64 { return h.now })
+	obj, err := h.spec.New(m.name, m.inc, func() int64 { return h.now + m.skew })
 	if err != nil {
 		t.Fatalf("New(%s, %d): %v", m.name, m.inc, err)
 	}
@@ -466,6 +484,11 @@ func (h *typeHarness) actions() map[string]func(*rapid.T) {
 			event(t, "%s restarts empty as incarnation %d", m.name, m.inc)
 			h.incarnate(t, m)
 			h.views()
+		},
+		"skew": func(t *rapid.T) {
+			m := h.members[rapid.IntRange(0, len(h.members)-1).Draw(t, "member")]
+			m.skew = rapid.Int64Range(-int64(h.spec.MaxSkew), int64(h.spec.MaxSkew)).Draw(t, "skew")
+			event(t, "%s's clock is %v apart", m.name, time.Duration(m.skew))
 		},
 		"sync": func(t *rapid.T) {
 			a, b := h.live(t, "from"), h.live(t, "to")
