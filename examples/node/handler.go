@@ -238,7 +238,7 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxKey int, w
 	if s := r.URL.Query().Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > maxWait {
-			return nil, false, fmt.Errorf("%w: wait %q: want a duration from 0 to %v", errBadRequest, s, maxWait)
+			return nil, false, fmt.Errorf("%w: wait %q: want a duration from 0 to %v", errBadRequest, clipped(s), maxWait)
 		}
 		wait = d
 	}
@@ -318,6 +318,16 @@ func (r *budgeted) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// clipped is a caller's parameter as an error quotes it: its first 32
+// bytes (a parameter of 64 KiB was quoted whole, four times its size
+// with its escapes: found by review).
+func clipped(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
 // durationSyntax matches what time.ParseDuration takes, whatever its
 // size.
 var durationSyntax = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
@@ -339,17 +349,17 @@ func parseTTL(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil && durationSyntax.MatchString(s) { // a duration, past the longest
 		if s[0] == '-' {
-			return 0, fmt.Errorf("bad ttl %q: negative", s)
+			return 0, fmt.Errorf("bad ttl %q: negative", clipped(s))
 		}
 		return math.MaxInt64, nil
 	}
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("bad ttl %q: want a duration such as 10s or 1m30s", s)
+		return 0, fmt.Errorf("bad ttl %q: want a duration such as 10s or 1m30s", clipped(s))
 	case d < 0:
-		return 0, fmt.Errorf("bad ttl %q: negative", s)
+		return 0, fmt.Errorf("bad ttl %q: negative", clipped(s))
 	case d == 0 && strings.ContainsAny(s, "123456789"):
-		return 0, fmt.Errorf("bad ttl %q: under 1ns, which would mean no expiry; give 0 for none", s)
+		return 0, fmt.Errorf("bad ttl %q: under 1ns, which would mean no expiry; give 0 for none", clipped(s))
 	}
 	return d, nil
 }

@@ -628,3 +628,28 @@ func TestVersionsCompareAsStrings(t *testing.T) {
 		t.Fatalf("version %s", s)
 	}
 }
+
+// TestBadParametersAreNotEchoedWhole: a bad wait or ttl is quoted clipped
+// in the 400 (a 64 KiB one was quoted whole, four times its size with its
+// escapes: found by review).
+func TestBadParametersAreNotEchoedWhole(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	h := newHandler(c, 1<<20, zerolog.Nop())
+	long := strings.Repeat("\x01", 64<<10)
+	tok, err := c.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ method, query string }{
+		{"GET", "wait=" + url.QueryEscape(long)},
+		{"PUT", "ttl=" + url.QueryEscape(long)},
+	} {
+		req := httptest.NewRequest(tc.method, "/v1/keys/k?"+tc.query, strings.NewReader("v"))
+		req.Header.Set(tokenHeader, string(tok))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest || w.Body.Len() > 1024 {
+			t.Errorf("%s with a long %s: %d, an answer of %d bytes", tc.method, tc.query[:4], w.Code, w.Body.Len())
+		}
+	}
+}

@@ -294,55 +294,65 @@ func Read(path string) ([]Entry, ReadStats, error) {
 			// snapshot may not hold.
 			return nil, st, fmt.Errorf("%w: segment %d missing (between %s and %s)", ErrDamaged, segs[i-1].N+1, segs[i-1].Path, seg.Path)
 		}
-		b, err := os.ReadFile(seg.Path)
+		b, unmap, err := mapFile(seg.Path)
 		if err != nil {
 			return nil, st, err
 		}
-		last := i >= newest
-		if !last {
-			end, err := endOf(seg, segs[i+1])
-			switch {
-			case err != nil: // damage, or the next segment unreadable now
-				return nil, st, err
-			case end < 0: // the next segment does not say
-			case int64(len(b)) < end:
-				// Cut short: at a frame's end, it read as whole.
-				return nil, st, fmt.Errorf("%w: %s: %d bytes, and %s says it ended at %d", ErrDamaged, seg.Path, len(b), segs[i+1].Path, end)
-			default:
-				// What follows (a frame whose write or sync failed, and
-				// that no truncate could take off) was never taken.
-				b = b[:end]
-			}
-		}
-		if i == 0 {
-			if _, f, ok := readHeader(b); ok && f.chained {
-				st.FollowsSnapshot = f.prevN > 0 || f.prevLen == afterSnapshot
-				st.Predecessor = f.prevN
-			}
-		}
-		var valid int
-		// Only the newest file may have a torn header: the one before a
-		// torn newest was made, header and all, before it was (read as
-		// torn too, its records went unreported, and Open refused what
-		// Read gave, at every start: found by review).
-		recs, valid, err = readSegment(recs, b, last, i == len(segs)-1)
+		recs, err = readSegmentFile(recs, &st, b, seg, segs, i, newest)
+		unmap()
 		if err != nil {
-			return nil, st, fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
-		}
-		switch {
-		case i == len(segs)-1:
-			st.Newest, st.Valid = seg, int64(valid)
-			if padding(b, valid) {
-				st.Padding = int64(len(b) - valid)
-			} else {
-				st.Torn = int64(len(b) - valid)
-			}
-		case last: // before a newest whose header is torn
-			st.Before = int64(valid)
+			return nil, st, err
 		}
 	}
 	st.Segments, st.Records = len(segs), len(recs)
 	return recs, st, nil
+}
+
+// readSegmentFile is Read's work on segs[i], whose bytes are b: it
+// appends its entries to recs, and fills in st.
+func readSegmentFile(recs []Entry, st *ReadStats, b []byte, seg Segment, segs []Segment, i, newest int) ([]Entry, error) {
+	last := i >= newest
+	if !last {
+		end, err := endOf(seg, segs[i+1])
+		switch {
+		case err != nil: // damage, or the next segment unreadable now
+			return nil, err
+		case end < 0: // the next segment does not say
+		case int64(len(b)) < end:
+			// Cut short: at a frame's end, it read as whole.
+			return nil, fmt.Errorf("%w: %s: %d bytes, and %s says it ended at %d", ErrDamaged, seg.Path, len(b), segs[i+1].Path, end)
+		default:
+			// What follows (a frame whose write or sync failed, and
+			// that no truncate could take off) was never taken.
+			b = b[:end]
+		}
+	}
+	if i == 0 {
+		if _, f, ok := readHeader(b); ok && f.chained {
+			st.FollowsSnapshot = f.prevN > 0 || f.prevLen == afterSnapshot
+			st.Predecessor = f.prevN
+		}
+	}
+	// Only the newest file may have a torn header: the one before a
+	// torn newest was made, header and all, before it was (read as
+	// torn too, its records went unreported, and Open refused what
+	// Read gave, at every start: found by review).
+	recs, valid, err := readSegment(recs, b, last, i == len(segs)-1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
+	}
+	switch {
+	case i == len(segs)-1:
+		st.Newest, st.Valid = seg, int64(valid)
+		if padding(b, valid) {
+			st.Padding = int64(len(b) - valid)
+		} else {
+			st.Torn = int64(len(b) - valid)
+		}
+	case last: // before a newest whose header is torn
+		st.Before = int64(valid)
+	}
+	return recs, nil
 }
 
 // headerTorn reports whether b, a segment, has a header cut short, or one
