@@ -53,11 +53,11 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil { // no one to fill for
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), err)
 	}
-	// A filler asking for its own key waits for itself if this member
-	// fills it; a peer that owns the key fills it without waiting for
-	// this fill (found by review).
+	// A filler asking for its own key: a cycle, whoever owns it (a peer
+	// owning it may not fill it, and this member then fills it itself,
+	// waiting for its own fill: found by review).
 	outer := outerFill(ctx)
-	if outer.has(c, key) && c.owner(key) == c.cfg.NodeName {
+	if outer.has(c, key) {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
 	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key, outer) })

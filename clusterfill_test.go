@@ -911,3 +911,11 @@ func TestBusyOwnerIsNotFilledTwice(t *testing.T) {
 		t.Fatalf("the filler ran %d times in the cluster (%d fallbacks on the asker)", n, cs[0].Stats().FillFallbacks)
 	}
 }
+
+// TestKeyLimitsAgree: the protocol's limit on keys, as the Cache reads
+// keys and as peers' pulls are served, is one.
+func TestKeyLimitsAgree(t *testing.T) {
+	if clusterfill.MaxKey != DefaultMaxKeySize {
+		t.Fatalf("clusterfill.MaxKey %d, DefaultMaxKeySize %d", clusterfill.MaxKey, DefaultMaxKeySize)
+	}
+}

@@ -53,11 +53,17 @@ var (
 	// is applied here and sent to the peers, but a crash of this member
 	// may lose it.
 	ErrNotDurable = errors.New("write not durable")
-	// ErrFillCycle is returned by GetWithFiller and GetOrFill called
-	// with a filler's context (or one derived from it) for the key that
-	// filler, or a fill it runs within, is filling: the call would wait
-	// for itself until FillTimeout. A filler that drops its context does
-	// wait so.
+	// ErrFillCycle is returned by GetWithFiller and GetOrFill called,
+	// with a filler's context or one derived from it, for the key that
+	// filler is filling, or that a fill it runs within is (the fill of
+	// whose filler asked for it with its context), while that fill runs:
+	// waiting, it could wait for itself until FillTimeout. GetOrFill
+	// returns it whoever owns the key. The chain is the context's: a
+	// filler that drops its context waits so; a fill joined by several
+	// callers runs within the first caller's chain only (a cycle through
+	// a later caller waits for FillTimeout); and a context handed to
+	// work that does not hold the fill up (a prefetch in a goroutine of
+	// its own) still carries the fill: give such work a fresh context.
 	ErrFillCycle = errors.New("a filler asked for the key it is filling")
 	// ErrFillerPanic wraps a panic raised by a Filler.
 	ErrFillerPanic = errors.New("filler panicked")

@@ -64,8 +64,8 @@ type Stats struct {
 	// to fills (taken as no answer: the member asks the next owner or
 	// fills itself) and peers' to GetAfter's pulls (dropped);
 	// RequestsBad the peers' requests this member could not read (empty,
-	// of an unknown kind, or with a key over MaxKeySize: answered as
-	// holding nothing). FillFallbacks counts the fills run here after an
+	// of an unknown kind, a fill of a key over MaxKeySize, or a pull of
+	// one over 64 KiB: answered as holding nothing). FillFallbacks counts the fills run here after an
 	// owner was asked and did not answer, or answered that it held
 	// nothing (it has no Filler, or its fill was not stored).
 	Fills uint64 `json:"fills"`

@@ -191,9 +191,10 @@
 // frame in flight, and time passing (every member's Tick) at any point
 // (up to one loss, one duplication and one tick by default: see
 // [Explore]), in the spirit of a model checker; a failure lists the run's
-// events. Each run converging is not all: with Explore.SameOutcome every
-// run must converge to the same state, which a merge that is not
-// associative does not. Two members with four operations are about 410,000 runs, 20
+// events. Each run converging is not all: for a type whose operations
+// are blind (their effect does not depend on the state they run on),
+// Explore.SameOutcome requires every run to converge to the same state,
+// which a merge that is not associative does not. Two members with four operations are about 410,000 runs, 20
 // seconds, or 41,000, 2 seconds, without the tick (MaxTicks -1, for a
 // type that sends nothing from Tick). [StoreSpec] is bcache's own store
 // as such a data type, with [LWWModel], so that the exhaustive search

@@ -43,14 +43,21 @@ type Explore struct {
 	// (the scope is then too large to be exhaustive). Default: 1,000,000.
 	MaxRuns int
 	// SameOutcome checks that every run converges to the same state
-	// (reflect.DeepEqual): every run applies the same operations, and a
-	// convergent data type's state depends on its operations alone, not
-	// on the order its members merged them in. Without it, a merge that
-	// is commutative and idempotent but not associative (a rock, paper,
+	// (reflect.DeepEqual), for a data type whose operations are blind:
+	// each one's effect does not depend on the state it runs on (a
+	// counter's increment, a grow-only set's add, a join with the
+	// operation's argument). Every run then applies the same effects,
+	// and a convergent type converges to their join, whatever the order
+	// its members merged them in. Without it, a merge that is
+	// commutative and idempotent but not associative (a rock, paper,
 	// scissors register) passes, each run converging, to different
-	// states (found by review). It needs MaxTicks -1: a data type that
-	// stamps its operations with the clock ends with other stamps in a
-	// run where time passed before an operation rather than after it.
+	// states (found by review). It is not for a type whose operations
+	// read the state or a clock (an add-wins set's remove, which removes
+	// the adds it saw; a register stamped by a hybrid logical clock):
+	// their effects differ with what each operation saw, and so do a
+	// correct type's converged states (found by review of it). It needs
+	// MaxTicks -1: time passing before an operation rather than after it
+	// gives it another stamp.
 	SameOutcome bool
 }
 
@@ -132,7 +139,7 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 			first, firstTrace = final, trace
 		case !reflect.DeepEqual(final, first):
 			return runs, fmt.Errorf("run %d converged to %v, run 1 to %v: the state depends on the order of the merges (is the merge associative and commutative?)\nevents of run %d:\n  %s\nevents of run 1:\n  %s",
-				runs, final, first, runs, strings.Join(trace, "\n  "), strings.Join(firstTrace, "\n  "))
+				runs, shown(final), shown(first), runs, strings.Join(trace, "\n  "), strings.Join(firstTrace, "\n  "))
 		}
 		if !path.next() {
 			return runs, nil
@@ -367,7 +374,7 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 	var before []any
 	for round := 0; ; round++ {
 		if round == 8 {
-			return trace, nil, fmt.Errorf("%w after 8 rounds: the states before the last were %v, after it %v", ErrNoFixpoint, before, states())
+			return trace, nil, fmt.Errorf("%w after 8 rounds: the states before the last were %v, after it %v", ErrNoFixpoint, shown(before), shown(states()))
 		}
 		before = states()
 		for i, a := range objs {
@@ -387,11 +394,11 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 	ends := states()
 	for i := 1; i < len(ends); i++ {
 		if !reflect.DeepEqual(ends[i], ends[0]) {
-			return trace, nil, fmt.Errorf("not converged: %s holds %v, %s holds %v", names[i], ends[i], names[0], ends[0])
+			return trace, nil, fmt.Errorf("not converged: %s holds %v, %s holds %v", names[i], shown(ends[i]), names[0], shown(ends[0]))
 		}
 	}
 	if err := model.Check(ends[0]); err != nil {
-		return trace, nil, fmt.Errorf("converged to %v: %w", ends[0], err)
+		return trace, nil, fmt.Errorf("converged to %v: %w", shown(ends[0]), err)
 	}
 	if err := invariant(); err != nil {
 		return trace, nil, err

@@ -273,3 +273,41 @@ func TestSameOutcomeCatchesAMergeThatIsNotAssociative(t *testing.T) {
 		t.Fatal("SameOutcome with ticks was taken")
 	}
 }
+
+// grower's merge appends what it receives: its state grows at every
+// exchange, and never reaches a fixpoint.
+type grower struct{ v []int }
+
+func (g *grower) Do(op Op) (any, []transport.Envelope) {
+	g.v = append(g.v, len(op.Key))
+	return nil, nil
+}
+func (g *grower) Receive(_ string, p []byte) []transport.Envelope {
+	g.v = append(g.v, make([]int, len(p))...)
+	return nil
+}
+func (g *grower) Tick() []transport.Envelope { return nil }
+func (g *grower) Sync(peer string) []transport.Envelope {
+	return []transport.Envelope{{To: peer, Payload: make([]byte, len(g.v)+1)}}
+}
+func (g *grower) SetMembers([]string) {}
+func (g *grower) State() any          { return slices.Clone(g.v) }
+
+// TestNoFixpointShowsTheStatesClipped: the failure shows the states,
+// clipped (printed whole, a growing state made an error of 7.7 MB: found
+// by review).
+func TestNoFixpointShowsTheStatesClipped(t *testing.T) {
+	spec := Spec{
+		New:   func(string, int, func() int64) (Object, error) { return &grower{}, nil },
+		Ops:   []OpKind{{Name: "w"}},
+		Model: func() Model { return passingModel{} },
+	}
+	script := []Scripted{{Member: 0, Op: Op{Name: "w", Key: "a"}}}
+	_, err := Exploration(spec, script, Explore{Members: 3, MaxLoss: -1, MaxDuplicate: -1, MaxTicks: -1, MaxRuns: 1})
+	if !errors.Is(err, ErrNoFixpoint) || !strings.Contains(err.Error(), "bytes)") {
+		t.Fatalf("%.300v", err)
+	}
+	if n := len(err.Error()); n > 16<<10 {
+		t.Fatalf("the no-fixpoint error is %d bytes", n)
+	}
+}

@@ -137,6 +137,20 @@ type Model interface {
 	Check(state any) error
 }
 
+// maxShown bounds what a failure prints of a state.
+const maxShown = 2 << 10
+
+// shown is a state as a failure prints it: its first maxShown bytes (a
+// merge that adds rather than joins grew states whose printing made an
+// error of megabytes: found by review).
+func shown(state any) string {
+	s := fmt.Sprint(state)
+	if len(s) > maxShown {
+		return fmt.Sprintf("%s... (%d bytes)", s[:maxShown], len(s))
+	}
+	return s
+}
+
 // TypeActions returns the names of the faults and steps the harness of a
 // Spec draws besides the operations, sorted: the names its Weights take.
 func TypeActions() []string {
@@ -562,7 +576,7 @@ func (h *typeHarness) end(t *rapid.T) {
 		if rounds == 8 {
 			// The states show how they grow (a merge that adds rather
 			// than joins): the error alone said nothing (found by review).
-			t.Fatalf("%v after 8 rounds: the states before the last were %v, after it %v", ErrNoFixpoint, before, h.states())
+			t.Fatalf("%v after 8 rounds: the states before the last were %v, after it %v", ErrNoFixpoint, shown(before), shown(h.states()))
 		}
 		before = h.states()
 		for _, a := range h.members {
@@ -598,7 +612,7 @@ func (h *typeHarness) end(t *rapid.T) {
 			continue
 		}
 		if !reflect.DeepEqual(s, state) {
-			t.Fatalf("not converged: %s holds %v, %s holds %v", m.name, s, first.name, state)
+			t.Fatalf("not converged: %s holds %v, %s holds %v", m.name, shown(s), first.name, shown(state))
 		}
 	}
 	if first == nil {
@@ -606,7 +620,7 @@ func (h *typeHarness) end(t *rapid.T) {
 	}
 	event(t, "converged after %d rounds that changed states: %v", rounds, state)
 	if err := h.model.Check(state); err != nil {
-		t.Fatalf("converged to %v: %v", state, err)
+		t.Fatalf("converged to %v: %v", shown(state), err)
 	}
 	h.check(t)
 }
