@@ -20,9 +20,8 @@ import (
 // dialled); AAAA answers nothing; anything else does not exist.
 func lookupServer(t *testing.T, many int) *net.Resolver {
 	t.Helper()
-	// Over TCP: a look of 1,024 names sent 2,048 datagrams at once, which
-	// overflowed the server's socket now and then, and its lookups timed
-	// out (a flaky test, under the race detector on a busy machine).
+	// Over TCP: no query of a look of a thousand names is lost to a full
+	// socket.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +75,11 @@ func TestSlowPeerNameHidesNoOther(t *testing.T) {
 // addresses each made 20,480 join targets: found by review), and says it
 // cut them.
 func TestOneLookTakesBoundedAddresses(t *testing.T) {
+	// 1,024 names, 16 lookups at a time, took 1.6 s of the look's 2 under
+	// the race detector, and more now and then in CI: the test is of the
+	// caps, not of the time.
+	defer func(d time.Duration) { resolveTimeout = d }(resolveTimeout)
+	resolveTimeout = time.Minute
 	res := lookupServer(t, 20)
 	var names []string
 	for i := range maxSourcePeers {
