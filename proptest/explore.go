@@ -55,9 +55,7 @@ type Explore struct {
 	// read the state or a clock (an add-wins set's remove, which removes
 	// the adds it saw; a register stamped by a hybrid logical clock):
 	// their effects differ with what each operation saw, and so do a
-	// correct type's converged states (found by review of it). It needs
-	// MaxTicks -1: time passing before an operation rather than after it
-	// gives it another stamp.
+	// correct type's converged states (found by review of it).
 	SameOutcome bool
 }
 
@@ -95,9 +93,6 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	}
 	if bounds.Members < 1 || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxTicks < -1 || bounds.MaxRuns < 0 {
 		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 or more, MaxLoss, MaxDuplicate and MaxTicks -1 or more, MaxRuns 0 or more", bounds)
-	}
-	if bounds.SameOutcome && bounds.MaxTicks != -1 {
-		return 0, fmt.Errorf("proptest: Explore with SameOutcome needs MaxTicks -1 (time passing at other points gives other stamps)")
 	}
 
 	if bounds.MaxLoss == 0 {

@@ -3,11 +3,13 @@ package proptest
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/sim"
@@ -140,15 +142,34 @@ type Model interface {
 // maxShown bounds what a failure prints of a state.
 const maxShown = 2 << 10
 
-// shown is a state as a failure prints it: its first maxShown bytes (a
-// merge that adds rather than joins grew states whose printing made an
-// error of megabytes: found by review).
+// shown is a state as a failure prints it: its first maxShown bytes, cut
+// at a character's start (a merge that adds rather than joins grew states
+// whose printing made an error of megabytes: found by review); the
+// states of several members (a list, or a map by name) each so.
 func shown(state any) string {
-	s := fmt.Sprint(state)
-	if len(s) > maxShown {
-		return fmt.Sprintf("%s... (%d bytes)", s[:maxShown], len(s))
+	switch v := state.(type) {
+	case []any:
+		parts := make([]string, len(v))
+		for i, s := range v {
+			parts[i] = shown(s)
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	case map[string]any:
+		parts := make([]string, 0, len(v))
+		for _, name := range slices.Sorted(maps.Keys(v)) {
+			parts = append(parts, name+":"+shown(v[name]))
+		}
+		return "map[" + strings.Join(parts, " ") + "]"
 	}
-	return s
+	s := fmt.Sprint(state)
+	if len(s) <= maxShown {
+		return s
+	}
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:cut], len(s))
 }
 
 // TypeActions returns the names of the faults and steps the harness of a

@@ -113,11 +113,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -298,7 +300,7 @@ func Read(path string) ([]Entry, ReadStats, error) {
 		if err != nil {
 			return nil, st, err
 		}
-		recs, err = readSegmentFile(recs, &st, b, seg, segs, i, newest)
+		recs, err = readMapped(recs, &st, b, seg, segs, i, newest)
 		unmap()
 		if err != nil {
 			return nil, st, err
@@ -306,6 +308,23 @@ func Read(path string) ([]Entry, ReadStats, error) {
 	}
 	st.Segments, st.Records = len(segs), len(recs)
 	return recs, st, nil
+}
+
+// readMapped is readSegmentFile over bytes that may be mapped from the
+// file: a fault reading them (the file cut under the mapping, a disk's
+// error), which ends the process by default, is an error wrapping EIO, as
+// a read's would be (found by review).
+func readMapped(recs []Entry, st *ReadStats, b []byte, seg Segment, segs []Segment, i, newest int) (out []Entry, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(interface{ Addr() uintptr }); !ok {
+				panic(r)
+			}
+			out, err = nil, fmt.Errorf("read %s: %w (a fault reading its mapping: %v)", seg.Path, syscall.EIO, r)
+		}
+	}()
+	return readSegmentFile(recs, st, b, seg, segs, i, newest)
 }
 
 // readSegmentFile is Read's work on segs[i], whose bytes are b: it

@@ -3,6 +3,7 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -16,8 +17,12 @@ import (
 // 256 MiB of heap, and one larger than memory would end the process
 // before OnDamage could move it aside: found by review). Entries decoded
 // from the bytes copy what they keep (store.DecodeRecord), so that the
-// mapping may go once the segment is read. The log's lock keeps other
-// writers out of the file while it is mapped.
+// mapping may go once the segment is read; a fault reading the mapping
+// (the file cut under it, a disk's error) is an error, not the end of the
+// process (see readMapped). The mapping is private and read-only: some
+// file systems refuse shared ones (FUSE with direct I/O), and a file
+// system that refuses any mapping gets the file read into memory, as
+// before (found by review).
 func mapFile(path string) ([]byte, func(), error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -35,9 +40,13 @@ func mapFile(path string) ([]byte, func(), error) {
 	if int64(int(size)) != size || size < 0 {
 		return nil, nil, fmt.Errorf("%s: %d bytes, more than this process can map", path, size)
 	}
-	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_PRIVATE)
+	switch {
+	case errors.Is(err, syscall.ENOMEM): // the address space is short: not the file's fault
 		return nil, nil, fmt.Errorf("map %s (%d bytes): %w", path, size, err)
+	case err != nil:
+		b, err := os.ReadFile(path)
+		return b, func() {}, err
 	}
 	return b, func() { syscall.Munmap(b) }, nil
 }

@@ -3,9 +3,12 @@
 package journal
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 )
 
@@ -43,5 +46,55 @@ func TestReadOfAGrownSegmentTakesNoHeap(t *testing.T) {
 	}
 	if took := after.TotalAlloc - before.TotalAlloc; took > 16<<20 {
 		t.Fatalf("Read of a segment of %d MiB holding one record (torn end %d bytes) allocated %d MiB", grown>>20, st.Torn, took>>20)
+	}
+}
+
+// TestASegmentCutWhileReadIsAnError: a segment cut under its mapping as
+// it is read (by another process, or as a disk's error would) is an
+// error wrapping EIO, as a read's is; the fault ended the process, at
+// every start, before OnDamage could move the files aside (found by
+// review). The read runs in a child process: the fault, unhandled, ends
+// it.
+func TestASegmentCutWhileReadIsAnError(t *testing.T) {
+	if path := os.Getenv("JOURNAL_TEST_MAPFAULT"); path != "" {
+		segs, err := Segments(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, unmap, err := mapFile(segs[0].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unmap()
+		if err := os.Truncate(segs[0].Path, 0); err != nil {
+			t.Fatal(err)
+		}
+		var st ReadStats
+		if _, err := readMapped(nil, &st, b, segs[0], segs, 0, 0); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("a segment cut as it was read: %v, want EIO", err)
+		}
+		return
+	}
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		r := rec(i)
+		r.Value = make([]byte, 1000)
+		b, err := l.Append(&r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close(false)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestASegmentCutWhileReadIsAnError$", "-test.v")
+	cmd.Env = append(os.Environ(), "JOURNAL_TEST_MAPFAULT="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the read of a segment cut under it: %v\n%.800s", err, out)
 	}
 }
