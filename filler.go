@@ -54,7 +54,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	if err := ctx.Err(); err != nil { // no one to fill for (the filler ran: found by review)
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), err)
 	}
-	if c.filling(ctx, key) {
+	if outerFill(ctx).has(c, key) { // see ErrFillCycle
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrFillCycle)
 	}
 	ch := c.fills.DoChan(key, func() (any, error) {
@@ -195,19 +195,16 @@ type fillingOf struct {
 	ended atomic.Bool
 }
 
+// outerFill returns the fill whose filler's context ctx is (or is derived
+// from), if any.
 func outerFill(ctx context.Context) *fillingOf {
 	f, _ := ctx.Value(fillingKey{}).(*fillingOf)
 	return f
 }
 
-// filling says ctx is a filler's (or derived from one) whose fill, or a
-// fill it runs within, is of key on c: a fill of key asked for with it
-// would wait for itself, until FillTimeout (found by review).
-func (c *Cache) filling(ctx context.Context, key string) bool {
-	return outerFill(ctx).has(c, key)
-}
-
-// has says f, or a fill it runs within, is a fill of key on c under way.
+// has says f, or a fill it runs within, is a fill of key on c under way:
+// a fill of key asked for with f's context would wait for itself, until
+// FillTimeout (found by review).
 func (f *fillingOf) has(c *Cache, key string) bool {
 	for ; f != nil; f = f.outer {
 		if f.c == c && f.key == key && !f.ended.Load() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
@@ -18,20 +17,10 @@ import (
 // one larger than memory ended the process at every start, before
 // OnDamage could move it aside (found by review).
 func TestReadOfAGrownSegmentTakesNoHeap(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: EveryWrite}, ReadStats{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rec(1)
-	b, err := l.Append(&r, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 1, 2)
 	l.Close(false)
+	r := rec(1)
 	const grown = 256 << 20
 	if err := os.Truncate(segmentPath(path, 1), grown); err != nil { // sparse: no disk taken
 		t.Fatal(err)
@@ -75,22 +64,8 @@ func TestASegmentCutWhileReadIsAnError(t *testing.T) {
 		}
 		return
 	}
-	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: EveryWrite}, ReadStats{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 200 {
-		r := rec(i)
-		r.Value = make([]byte, 1000)
-		b, err := l.Append(&r, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 200)
 	l.Close(false)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestASegmentCutWhileReadIsAnError$", "-test.v")
 	cmd.Env = append(os.Environ(), "JOURNAL_TEST_MAPFAULT="+path)

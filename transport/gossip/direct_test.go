@@ -2,8 +2,6 @@ package gossip
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -220,16 +218,8 @@ func datagram(t testing.TB, label string, key []byte, crc bool, typ byte, msg []
 		b = append(h, b...)
 	}
 	if key != nil {
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			t.Fatal(err)
-		}
 		nonce := bytes.Repeat([]byte{7}, mlNonceSize)
-		b = aead.Seal(append([]byte{mlGCMVersion}, nonce...), nonce, b, []byte(label))
+		b = testGCM(t, key).Seal(append([]byte{mlGCMVersion}, nonce...), nonce, b, []byte(label))
 	}
 	if label != "" {
 		b = append([]byte{mlHasLabelMsg, byte(len(label))}, append([]byte(label), b...)...)

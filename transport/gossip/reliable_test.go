@@ -66,6 +66,16 @@ func openStream(t *testing.T, b, key []byte) (label string, msg []byte) {
 	if body[0] != mlGCMVersion {
 		t.Fatalf("encryption version %d", body[0])
 	}
+	plain, err := testGCM(t, key).Open(nil, body[1:1+mlNonceSize], body[1+mlNonceSize:], aad)
+	if err != nil {
+		t.Fatalf("the stream does not open: %v", err)
+	}
+	return label, plain
+}
+
+// testGCM returns AES-GCM with key, as memberlist encrypts with it.
+func testGCM(t testing.TB, key []byte) cipher.AEAD {
+	t.Helper()
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		t.Fatal(err)
@@ -74,11 +84,7 @@ func openStream(t *testing.T, b, key []byte) (label string, msg []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := aead.Open(nil, body[1:1+mlNonceSize], body[1+mlNonceSize:], aad)
-	if err != nil {
-		t.Fatalf("the stream does not open: %v", err)
-	}
-	return label, plain
+	return aead
 }
 
 // A frame sent over a stream is written as memberlist's SendReliable
