@@ -602,3 +602,36 @@ func TestPeersLongKeyIsReadAndDeleted(t *testing.T) {
 		t.Fatalf("GetAfter of a key over the protocol's limit: %v, want ErrKeyTooLarge", err)
 	}
 }
+
+// FuzzTokenParse: any header bytes parse without a panic, as a version
+// or ErrBadToken; what parses round-trips through newToken.
+func FuzzTokenParse(f *testing.F) {
+	for _, r := range []crdt.Record{
+		{Key: "k", Time: crdt.Timestamp{Wall: 1_700_000_000_000_000_000, Logical: 3, Node: 7}},
+		{Key: "", Time: crdt.Timestamp{Wall: -1, Logical: 1<<32 - 1, Node: 1<<64 - 1}},
+		{Key: "key", Time: crdt.Timestamp{Wall: 1<<63 - 1}},
+	} {
+		f.Add(r.Key, string(newToken(r)))
+	}
+	f.Add("k", "")
+	f.Add("k", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, key, tok string) {
+		ts, err := Token(tok).parse(key)
+		if err != nil {
+			if !errors.Is(err, ErrBadToken) {
+				t.Fatalf("%q: %v, not ErrBadToken", tok, err)
+			}
+			if len(err.Error()) > 400 {
+				t.Fatalf("error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		again, err := newToken(crdt.Record{Key: key, Time: ts}).parse(key)
+		if err != nil || again != ts {
+			t.Fatalf("%q parsed to %+v, which round-trips to %+v, %v", tok, ts, again, err)
+		}
+		if len(tok) > MaxTokenLen {
+			t.Fatalf("a token of %d bytes parsed", len(tok))
+		}
+	})
+}

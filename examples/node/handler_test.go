@@ -653,3 +653,44 @@ func TestBadParametersAreNotEchoedWhole(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTokenHeader: any Bcache-Token header and wait parameter on a GET
+// is answered with a client's error, a miss, a value or a timeout, never
+// a panic or a server error, and with a bounded answer.
+func FuzzTokenHeader(f *testing.F) {
+	c := newCache(f, bcache.Config{})
+	h := newHandler(c, 1<<20, zerolog.Nop())
+	tok, err := c.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("k", string(tok), "0s")
+	f.Add("k", string(tok)+"A", "1ms")
+	f.Add("other", string(tok), "")
+	f.Add("k", "\x00\xff", "-1s")
+	f.Add("k", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "1m1s")
+	f.Fuzz(func(t *testing.T, key, tok, wait string) {
+		if key == "" || tok == "" {
+			return
+		}
+		if d, err := time.ParseDuration(wait); wait == "" || err == nil && d > 10*time.Millisecond && d <= maxWait {
+			wait = "10ms" // a real wait, kept short
+		}
+		u := "/v1/keys/" + url.PathEscape(key) + "?wait=" + url.QueryEscape(wait)
+		req, err := http.NewRequest("GET", u, nil)
+		if err != nil {
+			return
+		}
+		req.Header[tokenHeader] = []string{tok} // as sent, unchecked
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		switch w.Code {
+		case 200, 404, 400, 414, 429, 504, 301, 307, 308:
+		default:
+			t.Fatalf("GET %q token %q wait %q: %d %q", key, tok, wait, w.Code, w.Body.String())
+		}
+		if w.Code != 200 && w.Body.Len() > 1024 { // a bad wait was echoed whole: found by this target
+			t.Fatalf("an answer of %d bytes", w.Body.Len())
+		}
+	})
+}
