@@ -79,9 +79,10 @@ type countingTransport struct {
 	fromIP    map[netip.Addr]int
 	fromNet   map[netip.Prefix]int
 	strangers map[*countingConn]uint64
-	admitted  uint64              // streams admitted so far: strangers' order
-	all       int                 // without a key
-	members   map[netip.Addr]bool // the members' addresses (setMembers)
+	admitted  uint64                     // streams admitted so far: strangers' order
+	all       int                        // without a key
+	members   map[netip.Addr]bool        // the members' addresses (setMembers)
+	accepted  map[*countingConn]struct{} // accepted and not closed; nil once shut down
 }
 
 // newCountingTransport wraps t; keyed says the cluster has a key (see
@@ -90,7 +91,7 @@ func newCountingTransport(t memberlist.NodeAwareTransport, s *wireStats, keyed b
 	c := &countingTransport{
 		NodeAwareTransport: t, stats: s, streamCh: make(chan net.Conn),
 		closing: make(chan struct{}), stopped: make(chan struct{}),
-		dialed: map[*countingConn]struct{}{}, keyed: keyed,
+		dialed: map[*countingConn]struct{}{}, keyed: keyed, accepted: map[*countingConn]struct{}{},
 	}
 	c.wg.Add(1)
 	go c.forwardStreams()
@@ -121,6 +122,16 @@ func (c *countingTransport) forwardStreams() {
 			if !ok {
 				c.stats.refused.Add(1)
 				conn.Close()
+				continue
+			}
+			c.mu.Lock()
+			shut := c.accepted == nil
+			if !shut {
+				c.accepted[cc] = struct{}{}
+			}
+			c.mu.Unlock()
+			if shut {
+				cc.Close()
 				continue
 			}
 			select {
@@ -199,6 +210,7 @@ func (c *countingTransport) release(cc *countingConn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.releaseLocked(cc)
+	delete(c.accepted, cc)
 }
 
 func (c *countingTransport) releaseLocked(cc *countingConn) {
@@ -301,14 +313,20 @@ func (c *countingTransport) forget(cc *countingConn) {
 	c.mu.Unlock()
 }
 
-// cutDialed closes every stream dialed and not closed yet, and makes
-// later dials fail.
-func (c *countingTransport) cutDialed() {
+// cutStreams closes every stream dialed or accepted and not closed yet,
+// makes later dials fail and closes the streams accepted later. An
+// accepted stream that sent nothing held memberlist's goroutine reading
+// it, and its descriptor, for up to TCPTimeout after Close (found by
+// review): memberlist's Shutdown does not close them.
+func (c *countingTransport) cutStreams() {
 	c.mu.Lock()
-	dialed := c.dialed
-	c.dialed = nil
+	dialed, accepted := c.dialed, c.accepted
+	c.dialed, c.accepted = nil, nil
 	c.mu.Unlock()
 	for cc := range dialed {
+		cc.Conn.Close()
+	}
+	for cc := range accepted {
 		cc.Conn.Close()
 	}
 }
@@ -321,7 +339,7 @@ func (c *countingTransport) Shutdown() error {
 	var err error
 	c.once.Do(func() {
 		close(c.closing)
-		c.cutDialed()
+		c.cutStreams()
 		err = c.NodeAwareTransport.Shutdown()
 		close(c.stopped)
 		c.wg.Wait()

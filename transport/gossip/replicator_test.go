@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -292,6 +293,35 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 		if err := nd.r.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}
+
+// TestCloseCutsInboundStreams: a stream accepted from a peer (or anyone)
+// that sends nothing is closed by Close, with memberlist's goroutine
+// reading it: it stayed open, holding its goroutine and descriptor, for
+// up to TCPTimeout after Close had returned (found by review). A stream
+// accepted after Shutdown began is closed at once.
+func TestCloseCutsInboundStreams(t *testing.T) {
+	before := runtime.NumGoroutine()
+	a := startNode(t, "a", nil, func(c *Config) { c.Timings.TCPTimeout = time.Hour })
+	conn, err := net.Dial("tcp", a.r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	await.Until(t, 5*time.Second, func() bool {
+		a.r.ct.mu.Lock()
+		defer a.r.ct.mu.Unlock()
+		return len(a.r.ct.accepted) == 1
+	}, "the stream was not handed to memberlist")
+	if err := a.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the peer's end of an idle inbound stream after Close: %v, want it closed", err)
 	}
 	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
