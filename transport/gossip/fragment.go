@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache/transport/wire"
@@ -69,7 +68,7 @@ func (r *Replicator) sendFragments(to *memberlist.Node, kind wire.Kind, frame []
 	if !fragmentable(kind) || count > maxFragments {
 		return false
 	}
-	id := r.frags.next.Add(1)
+	id := randomSeed() // see reassembly
 	frags := make([][]byte, count)
 	for i := range frags {
 		part := frame[i*size : min((i+1)*size, len(frame))]
@@ -160,9 +159,15 @@ func (p *partial) size() (n int) {
 	return n
 }
 
-// reassembly holds the frames being put back together, oldest first.
+// reassembly holds the frames being put back together, oldest first. A
+// partial frame is known by its sender's name and the frame's id, which
+// the sender draws at random for each frame: a member that saw one of a
+// peer's ids could name the next ones while they came from a counter,
+// and one datagram of its own under the peer's name, with the next id
+// and another count, had every fragment of the peer's real frame refused
+// (found by review). Random, a restart's first frames do not meet the
+// ids of its last process's either.
 type reassembly struct {
-	next     atomic.Uint64 // ids of the frames this member sends
 	mu       sync.Mutex
 	partials []*partial
 	bytes    int // held in partials' parts, at most maxPartialBytes

@@ -10,6 +10,7 @@ import (
 	"github.com/bcache-go/bcache/internal/await"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // TestReassembly: fragments in any order make the frame once; copies (also
@@ -226,13 +227,50 @@ func TestPartialFramesExpireWithoutFragments(t *testing.T) {
 	}
 }
 
-// TestFragmentIDsStartAtRandom: a member's fragment ids do not start from
-// 1 in every process: a restart under the same name sent a first frame
-// whose id its peer held as a finished frame of the last process, and
-// ignored (found by review).
-func TestFragmentIDsStartAtRandom(t *testing.T) {
-	_, a, b := callPair(t, nil)
-	if x, y := a.r.frags.next.Load(), b.r.frags.next.Load(); x == y || x < 1<<32 && y < 1<<32 {
-		t.Fatalf("fragment ids start at %d and %d", x, y)
+// TestAnInsiderCannotNameAPeersNextFragments: a member that saw one of
+// a peer's fragment ids, and sends fragments of its own under the peer's
+// name with the ids after it and another count, does not make the peer's
+// next fragmented frame go unread: ids are drawn at random for each
+// frame. From a counter, the next id was the one seen plus one, and every
+// fragment of the real frame was refused (found by review); from 1 in
+// every process, a restart's first frame was taken for a late copy of
+// its last process's (found by an earlier review).
+func TestAnInsiderCannotNameAPeersNextFragments(t *testing.T) {
+	_, s, r := callPair(t, nil)
+	to := s.r.lookup(r.r.cfg.Name)
+	frame := bytes.Repeat([]byte{byte(wire.KindRepair)}, 3*s.r.fragmentSize())
+	// The frame's id, as r holds it once the frame is whole.
+	whole := func(skip map[uint64]bool) (uint64, bool) {
+		r.r.frags.mu.Lock()
+		defer r.r.frags.mu.Unlock()
+		for _, p := range r.r.frags.partials {
+			if p.from == s.r.cfg.Name && !skip[p.id] && p.parts == nil {
+				return p.id, true
+			}
+		}
+		return 0, false
+	}
+	sent := map[uint64]bool{}
+	send := func() uint64 {
+		t.Helper()
+		if to == nil || !s.r.sendFragments(to, wire.KindRepair, frame) {
+			t.Fatal("the frame did not go as fragments")
+		}
+		var id uint64
+		await.Until(t, 5*time.Second, func() bool {
+			var ok bool
+			id, ok = whole(sent)
+			return ok
+		}, "s's fragmented frame never came whole at r")
+		sent[id] = true
+		return id
+	}
+	seen := send()
+	for d := range uint64(16) { // the insider's datagrams, naming s
+		r.r.frags.add(s.r.cfg.Name, seen+1+d, 0, 2, []byte("x"), time.Now())
+	}
+	next := send()
+	if next-seen <= 16 {
+		t.Fatalf("the frame after id %d has id %d", seen, next)
 	}
 }

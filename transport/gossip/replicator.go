@@ -166,10 +166,6 @@ func Start(cfg Config) (*Replicator, error) {
 		founder:      cfg.Founder,
 		joinLogged:   map[string]time.Time{},
 	}
-	// Fragments' ids start where a restart under the same name does not
-	// meet its last process's (from 1, the new process's first frame was
-	// taken for a late copy of the old one's: found by review).
-	r.frags.next.Store(randomSeed())
 	r.calls.refusedFor = refusalWindow(cfg.Timings.TCPTimeout)
 	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
 	pc := cfg.Protocol
