@@ -37,6 +37,11 @@ type antiEntropy struct {
 	// SessionTimeout passes without a step.
 	resp    map[string]*responder
 	opening map[string][]*responder
+	// answered holds, by peer name, the responder state of the last
+	// session each peer completed with this node, until SessionTimeout
+	// after: the initiator's answers to this node's last Reject come
+	// after the end (see receiveReject).
+	answered map[string]*responder
 	// joined is when each member of the view came into it (SetMembers):
 	// an opening that has shown no token makes this node yield to its
 	// sender only within arrivalYield of that (see yields).
@@ -155,6 +160,11 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	for peer, r := range n.ae.resp {
 		if now >= r.deadline {
 			delete(n.ae.resp, peer)
+		}
+	}
+	for peer, r := range n.ae.answered {
+		if now >= r.deadline {
+			delete(n.ae.answered, peer)
 		}
 	}
 	for peer, rs := range n.ae.opening {
@@ -444,6 +454,8 @@ func (n *Node) responded(from string, r *responder, now int64) {
 		n.roster.completed(from, r.cut, r.coverage, r.start, now)
 	}
 	delete(n.ae.resp, from)
+	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
+	n.ae.answered[from] = r // for the initiator's answers to this node's last Reject (see receiveReject)
 	n.stats.SessionsResponded++
 	n.exchanged(from, now)
 }
@@ -1314,22 +1326,44 @@ func newerThanAsked(asked *wire.Versions, recs []crdt.Record, bits int) bool {
 	return false
 }
 
-// receiveReject (initiator) merges the tombstones with which the responder
-// answered records of its answer it rejected, if the Reject answers a step
-// of its session in flight or of the last one it completed (the final
-// answer's Reject comes after the end), until that session's deadline.
-func (n *Node) receiveReject(from string, m *wire.Reject, now int64) {
+// receiveReject takes a Reject. As the initiator, it merges the records
+// with which the responder answered records of its answer it rejected,
+// if the Reject answers a step of its session in flight or of the last
+// one it completed (the final answer's Reject comes after the end), until
+// that session's deadline; among them may be the responder's records of a
+// key hash where the answer brought another key (see receiveRepair's
+// collided), and those of them it rejects in turn, below a watermark of
+// its own, it answers with a Reject of its own: the responder, holding
+// them, would otherwise hold them apart from this member after the
+// session, and the next would move them again (found by the harness,
+// TestCollidedRecordRejectedAfterTheFinalAnswer). As the responder, it
+// merges such answers for a session it completed, until its deadline.
+// Answers are not answered.
+func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope {
 	s := &n.ae.s
 	if !n.ae.active || s.ID != m.ID {
 		s = &n.ae.last
 	}
 	if s.ID == 0 || s.ID != m.ID || s.peer != from || m.Token != s.Token || m.Step == 0 || m.Step > s.Step || now >= s.deadline {
+		if r := n.ae.answered[from]; r != nil && r.id == m.ID && r.token == m.Token && m.Step > 0 && now < r.deadline {
+			for _, rec := range m.Records {
+				n.receiveRepairRecord(rec, now)
+			}
+			return nil
+		}
 		n.stats.Stray++
-		return
+		return nil
 	}
+	var rejected []crdt.Record
 	for _, r := range m.Records { // an answer rejected in turn is older than what this node collected
-		n.receiveRepairRecord(r, now)
+		if n.receiveRepairRecord(r, now) == crdt.Rejected && !(r.Tombstone && r.Time.Node == 0) {
+			rejected = append(rejected, r)
+		}
 	}
+	if len(rejected) == 0 {
+		return nil
+	}
+	return n.send(nil, &wire.Reject{Session: wire.Session{ID: s.ID, Token: s.Token, Step: m.Step}, Records: n.answers(rejected)}, from)
 }
 
 // wanted appends to dst our records with the given key hashes, which the

@@ -364,3 +364,60 @@ func TestRepairFitsAFrameSmallerThanMaxRepairBytes(t *testing.T) {
 		SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, 2000)
 	catchesUpFitting(t, net, 2002)
 }
+
+// TestCollidedRecordRejectedAfterTheFinalAnswer: the responder's records
+// of a hash where the initiator's final answer brought another key come
+// in a Reject after the session ended on the initiator's side; one the
+// initiator rejects, below a watermark of its own (it collected that
+// key), it answers with a Reject of its own, which the responder, done
+// with the session too, merges: after one session the two hold the same
+// records but the answer (found by the harness, TestCollidingKeys; the
+// responder kept the tombstone the initiator had collected, apart from
+// it until the next session). The answer is merged only with the
+// session's token.
+func TestCollidedRecordRejectedAfterTheFinalAnswer(t *testing.T) {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	dead := crdt.Record{Key: ka, Tombstone: true, Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	live := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 2}}
+	for _, token := range []string{"its own", "another"} {
+		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "b")
+		n.reps["a"].recs[ka] = dead
+		n.reps["b"].recs[kb] = live
+		n.reps["b"].wm = 15 // b collected ka's tombstone
+		if token == "another" {
+			// The answer's Reject is forged: it shows no token of a session
+			// a completed, and changes nothing.
+			out := n.nodes["b"].StartSession("a", n.now.Now())
+			forged := false
+			n.pumpDropping("b", out, "b", func(from string, e Envelope) bool {
+				if from != "b" || e.Kind != wire.KindReject {
+					return false
+				}
+				forged = true
+				m := decodeFrame(t, e.Payload).(*wire.Reject)
+				m.Token++
+				if _, err := n.nodes["a"].Receive("b", encode(t, m), n.now.Now()); err != nil {
+					t.Fatal(err)
+				}
+				return true
+			})
+			if !forged {
+				t.Fatal("b sent no Reject to forge")
+			}
+			if got := n.reps["a"].recs[ka]; got.Version() != dead.Version() {
+				t.Fatalf("a Reject without the session's token changed a's %q to %+v", ka, got)
+			}
+			continue
+		}
+		n.pump("b", n.nodes["b"].StartSession("a", n.now.Now()))
+		if got := n.reps["a"].recs[ka]; !got.Tombstone || got.Time.Node != 0 || got.Time.Wall <= 15 {
+			t.Fatalf("a holds %q at %+v after one session, want b's answer above its watermark", ka, got.Time)
+		}
+		if _, ok := n.reps["b"].recs[ka]; ok {
+			t.Fatalf("b took %q's tombstone below its watermark", ka)
+		}
+		if got := n.reps["a"].recs[kb]; got.Version() != live.Version() {
+			t.Fatalf("a holds %q at %+v, want b's", kb, got.Time)
+		}
+	}
+}

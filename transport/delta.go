@@ -1,11 +1,7 @@
 package transport
 
 import (
-	"cmp"
-	"maps"
 	"math"
-	"slices"
-	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/wire"
@@ -162,37 +158,40 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 	return out
 }
 
-// receiveDelta applies a batch seen for the first time and relays the frame,
-// unchanged, to this node's children in the origin's tree. A direct send
-// (no origin name) is applied and not relayed; applying a duplicate of it
-// again changes nothing.
+// receiveDelta applies a batch and, if it changed anything here, relays
+// the frame, unchanged, to this node's children in the origin's tree. A
+// direct send (no origin name) is applied and not relayed.
+//
+// Whether a batch is new is told by what it does, not by its origin's id
+// and batch number: anyone holding the cluster key can send a Delta under
+// another member's id with the numbers that member will use next, and
+// when those marked a batch as seen, its real batches were taken for
+// copies, neither applied nor relayed, anywhere (found by review; a
+// window of 64 numbers and a restart after 64 late batches in a row
+// narrowed it, and a forged batch sent again now and then held the
+// restart off). A batch that changes nothing here (a copy, come again by
+// a second path or replayed, or records older than those held) is not
+// relayed: what it carries is what this member's children had from it
+// when it first came, or lose to what they will have; a copy still costs
+// one lookup per record, what any peer's frame may cost.
 func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int64) []Envelope {
-	relayed, relay := m.Origin != "", true
 	if m.OriginID == n.cfg.Clock.Node() {
 		n.stats.DuplicateDeltas++
 		return nil
 	}
-	if relayed {
-		var fresh bool
-		if fresh, relay = n.seen.first(m.OriginID, m.Seq, now); !fresh || !relay {
-			// Received again, or too far out of order to tell (a copy
-			// perhaps): the latter is applied, not relayed (its subtree
-			// has it from anti-entropy), and was counted nowhere (found
-			// by review). Counted once, here, not as received too.
-			n.stats.DuplicateDeltas++
-		}
-		if !fresh {
-			return nil
-		}
-	}
-	if relay {
-		n.stats.DeltaBatchesReceived++
-	}
 	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
+	changed := false
 	for _, r := range m.Records {
-		n.receiveRecord(r, true, now)
+		if n.receiveRecord(r, true, now) == crdt.Applied {
+			changed = true
+		}
 	}
-	if !relayed || !relay {
+	if !changed && m.Origin != "" {
+		n.stats.DuplicateDeltas++
+		return nil
+	}
+	n.stats.DeltaBatchesReceived++
+	if m.Origin == "" {
 		return nil
 	}
 	var out []Envelope
@@ -215,89 +214,4 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		n.stats.DeltasForwarded++
 	}
 	return out
-}
-
-// dedup suppresses duplicate delta batches, per origin incarnation. It is
-// bounded: past maxOrigins, the half heard from least recently is
-// forgotten (a forgotten origin's batches may be applied twice, which
-// changes nothing), so fresh origin ids cost a member no more than that.
-type dedup struct {
-	w         map[crdt.NodeID]*origin
-	lastPrune int64
-}
-
-// origin is what dedup keeps of one origin incarnation: the batch numbers
-// seen, and when it was last heard from.
-type origin struct {
-	seen window
-	last int64
-	// behind counts the batches in a row more than 64 behind seen's
-	// newest (see dedup.first).
-	behind int
-}
-
-const (
-	// dedupIdle is how long an origin's window is kept without news from it.
-	dedupIdle = int64(10 * time.Minute)
-	// maxOrigins bounds the origins tracked: about 1 MiB.
-	maxOrigins = 1 << 14
-)
-
-func (d *dedup) init() { d.w = make(map[crdt.NodeID]*origin) }
-
-// first reports whether batch seq of origin id is new, and records it,
-// and whether to relay it. A batch more than 64 behind the newest seen is
-// applied (applying a batch again changes nothing) but not relayed: the
-// newest seen may be no batch of the origin's (a member with the key
-// relaying a Delta of another's id and a Seq ahead of its made every later
-// batch of that origin a duplicate, neither applied nor relayed: found by
-// review), and relaying every late copy flooded the subtree below a member
-// once per path to it, which disagreeing views multiply, and let a
-// replayed frame amplify (found by the next review). After maxBehind such
-// batches in a row, which no honest origin sends, the window starts again
-// from the last of them, and relaying resumes.
-func (d *dedup) first(id crdt.NodeID, seq uint64, now int64) (fresh, relay bool) {
-	o := d.w[id]
-	if o == nil {
-		if len(d.w) >= maxOrigins {
-			d.evictOldest(len(d.w) / 2)
-		}
-		o = &origin{}
-		d.w[id] = o
-	}
-	o.last = now
-	if seq < o.seen.max && o.seen.max-seq >= 64 {
-		if o.behind++; o.behind >= maxBehind {
-			o.seen, o.behind = window{max: seq, mask: 1}, 0
-		}
-		return true, false
-	}
-	o.behind = 0
-	return o.seen.first(seq), true
-}
-
-// maxBehind is how many batches in a row far behind the newest seen make
-// an origin's window start again (see dedup.first).
-const maxBehind = 64
-
-// evictOldest forgets the n origins heard from least recently.
-func (d *dedup) evictOldest(n int) {
-	ids := slices.Collect(maps.Keys(d.w))
-	slices.SortFunc(ids, func(a, b crdt.NodeID) int { return cmp.Compare(d.w[a].last, d.w[b].last) })
-	for _, id := range ids[:n] {
-		delete(d.w, id)
-	}
-}
-
-// prune forgets origins not heard from for dedupIdle, once a minute.
-func (d *dedup) prune(now int64) {
-	if now-d.lastPrune < int64(time.Minute) {
-		return
-	}
-	d.lastPrune = now
-	for id, o := range d.w {
-		if now-o.last > dedupIdle {
-			delete(d.w, id)
-		}
-	}
 }

@@ -179,7 +179,6 @@ type Node struct {
 	kids      []string // scratch: the members a relayed delta goes to
 
 	out    deltaQueue
-	seen   dedup
 	ae     antiEntropy
 	roster roster
 	stats  Stats
@@ -212,8 +211,7 @@ func New(cfg Config) (*Node, error) {
 	n.codec.Intern(cfg.Intern)
 	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
-	n.seen.init()
-	n.ae.resp, n.ae.opening, n.ae.joined = map[string]*responder{}, map[string][]*responder{}, map[string]int64{}
+	n.ae.resp, n.ae.opening, n.ae.answered, n.ae.joined = map[string]*responder{}, map[string][]*responder{}, map[string]*responder{}, map[string]int64{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
@@ -391,7 +389,6 @@ func (n *Node) Tick(now int64) []Envelope {
 		out = n.flush(out, now)
 	}
 	out = n.tickAntiEntropy(out, now)
-	n.seen.prune(now)
 	return out
 }
 
@@ -429,8 +426,7 @@ func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, erro
 	case *wire.Repair:
 		return n.receiveRepair(from, m, now), nil
 	case *wire.Reject:
-		n.receiveReject(from, m, now)
-		return nil, nil
+		return n.receiveReject(from, m, now), nil
 	}
 	return nil, nil
 }

@@ -202,21 +202,6 @@ func TestRepeatedListsAreRefused(t *testing.T) {
 	}
 }
 
-// TestDedupTableIsBounded (item 12): every fresh origin id used to add an
-// entry to the delta dedup table, kept ten minutes (55 bytes per 20-byte
-// frame). The table is now bounded.
-func TestDedupTableIsBounded(t *testing.T) {
-	n := newTestNet(t, 8, Config{}, "a", "b")
-	rec := crdt.Record{Key: "k", Time: crdt.Timestamp{Wall: n.now.Now(), Node: 3}}
-	for id := range crdt.NodeID(3 * maxOrigins) {
-		frame := encode(t, &wire.Delta{Origin: "b", OriginID: id + 100, Seq: 1, Records: []crdt.Record{rec}})
-		n.nodes["a"].Receive("b", frame, n.now.Now())
-	}
-	if got := len(n.nodes["a"].seen.w); got > maxOrigins {
-		t.Fatalf("%d origins tracked, bound %d", got, maxOrigins)
-	}
-}
-
 // TestRejectOutsideASessionIsIgnored: a Reject used to make the receiver
 // forget whatever versions it listed, whenever it came. It now counts only
 // as the answer to a step of this member's own session with its sender.
@@ -348,47 +333,73 @@ func TestDigestRepliesGoDeeper(t *testing.T) {
 	}
 }
 
-// TestForgedSeqDoesNotSilenceAnOrigin: one relayed Delta naming a's
-// incarnation with a Seq ahead of a's, from anyone, made every member take
-// each of a's later batches for an old duplicate: neither applied nor
-// relayed, for as long as a kept writing (found by review, first with the
-// largest Seq, then with one a window reset let through). A batch more
-// than 64 behind the newest seen is now applied, not relayed, and
-// maxBehind of them in a row start the window again.
+// TestForgedSeqDoesNotSilenceAnOrigin: relayed Deltas naming a's
+// incarnation, with batch numbers ahead of a's, from anyone holding the
+// key, made members take a's later batches for copies, neither applied nor
+// relayed: first with the largest Seq (found by review), then with one a
+// window reset let through (the next review), then, with a window of 64
+// and a restart after 64 late batches in a row, with the numbers a would
+// use next, sent to a's children only, or with one far ahead sent again
+// every 32 of a's batches (found by a third review). A batch is now new
+// when it changes something, whatever its numbers: every write of a's
+// reaches every member by delta alone.
 func TestForgedSeqDoesNotSilenceAnOrigin(t *testing.T) {
 	names := []string{"a", "b", "c", "d"}
-	n := newTestNet(t, 8, Config{Fanout: 2, AntiEntropyInterval: time.Hour}, names...)
-	aID := n.nodes["a"].cfg.Clock.Node()
-	for _, seq := range []uint64{1<<64 - 1, 1 << 24, 100} { // far ahead, or just ahead
-		forged := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: seq})
-		for _, to := range names[1:] {
-			if _, err := n.nodes[to].Receive("x", forged, n.now.Now()); err != nil {
-				t.Fatal(err)
+	const writes = 4 * 64
+	for name, forge := range map[string]func(seq uint64) []uint64{
+		"far ahead, once":       func(seq uint64) []uint64 { return when(seq == 0, 1<<64-1, 1<<24, 100) },
+		"far ahead, again":      func(seq uint64) []uint64 { return when(seq%32 == 0, 1<<64-1) },
+		"the next ones, ahead":  func(seq uint64) []uint64 { return when(seq%32 == 0, seqRange(seq+1, seq+40)...) },
+		"each one, just before": func(seq uint64) []uint64 { return []uint64{seq + 1} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := newTestNet(t, 8, Config{Fanout: 2, AntiEntropyInterval: time.Hour}, names...)
+			aID := n.nodes["a"].cfg.Clock.Node()
+			kids := n.nodes["a"].ring.children(nil, "a", "a", 2) // they relay to the rest
+			for i := range writes {
+				for _, seq := range forge(uint64(i)) {
+					forged := encode(t, &wire.Delta{Origin: "a", OriginID: aID, Seq: seq})
+					for _, to := range kids {
+						out, err := n.nodes[to].Receive("x", forged, n.now.Now())
+						if err != nil {
+							t.Fatal(err)
+						}
+						n.pump(to, out)
+					}
+				}
+				n.now.Advance(time.Second)
+				n.pump("a", n.write("a", fmt.Sprintf("k%d", i), "v"))
 			}
-		}
-	}
-	// a's batches, behind the forged Seq, are applied where they come and
-	// not relayed, until maxBehind in a row start the window again; from
-	// then on they are relayed too.
-	const writes = maxBehind + 20
-	for i := range writes {
-		n.now.Advance(time.Second)
-		n.pump("a", n.write("a", fmt.Sprintf("k%d", i), "v"))
-		for _, to := range names[1:] {
-			n.nodes[to].Tick(n.now.Now())
-		}
-	}
-	for _, to := range names[1:] {
-		got := 0
-		for i := maxBehind; i < writes; i++ {
-			if _, ok := n.reps[to].recs[fmt.Sprintf("k%d", i)]; ok {
-				got++
+			for _, to := range names[1:] {
+				got := 0
+				for i := range writes {
+					if _, ok := n.reps[to].recs[fmt.Sprintf("k%d", i)]; ok {
+						got++
+					}
+				}
+				if got != writes {
+					t.Errorf("%s holds %d of a's %d writes, deltas only", to, got, writes)
+				}
 			}
-		}
-		if got != writes-maxBehind {
-			t.Errorf("%s holds %d of a's last %d writes, deltas only", to, got, writes-maxBehind)
-		}
+		})
 	}
+}
+
+// when returns seqs if cond holds, else none.
+func when(cond bool, seqs ...uint64) []uint64 {
+	if cond {
+		return seqs
+	}
+	return nil
+}
+
+// seqRange returns from..to.
+func seqRange(from, to uint64) []uint64 {
+	var s []uint64
+	for q := from; q <= to; q++ {
+		s = append(s, q)
+	}
+	return s
 }
 
 // TestHonestRepairsThatApplyNothingGoOn: a's session with b, whose
@@ -620,13 +631,14 @@ func TestNewerThanAskedOrdersVersions(t *testing.T) {
 	}
 }
 
-// TestFarBehindBatchIsCounted: a delta batch 64 or more behind the newest
-// one its origin's window has seen is applied but not relayed, and is
-// counted once, as DuplicateDeltas says (it was counted nowhere, so its
-// subtree's loss, until anti-entropy, could not be seen: found by review;
-// then, in the fix's first version, also as a batch received, so that a
-// late copy counted twice).
-func TestFarBehindBatchIsCounted(t *testing.T) {
+// TestOldCopyIsCountedNotRelayed: a copy of a batch that changes
+// nothing here, whatever its batch number, is counted once, as
+// DuplicateDeltas says, not as a batch received, and not relayed; a batch
+// far behind the newest number seen that brings new records is applied
+// and relayed (one 64 behind was counted nowhere, so its subtree's loss,
+// until anti-entropy, could not be seen: found by review; then, in the
+// fix's first version, counted twice).
+func TestOldCopyIsCountedNotRelayed(t *testing.T) {
 	names := []string{"a", "b", "c", "d", "e"}
 	n := newTestNet(t, 8, Config{Fanout: 1, AntiEntropyInterval: time.Hour}, names...)
 	aID := n.nodes["a"].cfg.Clock.Node()
@@ -641,11 +653,19 @@ func TestFarBehindBatchIsCounted(t *testing.T) {
 			continue // a leaf of a's tree
 		}
 		before := nd.Stats()
+		if out, err := nd.Receive("a", older, n.now.Now()); err != nil || len(out) == 0 {
+			t.Fatalf("%s: a batch 70 behind with a new record: relayed to %d, %v; want relayed", to, len(out), err)
+		}
+		if _, ok := n.reps[to].recs["old"]; !ok {
+			t.Fatalf("%s: a batch 70 behind with a new record was not applied", to)
+		}
+		mid := nd.Stats()
 		out, err := nd.Receive("a", older, n.now.Now())
 		after := nd.Stats()
-		if err != nil || len(out) != 0 || after.DuplicateDeltas != before.DuplicateDeltas+1 || after.DeltaBatchesReceived != before.DeltaBatchesReceived {
-			t.Fatalf("%s: a batch 70 behind: relayed to %d, %v; duplicates %d -> %d, batches %d -> %d; want not relayed, counted once, as a duplicate",
-				to, len(out), err, before.DuplicateDeltas, after.DuplicateDeltas, before.DeltaBatchesReceived, after.DeltaBatchesReceived)
+		if err != nil || len(out) != 0 || mid.DeltaBatchesReceived != before.DeltaBatchesReceived+1 ||
+			after.DuplicateDeltas != mid.DuplicateDeltas+1 || after.DeltaBatchesReceived != mid.DeltaBatchesReceived {
+			t.Fatalf("%s: its copy: relayed to %d, %v; duplicates %d -> %d, batches %d -> %d -> %d; want not relayed, counted once, as a duplicate",
+				to, len(out), err, mid.DuplicateDeltas, after.DuplicateDeltas, before.DeltaBatchesReceived, mid.DeltaBatchesReceived, after.DeltaBatchesReceived)
 		}
 		return
 	}
