@@ -295,7 +295,15 @@ func (m *model) verify(t fataler, h *harness) {
 			first, firstName = vs, h.c.Name(i)
 			continue
 		}
-		if !slices.Equal(vs, first) {
+		// An answer to a rejection (a tombstone of node 0, package lww
+		// rule 3) of a key the other member holds no record of is that
+		// member's collection of the key, as the one-session check has
+		// it: both read the key as absent. Where the other holds an
+		// answer of its own to another key of the same key hash, the
+		// digest cannot tell them apart (the record hash is of the key
+		// hash, and answers of one bucket share their stamp: found by the
+		// harness, TestAnswersOfKeysOfOneHash).
+		if !slices.Equal(withoutAnswers(vs, first), withoutAnswers(first, vs)) {
 			t.Fatalf("not converged: %s holds %v, %s holds %v", h.c.Name(i), vs, firstName, first)
 		}
 	}

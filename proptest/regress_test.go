@@ -241,3 +241,26 @@ func TestCrashLostWriteSupersededByAnAnswer(t *testing.T) {
 	setRapidFlags(t, map[string]string{"rapid.seed": "1298482", "rapid.checks": "1", "rapid.steps": "200", "rapid.nofailfile": "true"})
 	Check(t, cfg)
 }
+
+// TestPinnedCollidingKeysRuns replays two runs of TestCollidingKeys that
+// failed (rapid's fail files, kept under testdata/pinned):
+//
+//   - colliding-rejected-after-final-answer: the responder's records of a
+//     hash where the initiator's final answer brought another key, one
+//     of which the initiator rejected below its watermark, left the two
+//     apart after one session (TestCollidedRecordRejectedAfterTheFinalAnswer
+//     in package transport);
+//   - colliding-answers-of-one-hash: answers of two keys of one hash, at
+//     one stamp, held on different members, which the digest cannot tell
+//     apart, taken for a run that did not converge (TestAnswersOfKeysOfOneHash).
+//
+// A fail file replays rapid's draws, so a change to what the harness
+// draws makes it another run: these then test less, not wrongly.
+func TestPinnedCollidingKeysRuns(t *testing.T) {
+	for _, name := range []string{"colliding-rejected-after-final-answer", "colliding-answers-of-one-hash"} {
+		t.Run(name, func(t *testing.T) {
+			setRapidFlags(t, map[string]string{"rapid.failfile": "testdata/pinned/" + name + ".fail", "rapid.nofailfile": "true"})
+			Check(t, Config{Keys: collidingAlphabet()})
+		})
+	}
+}
