@@ -20,6 +20,12 @@ const (
 	// it, templates idle for logInterval are forgotten, and if none is,
 	// new templates share one limit.
 	maxLogTemplates = 256
+	// maxNewTemplates bounds the templates first seen in a minute that get
+	// a rate limit of their own; the others share one. Some of
+	// memberlist's lines hold text a sender chooses (a label, before any
+	// decryption; a node name), and a sender making a new one per datagram
+	// had each line written (240 a second, found by review).
+	maxNewTemplates = 16
 	// memberlistTimestamp is the timestamp memberlist's logger puts before
 	// every line (log.LstdFlags), and zerolog has its own.
 	memberlistTimestamp = "2006/01/02 15:04:05 "
@@ -44,6 +50,10 @@ type logWriter struct {
 
 	mu   sync.Mutex
 	seen map[string]*logTemplate
+	// fresh counts the templates given a limit of their own since
+	// freshSince (see maxNewTemplates).
+	fresh      int
+	freshSince time.Time
 
 	// names holds the member name of each address seen, for a line's
 	// peer_name field. It has a lock of its own: memberlist logs while
@@ -144,11 +154,16 @@ func (w *logWriter) limit(key string, now time.Time) *logTemplate {
 			}
 		}
 	}
-	if len(w.seen) >= maxLogTemplates {
+	if now.Sub(w.freshSince) >= time.Minute {
+		w.fresh, w.freshSince = 0, now
+	}
+	if len(w.seen) >= maxLogTemplates || w.fresh >= maxNewTemplates {
 		key = "" // every new template shares one limit
 		if t, ok := w.seen[key]; ok {
 			return t
 		}
+	} else {
+		w.fresh++
 	}
 	t := &logTemplate{}
 	w.seen[key] = t
@@ -218,14 +233,39 @@ func splitPeer(msg string) (string, string) {
 }
 
 // templateOf blanks every word of msg that holds a digit (addresses, ports,
-// counts, node names such as n2) so that lines differing only there share
+// counts, node names such as n2), and what it quotes (a label, a node
+// name: text a sender chooses), so that lines differing only there share
 // a rate limit.
 func templateOf(msg string) string {
-	words := strings.Fields(msg)
+	words := strings.Fields(unquoted(msg))
 	for i, w := range words {
 		if strings.IndexFunc(w, unicode.IsDigit) >= 0 {
 			words[i] = "#"
 		}
 	}
 	return strings.Join(words, " ")
+}
+
+// unquoted returns msg with each quoted part (in double quotes, with
+// backslash escapes, as %q writes it; in single quotes or backquotes)
+// made one word, "#"; an unclosed quote runs to the end.
+func unquoted(msg string) string {
+	if !strings.ContainsAny(msg, "\"'`") {
+		return msg
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg); i++ {
+		q := msg[i]
+		if q != '"' && q != '\'' && q != '`' {
+			b.WriteByte(q)
+			continue
+		}
+		for i++; i < len(msg) && msg[i] != q; i++ {
+			if q == '"' && msg[i] == '\\' {
+				i++
+			}
+		}
+		b.WriteString(" # ")
+	}
+	return b.String()
 }

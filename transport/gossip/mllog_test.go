@@ -104,6 +104,54 @@ func TestLogWriterTemplatesAreBounded(t *testing.T) {
 	}
 }
 
+// TestLogWriterSendersTextSharesALimit: lines that differ only in text a
+// sender chooses (a label memberlist reads before any decryption, so from
+// anyone; a node name, quoted) share a rate limit, and new templates past
+// maxNewTemplates a minute share one: a sender making a new label or name
+// per datagram had every line written, 240 a second (found by review).
+func TestLogWriterSendersTextSharesALimit(t *testing.T) {
+	for name, line := range map[string]func(i int) string{
+		"labels": func(i int) string {
+			return fmt.Sprintf("[ERR] memberlist: discarding packet with unacceptable label %q: 10.0.0.1:7946", words(i))
+		},
+		"names": func(i int) string {
+			return fmt.Sprintf("[WARN] memberlist: Got ping for unexpected node '%s' from=10.0.0.1:7946", words(i))
+		},
+		"new templates": func(i int) string {
+			return fmt.Sprintf("[ERR] memberlist: failure %s", words(i)) // unquoted words: a template each
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			clock := newFakeClock()
+			w := newLogWriter(zerolog.New(&buf), clock.now, &logCounts{})
+			const seconds, perSecond = 120, 1000
+			for i := range seconds * perSecond {
+				fmt.Fprintln(w, line(i))
+				clock.add(time.Second / perSecond)
+			}
+			// One line a second of the shared limit, and the first of each
+			// template given its own: maxNewTemplates a minute.
+			if got, most := len(decodeLines(t, buf.Bytes())), seconds+seconds/60*maxNewTemplates+maxNewTemplates; got > most {
+				t.Fatalf("%d lines in %d s from %d lines of sender-chosen text, want at most %d", got, seconds, seconds*perSecond, most)
+			}
+		})
+	}
+}
+
+// words returns a text of letters alone, quotes and spaces, distinct for
+// each i.
+func words(i int) string {
+	var b strings.Builder
+	for ; ; i /= 26 {
+		b.WriteByte(byte('a' + i%26))
+		if i < 26 {
+			break
+		}
+	}
+	return b.String() + ` b\"c 'd` + b.String()
+}
+
 func TestLogWriterFields(t *testing.T) {
 	tests := []struct {
 		name, line           string
