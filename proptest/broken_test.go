@@ -167,6 +167,23 @@ func TestHarnessCatchesBrokenStores(t *testing.T) {
 			caught(t, "store "+tc.name, Config{Factory: StoreFactory(cfg), OneWaySessions: true}, tc.want, "production stores with a broken rule: "+tc.name)
 		})
 	}
+	t.Run("answers_of_keys_not_held_are_refused", func(t *testing.T) {
+		// A store that takes no answer (rule 3) of a key it holds no
+		// record of: the member it answered keeps the record it sent,
+		// and the digests differ for ever. The end check ignored such
+		// answers for a while and passed it (found by review).
+		cfg := DefaultStoreConfig()
+		cfg.Wrap = func(s Store) transport.Replica {
+			return broken{Store: s, apply: func(s Store, r crdt.Record, delta bool, now int64) crdt.Outcome {
+				if _, ok := s.Lookup(r.Key); !ok && r.Tombstone && r.Time.Node == 0 {
+					return crdt.Stale
+				}
+				return s.Apply(r, delta, now)
+			}}
+		}
+		caught(t, "store answers of keys not held refused", Config{Factory: StoreFactory(cfg), OneWaySessions: true},
+			"not converged", "production stores that refuse answers of keys they hold no record of")
+	})
 	t.Run("versions_of_keys_of_one_hash_are_listed_once", func(t *testing.T) {
 		// As anti-entropy listed them before it marked a hash that two
 		// keys share: one of the two, and the other never repaired.

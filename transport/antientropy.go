@@ -1345,7 +1345,11 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 		s = &n.ae.last
 	}
 	if s.ID == 0 || s.ID != m.ID || s.peer != from || m.Token != s.Token || m.Step == 0 || m.Step > s.Step || now >= s.deadline {
-		if r := n.ae.answered[from]; r != nil && r.id == m.ID && r.token == m.Token && m.Step > 0 && now < r.deadline {
+		r := n.ae.answered[from]
+		if cur := n.ae.resp[from]; cur != nil && cur.id == m.ID {
+			r = cur // a Reject answering a step before the final one (found by review)
+		}
+		if r != nil && r.id == m.ID && r.token == m.Token && m.Step > 0 && now < r.deadline {
 			for _, rec := range m.Records {
 				n.receiveRepairRecord(rec, now)
 			}

@@ -421,3 +421,30 @@ func TestCollidedRecordRejectedAfterTheFinalAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestCollidedRecordRejectedAtAStepBeforeTheFinal: as
+// TestCollidedRecordRejectedAfterTheFinalAnswer, for the responder's
+// Reject of a Repair before the final one (one leaf a step, more leaves
+// to go): the responder, its session still in progress, merges the
+// initiator's answer too (it took only answers for a session it had
+// completed: found by review).
+func TestCollidedRecordRejectedAtAStepBeforeTheFinal(t *testing.T) {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	dead := crdt.Record{Key: ka, Tombstone: true, Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	live := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 2}}
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour, LeavesPerStep: 1}, "a", "b")
+	n.reps["a"].recs[ka] = dead
+	n.reps["b"].recs[kb] = live
+	n.reps["b"].wm = 15 // b collected ka's tombstone
+	leaf := n.reps["a"].leaf(ka)
+	for i, extra := 0, 0; extra < 4; i++ { // leaves after ka's, one a step
+		if k := fmt.Sprintf("x%d", i); n.reps["b"].leaf(k) > leaf {
+			n.reps["b"].recs[k] = crdt.Record{Key: k, Value: []byte("x"), Time: crdt.Timestamp{Wall: 30, Node: 2}}
+			extra++
+		}
+	}
+	n.pump("b", n.nodes["b"].StartSession("a", n.now.Now()))
+	if got := n.reps["a"].recs[ka]; !got.Tombstone || got.Time.Node != 0 || got.Time.Wall <= 15 {
+		t.Fatalf("a holds %q at %+v after one session, want b's answer above its watermark", ka, got.Time)
+	}
+}

@@ -158,9 +158,9 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 	return out
 }
 
-// receiveDelta applies a batch and, if it changed anything here, relays
-// the frame, unchanged, to this node's children in the origin's tree. A
-// direct send (no origin name) is applied and not relayed.
+// receiveDelta applies a batch and, unless it was a copy here, relays the
+// frame, unchanged, to this node's children in the origin's tree. A direct
+// send (no origin name) is applied and not relayed.
 //
 // Whether a batch is new is told by what it does, not by its origin's id
 // and batch number: anyone holding the cluster key can send a Delta under
@@ -169,24 +169,28 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 // copies, neither applied nor relayed, anywhere (found by review; a
 // window of 64 numbers and a restart after 64 late batches in a row
 // narrowed it, and a forged batch sent again now and then held the
-// restart off). A batch that changes nothing here (a copy, come again by
-// a second path or replayed, or records older than those held) is not
-// relayed: what it carries is what this member's children had from it
-// when it first came, or lose to what they will have; a copy still costs
-// one lookup per record, what any peer's frame may cost.
+// restart off). A batch every record of which this member holds already,
+// or a newer version of (Stale: a copy, come again by a second path or
+// replayed), goes no further: its children had it from this member when
+// it first came, or will have the newer versions. Any other outcome is
+// passed on: a record refused here (this member's clock behind the
+// writer's by more than MaxClockDrift), late or below a watermark may
+// be taken below (relayed only when applied, a member whose clock lagged
+// cut its subtree off from every batch it refused: found by review). A
+// copy costs one lookup per record, what any peer's frame may cost.
 func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int64) []Envelope {
 	if m.OriginID == n.cfg.Clock.Node() {
 		n.stats.DuplicateDeltas++
 		return nil
 	}
 	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
-	changed := false
+	copied := true
 	for _, r := range m.Records {
-		if n.receiveRecord(r, true, now) == crdt.Applied {
-			changed = true
+		if n.receiveRecord(r, true, now) != crdt.Stale {
+			copied = false
 		}
 	}
-	if !changed && m.Origin != "" {
+	if copied && m.Origin != "" {
 		n.stats.DuplicateDeltas++
 		return nil
 	}

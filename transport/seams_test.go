@@ -671,3 +671,32 @@ func TestOldCopyIsCountedNotRelayed(t *testing.T) {
 	}
 	t.Fatal("no member relays in a's tree")
 }
+
+// TestRelayBehindInTimeStillRelays: a relay whose clock is behind the
+// writer's by more than MaxClockDrift refuses the batch's records, and
+// still passes the batch on to its subtree, whose clocks take them (a
+// batch was relayed only when it applied something, and such a relay cut
+// its subtree off from every batch it refused: found by review).
+func TestRelayBehindInTimeStillRelays(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e"}
+	n := newTestNet(t, 8, Config{Fanout: 1, AntiEntropyInterval: time.Hour}, names...)
+	relay := n.nodes["a"].ring.children(nil, "a", "a", 1)[0]
+	cfg := n.nodes[relay].cfg
+	lag := 2 * crdt.DefaultMaxClockDrift
+	cfg.Clock = crdt.NewHLC(cfg.Clock.Node(), func() int64 { return n.now.Now() - int64(lag) }, 0)
+	node, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.SetMembers(names, n.now.Now())
+	n.nodes[relay] = node
+	n.pump("a", n.write("a", "k", "v"))
+	if node.Stats().ClockDriftRejects == 0 {
+		t.Fatalf("the relay %s refused nothing", relay)
+	}
+	for _, name := range names[1:] {
+		if _, ok := n.reps[name].recs["k"]; !ok && name != relay {
+			t.Errorf("%s, below the relay %s that refused a's write, missed it", name, relay)
+		}
+	}
+}

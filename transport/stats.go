@@ -19,7 +19,7 @@ type Stats struct {
 	DeltasDropped        uint64 // writes not queued because the buffer was full
 	DeltaBatchesReceived uint64
 	DeltaRecordsReceived uint64
-	DuplicateDeltas      uint64 // relayed batches that changed nothing here (copies, or records older than those held): not relayed on, not counted as received
+	DuplicateDeltas      uint64 // relayed batches every record of which was held here already, or a newer version (copies): not relayed on, not counted as received
 	DeltasForwarded      uint64 // copies relayed down another origin's tree
 	LateDeltas           uint64 // delta records older than the GC horizon, not applied
 

@@ -20,12 +20,16 @@ const (
 	// it, templates idle for logInterval are forgotten, and if none is,
 	// new templates share one limit.
 	maxLogTemplates = 256
-	// maxNewTemplates bounds the templates first seen in a minute that get
-	// a rate limit of their own; the others share one. Some of
-	// memberlist's lines hold text a sender chooses (a label, before any
-	// decryption; a node name), and a sender making a new one per datagram
-	// had each line written (240 a second, found by review).
-	maxNewTemplates = 16
+	// maxNewTemplates bounds the templates of one level first seen in a
+	// minute that get a rate limit of their own; the level's others share
+	// one. Some of memberlist's lines hold text a sender chooses (a label,
+	// before any decryption, quoted and blanked; a node name, some
+	// unquoted), and a sender making a new one per datagram had each line
+	// written (240 a second, found by review). A budget per level, so that
+	// a flood of warnings leaves errors theirs, and large enough for the
+	// lines of a partition naming each member that failed (at 16 across
+	// levels, 9 of 10 such lines were lost: found by review).
+	maxNewTemplates = 64
 	// memberlistTimestamp is the timestamp memberlist's logger puts before
 	// every line (log.LstdFlags), and zerolog has its own.
 	memberlistTimestamp = "2006/01/02 15:04:05 "
@@ -50,9 +54,9 @@ type logWriter struct {
 
 	mu   sync.Mutex
 	seen map[string]*logTemplate
-	// fresh counts the templates given a limit of their own since
-	// freshSince (see maxNewTemplates).
-	fresh      int
+	// fresh counts, by level, the templates given a limit of their own
+	// since freshSince (see maxNewTemplates).
+	fresh      map[zerolog.Level]int
 	freshSince time.Time
 
 	// names holds the member name of each address seen, for a line's
@@ -91,7 +95,7 @@ type logTemplate struct {
 // newLogWriter returns a writer to log that reads the time from now and
 // counts lines in counts.
 func newLogWriter(log zerolog.Logger, now func() time.Time, counts *logCounts) *logWriter {
-	return &logWriter{log: log, now: now, counts: counts, seen: map[string]*logTemplate{}}
+	return &logWriter{log: log, now: now, counts: counts, seen: map[string]*logTemplate{}, fresh: map[zerolog.Level]int{}}
 }
 
 // Write implements io.Writer; memberlist writes one line per call. It
@@ -107,7 +111,10 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	case zerolog.WarnLevel:
 		w.counts.warnings.Add(1)
 	}
-	ok, suppressed := w.admit(line.level.String()+" "+line.template, w.now())
+	if line.level < w.log.GetLevel() || line.level < zerolog.GlobalLevel() {
+		return len(p), nil // not written: it takes no budget (counted above)
+	}
+	ok, suppressed := w.admit(line.level, line.template, w.now())
 	if !ok {
 		w.counts.suppressed.Add(1)
 		return len(p), nil
@@ -126,12 +133,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// admit reports whether a line of the template key may be written at now,
-// and how many lines of it were held back since the last one written.
-func (w *logWriter) admit(key string, now time.Time) (bool, int) {
+// admit reports whether a line of the template at level may be written
+// at now, and how many lines of it were held back since the last one
+// written.
+func (w *logWriter) admit(level zerolog.Level, template string, now time.Time) (bool, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t := w.limit(key, now)
+	t := w.limit(level, template, now)
 	if !t.last.IsZero() && now.Sub(t.last) < logInterval {
 		t.suppressed++
 		return false, 0
@@ -141,9 +149,10 @@ func (w *logWriter) admit(key string, now time.Time) (bool, int) {
 	return true, n
 }
 
-// limit returns the rate limit of the template key, making room for it if
-// needed. Called with w.mu held.
-func (w *logWriter) limit(key string, now time.Time) *logTemplate {
+// limit returns the rate limit of the template at level, making room for
+// it if needed. Called with w.mu held.
+func (w *logWriter) limit(level zerolog.Level, template string, now time.Time) *logTemplate {
+	key := level.String() + " " + template
 	if t, ok := w.seen[key]; ok {
 		return t
 	}
@@ -154,16 +163,17 @@ func (w *logWriter) limit(key string, now time.Time) *logTemplate {
 			}
 		}
 	}
-	if now.Sub(w.freshSince) >= time.Minute {
-		w.fresh, w.freshSince = 0, now
+	if now.Sub(w.freshSince) >= time.Minute || now.Before(w.freshSince) {
+		clear(w.fresh)
+		w.freshSince = now
 	}
-	if len(w.seen) >= maxLogTemplates || w.fresh >= maxNewTemplates {
-		key = "" // every new template shares one limit
+	if len(w.seen) >= maxLogTemplates || w.fresh[level] >= maxNewTemplates {
+		key = level.String() // the level's new templates share one limit
 		if t, ok := w.seen[key]; ok {
 			return t
 		}
 	} else {
-		w.fresh++
+		w.fresh[level]++
 	}
 	t := &logTemplate{}
 	w.seen[key] = t
@@ -247,8 +257,9 @@ func templateOf(msg string) string {
 }
 
 // unquoted returns msg with each quoted part (in double quotes, with
-// backslash escapes, as %q writes it; in single quotes or backquotes)
-// made one word, "#"; an unclosed quote runs to the end.
+// backslash escapes, as %q writes it; from the first single quote to the
+// last; in backquotes) made one word, "#"; an unclosed double quote or
+// backquote runs to the end.
 func unquoted(msg string) string {
 	if !strings.ContainsAny(msg, "\"'`") {
 		return msg
@@ -260,9 +271,15 @@ func unquoted(msg string) string {
 			b.WriteByte(q)
 			continue
 		}
-		for i++; i < len(msg) && msg[i] != q; i++ {
-			if q == '"' && msg[i] == '\\' {
-				i++
+		if q == '\'' {
+			// memberlist's lines quote one name so at most, and a name may
+			// hold the quote: to the last one (found by review).
+			i = max(i, strings.LastIndexByte(msg, q))
+		} else {
+			for i++; i < len(msg) && msg[i] != q; i++ {
+				if q == '"' && msg[i] == '\\' {
+					i++
+				}
 			}
 		}
 		b.WriteString(" # ")

@@ -117,6 +117,9 @@ func TestLogWriterSendersTextSharesALimit(t *testing.T) {
 		"names": func(i int) string {
 			return fmt.Sprintf("[WARN] memberlist: Got ping for unexpected node '%s' from=10.0.0.1:7946", words(i))
 		},
+		"names with a quote": func(i int) string { // the blank runs to the last quote (found by review)
+			return fmt.Sprintf("[WARN] memberlist: Got ping for unexpected node 'x'%s' from=10.0.0.1:7946", words(i))
+		},
 		"new templates": func(i int) string {
 			return fmt.Sprintf("[ERR] memberlist: failure %s", words(i)) // unquoted words: a template each
 		},
@@ -136,6 +139,76 @@ func TestLogWriterSendersTextSharesALimit(t *testing.T) {
 				t.Fatalf("%d lines in %d s from %d lines of sender-chosen text, want at most %d", got, seconds, seconds*perSecond, most)
 			}
 		})
+	}
+}
+
+// TestLogWriterAnErrorIsHeardDuringAFlood: a sender making a new warning
+// template at every line (a node name memberlist writes unquoted), 64 at
+// the start of each minute and one a second after, does not hide an error
+// first seen later: each level has its own budget of new templates (with
+// one across levels, 16 lines a minute hid every new error: found by
+// review).
+func TestLogWriterAnErrorIsHeardDuringAFlood(t *testing.T) {
+	var buf bytes.Buffer
+	clock := newFakeClock()
+	w := newLogWriter(zerolog.New(&buf), clock.now, &logCounts{})
+	for ms := range 120_000 {
+		if ms%60_000 == 0 {
+			for i := range maxNewTemplates {
+				fmt.Fprintf(w, "[WARN] memberlist: Refuting a suspect message (from: %s)\n", words(1_000_000+ms+i))
+			}
+		}
+		if ms%1000 == 0 {
+			fmt.Fprintf(w, "[WARN] memberlist: Refuting a suspect message (from: %s)\n", words(ms))
+		}
+		if ms >= 30_000 && ms%1000 == 500 { // a real failure, from 30 s on
+			fmt.Fprintf(w, "[ERR] memberlist: Push/Pull with cache-b failed: dial tcp 10.0.0.2:7946: connect: connection refused\n")
+		}
+		clock.add(time.Millisecond)
+	}
+	errors := 0
+	for _, l := range decodeLines(t, buf.Bytes()) {
+		if l["level"] == "error" {
+			errors++
+		}
+	}
+	if errors < 60 {
+		t.Fatalf("%d of 90 lines of an error first seen during a flood of new warning templates written, want one a second", errors)
+	}
+}
+
+// TestLogWriterAPartitionIsLogged: a partition's lines, one per member
+// that failed (memberlist writes the name unquoted), are each written,
+// and debug lines the logger does not write take no budget (with 16 new
+// templates a minute, 1 of 10 "Marking ... as failed" lines was written:
+// found by review).
+func TestLogWriterAPartitionIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	clock := newFakeClock()
+	w := newLogWriter(zerolog.New(&buf).Level(zerolog.InfoLevel), clock.now, &logCounts{})
+	var names []string
+	for i := range 30 {
+		names = append(names, "cache-"+words(i))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "[DEBUG] memberlist: Failed UDP ping: %s (timeout reached)\n", n)
+		clock.add(10 * time.Millisecond)
+		fmt.Fprintf(w, "[INFO] memberlist: Suspect %s has failed, no acks received\n", n)
+		clock.add(10 * time.Millisecond)
+	}
+	clock.add(5 * time.Second)
+	for _, n := range names {
+		fmt.Fprintf(w, "[INFO] memberlist: Marking %s as failed, suspect timeout reached (2 peer confirmations)\n", n)
+		clock.add(10 * time.Millisecond)
+	}
+	marked := 0
+	for _, l := range decodeLines(t, buf.Bytes()) {
+		if strings.HasPrefix(l["message"].(string), "Marking") {
+			marked++
+		}
+	}
+	if marked != len(names) {
+		t.Fatalf("%d members marked failed, %d lines saying so written", len(names), marked)
 	}
 }
 
