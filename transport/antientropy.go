@@ -80,6 +80,9 @@ type session struct {
 	peerCut      crdt.Timestamp
 	peerCoverage int64
 	hasCut       bool
+	// rejects are the steps whose Reject this node has answered (see
+	// receiveReject): once each.
+	rejects window
 }
 
 // awaited is a step of a session whose reply is awaited.
@@ -454,6 +457,7 @@ func (n *Node) responded(from string, r *responder, now int64) {
 		n.roster.completed(from, r.cut, r.coverage, r.start, now)
 	}
 	delete(n.ae.resp, from)
+	r.held = nil // what is kept is for receiveReject's checks
 	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	n.ae.answered[from] = r // for the initiator's answers to this node's last Reject (see receiveReject)
 	n.stats.SessionsResponded++
@@ -1364,7 +1368,9 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 			rejected = append(rejected, r)
 		}
 	}
-	if len(rejected) == 0 {
+	if len(rejected) == 0 || !s.rejects.first(uint64(m.Step)) {
+		// Each step's Reject is answered once: a member holding the key
+		// that replayed a Reject had an answer sent back for each copy.
 		return nil
 	}
 	return n.send(nil, &wire.Reject{Session: wire.Session{ID: s.ID, Token: s.Token, Step: m.Step}, Records: n.answers(rejected)}, from)

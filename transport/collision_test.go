@@ -448,3 +448,31 @@ func TestCollidedRecordRejectedAtAStepBeforeTheFinal(t *testing.T) {
 		t.Fatalf("a holds %q at %+v after one session, want b's answer above its watermark", ka, got.Time)
 	}
 }
+
+// TestRejectIsAnsweredOnce: the responder's Reject of collided records
+// that the initiator rejects is answered once, however often it comes (a
+// member holding the key that replayed it had an answer sent back for
+// each copy: found by review).
+func TestRejectIsAnsweredOnce(t *testing.T) {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "b")
+	n.reps["a"].recs[ka] = crdt.Record{Key: ka, Tombstone: true, Time: crdt.Timestamp{Wall: 10, Node: 1}}
+	n.reps["b"].recs[kb] = crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: 20, Node: 2}}
+	n.reps["b"].wm = 15
+	var reject []byte
+	n.pumpEach("b", n.nodes["b"].StartSession("a", n.now.Now()), func(from string, e Envelope) (string, []Envelope) {
+		if from == "a" && e.Kind == wire.KindReject {
+			reject = e.Payload
+		}
+		return "", nil
+	})
+	if reject == nil {
+		t.Fatal("a sent no Reject")
+	}
+	for range 3 {
+		out, err := n.nodes["b"].Receive("a", reject, n.now.Now())
+		if err != nil || len(out) != 0 {
+			t.Fatalf("a's Reject again: answered with %d frames (%v), want none", len(out), err)
+		}
+	}
+}
