@@ -330,10 +330,11 @@ func TestAnswersOfKeysOfOneHash(t *testing.T) {
 	later.Time.Logical++
 	live := crdt.Version{Key: kb, Time: crdt.Timestamp{Wall: stamp.Wall, Node: 1}}
 	for _, c := range []struct{ a, b []crdt.Version }{
-		{[]crdt.Version{answer(kb)}, nil},                         // an answer on one side alone
-		{[]crdt.Version{answer(kb)}, []crdt.Version{answer("a")}}, // of keys of two hashes
-		{[]crdt.Version{answer(kb)}, []crdt.Version{later}},       // at two stamps
-		{[]crdt.Version{answer(kb)}, []crdt.Version{live}},        // and the key's record
+		{[]crdt.Version{answer(kb)}, nil},                                    // an answer on one side alone
+		{[]crdt.Version{answer(kb)}, []crdt.Version{answer("a")}},            // of keys of two hashes
+		{[]crdt.Version{answer(kb)}, []crdt.Version{later}},                  // at two stamps
+		{[]crdt.Version{answer(kb)}, []crdt.Version{live}},                   // and the key's record
+		{[]crdt.Version{answer(ka), answer(kb)}, []crdt.Version{answer(kb)}}, // twins on one side, one on the other
 	} {
 		if same(c.a, c.b) {
 			t.Fatalf("%v and %v taken for converged", c.a, c.b)

@@ -158,9 +158,9 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 	return out
 }
 
-// receiveDelta applies a batch and, unless it was a copy here, relays the
-// frame, unchanged, to this node's children in the origin's tree. A direct
-// send (no origin name) is applied and not relayed.
+// receiveDelta applies a batch and, if it brought something new here,
+// relays the frame, unchanged, to this node's children in the origin's
+// tree. A direct send (no origin name) is applied and not relayed.
 //
 // Whether a batch is new is told by what it does, not by its origin's id
 // and batch number: anyone holding the cluster key can send a Delta under
@@ -169,28 +169,30 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 // copies, neither applied nor relayed, anywhere (found by review; a
 // window of 64 numbers and a restart after 64 late batches in a row
 // narrowed it, and a forged batch sent again now and then held the
-// restart off). A batch every record of which this member holds already,
-// or a newer version of (Stale: a copy, come again by a second path or
-// replayed), goes no further: its children had it from this member when
-// it first came, or will have the newer versions. Any other outcome is
-// passed on: a record refused here (this member's clock behind the
-// writer's by more than MaxClockDrift), late or below a watermark may
-// be taken below (relayed only when applied, a member whose clock lagged
-// cut its subtree off from every batch it refused: found by review). A
-// copy costs one lookup per record, what any peer's frame may cost.
+// restart off). A batch goes on if a record of it was applied here, or
+// refused (this member's clock behind the writer's by more than
+// MaxClockDrift: the members below may take it; relayed only when
+// applied, a member whose clock lagged cut its subtree off from every
+// batch it refused, found by review). Copies (Stale: held already, or a
+// newer version), records older than the horizon (Late: they travel by
+// anti-entropy) and records below a watermark (Rejected: known dead) go
+// no further: a copy of an old batch, replayed by anyone who captured
+// the datagram, went down the whole subtree at each replay once its
+// records were Late (found by review). A copy costs one lookup per
+// record, what any peer's frame may cost.
 func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int64) []Envelope {
 	if m.OriginID == n.cfg.Clock.Node() {
 		n.stats.DuplicateDeltas++
 		return nil
 	}
 	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
-	copied := true
+	news := false
 	for _, r := range m.Records {
-		if n.receiveRecord(r, true, now) != crdt.Stale {
-			copied = false
+		if o := n.receiveRecord(r, true, now); o == crdt.Applied || o == crdt.Refused {
+			news = true
 		}
 	}
-	if copied && m.Origin != "" {
+	if !news && m.Origin != "" {
 		n.stats.DuplicateDeltas++
 		return nil
 	}

@@ -41,10 +41,10 @@
 // Trees of different origins are rotations of each other, so relay load
 // spreads evenly. With Fanout 8, clusters of up to 9 members get direct
 // sends, one hop. When views disagree or a relay is down, a subtree may miss
-// a batch (anti-entropy repairs it) or get it twice: a batch every record
-// of which a member holds already, or a newer version of, goes no further
-// (which also stops loops; batch numbers, which any member holding the
-// key can forge, decide nothing).
+// a batch (anti-entropy repairs it) or get it twice: a batch that brings a
+// member nothing new goes no further (batch numbers, which any member
+// holding the key can forge, decide nothing). A batch never loops: each
+// relay hands it to members further round the ring from its origin.
 //
 // # Anti-entropy
 //

@@ -700,3 +700,63 @@ func TestRelayBehindInTimeStillRelays(t *testing.T) {
 		}
 	}
 }
+
+// lateReplica is a memReplica that takes a delta older than horizon as
+// Late, as lww.Map.Merge does before it looks the key up.
+type lateReplica struct {
+	*memReplica
+	horizon int64
+}
+
+func (l lateReplica) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
+	if delta && r.Time.Wall < now-l.horizon {
+		return crdt.Late
+	}
+	return l.memReplica.Apply(r, delta, now)
+}
+
+// TestReplayedOldBatchGoesNoFurther: a batch captured and replayed, once
+// its records are past the horizon (Late everywhere) or below a
+// watermark (Rejected), goes no further than the member it is replayed
+// to: no key is needed to replay a datagram, and each replay went down
+// the origin's whole subtree (about (N-1)/Fanout frames; found by review).
+func TestReplayedOldBatchGoesNoFurther(t *testing.T) {
+	const horizon = int64(time.Hour)
+	for _, size := range []int{5, 20} {
+		for _, late := range []bool{true, false} {
+			var names []string
+			for i := range size {
+				names = append(names, fmt.Sprintf("m%02d", i))
+			}
+			n := newTestNet(t, 8, Config{Fanout: 2, AntiEntropyInterval: 24 * time.Hour}, names...)
+			for _, name := range names {
+				cfg := n.nodes[name].cfg
+				cfg.Replica = lateReplica{n.reps[name], horizon}
+				node, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				node.SetMembers(names, n.now.Now())
+				n.nodes[name] = node
+			}
+			sent := n.write(names[0], "k", "v")
+			n.pump(names[0], sent)
+			if late {
+				n.now.Advance(time.Duration(horizon) + time.Minute)
+			} else { // k deleted and collected everywhere: below every watermark
+				for _, name := range names {
+					delete(n.reps[name].recs, "k")
+					n.reps[name].wm = n.now.Now()
+				}
+				n.now.Advance(time.Minute)
+			}
+			for _, e := range sent { // the captured datagrams, replayed as they were
+				frames := 0
+				n.pumpEach(names[0], []Envelope{e}, func(string, Envelope) (string, []Envelope) { frames++; return "", nil })
+				if frames != 1 {
+					t.Errorf("N=%d, late %v: a replayed datagram cost %d frames, want 1", size, late, frames)
+				}
+			}
+		}
+	}
+}

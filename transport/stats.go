@@ -19,7 +19,7 @@ type Stats struct {
 	DeltasDropped        uint64 // writes not queued because the buffer was full
 	DeltaBatchesReceived uint64
 	DeltaRecordsReceived uint64
-	DuplicateDeltas      uint64 // relayed batches every record of which was held here already, or a newer version (copies): not relayed on, not counted as received
+	DuplicateDeltas      uint64 // relayed batches that brought nothing new here (copies, records past the horizon or below a watermark): not relayed on, not counted as received
 	DeltasForwarded      uint64 // copies relayed down another origin's tree
 	LateDeltas           uint64 // delta records older than the GC horizon, not applied
 

@@ -111,10 +111,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	case zerolog.WarnLevel:
 		w.counts.warnings.Add(1)
 	}
-	if line.level < w.log.GetLevel() || line.level < zerolog.GlobalLevel() {
-		return len(p), nil // not written: it takes no budget (counted above)
-	}
-	ok, suppressed := w.admit(line.level, line.template, w.now())
+	// A line the logger does not write is rate limited with its level's
+	// other such lines, as one template (the suppressed count says how
+	// many came), and takes none of the level's budget of new templates.
+	written := line.level >= w.log.GetLevel() && line.level >= zerolog.GlobalLevel()
+	ok, suppressed := w.admit(line.level, line.template, written, w.now())
 	if !ok {
 		w.counts.suppressed.Add(1)
 		return len(p), nil
@@ -136,9 +137,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // admit reports whether a line of the template at level may be written
 // at now, and how many lines of it were held back since the last one
 // written.
-func (w *logWriter) admit(level zerolog.Level, template string, now time.Time) (bool, int) {
+func (w *logWriter) admit(level zerolog.Level, template string, written bool, now time.Time) (bool, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !written {
+		template = "" // see Write
+	}
 	t := w.limit(level, template, now)
 	if !t.last.IsZero() && now.Sub(t.last) < logInterval {
 		t.suppressed++
@@ -152,7 +156,11 @@ func (w *logWriter) admit(level zerolog.Level, template string, now time.Time) (
 // limit returns the rate limit of the template at level, making room for
 // it if needed. Called with w.mu held.
 func (w *logWriter) limit(level zerolog.Level, template string, now time.Time) *logTemplate {
-	key := level.String() + " " + template
+	shared := level.String() // the limit the level's lines share: see Write and below
+	key := shared
+	if template != "" {
+		key += " " + template
+	}
 	if t, ok := w.seen[key]; ok {
 		return t
 	}
@@ -167,12 +175,14 @@ func (w *logWriter) limit(level zerolog.Level, template string, now time.Time) *
 		clear(w.fresh)
 		w.freshSince = now
 	}
-	if len(w.seen) >= maxLogTemplates || w.fresh[level] >= maxNewTemplates {
-		key = level.String() // the level's new templates share one limit
+	switch {
+	case key == shared:
+	case len(w.seen) >= maxLogTemplates || w.fresh[level] >= maxNewTemplates:
+		key = shared // the level's new templates share one limit
 		if t, ok := w.seen[key]; ok {
 			return t
 		}
-	} else {
+	default:
 		w.fresh[level]++
 	}
 	t := &logTemplate{}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -209,6 +210,24 @@ func TestLogWriterAPartitionIsLogged(t *testing.T) {
 	}
 	if marked != len(names) {
 		t.Fatalf("%d members marked failed, %d lines saying so written", len(names), marked)
+	}
+}
+
+// TestLogWriterCountsWhatItDoesNotWrite: lines below the logger's level
+// (all of them with zerolog.Nop) are not written and are still counted
+// as suppressed past one a second, as with any logger: skipped before
+// the rate limit, they were counted nowhere (found by review).
+func TestLogWriterCountsWhatItDoesNotWrite(t *testing.T) {
+	for name, l := range map[string]zerolog.Logger{"nop": zerolog.Nop(), "zero": {}, "discard": zerolog.New(io.Discard), "warnings": zerolog.New(io.Discard).Level(zerolog.WarnLevel)} {
+		var c logCounts
+		w := newLogWriter(l, newFakeClock().now, &c)
+		for i := range 100 {
+			fmt.Fprintf(w, "[ERR] memberlist: failed to decode packet from=10.0.0.%d:7946\n", i)
+			fmt.Fprintf(w, "[DEBUG] memberlist: Stream connection %d\n", i)
+		}
+		if got := c.suppressed.Load(); got != 2*99 {
+			t.Errorf("%s: 100 lines of each of two templates, %d counted as suppressed, want %d", name, got, 2*99)
+		}
 	}
 }
 
