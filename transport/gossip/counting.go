@@ -124,13 +124,7 @@ func (c *countingTransport) forwardStreams() {
 				conn.Close()
 				continue
 			}
-			c.mu.Lock()
-			shut := c.accepted == nil
-			if !shut {
-				c.accepted[cc] = struct{}{}
-			}
-			c.mu.Unlock()
-			if shut {
+			if !c.track(&c.accepted, cc) {
 				cc.Close()
 				continue
 			}
@@ -292,18 +286,24 @@ func (c *countingTransport) wrap(conn net.Conn, err error, timeout time.Duration
 		}
 	}
 	cc := &countingConn{Conn: conn, stats: c.stats, dialer: c}
-	c.mu.Lock()
-	shut := c.dialed == nil
-	if !shut {
-		c.dialed[cc] = struct{}{}
-	}
-	c.mu.Unlock()
-	if shut {
+	if !c.track(&c.dialed, cc) {
 		conn.Close()
 		return nil, fmt.Errorf("gossip: dial: %w", net.ErrClosed)
 	}
 	c.stats.streams.Add(1)
 	return cc, nil
+}
+
+// track adds cc to set (c.dialed or c.accepted) and reports true, or
+// reports false once Shutdown has cut the streams (the set is nil).
+func (c *countingTransport) track(set *map[*countingConn]struct{}, cc *countingConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if *set == nil {
+		return false
+	}
+	(*set)[cc] = struct{}{}
+	return true
 }
 
 // forget drops a dialed stream that was closed.
