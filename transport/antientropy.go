@@ -1337,31 +1337,34 @@ func newerThanAsked(asked *wire.Versions, recs []crdt.Record, bits int) bool {
 // that session's deadline; among them may be the responder's records of a
 // key hash where the answer brought another key (see receiveRepair's
 // collided), and those of them it rejects in turn, below a watermark of
-// its own, it answers with a Reject of its own: the responder, holding
-// them, would otherwise hold them apart from this member after the
-// session, and the next would move them again (found by the harness,
-// TestCollidedRecordRejectedAfterTheFinalAnswer). As the responder, it
-// merges such answers for a session it completed, until its deadline.
-// Answers are not answered.
+// its own, it answers with a Reject of its own, once a step: the
+// responder, holding them, would otherwise hold them apart from this
+// member after the session, and the next would move them again (found by
+// the harness, TestCollidedRecordRejectedAfterTheFinalAnswer). As the
+// responder, it merges such answers for its session in progress with the
+// sender or the one it completed last, until its deadline. Answers are
+// not answered.
 func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope {
 	s := &n.ae.s
 	if !n.ae.active || s.ID != m.ID {
 		s = &n.ae.last
 	}
-	if s.ID == 0 || s.ID != m.ID || s.peer != from || m.Token != s.Token || m.Step == 0 || m.Step > s.Step || now >= s.deadline {
-		r := n.ae.answered[from]
-		if cur := n.ae.resp[from]; cur != nil && cur.id == m.ID {
-			r = cur // a Reject answering a step before the final one (found by review)
+	switch {
+	case s.ID != 0 && s.ID == m.ID && s.peer == from && m.Token == s.Token && m.Step != 0 && m.Step <= s.Step && now < s.deadline:
+		return n.answerReject(from, s, m, now)
+	case n.answersFor(from, m, now):
+		for _, rec := range m.Records {
+			n.receiveRepairRecord(rec, now)
 		}
-		if r != nil && r.id == m.ID && r.token == m.Token && m.Step > 0 && now < r.deadline {
-			for _, rec := range m.Records {
-				n.receiveRepairRecord(rec, now)
-			}
-			return nil
-		}
-		n.stats.Stray++
 		return nil
 	}
+	n.stats.Stray++
+	return nil
+}
+
+// answerReject merges the records of a Reject of session s's and answers,
+// once a step, those it rejects that are no answers themselves.
+func (n *Node) answerReject(from string, s *session, m *wire.Reject, now int64) []Envelope {
 	var rejected []crdt.Record
 	for _, r := range m.Records { // an answer rejected in turn is older than what this node collected
 		if n.receiveRepairRecord(r, now) == crdt.Rejected && !(r.Tombstone && r.Time.Node == 0) {
@@ -1374,6 +1377,18 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 		return nil
 	}
 	return n.send(nil, &wire.Reject{Session: wire.Session{ID: s.ID, Token: s.Token, Step: m.Step}, Records: n.answers(rejected)}, from)
+}
+
+// answersFor reports whether m is the initiator's answer to a Reject of
+// this node's as responder: of the session from's in progress (a Reject
+// of a step before the final one: found by review) or the one it
+// completed last, with its token, before its deadline.
+func (n *Node) answersFor(from string, m *wire.Reject, now int64) bool {
+	r := n.ae.answered[from]
+	if cur := n.ae.resp[from]; cur != nil && cur.id == m.ID {
+		r = cur
+	}
+	return r != nil && r.id == m.ID && r.token == m.Token && m.Step > 0 && now < r.deadline
 }
 
 // wanted appends to dst our records with the given key hashes, which the
