@@ -112,10 +112,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.counts.warnings.Add(1)
 	}
 	// A line the logger does not write is rate limited with its level's
-	// other such lines, as one template (the suppressed count says how
+	// other such lines, as one template ("": the suppressed count says how
 	// many came), and takes none of the level's budget of new templates.
-	written := line.level >= w.log.GetLevel() && line.level >= zerolog.GlobalLevel()
-	ok, suppressed := w.admit(line.level, line.template, written, w.now())
+	template := line.template
+	if line.level < w.log.GetLevel() || line.level < zerolog.GlobalLevel() {
+		template = ""
+	}
+	ok, suppressed := w.admit(line.level, template, w.now())
 	if !ok {
 		w.counts.suppressed.Add(1)
 		return len(p), nil
@@ -137,12 +140,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // admit reports whether a line of the template at level may be written
 // at now, and how many lines of it were held back since the last one
 // written.
-func (w *logWriter) admit(level zerolog.Level, template string, written bool, now time.Time) (bool, int) {
+func (w *logWriter) admit(level zerolog.Level, template string, now time.Time) (bool, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !written {
-		template = "" // see Write
-	}
 	t := w.limit(level, template, now)
 	if !t.last.IsZero() && now.Sub(t.last) < logInterval {
 		t.suppressed++
@@ -153,8 +153,8 @@ func (w *logWriter) admit(level zerolog.Level, template string, written bool, no
 	return true, n
 }
 
-// limit returns the rate limit of the template at level, making room for
-// it if needed. Called with w.mu held.
+// limit returns the rate limit of the template at level ("": the level's
+// shared one), making room for it if needed. Called with w.mu held.
 func (w *logWriter) limit(level zerolog.Level, template string, now time.Time) *logTemplate {
 	shared := level.String() // the limit the level's lines share: see Write and below
 	key := shared
