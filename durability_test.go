@@ -1025,6 +1025,35 @@ func putBack(t *testing.T, from, to string) {
 	}
 }
 
+// TestSnapshotLostWholeIsDamage: a snapshot lost whole (removed, or not
+// restored) beside the members file written after it, which says where
+// the write log went on from, is damage: the writes it held, acknowledged
+// and their segments removed, are in no file (the start read as a first
+// one, empty, without a word: found by review). Under DamageReset the
+// member starts empty, counted, and the members file says no more of a
+// snapshot, so the start after it is no damage again.
+func TestSnapshotLostWholeIsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, c, "k1")
+	mustClose(t, c) // the snapshot holds k1; no log
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(syncConfig(path, SyncWrite)); !errors.Is(err, ErrSnapshot) {
+		t.Fatalf("New without its snapshot: %v; want ErrSnapshot (k1 is in no file)", err)
+	}
+	cfg := syncConfig(path, SyncWrite)
+	cfg.OnDamage = DamageReset
+	d := mustNew(t, cfg)
+	if n := d.Stats().DamageResets; n != 1 || d.Len() != 0 {
+		t.Fatalf("reset: %d resets, %d values; want 1 and none", n, d.Len())
+	}
+	image := crashImage(t, path) // a crash before the reset member wrote a snapshot of its own
+	mustClose(t, d)
+	mustClose(t, mustNew(t, syncConfig(image, SyncWrite))) // fails if the members file still said a snapshot
+}
+
 // TestLogLostWholeIsDamage: a write log lost whole beside its snapshot
 // (every segment gone, as a log directory not restored from a backup) is
 // damage: the start read as one after a clean Close, and went on without

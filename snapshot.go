@@ -63,6 +63,15 @@ func (c *Cache) restore() (err error) {
 		c.stats.damageResets.Add(1)
 		c.log.Error().Err(err).Strs("moved_to", moved).Msg("snapshot or write log unreadable: moved aside, starting empty")
 		snap, logged, lst = nil, nil, journal.ReadStats{}
+		if kerr == nil && (kf.LogFrom != 0 || kf.Log) {
+			// The members stay; what the file says of a snapshot and log
+			// moved aside goes, or the next start would take their
+			// absence for damage again.
+			kf.LogFrom, kf.Log = 0, false
+			if werr := c.writeKnown(kf.Members, 0, false); werr != nil {
+				return fmt.Errorf("bcache: new: %w (and rewriting the members file: %v)", err, werr)
+			}
+		}
 	}
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
@@ -231,6 +240,14 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 		// moved aside alone, by hand or by a reset cut short: found by
 		// review).
 		err = fmt.Errorf("%w: its oldest segment follows what a snapshot held, and there is no snapshot at %s (remove %s.log.* too to start empty)", journal.ErrDamaged, c.cfg.SnapshotPath, c.cfg.SnapshotPath)
+	}
+	if err == nil && snap == nil && kerr == nil && kf.LogFrom != 0 {
+		// The members file is written beside a snapshot, after it, and
+		// says where the log went on from: the snapshot was there, and
+		// the writes it held (acknowledged, their segments removed) are
+		// in no file (a snapshot lost whole read as a first start, found
+		// by review).
+		err = fmt.Errorf("%w: the members file beside %s says a snapshot was written there (the write log going on from segment %d), and there is none (remove %s%s too to start empty)", ErrSnapshot, c.cfg.SnapshotPath, kf.LogFrom, c.cfg.SnapshotPath, knownSuffix)
 	}
 	return snap, logged, lst, err
 }
