@@ -89,6 +89,7 @@ type Cache struct {
 
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
+	pulls     recentPulls   // when each key was last pulled (GetAfter)
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 
 	closed   atomic.Bool

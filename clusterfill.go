@@ -416,6 +416,7 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 		cancel()
 	}
 	asked := prev[:0]
+	c.stats.pulls.Add(1)
 	req := clusterfill.Request(clusterfill.FetchRequest, key)
 	for _, m := range c.repl.Members() {
 		if m.Name == c.cfg.NodeName {

@@ -14,6 +14,7 @@ type counters struct {
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 	fillAnswersBad, callRequestsBad              atomic.Uint64
 	pulled, pulledDrifted                        atomic.Uint64
+	pulls                                        atomic.Uint64 // rounds of asks GetAfter made (tests)
 }
 
 // Stats are a member's counters since New, and what it holds now. All

@@ -635,3 +635,36 @@ func FuzzTokenParse(f *testing.F) {
 		}
 	})
 }
+
+// TestReadersOfOneKeyShareTheirPulls: many readers waiting for one key's
+// late write (here one no member has, as a forged token dated in the past
+// names) send about as many requests as one reader: they share the key's
+// pulls. Each pulled on its own, and 200 readers sent 60 times one
+// reader's requests (found by review).
+func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := onMemnetEvery(t, net, time.Hour, "a")
+	b := onMemnetEvery(t, net, time.Hour, "b", a.Addr())
+	b.fetchOnly = true // the pulls alone, no exchanges
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	forged := newToken(crdt.Record{Key: "no-such-key", Time: crdt.Timestamp{Wall: b.phys() - int64(time.Second), Node: 99}})
+	pulls := func(readers int) uint64 {
+		before := b.stats.pulls.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		for range readers {
+			wg.Go(func() { b.GetAfter(ctx, "no-such-key", forged) })
+		}
+		wg.Wait()
+		return b.stats.pulls.Load() - before
+	}
+	one, many := pulls(1), pulls(200)
+	if one == 0 || many > 4*one {
+		t.Fatalf("200 readers of one key pulled it %d times in a second, one reader %d times: pulls not shared", many, one)
+	}
+}
