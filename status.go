@@ -45,6 +45,15 @@ type Status struct {
 	// (restarted empty during a partition, behind a stale DNS answer),
 	// takes itself for a founder too, until it meets them.
 	Founder bool `json:"founder,omitempty"`
+	// Founding says this member was a founder in this process, has met
+	// another member since, and has not completed an exchange yet: it
+	// still holds all the cluster had, and stays ready until that first
+	// exchange (not ready from the moment it met the newcomer, a
+	// founder scaled from one member to two left no member ready until
+	// it had synced, found by review). A member that took itself for a
+	// founder wrongly (restarted empty during a partition) serves what it
+	// holds until then, as it did alone.
+	Founding bool `json:"founding,omitempty"`
 	// Synced says that an anti-entropy exchange with a peer has completed
 	// since New (FirstSync is when): from then on the member holds
 	// everything that peer held when the exchange began, a restored
@@ -94,13 +103,13 @@ type JoinFailure struct {
 // Ready reports whether a load balancer should send this member traffic:
 // it has synced with a peer since it started, or it was configured
 // without peers, or it founded its cluster and has met no other member
-// (Founder); and it is not alone while it has peers to join, unless it is
-// a founder.
+// (Founder) or not synced with one since (Founding); and it is not alone
+// while it has peers to join, unless it is a founder.
 func (s Status) Ready() bool {
 	if s.Closed {
 		return false
 	}
-	if !s.PeersConfigured || s.Founder {
+	if !s.PeersConfigured || s.Founder || s.Founding {
 		return true
 	}
 	return s.Synced && !s.Alone
@@ -119,7 +128,7 @@ func (c *Cache) Status() Status {
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: c.repl.Founder(),
+		Name: c.cfg.NodeName, Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: c.repl.Founder(), Founding: c.repl.FoundedUnsynced(),
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),
@@ -157,7 +166,7 @@ func (c *Cache) WaitSynced(ctx context.Context) error {
 			return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
 		}
 		others, changed := c.peersConfigured()
-		if !others || c.repl.Founder() {
+		if !others || c.repl.Founder() || c.repl.FoundedUnsynced() {
 			return nil
 		}
 		select { // synced already: nil, whatever ctx says (a select took either at random)

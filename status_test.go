@@ -869,3 +869,62 @@ func TestClosedMemberListsNoPeers(t *testing.T) {
 		t.Fatalf("closed: Closed %v, %d live peers, alone %v; want closed, none, alone", s.Closed, len(s.Peers), s.Alone)
 	}
 }
+
+// TestFounderStaysReadyAsAMemberJoins: the founder, the only member
+// holding data, stays ready from the moment a second member joins until
+// its first exchange with it: not a founder once it has met it, it was
+// not ready until synced, and the newcomer, not synced either, was not:
+// scaled from one member to two, a cluster had no member ready for as
+// long as the first exchange took (found by review).
+func TestFounderStaysReadyAsAMemberJoins(t *testing.T) {
+	var more atomic.Pointer[[]string]
+	c := founded(t, testConfig("pod-0"), &more)
+	value := make([]byte, 200)
+	for i := range 50_000 { // an exchange long enough to be seen
+		if err := c.Set("key-"+strconv.Itoa(i), value, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0") // pod-1's address, published before it runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	peers := []string{addr}
+	more.Store(&peers)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "pod-1 never looked up")
+	var unready atomic.Pointer[Status]
+	var founding atomic.Bool
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // samples pod-0's readiness until it has synced with pod-1
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s := c.Status()
+			if !s.Ready() {
+				unready.CompareAndSwap(nil, &s)
+			}
+			if s.Founding {
+				founding.Store(true)
+			}
+			time.Sleep(200 * time.Microsecond) // a sampling period, not a wait
+		}
+	}()
+	cfg := testConfig("pod-1", c.Addr())
+	cfg.BindAddr = addr
+	newCache(t, cfg)
+	await.Until(t, 30*time.Second, func() bool { s := c.Status(); return !s.Founder && s.Synced }, "pod-0 never synced with pod-1")
+	close(stop)
+	<-done
+	if s := unready.Load(); s != nil {
+		t.Fatalf("pod-0, the only member holding data, was not ready as pod-1 joined: %+v", *s)
+	}
+	if !founding.Load() {
+		t.Log("pod-0 synced before a sample saw it founding: the exchange was quicker than the sampling")
+	}
+}

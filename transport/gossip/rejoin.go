@@ -394,7 +394,7 @@ func (r *Replicator) setOnlySelf(only bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if only && r.met.Load() == 0 && !r.cfg.Restored && !r.founder {
-		r.founder = true
+		r.founder, r.founded = true, true
 		if f := r.cfg.OnFounder; f != nil {
 			go f()
 		}
@@ -432,6 +432,25 @@ func (r *Replicator) Founder() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.founder
+}
+
+// FoundedUnsynced reports whether this member was a founder in this
+// process (see Founder) and has not completed an exchange since: having
+// met another member, it still holds everything it held, all the cluster
+// had, until its first exchange brings it what the others wrote.
+func (r *Replicator) FoundedUnsynced() bool {
+	r.mu.Lock()
+	founded := r.founded
+	r.mu.Unlock()
+	if !founded {
+		return false
+	}
+	select {
+	case <-r.synced:
+		return false
+	default:
+		return true
+	}
 }
 
 // MetAny reports whether this member has seen another member alive since

@@ -119,8 +119,9 @@ type Replicator struct {
 	// when it changes (see SeedsElsewhere).
 	onlySelf     bool
 	seedsChanged chan struct{}
-	// founder: see Founder.
-	founder bool
+	// founder: see Founder. founded says it was one in this process (see
+	// FoundedUnsynced).
+	founder, founded bool
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -164,6 +165,7 @@ func Start(cfg Config) (*Replicator, error) {
 		conflicts:    map[string]*JoinFailure{},
 		seedsChanged: make(chan struct{}),
 		founder:      cfg.Founder,
+		founded:      cfg.Founder,
 		joinLogged:   map[string]time.Time{},
 	}
 	r.calls.refusedFor = refusalWindow(cfg.Timings.TCPTimeout)
