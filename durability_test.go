@@ -1054,6 +1054,33 @@ func TestSnapshotLostWholeIsDamage(t *testing.T) {
 	mustClose(t, mustNew(t, syncConfig(image, SyncWrite))) // fails if the members file still said a snapshot
 }
 
+// TestResetKeepsNoCutsOfWhatItMovedAside: a reset rewrites the members
+// file with the members' cuts cleared, as read with nothing held: those
+// cuts were of the state moved aside, and kept, a crash before the next
+// snapshot had the log's replay take them for held by the new state
+// (the early collection the members file is for would then count a peer
+// as holding what this member's state never held; found by review).
+func TestResetKeepsNoCutsOfWhatItMovedAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5}` + "\n"
+	if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(path, SyncWrite)
+	cfg.OnDamage = DamageReset
+	d := mustNew(t, cfg) // no snapshot beside a file that says one: damage, reset
+	mustSet(t, d, "k1")
+	image := crashImage(t, path) // a crash before its first snapshot
+	mustClose(t, d)
+	e := mustNew(t, syncConfig(image, SyncWrite)) // replays k1
+	defer mustClose(t, e)
+	for _, k := range e.known {
+		if k.HasCut {
+			t.Fatalf("a cut of the state moved aside taken as held: %+v", k)
+		}
+	}
+}
+
 // TestLogLostWholeIsDamage: a write log lost whole beside its snapshot
 // (every segment gone, as a log directory not restored from a backup) is
 // damage: the start read as one after a clean Close, and went on without

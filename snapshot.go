@@ -52,6 +52,7 @@ func (c *Cache) restore() (err error) {
 	}
 	kf, kerr := readKnownFile(path + knownSuffix)
 	snap, logged, lst, err := c.load(kf, kerr)
+	reset := false // moved aside, the members file saying a snapshot or log
 	if err != nil {
 		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
 			return fmt.Errorf("bcache: new: %w", err)
@@ -63,15 +64,7 @@ func (c *Cache) restore() (err error) {
 		c.stats.damageResets.Add(1)
 		c.log.Error().Err(err).Strs("moved_to", moved).Msg("snapshot or write log unreadable: moved aside, starting empty")
 		snap, logged, lst = nil, nil, journal.ReadStats{}
-		if kerr == nil && (kf.LogFrom != 0 || kf.Log) {
-			// The members stay; what the file says of a snapshot and log
-			// moved aside goes, or the next start would take their
-			// absence for damage again.
-			kf.LogFrom, kf.Log = 0, false
-			if werr := c.writeKnown(kf.Members, 0, false); werr != nil {
-				return fmt.Errorf("bcache: new: %w (and rewriting the members file: %v)", err, werr)
-			}
-		}
+		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log)
 	}
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
@@ -79,6 +72,16 @@ func (c *Cache) restore() (err error) {
 	c.readFounderMark(snap, logged)
 	if c.known, err = c.readKnown(kf, kerr, snap != nil || lst.Segments > 0); err != nil {
 		return fmt.Errorf("bcache: new: %w", err)
+	}
+	if reset {
+		// The members stay, as read with nothing held (their cuts were
+		// of the state moved aside: kept, a crash before the next
+		// snapshot had the log's replay take them for held, found by
+		// review); what the file says of a snapshot and log moved aside
+		// goes, or the next start would take their absence for damage
+		// again. A failure is logged (writeKnown) and no reason to fail
+		// New: the next start resets again, as empty.
+		_ = c.writeKnown(c.known, 0, false)
 	}
 	if snap != nil && kerr == nil {
 		c.logFrom = kf.LogFrom

@@ -45,14 +45,15 @@ type Status struct {
 	// (restarted empty during a partition, behind a stale DNS answer),
 	// takes itself for a founder too, until it meets them.
 	Founder bool `json:"founder,omitempty"`
-	// Founding says this member was a founder in this process, has met
-	// another member since, and has not completed an exchange yet: it
-	// still holds all the cluster had, and stays ready until that first
-	// exchange (not ready from the moment it met the newcomer, a
-	// founder scaled from one member to two left no member ready until
-	// it had synced, found by review). A member that took itself for a
-	// founder wrongly (restarted empty during a partition) serves what it
-	// holds until then, as it did alone.
+	// Founding says this member was a founder in this process, met
+	// another member less than 30 s ago, and has not completed an
+	// exchange since: it still holds all the cluster had, and stays ready
+	// until that first exchange, or for the 30 s (not ready from the
+	// moment it met the newcomer, a founder scaled from one member to two
+	// left no member ready until it had synced, found by review). A
+	// member that took itself for a founder wrongly (restarted empty
+	// during a partition) serves what it holds until then, as it did
+	// alone.
 	Founding bool `json:"founding,omitempty"`
 	// Synced says that an anti-entropy exchange with a peer has completed
 	// since New (FirstSync is when): from then on the member holds

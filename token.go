@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -188,9 +189,15 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-changed:
 		case <-pull.C:
 			c.feed.cancel(key, changed)
-			if c.pulls.take(key, c.phys(), int64(c.pullAfter)) {
-				asked = c.pull(key, asked) // the key from every peer: one round trip
+			if !c.pulls.take(key, c.pullAfter) {
+				// Another reader pulled the key just now: its answer wakes
+				// this one too. Should that reader leave first, cancelling
+				// its asks, this one pulls at its next tick, not a
+				// doubled wait later (found by review).
+				pull.Reset(pullTimer(c.pullAfter))
+				continue
 			}
+			asked = c.pull(key, asked) // the key from every peer: one round trip
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
 			}
@@ -209,28 +216,40 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 // recentPulls remembers when each key was last pulled, so that the
 // readers of one key share its pulls: at most one every PullAfter,
 // whatever their number (each pulled on its own, and 200 readers of one
-// key sent 60 times one reader's requests: found by review). An answer
-// wakes every reader of the key, the one that pulled or not. It forgets
-// every key past maxRecentPulls of them.
+// key sent 200 times one reader's requests: found by review). An answer
+// wakes every reader of the key, the one that pulled or not. Keys are
+// kept as their hashes under a seed of the process's (a key a caller
+// chose, of up to 64 KiB, kept whole, held memory after its readers had
+// gone: found by review), on the process's monotonic clock (Config.Clock
+// may stand still). Past maxRecentPulls keys it forgets them all.
 type recentPulls struct {
-	mu sync.Mutex
-	at map[string]int64
+	mu   sync.Mutex
+	seed maphash.Seed
+	at   map[uint64]time.Duration // since pullsEpoch
 }
 
 const maxRecentPulls = 4096
 
-// take reports whether key may be pulled at now, none having been within
-// the last within nanoseconds, and notes the pull.
-func (p *recentPulls) take(key string, now, within int64) bool {
+// pullsEpoch is what recentPulls measures time from.
+var pullsEpoch = time.Now()
+
+// take reports whether key may be pulled now, none having been within
+// the last within, and notes the pull.
+func (p *recentPulls) take(key string, within time.Duration) bool {
+	now := time.Since(pullsEpoch)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t, ok := p.at[key]; ok && crdt.SubSat(now, t) < within && now >= t {
+	if p.at == nil || len(p.at) >= maxRecentPulls {
+		if p.at == nil {
+			p.seed = maphash.MakeSeed()
+		}
+		p.at = map[uint64]time.Duration{}
+	}
+	h := maphash.String(p.seed, key)
+	if t, ok := p.at[h]; ok && now-t < within {
 		return false
 	}
-	if p.at == nil || len(p.at) >= maxRecentPulls {
-		p.at = map[string]int64{}
-	}
-	p.at[key] = now
+	p.at[h] = now
 	return true
 }
 

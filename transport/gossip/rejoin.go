@@ -435,14 +435,17 @@ func (r *Replicator) Founder() bool {
 }
 
 // FoundedUnsynced reports whether this member was a founder in this
-// process (see Founder) and has not completed an exchange since: having
-// met another member, it still holds everything it held, all the cluster
-// had, until its first exchange brings it what the others wrote.
+// process (see Founder), met another member less than foundingFor ago,
+// and has not completed an exchange since: it still holds everything it
+// held, all the cluster had, until its first exchange brings it what the
+// others wrote. Bounded in time: a member whose exchanges never complete
+// (reached by gossip alone), or that took itself for a founder wrongly
+// and met the cluster, is ready as any member past it (found by review).
 func (r *Replicator) FoundedUnsynced() bool {
 	r.mu.Lock()
-	founded := r.founded
+	founded, met := r.founded, r.metAt
 	r.mu.Unlock()
-	if !founded {
+	if !founded || !met.IsZero() && time.Since(met) >= foundingFor {
 		return false
 	}
 	select {
@@ -452,6 +455,11 @@ func (r *Replicator) FoundedUnsynced() bool {
 		return true
 	}
 }
+
+// foundingFor bounds FoundedUnsynced: how long after meeting a member a
+// founder stays ready without a completed exchange (a first exchange of a
+// million keys takes 2-4 s on a 2-core machine).
+const foundingFor = 30 * time.Second
 
 // MetAny reports whether this member has seen another member alive since
 // Start.

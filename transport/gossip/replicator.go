@@ -119,9 +119,10 @@ type Replicator struct {
 	// when it changes (see SeedsElsewhere).
 	onlySelf     bool
 	seedsChanged chan struct{}
-	// founder: see Founder. founded says it was one in this process (see
-	// FoundedUnsynced).
+	// founder: see Founder. founded says it was one in this process, and
+	// metAt when it stopped being one (see FoundedUnsynced).
 	founder, founded bool
+	metAt            time.Time
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -396,6 +397,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 		if r.founder && n.Name != r.cfg.Name {
 			r.founder, first = false, true
+			r.metAt = time.Now()
 		}
 		if f := r.cfg.OnFounder; f != nil && first {
 			go f()
