@@ -171,7 +171,7 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	// change of the key (a write older than the token, as a writer whose
 	// clock a peer dragged ahead makes them) never reached the pull while
 	// the key changed more often than PullAfter (found by review).
-	pull := time.NewTimer(pullTimer(wait))
+	pull := time.NewTimer(pullTimer(c.pullAfter))
 	defer pull.Stop()
 	for {
 		if c.closed.Load() {
@@ -189,15 +189,9 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-changed:
 		case <-pull.C:
 			c.feed.cancel(key, changed)
-			if !c.pulls.take(key, c.pullAfter) {
-				// Another reader pulled the key just now: its answer wakes
-				// this one too. Should that reader leave first, cancelling
-				// its asks, this one pulls at its next tick, not a
-				// doubled wait later (found by review).
-				pull.Reset(pullTimer(c.pullAfter))
-				continue
-			}
-			asked = c.pull(key, asked) // the key from every peer: one round trip
+			if c.pulls.take(key, c.pullAfter) {
+				asked = c.pull(key, asked) // the key from every peer: one round trip
+			} // else another reader pulled it just now: its answer wakes this one too
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
 			}
@@ -214,14 +208,19 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 }
 
 // recentPulls remembers when each key was last pulled, so that the
-// readers of one key share its pulls: at most one every PullAfter,
-// whatever their number (each pulled on its own, and 200 readers of one
-// key sent 200 times one reader's requests: found by review). An answer
-// wakes every reader of the key, the one that pulled or not. Keys are
-// kept as their hashes under a seed of the process's (a key a caller
+// readers of one key share its pulls: a reader whose turn comes within
+// PullAfter of another's pull of the key leaves it to that one, whose
+// answer wakes it too (each pulled on its own, and 200 readers of one key
+// pulled it 200 times as often as one: found by review). Each reader
+// keeps its own backoff: shared, a reader of a forged token kept a key's
+// pulls an anti-entropy interval apart for every honest reader of it.
+// Should the reader that pulled leave first, cancelling its asks, the
+// others have the exchange each hurries, and their own next turn. Keys
+// are kept as their hashes under a seed of the process's (a key a caller
 // chose, of up to 64 KiB, kept whole, held memory after its readers had
-// gone: found by review), on the process's monotonic clock (Config.Clock
-// may stand still). Past maxRecentPulls keys it forgets them all.
+// gone: found by review), on the process's monotonic clock
+// (Config.Clock may stand still). Past maxRecentPulls keys it forgets
+// them all.
 type recentPulls struct {
 	mu   sync.Mutex
 	seed maphash.Seed

@@ -638,9 +638,9 @@ func FuzzTokenParse(f *testing.F) {
 
 // TestReadersOfOneKeyShareTheirPulls: many readers waiting for one key's
 // late write (here one no member has, as a forged token dated in the past
-// names) pull it at most once every PullAfter between them: they share
-// the key's pulls. Each pulled on its own, and 200 readers pulled it 200
-// times as often as one (found by review).
+// names) pull it about as often as one reader: they share the key's
+// pulls. Each pulled on its own, and 200 readers pulled it 200 times as
+// often as one (found by review).
 func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	a := onMemnetEvery(t, net, time.Hour, "a")
@@ -664,8 +664,7 @@ func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
 		return b.stats.pulls.Load() - before
 	}
 	one, many := pulls(1), pulls(200)
-	// At most one pull every PullAfter, however many wait.
-	if most := uint64(time.Second/b.pullAfter) + one; one == 0 || many > most {
-		t.Fatalf("200 readers of one key pulled it %d times in a second, one reader %d times: pulls not shared (at most %d)", many, one, most)
+	if one == 0 || many > 2*one {
+		t.Fatalf("200 readers of one key pulled it %d times in a second, one reader %d times: pulls not shared", many, one)
 	}
 }
