@@ -463,7 +463,9 @@ func (c *Cache) collect() {
 		// review). Looked at after Members: Close sets closed first.
 		return
 	}
-	c.store.Collect(c.phys(), alone, c.repl.Stable())
+	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 {
+		c.feed.wakeWaiters() // watermarks rose
+	}
 	c.feed.flush()
 	if n := c.store.Stats().Oversized; n > c.oversized {
 		c.log.Warn().Uint64("records", n-c.oversized).Int("max_value_size", c.cfg.MaxValueSize).

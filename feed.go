@@ -319,6 +319,28 @@ func (f *feed) cancel(key string, ch chan struct{}) {
 	}
 }
 
+// wakeWaiters wakes every reader waiting for a key to change (GetAfter):
+// a collection raised watermarks, which may settle a wait with no change
+// of its key (the token's write now below its bucket's watermark, as
+// another key's collection left it): such a reader learned it at its
+// next pull, up to an anti-entropy interval later (found by review).
+// Each looks again, and waits again if it must.
+func (f *feed) wakeWaiters() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiting == 0 {
+		return
+	}
+	for key, ws := range f.waiters {
+		for w := range ws {
+			close(w)
+		}
+		delete(f.waiters, key)
+	}
+	f.waiting = 0
+	f.watch(f.store)
+}
+
 // closeAll ends every subscription.
 func (f *feed) closeAll() {
 	f.mu.Lock()

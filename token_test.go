@@ -668,3 +668,57 @@ func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
 		t.Fatalf("200 readers of one key pulled it %d times in a second, one reader %d times: pulls not shared", many, one)
 	}
 }
+
+// TestGetAfterLearnsOfACollectionAtOnce: a reader waiting for a write the
+// member never got, whose key's bucket a collection then raises past it
+// (another key's tombstone collected), gets its miss at once: the
+// collection wakes the waiting readers. It learned it at its next pull,
+// up to an anti-entropy interval later (found by review).
+func TestGetAfterLearnsOfACollectionAtOnce(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	cfg := testConfig("solo")
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
+	cfg.TombstoneHorizon = time.Minute
+	c := newCache(t, cfg)
+	c.pullAfter = time.Hour // no pull: the collection alone ends the wait
+	k, j := "k", ""
+	for i := 0; j == ""; i++ { // a key of k's bucket
+		if o := fmt.Sprint("j", i); crdt.HashKey(o)>>48 == crdt.HashKey(k)>>48 {
+			j = o
+		}
+	}
+	tok := newToken(crdt.Record{Key: k, Time: crdt.Timestamp{Wall: now.Load() - int64(time.Second), Node: 99}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type read struct {
+		ok  bool
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		_, ok, err := c.GetAfter(ctx, k, tok)
+		done <- read{ok, err}
+	}()
+	await.Until(t, 5*time.Second, func() bool {
+		c.feed.mu.Lock()
+		defer c.feed.mu.Unlock()
+		return c.feed.waiting == 1
+	}, "the reader does not wait")
+	if err := c.Delete(j); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(2 * time.Minute)) // j's tombstone past the horizon
+	c.collect()
+	if !c.store.Refuses(k, crdt.Timestamp{Wall: now.Load() - int64(2*time.Minute) - int64(time.Second), Node: 99}) {
+		t.Fatalf("the collection left %q's bucket below the token", k)
+	}
+	select {
+	case r := <-done:
+		if r.ok || r.err != nil {
+			t.Fatalf("after the collection: found %v, %v; want a miss", r.ok, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader still waits after the collection settled its read")
+	}
+}
