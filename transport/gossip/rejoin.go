@@ -394,7 +394,7 @@ func (r *Replicator) setOnlySelf(only bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if only && r.met.Load() == 0 && !r.cfg.Restored && !r.founder {
-		r.founder, r.founded = true, true
+		r.founder = true
 		if f := r.cfg.OnFounder; f != nil {
 			go f()
 		}
@@ -443,9 +443,9 @@ func (r *Replicator) Founder() bool {
 // and met the cluster, is ready as any member past it (found by review).
 func (r *Replicator) FoundedUnsynced() bool {
 	r.mu.Lock()
-	founded, met := r.founded, r.metAt
+	met := r.metAt // set when a founder met a member: zero for any other
 	r.mu.Unlock()
-	if !founded || !met.IsZero() && time.Since(met) >= foundingFor {
+	if met.IsZero() || time.Since(met) >= foundingFor {
 		return false
 	}
 	select {

@@ -119,10 +119,10 @@ type Replicator struct {
 	// when it changes (see SeedsElsewhere).
 	onlySelf     bool
 	seedsChanged chan struct{}
-	// founder: see Founder. founded says it was one in this process, and
-	// metAt when it stopped being one (see FoundedUnsynced).
-	founder, founded bool
-	metAt            time.Time
+	// founder: see Founder. metAt is when it stopped being one, meeting
+	// another member (see FoundedUnsynced).
+	founder bool
+	metAt   time.Time
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -166,7 +166,6 @@ func Start(cfg Config) (*Replicator, error) {
 		conflicts:    map[string]*JoinFailure{},
 		seedsChanged: make(chan struct{}),
 		founder:      cfg.Founder,
-		founded:      cfg.Founder,
 		joinLogged:   map[string]time.Time{},
 	}
 	r.calls.refusedFor = refusalWindow(cfg.Timings.TCPTimeout)
