@@ -67,7 +67,16 @@ type Cache struct {
 	// logCovered says the last snapshot's members file names the segment
 	// started before it: the log's older segments are covered (snapMu).
 	logCovered bool
-	unlock     func() error // releases the SnapshotPath's lock, nil if none
+	// kf is the members file as last written or read (members.go);
+	// snapWritten names the snapshot on disk by its time (0: none, as far
+	// as this member knows), lastWritten is the latest time a snapshot of
+	// this path was or may have been written with, and unsure the times of
+	// snapshots whose write failed, which may be on disk all the same
+	// (snapMu, or New before the member runs).
+	kf                       knownFile
+	snapWritten, lastWritten int64
+	unsure                   []int64
+	unlock                   func() error // releases the SnapshotPath's lock, nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.

@@ -910,14 +910,9 @@ func TestHugeLogFromIsDamage(t *testing.T) {
 		a := mustNew(t, syncConfig(path, SyncWrite))
 		mustSet(t, a, "k1")
 		mustClose(t, a)
-		b, err := os.ReadFile(path + knownSuffix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = regexp.MustCompile(`"log_from":\d+`).ReplaceAll(b, fmt.Appendf(nil, `"log_from":%d`, from))
-		if err := os.WriteFile(path+knownSuffix, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		editKnown(t, path, func(b []byte) []byte {
+			return regexp.MustCompile(`"log_from":\d+`).ReplaceAll(b, fmt.Appendf(nil, `"log_from":%d`, from))
+		})
 		if _, err := New(syncConfig(path, SyncWrite)); !errors.Is(err, ErrSnapshot) {
 			t.Fatalf("log_from %d: New: %v; want ErrSnapshot", from, err)
 		}

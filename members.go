@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"slices"
@@ -50,6 +51,45 @@ type knownFile struct {
 	// start that finds no segment knows they were lost whole (see
 	// logLost). Releases before it ignore the field.
 	Log bool `json:"log,omitempty"`
+	// Snapshot names the snapshot this file was written beside by the
+	// time it was written (store.Snapshot.Written; 0: none, or a release
+	// before it), and Pending the snapshots that may have been written
+	// over it since: the one being written as the file was (the file is
+	// written again before each snapshot, naming it), and any whose
+	// write failed after a rename perhaps made. No two snapshots of one
+	// path share a time (writeSnapshot), so a snapshot that is neither is
+	// not the one this member last wrote: an older one put back, or
+	// another member's (found by review: an old snapshot restored alone
+	// beside a newer members file and log passed every check, and the
+	// writes between were lost without a word). Releases before it
+	// ignore both.
+	Snapshot int64   `json:"snapshot,omitempty"`
+	Pending  []int64 `json:"pending,omitempty"`
+	// newer (read only) says the file holds a field that only files with
+	// a checksum hold (see knownSumKey).
+	newer bool
+}
+
+// maxPending bounds knownFile.Pending: the snapshot being written and the
+// last few whose write failed (a failure after the rename, which leaves
+// the new file in place, is rare; a disk failing every write fails the
+// members file first, and no snapshot is begun).
+const maxPending = 8
+
+// names reports whether a snapshot written at written is one the file
+// names, or whether the file names none (a first start, or a file of a
+// release before snapshots were named).
+func (f *knownFile) names(written int64) bool {
+	return f.Snapshot == 0 && len(f.Pending) == 0 || written == f.Snapshot || slices.Contains(f.Pending, written)
+}
+
+// latest returns the latest snapshot time the file names (0: none).
+func (f *knownFile) latest() int64 {
+	t := f.Snapshot
+	for _, p := range f.Pending {
+		t = max(t, p)
+	}
+	return t
 }
 
 // readKnown returns the members kept beside the snapshot, none if there
@@ -98,11 +138,19 @@ func readKnownFile(path string) (knownFile, error) {
 		return knownFile{Version: 1}, nil
 	}
 	var f knownFile
+	summed := false
+	if err == nil {
+		summed, err = checkKnownSum(b)
+	}
 	if err == nil {
 		f, err = decodeKnown(b)
 	}
 	switch {
 	case err != nil:
+	case !summed && f.newer:
+		// A file of this release whose sum a flipped bit unmade: files
+		// without a sum, of the releases before, hold no other fields.
+		err = errors.New("fields of a file with a checksum, and no checksum")
 	case f.Version != 1:
 		err = fmt.Errorf("version %d, want 1", f.Version)
 	case f.LogFrom > journal.MaxFrom:
@@ -136,9 +184,19 @@ func decodeKnown(b []byte) (knownFile, error) {
 			err = dec.Decode(&f.LogFrom)
 		case "log":
 			err = dec.Decode(&f.Log)
+		case "snapshot":
+			f.newer = true
+			err = dec.Decode(&f.Snapshot)
+		case "pending":
+			f.newer = true
+			err = dec.Decode(&f.Pending)
+			if err == nil && len(f.Pending) > maxPending {
+				err = fmt.Errorf("more than %d pending snapshots", maxPending)
+			}
 		case "members":
 			f.Members, err = decodeMembers(dec)
-		default:
+		default: // "sum", checked before (checkKnownSum), or a later release's
+			f.newer = true
 			var skip json.RawMessage
 			err = dec.Decode(&skip)
 		}
@@ -187,6 +245,36 @@ func expectDelim(dec *json.Decoder, d json.Delim) error {
 	return err
 }
 
+// The members file ends with a checksum, its last field: "sum", the
+// CRC-32C of every byte before the comma that precedes it, as 8 hex
+// digits (a flipped bit read as a good file: a member renamed, a cut
+// raised, log_from zeroed; found by review). Files of the releases before
+// have none, and hold only version, members, log_from and log: a file
+// with any other field must have a sum that checks, so that one flipped
+// bit of the sum's own name cannot pass the file for an older one.
+const knownSumKey = `,"sum":"`
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// appendKnownSum ends body, a members file's JSON object without its
+// closing brace, with its checksum, the brace and a newline.
+func appendKnownSum(body []byte) []byte {
+	return fmt.Appendf(body, knownSumKey+"%08x\"}\n", crc32.Checksum(body, castagnoli))
+}
+
+// checkKnownSum reports whether the members file b ends with a checksum,
+// and an error if that checksum does not check.
+func checkKnownSum(b []byte) (bool, error) {
+	i := bytes.LastIndex(b, []byte(knownSumKey))
+	if i < 0 {
+		return false, nil
+	}
+	if !bytes.Equal(appendKnownSum(slices.Clip(b[:i])), b) {
+		return true, errors.New("checksum mismatch (file corrupt or truncated)")
+	}
+	return true, nil
+}
+
 // readAtMost reads the file at path, failing without reading it all if it
 // holds more than limit bytes (a file grown by damage, or by hand, was
 // read whole into memory before its count was checked).
@@ -233,14 +321,41 @@ func (c *Cache) writeKnown(known []transport.Known, logFrom uint64, log bool) er
 		c.log.Warn().Int("members", len(known)).Int("kept", maxKnown).Msg("more members counted than the members file keeps: the incarnations that ended are left out first")
 		known = known[:maxKnown]
 	}
-	f := knownFile{Version: 1, Members: known, LogFrom: logFrom, Log: log}
-	err := store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(f)
-	})
+	f := knownFile{Version: 1, Members: known, LogFrom: logFrom, Log: log, Snapshot: c.snapWritten, Pending: c.unsure}
+	err := c.saveKnown(f)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("writing the members kept beside the snapshot failed: those of the last snapshot stay, and so do the log segments it covers")
 	}
 	return err
+}
+
+// saveKnown writes f as the members file, and keeps it as the file on
+// disk (c.kf) once it is.
+func (c *Cache) saveKnown(f knownFile) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	b = appendKnownSum(b[:len(b)-1]) // json.Marshal's object, its brace off
+	err = store.WriteFileAtomic(c.cfg.SnapshotPath+knownSuffix, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	if err == nil {
+		c.kf = f
+	}
+	return err
+}
+
+// knownBefore writes the members file again, as it stands, naming the
+// snapshot about to be written at written as pending: a crash that
+// leaves that snapshot beside the file leaves it named.
+func (c *Cache) knownBefore(written int64) error {
+	f := c.kf
+	f.Version = 1
+	f.Snapshot = c.snapWritten
+	f.Pending = append(slices.Clone(c.unsure), written)
+	return c.saveKnown(f)
 }
 
 // logLost returns the damage of a write log lost whole: the members file

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,10 @@ func (c *Cache) restore() (err error) {
 		c.log.Info().Int("files", n).Msg("removed the temporary files of snapshots cut short")
 	}
 	kf, kerr := readKnownFile(path + knownSuffix)
+	if kerr == nil {
+		c.kf = kf
+		c.lastWritten = kf.latest()
+	}
 	snap, logged, lst, err := c.load(kf, kerr)
 	reset := false // moved aside, the members file saying a snapshot or log
 	if err != nil {
@@ -64,7 +69,7 @@ func (c *Cache) restore() (err error) {
 		c.stats.damageResets.Add(1)
 		c.log.Error().Err(err).Strs("moved_to", moved).Msg("snapshot or write log unreadable: moved aside, starting empty")
 		snap, logged, lst = nil, nil, journal.ReadStats{}
-		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log)
+		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log || kf.Snapshot != 0 || len(kf.Pending) > 0)
 	}
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
@@ -87,6 +92,8 @@ func (c *Cache) restore() (err error) {
 		c.logFrom = kf.LogFrom
 	}
 	if snap != nil {
+		c.snapWritten = snap.Written
+		c.lastWritten = max(c.lastWritten, snap.Written)
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
 		aheadMarks += st.Lowered
@@ -235,7 +242,7 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 		err = fmt.Errorf("%w: %w", journal.ErrDamaged, err) // unreadable
 	}
 	if err == nil && snap != nil && kerr == nil { // an unreadable members file: readKnown deals with it
-		err = errors.Join(logGap(lst, kf.LogFrom), logLost(lst, kf, c.cfg.SnapshotPath))
+		err = errors.Join(notNamed(snap, kf, c.cfg.SnapshotPath), logGap(lst, kf.LogFrom), logLost(lst, kf, c.cfg.SnapshotPath))
 	}
 	if err == nil && snap == nil && lst.FollowsSnapshot {
 		// The segments before the oldest were removed once a snapshot
@@ -244,15 +251,34 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 		// review).
 		err = fmt.Errorf("%w: its oldest segment follows what a snapshot held, and there is no snapshot at %s (remove %s.log.* too to start empty)", journal.ErrDamaged, c.cfg.SnapshotPath, c.cfg.SnapshotPath)
 	}
-	if err == nil && snap == nil && kerr == nil && kf.LogFrom != 0 {
+	if err == nil && snap == nil && kerr == nil && (kf.LogFrom != 0 || kf.Snapshot != 0) {
 		// The members file is written beside a snapshot, after it, and
 		// says where the log went on from: the snapshot was there, and
 		// the writes it held (acknowledged, their segments removed) are
 		// in no file (a snapshot lost whole read as a first start, found
 		// by review).
-		err = fmt.Errorf("%w: the members file beside %s says a snapshot was written there (the write log going on from segment %d), and there is none (remove %s%s too to start empty)", ErrSnapshot, c.cfg.SnapshotPath, kf.LogFrom, c.cfg.SnapshotPath, knownSuffix)
+		err = fmt.Errorf("%w: the members file beside %s says a snapshot was written there (at %s, the write log going on from segment %d), and there is none (remove %s%s too to start empty)",
+			ErrSnapshot, c.cfg.SnapshotPath, unixNano(kf.Snapshot), kf.LogFrom, c.cfg.SnapshotPath, knownSuffix)
 	}
 	return snap, logged, lst, err
+}
+
+// notNamed returns the damage of a snapshot that the members file beside
+// it does not name (knownFile.Snapshot): not the one this member wrote
+// last, but an older one put back (as from a backup: its writes since are
+// in no file, and the log's check cannot tell, for the file's log_from is
+// the newer snapshot's), or another member's.
+func notNamed(snap *store.Snapshot, kf knownFile, path string) error {
+	if kf.names(snap.Written) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s was written at %s, and the members file beside it names the snapshot written at %s: it is not the snapshot this member wrote last (an older one put back, or another member's?); to start from it all the same, remove %s%s",
+		ErrSnapshot, path, unixNano(snap.Written), unixNano(kf.latest()), path, knownSuffix)
+}
+
+// unixNano formats t, Unix ns, for an error.
+func unixNano(t int64) string {
+	return time.Unix(0, t).UTC().Format(time.RFC3339Nano)
 }
 
 // A write log longer than twice the last snapshot, and than
@@ -333,11 +359,26 @@ func (c *Cache) writeSnapshot() error {
 	// that completes while it is written raises a cut the snapshot may
 	// not hold the records of (found by review).
 	known := c.knownNow()
-	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, c.phys())
+	// Named before it is written (see knownFile.Snapshot), by a time no
+	// snapshot of this path had.
+	written := max(c.phys(), c.lastWritten+1)
+	if err := c.knownBefore(written); err != nil {
+		c.stats.snapshotErrors.Add(1)
+		return fmt.Errorf("bcache: snapshot: naming it in the members file: %w", err)
+	}
+	c.lastWritten = written
+	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, written)
 	if err != nil {
+		// Renamed into place perhaps (a failed sync of the directory),
+		// perhaps not: both stay named.
+		c.unsure = append(c.unsure, written)
+		if len(c.unsure) >= maxPending {
+			c.unsure = slices.Delete(c.unsure, 0, len(c.unsure)-maxPending+1)
+		}
 		c.stats.snapshotErrors.Add(1)
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}
+	c.snapWritten, c.unsure = written, nil
 	c.stats.snapshots.Add(1)
 	// Removed only once the members file says where the snapshot ends:
 	// a file of an older snapshot, beside a log whose segments were
