@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"net"
@@ -1047,6 +1048,45 @@ func TestSnapshotLostWholeIsDamage(t *testing.T) {
 	image := crashImage(t, path) // a crash before the reset member wrote a snapshot of its own
 	mustClose(t, d)
 	mustClose(t, mustNew(t, syncConfig(image, SyncWrite))) // fails if the members file still said a snapshot
+}
+
+// TestResetWhoseMembersFileCannotBeWrittenStarts: a reset whose rewrite
+// of the members file fails starts all the same (logged): the next start
+// finds the file saying a snapshot that was moved aside, and resets again,
+// as empty. Failing New, it kept an unattended device down for a file
+// that says nothing of the state it starts with.
+func TestResetWhoseMembersFileCannotBeWrittenStarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, syncConfig(path, SyncNone))
+	mustSet(t, c, "k1")
+	mustClose(t, c)
+	if err := os.WriteFile(path, []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	save := saveFile
+	saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
+	cfg := syncConfig(path, SyncNone)
+	cfg.OnDamage = DamageReset
+	d, err := New(cfg)
+	saveFile = save
+	if err != nil {
+		t.Fatalf("a reset whose members file cannot be written: %v", err)
+	}
+	if n := d.Stats().DamageResets; n != 1 || d.Len() != 0 {
+		t.Fatalf("reset: %d resets, %d values; want 1 and none", n, d.Len())
+	}
+	image := crashImage(t, path) // the members file as before the reset
+	mustClose(t, d)
+	e := mustNew(t, cfg)
+	defer mustClose(t, e)
+	if n := e.Stats().DamageResets; n != 0 || e.Len() != 0 {
+		t.Fatalf("after a Close: %d resets, %d values; want none", n, e.Len())
+	}
+	f := mustNew(t, Config{BindAddr: "127.0.0.1:0", SnapshotPath: image, SnapshotInterval: -1, OnDamage: DamageReset})
+	defer mustClose(t, f)
+	if n := f.Stats().DamageResets; n != 1 || f.Len() != 0 {
+		t.Fatalf("after a crash: %d resets, %d values; want 1 and none", n, f.Len())
+	}
 }
 
 // TestResetKeepsNoCutsOfWhatItMovedAside: a reset rewrites the members

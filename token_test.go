@@ -669,6 +669,39 @@ func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
 	}
 }
 
+// TestAFreshReaderPullsBesideALongWait: a reader that has waited long
+// for a write no member has (a forged token) pulls its key seldom, its
+// backoff grown; a reader of the key that comes then pulls on its own
+// schedule, from PullAfter on. With the backoff shared by the key, the
+// forged token's reader kept the key's pulls an anti-entropy interval
+// apart for every honest reader of it (found by review).
+func TestAFreshReaderPullsBesideALongWait(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := onMemnetEvery(t, net, time.Hour, "a")
+	b := onMemnetEvery(t, net, time.Hour, "b", a.Addr())
+	b.fetchOnly = true // the pulls alone, no exchanges
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	forged := newToken(crdt.Record{Key: "k", Time: crdt.Timestamp{Wall: b.phys() - int64(time.Second), Node: 99}})
+	long, stop := context.WithCancel(context.Background())
+	defer stop()
+	start := b.stats.pulls.Load()
+	go b.GetAfter(long, "k", forged)
+	// Its pulls at 20, 60, 140, ... ms: after its seventh, at 2.54 s, it
+	// waits 2.56 s for the next.
+	await.Until(t, 10*time.Second, func() bool { return b.stats.pulls.Load()-start >= 7 }, "the long reader's seventh pull")
+	before := b.stats.pulls.Load()
+	fresh, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	b.GetAfter(fresh, "k", forged) // its pulls at 20, 60, 140, 300, 620 ms
+	if n := b.stats.pulls.Load() - before; n < 4 {
+		t.Fatalf("a fresh reader beside a long wait: %d pulls of the key in its second; want its own 5 (and the long reader's at most one)", n)
+	}
+}
+
 // TestGetAfterLearnsOfACollectionAtOnce: a reader waiting for a write the
 // member never got, whose key's bucket a collection then raises past it
 // (another key's tombstone collected), gets its miss at once: the

@@ -567,3 +567,29 @@ func TestRefusalsAreBounded(t *testing.T) {
 		t.Fatalf("a minute later: %q; want one line with %s", logged.String(), want)
 	}
 }
+
+// TestFoundingEndsWithinItsBound: a founder that met a member reads as
+// founding (ready while its first exchange runs) until that exchange
+// completes, and for foundingFor at most: unbounded, a founder whose
+// exchanges never completed (reached by gossip alone), or a member that
+// took itself for a founder wrongly and then met the cluster, stayed
+// ready for good (found by review).
+func TestFoundingEndsWithinItsBound(t *testing.T) {
+	r := &Replicator{synced: make(chan struct{})}
+	if r.FoundedUnsynced() {
+		t.Fatal("founding, never a founder")
+	}
+	r.metAt = time.Now()
+	if !r.FoundedUnsynced() {
+		t.Fatal("not founding just after it met a member, with no exchange completed")
+	}
+	r.metAt = time.Now().Add(-foundingFor)
+	if r.FoundedUnsynced() {
+		t.Fatalf("still founding %v after it met a member", foundingFor)
+	}
+	r.metAt = time.Now()
+	close(r.synced)
+	if r.FoundedUnsynced() {
+		t.Fatal("founding after its first exchange completed")
+	}
+}
