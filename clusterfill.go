@@ -292,8 +292,9 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
 }
 
-// maxOwnerText bounds the owner's error text a caller gets.
-const maxOwnerText = 512
+// maxOwnerText bounds the owner's error text a caller gets (an owner
+// sends no more).
+const maxOwnerText = clusterfill.MaxErrorText
 
 // ownerText is an owner's error text as a caller gets it: at most
 // maxOwnerText bytes, valid UTF-8, without control characters. Another

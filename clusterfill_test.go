@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -581,6 +582,59 @@ func TestOwnersFailedFillsAreMatchable(t *testing.T) {
 		if st := asker.Stats(); st.FillFallbacks != 0 {
 			t.Fatalf("%s: the asker fell back to its own fill: %+v", key, st)
 		}
+	}
+}
+
+// TestOwnersFailedFillAnswerIsBounded: an owner sends at most
+// clusterfill.MaxErrorText bytes of its filler's error, marked cut; it sent
+// the whole text, a megabyte an answer here, kept among the answers sent
+// again for copies of the request, and one over what a stream carries
+// never arrived, the asker asking again and the owner filling again at
+// each request (found by review).
+func TestOwnersFailedFillAnswerIsBounded(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	c := newCache(t, Config{BindAddr: "127.0.0.1:0", FillTTL: time.Hour,
+		Filler: func(context.Context, string) ([]byte, error) { return nil, errors.New(long) }})
+	b := c.serveCall("peer", clusterfill.Request(clusterfill.FillRequest, "k"))
+	if len(b) > 2*clusterfill.MaxErrorText {
+		t.Fatalf("the answer to one fill request is %d bytes; the asker shows %d of its text", len(b), maxOwnerText)
+	}
+	ask := clusterfill.Ask{Key: "k", Self: "peer"}
+	_, err, _ := ask.Take(member{c}, b)
+	if err := ownerError("k", err); !errors.Is(err, ErrOwnerFill) || !strings.HasSuffix(err.Error(), "x...") {
+		t.Fatalf("the asker's caller got %.80v...%s; want ErrOwnerFill with the text cut", err, err.Error()[max(0, len(err.Error())-20):])
+	}
+}
+
+// TestFillWhoseLogFailsGivesItsValue: a fill whose value was stored, and
+// that the write log failed to take, gives its callers the value, here and
+// on an asker it filled for. Its callers got the log's error and no
+// value, for a value Get served and every member was sent; an asker's
+// caller was told the owner's filler had failed (found by review).
+func TestFillWhoseLogFailsGivesItsValue(t *testing.T) {
+	value := []byte("filled")
+	filler := func(context.Context, string) ([]byte, error) { return value, nil }
+	cfg := syncConfig(filepath.Join(t.TempDir(), "cache.snap"), SyncWrite)
+	cfg.Filler, cfg.FillTTL = filler, time.Hour
+	c := mustNew(t, cfg)
+	defer c.Close()
+	c.journal.Close(false) // each append fails now (no snapshot written at Close)
+	if err := c.Set("probe", value, 0); !errors.Is(err, ErrNotDurable) {
+		t.Fatalf("Set with the log closed: %v; want ErrNotDurable", err)
+	}
+	v, err := c.GetWithFiller(context.Background(), "k", filler, time.Hour)
+	if err != nil || string(v) != string(value) {
+		t.Fatalf("GetWithFiller: %q, %v; want the value filled", v, err)
+	}
+	if got, ok := c.Get("k"); !ok || string(got) != string(value) {
+		t.Fatalf("Get after the fill: %q, %v", got, ok)
+	}
+	b := c.serveCall("asker", clusterfill.Request(clusterfill.FillRequest, "k2"))
+	ask := clusterfill.Ask{Key: "k2", Self: "asker"}
+	asker := newCache(t, Config{BindAddr: "127.0.0.1:0"})
+	v, err, _ = ask.Take(member{asker}, b)
+	if err != nil || string(v) != string(value) {
+		t.Fatalf("an asker of the owner: %q, %v; want the value filled", v, ownerError("k2", err))
 	}
 }
 

@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,10 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // stamped again when it is stored (a peer may have collected past its
 // first stamp), and then beats what was written meanwhile and has not
 // arrived. A filled value's TTL runs from when the filler returned. A
-// caller whose ctx ends stops waiting and gets an error wrapping
+// filled value the write log failed to take (Config.Sync) is returned
+// all the same, with no error: it is applied and sent, not on this disk
+// (Stats.LogErrors counts the failure), and a read after a crash fills it
+// again. A caller whose ctx ends stops waiting and gets an error wrapping
 // ctx.Err() (errors.Is matches it); the fill goes on for the others. The
 // returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
@@ -167,8 +171,16 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		return rec, err
 	}
 	rec.Time = since
-	rec, stored, err := c.writeIf("set", rec, &watch)
-	if err != nil || stored {
+	rec, stored, err := c.writeIf("fill", rec, &watch)
+	switch {
+	case stored && errors.Is(err, ErrNotDurable):
+		// Applied here and sent: its callers, and an asker it filled
+		// for, get it (they got the log's error, and no value, for a
+		// value Get served: found by review). The log's failure is
+		// counted and logged (Stats.LogErrors); a crash loses the value,
+		// and a read after it fills it again from the filler's source.
+		return rec, nil
+	case err != nil || stored:
 		return rec, err
 	}
 	// The key was written or deleted, here or by a peer, while the filler

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/store"
@@ -135,11 +136,31 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 			return NotHeld()
 		}
 		if err != nil {
-			return fmt.Appendf([]byte{answerError}, "#%d %s", why(err), err)
+			return fmt.Appendf([]byte{answerError}, "#%d %s", why(err), clipText(err.Error()))
 		}
 		return store.AppendRecord([]byte{answerValue}, &rec)
 	}
 	return NotHeld()
+}
+
+// MaxErrorText bounds the text of a failed fill's answer, and what an
+// asker shows of one: a filler's error went whole, however long (a
+// megabyte an answer, kept among the answers sent again for copies of
+// the request, and one over what a stream carries never arrived, the
+// asker filling again at each of its requests: found by review).
+const MaxErrorText = 512
+
+// clipText cuts s to MaxErrorText bytes, at the start of a rune, and
+// says so.
+func clipText(s string) string {
+	if len(s) <= MaxErrorText {
+		return s
+	}
+	cut := MaxErrorText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // BadRequest reports whether a peer's request payload is one Serve
