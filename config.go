@@ -197,7 +197,8 @@ type Config struct {
 	// at Close. Restoring is safe however old the file is: see the package
 	// doc. One member a path: New locks <SnapshotPath>.lock (flock, on
 	// Unix; the lock goes with the process, however it ends) and refuses
-	// a second member while another holds it (ErrConfig).
+	// a second member while another holds it (ErrConfig). Its file name
+	// may be 195 bytes long at most: the files beside it add to it.
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close. Default: 5 min.
@@ -338,6 +339,10 @@ func configError(field, format string, args ...any) error {
 // fill sets defaults and rejects nonsense; every error wraps ErrConfig and
 // names its field. It leaves NodeName alone (New draws one), so that
 // DefaultConfig is the same on every call.
+// maxSnapshotName bounds the file name of Config.SnapshotPath: 255 bytes,
+// what most file systems take, less what the files beside it add.
+const maxSnapshotName = 255 - 60
+
 func (c *Config) fill() error {
 	switch {
 	case c.BindAddr == "" && c.Network == nil:
@@ -425,6 +430,14 @@ func (c *Config) fill() error {
 			return configError("SnapshotPath", "%v", err)
 		}
 		c.SnapshotPath = target
+		// The files beside it add up to 60 bytes to its name (a log
+		// segment moved aside: ".log.<n>.damaged-<time>.<i>"), and most file
+		// systems take names of 255: a longer one wrote its snapshot and
+		// failed its members file, which each snapshot now needs (found
+		// by review).
+		if n := len(filepath.Base(c.SnapshotPath)); n > maxSnapshotName {
+			return configError("SnapshotPath", "a file name of %d bytes, over %d (the files beside it add up to 60 bytes to it)", n, maxSnapshotName)
+		}
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
 			return configError("SnapshotPath", "%q: no such directory", c.SnapshotPath)
 		}

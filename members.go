@@ -55,8 +55,9 @@ type knownFile struct {
 	// time it was written (store.Snapshot.Written; 0: none, or a release
 	// before it), and Pending the snapshots that may have been written
 	// over it since: the one being written as the file was (the file is
-	// written again before each snapshot, naming it), and any whose
-	// write failed after a rename perhaps made. No two snapshots of one
+	// written again before each snapshot, naming it), and the one before
+	// a snapshot renamed into place whose directory's sync failed (a
+	// power cut may bring it back). No two snapshots of one
 	// path share a time (writeSnapshot), so a snapshot that is neither is
 	// not the one this member last wrote: an older one put back, or
 	// another member's (found by review: an old snapshot restored alone
@@ -70,10 +71,8 @@ type knownFile struct {
 	newer bool
 }
 
-// maxPending bounds knownFile.Pending: the snapshot being written and the
-// last few whose write failed (a failure after the rename, which leaves
-// the new file in place, is rare; a disk failing every write fails the
-// members file first, and no snapshot is begun).
+// maxPending bounds knownFile.Pending as read: a member writes two at
+// most.
 const maxPending = 8
 
 // names reports whether a snapshot written at written is one the file

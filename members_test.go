@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
@@ -376,19 +377,23 @@ func TestAnOlderSnapshotPutBackIsDamage(t *testing.T) {
 // TestSnapshotsBeingWrittenAreNamed: a crash while a snapshot is written
 // leaves the members file naming the snapshot on disk, whichever it is:
 // the one before (the new one not yet renamed into place) or the new one
-// (its members file not yet written again). A snapshot written by a
-// member whose members file could not be written after it (kept named as
-// pending) is named too, and so is each next one.
+// (the members file not yet written again). So does a snapshot renamed
+// into place whose directory's sync failed (the one before it may come
+// back with a power cut: both stay named), after any number of snapshots
+// that failed before their rename (each kept named, a run of them pushed
+// the snapshot in place out of the names: found by review).
 func TestSnapshotsBeingWrittenAreNamed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	c := mustNew(t, syncConfig(path, SyncWrite))
 	defer mustClose(t, c)
 	mustSet(t, c, "k1")
 	mustSnapshot(t, c)
-	mustSet(t, c, "k2")
-	restarts := func(when string, want ...string) {
+	var save func(*store.Store, string, int64) (int, error)
+	restarts := func(when, image string, want ...string) {
 		t.Helper()
-		image := crashImage(t, path)
+		hook := saveSnapshot // c's alone
+		saveSnapshot = save
+		defer func() { saveSnapshot = hook }()
 		d, err := New(syncConfig(image, SyncWrite))
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
@@ -400,22 +405,84 @@ func TestSnapshotsBeingWrittenAreNamed(t *testing.T) {
 			}
 		}
 	}
-	c.snapMu.Lock()
-	written := max(c.phys(), c.lastWritten+1)
-	if err := c.knownBefore(written); err != nil {
-		t.Fatal(err)
+	save = saveSnapshot
+	defer func() { saveSnapshot = save }()
+	var before, after string // crash images
+	var second []byte        // the snapshot of k2
+	saveSnapshot = func(s *store.Store, p string, written int64) (int, error) {
+		before = crashImage(t, path)
+		n, err := save(s, p, written)
+		after = crashImage(t, path)
+		second, _ = os.ReadFile(after)
+		return n, err
 	}
-	restarts("named, not written", "k1", "k2")
-	if _, err := c.store.SaveSnapshot(path, written); err != nil {
-		t.Fatal(err)
-	}
-	restarts("written, not named", "k1", "k2")
-	c.snapWritten, c.lastWritten = written, written // as writeSnapshot, its members file not written again
-	c.snapMu.Unlock()
-	mustSet(t, c, "k3")
+	mustSet(t, c, "k2")
 	mustSnapshot(t, c)
-	restarts("the next snapshot", "k1", "k2", "k3")
+	restarts("named, not written", before, "k1", "k2")
+	restarts("written, not named again", after, "k1", "k2")
+
+	saveSnapshot = func(s *store.Store, p string, written int64) (int, error) {
+		n, err := save(s, p, written)
+		if err != nil {
+			return n, err
+		}
+		return n, fmt.Errorf("%w: sync the directory: input/output error", store.ErrRenamed)
+	}
+	mustSet(t, c, "k3")
+	if err := c.writeSnapshot(); err == nil {
+		t.Fatal("a snapshot whose directory's sync failed: no error")
+	}
+	saveSnapshot = func(*store.Store, string, int64) (int, error) { return 0, errors.New("no space left on device") }
+	for range 2 * maxPending {
+		if err := c.writeSnapshot(); err == nil {
+			t.Fatal("a snapshot that failed: no error")
+		}
+	}
+	restarts("renamed, its directory not synced, then failures", crashImage(t, path), "k1", "k2", "k3")
+	// A power cut brings the snapshot before back, beside the members
+	// file as it is now.
+	image := crashImage(t, path)
+	if err := os.WriteFile(image, second, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restarts("the snapshot before it back", image, "k1", "k2", "k3")
+	saveSnapshot = save
+	mustSnapshot(t, c)
+	restarts("the next snapshot", crashImage(t, path), "k1", "k2", "k3")
 	if c.kf.Snapshot != c.snapWritten || len(c.kf.Pending) != 0 {
 		t.Fatalf("the members file names %d and %v; want %d alone", c.kf.Snapshot, c.kf.Pending, c.snapWritten)
+	}
+}
+
+// TestAnOlderSnapshotPutBackIsDamageOnAStillClock: snapshots of a path
+// get times of their own when the clock stands still (Config.Clock), so
+// that the members file names one alone.
+func TestAnOlderSnapshotPutBackIsDamageOnAStillClock(t *testing.T) {
+	fixed := time.Now()
+	cfgOf := func(p string) Config {
+		c := syncConfig(p, SyncNone)
+		c.Clock = func() time.Time { return fixed }
+		return c
+	}
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, cfgOf(path))
+	mustSet(t, c, "k1")
+	mustSnapshot(t, c)
+	backup := crashImage(t, path)
+	mustSet(t, c, "k2")
+	mustClose(t, c)
+	image := crashImage(t, path)
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(image, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := New(cfgOf(image)); !errors.Is(err, ErrSnapshot) {
+		if err == nil {
+			d.Close()
+		}
+		t.Fatalf("an older snapshot put back, the clock still: %v; want ErrSnapshot", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -220,11 +219,12 @@ func unreadableNow(err error) bool {
 	return false
 }
 
-// loadSnapshot and readLog read the files (variables: tests make them
-// fail).
+// loadSnapshot and readLog read the files, saveSnapshot writes one
+// (variables: tests make them fail).
 var (
 	loadSnapshot = store.LoadSnapshot
 	readLog      = journal.Read
+	saveSnapshot = (*store.Store).SaveSnapshot
 )
 
 // load reads the snapshot and the write log beside it; kf and kerr are
@@ -257,8 +257,12 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 		// the writes it held (acknowledged, their segments removed) are
 		// in no file (a snapshot lost whole read as a first start, found
 		// by review).
-		err = fmt.Errorf("%w: the members file beside %s says a snapshot was written there (at %s, the write log going on from segment %d), and there is none (remove %s%s too to start empty)",
-			ErrSnapshot, c.cfg.SnapshotPath, unixNano(kf.Snapshot), kf.LogFrom, c.cfg.SnapshotPath, knownSuffix)
+		at := ""
+		if kf.Snapshot != 0 {
+			at = " at " + unixNano(kf.Snapshot) + ","
+		}
+		err = fmt.Errorf("%w: the members file beside %s says a snapshot was written there (%s the write log going on from segment %d), and there is none (remove %s%s too to start empty)",
+			ErrSnapshot, c.cfg.SnapshotPath, at, kf.LogFrom, c.cfg.SnapshotPath, knownSuffix)
 	}
 	return snap, logged, lst, err
 }
@@ -367,14 +371,19 @@ func (c *Cache) writeSnapshot() error {
 		return fmt.Errorf("bcache: snapshot: naming it in the members file: %w", err)
 	}
 	c.lastWritten = written
-	records, err := c.store.SaveSnapshot(c.cfg.SnapshotPath, written)
-	if err != nil {
-		// Renamed into place perhaps (a failed sync of the directory),
-		// perhaps not: both stay named.
-		c.unsure = append(c.unsure, written)
-		if len(c.unsure) >= maxPending {
-			c.unsure = slices.Delete(c.unsure, 0, len(c.unsure)-maxPending+1)
+	records, err := saveSnapshot(c.store, c.cfg.SnapshotPath, written)
+	if errors.Is(err, store.ErrRenamed) {
+		// In place, and the one before may come back with a power cut:
+		// both stay named. (Every other failure leaves the one before,
+		// named: kept for each, a run of them pushed the snapshot in
+		// place out of the names, found by review.)
+		c.unsure = nil
+		if c.snapWritten != 0 {
+			c.unsure = []int64{c.snapWritten}
 		}
+		c.snapWritten = written
+	}
+	if err != nil {
 		c.stats.snapshotErrors.Add(1)
 		return fmt.Errorf("bcache: snapshot: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -370,6 +371,32 @@ func TestSetRacingCloseIsInTheSnapshot(t *testing.T) {
 					t.Fatalf("round %d: Set(%s) returned nil and is not in the final snapshot", round, k)
 				}
 			}
+		}
+	}
+}
+
+// TestSnapshotNameLeavesRoomForTheFilesBesideIt: a SnapshotPath whose file
+// name leaves the files beside it no room under the 255 bytes most file
+// systems take is refused (ErrConfig); one at the limit keeps its
+// writes. A name of 235 bytes wrote no snapshot at all, its members file
+// (which each snapshot needs) too long a name (found by review).
+func TestSnapshotNameLeavesRoomForTheFilesBesideIt(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("s", maxSnapshotName+1))
+	if _, err := New(snapshotConfig(long, nil)); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a file name of %d bytes: %v; want ErrConfig", maxSnapshotName+1, err)
+	}
+	path := filepath.Join(dir, strings.Repeat("s", maxSnapshotName))
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, c, "k1")
+	mustSnapshot(t, c)
+	mustSet(t, c, "k2")
+	mustClose(t, c)
+	d := mustNew(t, syncConfig(path, SyncWrite))
+	defer mustClose(t, d)
+	for _, k := range []string{"k1", "k2"} {
+		if _, ok := d.Get(k); !ok {
+			t.Fatalf("%s lost with a file name of %d bytes", k, maxSnapshotName)
 		}
 	}
 }

@@ -199,8 +199,14 @@ func writeSection(w *bufio.Writer, kind byte, payload []byte) {
 	w.Write(payload)
 }
 
+// ErrRenamed is wrapped by WriteFileAtomic's error when the file was
+// renamed into place and the directory's sync failed: the new file is
+// there, and a power cut may bring the old one back.
+var ErrRenamed = errors.New("renamed, not synced")
+
 // WriteFileAtomic writes path through a synced temporary file renamed over
-// it, and syncs the directory.
+// it, and syncs the directory. Any error but one wrapping ErrRenamed leaves
+// the file at path as it was.
 func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -228,7 +234,7 @@ func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	// power cut may bring the older snapshot back, so a write log must not
 	// drop what only this one holds: the caller hears of a failure.
 	if err := SyncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("sync the snapshot's directory: %w", err)
+		return fmt.Errorf("%w: sync the snapshot's directory: %w", ErrRenamed, err)
 	}
 	return nil
 }
