@@ -43,9 +43,18 @@ func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler 
 // read.
 func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerolog.Logger) http.Handler {
 	fail := failer(log)
+	reg := prometheus.NewRegistry()
+	m := newNodeMetrics()
+	reg.MustRegister(metrics.New(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.watches, m.watchEnds)
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		put(w, r, c, maxValue, bodies, fail)
+	mux.HandleFunc("PUT /v1/keys/{key...}", func(w http.ResponseWriter, r *http.Request) {
+		key, ok := keyOf(r)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		put(w, r, c, key, maxValue, bodies, fail)
 	})
 	waits := make(chan struct{}, maxTokenWaits)
 	// A read takes any key a member may have written: the Cache's
@@ -53,8 +62,13 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 	// have written a longer key, which the Cache serves (it was 414 here:
 	// found by review).
 	maxKey := bcache.DefaultMaxKeySize
-	mux.HandleFunc("GET /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, ok, err := read(w, r, c, maxKey, waits)
+	mux.HandleFunc("GET /v1/keys/{key...}", func(w http.ResponseWriter, r *http.Request) {
+		key, ok := keyOf(r)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		v, ok, err := read(w, r, c, key, maxKey, waits)
 		if err != nil {
 			fail(w, err)
 			return
@@ -67,8 +81,13 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		w.Header().Set("Content-Length", strconv.Itoa(len(v)))
 		_, _ = w.Write(v)
 	})
-	mux.HandleFunc("DELETE /v1/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
-		tok, err := c.DeleteWithToken(r.PathValue("key"))
+	mux.HandleFunc("DELETE /v1/keys/{key...}", func(w http.ResponseWriter, r *http.Request) {
+		key, ok := keyOf(r)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		tok, err := c.DeleteWithToken(key)
 		answerWrite(w, tok, err, fail)
 	})
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
@@ -96,16 +115,19 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		case watches <- struct{}{}:
 			defer func() { <-watches }()
 		default:
+			w.Header().Set("Retry-After", retryAfter)
 			http.Error(w, fmt.Sprintf("%d watch streams open already", maxWatches), http.StatusTooManyRequests)
 			return
 		}
-		watch(w, r, c, fail)
+		m.watches.Inc()
+		defer m.watches.Dec()
+		if end := watch(w, r, c, fail); end != "" {
+			m.watchEnds.WithLabelValues(end).Inc()
+		}
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Status())
 	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s := c.Status()
@@ -120,7 +142,46 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 			http.Error(w, "not ready: not synced with a peer yet", http.StatusServiceUnavailable)
 		}
 	})
-	return mux
+	return promhttp.InstrumentHandlerCounter(m.requests, mux)
+}
+
+// nodeMetrics are the HTTP node's own metrics, beside the member's: the
+// requests answered, by status code and method (its refusals, 4xx and
+// 429, were counted nowhere: found by review), the watch streams open,
+// and why those that ended ended.
+type nodeMetrics struct {
+	requests  *prometheus.CounterVec
+	watches   prometheus.Gauge
+	watchEnds *prometheus.CounterVec
+}
+
+func newNodeMetrics() nodeMetrics {
+	return nodeMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bcache_http_requests_total",
+			Help: "HTTP requests answered, by status code and method."}, []string{"code", "method"}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bcache_http_watch_streams",
+			Help: "Watch streams (GET /v1/watch) open."}),
+		watchEnds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bcache_http_watch_ended_total",
+			Help: "Watch streams ended: client_gone (its request's context ended), write_failed (a write failed, or waited 30 s for a client not reading), closed (the member closed)."},
+			[]string{"reason"}),
+	}
+}
+
+// retryAfter is the Retry-After of a 429, in seconds.
+const retryAfter = "1"
+
+// keyOf returns the key of a request to /v1/keys/: the one path segment
+// after it, unescaped (the empty key for none); false for more than one
+// segment. (A "{key}" pattern matched no segment that unescapes to "/",
+// nor an empty one: the keys "/" and "" were 404 to every method, a key
+// held looking like a miss, found by review.)
+func keyOf(r *http.Request) (string, bool) {
+	raw, ok := strings.CutPrefix(r.URL.EscapedPath(), "/v1/keys/")
+	if !ok || strings.Contains(raw, "/") {
+		return "", false
+	}
+	key, err := url.PathUnescape(raw)
+	return key, err == nil
 }
 
 // put stores the request body under the key, with the optional ttl. A
@@ -128,7 +189,7 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 // says so, otherwise after maxValue+1 bytes, never reading the rest. The
 // bytes read are taken from bodies as they come, until the value is
 // stored: past it, 429.
-func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, bodies *bodyBudget, fail func(http.ResponseWriter, error)) {
+func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, maxValue int, bodies *bodyBudget, fail func(http.ResponseWriter, error)) {
 	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -154,7 +215,7 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxValue int, 
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	tok, err := c.SetWithToken(r.PathValue("key"), value, ttl)
+	tok, err := c.SetWithToken(key, value, ttl)
 	answerWrite(w, tok, err, fail)
 }
 
@@ -182,6 +243,9 @@ func failer(log zerolog.Logger) func(http.ResponseWriter, error) {
 		code := statusOf(err)
 		switch {
 		case code < 500 || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+			if code == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", retryAfter)
+			}
 			http.Error(w, err.Error(), code)
 		case errors.Is(err, bcache.ErrNotDurable):
 			log.Error().Err(err).Msg("write not durable")
@@ -216,8 +280,7 @@ var errNotYet = errors.New("the write of the token has not reached this member y
 // write, waiting for it up to the wait query parameter (default 5 s), for
 // which it moves the response's write deadline (the server's would end a
 // longer wait with no answer at all).
-func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, maxKey int, waits chan struct{}) ([]byte, bool, error) {
-	key := r.PathValue("key")
+func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, maxKey int, waits chan struct{}) ([]byte, bool, error) {
 	tok := r.Header.Get(tokenHeader)
 	if len(key) > maxKey {
 		// As a PUT's and a read with a token's: 414, not a miss (a GET
@@ -408,11 +471,14 @@ type change struct {
 	// KeyBase64 is the key's bytes, for a key that is not UTF-8 (Key
 	// then has U+FFFD for the bytes that are not, and two such keys may
 	// read the same).
-	KeyBase64  []byte     `json:"key_base64,omitempty"`
-	Cause      string     `json:"cause"`
-	Here       bool       `json:"here"`
-	Version    string     `json:"version"`
-	Value      []byte     `json:"value,omitempty"`
+	KeyBase64 []byte `json:"key_base64,omitempty"`
+	Cause     string `json:"cause"`
+	Here      bool   `json:"here"`
+	Version   string `json:"version,omitempty"` // none for an overflow
+	// Value is a set's value, also an empty one (omitted, it read as
+	// none to a client of "data.value": found by review); other causes
+	// have none.
+	Value      *[]byte    `json:"value,omitempty"`
 	Expires    *time.Time `json:"expires,omitempty"`
 	Superseded bool       `json:"superseded,omitempty"`
 }
@@ -457,16 +523,17 @@ func pathParam(rawQuery, name string) (string, error) {
 // change as JSON data (the value in base64), until the client goes away,
 // stops reading for watchWriteTimeout, or the member closes; a quiet
 // stream gets a comment every watchPing.
-func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(http.ResponseWriter, error)) {
+func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(http.ResponseWriter, error)) (end string) {
+	const gone, failed, closed = "client_gone", "write_failed", "closed"
 	prefix, err := pathParam(r.URL.RawQuery, "prefix")
 	if err != nil {
 		fail(w, fmt.Errorf("%w: %v", errBadRequest, err))
-		return
+		return ""
 	}
 	sub, err := c.Subscribe(prefix, 0)
 	if err != nil {
 		fail(w, err)
-		return
+		return ""
 	}
 	defer sub.Close()
 	rc := http.NewResponseController(w)
@@ -479,7 +546,7 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 	// while it was away are not in the new stream, and re-reads what it
 	// needs (they were lost without a word: found by review).
 	if _, err := io.WriteString(w, "event: start\ndata: {}\n\n"); err != nil || rc.Flush() != nil {
-		return
+		return failed
 	}
 	ping := time.NewTicker(watchPing)
 	defer ping.Stop()
@@ -488,11 +555,11 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 		case <-ping.C:
 			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 			if _, err := io.WriteString(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
-				return
+				return failed
 			}
 		case batch, ok := <-sub.C:
 			if !ok {
-				return
+				return closed
 			}
 			for _, ch := range batch {
 				// Each change's write may wait watchWriteTimeout: a
@@ -500,8 +567,19 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 				// bound, megabytes) cut clients that read slowly but
 				// kept reading (found by review).
 				_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
-				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Version: versionString(ch.Version),
-					Value: ch.Value, Superseded: ch.Superseded}
+				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Superseded: ch.Superseded}
+				switch ch.Cause {
+				case bcache.CauseOverflow: // no version: a client keeping each key's newest saw it go back
+				case bcache.CauseSet:
+					v := ch.Value
+					if v == nil {
+						v = []byte{}
+					}
+					out.Value = &v
+					fallthrough
+				default:
+					out.Version = versionString(ch.Version)
+				}
 				if !utf8.ValidString(ch.Key) {
 					out.KeyBase64 = []byte(ch.Key)
 				}
@@ -512,21 +590,21 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(ht
 				// Written as it is, not through fmt, which copied a large
 				// value's JSON once more (found by review).
 				if _, err := io.WriteString(w, "event: "+out.Cause+"\ndata: "); err != nil {
-					return
+					return failed
 				}
 				if _, err := w.Write(b); err != nil {
-					return
+					return failed
 				}
 				if _, err := io.WriteString(w, "\n\n"); err != nil {
-					return
+					return failed
 				}
 			}
 			if rc.Flush() != nil {
-				return
+				return failed
 			}
 			ping.Reset(watchPing) // a stream that is written to needs none
 		case <-r.Context().Done():
-			return
+			return gone
 		}
 	}
 }

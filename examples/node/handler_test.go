@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,83 @@ func TestEscapedSlashInKey(t *testing.T) {
 		t.Fatalf(`Get("user/42") = %q, %v`, v, ok)
 	}
 	expect(t, "GET", base+"/v1/keys/user/42", "", http.StatusNotFound) // two segments: no route
+}
+
+// TestKeysOfNoSegmentAndOfASlash: the key "/" (%2F, a segment that
+// unescapes to a slash) and the empty key (no segment) are served like
+// any other: a "{key}" route matched neither, and a key held read as a
+// miss (found by review). Two segments are still no route.
+func TestKeysOfNoSegmentAndOfASlash(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	for path, key := range map[string]string{"%2F": "/", "": "", "%2F%2F": "//"} {
+		if err := c.Set(key, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if body := expect(t, "GET", base+"/v1/keys/"+path, "", http.StatusOK); body != "v" {
+			t.Fatalf("GET /v1/keys/%s: %q", path, body)
+		}
+		expect(t, "PUT", base+"/v1/keys/"+path, "w", http.StatusNoContent)
+		if v, ok := c.Get(key); !ok || string(v) != "w" {
+			t.Fatalf("PUT /v1/keys/%s: Get(%q) = %q, %v", path, key, v, ok)
+		}
+		expect(t, "DELETE", base+"/v1/keys/"+path, "", http.StatusNoContent)
+		if _, ok := c.Get(key); ok {
+			t.Fatalf("DELETE /v1/keys/%s: %q still held", path, key)
+		}
+	}
+	expect(t, "GET", base+"/v1/keys/a/b", "", http.StatusNotFound)
+	expect(t, "PUT", base+"/v1/keys/a%2Fb/c", "x", http.StatusNotFound)
+}
+
+// TestRefusalsAreCounted: the node's answers are counted by status code
+// (its 429s, 413s and 400s were counted nowhere: found by review), a 429
+// says when to retry, and the watch streams open are a gauge.
+func TestRefusalsAreCounted(t *testing.T) {
+	c := newCache(t, bcache.Config{NodeName: "solo"})
+	base := startServer(t, c, 16)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxWatches + 1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var refused *http.Response
+	for range maxWatches + 1 {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/watch", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			refused = resp
+			resp.Body.Close()
+		}
+	}
+	if refused == nil || refused.Header.Get("Retry-After") == "" {
+		t.Fatalf("the watch past %d: %+v; want a 429 with Retry-After", maxWatches, refused)
+	}
+	expect(t, "PUT", base+"/v1/keys/k", strings.Repeat("x", 17), http.StatusRequestEntityTooLarge)
+	expect(t, "PUT", base+"/v1/keys/k?ttl=x", "v", http.StatusBadRequest)
+	m := expect(t, "GET", base+"/metrics", "", http.StatusOK)
+	for _, want := range []string{
+		`bcache_http_requests_total{code="429",method="get"} 1`,
+		`bcache_http_requests_total{code="413",method="put"} 1`,
+		`bcache_http_requests_total{code="400",method="put"} 1`,
+		fmt.Sprintf("bcache_http_watch_streams %d", maxWatches),
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	cancel() // the watching clients go
+	ended := regexp.MustCompile(`bcache_http_watch_ended_total\{reason="(client_gone|write_failed)"\} (\d+)`)
+	await.Until(t, 10*time.Second, func() bool {
+		m := expect(t, "GET", base+"/metrics", "", http.StatusOK)
+		n := 0
+		for _, sub := range ended.FindAllStringSubmatch(m, -1) {
+			k, _ := strconv.Atoi(sub[2])
+			n += k
+		}
+		return n == maxWatches && strings.Contains(m, "bcache_http_watch_streams 0")
+	}, "the streams of the clients gone not counted as ended")
 }
 
 func TestGetMissing(t *testing.T) {
@@ -424,12 +503,18 @@ func TestWatchStreamsChanges(t *testing.T) {
 	}
 	expect(t, "PUT", base+"/v1/keys/other", "x", http.StatusNoContent)
 	expect(t, "PUT", base+"/v1/keys/user:1", "hello", http.StatusNoContent)
-	if name, ch := event(); name != "set" || ch.Key != "user:1" || string(ch.Value) != "hello" || !ch.Here || ch.Version == "" {
+	if name, ch := event(); name != "set" || ch.Key != "user:1" || ch.Value == nil || string(*ch.Value) != "hello" || !ch.Here || ch.Version == "" {
 		t.Fatalf("first event %q %+v, want user:1's set", name, ch)
 	}
 	expect(t, "DELETE", base+"/v1/keys/user:1", "", http.StatusNoContent)
-	if name, ch := event(); name != "delete" || ch.Key != "user:1" {
-		t.Fatalf("second event %q %+v, want user:1's delete", name, ch)
+	if name, ch := event(); name != "delete" || ch.Key != "user:1" || ch.Value != nil || ch.Version == "" {
+		t.Fatalf("second event %q %+v, want user:1's delete, with no value", name, ch)
+	}
+	// A set of an empty value has its value, "" (omitted, it read as
+	// none to a client of data.value: found by review).
+	expect(t, "PUT", base+"/v1/keys/user:2", "", http.StatusNoContent)
+	if name, ch := event(); name != "set" || ch.Key != "user:2" || ch.Value == nil || len(*ch.Value) != 0 {
+		t.Fatalf("event %q %+v, want user:2's set of an empty value", name, ch)
 	}
 	// Keys that are not UTF-8 come with their bytes: two that differ only
 	// in such bytes read the same in "key" (they merged into one).

@@ -37,14 +37,16 @@
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
 //	GET    /v1/status                200, JSON bcache.Status: peers, last syncs, first sync, join failures
-//	GET    /metrics                  Prometheus metrics (package metrics), with Go's and the process's
+//	GET    /metrics                  Prometheus metrics (package metrics), with Go's and the process's, and the node's:
+//	                                 bcache_http_requests_total{code,method}, bcache_http_watch_streams,
+//	                                 bcache_http_watch_ended_total{reason="client_gone|write_failed|closed"}
 //	GET    /readyz                   200 once synced with a peer, or with no peers but itself, or as the founder of its cluster; 503 before, or alone
 //	GET    /v1/watch[?prefix=p]      the changes to keys with prefix p (decoded as a key in the path: "+" is "+") as Server-Sent Events, after "event: start" (a client
 //	                                 that reconnects misses what changed meanwhile: re-read): "event: set|delete|expire|evict|drop|overflow",
-//	                                 data {"key","cause","here","version","value" (base64),"expires","superseded"}
-//	                                 ("version": "2006-01-02T15:04:05.000000000Z+0000000000@0123456789abcdef",
+//	                                 data {"key","cause","here","version","value" (base64, a set's alone, "" for an empty value),
+//	                                 "expires","superseded"} ("version": "2006-01-02T15:04:05.000000000Z+0000000000@0123456789abcdef",
 //	                                 UTC wall time, logical counter, writer's incarnation: versions of a key
-//	                                 compare as strings; an overflow's key is the first change it stands for),
+//	                                 compare as strings; an overflow's key is the first change it stands for, and it has no version),
 //	                                 and "key_base64" for a key that is not UTF-8;
 //	                                 64 streams at once (429 past them); a stream one of whose changes waits 30 s
 //	                                 to be written (its client not reading, its buffers full) is dropped, but a client that keeps a
@@ -52,9 +54,12 @@
 //	                                 stream gets a comment, ": ping", every 15 s: a client gone is found by
 //	                                 the write failing); HEAD gets the headers alone
 //
+// A 429 comes with Retry-After: 1.
+//
 // A key is one path segment: escape a slash in it as %2F, and the keys "."
 // and ".." as %2E and %2E%2E (Go's router answers their plain paths with a
-// redirect to the cleaned path). A ttl is a Go
+// redirect to the cleaned path); /v1/keys/ is the empty key, and
+// /v1/keys/%2F the key "/". A ttl is a Go
 // duration; absent or zero (0, 0s) means no expiry, and a negative one or
 // one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
 // A body over -max-value is a 413, at once when its Content-Length says
@@ -132,7 +137,7 @@ served over HTTP:
   GET    /v1/watch[?prefix=p]      the changes to keys with prefix p, as Server-Sent Events
 
 A key is one path segment: escape a slash in it as %2F, and the keys "."
-and ".." as %2E and %2E%2E.
+and ".." as %2E and %2E%2E; /v1/keys/ is the empty key.
 
 Flags:
 `

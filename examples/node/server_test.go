@@ -212,11 +212,10 @@ func TestTokenReadsAreBounded(t *testing.T) {
 	waits <- struct{}{} // the one place taken
 	get := func(token string) error {
 		req := httptest.NewRequest("GET", "/v1/keys/k?wait=1s", nil)
-		req.SetPathValue("key", "k")
 		if token != "" {
 			req.Header.Set(tokenHeader, token)
 		}
-		_, _, err := read(httptest.NewRecorder(), req, c, bcache.DefaultMaxKeySize, waits)
+		_, _, err := read(httptest.NewRecorder(), req, c, "k", bcache.DefaultMaxKeySize, waits)
 		return err
 	}
 	if err := get(string(tok)); statusOf(err) != http.StatusTooManyRequests {
