@@ -230,32 +230,40 @@ type member struct{ c *Cache }
 
 func (m member) Lookup(key string) (crdt.Record, bool) { return m.c.store.Lookup(key) }
 
-// Get reads key back after an owner's answer, without counting a read:
-// GetOrFill counted it (a forwarded miss counted a hit too, found by
-// review).
-func (m member) Get(key string) ([]byte, bool) {
-	if r, ok := m.c.store.Lookup(key); ok && r.Live(m.c.phys()) {
-		return r.Value, true
-	}
-	return nil, false
-}
-
 // Receive applies a record a peer answered, as a received one: through
-// the clock's drift check, and only if it is newer than what is held. A
+// the clock's drift check, and only if it is newer than what is held, or
+// of the version held with its value evicted here (Store.Refill). A
 // record the drift check refuses is counted with the protocol's
 // (Stats.Replication.Protocol.ClockDriftRejects): it was dropped unseen
-// (found by review).
-func (m member) Receive(rec crdt.Record) {
+// (found by review). It returns the value served then, as
+// clusterfill.Member says, without counting a read: GetOrFill counted it
+// (a forwarded miss counted a hit too, found by review).
+func (m member) Receive(rec crdt.Record) ([]byte, bool) {
 	if m.c.clock.Update(rec.Time) != nil {
 		m.c.stats.pulledDrifted.Add(1)
-		return
+		return m.served(rec)
 	}
 	// Counted, and its lag measured, as the protocol's repairs are: it
 	// changed this member's state unseen by them (found by review).
-	if (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, m.c.phys()) == crdt.Applied {
+	now := m.c.phys()
+	switch (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, now) {
+	case crdt.Applied:
 		m.c.stats.pulled.Add(1)
+	case crdt.Stale:
+		// The version held, its value perhaps evicted here: the answer
+		// is what the asker asked for (Store.Refill).
+		if m.c.store.Refill(rec, now) == crdt.Applied {
+			m.c.stats.pulled.Add(1)
+		}
 	}
 	m.c.feed.flush()
+	return m.served(rec)
+}
+
+// served returns the value served for rec's key (clusterfill.Served).
+func (m member) served(rec crdt.Record) ([]byte, bool) {
+	held, ok := m.c.store.Lookup(rec.Key)
+	return clusterfill.Served(held, ok, rec, m.c.phys())
 }
 
 // serveCall answers a peer's call: a fill request for a key this member

@@ -638,6 +638,45 @@ func TestFillWhoseLogFailsGivesItsValue(t *testing.T) {
 	}
 }
 
+// TestAnEvictedAskerTakesTheOwnersValue: a member that evicted a key (its
+// version kept) and asks the owner, which holds the value of that very
+// version, serves the owner's answer: it ran the filler again (the answer
+// was stale against its stub), and wrote a new version of the key to
+// every member over the owner's current one (found by review).
+func TestAnEvictedAskerTakesTheOwnersValue(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(_ context.Context, key string) ([]byte, error) {
+		return fmt.Appendf(nil, "%s#%d", key, runs.Add(1)), nil
+	}
+	cs := fillCluster(t, 2, filler, 5*time.Second, slowProbes)
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("k", i); cs[0].owner(k) == cs[1].Name() {
+			key = k
+		}
+	}
+	asker, owner := cs[0], cs[1]
+	want, err := owner.GetOrFill(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := asker.Get(key); return ok }, "the fill never reached the asker")
+	before, _ := owner.store.Lookup(key)
+	if !asker.store.Evict(key) {
+		t.Fatal("nothing evicted")
+	}
+	v, err := asker.GetOrFill(context.Background(), key)
+	if err != nil || string(v) != string(want) {
+		t.Fatalf("the evicted asker: %q, %v; want %q, the owner's", v, err, want)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the filler ran %d times; the owner held %v live all along", n, before)
+	}
+	if after, _ := owner.store.Lookup(key); after.Time != before.Time {
+		t.Fatalf("the owner's version went from %v to %v", before.Time, after.Time)
+	}
+}
+
 // TestOwnerWithoutAFillerLetsTheAskerFill: an owner that cannot fill (no
 // Filler there) answers so, and the asker fills itself. The asker's
 // caller got an error "no filler" (found by review).

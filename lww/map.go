@@ -160,16 +160,41 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 		m.tree.Add(leaf, e.hash(khash))
 		return crdt.Applied, e
 	}
+	return crdt.Applied, m.replace(e, &r, leaf, khash)
+}
+
+// replace puts r in place of e's record, and returns the key's entry.
+func (m *Map) replace(e *Entry, r *crdt.Record, leaf uint32, khash uint64) *Entry {
 	old := e.hash(khash)
 	m.count(e, -1)
-	if m.alloc != nil && e.HoldsValue() != holdsValue(&r) && !m.noMove {
-		e = m.move(e, leaf, &r)
+	if m.alloc != nil && e.HoldsValue() != holdsValue(r) && !m.noMove {
+		e = m.move(e, leaf, r)
 	} else {
-		e.set(&r) // the key stays the map's, shared
+		e.set(r) // the key stays the map's, shared
 	}
 	m.count(e, 1)
 	m.tree.Replace(leaf, old, e.hash(khash))
-	return crdt.Applied, e
+	return e
+}
+
+// Refill puts r's value back on its key's evicted stub, if the stub is
+// of r's very version (time and expiry) and r holds a value the map
+// takes, and says so ([crdt.Applied], and the key's entry); else it
+// changes nothing ([crdt.Stale]). Merge takes no record of a version the
+// map holds, and a member that evicted a key kept missing it when a peer
+// answered its ask for the key with the value of that version (found by
+// review). hint is as Merge's.
+func (m *Map) Refill(r crdt.Record, hint *Entry) (crdt.Outcome, *Entry) {
+	e := hint
+	if e == nil || e.next == removed || e.key != r.Key {
+		e = m.entries.get(r.Key)
+	}
+	if e == nil || !e.evicted() || r.Tombstone || r.Evicted || len(r.Value) > m.maxValue ||
+		r.Version().Compare(e.version()) != 0 || r.Expires != e.expires.Load() {
+		return crdt.Stale, nil
+	}
+	khash := crdt.HashKey(r.Key)
+	return crdt.Applied, m.replace(e, &r, m.leafOf(khash), khash)
 }
 
 // count adds d to the counter of e's kind.

@@ -827,3 +827,46 @@ func TestLongLeavesStayConsistent(t *testing.T) {
 		t.Fatalf("%d leaves still indexed, %d records held", len(m.long), m.Records())
 	}
 }
+
+// TestRefillPutsAValueBackOnItsStub: Refill puts a value back on an
+// evicted stub of its very version (time and expiry), and on nothing
+// else: Merge takes no record of a version held, so a member that evicted
+// a key missed it however often a peer answered an ask for it with the
+// value (found by review). The digest does not change: a stub and its
+// value are one version.
+func TestRefillPutsAValueBackOnItsStub(t *testing.T) {
+	m := newMap(t, Config{})
+	rec := setTTL("k", "v", ts(5, 1), 9*hour)
+	m.Merge(rec, false, 0, nil)
+	m.Merge(set("live", "v", ts(5, 1)), false, 0, nil)
+	m.Merge(del("dead", ts(5, 1)), false, 0, nil)
+	if _, ok := m.Evict("k"); !ok {
+		t.Fatal("nothing evicted")
+	}
+	root := m.Tree().Root()
+	for name, r := range map[string]crdt.Record{
+		"another time":   setTTL("k", "v", ts(6, 1), 9*hour),
+		"another expiry": setTTL("k", "v", ts(5, 1), 10*hour),
+		"a tombstone":    del("k", ts(5, 1)),
+		"a stub":         {Key: "k", Time: ts(5, 1), Expires: 9 * hour, Evicted: true},
+		"a live value":   set("live", "w", ts(5, 1)),
+		"a deleted key":  set("dead", "w", ts(5, 1)),
+		"a key not held": set("none", "w", ts(5, 1)),
+	} {
+		if o, e := m.Refill(r, nil); o != crdt.Stale || e != nil {
+			t.Fatalf("%s: %v; want Stale, nothing changed", name, o)
+		}
+	}
+	if _, ok := m.Get("k", 0); ok || m.Evicted() != 1 {
+		t.Fatalf("a refused refill changed the stub: %d evicted", m.Evicted())
+	}
+	if o, e := m.Refill(rec, nil); o != crdt.Applied || e == nil {
+		t.Fatalf("the stub's own version: %v; want Applied", o)
+	}
+	if v, ok := m.Get("k", 0); !ok || string(v) != "v" || m.Evicted() != 0 || m.Len() != 2 {
+		t.Fatalf("after the refill: %q, %v, %d evicted, %d values", v, ok, m.Evicted(), m.Len())
+	}
+	if m.Tree().Root() != root {
+		t.Fatal("a refill changed the digest")
+	}
+}

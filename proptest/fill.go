@@ -393,29 +393,24 @@ type fillMember struct{ r *StoreReplica }
 func (m fillMember) Lookup(key string) (crdt.Record, bool) { return m.r.s.Lookup(key) }
 
 // Receive applies a record an owner answered as a Cache does: through the
-// clock's drift check, as a received record. StoreConfig.Answer, if set,
-// stands between the answer and the caller.
-func (m fillMember) Receive(rec crdt.Record) {
+// clock's drift check, as a received record, or put back on an evicted
+// stub of its version; and returns what the caller gets then.
+// StoreConfig.Answer, if set, stands between the answer and the caller.
+func (m fillMember) Receive(rec crdt.Record) ([]byte, bool) {
 	m.r.fills.answer = &rec
-	if m.r.answerRule == nil {
-		m.r.receive(rec)
+	if m.r.answerRule != nil {
+		return m.r.answerRule(rec, m.r.receive)
 	}
+	return m.r.receive(rec)
 }
 
-func (m fillMember) Get(key string) ([]byte, bool) {
-	if a := m.r.fills.answer; a != nil && m.r.answerRule != nil {
-		return m.r.answerRule(*a, func(rec crdt.Record) ([]byte, bool) {
-			m.r.receive(rec)
-			return m.r.Get(key)
-		})
+func (r *StoreReplica) receive(rec crdt.Record) ([]byte, bool) {
+	now := r.phys()
+	if r.clock.Update(rec.Time) == nil && r.rejects.Apply(rec, false, now) == crdt.Stale {
+		r.s.Refill(rec, now)
 	}
-	return m.r.Get(key)
-}
-
-func (r *StoreReplica) receive(rec crdt.Record) {
-	if r.clock.Update(rec.Time) == nil {
-		r.rejects.Apply(rec, false, r.phys())
-	}
+	held, ok := r.s.Lookup(rec.Key)
+	return clusterfill.Served(held, ok, rec, now)
 }
 
 // fillCall is a fill call the harness made and that has not ended.

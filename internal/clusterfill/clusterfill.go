@@ -82,10 +82,28 @@ type Member interface {
 	// Lookup returns the record held for key, whatever its state.
 	Lookup(key string) (crdt.Record, bool)
 	// Receive applies rec as a record received from a peer: through the
-	// clock's drift check, and only if it is newer than what is held.
-	Receive(rec crdt.Record)
-	// Get returns the value served for key, if any.
-	Get(key string) ([]byte, bool)
+	// clock's drift check, and only if it is newer than what is held (or
+	// of the version held, its value evicted there). It returns the value
+	// served for rec's key then, if any: the value held, or rec's own if
+	// the member holds rec's version without its value (evicted, and
+	// perhaps evicted again as it was put back: a member that had evicted
+	// the key missed it, and filled it again, found by review).
+	Receive(rec crdt.Record) ([]byte, bool)
+}
+
+// Served returns the value a member serves for rec's key after receiving
+// rec, an answer: the value held (held, if ok) if live at now, or rec's
+// own if the member holds rec's very version (time and expiry) without
+// its value (evicted); else none.
+func Served(held crdt.Record, ok bool, rec crdt.Record, now int64) ([]byte, bool) {
+	switch {
+	case !ok:
+	case held.Live(now):
+		return held.Value, true
+	case held.Evicted && !held.Tombstone && held.Time == rec.Time && held.Expires == rec.Expires && rec.Live(now):
+		return rec.Value, true
+	}
+	return nil, false
 }
 
 // ErrNotStored is what a fill given to Serve returns for a value it filled
@@ -294,8 +312,7 @@ func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
 	if !ok || rec.Tombstone {
 		return nil, nil, AskNext
 	}
-	m.Receive(rec)
-	if v, ok := m.Get(a.Key); ok {
+	if v, ok := m.Receive(rec); ok {
 		return v, nil, Done
 	}
 	return nil, nil, FillHere

@@ -47,14 +47,16 @@ func TestOwnerIsTheSameInEveryView(t *testing.T) {
 type member map[string]crdt.Record
 
 func (m member) Lookup(key string) (crdt.Record, bool) { r, ok := m[key]; return r, ok }
-func (m member) Receive(rec crdt.Record) {
-	if cur, ok := m[rec.Key]; !ok || cur.Time.Less(rec.Time) {
+func (m member) Receive(rec crdt.Record) ([]byte, bool) {
+	cur, ok := m[rec.Key]
+	switch {
+	case !ok || cur.Time.Less(rec.Time):
 		m[rec.Key] = rec
+	case cur.Evicted && cur.Time == rec.Time && !rec.Evicted && !rec.Tombstone:
+		return rec.Value, true
 	}
-}
-func (m member) Get(key string) ([]byte, bool) {
-	r, ok := m[key]
-	if !ok || r.Tombstone || r.Evicted {
+	r := m[rec.Key]
+	if r.Tombstone || r.Evicted {
 		return nil, false
 	}
 	return r.Value, true

@@ -53,3 +53,51 @@ func TestBoundInKeysHasALimit(t *testing.T) {
 		t.Fatalf("unbounded: bound in keys %d, policy %v", s.maxKeys, s.policy != nil)
 	}
 }
+
+// TestRefillIsWithinTheBounds: a value put back on its evicted stub
+// (Refill, a peer's answer to an ask for the key) is held as a value
+// written is: within the bounds (another key, or itself, evicted for it),
+// and reported to the watcher as a set. A value over the store's bounds
+// stays evicted.
+func TestRefillIsWithinTheBounds(t *testing.T) {
+	const bound = 20
+	s := mustStore(t, Config{MaxKeys: bound, MaxValueSize: 8})
+	var sets []string
+	s.Watch(func(ev *Event) {
+		if ev.Kind == EventSet {
+			sets = append(sets, ev.Record.Key)
+		}
+	})
+	recs := map[string]crdt.Record{}
+	for i := range 2 * bound {
+		k := fmt.Sprint("k", i)
+		recs[k] = crdt.Record{Key: k, Value: []byte("v" + k), Time: crdt.Timestamp{Wall: testNow + int64(i), Node: 1}}
+		s.Apply(recs[k], false, testNow)
+	}
+	now := func() int64 { return testNow }
+	refilled := 0
+	for k, rec := range recs {
+		if _, ok := s.Get(k, now); ok {
+			continue
+		}
+		sets = nil
+		if o := s.Refill(rec, testNow); o != crdt.Applied {
+			t.Fatalf("refill of %s, evicted: %v", k, o)
+		}
+		refilled++
+		if s.Len() > bound || len(sets) != 1 || sets[0] != k {
+			t.Fatalf("after the refill of %s: %d held (bound %d), sets reported %v", k, s.Len(), bound, sets)
+		}
+		if o := s.Refill(rec, testNow); o != crdt.Stale && s.Len() > bound {
+			t.Fatalf("refill again of %s: %v, %d held", k, o, s.Len())
+		}
+	}
+	if refilled < bound {
+		t.Fatalf("%d refills of %d keys over a bound of %d", refilled, 2*bound, bound)
+	}
+	big := crdt.Record{Key: "big", Value: []byte("123456789"), Time: crdt.Timestamp{Wall: testNow + 99, Node: 1}}
+	s.Apply(big, false, testNow) // held as its version alone: over MaxValueSize
+	if o := s.Refill(big, testNow); o != crdt.Stale {
+		t.Fatalf("refill of a value over MaxValueSize: %v; want Stale", o)
+	}
+}

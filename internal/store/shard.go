@@ -51,8 +51,10 @@ type change struct {
 // into its item in place, behind the item's sequence count; the readers'
 // index is not read here (a miss there probed past entries it had to read,
 // where the map's table compares a byte of their hashes first).
-// With prior, the change also says what the key held before.
-func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior bool, at *lww.Entry) change {
+// With prior, the change also says what the key held before. With refill,
+// rec only puts a value back on an evicted stub of its version
+// (lww.Map.Refill).
+func (s *shard) apply(rec crdt.Record, ih uint32, delta, refill bool, now int64, prior bool, at *lww.Entry) change {
 	var cur *item
 	records, size := 0, 0
 	if at != nil && at.HoldsValue() {
@@ -71,7 +73,13 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta bool, now int64, prior b
 	if cur != nil {
 		cur.seq.Add(1) // odd: readers retry
 	}
-	o, e := s.m.Merge(rec, delta, now, at)
+	var o crdt.Outcome
+	var e *lww.Entry
+	if refill {
+		o, e = s.m.Refill(rec, at)
+	} else {
+		o, e = s.m.Merge(rec, delta, now, at)
+	}
 	if cur != nil {
 		cur.seq.Add(1)
 	}

@@ -387,7 +387,7 @@ func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) 
 	if !s.own.newest(rec.Time.Node) {
 		s.own.add(rec.Time.Node)
 	}
-	ch := sh.apply(rec, ih, false, rec.Time.Wall, false, at)
+	ch := sh.apply(rec, ih, false, false, rec.Time.Wall, false, at)
 	if ch.added != nil {
 		rec.Key = ch.added.Key() // held in the item
 	}
@@ -410,6 +410,21 @@ func (s *Store) Seal() { s.sealed.Store(true) }
 // anti-entropy repair: it implements transport.Replica. A value over
 // MaxValueSize is kept as an evicted version (see Config.MaxValueSize).
 func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	return s.apply(rec, delta, false, now)
+}
+
+// Refill puts the value of rec, a peer's answer to an ask for its key,
+// back on the key's evicted stub if the stub is of rec's very version,
+// within the store's bounds, and says so (crdt.Applied; else crdt.Stale,
+// nothing changed): Apply takes no record of a version held, and a member
+// that evicted a key ran the filler again for it, though the owner had
+// answered with the value (found by review). Reported to the watcher as
+// a set, as the value's first arrival was.
+func (s *Store) Refill(rec crdt.Record, now int64) crdt.Outcome {
+	return s.apply(rec, false, true, now)
+}
+
+func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outcome {
 	oversized := false
 	holds := !rec.Tombstone && !rec.Evicted // a key with a value, empty or not, to count in MaxBytes
 	if !holds {
@@ -421,7 +436,7 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	watch := s.watching()
-	ch := sh.apply(rec, ih, delta, now, watch != nil, sh.m.Entry(rec.Key))
+	ch := sh.apply(rec, ih, delta, refill, now, watch != nil, sh.m.Entry(rec.Key))
 	if oversized && ch.outcome == crdt.Applied { // a version kept: not a duplicate or a stale copy (found by review)
 		s.stats.oversized.Add(1)
 	}
