@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -129,6 +130,68 @@ func TestKeysOfNoSegmentAndOfASlash(t *testing.T) {
 	}
 	expect(t, "GET", base+"/v1/keys/a/b", "", http.StatusNotFound)
 	expect(t, "PUT", base+"/v1/keys/a%2Fb/c", "x", http.StatusNotFound)
+}
+
+// TestUncleanKeyPathsAreNotRedirected: a key path that is not clean is
+// 404, not a redirect to the cleaned path: "/v1/keys/." went to
+// "/v1/keys/", the empty key, which a client following the redirect (a
+// 307 keeps the method and body) wrote or deleted (found by review).
+// Escaped dots are keys.
+func TestUncleanKeyPathsAreNotRedirected(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	if err := c.Set("", []byte("keep"), 0); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{".", "..", "a/.", "a/..", "/", "//a", "a//"} {
+		for _, method := range []string{"GET", "PUT", "DELETE"} {
+			req, _ := http.NewRequest(method, base+"/v1/keys/"+p, strings.NewReader("other"))
+			req.URL.Opaque = "//" + req.URL.Host + "/v1/keys/" + p // as sent, not cleaned by the client
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("%s /v1/keys/%s: %d; want 404", method, p, resp.StatusCode)
+			}
+		}
+	}
+	if v, ok := c.Get(""); !ok || string(v) != "keep" {
+		t.Fatalf("the empty key: %q, %v; want it kept", v, ok)
+	}
+	expect(t, "PUT", base+"/v1/keys/%2E", "dot", http.StatusNoContent)
+	if v, ok := c.Get("."); !ok || string(v) != "dot" {
+		t.Fatalf(`Get(".") = %q, %v`, v, ok)
+	}
+}
+
+// flushFailer is a response writer whose flushes fail, as a client gone.
+type flushFailer struct {
+	h       http.Header
+	flushes int
+}
+
+func (w *flushFailer) Header() http.Header         { return w.h }
+func (w *flushFailer) Write(b []byte) (int, error) { return len(b), nil }
+func (w *flushFailer) WriteHeader(int)             {}
+func (w *flushFailer) FlushError() error           { w.flushes++; return errors.New("connection gone") }
+func (w *flushFailer) Flush()                      { _ = w.FlushError() }
+
+// TestWatchEndsAtItsFirstFailedFlush: a watch stream ends when a flush
+// fails. Behind promhttp's counting wrapper, which flushed without an
+// error, it went on until a later write failed (found by review).
+func TestWatchEndsAtItsFirstFailedFlush(t *testing.T) {
+	c := newCache(t, bcache.Config{NodeName: "solo"})
+	h := newHandler(c, bcache.DefaultMaxValueSize, zerolog.Nop())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := &flushFailer{h: http.Header{}}
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/v1/watch", nil).WithContext(ctx))
+	if ctx.Err() != nil || w.flushes != 1 {
+		t.Fatalf("the watch went on after its flush failed (%d flushes, %v)", w.flushes, ctx.Err())
+	}
 }
 
 // TestRefusalsAreCounted: the node's answers are counted by status code

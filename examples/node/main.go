@@ -57,8 +57,8 @@
 // A 429 comes with Retry-After: 1.
 //
 // A key is one path segment: escape a slash in it as %2F, and the keys "."
-// and ".." as %2E and %2E%2E (Go's router answers their plain paths with a
-// redirect to the cleaned path); /v1/keys/ is the empty key, and
+// and ".." as %2E and %2E%2E (their plain paths, and any other path under
+// /v1/keys that is not clean, are 404); /v1/keys/ is the empty key, and
 // /v1/keys/%2F the key "/". A ttl is a Go
 // duration; absent or zero (0, 0s) means no expiry, and a negative one or
 // one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
@@ -137,7 +137,8 @@ served over HTTP:
   GET    /v1/watch[?prefix=p]      the changes to keys with prefix p, as Server-Sent Events
 
 A key is one path segment: escape a slash in it as %2F, and the keys "."
-and ".." as %2E and %2E%2E; /v1/keys/ is the empty key.
+and ".." as %2E and %2E%2E (a path that is not clean is 404); /v1/keys/
+is the empty key.
 
 Flags:
 `
