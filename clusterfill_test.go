@@ -677,6 +677,87 @@ func TestAnEvictedAskerTakesTheOwnersValue(t *testing.T) {
 	}
 }
 
+// TestARefilledValueStaysAtTheBound: a value a full member takes back
+// from the owner's answer (its version held evicted) is its readers'
+// demand, held like a value they brought back: taken for a peer's write,
+// the policy's first victim at the bound, it was evicted again at once,
+// and each read asked the owner again (found by review).
+func TestARefilledValueStaysAtTheBound(t *testing.T) {
+	const bound = 10
+	var runs atomic.Int32
+	filler := func(_ context.Context, key string) ([]byte, error) {
+		return fmt.Appendf(nil, "%s#%d", key, runs.Add(1)), nil
+	}
+	cs := fillCluster(t, 2, filler, 5*time.Second, slowProbes, func(c *Config) {
+		if c.NodeName == "f0" {
+			c.MaxKeys = bound
+		}
+	})
+	asker, owner := cs[0], cs[1]
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("k", i); asker.owner(k) == owner.Name() {
+			key = k
+		}
+	}
+	if _, err := owner.GetOrFill(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := asker.Get(key); return ok }, "the fill never reached the asker")
+	asker.store.Evict(key)
+	for i := range 2 * bound { // full with the asker's own values
+		if err := asker.Set(fmt.Sprint("local", i), []byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := asker.stats.fillsForwarded.Load()
+	for i := range 3 {
+		if v, err := asker.GetOrFill(context.Background(), key); err != nil || len(v) == 0 {
+			t.Fatalf("GetOrFill %d: %q, %v", i, v, err)
+		}
+	}
+	if asks := asker.stats.fillsForwarded.Load() - before; asks != 1 || runs.Load() != 1 {
+		t.Fatalf("3 reads asked the owner %d times (filler runs %d); want once", asks, runs.Load())
+	}
+	if _, held := asker.Get(key); !held {
+		t.Fatal("the value taken back is not held")
+	}
+}
+
+// TestARefillIsNotLogged: a value put back on its evicted stub is no
+// write, and a member that logs what it receives (LogReceived) does not
+// log it: its version is in the log or the snapshot already, and each
+// read of an evicted key appended the whole value again (found by
+// review).
+func TestARefillIsNotLogged(t *testing.T) {
+	cfg := syncConfig(filepath.Join(t.TempDir(), "cache.snap"), SyncWrite)
+	cfg.LogReceived = true
+	c := mustNew(t, cfg)
+	defer c.Close()
+	rec := crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: c.phys(), Node: 99}}
+	logged := func() uint64 {
+		t.Helper()
+		if err := c.journal.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return c.Stats().Logged
+	}
+	if v, ok := (member{c}).Receive(rec); !ok || string(v) != "v" || logged() != 1 {
+		t.Fatalf("a peer's record: %q, %v, %d logged; want it served and logged", v, ok, logged())
+	}
+	for range 3 {
+		if !c.store.Evict("k") {
+			t.Fatal("nothing evicted")
+		}
+		if v, ok := (member{c}).Receive(rec); !ok || string(v) != "v" {
+			t.Fatalf("the record again, its value evicted: %q, %v", v, ok)
+		}
+	}
+	if n := logged(); n != 1 {
+		t.Fatalf("3 refills logged %d records more", n-1)
+	}
+}
+
 // TestOwnerWithoutAFillerLetsTheAskerFill: an owner that cannot fill (no
 // Filler there) answers so, and the asker fills itself. The asker's
 // caller got an error "no filler" (found by review).

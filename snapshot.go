@@ -195,7 +195,7 @@ func (c *Cache) restore() (err error) {
 // (Config.LogReceived). The store calls it with a shard's lock held; it
 // waits only while the log holds 64 MiB not yet written.
 func (c *Cache) logReceived(ev *store.Event) {
-	if ev.Here || ev.Kind == store.EventExpire { // local writes are logged by write
+	if ev.Here || ev.Kind == store.EventExpire || ev.Refill { // local writes are logged by write; a refill's version is held already
 		return
 	}
 	c.journal.Append(&ev.Record, true) // an error is the log's, counted there

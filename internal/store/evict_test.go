@@ -101,3 +101,24 @@ func TestRefillIsWithinTheBounds(t *testing.T) {
 		t.Fatalf("refill of a value over MaxValueSize: %v; want Stale", o)
 	}
 }
+
+// TestRefillIsNoWriteToAFill: a value put back on its evicted stub
+// (Refill) does not stop a fill of the key under way from storing: its
+// version was held when the fill began, and counted as a write, it kept
+// the fill from storing and the filler ran again at the next read
+// (found by review).
+func TestRefillIsNoWriteToAFill(t *testing.T) {
+	s := mustStore(t, Config{})
+	v1 := crdt.Record{Key: "k", Value: []byte("v1"), Time: crdt.Timestamp{Wall: testNow, Node: 1}}
+	s.Apply(v1, false, testNow)
+	s.Evict("k")
+	w := s.WatchFill("k")
+	defer s.EndFill(w)
+	if o := s.Refill(v1, testNow); o != crdt.Applied {
+		t.Fatalf("refill: %v", o)
+	}
+	fill := crdt.Record{Key: "k", Value: []byte("filled"), Time: crdt.Timestamp{Wall: testNow + 10, Node: 2}}
+	if _, stored, err := s.WriteIfUnchanged(fill, w); err != nil || !stored {
+		t.Fatalf("a fill newer than the version held not stored (%v) after a refill of that version", err)
+	}
+}

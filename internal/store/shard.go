@@ -86,7 +86,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta, refill bool, now int64,
 	if o != crdt.Applied {
 		return change{outcome: o}
 	}
-	if len(s.fills) != 0 { // a fill of the key under way must not store over it
+	if len(s.fills) != 0 && !refill { // a fill of the key under way must not store over it (a refill is no write: its version was held)
 		if w := s.fills[rec.Key]; w != nil {
 			w.applied++
 		}

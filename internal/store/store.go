@@ -394,7 +394,7 @@ func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) 
 	s.track(ch, false)
 	s.account(ch)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
-		sh.applied(watch, &rec, true, false, false)
+		sh.applied(watch, &rec, true, false, false, false)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
@@ -440,7 +440,11 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	if oversized && ch.outcome == crdt.Applied { // a version kept: not a duplicate or a stale copy (found by review)
 		s.stats.oversized.Add(1)
 	}
-	s.track(ch, true)
+	// A refill is this member's readers' demand, not a peer's write: the
+	// policy took it for one, its first victim at the bound, and it was
+	// evicted again at once, the next read asking the owner again (found
+	// by review).
+	s.track(ch, !refill)
 	s.account(ch)
 	// A peer's answer (package lww, rule 3) over a delete changes nothing a
 	// reader sees: no event. Two members bouncing a dead key between them
@@ -450,7 +454,7 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 		// Superseded: a peer's write over one of this member's, not one of
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
-		sh.applied(watch, &rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized)
+		sh.applied(watch, &rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized, refill)
 	}
 	sh.mu.Unlock()
 	s.settle(ch)

@@ -37,6 +37,10 @@ type Event struct {
 	// replaced one this member made: in this process, or in one of the
 	// last 64 whose writes it restored (see MarkOwn, Snapshot.Own).
 	Superseded bool
+	// Refill says an EventSet put a value back on its version's evicted
+	// stub (Store.Refill, a peer's answer to a read): no write, its
+	// version held already.
+	Refill bool
 }
 
 // Watch makes the store call fn with every change to its values, in the
@@ -63,9 +67,9 @@ func (s *Store) watching() func(*Event) {
 
 // applied reports a record merged (by Write or Apply) to watch, with the
 // shard's lock held.
-func (sh *shard) applied(watch func(*Event), rec *crdt.Record, here, superseded, oversized bool) {
+func (sh *shard) applied(watch func(*Event), rec *crdt.Record, here, superseded, oversized, refill bool) {
 	ev := &sh.ev
-	*ev = Event{Kind: EventSet, Here: here, Record: *rec}
+	*ev = Event{Kind: EventSet, Here: here, Record: *rec, Refill: refill}
 	switch {
 	case rec.Tombstone && rec.Time.Node == 0:
 		ev.Kind = EventDrop
