@@ -147,16 +147,17 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 	return m.counted(cleanKeys(mux))
 }
 
-// cleanKeys answers 404 to a path under /v1/keys that is not clean (".",
-// "..", an empty segment, or /v1/keys itself), which Go's router would
-// redirect to the cleaned path: "/v1/keys/." went to "/v1/keys/", the
-// empty key, and a client following the redirect (a 307 keeps the method
-// and body) wrote or deleted it (found by review). Escaped dots (%2E)
-// are keys like any other.
+// cleanKeys answers 404 to a path that is not clean (".", "..", an empty
+// segment anywhere), and to /v1/keys, which Go's router would redirect to
+// the cleaned path: "/v1/keys/." (and "/v1/./keys/.", "/v1//keys/") went
+// to "/v1/keys/", the empty key, and a client following the redirect (a
+// 307 keeps the method and body) wrote or deleted it (found by review).
+// The node serves no path that needs a redirect; escaped dots (%2E) are
+// keys like any other.
 func cleanKeys(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		esc := r.URL.EscapedPath()
-		if esc == "/v1/keys" || strings.HasPrefix(esc, "/v1/keys/") && esc != "/v1/keys/" && path.Clean(esc) != esc {
+		if esc == "/v1/keys" || esc != "/v1/keys/" && path.Clean(esc) != esc {
 			http.NotFound(w, r)
 			return
 		}

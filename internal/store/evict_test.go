@@ -95,6 +95,21 @@ func TestRefillIsWithinTheBounds(t *testing.T) {
 	if refilled < bound {
 		t.Fatalf("%d refills of %d keys over a bound of %d", refilled, 2*bound, bound)
 	}
+	u := mustStore(t, Config{}) // unbounded: old stays until evicted
+	old := crdt.Record{Key: "old", Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow - 9, Node: 1}, Expires: testNow - 1}
+	u.Apply(old, false, testNow-10)
+	if !u.Evict("old") {
+		t.Fatal("old not evicted")
+	}
+	if o := u.Refill(old, testNow-5); o != crdt.Applied { // before its expiry
+		t.Fatalf("refill of old before it expired: %v; want Applied", o)
+	}
+	if !u.Evict("old") {
+		t.Fatal("old not evicted again")
+	}
+	if o := u.Refill(old, testNow); o != crdt.Stale {
+		t.Fatalf("refill of an expired value: %v; want Stale", o)
+	}
 	big := crdt.Record{Key: "big", Value: []byte("123456789"), Time: crdt.Timestamp{Wall: testNow + 99, Node: 1}}
 	s.Apply(big, false, testNow) // held as its version alone: over MaxValueSize
 	if o := s.Refill(big, testNow); o != crdt.Stale {

@@ -414,13 +414,17 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 }
 
 // Refill puts the value of rec, a peer's answer to an ask for its key,
-// back on the key's evicted stub if the stub is of rec's very version,
-// within the store's bounds, and says so (crdt.Applied; else crdt.Stale,
-// nothing changed): Apply takes no record of a version held, and a member
+// back on the key's evicted stub if the stub is of rec's very version and
+// the value has not expired at now, within the store's bounds, and says
+// so (crdt.Applied; else crdt.Stale, nothing changed): Apply takes no
+// record of a version held, and a member
 // that evicted a key ran the filler again for it, though the owner had
 // answered with the value (found by review). Reported to the watcher as
 // a set, as the value's first arrival was.
 func (s *Store) Refill(rec crdt.Record, now int64) crdt.Outcome {
+	if rec.Expired(now) { // no one's demand: served by none
+		return crdt.Stale
+	}
 	return s.apply(rec, false, true, now)
 }
 
