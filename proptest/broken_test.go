@@ -587,8 +587,8 @@ func TestHarnessCatchesSilentlyForgottenWrites(t *testing.T) {
 }
 
 // TestTraceFileHoldsTheCounterexample: with Config.TraceFile, a failing
-// harness writes the events of the counterexample it shrank to, and the
-// failure, to the file.
+// harness writes the events of the counterexample it shrank to, the
+// failure, and the -rapid.steps it was found with, to the file.
 func TestTraceFileHoldsTheCounterexample(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trace.txt")
 	cfg := DefaultStoreConfig()
@@ -610,6 +610,12 @@ func TestTraceFileHoldsTheCounterexample(t *testing.T) {
 	trace := string(b)
 	if !strings.Contains(trace, "deleted at") || !strings.Contains(trace, "deliver frame") || !strings.Contains(trace, "failed: ") {
 		t.Fatalf("the trace file lacks the delete, the deliveries or the failure:\n%s", trace)
+	}
+	// Found with rapidfail's steps, not rapid's default: a fail file
+	// replays only with the same (it replayed silently as a new search
+	// without: found by review).
+	if !strings.Contains(trace, "found with -rapid.steps=100: replay its fail file with the same flag") {
+		t.Fatalf("the trace file does not say the steps it was found with:\n%s", trace[max(0, len(trace)-500):])
 	}
 }
 

@@ -44,9 +44,13 @@ type Coverage struct {
 	// it, or the initiator gave way to a session of the responder's).
 	OneSession [2]int
 	// Fates counts the frames the deliver actions took whose fate
-	// Config.Loss and Duplication drew: delivered once, lost, doubled
+	// Loss and Duplication (Config's or Spec's) drew: delivered once, lost, doubled
 	// (over every run, those that ended early too).
 	Fates [3]int
+	// cluster says the runs were of a Config (Check, Property): the lines
+	// of what only a bcache cluster does (fills, collection, the end's
+	// session) are printed then, and for a Spec only if not zero.
+	cluster bool
 }
 
 // String summarizes c in a few lines.
@@ -68,6 +72,10 @@ func (c *Coverage) String() string {
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
 	if c.Fates != [3]int{} {
 		fmt.Fprintf(&b, "\n  frames given a fate: %d delivered, %d lost, %d doubled", c.Fates[0], c.Fates[1], c.Fates[2])
+	}
+	if !c.cluster && c.Fills == [2]int{} && c.SlowFills == [2]int{} && c.Collected == [2]int{} && c.OneSession == [2]int{} {
+		fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of syncs that changed anything: %v", c.Rounds)
+		return b.String()
 	}
 	fmt.Fprintf(&b, "\n  fill calls: %d ended with a value, %d with the source's error", c.Fills[0], c.Fills[1])
 	if c.SlowFills != [2]int{} {

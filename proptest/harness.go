@@ -194,6 +194,7 @@ func Property(cfg Config) func(*rapid.T) {
 		h.traced(t)
 		if c := cfg.Coverage; c != nil {
 			c.Runs++
+			c.cluster = true
 			if c.Actions == nil {
 				c.Actions = map[string]int{}
 			}

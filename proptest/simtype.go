@@ -64,7 +64,10 @@ type TypeSimResult struct {
 // CheckType, and checks the state the nodes agree on after each phase;
 // the Invariant, if any, runs over the states after every round. An
 // operation's argument is drawn by its kind's Arg outside any test
-// (rapid's Generator.Example, from a seed of the run's).
+// (rapid's Generator.Example, from a seed of the run's). It is a measure
+// of scale, not a checker: its clock seldom gives two writes one stamp,
+// and a register that breaks ties wrongly passed it, which CheckType
+// catches.
 func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	if err := spec.fill(); err != nil {
 		return TypeSimResult{}, err

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -47,7 +48,12 @@ var recorders sync.Map // *rapid.T -> *strings.Builder
 // counterexample it shrank to last, so the file ends up holding that one.
 func traceTo(t *rapid.T, path string) func() {
 	if path == "" {
-		return func() {}
+		return func() {
+			if r := recover(); r != nil {
+				noteSteps(t, nil)
+				panic(r)
+			}
+		}
 	}
 	b := &strings.Builder{}
 	recorders.Store(t, b)
@@ -55,9 +61,26 @@ func traceTo(t *rapid.T, path string) func() {
 		recorders.Delete(t)
 		if r := recover(); r != nil {
 			fmt.Fprintf(b, "\nfailed: %v\n", r)
+			noteSteps(t, b)
 			_ = os.WriteFile(path, []byte(b.String()), 0o644)
 			panic(r)
 		}
+	}
+}
+
+// noteSteps says, in a failed run's log (and trace, b, if not nil), the
+// -rapid.steps it was found with, if not the default: rapid's fail file
+// replays only with the same, and without it replayed silently as a new
+// search, which found another counterexample or none (found by review).
+func noteSteps(t *rapid.T, b *strings.Builder) {
+	f := flag.Lookup("rapid.steps")
+	if f == nil || f.Value.String() == f.DefValue {
+		return
+	}
+	note := fmt.Sprintf("found with -rapid.steps=%s: replay its fail file with the same flag", f.Value)
+	t.Log(note)
+	if b != nil {
+		fmt.Fprintln(b, note)
 	}
 }
 
