@@ -636,12 +636,11 @@ func FuzzTokenParse(f *testing.F) {
 	})
 }
 
-// TestReadersOfOneKeyShareTheirPulls: many readers waiting for one key's
-// late write (here one no member has, as a forged token dated in the past
-// names) pull it about as often as one reader: they share the key's
-// pulls. Each pulled on its own, and 200 readers pulled it 200 times as
-// often as one (found by review).
-func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
+// pullingReader returns member b of a two-member cluster on a memnet
+// network, synced, whose reads pull keys from its peer and start no
+// exchange (anti-entropy every hour): its pulls alone are counted.
+func pullingReader(t *testing.T) *Cache {
+	t.Helper()
 	net := memnet.NewNetwork(1)
 	a := onMemnetEvery(t, net, time.Hour, "a")
 	b := onMemnetEvery(t, net, time.Hour, "b", a.Addr())
@@ -651,6 +650,16 @@ func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
 	if err := b.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// TestReadersOfOneKeyShareTheirPulls: many readers waiting for one key's
+// late write (here one no member has, as a forged token dated in the past
+// names) pull it about as often as one reader: they share the key's
+// pulls. Each pulled on its own, and 200 readers pulled it 200 times as
+// often as one (found by review).
+func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
+	b := pullingReader(t)
 	forged := newToken(crdt.Record{Key: "no-such-key", Time: crdt.Timestamp{Wall: b.phys() - int64(time.Second), Node: 99}})
 	pulls := func(readers int) uint64 {
 		before := b.stats.pulls.Load()
@@ -676,15 +685,7 @@ func TestReadersOfOneKeyShareTheirPulls(t *testing.T) {
 // forged token's reader kept the key's pulls an anti-entropy interval
 // apart for every honest reader of it (found by review).
 func TestAFreshReaderPullsBesideALongWait(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	a := onMemnetEvery(t, net, time.Hour, "a")
-	b := onMemnetEvery(t, net, time.Hour, "b", a.Addr())
-	b.fetchOnly = true // the pulls alone, no exchanges
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := pullingReader(t)
 	forged := newToken(crdt.Record{Key: "k", Time: crdt.Timestamp{Wall: b.phys() - int64(time.Second), Node: 99}})
 	long, stop := context.WithCancel(context.Background())
 	defer stop()

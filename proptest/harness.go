@@ -908,24 +908,37 @@ func (h *harness) deliver(t *rapid.T) {
 	h.deliverOne(t, h.packet(t))
 }
 
+// Fates of a frame delivered (drawFate).
+const (
+	fateDelivered = iota
+	fateLost
+	fateDoubled
+)
+
+// drawFate draws the fate of a frame a deliver action takes from fates,
+// by loss and dup, and counts it in cov (if not nil).
+func drawFate(fates *rand.Rand, loss, dup float64, cov *Coverage) int {
+	fate := fateDelivered
+	switch roll := fates.Float64(); {
+	case roll < loss:
+		fate = fateLost
+	case roll < loss+dup:
+		fate = fateDoubled
+	}
+	if cov != nil {
+		cov.Fates[fate]++
+	}
+	return fate
+}
+
 func (h *harness) deliverOne(t *rapid.T, p int) {
 	if h.fates != nil {
-		fate := 0
-		switch roll := h.fates.Float64(); {
-		case roll < h.cfg.Loss:
-			fate = 1
-		case roll < h.cfg.Loss+h.cfg.Duplication:
-			fate = 2
-		}
-		if c := h.cfg.Coverage; c != nil {
-			c.Fates[fate]++
-		}
-		switch fate {
-		case 1:
+		switch drawFate(h.fates, h.cfg.Loss, h.cfg.Duplication, h.cfg.Coverage) {
+		case fateLost:
 			event(t, "lose %v", h.describe(p))
 			h.must(t, h.c.Net.Drop(p))
 			return
-		case 2:
+		case fateDoubled:
 			event(t, "duplicate %v", h.describe(p))
 			h.must(t, h.c.Net.Duplicate(p))
 		}

@@ -436,22 +436,12 @@ func (h *typeHarness) describe(p sim.Packet) string {
 // Loss and Duplication when lossy.
 func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
 	if lossy && h.fates != nil {
-		fate := 0
-		switch roll := h.fates.Float64(); {
-		case roll < h.spec.Loss:
-			fate = 1
-		case roll < h.spec.Loss+h.spec.Duplication:
-			fate = 2
-		}
-		if c := h.spec.Coverage; c != nil {
-			c.Fates[fate]++
-		}
-		switch fate {
-		case 1:
+		switch drawFate(h.fates, h.spec.Loss, h.spec.Duplication, h.spec.Coverage) {
+		case fateLost:
 			event(t, "lose %s", h.describe(h.net.InFlight()[p]))
 			must(t, h.net.Drop(p))
 			return
-		case 2:
+		case fateDoubled:
 			event(t, "duplicate %s", h.describe(h.net.InFlight()[p]))
 			must(t, h.net.Duplicate(p))
 		}
