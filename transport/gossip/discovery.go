@@ -175,30 +175,41 @@ const (
 // answer used up the look's time, and every name after it failed, at
 // every look (found by review); an address named twice (by Peers and the
 // source) counted twice against the budget (found by review).
+//
+// It looks the peers up lookWorkers at a time, in order, and starts no
+// more once the budget is spent: every peer was looked up in full before
+// the budget was applied (found by review).
 func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error, budget *int, seen map[string]bool, list string) []string {
-	got := make([][]string, len(peers))
-	errs := make([]error, len(peers))
-	forEach(len(peers), lookWorkers, func(i int) { got[i], errs[i] = r.resolvePeer(ctx, peers[i]) })
 	var addrs []string
-	cut := 0
-	for i, p := range peers {
-		if errs[i] != nil {
-			failed[p] = errs[i]
+	cut, left := 0, 0
+	for start := 0; start < len(peers); start += lookWorkers {
+		if *budget <= 0 {
+			left = len(peers) - start
+			break
 		}
-		for _, a := range got[i] {
-			switch {
-			case seen[a]:
-			case *budget <= 0:
-				cut++
-			default:
-				seen[a] = true
-				addrs = append(addrs, a)
-				*budget--
+		batch := peers[start:min(len(peers), start+lookWorkers)]
+		got := make([][]string, len(batch))
+		errs := make([]error, len(batch))
+		forEach(len(batch), lookWorkers, func(i int) { got[i], errs[i] = r.resolvePeer(ctx, batch[i]) })
+		for i, p := range batch {
+			if errs[i] != nil {
+				failed[p] = errs[i]
+			}
+			for _, a := range got[i] {
+				switch {
+				case seen[a]:
+				case *budget <= 0:
+					cut++
+				default:
+					seen[a] = true
+					addrs = append(addrs, a)
+					*budget--
+				}
 			}
 		}
 	}
-	if cut > 0 {
-		r.capped(fmt.Sprintf("%s: %d more addresses than a look takes (%d): left out", list, cut, maxLookAddrs))
+	if cut > 0 || left > 0 {
+		r.capped(fmt.Sprintf("%s: more addresses than a look takes (%d): %d left out, %d peers not looked up", list, maxLookAddrs, cut, left))
 	}
 	return addrs
 }
@@ -250,30 +261,55 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		// not use up the others' time (found by review). Every target,
 		// up to as many as a source's peers: one that does not resolve
 		// takes no address.
+		// Each target once (a target named twice was looked up twice, as
+		// often as an answer of a thousand named it), none for ".", the
+		// RFC 2782 "no service here" (looked up as "", it failed at every
+		// look: found by review).
 		var errs []error
 		targets := len(srvs)
+		twice := map[string]bool{}
+		srvs = slices.DeleteFunc(srvs, func(s *net.SRV) bool {
+			t := net.JoinHostPort(strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
+			if s.Target == "." || s.Target == "" || twice[t] {
+				return true
+			}
+			twice[t] = true
+			return false
+		})
 		if len(srvs) > maxSourcePeers { // said, not cut without a word (found by review)
 			r.capped(fmt.Sprintf("%s: %d targets: looked up the first %d", p, len(srvs), maxSourcePeers))
 			srvs = srvs[:maxSourcePeers]
 		}
-		got := make([][]string, len(srvs))
-		gotErr := make([]error, len(srvs))
-		forEach(len(srvs), lookWorkers, func(i int) {
-			got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(srvs[i].Target, "."), strconv.Itoa(int(srvs[i].Port)))
-		})
+		// lookWorkers at a time, in the answer's order (of priority),
+		// until maxPeerAddrs are taken: every target was looked up
+		// before the cap was applied (found by review).
 		var addrs []string
 		failed := 0
-		for i := range srvs {
-			if len(addrs) >= maxPeerAddrs { // a cap, not a failure (see capped)
-				r.capped(fmt.Sprintf("%s: %d targets: took the addresses of the first ones, %d", p, targets, maxPeerAddrs))
+		cut := false // addresses left out, or targets not looked up
+		for start := 0; start < len(srvs); start += lookWorkers {
+			if len(addrs) >= maxPeerAddrs {
+				cut = true
 				break
 			}
-			if err := gotErr[i]; err != nil {
-				if failed++; failed <= maxPeerErrors {
-					errs = append(errs, err)
+			batch := srvs[start:min(len(srvs), start+lookWorkers)]
+			got := make([][]string, len(batch))
+			gotErr := make([]error, len(batch))
+			forEach(len(batch), lookWorkers, func(i int) {
+				got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(batch[i].Target, "."), strconv.Itoa(int(batch[i].Port)))
+			})
+			for i := range batch {
+				if err := gotErr[i]; err != nil {
+					if failed++; failed <= maxPeerErrors {
+						errs = append(errs, err)
+					}
 				}
+				room := maxPeerAddrs - len(addrs)
+				cut = cut || len(got[i]) > room
+				addrs = append(addrs, got[i][:min(len(got[i]), room)]...)
 			}
-			addrs = append(addrs, got[i][:min(len(got[i]), maxPeerAddrs-len(addrs))]...)
+		}
+		if cut { // a cap, not a failure (see capped)
+			r.capped(fmt.Sprintf("%s: %d targets: took the addresses of the first ones, %d", p, targets, maxPeerAddrs))
 		}
 		if failed > maxPeerErrors {
 			errs = append(errs, fmt.Errorf("and %d more targets that failed", failed-maxPeerErrors))

@@ -179,3 +179,65 @@ func TestRefusedMemberLeavingIsNotTaken(t *testing.T) {
 		t.Fatalf("a, which refused b for its keys, took it as it left: met %d -> %d, known %v, leavers %d", met, now, known, left)
 	}
 }
+
+// TestSRVTargetsAreLookedUpWithinTheCap: an SRV answer's targets are
+// looked up once each, in order, and no more once the name's addresses
+// reach maxPeerAddrs: every target, up to 1,024, was looked up before the
+// cap was applied, a target named 500 times looked up 500 times (found by
+// review). A target of "." (no service there) is no lookup and no
+// failure: looked up as "", it failed at every look.
+func TestSRVTargetsAreLookedUpWithinTheCap(t *testing.T) {
+	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
+	maxPeerAddrs = 4
+	var aQueries atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		srv := func(target string) dns.RR {
+			return &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: target}
+		}
+		switch {
+		case q.Qtype == dns.TypeSRV && q.Name == "_none._tcp.test.":
+			m.Answer = append(m.Answer, srv("."))
+		case q.Qtype == dns.TypeSRV:
+			for i := range 500 {
+				m.Answer = append(m.Answer, srv("same.test."))
+				if i < 100 {
+					m.Answer = append(m.Answer, srv(fmt.Sprintf("other%d.test.", i)))
+				}
+			}
+		case q.Qtype == dns.TypeA:
+			aQueries.Add(1)
+			for i := range 4 {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 9, byte(i+1))})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go server.ActivateAndServe()
+	t.Cleanup(func() { server.Shutdown() })
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}}
+	r := &Replicator{cfg: Config{Resolver: res}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	addrs, err := r.resolvePeer(ctx, "srv:_x._tcp.test.")
+	if err != nil || len(addrs) != 4 {
+		t.Fatalf("%q, %v", addrs, err)
+	}
+	// One batch of lookWorkers targets at most: same.test once, and the
+	// others of the first batch.
+	if n := aQueries.Load(); n > lookWorkers {
+		t.Fatalf("an SRV answer of 600 targets, 500 of them one name of 4 addresses (the cap): %d A queries", n)
+	}
+	if addrs, err := r.resolvePeer(ctx, "srv:_none._tcp.test."); err != nil || len(addrs) != 0 {
+		t.Fatalf(`an SRV answer of ".": %q, %v; want no address and no failure`, addrs, err)
+	}
+}

@@ -360,6 +360,12 @@ func (r *Replicator) isSelfLocked(addr string) bool {
 	}
 	ip, bound := ap.Addr().Unmap().WithZone(""), r.bound.Addr().Unmap() // interfaces' addresses come without a zone
 	switch {
+	case ip.IsUnspecified():
+		// Dialed, 0.0.0.0 (or ::) at this port is this host: a DNS filter
+		// answering a blocked name so made this member count itself as a
+		// peer, never found its cluster, and join itself at every round
+		// (found by review).
+		return true
 	case !bound.IsUnspecified():
 		return ip == bound
 	case bound.Is4() && !ip.Is4(): // bound to 0.0.0.0 alone (Go reports a dual-stack bind as ::)

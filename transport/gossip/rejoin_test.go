@@ -335,6 +335,28 @@ func TestZonedSeedIsTheLiveMember(t *testing.T) {
 	}
 }
 
+// TestUnspecifiedSeedAtThisPortIsThisMember: a seed of 0.0.0.0 or [::]
+// at the port this member bound (a DNS filter's answer for a blocked
+// name) is this member, whatever address it bound: dialed, it reaches
+// this host. It was taken for a peer elsewhere: the member never founded
+// its cluster, and joined itself at every round (found by review).
+func TestUnspecifiedSeedAtThisPortIsThisMember(t *testing.T) {
+	for _, bound := range []string{"127.0.0.1:7946", "0.0.0.0:7946", "[::]:7946", "10.0.0.5:7946"} {
+		r := &Replicator{bound: netip.MustParseAddrPort(bound)}
+		for _, seed := range []string{"0.0.0.0:7946", "[::]:7946"} {
+			if !r.isSelf(seed) {
+				t.Errorf("bound to %s: seed %s taken for another member", bound, seed)
+			}
+		}
+		if r.isSelf("0.0.0.0:7947") {
+			t.Errorf("bound to %s: 0.0.0.0 at another port taken for this member", bound)
+		}
+		if _, elsewhere := r.seedsToJoin([]string{"0.0.0.0:7946"}, nil); elsewhere {
+			t.Errorf("bound to %s: seed 0.0.0.0:7946 counted as a peer elsewhere", bound)
+		}
+	}
+}
+
 // TestSlowLookupHoldsUpNoRound: while a look at the seeds is slow (a
 // PeerSource that takes its whole time), the lost members are still
 // tried every round. The look ran in the round, which waited for it, the
