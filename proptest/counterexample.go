@@ -8,8 +8,9 @@ import (
 )
 
 // Counterexample runs prop as rapid.Check does, with a fixed seed and
-// budget (seed 1, 1,000 runs of up to 100 steps, no fail file written), so
-// that its outcome is the same on every run, and returns rapid's report
+// budget (seed 1, 1,000 runs of up to 100 steps, no fail file read or
+// written), so that its outcome is the same on every run, and returns
+// rapid's report
 // of the counterexample it found (its first message: what the property
 // said), or "" if it found none. The failure is not reported to t. It is
 // for the test of a deliberately broken variant, which a property must
@@ -19,9 +20,12 @@ import (
 //		t.Fatal("the broken variant passed")
 //	}
 //
-// It sets rapid's flags for the rest of the test (restored at its end):
-// tests that use it must not run in parallel with other rapid tests.
+// It sets rapid's flags while it runs (restored when it returns), and
+// replays no fail file: tests that use it must not run in parallel with
+// other rapid tests.
 func Counterexample(t *testing.T, prop func(*rapid.T)) string {
 	t.Helper()
-	return rapidfail.Failure(t, t.Name(), prop)
+	// A name of its own: under the test's, rapid replayed the fail files a
+	// rapid.Check of the test had left (found by review).
+	return rapidfail.Failure(t, t.Name()+"#counterexample", prop)
 }

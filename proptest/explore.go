@@ -154,6 +154,15 @@ type choices struct {
 
 // errNondeterministic: a run replayed along the same decisions offered
 // other options than it had.
+// strayFrame is a frame a member sent to a name no member of the run has:
+// the run fails (a typo's frames were lost without a word, found by
+// review).
+type strayFrame struct{ from, to string }
+
+func (e strayFrame) Error() string {
+	return fmt.Sprintf("%s sent a frame to %q, which is no member of the run", e.from, e.to)
+}
+
 var errNondeterministic = errors.New("proptest: the run went another way on the same decisions: the objects are not deterministic (frames sent in a map's order?); exploring needs the same outputs for the same inputs")
 
 // choose returns the option to take among n, whose signature is sig, or
@@ -192,6 +201,10 @@ func (c *choices) next() bool {
 func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace []string, final any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if e, ok := p.(strayFrame); ok {
+				err = e
+				return
+			}
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
@@ -224,8 +237,8 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 	}
 	deliver := func(p sim.Packet) {
 		to, ok := index[p.To]
-		if !ok { // addressed to no member: lost, as CheckType's network loses it (it went to n0)
-			return
+		if !ok { // addressed to no member: the run fails, as under CheckType
+			panic(strayFrame{p.From, p.To})
 		}
 		net.Send(p.To, objs[to].Receive(p.Sender(), p.Payload))
 	}

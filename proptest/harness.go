@@ -179,7 +179,8 @@ func Property(cfg Config) func(*rapid.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer traceTo(t, cfg.TraceFile)()
+		passed := false
+		defer traceTo(t, cfg.TraceFile, &passed)()
 		h := newHarness(t, cfg)
 		if cfg.Loss > 0 || cfg.Duplication > 0 {
 			// The frames' fates come from a generator of the run's own,
@@ -227,6 +228,7 @@ func Property(cfg Config) func(*rapid.T) {
 			actions[pick.Draw(t, "action")](t)
 		}})
 		h.converge(t)
+		passed = true
 	}
 }
 

@@ -238,7 +238,7 @@ func (s *typeSim) step() error {
 		}
 		to, ok := s.byName[p.To]
 		if !ok {
-			continue
+			return fmt.Errorf("proptest: simulate type: %w", strayFrame{p.From, p.To})
 		}
 		for range copies {
 			s.net.Send(p.To, s.objs[to].Receive(p.Sender(), p.Payload))

@@ -216,7 +216,8 @@ func TypeProperty(spec Spec) func(*rapid.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer traceTo(t, spec.TraceFile)()
+		passed := false
+		defer traceTo(t, spec.TraceFile, &passed)()
 		h := newTypeHarness(t, spec)
 		if spec.Loss > 0 || spec.Duplication > 0 {
 			// A generator of the run's own, seeded by one draw, as
@@ -258,6 +259,7 @@ func TypeProperty(spec Spec) func(*rapid.T) {
 			}
 		}})
 		h.end(t)
+		passed = true
 	}
 }
 

@@ -28,11 +28,16 @@ func Fails(t *testing.T, name string, prop func(*rapid.T)) bool {
 // checks caught it.
 func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
 	t.Helper()
-	setFlag(t, "rapid.seed", "1")
-	setFlag(t, "rapid.checks", "1000")
-	setFlag(t, "rapid.steps", "100")
-	setFlag(t, "rapid.shrinktime", "50ms") // finding one is what counts here
-	setFlag(t, "rapid.nofailfile", "true")
+	// Set for this run alone (left set for the rest of the test, a
+	// CheckType after it ran with seed 1 and no fail file: found by
+	// review), and with no fail file replayed (one given on the command
+	// line, or, under a test's name, one a run of rapid.Check left).
+	defer setFlag(t, "rapid.seed", "1")()
+	defer setFlag(t, "rapid.checks", "1000")()
+	defer setFlag(t, "rapid.steps", "100")()
+	defer setFlag(t, "rapid.shrinktime", "50ms")() // finding one is what counts here
+	defer setFlag(t, "rapid.nofailfile", "true")()
+	defer setFlag(t, "rapid.failfile", "")()
 	rec := &recordingTB{name: name}
 	done := make(chan struct{})
 	go func() { // rapid ends a failed check with runtime.Goexit
@@ -49,8 +54,8 @@ func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
 	return rec.msg
 }
 
-// setFlag sets a command-line flag for the rest of the test.
-func setFlag(t *testing.T, name, value string) {
+// setFlag sets a command-line flag, and returns what sets it back.
+func setFlag(t *testing.T, name, value string) func() {
 	t.Helper()
 	f := flag.Lookup(name)
 	if f == nil {
@@ -60,7 +65,7 @@ func setFlag(t *testing.T, name, value string) {
 	if err := flag.Set(name, value); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { flag.Set(name, old) })
+	return func() { flag.Set(name, old) }
 }
 
 // recordingTB is a rapid.TB that records a failure instead of failing the
