@@ -176,35 +176,38 @@ const (
 // every look (found by review); an address named twice (by Peers and the
 // source) counted twice against the budget (found by review).
 //
-// It looks the peers up lookWorkers at a time, in order, and starts no
-// more once the budget is spent: every peer was looked up in full before
-// the budget was applied (found by review).
+// It starts no lookup once those done have given the budget's worth of
+// addresses: every peer was looked up in full before the budget was
+// applied (found by review).
 func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed map[string]error, budget *int, seen map[string]bool, list string) []string {
+	got := make([][]string, len(peers))
+	errs := make([]error, len(peers))
+	looked := make([]bool, len(peers))
+	var found atomic.Int64
+	forEachUntil(len(peers), lookWorkers, func(i int) {
+		got[i], errs[i] = r.resolvePeer(ctx, peers[i])
+		looked[i] = true
+		found.Add(int64(len(got[i])))
+	}, func() bool { return found.Load() >= int64(*budget) })
 	var addrs []string
 	cut, left := 0, 0
-	for start := 0; start < len(peers); start += lookWorkers {
-		if *budget <= 0 {
-			left = len(peers) - start
-			break
+	for i, p := range peers {
+		if !looked[i] {
+			left++
+			continue
 		}
-		batch := peers[start:min(len(peers), start+lookWorkers)]
-		got := make([][]string, len(batch))
-		errs := make([]error, len(batch))
-		forEach(len(batch), lookWorkers, func(i int) { got[i], errs[i] = r.resolvePeer(ctx, batch[i]) })
-		for i, p := range batch {
-			if errs[i] != nil {
-				failed[p] = errs[i]
-			}
-			for _, a := range got[i] {
-				switch {
-				case seen[a]:
-				case *budget <= 0:
-					cut++
-				default:
-					seen[a] = true
-					addrs = append(addrs, a)
-					*budget--
-				}
+		if errs[i] != nil {
+			failed[p] = errs[i]
+		}
+		for _, a := range got[i] {
+			switch {
+			case seen[a]:
+			case *budget <= 0:
+				cut++
+			default:
+				seen[a] = true
+				addrs = append(addrs, a)
+				*budget--
 			}
 		}
 	}
@@ -231,12 +234,18 @@ func (r *Replicator) capped(what string) {
 
 // forEach calls f(i) for every i below n, on up to workers goroutines,
 // and returns when every call has.
-func forEach(n, workers int, f func(int)) {
+func forEach(n, workers int, f func(int)) { forEachUntil(n, workers, f, func() bool { return false }) }
+
+// forEachUntil is forEach that starts no call, i in order, once done
+// says so: a slow call holds up none after it (each worker takes the
+// next i as it finishes, as in forEach; in batches, each waited for its
+// slowest), and calls past a cap are not made at all.
+func forEachUntil(n, workers int, f func(int), done func() bool) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(n, workers) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+			for i := int(next.Add(1) - 1); i < n && !done(); i = int(next.Add(1) - 1) {
 				f(i)
 			}
 		})
@@ -281,32 +290,33 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 			srvs = srvs[:maxSourcePeers]
 		}
 		// lookWorkers at a time, in the answer's order (of priority),
-		// until maxPeerAddrs are taken: every target was looked up
-		// before the cap was applied (found by review).
+		// starting none once maxPeerAddrs have been found: every target
+		// was looked up before the cap was applied (found by review).
+		got := make([][]string, len(srvs))
+		gotErr := make([]error, len(srvs))
+		looked := make([]bool, len(srvs))
+		var found atomic.Int64
+		forEachUntil(len(srvs), lookWorkers, func(i int) {
+			got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(srvs[i].Target, "."), strconv.Itoa(int(srvs[i].Port)))
+			looked[i] = true
+			found.Add(int64(len(got[i])))
+		}, func() bool { return found.Load() >= int64(maxPeerAddrs) })
 		var addrs []string
 		failed := 0
 		cut := false // addresses left out, or targets not looked up
-		for start := 0; start < len(srvs); start += lookWorkers {
-			if len(addrs) >= maxPeerAddrs {
+		for i := range srvs {
+			if !looked[i] {
 				cut = true
-				break
+				continue
 			}
-			batch := srvs[start:min(len(srvs), start+lookWorkers)]
-			got := make([][]string, len(batch))
-			gotErr := make([]error, len(batch))
-			forEach(len(batch), lookWorkers, func(i int) {
-				got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(batch[i].Target, "."), strconv.Itoa(int(batch[i].Port)))
-			})
-			for i := range batch {
-				if err := gotErr[i]; err != nil {
-					if failed++; failed <= maxPeerErrors {
-						errs = append(errs, err)
-					}
+			if err := gotErr[i]; err != nil {
+				if failed++; failed <= maxPeerErrors {
+					errs = append(errs, err)
 				}
-				room := maxPeerAddrs - len(addrs)
-				cut = cut || len(got[i]) > room
-				addrs = append(addrs, got[i][:min(len(got[i]), room)]...)
 			}
+			room := maxPeerAddrs - len(addrs)
+			cut = cut || len(got[i]) > room
+			addrs = append(addrs, got[i][:min(len(got[i]), room)]...)
 		}
 		if cut { // a cap, not a failure (see capped)
 			r.capped(fmt.Sprintf("%s: %d targets: took the addresses of the first ones, %d", p, targets, maxPeerAddrs))

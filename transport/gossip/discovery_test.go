@@ -241,3 +241,52 @@ func TestSRVTargetsAreLookedUpWithinTheCap(t *testing.T) {
 		t.Fatalf(`an SRV answer of ".": %q, %v; want no address and no failure`, addrs, err)
 	}
 }
+
+// TestASlowSRVTargetHoldsUpNoOther: an SRV target whose servers never
+// answer holds up no target after it, also past the first lookWorkers:
+// looked up in batches, the first batch waited for it until the look's
+// time was spent, and the targets after it failed (found by review of the
+// batching).
+func TestASlowSRVTargetHoldsUpNoOther(t *testing.T) {
+	const live = 2 * lookWorkers
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		if strings.HasPrefix(q.Name, "slow") {
+			return
+		}
+		m := new(dns.Msg)
+		m.SetReply(req)
+		switch {
+		case q.Qtype == dns.TypeSRV:
+			for i := range live + 1 {
+				target := fmt.Sprintf("live%d.test.", i)
+				if i == 0 {
+					target = "slow.test."
+				}
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: target})
+			}
+		case q.Qtype == dns.TypeA:
+			var i int
+			fmt.Sscanf(q.Name, "live%d.", &i)
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 10, byte(i))})
+		}
+		w.WriteMsg(m)
+	})}
+	go server.ActivateAndServe()
+	t.Cleanup(func() { server.Shutdown() })
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}}
+	r := &Replicator{cfg: Config{Resolver: res}}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	addrs, _ := r.resolvePeer(ctx, "srv:_x._tcp.test.")
+	if len(addrs) != live {
+		t.Fatalf("%d targets behind a slow one: %d addresses; want every one", live, len(addrs))
+	}
+}
