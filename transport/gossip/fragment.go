@@ -101,6 +101,17 @@ func (r *Replicator) receivedFragment(from string, id uint64, payload []byte) {
 		r.counters.badFrames.Add(1)
 	}
 	if frame == nil {
+		// Held: a loop waiting past partialTTL (none held when it began
+		// to wait) is kicked, once, to sweep it in time. Without it, a
+		// partial frame of a sender gone stayed held until the loop's
+		// next event, an anti-entropy interval away on an idle member
+		// (found as a flaky test).
+		if r.frags.holding() && r.sweepArmed.CompareAndSwap(false, true) {
+			select {
+			case r.kick <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	if frame[0] == callMarker { // only protocol frames go in fragments

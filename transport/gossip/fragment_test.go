@@ -227,6 +227,28 @@ func TestPartialFramesExpireWithoutFragments(t *testing.T) {
 	}
 }
 
+// TestAHeldFragmentWakesTheLoop: a fragment held (its frame not whole)
+// while the loop waits past partialTTL, none held when it began to wait,
+// wakes the loop, once, so that the partial frame is swept in time. It
+// stayed held until the loop's next event, an anti-entropy interval
+// away on an idle member (TestPartialFramesExpireWithoutFragments failed
+// now and then in CI for it).
+func TestAHeldFragmentWakesTheLoop(t *testing.T) {
+	r := &Replicator{kick: make(chan struct{}, 1)}
+	r.receivedFragment("b", 1, []byte{0, 3, 'x'})
+	select {
+	case <-r.kick:
+	default:
+		t.Fatal("a fragment held did not wake the loop")
+	}
+	r.receivedFragment("b", 1, []byte{1, 3, 'y'})
+	select {
+	case <-r.kick:
+		t.Fatal("a second fragment woke the loop again before it looked")
+	default:
+	}
+}
+
 // TestAnInsiderCannotNameAPeersNextFragments: a member that saw one of
 // a peer's fragment ids, and sends fragments of its own under the peer's
 // name with the ids after it and another count, does not make the peer's

@@ -39,11 +39,15 @@ func (r *Replicator) loop() {
 		}
 		r.deadline.Store(next)
 		wait := r.wait(now, next)
+		// Partial frames expire within partialTTL of their time, the
+		// node's next deadline however far (an hour's anti-entropy
+		// interval held them that long: found by review). A fragment
+		// that arrives while the loop waits longer kicks it (sweepArmed).
+		// (Disarmed before the look: a fragment held after it finds the
+		// loop disarmed, and kicks it.)
+		r.sweepArmed.Store(false)
 		if r.frags.holding() {
-			// Partial frames expire within partialTTL of their time,
-			// the node's next deadline however far (an hour's
-			// anti-entropy interval held them that long: found by
-			// review).
+			r.sweepArmed.Store(true)
 			wait = min(wait, partialTTL)
 		}
 		timer.Reset(wait)

@@ -67,13 +67,16 @@ type Replicator struct {
 	// kick wakes the loop when a frame moved the node's next deadline
 	// before the one its timer waits for (a session that ended early:
 	// the next starts an interval after it, not at its timeout).
-	kick     chan struct{}
-	deadline atomic.Int64 // what the loop's timer waits for
-	done     chan struct{}
-	leaving  atomic.Bool // Close has begun: the metadata says so
-	wg       sync.WaitGroup
-	close    sync.Once
-	closed   atomic.Bool
+	kick chan struct{}
+	// sweepArmed says the loop's wait ends within partialTTL (it holds
+	// partial frames to sweep), or a fragment has kicked it to.
+	sweepArmed atomic.Bool
+	deadline   atomic.Int64 // what the loop's timer waits for
+	done       chan struct{}
+	leaving    atomic.Bool // Close has begun: the metadata says so
+	wg         sync.WaitGroup
+	close      sync.Once
+	closed     atomic.Bool
 	// current says every member in the view is of this release (frame.go),
 	// as of the node's last view: its direct deltas then go without this
 	// member's name.
