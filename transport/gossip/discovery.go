@@ -305,9 +305,13 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		failed := 0
 		cut := false // addresses left out, or targets not looked up
 		for i := range srvs {
-			if !looked[i] {
+			if len(addrs) >= maxPeerAddrs || !looked[i] {
+				// The cap taken, or the target not looked up: past the
+				// cap, a target's failure is none of the name's (counted,
+				// a name that gave all it may failed at every look: found
+				// by review).
 				cut = true
-				continue
+				break
 			}
 			if err := gotErr[i]; err != nil {
 				if failed++; failed <= maxPeerErrors {

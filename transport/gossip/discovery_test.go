@@ -290,3 +290,68 @@ func TestASlowSRVTargetHoldsUpNoOther(t *testing.T) {
 		t.Fatalf("%d targets behind a slow one: %d addresses; want every one", live, len(addrs))
 	}
 }
+
+// TestATargetPastTheCapIsNoFailure: a target after the one that filled an
+// SRV name's cap of addresses is none of the name's failures, looked up
+// or not: counted, a name that gave every address it may failed at every
+// look, and that look could not settle founding (found by review).
+func TestATargetPastTheCapIsNoFailure(t *testing.T) {
+	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
+	maxPeerAddrs = 1
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		m := new(dns.Msg)
+		m.SetReply(req)
+		switch {
+		case q.Qtype == dns.TypeSRV:
+			m.Answer = append(m.Answer,
+				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: 0, Port: 7946, Target: "live.test."},
+				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: 1, Port: 7946, Target: "stale.test."})
+		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "live"):
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
+		case q.Qtype == dns.TypeAAAA:
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	go server.ActivateAndServe()
+	t.Cleanup(func() { server.Shutdown() })
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}}
+	r := &Replicator{cfg: Config{Resolver: res}}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	addrs, err := r.resolvePeer(ctx, "srv:_x._tcp.test.")
+	if len(addrs) != 1 || err != nil {
+		t.Fatalf("a name whose first target fills its cap (%d): %v, failure %v; want one address and no failure", maxPeerAddrs, addrs, err)
+	}
+}
+
+// TestASlowPeerNameHoldsUpNoOther: a name whose servers never answer
+// holds up no name after it in a look, also past the first lookWorkers
+// (TestSlowPeerNameHidesNoOther's, for a longer list: written in batches,
+// the first batch waited for it until the look's time was spent, and
+// every name after it failed; found by review).
+func TestASlowPeerNameHoldsUpNoOther(t *testing.T) {
+	res := lookupServer(t, 0)
+	peers := []string{"slow.test:7946"}
+	for i := range lookWorkers - 1 {
+		peers = append(peers, fmt.Sprintf("gone%d.test:7946", i)) // NXDOMAIN at once
+	}
+	peers = append(peers, "live.test:7946") // the 17th: the second batch
+	r := &Replicator{cfg: Config{Resolver: res}}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	budget, seen, failed := maxLookAddrs, map[string]bool{}, map[string]error{}
+	addrs := r.resolvePeers(ctx, peers, failed, &budget, seen, "Peers")
+	if !slices.Contains(addrs, "127.0.0.1:7946") {
+		t.Fatalf("live.test, 17th after one slow name, not resolved: %v; its failure: %v", addrs, failed["live.test:7946"])
+	}
+}

@@ -359,13 +359,19 @@ func (r *Replicator) isSelfLocked(addr string) bool {
 		return false
 	}
 	ip, bound := ap.Addr().Unmap().WithZone(""), r.bound.Addr().Unmap() // interfaces' addresses come without a zone
+	if ip.IsUnspecified() {
+		// Dialed, 0.0.0.0 is 127.0.0.1 and :: is ::1: a DNS filter
+		// answering a blocked name with 0.0.0.0 made a member bound to
+		// 127.0.0.1 or every address count itself as a peer, never found
+		// its cluster, and join itself at every round (found by review);
+		// one bound elsewhere is not there (another member of the host
+		// may be: found by review of the fix).
+		ip = netip.IPv6Loopback()
+		if ap.Addr().Unmap().Is4() {
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	}
 	switch {
-	case ip.IsUnspecified():
-		// Dialed, 0.0.0.0 (or ::) at this port is this host: a DNS filter
-		// answering a blocked name so made this member count itself as a
-		// peer, never found its cluster, and join itself at every round
-		// (found by review).
-		return true
 	case !bound.IsUnspecified():
 		return ip == bound
 	case bound.Is4() && !ip.Is4(): // bound to 0.0.0.0 alone (Go reports a dual-stack bind as ::)

@@ -337,22 +337,33 @@ func TestZonedSeedIsTheLiveMember(t *testing.T) {
 
 // TestUnspecifiedSeedAtThisPortIsThisMember: a seed of 0.0.0.0 or [::]
 // at the port this member bound (a DNS filter's answer for a blocked
-// name) is this member, whatever address it bound: dialed, it reaches
-// this host. It was taken for a peer elsewhere: the member never founded
-// its cluster, and joined itself at every round (found by review).
+// name) is, dialed, the loopback address of its family: this member if it
+// is bound there (or to every address of the family), another member of
+// the host if it is bound elsewhere. Taken for a peer elsewhere, the
+// member bound to 127.0.0.1 never founded its cluster, and joined itself
+// at every round (found by review); taken for itself always, a member
+// bound elsewhere missed a member of its host (found by review of the
+// fix).
 func TestUnspecifiedSeedAtThisPortIsThisMember(t *testing.T) {
-	for _, bound := range []string{"127.0.0.1:7946", "0.0.0.0:7946", "[::]:7946", "10.0.0.5:7946"} {
+	for bound, self := range map[string][2]bool{ // seeds 0.0.0.0, [::]
+		"127.0.0.1:7946": {true, false},
+		"0.0.0.0:7946":   {true, false},
+		"[::]:7946":      {true, true},
+		"[::1]:7946":     {false, true},
+		"10.0.0.5:7946":  {false, false},
+		"127.0.0.2:7946": {false, false},
+	} {
 		r := &Replicator{bound: netip.MustParseAddrPort(bound)}
-		for _, seed := range []string{"0.0.0.0:7946", "[::]:7946"} {
-			if !r.isSelf(seed) {
-				t.Errorf("bound to %s: seed %s taken for another member", bound, seed)
+		for i, seed := range []string{"0.0.0.0:7946", "[::]:7946"} {
+			if r.isSelf(seed) != self[i] {
+				t.Errorf("bound to %s: seed %s taken for this member: %v, want %v", bound, seed, !self[i], self[i])
+			}
+			if _, elsewhere := r.seedsToJoin([]string{seed}, nil); elsewhere == self[i] {
+				t.Errorf("bound to %s: seed %s counted as a peer elsewhere: %v, want %v", bound, seed, elsewhere, !self[i])
 			}
 		}
 		if r.isSelf("0.0.0.0:7947") {
 			t.Errorf("bound to %s: 0.0.0.0 at another port taken for this member", bound)
-		}
-		if _, elsewhere := r.seedsToJoin([]string{"0.0.0.0:7946"}, nil); elsewhere {
-			t.Errorf("bound to %s: seed 0.0.0.0:7946 counted as a peer elsewhere", bound)
 		}
 	}
 }
