@@ -313,3 +313,20 @@ func TestNoFixpointShowsTheStatesClipped(t *testing.T) {
 		t.Fatalf("the no-fixpoint error is %d bytes", n)
 	}
 }
+
+// TestSimulateTypeFailsAStrayFrameWhateverItsFate: SimulateType fails a
+// frame to no member as it is sent, as CheckType does; checked at its
+// delivery, one lost or cut by a partition passed (found by review).
+func TestSimulateTypeFailsAStrayFrameWhateverItsFate(t *testing.T) {
+	passed := 0
+	for seed := range uint64(20) {
+		_, err := SimulateType(gsetSpec(func(g *gset) { g.ghost = true }),
+			TypeSimConfig{Nodes: 2, Ops: 1, PerRound: 1, SyncEvery: 1, Loss: 0.9, Seed: seed})
+		if err == nil || !strings.Contains(err.Error(), "no member") {
+			passed++
+		}
+	}
+	if passed > 0 {
+		t.Fatalf("an object that sends a frame to \"ghost\": %d of 20 seeds passed SimulateType", passed)
+	}
+}
