@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/clusterfill"
@@ -305,7 +304,7 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 const maxOwnerText = clusterfill.MaxErrorText
 
 // ownerText is an owner's error text as a caller gets it: at most
-// maxOwnerText bytes, valid UTF-8, without control characters. Another
+// maxOwnerText bytes (and "..." if cut), valid UTF-8, without control characters. Another
 // member's text reached callers and logs as sent, whatever its length or
 // bytes (a line of a log forged; found by review).
 func ownerText(s string) string {
@@ -316,14 +315,7 @@ func ownerText(s string) string {
 		}
 		return r
 	}, s)
-	if len(s) > maxOwnerText {
-		cut := maxOwnerText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return s
+	return clusterfill.ClipText(s)
 }
 
 // failure is why a fill for a peer failed, as the answer says it.

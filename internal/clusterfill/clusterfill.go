@@ -154,7 +154,7 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 			return NotHeld()
 		}
 		if err != nil {
-			return fmt.Appendf([]byte{answerError}, "#%d %s", why(err), clipText(err.Error()))
+			return fmt.Appendf([]byte{answerError}, "#%d %s", why(err), ClipText(err.Error()))
 		}
 		return store.AppendRecord([]byte{answerValue}, &rec)
 	}
@@ -168,9 +168,9 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 // asker filling again at each of its requests: found by review).
 const MaxErrorText = 512
 
-// clipText cuts s to MaxErrorText bytes, at the start of a rune, and
+// ClipText cuts s to MaxErrorText bytes, at the start of a rune, and
 // says so.
-func clipText(s string) string {
+func ClipText(s string) string {
 	if len(s) <= MaxErrorText {
 		return s
 	}

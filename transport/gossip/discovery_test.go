@@ -14,19 +14,31 @@ import (
 	"github.com/miekg/dns"
 )
 
+// dnsServer serves handler over TCP on 127.0.0.1 for the test, and
+// returns a resolver that asks it alone. Over TCP: no query of a look of
+// a thousand names is lost to a full socket.
+func dnsServer(t *testing.T, handler dns.HandlerFunc) *net.Resolver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &dns.Server{Listener: ln, Handler: handler}
+	go server.ActivateAndServe()
+	t.Cleanup(func() { server.Shutdown() })
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}}
+}
+
 // lookupServer is a DNS server on 127.0.0.1 for the tests below: names
 // starting "slow" are never answered (a zone whose servers are down);
 // "live*" answer 127.0.0.1; "many<i>" answer many addresses (never
 // dialled); AAAA answers nothing; anything else does not exist.
 func lookupServer(t *testing.T, many int) *net.Resolver {
 	t.Helper()
-	// Over TCP: no query of a look of a thousand names is lost to a full
-	// socket.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	return dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		q := req.Question[0]
 		if strings.HasPrefix(q.Name, "slow") {
 			return
@@ -48,13 +60,7 @@ func lookupServer(t *testing.T, many int) *net.Resolver {
 			m.Rcode = dns.RcodeNameError
 		}
 		w.WriteMsg(m)
-	})}
-	go server.ActivateAndServe()
-	t.Cleanup(func() { server.Shutdown() })
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}}
+	})
 }
 
 // TestSlowPeerNameHidesNoOther: a peer name whose DNS servers do not
@@ -190,11 +196,7 @@ func TestSRVTargetsAreLookedUpWithinTheCap(t *testing.T) {
 	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
 	maxPeerAddrs = 4
 	var aQueries atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		q := req.Question[0]
@@ -218,13 +220,7 @@ func TestSRVTargetsAreLookedUpWithinTheCap(t *testing.T) {
 			}
 		}
 		w.WriteMsg(m)
-	})}
-	go server.ActivateAndServe()
-	t.Cleanup(func() { server.Shutdown() })
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}}
+	})
 	r := &Replicator{cfg: Config{Resolver: res}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -249,11 +245,7 @@ func TestSRVTargetsAreLookedUpWithinTheCap(t *testing.T) {
 // batching).
 func TestASlowSRVTargetHoldsUpNoOther(t *testing.T) {
 	const live = 2 * lookWorkers
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		q := req.Question[0]
 		if strings.HasPrefix(q.Name, "slow") {
 			return
@@ -275,13 +267,7 @@ func TestASlowSRVTargetHoldsUpNoOther(t *testing.T) {
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 10, byte(i))})
 		}
 		w.WriteMsg(m)
-	})}
-	go server.ActivateAndServe()
-	t.Cleanup(func() { server.Shutdown() })
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}}
+	})
 	r := &Replicator{cfg: Config{Resolver: res}}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
@@ -298,11 +284,7 @@ func TestASlowSRVTargetHoldsUpNoOther(t *testing.T) {
 func TestATargetPastTheCapIsNoFailure(t *testing.T) {
 	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
 	maxPeerAddrs = 1
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		q := req.Question[0]
 		m := new(dns.Msg)
 		m.SetReply(req)
@@ -318,13 +300,7 @@ func TestATargetPastTheCapIsNoFailure(t *testing.T) {
 			m.Rcode = dns.RcodeNameError
 		}
 		w.WriteMsg(m)
-	})}
-	go server.ActivateAndServe()
-	t.Cleanup(func() { server.Shutdown() })
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}}
+	})
 	r := &Replicator{cfg: Config{Resolver: res}}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
