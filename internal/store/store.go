@@ -417,10 +417,10 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 // back on the key's evicted stub if the stub is of rec's very version and
 // the value has not expired at now, within the store's bounds, and says
 // so (crdt.Applied; else crdt.Stale, nothing changed): Apply takes no
-// record of a version held, and a member
-// that evicted a key ran the filler again for it, though the owner had
-// answered with the value (found by review). Reported to the watcher as
-// a set, as the value's first arrival was.
+// record of a version held, and a member that evicted a key ran the
+// filler again for it, though the owner had answered with the value
+// (found by review). Reported to the watcher as a set (Event.Refill), as
+// the value's first arrival was, and tracked as the readers' demand.
 func (s *Store) Refill(rec crdt.Record, now int64) crdt.Outcome {
 	if rec.Expired(now) { // no one's demand: served by none
 		return crdt.Stale
