@@ -201,6 +201,10 @@ func only(given map[string]int) map[string]int {
 func TestLossAndDuplicationAreRates(t *testing.T) {
 	weights := only(map[string]int{"set": 3, "deliver": 3, "tick": 1})
 	cov := &Coverage{}
+	// A sample the same on every run, and large enough: of rapid's own
+	// seed, 100 runs gave fewer than 400 frames now and then (357 in a
+	// CI run).
+	setRapidFlags(t, map[string]string{"rapid.seed": "1", "rapid.checks": "200"})
 	rapid.Check(t, Property(Config{Weights: weights, Loss: 0.3, Duplication: 0.2, Coverage: cov}))
 	n := cov.Fates[0] + cov.Fates[1] + cov.Fates[2]
 	if n < 400 {
