@@ -239,13 +239,20 @@ func forEach(n, workers int, f func(int)) { forEachUntil(n, workers, f, func() b
 // forEachUntil is forEach that starts no call, i in order, once done
 // says so: a slow call holds up none after it (each worker takes the
 // next i as it finishes, as in forEach; in batches, each waited for its
-// slowest), and calls past a cap are not made at all.
+// slowest), and calls past a cap are not made at all. The calls made are
+// those of a prefix of the i (done is asked before an i is taken: asked
+// after, a worker that took i and then found done left i out while
+// another made i+1, found by review).
 func forEachUntil(n, workers int, f func(int), done func() bool) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(n, workers) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n && !done(); i = int(next.Add(1) - 1) {
+			for !done() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
 				f(i)
 			}
 		})

@@ -146,9 +146,19 @@ func (a *reassembly) dropOldest() bool {
 
 // holding reports whether partial frames are held.
 func (a *reassembly) holding() bool {
+	_, ok := a.oldest()
+	return ok
+}
+
+// oldest returns when the oldest partial frame held arrived, false if
+// none is held.
+func (a *reassembly) oldest() (time.Time, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.partials) > 0
+	if len(a.partials) == 0 {
+		return time.Time{}, false
+	}
+	return a.partials[0].born, true
 }
 
 // sweep drops the partial frames past partialTTL, fragments arriving or

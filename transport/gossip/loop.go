@@ -24,7 +24,6 @@ func (r *Replicator) loop() {
 	r.locked(r.updateView)
 	var batch [][]crdt.Record
 	var out []transport.Envelope
-	var swept time.Time
 	for {
 		var now, next int64
 		r.locked(func() []transport.Envelope {
@@ -33,22 +32,21 @@ func (r *Replicator) loop() {
 			next = r.node.NextDeadline()
 			return out
 		})
-		if t := time.Now(); t.Sub(swept) >= partialTTL {
-			r.sweepFragments(t)
-			swept = t
-		}
+		r.sweepFragments(time.Now()) // a lock and a look when none is due
 		r.deadline.Store(next)
 		wait := r.wait(now, next)
-		// Partial frames expire within partialTTL of their time, the
-		// node's next deadline however far (an hour's anti-entropy
-		// interval held them that long: found by review). A fragment
-		// that arrives while the loop waits longer kicks it (sweepArmed).
-		// (Disarmed before the look: a fragment held after it finds the
-		// loop disarmed, and kicks it.)
+		// Partial frames expire partialTTL after they arrived, the node's
+		// next deadline however far (an hour's anti-entropy interval held
+		// them that long: found by review): the loop wakes when the
+		// oldest is due (waking partialTTL after a sweep, and sweeping
+		// only partialTTL after the last, held one up to twice as long:
+		// found by review). A fragment that arrives while the loop waits
+		// longer kicks it (sweepArmed; disarmed before the look, so that a
+		// fragment held after it finds the loop disarmed, and kicks it).
 		r.sweepArmed.Store(false)
-		if r.frags.holding() {
+		if born, ok := r.frags.oldest(); ok {
 			r.sweepArmed.Store(true)
-			wait = min(wait, partialTTL)
+			wait = min(wait, max(time.Until(born.Add(partialTTL))+time.Millisecond, minWait))
 		}
 		timer.Reset(wait)
 		select {
