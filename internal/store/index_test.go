@@ -119,7 +119,7 @@ func TestItemReadersSeeWholeWrites(t *testing.T) {
 	write := func(i int) {
 		exp := int64(i) * 977 // lengths vary from 1 to 9 digits
 		sh.mu.Lock()
-		sh.apply(crdt.Record{Key: "k", Value: []byte(fmt.Sprint(exp)), Expires: exp, Time: crdt.Timestamp{Wall: int64(i) + 1, Node: 1}}, ih, false, false, 0, false, sh.m.Entry("k"))
+		sh.apply(crdt.Record{Key: "k", Value: []byte(fmt.Sprint(exp)), Expires: exp, Time: crdt.Timestamp{Wall: int64(i) + 1, Node: 1}}, ih, merge{}, 0, sh.m.Entry("k"))
 		sh.mu.Unlock()
 	}
 	write(0)

@@ -27,6 +27,18 @@ type shard struct {
 	_     [64]byte
 }
 
+// merge is how shard.apply merges a record.
+type merge struct {
+	// delta says the record came as a delta, not a repair or a local
+	// write (lww.Map.Merge).
+	delta bool
+	// refill says the record only puts a value back on an evicted stub
+	// of its version (lww.Map.Refill).
+	refill bool
+	// prior asks the change to say what the key held before.
+	prior bool
+}
+
 // change is what applying a record did to a shard's resident values.
 type change struct {
 	outcome   crdt.Outcome
@@ -51,10 +63,8 @@ type change struct {
 // into its item in place, behind the item's sequence count; the readers'
 // index is not read here (a miss there probed past entries it had to read,
 // where the map's table compares a byte of their hashes first).
-// With prior, the change also says what the key held before. With refill,
-// rec only puts a value back on an evicted stub of its version
-// (lww.Map.Refill).
-func (s *shard) apply(rec crdt.Record, ih uint32, delta, refill bool, now int64, prior bool, at *lww.Entry) change {
+// how says how rec is merged.
+func (s *shard) apply(rec crdt.Record, ih uint32, how merge, now int64, at *lww.Entry) change {
 	var cur *item
 	records, size := 0, 0
 	if at != nil && at.HoldsValue() {
@@ -67,7 +77,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta, refill bool, now int64,
 	}
 	var was crdt.Timestamp
 	wasDead := false
-	if prior && at != nil {
+	if how.prior && at != nil {
 		was, wasDead = at.Time(), at.Tombstone()
 	}
 	if cur != nil {
@@ -75,10 +85,10 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta, refill bool, now int64,
 	}
 	var o crdt.Outcome
 	var e *lww.Entry
-	if refill {
+	if how.refill {
 		o, e = s.m.Refill(rec, at)
 	} else {
-		o, e = s.m.Merge(rec, delta, now, at)
+		o, e = s.m.Merge(rec, how.delta, now, at)
 	}
 	if cur != nil {
 		cur.seq.Add(1)
@@ -86,7 +96,7 @@ func (s *shard) apply(rec crdt.Record, ih uint32, delta, refill bool, now int64,
 	if o != crdt.Applied {
 		return change{outcome: o}
 	}
-	if len(s.fills) != 0 && !refill { // a fill of the key under way must not store over it (a refill is no write: its version was held)
+	if len(s.fills) != 0 && !how.refill { // a fill of the key under way must not store over it (a refill is no write: its version was held)
 		if w := s.fills[rec.Key]; w != nil {
 			w.applied++
 		}

@@ -387,14 +387,14 @@ func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) 
 	if !s.own.newest(rec.Time.Node) {
 		s.own.add(rec.Time.Node)
 	}
-	ch := sh.apply(rec, ih, false, false, rec.Time.Wall, false, at)
+	ch := sh.apply(rec, ih, merge{}, rec.Time.Wall, at)
 	if ch.added != nil {
 		rec.Key = ch.added.Key() // held in the item
 	}
 	s.track(ch, false)
 	s.account(ch)
 	if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
-		sh.applied(watch, &rec, true, false, false, false)
+		sh.applied(watch, &rec, appliedEvent{here: true})
 	}
 	sh.mu.Unlock()
 	s.settle(ch)
@@ -440,7 +440,7 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	watch := s.watching()
-	ch := sh.apply(rec, ih, delta, refill, now, watch != nil, sh.m.Entry(rec.Key))
+	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: watch != nil}, now, sh.m.Entry(rec.Key))
 	if oversized && ch.outcome == crdt.Applied { // a version kept: not a duplicate or a stale copy (found by review)
 		s.stats.oversized.Add(1)
 	}
@@ -458,7 +458,7 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 		// Superseded: a peer's write over one of this member's, not one of
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
-		sh.applied(watch, &rec, false, s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized, refill)
+		sh.applied(watch, &rec, appliedEvent{superseded: s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized: oversized, refill: refill})
 	}
 	sh.mu.Unlock()
 	s.settle(ch)

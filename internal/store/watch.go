@@ -66,30 +66,38 @@ func (s *Store) watching() func(*Event) {
 }
 
 // applied reports a record merged (by Write or Apply) to watch, with the
-// shard's lock held.
-func (sh *shard) applied(watch func(*Event), rec *crdt.Record, here, superseded, oversized, refill bool) {
-	ev := &sh.ev
-	*ev = Event{Kind: EventSet, Here: here, Record: *rec, Refill: refill}
+// shard's lock held. ev says what the record alone does not: whether it
+// was written here, replaced a write of this member's (superseded), was
+// over this member's bounds and kept as an evicted version (oversized), or
+// put a value back on its version's evicted stub (refill).
+func (sh *shard) applied(watch func(*Event), rec *crdt.Record, ev appliedEvent) {
+	e := &sh.ev
+	*e = Event{Kind: EventSet, Here: ev.here, Record: *rec, Refill: ev.refill}
 	switch {
 	case rec.Tombstone && rec.Time.Node == 0:
-		ev.Kind = EventDrop
+		e.Kind = EventDrop
 	case rec.Tombstone:
-		ev.Kind = EventDelete
-	case oversized, rec.Evicted:
+		e.Kind = EventDelete
+	case ev.oversized, rec.Evicted:
 		// A version whose value is not held here: a peer's evicted
 		// version (sent by anti-entropy) was reported as a set of an
 		// empty value, which this member does not serve (found by
 		// review).
-		ev.Kind = EventEvict
+		e.Kind = EventEvict
 	}
-	if ev.Kind != EventDrop && !here {
+	if e.Kind != EventDrop && !ev.here {
 		// A peer's evicted version, or a value over this member's bounds,
 		// replaces a write of this member's as much as a set does (found
 		// by review).
-		ev.Superseded = superseded
+		e.Superseded = ev.superseded
 	}
-	watch(ev)
-	*ev = Event{} // keeps no value alive
+	watch(e)
+	*e = Event{} // keeps no value alive
+}
+
+// appliedEvent is what shard.applied reports of a record merged.
+type appliedEvent struct {
+	here, superseded, oversized, refill bool
 }
 
 // report passes ev to watch, in the shard's event, with the shard's lock
