@@ -756,3 +756,48 @@ func TestGetAfterLearnsOfACollectionAtOnce(t *testing.T) {
 		t.Fatal("the reader still waits after the collection settled its read")
 	}
 }
+
+// TestGetAfterFetchesAValueEvictedHere: a member holding the token's
+// write as a version whose value it evicted asks its peers for the value
+// (one round trip) and answers with it; with no peer holding it either, it
+// answers a miss after that round trip, not at the end of its context. It
+// answered a miss at once, though the writer held the value (found by
+// review).
+func TestGetAfterFetchesAValueEvictedHere(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	w := onMemnetEvery(t, net, time.Hour, "w")
+	r := onMemnetEvery(t, net, time.Hour, "r", w.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := w.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("before the eviction: %q %v %v", v, ok, err)
+	}
+	if !r.store.Evict("k") {
+		t.Fatal("nothing evicted")
+	}
+	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("evicted here, held by the writer: %q %v %v, want the value", v, ok, err)
+	}
+	if v, ok := r.Get("k"); !ok || string(v) != "v" {
+		t.Fatalf("after the fetch, Get: %q %v, want the value put back", v, ok)
+	}
+
+	// Evicted everywhere: a miss, after one round trip.
+	if !r.store.Evict("k") || !w.store.Evict("k") {
+		t.Fatal("nothing evicted")
+	}
+	pulls := r.stats.pulls.Load()
+	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || ok {
+		t.Fatalf("evicted everywhere: %q %v %v, want a miss", v, ok, err)
+	}
+	if n := r.stats.pulls.Load() - pulls; n != 1 {
+		t.Fatalf("%d rounds of asks, want one", n)
+	}
+}
