@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -484,5 +485,55 @@ func TestAnOlderSnapshotPutBackIsDamageOnAStillClock(t *testing.T) {
 			d.Close()
 		}
 		t.Fatalf("an older snapshot put back, the clock still: %v; want ErrSnapshot", err)
+	}
+}
+
+// TestASnapshotTheMembersFileCannotNameIsNotWritten: the members file is
+// written again before each snapshot, naming it; when that write fails,
+// the snapshot is not written (the file would not name it, and a restart
+// would refuse it as another's), the failure is counted, and the member
+// restarts from the snapshot before and its log.
+func TestASnapshotTheMembersFileCannotNameIsNotWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	defer mustClose(t, c)
+	mustSet(t, c, "k1")
+	mustSnapshot(t, c)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := c.Stats().SnapshotErrors
+	mustSet(t, c, "k2")
+	file, snapshot := saveFile, saveSnapshot
+	defer func() { saveFile, saveSnapshot = file, snapshot }()
+	saveFile = func(string, func(io.Writer) error) error { return errors.New("no space left on device") }
+	written := false
+	saveSnapshot = func(s *store.Store, p string, at int64) (int, error) {
+		written = true
+		return snapshot(s, p, at)
+	}
+	if err := c.writeSnapshot(); err == nil {
+		t.Fatal("a snapshot the members file could not name: no error")
+	}
+	if written {
+		t.Fatal("the snapshot was written, though the members file does not name it")
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, before) {
+		t.Fatalf("the snapshot in place changed (%v)", err)
+	}
+	if n := c.Stats().SnapshotErrors - failed; n != 1 {
+		t.Fatalf("%d snapshot errors counted, want 1", n)
+	}
+	saveFile, saveSnapshot = file, snapshot
+	d, err := New(syncConfig(crashImage(t, path), SyncWrite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, d)
+	for _, k := range []string{"k1", "k2"} {
+		if _, ok := d.Get(k); !ok {
+			t.Fatalf("restarted: %s lost", k)
+		}
 	}
 }
