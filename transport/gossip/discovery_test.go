@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -329,5 +330,47 @@ func TestASlowPeerNameHoldsUpNoOther(t *testing.T) {
 	addrs := r.resolvePeers(ctx, peers, failed, &budget, seen, "Peers")
 	if !slices.Contains(addrs, "127.0.0.1:7946") {
 		t.Fatalf("live.test, 17th after one slow name, not resolved: %v; its failure: %v", addrs, failed["live.test:7946"])
+	}
+}
+
+// TestPeersPastTheBudgetAreNotLookedUp: resolvePeers starts no lookup
+// once those done have given the look's budget of addresses: a source
+// of 200 names of 4 addresses each, with a budget of 8, is looked up for
+// the first few names alone (every name was looked up before the budget
+// was applied: found by review), and the rest are reported left out.
+func TestPeersPastTheBudgetAreNotLookedUp(t *testing.T) {
+	var names sync.Map
+	var answered atomic.Int64
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		if q.Qtype == dns.TypeA {
+			names.Store(q.Name, true)
+			n := answered.Add(1) // addresses of its own
+			for i := range 4 {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 1, byte(n), byte(i+1))})
+			}
+		}
+		w.WriteMsg(m)
+	})
+	r := &Replicator{cfg: Config{Resolver: res}}
+	peers := make([]string, 200)
+	for i := range peers {
+		peers[i] = fmt.Sprintf("host%d.test:7946", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	budget := 8
+	failed := map[string]error{}
+	addrs := r.resolvePeers(ctx, peers, failed, &budget, map[string]bool{}, "PeerSource")
+	if len(addrs) != 8 || budget != 0 || len(failed) != 0 {
+		t.Fatalf("%d addresses (%q), budget left %d, failed %v; want 8, 0, none", len(addrs), addrs, budget, failed)
+	}
+	looked := 0
+	names.Range(func(any, any) bool { looked++; return true })
+	// Two names give the budget; each worker may have begun one more.
+	if looked > 2+lookWorkers {
+		t.Fatalf("%d of 200 names looked up for a budget of 8 addresses (4 each), want at most %d", looked, 2+lookWorkers)
 	}
 }
