@@ -119,6 +119,13 @@ func (s Status) Ready() bool {
 // Status returns where this member stands (see Status). It takes the
 // replication's lock briefly.
 func (c *Cache) Status() Status {
+	// Founder and Founding are read before the first sync: a founder's
+	// first sync closes the channel FoundedUnsynced reads after it records
+	// the sync, so read in this order a Status that finds Founding over
+	// finds Synced; read after, one taken across that sync could find
+	// neither, and a founder ready before and after it read as not ready
+	// (found by review).
+	founder, founding := c.repl.Founder(), c.repl.FoundedUnsynced()
 	rs := c.repl.Status()
 	closed := c.closed.Load()
 	if closed {
@@ -129,7 +136,7 @@ func (c *Cache) Status() Status {
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: c.repl.Founder(), Founding: c.repl.FoundedUnsynced(),
+		Name: c.cfg.NodeName, Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: founder, Founding: founding,
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),
