@@ -191,9 +191,10 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		pull.Reset(pullTimer(c.pullAfter))
 	}
 	check := func() ([]byte, bool, bool) {
-		v, ok, done := c.reached(key, want)
-		if !done || ok || refetch == refetchGaveUp || !c.evictedHere(key, want) {
-			return v, ok, done
+		// Looked at before reached, which counts a read: one GetAfter
+		// counts one.
+		if refetch == refetchGaveUp || !c.evictedHere(key, want) {
+			return c.reached(key, want)
 		}
 		if refetch == refetchNone {
 			fetch(c.pullAfter)
@@ -319,6 +320,9 @@ func (c *Cache) reached(key string, want crdt.Timestamp) (value []byte, ok, done
 		return value, ok, ok || !c.closed.Load()
 	}
 	if c.store.Refuses(key, want) {
+		// A miss, counted as Get counts one: read while the key's record
+		// was held, the same read counted one (found by review).
+		c.store.Missed(key)
 		return nil, false, true
 	}
 	return nil, false, false

@@ -782,8 +782,15 @@ func TestGetAfterFetchesAValueEvictedHere(t *testing.T) {
 	if !r.store.Evict("k") {
 		t.Fatal("nothing evicted")
 	}
+	// One read counted (it counted a miss each time it looked while it
+	// waited for the value: found by review).
+	reads := func() (hits, misses uint64) { s := r.Stats(); return s.Hits, s.Misses }
+	hits, misses := reads()
 	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || !ok || string(v) != "v" {
 		t.Fatalf("evicted here, held by the writer: %q %v %v, want the value", v, ok, err)
+	}
+	if h, m := reads(); h != hits+1 || m != misses {
+		t.Fatalf("the read fetched counted %d hits and %d misses, want 1 and 0", h-hits, m-misses)
 	}
 	if v, ok := r.Get("k"); !ok || string(v) != "v" {
 		t.Fatalf("after the fetch, Get: %q %v, want the value put back", v, ok)
@@ -794,10 +801,43 @@ func TestGetAfterFetchesAValueEvictedHere(t *testing.T) {
 		t.Fatal("nothing evicted")
 	}
 	pulls := r.stats.pulls.Load()
+	hits, misses = reads()
 	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || ok {
 		t.Fatalf("evicted everywhere: %q %v %v, want a miss", v, ok, err)
 	}
+	if h, m := reads(); h != hits || m != misses+1 {
+		t.Fatalf("the read that found no value counted %d hits and %d misses, want 0 and 1", h-hits, m-misses)
+	}
 	if n := r.stats.pulls.Load() - pulls; n != 1 {
 		t.Fatalf("%d rounds of asks, want one", n)
+	}
+}
+
+// TestGetAfterCountsAMissOfACollectedWrite: a GetAfter that answers a
+// miss because its write is below the key's watermark (a delete
+// collected) counts the miss, as the same read counts one while the
+// delete is held (it counted none: found by review).
+func TestGetAfterCountsAMissOfACollectedWrite(t *testing.T) {
+	a, _ := quickCollectors(t)
+	if err := a.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.DeleteWithToken("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, when := range []string{"held", "collected"} {
+		if when == "collected" {
+			await.Until(t, 20*time.Second, func() bool { _, held := a.store.Lookup("k"); return !held }, "the delete was never collected")
+		}
+		before := a.Stats().Misses
+		if v, ok, err := a.GetAfter(ctx, "k", tok); ok || err != nil {
+			t.Fatalf("the delete %s: %q %v %v, want a miss", when, v, ok, err)
+		}
+		if n := a.Stats().Misses - before; n != 1 {
+			t.Fatalf("the delete %s: %d misses counted, want 1", when, n)
+		}
 	}
 }

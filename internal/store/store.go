@@ -237,6 +237,10 @@ func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 	return value, true
 }
 
+// Missed counts a read of key that found no value, made without Get (a
+// read that knew the key's value is dead without looking it up).
+func (s *Store) Missed(key string) { s.shards[s.shardOf(crdt.HashKey(key))].stats.misses.Add(1) }
+
 // Refuses reports whether a record of key stamped t is at or below its
 // bucket's watermark (lww.Map.Refuses): written that long ago, it is dead
 // or lost to this member.
