@@ -217,6 +217,7 @@ func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 // another cluster, had a member start an exchange every 20 ms each,
 // found by review.)
 func (n *Node) Hurry(now int64) {
+	n.rebase(now)
 	if !n.ae.active && now >= crdt.AddSat(n.ae.lastHurry, int64(n.cfg.AntiEntropyInterval)/4) {
 		n.ae.next = min(n.ae.next, now)
 		n.ae.hurried = true
@@ -233,6 +234,7 @@ func (n *Node) OpenWithRoot(ok bool) { n.ae.root = ok }
 // session in flight if there is one. The node starts sessions by itself on
 // Tick; tests and tools call this to pick the peer and the moment.
 func (n *Node) StartSession(peer string, now int64) []Envelope {
+	n.rebase(now)
 	if n.ae.active {
 		n.stats.SessionsTimedOut++
 	}

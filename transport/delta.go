@@ -55,6 +55,7 @@ func (n *Node) Write(r crdt.Record, now int64) []Envelope {
 // once and later ones wait for the interval. The records' values must not
 // be modified afterwards.
 func (n *Node) WriteGroup(recs []crdt.Record, now int64) []Envelope {
+	n.rebase(now)
 	var out []Envelope
 	q := &n.out
 	for i := range recs {

@@ -199,7 +199,58 @@ type Node struct {
 	// before it read the hashes that went with it; Overtaken reads it
 	// without the node's lock.
 	lastCut atomic.Int64
+	// lastNow is the latest time the node was given (see rebase).
+	lastNow int64
 }
+
+// rebase moves the node's timers back by as much as now is behind the
+// latest time it was given, before it acts at now. The host's physical
+// time follows steps of the system clock, backwards too, and every
+// deadline set before a step back waited for the clock to catch up: an
+// hour's step stopped the member's sessions, their retries and its lone
+// deltas for an hour, unseen (found by review). Times that are facts, not
+// timers (a responder's start, the roster's cuts), stay; the session's
+// own start, its synced mark, moves back with the rest: lower is safe.
+// A step back of less than stepBack is left alone: a caller's now read
+// before it waited for the node's lock, and the wall clock's
+// re-anchoring to a system clock slewed by NTP, are that much behind the
+// last now (moved back for each, the timers would creep early), and the
+// timers wait at most that much longer.
+func (n *Node) rebase(now int64) {
+	if now >= n.lastNow {
+		n.lastNow = now
+		return
+	}
+	back := n.lastNow - now
+	if back < int64(stepBack) {
+		return
+	}
+	n.lastNow = now
+	ae := &n.ae
+	for _, t := range []*int64{&ae.next, &ae.lastHurry, &ae.s.start, &ae.s.deadline, &ae.s.retry,
+		&ae.last.start, &ae.last.deadline, &ae.last.retry, &n.out.due, &n.out.last} {
+		*t = crdt.SubSat(*t, back)
+	}
+	earlier := func(r *responder) { r.deadline = crdt.SubSat(r.deadline, back) }
+	for _, r := range ae.resp {
+		earlier(r)
+	}
+	for _, rs := range ae.opening {
+		for _, r := range rs {
+			earlier(r)
+		}
+	}
+	for _, r := range ae.answered {
+		earlier(r)
+	}
+	for name, t := range ae.joined {
+		ae.joined[name] = crdt.SubSat(t, back)
+	}
+}
+
+// stepBack is the least step back of the time given to the node that
+// moves its timers (see rebase).
+const stepBack = time.Second
 
 // New returns a node with no peers; call SetMembers when membership is known.
 func New(cfg Config) (*Node, error) {
@@ -265,6 +316,7 @@ const arrivalNeighbours = 2
 // arrives starts catching up, and being caught up with, at once, not at
 // the next interval.
 func (n *Node) SetMembers(names []string, now int64) {
+	n.rebase(now)
 	old := n.ring
 	n.ring = newRing(append(names, n.cfg.Name))
 	n.self = n.ring.pos[n.cfg.Name]
@@ -305,6 +357,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 // empty member restarted in place was caught up twice: found by review),
 // and no exchange with it has completed (LastSyncs).
 func (n *Node) Restarted(name string, now int64) {
+	n.rebase(now)
 	if _, ok := n.ring.pos[name]; !ok || name == n.cfg.Name {
 		return
 	}
@@ -384,6 +437,7 @@ func (n *Node) NextDeadline() int64 {
 
 // Tick advances the node's timers to now and returns what to send.
 func (n *Node) Tick(now int64) []Envelope {
+	n.rebase(now)
 	var out []Envelope
 	if len(n.out.recs) > 0 && now >= n.out.due {
 		out = n.flush(out, now)
@@ -396,6 +450,7 @@ func (n *Node) Tick(now int64) []Envelope {
 // that cannot be decoded is counted, changes nothing, and returns an error.
 // The node does not keep payload: the caller may reuse it.
 func (n *Node) Receive(from string, payload []byte, now int64) ([]Envelope, error) {
+	n.rebase(now)
 	n.stats.FramesReceived++
 	n.stats.BytesReceived += uint64(len(payload))
 	m, err := n.codec.Decode(payload)
