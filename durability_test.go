@@ -1165,3 +1165,96 @@ func TestLogLostWholeIsDamage(t *testing.T) {
 		}
 	})
 }
+
+// copySegment copies segment n of the log beside the snapshot at from to
+// the log beside the snapshot at to.
+func copySegment(t *testing.T, from, to string, n int) {
+	t.Helper()
+	b, err := os.ReadFile(from + ".log." + strconv.Itoa(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to+".log."+strconv.Itoa(n), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogLostFromWhereTheSnapshotEndsIsDamage: the members file says the
+// snapshot holds the segments before log_from and that a log runs from
+// it on (log: true). Every segment from log_from on lost, with an older
+// one the snapshot covers left beside it (a removal that failed, or a
+// crash between the members file and the removal, leaves one), is
+// damage, as the same loss with no segment left is
+// (TestLogLostWholeIsDamage): it read as whole, the writes acknowledged
+// in the lost segments gone without a word (found by review).
+func TestLogLostFromWhereTheSnapshotEndsIsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	held := crashImage(t, path) // segment 1, holding k1
+	mustSnapshot(t, a)          // holds k1: segment 1 removed, the log goes on in 2
+	mustSet(t, a, "k2")         // acknowledged, in segment 2 alone
+	image := crashImage(t, path)
+	mustClose(t, a)
+
+	copySegment(t, held, image, 1)                      // left: its removal failed
+	if err := os.Remove(image + ".log.2"); err != nil { // lost whole
+		t.Fatal(err)
+	}
+	c, err := New(syncConfig(image, SyncWrite))
+	if err == nil {
+		_, ok := c.Get("k2")
+		c.Close()
+		t.Fatalf("New without the segments from log_from on: nil error, k2 held: %v; want ErrWriteLog (k2 is in no file)", ok)
+	}
+	if !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New: %v; want ErrWriteLog", err)
+	}
+}
+
+// TestLogNumbersGoOnAfterACloseCutShort: a Close removes the log newest
+// segment first once its snapshot holds it all; killed while it does
+// (a stop timeout's SIGKILL), it leaves the oldest segments. The next
+// start numbered its log on from the newest left, below the log_from of
+// the members file, so that the numbers of segments removed were taken
+// again: a later snapshot records the same log_from as the one Close
+// wrote, and a backup of Close's snapshot put back beside the newer log
+// read as whole, without the writes between (as
+// TestLogNumbersGoOnAfterACleanClose, with the Close cut short; found by
+// review). The segments left, all held by the snapshot the members file
+// names, are removed at the start, and the log goes on from log_from.
+func TestLogNumbersGoOnAfterACloseCutShort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)  // holds k1; the log goes on in 2
+	mustSet(t, a, "k2") // in 2
+	img := crashImage(t, path)
+	mustClose(t, a)
+
+	b := mustNew(t, syncConfig(img, SyncWrite)) // a crash's restart: 2 stays, the log goes on in 3
+	mustSet(t, b, "k3")                         // in 3
+	before := crashImage(t, img)                // segments 2 and 3, as Close found them
+	mustClose(t, b)                             // snapshot S2 (k1-k3), log_from 4; removes 4, 3, 2
+	copySegment(t, before, img, 2)              // killed before it removed 2
+
+	c := mustNew(t, syncConfig(img, SyncWrite)) // replays 2; its log goes on in 3, not 4
+	backup := crashImage(t, img)                // a backup of S2 and its members file
+	mustSet(t, c, "k4")                         // in the new 3
+	mustSnapshot(t, c)                          // S3 holds k4; log_from 4 again; removes 2 and 3
+	mustSet(t, c, "k5")                         // in 4
+	image := crashImage(t, img)
+	mustClose(t, c)
+
+	putBack(t, backup, image) // S2 and its members file, beside the log holding k5
+	d, err := New(syncConfig(image, SyncWrite))
+	if err == nil {
+		_, k4 := d.Get("k4")
+		_, k5 := d.Get("k5")
+		d.Close()
+		t.Fatalf("New beside a snapshot older than the log: nil error (k4 held: %v, k5 held: %v); want ErrWriteLog (k4 is in no file)", k4, k5)
+	}
+	if !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New: %v; want ErrWriteLog", err)
+	}
+}

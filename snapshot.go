@@ -70,6 +70,16 @@ func (c *Cache) restore() (err error) {
 		snap, logged, lst = nil, nil, journal.ReadStats{}
 		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log || kf.Snapshot != 0 || len(kf.Pending) > 0)
 	}
+	if snap != nil && kerr == nil && !kf.Log && kf.LogFrom > 0 && lst.Segments > 0 && lst.Newest.N < kf.LogFrom {
+		// Segments the snapshot holds, left by a removal cut short (a
+		// Close killed as it removed its log): numbered on from them,
+		// the log took again the numbers of segments removed.
+		if err := journal.RemoveAll(path); err != nil {
+			return fmt.Errorf("bcache: new: removing the log segments the snapshot holds: %w", err)
+		}
+		c.log.Info().Int("segments", lst.Segments).Msg("removed the write log's segments that the snapshot holds, left by a removal cut short")
+		logged, lst = nil, journal.ReadStats{}
+	}
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
