@@ -13,6 +13,10 @@ import (
 // cannot reach with the reason.
 type Status struct {
 	Name string `json:"name"`
+	// At is when the status was taken, on this member's clock
+	// (Config.Clock), as FirstSync and each peer's LastSync are: an age
+	// is At less one of them.
+	At time.Time `json:"at"`
 	// Closed says the Cache was closed: it serves nothing, and is not
 	// ready; it lists no peer then, and is alone (Synced and FirstSync
 	// keep what they were).
@@ -136,7 +140,7 @@ func (c *Cache) Status() Status {
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()
 	s := Status{
-		Name: c.cfg.NodeName, Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: founder, Founding: founding,
+		Name: c.cfg.NodeName, At: time.Unix(0, c.phys()), Closed: closed, Alone: len(rs.Members) == 0, PeersConfigured: others, Founder: founder, Founding: founding,
 		Synced: !rs.FirstSync.IsZero(), FirstSync: rs.FirstSync, PendingDeltas: rs.Pending,
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted,
 		Peers: make([]PeerStatus, len(rs.Members)),

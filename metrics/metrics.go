@@ -45,7 +45,6 @@ type Collector struct {
 	c     *bcache.Cache
 	descs map[string]*prometheus.Desc
 	kinds map[string]prometheus.ValueType
-	now   func() time.Time
 }
 
 // metric is one exported metric: its name, help, kind and variable labels.
@@ -122,7 +121,7 @@ var metricList = []metric{
 
 // New returns a collector of c's metrics.
 func New(c *bcache.Cache) *Collector {
-	col := &Collector{c: c, descs: map[string]*prometheus.Desc{}, kinds: map[string]prometheus.ValueType{}, now: time.Now}
+	col := &Collector{c: c, descs: map[string]*prometheus.Desc{}, kinds: map[string]prometheus.ValueType{}}
 	member := prometheus.Labels{"member": labelValue(c.Name())}
 	for _, m := range metricList {
 		col.descs[m.name] = prometheus.NewDesc(m.name, m.help, m.labels, member)
@@ -173,7 +172,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_synced", bool01(status.Synced))
 	emit("bcache_ready", bool01(status.Ready()))
 	emit("bcache_founder", bool01(status.Founder))
-	peerSeries(status.Peers, col.now(), emit)
+	peerSeries(status.Peers, status.At, emit) // the member's clock, as its times are
 	emit("bcache_join_failing_addresses", float64(len(status.Joining)))
 	emit("bcache_joins_total", float64(r.Joins))
 	emit("bcache_join_failures_total", float64(r.JoinFailures))
@@ -234,7 +233,10 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 // alert can watch (found by review: with the age alone, absent until the
 // first exchange, such a peer left no trace). Peers whose escaped names
 // are one label value share one series each (two would fail the scrape):
-// exchanged if either has, the age of the latest exchange.
+// exchanged if either has, the age of the latest exchange. now is the
+// member's time (Status.At): its exchanges' times are on its clock (taken
+// on the process's, an exchange of a member whose clock ran 20 s behind
+// read 20 s old, and one ahead never aged: found by review).
 func peerSeries(peers []bcache.PeerStatus, now time.Time, emit func(name string, v float64, labels ...string)) {
 	last := map[string]time.Time{}
 	var names []string

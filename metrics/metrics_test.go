@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -278,5 +279,38 @@ func TestPeerSeries(t *testing.T) {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
 		}
+	}
+}
+
+// TestExchangeAgeIsOnTheMembersClock: a peer's last exchange is timed on
+// the member's clock (Config.Clock; the node's -clock-offset), and its
+// age is taken on it too: taken against the process's clock, a member
+// whose clock ran 20 s behind reported an exchange that had just
+// completed as 20 s old (and one whose clock ran ahead, as 0 s old for
+// ever: found by review).
+func TestExchangeAgeIsOnTheMembersClock(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := member(t, net, "a")
+	tr, err := net.NewTransport("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bcache.New(bcache.Config{NodeName: "b", Network: tr, Peers: []string{a.Addr()}, Timings: bcache.FastTimings(),
+		AntiEntropyInterval: 50 * time.Millisecond, Clock: func() time.Time { return time.Now().Add(-20 * time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(New(b))
+	fams := scrape(t, reg)
+	age, ok := value(fams, "bcache_peer_last_exchange_age_seconds", map[string]string{"member": "b", "peer": "a"})
+	if !ok || age > 5 {
+		t.Errorf("bcache_peer_last_exchange_age_seconds{member=b,peer=a} = %v (present %v) with exchanges every 50 ms; want under 5 s", age, ok)
 	}
 }
