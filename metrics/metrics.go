@@ -283,11 +283,12 @@ func bool01(b bool) float64 {
 func differing(desc *prometheus.Desc, p transport.Stats) prometheus.Metric {
 	buckets := map[float64]uint64{}
 	var count uint64
-	for i, bound := range transport.DifferingLeavesBounds {
+	bounds := transport.DifferingBounds()
+	for i, bound := range bounds {
 		count += p.DifferingLeaves[i]
 		buckets[float64(bound)] = count
 	}
-	count += p.DifferingLeaves[len(transport.DifferingLeavesBounds)]
+	count += p.DifferingLeaves[len(bounds)]
 	return prometheus.MustNewConstHistogram(desc, count, float64(p.DifferingLeavesSum), buckets)
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bcache-go/bcache"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -313,4 +314,27 @@ func TestExchangeAgeIsOnTheMembersClock(t *testing.T) {
 	if !ok || age > 5 {
 		t.Errorf("bcache_peer_last_exchange_age_seconds{member=b,peer=a} = %v (present %v) with exchanges every 50 ms; want under 5 s", age, ok)
 	}
+}
+
+// TestDifferingBucketsAreTheCountedOnes: the differing-buckets histogram
+// is labelled with the bounds the sessions count by, whatever a caller
+// writes into the deprecated DifferingLeavesBounds (the metrics read it,
+// and one bound changed there mislabelled a bucket: found by review).
+func TestDifferingBucketsAreTheCountedOnes(t *testing.T) {
+	defer func(b [len(transport.DifferingLeavesBounds)]int) { transport.DifferingLeavesBounds = b }(transport.DifferingLeavesBounds)
+	for i := range transport.DifferingLeavesBounds {
+		transport.DifferingLeavesBounds[i] = 1_000_000 + i
+	}
+	var p transport.Stats
+	p.DifferingLeaves[1] = 3 // three sessions found one leaf differing
+	m := &dto.Metric{}
+	if err := differing(prometheus.NewDesc("d", "d", nil, nil), p).Write(m); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range m.GetHistogram().GetBucket() {
+		if b.GetUpperBound() == 1 && b.GetCumulativeCount() == 3 {
+			return
+		}
+	}
+	t.Fatalf("no bucket of upper bound 1 counting the 3 sessions: %v", m.GetHistogram().GetBucket())
 }

@@ -54,10 +54,10 @@ type Stats struct {
 	RepairRecordsReceived uint64
 	// DifferingLeaves counts the sessions this node started and
 	// completed by the digest leaves they found differing:
-	// DifferingLeaves[i] those with at most DifferingLeavesBounds[i] and
+	// DifferingLeaves[i] those with at most DifferingBounds()[i] and
 	// more than the bound before; the last, more than every bound.
 	// DifferingLeavesSum is the leaves found in all of them.
-	DifferingLeaves    [len(DifferingLeavesBounds) + 1]uint64
+	DifferingLeaves    [len(differingBounds) + 1]uint64
 	DifferingLeavesSum uint64
 
 	// Frames refused before anything was applied, by reason.
@@ -73,13 +73,25 @@ type Stats struct {
 	EncodeErrors uint64
 }
 
-// DifferingLeavesBounds are the buckets of Stats.DifferingLeaves.
-var DifferingLeavesBounds = [...]int{0, 1, 4, 16, 64, 256, 1024, 4096}
+// differingBounds are the buckets the sessions count in
+// (DifferingBounds).
+var differingBounds = [...]int{0, 1, 4, 16, 64, 256, 1024, 4096}
+
+// DifferingBounds returns the buckets of Stats.DifferingLeaves.
+func DifferingBounds() [len(differingBounds)]int { return differingBounds }
+
+// DifferingLeavesBounds are the buckets of Stats.DifferingLeaves, as
+// DifferingBounds returns them.
+//
+// Deprecated: it is a copy, which changing changes nothing (the metrics
+// read it to label the buckets the sessions counted by the original:
+// found by review); use DifferingBounds.
+var DifferingLeavesBounds = differingBounds
 
 // countDiffering counts a completed session that found n leaves differing.
 func (s *Stats) countDiffering(n int) {
 	i := 0
-	for i < len(DifferingLeavesBounds) && n > DifferingLeavesBounds[i] {
+	for i < len(differingBounds) && n > differingBounds[i] {
 		i++
 	}
 	s.DifferingLeaves[i]++
