@@ -116,7 +116,9 @@ type Stats struct {
 	DamageResets uint64 `json:"damage_resets"`
 	// DeltaLag and RepairLag are the records received from peers and
 	// applied here, as deltas and as anti-entropy repairs (and records
-	// asked of peers, Pulled: as repairs), by their lag:
+	// asked of peers, Pulled: as repairs, but for a value put back on its
+	// version's stub, evicted here, whose version had arrived before),
+	// by their lag:
 	// from the write, on the writer's clock, to the arrival, on this
 	// member's. The members' clock difference enters it (a lag below it
 	// counts as zero); repairs' lag includes how long the delta was
