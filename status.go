@@ -171,7 +171,11 @@ func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
 // PeerSource), or it is a founder (see Status.Founder); or with ctx's
 // error, or ErrClosed once Close is called, first. Writes do not wait for it: a member takes them from the start.
 // It tells when reads stop missing what the cluster held before this
-// member came (or came back).
+// member came (or came back: restarted, its process new). It says nothing
+// of a partition healed since: a member cut off from its peers and back
+// has synced already, and is ready (Status.Ready) from the moment it sees
+// a peer again, before the exchange that brings it what it missed, which
+// starts at once.
 func (c *Cache) WaitSynced(ctx context.Context) error {
 	for {
 		if c.closed.Load() {
