@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -1179,39 +1180,6 @@ func copySegment(t *testing.T, from, to string, n int) {
 	}
 }
 
-// TestLogLostFromWhereTheSnapshotEndsIsDamage: the members file says the
-// snapshot holds the segments before log_from and that a log runs from
-// it on (log: true). Every segment from log_from on lost, with an older
-// one the snapshot covers left beside it (a removal that failed, or a
-// crash between the members file and the removal, leaves one), is
-// damage, as the same loss with no segment left is
-// (TestLogLostWholeIsDamage): it read as whole, the writes acknowledged
-// in the lost segments gone without a word (found by review).
-func TestLogLostFromWhereTheSnapshotEndsIsDamage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	a := mustNew(t, syncConfig(path, SyncWrite))
-	mustSet(t, a, "k1")
-	held := crashImage(t, path) // segment 1, holding k1
-	mustSnapshot(t, a)          // holds k1: segment 1 removed, the log goes on in 2
-	mustSet(t, a, "k2")         // acknowledged, in segment 2 alone
-	image := crashImage(t, path)
-	mustClose(t, a)
-
-	copySegment(t, held, image, 1)                      // left: its removal failed
-	if err := os.Remove(image + ".log.2"); err != nil { // lost whole
-		t.Fatal(err)
-	}
-	c, err := New(syncConfig(image, SyncWrite))
-	if err == nil {
-		_, ok := c.Get("k2")
-		c.Close()
-		t.Fatalf("New without the segments from log_from on: nil error, k2 held: %v; want ErrWriteLog (k2 is in no file)", ok)
-	}
-	if !errors.Is(err, ErrWriteLog) {
-		t.Fatalf("New: %v; want ErrWriteLog", err)
-	}
-}
-
 // TestLogNumbersGoOnAfterACloseCutShort: a Close removes the log newest
 // segment first once its snapshot holds it all; killed while it does
 // (a stop timeout's SIGKILL), it leaves the oldest segments. The next
@@ -1221,8 +1189,8 @@ func TestLogLostFromWhereTheSnapshotEndsIsDamage(t *testing.T) {
 // wrote, and a backup of Close's snapshot put back beside the newer log
 // read as whole, without the writes between (as
 // TestLogNumbersGoOnAfterACleanClose, with the Close cut short; found by
-// review). The segments left, all held by the snapshot the members file
-// names, are removed at the start, and the log goes on from log_from.
+// review). The segments left are replayed, a snapshot covers them, and the
+// log goes on from log_from.
 func TestLogNumbersGoOnAfterACloseCutShort(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	a := mustNew(t, syncConfig(path, SyncWrite))
@@ -1256,5 +1224,172 @@ func TestLogNumbersGoOnAfterACloseCutShort(t *testing.T) {
 	}
 	if !errors.Is(err, ErrWriteLog) {
 		t.Fatalf("New: %v; want ErrWriteLog", err)
+	}
+}
+
+// ownWrite returns the record a member writes for key, as its write log
+// holds it.
+func ownWrite(t *testing.T, key string) crdt.Record {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "scratch.snap")
+	s := mustNew(t, syncConfig(p, SyncWrite))
+	mustSet(t, s, key)
+	logged, _, err := readLog(p)
+	s.Close()
+	if err != nil || len(logged) != 1 || logged[0].Key != key {
+		t.Fatalf("scratch log: %v, %v", logged, err)
+	}
+	return logged[0].Record
+}
+
+// appendAcked starts a segment of the log beside path as journal.Open
+// numbers it after what Read finds (o.From, o.Snapshot as the release
+// simulated passed them), appends rec as a write made here, waits for it
+// to be synced (SyncWrite: acknowledged), and leaves the segment as a
+// kill -9 would (closed, not removed).
+func appendAcked(t *testing.T, path string, o journal.Options, rec crdt.Record) uint64 {
+	t.Helper()
+	_, lst, err := journal.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Path, o.Mode = path, journal.EveryWrite
+	l, err := journal.Open(o, lst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Append(&rec, false)
+	if err == nil {
+		err = b.Wait()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := journal.Segments(path)
+	return segs[len(segs)-1].N
+}
+
+// closeCutShort: k1 in a snapshot, then k2 in segment 2, a crash, a
+// restart that adds k3 in segment 3, and a Close killed after it removed
+// segments 4 and 3: S2 (k1-k3), log_from 4, log false, segment 2 left.
+func closeCutShort(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)
+	mustSet(t, a, "k2")
+	img := crashImage(t, path)
+	mustClose(t, a)
+	b := mustNew(t, syncConfig(img, SyncWrite))
+	mustSet(t, b, "k3")
+	before := crashImage(t, img)
+	mustClose(t, b)
+	copySegment(t, before, img, 2)
+	kf, err := readKnownFile(img + knownSuffix)
+	if err != nil || kf.LogFrom != 4 || kf.Log {
+		t.Fatalf("members file after the Close cut short: %+v, %v", kf, err)
+	}
+	return img
+}
+
+// TestLogBelowLogFromOfTheReleaseBeforeIsReplayed: the release before
+// this one, started on the files of a Close cut short (segment 2 left,
+// log_from 4), numbered its log on from 2 (segment 3) and wrote log: true
+// beside log_from 4 once New succeeded (markLog); a write acknowledged in
+// segment 3, then a crash. This release restores every write from those
+// files, as that one did, and under DamageReset too (a first fix took the
+// files for a log lost, and reset them: found by review).
+func TestLogBelowLogFromOfTheReleaseBeforeIsReplayed(t *testing.T) {
+	img := closeCutShort(t)
+	// The release before's restart: journal.Open as its restore called it.
+	if n := appendAcked(t, img, journal.Options{Snapshot: true, From: 4}, ownWrite(t, "k4")); n != 3 {
+		t.Fatalf("the release before's log started segment %d; want 3", n)
+	}
+	// Its New then wrote the members file with log: true (markLog).
+	editKnown(t, img, func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"log_from":4`), []byte(`"log_from":4,"log":true`), 1)
+	})
+	if kf, err := readKnownFile(img + knownSuffix); err != nil || !kf.Log || kf.LogFrom != 4 {
+		t.Fatalf("edited members file: %+v, %v", kf, err)
+	}
+	reset := crashImage(t, img)
+
+	c, err := New(syncConfig(img, SyncWrite))
+	if err != nil {
+		t.Errorf("New on the files of the release before (k4 acknowledged in segment 3): %v; want k4 restored", err)
+	} else {
+		if _, ok := c.Get("k4"); !ok {
+			t.Error("k4 lost")
+		}
+		c.Close()
+	}
+
+	cfg := syncConfig(reset, SyncWrite)
+	cfg.OnDamage = DamageReset
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, k := range []string{"k1", "k2", "k3", "k4"} {
+		if _, ok := d.Get(k); !ok {
+			t.Errorf("DamageReset: %s lost (resets: %d)", k, d.Stats().DamageResets)
+		}
+	}
+}
+
+// TestLogBelowLogFromWithoutTheLogFlagIsReplayed: the same files with
+// log: false (written by a release that numbered its log from log_from
+// but wrote no log flag, or by the release before this one when its
+// markLog write failed): segment 3 holds k4, acknowledged, below
+// log_from, and is replayed (a first fix removed it unread: found by
+// review).
+func TestLogBelowLogFromWithoutTheLogFlagIsReplayed(t *testing.T) {
+	img := closeCutShort(t)
+	appendAcked(t, img, journal.Options{Snapshot: true, From: 4}, ownWrite(t, "k4"))
+	c, err := New(syncConfig(img, SyncWrite))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer c.Close()
+	if _, ok := c.Get("k4"); !ok {
+		t.Errorf("k4, acknowledged in segment 3, lost without an error (replayed: %d)", c.Stats().Replayed)
+	}
+}
+
+// TestLogFromOneAfterACleanCloseIsReplayed: a release that wrote
+// log_from but numbered its log from 1 after a clean Close (which wrote
+// log_from 3) wrote k3, acknowledged, in segment 1, then crashed: the
+// segment is replayed (a first fix removed it unread: found by review).
+func TestLogFromOneAfterACleanCloseIsReplayed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	mustSnapshot(t, a)
+	mustSet(t, a, "k2")
+	mustClose(t, a) // log_from 3, no segment
+	// The members file as that release wrote it: version, members,
+	// log_from (no snapshot name, no sum).
+	kf, err := readKnownFile(path + knownSuffix)
+	if err != nil || kf.LogFrom < 2 {
+		t.Fatalf("%+v, %v", kf, err)
+	}
+	if err := os.WriteFile(path+knownSuffix, []byte(`{"version":1,"members":null,"log_from":`+strconv.FormatUint(kf.LogFrom, 10)+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n := appendAcked(t, path, journal.Options{}, ownWrite(t, "k3")); n != 1 {
+		t.Fatalf("segment %d; want 1", n)
+	}
+	c, err := New(syncConfig(path, SyncWrite))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer c.Close()
+	if _, ok := c.Get("k3"); !ok {
+		t.Errorf("k3, acknowledged in segment 1, lost without an error (replayed: %d)", c.Stats().Replayed)
 	}
 }

@@ -366,7 +366,7 @@ func (c *Cache) knownBefore(written int64) error {
 // removed or not restored beside its snapshot: the start read as one
 // after a clean Close, and went on without them; found by review).
 func logLost(lst journal.ReadStats, kf knownFile, path string) error {
-	if !kf.Log || lst.Segments > 0 && lst.Newest.N >= kf.LogFrom {
+	if !kf.Log || lst.Segments > 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: the write log beside %s is missing: segments from %d on held writes the snapshot may not hold (to start from the snapshot alone, remove %s%s too)",

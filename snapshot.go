@@ -70,16 +70,6 @@ func (c *Cache) restore() (err error) {
 		snap, logged, lst = nil, nil, journal.ReadStats{}
 		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log || kf.Snapshot != 0 || len(kf.Pending) > 0)
 	}
-	if snap != nil && kerr == nil && !kf.Log && kf.LogFrom > 0 && lst.Segments > 0 && lst.Newest.N < kf.LogFrom {
-		// Segments the snapshot holds, left by a removal cut short (a
-		// Close killed as it removed its log): numbered on from them,
-		// the log took again the numbers of segments removed.
-		if err := journal.RemoveAll(path); err != nil {
-			return fmt.Errorf("bcache: new: removing the log segments the snapshot holds: %w", err)
-		}
-		c.log.Info().Int("segments", lst.Segments).Msg("removed the write log's segments that the snapshot holds, left by a removal cut short")
-		logged, lst = nil, journal.ReadStats{}
-	}
 	now := c.phys()
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
@@ -170,6 +160,29 @@ func (c *Cache) restore() (err error) {
 			return nil // logged; the log stays, covered again at the next start
 		}
 		return journal.RemoveAll(path)
+	}
+	if lst.Segments > 0 && lst.Newest.N < c.logFrom {
+		// Segments numbered below log_from, replayed above: left by a
+		// removal cut short (a Close killed as it removed its log, the
+		// snapshot holding them), or numbered so by a release before
+		// this one, which went on from them (writes the snapshot lacks).
+		// A snapshot covers them now, and the log goes on from log_from:
+		// numbered on from them, it took again the numbers of segments
+		// removed, and a backup of the snapshot put back beside the newer
+		// log read as whole (found by review; removed unread, they lost
+		// the older release's writes: found by review of that). If the
+		// members file cannot say so, they stay, and the log numbers on
+		// from them, as before.
+		if err := c.writeSnapshot(); err != nil {
+			return fmt.Errorf("bcache: new: covering the write log: %w", err)
+		}
+		from := max(c.logFrom, lst.Newest.N+1)
+		if err := c.writeKnown(c.known, from, false); err == nil {
+			if err := journal.RemoveAll(path); err != nil {
+				return fmt.Errorf("bcache: new: removing the write log's segments a snapshot covers: %w", err)
+			}
+			c.logFrom, lst = from, journal.ReadStats{}
+		}
 	}
 	mode := journal.EveryWrite
 	if c.cfg.Sync == SyncInterval {
