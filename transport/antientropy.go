@@ -1179,11 +1179,24 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if len(collided) > 0 {
 		// This member's records of the hashes where another key came: the
 		// initiator applies a Reject's records as any (a release before
-		// this one too). Cut as a Repair of such records is (the rest
-		// goes at the next session, which lists the hashes collided).
+		// this one too). Cut as a Repair of such records is, in the room
+		// the answers leave, in bytes and in number, and left out when
+		// they leave none (the rest goes at the next session, which lists
+		// the hashes collided). Cut as if the Reject carried nothing
+		// else, they and the answers together were over the frame or
+		// wire.MaxRecords: the Reject failed to encode, and the answers
+		// went with it, at every session that rejected the other key too
+		// (found by review).
 		recs := n.recordsOf(collided)
-		recs, _ = n.cutAt(recs, n.repairRoom(recs, collided, 0))
-		rejected = append(rejected, recs...)
+		room := n.repairRoom(recs, collided, 0)
+		for i := range rejected {
+			room -= wire.RecordSize(&rejected[i])
+		}
+		recs, _ = n.cutAt(recs, room)
+		if len(rejected) > 0 && len(recs) > 0 && wire.RecordSize(&recs[0]) > room {
+			recs = nil // cutAt keeps one: none fits beside the answers
+		}
+		rejected = append(rejected, recs[:min(len(recs), wire.MaxRecords-len(rejected))]...)
 	}
 	if len(rejected) == 0 {
 		return nil

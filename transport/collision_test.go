@@ -476,3 +476,85 @@ func TestRejectIsAnsweredOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectWithCollidedRecordsFitsAFrame: the responder's Reject that
+// answers the records of the initiator's Repair it rejected below its
+// watermark (package lww, rule 3), and carries its own records of a hash
+// where another key came, fits a frame, in bytes and in number. The
+// collided records were cut as if the Reject carried nothing else: with
+// the answers the Reject was over MaxFrame or wire.MaxRecords, failed to
+// encode, and was dropped, the answers and the collided records with it;
+// the other key rejected too, so at every session, and the two never
+// converged (found by review). The collided records that find no room go
+// at the next session, which lists their hash as collided: the two
+// converge.
+func TestRejectWithCollidedRecordsFitsAFrame(t *testing.T) {
+	ka, kb := collidingKeys[0], collidingKeys[1]
+	const wm = 100_000 // y's watermark
+	for _, over := range []string{"bytes", "records"} {
+		for _, c := range []struct {
+			name string
+			wall int64 // of x's record of kb
+		}{
+			{"the other key applied", 2 * wm},
+			{"the other key rejected too", wm / 2},
+		} {
+			t.Run(over+", "+c.name, func(t *testing.T) {
+				cfg := Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}
+				if over == "bytes" {
+					cfg.Limits.MaxFrame = 16 << 10
+				}
+				n := newTestNet(t, 8, cfg, "x", "y")
+				x, y := n.nodes["x"], n.nodes["y"]
+				n.reps["y"].wm = wm
+				n.reps["y"].recs[ka] = crdt.Record{Key: ka, Value: bytes.Repeat([]byte("a"), 10<<10), Time: crdt.Timestamp{Wall: 10, Node: 2}}
+				rb := crdt.Record{Key: kb, Value: []byte("B"), Time: crdt.Timestamp{Wall: c.wall, Node: 1}}
+				n.reps["x"].recs[kb] = rb
+				// Records y lacks, below its watermark: half a frame of
+				// them, or as many as x's Repair carries with kb. y
+				// answers each with a tombstone.
+				var old []string
+				for size, i := wire.RecordSize(&rb), 0; over == "bytes" && size < cfg.Limits.MaxFrame/2 || over == "records" && i < wire.MaxRecords-1; i++ {
+					r := crdt.Record{Key: fmt.Sprintf("old:%036d", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(100 + i), Node: 1}}
+					n.reps["x"].recs[r.Key] = r
+					old = append(old, r.Key)
+					size += wire.RecordSize(&r)
+				}
+				codec := wire.NewCodec(cfg.Limits)
+				rejects := 0
+				see := func(from string, e Envelope) (string, []Envelope) {
+					if from == "y" && e.Kind == wire.KindReject {
+						if _, err := codec.Decode(e.Payload); err != nil {
+							t.Fatalf("y's Reject does not decode: %v", err)
+						}
+						rejects++
+					}
+					return "", nil
+				}
+				n.pumpEach("x", x.StartSession("y", n.now.Now()), see)
+				if e := y.Stats().EncodeErrors; e != 0 || rejects == 0 {
+					t.Fatalf("y sent %d Rejects, failed to encode %d messages", rejects, e)
+				}
+				for _, k := range old {
+					if r := n.reps["x"].recs[k]; !r.Tombstone {
+						t.Fatalf("x still holds %q at %+v, which y rejected", k, r.Time)
+					}
+				}
+				root := func(name string) uint64 { return n.reps[name].tree().Root().Hash() }
+				for range 3 {
+					if root("x") == root("y") {
+						break
+					}
+					n.pumpEach("x", x.StartSession("y", n.now.Now()), see)
+				}
+				if _, hasA := n.reps["x"].recs[ka]; root("x") != root("y") || !hasA {
+					t.Fatalf("after four sessions x and y differ (x holds %q: %v; %d Rejects, encode errors %d and %d)",
+						ka, hasA, rejects, x.Stats().EncodeErrors, y.Stats().EncodeErrors)
+				}
+				if e := x.Stats().EncodeErrors + y.Stats().EncodeErrors; e != 0 {
+					t.Fatalf("%d messages failed to encode", e)
+				}
+			})
+		}
+	}
+}
