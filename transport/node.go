@@ -208,15 +208,20 @@ type Node struct {
 // time follows steps of the system clock, backwards too, and every
 // deadline set before a step back waited for the clock to catch up: an
 // hour's step stopped the member's sessions, their retries and its lone
-// deltas for an hour, unseen (found by review). Times that are facts, not
-// timers (a responder's start, the roster's cuts), stay; the session's
-// own start, its synced mark, moves back with the rest: lower is safe.
-// A step back of less than stepBack is left alone: a caller's now read
+// deltas for an hour, unseen (found by review). The readings of this
+// node's clock that are not timers move with them: the synced marks (a
+// session's start, on either side, and the roster's; lower is safe),
+// the roster's ends, failures and arrivals, the exchanges' times: left
+// on the clock before the step, a session completed before it read as
+// one started after an end noted after it, and the member that ended
+// was retired at once (found by review). The peers' times (the roster's
+// cuts and coverage) stay. A step back of less than stepBack is left alone: a caller's now read
 // before it waited for the node's lock, and the wall clock's
 // re-anchoring to a system clock slewed by NTP, are that much behind the
 // last now (moved back for each, the timers would creep early), and the
 // timers wait at most that much longer.
 func (n *Node) rebase(now int64) {
+	defer func() { n.roster.latest = n.lastNow }()
 	if now >= n.lastNow {
 		n.lastNow = now
 		return
@@ -231,7 +236,10 @@ func (n *Node) rebase(now int64) {
 		&ae.last.start, &ae.last.deadline, &ae.last.retry, &n.out.due, &n.out.last} {
 		*t = crdt.SubSat(*t, back)
 	}
-	earlier := func(r *responder) { r.deadline = crdt.SubSat(r.deadline, back) }
+	earlier := func(r *responder) {
+		r.deadline = crdt.SubSat(r.deadline, back)
+		r.start = crdt.SubSat(r.start, back) // its synced mark, as the session's own
+	}
 	for _, r := range ae.resp {
 		earlier(r)
 	}
@@ -246,6 +254,13 @@ func (n *Node) rebase(now int64) {
 	for name, t := range ae.joined {
 		ae.joined[name] = crdt.SubSat(t, back)
 	}
+	for name, t := range n.synced {
+		n.synced[name] = crdt.SubSat(t, back)
+	}
+	if n.firstSync != 0 {
+		n.firstSync = max(crdt.SubSat(n.firstSync, back), 1) // 0 is none
+	}
+	n.roster.rebase(back)
 }
 
 // stepBack is the least step back of the time given to the node that
@@ -375,6 +390,7 @@ func (n *Node) Restarted(name string, now int64) {
 // its name has completed a session with this node too (what it held alone
 // comes back with it), or after FailedTimeout.
 func (n *Node) Left(name string, keepsState bool, now int64) {
+	n.rebase(now)
 	n.roster.left(name, keepsState, now)
 }
 

@@ -74,6 +74,10 @@ type roster struct {
 
 	current map[string]*incarnation // by name: the incarnation in or last in the view
 	ended   []*incarnation          // ended, until retired
+	// latest is the latest time the node was given (Node.lastNow): an
+	// end is noted no earlier, so that no session started before it (a
+	// synced mark up to stepBack above a now stepped back) reads as after.
+	latest int64
 }
 
 func (r *roster) init(margin, failedTimeout, retireAfter int64) {
@@ -95,7 +99,7 @@ func (r *roster) view(names map[string]bool, now int64) {
 	}
 	for name, in := range r.current {
 		if !names[name] && in.state == alive {
-			in.state, in.since = failed, now
+			in.state, in.since = failed, max(now, r.latest)
 		}
 	}
 }
@@ -125,6 +129,7 @@ func (r *roster) left(name string, keeps bool, now int64) {
 const maxEndedPerName = 16
 
 func (r *roster) end(in *incarnation, now int64) {
+	now = max(now, r.latest)
 	in.state, in.since = ended, now
 	if !in.hasCut { // never synced with: it wrote nothing before it joined
 		in.cut, in.hasCut = in.joined, true
@@ -320,5 +325,24 @@ func (r *roster) restore(ks []Known, self string, now int64) {
 		}
 		r.current[k.Name] = &incarnation{name: k.Name, cut: cut, coverage: coverage, hasCut: k.HasCut, hasReport: k.HasReport,
 			joined: since, since: since, state: failed}
+	}
+}
+
+// rebase moves the times on this node's clock (synced marks, ends,
+// failures, arrivals) back by back, with the node's (see Node.rebase):
+// left on the clock before a step back, a session completed before it
+// read as one started after an end noted after it. Cuts and coverage are
+// the peers' clocks', and stay.
+func (r *roster) rebase(back int64) {
+	move := func(in *incarnation) {
+		for _, t := range []*int64{&in.synced, &in.joined, &in.since, &in.firstEnd} {
+			*t = crdt.SubSat(*t, back)
+		}
+	}
+	for _, in := range r.current {
+		move(in)
+	}
+	for _, e := range r.ended {
+		move(e)
 	}
 }
