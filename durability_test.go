@@ -1393,3 +1393,64 @@ func TestLogFromOneAfterACleanCloseIsReplayed(t *testing.T) {
 		t.Errorf("k3, acknowledged in segment 1, lost without an error (replayed: %d)", c.Stats().Replayed)
 	}
 }
+
+// TestALogRunningAfterTheLogBelowLogFromIsCoveredIsMarked: files with
+// log: true beside segments below log_from (as the release before left
+// them: TestLogBelowLogFromOfTheReleaseBeforeIsReplayed). The start covers
+// the segments and writes the members file with log: false; the file is
+// then written again saying a log runs (markLog, taken from the file as it
+// now stands: taken from the file as read, it was not, and the new log
+// lost whole read as no log: found by review), so that a write
+// acknowledged in the new log, then that log lost whole, is ErrWriteLog,
+// as in TestLogLostWholeIsDamage.
+func TestALogRunningAfterTheLogBelowLogFromIsCoveredIsMarked(t *testing.T) {
+	img := closeCutShort(t)
+	appendAcked(t, img, journal.Options{Snapshot: true, From: 4}, ownWrite(t, "k4"))
+	editKnown(t, img, func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"log_from":4`), []byte(`"log_from":4,"log":true`), 1)
+	})
+	c := mustNew(t, syncConfig(img, SyncWrite))
+	mustSet(t, c, "k5") // acknowledged: in the log alone
+	image := crashImage(t, img)
+	mustClose(t, c)
+	kf, err := readKnownFile(image + knownSuffix)
+	t.Logf("members file while the log runs: log_from %d, log %v (%v)", kf.LogFrom, kf.Log, err)
+	segs, _ := filepath.Glob(image + ".log.*")
+	for _, s := range segs { // the log lost whole
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := New(syncConfig(image, SyncWrite))
+	if err == nil {
+		_, ok := d.Get("k5")
+		d.Close()
+		t.Fatalf("New without the log: nil error, k5 held: %v; want ErrWriteLog (k5 is in no file)", ok)
+	}
+	if !errors.Is(err, ErrWriteLog) {
+		t.Fatalf("New: %v; want ErrWriteLog", err)
+	}
+}
+
+// TestALogBelowLogFromStartsWhenTheMembersFileCannotBeWritten: a start
+// on the files of a Close cut short, with the members file unwritable,
+// starts and holds every write: the segments below log_from stay, not
+// covered, and the log numbers on from them, as before the cover (which
+// failed New when its snapshot, named first in the members file, could not
+// be written: found by review).
+func TestALogBelowLogFromStartsWhenTheMembersFileCannotBeWritten(t *testing.T) {
+	img := closeCutShort(t)
+	save := saveFile
+	saveFile = func(string, func(io.Writer) error) error { return errors.New("no space left on device") }
+	c, err := New(syncConfig(img, SyncWrite))
+	saveFile = save
+	if err != nil {
+		t.Fatalf("New with the members file unwritable: %v; want a start, the segments kept", err)
+	}
+	defer c.Close()
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if _, ok := c.Get(k); !ok {
+			t.Errorf("%s lost", k)
+		}
+	}
+}

@@ -171,13 +171,12 @@ func (c *Cache) restore() (err error) {
 		// removed, and a backup of the snapshot put back beside the newer
 		// log read as whole (found by review; removed unread, they lost
 		// the older release's writes: found by review of that). If the
-		// members file cannot say so, they stay, and the log numbers on
-		// from them, as before.
+		// snapshot or the members file cannot be written, they stay, and
+		// the log numbers on from them, as before: New goes on (it failed,
+		// where the release before started: found by review).
 		if err := c.writeSnapshot(); err != nil {
-			return fmt.Errorf("bcache: new: covering the write log: %w", err)
-		}
-		from := max(c.logFrom, lst.Newest.N+1)
-		if err := c.writeKnown(c.known, from, false); err == nil {
+			c.log.Warn().Err(err).Msg("covering the write log's segments below log_from failed: they stay, and the log numbers on from them")
+		} else if from := max(c.logFrom, lst.Newest.N+1); c.writeKnown(c.known, from, false) == nil {
 			if err := journal.RemoveAll(path); err != nil {
 				return fmt.Errorf("bcache: new: removing the write log's segments a snapshot covers: %w", err)
 			}
@@ -207,7 +206,7 @@ func (c *Cache) restore() (err error) {
 	// started), the members file says a log runs, so that one lost whole
 	// is found: after a clean Close, which removes the log, it said none
 	// until the next snapshot.
-	c.markLog = snap != nil && kerr == nil && !kf.Log
+	c.markLog = snap != nil && kerr == nil && !c.kf.Log
 	if c.cfg.LogReceived {
 		c.feed.watchAlso(c.store, c.logReceived)
 	}
