@@ -202,3 +202,70 @@ func TestASmallStepBackRetiresNoMemberEarly(t *testing.T) {
 		t.Errorf("a, ended at %d, retired at once after a step back of 0.9 s (c's synced mark %d)", now, b.roster.current["c"].synced)
 	}
 }
+
+// TestAForwardBlipRetiresNoEndedMemberEarly: the clock steps forward (a
+// wrong NTP server, a VM resumed with a skewed clock) and is stepped back
+// shortly after. rebase moves every stored time back by the whole blip,
+// also the end noted before the blip, on the right clock: the end reads as
+// an hour old, and a session that started 10 ms after it retires the member
+// (it counts until every member in the view has synced with this node
+// retireAfter after the end). The same sequence without the blip keeps it.
+func TestAForwardBlipRetiresNoEndedMemberEarly(t *testing.T) {
+	for _, blip := range []bool{false, true} {
+		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "c")
+		b := n.nodes["b"]
+		n.now.Advance(2 * time.Hour)
+		n.pump("b", b.StartSession("a", n.now.Now()))
+		n.pump("b", b.StartSession("c", n.now.Now()))
+		if b.Stats().SessionsCompleted != 2 {
+			t.Fatal("setup: b's sessions did not complete")
+		}
+		n.now.Advance(time.Second)
+		end := n.now.Now()
+		b.SetMembers([]string{"b", "c"}, end)
+		b.Left("a", false, end)
+		if blip {
+			n.now.Advance(time.Hour)  // the clock steps forward
+			b.Tick(n.now.Now())       // any call meanwhile (its frames lost)
+			n.now.Advance(-time.Hour) // and is stepped back
+		}
+		n.now.Advance(10 * time.Millisecond)
+		n.pump("b", b.StartSession("c", n.now.Now())) // 10 ms after a's end
+		if !countsEnded(b, "a", n.now.Now()) {
+			t.Errorf("blip %v: a, ended at %d, retired by a session that started 10 ms after its end (retireAfter %v; c's synced mark %d)",
+				blip, end, time.Duration(b.roster.retireAfter), b.roster.current["c"].synced)
+		}
+	}
+}
+
+// TestAForwardBlipForgetsNoFailedMemberEarly: as for an end, a failure
+// noted before a forward step that NTP undid was moved back by the blip:
+// a member gone from the view 11 minutes ago, FailedTimeout an hour, was
+// forgotten after a blip of 50 minutes, and the stable bound no longer
+// waited for it (its writes meanwhile rejected on its return).
+func TestAForwardBlipForgetsNoFailedMemberEarly(t *testing.T) {
+	for _, blip := range []bool{false, true} {
+		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second, FailedTimeout: time.Hour}, "a", "b", "c")
+		b := n.nodes["b"]
+		n.now.Advance(2 * time.Hour)
+		n.pump("b", b.StartSession("a", n.now.Now()))
+		n.pump("b", b.StartSession("c", n.now.Now()))
+		n.now.Advance(time.Second)
+		b.SetMembers([]string{"b", "c"}, n.now.Now()) // a fails
+		if blip {
+			n.now.Advance(50 * time.Minute)
+			b.Tick(n.now.Now())
+			n.now.Advance(-50 * time.Minute)
+			b.Tick(n.now.Now()) // the next call, at once
+		}
+		n.now.Advance(11 * time.Minute)
+		b.Tick(n.now.Now())
+		counted := false
+		for _, k := range b.Known(n.now.Now()) {
+			counted = counted || k.Name == "a"
+		}
+		if !counted {
+			t.Errorf("blip %v: a, failed 11 minutes ago (FailedTimeout 1h), is no longer counted", blip)
+		}
+	}
+}

@@ -209,13 +209,15 @@ type Node struct {
 // deadline set before a step back waited for the clock to catch up: an
 // hour's step stopped the member's sessions, their retries and its lone
 // deltas for an hour, unseen (found by review). The readings of this
-// node's clock that are not timers move with them: the synced marks (a
-// session's start, on either side, and the roster's; lower is safe),
-// the roster's ends, failures and arrivals, the exchanges' times: left
-// on the clock before the step, a session completed before it read as
-// one started after an end noted after it, and the member that ended
-// was retired at once (found by review). The peers' times (the roster's
-// cuts and coverage) stay. A step back of less than stepBack is left alone: a caller's now read
+// node's clock that are safe lower move with them: the synced marks (a
+// session's start, on either side, and the roster's), arrivals, the
+// exchanges' times. Left on the clock before the step, a session completed
+// before it read as one started after an end noted after it, and the
+// member that ended was retired at once (found by review). Ends and
+// failures, safe higher, stay (see roster.rebase), and so do the peers'
+// times (the roster's cuts and coverage).
+//
+// A step back of less than stepBack is left alone: a caller's now read
 // before it waited for the node's lock, and the wall clock's
 // re-anchoring to a system clock slewed by NTP, are that much behind the
 // last now (moved back for each, the timers would creep early), and the

@@ -328,14 +328,19 @@ func (r *roster) restore(ks []Known, self string, now int64) {
 	}
 }
 
-// rebase moves the times on this node's clock (synced marks, ends,
-// failures, arrivals) back by back, with the node's (see Node.rebase):
-// left on the clock before a step back, a session completed before it
-// read as one started after an end noted after it. Cuts and coverage are
+// rebase moves the times on this node's clock that are safe lower (the
+// synced marks, and arrivals, a never-synced incarnation's cut) back by
+// back, with the node's (see Node.rebase): left on the clock before a step
+// back, a session completed before it read as one started after an end
+// noted after it. Ends and failures are safe higher and stay: back is
+// measured from the latest now, which a forward step that NTP undid had
+// put ahead of the times noted before it, and moved with the rest an end
+// noted before such a blip read as the blip older, and a session 10 ms
+// after it retired the member (found by review). Cuts and coverage are
 // the peers' clocks', and stay.
 func (r *roster) rebase(back int64) {
 	move := func(in *incarnation) {
-		for _, t := range []*int64{&in.synced, &in.joined, &in.since, &in.firstEnd} {
+		for _, t := range []*int64{&in.synced, &in.joined} {
 			*t = crdt.SubSat(*t, back)
 		}
 	}
