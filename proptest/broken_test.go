@@ -614,7 +614,7 @@ func TestTraceFileHoldsTheCounterexample(t *testing.T) {
 	// Found with rapidfail's steps, not rapid's default: a fail file
 	// replays only with the same (it replayed silently as a new search
 	// without: found by review).
-	if !strings.Contains(trace, "found with -rapid.steps=100: replay its fail file with the same flag") {
+	if found := "found with -rapid.steps=" + rapidfail.Scaled("rapid.steps", "100"); !strings.Contains(trace, found) || !strings.Contains(trace, "replay its fail file with the same flag") {
 		t.Fatalf("the trace file does not say the steps it was found with:\n%s", trace[max(0, len(trace)-500):])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/rapidfail"
 	"github.com/bcache-go/bcache/transport"
 	"pgregory.net/rapid"
 )
@@ -61,7 +62,7 @@ func setRapidFlags(t *testing.T, values map[string]string) {
 	for name, value := range values {
 		f := flag.Lookup(name)
 		old := f.Value.String()
-		if err := flag.Set(name, value); err != nil {
+		if err := flag.Set(name, rapidfail.Scaled(name, value)); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { flag.Set(name, old) })

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -33,8 +34,8 @@ func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
 	// review), and with no fail file replayed (one given on the command
 	// line, or, under a test's name, one a run of rapid.Check left).
 	defer setFlag(t, "rapid.seed", "1")()
-	defer setFlag(t, "rapid.checks", "1000")()
-	defer setFlag(t, "rapid.steps", "100")()
+	defer setFlag(t, "rapid.checks", Scaled("rapid.checks", "1000"))()
+	defer setFlag(t, "rapid.steps", Scaled("rapid.steps", "100"))()
 	defer setFlag(t, "rapid.shrinktime", "50ms")() // finding one is what counts here
 	defer setFlag(t, "rapid.nofailfile", "true")()
 	defer setFlag(t, "rapid.failfile", "")()
@@ -52,6 +53,28 @@ func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
 		return "failed"
 	}
 	return rec.msg
+}
+
+// Scaled returns the value to give rapid's flag name for rapid to run
+// value: rapid runs a fifth of -rapid.checks and half of -rapid.steps
+// under -short, so those are scaled up by as much then; any other flag's
+// value, or one not a number, is returned as it is. A test that needs its
+// sample (a rate measured, a broken variant caught, a counterexample
+// replayed by its seed) sets its budget through it: set as it is, under
+// -short a rate had too few frames, a broken variant passed and a seed
+// replayed another run (found running go test -short ./...).
+func Scaled(name, value string) string {
+	n, err := strconv.Atoi(value)
+	if err != nil || !testing.Short() {
+		return value
+	}
+	switch name {
+	case "rapid.checks":
+		return strconv.Itoa(n * 5)
+	case "rapid.steps":
+		return strconv.Itoa(n * 2)
+	}
+	return value
 }
 
 // setFlag sets a command-line flag, and returns what sets it back.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bcache-go/bcache/internal/rapidfail"
 	"github.com/bcache-go/bcache/proptest"
 	"github.com/bcache-go/bcache/transport"
 	"pgregory.net/rapid"
@@ -58,7 +59,7 @@ func setFlags(t *testing.T, kv ...string) {
 	for i := 0; i < len(kv); i += 2 {
 		f := flag.Lookup(kv[i])
 		old := f.Value.String()
-		if err := flag.Set(kv[i], kv[i+1]); err != nil {
+		if err := flag.Set(kv[i], rapidfail.Scaled(kv[i], kv[i+1])); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { flag.Set(kv[i], old) })
