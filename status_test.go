@@ -283,6 +283,32 @@ func foundedOnDisk(t *testing.T) (*Cache, Config, *atomic.Pointer[[]string]) {
 	return founded(t, cfg, more), cfg, more
 }
 
+// foundedBeforePod1 returns a member called name that founded its
+// cluster and holds keys values of size bytes, once its peer source names
+// pod-1's address, addr, which nothing listens on yet (a StatefulSet's
+// next pod, published before it runs).
+func foundedBeforePod1(t *testing.T, name string, keys, size int) (*Cache, string) {
+	t.Helper()
+	var more atomic.Pointer[[]string]
+	c := founded(t, testConfig(name), &more)
+	value := make([]byte, size)
+	for i := range keys {
+		if err := c.Set("key-"+strconv.Itoa(i), value, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	peers := []string{addr}
+	more.Store(&peers)
+	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "pod-1 never looked up")
+	return c, addr
+}
+
 // founded is founding, once the member has founded its cluster.
 func founded(t *testing.T, cfg Config, more *atomic.Pointer[[]string]) *Cache {
 	t.Helper()
@@ -879,23 +905,7 @@ func TestClosedMemberListsNoPeers(t *testing.T) {
 // scaled from one member to two, a cluster had no member ready for as
 // long as the first exchange took (found by review).
 func TestFounderStaysReadyAsAMemberJoins(t *testing.T) {
-	var more atomic.Pointer[[]string]
-	c := founded(t, testConfig("pod-0"), &more)
-	value := make([]byte, 200)
-	for i := range 50_000 { // an exchange long enough to be seen
-		if err := c.Set("key-"+strconv.Itoa(i), value, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0") // pod-1's address, published before it runs
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	peers := []string{addr}
-	more.Store(&peers)
-	await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "pod-1 never looked up")
+	c, addr := foundedBeforePod1(t, "pod-0", 50_000, 200) // an exchange long enough to be seen
 	var unready atomic.Pointer[Status]
 	var founding atomic.Bool
 	stop, done := make(chan struct{}), make(chan struct{})
@@ -940,22 +950,7 @@ func TestFounderStaysReadyAsAMemberJoins(t *testing.T) {
 // it).
 func TestAFounderIsReadyThroughItsFirstSync(t *testing.T) {
 	for round := range 5 {
-		var more atomic.Pointer[[]string]
-		c := founded(t, testConfig(fmt.Sprint("pod-0-", round)), &more)
-		for i := range 2000 {
-			if err := c.Set("key-"+strconv.Itoa(i), []byte("v"), 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0") // pod-1's address, published before it runs
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		peers := []string{addr}
-		more.Store(&peers)
-		await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "pod-1 never looked up")
+		c, addr := foundedBeforePod1(t, fmt.Sprint("pod-0-", round), 2000, 1)
 		var unready atomic.Pointer[Status]
 		stop := make(chan struct{})
 		var wg sync.WaitGroup

@@ -68,6 +68,21 @@ func TestSmallStepsBackMoveNoTimer(t *testing.T) {
 	}
 }
 
+// bSyncedWithAll returns a net of a, b and c, two hours in, where b has
+// completed a session with each of the others.
+func bSyncedWithAll(t *testing.T, cfg Config) (*testNet, *Node) {
+	t.Helper()
+	n := newTestNet(t, 8, cfg, "a", "b", "c")
+	b := n.nodes["b"]
+	n.now.Advance(2 * time.Hour)
+	n.pump("b", b.StartSession("a", n.now.Now()))
+	n.pump("b", b.StartSession("c", n.now.Now()))
+	if b.Stats().SessionsCompleted != 2 {
+		t.Fatal("setup: b's sessions did not complete")
+	}
+	return n, b
+}
+
 // countsEnded reports whether node counts the ended incarnation of name.
 func countsEnded(node *Node, name string, now int64) bool {
 	for _, k := range node.Known(now) {
@@ -87,14 +102,7 @@ func countsEnded(node *Node, name string, now int64) bool {
 // sequence without the step keeps it.
 func TestAnEndedMemberStaysCountedAfterTheClockStepsBack(t *testing.T) {
 	for _, step := range []time.Duration{0, -10 * time.Second} {
-		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "c")
-		b := n.nodes["b"]
-		n.now.Advance(2 * time.Hour)
-		n.pump("b", b.StartSession("a", n.now.Now()))
-		n.pump("b", b.StartSession("c", n.now.Now()))
-		if b.Stats().SessionsCompleted != 2 {
-			t.Fatal("setup: b's sessions did not complete")
-		}
+		n, b := bSyncedWithAll(t, Config{AntiEntropyInterval: time.Second})
 		n.now.Advance(time.Second)
 		n.now.Advance(step) // NTP steps b's clock back (or not)
 		now := n.now.Now()
@@ -189,11 +197,7 @@ func TestLeftAfterAStepBackIsRebased(t *testing.T) {
 // it: a synced mark from before a step of 0.9 s reads as a session after
 // an end noted just after it.
 func TestASmallStepBackRetiresNoMemberEarly(t *testing.T) {
-	n := newTestNet(t, 8, Config{AntiEntropyInterval: 50 * time.Millisecond, SessionTimeout: 100 * time.Millisecond}, "a", "b", "c")
-	b := n.nodes["b"]
-	n.now.Advance(2 * time.Hour)
-	n.pump("b", b.StartSession("a", n.now.Now()))
-	n.pump("b", b.StartSession("c", n.now.Now()))
+	n, b := bSyncedWithAll(t, Config{AntiEntropyInterval: 50 * time.Millisecond, SessionTimeout: 100 * time.Millisecond})
 	n.now.Advance(-900 * time.Millisecond)
 	now := n.now.Now()
 	b.SetMembers([]string{"b", "c"}, now)
@@ -205,21 +209,15 @@ func TestASmallStepBackRetiresNoMemberEarly(t *testing.T) {
 
 // TestAForwardBlipRetiresNoEndedMemberEarly: the clock steps forward (a
 // wrong NTP server, a VM resumed with a skewed clock) and is stepped back
-// shortly after. rebase moves every stored time back by the whole blip,
-// also the end noted before the blip, on the right clock: the end reads as
-// an hour old, and a session that started 10 ms after it retires the member
-// (it counts until every member in the view has synced with this node
-// retireAfter after the end). The same sequence without the blip keeps it.
+// shortly after. rebase moved every stored time back by the whole blip,
+// also the end noted before the blip, on the right clock: the end read as
+// an hour old, and a session that started 10 ms after it retired the
+// member (it counts until every member in the view has synced with this
+// node retireAfter after the end; found by review). The same sequence
+// without the blip keeps it.
 func TestAForwardBlipRetiresNoEndedMemberEarly(t *testing.T) {
 	for _, blip := range []bool{false, true} {
-		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "c")
-		b := n.nodes["b"]
-		n.now.Advance(2 * time.Hour)
-		n.pump("b", b.StartSession("a", n.now.Now()))
-		n.pump("b", b.StartSession("c", n.now.Now()))
-		if b.Stats().SessionsCompleted != 2 {
-			t.Fatal("setup: b's sessions did not complete")
-		}
+		n, b := bSyncedWithAll(t, Config{AntiEntropyInterval: time.Second})
 		n.now.Advance(time.Second)
 		end := n.now.Now()
 		b.SetMembers([]string{"b", "c"}, end)
@@ -245,11 +243,7 @@ func TestAForwardBlipRetiresNoEndedMemberEarly(t *testing.T) {
 // waited for it (its writes meanwhile rejected on its return).
 func TestAForwardBlipForgetsNoFailedMemberEarly(t *testing.T) {
 	for _, blip := range []bool{false, true} {
-		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second, FailedTimeout: time.Hour}, "a", "b", "c")
-		b := n.nodes["b"]
-		n.now.Advance(2 * time.Hour)
-		n.pump("b", b.StartSession("a", n.now.Now()))
-		n.pump("b", b.StartSession("c", n.now.Now()))
+		n, b := bSyncedWithAll(t, Config{AntiEntropyInterval: time.Second, FailedTimeout: time.Hour})
 		n.now.Advance(time.Second)
 		b.SetMembers([]string{"b", "c"}, n.now.Now()) // a fails
 		if blip {
