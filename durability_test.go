@@ -1454,3 +1454,82 @@ func TestALogBelowLogFromStartsWhenTheMembersFileCannotBeWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestACoverRenamedThenACrashLosesNothing: the cover of segments below
+// log_from writes a snapshot renamed in place but not synced (ErrRenamed);
+// the member runs, writes k5, and crashes; the next start finds either
+// snapshot (the new one, or the old one back after a power cut) and holds
+// k1-k5. Then a second start in a row whose cover fails, and a third whose
+// cover succeeds: nothing is lost.
+func TestACoverRenamedThenACrashLosesNothing(t *testing.T) {
+	for _, flag := range []bool{false, true} {
+		for _, old := range []bool{false, true} {
+			t.Run(fmt.Sprintf("log%v/old%v", flag, old), func(t *testing.T) {
+				img := closeCutShort(t)
+				appendAcked(t, img, journal.Options{Snapshot: true, From: 4}, ownWrite(t, "k4"))
+				if flag {
+					editKnown(t, img, func(b []byte) []byte {
+						return bytes.Replace(b, []byte(`"log_from":4`), []byte(`"log_from":4,"log":true`), 1)
+					})
+				}
+				oldSnap, err := os.ReadFile(img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				save := saveSnapshot
+				saveSnapshot = func(s *store.Store, p string, w int64) (int, error) {
+					n, err := save(s, p, w)
+					if err == nil {
+						err = fmt.Errorf("sync dir: %w", store.ErrRenamed)
+					}
+					return n, err
+				}
+				c, err := New(syncConfig(img, SyncWrite))
+				saveSnapshot = save
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				mustSet(t, c, "k5")
+				image := crashImage(t, img)
+				c.Close()
+				if old {
+					if err := os.WriteFile(image, oldSnap, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Second start: its cover fails too (snapshot unwritable).
+				saveSnapshot = func(*store.Store, string, int64) (int, error) { return 0, errors.New("no space") }
+				d, err := New(syncConfig(image, SyncWrite))
+				saveSnapshot = save
+				if err != nil {
+					t.Fatalf("second New: %v", err)
+				}
+				mustSet(t, d, "k6")
+				image2 := crashImage(t, image)
+				d.Close()
+				e, err := New(syncConfig(image2, SyncWrite))
+				if err != nil {
+					t.Fatalf("third New: %v", err)
+				}
+				for _, k := range []string{"k1", "k2", "k3", "k4", "k5", "k6"} {
+					if _, ok := e.Get(k); !ok {
+						t.Errorf("%s lost", k)
+					}
+				}
+				mustSet(t, e, "k7")
+				image3 := crashImage(t, image2)
+				e.Close()
+				f, err := New(syncConfig(image3, SyncWrite))
+				if err != nil {
+					t.Fatalf("fourth New: %v", err)
+				}
+				defer f.Close()
+				for _, k := range []string{"k1", "k2", "k3", "k4", "k5", "k6", "k7"} {
+					if _, ok := f.Get(k); !ok {
+						t.Errorf("fourth: %s lost", k)
+					}
+				}
+			})
+		}
+	}
+}
