@@ -53,10 +53,20 @@ func (m *Map) mark(leaf uint32) crdt.Timestamp {
 	return m.wm[leaf]
 }
 
+// lastMark is the highest watermark: one below the last timestamp of
+// the last nanosecond, so that an answer (Tombstone) above it exists. A
+// record stamped at the very last timestamp, collected, raised its
+// bucket's watermark to it, and the answer, saturated, fell below it: the
+// rejected records of the bucket bounced for ever (found by review).
+var lastMark = crdt.Timestamp{Wall: math.MaxInt64, Logical: math.MaxUint32 - 1, Node: math.MaxUint64}
+
 // raise raises the watermark of a leaf to w, if that is higher. The
 // watermarks take 24 bytes a leaf, allocated at the first: a map that
 // never collects (no deletes, no TTLs) never pays for them.
 func (m *Map) raise(leaf uint32, w crdt.Timestamp) {
+	if lastMark.Less(w) {
+		w = lastMark
+	}
 	if noMark.Less(w) && m.wm == nil {
 		m.wm = make([]crdt.Timestamp, m.tree.Leaves())
 		for i := range m.wm {

@@ -870,3 +870,39 @@ func TestRefillPutsAValueBackOnItsStub(t *testing.T) {
 		t.Fatal("a refill changed the digest")
 	}
 }
+
+// TestAnAnswerAtTheLastTimestampDeletesTheRejected: a tombstone stamped
+// at the very last timestamp, collected, raised its bucket's watermark to
+// it, and the answer to a record of the bucket then rejected (above the
+// watermark, saturated) fell below it: it deleted nothing at the sender,
+// which sent the record again at every session (found by review). The
+// watermark stops one below the last timestamp.
+func TestAnAnswerAtTheLastTimestampDeletesTheRejected(t *testing.T) {
+	const last = int64(1<<63 - 1)
+	m := newMap(t, Config{DigestBits: 4})
+	var k1, k2 string
+	for i := 0; k2 == ""; i++ {
+		k := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if k1 == "" {
+			k1 = k
+		} else if m.Leaf(k) == m.Leaf(k1) {
+			k2 = k
+		}
+	}
+	apply(m, del(k1, crdt.Timestamp{Wall: last, Logical: 1<<32 - 1, Node: 5}))
+	if _, ok := m.CollectDead(k1, last); !ok {
+		t.Fatal("not collected")
+	}
+	r := set(k2, "v", crdt.Timestamp{Wall: last, Logical: 7, Node: 2})
+	if o := apply(m, r); o != crdt.Rejected {
+		t.Fatalf("%v", o)
+	}
+	answer := m.Tombstone(k2)
+	sender := newMap(t, Config{DigestBits: 4})
+	apply(sender, r)
+	apply(sender, answer)
+	if got, _ := sender.Lookup(k2); got.Time == r.Time {
+		w, _ := m.Watermark(m.Leaf(k2))
+		t.Fatalf("answer %v (watermark %v) left the rejected record %v at its sender", answer.Time, w, got)
+	}
+}
