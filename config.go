@@ -157,6 +157,8 @@ type Config struct {
 	// counted in Stats.CollectedByBound),
 	// values that expired less than MaxClockSkew ago last (members whose
 	// clocks are behind may still serve them, and would lose them).
+	// Deletes stamped after this member's clock (a peer's clock ahead)
+	// are not counted until it reaches them: none can be collected before.
 	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200
 	// bytes), at least 10,000; with neither set, -1. -1 means unbounded.
 	MaxDeadRecords int

@@ -89,7 +89,7 @@ const NoStable = math.MinInt64
 // NoStable for none): a tombstone written before it, a value expired
 // before it.
 func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
-	m.expired = 0
+	m.expired, m.dead = 0, 0
 	m.entries.migrateIdle()
 	if m.tombstones == 0 && m.expiring == 0 {
 		return dst
@@ -114,6 +114,8 @@ func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 				m.early++
 			case !e.tombstone():
 				m.expired++
+			default:
+				m.dead++
 			}
 		}
 	}
@@ -136,6 +138,8 @@ func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
 	m.drop(e)
 	if !v.Tombstone {
 		m.expired = max(m.expired-1, 0)
+	} else {
+		m.dead = max(m.dead-1, 0)
 	}
 	return v, true
 }
@@ -147,6 +151,11 @@ func (m *Map) CollectedEarly() uint64 { return m.early }
 // Expired returns the number of values past their expiry that the last GC
 // kept (dead, but not yet collectable).
 func (m *Map) Expired() int { return m.expired }
+
+// DeadTombstones returns the number of tombstones the last GC kept that
+// were dead at its now: not those stamped after it (a peer's clock ahead),
+// which no collection can take yet.
+func (m *Map) DeadTombstones() int { return m.dead }
 
 // drop removes e and raises its bucket's watermark to its timestamp,
 // whatever the node at its wall time and logical counter: the watermark

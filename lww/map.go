@@ -63,6 +63,7 @@ type Map struct {
 	maxValue int
 	early    uint64                        // records collected by rule 6
 	expired  int                           // expired values the last GC kept
+	dead     int                           // tombstones the last GC kept, dead at its now
 	alloc    func(string) (*Entry, string) // Config.Alloc
 	noMove   bool                          // tests: the broken variant that writes entries in place
 	heads    []*Entry                      // per digest leaf, a singly linked list of its entries

@@ -63,7 +63,11 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 		start := len(collected)
 		collected = sh.m.GC(collected, now, stable)
 		s.unpublish(sh, collected[start:])
-		dead += sh.m.Tombstones() + sh.m.Expired()
+		// What collectOldest can take at now: tombstones stamped after it
+		// (a peer's clock ahead) counted, the bound took that many of the
+		// others, fresh deletes among them, with fewer than MaxDead dead
+		// (found by review).
+		dead += sh.m.DeadTombstones() + sh.m.Expired()
 		sh.mu.Unlock()
 	}
 	if s.maxDead > 0 && dead > s.maxDead && standsAlone {

@@ -209,3 +209,21 @@ func TestFillWatchesCountEachFill(t *testing.T) {
 		t.Fatalf("%d watches left", n)
 	}
 }
+
+// TestDeletesAheadOfTheClockAreNotCountedAsDead: MaxDead counts the dead
+// records Collect could take at now; two deletes stamped after now (a
+// peer's clock ahead, within drift) were counted, and with one record
+// dead and MaxDead 2 the bound collected it at once, a fresh delete,
+// raising its bucket's watermark (found by review).
+func TestDeletesAheadOfTheClockAreNotCountedAsDead(t *testing.T) {
+	s := mustStore(t, Config{Horizon: time.Hour, MaxDead: 2})
+	now := int64(testNow)
+	s.Apply(crdt.Record{Key: "f1", Tombstone: true, Time: crdt.Timestamp{Wall: now + int64(10*time.Second), Node: 9}}, false, now)
+	s.Apply(crdt.Record{Key: "f2", Tombstone: true, Time: crdt.Timestamp{Wall: now + int64(10*time.Second), Node: 9}}, false, now)
+	s.Write(crdt.Record{Key: "d", Tombstone: true, Time: crdt.Timestamp{Wall: now - 1, Node: 1}})
+	s.MarkSynced(now)
+	got := s.Collect(now, false, lww.NoStable)
+	if len(got) != 0 {
+		t.Fatalf("one record dead at now, MaxDead 2: collected %v", got)
+	}
+}

@@ -68,7 +68,8 @@ type Config struct {
 	MaxValueSize int
 	// MaxDead bounds the dead records held (tombstones and values past
 	// their expiry that the rules of package lww do not let Collect take
-	// yet): past it, Collect takes the oldest of them at once (lww rule 7).
+	// yet; not tombstones stamped after now, which it cannot take): past
+	// it, Collect takes the oldest of them at once (lww rule 7).
 	// 0 means unbounded.
 	MaxDead int
 	// Founder says the member was started with no peers to join: while it
