@@ -53,20 +53,25 @@ func (m *Map) mark(leaf uint32) crdt.Timestamp {
 	return m.wm[leaf]
 }
 
-// lastMark is the highest watermark: one below the last timestamp of
-// the last nanosecond, so that an answer (Tombstone) above it exists. A
-// record stamped at the very last timestamp, collected, raised its
-// bucket's watermark to it, and the answer, saturated, fell below it: the
-// rejected records of the bucket bounced for ever (found by review).
+// lastMark is the highest watermark a collection raises: one below the
+// last timestamp of the last nanosecond, so that an answer (Tombstone)
+// above it exists. A record stamped at the very last timestamp, collected,
+// raised its bucket's watermark to it, and the answer, saturated, fell
+// below it: the rejected records of the bucket bounced for ever (found by
+// review). Such a record is not collected (collectable): clamping the
+// watermark instead let the records it had superseded, of its very wall
+// time and counter, back in (found by review).
 var lastMark = crdt.Timestamp{Wall: math.MaxInt64, Logical: math.MaxUint32 - 1, Node: math.MaxUint64}
+
+// collectable reports whether e's collection raises a watermark an answer
+// stands above: e is not stamped at the last wall time and counter. (A
+// record that is, dead only at now = MaxInt64, is kept: nothing is newer.)
+func collectable(e *Entry) bool { return e.wall != math.MaxInt64 || e.logical != math.MaxUint32 }
 
 // raise raises the watermark of a leaf to w, if that is higher. The
 // watermarks take 24 bytes a leaf, allocated at the first: a map that
 // never collects (no deletes, no TTLs) never pays for them.
 func (m *Map) raise(leaf uint32, w crdt.Timestamp) {
-	if lastMark.Less(w) {
-		w = lastMark
-	}
 	if noMark.Less(w) && m.wm == nil {
 		m.wm = make([]crdt.Timestamp, m.tree.Leaves())
 		for i := range m.wm {
@@ -104,7 +109,7 @@ func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 			next = e.next // drop unlinks e
 			since, dies := e.deadSince()
 			switch {
-			case !dies || since > now:
+			case !dies || since > now || !collectable(e):
 			case since < cutoff:
 				dst = append(dst, e.version())
 				m.drop(e)
@@ -131,7 +136,7 @@ func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
 	if e == nil {
 		return crdt.Version{}, false
 	}
-	if since, dies := e.deadSince(); !dies || since > now {
+	if since, dies := e.deadSince(); !dies || since > now || !collectable(e) {
 		return crdt.Version{}, false
 	}
 	v := e.version()

@@ -880,16 +880,19 @@ func TestRefillPutsAValueBackOnItsStub(t *testing.T) {
 func TestAnAnswerAtTheLastTimestampDeletesTheRejected(t *testing.T) {
 	const last = int64(1<<63 - 1)
 	m := newMap(t, Config{DigestBits: 4})
-	var k1, k2 string
-	for i := 0; k2 == ""; i++ {
+	var keys []string
+	for i := 0; len(keys) < 3; i++ {
 		k := string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if k1 == "" {
-			k1 = k
-		} else if m.Leaf(k) == m.Leaf(k1) {
-			k2 = k
+		if len(keys) == 0 || m.Leaf(k) == m.Leaf(keys[0]) {
+			keys = append(keys, k)
 		}
 	}
-	apply(m, del(k1, crdt.Timestamp{Wall: last, Logical: 1<<32 - 1, Node: 5}))
+	k0, k1, k2 := keys[0], keys[1], keys[2]
+	apply(m, del(k0, crdt.Timestamp{Wall: last, Logical: 1<<32 - 1, Node: 5}))
+	if _, ok := m.CollectDead(k0, last); ok {
+		t.Fatal("a record at the last timestamp collected: no answer stands above its watermark")
+	}
+	apply(m, del(k1, crdt.Timestamp{Wall: last, Logical: 1<<32 - 2, Node: 5}))
 	if _, ok := m.CollectDead(k1, last); !ok {
 		t.Fatal("not collected")
 	}
@@ -904,5 +907,44 @@ func TestAnAnswerAtTheLastTimestampDeletesTheRejected(t *testing.T) {
 	if got, _ := sender.Lookup(k2); got.Time == r.Time {
 		w, _ := m.Watermark(m.Leaf(k2))
 		t.Fatalf("answer %v (watermark %v) left the rejected record %v at its sender", answer.Time, w, got)
+	}
+}
+
+// TestACollectedDeleteAtTheLastTimestampKeepsItsOlderValueOut: a delete
+// stamped at the very last timestamp is not collected (its watermark would
+// leave no answer above it), and the value it deleted, of the same wall
+// time and counter, stays out; clamping the watermark below the delete
+// instead let that value back in (found by review).
+func TestACollectedDeleteAtTheLastTimestampKeepsItsOlderValueOut(t *testing.T) {
+	const last = int64(math.MaxInt64)
+	m := newMap(t, Config{DigestBits: 4})
+	older := set("k", "deleted", crdt.Timestamp{Wall: last, Logical: math.MaxUint32, Node: 3})
+	apply(m, older)
+	apply(m, del("k", crdt.Timestamp{Wall: last, Logical: math.MaxUint32, Node: 5}))
+	m.CollectDead("k", last) // collected, or kept: either way the value stays out
+	if o := apply(m, older); o == crdt.Applied {
+		v, _ := m.Get("k", 0)
+		w, _ := m.Watermark(m.Leaf("k"))
+		t.Fatalf("the deleted value came back: %v, Get %q, watermark %v", o, v, w)
+	}
+}
+
+// TestARestoredWatermarkAtTheLastTimestampKeepsItsOlderValueOut: the same
+// through a snapshot: its watermark at the last nanosecond (a version-1/2
+// snapshot's wall, {MaxInt64, MaxUint32, MaxUint64}) restored, the write
+// log's older value replayed after it must be rejected.
+// TestARestoredWatermarkAtTheLastTimestampKeepsItsOlderValueOut: a
+// watermark restored at the very last timestamp (a snapshot of an older
+// release) keeps out what it covers, unclamped.
+func TestARestoredWatermarkAtTheLastTimestampKeepsItsOlderValueOut(t *testing.T) {
+	const last = int64(math.MaxInt64)
+	m := newMap(t, Config{DigestBits: 4})
+	leaf := m.Leaf("k")
+	if !m.RaiseWatermark(leaf, crdt.Timestamp{Wall: last, Logical: math.MaxUint32, Node: math.MaxUint64}, last) {
+		t.Fatal("lowered")
+	}
+	if o := apply(m, set("k", "deleted", crdt.Timestamp{Wall: last, Logical: math.MaxUint32, Node: 3})); o != crdt.Rejected {
+		w, _ := m.Watermark(leaf)
+		t.Fatalf("a value below the restored watermark came back: %v (watermark %v)", o, w)
 	}
 }
