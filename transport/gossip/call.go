@@ -159,7 +159,14 @@ func (c *calls) refuse(call servedCall, now time.Time) {
 // or its asker is refused whatever it asks. Called with mu held.
 func (c *calls) wasRefused(call servedCall, now time.Time) bool {
 	if until, ok := c.refuseAll[call.from]; ok && now.Before(until) {
-		c.refuseAll[call.from] = now.Add(c.window()) // this one's copies too
+		// Kept as a refusal if there is room (its copies refused by it),
+		// else the asker's refusal of all goes on for this one's copies.
+		// Pushed back by every request, it never ended for an asker that
+		// called more than once a window, its places free (found by
+		// review).
+		if at, ok := c.refused[call]; !ok || now.Sub(at) >= c.window() {
+			c.refuse(call, now)
+		}
 		return true
 	}
 	at, ok := c.refused[call]

@@ -1035,3 +1035,37 @@ func TestQueuedCopiesAreWithdrawn(t *testing.T) {
 		t.Fatalf("%d copies of requests written, want 1: the one being written when the call returned", n)
 	}
 }
+
+// TestRefuseAllEndsOnceTheAskerSlowsDown: an asker that went past
+// maxRefusedPeer refusals once (a burst while the owner was busy) is
+// refused whatever it asks, until it has been quiet enough; every new
+// request pushed the end back by the whole window, so that an asker
+// calling at a modest rate (here one request every window/3) was refused
+// for good, the owner's places all free (found by review).
+func TestRefuseAllEndsOnceTheAskerSlowsDown(t *testing.T) {
+	b, inject, servedX, gate := refusingPeer(t)
+	const window = 600 * time.Millisecond
+	b.r.calls.mu.Lock()
+	b.r.calls.refusedFor = window
+	b.r.calls.mu.Unlock()
+	for i := range maxCallsServedPeer {
+		inject(uint64(100+i), "block")
+	}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == maxCallsServedPeer }, "the places were not taken")
+	for i := range maxRefusedPeer + 1 { // a burst: refused, the asker past its refusals
+		inject(uint64(10_000+i), fmt.Sprint("block", i))
+	}
+	for range maxCallsServedPeer { // every place frees
+		gate <- struct{}{}
+	}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == 0 }, "the places never freed")
+	// The asker goes on at one new call every window/3, for 6 windows.
+	deadline := time.Now().Add(6 * window)
+	for id := uint64(1_000_000); time.Now().Before(deadline) && servedX.Load() == 0; id++ {
+		inject(id, "x")
+		time.Sleep(window / 3)
+	}
+	if servedX.Load() == 0 {
+		t.Fatalf("no new call of the asker served in %v (%d windows) after its burst, every place free: refused for good", 6*window, 6)
+	}
+}
