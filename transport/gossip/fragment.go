@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -144,6 +145,48 @@ func (a *reassembly) dropOldest() bool {
 	return p.parts != nil
 }
 
+// dropAt drops the partial frame at i and reports whether it was
+// unfinished. Called with a.mu held.
+func (a *reassembly) dropAt(i int) bool {
+	p := a.partials[i]
+	for _, b := range p.parts {
+		a.bytes -= len(b)
+	}
+	a.partials = slices.Delete(a.partials, i, i+1)
+	return p.parts != nil
+}
+
+// victim returns the index of the partial frame to drop for room: the
+// oldest of the sender holding the most frames (byBytes false) or bytes
+// (true), counting extra more for from, the sender of the fragment being
+// added, and, by bytes, one that holds some, not skip; -1 if there is
+// none. So one sender's new frames push out its own, not the others'
+// (from all senders together, a member sending a datagram per new frame
+// pushed every other member's partial frames out: found by review).
+// Called with a.mu held.
+func (a *reassembly) victim(from string, extra int, byBytes bool, skip *partial) int {
+	held := map[string]int{from: extra}
+	for _, q := range a.partials {
+		if byBytes {
+			held[q.from] += q.size()
+		} else {
+			held[q.from]++
+		}
+	}
+	most := from
+	for i := len(a.partials) - 1; i >= 0; i-- { // ties: the oldest's sender
+		if q := a.partials[i]; held[q.from] >= held[most] {
+			most = q.from
+		}
+	}
+	for i, q := range a.partials {
+		if q.from == most && q != skip && (!byBytes || q.size() > 0) {
+			return i
+		}
+	}
+	return -1
+}
+
 // holding reports whether partial frames are held.
 func (a *reassembly) holding() bool {
 	_, ok := a.oldest()
@@ -212,11 +255,6 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	dropped = a.expire(now)
-	drop := func() {
-		if a.dropOldest() {
-			dropped++
-		}
-	}
 	var p *partial
 	for _, q := range a.partials {
 		if q.from == from && q.id == id {
@@ -225,8 +263,10 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 		}
 	}
 	if p == nil {
-		if len(a.partials) == maxPartial {
-			drop()
+		if len(a.partials) >= maxPartial {
+			if i := a.victim(from, 1, false, nil); i >= 0 && a.dropAt(i) {
+				dropped++
+			}
 		}
 		p = &partial{from: from, id: id, parts: make([][]byte, count), born: now}
 		a.partials = append(a.partials, p)
@@ -237,10 +277,16 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	if p.parts == nil || p.parts[index] != nil { // whole already, or a copy
 		return nil, dropped, false
 	}
-	for a.bytes+len(part) > maxPartialBytes && a.partials[0] != p {
-		drop()
+	for a.bytes+len(part) > maxPartialBytes {
+		i := a.victim(from, len(part), true, p)
+		if i < 0 {
+			break
+		}
+		if a.dropAt(i) {
+			dropped++
+		}
 	}
-	if a.bytes+len(part) > maxPartialBytes { // p alone is that large: it goes
+	if a.bytes+len(part) > maxPartialBytes { // its sender's other frames gone, p is too large: it goes
 		a.bytes -= p.size()
 		p.parts = nil
 		return nil, dropped + 1, false

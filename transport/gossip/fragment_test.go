@@ -358,3 +358,25 @@ func TestAnInsiderCannotNameAPeersNextFragments(t *testing.T) {
 		t.Fatalf("the frame after id %d has id %d", seen, next)
 	}
 }
+
+// TestOneSenderCannotPushOutAnothersFragments: the reassembly holds at
+// most maxPartial frames from all senders together; a new one pushed out
+// the oldest, whoever sent it, so that one member sending fragments of
+// new frames (a datagram each, a count of 2 and their first fragment)
+// pushed every other member's partial frame out before its second
+// fragment came (found by review). Room is made from the sender holding
+// the most.
+func TestOneSenderCannotPushOutAnothersFragments(t *testing.T) {
+	var a reassembly
+	now := time.Now()
+	if f, _, _ := a.add("victim", 7, 0, 2, []byte("hello, "), now); f != nil {
+		t.Fatal("whole at its first fragment")
+	}
+	for i := range maxPartial {
+		a.add("flooder", uint64(1000+i), 0, 2, []byte("x"), now)
+	}
+	f, _, _ := a.add("victim", 7, 1, 2, []byte("world"), now)
+	if string(f) != "hello, world" {
+		t.Fatalf("the victim's frame: %q, want it whole: %d partial frames of one other sender pushed it out", f, maxPartial)
+	}
+}
