@@ -563,6 +563,16 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		}
+		if _, ok := r.calls.served[call]; ok {
+			// Being served: its first copy's answer will do, whatever the
+			// asker's refusals since (looked at after them, a copy of a
+			// call being served was told busy once its asker was refused
+			// whatever it asked, and the asker gave the call up, and
+			// filled itself, while the owner served it: found by review).
+			r.calls.mu.Unlock()
+			r.counters.callRepeats.Add(1)
+			return
+		}
 		now := time.Now()
 		if r.calls.wasRefused(call, now) { // refused once: refused again, never served
 			r.calls.mu.Unlock()
@@ -575,9 +585,8 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		}
-		_, again := r.calls.served[call]
-		admitted := !again && r.calls.serving.Load() < maxCallsServed && r.calls.servedFor[from] < maxCallsServedPeer
-		if !again && !admitted {
+		admitted := r.calls.serving.Load() < maxCallsServed && r.calls.servedFor[from] < maxCallsServedPeer
+		if !admitted {
 			r.calls.refuse(call, now) // in the hold that decided it (found by review)
 		}
 		if admitted {
@@ -589,11 +598,7 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.calls.serving.Add(1)
 		}
 		r.calls.mu.Unlock()
-		switch {
-		case again: // served already: its first copy's answer will do
-			r.counters.callRepeats.Add(1)
-			return
-		case !admitted: // kept in calls.refused, above
+		if !admitted { // kept in calls.refused, above
 			r.counters.callsBusy.Add(1)
 			r.sendFrame(from, r.replyFrame(id, nil, ErrBusy), nil)
 			return

@@ -1069,3 +1069,55 @@ func TestRefuseAllEndsOnceTheAskerSlowsDown(t *testing.T) {
 		t.Fatalf("no new call of the asker served in %v (%d windows) after its burst, every place free: refused for good", 6*window, 6)
 	}
 }
+
+// TestACallBeingServedIsNotToldBusy: a copy of a call the owner is
+// serving, resent by its asker once the asker is refused whatever it asks
+// (refuseAll), is a repeat: it was told busy, and the asker gave the call
+// up (and filled itself) while the owner still served it (found by
+// review).
+func TestACallBeingServedIsNotToldBusy(t *testing.T) {
+	gate := make(chan struct{})
+	var servedReal atomic.Int32
+	_, a, b := callPair(t, func(from string, p []byte) []byte {
+		if string(p) == "real" {
+			servedReal.Add(1)
+		}
+		<-gate
+		return []byte("ok")
+	})
+	t.Cleanup(func() { close(gate) })
+	inject := func(id uint64, payload string) {
+		f := appendCall(nil, "a", callRequest, id, []byte(payload))
+		b.r.receivedCall(f[1:])
+	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		got, err := a.r.Call(ctx, "b", []byte("real"))
+		done <- result{got, err}
+	}()
+	await.Until(t, 5*time.Second, func() bool { return servedReal.Load() == 1 }, "the call was never served")
+	for i := range maxCallsServedPeer - 1 {
+		inject(1<<40+uint64(i), "block")
+	}
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == maxCallsServedPeer }, "the places were not taken")
+	for i := range maxRefusedPeer + 1 { // the asker past its refusals: refuseAll
+		inject(1<<41+uint64(i), fmt.Sprint("block", i))
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the call, still being served (%d serving), returned %q, %v: its asker was told busy", b.r.calls.serving.Load(), r.b, r.err)
+	case <-time.After(4 * time.Second): // several resends
+	}
+	for range maxCallsServedPeer {
+		gate <- struct{}{}
+	}
+	if r := <-done; r.err != nil || string(r.b) != "ok" {
+		t.Fatalf("the call served: %q, %v", r.b, r.err)
+	}
+}
