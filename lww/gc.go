@@ -53,19 +53,14 @@ func (m *Map) mark(leaf uint32) crdt.Timestamp {
 	return m.wm[leaf]
 }
 
-// lastMark is the highest watermark a collection raises: one below the
-// last timestamp of the last nanosecond, so that an answer (Tombstone)
-// above it exists. A record stamped at the very last timestamp, collected,
-// raised its bucket's watermark to it, and the answer, saturated, fell
-// below it: the rejected records of the bucket bounced for ever (found by
-// review). Such a record is not collected (collectable): clamping the
-// watermark instead let the records it had superseded, of its very wall
-// time and counter, back in (found by review).
-var lastMark = crdt.Timestamp{Wall: math.MaxInt64, Logical: math.MaxUint32 - 1, Node: math.MaxUint64}
-
 // collectable reports whether e's collection raises a watermark an answer
-// stands above: e is not stamped at the last wall time and counter. (A
-// record that is, dead only at now = MaxInt64, is kept: nothing is newer.)
+// (Tombstone) stands above: e is not stamped at the last wall time and
+// counter. A record that is, collected, raised its bucket's watermark
+// there, and the answer, saturated, fell below it: the rejected records of
+// the bucket bounced for ever (found by review). Such a record, dead only
+// at now = MaxInt64, is kept (nothing is newer); clamping the watermark
+// below it instead let the records it had superseded, of its very wall
+// time and counter, back in (found by review).
 func collectable(e *Entry) bool { return e.wall != math.MaxInt64 || e.logical != math.MaxUint32 }
 
 // raise raises the watermark of a leaf to w, if that is higher. The
