@@ -900,9 +900,15 @@ func TestRepeatsOfALargeRequestTakeNoStream(t *testing.T) {
 // requests "x" b served, and a gate that holds the others' serving until
 // sent to (closed at the test's end).
 func refusingPeer(t *testing.T) (*node, func(uint64, string), *atomic.Int32, chan struct{}) {
-	gate := make(chan struct{})
-	var servedX atomic.Int32
-	_, _, b := callPair(t, func(from string, p []byte) []byte {
+	_, b, inject, servedX, gate := gatedPair(t)
+	return b, inject, servedX, gate
+}
+
+// gatedPair is refusingPeer, with a too.
+func gatedPair(t *testing.T) (a, b *node, inject func(uint64, string), servedX *atomic.Int32, gate chan struct{}) {
+	gate = make(chan struct{})
+	servedX = new(atomic.Int32)
+	_, a, b = callPair(t, func(from string, p []byte) []byte {
 		if string(p) == "x" {
 			servedX.Add(1)
 			return []byte("x")
@@ -911,11 +917,11 @@ func refusingPeer(t *testing.T) (*node, func(uint64, string), *atomic.Int32, cha
 		return []byte("ok")
 	})
 	t.Cleanup(func() { close(gate) })
-	inject := func(id uint64, payload string) {
+	inject = func(id uint64, payload string) {
 		f := appendCall(nil, "a", callRequest, id, []byte(payload))
 		b.r.receivedCall(f[1:])
 	}
-	return b, inject, &servedX, gate
+	return a, b, inject, servedX, gate
 }
 
 // TestRefusalsKeepNoAnswerOut: refusals for want of a place are kept
@@ -1076,20 +1082,7 @@ func TestRefuseAllEndsOnceTheAskerSlowsDown(t *testing.T) {
 // up (and filled itself) while the owner still served it (found by
 // review).
 func TestACallBeingServedIsNotToldBusy(t *testing.T) {
-	gate := make(chan struct{})
-	var servedReal atomic.Int32
-	_, a, b := callPair(t, func(from string, p []byte) []byte {
-		if string(p) == "real" {
-			servedReal.Add(1)
-		}
-		<-gate
-		return []byte("ok")
-	})
-	t.Cleanup(func() { close(gate) })
-	inject := func(id uint64, payload string) {
-		f := appendCall(nil, "a", callRequest, id, []byte(payload))
-		b.r.receivedCall(f[1:])
-	}
+	a, b, inject, _, gate := gatedPair(t)
 	type result struct {
 		b   []byte
 		err error
@@ -1101,7 +1094,7 @@ func TestACallBeingServedIsNotToldBusy(t *testing.T) {
 		got, err := a.r.Call(ctx, "b", []byte("real"))
 		done <- result{got, err}
 	}()
-	await.Until(t, 5*time.Second, func() bool { return servedReal.Load() == 1 }, "the call was never served")
+	await.Until(t, 5*time.Second, func() bool { return b.r.calls.serving.Load() == 1 }, "the call was never served")
 	for i := range maxCallsServedPeer - 1 {
 		inject(1<<40+uint64(i), "block")
 	}
