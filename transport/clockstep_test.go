@@ -83,6 +83,19 @@ func bSyncedWithAll(t *testing.T, cfg Config) (*testNet, *Node) {
 	return n, b
 }
 
+// cHoldsWhatBLacks returns a net of a, b and c, two hours in, where b has
+// completed a session with a, and c holds a record b lacks (a session
+// between them takes several round trips).
+func cHoldsWhatBLacks(t *testing.T) (*testNet, *Node, *Node) {
+	t.Helper()
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "c")
+	b, c := n.nodes["b"], n.nodes["c"]
+	n.now.Advance(2 * time.Hour)
+	n.pump("b", b.StartSession("a", n.now.Now()))
+	n.reps["c"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: n.now.Now(), Node: 3}}
+	return n, b, c
+}
+
 // countsEnded reports whether node counts the ended incarnation of name.
 func countsEnded(node *Node, name string, now int64) bool {
 	for _, k := range node.Known(now) {
@@ -94,12 +107,12 @@ func countsEnded(node *Node, name string, now int64) bool {
 }
 
 // TestAnEndedMemberStaysCountedAfterTheClockStepsBack: the roster's synced
-// marks (a completed session's start, this node's time) are left on the
-// clock before a step back, while an end after it is on the new clock: a
-// member that leaves just after the step is retired at once, with no
-// session started after its end (roster: it counts until every member in
-// the view has synced with this node some time after the end). The same
-// sequence without the step keeps it.
+// marks (a completed session's start, this node's time) were left on the
+// clock before a step back, while an end after it was on the new clock: a
+// member that left just after the step was retired at once, with no
+// session started after its end (it counts until every member in the
+// view has synced with this node some time after the end; found by
+// review). Kept, with the step and without.
 func TestAnEndedMemberStaysCountedAfterTheClockStepsBack(t *testing.T) {
 	for _, step := range []time.Duration{0, -10 * time.Second} {
 		n, b := bSyncedWithAll(t, Config{AntiEntropyInterval: time.Second})
@@ -115,20 +128,15 @@ func TestAnEndedMemberStaysCountedAfterTheClockStepsBack(t *testing.T) {
 	}
 }
 
-// TestAResponderSessionAcrossAStepBackIsNoSyncAfterIt: rebase moves the
-// initiator's start (its synced mark) back, and leaves the responder's
-// (responder.start, "a fact"); both are the synced mark a completed
-// session gives the roster. A session the peer opened before the step,
-// completing after a member left, retires that member as if the session
-// had started after the end. As initiator, the same sequence keeps it.
+// TestAResponderSessionAcrossAStepBackIsNoSyncAfterIt: a session's start
+// is the synced mark a completed session gives the roster, on either
+// side. rebase moved the initiator's back and left the responder's, so a
+// session the peer opened before the step, completing after a member
+// left, retired that member as if it had started after the end (found by
+// review). Kept on either side.
 func TestAResponderSessionAcrossAStepBackIsNoSyncAfterIt(t *testing.T) {
 	for _, initiator := range []bool{true, false} {
-		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "c")
-		b, c := n.nodes["b"], n.nodes["c"]
-		n.now.Advance(2 * time.Hour)
-		n.pump("b", b.StartSession("a", n.now.Now()))
-		// c holds a record b lacks: the session takes several round trips.
-		n.reps["c"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: n.now.Now(), Node: 3}}
+		n, b, c := cHoldsWhatBLacks(t)
 		var out []Envelope
 		var from string
 		if initiator {
@@ -159,18 +167,14 @@ func TestAResponderSessionAcrossAStepBackIsNoSyncAfterIt(t *testing.T) {
 	}
 }
 
-// TestLeftAfterAStepBackIsRebased: Left takes now and does not rebase; a
-// later rebase, at a later now, moves the start of the session in flight
+// TestLeftAfterAStepBackIsRebased: Left took now and did not rebase; a
+// later rebase, at a later now, moved the start of the session in flight
 // (begun before the step, before the end) to after the end Left noted,
-// and that session retires the member. Rebased at Left's now (as when
-// SetMembers comes first), the start lands at the end and it is kept.
+// and that session retired the member (found by review). Rebased at
+// Left's now, as SetMembers is, it is kept either way.
 func TestLeftAfterAStepBackIsRebased(t *testing.T) {
 	for _, viewFirst := range []bool{true, false} {
-		n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b", "c")
-		b, c := n.nodes["b"], n.nodes["c"]
-		n.now.Advance(2 * time.Hour)
-		n.pump("b", b.StartSession("a", n.now.Now()))
-		n.reps["c"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: n.now.Now(), Node: 3}}
+		n, b, c := cHoldsWhatBLacks(t)
 		env := b.StartSession("c", n.now.Now())
 		out, _ := c.Receive("b", env[0].Payload, n.now.Now())
 		n.now.Advance(time.Second)
@@ -194,8 +198,9 @@ func TestLeftAfterAStepBackIsRebased(t *testing.T) {
 
 // TestASmallStepBackRetiresNoMemberEarly: a step back under stepBack is
 // left alone, but retireAfter is SessionTimeout, which may be well under
-// it: a synced mark from before a step of 0.9 s reads as a session after
-// an end noted just after it.
+// it: a synced mark from before a step of 0.9 s read as a session after an
+// end noted just after it (found by review); an end is noted no earlier
+// than the latest time the node was given.
 func TestASmallStepBackRetiresNoMemberEarly(t *testing.T) {
 	n, b := bSyncedWithAll(t, Config{AntiEntropyInterval: 50 * time.Millisecond, SessionTimeout: 100 * time.Millisecond})
 	n.now.Advance(-900 * time.Millisecond)
