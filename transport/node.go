@@ -372,7 +372,8 @@ func (n *Node) SetMembers(names []string, now int64) {
 // new to the view as one that joined is (SetMembers), so that a session
 // goes to it at once and its opening showing it empty is yielded to (an
 // empty member restarted in place was caught up twice: found by review),
-// and no exchange with it has completed (LastSyncs).
+// and no exchange with it has completed (LastSyncs). A session in flight
+// with it ends: it was with the old process.
 func (n *Node) Restarted(name string, now int64) {
 	n.rebase(now)
 	if _, ok := n.ring.pos[name]; !ok || name == n.cfg.Name {
@@ -380,6 +381,14 @@ func (n *Node) Restarted(name string, now int64) {
 	}
 	n.ae.joined[name] = now
 	delete(n.synced, name) // the new process has completed no exchange with this node (its last showed the old one's: found by review)
+	if n.ae.active && n.ae.s.peer == name {
+		// The session in flight is with the old process, which is gone:
+		// the new one answers none of its steps, and the session to the
+		// arrival waited for it to time out (SessionTimeout, 4 s by
+		// default) before it started.
+		n.stats.SessionsTimedOut++
+		n.ae.active = false
+	}
 	if !slices.Contains(n.ae.arrived, name) && n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
 		n.ae.arrived = append(n.ae.arrived, name)
 	}
