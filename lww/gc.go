@@ -17,6 +17,18 @@ func (m *Map) MarkSynced(at int64) {
 	}
 }
 
+// StepBack moves the sync mark back by d, the length of a step back of the
+// clock the marks are read from: a mark read before the step is d ahead of
+// the same moment read after it, and the cutoff, min(now, synced) less the
+// horizon, took the map for synced at now until the clock was back up to
+// the mark (collection up to d early against the horizon). A map never
+// synced stays so.
+func (m *Map) StepBack(d int64) {
+	if m.synced != noSync && d > 0 {
+		m.synced = max(crdt.SubSat(m.synced, d), noSync+1)
+	}
+}
+
 // Cutoff returns the collection cutoff at now: records dead since before it
 // may be collected. It is false while the map has never been marked synced.
 func (m *Map) Cutoff(now int64) (int64, bool) {

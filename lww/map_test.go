@@ -948,3 +948,32 @@ func TestARestoredWatermarkAtTheLastTimestampKeepsItsOlderValueOut(t *testing.T)
 		t.Fatalf("a value below the restored watermark came back: %v (watermark %v)", o, w)
 	}
 }
+
+// TestStepBackMovesTheSyncMark: after the clock steps back by d, the
+// cutoff is the mark less d less the horizon, and a tombstone dead since
+// between the two is kept; a map never synced stays so, and a mark near
+// the bottom of the range saturates above "never synced".
+func TestStepBackMovesTheSyncMark(t *testing.T) {
+	m := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	synced, step := 5*hour, 10*int64(time.Minute)
+	apply(m, del("k", ts(synced-hour-step/2, 1)))
+	m.MarkSynced(synced)
+	m.StepBack(step)
+	if cutoff, ok := m.Cutoff(synced); !ok || cutoff != synced-step-hour {
+		t.Fatalf("cutoff %d (%v), want %d", cutoff, ok, synced-step-hour)
+	}
+	if got := m.GC(nil, synced, NoStable); len(got) != 0 {
+		t.Fatalf("collected %v, dead since after the moved mark less the horizon", got)
+	}
+	never := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	never.StepBack(step)
+	if _, ok := never.Cutoff(synced); ok {
+		t.Fatal("a map never synced is synced after a step back")
+	}
+	low := newMap(t, Config{DigestBits: 8, Horizon: time.Hour})
+	low.MarkSynced(math.MinInt64 + 1)
+	low.StepBack(step)
+	if _, ok := low.Cutoff(synced); !ok {
+		t.Fatal("a mark near the bottom of the range, moved back, reads as never synced")
+	}
+}

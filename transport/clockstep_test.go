@@ -34,6 +34,31 @@ func TestSessionsGoOnAfterTheClockStepsBack(t *testing.T) {
 	}
 }
 
+// TestTheReplicasSyncMarkFollowsAStepBack: the replica's sync mark is a
+// time of the node's clock; after a step back the node tells the replica
+// (ClockStepper), and a session completed after the step marks it synced
+// at that session's start. It was left ahead of the clock by the step,
+// and a replica collecting below min(now, mark) less its horizon took
+// itself for synced at now until the clock was back up to it (a review's
+// note, shown here).
+func TestTheReplicasSyncMarkFollowsAStepBack(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b")
+	a := n.nodes["a"]
+	n.now.Advance(2 * time.Hour)
+	n.pump("a", a.Tick(n.now.Now()))
+	if a.Stats().SessionsCompleted != 1 || n.reps["a"].synced != n.now.Now() {
+		t.Fatalf("setup: a's first session: %d completed, synced at %d, want %d", a.Stats().SessionsCompleted, n.reps["a"].synced, n.now.Now())
+	}
+	n.now.Advance(-time.Hour) // NTP steps the system clock back
+	n.now.Advance(2 * time.Second)
+	start := n.now.Now()
+	n.pump("a", a.StartSession("b", start))
+	if got := n.reps["a"].synced; got != start {
+		t.Fatalf("a session started %v after the clock stepped back an hour marked the replica synced at %v from its start",
+			2*time.Second, time.Duration(got-start))
+	}
+}
+
 // TestADeltaGoesOutAfterTheClockStepsBack: with no FlushInterval a write to
 // an idle member leaves at once; after a step back of the clock it must
 // too, not wait until the clock is back at the time of the last flush.

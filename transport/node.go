@@ -263,6 +263,9 @@ func (n *Node) rebase(now int64) {
 		n.firstSync = max(crdt.SubSat(n.firstSync, back), 1) // 0 is none
 	}
 	n.roster.rebase(back)
+	if cs, ok := n.cfg.Replica.(ClockStepper); ok {
+		cs.StepBack(back)
+	}
 }
 
 // stepBack is the least step back of the time given to the node that

@@ -108,6 +108,8 @@ func (m *memReplica) Tombstone(key string) crdt.Record {
 
 func (m *memReplica) MarkSynced(at int64) { m.synced = max(m.synced, at) }
 
+func (m *memReplica) StepBack(d int64) { m.synced -= d }
+
 // testNet wires nodes together and pumps frames between them.
 type testNet struct {
 	t     *testing.T

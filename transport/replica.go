@@ -35,3 +35,14 @@ type Replica interface {
 	// physical time completed (package lww, rule 2).
 	MarkSynced(at int64)
 }
+
+// A ClockStepper is a Replica that keeps times of the node's clock (its
+// sync mark, MarkSynced's). The node calls StepBack when the time it is
+// given steps back by d (a second or more: the steps it moves its own
+// timers for), so that the replica moves them back as well: a sync mark
+// left where it was is d ahead of the clock, and a replica collecting
+// below min(now, mark) less its horizon takes itself for synced at now
+// until the clock is back up to it (package lww, rule 2).
+type ClockStepper interface {
+	StepBack(d int64)
+}

@@ -227,3 +227,23 @@ func TestDeletesAheadOfTheClockAreNotCountedAsDead(t *testing.T) {
 		t.Fatalf("one record dead at now, MaxDead 2: collected %v", got)
 	}
 }
+
+// TestStepBackReachesEveryShard: the store moves the sync mark of every
+// shard's map back (transport.ClockStepper): a tombstone dead since after
+// the moved mark less the horizon is not collected.
+func TestStepBackReachesEveryShard(t *testing.T) {
+	s := mustStore(t, Config{Horizon: time.Hour})
+	step := int64(10 * time.Minute)
+	for i := range 64 {
+		s.Write(crdt.Record{Key: fmt.Sprint("d", i), Tombstone: true, Time: crdt.Timestamp{Wall: testNow - int64(time.Hour) - step/2, Node: 1}})
+	}
+	s.MarkSynced(testNow)
+	s.StepBack(step)
+	if got := s.Collect(testNow, false, lww.NoStable); len(got) != 0 {
+		t.Fatalf("collected %d tombstones dead since after the moved mark less the horizon", len(got))
+	}
+	s.MarkSynced(testNow) // a session completes at the same moment, read after the step
+	if got := s.Collect(testNow, false, lww.NoStable); len(got) != 64 {
+		t.Fatalf("collected %d tombstones after a sync since the step, want 64", len(got))
+	}
+}

@@ -82,6 +82,17 @@ func (s *Store) MarkSynced(at int64) {
 	s.markSynced(at)
 }
 
+// StepBack moves every shard's sync mark back by d: the node's clock
+// stepped back that far (transport.ClockStepper, lww.Map.StepBack).
+func (s *Store) StepBack(d int64) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.m.StepBack(d)
+		sh.mu.Unlock()
+	}
+}
+
 // markSynced moves every shard's sync mark to at.
 func (s *Store) markSynced(at int64) {
 	for i := range s.shards {
