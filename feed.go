@@ -129,6 +129,7 @@ type Subscription struct {
 	wake     chan struct{} // the delivery goroutine has changes to send
 	ticker   *time.Ticker  // while changes come often: the goroutine takes them at its ticks
 	done     chan struct{} // closed by Close
+	stopped  chan struct{} // closed by run as it returns, after C
 	// Guarded by f.mu: changes published and not yet taken by the
 	// delivery goroutine, and whether changes are being dropped.
 	pending      []store.Event // Kind 0: the overflow notice
@@ -166,13 +167,14 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 		buffer = DefaultSubscriptionBuffer
 	}
 	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, maxBytes: c.cfg.SubscriptionBytes, f: &c.feed,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), ticker: time.NewTicker(coalesce)}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}), ticker: time.NewTicker(coalesce)}
 	s.ticker.Stop() // until changes come often
 	s.C = s.ch
 	go s.run()
 	c.feed.add(s, c.store)
 	if c.closed.Load() { // Close ran while we added it
 		s.Close()
+		<-s.stopped
 	}
 	return s, nil
 }
@@ -182,6 +184,7 @@ func (s *Subscription) Close() { s.f.remove(s) }
 
 // run sends the published changes on C, a batch at a time, until Close.
 func (s *Subscription) run() {
+	defer close(s.stopped)
 	defer close(s.ch)
 	defer s.ticker.Stop()
 	var events []store.Event
@@ -341,13 +344,18 @@ func (f *feed) wakeWaiters() {
 	f.watch(f.store)
 }
 
-// closeAll ends every subscription.
+// closeAll ends every subscription, and waits for their goroutines (the
+// Cache's Close waits for every goroutine it started): C is closed when
+// it returns.
 func (f *feed) closeAll() {
 	f.mu.Lock()
 	subs := slices.Clone(f.subs)
 	f.mu.Unlock()
 	for _, s := range subs {
 		s.Close()
+	}
+	for _, s := range subs {
+		<-s.stopped
 	}
 }
 

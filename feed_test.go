@@ -470,3 +470,27 @@ func TestPeersEvictedVersionSupersedesAWriteHere(t *testing.T) {
 		t.Fatalf("Get serves %q after a newer version without its value", v)
 	}
 }
+
+// TestSubscriptionGoroutineEndsBeforeCloseReturns: the Cache's Close
+// waits for every goroutine the Cache started; a subscription's delivery
+// goroutine is one, so C is closed by the time Close returns. Close only
+// signalled it, and C was still open after Close returned (found by
+// review).
+func TestSubscriptionGoroutineEndsBeforeCloseReturns(t *testing.T) {
+	for i := range 50 {
+		c := newCache(t, testConfig(fmt.Sprint("solo", i)))
+		sub, err := c.Subscribe("", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		select {
+		case _, ok := <-sub.C:
+			if ok {
+				t.Fatal("a batch after Close")
+			}
+		default:
+			t.Fatalf("round %d: C still open (its goroutine still running) after the Cache's Close returned", i)
+		}
+	}
+}
