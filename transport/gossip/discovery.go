@@ -109,6 +109,11 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 			failed["PeerSource"] = errNoAnswer
 		}
 	}
+	// One look makes at most lookWorkers lookups at once, its names' and
+	// their SRV targets' together (each name's targets on workers of
+	// their own, 16 names made 256 at once: found by review).
+	sem := make(lookSlots, lookWorkers)
+	base, ctx = context.WithValue(base, lookSlotsKey{}, sem), context.WithValue(ctx, lookSlotsKey{}, sem)
 	budget, seen := maxLookAddrs, map[string]bool{}
 	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed, &budget, seen, "Peers")
 	if asked != nil {
@@ -183,12 +188,24 @@ func (r *Replicator) resolvePeers(ctx context.Context, peers []string, failed ma
 	got := make([][]string, len(peers))
 	errs := make([]error, len(peers))
 	looked := make([]bool, len(peers))
-	var found atomic.Int64
+	// found counts the distinct addresses new to the look (seen is not
+	// written until the lookups end): counted as given, addresses taken
+	// already, or repeated in an answer, used up the budget, and peers
+	// after them were never looked up (found by review).
+	var mu sync.Mutex
+	fresh, found := map[string]bool{}, 0
 	forEachUntil(len(peers), lookWorkers, func(i int) {
 		got[i], errs[i] = r.resolvePeer(ctx, peers[i])
 		looked[i] = true
-		found.Add(int64(len(got[i])))
-	}, func() bool { return found.Load() >= int64(*budget) })
+		mu.Lock()
+		for _, a := range got[i] {
+			if !seen[a] && !fresh[a] {
+				fresh[a] = true
+				found++
+			}
+		}
+		mu.Unlock()
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return found >= *budget })
 	var addrs []string
 	cut, left := 0, 0
 	for i, p := range peers {
@@ -260,6 +277,27 @@ func forEachUntil(n, workers int, f func(int), done func() bool) {
 	wg.Wait()
 }
 
+// lookSlots bounds the DNS lookups of one look in flight (see seeds): a
+// lookup holds a slot while it runs.
+type lookSlots chan struct{}
+
+type lookSlotsKey struct{}
+
+// lookSlot waits for a slot of ctx's look, if it has one, and returns
+// the function that gives it back.
+func lookSlot(ctx context.Context) (func(), error) {
+	sem, _ := ctx.Value(lookSlotsKey{}).(lookSlots)
+	if sem == nil {
+		return func() {}, nil
+	}
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // resolvePeer returns the ip:port addresses of peer p.
 func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error) {
 	res := r.cfg.Resolver
@@ -267,7 +305,12 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		res = net.DefaultResolver
 	}
 	if name, ok := strings.CutPrefix(p, srvPrefix); ok {
+		done, err := lookSlot(ctx)
+		if err != nil {
+			return nil, err
+		}
 		_, srvs, err := res.LookupSRV(ctx, "", "", name)
+		done()
 		if err != nil {
 			return nil, err
 		}
@@ -286,7 +329,10 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		twice := map[string]bool{}
 		srvs = slices.DeleteFunc(srvs, func(s *net.SRV) bool {
 			t := net.JoinHostPort(strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
-			if s.Target == "." || s.Target == "" || twice[t] {
+			// A target at port 0 is no one to dial, as Peers take it
+			// (checkPeer): taken, it was dialled at every look, and
+			// counted as a member elsewhere (found by review).
+			if s.Target == "." || s.Target == "" || s.Port == 0 || twice[t] {
 				return true
 			}
 			twice[t] = true
@@ -360,7 +406,12 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []string{netip.AddrPortFrom(ip.Unmap(), uint16(n)).String()}, nil
 	}
+	done, err := lookSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ips, err := res.LookupHost(ctx, host)
+	done()
 	if err != nil {
 		return nil, err
 	}
@@ -376,5 +427,15 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 			addrs = append(addrs, netip.AddrPortFrom(a.Unmap(), uint16(n)).String())
 		}
 	}
-	return addrs, nil
+	// Each once, in the resolver's order: an answer may repeat an address
+	// (or give it as IPv4 and as IPv4-mapped IPv6), which counted against
+	// the caps each time (found by review).
+	once := make(map[string]bool, len(addrs))
+	return slices.DeleteFunc(addrs, func(a string) bool {
+		if once[a] {
+			return true
+		}
+		once[a] = true
+		return false
+	}), nil
 }

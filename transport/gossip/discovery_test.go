@@ -13,6 +13,7 @@ import (
 
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 )
 
 // dnsServer serves handler over TCP on 127.0.0.1 for the test, and
@@ -372,5 +373,165 @@ func TestPeersPastTheBudgetAreNotLookedUp(t *testing.T) {
 	// Two names give the budget; each worker may have begun one more.
 	if looked > 2+lookWorkers {
 		t.Fatalf("%d of 200 names looked up for a budget of 8 addresses (4 each), want at most %d", looked, 2+lookWorkers)
+	}
+}
+
+// TestAddressesSeenBeforeDoNotUseUpTheLook: a look's cap is on the
+// distinct addresses it takes, but the count that stops lookups counted
+// every address a peer gave, those already taken included. A PeerSource
+// naming the 600 members Peers lists and one more, and a name whose DNS
+// answer repeats its address, kept peers after them from being looked up
+// at all, with a look far under the cap: the member never tried them.
+func TestAddressesSeenBeforeDoNotUseUpTheLook(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Peers and the source name 600 members; the source one more.
+	var peers []string
+	for i := range 600 {
+		peers = append(peers, fmt.Sprintf("127.0.0.1:%d", 10000+i))
+	}
+	source := append(slices.Clone(peers), "127.0.0.1:20000")
+	r := &Replicator{cfg: Config{Peers: peers, PeerSource: func(context.Context) ([]string, error) { return source, nil }}}
+	addrs, failed := r.seeds(ctx, ctx)
+	if len(addrs) != 601 || !slices.Contains(addrs, "127.0.0.1:20000") || len(failed) != 0 {
+		t.Errorf("601 distinct peers: %d addresses to join, the new one among them: %v, failures %v",
+			len(addrs), slices.Contains(addrs, "127.0.0.1:20000"), failed)
+	}
+
+	// A name whose answer repeats one address (a DNS server, or
+	// /etc/hosts, listing it twice and more), listed before another.
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		if q.Qtype == dns.TypeA {
+			n := 1
+			if q.Name == "dup.test." {
+				n = maxLookAddrs
+			} else {
+				time.Sleep(100 * time.Millisecond) // answered after dup.test
+			}
+			for range n {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1}, A: net.IPv4(127, 0, 0, 1)})
+			}
+		}
+		w.WriteMsg(m)
+	})
+	var many []string
+	many = append(many, "dup.test:7946")
+	for i := range 2 * lookWorkers {
+		many = append(many, fmt.Sprintf("other%d.test:%d", i, 8000+i))
+	}
+	r = &Replicator{cfg: Config{Resolver: res, Peers: many}}
+	addrs, failed = r.seeds(ctx, ctx)
+	if len(addrs) != 1+2*lookWorkers || len(failed) != 0 {
+		t.Fatalf("%d names of one address each: %d addresses to join %q, failures %v", len(many), len(addrs), addrs, failed)
+	}
+}
+
+// TestJoinFailuresOfEverNewPeersAreLoggedBounded: a join failure is
+// logged at its first sight and then once a minute per address, with no
+// bound on the addresses: a PeerSource (or a name) whose answer changes
+// at every look, each peer failing (names that no longer resolve, a
+// registry handing out stale entries), made a line per peer at every
+// look, a look a second while the member is alone: hundreds of lines a
+// second. Refusals have a budget of lines a minute for the same reason.
+func TestJoinFailuresOfEverNewPeersAreLoggedBounded(t *testing.T) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Rcode = dns.RcodeNameError // no such name
+		w.WriteMsg(m)
+	})
+	var logs syncBuffer
+	var looks atomic.Int32
+	startNode(t, "a", nil, func(c *Config) {
+		c.Timings.RejoinInterval = time.Second // the LAN default
+		c.Resolver = res
+		c.Logger = zerolog.New(&logs).Level(zerolog.WarnLevel)
+		c.PeerSource = func(context.Context) ([]string, error) {
+			look := looks.Add(1)
+			var peers []string
+			for i := range 100 {
+				peers = append(peers, fmt.Sprintf("gone%d-%d.test:7946", look, i))
+			}
+			return peers, nil
+		}
+	})
+	// A look joins what it found before the next one asks the source:
+	// at the fifth, the failures of four are logged.
+	await.Until(t, 20*time.Second, func() bool { return looks.Load() >= 5 }, "no five looks")
+	if n := strings.Count(string(logs.Bytes()), "cannot join peer"); n > maxRefusalLogs {
+		t.Fatalf("%d looks of 100 new failing peers each made %d log lines in %d seconds; want at most %d a minute",
+			looks.Load(), n, looks.Load(), maxRefusalLogs)
+	}
+}
+
+// TestLookupsAreSixteenAtATime: the README promises names and targets
+// looked up 16 at a time; an SRV name's targets are looked up 16 at a
+// time on each of the 16 workers of the look's names, 256 lookups at
+// once against the DNS servers (and each a query per address family and
+// search domain), from every member at every look.
+func TestLookupsAreSixteenAtATime(t *testing.T) {
+	var inFlight, most atomic.Int64
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch q.Qtype {
+		case dns.TypeSRV:
+			for i := range 2 * lookWorkers {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Port: 7946, Target: fmt.Sprintf("t%d.%s", i, q.Name)})
+			}
+		case dns.TypeA:
+			n := inFlight.Add(1)
+			for {
+				if old := most.Load(); n <= old || most.CompareAndSwap(old, n) {
+					break
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			inFlight.Add(-1)
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
+		}
+		w.WriteMsg(m)
+	})
+	var peers []string
+	for i := range 2 * lookWorkers {
+		peers = append(peers, fmt.Sprintf("srv:_x._tcp.s%d.test.", i))
+	}
+	r := &Replicator{cfg: Config{Resolver: res, Peers: peers}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r.seeds(ctx, ctx)
+	if n := most.Load(); n > lookWorkers {
+		t.Fatalf("%d address lookups at once, want at most %d", n, lookWorkers)
+	}
+}
+
+// TestSRVTargetAtPortZeroIsNoPeer: Peers refuses a port of 0 ("no one to
+// dial"), but an SRV answer's target at port 0 was taken as a peer at
+// ip:0: dialled at every look, failing, and counted as a member
+// elsewhere, so that a member whose SRV name lists only itself and such
+// a record never founds its cluster.
+func TestSRVTargetAtPortZeroIsNoPeer(t *testing.T) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch q.Qtype {
+		case dns.TypeSRV:
+			m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 0, Target: "zero.test."})
+		case dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
+		}
+		w.WriteMsg(m)
+	})
+	r := &Replicator{cfg: Config{Resolver: res, Peers: []string{"srv:_x._tcp.test."}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if addrs, _ := r.seeds(ctx, ctx); len(addrs) != 0 {
+		t.Fatalf("an SRV target at port 0 gave %q to join", addrs)
 	}
 }

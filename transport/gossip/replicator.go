@@ -114,6 +114,7 @@ type Replicator struct {
 	capLogged    atomic.Int64            // when a look's cut of addresses was last logged (see capped)
 	conflicts    map[string]*JoinFailure // name conflicts seen lately, by the other's address
 	refusalLogs  logBudget               // the log lines of refused members (see refused)
+	joinLogs     logBudget               // the log lines of join failures (see joinFailed)
 	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
 	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
 	sourcing     atomic.Int32            // the PeerSource's calls that have not returned (see seeds)

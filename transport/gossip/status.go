@@ -136,15 +136,20 @@ func (r *Replicator) joinFailed(addr string, err error) {
 	}
 	f.Cause, f.Err, f.At = joinCause(err), strings.Join(strings.Fields(err.Error()), " "), now
 	f.Failures++
+	// At most maxRefusalLogs lines a minute in all, as refusals: one a
+	// minute per address, peers that change at every look (a source's,
+	// a name's) made a line each at every look (found by review).
 	log := f.Failures == 1 || now.Sub(r.joinLogged[addr]) >= joinFailureLogEvery
-	if log {
+	unlogged := 0
+	if log = log && r.joinLogs.take(now); log {
 		r.joinLogged[addr] = now
+		unlogged, r.joinLogs.unlogged = r.joinLogs.unlogged, 0
 	}
 	failures, cause := f.Failures, f.Cause
 	r.mu.Unlock()
 	if log {
 		r.log.Warn().Err(err).Str("peer", addr).Str("cause", cause).Int("failures", failures).
-			Msg("cannot join peer; retrying")
+			Int("failures_unlogged", unlogged).Msg("cannot join peer; retrying")
 	}
 }
 
