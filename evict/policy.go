@@ -237,7 +237,11 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			// between queues leaves the counts off, found by review).
 			p.small.recount()
 		}
-		share := 10*p.small.len() >= smallShare*p.Len() || bytes > 0 && 10*max(p.small.bytes, 0) >= smallShare*bytes
+		// In int64: 10 times the small queue's bytes wrapped past 214 MB
+		// on 32-bit platforms, and a scan of large values written once
+		// read as under its share and pushed the main queue's readers
+		// out (found by review).
+		share := 10*p.small.len() >= smallShare*p.Len() || bytes > 0 && 10*int64(max(p.small.bytes, 0)) >= smallShare*int64(bytes)
 		if p.small.len() > 0 && (share && p.small.len() > 1 || p.main.len() == 0) {
 			e, _ := p.small.pop()
 			if freq(e.Use().Load()) > 0 {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"math"
+
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/evict"
 )
@@ -90,7 +92,7 @@ func (s *Store) enforceBounds() {
 		// larger new value go at the next write: found by review).
 		bytes := 0
 		if b := s.bytes.Load() - pendingBytes; s.maxBytes > 0 && b > s.maxBytes {
-			bytes = int(b)
+			bytes = int(min(b, math.MaxInt)) // an int is 32 bits on some platforms
 		}
 		victim, ok := s.policy.Victim(bytes)
 		if !ok {
