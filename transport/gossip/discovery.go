@@ -82,6 +82,12 @@ func checkPeer(p string) error {
 // ctx bounds the PeerSource's answer and the lookups of Peers; base, of
 // which ctx is one, those of the source's peers (ended at Close).
 func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]error) {
+	// One look makes at most lookWorkers lookups at once, its names' and
+	// their SRV targets' together (each name's targets on workers of
+	// their own, 16 names made 256 at once: found by review). Set before
+	// the source's goroutine reads ctx.
+	sem := make(lookSlots, lookWorkers)
+	base, ctx = context.WithValue(base, lookSlotsKey{}, sem), context.WithValue(ctx, lookSlotsKey{}, sem)
 	failed := map[string]error{}
 	type answer struct {
 		peers []string
@@ -109,11 +115,6 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 			failed["PeerSource"] = errNoAnswer
 		}
 	}
-	// One look makes at most lookWorkers lookups at once, its names' and
-	// their SRV targets' together (each name's targets on workers of
-	// their own, 16 names made 256 at once: found by review).
-	sem := make(lookSlots, lookWorkers)
-	base, ctx = context.WithValue(base, lookSlotsKey{}, sem), context.WithValue(ctx, lookSlotsKey{}, sem)
 	budget, seen := maxLookAddrs, map[string]bool{}
 	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed, &budget, seen, "Peers")
 	if asked != nil {
