@@ -135,6 +135,15 @@ func (l *rejectLog) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 	return o
 }
 
+// StepBack forwards the node's step back of the clock to the replica it
+// wraps (transport.ClockStepper): embedded as a transport.Replica, the
+// wrapped replica's StepBack was hidden from the node.
+func (l *rejectLog) StepBack(d int64) {
+	if cs, ok := l.Replica.(transport.ClockStepper); ok {
+		cs.StepBack(d)
+	}
+}
+
 func (l *rejectLog) take() []Rejection {
 	out := l.log
 	l.log = nil

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/rapidfail"
+	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
 )
 
@@ -94,5 +96,34 @@ func TestSkewCatchesATypeThatRefusesStampsAhead(t *testing.T) {
 	bad.Weights = map[string]int{"skew": 1}
 	if f := rapidfail.Failure(t, "SkewWithoutMaxSkew", TypeProperty(bad)); !strings.Contains(f, "MaxSkew") {
 		t.Fatalf("a skew weight without MaxSkew: %q, want an error naming MaxSkew", f)
+	}
+}
+
+// TestHarnessStoreFollowsAStepBack: the node tells its replica of a step
+// back of the clock (transport.ClockStepper), but the harness's
+// StoreReplica handed the node its rejectLog, which embeds the
+// transport.Replica interface and so hid StepBack: the production store
+// under the harness kept its sync mark ahead of the clock, and the
+// harness's skew action never reached the step back (found by review).
+func TestHarnessStoreFollowsAStepBack(t *testing.T) {
+	now := int64(10 * time.Hour)
+	cfg := DefaultStoreConfig()
+	cfg.Horizon = time.Hour
+	cfg.Vary = nil
+	r, err := NewStoreReplica("n0", 1, func() int64 { return now }, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := int64(10 * time.Minute)
+	for i := range 64 {
+		r.s.Write(crdt.Record{Key: fmt.Sprint("d", i), Tombstone: true, Time: crdt.Timestamp{Wall: now - int64(time.Hour) - step/2, Node: 2}})
+	}
+	r.node.Tick(now)
+	r.s.MarkSynced(now) // a session completed at now
+	now -= step         // NTP steps the clock back
+	r.node.Tick(now)    // the node sees it, and tells its replica
+	now += step         // the clock is back where the mark was read
+	if got := r.s.Collect(now, false, lww.NoStable); len(got) != 0 {
+		t.Fatalf("collected %d tombstones dead since after the mark, moved back by the step, less the horizon", len(got))
 	}
 }

@@ -64,6 +64,7 @@ type StoreConfig struct {
 // drives, plus a lookup of any key's record.
 type Store interface {
 	transport.Replica
+	transport.ClockStepper // the store's sync mark follows the node's clock back: wrappers that embed Store forward it
 	// Lookup returns the record held for key, whatever its state.
 	Lookup(key string) (crdt.Record, bool)
 }

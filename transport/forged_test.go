@@ -256,3 +256,47 @@ func TestRestartedMemberHasNoLastSync(t *testing.T) {
 		t.Fatalf("after an exchange with the new process: last sync %d, want %d", a.LastSyncs()["b"], n.now.Now())
 	}
 }
+
+// TestRestartedEndsNoSessionWithoutAnother: Restarted ends the session
+// in flight with the member, taking it for one with the old process. The host calls Restarted when its loop gets to the view
+// change, after memberlist already routes the name to the new process: a
+// session started in between (a Tick, or the opening's retry, which
+// starts a new session) is with the new process, and answered. For a
+// member past arrivalNeighbours on the ring, nothing takes its place: the
+// new process, empty, was not caught up by this member until the next
+// interval, and an exchange that was going fine was counted timed out
+// (found by review of that change). A session goes to it at once now.
+func TestRestartedEndsNoSessionWithoutAnother(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Minute}, names...)
+	a := n.nodes["a"]
+	far := ""
+	for _, name := range names {
+		if a.ring.distance(name, "a") > arrivalNeighbours {
+			far = name
+			break
+		}
+	}
+	if far == "" {
+		t.Fatal("setup: no member past arrivalNeighbours")
+	}
+	for len(a.ae.arrived) > 0 || a.ae.active { // the set-up's arrivals: a's neighbours
+		n.pump("a", a.Tick(n.now.Now()))
+		n.now.Advance(time.Millisecond)
+	}
+	n.holding("a", 1, 20)
+	start := n.now.Now()
+	out := a.StartSession(far, start) // memberlist routes far to its new process already
+	n.now.Advance(10 * time.Millisecond)
+	a.Restarted(far, n.now.Now()) // the loop gets to the view change
+	out = append(out, a.Tick(n.now.Now())...)
+	n.pump("a", out)
+	for range 3 {
+		n.now.Advance(time.Second)
+		n.pump("a", a.Tick(n.now.Now()))
+	}
+	if _, ok := a.LastSyncs()[far]; !ok {
+		t.Fatalf("restarted member %s (distance %d) was not synced with: its answered session ended, and none replaced it (timed out %d) stats %+v",
+			far, a.ring.distance(far, "a"), a.Stats().SessionsTimedOut, a.Stats())
+	}
+}

@@ -391,6 +391,12 @@ func (n *Node) Restarted(name string, now int64) {
 		// default) before it started.
 		n.stats.SessionsTimedOut++
 		n.ae.active = false
+		// It may have been with the new process (the host calls this
+		// after memberlist routes the name to it): a session goes to the
+		// new one at once in its place, whatever its distance.
+		if !slices.Contains(n.ae.arrived, name) {
+			n.ae.arrived = append(n.ae.arrived, name)
+		}
 	}
 	if !slices.Contains(n.ae.arrived, name) && n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
 		n.ae.arrived = append(n.ae.arrived, name)

@@ -349,13 +349,22 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		got := make([][]string, len(srvs))
 		gotErr := make([]error, len(srvs))
 		looked := make([]bool, len(srvs))
-		var found atomic.Int64
+		// Distinct addresses, as the look's cap counts them: two targets
+		// naming one host gave its address twice, and the repeat used up
+		// the cap.
+		var mu sync.Mutex
+		distinct := map[string]bool{}
 		forEachUntil(len(srvs), lookWorkers, func(i int) {
 			got[i], gotErr[i] = r.resolveHost(ctx, res, strings.TrimSuffix(srvs[i].Target, "."), strconv.Itoa(int(srvs[i].Port)))
 			looked[i] = true
-			found.Add(int64(len(got[i])))
-		}, func() bool { return found.Load() >= int64(maxPeerAddrs) })
+			mu.Lock()
+			for _, a := range got[i] {
+				distinct[a] = true
+			}
+			mu.Unlock()
+		}, func() bool { mu.Lock(); defer mu.Unlock(); return len(distinct) >= maxPeerAddrs })
 		var addrs []string
+		taken := map[string]bool{}
 		failed := 0
 		cut := false // addresses left out, or targets not looked up
 		for i := range srvs {
@@ -372,9 +381,13 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 					errs = append(errs, err)
 				}
 			}
+			fresh := slices.DeleteFunc(slices.Clone(got[i]), func(a string) bool { return taken[a] })
 			room := maxPeerAddrs - len(addrs)
-			cut = cut || len(got[i]) > room
-			addrs = append(addrs, got[i][:min(len(got[i]), room)]...)
+			cut = cut || len(fresh) > room
+			for _, a := range fresh[:min(len(fresh), room)] {
+				taken[a] = true
+				addrs = append(addrs, a)
+			}
 		}
 		if cut { // a cap, not a failure (see capped)
 			r.capped(fmt.Sprintf("%s: %d targets: took the addresses of the first ones, %d", p, targets, maxPeerAddrs))

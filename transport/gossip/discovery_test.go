@@ -535,3 +535,38 @@ func TestSRVTargetAtPortZeroIsNoPeer(t *testing.T) {
 		t.Fatalf("an SRV target at port 0 gave %q to join", addrs)
 	}
 }
+
+// TestSRVTargetsSharingAnAddressDoNotUseUpTheName: an SRV name's cap of
+// addresses counted every address its targets gave, the same address
+// given by two targets (two names of one host) twice: the repeat used up
+// the cap, and a later target's distinct address was left out (found by
+// review, as the look's cap was).
+func TestSRVTargetsSharingAnAddressDoNotUseUpTheName(t *testing.T) {
+	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
+	maxPeerAddrs = 2
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch q.Qtype {
+		case dns.TypeSRV:
+			for _, target := range []string{"alias1.test.", "alias2.test.", "other.test."} {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: target})
+			}
+		case dns.TypeA:
+			ip := net.IPv4(127, 0, 0, 1) // alias1 and alias2: one host
+			if q.Name == "other.test." {
+				ip = net.IPv4(127, 0, 0, 2)
+			}
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
+		}
+		w.WriteMsg(m)
+	})
+	r := &Replicator{cfg: Config{Resolver: res, Peers: []string{"srv:_x._tcp.test."}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, failed := r.seeds(ctx, ctx)
+	if !slices.Equal(addrs, []string{"127.0.0.1:7946", "127.0.0.2:7946"}) || len(failed) != 0 {
+		t.Fatalf("an SRV name of two distinct addresses (cap %d) gave %q to join, failures %v", maxPeerAddrs, addrs, failed)
+	}
+}
