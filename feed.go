@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -184,7 +185,12 @@ func (s *Subscription) Close() { s.f.remove(s) }
 
 // run sends the published changes on C, a batch at a time, until Close.
 func (s *Subscription) run() {
-	defer close(s.stopped)
+	defer func() {
+		s.f.mu.Lock()
+		delete(s.f.live, s)
+		s.f.mu.Unlock()
+		close(s.stopped)
+	}()
 	defer close(s.ch)
 	defer s.ticker.Stop()
 	var events []store.Event
@@ -242,8 +248,12 @@ func (s *Subscription) run() {
 // readers waiting for a key to change (GetAfter). The store's watcher is
 // set while there is either.
 type feed struct {
-	mu      sync.Mutex
-	subs    []*Subscription
+	mu   sync.Mutex
+	subs []*Subscription
+	// live are the subscriptions whose goroutine runs, closed or not:
+	// Close waits for them all (one closed by its reader just before
+	// had left subs, and was not waited for: found by review).
+	live    map[*Subscription]struct{}
 	active  atomic.Int32                          // len(subs), read without the lock by flush
 	waiters map[string]map[chan struct{}]struct{} // a set per key: cancel is O(1) with many readers of one key
 	waiting int
@@ -283,6 +293,10 @@ func (f *feed) add(s *Subscription, st *store.Store) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs = append(f.subs, s)
+	if f.live == nil {
+		f.live = map[*Subscription]struct{}{}
+	}
+	f.live[s] = struct{}{}
 	f.active.Store(int32(len(f.subs)))
 	f.watch(st)
 }
@@ -363,11 +377,12 @@ func (f *feed) wakeWaiters() {
 func (f *feed) closeAll() {
 	f.mu.Lock()
 	subs := slices.Clone(f.subs)
+	live := slices.Collect(maps.Keys(f.live))
 	f.mu.Unlock()
 	for _, s := range subs {
 		s.Close()
 	}
-	for _, s := range subs {
+	for _, s := range live {
 		<-s.stopped
 	}
 }

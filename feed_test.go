@@ -493,4 +493,20 @@ func TestSubscriptionGoroutineEndsBeforeCloseReturns(t *testing.T) {
 			t.Fatalf("round %d: C still open (its goroutine still running) after the Cache's Close returned", i)
 		}
 	}
+	// A subscription its reader closed just before: its goroutine is the
+	// Cache's all the same, though it has left the subscriptions.
+	for i := range 50 {
+		c := newCache(t, testConfig(fmt.Sprint("solo", i)))
+		sub, err := c.Subscribe("", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+		c.Close()
+		select {
+		case <-sub.C:
+		default:
+			t.Fatalf("round %d: C of a subscription closed before the Cache still open after the Cache's Close returned", i)
+		}
+	}
 }
