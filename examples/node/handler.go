@@ -156,13 +156,39 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 // keys like any other.
 func cleanKeys(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		esc := r.URL.EscapedPath()
+		esc := escapedPath(r.URL)
+		if esc != r.URL.EscapedPath() {
+			r = r.Clone(r.Context())
+			r.URL.RawPath = esc // what the router and keyOf read
+		}
 		if esc == "/v1/keys" || esc != "/v1/keys/" && path.Clean(esc) != esc {
 			http.NotFound(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// escapedPath is u's path as its client sent it, with the bytes it should
+// have escaped escaped (curl sends a UTF-8 key as it is): EscapedPath
+// gives up on such a path and escapes the decoded one, whose %2F is a
+// slash by then ("café%2Fmenu" was two segments: 404 to every method, a
+// key held read as a miss; found by review).
+func escapedPath(u *url.URL) string {
+	raw := u.RawPath
+	if raw == "" {
+		return u.EscapedPath()
+	}
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~!$&'()*+,;=:@[]/%", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // counted counts the requests next answers, by status code and method.
@@ -252,7 +278,12 @@ func keyOf(r *http.Request) (string, bool) {
 // bytes read are taken from bodies as they come, until the value is
 // stored: past it, 429.
 func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, maxValue int, bodies *bodyBudget, fail func(http.ResponseWriter, error)) {
-	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
+	q, err := query(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ttl, err := parseTTL(q.Get("ttl"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -359,8 +390,12 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, m
 	default:
 		return nil, false, fmt.Errorf("%w: %d reads with a token under way", errTooMany, cap(waits))
 	}
+	q, err := query(r)
+	if err != nil {
+		return nil, false, err
+	}
 	wait := 5 * time.Second
-	if s := r.URL.Query().Get("wait"); s != "" {
+	if s := q.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > maxWait {
 			return nil, false, fmt.Errorf("%w: wait %q: want a duration from 0 to %v", errBadRequest, clipped(s), maxWait)
@@ -375,6 +410,18 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, m
 		return nil, false, fmt.Errorf("%w (waited %v)", errNotYet, wait)
 	}
 	return v, ok, err
+}
+
+// query returns r's query parameters; a query that does not parse (a
+// pair with a semicolon, "ttl=10s;", or a bad escape, "ttl=10s%") is a
+// 400: r.URL.Query drops such a pair, and a PUT whose ttl it dropped
+// stored its value with no expiry (found by review).
+func query(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: query %q: %v", errBadRequest, clipped(r.URL.RawQuery), err)
+	}
+	return q, nil
 }
 
 // errBadRequest is a malformed parameter: 400.

@@ -843,3 +843,88 @@ func FuzzTokenHeader(f *testing.F) {
 		}
 	})
 }
+
+// rawRequest sends req as it is on a new connection to addr and returns
+// the response's status and body.
+func rawRequest(t *testing.T, addr, req string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", req, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMalformedQueryIsRefused: a ttl (or wait) parameter that does not
+// parse as a query pair ("ttl=50ms;", with a semicolon; "ttl=50ms%", a bad
+// escape) is a 400. url.Values drops such a pair: the PUT stored its
+// value with no expiry at all, 204, and the GET waited its default 5 s.
+func TestMalformedQueryIsRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	addr := strings.TrimPrefix(startServer(t, c, bcache.DefaultMaxValueSize), "http://")
+	for key, query := range map[string]string{"semicolon": "ttl=50ms;", "escape": "ttl=50ms%", "escape2": "ttl=5%zzms"} {
+		code, body := rawRequest(t, addr, "PUT /v1/keys/"+key+"?"+query+" HTTP/1.1\r\nHost: node\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv")
+		if code != http.StatusBadRequest {
+			t.Errorf("PUT ?%s: %d %q; want 400", query, code, body)
+		}
+		if _, ok := c.Get(key); ok {
+			t.Errorf("PUT ?%s: stored (with no expiry)", query)
+		}
+	}
+	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
+	tok, err := elsewhere.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, body := rawRequest(t, addr, "GET /v1/keys/k?wait=10ms; HTTP/1.1\r\nHost: node\r\n"+tokenHeader+": "+string(tok)+"\r\nConnection: close\r\n\r\n")
+	if code != http.StatusBadRequest {
+		t.Errorf("GET ?wait=10ms; with a token: %d %q after %v; want 400", code, body, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestKeyWithRawBytesAndAnEscapedSlash: a key path with bytes sent
+// unescaped (curl sends a UTF-8 key as it is) and a %2F is the one key,
+// as it is escaped: Go's EscapedPath gives up on such a path and escapes
+// the decoded one again, and the %2F became a slash, two segments: 404
+// to every method, a key held read as a miss. A path that is not clean
+// stays 404, not a redirect.
+func TestKeyWithRawBytesAndAnEscapedSlash(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	addr := strings.TrimPrefix(base, "http://")
+	expect(t, "PUT", base+"/v1/keys/"+url.PathEscape("café/menu"), "v", http.StatusNoContent)
+	if code, body := rawRequest(t, addr, "GET /v1/keys/café%2Fmenu HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"); code != http.StatusOK || body != "v" {
+		t.Errorf("GET café%%2Fmenu, sent as is: %d %q; want 200 \"v\"", code, body)
+	}
+	if code, body := rawRequest(t, addr, "PUT /v1/keys/café%2Fmenu HTTP/1.1\r\nHost: node\r\nContent-Length: 1\r\nConnection: close\r\n\r\nw"); code != http.StatusNoContent {
+		t.Errorf("PUT café%%2Fmenu, sent as is: %d %q; want 204", code, body)
+	}
+	if v, _ := c.Get("café/menu"); string(v) != "w" {
+		t.Errorf(`Get("café/menu") = %q after the PUT; want "w"`, v)
+	}
+	for _, p := range []string{"café/..", "café/.", "café//", "café%2F/.."} {
+		for _, method := range []string{"GET", "PUT", "DELETE"} {
+			if code, body := rawRequest(t, addr, method+" /v1/keys/"+p+" HTTP/1.1\r\nHost: node\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); code != http.StatusNotFound {
+				t.Errorf("%s %s: %d %q; want 404", method, p, code, body)
+			}
+		}
+	}
+	if code, _ := rawRequest(t, addr, "PUT /v1/keys/café%2F.. HTTP/1.1\r\nHost: node\r\nContent-Length: 1\r\nConnection: close\r\n\r\nd"); code != http.StatusNoContent {
+		t.Errorf("PUT café%%2F.., sent as is: %d; want 204", code)
+	}
+	if v, _ := c.Get("café/.."); string(v) != "d" {
+		t.Errorf(`Get("café/..") = %q; want "d"`, v)
+	}
+}

@@ -201,6 +201,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, errors.New("-snapshot-interval: needs -snapshot")
 	case *syncEvery != 0 && sync != bcache.SyncInterval:
 		return options{}, errors.New("-sync-interval: needs -sync interval")
+	case onDamage != bcache.DamageFail && *snapshot == "":
+		return options{}, errors.New("-on-damage: needs -snapshot")
+	}
+	if err := checkHTTPAddr(*httpAddr); err != nil {
+		return options{}, err
 	}
 	cfg := bcache.Config{
 		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,
@@ -262,6 +267,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		cfg.Timings = bcache.FastTimings()
 	}
 	return options{cfg: cfg, httpAddr: *httpAddr}, nil
+}
+
+// checkHTTPAddr checks -http's form: a malformed one is a flag error
+// (exit 2), as a malformed -bind is; it was a failure to listen (exit 1).
+func checkHTTPAddr(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return errors.New("-http unix: needs a socket's path")
+		}
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return fmt.Errorf("-http %q: %v", clipped(addr), err)
+	}
+	return nil
 }
 
 // parseKey decodes a hex cluster key given to flag.

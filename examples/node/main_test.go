@@ -157,3 +157,28 @@ func TestUsageListsTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsOfTheSnapshotAndTheHTTPAddress: -on-damage qualifies
+// -snapshot, and was ignored without it (the member started, 0); a
+// malformed -http is a flag error (exit 2, as a malformed -bind is), not
+// a failure to listen (exit 1).
+func TestFlagsOfTheSnapshotAndTheHTTPAddress(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"-on-damage", "reset"}, "-on-damage: needs -snapshot"},
+		{[]string{"-http", "unix:"}, "needs a socket's path"},
+		{[]string{"-http", "nonsense"}, "-http"},
+		{[]string{"-http", "127.0.0.1:99999"}, "-http"},
+	} {
+		if _, err := parseFlags(tt.args, io.Discard); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%q: error %v, want one containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+	for _, args := range [][]string{{"-http", "unix:/tmp/n.sock"}, {"-http", "127.0.0.1:0"}, {"-http", "localhost:8080"}, {"-on-damage", "reset", "-snapshot", "/tmp/n.snap"}} {
+		if _, err := parseFlags(args, io.Discard); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
+	}
+}
