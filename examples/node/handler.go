@@ -374,21 +374,18 @@ var errNotYet = errors.New("the write of the token has not reached this member y
 // which it moves the response's write deadline (the server's would end a
 // longer wait with no answer at all).
 func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, maxKey int, waits chan struct{}) ([]byte, bool, error) {
+	toks := r.Header.Values(tokenHeader)
+	if len(toks) > 1 {
+		// Which one the caller meant is not for this member to guess: an
+		// empty header before the token read as none, and the read could
+		// answer older than the write (found by review).
+		return nil, false, fmt.Errorf("%w: %d %s headers, want one", errBadRequest, len(toks), tokenHeader)
+	}
 	tok := r.Header.Get(tokenHeader)
 	if len(key) > maxKey {
 		// As a PUT's and a read with a token's: 414, not a miss (a GET
 		// without a token said 404: found by review).
 		return nil, false, fmt.Errorf("get %q...: %w (%d bytes, limit %d)", key[:min(len(key), 32)], bcache.ErrKeyTooLarge, len(key), maxKey)
-	}
-	if tok == "" {
-		v, ok := c.Get(key)
-		return v, ok, nil
-	}
-	select {
-	case waits <- struct{}{}:
-		defer func() { <-waits }()
-	default:
-		return nil, false, fmt.Errorf("%w: %d reads with a token under way", errTooMany, cap(waits))
 	}
 	q, err := query(r)
 	if err != nil {
@@ -401,6 +398,16 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, m
 			return nil, false, fmt.Errorf("%w: wait %q: want a duration from 0 to %v", errBadRequest, clipped(s), maxWait)
 		}
 		wait = d
+	}
+	if tok == "" {
+		v, ok := c.Get(key)
+		return v, ok, nil
+	}
+	select {
+	case waits <- struct{}{}:
+		defer func() { <-waits }()
+	default:
+		return nil, false, fmt.Errorf("%w: %d reads with a token under way", errTooMany, cap(waits))
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + answerTime))
 	ctx, cancel := context.WithTimeout(r.Context(), wait)

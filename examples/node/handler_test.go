@@ -928,3 +928,31 @@ func TestKeyWithRawBytesAndAnEscapedSlash(t *testing.T) {
 		t.Errorf(`Get("café/..") = %q; want "d"`, v)
 	}
 }
+
+// TestRepeatedTokenHeadersAreRefused: a GET with two Bcache-Token headers
+// is a 400. It read the first alone, and an empty one before the token
+// made the read one without a token, which may answer older than the
+// write (found by review). A malformed wait is a 400 with no token too
+// (it was not looked at).
+func TestRepeatedTokenHeadersAreRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	addr := strings.TrimPrefix(startServer(t, c, bcache.DefaultMaxValueSize), "http://")
+	c.Set("k", []byte("old"), 0)
+	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
+	tok, err := elsewhere.SetWithToken("k", []byte("new"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, headers := range []string{
+		tokenHeader + ": \r\n" + tokenHeader + ": " + string(tok) + "\r\n",
+		tokenHeader + ": " + string(tok) + "\r\n" + tokenHeader + ": " + string(tok) + "\r\n",
+	} {
+		code, body := rawRequest(t, addr, "GET /v1/keys/k?wait=10ms HTTP/1.1\r\nHost: node\r\n"+headers+"Connection: close\r\n\r\n")
+		if code != http.StatusBadRequest {
+			t.Errorf("GET with headers %q: %d %q; want 400", headers, code, body)
+		}
+	}
+	if code, body := rawRequest(t, addr, "GET /v1/keys/k?wait=zz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"); code != http.StatusBadRequest {
+		t.Errorf("GET ?wait=zz without a token: %d %q; want 400", code, body)
+	}
+}
