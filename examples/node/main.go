@@ -227,7 +227,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if *key != "" {
 			return options{}, errors.New("-key and -key-file: give one")
 		}
-		b, err := os.ReadFile(*keyFile)
+		b, err := readKeys(*keyFile)
 		if err != nil {
 			return options{}, fmt.Errorf("-key-file: %w", err)
 		}
@@ -241,7 +241,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return options{}, errors.New("-accept-keys and -accept-keys-file: give one")
 		}
 		// A rotation's Secret may not hold the entry at all outside one.
-		b, err := os.ReadFile(*acceptFile)
+		b, err := readKeys(*acceptFile)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return options{}, fmt.Errorf("-accept-keys-file: %w", err)
 		}
@@ -286,6 +286,28 @@ func checkHTTPAddr(addr string) error {
 		return fmt.Errorf("-http %q: %v", clipped(addr), err)
 	}
 	return nil
+}
+
+// maxKeysFile bounds what a key file is read for: a few dozen keys in
+// hex. A path given by mistake (a device, a large file) was read whole,
+// /dev/zero without end.
+const maxKeysFile = 64 << 10
+
+// readKeys reads a key file of at most maxKeysFile bytes.
+func readKeys(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeysFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeysFile {
+		return nil, fmt.Errorf("%s: over %d bytes: not a key file", path, maxKeysFile)
+	}
+	return b, nil
 }
 
 // parseKey decodes a hex cluster key given to flag.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -179,6 +180,20 @@ func TestFlagsOfTheSnapshotAndTheHTTPAddress(t *testing.T) {
 	for _, args := range [][]string{{"-http", "unix:/tmp/n.sock"}, {"-http", "127.0.0.1:0"}, {"-http", "localhost:8080"}, {"-on-damage", "reset", "-snapshot", "/tmp/n.snap"}} {
 		if _, err := parseFlags(args, io.Discard); err != nil {
 			t.Errorf("%q: %v", args, err)
+		}
+	}
+}
+
+// TestKeyFilesAreReadWithinABound: a key file over 64 KiB is refused, not
+// read whole (/dev/zero given by mistake was read without end).
+func TestKeyFilesAreReadWithinABound(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("0"), maxKeysFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"-key-file", "-accept-keys-file"} {
+		if _, err := parseFlags([]string{flag, big}, io.Discard); err == nil || !strings.Contains(err.Error(), "not a key file") {
+			t.Errorf("%s of %d bytes: error %v, want one saying it is not a key file", flag, maxKeysFile+1, err)
 		}
 	}
 }
