@@ -188,8 +188,8 @@ func (s *Subscription) run() {
 	defer func() {
 		s.f.mu.Lock()
 		delete(s.f.live, s)
+		close(s.stopped) // under the lock: a Close that no longer finds it in live finds it stopped
 		s.f.mu.Unlock()
-		close(s.stopped)
 	}()
 	defer close(s.ch)
 	defer s.ticker.Stop()

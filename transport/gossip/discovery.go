@@ -368,21 +368,28 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		failed := 0
 		cut := false // addresses left out, or targets not looked up
 		for i := range srvs {
-			if len(addrs) >= maxPeerAddrs || !looked[i] {
-				// The cap taken, or the target not looked up: past the
-				// cap, a target's failure is none of the name's (counted,
-				// a name that gave all it may failed at every look: found
-				// by review).
+			if !looked[i] { // not looked up: what it gives is not known
 				cut = true
 				break
+			}
+			fresh := slices.DeleteFunc(slices.Clone(got[i]), func(a string) bool { return taken[a] })
+			room := maxPeerAddrs - len(addrs)
+			if room == 0 {
+				// The cap taken: past it, a target's failure is none of
+				// the name's (counted, a name that gave all it may failed
+				// at every look: found by review), and one that repeats
+				// addresses taken leaves nothing out.
+				if len(fresh) > 0 {
+					cut = true
+					break
+				}
+				continue
 			}
 			if err := gotErr[i]; err != nil {
 				if failed++; failed <= maxPeerErrors {
 					errs = append(errs, err)
 				}
 			}
-			fresh := slices.DeleteFunc(slices.Clone(got[i]), func(a string) bool { return taken[a] })
-			room := maxPeerAddrs - len(addrs)
 			cut = cut || len(fresh) > room
 			for _, a := range fresh[:min(len(fresh), room)] {
 				taken[a] = true

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -568,5 +569,42 @@ func TestSRVTargetsSharingAnAddressDoNotUseUpTheName(t *testing.T) {
 	addrs, failed := r.seeds(ctx, ctx)
 	if !slices.Equal(addrs, []string{"127.0.0.1:7946", "127.0.0.2:7946"}) || len(failed) != 0 {
 		t.Fatalf("an SRV name of two distinct addresses (cap %d) gave %q to join, failures %v", maxPeerAddrs, addrs, failed)
+	}
+}
+
+// TestSRVRepeatAfterTheCapIsNoCut: an SRV name whose last target gives
+// an address taken already, once the cap is full, left nothing out: it
+// was logged as cut (found by review).
+func TestSRVRepeatAfterTheCapIsNoCut(t *testing.T) {
+	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
+	maxPeerAddrs = 2
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch q.Qtype {
+		case dns.TypeSRV:
+			for i, target := range []string{"alias1.test.", "other.test.", "alias2.test."} {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: uint16(i), Port: 7946, Target: target})
+			}
+		case dns.TypeA:
+			ip := net.IPv4(127, 0, 0, 1)
+			if q.Name == "other.test." {
+				ip = net.IPv4(127, 0, 0, 2)
+			}
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
+		}
+		w.WriteMsg(m)
+	})
+	var logs bytes.Buffer
+	r := &Replicator{cfg: Config{Resolver: res}, log: zerolog.New(&logs)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.resolvePeer(ctx, "srv:_x._tcp.test.")
+	if !slices.Equal(addrs, []string{"127.0.0.1:7946", "127.0.0.2:7946"}) || err != nil {
+		t.Fatalf("addrs %q, err %v", addrs, err)
+	}
+	if strings.Contains(logs.String(), "more addresses than a look takes") {
+		t.Fatalf("every distinct address taken, yet reported cut: %s", logs.String())
 	}
 }
