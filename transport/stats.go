@@ -32,7 +32,7 @@ type Stats struct {
 	// Anti-entropy.
 	SessionsStarted   uint64
 	SessionsCompleted uint64
-	SessionsTimedOut  uint64 // or abandoned: the peer left, or its replies moved nothing, or it lasted 64 timeouts
+	SessionsTimedOut  uint64 // or abandoned: the peer left or restarted, or its replies moved nothing, or it lasted 64 timeouts
 	// SessionsResponded counts sessions peers started that completed on
 	// this side: every Repair the initiator sent applied here; and the
 	// openings found in step, which complete nothing here (no synced
