@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -551,7 +552,8 @@ func (h *harness) forgetCalls(i int) {
 func (h *harness) endCalls(t *rapid.T) {
 	for step := 0; len(h.calls) > 0; step++ {
 		if step == 12 {
-			for n, call := range h.calls {
+			for _, n := range slices.Sorted(maps.Keys(h.calls)) { // in order: a failure says the same at each replay
+				call := h.calls[n]
 				t.Fatalf("call %d for %q on %s has not ended a minute after the heal", n, call.key, h.c.Name(call.member))
 			}
 		}

@@ -822,7 +822,10 @@ func (h *harness) check(t *rapid.T) {
 		}
 		h.model.dropped(t, h, i, r.Drops())
 		now := map[string]crdt.Version{}
-		for _, rec := range r.Records() {
+		// By key: a replica's records in its own order (a map's) made
+		// the first failure found, and the report, differ between
+		// replays of one seed.
+		for _, rec := range slices.SortedFunc(slices.Values(r.Records()), byKey) {
 			if rec.Evicted && rec.Time.Node != adversaryID && !h.evicts() {
 				t.Fatalf("%s holds %v as evicted, but no member evicts", h.c.Name(i), rec)
 			}
@@ -833,7 +836,8 @@ func (h *harness) check(t *rapid.T) {
 			h.held[i][rec.Key] = rec.Time
 			now[rec.Key] = rec.Version()
 		}
-		for key, v := range h.last[i] {
+		for _, key := range slices.Sorted(maps.Keys(h.last[i])) { // in order: a failure says the same at each replay
+			v := h.last[i][key]
 			if _, ok := now[key]; !ok && !h.collected(i, v) {
 				h.model.vanished(t, h, i, v)
 			}
@@ -1176,3 +1180,6 @@ func (s lwwStates) String() string {
 	}
 	return b.String()
 }
+
+// byKey orders records by key.
+func byKey(a, b crdt.Record) int { return strings.Compare(a.Key, b.Key) }

@@ -2,6 +2,8 @@ package proptest
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
@@ -141,7 +143,15 @@ func (m *LWWModel) Check(state any) error {
 	for _, v := range state.([]crdt.Version) {
 		held[v.Key] = v
 	}
-	for key, ws := range m.writes {
+	keys := slices.Collect(maps.Keys(held)) // held keys nobody wrote too, and in order: a failure says the same at each replay
+	for key := range m.writes {
+		if _, ok := held[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		ws := m.writes[key]
 		var survivor *crdt.Version // the newest write no crash can have lost
 		for _, w := range ws {
 			if v := w.rec.Version(); !m.crashed[w.by] && (survivor == nil || survivor.Compare(v) < 0) {

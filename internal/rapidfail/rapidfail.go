@@ -29,6 +29,20 @@ func Fails(t *testing.T, name string, prop func(*rapid.T)) bool {
 // checks caught it.
 func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
 	t.Helper()
+	return failure(t, name, prop, "50ms") // finding one is what counts here
+}
+
+// Unshrunk is Failure without shrinking: the report is of the first
+// counterexample found, the same on every run of a property that replays
+// from its seed (shrinking is bounded by time, so where it ends depends
+// on the machine's speed): for tests that a failure replays.
+func Unshrunk(t *testing.T, name string, prop func(*rapid.T)) string {
+	t.Helper()
+	return failure(t, name, prop, "0s")
+}
+
+func failure(t *testing.T, name string, prop func(*rapid.T), shrink string) string {
+	t.Helper()
 	// Set for this run alone (left set for the rest of the test, a
 	// CheckType after it ran with seed 1 and no fail file: found by
 	// review), and with no fail file replayed (one given on the command
@@ -36,7 +50,7 @@ func Failure(t *testing.T, name string, prop func(*rapid.T)) string {
 	defer setFlag(t, "rapid.seed", "1")()
 	defer setFlag(t, "rapid.checks", Scaled("rapid.checks", "1000"))()
 	defer setFlag(t, "rapid.steps", Scaled("rapid.steps", "100"))()
-	defer setFlag(t, "rapid.shrinktime", "50ms")() // finding one is what counts here
+	defer setFlag(t, "rapid.shrinktime", shrink)()
 	defer setFlag(t, "rapid.nofailfile", "true")()
 	defer setFlag(t, "rapid.failfile", "")()
 	rec := &recordingTB{name: name}
