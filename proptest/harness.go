@@ -37,6 +37,7 @@ type Config struct {
 	// the same).
 	Horizon time.Duration
 	// MaxSkew bounds how far a member's clock is set from the others.
+	// Default: 5 s.
 	MaxSkew time.Duration
 	// MaxDrift is the replicas' MaxClockDrift: how far ahead of a member's
 	// clock a timestamp it accepts may be. Default:
