@@ -55,8 +55,12 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	// A filler asking for its own key: a cycle, whoever owns it (a peer
 	// owning it may not fill it, and this member then fills it itself,
 	// waiting for its own fill: found by review).
+	// A fill of the key on its owner, in another member's request that
+	// this one's fill runs within, is one too: asked, the owner joins it
+	// (the chain was lost across members, and the cycle waited for
+	// FillTimeout: found by review).
 	outer := outerFill(ctx)
-	if outer.has(c, key) {
+	if outer.has(c, key) || outer.hasOn(c.owner(key), key) {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
 	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key, outer) })
@@ -96,7 +100,7 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 			return rec.Value, err
 		}
 		c.stats.fillsForwarded.Add(1)
-		b, ok := c.forward(peer, key)
+		b, ok := c.forward(peer, key, outer)
 		if !ok {
 			continue // unreachable, busy, too slow, or it left
 		}
@@ -144,7 +148,11 @@ func (c *Cache) alive(name string) bool {
 // filled itself, and the filler ran twice (found by review). An owner
 // with no room for the request (ErrBusy) is asked again until the fill
 // timeout has passed since the first call.
-func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
+func (c *Cache) forward(owner, key string, outer *fillingOf) (answer []byte, ok bool) {
+	req := clusterfill.Request(clusterfill.FillRequest, key)
+	if within := outer.chain(); len(within) > 0 {
+		req = clusterfill.RequestWithin(key, within)
+	}
 	margin := min(c.cfg.FillTimeout, time.Second)
 	resend := min(c.cfg.FillTimeout, fillResend)
 	start := time.Now()
@@ -183,7 +191,7 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			n := current
 			sent = 0
 			mu.Unlock()
-			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, sentFor(n))
+			b, err := c.repl.CallResendingFor(ctx, owner, req, resend, sentFor(n))
 			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return
@@ -271,6 +279,11 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if !c.serving.Load() || c.closed.Load() { // New has not finished, or Close began: the asker asks elsewhere
 		return clusterfill.NotHeld()
 	}
+	payload, within, ok := clusterfill.Within(payload)
+	if !ok {
+		c.stats.callRequestsBad.Add(1)
+		return clusterfill.NotHeld()
+	}
 	var fill func(string) (crdt.Record, error)
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
@@ -280,7 +293,7 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 				return crdt.Record{}, err
 			}
 			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
-			rec, err := c.fillHere(key, nil)
+			rec, err := c.fillHere(key, remoteChain(within))
 			switch {
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/clusterfill"
 )
 
 // Filler loads the value of a key that the cache misses, from the source
@@ -201,10 +202,11 @@ type fillingKey struct{}
 // has returned (a context kept from a filler, for a refresh later, still
 // carries it: found by review).
 type fillingOf struct {
-	c     *Cache
-	key   string
-	outer *fillingOf
-	ended atomic.Bool
+	c      *Cache
+	member string // of a fill on another member (c nil), carried by its request
+	key    string
+	outer  *fillingOf
+	ended  atomic.Bool
 }
 
 // outerFill returns the fill whose filler's context ctx is (or is derived
@@ -219,11 +221,51 @@ func outerFill(ctx context.Context) *fillingOf {
 // FillTimeout (found by review).
 func (f *fillingOf) has(c *Cache, key string) bool {
 	for ; f != nil; f = f.outer {
-		if f.c == c && f.key == key && !f.ended.Load() {
+		if (f.c == c || f.c == nil && f.member == c.cfg.NodeName) && f.key == key && !f.ended.Load() {
 			return true
 		}
 	}
 	return false
+}
+
+// hasOn says f, or a fill it runs within, is a fill of key on the member
+// called member (here, or another member's, carried by a fill request):
+// asked to fill key, that member would join it, and wait for itself.
+func (f *fillingOf) hasOn(member, key string) bool {
+	for ; f != nil; f = f.outer {
+		if f.name() == member && f.key == key && !f.ended.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fillingOf) name() string {
+	if f.c != nil {
+		return f.c.cfg.NodeName
+	}
+	return f.member
+}
+
+// chain lists f and the fills it runs within, under way, the nearest
+// first, as a fill request carries them.
+func (f *fillingOf) chain() []clusterfill.Filling {
+	var within []clusterfill.Filling
+	for ; f != nil; f = f.outer {
+		if !f.ended.Load() {
+			within = append(within, clusterfill.Filling{Member: f.name(), Key: f.key})
+		}
+	}
+	return within
+}
+
+// remoteChain is the chain of fills a peer's request carried.
+func remoteChain(within []clusterfill.Filling) *fillingOf {
+	var outer *fillingOf
+	for i := len(within) - 1; i >= 0; i-- {
+		outer = &fillingOf{member: within[i].Member, key: within[i].Key, outer: outer}
+	}
+	return outer
 }
 
 // backstop is how long a caller waits for a fill bounded by d: twice d,
