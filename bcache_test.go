@@ -660,3 +660,27 @@ func TestErrorsNameTheCallAndTheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultMaxDeadOfAHugeMaxBytes: the default MaxDeadRecords of a
+// MaxBytes set as a cap past anything held is MaxBytes/256 as far as an
+// int goes, whatever the word size. Where int has 32 bits, it was
+// int(MaxBytes/256) wrapped: 512 GiB gave -2^31 (which fill itself refuses:
+// Config() could not be given back to New), 1 TiB gave 0 (unbounded), and
+// 1 TiB + 1 MiB gave 4,096, below the floor of 10,000.
+// (Found by review under qemu-arm; on 64-bit the test passes either way.)
+func TestDefaultMaxDeadOfAHugeMaxBytes(t *testing.T) {
+	for _, maxBytes := range []int64{1 << 39, 1 << 40, 1<<40 + 1<<20, math.MaxInt64} {
+		cfg := Config{BindAddr: "127.0.0.1:0", MaxBytes: maxBytes}
+		if err := cfg.fill(); err != nil {
+			t.Fatal(err)
+		}
+		want := int(min(maxBytes/256, math.MaxInt))
+		if cfg.MaxDeadRecords != want {
+			t.Errorf("MaxBytes %d: MaxDeadRecords filled as %d, want %d", maxBytes, cfg.MaxDeadRecords, want)
+		}
+		again := cfg
+		if err := again.fill(); err != nil {
+			t.Errorf("MaxBytes %d: the filled Config refused: %v", maxBytes, err)
+		}
+	}
+}

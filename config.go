@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -484,7 +485,7 @@ func defaultMaxDead(maxKeys int, maxBytes int64) int {
 	case maxKeys > 0:
 		return max(maxKeys, minMaxDead)
 	case maxBytes > 0:
-		return int(max(maxBytes/256, minMaxDead))
+		return int(min(max(maxBytes/256, minMaxDead), math.MaxInt)) // an int is 32 bits on some platforms
 	}
 	return -1
 }

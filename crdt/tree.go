@@ -212,7 +212,7 @@ func (t *Tree) DiffChildren(dst []uint32, d int, parents []uint32, remote []Tree
 	t.settle()
 	next := t.levels[d+1]
 	for k, p := range parents {
-		if int(p) >= len(t.levels[d]) {
+		if uint64(p) >= uint64(len(t.levels[d])) { // int(p) is negative past 2^31 where int has 32 bits
 			return dst, fmt.Errorf("%w: node %d out of range at level %d", ErrTreeShape, p, d)
 		}
 		base := p * Fanout

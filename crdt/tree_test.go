@@ -225,3 +225,29 @@ func TestTreeReadsSeeEveryChange(t *testing.T) {
 		}
 	})
 }
+
+// TestDiffChildrenRefusesAParentPast2To31: a parent index of 2^31 or more
+// is out of range at any level, whatever the word size. Where int has 32
+// bits, int(p) read as negative and passed the range check: 2^31 wrapped
+// to base 0 (p*Fanout in uint32) and was compared as node 0, no error, and
+// 2^32-1 indexed past the level (a panic).
+// (Found by review under qemu-arm; on 64-bit the test passes either way.)
+func TestDiffChildrenRefusesAParentPast2To31(t *testing.T) {
+	tr, err := NewTree(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []uint32{1 << 31, 1<<31 + 1, 1<<32 - 1} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("parent %d: DiffChildren panicked: %v", p, r)
+				}
+			}()
+			_, err := tr.DiffChildren(nil, 0, []uint32{p}, make([]TreeNode, Fanout))
+			if !errors.Is(err, ErrTreeShape) {
+				t.Errorf("parent %d at level 0: error %v, want ErrTreeShape", p, err)
+			}
+		}()
+	}
+}

@@ -105,7 +105,14 @@ func (d *mpReader) length(width int) int {
 		}
 	case 4:
 		if b != nil {
-			return int(binary.BigEndian.Uint32(b))
+			u := binary.BigEndian.Uint32(b)
+			if u > math.MaxInt32 {
+				// No frame is that long; where int has 32 bits, it read
+				// as negative and passed the checks against the bytes left.
+				d.fail("length %d", u)
+				return 0
+			}
+			return int(u)
 		}
 	}
 	return 0

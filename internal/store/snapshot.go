@@ -416,6 +416,9 @@ func (r *snapshotReader) read(n int64) ([]byte, error) {
 	if n > r.left {
 		return nil, fmt.Errorf("a %d-byte section with %d bytes left", n, r.left)
 	}
+	if n > math.MaxInt { // where int has 32 bits, make panicked
+		return nil, fmt.Errorf("a %d-byte section, more than this process can hold", n)
+	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r.r, b); err != nil {
 		return nil, r.failed(err)
