@@ -292,8 +292,12 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 			} else if err != nil {
 				return crdt.Record{}, err
 			}
+			outer := remoteChain(within)
+			if outer.has(c, key) { // asked from within this member's fill of key, under way: a cycle
+				return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrFillCycle)
+			}
 			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
-			rec, err := c.fillHere(key, remoteChain(within))
+			rec, err := c.fillHere(key, outer)
 			switch {
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored
@@ -340,6 +344,8 @@ func failure(err error) clusterfill.Failure {
 		return clusterfill.Panicked
 	case errors.Is(err, ErrValueTooLarge):
 		return clusterfill.TooLarge
+	case errors.Is(err, ErrFillCycle):
+		return clusterfill.Cycle
 	}
 	return clusterfill.Failed
 }
@@ -362,6 +368,8 @@ func ownerError(key string, err error) error {
 		sentinel = ErrFillerPanic
 	case clusterfill.TooLarge:
 		sentinel = ErrValueTooLarge
+	case clusterfill.Cycle:
+		sentinel = ErrFillCycle
 	}
 	// The owner names the key clipped (a release before named it whole).
 	text := strings.TrimPrefix(ownerText(f.Text), "bcache: ")

@@ -1201,3 +1201,120 @@ func TestFillAfterTheAskedOwnerLeftIsAFallback(t *testing.T) {
 		t.Fatalf("forwarded %d, filled %d, fell back %d; want 1, 1, 1", st.FillsForwarded, st.Fills, st.FillFallbacks)
 	}
 }
+
+// cycleKeys returns keys x and z owned by m0 and y owned by m1, in a
+// cluster of m0 and m1.
+func cycleKeys() (x, y, z string) {
+	for i := 0; x == "" || y == "" || z == ""; i++ {
+		k := fmt.Sprint("k", i)
+		switch owner := clusterfill.Owner(k, "m0", []string{"m0", "m1"}); {
+		case x == "" && owner == "m0":
+			x = k
+		case y == "" && owner == "m1":
+			y = k
+		case z == "" && owner == "m0":
+			z = k
+		}
+	}
+	return x, y, z
+}
+
+// TestARemoteFillThatEndedIsNoCycle: x's filler on m0 asks m1 for y and
+// gives up; x's fill ends. y's filler, still running on m1, then asks for
+// x: no cycle (a fill that has ended is none, as on one member), and m0
+// fills x again. The request's chain named x's fill on m0, which m1 took
+// as under way for good, and answered ErrFillCycle without asking (found
+// by review of the change that carries the chain).
+func TestARemoteFillThatEndedIsNoCycle(t *testing.T) {
+	x, y, _ := cycleKeys()
+	var cs []*Cache
+	started := make(chan struct{}) // closed once cs is set: the fillers run on the network's goroutines
+	var xCalls atomic.Int32
+	xEnded := make(chan struct{})
+	inner := make(chan error, 1)
+	cs = cluster(t, 2, func(i int, cfg *Config) {
+		cfg.FillTimeout = 5 * time.Second
+		me := i
+		cfg.Filler = func(ctx context.Context, key string) ([]byte, error) {
+			<-started
+			switch key {
+			case x:
+				if xCalls.Add(1) > 1 {
+					return []byte("x2"), nil
+				}
+				sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+				if _, err := cs[me].GetOrFill(sctx, y); err != nil {
+					return nil, errors.New("y not in time")
+				}
+				return []byte("x1"), nil
+			case y:
+				select {
+				case <-xEnded:
+				case <-time.After(5 * time.Second):
+				}
+				v, err := cs[me].GetOrFill(ctx, x)
+				if err == nil && string(v) != "x2" {
+					err = fmt.Errorf("got %q", v)
+				}
+				inner <- err
+				return []byte("y"), nil
+			}
+			return nil, fmt.Errorf("no %q", key)
+		}
+	})
+	close(started)
+	if _, err := cs[0].GetOrFill(context.Background(), x); err == nil {
+		t.Fatal("setup: x's first fill did not fail")
+	}
+	close(xEnded)
+	select {
+	case err := <-inner:
+		if err != nil {
+			t.Fatalf("y's filler asking for x after x's fill ended: %v; want x2", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("y's filler never asked")
+	}
+}
+
+// TestAForgedChainFailsNoFill: a member holding the cluster key asks the
+// owner of z to fill it from within a fill of x on the owner that does
+// not run. The owner took the chain's word: z's filler, asking for x, got
+// ErrFillCycle, and z's fill failed, for every honest caller joining it
+// too (found by review). The owner judges its own fills now: x is filled,
+// and z with it.
+func TestAForgedChainFailsNoFill(t *testing.T) {
+	x, _, z := cycleKeys()
+	var cs []*Cache
+	started := make(chan struct{}) // closed once cs is set: the fillers run on the network's goroutines
+	cs = cluster(t, 2, func(i int, cfg *Config) {
+		cfg.FillTimeout = 5 * time.Second
+		me := i
+		cfg.Filler = func(ctx context.Context, key string) ([]byte, error) {
+			<-started
+			switch key {
+			case z:
+				v, err := cs[me].GetOrFill(ctx, x)
+				if err != nil {
+					return nil, err
+				}
+				return append([]byte("z:"), v...), nil
+			case x:
+				return []byte("x"), nil
+			}
+			return nil, fmt.Errorf("no %q", key)
+		}
+	})
+	close(started)
+	m0, m1 := cs[0], cs[1]
+	req := clusterfill.RequestWithin(z, []clusterfill.Filling{{Member: "m0", Key: x}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := m1.repl.Call(ctx, "m0", req); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m0.Get(z); !ok || string(v) != "z:x" {
+		t.Fatalf("the owner's fill of z asked with a forged chain: holds %q (%v); want \"z:x\"", v, ok)
+	}
+}

@@ -61,8 +61,10 @@ var (
 	// returns it whoever owns the key, also for a cycle through fills on
 	// other members: a request to an owner carries the fills it is asked
 	// from within (the nearest 8, up to 4 KiB of their members' names and
-	// keys; an owner of a release before answers such a request as one
-	// it cannot serve, and the asker fills the key itself). The chain is
+	// keys; a fill named is one while it runs on its member, which
+	// judges it when asked for its key, answering ErrFillCycle; an owner
+	// of a release before answers such a request as one it cannot
+	// serve, and the asker fills the key itself). The chain is
 	// the context's: a
 	// filler that drops its context waits so; a fill joined by several
 	// callers runs within the first caller's chain only (a cycle through

@@ -130,6 +130,8 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	defer c.store.EndFill(watch)
 	since := c.clock.Now()
 	this := &fillingOf{c: c, key: key, outer: outerFill(ctx)}
+	c.running.Store(key, this)
+	defer c.running.CompareAndDelete(key, this)
 	defer this.ended.Store(true)
 	ctx = context.WithValue(ctx, fillingKey{}, this)
 	done := make(chan result, 1)
@@ -221,8 +223,17 @@ func outerFill(ctx context.Context) *fillingOf {
 // FillTimeout (found by review).
 func (f *fillingOf) has(c *Cache, key string) bool {
 	for ; f != nil; f = f.outer {
-		if (f.c == c || f.c == nil && f.member == c.cfg.NodeName) && f.key == key && !f.ended.Load() {
+		if f.c == c && f.key == key && !f.ended.Load() {
 			return true
+		}
+		// A fill of this member's carried back by a peer's request: it
+		// never ends in the request, so it is one only while a fill of
+		// the key runs here (it said a cycle after that fill had ended,
+		// and believed any chain a peer sent: found by review).
+		if f.c == nil && f.member == c.cfg.NodeName && f.key == key {
+			if _, ok := c.running.Load(key); ok {
+				return true
+			}
 		}
 	}
 	return false
@@ -231,9 +242,14 @@ func (f *fillingOf) has(c *Cache, key string) bool {
 // hasOn says f, or a fill it runs within, is a fill of key on the member
 // called member (here, or another member's, carried by a fill request):
 // asked to fill key, that member would join it, and wait for itself.
+//
+// Only fills whose end is seen here: a fill another member's request
+// carried is that member's to judge (the request for key carries it
+// back: see serveCall); taken here as under way, it was one after it
+// had ended (found by review).
 func (f *fillingOf) hasOn(member, key string) bool {
 	for ; f != nil; f = f.outer {
-		if f.name() == member && f.key == key && !f.ended.Load() {
+		if f.c != nil && f.name() == member && f.key == key && !f.ended.Load() {
 			return true
 		}
 	}

@@ -65,6 +65,7 @@ const (
 	TimedOut                    // it ran past the fill timeout
 	Panicked                    // it panicked
 	TooLarge                    // its value was over the owner's bounds
+	Cycle                       // asked from within the owner's fill of the key (FillWithinRequest)
 )
 
 // A FailedError is an owner's failed fill, as Take returns it: why, and
@@ -359,7 +360,7 @@ func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
 		text := string(b[1:])
 		if len(text) >= 3 && text[0] == '#' && text[1] >= '1' && text[1] <= '9' && text[2] == ' ' {
 			why := Failure(text[1] - '0')
-			if why > TooLarge { // a reason of a later release: its filler failed all the same
+			if why > Cycle { // a reason of a later release: its filler failed all the same
 				why = Failed
 			}
 			return nil, &FailedError{Why: why, Text: text[3:]}, Done
