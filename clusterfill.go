@@ -43,11 +43,11 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if err := c.checkFill("get or fill", key, c.cfg.FillTTL); err != nil {
 		return nil, err
 	}
-	if c.cfg.Filler == nil {
-		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)
-	}
 	if v, ok := c.Get(key); ok {
 		return v, nil
+	}
+	if c.cfg.Filler == nil { // on a miss: a key held is served without one (it failed: found by review)
+		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)
 	}
 	if err := ctx.Err(); err != nil { // no one to fill for
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), err)

@@ -1318,3 +1318,20 @@ func TestAForgedChainFailsNoFill(t *testing.T) {
 		t.Fatalf("the owner's fill of z asked with a forged chain: holds %q (%v); want \"z:x\"", v, ok)
 	}
 }
+
+// TestGetOrFillWithoutAFillerServesAKeyHeld: GetOrFill fills "on a miss";
+// without Config.Filler it returned ErrNilFiller for a key held too, and
+// the Quick start's GetOrFill failed on the key it had just filled (found
+// by a review as a new user). A miss is still ErrNilFiller.
+func TestGetOrFillWithoutAFillerServesAKeyHeld(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	if err := c.Set("held", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.GetOrFill(context.Background(), "held"); err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill of a key held, no Filler: %q, %v; want \"v\"", v, err)
+	}
+	if _, err := c.GetOrFill(context.Background(), "missing"); !errors.Is(err, ErrNilFiller) {
+		t.Fatalf("GetOrFill of a miss, no Filler: %v; want ErrNilFiller", err)
+	}
+}

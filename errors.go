@@ -26,7 +26,8 @@ var (
 	// Config.MaxValueSize, or one whose key and value together are longer
 	// than Config.MaxBytes (it could never be held).
 	ErrValueTooLarge = errors.New("value too large")
-	// ErrNilFiller is returned by GetWithFiller without a filler.
+	// ErrNilFiller is returned by GetWithFiller without a filler, and by
+	// GetOrFill on a miss without Config.Filler.
 	ErrNilFiller = errors.New("nil filler")
 	// ErrSnapshot is returned by New for a snapshot file (SnapshotPath)
 	// that is damaged, truncated or of another format, or for its members
