@@ -1335,3 +1335,88 @@ func TestGetOrFillWithoutAFillerServesAKeyHeld(t *testing.T) {
 		t.Fatalf("GetOrFill of a miss, no Filler: %v; want ErrNilFiller", err)
 	}
 }
+
+// TestACycleTheRequestCannotCarryFailsAtOnce: x's filler on m0 asks m1
+// for y; y's filler on m1 asks for x. The fill of x on m0 that m1's
+// request would name does not fit the request's bounds (over 4 KiB of
+// names and keys with y's, or past 8 fills: y's filler asks from within
+// 8 nested fills of its own). With the owner alone judging the fills a
+// request names, m0 joined its own fill of x and the cycle waited for
+// FillTimeout (found by review): the asker judges those the request
+// cannot carry.
+func TestACycleTheRequestCannotCarryFailsAtOnce(t *testing.T) {
+	keys := func(xPrefix, yPrefix string) (x, y string) {
+		for i := 0; x == "" || y == ""; i++ {
+			if k := fmt.Sprint(xPrefix, i); x == "" && clusterfill.Owner(k, "m0", []string{"m0", "m1"}) == "m0" {
+				x = k
+			}
+			if k := fmt.Sprint(yPrefix, i); y == "" && clusterfill.Owner(k, "m0", []string{"m0", "m1"}) == "m1" {
+				y = k
+			}
+		}
+		return x, y
+	}
+	for _, tc := range []struct {
+		name             string
+		xPrefix, yPrefix string
+		nest             int // fills y's filler nests locally before it asks for x
+	}{
+		// m0's request for y carries x's fill (3 KiB); m1's for x
+		// cannot carry both (4.2 KiB), and keeps y's, the nearest.
+		{"chain over 4 KiB", strings.Repeat("x", 3000), strings.Repeat("y", 1200), 0},
+		{"chain of 10 fills", "x", "y", 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const timeout = 3 * time.Second
+			x, y := keys(tc.xPrefix, tc.yPrefix)
+			var cs []*Cache
+			started := make(chan struct{})
+			inner := make(chan error, 1)
+			cs = cluster(t, 2, func(i int, cfg *Config) {
+				cfg.FillTimeout = timeout
+				me := i
+				cfg.Filler = func(ctx context.Context, key string) ([]byte, error) {
+					<-started
+					switch key {
+					case x:
+						v, err := cs[me].GetOrFill(ctx, y)
+						if err != nil {
+							return nil, err
+						}
+						return append([]byte("x:"), v...), nil
+					case y:
+						var nested Filler
+						depth := 0
+						nested = func(ctx context.Context, _ string) ([]byte, error) {
+							if depth < tc.nest {
+								depth++
+								return cs[me].GetWithFiller(ctx, fmt.Sprint("nest", depth), nested, time.Minute)
+							}
+							_, err := cs[me].GetOrFill(ctx, x)
+							return nil, err
+						}
+						_, err := nested(ctx, y)
+						inner <- err
+						return []byte("y"), nil
+					}
+					return nil, fmt.Errorf("no %q", key)
+				}
+			})
+			close(started)
+			start := time.Now()
+			v, err := cs[0].GetOrFill(context.Background(), x)
+			took := time.Since(start)
+			select {
+			case err := <-inner:
+				if !errors.Is(err, ErrFillCycle) {
+					t.Errorf("y's filler asking for x, which is filling and waits for y: %v, want ErrFillCycle", err)
+				}
+			default:
+				t.Error("y's filler never asked")
+			}
+			if err != nil || string(v) != "x:y" || took > timeout/2 {
+				t.Fatalf("GetOrFill(x) = %q, %v after %v (FillTimeout %v); want \"x:y\" at once", v, err, took, timeout)
+			}
+		})
+	}
+}

@@ -63,7 +63,8 @@ var (
 	// other members: a request to an owner carries the fills it is asked
 	// from within (the nearest 8, up to 4 KiB of their members' names and
 	// keys; a fill named is one while it runs on its member, which
-	// judges it when asked for its key, answering ErrFillCycle; an owner
+	// judges it when asked for its key, answering ErrFillCycle, or, past
+	// those bounds, the asker, before it asks; an owner
 	// of a release before answers such a request as one it cannot
 	// serve, and the asker fills the key itself). The chain is
 	// the context's: a

@@ -248,8 +248,17 @@ func (f *fillingOf) has(c *Cache, key string) bool {
 // back: see serveCall); taken here as under way, it was one after it
 // had ended (found by review).
 func (f *fillingOf) hasOn(member, key string) bool {
-	for ; f != nil; f = f.outer {
-		if f.c != nil && f.name() == member && f.key == key && !f.ended.Load() {
+	for g := f; g != nil; g = g.outer {
+		if g.c != nil && g.name() == member && g.key == key && !g.ended.Load() {
+			return true
+		}
+	}
+	// One the request cannot carry (past its bounds) is judged here, as
+	// before: not carried, the member it names joins its own fill of key
+	// and the cycle waits for FillTimeout (found by review).
+	within := f.chain()
+	for _, e := range within[clusterfill.Carried(within):] {
+		if e.Member == member && e.Key == key {
 			return true
 		}
 	}

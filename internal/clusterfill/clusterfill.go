@@ -93,14 +93,7 @@ const (
 // RequestWithin returns a fill request for key asked from within the
 // fills within, the nearest first.
 func RequestWithin(key string, within []Filling) []byte {
-	n, size := 0, 0
-	for _, f := range within {
-		if n == maxWithin || size+len(f.Member)+len(f.Key) > maxWithinBytes {
-			break
-		}
-		n++
-		size += len(f.Member) + len(f.Key)
-	}
+	n := Carried(within)
 	b := binary.AppendUvarint([]byte{FillWithinRequest}, uint64(n))
 	for _, f := range within[:n] {
 		b = binary.AppendUvarint(b, uint64(len(f.Member)))
@@ -109,6 +102,20 @@ func RequestWithin(key string, within []Filling) []byte {
 		b = append(b, f.Key...)
 	}
 	return append(b, key...)
+}
+
+// Carried returns how many of within, the nearest first, a request
+// carries (RequestWithin): the others are beyond its bounds.
+func Carried(within []Filling) int {
+	n, size := 0, 0
+	for _, f := range within {
+		if n == maxWithin || size+len(f.Member)+len(f.Key) > maxWithinBytes {
+			break
+		}
+		n++
+		size += len(f.Member) + len(f.Key)
+	}
+	return n
 }
 
 // Within reads a FillWithinRequest: the FillRequest it is and the fills
