@@ -43,7 +43,6 @@ type Cache struct {
 	repl     *gossip.Replicator
 	known    []transport.Known  // the members an earlier run counted (members.go), for New
 	fills    singleflight.Group // fills run here, per key
-	running  sync.Map           // key → its *fillingOf while a fill of it runs here (one at a time: fills)
 	forwards singleflight.Group // GetOrFill's per key: one ask of the owner at a time
 
 	deltaLag  lagHistogram // records applied from deltas, by lag

@@ -55,12 +55,8 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	// A filler asking for its own key: a cycle, whoever owns it (a peer
 	// owning it may not fill it, and this member then fills it itself,
 	// waiting for its own fill: found by review).
-	// A fill of the key on its owner, in another member's request that
-	// this one's fill runs within, is one too: asked, the owner joins it
-	// (the chain was lost across members, and the cycle waited for
-	// FillTimeout: found by review).
 	outer := outerFill(ctx)
-	if outer.has(c, key) || outer.hasOn(c.owner(key), key) {
+	if outer.has(c, key) {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
 	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key, outer) })
@@ -100,7 +96,7 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 			return rec.Value, err
 		}
 		c.stats.fillsForwarded.Add(1)
-		b, ok := c.forward(peer, key, outer)
+		b, ok := c.forward(peer, key)
 		if !ok {
 			continue // unreachable, busy, too slow, or it left
 		}
@@ -148,11 +144,7 @@ func (c *Cache) alive(name string) bool {
 // filled itself, and the filler ran twice (found by review). An owner
 // with no room for the request (ErrBusy) is asked again until the fill
 // timeout has passed since the first call.
-func (c *Cache) forward(owner, key string, outer *fillingOf) (answer []byte, ok bool) {
-	req := clusterfill.Request(clusterfill.FillRequest, key)
-	if within := outer.chain(); len(within) > 0 {
-		req = clusterfill.RequestWithin(key, within)
-	}
+func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	margin := min(c.cfg.FillTimeout, time.Second)
 	resend := min(c.cfg.FillTimeout, fillResend)
 	start := time.Now()
@@ -191,7 +183,7 @@ func (c *Cache) forward(owner, key string, outer *fillingOf) (answer []byte, ok 
 			n := current
 			sent = 0
 			mu.Unlock()
-			b, err := c.repl.CallResendingFor(ctx, owner, req, resend, sentFor(n))
+			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, sentFor(n))
 			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return
@@ -279,11 +271,6 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if !c.serving.Load() || c.closed.Load() { // New has not finished, or Close began: the asker asks elsewhere
 		return clusterfill.NotHeld()
 	}
-	payload, within, ok := clusterfill.Within(payload)
-	if !ok {
-		c.stats.callRequestsBad.Add(1)
-		return clusterfill.NotHeld()
-	}
 	var fill func(string) (crdt.Record, error)
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
@@ -292,12 +279,8 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 			} else if err != nil {
 				return crdt.Record{}, err
 			}
-			outer := remoteChain(within)
-			if outer.has(c, key) { // asked from within this member's fill of key, under way: a cycle
-				return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrFillCycle)
-			}
 			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
-			rec, err := c.fillHere(key, outer)
+			rec, err := c.fillHere(key, nil)
 			switch {
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored
@@ -344,8 +327,6 @@ func failure(err error) clusterfill.Failure {
 		return clusterfill.Panicked
 	case errors.Is(err, ErrValueTooLarge):
 		return clusterfill.TooLarge
-	case errors.Is(err, ErrFillCycle):
-		return clusterfill.Cycle
 	}
 	return clusterfill.Failed
 }
@@ -368,8 +349,6 @@ func ownerError(key string, err error) error {
 		sentinel = ErrFillerPanic
 	case clusterfill.TooLarge:
 		sentinel = ErrValueTooLarge
-	case clusterfill.Cycle:
-		sentinel = ErrFillCycle
 	}
 	// The owner names the key clipped (a release before named it whole).
 	text := strings.TrimPrefix(ownerText(f.Text), "bcache: ")

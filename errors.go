@@ -59,15 +59,11 @@ var (
 	// filler is filling, or that a fill it runs within is (the fill of
 	// whose filler asked for it with its context), while that fill runs:
 	// waiting, it could wait for itself until FillTimeout. GetOrFill
-	// returns it whoever owns the key, also for a cycle through fills on
-	// other members: a request to an owner carries the fills it is asked
-	// from within (the nearest 8, up to 4 KiB of their members' names and
-	// keys; a fill named is one while it runs on its member, which
-	// judges it when asked for its key, answering ErrFillCycle, or, past
-	// those bounds, the asker, before it asks; an owner
-	// of a release before answers such a request as one it cannot
-	// serve, and the asker fills the key itself). The chain is
-	// the context's: a
+	// returns it whoever owns the key, for a cycle among this member's
+	// fills; a cycle through another member's fill (x's filler on its
+	// owner asks for y, whose filler on its owner asks for x) is not
+	// seen: a request to an owner carries no chain, and such a cycle
+	// waits for FillTimeout. The chain is the context's: a
 	// filler that drops its context waits so; a fill joined by several
 	// callers runs within the first caller's chain only (a cycle through
 	// a later caller waits for FillTimeout); and a context handed to

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/internal/clusterfill"
 )
 
 // Filler loads the value of a key that the cache misses, from the source
@@ -130,8 +129,6 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	defer c.store.EndFill(watch)
 	since := c.clock.Now()
 	this := &fillingOf{c: c, key: key, outer: outerFill(ctx)}
-	c.running.Store(key, this)
-	defer c.running.CompareAndDelete(key, this)
 	defer this.ended.Store(true)
 	ctx = context.WithValue(ctx, fillingKey{}, this)
 	done := make(chan result, 1)
@@ -204,11 +201,10 @@ type fillingKey struct{}
 // has returned (a context kept from a filler, for a refresh later, still
 // carries it: found by review).
 type fillingOf struct {
-	c      *Cache
-	member string // of a fill on another member (c nil), carried by its request
-	key    string
-	outer  *fillingOf
-	ended  atomic.Bool
+	c     *Cache
+	key   string
+	outer *fillingOf
+	ended atomic.Bool
 }
 
 // outerFill returns the fill whose filler's context ctx is (or is derived
@@ -226,71 +222,8 @@ func (f *fillingOf) has(c *Cache, key string) bool {
 		if f.c == c && f.key == key && !f.ended.Load() {
 			return true
 		}
-		// A fill of this member's carried back by a peer's request: it
-		// never ends in the request, so it is one only while a fill of
-		// the key runs here (it said a cycle after that fill had ended,
-		// and believed any chain a peer sent: found by review).
-		if f.c == nil && f.member == c.cfg.NodeName && f.key == key {
-			if _, ok := c.running.Load(key); ok {
-				return true
-			}
-		}
 	}
 	return false
-}
-
-// hasOn says f, or a fill it runs within, is a fill of key on the member
-// called member (here, or another member's, carried by a fill request):
-// asked to fill key, that member would join it, and wait for itself.
-//
-// Only fills whose end is seen here: a fill another member's request
-// carried is that member's to judge (the request for key carries it
-// back: see serveCall); taken here as under way, it was one after it
-// had ended (found by review).
-func (f *fillingOf) hasOn(member, key string) bool {
-	for g := f; g != nil; g = g.outer {
-		if g.c != nil && g.name() == member && g.key == key && !g.ended.Load() {
-			return true
-		}
-	}
-	// One the request cannot carry (past its bounds) is judged here, as
-	// before: not carried, the member it names joins its own fill of key
-	// and the cycle waits for FillTimeout (found by review).
-	within := f.chain()
-	for _, e := range within[clusterfill.Carried(within):] {
-		if e.Member == member && e.Key == key {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *fillingOf) name() string {
-	if f.c != nil {
-		return f.c.cfg.NodeName
-	}
-	return f.member
-}
-
-// chain lists f and the fills it runs within, under way, the nearest
-// first, as a fill request carries them.
-func (f *fillingOf) chain() []clusterfill.Filling {
-	var within []clusterfill.Filling
-	for ; f != nil; f = f.outer {
-		if !f.ended.Load() {
-			within = append(within, clusterfill.Filling{Member: f.name(), Key: f.key})
-		}
-	}
-	return within
-}
-
-// remoteChain is the chain of fills a peer's request carried.
-func remoteChain(within []clusterfill.Filling) *fillingOf {
-	var outer *fillingOf
-	for i := len(within) - 1; i >= 0; i-- {
-		outer = &fillingOf{member: within[i].Member, key: within[i].Key, outer: outer}
-	}
-	return outer
 }
 
 // backstop is how long a caller waits for a fill bounded by d: twice d,

@@ -9,7 +9,6 @@ package clusterfill
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,11 +44,6 @@ func score(member, key string) uint64 { return crdt.HashKey(member + "\x00" + ke
 const (
 	FillRequest  = 1 // fill the key, as its owner
 	FetchRequest = 2 // the record held for the key (GetAfter's pull)
-	// FillWithinRequest is a FillRequest asked from within fills (a
-	// filler's GetOrFill): it carries them, so that a cycle through
-	// another member is seen (see Within). An owner of a release before
-	// answers it NotHeld: the asker fills itself.
-	FillWithinRequest = 3
 
 	answerValue   = 1
 	answerError   = 2
@@ -65,7 +59,6 @@ const (
 	TimedOut                    // it ran past the fill timeout
 	Panicked                    // it panicked
 	TooLarge                    // its value was over the owner's bounds
-	Cycle                       // asked from within the owner's fill of the key (FillWithinRequest)
 )
 
 // A FailedError is an owner's failed fill, as Take returns it: why, and
@@ -79,78 +72,6 @@ func (e *FailedError) Error() string { return e.Text }
 
 // Request returns a request payload of kind for key.
 func Request(kind byte, key string) []byte { return append([]byte{kind}, key...) }
-
-// A Filling is a fill under way: the member running it and its key.
-type Filling struct{ Member, Key string }
-
-// The bounds of the fills a request carries: the nearest ones are kept
-// (a cycle longer is then not seen, and waits for the fill timeout).
-const (
-	maxWithin      = 8
-	maxWithinBytes = 4 << 10
-)
-
-// RequestWithin returns a fill request for key asked from within the
-// fills within, the nearest first.
-func RequestWithin(key string, within []Filling) []byte {
-	n := Carried(within)
-	b := binary.AppendUvarint([]byte{FillWithinRequest}, uint64(n))
-	for _, f := range within[:n] {
-		b = binary.AppendUvarint(b, uint64(len(f.Member)))
-		b = append(b, f.Member...)
-		b = binary.AppendUvarint(b, uint64(len(f.Key)))
-		b = append(b, f.Key...)
-	}
-	return append(b, key...)
-}
-
-// Carried returns how many of within, the nearest first, a request
-// carries (RequestWithin): the others are beyond its bounds.
-func Carried(within []Filling) int {
-	n, size := 0, 0
-	for _, f := range within {
-		if n == maxWithin || size+len(f.Member)+len(f.Key) > maxWithinBytes {
-			break
-		}
-		n++
-		size += len(f.Member) + len(f.Key)
-	}
-	return n
-}
-
-// Within reads a FillWithinRequest: the FillRequest it is and the fills
-// it carries. Any other payload is returned as it is; ok is false for a
-// FillWithinRequest that does not parse.
-func Within(payload []byte) (plain []byte, within []Filling, ok bool) {
-	if len(payload) == 0 || payload[0] != FillWithinRequest {
-		return payload, nil, true
-	}
-	b := payload[1:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > maxWithin {
-		return nil, nil, false
-	}
-	b = b[k:]
-	field := func() (string, bool) {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) || l > maxWithinBytes {
-			return "", false
-		}
-		s := string(b[k : k+int(l)])
-		b = b[k+int(l):]
-		return s, true
-	}
-	size := 0
-	for range n {
-		m, ok1 := field()
-		key, ok2 := field()
-		if size += len(m) + len(key); !ok1 || !ok2 || size > maxWithinBytes {
-			return nil, nil, false
-		}
-		within = append(within, Filling{Member: m, Key: key})
-	}
-	return Request(FillRequest, string(b)), within, true
-}
 
 // NotHeld is the answer of a member that holds no live record of the key,
 // or cannot serve yet: the asker asks elsewhere.
@@ -329,11 +250,12 @@ type Ask struct {
 // asked did not answer and still is the owner (it is silent: not asked
 // twice); or it asked two owners already (the first left while asked).
 // fallback reports that filling here is a fall back, after an owner was
-// asked (also when this member owns the key since: the owner asked left,
-// silent; it was not counted, found by review).
+// asked.
 func (a *Ask) Next(owner string) (peer string, fallback bool) {
 	switch {
 	case owner == a.Self:
+		// Also when this member owns the key since: the owner asked
+		// left, silent (it was not counted a fallback: found by review).
 		return "", a.n > 0
 	case owner == a.asked || a.n == 2:
 		return "", true
@@ -367,7 +289,7 @@ func (a *Ask) Take(m Member, b []byte) ([]byte, error, Outcome) {
 		text := string(b[1:])
 		if len(text) >= 3 && text[0] == '#' && text[1] >= '1' && text[1] <= '9' && text[2] == ' ' {
 			why := Failure(text[1] - '0')
-			if why > Cycle { // a reason of a later release: its filler failed all the same
+			if why > TooLarge { // a reason of a later release: its filler failed all the same
 				why = Failed
 			}
 			return nil, &FailedError{Why: why, Text: text[3:]}, Done

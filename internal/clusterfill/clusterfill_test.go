@@ -3,7 +3,6 @@ package clusterfill
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -226,53 +225,4 @@ func TestAskNext(t *testing.T) {
 	if p, fb := b.Next("o3"); p != "" || !fb {
 		t.Fatalf("a third owner: %q, %v; want a fall back", p, fb)
 	}
-}
-
-// TestRequestWithinRoundTrips: a fill request asked from within fills
-// carries the nearest of them, within its bounds, and reads back as the
-// plain request and those fills; any other payload reads as itself.
-func TestRequestWithinRoundTrips(t *testing.T) {
-	var within []Filling
-	for i := range maxWithin + 3 {
-		within = append(within, Filling{Member: fmt.Sprint("m", i), Key: fmt.Sprint("k", i)})
-	}
-	plain, got, ok := Within(RequestWithin("key", within))
-	if !ok || string(plain) != string(Request(FillRequest, "key")) || !slices.Equal(got, within[:maxWithin]) {
-		t.Fatalf("read back %q, %v, %v; want the plain request and the nearest %d", plain, got, ok, maxWithin)
-	}
-	big := []Filling{{Member: "m", Key: strings.Repeat("k", maxWithinBytes)}, {Member: "n", Key: "x"}}
-	if _, got, ok := Within(RequestWithin("key", big)); !ok || len(got) != 0 {
-		t.Fatalf("fills over the byte bound: read back %v, %v; want none", got, ok)
-	}
-	for _, p := range [][]byte{Request(FillRequest, "key"), {}, Request(FetchRequest, "k")} {
-		if plain, got, ok := Within(p); !ok || string(plain) != string(p) || got != nil {
-			t.Fatalf("%q read as %q, %v, %v", p, plain, got, ok)
-		}
-	}
-	for _, p := range [][]byte{{FillWithinRequest}, {FillWithinRequest, maxWithin + 1}, {FillWithinRequest, 1, 5, 'a'}} {
-		if _, _, ok := Within(p); ok {
-			t.Fatalf("%q read as a request", p)
-		}
-	}
-}
-
-// FuzzWithin: any payload reads without a panic, within the bounds, and
-// a request that reads is one RequestWithin makes the same.
-func FuzzWithin(f *testing.F) {
-	f.Add(RequestWithin("key", []Filling{{"m0", "x"}, {"m1", "y"}}))
-	f.Add([]byte{FillWithinRequest, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Add([]byte{FillWithinRequest, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	f.Fuzz(func(t *testing.T, p []byte) {
-		plain, within, ok := Within(p)
-		if !ok || len(p) == 0 || p[0] != FillWithinRequest {
-			return
-		}
-		if len(within) > maxWithin {
-			t.Fatalf("%d fills read, bound %d", len(within), maxWithin)
-		}
-		again, within2, ok := Within(RequestWithin(string(plain[1:]), within))
-		if !ok || string(again) != string(plain) || !slices.Equal(within, within2) {
-			t.Fatalf("%q: read %q %v, again %q %v", p, plain, within, again, within2)
-		}
-	})
 }
