@@ -31,6 +31,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -231,9 +232,9 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 // exchange with it has completed, and, once one has, the time since the
 // last. A peer that never completes one still has a series (0), which an
 // alert can watch (found by review: with the age alone, absent until the
-// first exchange, such a peer left no trace). Peers whose escaped names
-// are one label value share one series each (two would fail the scrape):
-// exchanged if either has, the age of the latest exchange. now is the
+// first exchange, such a peer left no trace). A name listed twice
+// has one series (two would fail the scrape): exchanged if either has,
+// the age of the latest exchange; labelValue gives no two names one. now is the
 // member's time (Status.At): its exchanges' times are on its clock (taken
 // on the process's, an exchange of a member whose clock ran 20 s behind
 // read 20 s old, and one ahead never aged: found by review).
@@ -263,9 +264,12 @@ func peerSeries(peers []bcache.PeerStatus, now time.Time, emit func(name string,
 // labelValue is s as a label value, which must be UTF-8: a member's name
 // that is not (a peer's, which this member does not choose) is quoted,
 // its other bytes escaped (a name the exporter refused made every scrape
-// fail).
+// fail). A name that begins with a quote is quoted too, so that no two
+// names are one label value (a member named `"a\xff"`, quotes included,
+// took the label of one named "a\xff": the two Caches' collectors did
+// not register side by side, and one peer's series hid the other's).
 func labelValue(s string) string {
-	if utf8.ValidString(s) {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, `"`) {
 		return s
 	}
 	return strconv.Quote(s)

@@ -248,16 +248,17 @@ func TestGarbageIsCounted(t *testing.T) {
 // TestPeerSeries: every live peer has a bcache_peer_exchanged series, 0
 // until an exchange with it completes (with the age alone, absent until
 // then, a peer that never completed one left no series to alert on);
-// peers whose escaped names are one label value share one series, which
-// shows the latest exchange of either.
+// a peer listed twice has one series, which shows the latest exchange of
+// either; a name that begins with a quote is not taken for another's
+// quoted name.
 func TestPeerSeries(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	got := map[string]float64{}
 	peerSeries([]bcache.PeerStatus{
 		{Name: "never"},
 		{Name: "recent", LastSync: now.Add(-2 * time.Second)},
-		{Name: `"b\xff"`, LastSync: now.Add(-7 * time.Second)}, // valid UTF-8: its own text
-		{Name: "b\xff"}, // quoted: the same label value
+		{Name: `"b\xff"`, LastSync: now.Add(-7 * time.Second)}, // valid UTF-8, but quoted: it begins with a quote
+		{Name: "b\xff"}, // quoted: listed twice, one series
 		{Name: "b\xff", LastSync: now.Add(-3 * time.Second)},
 	}, now, func(name string, v float64, labels ...string) {
 		key := name + "{" + strings.Join(labels, ",") + "}"
@@ -267,11 +268,13 @@ func TestPeerSeries(t *testing.T) {
 		got[key] = v
 	})
 	want := map[string]float64{
-		"bcache_peer_exchanged{never}":                   0,
-		"bcache_peer_exchanged{recent}":                  1,
-		"bcache_peer_last_exchange_age_seconds{recent}":  2,
-		`bcache_peer_exchanged{"b\xff"}`:                 1,
-		`bcache_peer_last_exchange_age_seconds{"b\xff"}`: 3,
+		"bcache_peer_exchanged{never}":                        0,
+		"bcache_peer_exchanged{recent}":                       1,
+		"bcache_peer_last_exchange_age_seconds{recent}":       2,
+		`bcache_peer_exchanged{"b\xff"}`:                      1,
+		`bcache_peer_last_exchange_age_seconds{"b\xff"}`:      3,
+		`bcache_peer_exchanged{"\"b\\xff\""}`:                 1,
+		`bcache_peer_last_exchange_age_seconds{"\"b\\xff\""}`: 7,
 	}
 	if len(got) != len(want) {
 		t.Errorf("got series %v, want %v", got, want)
@@ -337,4 +340,45 @@ func TestDifferingBucketsAreTheCountedOnes(t *testing.T) {
 		}
 	}
 	t.Fatalf("no bucket of upper bound 1 counting the 3 sessions: %v", m.GetHistogram().GetBucket())
+}
+
+// TestMembersOfDistinctNamesRegisterSideBySide: the package says
+// several Caches of one process register side by side, each labelled by
+// its name: two whose names differ register together. A valid name the
+// very text of an invalid one's quoted label took its label (found by
+// review).
+func TestMembersOfDistinctNamesRegisterSideBySide(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := member(t, net, "a\xff")
+	b := member(t, net, `"a\xff"`)
+	if a.Name() == b.Name() {
+		t.Fatal("same name")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(New(a)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(New(b)); err != nil {
+		t.Errorf("members %q and %q: %v", a.Name(), b.Name(), err)
+	}
+}
+
+// TestAPeerThatNeverExchangedIsNotHidden: a peer named "b\xff"
+// that never completes an exchange has its bcache_peer_exchanged 0,
+// whatever another peer, named `"b\xff"` (quotes included: a name any
+// member may take), does.
+func TestAPeerThatNeverExchangedIsNotHidden(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	zeros := 0
+	peerSeries([]bcache.PeerStatus{
+		{Name: "b\xff"}, // never exchanged
+		{Name: `"b\xff"`, LastSync: now.Add(-time.Second)},
+	}, now, func(name string, v float64, labels ...string) {
+		if name == "bcache_peer_exchanged" && v == 0 {
+			zeros++
+		}
+	})
+	if zeros != 1 {
+		t.Errorf("%d bcache_peer_exchanged series at 0, want 1: the peer that never exchanged is hidden", zeros)
+	}
 }
