@@ -577,11 +577,7 @@ func (f fading) Get(key string) ([]byte, bool) {
 // lose a write.
 func TestHarnessCatchesSilentlyForgottenWrites(t *testing.T) {
 	factory := wrapStores(func(r *StoreReplica) Replica { return fading{r} })
-	weights := map[string]int{}
-	for _, name := range Actions() {
-		weights[name] = 0
-	}
-	weights["set"], weights["tick"], weights["deliver all"], weights["get"], weights["antientropy"] = 2, 6, 1, 1, 1
+	weights := only(map[string]int{"set": 2, "tick": 6, "deliver all": 1, "get": 1, "antientropy": 1})
 	caught(t, "writes forgotten silently", Config{Factory: factory, Weights: weights}, "no longer holds the newest write",
 		"members that silently forget live values 26 s after their write")
 }
@@ -822,11 +818,7 @@ func (f fadingTogether) Records() []crdt.Record {
 // review), as did the LWW model's check of several wrong keys.
 func TestAFailureSaysTheSameAtEachReplay(t *testing.T) {
 	factory := wrapStores(func(r *StoreReplica) Replica { return fadingTogether{r} })
-	weights := map[string]int{}
-	for _, name := range Actions() {
-		weights[name] = 0
-	}
-	weights["set"], weights["tick"], weights["deliver all"], weights["get"], weights["antientropy"] = 4, 6, 1, 1, 1
+	weights := only(map[string]int{"set": 4, "tick": 6, "deliver all": 1, "get": 1, "antientropy": 1})
 	seen := map[string]int{}
 	for range 8 {
 		seen[rapidfail.Unshrunk(t, "replay", Property(Config{Factory: factory, Weights: weights}))]++

@@ -2,6 +2,7 @@ package store
 
 import (
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
 )
 
 // The store presents its shards to the sync protocol as one replica over
@@ -84,21 +85,17 @@ func (s *Store) MarkSynced(at int64) {
 
 // StepBack moves every shard's sync mark back by d: the node's clock
 // stepped back that far (transport.ClockStepper, lww.Map.StepBack).
-func (s *Store) StepBack(d int64) {
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.m.StepBack(d)
-		sh.mu.Unlock()
-	}
-}
+func (s *Store) StepBack(d int64) { s.eachMap(func(m *lww.Map) { m.StepBack(d) }) }
 
 // markSynced moves every shard's sync mark to at.
-func (s *Store) markSynced(at int64) {
+func (s *Store) markSynced(at int64) { s.eachMap(func(m *lww.Map) { m.MarkSynced(at) }) }
+
+// eachMap calls f with each shard's map, under the shard's lock.
+func (s *Store) eachMap(f func(*lww.Map)) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.m.MarkSynced(at)
+		f(sh.m)
 		sh.mu.Unlock()
 	}
 }

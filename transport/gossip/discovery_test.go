@@ -545,24 +545,7 @@ func TestSRVTargetAtPortZeroIsNoPeer(t *testing.T) {
 func TestSRVTargetsSharingAnAddressDoNotUseUpTheName(t *testing.T) {
 	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
 	maxPeerAddrs = 2
-	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		q := req.Question[0]
-		switch q.Qtype {
-		case dns.TypeSRV:
-			for _, target := range []string{"alias1.test.", "alias2.test.", "other.test."} {
-				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: target})
-			}
-		case dns.TypeA:
-			ip := net.IPv4(127, 0, 0, 1) // alias1 and alias2: one host
-			if q.Name == "other.test." {
-				ip = net.IPv4(127, 0, 0, 2)
-			}
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
-		}
-		w.WriteMsg(m)
-	})
+	res := aliasesServer(t, "alias1.test.", "alias2.test.", "other.test.")
 	r := &Replicator{cfg: Config{Resolver: res, Peers: []string{"srv:_x._tcp.test."}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -578,24 +561,7 @@ func TestSRVTargetsSharingAnAddressDoNotUseUpTheName(t *testing.T) {
 func TestSRVRepeatAfterTheCapIsNoCut(t *testing.T) {
 	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
 	maxPeerAddrs = 2
-	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		q := req.Question[0]
-		switch q.Qtype {
-		case dns.TypeSRV:
-			for i, target := range []string{"alias1.test.", "other.test.", "alias2.test."} {
-				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: uint16(i), Port: 7946, Target: target})
-			}
-		case dns.TypeA:
-			ip := net.IPv4(127, 0, 0, 1)
-			if q.Name == "other.test." {
-				ip = net.IPv4(127, 0, 0, 2)
-			}
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
-		}
-		w.WriteMsg(m)
-	})
+	res := aliasesServer(t, "alias1.test.", "other.test.", "alias2.test.")
 	var logs bytes.Buffer
 	r := &Replicator{cfg: Config{Resolver: res}, log: zerolog.New(&logs)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -607,4 +573,28 @@ func TestSRVRepeatAfterTheCapIsNoCut(t *testing.T) {
 	if strings.Contains(logs.String(), "more addresses than a look takes") {
 		t.Fatalf("every distinct address taken, yet reported cut: %s", logs.String())
 	}
+}
+
+// aliasesServer serves an SRV name of the given targets at port 7946, in
+// that order (each a priority below the next), where aliasN.test. are
+// names of one host, 127.0.0.1, and any other target is 127.0.0.2.
+func aliasesServer(t *testing.T, targets ...string) *net.Resolver {
+	return dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		switch q.Qtype {
+		case dns.TypeSRV:
+			for i, target := range targets {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: uint16(i), Port: 7946, Target: target})
+			}
+		case dns.TypeA:
+			ip := net.IPv4(127, 0, 0, 2)
+			if strings.HasPrefix(q.Name, "alias") {
+				ip = net.IPv4(127, 0, 0, 1)
+			}
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
+		}
+		w.WriteMsg(m)
+	})
 }
