@@ -903,28 +903,7 @@ func TestLateFillRequestIsNotFilledTwice(t *testing.T) {
 		time.Sleep(1800 * time.Millisecond) // a slow source, within FillTimeout
 		return []byte("v"), nil
 	}
-	var cs []*Cache
-	for i := range 2 {
-		tr, err := mn.NewTransport(fmt.Sprint("p", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler, FillTimeout: 2 * time.Second}
-		slowProbes(&cfg)
-		if i > 0 {
-			cfg.Peers = []string{cs[0].Addr()}
-		}
-		cs = append(cs, newCache(t, cfg))
-	}
-	for _, c := range cs {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
-	}
-	key := ""
-	for i := 0; ; i++ {
-		if key = fmt.Sprint("k", i); cs[0].owner(key) == "p1" {
-			break
-		}
-	}
+	cs, key := memnetPair(t, mn, filler, 2*time.Second, slowProbes)
 	mn.SetLoss("p0", "p1", 1) // the first copies of the request are lost
 	heal := time.AfterFunc(800*time.Millisecond, func() { mn.SetLoss("p0", "p1", 0) })
 	defer heal.Stop()
@@ -1103,28 +1082,7 @@ func TestKeyLimitsAgree(t *testing.T) {
 func TestFillAfterTheAskedOwnerLeftIsAFallback(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	filler := func(_ context.Context, key string) ([]byte, error) { return []byte("v"), nil }
-	var cs []*Cache
-	for i := range 2 {
-		tr, err := net.NewTransport(fmt.Sprint("p", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler,
-			FillTimeout: 30 * time.Second}
-		if i > 0 {
-			cfg.Peers = []string{cs[0].Addr()}
-		}
-		cs = append(cs, newCache(t, cfg))
-	}
-	for _, c := range cs {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
-	}
-	key := ""
-	for i := 0; key == ""; i++ {
-		if k := fmt.Sprint("k", i); cs[0].owner(k) == "p1" {
-			key = k
-		}
-	}
+	cs, key := memnetPair(t, net, filler, 30*time.Second)
 	net.Partition([]string{"p0"}, []string{"p1"})
 	v, err := cs[0].GetOrFill(context.Background(), key)
 	if err != nil || string(v) != "v" {
@@ -1150,5 +1108,34 @@ func TestGetOrFillWithoutAFillerServesAKeyHeld(t *testing.T) {
 	}
 	if _, err := c.GetOrFill(context.Background(), "missing"); !errors.Is(err, ErrNilFiller) {
 		t.Fatalf("GetOrFill of a miss, no Filler: %v; want ErrNilFiller", err)
+	}
+}
+
+// memnetPair starts members p0 and p1 on mn sharing filler, waits until
+// each sees both, and returns them and a key p1 owns.
+func memnetPair(t *testing.T, mn *memnet.Network, filler Filler, timeout time.Duration, opts ...func(*Config)) ([]*Cache, string) {
+	t.Helper()
+	var cs []*Cache
+	for i := range 2 {
+		tr, err := mn.NewTransport(fmt.Sprint("p", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler, FillTimeout: timeout}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		if i > 0 {
+			cfg.Peers = []string{cs[0].Addr()}
+		}
+		cs = append(cs, newCache(t, cfg))
+	}
+	for _, c := range cs {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	for i := 0; ; i++ {
+		if key := fmt.Sprint("k", i); cs[0].owner(key) == "p1" {
+			return cs, key
+		}
 	}
 }
