@@ -903,7 +903,7 @@ func TestLateFillRequestIsNotFilledTwice(t *testing.T) {
 		time.Sleep(1800 * time.Millisecond) // a slow source, within FillTimeout
 		return []byte("v"), nil
 	}
-	cs, key := memnetPair(t, mn, filler, 2*time.Second, slowProbes)
+	cs, key := memnetPair(t, mn, filler, 2*time.Second, "k", slowProbes)
 	mn.SetLoss("p0", "p1", 1) // the first copies of the request are lost
 	heal := time.AfterFunc(800*time.Millisecond, func() { mn.SetLoss("p0", "p1", 0) })
 	defer heal.Stop()
@@ -942,28 +942,11 @@ func TestBadRequestsAreCounted(t *testing.T) {
 func fillPair(t *testing.T, filler Filler, fillTimeout time.Duration, keyPrefix string) (*memnet.Network, []*Cache, string) {
 	t.Helper()
 	mn := memnet.NewNetwork(1)
-	var cs []*Cache
-	for i := range 2 {
-		tr, err := mn.NewTransport(fmt.Sprint("p", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{NodeName: fmt.Sprint("p", i), Network: tr, Timings: FastTimings(), Filler: filler, FillTimeout: fillTimeout, FillTTL: time.Hour}
-		slowProbes(&cfg)
+	cs, key := memnetPair(t, mn, filler, fillTimeout, keyPrefix, slowProbes, func(cfg *Config) {
+		cfg.FillTTL = time.Hour
 		cfg.Timings.TCPTimeout = 10 * time.Second
-		if i > 0 {
-			cfg.Peers = []string{cs[0].Addr()}
-		}
-		cs = append(cs, newCache(t, cfg))
-	}
-	for _, c := range cs {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
-	}
-	for i := 0; ; i++ {
-		if key := fmt.Sprint(keyPrefix, i); cs[0].owner(key) == "p1" {
-			return mn, cs, key
-		}
-	}
+	})
+	return mn, cs, key
 }
 
 // TestLostFillAnswerIsAskedForAgain: the owner's answer is lost after the
@@ -1082,7 +1065,7 @@ func TestKeyLimitsAgree(t *testing.T) {
 func TestFillAfterTheAskedOwnerLeftIsAFallback(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	filler := func(_ context.Context, key string) ([]byte, error) { return []byte("v"), nil }
-	cs, key := memnetPair(t, net, filler, 30*time.Second)
+	cs, key := memnetPair(t, net, filler, 30*time.Second, "k")
 	net.Partition([]string{"p0"}, []string{"p1"})
 	v, err := cs[0].GetOrFill(context.Background(), key)
 	if err != nil || string(v) != "v" {
@@ -1112,8 +1095,9 @@ func TestGetOrFillWithoutAFillerServesAKeyHeld(t *testing.T) {
 }
 
 // memnetPair starts members p0 and p1 on mn sharing filler, waits until
-// each sees both, and returns them and a key p1 owns.
-func memnetPair(t *testing.T, mn *memnet.Network, filler Filler, timeout time.Duration, opts ...func(*Config)) ([]*Cache, string) {
+// each sees both, and returns them and a key of keyPrefix that p1 owns in
+// p0's view.
+func memnetPair(t *testing.T, mn *memnet.Network, filler Filler, timeout time.Duration, keyPrefix string, opts ...func(*Config)) ([]*Cache, string) {
 	t.Helper()
 	var cs []*Cache
 	for i := range 2 {
@@ -1134,7 +1118,7 @@ func memnetPair(t *testing.T, mn *memnet.Network, filler Filler, timeout time.Du
 		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
 	}
 	for i := 0; ; i++ {
-		if key := fmt.Sprint("k", i); cs[0].owner(key) == "p1" {
+		if key := fmt.Sprint(keyPrefix, i); cs[0].owner(key) == "p1" {
 			return cs, key
 		}
 	}
