@@ -370,6 +370,20 @@ func (c *Cache) checkFill(op, key string, ttl time.Duration) error {
 	return nil
 }
 
+// checkHeld is checkFill before the key is looked up: a key over
+// MaxKeySize that a peer wrote is served as Get serves it (the fills
+// refused it: found by review), so only the protocol's limit on keys
+// applies until a miss, and checkFill then.
+func (c *Cache) checkHeld(op, key string, ttl time.Duration) error {
+	if err := c.checkRead(op, key); err != nil {
+		return err
+	}
+	if ttl < 0 {
+		return fmt.Errorf("bcache: %s %q: %w (%v)", op, clip(key), ErrInvalidTTL, ttl)
+	}
+	return nil
+}
+
 // clip shortens a key for an error message.
 func clip(key string) string {
 	if len(key) > 32 {

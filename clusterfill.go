@@ -37,14 +37,24 @@ var ErrFillTimeout = errors.New("fill timed out")
 // cached: from the owner's filler, ErrOwnerFill with its text, or
 // ErrFillTimeout, ErrFillerPanic, ErrValueTooLarge as a fill here gives.
 // A caller whose ctx ends gets an error wrapping ctx.Err() (errors.Is
-// matches it); the fill goes on for the others. The returned slice is
-// shared: do not modify it.
+// matches it); the fill goes on for the others. A key held is served as
+// GetWithFiller serves it, and so without a Filler; a member without
+// one returns ErrNilFiller on a miss, without asking the owner: asking
+// would serve the keys others own and fail the keys this member owns, a
+// mistake of configuration that shows on some keys only. An owner whose
+// MaxValueSize is larger than this member's may answer with a value
+// larger than this member's: the caller gets it (it is the cluster's
+// value), though this member holds only its version (Stats.Oversized).
+// The returned slice is shared: do not modify it.
 func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
-	if err := c.checkFill("get or fill", key, c.cfg.FillTTL); err != nil {
+	if err := c.checkHeld("get or fill", key, c.cfg.FillTTL); err != nil {
 		return nil, err
 	}
 	if v, ok := c.Get(key); ok {
 		return v, nil
+	}
+	if err := c.checkFill("get or fill", key, c.cfg.FillTTL); err != nil {
+		return nil, err
 	}
 	if c.cfg.Filler == nil { // on a miss: a key held is served without one (it failed: found by review)
 		return nil, fmt.Errorf("bcache: get or fill %q: %w (Config.Filler)", clip(key), ErrNilFiller)

@@ -1123,3 +1123,26 @@ func memnetPair(t *testing.T, mn *memnet.Network, filler Filler, timeout time.Du
 		}
 	}
 }
+
+// TestOwnersLargerValueReachesTheAsker: an owner whose MaxValueSize is
+// larger than its asker's answers with a value over the asker's: the
+// caller gets it (it is the cluster's value, as GetOrFill says), and the
+// asker holds its version without it (Stats.Oversized), as it holds the
+// owner's write of it.
+func TestOwnersLargerValueReachesTheAsker(t *testing.T) {
+	large := bytes.Repeat([]byte("v"), 64)
+	filler := func(context.Context, string) ([]byte, error) { return large, nil }
+	cs, key := memnetPair(t, memnet.NewNetwork(1), filler, 5*time.Second, "k", func(cfg *Config) {
+		if cfg.NodeName == "p0" {
+			cfg.MaxValueSize = 16
+		}
+	})
+	asker := cs[0]
+	v, err := asker.GetOrFill(context.Background(), key)
+	if err != nil || !bytes.Equal(v, large) {
+		t.Fatalf("GetOrFill of a key the owner fills with %d bytes, over this member's 16: %q, %v", len(large), v, err)
+	}
+	if _, ok := asker.Get(key); ok || asker.Stats().Oversized == 0 {
+		t.Fatalf("the asker holds the value over its MaxValueSize (or no version of it: %d oversized)", asker.Stats().Oversized)
+	}
+}

@@ -255,7 +255,8 @@ type Config struct {
 	// return quickly: past 1,024 keys waiting for it, replication waits.
 	OnDrop func(key string)
 	// SubscriptionBytes bounds the keys and values of the changes waiting
-	// for each subscriber (see Subscribe), whatever its buffer: past it,
+	// for each subscriber (see Subscribe), and the keys of the overflow
+	// notices among them, whatever its buffer: past it,
 	// changes are dropped as past the buffer (CauseOverflow), except that
 	// a subscriber with nothing waiting always takes the next change,
 	// however large. A subscriber that stops reading keeps alive (values

@@ -22,7 +22,11 @@ const (
 	// CauseDelete: the key was deleted, here or by a peer.
 	CauseDelete
 	// CauseExpire: the value was past its TTL and has been collected (a
-	// read misses it from its expiry on, before this change comes).
+	// read misses it from its expiry on, before this change comes). A
+	// value past its TTL that a drop (CauseDrop) replaces before its
+	// collection ends with no change of its own, nor one of the drop's:
+	// the set that wrote it carried its Expires, and a replay that honours
+	// Expires holds nothing of the key from then on, as the member does.
 	CauseExpire
 	// CauseEvict: the value was dropped here to free memory (MaxKeys,
 	// MaxBytes) or was over MaxValueSize, or a peer sent a newer version
@@ -495,8 +499,12 @@ func (s *Subscription) deliver(ev *store.Event) {
 	size := len(ev.Record.Key) + len(ev.Record.Value)
 	if len(s.pending) >= s.buffer || len(s.pending) > 0 && s.pendingBytes+size > s.maxBytes {
 		if !s.overflowed {
+			// The notice holds a key, counted with the changes: changes
+			// taking turns past and within the bound each queued one,
+			// counted nowhere (found by review).
 			s.overflowed = true
 			s.pending = append(s.pending, store.Event{Record: crdt.Record{Key: ev.Record.Key}})
+			s.pendingBytes += len(ev.Record.Key)
 		}
 		return
 	}

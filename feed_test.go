@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"weak"
@@ -508,5 +509,52 @@ func TestSubscriptionGoroutineEndsBeforeCloseReturns(t *testing.T) {
 		default:
 			t.Fatalf("round %d: C of a subscription closed before the Cache still open after the Cache's Close returned", i)
 		}
+	}
+}
+
+// TestOverflowNoticesCountInTheByteBound: the overflow notices waiting for
+// a stalled subscriber are held in the byte bound with the changes, each
+// with the key of the first change it stands for. Changes that take turns
+// past and within the bound (a large value, then a small one, each under
+// a long key) queued a notice at each turn, counted nowhere: 200 of them
+// held 12.7 MiB of keys past a bound of 1 MiB.
+func TestOverflowNoticesCountInTheByteBound(t *testing.T) {
+	const bound = 1 << 20
+	cfg := testConfig("solo")
+	cfg.SubscriptionBytes = bound
+	c := newCache(t, cfg)
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Set("first", []byte("v"), 0); err != nil { // taken by the goroutine, which then waits for the reader
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		c.feed.mu.Lock()
+		defer c.feed.mu.Unlock()
+		return len(sub.pending) == 0
+	}, "the subscription's goroutine never took the first change")
+	if err := c.Set("fill", make([]byte, bound-(64<<10)), 0); err != nil { // the bound less a long key's room
+		t.Fatal(err)
+	}
+	key := strings.Repeat("k", 60<<10)
+	for i := range 200 {
+		if err := c.Set(fmt.Sprint(key, "large", i), make([]byte, 64<<10), 0); err != nil { // past the bound
+			t.Fatal(err)
+		}
+		if err := c.Set(fmt.Sprint("small", i), nil, 0); err != nil { // within it
+			t.Fatal(err)
+		}
+	}
+	c.feed.mu.Lock()
+	held := 0
+	for _, ev := range sub.pending {
+		held += len(ev.Record.Key) + len(ev.Record.Value)
+	}
+	c.feed.mu.Unlock()
+	if held > bound+len(key)+16 {
+		t.Fatalf("a stalled subscriber holds %d bytes of changes and notices, want at most the bound %d and one key", held, bound)
 	}
 }

@@ -43,10 +43,12 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // all the same, with no error: it is applied and sent, not on this disk
 // (Stats.LogErrors counts the failure), and a read after a crash fills it
 // again. A caller whose ctx ends stops waiting and gets an error wrapping
-// ctx.Err() (errors.Is matches it); the fill goes on for the others. The
-// returned slice is shared: do not modify it.
+// ctx.Err() (errors.Is matches it); the fill goes on for the others. A
+// key held is served whatever its length, as Get serves it (a peer with a
+// larger MaxKeySize wrote it); a miss of a key over MaxKeySize is
+// ErrKeyTooLarge. The returned slice is shared: do not modify it.
 func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl time.Duration) ([]byte, error) {
-	if err := c.checkFill("get with filler", key, ttl); err != nil {
+	if err := c.checkHeld("get with filler", key, ttl); err != nil {
 		return nil, err
 	}
 	if fill == nil {
@@ -54,6 +56,9 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	}
 	if v, ok := c.Get(key); ok {
 		return v, nil
+	}
+	if err := c.checkFill("get with filler", key, ttl); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil { // no one to fill for (the filler ran: found by review)
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), err)

@@ -18,8 +18,9 @@ type Status struct {
 	// is At less one of them.
 	At time.Time `json:"at"`
 	// Closed says the Cache was closed: it serves nothing, and is not
-	// ready; it lists no peer then, and is alone (Synced and FirstSync
-	// keep what they were).
+	// ready; it lists no peer then, and is alone (Synced, FirstSync,
+	// Founder and Founding keep what they were: they say what happened
+	// while it ran, as the metrics' bcache_synced and bcache_founder do).
 	Closed bool `json:"closed,omitempty"`
 	// Alone says that no other member is live in this member's view.
 	Alone bool `json:"alone"`

@@ -559,7 +559,8 @@ func TestGetAfterPullsWhileTheKeyChanges(t *testing.T) {
 }
 
 // TestPeersLongKeyIsReadAndDeleted: a key over this member's MaxKeySize,
-// written by a peer with a larger one, is read by GetAfter as by Get, and
+// written by a peer with a larger one, is read by GetAfter, GetWithFiller
+// and GetOrFill as by Get, and
 // deleted by Delete, as the member holds it; a key over it that the
 // member does not hold is refused by Delete, and one over the protocol's
 // limit by GetAfter (GetAfter and Delete refused the peer's key: found by
@@ -594,6 +595,19 @@ func TestPeersLongKeyIsReadAndDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitValue(t, key, []byte("w"), b)
+	// The fills serve it as Get does (they refused it, ErrKeyTooLarge:
+	// found by review); a miss of such a key is refused, as a fill here
+	// could not store it.
+	fill := func(context.Context, string) ([]byte, error) { return []byte("filled"), nil }
+	if v, err := b.GetWithFiller(ctx, key, fill, 0); err != nil || string(v) != "w" {
+		t.Fatalf("GetWithFiller of a peer's long key held here: %q, %v", v, err)
+	}
+	if v, err := b.GetOrFill(ctx, key); err != nil || string(v) != "w" {
+		t.Fatalf("GetOrFill of a peer's long key held here: %q, %v", v, err)
+	}
+	if _, err := b.GetWithFiller(ctx, strings.Repeat("x", 200), fill, 0); !errors.Is(err, ErrKeyTooLarge) {
+		t.Fatalf("GetWithFiller of a long key not held: %v, want ErrKeyTooLarge", err)
+	}
 	ans := b.serveCall(a.Name(), clusterfill.Request(clusterfill.FetchRequest, key))
 	if rec, ok := clusterfill.Record(ans, key); !ok || string(rec.Value) != "w" || b.Stats().RequestsBad != 0 {
 		t.Fatalf("a pull of a long key held: answer %q, %d bad requests", ans, b.Stats().RequestsBad)

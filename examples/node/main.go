@@ -63,7 +63,10 @@
 // duration; absent or zero (0, 0s) means no expiry, and a negative one or
 // one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
 // A body over -max-value is a 413, at once when its Content-Length says
-// so, otherwise once that many bytes are read; the rest is never read.
+// so, otherwise once that many bytes are read; of the rest, net/http
+// reads at most 256 KiB more (a chunked body: so that the client reads
+// the 413 rather than a reset connection), within the 30 s a request
+// has.
 //
 // -http unix:PATH serves the API on a Unix socket instead, which a process
 // in another network namespace can reach (the fault suite, package faults,
@@ -76,7 +79,8 @@
 // (a GET with a token: its wait and then 45 s; a watch stream: 30 s for
 // each change),
 // and closes a kept-alive connection idle for 60 s, so that slow clients
-// cannot hold connections open. Logs are JSON lines on stderr; the
+// cannot hold connections open; past -max-conns connections open at once
+// (1024), new clients wait for one to close. Logs are JSON lines on stderr; the
 // "listening" lines carry the gossip and HTTP addresses (useful with port
 // 0). SIGINT, SIGTERM or SIGHUP (the terminal it ran in closed: it
 // ended the node without its last snapshot; unless started with SIGHUP
@@ -154,6 +158,7 @@ const defaultWatchBytes = 4 << 20
 type options struct {
 	cfg      bcache.Config
 	httpAddr string
+	maxConns int
 }
 
 // parseFlags turns the command line into options; its errors mean exit 2.
@@ -171,6 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
+	maxConns := fs.Int("max-conns", defaultMaxConns, "HTTP connections open at once; past them, new clients wait for one to close")
 	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event (0: the library's 64 MiB); each of the 64 streams holds up to three times this, or three values if larger, while its client does not read; a peer's frame of more large values than this overflows a client however fast it reads")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
@@ -190,6 +196,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *maxConns < 1 {
+		return options{}, fmt.Errorf("-max-conns %d: want 1 or more", *maxConns)
 	}
 	if *watchBytes < 0 {
 		return options{}, fmt.Errorf("-watch-bytes %d: want 0 or more", *watchBytes)
@@ -266,7 +275,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *fast {
 		cfg.Timings = bcache.FastTimings()
 	}
-	return options{cfg: cfg, httpAddr: *httpAddr}, nil
+	return options{cfg: cfg, httpAddr: *httpAddr, maxConns: *maxConns}, nil
 }
 
 // checkHTTPAddr checks -http's form: a malformed one is a flag error
@@ -354,11 +363,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := zerolog.New(stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	opts.cfg.Logger = log
-	ln, err := listenHTTP(opts.httpAddr)
+	l, err := listenHTTP(opts.httpAddr)
 	if err != nil {
 		log.Error().Err(err).Msg("http listen")
 		return 1
 	}
+	ln := limitConns(l, opts.maxConns)
 	c, err := bcache.New(opts.cfg)
 	if err != nil {
 		ln.Close()

@@ -172,6 +172,7 @@ func TestFlagsOfTheSnapshotAndTheHTTPAddress(t *testing.T) {
 		{[]string{"-http", "unix:"}, "needs a socket's path"},
 		{[]string{"-http", "nonsense"}, "-http"},
 		{[]string{"-http", "127.0.0.1:99999"}, "-http"},
+		{[]string{"-max-conns", "0"}, "-max-conns 0"},
 	} {
 		if _, err := parseFlags(tt.args, io.Discard); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%q: error %v, want one containing %q", tt.args, err, tt.wantErr)

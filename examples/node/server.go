@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -76,4 +77,56 @@ func serve(ctx context.Context, log zerolog.Logger, ln net.Listener, srv *http.S
 		log.Error().Err(err).Msg("http serve")
 		return 1
 	}
+}
+
+// defaultMaxConns is -max-conns's default: connections open at once.
+const defaultMaxConns = 1024
+
+// limitListener accepts at most cap(slots) connections open at once: past
+// them, Accept waits for one to close, and the next clients wait in the
+// kernel's backlog (each connection holds a goroutine and its buffers,
+// and a server that accepted every one let any number of clients hold
+// memory and file descriptors, up to the process's limit: found by
+// review). Close ends a wait.
+type limitListener struct {
+	net.Listener
+	slots  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+// limitConns returns ln accepting at most n connections open at once.
+func limitConns(ln net.Listener, n int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back when closed, once.
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }

@@ -229,3 +229,57 @@ func TestTokenReadsAreBounded(t *testing.T) {
 		t.Fatalf("a read with a token within the bound: %v (%d), %d places taken after; want 504, none", err, statusOf(err), len(waits))
 	}
 }
+
+// TestConnectionsPastTheBoundWait: with -max-conns 2, a third client's
+// request waits while two connections are open, and is served once one
+// closes; closing the server ends a wait for a slot. The server accepted
+// every connection, so that any number of clients held memory and file
+// descriptors.
+func TestConnectionsPastTheBoundWait(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(newHandler(c, bcache.DefaultMaxValueSize, zerolog.Nop()), defaultHTTPTimeouts())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(limitConns(ln, 2)) }()
+	get := func(conn net.Conn, wait time.Duration) (*http.Response, error) {
+		if _, err := fmt.Fprint(conn, "GET /v1/members HTTP/1.1\r\nHost: node\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(wait))
+		return http.ReadResponse(bufio.NewReader(conn), nil)
+	}
+	var held []net.Conn
+	for range 3 {
+		conn, err := net.Dial("tcp", ln.Addr().String()) // the kernel's backlog takes the third
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		held = append(held, conn)
+	}
+	for _, conn := range held[:2] {
+		resp, err := get(conn, 10*time.Second)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("a request within the bound: %v, %v", resp, err)
+		}
+	}
+	// Served within the bound, it would answer at once (on loopback, in
+	// well under the wait): not an answer slow to come.
+	if resp, err := get(held[2], 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection past the bound of 2 was served: %v, %v", resp, err)
+	}
+	held[0].Close()
+	held[2].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(held[2]), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the third connection once one closed: %v, %v", resp, err)
+	}
+	// Both slots held again (held[1] and held[2] kept alive): Close ends
+	// the wait of the next Accept.
+	srv.Close()
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+}
