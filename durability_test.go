@@ -1121,8 +1121,11 @@ func TestResetKeepsNoCutsOfWhatItMovedAside(t *testing.T) {
 // (every segment gone, as a log directory not restored from a backup) is
 // damage: the start read as one after a clean Close, and went on without
 // the writes acknowledged in it (found by review). So once a snapshot was
-// written with the log running, and at a start after a clean Close, which
-// removes the log (the members file says a log runs from then on).
+// written with the log running, at a start after a clean Close, which
+// removes the log (the members file says a log runs from then on), and
+// from a member's first start on, before any snapshot (it went unseen:
+// nothing on disk said a log ran). A reset then starts empty, and says a
+// log runs again.
 func TestLogLostWholeIsDamage(t *testing.T) {
 	loseLog := func(t *testing.T, path string) {
 		segs, err := filepath.Glob(path + ".log.*")
@@ -1163,6 +1166,35 @@ func TestLogLostWholeIsDamage(t *testing.T) {
 		loseLog(t, image)
 		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 			t.Fatalf("New without the log: %v; want ErrWriteLog (k3 is in no file)", err)
+		}
+	})
+	t.Run("before the first snapshot", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "cache.snap")
+		c := mustNew(t, syncConfig(path, SyncWrite)) // a first start
+		mustSet(t, c, "k4")                          // in the log alone
+		image := crashImage(t, path)
+		mustClose(t, c)
+		d := mustNew(t, syncConfig(crashImage(t, image), SyncWrite)) // the log as it was: no damage
+		if _, ok := d.Get("k4"); !ok {
+			t.Fatal("restarted with its log, the member lost k4")
+		}
+		mustClose(t, d)
+		loseLog(t, image)
+		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+			t.Fatalf("New without the log: %v; want ErrWriteLog (k4 is in no file)", err)
+		}
+		cfg := syncConfig(image, SyncWrite)
+		cfg.OnDamage = DamageReset
+		e := mustNew(t, cfg)
+		if e.Stats().DamageResets != 1 {
+			t.Fatalf("DamageResets %d, want 1", e.Stats().DamageResets)
+		}
+		mustSet(t, e, "k5")
+		again := crashImage(t, image)
+		mustClose(t, e)
+		loseLog(t, again)
+		if _, err := New(syncConfig(again, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+			t.Fatalf("New without the log after a reset: %v; want ErrWriteLog (k5 is in no file)", err)
 		}
 	})
 }

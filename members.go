@@ -47,9 +47,10 @@ type knownFile struct {
 	// missing (see logGap). Releases before it ignore the field.
 	LogFrom uint64 `json:"log_from,omitempty"`
 	// Log says the write log's segments from LogFrom on had been started
-	// when the file was written (a member with a log, not closing): a
-	// start that finds no segment knows they were lost whole (see
-	// logLost). Releases before it ignore the field.
+	// when the file was written (a member with a log, not closing; with
+	// LogFrom and Snapshot 0, from its first start on, before any
+	// snapshot): a start that finds no segment knows they were lost whole
+	// (see logLost). Releases before it ignore the field.
 	Log bool `json:"log,omitempty"`
 	// Snapshot names the snapshot this file was written beside by the
 	// time it was written (store.Snapshot.Written; 0: none, or a release
@@ -368,6 +369,10 @@ func (c *Cache) knownBefore(written int64) error {
 func logLost(lst journal.ReadStats, kf knownFile, path string) error {
 	if !kf.Log || lst.Segments > 0 {
 		return nil
+	}
+	if kf.LogFrom == 0 && kf.Snapshot == 0 { // from a first start on: no snapshot was written
+		return fmt.Errorf("%w: the write log beside %s is missing: it held every write since the member first started, and no snapshot does (to start empty, remove %s%s too)",
+			journal.ErrDamaged, path, path, knownSuffix)
 	}
 	return fmt.Errorf("%w: the write log beside %s is missing: segments from %d on held writes the snapshot may not hold (to start from the snapshot alone, remove %s%s too)",
 		journal.ErrDamaged, path, kf.LogFrom, path, knownSuffix)

@@ -205,8 +205,11 @@ func (c *Cache) restore() (err error) {
 	// Once New has succeeded (a failed one removes the segment it
 	// started), the members file says a log runs, so that one lost whole
 	// is found: after a clean Close, which removes the log, it said none
-	// until the next snapshot.
-	c.markLog = snap != nil && kerr == nil && !c.kf.Log
+	// until the next snapshot; and from a first start on, with no
+	// snapshot (log_from 0, which the check of a snapshot lost whole
+	// passes, a release before this one too), it said nothing until the
+	// first snapshot (found by review).
+	c.markLog = kerr == nil && !c.kf.Log
 	if c.cfg.LogReceived {
 		c.feed.watchAlso(c.store, c.logReceived)
 	}
@@ -265,6 +268,11 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 	}
 	if err == nil && snap != nil && kerr == nil { // an unreadable members file: readKnown deals with it
 		err = errors.Join(notNamed(snap, kf, c.cfg.SnapshotPath), logGap(lst, kf.LogFrom), logLost(lst, kf, c.cfg.SnapshotPath))
+	}
+	if err == nil && snap == nil && kerr == nil {
+		// A log lost whole before the member's first snapshot: the file
+		// says a log runs from its first start on (see markLog).
+		err = logLost(lst, kf, c.cfg.SnapshotPath)
 	}
 	if err == nil && snap == nil && lst.FollowsSnapshot {
 		// The segments before the oldest were removed once a snapshot
