@@ -1,6 +1,7 @@
 package lww
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -145,8 +146,10 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if len(r.Value) > m.maxValue { // more than an entry holds: its version only
 		r.Value, r.Evicted = nil, true
 	}
-	if e != nil && r.Version().Compare(e.version()) <= 0 {
-		return crdt.Stale, nil
+	if e != nil {
+		if c := r.Version().Compare(e.version()); c < 0 || c == 0 && !tieWins(&r, e) {
+			return crdt.Stale, nil
+		}
 	}
 	khash := crdt.HashKey(r.Key)
 	leaf := m.leafOf(khash)
@@ -162,6 +165,21 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 		return crdt.Applied, e
 	}
 	return crdt.Applied, m.replace(e, &r, leaf, khash)
+}
+
+// tieWins reports whether r, of the very version e holds (no honest
+// replica issues a timestamp twice, but a member holding the cluster key
+// can), replaces it: both values, r's the greater by expiry, then bytes.
+// Every map that receives both keeps the same one whatever the order;
+// each kept the first it got (found by review).
+func tieWins(r *crdt.Record, e *Entry) bool {
+	if !holdsValue(r) || !e.HoldsValue() {
+		return false // a tombstone after a value (Version.Compare); an evicted stub stays
+	}
+	if exp := e.expires.Load(); r.Expires != exp {
+		return r.Expires > exp
+	}
+	return bytes.Compare(r.Value, e.Record().Value) > 0
 }
 
 // replace puts r in place of e's record, and returns the key's entry.

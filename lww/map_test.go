@@ -977,3 +977,33 @@ func TestStepBackMovesTheSyncMark(t *testing.T) {
 		t.Fatal("a mark near the bottom of the range, moved back, reads as never synced")
 	}
 }
+
+// TestEqualVersionsConvergeWhateverTheOrder: two records of one key at
+// one timestamp, both values (a member holding the cluster key can send
+// them; crdt.Version.Compare already orders a tombstone after a value
+// for this reason), must leave every map that received both holding the
+// same one, whatever the order they came in. Each map kept the first it
+// got: two members served different values for ever, and since record
+// hashes leave the value out, anti-entropy never saw a difference.
+func TestEqualVersionsConvergeWhateverTheOrder(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	x, y := set("k", "x", at), set("k", "y", at)
+	xe, ye := setTTL("e", "v", at, 0), setTTL("e", "v", at, 1<<40)
+	m1, m2 := newMap(t, Config{}), newMap(t, Config{})
+	for _, r := range []crdt.Record{x, y, xe, ye} {
+		m1.Merge(r, false, 11, nil)
+	}
+	for _, r := range []crdt.Record{y, x, ye, xe} {
+		m2.Merge(r, false, 11, nil)
+	}
+	for _, k := range []string{"k", "e"} {
+		r1, _ := m1.Lookup(k)
+		r2, _ := m2.Lookup(k)
+		if string(r1.Value) != string(r2.Value) || r1.Expires != r2.Expires {
+			t.Errorf("key %q: one map holds %q (expires %d), the other %q (expires %d): the order of arrival decided", k, r1.Value, r1.Expires, r2.Value, r2.Expires)
+		}
+	}
+	if m1.Tree().Root() != m2.Tree().Root() {
+		t.Fatal("digests differ")
+	}
+}

@@ -375,11 +375,11 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 		n.stats.SessionsStarted-- // the same session, in effect
 		out = n.startSession(out, s.peer, s.arrival, s.full, now)
 		s = &n.ae.s
-		s.deadline, s.rto = deadline, 2*rto
+		s.deadline, s.rto = deadline, crdt.AddSat(rto, rto)
 		s.retry = crdt.AddSat(now, s.rto)
 		return out
 	}
-	s.rto *= 2
+	s.rto = crdt.AddSat(s.rto, s.rto) // saturated, as every time sum
 	s.retry = crdt.AddSat(now, s.rto)
 	for i := range s.awaits {
 		a := &s.awaits[i]

@@ -136,10 +136,31 @@ func (c *Config) fill() error {
 		// core's worth of CPU (found by review).
 		return fmt.Errorf("%w: AntiEntropyInterval %v and SessionTimeout %v, want each 0 (the default) or at least 1ms", ErrConfig, c.AntiEntropyInterval, c.SessionTimeout)
 	}
+	// The responder's reply at the leaf level holds the hashes of up to
+	// the whole level, and nothing cuts it: a digest whose leaf level
+	// does not fit a frame failed to encode at every step of a session
+	// with a member far behind, which never completed (a 24-bit digest
+	// with the default frame or gossip's; found by review).
+	frame := c.Limits.MaxFrame
+	if frame <= 0 {
+		frame = wire.DefaultLimits().MaxFrame
+	}
+	if need := digestFrame(c.Replica.DigestBits()); need > frame {
+		return fmt.Errorf("%w: a digest of %d bits sends frames of up to %d bytes, over the frame limit %d", ErrConfig, c.Replica.DigestBits(), need, frame)
+	}
 	if c.LeavesPerStep > wire.MaxLeavesPerStep {
 		return fmt.Errorf("%w: LeavesPerStep %d over the wire's %d", ErrConfig, c.LeavesPerStep, wire.MaxLeavesPerStep)
 	}
 	return nil
+}
+
+// digestFrame is the longest Digest frame of a tree of bits leaf bits:
+// its whole leaf level (8 bytes a hash) under every node of the level
+// above (4 bytes a parent), with the header, session, level, cut and
+// coverage at their widest.
+func digestFrame(bits int) int {
+	const header = 96
+	return 8<<bits + 4<<(bits-crdt.FanoutBits) + header
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {

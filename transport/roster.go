@@ -144,7 +144,7 @@ func (r *roster) end(in *incarnation, now int64) {
 			last = e
 		}
 	}
-	if last != nil && (now-last.firstEnd < r.retireAfter || kept >= maxEndedPerName) {
+	if last != nil && (crdt.SubSat(now, last.firstEnd) < r.retireAfter || kept >= maxEndedPerName) {
 		last.cut, last.since = min(last.cut, in.cut), max(last.since, in.since)
 		last.left = last.left || in.left
 		last.back = last.back && !in.left // the later leave has not come back

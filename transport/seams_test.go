@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -590,7 +591,8 @@ func (f *flatReplica) AppendRecords(dst []crdt.Record, leaf uint32) []crdt.Recor
 func TestLeafLevelWithNoDifferenceEndsTheSession(t *testing.T) {
 	now := crdt.NewManualTime(1_000_000_000)
 	rep := &flatReplica{memReplica: *newMemReplica(crdt.MaxTreeBits)}
-	a, err := New(Config{Name: "a", Replica: rep, Clock: crdt.NewHLC(1, now.Now, 0), AntiEntropyInterval: time.Hour})
+	a, err := New(Config{Name: "a", Replica: rep, Clock: crdt.NewHLC(1, now.Now, 0), AntiEntropyInterval: time.Hour,
+		Limits: wire.Limits{MaxFrame: digestFrame(crdt.MaxTreeBits)}}) // frames that hold its leaf level
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -758,5 +760,35 @@ func TestReplayedOldBatchGoesNoFurther(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDigestLevelsFitTheFrame: a Node either refuses a configuration
+// whose digest's leaf level cannot fit one frame (Config.Limits), or its
+// sessions complete. The responder's reply at the leaf level holds 16
+// hashes for every differing node of the level above, up to the whole
+// level, and nothing cuts it to the frame: with a 12-bit digest and
+// 16 KiB frames (as with a 24-bit digest and the default 64 MiB frames,
+// or gossip's 20 MiB), a member far behind asked, the reply failed to
+// encode at every step, and no session ever completed.
+func TestDigestLevelsFitTheFrame(t *testing.T) {
+	const bits = 12
+	cfg := Config{Limits: wire.Limits{MaxFrame: 16 << 10}, AntiEntropyInterval: time.Hour}
+	probe := cfg
+	probe.Name, probe.Replica, probe.Clock = "p", newMemReplica(bits), crdt.NewHLC(1, func() int64 { return 1 }, 0)
+	if _, err := New(probe); errors.Is(err, ErrConfig) {
+		return // refused up front: fine
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNet(t, bits, cfg, "a", "b")
+	for i := range 3000 {
+		k := fmt.Sprint("key", i)
+		n.reps["b"].recs[k] = crdt.Record{Key: k, Value: []byte("v"), Time: crdt.Timestamp{Wall: int64(i + 1), Node: 2}}
+	}
+	n.pump("a", n.nodes["a"].StartSession("b", n.now.Now()))
+	sa, sb := n.nodes["a"].Stats(), n.nodes["b"].Stats()
+	if sa.SessionsCompleted != 1 || sb.EncodeErrors != 0 || len(n.reps["a"].recs) != 3000 {
+		t.Fatalf("a completed %d sessions and holds %d of b's 3000 records; b failed to encode %d frames", sa.SessionsCompleted, len(n.reps["a"].recs), sb.EncodeErrors)
 	}
 }
