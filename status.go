@@ -96,7 +96,7 @@ type PeerStatus struct {
 // conflict" (the member there has this member's name, or a live member's),
 // "lookup" (a peer's name did not resolve, or the PeerSource failed) or
 // "failed", Err the error; Failures counts the failures in a row, from
-// Since to At.
+// Since to At (on the member's clock, as Status.At).
 type JoinFailure struct {
 	Addr     string    `json:"addr"`
 	Cause    string    `json:"cause"`
@@ -149,8 +149,14 @@ func (c *Cache) Status() Status {
 	for i, m := range rs.Members {
 		s.Peers[i] = PeerStatus{Name: m.Name, Addr: m.Addr, LastSync: m.LastSync}
 	}
+	// The replication notes its join failures on the process's clock;
+	// they are given on the member's, as At is (they read an hour in the
+	// future of At on a member whose Config.Clock ran an hour behind:
+	// found by review).
+	skew := s.At.Sub(time.Now())
 	for _, f := range rs.Joining {
-		s.Joining = append(s.Joining, JoinFailure{Addr: f.Addr, Cause: f.Cause, Err: f.Err, Failures: f.Failures, Since: f.Since, At: f.At})
+		s.Joining = append(s.Joining, JoinFailure{Addr: f.Addr, Cause: f.Cause, Err: f.Err, Failures: f.Failures,
+			Since: f.Since.Add(skew).Round(0), At: f.At.Add(skew).Round(0)})
 	}
 	return s
 }

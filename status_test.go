@@ -982,3 +982,22 @@ func TestAFounderIsReadyThroughItsFirstSync(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestJoinFailureTimesAreOnTheMembersClock: Status.At is on the member's
+// clock (Config.Clock), and so must be the times of its join failures,
+// which the status gives beside it (a failure "since" and "at" are read
+// against At, as the node's /v1/status shows them): they were on the
+// process's clock, an hour in the future of At on a member whose clock
+// runs an hour behind.
+func TestJoinFailureTimesAreOnTheMembersClock(t *testing.T) {
+	cfg := testConfig("behind", "127.0.0.1:1") // refuses
+	cfg.Clock = func() time.Time { return time.Now().Add(-time.Hour) }
+	c := newCache(t, cfg)
+	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no join failure reported")
+	s := c.Status()
+	for _, f := range s.Joining {
+		if f.At.After(s.At) || f.Since.After(f.At) || s.At.Sub(f.Since) > time.Minute {
+			t.Errorf("status at %v (the member's clock): join failure %+v, not on that clock", s.At, f)
+		}
+	}
+}

@@ -135,7 +135,8 @@ func tokenOf(rec crdt.Record, err error) Token {
 // collected, it answers a miss at once; so it does, as Get does, where it
 // holds the write, or a newer one, with its value evicted here. The token must come from
 // SetWithToken or DeleteWithToken for the same key; one naming a write
-// further ahead of this member's clock than MaxClockDrift is refused
+// further ahead of this member's clock (the later of Config.Clock and
+// the newest time it has stamped or taken) than MaxClockDrift is refused
 // (ErrBadToken), as no member can have made it. A key over 64 KiB
 // (DefaultMaxKeySize, the protocol's limit) is refused (ErrKeyTooLarge),
 // as no member can have written it: it was taken, and sent to every peer
@@ -151,11 +152,17 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	if err != nil {
 		return nil, false, err
 	}
-	if want.Wall > crdt.AddSat(c.phys(), int64(c.cfg.MaxClockDrift)) {
+	// Measured from this member's clock as its writes read it (its HLC,
+	// ahead of the physical clock after the clock stepped back, or after
+	// it took a peer's write ahead of it): measured from the physical
+	// clock alone, the tokens of this member's own writes, which it holds,
+	// were refused for as long as a step back of more than MaxClockDrift
+	// lasted (found by review).
+	if now := max(c.phys(), c.clock.Last().Wall); want.Wall > crdt.AddSat(now, int64(c.cfg.MaxClockDrift)) {
 		// No member can have written it yet: a forged token, or one of
 		// another cluster, would pull from every peer until ctx ends.
 		return nil, false, fmt.Errorf("bcache: get after %q: %w: %q names a write %v ahead of this member's clock", clip(key), ErrBadToken, clip(string(token)),
-			time.Duration(crdt.SubSat(want.Wall, c.phys())))
+			time.Duration(crdt.SubSat(want.Wall, now)))
 	}
 	var asked []func() // the last pull's requests
 	defer func() {

@@ -822,3 +822,35 @@ func TestGetAfterOfAValueEvictedHereIsAMiss(t *testing.T) {
 		t.Fatalf("%d misses counted, want 1", n)
 	}
 }
+
+// TestWriterReadsItsOwnTokenAfterAClockStepBack: a member whose clock
+// steps back by more than MaxClockDrift (an NTP step, a VM resumed) keeps
+// its HLC ahead, so the writes it takes after the step, and those before,
+// carry walls ahead of its clock. GetAfter on that very member, which
+// holds the write, must answer it at once (the README: "On the member
+// that took the write it answers at once"), not refuse the token as one
+// "no member can have made".
+func TestWriterReadsItsOwnTokenAfterAClockStepBack(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	cfg := testConfig("solo")
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
+	c := newCache(t, cfg)
+	before, err := c.SetWithToken("k", []byte("before"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now.Add(-int64(2 * time.Minute)) // default MaxClockDrift is 30 s
+	after, err := c.SetWithToken("k", []byte("after"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for name, tok := range map[string]Token{"before the step": before, "after the step": after} {
+		v, ok, err := c.GetAfter(ctx, "k", tok)
+		if err != nil || !ok || string(v) != "after" {
+			t.Errorf("GetAfter on the writer with the token of its write %s: %q %v %v, want \"after\"", name, v, ok, err)
+		}
+	}
+}
