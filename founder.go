@@ -81,8 +81,12 @@ func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
 		}
 		b = nil
 	}
-	mark := strings.TrimRight(string(b), " \t\r\n") // as an editor or echo leaves it
-	ours := len(mark) > 0 && (mark[0] == markSolo || mark[0] == markFounded || mark[0] == markGiven) && mark[1:] == c.markName()
+	const blank = " \t\r\n"
+	mark := strings.TrimRight(string(b), blank) // as an editor or echo leaves it
+	// The name trimmed as the mark is: a NodeName ending in whitespace
+	// (a trailing newline from a file or a variable) never matched its
+	// own mark, and its founder restarted unready (found by review).
+	ours := len(mark) > 0 && (mark[0] == markSolo || mark[0] == markFounded || mark[0] == markGiven) && mark[1:] == strings.TrimRight(c.markName(), blank)
 	restored := snap != nil || len(logged) > 0
 	switch {
 	case ours && mark[0] != markGiven && othersIn(snap, logged):

@@ -107,14 +107,25 @@ func (c *Cache) restore() (err error) {
 			Str("age", time.Duration(crdt.SubSat(now, snap.Written)).String()).Msg("restored snapshot")
 	}
 	if lst.Segments > 0 {
-		recs := make([]crdt.Record, len(logged))
-		for i, e := range logged {
-			recs[i] = e.Record
+		for _, e := range logged {
 			if !e.Received { // written by an earlier process of this member
 				c.store.MarkOwn(e.Time.Node)
 			}
 		}
-		applied, drifted := c.store.Replay(recs, c.clock, now)
+		// A batch at a time: copied whole, the log's records took their
+		// size in memory once more (found by review).
+		applied, drifted := 0, 0
+		recs := make([]crdt.Record, 0, min(len(logged), replayBatch))
+		for rest := logged; len(rest) > 0; {
+			recs = recs[:0]
+			for len(rest) > 0 && len(recs) < cap(recs) {
+				recs = append(recs, rest[0].Record)
+				rest = rest[1:]
+			}
+			a, d := c.store.Replay(recs, c.clock, now)
+			applied, drifted = applied+a, drifted+d
+		}
+		clear(recs)
 		ahead += drifted
 		c.stats.replayed.Add(uint64(applied))
 		c.stats.restoreDrifted.Add(uint64(drifted))
@@ -215,6 +226,9 @@ func (c *Cache) restore() (err error) {
 	}
 	return nil
 }
+
+// replayBatch is the records of the write log restore replays at a time.
+const replayBatch = 4096
 
 // logReceived appends a record received from a peer to the write log
 // (Config.LogReceived). The store calls it with a shard's lock held; it

@@ -1001,3 +1001,30 @@ func TestJoinFailureTimesAreOnTheMembersClock(t *testing.T) {
 		}
 	}
 }
+
+// TestFounderNameEndingInSpaceKeepsItsMark: a founder whose
+// NodeName ends in whitespace (a name taken from an environment variable
+// or a file with a trailing newline) is a founder again after a restart,
+// as one of any other name is: its mark, "F"+name, was read back with the
+// name's trailing whitespace trimmed, counted for no member, and the
+// founder restarted unready with its listed peer never come.
+func TestFounderNameEndingInSpaceKeepsItsMark(t *testing.T) {
+	for _, name := range []string{"pod-0 ", "pod-0\n"} {
+		var more atomic.Pointer[[]string]
+		cfg := testConfig(name)
+		cfg.SnapshotPath = filepath.Join(t.TempDir(), "snap")
+		c := founded(t, cfg, &more)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		never := []string{"127.0.0.1:1"}
+		more.Store(&never)
+		c = founding(t, cfg, &more)
+		await.Until(t, 10*time.Second, func() bool { return c.Status().PeersConfigured }, "never looked up")
+		if s := c.Status(); !s.Founder || !s.Ready() {
+			mark, _ := founderMarkOf(cfg.SnapshotPath)
+			t.Fatalf("name %q, mark %q: restarted: founder %v, ready %v", name, mark, s.Founder, s.Ready())
+		}
+		c.Close()
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -937,7 +938,9 @@ func TestPowerCutTearsNoFrameIntoDamage(t *testing.T) {
 						clear(cut[max(u, synced):min(u+unit, len(cut))])
 					}
 				}
-				recs, valid, err := readSegment(nil, cut, true, true)
+				var list entryList
+				valid, err := readSegment(&list, cut, true, true)
+				recs := list.all()
 				if bytes.Equal(cut, full) { // every unit of the frame written
 					continue
 				}
@@ -1322,5 +1325,71 @@ func TestSnapshotCoversFailedFramesKept(t *testing.T) {
 	recs, _ := mustRead(t, path)
 	if got := keys(recs); !slices.Equal(got, []string{"k3"}) {
 		t.Fatalf("the log holds %v, want k3 alone", got)
+	}
+}
+
+// TestLogReadAllocatesBoundedPerByte: a log of small records is read with
+// at most 30 bytes allocated a byte of log. Its entries were appended to
+// one slice, whose every growth copied it: 67 bytes a byte (2 GiB for a
+// 32 MiB log, which a member with a large snapshot may write before the
+// long log's snapshot covers it).
+func TestLogReadAllocatesBoundedPerByte(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r crdt.Record
+	for range 1 << 18 {
+		if _, err := l.Append(&r, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(segmentPath(path, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	recs, _, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := float64(after.TotalAlloc-before.TotalAlloc) / float64(info.Size()); alloc > 30 {
+		t.Errorf("reading a log of %d bytes (%d records) allocated %.1f bytes a byte", info.Size(), len(recs), alloc)
+	}
+	runtime.KeepAlive(recs)
+}
+
+// TestNoWriteGoesToASegmentReadRefuses: a log whose newest segment
+// Read takes (numbered maxSegment-1: a name damaged, or set by hand) is
+// never continued into a segment the next Read refuses: Open started
+// segment maxSegment, acknowledged writes in it, and the next start took
+// the log for damage (DamageReset moved the writes aside).
+func TestNoWriteGoesToASegmentReadRefuses(t *testing.T) {
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 2)
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(segmentPath(path, 1), segmentPath(path, maxSegment-1)); err != nil {
+		t.Fatal(err)
+	}
+	_, st := mustRead(t, path)
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, st)
+	if err != nil {
+		return // refused before any write: nothing acknowledged is lost
+	}
+	appendAll(t, l, 2, 3) // acknowledged
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Read(path); err != nil {
+		t.Fatalf("a write acknowledged in segment %d, which Open started: the next Read: %v", l.file.n, err)
 	}
 }

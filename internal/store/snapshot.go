@@ -432,6 +432,12 @@ func (r *snapshotReader) read(n int64) ([]byte, error) {
 
 func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 	snap := new(Snapshot)
+	// Each section's records in a slice of their number, copied once into
+	// one at the end: appended to one slice, whose every growth copied it,
+	// a file of small records took 74 times its size in allocations and 25
+	// times live (found by review: 2 GiB for a 28 MiB snapshot).
+	var parts [][]crdt.Record
+	records := 0
 	magic, err := r.read(int64(len(snapshotMagic)))
 	if err != nil || string(magic) != snapshotMagic {
 		return nil, errors.New("not a bcache snapshot")
@@ -461,13 +467,17 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 		}
 		switch kind {
 		case 'R':
-			decode := DecodeRecords
+			var part []crdt.Record
 			if version == 1 {
-				decode = decodeLegacyRecords
+				part, err = decodeLegacyRecords(nil, payload)
+			} else {
+				part, err = DecodeRecords(make([]crdt.Record, 0, countRecords(payload)), payload)
 			}
-			if snap.Records, err = decode(snap.Records, payload); err != nil {
+			if err != nil {
 				return nil, fmt.Errorf("records: %w", err)
 			}
+			parts = append(parts, part)
+			records += len(part)
 		case 'W':
 			if snap.Marks, err = decodeMarks(snap.Marks, payload, digestBits, version); err != nil {
 				return nil, err
@@ -486,6 +496,13 @@ func decodeSnapshot(r *snapshotReader, digestBits int) (*Snapshot, error) {
 		case 'E':
 			if n != 0 {
 				return nil, errors.New("end section not empty")
+			}
+			if records > 0 {
+				snap.Records = make([]crdt.Record, 0, records)
+				for i, part := range parts {
+					snap.Records = append(snap.Records, part...)
+					parts[i] = nil
+				}
 			}
 			return snap, nil
 		default:
@@ -516,6 +533,28 @@ func DecodeRecords(dst []crdt.Record, b []byte) ([]crdt.Record, error) {
 		dst = append(dst, r)
 	}
 	return dst, nil
+}
+
+// countRecords returns the number of records a version-2, -3 or -4 'R'
+// section b holds, as far as they decode (DecodeRecords finds what
+// follows them bad).
+func countRecords(b []byte) int {
+	d := byteReader{b: b}
+	n := 0
+	for len(d.b) > 0 {
+		d.bytes(maxKey, "key")
+		d.uvarint("flags")
+		d.varint("wall")
+		d.uvarint("logical")
+		d.uvarint("node")
+		d.varint("expires")
+		d.bytes(maxValue, "value")
+		if d.err != nil {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // DecodeRecord decodes the record at the start of b, as AppendRecord
@@ -598,10 +637,13 @@ func (d *byteReader) varint(what string) int64 {
 // bytes reads a uvarint length of at most limit and that many bytes,
 // shared with the section's buffer.
 func (d *byteReader) bytes(limit int, what string) []byte {
-	n := d.uvarint(what + " length")
-	if d.err != nil {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 { // not d.uvarint(what + " length"): that allocated the label at every call
+		d.fail(what + " length")
+		d.b = nil
 		return nil
 	}
+	d.b = d.b[k:]
 	if n > uint64(limit) || n > uint64(len(d.b)) {
 		d.fail(what)
 		d.b = nil
