@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,8 +263,9 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 }
 
 // Set writes value under key on every member. ttl 0 means no expiry; the
-// expiry is absolute and travels with the write, so every member agrees on
-// it. A ttl whose expiry would fall past the largest Unix nanosecond time
+// expiry is absolute (ttl after now by this member's clock, which its
+// reads use) and travels with the write, so every member agrees on it.
+// A ttl whose expiry would fall past the largest Unix nanosecond time
 // (the year 2262; time.Duration(math.MaxInt64) is a common "forever")
 // expires then, that is never. The value is copied: the caller may reuse
 // its buffer.
@@ -291,9 +293,21 @@ func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record
 	if n := int64(len(key) + len(value)); c.cfg.MaxBytes > 0 && n > c.cfg.MaxBytes {
 		return crdt.Record{}, fmt.Errorf("bcache: set %q: %w (key and value %d bytes, over MaxBytes %d)", clip(key), ErrValueTooLarge, n, c.cfg.MaxBytes)
 	}
-	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: c.clock.Now()}
+	now, err := c.stamp("set", key)
+	if err != nil {
+		return crdt.Record{}, err
+	}
+	rec := crdt.Record{Key: key, Value: bytes.Clone(value), Time: now}
 	if ttl > 0 {
-		rec.Expires = crdt.AddSat(rec.Time.Wall, int64(ttl))
+		// The TTL runs on this member's clock, which Get reads: from the
+		// stamp's wall it ran from the HLC, which a peer's clock ahead
+		// (within MaxClockDrift) or a step back of this one leaves ahead
+		// of it, and a value was served here that much past its TTL
+		// (found by review).
+		rec.Expires = crdt.AddSat(min(rec.Time.Wall, c.phys()), int64(ttl))
+		if rec.Expires == 0 { // a clock before 1970: 0 is "never"
+			rec.Expires = -1
+		}
 	}
 	return rec, nil
 }
@@ -311,7 +325,23 @@ func (c *Cache) del(key string) (crdt.Record, error) {
 	if err := c.check("delete", key, 0, 0); err != nil && !c.deletable(key, err) {
 		return crdt.Record{}, err
 	}
-	return c.write("delete", crdt.Record{Key: key, Time: c.clock.Now(), Tombstone: true})
+	now, err := c.stamp("delete", key)
+	if err != nil {
+		return crdt.Record{}, err
+	}
+	return c.write("delete", crdt.Record{Key: key, Time: now, Tombstone: true})
+}
+
+// stamp returns the stamp of a write of key, or ErrEndOfTime once the
+// clock is at the last timestamp there is: it issues that one again, and
+// each later write of a key it held was taken for a copy (Stale) and
+// dropped while Set and Delete returned nil (found by review).
+func (c *Cache) stamp(op, key string) (crdt.Timestamp, error) {
+	t := c.clock.Now()
+	if t.Wall == math.MaxInt64 && t.Logical == math.MaxUint32 {
+		return t, fmt.Errorf("bcache: %s %q: %w", op, clip(key), ErrEndOfTime)
+	}
+	return t, nil
 }
 
 func (c *Cache) check(op, key string, valueLen int, ttl time.Duration) error {

@@ -48,6 +48,11 @@ var (
 	// written. With OnDamage: DamageReset, New skips them instead, and
 	// the next snapshot drops them.
 	ErrAheadOfClock = errors.New("records ahead of the clock")
+	// ErrEndOfTime is returned by Set and Delete once this member's
+	// clock has reached the last timestamp there is (the year 2262: a
+	// clock, or a peer's, that far ahead): every later write would be
+	// stamped with it again, and taken for a copy of the last.
+	ErrEndOfTime = errors.New("clock at the end of time")
 	// ErrNotDurable is returned by Set and Delete when the write log
 	// failed to take the write (Config.Sync), or, with SyncInterval,
 	// while its last sync failed and none has succeeded since: the write

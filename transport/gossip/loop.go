@@ -73,12 +73,15 @@ func (r *Replicator) loop() {
 }
 
 // wait returns how long to wait for next, the node's deadline after a
-// Tick at now: at least minWait if the Tick had reached it.
+// Tick at now: at least minWait if the Tick had reached it, and never
+// longer than from now (a clock stepped back between the Tick and this
+// reading made the loop sleep for the step's length too: found by
+// review).
 func (r *Replicator) wait(now, next int64) time.Duration {
 	if next <= now {
 		return minWait
 	}
-	return time.Duration(max(next-r.now(), 0))
+	return time.Duration(max(min(next-now, next-r.now()), 0))
 }
 
 // updateView hands the node the membership view and the members that left
