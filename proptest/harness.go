@@ -241,6 +241,12 @@ func DefaultWeights() map[string]int {
 	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2, "stall": 0, "slow fill": 0}
 }
 
+// maxWeight bounds a weight: each run builds its draw with every action
+// as many times as its weight, and the simulator of a Spec its
+// operations so, once (weights of millions took seconds and hundreds of
+// megabytes a run: found by review).
+const maxWeight = 10_000
+
 // validate checks the action names and rates.
 func (cfg *Config) validate() error {
 	known := Actions()
@@ -249,12 +255,13 @@ func (cfg *Config) validate() error {
 			return fmt.Errorf("proptest: Disable names %q, which is no action (see Actions)", name)
 		}
 	}
-	for name, w := range cfg.Weights {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Weights)) {
+		w := cfg.Weights[name]
 		if !slices.Contains(known, name) {
 			return fmt.Errorf("proptest: Weights names %q, which is no action (see Actions)", name)
 		}
-		if w < 0 {
-			return fmt.Errorf("proptest: weight %d for %q, want 0 or more", w, name)
+		if w < 0 || w > maxWeight {
+			return fmt.Errorf("proptest: weight %d for %q, want 0 to %d (weights are ratios: the draw holds each action as many times as its weight)", w, name, maxWeight)
 		}
 	}
 	if !(cfg.Loss >= 0 && cfg.Duplication >= 0 && cfg.Loss+cfg.Duplication <= 1) {
@@ -325,6 +332,10 @@ type harness struct {
 	// fates draws whether a frame delivered is lost or doubled (see
 	// Config.Loss); nil without Loss and Duplication.
 	fates *rand.Rand
+	// copies are the frames a fate doubled: delivered as they are, not
+	// given a fate of their own (at Duplication 1, deliver all doubled
+	// every copy again and never drained: found by review).
+	copies map[uint64]bool
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -475,7 +486,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		},
 		"reorder": func(t *rapid.T) {
 			p, q := h.packet(t), h.packet(t)
-			event(t, "swap %v and %v", h.describe(p), h.describe(q))
+			event(t, "move %v to the place of %v", h.describe(p), h.describe(q)) // sim.Reorder moves, it does not swap
 			h.must(t, h.c.Net.Reorder(p, q))
 		},
 		"partition": h.partition,
@@ -939,7 +950,9 @@ func drawFate(fates *rand.Rand, loss, dup float64, cov *Coverage) int {
 }
 
 func (h *harness) deliverOne(t *rapid.T, p int) {
-	if h.fates != nil {
+	if id := h.c.Net.InFlight()[p].ID; h.copies[id] {
+		delete(h.copies, id)
+	} else if h.fates != nil {
 		switch drawFate(h.fates, h.cfg.Loss, h.cfg.Duplication, h.cfg.Coverage) {
 		case fateLost:
 			event(t, "lose %v", h.describe(p))
@@ -948,6 +961,10 @@ func (h *harness) deliverOne(t *rapid.T, p int) {
 		case fateDoubled:
 			event(t, "duplicate %v", h.describe(p))
 			h.must(t, h.c.Net.Duplicate(p))
+			if h.copies == nil {
+				h.copies = map[uint64]bool{}
+			}
+			h.copies[h.c.Net.InFlight()[h.c.Net.Len()-1].ID] = true
 		}
 	}
 	_, err := h.c.Deliver(p)

@@ -346,3 +346,14 @@ func TestAnswersOfKeysOfOneHash(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicationOneIsNoLivelockOfTheStore: Config accepts Duplication 1
+// (each frame delivered twice); the production store did not drain "deliver
+// all" (a fate's copy drew a fate of its own: doubled again at 1), and
+// failed with a livelock (found by review).
+func TestDuplicationOneIsNoLivelockOfTheStore(t *testing.T) {
+	prop := Property(Config{Duplication: 1})
+	if r := rapidfail.Unshrunk(t, "DuplicationOne", func(t *rapid.T) { prop(t) }); r != "" {
+		t.Fatalf("the production store failed at Duplication 1: %.300s", r)
+	}
+}

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -15,8 +16,9 @@ import (
 type TypeSimConfig struct {
 	// Nodes is the cluster size. Ops is the number of operations, PerRound
 	// of them each round, each on a random node and a random key of the
-	// Spec's Keys, its kind drawn by the Spec's Weights as CheckType
-	// draws it (an operation not weighed weighs 4), its argument by the
+	// Spec's Keys, its kind drawn by the Spec's Weights (an operation
+	// not weighed weighs 4: uniformly by weight, where CheckType's draws
+	// lean to the heavier and earlier actions), its argument by the
 	// kind's Arg.
 	Nodes, Ops, PerRound int
 	// SyncEvery, if positive, has every node start an exchange
@@ -79,6 +81,9 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	}
 	s := &typeSim{spec: spec, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Nodes))), net: sim.New(),
 		model: spec.Model(), now: start, byName: map[string]int{}}
+	if s.model == nil {
+		return TypeSimResult{}, errNilModel
+	}
 	if spec.Invariant != nil {
 		s.invariant = spec.Invariant()
 	}
@@ -95,9 +100,9 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	}
 	for i := range cfg.Nodes {
 		name := fmt.Sprintf("n%d", i)
-		obj, err := spec.New(name, 0, func() int64 { return s.now })
+		obj, err := spec.newObject(name, 0, func() int64 { return s.now })
 		if err != nil {
-			return TypeSimResult{}, fmt.Errorf("proptest: simulate type: New(%s, 0): %w", name, err)
+			return TypeSimResult{}, fmt.Errorf("proptest: simulate type: %w", err)
 		}
 		s.names, s.objs, s.byName[name] = append(s.names, name), append(s.objs, obj), i
 	}
@@ -232,6 +237,12 @@ func (s *typeSim) send(i int, out []transport.Envelope) error {
 		}
 	}
 	s.net.Send(s.names[i], out)
+	// A type whose frames multiply (each one received sent on to every
+	// member) grew the network past the machine's memory in a few rounds
+	// instead of failing (found by review).
+	if limit := max(budget, 1000*len(s.objs)); s.net.Len() > limit {
+		return fmt.Errorf("proptest: simulate type: %w: more than %d frames in flight in round %d", ErrLivelock, limit, s.round+1)
+	}
 	return nil
 }
 
@@ -251,7 +262,8 @@ func (s *typeSim) step() error {
 		}
 		to := s.byName[p.To] // a node's: send checks
 		for range copies {
-			if err := s.send(to, s.objs[to].Receive(p.Sender(), p.Payload)); err != nil {
+			// Each delivery its own bytes, as under CheckType.
+			if err := s.send(to, s.objs[to].Receive(p.Sender(), bytes.Clone(p.Payload))); err != nil {
 				return err
 			}
 		}

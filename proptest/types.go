@@ -1,7 +1,9 @@
 package proptest
 
 import (
+	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -290,12 +292,13 @@ func (s *Spec) fill() error {
 			return fmt.Errorf("proptest: operation %q: a name of its own, please (not one of %v)", op.Name, faults)
 		}
 	}
-	for name, w := range s.Weights {
+	for _, name := range slices.Sorted(maps.Keys(s.Weights)) {
+		w := s.Weights[name]
 		if !slices.Contains(faults, name) && !slices.ContainsFunc(s.Ops, func(o OpKind) bool { return o.Name == name }) {
 			return fmt.Errorf("proptest: Weights names %q, which is no operation and none of %v", name, faults)
 		}
-		if w < 0 {
-			return fmt.Errorf("proptest: weight %d for %q, want 0 or more", w, name)
+		if w < 0 || w > maxWeight {
+			return fmt.Errorf("proptest: weight %d for %q, want 0 to %d (weights are ratios: the draw holds each action as many times as its weight)", w, name, maxWeight)
 		}
 	}
 	if s.MaxSkew < 0 {
@@ -331,7 +334,8 @@ func (s *Spec) weight(name string) int {
 type typeHarness struct {
 	spec      Spec
 	invariant func(states map[string]any) error
-	fates     *rand.Rand // whether a frame delivered is lost or doubled (Spec.Loss); nil without Loss and Duplication
+	fates     *rand.Rand      // whether a frame delivered is lost or doubled (Spec.Loss); nil without Loss and Duplication
+	copies    map[uint64]bool // the frames a fate doubled: delivered as they are (at Duplication 1, deliver all doubled every copy again: found by review)
 	net       *sim.Network
 	model     Model
 	now       int64
@@ -348,6 +352,9 @@ type typeMember struct {
 
 func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 	h := &typeHarness{spec: spec, net: sim.New(), model: spec.Model(), now: start}
+	if h.model == nil {
+		t.Fatal(errNilModel)
+	}
 	if spec.Invariant != nil {
 		h.invariant = spec.Invariant()
 	}
@@ -362,11 +369,28 @@ func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 }
 
 func (h *typeHarness) incarnate(t *rapid.T, m *typeMember) {
-	obj, err := h.spec.New(m.name, m.inc, func() int64 { return h.now + m.skew })
+	obj, err := h.spec.newObject(m.name, m.inc, func() int64 { return h.now + m.skew })
 	if err != nil {
-		t.Fatalf("New(%s, %d): %v", m.name, m.inc, err)
+		t.Fatal(err)
 	}
 	m.obj = obj
+}
+
+// errNilModel: Spec.Model returned no model (it failed later as a nil
+// dereference: found by review).
+var errNilModel = errors.New("proptest: Spec.Model returned a nil Model")
+
+// newObject calls New, and refuses a nil Object without an error (it
+// failed later as a nil dereference: found by review).
+func (s *Spec) newObject(name string, inc int, phys func() int64) (Object, error) {
+	obj, err := s.New(name, inc, phys)
+	if err == nil && obj == nil {
+		err = errors.New("returned a nil Object and no error")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("New(%s, %d): %w", name, inc, err)
+	}
+	return obj, nil
 }
 
 // views gives every live member the live members it can reach.
@@ -437,7 +461,9 @@ func (h *typeHarness) describe(p sim.Packet) string {
 // deliver takes packet p and hands it to its destination, subject to
 // Loss and Duplication when lossy.
 func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
-	if lossy && h.fates != nil {
+	if id := h.net.InFlight()[p].ID; h.copies[id] {
+		delete(h.copies, id)
+	} else if lossy && h.fates != nil {
 		switch drawFate(h.fates, h.spec.Loss, h.spec.Duplication, h.spec.Coverage) {
 		case fateLost:
 			event(t, "lose %s", h.describe(h.net.InFlight()[p]))
@@ -446,6 +472,10 @@ func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
 		case fateDoubled:
 			event(t, "duplicate %s", h.describe(h.net.InFlight()[p]))
 			must(t, h.net.Duplicate(p))
+			if h.copies == nil {
+				h.copies = map[uint64]bool{}
+			}
+			h.copies[h.net.InFlight()[h.net.Len()-1].ID] = true
 		}
 	}
 	pkt, ok, err := h.net.Take(p)
@@ -456,7 +486,12 @@ func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
 	for _, m := range h.members {
 		if m.name == pkt.To && !m.down {
 			event(t, "deliver %s", h.describe(pkt))
-			h.send(t, m, m.obj.Receive(pkt.Sender(), pkt.Payload))
+			// Its own bytes: a duplicate, and a broadcast's copies,
+			// share the sender's, which a receiver that opens its frames
+			// in place changed for the others (a duplicate arrived
+			// opened already, refused, and a type that counts one twice
+			// passed: found by review).
+			h.send(t, m, m.obj.Receive(pkt.Sender(), bytes.Clone(pkt.Payload)))
 			return
 		}
 	}
@@ -504,7 +539,7 @@ func (h *typeHarness) actions() map[string]func(*rapid.T) {
 		},
 		"reorder": func(t *rapid.T) {
 			p, q := h.packet(t), h.packet(t)
-			event(t, "swap frames #%d and #%d", h.net.InFlight()[p].ID, h.net.InFlight()[q].ID)
+			event(t, "move frame #%d to the place of #%d", h.net.InFlight()[p].ID, h.net.InFlight()[q].ID) // sim.Reorder moves, it does not swap
 			must(t, h.net.Reorder(p, q))
 		},
 		"partition": func(t *rapid.T) {
