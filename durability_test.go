@@ -1565,3 +1565,71 @@ func TestACoverRenamedThenACrashLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotAndLogLostWholeIsSnapshotDamage: a snapshot lost whole with
+// its log (every file but the members file gone) is the snapshot's damage,
+// ErrSnapshot, as TestSnapshotLostWholeIsDamage's, and its error does not
+// tell the operator to "start from the snapshot alone", which is not
+// there. Since logLost was checked without a snapshot too, it was taken
+// for a log lost beside its snapshot (ErrWriteLog alone).
+func TestSnapshotAndLogLostWholeIsSnapshotDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, c, "k1")
+	mustSnapshot(t, c)
+	mustSet(t, c, "k2") // in the log alone
+	image := crashImage(t, path)
+	mustClose(t, c)
+	files, err := filepath.Glob(image + "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !strings.HasSuffix(f, knownSuffix) {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, err = New(syncConfig(image, SyncWrite))
+	if !errors.Is(err, ErrSnapshot) || strings.Contains(fmt.Sprint(err), "from the snapshot alone") {
+		t.Fatalf("New without its snapshot and log: %v; want ErrSnapshot (k1 and k2 are in no file)", err)
+	}
+}
+
+// TestLogLostWholeAfterAMembersFileResetIsDamage: a members file moved
+// aside as unreadable (DamageReset) leaves no file saying a log runs
+// until the next snapshot: New wrote it only with a members file read,
+// so a log lost whole meanwhile went unseen, the writes acknowledged in it
+// in no file.
+func TestLogLostWholeAfterAMembersFileResetIsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	mustClose(t, mustNew(t, syncConfig(path, SyncWrite))) // a snapshot, no log
+	if err := os.WriteFile(path+knownSuffix, []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(path, SyncWrite)
+	cfg.OnDamage = DamageReset
+	c := mustNew(t, cfg)
+	if n := c.Stats().DamageResets; n != 1 {
+		t.Fatalf("%d resets, want 1", n)
+	}
+	mustSet(t, c, "k1") // in the log alone
+	image := crashImage(t, path)
+	mustClose(t, c)
+	segs, err := filepath.Glob(image + ".log.*")
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments %q, %v; want some", segs, err)
+	}
+	for _, s := range segs {
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+		if err == nil {
+			d.Close()
+		}
+		t.Fatalf("New without the log: %v; want ErrWriteLog (k1 is in no file)", err)
+	}
+}

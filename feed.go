@@ -23,10 +23,8 @@ const (
 	CauseDelete
 	// CauseExpire: the value was past its TTL and has been collected (a
 	// read misses it from its expiry on, before this change comes). A
-	// value past its TTL that a drop (CauseDrop) replaces before its
-	// collection ends with no change of its own, nor one of the drop's:
-	// the set that wrote it carried its Expires, and a replay that honours
-	// Expires holds nothing of the key from then on, as the member does.
+	// value past its TTL that a drop replaces before its collection ends
+	// with the drop's change (CauseDrop), not one of its own.
 	CauseExpire
 	// CauseEvict: the value was dropped here to free memory (MaxKeys,
 	// MaxBytes) or was over MaxValueSize, or a peer sent a newer version

@@ -558,3 +558,43 @@ func TestOverflowNoticesCountInTheByteBound(t *testing.T) {
 		t.Fatalf("a stalled subscriber holds %d bytes of changes and notices, want at most the bound %d and one key", held, bound)
 	}
 }
+
+// TestADropOverAnExpiredValueIsADrop: a value past its TTL that a drop
+// replaces before its collection ends with the drop's change (CauseDrop),
+// as CauseExpire's doc says (it said with none: found by review), and
+// with no expiry of its own after.
+func TestADropOverAnExpiredValueIsADrop(t *testing.T) {
+	clock := new(offsetClock)
+	cfg := testConfig("solo")
+	cfg.Clock = clock.now
+	cfg.GCInterval = time.Hour
+	c := newCache(t, cfg)
+	if err := c.Set("k", []byte("v"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(2 * time.Second)
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if o := c.store.Apply(crdt.Record{Key: "k", Tombstone: true, Time: crdt.Timestamp{Wall: c.phys()}}, false, c.phys()); o != crdt.Applied {
+		t.Fatalf("the drop: %v", o)
+	}
+	c.collect()
+	if err := c.Set("marker", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	var causes []Cause
+	for done := false; !done; {
+		for _, ch := range <-sub.C {
+			if ch.Key == "k" {
+				causes = append(causes, ch.Cause)
+			}
+			done = done || ch.Key == "marker"
+		}
+	}
+	if !slices.Equal(causes, []Cause{CauseDrop}) {
+		t.Fatalf("a drop over an expired value, then a collection, delivered %v; want [drop]", causes)
+	}
+}

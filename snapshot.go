@@ -220,7 +220,10 @@ func (c *Cache) restore() (err error) {
 	// snapshot (log_from 0, which the check of a snapshot lost whole
 	// passes, a release before this one too), it said nothing until the
 	// first snapshot (found by review).
-	c.markLog = kerr == nil && !c.kf.Log
+	// (A members file that could not be read was moved aside, or New
+	// failed above: none is there now, and none said a log runs until the
+	// next snapshot, found by review.)
+	c.markLog = !c.kf.Log
 	if c.cfg.LogReceived {
 		c.feed.watchAlso(c.store, c.logReceived)
 	}
@@ -283,9 +286,13 @@ func (c *Cache) load(kf knownFile, kerr error) (*store.Snapshot, []journal.Entry
 	if err == nil && snap != nil && kerr == nil { // an unreadable members file: readKnown deals with it
 		err = errors.Join(notNamed(snap, kf, c.cfg.SnapshotPath), logGap(lst, kf.LogFrom), logLost(lst, kf, c.cfg.SnapshotPath))
 	}
-	if err == nil && snap == nil && kerr == nil {
+	if err == nil && snap == nil && kerr == nil && kf.LogFrom == 0 && kf.Snapshot == 0 {
 		// A log lost whole before the member's first snapshot: the file
-		// says a log runs from its first start on (see markLog).
+		// says a log runs from its first start on (see markLog). A file
+		// that says a snapshot was written is that snapshot's damage,
+		// below, whatever became of its log (taken for a log lost beside
+		// its snapshot, ErrWriteLog alone, it advised starting from the
+		// snapshot, which is not there: found by review).
 		err = logLost(lst, kf, c.cfg.SnapshotPath)
 	}
 	if err == nil && snap == nil && lst.FollowsSnapshot {

@@ -169,17 +169,32 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 
 // tieWins reports whether r, of the very version e holds (no honest
 // replica issues a timestamp twice, but a member holding the cluster key
-// can), replaces it: both values, r's the greater by expiry, then bytes.
-// Every map that receives both keeps the same one whatever the order;
-// each kept the first it got (found by review).
+// can), replaces it: the later expiry (none the latest), then, of one expiry, a value too
+// long for this map (an evicted stub: its bytes are not held, and it
+// cannot be compared) over one it holds, then the greater bytes. Every
+// map of one configuration that receives both keeps the same one whatever
+// the order; each kept the first it got (found by review), and with the
+// stubs left out, a map that got the long value first kept its stub, one
+// that got the short value first kept that (found by review of that). A
+// stub of this map's own eviction is of the value it held: a copy of that
+// value does not put it back (Refill does).
 func tieWins(r *crdt.Record, e *Entry) bool {
-	if !holdsValue(r) || !e.HoldsValue() {
-		return false // a tombstone after a value (Version.Compare); an evicted stub stays
+	if r.Tombstone || e.tombstone() {
+		return false // both tombstones (Version.Compare orders a tombstone after a value)
 	}
 	if exp := e.expires.Load(); r.Expires != exp {
+		if r.Expires == 0 || exp == 0 { // no expiry is the latest of all
+			return r.Expires == 0
+		}
 		return r.Expires > exp
 	}
-	return bytes.Compare(r.Value, e.Record().Value) > 0
+	switch rv, ev := holdsValue(r), e.HoldsValue(); {
+	case rv && ev:
+		return bytes.Compare(r.Value, e.Record().Value) > 0
+	case ev: // r a stub over a value
+		return true
+	}
+	return false // a value, or a stub, over a stub
 }
 
 // replace puts r in place of e's record, and returns the key's entry.

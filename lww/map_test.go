@@ -1003,7 +1003,33 @@ func TestEqualVersionsConvergeWhateverTheOrder(t *testing.T) {
 			t.Errorf("key %q: one map holds %q (expires %d), the other %q (expires %d): the order of arrival decided", k, r1.Value, r1.Expires, r2.Value, r2.Expires)
 		}
 	}
+	if r, _ := m1.Lookup("e"); r.Expires != 0 { // no expiry is the latest (0 ranked lowest: found by review)
+		t.Errorf("of a value with no expiry and one expiring, the map keeps the one expiring at %d", r.Expires)
+	}
 	if m1.Tree().Root() != m2.Tree().Root() {
 		t.Fatal("digests differ")
+	}
+}
+
+// TestEqualVersionsConvergeBesideAStub: one version's two values, one of
+// them longer than the map holds (kept as an evicted stub, as a store
+// keeps a value over its MaxValueSize), must leave two maps of one
+// configuration holding the same whatever the order. The tie rule skips
+// stubs: the map that got the short value first kept it, the one that got
+// the long value first kept the stub, for ever (README: "a member that
+// receives both keeps the same one whatever their order").
+func TestEqualVersionsConvergeBesideAStub(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	short, long := set("k", "abc", at), set("k", "abcdefgh", at)
+	m1, m2 := newMap(t, Config{}), newMap(t, Config{})
+	m1.maxValue, m2.maxValue = 4, 4
+	m1.Merge(short, false, 11, nil)
+	m1.Merge(long, false, 11, nil)
+	m2.Merge(long, false, 11, nil)
+	m2.Merge(short, false, 11, nil)
+	r1, _ := m1.Lookup("k")
+	r2, _ := m2.Lookup("k")
+	if string(r1.Value) != string(r2.Value) || r1.Evicted != r2.Evicted {
+		t.Fatalf("one map holds %v, the other %v: the order of arrival decided", r1, r2)
 	}
 }

@@ -64,9 +64,10 @@
 // one under a nanosecond (0.1ns, which would round to no expiry) is a 400.
 // A body over -max-value is a 413, at once when its Content-Length says
 // so, otherwise once that many bytes are read; of the rest, net/http
-// reads at most 256 KiB more (a chunked body: so that the client reads
-// the 413 rather than a reset connection), within the 30 s a request
-// has.
+// reads at most 512 KiB more (a chunked body: 256 KiB looking for its
+// end before the 413 goes, and 256 KiB as it closes the body, so that
+// the client reads the 413 rather than a reset connection), within the
+// 30 s a request has.
 //
 // -http unix:PATH serves the API on a Unix socket instead, which a process
 // in another network namespace can reach (the fault suite, package faults,

@@ -130,3 +130,14 @@ func (c *limitConn) Close() error {
 	c.release()
 	return err
 }
+
+// CloseWrite half closes the connection, as net/http does before it
+// closes one whose request body it did not read (closeWriteAndWait):
+// hidden by the wrapper, no FIN went, and a client still sending got a
+// reset after the 413 rather than its end (found by review).
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,5 +283,105 @@ func TestConnectionsPastTheBoundWait(t *testing.T) {
 	srv.Close()
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve after Close: %v", err)
+	}
+}
+
+// TestBoundedConnectionsKeepTheHalfClose: a body over the limit is
+// answered 413 and the connection half closed (net/http's
+// closeWriteAndWait: a FIN, then the full close some time later), so that
+// a client still sending reads the 413 and then a clean end. The
+// connections of limitConns hid the TCP connection's CloseWrite from
+// net/http: no FIN was sent, and a client reading past the 413 got a
+// reset instead (found by review of -max-conns).
+func TestBoundedConnectionsKeepTheHalfClose(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(newHandler(c, 1024, zerolog.Nop()), defaultHTTPTimeouts())
+	go srv.Serve(limitConns(ln, 4))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A chunked body over the limit, not ended: the client goes on
+	// sending (from a goroutine of its own: the server stops reading).
+	chunk := strings.Repeat("x", 1<<20) // past what net/http reads after the handler
+	go fmt.Fprintf(conn, "PUT /v1/keys/k HTTP/1.1\r\nHost: node\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(chunk), chunk)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("after the 413: %v, want the server's half close (io.EOF)", err)
+	}
+}
+
+// countingConn counts the bytes the server reads.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.n}, nil
+}
+
+// TestReadsPastA413AreAsDocumented: of a chunked body past -max-value,
+// net/http reads at most 512 KiB more, as the command's doc says: up to
+// 256 KiB before it sends the 413 (looking for the body's end), and up to
+// 256 KiB more as it closes the body. The doc said 256 KiB: a client that
+// stopped sending after 300 KiB waited for the server's ReadTimeout.
+func TestReadsPastA413AreAsDocumented(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read atomic.Int64
+	const maxValue = 1024
+	srv := newServer(newHandler(c, maxValue, zerolog.Nop()), defaultHTTPTimeouts())
+	go srv.Serve(countingListener{ln, &read})
+	defer srv.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	chunk := strings.Repeat("x", 4<<20)
+	go fmt.Fprintf(conn, "PUT /v1/keys/k HTTP/1.1\r\nHost: node\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(chunk), chunk)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil && !errors.Is(err, syscall.ECONNRESET) { // to the server's close
+		t.Fatal(err)
+	}
+	// The request's head, the value's bound, a bufio.Reader's slack, and
+	// the 512 KiB the doc says.
+	if n := read.Load(); n > maxValue+512<<10+16<<10 {
+		t.Fatalf("the server read %d bytes of a body over %d: %d KiB past the bound, not at most 512", n, maxValue, (n-maxValue)>>10)
 	}
 }
