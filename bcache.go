@@ -304,12 +304,18 @@ func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record
 		// (within MaxClockDrift) or a step back of this one leaves ahead
 		// of it, and a value was served here that much past its TTL
 		// (found by review).
-		rec.Expires = crdt.AddSat(min(rec.Time.Wall, c.phys()), int64(ttl))
-		if rec.Expires == 0 { // a clock before 1970: 0 is "never"
-			rec.Expires = -1
-		}
+		rec.Expires = expiry(min(rec.Time.Wall, c.phys()), ttl)
 	}
 	return rec, nil
+}
+
+// expiry is the expiry of a TTL ttl > 0 run from the Unix time from:
+// never 0, which is "never" (a clock before 1970).
+func expiry(from int64, ttl time.Duration) int64 {
+	if e := crdt.AddSat(from, int64(ttl)); e != 0 {
+		return e
+	}
+	return -1
 }
 
 // Delete removes key on every member: its tombstone beats every older

@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"context"
 	"errors"
 	"math"
 	"sync/atomic"
@@ -118,5 +119,26 @@ func TestWritesAtTheLastTimestampAreRefused(t *testing.T) {
 	}
 	if err != nil && !errors.Is(err, ErrEndOfTime) {
 		t.Fatalf("Delete: %v, want ErrEndOfTime", err)
+	}
+}
+
+// TestFillTTLAfterAStepBackIsBoundedByTheDrift: the fill's expiry (from
+// the HLC, for its askers) lasts at most MaxClockDrift past the TTL on the
+// member's clock after a step back of an hour.
+func TestFillTTLAfterAStepBackIsBoundedByTheDrift(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c := steppedCache(t, &now)
+	if err := c.Set("warm", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(-int64(time.Hour))
+	const ttl = 10 * time.Second
+	if _, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) { return []byte("v"), nil }, ttl); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(ttl + c.cfg.MaxClockDrift))
+	if _, ok := c.Get("k"); ok {
+		t.Fatalf("a filled value with a %v TTL served %v after a step back of an hour", ttl, ttl+c.cfg.MaxClockDrift)
 	}
 }

@@ -1146,3 +1146,48 @@ func TestOwnersLargerValueReachesTheAsker(t *testing.T) {
 		t.Fatalf("the asker holds the value over its MaxValueSize (or no version of it: %d oversized)", asker.Stats().Oversized)
 	}
 }
+
+// TestClusterFillRunsOnceWhenTheOwnersClockIsBehind: within the
+// documented bounds (a clock 20 s behind, MaxClockDrift 30 s), GetOrFill
+// fills once in the cluster. The owner, its clock behind its asker's,
+// Set the filled value with an expiry from its own clock (8d3e833): on
+// the asker's clock the answer had expired on arrival (FillTTL 5 s), the
+// asker took it for no answer (clusterfill.FillHere) and ran the filler
+// a second time, and so at every miss. Before 8d3e833 the owner's HLC,
+// which the asker's writes move to the asker's clock, gave the expiry.
+func TestClusterFillRunsOnceWhenTheOwnersClockIsBehind(t *testing.T) {
+	const behind = 20 * time.Second
+	var runs atomic.Int32
+	filler := func(context.Context, string) ([]byte, error) {
+		runs.Add(1)
+		return []byte("v"), nil
+	}
+	var asker, owner atomic.Int64 // offsets from the process's clock
+	owner.Store(-int64(behind))
+	mn := memnet.NewNetwork(1)
+	cs, key := memnetPair(t, mn, filler, 5*time.Second, "k", slowProbes, func(cfg *Config) {
+		cfg.FillTTL = 5 * time.Second
+		off := &asker
+		if cfg.NodeName == "p1" { // the owner of key in p0's view
+			off = &owner
+		}
+		cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+	})
+	// The asker writes (its records move the owner's HLC up to its clock).
+	if err := cs[0].Set("warm", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := cs[1].Get("warm"); return ok }, "the owner never got the asker's write")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := cs[0].GetOrFill(ctx, key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill: %q %v", v, err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the filler ran %d times in the cluster for one GetOrFill, want 1 (the owner's answer expired on arrival at the asker)", n)
+	}
+	if _, ok := cs[0].Get(key); !ok {
+		t.Fatalf("the asker misses the value just filled for it, with a 5 s TTL")
+	}
+}

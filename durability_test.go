@@ -1633,3 +1633,30 @@ func TestLogLostWholeAfterAMembersFileResetIsDamage(t *testing.T) {
 		t.Fatalf("New without the log: %v; want ErrWriteLog (k1 is in no file)", err)
 	}
 }
+
+// TestALogNumberedAtTheEndIsDamageUnderThePolicy: a write log whose
+// newest segment is numbered 2^53-1 (a name damaged, or set by hand):
+// Read took it and the log's Open, refusing segment 2^53 (4b62cbb),
+// failed New at every start, DamageReset too. As a segment numbered 2^53
+// (Read refuses it) and a log_from past MaxFrom (TestHugeLogFromIsDamage),
+// it is damage: DamageReset starts.
+func TestALogNumberedAtTheEndIsDamageUnderThePolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, a, "k1")
+	img := crashImage(t, path)
+	segs, err := filepath.Glob(img + ".log.*")
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments %v, %v; want one", segs, err)
+	}
+	if err := os.Rename(segs[0], fmt.Sprintf("%s.log.%d", img, uint64(1)<<53-1)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(img, SyncWrite)
+	cfg.OnDamage = DamageReset
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New with DamageReset: %v", err)
+	}
+	c.Close()
+}

@@ -48,7 +48,8 @@ var (
 	// written. With OnDamage: DamageReset, New skips them instead, and
 	// the next snapshot drops them.
 	ErrAheadOfClock = errors.New("records ahead of the clock")
-	// ErrEndOfTime is returned by Set and Delete once this member's
+	// ErrEndOfTime is returned by Set and Delete (their WithToken forms
+	// too, and fills, which write what they fill) once this member's
 	// clock has reached the last timestamp there is (the year 2262: a
 	// clock, or a peer's, that far ahead): every later write would be
 	// stamped with it again, and taken for a copy of the last.

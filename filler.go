@@ -175,6 +175,18 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	if err != nil {
 		return rec, err
 	}
+	if ttl > 0 {
+		// A filled value is also its askers' (GetOrFill's owner fills for
+		// the members that ask): its TTL runs from the later of this
+		// member's clock and its HLC, which the askers' records move to
+		// their clocks, at most MaxClockDrift past its clock (the HLC
+		// after a step back is further). From this member's clock alone,
+		// an owner whose clock was behind an asker's by more than the TTL
+		// (within MaxClockDrift) answered with a value expired on
+		// arrival, and the asker ran the filler again (found by review).
+		phys := c.phys()
+		rec.Expires = expiry(max(phys, min(rec.Time.Wall, crdt.AddSat(phys, int64(c.cfg.MaxClockDrift)))), ttl)
+	}
 	rec.Time = since
 	rec, stored, err := c.writeIf("fill", rec, &watch)
 	switch {

@@ -291,8 +291,8 @@ func (r *StoreReplica) load(key string) ([]byte, error) {
 }
 
 // fillExpiry is the expiry of a value filled now: the fill TTL from the
-// clock's reading now (as a Cache's Set and fill take it: a clock a peer
-// pushed ahead puts it later), or none.
+// clock's reading now (as a Cache's fill takes it: a clock a peer pushed
+// ahead puts it later; a Set takes the member's physical clock), or none.
 func (r *StoreReplica) fillExpiry() int64 {
 	if r.fillTTL > 0 {
 		return crdt.AddSat(r.clock.Now().Wall, int64(r.fillTTL))

@@ -197,9 +197,10 @@ func Segments(path string) ([]Segment, error) {
 }
 
 // maxSegment bounds the segment numbers Read takes (it takes those below
-// it) and the log starts (those below it too: a log whose newest segment
-// is numbered just below it cannot go on, and Open fails, before any
-// write is acknowledged in a segment the next start would refuse).
+// it) and the log starts (those below it too). A newest segment numbered
+// just below it, after which Open could start none, Read takes for
+// damage, as maxSegment itself: taken, New failed at every start whatever
+// the damage policy.
 const maxSegment = 1 << 53
 
 // MaxFrom is the highest Options.From a log is numbered from: half of
@@ -291,6 +292,13 @@ func Read(path string) ([]Entry, ReadStats, error) {
 			// and failed at every start, whatever the damage policy
 			// (found by review).
 			return nil, st, fmt.Errorf("%w: %s: a segment number of %d or more", ErrDamaged, seg.Path, uint64(maxSegment))
+		}
+		if i == len(segs)-1 && seg.N == maxSegment-1 {
+			// The newest, numbered so that Open can start no segment
+			// after it: taken, New failed at every start whatever the
+			// damage policy (found by review). Damage, as maxSegment
+			// itself is: DamageReset moves it aside.
+			return nil, st, fmt.Errorf("%w: %s: a newest segment numbered %d, after which no segment can start", ErrDamaged, seg.Path, uint64(maxSegment-1))
 		}
 		if i > 0 && seg.N != segs[i-1].N+1 {
 			// Segments are made one after another and removed oldest
