@@ -81,7 +81,7 @@ func (r *Replicator) wait(now, next int64) time.Duration {
 	if next <= now {
 		return minWait
 	}
-	return time.Duration(max(min(next-now, next-r.now()), 0))
+	return time.Duration(max(min(crdt.SubSat(next, now), crdt.SubSat(next, r.now())), 0)) // saturated: no deadline (the largest time) less a clock before 1970 wrapped, and the loop spun
 }
 
 // updateView hands the node the membership view and the members that left
