@@ -142,3 +142,26 @@ func TestFillTTLAfterAStepBackIsBoundedByTheDrift(t *testing.T) {
 		t.Fatalf("a filled value with a %v TTL served %v after a step back of an hour", ttl, ttl+c.cfg.MaxClockDrift)
 	}
 }
+
+// TestFillTTLAfterAPeersClockDragsTheHLCRunsOnTheMembersClock (review 62):
+// a value GetWithFiller fills, for this member's own callers and asked for
+// by no peer, has its TTL run on the member's clock as a Set's does. Since
+// b659bba it ran from the HLC, which any peer's record or session cut
+// drags to that peer's clock (here 20 s ahead, within MaxClockDrift): a
+// 5 s TTL was served for 25 s, 8d3e833's fault back for fills.
+func TestFillTTLAfterAPeersClockDragsTheHLCRunsOnTheMembersClock(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c := steppedCache(t, &now)
+	if err := c.clock.Update(crdt.Timestamp{Wall: now.Load() + int64(20*time.Second), Node: 7}); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 5 * time.Second
+	if _, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) { return []byte("v"), nil }, ttl); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(ttl))
+	if _, ok := c.Get("k"); ok {
+		t.Fatalf("hit %v after GetWithFiller filled with a %v TTL, by this member's own clock (a peer's clock 20 s ahead)", ttl, ttl)
+	}
+}

@@ -102,7 +102,7 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 			if fallback {
 				c.stats.fillFallbacks.Add(1)
 			}
-			rec, err := c.fillHere(key, outer)
+			rec, err := c.fillHere(key, outer, false)
 			return rec.Value, err
 		}
 		c.stats.fillsForwarded.Add(1)
@@ -117,7 +117,7 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 		case clusterfill.Done:
 			return v, ownerError(key, err)
 		case clusterfill.FillHere:
-			rec, err := c.fillHere(key, outer)
+			rec, err := c.fillHere(key, outer, false)
 			return rec.Value, err
 		}
 	}
@@ -290,7 +290,7 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 				return crdt.Record{}, err
 			}
 			c.stats.fillsForPeers.Add(1) // a request refused is no fill (found by review)
-			rec, err := c.fillHere(key, nil)
+			rec, err := c.fillHere(key, nil, true)
 			switch {
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored
@@ -386,7 +386,11 @@ func ownerError(key string, err error) error {
 // any: the fill's filler runs within it, so that a cycle through fills of
 // other keys is seen (it was lost here, and the cycle waited for
 // FillTimeout: found by review).
-func (c *Cache) fillHere(key string, outer *fillingOf) (crdt.Record, error) {
+//
+// forPeer says a peer asked (serveCall): the filled value's TTL runs from
+// the HLC, within MaxClockDrift (see fill). A fill shared by callers of
+// both kinds is the first's.
+func (c *Cache) fillHere(key string, outer *fillingOf, forPeer bool) (crdt.Record, error) {
 	ch := c.fills.DoChan(key, func() (any, error) {
 		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
 			return r, nil
@@ -396,7 +400,7 @@ func (c *Cache) fillHere(key string, outer *fillingOf) (crdt.Record, error) {
 		if outer != nil {
 			ctx = context.WithValue(ctx, fillingKey{}, outer)
 		}
-		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL)
+		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL, forPeer)
 	})
 	// The fill ends by itself at its FillTimeout, and the caller with it:
 	// this timer is a backstop only, later, so that no caller gives up

@@ -74,7 +74,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		defer cancel()
 		stop := context.AfterFunc(c.life, cancel) // Close cancels it
 		defer stop()
-		return c.fill(fctx, key, fill, ttl)
+		return c.fill(fctx, key, fill, ttl, false)
 	})
 	// The fill ends by itself at its FillTimeout, and the caller with it:
 	// this timer is a backstop only, later, so that no caller gives up
@@ -106,7 +106,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 // replaced that everywhere). A waiter no longer frees the key itself: it
 // freed whatever fill was current, a later healthy one too, and two then
 // ran at once (both found by review).
-func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration) (rec crdt.Record, err error) {
+func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration, forPeer bool) (rec crdt.Record, err error) {
 	c.stats.fills.Add(1)
 	defer func() {
 		if err != nil {
@@ -175,7 +175,13 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	if err != nil {
 		return rec, err
 	}
-	if ttl > 0 {
+	if ttl > 0 && forPeer {
+		// Only for a peer's ask: the HLC is dragged by every peer's
+		// records and session cuts, not the askers' alone, and a fill for
+		// this member's own callers that ran from it served a 5 s TTL for
+		// 25 s after a session with a peer 20 s ahead, as Set did before
+		// 8d3e833 (found by review).
+		//
 		// A filled value is also its askers' (GetOrFill's owner fills for
 		// the members that ask): its TTL runs from the later of this
 		// member's clock and its HLC, which the askers' records move to

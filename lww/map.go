@@ -143,11 +143,12 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
+	sent := r.Evicted              // a peer's stub: its eviction of the value, not a value too long here
 	if len(r.Value) > m.maxValue { // more than an entry holds: its version only
 		r.Value, r.Evicted = nil, true
 	}
 	if e != nil {
-		if c := r.Version().Compare(e.version()); c < 0 || c == 0 && !tieWins(&r, e) {
+		if c := r.Version().Compare(e.version()); c < 0 || c == 0 && !tieWins(&r, sent, e) {
 			return crdt.Stale, nil
 		}
 	}
@@ -178,7 +179,11 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
 // that got the short value first kept that (found by review of that). A
 // stub of this map's own eviction is of the value it held: a copy of that
 // value does not put it back (Refill does).
-func tieWins(r *crdt.Record, e *Entry) bool {
+//
+// A stub sent as one (sent) is a peer's eviction of the value: it never
+// replaces a value held (eviction is local; it evicted the value here
+// too: found by review).
+func tieWins(r *crdt.Record, sent bool, e *Entry) bool {
 	if r.Tombstone || e.tombstone() {
 		return false // both tombstones (Version.Compare orders a tombstone after a value)
 	}
@@ -191,8 +196,8 @@ func tieWins(r *crdt.Record, e *Entry) bool {
 	switch rv, ev := holdsValue(r), e.HoldsValue(); {
 	case rv && ev:
 		return bytes.Compare(r.Value, e.Record().Value) > 0
-	case ev: // r a stub over a value
-		return true
+	case ev: // r a stub over a value: one too long here, not a peer's eviction
+		return !sent
 	}
 	return false // a value, or a stub, over a stub
 }

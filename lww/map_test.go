@@ -1033,3 +1033,23 @@ func TestEqualVersionsConvergeBesideAStub(t *testing.T) {
 		t.Fatalf("one map holds %v, the other %v: the order of arrival decided", r1, r2)
 	}
 }
+
+// TestAPeersStubLeavesTheValueOfItsVersion (review 62): a stub a peer sends
+// (its own eviction of the value: package doc, "an evicted record travels
+// between replicas as a stub") is of the very value this map holds. Since
+// b277425's tie rule a stub wins a tie over a value, and the peer's local
+// eviction evicted the value here too: eviction is local (doc.go).
+func TestAPeersStubLeavesTheValueOfItsVersion(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	for _, exp := range []int64{0, 1 << 40} {
+		m := newMap(t, Config{})
+		m.Merge(setTTL("k", "v", at, exp), false, 11, nil)
+		stub := crdt.Record{Key: "k", Time: at, Expires: exp, Evicted: true}
+		if o, _ := m.Merge(stub, false, 11, nil); o != crdt.Stale {
+			t.Errorf("expiry %d: a peer's stub of the version held: %v, want Stale", exp, o)
+		}
+		if v, ok := m.Get("k", 11); !ok || string(v) != "v" || m.Evicted() != 0 {
+			t.Errorf("expiry %d: the value held was evicted by a peer's stub (%q %v, %d evicted)", exp, v, ok, m.Evicted())
+		}
+	}
+}

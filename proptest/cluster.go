@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -394,7 +395,11 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 		if counts && c.Refused != nil {
 			before = f.Refused()
 		}
-		c.send(to, r.Receive(pkt.Sender(), pkt.Payload))
+		// Its own bytes, as under CheckType: a duplicate, and a
+		// broadcast's copies, share the sender's, which a receiver that
+		// opens its frames in place changed for the others (found by
+		// review).
+		c.send(to, r.Receive(pkt.Sender(), bytes.Clone(pkt.Payload)))
 		if counts && c.Refused != nil && f.Refused() > before {
 			c.Refused(pkt)
 		}

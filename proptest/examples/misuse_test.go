@@ -226,3 +226,17 @@ func TestDuplicatesOfAnInPlaceDecoderAreDuplicates(t *testing.T) {
 		t.Errorf("SimulateType at Dup 0.5 passed the counter that counts a duplicate twice, opening frames in place: %+v", res)
 	}
 }
+
+// TestABusyRoundOfTheShippedCounterIsNoLivelock: the shipped
+// counter sends each operation once to every other node, and answers
+// nothing; a round of PerRound operations on N nodes puts PerRound x (N-1)
+// frames in flight, bounded, and all delivered the next round. Since
+// 1abf32d SimulateType fails with ErrLivelock past max(200,000, 1,000 x N)
+// frames in flight, whatever the rate: 5,000 updates a round on 50
+// nodes (245,000 frames) was reported as a type whose frames multiply.
+func TestABusyRoundOfTheShippedCounterIsNoLivelock(t *testing.T) {
+	spec := proptest.Spec{New: NewCounter, Ops: CounterOps(), Model: NewCounterModel, Weights: map[string]int{"read": 0}} // increments and decrements alone
+	if _, err := proptest.SimulateType(spec, proptest.TypeSimConfig{Nodes: 50, Ops: 5000, PerRound: 5000, Seed: 1}); err != nil {
+		t.Fatalf("a correct counter at 5,000 operations a round on 50 nodes: %v", err)
+	}
+}
