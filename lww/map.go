@@ -128,6 +128,19 @@ func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefi
 // saves looking the key up; it must come from this map. An entry the map
 // has since removed (by GC or Forget), or one of another key, is ignored.
 func (m *Map) Merge(r crdt.Record, delta bool, now int64, hint *Entry) (crdt.Outcome, *Entry) {
+	return m.merge(r, delta, now, hint, false)
+}
+
+// MergeTooLong is Merge of r, a value too long for the map's holder (a
+// store's own bound on values), made a stub by it: in a tie of versions
+// it is such a value, not a peer's stub (see tieWins). A store that made
+// it a stub before the map saw it, and merged it as a peer's, kept in a
+// tie whichever of the two came first (found by review).
+func (m *Map) MergeTooLong(r crdt.Record, delta bool, now int64, hint *Entry) (crdt.Outcome, *Entry) {
+	return m.merge(r, delta, now, hint, true)
+}
+
+func (m *Map) merge(r crdt.Record, delta bool, now int64, hint *Entry, tooLong bool) (crdt.Outcome, *Entry) {
 	if delta && r.Time.Wall < crdt.SubSat(now, m.horizon) {
 		return crdt.Late, nil
 	}
@@ -135,15 +148,16 @@ func (m *Map) Merge(r crdt.Record, delta bool, now int64, hint *Entry) (crdt.Out
 	if e == nil || e.next == removed || e.key != r.Key {
 		e = m.entries.get(r.Key)
 	}
-	return m.mergeInto(e, r)
+	return m.mergeInto(e, r, tooLong)
 }
 
-// mergeInto applies r given its key's entry, nil if the map has none.
-func (m *Map) mergeInto(e *Entry, r crdt.Record) (crdt.Outcome, *Entry) {
+// mergeInto applies r given its key's entry, nil if the map has none;
+// tooLong says r is a value too long for the map's holder, made a stub.
+func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *Entry) {
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
-	sent := r.Evicted              // a peer's stub: its eviction of the value, not a value too long here
+	sent := r.Evicted && !tooLong  // a peer's stub: its eviction of the value, not a value too long here
 	if len(r.Value) > m.maxValue { // more than an entry holds: its version only
 		r.Value, r.Evicted = nil, true
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -208,5 +209,29 @@ func TestOversizedCountsVersionsKept(t *testing.T) {
 	peer.Apply(r, true, testNow)
 	if hs, hp := s.AppendHashes(nil, 0, nil), peer.AppendHashes(nil, 0, nil); hs[0] != hp[0] {
 		t.Fatalf("a stub's digest %x differs from its value's %x", hs, hp)
+	}
+}
+
+// TestEqualVersionsOverTheValueBoundConvergeWhateverTheOrder: two records
+// of one version (a member holding the cluster key can send them), one of
+// a value within MaxValueSize and one over it, leave two stores of one
+// configuration holding the same whatever the order they came in: the
+// version without its value. The store made the long one a stub before
+// its map saw it, which took it for a peer's stub (a peer's eviction,
+// which never replaces a value held), and each store kept the first.
+func TestEqualVersionsOverTheValueBoundConvergeWhateverTheOrder(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	short := crdt.Record{Key: "k", Value: []byte("a"), Time: at}
+	long := crdt.Record{Key: "k", Value: bytes.Repeat([]byte("b"), 16), Time: at}
+	var held [2]crdt.Record
+	for i, order := range [][]crdt.Record{{short, long}, {long, short}} {
+		s := mustStore(t, Config{MaxValueSize: 8})
+		for _, r := range order {
+			s.Apply(r, false, 11)
+		}
+		held[i], _ = s.Lookup("k")
+	}
+	if held[0].Evicted != held[1].Evicted || string(held[0].Value) != string(held[1].Value) {
+		t.Fatalf("one store holds %q (evicted %v), the other %q (evicted %v): the order of arrival decided", held[0].Value, held[0].Evicted, held[1].Value, held[1].Evicted)
 	}
 }

@@ -37,6 +37,9 @@ type merge struct {
 	refill bool
 	// prior asks the change to say what the key held before.
 	prior bool
+	// tooLong says the record is a value over this member's bounds, made
+	// a stub (lww.Map.MergeTooLong).
+	tooLong bool
 }
 
 // change is what applying a record did to a shard's resident values.
@@ -87,6 +90,8 @@ func (s *shard) apply(rec crdt.Record, ih uint32, how merge, now int64, at *lww.
 	var e *lww.Entry
 	if how.refill {
 		o, e = s.m.Refill(rec, at)
+	} else if how.tooLong {
+		o, e = s.m.MergeTooLong(rec, how.delta, now, at)
 	} else {
 		o, e = s.m.Merge(rec, how.delta, now, at)
 	}

@@ -445,7 +445,7 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	watch := s.watching()
-	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: watch != nil}, now, sh.m.Entry(rec.Key))
+	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: watch != nil, tooLong: oversized}, now, sh.m.Entry(rec.Key))
 	if oversized && ch.outcome == crdt.Applied { // a version kept: not a duplicate or a stale copy (found by review)
 		s.stats.oversized.Add(1)
 	}
