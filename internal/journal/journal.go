@@ -877,6 +877,11 @@ type Log struct {
 		direct bool   // f was opened for direct I/O; stage holds its last block
 		stage  stage
 		seed   uint32 // its frames' checksums start from it (readHeader)
+		// broken: nothing may be written to f (a frame whose bytes could
+		// not be cut off, or a segment after it, left by a creation that
+		// failed, naming f's length then); the writer starts a new
+		// segment before its next frame (restart).
+		broken bool
 	}
 	direct  atomic.Bool // l.file.direct, for Stats
 	kick    chan struct{}
@@ -1081,10 +1086,14 @@ func (l *Log) startSegment(n, prevN uint64, prevLen int64) error {
 	}
 	direct := err == nil
 	if !direct { // or the file system refused direct I/O: through the page cache
+		left := errors.Is(err, errLeftover) // the direct attempt's file may stay
 		f, err = createSegment(p, openBufferedFile, func(f *os.File) error {
 			_, err := f.Write(head)
 			return err
 		})
+		if err != nil && left && !errors.Is(err, errLeftover) {
+			err = fmt.Errorf("%w (%w)", err, errLeftover)
+		}
 		if err != nil {
 			return err
 		}
@@ -1116,24 +1125,56 @@ func (l *Log) trimPadding() {
 // unless the error is that it existed.)
 func createSegment(p string, open func(string) (*os.File, error), head func(*os.File) error) (*os.File, error) {
 	f, err := open(p)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a creation that failed before, whose removal failed
+		// too: no segment after the one written holds a frame, and this
+		// member alone writes here (the lock). Kept, it failed every
+		// later segment change (found by review).
+		if rerr := removeLeftover(p); rerr != nil {
+			return nil, fmt.Errorf("%w (%w: %v)", err, errLeftover, rerr)
+		}
+		f, err = open(p)
+	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrExist) {
-			os.Remove(p)
+			if rerr := removeLeftover(p); rerr != nil {
+				return nil, fmt.Errorf("%w (%w: %v)", err, errLeftover, rerr)
+			}
 		}
 		return nil, err
 	}
 	if err = head(f); err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if err == nil {
 		err = syncDir(p)
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(p)
+		if rerr := removeLeftover(p); rerr != nil {
+			return nil, fmt.Errorf("%w (%w: %v)", err, errLeftover, rerr)
+		}
 		return nil, err
 	}
 	return f, nil
+}
+
+// errLeftover says a segment whose creation failed may stay (its removal
+// failed, or was not made durable): its header says the segment written
+// ends at its length then, and Read reads that one no further, so no
+// frame may be written to it any more (found by review: the log went on
+// acknowledging frames there, which the next start dropped unreported).
+var errLeftover = errors.New("a segment whose creation failed may stay beside the log")
+
+// removeLeftover removes the file at p, if any, durably.
+func removeLeftover(p string) error {
+	switch err := removeFile(p); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	return syncDir(p)
 }
 
 // openDirectFile, openBufferedFile, directWrite and syncFile are
@@ -1263,6 +1304,9 @@ func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
 	}
 	if err := l.failure.Load(); err != nil { // checked under the lock: Close flushes after it sets it
 		s.mu.Unlock()
+		if *err != ErrClosed {
+			l.poke() // broken: the writer tries a new segment
+		}
 		return nil, *err
 	}
 	n := len(s.chunks)
@@ -1390,15 +1434,25 @@ func (l *Log) flush() int {
 		s.mu.Unlock()
 	}
 	l.batch.Store(next)
-	if recs == 0 && l.retry.size == 0 {
+	var err error
+	if l.file.broken {
+		// A new segment first: nothing may follow what broke the one
+		// written (it waited for the next snapshot's Rotate, every append
+		// failing meanwhile, and frames were written after the broken
+		// one; found by review).
+		if err = l.restart(); err != nil && recs == 0 && l.retry.size == 0 {
+			close(b.done)
+			return 0
+		}
+	}
+	if err == nil && recs == 0 && l.retry.size == 0 {
 		close(b.done)
 		return 0
 	}
 	if l.mode == EveryWrite {
 		l.recs.Add(-int64(recs))
 	}
-	var err error
-	if l.retry.size > 0 && l.retry.size+size > maxRetry {
+	if err == nil && l.retry.size > 0 && l.retry.size+size > maxRetry {
 		// Together they would pass what a frame may hold: the failed
 		// frames' records first, alone.
 		if err = l.frame(l.retry.chunks, l.retry.size, l.retry.recs); err == nil {
@@ -1542,9 +1596,9 @@ func (l *Log) writeFrame(head []byte, body [][]byte, size int) error {
 		// The frame may stay in the file: the next segment's header
 		// says the file ends before it (see Read).
 		if serr := l.startSegment(l.file.n+1, l.file.n, l.file.off); serr != nil {
-			// Nothing may follow a broken frame: every later append fails.
-			broken := fmt.Errorf("%w (and starting a new segment: %v)", err, serr)
-			l.failure.CompareAndSwap(nil, &broken)
+			// Nothing may follow a broken frame: every later append
+			// fails until the writer starts a new segment (restart).
+			l.setBroken(fmt.Errorf("%w (and starting a new segment: %v)", err, serr))
 			return err
 		}
 		f.Close()
@@ -1577,15 +1631,36 @@ func (l *Log) Rotate() (uint64, error) {
 	defer l.file.Unlock()
 	l.flush()
 	l.trimPadding()
-	old := l.file.f
-	if err := l.startSegment(l.file.n+1, l.file.n, l.file.off); err != nil {
+	if err := l.restart(); err != nil {
 		return 0, err
 	}
+	return l.file.n, nil
+}
+
+// restart starts the next segment and makes it the one written; if a
+// segment whose creation failed may stay, the log is broken until a
+// restart succeeds. Called with l.file held.
+func (l *Log) restart() error {
+	old := l.file.f
+	if err := l.startSegment(l.file.n+1, l.file.n, l.file.off); err != nil {
+		if errors.Is(err, errLeftover) {
+			l.setBroken(err)
+		}
+		return err
+	}
 	old.Close()
+	l.file.broken = false
 	if err := l.failure.Load(); err != nil && *err != ErrClosed {
 		l.failure.CompareAndSwap(err, nil) // a new segment: appends may go on
 	}
-	return l.file.n, nil
+	return nil
+}
+
+// setBroken says nothing may be written to the segment any more: appends
+// fail with err until a new segment starts. Called with l.file held.
+func (l *Log) setBroken(err error) {
+	l.file.broken = true
+	l.failure.CompareAndSwap(nil, &err)
 }
 
 // Flush writes and syncs what was appended so far, at once, and returns
