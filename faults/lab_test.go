@@ -399,7 +399,13 @@ func (m *member) start(snapshot bool) {
 		}
 	}
 	if !snapshot {
-		os.Remove(m.snap)
+		// The snapshot and everything bcache keeps beside it: a members
+		// file (.members) naming a snapshot that is gone is damage, and
+		// New refused to start; the founder mark, the write log.
+		others, _ := filepath.Glob(m.snap + ".*")
+		for _, f := range append(others, m.snap) {
+			os.Remove(f)
+		}
 	}
 	os.Remove(m.sock)
 	args := []string{"netns", "exec", m.ns, l.bin, "-name", m.name, "-bind", m.ip + ":7946",

@@ -62,7 +62,7 @@ func run() error {
 	}
 	defer closeAll(ms)
 	net.Partition([]string{"m2"})
-	if err := wait("m2 cut off: the others see 2 members", func() bool { return len(ms[0].Members()) == 2 }); err != nil {
+	if err := wait("m2 cut off: the others see 2 members", func() bool { return len(ms[0].Members()) == 2 && len(ms[1].Members()) == 2 }); err != nil {
 		return err
 	}
 	ms[0].Set("color", []byte("blue"), 0)

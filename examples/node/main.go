@@ -176,6 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	keyFile := fs.String("key-file", "", "`file` holding -key (hex), so that the key is not on the command line, which other processes may read")
 	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
+	maxBytes := fs.Int64("max-bytes", 0, "key and value bytes held before eviction, S3-FIFO (0: unbounded); with a container's memory limit, well under it")
 	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "HTTP connections open at once; past them, new clients wait for one to close")
 	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event (0: the library's 64 MiB); each of the 64 streams holds up to three times this, or three values if larger, while its client does not read; a peer's frame of more large values than this overflows a client however fast it reads")
@@ -201,6 +202,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *maxConns < 1 {
 		return options{}, fmt.Errorf("-max-conns %d: want 1 or more", *maxConns)
 	}
+	if *maxBytes < 0 {
+		return options{}, fmt.Errorf("-max-bytes %d: want 0 or more", *maxBytes)
+	}
 	if *watchBytes < 0 {
 		return options{}, fmt.Errorf("-watch-bytes %d: want 0 or more", *watchBytes)
 	}
@@ -218,7 +222,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, err
 	}
 	cfg := bcache.Config{
-		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,
+		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxBytes: *maxBytes, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,
 		SnapshotPath: *snapshot, SnapshotInterval: *snapshotEvery,
 		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage, AdvertiseAddr: *advertise,
 	}
