@@ -1151,38 +1151,34 @@ func TestLogLostWholeIsDamage(t *testing.T) {
 			t.Fatalf("New without the log: %v; want ErrWriteLog (k2 is in no file)", err)
 		}
 	})
+	// lostIsDamage writes key through c, at path (its log alone holds
+	// it), and checks that a restart from the files as a crash leaves
+	// them holds key, and that one from them without the log is damage;
+	// it returns those files, their log lost.
+	lostIsDamage := func(t *testing.T, c *Cache, path, key string) string {
+		t.Helper()
+		mustSet(t, c, key) // in the log alone
+		image := crashImage(t, path)
+		mustClose(t, c)
+		d := mustNew(t, syncConfig(crashImage(t, image), SyncWrite)) // the log as it was: no damage
+		if _, ok := d.Get(key); !ok {
+			t.Fatalf("restarted with its log, the member lost %s", key)
+		}
+		mustClose(t, d)
+		loseLog(t, image)
+		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
+			t.Fatalf("New without the log: %v; want ErrWriteLog (%s is in no file)", err, key)
+		}
+		return image
+	}
 	t.Run("after a clean Close", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "cache.snap")
 		mustClose(t, mustNew(t, syncConfig(path, SyncWrite))) // a snapshot, no log
-		c := mustNew(t, syncConfig(path, SyncWrite))
-		mustSet(t, c, "k3") // in the log alone
-		image := crashImage(t, path)
-		mustClose(t, c)
-		d := mustNew(t, syncConfig(crashImage(t, image), SyncWrite)) // the log as it was: no damage
-		if _, ok := d.Get("k3"); !ok {
-			t.Fatal("restarted with its log, the member lost k3")
-		}
-		mustClose(t, d)
-		loseLog(t, image)
-		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
-			t.Fatalf("New without the log: %v; want ErrWriteLog (k3 is in no file)", err)
-		}
+		lostIsDamage(t, mustNew(t, syncConfig(path, SyncWrite)), path, "k3")
 	})
 	t.Run("before the first snapshot", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "cache.snap")
-		c := mustNew(t, syncConfig(path, SyncWrite)) // a first start
-		mustSet(t, c, "k4")                          // in the log alone
-		image := crashImage(t, path)
-		mustClose(t, c)
-		d := mustNew(t, syncConfig(crashImage(t, image), SyncWrite)) // the log as it was: no damage
-		if _, ok := d.Get("k4"); !ok {
-			t.Fatal("restarted with its log, the member lost k4")
-		}
-		mustClose(t, d)
-		loseLog(t, image)
-		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
-			t.Fatalf("New without the log: %v; want ErrWriteLog (k4 is in no file)", err)
-		}
+		image := lostIsDamage(t, mustNew(t, syncConfig(path, SyncWrite)), path, "k4") // a first start
 		cfg := syncConfig(image, SyncWrite)
 		cfg.OnDamage = DamageReset
 		e := mustNew(t, cfg)

@@ -151,6 +151,21 @@ func TestSubscriptionOverflowIsExplicit(t *testing.T) {
 	}
 }
 
+// stall writes a first change of value, which sub's goroutine takes and
+// then waits for the reader to take: every later change waits in
+// pending.
+func stall(t *testing.T, c *Cache, sub *Subscription, value []byte) {
+	t.Helper()
+	if err := c.Set("first", value, 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		c.feed.mu.Lock()
+		defer c.feed.mu.Unlock()
+		return len(sub.pending) == 0
+	}, "the subscription's goroutine never took the first change")
+}
+
 // TestStalledSubscriberHoldsBoundedMemory: a subscriber that stops
 // reading holds at most Config.SubscriptionBytes of waiting keys and
 // values (and a batch on its way), whatever its buffer: a count alone let
@@ -170,18 +185,8 @@ func TestStalledSubscriberHoldsBoundedMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			// The first change is taken by the subscription's goroutine,
-			// which then waits for the reader to take it: every later
-			// change waits in pending.
 			value := make([]byte, 1<<20)
-			if err := c.Set("first", value, 0); err != nil {
-				t.Fatal(err)
-			}
-			await.Until(t, 10*time.Second, func() bool {
-				c.feed.mu.Lock()
-				defer c.feed.mu.Unlock()
-				return len(sub.pending) == 0
-			}, "the subscription's goroutine never took the first change")
+			stall(t, c, sub, value)
 			for i := range want>>20 + 2 { // past the bound, within the 1,024 changes the buffer counts
 				if err := c.Set(fmt.Sprint("k", i), value, 0); err != nil {
 					t.Fatal(err)
@@ -528,14 +533,7 @@ func TestOverflowNoticesCountInTheByteBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if err := c.Set("first", []byte("v"), 0); err != nil { // taken by the goroutine, which then waits for the reader
-		t.Fatal(err)
-	}
-	await.Until(t, 10*time.Second, func() bool {
-		c.feed.mu.Lock()
-		defer c.feed.mu.Unlock()
-		return len(sub.pending) == 0
-	}, "the subscription's goroutine never took the first change")
+	stall(t, c, sub, []byte("v"))
 	if err := c.Set("fill", make([]byte, bound-(64<<10)), 0); err != nil { // the bound less a long key's room
 		t.Fatal(err)
 	}

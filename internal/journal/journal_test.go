@@ -1366,27 +1366,34 @@ func TestLogReadAllocatesBoundedPerByte(t *testing.T) {
 	runtime.KeepAlive(recs)
 }
 
+// logNumbered writes a log of two records in one segment, numbered n.
+func logNumbered(t *testing.T, n uint64) string {
+	t.Helper()
+	l, path := open(t, EveryWrite)
+	appendAll(t, l, 0, 2)
+	if err := l.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(segmentPath(path, 1), segmentPath(path, n)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestNoWriteGoesToASegmentReadRefuses: a log whose newest segment
 // Read takes (numbered maxSegment-1: a name damaged, or set by hand) is
 // never continued into a segment the next Read refuses: Open started
 // segment maxSegment, acknowledged writes in it, and the next start took
 // the log for damage (DamageReset moved the writes aside).
 func TestNoWriteGoesToASegmentReadRefuses(t *testing.T) {
-	l, path := open(t, EveryWrite)
-	appendAll(t, l, 0, 2)
-	if err := l.Close(false); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(segmentPath(path, 1), segmentPath(path, maxSegment-1)); err != nil {
-		t.Fatal(err)
-	}
+	path := logNumbered(t, maxSegment-1)
 	_, st, err := Read(path)
 	if errors.Is(err, ErrDamaged) {
 		return // refused before any write: nothing acknowledged is lost
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	l, err = Open(Options{Path: path, Mode: EveryWrite}, st)
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, st)
 	if err != nil {
 		return // refused before any write: nothing acknowledged is lost
 	}
@@ -1406,14 +1413,7 @@ func TestNoWriteGoesToASegmentReadRefuses(t *testing.T) {
 // policy (DamageReset acts on Read's ErrDamaged alone), the very state
 // Read's refusal of maxSegment was made to avoid.
 func TestALogReadCanBeContinued(t *testing.T) {
-	l, path := open(t, EveryWrite)
-	appendAll(t, l, 0, 2)
-	if err := l.Close(false); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(segmentPath(path, 1), segmentPath(path, maxSegment-1)); err != nil {
-		t.Fatal(err)
-	}
+	path := logNumbered(t, maxSegment-1)
 	_, st, err := Read(path)
 	if err != nil {
 		if !errors.Is(err, ErrDamaged) {
@@ -1421,7 +1421,7 @@ func TestALogReadCanBeContinued(t *testing.T) {
 		}
 		return // damage: DamageReset moves it aside
 	}
-	l, err = Open(Options{Path: path, Mode: EveryWrite}, st)
+	l, err := Open(Options{Path: path, Mode: EveryWrite}, st)
 	if err != nil {
 		t.Fatalf("Read took the log (newest segment %d) and Open refuses to go on with it: %v", st.Newest.N, err)
 	}
