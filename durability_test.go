@@ -1117,6 +1117,20 @@ func TestResetKeepsNoCutsOfWhatItMovedAside(t *testing.T) {
 	}
 }
 
+// snapshotAndLog returns the files of a member (SyncWrite) as a crash
+// leaves them: k1 in its snapshot, k2 in its log alone.
+func snapshotAndLog(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	c := mustNew(t, syncConfig(path, SyncWrite))
+	mustSet(t, c, "k1")
+	mustSnapshot(t, c)
+	mustSet(t, c, "k2") // in the log alone
+	image := crashImage(t, path)
+	mustClose(t, c)
+	return image
+}
+
 // TestLogLostWholeIsDamage: a write log lost whole beside its snapshot
 // (every segment gone, as a log directory not restored from a backup) is
 // damage: the start read as one after a clean Close, and went on without
@@ -1139,13 +1153,7 @@ func TestLogLostWholeIsDamage(t *testing.T) {
 		}
 	}
 	t.Run("after a snapshot", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "cache.snap")
-		c := mustNew(t, syncConfig(path, SyncWrite))
-		mustSet(t, c, "k1")
-		mustSnapshot(t, c)
-		mustSet(t, c, "k2") // in the log alone
-		image := crashImage(t, path)
-		mustClose(t, c)
+		image := snapshotAndLog(t)
 		loseLog(t, image)
 		if _, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 			t.Fatalf("New without the log: %v; want ErrWriteLog (k2 is in no file)", err)
@@ -1569,13 +1577,7 @@ func TestACoverRenamedThenACrashLosesNothing(t *testing.T) {
 // there. Since logLost was checked without a snapshot too, it was taken
 // for a log lost beside its snapshot (ErrWriteLog alone).
 func TestSnapshotAndLogLostWholeIsSnapshotDamage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.snap")
-	c := mustNew(t, syncConfig(path, SyncWrite))
-	mustSet(t, c, "k1")
-	mustSnapshot(t, c)
-	mustSet(t, c, "k2") // in the log alone
-	image := crashImage(t, path)
-	mustClose(t, c)
+	image := snapshotAndLog(t)
 	files, err := filepath.Glob(image + "*")
 	if err != nil {
 		t.Fatal(err)
