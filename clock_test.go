@@ -12,6 +12,16 @@ import (
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
+// clockedCache starts a lone member whose clock reads now, set to the
+// process's clock first.
+func clockedCache(t *testing.T, now *atomic.Int64) *Cache {
+	t.Helper()
+	now.Store(time.Now().UnixNano())
+	cfg := testConfig("solo")
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
+	return newCache(t, cfg)
+}
+
 // steppedCache starts a lone member on an in-memory network whose clock
 // the test moves, with collections left to the test.
 func steppedCache(t *testing.T, now *atomic.Int64) *Cache {

@@ -1131,6 +1131,20 @@ func snapshotAndLog(t *testing.T) string {
 	return image
 }
 
+// loseLog removes every segment of the log beside the snapshot at path.
+func loseLog(t *testing.T, path string) {
+	t.Helper()
+	segs, err := filepath.Glob(path + ".log.*")
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments %q, %v; want some", segs, err)
+	}
+	for _, s := range segs {
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestLogLostWholeIsDamage: a write log lost whole beside its snapshot
 // (every segment gone, as a log directory not restored from a backup) is
 // damage: the start read as one after a clean Close, and went on without
@@ -1141,17 +1155,6 @@ func snapshotAndLog(t *testing.T) string {
 // nothing on disk said a log ran). A reset then starts empty, and says a
 // log runs again.
 func TestLogLostWholeIsDamage(t *testing.T) {
-	loseLog := func(t *testing.T, path string) {
-		segs, err := filepath.Glob(path + ".log.*")
-		if err != nil || len(segs) == 0 {
-			t.Fatalf("segments %q, %v; want some", segs, err)
-		}
-		for _, s := range segs {
-			if err := os.Remove(s); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	t.Run("after a snapshot", func(t *testing.T) {
 		image := snapshotAndLog(t)
 		loseLog(t, image)
@@ -1615,15 +1618,7 @@ func TestLogLostWholeAfterAMembersFileResetIsDamage(t *testing.T) {
 	mustSet(t, c, "k1") // in the log alone
 	image := crashImage(t, path)
 	mustClose(t, c)
-	segs, err := filepath.Glob(image + ".log.*")
-	if err != nil || len(segs) == 0 {
-		t.Fatalf("segments %q, %v; want some", segs, err)
-	}
-	for _, s := range segs {
-		if err := os.Remove(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	loseLog(t, image)
 	if d, err := New(syncConfig(image, SyncWrite)); !errors.Is(err, ErrWriteLog) {
 		if err == nil {
 			d.Close()

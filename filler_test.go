@@ -456,10 +456,7 @@ func TestFillAcrossASessionKeepsItsStamp(t *testing.T) {
 // review).
 func TestFillTTLRunsFromItsReturn(t *testing.T) {
 	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	cfg := testConfig("solo")
-	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
-	c := newCache(t, cfg)
+	c := clockedCache(t, &now)
 	const ttl = 5 * time.Second
 	var returned int64
 	if _, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {

@@ -832,10 +832,7 @@ func TestGetAfterOfAValueEvictedHereIsAMiss(t *testing.T) {
 // "no member can have made".
 func TestWriterReadsItsOwnTokenAfterAClockStepBack(t *testing.T) {
 	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	cfg := testConfig("solo")
-	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
-	c := newCache(t, cfg)
+	c := clockedCache(t, &now)
 	before, err := c.SetWithToken("k", []byte("before"), 0)
 	if err != nil {
 		t.Fatal(err)
