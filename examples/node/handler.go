@@ -105,10 +105,32 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 	})
 	watches := make(chan struct{}, maxWatches)
 	mux.HandleFunc("GET /v1/watch", func(w http.ResponseWriter, r *http.Request) {
+		prefix, err := pathParam(r.URL.RawQuery, "prefix")
+		if err != nil {
+			fail(w, fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+		tooMany := func() {
+			w.Header().Set("Retry-After", retryAfter)
+			http.Error(w, fmt.Sprintf("%d watch streams open already", maxWatches), http.StatusTooManyRequests)
+		}
 		if r.Method == http.MethodHead {
 			// The headers alone: a stream behind a HEAD is written to
 			// no one, so nothing ends it, and it held its place and the
-			// connection until shutdown (found by review).
+			// connection until shutdown (found by review). With the
+			// status its GET would have: it answered 200 to a bad
+			// prefix, a closed member and every place taken (found by
+			// review).
+			if len(watches) == cap(watches) {
+				tooMany()
+				return
+			}
+			sub, err := c.Subscribe(prefix, 0)
+			if err != nil {
+				fail(w, err)
+				return
+			}
+			sub.Close()
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.Header().Set("Cache-Control", "no-cache")
 			return
@@ -117,13 +139,12 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		case watches <- struct{}{}:
 			defer func() { <-watches }()
 		default:
-			w.Header().Set("Retry-After", retryAfter)
-			http.Error(w, fmt.Sprintf("%d watch streams open already", maxWatches), http.StatusTooManyRequests)
+			tooMany()
 			return
 		}
 		m.watches.Inc()
 		defer m.watches.Dec()
-		if end := watch(w, r, c, fail); end != "" {
+		if end := watch(w, r, c, prefix, fail); end != "" {
 			m.watchEnds.WithLabelValues(end).Inc()
 		}
 	})
@@ -283,7 +304,12 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, ma
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ttl, err := parseTTL(q.Get("ttl"))
+	s, err := single(q, "ttl")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ttl, err := parseTTL(s)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -392,7 +418,11 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, m
 		return nil, false, err
 	}
 	wait := 5 * time.Second
-	if s := q.Get("wait"); s != "" {
+	s, err := single(q, "wait")
+	if err != nil {
+		return nil, false, err
+	}
+	if s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > maxWait {
 			return nil, false, fmt.Errorf("%w: wait %q: want a duration from 0 to %v", errBadRequest, clipped(s), maxWait)
@@ -429,6 +459,17 @@ func query(r *http.Request) (url.Values, error) {
 		return nil, fmt.Errorf("%w: query %q: %v", errBadRequest, clipped(r.URL.RawQuery), err)
 	}
 	return q, nil
+}
+
+// single returns q's parameter name, "" if absent; given more than once,
+// it is a 400: which one the caller meant is not for the node to guess
+// (the first was taken, and "?ttl=&ttl=10s" stored a value with no expiry:
+// found by review).
+func single(q url.Values, name string) (string, error) {
+	if vs := q[name]; len(vs) > 1 {
+		return "", fmt.Errorf("%w: %d %s parameters, want one", errBadRequest, len(vs), name)
+	}
+	return q.Get(name), nil
 }
 
 // errBadRequest is a malformed parameter: 400.
@@ -619,33 +660,35 @@ const (
 // good, found by review). A variable: tests shorten it.
 var watchPing = 15 * time.Second
 
-// pathParam returns the query parameter name of rawQuery (its first),
-// decoded as a key in the path is: a "+" stays a "+" (decoded as a form,
-// it became a space, and a watch of "c++:" matched none of the keys
-// "c++:..." written: found by review); "" if there is none.
+// pathParam returns the query parameter name of rawQuery, decoded as a
+// key in the path is: a "+" stays a "+" (decoded as a form, it became a
+// space, and a watch of "c++:" matched none of the keys "c++:..."
+// written: found by review); "" if there is none. Given more than once,
+// it is an error, as single's (the first was taken: "?prefix=&prefix=a"
+// watched every key, found by review).
 func pathParam(rawQuery, name string) (string, error) {
+	var raw string
+	n := 0
 	for part := range strings.SplitSeq(rawQuery, "&") {
 		k, v, _ := strings.Cut(part, "=")
 		if key, err := url.QueryUnescape(k); err != nil || key != name {
 			continue
 		}
-		return url.PathUnescape(v)
+		if n++; n > 1 {
+			return "", fmt.Errorf("%d or more %s parameters, want one", n, name)
+		}
+		raw = v
 	}
-	return "", nil
+	return url.PathUnescape(raw)
 }
 
-// watch streams the changes to keys with the prefix query parameter as
+// watch streams the changes to keys with prefix (the query parameter) as
 // Server-Sent Events, one event per change named by its cause, with the
 // change as JSON data (the value in base64), until the client goes away,
 // stops reading for watchWriteTimeout, or the member closes; a quiet
 // stream gets a comment every watchPing.
-func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, fail func(http.ResponseWriter, error)) (end string) {
+func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, prefix string, fail func(http.ResponseWriter, error)) (end string) {
 	const gone, failed, closed = "client_gone", "write_failed", "closed"
-	prefix, err := pathParam(r.URL.RawQuery, "prefix")
-	if err != nil {
-		fail(w, fmt.Errorf("%w: %v", errBadRequest, err))
-		return ""
-	}
 	sub, err := c.Subscribe(prefix, 0)
 	if err != nil {
 		fail(w, err)

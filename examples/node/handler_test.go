@@ -956,3 +956,68 @@ func TestRepeatedTokenHeadersAreRefused(t *testing.T) {
 		t.Errorf("GET ?wait=zz without a token: %d %q; want 400", code, body)
 	}
 }
+
+// TestRepeatedParametersAreRefused: a ttl, wait or prefix parameter
+// given twice is a 400, as two Bcache-Token headers are: the first was
+// taken, and "?ttl=&ttl=10s" (a client appending its ttl to a URL that
+// had an empty one) stored the value with no expiry at all, 204; a watch
+// of "?prefix=&prefix=user:" streamed every key.
+func TestRepeatedParametersAreRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	h := newHandler(c, 1<<20, zerolog.Nop())
+	tok, err := c.SetWithToken("k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ method, target string }{
+		{"PUT", "/v1/keys/forever?ttl=&ttl=10s"},
+		{"PUT", "/v1/keys/forever?ttl=10s&ttl=1h"},
+		{"GET", "/v1/keys/k?wait=0s&wait=1s"},
+		{"GET", "/v1/watch?prefix=&prefix=user:"},
+	} {
+		req := httptest.NewRequest(tc.method, tc.target, strings.NewReader("v"))
+		req.Header.Set(tokenHeader, string(tok))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second) // a watch answered 200 ends with it
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req.WithContext(ctx))
+		cancel()
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("%s %s: %d %q; want 400", tc.method, tc.target, w.Code, clipped(w.Body.String()))
+		}
+	}
+	if _, ok := c.Get("forever"); ok {
+		t.Errorf("a PUT with two ttls stored its value")
+	}
+}
+
+// TestHeadOfAWatchAnswersAsItsGet: HEAD /v1/watch answers the status
+// a GET would: 400 for a prefix that does not decode, 503 once the
+// member is closed, 429 with every place taken. It answered 200 to all.
+func TestHeadOfAWatchAnswersAsItsGet(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	base := startServer(t, c, bcache.DefaultMaxValueSize)
+	expect(t, "HEAD", base+"/v1/watch?prefix=%zz", "", http.StatusBadRequest)
+	expect(t, "HEAD", base+"/v1/watch?prefix=ok", "", http.StatusOK)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxWatches + 1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range maxWatches {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/watch", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("watch %d: %d", i, resp.StatusCode)
+		}
+	}
+	_, _, resp := do(t, "HEAD", base+"/v1/watch", "")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("HEAD with %d watches open: %d; want 429 with Retry-After", maxWatches, resp.StatusCode)
+	}
+	cancel()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "HEAD", base+"/v1/watch", "", http.StatusServiceUnavailable)
+}

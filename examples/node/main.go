@@ -52,7 +52,9 @@
 //	                                 to be written (its client not reading, its buffers full) is dropped, but a client that keeps a
 //	                                 quiet stream open without reading holds its place until it closes (a quiet
 //	                                 stream gets a comment, ": ping", every 15 s: a client gone is found by
-//	                                 the write failing); HEAD gets the headers alone
+//	                                 the write failing); HEAD gets the headers alone, with the status a GET would have
+//
+// A ttl, wait or prefix parameter given twice is a 400.
 //
 // A 429 comes with Retry-After: 1.
 //
@@ -177,7 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxBytes := fs.Int64("max-bytes", 0, "key and value bytes held before eviction, S3-FIFO (0: unbounded); with a container's memory limit, well under it")
-	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes")
+	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes, at most -max-bytes (default: 1 MiB, or -max-bytes if lower)")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "HTTP connections open at once; past them, new clients wait for one to close")
 	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event (0: the library's 64 MiB); each of the 64 streams holds up to three times this, or three values if larger, while its client does not read; a peer's frame of more large values than this overflows a client however fast it reads")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
@@ -204,6 +206,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if *maxBytes < 0 {
 		return options{}, fmt.Errorf("-max-bytes %d: want 0 or more", *maxBytes)
+	}
+	// -max-value not given follows -max-bytes below 1 MiB, as the
+	// library's default does: its own default, passed as given, was over
+	// such a -max-bytes, and the node refused to start (found by review).
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "max-value" })
+	if !given && *maxBytes > 0 && *maxBytes < int64(*maxValue) {
+		*maxValue = int(*maxBytes)
 	}
 	if *watchBytes < 0 {
 		return options{}, fmt.Errorf("-watch-bytes %d: want 0 or more", *watchBytes)

@@ -198,3 +198,26 @@ func TestKeyFilesAreReadWithinABound(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxBytesUnderAMebibyteStarts: -max-bytes under 1 MiB alone starts
+// a member whose largest value is -max-bytes, as the library's default
+// would have it: the flag's default of -max-value, 1 MiB, was passed as
+// given, over MaxBytes, and the node refused to start (exit 2) unless
+// -max-value was lowered too.
+func TestMaxBytesUnderAMebibyteStarts(t *testing.T) {
+	o, err := parseFlags([]string{"-max-bytes", "524288", "-bind", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bcache.New(o.cfg)
+	if err != nil {
+		t.Fatalf("-max-bytes 524288 alone: %v", err)
+	}
+	defer c.Close()
+	if got := c.Config().MaxValueSize; got != 524288 {
+		t.Fatalf("MaxValueSize %d, want 524288", got)
+	}
+	if _, err := parseFlags([]string{"-max-bytes", "524288", "-max-value", "1048576"}, io.Discard); err != nil {
+		t.Fatal(err) // given both, the library's ErrConfig says why at New
+	}
+}
