@@ -51,7 +51,8 @@
 // victim once the main queue is full: on the traces of BenchmarkHitRatio
 // (package bcache) that is worth several points of hit ratio on loops
 // larger than the cache, a few tenths on skewed traces, and it costs 8
-// bytes per entry of capacity (at least 16 KiB) instead of a ghost entry
+// bytes per entry of capacity (at least 8 KiB, up to 16 bytes an entry
+// as its rows round up to a power of two) instead of a ghost entry
 // per entry. Plain S3-FIFO already matched otter's W-TinyLFU on skewed
 // traces and beat it on recency-heavy ones; W-TinyLFU itself would need
 // each hit to update the sketch or a shared buffer, more than the one
