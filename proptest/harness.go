@@ -982,6 +982,9 @@ func (h *harness) traced(t *rapid.T) {
 			event(t, "  %s sends %d frames that the partition cuts", from, cut)
 		}
 	}
+	h.c.Net.OnCut = func(p sim.Packet) {
+		event(t, "lost %v: cut in flight (a partition, or its sender or destination down)", packet{p, h.cfg.Describe})
+	}
 	h.c.Delivered = func(p sim.Packet, received bool) {
 		if received {
 			event(t, "deliver %v", packet{p, h.cfg.Describe})

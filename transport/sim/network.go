@@ -47,6 +47,11 @@ type Stats struct {
 
 // Network holds the packets in flight and the current partition.
 type Network struct {
+	// OnCut, if set, is called with every packet in flight that a
+	// partition or a member going down cut as it was taken for delivery
+	// (a trace hooks in here: such packets went unseen otherwise). Those
+	// cut as they were sent are the sender's to tell (Send).
+	OnCut    func(Packet)
 	inflight []Packet
 	spare    []Packet       // the slice TakeAll returned last, at its full length
 	group    map[string]int // partition group of each member; absent means 0
@@ -120,6 +125,9 @@ func (n *Network) Take(i int) (p Packet, ok bool, err error) {
 	n.inflight = slices.Delete(n.inflight, i, i+1)
 	if !n.Connected(p.From, p.To) {
 		n.stats.Cut++
+		if n.OnCut != nil {
+			n.OnCut(p)
+		}
 		return p, false, nil
 	}
 	n.stats.Delivered++
@@ -139,6 +147,9 @@ func (n *Network) TakeAll() []Packet {
 	for _, p := range all {
 		if !n.Connected(p.From, p.To) {
 			n.stats.Cut++
+			if n.OnCut != nil {
+				n.OnCut(p)
+			}
 			continue
 		}
 		n.stats.Delivered++
@@ -209,6 +220,9 @@ func (n *Network) SetDown(member string, down bool) {
 	for _, p := range n.inflight {
 		if p.From == member || p.To == member {
 			n.stats.Cut++
+			if n.OnCut != nil {
+				n.OnCut(p)
+			}
 			continue
 		}
 		kept = append(kept, p)
