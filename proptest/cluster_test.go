@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 func newTestCluster(t *testing.T, n int) *Cluster {
@@ -300,5 +302,40 @@ func TestAPeersEvictionOfAKeyOfOneHashStaysLocal(t *testing.T) {
 	}
 	if v, ok := c.Replica(0).Get(a); !ok || string(v) != "va" {
 		t.Fatalf("n0 lost its value of %q (%q, %v) when n1 evicted its own copy", a, v, ok)
+	}
+}
+
+// echoing is a replica that sends every frame it receives on to every
+// member it sees: its frames multiply each round.
+type echoing struct {
+	Replica
+	members []string
+}
+
+func (e *echoing) SetMembers(names []string) {
+	e.members = names
+	e.Replica.SetMembers(names)
+}
+
+func (e *echoing) Receive(from string, payload []byte) []transport.Envelope {
+	out := e.Replica.Receive(from, payload)
+	for _, m := range e.members {
+		out = append(out, transport.Envelope{To: m, Kind: wire.KindDelta, Payload: payload})
+	}
+	return out
+}
+
+// TestSimulateBoundsFramesInFlight: a replica whose frames multiply makes
+// Simulate fail with ErrLivelock within a bound of frames in flight; it
+// grew the network until the machine's memory ran out.
+func TestSimulateBoundsFramesInFlight(t *testing.T) {
+	inner := MapFactory(DefaultMapConfig())
+	f := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := inner(name, id, phys)
+		return &echoing{Replica: r}, err
+	}
+	_, err := Simulate(SimConfig{Factory: f, Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05})
+	if !errors.Is(err, ErrLivelock) || !strings.Contains(err.Error(), "frames in flight") {
+		t.Fatalf("Simulate of a replica whose frames multiply: %v; want ErrLivelock", err)
 	}
 }

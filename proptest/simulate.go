@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -148,7 +149,7 @@ type simulation struct {
 // cache at every lookup). Nodes are independent within a round, so
 // Workers take them in parallel; what they send goes in flight in node
 // order, so the run does not depend on how many workers there are.
-func (s *simulation) step() {
+func (s *simulation) step() error {
 	pkts := s.c.Net.TakeAll()
 	s.rng.Shuffle(len(pkts), func(i, j int) { pkts[i], pkts[j] = pkts[j], pkts[i] })
 	for _, p := range pkts {
@@ -186,6 +187,18 @@ func (s *simulation) step() {
 	if s.cfg.SessionEvery > 0 && s.round%s.cfg.SessionEvery == 0 {
 		s.sessions()
 	}
+	// A replica whose frames multiply (each one received sent on to
+	// every node) grew the network past the machine's memory instead of
+	// failing, as SimulateType's did before its bound (found by review).
+	// The bound grows with what a round may send of a correct replica: a
+	// write's frame to every node, and every node's timers and session
+	// to every node, twice over (bcache's replica at 100 nodes and 2,000
+	// writes a round peaked at 179,000 frames, under half of it).
+	n := s.c.Size()
+	if limit := max(budget, 1000*n) + 2*min(s.cfg.PerRound+2*n, math.MaxInt/(4*n))*n; s.c.Net.Len() > limit {
+		return fmt.Errorf("proptest: simulate: %w: more than %d frames in flight in round %d", ErrLivelock, limit, s.round)
+	}
+	return nil
 }
 
 // sessions makes every node start a session with a peer drawn at random
@@ -289,7 +302,9 @@ func (s *simulation) settle(from int) (int, error) {
 			}
 			return round, fmt.Errorf("not agreed within %d rounds (SimConfig.MaxRounds; %s)", round-from, hint)
 		}
-		s.step()
+		if err := s.step(); err != nil {
+			return round, err
+		}
 	}
 }
 
@@ -311,7 +326,9 @@ func (s *simulation) replicate() (SimResult, error) {
 		for i := 0; i < s.cfg.PerRound && w < s.cfg.Writes; i, w = i+1, w+1 {
 			payload += s.write()
 		}
-		s.step()
+		if err := s.step(); err != nil {
+			return res, err
+		}
 	}
 	var err error
 	if res.WriteRounds, err = s.settle(round); err != nil {
@@ -339,10 +356,14 @@ func (s *simulation) partition(res SimResult) (SimResult, error) {
 	res.PartitionWrites = max(1, int(s.cfg.Split*float64(s.cfg.Keys)))
 	for w := 0; w < 2*res.PartitionWrites; w++ {
 		s.write()
-		s.step()
+		if err := s.step(); err != nil {
+			return res, err
+		}
 	}
 	for range 10 {
-		s.step()
+		if err := s.step(); err != nil {
+			return res, err
+		}
 	}
 	_, before, _ := s.sent()
 	s.c.Net.Heal()
