@@ -527,10 +527,13 @@ func (r *Replicator) receivedCall(b []byte) {
 		}
 	case callRequest, callRepeat:
 		serve := r.cfg.OnCall
-		if serve == nil || r.lookup(from) == nil {
+		if serve == nil || r.lookup(from) == nil || from == r.cfg.Name {
 			// Only a member is served: its answer would go nowhere else
 			// (reply drops it), and a made-up name took a serving place and
-			// ran its work (a fill) for nothing (found by review).
+			// ran its work (a fill) for nothing (found by review). Nor is
+			// this member's own name (it is alive here, but a member never
+			// calls itself: a request in its name is forged, its answer
+			// came back here and was dropped; found by review).
 			r.counters.badFrames.Add(1)
 			return
 		}
@@ -647,7 +650,7 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.sendAnswer(from, a, time.Time{})
 		}()
 	case callFragment:
-		if r.lookup(from) == nil { // a made-up name would push members' frames out of the bounded reassembly (found by review)
+		if r.lookup(from) == nil || from == r.cfg.Name { // a made-up name, or this member's own (it sends itself none), would push members' frames out of the bounded reassembly (found by review)
 			r.counters.badFrames.Add(1)
 			return
 		}

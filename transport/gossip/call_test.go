@@ -349,6 +349,28 @@ func TestRequestsOfNonMembersAreNotServed(t *testing.T) {
 	}
 }
 
+// TestRequestsInTheReceiversOwnNameAreNotServed: a request that names
+// the member receiving it as its asker comes from no one (a member never
+// calls itself: register refuses it), and its answer would go back to
+// the member itself, which drops it; served, it took a serving place and
+// ran OnCall (a fill) for nobody, as a made-up name did before it was
+// refused. So is a reply in its own name, and a repeat.
+func TestRequestsInTheReceiversOwnNameAreNotServed(t *testing.T) {
+	var served atomic.Int32
+	_, _, b := callPair(t, func(from string, p []byte) []byte {
+		served.Add(1)
+		return []byte("ok")
+	})
+	before := b.r.Stats().BadFrames
+	for i := range 10 {
+		b.r.receivedCall(appendCall(nil, "b", callRequest, uint64(i+1), []byte{1, 'k'})[1:])
+	}
+	time.Sleep(100 * time.Millisecond) // a request served runs on a goroutine of its own
+	if got := b.r.Stats().BadFrames - before; got != 10 || served.Load() != 0 {
+		t.Fatalf("%d of 10 requests in the receiver's own name refused, %d served", got, served.Load())
+	}
+}
+
 // stallingPair starts two members on an in-memory network whose
 // transports can stall the streams they open (stallingTransport), with
 // streams timing out after tcpTimeout; b answers calls with serve.

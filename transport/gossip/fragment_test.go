@@ -202,6 +202,18 @@ func TestFragmentsOfNoMemberAreRefused(t *testing.T) {
 	}
 }
 
+// TestFragmentsInTheReceiversOwnNameAreRefused: a member sends itself no
+// fragments: one in its own name is a forgery (anyone holding the key), and
+// held, it took a place among the bounded partial frames.
+func TestFragmentsInTheReceiversOwnNameAreRefused(t *testing.T) {
+	a := startNode(t, "a", nil)
+	before := a.r.Stats().BadFrames
+	a.r.receivedCall(appendCall(nil, "a", callFragment, 1, []byte{0, 2, 'x'})[1:]) // after its marker
+	if a.r.Stats().BadFrames != before+1 || len(a.r.frags.partials) != 0 {
+		t.Fatalf("a fragment in the receiver's own name: bad frames %d -> %d, %d held", before, a.r.Stats().BadFrames, len(a.r.frags.partials))
+	}
+}
+
 // TestPartialFramesExpireWithoutFragments: a partial frame whose sender
 // stopped sending is dropped once it is older than partialTTL, whether or
 // not another fragment comes (it was dropped only when one came: a
