@@ -52,7 +52,11 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 	if alone && standsAlone {
 		s.markSynced(now)
 	}
-	if alone && !s.everSynced.Load() {
+	if !s.everSynced.Load() {
+		// Alone or not: a member restarted with its members file takes
+		// back the cuts it had, and once its peers are in view again its
+		// bound came from them before it had synced with any (found by
+		// review: it was ignored only while the member was alone).
 		stable = lww.NoStable
 	}
 	var collected []crdt.Version

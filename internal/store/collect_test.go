@@ -90,6 +90,28 @@ func TestCollectEarlyBelowStable(t *testing.T) {
 	}
 }
 
+// TestNoEarlyCollectionBeforeASync: a member that has not completed an
+// exchange since it started collects nothing early, whatever stable bound
+// it is given, alone or not: a member restarted with its members file
+// takes back the cuts it had, and with its peers in view again its bound
+// came from them before it had synced with any (found by review: the
+// bound was ignored only while the member was alone).
+func TestNoEarlyCollectionBeforeASync(t *testing.T) {
+	for _, founder := range []bool{false, true} {
+		s := mustStore(t, Config{Horizon: time.Hour, Founder: founder})
+		s.Write(crdt.Record{Key: "d", Tombstone: true, Time: crdt.Timestamp{Wall: testNow, Node: 1}})
+		for _, alone := range []bool{false, true} {
+			if got := s.Collect(testNow+100, alone, testNow+50); len(got) != 0 {
+				t.Fatalf("founder %v, alone %v: collected %v early before any sync", founder, alone, got)
+			}
+		}
+		s.MarkSynced(testNow + 100)
+		if got := s.Collect(testNow+100, false, testNow+50); len(got) != 1 {
+			t.Fatalf("founder %v: collected %v after a sync, want d", founder, got)
+		}
+	}
+}
+
 // TestMaxDeadTakesRecentlyExpiredValuesLast: past MaxDead, a tombstone
 // goes before a value written long before it that expired less than
 // MaxClockSkew ago: collected, the value's copy on a member whose clock
