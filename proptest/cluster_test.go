@@ -339,3 +339,45 @@ func TestSimulateBoundsFramesInFlight(t *testing.T) {
 		t.Fatalf("Simulate of a replica whose frames multiply: %v; want ErrLivelock", err)
 	}
 }
+
+// TestSimulateStopsARoundAtTheBound: Simulate stops a round whose frames
+// pass its bound as they pass it, not once the round is over: checked
+// after the round, a replica whose frames multiply by the cluster's size
+// sent up to that size times the bound in its last round (at 1,000 nodes,
+// billions of frames, the memory the bound was there to save). Here, at
+// 20 nodes, a round put 320,000 frames in flight past a bound of 201,640.
+func TestSimulateStopsARoundAtTheBound(t *testing.T) {
+	const nodes, perRound = 20, 1
+	limit := max(budget, 1000*nodes) + 2*(perRound+2*nodes)*nodes
+	sent := map[int64]int{} // frames the echo sent, by round (its clock)
+	inner := MapFactory(DefaultMapConfig())
+	f := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := inner(name, id, phys)
+		return &countingEcho{echoing: echoing{Replica: r}, phys: phys, sent: sent}, err
+	}
+	_, err := Simulate(SimConfig{Factory: f, Nodes: nodes, Keys: 10, Writes: 10, PerRound: perRound, Seed: 1})
+	if !errors.Is(err, ErrLivelock) {
+		t.Fatalf("Simulate of a replica whose frames multiply: %v; want ErrLivelock", err)
+	}
+	for round, n := range sent {
+		if n > limit+nodes {
+			t.Errorf("a round (clock %d) sent %d frames past a bound of %d", round, n, limit)
+		}
+	}
+}
+
+// countingEcho is an echoing replica that counts what its Receive sends,
+// by the time of its clock.
+type countingEcho struct {
+	echoing
+	phys func() int64
+	sent map[int64]int
+}
+
+func (e *countingEcho) SetMembers(names []string) { e.echoing.SetMembers(names) }
+
+func (e *countingEcho) Receive(from string, payload []byte) []transport.Envelope {
+	out := e.echoing.Receive(from, payload)
+	e.sent[e.phys()] += len(out)
+	return out
+}

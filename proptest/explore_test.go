@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/bcache-go/bcache/transport"
 )
 
@@ -329,4 +331,37 @@ func TestSimulateTypeFailsAStrayFrameWhateverItsFate(t *testing.T) {
 	if passed > 0 {
 		t.Fatalf("an object that sends a frame to \"ghost\": %d of 20 seeds passed SimulateType", passed)
 	}
+}
+
+// TestTypeTraceTellsFramesCutInFlight: a CheckType run's trace has a line
+// for every frame a partition or a crash cuts in flight, as the cluster
+// harness's has since sim.Network.OnCut: a frame taken across a partition,
+// or dropped with a member that crashed, left no line, and the trace
+// showed a frame sent and never delivered nor lost.
+func TestTypeTraceTellsFramesCutInFlight(t *testing.T) {
+	spec := gsetSpec(func(*gset) {})
+	spec.MinNodes, spec.MaxNodes = 3, 3
+	if err := spec.fill(); err != nil {
+		t.Fatal(err)
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		b := &strings.Builder{}
+		recorders.Store(rt, b)
+		defer recorders.Delete(rt)
+		h := newTypeHarness(rt, spec)
+		n0 := h.members[0]
+		_, out := n0.obj.Do(Op{Name: "add", Key: "a"}) // to n1 and n2
+		h.send(rt, n0, out)
+		if h.net.Len() != 2 {
+			rt.Fatalf("%d frames in flight, want 2", h.net.Len())
+		}
+		h.net.Partition([]string{"n0"})
+		h.deliver(rt, 0, false) // cut as it is taken
+		h.net.Heal()
+		h.members[2].down = true
+		h.net.SetDown("n2", true) // cuts the other
+		if got := strings.Count(b.String(), "cut in flight"); got != 2 {
+			rt.Fatalf("%d lines for the 2 frames cut in flight; trace:\n%s", got, b.String())
+		}
+	})
 }

@@ -979,7 +979,7 @@ func (h *harness) traced(t *rapid.T) {
 			event(t, "  send %v", packet{p, h.cfg.Describe})
 		}
 		if cut > 0 {
-			event(t, "  %s sends %d frames that the partition cuts", from, cut)
+			event(t, "  %s sends %d frames that a partition or a member down cuts", from, cut)
 		}
 	}
 	h.c.Net.OnCut = func(p sim.Packet) {

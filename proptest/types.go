@@ -352,6 +352,11 @@ type typeMember struct {
 
 func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 	h := &typeHarness{spec: spec, net: sim.New(), model: spec.Model(), now: start}
+	// A frame a partition or a crash cuts in flight gets its line, as
+	// in the cluster harness's trace (it left none here: found by review).
+	h.net.OnCut = func(p sim.Packet) {
+		event(t, "lost %s: cut in flight (a partition, or its sender or destination down)", h.describe(p))
+	}
 	if h.model == nil {
 		t.Fatal(errNilModel)
 	}

@@ -354,7 +354,8 @@ func TestRequestsOfNonMembersAreNotServed(t *testing.T) {
 // calls itself: register refuses it), and its answer would go back to
 // the member itself, which drops it; served, it took a serving place and
 // ran OnCall (a fill) for nobody, as a made-up name did before it was
-// refused. So is a reply in its own name, and a repeat.
+// refused. So is a repeat. (A reply in its own name answers no call: a
+// member calls no one in its own name, register refuses it.)
 func TestRequestsInTheReceiversOwnNameAreNotServed(t *testing.T) {
 	var served atomic.Int32
 	_, _, b := callPair(t, func(from string, p []byte) []byte {
@@ -364,10 +365,12 @@ func TestRequestsInTheReceiversOwnNameAreNotServed(t *testing.T) {
 	before := b.r.Stats().BadFrames
 	for i := range 10 {
 		b.r.receivedCall(appendCall(nil, "b", callRequest, uint64(i+1), []byte{1, 'k'})[1:])
+		// A repeat too (the comment said so; only requests were sent).
+		b.r.receivedCall(appendCall(nil, "b", callRepeat, uint64(i+100), nil)[1:])
 	}
 	time.Sleep(100 * time.Millisecond) // a request served runs on a goroutine of its own
-	if got := b.r.Stats().BadFrames - before; got != 10 || served.Load() != 0 {
-		t.Fatalf("%d of 10 requests in the receiver's own name refused, %d served", got, served.Load())
+	if got := b.r.Stats().BadFrames - before; got != 20 || served.Load() != 0 {
+		t.Fatalf("%d of 20 requests and repeats in the receiver's own name refused, %d served", got, served.Load())
 	}
 }
 

@@ -217,11 +217,12 @@ func (n *Network) SetDown(member string, down bool) {
 		return
 	}
 	kept := n.inflight[:0]
+	var cut []Packet
 	for _, p := range n.inflight {
 		if p.From == member || p.To == member {
 			n.stats.Cut++
 			if n.OnCut != nil {
-				n.OnCut(p)
+				cut = append(cut, p)
 			}
 			continue
 		}
@@ -229,4 +230,10 @@ func (n *Network) SetDown(member string, down bool) {
 	}
 	clear(n.inflight[len(kept):])
 	n.inflight = kept
+	// Told once the packets are compacted: told as they were, OnCut saw
+	// them half done (packets twice, the cut ones among them), and a
+	// packet it sent was lost to the compaction (found by review).
+	for _, p := range cut {
+		n.OnCut(p)
+	}
 }

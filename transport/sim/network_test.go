@@ -123,3 +123,42 @@ func TestCutPacketsAreTold(t *testing.T) {
 		t.Fatalf("Stats().Cut %d, want %d", s.Cut, len(want))
 	}
 }
+
+// TestOnCutSeesTheNetworkAsItIs: OnCut is called once the network is
+// whole again, whichever path cut the packet: one that reads what is in
+// flight, or sends (a harness noting a loss, or resending), sees the
+// packets left and keeps what it sent. Called as SetDown compacted the
+// packets in place, it saw a slice with packets twice and cut ones among
+// them, and a packet it sent was lost.
+func TestOnCutSeesTheNetworkAsItIs(t *testing.T) {
+	for _, path := range []string{"Take", "TakeAll", "SetDown"} {
+		n := New()
+		n.Send("a", frames("b", "c"))
+		var seen [][]string
+		n.OnCut = func(p Packet) {
+			seen = append(seen, destinations(n))
+			n.Send("x", frames("y")) // neither end cut
+		}
+		switch path {
+		case "Take":
+			n.Partition([]string{"a", "c"})
+			if _, ok, _ := n.Take(0); ok {
+				t.Fatalf("%s: a>b delivered across the cut", path)
+			}
+		case "TakeAll":
+			n.Partition([]string{"a", "c"})
+			n.TakeAll() // delivers a>c
+		case "SetDown":
+			n.SetDown("b", true)
+		}
+		if len(seen) != 1 {
+			t.Fatalf("%s: OnCut called %d times, want 1", path, len(seen))
+		}
+		if slices.Contains(seen[0], "b") {
+			t.Errorf("%s: OnCut saw %v in flight, the packet it was handed among them", path, seen[0])
+		}
+		if !slices.Contains(destinations(n), "y") {
+			t.Errorf("%s: the packet OnCut sent is not in flight: %v", path, destinations(n))
+		}
+	}
+}
