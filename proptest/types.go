@@ -442,7 +442,7 @@ func (h *typeHarness) send(t *rapid.T, from *typeMember, out []transport.Envelop
 		event(t, "  send %s", h.describe(p))
 	}
 	if cut := len(out) - len(added); cut > 0 {
-		event(t, "  %s sends %d frames that the partition cuts", from.name, cut)
+		event(t, "  %s sends %d frames that a partition or a member down cuts", from.name, cut)
 	}
 }
 
