@@ -116,6 +116,20 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// TestBadTimingsSayEachFieldOnce: two bad fields of Timings are each named
+// once, as the root's other errors are, without the transport's prefix
+// (the second kept it: "gossip: invalid config: Timings.ProbeTimeout").
+func TestBadTimingsSayEachFieldOnce(t *testing.T) {
+	_, err := New(Config{BindAddr: "127.0.0.1:0", Timings: Timings{ProbeInterval: -time.Second, ProbeTimeout: -time.Second}})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("New: %v, want a config error", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "gossip") || !strings.Contains(msg, "ProbeInterval") || !strings.Contains(msg, "ProbeTimeout") {
+		t.Fatalf("New: %q; want both fields named, without the transport's prefix", msg)
+	}
+}
+
 // TestTimingsLeftZeroAreDefaults: each field of Timings left zero takes
 // LANTimings's value. One field set left the others zero, and the member,
 // started, panicked in a ticker of RejoinInterval 0 (found by review).

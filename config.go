@@ -475,7 +475,10 @@ func (c *Config) fill() error {
 		return configError("MaxClockDrift", "%v must be shorter than TombstoneHorizon %v", c.MaxClockDrift, c.TombstoneHorizon)
 	}
 	if err := gossip.FillTimings(&c.Timings); err != nil {
-		return configError("Timings", "%s", strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": Timings."))
+		// Each bad field without the transport's prefix, one after the
+		// other on the line (the second kept it: found by review).
+		prefix := gossip.ErrConfig.Error() + ": Timings."
+		return configError("Timings", "%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), prefix), "\n"+prefix, "; "))
 	}
 	return nil
 }
