@@ -1052,10 +1052,14 @@ func TestSnapshotLostWholeIsDamage(t *testing.T) {
 }
 
 // TestResetWhoseMembersFileCannotBeWrittenStarts: a reset whose rewrite
-// of the members file fails starts all the same (logged): the next start
-// finds the file saying a snapshot that was moved aside, and resets again,
-// as empty. Failing New, it kept an unattended device down for a file
-// that says nothing of the state it starts with.
+// of the members file fails starts all the same (logged), the file
+// removed: the next start after a crash finds none, and starts as a
+// release before this one's would (it found the file saying a snapshot
+// that was moved aside, and reset again, as empty, until a review found
+// the same file could take a new log's acknowledged writes for damage:
+// TestResetWhoseMembersFileCannotBeWrittenLosesNothing). Failing New, it
+// kept an unattended device down for a file that says nothing of the
+// state it starts with.
 func TestResetWhoseMembersFileCannotBeWrittenStarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
 	c := mustNew(t, syncConfig(path, SyncNone))
@@ -1076,7 +1080,10 @@ func TestResetWhoseMembersFileCannotBeWrittenStarts(t *testing.T) {
 	if n := d.Stats().DamageResets; n != 1 || d.Len() != 0 {
 		t.Fatalf("reset: %d resets, %d values; want 1 and none", n, d.Len())
 	}
-	image := crashImage(t, path) // the members file as before the reset
+	image := crashImage(t, path) // no members file: removed by the reset
+	if _, err := os.Stat(image + knownSuffix); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the members file naming what the reset moved aside: %v; want it removed", err)
+	}
 	mustClose(t, d)
 	e := mustNew(t, cfg)
 	defer mustClose(t, e)
@@ -1085,8 +1092,8 @@ func TestResetWhoseMembersFileCannotBeWrittenStarts(t *testing.T) {
 	}
 	f := mustNew(t, Config{BindAddr: "127.0.0.1:0", SnapshotPath: image, SnapshotInterval: -1, OnDamage: DamageReset})
 	defer mustClose(t, f)
-	if n := f.Stats().DamageResets; n != 1 || f.Len() != 0 {
-		t.Fatalf("after a crash: %d resets, %d values; want 1 and none", n, f.Len())
+	if n := f.Stats().DamageResets; n != 0 || f.Len() != 0 {
+		t.Fatalf("after a crash: %d resets, %d values; want none", n, f.Len())
 	}
 }
 
@@ -1114,6 +1121,116 @@ func TestResetKeepsNoCutsOfWhatItMovedAside(t *testing.T) {
 		if k.HasCut {
 			t.Fatalf("a cut of the state moved aside taken as held: %+v", k)
 		}
+	}
+}
+
+// TestResetWhoseMembersFileWriteFailedThenACrashLosesNothing: a reset
+// (DamageReset) whose rewrite of the members file fails went on with the
+// file as read in memory, saying the snapshot and log moved aside; the
+// next snapshot wrote that file again, naming the snapshot about to be
+// written, before it: a crash then (or once it was in place, before the
+// members file after it) left a file saying log_from of the log moved
+// aside. Before the snapshot, the next start took the snapshot for lost
+// whole (ErrSnapshot: a clean crash's state), and, with DamageReset,
+// moved aside the log holding k1, acknowledged.
+func TestResetWhoseMembersFileWriteFailedThenACrashLosesNothing(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("renamed=%v", after), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cache.snap")
+			file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
+			if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := syncConfig(path, SyncWrite)
+			cfg.OnDamage = DamageReset
+			save := saveFile
+			saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
+			d, err := New(cfg) // no snapshot beside a file that says one: damage, reset; its rewrite fails
+			saveFile = save
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer d.Close()
+			if n := d.Stats().DamageResets; n != 1 {
+				t.Fatalf("%d resets, want 1", n)
+			}
+			mustSet(t, d, "k1")
+			var image string
+			saveSnap := saveSnapshot
+			saveSnapshot = func(s *store.Store, p string, w int64) (int, error) {
+				if !after {
+					image = crashImage(t, p) // a crash before the snapshot is written
+				}
+				n, err := saveSnap(s, p, w)
+				if after && err == nil {
+					image = crashImage(t, p) // once it is in place, before the members file after it
+				}
+				return n, err
+			}
+			err = d.writeSnapshot()
+			saveSnapshot = saveSnap
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, policy := range []DamagePolicy{DamageFail, DamageReset} {
+				img := crashImage(t, image)
+				cfg := syncConfig(img, SyncWrite)
+				cfg.OnDamage = policy
+				e, err := New(cfg)
+				if err != nil {
+					t.Errorf("%v: New after the crash: %v", policy, err)
+					continue
+				}
+				if _, ok := e.Get("k1"); !ok {
+					t.Errorf("%v: k1, acknowledged, lost (%d resets)", policy, e.Stats().DamageResets)
+				}
+				for _, k := range e.known {
+					if k.HasCut && !k.Ended {
+						t.Errorf("%v: a cut of the state moved aside taken as held: %+v", policy, k)
+					}
+				}
+				mustClose(t, e)
+			}
+		})
+	}
+}
+
+// TestResetWhoseMembersFileCannotBeWrittenLosesNothing: a reset whose
+// members file cannot be written at all (the disk stays full) removes the
+// file as read, which named the snapshot and log moved aside: left there,
+// a crash took the new log, k1 acknowledged in it under SyncWrite, for
+// damage (found by review).
+func TestResetWhoseMembersFileCannotBeWrittenLosesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
+	if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(path, SyncWrite)
+	cfg.OnDamage = DamageReset
+	save := saveFile
+	saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
+	defer func() { saveFile = save }()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer d.Close()
+	mustSet(t, d, "k1")
+	image := crashImage(t, path)
+	saveFile = save
+	for _, policy := range []DamagePolicy{DamageFail, DamageReset} {
+		cfg := syncConfig(crashImage(t, image), SyncWrite)
+		cfg.OnDamage = policy
+		e, err := New(cfg)
+		if err != nil {
+			t.Errorf("%v: New after the crash: %v", policy, err)
+			continue
+		}
+		if _, ok := e.Get("k1"); !ok {
+			t.Errorf("%v: k1, acknowledged, lost (%d resets)", policy, e.Stats().DamageResets)
+		}
+		mustClose(t, e)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -84,8 +85,31 @@ func (c *Cache) restore() (err error) {
 		// review); what the file says of a snapshot and log moved aside
 		// goes, or the next start would take their absence for damage
 		// again. A failure is logged (writeKnown) and no reason to fail
-		// New: the next start resets again, as empty.
-		_ = c.writeKnown(c.known, 0, false)
+		// New: the next start resets again, as empty. The file as it
+		// should be is kept in memory all the same: the next snapshot
+		// writes it again before it is written, naming it, and from the
+		// file as read it said the log_from of the log moved aside, a
+		// crash before that snapshot took it for lost whole, and a reset
+		// moved aside the new log with the writes acknowledged in it
+		// (found by review); New writes it again too, saying a log runs.
+		c.kf = knownFile{Version: 1, Members: c.known}
+		if werr := c.writeKnown(c.known, 0, false); werr != nil {
+			// Not written (a full disk), the file as read stays on disk
+			// until a write succeeds, naming the files moved aside: a
+			// crash before then took the new log, acknowledged writes in
+			// it, for damage (found by review). Removed, it reads as a
+			// release before this one's, with no file: the log whole.
+			// Neither written nor removed, the reset cannot be made to
+			// last, and the member would acknowledge writes its next
+			// start discards.
+			kp := path + knownSuffix
+			if rerr := os.Remove(kp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				return fmt.Errorf("bcache: new: %w: after moving the files aside, the members file naming them could be neither written (%v) nor removed: %v", ErrSnapshot, werr, rerr)
+			}
+			if serr := store.SyncDir(filepath.Dir(kp)); serr != nil {
+				return fmt.Errorf("bcache: new: %w: after moving the files aside, removing the members file naming them: %v", ErrSnapshot, serr)
+			}
+		}
 	}
 	if snap != nil && kerr == nil {
 		c.logFrom = kf.LogFrom
