@@ -84,8 +84,8 @@ func (c *Cache) restore() (err error) {
 		// snapshot had the log's replay take them for held, found by
 		// review); what the file says of a snapshot and log moved aside
 		// goes, or the next start would take their absence for damage
-		// again. A failure is logged (writeKnown) and no reason to fail
-		// New: the next start resets again, as empty. The file as it
+		// again. A failure to write it is logged (writeKnown) and no
+		// reason to fail New (the file is removed, below). The file as it
 		// should be is kept in memory all the same: the next snapshot
 		// writes it again before it is written, naming it, and from the
 		// file as read it said the log_from of the log moved aside, a
