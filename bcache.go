@@ -275,7 +275,7 @@ func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
 }
 
 func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
-	rec, err := c.record(key, value, ttl)
+	rec, err := c.record("set", key, value, ttl)
 	if err != nil {
 		return rec, err
 	}
@@ -283,17 +283,18 @@ func (c *Cache) set(key string, value []byte, ttl time.Duration) (crdt.Record, e
 }
 
 // record returns the record a Set of key writes, stamped now, or the
-// error the Set returns.
-func (c *Cache) record(key string, value []byte, ttl time.Duration) (crdt.Record, error) {
-	if err := c.check("set", key, len(value), ttl); err != nil {
+// error the Set returns, naming the operation op ("fill" for a fill: its
+// errors named a Set its caller never made, found by review).
+func (c *Cache) record(op, key string, value []byte, ttl time.Duration) (crdt.Record, error) {
+	if err := c.check(op, key, len(value), ttl); err != nil {
 		return crdt.Record{}, err
 	}
 	// MaxBytes counts keys and values: a pair over it could never be held,
 	// and went in, emptying the cache before itself (found by review).
 	if n := int64(len(key) + len(value)); c.cfg.MaxBytes > 0 && n > c.cfg.MaxBytes {
-		return crdt.Record{}, fmt.Errorf("bcache: set %q: %w (key and value %d bytes, over MaxBytes %d)", clip(key), ErrValueTooLarge, n, c.cfg.MaxBytes)
+		return crdt.Record{}, fmt.Errorf("bcache: %s %q: %w (key and value %d bytes, over MaxBytes %d)", op, clip(key), ErrValueTooLarge, n, c.cfg.MaxBytes)
 	}
-	now, err := c.stamp("set", key)
+	now, err := c.stamp(op, key)
 	if err != nil {
 		return crdt.Record{}, err
 	}

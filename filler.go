@@ -107,12 +107,6 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 // freed whatever fill was current, a later healthy one too, and two then
 // ran at once (both found by review).
 func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Duration, forPeer bool) (rec crdt.Record, err error) {
-	c.stats.fills.Add(1)
-	defer func() {
-		if err != nil {
-			c.stats.fillErrors.Add(1)
-		}
-	}()
 	type result struct {
 		v   []byte
 		err error
@@ -122,10 +116,16 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	// cancelled the fills (a fill past the check when Close ran started
 	// its filler after Close returned: found by review).
 	c.fillGate.RLock()
-	if c.life.Err() != nil { // Close returned, or is under way
+	if c.life.Err() != nil { // Close returned, or is under way: no filler call to count (it counted one, failed: found by review)
 		c.fillGate.RUnlock()
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
 	}
+	c.stats.fills.Add(1)
+	defer func() {
+		if err != nil {
+			c.stats.fillErrors.Add(1)
+		}
+	}()
 	// What is applied to the key from now on, and the stamp of the
 	// filled value, taken before the filler reads the source: every write
 	// made after it, by a clock not behind, is newer (see
@@ -171,7 +171,7 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	// The record a Set would write now (its TTL runs from now: a filler
 	// slower than the TTL stored a value expired already, found by
 	// review), stamped when the filler began.
-	rec, err = c.record(key, r.v, ttl)
+	rec, err = c.record("fill", key, r.v, ttl)
 	if err != nil {
 		return rec, err
 	}

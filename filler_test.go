@@ -658,3 +658,18 @@ func TestFillCycleIsSeenWhileTheFillRunsAlone(t *testing.T) {
 		t.Fatalf("GetOrFill of a key a peer owns and cannot fill, from a filler of it: %v, want ErrFillCycle", err)
 	}
 }
+
+// TestAFilledValueTooLargeNamesTheFill: a filler's value over MaxValueSize
+// fails the fill with ErrValueTooLarge, named as a fill's errors are
+// ("fill", see the package's errors), not as a Set the caller never made.
+func TestAFilledValueTooLargeNamesTheFill(t *testing.T) {
+	cfg := testConfig("solo")
+	cfg.MaxValueSize = 16
+	c := newCache(t, cfg)
+	_, err := c.GetWithFiller(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		return make([]byte, 17), nil
+	}, 0)
+	if !errors.Is(err, ErrValueTooLarge) || !strings.HasPrefix(err.Error(), `bcache: fill "k": `) {
+		t.Fatalf("GetWithFiller of a value too large: %v; want ErrValueTooLarge named as the fill's", err)
+	}
+}

@@ -221,3 +221,24 @@ func TestNoQueuedDropIsReportedAfterClose(t *testing.T) {
 		}
 	}
 }
+
+// TestAFillRefusedAtCloseIsNoFillerCall: a fill that Close overtakes
+// before its filler starts runs no filler, and Stats.Fills (filler calls
+// run here) and Stats.FillErrors (those that failed) do not count it
+// (they counted one, failed). The fill is called as GetWithFiller's
+// goroutine calls it, after Close.
+func TestAFillRefusedAtCloseIsNoFillerCall(t *testing.T) {
+	c := mustNew(t, testConfig("solo"))
+	mustClose(t, c)
+	ran := false
+	_, err := c.fill(context.Background(), "k", func(context.Context, string) ([]byte, error) {
+		ran = true
+		return []byte("v"), nil
+	}, 0, false)
+	if !errors.Is(err, ErrClosed) || ran {
+		t.Fatalf("a fill after Close: %v (filler ran: %v), want ErrClosed and no filler", err, ran)
+	}
+	if s := c.Stats(); s.Fills != 0 || s.FillErrors != 0 {
+		t.Fatalf("no filler ran: Stats.Fills = %d, FillErrors = %d; want 0, 0", s.Fills, s.FillErrors)
+	}
+}
