@@ -131,12 +131,25 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		}
 		var peers []string
 		bad, example := 0, ""
+		// Each peer once, and none that Peers name (looked up with them):
+		// a registry whose instances all give one Service name repeated it
+		// in every answer, each copy looked up at every look and counted
+		// against maxSourcePeers, the peers after them cut (found by
+		// review).
+		named, distinct := make(map[string]bool, len(r.cfg.Peers)), 0
+		for _, p := range r.cfg.Peers {
+			named[p] = true
+		}
 		for _, p := range a.peers {
 			switch {
 			case checkPeer(p) != nil:
 				bad, example = bad+1, p[:min(len(p), 64)]
-			case len(peers) < maxSourcePeers:
-				peers = append(peers, p)
+			case named[p]:
+			default:
+				named[p] = true
+				if distinct++; distinct <= maxSourcePeers {
+					peers = append(peers, p)
+				}
 			}
 		}
 		var errs []error
@@ -148,8 +161,8 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		if bad > 0 {
 			errs = append(errs, fmt.Errorf("peer source gave %d peers that are not host:port or srv:NAME, such as %q", bad, example))
 		}
-		if n := len(a.peers) - bad; n > maxSourcePeers { // a cap, not a failure (see capped)
-			r.capped(fmt.Sprintf("PeerSource: %d peers: took the first %d", n, maxSourcePeers))
+		if distinct > maxSourcePeers { // a cap, not a failure (see capped)
+			r.capped(fmt.Sprintf("PeerSource: %d peers: took the first %d", distinct, maxSourcePeers))
 		}
 		if len(errs) > 0 {
 			failed["PeerSource"] = errors.Join(errs...)
@@ -312,8 +325,17 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		}
 		_, srvs, err := res.LookupSRV(ctx, "", "", name)
 		done()
-		if err != nil {
+		// Go's resolver drops records whose target is no valid name and
+		// returns the others with an error: the name's failure (it
+		// settles nothing), but the valid targets are peers all the same
+		// (taken as a failure of the whole name, one malformed record hid
+		// every live target, at every look: found by review).
+		if err != nil && len(srvs) == 0 {
 			return nil, err
+		}
+		var errs []error
+		if err != nil {
+			errs = append(errs, err)
 		}
 		// Every target: one that does not resolve (a stale record) hid
 		// those after it (found by review). Up to maxPeerAddrs in all.
@@ -325,7 +347,6 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		// often as an answer of a thousand named it), none for ".", the
 		// RFC 2782 "no service here" (looked up as "", it failed at every
 		// look: found by review).
-		var errs []error
 		targets := len(srvs)
 		twice := map[string]bool{}
 		srvs = slices.DeleteFunc(srvs, func(s *net.SRV) bool {

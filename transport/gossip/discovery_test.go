@@ -623,3 +623,81 @@ func aliasesServer(t *testing.T, hold func(name string), targets ...string) *net
 		w.WriteMsg(m)
 	})
 }
+
+// TestSRVAnswerWithAnInvalidTargetKeepsTheValidOnes: Go's resolver drops
+// an SRV record whose target is no valid DNS name and returns the valid
+// ones with an error; taken as a failure of the whole name, one malformed
+// record (a DNS server's mistake, or a hostile answer) hid every live
+// target behind the name, at every look.
+func TestSRVAnswerWithAnInvalidTargetKeepsTheValidOnes(t *testing.T) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		m := new(dns.Msg)
+		m.SetReply(req)
+		switch {
+		case q.Qtype == dns.TypeSRV:
+			m.Answer = append(m.Answer,
+				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: "bad!name.test."},
+				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: "live.test."})
+		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "live"):
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
+		case q.Qtype == dns.TypeAAAA:
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	r := &Replicator{cfg: Config{Resolver: res}}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	addrs, err := r.resolvePeer(ctx, "srv:_x._tcp.test.")
+	if len(addrs) != 1 || addrs[0] != "127.0.0.1:7946" {
+		t.Fatalf("an SRV answer of a malformed target and a live one: %q (failure %v); want the live one's address", addrs, err)
+	}
+	if err == nil {
+		t.Fatalf("the malformed target was dropped without a word")
+	}
+}
+
+// TestPeerSourceRepeatsAreOnePeer: a PeerSource answer that names one
+// peer many times (a registry whose instances all register the Service's
+// name) has it looked up once, and the repeats use up none of the
+// answer's 1,024 peers: each copy was looked up at every look, and a peer
+// after 1,024 copies was cut; a peer named by Peers and the source alike
+// is looked up once too.
+func TestPeerSourceRepeatsAreOnePeer(t *testing.T) {
+	var queries sync.Map // name -> *atomic.Int64
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		n, _ := queries.LoadOrStore(q.Name+dns.TypeToString[q.Qtype], new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		m := new(dns.Msg)
+		m.SetReply(req)
+		switch {
+		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "svc"):
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 11, 1)})
+		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "other"):
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 11, 2)})
+		case q.Qtype == dns.TypeAAAA:
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	var answer []string
+	for range 2 * maxSourcePeers {
+		answer = append(answer, "svc.test:7946")
+	}
+	answer = append(answer, "other.test:7946")
+	r := &Replicator{cfg: Config{Resolver: res, Peers: []string{"svc.test:7946"},
+		PeerSource: func(context.Context) ([]string, error) { return answer, nil }}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	addrs, failed := r.seeds(ctx, ctx)
+	if !slices.Equal(addrs, []string{"127.0.11.1:7946", "127.0.11.2:7946"}) || len(failed) != 0 {
+		t.Fatalf("a source naming one peer %d times, then another: %q, failures %v; want both addresses", 2*maxSourcePeers, addrs, failed)
+	}
+	if n, _ := queries.Load("svc.test.A"); n.(*atomic.Int64).Load() > 1 {
+		t.Fatalf("a peer named %d times was looked up %d times", 2*maxSourcePeers+1, n.(*atomic.Int64).Load())
+	}
+}
