@@ -190,6 +190,10 @@ func (s *Subscription) run() {
 	defer func() {
 		s.f.mu.Lock()
 		delete(s.f.live, s)
+		// Out of subs since Close: nothing is queued any more. Let go of
+		// what waited, which a Subscription its owner keeps held alive.
+		clear(s.pending)
+		s.pending, s.pendingBytes = nil, 0
 		close(s.stopped) // under the lock: a Close that no longer finds it in live finds it stopped
 		s.f.mu.Unlock()
 	}()

@@ -596,3 +596,39 @@ func TestADropOverAnExpiredValueIsADrop(t *testing.T) {
 		t.Fatalf("a drop over an expired value, then a collection, delivered %v; want [drop]", causes)
 	}
 }
+
+// TestClosedSubscriptionLetsGoOfPendingValues: a subscription closed while
+// changes wait for its reader keeps none of their values alive, though
+// its owner still holds it: Close releases everything. The changes
+// queued for the goroutine stayed in the Subscription after Close (up to
+// Config.SubscriptionBytes of values, 64 MiB by default).
+func TestClosedSubscriptionLetsGoOfPendingValues(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	sub, err := c.Subscribe("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall(t, c, sub, []byte("v"))
+	const n = 8
+	var values []weak.Pointer[byte]
+	for i := range n {
+		if err := c.Set(fmt.Sprint("k", i), make([]byte, 1<<20), 0); err != nil {
+			t.Fatal(err)
+		}
+		held, _ := c.store.Lookup(fmt.Sprint("k", i))
+		values = append(values, weak.Make(&held.Value[0]))
+	}
+	sub.Close()
+	for range sub.C { // closed once its goroutine has ended
+	}
+	for i := range n {
+		if err := c.Delete(fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		runtime.GC()
+		return !slices.ContainsFunc(values, func(p weak.Pointer[byte]) bool { return p.Value() != nil })
+	}, "values queued for a subscription closed since are still reachable through it")
+	runtime.KeepAlive(sub)
+}
