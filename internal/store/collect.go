@@ -93,12 +93,12 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 // (held locked), off the readers' index, and appends what that changed to
 // removed.
 func (s *Store) unpublish(sh *shard, vs []crdt.Version) {
-	watch := s.watching()
 	for _, v := range vs {
 		if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
 			s.track(ch, false)
 			s.account(ch)
-			if watch != nil {
+			// Read once the value is gone, as apply reads it (see there).
+			if watch := s.watching(); watch != nil {
 				sh.report(watch, Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: v.Key, Time: v.Time}})
 			}
 		}

@@ -444,8 +444,11 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	}
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
+	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: true, tooLong: oversized}, now, sh.m.Entry(rec.Key))
+	// The watcher is read once the change is made, as Write reads it:
+	// read before, a watcher set in between (a Subscribe) missed a change
+	// that no reader could see yet when it was set (found by review).
 	watch := s.watching()
-	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: watch != nil, tooLong: oversized}, now, sh.m.Entry(rec.Key))
 	if oversized && ch.outcome == crdt.Applied { // a version kept: not a duplicate or a stale copy (found by review)
 		s.stats.oversized.Add(1)
 	}
