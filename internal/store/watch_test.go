@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,6 +50,7 @@ func TestAWatcherSetSeesEveryChangeNotYetVisible(t *testing.T) {
 			}
 		}
 		for applied.Load() < first+3 {
+			runtime.Gosched()
 		}
 		s.Watch(nil)
 		mu.Lock()
