@@ -68,7 +68,9 @@ type Cache struct {
 	// logCovered says the last snapshot's members file names the segment
 	// started before it: the log's older segments are covered (snapMu).
 	logCovered bool
-	// kf is the members file as last written or read (members.go);
+	// kf is the members file as last written or read (members.go), or,
+	// after a reset whose rewrite of it failed, as it should be (restore:
+	// the one on disk removed);
 	// snapWritten names the snapshot on disk by its time (0: none, as far
 	// as this member knows), lastWritten is the latest time a snapshot of
 	// this path was or may have been written with, and unsure the times of

@@ -1770,3 +1770,46 @@ func TestALogNumberedAtTheEndIsDamageUnderThePolicy(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestResetWithoutALogStartsWhenItsMembersFileStays: a reset (DamageReset)
+// of a member with no write log (SyncNone) whose members file can be
+// neither rewritten nor removed starts all the same, as it did before
+// the removal was added: with no log, no write is acknowledged as durable
+// between snapshots, and every snapshot rewrites the members file before
+// it is written (knownBefore), so the stale file can lose nothing; the
+// next start resets again, as empty. New failed, and an unattended member
+// stayed down at every start while the file could not be removed (a file
+// held open by another process on Windows, an immutable one). With a log,
+// New still fails: its acknowledged writes would be taken for damage.
+func TestResetWithoutALogStartsWhenItsMembersFileStays(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncNone, SyncWrite} {
+		t.Run(fmt.Sprint(policy), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cache.snap")
+			file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
+			if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			save, remove := saveFile, removeFile
+			saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
+			removeFile = func(string) error { return fs.ErrPermission }
+			cfg := syncConfig(path, policy)
+			cfg.OnDamage = DamageReset
+			d, err := New(cfg)
+			saveFile, removeFile = save, remove
+			if policy != SyncNone {
+				if err == nil {
+					d.Close()
+					t.Fatal("New with a log and a members file naming what it moved aside: started")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New without a log, the members file neither written nor removed: %v", err)
+			}
+			defer mustClose(t, d)
+			if n := d.Stats().DamageResets; n != 1 {
+				t.Fatalf("%d resets, want 1", n)
+			}
+		})
+	}
+}
