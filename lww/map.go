@@ -157,6 +157,13 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 	if r.Tombstone || r.Evicted {
 		r.Value = nil
 	}
+	if r.Tombstone {
+		// A tombstone holds nothing but its version: an expiry or the
+		// evicted flag a peer sent with one (the wire carries both) would
+		// make two tombstones of one version differ, and tieWins keeps the
+		// first (found by review).
+		r.Expires, r.Evicted = 0, false
+	}
 	sent := r.Evicted && !tooLong  // a peer's stub: its eviction of the value, not a value too long here
 	if len(r.Value) > m.maxValue { // more than an entry holds: its version only
 		r.Value, r.Evicted = nil, true

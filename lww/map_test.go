@@ -1053,3 +1053,34 @@ func TestAPeersStubLeavesTheValueOfItsVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedTombstonesConvergeWhateverTheOrder: two tombstones of one
+// version that differ in the fields a tombstone does not use (an expiry,
+// the evicted flag: the wire carries both, and a member holding the
+// cluster key can send them) must leave maps that received both holding
+// the same record whatever the order. tieWins keeps the first of two
+// tombstones, taking them for one record: the maps held different
+// records of one version for ever, which Range, snapshots and repairs
+// hand on, and which the digest, blind to both fields, never shows.
+func TestForgedTombstonesConvergeWhateverTheOrder(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	plain := del("k", at)
+	odd := del("k", at)
+	odd.Expires, odd.Evicted = 9, true
+	m1, m2 := newMap(t, Config{}), newMap(t, Config{})
+	m1.Merge(plain, false, 11, nil)
+	m1.Merge(odd, false, 11, nil)
+	m2.Merge(odd, false, 11, nil)
+	m2.Merge(plain, false, 11, nil)
+	r1, _ := m1.Lookup("k")
+	r2, _ := m2.Lookup("k")
+	if r1.Expires != r2.Expires || r1.Evicted != r2.Evicted {
+		t.Fatalf("one map holds %#v, the other %#v: the order of arrival decided", r1, r2)
+	}
+	if o, _ := m1.MergeTooLong(crdt.Record{Key: "t", Time: at, Tombstone: true, Evicted: true}, false, 11, nil); o != crdt.Applied {
+		t.Fatalf("a tombstone merged as too long: %v", o)
+	}
+	if r, _ := m1.Lookup("t"); r.Evicted || r.Expires != 0 {
+		t.Fatalf("a tombstone held as %#v: a tombstone holds no expiry and is not evicted", r)
+	}
+}

@@ -2,7 +2,9 @@ package lww
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -274,5 +276,501 @@ func TestDiffIsExact(t *testing.T) {
 				t.Fatalf("Diff named leaf %d with no differing key", l)
 			}
 		}
+	})
+}
+
+// collidingKeys returns two different 16-byte keys with one HashKey: a
+// 16-byte step folds two factors made of the key's blocks and known
+// constants, and fold is symmetric (package crdt).
+func collidingKeys(a, b uint64) (string, string) {
+	var k0, k1 uint64 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
+	h := k0 ^ 16*k1
+	mk := func(x, y uint64) string {
+		var buf [16]byte
+		binary.LittleEndian.PutUint64(buf[:8], x)
+		binary.LittleEndian.PutUint64(buf[8:], y)
+		return string(buf[:])
+	}
+	return mk(a, b), mk(b^h^k1, a^k1^h)
+}
+
+// modelKeys: the empty key, a pair of keys with one HashKey, and enough
+// others to grow the entries table through several resizes.
+func modelKeys() []string {
+	c1, c2 := collidingKeys(0x1234, 0x5678)
+	ks := []string{"", c1, c2}
+	for i := range 37 {
+		ks = append(ks, fmt.Sprint("k", i))
+	}
+	return ks
+}
+
+var (
+	extremeWalls = []int64{math.MinInt64, math.MinInt64 + 1, -5, 0, 1, 2, 3, 5, 8, 13, 20, 30, math.MaxInt64 - 1, math.MaxInt64}
+	extremeLogs  = []uint32{0, 1, math.MaxUint32 - 1, math.MaxUint32}
+	extremeNodes = []crdt.NodeID{0, 1, 2, math.MaxUint64}
+	extremeNows  = []int64{math.MinInt64, -3, 0, 4, 10, 25, 40, 60, math.MaxInt64 - 1, math.MaxInt64}
+)
+
+func drawTime(t *rapid.T, label string) crdt.Timestamp {
+	return crdt.Timestamp{
+		Wall:    rapid.SampledFrom(extremeWalls).Draw(t, label+" wall"),
+		Logical: rapid.SampledFrom(extremeLogs).Draw(t, label+" logical"),
+		Node:    rapid.SampledFrom(extremeNodes).Draw(t, label+" node"),
+	}
+}
+
+// drawAny draws a record with no identity rule: the same version may come
+// with other values, expiries or kinds (forged ties).
+func drawAny(t *rapid.T, ks []string, label string) crdt.Record {
+	r := crdt.Record{Key: rapid.SampledFrom(ks).Draw(t, label+" key"), Time: drawTime(t, label)}
+	switch rapid.IntRange(0, 4).Draw(t, label+" kind") {
+	case 0:
+		r.Tombstone = true
+	case 1:
+		r.Evicted = true
+	}
+	if !r.Tombstone && rapid.Bool().Draw(t, label+" expires") {
+		r.Expires = rapid.SampledFrom([]int64{math.MinInt64, -1, 1, 6, 12, 25, 50, math.MaxInt64}).Draw(t, label+" expiry")
+	}
+	if !r.Tombstone && !r.Evicted {
+		r.Value = []byte(rapid.StringMatching(`[ab]{0,7}`).Draw(t, label+" value"))
+	}
+	return r
+}
+
+// specMerge is the package doc's merge rule, written from the doc: what
+// a map that holds cur (held) keeps of r, and whether r is applied.
+func specMerge(cur crdt.Record, held bool, r crdt.Record, tooLong bool, maxValue int) (crdt.Record, bool) {
+	if r.Tombstone || r.Evicted {
+		r.Value = nil
+	}
+	if r.Tombstone { // a tombstone is its version alone
+		r.Expires, r.Evicted = 0, false
+	}
+	sent := r.Evicted && !tooLong
+	if len(r.Value) > maxValue {
+		r.Value, r.Evicted = nil, true
+	}
+	if !held {
+		return r, true
+	}
+	switch c := r.Version().Compare(cur.Version()); {
+	case c > 0:
+		return r, true
+	case c < 0 || r.Tombstone:
+		return cur, false
+	}
+	if r.Expires != cur.Expires {
+		if r.Expires == 0 || (cur.Expires != 0 && r.Expires > cur.Expires) {
+			return r, true
+		}
+		return cur, false
+	}
+	rv, cv := !r.Evicted, !cur.Evicted
+	switch {
+	case rv && cv && bytes.Compare(r.Value, cur.Value) > 0:
+		return r, true
+	case cv && !rv && !sent:
+		return r, true
+	}
+	return cur, false
+}
+
+type mapModel struct {
+	recs     map[string]crdt.Record
+	wm       map[uint32]crdt.Timestamp
+	synced   int64
+	horizon  int64
+	maxValue int
+}
+
+func (mm *mapModel) collectable(r crdt.Record, now, cutoffAt int64, early bool, stable int64) bool {
+	since, dies := r.DeadSince()
+	if !dies || since > now || (r.Time.Wall == math.MaxInt64 && r.Time.Logical == math.MaxUint32) {
+		return false
+	}
+	if !early {
+		return true // CollectDead
+	}
+	cutoff := int64(math.MinInt64)
+	if mm.synced != noSync {
+		cutoff = crdt.SubSat(min(now, mm.synced), mm.horizon)
+	}
+	return since < cutoff || since < min(stable, now)
+}
+
+func (mm *mapModel) drop(m *Map, key string) {
+	r := mm.recs[key]
+	delete(mm.recs, key)
+	w := r.Time
+	w.Node = math.MaxUint64
+	leaf := m.Leaf(key)
+	if old, ok := mm.wm[leaf]; !ok || old.Less(w) {
+		if noMark.Less(w) {
+			mm.wm[leaf] = w
+		}
+	}
+}
+
+func sameRec(a, b crdt.Record) bool {
+	return a.Key == b.Key && a.Time == b.Time && a.Tombstone == b.Tombstone &&
+		a.Expires == b.Expires && a.Evicted == b.Evicted && bytes.Equal(a.Value, b.Value)
+}
+
+// checkAgainstModel: the digest equals a recompute, Range visits every
+// record once and only the model's, every key's entry is found (in the
+// table, also mid-resize) and holds the model's record, the counters
+// agree, and a removed key is gone.
+func checkAgainstModel(t *rapid.T, step string, m *Map, mm *mapModel, ks []string) {
+	if !m.Tree().Equal(m.RecomputeTree()) {
+		t.Fatalf("%s: incremental digest differs from recompute", step)
+	}
+	seen := map[string]int{}
+	m.Range(func(r crdt.Record) bool {
+		seen[r.Key]++
+		if want, ok := mm.recs[r.Key]; !ok || !sameRec(r, want) {
+			t.Fatalf("%s: Range gives %v, model holds %v (%v)", step, r, want, ok)
+		}
+		return true
+	})
+	if len(seen) != len(mm.recs) {
+		t.Fatalf("%s: Range visits %d keys, model holds %d", step, len(seen), len(mm.recs))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s: Range visits %q %d times", step, k, n)
+		}
+	}
+	values, tombs, evicted := 0, 0, 0
+	for _, k := range ks {
+		want, held := mm.recs[k]
+		e := m.Entry(k)
+		if (e != nil) != held {
+			t.Fatalf("%s: Entry(%q) = %p, model holds it: %v", step, k, e, held)
+		}
+		if !held {
+			if _, ok := m.Lookup(k); ok {
+				t.Fatalf("%s: Lookup finds removed %q", step, k)
+			}
+			continue
+		}
+		if got := e.Record(); !sameRec(got, want) {
+			t.Fatalf("%s: Entry(%q) holds %v, model %v", step, k, got, want)
+		}
+		switch {
+		case want.Tombstone:
+			tombs++
+		case want.Evicted:
+			evicted++
+		default:
+			values++
+		}
+	}
+	if m.Len() != values || m.Tombstones() != tombs || m.Evicted() != evicted || m.Records() != len(mm.recs) {
+		t.Fatalf("%s: counts %d/%d/%d/%d, model %d/%d/%d/%d", step, m.Len(), m.Tombstones(), m.Evicted(), m.Records(), values, tombs, evicted, len(mm.recs))
+	}
+	for leaf, w := range mm.wm {
+		if got, _ := m.Watermark(leaf); got != w {
+			t.Fatalf("%s: leaf %d watermark %v, model %v", step, leaf, got, w)
+		}
+	}
+}
+
+// TestMapAgreesWithItsSpecUnderEveryOperation runs random sequences of
+// every operation of the map (merges, deltas, merges of values too long
+// for the holder, evictions, refills, collections by the horizon, early
+// and forced, with hints stale or of other keys), on records with extreme
+// timestamps and expiries, forged ties, the empty key and two keys of one
+// HashKey, against a model written from the package doc; then deletes
+// and collects every key and checks the table shrinks back.
+func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		ks := modelKeys()
+		cfg := Config{DigestBits: rapid.SampledFrom([]int{4, 8}).Draw(t, "bits"), Horizon: 5}
+		if rapid.Bool().Draw(t, "alloc") {
+			cfg.Alloc = func(key string) (*Entry, string) {
+				b := &boxed{}
+				return &b.Entry, key
+			}
+		}
+		m := newMap(t, cfg)
+		m.maxValue = rapid.IntRange(0, 8).Draw(t, "max value")
+		mm := &mapModel{recs: map[string]crdt.Record{}, wm: map[uint32]crdt.Timestamp{}, synced: noSync, horizon: 5, maxValue: m.maxValue}
+		hints := map[string]*Entry{}
+		hint := func(key string) *Entry {
+			switch rapid.IntRange(0, 2).Draw(t, "hint") {
+			case 1:
+				return hints[key]
+			case 2:
+				return hints[rapid.SampledFrom(ks).Draw(t, "hint key")]
+			}
+			return nil
+		}
+		for i := range rapid.IntRange(20, 200).Draw(t, "steps") {
+			step := fmt.Sprint("step ", i)
+			switch op := rapid.IntRange(0, 9).Draw(t, "op"); op {
+			case 0, 1, 2, 3: // Merge, MergeTooLong, as a delta or not
+				r := drawAny(t, ks, "record")
+				tooLong := op == 3
+				if tooLong {
+					r.Value, r.Evicted = nil, true
+				}
+				delta := rapid.Bool().Draw(t, "delta")
+				now := rapid.SampledFrom(extremeNows).Draw(t, "now")
+				in := clone(r)
+				var o crdt.Outcome
+				var e *Entry
+				if tooLong {
+					o, e = m.MergeTooLong(in, delta, now, hint(r.Key))
+				} else {
+					o, e = m.Merge(in, delta, now, hint(r.Key))
+				}
+				cur, held := mm.recs[r.Key]
+				want := crdt.Stale
+				switch keep, applied := specMerge(cur, held, r, tooLong, mm.maxValue); {
+				case delta && r.Time.Wall < crdt.SubSat(now, mm.horizon):
+					want = crdt.Late
+				case !held && func() bool { w, ok := mm.wm[m.Leaf(r.Key)]; return ok && r.Time.Compare(w) <= 0 }():
+					want = crdt.Rejected
+				case applied:
+					want = crdt.Applied
+					mm.recs[r.Key] = keep
+				}
+				if o != want {
+					t.Fatalf("%s: merge of %v (too long %v, delta %v, now %d) over %v (%v): %v, want %v", step, r, tooLong, delta, now, cur, held, o, want)
+				}
+				if o == crdt.Applied {
+					if e == nil || m.Entry(r.Key) != e {
+						t.Fatalf("%s: Merge returned %p, not the key's entry", step, e)
+					}
+					hints[r.Key] = e
+				}
+			case 4: // Evict
+				k := rapid.SampledFrom(ks).Draw(t, "evict")
+				_, ok := m.Evict(k)
+				cur, held := mm.recs[k]
+				if want := held && !cur.Tombstone && !cur.Evicted; ok != want {
+					t.Fatalf("%s: Evict(%q) = %v, model holds %v", step, k, ok, cur)
+				}
+				if ok {
+					cur.Value, cur.Evicted = nil, true
+					mm.recs[k] = cur
+				}
+			case 5: // Refill with a value of a version held (maybe another)
+				k := rapid.SampledFrom(ks).Draw(t, "refill")
+				r := drawAny(t, ks, "refill record")
+				r.Key = k
+				if cur, held := mm.recs[k]; held && rapid.Bool().Draw(t, "same version") {
+					r.Time, r.Expires = cur.Time, cur.Expires
+				}
+				o, e := m.Refill(clone(r), hint(k))
+				cur, held := mm.recs[k]
+				want := crdt.Stale
+				if held && cur.Evicted && !cur.Tombstone && !r.Tombstone && !r.Evicted && len(r.Value) <= mm.maxValue && r.Time == cur.Time && r.Expires == cur.Expires {
+					want = crdt.Applied
+					mm.recs[k] = r
+				}
+				if o != want {
+					t.Fatalf("%s: Refill(%v) over %v: %v, want %v", step, r, cur, o, want)
+				}
+				if o == crdt.Applied {
+					hints[k] = e
+				}
+			case 6: // GC
+				now := rapid.SampledFrom(extremeNows).Draw(t, "gc now")
+				stable := int64(NoStable)
+				if rapid.Bool().Draw(t, "early") {
+					stable = rapid.SampledFrom(extremeNows).Draw(t, "stable")
+				}
+				var want []crdt.Version
+				for _, r := range mm.recs {
+					if mm.collectable(r, now, 0, true, stable) {
+						want = append(want, r.Version())
+					}
+				}
+				got := m.GC(nil, now, stable)
+				byKey := func(a, b crdt.Version) int { return strings.Compare(a.Key, b.Key) }
+				slices.SortFunc(want, byKey)
+				slices.SortFunc(got, byKey)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: GC(%d, %d) collected %v, want %v", step, now, stable, got, want)
+				}
+				for _, v := range want {
+					mm.drop(m, v.Key)
+				}
+			case 7: // CollectDead
+				k := rapid.SampledFrom(ks).Draw(t, "collect")
+				now := rapid.SampledFrom(extremeNows).Draw(t, "collect now")
+				v, ok := m.CollectDead(k, now)
+				cur, held := mm.recs[k]
+				want := held && mm.collectable(cur, now, 0, false, 0)
+				if ok != want || ok && v != cur.Version() {
+					t.Fatalf("%s: CollectDead(%q, %d) = %v %v over %v", step, k, now, v, ok, cur)
+				}
+				if ok {
+					mm.drop(m, k)
+				}
+			case 8:
+				at := rapid.SampledFrom(extremeNows).Draw(t, "synced")
+				m.MarkSynced(at)
+				mm.synced = max(mm.synced, at)
+			case 9: // a burst of fresh keys
+				for j := range rapid.IntRange(0, 40).Draw(t, "burst") {
+					k := ks[j%len(ks)]
+					if _, held := mm.recs[k]; held {
+						continue
+					}
+					r := crdt.Record{Key: k, Value: []byte("v"), Time: crdt.Timestamp{Wall: math.MaxInt64 - 1, Logical: 0, Node: 1}}
+					o, _ := m.Merge(clone(r), false, 0, nil)
+					if w, ok := mm.wm[m.Leaf(k)]; ok && r.Time.Compare(w) <= 0 {
+						if o != crdt.Rejected {
+							t.Fatalf("%s: burst %q: %v, want rejected", step, k, o)
+						}
+						continue
+					}
+					if o != crdt.Applied {
+						t.Fatalf("%s: burst %q: %v", step, k, o)
+					}
+					mm.recs[k], _ = specMerge(crdt.Record{}, false, r, false, mm.maxValue)
+				}
+			}
+			checkAgainstModel(t, step, m, mm, ks)
+		}
+		// Mass removal: delete every key that can be, collect it, and
+		// the table gives its slots back.
+		for _, k := range ks {
+			del := crdt.Record{Key: k, Tombstone: true, Time: crdt.Timestamp{Wall: math.MaxInt64, Logical: math.MaxUint32 - 1, Node: math.MaxUint64}}
+			if cur, held := mm.recs[k]; held {
+				if keep, applied := specMerge(cur, true, del, false, mm.maxValue); applied {
+					if o, _ := m.Merge(clone(del), false, 0, nil); o != crdt.Applied {
+						t.Fatalf("final delete of %q: %v", k, o)
+					}
+					mm.recs[k] = keep
+				}
+			}
+			if _, ok := m.CollectDead(k, math.MaxInt64); ok {
+				mm.drop(m, k)
+			}
+		}
+		checkAgainstModel(t, "after mass removal", m, mm, ks)
+		for range 8 {
+			m.GC(nil, 0, NoStable) // idle migration
+		}
+		if n := len(m.entries.slots); m.entries.old != nil || n > max(16, 32*m.Records()) {
+			t.Fatalf("after mass removal: %d slots (resize under way: %v) for %d records", n, m.entries.old != nil, m.Records())
+		}
+		if len(m.long) != 0 {
+			t.Fatalf("after mass removal: %d leaves still indexed", len(m.long))
+		}
+	})
+}
+
+func TestCollidingKeysCollide(t *testing.T) {
+	a, b := collidingKeys(0x1234, 0x5678)
+	if a == b || crdt.HashKey(a) != crdt.HashKey(b) {
+		t.Fatalf("%x %x", crdt.HashKey(a), crdt.HashKey(b))
+	}
+}
+
+// feed is one record as a map's holder merges it: tooLong says the
+// holder made it a stub as a value over its own bound (MergeTooLong).
+type feed struct {
+	r       crdt.Record
+	tooLong bool
+}
+
+func feedAll(m *Map, fs []feed) {
+	for _, f := range fs {
+		if f.tooLong {
+			m.MergeTooLong(clone(f.r), false, 0, nil)
+		} else {
+			m.Merge(clone(f.r), false, 0, nil)
+		}
+	}
+}
+
+// TestForgedTiesConvergeWhateverTheOrder: two maps of one configuration
+// fed the same records (forged ties of one version with other values,
+// expiries and kinds; values too long for the map; values the holder
+// made stubs), in two orders, with repeats, hold the same state and the
+// same digest; and a third map merging the states of two others (in
+// both orders, and one of them twice) holds it too. Peers' stubs
+// (eviction is local) may leave one a stub where the other holds the
+// value, and nothing else.
+func TestForgedTiesConvergeWhateverTheOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		ks := []string{"a", "b", "c"}
+		peerStubs := rapid.Bool().Draw(t, "peer stubs")
+		var fs []feed
+		for i := range rapid.IntRange(1, 25).Draw(t, "records") {
+			label := fmt.Sprint("record ", i)
+			r := drawAny(t, ks, label)
+			r.Time = crdt.Timestamp{Wall: rapid.Int64Range(1, 3).Draw(t, label+" wall"), Node: 1} // few versions: ties are the rule
+			if r.Tombstone {                                                                      // a forger's tombstone may carry an expiry and the evicted flag (the wire has both)
+				r.Expires = rapid.SampledFrom([]int64{0, 0, 1, 9}).Draw(t, label+" tombstone expiry")
+				r.Evicted = rapid.Bool().Draw(t, label+" tombstone evicted")
+			}
+			f := feed{r: r}
+			if r.Evicted && !peerStubs {
+				f.tooLong = true // the holder's stub of a value over its bound
+			}
+			fs = append(fs, f)
+		}
+		maxValue := rapid.IntRange(0, 8).Draw(t, "max value")
+		mk := func() *Map {
+			m := newMap(t, Config{DigestBits: 4})
+			m.maxValue = maxValue
+			return m
+		}
+		a, b := mk(), mk()
+		feedAll(a, fs)
+		perm := rapid.Permutation(fs).Draw(t, "order")
+		dups := rapid.SliceOf(rapid.SampledFrom(fs)).Draw(t, "repeats")
+		feedAll(b, append(perm, dups...))
+		same := func(label string, x, y *Map) {
+			if !x.Tree().Equal(y.Tree()) {
+				t.Fatalf("%s: digests differ", label)
+			}
+			dx, dy := dump(x), dump(y)
+			if len(dx) != len(dy) {
+				t.Fatalf("%s: %d records, %d", label, len(dx), len(dy))
+			}
+			for i := range dx {
+				p, q := dx[i], dy[i]
+				if peerStubs && p.Version() == q.Version() && p.Expires == q.Expires && (p.Evicted || q.Evicted) {
+					continue
+				}
+				if !sameRecord(p, q) {
+					t.Fatalf("%s: one map holds %#v, the other %#v", label, p, q)
+				}
+			}
+		}
+		same("two orders", a, b)
+		if peerStubs {
+			return // a state merge ships stubs: the weaker law above is all
+		}
+		// State merges: commutative, idempotent (records travel with
+		// the holder's stubs as peers' stubs would not: no peer stubs here).
+		half := len(fs) / 2
+		x, y := mk(), mk()
+		feedAll(x, fs[:half])
+		feedAll(y, fs[half:])
+		stateOf := func(m *Map) []feed {
+			var out []feed
+			m.Range(func(r crdt.Record) bool {
+				out = append(out, feed{r: clone(r), tooLong: r.Evicted})
+				return true
+			})
+			return out
+		}
+		xy, yx := mk(), mk()
+		feedAll(xy, stateOf(x))
+		feedAll(xy, stateOf(y))
+		feedAll(yx, stateOf(y))
+		feedAll(yx, stateOf(x))
+		feedAll(yx, stateOf(x))
+		same("state merges in two orders", xy, yx)
+		same("state merge and all records", xy, a)
 	})
 }
