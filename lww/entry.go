@@ -31,15 +31,19 @@ type Entry struct {
 	expires atomic.Int64
 	next    *Entry // next entry in the same digest bucket; removed once unlinked
 	logical uint32
-	size    atomic.Uint32 // the value's length, with tombstoneBit and evictedBit
+	size    atomic.Uint32 // the value's length, with tombstoneBit, evictedBit and tooLongBit
 }
 
 const (
 	tombstoneBit = 1 << 31
 	evictedBit   = 1 << 30
-	// MaxValueLen is the longest value a map holds (1 GiB less a byte):
-	// Merge keeps a longer one's version only, as an evicted stub.
-	MaxValueLen = evictedBit - 1
+	// tooLongBit marks an evicted stub that stands for a value too long
+	// for the map's holder (MergeTooLong) or for the map: a Refill does
+	// not put another value of its version on it (see Refill).
+	tooLongBit = 1 << 29
+	// MaxValueLen is the longest value a map holds (512 MiB less a
+	// byte): Merge keeps a longer one's version only, as an evicted stub.
+	MaxValueLen = tooLongBit - 1
 )
 
 // removed marks an Entry that is no longer in its map.
@@ -143,6 +147,7 @@ func (e *Entry) Tombstone() bool { return e.tombstone() }
 
 func (e *Entry) tombstone() bool { return e.size.Load()&tombstoneBit != 0 }
 func (e *Entry) evicted() bool   { return e.size.Load()&evictedBit != 0 }
+func (e *Entry) tooLong() bool   { return e.size.Load()&tooLongBit != 0 }
 func (e *Entry) valueLen() int   { return int(e.size.Load() & MaxValueLen) }
 
 func (e *Entry) version() crdt.Version {

@@ -168,6 +168,9 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 	if len(r.Value) > m.maxValue { // more than an entry holds: its version only
 		r.Value, r.Evicted = nil, true
 	}
+	// A stub of a value too long here, which a Refill must not fill
+	// (see there); a peer's stub, and a local eviction, are filled.
+	long := r.Evicted && !sent
 	if e != nil {
 		if c := r.Version().Compare(e.version()); c < 0 || c == 0 && !tieWins(&r, sent, e) {
 			return crdt.Stale, nil
@@ -180,13 +183,20 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 			return crdt.Rejected, nil
 		}
 		e = m.newEntry(&r, r.Key)
+		if long {
+			e.size.Store(e.size.Load() | tooLongBit)
+		}
 		m.push(e, leaf)
 		m.entries.put(e)
 		m.count(e, 1)
 		m.tree.Add(leaf, e.hash(khash))
 		return crdt.Applied, e
 	}
-	return crdt.Applied, m.replace(e, &r, leaf, khash)
+	e = m.replace(e, &r, leaf, khash)
+	if long {
+		e.size.Store(e.size.Load() | tooLongBit)
+	}
+	return crdt.Applied, e
 }
 
 // tieWins reports whether r, of the very version e holds (no honest
@@ -240,7 +250,11 @@ func (m *Map) replace(e *Entry, r *crdt.Record, leaf uint32, khash uint64) *Entr
 // Refill puts r's value back on its key's evicted stub, if the stub is
 // of r's very version (time and expiry) and r holds a value the map
 // takes, and says so ([crdt.Applied], and the key's entry); else it
-// changes nothing ([crdt.Stale]). Merge takes no record of a version the
+// changes nothing ([crdt.Stale]). A stub that stands for a value too
+// long here (merged as one, or by MergeTooLong) is not filled: its
+// version's value is that one, or, in a tie a forger made, won over r's
+// (tieWins), and filled it served the value that lost (found by review;
+// a stub restored from a snapshot no longer says why it is one). Merge takes no record of a version the
 // map holds, and a member that evicted a key kept missing it when a peer
 // answered its ask for the key with the value of that version (found by
 // review). hint is as Merge's.
@@ -249,7 +263,7 @@ func (m *Map) Refill(r crdt.Record, hint *Entry) (crdt.Outcome, *Entry) {
 	if e == nil || e.next == removed || e.key != r.Key {
 		e = m.entries.get(r.Key)
 	}
-	if e == nil || !e.evicted() || r.Tombstone || r.Evicted || len(r.Value) > m.maxValue ||
+	if e == nil || !e.evicted() || e.tooLong() || r.Tombstone || r.Evicted || len(r.Value) > m.maxValue ||
 		r.Version().Compare(e.version()) != 0 || r.Expires != e.expires.Load() {
 		return crdt.Stale, nil
 	}

@@ -1084,3 +1084,32 @@ func TestForgedTombstonesConvergeWhateverTheOrder(t *testing.T) {
 		t.Fatalf("a tombstone held as %#v: a tombstone holds no expiry and is not evicted", r)
 	}
 }
+
+// TestRefillDoesNotUndoATieLostToAValueTooLongHere: a forged tie of a
+// value held here and one too long for this member's holder (merged as
+// MergeTooLong) leaves the stub, as on every member that sees both; a
+// Refill of the shorter value, of that very version, put it back, and the
+// member served it for good (the digest leaves values out). A stub this
+// member evicted itself is still refilled.
+func TestRefillDoesNotUndoATieLostToAValueTooLongHere(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	short := crdt.Record{Key: "k", Value: []byte("ab"), Time: at}
+	m := newMap(t, Config{})
+	m.Merge(short, false, 11, nil)
+	if o, _ := m.MergeTooLong(crdt.Record{Key: "k", Time: at, Evicted: true}, false, 11, nil); o != crdt.Applied {
+		t.Fatalf("the value too long here lost the tie: %v", o)
+	}
+	if o, _ := m.Refill(short, nil); o != crdt.Stale {
+		t.Fatalf("Refill of the value that lost the tie: %v, want Stale", o)
+	}
+	if r, _ := m.Lookup("k"); !r.Evicted {
+		t.Fatalf("held %#v after the refill, want the stub of the value too long here", r)
+	}
+	// Evicted here, a value of that version is refilled, as before.
+	m2 := newMap(t, Config{})
+	m2.Merge(short, false, 11, nil)
+	m2.Evict("k")
+	if o, _ := m2.Refill(short, nil); o != crdt.Applied {
+		t.Fatalf("Refill of a value evicted here: %v, want Applied", o)
+	}
+}

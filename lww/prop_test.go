@@ -378,7 +378,10 @@ func specMerge(cur crdt.Record, held bool, r crdt.Record, tooLong bool, maxValue
 }
 
 type mapModel struct {
-	recs     map[string]crdt.Record
+	recs map[string]crdt.Record
+	// long says a key's stub stands for a value too long for the map or
+	// its holder, which a Refill does not fill.
+	long     map[string]bool
 	wm       map[uint32]crdt.Timestamp
 	synced   int64
 	horizon  int64
@@ -496,7 +499,7 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 		}
 		m := newMap(t, cfg)
 		m.maxValue = rapid.IntRange(0, 8).Draw(t, "max value")
-		mm := &mapModel{recs: map[string]crdt.Record{}, wm: map[uint32]crdt.Timestamp{}, synced: noSync, horizon: 5, maxValue: m.maxValue}
+		mm := &mapModel{recs: map[string]crdt.Record{}, long: map[string]bool{}, wm: map[uint32]crdt.Timestamp{}, synced: noSync, horizon: 5, maxValue: m.maxValue}
 		hints := map[string]*Entry{}
 		hint := func(key string) *Entry {
 			switch rapid.IntRange(0, 2).Draw(t, "hint") {
@@ -536,6 +539,7 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 				case applied:
 					want = crdt.Applied
 					mm.recs[r.Key] = keep
+					mm.long[r.Key] = keep.Evicted && !(r.Evicted && !tooLong)
 				}
 				if o != want {
 					t.Fatalf("%s: merge of %v (too long %v, delta %v, now %d) over %v (%v): %v, want %v", step, r, tooLong, delta, now, cur, held, o, want)
@@ -556,6 +560,7 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 				if ok {
 					cur.Value, cur.Evicted = nil, true
 					mm.recs[k] = cur
+					mm.long[k] = false
 				}
 			case 5: // Refill with a value of a version held (maybe another)
 				k := rapid.SampledFrom(ks).Draw(t, "refill")
@@ -567,7 +572,7 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 				o, e := m.Refill(clone(r), hint(k))
 				cur, held := mm.recs[k]
 				want := crdt.Stale
-				if held && cur.Evicted && !cur.Tombstone && !r.Tombstone && !r.Evicted && len(r.Value) <= mm.maxValue && r.Time == cur.Time && r.Expires == cur.Expires {
+				if held && cur.Evicted && !mm.long[k] && !cur.Tombstone && !r.Tombstone && !r.Evicted && len(r.Value) <= mm.maxValue && r.Time == cur.Time && r.Expires == cur.Expires {
 					want = crdt.Applied
 					mm.recs[k] = r
 				}
@@ -633,6 +638,7 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 						t.Fatalf("%s: burst %q: %v", step, k, o)
 					}
 					mm.recs[k], _ = specMerge(crdt.Record{}, false, r, false, mm.maxValue)
+					mm.long[k] = mm.recs[k].Evicted // a value over maxValue
 				}
 			}
 			checkAgainstModel(t, step, m, mm, ks)
