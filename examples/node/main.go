@@ -74,7 +74,8 @@
 // -http unix:PATH serves the API on a Unix socket instead, which a process
 // in another network namespace can reach (the fault suite, package faults,
 // does); a socket file there that no process listens on is removed first.
-// Errors of the server's own (500) are logged, not sent to the client. -clock-offset runs the member's clock ahead or behind, for fault
+// Errors of the server's own (500) are logged, not sent to the client
+// (a line a second of each kind at most, the next carrying a "suppressed" count). -clock-offset runs the member's clock ahead or behind, for fault
 // tests only.
 //
 // The HTTP server gives a client 10 s to send a request's headers, 30 s
@@ -89,7 +90,8 @@
 // ended the node without its last snapshot; unless started with SIGHUP
 // ignored, as by nohup, which it leaves so) stops the HTTP server, leaves the cluster, writes
 // the snapshot (with -snapshot) and exits 0, or 1 if that last snapshot
-// failed; a second signal kills it at once. Flag and configuration errors
+// failed; a second signal kills it at once. A stderr whose reader went
+// away (SIGPIPE) loses the log lines, not the process. Flag and configuration errors
 // exit 2, other failures 1.
 package main
 
@@ -117,6 +119,12 @@ func main() {
 	if !signal.Ignored(syscall.SIGHUP) { // under nohup it stays ignored (asked for, it was not: found by review)
 		sigs = append(sigs, syscall.SIGHUP)
 	}
+	// A log line written to a stderr whose reader went away (a log
+	// shipper restarted, "node 2>&1 | tee" with tee killed) ended the
+	// process with SIGPIPE: the "shutting down" line did so before the
+	// last snapshot, and every write since the one before was lost (found
+	// by review). Ignored, the line is lost instead.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	go func() {
 		<-ctx.Done()

@@ -337,3 +337,66 @@ func TestHangupIgnoredStaysIgnored(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestLogReaderGoneStopsCleanly: a node whose stderr's reader went away
+// (a log shipper restarted, "node 2>&1 | tee" with tee killed) stops at
+// SIGTERM as ever, with its last snapshot and exit 0: Go ends a process
+// writing to a broken pipe on fd 2 with SIGPIPE, and the "shutting down"
+// line did so before the snapshot was written, losing every write since
+// the last one.
+func TestLogReaderGoneStopsCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the command")
+	}
+	bin := buildNode(t)
+	snap := filepath.Join(t.TempDir(), "edge.snap")
+	var p *proc
+	for range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = &proc{name: "edge", gossip: "127.0.0.1:" + freePort(t, true), http: "127.0.0.1:" + freePort(t, false),
+			log: &syncBuffer{}, exited: make(chan struct{})}
+		p.cmd = exec.Command(bin, "-fast", "-name", p.name, "-bind", p.gossip, "-http", p.http, "-snapshot", snap)
+		p.cmd.Stderr = w
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+		t.Cleanup(func() {
+			select {
+			case <-p.exited:
+			default:
+				p.cmd.Process.Kill()
+				<-p.exited
+			}
+		})
+		// Read its log until it serves, then go away.
+		buf := make([]byte, 64<<10)
+		var got []byte
+		for !bytes.Contains(got, []byte("http listening")) {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		r.Close()
+		if p.waitReady(5 * time.Second) {
+			break
+		}
+		p = nil
+	}
+	if p == nil {
+		t.Fatal("the node never started")
+	}
+	send(t, p, "PUT", "/v1/keys/kept", "acknowledged")
+	p.stop(t)
+	p = startNode(t, bin, "edge", "-snapshot", snap)
+	if status, body := get(p, "/v1/keys/kept"); status != http.StatusOK || body != "acknowledged" {
+		t.Fatalf("after SIGTERM with its log's reader gone: %d %q, want the acknowledged write", status, body)
+	}
+	p.stop(t)
+}
