@@ -87,8 +87,8 @@
 // (1024), new clients wait for one to close. Logs are JSON lines on stderr; the
 // "listening" lines carry the gossip and HTTP addresses (useful with port
 // 0). SIGINT, SIGTERM or SIGHUP (the terminal it ran in closed: it
-// ended the node without its last snapshot; unless started with SIGHUP
-// ignored, as by nohup, which it leaves so) stops the HTTP server, leaves the cluster, writes
+// ended the node without its last snapshot; SIGHUP or SIGINT ignored at
+// start, as by nohup or a script's background job, it leaves so) stops the HTTP server, leaves the cluster, writes
 // the snapshot (with -snapshot) and exits 0, or 1 if that last snapshot
 // failed; a second signal kills it at once. A stderr whose reader went
 // away (SIGPIPE) loses the log lines, not the process. Flag and configuration errors
@@ -115,9 +115,13 @@ import (
 )
 
 func main() {
-	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
-	if !signal.Ignored(syscall.SIGHUP) { // under nohup it stays ignored (asked for, it was not: found by review)
-		sigs = append(sigs, syscall.SIGHUP)
+	sigs := []os.Signal{syscall.SIGTERM}
+	// One ignored at start stays ignored: SIGHUP under nohup, SIGINT in a
+	// script's background job (asked for, they were not: found by review).
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			sigs = append(sigs, sig)
+		}
 	}
 	// A log line written to a stderr whose reader went away (a log
 	// shipper restarted, "node 2>&1 | tee" with tee killed) ended the

@@ -317,25 +317,29 @@ func TestProcesses(t *testing.T) {
 
 // TestHangupIgnoredStaysIgnored: a node started with SIGHUP ignored (by
 // nohup, or a supervisor) keeps running at a SIGHUP (asking to be told of
-// it undid the ignoring: found by review), and stops at SIGTERM as ever.
+// it undid the ignoring: found by review), and stops at SIGTERM as ever;
+// so does one started with SIGINT ignored (a script's background job).
 // A signal that does nothing cannot be awaited: the node is given two
 // seconds to stop, and must not.
 func TestHangupIgnoredStaysIgnored(t *testing.T) {
 	bin := buildNode(t)
-	wrapper := filepath.Join(t.TempDir(), "nohup-node")
-	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\ntrap '' HUP\nexec "+bin+" \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		name := map[syscall.Signal]string{syscall.SIGHUP: "HUP", syscall.SIGINT: "INT"}[sig]
+		wrapper := filepath.Join(t.TempDir(), "ignoring-node")
+		if err := os.WriteFile(wrapper, []byte("#!/bin/sh\ntrap '' "+name+"\nexec "+bin+" \"$@\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := startNode(t, wrapper, "n0")
+		if err := p.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("started with SIG%s ignored, the node stopped at a SIG%s: %v", name, name, p.err)
+		case <-time.After(2 * time.Second):
+		}
+		p.stop(t)
 	}
-	p := startNode(t, wrapper, "n0")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-		t.Fatalf("started with SIGHUP ignored, the node stopped at a SIGHUP: %v", p.err)
-	case <-time.After(2 * time.Second):
-	}
-	p.stop(t)
 }
 
 // TestLogReaderGoneStopsCleanly: a node whose stderr's reader went away
