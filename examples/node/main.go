@@ -191,7 +191,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	acceptFile := fs.String("accept-keys-file", "", "`file` holding -accept-keys (hex, separated by commas or lines); missing or empty: none")
 	maxKeys := fs.Int("max-keys", 0, "values held before eviction, S3-FIFO (0: unbounded)")
 	maxBytes := fs.Int64("max-bytes", 0, "key and value bytes held before eviction, S3-FIFO (0: unbounded); with a container's memory limit, well under it")
-	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes, at most -max-bytes (default: 1 MiB, or -max-bytes if lower)")
+	maxValue := fs.Int("max-value", bcache.DefaultMaxValueSize, "largest value in bytes, at most -max-bytes (not given, -max-bytes if lower than the default; 0: the library's default, which does the same)")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "HTTP connections open at once; past them, new clients wait for one to close")
 	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event (0: the library's 64 MiB); each of the 64 streams holds up to three times this, or three values if larger, while its client does not read; a peer's frame of more large values than this overflows a client however fast it reads")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
