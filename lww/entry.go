@@ -38,8 +38,9 @@ const (
 	tombstoneBit = 1 << 31
 	evictedBit   = 1 << 30
 	// tooLongBit marks an evicted stub that stands for a value too long
-	// for the map's holder (MergeTooLong) or for the map: a Refill does
-	// not put another value of its version on it (see Refill).
+	// for the map's holder (MergeTooLong) or for the map, merged as the
+	// stub or in a tie with it: a Refill does not put another value of
+	// its version on it (see Refill).
 	tooLongBit = 1 << 29
 	// MaxValueLen is the longest value a map holds (512 MiB less a
 	// byte): Merge keeps a longer one's version only, as an evicted stub.

@@ -173,6 +173,15 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 	long := r.Evicted && !sent
 	if e != nil {
 		if c := r.Version().Compare(e.version()); c < 0 || c == 0 && !tieWins(&r, sent, e) {
+			if c == 0 && long && e.evicted() && r.Expires == e.expires.Load() {
+				// A value too long here ties with a stub (a peer's, or
+				// of this map's own eviction) and loses as a stub over a
+				// stub; held as a value, the same stub's value lost to it
+				// (tieWins). The stub now stands for it too: filled, it
+				// served the value that lost, where a map that got the two
+				// in the other order refuses the Refill (found by review).
+				e.size.Store(e.size.Load() | tooLongBit)
+			}
 			return crdt.Stale, nil
 		}
 	}
@@ -250,14 +259,17 @@ func (m *Map) replace(e *Entry, r *crdt.Record, leaf uint32, khash uint64) *Entr
 // Refill puts r's value back on its key's evicted stub, if the stub is
 // of r's very version (time and expiry) and r holds a value the map
 // takes, and says so ([crdt.Applied], and the key's entry); else it
-// changes nothing ([crdt.Stale]). A stub that stands for a value too
-// long here (merged as one, or by MergeTooLong) is not filled: its
-// version's value is that one, or, in a tie a forger made, won over r's
-// (tieWins), and filled it served the value that lost (found by review;
-// a stub restored from a snapshot no longer says why it is one). Merge takes no record of a version the
+// changes nothing ([crdt.Stale]). Merge takes no record of a version the
 // map holds, and a member that evicted a key kept missing it when a peer
 // answered its ask for the key with the value of that version (found by
 // review). hint is as Merge's.
+//
+// A stub that stands for a value too long here (merged as one, by
+// MergeTooLong, or a value too long here that tied with the stub and
+// lost as a stub over a stub) is not filled: its version's value is
+// that one, or, in a tie a forger made, won over r's (tieWins), and
+// filled, the stub served the value that lost (found by review). A stub
+// restored from a snapshot no longer says why it is one.
 func (m *Map) Refill(r crdt.Record, hint *Entry) (crdt.Outcome, *Entry) {
 	e := hint
 	if e == nil || e.next == removed || e.key != r.Key {

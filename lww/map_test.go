@@ -581,7 +581,7 @@ func TestEntryIsOneCacheLine(t *testing.T) {
 // kept as an evicted stub, so its version still takes part in merges.
 func TestOverlongValueKeepsItsVersion(t *testing.T) {
 	m := newMap(t, Config{DigestBits: 8})
-	m.maxValue = 4 // MaxValueLen, a GiB, scaled down
+	m.maxValue = 4 // MaxValueLen, 512 MiB, scaled down
 	if o, _ := m.Merge(crdt.Record{Key: "fits", Value: []byte("1234"), Time: ts(1, 1)}, false, 0, nil); o != crdt.Applied {
 		t.Fatalf("outcome %v; want applied", o)
 	}
@@ -1111,5 +1111,44 @@ func TestRefillDoesNotUndoATieLostToAValueTooLongHere(t *testing.T) {
 	m2.Evict("k")
 	if o, _ := m2.Refill(short, nil); o != crdt.Applied {
 		t.Fatalf("Refill of a value evicted here: %v, want Applied", o)
+	}
+}
+
+// TestRefillRefusedWhateverTheOrderOfAStubAndAValueTooLongHere: a forged
+// tie of a short value and one too long here leaves the stub of the long
+// one on a map that held the short value, and a Refill of the short value
+// is refused there (TestRefillDoesNotUndoATieLostToAValueTooLongHere). A
+// map that held a stub of that version when the long value came (a peer's
+// stub, or its own eviction of the short value) kept its stub, the long
+// value lost the tie as a stub over a stub, and the stub never said it
+// stood for a value too long here: the Refill of the short value was
+// applied, and the member served the value that lost for good, where one
+// that saw the records in the other order served none.
+func TestRefillRefusedWhateverTheOrderOfAStubAndAValueTooLongHere(t *testing.T) {
+	at := crdt.Timestamp{Wall: 10, Logical: 1, Node: 7}
+	short := crdt.Record{Key: "k", Value: []byte("ab"), Time: at}
+	long := crdt.Record{Key: "k", Time: at, Evicted: true}
+	for _, first := range []string{"peer's stub", "own eviction", "short value"} {
+		for _, asTooLong := range []bool{true, false} {
+			m := newMap(t, Config{})
+			m.maxValue = 4
+			switch first {
+			case "peer's stub":
+				m.Merge(crdt.Record{Key: "k", Time: at, Evicted: true}, false, 11, nil)
+			case "own eviction":
+				m.Merge(clone(short), false, 11, nil)
+				m.Evict("k")
+			default:
+				m.Merge(clone(short), false, 11, nil)
+			}
+			if asTooLong {
+				m.MergeTooLong(long, false, 11, nil)
+			} else {
+				m.Merge(crdt.Record{Key: "k", Value: []byte("abcdefgh"), Time: at}, false, 11, nil) // over the map's own bound
+			}
+			if o, _ := m.Refill(clone(short), nil); o != crdt.Stale {
+				t.Errorf("%s, then the value too long here (MergeTooLong %v): Refill of the value that lost the tie: %v, want Stale", first, asTooLong, o)
+			}
+		}
 	}
 }
