@@ -35,6 +35,29 @@ func dnsServer(t *testing.T, handler dns.HandlerFunc) *net.Resolver {
 	}}
 }
 
+// twoTargets is a DNS server whose SRV names list first and then second
+// (in that order of priority), each at port 7946, where the names that
+// begin with "live" have the address 127.0.0.1 and no other name has one.
+func twoTargets(t *testing.T, first, second string) *net.Resolver {
+	return dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		m := new(dns.Msg)
+		m.SetReply(req)
+		switch {
+		case q.Qtype == dns.TypeSRV:
+			m.Answer = append(m.Answer,
+				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: 0, Port: 7946, Target: first},
+				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: 1, Port: 7946, Target: second})
+		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "live"):
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
+		case q.Qtype == dns.TypeAAAA:
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+}
+
 // lookupServer is a DNS server on 127.0.0.1 for the tests below: names
 // starting "slow" are never answered (a zone whose servers are down);
 // "live*" answer 127.0.0.1; "many<i>" answer many addresses (never
@@ -287,23 +310,7 @@ func TestASlowSRVTargetHoldsUpNoOther(t *testing.T) {
 func TestATargetPastTheCapIsNoFailure(t *testing.T) {
 	defer func(n int) { maxPeerAddrs = n }(maxPeerAddrs)
 	maxPeerAddrs = 1
-	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
-		q := req.Question[0]
-		m := new(dns.Msg)
-		m.SetReply(req)
-		switch {
-		case q.Qtype == dns.TypeSRV:
-			m.Answer = append(m.Answer,
-				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: 0, Port: 7946, Target: "live.test."},
-				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Priority: 1, Port: 7946, Target: "stale.test."})
-		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "live"):
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
-		case q.Qtype == dns.TypeAAAA:
-		default:
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})
+	res := twoTargets(t, "live.test.", "stale.test.")
 	r := &Replicator{cfg: Config{Resolver: res}}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
@@ -630,23 +637,7 @@ func aliasesServer(t *testing.T, hold func(name string), targets ...string) *net
 // record (a DNS server's mistake, or a hostile answer) hid every live
 // target behind the name, at every look.
 func TestSRVAnswerWithAnInvalidTargetKeepsTheValidOnes(t *testing.T) {
-	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
-		q := req.Question[0]
-		m := new(dns.Msg)
-		m.SetReply(req)
-		switch {
-		case q.Qtype == dns.TypeSRV:
-			m.Answer = append(m.Answer,
-				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: "bad!name.test."},
-				&dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET}, Port: 7946, Target: "live.test."})
-		case q.Qtype == dns.TypeA && strings.HasPrefix(q.Name, "live"):
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
-		case q.Qtype == dns.TypeAAAA:
-		default:
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})
+	res := twoTargets(t, "bad!name.test.", "live.test.")
 	r := &Replicator{cfg: Config{Resolver: res}}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
