@@ -1124,6 +1124,20 @@ func TestResetKeepsNoCutsOfWhatItMovedAside(t *testing.T) {
 	}
 }
 
+// membersFileOfLostFiles writes a members file beside path that names a
+// snapshot and log which are not there (a reset moves such files aside),
+// and returns a config of the policy that resets on damage.
+func membersFileOfLostFiles(t *testing.T, path string, policy SyncPolicy) Config {
+	t.Helper()
+	file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
+	if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(path, policy)
+	cfg.OnDamage = DamageReset
+	return cfg
+}
+
 // TestResetWhoseMembersFileWriteFailedThenACrashLosesNothing: a reset
 // (DamageReset) whose rewrite of the members file fails went on with the
 // file as read in memory, saying the snapshot and log moved aside; the
@@ -1137,12 +1151,7 @@ func TestResetWhoseMembersFileWriteFailedThenACrashLosesNothing(t *testing.T) {
 	for _, after := range []bool{false, true} {
 		t.Run(fmt.Sprintf("renamed=%v", after), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "cache.snap")
-			file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
-			if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfg := syncConfig(path, SyncWrite)
-			cfg.OnDamage = DamageReset
+			cfg := membersFileOfLostFiles(t, path, SyncWrite)
 			save := saveFile
 			saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
 			d, err := New(cfg) // no snapshot beside a file that says one: damage, reset; its rewrite fails
@@ -1202,12 +1211,7 @@ func TestResetWhoseMembersFileWriteFailedThenACrashLosesNothing(t *testing.T) {
 // damage (found by review).
 func TestResetWhoseMembersFileCannotBeWrittenLosesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
-	file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
-	if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := syncConfig(path, SyncWrite)
-	cfg.OnDamage = DamageReset
+	cfg := membersFileOfLostFiles(t, path, SyncWrite)
 	save := saveFile
 	saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
 	defer func() { saveFile = save }()
@@ -1784,16 +1788,10 @@ func TestALogNumberedAtTheEndIsDamageUnderThePolicy(t *testing.T) {
 func TestResetWithoutALogStartsWhenItsMembersFileStays(t *testing.T) {
 	for _, policy := range []SyncPolicy{SyncNone, SyncWrite} {
 		t.Run(fmt.Sprint(policy), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "cache.snap")
-			file := `{"version":1,"members":[{"Name":"peer","Cut":123,"HasCut":true}],"log_from":5,"log":true}` + "\n"
-			if err := os.WriteFile(path+knownSuffix, []byte(file), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			cfg := membersFileOfLostFiles(t, filepath.Join(t.TempDir(), "cache.snap"), policy)
 			save, remove := saveFile, removeFile
 			saveFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
 			removeFile = func(string) error { return fs.ErrPermission }
-			cfg := syncConfig(path, policy)
-			cfg.OnDamage = DamageReset
 			d, err := New(cfg)
 			saveFile, removeFile = save, remove
 			if policy != SyncNone {
