@@ -39,17 +39,6 @@ func TestBoundsInBytesHoldAndEvictNoMore(t *testing.T) {
 		wall := now
 		stamp := func() crdt.Timestamp { wall++; return crdt.Timestamp{Wall: wall, Node: 1} }
 		value := func(t *rapid.T) []byte { return make([]byte, rapid.IntRange(0, 12).Draw(t, "len")) }
-		recount := func() (int, int64) {
-			n, b := 0, int64(0)
-			s.Range(func(r crdt.Record) bool {
-				if !r.Tombstone && !r.Evicted {
-					n++
-					b += int64(len(r.Key) + len(r.Value))
-				}
-				return true
-			})
-			return n, b
-		}
 		for range rapid.IntRange(1, 200).Draw(t, "steps") {
 			evicted = nil
 			k := keys.Draw(t, "key")
@@ -89,7 +78,7 @@ func TestBoundsInBytesHoldAndEvictNoMore(t *testing.T) {
 				wall = max(wall, now)
 				s.Collect(now, true, now-int64(time.Second))
 			}
-			n, b := recount()
+			n, b := heldValues(s)
 			if s.Len() != n || s.bytes.Load() != b {
 				t.Fatalf("counted %d values of %d bytes, recount %d of %d", s.Len(), s.bytes.Load(), n, b)
 			}
@@ -111,4 +100,18 @@ func TestBoundsInBytesHoldAndEvictNoMore(t *testing.T) {
 			}
 		}
 	})
+}
+
+// heldValues counts the values s holds and their key and value bytes,
+// from its records.
+func heldValues(s *Store) (int, int64) {
+	n, b := 0, int64(0)
+	s.Range(func(r crdt.Record) bool {
+		if !r.Tombstone && !r.Evicted {
+			n++
+			b += int64(len(r.Key) + len(r.Value))
+		}
+		return true
+	})
+	return n, b
 }

@@ -60,14 +60,7 @@ func TestRefillsAndReadsRacingEvictionKeepTheBooks(t *testing.T) {
 		wg.Wait()
 		stop.Store(true)
 		rg.Wait()
-		n, b := 0, int64(0)
-		s.Range(func(r crdt.Record) bool {
-			if !r.Tombstone && !r.Evicted {
-				n++
-				b += int64(len(r.Key) + len(r.Value))
-			}
-			return true
-		})
+		n, b := heldValues(s)
 		s.evictMu.Lock()
 		pl := s.policy.Len()
 		s.evictMu.Unlock()
