@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -96,30 +97,7 @@ func startNode(t *testing.T, bin, name string, args ...string) *proc {
 	t.Helper()
 	var last string
 	for range 3 {
-		p := &proc{
-			name:   name,
-			gossip: "127.0.0.1:" + freePort(t, true),
-			http:   "127.0.0.1:" + freePort(t, false),
-			log:    &syncBuffer{},
-			exited: make(chan struct{}),
-		}
-		p.cmd = exec.Command(bin, append([]string{"-fast", "-name", name, "-bind", p.gossip, "-http", p.http}, args...)...)
-		p.cmd.Stderr = p.log
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-p.exited:
-			default:
-				p.cmd.Process.Kill()
-				<-p.exited
-			}
-			if t.Failed() {
-				t.Logf("%s stderr:\n%s", p.name, p.log)
-			}
-		})
+		p := launch(t, bin, name, nil, args...)
 		if p.waitReady(5 * time.Second) {
 			return p
 		}
@@ -127,6 +105,40 @@ func startNode(t *testing.T, bin, name string, args ...string) *proc {
 	}
 	t.Fatalf("%s never started; last stderr:\n%s", name, last)
 	return nil
+}
+
+// launch starts a node on free ports, its stderr to stderr (to its log
+// if nil), and kills it at the end of the test if it still runs.
+func launch(t *testing.T, bin, name string, stderr io.Writer, args ...string) *proc {
+	t.Helper()
+	p := &proc{
+		name:   name,
+		gossip: "127.0.0.1:" + freePort(t, true),
+		http:   "127.0.0.1:" + freePort(t, false),
+		log:    &syncBuffer{},
+		exited: make(chan struct{}),
+	}
+	p.cmd = exec.Command(bin, append([]string{"-fast", "-name", name, "-bind", p.gossip, "-http", p.http}, args...)...)
+	p.cmd.Stderr = p.log
+	if stderr != nil {
+		p.cmd.Stderr = stderr
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", p.name, p.log)
+		}
+	})
+	return p
 }
 
 // waitReady waits until p answers HTTP; false if it exited or the timeout
@@ -360,23 +372,8 @@ func TestLogReaderGoneStopsCleanly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p = &proc{name: "edge", gossip: "127.0.0.1:" + freePort(t, true), http: "127.0.0.1:" + freePort(t, false),
-			log: &syncBuffer{}, exited: make(chan struct{})}
-		p.cmd = exec.Command(bin, "-fast", "-name", p.name, "-bind", p.gossip, "-http", p.http, "-snapshot", snap)
-		p.cmd.Stderr = w
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		p = launch(t, bin, "edge", w, "-snapshot", snap)
 		w.Close()
-		go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-p.exited:
-			default:
-				p.cmd.Process.Kill()
-				<-p.exited
-			}
-		})
 		// Read its log until it serves, then go away.
 		buf := make([]byte, 64<<10)
 		var got []byte
