@@ -1181,25 +1181,13 @@ func TestResetWhoseMembersFileWriteFailedThenACrashLosesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, policy := range []DamagePolicy{DamageFail, DamageReset} {
-				img := crashImage(t, image)
-				cfg := syncConfig(img, SyncWrite)
-				cfg.OnDamage = policy
-				e, err := New(cfg)
-				if err != nil {
-					t.Errorf("%v: New after the crash: %v", policy, err)
-					continue
-				}
-				if _, ok := e.Get("k1"); !ok {
-					t.Errorf("%v: k1, acknowledged, lost (%d resets)", policy, e.Stats().DamageResets)
-				}
+			k1AfterTheCrash(t, image, func(policy DamagePolicy, e *Cache) {
 				for _, k := range e.known {
 					if k.HasCut && !k.Ended {
 						t.Errorf("%v: a cut of the state moved aside taken as held: %+v", policy, k)
 					}
 				}
-				mustClose(t, e)
-			}
+			})
 		})
 	}
 }
@@ -1223,6 +1211,14 @@ func TestResetWhoseMembersFileCannotBeWrittenLosesNothing(t *testing.T) {
 	mustSet(t, d, "k1")
 	image := crashImage(t, path)
 	saveFile = save
+	k1AfterTheCrash(t, image, nil)
+}
+
+// k1AfterTheCrash starts a member (SyncWrite) on a copy of the files of
+// image under each damage policy, checks that it starts and holds k1,
+// acknowledged before the crash, and then calls check, if any, with it.
+func k1AfterTheCrash(t *testing.T, image string, check func(DamagePolicy, *Cache)) {
+	t.Helper()
 	for _, policy := range []DamagePolicy{DamageFail, DamageReset} {
 		cfg := syncConfig(crashImage(t, image), SyncWrite)
 		cfg.OnDamage = policy
@@ -1233,6 +1229,9 @@ func TestResetWhoseMembersFileCannotBeWrittenLosesNothing(t *testing.T) {
 		}
 		if _, ok := e.Get("k1"); !ok {
 			t.Errorf("%v: k1, acknowledged, lost (%d resets)", policy, e.Stats().DamageResets)
+		}
+		if check != nil {
+			check(policy, e)
 		}
 		mustClose(t, e)
 	}
