@@ -98,7 +98,10 @@ func (r *MapReplica) Digest() uint64 { return r.m.Tree().Root().Hash() }
 // seeded random order, then every node's timers run after a millisecond
 // (and, every SessionEvery rounds, every node starts a session).
 // Nodes agree when their digests (Digester) or, for other replicas,
-// their versions are equal.
+// their versions are equal. A replica whose frames multiply fails with
+// ErrLivelock once the frames a round sends, or those in flight, pass
+// max(200,000, 1,000 x Nodes) + 2 x (PerRound + 2 x Nodes) x Nodes:
+// twice what a round of a correct replica may send.
 func Simulate(cfg SimConfig) (SimResult, error) {
 	if cfg.Factory == nil || cfg.Nodes < 2 || cfg.Keys < 1 || cfg.Writes < 1 || cfg.PerRound < 1 ||
 		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || !(cfg.Split >= 0 && cfg.Split <= 1) || cfg.Workers < 0 ||
