@@ -151,6 +151,10 @@ func (e *Entry) evicted() bool   { return e.size.Load()&evictedBit != 0 }
 func (e *Entry) tooLong() bool   { return e.size.Load()&tooLongBit != 0 }
 func (e *Entry) valueLen() int   { return int(e.size.Load() & MaxValueLen) }
 
+// markTooLong says the entry, a stub, stands for a value too long here.
+// Only a stub's: no reader loads a stub's value.
+func (e *Entry) markTooLong() { e.size.Store(e.size.Load() | tooLongBit) }
+
 func (e *Entry) version() crdt.Version {
 	return crdt.Version{Key: e.key, Time: e.Time(), Tombstone: e.tombstone()}
 }

@@ -180,7 +180,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 				// (tieWins). The stub now stands for it too: filled, it
 				// served the value that lost, where a map that got the two
 				// in the other order refuses the Refill (found by review).
-				e.size.Store(e.size.Load() | tooLongBit)
+				e.markTooLong()
 			}
 			return crdt.Stale, nil
 		}
@@ -193,7 +193,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 		}
 		e = m.newEntry(&r, r.Key)
 		if long {
-			e.size.Store(e.size.Load() | tooLongBit)
+			e.markTooLong()
 		}
 		m.push(e, leaf)
 		m.entries.put(e)
@@ -203,7 +203,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 	}
 	e = m.replace(e, &r, leaf, khash)
 	if long {
-		e.size.Store(e.size.Load() | tooLongBit)
+		e.markTooLong()
 	}
 	return crdt.Applied, e
 }
