@@ -358,7 +358,8 @@ func answerWrite(w http.ResponseWriter, tok bcache.Token, err error, fail func(h
 // others (5xx), whose errors go to log: a write log's named the server's
 // files (found by review). A write applied but not durable says so.
 //
-// Each kind of line is written at most once a second, the next one
+// Each kind of line (its message and its error's text, quoted keys
+// aside; see logLimits) is written at most once a second, the next one
 // carrying a "suppressed" count: a line for every failed request wrote
 // 1,600 lines a second from four clients writing to a member whose disk
 // was full (found by review), filling the log's disk too, often the same.
@@ -368,9 +369,9 @@ func failer(log zerolog.Logger) func(http.ResponseWriter, error) {
 
 // failerAt is failer with the clock its rate limit reads.
 func failerAt(log zerolog.Logger, now func() time.Time) func(http.ResponseWriter, error) {
-	var notDurableLines, failedLines logLimit
-	logged := func(l *logLimit, err error, msg string) {
-		if ok, suppressed := l.admit(now()); ok {
+	var lines logLimits
+	logged := func(err error, msg string) {
+		if ok, suppressed := lines.admit(msg+"\x00"+errorShape(err), now()); ok {
 			e := log.Error().Err(err)
 			if suppressed > 0 {
 				e = e.Int("suppressed", suppressed)
@@ -387,10 +388,10 @@ func failerAt(log zerolog.Logger, now func() time.Time) func(http.ResponseWriter
 			}
 			http.Error(w, err.Error(), code)
 		case errors.Is(err, bcache.ErrNotDurable):
-			logged(&notDurableLines, err, "write not durable")
+			logged(err, "write not durable")
 			http.Error(w, notDurable, code)
 		default:
-			logged(&failedLines, err, "request failed")
+			logged(err, "request failed")
 			http.Error(w, http.StatusText(code), code)
 		}
 	}
@@ -399,9 +400,63 @@ func failerAt(log zerolog.Logger, now func() time.Time) func(http.ResponseWriter
 // logInterval is the least time between two log lines of one kind.
 const logInterval = time.Second
 
+// A kind of line is its message and its error's shape: the error's text
+// with its quoted parts (keys) emptied, cut at maxShapeLen. Per message
+// alone, one error that kept coming (a full disk under every write) held
+// back the first line of any other (found by review).
+const maxShapeLen = 256
+
+// maxLogKinds bounds the kinds a failer keeps apart; past them (errors of
+// that many shapes in a second), the others share one limit.
+const maxLogKinds = 64
+
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// errorShape is err's text with its quoted parts emptied, cut at
+// maxShapeLen bytes.
+func errorShape(err error) string {
+	s := quoted.ReplaceAllString(err.Error(), `""`)
+	if len(s) > maxShapeLen {
+		s = s[:maxShapeLen]
+	}
+	return s
+}
+
+// logLimits are the rate limits of the kinds of log lines, at most
+// maxLogKinds of them and one for the rest.
+type logLimits struct {
+	mu    sync.Mutex
+	kinds map[string]*logLimit
+	rest  logLimit
+}
+
+// admit is logLimit's admit for a line of kind.
+func (ls *logLimits) admit(kind string, now time.Time) (bool, int) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l, ok := ls.kinds[kind]
+	if !ok {
+		if ls.kinds == nil {
+			ls.kinds = map[string]*logLimit{}
+		}
+		if len(ls.kinds) >= maxLogKinds {
+			for k, old := range ls.kinds { // those that hold nothing back now limit nothing
+				if old.suppressed == 0 && now.Sub(old.last) >= logInterval {
+					delete(ls.kinds, k)
+				}
+			}
+		}
+		if len(ls.kinds) >= maxLogKinds {
+			return ls.rest.admit(now)
+		}
+		l = &logLimit{}
+		ls.kinds[kind] = l
+	}
+	return l.admit(now)
+}
+
 // logLimit is the rate limit of one kind of log line.
 type logLimit struct {
-	mu         sync.Mutex
 	last       time.Time // when a line was last written
 	suppressed int       // lines held back since
 }
@@ -409,8 +464,6 @@ type logLimit struct {
 // admit reports whether a line may be written at now, and how many were
 // held back since the last one written.
 func (l *logLimit) admit(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if !l.last.IsZero() && now.Sub(l.last) < logInterval {
 		l.suppressed++
 		return false, 0

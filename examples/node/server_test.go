@@ -410,3 +410,50 @@ func TestServerErrorsAreLoggedAtABoundedRate(t *testing.T) {
 		t.Fatalf("a second later: %q, want one line with the 999 held back", got)
 	}
 }
+
+// TestADistinctServerErrorIsLoggedInTheSecondOfAnother: the rate limit
+// holds back repeats of one error, not the first line of another: a
+// server error of a new cause (a read failing while the write log fails
+// on every write) was held back for as long as the first kept coming,
+// its kind ("request failed", "write not durable") shared by every cause.
+// Errors that differ only in their quoted key are one error.
+func TestADistinctServerErrorIsLoggedInTheSecondOfAnother(t *testing.T) {
+	var logged strings.Builder
+	now := time.Unix(1e9, 0)
+	fail := failerAt(zerolog.New(&logged), func() time.Time { return now })
+	for i := range 100 {
+		fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", fmt.Sprint("k", i)))
+		answerWrite(httptest.NewRecorder(), "tok", fmt.Errorf("bcache: set %q: %w: write log: no space left on device", fmt.Sprint("k", i), bcache.ErrNotDurable), fail)
+	}
+	fail(httptest.NewRecorder(), errors.New("watch: subscribe: too many subscriptions"))
+	answerWrite(httptest.NewRecorder(), "tok", fmt.Errorf("bcache: set %q: %w: write log: input/output error", "k", bcache.ErrNotDurable), fail)
+	got := logged.String()
+	if n := strings.Count(got, "\n"); n != 4 {
+		t.Fatalf("two errors repeated 100 times over many keys, then two new ones, in a second: %d lines, want 4:\n%s", n, got)
+	}
+	for _, want := range []string{"read failed", "no space left", "too many subscriptions", "input/output error"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("no line of %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestLogLimitsKeepABoundedNumberOfKinds: errors of ever new shapes (an
+// unquoted name in each) keep at most maxLogKinds limits, and past them
+// share one: lines at most maxLogKinds+1 a second.
+func TestLogLimitsKeepABoundedNumberOfKinds(t *testing.T) {
+	var ls logLimits
+	now := time.Unix(1e9, 0)
+	written := 0
+	for i := range 10_000 {
+		if ok, _ := ls.admit(fmt.Sprint("kind ", i), now); ok {
+			written++
+		}
+		if i%1000 == 999 {
+			now = now.Add(time.Second)
+		}
+	}
+	if len(ls.kinds) > maxLogKinds || written > 10*(maxLogKinds+1) {
+		t.Fatalf("10,000 kinds over 10 s: %d limits kept, %d lines written; want at most %d and %d", len(ls.kinds), written, maxLogKinds, 10*(maxLogKinds+1))
+	}
+}
