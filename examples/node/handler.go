@@ -271,7 +271,7 @@ func newNodeMetrics() nodeMetrics {
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bcache_http_watch_streams",
 			Help: "Watch streams (GET /v1/watch) open."}),
 		watchEnds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bcache_http_watch_ended_total",
-			Help: "Watch streams ended: client_gone (its request's context ended), write_failed (a write failed, or waited 30 s for a client not reading), closed (the member closed)."},
+			Help: "Watch streams ended: client_gone (its request's context ended), write_failed (a write failed, or waited 30 s for a client not reading), closed (the member or the server closed)."},
 			[]string{"reason"}),
 	}
 }
@@ -860,6 +860,9 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, prefix strin
 			}
 			ping.Reset(watchPing) // a stream that is written to needs none
 		case <-r.Context().Done():
+			if errors.Is(context.Cause(r.Context()), errShutdown) {
+				return closed // the server shuts down, the client is there (it was counted gone)
+			}
 			return gone
 		}
 	}

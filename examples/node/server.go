@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -41,12 +42,17 @@ func defaultHTTPTimeouts() httpTimeouts {
 	return httpTimeouts{ReadHeader: readHeaderTimeout, Read: readTimeout, Write: writeTimeout, Idle: idleTimeout}
 }
 
+// errShutdown is the cause of a request's context ended by the server's
+// Shutdown (see newServer).
+var errShutdown = errors.New("the server is shutting down")
+
 // newServer returns an HTTP server of h with timeouts to. Its requests'
-// contexts end when Shutdown starts: a watch stream or a read waiting for
-// a token ends then, rather than holding Shutdown to its timeout and
-// being cut off.
+// contexts end when Shutdown starts, with errShutdown as their cause: a
+// watch stream or a read waiting for a token ends then, rather than
+// holding Shutdown to its timeout and being cut off.
 func newServer(h http.Handler, to httpTimeouts) *http.Server {
-	base, stop := context.WithCancel(context.Background())
+	base, cancel := context.WithCancelCause(context.Background())
+	stop := func() { cancel(errShutdown) }
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: to.ReadHeader,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -145,7 +146,8 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(newHandler(c, bcache.DefaultMaxValueSize, zerolog.Nop()), defaultHTTPTimeouts())
+	h := newHandler(c, bcache.DefaultMaxValueSize, zerolog.Nop())
+	srv := newServer(h, defaultHTTPTimeouts())
 	go srv.Serve(ln)
 	defer srv.Close()
 	resp, err := http.Get("http://" + ln.Addr().String() + "/v1/watch")
@@ -163,6 +165,12 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 	}
 	if _, err := io.ReadAll(resp.Body); err != nil {
 		t.Fatalf("the stream ended with %v, not cleanly", err)
+	}
+	// Ended by the server, its client still reading: not a client gone.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if m := rec.Body.String(); !strings.Contains(m, `bcache_http_watch_ended_total{reason="closed"} 1`) {
+		t.Fatalf("the stream's end is not counted closed: %q", regexp.MustCompile(`(?m)^bcache_http_watch_ended_total.*$`).FindAllString(m, -1))
 	}
 }
 
