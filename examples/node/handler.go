@@ -363,21 +363,24 @@ func answerWrite(w http.ResponseWriter, tok bcache.Token, err error, fail func(h
 // carrying a "suppressed" count: a line for every failed request wrote
 // 1,600 lines a second from four clients writing to a member whose disk
 // was full (found by review), filling the log's disk too, often the same.
+// Lines held back when a burst ends are written a second after the last
+// one written: the last of them, with the count of the others.
 func failer(log zerolog.Logger) func(http.ResponseWriter, error) {
-	return failerAt(log, time.Now)
+	return failerAt(log, time.Now, func(d time.Duration, f func()) { time.AfterFunc(d, f) })
 }
 
-// failerAt is failer with the clock its rate limit reads.
-func failerAt(log zerolog.Logger, now func() time.Time) func(http.ResponseWriter, error) {
-	var lines logLimits
-	logged := func(err error, msg string) {
-		if ok, suppressed := lines.admit(msg+"\x00"+errorShape(err), now()); ok {
-			e := log.Error().Err(err)
-			if suppressed > 0 {
-				e = e.Int("suppressed", suppressed)
-			}
-			e.Msg(msg)
+// failerAt is failer with the clock its rate limit reads, and the timer
+// that writes what a burst held back.
+func failerAt(log zerolog.Logger, now func() time.Time, after func(time.Duration, func())) func(http.ResponseWriter, error) {
+	lines := logLimits{now: now, after: after, write: func(err error, msg string, suppressed int) {
+		e := log.Error().Err(err)
+		if suppressed > 0 {
+			e = e.Int("suppressed", suppressed)
 		}
+		e.Msg(msg)
+	}}
+	logged := func(err error, msg string) {
+		lines.line(msg+"\x00"+errorShape(err), err, msg)
 	}
 	return func(w http.ResponseWriter, err error) {
 		code := statusOf(err)
@@ -423,17 +426,55 @@ func errorShape(err error) string {
 }
 
 // logLimits are the rate limits of the kinds of log lines, at most
-// maxLogKinds of them and one for the rest.
+// maxLogKinds of them and one for the rest. A limit that holds a line
+// back has after run a flush when its interval ends, which writes the
+// last line held back if no line of the kind came since to carry the
+// count: a burst's count went out only with the next line of its kind,
+// a day later or never (found by review).
 type logLimits struct {
 	mu    sync.Mutex
 	kinds map[string]*logLimit
 	rest  logLimit
+	now   func() time.Time
+	after func(time.Duration, func())
+	// write writes a line: err and msg, and the count of lines held back
+	// (those it does not stand for itself).
+	write func(err error, msg string, suppressed int)
 }
 
-// admit is logLimit's admit for a line of kind.
-func (ls *logLimits) admit(kind string, now time.Time) (bool, int) {
+// line writes the line err, msg of kind, or holds it back.
+func (ls *logLimits) line(kind string, err error, msg string) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	l, ok, suppressed := ls.admit(kind, ls.now())
+	if ok {
+		ls.write(err, msg, suppressed)
+		return
+	}
+	l.heldErr, l.heldMsg = err, msg
+	if !l.flushing {
+		l.flushing = true
+		ls.after(l.last.Add(logInterval).Sub(ls.now()), func() { ls.flush(l) })
+	}
+}
+
+// flush writes the last line l held back, if it still holds lines back.
+func (ls *logLimits) flush(l *logLimit) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l.flushing = false
+	if l.suppressed == 0 { // a line of its kind carried the count
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = ls.now(), 0
+	ls.write(l.heldErr, l.heldMsg, n-1)
+	l.heldErr = nil
+}
+
+// admit is logLimit's admit for a line of kind, with the limit it counts
+// in. Called with ls.mu held.
+func (ls *logLimits) admit(kind string, now time.Time) (*logLimit, bool, int) {
 	l, ok := ls.kinds[kind]
 	if !ok {
 		if ls.kinds == nil {
@@ -441,24 +482,30 @@ func (ls *logLimits) admit(kind string, now time.Time) (bool, int) {
 		}
 		if len(ls.kinds) >= maxLogKinds {
 			for k, old := range ls.kinds { // those that hold nothing back now limit nothing
-				if old.suppressed == 0 && now.Sub(old.last) >= logInterval {
+				if old.suppressed == 0 && !old.flushing && now.Sub(old.last) >= logInterval {
 					delete(ls.kinds, k)
 				}
 			}
 		}
 		if len(ls.kinds) >= maxLogKinds {
-			return ls.rest.admit(now)
+			ok, n := ls.rest.admit(now)
+			return &ls.rest, ok, n
 		}
 		l = &logLimit{}
 		ls.kinds[kind] = l
 	}
-	return l.admit(now)
+	ok, n := l.admit(now)
+	return l, ok, n
 }
 
 // logLimit is the rate limit of one kind of log line.
 type logLimit struct {
 	last       time.Time // when a line was last written
 	suppressed int       // lines held back since
+	flushing   bool      // a flush is on its way
+	// The last line held back.
+	heldErr error
+	heldMsg string
 }
 
 // admit reports whether a line may be written at now, and how many were
@@ -470,6 +517,7 @@ func (l *logLimit) admit(now time.Time) (bool, int) {
 	}
 	n := l.suppressed
 	l.last, l.suppressed = now, 0
+	l.heldErr = nil
 	return true, n
 }
 

@@ -75,7 +75,7 @@
 // in another network namespace can reach (the fault suite, package faults,
 // does); a socket file there that no process listens on is removed first.
 // Errors of the server's own (500) are logged, not sent to the client
-// (a line a second at most of each error, keys aside, the next carrying a "suppressed" count). -clock-offset runs the member's clock ahead or behind, for fault
+// (a line a second at most of each error, keys aside, the next, or the last held back a second later, carrying a "suppressed" count). -clock-offset runs the member's clock ahead or behind, for fault
 // tests only.
 //
 // The HTTP server gives a client 10 s to send a request's headers, 30 s

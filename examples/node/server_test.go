@@ -402,7 +402,7 @@ func TestReadsPastA413AreAsDocumented(t *testing.T) {
 func TestServerErrorsAreLoggedAtABoundedRate(t *testing.T) {
 	var logged strings.Builder
 	now := time.Unix(1e9, 0)
-	fail := failerAt(zerolog.New(&logged), func() time.Time { return now })
+	fail := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
 	notDurableErr := fmt.Errorf("bcache: set %q: %w: write log: no space left on device", "k", bcache.ErrNotDurable)
 	for range 1000 {
 		answerWrite(httptest.NewRecorder(), "tok", notDurableErr, fail)
@@ -419,6 +419,49 @@ func TestServerErrorsAreLoggedAtABoundedRate(t *testing.T) {
 	}
 }
 
+// TestABurstsHeldBackLinesAreWrittenWhenItEnds: the lines a burst held
+// back are written a second after the last one written, the last of them
+// with the count of the others, though no line of the kind comes after:
+// the count went out only with the next line of its kind, a day later or
+// never. A line of the kind that came first carries the count itself, and
+// the flush writes nothing.
+func TestABurstsHeldBackLinesAreWrittenWhenItEnds(t *testing.T) {
+	var logged strings.Builder
+	now := time.Unix(1e9, 0)
+	var flushes []func()
+	var delays []time.Duration
+	fail := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(d time.Duration, f func()) {
+		delays, flushes = append(delays, d), append(flushes, f)
+	})
+	for i := range 100 {
+		now = now.Add(time.Millisecond)
+		fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", fmt.Sprint("k", i)))
+	}
+	if n := strings.Count(logged.String(), "\n"); n != 1 || len(flushes) != 1 || delays[0] != time.Second-time.Millisecond {
+		t.Fatalf("a burst of 100 in 0.1 s: %d lines, %d flushes armed (after %v); want 1, 1 after 999ms:\n%s", n, len(flushes), delays, logged.String())
+	}
+	now = now.Add(time.Second)
+	logged.Reset()
+	flushes[0]()
+	if got := logged.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, `k99`) || !strings.Contains(got, `"suppressed":98`) {
+		t.Fatalf("the flush wrote %q; want the last line held back, with the 98 others", got)
+	}
+	// Another burst, and a line of its kind after it: that line carries
+	// the count, and the flush has nothing to write.
+	logged.Reset()
+	fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", "k"))
+	fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", "k"))
+	if len(flushes) != 2 || logged.Len() != 0 {
+		t.Fatalf("a line within the second of the flush's: %d flushes, %q written", len(flushes), logged.String())
+	}
+	now = now.Add(time.Second)
+	fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", "k"))
+	flushes[1]()
+	if got := logged.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, `"suppressed":2`) {
+		t.Fatalf("a line after the burst, then its flush: %q; want one line with the 2 held back", got)
+	}
+}
+
 // TestADistinctServerErrorIsLoggedInTheSecondOfAnother: the rate limit
 // holds back repeats of one error, not the first line of another: a
 // server error of a new cause (a read failing while the write log fails
@@ -428,7 +471,7 @@ func TestServerErrorsAreLoggedAtABoundedRate(t *testing.T) {
 func TestADistinctServerErrorIsLoggedInTheSecondOfAnother(t *testing.T) {
 	var logged strings.Builder
 	now := time.Unix(1e9, 0)
-	fail := failerAt(zerolog.New(&logged), func() time.Time { return now })
+	fail := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
 	for i := range 100 {
 		fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", fmt.Sprint("k", i)))
 		answerWrite(httptest.NewRecorder(), "tok", fmt.Errorf("bcache: set %q: %w: write log: no space left on device", fmt.Sprint("k", i), bcache.ErrNotDurable), fail)
@@ -454,7 +497,7 @@ func TestLogLimitsKeepABoundedNumberOfKinds(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	written := 0
 	for i := range 10_000 {
-		if ok, _ := ls.admit(fmt.Sprint("kind ", i), now); ok {
+		if _, ok, _ := ls.admit(fmt.Sprint("kind ", i), now); ok {
 			written++
 		}
 		if i%1000 == 999 {
