@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -287,6 +288,29 @@ func TestProcesses(t *testing.T) {
 		edge = startNode(t, bin, "edge", "-snapshot", snap, "-peers", "127.0.0.1:"+freePort(t, true))
 		if status, body := get(edge, "/v1/keys/kept"); status != http.StatusOK || body != "across restarts" {
 			t.Fatalf("after the restart: %d %q, want the value from before", status, body)
+		}
+		edge.stop(t)
+	})
+
+	t.Run("Ctrl-C stops it with its last snapshot", func(t *testing.T) {
+		// A test binary run by itself in a script's background job runs
+		// with SIGINT ignored, which its children would inherit (go test
+		// handles SIGINT, so its test binaries do not): told of it here,
+		// this process handles it, and a child starts with the default,
+		// as one started from a terminal does.
+		interrupts := make(chan os.Signal, 1)
+		signal.Notify(interrupts, os.Interrupt)
+		defer signal.Stop(interrupts)
+		snap := filepath.Join(t.TempDir(), "edge.snap")
+		edge := startNode(t, bin, "edge", "-snapshot", snap)
+		send(t, edge, "PUT", "/v1/keys/kept", "across Ctrl-C")
+		edge.stopWith(t, syscall.SIGINT)
+		if !strings.Contains(edge.log.String(), "shutting down") {
+			t.Fatalf("stopped by SIGINT without shutting down:\n%s", edge.log.String())
+		}
+		edge = startNode(t, bin, "edge", "-snapshot", snap)
+		if status, body := get(edge, "/v1/keys/kept"); status != http.StatusOK || body != "across Ctrl-C" {
+			t.Fatalf("after Ctrl-C and a restart: %d %q, want the value from before", status, body)
 		}
 		edge.stop(t)
 	})
