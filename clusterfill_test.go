@@ -1191,3 +1191,91 @@ func TestClusterFillRunsOnceWhenTheOwnersClockIsBehind(t *testing.T) {
 		t.Fatalf("the asker misses the value just filled for it, with a 5 s TTL")
 	}
 }
+
+// TestAnOwnerHoldingTheValueRunsNoFillForThePeer: an owner that holds the
+// key's value live answers a peer's fill request with it, and counts no
+// fill for peers: none ran (Stats.FillsForPeers counted every request).
+// The asker holds the version without its value (over its MaxValueSize),
+// so it asks.
+func TestAnOwnerHoldingTheValueRunsNoFillForThePeer(t *testing.T) {
+	large := bytes.Repeat([]byte("v"), 64)
+	var runs atomic.Int32
+	filler := func(context.Context, string) ([]byte, error) {
+		runs.Add(1)
+		return []byte("filled"), nil
+	}
+	cs, key := memnetPair(t, memnet.NewNetwork(1), filler, 5*time.Second, "k", func(cfg *Config) {
+		if cfg.NodeName == "p0" {
+			cfg.MaxValueSize = 16
+		}
+	})
+	asker, owner := cs[0], cs[1]
+	if err := owner.Set(key, large, 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return asker.Stats().Oversized == 1 }, "the owner's write has not reached the asker")
+	v, err := asker.GetOrFill(context.Background(), key)
+	if err != nil || !bytes.Equal(v, large) {
+		t.Fatalf("GetOrFill: %q, %v; want the owner's value", v, err)
+	}
+	if n, st := runs.Load(), owner.Stats(); n != 0 || st.FillsForPeers != 0 || st.Fills != 0 {
+		t.Fatalf("the filler ran %d times; the owner counted %d fills for peers, %d fills; want none", n, st.FillsForPeers, st.Fills)
+	}
+}
+
+// TestAValueWrittenWhileTheOwnerWasAskedIsNoFallback: the asker's own
+// write of the key lands while its request to the owner is on its way
+// (the network delays every packet); the owner, with no filler, answers
+// that it holds nothing, and the asker serves its own write: no fill ran
+// here, and none is counted as a fall back (Stats.FillFallbacks counted
+// it). A write that came after the answer instead (the test's goroutine
+// held up for the whole delay) proves nothing, and is tried again on
+// another key.
+func TestAValueWrittenWhileTheOwnerWasAskedIsNoFallback(t *testing.T) {
+	var runs atomic.Int32
+	filler := func(context.Context, string) ([]byte, error) {
+		runs.Add(1)
+		return []byte("filled"), nil
+	}
+	mn := memnet.NewNetwork(1)
+	cs, _ := memnetPair(t, mn, filler, 30*time.Second, "k", func(cfg *Config) {
+		if cfg.NodeName == "p1" {
+			cfg.Filler = nil // it answers every fill request that it holds nothing
+		}
+	})
+	asker := cs[0]
+	mn.SetDelay(250 * time.Millisecond)
+	for i, tries := 0, 0; tries < 5; i++ {
+		key := fmt.Sprint("k", i)
+		if asker.owner(key) != "p1" {
+			continue
+		}
+		tries++
+		forwarded := asker.Stats().FillsForwarded
+		type result struct {
+			v   []byte
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			v, err := asker.GetOrFill(context.Background(), key)
+			done <- result{v, err}
+		}()
+		await.Until(t, 10*time.Second, func() bool { return asker.Stats().FillsForwarded > forwarded }, "the asker never asked the owner")
+		if err := asker.Set(key, []byte("written"), 0); err != nil {
+			t.Fatal(err)
+		}
+		res := <-done
+		if res.err != nil {
+			t.Fatalf("GetOrFill: %v", res.err)
+		}
+		if string(res.v) != "written" {
+			continue // the answer came first: the asker filled, rightly a fall back
+		}
+		if st := asker.Stats(); runs.Load() != 0 || st.FillFallbacks != 0 || st.Fills != 0 {
+			t.Fatalf("the filler ran %d times; the asker counted %d fall backs, %d fills; want none", runs.Load(), st.FillFallbacks, st.Fills)
+		}
+		return
+	}
+	t.Fatal("in 5 tries, the asker's write never landed while the owner was asked")
+}

@@ -60,7 +60,8 @@ type Stats struct {
 	// Fills counts filler calls run here, FillErrors those that failed.
 	// FillsForwarded counts GetOrFill's requests to a key's owner, and
 	// FillsForPeers the owners' fills asked by peers (run here, shared
-	// with any fill of the key under way); FillAnswersBad the answers to
+	// with any fill of the key under way; a request answered with the
+	// value held is none); FillAnswersBad the answers to
 	// this member's requests that were none of an answer's forms: owners'
 	// to fills (taken as no answer: the member asks the next owner or
 	// fills itself) and peers' to GetAfter's pulls (dropped);
@@ -68,7 +69,8 @@ type Stats struct {
 	// of an unknown kind, a fill of a key over MaxKeySize, or a pull of
 	// one over 64 KiB: answered as holding nothing). FillFallbacks counts the fills run here after an
 	// owner was asked and did not answer, or answered that it held
-	// nothing (it has no Filler, or its fill was not stored).
+	// nothing (it has no Filler, or its fill was not stored), unless the
+	// value came meanwhile (then none runs).
 	Fills uint64 `json:"fills"`
 	// FillsSuperseded counts fills whose value was not stored: the key
 	// was written or deleted since the filler began, or a delete of its
