@@ -32,10 +32,11 @@ var ErrFillTimeout = errors.New("fill timed out")
 // owner never forwards: one hop at most. If the owner leaves while asked,
 // the member asks the new owner, once; if an owner does not answer within
 // Config.FillTimeout (and up to two seconds: see FillTimeout), or cannot fill (no
-// Filler, a key over its MaxKeySize), the member fills locally. A
+// Filler, a key over its MaxKeySize, a value over its MaxValueSize or
+// MaxBytes: its filler then ran for nothing), the member fills locally. A
 // filler's error goes to every waiting caller on every member and is not
 // cached: from the owner's filler, ErrOwnerFill with its text, or
-// ErrFillTimeout, ErrFillerPanic, ErrValueTooLarge as a fill here gives.
+// ErrFillTimeout, ErrFillerPanic as a fill here gives.
 // A caller whose ctx ends gets an error wrapping ctx.Err() (errors.Is
 // matches it); the fill goes on for the others. A key held is served as
 // GetWithFiller serves it, and so without a Filler; a member without
@@ -305,6 +306,13 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 			rec, err := c.fillHere(key, nil, true)
 			switch {
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
+				return rec, clusterfill.ErrNotStored
+			case errors.Is(err, ErrValueTooLarge):
+				// Over this member's bounds (MaxValueSize, MaxBytes), not
+				// perhaps over the asker's: it fills itself, and its
+				// callers get the value if it can hold it (they got this
+				// member's ErrValueTooLarge: found by review). The filler
+				// runs twice.
 				return rec, clusterfill.ErrNotStored
 			case errors.Is(err, ErrClosed):
 				// Close began while it ran: the asker asks elsewhere or

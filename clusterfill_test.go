@@ -1279,3 +1279,34 @@ func TestAValueWrittenWhileTheOwnerWasAskedIsNoFallback(t *testing.T) {
 	}
 	t.Fatal("in 5 tries, the asker's write never landed while the owner was asked")
 }
+
+// TestAValueOverTheOwnersBoundIsFilledByTheAsker: an owner whose
+// MaxValueSize is below the filled value cannot hold it, but its asker,
+// with a larger bound, can: the owner answers that it holds nothing, the
+// asker fills itself, and its caller gets the value, held there (the
+// caller got the owner's ErrValueTooLarge).
+func TestAValueOverTheOwnersBoundIsFilledByTheAsker(t *testing.T) {
+	large := bytes.Repeat([]byte("v"), 64)
+	var runs atomic.Int32
+	filler := func(context.Context, string) ([]byte, error) {
+		runs.Add(1)
+		return large, nil
+	}
+	cs, key := memnetPair(t, memnet.NewNetwork(1), filler, 5*time.Second, "k", func(cfg *Config) {
+		if cfg.NodeName == "p1" {
+			cfg.MaxValueSize = 16
+		}
+	})
+	asker, owner := cs[0], cs[1]
+	v, err := asker.GetOrFill(context.Background(), key)
+	if err != nil || !bytes.Equal(v, large) {
+		t.Fatalf("GetOrFill of a value over the owner's MaxValueSize, not the asker's: %q, %v", v, err)
+	}
+	if held, ok := asker.Get(key); !ok || !bytes.Equal(held, large) {
+		t.Fatalf("the asker does not hold the value it filled: %q, %v", held, ok)
+	}
+	if n, st := runs.Load(), asker.Stats(); n != 2 || st.FillsForwarded != 1 || st.FillFallbacks != 1 || owner.Stats().FillsForPeers != 1 {
+		t.Fatalf("the filler ran %d times, the asker forwarded %d and fell back %d times, the owner filled %d for peers; want 2, 1, 1, 1",
+			n, st.FillsForwarded, st.FillFallbacks, owner.Stats().FillsForPeers)
+	}
+}
