@@ -45,8 +45,10 @@ type Stats struct {
 	// (values, and versions held without theirs);
 	// Oversized records received with a value over MaxValueSize;
 	// Restamped local writes stamped again as they were applied because a
-	// session's cut had passed their stamp (a writer descheduled between
-	// its clock and the store; see Guarantees in the README).
+	// session's cut, or the watermark of their key's bucket (a delete of
+	// another key collected under MaxDeadRecords), had passed their stamp
+	// (a writer descheduled between its clock and the store; see
+	// Guarantees in the README).
 	Evictions   uint64 `json:"evictions"`
 	Expirations uint64 `json:"expirations"`
 	Oversized   uint64 `json:"oversized"`

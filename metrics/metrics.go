@@ -68,7 +68,7 @@ var metricList = []metric{
 	{"bcache_evictions_total", "Values dropped here by the MaxKeys or MaxBytes bound.", prometheus.CounterValue, nil},
 	{"bcache_expirations_total", "Records past their TTL collected (values, and versions held without one).", prometheus.CounterValue, nil},
 	{"bcache_oversized_records_total", "Records received with a value over MaxValueSize, kept without it.", prometheus.CounterValue, nil},
-	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut having passed their stamp.", prometheus.CounterValue, nil},
+	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut or their bucket's watermark having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},

@@ -23,7 +23,7 @@ type Stats struct {
 	// collected because the member held more than MaxDead (rule 7).
 	CollectedEarly, CollectedByBound uint64
 	// Restamped counts local writes stamped again because a session's cut
-	// overtook them (see Store.Overtaken).
+	// or their bucket's watermark overtook them (see Store.Overtaken).
 	Restamped uint64
 }
 

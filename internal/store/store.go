@@ -125,7 +125,11 @@ type Store struct {
 // was reported above the stamp since it was made (a writer descheduled
 // between its clock and the store: the peer that took the cut, with hashes
 // that lacked the write, may collect early past the stamp and reject it),
-// and its key holds nothing newer: it gets restamp's stamp. Applied once,
+// and its key holds nothing newer: it gets restamp's stamp. So does a
+// write of a key the store holds no record of whose stamp its bucket's
+// watermark has passed since (a delete of another key, stamped after it
+// and received meanwhile, collected under MaxDead): merged, it was
+// rejected, and Write returned nil for a write held nowhere. Applied once,
 // with one stamp, the write stays linearizable (a reader cannot see the
 // old stamp's value first). Set it before the store takes writes.
 func (s *Store) Overtaken(overtaken func(crdt.Timestamp) bool, restamp func() crdt.Timestamp) {
@@ -385,7 +389,14 @@ func (s *Store) write(rec crdt.Record, f *FillWatch) (crdt.Record, bool, error) 
 		// fillers ran (found by review).
 		stamp.Wall = crdt.AddSat(stamp.Wall, s.skew)
 	}
-	if s.overtaken != nil && s.overtaken(stamp) && (at == nil || at.Time().Less(rec.Time)) {
+	overtaken := s.overtaken != nil && s.overtaken(stamp) && (at == nil || at.Time().Less(rec.Time))
+	// Or a watermark passed it: a delete of another key of its bucket,
+	// stamped after it and received while the writer was on its way,
+	// collected under MaxDead (lww rule 7). Merged, it was rejected, and
+	// Write returned nil for a write that was nowhere (found by review).
+	// A fill's (f) was refused by changed already.
+	refused := f == nil && at == nil && s.restamp != nil && sh.m.Refuses(rec.Key, rec.Time)
+	if overtaken || refused {
 		rec.Time = s.restamp()
 		s.stats.restamped.Add(1)
 	}
