@@ -94,7 +94,7 @@ func (n *Node) queue(r *crdt.Record, now int64) bool {
 	q.recs = append(q.recs, *r)
 	q.bytes += size
 	if len(q.recs) == 1 {
-		q.due = max(now, q.last+int64(n.cfg.FlushInterval))
+		q.due = max(now, crdt.AddSat(q.last, int64(n.cfg.FlushInterval))) // saturated: an interval of "forever" wrapped, and every write went at once (found by review)
 	}
 	return true
 }
