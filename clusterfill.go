@@ -165,18 +165,23 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 	margin := min(c.cfg.FillTimeout, time.Second)
 	resend := min(c.cfg.FillTimeout, fillResend)
 	start := time.Now()
-	// sent is when the current call's last copy left, in Unix
-	// nanoseconds; 0 while its first has not. A call's copies report to
+	// sent is when the current call's last copy left, the zero Time
+	// while its first has not: a reading of the monotonic clock (in Unix
+	// nanoseconds of the wall clock, a step of the system clock moved
+	// the give-up by as much: a step forward gave up on an owner filling,
+	// and the filler ran twice; one back waited, an answer lost, for the
+	// length of the step: found by review). A call's copies report to
 	// it only while it is the current call (a stream's report may come
 	// after its call was answered busy and the next began: found by
 	// review).
 	var mu sync.Mutex
-	var sent, current int64 // current: the call's number
+	var sent time.Time
+	var current int64 // the call's number
 	sentFor := func(n int64) func(time.Time) {
 		return func(at time.Time) {
 			mu.Lock()
-			if current == n {
-				sent = max(sent, at.UnixNano())
+			if current == n && at.After(sent) {
+				sent = at
 			}
 			mu.Unlock()
 		}
@@ -198,7 +203,7 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			mu.Lock()
 			current++
 			n := current
-			sent = 0
+			sent = time.Time{}
 			mu.Unlock()
 			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, sentFor(n))
 			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
@@ -213,7 +218,7 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			}
 		}
 	}()
-	wait := crdt.AddSat(int64(c.cfg.FillTimeout), int64(margin))
+	wait := time.Duration(crdt.AddSat(int64(c.cfg.FillTimeout), int64(margin)))
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -230,7 +235,7 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			mu.Lock()
 			at := sent
 			mu.Unlock()
-			if at != 0 && now.UnixNano() > crdt.AddSat(at, wait) {
+			if !at.IsZero() && now.Sub(at) > wait {
 				return nil, false
 			}
 		}
