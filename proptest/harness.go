@@ -711,7 +711,7 @@ func (h *harness) restore(t *rapid.T) {
 	for _, rec := range snap.records {
 		switch {
 		case restored[rec.Key] == rec.Time:
-		case crdt.SubSat(rec.Time.Wall, h.c.Phys(i)) > int64(h.cfg.MaxDrift):
+		case crdt.NewHLC(1, func() int64 { return h.c.Phys(i) }, h.cfg.MaxDrift).CheckDrift(rec.Time) != nil:
 			delete(h.held[i], rec.Key) // too far ahead of the member's clock now: refused
 		default:
 			t.Fatalf("%s restarted from its snapshot without %q at %v, which the snapshot holds", h.c.Name(i), rec.Key, rec.Time)
