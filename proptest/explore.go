@@ -364,6 +364,9 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 			net.Duplicate(o.packet)
 			doubled++
 		}
+		if b := net.Bytes(); b > maxTypeInFlight {
+			return trace, nil, fmt.Errorf("%w: %d B in flight, more than %d", ErrLivelock, b, maxTypeInFlight)
+		}
 		if err := invariant(); err != nil {
 			return trace, nil, err
 		}
@@ -380,6 +383,9 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 			}
 			p, _, _ := net.Take(0)
 			deliver(p)
+			if b := net.Bytes(); b > maxTypeInFlight {
+				return fmt.Errorf("%w: %d B in flight, more than %d", ErrLivelock, b, maxTypeInFlight)
+			}
 		}
 		return nil
 	}

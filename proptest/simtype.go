@@ -74,7 +74,9 @@ type TypeSimResult struct {
 // catches. A type whose frames multiply fails with ErrLivelock once more
 // are in flight than max(200,000, 1,000 x Nodes) + (PerRound + Nodes) x
 // Nodes: a round's operations and ticks may each send a frame to every
-// node.
+// node; and once the frames in flight hold more than 32 MiB and a MiB a
+// node (a type whose frames grow at every hop; CheckType and
+// ExploreType fail past 32 MiB).
 func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	if err := spec.fill(); err != nil {
 		return TypeSimResult{}, err
@@ -149,6 +151,10 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	return res, nil
 }
 
+// maxInFlight bounds the payload bytes in flight in SimulateType:
+// maxTypeInFlight, and a mebibyte a node more.
+func (s *typeSim) maxInFlight() uint64 { return maxTypeInFlight + uint64(len(s.objs))<<20 }
+
 // typeSim is one run of SimulateType.
 type typeSim struct {
 	spec      Spec
@@ -190,7 +196,7 @@ func (s *typeSim) phase(ops int, nodes []int) (total, drain int, err error) {
 	}
 	for drain = 0; !s.agreed(); drain++ {
 		if drain >= s.cfg.MaxRounds {
-			return round + drain, drain, fmt.Errorf("proptest: simulate type: not agreed %d rounds after the last operation", drain)
+			return round + drain, drain, fmt.Errorf("proptest: simulate type: not agreed %d rounds after the last operation: %s", drain, s.disagreement())
 		}
 		if err := s.step(); err != nil {
 			return round + drain, drain, err
@@ -252,6 +258,11 @@ func (s *typeSim) send(i int, out []transport.Envelope) error {
 	n := len(s.objs)
 	if limit := max(budget, 1000*n) + min(s.cfg.PerRound+n, math.MaxInt/(2*n))*n; s.net.Len() > limit {
 		return fmt.Errorf("proptest: simulate type: %w: more than %d frames in flight in round %d", ErrLivelock, limit, s.round+1)
+	}
+	// Frames that grow with every hop, not in number, ran the machine
+	// out of memory (found by review).
+	if b, limit := s.net.Bytes(), s.maxInFlight(); b > limit {
+		return fmt.Errorf("proptest: simulate type: %w: %d B in flight in round %d, more than %d", ErrLivelock, b, s.round+1, limit)
 	}
 	return nil
 }
@@ -326,6 +337,19 @@ func (s *typeSim) agreed() bool {
 		}
 	}
 	return true
+}
+
+// disagreement names a node whose State differs from node 0's, and both
+// States, as CheckType's "not converged" does (the error said only that
+// the nodes did not agree: found by review).
+func (s *typeSim) disagreement() string {
+	first := s.objs[0].State()
+	for i, obj := range s.objs[1:] {
+		if st := obj.State(); !reflect.DeepEqual(st, first) {
+			return fmt.Sprintf("%s holds %v, %s holds %v", s.names[i+1], shown(st), s.names[0], shown(first))
+		}
+	}
+	return "every node holds the same" // not reached: agreed() was false
 }
 
 // sent returns the frames and bytes every node has sent so far, in total

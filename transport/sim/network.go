@@ -53,6 +53,7 @@ type Network struct {
 	// cut as they were sent are the sender's to tell (Send).
 	OnCut    func(Packet)
 	inflight []Packet
+	bytes    uint64         // payload bytes in flight
 	spare    []Packet       // the slice TakeAll returned last, at its full length
 	group    map[string]int // partition group of each member; absent means 0
 	down     map[string]bool
@@ -88,6 +89,7 @@ func (n *Network) Send(from string, envs []transport.Envelope) {
 			continue
 		}
 		n.nextID++
+		n.bytes += uint64(len(e.Payload))
 		n.inflight = append(n.inflight, Packet{ID: n.nextID, From: from, To: e.To, Kind: e.Kind, Payload: e.Payload, Anonymous: e.Anonymous})
 	}
 	if len(envs) > 0 {
@@ -103,6 +105,11 @@ func (n *Network) SentBy(member string) (frames, bytes uint64) {
 
 // Len returns the number of packets in flight.
 func (n *Network) Len() int { return len(n.inflight) }
+
+// Bytes returns the payload bytes of the packets in flight: a harness
+// bounds them, as it bounds their number, so that a replica whose frames
+// grow with every hop fails its run rather than the machine's memory.
+func (n *Network) Bytes() uint64 { return n.bytes }
 
 // InFlight returns the packets in flight, oldest first. The slice belongs to
 // the network and is valid until its next change.
@@ -123,6 +130,7 @@ func (n *Network) Take(i int) (p Packet, ok bool, err error) {
 	}
 	p = n.inflight[i]
 	n.inflight = slices.Delete(n.inflight, i, i+1)
+	n.bytes -= uint64(len(p.Payload))
 	if !n.Connected(p.From, p.To) {
 		n.stats.Cut++
 		if n.OnCut != nil {
@@ -143,6 +151,7 @@ func (n *Network) TakeAll() []Packet {
 	all := n.inflight
 	clear(n.spare) // what was delivered last time is garbage
 	n.inflight, n.spare = n.spare[:0], all
+	n.bytes = 0
 	kept := all[:0]
 	for _, p := range all {
 		if !n.Connected(p.From, p.To) {
@@ -163,6 +172,7 @@ func (n *Network) Drop(i int) error {
 	if err := n.check(i); err != nil {
 		return err
 	}
+	n.bytes -= uint64(len(n.inflight[i].Payload))
 	n.inflight = slices.Delete(n.inflight, i, i+1)
 	n.stats.Dropped++
 	return nil
@@ -176,6 +186,7 @@ func (n *Network) Duplicate(i int) error {
 	p := n.inflight[i]
 	n.nextID++
 	p.ID = n.nextID
+	n.bytes += uint64(len(p.Payload))
 	n.inflight = append(n.inflight, p)
 	n.stats.Duplicated++
 	return nil
@@ -221,6 +232,7 @@ func (n *Network) SetDown(member string, down bool) {
 	for _, p := range n.inflight {
 		if p.From == member || p.To == member {
 			n.stats.Cut++
+			n.bytes -= uint64(len(p.Payload))
 			if n.OnCut != nil {
 				cut = append(cut, p)
 			}

@@ -162,3 +162,52 @@ func TestOnCutSeesTheNetworkAsItIs(t *testing.T) {
 		}
 	}
 }
+
+// TestBytesCountsWhatIsInFlight: Bytes is the payload bytes of the
+// packets in flight, through every way a packet enters or leaves.
+func TestBytesCountsWhatIsInFlight(t *testing.T) {
+	n := New()
+	env := func(to string, size int) transport.Envelope {
+		return transport.Envelope{To: to, Payload: make([]byte, size)}
+	}
+	sum := func() uint64 {
+		var b uint64
+		for _, p := range n.InFlight() {
+			b += uint64(len(p.Payload))
+		}
+		return b
+	}
+	check := func(what string) {
+		t.Helper()
+		if n.Bytes() != sum() {
+			t.Fatalf("after %s: Bytes %d, in flight %d", what, n.Bytes(), sum())
+		}
+	}
+	n.Send("a", []transport.Envelope{env("b", 10), env("c", 20), env("b", 30)})
+	check("send")
+	n.Partition([]string{"a"})
+	n.Send("a", []transport.Envelope{env("b", 1000)}) // cut at once
+	check("a send cut")
+	n.Heal()
+	if err := n.Duplicate(1); err != nil {
+		t.Fatal(err)
+	}
+	check("duplicate")
+	if err := n.Drop(0); err != nil {
+		t.Fatal(err)
+	}
+	check("drop")
+	if _, _, err := n.Take(0); err != nil {
+		t.Fatal(err)
+	}
+	check("take")
+	n.SetDown("c", true)
+	check("set down")
+	n.SetDown("c", false)
+	n.Send("b", []transport.Envelope{env("a", 5)})
+	n.TakeAll()
+	check("take all")
+	if n.Bytes() != 0 {
+		t.Fatalf("nothing in flight, Bytes %d", n.Bytes())
+	}
+}
