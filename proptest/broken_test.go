@@ -59,12 +59,13 @@ func wrapStores(wrap func(*StoreReplica) Replica) Factory {
 // first copy the model saw of a version the adversary had forged twice).
 func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"map":         {Factory: MapFactory(DefaultMapConfig())},
-		"store":       {Factory: StoreFactory(DefaultStoreConfig())},
-		"busy_bucket": busyBucket(DefaultStoreConfig()),
-		"unbounded":   unbounded(DefaultStoreConfig()),
-		"slow_fills":  slowFills(DefaultStoreConfig()),
-		"colliding":   {Keys: collidingAlphabet()},
+		"map":                 {Factory: MapFactory(DefaultMapConfig())},
+		"store":               {Factory: StoreFactory(DefaultStoreConfig())},
+		"busy_bucket":         busyBucket(DefaultStoreConfig()),
+		"unbounded":           unbounded(DefaultStoreConfig()),
+		"slow_fills":          slowFills(DefaultStoreConfig()),
+		"stalls_past_deletes": stallsPastDeletes(DefaultStoreConfig()),
+		"colliding":           {Keys: collidingAlphabet()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if failure := harnessFailure(t, "control "+name, cfg); failure != "" {
@@ -769,6 +770,47 @@ func TestHarnessCatchesOvertakenWrites(t *testing.T) {
 		return r, err
 	}
 	caught(t, "overtaken writes", cfg, "no watermark can cover it", "stores that apply overtaken writes as stamped")
+}
+
+// TestHarnessCatchesWritesRefusedBelowARaisedWatermark: a store that
+// merges a stalled write of a key it holds no record of as stamped,
+// after a delete of another key of its bucket, stamped after the write
+// and received meanwhile, was collected under MaxDead and raised the
+// bucket's watermark past it, rejects it unseen, and returns it as
+// written (the store before it stamped such a write again: Store.write's
+// refused); the harness must catch it (TestStalledWritesPastCollectedDeletesAreKept
+// runs the store that stamps it again).
+func TestHarnessCatchesWritesRefusedBelowARaisedWatermark(t *testing.T) {
+	cfg := stallsPastDeletes(DefaultStoreConfig())
+	stores := cfg.Factory
+	cfg.Factory = func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := stores(name, id, phys)
+		if err == nil {
+			restampOnlyOvertaken(r.(*StoreReplica))
+		}
+		return r, err
+	}
+	caught(t, "writes refused below a raised watermark", cfg, "rejected unseen", "stores that merge a write refused below a raised watermark as stamped")
+}
+
+// restampOnlyOvertaken has r's store stamp again only the writes a cut
+// overtook: to a write its bucket's watermark refuses (and no cut
+// overtook), restamp gives the write's own stamp back, and it is merged
+// as stamped. Store.write asks overtaken first, of every write, under
+// the lock under which it asks restamp (and the harness runs one write
+// at a time): overtaken notes the stamp.
+func restampOnlyOvertaken(r *StoreReplica) {
+	var stamp crdt.Timestamp
+	var cut bool
+	r.s.Overtaken(func(t crdt.Timestamp) bool {
+		stamp, cut = t, r.node.Overtaken(t)
+		return cut
+	}, func() crdt.Timestamp {
+		if cut {
+			return r.clock.Now()
+		}
+		return stamp
+	})
 }
 
 // onePerHash is a production store that lists one version of the keys

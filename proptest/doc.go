@@ -18,7 +18,10 @@
 //	                     expiries at the int64 extremes, empty values)
 //	stall                a write stamped, then applied after a round of
 //	                     sessions and collections (replicas that implement
-//	                     [StalledWriter]; weight 0 unless set)
+//	                     [StalledWriter]; weight 0 unless set); or after
+//	                     deletes of other keys, made meanwhile, delivered
+//	                     and collected (stall past deletes): a write
+//	                     applied must be held by its member
 //	tick                 time moves on 1 ms to 5 s; every member's timers run
 //	deliver, deliver all one frame in flight, or everything until quiet
 //	drop, duplicate,     loss, duplication and reordering of a frame

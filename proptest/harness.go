@@ -238,7 +238,7 @@ func Property(cfg Config) func(*rapid.T) {
 // each fault, so that a run of rapid's default 30 or so steps writes
 // several times, and faults still come in every run.
 func DefaultWeights() map[string]int {
-	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2, "stall": 0, "slow fill": 0}
+	return map[string]int{"set": 4, "delete": 2, "get": 2, "fill": 2, "tick": 3, "deliver": 3, "deliver all": 2, "stall": 0, "stall past deletes": 0, "slow fill": 0}
 }
 
 // maxWeight bounds a weight: each run builds its draw with every action
@@ -462,14 +462,12 @@ func (h *harness) must(t *rapid.T, err error) {
 
 func (h *harness) actions() map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
-		"set":   h.set,
-		"stall": h.stall,
+		"set":                h.set,
+		"stall":              h.stall,
+		"stall past deletes": h.stallPastDeletes,
 		"delete": func(t *rapid.T) {
 			i := h.live(t, "member")
-			key := h.key(t)
-			rec, out := h.c.Replica(i).Delete(key)
-			h.wrote(t, i, rec, crdt.Record{Key: key, Tombstone: true})
-			h.c.send(i, out)
+			h.delete(t, i, h.key(t))
 		},
 		"tick":        h.tick,
 		"deliver":     h.deliver,
@@ -549,6 +547,13 @@ func DefaultKeys() []string {
 
 func (h *harness) key(t *rapid.T) string { return rapid.SampledFrom(h.cfg.Keys).Draw(t, "key") }
 
+// delete deletes key on member i.
+func (h *harness) delete(t *rapid.T, i int, key string) {
+	rec, out := h.c.Replica(i).Delete(key)
+	h.wrote(t, i, rec, crdt.Record{Key: key, Tombstone: true})
+	h.c.send(i, out)
+}
+
 // set writes a value on a live member: usually a few bytes, sometimes none
 // or more than some members hold; with no expiry, an expiry within two
 // horizons, or one at the extremes of the int64 range (an expiry before
@@ -581,6 +586,39 @@ func (h *harness) set(t *rapid.T) {
 // between its clock and its store (replicas that implement
 // StalledWriter). Off by default (weight 0): set its weight to draw it.
 func (h *harness) stall(t *rapid.T) {
+	h.stalled(t, func(int, string) {
+		h.c.Tick()
+		h.round(t)
+	})
+}
+
+// stallPastDeletes is stall with, instead of the round, deletes of other
+// keys made meanwhile (on any live members, the writer too) and
+// delivered: no session cuts past the write (none starts), but under a
+// bound on dead records the collection that follows takes the older of
+// the deletes at once, and those stamped after the write raise the
+// watermark of its bucket past it (package lww, rule 7). The write must
+// then be held by its member (see kept). Off by default (weight 0).
+func (h *harness) stallPastDeletes(t *rapid.T) {
+	if len(h.cfg.Keys) < 3 {
+		t.Skip("no two other keys to delete")
+	}
+	i, rec := h.stalled(t, func(i int, key string) {
+		others := slices.DeleteFunc(slices.Clone(h.cfg.Keys), func(k string) bool { return k == key })
+		// Distinct keys: two deletes of one key are one dead record,
+		// which the bound leaves (rapid draws the first key most).
+		for _, k := range rapid.SliceOfNDistinct(rapid.SampledFrom(others), 2, 3, rapid.ID[string]).Draw(t, "deleted") {
+			h.delete(t, h.live(t, "deleter"), k)
+		}
+		h.deliverAll(t, "deliver the deletes")
+	})
+	h.kept(t, i, rec)
+}
+
+// stalled stamps a write of a key on a live member, moves time on, runs
+// meanwhile, has every live member collect garbage and applies the write.
+// It returns the member and the record its write returned.
+func (h *harness) stalled(t *rapid.T, meanwhile func(i int, key string)) (int, crdt.Record) {
 	i := h.live(t, "member")
 	w, ok := h.c.Replica(i).(StalledWriter)
 	if !ok {
@@ -592,14 +630,31 @@ func (h *harness) stall(t *rapid.T) {
 	dt := rapid.SampledFrom([]time.Duration{time.Second, 5 * time.Second, 17 * time.Second}).Draw(t, "stall") // not a fill TTL: see the note on exact expiries
 	event(t, "%s stamps a write of %q and stalls for %v", h.c.Name(i), key, dt)
 	h.c.Advance(dt)
-	h.c.Tick()
-	h.round(t)
-	h.check(t) // the round's rejections, before a collection takes their answers
+	meanwhile(i, key)
+	h.check(t) // the rejections of what ran meanwhile, before a collection takes their answers
 	h.collectAll(t)
 	rec, out := apply()
 	h.asked(t, i, rec, crdt.Record{Key: key, Value: value})
 	h.applied(t, i, rec) // stamped before what the member issued since
 	h.c.send(i, out)
+	return i, rec
+}
+
+// kept fails the run unless member i, which returned rec for a write of
+// it, holds rec or a newer version of its key, or collected one: a write
+// merged below a watermark raised past it meanwhile was rejected unseen,
+// and its Set returned nil for a write no member kept (a Get after it
+// missed, and the answer to it deleted it where its delta went).
+func (h *harness) kept(t fataler, i int, rec crdt.Record) {
+	if h.collected(i, rec.Version()) {
+		return
+	}
+	for _, x := range h.c.Replica(i).Records() {
+		if x.Key == rec.Key && !x.Time.Less(rec.Time) {
+			return
+		}
+	}
+	t.Fatalf("%s returned %v for a write of %q and holds no version of it as new: the write was rejected unseen", h.c.Name(i), rec.Time, rec.Key)
 }
 
 // collectAll has every live member collect garbage.

@@ -283,6 +283,32 @@ func TestStalledWritesLoseNothing(t *testing.T) {
 	Check(t, stalls(DefaultStoreConfig()))
 }
 
+// stallsPastDeletes is the busy bucket's configuration over stores that
+// keep one dead record at most, with writes stamped, then applied after
+// deletes of other keys of their bucket made meanwhile arrived and were
+// collected (the stall past deletes action), drawn as often as sets. The
+// bound loses writes in flight to the watermarks it raises (MayDrop): a
+// write its member acknowledged it must keep (harness.kept).
+func stallsPastDeletes(cfg StoreConfig) Config {
+	cfg.MaxDead = 1
+	c := busyBucket(cfg)
+	c.Weights["stall past deletes"] = 4
+	c.MayDrop = true
+	return c
+}
+
+// TestStalledWritesPastCollectedDeletesAreKept: a write stamped before
+// deletes of other keys of its bucket, stamped after it, arrived and were
+// collected under MaxDead (a writer descheduled between its clock and its
+// store), is applied with a new stamp when its bucket's watermark passed
+// it and its key holds no record: its member keeps it, and Set's nil
+// says so (TestHarnessCatchesWritesRefusedBelowARaisedWatermark is its
+// variant; TestAWriteStampedBelowAWatermarkRaisedSinceIsNotLost of
+// package store its unit test).
+func TestStalledWritesPastCollectedDeletesAreKept(t *testing.T) {
+	Check(t, stallsPastDeletes(DefaultStoreConfig()))
+}
+
 // slowFills is the production store's configuration with fills held
 // open while their member applies frames and writes (the "slow fill"
 // action), on three keys so that the races meet.

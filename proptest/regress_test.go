@@ -264,3 +264,53 @@ func TestPinnedCollidingKeysRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledWriteIsKeptPastDeletesCollectedUnderTheBound pins the
+// counterexample rapid shrank to for the store that merged such a write
+// as stamped (on the store before its refused restamp, the first run of
+// TestStalledWritesPastCollectedDeletesAreKept found it): on n0, one of
+// two members that keep one dead record each, a write of k35 is stamped;
+// a second later n0 deletes k593 and k660, of the same bucket, and its
+// collection takes the older tombstone at once (package lww, rule 7),
+// raising the bucket's watermark past the write's stamp; applied then,
+// the write was rejected unseen, and Set returned it as written. A peer's
+// deletes, received as deltas, do the same. The production store stamps
+// it again; the variant (restampOnlyOvertaken) must lose it, or the test
+// pins nothing.
+func TestStalledWriteIsKeptPastDeletesCollectedUnderTheBound(t *testing.T) {
+	for _, deleter := range []int{0, 1} {
+		for _, broken := range []bool{false, true} {
+			t.Run(fmt.Sprintf("deletes_by_n%d/broken=%v", deleter, broken), func(t *testing.T) {
+				c, err := NewCluster(2, stallsPastDeletes(DefaultStoreConfig()).Factory, start)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := c.Replica(0).(*StoreReplica)
+				if broken {
+					restampOnlyOvertaken(r)
+				}
+				apply := r.StampSet("k35", []byte("v"), 0)
+				c.Advance(time.Second)
+				c.Delete(deleter, "k593")
+				c.Delete(deleter, "k660")
+				if err := c.DeliverAll(budget); err != nil {
+					t.Fatal(err)
+				}
+				if got := r.GC(); len(got) != 1 || got[0].Key != "k593" {
+					t.Fatalf("n0 collected %v, want k593's tombstone (the older of two dead records, one allowed)", got)
+				}
+				rec, _ := apply()
+				got, ok := r.Get("k35")
+				switch {
+				case broken && ok:
+					t.Fatalf("the variant kept the write (%v): the run no longer raises the watermark past it", rec)
+				case !broken && !ok:
+					held, found := r.s.Lookup("k35")
+					t.Fatalf("Set returned %v, and n0 holds %v (%v): the write was rejected unseen", rec, held, found)
+				case !broken && string(got) != "v":
+					t.Fatalf("n0 reads %q for k35, wrote %q", got, "v")
+				}
+			})
+		}
+	}
+}
