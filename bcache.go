@@ -50,8 +50,9 @@ type Cache struct {
 	repairLag lagHistogram // and from anti-entropy repairs
 	snapMu    sync.Mutex   // one snapshot written at a time
 	// logMark is the write log's byte count when the last snapshot began
-	// (the bytes after it are the log's length), snapSize that snapshot's
-	// size: see snapshotIfLogLong.
+	// (the bytes after it are the log's length; before this process's
+	// first, less the segments found on disk at start), snapSize that
+	// snapshot's size (or the restored one's): see snapshotIfLogLong.
 	logMark, snapSize atomic.Int64
 	logSnapWait       time.Duration // after failed ones (snapshotIfLogLong's goroutine alone)
 	logFloor          int64         // logSnapshotFloor as New found it: tests change the variable, a Cache of an earlier one still running

@@ -131,6 +131,12 @@ func (c *Cache) restore() (err error) {
 	}
 	if snap != nil {
 		c.snapWritten = snap.Written
+		// The last snapshot's size, against which the log's length is
+		// weighed (snapshotIfLogLong): taken for 0 after a restart, a
+		// large store was rewritten whole after the floor's worth of log.
+		if info, err := os.Stat(path); err == nil {
+			c.snapSize.Store(info.Size())
+		}
 		c.lastWritten = max(c.lastWritten, snap.Written)
 		st := c.store.Restore(snap, c.clock, now)
 		ahead += st.Drifted
@@ -252,6 +258,20 @@ func (c *Cache) restore() (err error) {
 	if err != nil {
 		return fmt.Errorf("bcache: new: write log: %w", err)
 	}
+	// The segments a crash left, replayed above, stay until a snapshot
+	// covers them: they count toward the log's length (snapshotIfLogLong),
+	// which counted this process's writes alone, and a member that
+	// crashed each time before its log reached the floor grew the log,
+	// and what each start replays, without bound (found by review).
+	var left int64
+	if segs, err := journal.Segments(path); err == nil {
+		for _, s := range segs {
+			if info, err := os.Stat(s.Path); err == nil {
+				left += info.Size()
+			}
+		}
+	}
+	c.logMark.Store(-left)
 	// Once New has succeeded (a failed one removes the segment it
 	// started), the members file says a log runs, so that one lost whole
 	// is found: after a clean Close, which removes the log, it said none
