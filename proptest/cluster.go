@@ -29,10 +29,11 @@ type Cluster struct {
 	Net *sim.Network
 	// Delivered, if set, is called with every frame taken from the
 	// network for delivery, and whether its destination received it (it
-	// does not when down); a trace of the run hooks in here.
+	// does not when down: the frame is lost); a trace of the run hooks in
+	// here.
 	Delivered func(p sim.Packet, received bool)
 	// Sent, if set, is called with the frames a member put in flight, and
-	// how many more it sent that a partition or a crash cut at once.
+	// how many more it sent that a partition cut at once.
 	Sent func(from string, inFlight []sim.Packet, cut int)
 	// Refused, if set, is called with every frame its receiver refused: a
 	// Refuser whose count of refused frames rose as it received it.
@@ -57,6 +58,13 @@ type Cluster struct {
 	unknownTo map[int]map[crdt.NodeID]int64
 	owner     map[crdt.NodeID]int // per incarnation, its member (by index)
 	source    Source
+	// lostDown counts the frames taken for delivery to a member that was
+	// down: lost, not delivered (see Stats). outlived counts the frames
+	// received after their sender's incarnation ended, and those received
+	// by a later incarnation of their destination than the one current
+	// when they were sent (see Crash).
+	lostDown uint64
+	outlived [2]int
 }
 
 // A separation is a time during which a member's view lacked a member's
@@ -107,6 +115,11 @@ type member struct {
 	missing map[string]int64
 	held    map[string]holding // per observer in missing, what it held as the separation began
 	ended   []separation
+	// firstID is the newest id of the frames in flight when the current
+	// incarnation started: those with an id up to it were sent before it
+	// (ids only grow), and one sent before it and received after it was
+	// in flight then.
+	firstID uint64
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
@@ -158,6 +171,10 @@ func (c *Cluster) incarnate(i int) error {
 		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
 	}
 	m.r, m.id = r, c.nextID
+	m.firstID = 0
+	for _, p := range c.Net.InFlight() { // a reordered or duplicated frame is anywhere
+		m.firstID = max(m.firstID, p.ID)
+	}
 	c.owner[m.id], c.born[m.id] = i, c.base
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
@@ -382,6 +399,9 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 	outsider := pkt.To == c.outsider && c.hear != nil
 	to, member := c.byName[pkt.To]
 	ok := outsider || member && !c.members[to].down
+	if !ok {
+		c.lostDown++
+	}
 	if c.Delivered != nil {
 		c.Delivered(pkt, ok)
 	}
@@ -389,6 +409,12 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 	case outsider:
 		c.hear(pkt)
 	case ok:
+		if from, ok := c.byName[pkt.From]; ok && (c.members[from].down || pkt.ID <= c.members[from].firstID) {
+			c.outlived[0]++
+		}
+		if pkt.ID <= c.members[to].firstID {
+			c.outlived[1]++
+		}
 		r := c.members[to].r
 		f, counts := r.(Refuser)
 		var before uint64
@@ -423,11 +449,25 @@ func (c *Cluster) DeliverAll(budget int) error {
 	return nil
 }
 
-// Crash takes member i down: its state is lost and its packets in flight
-// are dropped. The others' membership views lose it.
+// Stats returns the network's counters, with the frames taken for a
+// member that was down counted as cut, not delivered.
+func (c *Cluster) Stats() sim.Stats {
+	st := c.Net.Stats()
+	st.Delivered -= c.lostDown
+	st.Cut += c.lostDown
+	return st
+}
+
+// Crash takes member i down: its state is lost. Its frames in flight, to
+// and from it, stay in flight, as datagrams in a network do: one delivered
+// while it is down is lost (DeliverPacket), one to it delivered after it
+// restarts reaches its next incarnation, and one it sent before it crashed
+// may still arrive. (The network's SetDown cut them all as it crashed: no
+// frame of an incarnation arrived after its crash, and no frame meant for
+// it reached the next, which a real network does not promise; found by
+// review.) The others' membership views lose it.
 func (c *Cluster) Crash(i int) {
 	c.members[i].down = true
-	c.Net.SetDown(c.members[i].name, true)
 	c.SyncViews()
 }
 
@@ -447,14 +487,13 @@ func (c *Cluster) Join() (int, error) {
 }
 
 // Leave takes member i down as a member that leaves on purpose goes: its
-// state is lost and its packets in flight are dropped, as in a crash, and
+// state is lost and its frames in flight stay in flight, as in a crash, and
 // every live member is told it left (a [Leaver] replica stops waiting for
 // it at once, instead of after the failure timeout). Restart brings it
 // back.
 func (c *Cluster) Leave(i int) {
 	name := c.members[i].name
 	c.members[i].down = true
-	c.Net.SetDown(name, true)
 	for _, m := range c.members {
 		if l, ok := m.r.(Leaver); ok && !m.down {
 			l.Left(name)
@@ -466,10 +505,10 @@ func (c *Cluster) Leave(i int) {
 	c.SyncViews()
 }
 
-// Restart brings member i back with empty state and a new incarnation.
+// Restart brings member i back with empty state and a new incarnation,
+// which receives the frames to the member still in flight.
 func (c *Cluster) Restart(i int) error {
 	c.members[i].down = false
-	c.Net.SetDown(c.members[i].name, false)
 	if err := c.incarnate(i); err != nil {
 		return err
 	}
@@ -578,7 +617,6 @@ func (c *Cluster) RestartFrom(i int, state any) error {
 		return fmt.Errorf("proptest: restore %s from the snapshot of %s", m.name, c.members[saved.member].name)
 	}
 	m.down = false
-	c.Net.SetDown(m.name, false)
 	if err := c.incarnate(i); err != nil {
 		return err
 	}

@@ -21,6 +21,11 @@ type Coverage struct {
 	// Frames sums the network's counters over the runs that reached the
 	// end.
 	Frames sim.Stats
+	// Outlived counts, over the runs that reached the end, the frames
+	// received after their sender crashed, left or restarted, and those
+	// received by a later incarnation of their destination than the one
+	// they were sent to (see Cluster.Crash).
+	Outlived [2]int
 	// Rounds counts the runs by the rounds of anti-entropy the end took
 	// before a round changed nothing: 0, 1, ..., and the last entry for
 	// that many or more.
@@ -68,8 +73,11 @@ func (c *Coverage) String() string {
 		fmt.Fprintf(&b, " %s %d,", name, c.Actions[name])
 	}
 	f := c.Frames
-	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions",
+	fmt.Fprintf(&b, "\n  frames: %d sent, %d delivered, %d dropped, %d duplicated, %d cut by partitions or lost to a member down",
 		f.Sent, f.Delivered, f.Dropped, f.Duplicated, f.Cut)
+	if c.Outlived != [2]int{} {
+		fmt.Fprintf(&b, "\n  frames that outlived a crash: %d received after their sender's incarnation ended, %d by a later incarnation of their destination", c.Outlived[0], c.Outlived[1])
+	}
 	if c.Fates != [3]int{} {
 		fmt.Fprintf(&b, "\n  frames given a fate: %d delivered, %d lost, %d doubled", c.Fates[0], c.Fates[1], c.Fates[2])
 	}

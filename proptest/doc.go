@@ -31,7 +31,10 @@
 //	                     (forwards or backwards)
 //	crash, leave,        a member loses its state (leave: the others are
 //	restart              told it left on purpose); it comes back empty
-//	                     with a new incarnation
+//	                     with a new incarnation. Its frames in flight, to
+//	                     and from it, stay in flight: one delivered while
+//	                     it is down is lost, one to it delivered after it
+//	                     came back reaches the new incarnation
 //	join                 a member that was never in the cluster joins (up
 //	                     to MaxNodes)
 //	snapshot, restore    a live member saves its state; a crashed one comes

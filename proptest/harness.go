@@ -1034,11 +1034,11 @@ func (h *harness) traced(t *rapid.T) {
 			event(t, "  send %v", packet{p, h.cfg.Describe})
 		}
 		if cut > 0 {
-			event(t, "  %s sends %d frames that a partition or a member down cuts", from, cut)
+			event(t, "  %s sends %d frames that a partition cuts", from, cut)
 		}
 	}
 	h.c.Net.OnCut = func(p sim.Packet) {
-		event(t, "lost %v: cut in flight (a partition, or its sender or destination down)", packet{p, h.cfg.Describe})
+		event(t, "lost %v: cut in flight by a partition", packet{p, h.cfg.Describe})
 	}
 	h.c.Delivered = func(p sim.Packet, received bool) {
 		if received {
@@ -1052,7 +1052,7 @@ func (h *harness) traced(t *rapid.T) {
 // deliverAll delivers everything in flight and what it causes, oldest
 // first, each frame subject to Config.Loss and Duplication.
 func (h *harness) deliverAll(t *rapid.T, what string) {
-	before := h.c.Net.Stats().Delivered
+	before := h.c.Stats().Delivered
 	event(t, "%s", what)
 	if h.cfg.Loss == 0 && h.cfg.Duplication == 0 {
 		h.must(t, h.c.DeliverAll(budget))
@@ -1064,7 +1064,7 @@ func (h *harness) deliverAll(t *rapid.T, what string) {
 			h.deliverOne(t, 0)
 		}
 	}
-	event(t, "%s: %d frames delivered", what, h.c.Net.Stats().Delivered-before)
+	event(t, "%s: %d frames delivered", what, h.c.Stats().Delivered-before)
 }
 
 // converge brings the cluster to quiescence and checks convergence against
@@ -1083,20 +1083,22 @@ func (h *harness) converge(t *rapid.T) {
 		h.endCalls(t)
 	}
 	h.oneSession(t)
-	sent := h.c.Net.Stats().Sent
+	sent := h.c.Stats().Sent
 	rounds, err := h.c.Converge(8, budget)
 	if err != nil {
 		t.Fatalf("after %d rounds: %v", rounds, err)
 	}
-	event(t, "quiet after %d rounds of anti-entropy that changed records, %d frames", rounds, h.c.Net.Stats().Sent-sent)
+	event(t, "quiet after %d rounds of anti-entropy that changed records, %d frames", rounds, h.c.Stats().Sent-sent)
 	if c := h.cfg.Coverage; c != nil {
 		c.Rounds[min(rounds, len(c.Rounds)-1)]++
-		st := h.c.Net.Stats()
+		st := h.c.Stats()
 		c.Frames.Sent += st.Sent
 		c.Frames.Delivered += st.Delivered
 		c.Frames.Dropped += st.Dropped
 		c.Frames.Duplicated += st.Duplicated
 		c.Frames.Cut += st.Cut
+		c.Outlived[0] += h.c.outlived[0]
+		c.Outlived[1] += h.c.outlived[1]
 	}
 	defer func() {
 		if c := h.cfg.Coverage; c != nil {
@@ -1146,9 +1148,9 @@ func (h *harness) oneSession(t *rapid.T) {
 		return
 	}
 	deliver := func(what string) { // all of it: the end of a run loses nothing
-		before := h.c.Net.Stats().Delivered
+		before := h.c.Stats().Delivered
 		h.must(t, h.c.DeliverAll(budget))
-		event(t, "%s: %d frames delivered", what, h.c.Net.Stats().Delivered-before)
+		event(t, "%s: %d frames delivered", what, h.c.Stats().Delivered-before)
 	}
 	h.c.Heal()
 	h.c.Tick()

@@ -155,6 +155,13 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
 		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes,
 	}
+	// Calls are numbered from the incarnation's id, as a Cache draws
+	// them at random: an owner's answer to a call of an earlier
+	// incarnation, in flight as it crashed, reaches this one, and
+	// numbered from 1 in each, it ended this one's call of the same
+	// number, of another key (found by review, once frames outlived a
+	// crash: TestAFillAnswerToAnEndedIncarnationEndsNoCallOfTheNext).
+	r.fills.nextID = uint64(id) << 32
 	r.rejects.Replica = s
 	if cfg.Wrap != nil {
 		r.rejects.Replica = cfg.Wrap(s)

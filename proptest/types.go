@@ -350,6 +350,7 @@ type typeHarness struct {
 	spec      Spec
 	invariant func(states map[string]any) error
 	fates     *rand.Rand      // whether a frame delivered is lost or doubled (Spec.Loss); nil without Loss and Duplication
+	lostDown  uint64          // frames taken for a member down
 	copies    map[uint64]bool // the frames a fate doubled: delivered as they are (at Duplication 1, deliver all doubled every copy again: found by review)
 	net       *sim.Network
 	model     Model
@@ -367,10 +368,10 @@ type typeMember struct {
 
 func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 	h := &typeHarness{spec: spec, net: sim.New(), model: spec.Model(), now: start}
-	// A frame a partition or a crash cuts in flight gets its line, as
-	// in the cluster harness's trace (it left none here: found by review).
+	// A frame a partition cuts in flight gets its line, as in the
+	// cluster harness's trace (it left none here: found by review).
 	h.net.OnCut = func(p sim.Packet) {
-		event(t, "lost %s: cut in flight (a partition, or its sender or destination down)", h.describe(p))
+		event(t, "lost %s: cut in flight by a partition", h.describe(p))
 	}
 	if h.model == nil {
 		t.Fatal(errNilModel)
@@ -457,7 +458,7 @@ func (h *typeHarness) send(t *rapid.T, from *typeMember, out []transport.Envelop
 		event(t, "  send %s", h.describe(p))
 	}
 	if cut := len(out) - len(added); cut > 0 {
-		event(t, "  %s sends %d frames that a partition or a member down cuts", from.name, cut)
+		event(t, "  %s sends %d frames that a partition cuts", from.name, cut)
 	}
 	if b := h.net.Bytes(); b > maxTypeInFlight {
 		// A merge that appends, and a sync that answers what it did not
@@ -522,6 +523,7 @@ func (h *typeHarness) deliver(t *rapid.T, p int, lossy bool) {
 		}
 	}
 	event(t, "lost %s: its destination is down", h.describe(pkt))
+	h.lostDown++
 }
 
 func (h *typeHarness) deliverAll(t *rapid.T, lossy bool) {
@@ -716,10 +718,10 @@ func (h *typeHarness) end(t *rapid.T) {
 		c.Rounds[min(rounds, len(c.Rounds)-1)]++
 		st := h.net.Stats()
 		c.Frames.Sent += st.Sent
-		c.Frames.Delivered += st.Delivered
+		c.Frames.Delivered += st.Delivered - h.lostDown // taken, not delivered: counted cut, as the cluster harness does
 		c.Frames.Dropped += st.Dropped
 		c.Frames.Duplicated += st.Duplicated
-		c.Frames.Cut += st.Cut
+		c.Frames.Cut += st.Cut + h.lostDown
 	}
 	var first *typeMember
 	var state any
