@@ -87,9 +87,8 @@ func (c *HLC) Last() Timestamp {
 
 // Update moves the clock past a timestamp received from another replica, so
 // that every later Now is greater than remote. If remote is more than the
-// maximum drift ahead of local physical time (or exactly that far, with
-// its logical counter past half its range: see CheckDrift), Update
-// changes nothing and returns an error wrapping [ErrClockDrift].
+// maximum drift ahead of local physical time, Update changes nothing and
+// returns an error wrapping [ErrClockDrift].
 func (c *HLC) Update(remote Timestamp) error {
 	if err := c.CheckDrift(remote); err != nil {
 		return err
@@ -106,14 +105,7 @@ func (c *HLC) Update(remote Timestamp) error {
 // accept remote.
 func (c *HLC) CheckDrift(remote Timestamp) error {
 	pt := c.phys()
-	// At the bound itself, a stamp past half the counter is refused too:
-	// taken, it left the clock as few of its own stamps as the counter
-	// had left before Now carried its wall past the bound (one, for a
-	// peer's last counter), and a member whose clock read the same
-	// refused this member's writes and cut (found by review). Past the
-	// bound now takes at least 2^31 of this member's own stamps within one
-	// reading of its physical clock.
-	if ahead := SubSat(remote.Wall, pt); ahead > c.maxDrift || ahead == c.maxDrift && remote.Logical > math.MaxUint32/2 {
+	if ahead := SubSat(remote.Wall, pt); ahead > c.maxDrift {
 		return fmt.Errorf("crdt: timestamp %v: %w (ahead by %v, limit %v)",
 			remote, ErrClockDrift, time.Duration(ahead), time.Duration(c.maxDrift))
 	}
