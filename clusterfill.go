@@ -32,8 +32,9 @@ var ErrFillTimeout = errors.New("fill timed out")
 // owner never forwards: one hop at most. If the owner leaves while asked,
 // the member asks the new owner, once; if an owner does not answer within
 // Config.FillTimeout (and up to two seconds: see FillTimeout), or cannot fill (no
-// Filler, a key over its MaxKeySize, a value over its MaxValueSize or
-// MaxBytes: its filler then ran for nothing), the member fills locally. A
+// Filler, a key over its MaxKeySize or alone over its MaxBytes, a value
+// over its MaxValueSize or MaxBytes: its filler then ran for nothing),
+// the member fills locally. A
 // filler's error goes to every waiting caller on every member and is not
 // cached: from the owner's filler, ErrOwnerFill with its text, or
 // ErrFillTimeout, ErrFillerPanic as a fill here gives.
@@ -298,6 +299,10 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 		fill = func(key string) (crdt.Record, error) {
 			if err := c.checkFill("fill", key, c.cfg.FillTTL); errors.Is(err, ErrClosed) {
 				return crdt.Record{}, clusterfill.ErrNotStored // Close began: as below (it failed the asker's callers: found by review)
+			} else if errors.Is(err, ErrValueTooLarge) {
+				// A key over this member's MaxBytes: no value of it could be
+				// held here, perhaps there (as a value over the bounds, below).
+				return crdt.Record{}, clusterfill.ErrNotStored
 			} else if err != nil {
 				return crdt.Record{}, err
 			}

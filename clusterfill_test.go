@@ -1310,3 +1310,23 @@ func TestAValueOverTheOwnersBoundIsFilledByTheAsker(t *testing.T) {
 			n, st.FillsForwarded, st.FillFallbacks, owner.Stats().FillsForPeers)
 	}
 }
+
+// TestAKeyOverTheOwnersMaxBytesIsFilledByTheAsker: an owner whose
+// MaxBytes is below the key's length cannot hold any value of it (its
+// checkFill refuses the key), but its asker, with no such bound, can: as
+// for a value over the owner's bounds, the owner answers that it holds
+// nothing and the asker fills itself (its caller got the owner's
+// ErrValueTooLarge, which GetOrFill's doc no longer lists as an owner's).
+func TestAKeyOverTheOwnersMaxBytesIsFilledByTheAsker(t *testing.T) {
+	filler := func(context.Context, string) ([]byte, error) { return []byte("v"), nil }
+	cs, key := memnetPair(t, memnet.NewNetwork(1), filler, 5*time.Second, strings.Repeat("k", 120), func(cfg *Config) {
+		if cfg.NodeName == "p1" {
+			cfg.MaxBytes = 100
+		}
+	})
+	asker := cs[0]
+	v, err := asker.GetOrFill(context.Background(), key)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("GetOrFill of a key over the owner's MaxBytes, not the asker's: %q, %v", v, err)
+	}
+}

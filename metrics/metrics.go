@@ -77,7 +77,7 @@ var metricList = []metric{
 	{"bcache_fill_fallbacks_total", "Fills run here after the key's owner did not answer, or answered that it held nothing.", prometheus.CounterValue, nil},
 	{"bcache_fill_answers_bad_total", "Answers to this member's fill requests and GetAfter pulls that were none of an answer's forms (taken as no answer).", prometheus.CounterValue, nil},
 	{"bcache_requests_bad_total", "Peers' fill and fetch requests this member could not read (answered as holding nothing).", prometheus.CounterValue, nil},
-	{"bcache_fills_for_peers_total", "Fills asked of this member, as a key's owner, by peers.", prometheus.CounterValue, nil},
+	{"bcache_fills_for_peers_total", "Fills run here for peers that asked this member, as a key's owner (a request answered with the value held, or refused, is none).", prometheus.CounterValue, nil},
 	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls) that changed this member's state.", prometheus.CounterValue, nil},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
