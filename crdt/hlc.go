@@ -89,6 +89,17 @@ func (c *HLC) Last() Timestamp {
 // that every later Now is greater than remote. If remote is more than the
 // maximum drift ahead of local physical time, Update changes nothing and
 // returns an error wrapping [ErrClockDrift].
+//
+// A remote stamp exactly at the bound is taken whatever its counter, and
+// a peer may send one with its counter near the end: this clock's next
+// stamps then carry (see HLC) one nanosecond past the bound unless the
+// physical source moves on first, and a peer reading the same physical
+// time refuses them. A real clock moves on within the next stamp or so; a
+// source stood still ([ManualTime]) does not. Refusing stamps at the
+// bound with a high counter only moves the window: whatever the rule, the
+// highest stamp it takes leaves this clock a next stamp the same rule
+// refuses (tried and withdrawn, found by review). Only a Now that waits
+// for the source to move would close it.
 func (c *HLC) Update(remote Timestamp) error {
 	if err := c.CheckDrift(remote); err != nil {
 		return err

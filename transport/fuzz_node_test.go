@@ -60,9 +60,9 @@ func packFrames(frames [][]byte, ctl byte) []byte {
 // FuzzNodeReceive feeds a member arbitrary frames, some of them honest
 // frames of a session in flight (the ids are deterministic: Seed 0), as
 // a member holding the cluster key could send them. Receive must never
-// panic; a frame it refuses changes nothing; the clock never moves past
-// the drift bound; and what the member sends is always a frame the codec
-// takes.
+// panic; a frame it refuses changes nothing; the clock never moves more
+// than a nanosecond past the drift bound; and what the member sends is
+// always a frame the codec takes.
 func FuzzNodeReceive(f *testing.F) {
 	frames := recordFrames(&testing.T{}) // nothing in it fails
 	f.Add([]byte{})
@@ -102,7 +102,10 @@ func FuzzNodeReceive(f *testing.F) {
 					t.Fatalf("refused frame (%v) not counted", err)
 				}
 			}
-			if ahead := clock.Last().Wall - clock.Physical(); ahead > int64(clock.MaxDrift()) {
+			// At most a nanosecond past: a stamp at the bound with its
+			// counter near the end carries the clock over it (see
+			// crdt.HLC.Update), the harness's clock standing still.
+			if ahead := clock.Last().Wall - clock.Physical(); ahead > int64(clock.MaxDrift())+1 {
 				t.Fatalf("clock %v ahead of physical time by %v, drift bound %v", clock.Last(), time.Duration(ahead), clock.MaxDrift())
 			}
 			for _, e := range out {
