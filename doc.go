@@ -37,11 +37,15 @@
 // watermarks that make collection safe, in a file that it rewrites every
 // SnapshotInterval and at Close, and New restores it from that file: an
 // edge member that restarts while its peers are out of reach serves what
-// it held. Restoring is safe however old the file is. The member then
-// behaves as one back from an absence: it collects nothing until it has
-// synced with a peer, and its old records cannot bring back a delete the
-// cluster collected meanwhile. Restored records pass the clock-drift check
-// and move the member's clock past them, so later writes win over them. A
+// it held. Restoring is safe however old the file is. A member given
+// peers to join then behaves as one back from an absence: it collects
+// nothing until it has synced with a peer, and its old records cannot
+// bring back a delete the cluster collected meanwhile. (One given no
+// peers, one whose peers, looked up, are none but itself, and its
+// cluster's founder, see Status.Founder, collect before a sync what has
+// been dead for the horizon, or past MaxDeadRecords: see "A member
+// alone" in the README.) Restored records pass the clock-drift check and
+// move the member's clock past them, so later writes win over them. A
 // damaged file makes New fail with ErrSnapshot; nothing of it is restored
 // (with OnDamage DamageReset, it is moved aside and the member starts
 // empty).
