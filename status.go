@@ -61,9 +61,10 @@ type Status struct {
 	// alone.
 	Founding bool `json:"founding,omitempty"`
 	// Synced says that an anti-entropy exchange with a peer has completed
-	// since New (FirstSync is when): from then on the member holds
-	// everything that peer held when the exchange began, a restored
-	// snapshot brought up to date included.
+	// since New (FirstSync is when), with a peer that held its cluster's
+	// state, unless none live did (see WaitSynced): from then on the
+	// member holds everything that peer held when the exchange began, a
+	// restored snapshot brought up to date included.
 	Synced    bool      `json:"synced"`
 	FirstSync time.Time `json:"first_sync,omitzero"`
 	// Peers are the other live members, by name, each with when an
@@ -178,12 +179,15 @@ func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
 // PeerSource), or it is a founder (see Status.Founder); or with ctx's
 // error, or ErrClosed once Close is called, first. Writes do not wait for it: a member takes them from the start.
 // It tells when reads stop missing what the cluster held before this
-// member came (or came back: restarted, its process new), with one
-// exception not yet closed: two members that join at about the same time
-// may complete their first exchange with each other, both empty, and
-// each then counts itself synced before it has exchanged with a member
-// that holds the cluster's state (found by review; 8 of 30 newcomers
-// starting three at a time beside a member of 20,000 keys). It says nothing
+// member came (or came back: restarted, its process new). An exchange
+// with a member that holds none of its cluster's state yet (a newcomer
+// too: members say which they are in their metadata) is no first sync
+// while one that holds it is live: two members that joined at the same
+// time, both empty, took their exchange with each other for one, and
+// were synced before they had met the member holding the cluster's data
+// (8 of 30 newcomers starting three at a time beside a member of 20,000
+// keys; found by review). A member of the release before is taken as
+// holding its cluster's state. It says nothing
 // of a partition healed since: a member cut off from its peers and back
 // has synced already, and is ready (Status.Ready) from the moment it sees
 // a peer again, before the exchange that brings it what it missed, which

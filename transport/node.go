@@ -215,6 +215,9 @@ type Node struct {
 	// before.
 	synced    map[string]int64
 	firstSync int64
+	// newcomers are the members that say they hold none of their
+	// cluster's state yet (SetNewcomers).
+	newcomers map[string]bool
 	noYield   bool // tests: the broken variant that never yields to an empty peer
 	// lastCut is the wall of the last cut this node reported, stored
 	// before it read the hashes that went with it; Overtaken reads it
@@ -460,12 +463,43 @@ func (n *Node) LastSyncs() map[string]int64 { return maps.Clone(n.synced) }
 // Pending returns the number of local writes queued and not yet sent.
 func (n *Node) Pending() int { return len(n.out.recs) }
 
+// SetNewcomers names the live members that say they do not hold their
+// cluster's state yet: they have neither completed an exchange since they
+// started nor founded their cluster (see FirstSync). An exchange with one
+// of them is no first sync while a member that holds it (any other, as
+// far as this node knows) is in the view: two members that joined at the
+// same time, both empty, took their exchange with each other for one,
+// and said they were synced before they had met the member holding the
+// cluster's data (found by review). With every member a newcomer (a
+// cluster starting empty, or restarted whole), any exchange is one. nil,
+// the default, names none.
+func (n *Node) SetNewcomers(names []string) {
+	clear(n.newcomers)
+	for _, name := range names {
+		if n.newcomers == nil {
+			n.newcomers = map[string]bool{}
+		}
+		n.newcomers[name] = true
+	}
+}
+
+// holderInView reports whether a live member other than this node and
+// peer is not a newcomer (see SetNewcomers).
+func (n *Node) holderInView(peer string) bool {
+	for name := range n.ring.pos {
+		if name != n.cfg.Name && name != peer && !n.newcomers[name] {
+			return true
+		}
+	}
+	return false
+}
+
 // exchanged records a completed exchange with peer at now.
 func (n *Node) exchanged(peer string, now int64) {
 	if _, ok := n.ring.pos[peer]; ok {
 		n.synced[peer] = now
 	}
-	if n.firstSync == 0 {
+	if n.firstSync == 0 && (!n.newcomers[peer] || !n.holderInView(peer)) {
 		n.firstSync = max(now, 1)
 	}
 }

@@ -714,6 +714,40 @@ func TestSyncsAreRecorded(t *testing.T) {
 	}
 }
 
+// TestAnExchangeOfNewcomersIsNoFirstSync: an exchange between two
+// members that say they hold none of their cluster's state yet
+// (SetNewcomers) is no first sync while a member that holds it is in the
+// view; one with that member is; and with every member a newcomer (a
+// cluster starting empty), any exchange is.
+func TestAnExchangeOfNewcomersIsNoFirstSync(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "a", "b", "c")
+	a, b, c := n.nodes["a"], n.nodes["b"], n.nodes["c"]
+	n.reps["a"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 1}} // the cluster's state
+	b.SetNewcomers([]string{"c"})
+	c.SetNewcomers([]string{"b"})
+	n.now.Advance(time.Second)
+	n.pump("b", b.StartSession("c", n.now.Now()))
+	if b.FirstSync() != 0 || c.FirstSync() != 0 || b.LastSyncs()["c"] == 0 {
+		t.Fatalf("newcomers b and c exchanged (b's last syncs %v): first syncs %d and %d, want none while a holds the state", b.LastSyncs(), b.FirstSync(), c.FirstSync())
+	}
+	n.now.Advance(time.Second)
+	n.pump("b", b.StartSession("a", n.now.Now()))
+	if want := n.now.Now(); b.FirstSync() != want || a.FirstSync() != want {
+		t.Fatalf("b exchanged with a: first syncs %d and %d, want %d", b.FirstSync(), a.FirstSync(), want)
+	}
+	// Every member a newcomer: the exchange is the first sync.
+	m := newTestNet(t, 8, Config{AntiEntropyInterval: time.Hour}, "x", "y")
+	x, y := m.nodes["x"], m.nodes["y"]
+	m.reps["x"].recs["k"] = crdt.Record{Key: "k", Value: []byte("v"), Time: crdt.Timestamp{Wall: 1, Node: 1}} // written since they started
+	x.SetNewcomers([]string{"y"})
+	y.SetNewcomers([]string{"x"})
+	m.now.Advance(time.Second)
+	m.pump("x", x.StartSession("y", m.now.Now()))
+	if want := m.now.Now(); x.FirstSync() != want || y.FirstSync() != want {
+		t.Fatalf("a cluster of newcomers alone: first syncs %d and %d, want %d", x.FirstSync(), y.FirstSync(), want)
+	}
+}
+
 // TestFarBehindSessionKeepsTwoStepsInFlight: a member with nothing asks
 // about the next chunk of leaves before the records of the last one come,
 // so that the responder gathers them while it applies; and the session

@@ -28,7 +28,10 @@ func (d delegate) NodeMeta(int) []byte {
 		}
 		return leavingMeta
 	}
-	return d.r.meta
+	if d.r.holds.Load() {
+		return d.r.meta[1]
+	}
+	return d.r.meta[0]
 }
 
 // leavingMeta is the metadata of a member that is leaving; leavingKeepsMeta

@@ -58,9 +58,36 @@ func keyIDs(cfg *Config) []byte {
 	return ids
 }
 
+// A member's metadata ends with a block of a key id's length that says
+// whether it holds its cluster's state (see transport.Node.SetNewcomers):
+// a release before the block reads it as the id of a key it does not
+// know, which it ignores (it checks the first id, the member's own key,
+// and whether its own is among them).
+var (
+	metaHolds   = []byte("bcache:H") // synced since it started, or its cluster's founder
+	metaNewcome = []byte("bcache:N") // neither yet
+)
+
+// withoutHolding returns meta without its holding block, and what the
+// block says: said false when there is none (a release before it, or a
+// member leaving).
+func withoutHolding(meta []byte) (rest []byte, holds, said bool) {
+	if len(meta) < 8+keyIDLen || (len(meta)-8)%keyIDLen != 0 {
+		return meta, false, false
+	}
+	switch last := meta[len(meta)-keyIDLen:]; {
+	case string(last) == string(metaHolds):
+		return meta[:len(meta)-keyIDLen], true, true
+	case string(last) == string(metaNewcome):
+		return meta[:len(meta)-keyIDLen], false, true
+	}
+	return meta, false, false
+}
+
 // metaKeyIDs returns the key ids in a member's metadata, nil if it has
 // none (no key, a release before them, or leaving).
 func metaKeyIDs(meta []byte) []byte {
+	meta, _, _ = withoutHolding(meta)
 	if len(meta) <= 8 || (len(meta)-8)%keyIDLen != 0 {
 		return nil
 	}

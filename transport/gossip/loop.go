@@ -87,9 +87,10 @@ func (r *Replicator) wait(now, next int64) time.Duration {
 // updateView hands the node the membership view and the members that left
 // on purpose. Called with the node's lock held.
 func (r *Replicator) updateView() []transport.Envelope {
-	alive, left, least := r.view()
+	alive, left, newcomers, least := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
+	r.node.SetNewcomers(newcomers)
 	r.mu.Lock()
 	restarted := r.restarted
 	r.restarted = nil
@@ -126,6 +127,7 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	r.nodeMu.Unlock()
 	if synced {
 		r.syncedOnce.Do(func() { close(r.synced) })
+		r.becomeHolder()
 	}
 	if sooner {
 		select {

@@ -407,6 +407,7 @@ func (r *Replicator) setOnlySelf(only bool) {
 	defer r.mu.Unlock()
 	if only && r.met.Load() == 0 && !r.cfg.Restored && !r.founder {
 		r.founder = true
+		r.becomeHolder()
 		if f := r.cfg.OnFounder; f != nil {
 			go f()
 		}

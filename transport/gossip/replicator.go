@@ -85,9 +85,12 @@ type Replicator struct {
 	// of its own (frame.go, rawVersion), and this one sends such.
 	raw atomic.Bool
 	// meta is this member's metadata while it is not leaving (NodeMeta):
-	// a number drawn at Start, and the ids of the keys it reads (keyIDs).
-	meta   []byte
+	// a number drawn at Start, the ids of the keys it reads (keyIDs), and
+	// whether it holds its cluster's state (metaHolds, metaNewcome), before
+	// and after holds is set (see becomeHolder).
+	meta   [2][]byte
 	keyIDs []byte
+	holds  atomic.Bool
 
 	self string // this member's address
 
@@ -178,7 +181,16 @@ func Start(cfg Config) (*Replicator, error) {
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
 	pc.Seed = randomSeed()
 	r.keyIDs = keyIDs(&cfg)
-	r.meta = append(binary.LittleEndian.AppendUint64(nil, randomSeed()), r.keyIDs...)
+	start := append(binary.LittleEndian.AppendUint64(nil, randomSeed()), r.keyIDs...)
+	r.meta = [2][]byte{slices.Concat(start, metaNewcome), slices.Concat(start, metaHolds)}
+	if len(cfg.SecretKey) > 0 && len(r.keyIDs) == 0 {
+		// Too many keys for their ids: it says nothing of them, and a
+		// release before would take the block for its key's id, and
+		// refuse it. It says nothing of its state either (taken as
+		// holding it).
+		r.meta = [2][]byte{start, start}
+	}
+	r.holds.Store(cfg.Founder)
 	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
 	pc.Headroom = 1 + len(cfg.Name) // the frame header: see appendFrame
 	// What a stream message holds, and memberlist reads: a larger
@@ -462,7 +474,7 @@ func restartedUnder(prev, now []byte) bool {
 		!bytes.Equal(prev, leavingMeta) && !bytes.Equal(prev, leavingKeepsMeta)
 }
 
-func (r *Replicator) view() (alive []string, left []leaver, least uint8) {
+func (r *Replicator) view() (alive []string, left []leaver, newcomers []string, least uint8) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// A member that left and is back (a restart under its name) since
@@ -474,8 +486,28 @@ func (r *Replicator) view() (alive []string, left []leaver, least uint8) {
 	for _, n := range r.alive {
 		alive = append(alive, n.Name)
 		least = min(least, n.DMax)
+		if _, holds, said := withoutHolding(n.Meta); said && !holds && n.Name != r.cfg.Name {
+			newcomers = append(newcomers, n.Name)
+		}
 	}
-	return alive, left, least
+	return alive, left, newcomers, least
+}
+
+// becomeHolder says, from now on, that this member holds its cluster's
+// state (its first exchange completed, or it founded its cluster): its
+// metadata changes, and memberlist tells the others (see
+// transport.Node.SetNewcomers). At most once; not once Close began.
+func (r *Replicator) becomeHolder() {
+	if r.closed.Load() || !r.holds.CompareAndSwap(false, true) {
+		return
+	}
+	r.wg.Add(1) // from a goroutine Close waits for already (the loop, rejoin)
+	go func() {
+		defer r.wg.Done()
+		// The update is queued at once and goes with the next gossip;
+		// the wait is for its acknowledgement, which changes nothing.
+		_ = r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2)
+	}()
 }
 
 func (r *Replicator) lookup(name string) *memberlist.Node {
