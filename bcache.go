@@ -103,6 +103,7 @@ type Cache struct {
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
 	pulls     recentPulls   // when each key was last pulled (GetAfter)
+	gone      goneMarks     // what peers said of keys pulled that they collected (GetAfter)
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 
 	closed   atomic.Bool

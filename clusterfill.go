@@ -252,6 +252,11 @@ type member struct{ c *Cache }
 
 func (m member) Lookup(key string) (crdt.Record, bool) { return m.c.store.Lookup(key) }
 
+// Gone says, of a key this member holds no record of, below what every
+// write of it is dead or lost here (Store.Gone): the answer to a peer's
+// fetch of it, for a reader there waiting for such a write.
+func (m member) Gone(key string) (crdt.Record, bool) { return m.c.store.Gone(key) }
+
 // Receive applies a record a peer answered, as a received one: through
 // the clock's drift check, and only if it is newer than what is held, or
 // of the version held with its value evicted here (Store.Refill). A
@@ -472,6 +477,22 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 				return
 			}
 			if rec, ok := clusterfill.Record(b, key); ok {
+				if rec.Tombstone && rec.Time.Node == 0 {
+					// The peer's word that every write of key below it is
+					// dead or lost there (Store.Gone, or the answer of
+					// package lww's rule 3 it holds): noted for the
+					// readers, not applied (a read writes nothing). A
+					// member that never held the key (it joined after it
+					// was collected) waited for its context (found by
+					// review).
+					if c.clock.CheckDrift(rec.Time) != nil {
+						c.stats.pulledDrifted.Add(1) // as Receive counts one
+						return
+					}
+					c.gone.note(key, rec.Time)
+					c.feed.wake(key)
+					return
+				}
 				member{c}.Receive(rec)
 			} else if clusterfill.FetchMalformed(b, key) {
 				c.stats.fillAnswersBad.Add(1) // dropped, as before, and counted (found by review)

@@ -377,6 +377,24 @@ func (f *feed) wakeWaiters() {
 	f.watch(f.store)
 }
 
+// wake wakes the readers waiting for key (GetAfter): something they
+// wait for was learnt without a change of the key (a peer's answer that
+// it collected the key's writes).
+func (f *feed) wake(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ws, ok := f.waiters[key]
+	if !ok {
+		return
+	}
+	for w := range ws {
+		close(w)
+	}
+	delete(f.waiters, key)
+	f.waiting -= len(ws)
+	f.watch(f.store)
+}
+
 // closeAll ends every subscription, and waits for their goroutines (the
 // Cache's Close waits for every goroutine it started): C is closed when
 // it returns.

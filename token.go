@@ -132,7 +132,9 @@ func tokenOf(rec crdt.Record, err error) Token {
 // an error wrapping ctx's error when ctx ends first, never older data. On the member that took the write it answers
 // at once. Once the write is dead and collected here (a delete, an
 // expired value), or was refused as older than what this member has
-// collected, it answers a miss at once; so it does, as Get does, where it
+// collected, it answers a miss at once (and where a peer, asked, answers
+// that it has: so a member that joined after the collection, which never
+// held the key, does not wait for its context); so it does, as Get does, where it
 // holds the write, or a newer one, with its value evicted here. The token must come from
 // SetWithToken or DeleteWithToken for the same key; one naming a write
 // further ahead of this member's clock (the later of Config.Clock and
@@ -260,6 +262,47 @@ func (p *recentPulls) take(key string, within time.Duration) bool {
 	return true
 }
 
+// goneMarks remembers, of the keys GetAfter pulled, what a peer answered
+// it holds nothing of and has collected (Store.Gone): every write of such
+// a key below the mark is dead or lost there, and so, by package lww's
+// rule 3, everywhere it goes. A member that never held such a key (one
+// that joined after it was collected) has no watermark of its own to
+// tell. Kept as recentPulls keeps its keys, and forgotten as it forgets
+// them (a reader then learns it again at its next pull).
+type goneMarks struct {
+	mu   sync.Mutex
+	seed maphash.Seed
+	at   map[uint64]crdt.Timestamp
+}
+
+// note notes that every write of key below t is dead or lost to a peer.
+func (g *goneMarks) note(key string, t crdt.Timestamp) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at == nil || len(g.at) >= maxRecentPulls {
+		if g.at == nil {
+			g.seed = maphash.MakeSeed()
+		}
+		g.at = map[uint64]crdt.Timestamp{}
+	}
+	h := maphash.String(g.seed, key)
+	if old, ok := g.at[h]; !ok || old.Less(t) {
+		g.at[h] = t
+	}
+}
+
+// covers reports whether a peer said the write of key stamped want is
+// dead or lost there.
+func (g *goneMarks) covers(key string, want crdt.Timestamp) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at == nil {
+		return false
+	}
+	t, ok := g.at[maphash.String(g.seed, key)]
+	return ok && want.Less(t)
+}
+
 // reached reports whether this member holds the write named want, or one
 // newer, of key, and what Get returns then; or whether the write is dead
 // or lost here (below its bucket's watermark: a delete or an expired
@@ -273,7 +316,7 @@ func (c *Cache) reached(key string, want crdt.Timestamp) (value []byte, ok, done
 		// dead here (found by review).
 		return value, ok, ok || !c.closed.Load()
 	}
-	if c.store.Refuses(key, want) {
+	if c.store.Refuses(key, want) || c.gone.covers(key, want) {
 		// A miss, counted as Get counts one: read while the key's record
 		// was held, the same read counted one (found by review).
 		c.store.Missed(key)

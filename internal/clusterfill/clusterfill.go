@@ -91,6 +91,14 @@ type Member interface {
 	Receive(rec crdt.Record) ([]byte, bool)
 }
 
+// goner is a Member that can say, of a key it holds no record of, below
+// what every write of it is dead or lost there (store.Store.Gone): it
+// answers a fetch of such a key with that tombstone, of node 0, rather
+// than NotHeld.
+type goner interface {
+	Gone(key string) (crdt.Record, bool)
+}
+
 // Served returns the value a member serves for rec's key after receiving
 // rec, an answer: the value held (held, if ok) if live at now, or rec's
 // own if the member holds rec's very version (time and expiry) without
@@ -141,6 +149,17 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 	switch payload[0] {
 	case FetchRequest:
 		r, ok := m.Lookup(key)
+		if !ok {
+			// A member that collected the key's writes says so: the
+			// asker, which may never have held any (it joined after),
+			// waited for a write dead or lost everywhere until its
+			// context ended (found by review).
+			if g, is := m.(goner); is {
+				if t, gone := g.Gone(key); gone {
+					return store.AppendRecord([]byte{answerValue}, &t)
+				}
+			}
+		}
 		if !ok || r.Evicted {
 			return NotHeld()
 		}

@@ -256,6 +256,24 @@ func (s *Store) Refuses(key string, t crdt.Timestamp) bool {
 	return sh.m.Refuses(key, t)
 }
 
+// Gone returns, for a key this store holds no record of whose bucket has
+// a watermark, the answer Tombstone gives (a tombstone of node 0 just
+// above the watermark): every write of key at or below it is dead or lost
+// here, and would be refused and answered so (package lww, rules 1 and
+// 3). False if the store holds a record of key, or nothing was collected
+// from its bucket.
+func (s *Store) Gone(key string) (crdt.Record, bool) {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	// Refuses of the least timestamp: no record of key held, and a
+	// watermark, which is above it.
+	if !sh.m.Refuses(key, crdt.Timestamp{Wall: math.MinInt64}) {
+		return crdt.Record{}, false
+	}
+	return sh.m.Tombstone(key), true
+}
+
 // Lookup returns the record the store holds for key, whatever its state
 // (tombstone, expired, evicted). Its Value is shared: do not modify it.
 func (s *Store) Lookup(key string) (crdt.Record, bool) {
