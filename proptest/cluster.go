@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
@@ -118,8 +119,11 @@ type member struct {
 	// firstID is the newest id of the frames in flight when the current
 	// incarnation started: those with an id up to it were sent before it
 	// (ids only grow), and one sent before it and received after it was
-	// in flight then.
+	// in flight then. before holds their payloads (by their first
+	// byte): a duplicate of one, made later, has a later id and shares
+	// its payload.
 	firstID uint64
+	before  map[*byte]bool
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
@@ -171,9 +175,10 @@ func (c *Cluster) incarnate(i int) error {
 		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
 	}
 	m.r, m.id = r, c.nextID
-	m.firstID = 0
+	m.firstID, m.before = 0, map[*byte]bool{}
 	for _, p := range c.Net.InFlight() { // a reordered or duplicated frame is anywhere
 		m.firstID = max(m.firstID, p.ID)
+		m.before[unsafe.SliceData(p.Payload)] = true
 	}
 	c.owner[m.id], c.born[m.id] = i, c.base
 	if f, ok := r.(ClusterFiller); ok {
@@ -409,10 +414,16 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 	case outsider:
 		c.hear(pkt)
 	case ok:
-		if from, ok := c.byName[pkt.From]; ok && (c.members[from].down || pkt.ID <= c.members[from].firstID) {
+		// A copy made later (sim.Network.Duplicate) has a later id and
+		// the same payload (counted by id alone, copies were left out:
+		// found by review).
+		sentBefore := func(j int) bool {
+			return pkt.ID <= c.members[j].firstID || c.members[j].before[unsafe.SliceData(pkt.Payload)]
+		}
+		if from, ok := c.byName[pkt.From]; ok && (c.members[from].down || sentBefore(from)) {
 			c.outlived[0]++
 		}
-		if pkt.ID <= c.members[to].firstID {
+		if sentBefore(to) {
 			c.outlived[1]++
 		}
 		r := c.members[to].r

@@ -110,7 +110,9 @@
 // tombstone that answers it (package lww, rule 3); one that vanishes
 // otherwise fails the run. The model excuses these losses, each up to
 // the version lost (a newer write of the key, made later or elsewhere,
-// must survive): a write that only a crashed member knew; a write a
+// must survive): a write that only a crashed member knew (not one its
+// delta, in flight as it crashed, then brought to a live member that
+// could take it); a write a
 // member dropped because a peer could no longer tell it from a deleted
 // one, once it is old enough for a watermark to cover (a horizon, less
 // MaxDrift and twice MaxSkew: package lww, rule 3), or, earlier, if its

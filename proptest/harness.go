@@ -366,10 +366,23 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 			h.refused = append(h.refused, packet{p, h.cfg.Describe}.String())
 		}
 	}
+	c.Delivered = func(p sim.Packet, received bool) {
+		if received {
+			h.arrivedAt(p)
+		}
+	}
 	for range n {
 		h.added()
 	}
 	return h
+}
+
+// arrivedAt notes, for the model, a frame delivered to a live member
+// (see model.arrived).
+func (h *harness) arrivedAt(p sim.Packet) {
+	if i, ok := h.c.byName[p.To]; ok && !h.c.Down(i) {
+		h.model.arrived(h, i, p)
+	}
 }
 
 // added makes room for the state of a member added to the cluster.
@@ -1040,7 +1053,9 @@ func (h *harness) traced(t *rapid.T) {
 	h.c.Net.OnCut = func(p sim.Packet) {
 		event(t, "lost %v: cut in flight by a partition", packet{p, h.cfg.Describe})
 	}
+	arrived := h.c.Delivered
 	h.c.Delivered = func(p sim.Packet, received bool) {
+		arrived(p, received)
 		if received {
 			event(t, "deliver %v", packet{p, h.cfg.Describe})
 		} else {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/sim"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // fataler is what the model's checks need of a test: rapid's or testing's.
@@ -38,11 +40,17 @@ type model struct {
 	// may then replace the write anywhere.
 	writtenAt map[crdt.Version]int64
 	excused   map[crdt.Version]bool
+	// received holds the writes a crash may have taken (lost) that a
+	// frame then delivered to a live member, which could take them
+	// (within its drift bound, not late): frames outlive a crash, and a
+	// write a live member received is no longer one that only a crashed
+	// member knew (its loss was excused: found by review).
+	received map[crdt.Version]bool
 }
 
 func newModel() model {
 	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{},
-		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}}
+		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}, received: map[crdt.Version]bool{}}
 }
 
 func (m *model) write(rec crdt.Record) {
@@ -142,7 +150,14 @@ func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 			// r.At is member i's clock; the earliest clock then was as
 			// far behind it as it is now (clocks move together between
 			// skew actions).
-			m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), r.At-h.c.Phys(i)+earliestClock(h), unknown, "rejected")
+			// Lost from then on: the answer replaces it where it goes, and
+			// with its writer down (a delta that outlived it) it goes
+			// nowhere, and nothing else tells the model (see received).
+			if m.coverable(t, h, h.c.Name(i), n, r.At, 2*int64(h.cfg.MaxSkew), r.At-h.c.Phys(i)+earliestClock(h), unknown, "rejected") {
+				if cur, ok := m.lossy[n.Key]; !ok || cur.Compare(n.Version()) < 0 {
+					m.lossy[n.Key] = n.Version()
+				}
+			}
 		}
 	}
 }
@@ -260,6 +275,13 @@ func (m *model) crashed(h *harness, i int) {
 				safe = true
 			}
 		}
+		if !safe {
+			for v := range m.received { // taken again: this member alone knew them
+				if v.Key == key && v.Compare(mine) <= 0 {
+					delete(m.received, v)
+				}
+			}
+		}
 		if cur, ok := m.lost[key]; !safe && (!ok || cur.Compare(mine) < 0) {
 			m.lost[key] = mine
 		}
@@ -271,12 +293,49 @@ func (m *model) crashed(h *harness, i int) {
 // member dropped or an answer replaced under the rules (lossy). A write
 // newer than those must survive like any other.
 func (m *model) mayBeLost(w crdt.Record) bool {
-	for _, gone := range []map[string]crdt.Version{m.lost, m.lossy} {
-		if v, ok := gone[w.Key]; ok && w.Version().Compare(v) <= 0 {
-			return true
-		}
+	if v, ok := m.lost[w.Key]; ok && w.Version().Compare(v) <= 0 && !m.received[w.Version()] {
+		return true
+	}
+	if v, ok := m.lossy[w.Key]; ok && w.Version().Compare(v) <= 0 {
+		return true
 	}
 	return false
+}
+
+// arrived notes the writes a crash may have taken that frame p, a delta
+// delivered to live member i, carried within i's drift bound and less
+// than a horizon (less the drift) after they were written: i takes them,
+// so their loss is no longer a crash's (see received). A repair is left
+// out: one of a session its receiver ended (its peer gone from its view)
+// is dropped whole.
+func (m *model) arrived(h *harness, i int, p sim.Packet) {
+	if len(p.Payload) == 0 || p.Payload[0] == callMarker {
+		return
+	}
+	msg, err := wire.NewCodec(wire.Limits{}).Decode(p.Payload)
+	if err != nil {
+		return
+	}
+	var recs []crdt.Record
+	switch msg := msg.(type) {
+	case *wire.Delta:
+		recs = msg.Records
+	case *wire.Direct:
+		recs = msg.Records
+	}
+	phys := h.c.Phys(i)
+	for _, rec := range recs {
+		v := rec.Version()
+		gone, ok := m.lost[v.Key]
+		if _, known := m.known[v]; !known || !ok || v.Compare(gone) > 0 || m.received[v] {
+			continue
+		}
+		if crdt.SubSat(rec.Time.Wall, phys) > int64(h.cfg.MaxDrift)-int64(time.Millisecond) ||
+			crdt.SubSat(phys, rec.Time.Wall) > int64(h.cfg.Horizon-h.cfg.MaxDrift-2*h.cfg.MaxSkew) {
+			continue
+		}
+		m.received[v] = true
+	}
 }
 
 // verify checks a converged cluster: every live member holds the same
