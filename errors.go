@@ -82,7 +82,10 @@ var (
 	// to fill it, ran Config.Filler and it returned an error: the error
 	// says the owner's error's text (its value cannot cross the network;
 	// a fill here returns the filler's error itself). A fill of the owner
-	// that timed out, panicked or gave a value too large returns
-	// ErrFillTimeout, ErrFillerPanic or ErrValueTooLarge, as here.
+	// that timed out or panicked returns ErrFillTimeout or
+	// ErrFillerPanic, as here; one that gave a value too large for the
+	// owner is filled again here (see GetOrFill), and ErrValueTooLarge
+	// is this member's. An owner of the release before answers that too
+	// large, which returns ErrValueTooLarge.
 	ErrOwnerFill = errors.New("the owner's filler failed")
 )
