@@ -334,10 +334,11 @@ func TestSimulateTypeFailsAStrayFrameWhateverItsFate(t *testing.T) {
 }
 
 // TestTypeTraceTellsFramesCutInFlight: a CheckType run's trace has a line
-// for every frame a partition or a crash cuts in flight, as the cluster
-// harness's has since sim.Network.OnCut: a frame taken across a partition,
-// or dropped with a member that crashed, left no line, and the trace
-// showed a frame sent and never delivered nor lost.
+// for every frame lost in flight, as the cluster harness's has since
+// sim.Network.OnCut: a frame taken across a partition, or delivered to a
+// member that crashed, left no line, and the trace showed a frame sent
+// and never delivered nor lost. (A crash no longer cuts frames as it
+// happens: one in flight to the member is lost as it is delivered.)
 func TestTypeTraceTellsFramesCutInFlight(t *testing.T) {
 	spec := gsetSpec(func(*gset) {})
 	spec.MinNodes, spec.MaxNodes = 3, 3
@@ -359,9 +360,9 @@ func TestTypeTraceTellsFramesCutInFlight(t *testing.T) {
 		h.deliver(rt, 0, false) // cut as it is taken
 		h.net.Heal()
 		h.members[2].down = true
-		h.net.SetDown("n2", true) // cuts the other
-		if got := strings.Count(b.String(), "cut in flight"); got != 2 {
-			rt.Fatalf("%d lines for the 2 frames cut in flight; trace:\n%s", got, b.String())
+		h.deliver(rt, 0, false) // lost to the member down
+		if cut, down := strings.Count(b.String(), "cut in flight"), strings.Count(b.String(), "its destination is down"); cut != 1 || down != 1 {
+			rt.Fatalf("%d lines for the frame cut by the partition, %d for the one lost to the member down, want 1 and 1; trace:\n%s", cut, down, b.String())
 		}
 	})
 }
