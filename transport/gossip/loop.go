@@ -67,6 +67,8 @@ func (r *Replicator) loop() {
 			batch = r.writes.recycle(batch)
 		case <-r.changed:
 			r.locked(r.updateView)
+		case <-r.holding:
+			r.advertise()
 		case <-timer.C:
 		}
 	}

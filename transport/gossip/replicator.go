@@ -64,6 +64,7 @@ type Replicator struct {
 	writes  *writeQueue
 	streams *streamQueue
 	changed chan struct{}
+	holding chan struct{} // this member holds its cluster's state since (becomeHolder)
 	// kick wakes the loop when a frame moved the node's next deadline
 	// before the one its timer waits for (a session that ended early:
 	// the next starts an interval after it, not at its timeout).
@@ -163,6 +164,7 @@ func Start(cfg Config) (*Replicator, error) {
 		log:     cfg.Logger.With().Str("node", cfg.Name).Logger(),
 		writes:  newWriteQueue(cfg.QueueSize * 4),
 		changed: make(chan struct{}, 1),
+		holding: make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		alive:   map[string]*memberlist.Node{},
@@ -496,16 +498,25 @@ func (r *Replicator) view() (alive []string, left []leaver, newcomers []string, 
 // becomeHolder says, from now on, that this member holds its cluster's
 // state (its first exchange completed, or it founded its cluster): its
 // metadata changes, and memberlist tells the others (see
-// transport.Node.SetNewcomers). At most once; not once Close began.
+// transport.Node.SetNewcomers). At most once.
 func (r *Replicator) becomeHolder() {
-	if r.closed.Load() || !r.holds.CompareAndSwap(false, true) {
-		return
+	if r.holds.CompareAndSwap(false, true) {
+		select {
+		case r.holding <- struct{}{}: // the loop tells memberlist (advertise)
+		default:
+		}
 	}
-	r.wg.Add(1) // from a goroutine Close waits for already (the loop, rejoin)
+}
+
+// advertise has memberlist tell the others this member's metadata, on a
+// goroutine of its own: the update is queued at once and goes with the
+// next gossip, and the wait is for its acknowledgement, which changes
+// nothing. Called by the loop, so that Close, which waits for both, is
+// not waiting already (becomeHolder runs on memberlist's goroutines too).
+func (r *Replicator) advertise() {
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		// The update is queued at once and goes with the next gossip;
-		// the wait is for its acknowledgement, which changes nothing.
 		_ = r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2)
 	}()
 }
