@@ -407,10 +407,18 @@ func (r *Replicator) setOnlySelf(only bool) {
 	defer r.mu.Unlock()
 	if only && r.met.Load() == 0 && !r.cfg.Restored && !r.founder {
 		r.founder = true
-		r.becomeHolder()
 		if f := r.cfg.OnFounder; f != nil {
 			go f()
 		}
+	}
+	if only && r.met.Load() == 0 {
+		// Alone, with no seed but itself: what it holds (restored, or
+		// written since) is all its cluster has, and it serves it as
+		// synced (WaitSynced): newcomers that join it must not take
+		// each other, both empty, for the holders of its state (a
+		// restored member, no founder, said it held nothing: found by
+		// review).
+		r.becomeHolder()
 	}
 	if r.onlySelf != only {
 		r.onlySelf = only

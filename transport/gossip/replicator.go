@@ -65,6 +65,10 @@ type Replicator struct {
 	streams *streamQueue
 	changed chan struct{}
 	holding chan struct{} // this member holds its cluster's state since (becomeHolder)
+	// updating serializes memberlist's UpdateNode (advertise, and the
+	// leaving notice): two at once race in memberlist, which reads its
+	// own node's state unlocked (found by the race detector in CI).
+	updating sync.Mutex
 	// kick wakes the loop when a frame moved the node's next deadline
 	// before the one its timer waits for (a session that ended early:
 	// the next starts an interval after it, not at its timeout).
@@ -192,7 +196,14 @@ func Start(cfg Config) (*Replicator, error) {
 		// holding it).
 		r.meta = [2][]byte{start, start}
 	}
-	r.holds.Store(cfg.Founder)
+	// A founder holds its state from the start, and so does a member
+	// with no seed to join: it serves what it holds as all there is
+	// (WaitSynced), before the look at its seeds settles (a few
+	// milliseconds after Start; a newcomer met before then made it no
+	// founder, and it said it held nothing until an exchange completed,
+	// while newcomers took each other for their first sync: found by
+	// review).
+	r.holds.Store(cfg.Founder || len(cfg.Peers) == 0 && cfg.PeerSource == nil)
 	pc.PacketBudget = r.datagramRoom() - 1 - len(cfg.Name)
 	pc.Headroom = 1 + len(cfg.Name) // the frame header: see appendFrame
 	// What a stream message holds, and memberlist reads: a larger
@@ -517,7 +528,11 @@ func (r *Replicator) advertise() {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		_ = r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2)
+		r.updating.Lock()
+		defer r.updating.Unlock()
+		if !r.closed.Load() {
+			_ = r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2)
+		}
 	}()
 }
 
@@ -543,12 +558,14 @@ func (r *Replicator) stop(leave bool) error {
 		// declare us dead instead, and wait for us as for a failed member.
 		if leave {
 			r.leaving.Store(true)
+			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
 			if e := r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2); e != nil {
 				r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
 			}
 			if e := r.ml.Leave(r.cfg.Timings.ProbeInterval * 2); e != nil {
 				r.log.Warn().Err(e).Msg("leave not acknowledged")
 			}
+			r.updating.Unlock() // before the wait for advertise's goroutine
 		}
 		if e := r.ml.Shutdown(); e != nil {
 			err = fmt.Errorf("gossip: shutdown: %w", e)
