@@ -219,6 +219,13 @@ func TestGetAfterPullsALateWrite(t *testing.T) {
 // quickCollectors returns two members of an in-memory network that
 // collect dead records within a fraction of a second, b synced with a.
 func quickCollectors(t *testing.T) (a, b *Cache) {
+	a, b, _ = quickCollectorsJoin(t)
+	return a, b
+}
+
+// quickCollectorsJoin is quickCollectors, with a function that starts
+// another such member, joining a.
+func quickCollectorsJoin(t *testing.T) (a, b *Cache, join func(name string) *Cache) {
 	t.Helper()
 	net := memnet.NewNetwork(1)
 	member := func(name string, peers ...string) *Cache {
@@ -236,7 +243,26 @@ func quickCollectors(t *testing.T) (a, b *Cache) {
 	if err := b.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return a, b
+	return a, b, func(name string) *Cache { return member(name, a.Addr()) }
+}
+
+// collectedDelete writes key on a, deletes it with a token, and returns
+// the token once a and b have collected the delete.
+func collectedDelete(t *testing.T, a, b *Cache, key string) Token {
+	t.Helper()
+	if err := a.Set(key, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.DeleteWithToken(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 20*time.Second, func() bool {
+		_, x := a.store.Lookup(key)
+		_, y := b.store.Lookup(key)
+		return !x && !y
+	}, "the delete was never collected")
+	return tok
 }
 
 // TestTokenOfACollectedDeleteIsAMiss: once a delete is collected (within
@@ -245,18 +271,7 @@ func quickCollectors(t *testing.T) (a, b *Cache) {
 // miss, on the writer and elsewhere, rather than wait out its context.
 func TestTokenOfACollectedDeleteIsAMiss(t *testing.T) {
 	a, b := quickCollectors(t)
-	if err := a.Set("k", []byte("v"), 0); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := a.DeleteWithToken("k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, 20*time.Second, func() bool {
-		_, x := a.store.Lookup("k")
-		_, y := b.store.Lookup("k")
-		return !x && !y
-	}, "the delete was never collected")
+	tok := collectedDelete(t, a, b, "k")
 	for _, c := range []*Cache{a, b} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		v, ok, err := c.GetAfter(ctx, "k", tok)
