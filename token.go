@@ -232,12 +232,31 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 // (Config.Clock may stand still). Past maxRecentPulls keys it forgets
 // them all.
 type recentPulls struct {
-	mu   sync.Mutex
-	seed maphash.Seed
-	at   map[uint64]time.Duration // since pullsEpoch
+	mu                       sync.Mutex
+	keyHashes[time.Duration] // since pullsEpoch
 }
 
 const maxRecentPulls = 4096
+
+// keyHashes maps keys, by their hashes under a seed of the process's, to
+// a V each; past maxRecentPulls keys it forgets them all. Its user
+// guards it.
+type keyHashes[V any] struct {
+	seed maphash.Seed
+	at   map[uint64]V
+}
+
+// slot returns key's hash, the map made (or emptied, when full) to take
+// it.
+func (k *keyHashes[V]) slot(key string) uint64 {
+	if k.at == nil || len(k.at) >= maxRecentPulls {
+		if k.at == nil {
+			k.seed = maphash.MakeSeed()
+		}
+		k.at = map[uint64]V{}
+	}
+	return maphash.String(k.seed, key)
+}
 
 // pullsEpoch is what recentPulls measures time from.
 var pullsEpoch = time.Now()
@@ -248,13 +267,7 @@ func (p *recentPulls) take(key string, within time.Duration) bool {
 	now := time.Since(pullsEpoch)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.at == nil || len(p.at) >= maxRecentPulls {
-		if p.at == nil {
-			p.seed = maphash.MakeSeed()
-		}
-		p.at = map[uint64]time.Duration{}
-	}
-	h := maphash.String(p.seed, key)
+	h := p.slot(key)
 	if t, ok := p.at[h]; ok && now-t < within {
 		return false
 	}
@@ -270,22 +283,15 @@ func (p *recentPulls) take(key string, within time.Duration) bool {
 // tell. Kept as recentPulls keeps its keys, and forgotten as it forgets
 // them (a reader then learns it again at its next pull).
 type goneMarks struct {
-	mu   sync.Mutex
-	seed maphash.Seed
-	at   map[uint64]crdt.Timestamp
+	mu sync.Mutex
+	keyHashes[crdt.Timestamp]
 }
 
 // note notes that every write of key below t is dead or lost to a peer.
 func (g *goneMarks) note(key string, t crdt.Timestamp) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.at == nil || len(g.at) >= maxRecentPulls {
-		if g.at == nil {
-			g.seed = maphash.MakeSeed()
-		}
-		g.at = map[uint64]crdt.Timestamp{}
-	}
-	h := maphash.String(g.seed, key)
+	h := g.slot(key)
 	if old, ok := g.at[h]; !ok || old.Less(t) {
 		g.at[h] = t
 	}
