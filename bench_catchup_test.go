@@ -38,7 +38,11 @@ func BenchmarkCatchUp(b *testing.B) {
 func catchUp(b *testing.B, n int) (seconds, syncedLateMs float64) {
 	b.StopTimer()
 	defer b.StartTimer()
-	a, err := New(Config{NodeName: "holder", BindAddr: "127.0.0.1:0"})
+	cfg := Config{NodeName: "holder", BindAddr: "127.0.0.1:0"}
+	if os.Getenv(holderKeyedEnv) == "1" {
+		cfg.SecretKey = benchKey
+	}
+	a, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,15 +81,23 @@ func catchUp(b *testing.B, n int) (seconds, syncedLateMs float64) {
 // reports the repair records the joiner received per key it holds
 // (received/key: 1 when every record came once), and the CPU time each
 // process used from the joiner's start until it held every key (on Unix;
-// 0 elsewhere): steadier figures than the time on a noisy machine.
+// 0 elsewhere): steadier figures than the time on a noisy machine. The
+// last runs a million keys in a cluster with a key (SecretKey).
 //
 //	go test -run '^$' -bench CatchUpFromAnotherProcess -benchtime 1x .
 func BenchmarkCatchUpFromAnotherProcess(b *testing.B) {
-	for _, n := range []int{100_000, 1_000_000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
+	for _, c := range []struct {
+		n     int
+		keyed bool
+	}{{100_000, false}, {1_000_000, false}, {1_000_000, true}} {
+		name := fmt.Sprint(c.n)
+		if c.keyed {
+			name += "-with-a-key"
+		}
+		b.Run(name, func(b *testing.B) {
 			var total, received, joinerCPU, holderCPU float64
 			for b.Loop() {
-				r := catchUpFromChild(b, n)
+				r := catchUpFromChild(b, c.n, c.keyed)
 				total, received = total+r.seconds, received+r.receivedPerKey
 				joinerCPU, holderCPU = joinerCPU+r.joinerCPU, holderCPU+r.holderCPU
 			}
@@ -103,6 +115,12 @@ func BenchmarkCatchUpFromAnotherProcess(b *testing.B) {
 // process's CPU time so far, in nanoseconds).
 const holderChildEnv = "BCACHE_HOLDER_KEYS"
 
+// holderKeyedEnv, set to 1, gives the holder benchKey as its SecretKey.
+const holderKeyedEnv = "BCACHE_HOLDER_KEYED"
+
+// benchKey is the cluster key of the catch-up benchmark's keyed runs.
+var benchKey = []byte("bench-cluster-key-of-32-bytes!!!")
+
 // holderProfileEnv, when set, names a file where the holder writes a CPU
 // profile of its serving (its filling is left out), and beside it
 // (".allocs") a profile of what it allocated:
@@ -115,7 +133,11 @@ func holderChild(arg string) {
 	if err != nil {
 		panic(err)
 	}
-	a, err := New(Config{NodeName: "holder", BindAddr: "127.0.0.1:0"})
+	cfg := Config{NodeName: "holder", BindAddr: "127.0.0.1:0"}
+	if os.Getenv(holderKeyedEnv) == "1" {
+		cfg.SecretKey = benchKey
+	}
+	a, err := New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -150,11 +172,15 @@ type childCatchUp struct {
 	joinerCPU, holderCPU    float64 // seconds
 }
 
-func catchUpFromChild(b *testing.B, n int) (r childCatchUp) {
+func catchUpFromChild(b *testing.B, n int, keyed bool) (r childCatchUp) {
 	b.StopTimer()
 	defer b.StartTimer()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", holderChildEnv, n))
+	var key []byte
+	if keyed {
+		cmd.Env, key = append(cmd.Env, holderKeyedEnv+"=1"), benchKey
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -181,7 +207,7 @@ func catchUpFromChild(b *testing.B, n int) (r childCatchUp) {
 		b.Fatalf("the holder did not start: %q", lines.Text())
 	}
 	start, joinerStart := time.Now(), processCPU()
-	j, err := New(Config{NodeName: "joiner", BindAddr: "127.0.0.1:0", Peers: []string{addr}})
+	j, err := New(Config{NodeName: "joiner", BindAddr: "127.0.0.1:0", Peers: []string{addr}, SecretKey: key})
 	if err != nil {
 		b.Fatal(err)
 	}

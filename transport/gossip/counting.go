@@ -20,17 +20,21 @@ type wireStats struct {
 }
 
 // maxInbound bounds the streams accepted and not closed yet, all
-// together, in a cluster without a key. memberlist reads each on its own
-// goroutine and, without encryption, makes the buffer of a user message as
-// large as its header says (up to 20 MiB) before the bytes come: anyone
-// who reaches the port could open streams that send a header and wait,
-// each holding that much for TCPTimeout. Past the bound, a new stream is
+// together, in a cluster without a key. Each is read on its own goroutine,
+// into a buffer that grows as its bytes come (streamin.go); one that is
+// not a whole user message then goes to memberlist, which made the buffer
+// of a user message as large as its header said (up to 20 MiB) before the
+// bytes came, when it read them all: anyone who reaches the port could
+// open streams that send a header and wait, each holding that much for
+// TCPTimeout. (Now such a stream holds what it sent until its deadline,
+// and memberlist's buffer only as it fails.) Each still holds a
+// goroutine and a descriptor. Past the bound, a new stream is
 // closed at once (and counted): its sender retries, as after any failed
 // stream. (Without a key anyone may join, and be a member: no address is
 // trusted more than another.)
 //
-// With a key, memberlist reads a stream's ciphertext as it comes, so what
-// a stream holds is what was sent, up to 20 MiB, before the check that
+// With a key, a stream's ciphertext is read as it comes, so what a
+// stream holds is what was sent, up to 20 MiB, before the check that
 // fails it. There the streams from addresses of no member are bounded by
 // maxInboundUnknown together, and by maxInboundPerIP per address and per
 // IPv6 /64; past maxInboundUnknown, the oldest of them is closed to make
@@ -70,6 +74,7 @@ type countingTransport struct {
 	stopped  chan struct{} // closed when the inner transport has shut down
 	once     sync.Once
 	wg       sync.WaitGroup
+	reader   atomic.Pointer[streamReader] // reads the streams accepted once set (streamin.go)
 
 	mu     sync.Mutex
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
@@ -128,11 +133,12 @@ func (c *countingTransport) forwardStreams() {
 				cc.Close()
 				continue
 			}
-			select {
-			case c.streamCh <- cc:
-			case <-c.closing:
-				cc.Close()
+			if sr := c.reader.Load(); sr != nil {
+				c.wg.Add(1)
+				go c.read(sr, cc)
+				continue
 			}
+			c.handOver(cc)
 		case <-c.stopped:
 			return
 		}
@@ -328,6 +334,27 @@ func (c *countingTransport) cutStreams() {
 	}
 	for cc := range accepted {
 		cc.Conn.Close()
+	}
+}
+
+// read reads cc, a stream accepted, with sr, and hands memberlist what
+// sr does not take.
+func (c *countingTransport) read(sr *streamReader, cc *countingConn) {
+	defer c.wg.Done()
+	if rest := sr.take(cc); rest != nil {
+		c.handOver(rest)
+		return
+	}
+	cc.Close()
+}
+
+// handOver gives memberlist conn, a stream accepted, or closes it once
+// Shutdown has started.
+func (c *countingTransport) handOver(conn net.Conn) {
+	select {
+	case c.streamCh <- conn:
+	case <-c.closing:
+		conn.Close()
 	}
 }
 

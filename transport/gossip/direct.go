@@ -151,20 +151,26 @@ func (o *opener) decrypt(b, label []byte) ([]byte, bool) {
 // the keys change.
 func (o *opener) aeads() []cipher.AEAD {
 	if keys := o.keyring.GetKeys(); !sameKeys(keys, o.keys) {
-		o.keys, o.aead = keys, nil
-		for _, k := range keys {
-			block, err := aes.NewCipher(k)
-			if err != nil {
-				continue // memberlist's keyring takes only AES key sizes
-			}
-			aead, err := cipher.NewGCM(block)
-			if err != nil {
-				continue
-			}
-			o.aead = append(o.aead, aead)
-		}
+		o.keys, o.aead = keys, newAEADs(keys)
 	}
 	return o.aead
+}
+
+// newAEADs makes an AES-GCM cipher for each of keys, in their order.
+func newAEADs(keys [][]byte) []cipher.AEAD {
+	var out []cipher.AEAD
+	for _, k := range keys {
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			continue // memberlist's keyring takes only AES key sizes
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			continue
+		}
+		out = append(out, aead)
+	}
+	return out
 }
 
 func sameKeys(a, b [][]byte) bool {

@@ -28,7 +28,8 @@
 // far-behind member's repair, a value of up to the decoder's limit, a
 // call's request or answer) goes over a stream of its own, written as
 // memberlist's SendReliable writes one, without its copies (reliable.go),
-// and read by the peer's memberlist. Each peer with such frames waiting has a sender
+// and read by the peer's transport as memberlist reads one, into a buffer
+// it reuses (streamin.go; memberlist gets every other stream). Each peer with such frames waiting has a sender
 // goroutine of its own, which writes them in order, one stream at a time,
 // and ends once they are sent: a peer that stops reading holds up only its
 // own frames. Every stream gets a deadline of TCPTimeout from its dial

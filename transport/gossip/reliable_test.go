@@ -131,14 +131,26 @@ func TestReliableStreamIsMemberlists(t *testing.T) {
 }
 
 // A large value, which only a stream carries (fragments hold a few
-// datagrams), replicates between members with a key.
+// datagrams), replicates between members with a key and without, read by
+// the receiver's transport (streamin.go), not memberlist.
 func TestLargeValueReplicatesWithAKey(t *testing.T) {
-	key := func(c *Config) { c.SecretKey = []byte("0123456789abcdef") }
-	nodes := startCluster(t, 2, key)
-	big := make([]byte, 1<<20)
-	rand.Read(big)
-	nodes[0].rep.write(nodes[0].r, "big", big, false)
-	waitValue(t, 5*time.Second, "big", big, nodes...)
+	for _, keyed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("key=%v", keyed), func(t *testing.T) {
+			key := func(c *Config) {
+				if keyed {
+					c.SecretKey = []byte("0123456789abcdef")
+				}
+			}
+			nodes := startCluster(t, 2, key)
+			big := make([]byte, 1<<20)
+			rand.Read(big)
+			nodes[0].rep.write(nodes[0].r, "big", big, false)
+			waitValue(t, 5*time.Second, "big", big, nodes...)
+			if n := nodes[1].r.ct.reader.Load().read.Load(); n == 0 {
+				t.Fatal("no stream was read by the receiver's transport")
+			}
+		})
+	}
 }
 
 // A frame memberlist would not read is refused before it is sent, and

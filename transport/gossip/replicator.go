@@ -271,6 +271,7 @@ func (r *Replicator) startMemberlist() error {
 	if nt != nil {
 		nt.direct.Store(&direct{open: opener{label: mc.Label, keyring: mc.Keyring}, deliver: r.receivedDirect})
 	}
+	ct.reader.Store(&streamReader{label: mc.Label, keyring: mc.Keyring, timeout: mc.TCPTimeout, deliver: r.received})
 	return nil
 }
 

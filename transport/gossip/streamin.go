@@ -1,0 +1,263 @@
+package gossip
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"encoding/binary"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bcache-go/bcache/transport"
+	"github.com/hashicorp/memberlist"
+)
+
+// A frame too large for a datagram comes over a stream of its own
+// (reliable.go). memberlist reads such a stream into a buffer it makes
+// for each message (and, with a key, into two more: the ciphertext grown
+// from empty, then the plaintext), then calls NotifyMsg: at a million-key
+// catch-up, 141 MB of fresh buffers whose pages the kernel faulted in and
+// zeroed as the stream's reads filled them, a sixth of the joiner's CPU.
+// So the transport reads each stream it accepts itself, exactly as
+// memberlist would (the label, the decryption with the keyring's keys,
+// the user message's header), into a buffer it reuses, and hands a user
+// message read whole to the replicator, which keeps nothing of a frame
+// (transport.Node.Receive; Ask's answers are valid only during the call).
+// Anything else (memberlist's own exchanges, a message it cannot read
+// whole or open, a stream cut short) goes to memberlist with the bytes
+// already read in front, which handles, answers, counts and logs it as it
+// always has. (memberlist's go-metrics counter memberlist.tcp.accept no
+// longer counts the streams read here.)
+
+// mlMaxStreamMsg is the most memberlist reads of a stream's message, plain
+// (a user message) or encrypted (what follows the length): the same 20
+// MiB for both (its maxUserMsgBytes and maxPushStateBytes). A stream that
+// says more goes to memberlist, which refuses it.
+const mlMaxStreamMsg = 20 << 20
+
+// maxPooledRead bounds the buffers the stream reader keeps: room for a
+// repair message of transport.DefaultMaxRepairBytes, its headers, and its
+// plaintext beside its ciphertext, with room to spare (sealer's
+// maxPooled, 4 MiB, is less than one such message: every buffer was grown
+// from 4 KiB again, and a third of what the reading saved went to its
+// copies). A stream's buffer past it is left to the collector.
+const maxPooledRead = 2*transport.DefaultMaxRepairBytes + transport.DefaultMaxRepairBytes/4
+
+// streamReader reads the streams the transport accepts (see above). It is
+// safe for concurrent use: each stream is read on a goroutine of its own,
+// as memberlist reads them.
+type streamReader struct {
+	label   string
+	keyring *memberlist.Keyring // nil: no encryption
+	ciphers keyCiphers
+	timeout time.Duration // memberlist's TCPTimeout, the stream's deadline
+	deliver func([]byte)  // NotifyMsg's work
+	bufs    sync.Pool     // *[]byte, up to maxPooledRead
+	read    atomic.Uint64 // user messages read here (for tests)
+}
+
+// take reads conn's message. It returns nil if it read a user message and
+// delivered it, or else a stream that gives memberlist what was read from
+// conn and then the rest of conn.
+func (s *streamReader) take(conn net.Conn) net.Conn {
+	if s.timeout > 0 {
+		conn.SetDeadline(time.Now().Add(s.timeout)) // memberlist sets its own again
+	}
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	in := inStream{conn: conn, buf: (*bp)[:0]}
+	msg, ok := s.message(&in)
+	if ok {
+		s.deliver(msg)
+		s.read.Add(1)
+	}
+	var rest net.Conn
+	if !ok {
+		rest = &replayConn{Conn: conn, r: bytes.NewReader(bytes.Clone(in.buf)), err: in.err}
+	}
+	if *bp = in.buf[:0]; cap(*bp) <= maxPooledRead {
+		s.bufs.Put(bp)
+	}
+	return rest
+}
+
+// message reads a whole user message from in: false if in holds anything
+// else, or cannot be read whole or opened. The message is a slice of
+// in.buf, good until in.buf is reused.
+func (s *streamReader) message(in *inStream) ([]byte, bool) {
+	at := 0
+	if !in.fill(1) {
+		return nil, false
+	}
+	var label []byte
+	if in.buf[0] == mlHasLabelMsg {
+		if !in.fill(2) || in.buf[1] == 0 || !in.fill(2+int(in.buf[1])) {
+			return nil, false
+		}
+		label = in.buf[2 : 2+int(in.buf[1])]
+		at = 2 + int(in.buf[1])
+	}
+	if string(label) != s.label || !in.fill(at+1) {
+		return nil, false
+	}
+	if s.keyring == nil {
+		if in.buf[at] != mlUserMsg {
+			return nil, false
+		}
+		start, n, ok := userMsgHeaderAt(in, at+1)
+		if !ok || !in.fill(start+n) {
+			return nil, false
+		}
+		return in.buf[start : start+n], true
+	}
+	// memberlist's encrypted stream message: its type byte, the length of
+	// what follows, the encryption version, the nonce, the ciphertext.
+	if in.buf[at] != mlEncryptMsg || !in.fill(at+5) {
+		return nil, false
+	}
+	more := int(binary.BigEndian.Uint32(in.buf[at+1:]))
+	end := at + 5 + more
+	if more > mlMaxStreamMsg || more < 1+mlNonceSize+16 || !in.fill(end) || in.buf[at+5] != mlGCMVersion {
+		return nil, false
+	}
+	// The plaintext goes after all that was read, in the same buffer: what
+	// was read stays as it came, for memberlist if the message is not a
+	// user message, and one buffer is reused for both.
+	read := len(in.buf)
+	if cap(in.buf) < read+more {
+		// A sixteenth to spare: grown to just the bytes wanted, a buffer
+		// kept from a message was copied whole for every next message a
+		// few bytes longer.
+		in.buf = grow(in.buf, read+more+more/16)
+	}
+	nonce, sealed := in.buf[at+6:at+6+mlNonceSize], in.buf[at+6+mlNonceSize:end]
+	aad := append(append(make([]byte, 0, 5+len(label)), in.buf[at:at+5]...), in.buf[2:2+len(label)]...)
+	var plain []byte
+	for _, aead := range s.ciphers.get(s.keyring) {
+		var err error
+		if plain, err = aead.Open(in.buf[read:read], nonce, sealed, aad); err == nil {
+			break
+		}
+		plain = nil
+	}
+	if len(plain) < 1 || plain[0] != mlUserMsg {
+		return nil, false
+	}
+	p := inStream{buf: plain} // read from the plaintext, and no further
+	start, n, ok := userMsgHeaderAt(&p, 1)
+	if !ok || len(plain) < start+n {
+		return nil, false
+	}
+	return plain[start : start+n], true
+}
+
+// userMsgHeaderAt reads memberlist's header of a user message at in.buf[at:]
+// as memberlist's encoder writes it (userMsgHeader, then the length as
+// userMsgLen writes it): the start of the message and its length, or false
+// for a header written otherwise (memberlist's own decoder reads any
+// msgpack), an empty message, or one over memberlist's limit.
+func userMsgHeaderAt(in *inStream, at int) (start, n int, ok bool) {
+	at += len(userMsgHeader)
+	if !in.fill(at+1) || !bytes.Equal(in.buf[at-len(userMsgHeader):at], userMsgHeader) {
+		return 0, 0, false
+	}
+	switch c := in.buf[at]; {
+	case c <= 0x7f:
+		n, at = int(c), at+1
+	case c == 0xd1 && in.fill(at+3):
+		n, at = int(int16(binary.BigEndian.Uint16(in.buf[at+1:]))), at+3
+	case c == 0xd2 && in.fill(at+5):
+		n, at = int(int32(binary.BigEndian.Uint32(in.buf[at+1:]))), at+5
+	default:
+		return 0, 0, false
+	}
+	if n <= 0 || n > mlMaxStreamMsg {
+		return 0, 0, false
+	}
+	return at, n, true
+}
+
+// inStream is a stream read into buf. A stream with no conn is buf alone.
+type inStream struct {
+	conn net.Conn
+	buf  []byte
+	err  error // the read that failed, if one did
+}
+
+// fill reads until buf holds at least n bytes, growing it as they come:
+// doubled when full, never to more than twice what has come (4 KiB at
+// least), so that a stream that says it holds more than it sends holds
+// little more than it sent. It reports whether buf holds n bytes. (Grown
+// to just the bytes wanted, a buffer kept from a message was copied
+// whole for every next message a few bytes longer.)
+func (in *inStream) fill(n int) bool {
+	for len(in.buf) < n {
+		if in.conn == nil {
+			return false
+		}
+		if len(in.buf) == cap(in.buf) {
+			in.buf = grow(in.buf, max(2*len(in.buf), 4096))
+		}
+		m, err := in.conn.Read(in.buf[len(in.buf):cap(in.buf)])
+		in.buf = in.buf[:len(in.buf)+m]
+		if err != nil {
+			in.err = err
+			return len(in.buf) >= n
+		}
+	}
+	return true
+}
+
+// grow returns b with room for n bytes in all.
+func grow(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b
+	}
+	c := make([]byte, len(b), n)
+	copy(c, b)
+	return c
+}
+
+// replayConn is a stream that reads r first, then the stream, or the
+// error its last read gave if it gave one (memberlist sees the stream
+// end as it ended, without a second wait for its deadline).
+type replayConn struct {
+	net.Conn
+	r   *bytes.Reader
+	err error
+}
+
+func (c *replayConn) Read(b []byte) (int, error) {
+	switch {
+	case c.r.Len() > 0:
+		return c.r.Read(b)
+	case c.err != nil:
+		return 0, c.err
+	}
+	return c.Conn.Read(b)
+}
+
+// keyCiphers keeps a cipher for each of a keyring's keys, made again when
+// the keys change. It is safe for concurrent use.
+type keyCiphers struct {
+	cur atomic.Pointer[cipherSet]
+}
+
+type cipherSet struct {
+	keys [][]byte
+	aead []cipher.AEAD
+}
+
+// get returns the ciphers of kr's keys, primary first.
+func (k *keyCiphers) get(kr *memberlist.Keyring) []cipher.AEAD {
+	keys := kr.GetKeys()
+	if c := k.cur.Load(); c != nil && sameKeys(keys, c.keys) {
+		return c.aead
+	}
+	c := &cipherSet{keys: keys, aead: newAEADs(keys)}
+	k.cur.Store(c)
+	return c.aead
+}
