@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,14 +39,14 @@ type member struct {
 // newHandler serves the HTTP API of c (see the package comment). maxValue
 // bounds the request bodies read by PUT; it should be c's MaxValueSize.
 // The errors of the server's own (5xx) go to log, not to the client.
-func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) http.Handler {
+func newHandler(c *bcache.Cache, maxValue int, log zerolog.Logger) *nodeHandler {
 	return newHandlerWith(c, maxValue, &bodyBudget{max: max(maxBodyBytes, int64(maxValue))}, log) // one body of -max-value always fits
 }
 
 // newHandlerWith is newHandler with the budget of the PUT bodies being
 // read.
-func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerolog.Logger) http.Handler {
-	fail := failer(log)
+func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerolog.Logger) *nodeHandler {
+	fail, flushLogs := failer(log)
 	reg := prometheus.NewRegistry()
 	m := newNodeMetrics()
 	reg.MustRegister(metrics.New(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -165,7 +167,7 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 			http.Error(w, "not ready: not synced with a peer yet", http.StatusServiceUnavailable)
 		}
 	})
-	return m.counted(cleanKeys(mux))
+	return &nodeHandler{Handler: m.counted(cleanKeys(mux)), flushLogs: flushLogs}
 }
 
 // cleanKeys answers 404 to a path that is not clean (".", "..", an empty
@@ -352,6 +354,16 @@ func answerWrite(w http.ResponseWriter, tok bcache.Token, err error, fail func(h
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// nodeHandler is the node's HTTP API.
+type nodeHandler struct {
+	http.Handler
+	// flushLogs writes the log lines the rate limit holds back, each
+	// kind's last with the count of the others: the server calls it once
+	// it has stopped, so that lines held back in the last second before
+	// the process exits are not lost (they were: found by review).
+	flushLogs func()
+}
+
 // failer returns the function that answers a request that failed with
 // err: with err's text for the client's errors (4xx) and those that say
 // why the server cannot answer now (503, 504); with a fixed text for the
@@ -364,14 +376,15 @@ func answerWrite(w http.ResponseWriter, tok bcache.Token, err error, fail func(h
 // 1,600 lines a second from four clients writing to a member whose disk
 // was full (found by review), filling the log's disk too, often the same.
 // Lines held back when a burst ends are written a second after the last
-// one written: the last of them, with the count of the others.
-func failer(log zerolog.Logger) func(http.ResponseWriter, error) {
+// one written: the last of them, with the count of the others; flush
+// writes those held back at once.
+func failer(log zerolog.Logger) (fail func(http.ResponseWriter, error), flush func()) {
 	return failerAt(log, time.Now, func(d time.Duration, f func()) { time.AfterFunc(d, f) })
 }
 
 // failerAt is failer with the clock its rate limit reads, and the timer
 // that writes what a burst held back.
-func failerAt(log zerolog.Logger, now func() time.Time, after func(time.Duration, func())) func(http.ResponseWriter, error) {
+func failerAt(log zerolog.Logger, now func() time.Time, after func(time.Duration, func())) (fail func(http.ResponseWriter, error), flush func()) {
 	lines := logLimits{now: now, after: after, write: func(err error, msg string, suppressed int) {
 		e := log.Error().Err(err)
 		if suppressed > 0 {
@@ -397,7 +410,7 @@ func failerAt(log zerolog.Logger, now func() time.Time, after func(time.Duration
 			logged(err, "request failed")
 			http.Error(w, http.StatusText(code), code)
 		}
-	}
+	}, lines.flushAll
 }
 
 // logInterval is the least time between two log lines of one kind.
@@ -470,6 +483,17 @@ func (ls *logLimits) flush(l *logLimit) {
 	l.last, l.suppressed = ls.now(), 0
 	ls.write(l.heldErr, l.heldMsg, n-1)
 	l.heldErr = nil
+}
+
+// flushAll writes the last line each limit holds back, with the count of
+// the others, and arms no timer.
+func (ls *logLimits) flushAll() {
+	ls.mu.Lock()
+	limits := slices.Collect(maps.Values(ls.kinds))
+	ls.mu.Unlock()
+	for _, l := range append(limits, &ls.rest) {
+		ls.flush(l)
+	}
 }
 
 // admit is logLimit's admit for a line of kind, with the limit it counts

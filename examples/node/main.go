@@ -408,7 +408,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	log = log.With().Str("node", nameOf(c)).Logger() // the Cache adds it to its own lines
 	log.Info().Str("gossip", c.Addr()).Msg("gossip listening")
 	log.Info().Str("http", ln.Addr().String()).Msg("http listening")
-	status := serve(ctx, log, ln, newServer(newHandler(c, c.Config().MaxValueSize, log), defaultHTTPTimeouts()))
+	h := newHandler(c, c.Config().MaxValueSize, log)
+	defer h.flushLogs() // after the Cache's Close, which requests still running may wait for
+	status := serve(ctx, log, ln, newServer(h, defaultHTTPTimeouts()))
 	if err := c.Close(); err != nil {
 		// Its final snapshot, most likely: writes since the last one may
 		// be lost, which a supervisor should hear of.

@@ -181,7 +181,7 @@ func TestShutdownEndsWatchStreams(t *testing.T) {
 // text (found by review).
 func TestServerErrorsStayInTheLog(t *testing.T) {
 	var logged strings.Builder
-	fail := failer(zerolog.New(&logged))
+	fail, _ := failer(zerolog.New(&logged))
 	secret := "/var/lib/node/cache.snap.log.7: no space left on device"
 	for _, tc := range []struct {
 		err   error
@@ -402,7 +402,7 @@ func TestReadsPastA413AreAsDocumented(t *testing.T) {
 func TestServerErrorsAreLoggedAtABoundedRate(t *testing.T) {
 	var logged strings.Builder
 	now := time.Unix(1e9, 0)
-	fail := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
+	fail, _ := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
 	notDurableErr := fmt.Errorf("bcache: set %q: %w: write log: no space left on device", "k", bcache.ErrNotDurable)
 	for range 1000 {
 		answerWrite(httptest.NewRecorder(), "tok", notDurableErr, fail)
@@ -430,7 +430,7 @@ func TestABurstsHeldBackLinesAreWrittenWhenItEnds(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	var flushes []func()
 	var delays []time.Duration
-	fail := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(d time.Duration, f func()) {
+	fail, _ := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(d time.Duration, f func()) {
 		delays, flushes = append(delays, d), append(flushes, f)
 	})
 	for i := range 100 {
@@ -462,6 +462,35 @@ func TestABurstsHeldBackLinesAreWrittenWhenItEnds(t *testing.T) {
 	}
 }
 
+// The lines a rate limit holds back when the node stops are written as
+// it stops (the server calls flush): each kind's last with the count of
+// the others. They were never written: the timer that writes them a
+// second later did not outlive the process.
+func TestHeldBackLinesAreWrittenAsTheNodeStops(t *testing.T) {
+	var logged strings.Builder
+	now := time.Unix(1e9, 0)
+	fail, flush := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
+	for i := range 50 {
+		now = now.Add(time.Millisecond)
+		fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", fmt.Sprint("k", i)))
+		fail(httptest.NewRecorder(), fmt.Errorf("bcache: set %q: %w", fmt.Sprint("k", i), bcache.ErrNotDurable))
+	}
+	if n := strings.Count(logged.String(), "\n"); n != 2 {
+		t.Fatalf("two bursts of 50: %d lines, want 2:\n%s", n, logged.String())
+	}
+	logged.Reset()
+	flush()
+	got := logged.String()
+	if strings.Count(got, "\n") != 2 || strings.Count(got, `"suppressed":48`) != 2 || !strings.Contains(got, `\"k49\": store`) {
+		t.Fatalf("the flush wrote %q; want each burst's last line, with its 48 others", got)
+	}
+	logged.Reset()
+	flush()
+	if logged.Len() != 0 {
+		t.Fatalf("a second flush wrote %q", logged.String())
+	}
+}
+
 // TestADistinctServerErrorIsLoggedInTheSecondOfAnother: the rate limit
 // holds back repeats of one error, not the first line of another: a
 // server error of a new cause (a read failing while the write log fails
@@ -471,7 +500,7 @@ func TestABurstsHeldBackLinesAreWrittenWhenItEnds(t *testing.T) {
 func TestADistinctServerErrorIsLoggedInTheSecondOfAnother(t *testing.T) {
 	var logged strings.Builder
 	now := time.Unix(1e9, 0)
-	fail := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
+	fail, _ := failerAt(zerolog.New(&logged), func() time.Time { return now }, func(time.Duration, func()) {})
 	for i := range 100 {
 		fail(httptest.NewRecorder(), fmt.Errorf("bcache: get %q: store: read failed", fmt.Sprint("k", i)))
 		answerWrite(httptest.NewRecorder(), "tok", fmt.Errorf("bcache: set %q: %w: write log: no space left on device", fmt.Sprint("k", i), bcache.ErrNotDurable), fail)
