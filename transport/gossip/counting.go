@@ -26,16 +26,22 @@ type wireStats struct {
 // of a user message as large as its header said (up to 20 MiB) before the
 // bytes came, when it read them all: anyone who reaches the port could
 // open streams that send a header and wait, each holding that much for
-// TCPTimeout. (Now such a stream holds what it sent until its deadline,
-// and memberlist's buffer only as it fails.) Each still holds a
-// goroutine and a descriptor. Past the bound, a new stream is
+// TCPTimeout. It still can: a header in the form memberlist's encoder
+// writes is read here, and the buffer grows with what comes, but
+// memberlist's decoder takes others (another integer width, a map of more
+// entries), which go to memberlist as soon as they are read, and it makes
+// that buffer before the bytes come, for the rest of the TCPTimeout from
+// the accept (found by review). Each holds a goroutine and a descriptor
+// too. Past the bound, a new stream is
 // closed at once (and counted): its sender retries, as after any failed
 // stream. (Without a key anyone may join, and be a member: no address is
 // trusted more than another.)
 //
 // With a key, a stream's ciphertext is read as it comes, so what a
-// stream holds is what was sent, up to 20 MiB, before the check that
-// fails it. There the streams from addresses of no member are bounded by
+// stream holds is what was sent, up to 20 MiB, and as much again for its
+// plaintext as the keys are tried; one that no key opens then goes to
+// memberlist, which reads it again (its copy and plaintext, as much
+// again) and answers that it could not decrypt it. There the streams from addresses of no member are bounded by
 // maxInboundUnknown together, and by maxInboundPerIP per address and per
 // IPv6 /64; past maxInboundUnknown, the oldest of them is closed to make
 // room (a joiner's exchange lasts milliseconds; streams left idle to fill

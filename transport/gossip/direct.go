@@ -66,7 +66,8 @@ type opener struct {
 // userMessage opens the datagram buf[start:] (buf[:start] is room it may
 // write over). It returns the user message the datagram carries and true,
 // or false if the datagram holds anything else or cannot be opened, for
-// memberlist to handle. A user message comes in a slice of its own. A
+// memberlist to handle; nil and true for one memberlist would panic on
+// (see crashes), which the caller counts and drops. A user message comes in a slice of its own. A
 // datagram of a direct delta alone (mlDirectMsg) gives the frame it stands
 // for, made in place where it can be: over buf, when the room before its
 // type byte is at least directRoom bytes, or in the opener's buffer for
@@ -93,6 +94,9 @@ func (o *opener) userMessage(buf []byte, start int) ([]byte, bool) {
 		return nil, false
 	}
 	if o.keyring != nil {
+		if o.crashes(b, label) {
+			return nil, true // refused: see crashes
+		}
 		plain, ok := o.decrypt(b, label)
 		if !ok {
 			return nil, false
@@ -121,6 +125,25 @@ func (o *opener) userMessage(buf []byte, start int) ([]byte, bool) {
 		return nil, false
 	}
 	return append([]byte(nil), b[1:]...), true
+}
+
+// crashes reports whether memberlist would panic on the encrypted payload
+// b: one of encryption version 0 (memberlist's protocol 1 and below, which
+// no member sends) that a key of the keyring opens and whose padding says
+// more than it holds, which memberlist's pkcs7decode slices off past the
+// start. Only a holder of a key writes one, and one datagram took a
+// member's process down (found by review); userMessage refuses it.
+func (o *opener) crashes(b, label []byte) bool {
+	if len(b) < 1+mlNonceSize+2*16 || b[0] != 0 {
+		return false
+	}
+	nonce, sealed := b[1:1+mlNonceSize], b[1+mlNonceSize:]
+	for _, aead := range o.aeads() {
+		if plain, err := aead.Open(nil, nonce, sealed, label); err == nil {
+			return len(plain) == 0 || int(plain[len(plain)-1]) > len(plain)
+		}
+	}
+	return false
 }
 
 // directRoom is the room a direct delta's own datagram needs before its

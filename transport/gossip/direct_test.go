@@ -380,3 +380,34 @@ func TestReceivedDirectDeltaAllocatesOnlyItsRecords(t *testing.T) {
 		t.Fatalf("receiving a direct delta of %d records: %.0f allocations, want at most %d", k, allocs, 2*k+1)
 	}
 }
+
+// A datagram of encryption version 0 whose padding says more than it
+// holds makes memberlist's pkcs7decode slice past the start, and the
+// panic took the process down (found by review): the opener refuses it
+// (nil, true: counted and dropped). A version 0 datagram memberlist reads
+// without a panic still goes to it.
+func TestOpenerRefusesWhatCrashesMemberlist(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	kr, err := memberlist.NewKeyring(nil, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opener{label: "l", keyring: kr}
+	v0 := func(plain []byte) []byte {
+		nonce := bytes.Repeat([]byte{7}, mlNonceSize)
+		b := testGCM(t, key).Seal(append([]byte{0}, nonce...), nonce, plain, []byte("l"))
+		return append([]byte{mlHasLabelMsg, 1, 'l'}, b...)
+	}
+	msg, ok := o.userMessage(v0(append(make([]byte, 15), 200)), 0)
+	if !ok || msg != nil {
+		t.Fatalf("padding past the start: %q, %v; want nil, true", msg, ok)
+	}
+	for name, plain := range map[string][]byte{
+		"padding alone":  bytes.Repeat([]byte{16}, 16),
+		"a user message": append([]byte{mlUserMsg, 'f', 'r', 'a', 'm', 'e'}, bytes.Repeat([]byte{10}, 10)...),
+	} {
+		if msg, ok := o.userMessage(v0(plain), 0); ok {
+			t.Fatalf("%s: taken (%q), not left to memberlist", name, msg)
+		}
+	}
+}

@@ -146,7 +146,7 @@ func (t *netTransport) readPackets() {
 		datagram := buf[directRoom : directRoom+n]
 		if d := t.direct.Load(); d != nil {
 			if msg, ok := d.open.userMessage(buf[:directRoom+n], directRoom); ok {
-				d.deliver(msg)
+				d.deliver(msg) // nil, refused: counted as a frame that does not parse
 				continue
 			}
 		}

@@ -58,11 +58,14 @@ type streamReader struct {
 }
 
 // take reads conn's message. It returns nil if it read a user message and
-// delivered it, or else a stream that gives memberlist what was read from
+// delivered it, or read what memberlist would panic on (then the caller
+// closes conn), or else a stream that gives memberlist what was read from
 // conn and then the rest of conn.
 func (s *streamReader) take(conn net.Conn) net.Conn {
+	var deadline time.Time
 	if s.timeout > 0 {
-		conn.SetDeadline(time.Now().Add(s.timeout)) // memberlist sets its own again
+		deadline = time.Now().Add(s.timeout)
+		conn.SetDeadline(deadline) // memberlist's own, later, stops at it (replayConn)
 	}
 	bp, _ := s.bufs.Get().(*[]byte)
 	if bp == nil {
@@ -70,15 +73,26 @@ func (s *streamReader) take(conn net.Conn) net.Conn {
 	}
 	in := inStream{conn: conn, buf: (*bp)[:0]}
 	msg, ok := s.message(&in)
-	if ok {
+	switch {
+	case ok:
 		s.deliver(msg)
 		s.read.Add(1)
+	case in.drop:
+		s.deliver(nil) // counted as a frame that does not parse (Stats' BadFrames)
 	}
 	var rest net.Conn
-	if !ok {
-		rest = &replayConn{Conn: conn, r: bytes.NewReader(bytes.Clone(in.buf)), err: in.err}
+	pooled := cap(in.buf) <= maxPooledRead
+	if !ok && !in.drop {
+		// A buffer too large to keep goes to memberlist as it is, not
+		// copied.
+		read := in.buf
+		if pooled {
+			read = bytes.Clone(read)
+		}
+		rest = &replayConn{Conn: conn, r: bytes.NewReader(read), err: in.err, deadline: deadline}
 	}
-	if *bp = in.buf[:0]; cap(*bp) <= maxPooledRead {
+	if pooled {
+		*bp = in.buf[:0]
 		s.bufs.Put(bp)
 	}
 	return rest
@@ -120,28 +134,64 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 	}
 	more := int(binary.BigEndian.Uint32(in.buf[at+1:]))
 	end := at + 5 + more
-	if more > mlMaxStreamMsg || more < 1+mlNonceSize+16 || !in.fill(end) || in.buf[at+5] != mlGCMVersion {
+	if more > mlMaxStreamMsg || more < 1+mlNonceSize+16 || !in.fill(end) {
 		return nil, false
+	}
+	vsn := in.buf[at+5]
+	if vsn != mlGCMVersion && (vsn != 0 || more < 1+mlNonceSize+2*16) {
+		return nil, false // memberlist refuses it before it decrypts
 	}
 	// The plaintext goes after all that was read, in the same buffer: what
 	// was read stays as it came, for memberlist if the message is not a
-	// user message, and one buffer is reused for both.
+	// user message, and one buffer is reused for both. A message too large
+	// for the buffers kept is opened into a buffer of its own: the read
+	// one grown to hold both would copy it, for a stream that may be a
+	// stranger's that opens with no key (found by review: 125 MiB
+	// allocated for one of 20 MiB).
 	read := len(in.buf)
-	if cap(in.buf) < read+more {
+	var room []byte
+	switch {
+	case read+more > maxPooledRead:
+		room = make([]byte, 0, more)
+	case cap(in.buf) < read+more:
 		// A sixteenth to spare: grown to just the bytes wanted, a buffer
 		// kept from a message was copied whole for every next message a
 		// few bytes longer.
-		in.buf = grow(in.buf, read+more+more/16)
+		in.buf = grow(in.buf, min(read+more+more/16, maxPooledRead))
+		fallthrough
+	default:
+		room = in.buf[read:read]
 	}
 	nonce, sealed := in.buf[at+6:at+6+mlNonceSize], in.buf[at+6+mlNonceSize:end]
 	aad := append(append(make([]byte, 0, 5+len(label)), in.buf[at:at+5]...), in.buf[2:2+len(label)]...)
 	var plain []byte
 	for _, aead := range s.ciphers.get(s.keyring) {
 		var err error
-		if plain, err = aead.Open(in.buf[read:read], nonce, sealed, aad); err == nil {
+		if plain, err = aead.Open(room, nonce, sealed, aad); err == nil {
 			break
 		}
 		plain = nil
+	}
+	if plain != nil && vsn == 0 {
+		// Version 0 (memberlist's protocol 1 and below; no member sends
+		// it) is padded: memberlist's pkcs7decode slices off as many bytes
+		// as the last says, and panics past the start.
+		if pad := int(plain[len(plain)-1]); pad > len(plain) {
+			in.drop = true
+			return nil, false
+		}
+		plain = plain[:len(plain)-int(plain[len(plain)-1])]
+		if len(plain) == 0 {
+			in.drop = true
+		}
+		return nil, false // memberlist reads it, and no member sends it
+	}
+	if plain != nil && len(plain) == 0 {
+		// Opened, and empty: memberlist's readStream reads its type byte
+		// with no check, and its panic took the process down. Only a
+		// holder of a key writes it; the stream is closed unread.
+		in.drop = true
+		return nil, false
 	}
 	if len(plain) < 1 || plain[0] != mlUserMsg {
 		return nil, false
@@ -185,6 +235,7 @@ type inStream struct {
 	conn net.Conn
 	buf  []byte
 	err  error // the read that failed, if one did
+	drop bool  // what was read would crash memberlist: closed, not handed on
 }
 
 // fill reads until buf holds at least n bytes, growing it as they come:
@@ -199,7 +250,11 @@ func (in *inStream) fill(n int) bool {
 			return false
 		}
 		if len(in.buf) == cap(in.buf) {
-			in.buf = grow(in.buf, max(2*len(in.buf), 4096))
+			c := max(2*len(in.buf), 4096)
+			if n > maxPooledRead && c > n {
+				c = n // a buffer not kept gets no room to spare
+			}
+			in.buf = grow(in.buf, c)
 		}
 		m, err := in.conn.Read(in.buf[len(in.buf):cap(in.buf)])
 		in.buf = in.buf[:len(in.buf)+m]
@@ -224,10 +279,31 @@ func grow(b []byte, n int) []byte {
 // replayConn is a stream that reads r first, then the stream, or the
 // error its last read gave if it gave one (memberlist sees the stream
 // end as it ended, without a second wait for its deadline).
+//
+// The deadlines memberlist sets (TCPTimeout from its handleConn) stop at
+// deadline, the one set when the stream was accepted: memberlist's went
+// from there, and a stream that sent its first bytes just before it was
+// held for its deadline twice (found by review).
 type replayConn struct {
 	net.Conn
-	r   *bytes.Reader
-	err error
+	r        *bytes.Reader
+	err      error
+	deadline time.Time // zero: none
+}
+
+func (c *replayConn) clamp(t time.Time) time.Time {
+	if !c.deadline.IsZero() && (t.IsZero() || t.After(c.deadline)) {
+		return c.deadline
+	}
+	return t
+}
+
+func (c *replayConn) SetDeadline(t time.Time) error { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *replayConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+func (c *replayConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.clamp(t))
 }
 
 func (c *replayConn) Read(b []byte) (int, error) {
