@@ -872,3 +872,64 @@ func TestAFailureSaysTheSameAtEachReplay(t *testing.T) {
 		t.Fatalf("one seed, %d different reports in 8 runs", len(seen))
 	}
 }
+
+// hastySync is the production store on a member that says it has made
+// its first sync as soon as a peer's digest comes, at the opening of an
+// exchange rather than at its end (a WaitSynced that returns before the
+// data came). Its data is the production store's, and converges losing
+// nothing: only the first-sync check can catch it.
+type hastySync struct {
+	*StoreReplica
+	codec *wire.Codec
+	peer  string
+	at    int64
+}
+
+func (h *hastySync) Receive(from string, payload []byte) []transport.Envelope {
+	if m, err := h.codec.Decode(payload); err == nil && h.at == 0 {
+		if _, ok := m.(*wire.Digest); ok {
+			h.peer, h.at = from, h.phys()
+		}
+	}
+	return h.StoreReplica.Receive(from, payload)
+}
+
+func (h *hastySync) FirstSync() int64 {
+	if h.at != 0 {
+		return h.at
+	}
+	return h.StoreReplica.FirstSync()
+}
+
+func (h *hastySync) FirstSyncWith() (string, int64) {
+	if h.at != 0 {
+		return h.peer, h.at
+	}
+	return h.StoreReplica.FirstSyncWith()
+}
+
+// TestHarnessCatchesAFirstSyncThatHoldsLess: a member's first sync must
+// hold what its peer held when the exchange began (WaitSynced's promise);
+// the variant that says so at the exchange's opening converges all the
+// same.
+func TestHarnessCatchesAFirstSyncThatHoldsLess(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica {
+		return &hastySync{StoreReplica: r, codec: wire.NewCodec(wire.Limits{})}
+	})
+	caught(t, "hasty first syncs", Config{Factory: factory}, "made its first sync with", "first syncs made without the peer's records")
+}
+
+// deafToNewcomers is the production store on a member whose node is never
+// told which members are newcomers: an exchange with a member that joined
+// as it did, both empty, is its first sync while a member holding the
+// cluster's state is in its view.
+type deafToNewcomers struct{ *StoreReplica }
+
+func (deafToNewcomers) SetNewcomers([]string) {}
+
+// TestHarnessCatchesAFirstSyncWithANewcomer: a member's first sync is
+// with a member that holds the cluster's state while one is in its view.
+func TestHarnessCatchesAFirstSyncWithANewcomer(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica { return deafToNewcomers{r} })
+	caught(t, "first syncs with newcomers", Config{Factory: factory}, "a newcomer, while", "first syncs with a newcomer beside a holder")
+}

@@ -52,6 +52,11 @@ type Coverage struct {
 	// Loss and Duplication (Config's or Spec's) drew: delivered once, lost, doubled
 	// (over every run, those that ended early too).
 	Fates [3]int
+	// FirstSyncs counts the members' first syncs checked against what
+	// their peer held (see Noder), and the records so checked, over every
+	// run. A first sync checked against nothing proves only that nothing
+	// was missing.
+	FirstSyncs [2]int
 	// cluster says the runs were of a Config (Check, Property): the lines
 	// of what only a bcache cluster does (fills, collection, the end's
 	// session) are printed then, and for a Spec only if not zero.
@@ -81,7 +86,7 @@ func (c *Coverage) String() string {
 	if c.Fates != [3]int{} {
 		fmt.Fprintf(&b, "\n  frames given a fate: %d delivered, %d lost, %d doubled", c.Fates[0], c.Fates[1], c.Fates[2])
 	}
-	if !c.cluster && c.Fills == [2]int{} && c.SlowFills == [2]int{} && c.Collected == [2]int{} && c.OneSession == [2]int{} {
+	if !c.cluster && c.Fills == [2]int{} && c.SlowFills == [2]int{} && c.Collected == [2]int{} && c.OneSession == [2]int{} && c.FirstSyncs == [2]int{} {
 		fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of syncs that changed anything: %v", c.Rounds)
 		return b.String()
 	}
@@ -91,6 +96,7 @@ func (c *Coverage) String() string {
 	}
 	fmt.Fprintf(&b, "\n  dead records collected: %d less than a horizon after they were written, %d later", c.Collected[0], c.Collected[1])
 	fmt.Fprintf(&b, "\n  runs whose end's single session completed on both sides, and was checked: %d; deferred: %d", c.OneSession[0], c.OneSession[1])
+	fmt.Fprintf(&b, "\n  first syncs checked against what their peer held: %d, against %d records", c.FirstSyncs[0], c.FirstSyncs[1])
 	fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of anti-entropy that changed anything: %v", c.Rounds)
 	return b.String()
 }

@@ -85,7 +85,9 @@ type Config struct {
 	// OneWaySessions says a replica's anti-entropy session repairs one
 	// side only (a pull, say). Without it, the end of every run checks
 	// that one session between two members, once the network is quiet,
-	// leaves both holding the same records (see Replica).
+	// leaves both holding the same records (see Replica), and every
+	// check that a member's first sync holds what its peer held (see
+	// Noder): one side of a one-way session holds nothing more for it.
 	OneWaySessions bool
 }
 
@@ -336,6 +338,11 @@ type harness struct {
 	// given a fate of their own (at Duplication 1, deliver all doubled
 	// every copy again and never drained: found by review).
 	copies map[uint64]bool
+	// syncs are the members' first-sync checks (firstsync.go); started
+	// says the cluster's first members have been added.
+	syncs   []*syncWatch
+	started bool
+	marked  map[string]bool // the members the nodes were last told are newcomers
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -374,6 +381,7 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 	for range n {
 		h.added()
 	}
+	h.started = true
 	return h
 }
 
@@ -392,6 +400,7 @@ func (h *harness) added() {
 	h.held = append(h.held, map[string]crdt.Timestamp{})
 	h.last = append(h.last, map[string]crdt.Version{})
 	h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
+	h.watchSync()
 }
 
 // join adds a member that was never in the cluster, up to MaxNodes.
@@ -886,7 +895,9 @@ func (h *harness) check(t *rapid.T) {
 	// its answer brings to any member (see model.rejected).
 	for i := range h.c.Size() {
 		if rl, ok := h.c.Replica(i).(Rejecter); ok && !h.c.Down(i) {
-			h.model.rejected(t, h, i, rl.Rejected())
+			rs := rl.Rejected()
+			h.noteRejected(i, rs)
+			h.model.rejected(t, h, i, rs)
 		}
 	}
 	for i := range h.c.Size() {
@@ -924,6 +935,8 @@ func (h *harness) check(t *rapid.T) {
 		}
 		h.last[i] = now
 	}
+	h.checkFirstSyncs(t)
+	h.newcomers()
 }
 
 // evicts reports whether a member may hold a record as evicted: the evict

@@ -230,6 +230,17 @@ func (r *MapReplica) Map() *lww.Map { return r.m }
 // Node returns the replica's protocol node, for inspection.
 func (r *MapReplica) Node() *transport.Node { return r.node }
 
+// FirstSync returns its node's first sync (Syncer).
+func (r *MapReplica) FirstSync() int64 { return r.node.FirstSync() }
+
+// FirstSyncWith returns the peer and start of its node's first sync
+// (Syncer).
+func (r *MapReplica) FirstSyncWith() (string, int64) { return r.node.FirstSyncWith() }
+
+// SetNewcomers tells its node the members that do not hold their
+// cluster's state yet (Syncer).
+func (r *MapReplica) SetNewcomers(names []string) { r.node.SetNewcomers(names) }
+
 // write applies a local record and queues it as a delta.
 func (r *MapReplica) write(rec crdt.Record) (crdt.Record, []transport.Envelope) {
 	r.m.Merge(rec, false, 0, nil)

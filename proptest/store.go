@@ -202,6 +202,17 @@ func (r *StoreReplica) Bounds() (values, maxValues int, bytes, maxBytes int64) {
 // Node returns the replica's protocol node, for inspection.
 func (r *StoreReplica) Node() *transport.Node { return r.node }
 
+// FirstSync returns its node's first sync (Syncer).
+func (r *StoreReplica) FirstSync() int64 { return r.node.FirstSync() }
+
+// FirstSyncWith returns the peer and start of its node's first sync
+// (Syncer).
+func (r *StoreReplica) FirstSyncWith() (string, int64) { return r.node.FirstSyncWith() }
+
+// SetNewcomers tells its node the members that do not hold their
+// cluster's state yet (Syncer).
+func (r *StoreReplica) SetNewcomers(names []string) { r.node.SetNewcomers(names) }
+
 // Sessions implements SessionCounter.
 func (r *StoreReplica) Sessions() SessionCounts { return countsOf(r.node) }
 

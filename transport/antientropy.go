@@ -438,7 +438,7 @@ func (n *Node) finish(now int64) {
 	n.stats.countDiffering(s.differing)
 	n.ae.active = false
 	n.ae.last = *s
-	n.exchanged(s.peer, now)
+	n.exchanged(s.peer, s.start, now)
 }
 
 // abandon ends the session in flight as abandoned, for a reply that
@@ -463,7 +463,7 @@ func (n *Node) responded(from string, r *responder, now int64) {
 	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	n.ae.answered[from] = r // for the initiator's answers to this node's last Reject (see receiveReject)
 	n.stats.SessionsResponded++
-	n.exchanged(from, now)
+	n.exchanged(from, r.start, now)
 }
 
 // request reports whether m, from peer from, is a new step of an exchange

@@ -215,6 +215,10 @@ type Node struct {
 	// before.
 	synced    map[string]int64
 	firstSync int64
+	// firstPeer and firstStart are the peer of the exchange that made the
+	// first sync and when (this node's physical time) it started.
+	firstPeer  string
+	firstStart int64
 	// newcomers are the members that say they hold none of their
 	// cluster's state yet (SetNewcomers).
 	newcomers map[string]bool
@@ -285,6 +289,7 @@ func (n *Node) rebase(now int64) {
 	}
 	if n.firstSync != 0 {
 		n.firstSync = max(crdt.SubSat(n.firstSync, back), 1) // 0 is none
+		n.firstStart = crdt.SubSat(n.firstStart, back)
 	}
 	n.roster.rebase(back)
 	if cs, ok := n.cfg.Replica.(ClockStepper); ok {
@@ -455,6 +460,12 @@ func (n *Node) Members() int { return n.ring.size() }
 // then on the replica holds what that peer held when the exchange began.
 func (n *Node) FirstSync() int64 { return n.firstSync }
 
+// FirstSyncWith returns the peer of the exchange that made the first sync
+// (see FirstSync) and the physical time at which that exchange started
+// on this node's side (for the initiator, when it opened it; for the
+// responder, when the opening came): "" and 0 before the first sync.
+func (n *Node) FirstSyncWith() (peer string, start int64) { return n.firstPeer, n.firstStart }
+
 // LastSyncs returns, for each member in the view with which an exchange
 // has completed, on either side (as FirstSync), the physical time the
 // last one did.
@@ -494,13 +505,15 @@ func (n *Node) holderInView(peer string) bool {
 	return false
 }
 
-// exchanged records a completed exchange with peer at now.
-func (n *Node) exchanged(peer string, now int64) {
+// exchanged records a completed exchange with peer at now, which started
+// at start.
+func (n *Node) exchanged(peer string, start, now int64) {
 	if _, ok := n.ring.pos[peer]; ok {
 		n.synced[peer] = now
 	}
 	if n.firstSync == 0 && (!n.newcomers[peer] || !n.holderInView(peer)) {
 		n.firstSync = max(now, 1)
+		n.firstPeer, n.firstStart = peer, start
 	}
 }
 

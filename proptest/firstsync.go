@@ -1,0 +1,221 @@
+package proptest
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/bcache-go/bcache/crdt"
+)
+
+// The first sync (transport.Node.FirstSync: what a Cache's WaitSynced and
+// Status report) says that the member holds what the peer of its first
+// completed exchange held when that exchange began. The harness checks
+// it on every replica that reports it (Syncer), at the first check
+// that finds the first sync made, against what the peer held: every
+// record the peer has held in one version since before the exchange
+// began, the member holds in that version or a newer one, unless the
+// rules let it lack it (it collected the key or rejected the version
+// below a watermark, the model lets the version be lost, the version is
+// the adversary's, or it is too far ahead of the member's clock for the
+// drift bound). (A version the peer replaced meanwhile is not asked for:
+// the member may refuse the newer one, a forged one too far ahead of its
+// clock, and need not hold the one before.) "Before the exchange began"
+// is, at the latest, the exchange's start on the member's clock
+// (FirstSyncWith) less the largest skew its clock had since it started:
+// the cluster's time then, or earlier. The harness keeps, per live member, the check at which
+// each version it holds came, as long as its key stays held in it.
+//
+// It also models the members' marks of holding their cluster's state (a
+// Cache's memberlist metadata; transport.Node.SetNewcomers): a member
+// that has made no first sync since its incarnation started is a
+// newcomer to the others, unless it is one of the cluster's first
+// members (they hold its state from the start, as founders do). So the
+// first sync of a member that joined later is with a member that holds
+// the state, while one is in its view.
+
+// Syncer is a replica that reports its first sync, as transport.Node
+// does (StoreReplica and MapReplica pass their node's on), and takes the
+// names of the members that do not hold their cluster's state yet
+// (transport.Node.SetNewcomers).
+type Syncer interface {
+	FirstSync() int64
+	FirstSyncWith() (peer string, start int64)
+	SetNewcomers(names []string)
+}
+
+// heldAt is a version a member holds and the cluster's time of the check
+// that first found it there.
+type heldAt struct {
+	at int64
+	v  crdt.Timestamp
+}
+
+// syncWatch is what the harness keeps of a member for the first-sync
+// check: its replica and incarnation (a new one starts afresh), whether its first
+// sync was checked, and, per key it holds, the version it holds and
+// since when.
+type syncWatch struct {
+	r       Syncer
+	inc     crdt.NodeID // its incarnation
+	checked bool
+	founder bool // one of the cluster's first members
+	// skew is the largest skew the member's clock has had since its
+	// incarnation started (skews change only by an action of their own,
+	// and each action is followed by a check).
+	skew  int64
+	since map[string]heldAt
+	// rejected is, per key, the newest version it rejected below a
+	// watermark.
+	rejected map[string]crdt.Timestamp
+}
+
+// watchSync makes room for the first-sync check of a member added: the
+// cluster's first members are its founders.
+func (h *harness) watchSync() {
+	h.syncs = append(h.syncs, &syncWatch{founder: !h.started, since: map[string]heldAt{}, rejected: map[string]crdt.Timestamp{}})
+}
+
+// noteRejected notes the versions member i rejected below a watermark.
+func (h *harness) noteRejected(i int, rs []Rejection) {
+	w := h.syncs[i]
+	for _, r := range rs {
+		if cur, ok := w.rejected[r.Key]; !ok || cur.Less(r.Version.Time) {
+			w.rejected[r.Key] = r.Version.Time
+		}
+	}
+}
+
+// newcomers tells each live member the members that do not hold their
+// cluster's state (see above).
+func (h *harness) newcomers() {
+	var names []string
+	clear(h.marked)
+	for i := range h.c.Size() {
+		if sy, ok := h.c.Replica(i).(Syncer); ok && !h.c.Down(i) && !h.syncs[i].founder && sy.FirstSync() == 0 {
+			names = append(names, h.c.Name(i))
+			if h.marked == nil {
+				h.marked = map[string]bool{}
+			}
+			h.marked[h.c.Name(i)] = true
+		}
+	}
+	for i := range h.c.Size() {
+		if sy, ok := h.c.Replica(i).(Syncer); ok && !h.c.Down(i) {
+			sy.SetNewcomers(names)
+		}
+	}
+}
+
+// checkFirstSyncs notes what each live member holds now, then checks the
+// first sync of every one that just made it (see above): a record its
+// peer no longer holds (collected since) was not held throughout.
+func (h *harness) checkFirstSyncs(t fataler) {
+	for i := range h.c.Size() {
+		w := h.syncs[i]
+		sy, ok := h.c.Replica(i).(Syncer)
+		if !ok || h.c.Down(i) {
+			w.r, w.checked = nil, false
+			clear(w.since)
+			continue
+		}
+		skew := h.c.Phys(i) - h.c.Now()
+		if inc := h.c.members[i].id; sy != w.r || inc != w.inc { // a new incarnation: nothing held since before it
+			w.r, w.inc, w.checked, w.skew = sy, inc, false, skew
+			clear(w.since)
+			if h.started {
+				w.founder = false
+			}
+		}
+		w.skew = max(w.skew, skew)
+		h.noteHeld(i)
+	}
+	for i := range h.c.Size() {
+		if w := h.syncs[i]; w.r != nil && !w.checked && w.r.FirstSync() != 0 && !h.cfg.OneWaySessions {
+			w.checked = true
+			h.checkFirstSync(t, i)
+		}
+	}
+}
+
+// checkFirstSync checks member i's first sync, just made.
+func (h *harness) checkFirstSync(t fataler, i int) {
+	peer, start := h.syncs[i].r.FirstSyncWith()
+	p, ok := h.c.byName[peer]
+	if !ok || h.c.Down(p) || h.syncs[p].r == nil {
+		return // its history went with it
+	}
+	if h.marked[peer] {
+		// With a newcomer: only if no member that holds the state was in
+		// its view (the live members its side reaches, the outsider too).
+		for j := range h.c.Size() {
+			if name := h.c.Name(j); j != i && j != p && !h.c.Down(j) && h.c.Net.Connected(h.c.Name(i), name) && !h.marked[name] {
+				t.Fatalf("%s made its first sync with %s, a newcomer, while %s, which holds the cluster's state, was in its view", h.c.Name(i), peer, name)
+			}
+		}
+	}
+	if h.cfg.Coverage != nil {
+		h.cfg.Coverage.FirstSyncs[0]++
+	}
+	before := start - h.syncs[i].skew
+	mine := map[string]crdt.Timestamp{}
+	for _, rec := range h.c.Replica(i).Records() {
+		mine[rec.Key] = rec.Time
+	}
+	for _, key := range slices.Sorted(maps.Keys(h.syncs[p].since)) {
+		held := h.syncs[p].since[key]
+		if held.at >= before {
+			// Not held in this version since before the exchange began:
+			// a check finds what came at its time or earlier, and within
+			// one action the exchange may start first.
+			continue
+		}
+		v := held.v
+		if h.cfg.Coverage != nil {
+			h.cfg.Coverage.FirstSyncs[1]++
+		}
+		if got, ok := mine[key]; ok && !got.Less(v) || h.mayLack(i, key, v, start) {
+			continue
+		}
+		t.Fatalf("%s made its first sync with %s (an exchange that began at %d on its clock), without %q at %v, which %s held since before then (%s holds %v)",
+			h.c.Name(i), peer, start, key, v, peer, h.c.Name(i), mine[key])
+	}
+}
+
+// mayLack reports whether the rules let member i lack version v of key
+// after an exchange that began at start on its clock.
+func (h *harness) mayLack(i int, key string, v crdt.Timestamp, start int64) bool {
+	version := crdt.Version{Key: key, Time: v}
+	if v.Node == adversaryID || h.collected(i, version) || h.model.excused[version] {
+		return true
+	}
+	if r, ok := h.syncs[i].rejected[key]; ok && !r.Less(v) {
+		return true
+	}
+	for _, m := range []map[string]crdt.Version{h.model.lost, h.model.lossy} {
+		if l, ok := m[key]; ok && l.Compare(version) >= 0 {
+			return true
+		}
+	}
+	// Past the drift bound of the member's clock when a repair came: its
+	// clock read start or later then (a step back moves start with it).
+	return v.Wall > start+int64(h.cfg.MaxDrift)
+}
+
+// noteHeld notes the versions member i holds now.
+func (h *harness) noteHeld(i int) {
+	w := h.syncs[i]
+	now := map[string]crdt.Timestamp{}
+	for _, rec := range h.c.Replica(i).Records() {
+		now[rec.Key] = rec.Time
+	}
+	for key := range w.since {
+		if _, ok := now[key]; !ok { // gone: collected, or dropped
+			delete(w.since, key)
+		}
+	}
+	for key, v := range now {
+		if held, ok := w.since[key]; !ok || held.v != v {
+			w.since[key] = heldAt{at: h.c.Now(), v: v}
+		}
+	}
+}
