@@ -1,7 +1,10 @@
 package gossip
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +202,48 @@ func TestSessionsOpenWithTheRootAmongCurrentMembers(t *testing.T) {
 			}
 			t.Logf("%.0f digest bytes a session", perSession)
 		})
+	}
+}
+
+// A member on a transport of the caller's (Config.Transport) gets its
+// datagrams through memberlist, not the default transport's opener: one
+// of encryption version 0 whose padding says more than it holds, from a
+// holder of the key, panicked in memberlist's packet goroutine and took
+// the process down as it did on the default transport before its opener
+// refused it (found by review). Run in a child process, which the panic
+// would end.
+func TestOtherTransportsRefuseWhatCrashesMemberlist(t *testing.T) {
+	if os.Getenv("BCACHE_CRASH_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestOtherTransportsRefuseWhatCrashesMemberlist$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "BCACHE_CRASH_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("the member's process: %v\n%s", err, out)
+		}
+		return
+	}
+	key := []byte("0123456789abcdef")
+	network := memnet.NewNetwork(1)
+	tr, err := network.NewTransport("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNode(t, "a", nil, func(c *Config) { c.Transport, c.SecretKey = tr, key })
+	evil, err := network.NewTransport("evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Shutdown()
+	nonce := bytes.Repeat([]byte{7}, mlNonceSize)
+	label := []byte(processLabel)
+	crash := testGCM(t, key).Seal(append([]byte{0}, nonce...), nonce, append(make([]byte, 15), 200), label)
+	crash = append(append([]byte{mlHasLabelMsg, byte(len(label))}, label...), crash...)
+	before := a.r.Stats().BadFrames
+	deadline := time.Now().Add(5 * time.Second)
+	for a.r.Stats().BadFrames == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the datagram was not counted")
+		}
+		evil.WriteTo(crash, a.r.Addr())
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -81,6 +81,7 @@ type countingTransport struct {
 	once     sync.Once
 	wg       sync.WaitGroup
 	reader   atomic.Pointer[streamReader] // reads the streams accepted once set (streamin.go)
+	packets  chan *memberlist.Packet      // nil: the inner transport's, unfiltered (see filterPackets)
 
 	mu     sync.Mutex
 	dialed map[*countingConn]struct{} // streams dialed and not closed; nil once shut down
@@ -362,6 +363,46 @@ func (c *countingTransport) handOver(conn net.Conn) {
 	case <-c.closing:
 		conn.Close()
 	}
+}
+
+// filterPackets makes memberlist get the inner transport's datagrams
+// through open, which drops, and hands to refused, those memberlist would
+// panic on (opener.crashes). The default transport's reader opens its
+// datagrams itself (direct.go); a transport of the caller's
+// (Config.Transport) did not, and one datagram of a holder of the key
+// took the process down (found by review). It must be called before
+// memberlist is created; open is used by one goroutine alone.
+func (c *countingTransport) filterPackets(open opener, refused func([]byte)) {
+	c.packets = make(chan *memberlist.Packet)
+	in := c.NodeAwareTransport.PacketCh()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			select {
+			case p := <-in:
+				if open.refuses(p.Buf) {
+					refused(nil)
+					continue
+				}
+				select {
+				case c.packets <- p:
+				case <-c.closing:
+					return
+				}
+			case <-c.closing:
+				return
+			}
+		}
+	}()
+}
+
+// PacketCh implements memberlist.Transport.
+func (c *countingTransport) PacketCh() <-chan *memberlist.Packet {
+	if c.packets != nil {
+		return c.packets
+	}
+	return c.NodeAwareTransport.PacketCh()
 }
 
 // StreamCh implements memberlist.Transport.

@@ -146,6 +146,20 @@ func (o *opener) crashes(b, label []byte) bool {
 	return false
 }
 
+// refuses reports whether memberlist would panic on the datagram buf
+// (see crashes), for a transport whose datagrams go to memberlist
+// unopened.
+func (o *opener) refuses(buf []byte) bool {
+	var label []byte
+	if len(buf) > 0 && buf[0] == mlHasLabelMsg {
+		if len(buf) < 2 || buf[1] == 0 || len(buf) < 2+int(buf[1]) {
+			return false
+		}
+		label, buf = buf[2:2+int(buf[1])], buf[2+int(buf[1]):]
+	}
+	return o.keyring != nil && string(label) == o.label && o.crashes(buf, label)
+}
+
 // directRoom is the room a direct delta's own datagram needs before its
 // type byte to become the frame it stands for (directHeader in place of
 // the type byte).

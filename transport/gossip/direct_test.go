@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"net"
 	"testing"
 	"time"
 
@@ -409,5 +410,35 @@ func TestOpenerRefusesWhatCrashesMemberlist(t *testing.T) {
 		if msg, ok := o.userMessage(v0(plain), 0); ok {
 			t.Fatalf("%s: taken (%q), not left to memberlist", name, msg)
 		}
+	}
+}
+
+// A datagram the opener refuses (one memberlist would panic on) is
+// counted as a frame that does not parse, and not as a frame opened
+// direct: DirectFrames counts the datagrams holding one of bcache's
+// messages, and a refused one holds none (found by review).
+func TestRefusedDatagramIsNotADirectFrame(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	nd := startNode(t, "a", nil, func(c *Config) { c.SecretKey = key })
+	before := nd.r.Stats()
+	nonce := bytes.Repeat([]byte{7}, mlNonceSize)
+	label := []byte(processLabel)
+	crash := testGCM(t, key).Seal(append([]byte{0}, nonce...), nonce, append(make([]byte, 15), 200), label)
+	crash = append(append([]byte{mlHasLabelMsg, byte(len(label))}, label...), crash...)
+	conn, err := net.Dial("udp", nd.r.ml.LocalNode().FullAddress().Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for nd.r.Stats().BadFrames == before.BadFrames {
+		if time.Now().After(deadline) {
+			t.Fatal("the datagram was not counted")
+		}
+		conn.Write(crash)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := nd.r.Stats(); after.DirectFrames != before.DirectFrames {
+		t.Fatalf("DirectFrames %d -> %d for datagrams refused", before.DirectFrames, after.DirectFrames)
 	}
 }

@@ -250,6 +250,9 @@ func (r *Replicator) startMemberlist() error {
 	mc := r.cfg.memberlistConfig(delegate{r}, ct, logOut)
 	if nt == nil { // memberlist would refuse a direct delta's own datagram
 		mc.DelegateProtocolMax = min(mc.DelegateProtocolMax, directVersion)
+		if mc.Keyring != nil {
+			ct.filterPackets(opener{label: mc.Label, keyring: mc.Keyring}, r.received)
+		}
 	}
 	if boundPort != 0 {
 		mc.BindPort = boundPort
@@ -321,6 +324,12 @@ func (r *Replicator) Write(rec crdt.Record) bool {
 // receivedDirect is received for a user message the transport's reader
 // opened itself, counted.
 func (r *Replicator) receivedDirect(b []byte) {
+	if b == nil {
+		// Refused by the opener (what memberlist would panic on): no
+		// message of bcache's, only a bad frame (found by review).
+		r.counters.badFrames.Add(1)
+		return
+	}
 	r.counters.directFrames.Add(1)
 	r.received(b)
 }

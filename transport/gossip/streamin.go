@@ -27,8 +27,12 @@ import (
 // Anything else (memberlist's own exchanges, a message it cannot read
 // whole or open, a stream cut short) goes to memberlist with the bytes
 // already read in front, which handles, answers, counts and logs it as it
-// always has. (memberlist's go-metrics counter memberlist.tcp.accept no
-// longer counts the streams read here.)
+// always has; but a message that memberlist v0.7.0 would panic on (an
+// empty plaintext; encryption version 0 whose padding says more than it
+// holds), which only a holder of a key can seal and which took the
+// process down, is counted as a bad frame and the stream closed.
+// (memberlist's go-metrics counter memberlist.tcp.accept no longer counts
+// the streams read here.)
 
 // mlMaxStreamMsg is the most memberlist reads of a stream's message, plain
 // (a user message) or encrypted (what follows the length): the same 20
@@ -280,18 +284,28 @@ func grow(b []byte, n int) []byte {
 // error its last read gave if it gave one (memberlist sees the stream
 // end as it ended, without a second wait for its deadline).
 //
-// The deadlines memberlist sets (TCPTimeout from its handleConn) stop at
-// deadline, the one set when the stream was accepted: memberlist's went
-// from there, and a stream that sent its first bytes just before it was
-// held for its deadline twice (found by review).
+// The first deadline memberlist sets (TCPTimeout from its handleConn's
+// start) stops at deadline, the one set when the stream was accepted:
+// memberlist's went from there, and a stream that sent its first bytes
+// just before it was held for its deadline twice (found by review). The
+// ones it sets after it has read the message are its own, as before the
+// reader: sendLocalState gives a push and pull's reply TCPTimeout from
+// its start, and the joiner waits as long for it (clamped to the accept,
+// a joiner whose state took most of TCPTimeout to come had its reply cut
+// short; found by review).
 type replayConn struct {
 	net.Conn
 	r        *bytes.Reader
 	err      error
 	deadline time.Time // zero: none
+	set      bool      // memberlist has set its first deadline
 }
 
 func (c *replayConn) clamp(t time.Time) time.Time {
+	if c.set {
+		return t
+	}
+	c.set = true
 	if !c.deadline.IsZero() && (t.IsZero() || t.After(c.deadline)) {
 		return c.deadline
 	}

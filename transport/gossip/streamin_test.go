@@ -398,20 +398,31 @@ func TestStreamReaderKeepsWhatCrashesMemberlist(t *testing.T) {
 // it. (A stream whose first bytes, not a user message, came just before
 // the reader's deadline was held for a second TCPTimeout by memberlist.)
 func TestStreamReaderHandsOnTheDeadline(t *testing.T) {
-	conn := &deadlineConn{bytesConn: newBytesConn([]byte{6})} // memberlist's push and pull
+	for i, name := range []string{"SetDeadline", "SetReadDeadline", "SetWriteDeadline"} {
+		conn := &deadlineConn{bytesConn: newBytesConn([]byte{6})} // memberlist's push and pull
+		sr, _ := testStreamReader(t, "", false)
+		sr.timeout = time.Minute
+		rest := sr.take(conn)
+		if rest == nil || len(conn.set) != 1 {
+			t.Fatalf("taken, or deadlines %v", conn.set)
+		}
+		first := conn.set[0]
+		set := []func(time.Time) error{rest.SetDeadline, rest.SetReadDeadline, rest.SetWriteDeadline}[i]
+		set(first.Add(time.Minute)) // as memberlist's handleConn does, later
+		if got := conn.set[len(conn.set)-1]; !got.Equal(first) {
+			t.Fatalf("%s: memberlist's deadline is %v, after the reader's %v", name, got, first)
+		}
+		// The next is memberlist's own (sendLocalState's, for its reply).
+		set(first.Add(2 * time.Minute))
+		if got := conn.set[len(conn.set)-1]; !got.Equal(first.Add(2 * time.Minute)) {
+			t.Fatalf("%s: memberlist's second deadline became %v", name, got)
+		}
+	}
+	conn := &deadlineConn{bytesConn: newBytesConn([]byte{6})}
 	sr, _ := testStreamReader(t, "", false)
 	sr.timeout = time.Minute
 	rest := sr.take(conn)
-	if rest == nil || len(conn.set) != 1 {
-		t.Fatalf("taken, or deadlines %v", conn.set)
-	}
 	first := conn.set[0]
-	for _, set := range []func(time.Time) error{rest.SetDeadline, rest.SetReadDeadline, rest.SetWriteDeadline} {
-		set(first.Add(time.Minute)) // as memberlist's handleConn does, later
-		if got := conn.set[len(conn.set)-1]; !got.Equal(first) {
-			t.Fatalf("memberlist's deadline is %v, after the reader's %v", got, first)
-		}
-	}
 	rest.SetDeadline(first.Add(-time.Second))
 	if got := conn.set[len(conn.set)-1]; !got.Equal(first.Add(-time.Second)) {
 		t.Fatalf("an earlier deadline became %v", got)
@@ -450,5 +461,50 @@ func TestStreamReaderAllocatesLittleForAStreamNoKeyOpens(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 4*mlMaxStreamMsg {
 		t.Fatalf("%d MiB allocated for a stream of %d MiB", got>>20, len(stream)>>20)
+	}
+}
+
+// A push and pull handed to memberlist gets, for its reply, the deadline
+// memberlist's sendLocalState sets (TCPTimeout from the reply), as it did
+// before the reader: only handleConn's deadline, set as it starts, stops
+// at the reader's. With every deadline clamped to the accept, a joiner
+// whose state took most of TCPTimeout to come had its reply cut short,
+// though the joiner itself waits a fresh TCPTimeout for it (found by
+// review).
+func TestStreamReaderGivesThePushPullReplyItsDeadline(t *testing.T) {
+	const timeout = time.Second
+	m := &memberlistReader{streams: make(chan net.Conn)}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name, mc.Transport, mc.Delegate = "reader", m, m
+	mc.LogOutput, mc.TCPTimeout = io.Discard, timeout
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Shutdown()
+	sr, _ := testStreamReader(t, "", false)
+	sr.timeout = timeout
+	// memberlist's push and pull of no nodes and no user state.
+	header := []byte{0x83, 0xa5, 'N', 'o', 'd', 'e', 's', 0, 0xac, 'U', 's', 'e', 'r', 'S', 't', 'a', 't', 'e', 'L', 'e', 'n', 0, 0xa4, 'J', 'o', 'i', 'n', 0xc2}
+	joiner, accepted := net.Pipe()
+	defer joiner.Close()
+	go func() {
+		if rest := sr.take(accepted); rest != nil {
+			m.streams <- rest
+		}
+	}()
+	joiner.SetDeadline(time.Now().Add(timeout))
+	joiner.Write([]byte{6}) // pushPullMsg
+	time.Sleep(6 * timeout / 10)
+	if _, err := joiner.Write(header); err != nil {
+		t.Fatal(err)
+	}
+	// The joiner waits a fresh TCPTimeout for the reply (memberlist's
+	// sendAndReceiveState), and reads it after a while.
+	joiner.SetDeadline(time.Now().Add(timeout))
+	time.Sleep(6 * timeout / 10)
+	reply := make([]byte, 1) // its state: pushPullMsg, compressed (compressMsg) by default
+	if _, err := io.ReadFull(joiner, reply); err != nil || (reply[0] != 6 && reply[0] != 9) {
+		t.Fatalf("no reply to the push and pull: %v, %q", err, reply)
 	}
 }
