@@ -886,7 +886,7 @@ type hastySync struct {
 }
 
 func (h *hastySync) Receive(from string, payload []byte) []transport.Envelope {
-	if m, err := h.codec.Decode(payload); err == nil && h.at == 0 {
+	if m, err := h.codec.Decode(payload); err == nil && h.at == 0 && from != h.Node().Name() && from != adversaryName {
 		if _, ok := m.(*wire.Digest); ok {
 			h.peer, h.at = from, h.phys()
 		}
@@ -911,12 +911,15 @@ func (h *hastySync) FirstSyncWith() (string, int64) {
 // TestHarnessCatchesAFirstSyncThatHoldsLess: a member's first sync must
 // hold what its peer held when the exchange began (WaitSynced's promise);
 // the variant that says so at the exchange's opening converges all the
-// same.
+// same. No member is a newcomer (no joins, restarts or restores): the
+// variant, which takes any member's digest, was otherwise caught by the
+// newcomer check first, and the check of what a first sync holds was
+// never shown to catch anything (found by review).
 func TestHarnessCatchesAFirstSyncThatHoldsLess(t *testing.T) {
 	factory := wrapStores(func(r *StoreReplica) Replica {
 		return &hastySync{StoreReplica: r, codec: wire.NewCodec(wire.Limits{})}
 	})
-	caught(t, "hasty first syncs", Config{Factory: factory}, "made its first sync with", "first syncs made without the peer's records")
+	caught(t, "hasty first syncs", Config{Factory: factory, Disable: []string{"join", "restart", "restore"}}, "), without", "first syncs made without the peer's records")
 }
 
 // deafToNewcomers is the production store on a member whose node is never

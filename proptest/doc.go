@@ -94,10 +94,11 @@
 // tombstone, not expired at the member's time, not evicted); a miss is
 // right only without a live record. A member's first sync (a Syncer's)
 // must hold every record its peer in that exchange had held, in one
-// version, since before the exchange began, and be with a member that
+// version, since before the exchange began (for a responder, since
+// before the peer sent its opening), and be with a member that
 // holds the cluster's state while one is in its view (the harness tells
 // the members which are newcomers: those that joined or restarted and
-// have made no first sync). After the run it
+// have made no first sync; the cluster's first members are not). After the run it
 // heals the network, delivers everything, runs one anti-entropy session
 // between two live members alone and checks that it completed on both
 // sides (unless deferred, which a SessionCounter says) and left both

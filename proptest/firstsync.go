@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/sim"
+	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // The first sync (transport.Node.FirstSync: what a Cache's WaitSynced and
@@ -22,7 +24,13 @@ import (
 // clock, and need not hold the one before.) "Before the exchange began"
 // is, at the latest, the exchange's start on the member's clock
 // (FirstSyncWith) less the largest skew its clock had since it started:
-// the cluster's time then, or earlier. The harness keeps, per live member, the check at which
+// the cluster's time then, or earlier; and, for a responder, no later
+// than the opening of any of that peer's sessions its incarnation was
+// sent (the last check before it was): the responder compares its
+// digest with the opening's hashes, read as the peer opened the session
+// (at level 1, for an arrival's), so a record the peer took between its
+// opening and the opening's arrival may be missing from a first sync
+// made as the responder (TestFirstSyncOfAResponderIsOfTheOpening). The harness keeps, per live member, the check at which
 // each version it holds came, as long as its key stays held in it.
 //
 // It also models the members' marks of holding their cluster's state (a
@@ -62,17 +70,90 @@ type syncWatch struct {
 	// skew is the largest skew the member's clock has had since its
 	// incarnation started (skews change only by an action of their own,
 	// and each action is followed by a check).
-	skew  int64
-	since map[string]heldAt
+	skew int64
+	// born is the cluster's time of the last check before its
+	// incarnation was seen, and lowSkew the least skew its clock has had
+	// since: its exchanges started at born+lowSkew or later on its clock
+	// (a step back moves a start back by no more than the step).
+	born, lowSkew int64
+	since         map[string]heldAt
 	// rejected is, per key, the newest version it rejected below a
 	// watermark.
 	rejected map[string]crdt.Timestamp
+	// opened is, per peer, the earliest time (see harness.openings) an
+	// opening of a session of the peer's that incarnation openedInc
+	// received was sent.
+	opened    map[string]int64
+	openedInc crdt.NodeID
+}
+
+// openingKey names a session opening: its sender and session id.
+type openingKey struct {
+	from string
+	id   uint64
+}
+
+// opening returns the key of p if it is a session's opening.
+func (h *harness) opening(p sim.Packet) (openingKey, bool) {
+	if p.Kind != wire.KindDigest || p.Sender() == "" {
+		return openingKey{}, false
+	}
+	if h.openingWire == nil {
+		h.openingWire = wire.NewCodec(wire.Limits{})
+	}
+	m, err := h.openingWire.Decode(p.Payload)
+	d, ok := m.(*wire.Digest)
+	if err != nil || !ok || d.Token != 0 || d.Step != 1 {
+		return openingKey{}, false
+	}
+	return openingKey{p.Sender(), d.ID}, true
+}
+
+// noteOpenings notes the openings in flight: those not seen before were
+// sent since the last check. (A replay of one, later, keeps the time of
+// the first.)
+func (h *harness) noteOpenings() {
+	for _, p := range h.c.Net.InFlight() {
+		if k, ok := h.opening(p); ok {
+			if _, seen := h.openings[k]; !seen {
+				if h.openings == nil {
+					h.openings = map[openingKey]int64{}
+				}
+				h.openings[k] = h.checkedAt
+			}
+		}
+	}
+	h.checkedAt = h.c.Now()
+}
+
+// openingCame notes an opening delivered to live member i.
+func (h *harness) openingCame(i int, p sim.Packet) {
+	k, ok := h.opening(p)
+	if !ok {
+		return
+	}
+	at, seen := h.openings[k]
+	if !seen { // sent since the last check
+		at = h.checkedAt
+		if h.openings == nil {
+			h.openings = map[openingKey]int64{}
+		}
+		h.openings[k] = at
+	}
+	w := h.syncs[i]
+	if inc := h.c.members[i].id; w.openedInc != inc || w.opened == nil {
+		w.opened, w.openedInc = map[string]int64{}, inc
+	}
+	if o, ok := w.opened[k.from]; !ok || at < o {
+		w.opened[k.from] = at
+	}
 }
 
 // watchSync makes room for the first-sync check of a member added: the
 // cluster's first members are its founders.
 func (h *harness) watchSync() {
-	h.syncs = append(h.syncs, &syncWatch{founder: !h.started, since: map[string]heldAt{}, rejected: map[string]crdt.Timestamp{}})
+	i := len(h.syncs)
+	h.syncs = append(h.syncs, &syncWatch{founder: !h.started, inc: h.c.members[i].id, since: map[string]heldAt{}, rejected: map[string]crdt.Timestamp{}})
 }
 
 // noteRejected notes the versions member i rejected below a watermark.
@@ -120,15 +201,16 @@ func (h *harness) checkFirstSyncs(t fataler) {
 		}
 		skew := h.c.Phys(i) - h.c.Now()
 		if inc := h.c.members[i].id; sy != w.r || inc != w.inc { // a new incarnation: nothing held since before it
-			w.r, w.inc, w.checked, w.skew = sy, inc, false, skew
-			clear(w.since)
-			if h.started {
+			if inc != w.inc { // not the one it was added with (the first check finds every member so)
 				w.founder = false
 			}
+			w.r, w.inc, w.checked, w.skew, w.lowSkew, w.born = sy, inc, false, skew, skew, h.checkedAt
+			clear(w.since)
 		}
-		w.skew = max(w.skew, skew)
+		w.skew, w.lowSkew = max(w.skew, skew), min(w.lowSkew, skew)
 		h.noteHeld(i)
 	}
+	h.noteOpenings()
 	for i := range h.c.Size() {
 		if w := h.syncs[i]; w.r != nil && !w.checked && w.r.FirstSync() != 0 && !h.cfg.OneWaySessions {
 			w.checked = true
@@ -139,14 +221,32 @@ func (h *harness) checkFirstSyncs(t fataler) {
 
 // checkFirstSync checks member i's first sync, just made.
 func (h *harness) checkFirstSync(t fataler, i int) {
-	peer, start := h.syncs[i].r.FirstSyncWith()
+	w := h.syncs[i]
+	peer, start := w.r.FirstSyncWith()
+	// The check takes the replica's word for the peer and the start: it
+	// must be one it can hold to (a first sync said early, reported as
+	// started at 0, was checked against nothing).
+	if peer == adversaryName {
+		// The adversary, in every view and holding the key, completes
+		// an exchange as its initiator with a step that shows nothing
+		// different (it hears the token): such a first sync holds
+		// nothing of the cluster's, and is the adversary's to make.
+		return
+	}
 	p, ok := h.c.byName[peer]
-	if !ok || h.c.Down(p) || h.syncs[p].r == nil {
+	if !ok || p == i {
+		t.Fatalf("%s made its first sync with %q, which is no other member", h.c.Name(i), peer)
+	}
+	if start < w.born+w.lowSkew {
+		t.Fatalf("%s made its first sync in an exchange it says began at %d, before its incarnation (%d on its clock at the earliest)", h.c.Name(i), start, w.born+w.lowSkew)
+	}
+	if h.c.Down(p) || h.syncs[p].r == nil {
 		return // its history went with it
 	}
 	if h.marked[peer] {
 		// With a newcomer: only if no member that holds the state was in
-		// its view (the live members its side reaches, the outsider too).
+		// its view (the live members its side reaches; not the outsider,
+		// which a node takes for a holder: it holds nothing).
 		for j := range h.c.Size() {
 			if name := h.c.Name(j); j != i && j != p && !h.c.Down(j) && h.c.Net.Connected(h.c.Name(i), name) && !h.marked[name] {
 				t.Fatalf("%s made its first sync with %s, a newcomer, while %s, which holds the cluster's state, was in its view", h.c.Name(i), peer, name)
@@ -156,7 +256,13 @@ func (h *harness) checkFirstSync(t fataler, i int) {
 	if h.cfg.Coverage != nil {
 		h.cfg.Coverage.FirstSyncs[0]++
 	}
-	before := start - h.syncs[i].skew
+	before := start - w.skew
+	if w.openedInc == w.inc {
+		if o, ok := w.opened[peer]; ok && o < before {
+			before = o // it may have been the responder
+		}
+	}
+
 	mine := map[string]crdt.Timestamp{}
 	for _, rec := range h.c.Replica(i).Records() {
 		mine[rec.Key] = rec.Time

@@ -16,6 +16,7 @@ import (
 	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/sim"
+	"github.com/bcache-go/bcache/transport/wire"
 	"pgregory.net/rapid"
 )
 
@@ -343,6 +344,13 @@ type harness struct {
 	syncs   []*syncWatch
 	started bool
 	marked  map[string]bool // the members the nodes were last told are newcomers
+	// openings are, per session opening seen (its sender and session id),
+	// the cluster's time of the last check before it was sent: a
+	// responder's first sync holds what its peer held then (see
+	// firstsync.go); checked is the cluster's time of the last check.
+	openings    map[openingKey]int64
+	checkedAt   int64
+	openingWire *wire.Codec
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -382,6 +390,7 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 		h.added()
 	}
 	h.started = true
+	h.checkedAt = c.Now()
 	return h
 }
 
@@ -390,6 +399,7 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 func (h *harness) arrivedAt(p sim.Packet) {
 	if i, ok := h.c.byName[p.To]; ok && !h.c.Down(i) {
 		h.model.arrived(h, i, p)
+		h.openingCame(i, p)
 	}
 }
 

@@ -463,7 +463,10 @@ func (n *Node) FirstSync() int64 { return n.firstSync }
 // FirstSyncWith returns the peer of the exchange that made the first sync
 // (see FirstSync) and the physical time at which that exchange started
 // on this node's side (for the initiator, when it opened it; for the
-// responder, when the opening came): "" and 0 before the first sync.
+// responder, when the opening came): "" and 0 before the first sync. A
+// responder holds what the peer held when the peer sent its opening,
+// which may be earlier: it compares the opening's hashes, read then (a
+// record the peer took while the opening was on its way may be missing).
 func (n *Node) FirstSyncWith() (peer string, start int64) { return n.firstPeer, n.firstStart }
 
 // LastSyncs returns, for each member in the view with which an exchange

@@ -322,8 +322,18 @@ func (c *replayConn) SetWriteDeadline(t time.Time) error {
 
 func (c *replayConn) Read(b []byte) (int, error) {
 	switch {
-	case c.r.Len() > 0:
-		return c.r.Read(b)
+	case c.r != nil:
+		n, err := c.r.Read(b)
+		if c.r.Len() == 0 {
+			// Read whole: let go of it (up to 20 MiB, which memberlist
+			// reads into buffers of its own and may hold the stream for
+			// TCPTimeout after).
+			c.r = nil
+		}
+		if n > 0 || err == nil {
+			return n, nil
+		}
+		return c.Read(b)
 	case c.err != nil:
 		return 0, c.err
 	}
