@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/wire"
 	"github.com/hashicorp/memberlist"
 )
@@ -430,14 +431,10 @@ func TestRefusedDatagramIsNotADirectFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for nd.r.Stats().BadFrames == before.BadFrames {
-		if time.Now().After(deadline) {
-			t.Fatal("the datagram was not counted")
-		}
-		conn.Write(crash)
-		time.Sleep(20 * time.Millisecond)
-	}
+	await.Until(t, 5*time.Second, func() bool {
+		conn.Write(crash) // again until one is read: UDP may drop it
+		return nd.r.Stats().BadFrames != before.BadFrames
+	}, "the datagram was not counted")
 	if after := nd.r.Stats(); after.DirectFrames != before.DirectFrames {
 		t.Fatalf("DirectFrames %d -> %d for datagrams refused", before.DirectFrames, after.DirectFrames)
 	}

@@ -472,7 +472,7 @@ func TestStreamReaderAllocatesLittleForAStreamNoKeyOpens(t *testing.T) {
 // though the joiner itself waits a fresh TCPTimeout for it (found by
 // review).
 func TestStreamReaderGivesThePushPullReplyItsDeadline(t *testing.T) {
-	const timeout = time.Second
+	const timeout = 2 * time.Second // each side's slowness leaves 0.8 s to spare
 	m := &memberlistReader{streams: make(chan net.Conn)}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name, mc.Transport, mc.Delegate = "reader", m, m
