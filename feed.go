@@ -158,7 +158,8 @@ const coalesce = time.Millisecond
 // onto the values held when it subscribed gives the values the member
 // holds. A writer of this member pays a lock and an append per change for
 // each subscriber whose prefix it matches; a goroutine per subscription
-// does the sending.
+// does the sending. On a closed Cache, or one whose Close runs as it
+// subscribes, it returns ErrClosed.
 func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 	if c.closed.Load() {
 		return nil, fmt.Errorf("bcache: subscribe: %w", ErrClosed)
@@ -175,12 +176,21 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 	s.C = s.ch
 	go s.run()
 	c.feed.add(s, c.store)
-	if c.closed.Load() { // Close ran while we added it
+	subscribedHook()
+	if c.closed.Load() {
+		// Close ran while we added it: it may have missed it, and the
+		// caller would get a subscription whose C closes at once, with no
+		// error (found by review).
 		s.Close()
 		<-s.stopped
+		return nil, fmt.Errorf("bcache: subscribe: %w", ErrClosed)
 	}
 	return s, nil
 }
+
+// subscribedHook runs in Subscribe between adding the subscription and
+// checking for a Close that ran meanwhile; tests replace it.
+var subscribedHook = func() {}
 
 // Close stops delivery; C is closed soon after. It is idempotent.
 func (s *Subscription) Close() { s.f.remove(s) }

@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -631,4 +632,22 @@ func TestClosedSubscriptionLetsGoOfPendingValues(t *testing.T) {
 		return !slices.ContainsFunc(values, func(p weak.Pointer[byte]) bool { return p.Value() != nil })
 	}, "values queued for a subscription closed since are still reachable through it")
 	runtime.KeepAlive(sub)
+}
+
+// TestSubscribeRacingCloseFails: a Close that runs while Subscribe adds
+// its subscription makes Subscribe fail with ErrClosed. It returned the
+// subscription, closed, and no error: the caller read a C that closed
+// at once and could not tell why.
+func TestSubscribeRacingCloseFails(t *testing.T) {
+	c := newCache(t, testConfig("solo"))
+	defer func(h func()) { subscribedHook = h }(subscribedHook)
+	subscribedHook = func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	sub, err := c.Subscribe("", 0)
+	if !errors.Is(err, ErrClosed) || sub != nil {
+		t.Fatalf("Subscribe racing Close returned %v, %v; want nil and ErrClosed", sub, err)
+	}
 }

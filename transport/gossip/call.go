@@ -401,7 +401,9 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 // ErrBusy if the peer had no room to serve it. Nothing is resent: a
 // request or an answer lost (a datagram, or a stream that failed) is
 // never answered. cancel forgets the request (a late answer is dropped,
-// and a request still waiting for its stream is not sent);
+// and a request still waiting for its stream is not sent; an answer
+// whose delivery began as cancel ran may still be delivered, once, as
+// or after cancel returns);
 // a request not answered stays remembered until it is cancelled, so
 // every Ask must be. Ask saves the caller the goroutines that Calls to
 // several peers at once would need.

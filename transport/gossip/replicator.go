@@ -102,6 +102,9 @@ type Replicator struct {
 	mu    sync.Mutex
 	alive map[string]*memberlist.Node // live members by name, self included
 	gone  bool                        // closed: alive is empty for good
+	// peered says alive holds a member other than this one; Write
+	// queues nothing while it does not (see Write).
+	peered atomic.Bool
 	// selfAddr is this member's address, as memberlist announced it.
 	selfAddr string
 	// met counts the members seen alive for the first time (see rejoin).
@@ -310,6 +313,17 @@ func (r *Replicator) Write(rec crdt.Record) bool {
 	if r.closed.Load() {
 		return false
 	}
+	if !r.peered.Load() {
+		// Alone: there is nobody to send the delta to, and the protocol
+		// would find no child to send it to when it flushed (anti-entropy
+		// carries the write to the members that come). Queued, every
+		// write of a member alone (an edge member offline for hours)
+		// cost it about a tenth of its CPU for nothing. The record is in
+		// the store already (the caller applied it): a member whose
+		// arrival this Write did not see yet is told of it by the
+		// exchange its arrival starts, which reads the store after.
+		return true
+	}
 	if !r.writes.push(rec) {
 		r.counters.writesDropped.Add(1)
 		return false
@@ -375,6 +389,12 @@ func (r *Replicator) knownChanged() {
 	}
 }
 
+// alivePeers sets peered from alive. Called with r.mu held.
+func (r *Replicator) alivePeers() {
+	_, self := r.alive[r.cfg.Name]
+	r.peered.Store(len(r.alive) > 1 || len(r.alive) == 1 && !self)
+}
+
 // memberIPs returns the addresses of the members known (alive, or lost
 // and not forgotten), whose streams the transport admits apart (see
 // maxInbound). Called with r.mu held.
@@ -411,6 +431,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		delete(r.alive, n.Name)
 		delete(r.known, n.Name)
 		r.knownChanged()
+		r.alivePeers()
 		r.mu.Unlock()
 		return
 	}
@@ -466,6 +487,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 	}
 	r.knownChanged()
+	r.alivePeers()
 	r.mu.Unlock()
 	select {
 	case r.changed <- struct{}{}:

@@ -278,6 +278,29 @@ func TestStartsOfflineAndJoinsLater(t *testing.T) {
 	waitValue(t, 5*time.Second, "offline", []byte("write"), hub)
 }
 
+// TestAloneQueuesNoDelta: a member with no peer alive queues none of its
+// writes for the protocol (nobody could be sent them); once a peer is
+// alive, its writes go as deltas again, and what it wrote alone reaches
+// the peer by anti-entropy. Every write of a member alone went through
+// the write queue and the protocol's buffer for nothing.
+func TestAloneQueuesNoDelta(t *testing.T) {
+	solo := startNode(t, "solo", nil)
+	for i := range 1000 {
+		solo.rep.write(solo.r, fmt.Sprint("alone", i), []byte("v"), false)
+		if n := solo.r.writes.n.Load(); n != 0 {
+			t.Fatalf("after %d writes alone, %d wait in the write queue", i+1, n)
+		}
+	}
+	peer := startNode(t, "peer", []string{solo.r.self})
+	waitMembers(t, 2, solo, peer)
+	waitValue(t, 5*time.Second, "alone999", []byte("v"), peer)
+	before := peer.r.Stats().Protocol.DeltaRecordsReceived
+	solo.rep.write(solo.r, "peered", []byte("v"), false)
+	waitValue(t, 5*time.Second, "peered", []byte("v"), peer)
+	await.Until(t, 5*time.Second, func() bool { return peer.r.Stats().Protocol.DeltaRecordsReceived > before },
+		"a write made with a peer alive did not go to it as a delta")
+}
+
 // TestCloseStopsEveryGoroutine: once every member of a cluster that has
 // replicated, repaired and re-joined is closed, no goroutine it started is
 // left.
