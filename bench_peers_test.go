@@ -9,7 +9,8 @@ package bcache
 // seed. Every cache is built the way an application would fill it: a fresh
 // key string and a fresh value per key. The Cache under test is a single
 // member on 127.0.0.1 with replication on: its protocol goroutines run, and
-// with no peers its deltas are simply not sent.
+// with no peers it queues no deltas (BenchmarkSet measures a member with a
+// peer too).
 //
 //	go test -run '^$' -bench 'Get|Set|HeapPerKey' -benchmem -cpu 1,2 -count 5 .
 
@@ -17,8 +18,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/maypok86/otter/v2"
@@ -64,6 +67,14 @@ type bcachePeer struct{ c *Cache }
 func (p bcachePeer) Get(key string) ([]byte, bool)      { return p.c.Get(key) }
 func (p bcachePeer) Set(key string, value []byte) error { return p.c.Set(key, value, 0) }
 func (p bcachePeer) Close()                             { p.c.Close() }
+
+// pairPeer is a member with a peer of its own, closed with it.
+type pairPeer struct {
+	bcachePeer
+	peer *Cache
+}
+
+func (p pairPeer) Close() { p.c.Close(); p.peer.Close() }
 
 type lruPeer struct{ c *lru.Cache[string, []byte] }
 
@@ -166,12 +177,31 @@ func peerParallelGet(b *testing.B, c peerCache, seq []string) {
 
 // BenchmarkSet overwrites Zipf keys with a 100-byte value from one
 // goroutine. bcache copies the value (its API lets the caller reuse the
-// buffer) and hands the write to its protocol goroutine; the peers keep the
-// slice they are given. For bcache, dropped/op is the share of writes whose
-// delta found the protocol's queue full (anti-entropy would carry them).
+// buffer); the peers keep the slice they are given. A member alone (the
+// spec "bcache") queues no delta; "bcache-with-a-peer" is a member with a
+// peer in the same process, which hands each write to its protocol
+// goroutine to be sent (at -cpu 1 the peer's receiving shares the
+// processor). For bcache, dropped/op is the share of writes whose delta
+// found the protocol's queue full (anti-entropy would carry them).
 func BenchmarkSet(b *testing.B) {
 	seq := peerSeq(peerKeys)
-	for _, s := range peerSpecs() {
+	specs := peerSpecs()
+	specs = slices.Insert(specs, 1, peerSpec{"bcache-with-a-peer", func(int) (peerCache, error) {
+		c, err := New(Config{BindAddr: "127.0.0.1:0", NodeName: "bench"})
+		if err != nil {
+			return nil, err
+		}
+		peer, err := New(Config{BindAddr: "127.0.0.1:0", NodeName: "bench-peer", Peers: []string{c.Addr()}})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		for len(c.Members()) < 2 {
+			time.Sleep(10 * time.Millisecond) // polling a figure while the peer joins
+		}
+		return pairPeer{bcachePeer{c}, peer}, nil
+	}})
+	for _, s := range specs {
 		b.Run(s.name, func(b *testing.B) {
 			c := s.build(b, peerKeys)
 			defer c.Close()
@@ -182,6 +212,9 @@ func BenchmarkSet(b *testing.B) {
 					b.Fatal(err)
 				}
 				i++
+			}
+			if p, ok := c.(pairPeer); ok {
+				c = p.bcachePeer
 			}
 			if bc, ok := c.(bcachePeer); ok {
 				r := bc.c.Stats().Replication

@@ -83,6 +83,11 @@ type session struct {
 	// rejects are the steps whose Reject this node has answered (see
 	// receiveReject): once each.
 	rejects window
+	// pushed holds, by leaf, the version of each record this node sent
+	// in a Repair of a leaf it then asked about again, while the leaf is
+	// asked about again (see answerRepair): at most the records of the
+	// leaves of the steps in flight, by reference.
+	pushed map[uint32]map[string]crdt.Version
 }
 
 // awaited is a step of a session whose reply is awaited.
@@ -437,6 +442,7 @@ func (n *Node) finish(now int64) {
 	n.stats.SessionsCompleted++
 	n.stats.countDiffering(s.differing)
 	n.ae.active = false
+	s.pushed = nil // only the session in flight reads it
 	n.ae.last = *s
 	n.exchanged(s.peer, s.start, now)
 }
@@ -1253,7 +1259,25 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		s.idle = 0
 	}
 	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
+	if len(s.pushed) > 0 {
+		// A record this node sent in this session, at the version it
+		// holds, is not sent again: the Versions that asked about its
+		// leaf again overtook the Repair with it (a large frame goes on a
+		// stream, a small one as a datagram), and the responder wanted it
+		// again. Sent again, a record went once for every later Versions
+		// that overtook it, up to the leaf's maxReasks asks: every record
+		// 1.7 times with each Repair overtaken by one, 7 times by 16, and
+		// past the responder's window of 64 steps none arrived at all (a
+		// Repair lost on the way leaves the responder incomplete, and the
+		// next session moves what it carried: see responder.owed).
+		bits := n.cfg.Replica.DigestBits()
+		all = slices.DeleteFunc(all, func(r crdt.Record) bool {
+			v, ok := s.pushed[crdt.LeafIndex(crdt.HashKey(r.Key), 0, bits)][r.Key]
+			return ok && v == r.Version()
+		})
+	}
 	recs, truncated := n.cutAt(all, n.repairRoom(all, hot, 1)) // the final Repair's count
+	n.notePushed(leaves, recs, m.Truncated || truncated)
 	if m.Truncated || truncated {
 		if s.reasked == nil {
 			s.reasked = map[uint32]int{}
@@ -1309,6 +1333,34 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		return out
 	}
 	return n.sendVersions(out, now)
+}
+
+// notePushed keeps the versions of recs, sent in the answer to a Versions
+// of leaves, while those leaves are asked about again (again), and forgets
+// the leaves otherwise: only a leaf asked about again is answered again in
+// a session.
+func (n *Node) notePushed(leaves []uint32, recs []crdt.Record, again bool) {
+	s := &n.ae.s
+	if !again {
+		for _, leaf := range leaves {
+			delete(s.pushed, leaf)
+		}
+		return
+	}
+	bits := n.cfg.Replica.DigestBits()
+	for i := range recs {
+		leaf := crdt.LeafIndex(crdt.HashKey(recs[i].Key), 0, bits)
+		if _, ok := slices.BinarySearch(leaves, leaf); !ok {
+			continue
+		}
+		if s.pushed == nil {
+			s.pushed = map[uint32]map[string]crdt.Version{}
+		}
+		if s.pushed[leaf] == nil {
+			s.pushed[leaf] = map[string]crdt.Version{}
+		}
+		s.pushed[leaf][recs[i].Key] = recs[i].Version()
+	}
 }
 
 // newerThanAsked reports whether any of recs, of a leaf asked about, is

@@ -165,6 +165,18 @@ func (r *roster) completed(name string, cut crdt.Timestamp, coverage, start, now
 		in = nil
 	}
 	if in == nil {
+		for _, e := range r.ended {
+			if e.name == name && e.since >= start && (e.id == 0 || e.id == cut.Node) {
+				// A session of the incarnation that ended, started
+				// before its end and completed after it (a host told
+				// of the leave before its view dropped the member):
+				// taken as a new member's, it put the leaver back
+				// among the members alive until the next view, and
+				// then among the failed, holding the bound at its cut
+				// for FailedTimeout.
+				return
+			}
+		}
 		in = &incarnation{name: name, joined: now}
 		r.current[name] = in
 	}

@@ -107,6 +107,14 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 	})
 	watches := make(chan struct{}, maxWatches)
 	mux.HandleFunc("GET /v1/watch", func(w http.ResponseWriter, r *http.Request) {
+		// A query that does not parse is a 400 here too, as on the other
+		// routes: "?prefix=user:;" watched the prefix "user:;", 200,
+		// and streamed none of the keys asked for (found by review). The
+		// prefix itself is decoded as a key in the path (pathParam).
+		if _, err := query(r); err != nil {
+			fail(w, err)
+			return
+		}
 		prefix, err := pathParam(r.URL.RawQuery, "prefix")
 		if err != nil {
 			fail(w, fmt.Errorf("%w: %v", errBadRequest, err))

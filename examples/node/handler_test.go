@@ -1021,3 +1021,32 @@ func TestHeadOfAWatchAnswersAsItsGet(t *testing.T) {
 	}
 	expect(t, "HEAD", base+"/v1/watch", "", http.StatusServiceUnavailable)
 }
+
+// TestWatchOfAMalformedQueryIsRefused: a query that does not parse is a
+// 400 on every route (the README), as it is on a PUT and a GET: a watch
+// took "?prefix=user:;" for the prefix "user:;", and streamed none of the
+// keys "user:..." it was asked for, 200; a bad escape elsewhere in its
+// query went unseen.
+func TestWatchOfAMalformedQueryIsRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	h := newHandler(c, 1<<20, zerolog.Nop())
+	for _, target := range []string{"/v1/watch?prefix=user:;", "/v1/watch?prefix=user:;x=1", "/v1/watch?prefix=user:&x=%zz"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second) // a watch answered 200 ends with it
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(method, target, nil).WithContext(ctx))
+			cancel()
+			if w.Code != http.StatusBadRequest {
+				t.Errorf("%s %s: %d %q; want 400", method, target, w.Code, clipped(w.Body.String()))
+			}
+		}
+	}
+	// What does parse is taken, "+" as a "+".
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/v1/watch?prefix=c%2B+:&x=1", nil).WithContext(ctx))
+	if w.Code != http.StatusOK {
+		t.Errorf("GET /v1/watch?prefix=c%%2B+:&x=1: %d %q; want 200", w.Code, clipped(w.Body.String()))
+	}
+}
