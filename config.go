@@ -63,8 +63,8 @@ var maxValueLimit = wire.DefaultLimits().MaxValue
 // Config configures a Cache. The zero Config plus a BindAddr works: every
 // other field has a safe default.
 type Config struct {
-	// NodeName is this member's name, unique in the cluster. Default: a
-	// random one.
+	// NodeName is this member's name, unique in the cluster, at most 255
+	// bytes. Default: a random one.
 	NodeName string
 	// BindAddr is the host:port to listen on for UDP and TCP, for example
 	// "0.0.0.0:7946" (a host name is resolved once, at New); port 0 picks a
@@ -381,6 +381,7 @@ func (c *Config) fill() error {
 	if c.SubscriptionBytes == 0 {
 		c.SubscriptionBytes = DefaultSubscriptionBytes
 	}
+	horizonSet, driftSet := c.TombstoneHorizon != 0, c.MaxClockDrift != 0
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
@@ -472,7 +473,13 @@ func (c *Config) fill() error {
 		c.MaxDeadRecords = defaultMaxDead(c.MaxKeys, c.MaxBytes)
 	}
 	if c.MaxClockDrift >= c.TombstoneHorizon {
-		return configError("MaxClockDrift", "%v must be shorter than TombstoneHorizon %v", c.MaxClockDrift, c.TombstoneHorizon)
+		// Named by the field the caller set: a TombstoneHorizon of 10 s
+		// alone was refused as "MaxClockDrift: 30s", a field it never set
+		// (found by review).
+		if driftSet && !horizonSet {
+			return configError("MaxClockDrift", "%v, want shorter than TombstoneHorizon %v", c.MaxClockDrift, c.TombstoneHorizon)
+		}
+		return configError("TombstoneHorizon", "%v, want longer than MaxClockDrift %v (lower MaxClockDrift with it)", c.TombstoneHorizon, c.MaxClockDrift)
 	}
 	if err := gossip.FillTimings(&c.Timings); err != nil {
 		// Each bad field without the transport's prefix, one after the

@@ -1,5 +1,5 @@
 // Package bcache is an in-memory cache replicated to every process of a
-// service, with convergence that is proven by property tests.
+// service, with convergence that is checked by property tests.
 //
 // Each process runs a [Cache] member. A write (Set, Delete) is applied
 // locally at once and shipped to every other member in batched deltas;

@@ -116,6 +116,16 @@ func (r *Replicator) Hurry() {
 // exchange completes.
 func (r *Replicator) Synced() <-chan struct{} { return r.synced }
 
+// joinText is a join's error on one line, without the list memberlist
+// wraps a single error in ("1 error occurred: * ...").
+func joinText(err error) string {
+	text := strings.Join(strings.Fields(err.Error()), " ")
+	if rest, ok := strings.CutPrefix(text, "1 error occurred: * "); ok {
+		return rest
+	}
+	return text
+}
+
 // joinFailureLogEvery is how often a failure to join one address is
 // logged again while it keeps failing.
 const joinFailureLogEvery = time.Minute
@@ -134,7 +144,7 @@ func (r *Replicator) joinFailed(addr string, err error) {
 		f = &JoinFailure{Addr: addr, Since: now}
 		r.joinFailures[addr] = f
 	}
-	f.Cause, f.Err, f.At = joinCause(err), strings.Join(strings.Fields(err.Error()), " "), now
+	f.Cause, f.Err, f.At = joinCause(err), joinText(err), now
 	f.Failures++
 	// At most maxRefusalLogs lines a minute in all, as refusals: one a
 	// minute per address, peers that change at every look (a source's,
@@ -145,10 +155,13 @@ func (r *Replicator) joinFailed(addr string, err error) {
 		r.joinLogged[addr] = now
 		unlogged, r.joinLogs.unlogged = r.joinLogs.unlogged, 0
 	}
-	failures, cause := f.Failures, f.Cause
+	failures, cause, text := f.Failures, f.Cause, f.Err
 	r.mu.Unlock()
 	if log {
-		r.log.Warn().Err(err).Str("peer", addr).Str("cause", cause).Int("failures", failures).
+		// The error as Status gives it, on one line: memberlist's
+		// "1 error occurred:\n\t* ..." went into the log as it was
+		// (found by review).
+		r.log.Warn().Str("error", text).Str("peer", addr).Str("cause", cause).Int("failures", failures).
 			Int("failures_unlogged", unlogged).Msg("cannot join peer; retrying")
 	}
 }
