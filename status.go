@@ -64,7 +64,9 @@ type Status struct {
 	// since New (FirstSync is when), with a peer that held its cluster's
 	// state, unless none live did (see WaitSynced): from then on the
 	// member holds everything that peer held when the exchange began, a
-	// restored snapshot brought up to date included.
+	// restored snapshot brought up to date included (but a key hidden by
+	// another of its 64-bit key hash that the member holds, not older:
+	// only keys chosen to collide; it comes at the next exchange).
 	Synced    bool      `json:"synced"`
 	FirstSync time.Time `json:"first_sync,omitzero"`
 	// Peers are the other live members, by name, each with when an

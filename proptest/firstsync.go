@@ -264,8 +264,10 @@ func (h *harness) checkFirstSync(t fataler, i int) {
 	}
 
 	mine := map[string]crdt.Timestamp{}
+	ofHash := map[uint64][]crdt.Record{} // its records by key hash
 	for _, rec := range h.c.Replica(i).Records() {
 		mine[rec.Key] = rec.Time
+		ofHash[crdt.HashKey(rec.Key)] = append(ofHash[crdt.HashKey(rec.Key)], rec)
 	}
 	for _, key := range slices.Sorted(maps.Keys(h.syncs[p].since)) {
 		held := h.syncs[p].since[key]
@@ -279,12 +281,26 @@ func (h *harness) checkFirstSync(t fataler, i int) {
 		if h.cfg.Coverage != nil {
 			h.cfg.Coverage.FirstSyncs[1]++
 		}
-		if got, ok := mine[key]; ok && !got.Less(v) || h.mayLack(i, key, v, start) {
+		if got, ok := mine[key]; ok && !got.Less(v) || h.mayLack(i, key, v, start) || hidden(ofHash, key, v) {
 			continue
 		}
 		t.Fatalf("%s made its first sync with %s (an exchange that began at %d on its clock), without %q at %v, which %s held since before then (%s holds %v)",
 			h.c.Name(i), peer, start, key, v, peer, h.c.Name(i), mine[key])
 	}
+}
+
+// hidden reports whether a member holding records (by key hash) may lack
+// version v of key after a first sync because a record of another key
+// of its hash, not older, hid it: anti-entropy matches versions by key
+// hash, and while neither side holds both keys, the side that holds the
+// older one takes the other's as newer, wants it, and sends nothing of
+// its own. The keys meet at the next exchange, once a side holds both
+// (it lists their hash as collided); only keys chosen to share a 64-bit
+// hash are so (TestCollidingKeys; TestPinnedCollidingKeysRuns pins a run).
+func hidden(records map[uint64][]crdt.Record, key string, v crdt.Timestamp) bool {
+	return slices.ContainsFunc(records[crdt.HashKey(key)], func(r crdt.Record) bool {
+		return r.Key != key && !r.Time.Less(v)
+	})
 }
 
 // mayLack reports whether the rules let member i lack version v of key

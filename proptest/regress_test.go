@@ -242,7 +242,7 @@ func TestCrashLostWriteSupersededByAnAnswer(t *testing.T) {
 	Check(t, cfg)
 }
 
-// TestPinnedCollidingKeysRuns replays two runs of TestCollidingKeys that
+// TestPinnedCollidingKeysRuns replays three runs of TestCollidingKeys that
 // failed (rapid's fail files, kept under testdata/pinned):
 //
 //   - colliding-rejected-after-final-answer: the responder's records of a
@@ -252,12 +252,17 @@ func TestCrashLostWriteSupersededByAnAnswer(t *testing.T) {
 //     in package transport);
 //   - colliding-answers-of-one-hash: answers of two keys of one hash, at
 //     one stamp, held on different members, which the digest cannot tell
-//     apart, taken for a run that did not converge (TestAnswersOfKeysOfOneHash).
+//     apart, taken for a run that did not converge (TestAnswersOfKeysOfOneHash);
+//   - colliding-first-sync-hidden: a first sync of a member holding a
+//     newer key of one hash, whose peer held an older key of it: the peer
+//     took the member's version for newer than its own, wanted it and
+//     sent nothing, and the first-sync check failed the run (the harness
+//     now excuses it: see hidden; the keys meet at the next exchange).
 //
 // A fail file replays rapid's draws, so a change to what the harness
 // draws makes it another run: these then test less, not wrongly.
 func TestPinnedCollidingKeysRuns(t *testing.T) {
-	for _, name := range []string{"colliding-rejected-after-final-answer", "colliding-answers-of-one-hash"} {
+	for _, name := range []string{"colliding-rejected-after-final-answer", "colliding-answers-of-one-hash", "colliding-first-sync-hidden"} {
 		t.Run(name, func(t *testing.T) {
 			setRapidFlags(t, map[string]string{"rapid.failfile": "testdata/pinned/" + name + ".fail", "rapid.nofailfile": "true"})
 			Check(t, Config{Keys: collidingAlphabet()})

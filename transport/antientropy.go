@@ -87,8 +87,20 @@ type session struct {
 	// in a Repair of a leaf it then asked about again, while the leaf is
 	// asked about again (see answerRepair): at most the records of the
 	// leaves of the steps in flight, by reference.
-	pushed map[uint32]map[string]crdt.Version
+	pushed map[uint32]map[string]pushedRecord
 }
+
+// pushedRecord is a record of a session's pushed set: the version sent,
+// how many asks that wanted it again have passed it over since, and how
+// many may (see answerRepair).
+type pushedRecord struct {
+	v             crdt.Version
+	skips, budget uint8
+}
+
+// maxPushedSkips bounds pushedRecord.budget, which doubles each time the
+// record goes again.
+const maxPushedSkips = 32
 
 // awaited is a step of a session whose reply is awaited.
 type awaited struct {
@@ -1270,10 +1282,27 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		// past the responder's window of 64 steps none arrived at all (a
 		// Repair lost on the way leaves the responder incomplete, and the
 		// next session moves what it carried: see responder.owed).
+		//
+		// Passed over for ever, a record whose Repair was lost was wanted
+		// at every later ask and never went: the responder's wants (the
+		// first wire.MaxRecords hashes it lacks) were all such records,
+		// nothing else of the chunk moved, and the session spun to
+		// maxReasks (found by review,
+		// TestLostRepairDoesNotStallTheRestOfAPush). So an ask that wants
+		// it again passes it over budget times, then takes it for lost
+		// and sends it again, with twice the budget: a Repair overtaken
+		// by one Versions goes once, one overtaken by L about log2(L)+1
+		// times, and one lost costs one ask.
 		bits := n.cfg.Replica.DigestBits()
 		all = slices.DeleteFunc(all, func(r crdt.Record) bool {
-			v, ok := s.pushed[crdt.LeafIndex(crdt.HashKey(r.Key), 0, bits)][r.Key]
-			return ok && v == r.Version()
+			leaf := s.pushed[crdt.LeafIndex(crdt.HashKey(r.Key), 0, bits)]
+			p, ok := leaf[r.Key]
+			if !ok || p.v != r.Version() || p.skips >= p.budget {
+				return false
+			}
+			p.skips++
+			leaf[r.Key] = p
+			return true
 		})
 	}
 	recs, truncated := n.cutAt(all, n.repairRoom(all, hot, 1)) // the final Repair's count
@@ -1354,12 +1383,16 @@ func (n *Node) notePushed(leaves []uint32, recs []crdt.Record, again bool) {
 			continue
 		}
 		if s.pushed == nil {
-			s.pushed = map[uint32]map[string]crdt.Version{}
+			s.pushed = map[uint32]map[string]pushedRecord{}
 		}
 		if s.pushed[leaf] == nil {
-			s.pushed[leaf] = map[string]crdt.Version{}
+			s.pushed[leaf] = map[string]pushedRecord{}
 		}
-		s.pushed[leaf][recs[i].Key] = recs[i].Version()
+		v, budget := recs[i].Version(), uint8(1)
+		if p, ok := s.pushed[leaf][recs[i].Key]; ok && p.v == v { // sent again: taken for lost
+			budget = min(2*p.budget, maxPushedSkips)
+		}
+		s.pushed[leaf][recs[i].Key] = pushedRecord{v: v, budget: budget}
 	}
 }
 

@@ -160,10 +160,6 @@ func (r *roster) end(in *incarnation, now int64) {
 // known under name means the member restarted: the old one has ended.
 func (r *roster) completed(name string, cut crdt.Timestamp, coverage, start, now int64) {
 	in := r.current[name]
-	if in != nil && in.id != 0 && in.id != cut.Node {
-		r.end(in, now)
-		in = nil
-	}
 	if in == nil {
 		for _, e := range r.ended {
 			if e.name == name && e.since >= start && (e.id == 0 || e.id == cut.Node) {
@@ -177,6 +173,17 @@ func (r *roster) completed(name string, cut crdt.Timestamp, coverage, start, now
 				return
 			}
 		}
+	}
+	// Checked before the end below: that end, noted now, joins an earlier
+	// entry of the name (one with no id, of an incarnation never synced
+	// with) whose end then reads as after this session's start, and the
+	// new process's session was taken for one of that entry's, dropped,
+	// the old incarnation left current, every session for retireAfter.
+	if in != nil && in.id != 0 && in.id != cut.Node {
+		r.end(in, now)
+		in = nil
+	}
+	if in == nil {
 		in = &incarnation{name: name, joined: now}
 		r.current[name] = in
 	}
