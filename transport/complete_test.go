@@ -17,7 +17,7 @@ import (
 // storePair is two members, a and b, over the production store.
 type storePair = storeCluster
 
-func newStorePair(t *testing.T, cfg Config, scfg store.Config) *storePair {
+func newStorePair(t testing.TB, cfg Config, scfg store.Config) *storePair {
 	return newStoreCluster(t, cfg, scfg, "a", "b")
 }
 

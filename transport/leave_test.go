@@ -14,7 +14,7 @@ import (
 // member restarted keeps its store (restored from its snapshot) under a
 // new incarnation.
 type storeCluster struct {
-	t      *testing.T
+	t      testing.TB
 	now    *crdt.ManualTime
 	cfg    Config
 	nodes  map[string]*Node
@@ -23,7 +23,7 @@ type storeCluster struct {
 	ids    crdt.NodeID
 }
 
-func newStoreCluster(t *testing.T, cfg Config, scfg store.Config, names ...string) *storeCluster {
+func newStoreCluster(t testing.TB, cfg Config, scfg store.Config, names ...string) *storeCluster {
 	c := &storeCluster{t: t, now: crdt.NewManualTime(int64(1000 * time.Second)), cfg: cfg, nodes: map[string]*Node{},
 		stores: map[string]*store.Store{}, clocks: map[string]*crdt.HLC{}}
 	for _, name := range names {

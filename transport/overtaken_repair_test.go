@@ -114,9 +114,11 @@ func TestRepairsHeldOnPurposeAreBounded(t *testing.T) {
 		// Each once at lag 1; past it a record wanted again is taken for
 		// lost after its skips (see answerRepair: never sent again, a lost
 		// Repair stalled the push, TestLostRepairDoesNotStallTheRestOfAPush),
-		// about log2(lag)+1 times at most, 1.6 times here (1.7 times at lag 1
-		// and 7 at lag 16 before the pushed set).
-		if limit := map[bool]uint64{true: n, false: 2 * n}[lag <= 1]; sa.RepairRecordsSent > limit {
+		// about log2(lag)+1 times at most, 2.1 times here with the leaves
+		// asked about once more for records passed over at their last ask
+		// (TestRepairLostBeforeALeafsLastAskIsSentAgain; 1.6 without it,
+		// 1.7 times at lag 1 and 7 at lag 16 before the pushed set).
+		if limit := map[bool]uint64{true: n, false: 22 * n / 10}[lag <= 1]; sa.RepairRecordsSent > limit {
 			t.Errorf("lag %d: a sent %d repair records for %d keys, want at most %d", lag, sa.RepairRecordsSent, n, limit)
 		}
 		if len(d) > 0 {

@@ -218,7 +218,7 @@ func TestRejectOutsideASessionIsIgnored(t *testing.T) {
 	}
 }
 
-func decodeFrame(t *testing.T, p []byte) wire.Message {
+func decodeFrame(t testing.TB, p []byte) wire.Message {
 	t.Helper()
 	m, err := wire.NewCodec(wire.Limits{}).Decode(p)
 	if err != nil {
