@@ -29,6 +29,9 @@ func (s *Store) track(ch change, remote bool) {
 		}
 		s.policy.Add(ch.added, how)
 	case ch.rewritten != nil:
+		if ch.rewritten.Slot() == 0 { // a victim chosen, not dropped yet
+			s.resized(ch.rewritten)
+		}
 		s.policy.Rewrite(ch.rewritten, remote, int(ch.bytes))
 	default:
 		s.policy.Remove(ch.removed)
@@ -76,7 +79,8 @@ func (s *Store) overBy(keys, bytes int64) bool {
 // dropped yet counts as gone for the others (pendingKeys, pendingBytes,
 // added to under evictMu): writers that each found the store over its
 // bound by one all evicted a value, and took it below its bound (found by
-// review). Each one checks the bound again once its victim has gone, so
+// review). A victim rewritten before it goes counts at its new size (see
+// resized). Each one checks the bound again once its victim has gone, so
 // that the last to finish leaves the bound held.
 func (s *Store) enforceBounds() {
 	for s.policy != nil && s.over() {
@@ -100,6 +104,7 @@ func (s *Store) enforceBounds() {
 			return
 		}
 		size := int64(victim.Size())
+		s.victims = append(s.victims, pendingVictim{victim, size})
 		s.pendingKeys.Add(1)
 		s.pendingBytes.Add(size)
 		s.evictMu.Unlock()
@@ -114,10 +119,50 @@ func (s *Store) enforceBounds() {
 			ch.removed.retire()
 		}
 		sh.mu.Unlock()
-		s.pendingKeys.Add(-1)
-		s.pendingBytes.Add(-size)
+		s.evictMu.Lock()
+		s.dropped(victim)
+		s.evictMu.Unlock()
 		if evicted {
 			s.stats.evictions.Add(1)
+		}
+	}
+}
+
+// pendingVictim is a victim chosen and not dropped yet, and the bytes it
+// counts for in pendingBytes.
+type pendingVictim struct {
+	it   *item
+	size int64
+}
+
+// resized counts a victim chosen and not dropped yet at its size now:
+// rewritten meanwhile, it goes with its new size, and counted at its old
+// one, writers that found the store over by its growth evicted another
+// value for it, below the bound (found by review). Called with evictMu
+// held and its shard locked (its size is its last write's).
+func (s *Store) resized(it *item) {
+	for i := range s.victims {
+		if v := &s.victims[i]; v.it == it {
+			size := int64(it.Size())
+			s.pendingBytes.Add(size - v.size)
+			v.size = size
+			return
+		}
+	}
+}
+
+// dropped takes it, a victim chosen, off the victims pending. Called with
+// evictMu held.
+func (s *Store) dropped(it *item) {
+	for i, v := range s.victims {
+		if v.it == it {
+			s.pendingKeys.Add(-1)
+			s.pendingBytes.Add(-v.size)
+			last := len(s.victims) - 1
+			s.victims[i] = s.victims[last]
+			s.victims[last] = pendingVictim{}
+			s.victims = s.victims[:last]
+			return
 		}
 	}
 }

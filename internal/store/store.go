@@ -93,8 +93,10 @@ type Store struct {
 	policy  *evict.Policy[*item]
 	evictMu sync.Mutex
 	// pendingKeys and pendingBytes are the victims chosen and not dropped
-	// yet (see enforceBounds), added to under evictMu.
+	// yet (see enforceBounds), added to under evictMu; victims are those
+	// victims, with the size each counts for, under evictMu.
 	pendingKeys, pendingBytes atomic.Int64
+	victims                   []pendingVictim
 	maxKeys                   int64
 	maxBytes                  int64
 	maxValue                  int
