@@ -25,14 +25,7 @@ func TestLostRepairDoesNotStallTheRestOfAPush(t *testing.T) {
 		p.write("a", crdt.Record{Key: fmt.Sprintf("key-%d", i), Value: []byte("v")}) // b missed the deltas
 	}
 	a, b := p.nodes["a"], p.nodes["b"]
-	lost := 0
-	p.run("a", a.StartSession("b", p.now.Now()), func(h hop, m wire.Message) bool {
-		if r, ok := m.(*wire.Repair); ok && h.from == "a" && !r.Final && lost == 0 {
-			lost = len(r.Records)
-			return true
-		}
-		return false
-	}, nil)
+	lost := pushLosingAFirstRepair(p)
 	d := p.diff()
 	sa := a.Stats()
 	t.Logf("lost a Repair of %d records; a sent %d repair records, completed %d, timed out %d; b received %d; %d keys differ",
@@ -60,14 +53,7 @@ func TestRepairLostBeforeALeafsLastAskIsSentAgain(t *testing.T) {
 			p.write("a", crdt.Record{Key: k, Value: make([]byte, 600)}) // b missed the deltas
 		}
 		a, b := p.nodes["a"], p.nodes["b"]
-		lost := 0
-		p.run("a", a.StartSession("b", p.now.Now()), func(h hop, m wire.Message) bool {
-			if r, ok := m.(*wire.Repair); ok && h.from == "a" && !r.Final && lost == 0 {
-				lost = len(r.Records)
-				return true
-			}
-			return false
-		}, nil)
+		lost := pushLosingAFirstRepair(p)
 		sa := a.Stats()
 		d := p.diff()
 		t.Logf("n %d: lost a Repair of %d records; a sent %d repair records, completed %d, timed out %d; b received %d; %d keys differ",
@@ -79,4 +65,17 @@ func TestRepairLostBeforeALeafsLastAskIsSentAgain(t *testing.T) {
 			t.Errorf("n %d: after a session that lost one Repair, still wanted at the next ask, %d keys differ: %v", n, len(d), d)
 		}
 	}
+}
+
+// pushLosingAFirstRepair runs a session from a to b in which a's first
+// Repair that is not its final one is lost, and returns its records.
+func pushLosingAFirstRepair(p *storePair) (lost int) {
+	p.run("a", p.nodes["a"].StartSession("b", p.now.Now()), func(h hop, m wire.Message) bool {
+		if r, ok := m.(*wire.Repair); ok && h.from == "a" && !r.Final && lost == 0 {
+			lost = len(r.Records)
+			return true
+		}
+		return false
+	}, nil)
+	return lost
 }

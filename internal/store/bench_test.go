@@ -31,3 +31,27 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBoundedWrite measures a local write to a store bounded at
+// 10,000 values, of keys that cycle through 100,000 (16-byte keys,
+// 100-byte values): every write evicts one value, the path a full
+// bounded member's Set takes.
+//
+//	go test -run '^$' -bench BoundedWrite ./internal/store
+func BenchmarkBoundedWrite(b *testing.B) {
+	s := mustStore(b, Config{MaxKeys: 10_000})
+	const n = 100_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%012d", i)
+	}
+	value := make([]byte, 100)
+	wall := testNow
+	for i := 0; b.Loop(); i++ {
+		wall++
+		s.Write(crdt.Record{Key: keys[i%n], Value: value, Time: crdt.Timestamp{Wall: wall, Node: 1}})
+	}
+	if got := s.Len(); got > 10_000 {
+		b.Fatalf("%d values held, bound 10,000", got)
+	}
+}
