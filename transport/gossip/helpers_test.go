@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -205,4 +206,17 @@ func waitValue(t testing.TB, timeout time.Duration, key string, value []byte, no
 			return ok == (value != nil) && bytes.Equal(v, value)
 		}, "%s: %q never read %q", nd.r.cfg.Name, key, value)
 	}
+}
+
+// freeAddr returns an address of 127.0.0.1 on which nobody listens: a
+// join to it is refused at once (the port was free a moment ago; another
+// process may take it, as for any port a test picks).
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +15,7 @@ import (
 // one line and without the list memberlist wraps it in: its "1 error
 // occurred:\n\t* ...\n\n" went into the log as it was (found by review).
 func TestJoinFailureIsLoggedOnOneLine(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close() // refused at once
+	dead := freeAddr(t) // nobody listens there: refused at once
 	var logs syncBuffer
 	startNode(t, "a", []string{dead}, func(c *Config) {
 		c.Logger = zerolog.New(&logs).Level(zerolog.WarnLevel)

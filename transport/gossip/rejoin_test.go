@@ -272,12 +272,7 @@ func TestSeedLooksSlowDownWhileTheyMeetNoOne(t *testing.T) {
 // forgotten in the rounds between two looks, so that each was its first,
 // and warned of (found by review).
 func TestDeadSeedIsWarnedOfOnceAMinute(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := l.Addr().String()
-	l.Close() // refused at once
+	dead := freeAddr(t) // nobody listens there: refused at once
 	var logs syncBuffer
 	var lookups atomic.Int32
 	a := startNode(t, "a", nil)

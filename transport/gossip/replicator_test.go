@@ -261,12 +261,7 @@ func TestCloseIsIdempotentAndStopsWrites(t *testing.T) {
 // TestStartsOfflineAndJoinsLater: a member whose only peer is down starts,
 // serves local writes, and joins once the peer comes up at that address.
 func TestStartsOfflineAndJoinsLater(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // the address is free, and nobody listens on it
+	addr := freeAddr(t) // nobody listens there: refused at once
 	edge := startNode(t, "edge", []string{addr})
 	edge.rep.write(edge.r, "offline", []byte("write"), false)
 	if v, ok := edge.rep.get("offline"); !ok || string(v) != "write" {
