@@ -828,10 +828,11 @@ const (
 // Batch.Wait are safe for concurrent use; Rotate, RemoveBefore and Close
 // are called by one owner.
 type Log struct {
-	path     string
-	mode     Mode
-	interval time.Duration
-	onError  func(error)
+	path      string
+	mode      Mode
+	interval  time.Duration
+	onError   func(error)
+	trimEvery time.Duration // see chunks.trim
 
 	// Appenders add to one of several stripes, one per processor, so
 	// that concurrent writers seldom share a lock; a flush takes every
@@ -907,19 +908,35 @@ type stripe struct {
 }
 
 // chunkSize is the size of a stripe's chunks; they are reused (through
-// the log's free list, which keeps up to maxFreeChunks of them) once the
-// frame they went into is written.
-const (
-	chunkSize     = 64 << 10
-	maxFreeChunks = 64
-)
+// the log's free list) once the frame they went into is written.
+const chunkSize = 64 << 10
+
+// maxFreeChunks bounds the log's free list: as many chunks as the stripes
+// may hold (waitAt). At 64 chunks (4 MiB, one frame of flushAt and no
+// more) a log written at full speed made a quarter to a third of its
+// chunks anew: a frame held what came while the one before it was
+// written too, and the chunks past 64 went to the collector, whose work
+// the writers then paid (BenchmarkSyncIntervalCost: 100-290 MB allocated
+// more than the member without a log, out of 520 MB logged).
+const maxFreeChunks = waitAt / chunkSize
+
+// trimEvery is how often the writer lets go of the free chunks that no
+// frame needed since the last time (see chunks.trim): after a burst,
+// within two of them. The writer trims after a frame or a tick, so an
+// EveryWrite log gone quiet keeps its list (a few chunks: its frames are
+// a sync's worth) until it writes again.
+const trimEvery = time.Second
 
 // chunks is a log's free list of chunks. It is its own, not a sync.Pool:
 // a pool empties at every collection, and a log syncing every write would
-// then allocate (and zero) a chunk for most frames.
+// then allocate (and zero) a chunk for most frames. It keeps what the
+// frames have needed lately, not what a burst once did: low is the fewest
+// chunks it held since the last trim, and trim lets those go.
 type chunks struct {
 	mu   sync.Mutex
 	free [][]byte
+	low  int // the fewest free since the last trim: none of them was taken
+	made int // chunks of chunkSize allocated (tests)
 }
 
 // get returns an empty chunk with room for need bytes.
@@ -930,10 +947,13 @@ func (cs *chunks) get(need int) []byte {
 	cs.mu.Lock()
 	if n := len(cs.free); n > 0 {
 		c := cs.free[n-1]
+		cs.free[n-1] = nil
 		cs.free = cs.free[:n-1]
+		cs.low = min(cs.low, n-1)
 		cs.mu.Unlock()
 		return c
 	}
+	cs.made++
 	cs.mu.Unlock()
 	return make([]byte, 0, chunkSize)
 }
@@ -947,6 +967,20 @@ func (cs *chunks) put(body [][]byte) {
 		}
 		body[i] = nil
 	}
+	cs.mu.Unlock()
+}
+
+// trim lets go of the chunks that stayed free since the last trim, the
+// ones at the bottom of the list (get takes from the top).
+func (cs *chunks) trim() {
+	cs.mu.Lock()
+	n := copy(cs.free, cs.free[cs.low:])
+	clear(cs.free[n:])
+	cs.free = cs.free[:n]
+	if cap(cs.free) > 4*max(n, 16) { // its array, from a burst
+		cs.free = append(make([][]byte, 0, n), cs.free...)
+	}
+	cs.low = n
 	cs.mu.Unlock()
 }
 
@@ -995,6 +1029,8 @@ type Options struct {
 	// made a snapshot older than it look as if it held all the log
 	// lacks, and a segment lost whole went unseen (found by review).
 	From uint64
+
+	trimEvery time.Duration // tests: 0 is trimEvery
 }
 
 // Open starts a new segment of the log, numbered after the newest that
@@ -1030,7 +1066,7 @@ func Open(o Options, st ReadStats) (*Log, error) {
 			return nil, fmt.Errorf("cut the torn end of %s: %w", st.Newest.Path, err)
 		}
 	}
-	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError,
+	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError, trimEvery: cmp.Or(o.trimEvery, trimEvery),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	b := &Batch{done: make(chan struct{})}
 	l.batch.Store(b)
@@ -1371,6 +1407,7 @@ func (l *Log) run() {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	target, wait := 0, time.Duration(0)
+	trimmed := time.Now()
 	for {
 		select {
 		case <-l.done:
@@ -1387,6 +1424,10 @@ func (l *Log) run() {
 		wait = min(max(time.Since(start)/4, 20*time.Microsecond), time.Millisecond)
 		target = recs + l.pending()
 		l.file.Unlock()
+		if now := time.Now(); now.Sub(trimmed) >= l.trimEvery {
+			l.chunks.trim()
+			trimmed = now
+		}
 	}
 }
 
