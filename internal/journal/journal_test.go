@@ -1536,3 +1536,28 @@ func TestTrimKeepsTheChunksTaken(t *testing.T) {
 		t.Fatalf("a trim after none was taken left %d free chunks (%d made), want 0 (10)", len(cs.free), cs.made)
 	}
 }
+
+// TestQuietEveryWriteLogLetsGoOfItsFreeChunks: an EveryWrite log (no
+// ticker: it wakes for appends alone) that goes quiet after a burst lets
+// go of the burst's chunks too, as an Interval log does: it kept them,
+// up to 64 MiB, for as long as no write came.
+func TestQuietEveryWriteLogLetsGoOfItsFreeChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: EveryWrite, trimEvery: time.Millisecond}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	appendHeld(t, l, 0, 6)
+	free := func() int {
+		l.chunks.mu.Lock()
+		defer l.chunks.mu.Unlock()
+		return len(l.chunks.free)
+	}
+	for deadline := time.Now().Add(10 * time.Second); free() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d free chunks (%d MiB) held 10 s after the last write, trimmed every ms", free(), free()*chunkSize>>20)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
