@@ -922,10 +922,9 @@ const maxFreeChunks = waitAt / chunkSize
 
 // trimEvery is how often the writer lets go of the free chunks that no
 // frame needed since the last time (see chunks.trim): after a burst,
-// within two of them. The writer trims after a frame or a tick; an
-// EveryWrite log, which has no tick of its own, wakes every trimEvery to
-// trim (gone quiet after a burst, it kept the burst's chunks, up to 64
-// MiB, until it wrote again: found by review).
+// within two of them. The writer trims after a frame, and wakes every
+// trimEvery to trim (an EveryWrite log gone quiet after a burst kept the
+// burst's chunks, up to 64 MiB, until it wrote again: found by review).
 const trimEvery = time.Second
 
 // chunks is a log's free list of chunks. It is its own, not a sync.Pool:
@@ -1405,12 +1404,10 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
-	var trimTick <-chan time.Time // EveryWrite: it wakes for appends alone
-	if l.mode != Interval {
-		t := time.NewTicker(l.trimEvery)
-		defer t.Stop()
-		trimTick = t.C
-	}
+	// The writer wakes to trim too: an EveryWrite log wakes for appends
+	// alone, and an Interval log's SyncEvery may be longer than trimEvery.
+	trimTick := time.NewTicker(l.trimEvery)
+	defer trimTick.Stop()
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	target, wait := 0, time.Duration(0)
@@ -1421,7 +1418,7 @@ func (l *Log) run() {
 			return
 		case <-l.kick:
 		case <-tick:
-		case <-trimTick:
+		case <-trimTick.C:
 			if now := time.Now(); now.Sub(trimmed) >= l.trimEvery {
 				l.chunks.trim()
 				trimmed = now
