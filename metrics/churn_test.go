@@ -1,0 +1,94 @@
+package metrics
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// TestExportedCountersNeverGoDownAsMembersComeAndGo: every counter and
+// histogram a member exports, collected over and over while peers join,
+// write and leave and the member closes, never goes down, and no
+// histogram has a bucket over its count (under the race detector: no race
+// between a scrape and the members coming and going).
+func TestExportedCountersNeverGoDownAsMembersComeAndGo(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := member(t, net, "a")
+	col := New(a)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		last := map[string]float64{}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ch := make(chan prometheus.Metric, 1000)
+			col.Collect(ch)
+			close(ch)
+			for m := range ch {
+				var d dto.Metric
+				if err := m.Write(&d); err != nil {
+					errs <- err.Error()
+					continue
+				}
+				id := m.Desc().String()
+				for _, l := range d.Label {
+					id += "," + l.GetName() + "=" + l.GetValue()
+				}
+				var v float64
+				switch {
+				case d.Counter != nil:
+					v = d.Counter.GetValue()
+				case d.Histogram != nil:
+					v = float64(d.Histogram.GetSampleCount())
+					var prev uint64
+					for _, b := range d.Histogram.Bucket {
+						if b.GetCumulativeCount() < prev {
+							errs <- "bucket down " + id
+						}
+						prev = b.GetCumulativeCount()
+					}
+					if prev > d.Histogram.GetSampleCount() {
+						errs <- fmt.Sprintf("buckets %d over count %d: %s", prev, d.Histogram.GetSampleCount(), id)
+					}
+				default:
+					continue
+				}
+				if v < last[id] {
+					errs <- fmt.Sprintf("%s went from %v to %v", id, last[id], v)
+				}
+				last[id] = v
+			}
+		}
+	}()
+	for round := range 3 {
+		b := member(t, net, fmt.Sprintf("b%d", round), a.Addr())
+		for i := range 200 {
+			a.Set(fmt.Sprint("k", i), []byte("v"), 0)
+			b.Set(fmt.Sprint("j", round, i), []byte("v"), time.Second)
+			a.Get(fmt.Sprint("k", i+1))
+		}
+		time.Sleep(300 * time.Millisecond)
+		b.Close()
+	}
+	a.Close()
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
