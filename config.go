@@ -201,7 +201,10 @@ type Config struct {
 	// doc. One member a path: New locks <SnapshotPath>.lock (flock, on
 	// Unix; the lock goes with the process, however it ends) and refuses
 	// a second member while another holds it (ErrConfig). Its file name
-	// may be 195 bytes long at most: the files beside it add to it.
+	// may be 195 bytes long at most: the files beside it add to it; and
+	// it may not be the name of one of those files for another path
+	// ("<path>.members", ".founder", ".lock", ".log.<n>", ".tmp-...":
+	// ErrConfig).
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close. Default: 5 min.
@@ -442,6 +445,16 @@ func (c *Config) fill() error {
 		// by review).
 		if n := len(filepath.Base(c.SnapshotPath)); n > maxSnapshotName {
 			return configError("SnapshotPath", "a file name of %d bytes, over %d (the files beside it add up to 60 bytes to it)", n, maxSnapshotName)
+		}
+		// A name of the files another member's snapshot keeps beside it
+		// would be read, moved aside, written over or removed by that
+		// member, and a member on it would do so to that member's (one
+		// given <path>.members started beside the member on path, moved
+		// its members file aside as a damaged snapshot, then overwrote
+		// it; one on a temporary file's name lost its snapshot whenever
+		// the member on path started: found by review).
+		if owners := ownersOf(c.SnapshotPath); len(owners) > 0 {
+			return configError("SnapshotPath", "%q is the name of a file kept beside the snapshot %q (its members file, lineage mark, lock, a write log segment or a temporary file), which a member on that path reads, replaces or removes: choose another name", c.SnapshotPath, owners[0])
 		}
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
 			return configError("SnapshotPath", "%q: no such directory", c.SnapshotPath)

@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -552,4 +555,43 @@ func (c *Cache) logWrite(rec *crdt.Record) error {
 		return b.Wait()
 	}
 	return nil
+}
+
+// ownersOf returns the snapshot paths of which path is one of the files
+// kept beside them: their members file, lineage mark, lock, write log
+// segments, or a temporary file of any of them (RemoveTemps removes
+// those); none for a path that is no such file.
+func ownersOf(path string) []string {
+	dir, name := filepath.Split(path)
+	var owners []string
+	var walk func(name string)
+	walk = func(name string) {
+		add := func(owner string) {
+			if owner != "" && !slices.Contains(owners, dir+owner) {
+				owners = append(owners, dir+owner)
+				walk(owner)
+			}
+		}
+		for _, suffix := range []string{knownSuffix, founderSuffix, ".lock"} {
+			if owner, ok := strings.CutSuffix(name, suffix); ok {
+				add(owner)
+			}
+		}
+		if i := strings.LastIndex(name, ".log."); i >= 0 {
+			if _, err := strconv.ParseUint(name[i+len(".log."):], 10, 64); err == nil {
+				add(name[:i])
+			}
+		}
+		for rest, at := name, 0; ; {
+			i := strings.Index(rest, ".tmp-")
+			if i < 0 {
+				break
+			}
+			add(name[:at+i])
+			at += i + 1
+			rest = rest[i+1:]
+		}
+	}
+	walk(name)
+	return owners
 }

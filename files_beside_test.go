@@ -1,0 +1,74 @@
+package bcache
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestAPathThatIsAFileBesideASnapshotIsRefused: a SnapshotPath that is
+// the name of one of the files kept beside another path's snapshot (its
+// members file, lineage mark, lock, a write log segment, a temporary
+// file) is refused, whether or not a member runs on that path: a member
+// given <path>.members started beside the member on path and moved aside
+// (DamageReset), then overwrote, its members file; one on a temporary
+// file's name lost its snapshot whenever the member on path started
+// (found by review). The member on path itself starts, and the other's
+// refusal names it.
+func TestAPathThatIsAFileBesideASnapshotIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x")
+	owner := mustNew(t, syncConfig(path, SyncWrite))
+	defer owner.Close()
+	if err := owner.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, beside := range []string{knownSuffix, founderSuffix, ".lock", ".log.1", ".tmp-123", knownSuffix + ".tmp-9"} {
+		for _, running := range []bool{true, false} {
+			p := path + beside
+			if !running {
+				p = filepath.Join(dir, "y"+beside) // no member on y
+			}
+			cfg := syncConfig(p, SyncWrite)
+			cfg.OnDamage = DamageReset
+			c, err := New(cfg)
+			if err == nil {
+				c.Close()
+				t.Fatalf("a member on %s started", p)
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "kept beside the snapshot") {
+				t.Fatalf("New on %s: %v, want ErrConfig naming the snapshot it is kept beside", p, err)
+			}
+		}
+	}
+	if v, ok := owner.Get("k"); !ok || string(v) != "v" {
+		t.Fatalf("the member on %s after the refusals: Get = %q, %v", path, v, ok)
+	}
+}
+
+func TestOwnersOfAPath(t *testing.T) {
+	for path, want := range map[string][]string{
+		"d/x":                 nil,
+		"d/x.snap":            nil,
+		"d/x.members":         {"d/x"},
+		"d/x.founder":         {"d/x"},
+		"d/x.lock":            {"d/x"},
+		"d/x.log.12":          {"d/x"},
+		"d/x.log.a":           nil,
+		"d/x.tmp-1":           {"d/x"},
+		"d/x.members.tmp-1":   {"d/x.members", "d/x"},
+		"d/a.tmp-b.tmp-c":     {"d/a", "d/a.tmp-b"},
+		"d/x.log.3.members":   {"d/x.log.3", "d/x"},
+		"d/x.members.members": {"d/x.members", "d/x"},
+		"d/.members":          nil,
+	} {
+		got := ownersOf(path)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("ownersOf(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
