@@ -204,7 +204,7 @@ type Config struct {
 	// may be 195 bytes long at most: the files beside it add to it; and
 	// it may not be the name of one of those files for another path
 	// ("<path>.members", ".founder", ".lock", ".log.<n>", ".tmp-...":
-	// ErrConfig).
+	// ErrConfig), nor a symbolic link of such a name.
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close. Default: 5 min.
@@ -433,9 +433,19 @@ func (c *Config) fill() error {
 		// its path, which would replace the link with a file and leave
 		// the target (a persistent volume, say) as it was (found by
 		// review). The log and the lock live beside the target.
+		// A link named as a file beside another path's snapshot is
+		// refused as that file would be (below), wherever it points: the
+		// member on that path reads, locks and moves aside what is at the
+		// name (checked on the target alone, a link "x.members" to y
+		// started, and the member on x took y's snapshot for its damaged
+		// members file: found by review).
+		given := c.SnapshotPath
 		target, err := followLinks(c.SnapshotPath)
 		if err != nil {
 			return configError("SnapshotPath", "%v", err)
+		}
+		if owners := ownersOf(given); len(owners) > 0 && target != given {
+			return configError("SnapshotPath", "%q (a link to %q) is the name of a file kept beside the snapshot %q (its members file, lineage mark, lock, a write log segment or a temporary file), which a member on that path reads, replaces or removes: choose another name", given, target, owners[0])
 		}
 		c.SnapshotPath = target
 		// The files beside it add up to 60 bytes to its name (a log

@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,5 +71,29 @@ func TestOwnersOfAPath(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("ownersOf(%q) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+// TestALinkNamedAsAFileBesideASnapshotIsRefused: a SnapshotPath that is
+// a symbolic link named as a file beside another path's snapshot
+// ("x.members") is refused, as a file of that name is, wherever it
+// points: the member on x reads, locks and moves aside what is at that
+// name, the link, and through it the other member's snapshot (taken
+// for x's damaged members file, it failed x's New).
+func TestALinkNamedAsAFileBesideASnapshotIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "x"+knownSuffix)
+	if err := os.Symlink("y", link); err != nil {
+		t.Skip(err)
+	}
+	c, err := New(syncConfig(link, SyncWrite))
+	if err == nil {
+		c.Set("k", []byte("v"), 0)
+		c.Close()
+		_, xerr := New(syncConfig(filepath.Join(dir, "x"), SyncWrite))
+		t.Fatalf("a member on %s (a link to y) started; the member on x then: %v", link, xerr)
+	}
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "kept beside the snapshot") {
+		t.Fatalf("New on %s: %v, want ErrConfig naming the snapshot it is kept beside", link, err)
 	}
 }

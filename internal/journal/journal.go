@@ -832,7 +832,8 @@ type Log struct {
 	mode      Mode
 	interval  time.Duration
 	onError   func(error)
-	trimEvery time.Duration // see chunks.trim
+	trimEvery time.Duration  // see chunks.trim
+	trimTicks chan time.Time // tests: the trim ticker's ticks, sent by hand
 
 	// Appenders add to one of several stripes, one per processor, so
 	// that concurrent writers seldom share a lock; a flush takes every
@@ -922,9 +923,9 @@ const maxFreeChunks = waitAt / chunkSize
 
 // trimEvery is how often the writer lets go of the free chunks that no
 // frame needed since the last time (see chunks.trim): after a burst,
-// within two of them. The writer trims after a frame, and wakes every
-// trimEvery to trim (an EveryWrite log gone quiet after a burst kept the
-// burst's chunks, up to 64 MiB, until it wrote again: found by review).
+// within two of them. The writer wakes every trimEvery to trim (an
+// EveryWrite log gone quiet after a burst kept the burst's chunks, up to
+// 64 MiB, until it wrote again: found by review).
 const trimEvery = time.Second
 
 // chunks is a log's free list of chunks. It is its own, not a sync.Pool:
@@ -933,10 +934,11 @@ const trimEvery = time.Second
 // frames have needed lately, not what a burst once did: low is the fewest
 // chunks it held since the last trim, and trim lets those go.
 type chunks struct {
-	mu   sync.Mutex
-	free [][]byte
-	low  int // the fewest free since the last trim: none of them was taken
-	made int // chunks of chunkSize allocated (tests)
+	mu    sync.Mutex
+	free  [][]byte
+	low   int // the fewest free since the last trim: none of them was taken
+	made  int // chunks of chunkSize allocated (tests)
+	trims int // trims so far (tests)
 }
 
 // get returns an empty chunk with room for need bytes.
@@ -981,6 +983,7 @@ func (cs *chunks) trim() {
 		cs.free = append(make([][]byte, 0, n), cs.free...)
 	}
 	cs.low = n
+	cs.trims++
 	cs.mu.Unlock()
 }
 
@@ -1030,7 +1033,9 @@ type Options struct {
 	// lacks, and a segment lost whole went unseen (found by review).
 	From uint64
 
-	trimEvery time.Duration // tests: 0 is trimEvery
+	trimEvery time.Duration  // tests: 0 is trimEvery
+	trimTicks chan time.Time // tests: the writer trims at each of these instead of a ticker's
+	stripes   int            // tests: 0 is one per processor, up to maxStripes
 }
 
 // Open starts a new segment of the log, numbered after the newest that
@@ -1066,11 +1071,11 @@ func Open(o Options, st ReadStats) (*Log, error) {
 			return nil, fmt.Errorf("cut the torn end of %s: %w", st.Newest.Path, err)
 		}
 	}
-	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError, trimEvery: cmp.Or(o.trimEvery, trimEvery),
+	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError, trimEvery: cmp.Or(o.trimEvery, trimEvery), trimTicks: o.trimTicks,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	b := &Batch{done: make(chan struct{})}
 	l.batch.Store(b)
-	l.stripes = make([]stripe, min(max(runtime.GOMAXPROCS(0), 2), maxStripes))
+	l.stripes = make([]stripe, cmp.Or(o.stripes, min(max(runtime.GOMAXPROCS(0), 2), maxStripes)))
 	for i := range l.stripes {
 		l.stripes[i].batch = b
 	}
@@ -1404,25 +1409,29 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
-	// The writer wakes to trim too: an EveryWrite log wakes for appends
-	// alone, and an Interval log's SyncEvery may be longer than trimEvery.
-	trimTick := time.NewTicker(l.trimEvery)
-	defer trimTick.Stop()
+	// The writer trims at every tick of its own ticker, in either mode
+	// (an EveryWrite log wakes for appends alone, and an Interval log's
+	// SyncEvery may be longer than trimEvery). At every tick, not when
+	// trimEvery has passed since the last trim by the clock: a tick taken
+	// a little sooner after it than the last one was skipped, about every
+	// other one, and a burst's chunks went after four trimEvery, not two.
+	trimTicks := (<-chan time.Time)(l.trimTicks)
+	if trimTicks == nil {
+		t := time.NewTicker(l.trimEvery)
+		defer t.Stop()
+		trimTicks = t.C
+	}
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	target, wait := 0, time.Duration(0)
-	trimmed := time.Now()
 	for {
 		select {
 		case <-l.done:
 			return
 		case <-l.kick:
 		case <-tick:
-		case <-trimTick.C:
-			if now := time.Now(); now.Sub(trimmed) >= l.trimEvery {
-				l.chunks.trim()
-				trimmed = now
-			}
+		case <-trimTicks:
+			l.chunks.trim()
 			continue
 		}
 		if l.mode == EveryWrite {
@@ -1434,10 +1443,6 @@ func (l *Log) run() {
 		wait = min(max(time.Since(start)/4, 20*time.Microsecond), time.Millisecond)
 		target = recs + l.pending()
 		l.file.Unlock()
-		if now := time.Now(); now.Sub(trimmed) >= l.trimEvery {
-			l.chunks.trim()
-			trimmed = now
-		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/store"
 )
 
@@ -1431,9 +1432,16 @@ func TestALogReadCanBeContinued(t *testing.T) {
 // appendHeld appends n MiB of records while the writer is held off (the
 // test holds the file's lock, which the writer takes to write a frame),
 // so that every chunk they fill is in use at once, then writes them as
-// one frame.
+// one frame. One goroutine's appends may all go to one stripe, and an
+// append waits for the writer while its stripe holds its share of waitAt:
+// the log must have few enough stripes (Options.stripes) for the records
+// to fit one's share, or the test waits for ever (at 11 stripes or more,
+// 6 MiB did: a machine of 11 processors or more).
 func appendHeld(t *testing.T, l *Log, cycle, mib int) {
 	t.Helper()
+	if mib<<20+(mib<<7)*maxRecordOverhead >= l.stripeShare(waitAt) {
+		t.Fatalf("%d MiB of records past a stripe's share of waitAt (%d stripes): the appends would wait for the writer the test holds off", mib, len(l.stripes))
+	}
 	value := make([]byte, 8<<10)
 	l.file.Lock()
 	for i := range mib << 7 { // 128 values of 8 KiB a MiB
@@ -1457,7 +1465,7 @@ func appendHeld(t *testing.T, l *Log, cycle, mib int) {
 // what the log cost its writers.
 func TestFramesLargerThanFlushAtReuseTheirChunks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour, trimEvery: time.Hour}, ReadStats{})
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour, trimEvery: time.Hour, stripes: 2}, ReadStats{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1489,7 +1497,7 @@ func TestFramesLargerThanFlushAtReuseTheirChunks(t *testing.T) {
 // frames no longer need them, within two trims.
 func TestIdleLogLetsGoOfItsFreeChunks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Millisecond, trimEvery: time.Nanosecond}, ReadStats{})
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Millisecond, trimEvery: time.Millisecond, stripes: 2}, ReadStats{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1500,7 +1508,7 @@ func TestIdleLogLetsGoOfItsFreeChunks(t *testing.T) {
 		defer l.chunks.mu.Unlock()
 		return len(l.chunks.free)
 	}
-	// The writer trims after every tick (a millisecond): poll.
+	// The writer trims at every tick of its trim ticker (a millisecond): poll.
 	for deadline := time.Now().Add(10 * time.Second); free() > 0; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d free chunks held 10 s after the last write", free())
@@ -1543,7 +1551,7 @@ func TestTrimKeepsTheChunksTaken(t *testing.T) {
 // up to 64 MiB, for as long as no write came.
 func TestQuietEveryWriteLogLetsGoOfItsFreeChunks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap")
-	l, err := Open(Options{Path: path, Mode: EveryWrite, trimEvery: time.Millisecond}, ReadStats{})
+	l, err := Open(Options{Path: path, Mode: EveryWrite, trimEvery: time.Millisecond, stripes: 2}, ReadStats{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1559,5 +1567,44 @@ func TestQuietEveryWriteLogLetsGoOfItsFreeChunks(t *testing.T) {
 			t.Fatalf("%d free chunks (%d MiB) held 10 s after the last write, trimmed every ms", free(), free()*chunkSize>>20)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFreeChunksGoAtTheSecondTrimAfterTheirFrame: a burst's chunks go at
+// the second trim after its frame (README: "within two seconds"), and the
+// writer trims at every tick of its trim ticker: it trimmed only when
+// trimEvery had passed since the last trim by the clock, so a tick taken
+// a little sooner after its tick than the last one was skipped, about
+// every other one, and the chunks went after four trimEvery (found by
+// review).
+func TestFreeChunksGoAtTheSecondTrimAfterTheirFrame(t *testing.T) {
+	ticks := make(chan time.Time)
+	path := filepath.Join(t.TempDir(), "snap")
+	l, err := Open(Options{Path: path, Mode: Interval, Interval: time.Hour, trimTicks: ticks, stripes: 2}, ReadStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	count := func() (free, trims int) {
+		l.chunks.mu.Lock()
+		defer l.chunks.mu.Unlock()
+		return len(l.chunks.free), l.chunks.trims
+	}
+	tick := func() (free int) {
+		_, before := count()
+		ticks <- time.Now() // a tick a moment after the last
+		await.Until(t, 10*time.Second, func() bool { _, n := count(); return n > before }, "a tick made no trim")
+		free, _ = count()
+		return free
+	}
+	for cycle := range 3 {
+		appendHeld(t, l, cycle, 6)
+		if free, _ := count(); free == 0 {
+			t.Fatal("no chunk free after a frame")
+		}
+		tick() // the frame's chunks were taken since the trim before: kept
+		if free := tick(); free != 0 {
+			t.Fatalf("cycle %d: %d free chunks after the second trim since their frame", cycle, free)
+		}
 	}
 }
