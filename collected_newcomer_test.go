@@ -29,6 +29,20 @@ func within(d time.Duration, cond func() bool) bool {
 	return false
 }
 
+// awaitCollected waits until every one of members has collected key's
+// record.
+func awaitCollected(t *testing.T, key string, members ...*Cache) {
+	t.Helper()
+	await.Until(t, 20*time.Second, func() bool {
+		for _, c := range members {
+			if _, held := c.store.Lookup(key); held {
+				return false
+			}
+		}
+		return true
+	}, "%q was never collected on every member", key)
+}
+
 // TestACollectedDeleteOnANewcomerReturnsOnlyUntilItMeetsACollector: r
 // holds k and is cut off for longer than the horizon; a deletes k, and a
 // and b collect the delete. m joins a and b, then r and m end up on one
@@ -66,11 +80,7 @@ func TestACollectedDeleteOnANewcomerReturnsOnlyUntilItMeetsACollector(t *testing
 	if err := a.Delete("k"); err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 20*time.Second, func() bool {
-		_, x := a.store.Lookup("k")
-		_, y := b.store.Lookup("k")
-		return !x && !y
-	}, "a and b never collected the delete")
+	awaitCollected(t, "k", a, b)
 
 	m := member("m", a.Addr(), r.Addr())
 	if err := m.WaitSynced(ctx); err != nil {
@@ -128,11 +138,7 @@ func TestAnOldSnapshotsValueOnANewcomerGoesWhenItMeetsACollector(t *testing.T) {
 	if err := a.Delete("k"); err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 20*time.Second, func() bool {
-		_, x := a.store.Lookup("k")
-		_, y := b.store.Lookup("k")
-		return !x && !y
-	}, "a and b never collected the delete")
+	awaitCollected(t, "k", a, b)
 	m := member("m", "", a.Addr())
 	if err := m.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
