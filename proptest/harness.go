@@ -723,6 +723,7 @@ func (h *harness) partition(t *rapid.T) {
 
 func (h *harness) crash(t *rapid.T) {
 	i := h.live(t, "member")
+	h.keepLastUp(t, i)
 	event(t, "%s crashes", h.c.Name(i))
 	h.model.crashed(h, i)
 	h.forgetCalls(i)
@@ -733,6 +734,7 @@ func (h *harness) crash(t *rapid.T) {
 // and did not ship is lost, as in a crash.
 func (h *harness) leave(t *rapid.T) {
 	i := h.live(t, "member")
+	h.keepLastUp(t, i)
 	event(t, "%s leaves", h.c.Name(i))
 	h.model.crashed(h, i)
 	h.forgetCalls(i)
@@ -751,7 +753,8 @@ func (h *harness) restart(t *rapid.T) {
 // member down (about one run in twenty: its end, with none up, checked
 // nothing, found by review, TestEveryRunEndsWithAMemberUp): the first
 // with a snapshot from it, or else the first empty, as the actions
-// restore and restart would, if they are enabled. A run can still take
+// restore and restart would, if they are enabled (with neither possible,
+// the last member up does not go down: keepLastUp). A run can still take
 // the whole cluster down and bring it back from its snapshots on the way.
 func (h *harness) revive(t *rapid.T) {
 	for i := range h.c.Size() {
@@ -772,6 +775,26 @@ func (h *harness) revive(t *rapid.T) {
 		event(t, "every member is down: %s comes back for the end", h.c.Name(0))
 		h.restartEmpty(t, 0)
 	}
+}
+
+// keepLastUp skips taking member i down (a crash, a leave) when it is
+// the last member up and revive could bring none back for the end: with
+// restart left out, and no snapshot held or restore left out too (a run
+// that ended so checked nothing at its end: with restart disabled, 4
+// runs in 300, and with restore too, 29, found by review,
+// TestEveryRunEndsWithAMemberUpWithoutRestarts). Snapshots go only with
+// an empty restart, so one held now is held at the end.
+func (h *harness) keepLastUp(t *rapid.T, i int) {
+	for j := range h.c.Size() {
+		if j != i && !h.c.Down(j) {
+			return
+		}
+	}
+	if h.cfg.weight("restart") > 0 ||
+		h.cfg.weight("restore") > 0 && slices.ContainsFunc(h.snaps, func(s *saved) bool { return s != nil }) {
+		return
+	}
+	t.Skip("the last member up: nothing would bring one back for the end")
 }
 
 // restartEmpty restarts the crashed member i with an empty state.
