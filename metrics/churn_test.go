@@ -3,12 +3,14 @@ package metrics
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -33,11 +35,12 @@ func TestExportedCountersNeverGoDownAsMembersComeAndGo(t *testing.T) {
 		default:
 		}
 	}
+	var scrapes atomic.Int64
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		last := map[string]float64{}
-		for {
+		for ; ; scrapes.Add(1) {
 			select {
 			case <-stop:
 				return
@@ -89,11 +92,13 @@ func TestExportedCountersNeverGoDownAsMembersComeAndGo(t *testing.T) {
 			b.Set(fmt.Sprint("j", round, i), []byte("v"), time.Second)
 			a.Get(fmt.Sprint("k", i+1))
 		}
-		time.Sleep(300 * time.Millisecond)
+		// Scraped while b's writes reach a and its TTLs run out.
+		await.Until(t, 10*time.Second, func() bool { _, ok := a.Get(fmt.Sprint("j", round, 199)); return ok }, "b%d's writes never reached a", round)
 		b.Close()
 	}
 	a.Close()
-	time.Sleep(100 * time.Millisecond)
+	closed := scrapes.Load()
+	await.Until(t, 10*time.Second, func() bool { return scrapes.Load() >= closed+2 }, "no scrape after Close")
 	close(stop)
 	wg.Wait()
 	close(errs)

@@ -1515,13 +1515,8 @@ func TestIdleLogLetsGoOfItsFreeChunks(t *testing.T) {
 			defer l.Close(false)
 			appendHeld(t, l, 0, 6)
 			// The writer trims at every tick of its trim ticker (a
-			// millisecond): poll.
-			for deadline := time.Now().Add(10 * time.Second); freeChunks(l) > 0; {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d free chunks held 10 s after the last write", freeChunks(l))
-				}
-				time.Sleep(time.Millisecond)
-			}
+			// millisecond).
+			await.Until(t, 10*time.Second, func() bool { return freeChunks(l) == 0 }, "free chunks held after the last write")
 		})
 	}
 }
