@@ -15,6 +15,7 @@ import (
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/gossip"
 )
 
 // A member with a SnapshotPath keeps, beside each snapshot, the members it
@@ -31,10 +32,14 @@ import (
 const knownSuffix = ".members"
 
 // maxKnown bounds the members read back, and maxKnownBytes the file read:
-// each member's entry, its name at most 255 bytes, is well under 1 KiB.
+// each member's entry, its name at most 255 bytes, is under 2 KiB, its
+// name's bytes escaped (six bytes each at most: "\u0001", "\u003c",
+// "\ufffd"), its numbers at their longest. (The bound was 1 KiB an entry:
+// a file of the most members, named with such bytes, was written at 27
+// MB and refused at the next start, found by review.)
 const (
 	maxKnown      = 1 << 14
-	maxKnownBytes = maxKnown << 10
+	maxKnownBytes = maxKnown << 11
 )
 
 type knownFile struct {
@@ -312,6 +317,12 @@ func (c *Cache) knownNow() []transport.Known {
 // snapshot does not hold. A failure is logged and returned: the file of
 // the last snapshot stays.
 func (c *Cache) writeKnown(known []transport.Known, logFrom uint64, log bool) error {
+	if slices.ContainsFunc(known, longName) {
+		// No member has such a name (gossip refuses them), but one read
+		// from a file of a release before may: its entry has no bound
+		// (one of 3 MiB made the file too long to read back).
+		known = slices.DeleteFunc(slices.Clone(known), longName)
+	}
 	if len(known) > maxKnown {
 		// More than its next start reads (and, under DamageFail, takes
 		// for damage: found by review): the members that are current
@@ -328,6 +339,9 @@ func (c *Cache) writeKnown(known []transport.Known, logFrom uint64, log bool) er
 	}
 	return err
 }
+
+// longName reports whether k's name is longer than a member's may be.
+func longName(k transport.Known) bool { return len(k.Name) > gossip.MaxNameLen }
 
 // saveKnown writes f as the members file, and keeps it as the file on
 // disk (c.kf) once it is.

@@ -93,7 +93,7 @@ type countingTransport struct {
 	strangers map[*countingConn]uint64
 	admitted  uint64                     // streams admitted so far: strangers' order
 	all       int                        // without a key
-	members   map[netip.Addr]bool        // the members' addresses (setMembers)
+	members   map[netip.Addr]int         // the members' addresses, with how many members known at each (addMember)
 	accepted  map[*countingConn]struct{} // accepted and not closed; nil once shut down
 }
 
@@ -171,7 +171,7 @@ func bare(ip netip.Addr) netip.Addr { return ip.Unmap().WithZone("") }
 func (c *countingTransport) admit(cc *countingConn, ip netip.Addr) (oldest *countingConn, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := place{ip: ip, member: c.keyed && c.members[ip]}
+	p := place{ip: ip, member: c.keyed && c.members[ip] > 0}
 	if !p.member && c.keyed && ip.Is6() {
 		p.net, _ = ip.Prefix(64)
 	}
@@ -238,12 +238,20 @@ func (c *countingTransport) releaseLocked(cc *countingConn) {
 	}
 }
 
-// setMembers sets the members' addresses, whose streams count, with a key,
-// against no bound but their address's (see maxInbound).
-func (c *countingTransport) setMembers(ips map[netip.Addr]bool) {
+// addMember counts d more members known at ip (d < 0: fewer). The
+// Replicator tells each change of its members' addresses as it happens:
+// the whole set, rebuilt at each change, cost a pass over every member
+// known, and a member holding the key that announced thousands took
+// minutes of memberlist's lock to take them in (found by review).
+func (c *countingTransport) addMember(ip netip.Addr, d int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.members = ips
+	if c.members == nil {
+		c.members = map[netip.Addr]int{}
+	}
+	if c.members[ip] += d; c.members[ip] <= 0 {
+		delete(c.members, ip)
+	}
 }
 
 func (c *countingTransport) count(b []byte) { c.stats.count(b) }

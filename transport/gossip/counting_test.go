@@ -180,7 +180,7 @@ func TestInboundPlacesOfNonMembers(t *testing.T) {
 	v4 := func(n int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(n >> 8), byte(n)}) }
 	t.Run("keyed", func(t *testing.T) {
 		c := &countingTransport{keyed: true}
-		c.setMembers(map[netip.Addr]bool{member: true})
+		c.addMember(member, 1)
 		var held []*countingConn
 		admit := func(ip netip.Addr) (*countingConn, bool) {
 			p, q := net.Pipe()
@@ -238,7 +238,7 @@ func TestInboundPlacesOfNonMembers(t *testing.T) {
 	})
 	t.Run("unkeyed", func(t *testing.T) {
 		c := &countingTransport{}
-		c.setMembers(map[netip.Addr]bool{member: true})
+		c.addMember(member, 1)
 		var held []*countingConn
 		for i := range maxInbound {
 			ip := v4(i)

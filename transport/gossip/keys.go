@@ -104,6 +104,9 @@ func readsID(ids, id []byte) bool {
 	return false
 }
 
+// errNameTooLong is a member refused for a name longer than MaxNameLen.
+var errNameTooLong = errors.New("refused: its name is longer than a member's may be")
+
 // errKeys is a member refused for its keys.
 var errKeys = errors.New("refused: its keys and this member's do not read each other (a key rotation's step skipped, or a member with an old key)")
 
@@ -112,6 +115,18 @@ var errKeys = errors.New("refused: its keys and this member's do not read each o
 // refused (see above). A member that says nothing of its keys is taken.
 func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 	r := d.r
+	if len(peer.Name) > MaxNameLen {
+		// A name no member may have (Config.Name), whose frames could not
+		// name their sender: memberlist takes names of any length (a
+		// push/pull carries up to 20 MiB), and one of 3 MiB, kept among
+		// the members counted, made the members file beside a snapshot
+		// too long for its next start to read (found by review).
+		short := peer.Name[:MaxNameLen]
+		if log, unlogged := r.refused(peer, "name too long", fmt.Sprintf("the member at %s announces a name of %d bytes (limit %d), starting %q", peer.Address(), len(peer.Name), MaxNameLen, short)); log {
+			r.log.Error().Str("peer", peer.Address()).Str("name", short).Int("name_bytes", len(peer.Name)).Int("refusals_unlogged", unlogged).Msg("a member with a name too long")
+		}
+		return errNameTooLong
+	}
 	theirs, ours := metaKeyIDs(peer.Meta), r.keyIDs
 	if peer.Name == r.cfg.Name || len(theirs) == 0 || len(ours) == 0 { // a member saying nothing, or this one
 		return nil

@@ -303,9 +303,8 @@ func (r *Replicator) rejoinTargets() ([]string, bool) {
 	if len(longLost) > maxLongLost {
 		slices.SortFunc(longLost, func(a, b string) int { return r.known[a].lost.Compare(r.known[b].lost) })
 		for _, name := range longLost[:len(longLost)-maxLongLost] {
-			delete(r.known, name)
+			r.forgetKnown(name)
 		}
-		r.knownChanged()
 	}
 	slices.Sort(lost)
 	return slices.Compact(lost), len(lost) > 0 || len(r.alive) <= 1

@@ -110,6 +110,8 @@ type Replicator struct {
 	// met counts the members seen alive for the first time (see rejoin).
 	met   atomic.Uint64
 	known map[string]knownMember // every member seen and not forgotten, by name (see rejoin)
+	// byAddr holds the names in known by address (see putKnown).
+	byAddr map[string][]string
 	// logOut is memberlist's log writer, told each member's name.
 	logOut *logWriter
 	calls  calls    // in flight from here, and being served
@@ -176,6 +178,7 @@ func Start(cfg Config) (*Replicator, error) {
 		done:    make(chan struct{}),
 		alive:   map[string]*memberlist.Node{},
 		known:   map[string]knownMember{},
+		byAddr:  map[string][]string{},
 		synced:  make(chan struct{}),
 
 		joinFailures: map[string]*JoinFailure{},
@@ -381,12 +384,56 @@ func (r *Replicator) received(b []byte) {
 	}
 }
 
-// knownChanged tells the transport the addresses of the members known
-// now (memberIPs). Called with r.mu held, after every change to r.known's
-// names or addresses (the forgotten too: found by review).
-func (r *Replicator) knownChanged() {
-	if r.ct != nil {
-		r.ct.setMembers(r.memberIPs())
+// putKnown records k as the member name's, keeping the index by address
+// (byAddr) and the transport's members' addresses (see maxInbound) in
+// step, at a cost that does not grow with the members known: a pass over
+// them at each change (the set of addresses rebuilt, the members at an
+// address looked for) made a member that announced n members cost n²,
+// 16,000 of them a minute of memberlist's lock (found by review). Called
+// with r.mu held; so are forgetKnown and unindex.
+func (r *Replicator) putKnown(name string, k knownMember) {
+	if old, ok := r.known[name]; ok {
+		if old.addr == k.addr {
+			r.known[name] = k
+			return
+		}
+		r.unindex(name, old.addr)
+	}
+	r.known[name] = k
+	r.byAddr[k.addr] = append(r.byAddr[k.addr], name)
+	r.countMember(k.addr, 1)
+}
+
+// forgetKnown forgets the member name.
+func (r *Replicator) forgetKnown(name string) {
+	if old, ok := r.known[name]; ok {
+		delete(r.known, name)
+		r.unindex(name, old.addr)
+	}
+}
+
+// unindex takes name off the members known at addr.
+func (r *Replicator) unindex(name, addr string) {
+	names := r.byAddr[addr]
+	i := slices.Index(names, name)
+	if i < 0 {
+		return
+	}
+	if names = slices.Delete(names, i, i+1); len(names) == 0 {
+		delete(r.byAddr, addr)
+	} else {
+		r.byAddr[addr] = names
+	}
+	r.countMember(addr, -1)
+}
+
+// countMember tells the transport of d more members known at addr.
+func (r *Replicator) countMember(addr string, d int) {
+	if r.ct == nil {
+		return
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		r.ct.addMember(bare(ap.Addr()), d)
 	}
 }
 
@@ -394,19 +441,6 @@ func (r *Replicator) knownChanged() {
 func (r *Replicator) alivePeers() {
 	_, self := r.alive[r.cfg.Name]
 	r.peered.Store(len(r.alive) > 1 || len(r.alive) == 1 && !self)
-}
-
-// memberIPs returns the addresses of the members known (alive, or lost
-// and not forgotten), whose streams the transport admits apart (see
-// maxInbound). Called with r.mu held.
-func (r *Replicator) memberIPs() map[netip.Addr]bool {
-	ips := make(map[netip.Addr]bool, len(r.known))
-	for _, k := range r.known {
-		if ap, err := netip.ParseAddrPort(k.addr); err == nil {
-			ips[bare(ap.Addr())] = true
-		}
-	}
-	return ips
 }
 
 // memberChanged records a membership event and wakes the loop. memberlist
@@ -430,8 +464,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		// port); listed, it made this member a peer of itself, not
 		// alone, and its own address a lost member's (found by review).
 		delete(r.alive, n.Name)
-		delete(r.known, n.Name)
-		r.knownChanged()
+		r.forgetKnown(n.Name)
 		r.alivePeers()
 		r.mu.Unlock()
 		return
@@ -467,10 +500,10 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 		r.alive[n.Name] = n
 		addr := n.Address()
-		r.known[n.Name] = knownMember{addr: addr}
-		for name, k := range r.known { // a member that had its address is gone
-			if k.addr == addr && name != n.Name {
-				delete(r.known, name)
+		r.putKnown(n.Name, knownMember{addr: addr})
+		for _, name := range slices.Clone(r.byAddr[addr]) { // a member that had its address is gone
+			if name != n.Name {
+				r.forgetKnown(name)
 			}
 		}
 		if r.logOut != nil {
@@ -478,7 +511,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 	case bytes.Equal(n.Meta, leavingMeta), bytes.Equal(n.Meta, leavingKeepsMeta): // left on purpose: do not chase it
 		delete(r.alive, n.Name)
-		delete(r.known, n.Name)
+		r.forgetKnown(n.Name)
 		r.left = append(r.left, leaver{n.Name, bytes.Equal(n.Meta, leavingKeepsMeta)})
 	default:
 		delete(r.alive, n.Name)
@@ -487,7 +520,6 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			r.known[n.Name] = k
 		}
 	}
-	r.knownChanged()
 	r.alivePeers()
 	r.mu.Unlock()
 	select {

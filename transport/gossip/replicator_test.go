@@ -535,7 +535,7 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 		for i := range 3 * maxLongLost {
 			// Addresses of no host here: never tried (next, an hour on),
 			// so the loop sends nothing there.
-			a.r.known[fmt.Sprint("gone-", i)] = knownMember{addr: fmt.Sprintf("10.0.%d.%d:1", i/256, i%256), lost: long.Add(time.Duration(i) * time.Second), next: time.Now().Add(time.Hour)}
+			a.r.putKnown(fmt.Sprint("gone-", i), knownMember{addr: fmt.Sprintf("10.0.%d.%d:1", i/256, i%256), lost: long.Add(time.Duration(i) * time.Second), next: time.Now().Add(time.Hour)})
 		}
 		a.r.mu.Unlock()
 		a.r.rejoinTargets()
@@ -551,7 +551,7 @@ func TestCrashedMembersAreNotChasedForEver(t *testing.T) {
 		a.r.ct.mu.Lock()
 		defer a.r.ct.mu.Unlock()
 		last := 3*maxLongLost - 1
-		if a.r.ct.members[netip.MustParseAddr("10.0.0.0")] || !a.r.ct.members[netip.MustParseAddr(fmt.Sprintf("10.0.%d.%d", last/256, last%256))] {
+		if a.r.ct.members[netip.MustParseAddr("10.0.0.0")] > 0 || a.r.ct.members[netip.MustParseAddr(fmt.Sprintf("10.0.%d.%d", last/256, last%256))] == 0 {
 			t.Fatalf("the transport's members: the forgotten's address %v, the newest's %v; want false, true",
 				a.r.ct.members[netip.MustParseAddr("10.0.0.0")], a.r.ct.members[netip.MustParseAddr(fmt.Sprintf("10.0.%d.%d", last/256, last%256))])
 		}
@@ -641,7 +641,7 @@ func testInboundStreamsAreBounded(t *testing.T, keyed bool) {
 	await.Until(t, 10*time.Second, func() bool {
 		a.r.ct.mu.Lock()
 		defer a.r.ct.mu.Unlock()
-		return a.r.ct.members[netip.MustParseAddr("127.0.0.1")]
+		return a.r.ct.members[netip.MustParseAddr("127.0.0.1")] > 0
 	}, "the transport does not take a's own address for a member's")
 	held := func() int {
 		a.r.ct.mu.Lock()
