@@ -106,11 +106,17 @@ type Cache struct {
 	gone      goneMarks     // what peers said of keys pulled that they collected (GetAfter)
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 
-	closed   atomic.Bool
-	serving  atomic.Bool // New is done: peers' calls are answered
-	close    sync.Once
-	closeErr error // what Close returns, set once by the first call
-	done     chan struct{}
+	closed  atomic.Bool
+	serving atomic.Bool // New is done: peers' calls are answered
+	// left is closed once Close has closed the replication: an answer
+	// to a peer's call sent after it goes nowhere (see serveCall).
+	left chan struct{}
+	// beforeLeave, if set, is called by Close between cancelling the
+	// fills and leaving the cluster; for tests.
+	beforeLeave func()
+	close       sync.Once
+	closeErr    error // what Close returns, set once by the first call
+	done        chan struct{}
 	// life ends at Close (end): the fills running then are cancelled.
 	life context.Context
 	end  context.CancelFunc
@@ -132,7 +138,7 @@ func New(cfg Config) (*Cache, error) {
 	if drawn {
 		cfg.NodeName = newNodeName()
 	}
-	c := &Cache{drawnName: drawn, cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), pullAfter: PullAfter,
+	c := &Cache{drawnName: drawn, cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), left: make(chan struct{}), pullAfter: PullAfter,
 		founderChanged: make(chan struct{}, 1), drops: make(chan string, 1024)}
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
@@ -568,7 +574,11 @@ func (c *Cache) Close() error {
 		c.end()
 		c.fillGate.Lock() // the fills past their check have started their fillers
 		c.fillGate.Unlock()
+		if c.beforeLeave != nil {
+			c.beforeLeave()
+		}
 		err = c.repl.Close()
+		close(c.left)
 		c.wg.Wait()
 		c.feed.closeAll()
 		if c.cfg.SnapshotPath != "" {

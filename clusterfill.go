@@ -295,14 +295,27 @@ func (m member) served(rec crdt.Record) ([]byte, bool) {
 
 // serveCall answers a peer's call: a fill request for a key this member
 // owns in the peer's view, or a fetch of the record it holds for a key.
+//
+// A member closing answers nothing it would answer because it closes: it
+// answers once it has left, and the answer goes nowhere. The askers see
+// it leave and ask the next owner. Its NotHeld, sent at once, reached
+// askers that still saw it as the owner, and each filled itself: the
+// filler ran once per member (a flaky test found it, in one run of CI in
+// a hundred).
 func (c *Cache) serveCall(from string, payload []byte) []byte {
-	if !c.serving.Load() || c.closed.Load() { // New has not finished, or Close began: the asker asks elsewhere
+	if !c.serving.Load() { // New has not finished: the asker fills itself
 		return clusterfill.NotHeld()
 	}
+	if c.closed.Load() {
+		<-c.left
+		return clusterfill.NotHeld()
+	}
+	closing := false
 	var fill func(string) (crdt.Record, error)
 	if c.cfg.Filler != nil {
 		fill = func(key string) (crdt.Record, error) {
 			if err := c.checkFill("fill", key, c.cfg.FillTTL); errors.Is(err, ErrClosed) {
+				closing = true
 				return crdt.Record{}, clusterfill.ErrNotStored // Close began: as below (it failed the asker's callers: found by review)
 			} else if errors.Is(err, ErrValueTooLarge) {
 				// A key over this member's MaxBytes: no value of it could be
@@ -330,9 +343,10 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 				// runs twice.
 				return rec, clusterfill.ErrNotStored
 			case errors.Is(err, ErrClosed):
-				// Close began while it ran: the asker asks elsewhere or
-				// fills itself, as when Close came first (its caller got
-				// the owner's failure).
+				// Close began while it ran: the asker asks elsewhere, as
+				// when Close came first (its caller got the owner's
+				// failure).
+				closing = true
 				return rec, clusterfill.ErrNotStored
 			}
 			return rec, err
@@ -341,7 +355,11 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if clusterfill.BadRequest(payload, c.cfg.MaxKeySize) {
 		c.stats.callRequestsBad.Add(1) // answered NotHeld, as before, and counted (found by review)
 	}
-	return clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
+	answer := clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
+	if closing {
+		<-c.left
+	}
+	return answer
 }
 
 // maxOwnerText bounds the owner's error text a caller gets (an owner

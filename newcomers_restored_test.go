@@ -43,8 +43,9 @@ func TestNewcomersAreNotSyncedByEachOtherBesideARestoredMember(t *testing.T) {
 		t.Fatalf("restored a: ready %v, %d keys; want ready with %d", s.Ready(), a.Len(), keys)
 	}
 	net.SetLoss("a2", "*", 1) // a's datagrams: no exchange with it completes
-	c := onMemnet(t, net, "c", a.Addr())
-	b := onMemnet(t, net, "b", a.Addr())
+	// b and c probe a with slow probes: see TestNewcomersAreNotSyncedByEachOther.
+	c := onMemnetSlowProbes(t, net, "c", a.Addr())
+	b := onMemnetSlowProbes(t, net, "b", a.Addr())
 	await.Until(t, 10*time.Second, func() bool { return len(b.Members()) == 3 && len(c.Members()) == 3 }, "never met")
 	await.Until(t, 10*time.Second, func() bool { return exchangedWith(b, "c") && exchangedWith(c, "b") }, "b and c never exchanged")
 	for _, m := range []*Cache{b, c} {

@@ -114,6 +114,21 @@ func onMemnetEvery(t testing.TB, net *memnet.Network, interval time.Duration, na
 	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: interval})
 }
 
+// onMemnetSlowProbes is onMemnet with slowProbes: for a test whose
+// member must stay in every view while its datagrams are lost (a
+// suspicion of it is then refuted only through a stream, which a busy
+// machine may delay past FastTimings' suspicion timeout).
+func onMemnetSlowProbes(t testing.TB, net *memnet.Network, name string, peers ...string) *Cache {
+	t.Helper()
+	tr, err := net.NewTransport(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings()}
+	slowProbes(&cfg)
+	return newCache(t, cfg)
+}
+
 // lookedUp starts a member on 127.0.0.1 whose peers come from src alone,
 // on a clock the test moves (now), with collections left to the test.
 func lookedUp(t *testing.T, now *atomic.Int64, src func(context.Context) ([]string, error)) *Cache {
