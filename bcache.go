@@ -105,6 +105,8 @@ type Cache struct {
 	pulls     recentPulls   // when each key was last pulled (GetAfter)
 	gone      goneMarks     // what peers said of keys pulled that they collected (GetAfter)
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
+	marks     marksAsk      // the ask for a peer's watermarks (marks.go)
+	noMarks   atomic.Bool   // no ask for them; for tests
 
 	closed  atomic.Bool
 	serving atomic.Bool // New is done: peers' calls are answered
@@ -544,6 +546,7 @@ func (c *Cache) collect() {
 		// review). Looked at after Members: Close sets closed first.
 		return
 	}
+	c.askMarks()
 	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 {
 		c.feed.wakeWaiters() // watermarks rose
 	}

@@ -10,13 +10,16 @@ import (
 )
 
 // A member that joins receives its peers' records, not their watermarks:
-// a value whose delete the cluster collected before it joined can come
-// back on it from a member that still holds the value (back from an
-// absence past the horizon, or restarted from an old snapshot under a
-// name drawn at New), while the two are cut off from every member that
-// collected the delete (found by review). The README says so; these
-// tests hold the bound it gives: the value goes, from both, once they
-// meet a member that collected the delete.
+// a value whose delete the cluster collected before it joined came back
+// on it from a member that still held the value (back from an absence
+// past the horizon, or restarted from an old snapshot under a name drawn
+// at New), while the two were cut off from every member that collected
+// the delete (found by review). A member now asks the peer of its first
+// sync for its watermarks and adopts them within its stable bound
+// (marks.go): once it has, it refuses the value, and answers its holder
+// with the tombstone that removes it there. Before it has (a window of a
+// few anti-entropy intervals after its first sync), the value may come
+// back, and goes once they meet a member that collected the delete.
 
 // within says whether cond held at some moment within d (polled: what it
 // looks for may come and go).
@@ -27,6 +30,15 @@ func within(d time.Duration, cond func() bool) bool {
 		}
 	}
 	return false
+}
+
+// awaitRefused waits until m refuses every write of key it could be sent:
+// it holds no record of key, and key's bucket has a watermark (m never
+// held key: it adopted a peer's).
+func awaitRefused(t *testing.T, m *Cache, key string) {
+	t.Helper()
+	await.Until(t, 20*time.Second, func() bool { _, gone := m.store.Gone(key); return gone },
+		"%s never adopted a watermark for %q (adopted %d)", m.Name(), key, m.store.Stats().MarksAdopted)
 }
 
 // awaitCollected waits until every one of members has collected key's
@@ -43,12 +55,24 @@ func awaitCollected(t *testing.T, key string, members ...*Cache) {
 	}, "%q was never collected on every member", key)
 }
 
-// TestACollectedDeleteOnANewcomerReturnsOnlyUntilItMeetsACollector: r
-// holds k and is cut off for longer than the horizon; a deletes k, and a
-// and b collect the delete. m joins a and b, then r and m end up on one
-// side: m may serve r's k there; once the partition heals, k is gone
-// from every member.
-func TestACollectedDeleteOnANewcomerReturnsOnlyUntilItMeetsACollector(t *testing.T) {
+// TestACollectedDeleteDoesNotReturnOnANewcomer: r holds k and is cut off
+// for longer than the horizon; a deletes k, and a and b collect the
+// delete. m joins a and b and adopts their watermarks; then r and m end
+// up on one side: m never serves k, and r loses k there, answered by m.
+// Once the partition heals, k is gone from every member.
+func TestACollectedDeleteDoesNotReturnOnANewcomer(t *testing.T) {
+	newcomerMeetsAbsentee(t, true)
+}
+
+// TestANewcomerWithoutMarksServesACollectedDelete is the broken variant
+// of TestACollectedDeleteDoesNotReturnOnANewcomer: m asks no peer for
+// its watermarks, and serves r's k while cut off with it (the fault
+// before them); the value goes after the heal all the same.
+func TestANewcomerWithoutMarksServesACollectedDelete(t *testing.T) {
+	newcomerMeetsAbsentee(t, false)
+}
+
+func newcomerMeetsAbsentee(t *testing.T, marks bool) {
 	net := memnet.NewNetwork(1)
 	member := func(name string, peers ...string) *Cache {
 		tr, err := net.NewTransport(name)
@@ -83,28 +107,41 @@ func TestACollectedDeleteOnANewcomerReturnsOnlyUntilItMeetsACollector(t *testing
 	awaitCollected(t, "k", a, b)
 
 	m := member("m", a.Addr(), r.Addr())
+	m.noMarks.Store(!marks) // before its first sync, which its first ask waits for
 	if err := m.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok := m.Get("k"); ok {
 		t.Fatalf("m read k = %q right after it joined a and b", v)
 	}
+	if marks {
+		awaitRefused(t, m, "k")
+		if n := m.Stats().WatermarksAdopted; n == 0 {
+			t.Fatal("m refuses k, and counted no watermark adopted")
+		}
+	}
 	net.Partition([]string{"a", "b"}) // r and m one side, a and b the other
-	served := within(3*time.Second, func() bool { _, ok := m.Get("k"); return ok })
-	t.Logf("m served r's k while cut off with it: %v", served)
+	if marks {
+		if within(3*time.Second, func() bool { _, ok := m.Get("k"); return ok }) {
+			t.Fatal("m served r's k, whose delete a and b collected before m joined")
+		}
+		await.Until(t, 10*time.Second, func() bool { _, ok := r.Get("k"); return !ok }, "r still holds k, cut off with m")
+	} else {
+		await.Until(t, 10*time.Second, func() bool { _, ok := m.Get("k"); return ok }, "m, without marks, never served r's k")
+	}
 	net.Heal()
 	for _, c := range []*Cache{a, b, r, m} {
 		await.Until(t, 20*time.Second, func() bool { _, ok := c.Get("k"); return !ok }, "k stays on %s after the heal", c.Name())
 	}
 }
 
-// TestAnOldSnapshotsValueOnANewcomerGoesWhenItMeetsACollector: r, with a
-// snapshot and a name drawn at New (so not waited for), holds k and
-// closes; a deletes k and a and b collect it within a second. m joins
-// after that, and r restarts from its snapshot on m's side of a
-// partition: m may serve k there; once the partition heals, k is gone
-// from every member.
-func TestAnOldSnapshotsValueOnANewcomerGoesWhenItMeetsACollector(t *testing.T) {
+// TestAnOldSnapshotsValueDoesNotReturnOnANewcomer: r, with a snapshot and
+// a name drawn at New (so not waited for), holds k and closes; a deletes
+// k and a and b collect it within a second. m joins after that and adopts
+// their watermarks, and r restarts from its snapshot on m's side of a
+// partition: m never serves k, and r loses it there; once the partition
+// heals, k is gone from every member.
+func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	member := func(name, path string, peers ...string) *Cache {
 		tr, err := net.NewTransport(name)
@@ -143,13 +180,16 @@ func TestAnOldSnapshotsValueOnANewcomerGoesWhenItMeetsACollector(t *testing.T) {
 	if err := m.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
+	awaitRefused(t, m, "k")
 	net.Partition([]string{"a", "b"})
 	r2 := member("r2", path, m.Addr())
 	if _, ok := r2.Get("k"); !ok {
 		t.Fatal("r did not restore k from its snapshot")
 	}
-	served := within(3*time.Second, func() bool { _, ok := m.Get("k"); return ok })
-	t.Logf("m served k from r's old snapshot while cut off with it: %v", served)
+	if within(3*time.Second, func() bool { _, ok := m.Get("k"); return ok }) {
+		t.Fatal("m served k from r's old snapshot, whose delete a and b collected before m joined")
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := r2.Get("k"); return !ok }, "r2 still holds k, cut off with m")
 	net.Heal()
 	for _, c := range []*Cache{a, b, r2, m} {
 		await.Until(t, 20*time.Second, func() bool { _, ok := c.Get("k"); return !ok }, "k stays on %s after the heal", c.Name())

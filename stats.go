@@ -59,6 +59,10 @@ type Stats struct {
 	// MaxDeadRecords (see Config).
 	CollectedEarly   uint64 `json:"collected_early"`
 	CollectedByBound uint64 `json:"collected_by_bound"`
+	// WatermarksAdopted counts the watermarks of this member's digest
+	// buckets that a peer's raised (asked for once synced: see Guarantees
+	// in the README, "A member that joins"), once per raise.
+	WatermarksAdopted uint64 `json:"watermarks_adopted"`
 	// Fills counts filler calls run here, FillErrors those that failed.
 	// FillsForwarded counts GetOrFill's requests to a key's owner, and
 	// FillsForPeers the owners' fills asked by peers (run here, shared
@@ -66,7 +70,8 @@ type Stats struct {
 	// value held is none); FillAnswersBad the answers to
 	// this member's requests that were none of an answer's forms: owners'
 	// to fills (taken as no answer: the member asks the next owner or
-	// fills itself) and peers' to GetAfter's pulls (dropped);
+	// fills itself), peers' to GetAfter's pulls (dropped) and to the ask
+	// for their watermarks (the member asks another);
 	// RequestsBad the peers' requests this member could not read (empty,
 	// of an unknown kind, a fill of a key over MaxKeySize, or a pull of
 	// one over 64 KiB: answered as holding nothing). FillFallbacks counts the fills run here after an
@@ -148,7 +153,7 @@ func (c *Cache) Stats() Stats {
 		Hits: st.Hits, Misses: st.Misses, Keys: c.store.Len(), Bytes: st.Bytes, // also after Close, as Bytes and Records
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized, Restamped: st.Restamped,
-		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound,
+		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound, WatermarksAdopted: st.MarksAdopted,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(), FillsSuperseded: c.stats.fillsSuperseded.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
 		RequestsBad:   c.stats.callRequestsBad.Load(),

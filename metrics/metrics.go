@@ -69,6 +69,7 @@ var metricList = []metric{
 	{"bcache_expirations_total", "Records past their TTL collected (values, and versions held without one).", prometheus.CounterValue, nil},
 	{"bcache_oversized_records_total", "Records received with a value over MaxValueSize, kept without it.", prometheus.CounterValue, nil},
 	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut or their bucket's watermark having passed their stamp.", prometheus.CounterValue, nil},
+	{"bcache_watermarks_adopted_total", "Watermarks of this member's digest buckets raised to a peer's, asked for once synced.", prometheus.CounterValue, nil},
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},
@@ -157,6 +158,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_expirations_total", float64(st.Expirations))
 	emit("bcache_oversized_records_total", float64(st.Oversized))
 	emit("bcache_writes_restamped_total", float64(st.Restamped))
+	emit("bcache_watermarks_adopted_total", float64(st.WatermarksAdopted))
 	emit("bcache_collected_total", float64(st.CollectedEarly), "early")
 	emit("bcache_collected_total", float64(st.CollectedByBound), "bound")
 	emit("bcache_fills_total", float64(st.Fills))

@@ -9,8 +9,10 @@ package clusterfill
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -44,10 +46,16 @@ func score(member, key string) uint64 { return crdt.HashKey(member + "\x00" + ke
 const (
 	FillRequest  = 1 // fill the key, as its owner
 	FetchRequest = 2 // the record held for the key (GetAfter's pull)
+	// MarksRequest asks for the member's watermarks, with no key (a
+	// member synced for the first time: see store.OfferMarks). A member
+	// of a release before it answers NotHeld, and counts the request
+	// among the bad ones.
+	MarksRequest = 3
 
 	answerValue   = 1
 	answerError   = 2
 	answerNotHeld = 3
+	answerMarks   = 4
 )
 
 // Failure is why an owner's fill failed, as its answer carries it, so that
@@ -164,6 +172,11 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 			return NotHeld()
 		}
 		return store.AppendRecord([]byte{answerValue}, &r)
+	case MarksRequest:
+		if mk, ok := m.(marker); ok {
+			return AppendMarks([]byte{answerMarks}, mk.Marks())
+		}
+		return NotHeld()
 	case FillRequest:
 		if fill == nil {
 			return NotHeld()
@@ -210,8 +223,70 @@ func BadRequest(payload []byte, maxKey int) bool {
 		return true
 	case payload[0] == FillRequest:
 		return len(payload)-1 > maxKey
+	case payload[0] == MarksRequest:
+		return len(payload) != 1
 	}
 	return payload[0] != FetchRequest
+}
+
+// marker is a Member that answers a MarksRequest with its watermarks
+// (store.Store.Marks); one that is not answers NotHeld.
+type marker interface {
+	Marks() []store.Mark
+}
+
+// AppendMarks appends marks, in ascending leaf order, in a marks
+// answer's encoding: for each, the leaf, the wall time and the logical
+// counter as varints (the node is every node's: see lww's drop).
+func AppendMarks(dst []byte, marks []store.Mark) []byte {
+	for _, m := range marks {
+		dst = binary.AppendUvarint(dst, uint64(m.Leaf))
+		dst = binary.AppendVarint(dst, m.Time.Wall)
+		dst = binary.AppendUvarint(dst, uint64(m.Time.Logical))
+	}
+	return dst
+}
+
+// Marks returns the watermarks of a marks answer b, checked whole: every
+// leaf below leaves and above the one before, every counter within 32
+// bits, nothing after the last. It is false for any other answer (NotHeld
+// too: see MarksMalformed) and for a malformed one, of which nothing is
+// taken.
+func Marks(b []byte, leaves uint32) ([]store.Mark, bool) {
+	if len(b) == 0 || b[0] != answerMarks {
+		return nil, false
+	}
+	b = b[1:]
+	var out []store.Mark
+	for len(b) > 0 {
+		leaf, n := binary.Uvarint(b)
+		if n <= 0 || leaf >= uint64(leaves) || len(out) > 0 && leaf <= uint64(out[len(out)-1].Leaf) {
+			return nil, false
+		}
+		b = b[n:]
+		wall, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, false
+		}
+		b = b[n:]
+		logical, n := binary.Uvarint(b)
+		if n <= 0 || logical > math.MaxUint32 {
+			return nil, false
+		}
+		b = b[n:]
+		out = append(out, store.Mark{Leaf: uint32(leaf), Time: crdt.Timestamp{Wall: wall, Logical: uint32(logical), Node: math.MaxUint64}})
+	}
+	return out, true
+}
+
+// MarksMalformed reports whether b, the answer to a MarksRequest, is
+// neither NotHeld nor a marks answer Marks takes.
+func MarksMalformed(b []byte, leaves uint32) bool {
+	if len(b) == 1 && b[0] == answerNotHeld {
+		return false
+	}
+	_, ok := Marks(b, leaves)
+	return !ok
 }
 
 // MaxKey is the protocol's limit on keys: no member writes a longer one.

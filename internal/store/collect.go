@@ -59,6 +59,7 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 		// review: it was ignored only while the member was alone).
 		stable = lww.NoStable
 	}
+	s.adoptMarks(min(stable, now))
 	var collected []crdt.Version
 	dead := 0
 	for i := range s.shards {

@@ -111,6 +111,7 @@ type Store struct {
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool
+	marks      offeredMarks // peers' watermarks offered, not adopted yet (marks.go)
 	stats      counters
 	// watcher is called with every change to the values (see Watch);
 	// own holds this member's node ids, from its writes and restores.
@@ -140,6 +141,7 @@ func (s *Store) Overtaken(overtaken func(crdt.Timestamp) bool, restamp func() cr
 
 type counters struct {
 	evictions, expirations, oversized, byBound, restamped atomic.Uint64
+	marksAdopted                                          atomic.Uint64
 }
 
 // New returns an empty store shaped by cfg.

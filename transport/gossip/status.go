@@ -24,6 +24,9 @@ type Status struct {
 	// peer completed since it started (zero: not yet). From then on it
 	// holds what that peer held when the exchange began.
 	FirstSync time.Time
+	// FirstSyncWith is the peer of the exchange that made the first sync
+	// ("" before it).
+	FirstSyncWith string
 	// Pending counts local writes not yet sent to the peers.
 	Pending int
 	// Joining are the addresses this member is trying to join and could not
@@ -65,8 +68,9 @@ type JoinFailure struct {
 func (r *Replicator) Status() Status {
 	r.nodeMu.Lock()
 	first, syncs, pending := r.node.FirstSync(), r.node.LastSyncs(), r.node.Pending()
+	firstWith, _ := r.node.FirstSyncWith()
 	r.nodeMu.Unlock()
-	s := Status{Pending: pending + r.writes.len()}
+	s := Status{Pending: pending + r.writes.len(), FirstSyncWith: firstWith}
 	if first != 0 {
 		s.FirstSync = time.Unix(0, first)
 	}

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
+)
+
+// A member that joins receives its peers' records, not what they collected:
+// a value whose delete the cluster collected before it joined could come
+// back on it from a member that still holds the value (one back from an
+// absence past the horizon, or restored from an old snapshot under a new
+// name) while the two are cut off from every member that collected the
+// delete. So a member, once synced, takes a peer's watermarks (Marks) and
+// offers them to its store (OfferMarks), which adopts each at its next
+// Collect, never above the stable bound it collects with (less a
+// nanosecond): below that bound every member it counts holds every record
+// (package lww, rule 6), so a watermark there rejects nothing a member it
+// counts still holds, the argument by which the store's own early
+// collections raise theirs. A mark above the bound waits for the bound to
+// rise, raising the leaf to the bound meanwhile. A key holder's forged
+// marks reach no further than its forged stamps can: the bound is this
+// member's own.
+
+// offeredMarks are the watermarks a store was offered and has not adopted
+// whole, one per digest leaf (the greatest offered).
+type offeredMarks struct {
+	mu      sync.Mutex
+	pending map[uint32]crdt.Timestamp
+}
+
+// Marks returns the store's watermarks, its collections' and those it
+// adopted, in ascending leaf order.
+func (s *Store) Marks() []Mark {
+	var out []Mark
+	local := s.digestBits - s.shardBits
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for leaf := range uint32(1) << local {
+			if w, ok := sh.m.Watermark(leaf); ok {
+				out = append(out, Mark{Leaf: uint32(sh.id)<<local | leaf, Time: w})
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// Leaves returns the number of the digest's leaves: a Mark's Leaf is below
+// it.
+func (s *Store) Leaves() uint32 { return 1 << s.digestBits }
+
+// OfferMarks keeps a peer's watermarks for the next Collect to adopt (see
+// above), each the greater of it and one offered before for its leaf. A
+// mark of a leaf past Leaves is ignored.
+func (s *Store) OfferMarks(ms []Mark) {
+	s.marks.mu.Lock()
+	defer s.marks.mu.Unlock()
+	for _, m := range ms {
+		if m.Leaf >= s.Leaves() {
+			continue
+		}
+		if s.marks.pending == nil {
+			s.marks.pending = make(map[uint32]crdt.Timestamp)
+		}
+		if w, ok := s.marks.pending[m.Leaf]; !ok || w.Less(m.Time) {
+			s.marks.pending[m.Leaf] = m.Time
+		}
+	}
+}
+
+// PendingMarks returns the number of leaves whose offered mark is not
+// adopted whole yet.
+func (s *Store) PendingMarks() int {
+	s.marks.mu.Lock()
+	defer s.marks.mu.Unlock()
+	return len(s.marks.pending)
+}
+
+// adoptMarks raises the watermarks to the marks offered, each at most to
+// the last timestamp below stable; a mark above that stays offered.
+// stable is Collect's (lww.NoStable: none adopted).
+func (s *Store) adoptMarks(stable int64) {
+	if stable == lww.NoStable {
+		return
+	}
+	s.marks.mu.Lock()
+	defer s.marks.mu.Unlock()
+	if len(s.marks.pending) == 0 {
+		return
+	}
+	ceiling := crdt.SubSat(stable, 1)
+	for _, leaf := range slices.Sorted(maps.Keys(s.marks.pending)) {
+		w := s.marks.pending[leaf]
+		sh, local := s.leafShard(leaf)
+		sh.mu.Lock()
+		before, _ := sh.m.Watermark(local)
+		whole := sh.m.RaiseWatermark(local, w, ceiling)
+		after, _ := sh.m.Watermark(local)
+		sh.mu.Unlock()
+		if before.Less(after) {
+			s.stats.marksAdopted.Add(1)
+		}
+		if whole {
+			delete(s.marks.pending, leaf)
+		}
+	}
+}
