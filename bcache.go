@@ -547,7 +547,8 @@ func (c *Cache) collect() {
 		return
 	}
 	c.askMarks()
-	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 {
+	adopted := c.store.MarksAdopted()
+	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 || c.store.MarksAdopted() > adopted {
 		c.feed.wakeWaiters() // watermarks rose
 	}
 	c.feed.flush()

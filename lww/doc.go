@@ -127,6 +127,20 @@
 //     and lost before its expiry by that clock (bcache takes such values
 //     last).
 //
+//  8. A peer's watermarks, adopted within the stable bound. A replica that
+//     joins receives its peers' records, not what they collected, and
+//     would accept an older write of a key whose delete they collected
+//     from a replica that still holds it (back from an absence past H, or
+//     an old snapshot under a new name). So a replica, once synced, may
+//     raise its watermarks to a peer's ([Map.RaiseWatermark]), each at
+//     most to the last timestamp below its own stable bound of rule 6
+//     (bcache's store does, internal/store/marks.go): below that bound
+//     every member it counts holds every record, so such a watermark
+//     rejects nothing a counted member holds that this map lacks, by rule
+//     6's argument, and what it rejects the peer rejects too (its
+//     watermark is at or above). A peer's forged watermark reaches no
+//     higher than that bound.
+//
 // The assumption behind rules 2 and 3 is that every record reaches every
 // connected replica within H (anti-entropy runs every few seconds; H is an
 // hour by default) and that physical clocks differ by less than H; rule 6

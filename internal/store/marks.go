@@ -110,3 +110,6 @@ func (s *Store) adoptMarks(stable int64) {
 		}
 	}
 }
+
+// MarksAdopted returns Stats().MarksAdopted without the rest.
+func (s *Store) MarksAdopted() uint64 { return s.stats.marksAdopted.Load() }
