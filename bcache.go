@@ -547,8 +547,8 @@ func (c *Cache) collect() {
 		return
 	}
 	c.askMarks()
-	adopted := c.store.MarksAdopted()
-	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 || c.store.MarksAdopted() > adopted {
+	adopted := c.store.WatermarksAdopted()
+	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 || c.store.WatermarksAdopted() > adopted {
 		c.feed.wakeWaiters() // watermarks rose
 	}
 	c.feed.flush()

@@ -38,7 +38,7 @@ func within(d time.Duration, cond func() bool) bool {
 func awaitRefused(t *testing.T, m *Cache, key string) {
 	t.Helper()
 	await.Until(t, 20*time.Second, func() bool { _, gone := m.store.Gone(key); return gone },
-		"%s never adopted a watermark for %q (adopted %d)", m.Name(), key, m.store.Stats().MarksAdopted)
+		"%s never adopted a watermark for %q (adopted %d)", m.Name(), key, m.store.Stats().WatermarksAdopted)
 }
 
 // awaitCollected waits until every one of members has collected key's
@@ -194,4 +194,79 @@ func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 	for _, c := range []*Cache{a, b, r2, m} {
 		await.Until(t, 20*time.Second, func() bool { _, ok := c.Get("k"); return !ok }, "k stays on %s after the heal", c.Name())
 	}
+}
+
+// TestANewcomerLearnsMarksItsFirstPeerHasNotAdoptedYet: p joined after a
+// and b collected k's delete, and asked them for their watermarks, but
+// has not adopted them yet (its stable bound has not passed them: a
+// member joining it holds that bound still). m then joins with p alone in
+// reach, so p is the peer of its first sync and the one it asks: it
+// learns what a and b collected all the same, and refuses k.
+func TestANewcomerLearnsMarksItsFirstPeerHasNotAdoptedYet(t *testing.T) {
+	newcomerAsksANewcomer(t, false)
+}
+
+// TestANewcomerAsksAgainAPeerWhoseMarksWereIncomplete: as
+// TestANewcomerLearnsMarksItsFirstPeerHasNotAdoptedYet, but p has had no
+// answer to its own ask when m asks it: p says its marks are incomplete,
+// and m asks again, and learns them once p has (found by review: m took
+// p's first answer, of none of them, for its peers' marks, and never
+// asked again).
+func TestANewcomerAsksAgainAPeerWhoseMarksWereIncomplete(t *testing.T) {
+	newcomerAsksANewcomer(t, true)
+}
+
+func newcomerAsksANewcomer(t *testing.T, late bool) {
+	net := memnet.NewNetwork(1)
+	member := func(name string, gc time.Duration, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
+			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
+			TombstoneHorizon: 2 * time.Second})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := member("a", 50*time.Millisecond)
+	b := member("b", 50*time.Millisecond, a.Addr())
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set("k", []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := b.Get("k"); return ok }, "b never got k")
+	if err := a.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	awaitCollected(t, "k", a, b)
+
+	// p collects (so asks, and adopts) only once an hour: the marks it
+	// holds are those the test offers it, as its ask would, not adopted.
+	p := member("p", time.Hour, a.Addr())
+	if err := p.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !late {
+		p.store.OfferMarks(a.store.Marks())
+	}
+	net.Partition([]string{"a", "b"}) // p and m one side
+	m := member("m", 50*time.Millisecond, p.Addr())
+	if err := m.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if with := m.repl.Status().FirstSyncWith; with != "p" {
+		t.Fatalf("m first synced with %q, not p", with)
+	}
+	if late {
+		await.Until(t, 10*time.Second, func() bool { return m.marks.incomplete.Load() > 0 }, "p never answered m's ask")
+		if _, gone := m.store.Gone("k"); gone {
+			t.Fatal("m refuses k before p holds a's marks")
+		}
+		p.store.OfferMarks(a.store.Marks())
+	}
+	awaitRefused(t, m, "k")
 }

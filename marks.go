@@ -21,18 +21,37 @@ import (
 // its own stable bound (store.OfferMarks says why that is safe). A peer
 // that does not answer, or answers that it cannot (a release before),
 // is followed by the next peer it has completed an exchange with, one at
-// a time, once per collection, until one answers.
+// a time, once per collection, until one answers with marks it says are
+// complete: it has taken such an answer itself, or it founded its
+// cluster. An answer that is not (a peer that joined a moment before and
+// has not had its own answer yet) is taken all the same, and the member
+// asks again, up to maxIncompleteMarks such answers, NotHeld (a release
+// before) among them: members that all restarted at once have no
+// complete marks to give, nor have members of the release before.
 
 // marksTimeout bounds an ask for a peer's watermarks (the answer may be
 // a megabyte, over a stream).
 const marksTimeout = 10 * time.Second
 
+// maxIncompleteMarks bounds the answers not complete that a member
+// takes before it stops asking.
+const maxIncompleteMarks = 8
+
 // marksAsk is a member's ask for its peers' watermarks.
 type marksAsk struct {
-	taken  atomic.Bool // a peer answered
-	asking atomic.Bool // an ask is under way
-	mu     sync.Mutex
-	tried  map[string]bool // peers that failed to answer, since the list was last cleared
+	taken      atomic.Bool  // a peer answered with complete marks, or maxIncompleteMarks answered
+	asking     atomic.Bool  // an ask is under way
+	incomplete atomic.Int32 // answers that were not complete, NotHeld among them
+	mu         sync.Mutex
+	tried      map[string]bool // peers that failed to answer, or answered incomplete, since the list was last cleared
+}
+
+// marksComplete says whether this member's watermarks are complete, as
+// its answer to a peer's ask says: it has taken a complete answer, or it
+// founded its cluster (a founder restarted from its snapshot says so too,
+// though a delete collected while it was down is not in its marks).
+func (c *Cache) marksComplete() bool {
+	return c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.founded.Load()
 }
 
 // askMarks starts the ask for a peer's watermarks (see above), unless
@@ -54,18 +73,24 @@ func (c *Cache) askMarks() {
 		ctx, cancel := context.WithTimeout(c.life, marksTimeout) // Close cancels it
 		defer cancel()
 		b, err := c.repl.Call(ctx, peer, clusterfill.Request(clusterfill.MarksRequest, ""))
-		ms, ok := clusterfill.Marks(b, c.store.Leaves())
-		if err != nil || !ok {
-			if err == nil && clusterfill.MarksMalformed(b, c.store.Leaves()) {
-				c.stats.fillAnswersBad.Add(1)
-			}
-			c.marks.mu.Lock()
-			c.marks.tried[peer] = true
-			c.marks.mu.Unlock()
+		ms, complete, ok := clusterfill.Marks(b, c.store.Leaves())
+		if ok {
+			c.store.OfferMarks(ms)
+		}
+		switch {
+		case ok && complete:
+			c.marks.taken.Store(true)
+			return
+		case err != nil: // silent, gone, busy: asked again in turn
+		case !ok && clusterfill.MarksMalformed(b, c.store.Leaves()):
+			c.stats.fillAnswersBad.Add(1)
+		case c.marks.incomplete.Add(1) >= maxIncompleteMarks: // incomplete, or NotHeld (a release before)
+			c.marks.taken.Store(true)
 			return
 		}
-		c.store.OfferMarks(ms)
-		c.marks.taken.Store(true)
+		c.marks.mu.Lock()
+		c.marks.tried[peer] = true
+		c.marks.mu.Unlock()
 	}()
 }
 
@@ -100,5 +125,5 @@ func (c *Cache) marksPeer() string {
 }
 
 // Marks implements the fill rules' marker: a peer's MarksRequest is
-// answered with this member's watermarks.
-func (m member) Marks() []store.Mark { return m.c.store.Marks() }
+// answered with this member's watermarks, and whether they are complete.
+func (m member) Marks() ([]store.Mark, bool) { return m.c.store.Marks(), m.c.marksComplete() }

@@ -153,7 +153,7 @@ func (c *Cache) Stats() Stats {
 		Hits: st.Hits, Misses: st.Misses, Keys: c.store.Len(), Bytes: st.Bytes, // also after Close, as Bytes and Records
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized, Restamped: st.Restamped,
-		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound, WatermarksAdopted: st.MarksAdopted,
+		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound, WatermarksAdopted: st.WatermarksAdopted,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(), FillsSuperseded: c.stats.fillsSuperseded.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
 		RequestsBad:   c.stats.callRequestsBad.Load(),

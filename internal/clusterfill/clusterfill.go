@@ -174,7 +174,8 @@ func Serve(m Member, payload []byte, maxKey int, fill func(key string) (crdt.Rec
 		return store.AppendRecord([]byte{answerValue}, &r)
 	case MarksRequest:
 		if mk, ok := m.(marker); ok {
-			return AppendMarks([]byte{answerMarks}, mk.Marks())
+			ms, complete := mk.Marks()
+			return AppendMarks(ms, complete)
 		}
 		return NotHeld()
 	case FillRequest:
@@ -230,15 +231,22 @@ func BadRequest(payload []byte, maxKey int) bool {
 }
 
 // marker is a Member that answers a MarksRequest with its watermarks
-// (store.Store.Marks); one that is not answers NotHeld.
+// (store.Store.Marks), and whether they are complete: it has taken a
+// complete answer itself, or founded its cluster. One that is not a
+// marker answers NotHeld.
 type marker interface {
-	Marks() []store.Mark
+	Marks() (marks []store.Mark, complete bool)
 }
 
-// AppendMarks appends marks, in ascending leaf order, in a marks
-// answer's encoding: for each, the leaf, the wall time and the logical
-// counter as varints (the node is every node's: see lww's drop).
-func AppendMarks(dst []byte, marks []store.Mark) []byte {
+// AppendMarks returns a marks answer of marks, in ascending leaf order:
+// a byte that says whether they are complete, then, for each, the leaf,
+// the wall time and the logical counter as varints (the node is every
+// node's: see lww's drop).
+func AppendMarks(marks []store.Mark, complete bool) []byte {
+	dst := []byte{answerMarks, 0}
+	if complete {
+		dst[1] = 1
+	}
 	for _, m := range marks {
 		dst = binary.AppendUvarint(dst, uint64(m.Leaf))
 		dst = binary.AppendVarint(dst, m.Time.Wall)
@@ -247,36 +255,37 @@ func AppendMarks(dst []byte, marks []store.Mark) []byte {
 	return dst
 }
 
-// Marks returns the watermarks of a marks answer b, checked whole: every
-// leaf below leaves and above the one before, every counter within 32
-// bits, nothing after the last. It is false for any other answer (NotHeld
-// too: see MarksMalformed) and for a malformed one, of which nothing is
-// taken.
-func Marks(b []byte, leaves uint32) ([]store.Mark, bool) {
-	if len(b) == 0 || b[0] != answerMarks {
-		return nil, false
+// Marks returns the watermarks of a marks answer b, checked whole (a
+// completeness byte of 0 or 1, every leaf below leaves and above the one
+// before, every counter within 32 bits, nothing after the last), and
+// whether the answering member said they are complete. ok is false for
+// any other answer (NotHeld too: see MarksMalformed) and for a malformed
+// one, of which nothing is taken.
+func Marks(b []byte, leaves uint32) (marks []store.Mark, complete, ok bool) {
+	if len(b) < 2 || b[0] != answerMarks || b[1] > 1 {
+		return nil, false, false
 	}
-	b = b[1:]
+	complete, b = b[1] == 1, b[2:]
 	var out []store.Mark
 	for len(b) > 0 {
 		leaf, n := binary.Uvarint(b)
 		if n <= 0 || leaf >= uint64(leaves) || len(out) > 0 && leaf <= uint64(out[len(out)-1].Leaf) {
-			return nil, false
+			return nil, false, false
 		}
 		b = b[n:]
 		wall, n := binary.Varint(b)
 		if n <= 0 {
-			return nil, false
+			return nil, false, false
 		}
 		b = b[n:]
 		logical, n := binary.Uvarint(b)
 		if n <= 0 || logical > math.MaxUint32 {
-			return nil, false
+			return nil, false, false
 		}
 		b = b[n:]
 		out = append(out, store.Mark{Leaf: uint32(leaf), Time: crdt.Timestamp{Wall: wall, Logical: uint32(logical), Node: math.MaxUint64}})
 	}
-	return out, true
+	return out, complete, true
 }
 
 // MarksMalformed reports whether b, the answer to a MarksRequest, is
@@ -285,7 +294,7 @@ func MarksMalformed(b []byte, leaves uint32) bool {
 	if len(b) == 1 && b[0] == answerNotHeld {
 		return false
 	}
-	_, ok := Marks(b, leaves)
+	_, _, ok := Marks(b, leaves)
 	return !ok
 }
 

@@ -12,11 +12,14 @@ import (
 )
 
 // marksMember holds marks and no record.
-type marksMember struct{ marks []store.Mark }
+type marksMember struct {
+	marks    []store.Mark
+	complete bool
+}
 
 func (m marksMember) Lookup(string) (crdt.Record, bool)  { return crdt.Record{}, false }
 func (m marksMember) Receive(crdt.Record) ([]byte, bool) { return nil, false }
-func (m marksMember) Marks() []store.Mark                { return m.marks }
+func (m marksMember) Marks() ([]store.Mark, bool)        { return m.marks, m.complete }
 
 // bareMember holds no record and cannot say its marks.
 type bareMember struct{}
@@ -35,28 +38,30 @@ func TestMarksAnswerRoundTrips(t *testing.T) {
 		{Leaf: 7, Time: crdt.Timestamp{Wall: -5, Logical: 9, Node: math.MaxUint64}},
 		{Leaf: 65535, Time: top},
 	}
-	b := Serve(marksMember{marks}, Request(MarksRequest, ""), 10, nil, nil)
-	got, ok := Marks(b, 65536)
-	if !ok || !slices.Equal(got, marks) {
-		t.Fatalf("Marks = %+v, %v; want %+v", got, ok, marks)
+	for _, complete := range []bool{false, true} {
+		b := Serve(marksMember{marks, complete}, Request(MarksRequest, ""), 10, nil, nil)
+		got, said, ok := Marks(b, 65536)
+		if !ok || !slices.Equal(got, marks) || said != complete {
+			t.Fatalf("Marks = %+v, complete %v, %v; want %+v, complete %v", got, said, ok, marks, complete)
+		}
+		if MarksMalformed(b, 65536) {
+			t.Fatal("a marks answer taken for malformed")
+		}
 	}
-	if MarksMalformed(b, 65536) {
-		t.Fatal("a marks answer taken for malformed")
-	}
-	if got, ok := Marks(Serve(marksMember{}, Request(MarksRequest, ""), 10, nil, nil), 65536); !ok || len(got) != 0 {
+	if got, _, ok := Marks(Serve(marksMember{}, Request(MarksRequest, ""), 10, nil, nil), 65536); !ok || len(got) != 0 {
 		t.Fatalf("no marks: %+v, %v; want none, answered", got, ok)
 	}
 	nh := Serve(bareMember{}, Request(MarksRequest, ""), 10, nil, nil)
 	if !bytes.Equal(nh, NotHeld()) {
 		t.Fatalf("a member without marks answered %v, want NotHeld", nh)
 	}
-	if _, ok := Marks(nh, 65536); ok || MarksMalformed(nh, 65536) {
+	if _, _, ok := Marks(nh, 65536); ok || MarksMalformed(nh, 65536) {
 		t.Fatal("NotHeld taken for marks, or for a malformed answer")
 	}
 	if !BadRequest(Request(MarksRequest, "k"), 10) || BadRequest(Request(MarksRequest, ""), 10) {
 		t.Fatal("a marks request with a key is bad, one without is not")
 	}
-	if a := Serve(marksMember{marks}, Request(MarksRequest, "k"), 10, nil, nil); !bytes.Equal(a, NotHeld()) {
+	if a := Serve(marksMember{marks, true}, Request(MarksRequest, "k"), 10, nil, nil); !bytes.Equal(a, NotHeld()) {
 		t.Fatalf("a marks request with a key answered %v, want NotHeld", a)
 	}
 }
@@ -70,28 +75,34 @@ func TestMalformedMarksAreRefusedWhole(t *testing.T) {
 		dst = binary.AppendVarint(dst, wall)
 		return binary.AppendUvarint(dst, logical)
 	}
-	good := entry(entry([]byte{answerMarks}, 1, 10, 0), 2, 10, 0)
-	if _, ok := Marks(good, 4); !ok {
+	head := []byte{answerMarks, 1}
+	good := entry(entry(head, 1, 10, 0), 2, 10, 0)
+	if _, _, ok := Marks(good, 4); !ok {
 		t.Fatal("the good answer was refused")
 	}
 	for name, b := range map[string][]byte{
-		"leaf past the digest": entry([]byte{answerMarks}, 4, 10, 0),
-		"leaves descending":    entry(entry([]byte{answerMarks}, 2, 10, 0), 1, 10, 0),
-		"a leaf twice":         entry(entry([]byte{answerMarks}, 2, 10, 0), 2, 11, 0),
-		"counter past 32 bits": entry([]byte{answerMarks}, 1, 10, math.MaxUint32+1),
-		"leaf past 32 bits":    entry([]byte{answerMarks}, 1<<32, 10, 0),
-		"another answer":       {answerValue},
-		"empty":                {},
+		"leaf past the digest":   entry(head, 4, 10, 0),
+		"leaves descending":      entry(entry(head, 2, 10, 0), 1, 10, 0),
+		"a leaf twice":           entry(entry(head, 2, 10, 0), 2, 11, 0),
+		"counter past 32 bits":   entry(head, 1, 10, math.MaxUint32+1),
+		"leaf past 32 bits":      entry(head, 1<<32, 10, 0),
+		"completeness byte of 2": entry([]byte{answerMarks, 2}, 1, 10, 0),
+		"no completeness byte":   {answerMarks},
+		"another answer":         {answerValue},
+		"empty":                  {},
 	} {
-		if ms, ok := Marks(b, 4); ok || ms != nil || !MarksMalformed(b, 4) {
+		if ms, _, ok := Marks(b, 4); ok || ms != nil || !MarksMalformed(b, 4) {
 			t.Errorf("%s: taken (%+v, %v), or not counted malformed", name, ms, ok)
 		}
 	}
 	// Cut anywhere but between entries: refused. (The header alone is an
 	// answer of no marks, the first entry alone one of one.)
-	first := len(entry([]byte{answerMarks}, 1, 10, 0))
-	for cut := 2; cut < len(good); cut++ {
-		ms, ok := Marks(good[:cut], 4)
+	if _, _, ok := Marks(good[:1], 4); ok {
+		t.Error("an answer without its completeness byte was taken")
+	}
+	first := len(entry(head, 1, 10, 0))
+	for cut := 3; cut < len(good); cut++ {
+		ms, _, ok := Marks(good[:cut], 4)
 		switch {
 		case cut == first && (!ok || len(ms) != 1):
 			t.Errorf("cut after the first entry: %+v, %v; want it alone", ms, ok)
@@ -104,10 +115,10 @@ func TestMalformedMarksAreRefusedWhole(t *testing.T) {
 // FuzzMarks: no answer panics Marks, and what it takes is ascending,
 // within the digest, and encodes back to the answer.
 func FuzzMarks(f *testing.F) {
-	f.Add(AppendMarks([]byte{answerMarks}, []store.Mark{{Leaf: 1, Time: crdt.Timestamp{Wall: 5}}}), uint32(16))
-	f.Add([]byte{answerMarks, 0xff, 0xff}, uint32(65536))
+	f.Add(AppendMarks([]store.Mark{{Leaf: 1, Time: crdt.Timestamp{Wall: 5}}}, true), uint32(16))
+	f.Add([]byte{answerMarks, 0, 0xff, 0xff}, uint32(65536))
 	f.Fuzz(func(t *testing.T, b []byte, leaves uint32) {
-		ms, ok := Marks(b, leaves)
+		ms, complete, ok := Marks(b, leaves)
 		if !ok {
 			return
 		}
@@ -116,7 +127,7 @@ func FuzzMarks(f *testing.F) {
 				t.Fatalf("took %+v", ms)
 			}
 		}
-		if back := AppendMarks([]byte{answerMarks}, ms); len(back) > len(b) {
+		if back := AppendMarks(ms, complete); len(back) > len(b) {
 			t.Fatalf("re-encoded %d bytes from %d", len(back), len(b))
 		}
 	})

@@ -33,16 +33,30 @@ type offeredMarks struct {
 }
 
 // Marks returns the store's watermarks, its collections' and those it
-// adopted, in ascending leaf order.
+// adopted, in ascending leaf order, each raised to the mark it was
+// offered for its leaf and has not adopted whole yet: a member that asked
+// a peer and has not adopted its marks (its stable bound below them, a
+// member joining it holding that bound still) passes them on to a
+// newcomer that asks it, which adopts them within its own stable bound
+// (found by review: it answered without them, and the newcomer, taking
+// that answer for its peers' marks, never asked again).
 func (s *Store) Marks() []Mark {
+	s.marks.mu.Lock()
+	pending := maps.Clone(s.marks.pending)
+	s.marks.mu.Unlock()
 	var out []Mark
 	local := s.digestBits - s.shardBits
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for leaf := range uint32(1) << local {
-			if w, ok := sh.m.Watermark(leaf); ok {
-				out = append(out, Mark{Leaf: uint32(sh.id)<<local | leaf, Time: w})
+			id := uint32(sh.id)<<local | leaf
+			w, ok := sh.m.Watermark(leaf)
+			if p, offered := pending[id]; offered && (!ok || w.Less(p)) {
+				w, ok = p, true
+			}
+			if ok {
+				out = append(out, Mark{Leaf: id, Time: w})
 			}
 		}
 		sh.mu.Unlock()
@@ -111,5 +125,5 @@ func (s *Store) adoptMarks(stable int64) {
 	}
 }
 
-// MarksAdopted returns Stats().MarksAdopted without the rest.
-func (s *Store) MarksAdopted() uint64 { return s.stats.marksAdopted.Load() }
+// WatermarksAdopted returns Stats().WatermarksAdopted without the rest.
+func (s *Store) WatermarksAdopted() uint64 { return s.stats.marksAdopted.Load() }

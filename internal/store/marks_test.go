@@ -61,7 +61,7 @@ func TestOfferedMarksAreAdoptedWithinTheStableBound(t *testing.T) {
 	if w, _ := watermark(s, 200); w != ts(300) {
 		t.Fatalf("leaf 200: watermark %+v once the bound passed it, want %+v", w, ts(300))
 	}
-	if n, adopted := s.PendingMarks(), s.Stats().MarksAdopted; n != 0 || adopted != 3 {
+	if n, adopted := s.PendingMarks(), s.Stats().WatermarksAdopted; n != 0 || adopted != 3 {
 		t.Fatalf("%d pending, %d raises counted; want 0 and 3", n, adopted)
 	}
 	if got := s.Marks(); len(got) != 2 || got[0].Leaf != 5 || got[1].Leaf != 200 {
@@ -84,7 +84,38 @@ func TestAStoreNeverLowersAWatermarkToAMark(t *testing.T) {
 	if w, _ := watermark(s, 7); w != high {
 		t.Fatalf("watermark %+v, want %+v kept", w, high)
 	}
-	if n := s.Stats().MarksAdopted; n != 0 {
+	if n := s.Stats().WatermarksAdopted; n != 0 {
 		t.Fatalf("%d raises counted, want 0", n)
+	}
+}
+
+// TestMarksSayTheMarksOfferedNotAdoptedYet: a store's Marks, the answer
+// to a peer's ask, include the marks it was offered and has not adopted
+// yet (its stable bound below them, or no Collect since): a member that
+// joined and asked a peer, then answers a newcomer that synced with it
+// first, passes on what the cluster collected before either joined.
+func TestMarksSayTheMarksOfferedNotAdoptedYet(t *testing.T) {
+	s := markedStore(t)
+	s.MarkSynced(1)
+	ts := func(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: wall, Node: math.MaxUint64} }
+	sh, local := s.leafShard(9)
+	sh.mu.Lock()
+	sh.m.RaiseWatermark(local, ts(50), 1000)
+	sh.mu.Unlock()
+	s.OfferMarks([]Mark{{Leaf: 3, Time: ts(100)}, {Leaf: 9, Time: ts(40)}, {Leaf: 200, Time: ts(300)}})
+	s.Collect(1000, false, 150) // adopts leaf 3's; leaf 200's waits, raised to 149
+	want := []Mark{
+		{Leaf: 3, Time: ts(100)},
+		{Leaf: 9, Time: ts(50)},
+		{Leaf: 200, Time: ts(300)},
+	}
+	got := s.Marks()
+	if len(got) != len(want) {
+		t.Fatalf("Marks() = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Marks() = %+v, want %+v", got, want)
+		}
 	}
 }

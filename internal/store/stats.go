@@ -25,9 +25,9 @@ type Stats struct {
 	// Restamped counts local writes stamped again because a session's cut
 	// or their bucket's watermark overtook them (see Store.Overtaken).
 	Restamped uint64
-	// MarksAdopted counts the watermarks a peer's mark raised here
+	// WatermarksAdopted counts the watermarks a peer's mark raised here
 	// (OfferMarks), once per raise.
-	MarksAdopted uint64
+	WatermarksAdopted uint64
 }
 
 // Stats returns the store's counters. It takes each shard's lock for a
@@ -37,7 +37,7 @@ func (s *Store) Stats() Stats {
 		Keys: s.Len(), Bytes: s.bytes.Load(),
 		Evictions: s.stats.evictions.Load(), Expirations: s.stats.expirations.Load(),
 		Oversized: s.stats.oversized.Load(), CollectedByBound: s.stats.byBound.Load(),
-		Restamped: s.stats.restamped.Load(), MarksAdopted: s.stats.marksAdopted.Load(),
+		Restamped: s.stats.restamped.Load(), WatermarksAdopted: s.stats.marksAdopted.Load(),
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
