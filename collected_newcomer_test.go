@@ -119,6 +119,12 @@ func newcomerMeetsAbsentee(t *testing.T, marks bool) {
 		if n := m.Stats().WatermarksAdopted; n == 0 {
 			t.Fatal("m refuses k, and counted no watermark adopted")
 		}
+		// Its first answer was complete: a founded the cluster, and b
+		// took a's complete answer long before m came.
+		if !m.marks.taken.Load() || m.marks.incomplete.Load() != 0 {
+			t.Fatalf("m's ask: taken %v after %d answers not complete; want taken after none",
+				m.marks.taken.Load(), m.marks.incomplete.Load())
+		}
 	}
 	net.Partition([]string{"a", "b"}) // r and m one side, a and b the other
 	if marks {

@@ -48,10 +48,11 @@ type marksAsk struct {
 
 // marksComplete says whether this member's watermarks are complete, as
 // its answer to a peer's ask says: it has taken a complete answer, or it
-// founded its cluster (a founder restarted from its snapshot says so too,
-// though a delete collected while it was down is not in its marks).
+// founded its cluster in this process (gossip's Founded: a founder
+// restarted from its snapshot says so too, though a delete collected
+// while it was down is not in its marks).
 func (c *Cache) marksComplete() bool {
-	return c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.founded.Load()
+	return c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.repl.Founded()
 }
 
 // askMarks starts the ask for a peer's watermarks (see above), unless

@@ -9,7 +9,8 @@
 // manually driven clock, on a step-driven [sim.Network] whose frames are
 // real encoded protocol messages. By default the members are the replica
 // bcache runs in production ([StoreReplica]: the sharded store of package
-// internal/store synchronized by a transport.Node), configured by
+// internal/store synchronized by a transport.Node, asking a peer for its
+// watermarks once synced as a member does), configured by
 // [DefaultStoreConfig]: one founder, members that disagree about their
 // bounds, and membership views that follow partitions and crashes as
 // failure detection would. Every step draws one action:

@@ -344,6 +344,9 @@ func (r *StoreReplica) receiveCall(from string, b []byte) []transport.Envelope {
 		answer := clusterfill.Serve(fillMember{r}, payload, math.MaxUint16, fill, func(error) clusterfill.Failure { return clusterfill.Failed })
 		return r.flush([]transport.Envelope{{To: from, Payload: callFrame(callReply, id, answer)}})
 	case callReply:
+		if r.marksAnswer(from, id, payload) {
+			return nil
+		}
 		i := slices.IndexFunc(r.fills.waiting, func(p *pendingFill) bool { return p.id == id && p.peer == from })
 		if i < 0 { // late, a duplicate, or not asked of this peer
 			return nil
@@ -392,6 +395,9 @@ func (r *StoreReplica) tickFills() []transport.Envelope {
 type fillMember struct{ r *StoreReplica }
 
 func (m fillMember) Lookup(key string) (crdt.Record, bool) { return m.r.s.Lookup(key) }
+
+// Marks answers a peer's ask for the replica's watermarks (marks.go).
+func (m fillMember) Marks() ([]store.Mark, bool) { return m.r.s.Marks(), m.r.marksComplete() }
 
 // Receive applies a record an owner answered as a Cache does: through the
 // clock's drift check, as a received record, or put back on an evicted

@@ -58,6 +58,18 @@ type StoreConfig struct {
 	// back; false: fill here) and returns what the caller gets. A seam
 	// for the broken variants the harness must catch.
 	Answer func(answered crdt.Record, rule func(crdt.Record) ([]byte, bool)) ([]byte, bool)
+	// NoMarks, if set, makes the replicas ask no peer for its watermarks
+	// (a Cache asks once synced: see marks.go).
+	NoMarks bool
+	// Marks, if set, stands between the watermarks a peer answered and
+	// the store they are offered to (at now): a seam for the broken
+	// variants the harness must catch, and for forged marks it must
+	// pass.
+	Marks func(answered []store.Mark, now int64) []store.Mark
+	// MarksWhole makes the replicas raise their watermarks to a peer's
+	// marks at once, as a restore takes a snapshot's, not within their
+	// stable bound: the broken variant of the bound.
+	MarksWhole bool
 }
 
 // Store is the production store as Wrap sees it: the replica the protocol
@@ -132,6 +144,12 @@ type StoreReplica struct {
 	maxKeys              int
 	maxBytes             int64
 	mayEvict             bool // it has a bound on what it holds, or on a value's size
+	// peers' watermarks (marks.go)
+	marks        marksState
+	founder      bool
+	noMarks      bool
+	marksVariant func([]store.Mark, int64) []store.Mark
+	marksWhole   bool
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -154,6 +172,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		fillTTL: cfg.FillTTL, fillTimeout: cmp.Or(cfg.FillTimeout, fillTimeout), answerRule: cfg.Answer,
 		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
 		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes,
+		founder: name == cfg.Founder, noMarks: cfg.NoMarks, marksVariant: cfg.Marks, marksWhole: cfg.MarksWhole,
 	}
 	// Calls are numbered from the incarnation's id, as a Cache draws
 	// them at random: an owner's answer to a call of an earlier
@@ -287,7 +306,7 @@ func (r *StoreReplica) Left(name string) { r.node.Left(name, true, r.phys()) } /
 
 // Tick implements Replica.
 func (r *StoreReplica) Tick() []transport.Envelope {
-	return append(r.node.Tick(r.phys()), r.tickFills()...)
+	return append(append(r.node.Tick(r.phys()), r.tickFills()...), r.tickMarks()...)
 }
 
 // Refused implements Refuser.

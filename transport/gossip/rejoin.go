@@ -454,6 +454,15 @@ func (r *Replicator) Founder() bool {
 	return r.founder
 }
 
+// Founded reports whether this member is, or was in this process, its
+// cluster's founder (see Founder): it held all its cluster had when the
+// cluster's first other member met it.
+func (r *Replicator) Founded() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.founder || !r.metAt.IsZero()
+}
+
 // FoundedUnsynced reports whether this member was a founder in this
 // process (see Founder), met another member less than foundingFor ago,
 // and has not completed an exchange since: it still holds everything it
