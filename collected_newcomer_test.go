@@ -276,3 +276,62 @@ func newcomerAsksANewcomer(t *testing.T, late bool) {
 	}
 	awaitRefused(t, m, "k")
 }
+
+// TestANewcomerAsksAgainAMemberThatFoundedWrongly: w, started with no
+// peers and no state while a and b run, founds a cluster of its own, then
+// meets a and b (a member bridges them): it was a founder, but its marks
+// are none of what a and b collected. It has not had its own answer (it
+// collects, so asks, once an hour). m then joins with w alone in reach:
+// w must not say its empty marks are complete, and m, asking again, must
+// learn a's once w has them.
+func TestANewcomerAsksAgainAMemberThatFoundedWrongly(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	member := func(name string, gc time.Duration, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
+			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
+			TombstoneHorizon: 2 * time.Second})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := member("a", 50*time.Millisecond)
+	b := member("b", 50*time.Millisecond, a.Addr())
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set("k", []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := b.Get("k"); return ok }, "b never got k")
+	if err := a.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	awaitCollected(t, "k", a, b)
+
+	w := member("w", time.Hour)
+	await.Until(t, 10*time.Second, w.repl.Founder, "w, alone with no peers, never founded")
+	j := member("j", 50*time.Millisecond, w.Addr(), a.Addr()) // the bridge
+	await.Until(t, 10*time.Second, func() bool { return len(w.Members()) >= 3 }, "w never met a and b")
+	if err := w.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = j
+	net.Partition([]string{"a", "b", "j"}) // w and m one side
+	m := member("m", 50*time.Millisecond, w.Addr())
+	if err := m.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if with := m.repl.Status().FirstSyncWith; with != "w" {
+		t.Fatalf("m first synced with %q, not w", with)
+	}
+	await.Until(t, 10*time.Second, func() bool { return m.marks.taken.Load() || m.marks.incomplete.Load() > 0 }, "w never answered m's ask")
+	if m.marks.taken.Load() {
+		t.Fatalf("m took w's marks (%d) for complete: w founded wrongly, and met a and b before m came", len(w.store.Marks()))
+	}
+	w.store.OfferMarks(a.store.Marks()) // as w's own ask would
+	awaitRefused(t, m, "k")
+}

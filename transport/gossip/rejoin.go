@@ -455,12 +455,19 @@ func (r *Replicator) Founder() bool {
 }
 
 // Founded reports whether this member is, or was in this process, its
-// cluster's founder (see Founder): it held all its cluster had when the
-// cluster's first other member met it.
+// cluster's founder (see Founder), and held all its cluster had when it
+// met the others: not if it met a member that, first seen, said it held
+// its cluster's state (synced, or a founder): a member of this one's
+// cluster joins it saying it holds nothing, so this one founded wrongly
+// (restarted empty behind a stale lookup or a partition, it met the
+// cluster it took itself for), or met another cluster. Such a member
+// answered a newcomer's ask for its watermarks, none of the cluster's,
+// as complete, and the newcomer asked no other (found by review:
+// TestANewcomerAsksAgainAMemberThatFoundedWrongly).
 func (r *Replicator) Founded() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.founder || !r.metAt.IsZero()
+	return r.founder || !r.metAt.IsZero() && !r.metHolder
 }
 
 // FoundedUnsynced reports whether this member was a founder in this

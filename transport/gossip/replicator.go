@@ -137,9 +137,12 @@ type Replicator struct {
 	onlySelf     bool
 	seedsChanged chan struct{}
 	// founder: see Founder. metAt is when it stopped being one, meeting
-	// another member (see FoundedUnsynced).
-	founder bool
-	metAt   time.Time
+	// another member (see FoundedUnsynced); metHolder that, a founder
+	// in this process, it met a member that said, when first seen, that
+	// it held its cluster's state (see Founded).
+	founder   bool
+	metAt     time.Time
+	metHolder bool
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -485,12 +488,22 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	switch {
 	case alive:
 		first := false
-		if _, seen := r.known[n.Name]; !seen && n.Name != r.cfg.Name {
+		_, seen := r.known[n.Name]
+		if !seen && n.Name != r.cfg.Name {
 			first = r.met.Add(1) == 1
 		}
 		if r.founder && n.Name != r.cfg.Name {
 			r.founder, first = false, true
 			r.metAt = time.Now()
+		}
+		if !r.metAt.IsZero() && !seen && n.Name != r.cfg.Name {
+			// A member met for the first time that holds its cluster's
+			// state already: it synced with none of this founder's
+			// cluster (a newcomer joins saying it holds nothing), so
+			// this one founded wrongly, or another cluster (Founded).
+			if _, holds, _ := withoutHolding(n.Meta); holds {
+				r.metHolder = true
+			}
 		}
 		if f := r.cfg.OnFounder; f != nil && first {
 			go f()
