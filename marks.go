@@ -25,8 +25,8 @@ import (
 // complete: it has taken such an answer itself, or it founded its
 // cluster. An answer that is not (a peer that joined a moment before and
 // has not had its own answer yet) is taken all the same, and the member
-// asks again, up to maxIncompleteMarks such answers, NotHeld (a release
-// before) among them: members that all restarted at once have no
+// asks again, later each time (marksBackoff), up to maxIncompleteMarks
+// such answers, NotHeld (a release before) among them: members that all restarted at once have no
 // complete marks to give, nor have members of the release before.
 
 // marksTimeout bounds an ask for a peer's watermarks (the answer may be
@@ -44,6 +44,18 @@ type marksAsk struct {
 	incomplete atomic.Int32 // answers that were not complete, NotHeld among them
 	mu         sync.Mutex
 	tried      map[string]bool // peers that failed to answer, or answered incomplete, since the list was last cleared
+	after      time.Time       // no ask before it: see marksBackoff
+}
+
+// marksBackoff returns how long a member waits after its n-th answer that
+// was not complete before it asks again: a collection interval, twice as
+// long after each, up to a minute. Eight answers so span about two
+// minutes: asked once a collection interval, a peer that joined a moment
+// before, whose own ask waits for a silent peer's timeout (10 s), answered
+// incomplete eight times before it had its answer, and the member stopped
+// asking (found by review).
+func marksBackoff(n int32, interval time.Duration) time.Duration {
+	return min(interval<<min(n-1, 16), time.Minute)
 }
 
 // marksComplete says whether this member's watermarks are complete, as
@@ -62,7 +74,13 @@ func (c *Cache) askMarks() {
 	if c.noMarks.Load() || c.marks.taken.Load() || !c.marks.asking.CompareAndSwap(false, true) {
 		return
 	}
-	peer := c.marksPeer()
+	c.marks.mu.Lock()
+	early := time.Now().Before(c.marks.after)
+	c.marks.mu.Unlock()
+	peer := ""
+	if !early {
+		peer = c.marksPeer()
+	}
 	if peer == "" {
 		c.marks.asking.Store(false)
 		return
@@ -85,9 +103,15 @@ func (c *Cache) askMarks() {
 		case err != nil: // silent, gone, busy: asked again in turn
 		case !ok && clusterfill.MarksMalformed(b, c.store.Leaves()):
 			c.stats.fillAnswersBad.Add(1)
-		case c.marks.incomplete.Add(1) >= maxIncompleteMarks: // incomplete, or NotHeld (a release before)
-			c.marks.taken.Store(true)
-			return
+		default: // incomplete, or NotHeld (a release before)
+			n := c.marks.incomplete.Add(1)
+			if n >= maxIncompleteMarks {
+				c.marks.taken.Store(true)
+				return
+			}
+			c.marks.mu.Lock()
+			c.marks.after = time.Now().Add(marksBackoff(n, c.cfg.GCInterval))
+			c.marks.mu.Unlock()
 		}
 		c.marks.mu.Lock()
 		c.marks.tried[peer] = true

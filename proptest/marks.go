@@ -34,6 +34,12 @@ type marksState struct {
 	peer       string
 	asked      int64
 	tried      map[string]bool
+	after      int64 // no ask before it: a Cache's backoff after an answer not complete
+}
+
+// marksBackoff is the Cache's, with its default collection interval.
+func marksBackoff(n int) int64 {
+	return int64(min(time.Second<<min(n-1, 16), time.Minute))
 }
 
 // marksComplete says whether the replica's marks are complete, as its
@@ -51,7 +57,7 @@ func (r *StoreReplica) tickMarks() []transport.Envelope {
 		m.tried[m.peer] = true
 		m.id = 0
 	}
-	if m.taken || m.id != 0 || r.noMarks || r.node.FirstSync() == 0 {
+	if m.taken || m.id != 0 || r.noMarks || r.node.FirstSync() == 0 || now < m.after {
 		return nil
 	}
 	peer := r.marksPeer()
@@ -112,6 +118,7 @@ func (r *StoreReplica) marksAnswer(from string, id uint64, payload []byte) bool 
 			m.taken = true
 			return true
 		}
+		m.after = r.phys() + marksBackoff(m.incomplete)
 	}
 	m.tried[from] = true
 	return true
