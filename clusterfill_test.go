@@ -104,6 +104,48 @@ func TestClusterFillRunsOnce(t *testing.T) {
 	}
 }
 
+// ownerAndRest returns key's owner among cs, as cs[0] sees them, and the
+// others.
+func ownerAndRest(cs []*Cache, key string) (owner *Cache, rest []*Cache) {
+	name := cs[0].owner(key)
+	for _, c := range cs {
+		if c.Name() == name {
+			owner = c
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	return owner, rest
+}
+
+// closeOwnerMidFill has readers readers on rest read key at once, closes
+// gone once its filler has started, and checks that every reader got "v"
+// within 30 s.
+func closeOwnerMidFill(t *testing.T, gone *Cache, rest []*Cache, key string, readers int, started <-chan string) {
+	t.Helper()
+	var vals [][]byte
+	var errs []error
+	done := make(chan struct{})
+	go func() {
+		vals, errs = readAll(rest, key, readers)
+		close(done)
+	}()
+	<-started
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("readers still waiting 30 s after the owner left")
+	}
+	for i := range vals {
+		if errs[i] != nil || string(vals[i]) != "v" {
+			t.Fatalf("reader %d got %q, %v", i, vals[i], errs[i])
+		}
+	}
+}
+
 // TestClusterFillOwnerLeavesMidFill: the owner leaves while its fill
 // hangs; every reader on the other members still gets a value, from the
 // next owner, and the filler runs at most twice.
@@ -129,37 +171,8 @@ func TestClusterFillOwnerLeavesMidFill(t *testing.T) {
 	// in a loaded run: found by review).
 	cs := fillCluster(t, 5, filler, 20*time.Second, slowProbes)
 	const key = "hot"
-	owner := cs[0].owner(key)
-	var rest []*Cache
-	var gone *Cache
-	for _, c := range cs {
-		if c.Name() == owner {
-			gone = c
-		} else {
-			rest = append(rest, c)
-		}
-	}
-	var vals [][]byte
-	var errs []error
-	done := make(chan struct{})
-	go func() {
-		vals, errs = readAll(rest, key, 160)
-		close(done)
-	}()
-	<-started
-	if err := gone.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("readers still waiting 30 s after the owner left")
-	}
-	for i := range vals {
-		if errs[i] != nil || string(vals[i]) != "v" {
-			t.Fatalf("reader %d got %q, %v", i, vals[i], errs[i])
-		}
-	}
+	gone, rest := ownerAndRest(cs, key)
+	closeOwnerMidFill(t, gone, rest, key, 160, started)
 	if n := runs.Load(); n > 2 {
 		t.Fatalf("the filler ran %d times, want at most 2", n)
 	}
@@ -190,16 +203,7 @@ func TestClusterFillOwnerClosingIsSilent(t *testing.T) {
 	}
 	cs := fillCluster(t, 4, filler, 20*time.Second, slowProbes)
 	const key = "hot"
-	owner := cs[0].owner(key)
-	var rest []*Cache
-	var gone *Cache
-	for _, c := range cs {
-		if c.Name() == owner {
-			gone = c
-		} else {
-			rest = append(rest, c)
-		}
-	}
+	gone, rest := ownerAndRest(cs, key)
 	var filledBeforeLeave bool
 	gone.beforeLeave = func() {
 		<-returned
@@ -209,29 +213,9 @@ func TestClusterFillOwnerClosingIsSilent(t *testing.T) {
 		case <-time.After(time.Second):
 		}
 	}
-	var vals [][]byte
-	var errs []error
-	done := make(chan struct{})
-	go func() {
-		vals, errs = readAll(rest, key, 30)
-		close(done)
-	}()
-	<-started
-	if err := gone.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if filledBeforeLeave {
+	closeOwnerMidFill(t, gone, rest, key, 30, started)
+	if filledBeforeLeave { // set as Close ran, before it left
 		t.Fatal("a member filled the key while the owner it asked was still a member: the owner answered as it closed")
-	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("readers still waiting 30 s after the owner left")
-	}
-	for i := range vals {
-		if errs[i] != nil || string(vals[i]) != "v" {
-			t.Fatalf("reader %d got %q, %v", i, vals[i], errs[i])
-		}
 	}
 	if n := runs.Load(); n != 2 {
 		t.Fatalf("the filler ran %d times, want 2 (the owner's, cancelled, and the next owner's)", n)

@@ -202,6 +202,39 @@ func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 	}
 }
 
+// collectorsOfK starts a and b on net, the members that member starts
+// (with a collection interval of its own), writes k on a, deletes it once
+// b holds it, and returns once both have collected the delete.
+func collectorsOfK(t *testing.T, net *memnet.Network) (member func(name string, gc time.Duration, peers ...string) *Cache, a *Cache) {
+	t.Helper()
+	member = func(name string, gc time.Duration, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
+			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
+			TombstoneHorizon: 2 * time.Second})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a = member("a", 50*time.Millisecond)
+	b := member("b", 50*time.Millisecond, a.Addr())
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set("k", []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := b.Get("k"); return ok }, "b never got k")
+	if err := a.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	awaitCollected(t, "k", a, b)
+	return member, a
+}
+
 // TestANewcomerLearnsMarksItsFirstPeerHasNotAdoptedYet: p joined after a
 // and b collected k's delete, and asked them for their watermarks, but
 // has not adopted them yet (its stable bound has not passed them: a
@@ -224,31 +257,9 @@ func TestANewcomerAsksAgainAPeerWhoseMarksWereIncomplete(t *testing.T) {
 
 func newcomerAsksANewcomer(t *testing.T, late bool) {
 	net := memnet.NewNetwork(1)
-	member := func(name string, gc time.Duration, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second})
-	}
+	member, a := collectorsOfK(t, net)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a := member("a", 50*time.Millisecond)
-	b := member("b", 50*time.Millisecond, a.Addr())
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Set("k", []byte("old"), 0); err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, 10*time.Second, func() bool { _, ok := b.Get("k"); return ok }, "b never got k")
-	if err := a.Delete("k"); err != nil {
-		t.Fatal(err)
-	}
-	awaitCollected(t, "k", a, b)
 
 	// p collects (so asks, and adopts) only once an hour: the marks it
 	// holds are those the test offers it, as its ask would, not adopted.
@@ -286,31 +297,9 @@ func newcomerAsksANewcomer(t *testing.T, late bool) {
 // learn a's once w has them.
 func TestANewcomerAsksAgainAMemberThatFoundedWrongly(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	member := func(name string, gc time.Duration, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second})
-	}
+	member, a := collectorsOfK(t, net)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a := member("a", 50*time.Millisecond)
-	b := member("b", 50*time.Millisecond, a.Addr())
-	if err := b.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Set("k", []byte("old"), 0); err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, 10*time.Second, func() bool { _, ok := b.Get("k"); return ok }, "b never got k")
-	if err := a.Delete("k"); err != nil {
-		t.Fatal(err)
-	}
-	awaitCollected(t, "k", a, b)
 
 	w := member("w", time.Hour)
 	await.Until(t, 10*time.Second, w.repl.Founder, "w, alone with no peers, never founded")
