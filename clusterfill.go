@@ -300,8 +300,8 @@ func (m member) served(rec crdt.Record) ([]byte, bool) {
 // answers once it has left, and the answer goes nowhere. The askers see
 // it leave and ask the next owner. Its NotHeld, sent at once, reached
 // askers that still saw it as the owner, and each filled itself: the
-// filler ran once per member (a flaky test found it, in one run of CI in
-// a hundred).
+// filler ran once per member (a CI run found it, where the answer beat
+// Close to the replication's close).
 func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if !c.serving.Load() { // New has not finished: the asker fills itself
 		return clusterfill.NotHeld()

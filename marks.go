@@ -26,8 +26,9 @@ import (
 // cluster. An answer that is not (a peer that joined a moment before and
 // has not had its own answer yet) is taken all the same, and the member
 // asks again, later each time (marksBackoff), up to maxIncompleteMarks
-// such answers, NotHeld (a release before) among them: members that all restarted at once have no
-// complete marks to give, nor have members of the release before.
+// such answers, NotHeld (a release before) among them: members that all
+// restarted at once have no complete marks to give, nor have members of
+// the release before.
 
 // marksTimeout bounds an ask for a peer's watermarks (the answer may be
 // a megabyte, over a stream).
