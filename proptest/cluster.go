@@ -527,6 +527,29 @@ func (c *Cluster) Restart(i int) error {
 	return nil
 }
 
+// Bounce restarts member i in place: its state is lost, as in a crash, and
+// a new incarnation starts empty under its name before any view saw the
+// old one go (a restart quicker than failure detection), receiving the
+// frames to the member still in flight. The others' views do not change;
+// with tell, every live Restarter is told (see Restarter).
+func (c *Cluster) Bounce(i int, tell bool) error {
+	if c.members[i].down {
+		return fmt.Errorf("proptest: bounce %s: it is down", c.members[i].name)
+	}
+	if err := c.incarnate(i); err != nil {
+		return err
+	}
+	c.SyncViews() // the new incarnation's view: the others' are as they were
+	if tell {
+		for j, m := range c.members {
+			if r, ok := m.r.(Restarter); ok && j != i && !m.down {
+				r.Restarted(c.members[i].name)
+			}
+		}
+	}
+	return nil
+}
+
 // Partition splits the network into groups of member names (see
 // sim.Network.Partition) and updates the membership views.
 func (c *Cluster) Partition(groups ...[]string) {

@@ -36,6 +36,10 @@
 //	                     and from it, stay in flight: one delivered while
 //	                     it is down is lost, one to it delivered after it
 //	                     came back reaches the new incarnation
+//	bounce               a live member restarts in place: it comes back
+//	                     empty with a new incarnation before any view saw
+//	                     it go, and the others are told ([Restarter]) or
+//	                     learn it from its sessions (weight 0 unless set)
 //	join                 a member that was never in the cluster joins (up
 //	                     to MaxNodes)
 //	snapshot, restore    a live member saves its state; a crashed one comes

@@ -156,6 +156,15 @@ type Leaver interface {
 	Left(name string)
 }
 
+// Restarter is a Replica told that a member restarted in place: a new
+// process under the name of one in its view, which it never saw go (see
+// transport.Node.Restarted). The harness's bounce action tells the
+// others, or leaves them to learn it from the new process's sessions, as
+// memberlist may tell a Cache late, or not before those sessions.
+type Restarter interface {
+	Restarted(name string)
+}
+
 // Evictor is a Replica that says whether it may drop values on its own
 // (it bounds what it holds, or a value's size). When none may, and the
 // harness's evict action is left out, no member may hold a record as
