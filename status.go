@@ -75,7 +75,13 @@ type Status struct {
 	// Joining are the addresses this member tries to join and failed to
 	// the last time: its Peers while it is alone, members it lost; and
 	// those of members it refused in the last minute (a name conflict,
-	// other keys: at most 256 addresses, and 16 lines logged a minute).
+	// other keys: at most 256 addresses, and 16 lines logged a minute). A
+	// member refused for its keys is one whose messages this member read
+	// (a rotation's step skipped, a member restarted with a stale key):
+	// those it cannot read at all (a key it does not know, or none where
+	// it has one) are dropped by memberlist, which logs an error for
+	// each, and are not listed; the member they come from lists this one
+	// ("wrong key").
 	Joining []JoinFailure `json:"joining,omitempty"`
 	// PendingDeltas counts local writes not yet sent to the peers.
 	PendingDeltas int `json:"pending_deltas"`

@@ -585,6 +585,12 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, m
 		return nil, false, fmt.Errorf("%w: %d %s headers, want one", errBadRequest, len(toks), tokenHeader)
 	}
 	tok := r.Header.Get(tokenHeader)
+	if len(toks) == 1 && tok == "" {
+		// A header present but empty is no token the library takes
+		// (ErrBadToken), not a read without one: read as none, it
+		// answered older than the write its client meant to wait for.
+		return nil, false, fmt.Errorf("%w: empty %s header", errBadRequest, tokenHeader)
+	}
 	if len(key) > maxKey {
 		// As a PUT's and a read with a token's: 414, not a miss (a GET
 		// without a token said 404: found by review).

@@ -957,6 +957,27 @@ func TestRepeatedTokenHeadersAreRefused(t *testing.T) {
 	}
 }
 
+// TestEmptyTokenHeaderIsRefused: a GET with one Bcache-Token header whose
+// value is empty is a 400, as the library refuses an empty Token
+// (ErrBadToken) and as an empty header before a token is: it read as a
+// read without a token, and answered older than the write the client
+// meant to wait for (a client that forwarded a token it failed to keep).
+func TestEmptyTokenHeaderIsRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	addr := strings.TrimPrefix(startServer(t, c, bcache.DefaultMaxValueSize), "http://")
+	c.Set("k", []byte("old"), 0)
+	for _, header := range []string{tokenHeader + ":\r\n", tokenHeader + ":   \r\n"} {
+		code, body := rawRequest(t, addr, "GET /v1/keys/k?wait=10ms HTTP/1.1\r\nHost: node\r\n"+header+"Connection: close\r\n\r\n")
+		if code != http.StatusBadRequest {
+			t.Errorf("GET with header %q: %d %q; want 400", header, code, body)
+		}
+	}
+	// No header at all is a plain read.
+	if code, body := rawRequest(t, addr, "GET /v1/keys/k HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"); code != http.StatusOK || body != "old" {
+		t.Errorf("GET without a token: %d %q; want 200 \"old\"", code, body)
+	}
+}
+
 // TestRepeatedParametersAreRefused: a ttl, wait or prefix parameter
 // given twice is a 400, as two Bcache-Token headers are: the first was
 // taken, and "?ttl=&ttl=10s" (a client appending its ttl to a URL that

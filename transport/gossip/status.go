@@ -32,7 +32,9 @@ type Status struct {
 	// Joining are the addresses this member is trying to join and could not
 	// the last time (the seed peers while it is alone, members it lost),
 	// with the cause, and the members it refused in the last minute (a
-	// name conflict, other keys: at most 256 addresses).
+	// name conflict, other keys: at most 256 addresses; a member whose
+	// messages this member cannot read at all is memberlist's to drop,
+	// not listed).
 	Joining []JoinFailure
 }
 
