@@ -58,7 +58,10 @@ type Cluster struct {
 	seenBy    map[crdt.NodeID]map[crdt.NodeID]bool
 	unknownTo map[int]map[crdt.NodeID]int64
 	owner     map[crdt.NodeID]int // per incarnation, its member (by index)
-	source    Source
+	// endedAt is, per incarnation that ended (crashed, left, restarted in
+	// place), when it did.
+	endedAt map[crdt.NodeID]int64
+	source  Source
 	// lostDown counts the frames taken for delivery to a member that was
 	// down: lost, not delivered (see Stats). outlived counts the frames
 	// received after their sender's incarnation ended, and those received
@@ -136,7 +139,8 @@ func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 		return nil, errors.New("proptest: no factory")
 	}
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, born: map[crdt.NodeID]int64{},
-		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{}}
+		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{},
+		endedAt: map[crdt.NodeID]int64{}}
 	for i := range n {
 		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
 		c.members = append(c.members, m)
@@ -478,6 +482,7 @@ func (c *Cluster) Stats() sim.Stats {
 // it reached the next, which a real network does not promise; found by
 // review.) The others' membership views lose it.
 func (c *Cluster) Crash(i int) {
+	c.endedAt[c.members[i].id] = c.base
 	c.members[i].down = true
 	c.SyncViews()
 }
@@ -504,6 +509,7 @@ func (c *Cluster) Join() (int, error) {
 // back.
 func (c *Cluster) Leave(i int) {
 	name := c.members[i].name
+	c.endedAt[c.members[i].id] = c.base
 	c.members[i].down = true
 	for _, m := range c.members {
 		if l, ok := m.r.(Leaver); ok && !m.down {
@@ -536,6 +542,7 @@ func (c *Cluster) Bounce(i int, tell bool) error {
 	if c.members[i].down {
 		return fmt.Errorf("proptest: bounce %s: it is down", c.members[i].name)
 	}
+	c.endedAt[c.members[i].id] = c.base
 	if err := c.incarnate(i); err != nil {
 		return err
 	}

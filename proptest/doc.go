@@ -35,7 +35,9 @@
 //	                     with a new incarnation. Its frames in flight, to
 //	                     and from it, stay in flight: one delivered while
 //	                     it is down is lost, one to it delivered after it
-//	                     came back reaches the new incarnation
+//	                     came back reaches the new incarnation, and one
+//	                     from it delivered later than LateFrames after
+//	                     its end may be refused
 //	bounce               a live member restarts in place: it comes back
 //	                     empty with a new incarnation before any view saw
 //	                     it go, and the others are told ([Restarter]) or

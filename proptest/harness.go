@@ -50,6 +50,16 @@ type Config struct {
 	// missing from some view for longer wrote may be rejected, and so
 	// lost, at any age. Default: Horizon, as bcache runs it.
 	FailedTimeout time.Duration
+	// LateFrames is how long after an incarnation ended (a crash, a
+	// leave, a restart in place) a frame it sent, still in flight, must
+	// be kept by the live member it reaches: a write only that
+	// incarnation held, delivered later, may be refused, and lost (the
+	// harness's network holds a frame for as long as the draws say).
+	// Default: 20 s: a production node keeps counting an incarnation for
+	// transport.Config.EndedFor (30 s) after it learns of its end, which
+	// is no sooner than the end, less twice MaxSkew for the clocks its
+	// bound is read on.
+	LateFrames time.Duration
 	// MayDrop says the replicas may lose live writes of any age (for
 	// example under a bound on dead records, package lww rule 7): the
 	// harness then checks everything but that no write is lost.
@@ -161,6 +171,9 @@ func (cfg *Config) fill() {
 	}
 	if cfg.FailedTimeout == 0 {
 		cfg.FailedTimeout = cfg.Horizon
+	}
+	if cfg.LateFrames == 0 {
+		cfg.LateFrames = 20 * time.Second
 	}
 }
 
@@ -274,7 +287,7 @@ func (cfg *Config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Horizon", cfg.Horizon}, {"MaxSkew", cfg.MaxSkew}, {"MaxDrift", cfg.MaxDrift}, {"FailedTimeout", cfg.FailedTimeout}} {
+	}{{"Horizon", cfg.Horizon}, {"MaxSkew", cfg.MaxSkew}, {"MaxDrift", cfg.MaxDrift}, {"FailedTimeout", cfg.FailedTimeout}, {"LateFrames", cfg.LateFrames}} {
 		if d.v < 0 {
 			return fmt.Errorf("proptest: %s %v, want 0 (the default) or more", d.name, d.v)
 		}

@@ -42,9 +42,10 @@ type model struct {
 	excused   map[crdt.Version]bool
 	// received holds the writes a crash may have taken (lost) that a
 	// frame then delivered to a live member, which could take them
-	// (within its drift bound, not late): frames outlive a crash, and a
-	// write a live member received is no longer one that only a crashed
-	// member knew (its loss was excused: found by review).
+	// (within its drift bound, not late, and within Config.LateFrames of
+	// its writer's end): frames outlive a crash, and a write a live
+	// member received is no longer one that only a crashed member knew
+	// (its loss was excused: found by review).
 	received map[crdt.Version]bool
 }
 
@@ -333,6 +334,9 @@ func (m *model) arrived(h *harness, i int, p sim.Packet) {
 		if crdt.SubSat(rec.Time.Wall, phys) > int64(h.cfg.MaxDrift)-int64(time.Millisecond) ||
 			crdt.SubSat(phys, rec.Time.Wall) > int64(h.cfg.Horizon-h.cfg.MaxDrift-2*h.cfg.MaxSkew) {
 			continue
+		}
+		if end, ok := h.c.endedAt[v.Time.Node]; ok && crdt.SubSat(h.c.Now(), end) > int64(h.cfg.LateFrames) {
+			continue // a frame of an incarnation that ended, later than LateFrames: it may be refused
 		}
 		m.received[v] = true
 	}

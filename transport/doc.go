@@ -142,7 +142,8 @@
 // before it (a tombstone written before it, a value expired before it:
 // package lww, rule 6). roster.go says which members count: those in
 // the view, those that vanished (for FailedTimeout), and incarnations that
-// ended, until every member has synced since.
+// ended, until every member has synced since and for Config.EndedFor at
+// least after this node learned of the end.
 //
 // # Safety at the edge
 //

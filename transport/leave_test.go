@@ -163,8 +163,9 @@ func TestLeaverRestartedFromItsSnapshotLosesNoLiveWrite(t *testing.T) {
 		t.Fatalf("b lost its live write of %q, %v old (horizon 1h): now %v; dropped %v",
 			keys[0], time.Duration(c.now.Now()-live.Time.Wall), r, c.nodes["b"].Dropped())
 	}
-	// b back and synced: the bound moves past its leave again.
-	for range 3 {
+	// b back and synced: the bound moves past its leave again, once the
+	// ended incarnation has counted for EndedFor.
+	for range 3 + int(DefaultEndedFor/time.Second) {
 		c.now.Advance(time.Second)
 		for _, p := range [][2]string{{"a", "b"}, {"a", "c"}, {"b", "c"}, {"b", "a"}, {"c", "a"}, {"c", "b"}} {
 			c.session(p[0], p[1])
@@ -209,7 +210,7 @@ func TestRollingRestartKeepsTheAbsentMember(t *testing.T) {
 			c.session("c", "b")
 		}
 		c.write("b", crdt.Record{Key: keys[1], Tombstone: true})
-		for range 8 {
+		for range 8 + int(DefaultEndedFor/time.Second) { // past the restarted incarnations' EndedFor
 			c.now.Advance(time.Second)
 			c.session("b", "c")
 			c.session("c", "b")

@@ -23,6 +23,7 @@ const (
 	DefaultMaxRepairBytes      = 4 << 20
 	DefaultStableMargin        = time.Second
 	DefaultFailedTimeout       = time.Hour
+	DefaultEndedFor            = 30 * time.Second
 )
 
 // ErrConfig is returned (wrapped) by [New] for an invalid [Config].
@@ -57,6 +58,17 @@ type Config struct {
 	// at least 2 s. A session is also abandoned at once when its peer
 	// leaves the membership.
 	SessionTimeout time.Duration
+	// EndedFor is how long, at least, this node goes on counting an
+	// incarnation of another member for the stable bound after it learns
+	// that the incarnation ended (the member left, or restarted: a new
+	// process under its name): a write of the old process still in flight
+	// to a member (a stream's bytes that the kernel delivers after the
+	// process died, late across a partition) is kept if it arrives within
+	// it. Default: 30 s, and never less than SessionTimeout. (It was
+	// SessionTimeout: a delta of a restarted member delivered 6 s after
+	// its peers learned of the restart met watermarks raised past it, and
+	// a write a live member had received was lost; found by review.)
+	EndedFor time.Duration
 	// Fanout is the degree of the delta broadcast tree.
 	Fanout int
 	// Headroom is how many bytes the node leaves free before each frame it
@@ -121,6 +133,7 @@ func (c *Config) fill() error {
 	setDefault(&c.MaxPending, DefaultMaxPending)
 	setDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
 	setDefault(&c.SessionTimeout, max(4*c.AntiEntropyInterval, 2*time.Second))
+	setDefault(&c.EndedFor, DefaultEndedFor)
 	setDefault(&c.Fanout, DefaultFanout)
 	setDefault(&c.LeavesPerStep, DefaultLeavesPerStep)
 	setDefault(&c.MaxRepairBytes, DefaultMaxRepairBytes)
@@ -128,7 +141,7 @@ func (c *Config) fill() error {
 	setDefault(&c.FailedTimeout, DefaultFailedTimeout)
 	if c.FlushInterval < 0 || c.PacketBudget < 0 || c.MaxPending < 0 || c.AntiEntropyInterval < 0 ||
 		c.SessionTimeout < 0 || c.Fanout < 0 || c.LeavesPerStep < 0 || c.MaxRepairBytes < 0 || c.Headroom < 0 ||
-		c.StableMargin < 0 || c.FailedTimeout < 0 {
+		c.StableMargin < 0 || c.FailedTimeout < 0 || c.EndedFor < 0 {
 		return fmt.Errorf("%w: negative duration or size", ErrConfig)
 	}
 	if c.AntiEntropyInterval < time.Millisecond || c.SessionTimeout < time.Millisecond {
@@ -313,7 +326,7 @@ func New(cfg Config) (*Node, error) {
 	n.out.init()
 	n.ae.resp, n.ae.opening, n.ae.answered, n.ae.joined = map[string]*responder{}, map[string][]*responder{}, map[string]*responder{}, map[string]int64{}
 	n.synced = map[string]int64{}
-	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(cfg.SessionTimeout))
+	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(max(cfg.EndedFor, cfg.SessionTimeout)))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
 	return n, nil
 }

@@ -19,10 +19,12 @@ import (
 // saying so (failed: they may come back with records the bound would
 // cover), for FailedTimeout; and incarnations that ended (left on purpose,
 // or replaced by a restart under the same name), until every member in the
-// view has completed a session with this node some time after the end, so
-// that what the ended incarnation wrote and someone holds has reached this
-// node. One that left on purpose keeping its state (a snapshot, under a
-// name it comes back with) counts, besides, until an incarnation of its
+// view has completed a session with this node some time (retireAfter:
+// Config.EndedFor, at least a SessionTimeout) after the end, so that what
+// the ended incarnation wrote and someone holds has reached this node, a
+// frame of it still in flight included if it arrives within that time.
+// One that left on purpose keeping its state (a snapshot, under a name it
+// comes back with) counts, besides, until an incarnation of its
 // name has completed a session with this node after it left, or for
 // FailedTimeout: a write of its that reached no one (its delta lost) is in
 // its snapshot alone, and comes back with its next incarnation; counted

@@ -220,6 +220,15 @@ func Start(cfg Config) (*Replicator, error) {
 	if limit := maxMessage(pc.Headroom); pc.Limits.MaxFrame <= 0 || pc.Limits.MaxFrame > limit {
 		pc.Limits.MaxFrame = limit
 	}
+	// A frame of a process that died reaches a peer within two
+	// TCPTimeouts of its death, or never: a datagram arrives within
+	// milliseconds, and a stream, dialed before the death with a deadline
+	// of TCPTimeout, is read by the peer's transport within TCPTimeout of
+	// its accept. The node counts an incarnation that ended that long (at
+	// least a SessionTimeout), so that such a frame's writes are kept.
+	if pc.EndedFor == 0 {
+		pc.EndedFor = 2 * cfg.Timings.TCPTimeout
+	}
 	var err error
 	if r.node, err = transport.New(pc); err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
