@@ -278,10 +278,11 @@ func TestMemberThatLeftIsWaitedForUntilItReturns(t *testing.T) {
 	cs := cluster(t, 3, gc)
 	leaveAndExpire(t, cs)
 	// Past when the leaver was no longer waited for (its end retired once
-	// both had synced after it and SessionTimeout, 2 s, and the bound's
-	// 1 s margin), exchanges and collections go on: they collected the
-	// record then. The fault here is time passing.
-	past := time.Now().Add(4 * time.Second)
+	// both had synced after it and EndedFor, two TCPTimeouts, 4 s with
+	// FastTimings, and the bound's 1 s margin), exchanges and collections
+	// go on: they collected the record then. The fault here is time
+	// passing.
+	past := time.Now().Add(6 * time.Second)
 	await.Until(t, 20*time.Second, func() bool { return time.Now().After(past) }, "time stands still")
 	sessions := func(c *Cache) uint64 { return c.Stats().Replication.Protocol.SessionsCompleted }
 	from := []uint64{sessions(cs[0]), sessions(cs[1])}

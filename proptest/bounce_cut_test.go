@@ -222,7 +222,9 @@ func TestAWriteOfABouncedMemberHeldElsewhereSurvivesItsRestart(t *testing.T) {
 // bound had passed k2's delete, and k was lost: at 6 s n2 took it and
 // n0's answer to it removed it, at 20 s n2 refused the delta (found by
 // review). 70 s after the restart, past EndedFor, the delta may be
-// refused: the model, with k among its keys, excuses that (LateFrames).
+// refused: the model, with k among its keys, excuses that (here by the
+// horizon's rule already, a minute; Config.LateFrames at work:
+// TestALateDeltaOfACrashedMemberStillCountedFailedIsChecked).
 func TestALateDeltaOfAnEndedIncarnationIsKept(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		for _, late := range []int{6, 20} {

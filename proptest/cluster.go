@@ -58,8 +58,10 @@ type Cluster struct {
 	seenBy    map[crdt.NodeID]map[crdt.NodeID]bool
 	unknownTo map[int]map[crdt.NodeID]int64
 	owner     map[crdt.NodeID]int // per incarnation, its member (by index)
-	// endedAt is, per incarnation that ended (crashed, left, restarted in
-	// place), when it did.
+	// endedAt is, per incarnation that ended (left, restarted in place,
+	// or crashed and replaced by a restart), when it did: a crashed one
+	// ends at its restart, the others' roster counting it failed until
+	// then.
 	endedAt map[crdt.NodeID]int64
 	source  Source
 	// lostDown counts the frames taken for delivery to a member that was
@@ -177,6 +179,13 @@ func (c *Cluster) incarnate(i int) error {
 	c.seenBy[c.nextID] = maps.Clone(c.seenBy[m.id])
 	if c.seenBy[c.nextID] == nil {
 		c.seenBy[c.nextID] = map[crdt.NodeID]bool{}
+	}
+	if _, ended := c.endedAt[m.id]; m.r != nil && !ended {
+		// A crashed incarnation ends when the next takes its name: until
+		// then the members count it failed (FailedTimeout), and its frames
+		// must be kept however late (counted from the crash, LateFrames
+		// excused a loss under a failed member counted too briefly).
+		c.endedAt[m.id] = c.base
 	}
 	m.r, m.id = r, c.nextID
 	m.firstID, m.before = 0, map[*byte]bool{}
@@ -482,7 +491,6 @@ func (c *Cluster) Stats() sim.Stats {
 // it reached the next, which a real network does not promise; found by
 // review.) The others' membership views lose it.
 func (c *Cluster) Crash(i int) {
-	c.endedAt[c.members[i].id] = c.base
 	c.members[i].down = true
 	c.SyncViews()
 }

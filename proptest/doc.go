@@ -37,7 +37,7 @@
 //	                     it is down is lost, one to it delivered after it
 //	                     came back reaches the new incarnation, and one
 //	                     from it delivered later than LateFrames after
-//	                     its end may be refused
+//	                     its end (a crash's: its restart) may be refused
 //	bounce               a live member restarts in place: it comes back
 //	                     empty with a new incarnation before any view saw
 //	                     it go, and the others are told ([Restarter]) or

@@ -50,8 +50,10 @@ type Config struct {
 	// missing from some view for longer wrote may be rejected, and so
 	// lost, at any age. Default: Horizon, as bcache runs it.
 	FailedTimeout time.Duration
-	// LateFrames is how long after an incarnation ended (a crash, a
-	// leave, a restart in place) a frame it sent, still in flight, must
+	// LateFrames is how long after an incarnation ended (a leave, a
+	// restart in place, or a crash once a restart took its name: until
+	// then the members count it failed, for FailedTimeout, and every
+	// frame of it must be kept) a frame it sent, still in flight, must
 	// be kept by the live member it reaches: a write only that
 	// incarnation held, delivered later, may be refused, and lost (the
 	// harness's network holds a frame for as long as the draws say).

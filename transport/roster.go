@@ -148,6 +148,14 @@ func (r *roster) end(in *incarnation, now int64) {
 	}
 	if last != nil && (crdt.SubSat(now, last.firstEnd) < r.retireAfter || kept >= maxEndedPerName) {
 		last.cut, last.since = min(last.cut, in.cut), max(last.since, in.since)
+		// The id of the incarnation that ended last, whose end since now
+		// is: a session of its, started before its end and completed after
+		// it, is its own (completed), not a new member's; with the first's
+		// id, a leave, a rejoin and a leave within retireAfter put the
+		// second back among the members alive, and the failed held the
+		// bound for FailedTimeout (found by review, once retireAfter was
+		// EndedFor). 0 (never synced with) stands for any, as before.
+		last.id = in.id
 		last.left = last.left || in.left
 		last.back = last.back && !in.left // the later leave has not come back
 		return

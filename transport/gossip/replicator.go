@@ -220,12 +220,19 @@ func Start(cfg Config) (*Replicator, error) {
 	if limit := maxMessage(pc.Headroom); pc.Limits.MaxFrame <= 0 || pc.Limits.MaxFrame > limit {
 		pc.Limits.MaxFrame = limit
 	}
-	// A frame of a process that died reaches a peer within two
-	// TCPTimeouts of its death, or never: a datagram arrives within
-	// milliseconds, and a stream, dialed before the death with a deadline
-	// of TCPTimeout, is read by the peer's transport within TCPTimeout of
-	// its accept. The node counts an incarnation that ended that long (at
-	// least a SessionTimeout), so that such a frame's writes are kept.
+	// A frame of a process that died reaches a peer within about two
+	// TCPTimeouts of its death when the peer accepts its streams
+	// promptly: a datagram arrives within milliseconds, and a stream,
+	// dialed before the death, is read within TCPTimeout of its accept.
+	// The accept is not bounded: a stream written and closed waits, its
+	// bytes in the peer's kernel, until the peer accepts it (an accept
+	// loop backing off out of descriptors, a listen backlog full, the
+	// handshake's last ACK lost in a partition and completed by a
+	// retransmission; TestAFrameOfAStoppedSenderIsDeliveredPastTwoTCPTimeouts),
+	// and a frame accepted later than EndedFor may be refused, or taken
+	// and then overwritten by an answer, as the harness's late frames are.
+	// The node counts an incarnation that ended that long (at least a
+	// SessionTimeout), so that such a frame's writes are kept.
 	if pc.EndedFor == 0 {
 		pc.EndedFor = 2 * cfg.Timings.TCPTimeout
 	}
