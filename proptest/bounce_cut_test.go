@@ -42,19 +42,21 @@ func (r *firstIncarnation) Receive(from string, payload []byte) []transport.Enve
 
 // lateDelta is a run of lateDeltaOfABouncedMember: miswired builds every
 // member as firstIncarnation; tell tells n0 and n2 of the restart;
-// crash has n1 crash and restart at once instead of restarting in place;
-// tracked puts k and k2 among the harness's keys (see below); endedFor is
-// the members' transport.Config.EndedFor (0: the default); late is when
-// n2 receives the held delta.
+// crash has n1 crash and restart at once instead of restarting in place,
+// and down crash and stay down; tracked puts k and k2 among the harness's
+// keys (see below); endedFor and failedFor are the members'
+// transport.Config.EndedFor and FailedTimeout, and lateFrames and horizon
+// the harness's Config.LateFrames and Horizon (0: the defaults); late is
+// when n2 receives the held delta.
 type lateDelta struct {
-	miswired, tell, crash, tracked bool
-	endedFor                       time.Duration
-	late                           int
+	miswired, tell, crash, down, tracked     bool
+	endedFor, failedFor, lateFrames, horizon time.Duration
+	late                                     int
 }
 
 // lateDeltaOfABouncedMember plays this: n1 writes k, its delta to n0
 // lost and the one to n2 held in flight, and restarts in place (its peers
-// told or not); n0 deletes k2, a key of k's bucket, just after. n1's new
+// told or not; or crashes, see lateDelta); n0 deletes k2, a key of k's bucket, just after. n1's new
 // incarnation syncs with n2 at once but reaches n0 only 20 s later. After
 // late more rounds of sessions and collections on every member, n2
 // receives the held delta; then the cluster converges. It returns the
@@ -66,6 +68,9 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 	cfg := DefaultStoreConfig()
 	cfg.Vary = nil
 	cfg.Transport.EndedFor = o.endedFor
+	if o.failedFor != 0 {
+		cfg.Transport.FailedTimeout = o.failedFor
+	}
 	store := StoreFactory(cfg)
 	c, err := NewCluster(3, func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
 		r, err := store(name, id, phys)
@@ -81,7 +86,7 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 	// model's excuses for a crash look at: it reports any loss of k, even
 	// one a crash would excuse (a frame of the old process delivered
 	// later than Config.LateFrames after it ended).
-	hcfg := Config{}
+	hcfg := Config{LateFrames: o.lateFrames, Horizon: o.horizon}
 	if tracked {
 		hcfg.Keys = []string{k, k2}
 	}
@@ -123,7 +128,9 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 		c.Tick()
 		deliver()
 		for i := range c.Size() {
-			c.Replica(i).GC()
+			if !c.Down(i) {
+				c.Replica(i).GC()
+			}
 		}
 	}
 	h.model.write(c.Set(0, k2, []byte("x"), 0))
@@ -144,10 +151,13 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 		t.Fatalf("no delta of n1's in flight to n2: %v", c.Net.InFlight())
 	}
 	h.model.crashed(h, 1) // as the harness's bounce and crash do
-	if crash {
+	switch {
+	case o.down:
+		c.Crash(1)
+	case crash:
 		c.Crash(1)
 		err = c.Restart(1)
-	} else {
+	default:
 		err = c.Bounce(1, tell)
 	}
 	if err != nil {
