@@ -228,8 +228,9 @@ func Start(cfg Config) (*Replicator, error) {
 	// bytes in the peer's kernel, until the peer accepts it (an accept
 	// loop backing off out of descriptors, a listen backlog full, the
 	// handshake's last ACK lost in a partition and completed by a
-	// retransmission; TestAFrameOfAStoppedSenderIsDeliveredPastTwoTCPTimeouts),
-	// and a frame accepted later than EndedFor may be refused, or taken
+	// retransmission: a review delivered one 600 ms after its sender
+	// closed, with a TCPTimeout of 200 ms), and a frame accepted later
+	// than EndedFor may be refused, or taken
 	// and then overwritten by an answer, as the harness's late frames are.
 	// The node counts an incarnation that ended that long (at least a
 	// SessionTimeout), so that such a frame's writes are kept.
