@@ -203,9 +203,9 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 // lateDeltaOfABouncedMember, n2 receives k 3 s after n1's new
 // incarnation first synced with n0, and neither n0 nor n2 may have
 // collected k2's delete by then: n0's roster holds the old incarnation's
-// cut until every member synced with it after the end (roster.completed
-// ends it on a cut of another node id), and n2's bound waits for n0's
-// coverage. Members that take the new incarnation for its old one
+// cut until every member synced with it EndedFor after it learned of the
+// end (roster.completed ends it on a cut of another node id), and n2's
+// bound waits for n0's coverage. Members that take the new incarnation for its old one
 // (firstIncarnation: the miswiring the bounce tests did not catch) count
 // its cut at once: n0's coverage jumps past k2's delete as soon as n1's
 // new incarnation syncs with it, n2 collects k2 and rejects k's delta,
