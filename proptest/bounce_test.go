@@ -114,3 +114,38 @@ func TestBounceRestartsInPlace(t *testing.T) {
 		}
 	}
 }
+
+// bouncingFromSnapshots are weights that save snapshots and restart
+// members in place from them often: a Cache with a snapshot file,
+// restarted quicker than failure detection.
+func bouncingFromSnapshots() map[string]int {
+	w := bouncing()
+	w["snapshot"], w["bounce from snapshot"] = 2, 3
+	return w
+}
+
+// TestRestartsInPlaceFromSnapshots runs the harness over the production
+// store with members restarting in place from their snapshots, however
+// old, their peers told or not.
+func TestRestartsInPlaceFromSnapshots(t *testing.T) {
+	Check(t, Config{Weights: bouncingFromSnapshots()})
+}
+
+// TestRestartsInPlaceFromSnapshotsInABusyBucket is
+// TestEarlyCollectionInABusyBucket with restarts in place from snapshots.
+func TestRestartsInPlaceFromSnapshotsInABusyBucket(t *testing.T) {
+	cfg := busyBucket(DefaultStoreConfig())
+	for name, n := range bouncingFromSnapshots() {
+		cfg.Weights[name] = max(cfg.Weights[name], n)
+	}
+	Check(t, cfg)
+}
+
+// TestHarnessCatchesARestartInPlaceThatLosesRecords: with restores left
+// out, the restarts in place from snapshots alone catch members whose
+// restores read nothing (forgetful), as restores do.
+func TestHarnessCatchesARestartInPlaceThatLosesRecords(t *testing.T) {
+	factory := wrapStores(func(r *StoreReplica) Replica { return forgetful{r} })
+	caught(t, "restarts in place that lose records", Config{Factory: factory, Weights: bouncingFromSnapshots(), Disable: []string{"restore"}},
+		"restarted from its snapshot without", "members whose restores in place read nothing")
+}

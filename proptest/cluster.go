@@ -556,13 +556,18 @@ func (c *Cluster) Bounce(i int, tell bool) error {
 	}
 	c.SyncViews() // the new incarnation's view: the others' are as they were
 	if tell {
-		for j, m := range c.members {
-			if r, ok := m.r.(Restarter); ok && j != i && !m.down {
-				r.Restarted(c.members[i].name)
-			}
-		}
+		c.tellRestarted(i)
 	}
 	return nil
+}
+
+// tellRestarted tells every live Restarter but member i that i restarted.
+func (c *Cluster) tellRestarted(i int) {
+	for j, m := range c.members {
+		if r, ok := m.r.(Restarter); ok && j != i && !m.down {
+			r.Restarted(c.members[i].name)
+		}
+	}
 }
 
 // Partition splits the network into groups of member names (see
@@ -660,12 +665,46 @@ func (c *Cluster) Snapshot(i int) (Saved, error) {
 // members the snapshot's incarnation counted: the incarnations of them it
 // counted then, and the later ones.
 func (c *Cluster) RestartFrom(i int, state any) error {
+	if err := c.savedBy(i, state); err != nil {
+		return err
+	}
+	c.members[i].down = false
+	return c.restore(i, state)
+}
+
+// BounceFrom restarts member i in place (see Bounce) from state, as
+// RestartFrom restores a member that is down: a process with a snapshot
+// restarted quicker than failure detection.
+func (c *Cluster) BounceFrom(i int, state any, tell bool) error {
+	if c.members[i].down {
+		return fmt.Errorf("proptest: bounce %s: it is down", c.members[i].name)
+	}
+	if err := c.savedBy(i, state); err != nil {
+		return err
+	}
+	c.endedAt[c.members[i].id] = c.base
+	if err := c.restore(i, state); err != nil {
+		return err
+	}
+	if tell {
+		c.tellRestarted(i)
+	}
+	return nil
+}
+
+// savedBy checks that state, if a Saved, is member i's.
+func (c *Cluster) savedBy(i int, state any) error {
+	if saved, ok := state.(Saved); ok && saved.member != i {
+		return fmt.Errorf("proptest: restore %s from the snapshot of %s", c.members[i].name, c.members[saved.member].name)
+	}
+	return nil
+}
+
+// restore gives member i a new incarnation restored from state (see
+// RestartFrom).
+func (c *Cluster) restore(i int, state any) error {
 	m := c.members[i]
 	saved, isSaved := state.(Saved)
-	if isSaved && saved.member != i {
-		return fmt.Errorf("proptest: restore %s from the snapshot of %s", m.name, c.members[saved.member].name)
-	}
-	m.down = false
 	if err := c.incarnate(i); err != nil {
 		return err
 	}

@@ -41,7 +41,10 @@
 //	bounce               a live member restarts in place: it comes back
 //	                     empty with a new incarnation before any view saw
 //	                     it go, and the others are told ([Restarter]) or
-//	                     learn it from its sessions (weight 0 unless set)
+//	                     learn it from its sessions (weight 0 unless set);
+//	                     or back from its last snapshot, however old (bounce
+//	                     from snapshot, a Cache with a snapshot file;
+//	                     weight 0 unless set)
 //	join                 a member that was never in the cluster joins (up
 //	                     to MaxNodes)
 //	snapshot, restore    a live member saves its state; a crashed one comes

@@ -327,7 +327,7 @@ func (cfg *Config) weight(name string) int {
 // after counterexamples were pinned by their draws (testdata) and the
 // broken variants' budgets were set, which an action drawn in every run
 // would change.
-var optIn = []string{"bounce"}
+var optIn = []string{"bounce", "bounce from snapshot"}
 
 // start is the harness's epoch: a fixed, realistic wall time.
 const start = int64(1_750_000_000_000_000_000)
@@ -552,14 +552,15 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 			event(t, "%s's clock set %v from the cluster's", h.c.Name(i), time.Duration(d))
 			h.c.SetSkew(i, time.Duration(d))
 		},
-		"crash":   h.crash,
-		"leave":   h.leave,
-		"join":    h.join,
-		"restart": h.restart,
-		"bounce":  h.bounce,
-		"absence": h.absence,
-		"get":     func(t *rapid.T) { h.read(t, h.live(t, "member"), h.key(t)) },
-		"gc":      func(t *rapid.T) { i := h.live(t, "member"); h.collect(t, i) },
+		"crash":                h.crash,
+		"leave":                h.leave,
+		"join":                 h.join,
+		"restart":              h.restart,
+		"bounce":               h.bounce,
+		"bounce from snapshot": h.bounceFromSnapshot,
+		"absence":              h.absence,
+		"get":                  func(t *rapid.T) { h.read(t, h.live(t, "member"), h.key(t)) },
+		"gc":                   func(t *rapid.T) { i := h.live(t, "member"); h.collect(t, i) },
 		"evict": func(t *rapid.T) {
 			i, key := h.live(t, "member"), h.key(t)
 			event(t, "%s evicts %q", h.c.Name(i), key)
@@ -783,6 +784,21 @@ func (h *harness) bounce(t *rapid.T) {
 	h.forgetState(i)
 }
 
+// bounceFromSnapshot restarts a live member in place from its last
+// snapshot, however old (a Cache with a snapshot file restarted quicker
+// than failure detection), its peers told or not.
+func (h *harness) bounceFromSnapshot(t *rapid.T) {
+	i := h.live(t, "member")
+	if h.snaps[i] == nil {
+		t.Skip("member has no snapshot")
+	}
+	tell := rapid.Bool().Draw(t, "told")
+	event(t, "%s restarts in place from its snapshot of %d records, its peers told: %v", h.c.Name(i), len(h.snaps[i].records), tell)
+	h.model.crashed(h, i)
+	h.forgetCalls(i)
+	h.restored(t, i, func() error { return h.c.BounceFrom(i, h.snaps[i].state, tell) })
+}
+
 func (h *harness) restart(t *rapid.T) {
 	i := rapid.IntRange(0, h.c.Size()-1).Draw(t, "member")
 	if !h.c.Down(i) {
@@ -889,9 +905,15 @@ func (h *harness) restore(t *rapid.T) {
 
 // restoreFrom restarts the crashed member i from its last snapshot.
 func (h *harness) restoreFrom(t *rapid.T, i int) {
+	event(t, "%s restarts from its snapshot of %d records", h.c.Name(i), len(h.snaps[i].records))
+	h.restored(t, i, func() error { return h.c.RestartFrom(i, h.snaps[i].state) })
+}
+
+// restored brings member i back from its last snapshot with restart, and
+// checks what it holds against the snapshot (see restore).
+func (h *harness) restored(t *rapid.T, i int, restart func() error) {
 	snap := h.snaps[i]
-	event(t, "%s restarts from its snapshot of %d records", h.c.Name(i), len(snap.records))
-	h.must(t, h.c.RestartFrom(i, snap.state))
+	h.must(t, restart())
 	h.lastTS[i] = crdt.Timestamp{}
 	restored := map[string]crdt.Timestamp{}
 	for _, rec := range h.c.Replica(i).Records() {
