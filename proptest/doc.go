@@ -40,8 +40,9 @@
 //	                     its end (a crash's: its restart) may be refused
 //	bounce               a live member restarts in place: it comes back
 //	                     empty with a new incarnation before any view saw
-//	                     it go, and the others are told ([Restarter]) or
-//	                     learn it from its sessions (weight 0 unless set);
+//	                     it go, and the others are told ([Restarter]) at
+//	                     once or at the next tick, or learn it from its
+//	                     sessions (weight 0 unless set);
 //	                     or back from its last snapshot, however old (bounce
 //	                     from snapshot, a Cache with a snapshot file;
 //	                     weight 0 unless set)

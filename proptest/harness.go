@@ -336,6 +336,7 @@ const start = int64(1_750_000_000_000_000_000)
 const budget = 200_000
 
 type harness struct {
+	untold []restartNews // restarts in place the peers are told of at the next tick
 	cfg    Config
 	c      *Cluster
 	adv    *adversary // nil when its actions are all disabled
@@ -731,6 +732,13 @@ func (h *harness) tick(t *rapid.T) {
 	dt := rapid.SampledFrom([]time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second, 5 * time.Second}).Draw(t, "dt")
 	h.c.Advance(dt)
 	event(t, "time moves on %v", dt)
+	for _, n := range h.untold {
+		if m := h.c.members[n.member]; !m.down && m.id == n.id {
+			event(t, "%s's peers are told it restarted", m.name)
+			h.c.tellRestarted(n.member)
+		}
+	}
+	h.untold = h.untold[:0]
 	h.c.Tick()
 }
 
@@ -772,16 +780,37 @@ func (h *harness) leave(t *rapid.T) {
 // or not. What it wrote and did not ship is lost, as in a crash.
 func (h *harness) bounce(t *rapid.T) {
 	i := h.live(t, "member")
-	tell := rapid.Bool().Draw(t, "told")
-	if tell {
-		event(t, "%s restarts in place, its peers told", h.c.Name(i))
-	} else {
-		event(t, "%s restarts in place, its peers not told", h.c.Name(i))
-	}
+	now, later := h.whenTold(t, i, "restarts in place")
 	h.model.crashed(h, i)
 	h.forgetCalls(i)
-	h.must(t, h.c.Bounce(i, tell))
+	h.must(t, h.c.Bounce(i, now))
 	h.forgetState(i)
+	h.tellLater(i, later)
+}
+
+// whenTold draws when the peers of member i, restarting in place, are
+// told of it (Restarter): at once, at the next tick (after the frames
+// and sessions of the steps between: memberlist may tell a Cache late),
+// or never.
+func (h *harness) whenTold(t *rapid.T, i int, what string) (now, later bool) {
+	when := rapid.SampledFrom([]string{"at once", "at the next tick", "never"}).Draw(t, "told")
+	event(t, "%s %s, its peers told %s", h.c.Name(i), what, when)
+	return when == "at once", when == "at the next tick"
+}
+
+// tellLater, if later, has the peers of member i told at the next tick
+// that its current incarnation restarted in place (unless it is gone by
+// then).
+func (h *harness) tellLater(i int, later bool) {
+	if later {
+		h.untold = append(h.untold, restartNews{i, h.c.members[i].id})
+	}
+}
+
+// restartNews is a restart in place the peers are yet to be told of.
+type restartNews struct {
+	member int
+	id     crdt.NodeID
 }
 
 // bounceFromSnapshot restarts a live member in place from its last
@@ -792,11 +821,11 @@ func (h *harness) bounceFromSnapshot(t *rapid.T) {
 	if h.snaps[i] == nil {
 		t.Skip("member has no snapshot")
 	}
-	tell := rapid.Bool().Draw(t, "told")
-	event(t, "%s restarts in place from its snapshot of %d records, its peers told: %v", h.c.Name(i), len(h.snaps[i].records), tell)
+	now, later := h.whenTold(t, i, fmt.Sprintf("restarts in place from its snapshot of %d records", len(h.snaps[i].records)))
 	h.model.crashed(h, i)
 	h.forgetCalls(i)
-	h.restored(t, i, func() error { return h.c.BounceFrom(i, h.snaps[i].state, tell) })
+	h.restored(t, i, func() error { return h.c.BounceFrom(i, h.snaps[i].state, now) })
+	h.tellLater(i, later)
 }
 
 func (h *harness) restart(t *rapid.T) {
