@@ -271,7 +271,7 @@ func newcomerAsksANewcomer(t *testing.T, late bool) {
 		t.Fatal(err)
 	}
 	if !late {
-		p.store.OfferMarks(a.store.Marks())
+		p.store.OfferMarks(a.store.Marks(), p.phys())
 	}
 	net.Partition([]string{"a", "b"}) // p and m one side
 	m := member("m", 50*time.Millisecond, p.Addr())
@@ -286,7 +286,7 @@ func newcomerAsksANewcomer(t *testing.T, late bool) {
 		if _, gone := m.store.Gone("k"); gone {
 			t.Fatal("m refuses k before p holds a's marks")
 		}
-		p.store.OfferMarks(a.store.Marks())
+		p.store.OfferMarks(a.store.Marks(), p.phys())
 	}
 	awaitRefused(t, m, "k")
 }
@@ -324,6 +324,6 @@ func TestANewcomerAsksAgainAMemberThatFoundedWrongly(t *testing.T) {
 	if m.marks.taken.Load() {
 		t.Fatalf("m took w's marks (%d) for complete: w founded wrongly, and met a and b before m came", len(w.store.Marks()))
 	}
-	w.store.OfferMarks(a.store.Marks()) // as w's own ask would
+	w.store.OfferMarks(a.store.Marks(), w.phys()) // as w's own ask would
 	awaitRefused(t, m, "k")
 }

@@ -95,7 +95,7 @@ func (c *Cache) askMarks() {
 		b, err := c.repl.Call(ctx, peer, clusterfill.Request(clusterfill.MarksRequest, ""))
 		ms, complete, ok := clusterfill.Marks(b, c.store.Leaves())
 		if ok {
-			c.store.OfferMarks(ms)
+			c.store.OfferMarks(ms, c.phys())
 		}
 		switch {
 		case ok && complete:
@@ -152,4 +152,13 @@ func (c *Cache) marksPeer() string {
 
 // Marks implements the fill rules' marker: a peer's MarksRequest is
 // answered with this member's watermarks, and whether they are complete.
-func (m member) Marks() ([]store.Mark, bool) { return m.c.store.Marks(), m.c.marksComplete() }
+// Whether they are is read first: askMarks offers an answer's marks
+// before it says it took one, so marks read after a "complete" hold
+// them. Read after the marks, it said complete of marks read before the
+// answer that made them so was offered, and the newcomer that asked
+// took them for its peers' and never asked again (found by review:
+// TestAMarksAnswerSaysCompleteOnlyWithTheMarksItTook).
+func (m member) Marks() ([]store.Mark, bool) {
+	complete := m.c.marksComplete()
+	return m.c.store.Marks(), complete
+}

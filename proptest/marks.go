@@ -106,7 +106,7 @@ func (r *StoreReplica) marksAnswer(from string, id uint64, payload []byte) bool 
 	case ok && r.marksWhole:
 		r.s.Restore(&store.Snapshot{Marks: r.marksRule(ms)}, r.clock, r.phys())
 	case ok:
-		r.s.OfferMarks(r.marksRule(ms))
+		r.s.OfferMarks(r.marksRule(ms), r.phys())
 	}
 	switch {
 	case ok && complete:

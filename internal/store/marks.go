@@ -2,6 +2,7 @@ package store
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"sync"
 
@@ -23,7 +24,8 @@ import (
 // collections raise theirs. A mark above the bound waits for the bound to
 // rise, raising the leaf to the bound meanwhile. A key holder's forged
 // marks reach no further than its forged stamps can: the bound is this
-// member's own.
+// member's own, and a mark is taken no further ahead of its clock than a
+// stamp is (MaxClockDrift).
 
 // offeredMarks are the watermarks a store was offered and has not adopted
 // whole, one per digest leaf (the greatest offered).
@@ -70,13 +72,23 @@ func (s *Store) Leaves() uint32 { return 1 << s.digestBits }
 
 // OfferMarks keeps a peer's watermarks for the next Collect to adopt (see
 // above), each the greater of it and one offered before for its leaf. A
-// mark of a leaf past Leaves is ignored.
-func (s *Store) OfferMarks(ms []Mark) {
+// mark of a leaf past Leaves is ignored; one further ahead of now than
+// the clock's drift allows a stamp to be is taken as the last timestamp
+// of that limit's nanosecond. Taken as it came (a key holder's, dated
+// 2200), it stayed offered until the stable bound passed it, which it
+// might never: every collection raised its leaf to the bound again, and
+// the member passed it on to every newcomer that asked, which kept it in
+// turn (found by review: TestAMarkFarAheadIsNotKeptOfferedForever).
+func (s *Store) OfferMarks(ms []Mark, now int64) {
+	ceiling := crdt.AddSat(now, s.drift)
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
 	for _, m := range ms {
 		if m.Leaf >= s.Leaves() {
 			continue
+		}
+		if m.Time.Wall > ceiling {
+			m.Time = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32, Node: math.MaxUint64}
 		}
 		if s.marks.pending == nil {
 			s.marks.pending = make(map[uint32]crdt.Timestamp)

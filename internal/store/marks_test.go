@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"math"
 	"testing"
 
@@ -33,7 +34,7 @@ func watermark(s *Store, leaf uint32) (crdt.Timestamp, bool) {
 func TestOfferedMarksAreAdoptedWithinTheStableBound(t *testing.T) {
 	s := markedStore(t)
 	ts := func(wall int64) crdt.Timestamp { return crdt.Timestamp{Wall: wall, Logical: 3, Node: math.MaxUint64} }
-	s.OfferMarks([]Mark{{Leaf: 5, Time: ts(100)}, {Leaf: 200, Time: ts(300)}, {Leaf: 5, Time: ts(90)}, {Leaf: s.Leaves(), Time: ts(1)}})
+	s.OfferMarks([]Mark{{Leaf: 5, Time: ts(100)}, {Leaf: 200, Time: ts(300)}, {Leaf: 5, Time: ts(90)}, {Leaf: s.Leaves(), Time: ts(1)}}, 1000)
 	if n := s.PendingMarks(); n != 2 {
 		t.Fatalf("%d marks pending, want 2 (leaf 5 once, the leaf past the digest ignored)", n)
 	}
@@ -79,7 +80,7 @@ func TestAStoreNeverLowersAWatermarkToAMark(t *testing.T) {
 	sh.mu.Lock()
 	sh.m.RaiseWatermark(local, high, 1000)
 	sh.mu.Unlock()
-	s.OfferMarks([]Mark{{Leaf: 7, Time: crdt.Timestamp{Wall: 100}}})
+	s.OfferMarks([]Mark{{Leaf: 7, Time: crdt.Timestamp{Wall: 100}}}, 1000)
 	s.Collect(1000, false, 1000)
 	if w, _ := watermark(s, 7); w != high {
 		t.Fatalf("watermark %+v, want %+v kept", w, high)
@@ -102,7 +103,7 @@ func TestMarksSayTheMarksOfferedNotAdoptedYet(t *testing.T) {
 	sh.mu.Lock()
 	sh.m.RaiseWatermark(local, ts(50), 1000)
 	sh.mu.Unlock()
-	s.OfferMarks([]Mark{{Leaf: 3, Time: ts(100)}, {Leaf: 9, Time: ts(40)}, {Leaf: 200, Time: ts(300)}})
+	s.OfferMarks([]Mark{{Leaf: 3, Time: ts(100)}, {Leaf: 9, Time: ts(40)}, {Leaf: 200, Time: ts(300)}}, 1000)
 	s.Collect(1000, false, 150) // adopts leaf 3's; leaf 200's waits, raised to 149
 	want := []Mark{
 		{Leaf: 3, Time: ts(100)},
@@ -117,5 +118,37 @@ func TestMarksSayTheMarksOfferedNotAdoptedYet(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("Marks() = %+v, want %+v", got, want)
 		}
+	}
+}
+
+// TestAMarkFarAheadIsTakenAtTheDriftBound: a mark further ahead of now
+// than the clock's drift lets a stamp be is offered as the last timestamp
+// of that bound's nanosecond, passed on so, and adopted once the stable
+// bound passes it; one within the bound is taken as it came.
+func TestAMarkFarAheadIsTakenAtTheDriftBound(t *testing.T) {
+	s, err := New(Config{Shards: 16, DigestBits: 8, MaxClockDrift: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const now = 1000
+	s.OfferMarks([]Mark{{Leaf: 5, Time: crdt.Timestamp{Wall: math.MaxInt64}}, {Leaf: 6, Time: crdt.Timestamp{Wall: now + 40, Logical: 2, Node: 9}}}, now)
+	want := map[uint32]crdt.Timestamp{
+		5: {Wall: now + 50, Logical: math.MaxUint32, Node: math.MaxUint64},
+		6: {Wall: now + 40, Logical: 2, Node: 9},
+	}
+	got := map[uint32]crdt.Timestamp{}
+	for _, m := range s.Marks() {
+		got[m.Leaf] = m.Time
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("marks passed on: %v, want %v", got, want)
+	}
+	s.MarkSynced(1)
+	s.Collect(2000, false, 2000)
+	if n := s.PendingMarks(); n != 0 {
+		t.Fatalf("%d marks still offered after the stable bound passed the drift bound", n)
+	}
+	if w, ok := watermark(s, 5); !ok || w != want[5] {
+		t.Fatalf("leaf 5's watermark %v (%v), want %v", w, ok, want[5])
 	}
 }
