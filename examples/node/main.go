@@ -102,6 +102,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -249,6 +250,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage, AdvertiseAddr: *advertise,
 	}
 	if d := *offset; d != 0 {
+		if err := checkClockOffset(d, time.Now()); err != nil {
+			return options{}, err
+		}
 		cfg.Clock = func() time.Time { return time.Now().Add(d) }
 	}
 	if cfg.NodeName == "" {
@@ -320,6 +324,26 @@ func checkHTTPAddr(addr string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("-http %q: %v", clipped(addr), err)
+	}
+	return nil
+}
+
+// The clock times a member can stamp: its timestamps are nanoseconds
+// since 1970 in an int64, from 1677 to 2262, with a year to spare for
+// the process to run.
+var (
+	earliestClock = time.Unix(0, math.MinInt64).AddDate(1, 0, 0)
+	latestClock   = time.Unix(0, math.MaxInt64).AddDate(-1, 0, 0)
+)
+
+// checkClockOffset refuses a -clock-offset that moves the clock, at now,
+// out of the times a member can stamp: the clock wrapped (2500000h ahead
+// ran the member in 1727, its writes losing to every other member's),
+// and the node started as if the flag were good.
+func checkClockOffset(d time.Duration, now time.Time) error {
+	if t := now.Add(d); t.Before(earliestClock) || t.After(latestClock) {
+		return fmt.Errorf("-clock-offset %v: puts the clock at %s, past the times a member can stamp (%d to %d)",
+			d, t.UTC().Format(time.DateOnly), earliestClock.Year(), latestClock.Year())
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -219,5 +220,35 @@ func TestMaxBytesUnderAMebibyteStarts(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-max-bytes", "524288", "-max-value", "1048576"}, io.Discard); err != nil {
 		t.Fatal(err) // given both, the library's ErrConfig says why at New
+	}
+}
+
+// TestClockOffsetPastTheStampableTimesIsRefused: a -clock-offset that
+// moves the clock past 2262 is a flag error, exit 2: the
+// member's clock wrapped, 2500000h ahead ran it in 1727, and the node
+// started as if the flag were good. Offsets a fault test gives still
+// parse.
+func TestClockOffsetPastTheStampableTimesIsRefused(t *testing.T) {
+	for _, d := range []string{"2500000h", "2562047h"} { // behind, no duration reaches 1677 from now
+		if _, err := parseFlags([]string{"-clock-offset", d}, io.Discard); err == nil || !strings.Contains(err.Error(), "-clock-offset") {
+			t.Errorf("-clock-offset %s: %v, want an error", d, err)
+		}
+		var stderr strings.Builder
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // a node started by mistake stops at once
+		if code := run(ctx, []string{"-clock-offset", d, "-bind", "127.0.0.1:0", "-http", "127.0.0.1:0"}, &stderr); code != 2 {
+			t.Errorf("-clock-offset %s: exit %d, want 2 (%s)", d, code, stderr.String())
+		}
+	}
+	for _, d := range []string{"-90s", "1h", "-8760h", "87600h"} { // up to ten years ahead
+		o, err := parseFlags([]string{"-clock-offset", d}, io.Discard)
+		if err != nil {
+			t.Errorf("-clock-offset %s: %v", d, err)
+			continue
+		}
+		want, _ := time.ParseDuration(d)
+		if got := o.cfg.Clock().Sub(time.Now()); got < want-time.Minute || got > want+time.Minute {
+			t.Errorf("-clock-offset %s: the clock is %v off", d, got)
+		}
 	}
 }
