@@ -377,6 +377,7 @@ func readMapped(recs *entryList, st *ReadStats, b []byte, seg Segment, segs []Se
 // appends its entries to recs, and fills in st.
 func readSegmentFile(recs *entryList, st *ReadStats, b []byte, seg Segment, segs []Segment, i, newest int) error {
 	last := i >= newest
+	exact := false // b ends where the next segment's header says: with a frame, never padding
 	if !last {
 		end, err := endOf(seg, segs[i+1])
 		switch {
@@ -389,7 +390,7 @@ func readSegmentFile(recs *entryList, st *ReadStats, b []byte, seg Segment, segs
 		default:
 			// What follows (a frame whose write or sync failed, and
 			// that no truncate could take off) was never taken.
-			b = b[:end]
+			b, exact = b[:end], true
 		}
 	}
 	if i == 0 {
@@ -402,7 +403,7 @@ func readSegmentFile(recs *entryList, st *ReadStats, b []byte, seg Segment, segs
 	// torn newest was made, header and all, before it was (read as
 	// torn too, its records went unreported, and Open refused what
 	// Read gave, at every start: found by review).
-	valid, err := readSegment(recs, b, last, i == len(segs)-1)
+	valid, err := readSegment(recs, b, last, i == len(segs)-1, exact)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrDamaged, seg.Path, err)
 	}
@@ -462,8 +463,13 @@ func endOf(seg, next Segment) (int64, error) {
 // readSegment appends the entries of segment b to dst and returns the
 // length of its part that checks: all of it but a direct write's padding,
 // or, if b is the newest segment read (last), all but a torn end; its
-// header may be torn only if it is the newest file (newest).
-func readSegment(dst *entryList, b []byte, last, newest bool) (int, error) {
+// header may be torn only if it is the newest file (newest). With exact,
+// b ends where the header of the segment after it says, which is the end
+// of its last frame (a length that was synced, padding excluded): zeros
+// before it are frames lost, not padding (a frame lost to zeros at a
+// length that was a multiple of a block read as padding, its
+// acknowledged records dropped unreported: found by review).
+func readSegment(dst *entryList, b []byte, last, newest, exact bool) (int, error) {
 	off, f, ok := readHeader(b)
 	// A torn header is at most a block long (a direct write's), as Read
 	// checks: a longer file that reads as one is damage (it was read as
@@ -489,7 +495,7 @@ func readSegment(dst *entryList, b []byte, last, newest bool) (int, error) {
 	for off < len(b) {
 		payload, ok := frameAt(b, off, f)
 		if !ok {
-			if padding(b, off) {
+			if !exact && padding(b, off) {
 				return off, nil
 			}
 			if !last {
@@ -819,8 +825,9 @@ const (
 	// gathering the writers it released, see run); appenders wait for
 	// their frame with [Batch.Wait].
 	EveryWrite Mode = iota + 1
-	// Interval writes every interval, sooner if a stripe holds a
-	// sixteenth of 4 MiB.
+	// Interval writes every interval, sooner if a stripe holds its
+	// share of 4 MiB (4 MiB over the stripes, one a processor, 2 to
+	// 16).
 	Interval
 )
 

@@ -940,7 +940,7 @@ func TestPowerCutTearsNoFrameIntoDamage(t *testing.T) {
 					}
 				}
 				var list entryList
-				valid, err := readSegment(&list, cut, true, true)
+				valid, err := readSegment(&list, cut, true, true, false)
 				recs := list.all()
 				if bytes.Equal(cut, full) { // every unit of the frame written
 					continue
