@@ -72,7 +72,8 @@ func (s *Store) Leaves() uint32 { return 1 << s.digestBits }
 
 // OfferMarks keeps a peer's watermarks for the next Collect to adopt (see
 // above), each the greater of it and one offered before for its leaf. A
-// mark of a leaf past Leaves is ignored; one further ahead of now than
+// mark of a leaf past Leaves, or at the earliest wall time (none), is
+// ignored; one further ahead of now than
 // the clock's drift allows a stamp to be is taken as the last timestamp
 // of that limit's nanosecond. Taken as it came (a key holder's, dated
 // 2200), it stayed offered until the stable bound passed it, which it
@@ -84,8 +85,8 @@ func (s *Store) OfferMarks(ms []Mark, now int64) {
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
 	for _, m := range ms {
-		if m.Leaf >= s.Leaves() {
-			continue
+		if m.Leaf >= s.Leaves() || m.Time.Wall == math.MinInt64 {
+			continue // no leaf of the digest; or no mark, as lww's Watermark says none (its node decoded at the maximum, it made a meaningless one: found by review)
 		}
 		if m.Time.Wall > ceiling {
 			m.Time = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32, Node: math.MaxUint64}

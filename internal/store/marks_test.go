@@ -124,14 +124,16 @@ func TestMarksSayTheMarksOfferedNotAdoptedYet(t *testing.T) {
 // TestAMarkFarAheadIsTakenAtTheDriftBound: a mark further ahead of now
 // than the clock's drift lets a stamp be is offered as the last timestamp
 // of that bound's nanosecond, passed on so, and adopted once the stable
-// bound passes it; one within the bound is taken as it came.
+// bound passes it; one within the bound is taken as it came; one at the
+// earliest wall time, which says none, is not taken.
 func TestAMarkFarAheadIsTakenAtTheDriftBound(t *testing.T) {
 	s, err := New(Config{Shards: 16, DigestBits: 8, MaxClockDrift: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const now = 1000
-	s.OfferMarks([]Mark{{Leaf: 5, Time: crdt.Timestamp{Wall: math.MaxInt64}}, {Leaf: 6, Time: crdt.Timestamp{Wall: now + 40, Logical: 2, Node: 9}}}, now)
+	s.OfferMarks([]Mark{{Leaf: 5, Time: crdt.Timestamp{Wall: math.MaxInt64}}, {Leaf: 6, Time: crdt.Timestamp{Wall: now + 40, Logical: 2, Node: 9}},
+		{Leaf: 8, Time: crdt.Timestamp{Wall: math.MinInt64, Node: math.MaxUint64}}}, now) // leaf 8's is none: ignored
 	want := map[uint32]crdt.Timestamp{
 		5: {Wall: now + 50, Logical: math.MaxUint32, Node: math.MaxUint64},
 		6: {Wall: now + 40, Logical: 2, Node: 9},
