@@ -700,3 +700,24 @@ func TestReleasedRecordsHoldNoValue(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionsAreBoundedByTheFrameNotByMaxRecords: a Versions' versions
+// are not capped by MaxRecords (an honest chunk of leaves of a large
+// replica lists more), only by its leaves and the frame's size, as
+// MaxRecords' doc says; the README said every list of a frame was capped
+// at 16,384, versions included.
+func TestVersionsAreBoundedByTheFrameNotByMaxRecords(t *testing.T) {
+	const n = 4 * MaxRecords
+	vs := make([]KeyVersion, n)
+	for i := range vs {
+		vs[i].KeyHash = uint64(i)
+	}
+	m := &Versions{Session: Session{ID: 1, Token: 2, Step: 3}, Leaves: []uint32{0}, Counts: []uint32{n}, Versions: vs}
+	got, err := NewCodec(Limits{}).Decode(mustEncode(t, m))
+	if err != nil {
+		t.Fatalf("a Versions of %d versions in one leaf: %v", n, err)
+	}
+	if len(got.(*Versions).Versions) != n {
+		t.Fatalf("decoded %d versions, want %d", len(got.(*Versions).Versions), n)
+	}
+}
