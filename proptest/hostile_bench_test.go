@@ -20,6 +20,7 @@ import (
 //	go test ./proptest -run '^$' -bench HostileFrame -benchmem -benchtime 3x
 func BenchmarkHostileFrame(b *testing.B) {
 	const keys = 100_000
+	const manyVersions = 700_000 // about a 20 MiB stream frame's worth
 	cfg := StoreConfig{Transport: DefaultStoreConfig().Transport}
 	cfg.Transport.LeavesPerStep, cfg.Transport.MaxRepairBytes, cfg.Transport.Fanout = 0, 0, 0
 	r, err := NewStoreReplica("n0", 1, func() int64 { return start }, cfg)
@@ -78,6 +79,16 @@ func BenchmarkHostileFrame(b *testing.B) {
 	}{
 		{"versions-max-leaves", func() []byte {
 			return encode(&wire.Versions{Session: session(), Leaves: leaves, Counts: make([]uint32, len(leaves))})
+		}},
+		{"versions-one-leaf-full-frame", func() []byte {
+			// As many versions as a stream frame holds, all in leaf 0,
+			// ascending, with times that are newer than nothing held:
+			// every one is compared with the leaf's own.
+			vs := make([]wire.KeyVersion, manyVersions)
+			for i := range vs {
+				vs[i] = wire.KeyVersion{KeyHash: uint64(i), Time: crdt.Timestamp{Wall: start - 1, Node: adversaryID}}
+			}
+			return encode(&wire.Versions{Session: session(), Leaves: []uint32{0}, Counts: []uint32{manyVersions}, Versions: vs})
 		}},
 		{"digest-every-leaf-parent", func() []byte {
 			return encode(&wire.Digest{Session: session(), Level: 4, Parents: parents, Hashes: make([]uint64, len(parents)*crdt.Fanout)})
