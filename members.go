@@ -194,10 +194,7 @@ func decodeKnown(b []byte) (knownFile, error) {
 			err = dec.Decode(&f.Snapshot)
 		case "pending":
 			f.newer = true
-			err = dec.Decode(&f.Pending)
-			if err == nil && len(f.Pending) > maxPending {
-				err = fmt.Errorf("more than %d pending snapshots", maxPending)
-			}
+			f.Pending, err = decodePending(dec)
 		case "members":
 			f.Members, err = decodeMembers(dec)
 		default: // "sum", checked before (checkKnownSum), or a later release's
@@ -239,6 +236,32 @@ func decodeMembers(dec *json.Decoder) ([]transport.Known, error) {
 		members = append(members, k)
 	}
 	return members, expectDelim(dec, ']')
+}
+
+// decodePending decodes the pending snapshots' array (or null), at most
+// maxPending, counted as they are decoded: decoded whole first, a file
+// within maxKnownBytes of "0," took hundreds of MiB before its count was
+// checked (TestMembersFilePendingIsCountedAsItIsDecoded).
+func decodePending(dec *json.Decoder) ([]int64, error) {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return nil, err
+	}
+	if tok != json.Delim('[') {
+		return nil, fmt.Errorf("pending: %v, want an array", tok)
+	}
+	pending := []int64{}
+	for dec.More() {
+		if len(pending) == maxPending {
+			return nil, fmt.Errorf("more than %d pending snapshots", maxPending)
+		}
+		var p int64
+		if err := dec.Decode(&p); err != nil {
+			return nil, err
+		}
+		pending = append(pending, p)
+	}
+	return pending, expectDelim(dec, ']')
 }
 
 // expectDelim reads the next token, which must be d.

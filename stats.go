@@ -96,8 +96,9 @@ type Stats struct {
 	// in Replication.Protocol.ClockDriftRejects, with the protocol's.
 	Pulled uint64 `json:"pulled"`
 	// Restored counts the records New restored from the snapshot,
-	// RestoreDrifted those it skipped for being too far ahead of the clock
-	// and RestoreLowered the watermarks it lowered for the same reason;
+	// RestoreDrifted those of the snapshot and of the write log it skipped
+	// for being too far ahead of the clock (OnDamage DamageReset) and
+	// RestoreLowered the watermarks it lowered for the same reason;
 	// Snapshots counts the snapshots written since, SnapshotErrors those
 	// that failed (see Config.SnapshotPath), and LogSnapshots those
 	// written before their interval because the write log had grown past
