@@ -263,7 +263,13 @@ func (r *roster) expire(now int64) {
 		// One given back at a start waits for a member in the view: before
 		// the first view no one is there to have synced, and it retired at
 		// once (found by review).
-		retire := r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter)) && (!e.restored || r.anyAlive())
+		// And never before retireAfter has passed: with no member alive in
+		// the view, everyone had synced at once, and a leaver whose only
+		// peer was this node (a cluster of two, or the rest lost) retired
+		// on the spot, a delta of its still in flight meeting watermarks
+		// raised past it (found by review).
+		retire := r.everyoneSyncedAfter(crdt.AddSat(e.since, r.retireAfter)) && (!e.restored || r.anyAlive()) &&
+			crdt.SubSat(now, e.since) >= r.retireAfter
 		if e.left {
 			retire = retire && e.back
 		}
