@@ -129,6 +129,9 @@ type member struct {
 	// its payload.
 	firstID uint64
 	before  map[*byte]bool
+	// snapshotted says it saved a snapshot (Snapshot): it runs with one,
+	// and says it keeps its state when it leaves (KeepsLeaver).
+	snapshotted bool
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
@@ -513,15 +516,27 @@ func (c *Cluster) Join() (int, error) {
 // Leave takes member i down as a member that leaves on purpose goes: its
 // state is lost and its frames in flight stay in flight, as in a crash, and
 // every live member is told it left (a [Leaver] replica stops waiting for
-// it at once, instead of after the failure timeout). Restart brings it
-// back.
+// it at once, instead of after the failure timeout; a [KeepsLeaver] is
+// told, besides, that it keeps its state if it ever saved a snapshot,
+// and that it keeps nothing if not). Restart brings it back.
 func (c *Cluster) Leave(i int) {
 	name := c.members[i].name
 	c.endedAt[c.members[i].id] = c.base
 	c.members[i].down = true
+	keeps := c.members[i].snapshotted
 	for _, m := range c.members {
-		if l, ok := m.r.(Leaver); ok && !m.down {
+		if m.down {
+			continue
+		}
+		told := true
+		if kl, ok := m.r.(KeepsLeaver); ok {
+			kl.LeftKeeping(name, keeps)
+		} else if l, ok := m.r.(Leaver); ok {
 			l.Left(name)
+		} else {
+			told = false
+		}
+		if told {
 			// It forgets the member (see transport.Config): back under
 			// the name, it is one it has not seen.
 			delete(c.seenBy[c.members[i].id], m.id)
@@ -655,6 +670,7 @@ func (c *Cluster) Snapshot(i int) (Saved, error) {
 		}
 	}
 	sv.State = s.Snapshot()
+	c.members[i].snapshotted = true
 	return sv, nil
 }
 

@@ -31,7 +31,9 @@
 //	skew                 one member's clock set up to MaxSkew from the others
 //	                     (forwards or backwards)
 //	crash, leave,        a member loses its state (leave: the others are
-//	restart              told it left on purpose); it comes back empty
+//	restart              told it left on purpose ([Leaver]), and whether
+//	                     it keeps its state, as it does if it ever saved
+//	                     a snapshot ([KeepsLeaver])); it comes back empty
 //	                     with a new incarnation. Its frames in flight, to
 //	                     and from it, stay in flight: one delivered while
 //	                     it is down is lost, one to it delivered after it

@@ -156,6 +156,20 @@ type Leaver interface {
 	Left(name string)
 }
 
+// A KeepsLeaver is a Leaver told, besides, whether the member that left
+// keeps its state (it may come back from its snapshot under its name) or
+// keeps nothing, as a Cache's peers are told by the metadata it leaves
+// with (transport.Node.Left): Cluster.Leave calls LeftKeeping instead of
+// Left, keeps true if the member ever saved a snapshot
+// (Cluster.Snapshot), false if not (a Cache without a SnapshotPath). The
+// harness's replicas said every leaver kept its state, so a peer's
+// roster waited for it to come back: the ended incarnation of one that
+// kept nothing, which the node retires sooner, ran under no property
+// (found by review).
+type KeepsLeaver interface {
+	LeftKeeping(name string, keeps bool)
+}
+
 // Restarter is a Replica told that a member restarted in place: a new
 // process under the name of one in its view, which it never saw go (see
 // transport.Node.Restarted). The harness's bounce action tells the
@@ -310,6 +324,9 @@ type Refuser interface {
 
 // Left implements Leaver.
 func (r *MapReplica) Left(name string) { r.node.Left(name, true, r.phys()) } // a member may come back from its snapshot
+
+// LeftKeeping implements KeepsLeaver.
+func (r *MapReplica) LeftKeeping(name string, keeps bool) { r.node.Left(name, keeps, r.phys()) }
 
 // Tick implements Replica.
 func (r *MapReplica) Tick() []transport.Envelope { return r.node.Tick(r.phys()) }

@@ -304,6 +304,9 @@ func (r *StoreReplica) Rejected() []Rejection { return r.rejects.take() }
 // Left implements Leaver.
 func (r *StoreReplica) Left(name string) { r.node.Left(name, true, r.phys()) } // a member may come back from its snapshot
 
+// LeftKeeping implements KeepsLeaver.
+func (r *StoreReplica) LeftKeeping(name string, keeps bool) { r.node.Left(name, keeps, r.phys()) }
+
 // Restarted implements Restarter, as the gossip layer tells the node.
 func (r *StoreReplica) Restarted(name string) { r.node.Restarted(name, r.phys()) }
 
