@@ -21,15 +21,7 @@ import (
 // taken one. The newcomer that asked took that answer, without the
 // cluster's marks, for complete, and never asked again.
 func TestAMarksAnswerSaysCompleteOnlyWithTheMarksItTook(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	start1 := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: time.Hour})
-	}
+	start1 := marksMembers(t, func(c *Config) { c.GCInterval = time.Hour })
 	a := start1("a")
 	p := start1("p", a.Addr())
 	p.noMarks.Store(true) // its marks are taken below, as its ask would
@@ -89,16 +81,9 @@ func TestAMarksAnswerSaysCompleteOnlyWithTheMarksItTook(t *testing.T) {
 // stamp that far ahead is refused (MaxClockDrift); a mark is taken no
 // further ahead than a stamp is.
 func TestAMarkFarAheadIsNotKeptOfferedForever(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	start1 := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: 50 * time.Millisecond,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond})
-	}
+	start1 := marksMembers(t, func(c *Config) {
+		c.GCInterval, c.MaxClockSkew, c.MaxClockDrift = 50*time.Millisecond, 10*time.Millisecond, 500*time.Millisecond
+	})
 	a := start1("a")
 	forged := store.Mark{Leaf: 7, Time: crdt.Timestamp{Wall: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(), Node: math.MaxUint64}}
 	a.store.OfferMarks([]store.Mark{forged}, math.MaxInt64) // a key holder's a: it passes the mark on as it came
@@ -117,4 +102,19 @@ func TestAMarkFarAheadIsNotKeptOfferedForever(t *testing.T) {
 	}
 	await.Until(t, 10*time.Second, func() bool { return m.store.PendingMarks() == 0 },
 		"m keeps a's mark offered, its leaf raised to the bound again at every collection (%d raises)", m.store.WatermarksAdopted())
+}
+
+// marksMembers returns a function that starts members of one in-memory
+// network, syncing every 50 ms, their configs set by opt.
+func marksMembers(t *testing.T, opt func(*Config)) func(name string, peers ...string) *Cache {
+	net := memnet.NewNetwork(1)
+	return func(name string, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: 50 * time.Millisecond}
+		opt(&cfg)
+		return newCache(t, cfg)
+	}
 }

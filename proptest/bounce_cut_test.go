@@ -9,6 +9,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
+	"github.com/bcache-go/bcache/transport/sim"
 	"github.com/bcache-go/bcache/transport/wire"
 )
 
@@ -92,64 +93,18 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 	}
 	hcfg.fill()
 	h := harnessOver(hcfg, c)
-	var held uint64 // the id of n1's late delta to n2
-	cutOff := true  // n0 and n1 do not reach each other
-	deliver := func() {
-		t.Helper()
-		for n := 0; ; n++ {
-			if n > budget {
-				t.Fatal("the network did not drain")
-			}
-			i := -1
-			for j, p := range c.Net.InFlight() {
-				if p.ID != held {
-					i = j
-					break
-				}
-			}
-			if i < 0 {
-				return
-			}
-			p := c.Net.InFlight()[i]
-			if cutOff && (p.From == "n0" && p.To == "n1" || p.From == "n1" && p.To == "n0") {
-				if err := c.Net.Drop(i); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			if _, err := c.Deliver(i); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	round := func() {
-		t.Helper()
-		c.Advance(time.Second)
-		c.Tick()
-		deliver()
-		for i := range c.Size() {
-			if !c.Down(i) {
-				c.Replica(i).GC()
-			}
-		}
-	}
+	cutOff := true // n0 and n1 do not reach each other
+	sc := &scenario{t: t, c: c, drop: func(p sim.Packet) bool {
+		return cutOff && (p.From == "n0" && p.To == "n1" || p.From == "n1" && p.To == "n0")
+	}}
 	h.model.write(c.Set(0, k2, []byte("x"), 0))
 	cutOff = false
-	for range 15 {
-		round()
-	}
+	sc.rounds(15)
 	cutOff = true
 	c.Advance(time.Millisecond)
 	w := c.Set(1, k, []byte("written before the restart"), 0)
 	h.model.write(w)
-	for _, p := range c.Net.InFlight() {
-		if p.From == "n1" && p.To == "n2" && p.Kind != wire.KindDigest {
-			held = p.ID
-		}
-	}
-	if held == 0 {
-		t.Fatalf("no delta of n1's in flight to n2: %v", c.Net.InFlight())
-	}
+	sc.holdDelta("n1", "n2")
 	h.model.crashed(h, 1) // as the harness's bounce and crash do
 	switch {
 	case o.down:
@@ -165,32 +120,14 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 	}
 	c.Advance(time.Millisecond)
 	h.model.write(c.Delete(0, k2))
-	for range 20 {
-		round()
-	}
+	sc.rounds(20)
 	cutOff = false
-	for range late {
-		round()
-	}
-	// The late delta reaches n2.
-	for j, p := range c.Net.InFlight() {
-		if p.ID == held {
-			held = 0
-			if _, err := c.Deliver(j); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	if held != 0 {
-		t.Fatal("the late delta is gone")
-	}
+	sc.rounds(late)
+	sc.deliverHeld() // the late delta reaches n2
 	if holds := slices.ContainsFunc(c.Replica(2).Records(), func(r crdt.Record) bool { return r.Version() == w.Version() }); !holds {
 		t.Logf("miswired %v, told %v, crash %v, late %d: n2 rejected k's late delta", miswired, tell, crash, late)
 	}
-	for range 10 {
-		round()
-	}
+	sc.rounds(10)
 	if _, err := c.Converge(10, budget); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/transport/sim"
-	"github.com/bcache-go/bcache/transport/wire"
 )
 
 // TestALateDeltaOfALeaverToTheMemberItLeftAloneIsKept: in a cluster of
@@ -48,63 +46,20 @@ func lateDeltaOfALeaver(t *testing.T, endedFor time.Duration) string {
 	hcfg := Config{Keys: []string{k, k2}, Horizon: 10 * time.Minute} // the horizon excuses nothing here
 	hcfg.fill()
 	h := harnessOver(hcfg, c)
-	var held uint64 // the id of n1's delta to n0
-	deliver := func() {
-		t.Helper()
-		for n := 0; ; n++ {
-			if n > budget {
-				t.Fatal("the network did not drain")
-			}
-			i := slices.IndexFunc(c.Net.InFlight(), func(p sim.Packet) bool { return p.ID != held })
-			if i < 0 {
-				return
-			}
-			if _, err := c.Deliver(i); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	round := func() {
-		t.Helper()
-		c.Advance(time.Second)
-		c.Tick()
-		deliver()
-		for i := range c.Size() {
-			if !c.Down(i) {
-				c.Replica(i).GC()
-			}
-		}
-	}
+	sc := &scenario{t: t, c: c}
 	h.model.write(c.Set(0, k2, []byte("x"), 0))
-	for range 15 {
-		round()
-	}
+	sc.rounds(15)
 	c.Advance(time.Millisecond)
 	w := c.Set(1, k, []byte("written before the leave"), 0)
 	h.model.write(w)
-	for _, p := range c.Net.InFlight() {
-		if p.From == "n1" && p.To == "n0" && p.Kind != wire.KindDigest {
-			held = p.ID
-		}
-	}
-	if held == 0 {
-		t.Fatalf("no delta of n1's in flight to n0: %v", c.Net.InFlight())
-	}
+	sc.holdDelta("n1", "n0")
 	h.model.crashed(h, 1) // as the harness's leave does
 	h.forgetCalls(1)
 	c.Leave(1)
 	c.Advance(time.Millisecond)
 	h.model.write(c.Delete(0, k2))
-	for range 15 { // past the stable margin (11 s): k2's delete is collected early if the bound is n0's own
-		round()
-	}
-	i := slices.IndexFunc(c.Net.InFlight(), func(p sim.Packet) bool { return p.ID == held })
-	if i < 0 {
-		t.Fatal("the late delta is gone")
-	}
-	if _, err := c.Deliver(i); err != nil {
-		t.Fatal(err)
-	}
+	sc.rounds(15) // past the stable margin (11 s): k2's delete is collected early if the bound is n0's own
+	sc.deliverHeld()
 	if holds := slices.ContainsFunc(c.Replica(0).Records(), func(r crdt.Record) bool { return r.Version() == w.Version() }); !holds {
 		t.Logf("EndedFor %v: n0 rejected k's late delta", endedFor)
 	}
@@ -112,9 +67,7 @@ func lateDeltaOfALeaver(t *testing.T, endedFor time.Duration) string {
 	if err := c.Restart(1); err != nil {
 		t.Fatal(err)
 	}
-	for range 10 {
-		round()
-	}
+	sc.rounds(10)
 	if _, err := c.Converge(10, budget); err != nil {
 		t.Fatal(err)
 	}
