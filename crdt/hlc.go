@@ -43,7 +43,10 @@ func NewHLC(node NodeID, phys func() int64, maxDrift time.Duration) *HLC {
 	if maxDrift <= 0 {
 		maxDrift = DefaultMaxClockDrift
 	}
-	return &HLC{phys: phys, node: node, maxDrift: int64(maxDrift)}
+	// The least wall time, not 0: a physical source before 1970 is stamped
+	// as it reads; from 0, the clock stamped the epoch, ahead of physical
+	// time by the whole distance, and peers refused its writes as drifted.
+	return &HLC{phys: phys, node: node, maxDrift: int64(maxDrift), wall: math.MinInt64}
 }
 
 // Node returns the id stamped on every timestamp this clock issues.
