@@ -127,13 +127,7 @@ func lateDeltaOfABouncedMember(t *testing.T, o lateDelta) string {
 	if holds := slices.ContainsFunc(c.Replica(2).Records(), func(r crdt.Record) bool { return r.Version() == w.Version() }); !holds {
 		t.Logf("miswired %v, told %v, crash %v, late %d: n2 rejected k's late delta", miswired, tell, crash, late)
 	}
-	sc.rounds(10)
-	if _, err := c.Converge(10, budget); err != nil {
-		t.Fatal(err)
-	}
-	f := &fatalRecorder{}
-	h.model.verify(f, h)
-	return f.failure
+	return sc.verdict(h)
 }
 
 // TestAWriteOfABouncedMemberHeldElsewhereSurvivesItsRestart: in

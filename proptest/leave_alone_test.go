@@ -67,11 +67,5 @@ func lateDeltaOfALeaver(t *testing.T, endedFor time.Duration) string {
 	if err := c.Restart(1); err != nil {
 		t.Fatal(err)
 	}
-	sc.rounds(10)
-	if _, err := c.Converge(10, budget); err != nil {
-		t.Fatal(err)
-	}
-	f := &fatalRecorder{}
-	h.model.verify(f, h)
-	return f.failure
+	return sc.verdict(h)
 }

@@ -99,3 +99,16 @@ func (s *scenario) deliverHeld() {
 	}
 	s.t.Fatal("the held frame is gone")
 }
+
+// verdict runs ten more rounds, converges the cluster and returns the
+// model's verdict on it ("" when it passes).
+func (s *scenario) verdict(h *harness) string {
+	s.t.Helper()
+	s.rounds(10)
+	if _, err := s.c.Converge(10, budget); err != nil {
+		s.t.Fatal(err)
+	}
+	f := &fatalRecorder{}
+	h.model.verify(f, h)
+	return f.failure
+}
