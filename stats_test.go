@@ -1,8 +1,10 @@
 package bcache
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,5 +91,38 @@ func TestProtocolCountersNeverGoDown(t *testing.T) {
 	close(went)
 	for msg := range went {
 		t.Error(msg)
+	}
+}
+
+// TestStatsJSONIsSnakeCaseThroughout: every name in the JSON of Stats,
+// the replication's and the protocol's counters included, is snake_case,
+// as the member's own are (the nested ones had no tags: /v1/stats mixed
+// "fills" with "FramesSent").
+func TestStatsJSONIsSnakeCaseThroughout(t *testing.T) {
+	b, err := json.Marshal(Stats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		for k, sub := range m {
+			if !snake.MatchString(k) {
+				t.Errorf("%s%s is not snake_case", path, k)
+			}
+			walk(path+k+".", sub)
+		}
+	}
+	walk("", doc)
+	if _, ok := doc["replication"].(map[string]any)["protocol"].(map[string]any)["frames_sent"]; !ok {
+		t.Errorf("no replication.protocol.frames_sent in %s", b)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -1041,5 +1042,33 @@ func TestFounderNameEndingInSpaceKeepsItsMark(t *testing.T) {
 			t.Fatalf("name %q, mark %q: restarted: founder %v, ready %v", name, mark, s.Founder, s.Ready())
 		}
 		c.Close()
+	}
+}
+
+// TestSyncedStatusMeansWaitSyncedReturns: from the moment Status says a
+// member has synced, WaitSynced returns nil even with a done context (the
+// channel it reads was closed after the replication's lock was released,
+// and a Status taken between said synced while WaitSynced did not).
+func TestSyncedStatusMeansWaitSyncedReturns(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	a := onMemnet(t, net, "a")
+	if err := a.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	for i := range 20 {
+		b := onMemnet(t, net, fmt.Sprintf("b%d", i), a.Addr())
+		deadline := time.Now().Add(10 * time.Second)
+		for !b.Status().Synced {
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d never synced: %+v", i, b.Status())
+			}
+			runtime.Gosched()
+		}
+		if err := b.WaitSynced(done); err != nil {
+			t.Fatalf("member %d: Status says synced, WaitSynced with a done context: %v", i, err)
+		}
+		b.Close()
 	}
 }

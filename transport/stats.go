@@ -5,72 +5,74 @@ import "github.com/bcache-go/bcache/transport/wire"
 // Stats are a node's counters since it was created. All only grow.
 type Stats struct {
 	// Traffic, per message kind (indexed by wire.Kind) and in total.
-	FramesSent, BytesSent         uint64
-	FramesReceived, BytesReceived uint64
-	FramesSentByKind              [wire.KindDirect + 1]uint64
-	BytesSentByKind               [wire.KindDirect + 1]uint64
+	FramesSent       uint64                      `json:"frames_sent"`
+	BytesSent        uint64                      `json:"bytes_sent"`
+	FramesReceived   uint64                      `json:"frames_received"`
+	BytesReceived    uint64                      `json:"bytes_received"`
+	FramesSentByKind [wire.KindDirect + 1]uint64 `json:"frames_sent_by_kind"`
+	BytesSentByKind  [wire.KindDirect + 1]uint64 `json:"bytes_sent_by_kind"`
 
 	// Deltas: batches and the records in them, sent (this node's own
 	// writes, counted once per tree) and received (counted once, however
 	// many copies arrive).
-	DeltaBatchesSent     uint64
-	DeltaRecordsSent     uint64
-	DeltasCoalesced      uint64 // writes that replaced a queued record of the same key
-	DeltasDropped        uint64 // writes not queued because the buffer was full
-	DeltaBatchesReceived uint64
-	DeltaRecordsReceived uint64
-	DuplicateDeltas      uint64 // relayed batches that brought nothing new here (copies, records past the horizon or below a watermark): not relayed on, not counted as received
-	DeltasForwarded      uint64 // copies relayed down another origin's tree
-	LateDeltas           uint64 // delta records older than the GC horizon, not applied
+	DeltaBatchesSent     uint64 `json:"delta_batches_sent"`
+	DeltaRecordsSent     uint64 `json:"delta_records_sent"`
+	DeltasCoalesced      uint64 `json:"deltas_coalesced"` // writes that replaced a queued record of the same key
+	DeltasDropped        uint64 `json:"deltas_dropped"`   // writes not queued because the buffer was full
+	DeltaBatchesReceived uint64 `json:"delta_batches_received"`
+	DeltaRecordsReceived uint64 `json:"delta_records_received"`
+	DuplicateDeltas      uint64 `json:"duplicate_deltas"` // relayed batches that brought nothing new here (copies, records past the horizon or below a watermark): not relayed on, not counted as received
+	DeltasForwarded      uint64 `json:"deltas_forwarded"` // copies relayed down another origin's tree
+	LateDeltas           uint64 `json:"late_deltas"`      // delta records older than the GC horizon, not applied
 
 	// Records received by any path.
-	RecordsApplied    uint64 // records that changed the replica
-	WatermarkRejects  uint64 // records below a GC watermark, not applied
-	ClockDriftRejects uint64 // records stamped too far ahead of local time
-	Dropped           uint64 // live values replaced by a peer's answer to their rejection
+	RecordsApplied    uint64 `json:"records_applied"`     // records that changed the replica
+	WatermarkRejects  uint64 `json:"watermark_rejects"`   // records below a GC watermark, not applied
+	ClockDriftRejects uint64 `json:"clock_drift_rejects"` // records stamped too far ahead of local time
+	Dropped           uint64 `json:"dropped"`             // live values replaced by a peer's answer to their rejection
 
 	// Anti-entropy.
-	SessionsStarted   uint64
-	SessionsCompleted uint64
-	SessionsTimedOut  uint64 // or abandoned: the peer left or restarted, or its replies moved nothing, or it lasted 64 timeouts
+	SessionsStarted   uint64 `json:"sessions_started"`
+	SessionsCompleted uint64 `json:"sessions_completed"`
+	SessionsTimedOut  uint64 `json:"sessions_timed_out"` // or abandoned: the peer left or restarted, or its replies moved nothing, or it lasted 64 timeouts
 	// SessionsResponded counts sessions peers started that completed on
 	// this side: every Repair the initiator sent applied here; and the
 	// openings found in step, which complete nothing here (no synced
 	// mark, cut or exchange: an opening carries no token, and may be
 	// forged under a member's name).
-	SessionsResponded uint64
+	SessionsResponded uint64 `json:"sessions_responded"`
 	// SessionsYielded counts sessions this node did not start, or
 	// abandoned while comparing digests, because the peer, holding
 	// nothing, had one in progress with it: that one moves everything.
-	SessionsYielded uint64
+	SessionsYielded uint64 `json:"sessions_yielded"`
 	// OpeningsDeferred counts sessions a peer opened that this node left
 	// unanswered because its own session with that peer was already
 	// repairing: the peer opens again later.
-	OpeningsDeferred uint64
+	OpeningsDeferred uint64 `json:"openings_deferred"`
 	// StepsRetried counts requests of a session sent again because no
 	// reply came in time (a datagram lost on the way, or its reply).
-	StepsRetried          uint64
-	RepairRecordsSent     uint64
-	RepairRecordsReceived uint64
+	StepsRetried          uint64 `json:"steps_retried"`
+	RepairRecordsSent     uint64 `json:"repair_records_sent"`
+	RepairRecordsReceived uint64 `json:"repair_records_received"`
 	// DifferingLeaves counts the sessions this node started and
 	// completed by the digest leaves they found differing:
 	// DifferingLeaves[i] those with at most DifferingBounds()[i] and
 	// more than the bound before; the last, more than every bound.
 	// DifferingLeavesSum is the leaves found in all of them.
-	DifferingLeaves    [len(differingBounds) + 1]uint64
-	DifferingLeavesSum uint64
+	DifferingLeaves    [len(differingBounds) + 1]uint64 `json:"differing_leaves"`
+	DifferingLeavesSum uint64                           `json:"differing_leaves_sum"`
 
 	// Frames refused before anything was applied, by reason.
-	RejectedMalformed   uint64
-	RejectedTooLarge    uint64
-	RejectedVersion     uint64
-	RejectedUnknownKind uint64
+	RejectedMalformed   uint64 `json:"rejected_malformed"`
+	RejectedTooLarge    uint64 `json:"rejected_too_large"`
+	RejectedVersion     uint64 `json:"rejected_version"`
+	RejectedUnknownKind uint64 `json:"rejected_unknown_kind"`
 	// Stray counts well-formed messages that fit no session or break the
 	// protocol (a leaf index out of range, a digest of the wrong shape).
-	Stray uint64
+	Stray uint64 `json:"stray"`
 	// EncodeErrors counts messages that could not be encoded (a record over
 	// the decoder's limits).
-	EncodeErrors uint64
+	EncodeErrors uint64 `json:"encode_errors"`
 }
 
 // differingBounds are the buckets the sessions count in

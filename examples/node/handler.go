@@ -91,6 +91,12 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 			http.NotFound(w, r)
 			return
 		}
+		// A query that does not parse is a 400, as on the other routes
+		// (it was ignored here, and the key deleted).
+		if _, err := query(r); err != nil {
+			fail(w, err)
+			return
+		}
 		tok, err := c.DeleteWithToken(key)
 		answerWrite(w, tok, err, fail)
 	})

@@ -870,6 +870,7 @@ func rawRequest(t *testing.T, addr, req string) (int, string) {
 // parse as a query pair ("ttl=50ms;", with a semicolon; "ttl=50ms%", a bad
 // escape) is a 400. url.Values drops such a pair: the PUT stored its
 // value with no expiry at all, 204, and the GET waited its default 5 s.
+// A DELETE's query that does not parse is a 400 too, the key kept.
 func TestMalformedQueryIsRefused(t *testing.T) {
 	c := newCache(t, bcache.Config{})
 	addr := strings.TrimPrefix(startServer(t, c, bcache.DefaultMaxValueSize), "http://")
@@ -881,6 +882,15 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 		if _, ok := c.Get(key); ok {
 			t.Errorf("PUT ?%s: stored (with no expiry)", query)
 		}
+	}
+	if err := c.Set("kept", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := rawRequest(t, addr, "DELETE /v1/keys/kept?x=1; HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"); code != http.StatusBadRequest {
+		t.Errorf("DELETE ?x=1;: %d %q; want 400", code, body)
+	}
+	if _, ok := c.Get("kept"); !ok {
+		t.Errorf("DELETE with a query that does not parse deleted the key")
 	}
 	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
 	tok, err := elsewhere.SetWithToken("k", []byte("v"), 0)
@@ -938,6 +948,15 @@ func TestRepeatedTokenHeadersAreRefused(t *testing.T) {
 	c := newCache(t, bcache.Config{})
 	addr := strings.TrimPrefix(startServer(t, c, bcache.DefaultMaxValueSize), "http://")
 	c.Set("k", []byte("old"), 0)
+	if err := c.Set("kept", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := rawRequest(t, addr, "DELETE /v1/keys/kept?x=1; HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"); code != http.StatusBadRequest {
+		t.Errorf("DELETE ?x=1;: %d %q; want 400", code, body)
+	}
+	if _, ok := c.Get("kept"); !ok {
+		t.Errorf("DELETE with a query that does not parse deleted the key")
+	}
 	elsewhere := newCache(t, bcache.Config{}) // not joined: its write never comes
 	tok, err := elsewhere.SetWithToken("k", []byte("new"), 0)
 	if err != nil {

@@ -126,9 +126,15 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	seq := r.statsSeq
 	sooner := r.node.NextDeadline() < r.deadline.Load()
 	synced := r.node.FirstSync() != 0
+	if synced {
+		// Closed under the lock Status reads the first sync under: a
+		// Status that says synced finds WaitSynced returning (it was
+		// closed after the lock's release, and a Status between said
+		// synced while WaitSynced with a done context did not).
+		r.syncedOnce.Do(func() { close(r.synced) })
+	}
 	r.nodeMu.Unlock()
 	if synced {
-		r.syncedOnce.Do(func() { close(r.synced) })
 		r.becomeHolder()
 	}
 	if sooner {

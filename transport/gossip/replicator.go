@@ -684,11 +684,14 @@ func (r *Replicator) stop(leave bool) error {
 // Stats are a Replicator's counters.
 type Stats struct {
 	// Protocol holds the sync protocol's counters.
-	Protocol transport.Stats
+	Protocol transport.Stats `json:"protocol"`
 	// Wire counts everything sent, memberlist's own traffic included:
 	// datagrams and their bytes, streams opened and the bytes written to
 	// them.
-	WirePackets, WirePacketBytes, WireStreams, WireStreamBytes uint64
+	WirePackets     uint64 `json:"wire_packets"`
+	WirePacketBytes uint64 `json:"wire_packet_bytes"`
+	WireStreams     uint64 `json:"wire_streams"`
+	WireStreamBytes uint64 `json:"wire_stream_bytes"`
 	// Dropped for lack of room: writes not handed to the protocol, frames
 	// not sent over a stream. (memberlist counts, and logs, the received
 	// frames its handler queue had no room for.) StreamsDropped counts the
@@ -699,30 +702,37 @@ type Stats struct {
 	// MiB). CallsDropped counts the frames of calls (requests and answers
 	// larger than a datagram, which share the peers' queues) refused for
 	// either bound; a call whose request is refused fails with ErrBusy.
-	WritesDropped, StreamsDropped, StreamsDroppedPeer, CallsDropped uint64
+	WritesDropped      uint64 `json:"writes_dropped"`
+	StreamsDropped     uint64 `json:"streams_dropped"`
+	StreamsDroppedPeer uint64 `json:"streams_dropped_peer"`
+	CallsDropped       uint64 `json:"calls_dropped"`
 	// CallsBusy counts the peers' requests refused with ErrBusy, every
 	// place to serve one taken (256, 32 for one asker); CallRepeats those
 	// received again while served or once answered (resends, replays),
 	// not served again.
-	CallsBusy, CallRepeats uint64
+	CallsBusy   uint64 `json:"calls_busy"`
+	CallRepeats uint64 `json:"call_repeats"`
 	// StreamsRefused counts the streams closed as soon as they were
 	// accepted, because as many as allowed were open already from their
 	// address or their IPv6 /64, or in all, and, with a key, the oldest
 	// stream from an address of no member closed to make room for a
 	// newer one (see maxInbound).
-	StreamsRefused uint64
+	StreamsRefused uint64 `json:"streams_refused"`
 	// StreamBytes is the bytes of the frames queued for, or being written
 	// to, a stream now.
-	StreamBytes uint64
+	StreamBytes uint64 `json:"stream_bytes"`
 	// SendErrors counts frames the transport failed to send; NoRoute frames
 	// for members no longer alive; BadFrames received messages that were not
 	// frames of ours.
-	SendErrors, NoRoute, BadFrames uint64
+	SendErrors uint64 `json:"send_errors"`
+	NoRoute    uint64 `json:"no_route"`
+	BadFrames  uint64 `json:"bad_frames"`
 	// FragmentedFrames counts the anti-entropy frames sent as datagram
 	// fragments (larger than a datagram, at most 16 of them);
 	// FragmentsDropped the frames received in part and given up (a
 	// fragment lost, or no room: the session resends the step).
-	FragmentedFrames, FragmentsDropped uint64
+	FragmentedFrames uint64 `json:"fragmented_frames"`
+	FragmentsDropped uint64 `json:"fragments_dropped"`
 	// Joins and JoinFailures count re-join attempts that reached a member
 	// and those that reached none; LookupFailures the peers that could not
 	// be looked up when the member looked at its seeds (a name that did
@@ -732,25 +742,30 @@ type Stats struct {
 	// each other: a key rotation's step skipped, or a member with an old
 	// key): every alive message of it, relayed ones too, not once per
 	// member; Status lists such a member with the cause "wrong key".
-	Joins, JoinFailures, LookupFailures, KeyRefusals uint64
+	Joins          uint64 `json:"joins"`
+	JoinFailures   uint64 `json:"join_failures"`
+	LookupFailures uint64 `json:"lookup_failures"`
+	KeyRefusals    uint64 `json:"key_refusals"`
 	// DirectFrames counts the datagrams holding one of bcache's messages
 	// that the member's transport opened itself (label, decryption,
 	// checksum) and handed straight to the protocol, rather than through
 	// memberlist's goroutines: on the default UDP transport, every one
 	// its peers send (see direct.go).
-	DirectFrames uint64
+	DirectFrames uint64 `json:"direct_frames"`
 	// ReadBuffer is the receive buffer of the member's UDP socket in bytes,
 	// as the kernel reports it (Linux: twice what it set, its bookkeeping
 	// included); 0 with another transport or where it is not read. The
 	// member asks for 16 MiB and logs a warning at start when it gets
 	// less (Linux caps it at net.core.rmem_max).
-	ReadBuffer int
+	ReadBuffer int `json:"read_buffer"`
 	// MemberlistErrors and MemberlistWarnings count memberlist's error and
 	// warning lines (a process without the cluster key sending garbage
 	// makes one error per datagram); MemberlistSuppressed the lines of all
 	// levels held back by the log's rate limit, one line a second for each
 	// kind of message.
-	MemberlistErrors, MemberlistWarnings, MemberlistSuppressed uint64
+	MemberlistErrors     uint64 `json:"memberlist_errors"`
+	MemberlistWarnings   uint64 `json:"memberlist_warnings"`
+	MemberlistSuppressed uint64 `json:"memberlist_suppressed"`
 }
 
 // Known returns the members this member counts for early collection
