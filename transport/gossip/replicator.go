@@ -525,7 +525,16 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		if f := r.cfg.OnFounder; f != nil && first {
 			go f()
 		}
-		if prev := r.alive[n.Name]; prev != nil && n.Name != r.cfg.Name && restartedUnder(prev.Meta, n.Meta) {
+		prev := r.alive[n.Name]
+		switch {
+		case n.Name == r.cfg.Name:
+		case prev != nil && restartedUnder(prev.Meta, n.Meta),
+			// Left on purpose since the last view and back: a new
+			// process (one that left does not come back). The view
+			// drops its leave (it is alive), and it was told neither:
+			// the node kept the old process's last exchange as the
+			// new one's and sent it no session at once.
+			prev == nil && slices.ContainsFunc(r.left, func(l leaver) bool { return l.name == n.Name }):
 			r.restarted = append(r.restarted, n.Name)
 		}
 		r.alive[n.Name] = n
