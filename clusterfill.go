@@ -333,6 +333,8 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 			c.stats.fillsForPeers.Add(1)
 			rec, err := c.fillHere(key, nil, true)
 			switch {
+			case fillerFailed(err): // the filler's own error, whatever it wraps: answered
+				return rec, err
 			case err == nil && rec.Time == (crdt.Timestamp{}): // filled, not stored: no version to send (see fill)
 				return rec, clusterfill.ErrNotStored
 			case errors.Is(err, ErrValueTooLarge):
@@ -342,10 +344,15 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 				// member's ErrValueTooLarge: found by review). The filler
 				// runs twice.
 				return rec, clusterfill.ErrNotStored
-			case errors.Is(err, ErrClosed):
+			case errors.Is(err, ErrClosed) && c.closed.Load():
 				// Close began while it ran: the asker asks elsewhere, as
 				// when Close came first (its caller got the owner's
-				// failure).
+				// failure). Only then: a filler's own error that wraps
+				// ErrClosed (another Cache it reads through, closed) is
+				// its error, answered as any (taken for this Cache's
+				// Close, the serving goroutine waited for it, in one of
+				// the places of calls served, and the asker, answered
+				// nothing, ran the filler again: found by review).
 				closing = true
 				return rec, clusterfill.ErrNotStored
 			}
@@ -384,6 +391,8 @@ func ownerText(s string) string {
 // failure is why a fill for a peer failed, as the answer says it.
 func failure(err error) clusterfill.Failure {
 	switch {
+	case fillerFailed(err): // whatever it wraps (see fillerError)
+		return clusterfill.Failed
 	case errors.Is(err, ErrFillTimeout):
 		return clusterfill.TimedOut
 	case errors.Is(err, ErrFillerPanic):

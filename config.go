@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -64,7 +65,7 @@ var maxValueLimit = wire.DefaultLimits().MaxValue
 // other field has a safe default.
 type Config struct {
 	// NodeName is this member's name, unique in the cluster, at most 255
-	// bytes. Default: a random one.
+	// bytes of valid UTF-8. Default: a random one.
 	NodeName string
 	// BindAddr is the host:port to listen on for UDP and TCP, for example
 	// "0.0.0.0:7946" (a host name is resolved once, at New); port 0 picks a
@@ -356,6 +357,12 @@ func (c *Config) fill() error {
 		return configError("BindAddr", "required (or a Network)")
 	case len(c.NodeName) > gossip.MaxNameLen:
 		return configError("NodeName", "%d bytes, limit %d", len(c.NodeName), gossip.MaxNameLen)
+	case !utf8.ValidString(c.NodeName):
+		// The members file beside a snapshot (JSON) keeps such a name as
+		// another ("\ufffd" for each bad byte): restarted, every member
+		// that counted this one counted a member of that other name,
+		// never seen, as lost until the horizon (found by review).
+		return configError("NodeName", "%q is not valid UTF-8", c.NodeName)
 	case c.MaxKeys < 0:
 		return configError("MaxKeys", "negative (%d)", c.MaxKeys)
 	case c.MaxBytes < 0:

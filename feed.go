@@ -438,6 +438,12 @@ func (f *feed) publish(ev *store.Event) {
 			f.watch(f.store)
 		}
 	}
+	if ev.Unseen {
+		// A drop of nothing (a peer's answer for a key with no record
+		// here): no change a subscriber could see.
+		f.mu.Unlock()
+		return
+	}
 	for _, s := range f.subs {
 		if strings.HasPrefix(ev.Record.Key, s.prefix) {
 			s.deliver(ev)

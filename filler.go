@@ -110,6 +110,7 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	type result struct {
 		v   []byte
 		err error
+		own bool // err is the filler's own, returned (not its panic)
 	}
 	// No filler starts once Close has returned: the check and the
 	// filler's start hold the gate, which Close passes once it has
@@ -153,6 +154,7 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		}()
 		c.fillGate.RUnlock() // the filler starts now: Close returns after this
 		r.v, r.err = fill(ctx, key)
+		r.own = r.err != nil
 		returned = true
 	}()
 	var r result
@@ -163,6 +165,8 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	switch {
 	case c.closed.Load(): // first: a filler that returned Close's cancellation failed for it (found by review)
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), ErrClosed)
+	case r.own:
+		return crdt.Record{}, &fillerError{key: clip(key), err: r.err}
 	case r.err != nil:
 		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w", clip(key), r.err)
 	case ctx.Err() != nil:
@@ -262,4 +266,24 @@ func served(v []byte) []byte {
 		return []byte{}
 	}
 	return v
+}
+
+// fillerError is the error a filler returned, as its fill returns it: it
+// reads and unwraps as fmt.Errorf("bcache: fill %q: %w") did, and tells
+// the filler's own error from the fill's (serveCall, failure): one that
+// wrapped ErrClosed, ErrValueTooLarge or ErrFillTimeout was taken for
+// this member's Close, a value over its bounds, its fill timing out
+// (found by review).
+type fillerError struct {
+	key string // clipped
+	err error
+}
+
+func (e *fillerError) Error() string { return fmt.Sprintf("bcache: fill %q: %v", e.key, e.err) }
+func (e *fillerError) Unwrap() error { return e.err }
+
+// fillerFailed reports whether err is a fill's filler's own error.
+func fillerFailed(err error) bool {
+	var f *fillerError
+	return errors.As(err, &f)
 }

@@ -28,8 +28,9 @@
 //     key's version: its value was evicted, deleted or expired) and that
 //     the sketch has seen at least twice enters the main queue at once if
 //     the main queue has room, or if the sketch counts it at least two
-//     more times than the main queue's next victim, which then goes first
-//     (by one, keys of a loop would trade places with each other, see
+//     more times than the main queue's next victim, which then goes next
+//     (after the peers' writes not read here; by one, keys of a loop would
+//     trade places with each other, see
 //     admitMargin): keys that return after being evicted (a loop larger
 //     than the cache, a key read now and then for a long time) keep their
 //     place against keys seen less often. A key seen here for the first time always starts in the

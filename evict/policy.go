@@ -55,9 +55,9 @@ const (
 // known capacity, which otherwise grows with the entries. It is not safe
 // for concurrent use, except [Touch] on an entry's use word.
 type Policy[E Entry] struct {
-	// doomed holds entries already chosen (main-queue victims that lost
-	// their place to a more frequent key), evicted first; peers the
-	// peers' writes not read here, evicted next, oldest write first.
+	// peers holds the peers' writes not read here, evicted first, oldest
+	// write first; doomed the entries already chosen (main-queue victims
+	// that lost their place to a more frequent key), evicted next.
 	doomed, small, main fifo[E]
 	peers               byAge[E]
 	sketch              sketch
@@ -136,7 +136,7 @@ func (p *Policy[E]) Add(e E, how Arrival) {
 		}
 		if victim, ok := p.mainVictim(); ok && est >= p.sketch.estimate(uint64(victim.Hash()))+p.margin {
 			p.main.remove(victim)
-			p.doomed.push(victim) // evicted before anything else
+			p.doomed.push(victim) // evicted next, after the peers' writes not read here
 			p.main.push(e)
 			return
 		}
@@ -206,9 +206,14 @@ func (p *Policy[E]) fifoOf(e E) *fifo[E] {
 // bounded in bytes (0 counts the small queue's share in entries alone).
 func (p *Policy[E]) Victim(bytes int) (E, bool) {
 	for {
-		e, ok := p.doomed.pop()
+		// The peers' writes go before the doomed: those are values of
+		// the main queue, this member's readers' (doomed first, a key
+		// that came back and won the victim's place had a value written
+		// and read here go before a peer's write never read here: found
+		// by review).
+		e, ok := p.peers.pop()
 		if !ok {
-			e, ok = p.peers.pop()
+			e, ok = p.doomed.pop()
 		}
 		if ok {
 			if v := e.Use().Load(); freq(v) > 0 { // read here: a local entry now

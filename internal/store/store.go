@@ -477,7 +477,8 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	}
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
-	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: true, tooLong: oversized}, now, sh.m.Entry(rec.Key))
+	at := sh.m.Entry(rec.Key)
+	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: true, tooLong: oversized}, now, at)
 	// The watcher is read once the change is made, as Write reads it:
 	// read before, a watcher set in between (a Subscribe) missed a change
 	// that no reader could see yet when it was set (found by review).
@@ -499,7 +500,11 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 		// Superseded: a peer's write over one of this member's, not one of
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
-		sh.applied(watch, &rec, appliedEvent{superseded: s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized: oversized, refill: refill})
+		// An answer for a key with no record here (anti-entropy passes
+		// answers on to every member) drops nothing: reported as unseen
+		// (it was a drop, to every subscriber, of a key this member never
+		// held: found by review).
+		sh.applied(watch, &rec, appliedEvent{superseded: s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized: oversized, refill: refill, unseen: answer && at == nil})
 	}
 	sh.mu.Unlock()
 	s.settle(ch)

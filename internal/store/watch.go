@@ -41,6 +41,11 @@ type Event struct {
 	// stub (Store.Refill, a peer's answer to a read): no write, its
 	// version held already.
 	Refill bool
+	// Unseen says an EventDrop dropped nothing a reader saw: a peer's
+	// answer (package lww, rule 3) for a key of which this member held
+	// no record. Its record is held now, as any applied one is; no value
+	// changed.
+	Unseen bool
 }
 
 // Watch makes the store call fn with every change to its values, in the
@@ -72,7 +77,7 @@ func (s *Store) watching() func(*Event) {
 // put a value back on its version's evicted stub (refill).
 func (sh *shard) applied(watch func(*Event), rec *crdt.Record, ev appliedEvent) {
 	e := &sh.ev
-	*e = Event{Kind: EventSet, Here: ev.here, Record: *rec, Refill: ev.refill}
+	*e = Event{Kind: EventSet, Here: ev.here, Record: *rec, Refill: ev.refill, Unseen: ev.unseen}
 	switch {
 	case rec.Tombstone && rec.Time.Node == 0:
 		e.Kind = EventDrop
@@ -97,7 +102,7 @@ func (sh *shard) applied(watch func(*Event), rec *crdt.Record, ev appliedEvent) 
 
 // appliedEvent is what shard.applied reports of a record merged.
 type appliedEvent struct {
-	here, superseded, oversized, refill bool
+	here, superseded, oversized, refill, unseen bool
 }
 
 // report passes ev to watch, in the shard's event, with the shard's lock

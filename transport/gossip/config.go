@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
@@ -144,7 +145,8 @@ type Transport = memberlist.NodeAwareTransport
 
 // Config configures a [Replicator].
 type Config struct {
-	// Name is this member's name, unique in the cluster. Required.
+	// Name is this member's name, unique in the cluster, at most
+	// MaxNameLen bytes of valid UTF-8. Required.
 	Name string
 	// BindAddr is the host:port to listen on, UDP and TCP; port 0 picks a
 	// free one (see Replicator.Addr). Required unless Transport is set.
@@ -285,6 +287,9 @@ func (c *Config) fill() error {
 	}
 	if len(c.Name) > MaxNameLen {
 		return fmt.Errorf("%w: Name: %d bytes (limit %d)", ErrConfig, len(c.Name), MaxNameLen)
+	}
+	if !utf8.ValidString(c.Name) { // see validName
+		return fmt.Errorf("%w: Name: %q is not valid UTF-8", ErrConfig, c.Name)
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -107,6 +108,14 @@ func readsID(ids, id []byte) bool {
 // errNameTooLong is a member refused for a name longer than MaxNameLen.
 var errNameTooLong = errors.New("refused: its name is longer than a member's may be")
 
+// errNameNotUTF8 is a member refused for a name that is not valid UTF-8:
+// the members file beside a snapshot (JSON) keeps such a name as another
+// ("\ufffd" for each bad byte), and a member restarted from it counted a
+// member of that other name, never seen, as lost until the horizon, its
+// early collection held up that long (found by review). No member may
+// have such a name (Config.Name).
+var errNameNotUTF8 = errors.New("refused: its name is not valid UTF-8")
+
 // errKeys is a member refused for its keys.
 var errKeys = errors.New("refused: its keys and this member's do not read each other (a key rotation's step skipped, or a member with an old key)")
 
@@ -126,6 +135,12 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 			r.log.Error().Str("peer", peer.Address()).Str("name", short).Int("name_bytes", len(peer.Name)).Int("refusals_unlogged", unlogged).Msg("a member with a name too long")
 		}
 		return errNameTooLong
+	}
+	if !utf8.ValidString(peer.Name) {
+		if log, unlogged := r.refused(peer, "bad name", fmt.Sprintf("the member at %s announces the name %q, which is not valid UTF-8", peer.Address(), peer.Name)); log {
+			r.log.Error().Str("peer", peer.Address()).Str("name", peer.Name).Int("refusals_unlogged", unlogged).Msg("a member with a name that is not valid UTF-8")
+		}
+		return errNameNotUTF8
 	}
 	theirs, ours := metaKeyIDs(peer.Meta), r.keyIDs
 	if peer.Name == r.cfg.Name || len(theirs) == 0 || len(ours) == 0 { // a member saying nothing, or this one

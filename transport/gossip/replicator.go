@@ -120,6 +120,10 @@ type Replicator struct {
 	// restart under the same name that the view never saw leave), for
 	// the loop to tell the node (transport.Node.Restarted).
 	restarted []string
+	// failedMeta holds the metadata of the members that failed since the
+	// last view: one back before it with another start number is a
+	// restart the view never saw go (see memberChanged).
+	failedMeta map[string][]byte
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
@@ -526,15 +530,19 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			go f()
 		}
 		prev := r.alive[n.Name]
-		switch {
-		case n.Name == r.cfg.Name:
-		case prev != nil && restartedUnder(prev.Meta, n.Meta),
-			// Left on purpose since the last view and back: a new
-			// process (one that left does not come back). The view
-			// drops its leave (it is alive), and it was told neither:
-			// the node kept the old process's last exchange as the
-			// new one's and sent it no session at once.
-			prev == nil && slices.ContainsFunc(r.left, func(l leaver) bool { return l.name == n.Name }):
+		// A member that left (Close) and is back before the next view:
+		// a new process, whose leave the view drops (it is alive), so
+		// the node is told of the restart instead (it took the new
+		// process for the old one, whose last exchange stayed its last
+		// sync: found by review,
+		// TestAMemberThatLeftAndIsBackBeforeTheViewIsARestart).
+		// So is one that failed (a crash) and is back, another process
+		// by its start number, before the next view.
+		back := prev == nil && (slices.ContainsFunc(r.left, func(l leaver) bool { return l.name == n.Name }) ||
+			restartedUnder(r.failedMeta[n.Name], n.Meta))
+		delete(r.failedMeta, n.Name)
+		if n.Name != r.cfg.Name && (back || prev != nil && restartedUnder(prev.Meta, n.Meta)) &&
+			!slices.Contains(r.restarted, n.Name) {
 			r.restarted = append(r.restarted, n.Name)
 		}
 		r.alive[n.Name] = n
@@ -553,6 +561,12 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		r.forgetKnown(n.Name)
 		r.left = append(r.left, leaver{n.Name, bytes.Equal(n.Meta, leavingKeepsMeta)})
 	default:
+		if prev := r.alive[n.Name]; prev != nil && n.Name != r.cfg.Name {
+			if r.failedMeta == nil {
+				r.failedMeta = map[string][]byte{}
+			}
+			r.failedMeta[n.Name] = prev.Meta
+		}
 		delete(r.alive, n.Name)
 		if k, ok := r.known[n.Name]; ok && k.lost.IsZero() {
 			k.lost = time.Now()
@@ -599,6 +613,7 @@ func (r *Replicator) view() (alive []string, left []leaver, newcomers []string, 
 	// its new members would drop it from the roster.
 	left = slices.DeleteFunc(r.left, func(l leaver) bool { _, back := r.alive[l.name]; return back })
 	r.left = nil
+	r.failedMeta = nil // the view sees them go: back later, they are new to it
 	least = 255
 	for _, n := range r.alive {
 		alive = append(alive, n.Name)

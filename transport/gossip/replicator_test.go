@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -695,32 +694,6 @@ func TestLeftAndBackIsAlive(t *testing.T) {
 	alive, left, _, _ := a.r.view()
 	if !slices.Contains(alive, "b") || len(left) != 0 {
 		t.Fatalf("alive %v, left %v: want b alive and not left", alive, left)
-	}
-}
-
-// TestLeftAndBackIsRestarted: a member that left and came back under its
-// name between two views of the loop is a new process, and the node is
-// told so (Restarted): it was told neither that nor the leave, and took
-// the old process's last exchange for the new one's.
-func TestLeftAndBackIsRestarted(t *testing.T) {
-	a := startNode(t, "a", nil)
-	meta := func(start byte) []byte { return append(bytes.Repeat([]byte{start}, 8), 0) }
-	b := &memberlist.Node{Name: "b", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: meta(1)}
-	a.r.nodeMu.Lock() // the loop's view waits: what it would take stays to be read
-	a.r.memberChanged(b, true)
-	a.r.mu.Lock()
-	a.r.restarted = nil
-	a.r.mu.Unlock()
-	b.Meta = leavingKeepsMeta
-	a.r.memberChanged(b, false) // b leaves
-	b.Meta = meta(2)
-	a.r.memberChanged(b, true) // and is back, a new process
-	a.r.mu.Lock()
-	restarted := slices.Clone(a.r.restarted)
-	a.r.mu.Unlock()
-	a.r.nodeMu.Unlock()
-	if !slices.Contains(restarted, "b") {
-		t.Fatalf("restarted %v: want b, back after it left", restarted)
 	}
 }
 

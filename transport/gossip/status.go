@@ -54,7 +54,8 @@ type JoinFailure struct {
 	// is another, as a member ignores other clusters' members; or it was
 	// shutting down), "name conflict" (the member at Addr has this
 	// member's name, or a live member's: give each member its own; kept
-	// for a minute after it was last seen), "lookup" (a peer's name did
+	// for a minute after it was last seen; "name too long" and "bad name",
+	// not valid UTF-8, likewise), "lookup" (a peer's name did
 	// not resolve, or the PeerSource failed: Addr is the peer as
 	// configured) or "failed"; Err is the error itself.
 	Cause, Err string
