@@ -164,6 +164,9 @@ type responder struct {
 	// and the session completed without the record (found by review). At
 	// most maxHeldWants.
 	held map[uint64]struct{}
+	// outlived says the initiator restarted after the session began (see
+	// antiEntropy.outlived): its completion is no exchange with it.
+	outlived bool
 }
 
 // maxHeldWants bounds responder.held.
@@ -485,7 +488,9 @@ func (n *Node) responded(from string, r *responder, now int64) {
 	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	n.ae.answered[from] = r // for the initiator's answers to this node's last Reject (see receiveReject)
 	n.stats.SessionsResponded++
-	n.exchanged(from, r.start, now)
+	if !r.outlived {
+		n.exchanged(from, r.start, now)
+	}
 }
 
 // request reports whether m, from peer from, is a new step of an exchange
@@ -539,6 +544,25 @@ func (n *Node) request(from string, m wire.Session, opens bool, now int64) (*res
 	}
 	r.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	return r, true
+}
+
+// outlived marks the sessions peer started with this node as begun
+// before peer restarted (Restarted) or left the view (SetMembers): each
+// may be an old process's, whose late frame (a stream's bytes delivered
+// after it died) completed it once the new process was in the view, and
+// LastSyncs and FirstSync showed an exchange with the new process, which
+// had exchanged nothing (found by review,
+// TestOldProcessSessionIsNoExchangeWithTheNew). They go on (one may be
+// the new process's, opened before the host learned of the restart:
+// dropped, its steps were stray and it waited for its timeout) and their
+// records count, but their completion is no exchange with the member.
+func (ae *antiEntropy) outlived(peer string) {
+	if r := ae.resp[peer]; r != nil {
+		r.outlived = true
+	}
+	for _, r := range ae.opening[peer] {
+		r.outlived = true
+	}
 }
 
 // dropOpening forgets r, an opening of peer's.
@@ -1367,7 +1391,13 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 				return n.sendRecords(nil, &wire.Repair{Session: n.stepOf(), Records: recs, Truncated: truncated}, all, s.peer)
 			}
 		}
-		s.leaves = append(leaves, s.leaves...)
+		// In order among the leaves left to ask about, not in front of
+		// them: those may hold the part of another chunk asked about
+		// again that its Versions had no room for (its versions grown
+		// with the records that came), below these, and a Versions listing
+		// leaves out of order failed to encode at every retry (found by
+		// review, TestReaskedLeavesStayAscending).
+		s.leaves = mergeLeaves(leaves, s.leaves)
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
 	if !final && len(recs) == 0 {
@@ -1391,6 +1421,23 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		return out
 	}
 	return n.sendVersions(out, now)
+}
+
+// mergeLeaves returns the strictly ascending union of a and b, strictly
+// ascending lists of leaves, in a new slice.
+func mergeLeaves(a, b []uint32) []uint32 {
+	out := make([]uint32, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch {
+		case a[0] < b[0]:
+			out, a = append(out, a[0]), a[1:]
+		case b[0] < a[0]:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // notePushed keeps the versions of recs, sent in the answer to a Versions

@@ -387,6 +387,11 @@ func (n *Node) SetMembers(names []string, now int64) {
 		n.stats.SessionsTimedOut++
 	}
 	n.ae.arrived = slices.DeleteFunc(n.ae.arrived, func(name string) bool { _, ok := n.ring.pos[name]; return !ok })
+	for _, name := range old.names {
+		if _, ok := n.ring.pos[name]; !ok {
+			n.ae.outlived(name)
+		}
+	}
 	maps.DeleteFunc(n.ae.joined, func(name string, _ int64) bool { _, ok := n.ring.pos[name]; return !ok })
 	for name := range n.synced {
 		if _, ok := n.ring.pos[name]; !ok {
@@ -418,7 +423,10 @@ func (n *Node) SetMembers(names []string, now int64) {
 // goes to it at once and its opening showing it empty is yielded to (an
 // empty member restarted in place was caught up twice: found by review),
 // and no exchange with it has completed (LastSyncs). A session in flight
-// with it ends: it was with the old process.
+// with it ends: it was with the old process. One it started with this
+// node may still complete here (a late frame of the old process's, or
+// the new process's opening that came before this call), but counts as
+// no exchange with the new process.
 func (n *Node) Restarted(name string, now int64) {
 	n.rebase(now)
 	if _, ok := n.ring.pos[name]; !ok || name == n.cfg.Name {
@@ -426,6 +434,7 @@ func (n *Node) Restarted(name string, now int64) {
 	}
 	n.ae.joined[name] = now
 	delete(n.synced, name) // the new process has completed no exchange with this node (its last showed the old one's: found by review)
+	n.ae.outlived(name)
 	if n.ae.active && n.ae.s.peer == name {
 		// The session in flight is with the old process, which is gone:
 		// the new one answers none of its steps, and the session to the
