@@ -186,7 +186,6 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		n.stats.DuplicateDeltas++
 		return nil
 	}
-	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
 	news := false
 	for _, r := range m.Records {
 		if o := n.receiveRecord(r, true, now); o == crdt.Applied || o == crdt.Refused {
@@ -194,9 +193,13 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		}
 	}
 	if !news && m.Origin != "" {
+		// Not counted as received, its records neither: they were
+		// counted at every copy, and DeltaRecordsReceived counts them
+		// once (found by review).
 		n.stats.DuplicateDeltas++
 		return nil
 	}
+	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
 	n.stats.DeltaBatchesReceived++
 	if m.Origin == "" {
 		return nil

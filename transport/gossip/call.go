@@ -481,7 +481,14 @@ func (r *Replicator) sendCall(to *memberlist.Node, frame []byte, done func(error
 // caller to withdraw.
 func (r *Replicator) queueCall(to *memberlist.Node, frame []byte, done func(error)) (*streamFrame, error) {
 	if r.fitsDatagram(frame) {
-		return nil, r.sendPacket(to, frame)
+		// Counted here, for every call's datagram: counted by sendFrame
+		// alone, a request (a fill's, a fetch's) that failed to go was
+		// counted nowhere (found by review).
+		err := r.sendPacket(to, frame)
+		if err != nil {
+			r.counters.sendErrors.Add(1)
+		}
+		return nil, err
 	}
 	f := &streamFrame{b: frame, done: done}
 	err := r.streams.push(to.Name, f)
@@ -756,9 +763,5 @@ func (r *Replicator) sendFrame(peer string, frame []byte, done func(error)) bool
 	if !ok || r.closed.Load() {
 		return false
 	}
-	err := r.sendCall(node, frame, done)
-	if err != nil && r.fitsDatagram(frame) { // a stream's frame refused is counted by sendCall
-		r.counters.sendErrors.Add(1)
-	}
-	return err == nil
+	return r.sendCall(node, frame, done) == nil // a datagram's failure, or a stream's frame refused, is counted by sendCall
 }
