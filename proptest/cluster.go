@@ -164,7 +164,7 @@ func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 func (c *Cluster) incarnate(i int) error {
 	m := c.members[i]
 	c.nextID++
-	r, err := c.factory(m.name, c.nextID, func() int64 { return c.base + m.skew })
+	r, err := c.factory(m.name, c.nextID, func() int64 { return crdt.AddSat(c.base, m.skew) }) // saturated, as every time sum
 	if err != nil {
 		return fmt.Errorf("proptest: build %s: %w", m.name, err)
 	}
@@ -355,10 +355,10 @@ func (c *Cluster) Down(i int) bool { return c.members[i].down }
 func (c *Cluster) Now() int64 { return c.base }
 
 // Phys returns member i's physical time.
-func (c *Cluster) Phys(i int) int64 { return c.base + c.members[i].skew }
+func (c *Cluster) Phys(i int) int64 { return crdt.AddSat(c.base, c.members[i].skew) }
 
 // Advance moves every clock forward by d.
-func (c *Cluster) Advance(d time.Duration) { c.base += int64(d) }
+func (c *Cluster) Advance(d time.Duration) { c.base = crdt.AddSat(c.base, int64(d)) }
 
 // SetSkew sets member i's clock to the base time plus skew (negative skews
 // put it behind; changing it moves that clock forwards or backwards).

@@ -3,6 +3,7 @@ package proptest
 import (
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport/sim"
@@ -82,7 +83,17 @@ type syncWatch struct {
 	// before, failed such a run; TestStepBackAfterAForwardStepMovesAStartBeforeTheNode
 	// in package transport).
 	earliest, cur int64
-	since         map[string]heldAt
+	// stepped says its clock stepped back since its incarnation started:
+	// a node leaves a step back shorter than a second alone (transport's
+	// stepBack) and, at the next longer one, moves its times back by the
+	// whole distance from the latest time it was given, so that a start
+	// read after the short step moves back by it twice, up to a second
+	// before earliest (a step of 1 ns, then one of 1 s, failed a run of
+	// the production store: found by review,
+	// TestAFirstSyncAcrossASmallStepBackIsNoEarlierThanItsIncarnation).
+	// A start read early claims less of the first sync, never more.
+	stepped bool
+	since   map[string]heldAt
 	// rejected is, per key, the newest version it rejected below a
 	// watermark.
 	rejected map[string]crdt.Timestamp
@@ -210,11 +221,12 @@ func (h *harness) checkFirstSyncs(t fataler) {
 			if inc != w.inc { // not the one it was added with (the first check finds every member so)
 				w.founder = false
 			}
-			w.r, w.inc, w.checked, w.skew, w.cur, w.earliest = sy, inc, false, skew, skew, h.checkedAt+skew
+			w.r, w.inc, w.checked, w.skew, w.cur, w.earliest, w.stepped = sy, inc, false, skew, skew, h.checkedAt+skew, false
 			clear(w.since)
 		}
 		if skew < w.cur {
 			w.earliest -= w.cur - skew
+			w.stepped = true
 		}
 		w.skew, w.cur = max(w.skew, skew), skew
 		h.noteHeld(i)
@@ -246,7 +258,7 @@ func (h *harness) checkFirstSync(t fataler, i int) {
 	if !ok || p == i {
 		t.Fatalf("%s made its first sync with %q, which is no other member", h.c.Name(i), peer)
 	}
-	if start < w.earliest {
+	if earliest := w.earliest; start < earliest && (!w.stepped || start < crdt.SubSat(earliest, int64(time.Second))) {
 		t.Fatalf("%s made its first sync in an exchange it says began at %d, before its incarnation (%d on its clock at the earliest)", h.c.Name(i), start, w.earliest)
 	}
 	if h.c.Down(p) || h.syncs[p].r == nil {

@@ -297,7 +297,7 @@ func (cfg *Config) validate() error {
 	// The model excuses the loss of a write at least a horizon old, less
 	// the drift and skew a watermark may come within: with no room left,
 	// it would excuse every loss (found by review).
-	if cfg.Horizon <= cfg.MaxDrift+2*cfg.MaxSkew {
+	if int64(cfg.Horizon) <= crdt.AddSat(int64(cfg.MaxDrift), crdt.AddSat(int64(cfg.MaxSkew), int64(cfg.MaxSkew))) { // saturated: a huge MaxSkew wrapped the sum below Horizon, and passed
 		return fmt.Errorf("proptest: Horizon %v must be longer than MaxDrift %v and twice MaxSkew %v: the model could tell no loss from one the rules allow", cfg.Horizon, cfg.MaxDrift, cfg.MaxSkew)
 	}
 	if cfg.MinNodes < 1 || cfg.MaxNodes < cfg.MinNodes {

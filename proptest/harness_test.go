@@ -3,6 +3,7 @@ package proptest
 import (
 	"flag"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,7 +149,8 @@ func TestConfigIsValidated(t *testing.T) {
 		{Config{MaxSkew: -time.Second}, "MaxSkew -1s"},
 		{Config{MaxDrift: -time.Second}, "MaxDrift -1s"},
 		{Config{FailedTimeout: -time.Second}, "FailedTimeout -1s"},
-		{Config{Horizon: 30 * time.Second}, "Horizon 30s must be longer"}, // every loss excused
+		{Config{Horizon: 30 * time.Second}, "Horizon 30s must be longer"},    // every loss excused
+		{Config{MaxSkew: math.MaxInt64 / 2}, "must be longer than MaxDrift"}, // twice it wrapped below Horizon
 		{Config{MinNodes: -3, MaxNodes: 2}, "MinNodes -3"},
 		{Config{MinNodes: 6, MaxNodes: 3}, "MinNodes 6 and MaxNodes 3"},
 		{Config{Disable: Actions()}, "every action"},

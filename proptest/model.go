@@ -28,6 +28,18 @@ type model struct {
 	// taken with it (held or collected, and no live member held as much):
 	// writes of the key up to it may be gone, a newer one may not.
 	lost map[string]crdt.Version
+	// crashes holds, for a key, what each crash may have taken of it: the
+	// versions above the newest one a live member held (or collected)
+	// as it went, up to the newest the crashed member knew. A write no
+	// newer than that floor was held by a live member: the crash took
+	// it from no one (the model excused every write up to the crashed
+	// member's newest, and live members that silently lost an older
+	// write they held passed: found by review).
+	crashes map[string][]crashSpan
+	// ruled holds every version a member dropped or rejected under the
+	// rules (not only newest writes): past a crash that may have taken
+	// the newest write of its key, such a version need not survive.
+	ruled map[crdt.Version]bool
 	// lossy holds, for a key, the newest of its live newest writes that a
 	// member dropped (because a peer could no longer tell it from a
 	// deleted one) or that an answer to a rejection replaced: up to it,
@@ -49,8 +61,16 @@ type model struct {
 	received map[crdt.Version]bool
 }
 
+// crashSpan is what one crash may have taken of a key: the versions above
+// floor (if held: the newest a live member knew) up to top.
+type crashSpan struct {
+	floor, top crdt.Version
+	held       bool
+}
+
 func newModel() model {
 	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{},
+		crashes: map[string][]crashSpan{}, ruled: map[crdt.Version]bool{},
 		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}, received: map[crdt.Version]bool{}}
 }
 
@@ -107,6 +127,7 @@ func (m *model) adopt(t fataler, h *harness, member string, rec crdt.Record) {
 // largest clock skew, was lost to something else.
 func (m *model) dropped(t fataler, h *harness, member int, vs []crdt.Version) {
 	for _, v := range vs {
+		m.ruled[v] = true
 		if n, ok := m.newest[v.Key]; ok && n.Version() == v {
 			m.superseded(t, h, h.c.Name(member), n)
 		}
@@ -139,6 +160,7 @@ func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) 
 // is excused from then on.
 func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 	for _, r := range rs {
+		m.ruled[r.Version] = true
 		n, ok := m.newest[r.Key]
 		if !ok {
 			continue
@@ -271,9 +293,17 @@ func (m *model) crashed(h *harness, i int) {
 			continue
 		}
 		safe := false
+		span := crashSpan{top: mine}
 		for j := range h.c.Size() {
-			if theirs, ok := known(j, key); j != i && !h.c.Down(j) && ok && theirs.Compare(mine) >= 0 {
+			theirs, ok := known(j, key)
+			if j == i || h.c.Down(j) || !ok {
+				continue
+			}
+			if theirs.Compare(mine) >= 0 {
 				safe = true
+			}
+			if !span.held || span.floor.Compare(theirs) < 0 {
+				span.floor, span.held = theirs, true
 			}
 		}
 		if !safe {
@@ -286,6 +316,9 @@ func (m *model) crashed(h *harness, i int) {
 		if cur, ok := m.lost[key]; !safe && (!ok || cur.Compare(mine) < 0) {
 			m.lost[key] = mine
 		}
+		if !safe {
+			m.crashes[key] = append(m.crashes[key], span)
+		}
 	}
 }
 
@@ -294,8 +327,12 @@ func (m *model) crashed(h *harness, i int) {
 // member dropped or an answer replaced under the rules (lossy). A write
 // newer than those must survive like any other.
 func (m *model) mayBeLost(w crdt.Record) bool {
-	if v, ok := m.lost[w.Key]; ok && w.Version().Compare(v) <= 0 && !m.received[w.Version()] {
-		return true
+	if v := w.Version(); !m.received[v] {
+		for _, s := range m.crashes[w.Key] {
+			if v.Compare(s.top) <= 0 && (!s.held || s.floor.Compare(v) < 0) {
+				return true
+			}
+		}
 	}
 	if v, ok := m.lossy[w.Key]; ok && w.Version().Compare(v) <= 0 {
 		return true
@@ -389,11 +426,23 @@ func (m *model) verify(t fataler, h *harness) {
 	}
 	for _, key := range slices.Sorted(maps.Keys(m.newest)) { // in order: a failure says the same at each replay, which shrinking needs
 		rec := m.newest[key]
+		fallback := false
 		if m.mayBeLost(rec) {
-			continue
+			// The newest write may be gone; the newest one that may not
+			// must be held, or a newer version of the key.
+			var ok bool
+			if rec, ok = m.survivor(h, key); !ok {
+				continue
+			}
+			fallback = true
 		}
 		v, ok := held[key]
 		switch {
+		case fallback && ok && v.Compare(rec.Version()) > 0:
+			// A newer version survived (a write the crash may have taken, or
+			// an answer).
+		case fallback && !ok && m.deadAbove(rec, latest):
+			// A newer version of the key, dead, may have taken it.
 		case ok && v != rec.Version() && dead(rec) && dead(m.known[v]) && v.Compare(rec.Version()) < 0:
 			// Dead either way: a newer delete that was dropped (package lww,
 			// rule 3, drops dead records without a word) leaves an older one.
@@ -403,6 +452,43 @@ func (m *model) verify(t fataler, h *harness) {
 			t.Fatalf("%q lost its newest write %v (%s)", key, rec.Time, lifetime(rec, h.c.Now()))
 		}
 	}
+}
+
+// survivor returns the newest write of key that may not be gone, when
+// the newest may be (see mayBeLost): not the adversary's, which are its
+// own to lose, not one a member dropped or rejected (or any, under
+// Config.MayDrop), and not one an answer to a rejection may have
+// replaced.
+func (m *model) survivor(h *harness, key string) (crdt.Record, bool) {
+	var best crdt.Record
+	found := false
+	for _, w := range m.writes {
+		if w.Key != key || m.mayBeLost(w) || found && w.Version().Compare(best.Version()) <= 0 {
+			continue
+		}
+		best, found = w, true
+	}
+	if !found || best.Time.Node == adversaryID && h.adv != nil || h.cfg.MayDrop || m.ruled[best.Version()] {
+		return crdt.Record{}, false
+	}
+	for v := range m.known {
+		if v.Key == key && v.Tombstone && v.Time.Node == 0 && best.Version().Compare(v) < 0 {
+			return crdt.Record{}, false
+		}
+	}
+	return best, true
+}
+
+// deadAbove reports whether a version of w's key newer than w is dead
+// (a delete, or a value expired by latest): one that may have replaced
+// it and been collected.
+func (m *model) deadAbove(w crdt.Record, latest int64) bool {
+	for v, x := range m.known {
+		if v.Key == w.Key && w.Version().Compare(v) < 0 && (x.Tombstone || x.Expires != 0 && x.Expires <= latest) {
+			return true
+		}
+	}
+	return false
 }
 
 // lifetime describes when a record stops being live, for failure messages.

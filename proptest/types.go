@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/sim"
 	"pgregory.net/rapid"
@@ -71,7 +72,9 @@ type Spec struct {
 	// data type that refuses stamps ahead of its own clock fails to
 	// converge under it once MaxSkew passes the second the end moves
 	// every clock on. Zero: every member reads one clock, and "skew" is
-	// not drawn (a Spec of an earlier release draws what it drew).
+	// not drawn (a Spec of an earlier release draws what it drew). A
+	// member's clock saturates at the ends of the int64 range rather
+	// than wrap around.
 	MaxSkew time.Duration
 }
 
@@ -390,7 +393,11 @@ func newTypeHarness(t *rapid.T, spec Spec) *typeHarness {
 }
 
 func (h *typeHarness) incarnate(t *rapid.T, m *typeMember) {
-	obj, err := h.spec.newObject(m.name, m.inc, func() int64 { return h.now + m.skew })
+	// Saturated, as every time sum: a MaxSkew up to the largest
+	// duration is allowed, and a member skewed past the int64 range read
+	// a clock that wrapped around to 1677 (found by review:
+	// TestAHugeMaxSkewDoesNotWrapTheClock).
+	obj, err := h.spec.newObject(m.name, m.inc, func() int64 { return crdt.AddSat(h.now, m.skew) })
 	if err != nil {
 		t.Fatal(err)
 	}
