@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/bcache-go/bcache/crdt"
 )
 
 // Calls are requests a member sends another and the answers, beside the
@@ -113,7 +115,7 @@ const (
 // copies can come (within a second of its first; a stream's, written
 // within TCPTimeout, and one queued behind it within as long again).
 func refusalWindow(tcpTimeout time.Duration) time.Duration {
-	return max(15*time.Second, 2*tcpTimeout+5*time.Second)
+	return max(15*time.Second, time.Duration(crdt.AddSat(int64(twice(tcpTimeout)), int64(5*time.Second))))
 }
 
 // refuse notes that call was refused at now. Called with mu held.

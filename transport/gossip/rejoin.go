@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -33,7 +34,13 @@ func (r *Replicator) rejoin() {
 	var lostFrom, seedFrom int // where the next join of each list starts (see dialer.start)
 	var lastSeeds time.Time
 	var seedTried []string // the seeds tried in the last look at them
-	base := seedEvery * r.cfg.Timings.RejoinInterval
+
+	// seedEvery intervals, saturating (a RejoinInterval "forever" wrapped
+	// negative: found by review).
+	base := time.Duration(math.MaxInt64)
+	if r.cfg.Timings.RejoinInterval <= base/seedEvery {
+		base = seedEvery * r.cfg.Timings.RejoinInterval
+	}
 	seedWait, met := base, r.met.Load()
 	// A look at the seeds runs on its own goroutine, its result taken by
 	// the round after it ends: a slow one (a PeerSource that takes its
@@ -201,7 +208,7 @@ func nextSeedWait(wait, base time.Duration, met bool) time.Duration {
 	if met {
 		return base
 	}
-	return min(2*wait, max(base, maxRetryEvery))
+	return min(twice(wait), max(base, maxRetryEvery))
 }
 
 // seedsToJoin returns the seeds to join: those that are neither this

@@ -239,7 +239,7 @@ func Start(cfg Config) (*Replicator, error) {
 	// The node counts an incarnation that ended that long (at least a
 	// SessionTimeout), so that such a frame's writes are kept.
 	if pc.EndedFor == 0 {
-		pc.EndedFor = 2 * cfg.Timings.TCPTimeout
+		pc.EndedFor = twice(cfg.Timings.TCPTimeout)
 	}
 	var err error
 	if r.node, err = transport.New(pc); err != nil {
@@ -650,7 +650,7 @@ func (r *Replicator) advertise() {
 		r.updating.Lock()
 		defer r.updating.Unlock()
 		if !r.closed.Load() {
-			_ = r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2)
+			_ = r.ml.UpdateNode(twice(r.cfg.Timings.ProbeInterval))
 		}
 	}()
 }
@@ -660,6 +660,12 @@ func (r *Replicator) lookup(name string) *memberlist.Node {
 	defer r.mu.Unlock()
 	return r.alive[name]
 }
+
+// twice is 2d, saturating: a Timings field of time.Duration(math.MaxInt64),
+// a common "forever", doubled wrapped negative (a TCPTimeout so made the
+// protocol's EndedFor negative, and Start failed; a ProbeInterval made
+// memberlist's leave wait without a bound: found by review).
+func twice(d time.Duration) time.Duration { return time.Duration(crdt.AddSat(int64(d), int64(d))) }
 
 // Close leaves the cluster, stops every goroutine the Replicator started and
 // waits for them. It is idempotent.
@@ -678,10 +684,10 @@ func (r *Replicator) stop(leave bool) error {
 		if leave {
 			r.leaving.Store(true)
 			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
-			if e := r.ml.UpdateNode(r.cfg.Timings.ProbeInterval * 2); e != nil {
+			if e := r.ml.UpdateNode(twice(r.cfg.Timings.ProbeInterval)); e != nil {
 				r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
 			}
-			if e := r.ml.Leave(r.cfg.Timings.ProbeInterval * 2); e != nil {
+			if e := r.ml.Leave(twice(r.cfg.Timings.ProbeInterval)); e != nil {
 				r.log.Warn().Err(e).Msg("leave not acknowledged")
 			}
 			r.updating.Unlock() // before the wait for advertise's goroutine
