@@ -104,7 +104,7 @@ func (c *Cache) askMarks() {
 		case err != nil: // silent, gone, busy: asked again in turn
 		case !ok && clusterfill.MarksMalformed(b, c.store.Leaves()):
 			c.stats.fillAnswersBad.Add(1)
-		default: // incomplete, or NotHeld (a release before)
+		default: // incomplete, or NotHeld (a release before), or an Error (an earlier one: see clusterfill.MarksMalformed)
 			n := c.marks.incomplete.Add(1)
 			if n >= maxIncompleteMarks {
 				c.marks.taken.Store(true)

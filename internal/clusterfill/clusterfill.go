@@ -289,9 +289,13 @@ func Marks(b []byte, leaves uint32) (marks []store.Mark, complete, ok bool) {
 }
 
 // MarksMalformed reports whether b, the answer to a MarksRequest, is
-// neither NotHeld nor a marks answer Marks takes.
+// neither NotHeld, nor an Error (the answer of the releases before
+// NotHeld to a request of a kind they did not know: taken for malformed,
+// it was counted as a bad answer and never among those after which the
+// asker stops, which asked such a peer again at every collection, for
+// ever), nor a marks answer Marks takes.
 func MarksMalformed(b []byte, leaves uint32) bool {
-	if len(b) == 1 && b[0] == answerNotHeld {
+	if len(b) == 1 && b[0] == answerNotHeld || len(b) > 0 && b[0] == answerError {
 		return false
 	}
 	_, _, ok := Marks(b, leaves)
@@ -330,10 +334,13 @@ func (a *Ask) Malformed(b []byte) bool {
 }
 
 // FetchMalformed reports whether a peer's answer b to a fetch of key is
-// none of its forms: the record of key it holds (a delete too), or
-// NotHeld.
+// none of its forms: the record of key it holds (a delete too), NotHeld,
+// or an Error (a member with a smaller MaxKeySize, or of an earlier
+// release, could not read the request: counted as a bad answer, it made
+// FillAnswersBad an alarm about peers that were only configured
+// otherwise; found by review).
 func FetchMalformed(b []byte, key string) bool {
-	if len(b) == 1 && b[0] == answerNotHeld {
+	if len(b) == 1 && b[0] == answerNotHeld || len(b) > 0 && b[0] == answerError {
 		return false
 	}
 	_, ok := Record(b, key)

@@ -132,3 +132,40 @@ func FuzzMarks(f *testing.F) {
 		}
 	})
 }
+
+// TestAnErrorAnswerToAMarksRequestIsOfAnEarlierRelease: members of the
+// releases before NotHeld answered a request of a kind they did not know
+// (a MarksRequest) with an Error, "bad request", as their Serve did. That
+// is an answer of a known form, saying the peer cannot give its marks,
+// as NotHeld says for the release before: it was taken for a malformed
+// answer, so the asker counted it in Stats.FillAnswersBad and, never
+// counting it among the answers after which it stops (marks.go), asked
+// such peers again at every collection, for ever.
+func TestAnErrorAnswerToAMarksRequestIsOfAnEarlierRelease(t *testing.T) {
+	earlier := append([]byte{answerError}, "bad request"...) // their Serve's answer to a kind it did not know
+	if _, _, ok := Marks(earlier, 65536); ok {
+		t.Fatal("an Error answer taken for marks")
+	}
+	if MarksMalformed(earlier, 65536) {
+		t.Fatal("an earlier release's Error answer to a marks request taken for a malformed answer")
+	}
+	for _, bad := range [][]byte{nil, {answerValue}, {answerMarks, 2}, {answerNotHeld, 0}} {
+		if !MarksMalformed(bad, 65536) {
+			t.Fatalf("%v not taken for a malformed answer", bad)
+		}
+	}
+}
+
+// TestAnErrorAnswerToAFetchIsNoBadAnswer: a peer that could not read a
+// fetch (a key longer than its MaxKeySize, or a request of an earlier
+// release's) answers an Error, a known form: not a bad answer.
+func TestAnErrorAnswerToAFetchIsNoBadAnswer(t *testing.T) {
+	if FetchMalformed(append([]byte{answerError}, "bad request"...), "k") {
+		t.Fatal("an Error answer to a fetch taken for a malformed answer")
+	}
+	for _, bad := range [][]byte{nil, {answerMarks, 2}, {answerNotHeld, 0}} {
+		if !FetchMalformed(bad, "k") {
+			t.Fatalf("%v not taken for a malformed answer to a fetch", bad)
+		}
+	}
+}
