@@ -59,6 +59,12 @@ func (o op) String() string {
 // history is what a schedule sent.
 type history struct {
 	ops []op
+	// oneClock is set when no member's clock is offset: every version is
+	// then stamped from the kernel's one clock, and since the schedule
+	// sends each op once the one before it is answered, an acknowledged
+	// op's version must be greater than that of every op acknowledged
+	// before it was sent (see misordered).
+	oneClock bool
 }
 
 // set writes key on m and records it.
@@ -137,6 +143,11 @@ const (
 	fateResurrected fate = "resurrected" // a value, though every op that may win deleted it
 	fateUnknown     fate = "unknown"     // a value no op wrote
 	fateSplit       fate = "split"       // the members do not agree
+	// misordered: on one clock, an acknowledged op's version is not above
+	// that of an op acknowledged before it was sent. Last-writer-wins then
+	// lets the earlier op win, and the later acknowledged op is lost
+	// although the versions the members answered with allow it.
+	fateMisordered fate = "misordered"
 )
 
 // judge classifies each key's final state, agreed on by the members (or
@@ -153,9 +164,32 @@ func (h *history) judge(final map[string]state, split map[string]bool, at int64)
 			fates[key] = fateSplit
 			continue
 		}
+		if h.oneClock && misordered(ops) {
+			fates[key] = fateMisordered
+			continue
+		}
 		fates[key] = classify(ops, final[key], at)
 	}
 	return fates
+}
+
+// misordered reports whether an acknowledged op of ops (in the order
+// sent, each once the one before was answered) has a version not greater
+// than an earlier acknowledged op's: on one clock, an HLC stamps an op at
+// or after the time it was sent, and stamped the ops before it at or
+// before their answers, so the versions of a key's acknowledged ops rise.
+func misordered(ops []op) bool {
+	var prev crdt.Timestamp
+	for _, o := range ops {
+		if !o.acked {
+			continue
+		}
+		if !prev.Less(o.ver) {
+			return true
+		}
+		prev = o.ver
+	}
+	return false
 }
 
 // classify judges a key's final state against its ops, in the order
@@ -258,9 +292,9 @@ func (v verdict) line() string {
 	if !v.agreed {
 		agreed = fmt.Sprintf("NOT agreed %.0f s after the heal", v.heal.Seconds())
 	}
-	return fmt.Sprintf("%s: %s; %d keys: %d ok, %d lost, %d stale, %d resurrected, %d unknown, %d split; %d ops not acknowledged; %d suspicions",
+	return fmt.Sprintf("%s: %s; %d keys: %d ok, %d lost, %d stale, %d resurrected, %d unknown, %d split, %d misordered; %d ops not acknowledged; %d suspicions",
 		v.name, agreed, len(v.fates), counts[fateOK], counts[fateLost], counts[fateStale],
-		counts[fateResurrected], counts[fateUnknown], counts[fateSplit], v.unacked, v.suspicions)
+		counts[fateResurrected], counts[fateUnknown], counts[fateSplit], counts[fateMisordered], v.unacked, v.suspicions)
 }
 
 // ok reports whether every key came out ok, the members agreed and every

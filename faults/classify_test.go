@@ -219,3 +219,42 @@ func TestVerdictFailsWhatIsNotJudged(t *testing.T) {
 		t.Errorf("a run with an op not acknowledged passed: %s", v.line())
 	}
 }
+
+// TestLaterWriteWithLowerVersionOnOneClockFails: the members of a lab
+// without a clock offset share the kernel's clock, and the schedule sends
+// each op once the one before it is answered, so an acknowledged op's
+// version is greater than that of every op acknowledged before it was
+// sent. A member that stamped a later write below an earlier one (a clock
+// that went back, an HLC that lost its state at a restart) makes
+// last-writer-wins keep the earlier write: the later acknowledged write
+// is lost, though the checker, taking the versions the members answered
+// with as the order, found the outcome the one they allow.
+func TestLaterWriteWithLowerVersionOnOneClockFails(t *testing.T) {
+	h := &history{oneClock: true}
+	now := base
+	write := func(member string, side int, key, value string, ver int64) {
+		now += int64(time.Millisecond)
+		h.add(member, side, key, value, false, now, crdt.Timestamp{Wall: ver, Node: 1}, nil)
+	}
+	write("n0", 0, "k0", "base", base+1)
+	write("n0", 1, "k0", "side1", base+int64(10*time.Millisecond))
+	// Sent after side 1's write was answered, stamped 5 s behind it.
+	write("n2", 2, "k0", "side2", base-int64(5*time.Second))
+	final := map[string]state{"k0": has("side1")} // what LWW makes of those versions
+	v := verdict{name: "a later write stamped behind", agreed: true, final: final,
+		fates: h.judge(final, nil, now+second), unacked: h.unacked()}
+	if v.ok() {
+		t.Errorf("the later acknowledged write lost to an earlier one on one clock, and the run passed: %s", v.line())
+	}
+
+	// The same history with versions in the order sent is judged as before.
+	h = &history{oneClock: true}
+	now = base
+	write("n0", 0, "k0", "base", base+1)
+	write("n0", 1, "k0", "side1", base+int64(10*time.Millisecond))
+	write("n2", 2, "k0", "side2", base+int64(20*time.Millisecond))
+	final = map[string]state{"k0": has("side2")}
+	if v := (verdict{name: "in order", agreed: true, final: final, fates: h.judge(final, nil, now+second)}); !v.ok() {
+		t.Errorf("versions in the order sent: %s", v.line())
+	}
+}

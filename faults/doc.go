@@ -5,7 +5,9 @@
 // clock offsets, and a checker that classifies the fate of every
 // acknowledged write on every member, by the versions the members
 // answered with: of a key's acknowledged ops, the one with the greatest
-// version must win. The package has only tests; see faults_test.go for
+// version must win; without a clock offset (the members share the
+// kernel's clock) those versions must also rise in the order the ops were
+// sent, or the key is misordered. The package has only tests; see faults_test.go for
 // the schedules, and the README's "Fault injection" section for how to
 // run them and the figures.
 //

@@ -160,7 +160,7 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 	if err := l.waitMembers(members, 30*time.Second, l.members...); err != nil {
 		t.Fatal(err)
 	}
-	h := &history{}
+	h := &history{oneClock: len(sc.offsets) == 0}
 	keys := make([]string, 30)
 	for i := range keys {
 		keys[i] = fmt.Sprint("k", i)
