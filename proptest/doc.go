@@ -205,7 +205,8 @@
 // operations and the faults ([TypeActions]: loss, duplication, reordering,
 // partitions, crashes and restarts as new incarnations, syncs, and clock
 // skew with Spec.MaxSkew), with weights, rates and coverage as in
-// [Config], and ends by syncing every pair until nothing changes: the
+// [Config], and ends by syncing every pair until nothing changes (at
+// most 8 rounds: past them the run fails with [ErrNoFixpoint]): the
 // members must then hold equal states.
 // Package proptest/examples has a PN-counter and an add-wins set written
 // this way, with the broken variants the harness catches (a counter that

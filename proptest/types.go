@@ -122,7 +122,8 @@ type Object interface {
 	Tick() []transport.Envelope
 	// Sync starts an exchange that brings peer (and, by its answers, this
 	// replica) up to date: anti-entropy. The end of every run syncs every
-	// pair of members until nothing changes.
+	// pair of members until nothing changes (a run whose states still
+	// change after 8 rounds of that fails with ErrNoFixpoint).
 	Sync(peer string) []transport.Envelope
 	// SetMembers says which members this one can see, itself included.
 	SetMembers(names []string)
