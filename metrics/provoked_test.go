@@ -39,9 +39,11 @@ func TestExpiredValuesCollectedAreCounted(t *testing.T) {
 }
 
 // TestAForwardedFillIsCountedOnEachSide: a GetOrFill of a key the other
-// member owns counts one forwarded request, one pulled record and one
-// miss on the asker, which runs no filler; one fill for a peer, and one
-// filler call, on the owner, which reads nothing.
+// member owns counts one forwarded request and one miss on the asker,
+// which runs no filler; one fill for a peer, and one filler call, on the
+// owner, which reads nothing. (The record pulled is counted only if the
+// answer comes before the owner's delta of its fill: one run in a few,
+// under load, had the delta first.)
 func TestAForwardedFillIsCountedOnEachSide(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	var calls atomic.Int64
@@ -83,7 +85,6 @@ func TestAForwardedFillIsCountedOnEachSide(t *testing.T) {
 		want   float64
 	}{
 		{"bcache_fills_forwarded_total", map[string]string{"member": "b"}, 1},
-		{"bcache_records_pulled_total", map[string]string{"member": "b"}, 1},
 		{"bcache_fills_total", map[string]string{"member": "b"}, 0},
 		{"bcache_fill_fallbacks_total", map[string]string{"member": "b"}, 0},
 		{"bcache_reads_total", map[string]string{"member": "b", "result": "miss"}, 1},
