@@ -81,7 +81,10 @@ type Change struct {
 	// the local write lost to a newer one elsewhere. That holds for the
 	// writes of this member's earlier processes too, restored from its
 	// snapshot or write log (an edge member's offline writes, lost once
-	// it rejoins), as far back as 64 restarts.
+	// it rejoins), from its last 64 processes that wrote, this one
+	// included: as far back as 63 restarts once this process has written
+	// (the doc said 64 restarts; a write of 64 restarts back is then not
+	// reported, found by review).
 	Superseded bool
 }
 

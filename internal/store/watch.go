@@ -34,8 +34,9 @@ type Event struct {
 	Record crdt.Record
 	// Superseded says a peer's newer write (EventSet, EventDelete, and
 	// EventEvict of a received version whose value is not held here)
-	// replaced one this member made: in this process, or in one of the
-	// last 64 whose writes it restored (see MarkOwn, Snapshot.Own).
+	// replaced one this member made: in one of its last 64 processes
+	// (maxOwn: this one, if it wrote, and the latest before it whose
+	// writes it restored; see MarkOwn, Snapshot.Own).
 	Superseded bool
 	// Refill says an EventSet put a value back on its version's evicted
 	// stub (Store.Refill, a peer's answer to a read): no write, its
