@@ -223,7 +223,7 @@ type Config struct {
 	// OnDrop, if set, is called with every live record the replica forgot
 	// because a peer rejected it (see transport.Node.Dropped). It runs on
 	// one of the Replicator's goroutines with none of its locks held, one
-	// call at a time per goroutine, and must not block for long.
+	// call at a time, in the order dropped, and must not block for long.
 	OnDrop func(crdt.Version)
 	// Founder says this member's state, restored, is that of a cluster's
 	// founder that never met another member (see Replicator.Founder).

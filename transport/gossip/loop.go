@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -120,7 +121,9 @@ func (r *Replicator) updateView() []transport.Envelope {
 func (r *Replicator) locked(f func() []transport.Envelope) {
 	r.nodeMu.Lock()
 	out := f()
-	dropped := r.node.Dropped()
+	if dropped := r.node.Dropped(); len(dropped) > 0 && r.cfg.OnDrop != nil {
+		r.drops.push(dropped) // in the order dropped: see dropQueue
+	}
 	st := r.node.Stats()
 	r.statsSeq++
 	seq := r.statsSeq
@@ -157,10 +160,51 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	}
 	r.statsMu.Unlock()
 	if r.cfg.OnDrop != nil {
-		for _, v := range dropped {
-			r.cfg.OnDrop(v)
-		}
+		r.drops.deliver(r.cfg.OnDrop)
 	}
+}
+
+// dropQueue hands the records the node dropped to Config.OnDrop in the
+// order dropped, one call at a time, with no lock held: each section
+// under nodeMu queues its drops, and after it whoever finds no one
+// delivering delivers until the queue is empty. (Each goroutine reported
+// its own after the lock's release, and two receiving goroutines could
+// report theirs out of the order the node dropped them: found by
+// review.) A call that leads to more drops (OnDrop calling the member)
+// queues them for the call under way to deliver.
+type dropQueue struct {
+	mu         sync.Mutex
+	q          []crdt.Version
+	delivering bool
+}
+
+// push queues vs. Called with nodeMu held.
+func (d *dropQueue) push(vs []crdt.Version) {
+	d.mu.Lock()
+	d.q = append(d.q, vs...)
+	d.mu.Unlock()
+}
+
+// deliver calls fn with every record queued, in order, unless another
+// goroutine is delivering: that one delivers them.
+func (d *dropQueue) deliver(fn func(crdt.Version)) {
+	d.mu.Lock()
+	if d.delivering {
+		d.mu.Unlock()
+		return
+	}
+	d.delivering = true
+	for len(d.q) > 0 {
+		batch := d.q
+		d.q = nil
+		d.mu.Unlock()
+		for _, v := range batch {
+			fn(v)
+		}
+		d.mu.Lock()
+	}
+	d.delivering = false
+	d.mu.Unlock()
 }
 
 func (r *Replicator) now() int64 { return r.cfg.Clock.Physical() }

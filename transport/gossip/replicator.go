@@ -52,8 +52,11 @@ type Replicator struct {
 	statsMu     sync.Mutex
 	protocol    transport.Stats
 	protocolSeq uint64
-	wire        wireStats
-	ct          *countingTransport // memberlist's transport, wrapped
+	// drops holds the records the node dropped, in the order dropped
+	// (queued under nodeMu), for Config.OnDrop (see dropQueue).
+	drops dropQueue
+	wire  wireStats
+	ct    *countingTransport // memberlist's transport, wrapped
 	// out, set before memberlist starts when the member runs the default
 	// UDP transport, builds and sends bcache's datagrams (see direct.go).
 	out *directOut
