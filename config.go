@@ -252,7 +252,11 @@ type Config struct {
 	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one
-	// (after an absence longer than TombstoneHorizon). It runs on a
+	// (after an absence longer than TombstoneHorizon; or, without
+	// LogReceived, after a restart that restored one of its own writes
+	// from its write log over which a peer's delete, never logged here,
+	// had been collected: the member serves that value from its restart
+	// until a peer answers it). It runs on a
 	// goroutine of its own, one key at a time in the order dropped, with
 	// none of the Cache's locks held, so it may call the Cache, Close
 	// included (Close does not wait for a call under way); it should
