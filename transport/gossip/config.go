@@ -223,7 +223,9 @@ type Config struct {
 	// OnDrop, if set, is called with every live record the replica forgot
 	// because a peer rejected it (see transport.Node.Dropped). It runs on
 	// one of the Replicator's goroutines with none of its locks held, one
-	// call at a time, in the order dropped, and must not block for long.
+	// call at a time, in the order dropped, and must not block for long:
+	// while it does, the goroutines that drop more (receiving peers'
+	// frames) wait once 1,024 records are queued for it.
 	OnDrop func(crdt.Version)
 	// Founder says this member's state, restored, is that of a cluster's
 	// founder that never met another member (see Replicator.Founder).

@@ -121,8 +121,10 @@ func (r *Replicator) updateView() []transport.Envelope {
 func (r *Replicator) locked(f func() []transport.Envelope) {
 	r.nodeMu.Lock()
 	out := f()
+	pushed := false
 	if dropped := r.node.Dropped(); len(dropped) > 0 && r.cfg.OnDrop != nil {
 		r.drops.push(dropped) // in the order dropped: see dropQueue
+		pushed = true
 	}
 	st := r.node.Stats()
 	r.statsSeq++
@@ -159,24 +161,42 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 		r.protocol, r.protocolSeq = st, seq
 	}
 	r.statsMu.Unlock()
-	if r.cfg.OnDrop != nil {
+	if pushed {
+		// Only a section that queued drops delivers: each one that did
+		// comes here after its push, so none is left queued. One that
+		// queued none (a reader's Hurry, the loop's tick) took over the
+		// drops another had queued and not yet delivered, and waited in
+		// OnDrop (the Cache's, its queue full) for drops not its own: an
+		// OnDrop that called the Cache, hurrying a read, waited for
+		// itself (found by review, TestACallThatDroppedNothingDeliversNoDrops).
 		r.drops.deliver(r.cfg.OnDrop)
 	}
 }
 
 // dropQueue hands the records the node dropped to Config.OnDrop in the
 // order dropped, one call at a time, with no lock held: each section
-// under nodeMu queues its drops, and after it whoever finds no one
-// delivering delivers until the queue is empty. (Each goroutine reported
+// under nodeMu queues its drops, and after it, if it queued any and finds
+// no one delivering, delivers until the queue is empty. (Each goroutine reported
 // its own after the lock's release, and two receiving goroutines could
 // report theirs out of the order the node dropped them: found by
 // review.) A call that leads to more drops (OnDrop calling the member)
-// queues them for the call under way to deliver.
+// queues them for the call under way to deliver. Past maxDropsQueued
+// waiting while OnDrop is under way, a section that queued more waits
+// for the delivering goroutine to take them, as each goroutine waited in
+// OnDrop for its own: the replication waits for an OnDrop that does
+// (the Cache's, its 1,024 keys queued), and the queue has a bound (it
+// took every other goroutine's drops meanwhile: found by review,
+// TestDropsQueuedWhileOnDropWaitsAreBounded).
 type dropQueue struct {
 	mu         sync.Mutex
+	taken      *sync.Cond // on mu: the queue was taken, or delivery ended
 	q          []crdt.Version
 	delivering bool
 }
+
+// maxDropsQueued bounds the drops queued while a delivery is under way
+// (see dropQueue).
+const maxDropsQueued = 1024
 
 // push queues vs. Called with nodeMu held.
 func (d *dropQueue) push(vs []crdt.Version) {
@@ -189,7 +209,13 @@ func (d *dropQueue) push(vs []crdt.Version) {
 // goroutine is delivering: that one delivers them.
 func (d *dropQueue) deliver(fn func(crdt.Version)) {
 	d.mu.Lock()
+	if d.taken == nil {
+		d.taken = sync.NewCond(&d.mu)
+	}
 	if d.delivering {
+		for d.delivering && len(d.q) > maxDropsQueued {
+			d.taken.Wait()
+		}
 		d.mu.Unlock()
 		return
 	}
@@ -197,6 +223,7 @@ func (d *dropQueue) deliver(fn func(crdt.Version)) {
 	for len(d.q) > 0 {
 		batch := d.q
 		d.q = nil
+		d.taken.Broadcast()
 		d.mu.Unlock()
 		for _, v := range batch {
 			fn(v)
@@ -204,6 +231,7 @@ func (d *dropQueue) deliver(fn func(crdt.Version)) {
 		d.mu.Lock()
 	}
 	d.delivering = false
+	d.taken.Broadcast()
 	d.mu.Unlock()
 }
 

@@ -541,8 +541,14 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		// TestAMemberThatLeftAndIsBackBeforeTheViewIsARestart).
 		// So is one that failed (a crash) and is back, another process
 		// by its start number, before the next view.
+		// So is one seen leaving (its leaving notice came, its leave did
+		// not) and back with metadata that does not leave: a process
+		// never takes back its leaving notice (restartedUnder says
+		// nothing of leaving metadata, and the member was in no list of
+		// leavers: found by review, TestAMemberSeenLeavingAndBackIsARestart).
 		back := prev == nil && (slices.ContainsFunc(r.left, func(l leaver) bool { return l.name == n.Name }) ||
-			restartedUnder(r.failedMeta[n.Name], n.Meta))
+			restartedUnder(r.failedMeta[n.Name], n.Meta)) ||
+			prev != nil && !leaving && (bytes.Equal(prev.Meta, leavingMeta) || bytes.Equal(prev.Meta, leavingKeepsMeta))
 		delete(r.failedMeta, n.Name)
 		if n.Name != r.cfg.Name && (back || prev != nil && restartedUnder(prev.Meta, n.Meta)) &&
 			!slices.Contains(r.restarted, n.Name) {
