@@ -25,6 +25,11 @@
 //	curl -i localhost:8081/v1/keys/greeting                 # 404
 //	curl -s localhost:8082/v1/stats
 //
+// Replication is asynchronous (a millisecond or so on one machine): a read
+// on another member sent right after a write or delete, as above, may still
+// see what the key held before; send the write's Bcache-Token header with
+// the read to wait for it.
+//
 // The API (node -h lists it too):
 //
 //	PUT    /v1/keys/{key}[?ttl=10s]  body is the value: 204 with the write's Bcache-Token header; 400 bad ttl, 413 value too large, 414 key too large, 503 closed;
