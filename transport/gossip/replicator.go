@@ -509,6 +509,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			return
 		}
 	}
+	var change string // what the log line says, none for a change of metadata alone
 	switch {
 	case alive:
 		first := false
@@ -550,9 +551,16 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			restartedUnder(r.failedMeta[n.Name], n.Meta)) ||
 			prev != nil && !leaving && (bytes.Equal(prev.Meta, leavingMeta) || bytes.Equal(prev.Meta, leavingKeepsMeta))
 		delete(r.failedMeta, n.Name)
-		if n.Name != r.cfg.Name && (back || prev != nil && restartedUnder(prev.Meta, n.Meta)) &&
-			!slices.Contains(r.restarted, n.Name) {
+		restarted := back || prev != nil && restartedUnder(prev.Meta, n.Meta)
+		if n.Name != r.cfg.Name && restarted && !slices.Contains(r.restarted, n.Name) {
 			r.restarted = append(r.restarted, n.Name)
+		}
+		switch {
+		case restarted:
+			change = "restarted"
+		case leaving: // its leave follows, logged
+		case prev == nil:
+			change = "joined"
 		}
 		r.alive[n.Name] = n
 		addr := n.Address()
@@ -566,10 +574,12 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			r.logOut.named(n.Address(), n.Name)
 		}
 	case bytes.Equal(n.Meta, leavingMeta), bytes.Equal(n.Meta, leavingKeepsMeta): // left on purpose: do not chase it
+		change = "left"
 		delete(r.alive, n.Name)
 		r.forgetKnown(n.Name)
 		r.left = append(r.left, leaver{n.Name, bytes.Equal(n.Meta, leavingKeepsMeta)})
 	default:
+		change = "failed"
 		if prev := r.alive[n.Name]; prev != nil && n.Name != r.cfg.Name {
 			if r.failedMeta == nil {
 				r.failedMeta = map[string][]byte{}
@@ -588,8 +598,12 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	case r.changed <- struct{}{}:
 	default:
 	}
-	if n.Name != r.cfg.Name {
-		r.log.Info().Str("peer", n.Name).Str("addr", n.Address()).Bool("alive", alive).Msg("membership changed")
+	// One line a change: a member's metadata that changes as it comes to
+	// hold its cluster's state, and its leaving notice before its leave,
+	// each made a line "alive" of their own (a join logged twice, a leave
+	// as alive then gone: found by review).
+	if n.Name != r.cfg.Name && change != "" {
+		r.log.Info().Str("peer", n.Name).Str("addr", n.Address()).Bool("alive", alive).Str("change", change).Msg("membership changed")
 	}
 }
 
