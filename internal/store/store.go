@@ -164,6 +164,15 @@ func New(cfg Config) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("%w: Shards %d, want 1, 16 or 256", ErrConfig, cfg.Shards)
 	}
+	if err := crdt.CheckTreeBits(cfg.DigestBits); err != nil { // past 24 bits the leaves' count wrapped (the transport refuses them too)
+		return nil, fmt.Errorf("%w: DigestBits: %v", ErrConfig, err)
+	}
+	if cfg.DigestBits-shardBits < crdt.MinTreeBits {
+		// lww.Config takes 0 bits for its default: the shards' maps had
+		// 16-bit trees under a digest that read their leaf 0 alone.
+		return nil, fmt.Errorf("%w: DigestBits %d with %d shards leaves each shard's tree %d bits, want at least %d",
+			ErrConfig, cfg.DigestBits, cfg.Shards, cfg.DigestBits-shardBits, crdt.MinTreeBits)
+	}
 	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 || cfg.MaxValueSize < 0 || cfg.MaxDead < 0 {
 		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d, MaxValueSize %d or MaxDead %d",
 			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead)
