@@ -56,39 +56,83 @@ func (n *Node) Write(r crdt.Record, now int64) []Envelope {
 // be modified afterwards.
 func (n *Node) WriteGroup(recs []crdt.Record, now int64) []Envelope {
 	n.rebase(now)
+	out := n.queueGroup(nil, recs, now)
+	return n.flushDue(out, now)
+}
+
+// WriteGroups is WriteGroup of the records of every slice of groups, in
+// order, as one group: a host that keeps its queued writes in chunks
+// hands them over at once. (Handed over a chunk at a time, each was
+// flushed on its own with no FlushInterval: a key written in two chunks
+// left twice, and every chunk ended in a frame part full: found by
+// review, TestWritesTakenAtOnceLeaveAsOneGroup in package gossip.)
+func (n *Node) WriteGroups(groups [][]crdt.Record, now int64) []Envelope {
+	n.rebase(now)
 	var out []Envelope
+	for _, recs := range groups {
+		out = n.queueGroup(out, recs, now)
+	}
+	return n.flushDue(out, now)
+}
+
+// Flush sends every write queued, its flush due or not: for a host about
+// to leave, whose queued writes would otherwise go nowhere.
+func (n *Node) Flush(now int64) []Envelope {
+	n.rebase(now)
+	if len(n.out.recs) == 0 {
+		return nil
+	}
+	return n.flush(nil, now)
+}
+
+// queueGroup queues recs, appending to out every full packet's worth.
+func (n *Node) queueGroup(out []Envelope, recs []crdt.Record, now int64) []Envelope {
 	q := &n.out
 	for i := range recs {
-		if !n.queue(&recs[i], now) {
+		var queued bool
+		if out, queued = n.queue(out, &recs[i], now); !queued {
 			continue
 		}
 		if wire.DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
 			out = n.flush(out, now)
 		}
 	}
-	if len(q.recs) > 0 && now >= q.due {
+	return out
+}
+
+// flushDue flushes the queue if its flush is due.
+func (n *Node) flushDue(out []Envelope, now int64) []Envelope {
+	if q := &n.out; len(q.recs) > 0 && now >= q.due {
 		out = n.flush(out, now)
 	}
 	return out
 }
 
 // queue adds r to the outgoing buffer, coalesced with a queued record of
-// its key, and reports whether the buffer changed.
-func (n *Node) queue(r *crdt.Record, now int64) bool {
+// its key, and reports whether the buffer changed. A record of a new key
+// that would take the buffer past a packet's worth flushes the buffer
+// first, to out, and starts the next packet. (Flushed once r was queued,
+// past the budget, r went alone in a frame of its own after each full
+// one, twice the frames under load: found by review,
+// TestBusyWritesLeaveInFullPackets.)
+func (n *Node) queue(out []Envelope, r *crdt.Record, now int64) ([]Envelope, bool) {
 	q := &n.out
 	size := n.estimate(r)
 	if i, ok := q.index[r.Key]; ok {
 		if !q.recs[i].Time.Less(r.Time) {
-			return false
+			return out, false
 		}
 		q.bytes += size - n.estimate(&q.recs[i])
 		q.recs[i] = *r
 		n.stats.DeltasCoalesced++
-		return true
+		return out, true
+	}
+	if len(q.recs) > 0 && wire.DeltaOverhead(n.cfg.Name, len(q.recs)+1)+q.bytes+size > n.cfg.PacketBudget {
+		out = n.flush(out, now)
 	}
 	if len(q.recs) >= n.cfg.MaxPending {
 		n.stats.DeltasDropped++
-		return false
+		return out, false
 	}
 	q.index[r.Key] = len(q.recs)
 	q.recs = append(q.recs, *r)
@@ -96,7 +140,7 @@ func (n *Node) queue(r *crdt.Record, now int64) bool {
 	if len(q.recs) == 1 {
 		q.due = max(now, crdt.AddSat(q.last, int64(n.cfg.FlushInterval))) // saturated: an interval of "forever" wrapped, and every write went at once (found by review)
 	}
-	return true
+	return out, true
 }
 
 // estimate is the encoded size of r in a batch of this node's writes,

@@ -57,11 +57,13 @@ func (r *Replicator) loop() {
 		case <-r.writes.wake:
 			batch = r.writes.take(batch)
 			r.locked(func() []transport.Envelope {
-				out, now := out[:0], r.now()
-				for _, chunk := range batch {
-					// Everything written while the loop last sent is
-					// one group (see transport.Node.WriteGroup).
-					out = append(out, r.node.WriteGroup(chunk, now)...)
+				// Everything written while the loop last sent is one
+				// group (see transport.Node.WriteGroup), whatever the
+				// chunks it is kept in.
+				now := r.now()
+				out := r.node.WriteGroups(batch, now)
+				if r.leaving.Load() { // see stop
+					out = append(out, r.node.Flush(now)...)
 				}
 				return out
 			})

@@ -706,6 +706,17 @@ func (r *Replicator) stop(leave bool) error {
 		// declare us dead instead, and wait for us as for a failed member.
 		if leave {
 			r.leaving.Store(true)
+			// The writes queued go now, their flush due or not: after
+			// the loop stopped they went nowhere, and a member that
+			// keeps nothing took them away (found by review,
+			// TestCloseSendsTheWritesQueued). Those the loop took and
+			// has yet to hand the protocol it flushes itself, leaving
+			// being set.
+			r.locked(func() []transport.Envelope {
+				now := r.now()
+				out := r.node.WriteGroups(r.writes.take(nil), now)
+				return append(out, r.node.Flush(now)...)
+			})
 			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
 			if e := r.ml.UpdateNode(twice(r.cfg.Timings.ProbeInterval)); e != nil {
 				r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
