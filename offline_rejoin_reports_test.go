@@ -4,13 +4,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -113,65 +110,5 @@ func TestOfflineWritesOfEveryEarlierProcessAreSupersededOnce(t *testing.T) {
 	}
 	if n := drops.Load(); n != 0 {
 		t.Fatalf("OnDrop called %d times after a short absence", n)
-	}
-}
-
-// TestOnDropAfterALongAbsenceReportsOnlyWhatWasLost: an edge back after
-// more than the horizon, restarted from its snapshot while cut off, is
-// told of exactly the values it lost: the one the cluster deleted and
-// collected meanwhile, once; not the one the cluster still holds, nor its
-// offline write, both kept, nor a key it never held.
-func TestOnDropAfterALongAbsenceReportsOnlyWhatWasLost(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	clock := new(offsetClock)
-	path := filepath.Join(t.TempDir(), "edge.snap")
-	var mu sync.Mutex
-	var dropped []string
-	member := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := testConfig(name, peers...)
-		cfg.Network, cfg.Clock = tr, clock.now
-		cfg.TombstoneHorizon, cfg.MaxClockDrift, cfg.GCInterval = 2*time.Second, time.Second, 20*time.Millisecond
-		if name == "edge" {
-			cfg.SnapshotPath, cfg.SnapshotInterval, cfg.Sync = path, -1, SyncWrite
-			cfg.OnDrop = func(key string) { mu.Lock(); dropped = append(dropped, key); mu.Unlock() }
-		}
-		return newCache(t, cfg)
-	}
-	hub := member("hub")
-	hub2 := member("hub2", hub.Addr())
-	edge := member("edge", hub.Addr())
-	hub.Set("a", []byte("1"), 0)
-	hub.Set("b", []byte("1"), 0)
-	waitValue(t, "a", []byte("1"), edge)
-	waitValue(t, "b", []byte("1"), edge)
-	mustClose(t, edge)
-
-	hub.Delete("a")
-	hub.Set("c", []byte("1"), 0)
-	waitValue(t, "c", []byte("1"), hub2)
-	clock.advance(3 * time.Second)
-	for _, c := range []*Cache{hub, hub2} {
-		await.Until(t, 10*time.Second, func() bool { _, ok := lookup(c, "a"); return !ok }, "%s never collected a", c.Name())
-	}
-
-	net.Partition([]string{"edge"}, []string{"hub", "hub2"})
-	edge = member("edge", hub.Addr())
-	edge.Set("e", []byte("1"), 0)
-	net.Heal()
-	cs := []*Cache{hub, hub2, edge}
-	waitValue(t, "a", nil, cs...)
-	waitValue(t, "b", []byte("1"), cs...)
-	waitValue(t, "c", []byte("1"), cs...)
-	waitValue(t, "e", []byte("1"), cs...)
-	await.Until(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(dropped) > 0 }, "OnDrop never called")
-	time.Sleep(time.Second) // a few more exchanges: nothing more is dropped
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(dropped, []string{"a"}) {
-		t.Fatalf("OnDrop reported %q, want [a]", dropped)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,7 +207,8 @@ func TestEdgeRestartsFromSnapshotAfterLongAbsence(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	clock := new(offsetClock)
 	path := filepath.Join(t.TempDir(), "edge.snap")
-	var dropped atomic.Value
+	var mu sync.Mutex
+	var dropped []string
 	member := func(name string, peers ...string) *Cache {
 		tr, err := net.NewTransport(name)
 		if err != nil {
@@ -217,7 +219,7 @@ func TestEdgeRestartsFromSnapshotAfterLongAbsence(t *testing.T) {
 		cfg.TombstoneHorizon, cfg.MaxClockDrift, cfg.GCInterval = 2*time.Second, time.Second, 20*time.Millisecond
 		if name == "edge" {
 			cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
-			cfg.OnDrop = func(key string) { dropped.Store(key) }
+			cfg.OnDrop = func(key string) { mu.Lock(); dropped = append(dropped, key); mu.Unlock() }
 		}
 		return newCache(t, cfg)
 	}
@@ -261,8 +263,15 @@ func TestEdgeRestartsFromSnapshotAfterLongAbsence(t *testing.T) {
 	waitValue(t, "e", []byte("1"), cs...)
 	// OnDrop runs after the drop is applied (outside the protocol's lock):
 	// wait for it rather than race it.
-	await.Until(t, 10*time.Second, func() bool { got, _ := dropped.Load().(string); return got == "a" },
-		"OnDrop never reported a (got %v)", dropped.Load())
+	// Only a is reported: not b, which the cluster still holds, nor e,
+	// the edge's own write while away (found by review: the test
+	// checked the last key reported alone).
+	reported := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(dropped) }
+	await.Until(t, 10*time.Second, func() bool { return slices.Contains(reported(), "a") },
+		"OnDrop never reported a (got %v)", reported())
+	if got := reported(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("OnDrop reported %q, want [a]", got)
+	}
 	// The hubs answered the edge's old a with a tombstone (package lww,
 	// rule 3), which travels back like any delete: a hub may hold it, or
 	// nothing once it is collected, never a value.
