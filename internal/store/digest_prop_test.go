@@ -56,20 +56,8 @@ func TestDigestMatchesItsRecordsUnderEveryOperation(t *testing.T) {
 		keys := rapid.SampledFrom(names)
 		value := func(t *rapid.T) []byte { return rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "value") }
 		t.Repeat(map[string]func(*rapid.T){
-			"set": func(t *rapid.T) {
-				rec := crdt.Record{Key: keys.Draw(t, "key"), Value: value(t), Time: clock.Now()}
-				if ttl := rapid.IntRange(0, 3).Draw(t, "ttl s"); ttl > 0 {
-					rec.Expires = rec.Time.Wall + int64(ttl)*int64(time.Second)
-				}
-				if _, err := s.Write(rec); err != nil {
-					t.Fatal(err)
-				}
-			},
-			"delete": func(t *rapid.T) {
-				if _, err := s.Write(crdt.Record{Key: keys.Draw(t, "key"), Time: clock.Now(), Tombstone: true}); err != nil {
-					t.Fatal(err)
-				}
-			},
+			"set":    localSet(s, keys, clock),
+			"delete": localDelete(s, keys, clock),
 			"fill": func(t *rapid.T) {
 				key := keys.Draw(t, "key")
 				f := s.WatchFill(key)

@@ -70,20 +70,8 @@ func storeProperty(missing EventKind) func(*rapid.T) {
 		manual := false
 		value := func(t *rapid.T) []byte { return rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "value") }
 		t.Repeat(map[string]func(*rapid.T){
-			"set": func(t *rapid.T) {
-				rec := crdt.Record{Key: keys.Draw(t, "key"), Value: value(t), Time: clock.Now()}
-				if ttl := rapid.IntRange(0, 3).Draw(t, "ttl s"); ttl > 0 {
-					rec.Expires = rec.Time.Wall + int64(ttl)*int64(time.Second)
-				}
-				if _, err := s.Write(rec); err != nil {
-					t.Fatal(err)
-				}
-			},
-			"delete": func(t *rapid.T) {
-				if _, err := s.Write(crdt.Record{Key: keys.Draw(t, "key"), Time: clock.Now(), Tombstone: true}); err != nil {
-					t.Fatal(err)
-				}
-			},
+			"set":    localSet(s, keys, clock),
+			"delete": localDelete(s, keys, clock),
 			"receive": func(t *rapid.T) {
 				rec := crdt.Record{
 					Key: keys.Draw(t, "key"),
@@ -201,5 +189,28 @@ func storeProperty(missing EventKind) func(*rapid.T) {
 				}
 			},
 		})
+	}
+}
+
+// localSet is a property's action writing a random key here with a small
+// value and, at times, a TTL of a few seconds.
+func localSet(s *Store, keys *rapid.Generator[string], clock *crdt.HLC) func(*rapid.T) {
+	return func(t *rapid.T) {
+		rec := crdt.Record{Key: keys.Draw(t, "key"), Value: rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "value"), Time: clock.Now()}
+		if ttl := rapid.IntRange(0, 3).Draw(t, "ttl s"); ttl > 0 {
+			rec.Expires = rec.Time.Wall + int64(ttl)*int64(time.Second)
+		}
+		if _, err := s.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// localDelete is a property's action deleting a random key here.
+func localDelete(s *Store, keys *rapid.Generator[string], clock *crdt.HLC) func(*rapid.T) {
+	return func(t *rapid.T) {
+		if _, err := s.Write(crdt.Record{Key: keys.Draw(t, "key"), Time: clock.Now(), Tombstone: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
