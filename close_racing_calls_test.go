@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
 )
 
 // TestCloseRacingEveryCallReturns: Close called from several goroutines at
@@ -58,7 +60,11 @@ func TestCloseRacingEveryCallReturns(t *testing.T) {
 		for range sub.C {
 		}
 	})
-	time.Sleep(100 * time.Millisecond) // the readers wait, and pull
+	await.Until(t, 10*time.Second, func() bool { // the readers wait, and pull
+		c.feed.mu.Lock()
+		defer c.feed.mu.Unlock()
+		return c.feed.waiting == 4
+	}, "the readers never waited")
 	closeErrs := make([]error, 4)
 	var closers sync.WaitGroup
 	for i := range closeErrs {
