@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/lww"
 	"pgregory.net/rapid"
 )
 
@@ -123,13 +122,7 @@ func TestDigestMatchesItsRecordsUnderEveryOperation(t *testing.T) {
 				w := crdt.Timestamp{Wall: now - int64(rapid.IntRange(0, 4000).Draw(t, "mark ms ago"))*int64(time.Millisecond)}
 				s.OfferMarks([]Mark{{Leaf: leaf, Time: w}}, now)
 			},
-			"collect": func(t *rapid.T) {
-				stable := int64(lww.NoStable)
-				if rapid.Bool().Draw(t, "early") {
-					stable = now - int64(rapid.IntRange(0, 3000).Draw(t, "stable ms ago"))*int64(time.Millisecond)
-				}
-				s.Collect(now, rapid.Bool().Draw(t, "alone"), stable)
-			},
+			"collect": localCollect(s, &now),
 			"restore": func(t *rapid.T) {
 				var buf bytes.Buffer
 				if _, err := s.WriteSnapshot(&buf, now); err != nil {

@@ -103,14 +103,8 @@ func storeProperty(missing EventKind) func(*rapid.T) {
 			"time": func(t *rapid.T) {
 				now += int64(rapid.IntRange(1, 3000).Draw(t, "ms")) * int64(time.Millisecond)
 			},
-			"synced": func(t *rapid.T) { s.MarkSynced(now) },
-			"collect": func(t *rapid.T) {
-				stable := int64(lww.NoStable)
-				if rapid.Bool().Draw(t, "early") {
-					stable = now - int64(rapid.IntRange(0, 3000).Draw(t, "stable ms ago"))*int64(time.Millisecond)
-				}
-				s.Collect(now, rapid.Bool().Draw(t, "alone"), stable)
-			},
+			"synced":  func(t *rapid.T) { s.MarkSynced(now) },
+			"collect": localCollect(s, &now),
 			"": func(t *rapid.T) {
 				var values int
 				var bytes int64
@@ -212,5 +206,17 @@ func localDelete(s *Store, keys *rapid.Generator[string], clock *crdt.HLC) func(
 		if _, err := s.Write(crdt.Record{Key: keys.Draw(t, "key"), Time: clock.Now(), Tombstone: true}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// localCollect is a property's action collecting at *now, early at times
+// (a stable bound up to 3 s back), alone or not.
+func localCollect(s *Store, now *int64) func(*rapid.T) {
+	return func(t *rapid.T) {
+		stable := int64(lww.NoStable)
+		if rapid.Bool().Draw(t, "early") {
+			stable = *now - int64(rapid.IntRange(0, 3000).Draw(t, "stable ms ago"))*int64(time.Millisecond)
+		}
+		s.Collect(*now, rapid.Bool().Draw(t, "alone"), stable)
 	}
 }
