@@ -28,9 +28,15 @@ const maxDatagram = 65536
 // slower hour, 14,000-38,000 against 1,600-11,300. Linux caps it at
 // net.core.rmem_max; macOS and the BSDs refuse more than their limit
 // (kern.ipc.maxsockbuf), so the member asks for less until it is given
-// (setReadBuffer). It logs a warning when it gets less (Stats.ReadBuffer
-// says what it got). A variable for tests.
+// (setReadBuffer). On Linux, a member given less asks again with
+// SO_RCVBUFFORCE, which a process with CAP_NET_ADMIN is granted past the
+// cap (forceReadBufferPast). It logs a warning when it still gets less
+// (Stats.ReadBuffer says what it got). A variable for tests.
 var udpReadBuffer = 16 << 20
+
+// forceReadBuffer is forceReadBufferPast; tests replace it to see a
+// member that is refused.
+var forceReadBuffer = forceReadBufferPast
 
 // netTransport is a memberlist.NodeAwareTransport over one UDP socket and
 // one TCP listener on the same address. Unlike memberlist's own, it reads
@@ -91,6 +97,9 @@ func listenOnce(ip net.IP, port int) (*netTransport, error) {
 		return nil, err
 	}
 	setReadBuffer(udp, udpReadBuffer)
+	if readBufferShort(readBufferOf(udp), udpReadBuffer) {
+		forceReadBuffer(udp, udpReadBuffer) // best effort: refused unless privileged
+	}
 	t := &netTransport{
 		udp: udp, tcp: tcp, readBuffer: readBufferOf(udp),
 		packetCh: make(chan *memberlist.Packet), streamCh: make(chan net.Conn),

@@ -45,7 +45,7 @@ func readBufferShort(got, want int) bool {
 // raise it to want.
 func readBufferLimit(want int) string {
 	if runtime.GOOS == "linux" {
-		return fmt.Sprintf("net.core.rmem_max: sysctl -w net.core.rmem_max=%d", want)
+		return fmt.Sprintf("net.core.rmem_max: sysctl -w net.core.rmem_max=%d, or give the process CAP_NET_ADMIN, which lets it ask past the limit", want)
 	}
 	return fmt.Sprintf("kern.ipc.maxsockbuf: sysctl kern.ipc.maxsockbuf=%d", 2*want)
 }

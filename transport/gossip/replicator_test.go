@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -399,9 +401,10 @@ func TestReadBufferIsReportedAndAShortOneLogged(t *testing.T) {
 	if got := startNode(t, "n0", nil).r.Stats().ReadBuffer; got <= 0 {
 		t.Fatalf("Stats.ReadBuffer = %d", got)
 	}
-	saved := udpReadBuffer
-	udpReadBuffer = 1 << 30 // beyond any net.core.rmem_max a test machine has
-	defer func() { udpReadBuffer = saved }()
+	saved, savedForce := udpReadBuffer, forceReadBuffer
+	udpReadBuffer = 1 << 30                                                  // beyond any net.core.rmem_max a test machine has
+	forceReadBuffer = func(*net.UDPConn, int) error { return syscall.EPERM } // a process without CAP_NET_ADMIN
+	defer func() { udpReadBuffer, forceReadBuffer = saved, savedForce }()
 	var log syncBuffer
 	n := startNode(t, "n1", nil, func(c *Config) { c.Logger = zerolog.New(&log) })
 	got := n.r.Stats().ReadBuffer
@@ -411,6 +414,44 @@ func TestReadBufferIsReportedAndAShortOneLogged(t *testing.T) {
 	if line := string(log.Bytes()); !strings.Contains(line, "less receive buffer than asked for") || !strings.Contains(line, "net.core.rmem_max=1073741824") ||
 		!strings.Contains(line, fmt.Sprintf(`"bytes":%d`, got/2)) { // Linux reports twice what it set
 		t.Fatalf("the log says %q", line)
+	}
+}
+
+// TestReadBufferIsForcedPastTheLimitWhenAllowed: on Linux, a member
+// that may administer the network (CAP_NET_ADMIN) gets the receive buffer
+// it asks for past net.core.rmem_max, and logs no warning; one that may
+// not is the test above.
+func TestReadBufferIsForcedPastTheLimitWhenAllowed(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux lets a process go past its limit")
+	}
+	limit, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skip(err)
+	}
+	capped, err := strconv.Atoi(strings.TrimSpace(string(limit)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := forceReadBufferPast(probe, 2*capped) == nil
+	probe.Close()
+	if !allowed {
+		t.Skip("this process may not go past net.core.rmem_max (no CAP_NET_ADMIN)")
+	}
+	saved := udpReadBuffer
+	udpReadBuffer = 2 * capped
+	defer func() { udpReadBuffer = saved }()
+	var log syncBuffer
+	n := startNode(t, "n0", nil, func(c *Config) { c.Logger = zerolog.New(&log) })
+	if got := n.r.Stats().ReadBuffer; readBufferUsable(got) < udpReadBuffer {
+		t.Fatalf("Stats.ReadBuffer = %d, asked for %d past the limit of %d", got, udpReadBuffer, capped)
+	}
+	if line := string(log.Bytes()); strings.Contains(line, "less receive buffer than asked for") {
+		t.Fatalf("a member given its buffer warned: %q", line)
 	}
 }
 
