@@ -334,10 +334,19 @@ func (h *harness) mayLack(i int, key string, v crdt.Timestamp, start int64) bool
 	if r, ok := h.syncs[i].rejected[key]; ok && !r.Less(v) {
 		return true
 	}
-	for _, m := range []map[string]crdt.Version{h.model.lost, h.model.lossy} {
-		if l, ok := m[key]; ok && l.Compare(version) >= 0 {
+	// A crash excuses only what it may have taken (model.mayBeLost: the
+	// versions above the newest a live member held); model.lost, the
+	// newest it took, excused every older version too, even one the peer
+	// held all along (found by review,
+	// TestFirstSyncCatchesAMissingWriteBelowACrashedOne).
+	for _, tomb := range []bool{false, true} {
+		x := crdt.Version{Key: key, Time: v, Tombstone: tomb}
+		if rec, ok := h.model.known[x]; ok && h.model.mayBeLost(rec) {
 			return true
 		}
+	}
+	if l, ok := h.model.lossy[key]; ok && l.Compare(version) >= 0 {
+		return true
 	}
 	// Past the drift bound of the member's clock when a repair came: its
 	// clock read start or later then (a step back moves start with it).

@@ -441,7 +441,7 @@ func (m *model) verify(t fataler, h *harness) {
 		case fallback && ok && v.Compare(rec.Version()) > 0:
 			// A newer version survived (a write the crash may have taken, or
 			// an answer).
-		case fallback && !ok && m.deadAbove(rec, latest):
+		case fallback && !ok && m.deadAbove(h, rec, latest):
 			// A newer version of the key, dead, may have taken it.
 		case ok && v != rec.Version() && dead(rec) && dead(m.known[v]) && v.Compare(rec.Version()) < 0:
 			// Dead either way: a newer delete that was dropped (package lww,
@@ -480,12 +480,20 @@ func (m *model) survivor(h *harness, key string) (crdt.Record, bool) {
 }
 
 // deadAbove reports whether a version of w's key newer than w is dead
-// (a delete, or a value expired by latest): one that may have replaced
-// it and been collected.
-func (m *model) deadAbove(w crdt.Record, latest int64) bool {
+// (a delete, or a value expired by latest), one that may have replaced
+// it, and a live member collected it (or a newer record of the key). A
+// dead version only a crashed member ever held replaced w nowhere: it
+// excused live members that silently lost w (found by review,
+// TestModelCatchesALossExcusedByADeleteOnlyTheCrashedMemberKnew).
+func (m *model) deadAbove(h *harness, w crdt.Record, latest int64) bool {
 	for v, x := range m.known {
-		if v.Key == w.Key && w.Version().Compare(v) < 0 && (x.Tombstone || x.Expires != 0 && x.Expires <= latest) {
-			return true
+		if v.Key != w.Key || w.Version().Compare(v) >= 0 || !(x.Tombstone || x.Expires != 0 && x.Expires <= latest) {
+			continue
+		}
+		for j := range h.c.Size() {
+			if !h.c.Down(j) && h.collected(j, v) {
+				return true
+			}
 		}
 	}
 	return false
