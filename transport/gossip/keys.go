@@ -136,9 +136,12 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 		}
 		return errNameTooLong
 	}
-	if !utf8.ValidString(peer.Name) {
-		if log, unlogged := r.refused(peer, "bad name", fmt.Sprintf("the member at %s announces the name %q, which is not valid UTF-8", peer.Address(), peer.Name)); log {
-			r.log.Error().Str("peer", peer.Address()).Str("name", peer.Name).Int("refusals_unlogged", unlogged).Msg("a member with a name that is not valid UTF-8")
+	if peer.Name == "" || !utf8.ValidString(peer.Name) {
+		// The empty name, too, is one no member may have (Config.Name):
+		// its frames could not name their sender (parseFrame), and the
+		// protocol reads the name "" as no peer.
+		if log, unlogged := r.refused(peer, "bad name", fmt.Sprintf("the member at %s announces the name %q, which is empty or not valid UTF-8", peer.Address(), peer.Name)); log {
+			r.log.Error().Str("peer", peer.Address()).Str("name", peer.Name).Int("refusals_unlogged", unlogged).Msg("a member with a name that is empty or not valid UTF-8")
 		}
 		return errNameNotUTF8
 	}

@@ -55,7 +55,7 @@ type JoinFailure struct {
 	// shutting down), "name conflict" (the member at Addr has this
 	// member's name, or a live member's: give each member its own; kept
 	// for a minute after it was last seen; "name too long" and "bad name",
-	// not valid UTF-8, likewise), "lookup" (a peer's name did
+	// empty or not valid UTF-8, likewise), "lookup" (a peer's name did
 	// not resolve, or the PeerSource failed: Addr is the peer as
 	// configured) or "failed"; Err is the error itself.
 	Cause, Err string
