@@ -93,7 +93,7 @@ func (n *Node) queueGroup(out []Envelope, recs []crdt.Record, now int64) []Envel
 		if out, queued = n.queue(out, &recs[i], now); !queued {
 			continue
 		}
-		if wire.DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.cfg.PacketBudget {
+		if wire.DeltaOverhead(n.cfg.Name, len(q.recs))+q.bytes >= n.budget() {
 			out = n.flush(out, now)
 		}
 	}
@@ -127,7 +127,7 @@ func (n *Node) queue(out []Envelope, r *crdt.Record, now int64) ([]Envelope, boo
 		n.stats.DeltasCoalesced++
 		return out, true
 	}
-	if len(q.recs) > 0 && wire.DeltaOverhead(n.cfg.Name, len(q.recs)+1)+q.bytes+size > n.cfg.PacketBudget {
+	if len(q.recs) > 0 && wire.DeltaOverhead(n.cfg.Name, len(q.recs)+1)+q.bytes+size > n.budget() {
 		out = n.flush(out, now)
 	}
 	if len(q.recs) >= n.cfg.MaxPending {
@@ -141,6 +141,21 @@ func (n *Node) queue(out []Envelope, r *crdt.Record, now int64) ([]Envelope, boo
 		q.due = max(now, crdt.AddSat(q.last, int64(n.cfg.FlushInterval))) // saturated: an interval of "forever" wrapped, and every write went at once (found by review)
 	}
 	return out, true
+}
+
+// budget is the size this node's delta batches are filled up to:
+// PacketBudget, less, when they are relayed (the tree is deeper than one
+// hop), the bytes by which the longest member name is longer than this
+// node's. A relay sends the frame unchanged behind a header of its own,
+// which carries its name as this node's Headroom carries this node's:
+// filled to PacketBudget, a batch relayed by a member of a longer name
+// was over that member's datagram, and went over a stream (found by
+// review, TestARelayedDeltaFitsTheRelayersDatagram in package gossip).
+func (n *Node) budget() int {
+	if n.ring.size()-1 <= n.cfg.Fanout {
+		return n.cfg.PacketBudget
+	}
+	return n.cfg.PacketBudget - max(n.ring.longest-len(n.cfg.Name), 0)
 }
 
 // estimate is the encoded size of r in a batch of this node's writes,
@@ -167,10 +182,11 @@ func (n *Node) flush(out []Envelope, now int64) []Envelope {
 		origin = ""
 	}
 	id := n.cfg.Clock.Node()
+	budget := n.budget()
 	start, size := 0, 0
 	for i := range q.recs {
 		rs := wire.DeltaRecordSize(&q.recs[i], q.recs[start].Time.Wall, id)
-		if i > start && wire.DeltaOverhead(origin, i-start+1)+size+rs > n.cfg.PacketBudget {
+		if i > start && wire.DeltaOverhead(origin, i-start+1)+size+rs > budget {
 			out = n.sendBatch(out, origin, q.recs[start:i], kids)
 			start, size = i, 0
 			rs = wire.DeltaRecordSize(&q.recs[i], q.recs[i].Time.Wall, id)

@@ -45,7 +45,11 @@ type Config struct {
 	FlushInterval time.Duration
 	// PacketBudget is the size a delta batch is filled up to, in bytes. The
 	// host sends frames up to its packet size as datagrams and larger ones
-	// (a single big record) over a stream.
+	// (a single big record) over a stream. Batches relayed down a tree are
+	// filled to less, by as many bytes as the longest member name is
+	// longer than this node's: the host's header on a relayed frame is
+	// taken to grow with its relayer's name as Headroom does with this
+	// node's.
 	PacketBudget int
 	// MaxPending bounds the outgoing delta buffer, in keys. Writes to other
 	// keys while it is full are dropped and left to anti-entropy.

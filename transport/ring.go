@@ -10,8 +10,9 @@ import (
 // ring is the membership in the order every member agrees on: by key hash
 // of the member name, then by name. It places members in broadcast trees.
 type ring struct {
-	names []string
-	pos   map[string]int
+	names   []string
+	pos     map[string]int
+	longest int // the length of the longest name
 }
 
 func newRing(names []string) *ring {
@@ -22,6 +23,7 @@ func newRing(names []string) *ring {
 	r.names = slices.Compact(r.names)
 	for i, n := range r.names {
 		r.pos[n] = i
+		r.longest = max(r.longest, len(n))
 	}
 	return r
 }
