@@ -63,8 +63,9 @@ func LANTimings() Timings {
 	}
 }
 
-// FillTimings gives each zero field of t LANTimings's value, and refuses
-// a negative one, and a duration under MinDuration, with ErrConfig. A field left zero stopped what it times
+// FillTimings gives each zero field of t LANTimings's value, refuses
+// a negative one, and a duration under MinDuration, with ErrConfig, and
+// lowers those memberlist multiplies to MaxInterval and MaxSuspicionMult. A field left zero stopped what it times
 // in memberlist (probes, gossip) or panicked a ticker (RejoinInterval)
 // once the member ran (found by review).
 func FillTimings(t *Timings) error {
@@ -82,15 +83,39 @@ func FillTimings(t *Timings) error {
 	); err != nil {
 		return err
 	}
-	return errors.Join(
+	if err := errors.Join(
 		atLeastMin("ProbeInterval", t.ProbeInterval),
 		atLeastMin("ProbeTimeout", t.ProbeTimeout),
 		atLeastMin("GossipInterval", t.GossipInterval),
 		atLeastMin("PushPullInterval", t.PushPullInterval),
 		atLeastMin("TCPTimeout", t.TCPTimeout),
 		atLeastMin("RejoinInterval", t.RejoinInterval),
-	)
+	); err != nil {
+		return err
+	}
+	// memberlist multiplies these without saturating: its suspicion
+	// timeout is SuspicionMult x a thousand times the log of the members x
+	// ProbeInterval, its awareness scales ProbeInterval and ProbeTimeout by
+	// up to 9, its push-pull interval grows with the members. A "forever"
+	// ProbeInterval wrapped the suspicion timeout negative, and every
+	// suspicion of a member became its death at once, with no time to
+	// refute it (found by review).
+	t.ProbeInterval = min(t.ProbeInterval, MaxInterval)
+	t.ProbeTimeout = min(t.ProbeTimeout, MaxInterval)
+	t.PushPullInterval = min(t.PushPullInterval, MaxInterval)
+	t.SuspicionMult = min(t.SuspicionMult, MaxSuspicionMult)
+	return nil
 }
+
+// MaxInterval and MaxSuspicionMult bound the Timings fields memberlist
+// multiplies (ProbeInterval, ProbeTimeout, PushPullInterval;
+// SuspicionMult): FillTimings lowers a larger one to them, so that a
+// "forever" (time.Duration(math.MaxInt64)) means "as seldom as can be"
+// and memberlist's products fit in a Duration up to a billion members.
+const (
+	MaxInterval      = time.Hour
+	MaxSuspicionMult = 64
+)
 
 // orDefault gives the field of Timings called name, v, the value def if
 // it is zero, and refuses a negative one.

@@ -1,0 +1,48 @@
+package gossip
+
+import (
+	"math"
+	"math/big"
+	"testing"
+	"time"
+)
+
+// TestForeverTimingsFitMemberlistsProducts: memberlist multiplies
+// ProbeInterval by SuspicionMult and a thousand times the log of the
+// members (its suspicion timeout, then by SuspicionMaxTimeoutMult), scales
+// ProbeInterval and ProbeTimeout by up to 9 (awareness) and
+// PushPullInterval by the members' log, without saturating: a "forever"
+// ProbeInterval wrapped its suspicion timeout negative, and a suspected
+// member was declared dead at once. FillTimings lowers what would wrap,
+// and leaves alone what would not.
+func TestForeverTimingsFitMemberlistsProducts(t *testing.T) {
+	forever := time.Duration(math.MaxInt64)
+	tm := Timings{ProbeInterval: forever, ProbeTimeout: forever, PushPullInterval: forever, SuspicionMult: math.MaxInt}
+	if err := FillTimings(&tm); err != nil {
+		t.Fatal(err)
+	}
+	fits := func(what string, factors ...int64) {
+		p := big.NewInt(1)
+		for _, f := range factors {
+			p.Mul(p, big.NewInt(f))
+		}
+		if !p.IsInt64() {
+			t.Errorf("%s: %v overflows a Duration", what, p)
+		}
+	}
+	const billionMembers = 9000 // memberlist's 1000 x log10 of the members
+	fits("suspicion timeout", int64(tm.SuspicionMult), billionMembers, int64(tm.ProbeInterval))
+	fits("longest suspicion", int64(tm.SuspicionMult), billionMembers, int64(tm.ProbeInterval)/1000, 6)
+	fits("scaled probe interval", int64(tm.ProbeInterval), 9)
+	fits("scaled probe timeout", int64(tm.ProbeTimeout), 9)
+	fits("push-pull interval", int64(tm.PushPullInterval), 31)
+
+	sane := Timings{ProbeInterval: 10 * time.Minute, ProbeTimeout: time.Minute, PushPullInterval: 30 * time.Minute, SuspicionMult: 8}
+	want := sane
+	if err := FillTimings(&sane); err != nil {
+		t.Fatal(err)
+	}
+	if sane.ProbeInterval != want.ProbeInterval || sane.ProbeTimeout != want.ProbeTimeout || sane.PushPullInterval != want.PushPullInterval || sane.SuspicionMult != want.SuspicionMult {
+		t.Fatalf("FillTimings changed timings that fit: %+v, set %+v", sane, want)
+	}
+}
