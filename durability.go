@@ -45,8 +45,9 @@ func (p SyncPolicy) String() string {
 	return fmt.Sprintf("SyncPolicy(%d)", p)
 }
 
-// MarshalText returns the policy's name.
-func (p SyncPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+// MarshalText returns the policy's name, and an error for a value that
+// has none (it would not read back).
+func (p SyncPolicy) MarshalText() ([]byte, error) { return marshalName(uint8(p), syncNames, "sync policy") }
 
 // UnmarshalText sets the policy from its name ("none", "interval",
 // "write"), for flags (flag.TextVar) and configuration files.
@@ -85,8 +86,11 @@ func (p DamagePolicy) String() string {
 	return fmt.Sprintf("DamagePolicy(%d)", p)
 }
 
-// MarshalText returns the policy's name.
-func (p DamagePolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+// MarshalText returns the policy's name, and an error for a value that
+// has none (it would not read back).
+func (p DamagePolicy) MarshalText() ([]byte, error) {
+	return marshalName(uint8(p), damageNames, "damage policy")
+}
 
 // UnmarshalText sets the policy from its name ("fail", "reset").
 func (p *DamagePolicy) UnmarshalText(b []byte) error {
@@ -94,6 +98,16 @@ func (p *DamagePolicy) UnmarshalText(b []byte) error {
 }
 
 // parseName sets *v to the index of name in names.
+// marshalName returns names[v], or an error naming what v is of if it is
+// out of range: MarshalText wrote "SyncPolicy(7)", which UnmarshalText
+// refused (found by review).
+func marshalName(v uint8, names []string, what string) ([]byte, error) {
+	if int(v) >= len(names) {
+		return nil, fmt.Errorf("bcache: %s %d has no name, want %s", what, v, strings.Join(names, ", "))
+	}
+	return []byte(names[v]), nil
+}
+
 func parseName(name string, names []string, what string, v *uint8) error {
 	for i, n := range names {
 		if n == name {

@@ -3,6 +3,7 @@ package bcache
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -294,6 +295,33 @@ func TestSyncConfig(t *testing.T) {
 	}
 	if err := d.UnmarshalText([]byte("reset")); err != nil || d != DamageReset {
 		t.Fatalf("reset: %v, %v", d, err)
+	}
+}
+
+// TestPoliciesMarshalOnlyWhatReadsBack: every policy's name reads back
+// as the policy, and a value with no name is an error to marshal (it
+// wrote "SyncPolicy(9)", which UnmarshalText refuses), also inside JSON.
+func TestPoliciesMarshalOnlyWhatReadsBack(t *testing.T) {
+	for _, p := range []SyncPolicy{SyncNone, SyncInterval, SyncWrite} {
+		var back SyncPolicy
+		if b, err := p.MarshalText(); err != nil || back.UnmarshalText(b) != nil || back != p {
+			t.Fatalf("%v: %q, %v: read back as %v", p, b, err, back)
+		}
+	}
+	for _, p := range []DamagePolicy{DamageFail, DamageReset} {
+		var back DamagePolicy
+		if b, err := p.MarshalText(); err != nil || back.UnmarshalText(b) != nil || back != p {
+			t.Fatalf("%v: %q, %v: read back as %v", p, b, err, back)
+		}
+	}
+	if b, err := SyncPolicy(9).MarshalText(); err == nil {
+		t.Fatalf("SyncPolicy(9) marshals as %q", b)
+	}
+	if b, err := DamagePolicy(2).MarshalText(); err == nil {
+		t.Fatalf("DamagePolicy(2) marshals as %q", b)
+	}
+	if b, err := json.Marshal(struct{ Sync SyncPolicy }{9}); err == nil {
+		t.Fatalf("a struct holding SyncPolicy(9) marshals as %s", b)
 	}
 }
 
