@@ -126,7 +126,7 @@ func (m *Map) leafOf(khash uint64) uint32 { return crdt.LeafIndex(khash, m.prefi
 //
 // hint, if not nil, is the entry an earlier Merge returned for r.Key: it
 // saves looking the key up; it must come from this map. An entry the map
-// has since removed (by GC or Forget), or one of another key, is ignored.
+// has since removed (by GC or CollectDead), or one of another key, is ignored.
 func (m *Map) Merge(r crdt.Record, delta bool, now int64, hint *Entry) (crdt.Outcome, *Entry) {
 	return m.merge(r, delta, now, hint, false)
 }
