@@ -47,7 +47,9 @@ func (p SyncPolicy) String() string {
 
 // MarshalText returns the policy's name, and an error for a value that
 // has none (it would not read back).
-func (p SyncPolicy) MarshalText() ([]byte, error) { return marshalName(uint8(p), syncNames, "sync policy") }
+func (p SyncPolicy) MarshalText() ([]byte, error) {
+	return marshalName(uint8(p), syncNames, "sync policy")
+}
 
 // UnmarshalText sets the policy from its name ("none", "interval",
 // "write"), for flags (flag.TextVar) and configuration files.
