@@ -220,9 +220,11 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 // stub of this map's own eviction is of the value it held: a copy of that
 // value does not put it back (Refill does).
 //
-// A stub sent as one (sent) is a peer's eviction of the value: it never
-// replaces a value held (eviction is local; it evicted the value here
-// too: found by review).
+// A stub sent as one (sent) is a peer's eviction of the value: of one
+// expiry, it never replaces a value held (eviction is local; it evicted
+// the value here too: found by review). A later expiry decides first,
+// whatever the holder: a forged tie with a stub of a later expiry
+// replaces the value, on every map that receives both.
 func tieWins(r *crdt.Record, sent bool, e *Entry) bool {
 	if r.Tombstone || e.tombstone() {
 		return false // both tombstones (Version.Compare orders a tombstone after a value)
