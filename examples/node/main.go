@@ -379,7 +379,13 @@ func readKeys(path string) ([]byte, error) {
 func parseKey(flag, s string) ([]byte, error) {
 	k, err := hex.DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not hex: %w", flag, err)
+		// Where, never what: encoding/hex's error quotes the byte it could
+		// not read, a byte of the secret, which went to stderr (the log).
+		var bad hex.InvalidByteError
+		if errors.As(err, &bad) {
+			return nil, fmt.Errorf("%s: not hex: a byte that is no hex digit at offset %d", flag, strings.IndexByte(s, byte(bad)))
+		}
+		return nil, fmt.Errorf("%s: not hex (%d characters)", flag, len(s))
 	}
 	if n := len(k); n != 16 && n != 24 && n != 32 {
 		return nil, fmt.Errorf("%s: %d bytes, want 16, 24 or 32 (32, 48 or 64 hex digits)", flag, n)

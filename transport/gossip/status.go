@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bcache-go/bcache/transport"
 	"github.com/hashicorp/memberlist"
@@ -123,12 +124,26 @@ func (r *Replicator) Hurry() {
 // exchange completes.
 func (r *Replicator) Synced() <-chan struct{} { return r.synced }
 
+// maxJoinText bounds a join failure's text: a PeerSource's error, or the
+// value it panics with, is the application's, of any length (one of
+// 1 MiB was kept whole in Status and written whole to the log: found by
+// review); memberlist's and the resolver's are short.
+const maxJoinText = 2048 // an SRV name's three failing targets of 253-byte names, and the count of the rest, fit
+
 // joinText is a join's error on one line, without the list memberlist
-// wraps a single error in ("1 error occurred: * ...").
+// wraps a single error in ("1 error occurred: * ..."), cut to maxJoinText.
 func joinText(err error) string {
 	text := strings.Join(strings.Fields(err.Error()), " ")
 	if rest, ok := strings.CutPrefix(text, "1 error occurred: * "); ok {
-		return rest
+		text = rest
+	}
+	if len(text) > maxJoinText {
+		const more = "..."
+		cut := maxJoinText - len(more)
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + more
 	}
 	return text
 }
