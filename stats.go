@@ -63,7 +63,9 @@ type Stats struct {
 	// buckets that a peer's raised (asked for once synced: see Guarantees
 	// in the README, "A member that joins"), once per raise.
 	WatermarksAdopted uint64 `json:"watermarks_adopted"`
-	// Fills counts filler calls run here, FillErrors those that failed.
+	// Fills counts filler calls run here, FillErrors those that ended in
+	// an error: the filler's own or its panic, FillTimeout or Close giving
+	// up on it, or its value refused (ErrValueTooLarge, say).
 	// FillsForwarded counts GetOrFill's requests to a key's owner, and
 	// FillsForPeers the owners' fills asked by peers (run here, shared
 	// with any fill of the key under way; a request answered with the

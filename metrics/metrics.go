@@ -73,7 +73,7 @@ var metricList = []metric{
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},
-	{"bcache_fill_errors_total", "Filler calls that failed.", prometheus.CounterValue, nil},
+	{"bcache_fill_errors_total", "Filler calls that ended in an error: the filler's own or its panic, FillTimeout or Close giving up on it, or its value refused.", prometheus.CounterValue, nil},
 	{"bcache_fills_forwarded_total", "GetOrFill requests sent to a key's owner.", prometheus.CounterValue, nil},
 	{"bcache_fill_fallbacks_total", "Fills run here after the key's owner did not answer, or answered that it held nothing.", prometheus.CounterValue, nil},
 	{"bcache_fill_answers_bad_total", "Answers to this member's fill requests, GetAfter pulls and asks for watermarks that were none of an answer's forms (taken as no answer).", prometheus.CounterValue, nil},
