@@ -99,7 +99,6 @@ func (p *DamagePolicy) UnmarshalText(b []byte) error {
 	return parseName(string(b), damageNames, "damage policy", (*uint8)(p))
 }
 
-// parseName sets *v to the index of name in names.
 // marshalName returns names[v], or an error naming what v is of if it is
 // out of range: MarshalText wrote "SyncPolicy(7)", which UnmarshalText
 // refused (found by review).
@@ -110,6 +109,7 @@ func marshalName(v uint8, names []string, what string) ([]byte, error) {
 	return []byte(names[v]), nil
 }
 
+// parseName sets *v to the index of name in names.
 func parseName(name string, names []string, what string, v *uint8) error {
 	for i, n := range names {
 		if n == name {

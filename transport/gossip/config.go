@@ -100,8 +100,15 @@ func FillTimings(t *Timings) error {
 	// ProbeInterval wrapped the suspicion timeout negative, and every
 	// suspicion of a member became its death at once, with no time to
 	// refute it (found by review).
+	below := t.ProbeTimeout < t.ProbeInterval
 	t.ProbeInterval = min(t.ProbeInterval, MaxInterval)
 	t.ProbeTimeout = min(t.ProbeTimeout, MaxInterval)
+	if below && t.ProbeTimeout >= t.ProbeInterval {
+		// memberlist gives indirect probes and its TCP fallback what is
+		// left of ProbeInterval after ProbeTimeout: a timeout set below
+		// the interval stays below it, at memberlist's own ratio (half).
+		t.ProbeTimeout = t.ProbeInterval / 2
+	}
 	t.PushPullInterval = min(t.PushPullInterval, MaxInterval)
 	t.SuspicionMult = min(t.SuspicionMult, MaxSuspicionMult)
 	return nil

@@ -46,3 +46,25 @@ func TestForeverTimingsFitMemberlistsProducts(t *testing.T) {
 		t.Fatalf("FillTimings changed timings that fit: %+v, set %+v", sane, want)
 	}
 }
+
+// TestClampKeepsProbeTimeoutBelowProbeInterval: memberlist waits
+// ProbeTimeout for a direct ack, then gives indirect probes and the TCP
+// fallback until ProbeInterval from the ping; a ProbeTimeout at or past
+// ProbeInterval leaves them no time, and one lost datagram suspects a
+// member. FillTimings lowering ProbeInterval to MaxInterval must not turn
+// a ProbeTimeout set below ProbeInterval into one at or above it.
+func TestClampKeepsProbeTimeoutBelowProbeInterval(t *testing.T) {
+	for _, tm := range []Timings{
+		{ProbeInterval: 3 * time.Hour, ProbeTimeout: 90 * time.Minute},
+		{ProbeInterval: time.Duration(math.MaxInt64), ProbeTimeout: 2 * time.Hour},
+	} {
+		set := tm
+		if err := FillTimings(&tm); err != nil {
+			t.Fatal(err)
+		}
+		if tm.ProbeTimeout >= tm.ProbeInterval {
+			t.Errorf("set ProbeInterval %v, ProbeTimeout %v: filled as %v, %v: no time left for indirect probes",
+				set.ProbeInterval, set.ProbeTimeout, tm.ProbeInterval, tm.ProbeTimeout)
+		}
+	}
+}
