@@ -280,6 +280,10 @@ type verdict struct {
 	// peer, over the run, on every member: failure detection's false
 	// alarms (and true ones: the kill and the pause).
 	suspicions int
+	// reads counts the reads of keys during the run, readFaults those no
+	// history allows (history.judgeReads), one line each.
+	reads      int
+	readFaults []string
 }
 
 // line is the verdict a person reads.
@@ -292,15 +296,15 @@ func (v verdict) line() string {
 	if !v.agreed {
 		agreed = fmt.Sprintf("NOT agreed %.0f s after the heal", v.heal.Seconds())
 	}
-	return fmt.Sprintf("%s: %s; %d keys: %d ok, %d lost, %d stale, %d resurrected, %d unknown, %d split, %d misordered; %d ops not acknowledged; %d suspicions",
+	return fmt.Sprintf("%s: %s; %d keys: %d ok, %d lost, %d stale, %d resurrected, %d unknown, %d split, %d misordered; %d of %d reads during the run not allowed; %d ops not acknowledged; %d suspicions",
 		v.name, agreed, len(v.fates), counts[fateOK], counts[fateLost], counts[fateStale],
-		counts[fateResurrected], counts[fateUnknown], counts[fateSplit], counts[fateMisordered], v.unacked, v.suspicions)
+		counts[fateResurrected], counts[fateUnknown], counts[fateSplit], counts[fateMisordered], len(v.readFaults), v.reads, v.unacked, v.suspicions)
 }
 
-// ok reports whether every key came out ok, the members agreed and every
-// op was acknowledged.
+// ok reports whether every key came out ok, the members agreed, every
+// op was acknowledged and every read during the run was allowed.
 func (v verdict) ok() bool {
-	if !v.agreed || v.unacked > 0 || len(v.fates) == 0 {
+	if !v.agreed || v.unacked > 0 || len(v.fates) == 0 || len(v.readFaults) > 0 {
 		return false
 	}
 	for _, f := range v.fates {
@@ -315,6 +319,9 @@ func (v verdict) ok() bool {
 func (v verdict) write(dir string, h *history) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, v.line())
+	for _, f := range v.readFaults {
+		fmt.Fprintf(&b, "read during the run: %s\n", f)
+	}
 	for _, key := range slices.Sorted(maps.Keys(v.fates)) {
 		fmt.Fprintf(&b, "\n%s: %s, final %v\n", key, v.fates[key], v.final[key])
 		for _, o := range h.ops {
@@ -332,6 +339,67 @@ func (v verdict) write(dir string, h *history) string {
 	path := filepath.Join(dir, strings.ReplaceAll(v.name, " ", "_")+".txt")
 	os.WriteFile(path, []byte(b.String()), 0o644)
 	return path
+}
+
+// seen is one read the lab made of a key on a member: what the member
+// served, and in which of its processes (member.life).
+type seen struct {
+	member string
+	life   int
+	key    string
+	got    state
+}
+
+// judgeReads checks what the members served during the run, read by
+// read, and returns a line for each read no history allows:
+//
+//   - a value no op of its key wrote (made up, or another key's);
+//   - a value older than one the same process of the member served
+//     before it (a member's reads go forward: it never replaces a version
+//     with an older one, and an evicted key keeps its version), as far as
+//     the ops' versions are known: an op not acknowledged has none, nor
+//     a value two ops wrote.
+//
+// An absence is not judged: a delete not acknowledged has no version,
+// and a miss after an eviction is allowed. A restarted process may serve
+// older values than the process before it (its snapshot is older than
+// what that one held), so each process is judged on its own.
+func (h *history) judgeReads(reads []seen) []string {
+	type kv struct{ key, value string }
+	writers := map[kv][]op{}
+	for _, o := range h.ops {
+		if !o.del {
+			writers[kv{o.key, o.value}] = append(writers[kv{o.key, o.value}], o)
+		}
+	}
+	type process struct {
+		member string
+		life   int
+		key    string
+	}
+	newest := map[process]op{} // the newest version each process served of each key, by its op
+	var faults []string
+	for _, r := range reads {
+		if !r.got.present {
+			continue
+		}
+		ops := writers[kv{r.key, r.got.value}]
+		if len(ops) == 0 {
+			faults = append(faults, fmt.Sprintf("%s (process %d) served %s %v, which no op wrote", r.member, r.life, r.key, r.got))
+			continue
+		}
+		o := ops[0]
+		if len(ops) > 1 || !o.acked {
+			continue // its version is not known
+		}
+		p := process{r.member, r.life, r.key}
+		if before, ok := newest[p]; ok && o.ver.Compare(before.ver) < 0 {
+			faults = append(faults, fmt.Sprintf("%s (process %d) served %s %q (version %v) after %q (version %v)", r.member, r.life, r.key, o.value, o.ver, before.value, before.ver))
+			continue
+		}
+		newest[p] = o
+	}
+	return faults
 }
 
 // unacked returns the number of ops no member acknowledged.

@@ -258,3 +258,55 @@ func TestLaterWriteWithLowerVersionOnOneClockFails(t *testing.T) {
 		t.Errorf("versions in the order sent: %s", v.line())
 	}
 }
+
+// TestReadsDuringTheRunAreJudged: what the members served during a run
+// is judged read by read. A value no op wrote fails the run, and so does
+// a process of a member that serves a value older than one it served
+// before (a member's reads go forward); a restarted process may serve
+// older values (its snapshot), a value of an op not acknowledged has no
+// version to compare, and a miss is not judged.
+func TestReadsDuringTheRunAreJudged(t *testing.T) {
+	h := &history{oneClock: true}
+	now := base
+	write := func(key, value string, err error) {
+		now += int64(time.Millisecond)
+		ver := crdt.Timestamp{Wall: now, Node: 1}
+		if err != nil {
+			ver = crdt.Timestamp{}
+		}
+		h.add("n0", 0, key, value, false, now, ver, err)
+	}
+	write("k0", "old", nil)
+	write("k0", "new", nil)
+	write("k0", "maybe", errors.New("the member did not answer"))
+	read := func(member string, life int, got state) seen {
+		return seen{member: member, life: life, key: "k0", got: got}
+	}
+	final := map[string]state{"k0": has("new")}
+	judged := func(reads ...seen) verdict {
+		return verdict{name: "by hand", agreed: true, final: final, fates: h.judge(final, nil, now+second), reads: len(reads), readFaults: h.judgeReads(reads)}
+	}
+	for name, reads := range map[string][]seen{
+		"forward":                      {read("n1", 1, has("old")), read("n1", 1, absent), read("n1", 1, has("new")), read("n2", 1, has("old"))},
+		"back across a restart":        {read("n1", 1, has("new")), read("n1", 2, has("old"))},
+		"back to a miss":               {read("n1", 1, has("new")), read("n1", 1, absent)},
+		"an op without a version":      {read("n1", 1, has("new")), read("n1", 1, has("maybe")), read("n1", 1, has("new"))},
+		"one member ahead of another":  {read("n1", 1, has("new")), read("n2", 1, has("old"))},
+		"no reads (the final is read)": nil,
+	} {
+		if v := judged(reads...); !v.ok() {
+			t.Errorf("%s: %s: %q", name, v.line(), v.readFaults)
+		}
+	}
+	for name, reads := range map[string][]seen{
+		"back":           {read("n1", 1, has("old")), read("n1", 1, has("new")), read("n1", 1, has("old"))},
+		"back in a life": {read("n1", 1, has("new")), read("n1", 2, has("new")), read("n1", 2, has("old"))},
+		"made up":        {read("n1", 1, has("nobody's"))},
+		"another key's":  {{member: "n1", life: 1, key: "k1", got: has("new")}},
+	} {
+		v := judged(reads...)
+		if v.ok() || len(v.readFaults) != 1 || !strings.Contains(v.line(), fmt.Sprintf("1 of %d reads during the run not allowed", len(reads))) {
+			t.Errorf("%s passed: %s: %q", name, v.line(), v.readFaults)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -173,6 +174,8 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 	if _, ok := l.agree(sure, keys, 30*time.Second); !ok {
 		t.Fatal("no agreement before the partition")
 	}
+	stopReads := l.readAlong(keys)
+	defer stopReads() // a run stopped on the way
 	if sc.loss > 0 {
 		l.loss(sc.loss)
 	}
@@ -258,6 +261,7 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 		close(joined)
 	}()
 	final, agreed := l.agree(sure, keys, patience)
+	stopReads()
 	// Judged at the time the state was read, not once the views joined:
 	// that wait may take up to patience, and the model of a clock beyond
 	// MaxClockDrift depends on the time (found by review).
@@ -278,6 +282,8 @@ func run(t *testing.T, l *lab, sc scenario, r *rand.Rand, randomGroups bool) (ve
 		}
 	}
 	v.fates = h.judge(final, split, v.at.UnixNano())
+	reads := l.reads()
+	v.reads, v.readFaults = len(reads), h.judgeReads(reads)
 	v.unacked = h.unacked()
 	v.stats = map[string]string{}
 	for _, m := range l.members {
@@ -296,16 +302,56 @@ func (l *lab) pick(idx []int) []*member {
 	return ms
 }
 
-// read returns m's state of every key (absent when m does not answer).
+// read returns m's state of every key (absent when m does not answer),
+// and keeps each answer in l.seen.
 func (l *lab) read(m *member, keys []string) map[string]state {
 	out := map[string]state{}
 	for _, k := range keys {
+		life := m.life.Load()
 		v, ok, err := m.get(k)
-		if err == nil {
-			out[k] = state{v, ok}
+		if err != nil {
+			continue
+		}
+		out[k] = state{v, ok}
+		if m.life.Load() == life { // not a read that met a restart
+			l.seenMu.Lock()
+			l.seen = append(l.seen, seen{member: m.name, life: int(life), key: k, got: state{v, ok}})
+			l.seenMu.Unlock()
 		}
 	}
 	return out
+}
+
+// readAlong reads every key of one member after another, a member every
+// 50 ms, beside the schedule, until stop (idempotent) is called: what the members
+// serve while the faults are on is judged too (history.judgeReads),
+// not only the states they agree on.
+func (l *lab) readAlong(keys []string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(50 * time.Millisecond) // pacing the reads, not waiting for anything
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			l.read(l.members[i%len(l.members)], keys)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// reads returns the reads l made so far.
+func (l *lab) reads() []seen {
+	l.seenMu.Lock()
+	defer l.seenMu.Unlock()
+	return slices.Clone(l.seen)
 }
 
 // trusted returns the members of ms whose clocks are within MaxClockDrift:

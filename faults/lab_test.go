@@ -42,6 +42,11 @@ type lab struct {
 	nft     bool
 	bridges string // the bridges' namespace
 	members []*member
+	// seen is every read of a key the lab made of a member (by read), in
+	// order: what the members served during the run, judged with the
+	// history (history.judgeReads).
+	seenMu sync.Mutex
+	seen   []seen
 }
 
 type member struct {
@@ -57,6 +62,7 @@ type member struct {
 	done   chan struct{} // closed when the process has exited
 	client *http.Client
 	paused bool
+	life   atomic.Int32 // the member's process, counted from 1 at each start
 }
 
 // labs numbers the labs of this process, for unique namespace names.
@@ -428,6 +434,7 @@ func (m *member) start(snapshot bool) {
 	m.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); logf.Close(); close(done) }(m.cmd, m.done)
 	m.paused = false
+	m.life.Add(1)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := m.members(); err == nil {

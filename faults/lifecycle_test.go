@@ -191,7 +191,9 @@ func TestBeyondDriftWritesWinLater(t *testing.T) {
 	time.Sleep(time.Until(taken))
 	final, agreed := l.agree(l.members, keys, patience)
 	at := time.Now()
-	later := verdict{name: sc.name + ", later", heal: v.heal + at.Sub(v.at), agreed: agreed, final: final, at: at, fates: h.judge(final, nil, at.UnixNano()), unacked: h.unacked()}
+	reads := l.reads()
+	later := verdict{name: sc.name + ", later", heal: v.heal + at.Sub(v.at), agreed: agreed, final: final, at: at, fates: h.judge(final, nil, at.UnixNano()), unacked: h.unacked(),
+		reads: len(reads), readFaults: h.judgeReads(reads)}
 	t.Logf("%.0f s after the heal, all five members: %s", later.heal.Seconds(), later.line())
 	if !later.ok() {
 		t.Fatalf("%s\ndetails: %s", later.line(), later.write(l.dir, h))
