@@ -565,7 +565,9 @@ func (c *Cache) collect() {
 // writes the snapshot if there is a SnapshotPath. It is idempotent, and
 // every call returns the first one's error; afterwards every call returns
 // ErrClosed (Get misses, Members and Len are empty). Every write that
-// returned nil is in that snapshot.
+// returned nil is in that snapshot. The writes of every Set that returned
+// before Close was called are sent to the members before it leaves; a Set
+// running while Close does may return nil and not be sent.
 func (c *Cache) Close() error {
 	c.close.Do(func() {
 		var err error
