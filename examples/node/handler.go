@@ -9,8 +9,10 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -93,8 +95,15 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		}
 		// A query that does not parse is a 400, as on the other routes
 		// (it was ignored here, and the key deleted).
-		if _, err := query(r); err != nil {
+		q, err := query(r)
+		if err != nil {
 			fail(w, err)
+			return
+		}
+		// A DELETE takes no parameter: "/v1/keys/?prefix=user:" deleted
+		// the empty key, 204, as if the keys under user: were gone.
+		for name := range q {
+			fail(w, fmt.Errorf("%w: unknown parameter %q: a DELETE takes none", errBadRequest, clipped(name)))
 			return
 		}
 		tok, err := c.DeleteWithToken(key)
@@ -320,6 +329,14 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, ma
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// A parameter other than ttl is a 400: a ttl misspelt ("?TTL=10s")
+	// was ignored, and the value stored with no expiry.
+	for name := range q {
+		if name != "ttl" {
+			http.Error(w, fmt.Sprintf("unknown parameter %q: a PUT takes ttl alone", clipped(name)), http.StatusBadRequest)
+			return
+		}
+	}
 	s, err := single(q, "ttl")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -345,6 +362,16 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, ma
 		}
 		if errors.Is(err, errTooMany) {
 			fail(w, err)
+			return
+		}
+		// net's errors name the connection's addresses, the server's
+		// among them (its socket's path with -http unix:PATH): not sent.
+		if _, ok := errors.AsType[*net.OpError](err); ok {
+			msg := "reading body: the connection failed"
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				msg = "reading body: not received within the server's read timeout"
+			}
+			http.Error(w, msg, http.StatusBadRequest)
 			return
 		}
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)

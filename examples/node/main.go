@@ -59,7 +59,9 @@
 //	                                 stream gets a comment, ": ping", every 15 s: a client gone is found by
 //	                                 the write failing); HEAD gets the headers alone, with the status a GET would have
 //
-// A ttl, wait or prefix parameter given twice is a 400.
+// A ttl, wait or prefix parameter given twice is a 400, and so is a
+// PUT's parameter other than ttl (a ttl misspelt would store no expiry),
+// and any DELETE's (it deletes the one key in its path).
 //
 // A 429 comes with Retry-After: 1.
 //
