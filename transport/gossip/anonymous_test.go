@@ -183,23 +183,26 @@ func TestAnonymousFrameHeader(t *testing.T) {
 // when every member is of this release, and at level 1 (sixteen hashes)
 // when one is of an earlier release, which would misread such an opening.
 // Measured by the digest bytes the member sends per session it starts
-// (its answers to the peer's sessions included: about 45 bytes each), with
-// 16-bit digests (an even depth, as a Cache's) that agree.
+// (47-56 and 180 here), with 16-bit digests (an even depth, as a Cache's)
+// that agree; its peer starts none (an hour apart), as the member's
+// answers to them counted too, and with fewer of them in a busy CI run the
+// earlier release's figure fell under its bound.
 func TestSessionsOpenWithTheRootAmongCurrentMembers(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		peerMax     uint8
 		least, most float64
 	}{
-		{"peer of this release", directVersion, 0, 150},
-		{"peer of an earlier release", 0, 180, 1000},
+		{"peer of this release", directVersion, 0, 100},
+		{"peer of an earlier release", 0, 150, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			often := func(c *Config) { c.Protocol.AntiEntropyInterval = 20 * time.Millisecond }
 			a := startNodeBits(t, "a", nil, 16, often)
 			saved := delegateMax
 			delegateMax = tc.peerMax
-			b := startNodeBits(t, "b", []string{a.r.Addr()}, 16, often)
+			seldom := func(c *Config) { c.Protocol.AntiEntropyInterval = time.Hour }
+			b := startNodeBits(t, "b", []string{a.r.Addr()}, 16, seldom)
 			delegateMax = saved
 			waitMembers(t, 2, a, b)
 			a.rep.write(a.r, "k", []byte("v"), false)
