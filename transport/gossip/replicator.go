@@ -684,6 +684,14 @@ func (r *Replicator) lookup(name string) *memberlist.Node {
 	return r.alive[name]
 }
 
+// minLeaveWait is the least time Close gives memberlist to send the
+// leaving notice and the leave (it waits only while peers are alive, and
+// only until they are sent): twice a probe interval of FastTimings, 200
+// ms, was not always enough in a busy process (CI, under the race
+// detector), and the peers took the member that left for a failed one,
+// and waited for it.
+const minLeaveWait = time.Second
+
 // twice is 2d, saturating: a Timings field of time.Duration(math.MaxInt64),
 // a common "forever", doubled wrapped negative (a TCPTimeout so made the
 // protocol's EndedFor negative, and Start failed; a ProbeInterval made
@@ -718,10 +726,11 @@ func (r *Replicator) stop(leave bool) error {
 				return append(out, r.node.Flush(now)...)
 			})
 			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
-			if e := r.ml.UpdateNode(twice(r.cfg.Timings.ProbeInterval)); e != nil {
+			wait := max(twice(r.cfg.Timings.ProbeInterval), minLeaveWait)
+			if e := r.ml.UpdateNode(wait); e != nil {
 				r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
 			}
-			if e := r.ml.Leave(twice(r.cfg.Timings.ProbeInterval)); e != nil {
+			if e := r.ml.Leave(wait); e != nil {
 				r.log.Warn().Err(e).Msg("leave not acknowledged")
 			}
 			r.updating.Unlock() // before the wait for advertise's goroutine
