@@ -63,11 +63,12 @@ func LANTimings() Timings {
 	}
 }
 
-// FillTimings gives each zero field of t LANTimings's value, refuses
-// a negative one, and a duration under MinDuration, with ErrConfig, and
-// lowers those memberlist multiplies to MaxInterval and MaxSuspicionMult. A field left zero stopped what it times
-// in memberlist (probes, gossip) or panicked a ticker (RejoinInterval)
-// once the member ran (found by review).
+// FillTimings gives each zero field of t LANTimings's value, refuses a
+// negative one, and a duration under MinDuration, with ErrConfig, and
+// lowers those memberlist multiplies to MaxInterval and MaxSuspicionMult.
+// A field left zero stopped what it times in memberlist (probes, gossip)
+// or panicked a ticker (RejoinInterval) once the member ran (found by
+// review).
 func FillTimings(t *Timings) error {
 	lan := LANTimings()
 	if err := errors.Join(

@@ -109,11 +109,12 @@ func readsID(ids, id []byte) bool {
 var errNameTooLong = errors.New("refused: its name is longer than a member's may be")
 
 // errNameNotUTF8 is a member refused for a name that is empty or not
-// valid UTF-8: the members file beside a snapshot (JSON) keeps such a name as another
-// ("\ufffd" for each bad byte), and a member restarted from it counted a
-// member of that other name, never seen, as lost until the horizon, its
-// early collection held up that long (found by review). No member may
-// have such a name (Config.Name).
+// valid UTF-8: the members file beside a snapshot (JSON) keeps a name
+// not valid as another ("\ufffd" for each bad byte), and a member
+// restarted from it counted a member of that other name, never seen, as
+// lost until the horizon, its early collection held up that long (found
+// by review); one named "" can complete no exchange. No member may have
+// such a name (Config.Name).
 var errNameNotUTF8 = errors.New("refused: its name is empty or not valid UTF-8")
 
 // errKeys is a member refused for its keys.
