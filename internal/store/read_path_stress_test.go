@@ -92,6 +92,19 @@ func stressReads(t *testing.T, cfg Config) {
 	clock.Store(testNow)
 	now := func() int64 { return clock.Load() }
 	const stable, hot, expiring, churn = 32, 8, 8, 3000
+	// pick returns a key of one of the first n families: stable, hot,
+	// expiring, churning.
+	pick := func(r *rand.Rand, n int) string {
+		switch r.IntN(n) {
+		case 0:
+			return fmt.Sprint("s", r.IntN(stable))
+		case 1:
+			return fmt.Sprint("h", r.IntN(hot))
+		case 2:
+			return fmt.Sprint("e", r.IntN(expiring))
+		}
+		return fmt.Sprint("c", r.IntN(churn))
+	}
 	for k := range stable {
 		key := fmt.Sprint("s", k)
 		w := clock.Add(1)
@@ -135,15 +148,7 @@ func stressReads(t *testing.T, cfg Config) {
 		r := rand.New(rand.NewPCG(2, 2))
 		var snaps []*Snapshot
 		for !stop.Load() {
-			var key string
-			switch r.IntN(3) {
-			case 0:
-				key = fmt.Sprint("s", r.IntN(stable))
-			case 1:
-				key = fmt.Sprint("h", r.IntN(hot))
-			default:
-				key = fmt.Sprint("e", r.IntN(expiring))
-			}
+			key := pick(r, 3)
 			if r.IntN(300) == 0 { // a snapshot of the store, restored into it again later
 				var buf bytes.Buffer
 				if _, err := s.WriteSnapshot(&buf, clock.Load()); err != nil {
@@ -228,17 +233,8 @@ func stressReads(t *testing.T, cfg Config) {
 			r := rand.New(rand.NewPCG(uint64(10+g), 4))
 			seen := map[string]crdt.Timestamp{}
 			for i := 0; i < rounds && !stop.Load(); i++ {
-				var key string
-				switch r.IntN(5) {
-				case 0:
-					key = fmt.Sprint("s", r.IntN(stable))
-				case 1:
-					key = fmt.Sprint("h", r.IntN(hot))
-				case 2:
-					key = fmt.Sprint("e", r.IntN(expiring))
-				case 3:
-					key = fmt.Sprint("c", r.IntN(churn))
-				case 4: // a key of this reader's own, deleted by it
+				key := pick(r, 4)
+				if r.IntN(5) == 0 { // a key of this reader's own, deleted by it
 					key = fmt.Sprintf("own%d-%d", g, i%50)
 					w := clock.Add(1)
 					s.Write(crdt.Record{Key: key, Value: stressValue(key, w, 5, 0), Time: crdt.Timestamp{Wall: w, Node: crdt.NodeID(5 + g)}})
