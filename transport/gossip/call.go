@@ -660,6 +660,8 @@ func (r *Replicator) receivedCall(b []byte) {
 			}
 			r.sendAnswer(from, a, time.Time{})
 		}()
+	case callLeaving:
+		r.receivedLeaving(from, id, payload)
 	case callFragment:
 		if r.lookup(from) == nil || from == r.cfg.Name { // a made-up name, or this member's own (it sends itself none), would push members' frames out of the bounded reassembly (found by review)
 			r.counters.badFrames.Add(1)

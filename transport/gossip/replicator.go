@@ -127,6 +127,13 @@ type Replicator struct {
 	// last view: one back before it with another start number is a
 	// restart the view never saw go (see memberChanged).
 	failedMeta map[string][]byte
+	// quietLeave, set by tests before Close, leaves out the leave notice
+	// (leaving.go) or the leaving metadata: a member whose notice or
+	// metadata reached no one.
+	quietLeave struct{ notice, meta bool }
+	// leaveNotices holds the leave notices of live members (leaving.go),
+	// by name.
+	leaveNotices map[string]leaveNotice
 	// joinFailures are the addresses the last attempt to join failed, by
 	// address; joinLogged when each was last logged.
 	joinFailures map[string]*JoinFailure
@@ -509,6 +516,15 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			return
 		}
 	}
+	// A member whose notice of its leave came (leaving.go) left, whatever
+	// its last metadata says.
+	keeps := bytes.Equal(n.Meta, leavingKeepsMeta)
+	if !alive && !leaving {
+		var said bool
+		if said, keeps = r.saidLeaving(n); said {
+			leaving = true
+		}
+	}
 	var change string // what the log line says, none for a change of metadata alone
 	switch {
 	case alive:
@@ -573,11 +589,12 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		if r.logOut != nil {
 			r.logOut.named(n.Address(), n.Name)
 		}
-	case bytes.Equal(n.Meta, leavingMeta), bytes.Equal(n.Meta, leavingKeepsMeta): // left on purpose: do not chase it
+	case leaving: // left on purpose: do not chase it
 		change = "left"
 		delete(r.alive, n.Name)
+		delete(r.leaveNotices, n.Name)
 		r.forgetKnown(n.Name)
-		r.left = append(r.left, leaver{n.Name, bytes.Equal(n.Meta, leavingKeepsMeta)})
+		r.left = append(r.left, leaver{n.Name, keeps})
 	default:
 		change = "failed"
 		if prev := r.alive[n.Name]; prev != nil && n.Name != r.cfg.Name {
@@ -684,12 +701,12 @@ func (r *Replicator) lookup(name string) *memberlist.Node {
 	return r.alive[name]
 }
 
-// minLeaveWait is the least time Close gives memberlist to send the
-// leaving notice and the leave (it waits only while peers are alive, and
-// only until they are sent): twice a probe interval of FastTimings, 200
-// ms, was not always enough in a busy process (CI, under the race
-// detector), and the peers took the member that left for a failed one,
-// and waited for it.
+// minLeaveWait is the least time Close gives each step of its leave: the
+// peers' answers to its leave notice (leaving.go), memberlist's broadcast
+// of the leaving metadata, and of the leave (memberlist waits only while
+// peers are alive, and only until they are sent). Twice a probe interval
+// of FastTimings, 200 ms, is short for a busy process (CI, under the race
+// detector).
 const minLeaveWait = time.Second
 
 // twice is 2d, saturating: a Timings field of time.Duration(math.MaxInt64),
@@ -725,9 +742,14 @@ func (r *Replicator) stop(leave bool) error {
 				out := r.node.WriteGroups(r.writes.take(nil), now)
 				return append(out, r.node.Flush(now)...)
 			})
-			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
 			wait := max(twice(r.cfg.Timings.ProbeInterval), minLeaveWait)
-			if e := r.ml.UpdateNode(wait); e != nil {
+			if told, untold := r.sayLeaving(wait); untold > 0 {
+				r.log.Warn().Int("told", told).Int("untold", untold).Msg("leave notice not answered by every peer")
+			}
+			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
+			if r.quietLeave.meta {
+				// A test's: the metadata's broadcast reached no one.
+			} else if e := r.ml.UpdateNode(wait); e != nil {
 				r.log.Warn().Err(e).Msg("leaving notice not acknowledged")
 			}
 			if e := r.ml.Leave(wait); e != nil {
