@@ -219,9 +219,24 @@ func (c *Cache) WaitSynced(ctx context.Context) error {
 			return nil
 		case <-changed: // looked up again: ask again
 		case <-ctx.Done():
-			return fmt.Errorf("bcache: wait synced: %w", ctx.Err())
+			return fmt.Errorf("bcache: wait synced: %w%s", ctx.Err(), c.notSyncedWhy())
 		case <-c.done:
 			return fmt.Errorf("bcache: wait synced: %w", ErrClosed)
 		}
 	}
+}
+
+// notSyncedWhy says, for WaitSynced's error, why no first sync came: the
+// peers it cannot join, with their causes, when it is alone.
+func (c *Cache) notSyncedWhy() string {
+	st := c.Status()
+	if !st.Alone || len(st.Joining) == 0 {
+		return ""
+	}
+	f := st.Joining[0]
+	why := fmt.Sprintf(" (alone: cannot join %s: %s", f.Addr, f.Cause)
+	if n := len(st.Joining) - 1; n > 0 {
+		why += fmt.Sprintf(", and %d more: see Status().Joining", n)
+	}
+	return why + ")"
 }

@@ -243,6 +243,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case *snapshotEvery != 0 && *snapshot == "":
 		return options{}, errors.New("-snapshot-interval: needs -snapshot")
+	case sync != bcache.SyncNone && *snapshot == "":
+		return options{}, fmt.Errorf("-sync %v: needs -snapshot, beside which the write log is kept", sync)
 	case *syncEvery != 0 && sync != bcache.SyncInterval:
 		return options{}, errors.New("-sync-interval: needs -sync interval")
 	case onDamage != bcache.DamageFail && *snapshot == "":
@@ -436,10 +438,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	c, err := bcache.New(opts.cfg)
 	if err != nil {
 		ln.Close()
-		log.Error().Err(err).Msg("start")
 		if errors.Is(err, bcache.ErrConfig) {
+			// Named by the flag that set the field: "BindAddr: ..." left
+			// the user of -bind to guess.
+			log.Error().Err(err).Str("flag", flagOf(err)).Msg("start")
 			return 2
 		}
+		log.Error().Err(err).Msg("start")
 		return 1
 	}
 	log = log.With().Str("node", nameOf(c)).Logger() // the Cache adds it to its own lines
@@ -455,6 +460,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return status
+}
+
+// configFlags names the flag that sets each Config field the node sets.
+var configFlags = map[string]string{
+	"NodeName": "-name", "BindAddr": "-bind", "AdvertiseAddr": "-advertise", "Peers": "-peers",
+	"SecretKey": "-key", "AcceptKeys": "-accept-keys", "MaxKeys": "-max-keys", "MaxBytes": "-max-bytes",
+	"MaxValueSize": "-max-value", "SubscriptionBytes": "-watch-bytes", "SnapshotPath": "-snapshot",
+	"SnapshotInterval": "-snapshot-interval", "Sync": "-sync", "SyncEvery": "-sync-interval",
+	"OnDamage": "-on-damage", "Timings": "-fast", "Clock": "-clock-offset",
+}
+
+// flagOf returns the flag behind a bcache.ErrConfig error, which names
+// its field after "invalid config: "; empty if none.
+func flagOf(err error) string {
+	_, rest, ok := strings.Cut(err.Error(), bcache.ErrConfig.Error()+": ")
+	if !ok {
+		return ""
+	}
+	field, _, _ := strings.Cut(rest, ":")
+	return configFlags[field]
 }
 
 // listenHTTP listens on addr, a TCP address or "unix:" and a socket's

@@ -170,6 +170,7 @@ func TestFlagsOfTheSnapshotAndTheHTTPAddress(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"-on-damage", "reset"}, "-on-damage: needs -snapshot"},
+		{[]string{"-sync", "write"}, "-sync write: needs -snapshot"},
 		{[]string{"-http", "unix:"}, "needs a socket's path"},
 		{[]string{"-http", "nonsense"}, "-http"},
 		{[]string{"-http", "127.0.0.1:99999"}, "-http"},

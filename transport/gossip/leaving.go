@@ -3,11 +3,14 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/bcache-go/bcache/crdt"
 )
 
 // A member that closes tells the others it leaves, so that they take its
@@ -44,6 +47,25 @@ const leaveNoticeLen = 9
 type leaveNotice struct {
 	start [8]byte
 	keeps bool
+	at    time.Time // when noted
+}
+
+// leaveNoticeFor is how long a notice noted stays good: its sender's leave
+// follows within its UpdateNode's and its Leave's waits, and, the leave
+// lost here, its end within memberlist's longest suspicion. A real
+// notice's process never lives on past it; an older note is of a member
+// still alive (a notice forged in its name by anyone with the key: its
+// start number is in its metadata), and taken for a leave its next
+// failure, a partition perhaps long after, stopped counting for early
+// collection after EndedFor, not FailedTimeout (found by review). Past
+// it a failure is a failure, as without a notice. Called with r.mu held.
+func (r *Replicator) leaveNoticeFor() time.Duration {
+	t := r.cfg.Timings
+	wait := max(twice(t.ProbeInterval), minLeaveWait)
+	// memberlist's suspicionTimeout, times its SuspicionMaxTimeoutMult (6).
+	suspicion := time.Duration(6 * float64(t.SuspicionMult) * max(1, math.Log10(float64(len(r.alive)+1))) * float64(t.ProbeInterval))
+	// And a wait more, for the probes that start the suspicion.
+	return time.Duration(crdt.AddSat(int64(4*wait), int64(suspicion)))
 }
 
 // leaveNoticeResend is how often a notice goes again to a peer that has
@@ -120,14 +142,14 @@ func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
 		return
 	}
 	r.mu.Lock()
-	_, alive := r.alive[from]
+	node, alive := r.alive[from]
 	if alive {
 		if r.leaveNotices == nil {
 			r.leaveNotices = map[string]leaveNotice{}
 		}
 		// One a member at most (only a live member's is noted): a copy
 		// again replaces it.
-		r.leaveNotices[from] = leaveNotice{start: [8]byte(payload[:8]), keeps: payload[8] == 1}
+		r.leaveNotices[from] = leaveNotice{start: [8]byte(payload[:8]), keeps: payload[8] == 1, at: time.Now()}
 	}
 	r.mu.Unlock()
 	if !alive {
@@ -136,7 +158,10 @@ func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
 		r.counters.badFrames.Add(1)
 		return
 	}
-	r.sendFrame(from, r.replyFrame(id, nil, nil), nil)
+	// Answered even while this member closes (sendFrame sends nothing
+	// then): members closing together each waited their whole wait for
+	// the others (found by review).
+	_ = r.sendCall(node, r.replyFrame(id, nil, nil), nil)
 }
 
 // saidLeaving reports whether the member whose end memberlist notices as
@@ -149,5 +174,5 @@ func (r *Replicator) saidLeaving(n *memberlist.Node) (said, keeps bool) {
 		return false, false
 	}
 	delete(r.leaveNotices, n.Name)
-	return len(n.Meta) >= 8 && [8]byte(n.Meta[:8]) == note.start, note.keeps
+	return len(n.Meta) >= 8 && [8]byte(n.Meta[:8]) == note.start && time.Since(note.at) <= r.leaveNoticeFor(), note.keeps
 }
