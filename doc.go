@@ -31,6 +31,24 @@
 //   - With a SecretKey all traffic is encrypted and authenticated; a
 //     process without the key can neither join nor inject writes.
 //
+// # Beyond Set and Get
+//
+//   - Fills: GetWithFiller runs one fill per key at a time on this
+//     member; GetOrFill, with Config.Filler, one in the cluster (the key's
+//     owner fills, the others ask it).
+//   - Readiness: WaitSynced returns once this member has completed its
+//     first exchange with a peer; Status says whom it reaches, when it
+//     last synced with each, and why a peer cannot be joined
+//     (Status.Joining).
+//   - Read-your-writes across members: SetWithToken and DeleteWithToken
+//     return a Token the caller carries to another member, whose GetAfter
+//     returns that write or a newer one (pulling it from the peers if its
+//     delta has not come), or the context's error, never older data.
+//   - A change feed: Subscribe delivers the changes applied here (set here
+//     or by a peer, deleted, expired, evicted, dropped), each once, in the
+//     order applied, with an explicit overflow event for a reader that
+//     falls behind.
+//
 // # Snapshots
 //
 // With Config.SnapshotPath a member keeps its records, and the GC

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,8 +89,14 @@ func TestJoinFailuresAreReported(t *testing.T) {
 		SecretKey: []byte("fedcba9876543210")})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := b.WaitSynced(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	err = b.WaitSynced(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitSynced with the wrong key: %v", err)
+	}
+	// Its error says why, as Status does (it said the deadline alone:
+	// found by a newcomer's review).
+	if want := "(alone: cannot join " + a.Addr() + ": wrong key)"; !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("WaitSynced's error %q, want it to end %q", err, want)
 	}
 	s := b.Status()
 	if s.Ready() || s.Synced || !s.Alone || len(s.Joining) != 1 || s.Joining[0].Addr != a.Addr() || s.Joining[0].Failures == 0 || s.Joining[0].Cause != "wrong key" {

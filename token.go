@@ -64,30 +64,36 @@ func newToken(rec crdt.Record) Token {
 	return Token(base64.RawURLEncoding.EncodeToString(b))
 }
 
+// badToken is the error of t, given for key, that is no token at all.
+func badToken(key string, t Token) error {
+	return fmt.Errorf("bcache: get after %q: %w: %q (want what SetWithToken or DeleteWithToken returned, at most %d characters)",
+		clip(key), ErrBadToken, clip(string(t)), MaxTokenLen)
+}
+
 // parse returns the version a token names, checking it was made for key.
 func (t Token) parse(key string) (crdt.Timestamp, error) {
 	if len(t) > MaxTokenLen { // before it is decoded: the caller's header may be of any length
-		return crdt.Timestamp{}, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, clip(string(t)))
+		return crdt.Timestamp{}, badToken(key, t)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(string(t))
 	if err != nil {
-		return crdt.Timestamp{}, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, clip(string(t)))
+		return crdt.Timestamp{}, badToken(key, t)
 	}
 	var ts crdt.Timestamp
 	var n int
 	ts.Wall, n = binary.Varint(b)
 	if n <= 0 {
-		return ts, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, t)
+		return ts, badToken(key, t)
 	}
 	b = b[n:]
 	logical, n := binary.Uvarint(b)
 	if n <= 0 || logical > 1<<32-1 {
-		return ts, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, t)
+		return ts, badToken(key, t)
 	}
 	b = b[n:]
 	node, n := binary.Uvarint(b)
 	if n <= 0 || len(b[n:]) != tokenKeyBytes {
-		return ts, fmt.Errorf("bcache: get after %q: %w: %q", clip(key), ErrBadToken, t)
+		return ts, badToken(key, t)
 	}
 	if binary.LittleEndian.Uint32(b[n:]) != uint32(crdt.HashKey(key)) {
 		return ts, fmt.Errorf("bcache: get after %q: %w: %q was not made for this key", clip(key), ErrBadToken, t)

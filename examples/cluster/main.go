@@ -34,15 +34,21 @@ func run() error {
 		fmt.Printf("   %-3s listening on %s\n", c.Name(), c.Addr())
 	}
 
-	cs[0].Set("greeting", []byte("hello"), 0)
+	if err := cs[0].Set("greeting", []byte("hello"), 0); err != nil {
+		return err
+	}
 	if err := step("set greeting on m0, visible on all", cs, "greeting", []byte("hello")); err != nil {
 		return err
 	}
-	cs[1].Delete("greeting")
+	if err := cs[1].Delete("greeting"); err != nil {
+		return err
+	}
 	if err := step("delete greeting on m1, gone on all", cs, "greeting", nil); err != nil {
 		return err
 	}
-	cs[2].Set("session", []byte("token"), 300*time.Millisecond)
+	if err := cs[2].Set("session", []byte("token"), 300*time.Millisecond); err != nil {
+		return err
+	}
 	if err := step("set session on m2 with a 300ms TTL", cs, "session", []byte("token")); err != nil {
 		return err
 	}
@@ -65,8 +71,12 @@ func run() error {
 	if err := wait("m2 cut off: the others see 2 members", func() bool { return len(ms[0].Members()) == 2 && len(ms[1].Members()) == 2 }); err != nil {
 		return err
 	}
-	ms[0].Set("color", []byte("blue"), 0)
-	ms[2].Set("shape", []byte("circle"), 0)
+	if err := ms[0].Set("color", []byte("blue"), 0); err != nil {
+		return err
+	}
+	if err := ms[2].Set("shape", []byte("circle"), 0); err != nil {
+		return err
+	}
 	if err := step("color written on m0 reaches m1, not m2", ms[:2], "color", []byte("blue")); err != nil {
 		return err
 	}

@@ -207,10 +207,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
 	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m; negative: only at shutdown)")
 	var sync bcache.SyncPolicy
-	fs.TextVar(&sync, "sync", bcache.SyncNone, "with -snapshot, when writes reach the disk between snapshots: `write` (before each returns), interval (every -sync-interval) or none")
+	fs.TextVar(&sync, "sync", bcache.SyncNone, "with -snapshot, when writes reach the disk between snapshots, a `policy`: write (before each returns), interval (every -sync-interval) or none")
 	syncEvery := fs.Duration("sync-interval", 0, "how often -sync interval syncs the write log (default: bcache's, 100ms)")
 	var onDamage bcache.DamagePolicy
-	fs.TextVar(&onDamage, "on-damage", bcache.DamageFail, "what to do with a damaged -snapshot file or write log: `fail`, or reset (move them aside and start empty); and with records of them too far ahead of the clock: fail (start again once the clock is set), or reset (skip them)")
+	fs.TextVar(&onDamage, "on-damage", bcache.DamageFail, "a `policy` for a damaged -snapshot file or write log: fail, or reset (move them aside and start empty); and with records of them too far ahead of the clock: fail (start again once the clock is set), or reset (skip them)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

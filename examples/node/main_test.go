@@ -253,3 +253,33 @@ func TestClockOffsetPastTheStampableTimesIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsNameTheirFlag: a flag whose value the library refuses
+// (ErrConfig, naming its Config field) is named in the start error's
+// line, which named the field alone ("BindAddr: ...", for -bind).
+func TestConfigErrorsNameTheirFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-bind", "127.0.0.1"}, "-bind"},
+		{[]string{"-bind", "127.0.0.1:0", "-peers", "127.0.0.1"}, "-peers"},
+		{[]string{"-bind", "127.0.0.1:0", "-max-value", "100000000"}, "-max-value"},
+	} {
+		o, err := parseFlags(c.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		c2, err := bcache.New(o.cfg)
+		if err == nil {
+			c2.Close()
+			t.Fatalf("%v: started", c.args)
+		}
+		if !errors.Is(err, bcache.ErrConfig) || flagOf(err) != c.flag {
+			t.Errorf("%v: %v named flag %q, want %q", c.args, err, flagOf(err), c.flag)
+		}
+	}
+	if f := flagOf(errors.New("not a config error: BindAddr: x")); f != "" {
+		t.Errorf("flagOf of another error: %q", f)
+	}
+}
