@@ -566,8 +566,12 @@ func (c *Cache) collect() {
 // every call returns the first one's error; afterwards every call returns
 // ErrClosed (Get misses, Members and Len are empty). Every write that
 // returned nil is in that snapshot. The writes of every Set that returned
-// before Close was called are sent to the members before it leaves; a Set
-// running while Close does may return nil and not be sent.
+// before Close was called are sent to the members before it leaves, and
+// a live peer asked to pull from it then holds every write that returned
+// nil, those whose deltas were lost too, unless no peer answers within
+// the leave's wait (the longer of two Timings.ProbeInterval and a
+// second): a member cut off from every peer as it closes takes those
+// with it, and logs so.
 func (c *Cache) Close() error {
 	c.close.Do(func() {
 		var err error

@@ -51,15 +51,21 @@ type antiEntropy struct {
 	// reader waits for opens as an arrival's does.
 	root, hurried bool
 	lastHurry     int64 // when Hurry last took effect
+	// seq numbers the sessions this node starts; pulled holds, by peer in
+	// the view, the number of the latest of them with that peer that
+	// completed (see Pull).
+	seq    uint64
+	pulled map[string]uint64
 }
 
 // session is the initiator's side of an exchange.
 type session struct {
 	wire.Session // ID, the responder's Token once known, and the last Step sent
 	peer         string
-	start        int64 // physical time the session started: the synced mark on completion
-	arrival      bool  // the peer had just arrived in the view
-	full         bool  // opened at the level of the tree's parity, not with the root alone
+	seq          uint64 // its number among the sessions this node started
+	start        int64  // physical time the session started: the synced mark on completion
+	arrival      bool   // the peer had just arrived in the view
+	full         bool   // opened at the level of the tree's parity, not with the root alone
 	deadline     int64
 	// awaits are the steps whose replies are awaited, oldest first: one
 	// Digest, or up to versionsWindow Versions. Each request is sent
@@ -265,6 +271,24 @@ func (n *Node) StartSession(peer string, now int64) []Envelope {
 	return n.startSession(nil, peer, false, false, now)
 }
 
+// Pull starts a session with peer now, as StartSession does, and returns
+// its number, which Pulled reports on: a host that must know when this
+// node holds what peer wrote up to now (a member that leaves asks a peer
+// to pull from it: package transport/gossip) starts one and waits.
+func (n *Node) Pull(peer string, now int64) ([]Envelope, uint64) {
+	out := n.StartSession(peer, now)
+	return out, n.ae.seq
+}
+
+// Pulled reports whether the session Pull numbered seq, or a later one
+// this node started with peer, has completed: this node then holds every
+// record peer wrote below its clock's reading as it answered that
+// session's opening (its cut). False once peer has left the view.
+func (n *Node) Pulled(peer string, seq uint64) bool {
+	done, ok := n.ae.pulled[peer]
+	return ok && done >= seq
+}
+
 // peerOffset chooses the peer of session number turn in a cluster of n
 // members, as a distance along the ring (0 is the next member). Distances
 // run through 1, 2, 4, ... up to the cluster's size, as in a hypercube: a
@@ -307,7 +331,8 @@ func (n *Node) secret() uint64 {
 // opens at level 1 as before (full), and so does one a reader waits for.
 func (n *Node) startSession(out []Envelope, peer string, arrival, full bool, now int64) []Envelope {
 	n.ae.active = true
-	n.ae.s = session{Session: wire.Session{ID: n.secret()}, peer: peer, start: now, arrival: arrival, full: full, level: -1}
+	n.ae.seq++
+	n.ae.s = session{Session: wire.Session{ID: n.secret()}, seq: n.ae.seq, peer: peer, start: now, arrival: arrival, full: full, level: -1}
 	n.stats.SessionsStarted++
 	level := uint8((n.depth() + 1) % 2)
 	if n.ae.root && !full {
@@ -464,6 +489,12 @@ func (n *Node) finish(now int64) {
 	s.pushed = nil // only the session in flight reads it
 	n.ae.last = *s
 	n.exchanged(s.peer, s.start, now)
+	if _, ok := n.ring.pos[s.peer]; ok {
+		if n.ae.pulled == nil {
+			n.ae.pulled = map[string]uint64{}
+		}
+		n.ae.pulled[s.peer] = s.seq
+	}
 }
 
 // abandon ends the session in flight as abandoned, for a reply that

@@ -402,6 +402,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 			delete(n.synced, name)
 		}
 	}
+	maps.DeleteFunc(n.ae.pulled, func(name string, _ uint64) bool { _, ok := n.ring.pos[name]; return !ok })
 	for _, name := range n.ring.names {
 		_, known := old.pos[name]
 		if !known {
@@ -438,6 +439,7 @@ func (n *Node) Restarted(name string, now int64) {
 	}
 	n.ae.joined[name] = now
 	delete(n.synced, name) // the new process has completed no exchange with this node (its last showed the old one's: found by review)
+	delete(n.ae.pulled, name)
 	n.ae.outlived(name)
 	if n.ae.active && n.ae.s.peer == name {
 		// The session in flight is with the old process, which is gone:

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
 )
 
 // A member that closes tells the others it leaves, so that they take its
@@ -31,6 +32,22 @@ import (
 // failure of a member whose notice this member noted, from the process
 // that sent it (the start number in its metadata), is taken for a leave.
 //
+// The notice also hands over what the member wrote. A write reaches the
+// others in a delta, once (a datagram, which may be lost, or dropped by
+// a receiver's full socket under load), and anti-entropy repairs what was
+// lost; but a member that leaves takes with it what its deltas lost and
+// no session has repaired yet, the writes of its last moments above all
+// (those Close itself sends, and a Set racing Close, which the store
+// took before it was sealed and the member never sent), and one that keeps
+// nothing (no snapshot, or a name drawn at New) loses them for good,
+// though each Set returned nil. So up to leavePullers of the notices
+// (to peers that are neither leaving nor new) ask their peer to pull: it
+// starts an anti-entropy session with the member at once, and answers
+// once that session has completed (transport.Node.Pull), saying so.
+// Once one has, a live member holds every write this one acknowledged
+// (the session's cut is later than the store's seal). The member answers
+// the session as any other until it shuts memberlist down.
+//
 // A peer of a release before this call counts it a bad frame and answers
 // nothing: Close waits for it until its wait ends (at most the longer of
 // two probe intervals and a second), and that peer goes on reading the
@@ -38,17 +55,40 @@ import (
 const callLeaving = 5
 
 // leaveNoticeLen is a notice's payload: the sender's start number (the
-// first 8 bytes of its metadata) and whether it keeps its state (1) or
-// not (0).
+// first 8 bytes of its metadata) and its flags, noticeKeeps and
+// noticePull (no other bit).
 const leaveNoticeLen = 9
 
+const (
+	noticeKeeps = 1 << iota // the member keeps its state
+	noticePull              // pull from it, then answer
+)
+
+// leavePullers is how many peers a member that leaves asks to pull from
+// it: one that answers is enough, a second in case the first is slow or
+// cut off.
+const leavePullers = 2
+
 // leaveNotice is a notice noted: who sent it, of which process, and
-// whether it keeps its state.
+// whether it keeps its state; and the pull it asked for, if it did.
 type leaveNotice struct {
 	start [8]byte
 	keeps bool
 	at    time.Time // when noted
+	// pull is the state of the pull the notice asked for: none asked,
+	// under way (the answer goes when it ends), or ended, pulled or not
+	// (a copy of the notice gets that answer again).
+	pull pullState
 }
+
+type pullState uint8
+
+const (
+	pullNone pullState = iota
+	pullRunning
+	pullDone
+	pullFailed
+)
 
 // leaveNoticeFor is how long a notice noted stays good: its sender's leave
 // follows within its UpdateNode's and its Leave's waits, and, the leave
@@ -73,47 +113,80 @@ func (r *Replicator) leaveNoticeFor() time.Duration {
 // second.
 const leaveNoticeResend = 100 * time.Millisecond
 
-// sayLeaving sends every live peer this member's leave notice and waits
-// until each has answered, or is no longer alive here, or wait has
-// passed. It returns how many answered and how many did not.
-func (r *Replicator) sayLeaving(wait time.Duration) (told, untold int) {
+// leaveReport is what came of the leave notices: how many peers
+// answered, how many did not, how many were asked to pull, and how many
+// did.
+type leaveReport struct{ told, untold, asked, pulled int }
+
+// sayLeaving sends every live peer this member's leave notice, asking
+// up to leavePullers of them to pull from it, and waits until each has
+// answered, or is no longer alive here, or wait has passed.
+func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 	if r.quietLeave.notice {
-		return 0, 0
+		return leaveReport{}
 	}
 	r.mu.Lock()
 	peers := make([]string, 0, len(r.alive))
-	for name := range r.alive {
-		if name != r.cfg.Name {
+	var pullers []string
+	for name, n := range r.alive {
+		switch {
+		case name == r.cfg.Name:
+		case len(pullers) < leavePullers && !r.quietLeave.pull && canPull(n.Meta):
+			pullers = append(pullers, name) // alive is a map: a peer drawn at random
+		default:
 			peers = append(peers, name)
 		}
 	}
 	r.mu.Unlock()
-	payload := append(bytes.Clone(r.meta[0][:8]), 0)
+	notice := append(bytes.Clone(r.meta[0][:8]), 0)
 	if r.cfg.KeepsState {
-		payload[8] = 1
+		notice[8] |= noticeKeeps
 	}
+	pull := bytes.Clone(notice)
+	pull[8] |= noticePull
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	var answered atomic.Int64
+	var answered, pulls atomic.Int64
 	var wg sync.WaitGroup
-	for _, p := range peers {
+	for i, p := range append(pullers, peers...) {
+		payload := notice
+		if i < len(pullers) {
+			payload = pull
+		}
 		wg.Go(func() {
-			if r.tellLeaving(ctx, p, payload) {
+			ok, did := r.tellLeaving(ctx, p, payload)
+			if ok {
 				answered.Add(1)
+			}
+			if did {
+				pulls.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return int(answered.Load()), len(peers) - int(answered.Load())
+	told := int(answered.Load())
+	return leaveReport{told: told, untold: len(pullers) + len(peers) - told, asked: len(pullers), pulled: int(pulls.Load())}
 }
 
-// tellLeaving sends peer the leave notice payload until it answers (true),
-// or is gone from the live members, or ctx ends.
-func (r *Replicator) tellLeaving(ctx context.Context, peer string, payload []byte) bool {
+// canPull reports whether a member whose metadata is meta can pull from
+// one that leaves: it is not leaving itself, and holds its cluster's
+// state (a newcomer's first sessions are with others).
+func canPull(meta []byte) bool {
+	if bytes.Equal(meta, leavingMeta) || bytes.Equal(meta, leavingKeepsMeta) {
+		return false
+	}
+	_, holds, said := withoutHolding(meta)
+	return holds || !said
+}
+
+// tellLeaving sends peer the leave notice payload until it answers, or is
+// gone from the live members, or ctx ends; it reports whether peer
+// answered, and whether it said it pulled.
+func (r *Replicator) tellLeaving(ctx context.Context, peer string, payload []byte) (answered, pulled bool) {
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer r.forget(id)
 	frame := appendCall(nil, r.cfg.Name, callLeaving, id, payload)
@@ -122,13 +195,13 @@ func (r *Replicator) tellLeaving(ctx context.Context, peer string, payload []byt
 	for {
 		_ = r.sendCall(node, frame, nil) // a datagram: one lost goes again
 		select {
-		case <-ch:
-			return true
+		case b := <-ch: // a status byte, then what the peer did
+			return true, len(b) == 2 && b[0] == 0 && b[1] == 1
 		case <-ctx.Done():
-			return false
+			return false, false
 		case <-tick.C:
 			if r.lookup(peer) == nil { // left or failed meanwhile: nobody to tell
-				return false
+				return false, false
 			}
 		}
 	}
@@ -137,19 +210,41 @@ func (r *Replicator) tellLeaving(ctx context.Context, peer string, payload []byt
 // receivedLeaving notes the leave notice payload of from (call id), if
 // from is a live member and the payload is a notice, and answers it.
 func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
-	if from == r.cfg.Name || len(payload) != leaveNoticeLen || payload[8] > 1 {
+	if from == r.cfg.Name || len(payload) != leaveNoticeLen || payload[8]&^(noticeKeeps|noticePull) != 0 {
 		r.counters.badFrames.Add(1)
 		return
 	}
+	start, flags := [8]byte(payload[:8]), payload[8]
 	r.mu.Lock()
 	node, alive := r.alive[from]
+	state := pullNone
 	if alive {
 		if r.leaveNotices == nil {
 			r.leaveNotices = map[string]leaveNotice{}
 		}
 		// One a member at most (only a live member's is noted): a copy
-		// again replaces it.
-		r.leaveNotices[from] = leaveNotice{start: [8]byte(payload[:8]), keeps: payload[8] == 1, at: time.Now()}
+		// changes nothing (sent on, copies would keep a forged one good
+		// for ever: see leaveNoticeFor; and the pull is started once),
+		// another process's replaces it. Only a notice of the member's own process has it pull
+		// (its start number, in its metadata): forged ones of made-up
+		// numbers would start a session each.
+		note := leaveNotice{start: start, keeps: flags&noticeKeeps != 0, at: time.Now()}
+		if old, ok := r.leaveNotices[from]; ok && old.start == start {
+			note = old
+		}
+		own := len(node.Meta) >= 8 && [8]byte(node.Meta[:8]) == start
+		if flags&noticePull != 0 && note.pull == pullNone && own {
+			// A member leaving too has no use for the records: it says it
+			// did not pull.
+			note.pull = pullFailed
+			if !r.leaving.Load() && !r.closed.Load() && !r.pullsEnded {
+				note.pull = pullRunning
+				r.pulls.Add(1) // under mu, before stop's Wait
+				go r.pullFrom(from, node, id)
+			}
+		}
+		state = note.pull
+		r.leaveNotices[from] = note
 	}
 	r.mu.Unlock()
 	if !alive {
@@ -158,11 +253,63 @@ func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
 		r.counters.badFrames.Add(1)
 		return
 	}
-	// Answered even while this member closes (sendFrame sends nothing
-	// then): members closing together each waited their whole wait for
-	// the others (found by review).
-	_ = r.sendCall(node, r.replyFrame(id, nil, nil), nil)
+	if state != pullRunning { // else pullFrom answers
+		r.answerNotice(node, id, state == pullDone)
+	}
 }
+
+// answerNotice answers the notice id of node, saying whether this member
+// pulled from it. Answered even while this member closes (sendFrame sends
+// nothing then): members closing together each waited their whole wait
+// for the others (found by review).
+func (r *Replicator) answerNotice(node *memberlist.Node, id uint64, pulled bool) {
+	did := byte(0)
+	if pulled {
+		did = 1
+	}
+	_ = r.sendCall(node, r.replyFrame(id, []byte{did}, nil), nil)
+}
+
+// pullFrom starts an anti-entropy session with from, a member that leaves
+// and asked for it (notice id), waits until the session has completed, or
+// from has gone, or the longest the member waits for its answer has
+// passed, and answers the notice saying which.
+func (r *Replicator) pullFrom(from string, node *memberlist.Node, id uint64) {
+	defer r.pulls.Done()
+	var seq uint64
+	r.locked(func() []transport.Envelope {
+		out, n := r.node.Pull(from, r.now())
+		seq = n
+		return out
+	})
+	deadline := time.Now().Add(max(twice(r.cfg.Timings.ProbeInterval), minLeaveWait))
+	poll := time.NewTicker(pullPoll)
+	defer poll.Stop()
+	pulled := false
+	for !pulled && time.Now().Before(deadline) && r.lookup(from) != nil {
+		select {
+		case <-r.done:
+			return
+		case <-poll.C:
+		}
+		r.nodeMu.Lock()
+		pulled = r.node.Pulled(from, seq)
+		r.nodeMu.Unlock()
+	}
+	r.mu.Lock()
+	if note, ok := r.leaveNotices[from]; ok && note.pull == pullRunning {
+		note.pull = pullFailed
+		if pulled {
+			note.pull = pullDone
+		}
+		r.leaveNotices[from] = note
+	}
+	r.mu.Unlock()
+	r.answerNotice(node, id, pulled)
+}
+
+// pullPoll is how often pullFrom looks whether its session has completed.
+const pullPoll = 5 * time.Millisecond
 
 // saidLeaving reports whether the member whose end memberlist notices as
 // n (its last metadata) told this one it was leaving, from the process

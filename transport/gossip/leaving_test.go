@@ -89,6 +89,9 @@ func TestAStaleLeaveNoticeIsNoLeave(t *testing.T) {
 	note.at = note.at.Add(-a.r.leaveNoticeFor() - time.Second) // noted that long ago, b alive since
 	a.r.leaveNotices["b"] = note
 	a.r.mu.Unlock()
+	// A copy sent on does not make it good again (it would, noted anew,
+	// for as long as the forger sends copies).
+	a.r.received(appendCall(nil, "b", callLeaving, 8, append(slices.Clone(b.r.meta[0][:8]), 0)))
 	if err := b.r.stop(false); err != nil { // b fails
 		t.Fatal(err)
 	}
@@ -112,14 +115,14 @@ func TestAClosingMemberAnswersNotices(t *testing.T) {
 	b.r.closed.Store(true) // as stop sets it first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if !a.r.tellLeaving(ctx, "b", append(slices.Clone(a.r.meta[0][:8]), 0)) {
+	if answered, _ := a.r.tellLeaving(ctx, "b", append(slices.Clone(a.r.meta[0][:8]), 0)); !answered {
 		t.Fatal("b, closing, never answered a's notice")
 	}
 }
 
 // TestLeaveNoticesAreCheckedBeforeTheyAreNoted: a notice is noted only
 // from a live member other than this one, of exactly a start number and
-// a flag of 0 or 1; anything else counts a bad frame, and notes nothing.
+// flags it knows; anything else counts a bad frame, and notes nothing.
 func TestLeaveNoticesAreCheckedBeforeTheyAreNoted(t *testing.T) {
 	a := startNode(t, "a", nil)
 	b := startNode(t, "b", []string{a.r.Addr()})
@@ -133,7 +136,7 @@ func TestLeaveNoticesAreCheckedBeforeTheyAreNoted(t *testing.T) {
 		{"this member", "a", good},
 		{"short", "b", good[:8]},
 		{"long", "b", append(slices.Clone(good), 0)},
-		{"flag past 1", "b", append(slices.Clone(good[:8]), 2)},
+		{"an unknown flag", "b", append(slices.Clone(good[:8]), noticeKeeps|4)},
 	} {
 		before := a.r.counters.badFrames.Load()
 		a.r.received(appendCall(nil, c.from, callLeaving, 7, c.payload))
@@ -150,5 +153,38 @@ func TestLeaveNoticesAreCheckedBeforeTheyAreNoted(t *testing.T) {
 	a.r.mu.Unlock()
 	if !ok || !note.keeps || [8]byte(good[:8]) != note.start {
 		t.Fatalf("b's notice noted as %+v (%v), want b's start number, keeping its state", note, ok)
+	}
+}
+
+// TestAPeerPullsOnlyIfItStays: asked to pull by a member that leaves, a
+// peer starts a session with it and answers once the session has
+// completed, saying it pulled; a peer leaving too has no use for the
+// records, and answers at once that it did not.
+func TestAPeerPullsOnlyIfItStays(t *testing.T) {
+	a := startNode(t, "a", nil)
+	b := startNode(t, "b", []string{a.r.Addr()})
+	waitMembers(t, 2, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pull := append(slices.Clone(b.r.meta[0][:8]), noticePull)
+	if answered, pulled := b.r.tellLeaving(ctx, "a", pull); !answered || !pulled {
+		t.Fatalf("a, asked to pull, answered %v, pulled %v; want both", answered, pulled)
+	}
+	a.r.mu.Lock()
+	state := a.r.leaveNotices["b"].pull
+	a.r.mu.Unlock()
+	if state != pullDone {
+		t.Fatalf("a's note of b's notice says %d, want pulled (%d)", state, pullDone)
+	}
+	// A notice in b's name of another process (a made-up start number)
+	// has a pull no more: each would start a session.
+	other := append(slices.Clone(b.r.meta[0][:8]), noticePull)
+	other[0]++
+	if answered, pulled := b.r.tellLeaving(ctx, "a", other); !answered || pulled {
+		t.Fatalf("a, asked to pull by a notice of another process of b, answered %v, pulled %v; want answered, not pulled", answered, pulled)
+	}
+	b.r.leaving.Store(true) // b leaves too: a's notice asks it in vain
+	if answered, pulled := a.r.tellLeaving(ctx, "b", append(slices.Clone(a.r.meta[0][:8]), noticePull)); !answered || pulled {
+		t.Fatalf("b, leaving, answered %v, pulled %v; want answered, not pulled", answered, pulled)
 	}
 }

@@ -128,9 +128,15 @@ type Replicator struct {
 	// restart the view never saw go (see memberChanged).
 	failedMeta map[string][]byte
 	// quietLeave, set by tests before Close, leaves out the leave notice
-	// (leaving.go) or the leaving metadata: a member whose notice or
-	// metadata reached no one.
-	quietLeave struct{ notice, meta bool }
+	// (leaving.go), the pull it asks for, or the leaving metadata: a
+	// member whose notice or metadata reached no one, or that asks no
+	// peer to pull.
+	quietLeave struct{ notice, pull, meta bool }
+	// pulls counts the pulls from members that leave under way
+	// (leaving.go), each added under mu while pullsEnded is false; stop
+	// sets it, then waits for them.
+	pulls      sync.WaitGroup
+	pullsEnded bool
 	// leaveNotices holds the leave notices of live members (leaving.go),
 	// by name.
 	leaveNotices map[string]leaveNotice
@@ -724,7 +730,10 @@ func (r *Replicator) Close() error { return r.stop(true) }
 func (r *Replicator) stop(leave bool) error {
 	var err error
 	r.close.Do(func() {
-		r.closed.Store(true)
+		// A member that leaves stays open to the protocol's frames (and
+		// writes) while it tells its peers and one pulls from it
+		// (leaving.go); closed is set after.
+		r.closed.Store(!leave)
 		// Say that we are leaving (in our metadata, gossiped like any
 		// update), then leave. A leave nobody acknowledges in time (the
 		// others are leaving too) is no failure of ours: the peers will
@@ -743,10 +752,15 @@ func (r *Replicator) stop(leave bool) error {
 				return append(out, r.node.Flush(now)...)
 			})
 			wait := max(twice(r.cfg.Timings.ProbeInterval), minLeaveWait)
-			if told, untold := r.sayLeaving(wait); untold > 0 {
-				r.log.Warn().Int("told", told).Int("untold", untold).Msg("leave notice not answered by every peer")
+			said := r.sayLeaving(wait)
+			if said.untold > 0 {
+				r.log.Warn().Int("told", said.told).Int("untold", said.untold).Msg("leave notice not answered by every peer")
 			}
-			r.updating.Lock() // after advertise's, if one runs (its check of closed is under the lock)
+			if said.asked > 0 && said.pulled == 0 {
+				r.log.Warn().Int("asked", said.asked).Msg("no peer pulled this member's records before it left: a write whose delta was lost is lost")
+			}
+			r.closed.Store(true) // before advertise's check, under updating
+			r.updating.Lock()    // after advertise's, if one runs (its check of closed is under the lock)
 			if r.quietLeave.meta {
 				// A test's: the metadata's broadcast reached no one.
 			} else if e := r.ml.UpdateNode(wait); e != nil {
@@ -763,6 +777,10 @@ func (r *Replicator) stop(leave bool) error {
 		r.streams.close()
 		close(r.done)
 		r.wg.Wait()
+		r.mu.Lock()
+		r.pullsEnded = true
+		r.mu.Unlock()
+		r.pulls.Wait()
 		// A closed member is no member: Members and Status list no
 		// member and no address it fails to join (they went on listing
 		// its last view: found by review).
