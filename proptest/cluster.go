@@ -403,6 +403,18 @@ func (c *Cluster) StartSession(i, j int) {
 	}
 }
 
+// Pull makes member i, a Puller, pull from member j (see Puller), and
+// returns the session's number; false if i is down or no Puller.
+func (c *Cluster) Pull(i, j int) (uint64, bool) {
+	p, ok := c.members[i].r.(Puller)
+	if !ok || c.members[i].down {
+		return 0, false
+	}
+	out, seq := p.Pull(c.members[j].name)
+	c.send(i, out)
+	return seq, true
+}
+
 // Deliver hands packet p of the network to its destination and puts the
 // answers in flight. It reports whether the packet got through.
 func (c *Cluster) Deliver(p int) (bool, error) {

@@ -40,6 +40,13 @@
 //	                     came back reaches the new incarnation, and one
 //	                     from it delivered later than LateFrames after
 //	                     its end (a crash's: its restart) may be refused
+//	hand over            a live member leaves as a Cache's Close has it
+//	                     leave: a live member it reaches pulls from it
+//	                     first ([Puller]: a session, the frames between
+//	                     the two delivered alone), and once that has
+//	                     completed, every record it held must be held by
+//	                     a live member, or a newer version (weight 0
+//	                     unless set)
 //	bounce               a live member restarts in place: it comes back
 //	                     empty with a new incarnation before any view saw
 //	                     it go, and the others are told ([Restarter]) at

@@ -327,7 +327,7 @@ func (cfg *Config) weight(name string) int {
 // after counterexamples were pinned by their draws (testdata) and the
 // broken variants' budgets were set, which an action drawn in every run
 // would change.
-var optIn = []string{"bounce", "bounce from snapshot"}
+var optIn = []string{"bounce", "bounce from snapshot", "hand over"}
 
 // start is the harness's epoch: a fixed, realistic wall time.
 const start = int64(1_750_000_000_000_000_000)
@@ -555,6 +555,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		},
 		"crash":                h.crash,
 		"leave":                h.leave,
+		"hand over":            h.handOver,
 		"join":                 h.join,
 		"restart":              h.restart,
 		"bounce":               h.bounce,
@@ -774,6 +775,126 @@ func (h *harness) leave(t *rapid.T) {
 	h.model.crashed(h, i)
 	h.forgetCalls(i)
 	h.c.Leave(i)
+}
+
+// handOver takes a live member out of the cluster as a Cache's Close
+// does (transport/gossip, leaving.go): a live peer it reaches pulls from
+// it first (Puller), a session carried by delivering the frames between
+// the two alone, each subject to Config.Loss and Duplication. Once that
+// session has completed, every record the member holds must be held by
+// a live member, or a newer version of its key: what it wrote is not lost
+// with it. A pull that does not complete (a frame lost, the frames of the
+// two used up) leaves it as leave does.
+func (h *harness) handOver(t *rapid.T) {
+	i := h.live(t, "member")
+	var peers []int
+	for j := range h.c.Size() {
+		if j != i && !h.c.Down(j) && h.c.Net.Connected(h.c.Name(i), h.c.Name(j)) {
+			peers = append(peers, j)
+		}
+	}
+	if len(peers) == 0 {
+		t.Skip("no live member reaches the one that leaves")
+	}
+	h.keepLastUp(t, i)
+	j := rapid.SampledFrom(peers).Draw(t, "puller")
+	seq, ok := h.c.Pull(j, i)
+	if !ok {
+		t.Skip("the replicas do not pull")
+	}
+	from, to := h.c.Name(i), h.c.Name(j)
+	event(t, "%s leaves, %s pulling from it first", from, to)
+	puller := h.c.Replica(j).(Puller)
+	pulled := puller.Pulled(from, seq)
+	for n := 0; !pulled; n++ {
+		k := slices.IndexFunc(h.c.Net.InFlight(), func(p sim.Packet) bool {
+			return (p.From == from && p.To == to || p.From == to && p.To == from) && sessionKinds[p.Kind]
+		})
+		if k < 0 {
+			break // a frame lost: the session stalls
+		}
+		if n == budget {
+			t.Fatalf("%v: %s's pull from %s still busy after %d deliveries", ErrLivelock, to, from, budget)
+		}
+		h.deliverOne(t, k)
+		pulled = puller.Pulled(from, seq)
+	}
+	if pulled {
+		// What the puller rejected during the pull (a write of the
+		// member's below a watermark it holds: made during a separation
+		// in a bucket where it collected) is excused as check would
+		// excuse it after the step (found by a campaign).
+		h.takeRejections(t)
+		h.handedOver(t, i, j)
+	} else {
+		event(t, "%s's pull from %s did not complete: %s leaves as it is", to, from, from)
+	}
+	h.model.crashed(h, i)
+	h.forgetCalls(i)
+	h.c.Leave(i)
+}
+
+// sessionKinds are the frames of anti-entropy sessions: a pull delivers
+// those alone. A Cache seals its store before it tells its peers it
+// leaves, and writes nothing after (no fill, no call's answer): a call's
+// answer delivered to the member during the pull had it write a filled
+// value after its cut (found by a campaign).
+var sessionKinds = map[wire.Kind]bool{wire.KindDigest: true, wire.KindVersions: true, wire.KindRepair: true, wire.KindReject: true}
+
+// takeRejections checks the records every live member rejected since
+// the last look, and notes the losses they excuse.
+func (h *harness) takeRejections(t *rapid.T) {
+	for i := range h.c.Size() {
+		if rl, ok := h.c.Replica(i).(Rejecter); ok && !h.c.Down(i) {
+			rs := rl.Rejected()
+			h.noteRejected(i, rs)
+			h.model.rejected(t, h, i, rs)
+		}
+	}
+}
+
+// handedOver checks, once member j has pulled from member i, that every
+// live value i holds that a member wrote is held by a live member other than i, or a newer version of its
+// key is (or was, and was collected), unless the model lets it be lost (a
+// member dropped it, or a newer version, under the rules; a crash before
+// took it). Not checked: dead records (what i collected every member
+// held; a tombstone or an expired value the puller refused, below a
+// watermark it holds, is one it has no use for: its answer, a tombstone
+// no member wrote, takes its place on i); and the adversary's records,
+// stamped for one member's clock to take and another's to refuse, and
+// a write of i's stamped after one of them, past the puller's drift
+// bound, which the puller refuses until its clock has caught up (each
+// found by a campaign).
+func (h *harness) handedOver(t *rapid.T, i, j int) {
+	for _, rec := range h.c.Replica(i).Records() {
+		_, written := h.model.known[rec.Version()]
+		ahead := rec.Time.Wall > crdt.AddSat(h.c.Phys(j), int64(h.cfg.MaxDrift))
+		if !written || rec.Time.Node == adversaryID || !rec.Live(h.c.Phys(i)) || ahead {
+			continue
+		}
+		safe := h.model.mayBeLost(rec)
+		for j := range h.c.Size() {
+			theirs, ok := h.newestKnown(j, rec.Key)
+			safe = safe || j != i && !h.c.Down(j) && ok && theirs.Compare(rec.Version()) >= 0
+		}
+		if !safe {
+			t.Fatalf("%s left after a pull completed, and no live member holds %v or newer: lost with it", h.c.Name(i), rec.Version())
+		}
+	}
+}
+
+// newestKnown returns the newest version of key member j holds or
+// collected.
+func (h *harness) newestKnown(j int, key string) (newest crdt.Version, ok bool) {
+	if ts, reaped := h.reaped[j][key]; reaped {
+		newest, ok = crdt.Version{Key: key, Time: ts, Tombstone: true}, true
+	}
+	for _, rec := range h.c.Replica(j).Records() {
+		if rec.Key == key && (!ok || newest.Compare(rec.Version()) < 0) {
+			newest, ok = rec.Version(), true
+		}
+	}
+	return newest, ok
 }
 
 // bounce restarts a live member in place (Cluster.Bounce), its peers told
@@ -1061,13 +1182,7 @@ func (h *harness) check(t *rapid.T) {
 	event(t, "state: %v", lwwStates{h})
 	// Every member's rejections first: one excused there excuses the loss
 	// its answer brings to any member (see model.rejected).
-	for i := range h.c.Size() {
-		if rl, ok := h.c.Replica(i).(Rejecter); ok && !h.c.Down(i) {
-			rs := rl.Rejected()
-			h.noteRejected(i, rs)
-			h.model.rejected(t, h, i, rs)
-		}
-	}
+	h.takeRejections(t)
 	for i := range h.c.Size() {
 		if h.c.Down(i) {
 			h.last[i] = map[string]crdt.Version{}

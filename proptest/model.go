@@ -276,17 +276,7 @@ func (m *model) unknownTo(h *harness, i int, n crdt.Record) bool {
 // a version it holds, or a dead record it collected, that no other live
 // member holds, supersedes or collected too.
 func (m *model) crashed(h *harness, i int) {
-	known := func(j int, key string) (newest crdt.Version, ok bool) {
-		if ts, reaped := h.reaped[j][key]; reaped {
-			newest, ok = crdt.Version{Key: key, Time: ts, Tombstone: true}, true
-		}
-		for _, rec := range h.c.Replica(j).Records() {
-			if rec.Key == key && (!ok || newest.Compare(rec.Version()) < 0) {
-				newest, ok = rec.Version(), true
-			}
-		}
-		return newest, ok
-	}
+	known := h.newestKnown
 	for _, key := range h.cfg.Keys {
 		mine, ok := known(i, key)
 		if !ok {

@@ -170,6 +170,17 @@ type KeepsLeaver interface {
 	LeftKeeping(name string, keeps bool)
 }
 
+// A Puller is a Replica that pulls from a member that leaves, as a
+// Cache's peer does when the member's Close asks it to
+// (transport.Node.Pull): it starts a session with it, and Pulled reports
+// whether that session, numbered seq, or a later one with the member, has
+// completed. The harness's "hand over" action uses it: once Pulled, a live
+// member must hold every record the leaving member held, or a newer one.
+type Puller interface {
+	Pull(peer string) ([]transport.Envelope, uint64)
+	Pulled(peer string, seq uint64) bool
+}
+
 // Restarter is a Replica told that a member restarted in place: a new
 // process under the name of one in its view, which it never saw go (see
 // transport.Node.Restarted). The harness's bounce action tells the
@@ -342,6 +353,14 @@ func (r *MapReplica) Receive(from string, payload []byte) []transport.Envelope {
 func (r *MapReplica) StartSession(peer string) []transport.Envelope {
 	return r.node.StartSession(peer, r.phys())
 }
+
+// Pull implements Puller.
+func (r *MapReplica) Pull(peer string) ([]transport.Envelope, uint64) {
+	return r.node.Pull(peer, r.phys())
+}
+
+// Pulled implements Puller.
+func (r *MapReplica) Pulled(peer string, seq uint64) bool { return r.node.Pulled(peer, seq) }
 
 // Snapshotter is a Replica that can save its state and start from it
 // again, as a bcache member with a snapshot file does (Config.SnapshotPath

@@ -333,6 +333,14 @@ func (r *StoreReplica) StartSession(peer string) []transport.Envelope {
 	return r.node.StartSession(peer, r.phys())
 }
 
+// Pull implements Puller.
+func (r *StoreReplica) Pull(peer string) ([]transport.Envelope, uint64) {
+	return r.node.Pull(peer, r.phys())
+}
+
+// Pulled implements Puller.
+func (r *StoreReplica) Pulled(peer string, seq uint64) bool { return r.node.Pulled(peer, seq) }
+
 // StoreSnapshot is a StoreReplica's durable state, as a Cache keeps it:
 // the store's snapshot file and the members file beside it.
 type StoreSnapshot struct {

@@ -289,6 +289,13 @@ func (n *Node) Pulled(peer string, seq uint64) bool {
 	return ok && done >= seq
 }
 
+// Pulling reports whether the session Pull numbered seq is still in
+// flight with peer: one that is neither in flight nor Pulled was
+// abandoned (a session started since, a yield, a restart) or timed out.
+func (n *Node) Pulling(peer string, seq uint64) bool {
+	return n.ae.active && n.ae.s.peer == peer && n.ae.s.seq == seq
+}
+
 // peerOffset chooses the peer of session number turn in a cluster of n
 // members, as a distance along the ring (0 is the next member). Distances
 // run through 1, 2, 4, ... up to the cluster's size, as in a hypercube: a

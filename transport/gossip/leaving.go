@@ -40,10 +40,13 @@ import (
 // (those Close itself sends, and a Set racing Close, which the store
 // took before it was sealed and the member never sent), and one that keeps
 // nothing (no snapshot, or a name drawn at New) loses them for good,
-// though each Set returned nil. So up to leavePullers of the notices
-// (to peers that are neither leaving nor new) ask their peer to pull: it
-// starts an anti-entropy session with the member at once, and answers
-// once that session has completed (transport.Node.Pull), saying so.
+// though each Set returned nil. So leavePullers of the notices (to peers
+// that are neither leaving nor new, as far as their metadata says; one
+// that declines, leaving too, is replaced by another) ask their peer to
+// pull: it starts an anti-entropy session with the member at once, one
+// pull at a time (pullTurn: a session started abandons the one in
+// flight), again if one ends without completing, and answers once one
+// has completed (transport.Node.Pull), saying so.
 // Once one has, a live member holds every write this one acknowledged
 // (the session's cut is later than the store's seal). The member answers
 // the session as any other until it shuts memberlist down.
@@ -127,7 +130,7 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 	}
 	r.mu.Lock()
 	peers := make([]string, 0, len(r.alive))
-	var pullers []string
+	var pullers, spare []string
 	for name, n := range r.alive {
 		switch {
 		case name == r.cfg.Name:
@@ -135,6 +138,13 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 			pullers = append(pullers, name) // alive is a map: a peer drawn at random
 		default:
 			peers = append(peers, name)
+			if !r.quietLeave.pull && canPull(n.Meta) {
+				// A puller leaving too (its metadata says so only after
+				// its notices) declines: another is asked in its place
+				// (members closing together drew only each other, and
+				// the live one was never asked).
+				spare = append(spare, name)
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -146,17 +156,38 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 	pull[8] |= noticePull
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	var answered, pulls atomic.Int64
+	var answered, pulls, asked atomic.Int64
+	asked.Store(int64(len(pullers)))
+	var spareMu sync.Mutex
+	nextSpare := func() (string, bool) {
+		spareMu.Lock()
+		defer spareMu.Unlock()
+		if len(spare) == 0 || ctx.Err() != nil {
+			return "", false
+		}
+		p := spare[0]
+		spare = spare[1:]
+		asked.Add(1)
+		return p, true
+	}
 	var wg sync.WaitGroup
 	for i, p := range append(pullers, peers...) {
+		puller := i < len(pullers)
 		payload := notice
-		if i < len(pullers) {
+		if puller {
 			payload = pull
 		}
 		wg.Go(func() {
 			ok, did := r.tellLeaving(ctx, p, payload)
 			if ok {
 				answered.Add(1)
+			}
+			for puller && !did { // declined, or gone: a spare in its place (told already, asked again)
+				var more bool
+				if p, more = nextSpare(); !more {
+					break
+				}
+				_, did = r.tellLeaving(ctx, p, pull)
 			}
 			if did {
 				pulls.Add(1)
@@ -165,7 +196,7 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 	}
 	wg.Wait()
 	told := int(answered.Load())
-	return leaveReport{told: told, untold: len(pullers) + len(peers) - told, asked: len(pullers), pulled: int(pulls.Load())}
+	return leaveReport{told: told, untold: len(pullers) + len(peers) - told, asked: int(asked.Load()), pulled: int(pulls.Load())}
 }
 
 // canPull reports whether a member whose metadata is meta can pull from
@@ -229,10 +260,13 @@ func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
 		// (its start number, in its metadata): forged ones of made-up
 		// numbers would start a session each.
 		note := leaveNotice{start: start, keeps: flags&noticeKeeps != 0, at: time.Now()}
-		if old, ok := r.leaveNotices[from]; ok && old.start == start {
+		own := len(node.Meta) >= 8 && [8]byte(node.Meta[:8]) == start
+		// Nor does another process's replace the note of a pull the
+		// member's own asked for: alternated with copies of the member's,
+		// forged ones of another number restarted the pull at each pair.
+		if old, ok := r.leaveNotices[from]; ok && (old.start == start || !own && old.pull != pullNone) {
 			note = old
 		}
-		own := len(node.Meta) >= 8 && [8]byte(node.Meta[:8]) == start
 		if flags&noticePull != 0 && note.pull == pullNone && own {
 			// A member leaving too has no use for the records: it says it
 			// did not pull.
@@ -243,7 +277,9 @@ func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
 				go r.pullFrom(from, node, id)
 			}
 		}
-		state = note.pull
+		if state = note.pull; !own {
+			state = pullNone // no pull was asked of this one
+		}
 		r.leaveNotices[from] = note
 	}
 	r.mu.Unlock()
@@ -276,25 +312,21 @@ func (r *Replicator) answerNotice(node *memberlist.Node, id uint64, pulled bool)
 // passed, and answers the notice saying which.
 func (r *Replicator) pullFrom(from string, node *memberlist.Node, id uint64) {
 	defer r.pulls.Done()
-	var seq uint64
-	r.locked(func() []transport.Envelope {
-		out, n := r.node.Pull(from, r.now())
-		seq = n
-		return out
-	})
 	deadline := time.Now().Add(max(twice(r.cfg.Timings.ProbeInterval), minLeaveWait))
-	poll := time.NewTicker(pullPoll)
-	defer poll.Stop()
 	pulled := false
-	for !pulled && time.Now().Before(deadline) && r.lookup(from) != nil {
-		select {
-		case <-r.done:
-			return
-		case <-poll.C:
-		}
-		r.nodeMu.Lock()
-		pulled = r.node.Pulled(from, seq)
-		r.nodeMu.Unlock()
+	// One pull at a time (pullTurn): Pull abandons the session in flight,
+	// and members leaving together, asking this one, had their pulls
+	// abandon each other: none but the last completed.
+	turn := time.NewTimer(time.Until(deadline))
+	select {
+	case r.pullTurn <- struct{}{}:
+		turn.Stop()
+		pulled = r.pullTurnHeld(from, deadline)
+		<-r.pullTurn
+	case <-r.done:
+		turn.Stop()
+		return
+	case <-turn.C:
 	}
 	r.mu.Lock()
 	if note, ok := r.leaveNotices[from]; ok && note.pull == pullRunning {
@@ -306,6 +338,43 @@ func (r *Replicator) pullFrom(from string, node *memberlist.Node, id uint64) {
 	}
 	r.mu.Unlock()
 	r.answerNotice(node, id, pulled)
+}
+
+// pullTurnHeld is pullFrom's pull, pullTurn held: it starts a session
+// with from, and another if that one ends without completing (yielded,
+// abandoned), until one has completed, or from has gone, or deadline.
+func (r *Replicator) pullTurnHeld(from string, deadline time.Time) bool {
+	var seq uint64
+	var started time.Time
+	pull := func() {
+		started = time.Now()
+		r.locked(func() []transport.Envelope {
+			out, n := r.node.Pull(from, r.now())
+			seq = n
+			return out
+		})
+	}
+	pull()
+	poll := time.NewTicker(pullPoll)
+	defer poll.Stop()
+	for time.Now().Before(deadline) && r.lookup(from) != nil {
+		select {
+		case <-r.done:
+			return false
+		case <-poll.C:
+		}
+		r.nodeMu.Lock()
+		pulled := r.node.Pulled(from, seq)
+		again := !pulled && !r.node.Pulling(from, seq)
+		r.nodeMu.Unlock()
+		switch {
+		case pulled:
+			return true
+		case again && time.Since(started) >= leaveNoticeResend:
+			pull()
+		}
+	}
+	return false
 }
 
 // pullPoll is how often pullFrom looks whether its session has completed.

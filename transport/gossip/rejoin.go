@@ -105,7 +105,7 @@ func (r *Replicator) rejoin() {
 			case <-r.done:
 				return
 			case l := <-looked:
-				if l.closed || r.closed.Load() { // a result that came with Close: nothing to join
+				if l.closed || r.closed.Load() || r.leaving.Load() { // a result that came with Close (leaving: closed comes after the notices): nothing to join
 					return
 				}
 				handle(l)

@@ -137,6 +137,10 @@ type Replicator struct {
 	// sets it, then waits for them.
 	pulls      sync.WaitGroup
 	pullsEnded bool
+	// pullTurn is held by the pull whose session is in flight: one at a
+	// time, as Pull abandons the session in flight (members leaving
+	// together had their pulls from one peer abandon each other).
+	pullTurn chan struct{}
 	// leaveNotices holds the leave notices of live members (leaving.go),
 	// by name.
 	leaveNotices map[string]leaveNotice
@@ -211,6 +215,7 @@ func Start(cfg Config) (*Replicator, error) {
 		joinLogged:   map[string]time.Time{},
 	}
 	r.calls.refusedFor = refusalWindow(cfg.Timings.TCPTimeout)
+	r.pullTurn = make(chan struct{}, 1)
 	r.streams = newStreamQueue(r.sendStream, maxStreamBytes, maxPeerStreamBytes)
 	pc := cfg.Protocol
 	pc.Name, pc.Replica, pc.Clock = cfg.Name, cfg.Replica, cfg.Clock
@@ -695,7 +700,10 @@ func (r *Replicator) advertise() {
 		defer r.wg.Done()
 		r.updating.Lock()
 		defer r.updating.Unlock()
-		if !r.closed.Load() {
+		// Not while leaving: the leaving metadata would go before the
+		// notices, and a peer that saw it first would take the notices for
+		// another process's (found by review).
+		if !r.closed.Load() && !r.leaving.Load() {
 			_ = r.ml.UpdateNode(twice(r.cfg.Timings.ProbeInterval))
 		}
 	}()
@@ -739,7 +747,9 @@ func (r *Replicator) stop(leave bool) error {
 		// others are leaving too) is no failure of ours: the peers will
 		// declare us dead instead, and wait for us as for a failed member.
 		if leave {
-			r.leaving.Store(true)
+			r.mu.Lock()
+			r.leaving.Store(true) // under mu: no pull starts after it (receivedLeaving looks under mu)
+			r.mu.Unlock()
 			// The writes queued go now, their flush due or not: after
 			// the loop stopped they went nowhere, and a member that
 			// keeps nothing took them away (found by review,
@@ -751,6 +761,12 @@ func (r *Replicator) stop(leave bool) error {
 				out := r.node.WriteGroups(r.writes.take(nil), now)
 				return append(out, r.node.Flush(now)...)
 			})
+			// The pulls under way end first (within their wait): what this
+			// member pulls from another that leaves must be here before
+			// its own peers pull from it (members closing together: a
+			// write reached the next leaver only after that one had been
+			// pulled from).
+			r.pulls.Wait()
 			wait := max(twice(r.cfg.Timings.ProbeInterval), minLeaveWait)
 			said := r.sayLeaving(wait)
 			if said.untold > 0 {
