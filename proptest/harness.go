@@ -824,8 +824,7 @@ func (h *harness) handOver(t *rapid.T) {
 		// member's below a watermark it holds: made during a separation
 		// in a bucket where it collected) is excused as check would
 		// excuse it after the step (found by a campaign).
-		h.takeRejections(t)
-		h.handedOver(t, i, j)
+		h.handedOver(t, i, j, h.takeRejections(t)[j])
 	} else {
 		event(t, "%s's pull from %s did not complete: %s leaves as it is", to, from, from)
 	}
@@ -842,34 +841,54 @@ func (h *harness) handOver(t *rapid.T) {
 var sessionKinds = map[wire.Kind]bool{wire.KindDigest: true, wire.KindVersions: true, wire.KindRepair: true, wire.KindReject: true}
 
 // takeRejections checks the records every live member rejected since
-// the last look, and notes the losses they excuse.
-func (h *harness) takeRejections(t *rapid.T) {
+// the last look, and notes the losses they excuse. It returns them, by
+// member.
+func (h *harness) takeRejections(t *rapid.T) map[int][]Rejection {
+	taken := map[int][]Rejection{}
 	for i := range h.c.Size() {
 		if rl, ok := h.c.Replica(i).(Rejecter); ok && !h.c.Down(i) {
 			rs := rl.Rejected()
 			h.noteRejected(i, rs)
 			h.model.rejected(t, h, i, rs)
+			taken[i] = rs
 		}
 	}
+	return taken
 }
 
 // handedOver checks, once member j has pulled from member i, that every
-// live value i holds that a member wrote is held by a live member other than i, or a newer version of its
-// key is (or was, and was collected), unless the model lets it be lost (a
-// member dropped it, or a newer version, under the rules; a crash before
-// took it). Not checked: dead records (what i collected every member
-// held; a tombstone or an expired value the puller refused, below a
-// watermark it holds, is one it has no use for: its answer, a tombstone
-// no member wrote, takes its place on i); and the adversary's records,
-// stamped for one member's clock to take and another's to refuse, and
-// a write of i's stamped after one of them, past the puller's drift
-// bound, which the puller refuses until its clock has caught up (each
-// found by a campaign).
-func (h *harness) handedOver(t *rapid.T, i, j int) {
+// record i holds that a member wrote (a value, a delete, an expiry, an
+// evicted value's version) is held by a live member other than i, or a
+// newer version of its key is (or was, and was collected), unless the
+// model lets it be lost (a member dropped it, or a newer version, under
+// the rules; a crash before took it). Not checked: a dead record the
+// puller refused in the pull (refused), below a watermark it holds; a
+// tombstone no member wrote (node 0: one a Reject made at such a
+// watermark); the adversary's records, stamped for one member's clock to
+// take and another's to refuse; and a write of i's stamped after one of
+// them, past the puller's drift bound, which the puller refuses until
+// its clock has caught up; and a write older than the newest of its key,
+// which the model does not hold to survive (each found by a campaign). A
+// check that
+// skipped every dead record let a pull that drops deletes pass (found by
+// review).
+func (h *harness) handedOver(t *rapid.T, i, j int, refused []Rejection) {
 	for _, rec := range h.c.Replica(i).Records() {
 		_, written := h.model.known[rec.Version()]
 		ahead := rec.Time.Wall > crdt.AddSat(h.c.Phys(j), int64(h.cfg.MaxDrift))
-		if !written || rec.Time.Node == adversaryID || !rec.Live(h.c.Phys(i)) || ahead {
+		// A dead record is excused only if the puller refused it (below
+		// its watermark): a delete, or a value that expired, the leaver
+		// alone held is a write like any other (dropped, the older value
+		// it replaced is served again).
+		dead := rec.Tombstone || rec.Expired(h.c.Phys(i))
+		refusedByPuller := slices.ContainsFunc(refused, func(r Rejection) bool { return r.Version == rec.Version() })
+		// The model holds the newest write of each key to survive: an
+		// older one may go once a newer exists (a peer's watermark above
+		// it, adopted, not collected there, refused it: found by a
+		// campaign).
+		n, ok := h.model.newest[rec.Key]
+		older := ok && rec.Version().Compare(n.Version()) < 0
+		if !written || rec.Time.Node == 0 || rec.Time.Node == adversaryID || dead && refusedByPuller || ahead || older {
 			continue
 		}
 		safe := h.model.mayBeLost(rec)

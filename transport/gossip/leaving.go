@@ -354,6 +354,9 @@ func (r *Replicator) pullTurnHeld(from string, deadline time.Time) bool {
 			return out
 		})
 	}
+	if r.lookup(from) == nil { // gone while this pull waited for its turn
+		return false
+	}
 	pull()
 	poll := time.NewTicker(pullPoll)
 	defer poll.Stop()
