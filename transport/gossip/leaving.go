@@ -134,11 +134,11 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 	for name, n := range r.alive {
 		switch {
 		case name == r.cfg.Name:
-		case len(pullers) < leavePullers && !r.quietLeave.pull && canPull(n.Meta):
+		case len(pullers) < leavePullers && canPull(n.Meta):
 			pullers = append(pullers, name) // alive is a map: a peer drawn at random
 		default:
 			peers = append(peers, name)
-			if !r.quietLeave.pull && canPull(n.Meta) {
+			if canPull(n.Meta) {
 				// A puller leaving too (its metadata says so only after
 				// its notices) declines: another is asked in its place
 				// (members closing together drew only each other, and

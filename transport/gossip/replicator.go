@@ -128,10 +128,9 @@ type Replicator struct {
 	// restart the view never saw go (see memberChanged).
 	failedMeta map[string][]byte
 	// quietLeave, set by tests before Close, leaves out the leave notice
-	// (leaving.go), the pull it asks for, or the leaving metadata: a
-	// member whose notice or metadata reached no one, or that asks no
-	// peer to pull.
-	quietLeave struct{ notice, pull, meta bool }
+	// (leaving.go) or the leaving metadata: a member whose notice or
+	// metadata reached no one.
+	quietLeave struct{ notice, meta bool }
 	// pulls counts the pulls from members that leave under way
 	// (leaving.go), each added under mu while pullsEnded is false; stop
 	// sets it, then waits for them.
