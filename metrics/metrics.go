@@ -87,6 +87,8 @@ var metricList = []metric{
 	{"bcache_peer_exchanged", "1 for each live peer with which an anti-entropy exchange has completed on this member, 0 for one with none yet.", prometheus.GaugeValue, []string{"peer"}},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first); a peer's session found in step at its opening does not count on this member.", prometheus.GaugeValue, []string{"peer"}},
 	{"bcache_join_failing_addresses", "Addresses this member failed to join the last time it tried, and those of members it refused in the last minute (a name conflict, other keys).", prometheus.GaugeValue, nil},
+	{"bcache_peers_ended_total", "Other members' ends this member saw, by how: left (the member closed and said so) or failed (a crash, a partition, or a leave this member heard nothing of: early collection then waits for it).", prometheus.CounterValue, []string{"how"}},
+	{"bcache_leave_pulls_total", "Pulls this member made from members that closed and asked it to (a closing member hands over the writes its deltas may have lost), by result: pulled (this member then holds every write the leaver acknowledged) or failed (the leaver gone first, the leave's wait over).", prometheus.CounterValue, []string{"result"}},
 	{"bcache_joins_total", "Re-join attempts that reached a member.", prometheus.CounterValue, nil},
 	{"bcache_join_failures_total", "Re-join attempts that reached none.", prometheus.CounterValue, nil},
 	{"bcache_peer_lookup_failures_total", "Peers that could not be looked up (a name that did not resolve, a PeerSource that failed), once per look at the seeds.", prometheus.CounterValue, nil},
@@ -177,6 +179,10 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_founder", bool01(status.Founder))
 	peerSeries(status.Peers, status.At, emit) // the member's clock, as its times are
 	emit("bcache_join_failing_addresses", float64(len(status.Joining)))
+	emit("bcache_peers_ended_total", float64(r.PeersLeft), "left")
+	emit("bcache_peers_ended_total", float64(r.PeersFailed), "failed")
+	emit("bcache_leave_pulls_total", float64(r.LeavePulls), "pulled")
+	emit("bcache_leave_pulls_total", float64(r.LeavePullsFailed), "failed")
 	emit("bcache_joins_total", float64(r.Joins))
 	emit("bcache_join_failures_total", float64(r.JoinFailures))
 	emit("bcache_peer_lookup_failures_total", float64(r.LookupFailures))

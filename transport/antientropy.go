@@ -66,6 +66,7 @@ type session struct {
 	start        int64  // physical time the session started: the synced mark on completion
 	arrival      bool   // the peer had just arrived in the view
 	full         bool   // opened at the level of the tree's parity, not with the root alone
+	pull         bool   // started by Pull: its steps are sent again sooner (pullRetry)
 	deadline     int64
 	// awaits are the steps whose replies are awaited, oldest first: one
 	// Digest, or up to versionsWindow Versions. Each request is sent
@@ -275,9 +276,31 @@ func (n *Node) StartSession(peer string, now int64) []Envelope {
 // its number, which Pulled reports on: a host that must know when this
 // node holds what peer wrote up to now (a member that leaves asks a peer
 // to pull from it: package transport/gossip) starts one and waits.
+//
+// A pull's steps are sent again after pullRetry, not the session
+// timeout's eighth: its host waits a second or two for it, and one
+// datagram lost on the way spent half of that (500 ms with the LAN
+// timings) before it went again.
 func (n *Node) Pull(peer string, now int64) ([]Envelope, uint64) {
 	out := n.StartSession(peer, now)
+	s := &n.ae.s
+	s.pull = true
+	s.hasten(now)
 	return out, n.ae.seq
+}
+
+// pullRetry is the first retry of a pull's steps (see Pull), doubled at
+// each retry as every session's is: a pull whose replies take longer to
+// gather (a large repair) costs a few copies of a step, not more.
+const pullRetry = 100 * time.Millisecond
+
+// hasten brings the retry of a pull's awaited steps down to pullRetry
+// after now, if it was later; other sessions keep theirs.
+func (s *session) hasten(now int64) {
+	if s.pull && s.rto > int64(pullRetry) {
+		s.rto = int64(pullRetry)
+		s.retry = crdt.AddSat(now, s.rto)
+	}
 }
 
 // Pulled reports whether the session Pull numbered seq, or a later one
@@ -407,6 +430,7 @@ func (n *Node) ask(out []Envelope, m wire.Message, leaves []uint32, now int64) [
 	s.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
 	s.rto = firstRetry(n.cfg.SessionTimeout)
 	s.retry = crdt.AddSat(now, s.rto)
+	s.hasten(now)
 	return n.send(out, m, s.peer)
 }
 
@@ -427,11 +451,14 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	n.stats.StepsRetried++
 	if s.awaits[0].step == 1 {
-		deadline, rto := s.deadline, s.rto
+		deadline, rto, pull, seq := s.deadline, s.rto, s.pull, s.seq
 		n.stats.SessionsStarted-- // the same session, in effect
 		out = n.startSession(out, s.peer, s.arrival, s.full, now)
 		s = &n.ae.s
-		s.deadline, s.rto = deadline, crdt.AddSat(rto, rto)
+		// Its number too: a pull's host waiting on Pulling took the
+		// opening sent again for its session abandoned, and started
+		// another.
+		s.deadline, s.rto, s.pull, s.seq = deadline, crdt.AddSat(rto, rto), pull, seq
 		s.retry = crdt.AddSat(now, s.rto)
 		return out
 	}

@@ -63,6 +63,9 @@ func TestTwoLeaversPullFromOnePeerBothPulled(t *testing.T) {
 			t.Errorf("a, asked to pull by l1 and l2 at once, answered l%d %v, pulled %v: one pull abandoned the other's session", i+1, got.answered, got.pulled)
 		}
 	}
+	if st := a.r.Stats(); st.LeavePulls != 2 || st.LeavePullsFailed != 0 {
+		t.Errorf("a counts %d pulls for leavers, %d failed; want 2, 0", st.LeavePulls, st.LeavePullsFailed)
+	}
 }
 
 // TestForgedNoticesStartOnePull: a holder of the key sends a, in b's

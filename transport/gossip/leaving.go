@@ -325,8 +325,14 @@ func (r *Replicator) pullFrom(from string, node *memberlist.Node, id uint64) {
 		<-r.pullTurn
 	case <-r.done:
 		turn.Stop()
+		r.counters.leavePullsFailed.Add(1)
 		return
 	case <-turn.C:
+	}
+	if pulled {
+		r.counters.leavePulls.Add(1)
+	} else {
+		r.counters.leavePullsFailed.Add(1)
 	}
 	r.mu.Lock()
 	if note, ok := r.leaveNotices[from]; ok && note.pull == pullRunning {

@@ -64,6 +64,13 @@ func leaveUnseen(t *testing.T, noNotice bool) {
 		case !noNotice && (chased || !k.Ended || !k.Left):
 			t.Errorf("%s took c's leave, told in its notice, for a failure (%+v; tries to join c: %v)", n.r.cfg.Name, k, chased)
 		}
+		left, failed := uint64(1), uint64(0)
+		if noNotice {
+			left, failed = 0, 1
+		}
+		if st := n.r.Stats(); st.PeersLeft != left || st.PeersFailed != failed {
+			t.Errorf("%s counts %d peers left, %d failed; want %d, %d", n.r.cfg.Name, st.PeersLeft, st.PeersFailed, left, failed)
+		}
 	}
 }
 
@@ -176,6 +183,9 @@ func TestAPeerPullsOnlyIfItStays(t *testing.T) {
 	if state != pullDone {
 		t.Fatalf("a's note of b's notice says %d, want pulled (%d)", state, pullDone)
 	}
+	if st := a.r.Stats(); st.LeavePulls != 1 || st.LeavePullsFailed != 0 {
+		t.Fatalf("a counts %d pulls for leavers, %d failed; want 1, 0", st.LeavePulls, st.LeavePullsFailed)
+	}
 	// A notice in b's name of another process (a made-up start number)
 	// has a pull no more: each would start a session.
 	other := append(slices.Clone(b.r.meta[0][:8]), noticePull)
@@ -186,5 +196,43 @@ func TestAPeerPullsOnlyIfItStays(t *testing.T) {
 	b.r.leaving.Store(true) // b leaves too: a's notice asks it in vain
 	if answered, pulled := a.r.tellLeaving(ctx, "b", append(slices.Clone(a.r.meta[0][:8]), noticePull)); !answered || pulled {
 		t.Fatalf("b, leaving, answered %v, pulled %v; want answered, not pulled", answered, pulled)
+	}
+	if st := b.r.Stats(); st.LeavePulls != 0 || st.LeavePullsFailed != 0 {
+		t.Fatalf("b, leaving, counts %d pulls for leavers, %d failed; it made none", st.LeavePulls, st.LeavePullsFailed)
+	}
+}
+
+// TestAPullThatCannotCompleteIsCountedFailed: b asks a to pull and then
+// answers nothing (its replica busy past a's wait): a answers that it
+// did not pull, and counts the pull failed, none completed.
+func TestAPullThatCannotCompleteIsCountedFailed(t *testing.T) {
+	a := startNode(t, "a", nil, noPeriodic)
+	b := startNode(t, "b", []string{a.r.Addr()}, noPeriodic)
+	waitMembers(t, 2, a, b)
+	for _, n := range []*node{a, b} {
+		waitSynced(t, n)
+		awaitNoSession(t, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b.rep.mu.Lock() // b busy: its reading of a's frames waits too
+	type result struct{ answered, pulled bool }
+	told := make(chan result, 1)
+	go func() {
+		answered, pulled := b.r.tellLeaving(ctx, "a", append(slices.Clone(b.r.meta[0][:8]), noticePull))
+		told <- result{answered, pulled}
+	}()
+	await.Until(t, 10*time.Second, func() bool {
+		a.r.mu.Lock()
+		defer a.r.mu.Unlock()
+		return a.r.leaveNotices["b"].pull == pullFailed
+	}, "a's pull from b, which answers nothing, never ended")
+	b.rep.mu.Unlock()
+	got := <-told
+	if answered, pulled := got.answered, got.pulled; !answered || pulled {
+		t.Fatalf("a, asked to pull from a member that answers nothing, answered %v, pulled %v; want answered, not pulled", answered, pulled)
+	}
+	if st := a.r.Stats(); st.LeavePulls != 0 || st.LeavePullsFailed != 1 {
+		t.Fatalf("a counts %d pulls for leavers, %d failed; want 0, 1", st.LeavePulls, st.LeavePullsFailed)
 	}
 }

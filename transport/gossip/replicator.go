@@ -184,6 +184,8 @@ type counters struct {
 	keyRefusals                                       atomic.Uint64 // members refused for their keys (NotifyAlive)
 	callRepeats                                       atomic.Uint64 // requests received again while served or once answered
 	callsBusy                                         atomic.Uint64 // requests refused with ErrBusy: no place to serve them
+	peersLeft, peersFailed                            atomic.Uint64 // other members' ends, taken for a leave or a failure
+	leavePulls, leavePullsFailed                      atomic.Uint64 // pulls for leaving members that completed, and the others
 }
 
 // Start joins (or founds) a cluster and starts replicating. It returns once
@@ -601,6 +603,9 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 	case leaving: // left on purpose: do not chase it
 		change = "left"
+		if _, was := r.alive[n.Name]; was && n.Name != r.cfg.Name {
+			r.counters.peersLeft.Add(1)
+		}
 		delete(r.alive, n.Name)
 		delete(r.leaveNotices, n.Name)
 		r.forgetKnown(n.Name)
@@ -608,6 +613,7 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 	default:
 		change = "failed"
 		if prev := r.alive[n.Name]; prev != nil && n.Name != r.cfg.Name {
+			r.counters.peersFailed.Add(1)
 			if r.failedMeta == nil {
 				r.failedMeta = map[string][]byte{}
 			}
@@ -894,6 +900,20 @@ type Stats struct {
 	MemberlistErrors     uint64 `json:"memberlist_errors"`
 	MemberlistWarnings   uint64 `json:"memberlist_warnings"`
 	MemberlistSuppressed uint64 `json:"memberlist_suppressed"`
+	// PeersLeft and PeersFailed count the ends of other members this
+	// member saw: a leave (the member closed, and said so), or a failure
+	// (a crash, a partition, a leave it heard nothing of: early
+	// collection then waits for the member up to FailedTimeout).
+	PeersLeft   uint64 `json:"peers_left"`
+	PeersFailed uint64 `json:"peers_failed"`
+	// LeavePulls counts the pulls this member made from members that
+	// closed and asked it to (a closing member hands over the writes its
+	// deltas may have lost): the pulls that completed, by which this
+	// member holds every write the leaver acknowledged, and
+	// LeavePullsFailed the others (the leaver gone first, the leave's
+	// wait over, this member closing).
+	LeavePulls       uint64 `json:"leave_pulls"`
+	LeavePullsFailed uint64 `json:"leave_pulls_failed"`
 }
 
 // Known returns the members this member counts for early collection
@@ -938,6 +958,8 @@ func (r *Replicator) Stats() Stats {
 		Joins:        r.counters.joins.Load(), JoinFailures: r.counters.joinFailures.Load(), LookupFailures: r.counters.lookupFailures.Load(), KeyRefusals: r.counters.keyRefusals.Load(),
 		MemberlistErrors: r.logCounts.errors.Load(), MemberlistWarnings: r.logCounts.warnings.Load(),
 		MemberlistSuppressed: r.logCounts.suppressed.Load(),
+		PeersLeft:            r.counters.peersLeft.Load(), PeersFailed: r.counters.peersFailed.Load(),
+		LeavePulls: r.counters.leavePulls.Load(), LeavePullsFailed: r.counters.leavePullsFailed.Load(),
 	}
 	if r.out != nil {
 		s.ReadBuffer = r.out.t.readBuffer
