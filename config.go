@@ -226,9 +226,10 @@ type Config struct {
 	// without waiting for a peer to answer: for edge members that may
 	// restart while cut off. Needs a Sync policy other than SyncNone.
 	LogReceived bool
-	// OnDamage says what New does with a snapshot or write log it cannot
-	// read, and with records of them stamped more than MaxClockDrift ahead
-	// of its clock (ErrAheadOfClock, or skipped): see DamagePolicy.
+	// OnDamage says what New does with a snapshot, write log or members
+	// file that is damaged, and with records of them stamped more than
+	// MaxClockDrift ahead of its clock (ErrAheadOfClock, or skipped): see
+	// DamagePolicy (which says what it does with a file it cannot read).
 	// Default: DamageFail.
 	OnDamage DamagePolicy
 	// Filler, if set, fills the keys GetOrFill misses, once in the

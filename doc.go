@@ -66,7 +66,9 @@
 // move the member's clock past them, so later writes win over them. A
 // damaged file makes New fail with ErrSnapshot; nothing of it is restored
 // (with OnDamage DamageReset, it is moved aside and the member starts
-// empty).
+// empty; the 3 newest sets of files moved aside are kept). A file that
+// cannot be read is read again; then the device's EIO is damage, and any
+// other I/O error fails New whatever the policy, moving nothing aside.
 //
 // Between snapshots, Config.Sync keeps a write log beside the file:
 // SyncWrite makes every write durable before Set or Delete returns

@@ -57,8 +57,15 @@ func (p *SyncPolicy) UnmarshalText(b []byte) error {
 	return parseName(string(b), syncNames, "sync policy", (*uint8)(p))
 }
 
-// DamagePolicy says what New does with a snapshot or write log it cannot
-// read: damaged, cut short, of another format, or unreadable.
+// DamagePolicy says what New does with a snapshot, write log or members
+// file that is damaged: read, and not decoding (a checksum, a format, a
+// version, a file cut short other than a torn end of the log), or that
+// the device cannot read back (EIO; Windows: ERROR_CRC, ERROR_IO_DEVICE).
+// New reads the files again after an I/O error, four times in at most
+// 1.35 s. Another I/O error that lasts (ESTALE, ETIMEDOUT, EINTR,
+// EAGAIN, ENOMEM, EMFILE, EACCES, EPERM and the like) is not damage,
+// whatever the policy: New fails with an error naming the file and
+// saying nothing was moved aside, and leaves every file where it is.
 type DamagePolicy uint8
 
 const (
@@ -70,11 +77,17 @@ const (
 	// DamageReset moves the snapshot and every segment of the log aside
 	// (renamed with ".damaged-" and the time), logs it, counts it in
 	// Stats.DamageResets, and starts empty, for unattended devices: the
-	// member then catches up from its peers like a new one. Records too
+	// member then catches up from its peers like a new one; a damaged
+	// members file it moves aside alone. The files one start moves aside
+	// share the time: a set. It keeps the 3 newest sets (the one it moves
+	// aside and the 2 before) and removes older ones, so that a device
+	// that resets again and again does not fill its disk. Records too
 	// far ahead of the clock it skips (Stats.RestoreDrifted), restoring
-	// the rest. Files that cannot be read now for a reason that may pass
-	// (no permission, too many files open, out of memory) are not
-	// damage: New fails, as with DamageFail, and leaves them.
+	// the rest. A file that cannot be read for a reason other than the
+	// device's (see DamagePolicy: a network file system away, a shortage
+	// of memory or files, permissions) is not damage: New fails, as with
+	// DamageFail, and moves nothing aside; it fails so at every start
+	// until the file reads (or a person moves it aside).
 	DamageReset
 )
 

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -687,51 +686,6 @@ func TestSnapshotWrittenAheadAloneStarts(t *testing.T) {
 	defer c.Close()
 	if _, ok := c.Get("k"); !ok {
 		t.Fatal("the snapshot's value was not restored")
-	}
-}
-
-// TestUnreadableNowIsNotDamage: a snapshot or log that cannot be read for
-// a reason that may pass (no permission, too many files open) is not
-// damage: with DamageReset, New fails and leaves the files where they
-// are. It moved them aside and started empty (found by review).
-func TestUnreadableNowIsNotDamage(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		fail func(path string)
-	}{
-		{"snapshot", func(path string) {
-			loadSnapshot = func(path string, _ int) (*store.Snapshot, error) {
-				return nil, fmt.Errorf("%w: %w", store.ErrSnapshot, &fs.PathError{Op: "open", Path: path, Err: notDamage[0]})
-			}
-		}},
-		{"log", func(path string) {
-			readLog = func(path string) ([]journal.Entry, journal.ReadStats, error) {
-				return nil, journal.ReadStats{}, &fs.PathError{Op: "open", Path: path + ".log.1", Err: syscall.EACCES}
-			}
-		}},
-	} {
-		path := filepath.Join(t.TempDir(), "cache.snap")
-		a := mustNew(t, syncConfig(path, SyncWrite))
-		a.Set("a", []byte("1"), 0)
-		mustClose(t, a)
-		before, _ := os.ReadDir(filepath.Dir(path))
-
-		tc.fail(path)
-		cfg := syncConfig(path, SyncWrite)
-		cfg.OnDamage = DamageReset
-		_, err := New(cfg)
-		loadSnapshot, readLog = store.LoadSnapshot, journal.Read
-		if err == nil {
-			t.Fatalf("%s: New started with files it could not read", tc.name)
-		}
-		if after, _ := os.ReadDir(filepath.Dir(path)); len(after) != len(before) {
-			t.Fatalf("%s: the files changed: %v, then %v", tc.name, before, after)
-		}
-		c := mustNew(t, syncConfig(path, SyncWrite))
-		if v, ok := c.Get("a"); !ok || string(v) != "1" {
-			t.Fatalf("%s: lost the write: %q, %v", tc.name, v, ok)
-		}
-		mustClose(t, c)
 	}
 }
 

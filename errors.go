@@ -31,15 +31,21 @@ var (
 	ErrNilFiller = errors.New("nil filler")
 	// ErrSnapshot is returned by New for a snapshot file (SnapshotPath)
 	// that is damaged, truncated or of another format, or for its members
-	// file. Nothing of it is restored; to start empty, remove the file and
-	// its write log (SnapshotPath + ".log.*": a log that follows a
-	// snapshot is damage without it), or start with OnDamage:
-	// DamageReset, which moves them aside.
+	// file, and for one that could not be read (an I/O error, which the
+	// error wraps, found with errors.Is; nothing is moved aside for it,
+	// whatever OnDamage says, but for the device's EIO: see
+	// DamagePolicy). Nothing of it is
+	// restored; to start empty, remove the file and its write log
+	// (SnapshotPath + ".log.*": a log that follows a snapshot is damage
+	// without it), or start with OnDamage: DamageReset, which moves
+	// damaged ones aside.
 	ErrSnapshot = store.ErrSnapshot
 	// ErrWriteLog is returned by New for a write log (Config.Sync) that
 	// is damaged or unreadable (a torn end, left by a crash in the middle
 	// of a write, is not damage: it is ignored), or that follows a
-	// snapshot that is not there. Nothing is restored.
+	// snapshot that is not there. Nothing is restored. An unreadable one
+	// (an I/O error, wrapped) is not moved aside, whatever OnDamage says,
+	// but for the device's EIO (see DamagePolicy).
 	ErrWriteLog = journal.ErrDamaged
 	// ErrAheadOfClock is returned by New when the snapshot or the write
 	// log holds records stamped more than MaxClockDrift ahead of the

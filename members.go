@@ -9,8 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
@@ -108,22 +108,36 @@ func (f *knownFile) latest() int64 {
 // without it, early collection counts only the members this run sees, and
 // may reject, on its return, what a member absent since before the
 // restart wrote meanwhile. DamageFail fails New; DamageReset moves the
-// file aside, counts it and goes on without it. (A damaged file was
-// logged and ignored whatever the policy: found by review.)
-func (c *Cache) readKnown(f knownFile, err error, held bool) ([]transport.Known, error) {
+// file aside (with suffix, the reset's: see pruneAside), counts it and
+// goes on without it. (A damaged file was logged and ignored whatever
+// the policy: found by review.) A file that could not be read, for a
+// reason that is not damage (notDamage), fails New under either policy,
+// and stays.
+func (c *Cache) readKnown(f knownFile, err error, held bool, suffix string) ([]transport.Known, error) {
 	path := c.cfg.SnapshotPath + knownSuffix
 	if err != nil {
+		unreadable := notDamage(err)
 		err = fmt.Errorf("%w: the members kept beside it, %s: %w", ErrSnapshot, path, err)
-		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
+		if unreadable {
+			return nil, notMoved(err, path)
+		}
+		if c.cfg.OnDamage != DamageReset {
 			return nil, err
 		}
-		aside := path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000000000")
+		aside := path + suffix
 		if merr := os.Rename(path, aside); merr != nil {
 			return nil, fmt.Errorf("%w (and moving it aside: %v)", err, merr)
 		}
+		// Synced as the snapshot's move is (journal.MoveAside): undone
+		// by a power cut, the next start moved it aside and counted it
+		// again (found by review).
+		if serr := syncDir(filepath.Dir(path)); serr != nil {
+			return nil, fmt.Errorf("%w (moved aside to %s, and syncing its directory: %v)", err, aside, serr)
+		}
 		c.stats.damageResets.Add(1)
 		c.log.Error().Err(err).Str("moved_to", aside).
-			Msg("the members kept beside the snapshot are unreadable: moved aside; early collection counts only the members this run sees")
+			Msg("the members kept beside the snapshot are damaged: moved aside; early collection counts only the members this run sees")
+		c.pruneAside(suffix)
 		return nil, nil
 	}
 	if !held {
@@ -138,7 +152,7 @@ func (c *Cache) readKnown(f knownFile, err error, held bool) ([]transport.Known,
 // readKnownFile reads the members file at path: an empty file, and no
 // error, if there is none. Its errors are the file's, unwrapped.
 func readKnownFile(path string) (knownFile, error) {
-	b, err := readAtMost(path, maxKnownBytes)
+	b, err := readKnownBytes(path, maxKnownBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return knownFile{Version: 1}, nil
 	}
@@ -318,6 +332,13 @@ func readAtMost(path string, limit int64) ([]byte, error) {
 	}
 	return b, err
 }
+
+// readKnownBytes reads the members file, and syncDir syncs a directory
+// (variables: tests make them fail, or watch them).
+var (
+	readKnownBytes = readAtMost
+	syncDir        = store.SyncDir
+)
 
 // b2i is 1 for true, 0 for false.
 func b2i(b bool) int {

@@ -127,7 +127,7 @@ func TestMembersFileOfTheMostMembersWithEscapedNamesIsRead(t *testing.T) {
 	}
 	st, _ := os.Stat(path + knownSuffix)
 	f, err := readKnownFile(path + knownSuffix)
-	back, err := c.readKnown(f, err, true)
+	back, err := c.readKnown(f, err, true, asideSuffix+"test")
 	if err != nil || len(back) != maxKnown {
 		t.Fatalf("a members file of %d bytes: read %d members, %v; want %d", st.Size(), len(back), err, maxKnown)
 	}

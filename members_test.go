@@ -246,7 +246,7 @@ func TestMembersFileKeepsWhatItsReaderTakes(t *testing.T) {
 	}
 	c.writeKnown(known, 0, false)
 	f, err := readKnownFile(path + knownSuffix)
-	back, err := c.readKnown(f, err, true)
+	back, err := c.readKnown(f, err, true, asideSuffix+"test")
 	if err != nil || len(back) != maxKnown {
 		t.Fatalf("read %d members, %v; want %d", len(back), err, maxKnown)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -54,23 +55,46 @@ func (c *Cache) restore() (err error) {
 	} else if n > 0 {
 		c.log.Info().Int("files", n).Msg("removed the temporary files of snapshots cut short")
 	}
-	kf, kerr := readKnownFile(path + knownSuffix)
+	kf, kerr := readAgain(c, path+knownSuffix, func() (knownFile, error) { return readKnownFile(path + knownSuffix) })
 	if kerr == nil {
 		c.kf = kf
 		c.lastWritten = kf.latest()
 	}
-	snap, logged, lst, err := c.load(kf, kerr)
+	if kerr != nil && notDamage(kerr) {
+		// Refused before a damaged snapshot or log is moved aside: New
+		// fails for the members file all the same, and nothing is moved
+		// for an error that is not damage (see notDamage).
+		_, err := c.readKnown(kf, kerr, false, "")
+		return fmt.Errorf("bcache: new: %w", err)
+	}
+	type loaded struct {
+		snap   *store.Snapshot
+		logged []journal.Entry
+		lst    journal.ReadStats
+	}
+	l, err := readAgain(c, path+" or its write log", func() (loaded, error) {
+		snap, logged, lst, err := c.load(kf, kerr)
+		return loaded{snap, logged, lst}, err
+	})
+	snap, logged, lst := l.snap, l.logged, l.lst
 	reset := false // moved aside, the members file saying a snapshot or log
+	// The files a reset moves aside, the snapshot, its log and its members
+	// file, share one suffix: a set, of which pruneAside keeps the newest.
+	aside := asideSuffix + time.Now().UTC().Format(asideTime)
 	if err != nil {
-		if c.cfg.OnDamage != DamageReset || unreadableNow(err) {
+		if notDamage(err) {
+			return fmt.Errorf("bcache: new: %w", notMoved(err, path+" or its write log"))
+		}
+		if c.cfg.OnDamage != DamageReset {
 			return fmt.Errorf("bcache: new: %w", err)
 		}
-		moved, merr := journal.MoveAside(path, ".damaged-"+time.Now().UTC().Format("20060102T150405.000000000"))
+		moved, merr := journal.MoveAside(path, aside)
 		if merr != nil {
 			return fmt.Errorf("bcache: new: %w (and moving the files aside: %v)", err, merr)
 		}
 		c.stats.damageResets.Add(1)
-		c.log.Error().Err(err).Strs("moved_to", moved).Msg("snapshot or write log unreadable: moved aside, starting empty")
+		c.log.Error().Err(err).Strs("moved_to", moved).Msg("snapshot or write log damaged: moved aside, starting empty")
+		c.pruneAside(aside)
 		snap, logged, lst = nil, nil, journal.ReadStats{}
 		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log || kf.Snapshot != 0 || len(kf.Pending) > 0)
 	}
@@ -78,7 +102,7 @@ func (c *Cache) restore() (err error) {
 	ahead := 0      // records skipped for being too far ahead of the clock
 	aheadMarks := 0 // watermarks lowered for the same reason
 	c.readFounderMark(snap, logged)
-	if c.known, err = c.readKnown(kf, kerr, snap != nil || lst.Segments > 0); err != nil {
+	if c.known, err = c.readKnown(kf, kerr, snap != nil || lst.Segments > 0, aside); err != nil {
 		return fmt.Errorf("bcache: new: %w", err)
 	}
 	if reset {
@@ -305,22 +329,82 @@ func (c *Cache) logReceived(ev *store.Event) {
 	c.journal.Append(&ev.Record, true) // an error is the log's, counted there
 }
 
-// unreadableNow reports whether err says the files could not be read now,
-// not that they are damaged: permissions (a deployment that changed the
-// owner), too many files open, memory (notDamage: the system's errors for
-// them), a file another process holds (Windows). DamageReset does not
-// move such files aside: it renamed good files aside and started empty
-// for a shortage of file descriptors (found by review).
-func unreadableNow(err error) bool {
-	if errors.Is(err, fs.ErrPermission) {
-		return true
-	}
-	for _, e := range notDamage {
+// ioError reports whether err is the file system's: a file that could not
+// be opened, stated, mapped or read (EIO, ESTALE, ETIMEDOUT, EINTR,
+// EAGAIN, ENOMEM, EMFILE, EACCES, EPERM and the like), as opposed to a
+// file that was read and does not decode (a checksum, a format, a
+// length, a version, a truncation that is not a torn last record), whose
+// errors carry no system error. New reads the files again after one
+// (readAgain).
+func ioError(err error) bool {
+	var (
+		errno syscall.Errno
+		pe    *fs.PathError
+		le    *os.LinkError
+		se    *os.SyscallError
+	)
+	return errors.As(err, &errno) || errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se) ||
+		errors.Is(err, fs.ErrPermission)
+}
+
+// notDamage reports whether err, reading the files, says they cannot be
+// read now, not that they are damaged: an I/O error (ioError) other than
+// the device's report that it lost the data (lostData), once the reads
+// again have failed too. Such errors pass (a flaky network file system,
+// a shortage of memory or files) or are a person's to fix (permissions
+// changed by a deployment): DamageReset does not move the files aside
+// for them, and New fails under either policy. (A list of the errors
+// that may pass, EMFILE, ENOMEM and permissions, let every other through
+// as damage: an ESTALE or ETIMEDOUT of a network file system moved good
+// files aside and started empty, losing acknowledged writes; found by
+// review.) A device's error for data it cannot read back (EIO), still
+// there after the reads again, is the file's damage: an unattended
+// device with a bad block under its snapshot would otherwise never start.
+func notDamage(err error) bool { return ioError(err) && !lostData(err) }
+
+// lostData reports whether err is the device's report that it could not
+// read the data back (lostDataErrors: EIO, and Windows's ERROR_CRC and
+// ERROR_IO_DEVICE).
+func lostData(err error) bool {
+	for _, e := range lostDataErrors {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
 	return false
+}
+
+// readAgain calls read, and again after each of ioRetryPauses while it
+// fails with an I/O error (ioError): a passing error of a network file
+// system (ESTALE, ETIMEDOUT, EIO on a soft mount) is not taken for the
+// files' state, to fail New or, with DamageReset, to move good files
+// aside. Each failure is logged.
+func readAgain[T any](c *Cache, what string, read func() (T, error)) (T, error) {
+	v, err := read()
+	for _, pause := range ioRetryPauses {
+		if err == nil || !ioError(err) {
+			break
+		}
+		c.log.Warn().Err(err).Str("file", what).Dur("again_in", pause).Msg("an I/O error reading the files kept across restarts: reading them again")
+		time.Sleep(pause)
+		v, err = read()
+	}
+	return v, err
+}
+
+// ioRetryPauses are readAgain's pauses: the files are read four times in
+// 1.35 s at most before an I/O error counts (a variable: tests shorten
+// them).
+var ioRetryPauses = []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second}
+
+// notMoved wraps err, an error reading file that is not damage (see
+// notDamage), saying the files were left where they are.
+func notMoved(err error, file string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path != "" {
+		file = pe.Path
+	}
+	return fmt.Errorf("%w (an I/O error reading %s, read again for a second and more, and not damage: nothing was moved aside, whatever OnDamage says; start again once it reads)", err, file)
 }
 
 // loadSnapshot and readLog read the files, saveSnapshot writes one

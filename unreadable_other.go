@@ -4,6 +4,6 @@ package bcache
 
 import "syscall"
 
-// notDamage is the system's errors for files that cannot be read now (see
-// unreadableNow).
-var notDamage = []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM}
+// lostDataErrors are the system's errors for data a device could not read
+// back (see lostData).
+var lostDataErrors = []error{syscall.EIO}

@@ -2,8 +2,6 @@ package bcache
 
 import "syscall"
 
-// notDamage is the system's errors for files that cannot be read now (see
-// unreadableNow): too many files open, not enough memory (two codes), a
-// file or a part of it another process holds. (syscall's EMFILE and the
-// like are Go's own numbers on Windows, which no call returns.)
-var notDamage = []error{syscall.Errno(4), syscall.Errno(8), syscall.Errno(14), syscall.Errno(32), syscall.Errno(33)}
+// lostDataErrors are the system's errors for data a device could not read
+// back (see lostData): ERROR_CRC and ERROR_IO_DEVICE.
+var lostDataErrors = []error{syscall.Errno(23), syscall.Errno(1117)}

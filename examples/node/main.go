@@ -210,7 +210,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.TextVar(&sync, "sync", bcache.SyncNone, "with -snapshot, when writes reach the disk between snapshots, a `policy`: write (before each returns), interval (every -sync-interval) or none")
 	syncEvery := fs.Duration("sync-interval", 0, "how often -sync interval syncs the write log (default: bcache's, 100ms)")
 	var onDamage bcache.DamagePolicy
-	fs.TextVar(&onDamage, "on-damage", bcache.DamageFail, "a `policy` for a damaged -snapshot file or write log: fail, or reset (move them aside and start empty); and with records of them too far ahead of the clock: fail (start again once the clock is set), or reset (skip them)")
+	fs.TextVar(&onDamage, "on-damage", bcache.DamageFail, "a `policy` for a damaged -snapshot file or write log: fail, or reset (move them aside, keeping the 3 newest sets, and start empty; a file that cannot be read is read again, and then fails either way and is not moved, but for the device's EIO, which is damage); and with records of them too far ahead of the clock: fail (start again once the clock is set), or reset (skip them)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
