@@ -67,7 +67,8 @@
 // damaged file makes New fail with ErrSnapshot; nothing of it is restored
 // (with OnDamage DamageReset, it is moved aside and the member starts
 // empty; the 3 newest sets of files moved aside are kept). A file that
-// cannot be read is read again; then the device's EIO is damage, and any
+// cannot be read is read again (New may pause 2.7 s); then the device's
+// EIO is damage, and any
 // other I/O error fails New whatever the policy, moving nothing aside.
 //
 // Between snapshots, Config.Sync keeps a write log beside the file:

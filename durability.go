@@ -60,9 +60,13 @@ func (p *SyncPolicy) UnmarshalText(b []byte) error {
 // DamagePolicy says what New does with a snapshot, write log or members
 // file that is damaged: read, and not decoding (a checksum, a format, a
 // version, a file cut short other than a torn end of the log), or that
-// the device cannot read back (EIO; Windows: ERROR_CRC, ERROR_IO_DEVICE).
-// New reads the files again after an I/O error, four times in at most
-// 1.35 s. Another I/O error that lasts (ESTALE, ETIMEDOUT, EINTR,
+// the device cannot read back (EIO; on Linux, the file system's report
+// of a corruption too, EUCLEAN and EBADMSG; Windows: ERROR_CRC,
+// ERROR_IO_DEVICE). New reads the members file, and then the snapshot
+// with its log, again after an I/O error, each four times with 1.35 s of
+// pauses: a start that meets lasting errors in both pauses 2.7 s, beside
+// the reads themselves (on a network file system, each may last its
+// timeout). Another I/O error that lasts (ESTALE, ETIMEDOUT, EINTR,
 // EAGAIN, ENOMEM, EMFILE, EACCES, EPERM and the like) is not damage,
 // whatever the policy: New fails with an error naming the file and
 // saying nothing was moved aside, and leaves every file where it is.

@@ -363,8 +363,8 @@ func ioError(err error) bool {
 func notDamage(err error) bool { return ioError(err) && !lostData(err) }
 
 // lostData reports whether err is the device's report that it could not
-// read the data back (lostDataErrors: EIO, and Windows's ERROR_CRC and
-// ERROR_IO_DEVICE).
+// read the data back (lostDataErrors: EIO, Linux's EUCLEAN and EBADMSG,
+// and Windows's ERROR_CRC and ERROR_IO_DEVICE).
 func lostData(err error) bool {
 	for _, e := range lostDataErrors {
 		if errors.Is(err, e) {
@@ -392,9 +392,10 @@ func readAgain[T any](c *Cache, what string, read func() (T, error)) (T, error) 
 	return v, err
 }
 
-// ioRetryPauses are readAgain's pauses: the files are read four times in
-// 1.35 s at most before an I/O error counts (a variable: tests shorten
-// them).
+// ioRetryPauses are readAgain's pauses: each of its calls, the members
+// file's and the snapshot's with its log, reads four times with 1.35 s
+// of pauses before an I/O error counts, 2.7 s in all if both fail (a
+// variable: tests shorten them).
 var ioRetryPauses = []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second}
 
 // notMoved wraps err, an error reading file that is not damage (see

@@ -67,6 +67,7 @@ type session struct {
 	arrival      bool   // the peer had just arrived in the view
 	full         bool   // opened at the level of the tree's parity, not with the root alone
 	pull         bool   // started by Pull: its steps are sent again sooner (pullRetry)
+	pullRTO      int64  // a pull's first retry of its next steps: pullRetry, doubled at each retry (see hasten)
 	deadline     int64
 	// awaits are the steps whose replies are awaited, oldest first: one
 	// Digest, or up to versionsWindow Versions. Each request is sent
@@ -284,7 +285,7 @@ func (n *Node) StartSession(peer string, now int64) []Envelope {
 func (n *Node) Pull(peer string, now int64) ([]Envelope, uint64) {
 	out := n.StartSession(peer, now)
 	s := &n.ae.s
-	s.pull = true
+	s.pull, s.pullRTO = true, int64(pullRetry)
 	s.hasten(now)
 	return out, n.ae.seq
 }
@@ -294,11 +295,16 @@ func (n *Node) Pull(peer string, now int64) ([]Envelope, uint64) {
 // gather (a large repair) costs a few copies of a step, not more.
 const pullRetry = 100 * time.Millisecond
 
-// hasten brings the retry of a pull's awaited steps down to pullRetry
-// after now, if it was later; other sessions keep theirs.
+// hasten brings the retry of a pull's awaited steps down to pullRTO
+// after now, if it was later; other sessions keep theirs. pullRTO starts
+// at pullRetry and doubles at each retry of the session, for its later
+// steps too: reset at each step, a responder whose replies took longer
+// than pullRetry (a large repair, a busy leaver) had every step sent
+// again, each copy gathered again behind the others, its replies later
+// still (TestAPullWithSlowRepliesSendsEachStepAFewTimesAtMost).
 func (s *session) hasten(now int64) {
-	if s.pull && s.rto > int64(pullRetry) {
-		s.rto = int64(pullRetry)
+	if s.pull && s.rto > s.pullRTO {
+		s.rto = s.pullRTO
 		s.retry = crdt.AddSat(now, s.rto)
 	}
 }
@@ -459,11 +465,15 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 		// opening sent again for its session abandoned, and started
 		// another.
 		s.deadline, s.rto, s.pull, s.seq = deadline, crdt.AddSat(rto, rto), pull, seq
+		s.pullRTO = s.rto
 		s.retry = crdt.AddSat(now, s.rto)
 		return out
 	}
 	s.rto = crdt.AddSat(s.rto, s.rto) // saturated, as every time sum
 	s.retry = crdt.AddSat(now, s.rto)
+	if s.pull {
+		s.pullRTO = max(s.pullRTO, s.rto)
+	}
 	for i := range s.awaits {
 		a := &s.awaits[i]
 		a.earlier = append(a.earlier, a.step)

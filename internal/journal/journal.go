@@ -119,7 +119,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -358,8 +357,8 @@ func (l *entryList) all() []Entry {
 
 // readMapped is readSegmentFile over bytes that may be mapped from the
 // file: a fault reading them (the file cut under the mapping, a disk's
-// error), which ends the process by default, is an error wrapping EIO, as
-// a read's would be (found by review).
+// error), which ends the process by default, is an error (found by
+// review): see faultError.
 func readMapped(recs *entryList, st *ReadStats, b []byte, seg Segment, segs []Segment, i, newest int) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -367,10 +366,32 @@ func readMapped(recs *entryList, st *ReadStats, b []byte, seg Segment, segs []Se
 			if _, ok := r.(interface{ Addr() uintptr }); !ok {
 				panic(r)
 			}
-			err = fmt.Errorf("read %s: %w (a fault reading its mapping: %v)", seg.Path, syscall.EIO, r)
+			err = faultError(seg.Path, r)
 		}
 	}()
 	return readSegmentFile(recs, st, b, seg, segs, i, newest)
+}
+
+// faultError is the error of fault, met reading the mapping of the file
+// at path. A fault says nothing of its cause: a disk's bad block, but as
+// well a network file system's timeout or stale handle, a FUSE daemon
+// gone, or the file cut under the mapping, none of them the device's
+// report that it lost the data. Reported as EIO whatever its cause, it
+// was taken for damage, and DamageReset moved good files aside for a
+// network file system's passing error (found by review). The file is
+// read with read(2), whose error is the system's (EIO for a bad block);
+// if that read passes, the error is the file system's (an fs.PathError)
+// with no errno: an I/O error, read again, and not the device's EIO.
+func faultError(path string, fault any) error {
+	f, err := os.Open(path)
+	if err == nil {
+		_, err = io.Copy(io.Discard, f) // streamed: a segment may be larger than memory
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%w (after a fault reading its mapping: %v)", err, fault)
+	}
+	return &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("a fault reading its mapping (%v), which a read of the file did not meet", fault)}
 }
 
 // readSegmentFile is Read's work on segs[i], whose bytes are b: it

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,10 @@ func TestTwoLeaversPullFromOnePeerBothPulled(t *testing.T) {
 	defer cancel()
 
 	l1.rep.mu.Lock() // l1 busy: it answers a's session only once released
+	// Released before the members close if the test fails first (they
+	// would wait for the lock for good).
+	unlock := sync.OnceFunc(l1.rep.mu.Unlock)
+	t.Cleanup(unlock)
 	type result struct{ answered, pulled bool }
 	r1 := make(chan result, 1)
 	go func() {
@@ -57,7 +62,7 @@ func TestTwoLeaversPullFromOnePeerBothPulled(t *testing.T) {
 		_, ok := a.r.leaveNotices["l2"]
 		return ok
 	}, "l2's notice never reached a")
-	l1.rep.mu.Unlock()
+	unlock()
 	for i, ch := range []chan result{r1, r2} {
 		if got := <-ch; !got.answered || !got.pulled {
 			t.Errorf("a, asked to pull by l1 and l2 at once, answered l%d %v, pulled %v: one pull abandoned the other's session", i+1, got.answered, got.pulled)

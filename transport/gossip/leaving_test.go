@@ -202,35 +202,23 @@ func TestAPeerPullsOnlyIfItStays(t *testing.T) {
 	}
 }
 
-// TestAPullThatCannotCompleteIsCountedFailed: b asks a to pull and then
-// answers nothing (its replica busy past a's wait): a answers that it
-// did not pull, and counts the pull failed, none completed.
+// TestAPullThatCannotCompleteIsCountedFailed: b asks a to pull, and a's
+// pull cannot start within its wait (another pull holds a's turn, as
+// one for another leaver may): a answers that it did not pull, and
+// counts the pull failed, none completed. (Made to fail by holding b's
+// replica instead, the test could hang: a failure with the lock held
+// left b's Close waiting for it for good.)
 func TestAPullThatCannotCompleteIsCountedFailed(t *testing.T) {
 	a := startNode(t, "a", nil, noPeriodic)
 	b := startNode(t, "b", []string{a.r.Addr()}, noPeriodic)
 	waitMembers(t, 2, a, b)
-	for _, n := range []*node{a, b} {
-		waitSynced(t, n)
-		awaitNoSession(t, n)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	b.rep.mu.Lock() // b busy: its reading of a's frames waits too
-	type result struct{ answered, pulled bool }
-	told := make(chan result, 1)
-	go func() {
-		answered, pulled := b.r.tellLeaving(ctx, "a", append(slices.Clone(b.r.meta[0][:8]), noticePull))
-		told <- result{answered, pulled}
-	}()
-	await.Until(t, 10*time.Second, func() bool {
-		a.r.mu.Lock()
-		defer a.r.mu.Unlock()
-		return a.r.leaveNotices["b"].pull == pullFailed
-	}, "a's pull from b, which answers nothing, never ended")
-	b.rep.mu.Unlock()
-	got := <-told
-	if answered, pulled := got.answered, got.pulled; !answered || pulled {
-		t.Fatalf("a, asked to pull from a member that answers nothing, answered %v, pulled %v; want answered, not pulled", answered, pulled)
+	a.r.pullTurn <- struct{}{} // the turn held, for the whole wait
+	defer func() { <-a.r.pullTurn }()
+	answered, pulled := b.r.tellLeaving(ctx, "a", append(slices.Clone(b.r.meta[0][:8]), noticePull))
+	if !answered || pulled {
+		t.Fatalf("a, asked to pull and unable to, answered %v, pulled %v; want answered, not pulled", answered, pulled)
 	}
 	if st := a.r.Stats(); st.LeavePulls != 0 || st.LeavePullsFailed != 1 {
 		t.Fatalf("a counts %d pulls for leavers, %d failed; want 0, 1", st.LeavePulls, st.LeavePullsFailed)
