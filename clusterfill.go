@@ -99,6 +99,15 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 		if c.closed.Load() { // it sees no member now: it would fill here
 			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 		}
+		if c.store.Filling(key) {
+			// A fill of the key runs here (for a peer that saw this
+			// member as the owner, or GetWithFiller's): this caller
+			// joins it. Asking the owner now, a newcomer that took the
+			// key over, ran the filler a second time while this
+			// member's still ran (found by review).
+			rec, err := c.fillHere(key, outer, false)
+			return rec.Value, err
+		}
 		peer, fallback := ask.Next(c.owner(key))
 		if peer == "" {
 			if fallback {

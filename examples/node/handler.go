@@ -54,10 +54,19 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 	reg.MustRegister(metrics.New(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.watches, m.watchEnds)
 	mux := http.NewServeMux()
+	// A write's key is bounded by the Cache's own MaxKeySize: refused
+	// before its body is read (it was read first, up to -max-value from
+	// the bodies' budget, and a client sending Expect: 100-continue was
+	// told to send it all for a 414: found by review).
+	maxPutKey := c.Config().MaxKeySize
 	mux.HandleFunc("PUT /v1/keys/{key...}", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := keyOf(r)
 		if !ok {
 			http.NotFound(w, r)
+			return
+		}
+		if len(key) > maxPutKey {
+			fail(w, fmt.Errorf("put %q...: %w (%d bytes, limit %d)", key[:min(len(key), 32)], bcache.ErrKeyTooLarge, len(key), maxPutKey))
 			return
 		}
 		put(w, r, c, key, maxValue, bodies, fail)

@@ -85,7 +85,9 @@
 // (a line a second at most of each error, keys aside, the next, or the last held back a second later, carrying a "suppressed" count). -clock-offset runs the member's clock ahead or behind, for fault
 // tests only.
 //
-// The HTTP server gives a client 10 s to send a request's headers, 30 s
+// The HTTP server gives a client 10 s to send a request's headers (256
+// KiB of them at most, the longest key escaped whole among them; 431
+// past them), 30 s
 // for the whole request, 45 s from its headers to the end of the response
 // (a GET with a token: its wait and then 45 s; a watch stream: 30 s for
 // each change),

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/bcache-go/bcache"
 )
 
 // The HTTP server's timeouts. With ReadHeaderTimeout alone, a client that
@@ -29,6 +31,11 @@ const (
 	idleTimeout = 60 * time.Second
 	// shutdownTimeout bounds the wait for in-flight HTTP requests on exit.
 	shutdownTimeout = 3 * time.Second
+	// maxHeaderBytes bounds a request's line and headers: the longest
+	// key, each byte escaped (3 bytes), and 64 KiB for the rest.
+	// net/http's default, 1 MiB, let the clients of -max-conns
+	// connections hold 1 GiB and more in headers (found by review).
+	maxHeaderBytes = 3*bcache.DefaultMaxKeySize + 64<<10
 )
 
 // httpTimeouts are the HTTP server's timeouts (see http.Server): the
@@ -59,6 +66,7 @@ func newServer(h http.Handler, to httpTimeouts) *http.Server {
 		ReadTimeout:       to.Read,
 		WriteTimeout:      to.Write,
 		IdleTimeout:       to.Idle,
+		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	srv.RegisterOnShutdown(stop)

@@ -349,6 +349,15 @@ func (s *Store) WatchFill(key string) FillWatch {
 	return FillWatch{sh: sh, key: key, w: w, seen: w.applied}
 }
 
+// Filling reports whether a fill of key is under way here: between its
+// WatchFill and its EndFill.
+func (s *Store) Filling(key string) bool {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.fills[key] != nil
+}
+
 // EndFill ends a watch WatchFill began.
 func (s *Store) EndFill(f FillWatch) {
 	f.sh.mu.Lock()
