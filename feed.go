@@ -69,9 +69,11 @@ type Change struct {
 	// Here says the change was made on this member (a Set or Delete
 	// called here, an eviction, a collection); false for a peer's write.
 	Here bool
-	// Version is the write's timestamp (CauseSet, CauseDelete, CauseDrop)
-	// or that of the version that lost its value (CauseExpire,
-	// CauseEvict); its Node is the writing member's incarnation.
+	// Version is the write's timestamp (CauseSet, CauseDelete) or that
+	// of the version that lost its value (CauseExpire, CauseEvict); its
+	// Node is the writing member's incarnation. For CauseDrop it is the
+	// peer's answer, just above its watermark, whose Node is 0; for
+	// CauseOverflow, zero.
 	Version crdt.Timestamp
 	// Value and Expires are the value written and its expiry (zero: none)
 	// for CauseSet. Value is shared: do not modify it.
@@ -131,11 +133,15 @@ type Subscription struct {
 	prefix   string
 	buffer   int
 	maxBytes int // Config.SubscriptionBytes
-	f        *feed
-	wake     chan struct{} // the delivery goroutine has changes to send
-	ticker   *time.Ticker  // while changes come often: the goroutine takes them at its ticks
-	done     chan struct{} // closed by Close
-	stopped  chan struct{} // closed by run as it returns, after C
+	// f is the Cache's feed until the goroutine ends: nil then, so that
+	// a closed subscription its owner keeps holds nothing of the Cache
+	// (the feed is the Cache's field: a closed Cache, dropped, stayed
+	// with every value its store held; found by review).
+	f       atomic.Pointer[feed]
+	wake    chan struct{} // the delivery goroutine has changes to send
+	ticker  *time.Ticker  // while changes come often: the goroutine takes them at its ticks
+	done    chan struct{} // closed by Close
+	stopped chan struct{} // closed by run as it returns, after C
 	// Guarded by f.mu: changes published and not yet taken by the
 	// delivery goroutine, and whether changes are being dropped.
 	pending      []store.Event // Kind 0: the overflow notice
@@ -173,8 +179,9 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 	if buffer == 0 {
 		buffer = DefaultSubscriptionBuffer
 	}
-	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, maxBytes: c.cfg.SubscriptionBytes, f: &c.feed,
+	s := &Subscription{ch: make(chan []Change), prefix: prefix, buffer: buffer, maxBytes: c.cfg.SubscriptionBytes,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}), ticker: time.NewTicker(coalesce)}
+	s.f.Store(&c.feed)
 	s.ticker.Stop() // until changes come often
 	s.C = s.ch
 	go s.run()
@@ -196,19 +203,25 @@ func (c *Cache) Subscribe(prefix string, buffer int) (*Subscription, error) {
 var subscribedHook = func() {}
 
 // Close stops delivery; C is closed soon after. It is idempotent.
-func (s *Subscription) Close() { s.f.remove(s) }
+func (s *Subscription) Close() {
+	if f := s.f.Load(); f != nil { // else its goroutine has ended: closed already
+		f.remove(s)
+	}
+}
 
 // run sends the published changes on C, a batch at a time, until Close.
 func (s *Subscription) run() {
+	f := s.f.Load()
 	defer func() {
-		s.f.mu.Lock()
-		delete(s.f.live, s)
+		f.mu.Lock()
+		delete(f.live, s)
 		// Out of subs since Close: nothing is queued any more. Let go of
 		// what waited, which a Subscription its owner keeps held alive.
 		clear(s.pending)
 		s.pending, s.pendingBytes = nil, 0
 		close(s.stopped) // under the lock: a Close that no longer finds it in live finds it stopped
-		s.f.mu.Unlock()
+		s.f.Store(nil)
+		f.mu.Unlock()
 	}()
 	defer close(s.ch)
 	defer s.ticker.Stop()
@@ -222,7 +235,7 @@ func (s *Subscription) run() {
 		case <-s.done:
 			return
 		}
-		s.f.mu.Lock()
+		f.mu.Lock()
 		select {
 		case <-s.done:
 			// Closed (under this lock): no batch is taken after Close.
@@ -232,7 +245,7 @@ func (s *Subscription) run() {
 			// review's reading; the window is two random choices of
 			// select with a reader arriving as Close runs, which no test
 			// here makes happen at will).
-			s.f.mu.Unlock()
+			f.mu.Unlock()
 			return
 		default:
 		}
@@ -241,7 +254,7 @@ func (s *Subscription) run() {
 			s.ticking = false
 			s.ticker.Stop()
 		}
-		s.f.mu.Unlock()
+		f.mu.Unlock()
 		if len(events) == 0 {
 			continue
 		}

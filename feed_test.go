@@ -355,7 +355,7 @@ func TestFlushCoalescesWakeUps(t *testing.T) {
 	now := time.Now()
 	f := &feed{subs: []*Subscription{s}, now: func() time.Time { return now }}
 	f.active.Store(1)
-	s.f = f
+	s.f.Store(f)
 	queue := func(n, size int) {
 		for range n {
 			s.deliver(&store.Event{Kind: store.EventSet, Record: crdt.Record{Key: "k", Value: make([]byte, size)}})

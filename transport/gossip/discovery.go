@@ -297,9 +297,12 @@ type lookSlots chan struct{}
 
 type lookSlotsKey struct{}
 
-// lookSlot waits for a slot of ctx's look, if it has one, and returns
-// the function that gives it back.
-func lookSlot(ctx context.Context) (func(), error) {
+// lookSlot waits for a slot of ctx's look, if it has one, to look up
+// name, and returns the function that gives it back. A name whose look
+// ends first failed as a lookup that timed out, naming it: the bare
+// context error was cause "timed out", where a name's failure is
+// "lookup", with a text that named nothing (found by review).
+func lookSlot(ctx context.Context, name string) (func(), error) {
 	sem, _ := ctx.Value(lookSlotsKey{}).(lookSlots)
 	if sem == nil {
 		return func() {}, nil
@@ -308,7 +311,41 @@ func lookSlot(ctx context.Context) (func(), error) {
 	case sem <- struct{}{}:
 		return func() { <-sem }, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, lookTimedOut(ctx, name)
+	}
+}
+
+// lookTimedOut is the failure of a lookup of name that the end of ctx cut.
+func lookTimedOut(ctx context.Context, name string) error {
+	return &net.DNSError{Err: "not answered within the look's time", Name: name, IsTimeout: true, UnwrapErr: ctx.Err()}
+}
+
+// lookupSRV is res.LookupSRV, returning at ctx's end: Go's resolver does
+// so for a host's lookup, not for an SRV name's, which a Resolver's Dial
+// that ignores its context (a DNS-over-TLS handshake a server never
+// completes) held for good, and the look with it: no peer was joined,
+// the live ones listed beside it neither (found by review). A name whose
+// lookup has not returned since an earlier look is not looked up again
+// (one goroutine held a name, not one a look).
+func (r *Replicator) lookupSRV(ctx context.Context, res *net.Resolver, name string) ([]*net.SRV, error) {
+	if _, busy := r.srvHung.LoadOrStore(name, true); busy {
+		return nil, &net.DNSError{Err: "an earlier lookup has not returned", Name: name, IsTimeout: true}
+	}
+	type answer struct {
+		srvs []*net.SRV
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		defer r.srvHung.Delete(name)
+		_, srvs, err := res.LookupSRV(ctx, "", "", name)
+		ch <- answer{srvs, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.srvs, a.err
+	case <-ctx.Done():
+		return nil, lookTimedOut(ctx, name)
 	}
 }
 
@@ -319,11 +356,11 @@ func (r *Replicator) resolvePeer(ctx context.Context, p string) ([]string, error
 		res = net.DefaultResolver
 	}
 	if name, ok := strings.CutPrefix(p, srvPrefix); ok {
-		done, err := lookSlot(ctx)
+		done, err := lookSlot(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		_, srvs, err := res.LookupSRV(ctx, "", "", name)
+		srvs, err := r.lookupSRV(ctx, res, name)
 		done()
 		// Go's resolver drops records whose target is no valid name and
 		// returns the others with an error: the name's failure (it
@@ -448,7 +485,7 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []string{netip.AddrPortFrom(ip.Unmap(), uint16(n)).String()}, nil
 	}
-	done, err := lookSlot(ctx)
+	done, err := lookSlot(ctx, host)
 	if err != nil {
 		return nil, err
 	}
