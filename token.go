@@ -99,6 +99,13 @@ func (t Token) parse(key string) (crdt.Timestamp, error) {
 		return ts, fmt.Errorf("bcache: get after %q: %w: %q was not made for this key", clip(key), ErrBadToken, t)
 	}
 	ts.Logical, ts.Node = uint32(logical), crdt.NodeID(node)
+	// As newToken spells it, and no other way: the decoder takes line
+	// breaks anywhere, bits past the last byte and varints padded with
+	// continuation bytes, and many strings named one write (found by
+	// review: TestTokenParseIsStrict).
+	if newToken(crdt.Record{Key: key, Time: ts}) != t {
+		return ts, badToken(key, t)
+	}
 	return ts, nil
 }
 

@@ -117,9 +117,12 @@ func TestOwnWriteComingBackIsNotSuperseded(t *testing.T) {
 }
 
 // TestAnswerOverADeleteIsNoEvent: a peer's answer tombstone (node 0) over
-// a delete changes nothing a reader sees, and is no event; over a value it
-// is a drop. Two members bouncing a dead key between them reported a drop
-// of it to every subscriber twice a second (found by review).
+// a delete changes nothing a reader sees: its event says so (Unseen), and
+// the feed passes it to no subscriber; over a value it is a drop. Two
+// members bouncing a dead key between them reported a drop of it to every
+// subscriber twice a second (found by review). It is an event all the
+// same, unseen: with none, a GetAfter waiting for a write it buried was
+// not woken (found by review).
 func TestAnswerOverADeleteIsNoEvent(t *testing.T) {
 	s := mustStore(t, Config{})
 	s.Write(crdt.Record{Key: "dead", Tombstone: true, Time: crdt.Timestamp{Wall: testNow, Node: 1}})
@@ -131,7 +134,8 @@ func TestAnswerOverADeleteIsNoEvent(t *testing.T) {
 			t.Fatalf("answer over %s: %v", key, o)
 		}
 	}
-	if len(got) != 1 || got[0].Kind != EventDrop || got[0].Record.Key != "live" {
-		t.Fatalf("events %+v, want one drop, of live", got)
+	if len(got) != 2 || got[0].Kind != EventDrop || got[0].Record.Key != "dead" || !got[0].Unseen ||
+		got[1].Kind != EventDrop || got[1].Record.Key != "live" || got[1].Unseen {
+		t.Fatalf("events %+v, want an unseen drop of dead, then a drop of live", got)
 	}
 }

@@ -511,10 +511,13 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	s.track(ch, !refill)
 	s.account(ch)
 	// A peer's answer (package lww, rule 3) over a delete changes nothing a
-	// reader sees: no event. Two members bouncing a dead key between them
-	// (one collects it, the other sends it back before it does) reported
-	// a drop of it to every subscriber twice a second (found by review).
-	if answer := rec.Tombstone && rec.Time.Node == 0; watch != nil && ch.outcome == crdt.Applied && !(answer && ch.priorDead) {
+	// reader sees: reported as unseen. Two members bouncing a dead key
+	// between them (one collects it, the other sends it back before it
+	// does) reported a drop of it to every subscriber twice a second
+	// (found by review). Reported all the same: it may settle a GetAfter
+	// waiting for a write below it, which, with no event, was not woken
+	// (found by review: TestGetAfterWakesWhenAnAnswerBuriesATombstoneHere).
+	if answer := rec.Tombstone && rec.Time.Node == 0; watch != nil && ch.outcome == crdt.Applied {
 		// Superseded: a peer's write over one of this member's, not one of
 		// this member's own coming back (a write of an earlier process,
 		// newer than the snapshot this one restored, found by review).
@@ -522,7 +525,7 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 		// answers on to every member) drops nothing: reported as unseen
 		// (it was a drop, to every subscriber, of a key this member never
 		// held: found by review).
-		sh.applied(watch, &rec, appliedEvent{superseded: s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized: oversized, refill: refill, unseen: answer && at == nil})
+		sh.applied(watch, &rec, appliedEvent{superseded: s.own.has(ch.prior.Node) && !s.own.has(rec.Time.Node), oversized: oversized, refill: refill, unseen: answer && (at == nil || ch.priorDead)})
 	}
 	sh.mu.Unlock()
 	s.settle(ch)

@@ -44,8 +44,8 @@ type Event struct {
 	Refill bool
 	// Unseen says an EventDrop dropped nothing a reader saw: a peer's
 	// answer (package lww, rule 3) for a key of which this member held
-	// no record. Its record is held now, as any applied one is; no value
-	// changed.
+	// no record, or a dead one (a tombstone). Its record is held now, as
+	// any applied one is; no value changed.
 	Unseen bool
 }
 
