@@ -291,6 +291,12 @@ func (m member) Receive(rec crdt.Record) ([]byte, bool) {
 		if m.c.store.Refill(rec, now) == crdt.Applied {
 			m.c.stats.pulled.Add(1)
 		}
+	case crdt.Rejected:
+		// Older than a delete collected here: refused, and counted with
+		// the protocol's (Stats.Replication.Protocol.WatermarkRejects), as
+		// a record refused for its clock is (it was counted nowhere:
+		// found by review, TestAPulledRecordBelowAWatermarkIsCounted).
+		m.c.stats.pulledRejected.Add(1)
 	}
 	m.c.feed.flush()
 	return m.served(rec)

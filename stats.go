@@ -13,7 +13,7 @@ type counters struct {
 	replayed, logErrors, damageResets            atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 	fillAnswersBad, callRequestsBad              atomic.Uint64
-	pulled, pulledDrifted                        atomic.Uint64
+	pulled, pulledDrifted, pulledRejected        atomic.Uint64
 	pulls                                        atomic.Uint64 // rounds of asks GetAfter made (tests)
 }
 
@@ -95,14 +95,19 @@ type Stats struct {
 	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
 	// protocol's are Replication.Protocol.RecordsApplied); those refused
 	// for being stamped too far ahead of this member's clock are counted
-	// in Replication.Protocol.ClockDriftRejects, with the protocol's.
+	// in Replication.Protocol.ClockDriftRejects, and those refused for
+	// being older than a delete collected here in
+	// Replication.Protocol.WatermarkRejects, with the protocol's (the
+	// latter were counted nowhere: found by review).
 	Pulled uint64 `json:"pulled"`
 	// Restored counts the records New restored from the snapshot,
 	// RestoreDrifted those of the snapshot and of the write log it skipped
 	// for being too far ahead of the clock (OnDamage DamageReset) and
 	// RestoreLowered the watermarks it lowered for the same reason;
 	// Snapshots counts the snapshots written since, SnapshotErrors those
-	// that failed (see Config.SnapshotPath), and LogSnapshots those
+	// that failed (see Config.SnapshotPath), and those written whose
+	// members file, written after them, failed (the log they cover stays
+	// until the next), and LogSnapshots those
 	// written before their interval because the write log had grown past
 	// twice the last snapshot's size (and 4 MiB).
 	Restored       uint64 `json:"restored"`
@@ -115,7 +120,7 @@ type Stats struct {
 	// the snapshot; Logged the writes the log has made durable since,
 	// in LogSyncs syncs (each shared by the writes that came while the
 	// one before ran), and LogErrors the syncs and segment changes that
-	// failed. LogDirect says the log writes with direct I/O, bypassing the
+	// failed (a removal of segments a snapshot covers too). LogDirect says the log writes with direct I/O, bypassing the
 	// page cache (SyncInterval on Linux, on a file system that takes it).
 	// DamageResets counts the times New moved files aside (OnDamage
 	// DamageReset): the snapshot with its log, and the members file, each
@@ -144,7 +149,8 @@ type Stats struct {
 	// Replication.Protocol, the sync protocol's (deltas and their records,
 	// anti-entropy sessions and repaired records, frames refused by
 	// reason, clock-drift and watermark rejects, forgotten values; the
-	// clock-drift rejects include the records asked of peers, Pulled's).
+	// clock-drift and watermark rejects include the records asked of
+	// peers, Pulled's).
 	Replication gossip.Stats `json:"replication"`
 }
 
@@ -168,6 +174,7 @@ func (c *Cache) Stats() Stats {
 		Replication: c.repl.Stats(), DeltaLag: c.deltaLag.snapshot(), RepairLag: c.repairLag.snapshot(),
 	}
 	s.Replication.Protocol.ClockDriftRejects += c.stats.pulledDrifted.Load()
+	s.Replication.Protocol.WatermarkRejects += c.stats.pulledRejected.Load()
 	if c.journal != nil {
 		ls := c.journal.Stats()
 		s.Logged, s.LogSyncs, s.LogDirect = ls.Records, ls.Frames, ls.Direct
