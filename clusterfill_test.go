@@ -493,31 +493,7 @@ func TestGetOrFillEndsAtClose(t *testing.T) {
 // owner it asked, alive and filling: it asked the new one too, and the
 // filler ran twice though nobody left (found by review).
 func TestJoinDuringAFillAsksNoOne(t *testing.T) {
-	var key string
-	for i := 0; key == ""; i++ {
-		if k := fmt.Sprint("key", i); clusterfill.Owner(k, "f0", []string{"f1"}) == "f1" && clusterfill.Owner(k, "f0", []string{"f1", "f2"}) == "f2" {
-			key = k
-		}
-	}
-	var runs atomic.Int32
-	release := make(chan struct{})
-	filler := func(ctx context.Context, k string) ([]byte, error) {
-		runs.Add(1)
-		select { // the source's work, until f2 has joined
-		case <-release:
-		case <-ctx.Done():
-		}
-		return []byte("v"), nil
-	}
-	cs := fillCluster(t, 2, filler, 10*time.Second, slowProbes)
-	done := make(chan error, 1)
-	go func() { _, err := cs[0].GetOrFill(context.Background(), key); done <- err }()
-	await.Until(t, 10*time.Second, func() bool { return cs[1].Stats().FillsForPeers == 1 }, "f1 is not filling for f0")
-	cfg := Config{NodeName: "f2", BindAddr: "127.0.0.1:0", Timings: FastTimings(),
-		Filler: filler, FillTTL: time.Hour, FillTimeout: 10 * time.Second, Peers: []string{cs[0].Addr()}}
-	slowProbes(&cfg)
-	c2 := newCache(t, cfg)
-	await.Until(t, 10*time.Second, func() bool { return len(cs[0].Members()) == 3 && len(c2.Members()) == 3 }, "f2 has not joined")
+	_, _, runs, release, done := joinDuringAFill(t)
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
