@@ -46,33 +46,49 @@ func TestReadOfAGrownSegmentTakesNoHeap(t *testing.T) {
 // review). The read runs in a child process: the fault, unhandled, ends
 // it.
 func TestASegmentCutWhileReadIsAnError(t *testing.T) {
-	if path := os.Getenv("JOURNAL_TEST_MAPFAULT"); path != "" {
-		segs, err := Segments(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, unmap, err := mapFile(segs[0].Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unmap()
-		if err := os.Truncate(segs[0].Path, 0); err != nil {
-			t.Fatal(err)
-		}
-		var st ReadStats
-		if err := readMapped(new(entryList), &st, b, segs[0], segs, 0, 0); err == nil {
+	inChild(t, "JOURNAL_TEST_MAPFAULT", func(path string) {
+		if err := readCutSegment(t, path); err == nil {
 			t.Fatal("a segment cut as it was read: no error")
 		}
+	})
+}
+
+// inChild runs test in a child process (a fault reading a mapping,
+// unhandled, ends the process), given the path of a log of 200 records
+// written here; env names the variable that carries it, and marks the
+// child.
+func inChild(t *testing.T, env string, test func(path string)) {
+	if path := os.Getenv(env); path != "" {
+		test(path)
 		return
 	}
 	l, path := open(t, EveryWrite)
 	appendAll(t, l, 0, 200)
 	l.Close(false)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestASegmentCutWhileReadIsAnError$", "-test.v")
-	cmd.Env = append(os.Environ(), "JOURNAL_TEST_MAPFAULT="+path)
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"="+path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the read of a segment cut under it: %v\n%.800s", err, out)
 	}
+}
+
+// readCutSegment maps the first segment of the log at path, cuts the
+// file to nothing under the mapping, and returns the error of reading it.
+func readCutSegment(t *testing.T, path string) error {
+	segs, err := Segments(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, unmap, err := mapFile(segs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmap()
+	if err := os.Truncate(segs[0].Path, 0); err != nil {
+		t.Fatal(err)
+	}
+	var st ReadStats
+	return readMapped(new(entryList), &st, b, segs[0], segs, 0, 0)
 }
 
 // TestAMappingFaultIsNotTheDevicesEIO: a fault reading a segment's
@@ -84,33 +100,11 @@ func TestASegmentCutWhileReadIsAnError(t *testing.T) {
 // damage. Every fault was reported as EIO, and a network file system's
 // passing error moved good files aside (found by review).
 func TestAMappingFaultIsNotTheDevicesEIO(t *testing.T) {
-	if path := os.Getenv("JOURNAL_TEST_MAPFAULT_EIO"); path != "" {
-		segs, err := Segments(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, unmap, err := mapFile(segs[0].Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unmap()
-		if err := os.Truncate(segs[0].Path, 0); err != nil {
-			t.Fatal(err)
-		}
-		var st ReadStats
-		err = readMapped(new(entryList), &st, b, segs[0], segs, 0, 0)
+	inChild(t, "JOURNAL_TEST_MAPFAULT_EIO", func(path string) {
+		err := readCutSegment(t, path)
 		var pe *fs.PathError
 		if !errors.As(err, &pe) || errors.Is(err, syscall.EIO) || errors.Is(err, ErrDamaged) {
 			t.Fatalf("a fault reading a mapping, the file reading whole: %v; want an I/O error, not EIO", err)
 		}
-		return
-	}
-	l, path := open(t, EveryWrite)
-	appendAll(t, l, 0, 200)
-	l.Close(false)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAMappingFaultIsNotTheDevicesEIO$", "-test.v")
-	cmd.Env = append(os.Environ(), "JOURNAL_TEST_MAPFAULT_EIO="+path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the read of a segment cut under it: %v\n%.800s", err, out)
-	}
+	})
 }
