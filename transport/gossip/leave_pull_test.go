@@ -40,11 +40,13 @@ func TestTwoLeaversPullFromOnePeerBothPulled(t *testing.T) {
 	t.Cleanup(unlock)
 	type result struct{ answered, pulled bool }
 	r1 := make(chan result, 1)
+	// Counted before l1's notice goes: a's pull may start its session
+	// before this goroutine runs again.
+	started := sessionsStarted(a)
 	go func() {
 		ok, did := l1.r.tellLeaving(ctx, "a", append(slices.Clone(l1.r.meta[0][:8]), noticePull))
 		r1 <- result{ok, did}
 	}()
-	started := sessionsStarted(a)
 	await.Until(t, 5*time.Second, func() bool {
 		a.r.mu.Lock()
 		defer a.r.mu.Unlock()
