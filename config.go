@@ -356,7 +356,15 @@ func configError(field, format string, args ...any) error {
 // what most file systems take, less what the files beside it add.
 const maxSnapshotName = 255 - 60
 
+// unlabelled is the Label of a member on real sockets configured with
+// none: "" (this package's tests give their members their process's
+// own).
+var unlabelled string
+
 func (c *Config) fill() error {
+	if c.Label == "" && c.Network == nil {
+		c.Label = unlabelled
+	}
 	switch {
 	case c.BindAddr == "" && c.Network == nil:
 		return configError("BindAddr", "required (or a Network)")

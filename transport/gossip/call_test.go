@@ -119,7 +119,10 @@ func TestCallResendingForStopsResending(t *testing.T) {
 				t.Fatalf("resending for 250 ms, its copies lost for a second: %q, %v, served %d times; want no answer, never served", got, err, served.Load())
 			case !bounded && (err != nil || string(got) != "ok"):
 				t.Fatalf("resending as long as it waits: %q, %v; want the answer to a copy sent after the loss ended", got, err)
-			case bounded && sends.Load() != 2:
+			case bounded && (sends.Load() < 1 || sends.Load() > 2):
+				// 2 (at 0 and 100 ms; the copies after 250 ms are
+				// repeats), or 1 if the 100 ms copy's timer fired more
+				// than 150 ms late (a loaded machine: it is a repeat then).
 				t.Fatalf("onSent called %d times, want 2 (at 0 and 100 ms; the copies after 250 ms are repeats)", sends.Load())
 			}
 		})

@@ -22,7 +22,13 @@ func noPeriodic(c *Config) { c.Protocol.AntiEntropyInterval = time.Hour }
 // dropped, a answers l1 "not pulled" once its wait ended, and what l1's
 // deltas lost goes with it.
 func TestTwoLeaversPullFromOnePeerBothPulled(t *testing.T) {
-	a := startNode(t, "a", nil, noPeriodic)
+	// a's pull waits max(2 ProbeIntervals, minLeaveWait) for its session:
+	// 1 s with the fast timings, and l1's lock is held until the test has
+	// seen the pull start, its session start and l2's notice arrive; a
+	// test goroutine a second late on a loaded machine had a's pull from
+	// l1 give up, reported as one pull abandoning the other. 5 s here.
+	slowProbes := func(c *Config) { c.Timings.ProbeInterval = 2500 * time.Millisecond }
+	a := startNode(t, "a", nil, noPeriodic, slowProbes)
 	l1 := startNode(t, "l1", []string{a.r.Addr()}, noPeriodic)
 	l2 := startNode(t, "l2", []string{a.r.Addr()}, noPeriodic)
 	waitMembers(t, 3, a, l1, l2)
