@@ -130,8 +130,10 @@ func (s Status) Ready() bool {
 	return s.Synced && !s.Alone
 }
 
-// Status returns where this member stands (see Status). It takes the
-// replication's lock briefly.
+// Status returns where this member stands (see Status). It does not wait
+// for a frame being applied: the replication's part is as of the last
+// frame, write or timer it handled; the counts of records take each
+// shard's lock a moment.
 func (c *Cache) Status() Status {
 	// Founder and Founding are read before the first sync: a founder's
 	// first sync closes the channel FoundedUnsynced reads after it records

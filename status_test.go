@@ -1054,8 +1054,9 @@ func TestFounderNameEndingInSpaceKeepsItsMark(t *testing.T) {
 
 // TestSyncedStatusMeansWaitSyncedReturns: from the moment Status says a
 // member has synced, WaitSynced returns nil even with a done context (the
-// channel it reads was closed after the replication's lock was released,
-// and a Status taken between said synced while WaitSynced did not).
+// channel it reads was closed apart from the first sync's record, after
+// the replication's lock was released, and a Status taken between said
+// synced while WaitSynced did not).
 func TestSyncedStatusMeansWaitSyncedReturns(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	a := onMemnet(t, net, "a")

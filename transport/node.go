@@ -231,6 +231,7 @@ type Node struct {
 	// its opening: see receiveDigest); firstSync when the first one did, 0
 	// before.
 	synced    map[string]int64
+	syncsGen  uint64 // changed with synced (see SyncsVersion)
 	firstSync int64
 	// firstPeer and firstStart are the peer of the exchange that made the
 	// first sync and when (this node's physical time) it started.
@@ -304,6 +305,7 @@ func (n *Node) rebase(now int64) {
 	for name, t := range n.synced {
 		n.synced[name] = crdt.SubSat(t, back)
 	}
+	n.syncsGen++
 	if n.firstSync != 0 {
 		n.firstSync = max(crdt.SubSat(n.firstSync, back), 1) // 0 is none
 		n.firstStart = crdt.SubSat(n.firstStart, back)
@@ -400,6 +402,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 	for name := range n.synced {
 		if _, ok := n.ring.pos[name]; !ok {
 			delete(n.synced, name)
+			n.syncsGen++
 		}
 	}
 	maps.DeleteFunc(n.ae.pulled, func(name string, _ uint64) bool { _, ok := n.ring.pos[name]; return !ok })
@@ -438,6 +441,7 @@ func (n *Node) Restarted(name string, now int64) {
 		return
 	}
 	n.ae.joined[name] = now
+	n.syncsGen++
 	delete(n.synced, name) // the new process has completed no exchange with this node (its last showed the old one's: found by review)
 	delete(n.ae.pulled, name)
 	n.ae.outlived(name)
@@ -502,6 +506,10 @@ func (n *Node) FirstSyncWith() (peer string, start int64) { return n.firstPeer, 
 // last one did.
 func (n *Node) LastSyncs() map[string]int64 { return maps.Clone(n.synced) }
 
+// SyncsVersion changes whenever what LastSyncs returns may have: a caller
+// that keeps a copy clones it again only then.
+func (n *Node) SyncsVersion() uint64 { return n.syncsGen }
+
 // Pending returns the number of local writes queued and not yet sent.
 func (n *Node) Pending() int { return len(n.out.recs) }
 
@@ -541,6 +549,7 @@ func (n *Node) holderInView(peer string) bool {
 func (n *Node) exchanged(peer string, start, now int64) {
 	if _, ok := n.ring.pos[peer]; ok {
 		n.synced[peer] = now
+		n.syncsGen++
 	}
 	if n.firstSync == 0 && (!n.newcomers[peer] || !n.holderInView(peer)) {
 		n.firstSync = max(now, 1)

@@ -114,6 +114,30 @@ func (r *Replicator) updateView() []transport.Envelope {
 	return nil
 }
 
+// publishView publishes the node's part of Status copied by the section
+// numbered seq (syncs nil: they did not change), unless a newer section's
+// copy was published already (the rule of the counters, below), and
+// closes Synced at the first sync.
+func (r *Replicator) publishView(seq uint64, view nodeView, syncs map[string]int64) {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	if seq > r.viewSeq {
+		r.nodeView, r.viewSeq = view, seq
+		if view.first != 0 {
+			// Closed under the lock Status reads the first sync under,
+			// as it publishes it: a Status that says synced finds
+			// WaitSynced returning, and the other way round (closed
+			// apart, a Status between said synced while WaitSynced with a
+			// done context did not). A copy not published was overtaken
+			// by a newer one, synced too (the first sync stays).
+			r.syncedOnce.Do(func() { close(r.synced) })
+		}
+	}
+	if syncs != nil && seq > r.syncsSeq {
+		r.syncs, r.syncsSeq = syncs, seq
+	}
+}
+
 // locked runs f with the node's lock held, copies the node's counters for
 // Stats, and after releasing the lock sends what f returned (then
 // publishes the counters: a frame counted sent has been written, or
@@ -131,16 +155,16 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	st := r.node.Stats()
 	r.statsSeq++
 	seq := r.statsSeq
-	sooner := r.node.NextDeadline() < r.deadline.Load()
-	synced := r.node.FirstSync() != 0
-	if synced {
-		// Closed under the lock Status reads the first sync under: a
-		// Status that says synced finds WaitSynced returning (it was
-		// closed after the lock's release, and a Status between said
-		// synced while WaitSynced with a done context did not).
-		r.syncedOnce.Do(func() { close(r.synced) })
+	view := nodeView{first: r.node.FirstSync(), pending: r.node.Pending()}
+	view.firstWith, _ = r.node.FirstSyncWith()
+	var syncs map[string]int64
+	if v := r.node.SyncsVersion(); v != r.syncsSeen {
+		r.syncsSeen, syncs = v, r.node.LastSyncs()
 	}
+	sooner := r.node.NextDeadline() < r.deadline.Load()
+	synced := view.first != 0
 	r.nodeMu.Unlock()
+	r.publishView(seq, view, syncs)
 	if synced {
 		r.becomeHolder()
 	}

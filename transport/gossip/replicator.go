@@ -52,6 +52,18 @@ type Replicator struct {
 	statsMu     sync.Mutex
 	protocol    transport.Stats
 	protocolSeq uint64
+	// nodeView is the node's part of Status, copied as protocol is (and
+	// under the same rule, by its own number viewSeq: it is published
+	// before the section's frames go) for the same reason: a /readyz
+	// never waits behind a large repair's frame. Its syncs are cloned
+	// only when the node's change (syncsSeen, under nodeMu), and
+	// published by their own number (syncsSeq): a newer copy that cloned
+	// nothing must not hide an older one that did.
+	nodeView  nodeView
+	viewSeq   uint64
+	syncs     map[string]int64
+	syncsSeq  uint64
+	syncsSeen uint64
 	// drops holds the records the node dropped, in the order dropped
 	// (queued under nodeMu), for Config.OnDrop (see dropQueue).
 	drops dropQueue

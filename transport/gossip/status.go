@@ -66,15 +66,25 @@ type JoinFailure struct {
 	Failures  int
 }
 
+// nodeView is the node's part of Status, as copied at the end of the
+// last section under the node's lock (see Replicator.locked).
+type nodeView struct {
+	first     int64 // the first sync's time, 0 before
+	firstWith string
+	pending   int
+}
+
 // Status returns where this member stands: live members and when each was
 // last synced with, the first sync, writes not yet sent, and the addresses
-// it fails to join.
+// it fails to join. It never waits for the protocol's lock: the first
+// sync, the exchanges and the writes queued in the node are as of the
+// last frame, write or timer handled (as Stats's counters).
 func (r *Replicator) Status() Status {
-	r.nodeMu.Lock()
-	first, syncs, pending := r.node.FirstSync(), r.node.LastSyncs(), r.node.Pending()
-	firstWith, _ := r.node.FirstSyncWith()
-	r.nodeMu.Unlock()
-	s := Status{Pending: pending + r.writes.len(), FirstSyncWith: firstWith}
+	r.statsMu.Lock()
+	view, syncs := r.nodeView, r.syncs // syncs is never written once published
+	r.statsMu.Unlock()
+	first := view.first
+	s := Status{Pending: view.pending + r.writes.len(), FirstSyncWith: view.firstWith}
 	if first != 0 {
 		s.FirstSync = time.Unix(0, first)
 	}
