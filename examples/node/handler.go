@@ -111,8 +111,8 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		}
 		// A DELETE takes no parameter: "/v1/keys/?prefix=user:" deleted
 		// the empty key, 204, as if the keys under user: were gone.
-		for name := range q {
-			fail(w, fmt.Errorf("%w: unknown parameter %q: a DELETE takes none", errBadRequest, clipped(name)))
+		if err := onlyParams(q, "a DELETE takes none"); err != nil {
+			fail(w, err)
 			return
 		}
 		tok, err := c.DeleteWithToken(key)
@@ -135,7 +135,11 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		// routes: "?prefix=user:;" watched the prefix "user:;", 200,
 		// and streamed none of the keys asked for (found by review). The
 		// prefix itself is decoded as a key in the path (pathParam).
-		if _, err := query(r); err != nil {
+		q, err := query(r)
+		if err == nil {
+			err = onlyParams(q, "a watch takes prefix alone", "prefix")
+		}
+		if err != nil {
 			fail(w, err)
 			return
 		}
@@ -340,11 +344,9 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, ma
 	}
 	// A parameter other than ttl is a 400: a ttl misspelt ("?TTL=10s")
 	// was ignored, and the value stored with no expiry.
-	for name := range q {
-		if name != "ttl" {
-			http.Error(w, fmt.Sprintf("unknown parameter %q: a PUT takes ttl alone", clipped(name)), http.StatusBadRequest)
-			return
-		}
+	if err := onlyParams(q, "a PUT takes ttl alone", "ttl"); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	s, err := single(q, "ttl")
 	if err != nil {
@@ -639,6 +641,9 @@ func read(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, m
 		return nil, false, fmt.Errorf("get %q...: %w (%d bytes, limit %d)", key[:min(len(key), 32)], bcache.ErrKeyTooLarge, len(key), maxKey)
 	}
 	q, err := query(r)
+	if err == nil {
+		err = onlyParams(q, "a GET takes wait alone", "wait")
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -684,6 +689,20 @@ func query(r *http.Request) (url.Values, error) {
 		return nil, fmt.Errorf("%w: query %q: %v", errBadRequest, clipped(r.URL.RawQuery), err)
 	}
 	return q, nil
+}
+
+// onlyParams is a 400 for a parameter of q other than those allowed
+// (says is what the request takes, for the error): one misspelt was
+// ignored, and the request did what its caller had not asked ("?TTL=10s"
+// stored a value with no expiry, a watch of "?prefx=user:" streamed
+// every key: found by review).
+func onlyParams(q url.Values, says string, allowed ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(q)) { // the same one named each time
+		if !slices.Contains(allowed, name) {
+			return fmt.Errorf("%w: unknown parameter %q: %s", errBadRequest, clipped(name), says)
+		}
+	}
+	return nil
 }
 
 // single returns q's parameter name, "" if absent; given more than once,

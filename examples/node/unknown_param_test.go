@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache"
+	"github.com/rs/zerolog"
 )
 
 // TestPutWithAnUnknownParameterIsRefused: a PUT's parameter other than
@@ -47,4 +51,33 @@ func TestDeleteWithAParameterIsRefused(t *testing.T) {
 		t.Errorf("DELETE /v1/keys/?prefix=user: deleted the empty key")
 	}
 	expect(t, "DELETE", base+"/v1/keys/user:1", "", http.StatusNoContent)
+}
+
+// TestReadsWithAnUnknownParameterAreRefused: a GET takes wait alone, a
+// watch prefix alone; another parameter is a 400: a watch of
+// "?prefx=user:" streamed every key, 200, and a GET's "?Wait=30s" waited
+// the default 5 s.
+func TestReadsWithAnUnknownParameterAreRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	if err := c.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(c, 1<<20, zerolog.Nop())
+	serve := func(method, target string) *httptest.ResponseRecorder {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second) // a watch answered 200 ends with it
+		defer cancel()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, target, nil).WithContext(ctx))
+		return w
+	}
+	for _, target := range []string{"/v1/keys/k?Wait=30s", "/v1/keys/k?wait=1s&prefix=k", "/v1/watch?prefx=user:", "/v1/watch?prefix=user:&wait=1s"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			if w := serve(method, target); w.Code != http.StatusBadRequest {
+				t.Errorf("%s %s: %d %q; want 400", method, target, w.Code, clipped(w.Body.String()))
+			}
+		}
+	}
+	if w := serve("GET", "/v1/keys/k?wait=1s"); w.Code != http.StatusOK || w.Body.String() != "v" {
+		t.Errorf("GET /v1/keys/k?wait=1s: %d %q, want 200 v", w.Code, clipped(w.Body.String()))
+	}
 }
