@@ -130,7 +130,14 @@ func (p *Policy[E]) Add(e E, how Arrival) {
 	h := uint64(e.Hash())
 	p.sketch.add(h, 1)
 	if est := p.sketch.estimate(h); how == Returned && est >= admitAfter {
-		if n := p.Len(); 10*p.main.len() < (10-smallShare)*n { // the main queue has room
+		// The main queue has room; and the small queue holds more than
+		// one entry, so the next victim comes from there. With one or
+		// none it keeps it (see Victim), and the victim came from the
+		// main queue: the value just written, behind values read, went
+		// at once (found by review: at MaxKeys 1, a key written again
+		// was evicted by its own write, the older value kept;
+		// TestReturningWriteStaysInATinyCache).
+		if n := p.Len(); p.small.len() > 1 && 10*p.main.len() < (10-smallShare)*n {
 			p.main.push(e)
 			return
 		}
