@@ -45,6 +45,15 @@ const (
 	// MaxValueLen is the longest value a map holds (512 MiB less a
 	// byte): Merge keeps a longer one's version only, as an evicted stub.
 	MaxValueLen = tooLongBit - 1
+	// fpBit marks a stub of a value of this map's own eviction, or of a
+	// stub a value of its version tied with, that knows that value by a
+	// fingerprint in the length bits (a stub holds no value and has no
+	// length): a Refill puts back that value only. contested, in the
+	// fingerprint's place, says two values of the version came: the
+	// stub is filled by none (see Refill).
+	fpBit     = 1 << 28
+	fpMask    = fpBit - 1
+	contested = fpMask
 )
 
 // removed marks an Entry that is no longer in its map.
@@ -154,6 +163,16 @@ func (e *Entry) valueLen() int   { return int(e.size.Load() & MaxValueLen) }
 // markTooLong says the entry, a stub, stands for a value too long here.
 // Only a stub's: no reader loads a stub's value.
 func (e *Entry) markTooLong() { e.size.Store(e.size.Load() | tooLongBit) }
+
+// stubFP returns the fingerprint of the value a stub stands for, and
+// false if it has none. Only a stub's: no reader loads a stub's value.
+func (e *Entry) stubFP() (uint32, bool) {
+	s := e.size.Load()
+	return s & fpMask, s&fpBit != 0
+}
+
+// setStubFP makes fp the fingerprint of the value the stub e stands for.
+func (e *Entry) setStubFP(fp uint32) { e.size.Store(e.size.Load()&^(fpBit|fpMask) | fpBit | fp) }
 
 func (e *Entry) version() crdt.Version {
 	return crdt.Version{Key: e.key, Time: e.Time(), Tombstone: e.tombstone()}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strings"
 	"time"
@@ -71,6 +72,7 @@ type Map struct {
 	long     map[uint32]map[*Entry]*Entry  // per leaf whose list grew long, each entry's predecessor (see unlink)
 	wm       []crdt.Timestamp              // per digest leaf, the GC watermark (noMark: none); nil until one is raised
 	synced   int64                         // start of the last completed exchange, or noSync
+	seed     maphash.Seed                  // of the stubs' fingerprints (fingerprint)
 
 	values     int // records holding a value (neither tombstone nor evicted)
 	tombstones int
@@ -105,6 +107,7 @@ func New(cfg Config) (*Map, error) {
 		alloc:    cfg.Alloc,
 		heads:    make([]*Entry, tree.Leaves()),
 		synced:   noSync,
+		seed:     maphash.MakeSeed(),
 	}
 	return m, nil
 }
@@ -181,6 +184,21 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 				// served the value that lost, where a map that got the two
 				// in the other order refuses the Refill (found by review).
 				e.markTooLong()
+			}
+			if c == 0 && holdsValue(&r) && e.evicted() && !e.tooLong() && r.Expires == e.expires.Load() {
+				// A value ties with a stub of its version and expiry and
+				// loses as a value over a stub. The stub stands for one
+				// value: the one this map evicted, or the first that
+				// tied with it. Another one here is a forged tie whose
+				// winner the stub cannot tell, and a Refill with the
+				// value that lost (a peer's answer that has not received
+				// the other yet) served it for ever, where a map that
+				// evicted nothing serves the winner (found by review).
+				if fp, ok := e.stubFP(); !ok {
+					e.setStubFP(m.fingerprint(r.Value))
+				} else if fp != m.fingerprint(r.Value) {
+					e.setStubFP(contested)
+				}
 			}
 			return crdt.Stale, nil
 		}
@@ -281,6 +299,10 @@ func (m *Map) Refill(r crdt.Record, hint *Entry) (crdt.Outcome, *Entry) {
 		r.Version().Compare(e.version()) != 0 || r.Expires != e.expires.Load() {
 		return crdt.Stale, nil
 	}
+	if fp, ok := e.stubFP(); ok && fp != m.fingerprint(r.Value) {
+		// Not the value the stub stands for (see mergeInto), or two came.
+		return crdt.Stale, nil
+	}
 	khash := crdt.HashKey(r.Key)
 	return crdt.Applied, m.replace(e, &r, m.leafOf(khash), khash)
 }
@@ -333,6 +355,7 @@ func (m *Map) Evict(key string) (int, bool) {
 		return 0, false
 	}
 	freed := e.valueLen()
+	fp := m.fingerprint(e.Record().Value)
 	m.count(e, -1)
 	stub := crdt.Record{Key: e.key, Time: e.Time(), Expires: e.expires.Load(), Evicted: true}
 	if m.alloc != nil && !m.noMove {
@@ -340,8 +363,18 @@ func (m *Map) Evict(key string) (int, bool) {
 	} else {
 		e.set(&stub)
 	}
+	e.setStubFP(fp) // the value a Refill may put back
 	m.count(e, 1)
 	return freed, true
+}
+
+// fingerprint returns the fingerprint a stub keeps of value (see fpBit):
+// seeded per map, never contested.
+func (m *Map) fingerprint(value []byte) uint32 {
+	if fp := uint32(maphash.Bytes(m.seed, value)) & fpMask; fp != contested {
+		return fp
+	}
+	return 0
 }
 
 // move puts a new entry for r (made as newEntry makes it) in e's place,

@@ -381,11 +381,17 @@ type mapModel struct {
 	recs map[string]crdt.Record
 	// long says a key's stub stands for a value too long for the map or
 	// its holder, which a Refill does not fill.
-	long     map[string]bool
-	wm       map[uint32]crdt.Timestamp
-	synced   int64
-	horizon  int64
-	maxValue int
+	long map[string]bool
+	// stands holds the value a stub of a key stands for (the one evicted,
+	// or the first value that tied with it), if it knows it; contested
+	// says a second one tied: a Refill fills such stubs with that value
+	// only, contested ones with none.
+	stands    map[string][]byte
+	contested map[string]bool
+	wm        map[uint32]crdt.Timestamp
+	synced    int64
+	horizon   int64
+	maxValue  int
 }
 
 func (mm *mapModel) collectable(r crdt.Record, now, cutoffAt int64, early bool, stable int64) bool {
@@ -406,6 +412,8 @@ func (mm *mapModel) collectable(r crdt.Record, now, cutoffAt int64, early bool, 
 func (mm *mapModel) drop(m *Map, key string) {
 	r := mm.recs[key]
 	delete(mm.recs, key)
+	delete(mm.stands, key)
+	delete(mm.contested, key)
 	w := r.Time
 	w.Node = math.MaxUint64
 	leaf := m.Leaf(key)
@@ -499,7 +507,7 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 		}
 		m := newMap(t, cfg)
 		m.maxValue = rapid.IntRange(0, 8).Draw(t, "max value")
-		mm := &mapModel{recs: map[string]crdt.Record{}, long: map[string]bool{}, wm: map[uint32]crdt.Timestamp{}, synced: noSync, horizon: 5, maxValue: m.maxValue}
+		mm := &mapModel{recs: map[string]crdt.Record{}, long: map[string]bool{}, stands: map[string][]byte{}, contested: map[string]bool{}, wm: map[uint32]crdt.Timestamp{}, synced: noSync, horizon: 5, maxValue: m.maxValue}
 		hints := map[string]*Entry{}
 		hint := func(key string) *Entry {
 			switch rapid.IntRange(0, 2).Draw(t, "hint") {
@@ -548,11 +556,22 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 					want = crdt.Applied
 					mm.recs[r.Key] = keep
 					mm.long[r.Key] = keep.Evicted && !(r.Evicted && !tooLong)
+					delete(mm.stands, r.Key)
+					delete(mm.contested, r.Key)
 				case held && cur.Evicted && !cur.Tombstone && !r.Tombstone && r.Time == cur.Time && r.Expires == cur.Expires &&
 					(tooLong || !r.Evicted && len(r.Value) > mm.maxValue):
 					// a value too long here that lost a tie to a stub of its
 					// version: the stub stands for it too
 					mm.long[r.Key] = true
+				case held && cur.Evicted && !mm.long[r.Key] && !cur.Tombstone && !r.Tombstone && !r.Evicted && len(r.Value) <= mm.maxValue && r.Time == cur.Time && r.Expires == cur.Expires:
+					// a value that lost a tie to a stub of its version: the
+					// stub stands for it if it stood for none, else for
+					// none if it stood for another
+					if v, ok := mm.stands[r.Key]; !ok {
+						mm.stands[r.Key] = bytes.Clone(r.Value)
+					} else if !bytes.Equal(v, r.Value) {
+						mm.contested[r.Key] = true
+					}
 				}
 				if o != want {
 					t.Fatalf("%s: merge of %v (too long %v, delta %v, now %d) over %v (%v): %v, want %v", step, r, tooLong, delta, now, cur, held, o, want)
@@ -571,9 +590,11 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 					t.Fatalf("%s: Evict(%q) = %v, model holds %v", step, k, ok, cur)
 				}
 				if ok {
+					mm.stands[k] = bytes.Clone(cur.Value)
 					cur.Value, cur.Evicted = nil, true
 					mm.recs[k] = cur
 					mm.long[k] = false
+					delete(mm.contested, k)
 				}
 			case 5: // Refill with a value of a version held (maybe another)
 				k := rapid.SampledFrom(ks).Draw(t, "refill")
@@ -594,9 +615,11 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 				o, e := m.Refill(clone(r), hint(k))
 				cur, held := mm.recs[k]
 				want := crdt.Stale
-				if held && cur.Evicted && !mm.long[k] && !cur.Tombstone && !r.Tombstone && !r.Evicted && len(r.Value) <= mm.maxValue && r.Time == cur.Time && r.Expires == cur.Expires {
+				v, knows := mm.stands[k]
+				if held && cur.Evicted && !mm.long[k] && !mm.contested[k] && (!knows || bytes.Equal(v, r.Value)) && !cur.Tombstone && !r.Tombstone && !r.Evicted && len(r.Value) <= mm.maxValue && r.Time == cur.Time && r.Expires == cur.Expires {
 					want = crdt.Applied
 					mm.recs[k] = r
+					delete(mm.stands, k)
 				}
 				if o != want {
 					t.Fatalf("%s: Refill(%v) over %v: %v, want %v", step, r, cur, o, want)
@@ -661,6 +684,8 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 					}
 					mm.recs[k], _ = specMerge(crdt.Record{}, false, r, false, mm.maxValue)
 					mm.long[k] = mm.recs[k].Evicted // a value over maxValue
+					delete(mm.stands, k)
+					delete(mm.contested, k)
 				}
 			}
 			checkAgainstModel(t, step, m, mm, ks)
