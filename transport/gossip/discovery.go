@@ -508,13 +508,42 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	}
 	// Each once, in the resolver's order: an answer may repeat an address
 	// (or give it as IPv4 and as IPv4-mapped IPv6), which counted against
-	// the caps each time (found by review).
+	// the caps each time (found by review). Those of a family this member
+	// cannot reach are left out (see unreachable).
 	once := make(map[string]bool, len(addrs))
-	return slices.DeleteFunc(addrs, func(a string) bool {
-		if once[a] {
+	found := len(addrs)
+	addrs = slices.DeleteFunc(addrs, func(a string) bool {
+		if once[a] || r.unreachable(a) {
 			return true
 		}
 		once[a] = true
 		return false
-	}), nil
+	})
+	if len(addrs) == 0 && found > 0 {
+		return nil, fmt.Errorf("%s: no address this member can reach from %s: %d of another family", host, r.bound.Addr(), found)
+	}
+	return addrs, nil
+}
+
+// unreachable reports whether addr, of a name resolved, is of an address
+// family this member cannot reach from the address it bound: IPv6 from an
+// IPv4 address (0.0.0.0 included, when Go bound it alone), IPv4 from an
+// IPv6 address other than ::. A name of a dual-stack Service gives every
+// pod's IPv6 address beside its IPv4 one: a member bound to its pod's
+// IPv4 address took its own IPv6 address for a peer, joined it at every
+// round and never reached it, and the first pod of a StatefulSet never
+// founded its cluster (found by review).
+func (r *Replicator) unreachable(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !r.bound.IsValid() {
+		return false
+	}
+	bound, ip := r.bound.Addr().Unmap(), ap.Addr().Unmap()
+	switch {
+	case bound.Is4():
+		return !ip.Is4()
+	case bound.IsUnspecified(): // ::, both families
+		return false
+	}
+	return ip.Is4()
 }

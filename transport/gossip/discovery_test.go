@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -690,5 +691,47 @@ func TestPeerSourceRepeatsAreOnePeer(t *testing.T) {
 	}
 	if n, _ := queries.Load("svc.test.A"); n.(*atomic.Int64).Load() > 1 {
 		t.Fatalf("a peer named %d times was looked up %d times", 2*maxSourcePeers+1, n.(*atomic.Int64).Load())
+	}
+}
+
+// TestANameIsResolvedToTheFamilyThisMemberReaches: a name of both
+// families (a dual-stack Service) gives a member bound to an IPv4
+// address its IPv4 addresses alone, one bound to an IPv6 address its IPv6
+// ones, one bound to :: both; a name of the other family alone is a
+// lookup failure that says so. A member bound to its pod's IPv4 address
+// took its own IPv6 address for a peer, and never founded its cluster
+// (found by review).
+func TestANameIsResolvedToTheFamilyThisMemberReaches(t *testing.T) {
+	res := dnsServer(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		m := new(dns.Msg)
+		m.SetReply(req)
+		hdr := func(typ uint16) dns.RR_Header { return dns.RR_Header{Name: q.Name, Rrtype: typ, Class: dns.ClassINET} }
+		switch {
+		case q.Qtype == dns.TypeA && q.Name == "dual.test.":
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(dns.TypeA), A: net.IPv4(127, 0, 0, 1)})
+		case q.Qtype == dns.TypeAAAA && (q.Name == "dual.test." || q.Name == "six.test."):
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr(dns.TypeAAAA), AAAA: net.IPv6loopback})
+		}
+		w.WriteMsg(m)
+	})
+	for bound, want := range map[string][]string{
+		"127.0.0.1:7946": {"127.0.0.1:7946"},
+		"[::1]:7946":     {"[::1]:7946"},
+		"[::]:7946":      {"127.0.0.1:7946", "[::1]:7946"},
+	} {
+		r := &Replicator{cfg: Config{Resolver: res}, bound: netip.MustParseAddrPort(bound)}
+		got, err := r.resolvePeer(context.Background(), "dual.test:7946")
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("bound to %s: dual.test:7946 resolved to %q, %v; want %q", bound, got, err, want)
+		}
+		if _, elsewhere := r.seedsToJoin(got, nil); elsewhere {
+			t.Errorf("bound to %s: its own name counted as a peer elsewhere", bound)
+		}
+	}
+	r := &Replicator{cfg: Config{Resolver: res}, bound: netip.MustParseAddrPort("127.0.0.1:7946")}
+	if got, err := r.resolvePeer(context.Background(), "six.test:7946"); err == nil || !strings.Contains(err.Error(), "another family") {
+		t.Errorf("bound to 127.0.0.1: six.test:7946 resolved to %q, %v; want a failure naming the family", got, err)
 	}
 }
