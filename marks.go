@@ -46,6 +46,36 @@ type marksAsk struct {
 	mu         sync.Mutex
 	tried      map[string]bool // peers that failed to answer, or answered incomplete, since the list was last cleared
 	after      time.Time       // no ask before it: see marksBackoff
+	newest     time.Time       // the latest exchange completed with a peer, as last seen: see askAgainAfterAbsence
+}
+
+// askAgainAfterAbsence starts the ask for marks over when this member
+// comes back from an absence longer than the horizon: no exchange with any
+// peer completed for that long. Its marks lack every collection the
+// cluster made meanwhile; taken for complete still, they were passed on
+// as such to a newcomer whose first sync was with it, which never asked
+// another, and then took, from a member still holding it, a value whose
+// delete the cluster collected during the absence (found by review:
+// TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete).
+// Until it has an answer again, it says its marks are not complete.
+func (c *Cache) askAgainAfterAbsence() {
+	var newest time.Time
+	for _, m := range c.repl.Status().Members {
+		if m.LastSync.After(newest) {
+			newest = m.LastSync
+		}
+	}
+	c.marks.mu.Lock()
+	defer c.marks.mu.Unlock()
+	if !c.marks.newest.IsZero() && newest.Sub(c.marks.newest) > c.cfg.TombstoneHorizon {
+		c.marks.taken.Store(false)
+		c.marks.incomplete.Store(0)
+		c.marks.after = time.Time{}
+		clear(c.marks.tried)
+	}
+	if newest.After(c.marks.newest) {
+		c.marks.newest = newest
+	}
 }
 
 // marksBackoff returns how long a member waits after its n-th answer that
@@ -72,6 +102,9 @@ func (c *Cache) marksComplete() bool {
 // one answered, or one is under way, or the member has not synced.
 // Called from collect.
 func (c *Cache) askMarks() {
+	if !c.noMarks.Load() {
+		c.askAgainAfterAbsence()
+	}
 	if c.noMarks.Load() || c.marks.taken.Load() || !c.marks.asking.CompareAndSwap(false, true) {
 		return
 	}
