@@ -373,18 +373,32 @@ func (c *Cluster) send(i int, envs []transport.Envelope) {
 	}
 }
 
-// Set writes on member i and puts its deltas in flight.
+// Set writes on member i and puts its deltas in flight. Member i must be
+// up (see Down): a crashed member runs nothing, and a write taken there
+// went out as its dead process's; Set panics.
 func (c *Cluster) Set(i int, key string, value []byte, expires int64) crdt.Record {
+	c.mustBeUp(i, "Set")
 	rec, envs := c.members[i].r.Set(key, value, expires)
 	c.send(i, envs)
 	return rec
 }
 
-// Delete deletes on member i and puts its deltas in flight.
+// Delete deletes on member i and puts its deltas in flight. Member i
+// must be up, as for Set.
 func (c *Cluster) Delete(i int, key string) crdt.Record {
+	c.mustBeUp(i, "Delete")
 	rec, envs := c.members[i].r.Delete(key)
 	c.send(i, envs)
 	return rec
+}
+
+// mustBeUp panics, naming op, if member i is down: a test's mistake,
+// which the harness must not take for a write (found by review: a
+// researcher's Set on a crashed member succeeded, and its deltas went).
+func (c *Cluster) mustBeUp(i int, op string) {
+	if c.members[i].down {
+		panic(fmt.Sprintf("proptest: %s on %s, which is down (crashed or left: Restart it first)", op, c.members[i].name))
+	}
 }
 
 // Tick runs the timers of every live member.
@@ -557,13 +571,20 @@ func (c *Cluster) Leave(i int) {
 	c.SyncViews()
 }
 
-// Restart brings member i back with empty state and a new incarnation,
-// which receives the frames to the member still in flight.
+// Restart brings member i, which is down, back with empty state and a
+// new incarnation, which receives the frames to the member still in
+// flight. A member that is up is an error (a restart of a live process
+// without its crash is Bounce; Restart wiped it, unmarked: found by
+// review); so is a replica the factory fails to build, and the member
+// stays down.
 func (c *Cluster) Restart(i int) error {
-	c.members[i].down = false
+	if !c.members[i].down {
+		return fmt.Errorf("proptest: restart %s: it is up (Crash it first, or Bounce it)", c.members[i].name)
+	}
 	if err := c.incarnate(i); err != nil {
 		return err
 	}
+	c.members[i].down = false
 	c.SyncViews()
 	return nil
 }
@@ -691,13 +712,23 @@ func (c *Cluster) Snapshot(i int) (Saved, error) {
 // replica's Snapshot returned. The replica restores it before it sees a
 // membership view. A MemberKeeper restored from a Saved counts the
 // members the snapshot's incarnation counted: the incarnations of them it
-// counted then, and the later ones.
+// counted then, and the later ones. As for Restart, member i must be
+// down; a restore that fails leaves it down (it was left up, empty:
+// found by review).
 func (c *Cluster) RestartFrom(i int, state any) error {
+	if !c.members[i].down {
+		return fmt.Errorf("proptest: restart %s: it is up (Crash it first, or BounceFrom)", c.members[i].name)
+	}
 	if err := c.savedBy(i, state); err != nil {
 		return err
 	}
 	c.members[i].down = false
-	return c.restore(i, state)
+	if err := c.restore(i, state); err != nil {
+		c.members[i].down = true // its process did not start
+		c.SyncViews()
+		return err
+	}
+	return nil
 }
 
 // BounceFrom restarts member i in place (see Bounce) from state, as
