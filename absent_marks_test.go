@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
-	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete: p
@@ -20,17 +19,7 @@ import (
 // served it. Back from such an absence, p asks again, and until it has
 // an answer it says its marks are not complete.
 func TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	member := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: 50 * time.Millisecond,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second})
-	}
+	net, member := shortHorizonMembers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a := member("a")

@@ -72,9 +72,12 @@ func TestANewcomerWithoutMarksServesACollectedDelete(t *testing.T) {
 	newcomerMeetsAbsentee(t, false)
 }
 
-func newcomerMeetsAbsentee(t *testing.T, marks bool) {
+// shortHorizonMembers returns a network and a function that starts a
+// member on it, joining peers, that collects every 50 ms under a
+// horizon of 2 s.
+func shortHorizonMembers(t *testing.T) (*memnet.Network, func(name string, peers ...string) *Cache) {
 	net := memnet.NewNetwork(1)
-	member := func(name string, peers ...string) *Cache {
+	return net, func(name string, peers ...string) *Cache {
 		tr, err := net.NewTransport(name)
 		if err != nil {
 			t.Fatal(err)
@@ -84,6 +87,10 @@ func newcomerMeetsAbsentee(t *testing.T, marks bool) {
 			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
 			TombstoneHorizon: 2 * time.Second})
 	}
+}
+
+func newcomerMeetsAbsentee(t *testing.T, marks bool) {
+	net, member := shortHorizonMembers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	a := member("a")
