@@ -59,13 +59,16 @@ func TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete(t *testing
 		}
 		return false
 	}, "p never synced with a again")
-	// p's collections (every 50 ms) have seen the exchange after its
-	// absence (and started the ask over).
+	// p, back, has asked again and taken a's marks, which hold the
+	// collection of its absence (cut off from a first, it answered m
+	// "not complete" up to eight times, and m then took its marks as
+	// they were: the ask's bound, not this fault).
 	await.Until(t, 10*time.Second, func() bool {
 		p.marks.mu.Lock()
-		defer p.marks.mu.Unlock()
-		return p.marks.newest.After(back)
-	}, "p's collections never saw its exchange with a")
+		back := p.marks.backAt
+		p.marks.mu.Unlock()
+		return !back.IsZero() && p.marksComplete()
+	}, "p never asked again for marks after its absence, and took them")
 
 	net.Partition([]string{"a", "b"}, []string{"s"}) // p and m one side, s still away
 	m := member("m", p.Addr())

@@ -46,7 +46,13 @@ type marksAsk struct {
 	mu         sync.Mutex
 	tried      map[string]bool // peers that failed to answer, or answered incomplete, since the list was last cleared
 	after      time.Time       // no ask before it: see marksBackoff
-	newest     time.Time       // the latest exchange completed with a peer, as last seen: see askAgainAfterAbsence
+	// stale says the member is, or came back from, an absence longer
+	// than the horizon, and has not taken marks since: its own are not
+	// complete (see askAgainAfterAbsence). awayFrom and backAt are the
+	// last exchange before the absence and the return that reset the ask
+	// last (each resets it once).
+	stale            atomic.Bool
+	awayFrom, backAt time.Time
 }
 
 // askAgainAfterAbsence starts the ask for marks over when this member
@@ -57,25 +63,37 @@ type marksAsk struct {
 // another, and then took, from a member still holding it, a value whose
 // delete the cluster collected during the absence (found by review:
 // TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete).
-// Until it has an answer again, it says its marks are not complete.
+// Until it has an answer again, it says its marks are not complete, a
+// founder's too. It runs at each collection and before each answer to a
+// peer's ask: a newcomer whose first sync was the exchange that ended the
+// absence asks at once, maybe before the next collection, or before this
+// member has recorded that exchange (found by review of the fix); so an
+// absence is either the age of the last exchange, as of now, or an
+// exchange that completed after none for longer than the horizon (the
+// protocol's FailedTimeout: gossip's Status.Returned), however many
+// came after it.
 func (c *Cache) askAgainAfterAbsence() {
-	var newest time.Time
-	for _, m := range c.repl.Status().Members {
-		if m.LastSync.After(newest) {
-			newest = m.LastSync
-		}
+	st := c.repl.Status()
+	last := st.LastExchange
+	if last.IsZero() {
+		return // none yet: nothing to be stale against (a founder alone)
 	}
+	away := time.Unix(0, c.phys()).Sub(last) > c.cfg.TombstoneHorizon
 	c.marks.mu.Lock()
 	defer c.marks.mu.Unlock()
-	if !c.marks.newest.IsZero() && newest.Sub(c.marks.newest) > c.cfg.TombstoneHorizon {
-		c.marks.taken.Store(false)
-		c.marks.incomplete.Store(0)
-		c.marks.after = time.Time{}
-		clear(c.marks.tried)
+	switch {
+	case away && !c.marks.awayFrom.Equal(last):
+		c.marks.awayFrom = last
+	case !st.Returned.IsZero() && !c.marks.backAt.Equal(st.Returned):
+		c.marks.backAt = st.Returned
+	default:
+		return
 	}
-	if newest.After(c.marks.newest) {
-		c.marks.newest = newest
-	}
+	c.marks.stale.Store(true)
+	c.marks.taken.Store(false)
+	c.marks.incomplete.Store(0)
+	c.marks.after = time.Time{}
+	clear(c.marks.tried)
 }
 
 // marksBackoff returns how long a member waits after its n-th answer that
@@ -93,9 +111,10 @@ func marksBackoff(n int32, interval time.Duration) time.Duration {
 // its answer to a peer's ask says: it has taken a complete answer, or it
 // founded its cluster in this process (gossip's Founded: a founder
 // restarted from its snapshot says so too, though a delete collected
-// while it was down is not in its marks).
+// while it was down is not in its marks); and it has not been absent
+// longer than the horizon since (see askAgainAfterAbsence).
 func (c *Cache) marksComplete() bool {
-	return c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.repl.Founded()
+	return !c.marks.stale.Load() && (c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.repl.Founded())
 }
 
 // askMarks starts the ask for a peer's watermarks (see above), unless
@@ -133,6 +152,7 @@ func (c *Cache) askMarks() {
 		switch {
 		case ok && complete:
 			c.marks.taken.Store(true)
+			c.marks.stale.Store(false)
 			return
 		case err != nil: // silent, gone, busy: asked again in turn
 		case !ok && clusterfill.MarksMalformed(b, c.store.Leaves()):
@@ -141,6 +161,7 @@ func (c *Cache) askMarks() {
 			n := c.marks.incomplete.Add(1)
 			if n >= maxIncompleteMarks {
 				c.marks.taken.Store(true)
+				c.marks.stale.Store(false)
 				return
 			}
 			c.marks.mu.Lock()
@@ -192,6 +213,9 @@ func (c *Cache) marksPeer() string {
 // took them for its peers' and never asked again (found by review:
 // TestAMarksAnswerSaysCompleteOnlyWithTheMarksItTook).
 func (m member) Marks() ([]store.Mark, bool) {
+	if !m.c.noMarks.Load() {
+		m.c.askAgainAfterAbsence() // an absence no collection has seen yet
+	}
 	complete := m.c.marksComplete()
 	return m.c.store.Marks(), complete
 }

@@ -230,9 +230,13 @@ type Node struct {
 	// completed (either side; on the responder's, not one found in step at
 	// its opening: see receiveDigest); firstSync when the first one did, 0
 	// before.
-	synced    map[string]int64
-	syncsGen  uint64 // changed with synced (see SyncsVersion)
-	firstSync int64
+	synced   map[string]int64
+	syncsGen uint64 // changed with synced (see SyncsVersion)
+	// lastAny is when the last exchange with any member completed,
+	// returned the last that came after none for longer than
+	// FailedTimeout (see Exchanges).
+	lastAny, returned int64
+	firstSync         int64
 	// firstPeer and firstStart are the peer of the exchange that made the
 	// first sync and when (this node's physical time) it started.
 	firstPeer  string
@@ -306,6 +310,11 @@ func (n *Node) rebase(now int64) {
 		n.synced[name] = crdt.SubSat(t, back)
 	}
 	n.syncsGen++
+	for _, t := range []*int64{&n.lastAny, &n.returned} {
+		if *t != 0 { // 0 is none
+			*t = max(crdt.SubSat(*t, back), 1)
+		}
+	}
 	if n.firstSync != 0 {
 		n.firstSync = max(crdt.SubSat(n.firstSync, back), 1) // 0 is none
 		n.firstStart = crdt.SubSat(n.firstStart, back)
@@ -506,6 +515,13 @@ func (n *Node) FirstSyncWith() (peer string, start int64) { return n.firstPeer, 
 // last one did.
 func (n *Node) LastSyncs() map[string]int64 { return maps.Clone(n.synced) }
 
+// Exchanges returns the physical times at which the last exchange with
+// any member in the view completed, on either side (as LastSyncs), and
+// the last that completed after none for longer than FailedTimeout: this
+// node's return from an absence (a partition, say; not a restart, which
+// starts a node anew). 0 for none.
+func (n *Node) Exchanges() (last, returned int64) { return n.lastAny, n.returned }
+
 // SyncsVersion changes whenever what LastSyncs returns may have: a caller
 // that keeps a copy clones it again only then.
 func (n *Node) SyncsVersion() uint64 { return n.syncsGen }
@@ -550,6 +566,10 @@ func (n *Node) exchanged(peer string, start, now int64) {
 	if _, ok := n.ring.pos[peer]; ok {
 		n.synced[peer] = now
 		n.syncsGen++
+		if n.lastAny != 0 && crdt.SubSat(now, n.lastAny) > int64(n.cfg.FailedTimeout) {
+			n.returned = max(now, 1)
+		}
+		n.lastAny = max(now, 1)
 	}
 	if n.firstSync == 0 && (!n.newcomers[peer] || !n.holderInView(peer)) {
 		n.firstSync = max(now, 1)

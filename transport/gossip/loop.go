@@ -157,6 +157,7 @@ func (r *Replicator) locked(f func() []transport.Envelope) {
 	seq := r.statsSeq
 	view := nodeView{first: r.node.FirstSync(), pending: r.node.Pending()}
 	view.firstWith, _ = r.node.FirstSyncWith()
+	view.lastAny, view.returned = r.node.Exchanges()
 	var syncs map[string]int64
 	if v := r.node.SyncsVersion(); v != r.syncsSeen {
 		r.syncsSeen, syncs = v, r.node.LastSyncs()

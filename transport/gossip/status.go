@@ -30,6 +30,11 @@ type Status struct {
 	FirstSyncWith string
 	// Pending counts local writes not yet sent to the peers.
 	Pending int
+	// LastExchange is when the last anti-entropy exchange with any member
+	// completed; Returned when the last one that came after none for
+	// longer than Protocol.FailedTimeout did: this member's return from
+	// an absence (zero: none).
+	LastExchange, Returned time.Time
 	// Joining are the addresses this member is trying to join and could not
 	// the last time (the seed peers while it is alone, members it lost),
 	// with the cause, and the members it refused in the last minute (a
@@ -69,9 +74,10 @@ type JoinFailure struct {
 // nodeView is the node's part of Status, as copied at the end of the
 // last section under the node's lock (see Replicator.locked).
 type nodeView struct {
-	first     int64 // the first sync's time, 0 before
-	firstWith string
-	pending   int
+	first             int64 // the first sync's time, 0 before
+	firstWith         string
+	pending           int
+	lastAny, returned int64 // see transport.Node.Exchanges
 }
 
 // Status returns where this member stands: live members and when each was
@@ -87,6 +93,12 @@ func (r *Replicator) Status() Status {
 	s := Status{Pending: view.pending + r.writes.len(), FirstSyncWith: view.firstWith}
 	if first != 0 {
 		s.FirstSync = time.Unix(0, first)
+	}
+	if view.lastAny != 0 {
+		s.LastExchange = time.Unix(0, view.lastAny)
+	}
+	if view.returned != 0 {
+		s.Returned = time.Unix(0, view.returned)
 	}
 	r.mu.Lock()
 	for name, n := range r.alive {

@@ -1,0 +1,59 @@
+package bcache
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// TestAMemberBackFromALongAbsenceAnswersIncompleteBeforeItsNextCollection:
+// p, back from an absence longer than the horizon, has completed an
+// exchange with a; a newcomer that asks it for its marks before p's next
+// collection (GCInterval: up to a second by default, an hour here) must
+// not be told they are complete. askAgainAfterAbsence ran only from
+// collect, and p answered its stale marks as complete in between (found
+// by review). Asked before p has recorded the exchange, as after, p
+// says they are not complete.
+func TestAMemberBackFromALongAbsenceAnswersIncompleteBeforeItsNextCollection(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	start := func(name string, gc time.Duration, peers ...string) *Cache {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
+			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
+			TombstoneHorizon: 2 * time.Second})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := start("a", 50*time.Millisecond)
+	p := start("p", time.Hour, a.Addr()) // p's collections are the test's calls
+	if err := p.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		p.askMarks() // a collection of p's
+		return p.marks.taken.Load() && p.marksComplete()
+	}, "p never took complete marks")
+
+	net.Partition([]string{"p"}) // p alone, and no collection of p's sees it
+	time.Sleep(3 * time.Second)  // longer than the horizon: time itself is what the test waits for
+	net.Heal()
+	back := time.Now()
+	await.Until(t, 10*time.Second, func() bool {
+		for _, m := range p.repl.Status().Members {
+			if m.Name == "a" && m.LastSync.After(back) {
+				return true
+			}
+		}
+		return false
+	}, "p never synced with a again")
+	if _, complete := (member{p}).Marks(); complete {
+		t.Fatal("p, back from an absence past the horizon and synced again, answers its marks complete until its next collection")
+	}
+}
