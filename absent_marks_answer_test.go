@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,5 +56,44 @@ func TestAMemberBackFromALongAbsenceAnswersIncompleteBeforeItsNextCollection(t *
 	}, "p never synced with a again")
 	if _, complete := (member{p}).Marks(); complete {
 		t.Fatal("p, back from an absence past the horizon and synced again, answers its marks complete until its next collection")
+	}
+}
+
+// TestAFounderCutOffPastTheHorizonAnswersIncomplete: a founder's marks
+// are complete because it founded its cluster; cut off from every peer
+// for longer than the horizon, it misses the collections made meanwhile
+// as any member does, and says its marks are not complete (it answered
+// complete as founder).
+func TestAFounderCutOffPastTheHorizonAnswersIncomplete(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	cfg := func(name string) Config {
+		tr, err := net.NewTransport(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Config{NodeName: name, Network: tr, Timings: FastTimings(),
+			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: 50 * time.Millisecond,
+			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
+			TombstoneHorizon: 2 * time.Second}
+	}
+	var more atomic.Pointer[[]string]
+	a := founding(t, cfg("a"), &more)
+	await.Until(t, 10*time.Second, func() bool { return a.Status().Founder }, "a never founded its cluster")
+	bc := cfg("b")
+	bc.Peers = []string{a.Addr()}
+	b := newCache(t, bc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool {
+		_, complete := (member{a}).Marks()
+		return complete && a.repl.Founded() && !a.repl.Status().LastExchange.IsZero()
+	}, "a, the founder, never answered complete after an exchange")
+	net.Partition([]string{"a"})
+	time.Sleep(3 * time.Second) // longer than the horizon: time itself is what the test waits for
+	if _, complete := (member{a}).Marks(); complete {
+		t.Fatal("a, the founder, cut off past the horizon, answers its marks complete")
 	}
 }
