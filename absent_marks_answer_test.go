@@ -21,14 +21,7 @@ import (
 func TestAMemberBackFromALongAbsenceAnswersIncompleteBeforeItsNextCollection(t *testing.T) {
 	net := memnet.NewNetwork(1)
 	start := func(name string, gc time.Duration, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second})
+		return newCache(t, shortHorizonConfig(t, net, name, gc, peers...))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -46,14 +39,7 @@ func TestAMemberBackFromALongAbsenceAnswersIncompleteBeforeItsNextCollection(t *
 	time.Sleep(3 * time.Second)  // longer than the horizon: time itself is what the test waits for
 	net.Heal()
 	back := time.Now()
-	await.Until(t, 10*time.Second, func() bool {
-		for _, m := range p.repl.Status().Members {
-			if m.Name == "a" && m.LastSync.After(back) {
-				return true
-			}
-		}
-		return false
-	}, "p never synced with a again")
+	awaitExchangeAfter(t, p, "a", back)
 	if _, complete := (member{p}).Marks(); complete {
 		t.Fatal("p, back from an absence past the horizon and synced again, answers its marks complete until its next collection")
 	}
@@ -66,22 +52,10 @@ func TestAMemberBackFromALongAbsenceAnswersIncompleteBeforeItsNextCollection(t *
 // complete as founder).
 func TestAFounderCutOffPastTheHorizonAnswersIncomplete(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	cfg := func(name string) Config {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return Config{NodeName: name, Network: tr, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: 50 * time.Millisecond,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second}
-	}
 	var more atomic.Pointer[[]string]
-	a := founding(t, cfg("a"), &more)
+	a := founding(t, shortHorizonConfig(t, net, "a", 50*time.Millisecond), &more)
 	await.Until(t, 10*time.Second, func() bool { return a.Status().Founder }, "a never founded its cluster")
-	bc := cfg("b")
-	bc.Peers = []string{a.Addr()}
-	b := newCache(t, bc)
+	b := newCache(t, shortHorizonConfig(t, net, "b", 50*time.Millisecond, a.Addr()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := b.WaitSynced(ctx); err != nil {

@@ -51,14 +51,7 @@ func TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete(t *testing
 
 	net.Partition([]string{"s"}) // p back with a and b
 	back := time.Now()
-	await.Until(t, 10*time.Second, func() bool {
-		for _, m := range p.repl.Status().Members {
-			if m.Name == "a" && m.LastSync.After(back) {
-				return true
-			}
-		}
-		return false
-	}, "p never synced with a again")
+	awaitExchangeAfter(t, p, "a", back)
 	// p, back, has asked again and taken a's marks, which hold the
 	// collection of its absence (cut off from a first, it answered m
 	// "not complete" up to eight times, and m then took its marks as

@@ -2,10 +2,12 @@ package bcache
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/transport/gossip"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -78,15 +80,31 @@ func TestANewcomerWithoutMarksServesACollectedDelete(t *testing.T) {
 func shortHorizonMembers(t *testing.T) (*memnet.Network, func(name string, peers ...string) *Cache) {
 	net := memnet.NewNetwork(1)
 	return net, func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: 50 * time.Millisecond,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second})
+		return newCache(t, shortHorizonConfig(t, net, name, 50*time.Millisecond, peers...))
 	}
+}
+
+// shortHorizonConfig is a member on net, joining peers, with anti-entropy
+// every 50 ms, collections every gc, under a horizon of 2 s.
+func shortHorizonConfig(t *testing.T, net *memnet.Network, name string, gc time.Duration, peers ...string) Config {
+	t.Helper()
+	tr, err := net.NewTransport(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+		AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
+		MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
+		TombstoneHorizon: 2 * time.Second}
+}
+
+// awaitExchangeAfter waits until c has completed an exchange with peer
+// after the time given.
+func awaitExchangeAfter(t *testing.T, c *Cache, peer string, after time.Time) {
+	t.Helper()
+	await.Until(t, 10*time.Second, func() bool {
+		return slices.ContainsFunc(c.repl.Status().Members, func(m gossip.PeerStatus) bool { return m.Name == peer && m.LastSync.After(after) })
+	}, "%s never synced with %s again", c.Name(), peer)
 }
 
 func newcomerMeetsAbsentee(t *testing.T, marks bool) {
@@ -218,14 +236,7 @@ func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 func collectorsOfK(t *testing.T, net *memnet.Network) (member func(name string, gc time.Duration, peers ...string) *Cache, a *Cache) {
 	t.Helper()
 	member = func(name string, gc time.Duration, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, GCInterval: gc,
-			MaxClockSkew: 10 * time.Millisecond, MaxClockDrift: 500 * time.Millisecond,
-			TombstoneHorizon: 2 * time.Second})
+		return newCache(t, shortHorizonConfig(t, net, name, gc, peers...))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
