@@ -36,15 +36,7 @@ func TestGetAfterWakesWhenAnAnswerBuriesATombstoneHere(t *testing.T) {
 	tok := newToken(crdt.Record{Key: "k", Time: want})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	type read struct {
-		ok  bool
-		err error
-	}
-	done := make(chan read, 1)
-	go func() {
-		_, ok, err := c.GetAfter(ctx, "k", tok)
-		done <- read{ok, err}
-	}()
+	done := getAfterInBackground(ctx, c, "k", tok)
 	await.Until(t, 5*time.Second, func() bool {
 		c.feed.mu.Lock()
 		defer c.feed.mu.Unlock()

@@ -760,15 +760,7 @@ func TestGetAfterLearnsOfACollectionAtOnce(t *testing.T) {
 	tok := newToken(crdt.Record{Key: k, Time: crdt.Timestamp{Wall: now.Load() - int64(time.Second), Node: 99}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	type read struct {
-		ok  bool
-		err error
-	}
-	done := make(chan read, 1)
-	go func() {
-		_, ok, err := c.GetAfter(ctx, k, tok)
-		done <- read{ok, err}
-	}()
+	done := getAfterInBackground(ctx, c, k, tok)
 	await.Until(t, 5*time.Second, func() bool {
 		c.feed.mu.Lock()
 		defer c.feed.mu.Unlock()
@@ -871,4 +863,21 @@ func TestWriterReadsItsOwnTokenAfterAClockStepBack(t *testing.T) {
 			t.Errorf("GetAfter on the writer with the token of its write %s: %q %v %v, want \"after\"", name, v, ok, err)
 		}
 	}
+}
+
+// afterRead is what a GetAfter in the background returned.
+type afterRead struct {
+	ok  bool
+	err error
+}
+
+// getAfterInBackground runs c.GetAfter(ctx, key, tok) on a goroutine and
+// returns the channel its result comes on.
+func getAfterInBackground(ctx context.Context, c *Cache, key string, tok Token) <-chan afterRead {
+	done := make(chan afterRead, 1)
+	go func() {
+		_, ok, err := c.GetAfter(ctx, key, tok)
+		done <- afterRead{ok, err}
+	}()
+	return done
 }
