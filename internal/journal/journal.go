@@ -1832,11 +1832,18 @@ func (l *Log) Close(covered bool) error {
 	<-l.stopped
 	l.file.Lock()
 	defer l.file.Unlock()
+	b := l.batch.Load() // flush takes and closes it
 	l.flush()
 	l.trimPadding()
 	err := l.file.f.Close()
 	if covered && err == nil {
 		err = RemoveAll(l.path)
+	}
+	if b.err != nil && !covered {
+		// The last frame failed: with Interval, its appends had returned
+		// nil, and their records are on no disk (Close returned nil, its
+		// owner told nothing: found by review).
+		err = errors.Join(fmt.Errorf("the write log's last frame failed: %w", b.err), err)
 	}
 	return err
 }
