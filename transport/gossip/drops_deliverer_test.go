@@ -87,11 +87,17 @@ func TestDropsQueuedWhileOnDropWaitsAreBounded(t *testing.T) {
 			pushed.Add(1)
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
-	d.mu.Lock()
-	queued := len(d.q)
-	d.mu.Unlock()
-	if queued > maxDropsQueued+1 || pushed.Load() == sections {
+	// The sections push one drop each: the one that finds the bound
+	// passed waits, with maxDropsQueued+1 queued and every section
+	// before it returned. Unbounded, the queue goes past that at once.
+	var queued int
+	await.Until(t, 5*time.Second, func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		queued = len(d.q)
+		return queued > maxDropsQueued
+	}, "the sections queued fewer drops than the bound")
+	if queued > maxDropsQueued+1 || pushed.Load() != maxDropsQueued {
 		t.Fatalf("%d drops queued (%d sections returned) while OnDrop waits, bound %d", queued, pushed.Load(), maxDropsQueued)
 	}
 	close(release)

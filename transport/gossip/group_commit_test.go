@@ -26,10 +26,10 @@ func TestWritesTakenAtOnceLeaveAsOneGroup(t *testing.T) {
 	before := a.r.node.Stats()
 	a.rep.write(a.r, "first", []byte("x"), false)
 	// The loop takes the first write and waits for the lock, or, if it
-	// was waiting for it already (a Tick), takes it with the others.
-	for end := time.Now().Add(time.Second); a.r.writes.len() > 0 && time.Now().Before(end); {
-		time.Sleep(time.Millisecond)
-	}
+	// waits for it already (a Tick), takes it with the others: either
+	// way it takes none of the writes below before they are all queued.
+	await.Until(t, 10*time.Second, func() bool { return a.r.writes.len() == 0 || a.r.loopWaits.Load() },
+		"the loop neither took the first write nor waits for the lock")
 	const writes = chunkLen + chunkLen/2 // two chunks at least
 	for i := range writes {
 		a.rep.write(a.r, "k", []byte(strconv.Itoa(i)), false)

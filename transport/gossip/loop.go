@@ -22,12 +22,12 @@ func (r *Replicator) loop() {
 	defer r.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	r.locked(r.updateView)
+	r.loopLocked(r.updateView)
 	var batch [][]crdt.Record
 	var out []transport.Envelope
 	for {
 		var now, next int64
-		r.locked(func() []transport.Envelope {
+		r.loopLocked(func() []transport.Envelope {
 			now = r.now()
 			out = r.node.Tick(now)
 			next = r.node.NextDeadline()
@@ -56,7 +56,7 @@ func (r *Replicator) loop() {
 		case <-r.kick:
 		case <-r.writes.wake:
 			batch = r.writes.take(batch)
-			r.locked(func() []transport.Envelope {
+			r.loopLocked(func() []transport.Envelope {
 				// Everything written while the loop last sent is one
 				// group (see transport.Node.WriteGroup), whatever the
 				// chunks it is kept in.
@@ -69,12 +69,21 @@ func (r *Replicator) loop() {
 			})
 			batch = r.writes.recycle(batch)
 		case <-r.changed:
-			r.locked(r.updateView)
+			r.loopLocked(r.updateView)
 		case <-r.holding:
 			r.advertise()
 		case <-timer.C:
 		}
 	}
+}
+
+// loopLocked is locked, for the loop: loopWaits is set while it waits
+// for the lock.
+func (r *Replicator) loopLocked(f func() []transport.Envelope) {
+	r.loopWaits.Store(true)
+	r.nodeMu.Lock()
+	r.loopWaits.Store(false)
+	r.section(f)
 }
 
 // wait returns how long to wait for next, the node's deadline after a
@@ -146,6 +155,11 @@ func (r *Replicator) publishView(seq uint64, view nodeView, syncs map[string]int
 // under the lock.
 func (r *Replicator) locked(f func() []transport.Envelope) {
 	r.nodeMu.Lock()
+	r.section(f)
+}
+
+// section is locked's work once it holds the lock, which it releases.
+func (r *Replicator) section(f func() []transport.Envelope) {
 	out := f()
 	pushed := false
 	if dropped := r.node.Dropped(); len(dropped) > 0 && r.cfg.OnDrop != nil {

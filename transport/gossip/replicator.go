@@ -42,9 +42,13 @@ type Replicator struct {
 	ml    *memberlist.Memberlist
 	// nodeMu guards node: the loop drives its writes and timers, memberlist's
 	// handler goroutines hand it received frames directly.
-	nodeMu   sync.Mutex
-	node     *transport.Node
-	statsSeq uint64 // under nodeMu: the copies made of the node's counters
+	nodeMu sync.Mutex
+	node   *transport.Node
+	// loopWaits says the loop waits for nodeMu, or is about to: it takes
+	// no write until it has had it (tests await it to know which writes
+	// the loop takes together).
+	loopWaits atomic.Bool
+	statsSeq  uint64 // under nodeMu: the copies made of the node's counters
 	// statsMu guards protocol, a copy of the node's counters made at the
 	// end of every section under nodeMu (protocolSeq its number: only a
 	// newer one replaces it): Stats never waits behind a frame being
