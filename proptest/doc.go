@@ -88,7 +88,8 @@
 //	                     rejections; frames captured in flight, replayed
 //
 // After every step it checks invariants that must always hold: a write
-// returns the record it was asked for, stamped by the member; each member's
+// returns the record it was asked for, stamped by the member, newer than
+// the version of its key the member held (its clock saw that); each member's
 // clock issues strictly increasing timestamps; no member ever holds (and
 // so serves) a version of a key older than one it held before since its last
 // restart, which is what a resurrection looks like locally; no member holds

@@ -648,13 +648,14 @@ func (h *harness) slowFill(t *rapid.T) {
 			k := h.key(t)
 			var rec crdt.Record
 			var out []transport.Envelope
+			prior, ok := h.newestHeld(i, k)
 			if rapid.Bool().Draw(t, "delete") {
 				rec, out = h.c.Replica(i).Delete(k)
-				h.wrote(t, i, rec, crdt.Record{Key: k, Tombstone: true})
+				h.wroteOver(t, i, rec, crdt.Record{Key: k, Tombstone: true}, prior, ok)
 			} else {
 				value := fmt.Appendf(nil, "%s=%d", k, len(h.model.writes))
 				rec, out = h.c.Replica(i).Set(k, value, 0)
-				h.wrote(t, i, rec, crdt.Record{Key: k, Value: value})
+				h.wroteOver(t, i, rec, crdt.Record{Key: k, Value: value}, prior, ok)
 			}
 			h.c.send(i, out)
 			made = append(made, rec)
