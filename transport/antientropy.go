@@ -81,8 +81,13 @@ type session struct {
 	differing  int            // how many leaves the digests' walk found differing
 	idle       int            // replies in a row that moved nothing (see answerRepair)
 	reasked    map[uint32]int // how often each leaf was asked about again
-	level      int            // the deepest digest level the responder has sent, -1 for none
-	repairs    uint64         // the Repairs sent, which the final one counts (see responder)
+	// parts holds the leaves listed in parts (their versions take more
+	// than a frame): the first key hash of the part to list next, while
+	// the leaf is left to ask about or its part is in flight (see
+	// sendVersions).
+	parts   map[uint32]uint64
+	level   int    // the deepest digest level the responder has sent, -1 for none
+	repairs uint64 // the Repairs sent, which the final one counts (see responder)
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -847,6 +852,13 @@ var emptyLeaf = crdt.TreeNode{}.Hash()
 // fewer if their versions would not fit a frame (keyVersionRoom bytes
 // each): a chunk of a replica of tens of millions of keys failed to encode
 // at every retry, and no session with it completed (found by review).
+//
+// A leaf whose versions alone take more than a frame is listed in parts,
+// each a range of its key hashes (wire.Versions.Part), one part in flight
+// at a time, the next once the last is answered in full (answerRepair):
+// listed whole, it failed to encode at every try, and no session that
+// reached it completed (a caller can choose keys into one leaf: the hash
+// is public; found by review).
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	room := n.codec.Limits().MaxFrame / keyVersionRoom
@@ -855,6 +867,12 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 		var vs []crdt.Version
 		for _, leaf := range s.leaves[:min(len(s.leaves), n.cfg.LeavesPerStep)] {
 			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
+			if _, listing := s.parts[leaf]; listing || len(vs) > room {
+				if len(m.Leaves) == 0 {
+					n.partOf(m, leaf, vs, room)
+				}
+				break // alone in its step
+			}
 			if len(m.Leaves) > 0 && len(m.Versions)+len(vs) > room {
 				break // the next chunk's
 			}
@@ -869,6 +887,53 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 		out = n.ask(out, m, chunk, now)
 	}
 	return out
+}
+
+// partOf makes m list the next part of leaf, whose versions are vs: from
+// the first key hash left to list (s.parts), room versions, through the
+// last of them, or through the leaf's end when no more are left.
+func (n *Node) partOf(m *wire.Versions, leaf uint32, vs []crdt.Version, room int) {
+	s := &n.ae.s
+	first, last := leafHashes(leaf, n.cfg.Replica.DigestBits())
+	from, ok := s.parts[leaf]
+	if !ok {
+		from = first
+		if s.parts == nil {
+			s.parts = map[uint32]uint64{}
+		}
+		s.parts[leaf] = from
+	}
+	kvs := appendKeyVersions(nil, vs)
+	i, _ := slices.BinarySearchFunc(kvs, from, byKeyHash)
+	kvs = kvs[i:]
+	through := last
+	if len(kvs) > room {
+		kvs = kvs[:room]
+		through = kvs[room-1].KeyHash
+	}
+	m.Leaves, m.Counts, m.Versions = []uint32{leaf}, []uint32{uint32(len(kvs))}, kvs
+	m.Part = &wire.KeyRange{From: from, Through: through}
+}
+
+// leafHashes returns the first and last key hashes of leaf, of a digest of
+// bits.
+func leafHashes(leaf uint32, bits int) (first, last uint64) {
+	first = uint64(leaf) << (64 - bits)
+	return first, first | (1<<(64-bits) - 1)
+}
+
+// nextPart moves a leaf listed in parts on, once part, its last one, was
+// answered in full: to the next part, left to ask about, or out of parts
+// after the leaf's last.
+func (n *Node) nextPart(leaf uint32, part *wire.KeyRange) {
+	s := &n.ae.s
+	if _, last := leafHashes(leaf, n.cfg.Replica.DigestBits()); part.Through >= last {
+		delete(s.parts, leaf)
+		return
+	}
+	s.parts[leaf] = part.Through + 1
+	delete(s.reasked, leaf) // a new part's asks
+	s.leaves = mergeLeaves([]uint32{leaf}, s.leaves)
 }
 
 // keyVersionRoom is the room a key's version takes in a Versions frame,
@@ -932,12 +997,26 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		}
 		theirs := m.Versions[off : off+int(m.Counts[i])]
 		off += int(m.Counts[i])
-		if len(theirs) == 0 { // the initiator holds nothing here: all ours, no versions gathered
+		if m.Part != nil {
+			if first, last := leafHashes(leaf, n.cfg.Replica.DigestBits()); m.Part.From < first || m.Part.Through > last {
+				n.stats.Stray++ // a part of another leaf
+				return nil
+			}
+		}
+		if len(theirs) == 0 && m.Part == nil { // the initiator holds nothing here: all ours, no versions gathered
 			reply.Records = n.cfg.Replica.AppendRecords(reply.Records, leaf)
 			continue
 		}
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
 		mine = appendKeyVersions(mine[:0], vs)
+		if p := m.Part; p != nil { // compared within the part alone
+			lo, _ := slices.BinarySearchFunc(mine, p.From, byKeyHash)
+			hi := lo
+			for hi < len(mine) && mine[hi].KeyHash <= p.Through {
+				hi++
+			}
+			mine = mine[lo:hi]
+		}
 		newer, wants := compareVersions(mine, theirs)
 		reply.Wants = append(reply.Wants, wants...)
 		for _, h := range wants {
@@ -1270,7 +1349,7 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 			}
 		}
 		slices.Sort(hot)
-		return n.answerRepair(m, a.leaves, rejected, moved, slices.Compact(hot), now)
+		return n.answerRepair(m, asked, a.leaves, rejected, moved, slices.Compact(hot), now)
 	}
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
@@ -1353,7 +1432,7 @@ func mergeSorted(a, b []uint64) []uint64 {
 // answering those it rejected, then the next steps or the end of the
 // session. The leaves of the answered Versions are asked about again if
 // either side cut its records short.
-func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Record, moved bool, hot []uint64, now int64) []Envelope {
+func (n *Node) answerRepair(m *wire.Repair, asked *wire.Versions, leaves []uint32, rejected []crdt.Record, moved bool, hot []uint64, now int64) []Envelope {
 	s := &n.ae.s
 	// A Repair cut short that moved nothing (no record applied, or newer
 	// than this node said it held when it asked, and none rejected here,
@@ -1473,6 +1552,8 @@ func (n *Node) answerRepair(m *wire.Repair, leaves []uint32, rejected []crdt.Rec
 		// leaves out of order failed to encode at every retry (found by
 		// review, TestReaskedLeavesStayAscending).
 		s.leaves = mergeLeaves(leaves, s.leaves)
+	} else if asked.Part != nil {
+		n.nextPart(leaves[0], asked.Part)
 	}
 	final := len(s.leaves) == 0 && len(s.awaits) == 0
 	if !final && len(recs) == 0 {
@@ -1561,7 +1642,7 @@ func newerThanAsked(asked *wire.Versions, recs []crdt.Record, bits int) bool {
 	}
 	for _, r := range recs {
 		h := crdt.HashKey(r.Key)
-		if _, ok := slices.BinarySearch(asked.Leaves, crdt.LeafIndex(h, 0, bits)); !ok {
+		if _, ok := slices.BinarySearch(asked.Leaves, crdt.LeafIndex(h, 0, bits)); !ok || asked.Part != nil && !asked.Part.Holds(h) {
 			continue // not asked about
 		}
 		// By the versions' order, as compareVersions: a tombstone at a

@@ -80,6 +80,15 @@
 // repaired past it, and a session that meets them, moving nothing else,
 // ends without completing after a few such replies.
 //
+// A leaf whose versions alone take more than a frame (a caller can choose
+// keys into one leaf: the hash is public) is listed in parts, each a range
+// of its key hashes that the responder compares its versions within
+// (wire.Versions.Part), one part in flight at a time, the next once the
+// last is answered in full; listed whole, it failed to encode at every
+// try, and no session that reached it completed (found by review). A
+// release before parts refuses such a step (malformed), as it could not
+// list such a leaf at all.
+//
 // To a Versions that holds no versions for a leaf (the initiator holds
 // nothing there) the responder answers with all its records of the leaf,
 // without gathering its versions. When a member that holds nothing opens

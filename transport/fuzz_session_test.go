@@ -102,7 +102,19 @@ func mutate(m wire.Message, fb *fuzzBytes, a *Node, now int64) {
 			m.Step += uint32(fb.byte()) - 128
 		}
 	case *wire.Versions:
-		switch pick % 4 {
+		switch pick % 5 {
+		case 4: // a part of its first leaf, or of a range past it
+			if len(m.Leaves) > 0 {
+				n := m.Counts[0]
+				m.Leaves, m.Counts, m.Versions = m.Leaves[:1], m.Counts[:1], m.Versions[:n]
+				first := uint64(m.Leaves[0]) << 56
+				if fb.byte()%4 == 0 {
+					first = fb.u64()
+				}
+				m.Part = &wire.KeyRange{From: first, Through: first + fb.u64()%(1<<57)}
+				m.Versions = slices.DeleteFunc(m.Versions, func(v wire.KeyVersion) bool { return !m.Part.Holds(v.KeyHash) })
+				m.Counts[0] = uint32(len(m.Versions))
+			}
 		case 1:
 			var ls []uint32
 			for _, v := range ascending(64) {

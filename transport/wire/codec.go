@@ -17,6 +17,7 @@ import (
 //	Digest   [session, token, step, level uint, parents blob32, hashes blob64,
 //	          cut wall int, cut logical uint, cut node uint, coverage int]
 //	Versions [session, token, step, leaves blob32, counts blob32, versions blobKV]
+//	         or the same and [..., part from uint, part through uint]
 //	Repair   [session, token, step, records [record...], wants blob64,
 //	          final bool, truncated bool]
 //	Reject   [session, token, step, records [record...]]
@@ -321,13 +322,27 @@ func checkDigest(m *Digest) error {
 
 // checkVersions requires at most MaxLeavesPerStep strictly ascending
 // leaves, one count per leaf, counts adding up to the number of versions,
-// and each leaf's versions strictly ascending by key hash.
+// and each leaf's versions strictly ascending by key hash; with a Part,
+// one leaf, and its versions within the part's range, From at most
+// Through. (That the range lies within the leaf is the receiver's to
+// check: the codec does not know the digest's width.)
 func checkVersions(m *Versions) error {
 	switch {
 	case len(m.Leaves) > MaxLeavesPerStep:
 		return fmt.Errorf("%w: %d leaves, limit %d", ErrTooLarge, len(m.Leaves), MaxLeavesPerStep)
 	case len(m.Counts) != len(m.Leaves):
 		return fmt.Errorf("%w: %d counts for %d leaves", ErrMalformed, len(m.Counts), len(m.Leaves))
+	case m.Part != nil && len(m.Leaves) != 1:
+		return fmt.Errorf("%w: a part of %d leaves, want one", ErrMalformed, len(m.Leaves))
+	case m.Part != nil && m.Part.From > m.Part.Through:
+		return fmt.Errorf("%w: a part from %#x through %#x", ErrMalformed, m.Part.From, m.Part.Through)
+	}
+	if m.Part != nil {
+		for _, kv := range m.Versions {
+			if !m.Part.Holds(kv.KeyHash) {
+				return fmt.Errorf("%w: key hash %#x outside its part, %#x through %#x", ErrMalformed, kv.KeyHash, m.Part.From, m.Part.Through)
+			}
+		}
 	}
 	if err := ascending(m.Leaves, "leaves"); err != nil {
 		return err

@@ -32,6 +32,8 @@ func sampleMessages() []Message {
 		&Digest{Session: Session{ID: math.MaxUint64, Token: math.MaxUint64, Step: math.MaxUint32}, Level: 6},
 		&Versions{Session: Session{ID: 1, Token: 99, Step: 2}, Leaves: []uint32{3, 4}, Counts: []uint32{1, 0},
 			Versions: []KeyVersion{{KeyHash: math.MaxUint64, Time: edge, Tombstone: true}}},
+		&Versions{Session: Session{ID: 1, Token: 99, Step: 3}, Leaves: []uint32{7}, Counts: []uint32{2},
+			Versions: []KeyVersion{{KeyHash: 5, Time: ts}, {KeyHash: 6, Time: edge}}, Part: &KeyRange{From: 5, Through: math.MaxUint64}},
 		&Repair{Session: Session{ID: 2, Token: 1, Step: 4}, Records: recs, Wants: []uint64{1, 2, 3}, Final: true},
 		&Repair{Session: Session{ID: 2}, Truncated: true},
 		&Reject{Session: Session{ID: 3}, Records: recs},

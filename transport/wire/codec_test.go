@@ -152,6 +152,14 @@ func drawVersions(t *rapid.T) *Versions {
 			m.Versions = append(m.Versions, v)
 		}
 	}
+	if len(m.Leaves) == 1 && rapid.Bool().Draw(t, "part") {
+		// A part: a range around the leaf's versions (or any, with none).
+		m.Part = &KeyRange{From: 0, Through: math.MaxUint64}
+		if n := len(m.Versions); n > 0 {
+			m.Part.From = rapid.Uint64Range(0, m.Versions[0].KeyHash).Draw(t, "part from")
+			m.Part.Through = rapid.Uint64Range(m.Versions[n-1].KeyHash, math.MaxUint64).Draw(t, "part through")
+		}
+	}
 	return m
 }
 
@@ -503,6 +511,10 @@ func TestEncodeRejects(t *testing.T) {
 		{"digest hashes short", &Digest{Level: 1, Parents: []uint32{0}, Hashes: []uint64{1}}, ErrMalformed},
 		{"versions counts short", &Versions{Leaves: []uint32{1}}, ErrMalformed},
 		{"versions counts off", &Versions{Leaves: []uint32{1}, Counts: []uint32{1}}, ErrMalformed},
+		{"a part of two leaves", &Versions{Leaves: []uint32{1, 2}, Counts: []uint32{0, 0}, Part: &KeyRange{Through: 9}}, ErrMalformed},
+		{"a part of no leaf", &Versions{Part: &KeyRange{Through: 9}}, ErrMalformed},
+		{"a part backwards", &Versions{Leaves: []uint32{1}, Counts: []uint32{0}, Part: &KeyRange{From: 9, Through: 8}}, ErrMalformed},
+		{"a version outside its part", &Versions{Leaves: []uint32{1}, Counts: []uint32{1}, Versions: []KeyVersion{{KeyHash: 10}}, Part: &KeyRange{From: 2, Through: 9}}, ErrMalformed},
 	}
 	c := NewCodec(small)
 	dst := []byte("prefix")

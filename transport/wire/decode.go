@@ -49,10 +49,16 @@ func (c *Codec) decodeBody(k Kind) Message {
 		return m
 	case KindVersions:
 		m := &Versions{}
-		c.fields(6, "versions")
+		n := c.list(1, "versions")
+		if c.err == nil && n != 6 && n != 8 {
+			c.fail(ErrMalformed, "versions: got %d fields, want 6 or 8", n)
+		}
 		m.Session = c.session()
 		m.Leaves, m.Counts = c.uint32s("leaves"), c.uint32s("counts")
 		m.Versions = c.keyVersions()
+		if n == 8 {
+			m.Part = &KeyRange{From: c.uint(math.MaxUint64, "part from"), Through: c.uint(math.MaxUint64, "part through")}
+		}
 		return m
 	case KindRepair:
 		m := &Repair{}

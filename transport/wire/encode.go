@@ -34,11 +34,19 @@ func (c *Codec) encodeBody(m Message) {
 		c.putTimestamp(m.Cut)
 		_ = c.enc.EncodeInt(m.Coverage)
 	case *Versions:
-		_ = c.enc.EncodeArrayLen(6)
+		fields := 6
+		if m.Part != nil {
+			fields = 8
+		}
+		_ = c.enc.EncodeArrayLen(fields)
 		c.putSession(m.Session)
 		c.putUint32s(m.Leaves)
 		c.putUint32s(m.Counts)
 		c.putKeyVersions(m.Versions)
+		if m.Part != nil {
+			_ = c.enc.EncodeUint(m.Part.From)
+			_ = c.enc.EncodeUint(m.Part.Through)
+		}
 	case *Repair:
 		_ = c.enc.EncodeArrayLen(7)
 		c.putSession(m.Session)

@@ -137,7 +137,22 @@ type Versions struct {
 	// Versions are grouped by leaf in the order of Leaves, each group
 	// strictly ascending by key hash.
 	Versions []KeyVersion
+	// Part, if set, says the message lists part of a leaf, Leaves' only
+	// one: the versions whose key hashes lie in the range, of a leaf whose
+	// versions take more than a frame. The receiver compares its versions
+	// in the range alone. A release before Part refuses such a message
+	// (it takes six fields, this eight), as it could not encode a
+	// leaf that large at all.
+	Part *KeyRange
 }
+
+// KeyRange is the key hashes from From to Through, both included.
+type KeyRange struct {
+	From, Through uint64
+}
+
+// Holds reports whether h is in the range.
+func (r KeyRange) Holds(h uint64) bool { return r.From <= h && h <= r.Through }
 
 // Repair carries records one side holds newer than the other, plus what the
 // sender wants back, and (from the initiator) the tombstones answering the
