@@ -246,7 +246,7 @@ type Config struct {
 	// anti-entropy repairs the loss. 0 selects 4096. On the default UDP
 	// transport, frames in datagrams skip memberlist's queue: the reader
 	// applies each as it reads it, and those that arrive meanwhile wait
-	// in the socket's receive buffer (4 MiB asked for), past which the
+	// in the socket's receive buffer (16 MiB asked for), past which the
 	// kernel drops datagrams, memberlist's own too, uncounted here.
 	QueueSize int
 	// Logger receives one line per event worth an operator's attention,
