@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -76,6 +77,7 @@ func BenchmarkSyncIntervalCost(b *testing.B) {
 	value := make([]byte, 100)
 	policies := []SyncPolicy{SyncNone, SyncInterval}
 	var took, cpu, wrote, wroteCPU [2]time.Duration
+	var allocated [2]uint64 // heap bytes allocated during each member's rounds
 	var ratios []float64
 	for b.Loop() {
 		var caches [2]*Cache
@@ -92,7 +94,7 @@ func BenchmarkSyncIntervalCost(b *testing.B) {
 			for i, c := range caches {
 				var next atomic.Int64
 				var wg sync.WaitGroup
-				start, used := time.Now(), processCPU()
+				start, used, alloc := time.Now(), processCPU(), heapAllocated()
 				for range writers {
 					wg.Go(func() {
 						for n := next.Add(1); n <= writes; n = next.Add(1) {
@@ -114,6 +116,7 @@ func BenchmarkSyncIntervalCost(b *testing.B) {
 				round[i] = time.Since(start)
 				took[i] += round[i]
 				cpu[i] += processCPU() - used
+				allocated[i] += heapAllocated() - alloc
 			}
 			ratios = append(ratios, float64(round[1])/float64(round[0]))
 		}
@@ -125,6 +128,8 @@ func BenchmarkSyncIntervalCost(b *testing.B) {
 		if wrote[i] > 0 {
 			b.ReportMetric(float64(wroteCPU[i])/float64(wrote[i])/float64(runtime.GOMAXPROCS(0)), p.String()+"-busy")
 		}
+		// Per member: -benchmem's B/op is of both members' rounds together.
+		b.ReportMetric(float64(allocated[i])/n, p.String()+"-alloc-B/write")
 	}
 	b.ReportMetric(float64(took[1])/float64(took[0]), "x-time")
 	if cpu[0] > 0 {
@@ -133,6 +138,14 @@ func BenchmarkSyncIntervalCost(b *testing.B) {
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/4], "x-time-p25")
 	b.ReportMetric(ratios[len(ratios)*3/4], "x-time-p75")
+}
+
+// heapAllocated returns the bytes the process has allocated on the heap
+// so far (cumulative, without stopping the world).
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // BenchmarkRestartFromLog: New on a snapshot of 100,000 keys and a write

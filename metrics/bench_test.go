@@ -54,11 +54,13 @@ func BenchmarkSetScraped(b *testing.B) {
 			defer close(stop)
 			scraper(reg, period, stop)
 			var next atomic.Int64
+			b.ResetTimer() // New is not a Set
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					c.Set(fmt.Sprint("key:", next.Add(1)%100_000), value, 0)
 				}
 			})
+			b.StopTimer() // nor is the deferred Close
 		})
 	}
 }

@@ -28,12 +28,27 @@ func BenchmarkHostileFrame(b *testing.B) {
 		b.Fatal(err)
 	}
 	r.SetMembers([]string{"n0", adversaryName})
-	var answers []crdt.Record // tombstones for keys the member holds, answering nothing it sent
+	var held []crdt.Record // what the member holds, for the Reject's answers
 	for i := range keys {
 		rec, _ := r.Set(fmt.Sprintf("key:%012d", i), make([]byte, 100), 0)
-		if i < wire.MaxRecords {
-			answers = append(answers, crdt.Record{Key: rec.Key, Tombstone: true, Time: crdt.Timestamp{Wall: rec.Time.Wall + 1}})
+		held = append(held, rec)
+	}
+	// Every frame of records carries records new to the member: one of
+	// records it took at an iteration before (or from another frame)
+	// changes nothing, and costs less than the first.
+	made := 0
+	// answers are tombstones for keys the member holds, answering nothing
+	// it sent, each frame's of other keys while they last, and newer than
+	// any before.
+	answers := func() []crdt.Record {
+		made++
+		sets := keys / wire.MaxRecords
+		from := (made - 1) % sets * wire.MaxRecords
+		recs := make([]crdt.Record, 0, wire.MaxRecords)
+		for _, rec := range held[from : from+wire.MaxRecords] {
+			recs = append(recs, crdt.Record{Key: rec.Key, Tombstone: true, Time: crdt.Timestamp{Wall: rec.Time.Wall + int64(made)}})
 		}
+		return recs
 	}
 	encode := func(m wire.Message) []byte {
 		frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
@@ -42,10 +57,12 @@ func BenchmarkHostileFrame(b *testing.B) {
 		}
 		return frame
 	}
+	// tiny returns n tiny records of keys no frame carried before.
 	tiny := func(n int) []crdt.Record {
+		made++
 		recs := make([]crdt.Record, n)
 		for i := range recs {
-			recs[i] = crdt.Record{Key: fmt.Sprint(i), Time: crdt.Timestamp{Wall: start - int64(i), Node: adversaryID}}
+			recs[i] = crdt.Record{Key: fmt.Sprint(made*n + i), Time: crdt.Timestamp{Wall: start - int64(i), Node: adversaryID}}
 		}
 		return recs
 	}
@@ -95,7 +112,7 @@ func BenchmarkHostileFrame(b *testing.B) {
 		}},
 		{"delta-max-records", func() []byte { return encode(&wire.Delta{OriginID: 7, Records: tiny(wire.MaxRecords)}) }},
 		{"repair-max-records", func() []byte { return encode(&wire.Repair{Session: session(), Records: tiny(wire.MaxRecords)}) }},
-		{"reject-max-answers", func() []byte { return encode(&wire.Reject{Session: session(), Records: answers}) }},
+		{"reject-max-answers", func() []byte { return encode(&wire.Reject{Session: session(), Records: answers()}) }},
 	}
 	for _, f := range frames {
 		b.Run(f.name, func(b *testing.B) {
