@@ -108,6 +108,9 @@ func (s *Store) enforceBounds() {
 		s.pendingKeys.Add(1)
 		s.pendingBytes.Add(size)
 		s.evictMu.Unlock()
+		if s.beforeDrop != nil {
+			s.beforeDrop(victim.Key())
+		}
 		sh := &s.shards[s.shardOf(crdt.HashKey(victim.Key()))] // its key never changes
 		sh.mu.Lock()
 		ch, evicted := sh.evict(victim)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 )
@@ -37,27 +36,19 @@ func TestRewriteOfAPendingVictimEvictsNoMore(t *testing.T) {
 	s.Write(crdt.Record{Key: a, Value: val(40), Time: stamp()}) // 41 bytes
 	s.Write(crdt.Record{Key: b, Value: val(38), Time: stamp()}) // 41
 	tsGrow, tsC := stamp(), stamp()
-
-	sh := &s.shards[shardOf(a)]
-	sh.mu.Lock() // holds the eviction of a between its choice and its drop
-	grown := make(chan struct{})
-	go func() { // the rewrite of a, to 61 bytes, waiting on a's shard
-		s.Write(crdt.Record{Key: a, Value: val(60), Time: tsGrow})
-		close(grown)
-	}()
-	time.Sleep(50 * time.Millisecond) // queued on the shard's lock first
-	evicting := make(chan struct{})
-	go func() { // c: 41 bytes, 123 in all: a is chosen (oldest written once)
-		s.Write(crdt.Record{Key: c, Value: val(38), Time: tsC})
-		close(evicting)
-	}()
-	for s.pendingKeys.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	// c: 41 bytes, 123 in all: a is chosen (oldest written once), and
+	// rewritten to 61 bytes between its choice and its drop.
+	grown := false
+	s.beforeDrop = func(key string) {
+		if key == a && !grown {
+			grown = true
+			s.Write(crdt.Record{Key: a, Value: val(60), Time: tsGrow})
+		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	sh.mu.Unlock()
-	<-grown
-	<-evicting
+	s.Write(crdt.Record{Key: c, Value: val(38), Time: tsC})
+	if !grown {
+		t.Fatal("a was not chosen as the victim of c's write")
+	}
 	now := func() int64 { return wall }
 	_, hasB := s.Get(b, now)
 	_, hasC := s.Get(c, now)

@@ -121,6 +121,10 @@ type Store struct {
 	// since (see Overtaken); restamp gives the new stamp.
 	overtaken func(crdt.Timestamp) bool
 	restamp   func() crdt.Timestamp
+	// beforeDrop, if set (tests), is called with a victim's key once it
+	// is chosen and counted pending, before its shard is locked to drop
+	// it, with no lock held.
+	beforeDrop func(key string)
 }
 
 // Overtaken makes Write stamp a local write again, under its shard's lock
