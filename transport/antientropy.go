@@ -877,7 +877,7 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 				break // the next chunk's
 			}
 			before := len(m.Versions)
-			m.Versions = appendKeyVersions(m.Versions, vs)
+			m.Versions = appendKeyVersions(m.Versions, vs, nil)
 			m.Leaves = append(m.Leaves, leaf)
 			m.Counts = append(m.Counts, uint32(len(m.Versions)-before))
 		}
@@ -903,9 +903,7 @@ func (n *Node) partOf(m *wire.Versions, leaf uint32, vs []crdt.Version, room int
 		}
 		s.parts[leaf] = from
 	}
-	kvs := appendKeyVersions(nil, vs)
-	i, _ := slices.BinarySearchFunc(kvs, from, byKeyHash)
-	kvs = kvs[i:]
+	kvs := appendKeyVersions(nil, vs, &wire.KeyRange{From: from, Through: last})
 	through := last
 	if len(kvs) > room {
 		kvs = kvs[:room]
@@ -952,10 +950,16 @@ const keyVersionRoom = 32
 // that hash it holds and asks for every one the other holds (see
 // compareVersions). Listed as one of them, as before, the other was never
 // repaired (found by review).
-func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version) []wire.KeyVersion {
+//
+// With in, only the versions of key hashes in that range (a part of a
+// leaf: those outside are left out before the sort, which a crowded
+// leaf's parts would each pay for the whole leaf).
+func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRange) []wire.KeyVersion {
 	start := len(dst)
 	for _, v := range vs {
-		dst = append(dst, wire.KeyVersion{KeyHash: crdt.HashKey(v.Key), Time: v.Time, Tombstone: v.Tombstone})
+		if h := crdt.HashKey(v.Key); in == nil || in.Holds(h) {
+			dst = append(dst, wire.KeyVersion{KeyHash: h, Time: v.Time, Tombstone: v.Tombstone})
+		}
 	}
 	group := dst[start:]
 	slices.SortFunc(group, func(a, b wire.KeyVersion) int { return cmp.Compare(a.KeyHash, b.KeyHash) })
@@ -1013,15 +1017,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 			continue
 		}
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
-		mine = appendKeyVersions(mine[:0], vs)
-		if p := m.Part; p != nil { // compared within the part alone
-			lo, _ := slices.BinarySearchFunc(mine, p.From, byKeyHash)
-			hi := lo
-			for hi < len(mine) && mine[hi].KeyHash <= p.Through {
-				hi++
-			}
-			mine = mine[lo:hi]
-		}
+		mine = appendKeyVersions(mine[:0], vs, m.Part) // with a part, compared within it alone
 		newer, wants := compareVersions(mine, theirs)
 		reply.Wants = append(reply.Wants, wants...)
 		for _, h := range wants {
