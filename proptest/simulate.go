@@ -1,6 +1,8 @@
 package proptest
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -92,7 +94,8 @@ type Digester interface {
 func (r *MapReplica) Digest() uint64 { return r.m.Tree().Root().Hash() }
 
 // Simulate runs a cluster of cfg.Nodes replicas deterministically: writes
-// of 13-byte keys ("key-" and nine digits) with 100-byte values at
+// of 13-byte keys ("key-" and nine digits) with 100-byte values (each
+// write's its own: its number in the first eight bytes) at
 // cfg.PerRound a round, each to
 // a random node, until every node holds them all; then a partition into
 // two halves with writes on both sides, a heal, and anti-entropy until
@@ -102,7 +105,8 @@ func (r *MapReplica) Digest() uint64 { return r.m.Tree().Root().Hash() }
 // (and, every SessionEvery rounds, every node starts a session).
 // Nodes agree when their digests (Digester) or, for other replicas,
 // their versions are equal; the state they agree on must then hold the
-// last write of every key written, or the run fails. A replica whose
+// last write of every key written, its version and its value, or the run
+// fails. A replica whose
 // frames multiply fails with ErrLivelock once the frames a round sends, or those in flight, pass
 // max(200,000, 1,000 x Nodes) + 2 x (PerRound + 2 x Nodes) x Nodes:
 // twice what a round of a correct replica may send.
@@ -142,10 +146,12 @@ type simulation struct {
 	out   [][]transport.Envelope
 	round int      // rounds run
 	peers []string // the peer each node starts a session with, SessionEvery's
-	// newest is, per key written, the version of its last write: what
-	// every node must hold once the cluster agrees (agreeing alone, a
-	// replica that lost writes everywhere alike passed as converged).
-	newest map[string]crdt.Version
+	// newest is, per key written, the version of its last write and the
+	// write's number (its value's, simValue): what every node must hold
+	// once the cluster agrees (agreeing alone, a replica that lost writes
+	// everywhere alike passed as converged).
+	newest map[string]written
+	writes int // writes made so far
 	// sending counts the frames the nodes sent in this round, against
 	// limit (see step); over says they passed it.
 	sending atomic.Int64
@@ -198,7 +204,12 @@ func (s *simulation) step() error {
 			if m.down || s.over.Load() {
 				break
 			}
-			got := m.r.Receive(p.Sender(), p.Payload)
+			// Its own bytes, as under the harness and SimulateType: a
+			// duplicate, and a broadcast's copies, share the sender's,
+			// which a receiver that opens its frames in place changed for
+			// the others (and, with Workers, while they read them: found
+			// by review).
+			got := m.r.Receive(p.Sender(), bytes.Clone(p.Payload))
 			out = append(out, got...)
 			// Stopped as the round's frames pass the bound, not after:
 			// a round of a replica whose frames multiply by the nodes
@@ -343,16 +354,34 @@ func (s *simulation) settle(from int) (int, error) {
 	}
 }
 
+// written is a key's last write: its version, and its number (simValue).
+type written struct {
+	v crdt.Version
+	n int
+}
+
+// simValue is the value of write n: 100 bytes, the first eight its number
+// (every value was 100 zero bytes, and a replica that cut values short,
+// or swapped them, agreed on the right versions and passed: found by
+// review).
+func simValue(n int) []byte {
+	value := make([]byte, 100)
+	binary.BigEndian.PutUint64(value, uint64(n)+1)
+	return value
+}
+
 func (s *simulation) write() int {
 	node := s.rng.IntN(s.c.Size())
 	key := fmt.Sprintf("key-%09d", s.rng.IntN(s.cfg.Keys))
-	value := make([]byte, 100)
+	n := s.writes
+	s.writes++
+	value := simValue(n)
 	rec := s.c.Set(node, key, value, 0)
 	if s.newest == nil {
-		s.newest = map[string]crdt.Version{}
+		s.newest = map[string]written{}
 	}
-	if v, ok := s.newest[key]; !ok || rec.Version().Compare(v) > 0 {
-		s.newest[key] = rec.Version()
+	if w, ok := s.newest[key]; !ok || rec.Version().Compare(w.v) > 0 {
+		s.newest[key] = written{rec.Version(), n}
 	}
 	return len(key) + len(value)
 }
@@ -362,13 +391,26 @@ func (s *simulation) write() int {
 // on every node alike (a key cut short, a value collected) agreed, and
 // its run was measured as converged (found by review).
 func (s *simulation) holdsEveryWrite() error {
-	held := map[string]crdt.Version{}
-	for _, v := range Versions(s.c.Replica(0)) {
-		held[v.Key] = v
+	held := map[string]crdt.Record{}
+	for _, rec := range s.c.Replica(0).Records() {
+		if h, ok := held[rec.Key]; !ok || rec.Version().Compare(h.Version()) > 0 {
+			held[rec.Key] = rec
+		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(s.newest)) {
-		if want := s.newest[key]; held[key] != want {
-			return fmt.Errorf("proptest: simulate: the nodes agree, but hold %+v of key %q, not its last write %+v", held[key], key, want)
+		want := s.newest[key]
+		rec, ok := held[key]
+		var got crdt.Version
+		if ok {
+			got = rec.Version()
+		}
+		if got != want.v {
+			return fmt.Errorf("proptest: simulate: the nodes agree, but hold %+v of key %q, not its last write %+v", got, key, want.v)
+		}
+		// An evicted record's value is dropped on purpose: its version
+		// alone is held.
+		if !rec.Evicted && !bytes.Equal(rec.Value, simValue(want.n)) {
+			return fmt.Errorf("proptest: simulate: the nodes agree, but hold the value %x of key %q, not its last write's %x", rec.Value, key, simValue(want.n))
 		}
 	}
 	return nil
