@@ -55,6 +55,17 @@ func main() {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && o.memLimit > 0 {
 		debug.SetMemoryLimit(o.memLimit << 20)
 	}
+	// The heap profile's file is made before the run: a path that cannot
+	// be written fails at once, not after a long run (whose CPU profile
+	// it then cut short).
+	var memFile *os.File
+	if o.memProfile != "" {
+		var err error
+		if memFile, err = os.Create(o.memProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "simulate:", err)
+			os.Exit(1)
+		}
+	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err == nil {
@@ -75,13 +86,13 @@ func main() {
 	if o.memProfile != "" {
 		// No collection first: the profile's in-use figures are those of
 		// the last one, when the cluster was still alive.
-		f, err := os.Create(o.memProfile)
-		if err == nil {
-			err = pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
+		err := pprof.Lookup("heap").WriteTo(memFile, 0)
+		if cerr := memFile.Close(); err == nil {
+			err = cerr
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "simulate:", err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 	}
