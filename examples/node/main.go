@@ -298,8 +298,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		*accept = strings.Join(strings.Fields(strings.ReplaceAll(string(b), ",", " ")), ",")
 	}
+	// A key read from a file is named by that flag and file in errors:
+	// "-key: not hex" named a flag the manifest never passes.
+	keyFlag, acceptFlag := "-key", "-accept-keys"
+	if *keyFile != "" {
+		keyFlag = "-key-file: " + *keyFile
+	}
+	if *acceptFile != "" {
+		acceptFlag = "-accept-keys-file: " + *acceptFile
+	}
 	if *key != "" {
-		k, err := parseKey("-key", *key)
+		k, err := parseKey(keyFlag, *key)
 		if err != nil {
 			return options{}, err
 		}
@@ -307,7 +316,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	for a := range strings.SplitSeq(*accept, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			k, err := parseKey("-accept-keys", a)
+			k, err := parseKey(acceptFlag, a)
 			if err != nil {
 				return options{}, err
 			}
