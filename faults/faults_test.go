@@ -96,21 +96,9 @@ func TestRandomSchedules(t *testing.T) {
 		}
 		began := time.Now()
 		s := first + uint64(i)
-		r := rand.New(rand.NewPCG(s, 1))
-		sc := scenario{name: fmt.Sprintf("seed %d", s)}
-		kind := r.IntN(4)
-		if k := slices.Index([]string{"none", "loss", "clock20s", "clock2m"}, *mix); k >= 0 {
-			kind = k
-		} else if *mix != "random" {
-			t.Fatalf("-faults.mix=%s: want random, none, loss, clock20s or clock2m", *mix)
-		}
-		switch kind {
-		case 1:
-			sc.loss = 20
-		case 2:
-			sc.offsets = map[int]time.Duration{r.IntN(members): 20 * time.Second}
-		case 3:
-			sc.offsets = map[int]time.Duration{r.IntN(members): 2 * time.Minute}
+		sc, r, err := drawScenario(s, *mix)
+		if err != nil {
+			t.Fatal(err)
 		}
 		t.Run(sc.name, func(t *testing.T) {
 			l := newLab(t, members)
@@ -133,6 +121,28 @@ func TestRandomSchedules(t *testing.T) {
 		t.Logf("heal to agreement over %d runs: median %v, p99 %v, max %v", len(heals),
 			heals[len(heals)/2], heals[(len(heals)*99+99)/100-1], heals[len(heals)-1])
 	}
+}
+
+// drawScenario draws the faults of the randomized schedule of seed s
+// under -faults.mix=mix, and returns the source of its further draws.
+func drawScenario(s uint64, mix string) (scenario, *rand.Rand, error) {
+	r := rand.New(rand.NewPCG(s, 1))
+	sc := scenario{name: fmt.Sprintf("seed %d", s)}
+	kind := r.IntN(4)
+	if k := slices.Index([]string{"none", "loss", "clock20s", "clock2m"}, mix); k >= 0 {
+		kind = k
+	} else if mix != "random" {
+		return sc, nil, fmt.Errorf("-faults.mix=%s: want random, none, loss, clock20s or clock2m", mix)
+	}
+	switch kind {
+	case 1:
+		sc.loss = 20
+	case 2:
+		sc.offsets = map[int]time.Duration{r.IntN(members): 20 * time.Second}
+	case 3:
+		sc.offsets = map[int]time.Duration{r.IntN(members): 2 * time.Minute}
+	}
+	return sc, r, nil
 }
 
 // run is one schedule on lab l: start every member; write keys and wait
