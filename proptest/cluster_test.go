@@ -329,12 +329,7 @@ func (e *echoing) Receive(from string, payload []byte) []transport.Envelope {
 // Simulate fail with ErrLivelock within a bound of frames in flight; it
 // grew the network until the machine's memory ran out.
 func TestSimulateBoundsFramesInFlight(t *testing.T) {
-	inner := MapFactory(DefaultMapConfig())
-	f := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
-		r, err := inner(name, id, phys)
-		return &echoing{Replica: r}, err
-	}
-	_, err := Simulate(SimConfig{Factory: f, Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05})
+	_, err := simulateWrapped(func(r Replica) Replica { return &echoing{Replica: r} })
 	if !errors.Is(err, ErrLivelock) || !strings.Contains(err.Error(), "frames in flight") {
 		t.Fatalf("Simulate of a replica whose frames multiply: %v; want ErrLivelock", err)
 	}

@@ -8,6 +8,17 @@ import (
 	"github.com/bcache-go/bcache/transport"
 )
 
+// simulateWrapped runs a small Simulate (six map replicas, 300 writes
+// of 200 keys, a partition) of replicas that wrap wraps.
+func simulateWrapped(wrap func(Replica) Replica) (SimResult, error) {
+	inner := MapFactory(DefaultMapConfig())
+	f := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := inner(name, id, phys)
+		return wrap(r), err
+	}
+	return Simulate(SimConfig{Factory: f, Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05})
+}
+
 // truncating is a replica that cuts every key it is asked to write to its
 // first four bytes ("key-"): every node holds one key, the same newest
 // version of it, and the cluster agrees at once.
@@ -23,12 +34,7 @@ func (r truncating) Set(key string, value []byte, expires int64) (crdt.Record, [
 // converged, its WriteRounds "until every node holds every write"
 // (found by review).
 func TestSimulateFailsAClusterThatAgreesOnLostWrites(t *testing.T) {
-	inner := MapFactory(DefaultMapConfig())
-	f := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
-		r, err := inner(name, id, phys)
-		return truncating{r}, err
-	}
-	res, err := Simulate(SimConfig{Factory: f, Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05})
+	res, err := simulateWrapped(func(r Replica) Replica { return truncating{r} })
 	if err == nil || !strings.Contains(err.Error(), "last write") {
 		t.Fatalf("Simulate of a replica that cuts its keys short: %v, %+v; want a failure naming a lost write", err, res)
 	}

@@ -24,12 +24,7 @@ func (r shortening) Set(key string, value []byte, expires int64) (crdt.Record, [
 // converged: Simulate compared versions alone, and every value it wrote
 // was 100 zero bytes.
 func TestSimulateFailsAClusterThatAgreesOnLostValues(t *testing.T) {
-	inner := MapFactory(DefaultMapConfig())
-	f := func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
-		r, err := inner(name, id, phys)
-		return shortening{r}, err
-	}
-	res, err := Simulate(SimConfig{Factory: f, Nodes: 6, Keys: 200, Writes: 300, PerRound: 20, Seed: 1, Split: 0.05})
+	res, err := simulateWrapped(func(r Replica) Replica { return shortening{r} })
 	if err == nil || !strings.Contains(err.Error(), "last write") {
 		t.Fatalf("Simulate of a replica that cuts its values short: %v, %+v; want a failure naming a lost write", err, res)
 	}
