@@ -129,6 +129,15 @@ type Cache struct {
 	stats    counters
 }
 
+// gossipError says err of gossip's Start or Config.Check as New's: a
+// rule gossip owns (an address's form) as ErrConfig.
+func gossipError(err error) error {
+	if errors.Is(err, gossip.ErrConfig) {
+		return fmt.Errorf("bcache: new: %w: %s", ErrConfig, strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": "))
+	}
+	return fmt.Errorf("bcache: new: %w", err)
+}
+
 // New starts a member: it listens on BindAddr, joins Peers in the
 // background, and is ready for reads and writes when New returns.
 func New(cfg Config) (*Cache, error) {
@@ -157,23 +166,31 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil { // the fields it takes were checked by fill
 		return nil, fmt.Errorf("bcache: new: %w: %v", ErrConfig, err)
 	}
-	c.solo.Store(cfg.SnapshotPath == "") // without files, each start begins a lineage (restore says otherwise)
-	if err := c.restore(); err != nil {
-		return nil, err
-	}
-	c.repl, err = gossip.Start(gossip.Config{
+	// gossip's rules (an address's form, a key's length, the packet's
+	// room) are checked before the files are read: a typo was reported
+	// only after a restore, which takes seconds for a large snapshot,
+	// and had already moved damaged files aside under OnDamage reset.
+	gcfg := gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
-		Founder: c.founded.Load(), Restored: !c.solo.Load(), OnFounder: c.onFounder,
+		OnFounder:  c.onFounder,
 		KeepsState: cfg.SnapshotPath != "" && !drawn,
 		Protocol: transport.Config{
 			FlushInterval: cfg.FlushInterval, AntiEntropyInterval: cfg.AntiEntropyInterval,
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
-			Known: c.known,
 		},
-	})
+	}
+	if err := gcfg.Check(); err != nil {
+		return nil, gossipError(err)
+	}
+	c.solo.Store(cfg.SnapshotPath == "") // without files, each start begins a lineage (restore says otherwise)
+	if err := c.restore(); err != nil {
+		return nil, err
+	}
+	gcfg.Founder, gcfg.Restored, gcfg.Protocol.Known = c.founded.Load(), !c.solo.Load(), c.known // as restore found them
+	c.repl, err = gossip.Start(gcfg)
 	if err != nil && c.journal != nil { // opened by restore, and used by no one
 		if derr := c.journal.Discard(); derr != nil {
 			c.log.Warn().Err(derr).Msg("write log: removing the unused segment")
@@ -182,11 +199,8 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil {
 		c.release()
 	}
-	switch {
-	case errors.Is(err, gossip.ErrConfig): // a rule gossip owns: an address's form
-		return nil, fmt.Errorf("bcache: new: %w: %s", ErrConfig, strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": "))
-	case err != nil:
-		return nil, fmt.Errorf("bcache: new: %w", err)
+	if err != nil {
+		return nil, gossipError(err)
 	}
 	c.store.Overtaken(c.repl.Overtaken, c.clock.Now)
 	if c.markLog { // see restore; if this fails (it logs why), the next snapshot's file says so

@@ -242,7 +242,10 @@ func (c *Cache) restore() (err error) {
 		if err := c.writeKnown(c.known, c.logFrom, false); err != nil {
 			return nil // logged; the log stays, covered again at the next start
 		}
-		return journal.RemoveAll(path)
+		if err := journal.RemoveAll(path); err != nil { // said bare, it read as the snapshot's
+			return fmt.Errorf("bcache: new: removing the write log a snapshot covers (Sync: SyncNone): %w", err)
+		}
+		return nil
 	}
 	if lst.Segments > 0 && lst.Newest.N < c.logFrom {
 		// Segments numbered below log_from, replayed above: left by a

@@ -108,8 +108,10 @@ type Stats struct {
 	// that failed (see Config.SnapshotPath), and those written whose
 	// members file, written after them, failed (the log they cover stays
 	// until the next), and LogSnapshots those
-	// written before their interval because the write log had grown past
-	// twice the last snapshot's size (and 4 MiB).
+	// tried before their interval because the write log had grown past
+	// twice the last snapshot's size (and 4 MiB), whether written or
+	// failed (a failed one counts in SnapshotErrors too, and is tried
+	// again later, twice as late each time up to a minute).
 	Restored       uint64 `json:"restored"`
 	RestoreDrifted uint64 `json:"restore_drifted"`
 	RestoreLowered uint64 `json:"restore_lowered"`

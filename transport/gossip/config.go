@@ -316,6 +316,11 @@ func (r *Replicator) datagramRoom() int {
 // maxLabel is the longest Label memberlist takes.
 const maxLabel = 255
 
+// Check reports what Start would refuse c for (ErrConfig), without
+// starting anything: a host checks its configuration before work that
+// should not be done for a member that cannot start.
+func (c Config) Check() error { return c.fill() }
+
 func (c *Config) fill() error {
 	if c.Name == "" || c.Replica == nil || c.Clock == nil {
 		return fmt.Errorf("%w: Name, Replica and Clock are required", ErrConfig)
