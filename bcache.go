@@ -293,7 +293,7 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 // reads use) and travels with the write, so every member agrees on it.
 // A ttl whose expiry would fall past the largest Unix nanosecond time
 // (the year 2262; time.Duration(math.MaxInt64) is a common "forever")
-// expires then, that is never. The value is copied: the caller may reuse
+// is no expiry, as ttl 0. The value is copied: the caller may reuse
 // its buffer.
 func (c *Cache) Set(key string, value []byte, ttl time.Duration) error {
 	_, err := c.set(key, value, ttl)
@@ -336,13 +336,20 @@ func (c *Cache) record(op, key string, value []byte, ttl time.Duration) (crdt.Re
 	return rec, nil
 }
 
-// expiry is the expiry of a TTL ttl > 0 run from the Unix time from:
-// never 0, which is "never" (a clock before 1970).
+// expiry is the expiry of a TTL ttl > 0 run from the Unix time from, 0
+// (none) where it saturates at the end of time: a value that expires
+// there never does, and one with an expiry keeps its shard's collection
+// walking all its records at every GCInterval (found by review). Else
+// never 0, which is "never" (a clock before 1970 gives -1).
 func expiry(from int64, ttl time.Duration) int64 {
-	if e := crdt.AddSat(from, int64(ttl)); e != 0 {
+	switch e := crdt.AddSat(from, int64(ttl)); e {
+	case math.MaxInt64:
+		return 0
+	case 0:
+		return -1
+	default:
 		return e
 	}
-	return -1
 }
 
 // Delete removes key on every member: its tombstone beats every older

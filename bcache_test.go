@@ -388,8 +388,10 @@ func TestTTLExpires(t *testing.T) {
 // TestSetHugeTTLNeverExpires (no-loss item 1): Set computed wall + ttl,
 // which wrapped for a ttl above about 235 years: time.Duration(math.MaxInt64),
 // a common "forever", made Set return nil and Get miss at once, and
-// GetWithFiller return the value without caching it. The expiry now
-// saturates at the end of Unix nanosecond time, that is never.
+// GetWithFiller return the value without caching it. Such a TTL is now
+// no expiry, as 0: it saturated at the end of Unix nanosecond time,
+// expiring never, but with an expiry the value kept its shard's
+// collection walking every record at each GCInterval (found by review).
 func TestSetHugeTTLNeverExpires(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
@@ -411,6 +413,11 @@ func TestSetHugeTTLNeverExpires(t *testing.T) {
 	}
 	if fills != 1 {
 		t.Fatalf("the filler ran %d times, want 1: its value was not cached", fills)
+	}
+	for _, key := range []string{"k", "f"} {
+		if rec, _ := c.store.Lookup(key); rec.Expires != 0 {
+			t.Fatalf("%s held with expiry %d, want none", key, rec.Expires)
+		}
 	}
 }
 
