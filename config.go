@@ -80,7 +80,8 @@ type Config struct {
 	// as soon as one answers. Each is host:port, where host may be a DNS
 	// name with several addresses (a Kubernetes headless Service), each a
 	// peer; or srv:NAME, a DNS SRV name whose targets, at the ports it
-	// gives, are peers. Names are resolved again each time the member
+	// gives, are peers (no space, control character or, after srv:, port:
+	// refused). Names are resolved again each time the member
 	// tries its peers (at start, and every re-join interval while it is
 	// alone or misses members), so members that come and go are found.
 	Peers []string

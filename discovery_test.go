@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -223,5 +224,22 @@ func TestPeerSourceOfManyPeers(t *testing.T) {
 	}
 	if !strings.Contains(fromSource[0].Err, "20000 peers") {
 		t.Fatalf("the failure does not count them: %s", fromSource[0].Err)
+	}
+}
+
+// TestPeersWithSpacesOrAPortedSRVNameAreRefused: a peer with a space
+// (" 10.0.0.1:7946", a list split at ", ") or an SRV name given a port
+// ("srv:NAME:7946") can never resolve: New took them, and the member
+// failed its lookup at every look, for good, the first as "lookup
+// 127.0.0.1: no such host", naming a peer that is fine.
+func TestPeersWithSpacesOrAPortedSRVNameAreRefused(t *testing.T) {
+	for _, p := range []string{" 127.0.0.1:7946", "\t127.0.0.1:7946", "exa mple.test:7946", "srv: _x._tcp.test.", "srv:_x._tcp.test.:7946"} {
+		c, err := New(Config{BindAddr: "127.0.0.1:0", Peers: []string{p}, Timings: FastTimings()})
+		if err == nil {
+			c.Close()
+			t.Errorf("peer %q accepted", p)
+		} else if !errors.Is(err, ErrConfig) {
+			t.Errorf("peer %q: %v, want ErrConfig", p, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // srvPrefix marks a peer given as a DNS SRV name: every target it lists,
@@ -51,9 +52,20 @@ func checkPeer(p string) error {
 		// 1,024 names of 64 KiB made a status of 134 MB (found by review).
 		return fmt.Errorf("%q...: %d bytes, over %d", p[:32], len(p), maxPeerLen)
 	}
+	// A space or a control character is in no host name, address or SRV
+	// name: " 10.0.0.1:7946" (a list split at ", ") was taken, looked up
+	// as a name at every look, and failed as "lookup 10.0.0.1: no such
+	// host", which names a peer that is fine (found by review).
+	if i := strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
+		return fmt.Errorf("%q: a space or control character at byte %d", p, i)
+	}
 	if name, ok := strings.CutPrefix(p, srvPrefix); ok {
-		if name == "" {
+		switch {
+		case name == "":
 			return errors.New("srv: without a name")
+		case strings.Contains(name, ":"):
+			// No DNS name has one: "srv:NAME:7946" failed every look.
+			return fmt.Errorf("%q: srv:NAME takes no port (its records give the ports)", p)
 		}
 		return nil
 	}
@@ -172,6 +184,16 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		rctx, cancel := context.WithTimeout(base, resolveTimeout)
 		defer cancel()
 		addrs = append(addrs, r.resolvePeers(rctx, peers, failed, &budget, seen, "PeerSource")...)
+	}
+	// Addresses given as ip:port of a family this member cannot reach
+	// are left out as a name's are (see unreachable), when the look gives
+	// one it can: a dual-stack registry's source lists each member at
+	// both, and a member bound to its IPv4 address took its own IPv6 one
+	// for a peer elsewhere, dialled it at every look and never founded its
+	// cluster (found by review). A look of such addresses alone keeps
+	// them: they fail as joins, and settle nothing.
+	if slices.ContainsFunc(addrs, func(a string) bool { return !r.unreachable(a) }) {
+		addrs = slices.DeleteFunc(addrs, r.unreachable)
 	}
 	slices.Sort(addrs)
 	return addrs, failed
@@ -520,7 +542,9 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 		return false
 	})
 	if len(addrs) == 0 && found > 0 {
-		return nil, fmt.Errorf("%s: no address this member can reach from %s: %d of another family", host, r.bound.Addr(), found)
+		// A DNS error, as a name's other failures: cause "lookup" (a plain
+		// error was "failed", found by review).
+		return nil, &net.DNSError{Err: fmt.Sprintf("no address this member can reach from %s: %d of another family", r.bound.Addr(), found), Name: host, IsNotFound: true}
 	}
 	return addrs, nil
 }
