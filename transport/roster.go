@@ -32,7 +32,8 @@ import (
 // met watermarks its live writes were below (found by review). One that
 // keeps nothing has nothing to bring back. A member
 // in the view without a completed session yet stops the bound: its
-// records are not known to be here.
+// records are not known to be here; so does one that left keeping its
+// state before any, until it retires.
 //
 // Stable, the bound, is the lowest of: this node's coverage (the lowest cut
 // it holds), and the coverage every counted member reported, less a margin
@@ -133,7 +134,18 @@ const maxEndedPerName = 16
 func (r *roster) end(in *incarnation, now int64) {
 	now = max(now, r.latest)
 	in.state, in.since = ended, now
-	if !in.hasCut { // never synced with: it wrote nothing before it joined
+	switch {
+	case !in.hasCut && in.left:
+		// Never synced with, and back later with what it held: that may
+		// be a write of any time (made alone at its start, or while away
+		// past the failed timeout), which no one else holds. It holds the
+		// bound until it is back and synced, or for the failed timeout,
+		// as a failed member never synced with does. Counted at a cut of
+		// when this node first saw it, the bound passed such a write, and
+		// the write was rejected on its return (found by review,
+		// TestLeaverNeverSyncedWithLosesNoLiveWrite).
+		in.cut, in.hasCut = NoStable, true
+	case !in.hasCut: // never synced with, keeping nothing: taken to have written nothing before it joined (what it held alone is gone with it)
 		in.cut, in.hasCut = in.joined, true
 	}
 	var last *incarnation // the newest entry of the name
