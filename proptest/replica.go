@@ -248,6 +248,7 @@ func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig
 	}
 	r.node.UseDirect(true)    // as a member of this release among others: every member takes
 	r.node.OpenWithRoot(true) // these, as the Replicator sets them
+	r.node.ListPrints(true)
 	return r, nil
 }
 

@@ -205,6 +205,7 @@ func (r *StoreReplica) newNode(known []transport.Known) error {
 	}
 	n.UseDirect(true)    // as a member of this release among others: every member takes
 	n.OpenWithRoot(true) // these, as the Replicator sets them
+	n.ListPrints(true)
 	r.node = n
 	return nil
 }

@@ -862,8 +862,11 @@ var emptyLeaf = crdt.TreeNode{}.Hash()
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	room := n.codec.Limits().MaxFrame / keyVersionRoom
+	if n.prints {
+		room = n.codec.Limits().MaxFrame / printedVersionRoom
+	}
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
-		m := &wire.Versions{}
+		m := &wire.Versions{Prints: n.prints}
 		var vs []crdt.Version
 		for _, leaf := range s.leaves[:min(len(s.leaves), n.cfg.LeavesPerStep)] {
 			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
@@ -877,7 +880,7 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 				break // the next chunk's
 			}
 			before := len(m.Versions)
-			m.Versions = appendKeyVersions(m.Versions, vs, nil)
+			m.Versions = appendKeyVersions(m.Versions, vs, nil, n.prints)
 			m.Leaves = append(m.Leaves, leaf)
 			m.Counts = append(m.Counts, uint32(len(m.Versions)-before))
 		}
@@ -903,7 +906,7 @@ func (n *Node) partOf(m *wire.Versions, leaf uint32, vs []crdt.Version, room int
 		}
 		s.parts[leaf] = from
 	}
-	kvs := appendKeyVersions(nil, vs, &wire.KeyRange{From: from, Through: last})
+	kvs := appendKeyVersions(nil, vs, &wire.KeyRange{From: from, Through: last}, m.Prints)
 	through := last
 	if len(kvs) > room {
 		kvs = kvs[:room]
@@ -940,8 +943,12 @@ func (n *Node) nextPart(leaf uint32, part *wire.KeyRange) {
 }
 
 // keyVersionRoom is the room a key's version takes in a Versions frame,
-// rounded up (29 bytes) to leave the frame's header and lists room.
-const keyVersionRoom = 32
+// rounded up (29 bytes) to leave the frame's header and lists room, and
+// printedVersionRoom the same with its print (33 bytes).
+const (
+	keyVersionRoom     = 32
+	printedVersionRoom = 36
+)
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.
 // Versions are matched by key hash, so two keys of one hash (a 64-bit
@@ -953,12 +960,17 @@ const keyVersionRoom = 32
 //
 // With in, only the versions of key hashes in that range (a part of a
 // leaf: those outside are left out before the sort, which a crowded
-// leaf's parts would each pay for the whole leaf).
-func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRange) []wire.KeyVersion {
+// leaf's parts would each pay for the whole leaf). With prints, each
+// version carries its key's print (see printKey; a collided one none).
+func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRange, prints bool) []wire.KeyVersion {
 	start := len(dst)
 	for _, v := range vs {
 		if h := crdt.HashKey(v.Key); in == nil || in.Holds(h) {
-			dst = append(dst, wire.KeyVersion{KeyHash: h, Time: v.Time, Tombstone: v.Tombstone})
+			kv := wire.KeyVersion{KeyHash: h, Time: v.Time, Tombstone: v.Tombstone}
+			if prints {
+				kv.Print = printKey(v.Key)
+			}
+			dst = append(dst, kv)
 		}
 	}
 	group := dst[start:]
@@ -980,6 +992,19 @@ func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRan
 // of that hash as newer. A record stamped with it (no writer's clock
 // gives it) is merely sent both ways.
 var collided = crdt.Timestamp{Wall: math.MinInt64}
+
+// printKey returns a key's print (wire.KeyVersion.Print): FNV-1a of the
+// key, 64 bits folded to 32, a function unlike crdt.HashKey, so that two
+// keys a caller chose of one HashKey (about 2^32 hashes for a pair) share
+// a print only by a chance of one in 2^32, or at a search of about 2^48
+// hashes for both at once.
+func printKey(key string) uint32 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * 1099511628211
+	}
+	return uint32(h ^ h>>32)
+}
 
 // isCollided reports whether kv stands for keys of one hash (see
 // appendKeyVersions).
@@ -1017,8 +1042,8 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 			continue
 		}
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
-		mine = appendKeyVersions(mine[:0], vs, m.Part) // with a part, compared within it alone
-		newer, wants := compareVersions(mine, theirs)
+		mine = appendKeyVersions(mine[:0], vs, m.Part, m.Prints) // with a part, compared within it alone
+		newer, wants := compareVersions(mine, theirs, m.Prints)
 		reply.Wants = append(reply.Wants, wants...)
 		for _, h := range wants {
 			if _, ok := slices.BinarySearchFunc(mine, h, byKeyHash); ok {
@@ -1085,8 +1110,9 @@ func (n *Node) releaseScratch() {
 // compareVersions walks two key-hash-sorted version lists of one leaf and
 // returns the key hashes where mine is newer or theirs lacks the key, and
 // those where theirs is newer or mine lacks it; a hash listed as collided
-// on either side is in both.
-func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
+// on either side is in both, and so, with prints, is one each side holds
+// a different key of.
+func compareVersions(mine, theirs []wire.KeyVersion, prints bool) (newer, wants []uint64) {
 	i, j := 0, 0
 	for i < len(mine) || j < len(theirs) {
 		switch {
@@ -1102,6 +1128,16 @@ func compareVersions(mine, theirs []wire.KeyVersion) (newer, wants []uint64) {
 				// Keys of one hash, on either side: versions cannot tell
 				// which is which, so every record of that hash goes
 				// each way.
+				newer = append(newer, mine[i].KeyHash)
+				wants = append(wants, theirs[j].KeyHash)
+			case prints && mine[i].Print != theirs[j].Print:
+				// Two keys of one hash, one a side: ours goes in the
+				// reply the initiator awaits, and theirs is asked for.
+				// Sent only once the initiator's record came, as a
+				// Reject that nothing awaits (the answer to its final
+				// Repair), ours was lost with that Reject or that
+				// Repair, and the initiator completed without it
+				// (found by review).
 				newer = append(newer, mine[i].KeyHash)
 				wants = append(wants, theirs[j].KeyHash)
 			case c > 0:

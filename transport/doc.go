@@ -74,7 +74,13 @@
 // key it lacks, at a hash it held, sends its own records of that hash
 // back in the same session (the initiator with its next Repair, the
 // responder in a Reject). Listed as one of the keys, the other was never
-// repaired. A repair that carries such records gets room for them beyond
+// repaired. A Reject is awaited by nothing: the answer to the final
+// Repair lost (or that Repair), the initiator completed lacking the
+// responder's key. So a Versions carries, where every member takes them
+// (Node.ListPrints), a second hash of each key (wire.KeyVersion.Print):
+// a responder that holds another key of a listed hash sees that the keys
+// differ, and sends its record in the reply the initiator awaits and
+// asks again for when lost. A repair that carries such records gets room for them beyond
 // MaxRepairBytes (each ask sends them all again), up to 16 MiB and what a
 // frame holds; keys of one hash whose records outgrow that are not
 // repaired past it, and a session that meets them, moving nothing else,

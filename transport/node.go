@@ -211,6 +211,7 @@ type Envelope struct {
 type Node struct {
 	cfg       Config
 	useDirect bool // direct deltas go in their short form (UseDirect)
+	prints    bool // Versions carry their keys' prints (ListPrints)
 	codec     *wire.Codec
 	ring      *ring
 	self      int      // this node's place on the ring
@@ -666,6 +667,16 @@ func direct(m wire.Message) bool {
 // member it knows takes that form (members of releases before it refuse
 // it as an unknown kind, and get the writes by anti-entropy instead).
 func (n *Node) UseDirect(ok bool) { n.useDirect = ok }
+
+// ListPrints sets whether this node's Versions carry their keys' prints
+// (wire.Versions.Prints): a host sets it while every member it knows
+// takes them (members of releases before refuse such a Versions as
+// malformed). Without them, a key of a hash the responder holds another
+// key of reaches the initiator only as a Reject that nothing awaits.
+func (n *Node) ListPrints(ok bool) { n.prints = ok }
+
+// ListsPrints reports what ListPrints last set.
+func (n *Node) ListsPrints() bool { return n.prints }
 
 // send encodes m once and addresses it to every member in to.
 func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {

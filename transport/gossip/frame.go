@@ -51,9 +51,20 @@ const directVersion = 1
 // directVersion.
 const rawVersion = 2
 
+// A member at printsVersion takes too a session's Versions that carry
+// their keys' prints (wire.Versions.Prints), and its sessions list them
+// while every member's range reaches it: members of earlier releases
+// refuse them as malformed. Such a member also takes what rawVersion
+// says, so one with another transport, which stops at directVersion,
+// never lists prints, nor is sent them: in a cluster with such a member,
+// a key of a hash the responder holds another key of reaches the
+// initiator only in a Reject that nothing awaits (see transport's
+// package doc), as before.
+const printsVersion = 3
+
 // delegateMax is the highest delegate protocol version this member takes:
-// rawVersion (tests play members of earlier releases with less).
-var delegateMax uint8 = rawVersion
+// printsVersion (tests play members of earlier releases with less).
+var delegateMax uint8 = printsVersion
 
 // directHeader is how a frame holding a direct delta in its short form
 // starts: the anonymous header and the wire header. A datagram of type

@@ -116,6 +116,7 @@ func (r *Replicator) updateView() []transport.Envelope {
 	r.current.Store(current)
 	r.raw.Store(least >= rawVersion && r.out != nil)
 	r.node.UseDirect(current)
+	r.node.ListPrints(least >= printsVersion)
 	r.node.OpenWithRoot(current)
 	for _, l := range left {
 		r.node.Left(l.name, l.keeps, now)

@@ -667,7 +667,8 @@ type leaver struct {
 // view returns the live members' names and the lowest top of their
 // delegate protocol ranges (frame.go: at directVersion every member takes
 // direct deltas in their short form and answers a session opened with the
-// digest's root; at rawVersion, direct deltas in datagrams of their own),
+// digest's root; at rawVersion, direct deltas in datagrams of their own;
+// at printsVersion, sessions' Versions with their keys' prints),
 // and takes the names of those that left on purpose since the last call.
 // restartedUnder reports whether metadata now, of a member alive before
 // with prev, says a new process (its start number, the first 8 bytes,

@@ -17,7 +17,8 @@ import (
 //	Digest   [session, token, step, level uint, parents blob32, hashes blob64,
 //	          cut wall int, cut logical uint, cut node uint, coverage int]
 //	Versions [session, token, step, leaves blob32, counts blob32, versions blobKV]
-//	         or the same and [..., part from uint, part through uint]
+//	         or the same and [..., part from uint, part through uint],
+//	         either then [..., prints blob32] (one a version)
 //	Repair   [session, token, step, records [record...], wants blob64,
 //	          final bool, truncated bool]
 //	Reject   [session, token, step, records [record...]]
@@ -324,7 +325,7 @@ func checkDigest(m *Digest) error {
 // leaves, one count per leaf, counts adding up to the number of versions,
 // and each leaf's versions strictly ascending by key hash; with a Part,
 // one leaf, and its versions within the part's range, From at most
-// Through. (That the range lies within the leaf is the receiver's to
+// Through; without Prints, no version's Print set. (That the range lies within the leaf is the receiver's to
 // check: the codec does not know the digest's width.)
 func checkVersions(m *Versions) error {
 	switch {
@@ -336,6 +337,13 @@ func checkVersions(m *Versions) error {
 		return fmt.Errorf("%w: a part of %d leaves, want one", ErrMalformed, len(m.Leaves))
 	case m.Part != nil && m.Part.From > m.Part.Through:
 		return fmt.Errorf("%w: a part from %#x through %#x", ErrMalformed, m.Part.From, m.Part.Through)
+	}
+	if !m.Prints {
+		for _, kv := range m.Versions {
+			if kv.Print != 0 { // it would not go: the message said otherwise than sent
+				return fmt.Errorf("%w: key hash %#x has a print in a Versions without prints", ErrMalformed, kv.KeyHash)
+			}
+		}
 	}
 	if m.Part != nil {
 		for _, kv := range m.Versions {

@@ -152,6 +152,11 @@ func drawVersions(t *rapid.T) *Versions {
 			m.Versions = append(m.Versions, v)
 		}
 	}
+	if m.Prints = rapid.Bool().Draw(t, "prints"); m.Prints {
+		for i := range m.Versions {
+			m.Versions[i].Print = drawUint32(t, fmt.Sprintf("print %d", i))
+		}
+	}
 	if len(m.Leaves) == 1 && rapid.Bool().Draw(t, "part") {
 		// A part: a range around the leaf's versions (or any, with none).
 		m.Part = &KeyRange{From: 0, Through: math.MaxUint64}
@@ -394,6 +399,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"versions of a leaf repeated", KindVersions, "96 00 00 00 c404 01000000 c404 02000000 c43a {z58}", Limits{}, ErrMalformed},
 		{"wants repeated", KindRepair, "97 00 00 00 90 c410 {z16} c3 c2", Limits{}, ErrMalformed},
 		{"key version flag 2", KindVersions, "96 00 00 00 c404 01000000 c404 01000000 c41d {z28} 02", Limits{}, ErrMalformed},
+		{"versions with prints", KindVersions, "97 00 00 00 c404 01000000 c404 01000000 c41d {z29} c404 07000000", Limits{}, nil},
+		{"a part with prints", KindVersions, "99 00 00 00 c404 01000000 c404 01000000 c41d {z29} 00 01 c404 07000000", Limits{}, nil},
+		{"prints for fewer versions", KindVersions, "97 00 00 00 c404 01000000 c404 01000000 c41d {z29} c400", Limits{}, ErrMalformed},
+		{"prints for more versions", KindVersions, "97 00 00 00 c404 01000000 c404 01000000 c41d {z29} c408 {z8}", Limits{}, ErrMalformed},
+		{"prints blob of 3 bytes", KindVersions, "97 00 00 00 c404 01000000 c404 01000000 c41d {z29} c403 {z3}", Limits{}, ErrMalformed},
+		{"versions of 10 fields", KindVersions, "9a 00 00 00 c404 01000000 c404 01000000 c41d {z29} 00 01 c404 07000000 00", Limits{}, ErrMalformed},
+		{"versions of 5 fields", KindVersions, "95 00 00 00 c404 01000000 c404 01000000", Limits{}, ErrMalformed},
 		{"direct record of 5 fields", KindDirect, "93 01 02 95 a16b c0 01 02 03", Limits{}, nil},
 		{"direct record of 6 fields", KindDirect, "93 01 02 96 a16b c0 01 02 03 04", Limits{}, nil},
 		{"direct record of 7 fields", KindDirect, "93 01 02 97 a16b c0 01 02 03 04 01", Limits{}, nil},
@@ -515,6 +527,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"a part of no leaf", &Versions{Part: &KeyRange{Through: 9}}, ErrMalformed},
 		{"a part backwards", &Versions{Leaves: []uint32{1}, Counts: []uint32{0}, Part: &KeyRange{From: 9, Through: 8}}, ErrMalformed},
 		{"a version outside its part", &Versions{Leaves: []uint32{1}, Counts: []uint32{1}, Versions: []KeyVersion{{KeyHash: 10}}, Part: &KeyRange{From: 2, Through: 9}}, ErrMalformed},
+		{"a print in a Versions without prints", &Versions{Leaves: []uint32{1}, Counts: []uint32{1}, Versions: []KeyVersion{{KeyHash: 10, Print: 7}}}, ErrMalformed},
 	}
 	c := NewCodec(small)
 	dst := []byte("prefix")

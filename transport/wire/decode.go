@@ -50,14 +50,26 @@ func (c *Codec) decodeBody(k Kind) Message {
 	case KindVersions:
 		m := &Versions{}
 		n := c.list(1, "versions")
-		if c.err == nil && n != 6 && n != 8 {
-			c.fail(ErrMalformed, "versions: got %d fields, want 6 or 8", n)
+		if c.err == nil && (n < 6 || n > 9) {
+			c.fail(ErrMalformed, "versions: got %d fields, want 6 to 9", n)
 		}
 		m.Session = c.session()
 		m.Leaves, m.Counts = c.uint32s("leaves"), c.uint32s("counts")
 		m.Versions = c.keyVersions()
-		if n == 8 {
+		if n >= 8 {
 			m.Part = &KeyRange{From: c.uint(math.MaxUint64, "part from"), Through: c.uint(math.MaxUint64, "part through")}
+		}
+		if n%2 == 1 { // a field more: the prints
+			m.Prints = true
+			prints := c.uint32s("prints")
+			if c.err == nil && len(prints) != len(m.Versions) {
+				c.fail(ErrMalformed, "versions: %d prints for %d versions", len(prints), len(m.Versions))
+			}
+			for i := range prints {
+				if i < len(m.Versions) {
+					m.Versions[i].Print = prints[i]
+				}
+			}
 		}
 		return m
 	case KindRepair:

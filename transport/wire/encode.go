@@ -38,6 +38,9 @@ func (c *Codec) encodeBody(m Message) {
 		if m.Part != nil {
 			fields = 8
 		}
+		if m.Prints {
+			fields++
+		}
 		_ = c.enc.EncodeArrayLen(fields)
 		c.putSession(m.Session)
 		c.putUint32s(m.Leaves)
@@ -46,6 +49,9 @@ func (c *Codec) encodeBody(m Message) {
 		if m.Part != nil {
 			_ = c.enc.EncodeUint(m.Part.From)
 			_ = c.enc.EncodeUint(m.Part.Through)
+		}
+		if m.Prints {
+			c.putPrints(m.Versions)
 		}
 	case *Repair:
 		_ = c.enc.EncodeArrayLen(7)
@@ -220,6 +226,15 @@ func (c *Codec) putUint64s(vs []uint64) {
 	if c.putBlobHeader(len(vs), 8, "uint64s") {
 		for _, v := range vs {
 			c.out.b = binary.LittleEndian.AppendUint64(c.out.b, v)
+		}
+	}
+}
+
+// putPrints writes the Print of each of vs, as a list of uint32s.
+func (c *Codec) putPrints(vs []KeyVersion) {
+	if c.putBlobHeader(len(vs), 4, "prints") {
+		for _, v := range vs {
+			c.out.b = binary.LittleEndian.AppendUint32(c.out.b, v.Print)
 		}
 	}
 }

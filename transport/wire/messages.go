@@ -50,17 +50,20 @@ type Message interface {
 }
 
 // Delta carries fresh local writes of its origin. Each member forwards it,
-// unchanged, to its children in the origin's broadcast tree (see tree.go).
+// unchanged, to its children in the origin's broadcast tree (package
+// transport, ring.go).
 type Delta struct {
 	// Origin is the member name of the writer; it roots the broadcast tree.
 	// It is empty in a direct send, which the receiver applies and neither
 	// relays nor tracks.
 	Origin string
-	// OriginID is the writer's incarnation; with Seq it identifies the batch
-	// for duplicate suppression.
+	// OriginID is the writer's incarnation: a member takes a batch of its
+	// own for an echo and leaves it.
 	OriginID crdt.NodeID
 	// Seq numbers the writer's relayed batches within its incarnation, from
-	// 1; 0 in a direct send.
+	// 1; 0 in a direct send. No receiver reads it: whether a batch is new
+	// is what applying its records says (a copy applies nothing and goes
+	// no further), so a number a sender chooses changes nothing.
 	Seq uint64
 	// Records are the newest record of each key written since the previous
 	// batch.
@@ -110,6 +113,10 @@ type KeyVersion struct {
 	KeyHash   uint64
 	Time      crdt.Timestamp
 	Tombstone bool
+	// Print is a second hash of the key, independent of KeyHash, in a
+	// Versions whose Prints is set (else 0): the receiver tells two keys of
+	// one KeyHash apart by it (see Versions.Prints).
+	Print uint32
 }
 
 // MaxRecords bounds the records or wants any one list of a frame may
@@ -144,6 +151,14 @@ type Versions struct {
 	// (it takes six fields, this eight), as it could not encode a
 	// leaf that large at all.
 	Part *KeyRange
+	// Prints says each version carries its key's Print: a field more
+	// (seven, or nine with Part). A side that holds one key of a KeyHash
+	// cannot tell from a version of that hash alone whether the other
+	// lists the same key; with the print the receiver can, and sends its
+	// own key's record within the reply the sender awaits. A release
+	// before Prints refuses such a message: a sender lists prints only
+	// while every member it knows takes them.
+	Prints bool
 }
 
 // KeyRange is the key hashes from From to Through, both included.
