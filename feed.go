@@ -86,7 +86,10 @@ type Change struct {
 	// it rejoins), from its last 64 processes that wrote, this one
 	// included: as far back as 63 restarts once this process has written
 	// (the doc said 64 restarts; a write of 64 restarts back is then not
-	// reported, found by review).
+	// reported, found by review). A local write that a newer one already
+	// held here beats as it is applied (a peer's, applied between the
+	// write's stamp and its merge) changes nothing and is reported
+	// nowhere.
 	Superseded bool
 }
 
