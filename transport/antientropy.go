@@ -880,7 +880,7 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 				break // the next chunk's
 			}
 			before := len(m.Versions)
-			m.Versions = appendKeyVersions(m.Versions, vs, nil, n.prints)
+			m.Versions = appendKeyVersions(m.Versions, vs, nil, n.prints, s.ID)
 			m.Leaves = append(m.Leaves, leaf)
 			m.Counts = append(m.Counts, uint32(len(m.Versions)-before))
 		}
@@ -906,7 +906,7 @@ func (n *Node) partOf(m *wire.Versions, leaf uint32, vs []crdt.Version, room int
 		}
 		s.parts[leaf] = from
 	}
-	kvs := appendKeyVersions(nil, vs, &wire.KeyRange{From: from, Through: last}, m.Prints)
+	kvs := appendKeyVersions(nil, vs, &wire.KeyRange{From: from, Through: last}, m.Prints, s.ID)
 	through := last
 	if len(kvs) > room {
 		kvs = kvs[:room]
@@ -961,14 +961,15 @@ const (
 // With in, only the versions of key hashes in that range (a part of a
 // leaf: those outside are left out before the sort, which a crowded
 // leaf's parts would each pay for the whole leaf). With prints, each
-// version carries its key's print (see printKey; a collided one none).
-func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRange, prints bool) []wire.KeyVersion {
+// version carries its key's print, keyed by seed, the session's id (see
+// printKey; a collided one none).
+func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRange, prints bool, seed uint64) []wire.KeyVersion {
 	start := len(dst)
 	for _, v := range vs {
 		if h := crdt.HashKey(v.Key); in == nil || in.Holds(h) {
 			kv := wire.KeyVersion{KeyHash: h, Time: v.Time, Tombstone: v.Tombstone}
 			if prints {
-				kv.Print = printKey(v.Key)
+				kv.Print = printKey(seed, v.Key)
 			}
 			dst = append(dst, kv)
 		}
@@ -993,17 +994,59 @@ func appendKeyVersions(dst []wire.KeyVersion, vs []crdt.Version, in *wire.KeyRan
 // gives it) is merely sent both ways.
 var collided = crdt.Timestamp{Wall: math.MinInt64}
 
-// printKey returns a key's print (wire.KeyVersion.Print): FNV-1a of the
-// key, 64 bits folded to 32, a function unlike crdt.HashKey, so that two
-// keys a caller chose of one HashKey (about 2^32 hashes for a pair) share
-// a print only by a chance of one in 2^32, or at a search of about 2^48
-// hashes for both at once.
-func printKey(key string) uint32 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint64(key[i])) * 1099511628211
+// printKey returns a key's print (wire.KeyVersion.Print) in a session
+// of id seed: SipHash-2-4 of the key keyed by the id, folded to 32 bits.
+// Keyed, because HashKey gives a caller who chooses keys any number of
+// one hash at no cost (2^k keys from k swappable 16-byte steps: see
+// crdt/hash.go), and among 2^17 of them two share any fixed 32-bit
+// print by the birthday bound: an unkeyed FNV-1a was matched in under a
+// second (TestChosenKeysOfOnePrintReachTheInitiator; found by review).
+// Keys written before a session cannot be chosen for its id, so two keys
+// of one hash share its print by a chance of one in 2^32, and the next
+// session, of another id, tells them apart.
+func printKey(seed uint64, key string) uint32 {
+	v0, v1 := seed^0x736f6d6570736575, ^seed^0x646f72616e646f6d
+	v2, v3 := seed^0x6c7967656e657261, ^seed^0x7465646279746573
+	i := 0
+	for ; i+8 <= len(key); i += 8 {
+		var m uint64
+		for j := 7; j >= 0; j-- {
+			m = m<<8 | uint64(key[i+j])
+		}
+		v3 ^= m
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0 ^= m
 	}
+	m := uint64(len(key)) << 56
+	for j := len(key) - 1; j >= i; j-- {
+		m |= uint64(key[j]) << (8 * (j - i))
+	}
+	v3 ^= m
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0 ^= m
+	v2 ^= 0xff
+	for range 4 {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
+	h := v0 ^ v1 ^ v2 ^ v3
 	return uint32(h ^ h>>32)
+}
+
+// sipRound is a SipRound of SipHash.
+func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13) ^ v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16) ^ v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21) ^ v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17) ^ v2
+	v2 = bits.RotateLeft64(v2, 32)
+	return v0, v1, v2, v3
 }
 
 // isCollided reports whether kv stands for keys of one hash (see
@@ -1042,7 +1085,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 			continue
 		}
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
-		mine = appendKeyVersions(mine[:0], vs, m.Part, m.Prints) // with a part, compared within it alone
+		mine = appendKeyVersions(mine[:0], vs, m.Part, m.Prints, m.ID) // with a part, compared within it alone
 		newer, wants := compareVersions(mine, theirs, m.Prints)
 		reply.Wants = append(reply.Wants, wants...)
 		for _, h := range wants {

@@ -77,7 +77,8 @@
 // repaired. A Reject is awaited by nothing: the answer to the final
 // Repair lost (or that Repair), the initiator completed lacking the
 // responder's key. So a Versions carries, where every member takes them
-// (Node.ListPrints), a second hash of each key (wire.KeyVersion.Print):
+// (Node.ListPrints), a second hash of each key, keyed by the session's
+// id so that keys chosen beforehand cannot share it (wire.KeyVersion.Print):
 // a responder that holds another key of a listed hash sees that the keys
 // differ, and sends its record in the reply the initiator awaits and
 // asks again for when lost. A repair that carries such records gets room for them beyond

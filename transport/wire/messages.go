@@ -113,9 +113,11 @@ type KeyVersion struct {
 	KeyHash   uint64
 	Time      crdt.Timestamp
 	Tombstone bool
-	// Print is a second hash of the key, independent of KeyHash, in a
-	// Versions whose Prints is set (else 0): the receiver tells two keys of
-	// one KeyHash apart by it (see Versions.Prints).
+	// Print is a second hash of the key, keyed by the session's ID (a
+	// caller choosing keys can make any number share a KeyHash, and two of
+	// those share any fixed 32-bit hash at little search), in a Versions
+	// whose Prints is set (else 0): the receiver tells two keys of one
+	// KeyHash apart by it (see Versions.Prints).
 	Print uint32
 }
 
