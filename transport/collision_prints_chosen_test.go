@@ -2,10 +2,8 @@ package transport
 
 import (
 	"testing"
-	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport/wire"
 )
 
@@ -34,24 +32,11 @@ func TestChosenKeysOfOnePrintReachTheInitiator(t *testing.T) {
 		t.Fatalf("the keys no longer share a hash: choose two that do")
 	}
 	lose := func(h hop, m wire.Message) bool { return h.from == "b" && h.e.Kind == wire.KindReject }
-	c := newStoreCluster(t, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, store.Config{Shards: 16, DigestBits: 8}, "a", "b")
-	for _, nd := range c.nodes {
-		nd.ListPrints(true)
-	}
-	c.write("b", crdt.Record{Key: kb, Value: []byte("b's")})
-	c.now.Advance(time.Millisecond)
-	c.write("a", crdt.Record{Key: ka, Value: []byte("a's, newer")})
-	a := c.nodes["a"]
-	c.run("a", a.StartSession("b", c.now.Now()), lose, nil)
-	for tick := 0; tick < 100 && a.ae.active; tick++ {
-		c.now.Advance(50 * time.Millisecond)
-		c.run("a", a.Tick(c.now.Now()), lose, nil)
-		c.run("b", c.nodes["b"].Tick(c.now.Now()), lose, nil)
-	}
-	if a.Stats().SessionsCompleted != 1 {
+	completed, holds := collidedSession(t, ka, kb, true, lose)
+	if !completed {
 		t.Fatalf("the session did not complete")
 	}
-	if _, holds := c.stores["a"].Lookup(kb); !holds {
+	if !holds {
 		t.Fatalf("a completed its session lacking b's key of the same hash and print")
 	}
 }

@@ -38,22 +38,7 @@ func TestCollidedKeyReachesTheInitiatorBeforeItCompletes(t *testing.T) {
 	}
 	for name, lose := range losses {
 		for _, prints := range []bool{true, false} {
-			c := newStoreCluster(t, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, store.Config{Shards: 16, DigestBits: 8}, "a", "b")
-			for _, nd := range c.nodes {
-				nd.ListPrints(prints)
-			}
-			c.write("b", crdt.Record{Key: kb, Value: []byte("b's")})
-			c.now.Advance(time.Millisecond)
-			c.write("a", crdt.Record{Key: ka, Value: []byte("a's, newer")})
-			a := c.nodes["a"]
-			c.run("a", a.StartSession("b", c.now.Now()), lose, nil)
-			for tick := 0; tick < 100 && a.ae.active; tick++ {
-				c.now.Advance(50 * time.Millisecond)
-				c.run("a", a.Tick(c.now.Now()), lose, nil)
-				c.run("b", c.nodes["b"].Tick(c.now.Now()), lose, nil)
-			}
-			completed := a.Stats().SessionsCompleted == 1
-			_, holds := c.stores["a"].Lookup(kb)
+			completed, holds := collidedSession(t, ka, kb, prints, lose)
 			switch {
 			case prints && !completed:
 				t.Fatalf("%s lost, with prints: the session did not complete", name)
@@ -66,4 +51,28 @@ func TestCollidedKeyReachesTheInitiatorBeforeItCompletes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// collidedSession runs one session from a, which holds ka, to b, which
+// holds kb (of ka's hash, older), with the prints on or off, losing the
+// frames lose says, and ticks until it ends: whether a completed it,
+// and whether a then holds kb.
+func collidedSession(t *testing.T, ka, kb string, prints bool, lose func(hop, wire.Message) bool) (completed, holds bool) {
+	t.Helper()
+	c := newStoreCluster(t, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, store.Config{Shards: 16, DigestBits: 8}, "a", "b")
+	for _, nd := range c.nodes {
+		nd.ListPrints(prints)
+	}
+	c.write("b", crdt.Record{Key: kb, Value: []byte("b's")})
+	c.now.Advance(time.Millisecond)
+	c.write("a", crdt.Record{Key: ka, Value: []byte("a's, newer")})
+	a := c.nodes["a"]
+	c.run("a", a.StartSession("b", c.now.Now()), lose, nil)
+	for tick := 0; tick < 100 && a.ae.active; tick++ {
+		c.now.Advance(50 * time.Millisecond)
+		c.run("a", a.Tick(c.now.Now()), lose, nil)
+		c.run("b", c.nodes["b"].Tick(c.now.Now()), lose, nil)
+	}
+	_, holds = c.stores["a"].Lookup(kb)
+	return a.Stats().SessionsCompleted == 1, holds
 }

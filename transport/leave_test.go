@@ -118,6 +118,41 @@ func sameBucket(bits, n int) []string {
 	return keys
 }
 
+// leaveAndReturn plays name leaving on purpose, keeping its store (the
+// snapshot Close writes), while the others sync for 8 s and collect at
+// their bound, then coming back under its name from that store: it must
+// still hold its live write of key, live, whatever the others collected
+// (a delete in key's bucket, tomb, among what they may).
+func leaveAndReturn(t *testing.T, c *storeCluster, name string, others []string, key string, live, tomb crdt.Record) {
+	t.Helper()
+	for _, n := range others {
+		c.nodes[n].SetMembers(others, c.now.Now())
+		c.nodes[n].Left(name, true, c.now.Now())
+	}
+	delete(c.nodes, name)
+	for range 8 {
+		c.now.Advance(time.Second)
+		c.session(others[0], others[1])
+		c.session(others[1], others[0])
+	}
+	stable := c.nodes[others[0]].Stable(c.now.Now())
+	got := c.stores[others[0]].Collect(c.now.Now(), false, stable)
+	t.Logf("%s's bound %v after %s left; %s written at %v, tombstone at %v; collected %v",
+		others[0], time.Duration(stable), name, key, live.Time, tomb.Time, got)
+	c.now.Advance(2 * time.Second)
+	c.start(name)
+	all := append([]string{name}, others...)
+	for _, n := range all {
+		c.nodes[n].SetMembers(all, c.now.Now())
+	}
+	c.session(name, others[0])
+	c.session(others[0], name)
+	if r, _ := c.stores[name].Lookup(key); !r.Live(c.now.Now()) {
+		t.Fatalf("%s lost its live write of %q, %v old (horizon 1h): now %v; dropped %v",
+			name, key, time.Duration(c.now.Now()-live.Time.Wall), r, c.nodes[name].Dropped())
+	}
+}
+
 // TestLeaverRestartedFromItsSnapshotLosesNoLiveWrite: b writes k (its
 // delta lost), leaves on purpose (Close: Left) and restarts under its
 // name from its snapshot seconds later. a retired b's ended incarnation
@@ -136,33 +171,7 @@ func TestLeaverRestartedFromItsSnapshotLosesNoLiveWrite(t *testing.T) {
 	tomb := c.write("a", crdt.Record{Key: keys[1], Tombstone: true}) // a delete in k's bucket, after it
 	c.now.Advance(100 * time.Millisecond)
 	// b closes: it leaves, its store kept (the snapshot Close writes).
-	for _, n := range []string{"a", "c"} {
-		c.nodes[n].SetMembers([]string{"a", "c"}, c.now.Now())
-		c.nodes[n].Left("b", true, c.now.Now())
-	}
-	delete(c.nodes, "b")
-	for range 8 {
-		c.now.Advance(time.Second)
-		c.session("a", "c")
-		c.session("c", "a")
-	}
-	stable := c.nodes["a"].Stable(c.now.Now())
-	got := c.stores["a"].Collect(c.now.Now(), false, stable)
-	t.Logf("a's bound %v after b left; k written at %v, tombstone at %v; collected %v",
-		time.Duration(stable), live.Time, tomb.Time, got)
-	// b restarts under its name from its snapshot.
-	c.now.Advance(2 * time.Second)
-	c.start("b")
-	for _, n := range []string{"a", "b", "c"} {
-		c.nodes[n].SetMembers([]string{"a", "b", "c"}, c.now.Now())
-	}
-	c.session("b", "a")
-	c.session("a", "b")
-	r, _ := c.stores["b"].Lookup(keys[0])
-	if !r.Live(c.now.Now()) {
-		t.Fatalf("b lost its live write of %q, %v old (horizon 1h): now %v; dropped %v",
-			keys[0], time.Duration(c.now.Now()-live.Time.Wall), r, c.nodes["b"].Dropped())
-	}
+	leaveAndReturn(t, c, "b", []string{"a", "c"}, keys[0], live, tomb)
 	// b back and synced: the bound moves past its leave again, once the
 	// ended incarnation has counted for EndedFor.
 	for range 3 + int(DefaultEndedFor/time.Second) {

@@ -41,31 +41,5 @@ func TestLeaverNeverSyncedWithLosesNoLiveWrite(t *testing.T) {
 	}
 	// z closes at once: it leaves, its store kept (its snapshot).
 	c.now.Advance(100 * time.Millisecond)
-	for _, n := range []string{"a", "c"} {
-		c.nodes[n].SetMembers([]string{"a", "c"}, c.now.Now())
-		c.nodes[n].Left("z", true, c.now.Now())
-	}
-	delete(c.nodes, "z")
-	for range 8 {
-		c.now.Advance(time.Second)
-		c.session("a", "c")
-		c.session("c", "a")
-	}
-	stable := c.nodes["a"].Stable(c.now.Now())
-	got := c.stores["a"].Collect(c.now.Now(), false, stable)
-	t.Logf("a's bound %v after z left; k written at %v, tombstone at %v; collected %v",
-		time.Duration(stable), live.Time, tomb.Time, got)
-	// z restarts under its name from its snapshot.
-	c.now.Advance(2 * time.Second)
-	c.start("z")
-	for _, n := range []string{"a", "c", "z"} {
-		c.nodes[n].SetMembers([]string{"a", "c", "z"}, c.now.Now())
-	}
-	c.session("z", "a")
-	c.session("a", "z")
-	r, _ := c.stores["z"].Lookup(keys[0])
-	if !r.Live(c.now.Now()) {
-		t.Fatalf("z lost its live write of %q, %v old (horizon 1h): now %v; dropped %v",
-			keys[0], time.Duration(c.now.Now()-live.Time.Wall), r, c.nodes["z"].Dropped())
-	}
+	leaveAndReturn(t, c, "z", []string{"a", "c"}, keys[0], live, tomb)
 }
