@@ -250,7 +250,14 @@ type Entry struct {
 }
 
 // Read reads every segment of the log beside the snapshot at path and
-// returns their entries, oldest segment first, in the order appended. It
+// returns their entries, oldest segment first, frame after frame. Records
+// are not in the order appended: a frame holds its stripes' records
+// stripe after stripe, the records of failed frames come after the next
+// frame's, and one goroutine's appends may go to different stripes (near
+// hands them out; a collection or a move to another processor changes
+// which), so that a later one is read first, in the same frame or an
+// earlier one (TestOneWritersRecordsMayReadOutOfOrder). Replay merges them
+// by their versions. It
 // returns no entry and an error wrapping ErrDamaged if any segment is
 // damaged; a torn end of the newest segment is not damage.
 func Read(path string) ([]Entry, ReadStats, error) {
