@@ -63,7 +63,14 @@ type Cluster struct {
 	// ends at its restart, the others' roster counting it failed until
 	// then.
 	endedAt map[crdt.NodeID]int64
-	source  Source
+	// keptBy holds, per incarnation that left keeping its state (it had
+	// saved a snapshot), the incarnations that were told so: a production
+	// node counts such a leaver, for its stable bound, until an
+	// incarnation of its name has synced with it or for FailedTimeout
+	// (transport's roster), so it does not collect early past what the
+	// leaver alone held meanwhile (see Counts).
+	keptBy map[crdt.NodeID]map[crdt.NodeID]bool
+	source Source
 	// lostDown counts the frames taken for delivery to a member that was
 	// down: lost, not delivered (see Stats). outlived counts the frames
 	// received after their sender's incarnation ended, and those received
@@ -145,7 +152,7 @@ func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 	}
 	c := &Cluster{Net: sim.New(), base: start, factory: factory, byName: map[string]int{}, born: map[crdt.NodeID]int64{},
 		seenBy: map[crdt.NodeID]map[crdt.NodeID]bool{}, unknownTo: map[int]map[crdt.NodeID]int64{}, owner: map[crdt.NodeID]int{},
-		endedAt: map[crdt.NodeID]int64{}}
+		endedAt: map[crdt.NodeID]int64{}, keptBy: map[crdt.NodeID]map[crdt.NodeID]bool{}}
 	for i := range n {
 		m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
 		c.members = append(c.members, m)
@@ -539,6 +546,43 @@ func (c *Cluster) Join() (int, error) {
 	return i, nil
 }
 
+// JoinApart is Join with the new member cut off from every other (the
+// network partitioned into it and the rest, which heal among themselves)
+// before any view is given it: no other member has it in its view until
+// a heal, as a member started while its peers are out of reach.
+func (c *Cluster) JoinApart() (int, error) {
+	i := len(c.members)
+	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
+	c.members = append(c.members, m)
+	if err := c.incarnate(i); err != nil {
+		c.members = c.members[:i]
+		return 0, err
+	}
+	c.byName[m.name] = i
+	c.Partition([]string{m.name})
+	return i, nil
+}
+
+// Counts reports whether member i, as it is now, counts incarnation w for
+// its stable bound, as far as the Cluster can tell: i is w, or has had
+// w's name in its view (see noteUnknown), or was told that w left
+// keeping its state while w's name has not come back since, for less
+// than failedTimeout (a production node counts such a leaver until an
+// incarnation of its name has synced with it, or for FailedTimeout: the
+// Cluster, which sees no sessions, stops at the name's next
+// incarnation).
+func (c *Cluster) Counts(i int, w crdt.NodeID, failedTimeout time.Duration) bool {
+	id := c.members[i].id
+	if id == w || c.seenBy[w][id] {
+		return true
+	}
+	if !c.keptBy[w][id] {
+		return false
+	}
+	o, ok := c.owner[w]
+	return ok && c.members[o].id == w && c.members[o].down && crdt.SubSat(c.base, c.endedAt[w]) < int64(failedTimeout)
+}
+
 // Leave takes member i down as a member that leaves on purpose goes: its
 // state is lost and its frames in flight stay in flight, as in a crash, and
 // every live member is told it left (a [Leaver] replica stops waiting for
@@ -555,7 +599,8 @@ func (c *Cluster) Leave(i int) {
 			continue
 		}
 		told := true
-		if kl, ok := m.r.(KeepsLeaver); ok {
+		kl, _ := m.r.(KeepsLeaver)
+		if kl != nil {
 			kl.LeftKeeping(name, keeps)
 		} else if l, ok := m.r.(Leaver); ok {
 			l.Left(name)
@@ -565,7 +610,16 @@ func (c *Cluster) Leave(i int) {
 		if told {
 			// It forgets the member (see transport.Config): back under
 			// the name, it is one it has not seen.
+			counted := c.seenBy[c.members[i].id][m.id]
 			delete(c.seenBy[c.members[i].id], m.id)
+			if keeps && kl != nil && counted {
+				// ... but counts it, keeping its state, until it is back
+				// and synced, or for FailedTimeout (see Counts).
+				if c.keptBy[c.members[i].id] == nil {
+					c.keptBy[c.members[i].id] = map[crdt.NodeID]bool{}
+				}
+				c.keptBy[c.members[i].id][m.id] = true
+			}
 		}
 	}
 	c.SyncViews()

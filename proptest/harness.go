@@ -327,7 +327,7 @@ func (cfg *Config) weight(name string) int {
 // after counterexamples were pinned by their draws (testdata) and the
 // broken variants' budgets were set, which an action drawn in every run
 // would change.
-var optIn = []string{"bounce", "bounce from snapshot", "hand over"}
+var optIn = []string{"bounce", "bounce from snapshot", "hand over", "join apart"}
 
 // start is the harness's epoch: a fixed, realistic wall time.
 const start = int64(1_750_000_000_000_000_000)
@@ -377,6 +377,9 @@ type harness struct {
 	openings    map[openingKey]int64
 	checkedAt   int64
 	openingWire *wire.Codec
+	// blindGC is, per incarnation, the cluster's time of the last
+	// collection by a member that did not count it (collectedBlind).
+	blindGC map[crdt.NodeID]int64
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -448,6 +451,83 @@ func (h *harness) join(t *rapid.T) {
 	h.must(t, err)
 	event(t, "%s joins", h.c.Name(i))
 	h.added()
+}
+
+// joinApart plays a member that writes before the others know it and
+// leaves keeping its state before any session with it completed (off by
+// default, weight 0: set its weight to draw it): a new member joins cut
+// off from every other, writes, and saves a snapshot; the others delete
+// (keys drawn, of the writes' bucket when the keys share one) while time
+// moves on; the network heals, so the others have it in their views, and
+// it leaves at once, keeping its state; the others run a round of
+// sessions past the stable margin and collect; and it comes back from its
+// snapshot and syncs. Its writes are seconds old: a member that saw it
+// must have waited for it (transport's roster), and one rejected on its
+// return is a loss the model does not excuse (see model.unknownTo).
+// Each part is drawn, so that shrinking can leave out what a failure
+// does not need.
+func (h *harness) joinApart(t *rapid.T) {
+	if h.c.Size() >= h.cfg.MaxNodes {
+		t.Skip("the cluster is full")
+	}
+	if !slices.ContainsFunc(h.c.members, func(m *member) bool { return !m.down }) {
+		t.Skip("every member is down")
+	}
+	if _, ok := h.c.Replica(0).(Snapshotter); !ok {
+		t.Skip("the replicas cannot snapshot: a leaver keeps nothing")
+	}
+	i, err := h.c.JoinApart()
+	h.must(t, err)
+	h.added()
+	event(t, "%s joins cut off from every other member", h.c.Name(i))
+	for range rapid.IntRange(1, 3).Draw(t, "writes") {
+		key := h.key(t)
+		value := fmt.Appendf(nil, "%s=%d", key, len(h.model.writes))
+		prior, ok := h.newestHeld(i, key)
+		rec, out := h.c.Replica(i).Set(key, value, 0)
+		h.wroteOver(t, i, rec, crdt.Record{Key: key, Value: value}, prior, ok)
+		h.c.send(i, out)
+	}
+	h.check(t)
+	if rapid.Bool().Draw(t, "snapshot") {
+		h.snapshot(t, i)
+	}
+	dt := rapid.SampledFrom([]time.Duration{0, 100 * time.Millisecond, time.Second}).Draw(t, "before the deletes")
+	h.c.Advance(dt)
+	event(t, "time moves on %v", dt)
+	for range rapid.IntRange(0, 2).Draw(t, "deletes") {
+		j := h.live(t, "deleter")
+		if j == i {
+			continue
+		}
+		h.delete(t, j, h.key(t))
+	}
+	h.deliverAll(t, "deliver the deletes")
+	h.check(t)
+	dt = rapid.SampledFrom([]time.Duration{time.Second, 5 * time.Second, 12 * time.Second, 20 * time.Second}).Draw(t, "apart")
+	h.c.Advance(dt)
+	event(t, "time moves on %v; the network heals", dt)
+	h.c.Heal()
+	h.check(t)
+	if rapid.Bool().Draw(t, "leaves at once") {
+		event(t, "%s leaves", h.c.Name(i))
+		h.model.crashed(h, i)
+		h.forgetCalls(i)
+		h.c.Leave(i)
+	}
+	h.check(t)
+	dt = rapid.SampledFrom([]time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second}).Draw(t, "before the round")
+	h.c.Advance(dt)
+	event(t, "time moves on %v", dt)
+	h.round(t)
+	h.check(t)
+	h.collectAll(t)
+	h.check(t)
+	if h.c.Down(i) && h.snaps[i] != nil && rapid.Bool().Draw(t, "comes back") {
+		h.restoreFrom(t, i)
+		h.check(t)
+		h.round(t)
+	}
 }
 
 // live draws a member that is up.
@@ -585,6 +665,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"leave":                h.leave,
 		"hand over":            h.handOver,
 		"join":                 h.join,
+		"join apart":           h.joinApart,
 		"restart":              h.restart,
 		"bounce":               h.bounce,
 		"bounce from snapshot": h.bounceFromSnapshot,
@@ -601,7 +682,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"fill":        h.fill,
 		"slow fill":   h.slowFill,
 		"outage":      h.outage,
-		"snapshot":    h.snapshot,
+		"snapshot":    func(t *rapid.T) { h.snapshot(t, h.live(t, "member")) },
 		"restore":     h.restore,
 		"forge":       func(t *rapid.T) { h.adv.forge(t) },
 		"attack":      func(t *rapid.T) { h.adv.attack(t) },
@@ -1077,8 +1158,7 @@ func (h *harness) forgetState(i int) {
 }
 
 // snapshot saves a live member's state, when its replica can.
-func (h *harness) snapshot(t *rapid.T) {
-	i := h.live(t, "member")
+func (h *harness) snapshot(t *rapid.T, i int) {
 	if _, ok := h.c.Replica(i).(Snapshotter); !ok {
 		t.Skip("the replica cannot snapshot")
 	}
@@ -1151,6 +1231,22 @@ func (h *harness) absence(t *rapid.T) {
 	}
 }
 
+// collectedBlind notes, for every incarnation member i does not count
+// for its stable bound (Cluster.Counts), that i ran a collection now:
+// one that may raise a bucket's watermark, by collecting early or by
+// adopting a peer's marks within its bound, past what that incarnation
+// wrote and i has not received (see model.unknownTo).
+func (h *harness) collectedBlind(i int) {
+	if h.blindGC == nil {
+		h.blindGC = map[crdt.NodeID]int64{}
+	}
+	for w := range h.c.seenBy { // every incarnation
+		if !h.c.Counts(i, w, h.cfg.FailedTimeout-2*h.cfg.MaxSkew) {
+			h.blindGC[w] = h.c.Now()
+		}
+	}
+}
+
 // collect runs member i's garbage collection and notes what it collected.
 // A record a member accepted and collected between two checks (the
 // adversary's, or an answer to a rejection) is adopted all the same, as a
@@ -1158,6 +1254,7 @@ func (h *harness) absence(t *rapid.T) {
 func (h *harness) collect(t fataler, i int) {
 	h.filled(t, i) // what its fills wrote is known before it is collected
 	gone := h.c.Replica(i).GC()
+	h.collectedBlind(i)
 	if len(gone) > 0 {
 		logEvent(t, "%s collects %v", h.c.Name(i), gone)
 	}
