@@ -534,6 +534,16 @@ func (c *Cluster) Crash(i int) {
 // Join adds a member that was never in the cluster, named "n<i>" where i
 // is the index it gets, with a fresh replica, and returns that index.
 func (c *Cluster) Join() (int, error) {
+	i, err := c.add()
+	if err == nil {
+		c.SyncViews()
+	}
+	return i, err
+}
+
+// add adds a member that was never in the cluster, as Join describes,
+// and gives it no view.
+func (c *Cluster) add() (int, error) {
 	i := len(c.members)
 	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
 	c.members = append(c.members, m)
@@ -542,7 +552,6 @@ func (c *Cluster) Join() (int, error) {
 		return 0, err
 	}
 	c.byName[m.name] = i
-	c.SyncViews()
 	return i, nil
 }
 
@@ -551,16 +560,11 @@ func (c *Cluster) Join() (int, error) {
 // before any view is given it: no other member has it in its view until
 // a heal, as a member started while its peers are out of reach.
 func (c *Cluster) JoinApart() (int, error) {
-	i := len(c.members)
-	m := &member{name: fmt.Sprintf("n%d", i), missing: map[string]int64{}, held: map[string]holding{}}
-	c.members = append(c.members, m)
-	if err := c.incarnate(i); err != nil {
-		c.members = c.members[:i]
-		return 0, err
+	i, err := c.add()
+	if err == nil {
+		c.Partition([]string{c.members[i].name})
 	}
-	c.byName[m.name] = i
-	c.Partition([]string{m.name})
-	return i, nil
+	return i, err
 }
 
 // Counts reports whether member i, as it is now, counts incarnation w for
