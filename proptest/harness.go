@@ -377,9 +377,11 @@ type harness struct {
 	openings    map[openingKey]int64
 	checkedAt   int64
 	openingWire *wire.Codec
-	// blindGC is, per incarnation, the cluster's time of the last
-	// collection by a member that did not count it (collectedBlind).
-	blindGC map[crdt.NodeID]int64
+	// blindGC is, per member (by index, whatever its incarnation: a
+	// restore brings back the watermarks its snapshot held) and per
+	// incarnation, the cluster's time of the member's last collection
+	// while it did not count that incarnation (collectedBlind).
+	blindGC map[int]map[crdt.NodeID]int64
 }
 
 // saved is a member's snapshot and what the harness knew of the member
@@ -1235,14 +1237,22 @@ func (h *harness) absence(t *rapid.T) {
 // for its stable bound (Cluster.Counts), that i ran a collection now:
 // one that may raise a bucket's watermark, by collecting early or by
 // adopting a peer's marks within its bound, past what that incarnation
-// wrote and i has not received (see model.unknownTo).
+// wrote and i has not received (see model.unknownTo). Per member: a
+// watermark reaches a member only by its own collections (a peer's
+// marks are adopted there, within its own bound), so another member's
+// blind collection excuses nothing it rejects (kept per writer, one by a
+// member that never saw the writer excused the rejection by one that
+// waited for it: found by review).
 func (h *harness) collectedBlind(i int) {
 	if h.blindGC == nil {
-		h.blindGC = map[crdt.NodeID]int64{}
+		h.blindGC = map[int]map[crdt.NodeID]int64{}
+	}
+	if h.blindGC[i] == nil {
+		h.blindGC[i] = map[crdt.NodeID]int64{}
 	}
 	for w := range h.c.seenBy { // every incarnation
 		if !h.c.Counts(i, w, h.cfg.FailedTimeout-2*h.cfg.MaxSkew) {
-			h.blindGC[w] = h.c.Now()
+			h.blindGC[i][w] = h.c.Now()
 		}
 	}
 }

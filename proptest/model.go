@@ -266,8 +266,8 @@ func (m *model) unseenAfterWrite(h *harness, n crdt.Record) time.Duration {
 }
 
 // unknownTo reports whether member i's side knew nothing of n's writer
-// when it wrote n or since (see Cluster.UnknownTo), and a member that
-// did not count the writer (Cluster.Counts) collected since (less twice
+// when it wrote n or since (see Cluster.UnknownTo), and member i, while
+// it did not count the writer (Cluster.Counts), collected since (less twice
 // the skew: a watermark it raised is no further ahead of the writer's
 // clock): a watermark above n was raised by a collection that did not
 // wait for its writer. A side that knew nothing of the writer for a
@@ -284,7 +284,7 @@ func (m *model) unknownTo(h *harness, i int, n crdt.Record) bool {
 	if !ok || !h.c.UnknownTo(i, n.Time.Node, at) {
 		return false
 	}
-	blind, ok := h.blindGC[n.Time.Node]
+	blind, ok := h.blindGC[i][n.Time.Node]
 	return ok && blind >= at-2*int64(h.cfg.MaxSkew)
 }
 
