@@ -3,8 +3,6 @@ package proptest
 import (
 	"testing"
 	"time"
-
-	"github.com/bcache-go/bcache/crdt"
 )
 
 // TestModelExcusesNoLossAfterAnotherMembersCollection: the "join apart"
@@ -17,29 +15,10 @@ import (
 // leaver (found by review). A collection by n1 itself in that window is
 // still taken for a blind one: production waits until the session.
 func TestModelExcusesNoLossAfterAnotherMembersCollection(t *testing.T) {
-	cfg := joiningApart()
-	cfg.fill()
-	c, err := NewCluster(2, cfg.Factory, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := harnessOver(cfg, c)
-	keys := bucketKeys(2)
-	z, err := c.JoinApart()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.added()
-	live := c.Set(z, keys[1], []byte("v"), 0)
-	h.wrote(t, z, live, crdt.Record{Key: keys[1], Value: []byte("v")})
-	saved, err := c.Snapshot(z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Advance(20 * time.Second)
-	c.Heal()
-	h.model.crashed(h, z)
-	c.Leave(z)
+	s := newApartScene(t, 2)
+	s.join(t)
+	s.leave()
+	c, h, live, cfg := s.c, s.h, s.live, s.cfg
 	c.Advance(100 * time.Millisecond)
 	for i := range 2 {
 		h.collect(t, i)
@@ -47,7 +26,7 @@ func TestModelExcusesNoLossAfterAnotherMembersCollection(t *testing.T) {
 	if h.model.unknownTo(h, 1, live) {
 		t.Fatalf("excused before the restore")
 	}
-	if err := c.RestartFrom(z, saved); err != nil {
+	if err := c.RestartFrom(s.z, s.saved); err != nil {
 		t.Fatal(err)
 	}
 	h.collect(t, 0) // one collection by n0, before any session with n2's return
@@ -62,29 +41,11 @@ func TestModelExcusesNoLossAfterAnotherMembersCollection(t *testing.T) {
 // not per collector, that collection excused n1's rejection though n1
 // counted the leaver the whole time (found by review).
 func TestModelExcusesNoLossByAnUnrelatedCollector(t *testing.T) {
-	cfg := joiningApart()
-	cfg.fill()
-	c, err := NewCluster(3, cfg.Factory, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := harnessOver(cfg, c)
-	c.Crash(2)
-	keys := bucketKeys(2)
-	z, err := c.JoinApart()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.added()
-	live := c.Set(z, keys[1], []byte("v"), 0)
-	h.wrote(t, z, live, crdt.Record{Key: keys[1], Value: []byte("v")})
-	if _, err := c.Snapshot(z); err != nil {
-		t.Fatal(err)
-	}
-	c.Advance(20 * time.Second)
-	c.Heal()
-	h.model.crashed(h, z)
-	c.Leave(z)
+	s := newApartScene(t, 3)
+	s.c.Crash(2)
+	s.join(t)
+	s.leave()
+	c, h, live, cfg := s.c, s.h, s.live, s.cfg
 	c.Advance(100 * time.Millisecond)
 	if err := c.Restart(2); err != nil {
 		t.Fatal(err)

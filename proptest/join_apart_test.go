@@ -46,27 +46,12 @@ func TestMembersThatWriteApartAndLeave(t *testing.T) {
 // write and that the model would not excuse its loss. The run itself is
 // pinned too, as its fail file (TestPinnedLeaverApartRun).
 func TestLeaverApartNeverSyncedWithKeepsItsWrite(t *testing.T) {
-	cfg := joiningApart()
-	cfg.fill()
-	c, err := NewCluster(2, cfg.Factory, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := harnessOver(cfg, c)
-	keys := bucketKeys(2)
+	s := newApartScene(t, 2)
+	c, h, keys := s.c, s.h, s.keys
 	dead := c.Set(0, keys[0], nil, c.Phys(0)+1)
 	h.wrote(t, 0, dead, crdt.Record{Key: keys[0], Expires: c.Phys(0) + 1})
-	z, err := c.JoinApart()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.added()
-	live := c.Set(z, keys[1], []byte("v"), 0)
-	h.wrote(t, z, live, crdt.Record{Key: keys[1], Value: []byte("v")})
-	saved, err := c.Snapshot(z)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.join(t)
+	z, live, cfg := s.z, s.live, s.cfg
 	deliver := func() {
 		t.Helper()
 		if err := c.DeliverAll(budget); err != nil {
@@ -85,10 +70,7 @@ func TestLeaverApartNeverSyncedWithKeepsItsWrite(t *testing.T) {
 		}
 	}
 	deliver()
-	c.Advance(20 * time.Second)
-	c.Heal() // n0 and n1 see n2
-	h.model.crashed(h, z)
-	c.Leave(z) // at once, keeping its state: no session with it completed
+	s.leave()
 	if !c.Counts(1, live.Time.Node, cfg.FailedTimeout) {
 		t.Fatal("the Cluster does not take n1 to count n2, which left keeping its state")
 	}
@@ -100,7 +82,7 @@ func TestLeaverApartNeverSyncedWithKeepsItsWrite(t *testing.T) {
 	if h.model.unknownTo(h, 1, live) {
 		t.Fatalf("the model excuses n1's loss of %v: written before n1 saw n2, and collected over after", live)
 	}
-	if err := c.RestartFrom(z, saved); err != nil {
+	if err := c.RestartFrom(z, s.saved); err != nil {
 		t.Fatal(err)
 	}
 	round()
@@ -130,4 +112,58 @@ func TestLeaverApartNeverSyncedWithKeepsItsWrite(t *testing.T) {
 func TestPinnedLeaverApartRun(t *testing.T) {
 	setRapidFlags(t, map[string]string{"rapid.failfile": "testdata/pinned/leaver-apart-never-synced.fail", "rapid.nofailfile": "true"})
 	Check(t, joiningApart())
+}
+
+// apartScene is the "join apart" seam, scripted: a cluster on
+// joiningApart, the keys of its busy bucket, and (once join runs) a
+// member z that joined cut off, wrote live (of keys[1]) and saved its
+// snapshot, saved.
+type apartScene struct {
+	cfg   Config
+	c     *Cluster
+	h     *harness
+	keys  []string
+	z     int
+	live  crdt.Record
+	saved Saved
+}
+
+// newApartScene starts the scene's cluster of n members.
+func newApartScene(t *testing.T, n int) *apartScene {
+	t.Helper()
+	s := &apartScene{cfg: joiningApart(), keys: bucketKeys(2)}
+	s.cfg.fill()
+	c, err := NewCluster(n, s.cfg.Factory, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c, s.h = c, harnessOver(s.cfg, c)
+	return s
+}
+
+// join adds z, cut off from every other member, which writes and saves
+// its snapshot.
+func (s *apartScene) join(t *testing.T) {
+	t.Helper()
+	z, err := s.c.JoinApart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.z = z
+	s.h.added()
+	s.live = s.c.Set(z, s.keys[1], []byte("v"), 0)
+	s.h.wrote(t, z, s.live, crdt.Record{Key: s.keys[1], Value: []byte("v")})
+	if s.saved, err = s.c.Snapshot(z); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leave moves time on 20 s and heals the network, so that the others
+// have z in their views, and z leaves at once, keeping its state: no
+// session with it completed.
+func (s *apartScene) leave() {
+	s.c.Advance(20 * time.Second)
+	s.c.Heal()
+	s.h.model.crashed(s.h, s.z)
+	s.c.Leave(s.z)
 }
