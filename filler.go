@@ -32,7 +32,8 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // not store its value, as does a record of the key stamped after it (a
 // peer's clock ahead), or a delete of the key's digest bucket collected
 // past its stamp (which may be another key's); the callers then get the
-// value held, or, if none, the filled value (Stats.FillsSuperseded). A
+// value held (Stats.FillsSuperseded), or, if none, the filled value
+// (ErrValueTooLarge for one over the limits). A
 // peer's write stamped by a clock behind this member's that arrives after
 // the fill stored loses to it, as to any write here; and a fill whose
 // filler ran past a session of this member's by more than MaxClockSkew is
@@ -177,6 +178,14 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	// review), stamped when the filler began.
 	rec, err = c.record("fill", key, r.v, ttl)
 	if err != nil {
+		// A value over the limits that a write of the key made while
+		// the filler ran superseded: its callers get the value held, as
+		// for any fill superseded (they got ErrValueTooLarge: found by
+		// review).
+		if held, ok := c.store.Lookup(key); ok && held.Live(c.phys()) && c.store.Changed(watch) {
+			c.stats.fillsSuperseded.Add(1)
+			return held, nil
+		}
 		return rec, err
 	}
 	if ttl > 0 && forPeer {

@@ -390,6 +390,39 @@ func TestFillKeepsWhatWasWrittenMeanwhile(t *testing.T) {
 	}
 }
 
+// TestFillOverTheLimitsServesWhatWasWrittenMeanwhile: a filler that
+// returns a value over MaxValueSize after a valid Set of the key landed
+// while it ran gives its callers the value Set, as any fill a write
+// superseded does (they got ErrValueTooLarge); with nothing written
+// meanwhile they still get ErrValueTooLarge.
+func TestFillOverTheLimitsServesWhatWasWrittenMeanwhile(t *testing.T) {
+	for _, written := range []bool{true, false} {
+		t.Run(fmt.Sprintf("written=%v", written), func(t *testing.T) {
+			cfg := testConfig("solo")
+			cfg.MaxValueSize = 8
+			c := newCache(t, cfg)
+			filler := func(context.Context, string) ([]byte, error) {
+				if written {
+					if err := c.Set("k", []byte("set"), 0); err != nil {
+						return nil, err
+					}
+				}
+				return make([]byte, 9), nil
+			}
+			v, err := c.GetWithFiller(context.Background(), "k", filler, 0)
+			switch {
+			case written && (err != nil || string(v) != "set"):
+				t.Fatalf("the caller got %q, %v; want the value Set while the filler ran", v, err)
+			case !written && !errors.Is(err, ErrValueTooLarge):
+				t.Fatalf("the caller got %q, %v; want ErrValueTooLarge", v, err)
+			}
+			if n, want := c.Stats().FillsSuperseded, map[bool]uint64{true: 1}[written]; n != want {
+				t.Fatalf("%d fills superseded, want %d", n, want)
+			}
+		})
+	}
+}
+
 // TestFillLosesToADeleteThatArrivesAfterIt: a delete made on a peer while
 // a fill ran, by a clock in step with this member's, that arrives only
 // after the fill stored its value, wins: the fill's value is stamped when

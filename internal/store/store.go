@@ -362,6 +362,15 @@ func (s *Store) Filling(key string) bool {
 	return sh.fills[key] != nil
 }
 
+// Changed reports whether a record of the key f watches was applied
+// since the watch began, made here or received (WriteIfUnchanged's first
+// test alone).
+func (s *Store) Changed(f FillWatch) bool {
+	f.sh.mu.Lock()
+	defer f.sh.mu.Unlock()
+	return f.w.applied != f.seen
+}
+
 // EndFill ends a watch WatchFill began.
 func (s *Store) EndFill(f FillWatch) {
 	f.sh.mu.Lock()
