@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -291,5 +292,29 @@ func TestAForwardBlipForgetsNoFailedMemberEarly(t *testing.T) {
 		if !counted {
 			t.Errorf("blip %v: a, failed 11 minutes ago (FailedTimeout 1h), is no longer counted", blip)
 		}
+	}
+}
+
+// TestAStepBackOfMoreThanTheRangeIsTaken: a step back from a time near
+// the top of the int64 range to one near the bottom (only a test clock
+// makes one) is taken as the largest step back: its size saturates, and
+// the node's time follows, its timers moved back as far as they go. It
+// wrapped to a negative size, taken for a step too small to move
+// anything, and the node kept its time and timers until the clock was
+// back.
+func TestAStepBackOfMoreThanTheRangeIsTaken(t *testing.T) {
+	n := newTestNet(t, 8, Config{AntiEntropyInterval: time.Second}, "a", "b")
+	a := n.nodes["a"]
+	n.now.Set(1 << 62)
+	n.pump("a", a.Tick(n.now.Now()))
+	if a.Stats().SessionsCompleted != 1 {
+		t.Fatal("setup: a's first session did not complete")
+	}
+	next := a.NextDeadline()
+	n.now.Set(-1<<62 - 1<<61) // 1.5 x 2^63 ns back
+	n.pump("a", a.Tick(n.now.Now()))
+	if a.lastNow != n.now.Now() || a.NextDeadline() > crdt.SubSat(next, math.MaxInt64) {
+		t.Fatalf("after a step back of 1.5 x 2^63 ns the node's time is %d (given %d), its next deadline moved back %d ns, not as far as it goes",
+			a.lastNow, n.now.Now(), next-a.NextDeadline())
 	}
 }

@@ -279,7 +279,7 @@ func (n *Node) rebase(now int64) {
 		n.lastNow = now
 		return
 	}
-	back := n.lastNow - now
+	back := crdt.SubSat(n.lastNow, now) // saturating: a step across half the range wrapped to a negative one
 	if back < int64(stepBack) {
 		return
 	}
