@@ -338,9 +338,9 @@ func exploreRun(spec Spec, script []Scripted, b Explore, path *choices) (trace [
 					break
 				}
 			}
-			result, out := objs[o.member].Do(s.Op)
+			result, out, err := perform(model, objs[o.member], names[o.member], 0, s.Op)
 			trace = append(trace, fmt.Sprintf("%s: %v -> %v", names[o.member], s.Op, result))
-			if err := model.Did(names[o.member], 0, s.Op, result); err != nil {
+			if err != nil {
 				return trace, nil, err
 			}
 			net.Send(names[o.member], out)

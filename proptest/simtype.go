@@ -230,8 +230,8 @@ func (s *typeSim) op(i int) (err error) {
 			return err
 		}
 	}
-	result, out := s.objs[i].Do(op)
-	if err := s.model.Did(s.names[i], 0, op, result); err != nil {
+	result, out, err := perform(s.model, s.objs[i], s.names[i], 0, op)
+	if err != nil {
 		return fmt.Errorf("proptest: simulate type: %s did %v and got %v: %w", s.names[i], op, result, err)
 	}
 	return s.send(i, out)
@@ -256,7 +256,10 @@ func (s *typeSim) send(i int, out []transport.Envelope) error {
 	// 245,000 frames in flight, bounded, and failed as a livelock: found
 	// by review).
 	n := len(s.objs)
-	if limit := max(budget, 1000*n) + min(s.cfg.PerRound+n, math.MaxInt/(2*n))*n; s.net.Len() > limit {
+	// PerRound is clamped before n is added: PerRound+n wrapped around
+	// at math.MaxInt, and the bound came out negative (found by review:
+	// TestAHugePerRoundIsNoLivelock).
+	if limit := max(budget, 1000*n) + (min(s.cfg.PerRound, math.MaxInt/(2*n)-n)+n)*n; s.net.Len() > limit {
 		return fmt.Errorf("proptest: simulate type: %w: more than %d frames in flight in round %d", ErrLivelock, limit, s.round+1)
 	}
 	// Frames that grow with every hop, not in number, ran the machine

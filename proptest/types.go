@@ -152,6 +152,36 @@ type Model interface {
 	Check(state any) error
 }
 
+// A StateModel is a Model that also judges an operation by the state it
+// ran on. Did alone cannot: a model that does not know which frames a
+// member received can bound its reads only between nothing and
+// everything, and a counter whose reads ignored every other member's
+// counts, or a set whose contains ignored every add but its own, passed
+// CheckType and ExploreType (found by review:
+// TestReadsThatIgnoreWhatTheMemberHoldsAreCaught). The harness calls
+// DidOn instead of Did, with the member's State() just before op.
+type StateModel interface {
+	Model
+	DidOn(member string, inc int, op Op, result any, before any) error
+}
+
+// perform does op on obj and tells model, with the state op ran on if
+// the model is a StateModel.
+func perform(model Model, obj Object, member string, inc int, op Op) (result any, out []transport.Envelope, err error) {
+	sm, ok := model.(StateModel)
+	var before any
+	if ok {
+		before = obj.State()
+	}
+	result, out = obj.Do(op)
+	if ok {
+		err = sm.DidOn(member, inc, op, result, before)
+	} else {
+		err = model.Did(member, inc, op, result)
+	}
+	return result, out, err
+}
+
 // maxTypeInFlight bounds the payload bytes in flight in a run of a Spec
 // (CheckType, Exploration): past it the run fails with ErrLivelock.
 const maxTypeInFlight = 32 << 20
@@ -647,13 +677,13 @@ func (h *typeHarness) actions() map[string]func(*rapid.T) {
 			if kind.Arg != nil {
 				op.Arg = kind.Arg(t)
 			}
-			result, out := m.obj.Do(op)
+			result, out, err := perform(h.model, m.obj, m.name, m.inc, op)
 			if result != nil {
 				event(t, "%s: %v -> %v", m.name, op, result)
 			} else {
 				event(t, "%s: %v", m.name, op)
 			}
-			if err := h.model.Did(m.name, m.inc, op, result); err != nil {
+			if err != nil {
 				t.Fatalf("%s: %v -> %v: %v", m.name, op, result, err)
 			}
 			h.send(t, m, out)

@@ -206,6 +206,19 @@ func (m *CounterModel) Did(member string, inc int, op proptest.Op, result any) e
 	return nil
 }
 
+// DidOn implements proptest.StateModel: a read must also be the value of
+// the counts the member held (a counter whose reads ignored every other
+// member's counts passed Did's bounds: found by review).
+func (m *CounterModel) DidOn(member string, inc int, op proptest.Op, result any, before any) error {
+	if op.Name == "read" {
+		held := &Counter{state: before.(CounterState)}
+		if want := held.value(op.Key); result.(int64) != want {
+			return fmt.Errorf("%s reads %q as %d, but holds counts of %d", member, op.Key, result, want)
+		}
+	}
+	return m.Did(member, inc, op, result)
+}
+
 // Crashed implements proptest.Model.
 func (m *CounterModel) Crashed(member string, inc int) {
 	m.crashed[fmt.Sprintf("%s#%d", member, inc)] = true

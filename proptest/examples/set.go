@@ -220,6 +220,25 @@ func (m *SetModel) Did(member string, inc int, op proptest.Op, result any) error
 	return nil
 }
 
+// DidOn implements proptest.StateModel: contains must also say whether
+// the member held a live tag of the key, and a remove must remove the
+// live tags it held (a set whose contains ignored every add but its own
+// passed Did: found by review).
+func (m *SetModel) DidOn(member string, inc int, op proptest.Op, result any, before any) error {
+	held := &Set{state: before.(SetState)}
+	switch op.Name {
+	case "contains":
+		if want := len(held.live(op.Key)) > 0; result.(bool) != want {
+			return fmt.Errorf("%s says contains %q is %v, but holds live tags %v", member, op.Key, result, held.live(op.Key))
+		}
+	case "remove":
+		if want := held.live(op.Key); !slices.Equal(result.([]string), want) {
+			return fmt.Errorf("%s's remove of %q saw tags %v, but held live tags %v", member, op.Key, result, want)
+		}
+	}
+	return m.Did(member, inc, op, result)
+}
+
 // Crashed implements proptest.Model.
 func (m *SetModel) Crashed(member string, inc int) {
 	m.crashed[fmt.Sprintf("%s#%d", member, inc)] = true
