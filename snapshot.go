@@ -567,7 +567,7 @@ func (c *Cache) writeSnapshot() error {
 	known := c.knownNow()
 	// Named before it is written (see knownFile.Snapshot), by a time no
 	// snapshot of this path had.
-	written := max(c.phys(), c.lastWritten+1)
+	written := max(c.phys(), crdt.AddSat(c.lastWritten, 1)) // saturating: a members file may say MaxInt64
 	if err := c.knownBefore(written); err != nil {
 		c.stats.snapshotErrors.Add(1)
 		return fmt.Errorf("bcache: snapshot: naming it in the members file: %w", err)
