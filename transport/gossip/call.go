@@ -296,7 +296,10 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 // one (an answer lost is asked for again), and ignores them else. So the
 // peer starts serving the request, if it ever does, by the last onSent
 // and the time a copy takes, and a caller that bounds what the peer does
-// with it (a fill timeout) knows by when its answer comes, if any.
+// with it (a fill timeout) knows by when its answer comes, if any. A
+// request larger than a datagram whose first copy still waits in the
+// stream queue once resend has passed (not yet taken by its stream) is
+// taken out, never sent, and the call returns ErrBusy.
 // (Peers of releases before the repeats ignore them: they count them as
 // bad frames.)
 func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload []byte, resend time.Duration, onSent func(time.Time)) ([]byte, error) {
@@ -354,6 +357,7 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 	// refusal is kept too: see calls.refused).
 	again := time.NewTimer(callResend)
 	defer again.Stop()
+	firstOnly := true // no copy but the first was queued
 	for wait := callResend; ; {
 		select {
 		case b := <-ch:
@@ -364,6 +368,17 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 		case err := <-failed:
 			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 		case <-again.C:
+			// A first copy still waiting in the stream queue past resend
+			// (behind frames whose streams stall) has not left: taken
+			// out, the peer never sees it, and the call is ErrBusy, as
+			// when the queue refuses it. Waited for, it held its caller
+			// for as long as the frames before it took (a fill asked of
+			// its owner waited for minutes, past its fill timeout: found
+			// by review).
+			if !small && firstOnly && resend > 0 && time.Since(first) > resend && queued != nil && r.streams.withdraw(node.Name, queued) {
+				queued = nil
+				return nil, fmt.Errorf("gossip: call %s: %w (its request waited %v in the stream queue)", peer, ErrBusy, time.Since(first).Round(time.Millisecond))
+			}
 			if small || wait == time.Second || resend > 0 && time.Since(first) > resend {
 				switch {
 				case resend == 0 || time.Since(first) <= resend:
@@ -375,7 +390,7 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 						onSent(time.Now())
 					}
 					if f != nil {
-						queued = f
+						queued, firstOnly = f, false
 					}
 				default: // past resend: asks for the answer, serves nothing
 					if repeat == nil { // the call's id alone: a datagram whatever the request
