@@ -209,7 +209,10 @@ type Config struct {
 	// ErrConfig), nor a symbolic link of such a name.
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
-	// writes it only at Close. Default: 5 min.
+	// writes it only at Close (and at New, to cover a write log left
+	// behind), and, with a write log (Sync), whenever the log grows past
+	// twice the last snapshot's size and 4 MiB (Stats.LogSnapshots).
+	// Default: 5 min.
 	SnapshotInterval time.Duration
 	// Sync says when this member's own writes reach the disk between
 	// snapshots: see SyncPolicy. Any policy but SyncNone (the default)

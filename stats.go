@@ -43,7 +43,8 @@ type Stats struct {
 	// Evictions counts values dropped locally by the MaxKeys/MaxBytes
 	// bound; Expirations records past their TTL that were collected
 	// (values, and versions held without theirs);
-	// Oversized records received with a value over MaxValueSize;
+	// Oversized records received or restored with a value over
+	// MaxValueSize (or, with its key, over MaxBytes), kept without it;
 	// Restamped local writes stamped again as they were applied because a
 	// session's cut, or the watermark of their key's bucket (a delete of
 	// another key collected under MaxDeadRecords), had passed their stamp

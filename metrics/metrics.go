@@ -67,7 +67,7 @@ var metricList = []metric{
 	{"bcache_expired_values", "Records past their TTL that the last collection kept (values, and versions held without one).", prometheus.GaugeValue, nil},
 	{"bcache_evictions_total", "Values dropped here by the MaxKeys or MaxBytes bound.", prometheus.CounterValue, nil},
 	{"bcache_expirations_total", "Records past their TTL collected (values, and versions held without one).", prometheus.CounterValue, nil},
-	{"bcache_oversized_records_total", "Records received with a value over MaxValueSize, kept without it.", prometheus.CounterValue, nil},
+	{"bcache_oversized_records_total", "Records received or restored with a value over MaxValueSize (or, with its key, over MaxBytes), kept without it.", prometheus.CounterValue, nil},
 	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut or their bucket's watermark having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_watermarks_adopted_total", "Watermarks of this member's digest buckets raised to a peer's, asked for once synced.", prometheus.CounterValue, nil},
 	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},

@@ -207,7 +207,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
 	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
-	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m; negative: only at shutdown)")
+	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m; negative: only at shutdown and, with -sync, once the write log outgrows the snapshot)")
 	var sync bcache.SyncPolicy
 	fs.TextVar(&sync, "sync", bcache.SyncNone, "with -snapshot, when writes reach the disk between snapshots, a `policy`: write (before each returns), interval (every -sync-interval) or none")
 	syncEvery := fs.Duration("sync-interval", 0, "how often -sync interval syncs the write log (default: bcache's, 100ms)")
