@@ -252,10 +252,11 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 			news = true
 		}
 	}
-	if !news && m.Origin != "" {
+	if !news {
 		// Not counted as received, its records neither: they were
 		// counted at every copy, and DeltaRecordsReceived counts them
-		// once (found by review).
+		// once (found by review; a direct send's copies too, found
+		// again).
 		n.stats.DuplicateDeltas++
 		return nil
 	}
