@@ -111,7 +111,9 @@ func (n *Network) NewTransport(name string) (*Transport, error) {
 // any earlier partition; the members not named (including ones created
 // later) form one more group together. A name listed twice ends in its last
 // group. Packets across groups are dropped, dials across groups are refused
-// and open streams across groups are reset. It is safe for concurrent use.
+// and open streams across groups are reset. A packet sent before the call
+// and held back by SetDelay is in flight already: it arrives, as on a real
+// network. It is safe for concurrent use.
 func (n *Network) Partition(groups ...[]string) {
 	n.mu.Lock()
 	n.group = make(map[string]int)
