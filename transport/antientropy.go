@@ -861,12 +861,13 @@ var emptyLeaf = crdt.TreeNode{}.Hash()
 // is public; found by review).
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
+	prints := n.ListsPrints(s.peer)
 	room := n.codec.Limits().MaxFrame / keyVersionRoom
-	if n.prints {
+	if prints {
 		room = n.codec.Limits().MaxFrame / printedVersionRoom
 	}
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
-		m := &wire.Versions{Prints: n.prints}
+		m := &wire.Versions{Prints: prints}
 		var vs []crdt.Version
 		for _, leaf := range s.leaves[:min(len(s.leaves), n.cfg.LeavesPerStep)] {
 			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
@@ -880,7 +881,7 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 				break // the next chunk's
 			}
 			before := len(m.Versions)
-			m.Versions = appendKeyVersions(m.Versions, vs, nil, n.prints, s.ID)
+			m.Versions = appendKeyVersions(m.Versions, vs, nil, prints, s.ID)
 			m.Leaves = append(m.Leaves, leaf)
 			m.Counts = append(m.Counts, uint32(len(m.Versions)-before))
 		}

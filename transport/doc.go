@@ -76,8 +76,8 @@
 // responder in a Reject). Listed as one of the keys, the other was never
 // repaired. A Reject is awaited by nothing: the answer to the final
 // Repair lost (or that Repair), the initiator completed lacking the
-// responder's key. So a Versions carries, where every member takes them
-// (Node.ListPrints), a second hash of each key, keyed by the session's
+// responder's key. So a Versions carries, to a peer that takes them
+// (Node.ListPrints, Node.ListPrintsTo), a second hash of each key, keyed by the session's
 // id so that keys chosen beforehand cannot share it (wire.KeyVersion.Print):
 // a responder that holds another key of a listed hash sees that the keys
 // differ, and sends its record in the reply the initiator awaits and

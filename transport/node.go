@@ -210,8 +210,9 @@ type Envelope struct {
 // use: one goroutine (or a simulation loop) drives it.
 type Node struct {
 	cfg       Config
-	useDirect bool // direct deltas go in their short form (UseDirect)
-	prints    bool // Versions carry their keys' prints (ListPrints)
+	useDirect bool            // direct deltas go in their short form (UseDirect)
+	prints    bool            // Versions to every peer carry their keys' prints (ListPrints)
+	printsTo  map[string]bool // the peers besides whose Versions carry them (ListPrintsTo)
 	codec     *wire.Codec
 	ring      *ring
 	self      int      // this node's place on the ring
@@ -668,15 +669,28 @@ func direct(m wire.Message) bool {
 // it as an unknown kind, and get the writes by anti-entropy instead).
 func (n *Node) UseDirect(ok bool) { n.useDirect = ok }
 
-// ListPrints sets whether this node's Versions carry their keys' prints
-// (wire.Versions.Prints): a host sets it while every member it knows
-// takes them (members of releases before refuse such a Versions as
-// malformed). Without them, a key of a hash the responder holds another
-// key of reaches the initiator only as a Reject that nothing awaits.
-func (n *Node) ListPrints(ok bool) { n.prints = ok }
+// ListPrints sets whether this node's Versions, to every peer, carry
+// their keys' prints (wire.Versions.Prints): a host sets it while every
+// member it knows takes them (members of releases before refuse such a
+// Versions as malformed). Without them, a key of a hash the responder
+// holds another key of reaches the initiator only as a Reject that
+// nothing awaits. It replaces what ListPrintsTo set.
+func (n *Node) ListPrints(ok bool) { n.prints, n.printsTo = ok, nil }
 
-// ListsPrints reports what ListPrints last set.
-func (n *Node) ListsPrints() bool { return n.prints }
+// ListPrintsTo sets the peers this node's Versions carry prints to, for
+// a host whose members do not all take them: a session's Versions go to
+// its peer alone, so the members that take prints repair with them
+// whatever the others are. It replaces what ListPrints set.
+func (n *Node) ListPrintsTo(peers []string) {
+	n.prints, n.printsTo = false, make(map[string]bool, len(peers))
+	for _, p := range peers {
+		n.printsTo[p] = true
+	}
+}
+
+// ListsPrints reports whether this node's Versions to peer carry prints
+// (ListPrints, ListPrintsTo).
+func (n *Node) ListsPrints(peer string) bool { return n.prints || n.printsTo[peer] }
 
 // send encodes m once and addresses it to every member in to.
 func (n *Node) send(out []Envelope, m wire.Message, to ...string) []Envelope {

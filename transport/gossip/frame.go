@@ -53,13 +53,15 @@ const rawVersion = 2
 
 // A member at printsVersion takes too a session's Versions that carry
 // their keys' prints (wire.Versions.Prints), and its sessions list them
-// while every member's range reaches it: members of earlier releases
-// refuse them as malformed. Such a member also takes what rawVersion
-// says, so one with another transport, which stops at directVersion,
-// never lists prints, nor is sent them: in a cluster with such a member,
-// a key of a hash the responder holds another key of reaches the
-// initiator only in a Reject that nothing awaits (see transport's
-// package doc), as before.
+// to each peer whose range reaches it (a session's Versions go to its
+// peer alone): members of earlier releases refuse them as malformed.
+// Such a member also takes what rawVersion says, so one with another
+// transport, which stops at directVersion, never lists prints, nor is
+// sent them: in a session with such a member, a key of a hash the
+// responder holds another key of reaches the initiator only in a Reject
+// that nothing awaits (see transport's package doc), as before. (Gated
+// on the least range in the view, as they first were, prints went to no
+// one in a cluster with such a member.)
 const printsVersion = 3
 
 // delegateMax is the highest delegate protocol version this member takes:

@@ -101,7 +101,7 @@ func (r *Replicator) wait(now, next int64) time.Duration {
 // updateView hands the node the membership view and the members that left
 // on purpose. Called with the node's lock held.
 func (r *Replicator) updateView() []transport.Envelope {
-	alive, left, newcomers, least := r.view()
+	alive, left, newcomers, prints, least := r.view()
 	now := r.now()
 	r.node.SetMembers(alive, now)
 	r.node.SetNewcomers(newcomers)
@@ -116,7 +116,15 @@ func (r *Replicator) updateView() []transport.Envelope {
 	r.current.Store(current)
 	r.raw.Store(least >= rawVersion && r.out != nil)
 	r.node.UseDirect(current)
-	r.node.ListPrints(least >= printsVersion)
+	if least >= printsVersion {
+		r.node.ListPrints(true)
+	} else {
+		// Per peer: a session's Versions go to its peer alone, so the
+		// members that take prints repair with them beside members of a
+		// release before, or of another transport (gated on the least
+		// version, prints went to no one in a cluster with one).
+		r.node.ListPrintsTo(prints)
+	}
 	r.node.OpenWithRoot(current)
 	for _, l := range left {
 		r.node.Left(l.name, l.keeps, now)

@@ -12,14 +12,16 @@ import (
 	"github.com/bcache-go/bcache/transport/wire"
 )
 
-// TestPrintsFollowTheOldestLiveMember: a member lists its keys' prints in
-// its sessions' Versions only while every live member takes them: beside
-// a member of the release before prints (whose codec refuses such a
-// Versions as malformed; played here by its delegate version alone) its
-// node lists none, and its sessions repair what no delta carries; once
-// that member has gone, it lists them again, and its sessions with a
-// member of this release repair with them.
-func TestPrintsFollowTheOldestLiveMember(t *testing.T) {
+// TestPrintsGoToTheMembersThatTakeThem: a member lists its keys' prints
+// in a session's Versions to a peer that takes them, whatever the other
+// members are: beside a member of the release before prints (whose codec
+// refuses such a Versions as malformed; played here by its delegate
+// version alone) its node lists none to that member, whose sessions
+// repair what no delta carries, and lists them to a member of this
+// release, whose sessions repair with them; once the older member has
+// gone, it lists them to every peer. Gated on the least version in the
+// view, as it was, it listed them to no one beside the older member.
+func TestPrintsGoToTheMembersThatTakeThem(t *testing.T) {
 	a := startNode(t, "a", nil)
 	// b and c start no sessions but at their arrival: a's carry what
 	// differs afterwards, so its Versions reach them.
@@ -28,14 +30,19 @@ func TestPrintsFollowTheOldestLiveMember(t *testing.T) {
 	delegateMax = rawVersion
 	b := startNode(t, "b", []string{a.r.Addr()}, quiet)
 	delegateMax = saved
-	waitMembers(t, 2, a, b)
-	lists := func() any {
-		var on bool
-		a.r.locked(func() []transport.Envelope { on = a.r.node.ListsPrints(); return nil })
-		return on
+	c := startNode(t, "c", []string{a.r.Addr()}, quiet)
+	waitMembers(t, 3, a, b, c)
+	lists := func(peer string) func() any {
+		return func() any {
+			var on bool
+			a.r.locked(func() []transport.Envelope { on = a.r.node.ListsPrints(peer); return nil })
+			return on
+		}
 	}
-	await.Until(t, 10*time.Second, func() bool { return lists() == false && leastVersion(a.r) == rawVersion },
-		"a lists prints %v beside a member of the release before (least version %d)", lists, func() any { return leastVersion(a.r) })
+	await.Until(t, 10*time.Second, func() bool {
+		return lists("b")() == false && lists("c")() == true && lists("d")() == false && leastVersion(a.r) == rawVersion
+	}, "beside a member of the release before (least version %d), a lists prints to it: %v, to a member of this release: %v, to a name not in its view: %v",
+		func() any { return leastVersion(a.r) }, lists("b"), lists("c"), lists("d"))
 	// Versions of keys both hold, which no delta carries, the peer's
 	// newer: a's sessions must list them (a leaf one side alone holds keys
 	// of is moved whole, listing none). Rounds of fresh keys until a has
@@ -75,9 +82,8 @@ func TestPrintsFollowTheOldestLiveMember(t *testing.T) {
 		}
 	}
 	differ(b)
-	b.r.Close()
-	c := startNode(t, "c", []string{a.r.Addr()}, quiet)
-	await.Until(t, 10*time.Second, func() bool { return lists() == true && leastVersion(a.r) == printsVersion },
-		"a lists prints %v beside members of this release alone (least version %d)", lists, func() any { return leastVersion(a.r) })
 	differ(c)
+	b.r.Close()
+	await.Until(t, 10*time.Second, func() bool { return lists("d")() == true && leastVersion(a.r) == printsVersion },
+		"beside members of this release alone (least version %d), a lists prints to every peer: %v", func() any { return leastVersion(a.r) }, lists("d"))
 }

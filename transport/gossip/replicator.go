@@ -668,8 +668,9 @@ type leaver struct {
 // delegate protocol ranges (frame.go: at directVersion every member takes
 // direct deltas in their short form and answers a session opened with the
 // digest's root; at rawVersion, direct deltas in datagrams of their own;
-// at printsVersion, sessions' Versions with their keys' prints),
-// and takes the names of those that left on purpose since the last call.
+// at printsVersion, sessions' Versions with their keys' prints), the
+// names of those whose range reaches printsVersion, and takes the names
+// of those that left on purpose since the last call.
 // restartedUnder reports whether metadata now, of a member alive before
 // with prev, says a new process (its start number, the first 8 bytes,
 // changed); leaving metadata says nothing of that.
@@ -679,7 +680,7 @@ func restartedUnder(prev, now []byte) bool {
 		!bytes.Equal(prev, leavingMeta) && !bytes.Equal(prev, leavingKeepsMeta)
 }
 
-func (r *Replicator) view() (alive []string, left []leaver, newcomers []string, least uint8) {
+func (r *Replicator) view() (alive []string, left []leaver, newcomers, prints []string, least uint8) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// A member that left and is back (a restart under its name) since
@@ -692,11 +693,14 @@ func (r *Replicator) view() (alive []string, left []leaver, newcomers []string, 
 	for _, n := range r.alive {
 		alive = append(alive, n.Name)
 		least = min(least, n.DMax)
+		if n.DMax >= printsVersion {
+			prints = append(prints, n.Name)
+		}
 		if _, holds, said := withoutHolding(n.Meta); said && !holds && n.Name != r.cfg.Name {
 			newcomers = append(newcomers, n.Name)
 		}
 	}
-	return alive, left, newcomers, least
+	return alive, left, newcomers, prints, least
 }
 
 // becomeHolder says, from now on, that this member holds its cluster's

@@ -732,7 +732,7 @@ func TestLeftAndBackIsAlive(t *testing.T) {
 	a.r.memberChanged(b, false) // b leaves
 	b.Meta = nil
 	a.r.memberChanged(b, true) // and is back
-	alive, left, _, _ := a.r.view()
+	alive, left, _, _, _ := a.r.view()
 	if !slices.Contains(alive, "b") || len(left) != 0 {
 		t.Fatalf("alive %v, left %v: want b alive and not left", alive, left)
 	}
