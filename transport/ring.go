@@ -45,6 +45,10 @@ func (r *ring) children(dst []string, origin, self string, fanout int) []string 
 // ring: a node knows its own, and looks up one name a batch, not two.
 func (r *ring) childrenAt(dst []string, o, s, fanout int) []string {
 	n := len(r.names)
+	// No member has more than n children: bounded so, q*fanout+fanout
+	// cannot overflow (a Fanout near math.MaxInt, which Config takes,
+	// wrapped it, and a relay indexed below zero: found by review).
+	fanout = min(fanout, n)
 	q := (s - o + n) % n
 	for c := q*fanout + 1; c <= q*fanout+fanout && c < n; c++ {
 		dst = append(dst, r.names[(o+c)%n])
