@@ -1,7 +1,16 @@
 // Package wallclock is the physical time source of production replicas:
 // Unix nanoseconds read in one monotonic-clock call instead of the two that
-// time.Now makes, re-anchored to the wall clock every second so that steps
-// of the system clock are followed. It is safe for concurrent use.
+// time.Now makes, re-anchored to the wall clock every millisecond so that
+// steps of the system clock are followed. It is safe for concurrent use.
+//
+// The monotonic clock stands still while the machine is suspended (Linux's
+// CLOCK_MONOTONIC), and the wall clock does not: after a suspend, until the
+// next re-anchoring, Now is behind by the suspend's length. Re-anchored every
+// second, a laptop or edge device woken from an hour's sleep stamped the
+// writes of its first second an hour early (they lost to every write its
+// peers made meanwhile, their TTLs ran from an hour before) and refused its
+// peers' records as an hour ahead (found by review). A millisecond bounds
+// that window at the cost of one time.Now a millisecond.
 package wallclock
 
 import (
@@ -10,7 +19,7 @@ import (
 )
 
 // reanchorEvery bounds how long the source runs on the monotonic clock alone.
-const reanchorEvery = time.Second
+const reanchorEvery = time.Millisecond
 
 type anchor struct {
 	wall int64     // Unix ns at the anchor

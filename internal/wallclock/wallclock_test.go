@@ -20,6 +20,21 @@ func TestNowTracksWallClock(t *testing.T) {
 	}
 }
 
+// TestNowFollowsTheWallClockSoonAfterASuspend: an anchor taken before a
+// suspend (its wall reading an hour behind the wall clock now, its
+// monotonic reading a few milliseconds ago: the monotonic clock stood
+// still while the machine slept) is used no longer than about a
+// millisecond. Re-anchored every second, Now read an hour behind for up
+// to a second after the machine woke.
+func TestNowFollowsTheWallClockSoonAfterASuspend(t *testing.T) {
+	s := New()
+	now := time.Now()
+	s.a.Store(&anchor{wall: now.Add(-time.Hour).UnixNano(), mono: now.Add(-5 * time.Millisecond)})
+	if got, want := s.Now(), time.Now().UnixNano(); want-got > int64(time.Millisecond) {
+		t.Fatalf("5 ms after waking from an hour's suspend, Now is %v behind the wall clock", time.Duration(want-got))
+	}
+}
+
 func BenchmarkNow(b *testing.B) {
 	s := New()
 	for b.Loop() {
