@@ -182,7 +182,7 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		// the filler ran superseded: its callers get the value held, as
 		// for any fill superseded (they got ErrValueTooLarge: found by
 		// review).
-		if held, ok := c.store.Lookup(key); ok && held.Live(c.phys()) && c.store.Changed(watch) {
+		if held, ok := c.store.Lookup(key); errors.Is(err, ErrValueTooLarge) && ok && held.Live(c.phys()) && c.store.Changed(watch) {
 			c.stats.fillsSuperseded.Add(1)
 			return held, nil
 		}

@@ -397,7 +397,7 @@ const arrivalNeighbours = 2
 func (n *Node) SetMembers(names []string, now int64) {
 	n.rebase(now)
 	old := n.ring
-	n.ring = newRing(append(names, n.cfg.Name))
+	n.ring = newRing(append(names[:len(names):len(names)], n.cfg.Name)) // not into the caller's spare capacity
 	n.self = n.ring.pos[n.cfg.Name]
 	if _, ok := n.ring.pos[n.ae.s.peer]; n.ae.active && !ok {
 		n.ae.active = false

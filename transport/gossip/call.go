@@ -44,8 +44,9 @@ const (
 
 // ErrBusy is the error of a call the peer had no room to serve, or that
 // this member had no room to send (a request larger than a datagram,
-// refused by the stream queue at its bounds: see Stats.CallsDropped). It
-// may succeed later.
+// refused by the stream queue at its bounds: see Stats.CallsDropped; or,
+// for CallResendingFor, still waiting in that queue past its resend
+// bound, taken out unsent and counted nowhere). It may succeed later.
 var ErrBusy = errors.New("gossip: peer busy")
 
 // sendError is the error of a call whose request sendCall failed to send:
