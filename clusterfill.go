@@ -165,7 +165,11 @@ func (c *Cache) alive(name string) bool {
 // by the time the last copy left (a request larger than a datagram
 // leaves when its stream has written it, which may be seconds after it
 // was queued), the fill timeout and a margin for the journeys: forward
-// waits that long, and, while a call's first copy has not left, for it.
+// waits that long, and, while a call's first copy has not left, for it,
+// until the fill timeout has passed since the first call: a copy still
+// queued then is taken out unsent (CallResendingFor's queueFor), and the
+// asker fills itself (behind streams that stall it waited for minutes:
+// found by review).
 // It waited the fill timeout and the margin from the first send: an
 // owner that got a later copy answered after its asker had given up and
 // filled itself, and the filler ran twice (found by review). An owner
@@ -215,7 +219,7 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			n := current
 			sent = time.Time{}
 			mu.Unlock()
-			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, sentFor(n))
+			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, max(c.cfg.FillTimeout-time.Since(start), time.Millisecond), sentFor(n))
 			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return

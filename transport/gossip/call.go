@@ -45,8 +45,8 @@ const (
 // ErrBusy is the error of a call the peer had no room to serve, or that
 // this member had no room to send (a request larger than a datagram,
 // refused by the stream queue at its bounds: see Stats.CallsDropped; or,
-// for CallResendingFor, still waiting in that queue past its resend
-// bound, taken out unsent and counted nowhere). It may succeed later.
+// for CallResendingFor, still waiting in that queue past its queueFor,
+// taken out unsent and counted nowhere). It may succeed later.
 var ErrBusy = errors.New("gossip: peer busy")
 
 // sendError is the error of a call whose request sendCall failed to send:
@@ -284,7 +284,7 @@ func parseCall(b []byte) (from string, kind byte, id uint64, payload []byte, err
 // if its send fails; with ErrBusy if the stream queue refuses it (the
 // frames queued for streams at their bounds).
 func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]byte, error) {
-	return r.CallResendingFor(ctx, peer, payload, 0, nil)
+	return r.CallResendingFor(ctx, peer, payload, 0, 0, nil)
 }
 
 // CallResendingFor is Call, which sends its request again only within
@@ -299,11 +299,15 @@ func (r *Replicator) Call(ctx context.Context, peer string, payload []byte) ([]b
 // and the time a copy takes, and a caller that bounds what the peer does
 // with it (a fill timeout) knows by when its answer comes, if any. A
 // request larger than a datagram whose first copy still waits in the
-// stream queue once resend has passed (not yet taken by its stream) is
-// taken out, never sent, and the call returns ErrBusy.
+// stream queue queueFor after the call began (not yet taken by its
+// stream, behind frames whose streams stall) is taken out, never sent,
+// and the call returns ErrBusy (queueFor 0: it waits for its turn). A
+// caller that bounds its wait (a fill's asker) is not held past it by the
+// frames ahead of its request: a fill asked of its owner waited for
+// minutes, past its fill timeout (found by review).
 // (Peers of releases before the repeats ignore them: they count them as
 // bad frames.)
-func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload []byte, resend time.Duration, onSent func(time.Time)) ([]byte, error) {
+func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload []byte, resend, queueFor time.Duration, onSent func(time.Time)) ([]byte, error) {
 	first := time.Now()
 	ch := make(chan []byte, 1)
 	node, id, err := r.register(pendingCall{peer: peer, reply: ch})
@@ -369,14 +373,10 @@ func (r *Replicator) CallResendingFor(ctx context.Context, peer string, payload 
 		case err := <-failed:
 			return nil, fmt.Errorf("gossip: call %s: %w", peer, err)
 		case <-again.C:
-			// A first copy still waiting in the stream queue past resend
-			// (behind frames whose streams stall) has not left: taken
-			// out, the peer never sees it, and the call is ErrBusy, as
-			// when the queue refuses it. Waited for, it held its caller
-			// for as long as the frames before it took (a fill asked of
-			// its owner waited for minutes, past its fill timeout: found
-			// by review).
-			if !small && firstOnly && resend > 0 && time.Since(first) > resend && queued != nil && r.streams.withdraw(node.Name, queued) {
+			// A first copy still waiting in the stream queue past
+			// queueFor has not left: taken out, the peer never sees it,
+			// and the call is ErrBusy, as when the queue refuses it.
+			if !small && firstOnly && queueFor > 0 && time.Since(first) > queueFor && queued != nil && r.streams.withdraw(node.Name, queued) {
 				queued = nil
 				return nil, fmt.Errorf("gossip: call %s: %w (its request waited %v in the stream queue)", peer, ErrBusy, time.Since(first).Round(time.Millisecond))
 			}

@@ -113,7 +113,7 @@ func TestCallResendingForStopsResending(t *testing.T) {
 				resend = 250 * time.Millisecond
 			}
 			var sends atomic.Int32
-			got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), resend, func(time.Time) { sends.Add(1) })
+			got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), resend, 0, func(time.Time) { sends.Add(1) })
 			switch {
 			case bounded && (err == nil || served.Load() != 0):
 				t.Fatalf("resending for 250 ms, its copies lost for a second: %q, %v, served %d times; want no answer, never served", got, err, served.Load())
@@ -145,7 +145,7 @@ func TestCallRepeatsGetALostAnswer(t *testing.T) {
 	defer cancel()
 	done := make(chan callResult, 1)
 	go func() {
-		got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), time.Millisecond, nil) // every later copy a repeat
+		got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), time.Millisecond, 0, nil) // every later copy a repeat
 		done <- callResult{got, err}
 	}()
 	await.Until(t, 10*time.Second, func() bool { return served.Load() == 1 }, "the request was never served")
@@ -885,7 +885,7 @@ func TestBusyCallIsNotServedLater(t *testing.T) {
 	free := time.AfterFunc(200*time.Millisecond, func() { gate <- struct{}{} }) // a place frees between the copies' arrivals
 	defer free.Stop()
 	repeats := b.r.counters.callRepeats.Load()
-	if _, err := a.r.CallResendingFor(ctx, "b", []byte("x"), time.Second, nil); !errors.Is(err, ErrBusy) {
+	if _, err := a.r.CallResendingFor(ctx, "b", []byte("x"), time.Second, 0, nil); !errors.Is(err, ErrBusy) {
 		t.Skipf("the call returned %v, not ErrBusy: the delays were not met on this machine", err)
 	}
 	await.Until(t, 10*time.Second, func() bool { return servedX.Load() > 0 || b.r.counters.callRepeats.Load() > repeats }, "the second copy never reached the peer")
@@ -915,7 +915,7 @@ func TestRepeatsOfALargeRequestTakeNoStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	got, err := a.r.CallResendingFor(ctx, "b", bytes.Repeat([]byte("k"), 60<<10), time.Second, nil)
+	got, err := a.r.CallResendingFor(ctx, "b", bytes.Repeat([]byte("k"), 60<<10), time.Second, 0, nil)
 	if err != nil || string(got) != "ok" {
 		t.Fatalf("%q, %v", got, err)
 	}
