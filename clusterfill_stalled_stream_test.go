@@ -2,13 +2,10 @@ package bcache
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -18,34 +15,11 @@ import (
 // asker falls back to its own fill by about its fill timeout, not after
 // the stream unsticks.
 func TestStalledStreamFillRequestEndsByTheFillTimeout(t *testing.T) {
-	mn := memnet.NewNetwork(1)
 	var ownerRuns, askerRuns atomic.Int32
-	timings := FastTimings()
-	timings.ProbeInterval, timings.ProbeTimeout, timings.SuspicionMult = time.Second, 500*time.Millisecond, 4
-	tw, err := mn.NewTransport("w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newCache(t, Config{NodeName: "w", Network: tw, Timings: timings, FillTimeout: time.Second,
-		Filler: func(context.Context, string) ([]byte, error) { ownerRuns.Add(1); return []byte("w"), nil }})
-	tr, err := mn.NewTransport("r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hd := &hangingDials{Transport: tr, shut: make(chan struct{}), freed: make(chan struct{})}
+	_, r, hd, key := stalledPair(t, memnet.NewNetwork(1),
+		func(context.Context, string) ([]byte, error) { ownerRuns.Add(1); return []byte("w"), nil },
+		func(context.Context, string) ([]byte, error) { askerRuns.Add(1); return []byte("r"), nil }, time.Second)
 	defer close(hd.freed)
-	timings.TCPTimeout = time.Minute
-	r := newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings, FillTimeout: time.Second,
-		Filler: func(context.Context, string) ([]byte, error) { askerRuns.Add(1); return []byte("r"), nil }})
-	for _, c := range []*Cache{w, r} {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
-	}
-	var key string
-	for i := 0; ; i++ {
-		if key = fmt.Sprint(strings.Repeat("k", 4096), i); r.owner(key) == "w" {
-			break
-		}
-	}
 	hd.on.Store(true)
 	cancel, err := r.repl.Ask("w", make([]byte, 4096), func([]byte, error) {}) // its dial hangs
 	if err != nil {
@@ -62,5 +36,8 @@ func TestStalledStreamFillRequestEndsByTheFillTimeout(t *testing.T) {
 	}
 	if n := ownerRuns.Load(); n != 0 {
 		t.Fatalf("the owner ran its filler %d times for a request it never got", n)
+	}
+	if n := askerRuns.Load(); n != 1 || string(v) != "r" {
+		t.Fatalf("the asker ran its filler %d times and got %q; want its own fill, once", n, v)
 	}
 }

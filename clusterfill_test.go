@@ -859,36 +859,7 @@ func TestFillAsksAgainWhenItsRequestFindsNoRoom(t *testing.T) {
 			return []byte("filled by " + name), nil
 		}
 	}
-	tw, err := mn.NewTransport("w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Failure detection as on a LAN: with the fast timings' 50 ms probes,
-	// a loaded machine (CI, under the race detector) took w for dead, and
-	// r filled the key itself without asking (the test failed so).
-	timings := FastTimings()
-	timings.ProbeInterval, timings.ProbeTimeout, timings.SuspicionMult = time.Second, 500*time.Millisecond, 4
-	w := newCache(t, Config{NodeName: "w", Network: tw, Timings: timings, Filler: filler("w"), FillTimeout: 20 * time.Second})
-	tr, err := mn.NewTransport("r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The hung dial lasts until the test frees it: with a TCPTimeout of
-	// 500 ms, a loaded machine emptied the queue before the fill's
-	// request came (CI failed so).
-	hd := &hangingDials{Transport: tr, shut: make(chan struct{}), freed: make(chan struct{})}
-	timings.TCPTimeout = time.Minute
-	r := newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings,
-		Filler: filler("r"), FillTimeout: 20 * time.Second})
-	for _, c := range []*Cache{w, r} {
-		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
-	}
-	var key string
-	for i := 0; ; i++ {
-		if key = fmt.Sprint(strings.Repeat("k", 4096), i); r.owner(key) == "w" {
-			break
-		}
-	}
+	_, r, hd, key := stalledPair(t, mn, filler("w"), filler("r"), 20*time.Second)
 	// r's queue for w full: a frame whose stream hangs, and one of nearly
 	// 16 MiB behind it (the queue's bound for a peer).
 	hd.on.Store(true)
@@ -1361,5 +1332,42 @@ func TestAKeyOverTheOwnersMaxBytesIsFilledByTheAsker(t *testing.T) {
 	v, err := asker.GetOrFill(context.Background(), key)
 	if err != nil || string(v) != "v" {
 		t.Fatalf("GetOrFill of a key over the owner's MaxBytes, not the asker's: %q, %v", v, err)
+	}
+}
+
+// stalledPair starts an owner w and an asker r on mn, with r's dials made
+// to hang while hd.on is set (until hd.freed is closed), both with
+// failure detection as on a LAN and the given fillers and FillTimeout,
+// and returns a key w owns that is larger than a datagram (its fill
+// request goes over a stream).
+func stalledPair(t *testing.T, mn *memnet.Network, ownerFill, askerFill Filler, fillTimeout time.Duration) (w, r *Cache, hd *hangingDials, key string) {
+	t.Helper()
+	tw, err := mn.NewTransport("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Failure detection as on a LAN: with the fast timings' 50 ms probes,
+	// a loaded machine (CI, under the race detector) took w for dead, and
+	// r filled the key itself without asking (a test failed so).
+	timings := FastTimings()
+	timings.ProbeInterval, timings.ProbeTimeout, timings.SuspicionMult = time.Second, 500*time.Millisecond, 4
+	w = newCache(t, Config{NodeName: "w", Network: tw, Timings: timings, Filler: ownerFill, FillTimeout: fillTimeout})
+	tr, err := mn.NewTransport("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hung dial lasts until the test frees it: with a TCPTimeout of
+	// 500 ms, a loaded machine emptied the queue before the fill's
+	// request came (CI failed so).
+	hd = &hangingDials{Transport: tr, shut: make(chan struct{}), freed: make(chan struct{})}
+	timings.TCPTimeout = time.Minute
+	r = newCache(t, Config{NodeName: "r", Network: hd, Peers: []string{w.Addr()}, Timings: timings, Filler: askerFill, FillTimeout: fillTimeout})
+	for _, c := range []*Cache{w, r} {
+		await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 }, "%s sees %d members", c.Name(), len(c.Members()))
+	}
+	for i := 0; ; i++ {
+		if key = fmt.Sprint(strings.Repeat("k", 4096), i); r.owner(key) == "w" {
+			return w, r, hd, key
+		}
 	}
 }
