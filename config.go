@@ -252,8 +252,12 @@ type Config struct {
 	// mid-fill, and whose next owner times out too, may so take up to
 	// about three FillTimeouts and four seconds (found by review); an
 	// owner that refuses the request for lack of room (gossip.ErrBusy) is
-	// asked again for up to FillTimeout, each time waited for so. It
-	// applies to GetWithFiller too. Default: 10 s.
+	// asked again for up to FillTimeout, each time waited for so; a
+	// request larger than a datagram may wait in the stream queue for up
+	// to FillTimeout before its first copy leaves (past it, it is taken
+	// out and the member fills itself), so either may take up to about
+	// two FillTimeouts and a second. It applies to GetWithFiller too.
+	// Default: 10 s.
 	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member
 	// dropped because its peers could no longer tell it from a deleted one

@@ -483,6 +483,15 @@ func (n *Node) retry(out []Envelope, now int64) []Envelope {
 		a := &s.awaits[i]
 		a.earlier = append(a.earlier, a.step)
 		a.step = n.nextStep(a.req)
+		if v, ok := a.req.(*wire.Versions); ok && v.Prints && !n.ListsPrints(s.peer) {
+			// The host said since the first copy that the peer takes no
+			// prints (a member of a release before, under its name): the
+			// copy goes without them, which it would refuse as malformed.
+			v.Prints = false
+			for i := range v.Versions {
+				v.Versions[i].Print = 0
+			}
+		}
 		out = n.send(out, a.req, s.peer)
 	}
 	return out

@@ -159,7 +159,7 @@ type Versions struct {
 	// lists the same key; with the print the receiver can, and sends its
 	// own key's record within the reply the sender awaits. A release
 	// before Prints refuses such a message: a sender lists prints only
-	// while every member it knows takes them.
+	// to a peer that takes them (transport.Node.ListsPrints).
 	Prints bool
 }
 
