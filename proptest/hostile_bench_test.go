@@ -19,6 +19,33 @@ import (
 //
 //	go test ./proptest -run '^$' -bench HostileFrame -benchmem -benchtime 3x
 func BenchmarkHostileFrame(b *testing.B) {
+	r, frames := hostileMember(b)
+	for _, f := range frames {
+		b.Run(f.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				b.StopTimer()
+				frame := f.frame()
+				size = len(frame)
+				b.StartTimer()
+				r.node.Receive(adversaryName, frame, start)
+			}
+			b.ReportMetric(float64(size), "frame-bytes")
+		})
+	}
+}
+
+// hostileFrame is one kind of the frames BenchmarkHostileFrame sends:
+// frame builds the next one (opening a session first, for a step of
+// one).
+type hostileFrame struct {
+	name  string
+	frame func() []byte
+}
+
+// hostileMember returns the production member of 100,000 keys the
+// hostile frames are sent to, and the kinds of frames.
+func hostileMember(b testing.TB) (*StoreReplica, []hostileFrame) {
 	const keys = 100_000
 	const manyVersions = 700_000 // about a 20 MiB stream frame's worth
 	cfg := StoreConfig{Transport: DefaultStoreConfig().Transport}
@@ -90,10 +117,7 @@ func BenchmarkHostileFrame(b *testing.B) {
 		b.Fatal("no answer to the opening digest")
 		return wire.Session{}
 	}
-	frames := []struct {
-		name  string
-		frame func() []byte
-	}{
+	frames := []hostileFrame{
 		{"versions-max-leaves", func() []byte {
 			return encode(&wire.Versions{Session: session(), Leaves: leaves, Counts: make([]uint32, len(leaves))})
 		}},
@@ -114,17 +138,5 @@ func BenchmarkHostileFrame(b *testing.B) {
 		{"repair-max-records", func() []byte { return encode(&wire.Repair{Session: session(), Records: tiny(wire.MaxRecords)}) }},
 		{"reject-max-answers", func() []byte { return encode(&wire.Reject{Session: session(), Records: answers()}) }},
 	}
-	for _, f := range frames {
-		b.Run(f.name, func(b *testing.B) {
-			var size int
-			for b.Loop() {
-				b.StopTimer()
-				frame := f.frame()
-				size = len(frame)
-				b.StartTimer()
-				r.node.Receive(adversaryName, frame, start)
-			}
-			b.ReportMetric(float64(size), "frame-bytes")
-		})
-	}
+	return r, frames
 }

@@ -1,0 +1,196 @@
+package proptest
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport/wire"
+)
+
+// hostileCost is what a kind of hostile frame cost the member it was
+// sent to: the bytes of one (the last built), the most bytes the member
+// sent in reply to one, and the heap it still held per frame once the
+// measured frames had been received, after a collection (the frames of
+// the warm-up before them leave their one-time costs, scratch buffers
+// grown once, out).
+type hostileCost struct {
+	frame, reply int
+	retained     float64
+}
+
+// measureHostile sends the member warm frames built by build, then n
+// more, measured.
+func measureHostile(r *StoreReplica, build func() []byte, warm, n int) hostileCost {
+	var c hostileCost
+	one := func() {
+		frame := build()
+		out, _ := r.node.Receive(adversaryName, frame, start)
+		reply := 0
+		for _, e := range out {
+			reply += len(e.Payload)
+		}
+		c.frame, c.reply = len(frame), max(c.reply, reply)
+	}
+	for range warm {
+		one()
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC() // and what pools held
+	runtime.ReadMemStats(&before)
+	for range n {
+		one()
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	c.retained = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	return c
+}
+
+// TestHostileFrameCosts turns BenchmarkHostileFrame's figures into bounds
+// on the production member of 100,000 keys it builds, for each kind of
+// frame it sends and for the session openings that frames of a session
+// need: the bytes the member sends in reply to one frame are at most
+// reply times the frame's (amplification), and the heap it retains per
+// frame, over repeats of the frame after a warm-up, is at most retained
+// bytes (records per frame times perRecord for frames of records new to
+// it, which it keeps: a member with the key may write; their bound is
+// the store's MaxKeys and MaxBytes). The bounds are about twice what was
+// measured (in the comments), except where the reply is a rule of the
+// protocol (none, or the root alone).
+//
+// Broken variants caught (each tried, then undone): receiveDigest
+// answering a token-less opening below level 1 (its check removed) fails
+// opening-level-2; maxOpenings raised to 1<<20 (every opening kept, 128
+// to 148 bytes each) fails the retained bound of the openings and of
+// reject-max-answers; a reply to a level-1 opening of more than Fanout
+// times its hashes fails opening-level-1.
+func TestHostileFrameCosts(t *testing.T) {
+	r, frames := hostileMember(t)
+	encode := func(m wire.Message) []byte {
+		frame, err := wire.NewCodec(wire.Limits{}).Encode(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return frame
+	}
+	id := uint64(1 << 40) // past the benchmark's sessions
+	opening := func(level uint8, hashes []uint64) []byte {
+		id++
+		var parents []uint32
+		switch level {
+		case 1:
+			parents = []uint32{0}
+		case 2:
+			parents = make([]uint32, crdt.Fanout) // every node of level 1
+			for i := range parents {
+				parents[i] = uint32(i)
+			}
+		}
+		return encode(&wire.Digest{Session: wire.Session{ID: id, Step: 1}, Level: level, Parents: parents, Hashes: hashes,
+			Cut: crdt.Timestamp{Wall: start, Node: adversaryID}, Coverage: start})
+	}
+	const many = wire.MaxRecords // records in a frame of records
+	type bound struct {
+		reply     float64 // times the frame's bytes
+		retained  float64 // bytes per frame
+		perRecord float64 // bytes per record new to the member
+	}
+	cases := []struct {
+		name  string
+		frame func() []byte
+		bound
+	}{
+		// 49 bytes answered with the root, 59 (1.2x); retained < 0.
+		{"opening-level-0", func() []byte { return opening(0, make([]uint64, 1)) }, bound{reply: 4, retained: 64}},
+		// Every node differs: every node's children, 2,164 bytes of 173
+		// (12.5x). The bound is the protocol's as it is, Fanout times
+		// (the reply carries at most the children of every node the
+		// opening carries), not twice the figure: byte counts do not
+		// vary from run to run. Answering an opening that differs under
+		// more than 4 nodes with the root alone (a round trip more, as
+		// a root opening takes) brought it to 59 bytes (0.34x), and at
+		// most 580 (3.35x), and passed ./transport, but made
+		// TestSimulateStartsSessionsForReplicasThatDoNot's run without
+		// sessions agree: left undone.
+		{"opening-level-1", func() []byte { return opening(1, make([]uint64, crdt.Fanout)) }, bound{reply: crdt.Fanout, retained: 64}},
+		// Deeper, which needs a token: no reply (it had the whole leaf
+		// level sent, 16 times its size).
+		{"opening-level-2", func() []byte { return opening(2, make([]uint64, crdt.Fanout*crdt.Fanout)) }, bound{reply: 0, retained: 64}},
+	}
+	for _, f := range frames {
+		var b bound
+		switch f.name {
+		case "versions-max-leaves":
+			// 8,214 bytes answered with the records of 1,024 leaves,
+			// 208,983 bytes (25.4x); retained < 0.
+			b = bound{reply: 50, retained: 64}
+		case "versions-one-leaf-full-frame":
+			// 20 MB answered with the wants the member holds, 131,364
+			// bytes (0.0065x); retained 37 bytes.
+			b = bound{reply: 1.0 / 64, retained: 1024}
+		case "digest-every-leaf-parent", "reject-max-answers":
+			// No reply: only the initiator receives the leaf level, and
+			// answers are taken, not answered. Retained < 0.
+			b = bound{reply: 0, retained: 64}
+		case "delta-max-records", "repair-max-records":
+			// No reply (the delta is direct, the repair answers nothing
+			// asked); retained 153 (delta) and 87 (repair) bytes per
+			// record (122 and 136 in another order of the frames: the
+			// store's maps grow by steps), 5 to 9 times the record's 18
+			// to 24 bytes on the wire.
+			b = bound{reply: 0, perRecord: 320}
+		default:
+			t.Fatalf("no bound for the benchmark's frame %s", f.name)
+		}
+		cases = append(cases, struct {
+			name  string
+			frame func() []byte
+			bound
+		}{f.name, f.frame, b})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			warm, n := 4, 32
+			switch {
+			case strings.HasPrefix(c.name, "opening-"):
+				// The first cases: their warm-up fills the member's
+				// bounded tables of sessions, which 4 frames did not
+				// (172 bytes a frame retained, in one run of six).
+				warm, n = 256, 256
+			case c.name == "versions-one-leaf-full-frame":
+				warm, n = 1, 2 // 20 MB each
+			case c.perRecord > 0:
+				warm, n = 1, 8
+			}
+			got := measureHostile(r, c.frame, warm, n)
+			limit := c.retained + c.perRecord*many
+			t.Logf("frame %d bytes, reply %d (%.2fx, bound %.4gx), retained %.0f bytes a frame (bound %.0f)",
+				got.frame, got.reply, float64(got.reply)/float64(got.frame), c.reply, got.retained, limit)
+			if float64(got.reply) > c.reply*float64(got.frame) {
+				t.Errorf("a frame of %d bytes was answered with %d, over %.4g times its size", got.frame, got.reply, c.reply)
+			}
+			if got.retained > limit {
+				t.Errorf("the member retained %.0f bytes a frame, over %.0f", got.retained, limit)
+			}
+		})
+	}
+	// A frame of records the member took already, received again (a
+	// replay), retains nothing more.
+	t.Run("delta-replayed", func(t *testing.T) {
+		var frame []byte
+		for _, f := range frames {
+			if f.name == "delta-max-records" {
+				frame = f.frame()
+			}
+		}
+		got := measureHostile(r, func() []byte { return frame }, 1, 32)
+		t.Logf("frame %d bytes, reply %d, retained %.0f bytes a frame (bound 64)", got.frame, got.reply, got.retained)
+		if got.reply > 0 || got.retained > 64 {
+			t.Errorf("a replayed delta of %d bytes was answered with %d and retained %.0f bytes a frame, want none and at most 64", got.frame, got.reply, got.retained)
+		}
+	})
+}
