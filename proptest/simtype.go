@@ -280,16 +280,16 @@ func (s *typeSim) step() error {
 		if s.rng.Float64() < s.cfg.Loss {
 			continue
 		}
-		copies := 1
 		if s.rng.Float64() < s.cfg.Dup {
-			copies = 2
+			// The copy goes back in flight, to arrive in a later round
+			// among other frames, not right behind its original (found
+			// by review).
+			s.net.Requeue(p, true)
 		}
 		to := s.byName[p.To] // a node's: send checks
-		for range copies {
-			// Each delivery its own bytes, as under CheckType.
-			if err := s.send(to, s.objs[to].Receive(p.Sender(), bytes.Clone(p.Payload))); err != nil {
-				return err
-			}
+		// Its own bytes, as under CheckType.
+		if err := s.send(to, s.objs[to].Receive(p.Sender(), bytes.Clone(p.Payload))); err != nil {
+			return err
 		}
 	}
 	s.now += int64(time.Millisecond)

@@ -195,7 +195,11 @@ func (s *simulation) step() error {
 		}
 		s.inbox[to] = append(s.inbox[to], p)
 		if s.rng.Float64() < s.cfg.Dup {
-			s.inbox[to] = append(s.inbox[to], p)
+			// The copy goes back in flight, to arrive in a later round
+			// among other frames: appended right behind its original, a
+			// copy always came next, before the receiver's answers to
+			// the original had even left (found by review).
+			s.c.Net.Requeue(p, true)
 		}
 	}
 	s.each(func(i int, out []transport.Envelope) []transport.Envelope {

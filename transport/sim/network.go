@@ -192,6 +192,21 @@ func (n *Network) Duplicate(i int) error {
 	return nil
 }
 
+// Requeue puts p, a packet taken from flight (Take, TakeAll), back in
+// flight at the end, to be taken again later: a copy of it (its new id
+// counted as a duplicate) if dup, or the packet itself held back. A
+// simulator that delivers a copy right behind its original only ever
+// shows a receiver a copy of the frame it has just received.
+func (n *Network) Requeue(p Packet, dup bool) {
+	if dup {
+		n.nextID++
+		p.ID = n.nextID
+		n.stats.Duplicated++
+	}
+	n.bytes += uint64(len(p.Payload))
+	n.inflight = append(n.inflight, p)
+}
+
 // Reorder moves packet i to position j.
 func (n *Network) Reorder(i, j int) error {
 	if err := n.check(i); err != nil {

@@ -211,3 +211,22 @@ func TestBytesCountsWhatIsInFlight(t *testing.T) {
 		t.Fatalf("nothing in flight, Bytes %d", n.Bytes())
 	}
 }
+
+// TestRequeue: a packet taken from flight goes back at the end, as itself
+// or as a copy with a new id, counted as a duplicate.
+func TestRequeue(t *testing.T) {
+	n := New()
+	n.Send("a", frames("b", "c"))
+	all := n.TakeAll()
+	first := all[0]
+	n.Requeue(first, true)
+	n.Send("a", frames("d"))
+	n.Requeue(all[1], false)
+	got := n.InFlight()
+	if len(got) != 3 || got[0].To != "b" || got[0].ID == first.ID || got[1].To != "d" || got[2].ID != all[1].ID {
+		t.Fatalf("in flight %+v", got)
+	}
+	if s := n.Stats(); s.Duplicated != 1 || s.Sent != 3 || n.Bytes() != 3 {
+		t.Fatalf("stats %+v, %d B in flight", s, n.Bytes())
+	}
+}
