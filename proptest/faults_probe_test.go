@@ -24,6 +24,7 @@ type faultProbe struct {
 	seen     map[string]map[uint64]bool
 	newest   map[[2]string]int64 // (from, to) -> newest send time received
 	received int
+	times    map[uint64]int // tag -> receipts, every receiver's
 	// adjacent: copies received right after the frame they copy;
 	// later: copies received with other frames between; maxDelay: the
 	// longest time from a send to a receipt; inversions: frames received
@@ -35,7 +36,7 @@ type faultProbe struct {
 
 func newFaultProbe() *faultProbe {
 	return &faultProbe{sentAt: map[uint64]int64{}, sentBy: map[uint64]string{}, last: map[string]uint64{},
-		seen: map[string]map[uint64]bool{}, newest: map[[2]string]int64{}}
+		seen: map[string]map[uint64]bool{}, newest: map[[2]string]int64{}, times: map[uint64]int{}}
 }
 
 type probed struct {
@@ -87,6 +88,7 @@ func (r *probed) Receive(from string, payload []byte) []transport.Envelope {
 	p := r.p
 	t := binary.BigEndian.Uint64(payload)
 	p.received++
+	p.times[t]++
 	if p.seen[r.name] == nil {
 		p.seen[r.name] = map[uint64]bool{}
 	}
@@ -166,5 +168,28 @@ func TestHandOverUnderLossAndDuplication(t *testing.T) {
 	Check(t, Config{Weights: handingOver(), Loss: 0.1, Duplication: 0.1, Coverage: cov})
 	if cov.Actions["hand over"] == 0 {
 		t.Fatal("no hand over ran")
+	}
+}
+
+// TestSimulateDuplicatesAFrameOnce: SimConfig.Dup is the fraction of
+// frames duplicated, and Simulate takes Dup up to 1: every frame then
+// arrives twice. Since the copy went back in flight (sim.Network.Requeue)
+// it met the duplication draw again as it was taken, so that a copy was
+// copied in turn: a frame arrived 1/(1-Dup) times on average, not 1+Dup,
+// and at Dup 1 every frame ever sent came back every round, for ever
+// (found by review).
+func TestSimulateDuplicatesAFrameOnce(t *testing.T) {
+	p := newFaultProbe()
+	_, err := Simulate(SimConfig{Factory: p.factory(MapFactory(DefaultMapConfig())), Nodes: 4, Keys: 10, Writes: 20, PerRound: 2, Seed: 1, Dup: 1, Split: 0.2, MaxRounds: 2000})
+	most := 0
+	for _, n := range p.times {
+		most = max(most, n)
+	}
+	t.Logf("%d frames sent, %d received, one received %d times (%v)", p.next, p.received, most, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most > 2 {
+		t.Errorf("at Dup 1 a frame was received %d times, want 2", most)
 	}
 }

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,8 +22,9 @@ type hostileCost struct {
 }
 
 // measureHostile sends the member warm frames built by build, then n
-// more, measured.
-func measureHostile(r *StoreReplica, build func() []byte, warm, n int) hostileCost {
+// more, measured; measured again, up to three windows in all, while the
+// heap retained per frame is over limit.
+func measureHostile(r *StoreReplica, build func() []byte, warm, n int, limit float64) hostileCost {
 	var c hostileCost
 	one := func() {
 		frame := build()
@@ -36,17 +38,28 @@ func measureHostile(r *StoreReplica, build func() []byte, warm, n int) hostileCo
 	for range warm {
 		one()
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.GC() // and what pools held
-	runtime.ReadMemStats(&before)
-	for range n {
-		one()
+	// The least of a few windows: a window now and then holds a few KiB
+	// more that no frame left (the runtime's own, under -race 5.9 KiB in
+	// one window of eight with no frame held, which failed bounds of 64
+	// bytes over 32 frames in two runs of three; found by review), while
+	// what each frame leaves shows in every window.
+	c.retained = math.Inf(1)
+	for range 3 {
+		if c.retained <= limit {
+			break
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.GC() // and what pools held
+		runtime.ReadMemStats(&before)
+		for range n {
+			one()
+		}
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		c.retained = min(c.retained, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n))
 	}
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	c.retained = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
 	return c
 }
 
@@ -166,8 +179,8 @@ func TestHostileFrameCosts(t *testing.T) {
 			case c.perRecord > 0:
 				warm, n = 1, 8
 			}
-			got := measureHostile(r, c.frame, warm, n)
 			limit := c.retained + c.perRecord*many
+			got := measureHostile(r, c.frame, warm, n, limit)
 			t.Logf("frame %d bytes, reply %d (%.2fx, bound %.4gx), retained %.0f bytes a frame (bound %.0f)",
 				got.frame, got.reply, float64(got.reply)/float64(got.frame), c.reply, got.retained, limit)
 			if float64(got.reply) > c.reply*float64(got.frame) {
@@ -187,7 +200,7 @@ func TestHostileFrameCosts(t *testing.T) {
 				frame = f.frame()
 			}
 		}
-		got := measureHostile(r, func() []byte { return frame }, 1, 32)
+		got := measureHostile(r, func() []byte { return frame }, 1, 32, 64)
 		t.Logf("frame %d bytes, reply %d, retained %.0f bytes a frame (bound 64)", got.frame, got.reply, got.retained)
 		if got.reply > 0 || got.retained > 64 {
 			t.Errorf("a replayed delta of %d bytes was answered with %d and retained %.0f bytes a frame, want none and at most 64", got.frame, got.reply, got.retained)

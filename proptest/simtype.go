@@ -169,6 +169,7 @@ type typeSim struct {
 	byName    map[string]int
 	kinds     []OpKind // each kind as often as its weight
 	round     int
+	copies    map[uint64]bool // the ids of the copies the round put in flight
 }
 
 func (s *typeSim) allNodes() []int {
@@ -275,16 +276,20 @@ func (s *typeSim) send(i int, out []transport.Envelope) error {
 // nodes' timers (and, every SyncEvery rounds, their exchanges).
 func (s *typeSim) step() error {
 	pkts := s.net.TakeAll()
+	// The copies made last round: all in flight then, all taken now.
+	copies := s.copies
+	s.copies = make(map[uint64]bool)
 	s.rng.Shuffle(len(pkts), func(i, j int) { pkts[i], pkts[j] = pkts[j], pkts[i] })
 	for _, p := range pkts {
 		if s.rng.Float64() < s.cfg.Loss {
 			continue
 		}
-		if s.rng.Float64() < s.cfg.Dup {
+		if s.rng.Float64() < s.cfg.Dup && !copies[p.ID] {
 			// The copy goes back in flight, to arrive in a later round
 			// among other frames, not right behind its original (found
-			// by review).
-			s.net.Requeue(p, true)
+			// by review); it is not copied again (Dup is the share of
+			// frames duplicated).
+			s.copies[s.net.Requeue(p, true)] = true
 		}
 		to := s.byName[p.To] // a node's: send checks
 		// Its own bytes, as under CheckType.

@@ -146,6 +146,8 @@ type simulation struct {
 	out   [][]transport.Envelope
 	round int      // rounds run
 	peers []string // the peer each node starts a session with, SessionEvery's
+	// copies are the ids of the copies the round put in flight.
+	copies map[uint64]bool
 	// newest is, per key written, the version of its last write and the
 	// write's number (its value's, simValue): what every node must hold
 	// once the cluster agrees (agreeing alone, a replica that lost writes
@@ -184,6 +186,9 @@ func (s *simulation) step() error {
 	limit := s.limit()
 	s.sending.Store(0)
 	pkts := s.c.Net.TakeAll()
+	// The copies made last round: all in flight then, all taken now.
+	copies := s.copies
+	s.copies = make(map[uint64]bool)
 	s.rng.Shuffle(len(pkts), func(i, j int) { pkts[i], pkts[j] = pkts[j], pkts[i] })
 	for _, p := range pkts {
 		if s.rng.Float64() < s.cfg.Loss {
@@ -194,12 +199,15 @@ func (s *simulation) step() error {
 			continue // no such member (Simulate's cluster has no outsider)
 		}
 		s.inbox[to] = append(s.inbox[to], p)
-		if s.rng.Float64() < s.cfg.Dup {
+		// A copy is not copied again: Dup is the share of frames
+		// duplicated (a copy drawn again arrived 1/(1-Dup) times, and at
+		// Dup 1 every frame for ever).
+		if s.rng.Float64() < s.cfg.Dup && !copies[p.ID] {
 			// The copy goes back in flight, to arrive in a later round
 			// among other frames: appended right behind its original, a
 			// copy always came next, before the receiver's answers to
 			// the original had even left (found by review).
-			s.c.Net.Requeue(p, true)
+			s.copies[s.c.Net.Requeue(p, true)] = true
 		}
 	}
 	s.each(func(i int, out []transport.Envelope) []transport.Envelope {

@@ -196,8 +196,9 @@ func (n *Network) Duplicate(i int) error {
 // flight at the end, to be taken again later: a copy of it (its new id
 // counted as a duplicate) if dup, or the packet itself held back. A
 // simulator that delivers a copy right behind its original only ever
-// shows a receiver a copy of the frame it has just received.
-func (n *Network) Requeue(p Packet, dup bool) {
+// shows a receiver a copy of the frame it has just received. It returns
+// the id the packet has in flight.
+func (n *Network) Requeue(p Packet, dup bool) uint64 {
 	if dup {
 		n.nextID++
 		p.ID = n.nextID
@@ -205,6 +206,7 @@ func (n *Network) Requeue(p Packet, dup bool) {
 	}
 	n.bytes += uint64(len(p.Payload))
 	n.inflight = append(n.inflight, p)
+	return p.ID
 }
 
 // Reorder moves packet i to position j.
