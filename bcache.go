@@ -534,6 +534,20 @@ func (c *Cache) reportDrops() {
 	}
 }
 
+// track adds one to the goroutines Close waits for, unless Close has
+// begun (it then returns false): for work started on a goroutine that is
+// not the Cache's own (singleflight's). Close passes the fills' gate
+// after ending the member's life, so no goroutine is added once it waits.
+func (c *Cache) track() bool {
+	c.fillGate.RLock()
+	defer c.fillGate.RUnlock()
+	if c.life.Err() != nil {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
 // every starts a goroutine that calls f every d until Close.
 func (c *Cache) every(d time.Duration, f func()) {
 	c.wg.Add(1)

@@ -71,7 +71,15 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if outer.has(c, key) {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
-	ch := c.forwards.DoChan(key, func() (any, error) { return c.clusterFill(key, outer) })
+	ch := c.forwards.DoChan(key, func() (any, error) {
+		// On a goroutine of singleflight's: Close waits for the ask (it
+		// returned with the ask still running: found by review).
+		if !c.track() {
+			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
+		}
+		defer c.wg.Done()
+		return c.clusterFill(key, outer)
+	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -207,7 +215,9 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 		err error
 	}
 	done := make(chan result, 1)
+	c.wg.Add(1) // on clusterFill's goroutine, which Close waits for: never after Close's Wait began
 	go func() {
+		defer c.wg.Done()
 		// An owner with no room to serve the request (ErrBusy: many keys
 		// at once), or a request this member had no room to send (ErrBusy
 		// too: a key larger than a datagram, its stream queue full), is
