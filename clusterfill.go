@@ -403,13 +403,17 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 const maxOwnerText = clusterfill.MaxErrorText
 
 // ownerText is an owner's error text as a caller gets it: at most
-// maxOwnerText bytes (and "..." if cut), valid UTF-8, without control characters. Another
+// maxOwnerText bytes (and "..." if cut), valid UTF-8, without control
+// characters, line or paragraph separators or bidirectional controls. Another
 // member's text reached callers and logs as sent, whatever its length or
 // bytes (a line of a log forged; found by review).
 func ownerText(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		// Line and paragraph separators end a line in some log viewers,
+		// and bidirectional controls reorder what follows them (found by
+		// review).
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Bidi_Control) {
 			return ' '
 		}
 		return r

@@ -825,7 +825,8 @@ func TestForeverFillTimeout(t *testing.T) {
 }
 
 // TestOwnerTextIsClipped: an owner's error text reaches callers at most
-// maxOwnerText bytes long, valid UTF-8, without control characters: a
+// maxOwnerText bytes long, valid UTF-8, without control characters (nor
+// line separators or bidirectional controls): a
 // member holding the key sent what it liked into callers' errors and
 // logs (found by review).
 func TestOwnerTextIsClipped(t *testing.T) {
@@ -834,6 +835,8 @@ func TestOwnerTextIsClipped(t *testing.T) {
 		"db down":                 "db down",
 		"line\nforged\x00":        "line forged ",
 		"bad \xff byte":           "bad \uFFFD byte",
+		"a\u2028b\u2029c":         "a b c",
+		"x\u202Egnp.exe\u2066y":   "x gnp.exe y",
 		long:                      long[:maxOwnerText] + "...",
 		"a" + long[:maxOwnerText]: "a" + long[:maxOwnerText-2] + "...",
 	} {
