@@ -14,7 +14,7 @@ import (
 // count, payload; under a live member's name, its own, or one made up),
 // thrown at the receiving entry point, never panic, and what the member
 // holds for them stays within its bounds: partial frames, their bytes,
-// the calls served and the answers kept.
+// the frames made whole it remembers, the calls served and the answers kept.
 func TestCraftedCallAndFragmentFramesAreBounded(t *testing.T) {
 	a := startNode(t, "a", nil, func(c *Config) {
 		c.OnCall = func(string, []byte) []byte { return []byte("answer") }
@@ -46,10 +46,10 @@ func TestCraftedCallAndFragmentFramesAreBounded(t *testing.T) {
 		a.r.received(frame)
 	}
 	a.r.frags.mu.Lock()
-	partials, held := len(a.r.frags.partials), a.r.frags.bytes
+	partials, held, done := len(a.r.frags.partials), a.r.frags.bytes, len(a.r.frags.done)
 	a.r.frags.mu.Unlock()
-	if partials > maxPartial || held > maxPartialBytes || held < 0 {
-		t.Fatalf("%d partial frames, %d bytes held; bounds %d and %d", partials, held, maxPartial, maxPartialBytes)
+	if partials > maxPartial || held > maxPartialBytes || held < 0 || done > doneSenders {
+		t.Fatalf("%d partial frames, %d bytes held, whole frames of %d senders remembered; bounds %d, %d and %d", partials, held, done, maxPartial, maxPartialBytes, doneSenders)
 	}
 	a.r.calls.mu.Lock()
 	answered, size := len(a.r.calls.answered), a.r.calls.answeredSize

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +31,10 @@ import (
 // anti-entropy, whose steps fit a datagram, is not touched. A fragment's
 // payload is its index, the count, and its part of the frame. The
 // receiver holds at most maxPartial frames in pieces and maxPartialBytes
-// of them, from all senders together, each for at most partialTTL: what
-// it takes is bounded whatever peers send.
+// of them, from all senders together, each for at most partialTTL, and
+// the ids of the last doneEach frames it made whole of each of at most
+// doneSenders senders (under 256 KiB, names of 255 bytes): what it
+// takes is bounded whatever peers send.
 const (
 	callFragment = 3
 	maxFragments = 16
@@ -40,6 +43,11 @@ const (
 	// largest fragments, 64 of the default PacketSize's.
 	maxPartialBytes = 16 << 20
 	partialTTL      = 2 * time.Second
+	// doneEach and doneSenders bound the frames made whole that are
+	// remembered, so that their copies do not make them again (see
+	// doneFrames).
+	doneEach    = 64
+	doneSenders = 256
 )
 
 // fragmentable reports whether frames of kind may go as fragments.
@@ -243,14 +251,79 @@ type reassembly struct {
 	mu       sync.Mutex
 	partials []*partial
 	bytes    int // held in partials' parts, at most maxPartialBytes
+	done     map[string]*doneFrames
 }
 
 type partial struct {
 	from  string
 	id    uint64
-	parts [][]byte // nil once the frame is whole: its late copies are ignored
+	parts [][]byte // nil once dropped as too large: its other fragments are ignored
 	have  int
 	born  time.Time
+}
+
+// doneFrames are the ids of the last doneEach frames a sender's
+// fragments made whole, whose copies are ignored. A whole frame was kept
+// among the partial frames, for partialTTL and only while others did not
+// push it out (a finished frame went first, uncounted): its copies coming
+// after that (the sender's second round held up, a network that
+// duplicates) made it whole again, and the protocol received it twice,
+// to decode it, take its lock and count it stray at best (found by
+// review). Ids are random (see reassembly), so a sender's ids are
+// remembered, not a mark below which they count as seen, and they are
+// remembered however old: a sender's own frames alone push its ids out,
+// and doneSenders bounds the senders remembered, the one whose last frame
+// came whole longest ago forgotten first. A member holding the key can
+// still replay a frame (or any datagram) under a name it fills with
+// frames of its own, or once more than doneSenders names are in use:
+// the protocol takes each session step once (transport's request and
+// reply), whatever comes twice.
+type doneFrames struct {
+	ids  [doneEach]uint64
+	n    int // ids held, the next one written at ids[n%doneEach]
+	last time.Time
+}
+
+// has reports whether d holds id.
+func (d *doneFrames) has(id uint64) bool {
+	return slices.Contains(d.ids[:min(d.n, doneEach)], id)
+}
+
+// finished reports whether a frame id of from's was made whole (and
+// not forgotten since). Called with a.mu held.
+func (a *reassembly) finished(from string, id uint64) bool {
+	d, ok := a.done[from]
+	return ok && d.has(id)
+}
+
+// finish remembers that a frame id of from's was made whole at now, first
+// forgetting the sender that made one whole longest ago if doneSenders
+// are remembered. Called with a.mu held.
+func (a *reassembly) finish(from string, id uint64, now time.Time) {
+	d, ok := a.done[from]
+	if !ok {
+		if a.done == nil {
+			a.done = map[string]*doneFrames{}
+		}
+		if len(a.done) >= doneSenders {
+			var oldest *doneFrames
+			var name string
+			for n, o := range a.done {
+				if oldest == nil || o.last.Before(oldest.last) {
+					oldest, name = o, n
+				}
+			}
+			delete(a.done, name)
+		}
+		d = &doneFrames{}
+		a.done[strings.Clone(from)] = d
+	}
+	d.ids[d.n%doneEach] = id
+	d.n++
+	if d.n == 2*doneEach { // the same slot, and no overflow
+		d.n = doneEach
+	}
+	d.last = now
 }
 
 // add stores a fragment (copying it: memberlist reuses its buffer) and
@@ -263,6 +336,9 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	dropped = a.expire(now)
+	if a.finished(from, id) { // a copy of a frame made whole
+		return nil, dropped, false
+	}
 	var p *partial
 	for _, q := range a.partials {
 		if q.from == from && q.id == id {
@@ -307,7 +383,9 @@ func (a *reassembly) add(from string, id uint64, index, count int, part []byte, 
 	for _, b := range p.parts {
 		frame = append(frame, b...)
 	}
-	a.bytes -= len(frame)
-	p.parts = nil // kept until it is old, so that late copies are not a new frame
+	// Its copies are ignored by its id (finish), not by its place here,
+	// which other frames may take now.
+	a.dropAt(slices.Index(a.partials, p))
+	a.finish(from, id, now)
 	return frame, dropped, false
 }

@@ -339,9 +339,11 @@ func TestAnInsiderCannotNameAPeersNextFragments(t *testing.T) {
 	whole := func(skip map[uint64]bool) (uint64, bool) {
 		r.r.frags.mu.Lock()
 		defer r.r.frags.mu.Unlock()
-		for _, p := range r.r.frags.partials {
-			if p.from == s.r.cfg.Name && !skip[p.id] && p.parts == nil {
-				return p.id, true
+		if d := r.r.frags.done[s.r.cfg.Name]; d != nil {
+			for _, id := range d.ids[:min(d.n, doneEach)] {
+				if !skip[id] {
+					return id, true
+				}
 			}
 		}
 		return 0, false
