@@ -265,6 +265,10 @@ func TestConfigErrorsNameTheirFlag(t *testing.T) {
 		{[]string{"-bind", "127.0.0.1"}, "-bind"},
 		{[]string{"-bind", "127.0.0.1:0", "-peers", "127.0.0.1"}, "-peers"},
 		{[]string{"-bind", "127.0.0.1:0", "-max-value", "100000000"}, "-max-value"},
+		// gossip's own AdvertiseAddr errors put no colon after the field
+		// (`AdvertiseAddr "localhost:7946": ...`): the line said "flag":"".
+		{[]string{"-bind", "127.0.0.1:0", "-advertise", "localhost:7946"}, "-advertise"},
+		{[]string{"-bind", "127.0.0.1:0", "-advertise", "0.0.0.0:7946"}, "-advertise"},
 	} {
 		o, err := parseFlags(c.args, io.Discard)
 		if err != nil {

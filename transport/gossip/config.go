@@ -112,17 +112,23 @@ func FillTimings(t *Timings) error {
 	}
 	t.PushPullInterval = min(t.PushPullInterval, MaxInterval)
 	t.SuspicionMult = min(t.SuspicionMult, MaxSuspicionMult)
+	// Its retransmit limit is RetransmitMult x the log of the members,
+	// an int: a "forever" wrapped negative at ten members, and every
+	// broadcast went out once.
+	t.RetransmitMult = min(t.RetransmitMult, MaxRetransmitMult)
 	return nil
 }
 
-// MaxInterval and MaxSuspicionMult bound the Timings fields memberlist
-// multiplies (ProbeInterval, ProbeTimeout, PushPullInterval;
-// SuspicionMult): FillTimings lowers a larger one to them, so that a
-// "forever" (time.Duration(math.MaxInt64)) means "as seldom as can be"
-// and memberlist's products fit in a Duration up to a billion members.
+// MaxInterval, MaxSuspicionMult and MaxRetransmitMult bound the Timings
+// fields memberlist multiplies (ProbeInterval, ProbeTimeout,
+// PushPullInterval; SuspicionMult; RetransmitMult): FillTimings lowers a
+// larger one to them, so that a "forever" (time.Duration(math.MaxInt64))
+// means "as seldom as can be" and memberlist's products fit in a Duration
+// (the retransmit limit in an int) up to a billion members.
 const (
-	MaxInterval      = time.Hour
-	MaxSuspicionMult = 64
+	MaxInterval       = time.Hour
+	MaxSuspicionMult  = 64
+	MaxRetransmitMult = 64
 )
 
 // orDefault gives the field of Timings called name, v, the value def if
@@ -365,16 +371,16 @@ func (c *Config) fill() error {
 		// would have them dial themselves. (Port 0 advertises the port
 		// bound.)
 		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-			return fmt.Errorf("%w: AdvertiseAddr %q: want an address peers can dial", ErrConfig, c.AdvertiseAddr)
+			return fmt.Errorf("%w: AdvertiseAddr: %q: want an address peers can dial", ErrConfig, c.AdvertiseAddr)
 		}
 		// memberlist advertises an IP address, and refused a name only
 		// once Start was under way, in an error without ErrConfig.
 		if net.ParseIP(host) == nil {
-			return fmt.Errorf("%w: AdvertiseAddr %q: want an IP address, not a host name", ErrConfig, c.AdvertiseAddr)
+			return fmt.Errorf("%w: AdvertiseAddr: %q: want an IP address, not a host name", ErrConfig, c.AdvertiseAddr)
 		}
 	}
 	if len(c.Label) > maxLabel { // memberlist's limit, refused by it at Start alike
-		return fmt.Errorf("%w: Label of %d bytes, want at most %d", ErrConfig, len(c.Label), maxLabel)
+		return fmt.Errorf("%w: Label: %d bytes, want at most %d", ErrConfig, len(c.Label), maxLabel)
 	}
 	if err := FillTimings(&c.Timings); err != nil {
 		return err

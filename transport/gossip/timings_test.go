@@ -17,7 +17,7 @@ import (
 // and leaves alone what would not.
 func TestForeverTimingsFitMemberlistsProducts(t *testing.T) {
 	forever := time.Duration(math.MaxInt64)
-	tm := Timings{ProbeInterval: forever, ProbeTimeout: forever, PushPullInterval: forever, SuspicionMult: math.MaxInt}
+	tm := Timings{ProbeInterval: forever, ProbeTimeout: forever, PushPullInterval: forever, SuspicionMult: math.MaxInt, RetransmitMult: math.MaxInt}
 	if err := FillTimings(&tm); err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +36,17 @@ func TestForeverTimingsFitMemberlistsProducts(t *testing.T) {
 	fits("scaled probe interval", int64(tm.ProbeInterval), 9)
 	fits("scaled probe timeout", int64(tm.ProbeTimeout), 9)
 	fits("push-pull interval", int64(tm.PushPullInterval), 31)
+	// Its retransmit limit, RetransmitMult x the log of the members
+	// rounded up (an int): at ten members a "forever" wrapped to -2, and
+	// every broadcast (a suspicion's refutation too) went out once.
+	fits("retransmit limit", int64(tm.RetransmitMult), 10)
 
-	sane := Timings{ProbeInterval: 10 * time.Minute, ProbeTimeout: time.Minute, PushPullInterval: 30 * time.Minute, SuspicionMult: 8}
+	sane := Timings{ProbeInterval: 10 * time.Minute, ProbeTimeout: time.Minute, PushPullInterval: 30 * time.Minute, SuspicionMult: 8, RetransmitMult: 16}
 	want := sane
 	if err := FillTimings(&sane); err != nil {
 		t.Fatal(err)
 	}
-	if sane.ProbeInterval != want.ProbeInterval || sane.ProbeTimeout != want.ProbeTimeout || sane.PushPullInterval != want.PushPullInterval || sane.SuspicionMult != want.SuspicionMult {
+	if sane.ProbeInterval != want.ProbeInterval || sane.ProbeTimeout != want.ProbeTimeout || sane.PushPullInterval != want.PushPullInterval || sane.SuspicionMult != want.SuspicionMult || sane.RetransmitMult != want.RetransmitMult {
 		t.Fatalf("FillTimings changed timings that fit: %+v, set %+v", sane, want)
 	}
 }
