@@ -1156,7 +1156,7 @@ func (n *Node) sendRecords(out []Envelope, m wire.Message, all []crdt.Record, to
 // may since have dropped, once no session is in progress either way.
 func (n *Node) releaseScratch() {
 	if !n.ae.active && len(n.ae.resp) == 0 { // an opening uses none: only a session past it (found by review)
-		n.recs, n.sorted = nil, nil
+		n.recs, n.sorted, n.sortKeys = nil, nil, nil
 	}
 }
 
