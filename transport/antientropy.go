@@ -46,6 +46,10 @@ type antiEntropy struct {
 	// an opening that has shown no token makes this node yield to its
 	// sender only within arrivalYield of that (see yields).
 	joined map[string]int64
+	// fullOpenings counts, by member of the view, its openings answered
+	// with the children of more than maxOpeningParents nodes since it
+	// came into the view (see answersInFull).
+	fullOpenings map[string]int
 	// root is whether a session opens with the digest's root alone
 	// (OpenWithRoot); hurried whether the next was hurried (Hurry): one a
 	// reader waits for opens as an arrival's does.
@@ -761,16 +765,59 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		n.dropOpening(from, r)
 	case len(diff) == 0:
 		n.responded(from, r, now)
-	case opening && m.Level == 0 && n.depth()%2 == 0:
+	case opening && m.Level == 0 && n.depth()%2 == 0,
+		opening && m.Level == 1 && len(diff) > maxOpeningParents && !n.answersInFull(from, now):
 		// A root alone where the initiator would have opened at level 1
 		// (startSession): our root, at level 0 again, so that the
 		// initiator goes on from level 1 and receives the leaf level.
+		//
+		// So too a level-1 opening that differs under more than
+		// maxOpeningParents nodes: it carries no token, and anyone with
+		// the key may send one under any member's name, whose children
+		// of every node (256 hashes, 2,164 bytes) went to the member it
+		// named for its 16 hashes (173 bytes; 147 at least), 12.5 to 15
+		// times its size (found by review). Our root goes instead, and
+		// the initiator goes on from level 1 with the token, a round trip
+		// more, as a root opening does; at most maxOpeningParents nodes'
+		// children are at most 3.9 times the least opening. Except for
+		// the first arrivalOpenings such openings of a member that came
+		// into the view within arrivalYield (see answersInFull): an
+		// arrival's session, which differs everywhere, opens at level 1
+		// to save that round trip.
 		reply.Level, reply.Hashes = 0, n.cfg.Replica.AppendHashes(nil, 0, nil)
 	default:
+		if opening && len(diff) > maxOpeningParents {
+			n.ae.fullOpenings[from]++ // an arrival's (see answersInFull)
+		}
 		reply.Parents = diff
 		reply.Hashes = n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
 	}
 	return n.send(nil, reply, from)
+}
+
+// maxOpeningParents is how many nodes of level 1 an opening, which
+// carries no token, may differ under for its answer to carry their
+// children; past it, the answer is the root alone (see receiveDigest),
+// unless answersInFull.
+const maxOpeningParents = 4
+
+// arrivalOpenings is how many openings of a member differing under more
+// than maxOpeningParents nodes are answered with those nodes' children
+// within arrivalYield of its coming into the view (see answersInFull).
+const arrivalOpenings = 4
+
+// answersInFull reports whether an opening of from at level 1 that
+// differs under more than maxOpeningParents nodes is answered with their
+// children, not with the root alone: from came into the view (joined,
+// restarted, back) within arrivalYield, and fewer than arrivalOpenings
+// such openings of its were answered so since. An arrival's session
+// differs everywhere and opens at level 1 to save the root's round trip
+// (startSession); its opening is sent again if its answer is lost. The
+// count bounds what openings forged under an arrival's name draw, 2 KB
+// each, to a few, where a window alone let them draw 12.5 times their
+// bytes for its 30 seconds.
+func (n *Node) answersInFull(from string, now int64) bool {
+	return crdt.SubSat(now, n.ae.joined[from]) < arrivalYield && n.ae.fullOpenings[from] < arrivalOpenings
 }
 
 // initiatorDigest handles the responder's digest reply.

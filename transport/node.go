@@ -342,6 +342,7 @@ func New(cfg Config) (*Node, error) {
 	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
 	n.ae.resp, n.ae.opening, n.ae.answered, n.ae.joined = map[string]*responder{}, map[string][]*responder{}, map[string]*responder{}, map[string]int64{}
+	n.ae.fullOpenings = map[string]int{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(max(cfg.EndedFor, cfg.SessionTimeout)))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
@@ -410,6 +411,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 		}
 	}
 	maps.DeleteFunc(n.ae.joined, func(name string, _ int64) bool { _, ok := n.ring.pos[name]; return !ok })
+	maps.DeleteFunc(n.ae.fullOpenings, func(name string, _ int) bool { _, ok := n.ring.pos[name]; return !ok })
 	for name := range n.synced {
 		if _, ok := n.ring.pos[name]; !ok {
 			delete(n.synced, name)
@@ -421,6 +423,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 		_, known := old.pos[name]
 		if !known {
 			n.ae.joined[name] = now
+			delete(n.ae.fullOpenings, name)
 		}
 		if !known && name != n.cfg.Name && !slices.Contains(n.ae.arrived, name) &&
 			n.ring.distance(name, n.cfg.Name) <= arrivalNeighbours {
@@ -452,6 +455,7 @@ func (n *Node) Restarted(name string, now int64) {
 		return
 	}
 	n.ae.joined[name] = now
+	delete(n.ae.fullOpenings, name)
 	n.syncsGen++
 	delete(n.synced, name) // the new process has completed no exchange with this node (its last showed the old one's: found by review)
 	delete(n.ae.pulled, name)

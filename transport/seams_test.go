@@ -465,9 +465,10 @@ func receiveAll(t *testing.T, nd *Node, from string, frames [][]byte, now int64)
 // an opening at the level above the leaves had the whole leaf level
 // (2^DigestBits hashes, 540 KB here) sent to the member it named (found by
 // review). An opening is the root, or level 1 under it, and is answered
-// with one level: 256 hashes at most, about 2 KB. (A level-1 opening still
-// draws about 15 times its size, within that: closing it needs the token
-// round trip before an opening is answered.)
+// with one level: 256 hashes at most, about 2 KB. (A level-1 opening that
+// differs under more than maxOpeningParents nodes is answered with the
+// root alone, but for the first few of an arrival's: see
+// TestForgedLevelOneOpeningDrawsTheRootAlone.)
 func TestDeepOpeningIsNotAnswered(t *testing.T) {
 	const bits = 16 // lww's default
 	n := newTestNet(t, bits, Config{}, "a", "b", "x")
