@@ -101,6 +101,7 @@ func TestSimulateAcceptsAnyReplica(t *testing.T) {
 	for name, edit := range map[string]func(*SimConfig){
 		"Loss NaN": func(c *SimConfig) { c.Loss = math.NaN() }, "Dup NaN": func(c *SimConfig) { c.Dup = math.NaN() },
 		"Split -3": func(c *SimConfig) { c.Split = -3 }, "Split NaN": func(c *SimConfig) { c.Split = math.NaN() },
+		"MaxBytesInFlight -1": func(c *SimConfig) { c.MaxBytesInFlight = -1 },
 	} {
 		cfg := ok
 		edit(&cfg)

@@ -56,10 +56,33 @@ type SimConfig struct {
 	// (the partition phase: after the heal): a cluster that has not
 	// agreed within them fails the run (0: 100,000).
 	MaxRounds int
+	// MaxBytesInFlight bounds the payload bytes of the frames a round
+	// sends, and of those in flight after it: a replica whose frames grow
+	// (a researcher's that ships its whole state, or more at every hop)
+	// fails the run with ErrLivelock, an error naming this field, as the
+	// bytes pass it, rather than growing the process's memory until the
+	// machine runs out. 0: 256 MiB + Nodes x (1 MiB + PerRound KiB),
+	// about 267 MiB at 10 nodes and 100 writes a round, 1.3 GiB at 1,000
+	// (bcache's replica at 1,000 nodes, as the README's table runs it,
+	// peaked at 24 MB in flight; 256 MiB holds four of the wire's
+	// largest frames). Raise it for a replica that is meant to send that
+	// much; it is checked frame by frame, at no cost a frame beyond an
+	// addition.
+	MaxBytesInFlight int64
 }
 
 // defaultMaxRounds is SimConfig.MaxRounds's default.
 const defaultMaxRounds = 100_000
+
+// defaultMaxBytesInFlight is SimConfig.MaxBytesInFlight's default for
+// nodes and perRound (see there), at most math.MaxInt64.
+func defaultMaxBytesInFlight(nodes, perRound int) int64 {
+	per := min(uint64(perRound), math.MaxInt64>>10) << 10 // PerRound KiB
+	if q := (math.MaxInt64 - (256 << 20)) / uint64(nodes); q <= 1<<20 || per > q-(1<<20) {
+		return math.MaxInt64
+	}
+	return int64(256<<20 + uint64(nodes)*(1<<20+per))
+}
 
 // SimResult is what one simulation measured.
 type SimResult struct {
@@ -109,17 +132,22 @@ func (r *MapReplica) Digest() uint64 { return r.m.Tree().Root().Hash() }
 // fails. A replica whose
 // frames multiply fails with ErrLivelock once the frames a round sends, or those in flight, pass
 // max(200,000, 1,000 x Nodes) + 2 x (PerRound + 2 x Nodes) x Nodes:
-// twice what a round of a correct replica may send.
+// twice what a round of a correct replica may send; one whose frames
+// grow, once their payload bytes a round sends, or those in flight, pass
+// cfg.MaxBytesInFlight (see there for its default).
 func Simulate(cfg SimConfig) (SimResult, error) {
 	if cfg.Factory == nil || cfg.Nodes < 2 || cfg.Keys < 1 || cfg.Writes < 1 || cfg.PerRound < 1 ||
 		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || !(cfg.Split >= 0 && cfg.Split <= 1) || cfg.Workers < 0 ||
-		cfg.SessionEvery < 0 || cfg.MaxRounds < 0 {
+		cfg.SessionEvery < 0 || cfg.MaxRounds < 0 || cfg.MaxBytesInFlight < 0 {
 		// (NaN compares false: written so, the checks refuse it; it ran as
 		// 0, found by review.)
-		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, Nodes >= 2, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1, 0 <= Split <= 1, Workers, SessionEvery, MaxRounds >= 0")
+		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, Nodes >= 2, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1, 0 <= Split <= 1, Workers, SessionEvery, MaxRounds, MaxBytesInFlight >= 0")
 	}
 	if cfg.MaxRounds == 0 {
 		cfg.MaxRounds = defaultMaxRounds
+	}
+	if cfg.MaxBytesInFlight == 0 {
+		cfg.MaxBytesInFlight = defaultMaxBytesInFlight(cfg.Nodes, cfg.PerRound)
 	}
 	c, err := NewCluster(cfg.Nodes, cfg.Factory, start)
 	if err != nil {
@@ -155,9 +183,33 @@ type simulation struct {
 	newest map[string]written
 	writes int // writes made so far
 	// sending counts the frames the nodes sent in this round, against
-	// limit (see step); over says they passed it.
-	sending atomic.Int64
-	over    atomic.Bool
+	// limit (see step), and sendingBytes their payload bytes, against
+	// cfg.MaxBytesInFlight; over says either passed its bound.
+	sending      atomic.Int64
+	sendingBytes atomic.Int64
+	over         atomic.Bool
+}
+
+// count adds envs, sent in this round, to the round's bytes, and sets
+// over once they pass cfg.MaxBytesInFlight: a cost of one addition a
+// frame.
+func (s *simulation) count(envs []transport.Envelope) {
+	var n int64
+	for _, e := range envs {
+		n += int64(len(e.Payload))
+	}
+	if s.sendingBytes.Add(n) > s.cfg.MaxBytesInFlight {
+		s.over.Store(true)
+	}
+}
+
+// overErr is the error of a round (its number) whose frames passed a
+// bound: the count's, if it is past it, or else the bytes'.
+func (s *simulation) overErr(limit, round int) error {
+	if s.sending.Load() > int64(limit) {
+		return fmt.Errorf("proptest: simulate: %w: more than %d frames in flight in round %d", ErrLivelock, limit, round)
+	}
+	return fmt.Errorf("proptest: simulate: %w: more than %d B in flight in round %d (SimConfig.MaxBytesInFlight)", ErrLivelock, s.cfg.MaxBytesInFlight, round)
 }
 
 // limit bounds the frames in flight, and those sent in a round: what a
@@ -185,6 +237,7 @@ func (s *simulation) limit() int {
 func (s *simulation) step() error {
 	limit := s.limit()
 	s.sending.Store(0)
+	s.sendingBytes.Store(0)
 	pkts := s.c.Net.TakeAll()
 	// The copies made last round: all in flight then, all taken now.
 	copies := s.copies
@@ -231,30 +284,51 @@ func (s *simulation) step() error {
 			if s.sending.Add(int64(len(got))) > int64(limit) {
 				s.over.Store(true)
 			}
+			// Their bytes too: frames that grow at every hop, not in
+			// number, passed the count's bound never, and the machine's
+			// memory ran out instead.
+			s.count(got)
 		}
 		clear(s.inbox[i]) // the payloads are garbage once received
 		s.inbox[i] = s.inbox[i][:0]
 		return out
 	})
 	if s.over.Load() {
-		return fmt.Errorf("proptest: simulate: %w: more than %d frames in flight in round %d", ErrLivelock, limit, s.round+1)
+		return s.overErr(limit, s.round+1)
 	}
 	s.c.Advance(time.Millisecond)
+	// The timers' and sessions' bytes count as the deliveries' do (a
+	// timer's frames alone, a whole state to every node, can be the
+	// ones that grow); their frames are the count's bound's after the
+	// round.
 	s.each(func(i int, out []transport.Envelope) []transport.Envelope {
-		if m := s.c.members[i]; !m.down {
-			out = append(out, m.r.Tick()...)
+		if m := s.c.members[i]; !m.down && !s.over.Load() {
+			got := m.r.Tick()
+			s.count(got)
+			out = append(out, got...)
 		}
 		return out
 	})
+	if s.over.Load() {
+		return s.overErr(limit, s.round+1)
+	}
 	s.round++
 	if s.cfg.SessionEvery > 0 && s.round%s.cfg.SessionEvery == 0 {
 		s.sessions()
+		if s.over.Load() {
+			return s.overErr(limit, s.round)
+		}
 	}
 	// A replica whose frames multiply (each one received sent on to
 	// every node) grew the network past the machine's memory instead of
 	// failing, as SimulateType's did before its bound (found by review).
 	if s.c.Net.Len() > limit {
 		return fmt.Errorf("proptest: simulate: %w: more than %d frames in flight in round %d", ErrLivelock, limit, s.round)
+	}
+	// The copies of duplicated frames are in flight as well, sent by
+	// none this round.
+	if b := s.c.Net.Bytes(); b > uint64(s.cfg.MaxBytesInFlight) {
+		return fmt.Errorf("proptest: simulate: %w: %d B in flight in round %d, more than %d (SimConfig.MaxBytesInFlight)", ErrLivelock, b, s.round, s.cfg.MaxBytesInFlight)
 	}
 	return nil
 }
@@ -273,8 +347,10 @@ func (s *simulation) sessions() {
 		s.peers = append(s.peers, s.c.Name(j))
 	}
 	s.each(func(i int, out []transport.Envelope) []transport.Envelope {
-		if m := s.c.members[i]; !m.down {
-			out = append(out, m.r.StartSession(s.peers[i])...)
+		if m := s.c.members[i]; !m.down && !s.over.Load() {
+			got := m.r.StartSession(s.peers[i])
+			s.count(got)
+			out = append(out, got...)
 		}
 		return out
 	})
