@@ -3,7 +3,9 @@ package proptest
 import (
 	"bytes"
 	"errors"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,15 +109,18 @@ func TestSimulateBoundsBytesInFlight(t *testing.T) {
 // TestSimulateDefaultBytesInFlight: MaxBytesInFlight's default is the one
 // its doc gives, and does not wrap around for a huge PerRound.
 func TestSimulateDefaultBytesInFlight(t *testing.T) {
-	for _, c := range []struct {
+	type tc struct {
 		nodes, perRound int
 		want            int64
-	}{
+	}
+	cases := []tc{
 		{10, 100, 256<<20 + 10*(1<<20+100<<10)},
 		{1000, 100, 256<<20 + 1000*(1<<20+100<<10)},
-		{2, 1 << 62, 1<<63 - 1},
-		{1 << 44, 1, 1<<63 - 1},
-	} {
+	}
+	if huge := math.MaxInt; strconv.IntSize == 64 { // values only a 64-bit int holds
+		cases = append(cases, tc{2, huge >> 1, math.MaxInt64}, tc{huge >> 19, 1, math.MaxInt64})
+	}
+	for _, c := range cases {
 		if got := defaultMaxBytesInFlight(c.nodes, c.perRound); got != c.want {
 			t.Errorf("defaultMaxBytesInFlight(%d, %d) = %d, want %d", c.nodes, c.perRound, got, c.want)
 		}
