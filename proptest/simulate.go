@@ -37,7 +37,8 @@ type SimConfig struct {
 	Split float64
 	// Workers is how many goroutines deliver a round's frames and run
 	// the nodes' timers, each taking whole nodes (0 or 1: the calling
-	// goroutine alone). The result does not depend on it. More than one
+	// goroutine alone; at most one per eight nodes run, the others would
+	// find no node to take). The result does not depend on it. More than one
 	// needs replicas that share nothing unsynchronized between them
 	// (bcache's share only a wire.Interner, which is safe for concurrent
 	// use).
@@ -100,7 +101,9 @@ type SimResult struct {
 	RepairBytes  uint64
 	// PartitionWrites is the writes made on each side's share of the
 	// partition phase: twice as many are made in all, to members drawn
-	// at random. Writes is every write of the run.
+	// at random. Writes is the writes replicated before it (SimConfig.Writes),
+	// those Frames, Bytes and Busiest were sent for, not every write of the
+	// run: the run makes 2 x PartitionWrites more.
 	PartitionWrites int
 	Writes          int
 }
@@ -374,7 +377,9 @@ func (s *simulation) each(f func(i int, out []transport.Envelope) []transport.En
 		}
 	}
 	var wg sync.WaitGroup
-	for range s.cfg.Workers - 1 {
+	// No more goroutines than chunks of nodes to take: the others found
+	// no work, and a huge Workers started that many each half round.
+	for range min(s.cfg.Workers, (len(s.out)+chunk-1)/chunk) - 1 {
 		wg.Go(work)
 	}
 	work()
@@ -430,11 +435,14 @@ func (s *simulation) settle(from int) (int, error) {
 			return round, s.holdsEveryWrite()
 		}
 		if round-from >= s.cfg.MaxRounds {
-			hint := "a replica whose timers start no anti-entropy needs SessionEvery"
+			// A hint, not a diagnosis: heavy Loss alone (sessions whose
+			// steps are lost) or a replica that does not converge give the
+			// same error.
+			hint := "a replica whose timers start no anti-entropy needs SessionEvery; heavy Loss slows every session"
 			if s.cfg.SessionEvery > 0 {
-				hint = "SessionEvery may be shorter than a session takes"
+				hint = "SessionEvery may be shorter than a session takes; heavy Loss slows every session"
 			}
-			return round, fmt.Errorf("not agreed within %d rounds (SimConfig.MaxRounds; %s)", round-from, hint)
+			return round, fmt.Errorf("proptest: simulate: not agreed within %d rounds (SimConfig.MaxRounds; %s)", round-from, hint)
 		}
 		if err := s.step(); err != nil {
 			return round, err

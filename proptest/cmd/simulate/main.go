@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -53,7 +54,7 @@ func main() {
 		os.Exit(2) // the flag set printed why
 	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && o.memLimit > 0 {
-		debug.SetMemoryLimit(o.memLimit << 20)
+		debug.SetMemoryLimit(o.memLimit)
 	}
 	// The heap profile's file is made before the run: a path that cannot
 	// be written fails at once, not after a long run (whose CPU profile
@@ -98,18 +99,26 @@ func main() {
 	}
 }
 
-func run(w io.Writer, p params, sizes []int) error {
-	// -nodes counts only when no -sweep replaces it; a rate must be a
-	// number in its range (NaN compared false, and ran as 0); -fanout 0 is
-	// the default, which the header says (found by review).
+// check refuses values out of their range: -nodes counts only when no
+// -sweep replaces it; a rate must be a number in its range (NaN compared
+// false, and ran as 0); -fanout 0 is the default (found by review).
+func check(p params, sizes []int) error {
 	if len(sizes) == 0 || slices.Min(sizes) < 2 || p.keys < 1 || p.writes < 1 || p.perRound < 1 || !(p.loss >= 0 && p.loss < 1) ||
 		!(p.dup >= 0 && p.dup <= 1) || !(p.split >= 0 && p.split <= 1) || p.workers < 1 || p.fanout < 0 {
 		return fmt.Errorf("need -nodes (or each -sweep size) >= 2, -keys, -writes, -rate, -workers >= 1, 0 <= -loss < 1, 0 <= -dup <= 1, 0 <= -partition-writes <= 1, -fanout >= 0")
 	}
-	if p.fanout == 0 {
-		p.fanout = transport.DefaultFanout
+	return nil
+}
+
+func run(w io.Writer, p params, sizes []int) error {
+	if err := check(p, sizes); err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "keys=%d writes=%d rate=%d/round fanout=%d loss=%.3f dup=%.3f seed=%d partition-writes=%d\n",
+	if p.fanout == 0 {
+		p.fanout = transport.DefaultFanout // which the header says
+	}
+	// The rates as given (%g): at three decimals, -loss 0.0004 read 0.000.
+	fmt.Fprintf(w, "keys=%d writes=%d rate=%d/round fanout=%d loss=%g dup=%g seed=%d partition-writes=%d\n",
 		p.keys, p.writes, p.perRound, p.fanout, p.loss, p.dup, p.seed, 2*max(1, int(p.split*float64(p.keys))))
 	fmt.Fprintln(w, header)
 	for _, n := range sizes {
@@ -127,7 +136,7 @@ func run(w io.Writer, p params, sizes []int) error {
 type options struct {
 	params
 	sweep, cpuProfile, memProfile string
-	memLimit                      int64
+	memLimit                      int64 // bytes, once parsed (-memlimit's MiB)
 	sizes                         []int // -sweep's, or -nodes
 }
 
@@ -147,7 +156,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.loss, "loss", 0, "fraction of frames lost")
 	fs.Float64Var(&o.dup, "dup", 0, "fraction of frames duplicated")
 	fs.IntVar(&o.fanout, "fanout", transport.DefaultFanout, "broadcast tree degree")
-	fs.Float64Var(&o.split, "partition-writes", 0.01, "writes of the partition phase, as a fraction of -keys, twice that in all, to members drawn at random (the header prints the fraction's count)")
+	fs.Float64Var(&o.split, "partition-writes", 0.01, "writes of the partition phase, as a fraction of -keys, twice that in all, to members drawn at random (the header prints how many in all)")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "goroutines that deliver frames (the table does not depend on it)")
 	fs.StringVar(&o.sweep, "sweep", "", "comma-separated cluster sizes to run in turn instead of -nodes")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
@@ -174,6 +183,24 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 			}
 			o.sizes = append(o.sizes, n)
 		}
+	}
+	// Values out of range are usage errors, exit 2 as a flag that does
+	// not parse, refused before a profile's file is made; they exited 1
+	// after it (found by review).
+	if err := check(o.params, o.sizes); err != nil {
+		fmt.Fprintln(stderr, "simulate:", err)
+		return o, err
+	}
+	// A negative limit ran with none; MiB past what bytes hold overflowed
+	// (1<<44 to a limit of 0 bytes, the collector running without end).
+	if o.memLimit < 0 {
+		fmt.Fprintln(stderr, "simulate: need -memlimit >= 0")
+		return o, errors.New("need -memlimit >= 0")
+	}
+	if o.memLimit > math.MaxInt64>>20 {
+		o.memLimit = math.MaxInt64
+	} else {
+		o.memLimit <<= 20
 	}
 	return o, nil
 }

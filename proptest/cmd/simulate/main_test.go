@@ -3,7 +3,12 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -67,5 +72,88 @@ func TestHelpListsOnlyItsFlags(t *testing.T) {
 	}
 	if _, err := parseArgs([]string{"-nodes", "7", "extra"}, &out); err == nil {
 		t.Fatal("a stray argument was taken")
+	}
+}
+
+// runMain runs the command's main in a process of its own (this test
+// binary, told so by SIMULATE_ARGS) with args, and returns its exit code,
+// its output and the heap's soft limit it left.
+func runMain(t *testing.T, args string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }),
+		"SIMULATE_ARGS="+args)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	}
+	t.Fatalf("%s: %v", args, err)
+	return 0, ""
+}
+
+// TestMainProcess is the process runMain starts: main with
+// SIMULATE_ARGS, then the heap's soft limit it set; alone, it does
+// nothing.
+func TestMainProcess(t *testing.T) {
+	args, ok := os.LookupEnv("SIMULATE_ARGS")
+	if !ok {
+		return
+	}
+	os.Args = append([]string{"simulate"}, strings.Fields(args)...)
+	main()
+	fmt.Printf("memlimit=%d\n", debug.SetMemoryLimit(-1))
+	os.Exit(0)
+}
+
+// TestBadValuesExitTwo: a flag's value out of its range exits 2, as a
+// flag that does not parse and a bad -sweep size do, and before a profile
+// is made; -nodes 1 and -loss 1 exited 1, after -memprofile's file was
+// made, and -memlimit -1 ran with no limit (found by review).
+func TestBadValuesExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range []string{"-nodes x", "-sweep 1", "-nodes 1", "-loss 1", "-workers 0", "-dup NaN",
+		"-memlimit -1 -nodes 2 -keys 10 -writes 10"} {
+		prof := filepath.Join(dir, "mem.prof")
+		code, out := runMain(t, args+" -memprofile "+prof)
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2; printed:\n%s", args, code, out)
+		}
+		if _, err := os.Stat(prof); err == nil {
+			t.Errorf("%s: refused, but made -memprofile's file", args)
+			os.Remove(prof)
+		}
+	}
+}
+
+// TestHugeMemLimitIsNoLimit: -memlimit past what a byte count holds is
+// no limit; its MiB shifted to bytes overflowed, at 1<<44 to a limit of
+// 0 bytes, and the collector ran without end (found by review).
+func TestHugeMemLimitIsNoLimit(t *testing.T) {
+	for _, mib := range []int64{1 << 44, math.MaxInt64} {
+		code, out := runMain(t, fmt.Sprintf("-nodes 2 -keys 10 -writes 10 -memlimit %d", mib))
+		if want := fmt.Sprintf("memlimit=%d", int64(math.MaxInt64)); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("-memlimit %d: exit %d, printed:\n%s\nwant %s", mib, code, out, want)
+		}
+	}
+	if code, out := runMain(t, "-nodes 2 -keys 10 -writes 10 -memlimit 3"); code != 0 || !strings.Contains(out, fmt.Sprintf("memlimit=%d", 3<<20)) {
+		t.Errorf("-memlimit 3: exit %d, printed:\n%s", code, out)
+	}
+}
+
+// TestHeaderPrintsTheRates: the header says the rates the run had, to
+// the digit: at three decimals, -loss 0.0004 read loss=0.000 (found by
+// review).
+func TestHeaderPrintsTheRates(t *testing.T) {
+	p := params{keys: 10, writes: 10, perRound: 10, seed: 1, split: 0.1, workers: 1, loss: 0.0004, dup: 0.00015}
+	var out strings.Builder
+	if err := run(&out, p, []int{3}); err != nil {
+		t.Fatal(err)
+	}
+	if h := strings.SplitN(out.String(), "\n", 2)[0]; !strings.Contains(h, "loss=0.0004 ") || !strings.Contains(h, "dup=0.00015 ") {
+		t.Fatalf("-loss 0.0004 -dup 0.00015: the header says %q", h)
 	}
 }
