@@ -64,6 +64,13 @@ func TestOwnersOfAPath(t *testing.T) {
 		"d/x.log.3.members":   {"d/x.log.3", "d/x"},
 		"d/x.members.members": {"d/x.members", "d/x"},
 		"d/.members":          nil,
+		// Files a reset moves aside (pruneAside removes the older).
+		"d/x.damaged-20200101T000000.000000000":         {"d/x"},
+		"d/x.damaged-20200101T000000.000000000.2":       {"d/x"},
+		"d/x.members.damaged-20200101T000000.000000000": {"d/x.members", "d/x"},
+		"d/x.log.3.damaged-20200101T000000.000000000":   {"d/x.log.3", "d/x"},
+		"d/x.damaged-2020":                              nil,
+		"d/x.damaged-20200101T000000.000000000.a":       nil,
 	} {
 		got := ownersOf(path)
 		slices.Sort(got)
@@ -95,5 +102,42 @@ func TestALinkNamedAsAFileBesideASnapshotIsRefused(t *testing.T) {
 	}
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "kept beside the snapshot") {
 		t.Fatalf("New on %s: %v, want ErrConfig naming the snapshot it is kept beside", link, err)
+	}
+}
+
+// TestAPathNamedAsAFileMovedAsideIsRefused: a SnapshotPath named as a
+// file a reset moves aside beside another path's snapshot
+// ("x.damaged-<time>", the members file's or a segment's) is refused, as
+// the other files kept beside a snapshot are: the member on x removes
+// such files once they are older than the sets it keeps (pruneAside),
+// and removed the snapshot of the member on that name (a person starting
+// a member on a copy moved aside, to see what it held, lost it at x's
+// third reset after; found by review).
+func TestAPathNamedAsAFileMovedAsideIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x")
+	at := asideSuffix + "20200101T000000.000000000"
+	for _, name := range []string{path + at, path + at + ".1", path + knownSuffix + at, path + ".log.3" + at} {
+		cfg := syncConfig(name, SyncWrite)
+		c, err := New(cfg)
+		if err == nil {
+			c.Set("k", []byte("v"), 0)
+			mustClose(t, c)
+			// The member on x, resetting as often as it keeps sets,
+			// removes what the member on name wrote.
+			xcfg := syncConfig(path, SyncWrite)
+			xcfg.OnDamage = DamageReset
+			for range keptAsideSets {
+				if err := os.WriteFile(path, []byte("damaged"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				mustClose(t, mustNew(t, xcfg))
+			}
+			_, serr := os.Stat(name)
+			t.Fatalf("a member on %s started; after %d resets of the member on x, its snapshot: %v", name, keptAsideSets, serr)
+		}
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "kept beside the snapshot") {
+			t.Fatalf("New on %s: %v, want ErrConfig naming the snapshot it is kept beside", name, err)
+		}
 	}
 }

@@ -656,8 +656,9 @@ func (c *Cache) logWrite(rec *crdt.Record) error {
 
 // ownersOf returns the snapshot paths of which path is one of the files
 // kept beside them: their members file, lineage mark, lock, write log
-// segments, or a temporary file of any of them (RemoveTemps removes
-// those); none for a path that is no such file.
+// segments, a temporary file of any of them (RemoveTemps removes those),
+// or a file a reset moved aside (pruneAside removes those); none for a
+// path that is no such file.
 func ownersOf(path string) []string {
 	dir, name := filepath.Split(path)
 	var owners []string
@@ -678,6 +679,28 @@ func ownersOf(path string) []string {
 			if _, err := strconv.ParseUint(name[i+len(".log."):], 10, 64); err == nil {
 				add(name[:i])
 			}
+		}
+		// A file a reset moved aside, which the member on the owner
+		// removes once it is older than the sets it keeps (pruneAside):
+		// a member on such a name lost its snapshot at the owner's
+		// resets (found by review).
+		for i := strings.Index(name, asideSuffix); i > 0; {
+			owner := name[:i]
+			if o, ok := strings.CutSuffix(owner, knownSuffix); ok {
+				owner = o
+			} else if j := strings.LastIndex(owner, ".log."); j > 0 && digits(owner[j+len(".log."):]) {
+				owner = owner[:j]
+			}
+			for _, o := range []string{name[:i], owner} {
+				if _, ok := asideSet(o, name); ok {
+					add(o)
+				}
+			}
+			j := strings.Index(name[i+1:], asideSuffix)
+			if j < 0 {
+				break
+			}
+			i += 1 + j
 		}
 		for rest, at := name, 0; ; {
 			i := strings.Index(rest, ".tmp-")
