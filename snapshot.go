@@ -235,8 +235,8 @@ func (c *Cache) restore() (err error) {
 		// says so before the log goes (kept in memory alone, a crash
 		// before the next snapshot left the file of the last run, and a
 		// later log numbered as the removed one; found by review).
-		if err := c.writeSnapshot(); err != nil {
-			return fmt.Errorf("bcache: new: covering the write log: %w", err)
+		if err := c.writeSnapshot(); err != nil { // its error says "bcache: snapshot: ": once is enough
+			return fmt.Errorf("bcache: new: covering the write log: %w", retold{strings.TrimPrefix(err.Error(), "bcache: "), err})
 		}
 		c.logFrom = max(c.logFrom, lst.Newest.N+1)
 		if err := c.writeKnown(c.known, c.logFrom, false); err != nil {
@@ -519,6 +519,15 @@ func (c *Cache) snapshotIfLogLong() {
 	}
 	c.logSnapWait, c.logSnapRetry = 0, time.Time{}
 }
+
+// retold is err told as msg (its own prefix cut off), wrapping it still.
+type retold struct {
+	msg string
+	err error
+}
+
+func (e retold) Error() string { return e.msg }
+func (e retold) Unwrap() error { return e.err }
 
 // errLocked: another member holds the lock of this SnapshotPath.
 var errLocked = errors.New("locked")

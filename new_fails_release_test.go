@@ -1,0 +1,323 @@
+package bcache
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/transport/gossip/memnet"
+)
+
+// dirFiles lists the names in dir.
+func dirFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// released checks what a failed New must have given back: goroutines,
+// the address (if bind is set), the SnapshotPath (a New on it succeeds).
+func released(t *testing.T, before int, bind string, cfg Config) {
+	t.Helper()
+	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"%d goroutines after a failed New, %d before", runtime.NumGoroutine(), before)
+	if bind != "" {
+		l, err := net.Listen("tcp", bind)
+		if err != nil {
+			t.Fatalf("TCP %s not re-bindable after a failed New: %v", bind, err)
+		}
+		l.Close()
+		u, err := net.ListenPacket("udp", bind)
+		if err != nil {
+			t.Fatalf("UDP %s not re-bindable after a failed New: %v", bind, err)
+		}
+		u.Close()
+	}
+	if cfg.SnapshotPath != "" {
+		cfg.BindAddr = "127.0.0.1:0"
+		// a second New on the same path must not be refused as in use
+		c, err := New(cfg)
+		if err != nil && strings.Contains(err.Error(), "in use") {
+			t.Fatalf("the SnapshotPath stays locked after a failed New: %v", err)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address free for both TCP and UDP.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestFailedNewReleasesPortInUse(t *testing.T) {
+	for _, pol := range []SyncPolicy{SyncNone, SyncWrite, SyncInterval} {
+		for _, udpOnly := range []bool{false, true} {
+			path := filepath.Join(t.TempDir(), "cache.snap")
+			cfg := syncConfig(path, pol)
+			cfg.LogReceived = pol != SyncNone
+			a := mustNew(t, cfg)
+			a.Set("k", []byte("v"), 0)
+			mustClose(t, a)
+			files := dirFiles(t, filepath.Dir(path))
+			before := runtime.NumGoroutine()
+			var taken interface{ Close() error }
+			var addr string
+			if udpOnly {
+				u, err := net.ListenPacket("udp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				taken, addr = u, u.LocalAddr().String()
+			} else {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				taken, addr = l, l.Addr().String()
+			}
+			bad := cfg
+			bad.BindAddr = addr
+			c, err := New(bad)
+			if err == nil {
+				c.Close()
+				t.Fatalf("%v udpOnly %v: New took a port in use", pol, udpOnly)
+			}
+			t.Logf("%v udpOnly %v: %v", pol, udpOnly, err)
+			if !strings.HasPrefix(err.Error(), "bcache: new: ") {
+				t.Errorf("error does not name New: %v", err)
+			}
+			taken.Close()
+			if got := dirFiles(t, filepath.Dir(path)); !slices.Equal(got, files) {
+				t.Errorf("%v: files %v after the failed New, %v before", pol, got, files)
+			}
+			released(t, before, addr, cfg)
+		}
+	}
+}
+
+func TestFailedNewReleasesDamage(t *testing.T) {
+	quickRetries(t)
+	cases := map[string]struct {
+		damage func(path string)
+		want   error
+		pol    SyncPolicy
+	}{
+		"snapshot": {func(p string) {
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(p, b, 0o600)
+		}, ErrSnapshot, SyncWrite},
+		"members": {func(p string) { os.WriteFile(p+knownSuffix, []byte("{garbage"), 0o600) }, ErrSnapshot, SyncWrite},
+		"unreadable": {func(p string) {
+			loadSnapshot = func(string, int) (*store.Snapshot, error) {
+				return nil, &os.PathError{Op: "open", Path: p, Err: syscall.ESTALE}
+			}
+		}, syscall.ESTALE, SyncInterval},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cache.snap")
+			cfg := syncConfig(path, tc.pol)
+			a := mustNew(t, cfg)
+			a.Set("a", []byte("1"), 0)
+			mustSnapshot(t, a)
+			a.Set("b", []byte("2"), 0)
+			img := crashImage(t, path)
+			mustClose(t, a)
+			tc.damage(img)
+			cfg.SnapshotPath = img
+			files := dirFiles(t, filepath.Dir(img))
+			before := runtime.NumGoroutine()
+			c, err := New(cfg)
+			loadSnapshot = store.LoadSnapshot
+			if err == nil {
+				c.Close()
+				t.Fatal("New of damage succeeded")
+			}
+			t.Log(err)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("error %v does not wrap %v", err, tc.want)
+			}
+			if got := dirFiles(t, filepath.Dir(img)); !slices.Equal(got, files) {
+				t.Errorf("files %v after the failed New, %v before", got, files)
+			}
+			await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+				"%d goroutines after a failed New, %d before", runtime.NumGoroutine(), before)
+			c, err = New(cfg)
+			if err != nil && strings.Contains(err.Error(), "in use") {
+				t.Fatalf("second New: %v", err)
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
+}
+
+func TestFailedNewReleasesAheadOfClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	clock := new(offsetClock)
+	cfg := syncConfig(path, SyncInterval)
+	cfg.Clock = clock.now
+	a := mustNew(t, cfg)
+	for i := range 1000 {
+		a.Set(string(rune('a'+i%26))+strings.Repeat("x", i), make([]byte, 1000), 0)
+	}
+	mustClose(t, a)
+	files := dirFiles(t, filepath.Dir(path))
+	clock.advance(-time.Hour)
+	before := runtime.NumGoroutine()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapAlloc
+	_, err := New(cfg)
+	if !errors.Is(err, ErrAheadOfClock) {
+		t.Fatalf("New: %v", err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	t.Logf("%v; heap %d -> %d", err, heap0, ms.HeapAlloc)
+	if got := dirFiles(t, filepath.Dir(path)); !slices.Equal(got, files) {
+		t.Errorf("files %v after the failed New, %v before", got, files)
+	}
+	clock.advance(time.Hour)
+	released(t, before, "", cfg)
+}
+
+func TestFailedNewReleasesLogOpen(t *testing.T) {
+	for _, pol := range []SyncPolicy{SyncWrite, SyncInterval} {
+		for _, fresh := range []bool{true, false} {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "cache.snap")
+			cfg := syncConfig(path, pol)
+			next := 1
+			if !fresh {
+				a := mustNew(t, cfg)
+				a.Set("k", []byte("v"), 0)
+				mustClose(t, a)
+				segs, _ := filepath.Glob(path + ".log.*")
+				t.Logf("after close: %v", dirFiles(t, dir))
+				next = len(segs) + 1
+				// Close removed the log (covered): the next is from log_from
+				kf, _ := readKnownFile(path + knownSuffix)
+				if kf.LogFrom > 0 {
+					next = int(kf.LogFrom)
+				}
+			}
+			block := path + ".log." + strconvItoa(next)
+			if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			files := dirFiles(t, dir)
+			before := runtime.NumGoroutine()
+			c, err := New(cfg)
+			if err == nil {
+				c.Close()
+				t.Fatalf("New with a directory in place of the segment succeeded; files %v", dirFiles(t, dir))
+			}
+			t.Logf("%v fresh %v: %v", pol, fresh, err)
+			if got := dirFiles(t, dir); !slices.Equal(got, files) && !(fresh && slices.Equal(got, []string{"cache.snap.founder", "cache.snap.lock", "cache.snap.log.1"})) {
+				t.Errorf("files %v after the failed New, %v before", got, files)
+			}
+			await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+				"%d goroutines after a failed New, %d before", runtime.NumGoroutine(), before)
+			os.RemoveAll(block)
+			c, err = New(cfg)
+			if err != nil {
+				t.Fatalf("New after: %v", err)
+			}
+			c.Close()
+		}
+	}
+}
+
+func strconvItoa(n int) string { return fmt.Sprint(n) }
+
+// A SyncNone start over a log a run with Sync left: covering it fails.
+func TestFailedNewReleasesCover(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	a := mustNew(t, syncConfig(path, SyncWrite))
+	a.Set("k", []byte("v"), 0)
+	img := crashImage(t, path)
+	mustClose(t, a)
+	saveSnapshot = func(*store.Store, string, int64) (int, error) { return 0, errors.New("disk full") }
+	defer func() { saveSnapshot = (*store.Store).SaveSnapshot }()
+	files := dirFiles(t, filepath.Dir(img))
+	before := runtime.NumGoroutine()
+	cfg := syncConfig(img, SyncNone)
+	c, err := New(cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded")
+	}
+	t.Log(err)
+	files = slices.DeleteFunc(files, func(n string) bool { return strings.Contains(n, ".tmp-") })
+	if got := dirFiles(t, filepath.Dir(img)); !slices.Equal(got, files) {
+		t.Errorf("files %v after the failed New, %v before", got, files)
+	}
+	// errors.go: wrapped once with "bcache:"
+	if strings.Count(err.Error(), "bcache:") != 1 || !strings.HasPrefix(err.Error(), "bcache: new: covering the write log: ") {
+		t.Errorf("error %q: want it prefixed once, naming the stage", err)
+	}
+	saveSnapshot = (*store.Store).SaveSnapshot
+	released(t, before, "", cfg)
+}
+
+// failingAdvertise is a memnet transport whose advertise address fails:
+// memberlist.Create fails after starting its goroutines.
+type failingAdvertise struct{ *memnet.Transport }
+
+func (failingAdvertise) FinalAdvertiseAddr(string, int) (net.IP, int, error) {
+	return nil, 0, errors.New("no address")
+}
+
+func TestFailedNewReleasesMemberlist(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.snap")
+	n := memnet.NewNetwork(1)
+	before := runtime.NumGoroutine()
+	tr, err := n.NewTransport("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := syncConfig(path, SyncInterval)
+	cfg.BindAddr, cfg.Network, cfg.NodeName = "", failingAdvertise{tr}, "a"
+	c, err := New(cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded")
+	}
+	t.Log(err)
+	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"%d goroutines after a failed New, %d before", runtime.NumGoroutine(), before)
+	t.Log(dirFiles(t, filepath.Dir(path)))
+	cfg.Network = nil
+	cfg.BindAddr = "127.0.0.1:0"
+	released(t, before, "", cfg)
+}
