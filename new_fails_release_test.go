@@ -39,16 +39,26 @@ func released(t *testing.T, before int, bind string, cfg Config) {
 	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after a failed New, %d before", runtime.NumGoroutine(), before)
 	if bind != "" {
-		l, err := net.Listen("tcp", bind)
-		if err != nil {
-			t.Fatalf("TCP %s not re-bindable after a failed New: %v", bind, err)
+		// Bindable again, both ways; for a few seconds if not at once: a
+		// port of the test's (the one it held for the New to fail on)
+		// is free for any process of the machine to take meanwhile, and
+		// its client sockets go soon.
+		bindable := func() bool {
+			l, err := net.Listen("tcp", bind)
+			if err != nil {
+				return false
+			}
+			l.Close()
+			u, err := net.ListenPacket("udp", bind)
+			if err != nil {
+				return false
+			}
+			u.Close()
+			return true
 		}
-		l.Close()
-		u, err := net.ListenPacket("udp", bind)
-		if err != nil {
-			t.Fatalf("UDP %s not re-bindable after a failed New: %v", bind, err)
+		if !bindable() {
+			await.Until(t, 5*time.Second, bindable, "%s not bindable again after a failed New", bind)
 		}
-		u.Close()
 	}
 	if cfg.SnapshotPath != "" {
 		cfg.BindAddr = "127.0.0.1:0"
@@ -61,18 +71,6 @@ func released(t *testing.T, before int, bind string, cfg Config) {
 			c.Close()
 		}
 	}
-}
-
-// freeAddr returns a 127.0.0.1 address free for both TCP and UDP.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func TestFailedNewReleasesPortInUse(t *testing.T) {

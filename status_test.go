@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,18 +239,28 @@ func TestPeersThatAreOnlyItselfFound(t *testing.T) {
 // name) founds the cluster too: it took them for peers elsewhere, and,
 // alone for good, was never ready (found by review).
 func TestPeersThatAreItselfAtOtherAddresses(t *testing.T) {
-	probe, err := net.Listen("tcp", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err)
+	// A free port, probed and then bound: another process may take it
+	// in between (CI258 failed so), and a new one is probed then.
+	var c *Cache
+	for attempt := 1; c == nil; attempt++ {
+		probe, err := net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback here: %v", err)
+		}
+		port := strconv.Itoa(probe.Addr().(*net.TCPAddr).Port)
+		probe.Close()
+		cfg := testConfig("edge")
+		cfg.BindAddr, cfg.AdvertiseAddr = "[::]:"+port, "127.0.0.1:"+port
+		cfg.PeerSource = func(context.Context) ([]string, error) {
+			return []string{"127.0.0.1:" + port, "[::1]:" + port}, nil
+		}
+		if c, err = New(cfg); errors.Is(err, syscall.EADDRINUSE) && attempt < 10 {
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
 	}
-	port := strconv.Itoa(probe.Addr().(*net.TCPAddr).Port)
-	probe.Close()
-	cfg := testConfig("edge")
-	cfg.BindAddr, cfg.AdvertiseAddr = "[::]:"+port, "127.0.0.1:"+port
-	cfg.PeerSource = func(context.Context) ([]string, error) {
-		return []string{"127.0.0.1:" + port, "[::1]:" + port}, nil
-	}
-	c := newCache(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.WaitSynced(ctx); err != nil {
