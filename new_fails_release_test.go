@@ -2,12 +2,12 @@ package bcache
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,20 +17,6 @@ import (
 	"github.com/bcache-go/bcache/internal/store"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
-
-// dirFiles lists the names in dir.
-func dirFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
-}
 
 // released checks what a failed New must have given back: goroutines,
 // the address (if bind is set), the SnapshotPath (a New on it succeeds).
@@ -82,7 +68,7 @@ func TestFailedNewReleasesPortInUse(t *testing.T) {
 			a := mustNew(t, cfg)
 			a.Set("k", []byte("v"), 0)
 			mustClose(t, a)
-			files := dirFiles(t, filepath.Dir(path))
+			files := dirNames(t, path)
 			before := runtime.NumGoroutine()
 			var taken interface{ Close() error }
 			var addr string
@@ -111,7 +97,7 @@ func TestFailedNewReleasesPortInUse(t *testing.T) {
 				t.Errorf("error does not name New: %v", err)
 			}
 			taken.Close()
-			if got := dirFiles(t, filepath.Dir(path)); !slices.Equal(got, files) {
+			if got := dirNames(t, path); !slices.Equal(got, files) {
 				t.Errorf("%v: files %v after the failed New, %v before", pol, got, files)
 			}
 			released(t, before, addr, cfg)
@@ -150,7 +136,7 @@ func TestFailedNewReleasesDamage(t *testing.T) {
 			mustClose(t, a)
 			tc.damage(img)
 			cfg.SnapshotPath = img
-			files := dirFiles(t, filepath.Dir(img))
+			files := dirNames(t, img)
 			before := runtime.NumGoroutine()
 			c, err := New(cfg)
 			loadSnapshot = store.LoadSnapshot
@@ -162,7 +148,7 @@ func TestFailedNewReleasesDamage(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Errorf("error %v does not wrap %v", err, tc.want)
 			}
-			if got := dirFiles(t, filepath.Dir(img)); !slices.Equal(got, files) {
+			if got := dirNames(t, img); !slices.Equal(got, files) {
 				t.Errorf("files %v after the failed New, %v before", got, files)
 			}
 			await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
@@ -188,7 +174,7 @@ func TestFailedNewReleasesAheadOfClock(t *testing.T) {
 		a.Set(string(rune('a'+i%26))+strings.Repeat("x", i), make([]byte, 1000), 0)
 	}
 	mustClose(t, a)
-	files := dirFiles(t, filepath.Dir(path))
+	files := dirNames(t, path)
 	clock.advance(-time.Hour)
 	before := runtime.NumGoroutine()
 	runtime.GC()
@@ -202,7 +188,7 @@ func TestFailedNewReleasesAheadOfClock(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	t.Logf("%v; heap %d -> %d", err, heap0, ms.HeapAlloc)
-	if got := dirFiles(t, filepath.Dir(path)); !slices.Equal(got, files) {
+	if got := dirNames(t, path); !slices.Equal(got, files) {
 		t.Errorf("files %v after the failed New, %v before", got, files)
 	}
 	clock.advance(time.Hour)
@@ -212,8 +198,7 @@ func TestFailedNewReleasesAheadOfClock(t *testing.T) {
 func TestFailedNewReleasesLogOpen(t *testing.T) {
 	for _, pol := range []SyncPolicy{SyncWrite, SyncInterval} {
 		for _, fresh := range []bool{true, false} {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "cache.snap")
+			path := filepath.Join(t.TempDir(), "cache.snap")
 			cfg := syncConfig(path, pol)
 			next := 1
 			if !fresh {
@@ -221,7 +206,7 @@ func TestFailedNewReleasesLogOpen(t *testing.T) {
 				a.Set("k", []byte("v"), 0)
 				mustClose(t, a)
 				segs, _ := filepath.Glob(path + ".log.*")
-				t.Logf("after close: %v", dirFiles(t, dir))
+				t.Logf("after close: %v", dirNames(t, path))
 				next = len(segs) + 1
 				// Close removed the log (covered): the next is from log_from
 				kf, _ := readKnownFile(path + knownSuffix)
@@ -229,19 +214,19 @@ func TestFailedNewReleasesLogOpen(t *testing.T) {
 					next = int(kf.LogFrom)
 				}
 			}
-			block := path + ".log." + strconvItoa(next)
+			block := path + ".log." + strconv.Itoa(next)
 			if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			files := dirFiles(t, dir)
+			files := dirNames(t, path)
 			before := runtime.NumGoroutine()
 			c, err := New(cfg)
 			if err == nil {
 				c.Close()
-				t.Fatalf("New with a directory in place of the segment succeeded; files %v", dirFiles(t, dir))
+				t.Fatalf("New with a directory in place of the segment succeeded; files %v", dirNames(t, path))
 			}
 			t.Logf("%v fresh %v: %v", pol, fresh, err)
-			if got := dirFiles(t, dir); !slices.Equal(got, files) && !(fresh && slices.Equal(got, []string{"cache.snap.founder", "cache.snap.lock", "cache.snap.log.1"})) {
+			if got := dirNames(t, path); !slices.Equal(got, files) && !(fresh && slices.Equal(got, []string{"cache.snap.founder", "cache.snap.lock", "cache.snap.log.1"})) {
 				t.Errorf("files %v after the failed New, %v before", got, files)
 			}
 			await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
@@ -256,8 +241,6 @@ func TestFailedNewReleasesLogOpen(t *testing.T) {
 	}
 }
 
-func strconvItoa(n int) string { return fmt.Sprint(n) }
-
 // A SyncNone start over a log a run with Sync left: covering it fails.
 func TestFailedNewReleasesCover(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.snap")
@@ -267,7 +250,7 @@ func TestFailedNewReleasesCover(t *testing.T) {
 	mustClose(t, a)
 	saveSnapshot = func(*store.Store, string, int64) (int, error) { return 0, errors.New("disk full") }
 	defer func() { saveSnapshot = (*store.Store).SaveSnapshot }()
-	files := dirFiles(t, filepath.Dir(img))
+	files := dirNames(t, img)
 	before := runtime.NumGoroutine()
 	cfg := syncConfig(img, SyncNone)
 	c, err := New(cfg)
@@ -277,7 +260,7 @@ func TestFailedNewReleasesCover(t *testing.T) {
 	}
 	t.Log(err)
 	files = slices.DeleteFunc(files, func(n string) bool { return strings.Contains(n, ".tmp-") })
-	if got := dirFiles(t, filepath.Dir(img)); !slices.Equal(got, files) {
+	if got := dirNames(t, img); !slices.Equal(got, files) {
 		t.Errorf("files %v after the failed New, %v before", got, files)
 	}
 	// errors.go: wrapped once with "bcache:"
@@ -314,7 +297,7 @@ func TestFailedNewReleasesMemberlist(t *testing.T) {
 	t.Log(err)
 	await.Until(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after a failed New, %d before", runtime.NumGoroutine(), before)
-	t.Log(dirFiles(t, filepath.Dir(path)))
+	t.Log(dirNames(t, path))
 	cfg.Network = nil
 	cfg.BindAddr = "127.0.0.1:0"
 	released(t, before, "", cfg)
