@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,11 +34,27 @@ func runningIn(fns ...string) []string {
 // owner; Close ends that goroutine before it returns, even while a Filler
 // that does not heed its ctx goes on (Close does not wait for a Filler's
 // call). Close did not wait for it; it ended soon after, on the member's
-// life cancelled, so this passed without Close waiting too: it guards
-// that the ask never waits on the Filler's call or a peer.
+// life cancelled, and this passed without Close waiting too, so the ask's
+// end is held back (askEndHook) until the member has left the cluster,
+// and 50 ms after that unless Close returns meanwhile: without the wait
+// it did, at once. It also guards that the ask never waits on the
+// Filler's call or a peer.
 func TestCloseWaitsForGetOrFillsAsk(t *testing.T) {
 	for _, owner := range []string{"f0", "f1"} {
 		t.Run("owner="+owner, func(t *testing.T) {
+			var cs []*Cache
+			closed, ended := make(chan struct{}), make(chan struct{})
+			var early atomic.Bool
+			askEndHook = func() {
+				defer close(ended)
+				<-cs[0].left // Close's wait for its goroutines comes next
+				select {
+				case <-closed: // an absence cannot be awaited: 50 ms of it
+					early.Store(true)
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			defer func() { askEndHook = func() {} }()
 			release := make(chan struct{})
 			defer close(release)
 			started := make(chan struct{}, 2)
@@ -46,7 +63,7 @@ func TestCloseWaitsForGetOrFillsAsk(t *testing.T) {
 				<-release // a source that does not heed ctx
 				return []byte("v"), nil
 			}
-			cs := fillCluster(t, 2, filler, time.Minute, slowProbes)
+			cs = fillCluster(t, 2, filler, time.Minute, slowProbes)
 			key := ""
 			for i := 0; key == ""; i++ {
 				if k := fmt.Sprint("key", i); clusterfill.Owner(k, "f0", []string{"f0", "f1"}) == owner {
@@ -60,8 +77,14 @@ func TestCloseWaitsForGetOrFillsAsk(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the filler did not start")
 			}
-			if err := cs[0].Close(); err != nil {
+			err := cs[0].Close()
+			close(closed)
+			if err != nil {
 				t.Fatal(err)
+			}
+			<-ended
+			if early.Load() {
+				t.Fatal("Close returned while GetOrFill's ask still ran")
 			}
 			if gs := runningIn("(*Cache).clusterFill", "(*Cache).forward"); len(gs) > 0 {
 				t.Fatalf("after Close, %d goroutines of GetOrFill's ask:\n%s", len(gs), strings.Join(gs, "\n\n"))

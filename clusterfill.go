@@ -78,6 +78,7 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 		}
 		defer c.wg.Done()
+		defer askEndHook()
 		return c.clusterFill(key, outer)
 	})
 	select {
@@ -92,6 +93,10 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 	}
 }
+
+// askEndHook runs as GetOrFill's ask returns, on its goroutine, before
+// Close may stop waiting for it; tests replace it.
+var askEndHook = func() {}
 
 // clusterFill asks the key's owner to fill it, or fills it here (the
 // rules are package clusterfill's, shared with the property harness).
