@@ -1,6 +1,8 @@
 package proptest
 
 import (
+	"cmp"
+	"fmt"
 	"math"
 	"runtime"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
 	"github.com/bcache-go/bcache/transport/wire"
 )
 
@@ -224,4 +227,92 @@ func TestHostileFrameCosts(t *testing.T) {
 			t.Errorf("a replayed delta of %d bytes was answered with %d and retained %.0f bytes a frame, want none and at most 64", got.frame, got.reply, got.retained)
 		}
 	})
+}
+
+// TestHostileRelayedDeltaCosts bounds what one forged Delta naming an
+// origin (a batch to relay) makes the production member send on, which
+// TestHostileFrameCosts, whose member's view is itself and the sender,
+// does not: anyone holding the cluster key may send it under any
+// member's name, and the member relays it, unchanged, to its children in
+// that member's tree. The member is placed just after the origin on the
+// ring of a view of 64, where it has the most children, Fanout. A frame
+// of records new to it goes to at most Fanout members (the protocol's
+// rule, measured 8x with the production Fanout of 8), once; a frame of
+// records stamped beyond MaxClockDrift, which it refuses and passes on
+// all the same (a lagging member's subtree may take them), also once:
+// sent again, either is a copy and goes nowhere. The refused frame went
+// to Fanout members at every repeat, and on down the subtree (found by
+// review; see TestReplayedRefusedBatchGoesNoFurther in package
+// transport).
+func TestHostileRelayedDeltaCosts(t *testing.T) {
+	cfg := StoreConfig{Transport: DefaultStoreConfig().Transport}
+	cfg.Transport.LeavesPerStep, cfg.Transport.MaxRepairBytes, cfg.Transport.Fanout = 0, 0, 0
+	r, err := NewStoreReplica("n0", 1, func() int64 { return start }, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"n0", adversaryName}
+	for i := range 62 {
+		names = append(names, fmt.Sprintf("m%02d", i))
+	}
+	r.SetMembers(names)
+	ring := slices.Clone(names) // as package transport orders its ring
+	slices.SortFunc(ring, func(a, b string) int {
+		return cmp.Or(cmp.Compare(crdt.HashKey(a), crdt.HashKey(b)), cmp.Compare(a, b))
+	})
+	self := slices.Index(ring, "n0")
+	origin := ring[(self+len(ring)-1)%len(ring)]
+	if origin == adversaryName { // the sender is no child: take the one before
+		origin = ring[(self+len(ring)-2)%len(ring)]
+	}
+	fanout := transport.DefaultFanout
+	made := 0
+	frame := func(ahead int64) []byte {
+		made++
+		recs := make([]crdt.Record, wire.MaxRecords)
+		for i := range recs {
+			recs[i] = crdt.Record{Key: fmt.Sprint("relayed-", made, "-", i), Time: crdt.Timestamp{Wall: start + ahead - int64(i), Node: 77}}
+		}
+		f, err := wire.NewCodec(wire.Limits{}).Encode(nil, &wire.Delta{Origin: origin, OriginID: 77, Seq: uint64(made), Records: recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	send := func(f []byte) (frames, bytes int) {
+		out, err := r.node.Receive(adversaryName, f, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out {
+			frames++
+			bytes += len(e.Payload)
+		}
+		return frames, bytes
+	}
+	for _, c := range []struct {
+		name  string
+		ahead int64
+	}{
+		{"new-records", 0},
+		{"records-beyond-the-drift-bound", 2 * int64(crdt.DefaultMaxClockDrift)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := frame(c.ahead)
+			rejects := r.node.Stats().ClockDriftRejects
+			frames, bytes := send(f)
+			t.Logf("a frame of %d bytes relayed to %d members, %d bytes (%.2fx, bound %dx)", len(f), frames, bytes, float64(bytes)/float64(len(f)), fanout)
+			if frames == 0 || bytes > fanout*len(f) {
+				t.Errorf("a frame of %d bytes was relayed to %d members, %d bytes: want some, at most %d times its size", len(f), frames, bytes, fanout)
+			}
+			if refused := r.node.Stats().ClockDriftRejects - rejects; (c.ahead > 0) != (refused > 0) {
+				t.Fatalf("%d records refused for drift", refused)
+			}
+			for i := range 8 {
+				if frames, bytes := send(f); frames != 0 {
+					t.Fatalf("the frame sent again (%d): relayed to %d members, %d bytes; want none", i+2, frames, bytes)
+				}
+			}
+		})
+	}
 }

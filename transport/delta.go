@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"hash/maphash"
 	"math"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -35,6 +36,43 @@ func (q *deltaQueue) reset(now int64) {
 	q.recs = q.recs[:0]
 	q.bytes = 0
 	q.last = now
+}
+
+// refusedKept is how many batches passed on with refused records a node
+// remembers (8 bytes each), so as not to pass them on again.
+const refusedKept = 256
+
+// refusedBatches remembers the last refusedKept batches this node passed
+// on that held records it refused, by a hash of their frame under a seed
+// of its own (no one can forge a batch that is taken for another). A
+// refused record is held nowhere, so a copy of its batch is refused
+// again, not taken for a copy, and was passed on again at each copy: a
+// captured datagram replayed (no key needed), or a forged batch sent
+// again, went down the origin's whole subtree at every replay while its
+// stamps were ahead (TestReplayedRefusedBatchGoesNoFurther; found by
+// review). Past refusedKept such batches the oldest is forgotten, and its
+// copies go on once more.
+type refusedBatches struct {
+	seed maphash.Seed
+	sums [refusedKept]uint64
+	n    uint64 // batches remembered, the next at sums[n%refusedKept] (an int wrapped negative on 32 bits)
+}
+
+// again reports whether the batch of frame was remembered, and remembers
+// it if not.
+func (b *refusedBatches) again(frame []byte) bool {
+	if b.n == 0 {
+		b.seed = maphash.MakeSeed()
+	}
+	sum := maphash.Bytes(b.seed, frame)
+	for _, s := range b.sums[:min(b.n, refusedKept)] {
+		if s == sum {
+			return true
+		}
+	}
+	b.sums[b.n%refusedKept] = sum
+	b.n++
+	return false
 }
 
 // Write queues a record the replica has just applied locally and returns
@@ -234,9 +272,11 @@ func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids
 // refused (this member's clock behind the writer's by more than
 // MaxClockDrift: the members below may take it; relayed only when
 // applied, a member whose clock lagged cut its subtree off from every
-// batch it refused, found by review). Copies (Stale: held already, or a
-// newer version), records older than the horizon (Late: they travel by
-// anti-entropy) and records below a watermark (Rejected: known dead) go
+// batch it refused, found by review), once: a copy of a batch passed on
+// with refused records, which applies nothing, is a copy (see
+// refusedBatches). Copies (Stale: held already, or a newer version),
+// records older than the horizon (Late: they travel by anti-entropy) and
+// records below a watermark (Rejected: known dead) go
 // no further: a copy of an old batch, replayed by anyone who captured
 // the datagram, went down the whole subtree at each replay once its
 // records were Late (found by review). A copy costs one lookup per
@@ -246,13 +286,19 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		n.stats.DuplicateDeltas++
 		return nil
 	}
-	news := false
+	applied, refused := false, false
 	for _, r := range m.Records {
-		if o := n.receiveRecord(r, true, now); o == crdt.Applied || o == crdt.Refused {
-			news = true
+		switch n.receiveRecord(r, true, now) {
+		case crdt.Applied:
+			applied = true
+		case crdt.Refused:
+			refused = true
 		}
 	}
-	if !news {
+	// A batch that applied something is remembered too, if it held a
+	// refused record: its copies apply nothing more. A direct send, passed
+	// on by no one, is not.
+	if again := refused && m.Origin != "" && n.refused.again(payload); !applied && (!refused || again) {
 		// Not counted as received, its records neither: they were
 		// counted at every copy, and DeltaRecordsReceived counts them
 		// once (found by review; a direct send's copies too, found

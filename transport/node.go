@@ -215,8 +215,9 @@ type Node struct {
 	printsTo  map[string]bool // the peers besides whose Versions carry them (ListPrintsTo)
 	codec     *wire.Codec
 	ring      *ring
-	self      int      // this node's place on the ring
-	kids      []string // scratch: the members a relayed delta goes to
+	self      int            // this node's place on the ring
+	kids      []string       // scratch: the members a relayed delta goes to
+	refused   refusedBatches // the batches passed on with records refused here
 
 	out    deltaQueue
 	ae     antiEntropy

@@ -21,7 +21,7 @@ type Stats struct {
 	DeltasDropped        uint64 `json:"deltas_dropped"`   // writes not queued because the buffer was full
 	DeltaBatchesReceived uint64 `json:"delta_batches_received"`
 	DeltaRecordsReceived uint64 `json:"delta_records_received"`
-	DuplicateDeltas      uint64 `json:"duplicate_deltas"` // batches (relayed or direct) that brought nothing new here (copies, records past the horizon or below a watermark): not relayed on, not counted as received
+	DuplicateDeltas      uint64 `json:"duplicate_deltas"` // batches (relayed or direct) that brought nothing new here (copies, a batch passed on with refused records among them, records past the horizon or below a watermark): not relayed on, not counted as received
 	DeltasForwarded      uint64 `json:"deltas_forwarded"` // copies relayed down another origin's tree
 	LateDeltas           uint64 `json:"late_deltas"`      // delta records older than the GC horizon, not applied
 
