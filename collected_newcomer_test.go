@@ -3,6 +3,7 @@ package bcache
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,4 +345,102 @@ func TestANewcomerAsksAgainAMemberThatFoundedWrongly(t *testing.T) {
 	}
 	w.store.OfferMarks(a.store.Marks(), w.phys()) // as w's own ask would
 	awaitRefused(t, m, "k")
+}
+
+// TestANewcomerAsksAgainAFounderThatMetARestoredMember: a founds, d (a
+// name drawn at New, so not waited for) joins it, takes k and closes,
+// its snapshot holding k; a deletes k, collects it, and closes, its
+// snapshot holding the watermark. b, empty, founds a cluster of its own
+// (its lookup, stale, finds only itself) and never collects (so never
+// asks); a, restored, joins b, saying what every member not synced says:
+// it holds nothing yet. Then, a cut off, c joins with b alone in reach, and
+// d comes back from its old snapshot beside c. b founded wrongly: its
+// marks, none of a's, must not be complete for c, which, asking again,
+// learns a's once b has them, and never serves k (found by review: b
+// kept saying it founded, c took its empty marks for complete, never
+// asked again, and served d's k, whose delete a had collected).
+func TestANewcomerAsksAgainAFounderThatMetARestoredMember(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	// config is a member on transport, named name ("": drawn at New),
+	// with its snapshot at path ("": none).
+	config := func(transport, name, path string, gc time.Duration, peers ...string) Config {
+		cfg := shortHorizonConfig(t, net, transport, gc, peers...)
+		cfg.NodeName, cfg.SnapshotPath = name, path
+		return cfg
+	}
+	member := func(cfg Config) *Cache { return newCache(t, cfg) }
+	a := member(config("a", "a", dir+"/a.snap", 50*time.Millisecond))
+	d := member(config("d", "", dir+"/d.snap", 50*time.Millisecond, a.Addr()))
+	if err := d.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set("k", []byte("old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { _, ok := d.Get("k"); return ok }, "d never got k")
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	awaitCollected(t, "k", a)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// b's lookup finds only itself: a stale one, a's cluster out of reach.
+	bcfg := config("b", "b", "", time.Hour)
+	var self atomic.Pointer[string]
+	bcfg.PeerSource = func(context.Context) ([]string, error) {
+		if p := self.Load(); p != nil {
+			return []string{*p}, nil
+		}
+		return nil, nil
+	}
+	b := member(bcfg)
+	addr := b.Addr()
+	self.Store(&addr)
+	await.Until(t, 10*time.Second, b.repl.Founder, "b, its lookup finding only itself, never founded")
+
+	a = member(config("a", "a", dir+"/a.snap", 50*time.Millisecond, b.Addr()))
+	if _, gone := a.store.Gone("k"); !gone {
+		t.Fatal("a, restored, does not refuse k: its snapshot lost the watermark")
+	}
+	if err := a.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { return !b.repl.Founder() }, "b never met a")
+	net.Partition([]string{"a"}) // b, c and d one side
+
+	c := member(config("c", "c", "", 50*time.Millisecond, b.Addr()))
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if with := c.repl.Status().FirstSyncWith; with != "b" {
+		t.Fatalf("c first synced with %q, not b", with)
+	}
+	await.Until(t, 10*time.Second, func() bool { return c.marks.taken.Load() || c.marks.incomplete.Load() > 0 }, "b never answered c's ask")
+	took := c.marks.taken.Load()
+	if took {
+		t.Errorf("c took b's marks (%d) for complete: b founded wrongly, and met a, restored from its cluster's snapshot, before c came", len(b.store.Marks()))
+	}
+	b.store.OfferMarks(a.store.Marks(), b.phys()) // as b's own ask would
+	if !took {
+		awaitRefused(t, c, "k")
+	}
+	d = member(config("d", "", dir+"/d.snap", 50*time.Millisecond, c.Addr()))
+	if st := d.Stats(); st.Restored != 1 {
+		t.Fatalf("d restored %d records from its snapshot, want k", st.Restored)
+	}
+	if within(3*time.Second, func() bool { _, ok := c.Get("k"); return ok }) {
+		t.Fatal("c served k from d's old snapshot, whose delete a collected before b and c met it")
+	}
+	net.Heal()
+	for _, m := range []*Cache{a, b, c, d} {
+		await.Until(t, 20*time.Second, func() bool { _, ok := m.Get("k"); return !ok }, "k stays on %s after the heal", m.Name())
+	}
 }

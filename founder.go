@@ -12,6 +12,7 @@ import (
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/transport"
 )
 
 // A member whose lookup of its peers finds only itself founds its
@@ -57,7 +58,13 @@ const (
 // a release that keeps no mark: a rollback, then forward again), and is
 // removed before a snapshot covers the evidence. With no mark and nothing
 // restored, the member begins a lineage alone, and says so before it
-// writes any state; a founder that crashed before its first snapshot (or
+// writes any state, unless met, the members kept beside the snapshot
+// (knownSuffix), names another member: its state was moved aside
+// (DamageReset) or removed, not its past, and a lookup that finds only
+// itself must not make it a founder, ready with none of its cluster's
+// data and its empty marks complete for a newcomer, any more than one that
+// restored its state (it founded: found by review,
+// TestAMemberResetAfterMeetingOthersDoesNotFound); a founder that crashed before its first snapshot (or
 // whose files DamageReset moved aside) keeps its 'F' (its 'S' written
 // over it, it never founded again: found by review). A mark of another
 // name counts for nothing: left as it is beside state, taken over by a
@@ -69,7 +76,7 @@ const (
 // most 255 bytes, and what an editor adds.
 const maxMarkBytes = 1 << 10
 
-func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
+func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry, met []transport.Known) {
 	path := c.cfg.SnapshotPath + founderSuffix
 	if _, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of a lineage mark cut short")
@@ -100,6 +107,9 @@ func (c *Cache) readFounderMark(snap *store.Snapshot, logged []journal.Entry) {
 		return // as it is: no write before New has succeeded
 	case len(mark) > 0 && restored:
 		c.log.Warn().Str("mark", mark).Str("name", c.markName()).Msg("a lineage mark not of this member's name: it counts for nothing, and is left as it is")
+		return
+	case !restored && len(met) > 0:
+		c.log.Warn().Int("members", len(met)).Msg("nothing restored, and the members kept beside the snapshot say this member met others: it is no founder, and waits for a peer")
 		return
 	case !restored:
 		c.solo.Store(true) // a new lineage: it takes over any mark there is

@@ -16,6 +16,7 @@ import (
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/journal"
 	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/transport"
 )
 
 // restore loads Config.SnapshotPath into the store, if there is one, then
@@ -99,9 +100,13 @@ func (c *Cache) restore() (err error) {
 		reset = kerr == nil && (kf.LogFrom != 0 || kf.Log || kf.Snapshot != 0 || len(kf.Pending) > 0)
 	}
 	now := c.phys()
-	ahead := 0      // records skipped for being too far ahead of the clock
-	aheadMarks := 0 // watermarks lowered for the same reason
-	c.readFounderMark(snap, logged)
+	ahead := 0                // records skipped for being too far ahead of the clock
+	aheadMarks := 0           // watermarks lowered for the same reason
+	var met []transport.Known // the members file's, as read: none if it is damaged
+	if kerr == nil {
+		met = kf.Members
+	}
+	c.readFounderMark(snap, logged, met)
 	if c.known, err = c.readKnown(kf, kerr, snap != nil || lst.Segments > 0, aside); err != nil {
 		return fmt.Errorf("bcache: new: %w", err)
 	}

@@ -464,13 +464,15 @@ func (r *Replicator) Founder() bool {
 // Founded reports whether this member is, or was in this process, its
 // cluster's founder (see Founder), and held all its cluster had when it
 // met the others: not if it met a member that, first seen, said it held
-// its cluster's state (synced, or a founder): a member of this one's
-// cluster joins it saying it holds nothing, so this one founded wrongly
+// its cluster's state (synced, or a founder), or that it restored state
+// built with others (see metaRestored): a member of this one's cluster
+// joins it saying it holds nothing, so this one founded wrongly
 // (restarted empty behind a stale lookup or a partition, it met the
 // cluster it took itself for), or met another cluster. Such a member
 // answered a newcomer's ask for its watermarks, none of the cluster's,
 // as complete, and the newcomer asked no other (found by review:
-// TestANewcomerAsksAgainAMemberThatFoundedWrongly).
+// TestANewcomerAsksAgainAMemberThatFoundedWrongly,
+// TestANewcomerAsksAgainAFounderThatMetARestoredMember).
 func (r *Replicator) Founded() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -240,7 +240,11 @@ func Start(cfg Config) (*Replicator, error) {
 	pc.Seed = randomSeed()
 	r.keyIDs = keyIDs(&cfg)
 	start := append(binary.LittleEndian.AppendUint64(nil, randomSeed()), r.keyIDs...)
-	r.meta = [2][]byte{slices.Concat(start, metaNewcome), slices.Concat(start, metaHolds)}
+	newcome := metaNewcome
+	if cfg.Restored {
+		newcome = metaRestored
+	}
+	r.meta = [2][]byte{slices.Concat(start, newcome), slices.Concat(start, metaHolds)}
 	if len(cfg.SecretKey) > 0 && len(r.keyIDs) == 0 {
 		// Too many keys for their ids: it says nothing of them, and a
 		// release before would take the block for its key's id, and
@@ -571,7 +575,10 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			// state already: it synced with none of this founder's
 			// cluster (a newcomer joins saying it holds nothing), so
 			// this one founded wrongly, or another cluster (Founded).
-			if _, holds, _ := withoutHolding(n.Meta); holds {
+			// So does one that restored state built with others: it
+			// holds its cluster's watermarks, which this founder's marks
+			// lack (see metaRestored).
+			if _, holds, _ := withoutHolding(n.Meta); holds || saysRestored(n.Meta) {
 				r.metHolder = true
 			}
 		}
