@@ -111,8 +111,9 @@
 // (Step) and accepts only replies to the steps it awaits: a duplicated or
 // late reply is ignored, so no session completes early. A step whose reply
 // does not come (a datagram lost, either way) is sent again as a new step
-// after an eighth of the session timeout, then after twice as long each
-// time, until the timeout (four anti-entropy intervals, at least 2 s): on
+// after an eighth of the session timeout (at most 500 ms), then after
+// twice as long each time (a digest level's, cheap to answer, every
+// eighth), until the timeout (four anti-entropy intervals, at least 2 s): on
 // a network that loses a fifth of its packets a session of a dozen
 // datagrams would otherwise rarely complete. A reply to any of a step's
 // sendings answers it (the first to come; the others are stray): when the

@@ -58,7 +58,8 @@ type Config struct {
 	AntiEntropyInterval time.Duration
 	// SessionTimeout abandons a session whose peer stopped answering; a
 	// step without a reply is sent again meanwhile, after an eighth of it
-	// and then twice as long each time. Default: four AntiEntropyIntervals,
+	// (at most 500 ms) and then twice as long each time (a digest level's,
+	// cheap to answer, every eighth). Default: four AntiEntropyIntervals,
 	// at least 2 s. A session is also abandoned at once when its peer
 	// leaves the membership.
 	SessionTimeout time.Duration

@@ -578,8 +578,8 @@ func TestSessionRepairsBothWays(t *testing.T) {
 
 // TestSessionTimesOut: a session whose peer never answers sends its
 // request again at its retries (arrivalRetry for a member that arrived,
-// else an eighth of the timeout; then doubling) and ends at its timeout,
-// however many retries it made.
+// else an eighth of the timeout; then doubling, up to an eighth for a
+// digest step) and ends at its timeout, however many retries it made.
 func TestSessionTimesOut(t *testing.T) {
 	n := newTestNet(t, 8, Config{SessionTimeout: time.Second, AntiEntropyInterval: time.Hour}, "a", "b")
 	node := n.nodes["a"]
@@ -600,9 +600,10 @@ func TestSessionTimesOut(t *testing.T) {
 		t.Fatalf("the session ended at %d, want its timeout %d", now, start+int64(time.Second))
 	}
 	// The first session is with a member that arrived (every member
-	// did, at the start): its first retry comes after arrivalRetry.
-	if s := node.Stats(); s.SessionsTimedOut != 1 || s.StepsRetried != 4 || s.SessionsStarted != 1 {
-		t.Fatalf("timed out %d, retried %d, started %d; want 1, 4 (at 50, 150, 350 and 750 ms), 1", s.SessionsTimedOut, s.StepsRetried, s.SessionsStarted)
+	// did, at the start): its first retry comes after arrivalRetry, the
+	// next 100 ms later, then every eighth of the timeout (a digest step).
+	if s := node.Stats(); s.SessionsTimedOut != 1 || s.StepsRetried != 8 || s.SessionsStarted != 1 {
+		t.Fatalf("timed out %d, retried %d, started %d; want 1, 8 (at 50, 150, 275, 400, 525, 650, 775 and 900 ms), 1", s.SessionsTimedOut, s.StepsRetried, s.SessionsStarted)
 	}
 }
 
