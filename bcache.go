@@ -142,8 +142,20 @@ func gossipError(err error) error {
 // background, and is ready for reads and writes when New returns.
 func New(cfg Config) (*Cache, error) {
 	cfg = cfg.clone()
+	// New takes cfg.Network: the Cache's Close shuts it down, and so does
+	// a New that fails (gossip.Start, once called, does it itself). A
+	// failure before memberlist started left it open, one after shut it
+	// down (found by review).
+	giveBack := func(err error) (*Cache, error) {
+		if cfg.Network != nil {
+			if serr := cfg.Network.Shutdown(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("bcache: new: shutting down Config.Network: %w", serr))
+			}
+		}
+		return nil, err
+	}
 	if err := cfg.fill(); err != nil {
-		return nil, fmt.Errorf("bcache: new: %w", err)
+		return giveBack(fmt.Errorf("bcache: new: %w", err))
 	}
 	drawn := cfg.NodeName == ""
 	if drawn {
@@ -164,7 +176,7 @@ func New(cfg Config) (*Cache, error) {
 		MaxDead: max(cfg.MaxDeadRecords, 0),
 	})
 	if err != nil { // the fields it takes were checked by fill
-		return nil, fmt.Errorf("bcache: new: %w: %v", ErrConfig, err)
+		return giveBack(fmt.Errorf("bcache: new: %w: %v", ErrConfig, err))
 	}
 	// gossip's rules (an address's form, a key's length, the packet's
 	// room) are checked before the files are read: a typo was reported
@@ -183,11 +195,11 @@ func New(cfg Config) (*Cache, error) {
 		},
 	}
 	if err := gcfg.Check(); err != nil {
-		return nil, gossipError(err)
+		return giveBack(gossipError(err))
 	}
 	c.solo.Store(cfg.SnapshotPath == "") // without files, each start begins a lineage (restore says otherwise)
 	if err := c.restore(); err != nil {
-		return nil, err
+		return giveBack(err)
 	}
 	gcfg.Founder, gcfg.Restored, gcfg.Protocol.Known = c.founded.Load(), !c.solo.Load(), c.known // as restore found them
 	c.repl, err = gossip.Start(gcfg)

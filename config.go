@@ -192,7 +192,8 @@ type Config struct {
 	Timings Timings
 	// Network, if set, replaces the UDP/TCP sockets, for example with a
 	// transport/gossip/memnet Transport, which runs members in memory under
-	// the faults a test chooses; BindAddr is then ignored.
+	// the faults a test chooses; BindAddr is then ignored. New takes it:
+	// the Cache's Close shuts it down, and so does a New that fails.
 	Network gossip.Transport
 	// SnapshotPath, if set, is a file in which this member keeps its
 	// records across restarts, for edge members that may restart while

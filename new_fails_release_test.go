@@ -302,3 +302,47 @@ func TestFailedNewReleasesMemberlist(t *testing.T) {
 	cfg.BindAddr = "127.0.0.1:0"
 	released(t, before, "", cfg)
 }
+
+// TestFailedNewShutsItsNetworkDown: New takes Config.Network, and a New
+// that fails shuts it down at whatever stage it fails, as one failing in
+// memberlist did (TestFailedNewReleasesMemberlist): one failing before
+// memberlist started left it open (found by review). A memnet transport
+// shut down gives its name to the next.
+func TestFailedNewShutsItsNetworkDown(t *testing.T) {
+	damaged := func(t *testing.T) Config {
+		path := filepath.Join(t.TempDir(), "cache.snap")
+		if err := os.WriteFile(path, []byte("not a snapshot"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return snapshotConfig(path, nil)
+	}
+	for _, c := range []struct {
+		stage string
+		cfg   func(t *testing.T) Config
+	}{
+		{"config", func(*testing.T) Config { return Config{GCInterval: -time.Second} }},
+		{"gossip config", func(*testing.T) Config { return Config{Label: strings.Repeat("l", 256)} }},
+		{"restore", damaged},
+		{"memberlist", func(*testing.T) Config { return Config{} }},
+	} {
+		t.Run(c.stage, func(t *testing.T) {
+			n := memnet.NewNetwork(1)
+			tr, err := n.NewTransport("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := c.cfg(t)
+			cfg.BindAddr, cfg.NodeName, cfg.Network = "", "a", tr
+			if c.stage == "memberlist" {
+				cfg.Network = failingAdvertise{tr}
+			}
+			if c, err := New(cfg); err == nil {
+				c.Close()
+				t.Fatal("New succeeded")
+			}
+			if _, err := n.NewTransport("a"); err != nil {
+				t.Fatalf("after a New that failed at its %s: %v (its Network was left open)", c.stage, err)
+			}
+		})
+	}
+}

@@ -231,7 +231,8 @@ type Config struct {
 	Timings Timings
 	// Transport, if set, replaces memberlist's UDP/TCP transport (for
 	// example with a memnet.Transport for fault injection); BindAddr is then
-	// ignored.
+	// ignored. Start takes it: Close shuts it down, and so does a Start
+	// that fails.
 	Transport Transport
 	// PacketSize is the largest frame sent as a datagram (memberlist's
 	// UDPBufferSize); larger frames go over a stream. 0 selects 1400; at

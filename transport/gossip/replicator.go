@@ -209,7 +209,26 @@ type counters struct {
 // memberlist is listening; joining the peers happens in the background, so
 // a member whose peers are all unreachable starts anyway and joins as soon
 // as one answers.
+//
+// Start takes cfg.Transport: Close shuts it down, and so does a Start
+// that fails, at whatever stage (one failing before memberlist started
+// left it open, one failing after shut it down).
 func Start(cfg Config) (*Replicator, error) {
+	r, err := start(cfg)
+	if err == nil {
+		return r, nil
+	}
+	if r == nil && cfg.Transport != nil {
+		if serr := cfg.Transport.Shutdown(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("gossip: shutting down the Transport: %w", serr))
+		}
+	}
+	return nil, err
+}
+
+// start is Start; failing, it returns the Replicator too once memberlist
+// was started, which shut the transport down.
+func start(cfg Config) (*Replicator, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
@@ -289,7 +308,7 @@ func Start(cfg Config) (*Replicator, error) {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	if err := r.startMemberlist(); err != nil {
-		return nil, err
+		return r, err // the transport shut down
 	}
 	r.wg.Add(2)
 	go r.loop()
