@@ -73,13 +73,18 @@ func keyIDs(cfg *Config) []byte {
 // metaNewcome, it left the founder saying it founded: a newcomer took the
 // founder's marks, none of the restored member's, for complete, and served
 // a value whose delete its cluster had collected (found by review:
-// TestANewcomerAsksAgainAFounderThatMetARestoredMember). A release that
-// knows only the two blocks before reads it as an unknown key id, as a
-// release before the block reads either.
+// TestANewcomerAsksAgainAFounderThatMetARestoredMember). It goes before
+// metaNewcome, which still ends the metadata: a release that knows only
+// the two blocks reads it as a key id it does not know, and the member as
+// a newcomer. Ending the metadata alone, it made the member one of a
+// release before the block to that release, taken as holding its
+// cluster's state: a newcomer of it took its exchange with the restored
+// member, holding an old snapshot, for its first sync, and said it was
+// synced (found by review: TestARestoredMemberIsANewcomerToTheReleaseBefore).
 var (
 	metaHolds    = []byte("bcache:H") // synced since it started, or its cluster's founder
 	metaNewcome  = []byte("bcache:N") // neither yet
-	metaRestored = []byte("bcache:R") // neither yet, and restored state built with others
+	metaRestored = []byte("bcache:R") // before metaNewcome: neither yet, and restored state built with others
 )
 
 // withoutHolding returns meta without its holding block, and what the
@@ -92,17 +97,27 @@ func withoutHolding(meta []byte) (rest []byte, holds, said bool) {
 	switch last := meta[len(meta)-keyIDLen:]; {
 	case string(last) == string(metaHolds):
 		return meta[:len(meta)-keyIDLen], true, true
-	case string(last) == string(metaNewcome), string(last) == string(metaRestored):
-		return meta[:len(meta)-keyIDLen], false, true
+	case string(last) == string(metaNewcome):
+		rest := meta[:len(meta)-keyIDLen]
+		if restoredBlock(rest) {
+			rest = rest[:len(rest)-keyIDLen]
+		}
+		return rest, false, true
 	}
 	return meta, false, false
+}
+
+// restoredBlock reports whether meta, its holding block cut, ends with
+// metaRestored (after the seed).
+func restoredBlock(meta []byte) bool {
+	return len(meta) >= 8+keyIDLen && string(meta[len(meta)-keyIDLen:]) == string(metaRestored)
 }
 
 // saysRestored reports whether meta's holding block says the member
 // restored state built with others and has not synced yet.
 func saysRestored(meta []byte) bool {
 	_, holds, said := withoutHolding(meta)
-	return said && !holds && string(meta[len(meta)-keyIDLen:]) == string(metaRestored)
+	return said && !holds && restoredBlock(meta[:len(meta)-keyIDLen])
 }
 
 // metaKeyIDs returns the key ids in a member's metadata, nil if it has

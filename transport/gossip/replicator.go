@@ -261,7 +261,7 @@ func start(cfg Config) (*Replicator, error) {
 	start := append(binary.LittleEndian.AppendUint64(nil, randomSeed()), r.keyIDs...)
 	newcome := metaNewcome
 	if cfg.Restored {
-		newcome = metaRestored
+		newcome = slices.Concat(metaRestored, metaNewcome) // metaNewcome last, for the release before
 	}
 	r.meta = [2][]byte{slices.Concat(start, newcome), slices.Concat(start, metaHolds)}
 	if len(cfg.SecretKey) > 0 && len(r.keyIDs) == 0 {
