@@ -16,7 +16,10 @@
 //     small queue's end moves to the main queue; one that is not is
 //     evicted: most values written once are never read again, and they go
 //     quickly, whatever their number (a scan does not flush the main
-//     queue).
+//     queue). Only while the cache fills for the first time, once the
+//     main queue holds values read here, an unread one takes the main
+//     queue's room instead, and the first returning key seen once more
+//     than it takes its place.
 //   - The main queue is a FIFO with reinsertion: an entry read since it
 //     last passed the end goes round again, with one read less to its
 //     credit (up to three are remembered); one that was not is evicted.

@@ -396,6 +396,27 @@ func TestLoopKeysDoNotTradePlaces(t *testing.T) {
 	}
 }
 
+// TestFirstFillKeepsALoopsFirstPass: a loop three times the cache begins
+// before the cache is full, with only a few values read so far. While the
+// cache fills, unread values leaving the small queue take the main
+// queue's room: the second pass hits them, where it hit none when they
+// went (they could come back only two sightings later). The values read
+// stay all along.
+func TestFirstFillKeepsALoopsFirstPass(t *testing.T) {
+	b := newBounded(1000)
+	hot := names("hot", 0, 50)
+	b.readThrough(hot)
+	b.readThrough(hot)
+	loop := names("loop", 0, 3000)
+	b.readThrough(loop)
+	if hits := b.readThrough(loop); hits < 600 {
+		t.Errorf("second pass: %d hits, want at least 600", hits)
+	}
+	if hits := b.readThrough(hot); hits != len(hot) {
+		t.Errorf("read values: %d of %d held", hits, len(hot))
+	}
+}
+
 // TestPolicyProperties drives a bounded cache with random writes (local
 // and received), reads and deletes: the policy holds exactly the resident
 // entries, and never offers one it does not hold or offers one twice.

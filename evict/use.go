@@ -3,13 +3,16 @@ package evict
 import "sync/atomic"
 
 // An entry's use word records its reads: the low two bits are the reads
-// the queues give credit for (0 to 3), the bits above them the reads not
-// yet folded into the sketch (0 to maxPending).
+// the queues give credit for (0 to 3), the six bits above them the reads
+// not yet folded into the sketch (0 to maxPending); the top bit
+// (filledMark) marks an unread value that filled the main queue's room
+// (see Policy.Victim), and a read clears it.
 const (
 	freqBits   = 2
 	maxFreq    = 1<<freqBits - 1
 	maxPending = 63
 	saturated  = maxPending<<freqBits | maxFreq
+	filledMark = 1 << 31
 )
 
 // Touch records a read of the entry whose use word is w: one atomic load,
@@ -23,7 +26,7 @@ func Touch(w *atomic.Uint32) {
 
 // bump returns v with one more read.
 func bump(v uint32) uint32 {
-	freq, pending := v&maxFreq, v>>freqBits
+	freq, pending := v&maxFreq, v>>freqBits&maxPending
 	return min(pending+1, maxPending)<<freqBits | min(freq+1, maxFreq)
 }
 
@@ -31,4 +34,4 @@ func bump(v uint32) uint32 {
 func freq(v uint32) uint32 { return v & maxFreq }
 
 // pending returns the reads not yet folded into the sketch.
-func pending(v uint32) uint32 { return v >> freqBits }
+func pending(v uint32) uint32 { return v >> freqBits & maxPending }
