@@ -95,11 +95,25 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 		total, clock := 0, int64(0)
 		key := rapid.SampledFrom([]string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t"})
 		size := rapid.IntRange(0, 60)
+		// The use words and the first fill's rule (see Victim): reads[e]
+		// counts e's reads since its Add; read says whether any value was
+		// read in this run; added and local give each entry's Add time and
+		// whether it came as New (written here once: with no reads at
+		// all, those go in the order they came).
+		reads := map[*sized]int{}
+		added := map[*sized]int64{}
+		local := map[*sized]bool{}
+		read := false
+		marked := func(e *sized) bool { return e.use.Load()&filledMark != 0 }
 		enforce := func() {
 			for maxKeys > 0 && len(res) > maxKeys || maxBytes > 0 && total > maxBytes {
 				b := 0
 				if maxBytes > 0 && total > maxBytes {
 					b = total
+				}
+				before := map[*sized]bool{}
+				for _, e := range res {
+					before[e] = marked(e)
 				}
 				v, ok := p.Victim(b)
 				if !ok {
@@ -107,6 +121,18 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 				}
 				if res[v.name] != v || v.slot != 0 {
 					t.Fatalf("victim %s not resident or still slotted", v.name)
+				}
+				for _, e := range res {
+					if marked(e) && !before[e] && (b > 0 || !read) {
+						t.Fatalf("%s marked by a victim under a bound in bytes (%d), or with no reads", e.name, b)
+					}
+				}
+				if !read && local[v] {
+					for _, e := range res {
+						if local[e] && added[e] < added[v] {
+							t.Fatalf("no reads: victim %s (added %d) before %s (added %d)", v.name, added[v], e.name, added[e])
+						}
+					}
 				}
 				delete(res, v.name)
 				total -= v.size
@@ -137,12 +163,18 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 					known[k] = true
 					res[k] = e
 					total += n
+					added[e], local[e] = clock, how == New
 					p.Add(e, how)
 				}
 				enforce()
 			case 2, 3:
 				if e, ok := res[k]; ok {
 					Touch(e.Use())
+					reads[e]++
+					read = true
+					if marked(e) {
+						t.Fatalf("%s read, still marked", k)
+					}
 				}
 			case 4:
 				if e, ok := res[k]; ok {
@@ -157,6 +189,21 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 				}
 			}
 			checkPolicy(t, &p, res)
+			for name, e := range res {
+				// A mark is an unread value's in the main queue (or
+				// doomed from it); no path turns it into reads, and no
+				// count of reads carries into it.
+				v := e.use.Load()
+				if v&^(filledMark|saturated) != 0 {
+					t.Fatalf("%s: use word %#x", name, v)
+				}
+				if v&filledMark != 0 && (v&maxFreq != 0 || e.slot&queueMask != mainQueue && e.slot&queueMask != doomedQueue) {
+					t.Fatalf("%s: marked, use word %#x, queue %d", name, v, e.slot&queueMask)
+				}
+				if int(v&maxFreq) > reads[e] || int(v>>freqBits&maxPending) > reads[e] {
+					t.Fatalf("%s: use word %#x after %d reads", name, v, reads[e])
+				}
+			}
 			if maxKeys > 0 && len(res) > maxKeys || maxBytes > 0 && total > maxBytes {
 				t.Fatalf("over the bound")
 			}

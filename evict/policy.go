@@ -67,6 +67,11 @@ type Policy[E Entry] struct {
 	// then, unread values leaving the small queue fill its room (see
 	// Victim).
 	filled bool
+	// read is set once a value read here has moved to the main queue:
+	// until then the main queue holds only returning keys' values, never
+	// read, and the first fill's rule stays off (with no reads, values go
+	// in the order they came).
+	read bool
 }
 
 // smallShare is the small queue's share of the entries, in tenths.
@@ -277,6 +282,7 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			e, _ := p.small.pop()
 			v := e.Use().Load()
 			if freq(v) > 0 {
+				p.read = true
 				p.main.push(e)
 				continue
 			}
@@ -296,7 +302,7 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			// (TestNoReadsEvictsOldestFirst). And only under a bound in
 			// entries: under one in bytes, a scan of large unread values
 			// would take the room the read values need.
-			if !p.filled && bytes == 0 && p.main.len() > 0 && 10*(p.main.len()+1) <= (10-smallShare)*p.Len() {
+			if !p.filled && p.read && bytes == 0 && p.main.len() > 0 && 10*(p.main.len()+1) <= (10-smallShare)*p.Len() {
 				e.Use().Store(v | filledMark)
 				p.main.push(e)
 				continue
