@@ -169,6 +169,7 @@ func (p *Policy[E]) Add(e E, how Arrival) {
 			p.main.remove(victim)
 			p.doomed.push(victim) // evicted next, after the peers' writes not read here
 			p.main.push(e)
+			p.filled = true // the main queue gave up a victim
 			return
 		}
 	}
