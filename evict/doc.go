@@ -8,8 +8,13 @@
 // of its ghost queue, plus a queue of its own for values that arrive from
 // other members:
 //
-//   - A new value written here enters the small queue, a FIFO of about a
-//     tenth of the entries and, under a bound in bytes, of their bytes
+//   - A new value written here enters the small queue, a FIFO of a share
+//     of the entries and, under a bound in bytes, of their bytes: a tenth
+//     at first, then between half a tenth and three, moved as ARC moves
+//     its target by the keys that come back after their eviction (from
+//     the small queue unread: it grows; from the main queue: it shrinks),
+//     remembered as 32-bit hashes in a table of up to a fifth of the
+//     capacity (see Policy.adapt)
 //     (a scan of values larger than those read goes out before them),
 //     and never less than one entry (in a cache of fewer than ten, the
 //     newest write stays). One that is read again before it reaches the
