@@ -19,9 +19,10 @@ const (
 )
 
 // init sizes the table for about n evictions (a power of two at most n,
-// at least 64 slots), emptying it.
+// at least 8 slots), emptying it. (At least 64 kept a cache of 100 entries
+// a ghost of more evictions than its entries: see Policy.ghostSize.)
 func (g *ghost) init(n int) {
-	k := uint(6)
+	k := uint(3)
 	for 1<<(k+1) <= n && k < 30 {
 		k++
 	}

@@ -80,6 +80,8 @@ func checkPolicy(t *rapid.T, p *Policy[*sized], res map[string]*sized) {
 // (Written by review: a rewrite that did not count its growth in its
 // queue's bytes passed every test before it.)
 func TestPolicyKeepsItsBooks(t *testing.T) {
+	defer func(a int) { adaptFrom = a }(adaptFrom)
+	adaptFrom = 0 // the small queue's share adapts at these few entries too
 	rapid.Check(t, func(t *rapid.T) {
 		maxKeys := rapid.IntRange(0, 12).Draw(t, "maxKeys")
 		maxBytes := 0
@@ -112,12 +114,22 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 					b = total
 				}
 				before := map[*sized]bool{}
+				queue := map[*sized]int{}
 				for _, e := range res {
 					before[e] = marked(e)
+					queue[e] = e.slot & queueMask
 				}
 				v, ok := p.Victim(b)
 				if !ok {
 					t.Fatalf("no victim over the bound (%d keys, %d bytes)", len(res), total)
+				}
+				// A victim of the main queue is taken only with the small
+				// queue within its share, in entries and (with b) bytes,
+				// or down to its one entry.
+				if queue[v] == mainQueue && p.small.len() > 1 {
+					if n, s := int64(p.small.len()), int64(p.small.bytes); n*shareWhole >= p.share*int64(p.Len()+1) || b > 0 && s*shareWhole >= p.share*int64(b) {
+						t.Fatalf("main victim %s with the small queue at %d entries, %d bytes, over its share %d of %d entries, %d bytes", v.name, n, s, p.share, p.Len()+1, b)
+					}
 				}
 				if res[v.name] != v || v.slot != 0 {
 					t.Fatalf("victim %s not resident or still slotted", v.name)
@@ -189,6 +201,9 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 				}
 			}
 			checkPolicy(t, &p, res)
+			if p.small.id != 0 && (p.share < minShare || p.share > maxShare) {
+				t.Fatalf("the small queue's share %d outside [%d, %d]", p.share, minShare, maxShare)
+			}
 			for name, e := range res {
 				// A mark is an unread value's in the main queue (or
 				// doomed from it); no path turns it into reads, and no
