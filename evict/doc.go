@@ -10,21 +10,21 @@
 //
 //   - A new value written here enters the small queue, a FIFO of a share
 //     of the entries and, under a bound in bytes, of their bytes: a tenth
-//     at first, then between half a tenth and three, moved as ARC moves
-//     its target by the keys that come back after their eviction (from
-//     the small queue unread: it grows; from the main queue: it shrinks),
+//     (a scan of values larger than those read goes out before them);
+//     under a bound of 1,000 entries or more (adaptFrom), a tenth at
+//     first, then between half a tenth and three, moved as ARC moves its
+//     target by the keys that come back after their eviction (from the
+//     small queue unread: it grows; from the main queue: it shrinks),
 //     remembered as 32-bit hashes in a table of up to a fifth of the
-//     capacity (see Policy.adapt)
-//     (a scan of values larger than those read goes out before them),
-//     and never less than one entry (in a cache of fewer than ten, the
-//     newest write stays). One that is read again before it reaches the
-//     small queue's end moves to the main queue; one that is not is
-//     evicted: most values written once are never read again, and they go
-//     quickly, whatever their number (a scan does not flush the main
-//     queue). Only while the cache fills for the first time, once the
-//     main queue holds values read here, an unread one takes the main
-//     queue's room instead, and the first returning key seen once more
-//     than it takes its place.
+//     bound (see Policy.adapt). It is never less than one entry (in a
+//     cache of fewer than ten, the newest write stays). One that is read
+//     again before it reaches the small queue's end moves to the main
+//     queue; one that is not is evicted: most values written once are
+//     never read again, and they go quickly, whatever their number (a
+//     scan does not flush the main queue). Only while the cache fills
+//     for the first time, once the main queue holds values read here, an
+//     unread one takes the main queue's room instead, and the first
+//     returning key seen once more than it takes its place.
 //   - The main queue is a FIFO with reinsertion: an entry read since it
 //     last passed the end goes round again, with one read less to its
 //     credit (up to three are remembered); one that was not is evicted.
