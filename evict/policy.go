@@ -93,8 +93,9 @@ var (
 	maxShare  int64 = 3 * shareUnit
 )
 
-// ghostShare: the ghost has slots for a fifth of the sketch's capacity
-// at most, a tenth at least (a power of two): 0.4 to 0.8 bytes per entry.
+// ghostShare: the ghost has slots for a fifth of the bound (or of the
+// sketch's capacity, if less) at most, a tenth at least (a power of two):
+// 0.4 to 0.8 bytes per entry.
 const ghostShare = 5
 
 // ghostSize returns the evictions the ghost is sized for: a fifth of the
