@@ -334,10 +334,24 @@ func (p *Policy[E]) fifoOf(e E) *fifo[E] {
 	return nil
 }
 
+// maxPlaced bounds the unread values one Victim call moves to the main
+// queue's room while the cache first fills. Until the cache is first
+// full nothing leaves the small queue, so the first Victim found it
+// holding every entry, and moved them all but the last few: the first
+// write past a bound of 1,000,000 entries held the store's eviction
+// lock, and every writer behind it, for 80-90 ms (one value in ten
+// read; found by review). Past it, the next unread value goes, and the
+// next calls move the rest, maxPlaced a write. (A run of values read
+// here at the small queue's front all move to the main queue in one
+// call, as S3-FIFO moves them: the cost of reads the policy learns of
+// only when it comes to them; 400-550 ms at 1,000,000 entries all read.)
+const maxPlaced = 64
+
 // Victim removes and returns the entry to evict next, false if the policy
 // holds none; bytes is the size of every entry it holds, for a cache
 // bounded in bytes (0 counts the small queue's share in entries alone).
 func (p *Policy[E]) Victim(bytes int) (E, bool) {
+	placed := 0 // unread values this call moved to the main queue's room (see maxPlaced)
 	for {
 		// The peers' writes go before the doomed: those are values of
 		// the main queue, this member's readers' (doomed first, a key
@@ -409,9 +423,11 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			// (TestNoReadsEvictsOldestFirst). And only under a bound in
 			// entries: under one in bytes, a scan of large unread values
 			// would take the room the read values need.
-			if !p.filled && p.read && bytes == 0 && p.main.len() > 0 && int64(p.main.len()+1)*shareWhole <= (shareWhole-p.share)*int64(p.Len()) {
+			// At most maxPlaced in one call.
+			if !p.filled && p.read && bytes == 0 && placed < maxPlaced && p.main.len() > 0 && int64(p.main.len()+1)*shareWhole <= (shareWhole-p.share)*int64(p.Len()) {
 				e.Use().Store(v | filledMark)
 				p.main.push(e)
+				placed++
 				continue
 			}
 			p.ghost.put(e.Hash(), false)

@@ -104,8 +104,9 @@ func main() {
 // false, and ran as 0); -fanout 0 is the default (found by review).
 func check(p params, sizes []int) error {
 	if len(sizes) == 0 || slices.Min(sizes) < 2 || p.keys < 1 || p.writes < 1 || p.perRound < 1 || !(p.loss >= 0 && p.loss < 1) ||
-		!(p.dup >= 0 && p.dup <= 1) || !(p.split >= 0 && p.split <= 1) || p.workers < 1 || p.fanout < 0 {
-		return fmt.Errorf("need -nodes (or each -sweep size) >= 2, -keys, -writes, -rate, -workers >= 1, 0 <= -loss < 1, 0 <= -dup <= 1, 0 <= -partition-writes <= 1, -fanout >= 0")
+		!(p.dup >= 0 && p.dup <= 1) || !(p.split >= 0 && p.split <= 1) || p.workers < 1 || p.fanout < 0 ||
+		p.maxRounds < 0 || p.sessionEvery < 0 || p.maxBytesInFlight < 0 {
+		return fmt.Errorf("need -nodes (or each -sweep size) >= 2, -keys, -writes, -rate, -workers >= 1, 0 <= -loss < 1, 0 <= -dup <= 1, 0 <= -partition-writes <= 1, -fanout, -max-rounds, -session-every, -max-bytes-in-flight >= 0")
 	}
 	return nil
 }
@@ -158,6 +159,9 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.fanout, "fanout", transport.DefaultFanout, "broadcast tree degree")
 	fs.Float64Var(&o.split, "partition-writes", 0.01, "writes of the partition phase, as a fraction of -keys, twice that in all, to members drawn at random (the header prints how many in all)")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "goroutines that deliver frames (the table does not depend on it)")
+	fs.IntVar(&o.maxRounds, "max-rounds", 0, "rounds each phase may run after its last write before the run fails as not agreeing (0: 100,000)")
+	fs.IntVar(&o.sessionEvery, "session-every", 0, "every node also starts an anti-entropy session with a random peer every this many rounds (0: the replicas' own timers alone)")
+	fs.Int64Var(&o.maxBytesInFlight, "max-bytes-in-flight", 0, "payload bytes the frames of a round, and those in flight, may hold before the run fails (0: 256 MiB + nodes x (1 MiB + rate KiB))")
 	fs.StringVar(&o.sweep, "sweep", "", "comma-separated cluster sizes to run in turn instead of -nodes")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Int64Var(&o.memLimit, "memlimit", 1536, "soft limit of the heap in MiB, unless GOMEMLIMIT is set (0: none); see the package doc")

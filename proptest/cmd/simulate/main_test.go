@@ -28,6 +28,9 @@ func TestRunRefusesNonsense(t *testing.T) {
 		"partition writes 1e30": func(p *params) { p.split = 1e30 },
 		"partition writes NaN":  func(p *params) { p.split = math.NaN() },
 		"fanout -1":             func(p *params) { p.fanout = -1 },
+		"max rounds -1":         func(p *params) { p.maxRounds = -1 },
+		"session every -1":      func(p *params) { p.sessionEvery = -1 },
+		"max bytes -1":          func(p *params) { p.maxBytesInFlight = -1 },
 	} {
 		p := ok
 		edit(&p)
@@ -155,5 +158,49 @@ func TestHeaderPrintsTheRates(t *testing.T) {
 	}
 	if h := strings.SplitN(out.String(), "\n", 2)[0]; !strings.Contains(h, "loss=0.0004 ") || !strings.Contains(h, "dup=0.00015 ") {
 		t.Fatalf("-loss 0.0004 -dup 0.00015: the header says %q", h)
+	}
+}
+
+// TestBoundsAndTimerFlagsReachTheSimulation: -max-rounds,
+// -session-every and -max-bytes-in-flight set SimConfig's fields (the
+// command had no way to set them: a researcher's replica that needs
+// more rounds, or a session timer, could not be run with it).
+func TestBoundsAndTimerFlagsReachTheSimulation(t *testing.T) {
+	o, err := parseArgs([]string{"-max-rounds", "7", "-session-every", "9", "-max-bytes-in-flight", "100"}, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.maxRounds != 7 || o.sessionEvery != 9 || o.maxBytesInFlight != 100 {
+		t.Fatalf("parsed %+v", o.params)
+	}
+	base := params{keys: 100, writes: 100, perRound: 100, seed: 1, split: 0.01, workers: 1}
+	for name, c := range map[string]struct {
+		edit func(*params)
+		want string
+	}{
+		"max rounds":          {func(p *params) { p.maxRounds = 1; p.loss = 0.5 }, "MaxRounds"},
+		"max bytes in flight": {func(p *params) { p.maxBytesInFlight = 100 }, "MaxBytesInFlight"},
+	} {
+		p := base
+		c.edit(&p)
+		err := run(&strings.Builder{}, p, []int{4})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %s", name, err, c.want)
+		}
+	}
+	// A session timer changes the run (its peers are drawn from the run's
+	// random source) and it still agrees.
+	var without, with strings.Builder
+	base.loss = 0.2 // so that sessions repair
+	if err := run(&without, base, []int{4}); err != nil {
+		t.Fatal(err)
+	}
+	p := base
+	p.sessionEvery = 12
+	if err := run(&with, p, []int{4}); err != nil {
+		t.Fatal(err)
+	}
+	if without.String() == with.String() {
+		t.Fatalf("-session-every 12 ran as without it:\n%s", with.String())
 	}
 }

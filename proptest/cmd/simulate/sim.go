@@ -10,6 +10,9 @@ type params struct {
 	nodes, keys, writes, perRound, fanout, workers int
 	seed                                           uint64
 	loss, dup, split                               float64
+	// SimConfig's bounds and session timer: 0 takes its default.
+	maxRounds, sessionEvery int
+	maxBytesInFlight        int64
 }
 
 const header = "nodes  rounds  after last write  frames/node/round  bytes/node/round  bytes/write  x(N-1)*payload  busiest bytes/write  repair rounds  repair bytes"
@@ -30,5 +33,6 @@ func simulate(p params) (proptest.SimResult, error) {
 		Factory: proptest.MapFactory(replicaConfig(p.fanout)),
 		Nodes:   p.nodes, Keys: p.keys, Writes: p.writes, PerRound: p.perRound,
 		Seed: p.seed, Loss: p.loss, Dup: p.dup, Split: p.split, Workers: p.workers,
+		MaxRounds: p.maxRounds, SessionEvery: p.sessionEvery, MaxBytesInFlight: p.maxBytesInFlight,
 	})
 }
