@@ -242,6 +242,12 @@ func (p *Policy[E]) Add(e E, how Arrival) {
 	}
 	e.Use().Store(0)
 	if how == Received {
+		// Back, and not by this member's demand: the ghost forgets its
+		// eviction, as ARC's lists drop a key that comes back (its next
+		// write here, after the peer's value went, was read as a key the
+		// small queue evicted too soon, and moved the share: found by
+		// review).
+		p.ghost.take(e.Hash())
 		p.peers.push(e, e.Written())
 		return
 	}

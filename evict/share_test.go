@@ -138,3 +138,29 @@ func TestLoopAtASmallBoundKeepsItsHits(t *testing.T) {
 		t.Errorf("a ghost of %d slots at a bound of 999, below adaptFrom", len(b.p.ghost.slots))
 	}
 }
+
+// TestPeersWriteOfAnEvictedKeyLeavesTheShare: a key evicted unread from
+// the small queue that comes back as a peer's write is back, not
+// demanded here; when that value has gone in its turn and the key is
+// written here again, the ghost must not take it for a key the small
+// queue evicted too soon (it did, and grew the share).
+func TestPeersWriteOfAnEvictedKeyLeavesTheShare(t *testing.T) {
+	var p Policy[*entry]
+	p.Init(adaptFrom)
+	for i := range adaptFrom + 1 {
+		p.Add(newEntry(fmt.Sprint("k", i)), New)
+	}
+	first, ok := p.Victim(0)
+	if !ok || first.name != "k0" {
+		t.Fatalf("victim %v, want k0 (no reads: the oldest)", first)
+	}
+	p.Add(newEntry("k0"), Received) // back as a peer's write
+	if v, ok := p.Victim(0); !ok || v.name != "k0" {
+		t.Fatalf("victim %v, want the peer's k0 (peers' writes not read here go first)", v)
+	}
+	share := p.share
+	p.Add(newEntry("k0"), Returned) // written here again
+	if p.share != share {
+		t.Fatalf("the share moved from %d to %d: the ghost took k0's eviction before the peer's write for a return", share, p.share)
+	}
+}
