@@ -42,6 +42,11 @@ type TypeSimConfig struct {
 	// MaxRounds bounds the rounds a phase may take to agree after its
 	// last operation (0: 10,000); past it SimulateType fails.
 	MaxRounds int
+	// MaxBytesInFlight bounds the payload bytes of the frames in flight
+	// after a round: past it the run fails with ErrLivelock, an error
+	// naming this field (0: 32 MiB and 1 MiB a node more). Raise it for
+	// an object that is meant to send that much.
+	MaxBytesInFlight int64
 }
 
 // TypeSimResult is what one run of SimulateType measured.
@@ -74,16 +79,17 @@ type TypeSimResult struct {
 // catches. A type whose frames multiply fails with ErrLivelock once more
 // are in flight than max(200,000, 1,000 x Nodes) + (PerRound + Nodes) x
 // Nodes: a round's operations and ticks may each send a frame to every
-// node; and once the frames in flight hold more than 32 MiB and a MiB a
-// node (a type whose frames grow at every hop; CheckType and
-// ExploreType fail past 32 MiB).
+// node; and once the frames in flight hold more than
+// TypeSimConfig.MaxBytesInFlight, by default 32 MiB and a MiB a node (a
+// type whose frames grow at every hop; CheckType and ExploreType fail
+// past 32 MiB).
 func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	if err := spec.fill(); err != nil {
 		return TypeSimResult{}, err
 	}
 	if cfg.Nodes < 2 || cfg.Ops < 1 || cfg.PerRound < 1 || cfg.SyncEvery < 0 || cfg.PartitionOps < 0 ||
-		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || cfg.MaxRounds < 0 { // (NaN refused)
-		return TypeSimResult{}, fmt.Errorf("proptest: simulate type: need Nodes >= 2, Ops and PerRound >= 1, SyncEvery, PartitionOps, MaxRounds >= 0, 0 <= Loss < 1, 0 <= Dup <= 1")
+		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || cfg.MaxRounds < 0 || cfg.MaxBytesInFlight < 0 { // (NaN refused)
+		return TypeSimResult{}, fmt.Errorf("proptest: simulate type: need Nodes >= 2, Ops and PerRound >= 1, SyncEvery, PartitionOps, MaxRounds, MaxBytesInFlight >= 0, 0 <= Loss < 1, 0 <= Dup <= 1")
 	}
 	s := &typeSim{spec: spec, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Nodes))), net: sim.New(),
 		model: spec.Model(), now: start, byName: map[string]int{}}
@@ -152,8 +158,14 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 }
 
 // maxInFlight bounds the payload bytes in flight in SimulateType:
-// maxTypeInFlight, and a mebibyte a node more.
-func (s *typeSim) maxInFlight() uint64 { return maxTypeInFlight + uint64(len(s.objs))<<20 }
+// TypeSimConfig.MaxBytesInFlight, or maxTypeInFlight and a mebibyte a
+// node more.
+func (s *typeSim) maxInFlight() uint64 {
+	if s.cfg.MaxBytesInFlight > 0 {
+		return uint64(s.cfg.MaxBytesInFlight)
+	}
+	return maxTypeInFlight + uint64(len(s.objs))<<20
+}
 
 // typeSim is one run of SimulateType.
 type typeSim struct {
@@ -266,7 +278,7 @@ func (s *typeSim) send(i int, out []transport.Envelope) error {
 	// Frames that grow with every hop, not in number, ran the machine
 	// out of memory (found by review).
 	if b, limit := s.net.Bytes(), s.maxInFlight(); b > limit {
-		return fmt.Errorf("proptest: simulate type: %w: %d B in flight in round %d, more than %d", ErrLivelock, b, s.round+1, limit)
+		return fmt.Errorf("proptest: simulate type: %w: %d B in flight in round %d, more than %d (TypeSimConfig.MaxBytesInFlight)", ErrLivelock, b, s.round+1, limit)
 	}
 	return nil
 }

@@ -240,3 +240,27 @@ func TestABusyRoundOfTheShippedCounterIsNoLivelock(t *testing.T) {
 		t.Fatalf("a correct counter at 5,000 operations a round on 50 nodes: %v", err)
 	}
 }
+
+// TestSimulateTypeBytesInFlightIsTheCallers: TypeSimConfig's
+// MaxBytesInFlight bounds the bytes in flight (the bound was fixed, 32
+// MiB and a MiB a node, with no field to raise or lower it): an object
+// whose frames never drain fails at the bound given, with ErrLivelock
+// naming the field; a bound below 0 is refused.
+func TestSimulateTypeBytesInFlightIsTheCallers(t *testing.T) {
+	spec := proptest.Spec{
+		New: func(name string, _ int, _ func() int64) (proptest.Object, error) {
+			return &echo{name: name}, nil
+		},
+		Ops:   []proptest.OpKind{{Name: "ping"}},
+		Model: func() proptest.Model { return noModel{} },
+	}
+	// Two nodes answer each other's 4-byte frames for ever: 4 bytes in
+	// flight after every round, past a bound of 3.
+	_, err := proptest.SimulateType(spec, proptest.TypeSimConfig{Nodes: 2, Ops: 1, PerRound: 1, MaxRounds: 50, MaxBytesInFlight: 3})
+	if !errors.Is(err, proptest.ErrLivelock) || !strings.Contains(err.Error(), "MaxBytesInFlight") {
+		t.Fatalf("frames of 4 B in flight, a bound of 3: %v, want ErrLivelock naming MaxBytesInFlight", err)
+	}
+	if _, err := proptest.SimulateType(spec, proptest.TypeSimConfig{Nodes: 2, Ops: 1, PerRound: 1, MaxBytesInFlight: -1}); err == nil || !strings.Contains(err.Error(), "MaxBytesInFlight") {
+		t.Fatalf("MaxBytesInFlight -1: %v, want it refused", err)
+	}
+}
