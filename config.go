@@ -117,7 +117,9 @@ type Config struct {
 	// AcceptKeys are keys, besides SecretKey, that this member also
 	// decrypts with; it encrypts with SecretKey alone. They let a cluster
 	// change its key one member at a time: see the README's "Key
-	// rotation". Each is 16, 24 or 32 bytes; they need a SecretKey.
+	// rotation". Each is 16, 24 or 32 bytes; they need a SecretKey; with
+	// it, 60 distinct keys at most (a member names the keys it holds to
+	// its peers in metadata of 512 bytes).
 	AcceptKeys [][]byte
 	// Label, if set, keeps this member to a cluster with the same label.
 	// At most 255 bytes.

@@ -222,7 +222,8 @@ type Config struct {
 	SecretKey []byte
 	// AcceptKeys are keys, besides SecretKey, that the member decrypts
 	// with (it encrypts with SecretKey alone): to rotate the key without
-	// stopping the cluster. They need a SecretKey.
+	// stopping the cluster. They need a SecretKey; with it, 60 distinct
+	// keys at most (the member names them in its metadata).
 	AcceptKeys [][]byte
 	// Label, if set, is a cluster label every packet and stream carries;
 	// members with another label are ignored. At most 255 bytes.
@@ -350,6 +351,11 @@ func (c *Config) fill() error {
 		if n := len(k); n != 16 && n != 24 && n != 32 {
 			return fmt.Errorf("%w: AcceptKeys[%d]: %d bytes, want 16, 24 or 32", ErrConfig, i, n)
 		}
+	}
+	// The metadata names at most maxKeyIDs keys (keys.go): with more, the
+	// member named none, and its peers took it whatever its keys.
+	if len(c.SecretKey) > 0 && len(keyIDs(c)) == 0 {
+		return fmt.Errorf("%w: AcceptKeys: more than %d distinct keys with SecretKey", ErrConfig, maxKeyIDs)
 	}
 	if c.Transport == nil {
 		if _, _, err := splitHostPort(c.BindAddr); err != nil {
