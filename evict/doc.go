@@ -72,5 +72,7 @@
 // A reader records a hit with [Touch] on the entry's use word: one atomic
 // load and, while the word is not saturated, one atomic store. Everything
 // else runs under the caller's lock: the policy is not safe for concurrent
-// use.
+// use. A call of Victim moves at most 64 entries from queue to queue
+// before it gives its victim (see maxMoves), so that no write waits while
+// a whole queue is sorted through.
 package evict

@@ -61,6 +61,21 @@ func (q *fifo[E]) front() (E, bool) {
 	return zero, false
 }
 
+// find returns the first of the next n entries from the front that ok
+// accepts, leaving it in place.
+func (q *fifo[E]) find(n int, ok func(E) bool) (E, bool) {
+	var zero E
+	for i := q.head; i < len(q.ring) && n > 0; i++ {
+		if e := q.ring[i]; e != zero {
+			if ok(e) {
+				return e, true
+			}
+			n--
+		}
+	}
+	return zero, false
+}
+
 // remove takes e, which this queue holds, out of it.
 func (q *fifo[E]) remove(e E) {
 	var zero E

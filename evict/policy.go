@@ -340,24 +340,31 @@ func (p *Policy[E]) fifoOf(e E) *fifo[E] {
 	return nil
 }
 
-// maxPlaced bounds the unread values one Victim call moves to the main
-// queue's room while the cache first fills. Until the cache is first
-// full nothing leaves the small queue, so the first Victim found it
-// holding every entry, and moved them all but the last few: the first
-// write past a bound of 1,000,000 entries held the store's eviction
-// lock, and every writer behind it, for 80-90 ms (one value in ten
-// read; found by review). Past it, the next unread value goes, and the
-// next calls move the rest, maxPlaced a write. (A run of values read
-// here at the small queue's front all move to the main queue in one
-// call, as S3-FIFO moves them: the cost of reads the policy learns of
-// only when it comes to them; 400-550 ms at 1,000,000 entries all read.)
-const maxPlaced = 64
+// maxMoves bounds the entries one Victim call moves from queue to queue
+// before it gives a victim: a value read here from the peers' writes to
+// the small queue or from the small queue to the main one, an unread one
+// into the main queue's room while the cache first fills. Until the
+// cache is first full nothing leaves the small queue, so the first
+// Victim found it holding every entry and moved all it could, with the
+// store's eviction lock held and every writer waiting: 80-90 ms at a
+// bound of 1,000,000 entries with one value in ten read, 400-550 ms with
+// every value read (found by review). Past it, the call takes the victim
+// the moves would have come to, without them: the next peer's write,
+// whatever its reads; the small queue's first unread value within
+// maxPeek of its front, the read ones before it left in place (unread
+// values go, not into the main queue's room); or, if there is none, the
+// main queue's victim, which holds the values moved (without ending the
+// first fill). The next calls make the moves left, maxMoves a write.
+const (
+	maxMoves = 64
+	maxPeek  = 1024
+)
 
 // Victim removes and returns the entry to evict next, false if the policy
 // holds none; bytes is the size of every entry it holds, for a cache
 // bounded in bytes (0 counts the small queue's share in entries alone).
 func (p *Policy[E]) Victim(bytes int) (E, bool) {
-	placed := 0 // unread values this call moved to the main queue's room (see maxPlaced)
+	moves := 0 // entries this call moved from queue to queue (see maxMoves)
 	for {
 		// The peers' writes go before the doomed: those are values of
 		// the main queue, this member's readers' (doomed first, a key
@@ -371,13 +378,14 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			doomed = ok
 		}
 		if ok {
-			if v := e.Use().Load(); freq(v) > 0 { // read here: a local entry now
+			if v := e.Use().Load(); freq(v) > 0 && moves < maxMoves { // read here: a local entry now
 				// That read is the one that brought it in, as a write
 				// here is: to the main queue with one more (it went
 				// there on this one alone: found by review). Only that
 				// one: a value read twice has the one more.
 				e.Use().Store(v - 1)
 				p.small.push(e)
+				moves++
 				continue
 			}
 			if doomed {
@@ -405,14 +413,29 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 		// read as under its share and pushed the main queue's readers
 		// out (found by review).
 		share := int64(p.small.len())*shareWhole >= p.share*int64(p.Len()) || bytes > 0 && float64(max(p.small.bytes, 0))*shareWhole >= float64(p.share)*float64(bytes)
+		past := false // maxMoves made, and no unread value near the front
 		if p.small.len() > 0 && (share && p.small.len() > 1 || p.main.len() == 0) {
-			e, _ := p.small.pop()
+			e, _ := p.small.front()
 			v := e.Use().Load()
-			if freq(v) > 0 {
+			if freq(v) > 0 && (moves < maxMoves || p.main.len() == 0) {
+				p.small.pop()
 				p.read = true
 				p.main.push(e)
+				moves++
 				continue
 			}
+			if freq(v) > 0 {
+				if e, ok := p.small.find(maxPeek, func(e E) bool { return freq(e.Use().Load()) == 0 }); ok {
+					p.small.remove(e)
+					p.ghost.put(e.Hash(), false)
+					return e, true
+				}
+				past = true
+			}
+		}
+		if !past && p.small.len() > 0 && (share && p.small.len() > 1 || p.main.len() == 0) {
+			e, _ := p.small.pop()
+			v := e.Use().Load()
 			// While the cache fills for the first time, the main queue
 			// has room that nothing has competed for yet: an unread
 			// value takes it rather than go, marked (filledMark, which
@@ -429,17 +452,16 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			// (TestNoReadsEvictsOldestFirst). And only under a bound in
 			// entries: under one in bytes, a scan of large unread values
 			// would take the room the read values need.
-			// At most maxPlaced in one call.
-			if !p.filled && p.read && bytes == 0 && placed < maxPlaced && p.main.len() > 0 && int64(p.main.len()+1)*shareWhole <= (shareWhole-p.share)*int64(p.Len()) {
+			if !p.filled && p.read && bytes == 0 && moves < maxMoves && p.main.len() > 0 && int64(p.main.len()+1)*shareWhole <= (shareWhole-p.share)*int64(p.Len()) {
 				e.Use().Store(v | filledMark)
 				p.main.push(e)
-				placed++
+				moves++
 				continue
 			}
 			p.ghost.put(e.Hash(), false)
 			return e, true
 		}
-		p.filled = true
+		p.filled = p.filled || !past
 		if e, ok := p.mainVictim(); ok {
 			p.main.remove(e)
 			p.ghost.put(e.Hash(), true)
