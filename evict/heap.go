@@ -36,6 +36,31 @@ func (h *byAge[E]) pop() (E, bool) {
 	return e, true
 }
 
+// find returns the oldest of the first n nodes (the heap's top levels,
+// the oldest entries mostly) that ok accepts, leaving it in place.
+func (h *byAge[E]) find(n int, ok func(E) bool) (E, bool) {
+	best := -1
+	for i := range min(n, len(h.nodes)) {
+		if ok(h.nodes[i].e) && (best < 0 || h.less(i, best)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		var zero E
+		return zero, false
+	}
+	return h.nodes[best].e, true
+}
+
+// top returns the oldest entry, leaving it in place.
+func (h *byAge[E]) top() (E, bool) {
+	if len(h.nodes) == 0 {
+		var zero E
+		return zero, false
+	}
+	return h.nodes[0].e, true
+}
+
 // fix moves e, which this heap holds, to its place for a new write time,
 // as if it arrived now.
 func (h *byAge[E]) fix(e E, written int64) {

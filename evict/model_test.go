@@ -36,15 +36,15 @@ func checkPolicy(t *rapid.T, p *Policy[*sized], res map[string]*sized) {
 			}
 		default:
 			q := p.fifoOf(e)
-			if i < q.head || i >= len(q.ring) || q.ring[i] != e {
-				t.Fatalf("%s: fifo %d slot %d wrong (head %d len %d)", name, q.id, i, q.head, len(q.ring))
+			if pos := q.posOf(e.slot); pos < q.head || pos >= q.tail || *q.at(pos) != e {
+				t.Fatalf("%s: fifo %d slot %d wrong (head %d tail %d)", name, q.id, i, q.head, q.tail)
 			}
 		}
 	}
 	for _, q := range []*fifo[*sized]{&p.doomed, &p.small, &p.main} {
 		sum, n := 0, 0
-		for _, e := range q.ring[q.head:] {
-			if e != nil {
+		for pos := q.head; pos < q.tail; pos++ {
+			if e := *q.at(pos); e != nil {
 				sum += e.size
 				n++
 				if res[e.name] != e {
@@ -58,8 +58,11 @@ func checkPolicy(t *rapid.T, p *Policy[*sized], res map[string]*sized) {
 		if sum != q.bytes {
 			t.Fatalf("queue %d: bytes %d, entries' sizes sum %d", q.id, q.bytes, sum)
 		}
-		if len(q.ring) > 2*n+2*minCompact {
-			t.Fatalf("queue %d: ring %d for %d entries", q.id, len(q.ring), n)
+		if q.span() > 2*n+2*minCompact {
+			t.Fatalf("queue %d: span %d for %d entries", q.id, q.span(), n)
+		}
+		if len(q.blocks) > q.span()/blockSize+2 {
+			t.Fatalf("queue %d: %d blocks for a span of %d", q.id, len(q.blocks), q.span())
 		}
 	}
 	for i, a := range p.peers.nodes {
@@ -125,8 +128,10 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 				}
 				// A victim of the main queue is taken only with the small
 				// queue within its share, in entries and (with b) bytes,
-				// or down to its one entry.
-				if queue[v] == mainQueue && p.small.len() > 1 {
+				// or down to its one entry, or with the first maxPeek of
+				// it read here (a call that made maxMoves moves takes the
+				// main queue's victim then: see maxMoves).
+				if _, unread := p.small.find(maxPeek, func(e *sized) bool { return freq(e.use.Load()) == 0 }); queue[v] == mainQueue && p.small.len() > 1 && unread {
 					if n, s := int64(p.small.len()), int64(p.small.bytes); n*shareWhole >= p.share*int64(p.Len()+1) || b > 0 && s*shareWhole >= p.share*int64(b) {
 						t.Fatalf("main victim %s with the small queue at %d entries, %d bytes, over its share %d of %d entries, %d bytes", v.name, n, s, p.share, p.Len()+1, b)
 					}
@@ -264,8 +269,8 @@ func TestChurnDoesNotGrowTheQueues(t *testing.T) {
 		}
 	}
 	for _, q := range []*fifo[*sized]{&p.doomed, &p.small, &p.main} {
-		if cap(q.ring) > 4*100+2*minCompact {
-			t.Errorf("queue %d: cap %d for %d entries", q.id, cap(q.ring), q.len())
+		if len(q.blocks) > 2 || q.span() > 2*100+2*minCompact {
+			t.Errorf("queue %d: %d blocks, a span of %d for %d entries", q.id, len(q.blocks), q.span(), q.len())
 		}
 	}
 	if cap(p.peers.nodes) > 4*100+minCompact {

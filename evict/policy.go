@@ -295,7 +295,7 @@ func (p *Policy[E]) Rewrite(e E, remote bool, grown int) {
 		return
 	}
 	if q := p.fifoOf(e); q != nil {
-		q.bytes += grown
+		q.grow(e, grown)
 	}
 	if e.Slot()&queueMask != peersQueue {
 		return
@@ -349,12 +349,14 @@ func (p *Policy[E]) fifoOf(e E) *fifo[E] {
 // store's eviction lock held and every writer waiting: 80-90 ms at a
 // bound of 1,000,000 entries with one value in ten read, 400-550 ms with
 // every value read (found by review). Past it, the call takes the victim
-// the moves would have come to, without them: the next peer's write,
-// whatever its reads; the small queue's first unread value within
-// maxPeek of its front, the read ones before it left in place (unread
-// values go, not into the main queue's room); or, if there is none, the
-// main queue's victim, which holds the values moved (without ending the
-// first fill). The next calls make the moves left, maxMoves a write.
+// the moves would have come to, without them: the next peer's write
+// never read here within maxPeek of the heap's top (the oldest of
+// those), or, with none, the next one whatever its reads; the small
+// queue's first unread value within maxPeek of its front, the read ones
+// before it left in place (unread values go, not into the main queue's
+// room); or, if there is none, the main queue's victim, which holds the
+// values moved (without ending the first fill). The next calls make the
+// moves left, maxMoves a write.
 const (
 	maxMoves = 64
 	maxPeek  = 1024
@@ -371,6 +373,16 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 		// that came back and won the victim's place had a value written
 		// and read here go before a peer's write never read here: found
 		// by review).
+		if e, ok := p.peers.top(); ok && moves >= maxMoves && freq(e.Use().Load()) > 0 {
+			// Past maxMoves, the next peer's write read here stays where
+			// it is if one never read here is near the top: that one goes
+			// (a read one went while unread ones came next: found by
+			// review).
+			if e, ok := p.peers.find(maxPeek, func(e E) bool { return freq(e.Use().Load()) == 0 }); ok {
+				p.peers.remove(e)
+				return e, true
+			}
+		}
 		e, ok := p.peers.pop()
 		doomed := false
 		if !ok {
@@ -402,7 +414,7 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 		// their bytes: under MaxBytes, a scan of values larger than those
 		// read went to the main queue's readers, counted in entries alone
 		// (found by review: 36 of 200 read values left).
-		if bytes > 0 && len(p.small.ring)-p.small.head < minCompact {
+		if bytes > 0 && p.small.span() < minCompact {
 			// A short ring is never compacted, where its count is made
 			// again: count it now (a size changed while its entry moved
 			// between queues leaves the counts off, found by review).

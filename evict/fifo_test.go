@@ -1,0 +1,115 @@
+package evict
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestQueueKeepsOrderAcrossBlocksAndWraps drives a queue with random
+// pushes, pops, removals from anywhere and size changes against a plain
+// slice, through many blocks and with the positions wrapping (posMod
+// lowered to a few hundred): the entries come out in the order they went
+// in, every slot names its entry, and the counts of entries and bytes
+// are the model's.
+func TestQueueKeepsOrderAcrossBlocksAndWraps(t *testing.T) {
+	old := posMod
+	t.Cleanup(func() { posMod = old })
+	posMod = 2*300 + 2*minCompact + 7 // above the span of at most 300 entries
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		q := fifo[*sized]{id: mainQueue}
+		var model []*sized
+		check := func(step int) {
+			t.Helper()
+			if q.len() != len(model) {
+				t.Fatalf("seed %d step %d: len %d, model %d", seed, step, q.len(), len(model))
+			}
+			sum := 0
+			for _, e := range model {
+				sum += e.size
+				if pos := q.posOf(e.slot); pos < q.head || pos >= q.tail || *q.at(pos) != e {
+					t.Fatalf("seed %d step %d: %s's slot %d names another place", seed, step, e.name, e.slot)
+				}
+			}
+			if q.bytes != sum {
+				t.Fatalf("seed %d step %d: bytes %d, sizes sum %d", seed, step, q.bytes, sum)
+			}
+			if q.span() > 2*len(model)+2*minCompact {
+				t.Fatalf("seed %d step %d: span %d for %d entries", seed, step, q.span(), len(model))
+			}
+		}
+		for step := range 200_000 {
+			switch op := r.IntN(10); {
+			case op < 5 && len(model) < 300:
+				e := &sized{entry: entry{name: fmt.Sprint(seed, "/", step)}, size: 1 + r.IntN(9)}
+				q.push(e)
+				model = append(model, e)
+			case op < 7 && len(model) > 0:
+				e, ok := q.pop()
+				if !ok || e != model[0] || e.slot != 0 {
+					t.Fatalf("seed %d step %d: pop gave %v, want %s", seed, step, e, model[0].name)
+				}
+				model = model[1:]
+			case op < 9 && len(model) > 0:
+				i := r.IntN(len(model))
+				q.remove(model[i])
+				model = slices.Delete(model, i, i+1)
+			case len(model) > 0:
+				e := model[r.IntN(len(model))]
+				d := r.IntN(5) - 2
+				e.size += d
+				q.grow(e, d)
+			}
+			check(step)
+		}
+		for _, want := range model {
+			if e, ok := q.pop(); !ok || e != want {
+				t.Fatalf("seed %d: drained %v, want %s", seed, e, want.name)
+			}
+		}
+		if q.len() != 0 || len(q.blocks) > 1 {
+			t.Fatalf("seed %d: emptied, len %d, %d blocks held", seed, q.len(), len(q.blocks))
+		}
+	}
+}
+
+// counted is an entry that counts the calls a queue makes on it.
+type counted struct {
+	entry
+	calls *int
+}
+
+func (e *counted) SetSlot(i int) { *e.calls++; e.entry.SetSlot(i) }
+func (e *counted) Size() int     { *e.calls++; return 1 }
+
+// TestQueueWorkIsBoundedPerCall: a push or a pop touches a few entries,
+// however large the queue. A queue in one slice, compacted once its
+// popped prefix was half of it and grown by append, moved every entry
+// it held in one push (29-35 ms at 889,000 entries, under the store's
+// eviction lock): a queue turned over many times, as a main queue is,
+// now takes and lets go of whole blocks, and only counts its entries'
+// sizes again a few a push.
+func TestQueueWorkIsBoundedPerCall(t *testing.T) {
+	const n = 50_000
+	calls := 0
+	q := fifo[*counted]{id: mainQueue}
+	for i := range n {
+		q.push(&counted{entry: entry{name: fmt.Sprint(i)}, calls: &calls})
+	}
+	worst := 0
+	for range 3 * n { // a main queue's turns: the front goes round
+		calls = 0
+		e, _ := q.pop()
+		q.push(e)
+		worst = max(worst, calls)
+	}
+	// pop: SetSlot and Size; push: SetSlot, Size, and recountPace sizes.
+	if want := 4 + recountPace; worst > want {
+		t.Fatalf("a turn of the queue made %d calls on its entries, want at most %d", worst, want)
+	}
+	if len(q.blocks) > n/blockSize+2 {
+		t.Fatalf("%d blocks for %d entries", len(q.blocks), n)
+	}
+}
