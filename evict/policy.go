@@ -22,7 +22,7 @@ type Entry interface {
 	// Size returns the entry's key and value bytes now. (A size that
 	// changes is told to Rewrite; a change the policy hears of after it
 	// let the entry go leaves its count of a queue's bytes off until the
-	// queue is next compacted, which counts them again.)
+	// queue's sizes are next counted again, a few a push.)
 	Size() int
 }
 
@@ -415,9 +415,10 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 		// read went to the main queue's readers, counted in entries alone
 		// (found by review: 36 of 200 read values left).
 		if bytes > 0 && p.small.span() < minCompact {
-			// A short ring is never compacted, where its count is made
-			// again: count it now (a size changed while its entry moved
-			// between queues leaves the counts off, found by review).
+			// A short queue's sizes are counted again at once (a size
+			// changed while its entry moved between queues leaves the
+			// counts off, found by review; a longer one's are, a few a
+			// push: see fifo.recountStep).
 			p.small.recount()
 		}
 		// In int64: 10 times the small queue's bytes wrapped past 214 MB
