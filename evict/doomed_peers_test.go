@@ -54,38 +54,7 @@ func TestPeersUnreadWritesAlwaysGoFirst(t *testing.T) {
 				if _, ok := b.entries[k]; ok {
 					b.del(k) // a new value: removed and added again, as a store's delete then write
 				}
-				b.evicted = b.evicted[:0]
-				before := map[string]*entry{}
-				for name, e := range b.entries {
-					before[name] = e
-				}
-				b.set(k, remote)
-				if e := b.entries[k]; remote && e != nil {
-					unread[e] = true
-				}
-				for _, v := range b.evicted {
-					e := before[v]
-					if e == nil {
-						e = b.entries[v]
-					}
-					if e == nil { // the new entry itself
-						continue
-					}
-					if !unread[e] {
-						for o := range unread {
-							if b.entries[o.name] == o {
-								t.Fatalf("%s evicted (read or written here) while the peer's write %s, never read here, is resident", v, o.name)
-							}
-						}
-					} else {
-						for o := range unread {
-							if b.entries[o.name] == o && o.written < e.written {
-								t.Fatalf("peer's write %s (written %d) evicted before %s (written %d)", v, e.written, o.name, o.written)
-							}
-						}
-					}
-					delete(unread, e)
-				}
+				setChecked(t, b, unread, k, remote)
 			case 2:
 				if e, ok := b.entries[k]; ok {
 					Touch(e.Use())
@@ -99,4 +68,43 @@ func TestPeersUnreadWritesAlwaysGoFirst(t *testing.T) {
 			}
 		}
 	})
+}
+
+// setChecked writes k into b, as a peer's write if remote, and fails if
+// a victim it made was anything but a peer's write never read here while
+// one of those is resident (unread, kept up to date), or one of those
+// went before an older one.
+func setChecked(t interface{ Fatalf(string, ...any) }, b *bounded, unread map[*entry]bool, k string, remote bool) {
+	b.evicted = b.evicted[:0]
+	before := map[string]*entry{}
+	for name, e := range b.entries {
+		before[name] = e
+	}
+	b.set(k, remote)
+	if e := b.entries[k]; remote && e != nil {
+		unread[e] = true
+	}
+	for _, v := range b.evicted {
+		e := before[v]
+		if e == nil {
+			e = b.entries[v]
+		}
+		if e == nil { // the new entry itself
+			continue
+		}
+		if !unread[e] {
+			for o := range unread {
+				if b.entries[o.name] == o {
+					t.Fatalf("%s evicted (read or written here) while the peer's write %s, never read here, is resident", v, o.name)
+				}
+			}
+		} else {
+			for o := range unread {
+				if b.entries[o.name] == o && o.written < e.written {
+					t.Fatalf("peer's write %s (written %d) evicted before %s (written %d)", v, e.written, o.name, o.written)
+				}
+			}
+		}
+		delete(unread, e)
+	}
 }

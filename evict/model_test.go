@@ -164,24 +164,10 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 				if maxBytes > 0 && n > maxBytes {
 					n = maxBytes
 				}
-				if e, ok := res[k]; ok {
-					grown := n - e.size
-					e.size, e.written = n, clock
-					total += grown
-					p.Rewrite(e, op == 1, grown)
-				} else {
-					e := &sized{entry: entry{name: k, hash: testHash(0, k), written: clock}, size: n}
-					how := New
-					if op == 1 {
-						how = Received
-					} else if known[k] {
-						how = Returned
-					}
-					known[k] = true
-					res[k] = e
-					total += n
+				e, how, grown := writeModel(&p, res, known, k, n, op == 1, clock)
+				total += grown
+				if e != nil {
 					added[e], local[e] = clock, how == New
-					p.Add(e, how)
 				}
 				enforce()
 			case 2, 3:
@@ -228,15 +214,7 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 				t.Fatalf("over the bound")
 			}
 		}
-		for len(res) > 0 {
-			v, ok := p.Victim(total)
-			if !ok || res[v.name] != v {
-				t.Fatalf("drain: victim %v %v", v, ok)
-			}
-			delete(res, v.name)
-			total -= v.size
-			checkPolicy(t, &p, res)
-		}
+		drainModel(t, &p, res, total)
 	})
 }
 
@@ -275,5 +253,45 @@ func TestChurnDoesNotGrowTheQueues(t *testing.T) {
 	}
 	if cap(p.peers.nodes) > 4*100+minCompact {
 		t.Errorf("heap cap %d", cap(p.peers.nodes))
+	}
+}
+
+// writeModel writes k, of n bytes, into p as the model tests do: a new
+// value of the entry held (a peer's if remote), or a new entry, New,
+// Returned (its key known) or Received. It returns the new entry (nil
+// for a new value of one held) and how it came, and by how many bytes
+// the entries grew.
+func writeModel(p *Policy[*sized], res map[string]*sized, known map[string]bool, k string, n int, remote bool, written int64) (*sized, Arrival, int) {
+	if e, ok := res[k]; ok {
+		grown := n - e.size
+		e.size, e.written = n, written
+		p.Rewrite(e, remote, grown)
+		return nil, Received, grown
+	}
+	e := &sized{entry: entry{name: k, hash: testHash(0, k), written: written}, size: n}
+	how := New
+	if remote {
+		how = Received
+	} else if known[k] {
+		how = Returned
+	}
+	known[k] = true
+	res[k] = e
+	p.Add(e, how)
+	return e, how, n
+}
+
+// drainModel takes every entry of p as a victim, the books checked
+// after each: a victim is resident, and the policy gives one while it
+// holds any.
+func drainModel(t *rapid.T, p *Policy[*sized], res map[string]*sized, total int) {
+	for len(res) > 0 {
+		v, ok := p.Victim(total)
+		if !ok || res[v.name] != v {
+			t.Fatalf("drain: victim %v %v", v, ok)
+		}
+		delete(res, v.name)
+		total -= v.size
+		checkPolicy(t, p, res)
 	}
 }

@@ -15,9 +15,7 @@ import (
 // bounds in entries or bytes; the books hold after every step.
 func TestPolicyKeepsItsBooksAcrossWraps(t *testing.T) {
 	const keys = 40
-	old := posMod
-	t.Cleanup(func() { posMod = old })
-	posMod = 2*keys + 2*minCompact + 1
+	lowerPosMod(t, 2*keys+2*minCompact+1)
 	rapid.Check(t, func(t *rapid.T) {
 		seed := rapid.Uint64().Draw(t, "seed")
 		maxKeys := rapid.IntRange(0, keys).Draw(t, "maxKeys")
@@ -36,24 +34,8 @@ func TestPolicyKeepsItsBooksAcrossWraps(t *testing.T) {
 			switch op := r.IntN(8); op {
 			case 0, 1, 2:
 				n := r.IntN(30)
-				if e, ok := res[k]; ok {
-					grown := n - e.size
-					e.size, e.written = n, int64(step)
-					total += grown
-					p.Rewrite(e, op == 2, grown)
-				} else {
-					e := &sized{entry: entry{name: k, hash: testHash(0, k), written: int64(step)}, size: n}
-					how := New
-					if op == 2 {
-						how = Received
-					} else if known[k] {
-						how = Returned
-					}
-					known[k] = true
-					res[k] = e
-					total += n
-					p.Add(e, how)
-				}
+				_, _, grown := writeModel(&p, res, known, k, n, op == 2, int64(step))
+				total += grown
 				for maxKeys > 0 && len(res) > maxKeys || maxBytes > 0 && total > maxBytes {
 					b := 0
 					if maxBytes > 0 && total > maxBytes {
@@ -90,14 +72,6 @@ func TestPolicyKeepsItsBooksAcrossWraps(t *testing.T) {
 				}
 			}
 		}
-		for len(res) > 0 {
-			v, ok := p.Victim(total)
-			if !ok || res[v.name] != v {
-				t.Fatalf("drain: victim %v %v", v, ok)
-			}
-			delete(res, v.name)
-			total -= v.size
-			checkPolicy(t, &p, res)
-		}
+		drainModel(t, &p, res, total)
 	})
 }

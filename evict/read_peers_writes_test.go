@@ -59,35 +59,7 @@ func TestPeersUnreadWritesGoFirstAtLargerBounds(t *testing.T) {
 				case 0, 1:
 					remote := op == 1 || i%every != 0
 					b.del(k) // a new value: removed and added again
-					b.evicted = b.evicted[:0]
-					before := map[string]*entry{}
-					for name, e := range b.entries {
-						before[name] = e
-					}
-					b.set(k, remote)
-					if e := b.entries[k]; remote && e != nil {
-						unread[e] = true
-					}
-					for _, v := range b.evicted {
-						e := before[v]
-						if e == nil { // the new entry itself
-							continue
-						}
-						if !unread[e] {
-							for o := range unread {
-								if b.entries[o.name] == o {
-									t.Fatalf("%s evicted (read or written here) while the peer's write %s, never read here, is resident", v, o.name)
-								}
-							}
-						} else {
-							for o := range unread {
-								if b.entries[o.name] == o && o.written < e.written {
-									t.Fatalf("peer's write %s (written %d) evicted before %s (written %d)", v, e.written, o.name, o.written)
-								}
-							}
-						}
-						delete(unread, e)
-					}
+					setChecked(t, b, unread, k, remote)
 				case 2:
 					if e, ok := b.entries[k]; ok && i%every == 0 {
 						Touch(e.Use())
