@@ -22,7 +22,7 @@ type Entry interface {
 	// Size returns the entry's key and value bytes now. (A size that
 	// changes is told to Rewrite; a change the policy hears of after it
 	// let the entry go leaves its count of a queue's bytes off until the
-	// queue's sizes are next counted again, a few a push.)
+	// queue's sizes are next counted again.)
 	Size() int
 }
 
@@ -417,9 +417,11 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 		if bytes > 0 && p.small.span() < minCompact {
 			// A short queue's sizes are counted again at once (a size
 			// changed while its entry moved between queues leaves the
-			// counts off, found by review; a longer one's are, a few a
-			// push: see fifo.recountStep).
+			// counts off, found by review), a longer one's a few at a
+			// time (see fifo.recountStep).
 			p.small.recount()
+		} else if bytes > 0 {
+			p.small.recountStep()
 		}
 		// In int64: 10 times the small queue's bytes wrapped past 214 MB
 		// on 32-bit platforms, and a scan of large values written once
