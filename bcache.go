@@ -595,7 +595,7 @@ func (c *Cache) collect() {
 	}
 	c.askMarks()
 	adopted := c.store.WatermarksAdopted()
-	if len(c.store.Collect(c.phys(), alone, c.repl.Stable())) > 0 || c.store.WatermarksAdopted() > adopted {
+	if c.store.CollectCount(c.phys(), alone, c.repl.Stable()) > 0 || c.store.WatermarksAdopted() > adopted {
 		c.feed.wakeWaiters() // watermarks rose
 	}
 	c.feed.flush()

@@ -12,6 +12,14 @@ import (
 // Leaf returns the digest leaf that holds key.
 func (m *Map) Leaf(key string) uint32 { return m.leafOf(crdt.HashKey(key)) }
 
+// mortalIn returns leaf's count of tombstones and records with an expiry.
+func (m *Map) mortalIn(leaf uint32) int32 {
+	if m.mortal == nil {
+		return 0
+	}
+	return m.mortal[leaf]
+}
+
 // Synced returns the time passed to the latest MarkSynced, and false if the
 // map has never been marked.
 func (m *Map) Synced() (int64, bool) { return m.synced, m.synced != noSync }

@@ -99,39 +99,74 @@ const NoStable = math.MinInt64
 // and, early, every record dead since before stable, a time below which
 // every member of the cluster is known to hold every record (rule 6;
 // NoStable for none): a tombstone written before it, a value expired
-// before it.
+// before it. It is GCStep's steps from the first leaf to the last, at
+// once.
 func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
-	m.expired, m.dead = 0, 0
-	m.entries.migrateIdle()
-	if m.tombstones == 0 && m.expiring == 0 {
-		return dst
+	for leaf, done := uint32(0), false; !done; {
+		dst, leaf, done = m.GCStep(dst, now, stable, leaf, math.MaxInt)
+	}
+	return dst
+}
+
+// gcWalk is what the steps of a collection (GCStep) count as they go.
+type gcWalk struct {
+	expired, dead int
+}
+
+// GCStep is a step of GC: it collects from the leaves from leaf on, as GC
+// does, until it has looked at visits records or more (it ends a leaf it
+// has begun), and returns where the next step begins and whether this one
+// reached the last leaf. A caller that holds a lock over the map can let
+// go of it between steps, so that a collection of many records holds it
+// for a bounded time at once (the map changing between steps: each
+// record is judged at its leaf's step, each leaf by itself, as GC judges
+// them). A collection begins with a step from leaf 0; Expired and
+// DeadTombstones say what the last collection to reach the last leaf
+// kept. A leaf that holds no tombstone and no record with an expiry is
+// skipped without a look at its records.
+func (m *Map) GCStep(dst []crdt.Version, now, stable int64, leaf uint32, visits int) ([]crdt.Version, uint32, bool) {
+	if leaf == 0 {
+		m.gc = gcWalk{}
+		m.entries.migrateIdle()
+	}
+	end := uint32(len(m.heads))
+	if m.tombstones == 0 && m.expiring == 0 || m.mortal == nil {
+		leaf = end
 	}
 	cutoff, ok := m.Cutoff(now)
 	if !ok {
 		cutoff = math.MinInt64
 	}
 	stable = min(stable, now)
-	for _, e := range m.heads {
-		for next := (*Entry)(nil); e != nil; e = next {
+	for ; leaf < end && visits > 0; leaf++ {
+		if m.mortal[leaf] == 0 {
+			continue
+		}
+		for e, next := m.heads[leaf], (*Entry)(nil); e != nil; e = next {
 			next = e.next // drop unlinks e
+			visits--
 			since, dies := e.deadSince()
 			switch {
 			case !dies || since > now || !collectable(e):
 			case since < cutoff:
 				dst = append(dst, e.version())
-				m.drop(e)
+				m.drop(e, leaf)
 			case since < stable:
 				dst = append(dst, e.version())
-				m.drop(e)
+				m.drop(e, leaf)
 				m.early++
 			case !e.tombstone():
-				m.expired++
+				m.gc.expired++
 			default:
-				m.dead++
+				m.gc.dead++
 			}
 		}
 	}
-	return dst
+	if leaf < end {
+		return dst, leaf, false
+	}
+	m.expired, m.dead = m.gc.expired, m.gc.dead
+	return dst, end, true
 }
 
 // CollectDead collects the record of key if it is dead at now, whatever
@@ -147,7 +182,7 @@ func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
 		return crdt.Version{}, false
 	}
 	v := e.version()
-	m.drop(e)
+	m.drop(e, m.leafOf(crdt.HashKey(key)))
 	if !v.Tombstone {
 		m.expired = max(m.expired-1, 0)
 	} else {
@@ -169,7 +204,7 @@ func (m *Map) Expired() int { return m.expired }
 // which no collection can take yet.
 func (m *Map) DeadTombstones() int { return m.dead }
 
-// drop removes e and raises its bucket's watermark to its timestamp,
+// drop removes e, which lies in leaf, and raises its bucket's watermark to its timestamp,
 // whatever the node at its wall time and logical counter: the watermark
 // then stands below the answer (see Tombstone) for every timestamp it
 // does not cover. Raised to the timestamp itself, a write of another node
@@ -178,8 +213,7 @@ func (m *Map) DeadTombstones() int { return m.dead }
 // Refuses for one that survives, and yet deleted by the answer to an older
 // record of its key (found by review): such a write is now refused, with
 // every write at or below the watermark.
-func (m *Map) drop(e *Entry) {
-	leaf := m.leafOf(crdt.HashKey(e.key))
+func (m *Map) drop(e *Entry, leaf uint32) {
 	t := e.Time()
 	t.Node = math.MaxUint64
 	m.raise(leaf, t)

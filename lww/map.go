@@ -78,6 +78,13 @@ type Map struct {
 	tombstones int
 	evicted    int
 	expiring   int // records, other than tombstones, with an expiry: GC's candidates with the tombstones
+	// mortal counts, per digest leaf, its tombstones and records with an
+	// expiry (GC's candidates): GC walks only the leaves that hold one.
+	// nil until a leaf holds one, as wm: a map that never deletes and
+	// never expires anything never pays for it.
+	mortal []int32
+	// gc is the collection under way in steps (GCStep).
+	gc gcWalk
 }
 
 // New returns an empty map shaped by cfg.
@@ -215,7 +222,7 @@ func (m *Map) mergeInto(e *Entry, r crdt.Record, tooLong bool) (crdt.Outcome, *E
 		}
 		m.push(e, leaf)
 		m.entries.put(e)
-		m.count(e, 1)
+		m.count(e, leaf, 1)
 		m.tree.Add(leaf, e.hash(khash))
 		return crdt.Applied, e
 	}
@@ -265,13 +272,13 @@ func tieWins(r *crdt.Record, sent bool, e *Entry) bool {
 // replace puts r in place of e's record, and returns the key's entry.
 func (m *Map) replace(e *Entry, r *crdt.Record, leaf uint32, khash uint64) *Entry {
 	old := e.hash(khash)
-	m.count(e, -1)
+	m.count(e, leaf, -1)
 	if m.alloc != nil && e.HoldsValue() != holdsValue(r) && !m.noMove {
 		e = m.move(e, leaf, r)
 	} else {
 		e.set(r) // the key stays the map's, shared
 	}
-	m.count(e, 1)
+	m.count(e, leaf, 1)
 	m.tree.Replace(leaf, old, e.hash(khash))
 	return e
 }
@@ -307,9 +314,11 @@ func (m *Map) Refill(r crdt.Record, hint *Entry) (crdt.Outcome, *Entry) {
 	return crdt.Applied, m.replace(e, &r, m.leafOf(khash), khash)
 }
 
-// count adds d to the counter of e's kind.
-func (m *Map) count(e *Entry, d int) {
-	if !e.tombstone() && e.expires.Load() != 0 {
+// count adds d to the counter of e's kind, and to its leaf's count of
+// GC's candidates if it is one.
+func (m *Map) count(e *Entry, leaf uint32, d int) {
+	expiring := !e.tombstone() && e.expires.Load() != 0
+	if expiring {
 		m.expiring += d
 	}
 	switch {
@@ -319,6 +328,12 @@ func (m *Map) count(e *Entry, d int) {
 		m.evicted += d
 	default:
 		m.values += d
+	}
+	if expiring || e.tombstone() {
+		if m.mortal == nil {
+			m.mortal = make([]int32, m.tree.Leaves())
+		}
+		m.mortal[leaf] += int32(d)
 	}
 }
 
@@ -356,15 +371,16 @@ func (m *Map) Evict(key string) (int, bool) {
 	}
 	freed := e.valueLen()
 	fp := m.fingerprint(e.Record().Value)
-	m.count(e, -1)
+	leaf := m.leafOf(crdt.HashKey(key))
+	m.count(e, leaf, -1)
 	stub := crdt.Record{Key: e.key, Time: e.Time(), Expires: e.expires.Load(), Evicted: true}
 	if m.alloc != nil && !m.noMove {
-		e = m.move(e, m.leafOf(crdt.HashKey(key)), &stub)
+		e = m.move(e, leaf, &stub)
 	} else {
 		e.set(&stub)
 	}
 	e.setStubFP(fp) // the value a Refill may put back
-	m.count(e, 1)
+	m.count(e, leaf, 1)
 	return freed, true
 }
 
@@ -502,11 +518,50 @@ func (m *Map) Range(fn func(r crdt.Record) bool) {
 	}
 }
 
+// RangeStep calls fn with the records of the leaves from leaf on, in no
+// particular order, until it has given it visits records or more (it ends
+// a leaf it has begun), and returns where the next step begins and
+// whether this one reached the last leaf. A caller that holds a lock over
+// the map can let go of it between steps: a leaf's records are given at
+// one step (a key lies in one leaf), different leaves' maybe with the map
+// changed between. fn must not modify the map or the record's Value.
+func (m *Map) RangeStep(leaf uint32, visits int, fn func(r crdt.Record)) (uint32, bool) {
+	end := uint32(len(m.heads))
+	for ; leaf < end && visits > 0; leaf++ {
+		for e := m.heads[leaf]; e != nil; e = e.next {
+			visits--
+			fn(e.Record())
+		}
+	}
+	return leaf, leaf == end
+}
+
+// RangeMortal calls fn as Range does, for every tombstone and every
+// record with an expiry (those that die), and for no other: it skips the
+// leaves that hold none without a look at their records.
+func (m *Map) RangeMortal(fn func(r crdt.Record) bool) {
+	if m.mortal == nil {
+		return
+	}
+	for leaf, e := range m.heads {
+		if m.mortal[leaf] == 0 {
+			continue
+		}
+		for ; e != nil; e = e.next {
+			if r := e.Record(); r.Tombstone || r.Expires != 0 {
+				if !fn(r) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // remove deletes e, which lies in leaf, from the map and its digest.
 func (m *Map) remove(e *Entry, leaf uint32) {
 	m.unlink(e, leaf, nil)
 	e.next = removed
 	m.entries.remove(e.key)
-	m.count(e, -1)
+	m.count(e, leaf, -1)
 	m.tree.Remove(leaf, e.hash(crdt.HashKey(e.key)))
 }

@@ -424,6 +424,12 @@ func (mm *mapModel) drop(m *Map, key string) {
 	}
 }
 
+// steppedGC is a collection in steps (GCStep) under way in a test.
+type steppedGC struct {
+	now, stable int64
+	leaf        uint32
+}
+
 func sameRec(a, b crdt.Record) bool {
 	return a.Key == b.Key && a.Time == b.Time && a.Tombstone == b.Tombstone &&
 		a.Expires == b.Expires && a.Evicted == b.Evicted && bytes.Equal(a.Value, b.Value)
@@ -447,6 +453,31 @@ func checkAgainstModel(t *rapid.T, step string, m *Map, mm *mapModel, ks []strin
 	})
 	if len(seen) != len(mm.recs) {
 		t.Fatalf("%s: Range visits %d keys, model holds %d", step, len(seen), len(mm.recs))
+	}
+	// RangeStep, in steps of a few records, gives the same records, each
+	// once, a leaf's all at one step.
+	stepped := map[string]bool{}
+	for leaf, done := uint32(0), false; !done; {
+		from := leaf
+		var keys []string
+		leaf, done = m.RangeStep(leaf, rapid.IntRange(1, 5).Draw(t, "range visits"), func(r crdt.Record) {
+			if stepped[r.Key] || !sameRec(r, mm.recs[r.Key]) {
+				t.Fatalf("%s: RangeStep from leaf %d gives %v (given before: %v), model holds %v", step, from, r, stepped[r.Key], mm.recs[r.Key])
+			}
+			stepped[r.Key] = true
+			keys = append(keys, r.Key)
+		})
+		if leaf <= from && !done || done != (int(leaf) == m.tree.Leaves()) {
+			t.Fatalf("%s: RangeStep from leaf %d of %d: next %d, done %v", step, from, m.tree.Leaves(), leaf, done)
+		}
+		for _, k := range keys {
+			if l := m.Leaf(k); l < from || l >= leaf {
+				t.Fatalf("%s: RangeStep over leaves %d to %d gave %q, of leaf %d", step, from, leaf, k, l)
+			}
+		}
+	}
+	if len(stepped) != len(mm.recs) {
+		t.Fatalf("%s: RangeStep visits %d keys, model holds %d", step, len(stepped), len(mm.recs))
 	}
 	for k, n := range seen {
 		if n != 1 {
@@ -486,6 +517,35 @@ func checkAgainstModel(t *rapid.T, step string, m *Map, mm *mapModel, ks []strin
 			t.Fatalf("%s: leaf %d watermark %v, model %v", step, leaf, got, w)
 		}
 	}
+	mortal := make([]int32, m.tree.Leaves())
+	for k, r := range mm.recs {
+		if r.Tombstone || r.Expires != 0 {
+			mortal[m.Leaf(k)]++
+		}
+	}
+	for leaf, n := range mortal {
+		if got := m.mortalIn(uint32(leaf)); got != n {
+			t.Fatalf("%s: leaf %d counts %d tombstones and records with an expiry, model %d", step, leaf, got, n)
+		}
+	}
+	dying := 0
+	m.RangeMortal(func(r crdt.Record) bool {
+		if want, ok := mm.recs[r.Key]; !ok || !sameRec(r, want) || !r.Tombstone && r.Expires == 0 {
+			t.Fatalf("%s: RangeMortal gives %v, model holds %v (%v)", step, r, want, ok)
+		}
+		dying++
+		return true
+	})
+	if want := int(sumOf(mortal)); dying != want {
+		t.Fatalf("%s: RangeMortal visits %d records, model holds %d tombstones and records with an expiry", step, dying, want)
+	}
+}
+
+func sumOf(ns []int32) (sum int32) {
+	for _, n := range ns {
+		sum += n
+	}
+	return sum
 }
 
 // TestMapAgreesWithItsSpecUnderEveryOperation runs random sequences of
@@ -518,9 +578,10 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 			}
 			return nil
 		}
+		var walk *steppedGC // a collection in steps under way (op 10)
 		for i := range rapid.IntRange(20, 200).Draw(t, "steps") {
 			step := fmt.Sprint("step ", i)
-			switch op := rapid.IntRange(0, 9).Draw(t, "op"); op {
+			switch op := rapid.IntRange(0, 10).Draw(t, "op"); op {
 			case 0, 1, 2, 3: // Merge, MergeTooLong, as a delta or not
 				r := drawAny(t, ks, "record")
 				if cur, held := mm.recs[r.Key]; held && rapid.Bool().Draw(t, "tie") {
@@ -665,6 +726,37 @@ func TestMapAgreesWithItsSpecUnderEveryOperation(t *testing.T) {
 				at := rapid.SampledFrom(extremeNows).Draw(t, "synced")
 				m.MarkSynced(at)
 				mm.synced = max(mm.synced, at)
+			case 10: // a step of a collection in steps, other operations between them
+				if walk == nil {
+					walk = &steppedGC{now: rapid.SampledFrom(extremeNows).Draw(t, "walk now"), stable: NoStable}
+					if rapid.Bool().Draw(t, "walk early") {
+						walk.stable = rapid.SampledFrom(extremeNows).Draw(t, "walk stable")
+					}
+				}
+				from := walk.leaf
+				got, next, done := m.GCStep(nil, walk.now, walk.stable, from, rapid.IntRange(1, 6).Draw(t, "visits"))
+				if done != (int(next) == m.tree.Leaves()) || next <= from && !done {
+					t.Fatalf("%s: GCStep from leaf %d of %d: next %d, done %v", step, from, m.tree.Leaves(), next, done)
+				}
+				var want []crdt.Version
+				for k, r := range mm.recs {
+					if l := m.Leaf(k); l >= from && l < next && mm.collectable(r, walk.now, 0, true, walk.stable) {
+						want = append(want, r.Version())
+					}
+				}
+				byKey := func(a, b crdt.Version) int { return strings.Compare(a.Key, b.Key) }
+				slices.SortFunc(want, byKey)
+				slices.SortFunc(got, byKey)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: GCStep(%d, %d) over leaves %d to %d collected %v, want %v", step, walk.now, walk.stable, from, next, got, want)
+				}
+				for _, v := range want {
+					mm.drop(m, v.Key)
+				}
+				walk.leaf = next
+				if done {
+					walk = nil
+				}
 			case 9: // a burst of fresh keys
 				for j := range rapid.IntRange(0, 40).Draw(t, "burst") {
 					k := ks[j%len(ks)]

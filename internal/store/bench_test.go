@@ -2,10 +2,14 @@ package store
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
 )
 
 // BenchmarkGet measures a hit on a store of 100,000 keys of 16 bytes with
@@ -72,4 +76,113 @@ func BenchmarkBoundedWrite(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCollect measures a collection (CollectCount, as a Cache
+// makes it) of a store of a million keys (16-byte keys, 100-byte values),
+// and the longest write a writer running beside it waited for meanwhile
+// (writer-max-us: a collection holds a shard's lock while it walks it):
+//
+//	go test -run '^$' -bench 'Collect|WriteSnapshot' -benchtime 5x ./internal/store
+//
+// few: one key in a thousand has an expiry, still ahead: the collection
+// a member makes every GCInterval, which collects nothing. mass: every
+// key expired over a horizon ago, and one collection takes them all (the
+// store is written again before each, untimed).
+func BenchmarkCollect(b *testing.B) {
+	for _, mass := range []bool{false, true} {
+		name := "few"
+		if mass {
+			name = "mass"
+		}
+		b.Run(name, func(b *testing.B) {
+			build := func() *Store {
+				return millionStore(b, func(i int) int64 {
+					switch {
+					case mass:
+						return testNow
+					case i%1000 == 0:
+						return testNow + int64(3*time.Hour)
+					}
+					return 0
+				})
+			}
+			later := testNow + int64(2*time.Hour) // past the horizon of values expired at testNow
+			var most time.Duration
+			collected := 0
+			s := build()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if mass && i > 0 {
+					b.StopTimer()
+					s = build()
+					b.StartTimer()
+				}
+				most = max(most, besideWriter(s, func() { collected += s.CollectCount(later, true, lww.NoStable) }))
+			}
+			if want := map[bool]int{false: 0, true: benchKeys}[mass]; collected != want*b.N {
+				b.Fatalf("%d collected in %d collections, want %d each", collected, b.N, want)
+			}
+			b.ReportMetric(float64(most.Microseconds()), "writer-max-us")
+		})
+	}
+}
+
+// BenchmarkWriteSnapshot measures writing the snapshot of a store of a
+// million keys (as BenchmarkCollect's, none expiring) to io.Discard, and
+// the longest write a writer running beside it waited for meanwhile
+// (writer-max-us: the snapshot copies a shard's records under its lock).
+func BenchmarkWriteSnapshot(b *testing.B) {
+	s := millionStore(b, func(int) int64 { return 0 })
+	var most time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		most = max(most, besideWriter(s, func() {
+			if n, err := s.WriteSnapshot(io.Discard, testNow); err != nil || n < benchKeys {
+				b.Fatalf("wrote %d records: %v", n, err)
+			}
+		}))
+	}
+	b.ReportMetric(float64(most.Microseconds()), "writer-max-us")
+}
+
+// benchKeys is the number of keys of millionStore.
+const benchKeys = 1_000_000
+
+// millionStore returns a store of benchKeys keys of 16 bytes with
+// 100-byte values, written at testNow less a minute on, the ith expiring
+// at expires(i) (0: never).
+func millionStore(b *testing.B, expires func(i int) int64) *Store {
+	s := mustStore(b, Config{Founder: true})
+	value := make([]byte, 100)
+	for i := range benchKeys {
+		s.Write(crdt.Record{Key: fmt.Sprintf("key:%012d", i), Value: value, Expires: expires(i),
+			Time: crdt.Timestamp{Wall: testNow - int64(time.Minute) + int64(i), Node: 1}})
+	}
+	runtime.GC()
+	return s
+}
+
+// besideWriter runs fn while a writer writes 10,000 keys of its own to s
+// in turn, and returns the longest a write took.
+func besideWriter(s *Store, fn func()) time.Duration {
+	stop, longest := make(chan struct{}), make(chan time.Duration)
+	go func() {
+		var most time.Duration
+		value := make([]byte, 100)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				longest <- most
+				return
+			default:
+			}
+			start := time.Now()
+			s.Write(crdt.Record{Key: fmt.Sprintf("own:%012d", i%10_000), Value: value, Time: crdt.Timestamp{Wall: testNow + int64(3*time.Hour) + int64(i), Node: 2}})
+			most = max(most, time.Since(start))
+		}
+	}()
+	fn()
+	close(stop)
+	return <-longest
 }

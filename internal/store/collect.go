@@ -47,7 +47,34 @@ func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 // MaxClockSkew ago: a member whose clock is behind may serve one still, and
 // collected here, its copy would be rejected and the answer would delete
 // it there.
+//
+// It walks a shard's digest leaves that hold a tombstone or a record with
+// an expiry (lww.Map.GCStep), walkStep records at a time under the
+// shard's lock, and lets go of it between: writers and readers of the
+// shard wait for a step, not for the whole walk; a record merged meanwhile
+// is judged at its leaf's step, as if merged before or after the walk.
+//
+// The versions it returns are for tests and the property harness: a
+// member that only needs to know whether it collected anything calls
+// CollectCount, which keeps none of them (a million collected at once
+// made one slice of 48 MB, grown under a shard's lock, and the
+// collector's assist that its growth paid held that lock for up to
+// 460 ms: BenchmarkCollect/mass).
 func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
+	var all []crdt.Version
+	s.collect(now, alone, stable, func(vs []crdt.Version) { all = append(all, vs...) })
+	return all
+}
+
+// CollectCount collects as Collect does, and returns how many records it
+// collected.
+func (s *Store) CollectCount(now int64, alone bool, stable int64) int {
+	return s.collect(now, alone, stable, nil)
+}
+
+// collect is Collect: it passes the versions it collects to keep, if not
+// nil, a step at a time, and returns how many there were.
+func (s *Store) collect(now int64, alone bool, stable int64, keep func([]crdt.Version)) int {
 	standsAlone := s.founder.Load() || s.everSynced.Load()
 	if alone && standsAlone {
 		s.markSynced(now)
@@ -60,35 +87,65 @@ func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 		stable = lww.NoStable
 	}
 	s.adoptMarks(min(stable, now))
-	var collected []crdt.Version
-	dead := 0
+	var step []crdt.Version // a step's versions, reused
+	collected, dead := 0, 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		start := len(collected)
-		collected = sh.m.GC(collected, now, stable)
-		s.unpublish(sh, collected[start:])
-		// What collectOldest can take at now: tombstones stamped after it
-		// (a peer's clock ahead) counted, the bound took that many of the
-		// others, fresh deletes among them, with fewer than MaxDead dead
-		// (found by review).
-		dead += sh.m.DeadTombstones() + sh.m.Expired()
-		sh.mu.Unlock()
+		for leaf, done := uint32(0), false; !done; {
+			sh.mu.Lock()
+			step, leaf, done = sh.m.GCStep(step[:0], now, stable, leaf, walkStep)
+			s.unpublish(sh, step)
+			if done {
+				// What collectOldest can take at now: tombstones stamped
+				// after it (a peer's clock ahead) counted, the bound took
+				// that many of the others, fresh deletes among them, with
+				// fewer than MaxDead dead (found by review).
+				dead += sh.m.DeadTombstones() + sh.m.Expired()
+			}
+			sh.mu.Unlock()
+			collected += s.collected(step, keep)
+			if betweenSteps != nil {
+				betweenSteps(i, done)
+			}
+		}
 	}
 	if s.maxDead > 0 && dead > s.maxDead && standsAlone {
-		start := len(collected)
-		collected = s.collectOldest(collected, now, dead-s.maxDead)
-		s.stats.byBound.Add(uint64(len(collected) - start))
+		n := s.collectOldest(now, dead-s.maxDead, keep)
+		s.stats.byBound.Add(uint64(n))
+		collected += n
 	}
+	return collected
+}
+
+// collected counts the values among vs, versions just collected, as
+// expirations, passes vs to keep (if not nil), and returns their number.
+func (s *Store) collected(vs []crdt.Version, keep func([]crdt.Version)) int {
 	expired := 0
-	for _, v := range collected {
+	for _, v := range vs {
 		if !v.Tombstone {
 			expired++
 		}
 	}
 	s.stats.expirations.Add(uint64(expired))
-	return collected
+	if keep != nil && len(vs) > 0 {
+		keep(vs)
+	}
+	return len(vs)
 }
+
+// walkStep is how many records Collect and WriteSnapshot look at in a
+// shard (at least: they end the digest leaf they began) before they let
+// go of the shard's lock for its writers and readers (lww.Map.GCStep,
+// lww.Map.RangeStep): about 0.2-1 ms at a million keys. A walk held a
+// whole shard: a collection of a million keys (3,900 a shard), 1 ms or so
+// a shard with a few expiring values among them and several in a mass
+// expiry; at 4 million, 3-4 ms and 10-51 ms. See BenchmarkCollect.
+const walkStep = 256
+
+// betweenSteps, if set, is called by Collect and WriteSnapshot after each
+// step of their walk of a shard, with its lock let go of: the shard's
+// index, and whether the step was its last (tests).
+var betweenSteps func(shard int, done bool)
 
 // unpublish takes the values of the collected versions vs, of shard sh
 // (held locked), off the readers' index, and appends what that changed to
@@ -110,8 +167,10 @@ func (s *Store) unpublish(sh *shard, vs []crdt.Version) {
 // the whole store (lww rule 7: MaxDead), so that the watermarks it raises
 // stay as low as the bound allows; of those dead on every clock within
 // MaxClockSkew of this one first (tombstones, values that expired at
-// least that long ago), then of the values that expired since.
-func (s *Store) collectOldest(dst []crdt.Version, now int64, n int) []crdt.Version {
+// least that long ago), then of the values that expired since. It passes
+// the versions it collects to keep, as collect does, and returns how many
+// there were.
+func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
 	type dead struct {
 		recent bool // a value that expired less than MaxClockSkew ago
 		time   crdt.Timestamp
@@ -123,7 +182,7 @@ func (s *Store) collectOldest(dst []crdt.Version, now int64, n int) []crdt.Versi
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.m.Range(func(r crdt.Record) bool {
+		sh.m.RangeMortal(func(r crdt.Record) bool {
 			if since, dies := r.DeadSince(); dies && since <= now {
 				all = append(all, dead{!r.Tombstone && since > everywhere, r.Time, r.Key, i})
 			}
@@ -141,19 +200,22 @@ func (s *Store) collectOldest(dst []crdt.Version, now int64, n int) []crdt.Versi
 		return a.time.Compare(b.time)
 	})
 	all = all[:min(n, len(all))]
-	slices.SortStableFunc(all, func(a, b dead) int { return a.shard - b.shard }) // one lock per shard
+	slices.SortStableFunc(all, func(a, b dead) int { return a.shard - b.shard }) // a lock per shard, per walkStep records
+	var dst []crdt.Version
+	collected := 0
 	for len(all) > 0 {
 		sh := &s.shards[all[0].shard]
 		sh.mu.Lock()
-		start := len(dst)
-		for len(all) > 0 && &s.shards[all[0].shard] == sh {
+		dst = dst[:0]
+		for step := 0; step < walkStep && len(all) > 0 && &s.shards[all[0].shard] == sh; step++ {
 			if v, ok := sh.m.CollectDead(all[0].key, now); ok {
 				dst = append(dst, v)
 			}
 			all = all[1:]
 		}
-		s.unpublish(sh, dst[start:])
+		s.unpublish(sh, dst)
 		sh.mu.Unlock()
+		collected += s.collected(dst, keep)
 	}
-	return dst
+	return collected
 }

@@ -98,8 +98,8 @@ type Mark struct {
 }
 
 // SaveSnapshot writes the store's records and watermarks to path,
-// atomically, stamped with the time written. It copies one shard at a time
-// under its lock and writes without it.
+// atomically, stamped with the time written. It copies them a few leaves
+// of a shard at a time under its lock and writes without it.
 func (s *Store) SaveSnapshot(path string, written int64) (records int, err error) {
 	err = WriteFileAtomic(path, func(w io.Writer) error {
 		records, err = s.WriteSnapshot(w, written)
@@ -109,7 +109,11 @@ func (s *Store) SaveSnapshot(path string, written int64) (records int, err error
 }
 
 // WriteSnapshot writes the store's snapshot to w and returns the number of
-// records written.
+// records written. It copies a shard's records a few leaves at a time
+// (walkStep records), each leaf's with its watermark, under the shard's
+// lock, and lets go of it between: a leaf's records are of one moment, a
+// shard's not. It copied a whole shard under its lock: 4.7-4.9 ms a
+// shard of 3,900 records (a million keys), 5.4-7.9 ms at 16,000.
 func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 	sum := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, sum), 64<<10)
@@ -122,22 +126,27 @@ func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 	records := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		recs = recs[:0]
-		sh.m.Range(func(r crdt.Record) bool {
-			recs = append(recs, r)
-			return true
-		})
-		marks = s.appendMarks(marks, sh)
-		sh.mu.Unlock()
-		for _, r := range recs {
-			chunk = AppendRecord(chunk, &r)
-			if len(chunk) >= snapshotChunk {
-				writeSection(bw, 'R', chunk)
-				chunk = chunk[:0]
+		for leaf, done := uint32(0), false; !done; {
+			// A step's leaves, their records and watermarks together: a
+			// leaf's records and its watermark are of one moment.
+			from := leaf
+			sh.mu.Lock()
+			recs = recs[:0]
+			leaf, done = sh.m.RangeStep(leaf, walkStep, func(r crdt.Record) { recs = append(recs, r) })
+			marks = s.appendMarks(marks, sh, from, leaf)
+			sh.mu.Unlock()
+			if betweenSteps != nil {
+				betweenSteps(i, done)
 			}
+			for _, r := range recs {
+				chunk = AppendRecord(chunk, &r)
+				if len(chunk) >= snapshotChunk {
+					writeSection(bw, 'R', chunk)
+					chunk = chunk[:0]
+				}
+			}
+			records += len(recs)
 		}
-		records += len(recs)
 	}
 	clear(recs)
 	if len(chunk) > 0 {
@@ -157,11 +166,11 @@ func (s *Store) WriteSnapshot(w io.Writer, written int64) (int, error) {
 	return records, err
 }
 
-// appendMarks appends the watermarks of shard sh, held locked, as 'W'
-// entries of the whole digest.
-func (s *Store) appendMarks(dst []byte, sh *shard) []byte {
+// appendMarks appends the watermarks of shard sh's leaves in [from, to),
+// sh held locked, as 'W' entries of the whole digest.
+func (s *Store) appendMarks(dst []byte, sh *shard, from, to uint32) []byte {
 	local := s.digestBits - s.shardBits
-	for leaf := range uint32(1) << local {
+	for leaf := from; leaf < to; leaf++ {
 		if w, ok := sh.m.Watermark(leaf); ok {
 			dst = binary.AppendUvarint(dst, uint64(uint32(sh.id)<<local|leaf))
 			dst = binary.AppendVarint(dst, w.Wall)
