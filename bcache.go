@@ -350,8 +350,9 @@ func (c *Cache) record(op, key string, value []byte, ttl time.Duration) (crdt.Re
 
 // expiry is the expiry of a TTL ttl > 0 run from the Unix time from, 0
 // (none) where it saturates at the end of time: a value that expires
-// there never does, and one with an expiry keeps its shard's collection
-// walking all its records at every GCInterval (found by review). Else
+// there never does, and one with an expiry keeps its digest leaf's
+// records walked at every GCInterval (its whole shard's before
+// collections skipped the leaves with none: found by review). Else
 // never 0, which is "never" (a clock before 1970 gives -1).
 func expiry(from int64, ttl time.Duration) int64 {
 	switch e := crdt.AddSat(from, int64(ttl)); e {

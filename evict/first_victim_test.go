@@ -93,8 +93,10 @@ func TestFirstVictimOfAllReadValuesIsQuick(t *testing.T) {
 		}
 		// The next writes go on: the values read reach the main queue,
 		// maxMoves a write, none of them evicted while an unread one is
-		// near.
-		for i := 0; p.small.len()*10 > p.Len(); i++ {
+		// near (nor from the main queue while it holds maxSweep values
+		// or fewer: past them, a victim search of values all read takes
+		// one with reads, TestMainVictimSearchIsBounded).
+		for i := 0; p.small.len()*10 > p.Len() && p.main.len() <= maxSweep; i++ {
 			e := newEntry(fmt.Sprint("next", i))
 			p.Add(e, New)
 			if v, ok := p.Victim(0); !ok {
@@ -132,5 +134,49 @@ func TestReadPeersWritesMoveAFewAtATime(t *testing.T) {
 	}
 	if p.Len() != 0 {
 		t.Fatalf("%d entries left that Victim does not give", p.Len())
+	}
+}
+
+// TestMainVictimSearchIsBounded: a victim search of a main queue whose
+// every value was read since its last pass sent them all round again,
+// up to four times, under the store's eviction lock (56-65 ms at a
+// million entries); it sends maxSweep round at most, and then takes the
+// value at the front whatever its reads. An unread value within maxSweep
+// of the front is the victim, as before.
+func TestMainVictimSearchIsBounded(t *testing.T) {
+	const n = 20_000 // over maxSweep
+	for _, unreadAt := range []int{maxSweep - 1, maxSweep, -1} {
+		var p Policy[*entry]
+		p.Init(n)
+		es := make([]*entry, n)
+		for i := range es {
+			es[i] = newEntry(fmt.Sprint("k", i))
+			p.main.push(es[i])
+			if i != unreadAt {
+				for range maxFreq {
+					Touch(es[i].Use())
+				}
+			}
+		}
+		v, ok := p.mainVictim()
+		if !ok {
+			t.Fatal("no victim")
+		}
+		want, sent := es[maxSweep], maxSweep // the front once maxSweep went round
+		if unreadAt == maxSweep-1 {
+			want, sent = es[unreadAt], unreadAt
+		}
+		if v != want {
+			t.Fatalf("unread at %d: victim %s, want %s", unreadAt, v.name, want.name)
+		}
+		round := 0 // values sent round: one read less to their credit
+		for i, e := range es {
+			if i != unreadAt && freq(e.Use().Load()) < maxFreq {
+				round++
+			}
+		}
+		if round != sent {
+			t.Fatalf("unread at %d: %d values went round, want %d", unreadAt, round, sent)
+		}
 	}
 }

@@ -487,15 +487,25 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 	}
 }
 
+// maxSweep bounds the entries a search of the main queue for a victim
+// sends round again: past it, the entry at the front goes whatever its
+// reads. A search that found every entry of the queue read since its
+// last pass went round all of them, with the store's eviction lock held
+// and every writer waiting: 56-85 ms for a main queue of 900,000 (a
+// store bounded at a million, every value read). Past maxSweep entries
+// read in a row, the reads of the next one tell little: the queue is
+// read nearly everywhere.
+const maxSweep = 4096
+
 // mainVictim returns the main queue's next victim, leaving it at the
 // front: entries read since they last passed the front go round again,
 // with one read less to their credit and their reads folded into the
-// sketch.
+// sketch, maxSweep at most (then the entry at the front is the victim).
 func (p *Policy[E]) mainVictim() (E, bool) {
 	// Each pass takes one read from every entry, so four passes find one
 	// without; readers that keep touching entries meanwhile cannot make
 	// it go on for ever.
-	for turns := 4*p.main.len() + 1; ; turns-- {
+	for turns := min(4*p.main.len(), maxSweep); ; turns-- {
 		e, ok := p.main.front()
 		if !ok {
 			return e, false

@@ -120,7 +120,8 @@ type gcWalk struct {
 // go of it between steps, so that a collection of many records holds it
 // for a bounded time at once (the map changing between steps: each
 // record is judged at its leaf's step, each leaf by itself, as GC judges
-// them). A collection begins with a step from leaf 0; Expired and
+// them). A collection begins with a step from leaf 0, which begins its
+// counts again: one collection at a time (GC too); Expired and
 // DeadTombstones say what the last collection to reach the last leaf
 // kept. A leaf that holds no tombstone and no record with an expiry is
 // skipped without a look at its records.

@@ -526,35 +526,35 @@ func (m *Map) Range(fn func(r crdt.Record) bool) {
 // one step (a key lies in one leaf), different leaves' maybe with the map
 // changed between. fn must not modify the map or the record's Value.
 func (m *Map) RangeStep(leaf uint32, visits int, fn func(r crdt.Record)) (uint32, bool) {
+	return m.rangeStep(leaf, visits, false, fn)
+}
+
+// RangeMortalStep is RangeStep over the tombstones and the records with an
+// expiry (those that die) alone: it skips the leaves that hold none
+// without a look at their records, and counts visits in those it gives.
+func (m *Map) RangeMortalStep(leaf uint32, visits int, fn func(r crdt.Record)) (uint32, bool) {
+	return m.rangeStep(leaf, visits, true, fn)
+}
+
+func (m *Map) rangeStep(leaf uint32, visits int, mortal bool, fn func(r crdt.Record)) (uint32, bool) {
 	end := uint32(len(m.heads))
+	if mortal && m.mortal == nil {
+		return end, true
+	}
 	for ; leaf < end && visits > 0; leaf++ {
+		if mortal && m.mortal[leaf] == 0 {
+			continue
+		}
 		for e := m.heads[leaf]; e != nil; e = e.next {
+			r := e.Record()
+			if mortal && !r.Tombstone && r.Expires == 0 {
+				continue
+			}
 			visits--
-			fn(e.Record())
+			fn(r)
 		}
 	}
 	return leaf, leaf == end
-}
-
-// RangeMortal calls fn as Range does, for every tombstone and every
-// record with an expiry (those that die), and for no other: it skips the
-// leaves that hold none without a look at their records.
-func (m *Map) RangeMortal(fn func(r crdt.Record) bool) {
-	if m.mortal == nil {
-		return
-	}
-	for leaf, e := range m.heads {
-		if m.mortal[leaf] == 0 {
-			continue
-		}
-		for ; e != nil; e = e.next {
-			if r := e.Record(); r.Tombstone || r.Expires != 0 {
-				if !fn(r) {
-					return
-				}
-			}
-		}
-	}
 }
 
 // remove deletes e, which lies in leaf, from the map and its digest.

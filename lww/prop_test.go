@@ -529,15 +529,20 @@ func checkAgainstModel(t *rapid.T, step string, m *Map, mm *mapModel, ks []strin
 		}
 	}
 	dying := 0
-	m.RangeMortal(func(r crdt.Record) bool {
-		if want, ok := mm.recs[r.Key]; !ok || !sameRec(r, want) || !r.Tombstone && r.Expires == 0 {
-			t.Fatalf("%s: RangeMortal gives %v, model holds %v (%v)", step, r, want, ok)
+	for leaf, done := uint32(0), false; !done; {
+		from := leaf
+		leaf, done = m.RangeMortalStep(leaf, rapid.IntRange(1, 5).Draw(t, "mortal visits"), func(r crdt.Record) {
+			if want, ok := mm.recs[r.Key]; !ok || !sameRec(r, want) || !r.Tombstone && r.Expires == 0 || m.Leaf(r.Key) < from {
+				t.Fatalf("%s: RangeMortalStep from leaf %d gives %v, model holds %v (%v)", step, from, r, want, ok)
+			}
+			dying++
+		})
+		if leaf <= from && !done || done != (int(leaf) == m.tree.Leaves()) {
+			t.Fatalf("%s: RangeMortalStep from leaf %d of %d: next %d, done %v", step, from, m.tree.Leaves(), leaf, done)
 		}
-		dying++
-		return true
-	})
+	}
 	if want := int(sumOf(mortal)); dying != want {
-		t.Fatalf("%s: RangeMortal visits %d records, model holds %d tombstones and records with an expiry", step, dying, want)
+		t.Fatalf("%s: RangeMortalStep visits %d records, model holds %d tombstones and records with an expiry", step, dying, want)
 	}
 }
 

@@ -58,8 +58,8 @@ func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 // member that only needs to know whether it collected anything calls
 // CollectCount, which keeps none of them (a million collected at once
 // made one slice of 48 MB, grown under a shard's lock, and the
-// collector's assist that its growth paid held that lock for up to
-// 460 ms: BenchmarkCollect/mass).
+// collector's assist that its growth paid held that lock 460 ms in one
+// run: BenchmarkCollect/mass).
 func (s *Store) Collect(now int64, alone bool, stable int64) []crdt.Version {
 	var all []crdt.Version
 	s.collect(now, alone, stable, func(vs []crdt.Version) { all = append(all, vs...) })
@@ -75,6 +75,12 @@ func (s *Store) CollectCount(now int64, alone bool, stable int64) int {
 // collect is Collect: it passes the versions it collects to keep, if not
 // nil, a step at a time, and returns how many there were.
 func (s *Store) collect(now int64, alone bool, stable int64, keep func([]crdt.Version)) int {
+	// One at a time: two collections' steps of a shard made one count of
+	// its dead records, begun again by the other's first step, and the
+	// one that ended last took for dead twice as many as there were, and
+	// collected below MaxDead (found by review).
+	s.collecting.Lock()
+	defer s.collecting.Unlock()
 	standsAlone := s.founder.Load() || s.everSynced.Load()
 	if alone && standsAlone {
 		s.markSynced(now)
@@ -181,14 +187,15 @@ func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
 	var all []dead
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.m.RangeMortal(func(r crdt.Record) bool {
-			if since, dies := r.DeadSince(); dies && since <= now {
-				all = append(all, dead{!r.Tombstone && since > everywhere, r.Time, r.Key, i})
-			}
-			return true
-		})
-		sh.mu.Unlock()
+		for leaf, done := uint32(0), false; !done; {
+			sh.mu.Lock()
+			leaf, done = sh.m.RangeMortalStep(leaf, walkStep, func(r crdt.Record) {
+				if since, dies := r.DeadSince(); dies && since <= now {
+					all = append(all, dead{!r.Tombstone && since > everywhere, r.Time, r.Key, i})
+				}
+			})
+			sh.mu.Unlock()
+		}
 	}
 	slices.SortFunc(all, func(a, b dead) int {
 		if a.recent != b.recent {

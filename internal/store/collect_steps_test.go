@@ -171,3 +171,68 @@ func onSteps(t *testing.T, s *Store, each func(steps int, done bool)) *int {
 	t.Cleanup(func() { betweenSteps = nil })
 	return steps
 }
+
+// TestCollectionsAtOnceKeepTheirCounts: two collections of a store at
+// once (it is safe for concurrent use) each count the dead records a
+// shard keeps, for MaxDead, as one alone would: the counts of a
+// collection in steps were the map's, begun again by the other's first
+// step, and the one that ended last added its leaves to the other's
+// whole count: it took for dead records twice as many as there were,
+// and collected far below MaxDead, raising watermarks the bound did not
+// call for (found by review).
+func TestCollectionsAtOnceKeepTheirCounts(t *testing.T) {
+	const n, bound = 8 * walkStep, 6 * walkStep
+	s := deadStore(t, Config{Horizon: time.Hour, MaxDead: bound, Shards: 1, Founder: true}, n)
+	now := testNow + n + 100 // every tombstone dead, none past the horizon
+	var second chan int
+	onSteps(t, s, func(steps int, done bool) {
+		if steps != 1 {
+			return
+		}
+		// Between the first collection's first two steps, another.
+		second = make(chan int, 1)
+		go func() { second <- s.CollectCount(now, true, lww.NoStable) }()
+		select {
+		case <-second:
+			second <- 0
+		case <-time.After(300 * time.Millisecond): // it waits for the first
+		}
+	})
+	s.CollectCount(now, true, lww.NoStable)
+	if second == nil {
+		t.Fatal("the collection made one step")
+	}
+	<-second // onSteps's cleanup lets go of the hook once both are done
+	if st := s.Stats(); st.Tombstones != bound {
+		t.Fatalf("stats %+v: %d tombstones held after two collections at once, want MaxDead's %d", st, st.Tombstones, bound)
+	}
+}
+
+// TestStatsCountWhatTheLastWholeWalkKept: the expired values a collection
+// keeps (Stats.Expired) are counted at its last step, not as its steps
+// go: read between steps, they are the last whole walk's.
+func TestStatsCountWhatTheLastWholeWalkKept(t *testing.T) {
+	const n = 2000
+	// Given peers and never synced: it collects nothing, and counts the
+	// expired values it keeps.
+	s := mustStore(t, Config{Horizon: time.Hour, Shards: 1})
+	for i := range n {
+		s.Write(crdt.Record{Key: fmt.Sprint("k", i), Value: []byte("v"), Expires: testNow, Time: crdt.Timestamp{Wall: testNow - 1, Node: 1}})
+	}
+	later := testNow + int64(time.Minute)
+	if got := s.CollectCount(later, false, lww.NoStable); got != 0 {
+		t.Fatalf("a member never synced collected %d records", got)
+	}
+	if st := s.Stats(); st.Expired != n {
+		t.Fatalf("stats %+v: want %d expired values kept", st, n)
+	}
+	steps := onSteps(t, s, func(steps int, _ bool) {
+		if st := s.Stats(); st.Expired != n {
+			t.Errorf("step %d: stats say %d expired values kept, want the last walk's %d", steps, st.Expired, n)
+		}
+	})
+	s.CollectCount(later, false, lww.NoStable)
+	if *steps < 4 {
+		t.Fatalf("%d steps", *steps)
+	}
+}

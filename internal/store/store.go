@@ -112,6 +112,10 @@ type Store struct {
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool
 	marks      offeredMarks // peers' watermarks offered, not adopted yet (marks.go)
+	// collecting is held by a collection (Collect) from its start to its
+	// end: a shard's walk is in steps, and the counts of dead records a
+	// map keeps for MaxDead are the walk's under way (lww.Map.GCStep).
+	collecting sync.Mutex
 	stats      counters
 	// watcher is called with every change to the values (see Watch);
 	// own holds this member's node ids, from its writes and restores.
