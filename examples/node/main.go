@@ -184,6 +184,9 @@ type options struct {
 	cfg      bcache.Config
 	httpAddr string
 	maxConns int
+	// fileFlags names the file flag that set a Config field read from a
+	// file (-key-file, -accept-keys-file), for flagOf.
+	fileFlags map[string]string
 }
 
 // parseFlags turns the command line into options; its errors mean exit 2.
@@ -301,11 +304,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	// A key read from a file is named by that flag and file in errors:
 	// "-key: not hex" named a flag the manifest never passes.
 	keyFlag, acceptFlag := "-key", "-accept-keys"
+	fileFlags := map[string]string{}
 	if *keyFile != "" {
 		keyFlag = "-key-file: " + *keyFile
+		fileFlags["SecretKey"] = "-key-file"
 	}
 	if *acceptFile != "" {
 		acceptFlag = "-accept-keys-file: " + *acceptFile
+		fileFlags["AcceptKeys"] = "-accept-keys-file"
 	}
 	if *key != "" {
 		k, err := parseKey(keyFlag, *key)
@@ -326,7 +332,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *fast {
 		cfg.Timings = bcache.FastTimings()
 	}
-	return options{cfg: cfg, httpAddr: *httpAddr, maxConns: *maxConns}, nil
+	return options{cfg: cfg, httpAddr: *httpAddr, maxConns: *maxConns, fileFlags: fileFlags}, nil
 }
 
 // checkHTTPAddr checks -http's form: a malformed one is a flag error
@@ -452,7 +458,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		if errors.Is(err, bcache.ErrConfig) {
 			// Named by the flag that set the field: "BindAddr: ..." left
 			// the user of -bind to guess.
-			log.Error().Err(err).Str("flag", flagOf(err)).Msg("start")
+			log.Error().Err(err).Str("flag", opts.flagOf(err)).Msg("start")
 			return 2
 		}
 		log.Error().Err(err).Msg("start")
@@ -483,13 +489,18 @@ var configFlags = map[string]string{
 }
 
 // flagOf returns the flag behind a bcache.ErrConfig error, which names
-// its field after "invalid config: "; empty if none.
-func flagOf(err error) string {
+// its field after "invalid config: "; empty if none. A field read from a
+// file is named by its file flag (a key that bcache.New refused named
+// -accept-keys, which the operator had not passed: found by review).
+func (o options) flagOf(err error) string {
 	_, rest, ok := strings.Cut(err.Error(), bcache.ErrConfig.Error()+": ")
 	if !ok {
 		return ""
 	}
 	field, _, _ := strings.Cut(rest, ":")
+	if f, ok := o.fileFlags[field]; ok {
+		return f
+	}
 	return configFlags[field]
 }
 

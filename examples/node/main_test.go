@@ -256,12 +256,26 @@ func TestClockOffsetPastTheStampableTimesIsRefused(t *testing.T) {
 
 // TestConfigErrorsNameTheirFlag: a flag whose value the library refuses
 // (ErrConfig, naming its Config field) is named in the start error's
-// line, which named the field alone ("BindAddr: ...", for -bind).
+// line, which named the field alone ("BindAddr: ...", for -bind); a file
+// flag's by the file flag.
 func TestConfigErrorsNameTheirFlag(t *testing.T) {
+	// More keys than a member can name (60): refused by bcache.New, not
+	// by the flags, and named by the flag that gave them, the file's too.
+	var keys []string
+	for i := range 61 {
+		keys = append(keys, fmt.Sprintf("%032x", i+1))
+	}
+	many := filepath.Join(t.TempDir(), "accept")
+	if err := os.WriteFile(many, []byte(strings.Join(keys, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.Repeat("ab", 16)
 	for _, c := range []struct {
 		args []string
 		flag string
 	}{
+		{[]string{"-bind", "127.0.0.1:0", "-key", key, "-accept-keys", strings.Join(keys, ",")}, "-accept-keys"},
+		{[]string{"-bind", "127.0.0.1:0", "-key", key, "-accept-keys-file", many}, "-accept-keys-file"},
 		{[]string{"-bind", "127.0.0.1"}, "-bind"},
 		{[]string{"-bind", "127.0.0.1:0", "-peers", "127.0.0.1"}, "-peers"},
 		{[]string{"-bind", "127.0.0.1:0", "-max-value", "100000000"}, "-max-value"},
@@ -279,11 +293,11 @@ func TestConfigErrorsNameTheirFlag(t *testing.T) {
 			c2.Close()
 			t.Fatalf("%v: started", c.args)
 		}
-		if !errors.Is(err, bcache.ErrConfig) || flagOf(err) != c.flag {
-			t.Errorf("%v: %v named flag %q, want %q", c.args, err, flagOf(err), c.flag)
+		if !errors.Is(err, bcache.ErrConfig) || o.flagOf(err) != c.flag {
+			t.Errorf("%v: %v named flag %q, want %q", c.args, err, o.flagOf(err), c.flag)
 		}
 	}
-	if f := flagOf(errors.New("not a config error: BindAddr: x")); f != "" {
+	if f := (options{}).flagOf(errors.New("not a config error: BindAddr: x")); f != "" {
 		t.Errorf("flagOf of another error: %q", f)
 	}
 }

@@ -236,3 +236,75 @@ func TestStatsCountWhatTheLastWholeWalkKept(t *testing.T) {
 		t.Fatalf("%d steps", *steps)
 	}
 }
+
+// TestSnapshotLeafRecordsAndWatermarkOfOneMoment: a snapshot copies each
+// digest leaf's records and watermark at one step. Keys deleted and
+// collected between two of its steps (their leaves' watermarks raised)
+// are, in the snapshot, either held with their value and the leaf's old
+// watermark (copied before) or gone with the raised one (after), never
+// a mix, which would bring a collected key back or lose a held one on
+// restore.
+func TestSnapshotLeafRecordsAndWatermarkOfOneMoment(t *testing.T) {
+	const n = 5000
+	s := mustStore(t, Config{Shards: 1, Horizon: time.Second, Founder: true})
+	key := func(i int) string { return fmt.Sprint("k", i) }
+	for i := range n {
+		s.Write(crdt.Record{Key: key(i), Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow + int64(i), Node: 1}})
+	}
+	deleted := map[string]crdt.Timestamp{}
+	onSteps(t, s, func(steps int, _ bool) {
+		if steps != 3 {
+			return
+		}
+		// Between the third and fourth steps: every 25th key deleted and
+		// collected, across the leaves copied and to come.
+		at := testNow + 2*n
+		for i := 0; i < n; i += 25 {
+			del := crdt.Record{Key: key(i), Tombstone: true, Time: crdt.Timestamp{Wall: at + int64(i), Node: 2}}
+			if _, err := s.Write(del); err != nil {
+				t.Fatal(err)
+			}
+			deleted[key(i)] = del.Time
+		}
+		betweenSteps = nil // the collection's own steps
+		if got := s.CollectCount(at+3*n+int64(2*time.Second), true, lww.NoStable); got != len(deleted) {
+			t.Errorf("collected %d records, want the %d deletes", got, len(deleted))
+		}
+	})
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf, testNow+5*n); err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) == 0 {
+		t.Fatal("the snapshot made fewer than four steps")
+	}
+	snap, err := ReadSnapshot(&buf, int64(buf.Len()), s.DigestBits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, r := range snap.Records {
+		held[r.Key] = true
+	}
+	marks := map[uint32]crdt.Timestamp{}
+	for _, m := range snap.Marks {
+		marks[m.Leaf] = m.Time
+	}
+	before, after := 0, 0
+	for k, at := range deleted {
+		leaf := crdt.LeafIndex(crdt.HashKey(k), 0, s.DigestBits())
+		mark, marked := marks[leaf]
+		raised := marked && at.Compare(mark) <= 0
+		switch {
+		case held[k] && !raised:
+			before++
+		case !held[k] && raised:
+			after++
+		default:
+			t.Errorf("%s: in the snapshot %v, its leaf's watermark %v (%v), its delete %v: records and watermark of two moments", k, held[k], mark, marked, at)
+		}
+	}
+	if before == 0 || after == 0 {
+		t.Fatalf("of the keys deleted between steps, %d were copied before and %d after: want some of each", before, after)
+	}
+}

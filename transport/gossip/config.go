@@ -223,7 +223,9 @@ type Config struct {
 	// AcceptKeys are keys, besides SecretKey, that the member decrypts
 	// with (it encrypts with SecretKey alone): to rotate the key without
 	// stopping the cluster. They need a SecretKey; with it, 60 distinct
-	// keys at most (the member names them in its metadata).
+	// keys at most (the member names them in its metadata). The member
+	// keeps copies of both: the caller may clear its buffers once Start
+	// returns.
 	AcceptKeys [][]byte
 	// Label, if set, is a cluster label every packet and stream carries;
 	// members with another label are ignored. At most 255 bytes.

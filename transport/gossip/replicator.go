@@ -232,6 +232,15 @@ func start(cfg Config) (*Replicator, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	// The member's own copies: memberlist's keyring keeps the slices it
+	// is given, and a caller that cleared its key buffers once the member
+	// started (as code handling secrets does) left it sealing with zeros
+	// (found by review).
+	cfg.SecretKey = bytes.Clone(cfg.SecretKey)
+	cfg.AcceptKeys = slices.Clone(cfg.AcceptKeys)
+	for i, k := range cfg.AcceptKeys {
+		cfg.AcceptKeys[i] = bytes.Clone(k)
+	}
 	r := &Replicator{
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("node", cfg.Name).Logger(),

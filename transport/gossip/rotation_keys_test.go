@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -95,4 +96,25 @@ func TestRotationSealsWithTheSecretKeyAndOpensWithAnyAccepted(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKeysAreCopiedFromTheConfig: a caller that clears its key buffers
+// once the member started (as code handling secrets does) leaves the
+// member's keys as they were: memberlist's keyring kept the Config's
+// slices, and a member whose caller cleared them sealed with zeros, which
+// its peers could not open (found by review; bcache.New copied them, a
+// direct user of this package did not).
+func TestKeysAreCopiedFromTheConfig(t *testing.T) {
+	secret, accepted := []byte("0123456789abcdef"), []byte("fedcba9876543210")
+	keys := func(c *Config) { c.SecretKey, c.AcceptKeys = bytes.Clone(secret), [][]byte{bytes.Clone(accepted)} }
+	nodes := startCluster(t, 2, keys)
+	var given []byte // n1's own buffers, cleared below
+	n1 := startNode(t, "n1b", []string{nodes[0].r.Addr()}, func(c *Config) {
+		given = bytes.Clone(secret)
+		c.SecretKey, c.AcceptKeys = given, [][]byte{bytes.Clone(accepted)}
+	})
+	waitMembers(t, 3, append(nodes, n1)...)
+	clear(given)
+	n1.rep.write(n1.r, "k", []byte("v"), false)
+	waitValue(t, 5*time.Second, "k", []byte("v"), append(nodes, n1)...)
 }
