@@ -15,10 +15,10 @@ package evict
 // store's eviction lock for a main queue of 889,000 entries, and growing,
 // 24-55 ms at a bound of a million entries, 315 ms at 4.2 million under
 // MaxBytes alone: found by review.) Holes are squeezed out only once they
-// outnumber the entries (compact), which keeps a queue's span within
-// about twice its entries, and its positions within posMod; that push
-// moves every entry (29 ms for a million after half a million
-// deletes), as often as deletes make holes, no longer at every turn.
+// outnumber the entries, compactPace positions a push (compactStep),
+// which keeps a queue's span within about twice its entries (and a
+// compactPace-th more while a compaction runs), and its positions within
+// posMod.
 type fifo[E Entry] struct {
 	id     int
 	blocks [][]E // blocks[i] holds the positions from base+i*blockSize on; the zero E is a hole
@@ -36,6 +36,11 @@ type fifo[E Entry] struct {
 	// count them again runs seldom now.)
 	cursor  int64
 	counted int
+	// A compaction under way (see compactStep): the entries at positions
+	// [head, squeezed) are squeezed together, [squeezed, read) are holes,
+	// [read, tail) are as they were.
+	compacting     bool
+	squeezed, read int64
 }
 
 const (
@@ -44,6 +49,10 @@ const (
 	blockBits  = 10
 	blockSize  = 1 << blockBits
 	minCompact = 64
+	// compactPace is how many positions a push moves a compaction under
+	// way on: the queue's span grows by at most about one in
+	// compactPace of its length meanwhile.
+	compactPace = 32
 	// recountPace is how many positions recountStep counts again: more
 	// than one, so that the count catches up with the pushes.
 	recountPace = 4
@@ -80,8 +89,11 @@ func (q *fifo[E]) posOf(s int) int64 {
 }
 
 func (q *fifo[E]) push(e E) {
-	if q.holes >= minCompact && q.holes > q.len() {
-		q.compact()
+	if !q.compacting && q.holes >= minCompact && q.holes > q.len() {
+		q.compacting, q.squeezed, q.read = true, q.head, q.head
+	}
+	if q.compacting {
+		q.compactStep(compactPace)
 	}
 	if i := q.tail - q.base; int(i>>blockBits) == len(q.blocks) {
 		b := q.spare
@@ -222,28 +234,41 @@ func (q *fifo[E]) recount() {
 	q.cursor, q.counted = q.head, 0
 }
 
-// compact moves the entries toward the front, in order, over the holes,
-// and lets go of the blocks left empty.
-func (q *fifo[E]) compact() {
+// compactStep moves a compaction on by n positions: the entries it
+// reads are moved toward the front, in order, over the holes; once it
+// has read the last position, the holes after the entries squeezed are
+// cut off the queue, and the blocks left empty let go of. A compaction
+// squeezed the whole queue in one push, moving every entry: 29 ms for a
+// million entries after half a million deletes, under the store's
+// eviction lock (found by review); n a push now, and the entries pushed
+// meanwhile are squeezed too, after those before them.
+func (q *fifo[E]) compactStep(n int) {
 	var zero E
-	w := q.head
-	q.bytes = 0 // counted again (see Entry.Size)
-	for r := q.head; r < q.tail; r++ {
-		e := *q.at(r)
-		if e == zero {
-			continue
+	// The front may have passed the entries squeezed, into the holes.
+	q.squeezed = max(q.squeezed, q.head)
+	q.read = max(q.read, q.squeezed)
+	for ; n > 0 && q.read < q.tail; n-- {
+		if e := *q.at(q.read); e != zero {
+			if q.squeezed != q.read {
+				*q.at(q.squeezed) = e
+				*q.at(q.read) = zero
+				e.SetSlot(q.slotOf(q.squeezed))
+				if q.read >= q.cursor && q.squeezed < q.cursor {
+					q.counted += e.Size() // now before the recount's cursor
+				}
+			}
+			q.squeezed++
 		}
-		if w != r {
-			*q.at(w) = e
-			*q.at(r) = zero
-			e.SetSlot(q.slotOf(w))
-		}
-		q.bytes += e.Size()
-		w++
+		q.read++
 	}
-	q.tail, q.holes = w, 0
+	if q.read < q.tail {
+		return
+	}
+	q.holes -= int(q.tail - q.squeezed)
+	q.tail = q.squeezed
+	q.cursor = min(q.cursor, q.tail)
 	keep := int((q.tail - q.base + blockSize - 1) >> blockBits)
 	clear(q.blocks[keep:])
 	q.blocks = q.blocks[:keep]
-	q.cursor, q.counted = q.head, 0
+	q.compacting = false
 }

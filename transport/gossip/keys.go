@@ -41,8 +41,7 @@ func keyID(key []byte) []byte {
 // SecretKey's first, each once; none without a key, or with more than
 // maxKeyIDs keys, whose ids do not fit (cut short, the list left out a
 // key the member reads, and a member using it was refused: found by
-// review): such a member is taken as one of a release before the ids,
-// and takes any.
+// review), a Config that fill refuses.
 func keyIDs(cfg *Config) []byte {
 	if len(cfg.SecretKey) == 0 {
 		return nil

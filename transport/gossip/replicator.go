@@ -273,13 +273,6 @@ func start(cfg Config) (*Replicator, error) {
 		newcome = slices.Concat(metaRestored, metaNewcome) // metaNewcome last, for the release before
 	}
 	r.meta = [2][]byte{slices.Concat(start, newcome), slices.Concat(start, metaHolds)}
-	if len(cfg.SecretKey) > 0 && len(r.keyIDs) == 0 {
-		// Too many keys for their ids: it says nothing of them, and a
-		// release before would take the block for its key's id, and
-		// refuse it. It says nothing of its state either (taken as
-		// holding it).
-		r.meta = [2][]byte{start, start}
-	}
 	// A founder holds its state from the start, and so does a member
 	// with no seed to join: it serves what it holds as all there is
 	// (WaitSynced), before the look at its seeds settles (a few
