@@ -28,6 +28,8 @@
 //   - The main queue is a FIFO with reinsertion: an entry read since it
 //     last passed the end goes round again, with one read less to its
 //     credit (up to three are remembered); one that was not is evicted.
+//     A search sends 4,096 entries round at most (maxSweep): past them,
+//     the entry at the front is evicted whatever its reads.
 //   - A count-min sketch (4-bit counters in four rows, updated
 //     conservatively, halved every ten capacities of additions) counts how
 //     often each key was written here (in a read-through cache a write

@@ -240,7 +240,9 @@ func TestCompactionWhileTheFrontPassesIt(t *testing.T) {
 // byte count stay right.
 func TestQueueFrontAndFindOverHolesAtBlockEnds(t *testing.T) {
 	const maxLen = 1500
-	lowerPosMod(t, 2*maxLen+minCompact)
+	// Just above its largest span: twice its entries, and a compaction's
+	// growth while it runs (a compactPace-th; found by review).
+	lowerPosMod(t, (2*maxLen+minCompact)*(compactPace+1)/compactPace)
 	for seed := range uint64(4) {
 		r := rand.New(rand.NewPCG(seed, 3))
 		q := fifo[*sized]{id: smallQueue}

@@ -274,6 +274,10 @@ func (p *Policy[E]) Add(e E, how Arrival) {
 		}
 		if victim, ok := p.mainVictim(); ok && est >= p.sketch.estimate(uint64(victim.Hash()))+p.marginAgainst(victim) {
 			p.main.remove(victim)
+			// Its reads are spent: a victim taken whatever its reads
+			// (maxSweep) kept them, and the doomed read since they were
+			// chosen go back to the small queue (see Victim).
+			victim.Use().Store(0)
 			p.doomed.push(victim) // evicted next, after the peers' writes not read here
 			p.main.push(e)
 			p.filled = true // the main queue gave up a victim
@@ -512,7 +516,15 @@ func (p *Policy[E]) mainVictim() (E, bool) {
 		}
 		w := e.Use()
 		v := w.Load()
-		if freq(v) == 0 || turns == 0 {
+		if freq(v) == 0 {
+			return e, true
+		}
+		if turns == 0 {
+			// Taken whatever its reads: those not yet in the sketch are
+			// folded now, as the search folds those of every entry it
+			// passes (a hot key taken here came back unknown to it).
+			w.Store(freq(v)) // a concurrent read may be lost: no matter
+			p.sketch.add(uint64(e.Hash()), pending(v))
 			return e, true
 		}
 		w.Store(freq(v) - 1) // a concurrent read may be lost: no matter
