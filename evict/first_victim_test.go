@@ -146,18 +146,7 @@ func TestReadPeersWritesMoveAFewAtATime(t *testing.T) {
 func TestMainVictimSearchIsBounded(t *testing.T) {
 	const n = 20_000 // over maxSweep
 	for _, unreadAt := range []int{maxSweep - 1, maxSweep, -1} {
-		var p Policy[*entry]
-		p.Init(n)
-		es := make([]*entry, n)
-		for i := range es {
-			es[i] = newEntry(fmt.Sprint("k", i))
-			p.main.push(es[i])
-			if i != unreadAt {
-				for range maxFreq {
-					Touch(es[i].Use())
-				}
-			}
-		}
+		p, es := readMainQueue(n, n, maxFreq, unreadAt)
 		v, ok := p.mainVictim()
 		if !ok {
 			t.Fatal("no victim")
@@ -179,4 +168,23 @@ func TestMainVictimSearchIsBounded(t *testing.T) {
 			t.Fatalf("unread at %d: %d values went round, want %d", unreadAt, round, sent)
 		}
 	}
+}
+
+// readMainQueue returns a policy of capacity whose main queue holds n
+// entries, k0 at the front, each read reads times but the one at unread
+// (-1: none).
+func readMainQueue(capacity, n, reads, unread int) (*Policy[*entry], []*entry) {
+	p := new(Policy[*entry])
+	p.Init(capacity)
+	es := make([]*entry, n)
+	for i := range es {
+		es[i] = newEntry(fmt.Sprint("k", i))
+		p.main.push(es[i])
+		if i != unread {
+			for range reads {
+				Touch(es[i].Use())
+			}
+		}
+	}
+	return p, es
 }

@@ -15,16 +15,7 @@ import (
 // in Add sees it as never read.
 func TestForcedMainVictimsReadsReachTheSketch(t *testing.T) {
 	const n, reads = maxSweep + 10, 6
-	var p Policy[*entry]
-	p.Init(n)
-	es := make([]*entry, n)
-	for i := range es {
-		es[i] = newEntry(fmt.Sprint("k", i))
-		p.main.push(es[i])
-		for range reads {
-			Touch(es[i].Use())
-		}
-	}
+	p, es := readMainQueue(n, n, reads, -1)
 	v, ok := p.mainVictim()
 	if !ok || v != es[maxSweep] {
 		t.Fatalf("victim %v, want %s", v, es[maxSweep].name)
@@ -53,16 +44,7 @@ func TestForcedMainVictimsReadsReachTheSketch(t *testing.T) {
 // place: the main queue over its share, and the eviction elsewhere.)
 func TestForcedMainVictimDoomedByAReturningKeyGoes(t *testing.T) {
 	const n = maxSweep + 10
-	var p Policy[*entry]
-	p.Init(n + 3)
-	es := make([]*entry, n)
-	for i := range es {
-		es[i] = newEntry(fmt.Sprint("k", i))
-		p.main.push(es[i])
-		for range maxFreq {
-			Touch(es[i].Use())
-		}
-	}
+	p, es := readMainQueue(n+3, n, maxFreq, -1)
 	for i := range 2 { // the small queue holds more than one: Add competes
 		p.small.push(newEntry(fmt.Sprint("s", i)))
 	}
