@@ -205,15 +205,15 @@ func (m *Map) Expired() int { return m.expired }
 // which no collection can take yet.
 func (m *Map) DeadTombstones() int { return m.dead }
 
-// drop removes e, which lies in leaf, and raises its bucket's watermark to its timestamp,
-// whatever the node at its wall time and logical counter: the watermark
-// then stands below the answer (see Tombstone) for every timestamp it
-// does not cover. Raised to the timestamp itself, a write of another node
-// at the same wall time and counter (members whose clocks trail tick the
-// counter from one received timestamp) was above the watermark, taken by
-// Refuses for one that survives, and yet deleted by the answer to an older
-// record of its key (found by review): such a write is now refused, with
-// every write at or below the watermark.
+// drop removes e, which lies in leaf, and raises its bucket's watermark
+// to its timestamp, whatever the node at its wall time and logical
+// counter: the watermark then stands below the answer (see Tombstone) for
+// every timestamp it does not cover. Raised to the timestamp itself, a
+// write of another node at the same wall time and counter (members whose
+// clocks trail tick the counter from one received timestamp) was above
+// the watermark, taken by Refuses for one that survives, and yet deleted
+// by the answer to an older record of its key (found by review): such a
+// write is now refused, with every write at or below the watermark.
 func (m *Map) drop(e *Entry, leaf uint32) {
 	t := e.Time()
 	t.Node = math.MaxUint64

@@ -531,7 +531,8 @@ func (m *Map) RangeStep(leaf uint32, visits int, fn func(r crdt.Record)) (uint32
 
 // RangeMortalStep is RangeStep over the tombstones and the records with an
 // expiry (those that die) alone: it skips the leaves that hold none
-// without a look at their records, and counts visits in those it gives.
+// without a look at their records, and counts visits over every record
+// it looks at in the others, as GCStep does.
 func (m *Map) RangeMortalStep(leaf uint32, visits int, fn func(r crdt.Record)) (uint32, bool) {
 	return m.rangeStep(leaf, visits, true, fn)
 }
@@ -546,12 +547,10 @@ func (m *Map) rangeStep(leaf uint32, visits int, mortal bool, fn func(r crdt.Rec
 			continue
 		}
 		for e := m.heads[leaf]; e != nil; e = e.next {
-			r := e.Record()
-			if mortal && !r.Tombstone && r.Expires == 0 {
-				continue
-			}
 			visits--
-			fn(r)
+			if r := e.Record(); !mortal || r.Tombstone || r.Expires != 0 {
+				fn(r)
+			}
 		}
 	}
 	return leaf, leaf == end
