@@ -60,14 +60,9 @@ func TestQueueKeepsOrderAcrossBlocksAndWraps(t *testing.T) {
 				}
 				model = model[1:]
 			case op < removes && len(model) > 0:
-				i := r.IntN(len(model))
-				q.remove(model[i])
-				model = slices.Delete(model, i, i+1)
+				model = removeAt(&q, model, r.IntN(len(model)))
 			case len(model) > 0:
-				e := model[r.IntN(len(model))]
-				d := r.IntN(5) - 2
-				e.size += d
-				q.grow(e, d)
+				resizeAny(r, &q, model)
 			}
 			check(step)
 			if q.compacting {
@@ -281,14 +276,9 @@ func TestQueueFrontAndFindOverHolesAtBlockEnds(t *testing.T) {
 				model = model[1:]
 			case op < 11 && len(model) > 0:
 				// remove in runs, front-heavy, to leave holes at block ends
-				i := r.IntN(min(len(model), 1+r.IntN(2048)))
-				q.remove(model[i])
-				model = slices.Delete(model, i, i+1)
+				model = removeAt(&q, model, r.IntN(min(len(model), 1+r.IntN(2048))))
 			case len(model) > 0:
-				e := model[r.IntN(len(model))]
-				d := r.IntN(5) - 2
-				e.size += d
-				q.grow(e, d)
+				resizeAny(r, &q, model)
 			}
 			if q.len() != len(model) || int64(q.span()) > posMod {
 				t.Fatalf("seed %d step %d: len %d model %d span %d", seed, step, q.len(), len(model), q.span())
@@ -336,4 +326,19 @@ func lowerPosMod(t testing.TB, m int64) {
 	old := posMod
 	t.Cleanup(func() { posMod = old })
 	posMod = m
+}
+
+// removeAt takes model's ith entry out of q and of model.
+func removeAt(q *fifo[*sized], model []*sized, i int) []*sized {
+	q.remove(model[i])
+	return slices.Delete(model, i, i+1)
+}
+
+// resizeAny changes the size of one of model's entries, held by q, by -2
+// to 2.
+func resizeAny(r *rand.Rand, q *fifo[*sized], model []*sized) {
+	e := model[r.IntN(len(model))]
+	d := r.IntN(5) - 2
+	e.size += d
+	q.grow(e, d)
 }
