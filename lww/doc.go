@@ -5,7 +5,9 @@
 //
 // A [Map] is pure and not safe for concurrent use: it does no I/O, starts no
 // goroutines and reads no clock (time comes in as an argument). The root
-// package holds the locks.
+// package holds the locks. Its one exception is its [Finder], through
+// which other goroutines look keys up in its table while it works, with
+// no lock.
 //
 // # Merge
 //

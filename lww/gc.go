@@ -219,6 +219,9 @@ func (m *Map) drop(e *Entry, leaf uint32) {
 	t.Node = math.MaxUint64
 	m.raise(leaf, t)
 	m.remove(e, leaf)
+	if m.dropped != nil && e.HoldsValue() {
+		m.dropped(e)
+	}
 }
 
 // Tombstone returns the answer to a record of key that the map rejected

@@ -49,13 +49,24 @@ type Config struct {
 	// return or report it), and the entry it leaves is never written
 	// again.
 	Alloc func(key string) (*Entry, string)
+	// Finder, if set, is where the map publishes its key table for
+	// readers on other goroutines (Map.Finder): a caller that keeps it
+	// among its own fields saves its readers a pointer to follow. The map
+	// owns it from New on.
+	Finder *Finder
+	// Dropped, if set, is called with every entry holding a value (an
+	// expired one) that a collection (GC, GCStep, CollectDead) removes
+	// from the map, as it removes it: for a holder of Alloc's entries
+	// that readers find through a Finder, its last sight of one.
+	Dropped func(e *Entry)
 }
 
 // noSync marks a map that has never been synced.
 const noSync = math.MinInt64
 
 // Map is a last-writer-wins map of records with an incrementally maintained
-// digest. It is not safe for concurrent use.
+// digest. It is not safe for concurrent use, but for lookups through its
+// Finder.
 type Map struct {
 	horizon int64
 	prefix  int
@@ -67,6 +78,7 @@ type Map struct {
 	expired  int                           // expired values the last GC kept
 	dead     int                           // tombstones the last GC kept, dead at its now
 	alloc    func(string) (*Entry, string) // Config.Alloc
+	dropped  func(*Entry)                  // Config.Dropped
 	noMove   bool                          // tests: the broken variant that writes entries in place
 	heads    []*Entry                      // per digest leaf, a singly linked list of its entries
 	long     map[uint32]map[*Entry]*Entry  // per leaf whose list grew long, each entry's predecessor (see unlink)
@@ -109,9 +121,10 @@ func New(cfg Config) (*Map, error) {
 		horizon:  int64(cfg.Horizon),
 		prefix:   cfg.PrefixBits,
 		tree:     tree,
-		entries:  newTable(),
+		entries:  newTable(cfg.Finder),
 		maxValue: MaxValueLen,
 		alloc:    cfg.Alloc,
+		dropped:  cfg.Dropped,
 		heads:    make([]*Entry, tree.Leaves()),
 		synced:   noSync,
 		seed:     maphash.MakeSeed(),
@@ -491,6 +504,9 @@ func (m *Map) index(leaf uint32) {
 
 // Entry returns key's entry, or nil: a hint for Merge.
 func (m *Map) Entry(key string) *Entry { return m.entries.get(key) }
+
+// Finder returns the map's Finder (Config.Finder, if set).
+func (m *Map) Finder() *Finder { return m.entries.shared }
 
 // Len returns the number of records holding a value: neither tombstones nor
 // evicted. Values past their expiry count until they are collected.

@@ -498,7 +498,7 @@ func TestGCGivesBackTheEntriesTable(t *testing.T) {
 // two arrays), and a resize ends within its old slots' count of puts and
 // removals over migrateStep.
 func TestEntriesTableAgainstAGoMap(t *testing.T) {
-	tab, want := newTable(), map[string]*Entry{}
+	tab, want := newTable(nil), map[string]*Entry{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	resizing, ops, most, bound := 0, 0, 0, 0 // steps with a resize under way; puts and removals in this one, the most, and their bound
 	for step := range 200_000 {
@@ -546,12 +546,13 @@ func TestEntriesTableAgainstAGoMap(t *testing.T) {
 	if 16*tab.n > 13*len(tab.slots) {
 		t.Fatalf("%d entries in %d slots: over the load bound", tab.n, len(tab.slots))
 	}
-	for i, e := range tab.slots { // removals moved entries back with their hashes
+	for i := range tab.slots { // removals moved entries back with their hashes
+		e := tab.slots[i].Load()
 		if e == nil {
 			continue
 		}
-		if h := tab.hash(e.key); tab.hashes[i] != h {
-			t.Fatalf("slot %d holds %q with hash %x, want %x", i, e.key, tab.hashes[i], h)
+		if h := tab.hash(e.key); tab.hashes[i].Load() != h {
+			t.Fatalf("slot %d holds %q with hash %x, want %x", i, e.key, tab.hashes[i].Load(), h)
 		}
 	}
 }

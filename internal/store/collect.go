@@ -100,7 +100,7 @@ func (s *Store) collect(now int64, alone bool, stable int64, keep func([]crdt.Ve
 		for leaf, done := uint32(0), false; !done; {
 			sh.mu.Lock()
 			step, leaf, done = sh.m.GCStep(step[:0], now, stable, leaf, walkStep)
-			s.unpublish(sh, step)
+			s.unpublish(sh)
 			if done {
 				// What collectOldest can take at now: tombstones stamped
 				// after it (a peer's clock ahead) counted, the bound took
@@ -153,20 +153,21 @@ const walkStep = 256
 // index, and whether the step was its last (tests).
 var betweenSteps func(shard int, done bool)
 
-// unpublish takes the values of the collected versions vs, of shard sh
-// (held locked), off the readers' index, and appends what that changed to
-// removed.
-func (s *Store) unpublish(sh *shard, vs []crdt.Version) {
-	for _, v := range vs {
-		if ch := sh.unpublish(crdt.Applied, v.Key, s.indexHash(v.Key)); ch.removed != nil {
-			s.track(ch, false)
-			s.account(ch)
-			// Read once the value is gone, as apply reads it (see there).
-			if watch := s.watching(); watch != nil {
-				sh.report(watch, Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: v.Key, Time: v.Time}})
-			}
+// unpublish lets go of the items (expired values) that the collection
+// step just made took out of shard sh (held locked): they leave the
+// eviction policy and the counts, and are reported.
+func (s *Store) unpublish(sh *shard) {
+	for i, it := range sh.dropped {
+		sh.dropped[i] = nil
+		ch := lost(crdt.Applied, it)
+		s.track(ch, false)
+		s.account(ch)
+		// Read once the value is gone, as apply reads it (see there).
+		if watch := s.watching(); watch != nil {
+			sh.report(watch, Event{Kind: EventExpire, Here: true, Record: crdt.Record{Key: it.Key(), Time: it.Time()}})
 		}
 	}
+	sh.dropped = sh.dropped[:0]
 }
 
 // collectOldest collects the n dead records with the oldest timestamps in
@@ -220,7 +221,7 @@ func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
 			}
 			all = all[1:]
 		}
-		s.unpublish(sh, dst)
+		s.unpublish(sh)
 		sh.mu.Unlock()
 		collected += s.collected(dst, keep)
 	}

@@ -230,8 +230,9 @@ func TestReadsUnderEveryWriterAreWhole(t *testing.T) {
 						}
 						last[k] = max(last[k], wall)
 					}
-					sh, ih := s.locate(k)
-					if it := sh.idx.get(k, ih); it != nil {
+					sh := &s.shards[s.shardOf(crdt.HashKey(k))]
+					if e := sh.find.Find(k); e != nil && e.HoldsValue() {
+						it := itemOf(e)
 						if v, e := it.load(); e != math.MinInt64 { // not retired
 							if dk, _, exp, whole := decode(v); !whole || dk != k || exp != e {
 								t.Errorf("%+v: the item of %q holds %q expiring at %d: torn", cfg, k, v, e)

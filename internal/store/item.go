@@ -16,27 +16,29 @@ import (
 // key, the value and its length, the expiry again) took 64 + 64 and the
 // key 16 more.
 //
-// Readers take no lock: they find the item in the index and read the
+// Readers take no lock: they find the item in the map's table (through
+// its lww.Finder) and read the
 // entry's value and expiry, which the map writes as atomic words, behind
 // a sequence count that a writer makes odd around every merge into the
 // entry (a seqlock), so that a write allocates nothing but the value's
 // copy. A key that loses its value (deleted, evicted) moves to another
-// entry, and its item is taken off the index and never written again; a
-// later write of the key publishes a new item.
+// entry, which takes the item's place in the table, and the item is never
+// written again; a later write of the key puts a new item there.
 //
 // A 96-byte object spans two cache lines wherever it lies, and a read
 // touches both: the entry's key header and value pointer are in the
-// first, the sequence count, the index hash, the use word and the key's
-// bytes in the second (the expiry and length in one or the other, as the
-// object lies). So a read costs the index slot and two lines, as a
-// 64-byte item and its separate key did; a key over 16 bytes costs a
-// third.
+// first, the sequence count, the policy's hash, the use word and the
+// key's bytes in the second (the expiry and length in one or the other,
+// as the object lies). So a read costs the table's slot and hash and two
+// lines, as a 64-byte item and its separate key did; a key over 16 bytes
+// costs a third.
 //
-// hash is the store's own hash of the key, which the index probes with.
+// hash is the store's own hash of the key, which the eviction policy
+// counts the key's reads and evictions by (evict.Entry.Hash).
 type item struct {
 	lww.Entry
 	seq    atomic.Uint32 // odd while a writer is merging into the entry
-	hash   uint32        // the key's index hash (Store.indexHash)
+	hash   uint32        // the key's hash for the policy (Store.indexHash)
 	slot   int32         // place in the eviction policy, under its lock
 	use    atomic.Uint32 // reads, for the eviction policy (evict.Touch)
 	keyBuf [inlineKey]byte
@@ -85,7 +87,7 @@ func (it *item) load() ([]byte, int64) {
 	}
 }
 
-// retire lets go of the value of an item taken off the index (see
+// retire lets go of the value of an item no longer in its map (see
 // lww.Entry.Retire): a reader that still holds the item sees it expired,
 // as it would see the key deleted or evicted a moment later. The item
 // kept its value alive for as long as anyone kept its key's string (in

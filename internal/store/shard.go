@@ -9,13 +9,17 @@ import (
 )
 
 // shard is one part of the key space, chosen by the top bits of the key
-// hash: an lww.Map over its subtree of the store's digest, plus the index
-// readers use. Writers hold the shard's lock; readers take none.
+// hash: an lww.Map over its subtree of the store's digest, whose key
+// table readers probe through find. Writers hold the shard's lock;
+// readers take none.
 type shard struct {
-	mu    sync.Mutex
-	id    uint8 // the shard's place in the store
-	m     *lww.Map
-	idx   index
+	mu sync.Mutex
+	id uint8 // the shard's place in the store
+	m  *lww.Map
+	// find looks keys up in m for readers, taking no lock: its table is
+	// the readers' index (lww.Config.Finder, kept here to save them a
+	// pointer).
+	find  lww.Finder
 	stats struct{ hits, misses atomic.Uint64 }
 	_     [64]byte // keep neighbouring shards' hot words off one cache line
 	// ev is the change being reported to the store's watcher, written
@@ -24,7 +28,10 @@ type shard struct {
 	// fills holds the keys being filled (Store.WatchFill), under mu; nil
 	// until the first fill.
 	fills map[string]*fillWatch
-	_     [64]byte
+	// dropped holds the items m's collection step just removed
+	// (lww.Config.Dropped), under mu, until the store has let go of them.
+	dropped []*item
+	_       [64]byte
 }
 
 // merge is how shard.apply merges a record.
@@ -58,15 +65,15 @@ type change struct {
 	priorDead bool
 }
 
-// apply merges rec (local or received) and keeps the index and the
-// eviction ring in step, with the shard's lock held. at is key's entry in
-// the shard's map (s.m.Entry), nil if none. rec.Value must not be
-// modified afterwards. A key's resident item is its entry, so that
-// writing a resident key looks it up once, in the map's table, and merges
-// into its item in place, behind the item's sequence count; the readers'
-// index is not read here (a miss there probed past entries it had to read,
-// where the map's table compares a byte of their hashes first).
-// how says how rec is merged.
+// apply merges rec (local or received) and keeps the eviction policy in
+// step, with the shard's lock held. at is key's entry in the shard's map
+// (s.m.Entry), nil if none. rec.Value must not be modified afterwards. A
+// key's resident item is its entry, so that writing a resident key looks
+// it up once, in the map's table, and merges into its item in place,
+// behind the item's sequence count. That table is the readers' index too
+// (s.find): a new item is theirs as the map puts it there, whole, and an
+// item whose key moves to a tombstone or a stub is theirs no longer as
+// the map puts that in its place. how says how rec is merged.
 func (s *shard) apply(rec crdt.Record, ih uint32, how merge, now int64, at *lww.Entry) change {
 	var cur *item
 	records, size := 0, 0
@@ -109,33 +116,40 @@ func (s *shard) apply(rec crdt.Record, ih uint32, how merge, now int64, at *lww.
 	var ch change
 	switch {
 	case !e.HoldsValue(): // a tombstone or an evicted stub: the key moved off cur's entry
-		ch = s.unpublish(o, rec.Key, ih)
+		ch = lost(o, cur)
 	case cur != nil && e == &cur.Entry:
 		ch = change{outcome: o, rewritten: cur, bytes: int64(len(rec.Value) - size)}
 	default: // a new entry holding a value (a key keeps its entry while it holds one)
 		it := itemOf(e)
 		it.hash = ih
-		s.idx.add(it)
 		ch = change{outcome: o, added: it, bytes: int64(len(it.Key()) + len(rec.Value)), returning: s.m.Records() == records}
 	}
 	ch.prior, ch.priorDead = was, wasDead
 	return ch
 }
 
-// unpublish takes key's item, if any, out of the index.
-func (s *shard) unpublish(o crdt.Outcome, key string, ih uint32) change {
-	it := s.idx.remove(key, ih)
+// lost returns the change of it (if not nil), no longer its key's
+// resident item: its key moved to another entry, or left the map.
+func lost(o crdt.Outcome, it *item) change {
 	if it == nil {
 		return change{outcome: o}
 	}
 	return change{outcome: o, removed: it, bytes: -int64(len(it.Key()) + it.valueLen())}
 }
 
+// resident returns key's resident item, or nil.
+func (s *shard) resident(key string) *item {
+	if e := s.m.Entry(key); e != nil && e.HoldsValue() {
+		return itemOf(e) // every entry holding a value is an item
+	}
+	return nil
+}
+
 // evict drops it's value if it is still the resident item of its key.
 func (s *shard) evict(it *item) (change, bool) {
-	if s.idx.get(it.Key(), it.hash) != it {
+	if s.resident(it.Key()) != it {
 		return change{}, false
 	}
 	s.m.Evict(it.Key()) // moves the key to a stub: it is not written again
-	return s.unpublish(crdt.Applied, it.Key(), it.hash), true
+	return lost(crdt.Applied, it), true
 }

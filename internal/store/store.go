@@ -107,7 +107,7 @@ type Store struct {
 	founder                   atomic.Bool
 	drift                     int64        // MaxClockDrift
 	skew                      int64        // MaxClockSkew
-	seed                      maphash.Seed // of the index hash: this store's own
+	seed                      maphash.Seed // of the policy's hash: this store's own
 	// everSynced is set by the first MarkSynced: the member has completed
 	// an exchange with a peer since it started.
 	everSynced atomic.Bool
@@ -194,14 +194,15 @@ func New(cfg Config) (*Store, error) {
 		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift), skew: int64(cfg.MaxClockSkew)}
 	s.founder.Store(cfg.Founder)
 	for i := range s.shards {
+		sh := &s.shards[i]
 		m, err := lww.New(lww.Config{
 			DigestBits: cfg.DigestBits - shardBits, PrefixBits: shardBits, Horizon: cfg.Horizon, Alloc: newEntry,
+			Finder: &sh.find, Dropped: func(e *lww.Entry) { sh.dropped = append(sh.dropped, itemOf(e)) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: DigestBits %d with %d shards: %w", ErrConfig, cfg.DigestBits, cfg.Shards, err)
 		}
-		s.shards[i].m, s.shards[i].id = m, uint8(i)
-		s.shards[i].idx.init()
+		sh.m, sh.id = m, uint8(i)
 	}
 	if cfg.MaxKeys > 0 || cfg.MaxBytes > 0 {
 		s.policy = new(evict.Policy[*item])
@@ -232,11 +233,12 @@ func (s *Store) shardOf(hash uint64) int {
 	return int(hash >> (64 - s.shardBits))
 }
 
-// indexHash is the hash the readers' index probes with: seeded at random
-// per store, so that nobody can choose keys that collide in it.
+// indexHash is the hash the eviction policy counts a key by (its sketch
+// and ghost): seeded at random per store, so that nobody can choose keys
+// that collide in them.
 func (s *Store) indexHash(key string) uint32 { return uint32(maphash.String(s.seed, key)) }
 
-// locate returns key's shard and index hash.
+// locate returns key's shard and the policy's hash of it.
 func (s *Store) locate(key string) (*shard, uint32) {
 	return &s.shards[s.shardOf(crdt.HashKey(key))], s.indexHash(key)
 }
@@ -247,12 +249,13 @@ func (s *Store) locate(key string) (*shard, uint32) {
 // rest of a hit). The returned slice is shared: do not modify it. Get
 // takes no lock.
 func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
-	sh, ih := s.locate(key)
-	it := sh.idx.get(key, ih)
-	if it == nil {
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
+	e := sh.find.Find(key)
+	if e == nil || !e.HoldsValue() { // none, a tombstone or an evicted stub
 		sh.stats.misses.Add(1)
 		return nil, false
 	}
+	it := itemOf(e) // every entry holding a value is an item
 	value, expires := it.load()
 	if expires != 0 && now() >= expires {
 		sh.stats.misses.Add(1)
@@ -574,9 +577,9 @@ func (s *Store) Tombstone(key string) crdt.Record {
 // reports whether there was a resident value to drop. The store evicts by
 // itself past its bounds; this is for tools and tests.
 func (s *Store) Evict(key string) bool {
-	sh, ih := s.locate(key)
+	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
 	sh.mu.Lock()
-	it := sh.idx.get(key, ih)
+	it := sh.resident(key)
 	var ch change
 	evicted := false
 	if it != nil {
