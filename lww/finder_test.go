@@ -83,10 +83,11 @@ func TestFinderNeverMissesAKeyThatStays(t *testing.T) {
 }
 
 // TestFinderProbesAgainAfterAMove: a reader that loaded the table's
-// arrays just before a resize moved every entry out of them probes again
-// and finds its key, rather than none; the resize's moves and a
-// removal's back-shift each leave the change count two further on (odd
-// while they move).
+// arrays just before a resize's steps moved every entry out of them
+// probes again and finds its key, rather than none; the resize's steps
+// and a removal's back-shift each leave the change count two further on
+// (odd while they move), and a resize finished at once (finish), which
+// moves no entry past a reader, leaves it where it was.
 func TestFinderProbesAgainAfterAMove(t *testing.T) {
 	tab := newTable(nil)
 	e := &Entry{key: "k"}
@@ -97,10 +98,12 @@ func TestFinderProbesAgainAfterAMove(t *testing.T) {
 	c := tab.shared.changes.Load()
 	once := true
 	tab.shared.viewed = func() {
-		if once { // between the reader's view and its probe: a resize, whole
+		if once { // between the reader's view and its probe: a resize, its steps all made
 			once = false
 			tab.begin(2 * len(tab.slots))
-			tab.finish()
+			for tab.old != nil {
+				tab.migrate()
+			}
 		}
 	}
 	if got := tab.shared.Find("k"); got != e {
@@ -110,6 +113,16 @@ func TestFinderProbesAgainAfterAMove(t *testing.T) {
 		t.Fatalf("the resize moved the change count by %d: want an even number, not 0", d)
 	}
 	tab.shared.viewed = nil
+	c = tab.shared.changes.Load()
+	v := tab.shared.view.Load()
+	tab.begin(2 * len(tab.slots))
+	tab.finish()
+	if d := tab.shared.changes.Load() - c; d != 0 {
+		t.Fatalf("a resize finished at once moved the change count by %d: want 0", d)
+	}
+	if got := probe(v.slots, v.hashes, "k", tab.hash("k")); got != e {
+		t.Fatalf("the arrays a resize finished at once dropped hold %p for the key, want %p", got, e)
+	}
 	// A removal whose run shifts back: keys of one home, removed first.
 	tab = newTable(nil)
 	var run []*Entry

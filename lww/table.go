@@ -377,11 +377,25 @@ func (t *table) migrateIdle() {
 	}
 }
 
-// finish moves every entry left in the old slots.
+// finish moves every entry left in the old slots, at once: it fills
+// empty slots of the new ones, leaves the old ones as they are and drops
+// them whole, so that no entry moves past a reader and readers have no
+// reason to probe again (see table). Moved a few at a time as migrate
+// moves them, each step bumped the change count, and a reader that found
+// nothing probed again until a probe went by without a step: a shrink of
+// a table of a million slots, moved at once, kept such a reader 0.47 ms
+// (found by review).
 func (t *table) finish() {
-	for t.old != nil {
-		t.migrate()
+	if t.old == nil {
+		return
 	}
+	for ; t.cursor < len(t.old); t.cursor++ {
+		if e := t.old[t.cursor].Load(); e != nil && e != moved {
+			place(t.slots, t.hashes, e, t.oldHashes[t.cursor].Load())
+		}
+	}
+	t.old, t.oldHashes = nil, nil
+	t.publish()
 }
 
 // each calls fn with every entry.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +15,41 @@ import (
 
 // BenchmarkGet measures a hit on a store of 100,000 keys of 16 bytes with
 // 100-byte values, keys drawn from Zipf(1.1): the path Cache.Get takes.
+//
+//	go test -run '^$' -bench '^BenchmarkGet' -cpu 1,2 ./internal/store
 func BenchmarkGet(b *testing.B) {
+	s, seq := getFixture(b)
+	now := func() int64 { return testNow }
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := s.Get(seq[i&(len(seq)-1)], now); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
+
+// BenchmarkGetParallel is BenchmarkGet from GOMAXPROCS goroutines at
+// once, each from its own place in the sequence: the hot keys' shards are
+// read by all of them.
+func BenchmarkGetParallel(b *testing.B) {
+	s, seq := getFixture(b)
+	now := func() int64 { return testNow }
+	var started atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := started.Add(1) * 0x9e3779b97f4a7c15
+		for ; pb.Next(); i++ {
+			if _, ok := s.Get(seq[i&uint64(len(seq)-1)], now); !ok {
+				b.Error("miss")
+				return
+			}
+		}
+	})
+}
+
+// getFixture returns the store of BenchmarkGet and the keys to read, a
+// sequence of 65,536 drawn from Zipf(1.1).
+func getFixture(b *testing.B) (*Store, []string) {
 	s := mustStore(b, Config{})
 	const n = 100_000
 	keys := make([]string, n)
@@ -31,13 +66,7 @@ func BenchmarkGet(b *testing.B) {
 	for i := range seq {
 		seq[i] = keys[z.Uint64()]
 	}
-	now := func() int64 { return testNow }
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, ok := s.Get(seq[i&(len(seq)-1)], now); !ok {
-			b.Fatal("miss")
-		}
-	}
+	return s, seq
 }
 
 // BenchmarkBoundedWrite measures a local write to a store bounded at

@@ -13,13 +13,17 @@ import (
 // table readers probe through find. Writers hold the shard's lock;
 // readers take none.
 type shard struct {
-	mu sync.Mutex
-	id uint8 // the shard's place in the store
-	m  *lww.Map
 	// find looks keys up in m for readers, taking no lock: its table is
 	// the readers' index (lww.Config.Finder, kept here to save them a
-	// pointer).
-	find  lww.Finder
+	// pointer). Every read reads it, and the map writes it only as its
+	// table moves entries: a line apart from the words written on every
+	// read (stats) and every write (mu).
+	find lww.Finder
+	m    *lww.Map
+	id   uint8 // the shard's place in the store
+	_    [64]byte
+	mu   sync.Mutex
+	// stats are written by every read.
 	stats struct{ hits, misses atomic.Uint64 }
 	_     [64]byte // keep neighbouring shards' hot words off one cache line
 	// ev is the change being reported to the store's watcher, written
