@@ -38,7 +38,7 @@ import (
 type item struct {
 	lww.Entry
 	seq    atomic.Uint32 // odd while a writer is merging into the entry
-	hash   uint32        // the key's hash for the policy (Store.indexHash)
+	hash   uint32        // the key's hash for the policy (Store.policyHash)
 	slot   int32         // place in the eviction policy, under its lock
 	use    atomic.Uint32 // reads, for the eviction policy (evict.Touch)
 	keyBuf [inlineKey]byte

@@ -233,14 +233,14 @@ func (s *Store) shardOf(hash uint64) int {
 	return int(hash >> (64 - s.shardBits))
 }
 
-// indexHash is the hash the eviction policy counts a key by (its sketch
+// policyHash is the hash the eviction policy counts a key by (its sketch
 // and ghost): seeded at random per store, so that nobody can choose keys
 // that collide in them.
-func (s *Store) indexHash(key string) uint32 { return uint32(maphash.String(s.seed, key)) }
+func (s *Store) policyHash(key string) uint32 { return uint32(maphash.String(s.seed, key)) }
 
 // locate returns key's shard and the policy's hash of it.
 func (s *Store) locate(key string) (*shard, uint32) {
-	return &s.shards[s.shardOf(crdt.HashKey(key))], s.indexHash(key)
+	return &s.shards[s.shardOf(crdt.HashKey(key))], s.policyHash(key)
 }
 
 // Get returns the value of key if the store holds a live value for it at
