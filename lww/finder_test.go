@@ -178,3 +178,29 @@ func TestTableResistsChosenCollisions(t *testing.T) {
 		t.Fatalf("a run of %d occupied slots among 1000 keys in %d slots", longest, len(slots))
 	}
 }
+
+// TestFinderDoesNotTrustAMissWhileEntriesMove: a reader that finds
+// nothing while the writer is moving entries (its change count odd, the
+// key's entry between two slots) probes again once the move is done and
+// finds it, whatever the count was before and after its first probe.
+func TestFinderDoesNotTrustAMissWhileEntriesMove(t *testing.T) {
+	tab := newTable(nil)
+	e := &Entry{key: "k"}
+	tab.put(e)
+	i := index(tab.slots, tab.hashes, "k", tab.hash("k"))
+	tab.moving() // as a back-shift does: the entry off its slot for a moment
+	tab.slots[i].Store(nil)
+	looks := 0
+	tab.shared.viewed = func() {
+		if looks++; looks == 2 { // the reader probes again: the move ends
+			tab.slots[i].Store(e)
+			tab.movedAll()
+		}
+	}
+	if got := tab.shared.Find("k"); got != e {
+		t.Fatalf("found %p while an entry moved; want %p", got, e)
+	}
+	if looks < 2 {
+		t.Fatalf("the reader looked %d times; want it to probe again", looks)
+	}
+}

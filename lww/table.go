@@ -95,7 +95,7 @@ type Finder struct {
 	// (see table).
 	changes atomic.Uint64
 	seed    maphash.Seed
-	viewed  func() // tests: called as a reader has loaded the view
+	viewed  func() // tests: called as a reader has loaded the view (each time)
 }
 
 // view is the arrays of a table at one time: its slots and hashes, and
@@ -168,6 +168,7 @@ func (t *table) get(key string) *Entry {
 // none.
 func (s *Finder) Find(key string) *Entry {
 	h := uint32(maphash.String(s.seed, key))
+	c := s.changes.Load()
 	v := s.view.Load()
 	if s.viewed != nil {
 		s.viewed()
@@ -190,16 +191,22 @@ func (s *Finder) Find(key string) *Entry {
 			return e
 		}
 	}
+	if c&1 == 0 && s.changes.Load() == c {
+		return nil // no entry moved during the probe: it found all there were
+	}
 	return s.findAgain(key, h)
 }
 
-// findAgain is Find's lookup of a key its first probes did not find:
-// probed again, in the new slots and the old ones, and found missing only
-// if no entry moved meanwhile.
+// findAgain is Find's lookup of a key its first probes did not find
+// while entries moved: probed again, in the new slots and the old ones,
+// and found missing only if no entry moved meanwhile.
 func (s *Finder) findAgain(key string, h uint32) *Entry {
 	for spins := 0; ; spins++ {
 		c := s.changes.Load()
 		v := s.view.Load()
+		if s.viewed != nil {
+			s.viewed()
+		}
 		if e := probe(v.slots, v.hashes, key, h); e != nil {
 			return e
 		}
