@@ -59,12 +59,16 @@ import (
 // memory: the slots and hashes are atomic words, and the arrays a reader
 // probes are published together (view). A put fills an empty slot and a
 // replace swaps one pointer, which a reader sees or does not, as if it
-// came before or after. A removal's back-shift and a resize's moves
-// carry an entry past a reader that may be probing for it: the writer
-// makes its change count odd while it moves entries, and a reader that
-// found nothing trusts that only if the count was even and the same
-// before and after its probe; else it probes again. A reader that finds
-// the entry needs no check: the key was there. (This table is also the
+// came before or after. A removal's back-shift and a resize's steps
+// (migrate) carry an entry past a reader that may be probing for it: the
+// writer makes its change count odd while it moves entries, and a reader
+// that found nothing trusts that only if the count was even and the same
+// before and after its probe; else it probes again. A resize finished at
+// once (finish) copies without the count: it moves nothing past a
+// reader. A reader that finds the entry needs no check: it was the key's
+// at a moment of the call (an array a reader still holds after the
+// writer dropped it is never written again, and holds what the key held
+// then). (This table is also the
 // store's readers' index: one table a key where there were two, 20 bytes
 // a key less, and one probe a write less.)
 type table struct {
@@ -386,12 +390,13 @@ func (t *table) migrateIdle() {
 
 // finish moves every entry left in the old slots, at once: it fills
 // empty slots of the new ones, leaves the old ones as they are and drops
-// them whole, so that no entry moves past a reader and readers have no
-// reason to probe again (see table). Moved a few at a time as migrate
-// moves them, each step bumped the change count, and a reader that found
-// nothing probed again until a probe went by without a step: a shrink of
-// a table of a million slots, moved at once, kept such a reader 0.47 ms
-// (found by review).
+// them whole, never to be written again, so that no entry moves past a
+// reader and the change count stays as it was (see table); a reader that
+// still holds the old slots finds there what each key held as they were
+// dropped. Moved a few at a time as migrate moves them, each step bumped
+// the count, and a reader that found nothing probed again and again
+// until a probe went by without a step: a shrink of a table of a million
+// slots, moved at once, kept such a reader 0.47 ms (found by review).
 func (t *table) finish() {
 	if t.old == nil {
 		return
