@@ -68,14 +68,13 @@ import (
 // reader. A reader that finds the entry needs no check: it was the key's
 // at a moment of the call (an array a reader still holds after the
 // writer dropped it is never written again, and holds what the key held
-// then). (This table is also the
-// store's readers' index: one table a key where there were two, 20 bytes
-// a key less, and one probe a write less.)
+// then). (This table is also the store's readers' index: one table a
+// key where there were two, 20 bytes a key less, and one probe a write
+// less.)
 type table struct {
 	slots  []atomic.Pointer[Entry]
 	hashes []atomic.Uint32 // of each slot's entry: its home slot is hash & (len-1)
 	n      int             // entries in slots and old
-	seed   maphash.Seed
 	// While a resize is under way, old holds the slots not moved yet:
 	// below cursor, every entry is moved (marked moved; holes stay nil);
 	// from it on, entries still found there, holes (nil), or entries
@@ -98,8 +97,8 @@ type Finder struct {
 	// changes is odd while the writer moves entries from slot to slot
 	// (see table).
 	changes atomic.Uint64
-	seed    maphash.Seed
-	viewed  func() // tests: called as a reader has loaded the view (each time)
+	seed    maphash.Seed // of the table's hash: one per table (see table)
+	viewed  func()       // tests: called as a reader has loaded the view (each time)
 }
 
 // view is the arrays of a table at one time: its slots and hashes, and
@@ -130,8 +129,8 @@ func newTable(f *Finder) table {
 		f = new(Finder)
 	}
 	*f = Finder{}
-	t := table{seed: maphash.MakeSeed(), shared: f}
-	t.shared.seed = t.seed
+	f.seed = maphash.MakeSeed()
+	t := table{shared: f}
 	t.slots, t.hashes = make([]atomic.Pointer[Entry], minTableSize), make([]atomic.Uint32, minTableSize)
 	t.publish()
 	return t
@@ -148,7 +147,7 @@ func (t *table) moving()   { t.shared.changes.Add(1) }
 func (t *table) movedAll() { t.shared.changes.Add(1) }
 
 // hash returns key's hash.
-func (t *table) hash(key string) uint32 { return uint32(maphash.String(t.seed, key)) }
+func (t *table) hash(key string) uint32 { return uint32(maphash.String(t.shared.seed, key)) }
 
 // get returns key's entry, or nil. For the map's writer.
 func (t *table) get(key string) *Entry {
