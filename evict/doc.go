@@ -16,15 +16,17 @@
 //     target by the keys that come back after their eviction (from the
 //     small queue unread: it grows; from the main queue: it shrinks),
 //     remembered as 32-bit hashes in a table of up to a fifth of the
-//     bound (see Policy.adapt). It is never less than one entry (in a
-//     cache of fewer than ten, the newest write stays). One that is read
-//     again before it reaches the small queue's end moves to the main
-//     queue; one that is not is evicted: most values written once are
-//     never read again, and they go quickly, whatever their number (a
-//     scan does not flush the main queue). Only while the cache fills
-//     for the first time, once the main queue holds values read here, an
-//     unread one takes the main queue's room instead, and the first
-//     returning key seen once more than it takes its place.
+//     bound (see Policy.adapt), and, a quarter as much, by the values
+//     first read in the second half of their stay there, which it nearly
+//     lost (it grows; see Policy.markHalfway). It is never less than one
+//     entry (in a cache of fewer than ten, the newest write stays). One
+//     that is read again before it reaches the small queue's end moves to
+//     the main queue; one that is not is evicted: most values written
+//     once are never read again, and they go quickly, whatever their
+//     number (a scan does not flush the main queue). Only while the
+//     cache fills for the first time, once the main queue holds values
+//     read here, an unread one takes the main queue's room instead, and
+//     the first returning key seen once more than it takes its place.
 //   - The main queue is a FIFO with reinsertion: an entry read since it
 //     last passed the end goes round again, with one read less to its
 //     credit (up to three are remembered); one that was not is evicted.

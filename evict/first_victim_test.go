@@ -54,6 +54,39 @@ func TestFirstVictimMovesAFewUnreadValues(t *testing.T) {
 	}
 }
 
+// TestFirstVictimSparesTheNewestUnread: the first write past a bound of
+// 1,000 entries, every value read but the newest 50. The first Victim
+// moves maxMoves read values to the main queue and then takes the first
+// unread value near the small queue's front: that was one of the 50,
+// written fewer writes ago than the small queue holds at its share (a
+// tenth), unread because its reads had not come yet. Only a value as old
+// as that goes so; here none is, and the main queue's victim goes, the
+// oldest value, as LRU's.
+func TestFirstVictimSparesTheNewestUnread(t *testing.T) {
+	const n, unread = 1000, 50
+	var p Policy[*entry]
+	p.Init(n)
+	es := make([]*entry, n+1)
+	for i := range es {
+		es[i] = newEntry(fmt.Sprint("k", i))
+		if i == n {
+			break // the write past the bound
+		}
+		p.Add(es[i], New)
+		if i < n-unread {
+			Touch(es[i].Use())
+		}
+	}
+	p.Add(es[n], New)
+	v, ok := p.Victim(0)
+	if !ok {
+		t.Fatal("no victim")
+	}
+	if v != es[0] {
+		t.Fatalf("victim %s, want %s (the oldest value)", v.name, es[0].name)
+	}
+}
+
 // TestFirstVictimOfAllReadValuesIsQuick: a cache whose every value was
 // read before it first filled moved them all to the main queue in the
 // first Victim (400-550 ms at 1,000,000 entries). Past maxMoves the call

@@ -198,10 +198,14 @@ func TestPolicyKeepsItsBooks(t *testing.T) {
 			for name, e := range res {
 				// A mark is an unread value's in the main queue (or
 				// doomed from it); no path turns it into reads, and no
-				// count of reads carries into it.
+				// count of reads carries into it. The halfway mark is a
+				// value's of the small queue, and no other.
 				v := e.use.Load()
-				if v&^(filledMark|saturated) != 0 {
+				if v&^(filledMark|halfwayMark|saturated) != 0 {
 					t.Fatalf("%s: use word %#x", name, v)
+				}
+				if v&halfwayMark != 0 && (v&filledMark != 0 || e.slot&queueMask != smallQueue) {
+					t.Fatalf("%s: marked halfway, use word %#x, queue %d", name, v, e.slot&queueMask)
 				}
 				if v&filledMark != 0 && (v&maxFreq != 0 || e.slot&queueMask != mainQueue && e.slot&queueMask != doomedQueue) {
 					t.Fatalf("%s: marked, use word %#x, queue %d", name, v, e.slot&queueMask)

@@ -545,6 +545,16 @@ func TestHugeCapacityAllocatesLittle(t *testing.T) {
 		if p.sketch.capacity() != maxInitCapacity {
 			t.Fatalf("Init(%d): a sketch for %d entries", capacity, p.sketch.capacity())
 		}
+		// The halfway point of a small queue at its share of the bound
+		// (markHalfway) lies far past the front of 100 entries: the
+		// product wrapped at 2^61, and the newest entry was marked.
+		for i := range 100 {
+			e := &entry{name: fmt.Sprint(i), hash: testHash(2, fmt.Sprint(i))}
+			p.Add(e, New)
+			if v := e.use.Load(); v&halfwayMark != 0 {
+				t.Fatalf("Init(%d): %s marked halfway at %d entries", capacity, e.name, p.Len())
+			}
+		}
 	}
 	// Sized below its bound, it grows toward it as the entries pass its
 	// size, not only at twice it (a cache bounded at 1.5 million kept a

@@ -80,6 +80,34 @@ func TestSlidingWindowGrowsTheSmallQueue(t *testing.T) {
 	}
 }
 
+// TestSlidingWindowLearnsBeforeItLoses: the sliding window at a bound of
+// 10,000 entries. Keys evicted unread from the small queue and written
+// again grow its share, but each has cost a miss by then, and about 50
+// go before it has grown. Values read for the first time in the second
+// half of their stay there (markHalfway) grow it first, as the cache
+// fills, with no miss: a few misses beyond the first reads are left, as
+// LRU's (which misses only those, each key's first read).
+func TestSlidingWindowLearnsBeforeItLoses(t *testing.T) {
+	keys, distinct := slidingWindow(400_000, 5_000, 20)
+	extra := func() int {
+		b := newBounded(10_000)
+		return len(keys) - b.readThrough(keys) - distinct
+	}
+	learning := extra()
+	t.Run("off", func(t *testing.T) {
+		defer func(d int64) { halfwayDiv = d }(halfwayDiv)
+		halfwayDiv = 0
+		off := extra()
+		t.Logf("misses beyond the first reads: %d, %d without the values read halfway", learning, off)
+		if off < 20 {
+			t.Errorf("without the values read halfway: %d misses beyond the first reads, want at least 20 (the trace no longer shows the need)", off)
+		}
+	})
+	if learning > 10 {
+		t.Errorf("%d misses beyond the first reads, want at most 10", learning)
+	}
+}
+
 // TestSmallQueueShareComesBackDown: after the sliding window has grown
 // the small queue's share, Zipf reads, and then scans of new keys among
 // them, each begun at the share's ceiling, bring it back to a tenth or
