@@ -338,7 +338,7 @@ func (c *Cache) reached(key string, want crdt.Timestamp) (value []byte, ok, done
 	if c.store.Refuses(key, want) || c.gone.covers(key, want) {
 		// A miss, counted as Get counts one: read while the key's record
 		// was held, the same read counted one (found by review).
-		c.store.Missed(key)
+		c.store.Missed()
 		return nil, false, true
 	}
 	return nil, false, false

@@ -2,7 +2,6 @@ package store
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/lww"
@@ -17,15 +16,12 @@ type shard struct {
 	// the readers' index (lww.Config.Finder, kept here to save them a
 	// pointer). Every read reads it, and the map writes it only as its
 	// table moves entries: a line apart from the words written on every
-	// read (stats) and every write (mu).
+	// write (mu, and those written under it).
 	find lww.Finder
 	m    *lww.Map
 	id   uint8 // the shard's place in the store
 	_    [64]byte
 	mu   sync.Mutex
-	// stats are written by every read.
-	stats struct{ hits, misses atomic.Uint64 }
-	_     [64]byte // keep neighbouring shards' hot words off one cache line
 	// ev is the change being reported to the store's watcher, written
 	// under mu while there is one: off the lines readers use.
 	ev Event

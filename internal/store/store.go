@@ -117,6 +117,7 @@ type Store struct {
 	// map keeps for MaxDead are the walk's under way (lww.Map.GCStep).
 	collecting sync.Mutex
 	stats      counters
+	reads      readCounts // Get's
 	// watcher is called with every change to the values (see Watch);
 	// own holds this member's node ids, from its writes and restores.
 	watcher atomic.Pointer[func(*Event)]
@@ -252,23 +253,23 @@ func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 	sh := &s.shards[s.shardOf(crdt.HashKey(key))]
 	e := sh.find.Find(key)
 	if e == nil || !e.HoldsValue() { // none, a tombstone or an evicted stub
-		sh.stats.misses.Add(1)
+		s.reads.stripe().misses.Add(1)
 		return nil, false
 	}
 	it := itemOf(e) // every entry holding a value is an item
 	value, expires := it.load()
 	if expires != 0 && now() >= expires {
-		sh.stats.misses.Add(1)
+		s.reads.stripe().misses.Add(1)
 		return nil, false
 	}
 	evict.Touch(&it.use)
-	sh.stats.hits.Add(1)
+	s.reads.stripe().hits.Add(1)
 	return value, true
 }
 
-// Missed counts a read of key that found no value, made without Get (a
-// read that knew the key's value is dead without looking it up).
-func (s *Store) Missed(key string) { s.shards[s.shardOf(crdt.HashKey(key))].stats.misses.Add(1) }
+// Missed counts a read that found no value, made without Get (a read
+// that knew the key's value is dead without looking it up).
+func (s *Store) Missed() { s.reads.stripe().misses.Add(1) }
 
 // Refuses reports whether a record of key stamped t is at or below its
 // bucket's watermark (lww.Map.Refuses): written that long ago, it is dead
