@@ -54,7 +54,9 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats
 // the clock moves past every other, and a record at or below its bucket's
 // watermark is rejected (a log older than the snapshot cannot bring back
 // a value whose delete was collected). It returns the records applied and
-// those skipped for drift.
+// those skipped for drift. A shard's key table it leaves between two sizes
+// is settled (lww.Map.Settle): readers probed both until the shard's
+// next collection.
 func (s *Store) Replay(recs []crdt.Record, clock *crdt.HLC, now int64) (applied, drifted int) {
 	for _, rec := range recs {
 		if err := clock.Update(rec.Time); err != nil {
@@ -64,6 +66,12 @@ func (s *Store) Replay(recs []crdt.Record, clock *crdt.HLC, now int64) (applied,
 		if s.Apply(rec, false, now) == crdt.Applied {
 			applied++
 		}
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.m.Settle()
+		sh.mu.Unlock()
 	}
 	return applied, drifted
 }
