@@ -194,12 +194,13 @@ var halfwayDiv int64 = 4
 // cache first fills too, when nothing is evicted yet. On the moving hot
 // window of BenchmarkHitRatio (package bcache) the misses beyond LRU's,
 // each key's first read, fell from 19 / 62 / 465 at 1,000 / 10,000 /
-// 100,000 entries to 0 / 3 / 9 (the window's keys read late in the
-// small queue grow it before any is lost); the Zipf and loop rows moved
-// by 0.002 at most, down (a few of their values are read late too, and
-// the main queue's returning victims bring the share back down). At a
+// 100,000 entries to 0 / 3 / 9, with Victim's rule that spares the
+// newest unread values (the window's keys read late in the small queue
+// grow it before any is lost); the Zipf and loop rows moved by 0.002 at
+// most, most down (a few of their values are read late too, and the
+// main queue's returning victims bring the share back down). At a
 // quarter of a ghost hit; at a whole one the window lost none at all,
-// and Zipf 1.0 at 10,000 entries 0.4 points.
+// and Zipf 1.0 at 10,000 entries 0.5 points.
 func (p *Policy[E]) markHalfway() {
 	if p.ghost.slots == nil || p.bound <= 0 || halfwayDiv == 0 {
 		return // the share does not adapt
