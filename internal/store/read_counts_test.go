@@ -9,7 +9,7 @@ import (
 )
 
 // TestReadCountsAreExactAcrossReaders: eight goroutines read at once,
-// hits and misses; the counts, kept in stripes, add up to every read,
+// hits and misses (of keys absent and of a value expired); the counts, kept in stripes, add up to every read,
 // and the readers counted in more than one stripe (one count that every
 // read wrote had two processors' readers pass its line back and forth:
 // the Cache's parallel Get took twice as long).
@@ -18,8 +18,9 @@ func TestReadCountsAreExactAcrossReaders(t *testing.T) {
 	for i := range 100 {
 		s.Write(crdt.Record{Key: fmt.Sprint("k", i), Value: []byte("v"), Time: crdt.Timestamp{Wall: testNow + int64(i), Node: 1}})
 	}
+	s.Write(crdt.Record{Key: "expired", Value: []byte("v"), Expires: testNow + 10, Time: crdt.Timestamp{Wall: testNow - 1, Node: 1}})
 	const readers, reads = 8, 10_000
-	now := func() int64 { return testNow }
+	now := func() int64 { return testNow + 20 }
 	var wg sync.WaitGroup
 	for g := range readers {
 		wg.Go(func() {
@@ -31,8 +32,12 @@ func TestReadCountsAreExactAcrossReaders(t *testing.T) {
 						return
 					}
 				case 2:
-					if _, ok := s.Get(fmt.Sprint("absent", i), now); ok {
-						t.Error("an absent key found")
+					key := fmt.Sprint("absent", i)
+					if i%8 == 2 {
+						key = "expired" // a value held, past its expiry
+					}
+					if _, ok := s.Get(key, now); ok {
+						t.Errorf("%s found", key)
 						return
 					}
 				case 3:

@@ -61,36 +61,39 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-// readCounts are the store's counts of Get calls, in stripes that keep
-// each one's counts on a cache line of their own. A reader counts in the stripe that the place of its
-// goroutine's stack picks (stripe), so that readers on different
-// goroutines mostly write lines of their own. Counted in one word per
-// shard, which every read wrote, two processors reading passed its line
-// back and forth: the Cache's parallel Get (BenchmarkGet at -cpu 2, Zipf
-// keys, whose hot ones share a few shards) took 80-84 ns, and 42-44 ns
-// with no count at all (otter's 35-67 ns in the same runs).
+// readCounts are the store's counts of Get calls (and Missed), in
+// stripes that keep each one's counts on cache lines of their own. A
+// reader counts in the stripe that the place of its goroutine's stack
+// picks (stripe), so that readers on different goroutines mostly write
+// lines of their own. Counted in one word per shard, which every read
+// wrote, two processors reading passed its line back and forth: the
+// Cache's BenchmarkGet (Zipf keys, whose hot ones share a few shards) at
+// -cpu 2 took 51-84 ns a read, more than one reader's 43-54 ns, and
+// 24-26 ns with the stripes. The write log's per-processor slots
+// (package near) would cost a sync.Pool Get and Put a read, more than
+// the count itself.
 type readCounts [readStripes]readStripe
 
 // readStripe is 128 bytes, its counts at 64: the store is aligned to 8
-// bytes only, and counts 64 bytes apart could share a line.
+// bytes only, and counts 64 bytes apart could share a line (the store
+// pads the array's end too: TestReadStripesKeepLinesOfTheirOwn).
 type readStripe struct {
 	_            [64]byte
 	hits, misses atomic.Uint64
 	_            [48]byte
 }
 
-// readStripes is the number of stripes: two goroutines share one by
-// chance once in 64 (8 KiB a store).
+// readStripes is the number of stripes (8 KiB a store): two goroutines
+// reading at once count in one by chance, about once in 64 pairs.
 const (
 	readStripeBits = 6
 	readStripes    = 1 << readStripeBits
 )
 
-// stripe returns the stripe of the calling goroutine. A goroutine's stack
-// is its own: the address of a variable on it, past the bits that vary
-// with how deep the calls go (2 KiB), picks the stripe. A stack that
-// grows moves, and the goroutine counts in another stripe from then on:
-// no matter, every stripe is summed.
+// stripe returns a stripe for the calling goroutine. A goroutine's stack
+// is its own: the address of a variable on it, past its low 11 bits,
+// picks the stripe. A call made deeper in the stack, or after the stack
+// grew and moved, may pick another: no matter, every stripe is summed.
 func (r *readCounts) stripe() *readStripe {
 	var here byte
 	a := uint64(uintptr(unsafe.Pointer(&here)))

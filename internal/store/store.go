@@ -118,6 +118,7 @@ type Store struct {
 	collecting sync.Mutex
 	stats      counters
 	reads      readCounts // Get's
+	_          [64]byte   // the last stripe's counts off the line of watcher and own, read by every write
 	// watcher is called with every change to the values (see Watch);
 	// own holds this member's node ids, from its writes and restores.
 	watcher atomic.Pointer[func(*Event)]
