@@ -83,9 +83,14 @@ func checkPolicy(t *rapid.T, p *Policy[*sized], res map[string]*sized) {
 // (Written by review: a rewrite that did not count its growth in its
 // queue's bytes passed every test before it.)
 func TestPolicyKeepsItsBooks(t *testing.T) {
-	defer func(a int) { adaptFrom = a }(adaptFrom)
+	defer func(a int, s int64) { adaptFrom, initShare = a, s }(adaptFrom, initShare)
 	adaptFrom = 0 // the small queue's share adapts at these few entries too
 	rapid.Check(t, func(t *rapid.T) {
+		// At its ceiling from the start, the share's halfway point lies
+		// inside a small queue of these few entries (markHalfway marks
+		// from a bound of 7); at a tenth, only from 20, or once ghost
+		// hits have grown it.
+		initShare = rapid.SampledFrom([]int64{shareUnit, maxShare}).Draw(t, "initShare")
 		maxKeys := rapid.IntRange(0, 12).Draw(t, "maxKeys")
 		maxBytes := 0
 		if maxKeys == 0 || rapid.Bool().Draw(t, "bytes") {

@@ -214,8 +214,11 @@ func (p *Policy[E]) markHalfway() {
 		return
 	}
 	var zero E
-	if e := *p.small.at(pos); e != zero && e.Use().Load() == 0 {
-		e.Use().Store(halfwayMark) // a concurrent read may be lost: no matter
+	if e := *p.small.at(pos); e != zero {
+		// Only an unread word: a first read racing the mark (a load and
+		// a store) was wiped, and the value evicted as unread (found by
+		// review).
+		e.Use().CompareAndSwap(0, halfwayMark)
 	}
 }
 
@@ -409,11 +412,13 @@ func (p *Policy[E]) fifoOf(e E) *fifo[E] {
 // the moves would have come to, without them: the next peer's write
 // never read here within maxPeek of the heap's top (the oldest of
 // those), or, with none, the next one whatever its reads; the small
-// queue's first unread value within maxPeek of its front, the read ones
-// before it left in place (unread values go, not into the main queue's
-// room); or, if there is none, the main queue's victim, which holds the
-// values moved (without ending the first fill). The next calls make the
-// moves left, maxMoves a write.
+// queue's first unread value within maxPeek of its front (under a bound
+// in entries, and among those the small queue holds past its share: the
+// newest go only in their turn), the read ones before it left in place
+// (unread values go, not into the main queue's room); or, if there is
+// none, the main queue's victim, which holds the values moved (without
+// ending the first fill). The next calls make the moves left, maxMoves a
+// write.
 const (
 	maxMoves = 64
 	maxPeek  = 1024
@@ -490,7 +495,7 @@ func (p *Policy[E]) Victim(bytes int) (E, bool) {
 			e, _ := p.small.front()
 			v := e.Use().Load()
 			if freq(v) > 0 && (moves < maxMoves || p.main.len() == 0) {
-				if v&halfwayMark != 0 { // nearly evicted unread
+				if v&halfwayMark != 0 && halfwayDiv > 0 { // nearly evicted unread
 					e.Use().Store(v &^ halfwayMark) // a concurrent read may be lost: no matter
 					p.grow(halfwayDiv)
 				}

@@ -533,7 +533,13 @@ func TestSketchRowsAreIndependent(t *testing.T) {
 // the entries held. Sized for the bound, a billion took 8 GiB of an empty
 // cache, and 2^61 overflowed and panicked (found by review).
 func TestHugeCapacityAllocatesLittle(t *testing.T) {
-	for _, capacity := range []int{1 << 30, math.MaxInt/4 + 1, math.MaxInt} { // 2^61 on 64 bits
+	capacities := []int{1 << 30, math.MaxInt/4 + 1, math.MaxInt} // 2^61 on 64 bits
+	if c := uint64(1)<<38 + 1000; c <= math.MaxInt {
+		// A tenth of it, in shareWhole parts, wraps to a tenth of 1,000:
+		// unclamped, the halfway point lay 50 entries from the back.
+		capacities = append(capacities, int(c))
+	}
+	for _, capacity := range capacities {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		var p Policy[*entry]
@@ -548,11 +554,14 @@ func TestHugeCapacityAllocatesLittle(t *testing.T) {
 		// The halfway point of a small queue at its share of the bound
 		// (markHalfway) lies far past the front of 100 entries: the
 		// product wrapped at 2^61, and the newest entry was marked.
-		for i := range 100 {
-			e := &entry{name: fmt.Sprint(i), hash: testHash(2, fmt.Sprint(i))}
-			p.Add(e, New)
-			if v := e.use.Load(); v&halfwayMark != 0 {
-				t.Fatalf("Init(%d): %s marked halfway at %d entries", capacity, e.name, p.Len())
+		es := make([]*entry, 100)
+		for i := range es {
+			es[i] = &entry{name: fmt.Sprint(i), hash: testHash(2, fmt.Sprint(i))}
+			p.Add(es[i], New)
+			for _, e := range es[:i+1] { // the newest is never the one marked
+				if v := e.use.Load(); v&halfwayMark != 0 {
+					t.Fatalf("Init(%d): %s marked halfway at %d entries", capacity, e.name, p.Len())
+				}
 			}
 		}
 	}

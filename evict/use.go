@@ -19,10 +19,12 @@ const (
 )
 
 // Touch records a read of the entry whose use word is w: one atomic load,
-// and one store unless the word is saturated. Concurrent readers may lose
-// each other's increments; the policy needs no exact count.
+// and one store unless the word is saturated (halfwayMark, which a read
+// keeps, aside: a hot value of the small queue marked so stored at every
+// hit). Concurrent readers may lose each other's increments; the policy
+// needs no exact count.
 func Touch(w *atomic.Uint32) {
-	if v := w.Load(); v != saturated {
+	if v := w.Load(); v&^halfwayMark != saturated {
 		w.Store(bump(v))
 	}
 }
