@@ -55,8 +55,8 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats
 // watermark is rejected (a log older than the snapshot cannot bring back
 // a value whose delete was collected). It returns the records applied and
 // those skipped for drift. A shard's key table it leaves between two sizes
-// is settled (lww.Map.Settle): readers probed both until the shard's
-// next collection.
+// is settled (lww.Map.Settle): readers probed both arrays until the
+// shard's first collections or writes had moved every entry.
 func (s *Store) Replay(recs []crdt.Record, clock *crdt.HLC, now int64) (applied, drifted int) {
 	for _, rec := range recs {
 		if err := clock.Update(rec.Time); err != nil {
