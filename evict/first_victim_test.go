@@ -5,6 +5,24 @@ import (
 	"testing"
 )
 
+// firstFill returns a policy for n entries that took n values, k0 to
+// k(n-1), each read once as it came if read says so, and one more, unread:
+// the write past the bound, whose Victim the caller asks for. es holds
+// the n+1 entries in order.
+func firstFill(n int, read func(i int) bool) (p *Policy[*entry], es []*entry) {
+	p = new(Policy[*entry])
+	p.Init(n)
+	es = make([]*entry, n+1)
+	for i := range es {
+		es[i] = newEntry(fmt.Sprint("k", i))
+		p.Add(es[i], New)
+		if i < n && read(i) {
+			Touch(es[i].Use())
+		}
+	}
+	return p, es
+}
+
 // TestFirstVictimMovesAFewUnreadValues: until a cache is first full no
 // value leaves the small queue, so the first Victim finds it holding
 // every entry. While the cache first fills, an unread value leaving it
@@ -14,18 +32,9 @@ import (
 // call moves maxMoves at most, and the rest follow, as many a write.
 func TestFirstVictimMovesAFewUnreadValues(t *testing.T) {
 	const n = 20_000
-	var p Policy[*entry]
-	p.Init(n)
-	es := make([]*entry, n+1)
-	for i := range es {
-		es[i] = newEntry(fmt.Sprint("k", i))
-		if i == n {
-			break // the write past the bound
-		}
-		p.Add(es[i], New)
-	}
-	Touch(es[0].Use()) // one value read: the first fill's rule is on once it reaches the main queue
-	p.Add(es[n], New)
+	// One value read: the first fill's rule is on once it reaches the
+	// main queue.
+	p, es := firstFill(n, func(i int) bool { return i == 0 })
 	v, ok := p.Victim(0)
 	if !ok {
 		t.Fatal("no victim")
@@ -64,20 +73,7 @@ func TestFirstVictimMovesAFewUnreadValues(t *testing.T) {
 // oldest value, as LRU's.
 func TestFirstVictimSparesTheNewestUnread(t *testing.T) {
 	const n, unread = 1000, 50
-	var p Policy[*entry]
-	p.Init(n)
-	es := make([]*entry, n+1)
-	for i := range es {
-		es[i] = newEntry(fmt.Sprint("k", i))
-		if i == n {
-			break // the write past the bound
-		}
-		p.Add(es[i], New)
-		if i < n-unread {
-			Touch(es[i].Use())
-		}
-	}
-	p.Add(es[n], New)
+	p, es := firstFill(n, func(i int) bool { return i < n-unread })
 	v, ok := p.Victim(0)
 	if !ok {
 		t.Fatal("no victim")
@@ -96,16 +92,7 @@ func TestFirstVictimSparesTheNewestUnread(t *testing.T) {
 func TestFirstVictimOfAllReadValuesIsQuick(t *testing.T) {
 	const n = 20_000
 	for _, unreadAt := range []int{500, -1} { // an unread value 500 from the front; none
-		var p Policy[*entry]
-		p.Init(n)
-		es := make([]*entry, n+1)
-		for i := range es {
-			es[i] = newEntry(fmt.Sprint("k", i))
-			p.Add(es[i], New)
-			if i != unreadAt && i < n {
-				Touch(es[i].Use())
-			}
-		}
+		p, es := firstFill(n, func(i int) bool { return i != unreadAt })
 		v, ok := p.Victim(0)
 		if !ok {
 			t.Fatal("no victim")
