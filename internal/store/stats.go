@@ -68,10 +68,10 @@ func (s *Store) Stats() Stats {
 // lines of their own. Counted in one word per shard, which every read
 // wrote, two processors reading passed its line back and forth: the
 // Cache's BenchmarkGet (Zipf keys, whose hot ones share a few shards) at
-// -cpu 2 took 51-84 ns a read, more than one reader's 43-54 ns, and
-// 24-26 ns with the stripes. The write log's per-processor slots
-// (package near) would cost a sync.Pool Get and Put a read, more than
-// the count itself.
+// -cpu 2 took about as long a read as one reader (45.7-47.3 ns in four
+// runs beside the build with the stripes, 24.2-29.4 ns). The write log's
+// per-processor slots (package near) would cost a sync.Pool Get and Put
+// a read, more than the count itself.
 type readCounts [readStripes]readStripe
 
 // readStripe is 128 bytes, its counts at 64: the store is aligned to 8
