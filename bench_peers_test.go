@@ -118,14 +118,23 @@ func peerSpecs() []peerSpec {
 }
 
 // build opens a cache and fills it with n keys, each a fresh string with a
-// fresh value.
+// fresh value, in a shuffled order (the same at every call). Filled in key
+// order, the keys the Zipf draws favour (the first ones) lay next to each
+// other in memory, in every cache, and reads found them in fewer cache
+// lines than a cache filled as its keys come would: bcache's parallel Get
+// took 23.5-29.4 ns against 29.7-40.3 (2026-12-06).
 func (s peerSpec) build(b *testing.B, n int) peerCache {
 	b.Helper()
 	c, err := s.open(n)
 	if err != nil {
 		b.Fatalf("%s: %v", s.name, err)
 	}
-	for i := range n {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	rand.New(rand.NewPCG(3, 4)).Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	for _, i := range order {
 		if err := c.Set(peerKey(i), make([]byte, peerValueSize)); err != nil {
 			c.Close()
 			b.Fatalf("%s: fill: %v", s.name, err)
