@@ -9,10 +9,11 @@ import (
 )
 
 // TestReadCountsAreExactAcrossReaders: eight goroutines read at once,
-// hits and misses (of keys absent and of a value expired); the counts, kept in stripes, add up to every read,
-// and the readers counted in more than one stripe (one count that every
-// read wrote had two processors' readers pass its line back and forth:
-// the Cache's parallel Get took twice as long).
+// hits and misses (of keys absent and of a value expired); the counts,
+// kept in stripes, add up to every read, and the readers counted in more
+// than one stripe (one count that every read wrote had two processors'
+// readers pass its line back and forth: the Cache's parallel Get took
+// twice as long).
 func TestReadCountsAreExactAcrossReaders(t *testing.T) {
 	s := mustStore(t, Config{})
 	for i := range 100 {

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/lww"
 )
 
 // RestoreStats says what Restore did with a snapshot.
@@ -67,11 +68,6 @@ func (s *Store) Replay(recs []crdt.Record, clock *crdt.HLC, now int64) (applied,
 			applied++
 		}
 	}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.m.Settle()
-		sh.mu.Unlock()
-	}
+	s.eachMap((*lww.Map).Settle)
 	return applied, drifted
 }
