@@ -185,7 +185,7 @@ func New(cfg Config) (*Cache, error) {
 	gcfg := gossip.Config{
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
-		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, Timings: cfg.Timings, Transport: cfg.Network,
+		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, PacketSize: cfg.PacketSize, Timings: cfg.Timings, Transport: cfg.Network,
 		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		OnFounder:  c.onFounder,
 		KeepsState: cfg.SnapshotPath != "" && !drawn,

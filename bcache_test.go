@@ -101,6 +101,9 @@ func TestNewValidates(t *testing.T) {
 		{"MaxValueSize over MaxBytes", Config{BindAddr: "127.0.0.1:0", MaxBytes: 1000, MaxValueSize: 2000}},
 		{"a negative timing", Config{BindAddr: "127.0.0.1:0", Timings: Timings{ProbeInterval: -time.Second}}},
 		{"negative SubscriptionBytes", Config{BindAddr: "127.0.0.1:0", SubscriptionBytes: -1}},
+		{"PacketSize under 512", Config{BindAddr: "127.0.0.1:0", PacketSize: 511}},
+		{"PacketSize past a UDP payload", Config{BindAddr: "127.0.0.1:0", PacketSize: 65508}},
+		{"negative PacketSize", Config{BindAddr: "127.0.0.1:0", PacketSize: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

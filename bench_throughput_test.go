@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -123,15 +125,37 @@ func throughputChild(arg string) {
 	}
 	wire, dropped := sentAndDropped(c)
 	cpu := processCPU()
+	stop := profileMember(name)
 	childMust(writeShare(c, index, n, rate, writes, time.Now()))
 	issued := time.Now()
 	<-all
 	held := time.Now()
+	stop()
 	cpu = processCPU() - cpu
 	wire1, dropped1 := sentAndDropped(c)
 	fmt.Println("done", held.UnixNano(), issued.UnixNano(), wire1-wire, dropped1-dropped, cpu.Nanoseconds())
 	io.Copy(io.Discard, os.Stdin)
 	c.Close()
+}
+
+// throughputProfileEnv, if set, names a directory where each child
+// member of BenchmarkThroughputAcrossProcesses writes a CPU profile of
+// its run, from its first write until it holds every write (NAME.prof):
+//
+//	BCACHE_THROUGHPUT_CPUPROFILE=/tmp/prof go test -run '^$' -bench 'ThroughputAcrossProcesses/nodes=3/rate=200000' -benchtime 1x .
+const throughputProfileEnv = "BCACHE_THROUGHPUT_CPUPROFILE"
+
+// profileMember starts the CPU profile throughputProfileEnv asks for, if
+// any, and returns what stops it.
+func profileMember(name string) (stop func()) {
+	dir := os.Getenv(throughputProfileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".prof"))
+	childMust(err)
+	childMust(pprof.StartCPUProfile(f))
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // throughputKey is the key of write number i.

@@ -124,6 +124,15 @@ type Config struct {
 	// Label, if set, keeps this member to a cluster with the same label.
 	// At most 255 bytes.
 	Label string
+	// PacketSize is the largest datagram the member sends, its headers
+	// included; larger frames go over TCP streams. Default: 1400 bytes,
+	// under a real network's path MTU, or gossip.LoopbackPacketSize (8
+	// KiB) for a member whose address (AdvertiseAddr, else BindAddr) is a
+	// loopback one, as every member that reaches it runs on its host.
+	// Raise it on a network whose every path carries larger packets
+	// (jumbo frames): fewer datagrams, fewer system calls a write. From
+	// 512 to 65,507; members may differ in it.
+	PacketSize int
 	// Logger receives one line per event worth an operator's attention,
 	// with a "node" field naming this member. The zero Logger is silent.
 	Logger zerolog.Logger

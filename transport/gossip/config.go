@@ -238,8 +238,10 @@ type Config struct {
 	// that fails.
 	Transport Transport
 	// PacketSize is the largest frame sent as a datagram (memberlist's
-	// UDPBufferSize); larger frames go over a stream. 0 selects 1400; at
-	// most MaxPacketSize, and it must leave a datagram at least 256 bytes
+	// UDPBufferSize); larger frames go over a stream. 0 selects 1400, or
+	// LoopbackPacketSize for a member on the default transport whose
+	// address (AdvertiseAddr, else BindAddr) is a loopback one; at most
+	// MaxPacketSize, and it must leave a datagram at least 256 bytes
 	// after the Label and Name. Members may differ in it: a member takes
 	// datagrams up to the largest UDP payload, whatever its own.
 	PacketSize int
@@ -299,7 +301,19 @@ type Config struct {
 
 const (
 	defaultPacketSize = 1400
-	defaultQueueSize  = 4096
+	// LoopbackPacketSize is the PacketSize a member takes by default when
+	// the address it is reached at is a loopback one (127.0.0.0/8, ::1):
+	// every member that can reach it runs on its host, and their
+	// datagrams never leave the loopback interface, whose MTU (64 KiB on
+	// Linux, 16 KiB on macOS and the BSDs) carries them unfragmented.
+	// What a datagram costs is mostly the system calls and the kernel's
+	// work per packet, and on one host the kernel's work of both ends is
+	// the host's: members of one machine spend a fifth less CPU a write
+	// at saturation with it (see the README's throughput section). A
+	// datagram on a real network stays under its path's MTU (1,500 bytes
+	// on most) at the default.
+	LoopbackPacketSize = 8192
+	defaultQueueSize   = 4096
 	// maxStreamFrame is the largest frame memberlist takes as a stream user
 	// message; by default the decoder refuses larger ones too.
 	maxStreamFrame = 20 << 20
@@ -396,6 +410,9 @@ func (c *Config) fill() error {
 	}
 	if c.PacketSize == 0 {
 		c.PacketSize = defaultPacketSize
+		if c.Transport == nil && c.onLoopback() {
+			c.PacketSize = LoopbackPacketSize
+		}
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
@@ -410,6 +427,22 @@ func (c *Config) fill() error {
 			ErrConfig, c.PacketSize, room, len(c.Label), len(c.Name), minPacketRoom)
 	}
 	return nil
+}
+
+// onLoopback says the address peers reach this member at is a loopback
+// one: AdvertiseAddr's host, else BindAddr's, an IP address (a host name,
+// even localhost, is not looked up here: such a member takes the default).
+func (c *Config) onLoopback() bool {
+	addr := c.AdvertiseAddr
+	if addr == "" {
+		addr = c.BindAddr
+	}
+	host, _, err := splitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // splitHostPort parses host:port with a numeric port.

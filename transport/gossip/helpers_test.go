@@ -150,9 +150,13 @@ func startNodeBits(t testing.TB, name string, peers []string, bits int, opts ...
 	t.Helper()
 	nextID++
 	rep := newTestReplicaBits(t, nextID, bits)
+	// The datagrams of members on different hosts (1400 bytes), which
+	// this package's tests were written for; on 127.0.0.1 a member takes
+	// LoopbackPacketSize by default (TestLoopbackMembersSendLargerDatagrams).
 	cfg := Config{
 		Name: name, BindAddr: "127.0.0.1:0", Peers: peers, Timings: FastTimings(),
 		Replica: rep, Clock: rep.clock, Logger: zerolog.Nop(), Label: processLabel,
+		PacketSize: defaultPacketSize,
 	}
 	cfg.Protocol.AntiEntropyInterval = 200 * time.Millisecond
 	for _, o := range opts {
