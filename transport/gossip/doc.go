@@ -15,8 +15,9 @@
 // every other member of a small cluster), which its receiver applies and
 // neither relays nor answers: it goes to members of this release with a
 // two-byte header instead (frame.go). A frame that fits the packet size (memberlist's
-// UDPBufferSize, 1400 bytes by default, minus what memberlist adds around
-// it) goes as one datagram: in memberlist's packet format, built and
+// UDPBufferSize, 1400 bytes by default, LoopbackPacketSize for a member
+// reached at a loopback address, minus what memberlist adds around it)
+// goes as one datagram: in memberlist's packet format, built and
 // written by bcache's own UDP transport, and opened by it on arrival
 // (direct.go), so that a frame skips memberlist's send path and its
 // receiving goroutines; on another transport (memnet), through
