@@ -305,7 +305,10 @@ const (
 	// the address it is reached at is a loopback one (127.0.0.0/8, ::1):
 	// every member that can reach it runs on its host, and their
 	// datagrams never leave the loopback interface, whose MTU (64 KiB on
-	// Linux, 16 KiB on macOS and the BSDs) carries them unfragmented.
+	// Linux, 16 KiB on macOS and the BSDs) carries them unfragmented, and
+	// which macOS's limit on a datagram sent (net.inet.udp.maxdgram, 9,216
+	// bytes by default) lets through. Fragments of anti-entropy frames
+	// keep the default's size (see fragmentSize).
 	// What a datagram costs is mostly the system calls and the kernel's
 	// work per packet, and on one host the kernel's work of both ends is
 	// the host's: members of one machine spend a fifth less CPU a write

@@ -22,7 +22,8 @@
 // (direct.go), so that a frame skips memberlist's send path and its
 // receiving goroutines; on another transport (memnet), through
 // SendBestEffort and memberlist's handler. An anti-entropy frame of up
-// to 16 datagrams goes as fragments, each sent twice, that the receiver
+// to 16 datagrams (of the default size, whatever the member's) goes as
+// fragments, each sent twice, that the receiver
 // puts back together (a lost frame costs the session a retry, or its
 // completion on the responder's side, not a stalled TCP connection; see
 // fragment.go); a larger one (a batch of big values, a

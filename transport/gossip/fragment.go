@@ -59,9 +59,21 @@ func fragmentable(kind wire.Kind) bool {
 	return false
 }
 
-// fragmentSize is the share of a frame one fragment carries.
+// fragmentSize is the share of a frame one fragment carries: what a
+// datagram of this member's packet size holds, but no more than one of
+// the default's (at least minPacketRoom, the least PacketSize leaves). A
+// larger PacketSize (LoopbackPacketSize, jumbo frames) sends larger
+// single datagrams, not larger fragments: a frame sent in fragments stays
+// within maxFragments of the default's datagrams (about 21 KiB, sent
+// twice), which a stock Linux socket buffer of 208 KiB holds with room
+// to spare (16 fragments of 8 KiB, twice, filled most of it: found by
+// review), and which members of releases before 2026-12-01, which refuse
+// a fragment larger than their own packet size, still take. Larger
+// anti-entropy frames go over a stream, as before.
 func (r *Replicator) fragmentSize() int {
-	return r.datagramRoom() - fragmentHead(r.cfg.Name)
+	own := r.datagramRoom() - fragmentHead(r.cfg.Name)
+	std := defaultPacketSize - frameSlack - 2 - len(r.cfg.Label) - fragmentHead(r.cfg.Name)
+	return min(own, max(std, minPacketRoom))
 }
 
 // fragmentHead is what a fragment of the member named name adds to its

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -86,5 +88,63 @@ func TestLoopbackMembersSendLargerDatagrams(t *testing.T) {
 	}
 	if st := c.r.Stats(); st.BadFrames != 0 {
 		t.Fatalf("c refused %d frames as bad", st.BadFrames)
+	}
+}
+
+// TestLoopbackDeltaBatchesFillTheLargerDatagram: a group of small writes
+// on a member on 127.0.0.1 at the default packet size goes in delta
+// batches filled past a real network's 1400 bytes, up to
+// LoopbackPacketSize, each one datagram (the protocol's PacketBudget
+// follows the packet size). With anti-entropy an hour away, nothing but
+// the deltas can send a datagram that large. (TestLoopbackMembersSend-
+// LargerDatagrams passed with the batches cut at 1400 bytes: its repairs'
+// fragments alone were past them.)
+func TestLoopbackDeltaBatchesFillTheLargerDatagram(t *testing.T) {
+	loopbackQuiet := func(c *Config) { c.PacketSize, c.Protocol.AntiEntropyInterval = 0, time.Hour }
+	a := startNode(t, "a", nil, loopbackQuiet)
+	b := startNode(t, "b", []string{a.r.Addr()}, loopbackQuiet)
+	waitMembers(t, 2, a, b)
+	await.Until(t, 10*time.Second, func() bool {
+		a.r.nodeMu.Lock()
+		defer a.r.nodeMu.Unlock()
+		return a.r.node.Members() == 2
+	}, "a's protocol view is not of 2 members")
+	var group []crdt.Record
+	for i := range 400 {
+		group = append(group, crdt.Record{Key: fmt.Sprintf("key-%04d", i), Value: []byte("v"), Time: a.rep.clock.Now()})
+	}
+	a.r.nodeMu.Lock()
+	out := a.r.node.WriteGroup(group, a.r.now())
+	a.r.nodeMu.Unlock()
+	if len(out) == 0 {
+		t.Fatal("a sent nothing for the group")
+	}
+	before := a.r.Stats()
+	a.r.send(out)
+	waitValue(t, 10*time.Second, "key-0399", []byte("v"), b)
+	if got := a.r.wire.largest.Load(); got <= defaultPacketSize || got > LoopbackPacketSize {
+		t.Fatalf("a's largest datagram %d bytes in %d delta frames, want more than %d and at most %d", got, len(out), defaultPacketSize, LoopbackPacketSize)
+	}
+	if after := a.r.Stats(); after.WireStreamBytes != before.WireStreamBytes {
+		t.Fatalf("a sent %d bytes of the group over streams, want every batch a datagram", after.WireStreamBytes-before.WireStreamBytes)
+	}
+}
+
+// TestLoopbackFragmentsKeepTheDefaultSize: a member of a larger packet
+// size sends larger single datagrams but fragments of the default's
+// share, so that a frame in fragments stays within maxFragments of the
+// default's datagrams (16 of 8 KiB, sent twice, filled most of a stock
+// socket buffer of 208 KiB: found by review); a member of a smaller size
+// keeps its own.
+func TestLoopbackFragmentsKeepTheDefaultSize(t *testing.T) {
+	std := startNode(t, "f1", nil)
+	lo := startNode(t, "f2", nil, func(c *Config) { c.PacketSize = 0 })
+	small := startNode(t, "f3", nil, func(c *Config) { c.PacketSize = 600 })
+	if got, want := lo.r.fragmentSize(), std.r.fragmentSize(); got != want || lo.r.datagramRoom() <= std.r.datagramRoom() {
+		t.Fatalf("on loopback: a fragment carries %d bytes, want %d, the default's (datagram room %d against %d)",
+			got, want, lo.r.datagramRoom(), std.r.datagramRoom())
+	}
+	if got, want := small.r.fragmentSize(), small.r.datagramRoom()-fragmentHead("f3"); got != want {
+		t.Fatalf("PacketSize 600: a fragment carries %d bytes, want %d", got, want)
 	}
 }
