@@ -214,9 +214,10 @@ type Config struct {
 	// missing file starts empty; a damaged one is an error wrapping
 	// ErrSnapshot), and the member rewrites it every SnapshotInterval and
 	// at Close. Restoring is safe however old the file is: see the package
-	// doc. One member a path: New locks <SnapshotPath>.lock (flock, on
-	// Unix; the lock goes with the process, however it ends) and refuses
-	// a second member while another holds it (ErrConfig). Its file name
+	// doc. One member a path: New locks <SnapshotPath>.lock (flock on
+	// Unix, fcntl on Solaris and AIX, LockFileEx on Windows; the lock goes
+	// with the process, however it ends) and refuses a second member
+	// while another holds it (ErrConfig). Its file name
 	// may be 195 bytes long at most: the files beside it add to it; and
 	// it may not be the name of one of those files for another path
 	// ("<path>.members", ".founder", ".lock", ".log.<n>", ".tmp-...":

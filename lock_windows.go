@@ -10,8 +10,7 @@ import (
 )
 
 // lockFile takes an exclusive lock on the first byte of path (created if
-// need be) for as long as the process holds it open: Windows releases it
-// when the handle is closed, or when the process ends, however it ends.
+// need be) until unlock, or until the process ends, however it ends.
 // It returns errLocked if another holds it (another process, or another
 // handle of this one).
 func lockFile(path string) (unlock func() error, err error) {
@@ -28,5 +27,11 @@ func lockFile(path string) (unlock func() error, err error) {
 		}
 		return nil, err
 	}
-	return f.Close, nil
+	// Unlocked before the handle is closed: Windows releases the locks of
+	// a closed handle in its own time, and a member started right after
+	// this one closed could find the path still locked.
+	return func() error {
+		uerr := windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &whole)
+		return errors.Join(uerr, f.Close())
+	}, nil
 }
