@@ -208,6 +208,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	maxConns := fs.Int("max-conns", defaultMaxConns, "HTTP connections open at once; past them, new clients wait for one to close")
 	watchBytes := fs.Int("watch-bytes", defaultWatchBytes, "keys and values waiting for one /v1/watch client before it gets an overflow event (0: the library's 64 MiB); each of the 64 streams holds up to three times this, or three values if larger, while its client does not read; a peer's frame of more large values than this overflows a client however fast it reads")
 	snapshot := fs.String("snapshot", "", "`file` that keeps this member's data across restarts (default: none)")
+	packetSize := fs.Int("packet-size", 0, "largest datagram sent, in bytes, 512 to 65507 (default: 1400, or 8192 with a loopback -advertise, else -bind); raise it where every path between members carries jumbo frames")
 	fast := fs.Bool("fast", false, "fast failure detection, for one machine (default: LAN timings)")
 	offset := fs.Duration("clock-offset", 0, "for fault tests only: run this member's clock this far ahead (negative: behind)")
 	snapshotEvery := fs.Duration("snapshot-interval", 0, "how often to rewrite the -snapshot file (default: bcache's, 5m; negative: only at shutdown and, with -sync, once the write log outgrows the snapshot)")
@@ -261,7 +262,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	cfg := bcache.Config{
 		NodeName: *name, BindAddr: *bind, MaxKeys: *maxKeys, MaxBytes: *maxBytes, MaxValueSize: *maxValue, SubscriptionBytes: *watchBytes,
 		SnapshotPath: *snapshot, SnapshotInterval: *snapshotEvery,
-		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage, AdvertiseAddr: *advertise,
+		Sync: sync, SyncEvery: *syncEvery, OnDamage: onDamage, AdvertiseAddr: *advertise, PacketSize: *packetSize,
 	}
 	if d := *offset; d != 0 {
 		if err := checkClockOffset(d, time.Now()); err != nil {

@@ -67,6 +67,12 @@ func TestParseFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "negative watch bytes", args: []string{"-watch-bytes", "-1"}, wantErr: "-watch-bytes -1: want 0 or more"},
+		{name: "packet size", args: []string{"-packet-size", "9000"}, check: func(o options) string {
+			if o.cfg.PacketSize != 9000 {
+				return fmt.Sprintf("%+v", o.cfg)
+			}
+			return ""
+		}},
 		{name: "snapshot", args: []string{"-snapshot", "/tmp/n.snap"}, check: func(o options) string {
 			if o.cfg.SnapshotPath != "/tmp/n.snap" {
 				return fmt.Sprintf("%+v", o.cfg)
