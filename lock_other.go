@@ -2,6 +2,7 @@
 
 package bcache
 
-// lockFile does nothing where no file lock is at hand (Plan 9, js, wasip1):
-// two members given one SnapshotPath there are not told apart.
+// lockFile does nothing where no file lock is at hand (js; Plan 9 and
+// wasip1 would be here too, but dependencies do not build there): two
+// members given one SnapshotPath there are not told apart.
 func lockFile(string) (func() error, error) { return func() error { return nil }, nil }

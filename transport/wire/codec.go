@@ -137,8 +137,9 @@ type Codec struct {
 
 // maxReused is the most records a Delta or Direct may hold to be decoded
 // into the codec's scratch: more than a datagram holds (one of 8 KiB, a
-// member's on a loopback address, of records of 8 bytes or more), so
-// that a stream's large delta does not stay held.
+// member's on a loopback address, of records of 8 bytes or more; one of
+// smaller records, down to a Direct's 6, is decoded into a slice of its
+// own), so that a stream's large delta does not stay held.
 const maxReused = 1024
 
 // ReuseDeltaRecords sets whether a decoded Delta's or Direct's Records are
