@@ -307,14 +307,14 @@ const (
 	// datagrams never leave the loopback interface, whose MTU (64 KiB on
 	// Linux, 16 KiB on macOS and the BSDs) carries them unfragmented, and
 	// which macOS's limit on a datagram sent (net.inet.udp.maxdgram, 9,216
-	// bytes by default) lets through. Fragments of anti-entropy frames
-	// keep the default's size (see fragmentSize).
-	// What a datagram costs is mostly the system calls and the kernel's
-	// work per packet, and on one host the kernel's work of both ends is
-	// the host's: members of one machine spend a fifth less CPU a write
-	// at saturation with it (see the README's throughput section). A
+	// bytes by default) lets through. What a datagram costs is mostly the
+	// system calls and the kernel's work per packet, and on one host the
+	// kernel's work of both ends is the host's: at saturation, the system
+	// calls of members of one machine went from a fifth of their CPU to a
+	// twentieth with it (see the README's "Datagrams on one host"). A
 	// datagram on a real network stays under its path's MTU (1,500 bytes
-	// on most) at the default.
+	// on most) at the default. Fragments of anti-entropy frames keep the
+	// default's size (see fragmentSize).
 	LoopbackPacketSize = 8192
 	defaultQueueSize   = 4096
 	// maxStreamFrame is the largest frame memberlist takes as a stream user
