@@ -333,12 +333,14 @@ const (
 	minPacketRoom = 256
 )
 
-// datagramRoom is the largest frame of ours that goes in one datagram:
-// the packet size less what memberlist adds around it, its label header
-// (a type byte, a length byte and the label) included.
-func (r *Replicator) datagramRoom() int {
-	return r.cfg.PacketSize - frameSlack - 2 - len(r.cfg.Label)
-}
+// datagramRoom is the largest frame of ours that goes in one datagram of
+// this member's packet size.
+func (r *Replicator) datagramRoom() int { return r.cfg.roomAt(r.cfg.PacketSize) }
+
+// roomAt is the largest frame of ours that a datagram of packet bytes
+// carries: less what memberlist adds around it, its label header (a type
+// byte, a length byte and the label) included.
+func (c *Config) roomAt(packet int) int { return packet - frameSlack - 2 - len(c.Label) }
 
 // maxLabel is the longest Label memberlist takes.
 const maxLabel = 255
@@ -425,7 +427,7 @@ func (c *Config) fill() error {
 	}
 	// What a datagram carries after memberlist's headers, the label's and
 	// a fragment's (which names the sender) must leave room for records.
-	if room := c.PacketSize - frameSlack - 2 - len(c.Label) - fragmentHead(c.Name); room < minPacketRoom {
+	if room := c.roomAt(c.PacketSize) - fragmentHead(c.Name); room < minPacketRoom {
 		return fmt.Errorf("%w: PacketSize %d leaves %d bytes a datagram after the Label (%d bytes) and Name (%d bytes), want at least %d",
 			ErrConfig, c.PacketSize, room, len(c.Label), len(c.Name), minPacketRoom)
 	}

@@ -72,7 +72,7 @@ func fragmentable(kind wire.Kind) bool {
 // anti-entropy frames go over a stream, as before.
 func (r *Replicator) fragmentSize() int {
 	own := r.datagramRoom() - fragmentHead(r.cfg.Name)
-	std := defaultPacketSize - frameSlack - 2 - len(r.cfg.Label) - fragmentHead(r.cfg.Name)
+	std := r.cfg.roomAt(defaultPacketSize) - fragmentHead(r.cfg.Name)
 	return min(own, max(std, minPacketRoom))
 }
 
