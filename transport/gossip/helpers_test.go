@@ -179,6 +179,23 @@ func waitMembers(t testing.TB, n int, nodes ...*node) {
 	}
 }
 
+// waitProtocolMembers waits until every node's protocol sends its deltas
+// to n members (itself included): memberlist tells the protocol of a
+// member that joined a little after Members shows it, and a write made
+// between the two reaches that member by anti-entropy, not by a delta.
+func waitProtocolMembers(t testing.TB, n int, nodes ...*node) {
+	t.Helper()
+	for _, nd := range nodes {
+		members := func() int {
+			nd.r.nodeMu.Lock()
+			defer nd.r.nodeMu.Unlock()
+			return nd.r.node.Members()
+		}
+		await.Until(t, 10*time.Second, func() bool { return members() == n },
+			"%s's protocol sends to %d members, want %d", nd.r.cfg.Name, lazy(func() string { return fmt.Sprint(members()) }), n)
+	}
+}
+
 // waitConverged waits until every node holds the same versions.
 func waitConverged(t testing.TB, timeout time.Duration, nodes ...*node) {
 	t.Helper()

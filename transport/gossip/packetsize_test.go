@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
-	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -104,11 +103,7 @@ func TestLoopbackDeltaBatchesFillTheLargerDatagram(t *testing.T) {
 	a := startNode(t, "a", nil, loopbackQuiet)
 	b := startNode(t, "b", []string{a.r.Addr()}, loopbackQuiet)
 	waitMembers(t, 2, a, b)
-	await.Until(t, 10*time.Second, func() bool {
-		a.r.nodeMu.Lock()
-		defer a.r.nodeMu.Unlock()
-		return a.r.node.Members() == 2
-	}, "a's protocol view is not of 2 members")
+	waitProtocolMembers(t, 2, a)
 	var group []crdt.Record
 	for i := range 400 {
 		group = append(group, crdt.Record{Key: fmt.Sprintf("key-%04d", i), Value: []byte("v"), Time: a.rep.clock.Now()})

@@ -82,6 +82,9 @@ func startCluster(t *testing.T, n int, opts ...nodeOption) []*node {
 		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), []string{first.r.Addr()}, opts...))
 	}
 	waitMembers(t, n, nodes...)
+	// Tests count the deltas a write sends (TestWriteBecomesVisibleEverywhere
+	// failed under a loaded CI: n1 got n0's write by anti-entropy).
+	waitProtocolMembers(t, n, nodes...)
 	return nodes
 }
 
