@@ -460,7 +460,10 @@ func TestRepeatsOfALargeAnswerAreBounded(t *testing.T) {
 	if err := a.r.sendPacket(nb, req); err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) && b.r.streams.bytes() == 0 }, "the request was never answered")
+	// The answer is remembered before it is queued: wait until it went.
+	await.Until(t, 10*time.Second, func() bool {
+		return answered(b.r, "a", 42) && b.r.Stats().WireStreamBytes >= 100_000 && b.r.streams.bytes() == 0
+	}, "the request was never answered")
 	before := b.r.Stats().WireStreamBytes
 	const replays = 20
 	for range replays {
@@ -618,7 +621,12 @@ func TestRefusedLargeAnswerGoesAtTheNextRepeat(t *testing.T) {
 	if err := a.r.sendPacket(nb, req); err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 10*time.Second, func() bool { return answered(b.r, "a", 42) }, "the request was never answered")
+	// The answer is remembered before it is queued: wait for the refusal
+	// itself (read right after answered, it had not come yet under load).
+	await.Until(t, 10*time.Second, func() bool { return b.r.Stats().CallsDropped >= 1 }, "the answer was never refused")
+	if !answered(b.r, "a", 42) {
+		t.Fatal("the answer was refused but not remembered as answered")
+	}
 	if n := b.r.Stats().CallsDropped; n != 1 {
 		t.Fatalf("%d call frames refused, want the answer's", n)
 	}
