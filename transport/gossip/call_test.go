@@ -106,12 +106,15 @@ func TestCallResendingForStopsResending(t *testing.T) {
 			net.SetLoss("a", "b", 1)
 			heal := time.AfterFunc(time.Second, func() { net.SetLoss("a", "b", 0) })
 			defer heal.Stop()
-			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
-			defer cancel()
-			resend := time.Duration(0)
+			// Unbounded, the call waits as long as it must: its copies
+			// after the heal (at about 1.5 s and 2.5 s) must not race
+			// its deadline on a loaded machine.
+			wait, resend := 10*time.Second, time.Duration(0)
 			if bounded {
-				resend = 250 * time.Millisecond
+				wait, resend = 2500*time.Millisecond, 250*time.Millisecond
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
 			var sends atomic.Int32
 			got, err := a.r.CallResendingFor(ctx, "b", []byte("q"), resend, 0, func(time.Time) { sends.Add(1) })
 			switch {

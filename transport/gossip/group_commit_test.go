@@ -21,6 +21,10 @@ func TestWritesTakenAtOnceLeaveAsOneGroup(t *testing.T) {
 	b := startNode(t, "b", []string{a.r.Addr()})
 	waitMembers(t, 2, a, b)
 	await.Until(t, 10*time.Second, func() bool { return a.r.peered.Load() }, "a has no peer")
+	// The records counted sent are those of a node that knows b: the
+	// loop tells it of b a little after Members (and peered) show b, and
+	// a write it took before sent nothing (0 records under load).
+	waitProtocolMembers(t, 2, a)
 
 	a.r.nodeMu.Lock() // the loop, busy: it waits for the lock
 	before := a.r.node.Stats()

@@ -94,12 +94,16 @@ func TestWriteBecomesVisibleEverywhere(t *testing.T) {
 	waitValue(t, 2*time.Second, "k", []byte("v"), nodes...)
 	nodes[2].rep.write(nodes[2].r, "k", nil, true)
 	waitValue(t, 2*time.Second, "k", nil, nodes...)
-	if s := nodes[1].r.Stats(); s.Protocol.DeltaBatchesReceived < 2 {
-		t.Fatalf("n1 received %d deltas, want 2", s.Protocol.DeltaBatchesReceived)
-	}
-	if s := nodes[0].r.Stats(); s.WirePackets == 0 || s.Protocol.DeltaBatchesSent == 0 {
-		t.Fatalf("n0 sent %d packets, %d delta batches", s.WirePackets, s.Protocol.DeltaBatchesSent)
-	}
+	// The protocol's counters are published after the section that
+	// applied (or sent) the records has sent its frames: a replica may
+	// hold a record before its member's Stats counts it, so they are
+	// awaited, not read once (n1 counted 1 delta under load).
+	await.Until(t, 5*time.Second, func() bool { return nodes[1].r.Stats().Protocol.DeltaBatchesReceived >= 2 },
+		"n1 received %d deltas, want 2", func() any { return nodes[1].r.Stats().Protocol.DeltaBatchesReceived })
+	await.Until(t, 5*time.Second, func() bool {
+		s := nodes[0].r.Stats()
+		return s.WirePackets > 0 && s.Protocol.DeltaBatchesSent > 0
+	}, "n0 sent %d packets, %d delta batches", func() any { return nodes[0].r.Stats().WirePackets }, func() any { return nodes[0].r.Stats().Protocol.DeltaBatchesSent })
 }
 
 func TestConcurrentWritesConverge(t *testing.T) {
@@ -150,9 +154,10 @@ func TestLateJoinerCatchesUp(t *testing.T) {
 	late := startNode(t, "late", []string{nodes[1].r.Addr()})
 	waitMembers(t, 3, append(nodes, late)...)
 	waitConverged(t, 20*time.Second, append(nodes, late)...)
-	if s := late.r.Stats(); s.Protocol.RepairRecordsReceived < 3000 {
-		t.Fatalf("the late joiner was repaired %d records, want at least 3000", s.Protocol.RepairRecordsReceived)
-	}
+	// Counted in Stats after the section that applied the repair sent
+	// its frames: awaited, not read once (2896 under load).
+	await.Until(t, 5*time.Second, func() bool { return late.r.Stats().Protocol.RepairRecordsReceived >= 3000 },
+		"the late joiner was repaired %d records, want at least 3000", func() any { return late.r.Stats().Protocol.RepairRecordsReceived })
 }
 
 func TestRestartedNodeCatchesUp(t *testing.T) {
