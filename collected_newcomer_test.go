@@ -142,9 +142,14 @@ func newcomerMeetsAbsentee(t *testing.T, marks bool) {
 	}
 	if marks {
 		awaitRefused(t, m, "k")
-		if n := m.Stats().WatermarksAdopted; n == 0 {
-			t.Fatal("m refuses k, and counted no watermark adopted")
-		}
+		// A collection counts the watermark it raised after raising it,
+		// and may raise it (from the marks offered) before the ask that
+		// offered them has marked them taken: both awaited, not read at
+		// once.
+		await.Until(t, 10*time.Second, func() bool { return m.Stats().WatermarksAdopted > 0 },
+			"m refuses k, and counted no watermark adopted")
+		await.Until(t, 10*time.Second, m.marks.taken.Load, "m refuses k, and never took the marks it was offered (%d answers not complete)",
+			func() any { return m.marks.incomplete.Load() })
 		// Its first answer was complete: a founded the cluster, and b
 		// took a's complete answer long before m came.
 		if !m.marks.taken.Load() || m.marks.incomplete.Load() != 0 {

@@ -95,10 +95,12 @@ func restartedWithOldKey(t *testing.T, key, accept, staleKey, staleAccept []byte
 	if clusterRefuses {
 		refusers = []int{0, 1}
 	}
+	// The refusal is counted and listed before it is logged (on the
+	// refusing goroutine, after both): awaited, not read at once.
 	for _, i := range refusers {
-		if !strings.Contains(strings.Join(logs[i].lines(), "\n"), "a member with other keys") {
-			t.Errorf("m%d logged no refusal", i)
-		}
+		await.Until(t, 10*time.Second, func() bool {
+			return strings.Contains(strings.Join(logs[i].lines(), "\n"), "a member with other keys")
+		}, "m%d logged no refusal", i)
 	}
 	// Stays so: held for a few seconds.
 	deadline := time.Now().Add(5 * time.Second)
