@@ -202,6 +202,36 @@ func TestMemberWithAStaleKeyIsRefused(t *testing.T) {
 	}
 }
 
+// TestMemberBackWithTheRightKeyLeavesJoining: a member refused for its
+// keys, restarted at its address with the cluster's key, is taken, and
+// its address leaves the refusing member's Status.Joining as it does: it
+// stayed there, "wrong key", for a minute after it came back right
+// (found by review).
+func TestMemberBackWithTheRightKeyLeavesJoining(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 16)
+	a := mustNew(t, Config{NodeName: "a", BindAddr: "127.0.0.1:0", Timings: FastTimings(), SecretKey: k1, AcceptKeys: [][]byte{k2}})
+	defer a.Close()
+	at := "127.0.0.1:" + freeTCPUDPPort(t)
+	refusedAt := func() bool {
+		return slices.ContainsFunc(a.Status().Joining, func(f JoinFailure) bool { return f.Addr == at })
+	}
+	// The next key alone, a key rotation's step skipped: a opens its
+	// frames (it accepts k2), it does not open a's, and a refuses it for
+	// the keys its metadata names.
+	stale := mustNew(t, Config{NodeName: "m", BindAddr: at, Timings: FastTimings(), SecretKey: k2, Peers: []string{a.Addr()}})
+	await.Until(t, 20*time.Second, refusedAt, "a never listed the member with other keys: %v", func() any { return a.Status().Joining })
+	if err := stale.Close(); err != nil {
+		t.Fatal(err)
+	}
+	back := mustNew(t, Config{NodeName: "m", BindAddr: at, Timings: FastTimings(), SecretKey: k1, Peers: []string{a.Addr()}})
+	defer back.Close()
+	await.Until(t, 20*time.Second, func() bool { return len(a.Members()) == 2 }, "a never took the member back with its key")
+	// Taken and its refusal forgotten in one hold of a's lock: no wait.
+	if refusedAt() {
+		t.Fatalf("a lists the member it took as refused: %+v", a.Status().Joining)
+	}
+}
+
 // freeTCPUDPPort returns a port free on 127.0.0.1 for both TCP and UDP,
 // below the kernel's ephemeral range. The members bind it again at every
 // restart; a port of that range (where ":0" binds and outgoing

@@ -637,6 +637,13 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 		}
 		r.alive[n.Name] = n
 		addr := n.Address()
+		if n.Name != r.cfg.Name {
+			// The member at addr is taken now: a refusal of it (other
+			// keys, a name taken) is over. Its address stayed in
+			// Status.Joining for a minute after it came back right
+			// (found by review).
+			delete(r.conflicts, addr)
+		}
 		r.putKnown(n.Name, knownMember{addr: addr})
 		for _, name := range slices.Clone(r.byAddr[addr]) { // a member that had its address is gone
 			if name != n.Name {
