@@ -37,10 +37,10 @@ type Status struct {
 	LastExchange, Returned time.Time
 	// Joining are the addresses this member is trying to join and could not
 	// the last time (the seed peers while it is alone, members it lost),
-	// with the cause, and the members it refused in the last minute (a
-	// name conflict, other keys: at most 256 addresses; a member whose
-	// messages this member cannot read at all is memberlist's to drop,
-	// not listed).
+	// with the cause, and the members it refused in the last minute and
+	// has not taken since (a name conflict, other keys: at most 256
+	// addresses; a member whose messages this member cannot read at all
+	// is memberlist's to drop, not listed).
 	Joining []JoinFailure
 }
 
@@ -60,7 +60,8 @@ type JoinFailure struct {
 	// is another, as a member ignores other clusters' members; or it was
 	// shutting down), "name conflict" (the member at Addr has this
 	// member's name, or a live member's: give each member its own; kept
-	// for a minute after it was last seen; "name too long" and "bad name",
+	// for a minute after it was last seen, or until a member at Addr is
+	// taken; "name too long" and "bad name",
 	// empty or not valid UTF-8, likewise), "lookup" (a peer's name did
 	// not resolve, or the PeerSource failed: Addr is the peer as
 	// configured) or "failed"; Err is the error itself.
