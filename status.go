@@ -76,9 +76,9 @@ type Status struct {
 	// the last time: its Peers while it is alone, members it lost; and
 	// those of members it refused in the last minute and has not taken
 	// since (a name conflict, other keys: at most 256 addresses, and 16
-	// lines logged a minute). A
-	// member refused for its keys is one whose messages this member read
-	// (a rotation's step skipped, a member restarted with a stale key):
+	// lines logged a minute). A member refused for its keys is one whose
+	// messages this member read (a rotation's step skipped, a member
+	// restarted with a stale key):
 	// those it cannot read at all (a key it does not know, or none where
 	// it has one) are dropped by memberlist, which logs an error for
 	// each, and are not listed; the member they come from lists this one
