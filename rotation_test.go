@@ -219,6 +219,7 @@ func TestMemberBackWithTheRightKeyLeavesJoining(t *testing.T) {
 	// frames (it accepts k2), it does not open a's, and a refuses it for
 	// the keys its metadata names.
 	stale := mustNew(t, Config{NodeName: "m", BindAddr: at, Timings: FastTimings(), SecretKey: k2, Peers: []string{a.Addr()}})
+	defer stale.Close() // closed below; this for a failure before
 	await.Until(t, 20*time.Second, refusedAt, "a never listed the member with other keys: %v", func() any { return a.Status().Joining })
 	if err := stale.Close(); err != nil {
 		t.Fatal(err)
