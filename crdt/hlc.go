@@ -115,6 +115,38 @@ func (c *HLC) Update(remote Timestamp) error {
 	return nil
 }
 
+// UpdateAll is Update of every record of recs, in one step: one reading
+// of the physical source and one hold of the lock, where a receiver that
+// called Update per record paid both for each (on this machine the
+// reading alone is about 30 ns, a tenth of applying a received record).
+// It moves the clock past the newest timestamp among the records Update
+// would take, and returns the bound they were checked against: a record
+// whose Wall is above it is one Update would refuse (ErrClockDrift), and
+// the clock did not move for it. Every record is checked against the
+// same reading, taken as the call begins, where Update per record read
+// the source again for each: a stamp at the very edge of the drift may
+// be refused here that a later reading would have taken (a difference
+// of the microseconds a batch takes to apply).
+func (c *HLC) UpdateAll(recs []Record) (bound int64) {
+	bound = AddSat(c.phys(), c.maxDrift)
+	newest, found := Timestamp{}, false
+	for i := range recs {
+		t := recs[i].Time
+		if t.Wall <= bound && (!found || t.Wall > newest.Wall || t.Wall == newest.Wall && t.Logical > newest.Logical) {
+			newest, found = t, true
+		}
+	}
+	if !found {
+		return bound
+	}
+	c.mu.Lock()
+	if newest.Wall > c.wall || (newest.Wall == c.wall && newest.Logical > c.logical) {
+		c.wall, c.logical = newest.Wall, newest.Logical
+	}
+	c.mu.Unlock()
+	return bound
+}
+
 // CheckDrift reports, without changing the clock, whether Update would
 // accept remote.
 func (c *HLC) CheckDrift(remote Timestamp) error {

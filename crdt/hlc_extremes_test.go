@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/internal/rapidfail"
 	"pgregory.net/rapid"
 )
 
@@ -47,4 +48,86 @@ func TestClockAtTheExtremesStaysMonotonicAndBounded(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestUpdateAllIsUpdateOfEachRecord: for any clock state, physical
+// reading and batch of stamps (within, at and past the drift, at both ends
+// of int64, ties on the wall with other counters), UpdateAll leaves the
+// clock where Update of each record in turn leaves a copy of it, with the
+// physical source standing still, and a record is above the bound it
+// returns exactly when Update refuses it.
+func TestUpdateAllIsUpdateOfEachRecord(t *testing.T) {
+	rapid.Check(t, checkUpdateAll(func(c *HLC, recs []Record) int64 { return c.UpdateAll(recs) }))
+}
+
+// TestUpdateAllPropertyCatchesAWrongOrder: the property fails for an
+// UpdateAll that takes the last record's stamp instead of the newest, and
+// for one that orders stamps by wall alone.
+func TestUpdateAllPropertyCatchesAWrongOrder(t *testing.T) {
+	broken := map[string]func(*HLC, []Record) int64{
+		"last": func(c *HLC, recs []Record) int64 {
+			bound := AddSat(c.phys(), c.maxDrift)
+			for i := len(recs) - 1; i >= 0; i-- {
+				if recs[i].Time.Wall <= bound {
+					c.Update(recs[i].Time)
+					break
+				}
+			}
+			return bound
+		},
+		"wall alone": func(c *HLC, recs []Record) int64 {
+			bound := AddSat(c.phys(), c.maxDrift)
+			var newest *Timestamp
+			for i := range recs {
+				if t := &recs[i].Time; t.Wall <= bound && (newest == nil || t.Wall > newest.Wall) {
+					newest = t
+				}
+			}
+			if newest != nil {
+				c.Update(*newest)
+			}
+			return bound
+		},
+	}
+	for name, f := range broken {
+		if !rapidfail.Fails(t, "UpdateAll_"+name, checkUpdateAll(f)) {
+			t.Errorf("%s: the property passed", name)
+		}
+	}
+}
+
+func checkUpdateAll(updateAll func(*HLC, []Record) int64) func(*rapid.T) {
+	return func(t *rapid.T) {
+		drift := int64(time.Second)
+		pt := rapid.SampledFrom([]int64{math.MinInt64, math.MinInt64 + 5, -1, 0, 1 << 60, math.MaxInt64 - 2*drift, math.MaxInt64 - drift, math.MaxInt64}).Draw(t, "physical")
+		stamp := func(label string) Timestamp {
+			return Timestamp{
+				Wall:    AddSat(pt, rapid.SampledFrom([]int64{-2 * drift, -1, 0, 1, drift - 1, drift, drift + 1, 2 * drift}).Draw(t, label+" off")),
+				Logical: rapid.SampledFrom([]uint32{0, 1, 7, math.MaxUint32}).Draw(t, label+" logical"),
+				Node:    NodeID(rapid.IntRange(1, 3).Draw(t, label+" node")),
+			}
+		}
+		start := stamp("start")
+		recs := make([]Record, rapid.IntRange(0, 8).Draw(t, "records"))
+		for i := range recs {
+			recs[i] = Record{Key: "k", Time: stamp("record")}
+		}
+		pc := NewManualTime(pt)
+		one, all := NewHLC(9, pc.Now, time.Duration(drift)), NewHLC(9, pc.Now, time.Duration(drift))
+		one.wall, one.logical = start.Wall, start.Logical
+		all.wall, all.logical = start.Wall, start.Logical
+		refused := make([]bool, len(recs))
+		for i, r := range recs {
+			refused[i] = one.Update(r.Time) != nil
+		}
+		bound := updateAll(all, recs)
+		for i, r := range recs {
+			if above := r.Time.Wall > bound; above != refused[i] {
+				t.Fatalf("record %d (%v): above the bound %d: %v; Update refused it: %v", i, r.Time, bound, above, refused[i])
+			}
+		}
+		if one.Last() != all.Last() {
+			t.Fatalf("UpdateAll left the clock at %v, Update of each at %v", all.Last(), one.Last())
+		}
+	}
 }

@@ -1454,9 +1454,10 @@ func (n *Node) sortRecords(recs []crdt.Record) []crdt.Record {
 // answer those it rejected as below a watermark.
 func (n *Node) applyRepair(m *wire.Repair, now int64) []crdt.Record {
 	var rejected []crdt.Record
+	bound := n.cfg.Clock.UpdateAll(m.Records)
 	for _, r := range m.Records {
 		n.stats.RepairRecordsReceived++
-		if n.receiveRepairRecord(r, now) == crdt.Rejected {
+		if n.receiveRepairRecord(r, now, bound) == crdt.Rejected {
 			rejected = append(rejected, r)
 		}
 	}
@@ -1845,8 +1846,9 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 	case s.ID != 0 && s.ID == m.ID && s.peer == from && m.Token == s.Token && m.Step != 0 && m.Step <= s.Step && now < s.deadline:
 		return n.answerReject(from, s, m, now)
 	case n.answersFor(from, m, now):
+		bound := n.cfg.Clock.UpdateAll(m.Records)
 		for _, rec := range m.Records {
-			n.receiveRepairRecord(rec, now)
+			n.receiveRepairRecord(rec, now, bound)
 		}
 		return nil
 	}
@@ -1858,8 +1860,9 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 // once a step, those it rejects that are no answers themselves.
 func (n *Node) answerReject(from string, s *session, m *wire.Reject, now int64) []Envelope {
 	var rejected []crdt.Record
+	bound := n.cfg.Clock.UpdateAll(m.Records)
 	for _, r := range m.Records { // an answer rejected in turn is older than what this node collected
-		if n.receiveRepairRecord(r, now) == crdt.Rejected && !(r.Tombstone && r.Time.Node == 0) {
+		if n.receiveRepairRecord(r, now, bound) == crdt.Rejected && !(r.Tombstone && r.Time.Node == 0) {
 			rejected = append(rejected, r)
 		}
 	}

@@ -287,8 +287,9 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 		return nil
 	}
 	applied, refused := false, false
+	bound := n.cfg.Clock.UpdateAll(m.Records)
 	for _, r := range m.Records {
-		switch n.receiveRecord(r, true, now) {
+		switch n.receiveRecord(r, true, now, bound) {
 		case crdt.Applied:
 			applied = true
 		case crdt.Refused:

@@ -170,6 +170,7 @@
 // answers with a tombstone replaces the sender's, which reports a live
 // value so replaced through Node.Dropped. Deltas older than the GC horizon
 // are not applied.
-// Frames are size-capped and structurally validated before any decoding;
-// bad frames are counted by reason and never partially applied.
+// Frames are size-capped and decoded against their grammar, each length
+// checked before anything is allocated for it; bad frames are counted by
+// reason and never partially applied.
 package transport

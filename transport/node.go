@@ -749,9 +749,13 @@ func frameSizeHint(m wire.Message) int {
 	return size
 }
 
-// receiveRecord moves the clock past r and applies it, counting the outcome.
-func (n *Node) receiveRecord(r crdt.Record, delta bool, now int64) crdt.Outcome {
-	if err := n.cfg.Clock.Update(r.Time); err != nil {
+// receiveRecord applies r, counting the outcome, unless its wall is above
+// bound: the clock refused it. The caller has moved the clock past the
+// records of r's frame that it takes (crdt.HLC.UpdateAll, which returns
+// bound), before applying any of them, so that a write made here after
+// one of them is visible is stamped after it.
+func (n *Node) receiveRecord(r crdt.Record, delta bool, now, bound int64) crdt.Outcome {
+	if r.Time.Wall > bound {
 		n.stats.ClockDriftRejects++
 		return crdt.Refused
 	}
@@ -771,12 +775,12 @@ func (n *Node) receiveRecord(r crdt.Record, delta bool, now int64) crdt.Outcome 
 // tombstone of node 0 is a peer's answer to a record it rejected (package
 // lww, rule 3), here or anywhere, passed on like any record: a live value
 // one replaces is noted as dropped.
-func (n *Node) receiveRepairRecord(r crdt.Record, now int64) crdt.Outcome {
+func (n *Node) receiveRepairRecord(r crdt.Record, now, bound int64) crdt.Outcome {
 	if !r.Tombstone || r.Time.Node != 0 {
-		return n.receiveRecord(r, false, now)
+		return n.receiveRecord(r, false, now, bound)
 	}
 	held, ok := n.cfg.Replica.Lookup(r.Key)
-	o := n.receiveRecord(r, false, now)
+	o := n.receiveRecord(r, false, now, bound)
 	if o == crdt.Applied && ok && held.Live(now) {
 		n.stats.Dropped++
 		n.dropped = append(n.dropped, held.Version())

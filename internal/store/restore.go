@@ -59,8 +59,9 @@ func (s *Store) Restore(snap *Snapshot, clock *crdt.HLC, now int64) RestoreStats
 // is settled (lww.Map.Settle): readers probed both arrays until the
 // shard's first collections or writes had moved every entry.
 func (s *Store) Replay(recs []crdt.Record, clock *crdt.HLC, now int64) (applied, drifted int) {
+	bound := clock.UpdateAll(recs) // as Update of each, with one reading of the clock
 	for _, rec := range recs {
-		if err := clock.Update(rec.Time); err != nil {
+		if rec.Time.Wall > bound {
 			drifted++
 			continue
 		}

@@ -85,7 +85,8 @@
 // AES-GCM and drops what does not decrypt: a process without the key, or
 // with another, can neither join nor inject a write. A Label separates
 // clusters that share a network. Frames that do reach the protocol are
-// still size-capped and validated before decoding (package transport/wire).
+// still size-capped and decoded against their grammar, each length checked
+// before anything is allocated for it (package transport/wire).
 //
 // # Logs
 //

@@ -63,21 +63,6 @@ func BenchmarkCodecDecodeDelta(b *testing.B) {
 	reportPerRecord(b, n, len(frame))
 }
 
-// BenchmarkCodecValidateDelta measures the structural pre-validation alone,
-// the part of Decode that guards the msgpack decoder.
-func BenchmarkCodecValidateDelta(b *testing.B) {
-	frame := mustEncode(b, benchDelta())
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		if err := validate(frame[2:]); err != nil {
-			b.Fatalf("validate: got error %v, want nil", err)
-		}
-		n++
-	}
-	reportPerRecord(b, n, len(frame))
-}
-
 // BenchmarkCodecPeerMsgpack measures msgpack/v5's reflection codec on the
 // same Delta (structs as arrays, reused encoder and decoder), for ratios.
 // Its decoder is unsafe on untrusted input; this is a speed reference only.

@@ -8,8 +8,7 @@ import (
 	"github.com/bcache-go/bcache/crdt"
 )
 
-// Typed decoding. Once validate has passed, the body is read field by field
-// straight from the frame (c.pos is the offset of the next value), checking
+// Typed decoding. The body is read field by field straight from the frame (c.pos is the offset of the next value), checking
 // each value's type, range and limit before allocating for it: msgpack's
 // own decoder, reading through an io.Reader a byte at a time, took about
 // 1.4 times as long a record (most of what is left is the key's and the

@@ -3,9 +3,9 @@
 // transport runs the protocol; this package only says how its messages look
 // as bytes (the grammar is written out in codec.go).
 //
-// Decoding is defensive: a frame is size-capped, then validated without
-// allocating (every length checked against the bytes that remain), and only
-// then decoded, with each allocation bounded by the bytes left. Bad input
+// Decoding is defensive: a frame is size-capped, then decoded field by
+// field against the message's grammar, every length checked against the
+// bytes that remain before anything is allocated for it. Bad input
 // gets an error wrapping one of the sentinels ([ErrMalformed],
 // [ErrTooLarge], [ErrVersion], [ErrUnknownKind]), never a panic and never
 // a partial message. A [Codec] is not safe for concurrent use.
