@@ -105,8 +105,16 @@ func (n *Node) WriteGroup(recs []crdt.Record, now int64) []Envelope {
 // left twice, and every chunk ended in a frame part full: found by
 // review, TestWritesTakenAtOnceLeaveAsOneGroup in package gossip.)
 func (n *Node) WriteGroups(groups [][]crdt.Record, now int64) []Envelope {
+	return n.AppendWriteGroups(nil, groups, now)
+}
+
+// AppendWriteGroups is WriteGroups appending the envelopes to dst: a host
+// that sends them before its next call reuses one slice for them (made
+// anew at each call, the envelopes were half the bytes a writer of
+// isolated writes allocated: each write its own group).
+func (n *Node) AppendWriteGroups(dst []Envelope, groups [][]crdt.Record, now int64) []Envelope {
 	n.rebase(now)
-	var out []Envelope
+	out := dst
 	for _, recs := range groups {
 		out = n.queueGroup(out, recs, now)
 	}
@@ -210,7 +218,8 @@ func (n *Node) estimate(r *crdt.Record) int {
 // origin name and batch number that relaying needs.
 func (n *Node) flush(out []Envelope, now int64) []Envelope {
 	q := &n.out
-	kids := n.ring.children(nil, n.cfg.Name, n.cfg.Name, n.cfg.Fanout)
+	kids := n.ring.children(n.sendKids[:0], n.cfg.Name, n.cfg.Name, n.cfg.Fanout)
+	n.sendKids = kids
 	if len(kids) == 0 { // alone: anti-entropy will carry the writes later
 		q.reset(now)
 		return out
@@ -237,18 +246,23 @@ func (n *Node) flush(out []Envelope, now int64) []Envelope {
 }
 
 func (n *Node) sendBatch(out []Envelope, origin string, recs []crdt.Record, kids []string) []Envelope {
-	var m wire.Message = &wire.Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
+	// The node's own messages, not new ones: Encode keeps nothing of
+	// them, and they let go of the records once it has run.
+	n.delta = wire.Delta{Origin: origin, OriginID: n.cfg.Clock.Node(), Records: recs}
+	var m wire.Message = &n.delta
 	switch {
 	case origin != "":
 		n.out.seq++
-		m.(*wire.Delta).Seq = n.out.seq
+		n.delta.Seq = n.out.seq
 	case n.useDirect:
-		m = &wire.Direct{OriginID: n.cfg.Clock.Node(), Records: recs}
+		n.direct = wire.Direct{OriginID: n.cfg.Clock.Node(), Records: recs}
+		m = &n.direct
 	}
 	n.stats.DeltaBatchesSent++
 	n.stats.DeltaRecordsSent += uint64(len(recs))
 	start := len(out)
 	out = n.send(out, m, kids...)
+	n.delta, n.direct = wire.Delta{}, wire.Direct{}
 	if origin == "" { // a direct send: applied, not relayed or answered
 		for i := start; i < len(out); i++ {
 			out[i].Anonymous = true

@@ -218,7 +218,12 @@ type Node struct {
 	ring      *ring
 	self      int            // this node's place on the ring
 	kids      []string       // scratch: the members a relayed delta goes to
+	sendKids  []string       // scratch: the members this node's writes go to
 	refused   refusedBatches // the batches passed on with records refused here
+	// The messages of this node's delta batches, reused: Encode keeps
+	// nothing of them.
+	delta  wire.Delta
+	direct wire.Direct
 
 	out    deltaQueue
 	ae     antiEntropy

@@ -337,8 +337,7 @@ func (r *Replicator) sendPacket(to *memberlist.Node, frame []byte) error {
 	}
 	defer r.out.seal.release(bp)
 	r.wire.count(*bp)
-	_, err = r.out.t.WriteTo(*bp, to.Address())
-	return err
+	return r.out.t.writeToNode(*bp, to)
 }
 
 // directOut is where sendPacket writes: the sealer and the transport.

@@ -25,6 +25,7 @@ func (r *Replicator) loop() {
 	r.loopLocked(r.updateView)
 	var batch [][]crdt.Record
 	var out []transport.Envelope
+	var envs []transport.Envelope // the writes' envelopes, sent before the next group's
 	for {
 		var now, next int64
 		r.loopLocked(func() []transport.Envelope {
@@ -61,12 +62,13 @@ func (r *Replicator) loop() {
 				// group (see transport.Node.WriteGroup), whatever the
 				// chunks it is kept in.
 				now := r.now()
-				out := r.node.WriteGroups(batch, now)
+				envs = r.node.AppendWriteGroups(envs[:0], batch, now)
 				if r.leaving.Load() { // see stop
-					out = append(out, r.node.Flush(now)...)
+					envs = append(envs, r.node.Flush(now)...)
 				}
-				return out
+				return envs
 			})
+			clear(envs) // sent: holds no frame until the next group
 			batch = r.writes.recycle(batch)
 		case <-r.changed:
 			r.loopLocked(r.updateView)

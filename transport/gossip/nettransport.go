@@ -281,6 +281,20 @@ func (t *netTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	return time.Now(), err
 }
 
+// writeToNode is WriteTo to a member's address, read from its node
+// without the string Node.Address makes (two allocations a datagram,
+// which WriteTo then parsed back). memberlist may hold an IPv4 address
+// in net.IP's 16-byte form: unmapped, it is the address ParseAddrPort
+// gave WriteTo.
+func (t *netTransport) writeToNode(b []byte, to *memberlist.Node) error {
+	if a, ok := netip.AddrFromSlice(to.Addr); ok {
+		_, err := t.udp.WriteToUDPAddrPort(b, netip.AddrPortFrom(a.Unmap(), to.Port))
+		return err
+	}
+	_, err := t.WriteTo(b, to.Address())
+	return err
+}
+
 // WriteToAddress implements memberlist.NodeAwareTransport.
 func (t *netTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	return t.WriteTo(b, a.Addr)

@@ -8,12 +8,13 @@ import (
 	"github.com/bcache-go/bcache/crdt"
 )
 
-// Typed decoding. The body is read field by field straight from the frame (c.pos is the offset of the next value), checking
-// each value's type, range and limit before allocating for it: msgpack's
-// own decoder, reading through an io.Reader a byte at a time, took about
-// 1.4 times as long a record (most of what is left is the key's and the
-// value's allocations). Each read method does nothing once c.err is set
-// and records its own failure there, so the message decoders read straight
+// Typed decoding. The body is read field by field straight from the
+// frame (c.pos is the offset of the next value), checking each value's
+// type, range and limit before allocating for it: msgpack's own decoder,
+// reading through an io.Reader a byte at a time, took about 1.4 times as
+// long a record (most of what is left is the key's and the value's
+// allocations). Each read method does nothing once c.err is set and
+// records its own failure there, so the message decoders read straight
 // through and Decode checks c.err once.
 
 // decodeBody reads the body of a message of kind k.
