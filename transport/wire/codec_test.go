@@ -746,3 +746,34 @@ func TestVersionsAreBoundedByTheFrameNotByMaxRecords(t *testing.T) {
 		t.Fatalf("decoded %d versions, want %d", len(got.(*Versions).Versions), n)
 	}
 }
+
+// TestAClaimPastTheFrameIsMalformedNotTooLarge: a key or value whose
+// header claims more bytes than the frame holds is malformed, whatever it
+// claims, as the validation pass that ran before decoding counted it;
+// one the frame holds whole, over the limit, is too large. With the pass
+// gone, a claim over the limit was counted too large.
+func TestAClaimPastTheFrameIsMalformedNotTooLarge(t *testing.T) {
+	c := NewCodec(Limits{MaxKey: 8, MaxValue: 8})
+	delta := func(key string, value []byte) []byte {
+		b := append([]byte{WireVersion, byte(KindDelta)}, hexBytes(t, "95 a0 01 01 00 91 97")...)
+		b = append(b, 0xa0|byte(len(key)))
+		b = append(append(b, key...), 0xc4, byte(len(value)))
+		return append(append(b, value...), 0, 0, 0, 0, 0)
+	}
+	if _, err := c.Decode(delta("k", []byte("v"))); err != nil {
+		t.Fatalf("a well-formed delta: %v", err)
+	}
+	for _, tc := range []struct {
+		name, reason string
+		frame        []byte
+	}{
+		{"a key of 9 bytes", "too_large", delta("123456789", nil)},
+		{"a value of 9 bytes", "too_large", delta("k", []byte("123456789"))},
+		{"a key claiming 100,000 bytes", "malformed", append([]byte{WireVersion, byte(KindDelta)}, hexBytes(t, "95 a0 01 01 00 91 97 db000186a0 0000000000")...)},
+		{"a value claiming 100,000 bytes", "malformed", append([]byte{WireVersion, byte(KindDelta)}, hexBytes(t, "95 a0 01 01 00 91 97 a16b c6000186a0 0000000000")...)},
+	} {
+		if _, err := c.Decode(tc.frame); Reason(err) != tc.reason {
+			t.Errorf("%s: %v (%q), want %q", tc.name, err, Reason(err), tc.reason)
+		}
+	}
+}

@@ -413,14 +413,18 @@ func (c *Codec) raw(isType func(byte) bool, want string, limit int, sentinel err
 		c.take(0, what)
 		n = uint64(code - codeFixStrMin)
 	}
+	// Past the bytes left first: a frame that claims more than it holds
+	// is malformed, whatever it claims (so the validation pass that ran
+	// before decoding counted it), and one that holds a value over the
+	// limit is too large.
 	switch {
 	case c.err != nil:
 		return nil
-	case n > uint64(limit):
-		c.fail(sentinel, "%s: %d bytes exceed limit %d", what, n, limit)
-		return nil
 	case n > uint64(c.left()):
 		c.fail(ErrMalformed, "%s: %d bytes, %d left", what, n, c.left())
+		return nil
+	case n > uint64(limit):
+		c.fail(sentinel, "%s: %d bytes exceed limit %d", what, n, limit)
 		return nil
 	}
 	b := c.body[c.pos : c.pos+int(n)]
