@@ -109,9 +109,10 @@ func (n *Node) WriteGroups(groups [][]crdt.Record, now int64) []Envelope {
 }
 
 // AppendWriteGroups is WriteGroups appending the envelopes to dst: a host
-// that sends them before its next call reuses one slice for them (made
-// anew at each call, the envelopes were half the bytes a writer of
-// isolated writes allocated: each write its own group).
+// that sends them before its next call reuses one slice for them. (Made
+// anew at each call, the envelopes were a fifth of the bytes a writer of
+// isolated writes allocated, each write its own group: 10,000 a second
+// to four members.)
 func (n *Node) AppendWriteGroups(dst []Envelope, groups [][]crdt.Record, now int64) []Envelope {
 	n.rebase(now)
 	out := dst
