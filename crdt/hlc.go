@@ -107,13 +107,22 @@ func (c *HLC) Update(remote Timestamp) error {
 	if err := c.CheckDrift(remote); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	if remote.Wall > c.wall || (remote.Wall == c.wall && remote.Logical > c.logical) {
-		c.wall, c.logical = remote.Wall, remote.Logical
-	}
-	c.mu.Unlock()
+	c.advance(remote)
 	return nil
 }
+
+// advance moves the clock to t if t is past it.
+func (c *HLC) advance(t Timestamp) {
+	c.mu.Lock()
+	if past(t, Timestamp{Wall: c.wall, Logical: c.logical}) {
+		c.wall, c.logical = t.Wall, t.Logical
+	}
+	c.mu.Unlock()
+}
+
+// past reports whether a is past b on the clock: by wall, then counter
+// (the node does not order a clock's readings).
+func past(a, b Timestamp) bool { return a.Wall > b.Wall || a.Wall == b.Wall && a.Logical > b.Logical }
 
 // UpdateAll is Update of every record of recs, in one step: one reading
 // of the physical source and one hold of the lock, where a receiver that
@@ -132,18 +141,13 @@ func (c *HLC) UpdateAll(recs []Record) (bound int64) {
 	newest, found := Timestamp{}, false
 	for i := range recs {
 		t := recs[i].Time
-		if t.Wall <= bound && (!found || t.Wall > newest.Wall || t.Wall == newest.Wall && t.Logical > newest.Logical) {
+		if t.Wall <= bound && (!found || past(t, newest)) {
 			newest, found = t, true
 		}
 	}
-	if !found {
-		return bound
+	if found {
+		c.advance(newest)
 	}
-	c.mu.Lock()
-	if newest.Wall > c.wall || (newest.Wall == c.wall && newest.Logical > c.logical) {
-		c.wall, c.logical = newest.Wall, newest.Logical
-	}
-	c.mu.Unlock()
 	return bound
 }
 
