@@ -134,8 +134,10 @@ func past(a, b Timestamp) bool { return a.Wall > b.Wall || a.Wall == b.Wall && a
 // the clock did not move for it. Every record is checked against the
 // same reading, taken as the call begins, where Update per record read
 // the source again for each: a stamp at the very edge of the drift may
-// be refused here that a later reading would have taken (a difference
-// of the microseconds a batch takes to apply).
+// be refused here that a later reading would have taken: a difference
+// of the microseconds a received frame takes to apply, or of a whole
+// restore, whose snapshot is replayed in one call (only a clock that
+// stepped back since the snapshot was written meets that edge).
 func (c *HLC) UpdateAll(recs []Record) (bound int64) {
 	bound = AddSat(c.phys(), c.maxDrift)
 	newest, found := Timestamp{}, false
@@ -154,10 +156,16 @@ func (c *HLC) UpdateAll(recs []Record) (bound int64) {
 // CheckDrift reports, without changing the clock, whether Update would
 // accept remote.
 func (c *HLC) CheckDrift(remote Timestamp) error {
+	// Against the bound UpdateAll returns, not SubSat(remote.Wall, pt) >
+	// maxDrift: that distance saturates at math.MaxInt64 where it does not
+	// fit (a reading below zero, a wall near the top), and with the
+	// largest drift, math.MaxInt64, a stamp further ahead than it was taken
+	// here while UpdateAll refused it (found by review). The bound is
+	// exact: it saturates only where no wall is above the true sum.
 	pt := c.phys()
-	if ahead := SubSat(remote.Wall, pt); ahead > c.maxDrift {
+	if remote.Wall > AddSat(pt, c.maxDrift) {
 		return fmt.Errorf("crdt: timestamp %v: %w (ahead by %v, limit %v)",
-			remote, ErrClockDrift, time.Duration(ahead), time.Duration(c.maxDrift))
+			remote, ErrClockDrift, time.Duration(SubSat(remote.Wall, pt)), time.Duration(c.maxDrift))
 	}
 	return nil
 }
