@@ -76,6 +76,10 @@ type Replicator struct {
 	// out, set before memberlist starts when the member runs the default
 	// UDP transport, builds and sends bcache's datagrams (see direct.go).
 	out *directOut
+	// envs is the loop's slice for the envelopes of the writes' groups,
+	// reused from one group to the next; only the loop touches it (see
+	// keepEnvelopes).
+	envs []transport.Envelope
 	// reliable, set before memberlist starts, writes the frames that go
 	// over streams (see reliable.go).
 	reliable *sealer
