@@ -294,9 +294,12 @@ func (m member) Gone(key string) (crdt.Record, bool) { return m.c.store.Gone(key
 // clusterfill.Member says, without counting a read: GetOrFill counted it
 // (a forwarded miss counted a hit too, found by review).
 func (m member) Receive(rec crdt.Record) ([]byte, bool) {
+	// Served from a stub of its version only if the stub stands for its
+	// value (clusterfill.Served).
+	taken := m.c.store.Oversized(rec)
 	if m.c.clock.Update(rec.Time) != nil {
 		m.c.stats.pulledDrifted.Add(1)
-		return m.served(rec)
+		return m.served(rec, taken)
 	}
 	// Counted, and its lag measured, as the protocol's repairs are: it
 	// changed this member's state unseen by them (found by review).
@@ -304,11 +307,13 @@ func (m member) Receive(rec crdt.Record) ([]byte, bool) {
 	switch (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, now) {
 	case crdt.Applied:
 		m.c.stats.pulled.Add(1)
+		taken = true
 	case crdt.Stale:
 		// The version held, its value perhaps evicted here: the answer
 		// is what the asker asked for (Store.Refill).
 		if m.c.store.Refill(rec, now) == crdt.Applied {
 			m.c.stats.pulled.Add(1)
+			taken = true
 		}
 	case crdt.Rejected:
 		// Older than a delete collected here: refused, and counted with
@@ -318,13 +323,13 @@ func (m member) Receive(rec crdt.Record) ([]byte, bool) {
 		m.c.stats.pulledRejected.Add(1)
 	}
 	m.c.feed.flush()
-	return m.served(rec)
+	return m.served(rec, taken)
 }
 
 // served returns the value served for rec's key (clusterfill.Served).
-func (m member) served(rec crdt.Record) ([]byte, bool) {
+func (m member) served(rec crdt.Record, taken bool) ([]byte, bool) {
 	held, ok := m.c.store.Lookup(rec.Key)
-	return clusterfill.Served(held, ok, rec, m.c.phys())
+	return clusterfill.Served(held, ok, rec, taken, m.c.phys())
 }
 
 // serveCall answers a peer's call: a fill request for a key this member

@@ -413,11 +413,17 @@ func (m fillMember) Receive(rec crdt.Record) ([]byte, bool) {
 
 func (r *StoreReplica) receive(rec crdt.Record) ([]byte, bool) {
 	now := r.phys()
-	if r.clock.Update(rec.Time) == nil && r.rejects.Apply(rec, false, now) == crdt.Stale {
-		r.s.Refill(rec, now)
+	taken := r.s.Oversized(rec)
+	if r.clock.Update(rec.Time) == nil {
+		switch r.rejects.Apply(rec, false, now) {
+		case crdt.Applied:
+			taken = true
+		case crdt.Stale:
+			taken = r.s.Refill(rec, now) == crdt.Applied || taken
+		}
 	}
 	held, ok := r.s.Lookup(rec.Key)
-	return clusterfill.Served(held, ok, rec, now)
+	return clusterfill.Served(held, ok, rec, taken, now)
 }
 
 // fillCall is a fill call the harness made and that has not ended.

@@ -110,13 +110,20 @@ type goner interface {
 // Served returns the value a member serves for rec's key after receiving
 // rec, an answer: the value held (held, if ok) if live at now, or rec's
 // own if the member holds rec's very version (time and expiry) without
-// its value (evicted); else none.
-func Served(held crdt.Record, ok bool, rec crdt.Record, now int64) ([]byte, bool) {
+// its value (evicted) and taken says the stub stands for rec's value:
+// the member took rec (applied it, or put its value back on the stub,
+// evicted again since) or cannot hold its value (over its bounds); else
+// none. A stub that refused rec's value (it stands for another value of
+// the version, which every map that gets both keeps: a forged tie, see
+// lww.Map.Refill) serves none: it served the value its store refused, at
+// every miss (found by review,
+// TestAnOwnersOtherValueOfAnEvictedVersionIsNotServed).
+func Served(held crdt.Record, ok bool, rec crdt.Record, taken bool, now int64) ([]byte, bool) {
 	switch {
 	case !ok:
 	case held.Live(now):
 		return held.Value, true
-	case held.Evicted && !held.Tombstone && held.Time == rec.Time && held.Expires == rec.Expires && rec.Live(now):
+	case taken && held.Evicted && !held.Tombstone && held.Time == rec.Time && held.Expires == rec.Expires && rec.Live(now):
 		return rec.Value, true
 	}
 	return nil, false

@@ -506,13 +506,23 @@ func (s *Store) Refill(rec crdt.Record, now int64) crdt.Outcome {
 	return s.apply(rec, false, true, now)
 }
 
+// Oversized reports whether rec is a value over the store's bounds
+// (MaxValueSize, MaxBytes), which Apply keeps as an evicted version.
+func (s *Store) Oversized(rec crdt.Record) bool {
+	return !rec.Tombstone && !rec.Evicted && s.oversized(rec.Key, rec.Value)
+}
+
+func (s *Store) oversized(key string, value []byte) bool {
+	return s.maxValue > 0 && len(value) > s.maxValue || s.maxBytes > 0 && int64(len(key)+len(value)) > s.maxBytes
+}
+
 func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outcome {
 	oversized := false
 	holds := !rec.Tombstone && !rec.Evicted // a key with a value, empty or not, to count in MaxBytes
 	if !holds {
 		rec.Value = nil // none is held: not reported to the watcher either
 	}
-	if s.maxValue > 0 && len(rec.Value) > s.maxValue || holds && s.maxBytes > 0 && int64(len(rec.Key)+len(rec.Value)) > s.maxBytes {
+	if s.maxValue > 0 && len(rec.Value) > s.maxValue || holds && s.oversized(rec.Key, rec.Value) {
 		rec.Value, rec.Evicted, oversized = nil, true, true
 	}
 	sh, ih := s.locate(rec.Key)
