@@ -897,6 +897,11 @@ const (
 	watchWriteTimeout = 30 * time.Second
 )
 
+// watchEndGrace is how long a stream's writes may take once its request's
+// context has ended: enough for a client that reads to get the stream's
+// clean end, well within the node's shutdownTimeout.
+const watchEndGrace = time.Second
+
 // watchPing is how long a stream may go quiet before it is written a
 // comment: a client gone is found by the write failing (net/http stops
 // watching a connection for its close once a client sends a byte after
@@ -932,15 +937,58 @@ func pathParam(rawQuery, name string) (string, error) {
 // stops reading for watchWriteTimeout, or the member closes; a quiet
 // stream gets a comment every watchPing.
 func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, prefix string, fail func(http.ResponseWriter, error)) (end string) {
-	const gone, failed, closed = "client_gone", "write_failed", "closed"
+	const gone, writeFailed, closed = "client_gone", "write_failed", "closed"
 	sub, err := c.Subscribe(prefix, 0)
 	if err != nil {
 		fail(w, err)
 		return ""
 	}
 	defer sub.Close()
+	ctx := r.Context()
+	// ended is why the stream ends once its request's context has.
+	ended := func() string {
+		if errors.Is(context.Cause(ctx), errShutdown) {
+			return closed // the server shuts down, the client is there (it was counted gone)
+		}
+		return gone
+	}
+	// failed is why the stream ends at a write that failed.
+	failed := func() string {
+		if ctx.Err() != nil {
+			return ended()
+		}
+		return writeFailed
+	}
+	// Each write may wait watchWriteTimeout for its client; once the
+	// request's context has ended (Shutdown, the client gone),
+	// watchEndGrace from then at most: a write waiting on a client that
+	// had stopped reading went on waiting for its 30 s, and held Shutdown
+	// to its timeout, the stream open (found by review:
+	// TestShutdownEndsAStalledWatchStream).
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) // again before every change and ping
+	var deadlineMu sync.Mutex
+	deadline := func() bool { // before every change and ping
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		if ctx.Err() != nil {
+			return false
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
+		return true
+	}
+	graceSet := make(chan struct{})
+	stopGrace := context.AfterFunc(ctx, func() {
+		defer close(graceSet)
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		_ = rc.SetWriteDeadline(time.Now().Add(watchEndGrace))
+	})
+	defer func() {
+		if !stopGrace() {
+			<-graceSet // set before the server takes the connection back
+		}
+	}()
+	_ = deadline() // or the grace, the context having ended: the loop sees it
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -949,16 +997,18 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, prefix strin
 	// while it was away are not in the new stream, and re-reads what it
 	// needs (they were lost without a word: found by review).
 	if _, err := io.WriteString(w, "event: start\ndata: {}\n\n"); err != nil || rc.Flush() != nil {
-		return failed
+		return failed()
 	}
 	ping := time.NewTicker(watchPing)
 	defer ping.Stop()
 	for {
 		select {
 		case <-ping.C:
-			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
+			if !deadline() {
+				return ended()
+			}
 			if _, err := io.WriteString(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
-				return failed
+				return failed()
 			}
 		case batch, ok := <-sub.C:
 			if !ok {
@@ -969,7 +1019,9 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, prefix strin
 				// deadline for the whole batch (up to the subscription's
 				// bound, megabytes) cut clients that read slowly but
 				// kept reading (found by review).
-				_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
+				if !deadline() {
+					return ended()
+				}
 				out := change{Key: ch.Key, Cause: ch.Cause.String(), Here: ch.Here, Superseded: ch.Superseded}
 				switch ch.Cause {
 				case bcache.CauseOverflow: // no version: a client keeping each key's newest saw it go back
@@ -993,24 +1045,21 @@ func watch(w http.ResponseWriter, r *http.Request, c *bcache.Cache, prefix strin
 				// Written as it is, not through fmt, which copied a large
 				// value's JSON once more (found by review).
 				if _, err := io.WriteString(w, "event: "+out.Cause+"\ndata: "); err != nil {
-					return failed
+					return failed()
 				}
 				if _, err := w.Write(b); err != nil {
-					return failed
+					return failed()
 				}
 				if _, err := io.WriteString(w, "\n\n"); err != nil {
-					return failed
+					return failed()
 				}
 			}
 			if rc.Flush() != nil {
-				return failed
+				return failed()
 			}
 			ping.Reset(watchPing) // a stream that is written to needs none
-		case <-r.Context().Done():
-			if errors.Is(context.Cause(r.Context()), errShutdown) {
-				return closed // the server shuts down, the client is there (it was counted gone)
-			}
-			return gone
+		case <-ctx.Done():
+			return ended()
 		}
 	}
 }

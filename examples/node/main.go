@@ -37,7 +37,7 @@
 //	                                 429 while the bodies read and not stored yet take 256 MiB
 //	GET    /v1/keys/{key}[?wait=5s]  200 with the value, or 404; with a Bcache-Token header, nothing older than that write:
 //	                                 it waits for it up to wait (default 5s, at most 1m), then 504; 400 a bad token;
-//	                                 429 past 1024 such reads at once
+//	                                 429 past 1024 such reads at once; 414 key too large, 503 closed
 //	DELETE /v1/keys/{key}            204 with the delete's Bcache-Token header; 414 key too large, 503 closed; 500 as PUT
 //	GET    /v1/members               200, JSON [{"name","addr"}]
 //	GET    /v1/stats                 200, JSON bcache.Stats
@@ -97,7 +97,9 @@
 // "listening" lines carry the gossip and HTTP addresses (useful with port
 // 0). SIGINT, SIGTERM or SIGHUP (the terminal it ran in closed: it
 // ended the node without its last snapshot; SIGHUP or SIGINT ignored at
-// start, as by nohup or a script's background job, it leaves so) stops the HTTP server, leaves the cluster, writes
+// start, as by nohup or a script's background job, it leaves so) stops the HTTP server (watch streams and
+// reads waiting for a token end at once, a stream's write within a second; a response still being
+// written 3 s later, its client not reading, has its connection closed), leaves the cluster, writes
 // the snapshot (with -snapshot) and exits 0, or 1 if that last snapshot
 // failed; a second signal kills it at once. A stderr whose reader went
 // away (SIGPIPE) loses the log lines, not the process. Flag and configuration errors

@@ -84,7 +84,12 @@ func serve(ctx context.Context, log zerolog.Logger, ln net.Listener, srv *http.S
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn().Err(err).Msg("http shutdown")
+			// A response whose client stopped reading waits on its
+			// write until the write timeout (45 s), past Shutdown's
+			// timeout: its connection is cut, or the handler went on
+			// running as the member closed (found by review).
+			log.Warn().Err(err).Msg("http shutdown: closing the connections left")
+			srv.Close()
 		}
 		return 0
 	case err := <-served:
