@@ -71,6 +71,7 @@ func strangerJoins(t *testing.T, name, cause string) *Cache {
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name, mc.Transport, mc.LogOutput = name, mt, io.Discard
+	mc.EnableCompression = false // as members write: a compressed stream is refused
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		t.Fatal(err)

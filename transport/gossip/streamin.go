@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bcache-go/bcache/transport"
+	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/bcache-go/bcache/transport"
 )
 
 // A frame too large for a datagram comes over a stream of its own
@@ -125,6 +128,7 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 	}
 	if s.keyring == nil {
 		if in.buf[at] != mlUserMsg {
+			in.drop = stateTooLarge(in.buf[at], &streamBytes{in: in, at: at + 1})
 			return nil, false
 		}
 		start, n, ok := userMsgHeaderAt(in, at+1)
@@ -200,6 +204,7 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 		return nil, false
 	}
 	if len(plain) < 1 || plain[0] != mlUserMsg {
+		in.drop = plain != nil && stateTooLarge(plain[0], bytes.NewReader(plain[1:]))
 		return nil, false
 	}
 	p := inStream{buf: plain} // read from the plaintext, and no further
@@ -362,4 +367,67 @@ func (k *keyCiphers) get(kr *memberlist.Keyring) []cipher.AEAD {
 	c := &cipherSet{keys: keys, aead: newAEADs(keys)}
 	k.cur.Store(c)
 	return c.aead
+}
+
+// memberlist's stream message types that stateTooLarge looks at.
+const (
+	mlPushPullMsg = 6
+	mlCompressMsg = 9
+)
+
+// maxPushNodes is the most members a push/pull state may claim: memberlist
+// (v0.7.0) makes room for as many as its header says, up to 1,048,576 of
+// 112 bytes (112 MiB), before it reads one, so that a stream of 52 bytes
+// held that much until its deadline (found by review: 449 MiB in use for
+// four such streams, where a stream of a member without a key is held to
+// a buffer of 20 MiB). 16,384 of them are 1.75 MiB.
+const maxPushNodes = 1 << 14
+
+// stateTooLarge reports whether a stream message of memberlist's of type
+// typ, whose bytes after the type r reads, must not reach memberlist: a
+// push/pull state whose header claims more than maxPushNodes members, or
+// a compressed message (no member compresses, see Config's
+// EnableCompression: memberlist would decompress up to 40 MiB of it, a
+// push/pull state among them, unchecked). The header is read as
+// memberlist reads it, with its own codec, and no further; one that does
+// not decode is memberlist's to refuse.
+func stateTooLarge(typ byte, r io.Reader) bool {
+	switch typ {
+	case mlCompressMsg:
+		return true
+	case mlPushPullMsg:
+		var header struct { // memberlist's pushPullHeader
+			Nodes        int
+			UserStateLen int
+			Join         bool
+		}
+		if codec.NewDecoder(r, &codec.MsgpackHandle{}).Decode(&header) != nil {
+			return false
+		}
+		return header.Nodes > maxPushNodes
+	}
+	return false
+}
+
+// streamBytes reads a stream's bytes from in.buf[at:], filling it from
+// the stream as it goes, no further than what it is asked for: what it
+// reads stays in in.buf for memberlist.
+type streamBytes struct {
+	in *inStream
+	at int
+}
+
+func (r *streamBytes) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !r.in.fill(r.at + 1) {
+		if r.in.err != nil {
+			return 0, r.in.err
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, r.in.buf[r.at:])
+	r.at += n
+	return n, nil
 }
