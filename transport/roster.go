@@ -131,6 +131,17 @@ func (r *roster) left(name string, keeps bool, now int64) {
 // view never syncs none retires, and past it the newest takes the rest.
 const maxEndedPerName = 16
 
+// maxEnded bounds the entries in all: while a member in the view never
+// syncs none retires, and a member holding the key that joined and left
+// under a fresh name each time (or announced such members) added one a
+// name, for as long as that went on, each walked by every bound and
+// written to the members file (found by review). Past it, an incarnation
+// of a name with no entry joins the newest entry, which is then no one
+// name's (its name cleared): the lowest cut, the latest end; a leaver that
+// keeps its state among them retires only after FailedTimeout, no
+// incarnation of a cleared name coming back.
+const maxEnded = 1024
+
 func (r *roster) end(in *incarnation, now int64) {
 	now = max(now, r.latest)
 	in.state, in.since = ended, now
@@ -148,9 +159,12 @@ func (r *roster) end(in *incarnation, now int64) {
 	case !in.hasCut: // never synced with, keeping nothing: taken to have written nothing before it joined (what it held alone is gone with it)
 		in.cut, in.hasCut = in.joined, true
 	}
-	var last *incarnation // the newest entry of the name
+	var last, newest *incarnation // the newest entry of the name, and of any
 	kept := 0
 	for _, e := range r.ended {
+		if newest == nil || e.firstEnd > newest.firstEnd {
+			newest = e
+		}
 		if e.name != in.name {
 			continue
 		}
@@ -158,7 +172,13 @@ func (r *roster) end(in *incarnation, now int64) {
 			last = e
 		}
 	}
-	if last != nil && (crdt.SubSat(now, last.firstEnd) < r.retireAfter || kept >= maxEndedPerName) {
+	if last == nil && len(r.ended) >= maxEnded {
+		last = newest
+		if last.name != in.name {
+			last.name = "" // no member's name: see maxEnded
+		}
+	}
+	if last != nil && (crdt.SubSat(now, last.firstEnd) < r.retireAfter || kept >= maxEndedPerName || len(r.ended) >= maxEnded) {
 		last.cut, last.since = min(last.cut, in.cut), max(last.since, in.since)
 		// The id of the incarnation that ended last, whose end since now
 		// is: a session of its, started before its end and completed after
