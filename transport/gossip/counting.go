@@ -312,6 +312,9 @@ func (c *countingTransport) wrap(conn net.Conn, err error, timeout time.Duration
 		return nil, fmt.Errorf("gossip: dial: %w", net.ErrClosed)
 	}
 	c.stats.streams.Add(1)
+	if sr := c.reader.Load(); sr != nil {
+		return &replyConn{countingConn: cc, sr: sr}, nil // see replyRefused
+	}
 	return cc, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -137,6 +138,29 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 		}
 		return in.buf[start : start+n], true
 	}
+	plain, ok := s.open(in, at, label)
+	if !ok {
+		return nil, false
+	}
+	if plain[0] != mlUserMsg {
+		in.drop = stateTooLarge(plain[0], bytes.NewReader(plain[1:]))
+		return nil, false
+	}
+	p := inStream{buf: plain} // read from the plaintext, and no further
+	start, n, ok := userMsgHeaderAt(&p, 1)
+	if !ok || len(plain) < start+n {
+		return nil, false
+	}
+	return plain[start : start+n], true
+}
+
+// open reads memberlist's encrypted stream message at in.buf[at:] and
+// opens it with the keyring's keys, label in its additional data: the
+// plaintext, at least its type byte, or false if in holds anything else,
+// or a message that cannot be read whole or opened, or one that must not
+// reach memberlist (in.drop: what would panic it). The plaintext is good
+// until in.buf is reused.
+func (s *streamReader) open(in *inStream, at int, label []byte) ([]byte, bool) {
 	// memberlist's encrypted stream message: its type byte, the length of
 	// what follows, the encryption version, the nonce, the ciphertext.
 	if in.buf[at] != mlEncryptMsg || !in.fill(at+5) {
@@ -173,7 +197,7 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 		room = in.buf[read:read]
 	}
 	nonce, sealed := in.buf[at+6:at+6+mlNonceSize], in.buf[at+6+mlNonceSize:end]
-	aad := append(append(make([]byte, 0, 5+len(label)), in.buf[at:at+5]...), in.buf[2:2+len(label)]...)
+	aad := append(append(make([]byte, 0, 5+len(label)), in.buf[at:at+5]...), label...)
 	var plain []byte
 	for _, aead := range s.ciphers.get(s.keyring) {
 		var err error
@@ -191,9 +215,7 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 			return nil, false
 		}
 		plain = plain[:len(plain)-int(plain[len(plain)-1])]
-		if len(plain) == 0 {
-			in.drop = true
-		}
+		in.drop = len(plain) == 0 || stateTooLarge(plain[0], bytes.NewReader(plain[1:]))
 		return nil, false // memberlist reads it, and no member sends it
 	}
 	if plain != nil && len(plain) == 0 {
@@ -203,16 +225,7 @@ func (s *streamReader) message(in *inStream) ([]byte, bool) {
 		in.drop = true
 		return nil, false
 	}
-	if len(plain) < 1 || plain[0] != mlUserMsg {
-		in.drop = plain != nil && stateTooLarge(plain[0], bytes.NewReader(plain[1:]))
-		return nil, false
-	}
-	p := inStream{buf: plain} // read from the plaintext, and no further
-	start, n, ok := userMsgHeaderAt(&p, 1)
-	if !ok || len(plain) < start+n {
-		return nil, false
-	}
-	return plain[start : start+n], true
+	return plain, plain != nil
 }
 
 // userMsgHeaderAt reads memberlist's header of a user message at in.buf[at:]
@@ -430,4 +443,54 @@ func (r *streamBytes) Read(p []byte) (int, error) {
 	n := copy(p, r.in.buf[r.at:])
 	r.at += n
 	return n, nil
+}
+
+// replyRefused reads the first message of a stream this member dialed as
+// memberlist's readStream will read it (a push and pull's reply, a ping's
+// ack: no label header before it, the label in an encrypted message's
+// additional data), and reports whether it must not reach memberlist:
+// what would panic it (an encrypted message that opens empty, or to
+// padding past its start), or what stateTooLarge refuses. memberlist read
+// replies as it read accepted streams: a member holding the key that
+// answered this member's push and pull with an empty message took this
+// process down, and one claiming a million members made it allocate 112
+// MiB (found by review).
+func (s *streamReader) replyRefused(in *inStream) bool {
+	if !in.fill(1) {
+		return false
+	}
+	if s.keyring == nil || in.buf[0] != mlEncryptMsg {
+		return stateTooLarge(in.buf[0], &streamBytes{in: in, at: 1})
+	}
+	plain, ok := s.open(in, 0, []byte(s.label))
+	return in.drop || ok && stateTooLarge(plain[0], bytes.NewReader(plain[1:]))
+}
+
+// errRefusedReply is the error memberlist reads from a dialed stream whose
+// reply replyRefused refused.
+var errRefusedReply = errors.New("gossip: a reply memberlist must not read (refused, closed)")
+
+// replyConn is a stream this member dialed (memberlist's push and pull,
+// its ping over a stream, bcache's frames, which read nothing): the first
+// time memberlist reads it, its reply is read and checked
+// (streamReader.replyRefused), then read by memberlist as it came.
+type replyConn struct {
+	*countingConn
+	sr      *streamReader
+	checked bool
+	rest    *replayConn // what the check read, then the stream
+}
+
+func (c *replyConn) Read(b []byte) (int, error) {
+	if !c.checked {
+		c.checked = true
+		in := inStream{conn: c.countingConn}
+		if c.sr.replyRefused(&in) {
+			c.sr.deliver(nil) // counted as a frame that does not parse (Stats' BadFrames)
+			c.Close()
+			return 0, errRefusedReply
+		}
+		c.rest = &replayConn{Conn: c.countingConn, r: bytes.NewReader(in.buf), err: in.err}
+	}
+	return c.rest.Read(b)
 }
