@@ -343,31 +343,63 @@ func lookTimedOut(ctx context.Context, name string) error {
 }
 
 // lookupSRV is res.LookupSRV, returning at ctx's end: Go's resolver does
-// so for a host's lookup, not for an SRV name's, which a Resolver's Dial
-// that ignores its context (a DNS-over-TLS handshake a server never
-// completes) held for good, and the look with it: no peer was joined,
-// the live ones listed beside it neither (found by review). A name whose
-// lookup has not returned since an earlier look is not looked up again
-// (one goroutine held a name, not one a look).
+// not, for an SRV name's lookup, under a Resolver's Dial that ignores its
+// context (a DNS-over-TLS handshake a server never completes), which held
+// the look for good: no peer was joined, the live ones listed beside it
+// neither (found by review).
 func (r *Replicator) lookupSRV(ctx context.Context, res *net.Resolver, name string) ([]*net.SRV, error) {
-	if _, busy := r.srvHung.LoadOrStore(name, true); busy {
-		return nil, &net.DNSError{Err: "an earlier lookup has not returned", Name: name, IsTimeout: true}
+	return lookupBounded(r, ctx, "srv", name, func() ([]*net.SRV, error) {
+		_, srvs, err := res.LookupSRV(ctx, "", "", name)
+		return srvs, err
+	})
+}
+
+// lookupHost is res.LookupHost, returning at ctx's end: Go's LookupHost
+// does not either (LookupIPAddr does), and a name:port among the peers
+// held the look as an SRV name did (found by review:
+// TestAHungHostLookupHidesNoPeer).
+func (r *Replicator) lookupHost(ctx context.Context, res *net.Resolver, host string) ([]string, error) {
+	return lookupBounded(r, ctx, "host", host, func() ([]string, error) { return res.LookupHost(ctx, host) })
+}
+
+// maxHungLookups bounds the lookups that have not returned (see
+// lookupBounded): four looks' worth of lookWorkers.
+const maxHungLookups = 4 * lookWorkers
+
+// lookupBounded returns what f, a lookup of name, returns, or a lookup
+// that timed out at ctx's end, f left running on its goroutine. A name
+// whose lookup of that kind has not returned since an earlier look is not
+// looked up again (one goroutine held a name, not one a look), and none
+// is while maxHungLookups have not returned: names that change at every
+// look (a PeerSource's) each held a goroutine, and its dials, for good
+// (found by review: TestHungLookupsAreBounded).
+func lookupBounded[T any](r *Replicator, ctx context.Context, kind, name string, f func() (T, error)) (T, error) {
+	var none T
+	key := kind + ":" + name
+	if _, busy := r.lookHung.LoadOrStore(key, true); busy {
+		return none, &net.DNSError{Err: "an earlier lookup has not returned", Name: name, IsTimeout: true}
+	}
+	if r.lookups.Add(1) > maxHungLookups {
+		r.lookups.Add(-1)
+		r.lookHung.Delete(key)
+		return none, &net.DNSError{Err: fmt.Sprintf("%d earlier lookups have not returned", maxHungLookups), Name: name, IsTimeout: true}
 	}
 	type answer struct {
-		srvs []*net.SRV
-		err  error
+		v   T
+		err error
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		defer r.srvHung.Delete(name)
-		_, srvs, err := res.LookupSRV(ctx, "", "", name)
-		ch <- answer{srvs, err}
+		defer r.lookHung.Delete(key)
+		defer r.lookups.Add(-1)
+		v, err := f()
+		ch <- answer{v, err}
 	}()
 	select {
 	case a := <-ch:
-		return a.srvs, a.err
+		return a.v, a.err
 	case <-ctx.Done():
-		return nil, lookTimedOut(ctx, name)
+		return none, lookTimedOut(ctx, name)
 	}
 }
 
@@ -511,7 +543,7 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	if err != nil {
 		return nil, err
 	}
-	ips, err := res.LookupHost(ctx, host)
+	ips, err := r.lookupHost(ctx, res, host)
 	done()
 	if err != nil {
 		return nil, err

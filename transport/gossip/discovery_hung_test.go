@@ -14,8 +14,9 @@ import (
 // TestAHungSRVLookupHidesNoPeer: a Resolver whose Dial ignores its
 // context (a DNS-over-TLS dial whose server accepts and never completes
 // the handshake; a net.Dial of TCP to a server that drops SYNs) hangs an
-// SRV lookup: Go's resolver returns at the context's end from a host's
-// lookup, not from an SRV name's. The look waited for it, never ended,
+// SRV lookup: Go's resolver does not return at the context's end from an
+// SRV name's lookup (nor from LookupHost: TestAHungHostLookupHidesNoPeer).
+// The look waited for it, never ended,
 // and no look came after it: the live peer listed beside the name was
 // never joined (as a hung PeerSource once did: TestHungPeerSourceHidesNoPeer).
 func TestAHungSRVLookupHidesNoPeer(t *testing.T) {

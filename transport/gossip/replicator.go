@@ -174,7 +174,8 @@ type Replicator struct {
 	bound        netip.AddrPort          // the address bound, on the default transport (see isSelf)
 	localIPs     map[netip.Addr]bool     // this host's addresses, read at each lookup of the seeds
 	sourcing     atomic.Int32            // the PeerSource's calls that have not returned (see seeds)
-	srvHung      sync.Map                // SRV names whose lookup has not returned (see lookupSRV)
+	lookHung     sync.Map                // names whose lookup has not returned, by kind (see lookupBounded)
+	lookups      atomic.Int32            // the lookups that have not returned (see lookupBounded)
 	// onlySelf says the last lookup of the seed peers that settled it
 	// found no member but this one; seedsChanged is closed (and replaced)
 	// when it changes (see SeedsElsewhere).
