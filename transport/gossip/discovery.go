@@ -390,9 +390,12 @@ func lookupBounded[T any](r *Replicator, ctx context.Context, kind, name string,
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		defer r.lookHung.Delete(key)
-		defer r.lookups.Add(-1)
 		v, err := f()
+		// Let go of the name before the answer goes: let go after it, the
+		// caller's next lookup of the name, at once, found the earlier
+		// one not returned now and then (a CI run).
+		r.lookHung.Delete(key)
+		r.lookups.Add(-1)
 		ch <- answer{v, err}
 	}()
 	select {
