@@ -24,7 +24,7 @@ type Scripted struct {
 
 // Explore bounds an exhaustive exploration (see ExploreType).
 type Explore struct {
-	// Members is the number of members. Default: 2.
+	// Members is the number of members. Default: 2; at most 100.
 	Members int
 	// MaxLoss and MaxDuplicate bound how many frames a run may lose and
 	// duplicate. Default: 1 each; -1 for none.
@@ -92,8 +92,8 @@ func Exploration(spec Spec, script []Scripted, bounds Explore) (int, error) {
 	if bounds.Members == 0 {
 		bounds.Members = 2
 	}
-	if bounds.Members < 1 || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxTicks < -1 || bounds.MaxRuns < 0 {
-		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 or more, MaxLoss, MaxDuplicate and MaxTicks -1 or more, MaxRuns 0 or more", bounds)
+	if bounds.Members < 1 || bounds.Members > maxMembers || bounds.MaxLoss < -1 || bounds.MaxDuplicate < -1 || bounds.MaxTicks < -1 || bounds.MaxRuns < 0 {
+		return 0, fmt.Errorf("proptest: Explore %+v: want Members 1 to %d, MaxLoss, MaxDuplicate and MaxTicks -1 or more, MaxRuns 0 or more", bounds, maxMembers)
 	}
 
 	if bounds.MaxLoss == 0 {

@@ -27,7 +27,7 @@ type Config struct {
 	// Factory builds the replicas under test; nil selects bcache's own.
 	Factory Factory
 	// MinNodes and MaxNodes bound the cluster size drawn per run; members
-	// join up to MaxNodes.
+	// join up to MaxNodes. At most 100: for scale, Simulate.
 	MinNodes, MaxNodes int
 	// Keys is the alphabet keys are drawn from; keep it small so that
 	// writes conflict. Default: DefaultKeys().
@@ -300,8 +300,8 @@ func (cfg *Config) validate() error {
 	if int64(cfg.Horizon) <= crdt.AddSat(int64(cfg.MaxDrift), crdt.AddSat(int64(cfg.MaxSkew), int64(cfg.MaxSkew))) { // saturated: a huge MaxSkew wrapped the sum below Horizon, and passed
 		return fmt.Errorf("proptest: Horizon %v must be longer than MaxDrift %v and twice MaxSkew %v: the model could tell no loss from one the rules allow", cfg.Horizon, cfg.MaxDrift, cfg.MaxSkew)
 	}
-	if cfg.MinNodes < 1 || cfg.MaxNodes < cfg.MinNodes {
-		return fmt.Errorf("proptest: MinNodes %d and MaxNodes %d, want 1 <= MinNodes <= MaxNodes", cfg.MinNodes, cfg.MaxNodes)
+	if cfg.MinNodes < 1 || cfg.MaxNodes < cfg.MinNodes || cfg.MaxNodes > maxMembers {
+		return fmt.Errorf("proptest: MinNodes %d and MaxNodes %d, want 1 <= MinNodes <= MaxNodes <= %d (Simulate runs a cluster at scale)", cfg.MinNodes, cfg.MaxNodes, maxMembers)
 	}
 	if !slices.ContainsFunc(Actions(), func(name string) bool { return cfg.weight(name) > 0 }) {
 		return fmt.Errorf("proptest: every action has weight 0 or is disabled: a run would do nothing")

@@ -49,7 +49,8 @@ type Spec struct {
 	// "a", "b", "c".
 	Keys []string
 	// MinNodes and MaxNodes bound the number of members drawn per run.
-	// Default: 2 to 4.
+	// Default: 2 to 4. At most 100 (maxMembers): the end of a run syncs
+	// every pair of members; for scale, SimulateType.
 	MinNodes, MaxNodes int
 	// Weights, Loss, Duplication and Coverage are as in Config (Loss and
 	// Duplication are the shares of the frames a deliver action takes
@@ -181,6 +182,16 @@ func perform(model Model, obj Object, member string, inc int, op Op) (result any
 	}
 	return result, out, err
 }
+
+// maxMembers bounds the members of a run of CheckType (Spec.MaxNodes),
+// ExploreType (Explore.Members) and Check (Config.MaxNodes). They were
+// unbounded: rapid draws the top of a range often, the end of a run syncs
+// every pair of members, and every fault gives each member a view of
+// them all, so a run's cost grows with the cube of its members (about
+// 0.4 s at 100, for the examples' counter), and a Spec with MaxNodes
+// 1<<20 ran for minutes without a word (found by review:
+// TestTooManyMembersAreRefused). Scale is SimulateType's and Simulate's.
+const maxMembers = 100
 
 // maxTypeInFlight bounds the payload bytes in flight in a run of a Spec
 // (CheckType, Exploration): past it the run fails with ErrLivelock.
@@ -327,8 +338,8 @@ func (s *Spec) fill() error {
 	if s.MaxNodes == 0 {
 		s.MaxNodes = max(4, s.MinNodes)
 	}
-	if s.MinNodes < 1 || s.MaxNodes < s.MinNodes {
-		return fmt.Errorf("proptest: MinNodes %d and MaxNodes %d, want 1 <= MinNodes <= MaxNodes", s.MinNodes, s.MaxNodes)
+	if s.MinNodes < 1 || s.MaxNodes < s.MinNodes || s.MaxNodes > maxMembers {
+		return fmt.Errorf("proptest: MinNodes %d and MaxNodes %d, want 1 <= MinNodes <= MaxNodes <= %d (SimulateType runs a Spec at scale)", s.MinNodes, s.MaxNodes, maxMembers)
 	}
 	faults := TypeActions()
 	for i, op := range s.Ops {
