@@ -705,7 +705,7 @@ func (h *typeHarness) actions() map[string]func(*rapid.T) {
 
 // check runs the invariant over the live members' states.
 func (h *typeHarness) check(t *rapid.T) {
-	event(t, "state: %v", lazy(func() string { return fmt.Sprint(h.states()) }))
+	event(t, "state: %v", lazy(func() string { return shown(h.states()) }))
 	if h.invariant == nil {
 		return
 	}
@@ -790,7 +790,7 @@ func (h *typeHarness) end(t *rapid.T) {
 	if first == nil {
 		return
 	}
-	event(t, "converged after %d rounds that changed states: %v", rounds, state)
+	event(t, "converged after %d rounds that changed states: %v", rounds, lazy(func() string { return shown(state) }))
 	if err := h.model.Check(state); err != nil {
 		t.Fatalf("converged to %v: %v", shown(state), err)
 	}
