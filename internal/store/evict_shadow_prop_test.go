@@ -163,20 +163,7 @@ func TestEvictionNeverServesWhatAnUnboundedStoreWouldNot(t *testing.T) {
 						t.Fatalf("%s: bounded serves %q, unbounded %q (%v)", k, v, w, wok)
 					}
 				}
-				var values int
-				var held int64
-				for i := range s.shards {
-					sh := &s.shards[i]
-					sh.mu.Lock()
-					values += sh.m.Len()
-					sh.m.Range(func(r crdt.Record) bool {
-						if !r.Tombstone && !r.Evicted {
-							held += int64(len(r.Key) + len(r.Value))
-						}
-						return true
-					})
-					sh.mu.Unlock()
-				}
+				values, held := recount(s)
 				if s.Len() != values || s.bytes.Load() != held {
 					t.Fatalf("Len %d and %d bytes; the maps hold %d values of %d bytes", s.Len(), s.bytes.Load(), values, held)
 				}

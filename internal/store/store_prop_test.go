@@ -107,20 +107,7 @@ func storeProperty(missing EventKind) func(*rapid.T) {
 			"synced":  func(t *rapid.T) { s.MarkSynced(now) },
 			"collect": localCollect(s, &now),
 			"": func(t *rapid.T) {
-				var values int
-				var bytes int64
-				for i := range s.shards {
-					sh := &s.shards[i]
-					sh.mu.Lock()
-					values += sh.m.Len()
-					sh.m.Range(func(r crdt.Record) bool {
-						if !r.Tombstone && !r.Evicted {
-							bytes += int64(len(r.Key) + len(r.Value))
-						}
-						return true
-					})
-					sh.mu.Unlock()
-				}
+				values, bytes := recount(s)
 				for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
 					// Readers find each key's entry (its item while it
 					// holds a value), or none, as the writer does.
@@ -214,4 +201,23 @@ func localCollect(s *Store, now *int64) func(*rapid.T) {
 		}
 		s.Collect(*now, rapid.Bool().Draw(t, "alone"), stable)
 	}
+}
+
+// recount counts the values the store's maps hold and their keys' and
+// values' bytes, shard by shard under each shard's lock: what Len and the
+// store's byte count must say.
+func recount(s *Store) (values int, held int64) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		values += sh.m.Len()
+		sh.m.Range(func(r crdt.Record) bool {
+			if !r.Tombstone && !r.Evicted {
+				held += int64(len(r.Key) + len(r.Value))
+			}
+			return true
+		})
+		sh.mu.Unlock()
+	}
+	return values, held
 }
