@@ -126,7 +126,12 @@ type Cache struct {
 	// filler's start, and passed by Close after end: see fill.
 	fillGate sync.RWMutex
 	wg       sync.WaitGroup
-	stats    counters
+	// floor is the clock floor on disk (clockfloor.go; 0: none),
+	// floorWant the cut it is asked to rise to, and floorWanted wakes
+	// keepFloor.
+	floor, floorWant atomic.Int64
+	floorWanted      chan struct{}
+	stats            counters
 }
 
 // gossipError says err of gossip's Start or Config.Check as New's: a
@@ -162,13 +167,14 @@ func New(cfg Config) (*Cache, error) {
 		cfg.NodeName = newNodeName()
 	}
 	c := &Cache{drawnName: drawn, cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), left: make(chan struct{}), pullAfter: PullAfter,
-		founderChanged: make(chan struct{}, 1), drops: make(chan string, 1024)}
+		founderChanged: make(chan struct{}, 1), floorWanted: make(chan struct{}, 1), drops: make(chan string, 1024)}
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
 		c.phys = func() int64 { return cfg.Clock().UnixNano() }
 	}
 	c.clock = crdt.NewHLC(newNodeID(), c.phys, cfg.MaxClockDrift)
+	started := c.phys()
 	var err error
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift, MaxClockSkew: cfg.MaxClockSkew,
@@ -202,6 +208,11 @@ func New(cfg Config) (*Cache, error) {
 		return giveBack(err)
 	}
 	gcfg.Founder, gcfg.Restored, gcfg.Protocol.Known = c.founded.Load(), !c.solo.Load(), c.known // as restore found them
+	if cfg.SnapshotPath != "" {
+		gcfg.Protocol.CutCeiling = c.cutCeiling // at the floor restore found until keepFloor raises it
+	} else {
+		c.store.KeepAnswered(c.clock.Node(), c.startedOnPeersClock(started), c.clock.Now)
+	}
 	c.repl, err = gossip.Start(gcfg)
 	if err != nil && c.journal != nil { // opened by restore, and used by no one
 		if derr := c.journal.Discard(); derr != nil {
@@ -237,9 +248,24 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.SnapshotPath != "" {
 		c.wg.Add(1)
 		go c.keepFounderMark()
+		c.wg.Add(1)
+		go c.keepFloor()
 	}
 	c.log.Info().Str("addr", c.repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil
+}
+
+// startedOnPeersClock returns a function that gives this process's start
+// (started, on its physical clock) on the clock of the peers it has heard
+// from, less MaxClockSkew (see store.KeepAnswered): its hybrid clock's
+// lead over its physical clock, which every timestamp received (a
+// session's cut) moves past the sender's clock, up to MaxClockDrift, is
+// added to it. For a member without files, which keeps no clock floor.
+func (c *Cache) startedOnPeersClock(started int64) func() int64 {
+	return func() int64 {
+		lead := min(max(crdt.SubSat(c.clock.Last().Wall, c.phys()), 0), int64(c.cfg.MaxClockDrift))
+		return crdt.SubSat(crdt.AddSat(started, lead), int64(c.cfg.MaxClockSkew))
+	}
 }
 
 // newNodeID draws the incarnation id of this process's clock: random, never

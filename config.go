@@ -220,7 +220,7 @@ type Config struct {
 	// while another holds it (ErrConfig). Its file name
 	// may be 195 bytes long at most: the files beside it add to it; and
 	// it may not be the name of one of those files for another path
-	// ("<path>.members", ".founder", ".lock", ".log.<n>", ".tmp-...":
+	// ("<path>.members", ".founder", ".clock", ".lock", ".log.<n>", ".tmp-...":
 	// ErrConfig), nor a symbolic link of such a name.
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
@@ -488,7 +488,7 @@ func (c *Config) fill() error {
 			return configError("SnapshotPath", "%v", err)
 		}
 		if owners := ownersOf(given); len(owners) > 0 && target != given {
-			return configError("SnapshotPath", "%q (a link to %q) is the name of a file kept beside the snapshot %q (its members file, lineage mark, lock, a write log segment, a temporary file or a file moved aside), which a member on that path reads, replaces or removes: choose another name", given, target, owners[0])
+			return configError("SnapshotPath", "%q (a link to %q) is the name of a file kept beside the snapshot %q (its members file, lineage mark, clock floor, lock, a write log segment, a temporary file or a file moved aside), which a member on that path reads, replaces or removes: choose another name", given, target, owners[0])
 		}
 		c.SnapshotPath = target
 		// The files beside it add up to 60 bytes to its name (a log
@@ -507,7 +507,7 @@ func (c *Config) fill() error {
 		// it; one on a temporary file's name lost its snapshot whenever
 		// the member on path started: found by review).
 		if owners := ownersOf(c.SnapshotPath); len(owners) > 0 {
-			return configError("SnapshotPath", "%q is the name of a file kept beside the snapshot %q (its members file, lineage mark, lock, a write log segment, a temporary file or a file moved aside), which a member on that path reads, replaces or removes: choose another name", c.SnapshotPath, owners[0])
+			return configError("SnapshotPath", "%q is the name of a file kept beside the snapshot %q (its members file, lineage mark, clock floor, lock, a write log segment, a temporary file or a file moved aside), which a member on that path reads, replaces or removes: choose another name", c.SnapshotPath, owners[0])
 		}
 		if info, err := os.Stat(filepath.Dir(c.SnapshotPath)); err != nil || !info.IsDir() {
 			return configError("SnapshotPath", "%q: no such directory", c.SnapshotPath)

@@ -49,11 +49,13 @@ var (
 	ErrWriteLog = journal.ErrDamaged
 	// ErrAheadOfClock is returned by New when the snapshot or the write
 	// log holds records stamped more than MaxClockDrift ahead of the
-	// clock, or the snapshot holds watermarks that far ahead: the clock
-	// is behind (a device that booted before its clock was set; start
-	// again once it is), or was ahead when they were written. With
-	// OnDamage: DamageReset, New skips the records and lowers the
-	// watermarks instead, and the next snapshot drops them.
+	// clock, or the snapshot holds watermarks that far ahead, or the
+	// clock floor kept beside the snapshot is: the clock is behind (a
+	// device that booted before its clock was set; start again once it
+	// is), or was ahead when they were written. With OnDamage:
+	// DamageReset, New skips the records and lowers the watermarks
+	// instead, and the next snapshot drops them; its clock starts at
+	// MaxClockDrift ahead of itself, short of the floor.
 	ErrAheadOfClock = errors.New("records ahead of the clock")
 	// ErrEndOfTime is returned by Set and Delete (their WithToken forms
 	// too, and fills, which write what they fill) once this member's

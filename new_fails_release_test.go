@@ -59,6 +59,27 @@ func released(t *testing.T, before int, bind string, cfg Config) {
 	}
 }
 
+// udpWithTCPFree holds a UDP port on 127.0.0.1 whose TCP port of the
+// same number is free as it returns: the New that binds it must fail on
+// UDP, not on a TCP port another process held (CI ran the packages'
+// tests side by side, and one did, once, never to free it again).
+func udpWithTCPFree(t *testing.T) net.PacketConn {
+	t.Helper()
+	for range 100 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := net.Listen("tcp", u.LocalAddr().String()); err == nil {
+			l.Close()
+			return u
+		}
+		u.Close()
+	}
+	t.Fatal("no UDP port with its TCP port free in 100 tries")
+	return nil
+}
+
 func TestFailedNewReleasesPortInUse(t *testing.T) {
 	for _, pol := range []SyncPolicy{SyncNone, SyncWrite, SyncInterval} {
 		for _, udpOnly := range []bool{false, true} {
@@ -73,10 +94,7 @@ func TestFailedNewReleasesPortInUse(t *testing.T) {
 			var taken interface{ Close() error }
 			var addr string
 			if udpOnly {
-				u, err := net.ListenPacket("udp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
+				u := udpWithTCPFree(t)
 				taken, addr = u, u.LocalAddr().String()
 			} else {
 				l, err := net.Listen("tcp", "127.0.0.1:0")

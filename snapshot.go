@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,10 @@ func (c *Cache) restore() (err error) {
 		c.log.Warn().Err(err).Msg("removing the temporary files of snapshots cut short")
 	} else if n > 0 {
 		c.log.Info().Int("files", n).Msg("removed the temporary files of snapshots cut short")
+	}
+	floor, err := c.readFloor()
+	if err != nil {
+		return fmt.Errorf("bcache: new: %w", err)
 	}
 	kf, kerr := readAgain(c, path+knownSuffix, func() (knownFile, error) { return readKnownFile(path + knownSuffix) })
 	if kerr == nil {
@@ -223,6 +228,20 @@ func (c *Cache) restore() (err error) {
 	// deleted and collected holds those alone): lowered, and saved so by
 	// the next snapshot, they let a delete's older value back in once the
 	// clock is set (found by review).
+	// The clock starts past the floor its last life kept (clockfloor.go),
+	// unless that is more than MaxClockDrift ahead of it: then as records
+	// that far ahead are (under DamageReset, at the drift's edge, as near
+	// the floor as peers take stamps).
+	if floor > 0 && c.clock.Update(crdt.Timestamp{Wall: floor, Logical: math.MaxUint32}) != nil {
+		if c.cfg.OnDamage != DamageReset {
+			return fmt.Errorf("bcache: new: %w: the clock floor kept beside %s, %s, is more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to start below it)",
+				ErrAheadOfClock, path, time.Unix(0, floor).UTC().Format(time.RFC3339Nano), c.cfg.MaxClockDrift)
+		}
+		_ = c.clock.Update(crdt.Timestamp{Wall: crdt.AddSat(c.phys(), int64(c.cfg.MaxClockDrift))}) // at the bound: taken
+		c.log.Error().Str("floor", time.Unix(0, floor).UTC().Format(time.RFC3339Nano)).
+			Msg("the clock floor is ahead of this clock by more than MaxClockDrift (OnDamage: reset): the clock starts below it, and writes stamped below the cuts of this member's last life may be refused by its peers")
+	}
+	c.floor.Store(floor)
 	if ahead+aheadMarks > 0 && c.cfg.OnDamage != DamageReset {
 		return fmt.Errorf("bcache: new: %w: %d records and %d watermarks of %s and its write log are more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to skip them)",
 			ErrAheadOfClock, ahead, aheadMarks, path, c.cfg.MaxClockDrift)
@@ -684,7 +703,7 @@ func ownersOf(path string) []string {
 				walk(owner)
 			}
 		}
-		for _, suffix := range []string{knownSuffix, founderSuffix, ".lock"} {
+		for _, suffix := range []string{knownSuffix, founderSuffix, floorSuffix, ".lock"} {
 			if owner, ok := strings.CutSuffix(name, suffix); ok {
 				add(owner)
 			}

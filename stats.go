@@ -49,7 +49,10 @@ type Stats struct {
 	// session's cut, or the watermark of their key's bucket (a delete of
 	// another key collected under MaxDeadRecords), had passed their stamp
 	// (a writer descheduled between its clock and the store; see
-	// Guarantees in the README).
+	// Guarantees in the README), and values of this process's a peer's
+	// answer from before its start would have deleted (a member without
+	// files restarted with its clock stepped back: see "A restart with
+	// the clock stepped back" in the README).
 	Evictions   uint64 `json:"evictions"`
 	Expirations uint64 `json:"expirations"`
 	Oversized   uint64 `json:"oversized"`

@@ -104,7 +104,11 @@
 //     still has; and every member stamps what it writes later above its
 //     cut, so above the bound. A member that joins later has written
 //     nothing below it; one that restarts writes above its last cut less
-//     the clocks' disagreement, which the bound's margin covers. The key of
+//     the clocks' disagreement, which the bound's margin covers, or, its
+//     clock stepped back further, above a floor of its clock it kept on
+//     disk past every cut it reported (bcache: beside its snapshot; one
+//     without files writes again a value of its own that an answer of
+//     rule 3 from before its start would delete). The key of
 //     a collected record cannot come back either: every counted member
 //     holds its dead record or a newer one, and so collects it or
 //     supersedes it, and an older version arriving from anywhere meets the

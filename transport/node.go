@@ -103,8 +103,19 @@ type Config struct {
 	// gave, but a member that restarts under its name starts a new clock
 	// from its physical time, which may be behind the cut of its last life
 	// by as much as its clock is behind this node's (a cut is taken as at
-	// most this node's time). Default: 1 s.
+	// most this node's time). The margin covers that within the clocks'
+	// error alone: a clock stepped back further before a restart needs a
+	// host that starts it past its last life's cuts (CutCeiling).
+	// Default: 1 s.
 	StableMargin time.Duration
+	// CutCeiling, if set, is given the clock's reading for each cut the
+	// node reports, and returns the cut to report: at or below it, with
+	// its Node. A host that keeps a floor of its clock on disk reports no
+	// cut past it, and starts its next process's clock past it, so that a
+	// restart with the clock stepped back never stamps a write below a
+	// cut its peers hold of its last life (bcache keeps one beside its
+	// snapshot). A cut lower than the clock only delays early collection.
+	CutCeiling func(now crdt.Timestamp) crdt.Timestamp
 	// FailedTimeout is how long a member that left the view without saying
 	// so keeps the stable bound where its last session put it: it may come
 	// back with records the bound would cover. After it, the member is no
@@ -373,6 +384,11 @@ func (n *Node) Overtaken(t crdt.Timestamp) bool {
 // Overtaken; the caller reads the hashes that go with it afterwards.
 func (n *Node) reportCut() crdt.Timestamp {
 	cut := n.cfg.Clock.Now()
+	if n.cfg.CutCeiling != nil {
+		if c := n.cfg.CutCeiling(cut); !cut.Less(c) && c.Node == cut.Node {
+			cut = c
+		}
+	}
 	n.lastCut.Store(max(n.lastCut.Load(), cut.Wall)) // only the node's goroutine stores it
 	return cut
 }

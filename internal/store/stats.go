@@ -28,7 +28,9 @@ type Stats struct {
 	// collected because the member held more than MaxDead (rule 7).
 	CollectedEarly, CollectedByBound uint64
 	// Restamped counts local writes stamped again because a session's cut
-	// or their bucket's watermark overtook them (see Store.Overtaken).
+	// or their bucket's watermark overtook them (see Store.Overtaken), or
+	// a peer's answer from before this process would delete them (see
+	// Store.KeepAnswered).
 	Restamped uint64
 	// WatermarksAdopted counts the watermarks a peer's mark raised here
 	// (OfferMarks), once per raise.

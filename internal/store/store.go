@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -127,6 +128,12 @@ type Store struct {
 	// since (see Overtaken); restamp gives the new stamp.
 	overtaken func(crdt.Timestamp) bool
 	restamp   func() crdt.Timestamp
+	// self is this process's clock's node id, and started, if set, gives
+	// this process's start on the clock of the peers it heard from;
+	// again stamps what it keeps (see KeepAnswered).
+	self    crdt.NodeID
+	started func() int64
+	again   func() crdt.Timestamp
 	// beforeDrop, if set (tests), is called with a victim's key once it
 	// is chosen and counted pending, before its shard is locked to drop
 	// it, with no lock held.
@@ -147,6 +154,49 @@ type Store struct {
 // old stamp's value first). Set it before the store takes writes.
 func (s *Store) Overtaken(overtaken func(crdt.Timestamp) bool, restamp func() crdt.Timestamp) {
 	s.overtaken, s.restamp = overtaken, restamp
+}
+
+// KeepAnswered makes Apply keep a live value written by this process
+// (its clock's node id self) that a peer's answer (package lww, rule 3)
+// would replace, when the answer's watermark is below started(): the
+// process's start, on the clock of the peers it has heard from, less
+// the clocks' error. The record whose collection raised that watermark
+// was then written before this process started, so before the value:
+// the value is refused only because this process's clock was behind
+// (a restart under the same name with the clock stepped back past
+// MaxClockSkew and no clock floor kept: its new clock starts below the
+// cut its peers hold of its last life, and collect under). The value is
+// written again with restamp's stamp, past the answer, as Write does
+// for a write overtaken (counted in Stats.Restamped, reported to the
+// watcher as a write here), and the answer is taken as stale;
+// anti-entropy carries the new stamp to the peers. A value evicted
+// before the answer came is not held, and is lost. The rewrite is in no
+// write log: bcache sets this only for a member without files. Set it
+// before the store takes records from peers.
+func (s *Store) KeepAnswered(self crdt.NodeID, started func() int64, restamp func() crdt.Timestamp) {
+	s.self, s.started, s.again = self, started, restamp
+}
+
+// answeredOwn returns the write again of the value at holds, when rec is
+// an answer that KeepAnswered says must not replace it. Called with at's
+// shard locked.
+func (s *Store) answeredOwn(at *lww.Entry, rec *crdt.Record, now int64) (crdt.Record, bool) {
+	if s.started == nil || !rec.Tombstone || rec.Time.Node != 0 || at == nil || !at.HoldsValue() {
+		return crdt.Record{}, false
+	}
+	if t := at.Time(); t.Node != s.self || !t.Less(rec.Time) || rec.Time.Wall >= s.started() {
+		return crdt.Record{}, false
+	}
+	again := at.Record()
+	if again.Expires != 0 && now >= again.Expires {
+		return crdt.Record{}, false // dead by now in any case
+	}
+	again.Value = bytes.Clone(again.Value)
+	if again.Value == nil {
+		again.Value = []byte{}
+	}
+	again.Time = s.again()
+	return again, true
 }
 
 type counters struct {
@@ -528,6 +578,18 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 	sh, ih := s.locate(rec.Key)
 	sh.mu.Lock()
 	at := sh.m.Entry(rec.Key)
+	if again, ok := s.answeredOwn(at, &rec, now); ok {
+		ch := sh.apply(again, ih, merge{}, again.Time.Wall, at)
+		s.track(ch, false)
+		s.account(ch)
+		if watch := s.watching(); watch != nil && ch.outcome == crdt.Applied {
+			sh.applied(watch, &again, appliedEvent{here: true}) // a write of this member's, as Write reports it
+		}
+		sh.mu.Unlock()
+		s.settle(ch)
+		s.stats.restamped.Add(1)
+		return crdt.Stale // this member holds a newer write of the key
+	}
 	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: true, tooLong: oversized}, now, at)
 	// The watcher is read once the change is made, as Write reads it:
 	// read before, a watcher set in between (a Subscribe) missed a change

@@ -1,0 +1,173 @@
+package bcache
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
+)
+
+// A member's peers collect deletes early below the cuts it reported (its
+// clock's readings: package transport), trusting that it never stamps a
+// write below one. A restarted process starts a new clock, from its
+// physical time and past the newest stamp it restored. With the physical
+// clock stepped back since (NTP, a board without a battery, a VM moved)
+// by more than MaxClockSkew, that start was below the cuts its last life
+// reported: its new writes, stamped below its peers' watermarks, were
+// refused and answered with tombstones, and lost on every member (found
+// by review, TestARestartWithTheClockBehindLosesNoWrite).
+//
+// So a member with a SnapshotPath keeps a floor of its clock beside its
+// snapshot (SnapshotPath and floorSuffix): a reading of its clock, which
+// no cut it reports passes (transport.Config.CutCeiling), and past which
+// a restart starts its clock. A cut past the floor is reported at the
+// floor, and asks for the floor to be raised to it: written at once, and
+// then at most every floorEvery, while cuts are reported (a member alone
+// reports none, and writes none). It is never ahead of the clock: a
+// restart is never stamped ahead of its peers for it; the price is cuts
+// that lag the clock by up to floorEvery (early collection, on the
+// peers, by as much). This is CockroachDB's persisted clock bound
+// without the wait: a restart there waits for its clock to pass the
+// bound, which was written ahead of it.
+//
+// A member with no SnapshotPath keeps no floor: one restarted under the
+// same NodeName with its clock stepped back may still lose the writes it
+// makes before it hears from a peer, as the README says.
+const floorSuffix = ".clock"
+
+// maxFloorBytes bounds the floor file read: a number and its checksum.
+const maxFloorBytes = 64
+
+// floorEvery is how often the floor is written while the clock moves:
+// five anti-entropy rounds, from half a second to a minute.
+func (c *Cache) floorEvery() time.Duration {
+	return min(max(5*c.cfg.AntiEntropyInterval, 500*time.Millisecond), time.Minute)
+}
+
+// cutCeiling is transport.Config.CutCeiling: now, the clock's reading for
+// a cut, unless it passes the floor kept on disk; then the floor, and
+// keepFloor is asked to raise it to now.
+func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
+	kept := c.floor.Load()
+	if now.Wall <= kept {
+		return now
+	}
+	for want := c.floorWant.Load(); want < now.Wall && !c.floorWant.CompareAndSwap(want, now.Wall); want = c.floorWant.Load() {
+	}
+	select {
+	case c.floorWanted <- struct{}{}:
+	default:
+	}
+	return crdt.Timestamp{Wall: kept, Logical: math.MaxUint32, Node: now.Node}
+}
+
+// readFloor reads the floor kept beside the snapshot at New (0: none). A
+// damaged file is under the damage policy: DamageFail fails New, and
+// DamageReset removes it, counted; a file that cannot be read (not
+// damage) fails New either way.
+func (c *Cache) readFloor() (int64, error) {
+	path := c.cfg.SnapshotPath + floorSuffix
+	if _, err := store.RemoveTemps(path); err != nil {
+		c.log.Warn().Err(err).Msg("removing the temporary files of a clock floor cut short")
+	}
+	b, err := readAtMost(path, maxFloorBytes)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return 0, nil
+	case err != nil && notDamage(err):
+		return 0, notMoved(fmt.Errorf("%w: the clock floor kept beside it, %s: %w", ErrSnapshot, path, err), path)
+	case err == nil:
+		var floor int64
+		if floor, err = parseFloor(b); err == nil {
+			return floor, nil
+		}
+	}
+	err = fmt.Errorf("%w: the clock floor kept beside it, %s: %w", ErrSnapshot, path, err)
+	if c.cfg.OnDamage != DamageReset {
+		return 0, err
+	}
+	if rerr := os.Remove(path); rerr != nil {
+		return 0, fmt.Errorf("%w (and removing it: %v)", err, rerr)
+	}
+	c.stats.damageResets.Add(1)
+	c.log.Error().Err(err).Msg("the clock floor kept beside the snapshot is damaged: removed; this start's clock may begin below what its last life reported")
+	return 0, nil
+}
+
+// The floor file is the floor in decimal, a space, the CRC-32C of those
+// digits as 8 hex digits, and a newline.
+func formatFloor(floor int64) []byte {
+	n := strconv.FormatInt(floor, 10)
+	return fmt.Appendf(nil, "%s %08x\n", n, crc32.Checksum([]byte(n), castagnoli))
+}
+
+func parseFloor(b []byte) (int64, error) {
+	n, sum, ok := strings.Cut(strings.TrimSuffix(string(b), "\n"), " ")
+	if !ok || len(sum) != 8 {
+		return 0, errors.New("not a clock floor")
+	}
+	if fmt.Sprintf("%08x", crc32.Checksum([]byte(n), castagnoli)) != sum {
+		return 0, errors.New("checksum mismatch (file corrupt or truncated)")
+	}
+	floor, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || floor < 0 {
+		return 0, fmt.Errorf("not a clock floor: %q", n)
+	}
+	return floor, nil
+}
+
+// raiseFloor writes want, a reading of the clock, as the floor, if it is
+// past the floor kept, and keeps it once it is on disk. Called by
+// keepFloor alone.
+func (c *Cache) raiseFloor(want int64) error {
+	if want <= c.floor.Load() {
+		return nil
+	}
+	if err := writeFloorFile(c.cfg.SnapshotPath+floorSuffix, func(w io.Writer) error {
+		_, err := w.Write(formatFloor(want))
+		return err
+	}); err != nil {
+		return err
+	}
+	c.floor.Store(want)
+	return nil
+}
+
+// writeFloorFile writes the floor file (a variable: tests make it fail).
+var writeFloorFile = store.WriteFileAtomic
+
+// keepFloor raises the floor to the cuts asked for (cutCeiling), at once
+// and then at most every floorEvery, until Close. A failed write is
+// logged at most once a minute, and tried again at the next cut; the
+// cuts stay at the floor kept, and early collection on the peers waits,
+// until one succeeds (an unattended member goes on).
+func (c *Cache) keepFloor() {
+	defer c.wg.Done()
+	var logged time.Time
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.floorWanted:
+		}
+		if err := c.raiseFloor(c.floorWant.Load()); err != nil && time.Since(logged) >= time.Minute {
+			logged = time.Now()
+			c.log.Error().Err(err).Msg("writing the clock floor failed: the cuts this member reports stay where they are, and early collection waits")
+		}
+		every := time.NewTimer(c.floorEvery())
+		select {
+		case <-c.done:
+			every.Stop()
+			return
+		case <-every.C:
+		}
+	}
+}

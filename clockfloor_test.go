@@ -1,0 +1,219 @@
+package bcache
+
+import (
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/await"
+)
+
+// readFloorFile returns the floor on disk beside path.
+func readFloorFile(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path + floorSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor, err := parseFloor(b)
+	if err != nil {
+		t.Fatalf("floor file %q: %v", b, err)
+	}
+	return floor
+}
+
+// TestTheClockFloorBoundsCutsAndTheNextClock: a member with a peer
+// writes its floor once it reports cuts, never past its clock; a cut
+// past it is reported at it (and keeps its node), one below as it is;
+// a member restarted from a crash's files with its clock 10 s behind
+// starts its clock past the floor, not at its physical time.
+func TestTheClockFloorBoundsCutsAndTheNextClock(t *testing.T) {
+	b := newCache(t, testConfig("b"))
+	path := filepath.Join(t.TempDir(), "a.snap")
+	cfg := testConfig("a", b.Addr())
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+	a := mustNew(t, cfg)
+	await.Until(t, 20*time.Second, func() bool { return a.floor.Load() > 0 }, "no floor written: no cut reported to b?")
+	floor := readFloorFile(t, path)
+	if last := a.clock.Last().Wall; floor < a.floor.Load() || floor > last {
+		t.Fatalf("floor %d on disk, %d kept, clock at %d", floor, a.floor.Load(), last)
+	}
+	ahead := crdt.Timestamp{Wall: floor + int64(time.Hour), Logical: 3, Node: a.clock.Node()}
+	if cut := a.cutCeiling(ahead); cut.Wall != floor || cut.Node != ahead.Node || ahead.Less(cut) {
+		t.Fatalf("cut past the floor %d reported as %+v", floor, cut)
+	}
+	below := crdt.Timestamp{Wall: floor - 1, Node: a.clock.Node()}
+	if cut := a.cutCeiling(below); cut != below {
+		t.Fatalf("cut below the floor reported as %+v, want %+v", cut, below)
+	}
+	image := crashImage(t, path)
+	mustClose(t, a)
+
+	floor = readFloorFile(t, image)
+	behind := new(offsetClock)
+	behind.advance(-10 * time.Second)
+	cfg = snapshotConfig(image, behind)
+	cfg.NodeName = "a"
+	a2 := mustNew(t, cfg)
+	defer mustClose(t, a2)
+	if now := a2.clock.Now(); now.Wall <= floor {
+		t.Fatalf("restarted with the clock behind, first stamp %v is not past the floor %v", now, floor)
+	}
+	if got := readFloorFile(t, image); got < floor {
+		t.Fatalf("floor lowered from %d to %d", floor, got)
+	}
+}
+
+// TestTheClockFloorRises: a member alone reports no cut, and writes no
+// floor; with a peer, the floor on disk follows the cuts it reports,
+// past a write made since.
+func TestTheClockFloorRises(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.snap")
+	cfg := snapshotConfig(path, nil)
+	cfg.NodeName = "a"
+	alone := mustNew(t, cfg)
+	if err := alone.Set("k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, alone)
+	if _, err := os.Stat(path + floorSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a member alone wrote a floor: %v", err)
+	}
+	b := newCache(t, testConfig("b"))
+	cfg = testConfig("a", b.Addr())
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+	a := mustNew(t, cfg)
+	defer mustClose(t, a)
+	await.Until(t, 20*time.Second, func() bool { return a.floor.Load() > 0 }, "no floor written")
+	first := readFloorFile(t, path)
+	if err := a.Set("k", []byte("v"), 0); err != nil { // the clock moves
+		t.Fatal(err)
+	}
+	stamp, _ := lookup(a, "k")
+	await.Until(t, 10*time.Second, func() bool { return a.floor.Load() >= stamp.Time.Wall }, "the floor never passed a write's stamp")
+	if got := readFloorFile(t, path); got < stamp.Time.Wall || got <= first {
+		t.Fatalf("floor on disk %d, first %d, write stamped %d", got, first, stamp.Time.Wall)
+	}
+}
+
+// TestADamagedClockFloorIsUnderTheDamagePolicy: a floor file that does
+// not parse or check fails New with ErrSnapshot, and is left as it is;
+// under DamageReset it is removed, and counted.
+func TestADamagedClockFloorIsUnderTheDamagePolicy(t *testing.T) {
+	for _, body := range []string{"", "12345", "12345 00000000\n", "-5 " + strings.Repeat("0", 8), strings.Repeat("9", 100)} {
+		path := filepath.Join(t.TempDir(), "a.snap")
+		if err := os.WriteFile(path+floorSuffix, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := New(snapshotConfig(path, nil))
+		if !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "clock floor") {
+			t.Fatalf("floor %q: New returned %v, want ErrSnapshot naming the clock floor", body, err)
+		}
+		if b, _ := os.ReadFile(path + floorSuffix); string(b) != body {
+			t.Fatalf("floor %q: left as %q", body, b)
+		}
+		cfg := snapshotConfig(path, nil)
+		cfg.OnDamage = DamageReset
+		a := mustNew(t, cfg)
+		if n := a.Stats().DamageResets; n != 1 {
+			t.Errorf("floor %q: %d damage resets counted, want 1", body, n)
+		}
+		if _, err := os.Stat(path + floorSuffix); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("floor %q: not removed (%v)", body, err)
+		}
+		mustClose(t, a)
+	}
+}
+
+// TestAClockFloorFarAheadIsAheadOfTheClock: a floor more than
+// MaxClockDrift ahead of the clock fails New with ErrAheadOfClock (the
+// clock is behind: set it); DamageReset starts below it, and the floor
+// on disk stays.
+func TestAClockFloorFarAheadIsAheadOfTheClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.snap")
+	ahead := time.Now().Add(time.Hour).UnixNano()
+	if err := os.WriteFile(path+floorSuffix, formatFloor(ahead), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(snapshotConfig(path, nil)); !errors.Is(err, ErrAheadOfClock) {
+		t.Fatalf("New with a floor an hour ahead returned %v, want ErrAheadOfClock", err)
+	}
+	cfg := snapshotConfig(path, nil)
+	cfg.OnDamage = DamageReset
+	a := mustNew(t, cfg)
+	defer mustClose(t, a)
+	if now := a.clock.Now(); now.Wall >= ahead {
+		t.Fatalf("the clock took a floor an hour ahead: %v", now)
+	}
+	if got := readFloorFile(t, path); got != ahead {
+		t.Fatalf("floor on disk %d, want %d kept", got, ahead)
+	}
+}
+
+// TestClockFloorFormat: a floor reads back as written, at the ends of
+// its range too; a flipped digit, a short sum or a sign does not read.
+func TestClockFloorFormat(t *testing.T) {
+	for _, f := range []int64{0, 1, time.Now().UnixNano(), math.MaxInt64} {
+		if got, err := parseFloor(formatFloor(f)); err != nil || got != f {
+			t.Errorf("floor %d read back as %d, %v", f, got, err)
+		}
+	}
+	good := string(formatFloor(1234567))
+	for _, bad := range []string{strings.Replace(good, "4", "5", 1), good[:len(good)-2], "+" + good, "1234567\n", " " + good[8:]} {
+		if f, err := parseFloor([]byte(bad)); err == nil {
+			t.Errorf("%q read as floor %d", bad, f)
+		}
+	}
+}
+
+// TestNoCutPassesTheClockFloorOnDisk: with the floor's writes failing
+// after the first (a disk full), a peer's sessions with the member,
+// started after the floor stuck, still hold a cut of it at or below the
+// floor on disk: a restart, whose clock starts past the floor, stamps
+// nothing below a cut its peers hold. Without the ceiling, the cut is
+// the member's clock at the session, past the floor.
+func TestNoCutPassesTheClockFloorOnDisk(t *testing.T) {
+	write := writeFloorFile
+	defer func() { writeFloorFile = write }()
+	var writes atomic.Int32
+	writeFloorFile = func(path string, w func(io.Writer) error) error {
+		if writes.Add(1) > 1 {
+			return errors.New("disk full")
+		}
+		return write(path, w)
+	}
+	b := newCache(t, testConfig("b"))
+	cfg := testConfig("a", b.Addr())
+	cfg.SnapshotPath, cfg.SnapshotInterval = filepath.Join(t.TempDir(), "a.snap"), -1
+	a := mustNew(t, cfg)
+	defer mustClose(t, a)
+	await.Until(t, 20*time.Second, func() bool { return writes.Load() >= 2 }, "the floor was never written again")
+	floor := a.floor.Load()
+	if floor <= 0 || readFloorFile(t, cfg.SnapshotPath) != floor {
+		t.Fatalf("floor %d kept, %d on disk", floor, readFloorFile(t, cfg.SnapshotPath))
+	}
+	stuck := time.Now()
+	await.Until(t, 20*time.Second, func() bool {
+		for _, p := range b.Status().Peers {
+			if p.Name == "a" && p.LastSync.After(stuck) {
+				return true
+			}
+		}
+		return false
+	}, "b never synced with a after its floor stuck")
+	for _, k := range b.knownNow() {
+		if k.Name == "a" && k.HasCut && k.Cut > floor {
+			t.Fatalf("b holds a cut of a at %d, past the floor on disk %d by %v", k.Cut, floor, time.Duration(k.Cut-floor))
+		}
+	}
+	if got := readFloorFile(t, cfg.SnapshotPath); got != floor {
+		t.Fatalf("floor on disk %d, want %d (its writes fail)", got, floor)
+	}
+}
