@@ -174,7 +174,7 @@ func New(cfg Config) (*Cache, error) {
 		c.phys = func() int64 { return cfg.Clock().UnixNano() }
 	}
 	c.clock = crdt.NewHLC(newNodeID(), c.phys, cfg.MaxClockDrift)
-	started := c.phys()
+	started, startedMono := c.phys(), time.Now() // the second with its monotonic reading
 	var err error
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift, MaxClockSkew: cfg.MaxClockSkew,
@@ -211,7 +211,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.SnapshotPath != "" {
 		gcfg.Protocol.CutCeiling = c.cutCeiling // at the floor restore found until keepFloor raises it
 	} else {
-		c.store.KeepAnswered(c.clock.Node(), c.startedOnPeersClock(started), c.clock.Now)
+		c.store.KeepAnswered(c.clock.Node(), c.startedOnPeersClock(started, startedMono), c.clock.Now)
 	}
 	c.repl, err = gossip.Start(gcfg)
 	if err != nil && c.journal != nil { // opened by restore, and used by no one
@@ -256,14 +256,24 @@ func New(cfg Config) (*Cache, error) {
 }
 
 // startedOnPeersClock returns a function that gives this process's start
-// (started, on its physical clock) on the clock of the peers it has heard
-// from, less MaxClockSkew (see store.KeepAnswered): its hybrid clock's
-// lead over its physical clock, which every timestamp received (a
+// (started, on its physical clock; startedMono, the same instant with its
+// monotonic reading) on the clock of the peers it has heard from, less
+// MaxClockSkew (see store.KeepAnswered): its hybrid clock's lead over
+// the time elapsed since the start, which every timestamp received (a
 // session's cut) moves past the sender's clock, up to MaxClockDrift, is
-// added to it. For a member without files, which keeps no clock floor.
-func (c *Cache) startedOnPeersClock(started int64) func() int64 {
+// added to it. The time elapsed is the longer of the physical clock's
+// and the monotonic clock's: a step of the physical clock back after the
+// start read as a lead over it, and moved the start later by the step,
+// and the answer of a delete made after the start, by a peer that
+// collected it before it reached this member (MaxDeadRecords, or this
+// member away past FailedTimeout), was refused, its value written again
+// (found by review, TestAnAnswerFromAfterTheStartDeletesAfterAStepBack).
+// A step forward after the start only makes the start earlier (fewer
+// values kept). For a member without files, which keeps no clock floor.
+func (c *Cache) startedOnPeersClock(started int64, startedMono time.Time) func() int64 {
 	return func() int64 {
-		lead := min(max(crdt.SubSat(c.clock.Last().Wall, c.phys()), 0), int64(c.cfg.MaxClockDrift))
+		elapsed := max(crdt.SubSat(c.phys(), started), int64(time.Since(startedMono)))
+		lead := min(max(crdt.SubSat(c.clock.Last().Wall, crdt.AddSat(started, elapsed)), 0), int64(c.cfg.MaxClockDrift))
 		return crdt.SubSat(crdt.AddSat(started, lead), int64(c.cfg.MaxClockSkew))
 	}
 }

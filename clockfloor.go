@@ -72,15 +72,27 @@ func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
 // readFloor reads the floor kept beside the snapshot at New (0: none). A
 // damaged file is under the damage policy: DamageFail fails New, and
 // DamageReset removes it, counted; a file that cannot be read (not
-// damage) fails New either way.
+// damage, once read again: readAgain) fails New either way.
 func (c *Cache) readFloor() (int64, error) {
 	path := c.cfg.SnapshotPath + floorSuffix
 	if _, err := store.RemoveTemps(path); err != nil {
 		c.log.Warn().Err(err).Msg("removing the temporary files of a clock floor cut short")
 	}
-	b, err := readAtMost(path, maxFloorBytes)
+	// Read again after an I/O error, as the other files are (readAgain):
+	// read once, a passing error of a network file system failed New, and
+	// a passing EIO (a soft mount) was taken for damage, and DamageReset
+	// removed a good floor (found by review,
+	// TestAClockFloorReadFailingOnceIsReadAgain).
+	missing := false
+	b, err := readAgain(c, path, func() ([]byte, error) {
+		b, err := readFloorBytes(path, maxFloorBytes)
+		if missing = errors.Is(err, os.ErrNotExist); missing {
+			return nil, nil // none: not an error to read again
+		}
+		return b, err
+	})
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case missing:
 		return 0, nil
 	case err != nil && notDamage(err):
 		return 0, notMoved(fmt.Errorf("%w: the clock floor kept beside it, %s: %w", ErrSnapshot, path, err), path)
@@ -141,8 +153,12 @@ func (c *Cache) raiseFloor(want int64) error {
 	return nil
 }
 
-// writeFloorFile writes the floor file (a variable: tests make it fail).
-var writeFloorFile = store.WriteFileAtomic
+// writeFloorFile writes the floor file, and readFloorBytes reads it
+// (variables: tests make them fail).
+var (
+	writeFloorFile = store.WriteFileAtomic
+	readFloorBytes = readAtMost
+)
 
 // keepFloor raises the floor to the cuts asked for (cutCeiling), at once
 // and then at most every floorEvery, until Close. A failed write is

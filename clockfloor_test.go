@@ -3,11 +3,13 @@ package bcache
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,5 +217,43 @@ func TestNoCutPassesTheClockFloorOnDisk(t *testing.T) {
 	}
 	if got := readFloorFile(t, cfg.SnapshotPath); got != floor {
 		t.Fatalf("floor on disk %d, want %d (its writes fail)", got, floor)
+	}
+}
+
+// TestAClockFloorReadFailingOnceIsReadAgain: a read of the floor that
+// fails once with an error that passes (EIO on a soft mount, ESTALE) is
+// read again, as the snapshot, log and members file are: read once, the
+// EIO was taken for damage and DamageReset removed a good floor (the
+// next clock free to start below the cuts of its last life), and the
+// ESTALE failed New (found by review).
+func TestAClockFloorReadFailingOnceIsReadAgain(t *testing.T) {
+	quickRetries(t)
+	t.Cleanup(func() { readFloorBytes = readAtMost })
+	for _, errno := range []syscall.Errno{syscall.EIO, syscall.ESTALE} {
+		path := filepath.Join(t.TempDir(), "a.snap")
+		floor := time.Now().UnixNano()
+		if err := os.WriteFile(path+floorSuffix, formatFloor(floor), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reads := 0
+		readFloorBytes = func(p string, limit int64) ([]byte, error) {
+			if reads++; reads == 1 {
+				return nil, &fs.PathError{Op: "read", Path: p, Err: errno}
+			}
+			return readAtMost(p, limit)
+		}
+		cfg := snapshotConfig(path, nil)
+		cfg.OnDamage = DamageReset
+		a, err := New(cfg)
+		if err != nil {
+			t.Fatalf("%v once: New: %v", errno, err)
+		}
+		if n := a.Stats().DamageResets; n != 0 || a.floor.Load() != floor {
+			t.Errorf("%v once: %d damage resets, floor kept %d, want none and %d", errno, n, a.floor.Load(), floor)
+		}
+		mustClose(t, a)
+		if got := readFloorFile(t, path); got != floor {
+			t.Errorf("%v once: floor on disk %d, want %d", errno, got, floor)
+		}
 	}
 }

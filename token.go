@@ -291,7 +291,10 @@ func (p *recentPulls) take(key string, within time.Duration) bool {
 // goneMarks remembers, of the keys GetAfter pulled, what a peer answered
 // it holds nothing of and has collected (Store.Gone): every write of such
 // a key below the mark is dead or lost there, and so, by package lww's
-// rule 3, everywhere it goes. A member that never held such a key (one
+// rule 3, everywhere it goes (a member without files that wrote it below
+// a watermark from before its start writes its value again, with a new
+// stamp, store.KeepAnswered: a new write, which the token does not name,
+// and GetAfter of the old one is a miss). A member that never held such a key (one
 // that joined after it was collected) has no watermark of its own to
 // tell. Kept as recentPulls keeps its keys, and forgotten as it forgets
 // them (a reader then learns it again at its next pull).
