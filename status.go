@@ -104,6 +104,8 @@ type PeerStatus struct {
 // tried: Cause is "refused", "timed out", "wrong key", "closed" (the peer
 // hung up without answering: most often another cluster Label), "name
 // conflict" (the member there has this member's name, or a live member's),
+// "name too long" or "bad name" (the member there announces a name over
+// 255 bytes, or one empty or not UTF-8: refused, as a conflict is),
 // "lookup" (a peer's name did not resolve, or the PeerSource failed) or
 // "failed", Err the error; Failures counts the failures in a row, from
 // Since to At (on the member's clock, as Status.At).

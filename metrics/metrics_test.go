@@ -375,3 +375,23 @@ func TestAPeerThatNeverExchangedIsNotHidden(t *testing.T) {
 		t.Errorf("%d bcache_peer_exchanged series at 0, want 1: the peer that never exchanged is hidden", zeros)
 	}
 }
+
+// TestREADMEMeaningsAreTheHelp: the README's table gives each metric the
+// type, labels and meaning its HELP line gives: the README is what an
+// operator reads, /metrics what a dashboard shows, and the two drifted
+// (bcache_join_failing_addresses's help lacked the README's note that a
+// member whose messages cannot be read at all is not counted; found by
+// review).
+func TestREADMEMeaningsAreTheHelp(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[prometheus.ValueType]string{prometheus.CounterValue: "counter", prometheus.GaugeValue: "gauge", histogram: "histogram"}
+	for _, m := range metricList {
+		want := fmt.Sprintf("| `%s` | %s | %s | %s |", m.name, kinds[m.kind], strings.Join(m.labels, ", "), m.help)
+		if !strings.Contains(string(readme), "\n"+want+"\n") {
+			t.Errorf("the README's row of %s is not\n%s", m.name, want)
+		}
+	}
+}
