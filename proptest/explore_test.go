@@ -339,7 +339,9 @@ func TestSimulateTypeFailsAStrayFrameWhateverItsFate(t *testing.T) {
 // member that crashed, left no line, and the trace showed a frame sent
 // and never delivered nor lost. (A crash no longer cuts frames as it
 // happens: one in flight to the member is lost as it is delivered.)
+// Events are recorded as rapid logs them: -rapid.v logs every run.
 func TestTypeTraceTellsFramesCutInFlight(t *testing.T) {
+	setRapidFlags(t, map[string]string{"rapid.v": "true"})
 	spec := gsetSpec(func(*gset) {})
 	spec.MinNodes, spec.MaxNodes = 3, 3
 	if err := spec.fill(); err != nil {

@@ -139,9 +139,11 @@ func TestSimulatesCopiesArriveAmongOtherFrames(t *testing.T) {
 }
 
 // TestASeedReplaysFrameForFrame: a run replays from its seed frame for
-// frame (every frame's bytes, in the order the trace shows them).
+// frame (every frame's bytes, in the order the trace shows them). Frames
+// are described only in runs rapid logs: -rapid.v logs every run (with a
+// trace file, every passing run described every frame; no more).
 func TestASeedReplaysFrameForFrame(t *testing.T) {
-	setRapidFlags(t, map[string]string{"rapid.seed": "7", "rapid.checks": "20", "rapid.steps": "100"})
+	setRapidFlags(t, map[string]string{"rapid.seed": "7", "rapid.checks": "20", "rapid.steps": "100", "rapid.v": "true"})
 	run := func() (uint64, int) {
 		h, n := fnv.New64a(), 0
 		cfg := Config{TraceFile: filepath.Join(t.TempDir(), "trace"), Describe: func(b []byte) string {
@@ -154,6 +156,9 @@ func TestASeedReplaysFrameForFrame(t *testing.T) {
 	}
 	a, na := run()
 	b, nb := run()
+	if na == 0 {
+		t.Fatal("no frame described")
+	}
 	if a != b || na != nb {
 		t.Fatalf("one seed, two runs: %d frames (%x) then %d (%x)", na, a, nb, b)
 	}

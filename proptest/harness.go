@@ -94,7 +94,10 @@ type Config struct {
 	// kind and size.
 	Describe func(payload []byte) string
 	// TraceFile, if set, receives the trace of a failing run, one event a
-	// line, and the failure: after shrinking, the counterexample's.
+	// line, and the failure: after shrinking, the counterexample's. The
+	// events are those rapid logs, formatted as it logs them (the
+	// counterexample it replays to the test's log at the end); a passing
+	// run formats none.
 	TraceFile string
 	// OneWaySessions says a replica's anti-entropy session repairs one
 	// side only (a pull, say). Without it, the end of every run checks

@@ -20,7 +20,11 @@ type TypeSimConfig struct {
 	// Spec's Keys, its kind drawn by the Spec's Weights (an operation
 	// not weighed weighs 4: uniformly by weight, where CheckType's draws
 	// lean to the heavier and earlier actions), its argument by the
-	// kind's Arg.
+	// kind's Arg. Nodes is 2 to 1,000 (maxTypeSimNodes): memory grows
+	// with its square (every node's view of the others; the frames a
+	// round may put in flight, an operation's and every node's Tick to
+	// every node, and the bytes they may hold); past it SimulateType
+	// returns an error naming Nodes.
 	Nodes, Ops, PerRound int
 	// SyncEvery, if positive, has every node start an exchange
 	// (Object.Sync) with a random other node every SyncEvery rounds:
@@ -87,9 +91,12 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	if err := spec.fill(); err != nil {
 		return TypeSimResult{}, err
 	}
+	if cfg.Nodes > maxTypeSimNodes {
+		return TypeSimResult{}, fmt.Errorf("proptest: simulate type: Nodes %d, more than %d: memory grows with the square of Nodes", cfg.Nodes, maxTypeSimNodes)
+	}
 	if cfg.Nodes < 2 || cfg.Ops < 1 || cfg.PerRound < 1 || cfg.SyncEvery < 0 || cfg.PartitionOps < 0 ||
 		!(cfg.Loss >= 0 && cfg.Loss < 1) || !(cfg.Dup >= 0 && cfg.Dup <= 1) || cfg.MaxRounds < 0 || cfg.MaxBytesInFlight < 0 { // (NaN refused)
-		return TypeSimResult{}, fmt.Errorf("proptest: simulate type: need Nodes >= 2, Ops and PerRound >= 1, SyncEvery, PartitionOps, MaxRounds, MaxBytesInFlight >= 0, 0 <= Loss < 1, 0 <= Dup <= 1")
+		return TypeSimResult{}, fmt.Errorf("proptest: simulate type: need 2 <= Nodes <= 1,000, Ops and PerRound >= 1, SyncEvery, PartitionOps, MaxRounds, MaxBytesInFlight >= 0, 0 <= Loss < 1, 0 <= Dup <= 1")
 	}
 	s := &typeSim{spec: spec, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Nodes))), net: sim.New(),
 		model: spec.Model(), now: start, byName: map[string]int{}}
@@ -156,6 +163,19 @@ func SimulateType(spec Spec, cfg TypeSimConfig) (TypeSimResult, error) {
 	res.RepairBytes = after - before
 	return res, nil
 }
+
+// maxTypeSimNodes bounds TypeSimConfig.Nodes. It was unbounded, and a
+// run's memory grows with the square of its nodes: each node is given a
+// view of all (n² names), and the bounds on what may be in flight, which
+// a correct type reaches (an operation's frame and every node's Tick to
+// every node), are max(200,000, 1,000 n) + (PerRound + n) n frames and
+// 32 MiB + n MiB (at 10 operations a round, 1,000 nodes: 2 million
+// frames, 1 GiB; 10,000: 110 million, 10 GiB), so a Nodes that was too
+// large ran the machine out of memory rather than failing (found by
+// review: TestSimulateTypeRefusesTooManyNodes). Ten times the members of
+// a run of CheckType (maxMembers), and as many as the README runs
+// Simulate with.
+const maxTypeSimNodes = 1000
 
 // maxInFlight bounds the payload bytes in flight in SimulateType:
 // TypeSimConfig.MaxBytesInFlight, or maxTypeInFlight and a mebibyte a

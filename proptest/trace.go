@@ -23,11 +23,28 @@ import (
 
 // event logs one event of the run, and records it when the run's trace
 // goes to a file.
+//
+// The event is formatted as rapid logs it, and only then (rapid's Logf
+// formats nothing in a run it does not log, which is every passing run
+// without -rapid.v); the trace file gets the line rapid's log got. It was
+// formatted for the file as well, in every run, passed or not: with
+// TraceFile set every frame of every run was described (found by review).
+// Formatted as it is logged, not when the run fails: what it prints (the
+// members' states, a frame's bytes) changes as the run goes on.
 func event(t *rapid.T, format string, args ...any) {
-	t.Logf("  | "+format, args...)
+	t.Logf("  | %v", lazy(func() string { return recordEvent(t, format, args...) }))
+}
+
+// recordEvent formats one event of run t, and records it when the run's
+// trace goes to a file.
+func recordEvent(t *rapid.T, format string, args ...any) string {
+	s := fmt.Sprintf(format, args...)
 	if b, ok := recorders.Load(t); ok {
-		fmt.Fprintf(b.(*strings.Builder), format+"\n", args...)
+		b := b.(*strings.Builder)
+		b.WriteString(s)
+		b.WriteByte('\n')
 	}
+	return s
 }
 
 // logEvent is event for a check that may run outside the harness (a

@@ -196,6 +196,7 @@ func TestSimulateTypeChecksItsConfig(t *testing.T) {
 		cfg  proptest.TypeSimConfig
 	}{
 		"one node":     {counter, proptest.TypeSimConfig{Nodes: 1, Ops: 1, PerRound: 1}},
+		"1,001 nodes":  {counter, proptest.TypeSimConfig{Nodes: 1001, Ops: 1, PerRound: 1}},
 		"no operation": {counter, proptest.TypeSimConfig{Nodes: 2, PerRound: 1}},
 		"all lost":     {counter, proptest.TypeSimConfig{Nodes: 2, Ops: 1, PerRound: 1, Loss: 1}},
 		"no model":     {proptest.Spec{New: NewCounter, Ops: CounterOps()}, simConfig},
