@@ -373,7 +373,7 @@ func (r *Replicator) startMemberlist() error {
 	if nt != nil {
 		nt.direct.Store(&direct{open: opener{label: mc.Label, keyring: mc.Keyring}, deliver: r.receivedDirect})
 	}
-	ct.reader.Store(&streamReader{label: mc.Label, keyring: mc.Keyring, timeout: mc.TCPTimeout, deliver: r.received})
+	ct.reader.Store(&streamReader{label: mc.Label, keyring: mc.Keyring, timeout: mc.TCPTimeout, deliver: r.received, refused: func() { r.wire.refused.Add(1) }})
 	return nil
 }
 
@@ -912,7 +912,8 @@ type Stats struct {
 	// accepted, because as many as allowed were open already from their
 	// address or their IPv6 /64, or in all, and, with a key, the oldest
 	// stream from an address of no member closed to make room for a
-	// newer one (see maxInbound).
+	// newer one (see maxInbound); and the streams closed unread because
+	// the streams being read held 256 MiB (see maxHeldStreamBytes).
 	StreamsRefused uint64 `json:"streams_refused"`
 	// StreamBytes is the bytes of the frames queued for, or being written
 	// to, a stream now.

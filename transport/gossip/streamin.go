@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
@@ -52,6 +53,19 @@ const mlMaxStreamMsg = 20 << 20
 // copies). A stream's buffer past it is left to the collector.
 const maxPooledRead = 2*transport.DefaultMaxRepairBytes + transport.DefaultMaxRepairBytes/4
 
+// maxHeldStreamBytes bounds the bytes that the streams being read hold
+// together: their buffers' room (a pooled one's too), and the plaintexts
+// opened beside them. A stream whose next bytes would take it past the
+// bound is closed unread, counted (Stats.StreamsRefused); its sender
+// tries again, as after any failed stream. The bounds per address (see
+// maxInbound) let each stream grow to 20 MiB, and more again as it is
+// opened: a member holding the key that announced members at many
+// addresses (a whole IPv6 /64) and opened 64 streams from each held
+// that much per stream, without any bound in all (found by review).
+// Twelve of the largest messages fit, far more than a catch-up has in
+// flight.
+const maxHeldStreamBytes = 256 << 20
+
 // streamReader reads the streams the transport accepts (see above). It is
 // safe for concurrent use: each stream is read on a goroutine of its own,
 // as memberlist reads them.
@@ -63,12 +77,19 @@ type streamReader struct {
 	deliver func([]byte)  // NotifyMsg's work
 	bufs    sync.Pool     // *[]byte, up to maxPooledRead
 	read    atomic.Uint64 // user messages read here (for tests)
+	// held is the bytes the streams being read hold (maxHeldStreamBytes,
+	// or limit if set: tests); refused, if set, counts a stream closed
+	// for it.
+	held    atomic.Int64
+	limit   int64
+	refused func()
 }
 
 // take reads conn's message. It returns nil if it read a user message and
-// delivered it, or read what memberlist would panic on (then the caller
-// closes conn), or else a stream that gives memberlist what was read from
-// conn and then the rest of conn.
+// delivered it, or read what memberlist would panic on, or would have
+// taken the streams read past maxHeldStreamBytes (then the caller closes
+// conn), or else a stream that gives memberlist what was read from conn
+// and then the rest of conn.
 func (s *streamReader) take(conn net.Conn) net.Conn {
 	var deadline time.Time
 	if s.timeout > 0 {
@@ -79,9 +100,18 @@ func (s *streamReader) take(conn net.Conn) net.Conn {
 	if bp == nil {
 		bp = new([]byte)
 	}
-	in := inStream{conn: conn, buf: (*bp)[:0]}
-	msg, ok := s.message(&in)
+	in := inStream{conn: conn, buf: (*bp)[:0], r: s}
+	defer func() { s.held.Add(-in.charged) }()
+	var msg []byte
+	ok := false
+	if in.charge(cap(in.buf)) {
+		msg, ok = s.message(&in)
+	}
 	switch {
+	case in.over:
+		if s.refused != nil {
+			s.refused()
+		}
 	case ok:
 		// Counted before it is delivered: a test that saw the value
 		// applied read the count as 0 now and then (a CI-like run).
@@ -92,7 +122,7 @@ func (s *streamReader) take(conn net.Conn) net.Conn {
 	}
 	var rest net.Conn
 	pooled := cap(in.buf) <= maxPooledRead
-	if !ok && !in.drop {
+	if !ok && !in.drop && !in.over {
 		// A buffer too large to keep goes to memberlist as it is, not
 		// copied.
 		read := in.buf
@@ -186,12 +216,19 @@ func (s *streamReader) open(in *inStream, at int, label []byte) ([]byte, bool) {
 	var room []byte
 	switch {
 	case read+more > maxPooledRead:
+		if !in.charge(more) {
+			return nil, false
+		}
 		room = make([]byte, 0, more)
 	case cap(in.buf) < read+more:
 		// A sixteenth to spare: grown to just the bytes wanted, a buffer
 		// kept from a message was copied whole for every next message a
 		// few bytes longer.
-		in.buf = grow(in.buf, min(read+more+more/16, maxPooledRead))
+		c := min(read+more+more/16, maxPooledRead)
+		if !in.charge(c - cap(in.buf)) {
+			return nil, false
+		}
+		in.buf = grow(in.buf, c)
 		fallthrough
 	default:
 		room = in.buf[read:read]
@@ -260,6 +297,29 @@ type inStream struct {
 	buf  []byte
 	err  error // the read that failed, if one did
 	drop bool  // what was read would crash memberlist: closed, not handed on
+	// r, if set, counts the bytes the stream holds (charged) in its held
+	// bytes; over says the stream would have taken them past its bound:
+	// closed, not handed on.
+	r       *streamReader
+	charged int64
+	over    bool
+}
+
+// charge counts n more bytes held by the stream, unless that takes the
+// reader's streams past their bound: then it sets over, and reports
+// false.
+func (in *inStream) charge(n int) bool {
+	if in.r == nil || n <= 0 {
+		return true
+	}
+	limit := cmp.Or(in.r.limit, maxHeldStreamBytes)
+	if in.r.held.Add(int64(n)) > limit {
+		in.r.held.Add(-int64(n))
+		in.over = true
+		return false
+	}
+	in.charged += int64(n)
+	return true
 }
 
 // fill reads until buf holds at least n bytes, growing it as they come:
@@ -277,6 +337,9 @@ func (in *inStream) fill(n int) bool {
 			c := max(2*len(in.buf), 4096)
 			if n > maxPooledRead && c > n {
 				c = n // a buffer not kept gets no room to spare
+			}
+			if !in.charge(c - cap(in.buf)) {
+				return false
 			}
 			in.buf = grow(in.buf, c)
 		}
