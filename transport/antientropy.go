@@ -941,10 +941,11 @@ var emptyLeaf = crdt.TreeNode{}.Hash()
 func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	s := &n.ae.s
 	prints := n.ListsPrints(s.peer)
-	room := n.codec.Limits().MaxFrame / keyVersionRoom
+	frame, per := n.codec.Limits().MaxFrame, keyVersionRoom
 	if prints {
-		room = n.codec.Limits().MaxFrame / printedVersionRoom
+		per = printedVersionRoom
 	}
+	room := frame / per
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
 		m := &wire.Versions{Prints: prints}
 		var vs []crdt.Version
@@ -956,7 +957,13 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 				}
 				break // alone in its step
 			}
-			if len(m.Leaves) > 0 && len(m.Versions)+len(vs) > room {
+			// Each leaf takes its index and its count (8 bytes) besides its
+			// versions: counted by versions alone, a chunk of many leaves
+			// of few versions overflowed a frame under about 88 KB (which
+			// a digest of 8 or 12 bits allows), failed to encode at every
+			// retry, and no session completed (found by review,
+			// TestVersionsOfManyLeavesFitTheFrame).
+			if len(m.Leaves) > 0 && (len(m.Versions)+len(vs))*per+(len(m.Leaves)+1)*leafRoom+versionsHeader > frame {
 				break // the next chunk's
 			}
 			before := len(m.Versions)
@@ -1028,6 +1035,14 @@ func (n *Node) nextPart(leaf uint32, part *wire.KeyRange) {
 const (
 	keyVersionRoom     = 32
 	printedVersionRoom = 36
+)
+
+// leafRoom is the room a leaf takes in a Versions frame besides its
+// versions (its index and its count), and versionsHeader the most the
+// frame's header, session, part and lists' headers take.
+const (
+	leafRoom       = 8
+	versionsHeader = 64
 )
 
 // appendKeyVersions appends vs as key-hash versions sorted by key hash.

@@ -588,6 +588,8 @@ func afterBadFrame(b []byte, off int, f format) error {
 //   - a bad frame whose length and payload check against its checksum,
 //     its head's own sum damaged: no tear leaves both checksums written
 //     and one wrong;
+//   - a bad frame whose head's sum and checksum check, its magic damaged
+//     (a byte neither the magic's nor a zero): the same;
 //   - a bad frame whose head's sum checks with another length than the
 //     one it holds, the frame whole and checking with that length: its
 //     length was damaged (the head's sum is of one length of 2^32, so
@@ -596,10 +598,23 @@ func afterBadFrameV4(b []byte, off int, f format) error {
 	if at := nextHead(b, off+1, f); at >= 0 {
 		return fmt.Errorf("bad frame at byte %d, a frame at byte %d", off, at)
 	}
-	if len(b)-off < frameHead || string(b[off:off+len(frameMagic)]) != frameMagic {
+	if len(b)-off < frameHead {
 		return nil
 	}
 	h := b[off+len(frameMagic) : off+frameHead]
+	if m := b[off : off+len(frameMagic)]; string(m) != frameMagic {
+		// A magic with a byte that is neither its own nor a zero (a
+		// sector the tear did not write), the head's sum and the frame
+		// checking: damaged, not torn (read as a torn end, the frame's
+		// acknowledged records were cut off: found by review).
+		if !tornMagic(m) && crc32.Update(f.seed, castagnoli, h[:4]) == binary.LittleEndian.Uint32(h[4:]) {
+			if n := binary.LittleEndian.Uint32(h); uint64(n) <= uint64(min(len(b)-off-frameHead, maxFrame)) &&
+				sumChecks(b[off+frameHead:off+frameHead+int(n)], h[:4], h[8:], f.seed) {
+				return fmt.Errorf("bad frame magic at byte %d (its frame checks)", off)
+			}
+		}
+		return nil
+	}
 	end, fits := frameEnd(b, off, f)
 	switch {
 	case fits && headAt(b, off, f) && !padding(b, end) && len(bytes.TrimLeft(b[end:], "\x00")) > 0:
@@ -616,6 +631,17 @@ func afterBadFrameV4(b []byte, off int, f format) error {
 		return fmt.Errorf("bad frame length at byte %d (its frame checks with a length of %d)", off, n)
 	}
 	return nil
+}
+
+// tornMagic reports whether m, a frame's magic that is not one, may be
+// one torn by a power cut: each of its bytes is the magic's or a zero.
+func tornMagic(m []byte) bool {
+	for i, c := range m {
+		if c != 0 && c != frameMagic[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // lengthFor returns the length whose head's sum, from seed, is sum: the
