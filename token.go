@@ -180,9 +180,18 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 			time.Duration(crdt.SubSat(want.Wall, now)))
 	}
 	var asked []func() // the last pull's requests
+	var pulled uint64  // the last pull's number (recentPulls)
 	defer func() {
 		for _, cancel := range asked {
 			cancel()
+		}
+		// Its answer, if it has not come, is dropped with the asks: the
+		// key's other readers, which left this pull to it, pull at their
+		// next turn (a caller that left each read just after its pull,
+		// every PullAfter, had the others skip every turn: found by
+		// review).
+		if len(asked) > 0 {
+			c.pulls.release(key, pulled)
 		}
 	}()
 	// The pulls come further and further apart, twice as far each time
@@ -212,8 +221,8 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-changed:
 		case <-pull.C:
 			c.feed.cancel(key, changed)
-			if c.pulls.take(key, c.pullAfter) {
-				asked = c.pull(key, asked) // the key from every peer: one round trip
+			if n, ok := c.pulls.take(key, c.pullAfter); ok {
+				asked, pulled = c.pull(key, asked), n // the key from every peer: one round trip
 			} // else another reader pulled it just now: its answer wakes this one too
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
@@ -238,15 +247,23 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 // keeps its own backoff: shared, a reader of a forged token kept a key's
 // pulls an anti-entropy interval apart for every honest reader of it.
 // Should the reader that pulled leave first, cancelling its asks, the
-// others have the exchange each hurries, and their own next turn. Keys
+// others pull at their next turn (it forgets its pull: release). Keys
 // are kept as their hashes under a seed of the process's (a key a caller
 // chose, of up to 64 KiB, kept whole, held memory after its readers had
 // gone: found by review), on the process's monotonic clock
 // (Config.Clock may stand still). Past maxRecentPulls keys it forgets
 // them all.
 type recentPulls struct {
-	mu                       sync.Mutex
-	keyHashes[time.Duration] // since pullsEpoch
+	mu                  sync.Mutex
+	keyHashes[pullNote] // the last pull of each key
+	pulls               uint64
+}
+
+// pullNote is a pull noted by recentPulls: when (since pullsEpoch), and
+// which (its number).
+type pullNote struct {
+	at time.Duration
+	n  uint64
 }
 
 const maxRecentPulls = 4096
@@ -275,17 +292,31 @@ func (k *keyHashes[V]) slot(key string) uint64 {
 var pullsEpoch = time.Now()
 
 // take reports whether key may be pulled now, none having been within
-// the last within, and notes the pull.
-func (p *recentPulls) take(key string, within time.Duration) bool {
+// the last within, and notes the pull, at the time it returns.
+func (p *recentPulls) take(key string, within time.Duration) (uint64, bool) {
 	now := time.Since(pullsEpoch)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h := p.slot(key)
-	if t, ok := p.at[h]; ok && now-t < within {
-		return false
+	if t, ok := p.at[h]; ok && now-t.at < within {
+		return 0, false
 	}
-	p.at[h] = now
-	return true
+	p.pulls++
+	p.at[h] = pullNote{at: now, n: p.pulls}
+	return p.pulls, true
+}
+
+// release forgets the pull of key that take numbered n, if it is still
+// the last: its reader left, and its answer will not wake the others.
+func (p *recentPulls) release(key string, n uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.at == nil {
+		return
+	}
+	if h := maphash.String(p.seed, key); p.at[h].n == n {
+		delete(p.at, h)
+	}
 }
 
 // goneMarks remembers, of the keys GetAfter pulled, what a peer answered
