@@ -131,6 +131,7 @@ type Cache struct {
 	// keepFloor.
 	floor, floorWant atomic.Int64
 	floorWanted      chan struct{}
+	floorMu          sync.Mutex // held by a write of the floor
 	stats            counters
 }
 
@@ -209,7 +210,10 @@ func New(cfg Config) (*Cache, error) {
 	}
 	gcfg.Founder, gcfg.Restored, gcfg.Protocol.Known = c.founded.Load(), !c.solo.Load(), c.known // as restore found them
 	if cfg.SnapshotPath != "" {
-		gcfg.Protocol.CutCeiling = c.cutCeiling // at the floor restore found until keepFloor raises it
+		if len(cfg.Peers) > 0 || cfg.PeerSource != nil { // one with no peers writes none until a peer reports to it
+			c.startFloor()
+		}
+		gcfg.Protocol.CutCeiling = c.cutCeiling // at the floor kept until keepFloor raises it
 	} else {
 		c.store.KeepAnswered(c.clock.Node(), c.startedOnPeersClock(started, startedMono), c.clock.Now)
 	}

@@ -31,16 +31,18 @@ import (
 // a restart starts its clock. A cut past the floor is reported at the
 // floor, and asks for the floor to be raised to it: written at once, and
 // then at most every floorEvery, while cuts are reported (a member alone
-// reports none, and writes none). It is never ahead of the clock: a
+// reports none, and writes none; one given peers to join writes one at
+// its start: startFloor; a floor far behind is written before the cut
+// goes: raiseFloorNow). It is never ahead of the clock: a
 // restart is never stamped ahead of its peers for it; the price is cuts
 // that lag the clock by up to floorEvery (early collection, on the
 // peers, by as much). This is CockroachDB's persisted clock bound
 // without the wait: a restart there waits for its clock to pass the
 // bound, which was written ahead of it.
 //
-// A member with no SnapshotPath keeps no floor: one restarted under the
-// same NodeName with its clock stepped back may still lose the writes it
-// makes before it hears from a peer, as the README says.
+// A member with no SnapshotPath keeps no floor: it keeps, instead, a
+// value of its own that a peer's answer from before its start would
+// delete (store.KeepAnswered).
 const floorSuffix = ".clock"
 
 // maxFloorBytes bounds the floor file read: a number and its checksum.
@@ -57,6 +59,10 @@ func (c *Cache) floorEvery() time.Duration {
 // keepFloor is asked to raise it to now.
 func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
 	kept := c.floor.Load()
+	if now.Wall > kept && crdt.SubSat(now.Wall, kept) > int64(2*c.floorEvery()) {
+		c.raiseFloorNow(min(now.Wall, c.clock.Last().Wall)) // never past the clock
+		kept = c.floor.Load()
+	}
 	if now.Wall <= kept {
 		return now
 	}
@@ -137,9 +143,16 @@ func parseFloor(b []byte) (int64, error) {
 }
 
 // raiseFloor writes want, a reading of the clock, as the floor, if it is
-// past the floor kept, and keeps it once it is on disk. Called by
-// keepFloor alone.
+// past the floor kept, and keeps it once it is on disk, one call at a
+// time (startFloor, keepFloor, raiseFloorNow).
 func (c *Cache) raiseFloor(want int64) error {
+	c.floorMu.Lock() // one write at a time: a slower one of a lower floor renamed last put it back
+	defer c.floorMu.Unlock()
+	return c.raiseFloorLocked(want)
+}
+
+// raiseFloorLocked is raiseFloor with floorMu held.
+func (c *Cache) raiseFloorLocked(want int64) error {
 	if want <= c.floor.Load() {
 		return nil
 	}
@@ -151,6 +164,63 @@ func (c *Cache) raiseFloor(want int64) error {
 	}
 	c.floor.Store(want)
 	return nil
+}
+
+// startFloor writes the clock's reading at New, past the floor its last
+// life kept (restore started the clock past it), as the floor, before
+// the first cut is reported. Kept at the last life's floor (none for a
+// first start) until keepFloor raised it, the first cuts lagged the
+// clock by the time the member was down: its peers held a cut of that
+// age, and one it failed to after a single session held it for
+// FailedTimeout, with their stable bound, their early collections and
+// the watermarks a newcomer adopts from them (found by
+// TestANewcomerAsksAgainAFounderThatMetARestoredMember: a newcomer
+// adopted a collected delete's watermark only up to a restarted
+// member's old floor, below the value, and served it). Only for a
+// member given peers to join: one alone writes none, lest a clock
+// stepped ahead meanwhile leave a floor that refuses the next start
+// with the clock set right, though it wrote nothing
+// (TestSnapshotWrittenAheadAloneStarts). A failed write is logged, and
+// the cuts wait for keepFloor, as before.
+func (c *Cache) startFloor() {
+	if err := c.raiseFloor(c.clock.Now().Wall); err != nil {
+		c.log.Error().Err(err).Msg("writing the clock floor at the start failed: the cuts this member reports stay at the floor its last life kept until a write succeeds")
+	}
+}
+
+// floorWait is the longest a cut waits for the floor written for it (see
+// raiseFloorNow).
+const floorWait = 100 * time.Millisecond
+
+// raiseFloorNow writes want as the floor before a cut is reported, when
+// the floor is far behind the clock: a member given no peers, whose first
+// peer came later (startFloor wrote nothing), or whose last writes
+// failed. Its cut at the floor was as old as the member's last floor (0 on
+// a first start), and a peer that held it held its stable bound there,
+// with the watermarks a newcomer adopts (see startFloor). It waits for
+// the write at most floorWait, on the protocol's goroutine: past it (a
+// disk that hangs), or if another write is under way or fails, the cut
+// is reported at the floor, and keepFloor goes on.
+func (c *Cache) raiseFloorNow(want int64) {
+	if !c.floorMu.TryLock() {
+		return // a write under way, which may hang: none piles up behind it
+	}
+	if !c.track() {
+		c.floorMu.Unlock()
+		return
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer c.wg.Done()
+		defer c.floorMu.Unlock()
+		done <- c.raiseFloorLocked(want)
+	}()
+	t := time.NewTimer(floorWait)
+	defer t.Stop()
+	select {
+	case <-done: // failed, it is logged by keepFloor's next write
+	case <-t.C:
+	}
 }
 
 // writeFloorFile writes the floor file, and readFloorBytes reads it

@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -48,8 +49,10 @@ func TestTheClockFloorBoundsCutsAndTheNextClock(t *testing.T) {
 		t.Fatalf("floor %d on disk, %d kept, clock at %d", floor, a.floor.Load(), last)
 	}
 	ahead := crdt.Timestamp{Wall: floor + int64(time.Hour), Logical: 3, Node: a.clock.Node()}
-	if cut := a.cutCeiling(ahead); cut.Wall != floor || cut.Node != ahead.Node || ahead.Less(cut) {
-		t.Fatalf("cut past the floor %d reported as %+v", floor, cut)
+	cut := a.cutCeiling(ahead) // far past the floor: raised first, to the clock's reading at most
+	floor = readFloorFile(t, path)
+	if last := a.clock.Last().Wall; cut.Wall > floor || cut.Node != ahead.Node || !cut.Less(ahead) || floor > last {
+		t.Fatalf("cut past the floor reported as %+v; floor on disk %d, clock at %d", cut, floor, last)
 	}
 	below := crdt.Timestamp{Wall: floor - 1, Node: a.clock.Node()}
 	if cut := a.cutCeiling(below); cut != below {
@@ -255,5 +258,77 @@ func TestAClockFloorReadFailingOnceIsReadAgain(t *testing.T) {
 		if got := readFloorFile(t, path); got != floor {
 			t.Errorf("%v once: floor on disk %d, want %d", errno, got, floor)
 		}
+	}
+}
+
+// TestARestartsFirstCutIsNotItsLastLifesFloor: a member given peers to
+// join, restarted an hour after its last life wrote its floor, reports
+// its first cut at its start, not at that floor: New writes the start's
+// reading as the floor before the first session. Reported at the old
+// floor until keepFloor raised it, the first cut held its peers' stable
+// bound an hour back, and for FailedTimeout on a peer it failed to after
+// that one session: a newcomer adopted a collected delete's watermark
+// only up to it, and served the value from an old snapshot
+// (TestANewcomerAsksAgainAFounderThatMetARestoredMember, once in CI). A
+// first start, with no floor, reported cut 0 likewise.
+func TestARestartsFirstCutIsNotItsLastLifesFloor(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "a.snap")
+		if restart {
+			old := time.Now().Add(-time.Hour).UnixNano()
+			if err := os.WriteFile(path+floorSuffix, formatFloor(old), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now().UnixNano()
+		cfg := snapshotConfig(path, nil)
+		cfg.NodeName = "a"
+		// Peers to join, found by none of its lookups: no session asks
+		// keepFloor to raise the floor meanwhile.
+		cfg.PeerSource = func(context.Context) ([]string, error) { return nil, nil }
+		a := mustNew(t, cfg)
+		if cut := a.cutCeiling(a.clock.Now()); cut.Wall < start {
+			t.Errorf("restart %v: first cut at %d, %v before the start", restart, cut.Wall, time.Duration(start-cut.Wall))
+		}
+		if b, err := os.ReadFile(path + floorSuffix); err != nil {
+			t.Errorf("restart %v: no floor on disk: %v", restart, err)
+		} else if got, err := parseFloor(b); err != nil || got < start {
+			t.Errorf("restart %v: floor on disk %d (%v), %v before the start", restart, got, err, time.Duration(start-got))
+		}
+		mustClose(t, a)
+	}
+}
+
+// TestALoneMembersFirstCutToAPeerIsNotItsLastLifesFloor: a member given
+// no peers writes no floor at its start (startFloor), and its first cut,
+// when a peer joins it later, was its last life's floor, an hour old:
+// the peer held its stable bound there. The floor far behind is written
+// before that cut goes (raiseFloorNow).
+func TestALoneMembersFirstCutToAPeerIsNotItsLastLifesFloor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.snap")
+	if err := os.WriteFile(path+floorSuffix, formatFloor(time.Now().Add(-time.Hour).UnixNano()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UnixNano()
+	cfg := testConfig("a")
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+	a := mustNew(t, cfg)
+	defer mustClose(t, a)
+	b := newCache(t, testConfig("b", a.Addr()))
+	var cut int64
+	await.Until(t, 20*time.Second, func() bool {
+		for _, k := range b.knownNow() {
+			if k.Name == "a" && k.HasCut {
+				cut = k.Cut
+				return true
+			}
+		}
+		return false
+	}, "b never held a cut of a")
+	if cut < start {
+		t.Fatalf("b's first cut of a is %v before a's start", time.Duration(start-cut))
+	}
+	if floor := readFloorFile(t, path); floor < cut {
+		t.Fatalf("cut %d past the floor on disk %d", cut, floor)
 	}
 }

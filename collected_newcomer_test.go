@@ -386,6 +386,7 @@ func TestANewcomerAsksAgainAFounderThatMetARestoredMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { _, ok := d.Get("k"); return ok }, "d never got k")
+	held, _ := d.store.Lookup("k") // d's k, as its snapshot holds it
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -436,6 +437,16 @@ func TestANewcomerAsksAgainAFounderThatMetARestoredMember(t *testing.T) {
 	b.store.OfferMarks(a.store.Marks(), b.phys()) // as b's own ask would
 	if !took {
 		awaitRefused(t, c, "k")
+		// Gone says k's leaf has a watermark: adopted within c's stable
+		// bound, which holds b's cut of a, from a's restart, past the
+		// delete. So c refuses d's k itself. a's first cut reported
+		// at the floor of its last life held the bound there, below d's
+		// k, and c served it (once in CI; see
+		// TestARestartsFirstCutIsNotItsLastLifesFloor).
+		if !c.store.Refuses("k", held.Time) {
+			t.Fatalf("c adopted a watermark for k (%d pending) below d's k, stamped %v: its stable bound (%d) was held below it",
+				c.store.PendingMarks(), held.Time, c.repl.Stable())
+		}
 	}
 	d = member(config("d", "", dir+"/d.snap", 50*time.Millisecond, c.Addr()))
 	if st := d.Stats(); st.Restored != 1 {
