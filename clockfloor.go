@@ -35,8 +35,9 @@ import (
 // its start: startFloor; a floor far behind is written before the cut
 // goes: raiseFloorNow). It is never ahead of the clock: a
 // restart is never stamped ahead of its peers for it; the price is cuts
-// that lag the clock by up to floorEvery (early collection, on the
-// peers, by as much). This is CockroachDB's persisted clock bound
+// that lag the clock by up to about two floorEvery and a round (early
+// collection, on the peers, by as much), and, while the floor cannot be
+// written, by as long as that lasts. This is CockroachDB's persisted clock bound
 // without the wait: a restart there waits for its clock to pass the
 // bound, which was written ahead of it.
 //

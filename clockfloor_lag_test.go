@@ -1,0 +1,53 @@
+package bcache
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bcache-go/bcache/internal/await"
+)
+
+// TestAFirstCutLagsWhileTheFloorCannotBeWritten pins the limit of
+// raiseFloorNow (found by review): a member whose floor cannot be written
+// (a disk full or read-only: every write fails) reports its first cut at
+// its last life's floor, an hour old here, and its peer holds it there,
+// with its stable bound and the watermarks a newcomer adopts (see
+// startFloor). No cut passes the floor on disk: the lag is the price of
+// that rule, and the README says so. (A write slower than floorWait does
+// the same, for as long as it takes.)
+func TestAFirstCutLagsWhileTheFloorCannotBeWritten(t *testing.T) {
+	write := writeFloorFile
+	defer func() { writeFloorFile = write }()
+	writeFloorFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
+	path := filepath.Join(t.TempDir(), "a.snap")
+	old := time.Now().Add(-time.Hour).UnixNano()
+	if err := os.WriteFile(path+floorSuffix, formatFloor(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UnixNano()
+	cfg := testConfig("a")
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+	a := mustNew(t, cfg)
+	defer mustClose(t, a)
+	b := newCache(t, testConfig("b", a.Addr()))
+	var cut int64
+	await.Until(t, 20*time.Second, func() bool {
+		for _, k := range b.knownNow() {
+			if k.Name == "a" && k.HasCut {
+				cut = k.Cut
+				return true
+			}
+		}
+		return false
+	}, "b never held a cut of a")
+	if cut > old {
+		t.Fatalf("b's first cut of a %d passes the floor on disk %d", cut, old)
+	}
+	if cut >= start {
+		t.Fatalf("b's first cut of a is past a's start, though no floor could be written")
+	}
+}
