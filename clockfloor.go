@@ -57,7 +57,8 @@ func (c *Cache) floorEvery() time.Duration {
 
 // cutCeiling is transport.Config.CutCeiling: now, the clock's reading for
 // a cut, unless it passes the floor kept on disk; then the floor, and
-// keepFloor is asked to raise it to now.
+// keepFloor is asked to raise it to now. A floor far behind is written
+// first, within floorWait (raiseFloorNow).
 func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
 	kept := c.floor.Load()
 	if now.Wall > kept && crdt.SubSat(now.Wall, kept) > int64(2*c.floorEvery()) {

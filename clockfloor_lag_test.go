@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/bcache-go/bcache/internal/await"
 )
 
 // TestAFirstCutLagsWhileTheFloorCannotBeWritten pins the limit of
@@ -34,16 +32,7 @@ func TestAFirstCutLagsWhileTheFloorCannotBeWritten(t *testing.T) {
 	a := mustNew(t, cfg)
 	defer mustClose(t, a)
 	b := newCache(t, testConfig("b", a.Addr()))
-	var cut int64
-	await.Until(t, 20*time.Second, func() bool {
-		for _, k := range b.knownNow() {
-			if k.Name == "a" && k.HasCut {
-				cut = k.Cut
-				return true
-			}
-		}
-		return false
-	}, "b never held a cut of a")
+	cut := awaitCutOf(t, b, "a")
 	if cut > old {
 		t.Fatalf("b's first cut of a %d passes the floor on disk %d", cut, old)
 	}

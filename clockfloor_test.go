@@ -315,20 +315,28 @@ func TestALoneMembersFirstCutToAPeerIsNotItsLastLifesFloor(t *testing.T) {
 	a := mustNew(t, cfg)
 	defer mustClose(t, a)
 	b := newCache(t, testConfig("b", a.Addr()))
-	var cut int64
-	await.Until(t, 20*time.Second, func() bool {
-		for _, k := range b.knownNow() {
-			if k.Name == "a" && k.HasCut {
-				cut = k.Cut
-				return true
-			}
-		}
-		return false
-	}, "b never held a cut of a")
+	cut := awaitCutOf(t, b, "a")
 	if cut < start {
 		t.Fatalf("b's first cut of a is %v before a's start", time.Duration(start-cut))
 	}
 	if floor := readFloorFile(t, path); floor < cut {
 		t.Fatalf("cut %d past the floor on disk %d", cut, floor)
 	}
+}
+
+// awaitCutOf returns the cut that c holds of the member called name, once
+// it holds one.
+func awaitCutOf(t *testing.T, c *Cache, name string) int64 {
+	t.Helper()
+	var cut int64
+	await.Until(t, 20*time.Second, func() bool {
+		for _, k := range c.knownNow() {
+			if k.Name == name && k.HasCut {
+				cut = k.Cut
+				return true
+			}
+		}
+		return false
+	}, "%s never held a cut of %s", c.Name(), name)
+	return cut
 }
