@@ -3,10 +3,7 @@ package bcache
 import (
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 )
 
 // TestAFirstCutLagsWhileTheFloorCannotBeWritten pins the limit of
@@ -19,20 +16,9 @@ import (
 // the same, for as long as it takes.)
 func TestAFirstCutLagsWhileTheFloorCannotBeWritten(t *testing.T) {
 	write := writeFloorFile
-	defer func() { writeFloorFile = write }()
+	t.Cleanup(func() { writeFloorFile = write }) // after a's Close, which firstCutAfterAnHour registers later
 	writeFloorFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
-	path := filepath.Join(t.TempDir(), "a.snap")
-	old := time.Now().Add(-time.Hour).UnixNano()
-	if err := os.WriteFile(path+floorSuffix, formatFloor(old), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now().UnixNano()
-	cfg := testConfig("a")
-	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
-	a := mustNew(t, cfg)
-	defer mustClose(t, a)
-	b := newCache(t, testConfig("b", a.Addr()))
-	cut := awaitCutOf(t, b, "a")
+	_, old, start, cut := firstCutAfterAnHour(t)
 	if cut > old {
 		t.Fatalf("b's first cut of a %d passes the floor on disk %d", cut, old)
 	}

@@ -305,17 +305,7 @@ func TestARestartsFirstCutIsNotItsLastLifesFloor(t *testing.T) {
 // the peer held its stable bound there. The floor far behind is written
 // before that cut goes (raiseFloorNow).
 func TestALoneMembersFirstCutToAPeerIsNotItsLastLifesFloor(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "a.snap")
-	if err := os.WriteFile(path+floorSuffix, formatFloor(time.Now().Add(-time.Hour).UnixNano()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now().UnixNano()
-	cfg := testConfig("a")
-	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
-	a := mustNew(t, cfg)
-	defer mustClose(t, a)
-	b := newCache(t, testConfig("b", a.Addr()))
-	cut := awaitCutOf(t, b, "a")
+	path, _, start, cut := firstCutAfterAnHour(t)
 	if cut < start {
 		t.Fatalf("b's first cut of a is %v before a's start", time.Duration(start-cut))
 	}
@@ -339,4 +329,23 @@ func awaitCutOf(t *testing.T, c *Cache, name string) int64 {
 		return false
 	}, "%s never held a cut of %s", c.Name(), name)
 	return cut
+}
+
+// firstCutAfterAnHour starts a, given no peers, from a floor written an
+// hour ago at old, b joining it at once, and returns a's snapshot path,
+// that floor, a's start, and the first cut of a that b holds.
+func firstCutAfterAnHour(t *testing.T) (path string, old, start, cut int64) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "a.snap")
+	old = time.Now().Add(-time.Hour).UnixNano()
+	if err := os.WriteFile(path+floorSuffix, formatFloor(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now().UnixNano()
+	cfg := testConfig("a")
+	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
+	a := mustNew(t, cfg)
+	t.Cleanup(func() { a.Close() })
+	b := newCache(t, testConfig("b", a.Addr()))
+	return path, old, start, awaitCutOf(t, b, "a")
 }
