@@ -162,6 +162,7 @@ func (c *Cache) raiseFloorLocked(want int64) error {
 		_, err := w.Write(formatFloor(want))
 		return err
 	}); err != nil {
+		c.stats.floorErrors.Add(1)
 		return err
 	}
 	c.floor.Store(want)

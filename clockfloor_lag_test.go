@@ -18,11 +18,14 @@ func TestAFirstCutLagsWhileTheFloorCannotBeWritten(t *testing.T) {
 	write := writeFloorFile
 	t.Cleanup(func() { writeFloorFile = write }) // after a's Close, which firstCutAfterAnHour registers later
 	writeFloorFile = func(string, func(io.Writer) error) error { return errors.New("disk full") }
-	_, old, start, cut := firstCutAfterAnHour(t)
+	a, _, old, start, cut := firstCutAfterAnHour(t)
 	if cut > old {
 		t.Fatalf("b's first cut of a %d passes the floor on disk %d", cut, old)
 	}
 	if cut >= start {
 		t.Fatalf("b's first cut of a is past a's start, though no floor could be written")
+	}
+	if n := a.Stats().FloorErrors; n == 0 {
+		t.Fatalf("FloorErrors = 0 after the floor's writes failed")
 	}
 }

@@ -305,7 +305,10 @@ func TestARestartsFirstCutIsNotItsLastLifesFloor(t *testing.T) {
 // the peer held its stable bound there. The floor far behind is written
 // before that cut goes (raiseFloorNow).
 func TestALoneMembersFirstCutToAPeerIsNotItsLastLifesFloor(t *testing.T) {
-	path, _, start, cut := firstCutAfterAnHour(t)
+	a, path, _, start, cut := firstCutAfterAnHour(t)
+	if n := a.Stats().FloorErrors; n != 0 {
+		t.Fatalf("FloorErrors = %d, though every write of the floor succeeded", n)
+	}
 	if cut < start {
 		t.Fatalf("b's first cut of a is %v before a's start", time.Duration(start-cut))
 	}
@@ -332,9 +335,9 @@ func awaitCutOf(t *testing.T, c *Cache, name string) int64 {
 }
 
 // firstCutAfterAnHour starts a, given no peers, from a floor written an
-// hour ago at old, b joining it at once, and returns a's snapshot path,
+// hour ago at old, b joining it at once, and returns a, its snapshot path,
 // that floor, a's start, and the first cut of a that b holds.
-func firstCutAfterAnHour(t *testing.T) (path string, old, start, cut int64) {
+func firstCutAfterAnHour(t *testing.T) (a *Cache, path string, old, start, cut int64) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "a.snap")
 	old = time.Now().Add(-time.Hour).UnixNano()
@@ -344,8 +347,8 @@ func firstCutAfterAnHour(t *testing.T) (path string, old, start, cut int64) {
 	start = time.Now().UnixNano()
 	cfg := testConfig("a")
 	cfg.SnapshotPath, cfg.SnapshotInterval = path, -1
-	a := mustNew(t, cfg)
+	a = mustNew(t, cfg)
 	t.Cleanup(func() { a.Close() })
 	b := newCache(t, testConfig("b", a.Addr()))
-	return path, old, start, awaitCutOf(t, b, "a")
+	return a, path, old, start, awaitCutOf(t, b, "a")
 }

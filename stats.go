@@ -11,6 +11,7 @@ type counters struct {
 	restored, restoreDrifted, restoreLowered     atomic.Uint64
 	snapshots, snapshotErrors, logSnapshots      atomic.Uint64
 	replayed, logErrors, damageResets            atomic.Uint64
+	floorErrors                                  atomic.Uint64
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 	fillAnswersBad, callRequestsBad              atomic.Uint64
 	pulled, pulledDrifted, pulledRejected        atomic.Uint64
@@ -137,6 +138,12 @@ type Stats struct {
 	LogErrors    uint64 `json:"log_errors"`
 	LogDirect    bool   `json:"log_direct"`
 	DamageResets uint64 `json:"damage_resets"`
+	// FloorErrors counts the writes of the clock floor kept beside the
+	// snapshot (SnapshotPath.clock) that failed. While they fail, the cuts
+	// this member reports stay at the floor last written: its peers'
+	// early collection waits, and a newcomer adopts the cluster's
+	// watermarks only up to that floor (see the README's clock floor).
+	FloorErrors uint64 `json:"floor_errors"`
 	// DeltaLag and RepairLag are the records received from peers and
 	// applied here, as deltas and as anti-entropy repairs (and records
 	// asked of peers, Pulled: as repairs, but for a value put back on its
@@ -177,6 +184,7 @@ func (c *Cache) Stats() Stats {
 		RestoreLowered: c.stats.restoreLowered.Load(),
 		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(), LogSnapshots: c.stats.logSnapshots.Load(),
 		Replayed: c.stats.replayed.Load(), LogErrors: c.stats.logErrors.Load(), DamageResets: c.stats.damageResets.Load(),
+		FloorErrors: c.stats.floorErrors.Load(),
 		Replication: c.repl.Stats(), DeltaLag: c.deltaLag.snapshot(), RepairLag: c.repairLag.snapshot(),
 	}
 	s.Replication.Protocol.ClockDriftRejects += c.stats.pulledDrifted.Load()

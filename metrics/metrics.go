@@ -122,6 +122,7 @@ var metricList = []metric{
 	{"bcache_log_syncs_total", "Syncs of the write log.", prometheus.CounterValue, nil},
 	{"bcache_log_errors_total", "Write-log syncs and segment changes that failed.", prometheus.CounterValue, nil},
 	{"bcache_damage_resets_total", "Damaged snapshots or logs moved aside at start.", prometheus.CounterValue, nil},
+	{"bcache_clock_floor_errors_total", "Writes of the clock floor kept beside the snapshot that failed; while they fail, this member's cuts lag.", prometheus.CounterValue, nil},
 }
 
 // New returns a collector of c's metrics.
@@ -236,6 +237,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_log_syncs_total", float64(st.LogSyncs))
 	emit("bcache_log_errors_total", float64(st.LogErrors))
 	emit("bcache_damage_resets_total", float64(st.DamageResets))
+	emit("bcache_clock_floor_errors_total", float64(st.FloorErrors))
 }
 
 // peerSeries emits the per-peer series: for every live peer whether an
