@@ -118,7 +118,14 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		tok, err := c.DeleteWithToken(key)
 		answerWrite(w, tok, err, fail)
 	})
+	// The status routes take no parameter either, as every route under
+	// /v1: one given is a 400 (they were ignored, and "?name=a" answered
+	// every member, as if filtered). /metrics and /readyz, read by tools
+	// that may add their own, ignore them.
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		if !noParams(w, r, fail) {
+			return
+		}
 		ms := c.Members()
 		out := make([]member, 0, len(ms))
 		for _, m := range ms {
@@ -127,6 +134,9 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		if !noParams(w, r, fail) {
+			return
+		}
 		writeJSON(w, c.Stats())
 	})
 	watches := make(chan struct{}, maxWatches)
@@ -187,6 +197,9 @@ func newHandlerWith(c *bcache.Cache, maxValue int, bodies *bodyBudget, log zerol
 		}
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		if !noParams(w, r, fail) {
+			return
+		}
 		writeJSON(w, c.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -703,6 +716,20 @@ func onlyParams(q url.Values, says string, allowed ...string) error {
 		}
 	}
 	return nil
+}
+
+// noParams answers a 400 through fail, and returns false, for a request
+// with a query: the route takes none.
+func noParams(w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, error)) bool {
+	q, err := query(r)
+	if err == nil {
+		err = onlyParams(q, "this route takes none")
+	}
+	if err != nil {
+		fail(w, err)
+		return false
+	}
+	return true
 }
 
 // single returns q's parameter name, "" if absent; given more than once,

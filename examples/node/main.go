@@ -61,7 +61,8 @@
 //
 // A ttl, wait or prefix parameter given twice is a 400, and so is a
 // PUT's parameter other than ttl (a ttl misspelt would store no expiry),
-// and any DELETE's (it deletes the one key in its path).
+// and any DELETE's (it deletes the one key in its path) or /v1/members',
+// /v1/stats' and /v1/status' (/readyz and /metrics take any).
 //
 // A 429 comes with Retry-After: 1.
 //

@@ -81,3 +81,30 @@ func TestReadsWithAnUnknownParameterAreRefused(t *testing.T) {
 		t.Errorf("GET /v1/keys/k?wait=1s: %d %q, want 200 v", w.Code, clipped(w.Body.String()))
 	}
 }
+
+// TestStatusRoutesWithAParameterAreRefused: the status routes under /v1
+// take no parameter; one given is a 400, as on every other route there
+// ("/v1/members?name=a" answered every member, 200, as if filtered).
+// /readyz and /metrics, read by tools that may add their own, take any.
+func TestStatusRoutesWithAParameterAreRefused(t *testing.T) {
+	c := newCache(t, bcache.Config{})
+	h := newHandler(c, 1<<20, zerolog.Nop())
+	serve := func(target string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+		return w
+	}
+	for _, route := range []string{"/v1/members", "/v1/stats", "/v1/status"} {
+		for _, query := range []string{"?name=a", "?pretty", "?x=1%"} {
+			if w := serve(route + query); w.Code != http.StatusBadRequest {
+				t.Errorf("GET %s%s: %d %q; want 400", route, query, w.Code, clipped(w.Body.String()))
+			}
+		}
+		if w := serve(route); w.Code != http.StatusOK {
+			t.Errorf("GET %s: %d %q; want 200", route, w.Code, clipped(w.Body.String()))
+		}
+	}
+	if w := serve("/metrics?x=1"); w.Code != http.StatusOK {
+		t.Errorf("GET /metrics?x=1: %d; want 200", w.Code)
+	}
+}
