@@ -73,7 +73,8 @@ type Status struct {
 	// exchange with it last completed (zero: none yet).
 	Peers []PeerStatus `json:"peers"`
 	// Joining are the addresses this member tries to join and failed to
-	// the last time: its Peers while it is alone, members it lost; and
+	// the last time (none once closed): its Peers while it is alone,
+	// members it lost; and
 	// those of members it refused in the last minute and has not taken
 	// since (a name conflict, other keys: at most 256 addresses, and 16
 	// lines logged a minute). A member refused for its keys is one whose
@@ -149,8 +150,10 @@ func (c *Cache) Status() Status {
 	closed := c.closed.Load()
 	if closed {
 		// Closed: no live peer, as Members says (the replication's last
-		// view listed them, and the metrics with them: found by review).
-		rs.Members = nil
+		// view listed them, and the metrics with them: found by review),
+		// and no address it tries to join (its last failures were
+		// listed, and counted by the metrics, as if it still tried).
+		rs.Members, rs.Joining = nil, nil
 	}
 	others, _ := c.peersConfigured()
 	st := c.store.Stats()

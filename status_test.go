@@ -1036,6 +1036,26 @@ func TestJoinFailureTimesAreOnTheMembersClock(t *testing.T) {
 	}
 }
 
+// TestClosedMemberListsNoJoinFailures: a closed member tries to join no
+// one, and its Status says so from Close on, as it lists no peer: while
+// Close ran (until the replication had left), it said closed and listed
+// the failures of its last tries, and its metrics counted their
+// addresses as failing (found by review).
+func TestClosedMemberListsNoJoinFailures(t *testing.T) {
+	c := newCache(t, testConfig("alone", "127.0.0.1:1")) // refuses
+	await.Until(t, 10*time.Second, func() bool { return len(c.Status().Joining) > 0 }, "no join failure reported")
+	var during Status
+	c.beforeLeave = func() { during = c.Status() }
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for when, s := range map[string]Status{"as it closed": during, "closed": c.Status()} {
+		if !s.Closed || len(s.Joining) != 0 {
+			t.Errorf("%s: Closed %v, join failures %+v; want closed, none", when, s.Closed, s.Joining)
+		}
+	}
+}
+
 // TestFounderNameEndingInSpaceKeepsItsMark: a founder whose
 // NodeName ends in whitespace (a name taken from an environment variable
 // or a file with a trailing newline) is a founder again after a restart,
