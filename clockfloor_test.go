@@ -16,6 +16,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
+	"github.com/bcache-go/bcache/internal/store"
 )
 
 // readFloorFile returns the floor on disk beside path.
@@ -134,6 +135,56 @@ func TestADamagedClockFloorIsUnderTheDamagePolicy(t *testing.T) {
 			t.Errorf("floor %q: not removed (%v)", body, err)
 		}
 		mustClose(t, a)
+	}
+}
+
+// TestADamagedClockFloorRemovedIsSynced: a damaged floor removed under
+// DamageReset has its directory synced after the removal, as a damaged
+// members file moved aside has (TestMembersFileMovedAsideIsSynced):
+// unsynced, a power cut could bring the damaged floor back, and the next
+// start removed and counted it again. A failed sync fails New, as the
+// members file's does.
+func TestADamagedClockFloorRemovedIsSynced(t *testing.T) {
+	t.Cleanup(func() { syncDir = store.SyncDir })
+	for _, failSync := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "a.snap")
+		if err := os.WriteFile(path+floorSuffix, []byte("12345 00000000\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		synced := false // the directory, once the floor was removed
+		syncDir = func(dir string) error {
+			if _, err := os.Stat(path + floorSuffix); dir == filepath.Dir(path) && errors.Is(err, fs.ErrNotExist) {
+				synced = true
+			}
+			if failSync {
+				return syscall.EIO
+			}
+			return store.SyncDir(dir)
+		}
+		cfg := snapshotConfig(path, nil)
+		cfg.OnDamage = DamageReset
+		c, err := New(cfg)
+		switch {
+		case !synced:
+			if err == nil {
+				c.Close()
+			}
+			t.Fatalf("sync failing %v: the directory was not synced after the damaged floor was removed", failSync)
+		case failSync && err == nil:
+			c.Close()
+			t.Fatal("New started though the floor's removal could not be synced")
+		case failSync:
+			if !strings.Contains(err.Error(), "syncing its directory") {
+				t.Fatalf("New = %v, want the sync's failure", err)
+			}
+		case err != nil:
+			t.Fatal(err)
+		default:
+			if n := c.Stats().DamageResets; n != 1 {
+				t.Errorf("%d resets, want 1", n)
+			}
+			mustClose(t, c)
+		}
 	}
 }
 
