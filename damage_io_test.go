@@ -102,6 +102,20 @@ func ioFaultImage(t *testing.T, damage func(string)) string {
 	a.Set("b", []byte("2"), 0)
 	image := crashImage(t, path)
 	mustClose(t, a)
+	// A write under way as the image was taken (the founder's mark, by a
+	// goroutine of a's) left its temporary file there, which New
+	// removes: the tests compare the files before and after New, and
+	// failed when the image caught one (found by review).
+	tmps, err := filepath.Glob(image + ".*.tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob(image + ".tmp-*")
+	for _, tmp := range append(tmps, more...) {
+		if err := os.Remove(tmp); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if damage != nil {
 		damage(image)
 	}
