@@ -39,6 +39,8 @@ func TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete(t *testing
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { _, ok := s.Get("k"); return ok }, "s never got k")
+	// s's k, which must not come back on m.
+	held, _ := s.store.Lookup("k")
 	net.Partition([]string{"p"}, []string{"s"}) // p and s each alone
 	if err := a.Delete("k"); err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func TestAMemberBackFromALongAbsenceDoesNotPassOnStaleMarksAsComplete(t *testing
 	// m's marks, through p, hold the collection of p's absence (p's
 	// stale marks, taken for complete, never did): then s comes to
 	// their side.
-	awaitRefused(t, m, "k")
+	awaitRefused(t, m, "k", held.Time)
 	net.Partition([]string{"a", "b"}) // p, s and m one side
 	await.Until(t, 10*time.Second, func() bool { return len(m.Members()) == 3 }, "s never reached m")
 	if within(3*time.Second, func() bool { _, ok := m.Get("k"); return ok }) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/transport/gossip"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
@@ -35,13 +36,17 @@ func within(d time.Duration, cond func() bool) bool {
 	return false
 }
 
-// awaitRefused waits until m refuses every write of key it could be sent:
-// it holds no record of key, and key's bucket has a watermark (m never
-// held key: it adopted a peer's).
-func awaitRefused(t *testing.T, m *Cache, key string) {
+// awaitRefused waits until m refuses a record of key stamped at: it holds
+// no record of key, and key's bucket has a watermark at or above at (m
+// never held key: it adopted a peer's). A watermark alone (Store.Gone)
+// is not enough: one adopted in part, below at, refuses older writes of
+// key but takes the one that must not come back.
+func awaitRefused(t *testing.T, m *Cache, key string, at crdt.Timestamp) {
 	t.Helper()
-	await.Until(t, 20*time.Second, func() bool { _, gone := m.store.Gone(key); return gone },
-		"%s never adopted a watermark for %q (adopted %d)", m.Name(), key, m.store.Stats().WatermarksAdopted)
+	await.Until(t, 20*time.Second, func() bool { return m.store.Refuses(key, at) },
+		"%s never refused %q stamped %v (a watermark: %v; adopted %d, %d pending)", m.Name(), key, at,
+		func() any { _, gone := m.store.Gone(key); return gone },
+		func() any { return m.store.Stats().WatermarksAdopted }, func() any { return m.store.PendingMarks() })
 }
 
 // awaitCollected waits until every one of members has collected key's
@@ -124,6 +129,7 @@ func newcomerMeetsAbsentee(t *testing.T, marks bool) {
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { _, ok := r.Get("k"); return ok }, "r never got k")
+	held, _ := r.store.Lookup("k") // r's k, which must not come back on m
 
 	net.Partition([]string{"r"})
 	await.Until(t, 10*time.Second, func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 }, "a and b still see r")
@@ -141,7 +147,7 @@ func newcomerMeetsAbsentee(t *testing.T, marks bool) {
 		t.Fatalf("m read k = %q right after it joined a and b", v)
 	}
 	if marks {
-		awaitRefused(t, m, "k")
+		awaitRefused(t, m, "k", held.Time)
 		// A collection counts the watermark it raised after raising it,
 		// and may raise it (from the marks offered) before the ask that
 		// offered them has marked them taken: both awaited, not read at
@@ -206,6 +212,7 @@ func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { _, ok := r.Get("k"); return ok }, "r never got k")
+	held, _ := r.store.Lookup("k") // r's k, as its snapshot holds it
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +224,7 @@ func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 	if err := m.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	awaitRefused(t, m, "k")
+	awaitRefused(t, m, "k", held.Time)
 	net.Partition([]string{"a", "b"})
 	r2 := member("r2", path, m.Addr())
 	// Restored, not Get: r2's first session with m may have run, and m's
@@ -238,8 +245,9 @@ func TestAnOldSnapshotsValueDoesNotReturnOnANewcomer(t *testing.T) {
 
 // collectorsOfK starts a and b on net, the members that member starts
 // (with a collection interval of its own), writes k on a, deletes it once
-// b holds it, and returns once both have collected the delete.
-func collectorsOfK(t *testing.T, net *memnet.Network) (member func(name string, gc time.Duration, peers ...string) *Cache, a *Cache) {
+// b holds it, and returns once both have collected the delete, with the
+// value of k written (the record a newcomer must refuse).
+func collectorsOfK(t *testing.T, net *memnet.Network) (member func(name string, gc time.Duration, peers ...string) *Cache, a *Cache, written crdt.Record) {
 	t.Helper()
 	member = func(name string, gc time.Duration, peers ...string) *Cache {
 		return newCache(t, shortHorizonConfig(t, net, name, gc, peers...))
@@ -255,11 +263,12 @@ func collectorsOfK(t *testing.T, net *memnet.Network) (member func(name string, 
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, func() bool { _, ok := b.Get("k"); return ok }, "b never got k")
+	written, _ = a.store.Lookup("k")
 	if err := a.Delete("k"); err != nil {
 		t.Fatal(err)
 	}
 	awaitCollected(t, "k", a, b)
-	return member, a
+	return member, a, written
 }
 
 // TestANewcomerLearnsMarksItsFirstPeerHasNotAdoptedYet: p joined after a
@@ -284,7 +293,7 @@ func TestANewcomerAsksAgainAPeerWhoseMarksWereIncomplete(t *testing.T) {
 
 func newcomerAsksANewcomer(t *testing.T, late bool) {
 	net := memnet.NewNetwork(1)
-	member, a := collectorsOfK(t, net)
+	member, a, written := collectorsOfK(t, net)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -312,7 +321,7 @@ func newcomerAsksANewcomer(t *testing.T, late bool) {
 		}
 		p.store.OfferMarks(a.store.Marks(), p.phys())
 	}
-	awaitRefused(t, m, "k")
+	awaitRefused(t, m, "k", written.Time)
 }
 
 // TestANewcomerAsksAgainAMemberThatFoundedWrongly: w, started with no
@@ -324,7 +333,7 @@ func newcomerAsksANewcomer(t *testing.T, late bool) {
 // learn a's once w has them.
 func TestANewcomerAsksAgainAMemberThatFoundedWrongly(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	member, a := collectorsOfK(t, net)
+	member, a, written := collectorsOfK(t, net)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -349,7 +358,7 @@ func TestANewcomerAsksAgainAMemberThatFoundedWrongly(t *testing.T) {
 		t.Fatalf("m took w's marks (%d) for complete: w founded wrongly, and met a and b before m came", len(w.store.Marks()))
 	}
 	w.store.OfferMarks(a.store.Marks(), w.phys()) // as w's own ask would
-	awaitRefused(t, m, "k")
+	awaitRefused(t, m, "k", written.Time)
 }
 
 // TestANewcomerAsksAgainAFounderThatMetARestoredMember: a founds, d (a
@@ -436,7 +445,8 @@ func TestANewcomerAsksAgainAFounderThatMetARestoredMember(t *testing.T) {
 	}
 	b.store.OfferMarks(a.store.Marks(), b.phys()) // as b's own ask would
 	if !took {
-		awaitRefused(t, c, "k")
+		await.Until(t, 20*time.Second, func() bool { _, gone := c.store.Gone("k"); return gone },
+			"c never adopted a watermark for k (adopted %d)", func() any { return c.store.Stats().WatermarksAdopted })
 		// Gone says k's leaf has a watermark: adopted within c's stable
 		// bound, which holds b's cut of a, from a's restart, past the
 		// delete. So c refuses d's k itself. a's first cut reported

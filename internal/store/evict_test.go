@@ -137,3 +137,49 @@ func TestRefillIsNoWriteToAFill(t *testing.T) {
 		t.Fatalf("a fill newer than the version held not stored (%v) after a refill of that version", err)
 	}
 }
+
+// TestARefillOverTheBoundsMarksTheStubAsApplyDoes: a value over the
+// store's bounds (MaxValueSize) of an evicted stub's very version is not
+// put back by Refill, and leaves the stub as Apply of it does: standing
+// for a value too long here, whose Refill with another value of that
+// version (a forged tie, which the long value wins: lww's tieWins) is
+// refused, on a store that got the long value by Refill as on one that
+// got it by Apply. Refill refused the long value but left the stub
+// unmarked, and the short value's Refill then filled it (found by
+// review; its one caller, clusterfill's Receive, applies first).
+func TestARefillOverTheBoundsMarksTheStubAsApplyDoes(t *testing.T) {
+	at := crdt.Timestamp{Wall: testNow, Node: 1}
+	short := crdt.Record{Key: "k", Value: []byte("short"), Time: at}
+	long := crdt.Record{Key: "k", Value: []byte("123456789"), Time: at}
+	now := func() int64 { return testNow }
+	for _, by := range []string{"Apply", "Refill"} {
+		s := mustStore(t, Config{MaxValueSize: 8})
+		s.Apply(short, false, testNow)
+		if !s.Evict("k") {
+			t.Fatal("k not evicted")
+		}
+		merge := s.Apply
+		if by == "Refill" {
+			merge = func(rec crdt.Record, _ bool, now int64) crdt.Outcome { return s.Refill(rec, now) }
+		}
+		if o := merge(long, false, testNow); o != crdt.Stale {
+			t.Fatalf("%s of the value over MaxValueSize, of the stub's version: %v, want Stale", by, o)
+		}
+		if o := s.Refill(short, testNow); o != crdt.Stale {
+			t.Errorf("after the %s of the value over MaxValueSize, a Refill of the short value of its version: %v, want Stale", by, o)
+		}
+		if v, ok := s.Get("k", now); ok {
+			t.Errorf("after the %s of the value over MaxValueSize, k serves %q", by, v)
+		}
+		// Of another version, Refill changes nothing (Apply would take
+		// the newer one): the stub stays as it was.
+		newer := long
+		newer.Time.Wall++
+		if o := s.Refill(newer, testNow); o != crdt.Stale {
+			t.Errorf("Refill of a value over MaxValueSize of a version not held: %v, want Stale", o)
+		}
+		if r, ok := s.Lookup("k"); !ok || !r.Evicted || r.Time != at {
+			t.Errorf("after a Refill of a version not held, k holds %v (%v), want the stub of %v", r, ok, at)
+		}
+	}
+}

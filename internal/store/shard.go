@@ -95,7 +95,21 @@ func (s *shard) apply(rec crdt.Record, ih uint32, how merge, now int64, at *lww.
 	}
 	var o crdt.Outcome
 	var e *lww.Entry
-	if how.refill {
+	if how.refill && how.tooLong {
+		// A value over this member's bounds is put back on no stub. Of
+		// the stub's very version and expiry, it is merged as Apply
+		// merges it (a tie it loses, a stub over a stub), which marks
+		// the stub as standing for a value too long here: a Refill of
+		// another value of that version is refused after it, as after
+		// Apply (Refill left the stub unmarked: found by review). Of
+		// another version it changes nothing, as any Refill.
+		o = crdt.Stale
+		if at != nil && !at.HoldsValue() && !at.Tombstone() {
+			if r := at.Record(); r.Time == rec.Time && r.Expires == rec.Expires {
+				o, e = s.m.MergeTooLong(rec, false, now, at)
+			}
+		}
+	} else if how.refill {
 		o, e = s.m.Refill(rec, at)
 	} else if how.tooLong {
 		o, e = s.m.MergeTooLong(rec, how.delta, now, at)

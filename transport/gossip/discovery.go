@@ -92,7 +92,11 @@ func checkPeer(p string) error {
 // a live peer in Peers alone for good: found by review).
 //
 // ctx bounds the PeerSource's answer and the lookups of Peers; base, of
-// which ctx is one, those of the source's peers (ended at Close).
+// which ctx is one, those of the source's peers (ended at Close). Once the
+// Replicator is closed, the look does not wait for the source's answer: it
+// returns nothing (see lookupSeeds), and a source that ignores its
+// context is left to return in its own time, at most maxSourcing of its
+// calls at once, with nothing of the Replicator's waiting for it.
 func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]error) {
 	// One look makes at most lookWorkers lookups at once, its names' and
 	// their SRV targets' together (each name's targets on workers of
@@ -140,6 +144,15 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		case a = <-asked:
 		case <-late.C:
 			a.err = errNoAnswer
+		case <-r.done:
+			// Closed: the look is no one's (lookupSeeds returned at
+			// Close), and ends now, the source's answer dropped. It
+			// waited for a source that ignores its context until a
+			// second past ctx's deadline, up to 3 s past Close (found by
+			// review). The source's call goes on in its own code until
+			// it returns; its answer goes to asked, which holds it, and
+			// nothing waits for it.
+			return nil, nil
 		}
 		var peers []string
 		bad, example := 0, ""

@@ -172,7 +172,8 @@ type lookup struct {
 // lookupSeeds returns what seeds finds, or closed if the Replicator is
 // closed first: Close neither waits for a lookup nor lets one go on (its
 // contexts are canceled). A PeerSource that ignores its context is seeds'
-// to deal with: the lookup ends without its answer.
+// to deal with: seeds returns at Close without its answer, the source's
+// call left to return in its own time.
 func (r *Replicator) lookupSeeds() lookup {
 	base, stop := context.WithCancel(context.Background()) // every context of the lookup: Close ends them
 	defer stop()
