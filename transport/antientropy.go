@@ -50,6 +50,9 @@ type antiEntropy struct {
 	// with the children of more than maxOpeningParents nodes since it
 	// came into the view (see answersInFull).
 	fullOpenings map[string]int
+	// listing holds, by member of the view, its budget of listing work
+	// on crowded leaves (see chargeListing).
+	listing map[string]*listingBudget
 	// root is whether a session opens with the digest's root alone
 	// (OpenWithRoot); hurried whether the next was hurried (Hurry): one a
 	// reader waits for opens as an arrival's does.
@@ -951,7 +954,7 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 	if prints {
 		per = printedVersionRoom
 	}
-	room := frame / per
+	room := leafVersionsRoom(frame, prints)
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
 		m := &wire.Versions{Prints: prints}
 		var vs []crdt.Version
@@ -1007,6 +1010,25 @@ func (n *Node) partOf(m *wire.Versions, leaf uint32, vs []crdt.Version, room int
 	}
 	m.Leaves, m.Counts, m.Versions = []uint32{leaf}, []uint32{uint32(len(kvs))}, kvs
 	m.Part = &wire.KeyRange{From: from, Through: through}
+}
+
+// leafVersionsRoom is how many versions of one leaf (a part, or a leaf
+// alone in its step) a Versions frame of frame bytes holds, with the
+// frame's header, session, leaf, count and part beside them. A leaf of
+// more is listed in parts of as many. Counted as frame / per, as before,
+// it left those out: the 3 bytes each version spares (29 encoded, 33
+// with its print) covered them only in frames of about 768 bytes or more,
+// and under that (a 4-bit digest allows frames down to 228 bytes) a part
+// failed to encode at every retry and no session that reached the leaf
+// completed (found by review, TestACrowdedLeafFitsTheLeastFrames). It is
+// 4 at least: Config refuses a frame under digestFrame of the least
+// digest, 228 bytes, which holds 4 printed versions.
+func leafVersionsRoom(frame int, prints bool) int {
+	per := keyVersionRoom
+	if prints {
+		per = printedVersionRoom
+	}
+	return (frame - versionsHeader - leafRoom) / per
 }
 
 // leafHashes returns the first and last key hashes of leaf, of a digest of
@@ -1176,13 +1198,106 @@ func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 // appendKeyVersions).
 func isCollided(kv wire.KeyVersion) bool { return kv.Time == collided && !kv.Tombstone }
 
+// listingBudget is a peer's budget of listing work on crowded leaves
+// (see chargeListing): left, in versions and records, as of at.
+type listingBudget struct {
+	left, at int64
+}
+
+// listingRate is the listing work on crowded leaves a peer's Versions may
+// draw from this member a second, in versions and records gathered, with
+// a second's worth ahead: half a listing of a leaf of 100,000 keys, its
+// versions and then its records, which costs about 100 ms (so about 5%
+// of a core a peer; an estimate from that figure, not measured). A
+// listing that costs more than is left takes the budget into debt, cut
+// at listingPause.
+const listingRate = 100_000
+
+// crowdedListing is how many versions a leaf holds, at least, for its
+// listing to be charged: 1,024, or fewer if a Versions frame holds fewer
+// (a leaf the initiator lists in parts). A leaf of the default 16-bit
+// digest holds that many at about 67 million keys; one that holds more
+// was filled by a caller choosing its keys (the hash is public), or the
+// digest is too narrow for the replica.
+func (n *Node) crowdedListing() int {
+	return min(1024, leafVersionsRoom(n.codec.Limits().MaxFrame, false))
+}
+
+// listingPause is the longest a peer's Versions are left unanswered after
+// a listing that took its budget into debt: what the debt is cut to. An
+// initiator sends a step again at rto, 3 rto, 7 rto... (rto at most an
+// eighth of the session timeout T) until T after it asked, the last of
+// them past (T - rto) / 2: a longer pause would refuse every copy of the
+// honest initiator's step, and no session that reached the leaf would
+// complete (the failure the parts were made for). So a leaf whose listing
+// costs more than the rate over this pause is listed once a pause at
+// most, each listing within the per-frame bound.
+func (n *Node) listingPause() int64 {
+	t := int64(n.cfg.SessionTimeout)
+	return (t - firstRetry(n.cfg.SessionTimeout)) / 2
+}
+
+// listingAllowed reports whether a Versions of from may be answered now:
+// its budget of listing work is not in debt. A peer that fills a leaf
+// with keys it chose (the hash is public) drew the whole leaf's versions
+// and records with each Versions of a few dozen bytes naming it, within
+// the per-frame bound (about 100 ms at 100,000 keys), and as many such
+// frames a second as it sent (found by review,
+// TestAHostilePeersListingsOfACrowdedLeafAreBudgeted).
+func (n *Node) listingAllowed(from string, now int64) bool {
+	b := n.ae.listing[from]
+	if b == nil {
+		return true
+	}
+	if now > b.at { // a clock stepped back credits nothing: the debt is paid from its new reading on
+		b.left = min(b.left+listingWork(now-b.at), listingRate)
+	}
+	b.at = now
+	return b.left >= 0
+}
+
+// chargeListing charges from's budget with work, the versions and
+// records gathered from crowded leaves in answering its Versions, its
+// debt cut to listingPause's worth.
+func (n *Node) chargeListing(from string, work int, now int64) {
+	if work == 0 {
+		return
+	}
+	b := n.ae.listing[from]
+	if b == nil {
+		b = &listingBudget{left: listingRate, at: now}
+		n.ae.listing[from] = b
+	}
+	b.left = max(b.left-int64(work), -listingWork(n.listingPause()))
+}
+
+// listingWork is the listing work a budget gains in d (nanoseconds, not
+// negative), without overflow for any d.
+func listingWork(d int64) int64 {
+	s := int64(time.Second)
+	return d/s*listingRate + d%s*listingRate/s
+}
+
 // receiveVersions (responder) compares the initiator's versions with ours
-// and answers with our newer records and the key hashes we want.
+// and answers with our newer records and the key hashes we want, within
+// the initiator's budget of listing work on crowded leaves (see
+// listingAllowed).
 func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envelope {
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
 		return nil
 	}
+	if !n.listingAllowed(from, now) {
+		n.stats.ListingsRefused++ // sent again by the initiator, answered once the budget is back
+		return nil
+	}
+	crowded, work := n.crowdedListing(), 0
+	charge := func(gathered int) {
+		if gathered > crowded {
+			work += gathered
+		}
+	}
+	defer func() { n.chargeListing(from, work, now) }()
 	leaves := uint32(1) << n.cfg.Replica.DigestBits()
 	reply := &wire.Repair{Session: answer(r, m.Step), Records: n.recs}
 	var vs []crdt.Version
@@ -1204,10 +1319,13 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 			}
 		}
 		if len(theirs) == 0 && m.Part == nil { // the initiator holds nothing here: all ours, no versions gathered
+			had := len(reply.Records)
 			reply.Records = n.cfg.Replica.AppendRecords(reply.Records, leaf)
+			charge(len(reply.Records) - had)
 			continue
 		}
 		vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
+		charge(len(vs))
 		mine = appendKeyVersions(mine[:0], vs, m.Part, m.Prints, m.ID) // with a part, compared within it alone
 		newer, wants := compareVersions(mine, theirs, m.Prints)
 		reply.Wants = append(reply.Wants, wants...)
@@ -1218,6 +1336,7 @@ func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envel
 		}
 		if len(newer) > 0 {
 			reply.Records = n.appendLeafRecords(reply.Records, leaf, newer)
+			charge(len(vs)) // the leaf's records, gathered to pick those
 			hot = appendCollided(hot, newer, mine, theirs)
 		}
 	}

@@ -16,7 +16,7 @@ func TestCollidedHashAtAPartBoundary(t *testing.T) {
 	h := crdt.HashKey(ka)
 	leaf := crdt.LeafIndex(h, 0, bits)
 	cfg := Config{Limits: wire.Limits{MaxFrame: 4096}, MaxRepairBytes: 2048}
-	room := cfg.Limits.MaxFrame / keyVersionRoom
+	room := leafVersionsRoom(cfg.Limits.MaxFrame, false)
 	var below, above []string
 	for _, k := range keysOfLeaf("bd", leaf, bits, 8*room) {
 		if crdt.HashKey(k) < h && len(below) < room+2 {

@@ -35,7 +35,7 @@ func keysOfLeaf(prefix string, leaf uint32, bits, n int) []string {
 func TestACrowdedLeafIsListedInParts(t *testing.T) {
 	const bits, leaf = 8, 77
 	cfg := Config{Limits: wire.Limits{MaxFrame: 4096}, MaxRepairBytes: 2048}
-	room := cfg.Limits.MaxFrame / keyVersionRoom
+	room := leafVersionsRoom(cfg.Limits.MaxFrame, false)
 	keys := keysOfLeaf("crowd:", leaf, bits, 5*room)
 	others := keysOfLeaf("other:", leaf+1, bits, 20)
 	for _, initiator := range []string{"a", "b"} {
@@ -97,7 +97,7 @@ func TestACrowdedLeafIsListedInParts(t *testing.T) {
 func TestACrowdedLeafIsRepairedUnderLoss(t *testing.T) {
 	const bits, leaf = 8, 200
 	cfg := Config{Limits: wire.Limits{MaxFrame: 4096}, MaxRepairBytes: 2048}
-	room := cfg.Limits.MaxFrame / keyVersionRoom
+	room := leafVersionsRoom(cfg.Limits.MaxFrame, false)
 	c := newStoreCluster(t, cfg, store.Config{Shards: 16, DigestBits: bits}, "a", "b")
 	keys := keysOfLeaf("crowd:", leaf, bits, 6*room)
 	for i, k := range keys {

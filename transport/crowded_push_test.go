@@ -21,7 +21,7 @@ import (
 func TestEachPartOfACrowdedLeafIsClosedOnce(t *testing.T) {
 	const bits, leaf = 8, 90
 	cfg := Config{Limits: wire.Limits{MaxFrame: 4096}, MaxRepairBytes: 2048}
-	room := cfg.Limits.MaxFrame / keyVersionRoom
+	room := leafVersionsRoom(cfg.Limits.MaxFrame, false)
 	leftBehind := func(keys []string) int {
 		left := 0
 		for seed := uint64(1); seed <= 20; seed++ {

@@ -360,7 +360,7 @@ func New(cfg Config) (*Node, error) {
 	n.self = n.ring.pos[cfg.Name]
 	n.out.init()
 	n.ae.resp, n.ae.opening, n.ae.answered, n.ae.joined = map[string]*responder{}, map[string][]*responder{}, map[string]*responder{}, map[string]int64{}
-	n.ae.fullOpenings = map[string]int{}
+	n.ae.fullOpenings, n.ae.listing = map[string]int{}, map[string]*listingBudget{}
 	n.synced = map[string]int64{}
 	n.roster.init(int64(cfg.StableMargin), int64(cfg.FailedTimeout), int64(max(cfg.EndedFor, cfg.SessionTimeout)))
 	n.roster.restore(cfg.Known, cfg.Name, cfg.Clock.Physical())
@@ -435,6 +435,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 	}
 	maps.DeleteFunc(n.ae.joined, func(name string, _ int64) bool { _, ok := n.ring.pos[name]; return !ok })
 	maps.DeleteFunc(n.ae.fullOpenings, func(name string, _ int) bool { _, ok := n.ring.pos[name]; return !ok })
+	maps.DeleteFunc(n.ae.listing, func(name string, _ *listingBudget) bool { _, ok := n.ring.pos[name]; return !ok })
 	for name := range n.synced {
 		if _, ok := n.ring.pos[name]; !ok {
 			delete(n.synced, name)

@@ -49,6 +49,11 @@ type Stats struct {
 	// unanswered because its own session with that peer was already
 	// repairing: the peer opens again later.
 	OpeningsDeferred uint64 `json:"openings_deferred"`
+	// ListingsRefused counts Versions of a peer's sessions left
+	// unanswered because the peer had spent its budget of listing work
+	// on crowded leaves (see listingRate): the peer sends them again, and
+	// is answered once the budget has come back.
+	ListingsRefused uint64 `json:"listings_refused"`
 	// StepsRetried counts requests of a session sent again because no
 	// reply came in time (a datagram lost on the way, or its reply).
 	StepsRetried          uint64 `json:"steps_retried"`
