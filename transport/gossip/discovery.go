@@ -564,31 +564,39 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 	if err != nil {
 		return nil, err
 	}
-	if len(ips) > maxPeerAddrs { // a cap, not a failure (see capped)
-		r.capped(fmt.Sprintf("%s: %d addresses: took the first %d", host, len(ips), maxPeerAddrs))
-		ips = ips[:maxPeerAddrs]
-	}
-	addrs := make([]string, 0, len(ips))
-	for _, ip := range ips {
-		// Written as memberlist writes a member's (a name's port with a
-		// leading zero was joined again at every look: found by review).
-		if a, err := netip.ParseAddr(ip); err == nil {
-			addrs = append(addrs, netip.AddrPortFrom(a.Unmap(), uint16(n)).String())
-		}
-	}
+	addrs := make([]string, 0, min(len(ips), maxPeerAddrs))
 	// Each once, in the resolver's order: an answer may repeat an address
 	// (or give it as IPv4 and as IPv4-mapped IPv6), which counted against
 	// the caps each time (found by review). Those of a family this member
-	// cannot reach are left out (see unreachable).
-	once := make(map[string]bool, len(addrs))
-	found := len(addrs)
-	addrs = slices.DeleteFunc(addrs, func(a string) bool {
-		if once[a] || r.unreachable(a) {
-			return true
+	// cannot reach are left out (see unreachable). The cap applies to
+	// what is left: cut before, repeats and addresses of the other family
+	// used it up (a dual-stack Service of more pods than the cap, its IPv6
+	// addresses sorted first, gave a member bound to its IPv4 address no
+	// peer at all, a lookup failure: found by review,
+	// TestANameRepeatingAnAddressGivesItsOthersWithinTheCap).
+	once := make(map[string]bool, min(len(ips), maxPeerAddrs))
+	found, cut := 0, 0
+	for _, ip := range ips {
+		// Written as memberlist writes a member's (a name's port with a
+		// leading zero was joined again at every look: found by review).
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			continue
 		}
-		once[a] = true
-		return false
-	})
+		found++
+		s := netip.AddrPortFrom(a.Unmap(), uint16(n)).String()
+		switch {
+		case once[s] || r.unreachable(s):
+		case len(addrs) == maxPeerAddrs:
+			cut++
+		default:
+			once[s] = true
+			addrs = append(addrs, s)
+		}
+	}
+	if cut > 0 { // a cap, not a failure (see capped)
+		r.capped(fmt.Sprintf("%s: %d addresses: took the first %d it can reach", host, len(ips), maxPeerAddrs))
+	}
 	if len(addrs) == 0 && found > 0 {
 		// A DNS error, as a name's other failures: cause "lookup" (a plain
 		// error was "failed", found by review).
