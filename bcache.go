@@ -275,11 +275,7 @@ func New(cfg Config) (*Cache, error) {
 // A step forward after the start only makes the start earlier (fewer
 // values kept). For a member without files, which keeps no clock floor.
 func (c *Cache) startedOnPeersClock(started int64, startedMono time.Time) func() int64 {
-	return func() int64 {
-		elapsed := max(crdt.SubSat(c.phys(), started), int64(time.Since(startedMono)))
-		lead := min(max(crdt.SubSat(c.clock.Last().Wall, crdt.AddSat(started, elapsed)), 0), int64(c.cfg.MaxClockDrift))
-		return crdt.SubSat(crdt.AddSat(started, lead), int64(c.cfg.MaxClockSkew))
-	}
+	return store.StartedOnPeersClock(c.clock, started, func() time.Duration { return time.Since(startedMono) }, c.cfg.MaxClockDrift, c.cfg.MaxClockSkew)
 }
 
 // newNodeID draws the incarnation id of this process's clock: random, never

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,8 +65,9 @@ func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
 		c.raiseFloorNow(min(now.Wall, c.clock.Last().Wall)) // never past the clock
 		kept = c.floor.Load()
 	}
-	if now.Wall <= kept {
-		return now
+	cut, past := store.FloorCut(now, kept)
+	if !past {
+		return cut
 	}
 	for want := c.floorWant.Load(); want < now.Wall && !c.floorWant.CompareAndSwap(want, now.Wall); want = c.floorWant.Load() {
 	}
@@ -75,7 +75,7 @@ func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
 	case c.floorWanted <- struct{}{}:
 	default:
 	}
-	return crdt.Timestamp{Wall: kept, Logical: math.MaxUint32, Node: now.Node}
+	return cut
 }
 
 // readFloor reads the floor kept beside the snapshot at New (0: none). A

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -232,7 +231,7 @@ func (c *Cache) restore() (err error) {
 	// unless that is more than MaxClockDrift ahead of it: then as records
 	// that far ahead are (under DamageReset, at the drift's edge, as near
 	// the floor as peers take stamps).
-	if floor > 0 && c.clock.Update(crdt.Timestamp{Wall: floor, Logical: math.MaxUint32}) != nil {
+	if floor > 0 && c.clock.Update(store.PastFloor(floor)) != nil {
 		if c.cfg.OnDamage != DamageReset {
 			return fmt.Errorf("bcache: new: %w: the clock floor kept beside %s, %s, is more than %v ahead of this clock (set the clock, or start with OnDamage: DamageReset to start below it)",
 				ErrAheadOfClock, path, time.Unix(0, floor).UTC().Format(time.RFC3339Nano), c.cfg.MaxClockDrift)

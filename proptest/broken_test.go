@@ -65,6 +65,7 @@ func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 		"unbounded":           unbounded(DefaultStoreConfig()),
 		"slow_fills":          slowFills(DefaultStoreConfig()),
 		"stalls_past_deletes": stallsPastDeletes(DefaultStoreConfig()),
+		"restarts_behind":     restartingBehind(DefaultStoreConfig()),
 		"colliding":           {Keys: collidingAlphabet()},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -207,6 +207,9 @@ func (c *Cluster) incarnate(i int) error {
 	if f, ok := r.(ClusterFiller); ok {
 		f.SetSource(c.source)
 	}
+	if mr, ok := r.(Monotonic); ok {
+		mr.SetMonotonic(func() int64 { return c.base })
+	}
 	return nil
 }
 

@@ -484,8 +484,14 @@ func (h *harness) outage(t *rapid.T) {
 
 // filled takes what member i's fills did since the last check: the writes
 // they made become the model's, and the calls that ended wait for
-// checkCalls, which runs once every member's writes are known.
+// checkCalls, which runs once every member's writes are known. So do the
+// values it wrote again over a peer's answer (AnswerKeeper).
 func (h *harness) filled(t fataler, i int) {
+	if k, ok := h.c.Replica(i).(AnswerKeeper); ok {
+		for _, rec := range k.Kept() { // written again over an answer (store.KeepAnswered)
+			h.issued(t, i, rec)
+		}
+	}
 	f, ok := h.c.Replica(i).(ClusterFiller)
 	if !ok {
 		return

@@ -330,7 +330,7 @@ func (cfg *Config) weight(name string) int {
 // after counterexamples were pinned by their draws (testdata) and the
 // broken variants' budgets were set, which an action drawn in every run
 // would change.
-var optIn = []string{"bounce", "bounce from snapshot", "hand over", "join apart"}
+var optIn = []string{"bounce", "bounce from snapshot", "hand over", "join apart", "restart behind"}
 
 // start is the harness's epoch: a fixed, realistic wall time.
 const start = int64(1_750_000_000_000_000_000)
@@ -672,6 +672,7 @@ func (h *harness) actions() map[string]func(*rapid.T) {
 		"join":                 h.join,
 		"join apart":           h.joinApart,
 		"restart":              h.restart,
+		"restart behind":       h.restartBehind,
 		"bounce":               h.bounce,
 		"bounce from snapshot": h.bounceFromSnapshot,
 		"absence":              h.absence,
@@ -1166,6 +1167,9 @@ func (h *harness) forgetState(i int) {
 func (h *harness) snapshot(t *rapid.T, i int) {
 	if _, ok := h.c.Replica(i).(Snapshotter); !ok {
 		t.Skip("the replica cannot snapshot")
+	}
+	if f, ok := h.c.Replica(i).(FileKeeper); ok && !f.KeepsFiles() {
+		t.Skip("the member keeps no files")
 	}
 	event(t, "%s saves a snapshot", h.c.Name(i))
 	state, err := h.c.Snapshot(i)

@@ -52,6 +52,11 @@ type model struct {
 	// may then replace the write anywhere.
 	writtenAt map[crdt.Version]int64
 	excused   map[crdt.Version]bool
+	// deferred holds the writes of a member that keeps answered values
+	// (see harness.keeps) whose refusal by a peer, or whose answer held
+	// elsewhere, was judged at the writer instead: taken over there
+	// (dropped), such a write is a loss like any.
+	deferred map[crdt.Version]bool
 	// received holds the writes a crash may have taken (lost) that a
 	// frame then delivered to a live member, which could take them
 	// (within its drift bound, not late, and within Config.LateFrames of
@@ -71,7 +76,7 @@ type crashSpan struct {
 func newModel() model {
 	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{},
 		crashes: map[string][]crashSpan{}, ruled: map[crdt.Version]bool{},
-		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}, received: map[crdt.Version]bool{}}
+		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}, received: map[crdt.Version]bool{}, deferred: map[crdt.Version]bool{}}
 }
 
 func (m *model) write(rec crdt.Record) {
@@ -111,7 +116,7 @@ func (m *model) adopt(t fataler, h *harness, member string, rec crdt.Record) {
 	case known:
 	case v.Time.Node == 0 && v.Tombstone:
 		if n, ok := m.newest[v.Key]; ok && !n.Tombstone && n.Version().Compare(v) < 0 {
-			m.superseded(t, h, member, n)
+			m.superseded(t, h, member, n, false)
 		}
 		m.write(rec)
 	default:
@@ -128,18 +133,47 @@ func (m *model) adopt(t fataler, h *harness, member string, rec crdt.Record) {
 func (m *model) dropped(t fataler, h *harness, member int, vs []crdt.Version) {
 	for _, v := range vs {
 		m.ruled[v] = true
+		byWriter := h.c.members[member].id == v.Time.Node
 		if n, ok := m.newest[v.Key]; ok && n.Version() == v {
-			m.superseded(t, h, h.c.Name(member), n)
+			m.superseded(t, h, h.c.Name(member), n, byWriter)
+		} else if w, ok := m.newestWrite(v.Key); ok && w.Version() == v && byWriter && m.deferred[v] {
+			// An answer adopted first, held elsewhere, is the newest
+			// version: the writer took it over its write, the newest
+			// any member wrote, which it would keep.
+			m.superseded(t, h, h.c.Name(member), w, true)
 		}
 	}
+}
+
+// newestWrite returns the newest write of key a member made: not an
+// answer to a rejection (a tombstone of node 0).
+func (m *model) newestWrite(key string) (crdt.Record, bool) {
+	var best crdt.Record
+	found := false
+	for _, w := range m.writes {
+		if w.Key == key && (w.Time.Node != 0 || !w.Tombstone) && (!found || best.Version().Compare(w.Version()) < 0) {
+			best, found = w, true
+		}
+	}
+	return best, found
 }
 
 // superseded notes that a live newest write was lost (dropped, or replaced
 // by the answer to a rejection), and fails the run if no honest watermark
 // could cover it yet (see coverable).
-func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record) {
+//
+// byWriter says the member is n's writer, which dropped it: a loss there
+// is judged at once, also of a writer that keeps answered values (see
+// harness.keeps), whose loss elsewhere waits for it.
+func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record, byWriter bool) {
 	if m.mayBeLost(n) {
 		return // it may have died with a crashed member: verify excuses it
+	}
+	if !byWriter && h.keeps(n) {
+		// An answer held elsewhere, which the writer refuses and writes
+		// n again over: judged when it reaches the writer (dropped).
+		m.deferred[n.Version()] = true
+		return
 	}
 	// Lost to an answer: excused as unknown only if a member whose side
 	// knew nothing of the writer rejected it (see rejected).
@@ -169,6 +203,12 @@ func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 		if unknown {
 			m.excused[n.Version()] = true
 		}
+		if n.Version() == r.Version && h.keeps(n) {
+			// Its writer refuses the answer and writes n again (it keeps
+			// answered values): judged when the answer reaches it.
+			m.deferred[n.Version()] = true
+			continue
+		}
 		if n.Version() == r.Version {
 			// r.At is member i's clock; the earliest clock then was as
 			// far behind it as it is now (clocks move together between
@@ -191,12 +231,18 @@ func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 // expired value before the writer's clock has it expire (early, once the
 // stable bound's margin has passed the expiry; under MaxDead, at once),
 // and its answer replaces the value there, which no member could serve
-// any more.
+// any more. A clock set back further than MaxSkew (the "restart behind"
+// action) counts as MaxSkew behind: early collection takes an expiry for
+// passed on every clock within the stable margin of the collector's
+// (package lww, rule 6), and a member whose clock is further behind
+// serves, until the answer comes, a value every other clock has expired
+// (found by the action: a value restored with the clock 13 s behind,
+// expired 12 s before by the cluster's).
 func earliestClock(h *harness) int64 {
 	earliest := h.c.Now()
 	for i := range h.c.Size() {
 		if !h.c.Down(i) {
-			earliest = min(earliest, h.c.Phys(i))
+			earliest = min(earliest, max(h.c.Phys(i), crdt.SubSat(h.c.Now(), int64(h.cfg.MaxSkew))))
 		}
 	}
 	return earliest

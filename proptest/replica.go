@@ -398,6 +398,48 @@ type MemberKeeper interface {
 	KeepsMembers() bool
 }
 
+// A FileKeeper is a Replica that plays a member with files (a bcache
+// member with a SnapshotPath, which keeps a clock floor beside its
+// snapshot: see ClockFloor) unless NoFiles makes it one without, as the
+// harness's "restart behind" action restarts a member. A member without
+// files keeps no floor, and instead keeps a live value of its own
+// process that a peer's answer from before its start would delete,
+// writing it again (store.KeepAnswered): an AnswerKeeper. It takes no
+// snapshot (the harness's snapshot action skips it).
+type FileKeeper interface {
+	Replica
+	// KeepsFiles reports whether it plays a member with files.
+	KeepsFiles() bool
+	// NoFiles makes it a member without files; called as it starts,
+	// before it takes any record.
+	NoFiles()
+	// Floor returns the clock floor it keeps, a wall time (0: none), up
+	// or down: a restart from its snapshot with the clock more than
+	// MaxClockDrift behind it is one a Cache refuses (ErrAheadOfClock).
+	Floor() int64
+}
+
+// An AnswerKeeper is a Replica that may write again, with a new stamp, a
+// value of its own a peer's answer would replace (store.KeepAnswered):
+// Kept returns, and clears, those writes, in the order it made them.
+// The harness checks each as a write of the member's (newer than every
+// one it made before); and, for a member without files (FileKeeper),
+// it judges a peer's refusal of such a value, or an answer over it held
+// elsewhere, when the answer reaches the writer: there, taken over the
+// value, it is a loss like any, unless the rules allow it.
+type AnswerKeeper interface {
+	Replica
+	Kept() []crdt.Record
+}
+
+// A Monotonic Replica is told, as the Cluster builds it, the monotonic
+// clock of its process: the Cluster's time, which no skew moves (see
+// Cluster.SetSkew). A Cache reads one to measure the time since its
+// start, whatever its physical clock does (Cache.startedOnPeersClock).
+type Monotonic interface {
+	SetMonotonic(now func() int64)
+}
+
 // mapSnapshot is a MapReplica's durable state: its records and the GC
 // watermark of every digest leaf.
 type mapSnapshot struct {

@@ -70,7 +70,29 @@ type StoreConfig struct {
 	// marks at once, as a restore takes a snapshot's, not within their
 	// stable bound: the broken variant of the bound.
 	MarksWhole bool
+	// NoFloor makes a replica restored from its snapshot start its clock
+	// past the newest stamp it restored only, not past the clock floor
+	// kept beside the snapshot (ClockFloor): the broken variant of the
+	// floor, as a release before it restarted.
+	NoFloor bool
+	// KeepNoAnswers makes a member without files (FileKeeper) take a
+	// peer's answer over a live value of its own from before its start,
+	// as it would without store.KeepAnswered: the broken variant of it.
+	KeepNoAnswers bool
 }
+
+// ClockFloor is the clock floor a member with files keeps beside its
+// snapshot (bcache's clockfloor.go): a reading of its clock that no cut
+// it reports passes (transport.Config.CutCeiling), and past which a
+// restart from its snapshot starts its clock. It is the files' own, not
+// an incarnation's: the incarnations restored from a StoreSnapshot keep
+// raising the one it names, as a file on disk outlives the process that
+// wrote it, and a restart from an older snapshot finds it as the last
+// life left it.
+type ClockFloor struct{ wall int64 }
+
+// Wall returns the floor, a wall time in Unix ns (0: none written).
+func (f *ClockFloor) Wall() int64 { return f.wall }
 
 // Store is the production store as Wrap sees it: the replica the protocol
 // drives, plus a lookup of any key's record.
@@ -150,6 +172,20 @@ type StoreReplica struct {
 	noMarks      bool
 	marksVariant func([]store.Mark, int64) []store.Mark
 	marksWhole   bool
+	// the clock floor of a member with files (nil: one without, see
+	// NoFiles), the cut it is asked to rise to, when keepFloor may write
+	// it next (on the monotonic clock), and how often it writes
+	floor                 *ClockFloor
+	floorWant, floorNext  int64
+	floorEvery            time.Duration
+	noFloor, keepNoAnswer bool
+	// a member without files: the values it wrote again over a peer's
+	// answer (store.KeepAnswered), its start on its physical clock and on
+	// the monotonic one (SetMonotonic), and its clock's MaxClockDrift
+	kept                 []crdt.Record
+	started, startedMono int64
+	mono                 func() int64
+	drift                time.Duration
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -173,6 +209,11 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
 		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes,
 		founder: name == cfg.Founder, noMarks: cfg.NoMarks, marksVariant: cfg.Marks, marksWhole: cfg.MarksWhole,
+		floor: &ClockFloor{}, noFloor: cfg.NoFloor, keepNoAnswer: cfg.KeepNoAnswers,
+		started: phys(), drift: cmp.Or(cfg.MaxDrift, crdt.DefaultMaxClockDrift),
+		// as a Cache's floorEvery: five anti-entropy rounds, from half a
+		// second to a minute
+		floorEvery: min(max(5*cmp.Or(cfg.Transport.AntiEntropyInterval, transport.DefaultAntiEntropyInterval), 500*time.Millisecond), time.Minute),
 	}
 	// Calls are numbered from the incarnation's id, as a Cache draws
 	// them at random: an owner's answer to a call of an earlier
@@ -181,15 +222,20 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 	// number, of another key (found by review, once frames outlived a
 	// crash: TestAFillAnswerToAnEndedIncarnationEndsNoCallOfTheNext).
 	r.fills.nextID = uint64(id) << 32
-	r.rejects.Replica = s
+	kept := keptAnswers{s, r}
+	r.rejects.Replica = kept
 	if cfg.Wrap != nil {
-		r.rejects.Replica = cfg.Wrap(s)
+		r.rejects.Replica = cfg.Wrap(kept)
 	}
 	r.tc = cfg.Transport
 	r.tc.Name, r.tc.Replica, r.tc.Clock = name, &r.rejects, r.clock
+	if r.tc.CutCeiling == nil {
+		r.tc.CutCeiling = r.cutCeiling // as a Cache with a SnapshotPath sets it
+	}
 	if err := r.newNode(nil); err != nil {
 		return nil, err
 	}
+	r.startFloor()
 	r.s.Overtaken(func(t crdt.Timestamp) bool { return r.node.Overtaken(t) }, r.clock.Now) // as a Cache does
 	return r, nil
 }
@@ -313,6 +359,7 @@ func (r *StoreReplica) Restarted(name string) { r.node.Restarted(name, r.phys())
 
 // Tick implements Replica.
 func (r *StoreReplica) Tick() []transport.Envelope {
+	r.keepFloor()
 	return append(append(r.node.Tick(r.phys()), r.tickFills()...), r.tickMarks()...)
 }
 
@@ -351,6 +398,10 @@ type StoreSnapshot struct {
 	// raises a cut the file may not hold the records of), as the Cache
 	// takes it.
 	Known []transport.Known
+	// Floor is the clock floor kept beside the file: the member's, which
+	// its incarnations go on raising after the snapshot was taken (see
+	// ClockFloor).
+	Floor *ClockFloor
 }
 
 // KeepsMembers implements MemberKeeper: the replica restores the members
@@ -364,7 +415,7 @@ func (r *StoreReplica) Snapshot() any {
 	if _, err := r.s.WriteSnapshot(&buf, r.phys()); err != nil {
 		panic(fmt.Sprintf("proptest: snapshot to memory: %v", err))
 	}
-	return StoreSnapshot{File: buf.Bytes(), Known: known}
+	return StoreSnapshot{File: buf.Bytes(), Known: known, Floor: r.floor}
 }
 
 // Restore implements Snapshotter: it reads the file of the StoreSnapshot
@@ -381,11 +432,143 @@ func (r *StoreReplica) Restore(state any) error {
 		return err
 	}
 	r.s.Restore(snap, r.clock, r.phys())
+	if st.Floor != nil { // the floor beside the file, as its last life left it
+		r.floor, r.floorWant, r.floorNext = st.Floor, 0, 0
+		// The clock starts past it, as a Cache's restore starts it
+		// (snapshot.go), unless it is more than MaxClockDrift ahead: a
+		// Cache then fails New (or, under DamageReset, starts below it),
+		// which no harness restore plays.
+		if !r.noFloor && r.floor.wall > 0 {
+			if err := r.clock.Update(store.PastFloor(r.floor.wall)); err != nil {
+				return fmt.Errorf("proptest: restore: the clock floor is ahead of the clock: %w", err)
+			}
+		}
+	}
 	if err := r.newNode(st.Known); err != nil {
 		return err
 	}
+	r.startFloor()
 	if r.fills.view != nil {
 		r.SetMembers(r.fills.view)
 	}
 	return nil
+}
+
+// startFloor writes the clock's reading as the floor, as a Cache with a
+// SnapshotPath given peers to join does at New (bcache's startFloor): the
+// founder, started alone, writes none.
+func (r *StoreReplica) startFloor() {
+	if r.floor != nil && !r.founder {
+		r.raiseFloor(r.clock.Now().Wall)
+	}
+}
+
+// raiseFloor writes want as the floor if it is past it: at once, as the
+// harness's writes never fail.
+func (r *StoreReplica) raiseFloor(want int64) {
+	if r.floor != nil && want > r.floor.wall {
+		r.floor.wall = want
+	}
+}
+
+// monotonic returns the monotonic clock's reading: the cluster's time
+// (SetMonotonic), or, with none set, the physical clock's.
+func (r *StoreReplica) monotonic() int64 {
+	if r.mono != nil {
+		return r.mono()
+	}
+	return r.phys()
+}
+
+// cutCeiling is the replica's transport.Config.CutCeiling, the rules of
+// a Cache's (bcache's cutCeiling): with no files, now; else now unless
+// it passes the floor, and then the floor, keepFloor asked to raise it
+// to now. A floor more than two floorEvery behind is written first
+// (raiseFloorNow: the harness's writes never fail or hang).
+func (r *StoreReplica) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
+	if r.floor == nil {
+		return now
+	}
+	if now.Wall > r.floor.wall && crdt.SubSat(now.Wall, r.floor.wall) > int64(2*r.floorEvery) {
+		r.raiseFloor(min(now.Wall, r.clock.Last().Wall)) // never past the clock
+	}
+	cut, past := store.FloorCut(now, r.floor.wall)
+	if past {
+		r.floorWant = max(r.floorWant, now.Wall)
+		r.keepFloor() // woken: it writes at once, unless waiting out floorEvery
+	}
+	return cut
+}
+
+// keepFloor raises the floor to the cut asked for, as a Cache's
+// keepFloor goroutine does: at most every floorEvery, by the monotonic
+// clock; Tick runs it for the writes it waited with.
+func (r *StoreReplica) keepFloor() {
+	if now := r.monotonic(); r.floor != nil && r.floorWant > r.floor.wall && now >= r.floorNext {
+		r.raiseFloor(r.floorWant)
+		r.floorNext = crdt.AddSat(now, int64(r.floorEvery))
+	}
+}
+
+// SetMonotonic implements Monotonic: the start of the replica's process
+// on the monotonic clock is its reading now (the Cluster sets it as it
+// builds the replica).
+func (r *StoreReplica) SetMonotonic(now func() int64) {
+	r.mono, r.startedMono = now, now()
+}
+
+// Floor implements FileKeeper.
+func (r *StoreReplica) Floor() int64 {
+	if r.floor == nil {
+		return 0
+	}
+	return r.floor.wall
+}
+
+// KeepsFiles implements FileKeeper.
+func (r *StoreReplica) KeepsFiles() bool { return r.floor != nil }
+
+// NoFiles implements FileKeeper: the replica keeps no clock floor, and
+// keeps a value of its own that a peer's answer from before its start
+// would delete, as New wires a Cache without a SnapshotPath
+// (store.KeepAnswered, with Cache.startedOnPeersClock's start).
+func (r *StoreReplica) NoFiles() {
+	r.floor = nil
+	if r.keepNoAnswer {
+		return
+	}
+	elapsed := func() time.Duration { return time.Duration(crdt.SubSat(r.monotonic(), r.startedMono)) }
+	if r.mono == nil {
+		elapsed = func() time.Duration { return 0 } // the physical clock's alone
+	}
+	r.s.KeepAnswered(r.clock.Node(), store.StartedOnPeersClock(r.clock, r.started, elapsed, r.drift, time.Duration(r.skew)), r.clock.Now)
+}
+
+// Kept implements AnswerKeeper.
+func (r *StoreReplica) Kept() []crdt.Record {
+	k := r.kept
+	r.kept = nil
+	return k
+}
+
+// keptAnswers is the production store as the node drives it, noting the
+// values the store wrote again over a peer's answer (store.KeepAnswered:
+// it refuses the answer, and holds the value with a new stamp of its
+// clock's): writes of the member's, which the harness learns from Kept.
+type keptAnswers struct {
+	Store
+	r *StoreReplica
+}
+
+func (k keptAnswers) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	if !rec.Tombstone || rec.Time.Node != 0 || k.r.floor != nil {
+		return k.Store.Apply(rec, delta, now)
+	}
+	before, _ := k.Lookup(rec.Key)
+	o := k.Store.Apply(rec, delta, now)
+	if after, ok := k.Lookup(rec.Key); ok && after.Time != before.Time && after.Time.Node == k.r.clock.Node() && !after.Tombstone {
+		after.Value = bytes.Clone(after.Value)
+		k.r.kept = append(k.r.kept, after)
+	}
+	return o
 }
