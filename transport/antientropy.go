@@ -564,6 +564,19 @@ func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 	s.awaits = slices.Delete(s.awaits, i, i+1)
 	s.Token = m.Token
 	s.deadline = crdt.AddSat(now, int64(n.cfg.SessionTimeout))
+	if len(s.awaits) > 0 {
+		// The steps still awaited go again from here as a step asked now
+		// would (ask): their retry, doubled at each copy, stayed where it
+		// was, and at 8 first retries (a timeout of 4 s or less) a step
+		// refused by the responder's listing budget right after it
+		// answered this one went again at the new deadline, too late,
+		// and the session timed out (found by review,
+		// TestTheLastStepRefusedByTheBudgetIsSentAgainInTime). From here,
+		// one copy comes past listingPause and before the timeout.
+		s.rto = firstRetry(n.cfg.SessionTimeout)
+		s.retry = crdt.AddSat(now, s.rto)
+		s.hasten(now)
+	}
 	return a, true
 }
 
@@ -1226,7 +1239,8 @@ func (n *Node) crowdedListing() int {
 // listingPause is the longest a peer's Versions are left unanswered after
 // a listing that took its budget into debt: what the debt is cut to. An
 // initiator sends a step again at rto, 3 rto, 7 rto... (rto at most an
-// eighth of the session timeout T) until T after it asked, the last of
+// eighth of the session timeout T) from when it asked or last had a
+// reply (see reply) until T after that, the last of
 // them past (T - rto) / 2: a longer pause would refuse every copy of the
 // honest initiator's step, and no session that reached the leaf would
 // complete (the failure the parts were made for). So a leaf whose listing
@@ -1250,7 +1264,7 @@ func (n *Node) listingAllowed(from string, now int64) bool {
 		return true
 	}
 	if now > b.at { // a clock stepped back credits nothing: the debt is paid from its new reading on
-		b.left = min(b.left+listingWork(now-b.at), listingRate)
+		b.left = min(b.left+listingWork(crdt.SubSat(now, b.at)), listingRate) // saturated, as every time sum
 	}
 	b.at = now
 	return b.left >= 0
