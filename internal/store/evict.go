@@ -114,7 +114,7 @@ func (s *Store) enforceBounds() {
 		sh := &s.shards[s.shardOf(crdt.HashKey(victim.Key()))] // its key never changes
 		sh.mu.Lock()
 		ch, evicted := sh.evict(victim)
-		if evicted {
+		if evicted && s.broken != evictUncounted {
 			s.account(ch)
 		}
 		s.evicted(sh, victim, evicted)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,13 +15,20 @@ import (
 // store (MaxKeys, MaxBytes, or both, a few values) and an unbounded one
 // (its shadow, with the same value limit) through the same local writes,
 // received records (newer, older, ties of the version held), refills
-// (with the value of the version held, or another value of it), manual
+// (with the value of the version held, or another value of it, or a
+// record of another version: a peer's answer behind or ahead), manual
 // evictions, expiries and collections. Eviction drops values and nothing
 // else: both hold the same version of every key, and a value the bounded
 // store serves is the one the shadow serves. Its counts match a recount,
 // and its policy orders exactly the values it holds.
 func TestEvictionNeverServesWhatAnUnboundedStoreWouldNot(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	rapid.Check(t, evictShadowProperty(intact))
+}
+
+// evictShadowProperty is TestEvictionNeverServesWhatAnUnboundedStoreWouldNot,
+// with the bounded store's rule broken (intact: none).
+func evictShadowProperty(broken brokenRule) func(*rapid.T) {
+	return func(t *rapid.T) {
 		now := int64(1_750_000_000_000_000_000)
 		cfg := Config{Shards: 16, DigestBits: 8, Horizon: 2 * time.Second, MaxClockDrift: time.Second}
 		switch rapid.IntRange(0, 2).Draw(t, "bound") {
@@ -39,6 +47,7 @@ func TestEvictionNeverServesWhatAnUnboundedStoreWouldNot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.broken = broken
 		shadowCfg := cfg
 		shadowCfg.MaxKeys, shadowCfg.MaxBytes, shadowCfg.MaxValueSize = 0, 0, valueLimit(cfg)
 		shadow, err := New(shadowCfg)
@@ -122,6 +131,28 @@ func TestEvictionNeverServesWhatAnUnboundedStoreWouldNot(t *testing.T) {
 				rec := v
 				both(func(s *Store) { s.Refill(rec, now) })
 			},
+			"refill another version": func(t *rapid.T) {
+				// A peer's answer of another version of an evicted key
+				// (from a peer behind this member, or ahead of it): the
+				// stub is of none of them, and takes none.
+				key := keys.Draw(t, "key")
+				held, ok := s.Lookup(key)
+				if !ok || !held.Evicted {
+					return
+				}
+				var others []crdt.Record
+				for v, rec := range issued {
+					if v.key == key && v.time != held.Time && !rec.Tombstone {
+						others = append(others, rec)
+					}
+				}
+				if len(others) == 0 {
+					return
+				}
+				slices.SortFunc(others, func(a, b crdt.Record) int { return a.Time.Compare(b.Time) })
+				rec := rapid.SampledFrom(others).Draw(t, "answer")
+				both(func(s *Store) { s.Refill(rec, now) })
+			},
 			"evict": func(t *rapid.T) { s.Evict(keys.Draw(t, "key")) },
 			"get":   func(t *rapid.T) { s.Get(keys.Draw(t, "key"), func() int64 { return now }) },
 			"time": func(t *rapid.T) {
@@ -175,5 +206,5 @@ func TestEvictionNeverServesWhatAnUnboundedStoreWouldNot(t *testing.T) {
 				}
 			},
 		})
-	})
+	}
 }

@@ -138,7 +138,24 @@ type Store struct {
 	// is chosen and counted pending, before its shard is locked to drop
 	// it, with no lock held.
 	beforeDrop func(key string)
+	// broken, if set (tests), breaks one of the store's rules: a
+	// deliberately broken variant that a property must catch.
+	broken brokenRule
 }
+
+// brokenRule is a rule of the store's that a test breaks (Store.broken),
+// to show that a property catches its breach.
+type brokenRule uint8
+
+const (
+	intact brokenRule = iota
+	// evictUncounted: an eviction leaves the counts of resident values
+	// (Len, and their bytes) as they were.
+	evictUncounted
+	// refillAnyVersion: a refill puts its value on a stub of another
+	// version (its time and expiry taken for the stub's).
+	refillAnyVersion
+)
 
 // Overtaken makes Write stamp a local write again, under its shard's lock
 // and before it merges it, when overtaken(its stamp) says a session's cut
@@ -590,6 +607,10 @@ func (s *Store) apply(rec crdt.Record, delta, refill bool, now int64) crdt.Outco
 		s.stats.restamped.Add(1)
 		return crdt.Stale // this member holds a newer write of the key
 	}
+	if refill && s.broken == refillAnyVersion && at != nil && !at.HoldsValue() && !at.Tombstone() {
+		held := at.Record()
+		rec.Time, rec.Expires = held.Time, held.Expires
+	}
 	ch := sh.apply(rec, ih, merge{delta: delta, refill: refill, prior: true, tooLong: oversized}, now, at)
 	// The watcher is read once the change is made, as Write reads it:
 	// read before, a watcher set in between (a Subscribe) missed a change
@@ -659,7 +680,7 @@ func (s *Store) Evict(key string) bool {
 	if it != nil {
 		ch, evicted = sh.evict(it)
 		s.track(ch, false)
-		if evicted {
+		if evicted && s.broken != evictUncounted {
 			s.account(ch)
 		}
 		s.evicted(sh, it, evicted)
