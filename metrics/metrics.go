@@ -109,6 +109,7 @@ var metricList = []metric{
 	{"bcache_antientropy_sessions_completed_total", "Anti-entropy exchanges this member started and completed.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_responded_total", "Anti-entropy exchanges peers started that completed on this member, and their openings found in step (which complete nothing here).", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_timed_out_total", "Anti-entropy exchanges this member started and abandoned (timed out, the peer gone or restarted, its replies moving nothing); not those it gave up, still comparing digests, to a peer holding nothing that had one under way with it.", prometheus.CounterValue, nil},
+	{"bcache_antientropy_listings_refused_total", "Peers' anti-entropy listing requests left unanswered because the peer had spent its budget of listing work on crowded digest buckets (100,000 versions and records a second); the peer sends them again.", prometheus.CounterValue, nil},
 	{"bcache_antientropy_sessions_yielded_total", "Anti-entropy exchanges this member gave up, still comparing digests, or did not start, because the peer, holding nothing, had one under way with it (which moves everything).", prometheus.CounterValue, nil},
 	{"bcache_antientropy_repair_records_total", "Records sent and received by anti-entropy.", prometheus.CounterValue, []string{"direction"}},
 	{"bcache_antientropy_differing_buckets", "Digest buckets found differing, per anti-entropy exchange this member started and completed.", histogram, nil},
@@ -223,6 +224,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_antientropy_sessions_responded_total", float64(p.SessionsResponded))
 	emit("bcache_antientropy_sessions_timed_out_total", float64(p.SessionsTimedOut))
 	emit("bcache_antientropy_sessions_yielded_total", float64(p.SessionsYielded))
+	emit("bcache_antientropy_listings_refused_total", float64(p.ListingsRefused))
 	emit("bcache_antientropy_repair_records_total", float64(p.RepairRecordsSent), "sent")
 	emit("bcache_antientropy_repair_records_total", float64(p.RepairRecordsReceived), "received")
 	ch <- differing(col.descs["bcache_antientropy_differing_buckets"], p)
