@@ -56,10 +56,12 @@ func (c *Cache) floorEvery() time.Duration {
 }
 
 // cutCeiling is transport.Config.CutCeiling: now, the clock's reading for
-// a cut, unless it passes the floor kept on disk; then the floor, and
+// a cut, held to MaxClockSkew past the physical clock (store.CutNear),
+// unless it passes the floor kept on disk; then the floor, and
 // keepFloor is asked to raise it to now. A floor far behind is written
 // first, within floorWait (raiseFloorNow).
 func (c *Cache) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
+	now = store.CutNear(now, c.phys(), c.cfg.MaxClockSkew) // see CutNear: a floor ahead fails the next start
 	kept := c.floor.Load()
 	if now.Wall > kept && crdt.SubSat(now.Wall, kept) > int64(2*c.floorEvery()) {
 		c.raiseFloorNow(min(now.Wall, c.clock.Last().Wall)) // never past the clock

@@ -188,6 +188,38 @@ func TestADamagedClockFloorRemovedIsSynced(t *testing.T) {
 	}
 }
 
+// TestAClockPushedAheadByAPeerLeavesAFloorTheNextStartTakes: a member's
+// clock takes a peer's stamp 25 s ahead (within MaxClockDrift, 30 s: a
+// peer's clock far off, or a key holder's stamp); its cuts, and the floor
+// that follows them, stay within MaxClockSkew of its own clock
+// (store.CutNear), and a restart with its clock set back 10 s takes its
+// files. The floor followed the clock 25 s ahead, and that restart found
+// it 35 s ahead and failed New (ErrAheadOfClock; found by review of the
+// property harness, which met it as an adversary's stamp).
+func TestAClockPushedAheadByAPeerLeavesAFloorTheNextStartTakes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.snap")
+	b := newCache(t, testConfig("b"))
+	clock := &offsetClock{}
+	cfg := testConfig("a", b.Addr())
+	cfg.SnapshotPath, cfg.SnapshotInterval, cfg.Clock = path, -1, clock.now
+	a := mustNew(t, cfg)
+	pushed := a.phys()
+	if err := a.clock.Update(crdt.Timestamp{Wall: pushed + int64(25*time.Second), Node: 99}); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 20*time.Second, func() bool { return a.floor.Load() > pushed }, "the floor never rose after the clock was pushed")
+	if floor, limit := readFloorFile(t, path), crdt.AddSat(a.phys(), int64(a.cfg.MaxClockSkew)); floor > limit {
+		t.Errorf("the floor on disk is %v ahead of the clock, past MaxClockSkew %v", time.Duration(floor-a.phys()), a.cfg.MaxClockSkew)
+	}
+	mustClose(t, a)
+	clock.advance(-10 * time.Second) // set back before the restart, as NTP may
+	again, err := New(cfg)
+	if err != nil {
+		t.Fatalf("a restart with the clock 10 s behind: %v", err)
+	}
+	mustClose(t, again)
+}
+
 // TestAClockFloorFarAheadIsAheadOfTheClock: a floor more than
 // MaxClockDrift ahead of the clock fails New with ErrAheadOfClock (the
 // clock is behind: set it); DamageReset starts below it, and the floor

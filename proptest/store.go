@@ -489,6 +489,7 @@ func (r *StoreReplica) cutCeiling(now crdt.Timestamp) crdt.Timestamp {
 	if r.floor == nil {
 		return now
 	}
+	now = store.CutNear(now, r.phys(), time.Duration(r.skew))
 	if now.Wall > r.floor.wall && crdt.SubSat(now.Wall, r.floor.wall) > int64(2*r.floorEvery) {
 		r.raiseFloor(min(now.Wall, r.clock.Last().Wall)) // never past the clock
 	}

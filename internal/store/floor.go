@@ -21,6 +21,24 @@ func FloorCut(now crdt.Timestamp, floor int64) (cut crdt.Timestamp, past bool) {
 	return crdt.Timestamp{Wall: floor, Logical: math.MaxUint32, Node: now.Node}, true
 }
 
+// CutNear returns now, the clock's reading for a cut, held to at most
+// skew (MaxClockSkew) past phys, the physical clock's reading: every
+// stamp at that wall, if now passes it. A member that keeps a floor
+// reports no cut further ahead of its own clock, so that the floor, which
+// follows the cuts, is never more than skew ahead of the clock it was
+// written by. A peer's stamp up to MaxClockDrift ahead (a clock far off,
+// or a key holder's) moved the clock, and the floor, that far ahead;
+// restarted with its clock a few seconds behind, the member found its
+// floor more than MaxClockDrift ahead and failed New (ErrAheadOfClock).
+// A cut lower than the clock promises less, and is safe: its peers
+// collect early later, by as much.
+func CutNear(now crdt.Timestamp, phys int64, skew time.Duration) crdt.Timestamp {
+	if limit := crdt.AddSat(phys, int64(skew)); now.Wall > limit {
+		return crdt.Timestamp{Wall: limit, Logical: math.MaxUint32, Node: now.Node}
+	}
+	return now
+}
+
 // PastFloor is the stamp a restarted member's clock is moved past
 // (crdt.HLC.Update) to start past the floor its last life kept: every
 // stamp at the floor's wall.
