@@ -57,6 +57,13 @@ type Coverage struct {
 	// run. A first sync checked against nothing proves only that nothing
 	// was missing.
 	FirstSyncs [2]int
+	// Deferred counts the writes of a member without files whose
+	// refusal by a peer, or whose answer held elsewhere, was judged at
+	// the writer when it took the answer over them with no drop
+	// reported: judged as losses (which the rules allowed, or the run
+	// failed), and excused because the writer held them evicted (a loss
+	// store.KeepAnswered allows), over every run.
+	Deferred [2]int
 	// cluster says the runs were of a Config (Check, Property): the lines
 	// of what only a bcache cluster does (fills, collection, the end's
 	// session) are printed then, and for a Spec only if not zero.
@@ -85,6 +92,9 @@ func (c *Coverage) String() string {
 	}
 	if c.Fates != [3]int{} {
 		fmt.Fprintf(&b, "\n  frames given a fate: %d delivered, %d lost, %d doubled", c.Fates[0], c.Fates[1], c.Fates[2])
+	}
+	if c.Deferred != [2]int{} {
+		fmt.Fprintf(&b, "\n  deferred writes of a member without files taken over at the writer with no drop reported: %d judged as losses, %d excused as evicted there", c.Deferred[0], c.Deferred[1])
 	}
 	if !c.cluster && c.Fills == [2]int{} && c.SlowFills == [2]int{} && c.Collected == [2]int{} && c.OneSession == [2]int{} && c.FirstSyncs == [2]int{} {
 		fmt.Fprintf(&b, "\n  runs whose end needed 0, 1, 2, 3+ rounds of syncs that changed anything: %v", c.Rounds)

@@ -489,6 +489,7 @@ func (h *harness) outage(t *rapid.T) {
 func (h *harness) filled(t fataler, i int) {
 	if k, ok := h.c.Replica(i).(AnswerKeeper); ok {
 		for _, rec := range k.Kept() { // written again over an answer (store.KeepAnswered)
+			h.keptAgain(t, i, rec)
 			h.issued(t, i, rec)
 		}
 	}

@@ -432,6 +432,7 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 // (see model.arrived).
 func (h *harness) arrivedAt(p sim.Packet) {
 	if i, ok := h.c.byName[p.To]; ok && !h.c.Down(i) {
+		h.watchKept(i) // before it takes the frame
 		h.model.arrived(h, i, p)
 		h.openingCame(i, p)
 	}
@@ -1402,6 +1403,10 @@ func (h *harness) check(t *rapid.T) {
 			}
 		}
 		h.last[i] = now
+	}
+	h.judgeDeferred(t)
+	for i := range h.c.Size() {
+		h.watchKept(i)
 	}
 	h.checkFirstSyncs(t)
 	h.newcomers()

@@ -55,8 +55,20 @@ type model struct {
 	// deferred holds the writes of a member that keeps answered values
 	// (see harness.keeps) whose refusal by a peer, or whose answer held
 	// elsewhere, was judged at the writer instead: taken over there
-	// (dropped), such a write is a loss like any.
+	// (dropped, or found replaced there by an answer: see
+	// harness.judgeDeferred), such a write is a loss like any.
 	deferred map[crdt.Version]bool
+	// evicted holds, for a write of such a member, whether the writer
+	// held it evicted (true) or live (false) when last seen, before each
+	// frame it took and at each check (see harness.watchKept): an
+	// answer that replaces a write held evicted drops no value, and is
+	// reported as no drop (transport's receiveRepairRecord), a loss
+	// store.KeepAnswered allows; one that replaces a live write is a
+	// loss like any.
+	evicted map[crdt.Version]bool
+	// judged holds the deferred writes judged at their writer: not
+	// deferred again.
+	judged map[crdt.Version]bool
 	// received holds the writes a crash may have taken (lost) that a
 	// frame then delivered to a live member, which could take them
 	// (within its drift bound, not late, and within Config.LateFrames of
@@ -76,7 +88,8 @@ type crashSpan struct {
 func newModel() model {
 	return model{known: map[crdt.Version]crdt.Record{}, newest: map[string]crdt.Record{}, lost: map[string]crdt.Version{}, lossy: map[string]crdt.Version{},
 		crashes: map[string][]crashSpan{}, ruled: map[crdt.Version]bool{},
-		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}, received: map[crdt.Version]bool{}, deferred: map[crdt.Version]bool{}}
+		writtenAt: map[crdt.Version]int64{}, excused: map[crdt.Version]bool{}, received: map[crdt.Version]bool{}, deferred: map[crdt.Version]bool{},
+		evicted: map[crdt.Version]bool{}, judged: map[crdt.Version]bool{}}
 }
 
 func (m *model) write(rec crdt.Record) {
@@ -134,9 +147,14 @@ func (m *model) dropped(t fataler, h *harness, member int, vs []crdt.Version) {
 	for _, v := range vs {
 		m.ruled[v] = true
 		byWriter := h.c.members[member].id == v.Time.Node
+		deferred := m.deferred[v]
+		if byWriter {
+			delete(m.deferred, v) // judged here
+			m.judged[v] = true
+		}
 		if n, ok := m.newest[v.Key]; ok && n.Version() == v {
 			m.superseded(t, h, h.c.Name(member), n, byWriter)
-		} else if w, ok := m.newestWrite(v.Key); ok && w.Version() == v && byWriter && m.deferred[v] {
+		} else if w, ok := m.newestWrite(v.Key); ok && w.Version() == v && byWriter && deferred {
 			// An answer adopted first, held elsewhere, is the newest
 			// version: the writer took it over its write, the newest
 			// any member wrote, which it would keep.
@@ -169,7 +187,7 @@ func (m *model) superseded(t fataler, h *harness, member string, n crdt.Record, 
 	if m.mayBeLost(n) {
 		return // it may have died with a crashed member: verify excuses it
 	}
-	if !byWriter && h.keeps(n) {
+	if !byWriter && h.keeps(n) && !m.judged[n.Version()] {
 		// An answer held elsewhere, which the writer refuses and writes
 		// n again over: judged when it reaches the writer (dropped).
 		m.deferred[n.Version()] = true
@@ -203,7 +221,7 @@ func (m *model) rejected(t fataler, h *harness, i int, rs []Rejection) {
 		if unknown {
 			m.excused[n.Version()] = true
 		}
-		if n.Version() == r.Version && h.keeps(n) {
+		if n.Version() == r.Version && h.keeps(n) && !m.judged[n.Version()] {
 			// Its writer refuses the answer and writes n again (it keeps
 			// answered values): judged when the answer reaches it.
 			m.deferred[n.Version()] = true

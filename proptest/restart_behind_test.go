@@ -2,6 +2,9 @@ package proptest
 
 import (
 	"testing"
+
+	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/transport"
 )
 
 // restartingBehind is the busy-bucket configuration
@@ -49,4 +52,35 @@ func TestHarnessCatchesAMemberWithoutFilesThatTakesAnswers(t *testing.T) {
 	store := DefaultStoreConfig()
 	store.KeepNoAnswers = true
 	caught(t, "restart behind taking answers", restartingBehind(store), "no watermark can cover it yet", "a member without files that takes answers from before its start")
+}
+
+// TestHarnessCatchesAMemberWithoutFilesThatHidesTheAnswersItTakes: a
+// member without files that takes a peer's answer over a live value of
+// its own from before its start (StoreConfig.KeepNoAnswers), and reports
+// it as it would an answer it refused, keeping the value (Stale: a
+// KeepAnswered that decided to keep the value, and lost the write
+// again): transport reports no drop, and the answer deletes the value it
+// wrote seconds before. The model, which judged a peer's refusal of
+// such a write only on a drop the writer reported, passed it; it must
+// see the loss at the writer.
+func TestHarnessCatchesAMemberWithoutFilesThatHidesTheAnswersItTakes(t *testing.T) {
+	store := DefaultStoreConfig()
+	store.KeepNoAnswers = true
+	store.Wrap = func(s Store) transport.Replica { return answersTakenAsKept{s} }
+	caught(t, "restart behind hiding answers", restartingBehind(store), "no watermark can cover it yet", "a member without files that takes answers from before its start and reports them as refused")
+}
+
+// answersTakenAsKept reports an answer (a tombstone of node 0) that a
+// member without files applied over a live value of its own as stale.
+type answersTakenAsKept struct{ Store }
+
+func (a answersTakenAsKept) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
+	held, ok := a.Lookup(rec.Key)
+	o := a.Store.Apply(rec, delta, now)
+	k, keeps := a.Store.(keptAnswers)
+	if o == crdt.Applied && rec.Tombstone && rec.Time.Node == 0 && ok && keeps && k.r.floor == nil &&
+		held.Time.Node == k.r.clock.Node() && held.Live(now) {
+		return crdt.Stale
+	}
+	return o
 }
