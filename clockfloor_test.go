@@ -151,40 +151,10 @@ func TestADamagedClockFloorRemovedIsSynced(t *testing.T) {
 		if err := os.WriteFile(path+floorSuffix, []byte("12345 00000000\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		synced := false // the directory, once the floor was removed
-		syncDir = func(dir string) error {
-			if _, err := os.Stat(path + floorSuffix); dir == filepath.Dir(path) && errors.Is(err, fs.ErrNotExist) {
-				synced = true
-			}
-			if failSync {
-				return syscall.EIO
-			}
-			return store.SyncDir(dir)
-		}
-		cfg := snapshotConfig(path, nil)
-		cfg.OnDamage = DamageReset
-		c, err := New(cfg)
-		switch {
-		case !synced:
-			if err == nil {
-				c.Close()
-			}
-			t.Fatalf("sync failing %v: the directory was not synced after the damaged floor was removed", failSync)
-		case failSync && err == nil:
-			c.Close()
-			t.Fatal("New started though the floor's removal could not be synced")
-		case failSync:
-			if !strings.Contains(err.Error(), "syncing its directory") {
-				t.Fatalf("New = %v, want the sync's failure", err)
-			}
-		case err != nil:
-			t.Fatal(err)
-		default:
-			if n := c.Stats().DamageResets; n != 1 {
-				t.Errorf("%d resets, want 1", n)
-			}
-			mustClose(t, c)
-		}
+		newAfterSyncedRemoval(t, snapshotConfig(path, nil), failSync, "the damaged floor was removed", func() bool {
+			_, err := os.Stat(path + floorSuffix)
+			return errors.Is(err, fs.ErrNotExist)
+		})
 	}
 }
 

@@ -344,39 +344,54 @@ func TestMembersFileMovedAsideIsSynced(t *testing.T) {
 		if err := os.WriteFile(path+knownSuffix, []byte("{not json"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		synced := false // the directory, once the file was renamed
-		syncDir = func(dir string) error {
-			_, err := os.Stat(path + knownSuffix)
-			aside, _ := filepath.Glob(path + knownSuffix + asideSuffix + "*")
-			if dir == filepath.Dir(path) && errors.Is(err, fs.ErrNotExist) && len(aside) == 1 {
-				synced = true
-			}
-			if failSync {
-				return syscall.EIO
-			}
-			return store.SyncDir(dir)
-		}
 		cfg := testConfig("m")
 		cfg.SnapshotPath = path
-		cfg.OnDamage = DamageReset
-		c, err := New(cfg)
-		switch {
-		case !synced:
-			t.Fatalf("sync failing %v: the directory was not synced after the members file was moved aside", failSync)
-		case failSync && err == nil:
-			c.Close()
-			t.Fatal("New started though the move aside could not be synced")
-		case failSync:
-			if !strings.Contains(err.Error(), "syncing its directory") {
-				t.Fatalf("New = %v, want the sync's failure", err)
-			}
-		case err != nil:
-			t.Fatal(err)
-		default:
-			if n := c.Stats().DamageResets; n != 1 {
-				t.Errorf("%d resets, want 1", n)
-			}
-			mustClose(t, c)
+		newAfterSyncedRemoval(t, cfg, failSync, "the members file was moved aside", func() bool {
+			_, err := os.Stat(path + knownSuffix)
+			aside, _ := filepath.Glob(path + knownSuffix + asideSuffix + "*")
+			return errors.Is(err, fs.ErrNotExist) && len(aside) == 1
+		})
+	}
+}
+
+// newAfterSyncedRemoval starts a member from cfg under DamageReset, whose
+// damaged file must be gone (removed, or moved aside: what) with its
+// directory synced after: gone says it is, as the sync comes. With the
+// sync failing (failSync), New must fail, saying so; else one reset is
+// counted.
+func newAfterSyncedRemoval(t *testing.T, cfg Config, failSync bool, what string, gone func() bool) {
+	t.Helper()
+	synced := false // the directory, once the file was gone
+	syncDir = func(dir string) error {
+		if dir == filepath.Dir(cfg.SnapshotPath) && gone() {
+			synced = true
 		}
+		if failSync {
+			return syscall.EIO
+		}
+		return store.SyncDir(dir)
+	}
+	cfg.OnDamage = DamageReset
+	c, err := New(cfg)
+	switch {
+	case !synced:
+		if err == nil {
+			c.Close()
+		}
+		t.Fatalf("sync failing %v: the directory was not synced after %s", failSync, what)
+	case failSync && err == nil:
+		c.Close()
+		t.Fatalf("New started though the sync after %s failed", what)
+	case failSync:
+		if !strings.Contains(err.Error(), "syncing its directory") {
+			t.Fatalf("New = %v, want the sync's failure", err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		if n := c.Stats().DamageResets; n != 1 {
+			t.Errorf("%d resets, want 1", n)
+		}
+		mustClose(t, c)
 	}
 }
