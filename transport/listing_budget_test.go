@@ -147,13 +147,7 @@ func TestAnHonestRepairOfACrowdedLeafCompletesWithinTheBudget(t *testing.T) {
 			}
 			want[k] = r
 		}
-		before, bBefore := a.Stats(), b.Stats()
-		n.pump("a", a.StartSession("b", n.now.Now()))
-		for tick := 0; tick < 2000 && a.ae.active; tick++ {
-			n.now.Advance(10 * time.Millisecond)
-			n.pump("a", a.Tick(n.now.Now()))
-		}
-		st, bst := a.Stats(), b.Stats()
+		before, bBefore, st, bst := sessionToEnd(n, a, b, 2000)
 		t.Logf("timeout %v: %d listings refused, %d steps sent again", timeout, bst.ListingsRefused-bBefore.ListingsRefused, st.StepsRetried-before.StepsRetried)
 		if st.SessionsCompleted != before.SessionsCompleted+1 || st.SessionsTimedOut != before.SessionsTimedOut {
 			t.Errorf("timeout %v: the session did not complete (%d timed out)", timeout, st.SessionsTimedOut-before.SessionsTimedOut)
@@ -173,4 +167,17 @@ func TestAnHonestRepairOfACrowdedLeafCompletesWithinTheBudget(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sessionToEnd runs a session of a's with b, ticking a every 10 ms, until
+// it ends or ticks have passed, and returns a's and b's stats before and
+// after it.
+func sessionToEnd(n *testNet, a, b *Node, ticks int) (before, bBefore, after, bAfter Stats) {
+	before, bBefore = a.Stats(), b.Stats()
+	n.pump("a", a.StartSession("b", n.now.Now()))
+	for tick := 0; tick < ticks && a.ae.active; tick++ {
+		n.now.Advance(10 * time.Millisecond)
+		n.pump("a", a.Tick(n.now.Now()))
+	}
+	return before, bBefore, a.Stats(), b.Stats()
 }

@@ -39,13 +39,7 @@ func TestTheLastStepRefusedByTheBudgetIsSentAgainInTime(t *testing.T) {
 			n.reps["b"].recs[k] = r
 		}
 	}
-	before, bBefore := a.Stats(), b.Stats()
-	n.pump("a", a.StartSession("b", n.now.Now()))
-	for tick := 0; tick < 400 && a.ae.active; tick++ {
-		n.now.Advance(10 * time.Millisecond)
-		n.pump("a", a.Tick(n.now.Now()))
-	}
-	st, bst := a.Stats(), b.Stats()
+	before, bBefore, st, bst := sessionToEnd(n, a, b, 400)
 	t.Logf("%d listings refused, %d steps sent again", bst.ListingsRefused-bBefore.ListingsRefused, st.StepsRetried-before.StepsRetried)
 	if bst.ListingsRefused == bBefore.ListingsRefused {
 		t.Fatal("no listing refused: the budget was not reached")
