@@ -111,6 +111,9 @@ func (o *opener) userMessage(buf []byte, start int) ([]byte, bool) {
 		at += 5
 		b = buf[at:]
 	}
+	if compressed(b) {
+		return nil, true // refused: see compressed
+	}
 	if len(b) > 1 && b[0] == mlDirectMsg {
 		if at < directRoom {
 			return append(directHeader[:], b[1:]...), true
@@ -132,7 +135,9 @@ func (o *opener) userMessage(buf []byte, start int) ([]byte, bool) {
 // no member sends) that a key of the keyring opens and whose padding says
 // more than it holds, which memberlist's pkcs7decode slices off past the
 // start. Only a holder of a key writes one, and one datagram took a
-// member's process down (found by review); userMessage refuses it.
+// member's process down (found by review); userMessage refuses it. It
+// reports too one that opens to what memberlist would decompress (see
+// compressed).
 func (o *opener) crashes(b, label []byte) bool {
 	if len(b) < 1+mlNonceSize+2*16 || b[0] != 0 {
 		return false
@@ -140,15 +145,75 @@ func (o *opener) crashes(b, label []byte) bool {
 	nonce, sealed := b[1:1+mlNonceSize], b[1+mlNonceSize:]
 	for _, aead := range o.aeads() {
 		if plain, err := aead.Open(nil, nonce, sealed, label); err == nil {
-			return len(plain) == 0 || int(plain[len(plain)-1]) > len(plain)
+			if len(plain) == 0 || int(plain[len(plain)-1]) > len(plain) {
+				return true
+			}
+			// What memberlist decompresses is refused too (see
+			// compressed), after the padding as it reads it.
+			plain, ok := afterChecksum(plain[:len(plain)-int(plain[len(plain)-1])])
+			return ok && compressed(plain)
 		}
 	}
 	return false
 }
 
+// mlCompoundMsg is memberlist's compound message: parts, each handled as
+// a datagram's message.
+const mlCompoundMsg = 7
+
+// compressed reports whether memberlist would decompress the message b
+// (a datagram's, opened, after its checksum header): a compressed
+// message, or a compound one with one among its parts, at any depth. No
+// member compresses (see Config's EnableCompression), and memberlist
+// v0.7.0 decompresses up to 40 MiB of a datagram's 64 KiB (an LZW code
+// stands for up to 4 KiB), allocating about 64 MiB, and hands what it
+// holds (user messages of that size among them, past every datagram's
+// bound) on: the stream reader refuses a compressed message already
+// (stateTooLarge), datagrams went to memberlist (found by review). The
+// opener refuses it (nil, true), counted as a bad frame.
+func compressed(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch b[0] {
+	case mlCompressMsg:
+		return true
+	case mlCompoundMsg: // as memberlist's decodeCompoundMessage reads it
+		if len(b) < 2 || len(b) < 2+2*int(b[1]) {
+			return false
+		}
+		n := int(b[1])
+		lens, rest := b[2:2+2*n], b[2+2*n:]
+		for i := range n {
+			l := int(binary.BigEndian.Uint16(lens[2*i:]))
+			if len(rest) < l {
+				return false // truncated: memberlist handles the parts before
+			}
+			if compressed(rest[:l]) {
+				return true
+			}
+			rest = rest[l:]
+		}
+	}
+	return false
+}
+
+// afterChecksum returns a datagram's plaintext b after its checksum
+// header, if it has one, as memberlist's ingestPacket reads it: false if
+// the checksum does not match (memberlist drops the datagram).
+func afterChecksum(b []byte) ([]byte, bool) {
+	if len(b) >= 5 && b[0] == mlHasCrcMsg {
+		if crc32.ChecksumIEEE(b[5:]) != binary.BigEndian.Uint32(b[1:5]) {
+			return nil, false
+		}
+		return b[5:], true
+	}
+	return b, true
+}
+
 // refuses reports whether memberlist would panic on the datagram buf
-// (see crashes), for a transport whose datagrams go to memberlist
-// unopened.
+// (see crashes), or decompress it (see compressed), for a transport whose
+// datagrams go to memberlist unopened.
 func (o *opener) refuses(buf []byte) bool {
 	var label []byte
 	if len(buf) > 0 && buf[0] == mlHasLabelMsg {
@@ -157,7 +222,22 @@ func (o *opener) refuses(buf []byte) bool {
 		}
 		label, buf = buf[2:2+int(buf[1])], buf[2+int(buf[1]):]
 	}
-	return o.keyring != nil && string(label) == o.label && o.crashes(buf, label)
+	if string(label) != o.label {
+		return false
+	}
+	if o.keyring == nil {
+		plain, ok := afterChecksum(buf)
+		return ok && compressed(plain)
+	}
+	if o.crashes(buf, label) {
+		return true
+	}
+	plain, ok := o.decrypt(buf, label)
+	if !ok {
+		return false
+	}
+	plain, ok = afterChecksum(plain[directRoom:])
+	return ok && compressed(plain)
 }
 
 // directRoom is the room a direct delta's own datagram needs before its
