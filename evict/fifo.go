@@ -157,10 +157,16 @@ func (q *fifo[E]) front() (E, bool) {
 }
 
 // find returns the first of the next n entries from the front that ok
-// accepts, leaving it in place.
+// accepts, leaving it in place; it looks at 2n positions at most, holes
+// included. (Counting entries alone, it went through every hole in
+// between, again at every call that searched while they lay within its
+// reach: a run of deleted keys behind the read values at the small
+// queue's front had every write scan it, up to a million positions under
+// the store's eviction lock; found by review.)
 func (q *fifo[E]) find(n int, ok func(E) bool) (E, bool) {
 	var zero E
-	for pos := q.head; pos < q.tail && n > 0; pos++ {
+	end := min(q.tail, q.head+2*int64(max(n, 0)))
+	for pos := q.head; pos < end && n > 0; pos++ {
 		if e := *q.at(pos); e != zero {
 			if ok(e) {
 				return e, true

@@ -31,7 +31,7 @@ func checkPolicy(t *rapid.T, p *Policy[*sized], res map[string]*sized) {
 		i := e.slot>>queueBits - 1
 		switch e.slot & queueMask {
 		case peersQueue:
-			if i >= len(p.peers.nodes) || p.peers.nodes[i].e != e {
+			if i >= p.peers.len() || p.peers.node(i).e != e {
 				t.Fatalf("%s: heap slot %d wrong", name, i)
 			}
 		default:
@@ -65,7 +65,11 @@ func checkPolicy(t *rapid.T, p *Policy[*sized], res map[string]*sized) {
 			t.Fatalf("queue %d: %d blocks for a span of %d", q.id, len(q.blocks), q.span())
 		}
 	}
-	for i, a := range p.peers.nodes {
+	if len(p.peers.blocks) > p.peers.len()/blockSize+1 {
+		t.Fatalf("heap: %d blocks for %d nodes", len(p.peers.blocks), p.peers.len())
+	}
+	for i := range p.peers.len() {
+		a := p.peers.node(i)
 		if res[a.e.name] != a.e || a.e.slot != (i+1)<<queueBits|peersQueue {
 			t.Fatalf("heap node %d (%s) stale", i, a.e.name)
 		}
@@ -260,8 +264,8 @@ func TestChurnDoesNotGrowTheQueues(t *testing.T) {
 			t.Errorf("queue %d: %d blocks, a span of %d for %d entries", q.id, len(q.blocks), q.span(), q.len())
 		}
 	}
-	if cap(p.peers.nodes) > 4*100+minCompact {
-		t.Errorf("heap cap %d", cap(p.peers.nodes))
+	if len(p.peers.blocks) > 1 {
+		t.Errorf("heap: %d blocks", len(p.peers.blocks))
 	}
 }
 
