@@ -198,11 +198,17 @@ func (n *Node) queue(out []Envelope, r *crdt.Record, now int64) ([]Envelope, boo
 // filled to PacketBudget, a batch relayed by a member of a longer name
 // was over that member's datagram, and went over a stream (found by
 // review, TestARelayedDeltaFitsTheRelayersDatagram in package gossip).
+//
+// It is at most the codec's MaxFrame: a batch filled to a PacketBudget
+// above it (a host sending its deltas over streams) failed to encode,
+// and its writes left by no delta (found by review,
+// TestABigBudgetBatchStaysWithinTheWireLimits).
 func (n *Node) budget() int {
+	budget := min(n.cfg.PacketBudget, n.codec.Limits().MaxFrame)
 	if n.ring.size()-1 <= n.cfg.Fanout {
-		return n.cfg.PacketBudget
+		return budget
 	}
-	return n.cfg.PacketBudget - max(n.ring.longest-len(n.cfg.Name), 0)
+	return budget - max(n.ring.longest-len(n.cfg.Name), 0)
 }
 
 // estimate is the encoded size of r in a batch of this node's writes,
@@ -234,7 +240,9 @@ func (n *Node) flush(out []Envelope, now int64) []Envelope {
 	start, size := 0, 0
 	for i := range q.recs {
 		rs := wire.DeltaRecordSize(&q.recs[i], q.recs[start].Time.Wall, id)
-		if i > start && wire.DeltaOverhead(origin, i-start+1)+size+rs > budget {
+		// At most wire.MaxRecords a batch, whatever the budget: a frame
+		// of more fails to encode.
+		if i > start && (i-start == wire.MaxRecords || wire.DeltaOverhead(origin, i-start+1)+size+rs > budget) {
 			out = n.sendBatch(out, origin, q.recs[start:i], kids)
 			start, size = i, 0
 			rs = wire.DeltaRecordSize(&q.recs[i], q.recs[i].Time.Wall, id)
