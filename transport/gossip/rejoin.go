@@ -487,11 +487,16 @@ func (r *Replicator) Founded() bool {
 // others wrote. Bounded in time: a member whose exchanges never complete
 // (reached by gossip alone), or that took itself for a founder wrongly
 // and met the cluster, is ready as any member past it (found by review).
+// On a stopped member it is as of when it stopped.
 func (r *Replicator) FoundedUnsynced() bool {
 	r.mu.Lock()
 	met := r.metAt // set when a founder met a member: zero for any other
+	now := r.stoppedAt
 	r.mu.Unlock()
-	if met.IsZero() || time.Since(met) >= foundingFor {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if met.IsZero() || now.Sub(met) >= foundingFor {
 		return false
 	}
 	select {

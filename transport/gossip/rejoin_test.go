@@ -629,3 +629,20 @@ func TestFoundingEndsWithinItsBound(t *testing.T) {
 		t.Fatal("founding after its first exchange completed")
 	}
 }
+
+// TestFoundingOfAStoppedMemberKeepsWhatItWas: a member stopped while
+// founding reads as founding after foundingFor has passed since it met
+// a member, as Status's doc says of a closed Cache (it turned false 30 s
+// after the meeting: found by review).
+func TestFoundingOfAStoppedMemberKeepsWhatItWas(t *testing.T) {
+	r := &Replicator{synced: make(chan struct{})}
+	r.metAt = time.Now().Add(-foundingFor - time.Minute)
+	r.stoppedAt = r.metAt.Add(time.Second) // stopped a second after the meeting
+	if !r.FoundedUnsynced() {
+		t.Fatal("not founding, stopped a second after it met a member, read later than foundingFor after")
+	}
+	r.stoppedAt = r.metAt.Add(foundingFor)
+	if r.FoundedUnsynced() {
+		t.Fatal("founding, stopped foundingFor after it met a member")
+	}
+}

@@ -188,6 +188,11 @@ type Replicator struct {
 	founder   bool
 	metAt     time.Time
 	metHolder bool
+	// stoppedAt is when stop began: FoundedUnsynced is read as of then
+	// on a stopped member, whose founding keeps what it was (it turned
+	// false foundingFor after the meeting, on a member closed before:
+	// found by review).
+	stoppedAt time.Time
 
 	synced     chan struct{} // closed at the node's first sync
 	syncedOnce sync.Once
@@ -805,6 +810,9 @@ func (r *Replicator) Close() error { return r.stop(true) }
 func (r *Replicator) stop(leave bool) error {
 	var err error
 	r.close.Do(func() {
+		r.mu.Lock()
+		r.stoppedAt = time.Now()
+		r.mu.Unlock()
 		// A member that leaves stays open to the protocol's frames (and
 		// writes) while it tells its peers and one pulls from it
 		// (leaving.go); closed is set after.
