@@ -457,10 +457,20 @@ func headerTorn(b []byte) bool {
 		return false
 	}
 	if n := checkedHeaderLen(b); n > 0 && len(b) >= n {
-		return len(bytes.TrimLeft(b[n:], "\x00")) == 0
+		return creationLen(len(b)) && len(bytes.TrimLeft(b[n:], "\x00")) == 0
 	}
 	return tornHeader(b)
 }
+
+// creationLen reports whether a file of n bytes may be a segment whose
+// creation was cut short: a buffered creation writes the header alone (n
+// at most headerLen), a direct one a block (dioAlign, or, written in
+// part, whole sectors of it). A file of another length was longer than
+// its header when it was synced, frames after it: zeroed, or with a
+// header that fails its check, it is damage (read as a torn creation,
+// its acknowledged frames were dropped, and Open removed the segment:
+// found by review).
+func creationLen(n int) bool { return n <= headerLen || n <= dioAlign && n%512 == 0 }
 
 // endOf returns the length at which seg ends by the header of next, the
 // segment written after it; -1 if next's header does not say (written by
@@ -507,7 +517,7 @@ func readSegment(dst *entryList, b []byte, last, newest, exact bool) (int, error
 	if n := checkedHeaderLen(b); !ok && n > 0 && len(b) >= n {
 		// A version 3 or 4 header that fails its check: torn only if
 		// nothing was written after it (its segment was being created).
-		if torn && len(bytes.TrimLeft(b[n:], "\x00")) == 0 {
+		if torn && creationLen(len(b)) && len(bytes.TrimLeft(b[n:], "\x00")) == 0 {
 			return 0, nil
 		}
 		return 0, errors.New("bad header (its checksum fails)")
@@ -775,6 +785,9 @@ type format struct {
 // header once the zeros are trimmed, and what is left of its magic and
 // version as written.
 func tornHeader(b []byte) bool {
+	if !creationLen(len(b)) {
+		return false
+	}
 	b = bytes.TrimRight(b, "\x00")
 	cut := func(known string, n int) bool { // the start of a header of n bytes, known's bytes first
 		return len(b) < n && bytes.HasPrefix([]byte(known), b[:min(len(b), len(known))])
