@@ -153,6 +153,11 @@ const walkStep = 256
 // index, and whether the step was its last (tests).
 var betweenSteps func(shard int, done bool)
 
+// afterOldestScan, if set, is called by collectOldest once it has looked
+// for the oldest dead records, before it collects them, no lock held
+// (tests).
+var afterOldestScan func()
+
 // unpublish lets go of the items (expired values) that the collection
 // step just made took out of shard sh (held locked): they leave the
 // eviction policy and the counts, and are reported.
@@ -198,6 +203,9 @@ func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
 			sh.mu.Unlock()
 		}
 	}
+	if afterOldestScan != nil {
+		afterOldestScan()
+	}
 	slices.SortFunc(all, func(a, b dead) int {
 		if a.recent != b.recent {
 			if a.recent {
@@ -216,8 +224,14 @@ func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
 		sh.mu.Lock()
 		dst = dst[:0]
 		for step := 0; step < walkStep && len(all) > 0 && &s.shards[all[0].shard] == sh; step++ {
-			if v, ok := sh.m.CollectDead(all[0].key, now); ok {
-				dst = append(dst, v)
+			// Only the record found: one the key took since (a delete
+			// made again, a value just expired) is not among the oldest,
+			// and its watermark rejected writes of its bucket stamped
+			// long after them (found by review).
+			if e := sh.m.Entry(all[0].key); e != nil && e.Time() == all[0].time {
+				if v, ok := sh.m.CollectDead(all[0].key, now); ok {
+					dst = append(dst, v)
+				}
 			}
 			all = all[1:]
 		}

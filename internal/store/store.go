@@ -201,7 +201,16 @@ func (s *Store) answeredOwn(at *lww.Entry, rec *crdt.Record, now int64) (crdt.Re
 	if s.started == nil || !rec.Tombstone || rec.Time.Node != 0 || at == nil || !at.HoldsValue() {
 		return crdt.Record{}, false
 	}
-	if t := at.Time(); t.Node != s.self || !t.Less(rec.Time) || rec.Time.Wall >= s.started() {
+	// The answer's watermark is the timestamp just below it (lww's
+	// above): at the wall before, its last counter, for an answer at
+	// counter 0. Its wall taken for the watermark's, an answer over a
+	// mark at the last counter of the nanosecond before the start (an
+	// adopted mark at its ceiling) deleted the value (found by review).
+	mark := rec.Time.Wall
+	if rec.Time.Logical == 0 {
+		mark = crdt.SubSat(mark, 1)
+	}
+	if t := at.Time(); t.Node != s.self || !t.Less(rec.Time) || mark >= s.started() {
 		return crdt.Record{}, false
 	}
 	again := at.Record()
