@@ -42,6 +42,14 @@ const (
 	maxCallsServedPeer = 32
 )
 
+// maxCallBytesServed bounds the bytes of the requests being served at
+// once (a request's payload is held while OnCall runs): past it a request
+// is answered with ErrBusy, unless none is being served. The places
+// alone let a member holding the cluster key have 256 requests of a
+// stream frame's 20 MiB each held, 5 GiB (found by review). The Cache's
+// requests are a key and a few numbers. A variable for tests.
+var maxCallBytesServed = 64 << 20
+
 // ErrBusy is the error of a call the peer had no room to serve, or that
 // this member had no room to send (a request larger than a datagram,
 // refused by the stream queue at its bounds: see Stats.CallsDropped; or,
@@ -76,6 +84,8 @@ type calls struct {
 	served map[servedCall]struct{}
 	// servedFor counts the requests in served by asker.
 	servedFor map[string]int
+	// servedBytes is the payloads' bytes of the requests in served.
+	servedBytes int
 	// answered keeps the answers sent lately (answeredFor, within
 	// answeredBytes and answeredCalls), oldest first in answeredOrder, so
 	// that a copy of a request that comes after its answer went (a resend
@@ -615,7 +625,8 @@ func (r *Replicator) receivedCall(b []byte) {
 			r.counters.callRepeats.Add(1)
 			return
 		}
-		admitted := r.calls.serving.Load() < maxCallsServed && r.calls.servedFor[from] < maxCallsServedPeer
+		admitted := r.calls.serving.Load() < maxCallsServed && r.calls.servedFor[from] < maxCallsServedPeer &&
+			(len(r.calls.served) == 0 || r.calls.servedBytes+len(payload) <= maxCallBytesServed)
 		if !admitted {
 			r.calls.refuse(call, now) // in the hold that decided it (found by review)
 		}
@@ -625,6 +636,7 @@ func (r *Replicator) receivedCall(b []byte) {
 			}
 			r.calls.served[call] = struct{}{}
 			r.calls.servedFor[from]++
+			r.calls.servedBytes += len(payload)
 			r.calls.serving.Add(1)
 		}
 		r.calls.mu.Unlock()
@@ -643,6 +655,7 @@ func (r *Replicator) receivedCall(b []byte) {
 				if r.calls.servedFor[from]--; r.calls.servedFor[from] == 0 {
 					delete(r.calls.servedFor, from)
 				}
+				r.calls.servedBytes -= len(payload)
 				r.calls.mu.Unlock()
 				r.calls.serving.Add(-1)
 			}()

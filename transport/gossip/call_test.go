@@ -248,6 +248,35 @@ func TestCallsServedAreBounded(t *testing.T) {
 	}
 }
 
+// TestCallBytesServedAreBounded: the requests being served hold at most
+// maxCallBytesServed of payloads at once (a request alone is served
+// whatever its size); past it a call fails with ErrBusy. The places alone
+// let 256 requests of 20 MiB each be held while served.
+func TestCallBytesServedAreBounded(t *testing.T) {
+	was := maxCallBytesServed
+	t.Cleanup(func() { maxCallBytesServed = was }) // after the nodes' Close, registered after it
+	maxCallBytesServed = 100 << 10
+	release := make(chan struct{})
+	defer close(release)
+	var serving atomic.Int32
+	_, a, b := callPair(t, func(string, []byte) []byte { serving.Add(1); <-release; return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 2 { // 80 KiB held: within
+		go a.r.Call(ctx, "b", bytes.Repeat([]byte{byte(i)}, 40<<10))
+	}
+	await.Until(t, 10*time.Second, func() bool { return serving.Load() == 2 }, "two calls of 40 KiB not served")
+	if _, err := a.r.Call(ctx, "b", bytes.Repeat([]byte{2}, 40<<10)); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a third call of 40 KiB past 100 KiB held: %v, want ErrBusy", err)
+	}
+	b.r.calls.mu.Lock()
+	got := b.r.calls.servedBytes
+	b.r.calls.mu.Unlock()
+	if got != 80<<10 {
+		t.Fatalf("%d bytes counted as served, want %d", got, 80<<10)
+	}
+}
+
 // TestAskAnswersOnceUnlessCancelled: an Ask's answer comes to its func,
 // once, small (a datagram) or large (a stream); a cancelled Ask's answer
 // is dropped, and forgotten; an Ask of no live member fails at once.
