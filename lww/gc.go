@@ -124,8 +124,11 @@ type gcWalk struct {
 // counts again: one collection at a time (GC too); Expired and
 // DeadTombstones say what the last collection to reach the last leaf
 // kept. A leaf that holds no tombstone and no record with an expiry is
-// skipped without a look at its records.
+// skipped without a look at its records. A visits of 0 or less is taken
+// as 1: a step always goes on (one of 0 returned where it began, and a
+// loop of steps until done never ended: found by review).
 func (m *Map) GCStep(dst []crdt.Version, now, stable int64, leaf uint32, visits int) ([]crdt.Version, uint32, bool) {
+	visits = max(visits, 1)
 	if leaf == 0 {
 		m.gc = gcWalk{}
 		m.entries.migrateIdle()

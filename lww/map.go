@@ -552,7 +552,8 @@ func (m *Map) Range(fn func(r crdt.Record) bool) {
 // whether this one reached the last leaf. A caller that holds a lock over
 // the map can let go of it between steps: a leaf's records are given at
 // one step (a key lies in one leaf), different leaves' maybe with the map
-// changed between. fn must not modify the map or the record's Value.
+// changed between. fn must not modify the map or the record's Value. A
+// visits of 0 or less is taken as 1, as GCStep takes it.
 func (m *Map) RangeStep(leaf uint32, visits int, fn func(r crdt.Record)) (uint32, bool) {
 	return m.rangeStep(leaf, visits, false, fn)
 }
@@ -566,6 +567,7 @@ func (m *Map) RangeMortalStep(leaf uint32, visits int, fn func(r crdt.Record)) (
 }
 
 func (m *Map) rangeStep(leaf uint32, visits int, mortal bool, fn func(r crdt.Record)) (uint32, bool) {
+	visits = max(visits, 1) // a step goes on (see GCStep)
 	end := uint32(len(m.heads))
 	if mortal && m.mortal == nil {
 		return end, true

@@ -142,11 +142,12 @@ type member struct {
 }
 
 // NewCluster builds n replicas named "n0".."n{n-1}" with factory, at
-// physical time start, all members of each other.
+// physical time start, all members of each other. n is 1 to 5,000
+// (maxSimNodes, as Simulate's Nodes).
 func NewCluster(n int, factory Factory, start int64) (*Cluster, error) {
 	switch {
-	case n < 1:
-		return nil, fmt.Errorf("proptest: a cluster of %d members, want 1 or more", n)
+	case n < 1 || n > maxSimNodes:
+		return nil, fmt.Errorf("proptest: a cluster of %d members, want 1 to %d", n, maxSimNodes)
 	case factory == nil:
 		return nil, errors.New("proptest: no factory")
 	}
@@ -498,16 +499,35 @@ func (c *Cluster) DeliverPacket(pkt sim.Packet) bool {
 
 // DeliverAll delivers everything in flight, oldest first, then what that
 // caused, until the network is empty. It fails with ErrLivelock after
-// budget deliveries.
+// budget deliveries (below 0: none, as 0), or once the frames in flight
+// hold more than 32 MiB, as CheckType's do (maxTypeInFlight).
 func (c *Cluster) DeliverAll(budget int) error {
 	for n := 0; c.Net.Len() > 0; {
 		for _, p := range c.Net.TakeAll() {
-			if n == budget {
+			// >=, not ==: a negative budget was no bound, and a replica
+			// whose frames never settle ran for ever (found by review:
+			// TestDeliverAllNegativeBudgetIsABound).
+			if n >= budget {
 				return fmt.Errorf("%w: still busy after %d deliveries", ErrLivelock, budget)
 			}
 			c.DeliverPacket(p)
 			n++
+			// Frames that grow at every hop, not in number, ran the
+			// machine out of memory long before the budget (found by
+			// review: TestDeliverAllBoundsTheBytesInFlight).
+			if err := c.bytesBound(); err != nil {
+				return err
+			}
 		}
+	}
+	return nil
+}
+
+// bytesBound fails with ErrLivelock once the frames in flight hold more
+// than maxTypeInFlight bytes.
+func (c *Cluster) bytesBound() error {
+	if b := c.Net.Bytes(); b > maxTypeInFlight {
+		return fmt.Errorf("%w: %d B in flight, more than %d", ErrLivelock, b, maxTypeInFlight)
 	}
 	return nil
 }

@@ -30,7 +30,9 @@ type Config struct {
 	// join up to MaxNodes. At most 100: for scale, Simulate.
 	MinNodes, MaxNodes int
 	// Keys is the alphabet keys are drawn from; keep it small so that
-	// writes conflict. Default: DefaultKeys().
+	// writes conflict. Default: DefaultKeys(). bcache's store (a
+	// StoreReplica) takes keys of up to 64 KiB, as a Cache does: a
+	// longer one fails the run.
 	Keys []string
 	// Horizon is the replicas' GC horizon: long absences last longer, and
 	// TTLs are drawn up to twice as long. Default: bcache's store's with
@@ -401,6 +403,15 @@ func newHarness(t *rapid.T, cfg Config) *harness {
 	c, err := NewCluster(n, cfg.Factory, start)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// bcache's store takes a key its wire cannot carry, which a Cache
+	// refuses (ErrKeyTooLarge): the write stayed on its member, and the
+	// harness reported a failure of replication no Cache could run
+	// (found by review: TestKeysBcacheRefusesAreRefused).
+	if _, ok := c.Replica(0).(*StoreReplica); ok {
+		if i := slices.IndexFunc(cfg.Keys, func(k string) bool { return len(k) > wire.DefaultLimits().MaxKey }); i >= 0 {
+			t.Fatalf("proptest: Keys[%d] is %d bytes, more than the %d of a key bcache carries (a Cache refuses it: MaxKeySize)", i, len(cfg.Keys[i]), wire.DefaultLimits().MaxKey)
+		}
 	}
 	return harnessOver(cfg, c)
 }
@@ -1523,6 +1534,7 @@ func (h *harness) deliverOne(t *rapid.T, p int) {
 	}
 	_, err := h.c.Deliver(p)
 	h.must(t, err)
+	h.must(t, h.c.bytesBound()) // as DeliverAll: frames that grow at every hop
 }
 
 // traced has the cluster log every frame it delivers to t, with the

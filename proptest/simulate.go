@@ -22,8 +22,9 @@ type SimConfig struct {
 	// Factory builds every node's replica: bcache's own (MapFactory, as
 	// command simulate runs) or a researcher's.
 	Factory Factory
-	// Nodes is the cluster size; Keys the distinct keys written; Writes
-	// the writes, PerRound of them each round until done.
+	// Nodes is the cluster size, 2 to 5,000 (maxSimNodes); Keys the
+	// distinct keys written; Writes the writes, PerRound of them each
+	// round until done.
 	Nodes, Keys, Writes, PerRound int
 	// Seed drives every random choice: the same SimConfig gives the same
 	// result.
@@ -71,6 +72,16 @@ type SimConfig struct {
 	// addition.
 	MaxBytesInFlight int64
 }
+
+// maxSimNodes bounds SimConfig.Nodes. It was unbounded: the cluster is
+// built member by member, and what it keeps grows with the square of its
+// members (every member's view of the others, which incarnation saw
+// which), as do the frames a round may send (limit), so a Nodes too large
+// (1<<40) ran the machine out of memory building it rather than failing
+// (found by review: TestSimulateRefusesTooManyNodes). Five times the
+// largest cluster the README runs, as SimulateType's bound is that
+// cluster (maxTypeSimNodes).
+const maxSimNodes = 5000
 
 // defaultMaxRounds is SimConfig.MaxRounds's default.
 const defaultMaxRounds = 100_000
@@ -144,7 +155,10 @@ func Simulate(cfg SimConfig) (SimResult, error) {
 		cfg.SessionEvery < 0 || cfg.MaxRounds < 0 || cfg.MaxBytesInFlight < 0 {
 		// (NaN compares false: written so, the checks refuse it; it ran as
 		// 0, found by review.)
-		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, Nodes >= 2, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1, 0 <= Split <= 1, Workers, SessionEvery, MaxRounds, MaxBytesInFlight >= 0")
+		return SimResult{}, fmt.Errorf("proptest: simulate: need a Factory, 2 <= Nodes <= 5,000, Keys, Writes, PerRound >= 1, 0 <= Loss < 1, 0 <= Dup <= 1, 0 <= Split <= 1, Workers, SessionEvery, MaxRounds, MaxBytesInFlight >= 0")
+	}
+	if cfg.Nodes > maxSimNodes {
+		return SimResult{}, fmt.Errorf("proptest: simulate: Nodes %d, more than %d: memory grows with the square of Nodes", cfg.Nodes, maxSimNodes)
 	}
 	if cfg.MaxRounds == 0 {
 		cfg.MaxRounds = defaultMaxRounds
@@ -222,7 +236,10 @@ func (s *simulation) overErr(limit, round int) error {
 // under half of it).
 func (s *simulation) limit() int {
 	n := s.c.Size()
-	return max(budget, 1000*n) + 2*min(s.cfg.PerRound+2*n, math.MaxInt/(4*n))*n
+	// PerRound is clamped before 2n is added: PerRound+2n wrapped around
+	// past math.MaxInt, and the bound fell to its floor (found by review:
+	// TestSimulateFrameBoundGrowsWithPerRound).
+	return max(budget, 1000*n) + 2*(min(s.cfg.PerRound, math.MaxInt/(4*n)-2*n)+2*n)*n
 }
 
 // step is one round: deliver everything in flight in a random order with
@@ -376,14 +393,36 @@ func (s *simulation) each(f func(i int, out []transport.Envelope) []transport.En
 			}
 		}
 	}
-	var wg sync.WaitGroup
+	// A replica's panic on a worker's goroutine ended the process, past
+	// any recover of the caller's (found by review:
+	// TestSimulateWorkersPanicReachesTheCaller): every goroutine's is
+	// recovered, and the first panics again on the caller's, once all
+	// have stopped.
+	var panicked sync.Once
+	var first any
+	guarded := func() {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked.Do(func() { first = p })
+			}
+		}()
+		work()
+	}
 	// No more goroutines than chunks of nodes to take: the others found
 	// no work, and a huge Workers started that many each half round.
-	for range min(s.cfg.Workers, (len(s.out)+chunk-1)/chunk) - 1 {
-		wg.Go(work)
+	if extra := min(s.cfg.Workers, (len(s.out)+chunk-1)/chunk) - 1; extra <= 0 {
+		work() // the caller's goroutine alone: a panic keeps its stack
+	} else {
+		var wg sync.WaitGroup
+		for range extra {
+			wg.Go(guarded)
+		}
+		guarded()
+		wg.Wait()
+		if first != nil {
+			panic(first)
+		}
 	}
-	work()
-	wg.Wait()
 	for i, envs := range s.out {
 		s.c.send(i, envs)
 		clear(envs)
@@ -416,6 +455,32 @@ func (s *simulation) converged() bool {
 	return true
 }
 
+// digestsTold checks, once the digests say the nodes agree, that every
+// node holds the versions node 0 holds: a Digester's word was taken alone,
+// and a replica whose Digest said equal of different records (a constant,
+// a hash of the keys alone) was measured as converged, its nodes holding
+// what they held (found by review: TestSimulateCatchesADigestThatLies).
+// Once a phase, against three nodes at most (the second, the middle one
+// and the last): every node's versions, copied and sorted, took the
+// thousand-member run from about 25 s to 40.
+func (s *simulation) digestsTold() error {
+	if _, ok := s.c.Replica(0).(Digester); !ok {
+		return nil // converged compared the versions themselves
+	}
+	first := Versions(s.c.Replica(0))
+	n := s.c.Size()
+	for _, i := range slices.Compact([]int{1, n / 2, n - 1}) {
+		if i < 1 {
+			continue
+		}
+		if vs := Versions(s.c.Replica(i)); !slices.Equal(vs, first) {
+			return fmt.Errorf("proptest: simulate: every node's Digest is %d, but %s holds %d versions and %s %d, not the same: a Digest must differ when the records do (Digester)",
+				s.c.Replica(0).(Digester).Digest(), s.c.Name(0), len(first), s.c.Name(i), len(vs))
+		}
+	}
+	return nil
+}
+
 // sent returns the frames and bytes every node has sent so far, in total
 // and for the busiest node.
 func (s *simulation) sent() (frames, bytes, busiest uint64) {
@@ -432,6 +497,9 @@ func (s *simulation) sent() (frames, bytes, busiest uint64) {
 func (s *simulation) settle(from int) (int, error) {
 	for round := from; ; round++ {
 		if s.converged() {
+			if err := s.digestsTold(); err != nil {
+				return round, err
+			}
 			return round, s.holdsEveryWrite()
 		}
 		if round-from >= s.cfg.MaxRounds {
@@ -466,7 +534,12 @@ func simValue(n int) []byte {
 	return value
 }
 
-func (s *simulation) write() int {
+// write makes one write, and returns its key and value bytes. It fails
+// once the frames in flight pass a bound, as a round's deliveries do: the
+// writes' frames were counted only after the round, every one of
+// PerRound writes' in flight by then (found by review:
+// TestSimulateBoundsTheWritesBytes).
+func (s *simulation) write() (int, error) {
 	node := s.rng.IntN(s.c.Size())
 	key := fmt.Sprintf("key-%09d", s.rng.IntN(s.cfg.Keys))
 	n := s.writes
@@ -479,7 +552,13 @@ func (s *simulation) write() int {
 	if w, ok := s.newest[key]; !ok || rec.Version().Compare(w.v) > 0 {
 		s.newest[key] = written{rec.Version(), n}
 	}
-	return len(key) + len(value)
+	if limit := s.limit(); s.c.Net.Len() > limit {
+		return 0, fmt.Errorf("proptest: simulate: %w: more than %d frames in flight at write %d", ErrLivelock, limit, n+1)
+	}
+	if b := s.c.Net.Bytes(); b > uint64(s.cfg.MaxBytesInFlight) {
+		return 0, fmt.Errorf("proptest: simulate: %w: %d B in flight at write %d, more than %d (SimConfig.MaxBytesInFlight)", ErrLivelock, b, n+1, s.cfg.MaxBytesInFlight)
+	}
+	return len(key) + len(value), nil
 }
 
 // holdsEveryWrite checks that the state the nodes agree on (node 0's)
@@ -520,7 +599,11 @@ func (s *simulation) replicate() (SimResult, error) {
 	round := 0
 	for w := 0; w < s.cfg.Writes; round++ {
 		for i := 0; i < s.cfg.PerRound && w < s.cfg.Writes; i, w = i+1, w+1 {
-			payload += s.write()
+			n, err := s.write()
+			if err != nil {
+				return res, err
+			}
+			payload += n
 		}
 		if err := s.step(); err != nil {
 			return res, err
@@ -551,7 +634,9 @@ func (s *simulation) partition(res SimResult) (SimResult, error) {
 	s.c.Net.Partition(left, right)
 	res.PartitionWrites = max(1, int(s.cfg.Split*float64(s.cfg.Keys)))
 	for w := 0; w < 2*res.PartitionWrites; w++ {
-		s.write()
+		if _, err := s.write(); err != nil {
+			return res, err
+		}
 		if err := s.step(); err != nil {
 			return res, err
 		}
