@@ -201,9 +201,13 @@ func New(cfg Config) (*Cache, error) {
 			FailedTimeout: cfg.TombstoneHorizon, StableMargin: cfg.MaxClockSkew,
 		},
 	}
-	if err := gcfg.Check(); err != nil {
+	filled, err := gcfg.Filled()
+	if err != nil {
 		return giveBack(gossipError(err))
 	}
+	// Config() gives the configuration the member runs with, defaults
+	// filled in: PacketSize read back as 0 (found by review).
+	c.cfg.PacketSize = filled.PacketSize
 	c.solo.Store(cfg.SnapshotPath == "") // without files, each start begins a lineage (restore says otherwise)
 	if err := c.restore(); err != nil {
 		return giveBack(err)

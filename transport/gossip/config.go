@@ -350,6 +350,13 @@ const maxLabel = 255
 // should not be done for a member that cannot start.
 func (c Config) Check() error { return c.fill() }
 
+// Filled returns c with the defaults Start applies filled in (PacketSize,
+// QueueSize, Timings), or what Check reports.
+func (c Config) Filled() (Config, error) {
+	err := c.fill()
+	return c, err
+}
+
 func (c *Config) fill() error {
 	if c.Name == "" || c.Replica == nil || c.Clock == nil {
 		return fmt.Errorf("%w: Name, Replica and Clock are required", ErrConfig)
@@ -422,8 +429,14 @@ func (c *Config) fill() error {
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
 	}
-	if c.PacketSize < 512 || c.PacketSize > MaxPacketSize || c.QueueSize < 1 {
-		return fmt.Errorf("%w: PacketSize %d (512 to %d) or QueueSize %d (at least 1)", ErrConfig, c.PacketSize, MaxPacketSize, c.QueueSize)
+	// Each field named alone: a PacketSize out of range was refused as
+	// "PacketSize -1 (512 to 65507) or QueueSize 4096 (at least 1)",
+	// naming a field the caller never set (found by review).
+	if c.PacketSize < 512 || c.PacketSize > MaxPacketSize {
+		return fmt.Errorf("%w: PacketSize: %d, want 512 to %d", ErrConfig, c.PacketSize, MaxPacketSize)
+	}
+	if c.QueueSize < 1 {
+		return fmt.Errorf("%w: QueueSize: %d, want at least 1", ErrConfig, c.QueueSize)
 	}
 	// What a datagram carries after memberlist's headers, the label's and
 	// a fragment's (which names the sender) must leave room for records.

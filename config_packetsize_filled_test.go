@@ -1,0 +1,35 @@
+package bcache
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/bcache-go/bcache/transport/gossip"
+)
+
+// Config's doc says it returns "the configuration the Cache runs with,
+// defaults filled in"; PacketSize, left zero, read back as 0, though the
+// member ran with gossip.LoopbackPacketSize (a loopback address) or 1400.
+func TestConfigReportsThePacketSizeItRunsWith(t *testing.T) {
+	c := newCache(t, testConfig("ps"))
+	if got := c.Config().PacketSize; got != gossip.LoopbackPacketSize {
+		t.Errorf("Config().PacketSize = %d on 127.0.0.1, want %d (the default it runs with)", got, gossip.LoopbackPacketSize)
+	}
+	cfg := testConfig("ps2")
+	cfg.PacketSize = 9000
+	if got := newCache(t, cfg).Config().PacketSize; got != 9000 {
+		t.Errorf("Config().PacketSize = %d, want the 9000 given", got)
+	}
+}
+
+// A PacketSize out of range is refused naming that field alone: the error
+// spoke of a QueueSize, which Config has none of.
+func TestABadPacketSizeIsRefusedByItsName(t *testing.T) {
+	cfg := testConfig("ps3")
+	cfg.PacketSize = 100
+	_, err := New(cfg)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "PacketSize") || strings.Contains(err.Error(), "QueueSize") {
+		t.Errorf("PacketSize 100: %v, want ErrConfig naming PacketSize alone", err)
+	}
+}
