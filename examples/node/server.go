@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -76,6 +77,9 @@ func newServer(h http.Handler, to httpTimeouts) *http.Server {
 // serve runs srv on ln until ctx ends, then shuts it down gracefully; it
 // returns the exit status.
 func serve(ctx context.Context, log zerolog.Logger, ln net.Listener, srv *http.Server) int {
+	if l, ok := ln.(*limitListener); ok {
+		srv.RegisterOnShutdown(l.closeUnread)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -112,11 +116,34 @@ type limitListener struct {
 	slots  chan struct{}
 	closed chan struct{}
 	once   sync.Once
+	// The connections open, for closeUnread; shut once it has run.
+	mu    sync.Mutex
+	conns map[*limitConn]struct{}
+	shut  bool
 }
 
 // limitConns returns ln accepting at most n connections open at once.
 func limitConns(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{})}
+	return &limitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{}), conns: map[*limitConn]struct{}{}}
+}
+
+// closeUnread closes the connections from which no byte has been read,
+// and those accepted from then on: the server's Shutdown runs it. A
+// connection whose client has sent nothing yet is idle, but Shutdown
+// takes it as busy for its first 5 s (net/http's StateNew), and the node
+// waited out shutdownTimeout (3 s) for one, logging that it was "closing
+// the connections left" (found by review: a load balancer's TCP check, a
+// browser's preconnect). A request arriving just then may go
+// unanswered, as on an idle kept-alive connection that Shutdown closes.
+func (l *limitListener) closeUnread() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.shut = true
+	for c := range l.conns {
+		if !c.read.Load() {
+			c.Conn.Close()
+		}
+	}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -130,7 +157,20 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+	lc := &limitConn{Conn: c}
+	lc.release = sync.OnceFunc(func() {
+		l.mu.Lock()
+		delete(l.conns, lc)
+		l.mu.Unlock()
+		<-l.slots
+	})
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	if l.shut {
+		c.Close() // its reads fail: net/http drops it
+	}
+	l.mu.Unlock()
+	return lc, nil
 }
 
 func (l *limitListener) Close() error {
@@ -138,10 +178,20 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
-// limitConn gives its slot back when closed, once.
+// limitConn gives its slot back when closed, once; read is whether a
+// byte has been read from it.
 type limitConn struct {
 	net.Conn
 	release func()
+	read    atomic.Bool
+}
+
+func (c *limitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.read.Load() {
+		c.read.Store(true)
+	}
+	return n, err
 }
 
 func (c *limitConn) Close() error {
