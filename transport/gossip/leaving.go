@@ -41,8 +41,9 @@ import (
 // took before it was sealed and the member never sent), and one that keeps
 // nothing (no snapshot, or a name drawn at New) loses them for good,
 // though each Set returned nil. So leavePullers of the notices (to peers
-// that are neither leaving nor new, as far as their metadata says; one
-// that declines, leaving too, is replaced by another) ask their peer to
+// that are neither leaving nor new, as far as their metadata says, or,
+// with none, to newcomers; one that declines, leaving too, is replaced
+// by another) ask their peer to
 // pull: it starts an anti-entropy session with the member at once, one
 // pull at a time (pullTurn: a session started abandons the one in
 // flight), again if one ends without completing, and answers once one
@@ -82,6 +83,17 @@ type leaveNotice struct {
 	// under way (the answer goes when it ends), or ended, pulled or not
 	// (a copy of the notice gets that answer again).
 	pull pullState
+	// pullID is the notice (call id) whose pull pull is: the answer of
+	// an ended pull is that notice's alone, its copies'. Another notice
+	// of the process asking a pull (the member's leave, after one forged
+	// in its name by a holder of the key) has a pull of its own: answered
+	// "pulled" from the forged one's, ended before the member's last
+	// writes, the leaver asked no other peer and they were lost (found by
+	// review, TestAPullEndedForAForgedNoticeIsNotTheLeaversPull). One
+	// pull at a time still: a notice that comes while one runs is
+	// answered by none, and its next copy, once the pull has ended,
+	// starts its own.
+	pullID uint64
 }
 
 type pullState uint8
@@ -130,12 +142,14 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 	}
 	r.mu.Lock()
 	peers := make([]string, 0, len(r.alive))
-	var pullers, spare []string
+	var pullers, spare, newcomers []string
 	for name, n := range r.alive {
 		switch {
 		case name == r.cfg.Name:
 		case len(pullers) < leavePullers && canPull(n.Meta):
 			pullers = append(pullers, name) // alive is a map: a peer drawn at random
+		case !canPull(n.Meta) && !leavingMetaOf(n.Meta):
+			newcomers = append(newcomers, name)
 		default:
 			peers = append(peers, name)
 			if canPull(n.Meta) {
@@ -148,6 +162,19 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 		}
 	}
 	r.mu.Unlock()
+	// Newcomers pull last, when no member holding the state is there to
+	// (this member the only one, or the others leaving too): a newcomer
+	// that pulls holds what this one wrote; none asked, the writes whose
+	// deltas were lost went with this member, though each Set returned
+	// nil, and a newcomer not synced yet, its first session with this
+	// member cut short, kept nothing of the cluster's (found by review,
+	// TestALeaverWithOnlyNewcomersLeftHasOneOfThemPull).
+	if len(pullers) == 0 {
+		k := min(leavePullers, len(newcomers))
+		pullers, newcomers = newcomers[:k], newcomers[k:]
+	}
+	peers = append(peers, newcomers...)
+	spare = append(spare, newcomers...)
 	notice := append(bytes.Clone(r.meta[0][:8]), 0)
 	if r.cfg.KeepsState {
 		notice[8] |= noticeKeeps
@@ -203,11 +230,16 @@ func (r *Replicator) sayLeaving(wait time.Duration) leaveReport {
 // one that leaves: it is not leaving itself, and holds its cluster's
 // state (a newcomer's first sessions are with others).
 func canPull(meta []byte) bool {
-	if bytes.Equal(meta, leavingMeta) || bytes.Equal(meta, leavingKeepsMeta) {
+	if leavingMetaOf(meta) {
 		return false
 	}
 	_, holds, said := withoutHolding(meta)
 	return holds || !said
+}
+
+// leavingMetaOf reports whether meta is a leaving member's.
+func leavingMetaOf(meta []byte) bool {
+	return bytes.Equal(meta, leavingMeta) || bytes.Equal(meta, leavingKeepsMeta)
 }
 
 // tellLeaving sends peer the leave notice payload until it answers, or is
@@ -267,7 +299,11 @@ func (r *Replicator) receivedLeaving(from string, id uint64, payload []byte) {
 		if old, ok := r.leaveNotices[from]; ok && (old.start == start || !own && old.pull != pullNone) {
 			note = old
 		}
+		if flags&noticePull != 0 && own && (note.pull == pullDone || note.pull == pullFailed) && note.pullID != id {
+			note.pull = pullNone // another notice's pull, ended: this one has its own
+		}
 		if flags&noticePull != 0 && note.pull == pullNone && own {
+			note.pullID = id
 			// A member leaving too has no use for the records: it says it
 			// did not pull.
 			note.pull = pullFailed
