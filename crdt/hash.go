@@ -56,7 +56,14 @@ func mixIn(a, b uint64) uint64 {
 // that searches: fold is symmetric and the hash unkeyed, so a peer with
 // the key can find, in about 2^31 folds, a version that hashes as a given
 // one and that anti-entropy then never tells apart (found by review; a
-// keyed or wider record digest would close it, at a format change).
+// keyed or wider record digest would close it, at a format change). Two
+// versions a peer chooses both of cost it nothing: RecordHash's second
+// step folds the first step's product with the node id, and fold is
+// symmetric, so versions (W1, N1) and (W2, N2) of one key whose node ids
+// are each the other's first-step product (xored with k2) hash alike
+// (found by review; TestRecordHashCollidesForTwoChosenVersions). That is no
+// more than such a peer can do anyway, by sending one timestamp with two
+// values: values are in no digest.
 func mixTag(a, b uint64) uint64 {
 	switch {
 	case a == 0 && b == 0:

@@ -20,7 +20,10 @@ var ErrClockDrift = errors.New("crdt: timestamp too far ahead of local clock")
 // HLC is a hybrid logical clock. It is safe for concurrent use.
 //
 // Now returns strictly increasing timestamps whatever the physical source
-// does. When the source stands still or steps backwards, Now keeps the last
+// does, until the last timestamp there is (wall math.MaxInt64, counter
+// math.MaxUint32: a source that reads within the drift of the year 2262,
+// or jumped there), which it then returns again and again (see Now). When
+// the source stands still or steps backwards, Now keeps the last
 // wall reading and increments the logical counter. The carry rule: when the
 // counter is at its maximum, the wall reading advances by one nanosecond and
 // the counter restarts at zero, so a long backward step under heavy write
@@ -89,7 +92,10 @@ func (c *HLC) Last() Timestamp {
 }
 
 // Update moves the clock past a timestamp received from another replica, so
-// that every later Now is greater than remote. If remote is more than the
+// that every later Now is greater than remote (except past the last
+// timestamp there is: a remote stamp at wall math.MaxInt64 with a full
+// counter leaves Now at that reading, which is less than remote's where
+// remote's node id is the greater). If remote is more than the
 // maximum drift ahead of local physical time, Update changes nothing and
 // returns an error wrapping [ErrClockDrift].
 //

@@ -18,7 +18,9 @@ type NodeID uint64
 // Timestamps are totally ordered by [Timestamp.Compare]: Wall first, then
 // Logical, then Node. Two different writes carry different timestamps
 // because a node never issues the same (Wall, Logical) twice and node ids
-// are unique per incarnation.
+// are unique per incarnation; the one exception is a clock that reached the
+// last timestamp there is (see [HLC]), which issues it again for every
+// write.
 type Timestamp struct {
 	// Wall is physical time in nanoseconds since the Unix epoch, as seen by
 	// the issuing clock (possibly moved forward by timestamps it received).

@@ -26,7 +26,9 @@ var ErrTreeShape = errors.New("crdt: bad digest tree shape")
 // TreeNode is one node of a [Tree]: how many records lie below it and the
 // wrapping sum of their hashes. Two subtrees holding the same records have
 // equal nodes; different records give different nodes except with
-// probability about 2^-64.
+// probability about 2^-64, unless someone chose them to collide (see
+// RecordHash and mixTag: a peer choosing two versions of a key can make
+// them hash alike).
 type TreeNode struct {
 	Count uint64
 	Sum   uint64
