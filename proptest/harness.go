@@ -1211,7 +1211,7 @@ func (h *harness) restoreFrom(t *rapid.T, i int) {
 		// back: a Cache refuses to start from its files (ErrAheadOfClock),
 		// and the operator starts it without them. Restored, the replica
 		// failed the run (found by review,
-		// TestARestoreWithTheFloorAheadOfTheClockIsNoFailure).
+		// TestARestoreAfterTheClockWasPushedAheadTakesItsFiles).
 		event(t, "%s's clock floor is more than MaxClockDrift ahead of its clock: it would not start from its files, and starts with none", h.c.Name(i))
 		h.restartEmpty(t, i)
 		return
