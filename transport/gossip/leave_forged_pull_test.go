@@ -17,13 +17,7 @@ import (
 // the note of the forged notice's pull, which ended before b's write
 // (b, told it was pulled, asks no other peer, and its write is lost).
 func TestAPullEndedForAForgedNoticeIsNotTheLeaversPull(t *testing.T) {
-	a := startNode(t, "a", nil, noPeriodic)
-	b := startNode(t, "b", []string{a.r.Addr()}, noPeriodic)
-	waitMembers(t, 2, a, b)
-	for _, n := range []*node{a, b} {
-		waitSynced(t, n)
-		awaitNoSession(t, n)
-	}
+	a, b := quietPair(t)
 	pull := append(slices.Clone(b.r.meta[0][:8]), noticePull)
 	a.r.received(appendCall(nil, "b", callLeaving, 7, pull)) // forged: b is not leaving
 	await.Until(t, 10*time.Second, func() bool {

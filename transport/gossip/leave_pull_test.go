@@ -89,13 +89,7 @@ func TestTwoLeaversPullFromOnePeerBothPulled(t *testing.T) {
 // abandoned, as many as the forger sends. One process of b is pulled
 // from once.
 func TestForgedNoticesStartOnePull(t *testing.T) {
-	a := startNode(t, "a", nil, noPeriodic)
-	b := startNode(t, "b", []string{a.r.Addr()}, noPeriodic)
-	waitMembers(t, 2, a, b)
-	for _, n := range []*node{a, b} {
-		waitSynced(t, n)
-		awaitNoSession(t, n)
-	}
+	a, b := quietPair(t)
 	before := sessionsStarted(a)
 	own := append(slices.Clone(b.r.meta[0][:8]), noticePull)
 	other := slices.Clone(own)
@@ -142,4 +136,18 @@ func waitSynced(t *testing.T, n *node) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s never synced", n.r.cfg.Name)
 	}
+}
+
+// quietPair starts members a and b, without periodic exchanges, and
+// returns them once each has synced and no session runs.
+func quietPair(t *testing.T) (a, b *node) {
+	t.Helper()
+	a = startNode(t, "a", nil, noPeriodic)
+	b = startNode(t, "b", []string{a.r.Addr()}, noPeriodic)
+	waitMembers(t, 2, a, b)
+	for _, n := range []*node{a, b} {
+		waitSynced(t, n)
+		awaitNoSession(t, n)
+	}
+	return a, b
 }
