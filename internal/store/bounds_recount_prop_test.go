@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,28 @@ func TestBoundedCountsMatchTheMapsAfterRandomOperations(t *testing.T) {
 }
 
 func reviewBoundsRun(t *testing.T, seed int64) {
+	t.Helper()
+	if failure := boundsRun(t, seed, intact); failure != "" {
+		t.Fatal(failure)
+	}
+}
+
+// boundsFailure is what a check of boundsRun that fails panics with.
+type boundsFailure string
+
+// boundsRun runs the sequence of seed on stores with the rule broken
+// (intact: none), and returns the first check that failed, with the
+// operations before it; "" if none did.
+func boundsRun(t *testing.T, seed int64, broken brokenRule) (failure string) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(boundsFailure)
+			if !ok {
+				panic(p)
+			}
+			failure = string(f)
+		}
+	}()
 	rng := rand.New(rand.NewSource(seed))
 	now := testNow
 	cfg := Config{Shards: 16, DigestBits: 8, Horizon: 2 * time.Second, MaxClockDrift: time.Second}
@@ -93,6 +116,7 @@ func reviewBoundsRun(t *testing.T, seed int64) {
 	}
 	var victims []int64
 	hook := func(s *Store) {
+		s.broken = broken
 		s.beforeDrop = func(k string) {
 			if r, ok := s.Lookup(k); ok && !r.Evicted && !r.Tombstone {
 				victims = append(victims, int64(len(r.Key)+len(r.Value)))
@@ -110,11 +134,7 @@ func reviewBoundsRun(t *testing.T, seed int64) {
 	}
 	var log []string
 	fail := func(format string, args ...any) {
-		t.Helper()
-		for _, l := range log {
-			t.Log(l)
-		}
-		t.Fatalf("seed %d cfg %+v: "+format, append([]any{seed, cfg}, args...)...)
+		panic(boundsFailure(strings.Join(log, "\n") + "\n" + fmt.Sprintf("seed %d cfg %+v: "+format, append([]any{seed, cfg}, args...)...)))
 	}
 	// versions: every value record ever made, for refills (a peer's answer).
 	var made []crdt.Record
@@ -268,5 +288,34 @@ func reviewBoundsRun(t *testing.T, seed int64) {
 				fail("after %q: Get(%s) = %x at %v: no such version was written", op, k, v, r.Time)
 			}
 		}
+	}
+	return ""
+}
+
+// TestBoundedCountsCatchBrokenStores: the property above, run on stores
+// with one rule broken, fails, by the check that rule breaches: an
+// eviction left uncounted by the counts' check, a refill of another
+// version by the check of what a refill applies over.
+func TestBoundedCountsCatchBrokenStores(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		broken brokenRule
+		want   string
+	}{
+		{"eviction_uncounted", evictUncounted, "maps hold"},
+		{"refill_of_any_version", refillAnyVersion, "refill of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := int64(1); seed <= 200; seed++ {
+				if failure := boundsRun(t, seed, tc.broken); failure != "" {
+					if !strings.Contains(failure[strings.LastIndex(failure, "\n")+1:], tc.want) {
+						t.Fatalf("seed %d caught the broken store, not by the check that says %q: %s", seed, tc.want, failure)
+					}
+					t.Logf("caught at seed %d", seed)
+					return
+				}
+			}
+			t.Fatal("200 runs passed the broken store")
+		})
 	}
 }
