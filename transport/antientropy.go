@@ -187,6 +187,15 @@ type responder struct {
 	// outlived says the initiator restarted after the session began (see
 	// antiEntropy.outlived): its completion is no exchange with it.
 	outlived bool
+	// leavesSent says this member has sent its leaf level in the session:
+	// an initiator lists leaves only after it received them. One that
+	// lists them before has a tree of fewer levels (a DigestBits other
+	// than ours: a node's hash at a level is the same at any depth), took
+	// one of our inner levels for its leaves, and named leaves of its own
+	// that are other key ranges here: answered, the session completed on
+	// both sides with the differences left, each member marked synced
+	// (found by review, TestAPeerOfMoreDigestBitsMarksNothingSynced).
+	leavesSent bool
 }
 
 // maxHeldWants bounds responder.held.
@@ -836,6 +845,7 @@ func (n *Node) receiveDigest(from string, m *wire.Digest, now int64) []Envelope 
 		}
 		reply.Parents = diff
 		reply.Hashes = n.cfg.Replica.AppendHashes(nil, int(m.Level)+1, diff)
+		r.leavesSent = r.leavesSent || int(reply.Level) == n.depth()
 	}
 	return n.send(nil, reply, from)
 }
@@ -1299,6 +1309,10 @@ func listingWork(d int64) int64 {
 func (n *Node) receiveVersions(from string, m *wire.Versions, now int64) []Envelope {
 	r, ok := n.request(from, m.Session, false, now)
 	if !ok {
+		return nil
+	}
+	if !r.leavesSent { // its tree is not ours (see responder.leavesSent)
+		n.stats.Stray++
 		return nil
 	}
 	if !n.listingAllowed(from, now) {
