@@ -109,20 +109,30 @@ func hostileMember(b testing.TB) (*StoreReplica, []hostileFrame) {
 		parents[i] = uint32(i)
 	}
 	opened := 0
-	// session opens a session as the adversary and returns the token.
-	session := func() wire.Session {
-		opened++
-		id := uint64(opened)
-		out, _ := r.node.Receive(adversaryName, encode(&wire.Digest{Session: wire.Session{ID: id, Step: 1}, Level: 1,
-			Parents: []uint32{0}, Hashes: make([]uint64, crdt.Fanout)}), start)
+	// digest sends m and returns the member's digest in answer.
+	digest := func(m *wire.Digest) *wire.Digest {
+		out, _ := r.node.Receive(adversaryName, encode(m), start)
 		for _, e := range out {
 			m, _ := wire.NewCodec(wire.Limits{}).Decode(e.Payload)
 			if d, ok := m.(*wire.Digest); ok {
-				return wire.Session{ID: id, Token: d.Token, Step: 2}
+				return d
 			}
 		}
-		b.Fatal("no answer to the opening digest")
-		return wire.Session{}
+		b.Fatal("no answer to a digest")
+		return nil
+	}
+	// session opens a session as the adversary, and goes down to the
+	// level above the leaves (under node 0 of the level above it), so
+	// that the member has sent its leaf level (a Versions before that is
+	// refused: see transport's responder.leavesSent); it returns the
+	// session's next step.
+	session := func() wire.Session {
+		opened++
+		id := uint64(opened)
+		d := digest(&wire.Digest{Session: wire.Session{ID: id, Step: 1}, Level: 1, Parents: []uint32{0}, Hashes: make([]uint64, crdt.Fanout)})
+		leafParents := uint8(r.s.DigestBits()/crdt.FanoutBits - 1)
+		digest(&wire.Digest{Session: wire.Session{ID: id, Token: d.Token, Step: 2}, Level: leafParents, Parents: []uint32{0}, Hashes: make([]uint64, crdt.Fanout)})
+		return wire.Session{ID: id, Token: d.Token, Step: 3}
 	}
 	frames := []hostileFrame{
 		{"versions-max-leaves", func() []byte {
