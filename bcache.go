@@ -172,7 +172,7 @@ func New(cfg Config) (*Cache, error) {
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
-		c.phys = func() int64 { return cfg.Clock().UnixNano() }
+		c.phys = func() int64 { return unixNanoSat(cfg.Clock()) }
 	}
 	c.clock = crdt.NewHLC(newNodeID(), c.phys, cfg.MaxClockDrift)
 	started, startedMono := c.phys(), time.Now() // the second with its monotonic reading
@@ -261,6 +261,26 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c.log.Info().Str("addr", c.repl.Addr()).Strs("peers", cfg.Peers).Msg("started")
 	return c, nil
+}
+
+// Unix nanoseconds' range as times: UnixNano wraps outside it.
+var (
+	firstNano = time.Unix(0, math.MinInt64)
+	lastNano  = time.Unix(0, math.MaxInt64)
+)
+
+// unixNanoSat is t.UnixNano saturated at the ends of the int64 range (the
+// years 1677 and 2262): UnixNano wraps there, and a Config.Clock that
+// jumped past 2262 read as 1715, serving values centuries past their
+// expiry (found by review, TestAClockPastTheStampableTimesDoesNotWrap).
+func unixNanoSat(t time.Time) int64 {
+	switch {
+	case t.Before(firstNano):
+		return math.MinInt64
+	case t.After(lastNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // startedOnPeersClock returns a function that gives this process's start

@@ -139,7 +139,10 @@ type Config struct {
 	// with a "node" field naming this member. The zero Logger is silent.
 	Logger zerolog.Logger
 	// Clock, if set, replaces the wall clock (for tests). It is called
-	// with the Cache's own locks held: it must not call the Cache.
+	// with the Cache's own locks held: it must not call the Cache. It is
+	// called from many goroutines at once (every Get reads it): it must be
+	// safe for concurrent use. A time before 1678 or after 2262, which
+	// Unix nanoseconds do not hold, reads as the first or the last of them.
 	Clock func() time.Time
 
 	// MaxKeySize and MaxValueSize bound the keys and values this member
@@ -492,6 +495,19 @@ func (c *Config) fill() error {
 			return configError("SnapshotPath", "%q (a link to %q) is the name of a file kept beside the snapshot %q (its members file, lineage mark, clock floor, lock, a write log segment, a temporary file or a file moved aside), which a member on that path reads, replaces or removes: choose another name", given, target, owners[0])
 		}
 		c.SnapshotPath = target
+		// Its directory is pinned too, links resolved and made absolute:
+		// every file beside the snapshot is reached by name for as long
+		// as the member runs, and a directory link turned to another
+		// directory (a deploy's "current"), or a working directory
+		// changed, had it write its snapshot and log beside the files of
+		// the member holding the other directory's lock, and remove that
+		// member's write log (found by review). A directory missing is
+		// reported below.
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(target)); err == nil {
+			if dir, err := filepath.Abs(dir); err == nil {
+				c.SnapshotPath = filepath.Join(dir, filepath.Base(target))
+			}
+		}
 		// The files beside it add up to 60 bytes to its name (a log
 		// segment moved aside: ".log.<n>.damaged-<time>.<i>"), and most file
 		// systems take names of 255: a longer one wrote its snapshot and
