@@ -224,7 +224,11 @@ type Config struct {
 	// may be 195 bytes long at most: the files beside it add to it; and
 	// it may not be the name of one of those files for another path
 	// ("<path>.members", ".founder", ".clock", ".lock", ".log.<n>", ".tmp-...":
-	// ErrConfig), nor a symbolic link of such a name.
+	// ErrConfig), nor a symbolic link of such a name. New resolves it
+	// once, links and a relative path included, and the member keeps that
+	// file for as long as it runs (Config reports it so): a link that
+	// later names another directory, or a changed working directory,
+	// does not move it.
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close (and at New, to cover a write log left
