@@ -507,9 +507,14 @@ func (c *Config) fill() error {
 		// the member holding the other directory's lock, and remove that
 		// member's write log (found by review). A directory missing is
 		// reported below.
-		if dir, err := filepath.EvalSymlinks(filepath.Dir(target)); err == nil {
-			if dir, err := filepath.Abs(dir); err == nil {
-				c.SnapshotPath = filepath.Join(dir, filepath.Base(target))
+		// A path ending in a separator names a directory, refused below:
+		// Dir and Base, which drop the separator, made "/a/x/" the file
+		// "/a/x/x" (TestASnapshotPathEndingInASeparatorIsRefused).
+		if _, file := filepath.Split(target); file != "" {
+			if dir, err := filepath.EvalSymlinks(filepath.Dir(target)); err == nil {
+				if dir, err := filepath.Abs(dir); err == nil {
+					c.SnapshotPath = filepath.Join(dir, file)
+				}
 			}
 		}
 		// The files beside it add up to 60 bytes to its name (a log

@@ -496,7 +496,9 @@ func (r *Replicator) FoundedUnsynced() bool {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if met.IsZero() || now.Sub(met) >= foundingFor {
+	// A meeting after the stop (a member met while leaving) came after
+	// what a stopped member's founding is read as of: it had met none.
+	if met.IsZero() || met.After(now) || now.Sub(met) >= foundingFor {
 		return false
 	}
 	select {

@@ -645,4 +645,8 @@ func TestFoundingOfAStoppedMemberKeepsWhatItWas(t *testing.T) {
 	if r.FoundedUnsynced() {
 		t.Fatal("founding, stopped foundingFor after it met a member")
 	}
+	r.metAt = r.stoppedAt.Add(time.Second) // met while leaving, after the stop
+	if r.FoundedUnsynced() {
+		t.Fatal("founding, stopped before it met a member")
+	}
 }
