@@ -47,26 +47,33 @@ func TestAMemberKeepsItsDirectoryWhenALinkToItChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := mustNew(t, syncConfig(filepath.Join(link, "x"), SyncWrite))
-	if err := b.Set("b", []byte("2"), 0); err != nil { // acknowledged: in r2's log
-		t.Fatal(err)
-	}
-	mustClose(t, a)
-	// b crashes now: its files as they stand.
-	img := crashImage(t, filepath.Join(real2, "x"))
-	mustClose(t, b)
-	c := mustNew(t, syncConfig(img, SyncWrite))
-	defer c.Close()
-	if v, ok := c.Get("b"); !ok || string(v) != "2" {
-		t.Errorf("b's acknowledged write after its crash: %q, %v (files of r2: %v)", v, ok, dirNames(t, filepath.Join(real2, "x")))
-	}
-	if _, ok := c.Get("a"); ok {
-		t.Errorf("the member on r1 wrote its value into r2's files")
-	}
+	bOwnsItsFiles(t, a, b, filepath.Join(real2, "x"))
 	// And a's own files hold its write.
 	d := mustNew(t, syncConfig(filepath.Join(real1, "x"), SyncWrite))
 	defer d.Close()
 	if v, ok := d.Get("a"); !ok || string(v) != "1" {
 		t.Errorf("a's write in r1's files: %q, %v (files: %v)", v, ok, dirNames(t, filepath.Join(real1, "x")))
+	}
+}
+
+// bOwnsItsFiles has b write, with SyncWrite, on its path, then a (which
+// wrote "a" on a path that came to name b's files) close, then b crash:
+// the files at path must hold b's acknowledged write and not a's.
+func bOwnsItsFiles(t *testing.T, a, b *Cache, path string) {
+	t.Helper()
+	if err := b.Set("b", []byte("2"), 0); err != nil { // acknowledged: in b's log
+		t.Fatal(err)
+	}
+	mustClose(t, a)
+	img := crashImage(t, path) // b crashes now: its files as they stand
+	mustClose(t, b)
+	c := mustNew(t, syncConfig(img, SyncWrite))
+	defer c.Close()
+	if v, ok := c.Get("b"); !ok || string(v) != "2" {
+		t.Errorf("b's acknowledged write after its crash: %q, %v (files: %v)", v, ok, dirNames(t, path))
+	}
+	if _, ok := c.Get("a"); ok {
+		t.Errorf("the other member wrote its value into %s's files", path)
 	}
 }
 
@@ -238,18 +245,5 @@ func TestAMemberOnARelativePathKeepsItsDirectoryAcrossAChdir(t *testing.T) {
 	}
 	t.Chdir(dir2)
 	b := mustNew(t, syncConfig("x", SyncWrite))
-	if err := b.Set("b", []byte("2"), 0); err != nil {
-		t.Fatal(err)
-	}
-	mustClose(t, a)
-	img := crashImage(t, filepath.Join(dir2, "x"))
-	mustClose(t, b)
-	c := mustNew(t, syncConfig(img, SyncWrite))
-	defer c.Close()
-	if v, ok := c.Get("b"); !ok || string(v) != "2" {
-		t.Errorf("b's acknowledged write after its crash: %q, %v", v, ok)
-	}
-	if _, ok := c.Get("a"); ok {
-		t.Errorf("the member started in %s wrote its value into %s's files", dir1, dir2)
-	}
+	bOwnsItsFiles(t, a, b, filepath.Join(dir2, "x"))
 }
