@@ -462,7 +462,7 @@ const maxPushNodes = 1 << 14
 // stateTooLarge reports whether a stream message of memberlist's of type
 // typ, whose bytes after the type r reads, must not reach memberlist: a
 // push/pull state whose header claims more than maxPushNodes members, or
-// a compressed message (no member compresses, see Config's
+// any user state, or a compressed message (no member compresses, see Config's
 // EnableCompression: memberlist would decompress up to 40 MiB of it, a
 // push/pull state among them, unchecked). The header is read as
 // memberlist reads it, with its own codec, and no further; one that does
@@ -480,7 +480,13 @@ func stateTooLarge(typ byte, r io.Reader) bool {
 		if codec.NewDecoder(r, &codec.MsgpackHandle{}).Decode(&header) != nil {
 			return false
 		}
-		return header.Nodes > maxPushNodes
+		// No member sends a user state (LocalState is empty), and
+		// memberlist makes room for the one the header claims, up to 20
+		// MiB, before it reads a byte of it: a stream of a few dozen
+		// bytes held that much until its deadline, outside
+		// maxHeldStreamBytes (found by review,
+		// TestPushPullClaimingAUserStateIsRefused).
+		return header.Nodes > maxPushNodes || header.UserStateLen > 0
 	}
 	return false
 }
