@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,7 @@ type Cache struct {
 	snapWritten, lastWritten int64
 	unsure                   []int64
 	unlock                   func() error // releases the SnapshotPath's lock, nil if none
+	lockHeld                 os.FileInfo  // the lock file held (see ourFiles), nil if none
 	// closeSnapshot says the snapshot Close wrote succeeded: it holds
 	// every write applied before the store was sealed, also one whose
 	// append to the closed write log was refused.

@@ -167,6 +167,10 @@ func (c *Cache) raiseFloorLocked(want int64) error {
 	if want <= c.floor.Load() {
 		return nil
 	}
+	if err := c.ourFiles(); err != nil {
+		c.stats.floorErrors.Add(1)
+		return err
+	}
 	if err := writeFloorFile(c.cfg.SnapshotPath+floorSuffix, func(w io.Writer) error {
 		_, err := w.Write(formatFloor(want))
 		return err

@@ -213,6 +213,9 @@ func (c *Cache) syncMark() error {
 // records what is on disk. Called with markMu held, or before the Cache
 // runs.
 func (c *Cache) writeMark(mark byte) error {
+	if err := c.ourFiles(); err != nil {
+		return err
+	}
 	path := c.cfg.SnapshotPath + founderSuffix
 	if mark != 0 {
 		if err := store.WriteFileAtomic(path, func(w io.Writer) error {

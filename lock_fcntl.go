@@ -41,34 +41,34 @@ func heldByUs(info os.FileInfo) bool {
 // when the file is closed or the process ends, however it ends. It
 // returns errLocked if another process holds it, or this one does
 // already, under this name or another.
-func lockFileFcntl(path string) (unlock func() error, err error) {
+func lockFileFcntl(path string) (unlock func() error, held os.FileInfo, err error) {
 	locked.Lock()
 	defer locked.Unlock()
 	// Checked before the file is opened: the descriptor that found it
 	// held could not be closed without dropping the process's lock.
 	if info, err := os.Stat(path); err == nil && heldByUs(info) {
-		return nil, errLocked
+		return nil, nil, errLocked
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if heldByUs(info) { // linked to path since the check: kept open, as closing it would drop the lock
 		strays = append(strays, f)
-		return nil, errLocked
+		return nil, nil, errLocked
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0} // the whole file
 	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
-			return nil, errLocked
+			return nil, nil, errLocked
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	locked.files = append(locked.files, info)
 	return func() error {
@@ -81,7 +81,7 @@ func lockFileFcntl(path string) (unlock func() error, err error) {
 			}
 		}
 		return f.Close()
-	}, nil
+	}, info, nil
 }
 
 // strays are descriptors of held lock files opened under another name in

@@ -26,12 +26,12 @@ func TestFcntlLockKnowsTheFileByAnyName(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := lockFileFcntl(filepath.Join(real, "x.lock"))
+	unlock, _, err := lockFileFcntl(filepath.Join(real, "x.lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{filepath.Join(real, "x.lock"), filepath.Join(link, "x.lock")} {
-		if again, err := lockFileFcntl(name); !errors.Is(err, errLocked) {
+		if again, _, err := lockFileFcntl(name); !errors.Is(err, errLocked) {
 			if again != nil {
 				again()
 			}
@@ -47,7 +47,7 @@ func TestFcntlLockKnowsTheFileByAnyName(t *testing.T) {
 	if err := lockedElsewhere(t, filepath.Join(link, "x.lock")); err != nil {
 		t.Fatalf("another process could not take the lock after its release: %v", err)
 	}
-	unlock, err = lockFileFcntl(filepath.Join(link, "x.lock"))
+	unlock, _, err = lockFileFcntl(filepath.Join(link, "x.lock"))
 	if err != nil {
 		t.Fatalf("the lock after its release: %v", err)
 	}
@@ -73,7 +73,7 @@ func TestFcntlLockOtherProcess(t *testing.T) {
 	if path == "" {
 		t.Skip("run by TestFcntlLockKnowsTheFileByAnyName")
 	}
-	unlock, err := lockFileFcntl(path)
+	unlock, _, err := lockFileFcntl(path)
 	if err != nil {
 		t.Fatal(err)
 	}

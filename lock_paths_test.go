@@ -247,3 +247,73 @@ func TestAMemberOnARelativePathKeepsItsDirectoryAcrossAChdir(t *testing.T) {
 	b := mustNew(t, syncConfig("x", SyncWrite))
 	bOwnsItsFiles(t, a, b, filepath.Join(dir2, "x"))
 }
+
+// TestAMemberWritesNoFileWhereItsLockIsNoLonger: a member whose directory
+// is moved away (and a new one made at its name), or whose lock file is
+// removed, while it runs, no longer holds the lock at its SnapshotPath,
+// and a second member starts there. The first, reaching its files by
+// name, wrote its snapshot over the second's at Close and removed the
+// second's write log, acknowledged writes in it. It writes nothing there
+// now, and its Close reports the snapshot it could not write; its own
+// acknowledged writes stay in the log it kept open.
+func TestAMemberWritesNoFileWhereItsLockIsNoLonger(t *testing.T) {
+	for _, how := range []string{"directory moved", "lock removed"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			d, moved := filepath.Join(dir, "d"), filepath.Join(dir, "moved")
+			if err := os.Mkdir(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(d, "x")
+			a := mustNew(t, syncConfig(path, SyncWrite))
+			if err := a.Set("a", []byte("1"), 0); err != nil {
+				t.Fatal(err)
+			}
+			aFiles := path
+			switch how {
+			case "directory moved":
+				if err := os.Rename(d, moved); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				aFiles = filepath.Join(moved, "x")
+			case "lock removed":
+				if err := os.Remove(path + ".lock"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := mustNew(t, syncConfig(path, SyncWrite))
+			if err := b.Set("b", []byte("2"), 0); err != nil {
+				t.Fatal(err)
+			}
+			err := a.Close()
+			if err == nil || !strings.Contains(err.Error(), "no longer the lock file") {
+				t.Errorf("Close of the member whose lock went: %v, want the snapshot it could not write", err)
+			}
+			if s := a.Stats(); s.SnapshotErrors == 0 {
+				t.Errorf("snapshot errors counted: %d, want at least one", s.SnapshotErrors)
+			}
+			img := crashImage(t, path) // b crashes now: its files as they stand
+			mustClose(t, b)
+			c := mustNew(t, syncConfig(img, SyncWrite))
+			if v, ok := c.Get("b"); !ok || string(v) != "2" {
+				t.Errorf("b's acknowledged write after its crash: %q, %v (files: %v)", v, ok, dirNames(t, path))
+			}
+			mustClose(t, c)
+			if how != "directory moved" {
+				return // b read a's writes at its start, from a's log beside it
+			}
+			if _, ok := c.Get("a"); ok {
+				t.Errorf("the member whose lock went wrote its value into %s's files", path)
+			}
+			// a's acknowledged write is in the files it took with it.
+			e := mustNew(t, syncConfig(aFiles, SyncWrite))
+			defer e.Close()
+			if v, ok := e.Get("a"); !ok || string(v) != "1" {
+				t.Errorf("a's write in the directory moved: %q, %v (files: %v)", v, ok, dirNames(t, aFiles))
+			}
+		})
+	}
+}

@@ -13,11 +13,11 @@ import (
 // released.
 func TestLockFileRefusesASecondHolder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
-	unlock, err := lockFile(path)
+	unlock, _, err := lockFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, err := lockFile(path); !errors.Is(err, errLocked) {
+	if again, _, err := lockFile(path); !errors.Is(err, errLocked) {
 		if again != nil {
 			again()
 		}
@@ -26,7 +26,7 @@ func TestLockFileRefusesASecondHolder(t *testing.T) {
 	if err := unlock(); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err = lockFile(path)
+	unlock, _, err = lockFile(path)
 	if err != nil {
 		t.Fatalf("the lock after its release: %v", err)
 	}

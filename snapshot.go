@@ -33,7 +33,7 @@ func (c *Cache) restore() (err error) {
 	// was still shutting down, would write its snapshot over the first's
 	// and remove the segments the first was writing its acknowledged
 	// writes to (found by review).
-	unlock, err := lockFile(path + ".lock")
+	unlock, held, err := lockFile(path + ".lock")
 	switch {
 	case errors.Is(err, errLocked):
 		return fmt.Errorf("bcache: new: %w", configError("SnapshotPath", "%s is in use by another member (it holds %s.lock)", path, path))
@@ -42,7 +42,7 @@ func (c *Cache) restore() (err error) {
 		// directory is not: found by review).
 		return fmt.Errorf("bcache: new: lock %s.lock: %w", path, err)
 	}
-	c.unlock = unlock
+	c.unlock, c.lockHeld = unlock, held
 	defer func() {
 		if err != nil {
 			c.release()
@@ -565,12 +565,44 @@ func (c *Cache) release() {
 	}
 }
 
+// ourFiles returns an error if the lock file at SnapshotPath is no longer
+// the one this member holds: its directory was moved or renamed (a new
+// one made at the old name), or the lock file removed, since New. Every
+// file beside the snapshot is reached by name, and another member may
+// hold that name's lock now: a member writing on was found writing its
+// snapshot into, and removing the write log of, a member started on the
+// directory made in the place of its own, acknowledged writes in it
+// (found by review, TestAMemberWritesNoFileWhereItsLockIsNoLonger). So
+// the member writes no snapshot, floor or mark and cuts no log from
+// then on; its write log goes on in the file it has open (in the
+// directory moved), and Close reports the snapshot it could not write.
+// Checked before each of those writes: a move between the check and the
+// write is not caught.
+func (c *Cache) ourFiles() error {
+	if c.lockHeld == nil { // no lock where none is at hand (lock_other.go)
+		return nil
+	}
+	p := c.cfg.SnapshotPath + ".lock"
+	info, err := os.Stat(p)
+	if err == nil && os.SameFile(info, c.lockHeld) {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("another file is there")
+	}
+	return fmt.Errorf("%s is no longer the lock file this member holds (its directory was moved, or the file removed, since New: %w); it writes no file there, lest it write over another member's", p, err)
+}
+
 // writeSnapshot saves the member's state to Config.SnapshotPath, and
 // removes the write log's segments it covers: it starts a new segment
 // first, so that every record in the older ones is in the snapshot.
 func (c *Cache) writeSnapshot() error {
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
+	if err := c.ourFiles(); err != nil {
+		c.stats.snapshotErrors.Add(1)
+		return fmt.Errorf("bcache: snapshot: %w", err)
+	}
 	// A mark that should be gone goes before a snapshot of state built
 	// with others is written beside it: while its removal failed, such
 	// snapshots were written, and a crash then restarted the member as a
