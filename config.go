@@ -228,7 +228,12 @@ type Config struct {
 	// once, links and a relative path included, and the member keeps that
 	// file for as long as it runs (Config reports it so): a link that
 	// later names another directory, or a changed working directory,
-	// does not move it.
+	// does not move it. Do not move its directory or remove the lock
+	// file while the member runs: it then no longer holds the path's
+	// lock, and writes no snapshot, clock floor or mark there until it
+	// closes (each counted in Stats.SnapshotErrors or FloorErrors, and
+	// Close returns the error), lest it write over the files of a member
+	// started there since; its write log goes on in the file it holds.
 	SnapshotPath string
 	// SnapshotInterval is how often the snapshot is rewritten; negative
 	// writes it only at Close (and at New, to cover a write log left
