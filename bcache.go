@@ -45,6 +45,7 @@ type Cache struct {
 	repl     *gossip.Replicator
 	known    []transport.Known  // the members an earlier run counted (members.go), for New
 	fills    singleflight.Group // fills run here, per key
+	filling  sync.Map           // key -> store.FillWatch of the fill of it under way here (see supersededFill)
 	forwards singleflight.Group // GetOrFill's per key: one ask of the owner at a time
 
 	deltaLag  lagHistogram // records applied from deltas, by lag

@@ -72,26 +72,39 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	if outer.has(c, key) {
 		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrFillCycle)
 	}
-	ch := c.forwards.DoChan(key, func() (any, error) {
-		// On a goroutine of singleflight's: Close waits for the ask (it
-		// returned with the ask still running: found by review).
-		if !c.track() {
+	// A caller coming after a fill here was superseded waits for the ask
+	// that fill answers, and then asks again (see supersededFill; the
+	// ask again finds the value held, if the fill was superseded by one).
+	// An owner's fill elsewhere is superseded by what reached it: the
+	// cluster's eventual consistency.
+	late := c.supersededFill(key)
+	for {
+		ch := c.forwards.DoChan(key, func() (any, error) {
+			// On a goroutine of singleflight's: Close waits for the ask (it
+			// returned with the ask still running: found by review).
+			if !c.track() {
+				return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
+			}
+			defer c.wg.Done()
+			defer askEndHook()
+			return c.clusterFill(key, outer)
+		})
+		fillJoinHook(key)
+		select {
+		case res := <-ch:
+			switch {
+			case res.Err != nil:
+				return nil, res.Err
+			case late:
+				late = false
+				continue
+			}
+			return served(res.Val.([]byte)), nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ctx.Err())
+		case <-c.done:
 			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 		}
-		defer c.wg.Done()
-		defer askEndHook()
-		return c.clusterFill(key, outer)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return served(res.Val.([]byte)), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ctx.Err())
-	case <-c.done:
-		return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 	}
 }
 
@@ -512,30 +525,25 @@ func ownerError(key string, err error) error {
 // the HLC, within MaxClockDrift (see fill). A fill shared by callers of
 // both kinds is the first's.
 func (c *Cache) fillHere(key string, outer *fillingOf, forPeer bool) (crdt.Record, error) {
-	ch := c.fills.DoChan(key, func() (any, error) {
-		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
-			return r, nil
+	late := c.supersededFill(key) // see there
+	for {
+		ch := c.fills.DoChan(key, func() (any, error) {
+			if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
+				return r, nil
+			}
+			ctx, cancel := context.WithTimeout(c.life, c.cfg.FillTimeout) // Close cancels it
+			defer cancel()
+			if outer != nil {
+				ctx = context.WithValue(ctx, fillingKey{}, outer)
+			}
+			return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL, forPeer)
+		})
+		fillJoinHook(key)
+		rec, again, err := c.awaitFill(nil, nil, key, ch, late, "fill")
+		if !again {
+			return rec, err
 		}
-		ctx, cancel := context.WithTimeout(c.life, c.cfg.FillTimeout) // Close cancels it
-		defer cancel()
-		if outer != nil {
-			ctx = context.WithValue(ctx, fillingKey{}, outer)
-		}
-		return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL, forPeer)
-	})
-	// The fill ends by itself at its FillTimeout, and the caller with it:
-	// this timer is a backstop only, later, so that no caller gives up
-	// before the fill it waits for has freed the key.
-	timeout := time.NewTimer(backstop(c.cfg.FillTimeout))
-	defer timeout.Stop()
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return crdt.Record{}, res.Err
-		}
-		return res.Val.(crdt.Record), nil
-	case <-timeout.C:
-		return crdt.Record{}, fmt.Errorf("bcache: fill %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
+		late = false
 	}
 }
 

@@ -7,7 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/bcache-go/bcache/crdt"
+	"github.com/bcache-go/bcache/internal/store"
 )
 
 // Filler loads the value of a key that the cache misses, from the source
@@ -33,7 +36,10 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 // peer's clock ahead), or a delete of the key's digest bucket collected
 // past its stamp (which may be another key's); the callers then get the
 // value held (Stats.FillsSuperseded), or, if none, the filled value
-// (ErrValueTooLarge for one over the limits). A
+// (ErrValueTooLarge for one over the limits); a caller that came after
+// that write was applied here (a read after a Delete returned) waits
+// for the fill and then joins or starts the next, whose filler reads
+// the source after the write. A
 // peer's write stamped by a clock behind this member's that arrives after
 // the fill stored loses to it, as to any write here; and a fill whose
 // filler ran past a session of this member's by more than MaxClockSkew is
@@ -67,35 +73,79 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 	if outerFill(ctx).has(c, key) { // see ErrFillCycle
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrFillCycle)
 	}
-	ch := c.fills.DoChan(key, func() (any, error) {
-		if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
-			return r, nil
+	late := c.supersededFill(key)
+	for {
+		ch := c.fills.DoChan(key, func() (any, error) {
+			if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
+				return r, nil
+			}
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
+			defer cancel()
+			stop := context.AfterFunc(c.life, cancel) // Close cancels it
+			defer stop()
+			return c.fill(fctx, key, fill, ttl, false)
+		})
+		fillJoinHook(key)
+		rec, again, err := c.awaitFill(ctx, c.done, key, ch, late, "get with filler")
+		if again {
+			late = false
+			continue
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
-		defer cancel()
-		stop := context.AfterFunc(c.life, cancel) // Close cancels it
-		defer stop()
-		return c.fill(fctx, key, fill, ttl, false)
-	})
+		return served(rec.Value), err
+	}
+}
+
+// awaitFill waits for the fill of key whose result ch gives, as long as
+// ctx (nil: no caller's context) lasts and done is open (nil: until the
+// fill ends), and returns its record; again
+// if the caller came late (see supersededFill) and the fill's value is
+// one it did not store (superseded by a delete, or by a value expired
+// since): the caller must wait for the next fill.
+func (c *Cache) awaitFill(ctx context.Context, done <-chan struct{}, key string, ch <-chan singleflight.Result, late bool, op string) (rec crdt.Record, again bool, err error) {
 	// The fill ends by itself at its FillTimeout, and the caller with it:
 	// this timer is a backstop only, later, so that no caller gives up
 	// before the fill it waits for has freed the key.
 	timeout := time.NewTimer(backstop(c.cfg.FillTimeout))
 	defer timeout.Stop()
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		ctxDone = ctx.Done()
+	}
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return crdt.Record{}, false, res.Err
 		}
-		return served(res.Val.(crdt.Record).Value), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ctx.Err())
-	case <-c.done:
-		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrClosed)
+		rec := res.Val.(crdt.Record)
+		return rec, late && rec.Time == (crdt.Timestamp{}), nil
+	case <-ctxDone:
+		return crdt.Record{}, false, fmt.Errorf("bcache: %s %q: %w", op, clip(key), ctx.Err())
+	case <-done:
+		return crdt.Record{}, false, fmt.Errorf("bcache: %s %q: %w", op, clip(key), ErrClosed)
 	case <-timeout.C:
-		return nil, fmt.Errorf("bcache: get with filler %q: %w (%v)", clip(key), ErrFillTimeout, c.cfg.FillTimeout)
+		return crdt.Record{}, false, fmt.Errorf("bcache: %s %q: %w (%v)", op, clip(key), ErrFillTimeout, c.cfg.FillTimeout)
 	}
 }
+
+// supersededFill reports whether the fill of key under way here, if any,
+// was superseded already: a record of the key was applied since its
+// filler began, so that the value it reads is not stored, and, if the key
+// holds none then (a Delete), is served to its callers unstored. That
+// value may be older than one a caller coming now knows of: a service
+// that updates its source and then deletes the key (cache-aside) had its
+// next read, made after the Delete returned, join the fill that began
+// before it and get the source's old value (found by review,
+// TestAFillJoinedAfterADeleteServesNoValueFromBeforeIt). Such a caller
+// waits for that fill, and takes the next one's value instead: one that
+// began after it came. Checked before the caller joins, so that the fill
+// checked is the one it joins or an earlier one.
+func (c *Cache) supersededFill(key string) bool {
+	w, ok := c.filling.Load(key)
+	return ok && c.store.Changed(w.(store.FillWatch))
+}
+
+// fillJoinHook runs as a caller of a fill has joined it; tests replace it.
+var fillJoinHook = func(string) {}
 
 // fill runs the filler, turning a panic into an error, and stores what it
 // returns unless the key was written or deleted while it ran (see
@@ -134,6 +184,8 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 	// Store.WriteIfUnchanged).
 	watch := c.store.WatchFill(key)
 	defer c.store.EndFill(watch)
+	c.filling.Store(key, watch) // one fill of a key at a time here (c.fills)
+	defer c.filling.CompareAndDelete(key, watch)
 	since := c.clock.Now()
 	this := &fillingOf{c: c, key: key, outer: outerFill(ctx)}
 	defer this.ended.Store(true)
