@@ -348,6 +348,17 @@ type harness struct {
 	model  model
 	lastTS []crdt.Timestamp            // per member: newest timestamp it issued
 	held   []map[string]crdt.Timestamp // per member: newest version held per key
+	// per member: records it was delivered in deltas and did not refuse
+	// since the last check (see received), and the versions it rejected
+	// since then; arriving is the last frame's, until it is known not
+	// refused
+	recv     []map[crdt.Version]bool
+	rejSince []map[crdt.Version]bool
+	arriving struct {
+		i    int
+		id   uint64
+		recs []crdt.Version
+	}
 	last   []map[string]crdt.Version   // per member: the versions it held at the last check
 	reaped []map[string]crdt.Timestamp // per member: newest dead record collected
 	snaps  []*saved                    // per member: its last snapshot, if any
@@ -422,6 +433,9 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 	h := &harness{cfg: cfg, c: c, model: newModel(), calls: map[int]*fillCall{}, outages: map[string]int{}}
 	c.SetSource(h.source)
 	c.Refused = func(p sim.Packet) {
+		if h.arriving.recs != nil && h.arriving.id == p.ID {
+			h.arriving.recs = nil // refused whole: nothing in it was taken
+		}
 		if !h.adv.sentFrame(p) {
 			h.refused = append(h.refused, packet{p, h.cfg.Describe}.String())
 		}
@@ -442,9 +456,11 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 // arrivedAt notes, for the model, a frame delivered to a live member
 // (see model.arrived).
 func (h *harness) arrivedAt(p sim.Packet) {
+	h.foldArriving()
 	if i, ok := h.c.byName[p.To]; ok && !h.c.Down(i) {
 		h.watchKept(i) // before it takes the frame
 		h.model.arrived(h, i, p)
+		h.arriving.i, h.arriving.id, h.arriving.recs = i, p.ID, h.model.taken(h, i, p)
 		h.openingCame(i, p)
 	}
 }
@@ -454,6 +470,8 @@ func (h *harness) added() {
 	h.lastTS = append(h.lastTS, crdt.Timestamp{})
 	h.snaps = append(h.snaps, nil)
 	h.held = append(h.held, map[string]crdt.Timestamp{})
+	h.recv = append(h.recv, map[crdt.Version]bool{})
+	h.rejSince = append(h.rejSince, map[crdt.Version]bool{})
 	h.last = append(h.last, map[string]crdt.Version{})
 	h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
 	h.watchSync()
@@ -978,6 +996,9 @@ func (h *harness) takeRejections(t *rapid.T) map[int][]Rejection {
 		if rl, ok := h.c.Replica(i).(Rejecter); ok && !h.c.Down(i) {
 			rs := rl.Rejected()
 			h.noteRejected(i, rs)
+			for _, r := range rs {
+				h.rejSince[i][r.Version] = true
+			}
 			h.model.rejected(t, h, i, rs)
 			taken[i] = rs
 		}
@@ -1170,7 +1191,9 @@ func (h *harness) forgetState(i int) {
 	// (found at -rapid.seed=87192701 of TestStalledWritesLoseNothing).
 	h.snaps[i] = nil
 	h.lastTS[i] = crdt.Timestamp{}
+	h.foldArriving()
 	h.held[i] = map[string]crdt.Timestamp{}
+	h.recv[i] = map[crdt.Version]bool{}
 	h.reaped[i] = map[string]crdt.Timestamp{}
 	h.last[i] = map[string]crdt.Version{}
 }
@@ -1244,7 +1267,9 @@ func (h *harness) restored(t *rapid.T, i int, restart func() error) {
 			h.lastTS[i] = rec.Time
 		}
 	}
+	h.foldArriving()
 	h.held[i], h.reaped[i] = maps.Clone(snap.held), maps.Clone(snap.reaped)
+	h.recv[i] = map[crdt.Version]bool{}
 	h.last[i] = map[string]crdt.Version{}
 	for _, rec := range snap.records {
 		switch {
@@ -1380,11 +1405,15 @@ func (h *harness) check(t *rapid.T) {
 	// Every member's rejections first: one excused there excuses the loss
 	// its answer brings to any member (see model.rejected).
 	h.takeRejections(t)
+	h.foldArriving()
 	for i := range h.c.Size() {
+		recv, rej := h.recv[i], h.rejSince[i]
+		h.recv[i], h.rejSince[i] = map[crdt.Version]bool{}, map[crdt.Version]bool{}
 		if h.c.Down(i) {
 			h.last[i] = map[string]crdt.Version{}
 			continue
 		}
+		h.received(t, i, recv, rej)
 		r := h.c.Replica(i)
 		if b, ok := r.(Bounded); ok {
 			if values, maxValues, bytes, maxBytes := b.Bounds(); maxValues > 0 && values > maxValues || maxBytes > 0 && bytes > maxBytes {
@@ -1775,3 +1804,53 @@ func (s lwwStates) String() string {
 
 // byKey orders records by key.
 func byKey(a, b crdt.Record) int { return strings.Compare(a.Key, b.Key) }
+
+// foldArriving notes the records of the last frame delivered, which its
+// member did not refuse, as received (see received).
+func (h *harness) foldArriving() {
+	if a := h.arriving; a.recs != nil && a.i < len(h.recv) {
+		for _, v := range a.recs {
+			h.recv[a.i][v] = true
+		}
+	}
+	h.arriving.recs = nil
+}
+
+// received checks that member i, delivered the records recv in deltas
+// since the last check (young, within its drift bound, from incarnations
+// that had not ended long before: see model.taken) and rejecting none of
+// them below a watermark, holds each, or a newer version of its key, or
+// collected it. A replica takes such a record, is already past it, or
+// rejects it; one that let a delete or a value it was sent go without a
+// word (a delete of a key it held no record of, forgotten) served an
+// older version of the key it took next, which the check that no member
+// goes back on a version passed: it had never held the one it lost.
+func (h *harness) received(t fataler, i int, recv, rejected map[crdt.Version]bool) {
+	if len(recv) == 0 {
+		return
+	}
+	holds := map[string]crdt.Timestamp{}
+	for _, rec := range h.c.Replica(i).Records() {
+		holds[rec.Key] = rec.Time
+	}
+	for _, v := range slices.SortedFunc(maps.Keys(recv), crdt.Version.Compare) { // in order: a failure says the same at each replay
+		if rejected[v] || h.collected(i, v) {
+			continue
+		}
+		if ts, ok := holds[v.Key]; !ok || ts.Less(v.Time) {
+			t.Fatalf("%s was delivered %v in a delta, rejected nothing of it, and holds %v of %q", h.c.Name(i), v, heldOrNone{ts, ok}, v.Key)
+		}
+	}
+}
+
+type heldOrNone struct {
+	ts crdt.Timestamp
+	ok bool
+}
+
+func (x heldOrNone) String() string {
+	if !x.ok {
+		return "no record"
+	}
+	return fmt.Sprintf("only the version at %v", x.ts)
+}

@@ -449,6 +449,49 @@ func (m *model) arrived(h *harness, i int, p sim.Packet) {
 	}
 }
 
+// taken returns the versions of the records in frame p, a delta
+// delivered to live member i, that i must take (or already be past, or
+// reject below a watermark): the writes the model knows, within i's
+// drift bound and less than a horizon (less the drift and twice the
+// skew) after they were written, from incarnations that had not ended
+// longer than LateFrames before (as arrived). Nil if there are none.
+func (m *model) taken(h *harness, i int, p sim.Packet) []crdt.Version {
+	if len(p.Payload) == 0 || p.Payload[0] == callMarker {
+		return nil
+	}
+	msg, err := wire.NewCodec(wire.Limits{}).Decode(p.Payload)
+	if err != nil {
+		return nil
+	}
+	var recs []crdt.Record
+	switch msg := msg.(type) {
+	case *wire.Delta:
+		recs = msg.Records
+	case *wire.Direct:
+		recs = msg.Records
+	}
+	phys := h.c.Phys(i)
+	var out []crdt.Version
+	for _, rec := range recs {
+		v := rec.Version()
+		if w, known := m.known[v]; !known || w.Time.Node == adversaryID || w.Time.Node == 0 {
+			continue
+		}
+		if crdt.SubSat(rec.Time.Wall, phys) > int64(h.cfg.MaxDrift)-int64(time.Millisecond) ||
+			crdt.SubSat(phys, rec.Time.Wall) > int64(h.cfg.Horizon-h.cfg.MaxDrift-2*h.cfg.MaxSkew) {
+			continue
+		}
+		if end, ok := h.c.endedAt[v.Time.Node]; ok && crdt.SubSat(h.c.Now(), end) > int64(h.cfg.LateFrames) {
+			continue
+		}
+		out = append(out, v)
+	}
+	if out == nil {
+		return []crdt.Version{} // not nil: the frame was a delta, and may be refused
+	}
+	return out
+}
+
 // verify checks a converged cluster: every live member holds the same
 // versions; no key holds a value older than a dead record a live member
 // collected (no resurrection); and every key not lost to a crash or a drop

@@ -63,6 +63,17 @@ type antiEntropy struct {
 	// completed (see Pull).
 	seq    uint64
 	pulled map[string]uint64
+	// unacked is the first sync held back until the responder has
+	// acknowledged the records this node pushed in it (see finish); its
+	// session is last's, and, with no acknowledgement, it is taken at
+	// deadline.
+	unacked struct {
+		held            bool
+		id              uint64
+		step            uint32
+		peer            string
+		start, deadline int64
+	}
 }
 
 // session is the initiator's side of an exchange.
@@ -95,6 +106,7 @@ type session struct {
 	parts   map[uint32]uint64
 	level   int    // the deepest digest level the responder has sent, -1 for none
 	repairs uint64 // the Repairs sent, which the final one counts (see responder)
+	pushed1 bool   // a Repair sent in the session carried records (see finish)
 	// peerCut and peerCoverage are what the responder reported in its
 	// first reply (hasCut says whether it passed the drift check).
 	peerCut      crdt.Timestamp
@@ -187,6 +199,11 @@ type responder struct {
 	// outlived says the initiator restarted after the session began (see
 	// antiEntropy.outlived): its completion is no exchange with it.
 	outlived bool
+	// got says a Repair of the initiator's carried records: the
+	// session's completion on this side is acknowledged (see finish),
+	// under the final Repair's step, finalStep.
+	got       bool
+	finalStep uint32
 	// leavesSent says this member has sent its leaf level in the session:
 	// an initiator lists leaves only after it received them. One that
 	// lists them before has a tree of fewer levels (a DigestBits other
@@ -213,6 +230,9 @@ const maxOpenings = 4
 const arrivalYield = int64(30 * time.Second)
 
 func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
+	if u := &n.ae.unacked; u.held && now >= u.deadline {
+		n.takeUnacked(now)
+	}
 	for peer, r := range n.ae.resp {
 		if now >= r.deadline {
 			delete(n.ae.resp, peer)
@@ -593,6 +613,19 @@ func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 // at the session's start, and the roster learns the responder's cut. The
 // responder's Reject of the final answer may still come: the session is
 // kept as the last one until its deadline.
+//
+// A first sync in which this node pushed records waits for that Reject:
+// the responder may reject the records (values whose deletes it
+// collected, held by a member restored from a snapshot older than the
+// horizon), and its answers, the deletes, come in the Reject. Taken as
+// the session ended, a restored member was synced (WaitSynced returned,
+// ready) while it served those values, for a round trip, or, the Reject
+// lost, until its next session (found by review,
+// TestARestoredMemberServesNoCollectedDeleteOnceSynced). A responder
+// acknowledges a final Repair of a session that carried records with a
+// Reject, empty if it rejects nothing (one of an earlier release sends
+// none: the first sync is then taken at the session's deadline, as it is
+// when the acknowledgement is lost).
 func (n *Node) finish(now int64) {
 	s := &n.ae.s
 	n.cfg.Replica.MarkSynced(s.start)
@@ -604,13 +637,26 @@ func (n *Node) finish(now int64) {
 	n.ae.active = false
 	s.pushed = nil // only the session in flight reads it
 	n.ae.last = *s
-	n.exchanged(s.peer, s.start, now)
+	if s.pushed1 && n.firstSync == 0 {
+		n.ae.unacked.held = true
+		n.ae.unacked.id, n.ae.unacked.step, n.ae.unacked.peer = s.ID, s.Step, s.peer
+		n.ae.unacked.start, n.ae.unacked.deadline = s.start, s.deadline
+	} else {
+		n.exchanged(s.peer, s.start, now)
+	}
 	if _, ok := n.ring.pos[s.peer]; ok {
 		if n.ae.pulled == nil {
 			n.ae.pulled = map[string]uint64{}
 		}
 		n.ae.pulled[s.peer] = s.seq
 	}
+}
+
+// takeUnacked takes the first sync held back (see finish).
+func (n *Node) takeUnacked(now int64) {
+	u := &n.ae.unacked
+	u.held = false
+	n.exchanged(u.peer, u.start, now)
 }
 
 // abandon ends the session in flight as abandoned, for a reply that
@@ -1714,6 +1760,10 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		delete(r.held, crdt.HashKey(m.Records[i].Key))
 	}
 	rejected := n.applyRepair(m, now)
+	r.got = r.got || len(m.Records) > 0
+	if m.Final {
+		r.finalStep = m.Step
+	}
 	switch {
 	case !m.Final:
 		r.repairs++
@@ -1724,7 +1774,8 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	default: // no count: never complete
 		r.owed = math.MaxInt32
 	}
-	if r.repairs == r.owed {
+	completed := r.repairs == r.owed
+	if completed {
 		n.responded(from, r, now)
 	}
 	if len(collided) > 0 {
@@ -1749,10 +1800,18 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		}
 		rejected = append(rejected, recs[:min(len(recs), wire.MaxRecords-len(rejected))]...)
 	}
-	if len(rejected) == 0 {
-		return nil
+	var out []Envelope
+	if len(rejected) > 0 {
+		out = n.send(out, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
 	}
-	return n.send(nil, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
+	if completed && r.got && (len(rejected) == 0 || m.Step != r.finalStep) {
+		// The completion of a session that brought records is
+		// acknowledged, after every Reject of it, by a Reject of the
+		// final Repair's step (empty, unless that Reject is it): the
+		// initiator's first sync waits for it (see finish).
+		out = n.send(out, &wire.Reject{Session: answer(r, r.finalStep)}, from)
+	}
+	return out
 }
 
 // recordsOf returns this member's records of the given key hashes,
@@ -1916,6 +1975,7 @@ func (n *Node) answerRepair(m *wire.Repair, asked *wire.Versions, leaves []uint3
 		return n.sendVersions(nil, now)
 	}
 	n.stats.RepairRecordsSent += uint64(len(recs))
+	s.pushed1 = s.pushed1 || len(recs) > 0
 	reply := &wire.Repair{Session: n.stepOf(), Records: recs, Final: final, Truncated: truncated}
 	if final {
 		reply.Wants = []uint64{s.repairs} // the responder completes once it has them all
@@ -2034,7 +2094,11 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 	}
 	switch {
 	case s.ID != 0 && s.ID == m.ID && s.peer == from && m.Token == s.Token && m.Step != 0 && m.Step <= s.Step && now < s.deadline:
-		return n.answerReject(from, s, m, now)
+		out := n.answerReject(from, s, m, now)
+		if u := &n.ae.unacked; u.held && u.id == m.ID && u.peer == from && m.Step == u.step {
+			n.takeUnacked(now) // its answers merged first
+		}
+		return out
 	case n.answersFor(from, m, now):
 		bound := n.cfg.Clock.UpdateAll(m.Records)
 		for _, rec := range m.Records {

@@ -305,7 +305,8 @@ func (n *Node) rebase(now int64) {
 	n.lastNow = now
 	ae := &n.ae
 	for _, t := range []*int64{&ae.next, &ae.lastHurry, &ae.s.start, &ae.s.deadline, &ae.s.retry,
-		&ae.last.start, &ae.last.deadline, &ae.last.retry, &n.out.due, &n.out.last} {
+		&ae.last.start, &ae.last.deadline, &ae.last.retry, &n.out.due, &n.out.last,
+		&ae.unacked.start, &ae.unacked.deadline} {
 		*t = crdt.SubSat(*t, back)
 	}
 	earlier := func(r *responder) {
@@ -622,6 +623,9 @@ func (n *Node) NextDeadline() int64 {
 		d = n.ae.s.deadline
 	case len(n.ae.arrived) > 0:
 		d = 0 // a session is due at once
+	}
+	if n.ae.unacked.held {
+		d = min(d, n.ae.unacked.deadline) // a first sync held back (see finish)
 	}
 	if len(n.out.recs) > 0 {
 		d = min(d, n.out.due)

@@ -489,7 +489,7 @@ var configFlags = map[string]string{
 	"SecretKey": "-key", "AcceptKeys": "-accept-keys", "MaxKeys": "-max-keys", "MaxBytes": "-max-bytes",
 	"MaxValueSize": "-max-value", "SubscriptionBytes": "-watch-bytes", "SnapshotPath": "-snapshot",
 	"SnapshotInterval": "-snapshot-interval", "Sync": "-sync", "SyncEvery": "-sync-interval",
-	"OnDamage": "-on-damage", "Timings": "-fast", "Clock": "-clock-offset",
+	"OnDamage": "-on-damage", "Timings": "-fast", "Clock": "-clock-offset", "PacketSize": "-packet-size",
 }
 
 // flagOf returns the flag behind a bcache.ErrConfig error, which names

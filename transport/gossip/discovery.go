@@ -385,38 +385,64 @@ const maxHungLookups = 4 * lookWorkers
 // looked up again (one goroutine held a name, not one a look), and none
 // is while maxHungLookups have not returned: names that change at every
 // look (a PeerSource's) each held a goroutine, and its dials, for good
-// (found by review: TestHungLookupsAreBounded).
+// (found by review: TestHungLookupsAreBounded). A name's lookup in flight
+// in the same look is shared, not a failure: two peers at one host and
+// two ports (two members on one machine, an SRV name's targets on one
+// node), looked up at once, failed the second as "an earlier lookup has
+// not returned", at every look: that peer had no address, and the look,
+// a failure, settled nothing (found by review:
+// TestPeersOnOneHostAreAllLookedUp).
 func lookupBounded[T any](r *Replicator, ctx context.Context, kind, name string, f func() (T, error)) (T, error) {
 	var none T
 	key := kind + ":" + name
-	if _, busy := r.lookHung.LoadOrStore(key, true); busy {
-		return none, &net.DNSError{Err: "an earlier lookup has not returned", Name: name, IsTimeout: true}
+	look, _ := ctx.Value(lookSlotsKey{}).(lookSlots)
+	l := &lookupInFlight[T]{done: make(chan struct{}), look: look}
+	if v, busy := r.lookHung.LoadOrStore(key, l); busy {
+		l = v.(*lookupInFlight[T])
+		if l.look == nil || l.look != look {
+			// An earlier look's: its caller has failed it already, and
+			// this one does too, at once (waiting, each such name held a
+			// slot of this look until its end).
+			return none, &net.DNSError{Err: "an earlier lookup has not returned", Name: name, IsTimeout: true}
+		}
+		select {
+		case <-l.done:
+			return l.v, l.err
+		case <-ctx.Done():
+			return none, lookTimedOut(ctx, name)
+		}
 	}
 	if r.lookups.Add(1) > maxHungLookups {
 		r.lookups.Add(-1)
+		l.err = &net.DNSError{Err: fmt.Sprintf("%d earlier lookups have not returned", maxHungLookups), Name: name, IsTimeout: true}
 		r.lookHung.Delete(key)
-		return none, &net.DNSError{Err: fmt.Sprintf("%d earlier lookups have not returned", maxHungLookups), Name: name, IsTimeout: true}
+		close(l.done)
+		return none, l.err
 	}
-	type answer struct {
-		v   T
-		err error
-	}
-	ch := make(chan answer, 1)
 	go func() {
-		v, err := f()
+		l.v, l.err = f()
 		// Let go of the name before the answer goes: let go after it, the
 		// caller's next lookup of the name, at once, found the earlier
 		// one not returned now and then (a CI run).
 		r.lookHung.Delete(key)
 		r.lookups.Add(-1)
-		ch <- answer{v, err}
+		close(l.done)
 	}()
 	select {
-	case a := <-ch:
-		return a.v, a.err
+	case <-l.done:
+		return l.v, l.err
 	case <-ctx.Done():
 		return none, lookTimedOut(ctx, name)
 	}
+}
+
+// lookupInFlight is a lookup that has not returned (see lookupBounded):
+// v and err are its answer once done is closed.
+type lookupInFlight[T any] struct {
+	done chan struct{}
+	look lookSlots // the look it is of (see seeds): only that look's callers share it
+	v    T
+	err  error
 }
 
 // resolvePeer returns the ip:port addresses of peer p.

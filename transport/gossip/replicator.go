@@ -862,6 +862,9 @@ func (r *Replicator) stop(leave bool) error {
 			}
 			r.updating.Unlock() // before the wait for advertise's goroutine
 		}
+		if r.logOut != nil {
+			r.logOut.shutting.Store(true) // its gossip loop's sends on the closed transport: see logWriter
+		}
 		if e := r.ml.Shutdown(); e != nil {
 			err = fmt.Errorf("gossip: shutdown: %w", e)
 		}
