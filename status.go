@@ -66,7 +66,12 @@ type Status struct {
 	// member holds everything that peer held when the exchange began, a
 	// restored snapshot brought up to date included (but a key hidden by
 	// another of its 64-bit key hash that the member holds, not older:
-	// only keys chosen to collide; it comes at the next exchange).
+	// only keys chosen to collide; it comes at the next exchange). An
+	// exchange in which this member sent the peer records (a restored
+	// member's values) completes once the peer has acknowledged them,
+	// with the deletes of those it had collected (or, from a peer of an
+	// earlier release, which sends no acknowledgement, at the exchange's
+	// timeout, SessionTimeout).
 	Synced    bool      `json:"synced"`
 	FirstSync time.Time `json:"first_sync,omitzero"`
 	// Peers are the other live members, by name, each with when an
