@@ -78,6 +78,7 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 	// An owner's fill elsewhere is superseded by what reached it: the
 	// cluster's eventual consistency.
 	late := c.supersededFill(key)
+	seen := c.heldStamp(key)
 	for {
 		ch := c.forwards.DoChan(key, func() (any, error) {
 			// On a goroutine of singleflight's: Close waits for the ask (it
@@ -92,14 +93,15 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		fillJoinHook(key)
 		select {
 		case res := <-ch:
+			rec, _ := res.Val.(crdt.Record)
 			switch {
 			case res.Err != nil:
 				return nil, res.Err
-			case late:
-				late = false
+			case late || !rec.Time.IsZero() && rec.Time.Less(seen):
+				late, seen = false, crdt.Timestamp{}
 				continue
 			}
-			return served(res.Val.([]byte)), nil
+			return served(rec.Value), nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ctx.Err())
 		case <-c.done:
@@ -114,17 +116,17 @@ var askEndHook = func() {}
 
 // clusterFill asks the key's owner to fill it, or fills it here (the
 // rules are package clusterfill's, shared with the property harness).
-func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
+func (c *Cache) clusterFill(key string, outer *fillingOf) (crdt.Record, error) {
 	// Filled while this caller was on its way: looked up without counting
 	// a read, which GetOrFill counted already (a second Get counted each
 	// miss twice, found by review).
 	if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
-		return r.Value, nil
+		return r, nil
 	}
 	ask := clusterfill.Ask{Key: key, Self: c.cfg.NodeName}
 	for {
 		if c.closed.Load() { // it sees no member now: it would fill here
-			return nil, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
+			return crdt.Record{}, fmt.Errorf("bcache: get or fill %q: %w", clip(key), ErrClosed)
 		}
 		if c.store.Filling(key) {
 			// A fill of the key runs here (for a peer that saw this
@@ -132,8 +134,7 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 			// joins it. Asking the owner now, a newcomer that took the
 			// key over, ran the filler a second time while this
 			// member's still ran (found by review).
-			rec, err := c.fillHere(key, outer, false)
-			return rec.Value, err
+			return c.fillHere(key, outer, false)
 		}
 		peer, fallback := ask.Next(c.owner(key))
 		if peer == "" {
@@ -142,12 +143,11 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 				// peer's write, this member's own): that is no fill, and
 				// no fall back (it was counted one: found by review).
 				if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
-					return r.Value, nil
+					return r, nil
 				}
 				c.stats.fillFallbacks.Add(1)
 			}
-			rec, err := c.fillHere(key, outer, false)
-			return rec.Value, err
+			return c.fillHere(key, outer, false)
 		}
 		c.stats.fillsForwarded.Add(1)
 		b, ok := c.forward(peer, key)
@@ -159,10 +159,12 @@ func (c *Cache) clusterFill(key string, outer *fillingOf) ([]byte, error) {
 		}
 		switch v, err, out := ask.Take(member{c}, b); out {
 		case clusterfill.Done:
-			return v, ownerError(key, err)
+			// Stamped as the owner's answer (the value served may be a
+			// newer one held here: see awaitFill).
+			r, _ := clusterfill.Record(b, key)
+			return crdt.Record{Key: key, Value: v, Time: r.Time}, ownerError(key, err)
 		case clusterfill.FillHere:
-			rec, err := c.fillHere(key, outer, false)
-			return rec.Value, err
+			return c.fillHere(key, outer, false)
 		}
 	}
 }
@@ -526,6 +528,7 @@ func ownerError(key string, err error) error {
 // both kinds is the first's.
 func (c *Cache) fillHere(key string, outer *fillingOf, forPeer bool) (crdt.Record, error) {
 	late := c.supersededFill(key) // see there
+	seen := c.heldStamp(key)
 	for {
 		ch := c.fills.DoChan(key, func() (any, error) {
 			if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) {
@@ -536,14 +539,16 @@ func (c *Cache) fillHere(key string, outer *fillingOf, forPeer bool) (crdt.Recor
 			if outer != nil {
 				ctx = context.WithValue(ctx, fillingKey{}, outer)
 			}
-			return c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL, forPeer)
+			rec, err := c.fill(ctx, key, c.cfg.Filler, c.cfg.FillTTL, forPeer)
+			fillResultHook(key)
+			return rec, err
 		})
 		fillJoinHook(key)
-		rec, again, err := c.awaitFill(nil, nil, key, ch, late, "fill")
+		rec, again, err := c.awaitFill(nil, nil, key, ch, late, seen, "fill")
 		if !again {
 			return rec, err
 		}
-		late = false
+		late, seen = false, crdt.Timestamp{}
 	}
 }
 

@@ -283,7 +283,10 @@ type Config struct {
 	// request larger than a datagram may wait in the stream queue for up
 	// to FillTimeout before its first copy leaves (past it, it is taken
 	// out and the member fills itself), so either may take up to about
-	// two FillTimeouts and a second. It applies to GetWithFiller too.
+	// two FillTimeouts and a second. It applies to GetWithFiller too. A
+	// caller that comes after a write or delete of the key superseded
+	// the fill under way waits for that fill and then for the next (see
+	// GetWithFiller): up to twice as long.
 	// Default: 10 s.
 	FillTimeout time.Duration
 	// OnDrop, if set, is called with every key whose live value this member

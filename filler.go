@@ -74,6 +74,7 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 		return nil, fmt.Errorf("bcache: get with filler %q: %w", clip(key), ErrFillCycle)
 	}
 	late := c.supersededFill(key)
+	seen := c.heldStamp(key)
 	for {
 		ch := c.fills.DoChan(key, func() (any, error) {
 			if r, ok := c.store.Lookup(key); ok && r.Live(c.phys()) { // filled while this caller was on its way
@@ -83,12 +84,14 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 			defer cancel()
 			stop := context.AfterFunc(c.life, cancel) // Close cancels it
 			defer stop()
-			return c.fill(fctx, key, fill, ttl, false)
+			rec, err := c.fill(fctx, key, fill, ttl, false)
+			fillResultHook(key)
+			return rec, err
 		})
 		fillJoinHook(key)
-		rec, again, err := c.awaitFill(ctx, c.done, key, ch, late, "get with filler")
+		rec, again, err := c.awaitFill(ctx, c.done, key, ch, late, seen, "get with filler")
 		if again {
-			late = false
+			late, seen = false, crdt.Timestamp{}
 			continue
 		}
 		return served(rec.Value), err
@@ -100,8 +103,13 @@ func (c *Cache) GetWithFiller(ctx context.Context, key string, fill Filler, ttl 
 // fill ends), and returns its record; again
 // if the caller came late (see supersededFill) and the fill's value is
 // one it did not store (superseded by a delete, or by a value expired
-// since): the caller must wait for the next fill.
-func (c *Cache) awaitFill(ctx context.Context, done <-chan struct{}, key string, ch <-chan singleflight.Result, late bool, op string) (rec crdt.Record, again bool, err error) {
+// since), or if the fill's record is older than the one the caller saw
+// held when it came, seen (heldStamp): the caller must wait for the next
+// fill. A fill that had its result (stored, or the value held) before a
+// Delete, and handed it to its callers after, gave a read made after
+// the Delete returned the value the Delete removed (found by review,
+// TestAFillStoredBeforeADeleteServesNoValueToACallerAfterIt).
+func (c *Cache) awaitFill(ctx context.Context, done <-chan struct{}, key string, ch <-chan singleflight.Result, late bool, seen crdt.Timestamp, op string) (rec crdt.Record, again bool, err error) {
 	// The fill ends by itself at its FillTimeout, and the caller with it:
 	// this timer is a backstop only, later, so that no caller gives up
 	// before the fill it waits for has freed the key.
@@ -117,7 +125,7 @@ func (c *Cache) awaitFill(ctx context.Context, done <-chan struct{}, key string,
 			return crdt.Record{}, false, res.Err
 		}
 		rec := res.Val.(crdt.Record)
-		return rec, late && rec.Time == (crdt.Timestamp{}), nil
+		return rec, late && rec.Time.IsZero() || !rec.Time.IsZero() && rec.Time.Less(seen), nil
 	case <-ctxDone:
 		return crdt.Record{}, false, fmt.Errorf("bcache: %s %q: %w", op, clip(key), ctx.Err())
 	case <-done:
@@ -144,8 +152,20 @@ func (c *Cache) supersededFill(key string) bool {
 	return ok && c.store.Changed(w.(store.FillWatch))
 }
 
+// heldStamp is the stamp of the record of key held here, whatever its
+// state (a tombstone, expired, evicted), or the zero Timestamp: taken as
+// a caller comes to a fill, see awaitFill.
+func (c *Cache) heldStamp(key string) crdt.Timestamp {
+	r, _ := c.store.Lookup(key)
+	return r.Time
+}
+
 // fillJoinHook runs as a caller of a fill has joined it; tests replace it.
 var fillJoinHook = func(string) {}
+
+// fillResultHook runs as a fill has its result, before its callers get
+// it; tests replace it.
+var fillResultHook = func(string) {}
 
 // fill runs the filler, turning a panic into an error, and stores what it
 // returns unless the key was written or deleted while it ran (see

@@ -204,6 +204,15 @@ type responder struct {
 	// under the final Repair's step, finalStep.
 	got       bool
 	finalStep uint32
+	// answers are the answers of the Rejects sent for the session's
+	// steps before the one that completes it, answerBytes their size,
+	// while they fit a frame (answersLost once they did not): the
+	// acknowledgement carries them again, so that one of those Rejects
+	// lost, or overtaken, takes no first sync with the values it drops
+	// still served (TestAFirstSyncWaitsForTheRejectsOfEveryRepair).
+	answers     []crdt.Record
+	answerBytes int
+	answersLost bool
 	// leavesSent says this member has sent its leaf level in the session:
 	// an initiator lists leaves only after it received them. One that
 	// lists them before has a tree of fewer levels (a DigestBits other
@@ -623,7 +632,11 @@ func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 // lost, until its next session (found by review,
 // TestARestoredMemberServesNoCollectedDeleteOnceSynced). A responder
 // acknowledges a final Repair of a session that carried records with a
-// Reject, empty if it rejects nothing (one of an earlier release sends
+// Reject, carrying again the answers of the session's earlier Repairs
+// (a Reject of one of them lost, or overtaken by the acknowledgement,
+// left the values it drops served once synced:
+// TestAFirstSyncWaitsForTheRejectsOfEveryRepair), empty if it rejects
+// nothing (one of an earlier release sends
 // none: the first sync is then taken at the session's deadline, as it is
 // when the acknowledgement is lost).
 func (n *Node) finish(now int64) {
@@ -1778,6 +1791,25 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if completed {
 		n.responded(from, r, now)
 	}
+	// step is the step the Reject of this Repair's answers goes under:
+	// on completion of a session that brought records, the final one's,
+	// with the earlier steps' answers again, if they all fit: it is the
+	// acknowledgement (see finish).
+	step, acked := m.Step, false
+	room := n.repairRoom(nil, nil, 0)
+	switch size := recordsSize(rejected); {
+	case completed && r.got && !r.answersLost && r.answerBytes+size <= room && len(r.answers)+len(rejected) <= wire.MaxRecords:
+		rejected = append(slices.Clip(r.answers), rejected...)
+		step, acked = r.finalStep, true
+	case !completed && !r.answersLost && r.answerBytes+size <= room && len(r.answers)+len(rejected) <= wire.MaxRecords:
+		r.answers = append(r.answers, rejected...)
+		r.answerBytes += size
+	case !completed:
+		r.answers, r.answersLost = nil, true
+	}
+	if completed {
+		r.answers = nil
+	}
 	if len(collided) > 0 {
 		// This member's records of the hashes where another key came: the
 		// initiator applies a Reject's records as any (a release before
@@ -1802,16 +1834,29 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	}
 	var out []Envelope
 	if len(rejected) > 0 {
-		out = n.send(out, &wire.Reject{Session: answer(r, m.Step), Records: rejected}, from)
+		out = n.send(out, &wire.Reject{Session: answer(r, step), Records: rejected}, from)
 	}
-	if completed && r.got && (len(rejected) == 0 || m.Step != r.finalStep) {
+	if acked && len(rejected) == 0 {
 		// The completion of a session that brought records is
-		// acknowledged, after every Reject of it, by a Reject of the
-		// final Repair's step (empty, unless that Reject is it): the
-		// initiator's first sync waits for it (see finish).
+		// acknowledged by a Reject of the final Repair's step, carrying
+		// every answer of the session (empty if there are none): the
+		// initiator's first sync waits for it (see finish). Answers
+		// that did not fit one frame are not carried, and no
+		// acknowledgement is sent but the final step's own Reject: the
+		// first sync is then taken at the deadline, or by the next
+		// session.
 		out = n.send(out, &wire.Reject{Session: answer(r, r.finalStep)}, from)
 	}
 	return out
+}
+
+// recordsSize returns the encoded size of recs.
+func recordsSize(recs []crdt.Record) int {
+	size := 0
+	for i := range recs {
+		size += wire.RecordSize(&recs[i])
+	}
+	return size
 }
 
 // recordsOf returns this member's records of the given key hashes,
