@@ -279,6 +279,14 @@ func TestAMemberWritesNoFileWhereItsLockIsNoLonger(t *testing.T) {
 					t.Fatal(err)
 				}
 				aFiles = filepath.Join(moved, "x")
+				// A new segment (a snapshot's, or after a write failed)
+				// is created by name: none in the new directory.
+				if _, err := a.journal.Rotate(); err == nil || !strings.Contains(err.Error(), "no longer the lock file") {
+					t.Errorf("a new log segment after the move: %v, want it refused", err)
+				}
+				if names := dirNames(t, path); len(names) != 0 {
+					t.Errorf("the member wrote %v in the directory made at its old one's name", names)
+				}
 			case "lock removed":
 				if err := os.Remove(path + ".lock"); err != nil {
 					t.Fatal(err)

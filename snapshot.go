@@ -298,7 +298,7 @@ func (c *Cache) restore() (err error) {
 	}
 	var errLog sync.Mutex
 	var logged1 time.Time
-	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery, Snapshot: snap != nil, From: c.logFrom,
+	c.journal, err = journal.Open(journal.Options{Path: path, Mode: mode, Interval: c.cfg.SyncEvery, Snapshot: snap != nil, From: c.logFrom, Ours: c.ourFiles,
 		OnError: func(err error) {
 			c.stats.logErrors.Add(1)
 			errLog.Lock()

@@ -906,6 +906,7 @@ type Log struct {
 	mode      Mode
 	interval  time.Duration
 	onError   func(error)
+	ours      func() error   // Options.Ours
 	trimEvery time.Duration  // see chunks.trim
 	trimTicks chan time.Time // tests: the trim ticker's ticks, sent by hand
 
@@ -1106,6 +1107,11 @@ type Options struct {
 	// made a snapshot older than it look as if it held all the log
 	// lacks, and a segment lost whole went unseen (found by review).
 	From uint64
+	// Ours, if set, is called before each segment is created (by name,
+	// beside the snapshot): an error refuses the segment, as a failure
+	// to create it (bcache: the path's lock is no longer the one the
+	// member holds, its directory moved; see Cache.ourFiles).
+	Ours func() error
 
 	trimEvery time.Duration  // tests: 0 is trimEvery
 	trimTicks chan time.Time // tests: the writer trims at each of these instead of a ticker's
@@ -1145,7 +1151,7 @@ func Open(o Options, st ReadStats) (*Log, error) {
 			return nil, fmt.Errorf("cut the torn end of %s: %w", st.Newest.Path, err)
 		}
 	}
-	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError, trimEvery: cmp.Or(o.trimEvery, trimEvery), trimTicks: o.trimTicks,
+	l := &Log{path: o.Path, mode: o.Mode, interval: o.Interval, onError: o.OnError, ours: o.Ours, trimEvery: cmp.Or(o.trimEvery, trimEvery), trimTicks: o.trimTicks,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	b := &Batch{done: make(chan struct{})}
 	l.batch.Store(b)
@@ -1177,6 +1183,11 @@ func (l *Log) startSegment(n, prevN uint64, prevLen int64) error {
 	p := segmentPath(l.path, n)
 	if n >= maxSegment { // Read refuses it, and the writes in it (maxSegment itself too: found by review)
 		return fmt.Errorf("start %s: a segment number of %d or more", p, uint64(maxSegment))
+	}
+	if l.ours != nil {
+		if err := l.ours(); err != nil {
+			return fmt.Errorf("start %s: %w", p, err)
+		}
 	}
 	head := make([]byte, headerLen)
 	copy(head, headerMagic)
