@@ -665,10 +665,17 @@ func (d *byteReader) bytes(limit int, what string) []byte {
 
 // decodeMarks appends the watermarks of a 'W' section to dst. A version-1
 // or -2 watermark, a wall time, becomes the last timestamp of that
-// nanosecond: it rejected every record of it.
+// nanosecond: it rejected every record of it. A snapshot holds one a
+// leaf at most (digestBits at most 24: crdt.CheckTreeBits): more are
+// refused, as they are read (appended one by one without a bound, a
+// crafted or damaged section of 2-byte watermarks took 97 bytes of
+// memory a byte of file, found by review).
 func decodeMarks(dst []Mark, b []byte, digestBits int, version byte) ([]Mark, error) {
 	d := byteReader{b: b}
 	for len(d.b) > 0 {
+		if len(dst) >= 1<<digestBits {
+			return dst, fmt.Errorf("watermarks: more than the digest's %d leaves", 1<<digestBits)
+		}
 		leaf := d.uvarint("watermark leaf")
 		t := crdt.Timestamp{Wall: d.varint("watermark wall"), Logical: math.MaxUint32, Node: math.MaxUint64}
 		if version >= 3 {
