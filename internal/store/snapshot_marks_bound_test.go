@@ -99,7 +99,11 @@ func TestLegacySnapshotLoadAllocatesBoundedPerByte(t *testing.T) {
 	if len(snap.Records) != n {
 		t.Fatalf("%d records read, want %d", len(snap.Records), n)
 	}
-	if alloc := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(b)); alloc > 30 {
+	limit := 30.0 // 63 when its records grew by copies
+	if raceEnabled {
+		limit = 40 // the race detector's build allocates 31 here
+	}
+	if alloc := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(b)); alloc > limit {
 		t.Errorf("loading a version-1 snapshot of %d bytes (%d records) allocated %.1f bytes a byte", len(b), n, alloc)
 	}
 	runtime.KeepAlive(snap)
