@@ -146,7 +146,15 @@
 // A Reject, the answer to records a responder could not apply because they
 // fell below its GC watermark, is honoured only as the answer to a step of
 // the session it belongs to; what it carries are records like any other:
-// the tombstones that answer the rejections (package lww, rule 3).
+// the tombstones that answer the rejections (package lww, rule 3). A
+// responder also acknowledges the completion, on its side, of a session
+// whose Repairs brought records, with a Reject of the final Repair's step
+// that carries again the answers of the session's earlier Rejects (empty
+// if there were none): an initiator whose first sync pushed records
+// takes it only then (or at the session's deadline, from a responder of
+// an earlier release, which sends none), so that a member restored from
+// an old snapshot is not synced while it serves values whose deletes its
+// peer had collected (Node.FirstSync).
 //
 // # Stability
 //
