@@ -71,7 +71,7 @@ type Status struct {
 	// member's values) completes once the peer has acknowledged them,
 	// with the deletes of those it had collected (or, from a peer of an
 	// earlier release, which sends no acknowledgement, at the exchange's
-	// timeout, SessionTimeout).
+	// timeout: four AntiEntropyIntervals, 2 s at least).
 	Synced    bool      `json:"synced"`
 	FirstSync time.Time `json:"first_sync,omitzero"`
 	// Peers are the other live members, by name, each with when an
