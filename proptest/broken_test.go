@@ -69,6 +69,7 @@ func TestHarnessPassesWhatTheVariantsBreak(t *testing.T) {
 		"colliding":           {Keys: collidingAlphabet()},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each its own cluster: two at once on two cores (rapidfail shares rapid's flags)
 			if failure := harnessFailure(t, "control "+name, cfg); failure != "" {
 				t.Fatalf("the harness fails the %s replicas with the broken variants' seed and budget (-rapid.seed=1 -rapid.checks=1000 -rapid.steps=100): %s", name, failure)
 			}
@@ -126,6 +127,7 @@ func (b broken) Apply(r crdt.Record, delta bool, now int64) crdt.Outcome {
 // must find a counterexample for each rule broken: the original bcache's
 // two merge bugs, and the ways a member could trust what a peer sends.
 func TestHarnessCatchesBrokenStores(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	tests := []struct {
 		name string
 		b    broken
@@ -692,6 +694,7 @@ func (o *oneWay) Receive(from string, payload []byte) []transport.Envelope {
 // passed the harness, whose end ran sessions between every pair until
 // nothing changed (found by review, by a mutation of the session code).
 func TestHarnessCatchesOneWaySessions(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	factory := wrapStores(func(r *StoreReplica) Replica {
 		return &oneWay{StoreReplica: r, codec: wire.NewCodec(wire.Limits{}), mine: map[uint64]bool{}, oneWay: map[uint64]bool{}}
 	})
@@ -721,6 +724,7 @@ func (d *deaf) Receive(from string, payload []byte) []transport.Envelope {
 // version of that check skipped any session that did not complete, and
 // passed this variant: found by review).
 func TestHarnessCatchesDeafResponders(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	factory := wrapStores(func(r *StoreReplica) Replica {
 		if r.name != "n1" {
 			return r
@@ -748,6 +752,7 @@ func (uncounted) Sessions() {} // not SessionCounter's
 // passes (with no loss its sessions are not deferred at the end: with
 // Config.Loss they may be, which only the counts tell).
 func TestHarnessCatchesDeafRespondersThatCountNoSessions(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	factory := wrapStores(func(r *StoreReplica) Replica {
 		if r.name != "n1" {
 			return uncounted{r}

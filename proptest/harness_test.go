@@ -128,6 +128,7 @@ func TestBoundedDeadRecordsResurrectNothing(t *testing.T) {
 // runs the Horizon the model checks against; it ran its own minute, and
 // a longer Horizon failed bcache's correct store (found by review).
 func TestNoFactoryRunsTheHorizonGiven(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	if failure := harnessFailure(t, "no factory, horizon 5m", Config{Horizon: 5 * time.Minute}); failure != "" {
 		t.Fatalf("bcache's store fails under Config{Horizon: 5m}: %s", failure)
 	}
@@ -380,6 +381,7 @@ func TestAnswersOfKeysOfOneHash(t *testing.T) {
 // all" (a fate's copy drew a fate of its own: doubled again at 1), and
 // failed with a livelock (found by review).
 func TestDuplicationOneIsNoLivelockOfTheStore(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	prop := Property(Config{Duplication: 1})
 	if r := rapidfail.Unshrunk(t, "DuplicationOne", func(t *rapid.T) { prop(t) }); r != "" {
 		t.Fatalf("the production store failed at Duplication 1: %.300s", r)

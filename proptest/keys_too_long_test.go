@@ -15,6 +15,7 @@ import (
 // replication ("not converged") that no Cache could run (found by
 // review).
 func TestKeysBcacheRefusesAreRefused(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	long := strings.Repeat("k", 64<<10+1)
 	for name, cfg := range map[string]Config{
 		"default": {Keys: []string{long, "a"}},

@@ -28,6 +28,7 @@ func limitsOnly(wrap func(Store) transport.Replica) Config {
 // variants' seed and budget, the harness finds nothing wrong in the
 // production replicas under limitsOnly.
 func TestHarnessPassesMembersOfDifferentLimits(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	if failure := harnessFailure(t, "control limits only", limitsOnly(nil)); failure != "" {
 		t.Fatalf("the harness fails the production replicas of different bounds with the broken variants' seed and budget (-rapid.seed=1 -rapid.checks=1000 -rapid.steps=100): %s", failure)
 	}

@@ -25,6 +25,7 @@ func forgedMarks(_ []store.Mark, now int64) []store.Mark {
 // adopt each within their stable bound, below which every member they
 // count holds every record (package lww, rule 8).
 func TestForgedMarksAreHarmlessWithinTheStableBound(t *testing.T) {
+	t.Parallel() // rapidfail alone: two at once on two cores (see rapidfail.setFlags)
 	cfg := DefaultStoreConfig()
 	cfg.Marks = forgedMarks
 	if failure := harnessFailure(t, "forged marks", Config{Factory: StoreFactory(cfg)}); failure != "" {

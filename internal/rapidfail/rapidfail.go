@@ -48,12 +48,14 @@ func failure(t *testing.T, name string, prop func(*rapid.T), shrink string) stri
 	// CheckType after it ran with seed 1 and no fail file: found by
 	// review), and with no fail file replayed (one given on the command
 	// line, or, under a test's name, one a run of rapid.Check left).
-	defer setFlag(t, "rapid.seed", "1")()
-	defer setFlag(t, "rapid.checks", Scaled("rapid.checks", "1000"))()
-	defer setFlag(t, "rapid.steps", Scaled("rapid.steps", "100"))()
-	defer setFlag(t, "rapid.shrinktime", shrink)()
-	defer setFlag(t, "rapid.nofailfile", "true")()
-	defer setFlag(t, "rapid.failfile", "")()
+	defer setFlags(t, [][2]string{
+		{"rapid.seed", "1"},
+		{"rapid.checks", Scaled("rapid.checks", "1000")},
+		{"rapid.steps", Scaled("rapid.steps", "100")},
+		{"rapid.shrinktime", shrink},
+		{"rapid.nofailfile", "true"},
+		{"rapid.failfile", ""},
+	})()
 	rec := &recordingTB{name: name}
 	done := make(chan struct{})
 	go func() { // rapid ends a failed check with runtime.Goexit
@@ -95,18 +97,58 @@ func Scaled(name, value string) string {
 	return value
 }
 
-// setFlag sets a command-line flag, and returns what sets it back.
-func setFlag(t *testing.T, name, value string) func() {
+// flags are rapid's command-line flags as the checks running set them:
+// rapid reads its flags as a check runs, so checks run at once (parallel
+// subtests) share them. The first sets them and the last puts them back;
+// one that needs other values waits until none runs (written while a
+// check read them, they were a data race, and another run's values).
+var flags struct {
+	sync.Mutex
+	changed *sync.Cond
+	running int
+	set     string   // the values the running checks set
+	restore []func() // what puts the flags back, once none runs
+}
+
+// setFlags sets rapid's flags to values for a check, and returns what
+// ends it (the flags put back after the last check running ends).
+func setFlags(t *testing.T, values [][2]string) func() {
 	t.Helper()
-	f := flag.Lookup(name)
-	if f == nil {
-		t.Fatalf("no flag %s", name)
+	key := fmt.Sprint(values)
+	flags.Lock()
+	defer flags.Unlock()
+	if flags.changed == nil {
+		flags.changed = sync.NewCond(&flags.Mutex)
 	}
-	old := f.Value.String()
-	if err := flag.Set(name, value); err != nil {
-		t.Fatal(err)
+	for flags.running > 0 && flags.set != key {
+		flags.changed.Wait()
 	}
-	return func() { flag.Set(name, old) }
+	if flags.running == 0 {
+		flags.set = key
+		for _, v := range values {
+			f := flag.Lookup(v[0])
+			if f == nil {
+				t.Fatalf("no flag %s", v[0])
+			}
+			old := f.Value.String()
+			if err := flag.Set(v[0], v[1]); err != nil {
+				t.Fatal(err)
+			}
+			flags.restore = append(flags.restore, func() { flag.Set(v[0], old) })
+		}
+	}
+	flags.running++
+	return func() {
+		flags.Lock()
+		defer flags.Unlock()
+		if flags.running--; flags.running == 0 {
+			for i := len(flags.restore) - 1; i >= 0; i-- {
+				flags.restore[i]()
+			}
+			flags.restore, flags.set = nil, ""
+			flags.changed.Broadcast()
+		}
+	}
 }
 
 // recordingTB is a rapid.TB that records a failure instead of failing the
