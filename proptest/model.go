@@ -417,22 +417,8 @@ func (m *model) mayBeLost(w crdt.Record) bool {
 // out: one of a session its receiver ended (its peer gone from its view)
 // is dropped whole.
 func (m *model) arrived(h *harness, i int, p sim.Packet) {
-	if len(p.Payload) == 0 || p.Payload[0] == callMarker {
-		return
-	}
-	msg, err := wire.NewCodec(wire.Limits{}).Decode(p.Payload)
-	if err != nil {
-		return
-	}
-	var recs []crdt.Record
-	switch msg := msg.(type) {
-	case *wire.Delta:
-		recs = msg.Records
-	case *wire.Direct:
-		recs = msg.Records
-	}
 	phys := h.c.Phys(i)
-	for _, rec := range recs {
+	for _, rec := range deltaRecords(p) {
 		v := rec.Version()
 		gone, ok := m.lost[v.Key]
 		if _, known := m.known[v]; !known || !ok || v.Compare(gone) > 0 || m.received[v] {
@@ -456,23 +442,9 @@ func (m *model) arrived(h *harness, i int, p sim.Packet) {
 // skew) after they were written, from incarnations that had not ended
 // longer than LateFrames before (as arrived). Nil if there are none.
 func (m *model) taken(h *harness, i int, p sim.Packet) []crdt.Version {
-	if len(p.Payload) == 0 || p.Payload[0] == callMarker {
-		return nil
-	}
-	msg, err := wire.NewCodec(wire.Limits{}).Decode(p.Payload)
-	if err != nil {
-		return nil
-	}
-	var recs []crdt.Record
-	switch msg := msg.(type) {
-	case *wire.Delta:
-		recs = msg.Records
-	case *wire.Direct:
-		recs = msg.Records
-	}
 	phys := h.c.Phys(i)
 	var out []crdt.Version
-	for _, rec := range recs {
+	for _, rec := range deltaRecords(p) {
 		v := rec.Version()
 		if w, known := m.known[v]; !known || w.Time.Node == adversaryID || w.Time.Node == 0 {
 			continue
@@ -640,4 +612,23 @@ func withoutTwinAnswers(vs, other []crdt.Version) []crdt.Version {
 				return answer(o) && o.Time == v.Time && crdt.HashKey(o.Key) == crdt.HashKey(v.Key) && !holds(vs, o.Key)
 			})
 	})
+}
+
+// deltaRecords returns the records of frame p if it is a delta (relayed
+// or direct) that decodes, else none.
+func deltaRecords(p sim.Packet) []crdt.Record {
+	if len(p.Payload) == 0 || p.Payload[0] == callMarker {
+		return nil
+	}
+	msg, err := wire.NewCodec(wire.Limits{}).Decode(p.Payload)
+	if err != nil {
+		return nil
+	}
+	switch msg := msg.(type) {
+	case *wire.Delta:
+		return msg.Records
+	case *wire.Direct:
+		return msg.Records
+	}
+	return nil
 }
