@@ -58,12 +58,16 @@ type Stats struct {
 	Expirations uint64 `json:"expirations"`
 	Oversized   uint64 `json:"oversized"`
 	Restamped   uint64 `json:"restamped"`
-	// CollectedEarly counts dead records collected within seconds because
-	// every member was known to hold them; CollectedByBound those
+	// CollectedAtHorizon counts dead records (deletes, and values past
+	// their expiry) collected once dead for the horizon
+	// (Config.TombstoneHorizon); CollectedEarly those collected within seconds
+	// because every member was known to hold them; CollectedByBound those
 	// collected, at a price, because the member held more than
-	// MaxDeadRecords (see Config).
-	CollectedEarly   uint64 `json:"collected_early"`
-	CollectedByBound uint64 `json:"collected_by_bound"`
+	// MaxDeadRecords (see Config). Their sum is every dead record
+	// collected here in this process.
+	CollectedAtHorizon uint64 `json:"collected_at_horizon"`
+	CollectedEarly     uint64 `json:"collected_early"`
+	CollectedByBound   uint64 `json:"collected_by_bound"`
 	// WatermarksAdopted counts the watermarks of this member's digest
 	// buckets that a peer's raised (asked for once synced: see Guarantees
 	// in the README, "A member that joins"), once per raise.
@@ -129,9 +133,10 @@ type Stats struct {
 	// one before ran), and LogErrors the syncs and segment changes that
 	// failed (a removal of segments a snapshot covers too). LogDirect says the log writes with direct I/O, bypassing the
 	// page cache (SyncInterval on Linux, on a file system that takes it).
-	// DamageResets counts the times New moved files aside (OnDamage
-	// DamageReset): the snapshot with its log, and the members file, each
-	// once (both damaged, one start counts 2).
+	// DamageResets counts the damaged files New set aside (OnDamage
+	// DamageReset): the snapshot with its log and the members file, each
+	// moved aside, and the clock floor file, removed, each once (all three
+	// damaged, one start counts 3).
 	Replayed     uint64 `json:"replayed"`
 	Logged       uint64 `json:"logged"`
 	LogSyncs     uint64 `json:"log_syncs"`
@@ -175,7 +180,7 @@ func (c *Cache) Stats() Stats {
 		Hits: st.Hits, Misses: st.Misses, Keys: c.store.Len(), Bytes: st.Bytes, // also after Close, as Bytes and Records
 		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized, Restamped: st.Restamped,
-		CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound, WatermarksAdopted: st.WatermarksAdopted,
+		CollectedAtHorizon: st.CollectedAtHorizon, CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound, WatermarksAdopted: st.WatermarksAdopted,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(), FillsSuperseded: c.stats.fillsSuperseded.Load(),
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
 		RequestsBad:   c.stats.callRequestsBad.Load(),

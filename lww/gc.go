@@ -155,6 +155,7 @@ func (m *Map) GCStep(dst []crdt.Version, now, stable int64, leaf uint32, visits 
 			case since < cutoff:
 				dst = append(dst, e.version())
 				m.drop(e, leaf)
+				m.byHorizon++
 			case since < stable:
 				dst = append(dst, e.version())
 				m.drop(e, leaf)
@@ -198,6 +199,10 @@ func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
 // CollectedEarly returns the number of records GC has collected by rule 6
 // (before their horizon).
 func (m *Map) CollectedEarly() uint64 { return m.early }
+
+// CollectedAtHorizon returns the number of records GC has collected by
+// rule 2 (dead for the horizon).
+func (m *Map) CollectedAtHorizon() uint64 { return m.byHorizon }
 
 // Expired returns the number of values past their expiry that the last GC
 // kept (dead, but not yet collectable).

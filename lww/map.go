@@ -73,18 +73,19 @@ type Map struct {
 	tree    *crdt.Tree
 	entries table
 	// maxValue is MaxValueLen (tests lower it)
-	maxValue int
-	early    uint64                        // records collected by rule 6
-	expired  int                           // expired values the last GC kept
-	dead     int                           // tombstones the last GC kept, dead at its now
-	alloc    func(string) (*Entry, string) // Config.Alloc
-	dropped  func(*Entry)                  // Config.Dropped
-	noMove   bool                          // tests: the broken variant that writes entries in place
-	heads    []*Entry                      // per digest leaf, a singly linked list of its entries
-	long     map[uint32]map[*Entry]*Entry  // per leaf whose list grew long, each entry's predecessor (see unlink)
-	wm       []crdt.Timestamp              // per digest leaf, the GC watermark (noMark: none); nil until one is raised
-	synced   int64                         // start of the last completed exchange, or noSync
-	seed     maphash.Seed                  // of the stubs' fingerprints (fingerprint)
+	maxValue  int
+	early     uint64                        // records collected by rule 6
+	byHorizon uint64                        // records collected by rule 2
+	expired   int                           // expired values the last GC kept
+	dead      int                           // tombstones the last GC kept, dead at its now
+	alloc     func(string) (*Entry, string) // Config.Alloc
+	dropped   func(*Entry)                  // Config.Dropped
+	noMove    bool                          // tests: the broken variant that writes entries in place
+	heads     []*Entry                      // per digest leaf, a singly linked list of its entries
+	long      map[uint32]map[*Entry]*Entry  // per leaf whose list grew long, each entry's predecessor (see unlink)
+	wm        []crdt.Timestamp              // per digest leaf, the GC watermark (noMark: none); nil until one is raised
+	synced    int64                         // start of the last completed exchange, or noSync
+	seed      maphash.Seed                  // of the stubs' fingerprints (fingerprint)
 
 	values     int // records holding a value (neither tombstone nor evicted)
 	tombstones int

@@ -70,7 +70,7 @@ var metricList = []metric{
 	{"bcache_oversized_records_total", "Records received or restored with a value over MaxValueSize (or, with its key, over MaxBytes), kept without it.", prometheus.CounterValue, nil},
 	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut or their bucket's watermark having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_watermarks_adopted_total", "Watermarks of this member's digest buckets raised to a peer's, asked for once synced.", prometheus.CounterValue, nil},
-	{"bcache_collected_total", "Dead records collected, by how: early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
+	{"bcache_collected_total", "Dead records collected, by how: horizon (dead for the tombstone horizon), early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},
 	{"bcache_fill_errors_total", "Filler calls that ended in an error: the filler's own or its panic, FillTimeout or Close giving up on it, or its value refused.", prometheus.CounterValue, nil},
@@ -122,7 +122,7 @@ var metricList = []metric{
 	{"bcache_log_records_total", "Records the write log made durable.", prometheus.CounterValue, nil},
 	{"bcache_log_syncs_total", "Syncs of the write log.", prometheus.CounterValue, nil},
 	{"bcache_log_errors_total", "Write-log syncs and segment changes that failed.", prometheus.CounterValue, nil},
-	{"bcache_damage_resets_total", "Damaged snapshots or logs moved aside at start.", prometheus.CounterValue, nil},
+	{"bcache_damage_resets_total", "Damaged files set aside at start (OnDamage reset): the snapshot with its log, the members file, the clock floor.", prometheus.CounterValue, nil},
 	{"bcache_clock_floor_errors_total", "Writes of the clock floor kept beside the snapshot that failed; while they fail, this member's cuts lag.", prometheus.CounterValue, nil},
 }
 
@@ -164,6 +164,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_oversized_records_total", float64(st.Oversized))
 	emit("bcache_writes_restamped_total", float64(st.Restamped))
 	emit("bcache_watermarks_adopted_total", float64(st.WatermarksAdopted))
+	emit("bcache_collected_total", float64(st.CollectedAtHorizon), "horizon")
 	emit("bcache_collected_total", float64(st.CollectedEarly), "early")
 	emit("bcache_collected_total", float64(st.CollectedByBound), "bound")
 	emit("bcache_fills_total", float64(st.Fills))

@@ -23,10 +23,11 @@ type Stats struct {
 	// Oversized counts records received or restored with a value over
 	// MaxValueSize, kept as evicted versions.
 	Oversized uint64
-	// CollectedEarly counts dead records collected before their horizon
-	// because every member held them (lww rule 6); CollectedByBound those
-	// collected because the member held more than MaxDead (rule 7).
-	CollectedEarly, CollectedByBound uint64
+	// CollectedAtHorizon counts dead records collected once dead for the
+	// horizon (lww rule 2); CollectedEarly those collected before their
+	// horizon because every member held them (rule 6); CollectedByBound
+	// those collected because the member held more than MaxDead (rule 7).
+	CollectedAtHorizon, CollectedEarly, CollectedByBound uint64
 	// Restamped counts local writes stamped again because a session's cut
 	// or their bucket's watermark overtook them (see Store.Overtaken), or
 	// a peer's answer from before this process would delete them (see
@@ -58,6 +59,7 @@ func (s *Store) Stats() Stats {
 		st.Evicted += sh.m.Evicted()
 		st.Expired += sh.m.Expired()
 		st.CollectedEarly += sh.m.CollectedEarly()
+		st.CollectedAtHorizon += sh.m.CollectedAtHorizon()
 		sh.mu.Unlock()
 	}
 	return st
