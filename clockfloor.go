@@ -52,7 +52,10 @@ const maxFloorBytes = 64
 // floorEvery is how often the floor is written while the clock moves:
 // five anti-entropy rounds, from half a second to a minute.
 func (c *Cache) floorEvery() time.Duration {
-	return min(max(5*c.cfg.AntiEntropyInterval, 500*time.Millisecond), time.Minute)
+	// The interval capped before it is multiplied: five of one of 2^61 ns
+	// or more (a "forever") wrapped below zero, and the floor was written
+	// every half second.
+	return min(max(5*min(c.cfg.AntiEntropyInterval, time.Minute), 500*time.Millisecond), time.Minute)
 }
 
 // cutCeiling is transport.Config.CutCeiling: now, the clock's reading for

@@ -103,8 +103,10 @@ func (c *Cache) askAgainAfterAbsence() {
 // before, whose own ask waits for a silent peer's timeout (10 s), answered
 // incomplete eight times before it had its answer, and the member stopped
 // asking (found by review).
+// The interval is capped at the minute before it is doubled: a
+// GCInterval of 39 hours or more, doubled sixteen times, wrapped.
 func marksBackoff(n int32, interval time.Duration) time.Duration {
-	return min(interval<<min(n-1, 16), time.Minute)
+	return min(min(interval, time.Minute)<<min(max(n-1, 0), 16), time.Minute)
 }
 
 // marksComplete says whether this member's watermarks are complete, as

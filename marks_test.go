@@ -26,3 +26,17 @@ func TestMarksBackoffSpansTwoMinutes(t *testing.T) {
 		t.Fatalf("backoff of a long interval: %v, want a minute at most", d)
 	}
 }
+
+// TestMarksBackoffOfAForeverInterval: a GCInterval long enough that its
+// doubling wraps (4.5 years and more, "forever") still waits a minute:
+// doubled six times, 2^57 ns went below zero, and the member asked again
+// at once.
+func TestMarksBackoffOfAForeverInterval(t *testing.T) {
+	for _, interval := range []time.Duration{1 << 57, time.Duration(1<<63 - 1)} {
+		for n := int32(0); n < maxIncompleteMarks; n++ {
+			if d := marksBackoff(n, interval); d != time.Minute {
+				t.Fatalf("GCInterval %v, answer %d: backoff %v, want a minute", interval, n, d)
+			}
+		}
+	}
+}

@@ -148,7 +148,10 @@ func (c *Config) fill() error {
 	setDefault(&c.PacketBudget, DefaultPacketBudget)
 	setDefault(&c.MaxPending, DefaultMaxPending)
 	setDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
-	setDefault(&c.SessionTimeout, max(4*c.AntiEntropyInterval, 2*time.Second))
+	// Four intervals, saturating: a "forever" interval (or a century's)
+	// wrapped the product below zero, and the timeout fell to 2 s.
+	twice := crdt.AddSat(int64(c.AntiEntropyInterval), int64(c.AntiEntropyInterval))
+	setDefault(&c.SessionTimeout, max(time.Duration(crdt.AddSat(twice, twice)), 2*time.Second))
 	setDefault(&c.EndedFor, DefaultEndedFor)
 	setDefault(&c.Fanout, DefaultFanout)
 	setDefault(&c.LeavesPerStep, DefaultLeavesPerStep)
