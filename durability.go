@@ -91,7 +91,10 @@ const (
 	// device's (see DamagePolicy: a network file system away, a shortage
 	// of memory or files, permissions) is not damage: New fails, as with
 	// DamageFail, and moves nothing aside; it fails so at every start
-	// until the file reads (or a person moves it aside).
+	// until the file reads (or a person moves it aside). A snapshot in a
+	// format this release cannot read (a later release's, the binary
+	// rolled back) is damage to it: moved aside whole, where the later
+	// release can read it again.
 	DamageReset
 )
 
