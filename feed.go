@@ -67,7 +67,10 @@ type Change struct {
 	Key   string
 	Cause Cause
 	// Here says the change was made on this member (a Set or Delete
-	// called here, an eviction, a collection); false for a peer's write.
+	// called here, an eviction by its bounds or Evict, a collection);
+	// false for a peer's write, and for a peer's version received here
+	// without its value (CauseEvict: over MaxValueSize, or evicted by
+	// the peer).
 	Here bool
 	// Version is the write's timestamp (CauseSet, CauseDelete) or that
 	// of the version that lost its value (CauseExpire, CauseEvict); its

@@ -17,8 +17,11 @@ package evict
 // MaxBytes alone: found by review.) Holes are squeezed out only once they
 // outnumber the entries, compactPace positions a push (compactStep),
 // which keeps a queue's span within about twice its entries (and a
-// compactPace-th more while a compaction runs), and its positions within
-// posMod.
+// compactPace-th more while a compaction runs) as long as pushes go on,
+// and its positions within posMod. A compaction moves only with pushes:
+// after many removals and no push (a mass delete, then reads alone) the
+// span stays at what it was, the blocks between holes held, until pushes
+// come again.
 type fifo[E Entry] struct {
 	id     int
 	blocks [][]E // blocks[i] holds the positions from base+i*blockSize on; the zero E is a hole
