@@ -20,8 +20,7 @@ package evict
 // compactPace-th more while a compaction runs) as long as pushes go on,
 // and its positions within posMod. A compaction moves only with pushes:
 // after many removals and no push (a mass delete, then reads alone) the
-// span stays at what it was, the blocks between holes held, until pushes
-// come again.
+// span stays at what it was until pushes come again.
 type fifo[E Entry] struct {
 	id     int
 	blocks [][]E // blocks[i] holds the positions from base+i*blockSize on; the zero E is a hole
