@@ -1901,6 +1901,12 @@ func (l *Log) Close(covered bool) error {
 		// nil, and their records are on no disk (Close returned nil, its
 		// owner told nothing: found by review).
 		err = errors.Join(fmt.Errorf("the write log's last frame failed: %w", b.err), err)
+	} else if l.retry.lostIn != 0 && !covered {
+		// Records of failed frames were dropped from the log (past
+		// maxRetry; with Interval, their appends had returned nil), and
+		// no snapshot covers them: they are on no disk, though the final
+		// frame was written (Close returned nil: found by review).
+		err = errors.Join(fmt.Errorf("the write log dropped the records of frames that failed (more than it keeps of them, %d bytes), and no snapshot covers them: the log lacks them", maxRetry), err)
 	}
 	return err
 }

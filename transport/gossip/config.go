@@ -440,8 +440,11 @@ func (c *Config) fill() error {
 	}
 	// What a datagram carries after memberlist's headers, the label's and
 	// a fragment's (which names the sender) must leave room for records.
+	// Named as "PacketSize: ", as every field is: without the colon the
+	// node's flagOf found no field, and named no flag (found by review,
+	// TestPacketSizeTooSmallForTheNameNamesItsFlag).
 	if room := c.roomAt(c.PacketSize) - fragmentHead(c.Name); room < minPacketRoom {
-		return fmt.Errorf("%w: PacketSize %d leaves %d bytes a datagram after the Label (%d bytes) and Name (%d bytes), want at least %d",
+		return fmt.Errorf("%w: PacketSize: %d leaves %d bytes a datagram after the Label (%d bytes) and Name (%d bytes), want at least %d",
 			ErrConfig, c.PacketSize, room, len(c.Label), len(c.Name), minPacketRoom)
 	}
 	return nil
