@@ -924,6 +924,13 @@ func (h *hastySync) FirstSyncWith() (string, int64) {
 	return h.StoreReplica.FirstSyncWith()
 }
 
+// FirstSyncUnacked: taken at the opening, with no acknowledgement (the
+// check of what an acknowledged first sync serves, which caught it first,
+// leaves it to the check of what it holds).
+func (h *hastySync) FirstSyncUnacked() bool {
+	return h.at != 0 || h.StoreReplica.FirstSyncUnacked()
+}
+
 // TestHarnessCatchesAFirstSyncThatHoldsLess: a member's first sync must
 // hold what its peer held when the exchange began (WaitSynced's promise);
 // the variant that says so at the exchange's opening converges all the

@@ -119,7 +119,11 @@
 // before the peer sent its opening), and be with a member that
 // holds the cluster's state while one is in its view (the harness tells
 // the members which are newcomers: those that joined or restarted and
-// have made no first sync; the cluster's first members are not). After the run it
+// have made no first sync; the cluster's first members are not). A first
+// sync the peer acknowledged (an UnackedSyncer's) must serve no value held
+// since before the exchange that is older than a record of its key the
+// peer had collected by then; it is checked as each frame is delivered.
+// After the run it
 // heals the network, delivers everything, runs one anti-entropy session
 // between two live members alone and checks that it completed on both
 // sides (unless deferred, which a SessionCounter says) and left both

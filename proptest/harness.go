@@ -361,7 +361,14 @@ type harness struct {
 	}
 	last   []map[string]crdt.Version   // per member: the versions it held at the last check
 	reaped []map[string]crdt.Timestamp // per member: newest dead record collected
-	snaps  []*saved                    // per member: its last snapshot, if any
+	// syncFailure is the first failure of a first sync found as a frame
+	// was delivered (see syncedSoFar), reported at the next check.
+	syncFailure string
+	// collections is, per member, every dead record it collected and
+	// when (the cluster's time), as its state holds them: restored from
+	// a snapshot with reaped (see checkFirstSync).
+	collections [][]collection
+	snaps       []*saved // per member: its last snapshot, if any
 	// cluster fills: the calls not ended, the Source's outages by key
 	calls                  map[int]*fillCall
 	nextCall               int
@@ -407,6 +414,15 @@ type saved struct {
 	records []crdt.Record
 	held    map[string]crdt.Timestamp
 	reaped  map[string]crdt.Timestamp
+	// collections are the member's, then.
+	collections []collection
+}
+
+// collection is a dead record a member collected, and when.
+type collection struct {
+	key string
+	v   crdt.Timestamp
+	at  int64
 }
 
 func newHarness(t *rapid.T, cfg Config) *harness {
@@ -441,6 +457,7 @@ func harnessOver(cfg Config, c *Cluster) *harness {
 		}
 	}
 	c.Delivered = func(p sim.Packet, received bool) {
+		h.syncedSoFar() // what the frame before it did
 		if received {
 			h.arrivedAt(p)
 		}
@@ -474,6 +491,7 @@ func (h *harness) added() {
 	h.rejSince = append(h.rejSince, map[crdt.Version]bool{})
 	h.last = append(h.last, map[string]crdt.Version{})
 	h.reaped = append(h.reaped, map[string]crdt.Timestamp{})
+	h.collections = append(h.collections, nil)
 	h.watchSync()
 }
 
@@ -1195,6 +1213,7 @@ func (h *harness) forgetState(i int) {
 	h.held[i] = map[string]crdt.Timestamp{}
 	h.recv[i] = map[crdt.Version]bool{}
 	h.reaped[i] = map[string]crdt.Timestamp{}
+	h.collections[i] = nil
 	h.last[i] = map[string]crdt.Version{}
 }
 
@@ -1209,7 +1228,7 @@ func (h *harness) snapshot(t *rapid.T, i int) {
 	event(t, "%s saves a snapshot", h.c.Name(i))
 	state, err := h.c.Snapshot(i)
 	h.must(t, err)
-	h.snaps[i] = &saved{state: state, records: h.c.Replica(i).Records(), held: maps.Clone(h.held[i]), reaped: maps.Clone(h.reaped[i])}
+	h.snaps[i] = &saved{state: state, records: h.c.Replica(i).Records(), held: maps.Clone(h.held[i]), reaped: maps.Clone(h.reaped[i]), collections: slices.Clone(h.collections[i])}
 }
 
 // restore restarts a crashed member from its last snapshot, however old.
@@ -1269,6 +1288,7 @@ func (h *harness) restored(t *rapid.T, i int, restart func() error) {
 	}
 	h.foldArriving()
 	h.held[i], h.reaped[i] = maps.Clone(snap.held), maps.Clone(snap.reaped)
+	h.collections[i] = slices.Clone(snap.collections)
 	h.recv[i] = map[crdt.Version]bool{}
 	h.last[i] = map[string]crdt.Version{}
 	for _, rec := range snap.records {
@@ -1343,6 +1363,7 @@ func (h *harness) collect(t fataler, i int) {
 		if cur, ok := h.reaped[i][v.Key]; !ok || cur.Less(v.Time) {
 			h.reaped[i][v.Key] = v.Time
 		}
+		h.collections[i] = append(h.collections[i], collection{key: v.Key, v: v.Time, at: h.c.Now()})
 		_, known := h.model.known[v]
 		switch {
 		case known:

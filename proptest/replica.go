@@ -272,6 +272,10 @@ func (r *MapReplica) FirstSync() int64 { return r.node.FirstSync() }
 // (Syncer).
 func (r *MapReplica) FirstSyncWith() (string, int64) { return r.node.FirstSyncWith() }
 
+// FirstSyncUnacked says its node's first sync was taken without the
+// peer's acknowledgement of what it pushed (UnackedSyncer).
+func (r *MapReplica) FirstSyncUnacked() bool { return r.node.FirstSyncUnacked() }
+
 // SetNewcomers tells its node the members that do not hold their
 // cluster's state yet (Syncer).
 func (r *MapReplica) SetNewcomers(names []string) { r.node.SetNewcomers(names) }

@@ -275,6 +275,10 @@ func (r *StoreReplica) FirstSync() int64 { return r.node.FirstSync() }
 // (Syncer).
 func (r *StoreReplica) FirstSyncWith() (string, int64) { return r.node.FirstSyncWith() }
 
+// FirstSyncUnacked says its node's first sync was taken without the
+// peer's acknowledgement of what it pushed (UnackedSyncer).
+func (r *StoreReplica) FirstSyncUnacked() bool { return r.node.FirstSyncUnacked() }
+
 // SetNewcomers tells its node the members that do not hold their
 // cluster's state yet (Syncer).
 func (r *StoreReplica) SetNewcomers(names []string) { r.node.SetNewcomers(names) }

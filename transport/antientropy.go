@@ -240,7 +240,7 @@ const arrivalYield = int64(30 * time.Second)
 
 func (n *Node) tickAntiEntropy(out []Envelope, now int64) []Envelope {
 	if u := &n.ae.unacked; u.held && now >= u.deadline {
-		n.takeUnacked(now)
+		n.takeUnacked(now, false)
 	}
 	for peer, r := range n.ae.resp {
 		if now >= r.deadline {
@@ -665,11 +665,16 @@ func (n *Node) finish(now int64) {
 	}
 }
 
-// takeUnacked takes the first sync held back (see finish).
-func (n *Node) takeUnacked(now int64) {
+// takeUnacked takes the first sync held back (see finish), acknowledged
+// or at its deadline.
+func (n *Node) takeUnacked(now int64, acked bool) {
 	u := &n.ae.unacked
 	u.held = false
+	first := n.firstSync == 0
 	n.exchanged(u.peer, u.start, now)
+	if first && n.firstSync != 0 {
+		n.firstUnacked = !acked
+	}
 }
 
 // abandon ends the session in flight as abandoned, for a reply that
@@ -2141,7 +2146,7 @@ func (n *Node) receiveReject(from string, m *wire.Reject, now int64) []Envelope 
 	case s.ID != 0 && s.ID == m.ID && s.peer == from && m.Token == s.Token && m.Step != 0 && m.Step <= s.Step && now < s.deadline:
 		out := n.answerReject(from, s, m, now)
 		if u := &n.ae.unacked; u.held && u.id == m.ID && u.peer == from && m.Step == u.step {
-			n.takeUnacked(now) // its answers merged first
+			n.takeUnacked(now, true) // its answers merged first
 		}
 		return out
 	case n.answersFor(from, m, now):

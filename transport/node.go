@@ -264,6 +264,9 @@ type Node struct {
 	// first sync and when (this node's physical time) it started.
 	firstPeer  string
 	firstStart int64
+	// firstUnacked says the first sync was taken at its session's
+	// deadline, the records pushed in it unacknowledged (see finish).
+	firstUnacked bool
 	// newcomers are the members that say they hold none of their
 	// cluster's state yet (SetNewcomers).
 	newcomers map[string]bool
@@ -543,6 +546,17 @@ func (n *Node) FirstSync() int64 { return n.firstSync }
 // which may be earlier: it compares the opening's hashes, read then (a
 // record the peer took while the opening was on its way may be missing).
 func (n *Node) FirstSyncWith() (peer string, start int64) { return n.firstPeer, n.firstStart }
+
+// FirstSyncUnacked reports whether the first sync (see FirstSync) was
+// taken at its session's deadline without the responder's
+// acknowledgement of the records this node pushed in it (a responder of
+// an earlier release, which sends none, or the acknowledgement lost):
+// the replica may then hold values the responder rejected, older than
+// deletes it collected, until its next exchange with a member that holds
+// those deletes' watermarks. Taken with the acknowledgement, or with
+// nothing pushed, the first sync holds no value older than a delete its
+// peer had collected when the exchange began.
+func (n *Node) FirstSyncUnacked() bool { return n.firstUnacked }
 
 // LastSyncs returns, for each member in the view with which an exchange
 // has completed, on either side (as FirstSync), the physical time the
