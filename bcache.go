@@ -106,6 +106,7 @@ type Cache struct {
 	feed      feed          // the subscriptions
 	pullAfter time.Duration // PullAfter; tests lengthen it
 	pulls     recentPulls   // when each key was last pulled (GetAfter)
+	stubs     stubAsks      // the keys held as stubs to ask peers the values of (see askForStubs)
 	gone      goneMarks     // what peers said of keys pulled that they collected (GetAfter)
 	fetchOnly bool          // GetAfter pulls without an exchange; for tests
 	marks     marksAsk      // the ask for a peer's watermarks (marks.go)
@@ -171,7 +172,8 @@ func New(cfg Config) (*Cache, error) {
 		cfg.NodeName = newNodeName()
 	}
 	c := &Cache{drawnName: drawn, cfg: cfg, log: cfg.Logger.With().Str("node", cfg.NodeName).Logger(), done: make(chan struct{}), left: make(chan struct{}), pullAfter: PullAfter,
-		founderChanged: make(chan struct{}, 1), floorWanted: make(chan struct{}, 1), drops: make(chan string, 1024)}
+		founderChanged: make(chan struct{}, 1), floorWanted: make(chan struct{}, 1), drops: make(chan string, 1024),
+		stubs: stubAsks{keys: make(chan string, stubAskQueue)}}
 	c.life, c.end = context.WithCancel(context.Background())
 	c.phys = wallclock.New().Now
 	if cfg.Clock != nil {
@@ -196,7 +198,7 @@ func New(cfg Config) (*Cache, error) {
 		Name: cfg.NodeName, BindAddr: cfg.BindAddr, AdvertiseAddr: cfg.AdvertiseAddr, Peers: cfg.Peers,
 		PeerSource: cfg.PeerSource, Resolver: cfg.Resolver, OnCall: c.serveCall,
 		SecretKey: cfg.SecretKey, AcceptKeys: cfg.AcceptKeys, Label: cfg.Label, PacketSize: cfg.PacketSize, Timings: cfg.Timings, Transport: cfg.Network,
-		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
+		Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag, c.stubArrived}, Clock: c.clock, Logger: cfg.Logger, OnDrop: c.dropped, AfterReceive: c.feed.flush,
 		OnFounder:  c.onFounder,
 		KeepsState: cfg.SnapshotPath != "" && !drawn,
 		Protocol: transport.Config{
@@ -245,6 +247,8 @@ func New(cfg Config) (*Cache, error) {
 		go c.reportDrops()
 	}
 	c.every(cfg.GCInterval, c.collect)
+	c.wg.Add(1)
+	go c.askForStubs()
 	if cfg.SnapshotPath != "" && cfg.SnapshotInterval > 0 {
 		c.every(cfg.SnapshotInterval, func() {
 			if err := c.writeSnapshot(); err != nil {
@@ -360,7 +364,11 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 	if c.closed.Load() {
 		return nil, false
 	}
-	return c.store.Get(key, c.phys)
+	if v, ok := c.store.Get(key, c.phys); ok {
+		return v, true
+	}
+	c.missedStub(key)
+	return nil, false
 }
 
 // Set writes value under key on every member. ttl 0 means no expiry; the

@@ -128,7 +128,7 @@ func newFeedApplier(b *testing.B, frames bool, subscribers int) *feedApplier {
 		a.keys[i] = fmt.Sprintf("key:%012d", i)
 	}
 	if frames {
-		node, err := transport.New(transport.Config{Name: "bench", Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag}, Clock: c.clock})
+		node, err := transport.New(transport.Config{Name: "bench", Replica: lagReplica{c.store, &c.deltaLag, &c.repairLag, nil}, Clock: c.clock})
 		if err != nil {
 			b.Fatal(err)
 		}

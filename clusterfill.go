@@ -320,7 +320,7 @@ func (m member) Receive(rec crdt.Record) ([]byte, bool) {
 	// Counted, and its lag measured, as the protocol's repairs are: it
 	// changed this member's state unseen by them (found by review).
 	now := m.c.phys()
-	switch (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag}).Apply(rec, false, now) {
+	switch (lagReplica{m.c.store, &m.c.deltaLag, &m.c.repairLag, nil}).Apply(rec, false, now) {
 	case crdt.Applied:
 		m.c.stats.pulled.Add(1)
 		taken = true

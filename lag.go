@@ -78,10 +78,16 @@ func (h *lagHistogram) snapshot() Histogram {
 type lagReplica struct {
 	*store.Store
 	deltas, repairs *lagHistogram
+	// stub, if set, is told of each peer's evicted version applied (see
+	// Cache.stubArrived).
+	stub func(key string)
 }
 
 func (r lagReplica) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	o := r.Store.Apply(rec, delta, now)
+	if o == crdt.Applied && rec.Evicted && r.stub != nil {
+		r.stub(rec.Key)
+	}
 	// A peer's answer to a record it rejected (a tombstone of node 0,
 	// stamped just above a watermark) has no writer and no write time: it
 	// made lags of up to the horizon (found by review).

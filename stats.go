@@ -15,6 +15,7 @@ type counters struct {
 	fillsForwarded, fillFallbacks, fillsForPeers atomic.Uint64
 	fillAnswersBad, callRequestsBad              atomic.Uint64
 	pulled, pulledDrifted, pulledRejected        atomic.Uint64
+	stubAsks, stubAsksDropped                    atomic.Uint64
 	pulls                                        atomic.Uint64 // rounds of asks GetAfter made (tests)
 }
 
@@ -101,7 +102,8 @@ type Stats struct {
 	FillAnswersBad  uint64 `json:"fill_answers_bad"`
 	RequestsBad     uint64 `json:"requests_bad"`
 	// Pulled counts the records asked of peers that changed this member's
-	// state: owners' answers to GetOrFill, and GetAfter's pulls (the sync
+	// state: owners' answers to GetOrFill, GetAfter's pulls, and the
+	// values of evicted stubs (StubAsks) put back (the sync
 	// protocol's are Replication.Protocol.RecordsApplied); those refused
 	// for being stamped too far ahead of this member's clock are counted
 	// in Replication.Protocol.ClockDriftRejects, and those refused for
@@ -109,6 +111,14 @@ type Stats struct {
 	// Replication.Protocol.WatermarkRejects, with the protocol's (the
 	// latter were counted nowhere: found by review).
 	Pulled uint64 `json:"pulled"`
+	// StubAsks counts the keys this member asked its peers the values of
+	// because it held them only as evicted stubs while it had room for
+	// values (a peer's eviction, taken with the version, or a read of
+	// such a key: see "Eviction is local" in the README); the values put
+	// back count in Pulled. StubAsksDropped counts those not asked, the
+	// queue of keys waiting for an ask full.
+	StubAsks        uint64 `json:"stub_asks"`
+	StubAsksDropped uint64 `json:"stub_asks_dropped"`
 	// Restored counts the records New restored from the snapshot,
 	// RestoreDrifted those of the snapshot and of the write log it skipped
 	// for being too far ahead of the clock (OnDamage DamageReset) and
@@ -185,6 +195,7 @@ func (c *Cache) Stats() Stats {
 		FillsForwarded: c.stats.fillsForwarded.Load(), FillFallbacks: c.stats.fillFallbacks.Load(), FillAnswersBad: c.stats.fillAnswersBad.Load(),
 		RequestsBad:   c.stats.callRequestsBad.Load(),
 		FillsForPeers: c.stats.fillsForPeers.Load(), Pulled: c.stats.pulled.Load(),
+		StubAsks: c.stats.stubAsks.Load(), StubAsksDropped: c.stats.stubAsksDropped.Load(),
 		Restored: c.stats.restored.Load(), RestoreDrifted: c.stats.restoreDrifted.Load(),
 		RestoreLowered: c.stats.restoreLowered.Load(),
 		Snapshots:      c.stats.snapshots.Load(), SnapshotErrors: c.stats.snapshotErrors.Load(), LogSnapshots: c.stats.logSnapshots.Load(),

@@ -25,7 +25,9 @@
 // never accepts or serves a stale write for that key, and it still counts in
 // the digest, so anti-entropy does not see a difference and does not ship
 // the key back. An evicted record travels between replicas as a stub; a
-// replica that receives one treats it as evicted too (a read is a miss).
+// replica that receives one treats it as evicted too (a read is a miss;
+// bcache's Cache then asks its peers for the value of that version, and
+// Map.Refill puts it back).
 //
 // # Garbage collection and the rules that keep it safe
 //

@@ -125,6 +125,13 @@ func (e *Entry) LoadParts() (*byte, int, int64) {
 // collected).
 func (e *Entry) HoldsValue() bool { return e.size.Load()&(tombstoneBit|evictedBit) == 0 }
 
+// Refillable reports whether the entry is an evicted stub that a value of
+// its version may be put back on (see Map.Refill): not one of a value
+// too long for the map.
+func (e *Entry) Refillable() bool {
+	return e.size.Load()&(tombstoneBit|evictedBit|tooLongBit) == evictedBit
+}
+
 // Retire lets go of the value of an entry no longer in its map (a key
 // that lost its value moved to another entry), for its holder to make it
 // read as expired long ago by whoever still holds the entry: its value

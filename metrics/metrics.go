@@ -79,7 +79,8 @@ var metricList = []metric{
 	{"bcache_fill_answers_bad_total", "Answers to this member's fill requests, GetAfter pulls and asks for watermarks that were none of an answer's forms (taken as no answer).", prometheus.CounterValue, nil},
 	{"bcache_requests_bad_total", "Peers' fill and fetch requests this member could not read (answered as holding nothing).", prometheus.CounterValue, nil},
 	{"bcache_fills_for_peers_total", "Fills run here for peers that asked this member, as a key's owner (a request answered with the value held, or refused, is none).", prometheus.CounterValue, nil},
-	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls) that changed this member's state.", prometheus.CounterValue, nil},
+	{"bcache_records_pulled_total", "Records asked of peers (fill answers, GetAfter's pulls, the values of evicted stubs) that changed this member's state.", prometheus.CounterValue, nil},
+	{"bcache_stub_asks_total", "Keys held as evicted stubs whose values this member asked its peers for, with room for values, by result: asked, or dropped (the queue full).", prometheus.CounterValue, []string{"result"}},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
 	{"bcache_ready", "1 while the member is ready to serve (Status.Ready, the node's /readyz: synced with a peer, or with none to sync with, or its cluster's founder), else 0.", prometheus.GaugeValue, nil},
@@ -176,6 +177,8 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_requests_bad_total", float64(st.RequestsBad))
 	emit("bcache_fills_for_peers_total", float64(st.FillsForPeers))
 	emit("bcache_records_pulled_total", float64(st.Pulled))
+	emit("bcache_stub_asks_total", float64(st.StubAsks), "asked")
+	emit("bcache_stub_asks_total", float64(st.StubAsksDropped), "dropped")
 
 	emit("bcache_peers", float64(len(status.Peers)))
 	emit("bcache_synced", bool01(status.Synced))

@@ -344,6 +344,19 @@ func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 	return value, true
 }
 
+// Stub reports whether the store holds key as an evicted stub that a
+// value of its version may be put back on (Refill), without a lock.
+func (s *Store) Stub(key string) bool {
+	e := s.shards[s.shardOf(crdt.HashKey(key))].find.Find(key)
+	return e != nil && e.Refillable()
+}
+
+// HasRoom reports whether the store holds fewer values than its bounds
+// allow (always, with none).
+func (s *Store) HasRoom() bool {
+	return (s.maxKeys == 0 || s.resident.Load() < s.maxKeys) && (s.maxBytes == 0 || s.bytes.Load() < s.maxBytes)
+}
+
 // Missed counts a read that found no value, made without Get (a read
 // that knew the key's value is dead without looking it up).
 func (s *Store) Missed() { s.reads.stripe().misses.Add(1) }

@@ -1,0 +1,150 @@
+package bcache
+
+import (
+	"time"
+
+	"github.com/bcache-go/bcache/internal/clusterfill"
+)
+
+// A member that holds a key as an evicted stub it did not evict itself
+// (a peer's evicted version, which anti-entropy ships so that the member
+// takes no older write of the key) served a miss for it until the key was
+// written again: the digests leave the evicted flag out, so no exchange
+// with a member that holds the value ever brought it, and a value of the
+// stub's version loses the tie to it. A member that first synced with a
+// bounded peer (a new or restarted member, one back from a partition)
+// missed that peer's evicted keys for good, though other members served
+// them: eviction was not local (found by an in-process soak of the whole
+// composition, TestAPeersEvictionIsNotAMissHereForEver).
+//
+// So a member with room for values asks its peers for the value of such a
+// key: when a peer's evicted version is applied here (on a member with no
+// bounds), and when a read misses on a stub (on a member under its
+// bounds). An answer of the stub's very version puts the value back
+// (Store.Refill, through clusterfill's member.Receive as GetOrFill's
+// answers are); a newer record is applied as any repair is. The asks are
+// bounded: a queue of stubAskQueue keys, dropped past it (counted); at
+// most stubAskRate asks a second; a key asked for again only after
+// stubAskAgain. A value none of the peers holds stays a miss, as before.
+
+const (
+	stubAskQueue = 1024
+	stubAskRate  = 200
+	stubAskAgain = time.Second
+	stubAskWait  = 2 * time.Second
+)
+
+// stubAsks is the queue of keys to ask peers the values of, and when
+// each was last asked.
+type stubAsks struct {
+	keys  chan string
+	asked recentPulls
+}
+
+// stubArrived is told of each peer's evicted version applied here (as a
+// delta or a repair): a member with no bounds asks for its value.
+func (c *Cache) stubArrived(key string) {
+	if c.cfg.MaxKeys == 0 && c.cfg.MaxBytes == 0 {
+		c.wantStub(key)
+	}
+}
+
+// missedStub is told of each key Get missed: one held as a stub, on a
+// member under its bounds, is asked for.
+func (c *Cache) missedStub(key string) {
+	if c.store.HasRoom() && c.store.Stub(key) {
+		c.wantStub(key)
+	}
+}
+
+// wantStub queues key for an ask, without blocking.
+func (c *Cache) wantStub(key string) {
+	select {
+	case c.stubs.keys <- key:
+	default:
+		c.stats.stubAsksDropped.Add(1)
+	}
+}
+
+// askForStubs asks the peers for the values of the keys queued, at most
+// stubAskRate a second, until Close; it forgets each ask after
+// stubAskWait (an ask not answered is remembered until it is cancelled).
+func (c *Cache) askForStubs() {
+	defer c.wg.Done()
+	pace := time.NewTicker(time.Second / stubAskRate)
+	defer pace.Stop()
+	type round struct {
+		at      time.Time
+		cancels []func()
+	}
+	var pending []round
+	forget := func(now time.Time) {
+		for len(pending) > 0 && (now.IsZero() || now.Sub(pending[0].at) >= stubAskWait) {
+			for _, cancel := range pending[0].cancels {
+				cancel()
+			}
+			pending = pending[1:]
+		}
+	}
+	defer forget(time.Time{})
+	for {
+		var tick <-chan time.Time
+		if len(pending) > 0 {
+			tick = pace.C // to forget the asks in time
+		}
+		var key string
+		select {
+		case <-c.done:
+			return
+		case now := <-tick:
+			forget(now)
+			continue
+		case key = <-c.stubs.keys:
+		}
+		if !c.store.HasRoom() || !c.store.Stub(key) {
+			continue // filled, written or bounded since
+		}
+		if _, ok := c.stubs.asked.take(key, stubAskAgain); !ok {
+			continue
+		}
+		pending = append(pending, round{time.Now(), c.askStub(key)})
+		select {
+		case <-c.done:
+			return
+		case now := <-pace.C:
+			forget(now)
+		}
+	}
+}
+
+// askStub asks every live peer, at once, for the record it holds of key,
+// and takes what they answer as GetOrFill takes an owner's answer
+// (member.Receive: the value put back on the stub of its version, a newer
+// record applied). It returns the asks' cancels.
+func (c *Cache) askStub(key string) []func() {
+	c.stats.stubAsks.Add(1)
+	req := clusterfill.Request(clusterfill.FetchRequest, key)
+	var cancels []func()
+	for _, m := range c.repl.Members() {
+		if m.Name == c.cfg.NodeName {
+			continue
+		}
+		cancel, err := c.repl.Ask(m.Name, req, func(b []byte, err error) {
+			if err != nil {
+				return
+			}
+			if rec, ok := clusterfill.Record(b, key); ok {
+				if rec.Tombstone && rec.Time.Node == 0 {
+					return // the peer's word that the key's writes below it are dead there: no value
+				}
+				member{c}.Receive(rec)
+			} else if clusterfill.FetchMalformed(b, key) {
+				c.stats.fillAnswersBad.Add(1)
+			}
+		})
+		if err == nil {
+			cancels = append(cancels, cancel)
+		}
+	}
+	return cancels
+}
