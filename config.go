@@ -128,8 +128,9 @@ type Config struct {
 	// included; larger frames go over TCP streams. Default: 1400 bytes,
 	// under a real network's path MTU, or gossip.LoopbackPacketSize (8
 	// KiB) for a member whose address (AdvertiseAddr, else BindAddr) is a
-	// loopback one, as every member that reaches it runs on its host
-	// (with a Network of its own, 1400). Raise it on a network whose
+	// loopback IP address, as every member that reaches it runs on its
+	// host (a host name such as localhost is not read as one: 1400; with
+	// a Network of its own, 1400). Raise it on a network whose
 	// every path carries larger packets (jumbo frames): fewer datagrams,
 	// fewer system calls a write. From 512 to 65,507 (the host's own
 	// limit may be lower: macOS sends at most 9,216 bytes a datagram by

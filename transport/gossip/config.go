@@ -403,9 +403,10 @@ func (c *Config) fill() error {
 			return fmt.Errorf("%w: AdvertiseAddr: %w", ErrConfig, err)
 		}
 		// Peers dial what is advertised: an address of every interface
-		// would have them dial themselves. (Port 0 advertises the port
-		// bound.)
-		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// would have them dial themselves, a multicast or broadcast one
+		// no member (both were taken: found by review). (Port 0
+		// advertises the port bound.)
+		if ip := net.ParseIP(host); host == "" || (ip != nil && (ip.IsUnspecified() || ip.IsMulticast() || ip.Equal(net.IPv4bcast))) {
 			return fmt.Errorf("%w: AdvertiseAddr: %q: want an address peers can dial", ErrConfig, c.AdvertiseAddr)
 		}
 		// memberlist advertises an IP address, and refused a name only

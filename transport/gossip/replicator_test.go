@@ -48,6 +48,11 @@ func TestStartValidates(t *testing.T) {
 		// Peers dial what is advertised, and a peer is dialled: an
 		// unspecified address or port 0 reaches no one (or the dialler).
 		{"advertising every interface", func(c *Config) { c.AdvertiseAddr = "0.0.0.0:7946" }},
+		// Nor does a broadcast or a multicast address reach a member
+		// (both were taken: found by review).
+		{"advertising the broadcast address", func(c *Config) { c.AdvertiseAddr = "255.255.255.255:7946" }},
+		{"advertising a multicast address", func(c *Config) { c.AdvertiseAddr = "224.0.0.1:7946" }},
+		{"advertising an IPv6 multicast address", func(c *Config) { c.AdvertiseAddr = "[ff02::1]:7946" }},
 		// memberlist refused these once Start was under way, in errors
 		// without ErrConfig (found by review).
 		{"advertising a host name", func(c *Config) { c.AdvertiseAddr = "localhost:0" }},
