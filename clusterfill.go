@@ -564,8 +564,33 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 	for _, cancel := range prev {
 		cancel()
 	}
-	asked := prev[:0]
 	c.stats.pulls.Add(1)
+	return c.askPeers(key, prev[:0], func(rec crdt.Record) {
+		if rec.Tombstone && rec.Time.Node == 0 {
+			// The peer's word that every write of key below it is dead
+			// or lost there (Store.Gone, or the answer of package lww's
+			// rule 3 it holds): noted for the readers, not applied (a
+			// read writes nothing). A member that never held the key (it
+			// joined after it was collected) waited for its context
+			// (found by review).
+			if c.clock.CheckDrift(rec.Time) != nil {
+				c.stats.pulledDrifted.Add(1) // as Receive counts one
+				return
+			}
+			c.gone.note(key, rec.Time)
+			c.feed.wake(key)
+			return
+		}
+		member{c}.Receive(rec)
+	})
+}
+
+// askPeers asks every live peer, at once, for the record it holds of key
+// (a fetch), and hands each record answered to take, on the goroutine
+// that receives it; an answer of none of a fetch answer's forms is
+// dropped and counted. It appends the asks' cancels to asked, for the
+// caller to cancel when it no longer waits.
+func (c *Cache) askPeers(key string, asked []func(), take func(crdt.Record)) []func() {
 	req := clusterfill.Request(clusterfill.FetchRequest, key)
 	for _, m := range c.repl.Members() {
 		if m.Name == c.cfg.NodeName {
@@ -576,23 +601,7 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 				return
 			}
 			if rec, ok := clusterfill.Record(b, key); ok {
-				if rec.Tombstone && rec.Time.Node == 0 {
-					// The peer's word that every write of key below it is
-					// dead or lost there (Store.Gone, or the answer of
-					// package lww's rule 3 it holds): noted for the
-					// readers, not applied (a read writes nothing). A
-					// member that never held the key (it joined after it
-					// was collected) waited for its context (found by
-					// review).
-					if c.clock.CheckDrift(rec.Time) != nil {
-						c.stats.pulledDrifted.Add(1) // as Receive counts one
-						return
-					}
-					c.gone.note(key, rec.Time)
-					c.feed.wake(key)
-					return
-				}
-				member{c}.Receive(rec)
+				take(rec)
 			} else if clusterfill.FetchMalformed(b, key) {
 				c.stats.fillAnswersBad.Add(1) // dropped, as before, and counted (found by review)
 			}

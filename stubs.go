@@ -3,7 +3,7 @@ package bcache
 import (
 	"time"
 
-	"github.com/bcache-go/bcache/internal/clusterfill"
+	"github.com/bcache-go/bcache/crdt"
 )
 
 // A member that holds a key as an evicted stub it did not evict itself
@@ -123,28 +123,10 @@ func (c *Cache) askForStubs() {
 // record applied). It returns the asks' cancels.
 func (c *Cache) askStub(key string) []func() {
 	c.stats.stubAsks.Add(1)
-	req := clusterfill.Request(clusterfill.FetchRequest, key)
-	var cancels []func()
-	for _, m := range c.repl.Members() {
-		if m.Name == c.cfg.NodeName {
-			continue
+	return c.askPeers(key, nil, func(rec crdt.Record) {
+		if rec.Tombstone && rec.Time.Node == 0 {
+			return // the peer's word that the key's writes below it are dead there: no value
 		}
-		cancel, err := c.repl.Ask(m.Name, req, func(b []byte, err error) {
-			if err != nil {
-				return
-			}
-			if rec, ok := clusterfill.Record(b, key); ok {
-				if rec.Tombstone && rec.Time.Node == 0 {
-					return // the peer's word that the key's writes below it are dead there: no value
-				}
-				member{c}.Receive(rec)
-			} else if clusterfill.FetchMalformed(b, key) {
-				c.stats.fillAnswersBad.Add(1)
-			}
-		})
-		if err == nil {
-			cancels = append(cancels, cancel)
-		}
-	}
-	return cancels
+		member{c}.Receive(rec)
+	})
 }
