@@ -434,6 +434,11 @@ func (c *Config) fill() error {
 		return configError("LogReceived", "needs a write log: a Sync policy other than SyncNone")
 	case c.OnDamage > DamageReset:
 		return configError("OnDamage", "unknown policy %d", c.OnDamage)
+	case c.OnDamage != DamageFail && c.SnapshotPath == "":
+		// Without files there is nothing to move aside: a member asked to
+		// reset damaged files, given none, was taken for one that keeps
+		// them (found by review).
+		return configError("OnDamage", "%v needs a SnapshotPath, whose files it moves aside when damaged", c.OnDamage)
 	case c.FillTTL < 0: // every fill would fail (found by review)
 		return configError("FillTTL", "negative (%v), want 0 (none) or more", c.FillTTL)
 	case c.FillTTL > 0 && c.FillTTL < minDuration: // every filled value expired at once (found by review)

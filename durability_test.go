@@ -282,6 +282,11 @@ func TestSyncConfig(t *testing.T) {
 	if _, err := New(Config{BindAddr: "127.0.0.1:0", Sync: 9}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("an unknown policy: %v", err)
 	}
+	// Nor is a damage policy taken without files to move aside: it was
+	// ignored, the member taken for one that keeps them (found by review).
+	if _, err := New(Config{BindAddr: "127.0.0.1:0", OnDamage: DamageReset}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "OnDamage") {
+		t.Fatalf("DamageReset without a SnapshotPath: %v", err)
+	}
 	var p SyncPolicy
 	var d DamagePolicy
 	for _, name := range []string{"none", "interval", "write"} {
