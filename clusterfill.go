@@ -25,7 +25,8 @@ var ErrFillTimeout = errors.New("fill timed out")
 // member that rendezvous hashing of the key over the members' names
 // picks, the same on every member that sees the same members), which
 // runs one fill for all askers, Sets the value with Config.FillTTL (so it
-// replicates like any write) and answers with it (an owner whose fill
+// replicates like any write; a GetOrFill that joins a GetWithFiller's
+// fill of the key under way shares that fill, its filler and its ttl) and answers with it (an owner whose fill
 // is not stored, the key written meanwhile: see GetWithFiller, answers
 // with the value written then, or that it holds nothing if that was a
 // delete, and the member then fills itself). A member asks at most

@@ -24,7 +24,9 @@ type Filler func(ctx context.Context, key string) ([]byte, error)
 
 // GetWithFiller returns the value of key, calling fill on a miss. On each
 // member at most one fill per key runs at a time: concurrent callers for
-// the key wait for it and share its result, for at most
+// the key wait for it and share its result (the first caller's filler and
+// ttl: a GetOrFill of the key that comes meanwhile joins it too, and the
+// value is stored with that ttl, not FillTTL), for at most
 // Config.FillTimeout (then ErrFillTimeout, and the key is free for the
 // next fill: a hung filler holds it no longer). A filled value is Set with ttl,
 // so it replicates; an error is returned to every waiting caller and not
