@@ -85,7 +85,7 @@ type lagReplica struct {
 
 func (r lagReplica) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 	o := r.Store.Apply(rec, delta, now)
-	if o == crdt.Applied && rec.Evicted && r.stub != nil {
+	if o == crdt.Applied && rec.Evicted && !rec.Expired(now) && r.stub != nil { // an expired one is put back on by no answer
 		r.stub(rec.Key)
 	}
 	// A peer's answer to a record it rejected (a tombstone of node 0,

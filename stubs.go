@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
@@ -39,7 +40,17 @@ const (
 type stubAsks struct {
 	keys  chan string
 	asked recentPulls
+	// queued holds, by a slot of the key's hash, when a read may queue a
+	// key of that slot again (in nanoseconds since pullsEpoch): a read
+	// of a stub queued a copy of its key at every read, taking the
+	// queue's lock on Get's path, and a hot key read at full speed filled
+	// the queue with itself, the others dropped (found by review). A read
+	// queues a slot's key once a stubAskAgain at most, without a lock.
+	queued [stubSlots]atomic.Int64
 }
+
+// stubSlots is the number of queued's slots.
+const stubSlots = 1024
 
 // stubArrived is told of each peer's evicted version applied here (as a
 // delta or a repair): a member with no bounds asks for its value.
@@ -52,9 +63,15 @@ func (c *Cache) stubArrived(key string) {
 // missedStub is told of each key Get missed: one held as a stub, on a
 // member under its bounds, is asked for.
 func (c *Cache) missedStub(key string) {
-	if c.store.HasRoom() && c.store.Stub(key) {
-		c.wantStub(key)
+	if !c.store.HasRoom() || !c.store.Stub(key, c.phys) {
+		return
 	}
+	slot := &c.stubs.queued[crdt.HashKey(key)%stubSlots]
+	now := int64(time.Since(pullsEpoch))
+	if t := slot.Load(); now < t || !slot.CompareAndSwap(t, now+int64(stubAskAgain)) {
+		return // queued lately
+	}
+	c.wantStub(key)
 }
 
 // wantStub queues key for an ask, without blocking.
@@ -101,7 +118,7 @@ func (c *Cache) askForStubs() {
 			continue
 		case key = <-c.stubs.keys:
 		}
-		if !c.store.HasRoom() || !c.store.Stub(key) {
+		if !c.store.HasRoom() || !c.store.Stub(key, c.phys) {
 			continue // filled, written or bounded since
 		}
 		if _, ok := c.stubs.asked.take(key, stubAskAgain); !ok {
@@ -126,6 +143,16 @@ func (c *Cache) askStub(key string) []func() {
 	return c.askPeers(key, nil, func(rec crdt.Record) {
 		if rec.Tombstone && rec.Time.Node == 0 {
 			return // the peer's word that the key's writes below it are dead there: no value
+		}
+		// The stub's value is put back only if it fits beside the values
+		// held: on a member bounded by MaxBytes, under its bound after
+		// every eviction, it evicted another value, which the next read
+		// asked for in turn (found by review,
+		// TestAStubAskEvictsNothingOnAFullMember). A value over the
+		// bounds goes on, for Receive to mark the stub so.
+		if held, ok := c.store.Lookup(key); ok && held.Evicted && !held.Tombstone && held.Time == rec.Time &&
+			!rec.Tombstone && !c.store.Oversized(rec) && !c.store.Fits(rec) {
+			return
 		}
 		member{c}.Receive(rec)
 	})

@@ -345,16 +345,41 @@ func (s *Store) Get(key string, now func() int64) ([]byte, bool) {
 }
 
 // Stub reports whether the store holds key as an evicted stub that a
-// value of its version may be put back on (Refill), without a lock.
-func (s *Store) Stub(key string) bool {
+// value of its version may be put back on (Refill) at the time now
+// returns: not past its expiry, which Refill refuses (now is read only
+// for a stub with an expiry). Without a lock.
+func (s *Store) Stub(key string, now func() int64) bool {
 	e := s.shards[s.shardOf(crdt.HashKey(key))].find.Find(key)
-	return e != nil && e.Refillable()
+	if e == nil || !e.Refillable() {
+		return false
+	}
+	_, _, expires := e.LoadParts()
+	return expires == 0 || now() < expires
 }
 
-// HasRoom reports whether the store holds fewer values than its bounds
-// allow (always, with none).
+// HasRoom reports whether the store has room for one more value (always,
+// with no bounds): fewer values than MaxKeys, and, under MaxBytes, room
+// for a value of the average size of those held. (Bytes below MaxBytes
+// alone held after every eviction, by less than a value: a member full
+// of values asked its peers for values it could only drop: found by
+// review.)
 func (s *Store) HasRoom() bool {
-	return (s.maxKeys == 0 || s.resident.Load() < s.maxKeys) && (s.maxBytes == 0 || s.bytes.Load() < s.maxBytes)
+	n := s.resident.Load()
+	if s.maxKeys != 0 && n >= s.maxKeys {
+		return false
+	}
+	if s.maxBytes == 0 {
+		return true
+	}
+	b := s.bytes.Load()
+	return b+b/max(n, 1) < s.maxBytes
+}
+
+// Fits reports whether rec's value fits beside the values the store
+// holds without evicting one (always, with no bounds).
+func (s *Store) Fits(rec crdt.Record) bool {
+	return (s.maxKeys == 0 || s.resident.Load() < s.maxKeys) &&
+		(s.maxBytes == 0 || s.bytes.Load()+int64(len(rec.Key)+len(rec.Value)) <= s.maxBytes)
 }
 
 // Missed counts a read that found no value, made without Get (a read
