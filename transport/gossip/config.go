@@ -386,8 +386,16 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: AcceptKeys: more than %d distinct keys with SecretKey", ErrConfig, maxKeyIDs)
 	}
 	if c.Transport == nil {
-		if _, _, err := splitHostPort(c.BindAddr); err != nil {
+		host, _, err := splitHostPort(c.BindAddr)
+		if err != nil {
 			return fmt.Errorf("%w: BindAddr: %w", ErrConfig, err)
+		}
+		// A multicast or broadcast address binds (Linux takes both, for
+		// TCP too) and is advertised without an AdvertiseAddr, but no
+		// peer's join or stream reaches it (found by review, as for
+		// AdvertiseAddr).
+		if ip := net.ParseIP(host); ip != nil && (ip.IsMulticast() || ip.Equal(net.IPv4bcast)) {
+			return fmt.Errorf("%w: BindAddr: %q: a multicast or broadcast address, which no peer reaches", ErrConfig, c.BindAddr)
 		}
 	}
 	if c.Transport == nil {

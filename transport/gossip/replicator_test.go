@@ -53,6 +53,11 @@ func TestStartValidates(t *testing.T) {
 		{"advertising the broadcast address", func(c *Config) { c.AdvertiseAddr = "255.255.255.255:7946" }},
 		{"advertising a multicast address", func(c *Config) { c.AdvertiseAddr = "224.0.0.1:7946" }},
 		{"advertising an IPv6 multicast address", func(c *Config) { c.AdvertiseAddr = "[ff02::1]:7946" }},
+		// Bound to one, with no AdvertiseAddr, a member advertised it
+		// (Linux binds TCP and UDP to both), and no peer reached it.
+		{"binding the broadcast address", func(c *Config) { c.BindAddr = "255.255.255.255:0" }},
+		{"binding a multicast address", func(c *Config) { c.BindAddr = "224.0.0.1:0" }},
+		{"binding an IPv4-mapped multicast address", func(c *Config) { c.BindAddr = "[::ffff:224.0.0.1]:0" }},
 		// memberlist refused these once Start was under way, in errors
 		// without ErrConfig (found by review).
 		{"advertising a host name", func(c *Config) { c.AdvertiseAddr = "localhost:0" }},
