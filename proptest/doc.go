@@ -122,7 +122,10 @@
 // have made no first sync; the cluster's first members are not). A first
 // sync the peer acknowledged (an UnackedSyncer's) must serve no value held
 // since before the exchange that is older than a record of its key the
-// peer had collected by then; it is checked as each frame is delivered.
+// peer had collected by then (unless the peer holds a newer version of
+// the key, which superseded the member's push unanswered, or which the
+// member refused, too far ahead of its clock); it is checked as each
+// frame is delivered.
 // After the run it
 // heals the network, delivers everything, runs one anti-entropy session
 // between two live members alone and checks that it completed on both

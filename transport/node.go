@@ -555,7 +555,10 @@ func (n *Node) FirstSyncWith() (peer string, start int64) { return n.firstPeer, 
 // deletes it collected, until its next exchange with a member that holds
 // those deletes' watermarks. Taken with the acknowledgement, or with
 // nothing pushed, the first sync holds no value older than a delete its
-// peer had collected when the exchange began.
+// peer had collected when the exchange began, unless the peer holds a
+// newer version of its key: one it took during the exchange supersedes
+// this node's push, unanswered; one stamped too far ahead of this node's
+// clock, this node refuses.
 func (n *Node) FirstSyncUnacked() bool { return n.firstUnacked }
 
 // LastSyncs returns, for each member in the view with which an exchange
