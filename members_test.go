@@ -205,8 +205,12 @@ func onMemnetWithSnapshot(t *testing.T, net *memnet.Network, name, tname, path s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-		AntiEntropyInterval: 100 * time.Millisecond, SnapshotPath: path, OnDamage: DamageReset})
+	cfg := Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
+		AntiEntropyInterval: 100 * time.Millisecond, SnapshotPath: path}
+	if path != "" { // a damage policy needs files (ErrConfig without)
+		cfg.OnDamage = DamageReset
+	}
+	return newCache(t, cfg)
 }
 
 // bLosesA starts a, which writes k, and b, its snapshot at path, synced
