@@ -19,15 +19,8 @@ import (
 // of k1 were made or skipped.
 func TestAnExpiredStubIsNotAskedFor(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	member := func(name string, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: time.Hour})
-	}
-	a := member("a")
-	c := member("c", a.Addr())
+	a := onMemnetWith(t, net, "a", Config{AntiEntropyInterval: time.Hour})
+	c := onMemnetWith(t, net, "c", Config{AntiEntropyInterval: time.Hour}, a.Addr())
 	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 && len(a.Members()) == 2 }, "a and c never met")
 	arrive := func(rec crdt.Record) {
 		t.Helper()

@@ -22,15 +22,8 @@ import (
 // beside the values held, evicting none.
 func TestAStubAskEvictsNothingOnAFullMember(t *testing.T) {
 	net := memnet.NewNetwork(1)
-	member := func(name string, maxBytes int64, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(), AntiEntropyInterval: time.Hour, MaxBytes: maxBytes})
-	}
-	a := member("a", 0)
-	c := member("c", 1000, a.Addr())
+	a := onMemnetWith(t, net, "a", Config{AntiEntropyInterval: time.Hour})
+	c := onMemnetWith(t, net, "c", Config{AntiEntropyInterval: time.Hour, MaxBytes: 1000}, a.Addr())
 	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 2 && len(a.Members()) == 2 }, "a and c never met")
 	key := func(i int) string { return fmt.Sprintf("l%02d", i) }
 	// a's writes, which c takes as a peer's and evicts down to its bound

@@ -26,12 +26,7 @@ func TestAPeersEvictionIsNotAMissHereForEver(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	member := func(name string, maxKeys int, peers ...string) *Cache {
-		tr, err := net.NewTransport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-			AntiEntropyInterval: 50 * time.Millisecond, MaxKeys: maxKeys})
+		return onMemnetWith(t, net, name, Config{AntiEntropyInterval: 50 * time.Millisecond, MaxKeys: maxKeys}, peers...)
 	}
 	a := member("a", 0)
 	b := member("b", 1, a.Addr())
@@ -84,14 +79,9 @@ func TestAPeersStubIsAskedForOnArrival(t *testing.T) {
 	for _, maxKeys := range []int{0, 1} {
 		t.Run(fmt.Sprint("MaxKeys ", maxKeys), func(t *testing.T) {
 			net := memnet.NewNetwork(1)
+			// No anti-entropy during the test: the value comes by the ask alone.
 			member := func(name string, maxKeys int, peers ...string) *Cache {
-				tr, err := net.NewTransport(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				// No anti-entropy during the test: the value comes by the ask alone.
-				return newCache(t, Config{NodeName: name, Network: tr, Peers: peers, Timings: FastTimings(),
-					AntiEntropyInterval: time.Hour, MaxKeys: maxKeys})
+				return onMemnetWith(t, net, name, Config{AntiEntropyInterval: time.Hour, MaxKeys: maxKeys}, peers...)
 			}
 			a := member("a", 0)
 			c := member("c", maxKeys, a.Addr())
@@ -119,4 +109,16 @@ func TestAPeersStubIsAskedForOnArrival(t *testing.T) {
 				"c, bounded but under its bound, never served k1 after reading it")
 		})
 	}
+}
+
+// onMemnetWith starts member name on net with cfg (its limits and
+// intervals), fast timings, and peers.
+func onMemnetWith(t *testing.T, net *memnet.Network, name string, cfg Config, peers ...string) *Cache {
+	t.Helper()
+	tr, err := net.NewTransport(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NodeName, cfg.Network, cfg.Peers, cfg.Timings = name, tr, peers, FastTimings()
+	return newCache(t, cfg)
 }
