@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -110,6 +111,10 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 		}
 	}
 }
+
+// fetchServedHook runs as a member answers a peer's fetch (askPeers),
+// with the member's name; tests replace it.
+var fetchServedHook = func(string) {}
 
 // askEndHook runs as GetOrFill's ask returns, on its goroutine, before
 // Close may stop waiting for it; tests replace it.
@@ -418,6 +423,9 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 	if clusterfill.BadRequest(payload, c.cfg.MaxKeySize) {
 		c.stats.callRequestsBad.Add(1) // answered NotHeld, as before, and counted (found by review)
 	}
+	if len(payload) > 0 && payload[0] == clusterfill.FetchRequest {
+		fetchServedHook(c.cfg.NodeName)
+	}
 	answer := clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
 	if closing {
 		<-c.left
@@ -566,7 +574,7 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 		cancel()
 	}
 	c.stats.pulls.Add(1)
-	return c.askPeers(key, prev[:0], func(rec crdt.Record) {
+	return c.askPeers(key, prev[:0], 0, func(rec crdt.Record) {
 		if rec.Tombstone && rec.Time.Node == 0 {
 			// The peer's word that every write of key below it is dead
 			// or lost there (Store.Gone, or the answer of package lww's
@@ -586,18 +594,17 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 	})
 }
 
-// askPeers asks every live peer, at once, for the record it holds of key
-// (a fetch), and hands each record answered to take, on the goroutine
-// that receives it; an answer of none of a fetch answer's forms is
-// dropped and counted. It appends the asks' cancels to asked, for the
-// caller to cancel when it no longer waits.
-func (c *Cache) askPeers(key string, asked []func(), take func(crdt.Record)) []func() {
+// askPeers asks live peers, at once, for the record each holds of key (a
+// fetch): every one if most is 0, else at most most of them, the key's
+// owner (who fills it, so most likely holds it) and others drawn at
+// random. It hands each record answered to take, on the goroutine that
+// receives it; an answer of none of a fetch answer's forms is dropped
+// and counted. It appends the asks' cancels to asked, for the caller to
+// cancel when it no longer waits.
+func (c *Cache) askPeers(key string, asked []func(), most int, take func(crdt.Record)) []func() {
 	req := clusterfill.Request(clusterfill.FetchRequest, key)
-	for _, m := range c.repl.Members() {
-		if m.Name == c.cfg.NodeName {
-			continue
-		}
-		cancel, err := c.repl.Ask(m.Name, req, func(b []byte, err error) {
+	for _, name := range c.peersToAsk(key, most) {
+		cancel, err := c.repl.Ask(name, req, func(b []byte, err error) {
 			if err != nil {
 				return
 			}
@@ -612,4 +619,31 @@ func (c *Cache) askPeers(key string, asked []func(), take func(crdt.Record)) []f
 		}
 	}
 	return asked
+}
+
+// peersToAsk returns the live peers askPeers asks for key: all of them if
+// most is 0 or they are no more than most; else the key's owner, if it
+// is not this member, and others drawn at random, most in all.
+func (c *Cache) peersToAsk(key string, most int) []string {
+	ms := c.repl.Members()
+	names := make([]string, 0, len(ms))
+	for _, m := range ms {
+		if m.Name != c.cfg.NodeName {
+			names = append(names, m.Name)
+		}
+	}
+	if most <= 0 || len(names) <= most {
+		return names
+	}
+	drawn := 0
+	if owner := clusterfill.Owner(key, c.cfg.NodeName, names); owner != c.cfg.NodeName {
+		i := slices.Index(names, owner)
+		names[0], names[i] = names[i], names[0]
+		drawn = 1
+	}
+	for i := drawn; i < most; i++ { // a partial shuffle of the rest
+		j := i + rand.IntN(len(names)-i)
+		names[i], names[j] = names[j], names[i]
+	}
+	return names[:most]
 }

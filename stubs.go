@@ -27,8 +27,17 @@ import (
 // bounded: a queue of stubAskQueue keys, dropped past it (counted); at
 // most stubAskRate asks a second; a key asked for again only after
 // stubAskAgain. A value none of the peers holds stays a miss, as before.
+//
+// An ask goes to stubAskPeers peers, not to every one: in a cluster of a
+// hundred, each key's ask was 99 datagrams, and up to 99 answers each
+// carrying the value. The key's owner is asked first (the member that
+// fills it for the cluster, most likely to hold it), and others drawn at
+// random; a value the ones asked do not hold is asked for again, of
+// another draw, at a read after stubAskAgain (a member without bounds
+// reads the stub as a miss too).
 
 const (
+	stubAskPeers = 3
 	stubAskQueue = 1024
 	stubAskRate  = 200
 	stubAskAgain = time.Second
@@ -134,13 +143,14 @@ func (c *Cache) askForStubs() {
 	}
 }
 
-// askStub asks every live peer, at once, for the record it holds of key,
-// and takes what they answer as GetOrFill takes an owner's answer
-// (member.Receive: the value put back on the stub of its version, a newer
-// record applied). It returns the asks' cancels.
+// askStub asks stubAskPeers live peers at once (the key's owner and
+// others drawn at random) for the record each holds of key, and takes
+// what they answer as GetOrFill takes an owner's answer (member.Receive:
+// the value put back on the stub of its version, a newer record applied).
+// It returns the asks' cancels.
 func (c *Cache) askStub(key string) []func() {
 	c.stats.stubAsks.Add(1)
-	return c.askPeers(key, nil, func(rec crdt.Record) {
+	return c.askPeers(key, nil, stubAskPeers, func(rec crdt.Record) {
 		if rec.Tombstone && rec.Time.Node == 0 {
 			return // the peer's word that the key's writes below it are dead there: no value
 		}
