@@ -327,6 +327,12 @@ func newNodeMetrics() nodeMetrics {
 	}
 }
 
+// uploadEndGrace is how long a PUT's body may take to come once the
+// server has begun to shut down: well within shutdownTimeout, with the
+// half second net/http waits before closing a connection it did not read
+// to its end.
+const uploadEndGrace = time.Second
+
 // retryAfter is the Retry-After of a 429, in seconds.
 const retryAfter = "1"
 
@@ -376,9 +382,31 @@ func put(w http.ResponseWriter, r *http.Request, c *bcache.Cache, key string, ma
 		http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 		return
 	}
+	// As the server shuts down, the body has uploadEndGrace more to come:
+	// Shutdown waited out its timeout (3 s) for a client that had sent
+	// part of it, then closed the connection, and the client got no
+	// answer (found by review: TestStopAnswersAClientMidUpload). One
+	// still sending finishes; one that does not gets a 503.
+	rc := http.NewResponseController(w)
+	graceSet := make(chan struct{})
+	stopGrace := context.AfterFunc(r.Context(), func() {
+		defer close(graceSet)
+		if errors.Is(context.Cause(r.Context()), errShutdown) {
+			_ = rc.SetReadDeadline(time.Now().Add(uploadEndGrace))
+		}
+	})
+	defer func() {
+		if !stopGrace() {
+			<-graceSet // set before the server takes the connection back
+		}
+	}()
 	body := &budgeted{r: http.MaxBytesReader(w, r.Body, int64(maxValue)), b: bodies}
 	defer func() { bodies.give(body.took) }()
 	value, err := io.ReadAll(body)
+	if err != nil && errors.Is(context.Cause(r.Context()), errShutdown) && errors.Is(err, os.ErrDeadlineExceeded) {
+		http.Error(w, "the server is shutting down: the body did not come in time; retry on another member", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
