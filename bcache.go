@@ -140,10 +140,15 @@ type Cache struct {
 }
 
 // gossipError says err of gossip's Start or Config.Check as New's: a
-// rule gossip owns (an address's form) as ErrConfig.
+// rule gossip owns (an address's form) as ErrConfig, naming Config's
+// fields: gossip's Name is NodeName here (a PacketSize too small for a
+// long NodeName spoke of a "Name" Config has none of: found by review,
+// TestPacketSizeTooSmallForTheNodeNameNamesNodeName).
 func gossipError(err error) error {
 	if errors.Is(err, gossip.ErrConfig) {
-		return fmt.Errorf("bcache: new: %w: %s", ErrConfig, strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": "))
+		msg := strings.TrimPrefix(err.Error(), gossip.ErrConfig.Error()+": ")
+		msg = strings.ReplaceAll(msg, ") and Name (", ") and NodeName (")
+		return fmt.Errorf("bcache: new: %w: %s", ErrConfig, msg)
 	}
 	return fmt.Errorf("bcache: new: %w", err)
 }

@@ -33,3 +33,21 @@ func TestABadPacketSizeIsRefusedByItsName(t *testing.T) {
 		t.Errorf("PacketSize 100: %v, want ErrConfig naming PacketSize alone", err)
 	}
 }
+
+// TestPacketSizeTooSmallForTheNodeNameNamesNodeName: a PacketSize in
+// range that leaves too little room in a datagram after a long NodeName
+// is refused naming PacketSize, and the name by Config's field,
+// NodeName: the error spoke of gossip's "Name", which Config has none of.
+func TestPacketSizeTooSmallForTheNodeNameNamesNodeName(t *testing.T) {
+	cfg := testConfig(strings.Repeat("n", 250))
+	cfg.PacketSize = 512
+	c, err := New(cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("started with PacketSize 512 and a 250-byte NodeName")
+	}
+	msg := err.Error()
+	if !errors.Is(err, ErrConfig) || !strings.Contains(msg, ": PacketSize: ") || !strings.Contains(msg, "NodeName (250 bytes)") || strings.Contains(msg, " Name (") {
+		t.Errorf("PacketSize 512, NodeName of 250 bytes: %v, want ErrConfig naming PacketSize and NodeName (not Name)", err)
+	}
+}

@@ -103,7 +103,7 @@ var metricList = []metric{
 	{"bcache_delta_records_sent_total", "Records of this member's writes sent as deltas.", prometheus.CounterValue, nil},
 	{"bcache_delta_records_received_total", "Delta records received from peers (once each).", prometheus.CounterValue, nil},
 	{"bcache_records_applied_total", "Records received from peers that changed this member's state.", prometheus.CounterValue, nil},
-	{"bcache_records_rejected_total", "Records received and not applied, by reason: watermark (older than a collected delete), clock_drift (too far ahead), late (a delta older than the horizon); watermark and clock_drift include records asked of peers (fill answers, GetAfter's pulls).", prometheus.CounterValue, []string{"reason"}},
+	{"bcache_records_rejected_total", "Records received and not applied, by reason: watermark (older than a collected delete), clock_drift (too far ahead), late (a delta older than the horizon); counted at each arrival, unlike bcache_delta_records_received_total: a record that comes again (a copy of its batch, duplicated or replayed on the way, or sent again by anti-entropy) counts again; watermark and clock_drift include records asked of peers (fill answers, GetAfter's pulls).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_values_dropped_total", "Live values dropped after an absence longer than the horizon.", prometheus.CounterValue, nil},
 	{"bcache_frames_rejected_total", "Frames refused before anything was applied, by reason (incomplete: received in part, as datagram fragments, and given up).", prometheus.CounterValue, []string{"reason"}},
 	{"bcache_antientropy_sessions_started_total", "Anti-entropy exchanges this member started.", prometheus.CounterValue, nil},

@@ -5,6 +5,12 @@ import "github.com/bcache-go/bcache/transport/wire"
 // Stats are a node's counters since it was created. All only grow.
 type Stats struct {
 	// Traffic, per message kind (indexed by wire.Kind) and in total.
+	// Sent counts the frames this node addressed, one per Envelope
+	// returned to the host, when it returns them: before the host writes
+	// them, so those the host then drops or fails to write are counted
+	// too (the host's own counters tell those, and what reached the
+	// network: gossip's Stats.Wire*). Received counts frames given to
+	// Receive.
 	FramesSent       uint64                      `json:"frames_sent"`
 	BytesSent        uint64                      `json:"bytes_sent"`
 	FramesReceived   uint64                      `json:"frames_received"`
@@ -23,9 +29,13 @@ type Stats struct {
 	DeltaRecordsReceived uint64 `json:"delta_records_received"`
 	DuplicateDeltas      uint64 `json:"duplicate_deltas"` // batches (relayed or direct) that brought nothing new here (copies, a batch passed on with refused records among them, records past the horizon or below a watermark): not relayed on, not counted as received
 	DeltasForwarded      uint64 `json:"deltas_forwarded"` // copies relayed down another origin's tree
-	LateDeltas           uint64 `json:"late_deltas"`      // delta records older than the GC horizon, not applied
+	LateDeltas           uint64 `json:"late_deltas"`      // delta records older than the GC horizon, not applied: at every copy, as the rejects below
 
-	// Records received by any path.
+	// Records received by any path. The rejects count arrivals, not
+	// records: a record that comes again (a copy of its batch, by the
+	// network or a replay, or anti-entropy sending it again) is counted
+	// again: the node keeps nothing that tells a rejected record's copy
+	// from its first arrival (see receiveDelta).
 	RecordsApplied    uint64 `json:"records_applied"`     // records that changed the replica
 	WatermarkRejects  uint64 `json:"watermark_rejects"`   // records below a GC watermark, not applied
 	ClockDriftRejects uint64 `json:"clock_drift_rejects"` // records stamped too far ahead of local time

@@ -256,7 +256,8 @@ func (c *countingTransport) addMember(ip netip.Addr, d int) {
 
 func (c *countingTransport) count(b []byte) { c.stats.count(b) }
 
-// count counts a datagram sent.
+// count counts a datagram sent: handed to the network (written without
+// an error).
 func (s *wireStats) count(b []byte) {
 	s.packets.Add(1)
 	s.packetBytes.Add(uint64(len(b)))
@@ -267,16 +268,25 @@ func (s *wireStats) count(b []byte) {
 	}
 }
 
-// WriteTo implements memberlist.Transport.
+// WriteTo implements memberlist.Transport. A datagram is counted once
+// written: one the transport failed to write was counted as sent (found
+// by review, TestFailedDatagramsAreNotCountedAsSent).
 func (c *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	c.count(b)
-	return c.NodeAwareTransport.WriteTo(b, addr)
+	t, err := c.NodeAwareTransport.WriteTo(b, addr)
+	if err == nil {
+		c.count(b)
+	}
+	return t, err
 }
 
-// WriteToAddress implements memberlist.NodeAwareTransport.
+// WriteToAddress implements memberlist.NodeAwareTransport, counting as
+// WriteTo does.
 func (c *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	c.count(b)
-	return c.NodeAwareTransport.WriteToAddress(b, a)
+	t, err := c.NodeAwareTransport.WriteToAddress(b, a)
+	if err == nil {
+		c.count(b)
+	}
+	return t, err
 }
 
 // DialTimeout implements memberlist.Transport.

@@ -893,8 +893,9 @@ type Stats struct {
 	// Protocol holds the sync protocol's counters.
 	Protocol transport.Stats `json:"protocol"`
 	// Wire counts everything sent, memberlist's own traffic included:
-	// datagrams and their bytes, streams opened and the bytes written to
-	// them.
+	// datagrams written without an error and their bytes (one the
+	// socket refused is not counted), streams opened and the bytes
+	// written to them.
 	WirePackets     uint64 `json:"wire_packets"`
 	WirePacketBytes uint64 `json:"wire_packet_bytes"`
 	WireStreams     uint64 `json:"wire_streams"`
