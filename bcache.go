@@ -555,13 +555,14 @@ func clip(key string) string {
 // to the write log if there is one. A write that returns nil is applied,
 // and is in the snapshot Close writes; with SyncWrite it is on disk.
 func (c *Cache) write(op string, rec crdt.Record) (crdt.Record, error) {
-	rec, _, err := c.writeIf(op, rec, nil)
+	rec, _, err := c.writeIf(op, rec, nil, nil)
 	return rec, err
 }
 
 // writeIf is write, or, with a fill's watch, Store.WriteIfUnchanged: it
-// reports whether it wrote.
-func (c *Cache) writeIf(op string, rec crdt.Record, fill *store.FillWatch) (crdt.Record, bool, error) {
+// reports whether it wrote. With SyncWrite it waits for the write's sync
+// until until is closed (nil: however long it takes; see logWrite).
+func (c *Cache) writeIf(op string, rec crdt.Record, fill *store.FillWatch, until <-chan struct{}) (crdt.Record, bool, error) {
 	var err error
 	wrote := true
 	if fill == nil {
@@ -578,7 +579,9 @@ func (c *Cache) writeIf(op string, rec crdt.Record, fill *store.FillWatch) (crdt
 	c.feed.flush()
 	c.repl.Write(rec) // a full queue drops the delta (counted); anti-entropy carries the write
 	if c.journal != nil {
-		if err := c.logWrite(&rec); err != nil {
+		if err := c.logWrite(&rec, until); errors.Is(err, errSyncPending) {
+			return rec, true, err // a fill's, durable later (see fill)
+		} else if err != nil {
 			return rec, true, fmt.Errorf("bcache: %s %q: %w: %v", op, clip(rec.Key), ErrNotDurable, err)
 		}
 	}

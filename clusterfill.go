@@ -257,7 +257,13 @@ func (c *Cache) forward(owner, key string) (answer []byte, ok bool) {
 			sent = time.Time{}
 			mu.Unlock()
 			b, err := c.repl.CallResendingFor(ctx, owner, clusterfill.Request(clusterfill.FillRequest, key), resend, max(c.cfg.FillTimeout-time.Since(start), time.Millisecond), sentFor(n))
-			if !errors.Is(err, gossip.ErrBusy) || time.Since(start) >= c.cfg.FillTimeout {
+			// A request whose datagram failed to send at once never
+			// reached the owner: sent again as a busy one is (taken for
+			// the owner's silence, the asker filled the key at once,
+			// while the owner filled it for others: found by review,
+			// TestFillRequestThatFailsToSendIsSentAgain).
+			retry := errors.Is(err, gossip.ErrBusy) || errors.Is(err, gossip.ErrNotSent)
+			if !retry || time.Since(start) >= c.cfg.FillTimeout {
 				done <- result{b, err}
 				return
 			}

@@ -456,7 +456,7 @@ func TestWriteRacingAFailedCloseIsNotDurable(t *testing.T) {
 	if err := c.Close(); err == nil {
 		t.Fatal("Close wrote its snapshot over a directory")
 	}
-	if err := c.logWrite(&rec); err == nil {
+	if err := c.logWrite(&rec, nil); err == nil {
 		t.Fatal("a write that neither the write log nor the last snapshot holds was reported durable")
 	}
 }

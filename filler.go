@@ -281,8 +281,17 @@ func (c *Cache) fill(ctx context.Context, key string, fill Filler, ttl time.Dura
 		rec.Expires = expiry(max(phys, min(rec.Time.Wall, crdt.AddSat(phys, int64(c.cfg.MaxClockDrift)))), ttl)
 	}
 	rec.Time = since
-	rec, stored, err := c.writeIf("fill", rec, &watch)
+	// With SyncWrite, its sync is waited for until the fill's timeout
+	// (ctx), no longer: an owner whose sync was slow (an fsync of seconds)
+	// answered once it ended, however long that took, past its askers'
+	// wait, and its own callers got ErrFillTimeout from their backstop,
+	// though the value was filled, applied and sent (found by review,
+	// TestOwnersSlowSyncIsBoundedByTheFillTimeout). Its value, not yet
+	// durable, is returned as one the log failed to take is, below.
+	rec, stored, err := c.writeIf("fill", rec, &watch, ctx.Done())
 	switch {
+	case stored && errors.Is(err, errSyncPending):
+		return rec, nil
 	case stored && errors.Is(err, ErrNotDurable):
 		// Applied here and sent: its callers, and an asker it filled
 		// for, get it (they got the log's error, and no value, for a

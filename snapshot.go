@@ -700,8 +700,10 @@ func (c *Cache) writeSnapshot() error {
 }
 
 // logWrite appends a local write, applied, to the write log, and waits
-// for it to be durable with SyncWrite.
-func (c *Cache) logWrite(rec *crdt.Record) error {
+// for it to be durable with SyncWrite, until until is closed (nil: for as
+// long as the sync takes): then it returns errSyncPending, the write
+// still to be synced.
+func (c *Cache) logWrite(rec *crdt.Record, until <-chan struct{}) error {
 	b, err := c.journal.Append(rec, false)
 	switch {
 	case errors.Is(err, journal.ErrClosed) && c.closeSnapshot.Load():
@@ -713,10 +715,19 @@ func (c *Cache) logWrite(rec *crdt.Record) error {
 	case err != nil:
 		return err
 	case c.cfg.Sync == SyncWrite:
-		return b.Wait()
+		ok, err := b.WaitUntil(until)
+		if !ok {
+			return errSyncPending
+		}
+		return err
 	}
 	return nil
 }
+
+// errSyncPending is logWrite's error for a write whose sync it stopped
+// waiting for: a fill's, at its fill timeout (a filled value need not be
+// durable, see fill).
+var errSyncPending = errors.New("its sync not ended by the fill timeout")
 
 // ownersOf returns the snapshot paths of which path is one of the files
 // kept beside them: their members file, lineage mark, lock, write log

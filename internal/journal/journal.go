@@ -1472,6 +1472,25 @@ func (b *Batch) Wait() error {
 	return b.err
 }
 
+// WaitUntil is Wait, which gives up when stop is closed first: ok is
+// false then, and b's frame may still be written and synced later.
+func (b *Batch) WaitUntil(stop <-chan struct{}) (ok bool, err error) {
+	select {
+	case <-b.done:
+		return true, b.err
+	case <-stop:
+		return false, nil
+	}
+}
+
+// SetSyncForTest replaces the sync of a segment's file for the Logs
+// opened from now on (tests of packages using a Log slow it down), and
+// returns what restores it, to call once those Logs are closed.
+func SetSyncForTest(sync func(*os.File) error) (restore func()) {
+	syncFile = sync
+	return func() { syncFile = (*os.File).Sync }
+}
+
 func (l *Log) poke() {
 	select {
 	case l.kick <- struct{}{}:

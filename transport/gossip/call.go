@@ -61,12 +61,22 @@ var ErrBusy = errors.New("gossip: peer busy")
 // the queue's refusal is ErrBusy too (a caller that takes only ErrBusy
 // for a passing failure filled a key itself while its owner was there:
 // found by review).
+//
+// Either way it wraps ErrNotSent: the request never left, and the peer
+// never saw it (a fill's asker that took a datagram's failed send for an
+// owner's silence filled the key itself at once, while the owner filled
+// it: found by review, TestFillRequestThatFailsToSendIsSentAgain).
 func sendError(what, peer string, err error) error {
 	if errors.Is(err, errStreamsFull) || errors.Is(err, errPeerStreamsFull) {
-		return fmt.Errorf("gossip: %s %s: %w: %w", what, peer, ErrBusy, err)
+		return fmt.Errorf("gossip: %s %s: %w: %w: %w", what, peer, ErrBusy, ErrNotSent, err)
 	}
-	return fmt.Errorf("gossip: %s %s: %w", what, peer, err)
+	return fmt.Errorf("gossip: %s %s: %w: %w", what, peer, ErrNotSent, err)
 }
+
+// ErrNotSent is wrapped by the error of a call or an ask whose request
+// failed to send at once (a datagram's send failed, or the stream queue
+// refused it): the peer never saw it, and it may be sent again.
+var ErrNotSent = errors.New("request not sent")
 
 // ErrNoPeer is the error of a call to a member not alive here.
 var ErrNoPeer = errors.New("gossip: no such live member")
