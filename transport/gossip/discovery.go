@@ -132,6 +132,7 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 		}
 	}
 	budget, seen := maxLookAddrs, map[string]bool{}
+	other, otherExample := 0, "" // the source's ip:port literals of a family this member cannot reach
 	addrs := r.resolvePeers(ctx, r.cfg.Peers, failed, &budget, seen, "Peers")
 	if asked != nil {
 		late := time.NewTimer(time.Second) // a second after its context ended
@@ -170,6 +171,17 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 			case checkPeer(p) != nil:
 				bad, example = bad+1, p[:min(len(p), 64)]
 			case named[p]:
+			case r.literalUnreachable(p):
+				// Left out here, before it counts: left out after the
+				// look, 1,024 IPv6 literals given first to a member bound
+				// to its IPv4 address used up the source's 1,024 peers
+				// and the look's 1,024 addresses, and the IPv4 peers
+				// after them were cut (found by review:
+				// TestLiteralsOfTheOtherFamilyUseNoBudget).
+				named[p] = true
+				if other++; otherExample == "" {
+					otherExample = p
+				}
 			default:
 				named[p] = true
 				if distinct++; distinct <= maxSourcePeers {
@@ -205,8 +217,23 @@ func (r *Replicator) seeds(base, ctx context.Context) ([]string, map[string]erro
 	// for a peer elsewhere, dialled it at every look and never founded its
 	// cluster (found by review). A look of such addresses alone keeps
 	// them: they fail as joins, and settle nothing.
-	if slices.ContainsFunc(addrs, func(a string) bool { return !r.unreachable(a) }) {
+	reachable := slices.ContainsFunc(addrs, func(a string) bool { return !r.unreachable(a) })
+	if reachable {
 		addrs = slices.DeleteFunc(addrs, r.unreachable)
+	}
+	// The source's literals of such a family were left out before they
+	// counted (see above): said in the log when the look has peers this
+	// member can reach (a dual-stack registry's every answer: no
+	// failure), and as the source's failure when it has none (a failure
+	// settles nothing: left out without a word, the look was one of no
+	// peer, and the member founded a cluster of its own).
+	if other > 0 {
+		what := fmt.Sprintf("%d addresses of a family this member cannot reach from %s, such as %q", other, r.bound.Addr(), otherExample)
+		if reachable {
+			r.log.Debug().Str("left_out", what).Msg("the peer source gave addresses this member cannot reach")
+		} else {
+			failed["PeerSource"] = errors.Join(failed["PeerSource"], fmt.Errorf("peer source gave %s, and no peer this member can reach", what))
+		}
 	}
 	slices.Sort(addrs)
 	return addrs, failed
@@ -392,22 +419,39 @@ const maxHungLookups = 4 * lookWorkers
 // not returned", at every look: that peer had no address, and the look,
 // a failure, settled nothing (found by review:
 // TestPeersOnOneHostAreAllLookedUp).
+//
+// A lookup shared is made under its first caller's context, which may
+// end before another's (Peers' names are looked up under the look's
+// context, the PeerSource's under one of their own: see seeds): one that
+// failed once its context had ended is made again for a caller whose
+// context has not, its failure not taken for that caller's (found by
+// review: TestASharedLookupIsNotFailedByAnotherContext, where the
+// source's peer at a host Peers also name failed "operation was
+// canceled" in its own time).
 func lookupBounded[T any](r *Replicator, ctx context.Context, kind, name string, f func() (T, error)) (T, error) {
 	var none T
 	key := kind + ":" + name
 	look, _ := ctx.Value(lookSlotsKey{}).(lookSlots)
-	l := &lookupInFlight[T]{done: make(chan struct{}), look: look}
-	if v, busy := r.lookHung.LoadOrStore(key, l); busy {
-		l = v.(*lookupInFlight[T])
-		if l.look == nil || l.look != look {
+	l := &lookupInFlight[T]{done: make(chan struct{}), look: look, ctx: ctx}
+	for {
+		v, busy := r.lookHung.LoadOrStore(key, l)
+		if !busy {
+			break
+		}
+		shared := v.(*lookupInFlight[T])
+		if shared.look == nil || shared.look != look {
 			// An earlier look's: its caller has failed it already, and
 			// this one does too, at once (waiting, each such name held a
 			// slot of this look until its end).
 			return none, &net.DNSError{Err: "an earlier lookup has not returned", Name: name, IsTimeout: true}
 		}
 		select {
-		case <-l.done:
-			return l.v, l.err
+		case <-shared.done:
+			if shared.err == nil || shared.ctx.Err() == nil || ctx.Err() != nil {
+				return shared.v, shared.err
+			}
+			// Its context ended, this one's has not: looked up again
+			// (the name was let go before done was closed).
 		case <-ctx.Done():
 			return none, lookTimedOut(ctx, name)
 		}
@@ -440,7 +484,8 @@ func lookupBounded[T any](r *Replicator, ctx context.Context, kind, name string,
 // v and err are its answer once done is closed.
 type lookupInFlight[T any] struct {
 	done chan struct{}
-	look lookSlots // the look it is of (see seeds): only that look's callers share it
+	look lookSlots       // the look it is of (see seeds): only that look's callers share it
+	ctx  context.Context // its first caller's, under which f runs
 	v    T
 	err  error
 }
@@ -629,6 +674,13 @@ func (r *Replicator) resolveHost(ctx context.Context, res *net.Resolver, host, p
 		return nil, &net.DNSError{Err: fmt.Sprintf("no address this member can reach from %s: %d of another family", r.bound.Addr(), found), Name: host, IsNotFound: true}
 	}
 	return addrs, nil
+}
+
+// literalUnreachable reports whether p, a peer given, is an ip:port of a
+// family this member cannot reach (see unreachable).
+func (r *Replicator) literalUnreachable(p string) bool {
+	ap, err := netip.ParseAddrPort(p)
+	return err == nil && r.cfg.Transport == nil && r.unreachable(ap.String())
 }
 
 // unreachable reports whether addr, of a name resolved, is of an address
