@@ -22,26 +22,8 @@ import (
 // bound; serve waited out shutdownTimeout for the body, then closed the
 // connection, and the client got no response at all.
 func TestStopAnswersAClientMidUpload(t *testing.T) {
-	c := newCache(t, bcache.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bodies := &bodyBudget{max: maxBodyBytes}
-	srv := newServer(newHandlerWith(c, bcache.DefaultMaxValueSize, bodies, zerolog.Nop()), defaultHTTPTimeouts())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	served := make(chan int, 1)
-	go func() { served <- serve(ctx, zerolog.Nop(), limitConns(ln, defaultMaxConns), srv) }()
-
-	const size = 64 << 10
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	req, err := http.NewRequest(http.MethodPut, "http://"+ln.Addr().String()+"/v1/keys/up", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = size
+	u := startUpload(t)
+	bodies, cancel, served, pw, req := u.bodies, u.stop, u.served, u.body, u.req
 	type result struct {
 		resp *http.Response
 		err  error
@@ -92,25 +74,8 @@ func TestStopAnswersAClientMidUpload(t *testing.T) {
 // TestStopLetsAClientMidUploadFinish: a client that goes on sending its
 // body as the node stops has it stored (204), not cut off.
 func TestStopLetsAClientMidUploadFinish(t *testing.T) {
-	c := newCache(t, bcache.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bodies := &bodyBudget{max: maxBodyBytes}
-	srv := newServer(newHandlerWith(c, bcache.DefaultMaxValueSize, bodies, zerolog.Nop()), defaultHTTPTimeouts())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	served := make(chan int, 1)
-	go func() { served <- serve(ctx, zerolog.Nop(), limitConns(ln, defaultMaxConns), srv) }()
-
-	const size = 64 << 10
-	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPut, "http://"+ln.Addr().String()+"/v1/keys/up", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = size
+	u := startUpload(t)
+	c, bodies, cancel, served, pw, req := u.c, u.bodies, u.stop, u.served, u.body, u.req
 	done := make(chan error, 1)
 	client := &http.Client{Transport: &http.Transport{}}
 	go func() {
@@ -140,6 +105,42 @@ func TestStopLetsAClientMidUploadFinish(t *testing.T) {
 	if v, ok := c.Get("up"); !ok || len(v) != size {
 		t.Errorf("stored %d bytes (%v), want %d", len(v), ok, size)
 	}
+}
+
+// upload is a node serving on 127.0.0.1 and a PUT of size bytes to it
+// whose body the test writes (body), not yet sent.
+type upload struct {
+	c      *bcache.Cache
+	bodies *bodyBudget
+	stop   context.CancelFunc // stops the node
+	served chan int           // serve's exit code
+	body   *io.PipeWriter
+	req    *http.Request
+}
+
+// size is the length of an upload's body.
+const size = 64 << 10
+
+func startUpload(t *testing.T) upload {
+	t.Helper()
+	u := upload{c: newCache(t, bcache.Config{}), bodies: &bodyBudget{max: maxBodyBytes}, served: make(chan int, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(newHandlerWith(u.c, bcache.DefaultMaxValueSize, u.bodies, zerolog.Nop()), defaultHTTPTimeouts())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	u.stop = cancel
+	go func() { u.served <- serve(ctx, zerolog.Nop(), limitConns(ln, defaultMaxConns), srv) }()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	u.body = pw
+	if u.req, err = http.NewRequest(http.MethodPut, "http://"+ln.Addr().String()+"/v1/keys/up", pr); err != nil {
+		t.Fatal(err)
+	}
+	u.req.ContentLength = size
+	return u
 }
 
 type statusErr struct {
