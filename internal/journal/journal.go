@@ -959,6 +959,7 @@ type Log struct {
 		// failed, naming f's length then); the writer starts a new
 		// segment before its next frame (restart).
 		broken bool
+		closed bool // Close ran: nothing may touch the files any more
 	}
 	direct  atomic.Bool // l.file.direct, for Stats
 	kick    chan struct{}
@@ -1789,6 +1790,9 @@ func (l *Log) writeDirect(head []byte, body [][]byte) error {
 func (l *Log) Rotate() (uint64, error) {
 	l.file.Lock()
 	defer l.file.Unlock()
+	if l.file.closed {
+		return 0, ErrClosed
+	}
 	l.flush()
 	l.trimPadding()
 	if err := l.restart(); err != nil {
@@ -1828,6 +1832,9 @@ func (l *Log) setBroken(err error) {
 func (l *Log) Flush() error {
 	l.file.Lock()
 	defer l.file.Unlock()
+	if l.file.closed {
+		return ErrClosed
+	}
 	b := l.batch.Load() // flush takes and closes it
 	l.flush()
 	return b.err
@@ -1837,6 +1844,10 @@ func (l *Log) Flush() error {
 // covers: it holds the records the log dropped before n started too.
 func (l *Log) RemoveBefore(n uint64) error {
 	l.file.Lock()
+	if l.file.closed {
+		l.file.Unlock()
+		return ErrClosed
+	}
 	if l.retry.size > 0 && n > l.retry.seg {
 		// The failed frames' records kept were appended before the
 		// segment n started: the snapshot holds them.
@@ -1908,6 +1919,9 @@ func (l *Log) Close(covered bool) error {
 	<-l.stopped
 	l.file.Lock()
 	defer l.file.Unlock()
+	// After the flush below, nothing may touch the files: Flush, Rotate,
+	// RemoveBefore and Discard return ErrClosed.
+	l.file.closed = true
 	b := l.batch.Load() // flush takes and closes it
 	l.flush()
 	l.trimPadding()
@@ -1934,6 +1948,12 @@ func (l *Log) Close(covered bool) error {
 // it fails to start: the segment it started is removed if it holds no
 // frame (else it is kept, as Close(false) keeps it).
 func (l *Log) Discard() error {
+	l.file.Lock()
+	closed := l.file.closed
+	l.file.Unlock()
+	if closed { // the segment is no longer the log's to remove
+		return ErrClosed
+	}
 	if err := l.Close(false); err != nil {
 		return err
 	}
