@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,22 +129,55 @@ func limitConns(ln net.Listener, n int) *limitListener {
 	return &limitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{}), conns: map[*limitConn]struct{}{}}
 }
 
-// closeUnread closes the connections from which no byte has been read,
-// and those accepted from then on: the server's Shutdown runs it. A
-// connection whose client has sent nothing yet is idle, but Shutdown
-// takes it as busy for its first 5 s (net/http's StateNew), and the node
-// waited out shutdownTimeout (3 s) for one, logging that it was "closing
-// the connections left" (found by review: a load balancer's TCP check, a
-// browser's preconnect). A request arriving just then may go
-// unanswered, as on an idle kept-alive connection that Shutdown closes.
+// closeUnread closes the connections on which the client has sent
+// nothing yet, and those accepted from then on: the server's Shutdown
+// runs it. Such a connection is idle, but Shutdown takes it as busy for
+// its first 5 s (net/http's StateNew), and the node waited out
+// shutdownTimeout (3 s) for one, logging that it was "closing the
+// connections left" (found by review: a load balancer's TCP check, a
+// browser's preconnect). One whose request the kernel holds, not yet
+// read, is refused: closed with the bytes unread, it was reset, and its
+// client could not tell a request never read from one cut off as it was
+// handled (found by review). A request arriving just as its connection
+// is closed may go unanswered, as on an idle kept-alive connection that
+// Shutdown closes.
 func (l *limitListener) closeUnread() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.shut = true
 	for c := range l.conns {
 		if !c.read.Load() {
-			c.Conn.Close()
+			closeOrRefuse(c.Conn)
 		}
+	}
+}
+
+// stoppingResponse answers a request the server has not read as it shuts
+// down.
+var stoppingResponse = func() string {
+	const body = "the server is shutting down: the request was not read; retry on another member\n"
+	return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// closeOrRefuse closes c, from which the server has read nothing, as it
+// shuts down; if the kernel holds bytes of a request on it, it answers
+// 503 and half closes c instead. net/http drops a request it reads once
+// Shutdown has begun, unanswered (it is not handled: retrying it applies
+// it once), and closes the connection: as the request is read first,
+// the close is clean, and the client gets the 503 and then the end.
+func closeOrRefuse(c net.Conn) {
+	if !hasUnread(c) {
+		c.Close() // its reads fail: net/http drops it
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, stoppingResponse); err != nil {
+		c.Close()
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
 	}
 }
 
@@ -167,7 +202,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	if l.shut {
-		c.Close() // its reads fail: net/http drops it
+		closeOrRefuse(c)
 	}
 	l.mu.Unlock()
 	return lc, nil
