@@ -100,7 +100,8 @@
 // ended the node without its last snapshot; SIGHUP or SIGINT ignored at
 // start, as by nohup or a script's background job, it leaves so) stops the HTTP server (watch streams and
 // reads waiting for a token end at once, a stream's write within a second, an upload
-// within a second, answered 503 if its body has not come by then; a response still being
+// within a second, answered 503 if its body has not come by then, as is a request not yet
+// read (on unix); a response still being
 // written 3 s later, its client not reading, has its connection closed), leaves the cluster, writes
 // the snapshot (with -snapshot) and exits 0, or 1 if that last snapshot
 // failed; a second signal kills it at once. A stderr whose reader went
