@@ -279,8 +279,10 @@ type Config struct {
 	// the next one or fills itself. A GetOrFill whose owner leaves
 	// mid-fill, and whose next owner times out too, may so take up to
 	// about three FillTimeouts and four seconds (found by review); an
-	// owner that refuses the request for lack of room (gossip.ErrBusy) is
-	// asked again for up to FillTimeout, each time waited for so; a
+	// owner that refuses the request for lack of room (gossip.ErrBusy),
+	// or whose request failed to send at once (the socket refused the
+	// datagram), is asked again for up to FillTimeout, each time waited
+	// for so (the first again after 20 ms, doubling to a second); a
 	// request larger than a datagram may wait in the stream queue for up
 	// to FillTimeout before its first copy leaves (past it, it is taken
 	// out and the member fills itself), so either may take up to about

@@ -1484,9 +1484,11 @@ func (b *Batch) WaitUntil(stop <-chan struct{}) (ok bool, err error) {
 	}
 }
 
-// SetSyncForTest replaces the sync of a segment's file for the Logs
-// opened from now on (tests of packages using a Log slow it down), and
-// returns what restores it, to call once those Logs are closed.
+// SetSyncForTest replaces the sync of a segment's file, of every Log from
+// now on (tests of packages using a Log slow it down), and returns what
+// restores it. It is a package variable, unguarded: set and restore it
+// while no Log runs (the test's Logs opened after it, and closed before
+// the restore).
 func SetSyncForTest(sync func(*os.File) error) (restore func()) {
 	syncFile = sync
 	return func() { syncFile = (*os.File).Sync }
