@@ -12,16 +12,16 @@ import (
 )
 
 // pushPullHead returns memberlist's push/pull message (its type byte and
-// header, as memberlist's codec writes it) claiming nodes members, and
-// none of them.
-func pushPullHead(t testing.TB, nodes int) []byte {
+// header, as memberlist's codec writes it) claiming nodes members and a
+// user state of userState bytes, and holding none of them.
+func pushPullHead(t testing.TB, nodes, userState int) []byte {
 	t.Helper()
 	var b []byte
 	header := struct {
 		Nodes        int
 		UserStateLen int
 		Join         bool
-	}{Nodes: nodes, Join: true}
+	}{Nodes: nodes, UserStateLen: userState, Join: true}
 	if err := codec.NewEncoderBytes(&b, &codec.MsgpackHandle{}).Encode(header); err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +50,10 @@ func TestStreamReaderRefusesOversizedStates(t *testing.T) {
 			msg     []byte
 			refused bool
 		}{
-			{"a million members", pushPullHead(t, 1<<20), true},
-			{"one past the bound", pushPullHead(t, maxPushNodes+1), true},
-			{"the bound", pushPullHead(t, maxPushNodes), false},
-			{"none", pushPullHead(t, 0), false},
+			{"a million members", pushPullHead(t, 1<<20, 0), true},
+			{"one past the bound", pushPullHead(t, maxPushNodes+1, 0), true},
+			{"the bound", pushPullHead(t, maxPushNodes, 0), false},
+			{"none", pushPullHead(t, 0, 0), false},
 			{"compressed", []byte{mlCompressMsg, 0x82}, true},
 		} {
 			t.Run(fmt.Sprintf("key=%v/%s", keyed, c.name), func(t *testing.T) {
@@ -102,12 +102,12 @@ func TestDialedStreamsRepliesAreChecked(t *testing.T) {
 	}{
 		{"empty, encrypted", true, sealReply(mlGCMVersion, nil), true},
 		{"padding past its start, version 0", true, sealReply(0, padded(nil, 200)), true},
-		{"a million members, encrypted", true, sealReply(mlGCMVersion, pushPullHead(t, 1<<20)), true},
-		{"a million members, version 0", true, sealReply(0, padded(pushPullHead(t, 1<<20), byte(16-(len(pushPullHead(t, 1<<20)))%16))), true},
-		{"a million members", false, pushPullHead(t, 1<<20), true},
+		{"a million members, encrypted", true, sealReply(mlGCMVersion, pushPullHead(t, 1<<20, 0)), true},
+		{"a million members, version 0", true, sealReply(0, padded(pushPullHead(t, 1<<20, 0), byte(16-(len(pushPullHead(t, 1<<20, 0)))%16))), true},
+		{"a million members", false, pushPullHead(t, 1<<20, 0), true},
 		{"compressed", false, []byte{mlCompressMsg, 0x82}, true},
-		{"a state, encrypted", true, sealReply(mlGCMVersion, pushPullHead(t, 3)), false},
-		{"a state", false, pushPullHead(t, maxPushNodes), false},
+		{"a state, encrypted", true, sealReply(mlGCMVersion, pushPullHead(t, 3, 0)), false},
+		{"a state", false, pushPullHead(t, maxPushNodes, 0), false},
 		{"an error", false, []byte{13, 0x81}, false},
 		{"nothing", false, nil, false},
 	} {

@@ -6,25 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
-
-	"github.com/hashicorp/go-msgpack/v2/codec"
 )
-
-// pushPullUserState returns memberlist's push/pull message claiming no
-// members and a user state of size bytes, and holding none of it.
-func pushPullUserState(t testing.TB, size int) []byte {
-	t.Helper()
-	var b []byte
-	header := struct {
-		Nodes        int
-		UserStateLen int
-		Join         bool
-	}{UserStateLen: size, Join: true}
-	if err := codec.NewEncoderBytes(&b, &codec.MsgpackHandle{}).Encode(header); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte{mlPushPullMsg}, b...)
-}
 
 // TestPushPullClaimingAUserStateIsRefused: a push/pull state whose header
 // claims a user state (no member sends one: LocalState is empty) is
@@ -41,9 +23,9 @@ func TestPushPullClaimingAUserStateIsRefused(t *testing.T) {
 			msg     []byte
 			refused bool
 		}{
-			{"20 MiB of user state", pushPullUserState(t, 20<<20), true},
-			{"a byte of user state", pushPullUserState(t, 1), true},
-			{"no user state", pushPullUserState(t, 0), false},
+			{"20 MiB of user state", pushPullHead(t, 0, 20<<20), true},
+			{"a byte of user state", pushPullHead(t, 0, 1), true},
+			{"no user state", pushPullHead(t, 0, 0), false},
 		} {
 			t.Run(fmt.Sprintf("key=%v/%s/accepted", keyed, c.name), func(t *testing.T) {
 				s := append(bytes.Clone(label), c.msg...)
