@@ -1627,8 +1627,16 @@ func versionOf(kv wire.KeyVersion) crdt.Version {
 // appendLeafRecords appends the records of leaf whose key hashes are in
 // want, sorted ascending.
 func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64) []crdt.Record {
+	kept, _ := n.appendLeafRecordsCounted(dst, leaf, want)
+	return kept
+}
+
+// appendLeafRecordsCounted is appendLeafRecords, and also returns how
+// many records of the leaf it gathered to pick those.
+func (n *Node) appendLeafRecordsCounted(dst []crdt.Record, leaf uint32, want []uint64) ([]crdt.Record, int) {
 	start := len(dst)
 	dst = n.cfg.Replica.AppendRecords(dst, leaf)
+	gathered := len(dst) - start
 	kept := dst[:start]
 	for _, r := range dst[start:] {
 		if _, ok := slices.BinarySearch(want, crdt.HashKey(r.Key)); ok {
@@ -1636,7 +1644,7 @@ func (n *Node) appendLeafRecords(dst []crdt.Record, leaf uint32, want []uint64) 
 		}
 	}
 	clear(dst[len(kept):]) // the records left out hold no values
-	return kept
+	return kept, gathered
 }
 
 // cutAt sorts records by timestamp (then key, so that the order is the
@@ -1815,6 +1823,17 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 	if completed {
 		r.answers = nil
 	}
+	if len(collided) > 0 && !n.listingAllowed(from, now) {
+		// Gathering them costs each leaf's records, a crowded one's too:
+		// within the peer's budget of listing work, as its Versions are.
+		// Outside it, a peer that chose keys of one hash into a leaf it
+		// filled drew the whole leaf with every Repair of a few dozen
+		// bytes carrying one such key (found by review,
+		// TestCollidedRecordsOfACrowdedLeafAreBudgeted). Left out, they
+		// go at the next session, which lists the hashes as collided.
+		n.stats.ListingsRefused++
+		collided = nil
+	}
 	if len(collided) > 0 {
 		// This member's records of the hashes where another key came: the
 		// initiator applies a Reject's records as any (a release before
@@ -1826,7 +1845,8 @@ func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope 
 		// wire.MaxRecords: the Reject failed to encode, and the answers
 		// went with it, at every session that rejected the other key too
 		// (found by review).
-		recs := n.recordsOf(collided)
+		recs, work := n.recordsOf(collided)
+		n.chargeListing(from, work, now)
 		room := n.repairRoom(recs, collided, 0)
 		for i := range rejected {
 			room -= wire.RecordSize(&rejected[i])
@@ -1865,20 +1885,27 @@ func recordsSize(recs []crdt.Record) int {
 }
 
 // recordsOf returns this member's records of the given key hashes,
-// sorted: those of each hash's leaf.
-func (n *Node) recordsOf(hashes []uint64) []crdt.Record {
+// sorted: those of each hash's leaf; and the listing work it took (the
+// records gathered from crowded leaves: see chargeListing).
+func (n *Node) recordsOf(hashes []uint64) ([]crdt.Record, int) {
 	bits := n.cfg.Replica.DigestBits()
+	crowded := n.crowdedListing()
 	var recs []crdt.Record
+	work := 0
 	for len(hashes) > 0 {
 		leaf := crdt.LeafIndex(hashes[0], 0, bits)
 		k := 1
 		for k < len(hashes) && crdt.LeafIndex(hashes[k], 0, bits) == leaf {
 			k++
 		}
-		recs = n.appendLeafRecords(recs, leaf, hashes[:k])
+		var gathered int
+		recs, gathered = n.appendLeafRecordsCounted(recs, leaf, hashes[:k])
+		if gathered > crowded {
+			work += gathered
+		}
 		hashes = hashes[k:]
 	}
-	return recs
+	return recs, work
 }
 
 // mergeSorted returns the sorted union of two sorted lists.
