@@ -148,8 +148,14 @@ func (c *Cache) askMarks() {
 		defer cancel()
 		b, err := c.repl.Call(ctx, peer, clusterfill.Request(clusterfill.MarksRequest, ""))
 		ms, complete, ok := clusterfill.Marks(b, c.store.Leaves())
-		if ok {
-			c.store.OfferMarks(ms, c.phys())
+		if ok && c.store.OfferMarks(ms, c.phys()) {
+			// Marks past this clock's reach, taken at it: this clock is
+			// behind (a device booted before its clock was set), or the
+			// peer's ahead. Taken for complete, the marks above it were
+			// never asked for again, and once the clock was set a value
+			// whose delete the cluster collected came back (found by
+			// review): asked again, as for an answer not complete.
+			complete = false
 		}
 		switch {
 		case ok && complete:

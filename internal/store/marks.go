@@ -80,7 +80,12 @@ func (s *Store) Leaves() uint32 { return 1 << s.digestBits }
 // might never: every collection raised its leaf to the bound again, and
 // the member passed it on to every newcomer that asked, which kept it in
 // turn (found by review: TestAMarkFarAheadIsNotKeptOfferedForever).
-func (s *Store) OfferMarks(ms []Mark, now int64) {
+// It reports whether it so took any mark lower than it came: the marks
+// kept lack what the peer collected past this clock's reach, and a
+// member whose clock is behind (booted before it was set) must ask again
+// once it may be set (found by review:
+// TestAResetMemberStartedBehindLearnsWhatWasCollectedOnceItsClockIsSet).
+func (s *Store) OfferMarks(ms []Mark, now int64) (capped bool) {
 	ceiling := crdt.AddSat(now, s.drift)
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
@@ -90,6 +95,7 @@ func (s *Store) OfferMarks(ms []Mark, now int64) {
 		}
 		if m.Time.Wall > ceiling {
 			m.Time = crdt.Timestamp{Wall: ceiling, Logical: math.MaxUint32, Node: math.MaxUint64}
+			capped = true
 		}
 		if s.marks.pending == nil {
 			s.marks.pending = make(map[uint32]crdt.Timestamp)
@@ -98,6 +104,7 @@ func (s *Store) OfferMarks(ms []Mark, now int64) {
 			s.marks.pending[m.Leaf] = m.Time
 		}
 	}
+	return capped
 }
 
 // PendingMarks returns the number of leaves whose offered mark is not

@@ -132,8 +132,13 @@ func TestAMarkFarAheadIsTakenAtTheDriftBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	const now = 1000
-	s.OfferMarks([]Mark{{Leaf: 5, Time: crdt.Timestamp{Wall: math.MaxInt64}}, {Leaf: 6, Time: crdt.Timestamp{Wall: now + 40, Logical: 2, Node: 9}},
-		{Leaf: 8, Time: crdt.Timestamp{Wall: math.MinInt64, Node: math.MaxUint64}}}, now) // leaf 8's is none: ignored
+	if s.OfferMarks([]Mark{{Leaf: 6, Time: crdt.Timestamp{Wall: now + 40, Logical: 2, Node: 9}}}, now) {
+		t.Fatal("a mark within the drift bound reported as taken lower than it came")
+	}
+	if !s.OfferMarks([]Mark{{Leaf: 5, Time: crdt.Timestamp{Wall: math.MaxInt64}}, {Leaf: 6, Time: crdt.Timestamp{Wall: now + 40, Logical: 2, Node: 9}},
+		{Leaf: 8, Time: crdt.Timestamp{Wall: math.MinInt64, Node: math.MaxUint64}}}, now) { // leaf 8's is none: ignored
+		t.Fatal("a mark past the drift bound not reported as taken lower than it came")
+	}
 	want := map[uint32]crdt.Timestamp{
 		5: {Wall: now + 50, Logical: math.MaxUint32, Node: math.MaxUint64},
 		6: {Wall: now + 40, Logical: 2, Node: 9},
