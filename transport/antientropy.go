@@ -592,9 +592,8 @@ func (n *Node) nextStep(m wire.Message) uint32 {
 // duplicate, late or stray reply is counted and ignored.
 func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 	s := &n.ae.s
-	i := slices.IndexFunc(s.awaits, func(a awaited) bool { return a.answers(m.Step) })
-	if !n.ae.active || s.peer != from || s.ID != m.ID || i < 0 ||
-		m.Token == 0 || (s.Token != 0 && m.Token != s.Token) {
+	i := n.awaitedBy(from, m)
+	if i < 0 {
 		n.stats.Stray++
 		return awaited{}, false
 	}
@@ -616,6 +615,18 @@ func (n *Node) reply(from string, m wire.Session, now int64) (awaited, bool) {
 		s.hasten(now)
 	}
 	return a, true
+}
+
+// awaitedBy returns the index in the session's awaits of the step that m,
+// from peer from, answers, or -1 if it answers none (see reply).
+func (n *Node) awaitedBy(from string, m wire.Session) int {
+	s := &n.ae.s
+	i := slices.IndexFunc(s.awaits, func(a awaited) bool { return a.answers(m.Step) })
+	if !n.ae.active || s.peer != from || s.ID != m.ID || i < 0 ||
+		m.Token == 0 || (s.Token != 0 && m.Token != s.Token) {
+		return -1
+	}
+	return i
 }
 
 // finish ends the session in flight as completed: the replica is synced
@@ -1042,11 +1053,16 @@ func (n *Node) sendVersions(out []Envelope, now int64) []Envelope {
 		per = printedVersionRoom
 	}
 	room := leafVersionsRoom(frame, prints)
+	crowded, work := n.crowdedListing(), 0
+	defer func() { n.chargeListing(s.peer, work, now) }() // see receiveRepair
 	for len(s.leaves) > 0 && len(s.awaits) < versionsWindow {
 		m := &wire.Versions{Prints: prints}
 		var vs []crdt.Version
 		for _, leaf := range s.leaves[:min(len(s.leaves), n.cfg.LeavesPerStep)] {
 			vs = n.cfg.Replica.AppendVersions(vs[:0], leaf)
+			if len(vs) > crowded {
+				work += len(vs)
+			}
 			if _, listing := s.parts[leaf]; listing || len(vs) > room {
 				if len(m.Leaves) == 0 {
 					n.partOf(m, leaf, vs, room)
@@ -1345,8 +1361,9 @@ func (n *Node) listingAllowed(from string, now int64) bool {
 }
 
 // chargeListing charges from's budget with work, the versions and
-// records gathered from crowded leaves in answering its Versions, its
-// debt cut to listingPause's worth.
+// records gathered from crowded leaves in answering its Versions (or, as
+// its initiator, in answering its Repairs: see receiveRepair), its debt
+// cut to listingPause's worth.
 func (n *Node) chargeListing(from string, work int, now int64) {
 	if work == 0 {
 		return
@@ -1732,6 +1749,21 @@ func (n *Node) applyRepair(m *wire.Repair, now int64) []crdt.Record {
 // exchange on this side too.
 func (n *Node) receiveRepair(from string, m *wire.Repair, now int64) []Envelope {
 	if n.ae.active && n.ae.s.peer == from && n.ae.s.ID == m.ID {
+		if n.awaitedBy(from, m.Session) >= 0 && !n.listingAllowed(from, now) {
+			// Answering it gathers the records of the leaves it wants
+			// and lists those asked about again (or their next part):
+			// a crowded leaf's whole, within the responder's budget of
+			// listing work, as its own Versions' answers are on the
+			// other side. Outside it, a responder that answered each
+			// Versions of a crowded leaf with a Repair of a few dozen
+			// bytes, cut short and wanting one key of it, drew the
+			// leaf's records and versions at every one, up to
+			// maxReasks times a session, every session (found by
+			// review, TestAResponderReaskingACrowdedLeafIsBudgeted).
+			// Left awaited, the step goes again at its retry.
+			n.stats.ListingsRefused++
+			return nil
+		}
 		a, ok := n.reply(from, m.Session, now)
 		if !ok {
 			return nil
@@ -1939,7 +1971,7 @@ func (n *Node) answerRepair(m *wire.Repair, asked *wire.Versions, leaves []uint3
 	} else {
 		s.idle = 0
 	}
-	all := append(n.wanted(n.recs, m.Wants, leaves), rejected...)
+	all := append(n.wanted(n.recs, m.Wants, leaves, now), rejected...)
 	passedOver := false
 	if len(s.pushed) > 0 {
 		// A record this node sent in this session, at the version it
@@ -2223,7 +2255,10 @@ func (n *Node) answersFor(from string, m *wire.Reject, now int64) bool {
 // wants keys of those alone. Wants of other leaves are counted stray and
 // ignored: served, they had each reply gather the records of up to 16
 // times the leaves a step asks about (found by review).
-func (n *Node) wanted(dst []crdt.Record, wants []uint64, asked []uint32) []crdt.Record {
+//
+// The records it gathers of crowded leaves are charged to the peer's
+// budget of listing work (see receiveRepair).
+func (n *Node) wanted(dst []crdt.Record, wants []uint64, asked []uint32, now int64) []crdt.Record {
 	if len(wants) == 0 {
 		return dst
 	}
@@ -2237,7 +2272,11 @@ func (n *Node) wanted(dst []crdt.Record, wants []uint64, asked []uint32) []crdt.
 			k++
 		}
 		if _, ok := slices.BinarySearch(asked, leaf); ok {
-			recs = n.appendLeafRecords(recs, leaf, wants[:k])
+			var gathered int
+			recs, gathered = n.appendLeafRecordsCounted(recs, leaf, wants[:k])
+			if gathered > n.crowdedListing() {
+				n.chargeListing(n.ae.s.peer, gathered, now)
+			}
 		} else {
 			stray = true
 		}

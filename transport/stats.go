@@ -62,7 +62,9 @@ type Stats struct {
 	// ListingsRefused counts Versions of a peer's sessions left
 	// unanswered because the peer had spent its budget of listing work
 	// on crowded leaves (see listingRate): the peer sends them again, and
-	// is answered once the budget has come back.
+	// is answered once the budget has come back. As the initiator, it
+	// counts the peer's Repairs left unanswered so (their steps go again
+	// at their retries).
 	ListingsRefused uint64 `json:"listings_refused"`
 	// StepsRetried counts requests of a session sent again because no
 	// reply came in time (a datagram lost on the way, or its reply).
