@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,15 @@ type marksAsk struct {
 	// last (each resets it once).
 	stale            atomic.Bool
 	awayFrom, backAt time.Time
+	// holders counts the asks of each member first seen holding its
+	// cluster's state (gossip's Status.MetHolders; see askHolder),
+	// maxHolderAsks once one answered.
+	holders map[string]int
 }
+
+// maxHolderAsks bounds the asks of a member first seen holding its
+// cluster's state that fail.
+const maxHolderAsks = 3
 
 // askAgainAfterAbsence starts the ask for marks over when this member
 // comes back from an absence longer than the horizon: no exchange with any
@@ -126,7 +135,17 @@ func (c *Cache) askMarks() {
 	if !c.noMarks.Load() {
 		c.askAgainAfterAbsence()
 	}
-	if c.noMarks.Load() || c.marks.taken.Load() || !c.marks.asking.CompareAndSwap(false, true) {
+	if c.noMarks.Load() {
+		return
+	}
+	if h := c.holderToAsk(); h != "" {
+		if c.marks.asking.CompareAndSwap(false, true) {
+			c.wg.Add(1) // as below
+			go c.askHolder(h)
+		}
+		return
+	}
+	if c.marks.taken.Load() || !c.marks.asking.CompareAndSwap(false, true) {
 		return
 	}
 	c.marks.mu.Lock()
@@ -180,6 +199,73 @@ func (c *Cache) askMarks() {
 		c.marks.tried[peer] = true
 		c.marks.mu.Unlock()
 	}()
+}
+
+// Two clusters that formed apart (a partition at the start, a stale
+// lookup) merge as their members meet, and no exchange carries what
+// either collected: a member of one, its marks complete for its own
+// cluster (it founded it, or took a complete answer there), never asked a
+// member of the other, and a value whose delete the other had collected
+// came back on it from a member still holding it, and on a newcomer that
+// took its marks for complete (found by review:
+// TestAMemberOfAMergedClusterRefusesTheOthersCollectedDelete). So a
+// member, once synced, asks each member it sees for the first time
+// holding its cluster's state already (gossip's Status.MetHolders: a
+// member of its own cluster that joined since is first seen holding
+// nothing), whatever its ask says, and adopts its marks as any peer's;
+// its answer, complete or not, changes nothing else.
+
+// holderToAsk returns a live member first seen holding its cluster's
+// state that this member has not asked for its watermarks yet, or has
+// asked fewer than maxHolderAsks times without an answer; "" if none, or
+// before the first sync.
+func (c *Cache) holderToAsk() string {
+	rs := c.repl.Status()
+	if rs.FirstSync.IsZero() || len(rs.MetHolders) == 0 {
+		return ""
+	}
+	c.marks.mu.Lock()
+	defer c.marks.mu.Unlock()
+	for name := range c.marks.holders { // kept for those still listed only: names drawn at each start would grow it
+		if !slices.Contains(rs.MetHolders, name) {
+			delete(c.marks.holders, name)
+		}
+	}
+	for _, name := range rs.MetHolders {
+		if c.marks.holders[name] >= maxHolderAsks {
+			continue
+		}
+		for _, m := range rs.Members {
+			if m.Name == name {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
+// askHolder asks peer, a member first seen holding its cluster's state,
+// for its watermarks, and offers them to the store (see holderToAsk).
+func (c *Cache) askHolder(peer string) {
+	defer c.wg.Done()
+	defer c.marks.asking.Store(false)
+	ctx, cancel := context.WithTimeout(c.life, marksTimeout) // Close cancels it
+	defer cancel()
+	b, err := c.repl.Call(ctx, peer, clusterfill.Request(clusterfill.MarksRequest, ""))
+	ms, _, ok := clusterfill.Marks(b, c.store.Leaves())
+	if ok {
+		c.store.OfferMarks(ms, c.phys())
+	}
+	c.marks.mu.Lock()
+	defer c.marks.mu.Unlock()
+	if c.marks.holders == nil {
+		c.marks.holders = make(map[string]int)
+	}
+	if ok || err == nil { // answered: with marks, or that it cannot (a release before)
+		c.marks.holders[peer] = maxHolderAsks
+	} else {
+		c.marks.holders[peer]++
+	}
 }
 
 // marksPeer returns the peer to ask for its watermarks: the peer of the

@@ -188,6 +188,11 @@ type Replicator struct {
 	founder   bool
 	metAt     time.Time
 	metHolder bool
+	// heldBy are the last members (at most maxHeldBy) that this member,
+	// synced or a founder that met another, saw for the first time
+	// holding their cluster's state already, or restored state (see
+	// Status.MetHolders).
+	heldBy []string
 	// stoppedAt is when stop began: FoundedUnsynced is read as of then
 	// on a stopped member, whose founding keeps what it was (it turned
 	// false foundingFor after the meeting, on a member closed before:
@@ -611,6 +616,25 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			// lack (see metaRestored).
 			if _, holds, _ := withoutHolding(n.Meta); holds || saysRestored(n.Meta) {
 				r.metHolder = true
+			}
+		}
+		if !seen && n.Name != r.cfg.Name && (!r.metAt.IsZero() || r.syncedYet()) {
+			// The same of any member: a member of this one's cluster
+			// that joined after this one synced is first seen saying it
+			// holds nothing, so one first seen holding may be of another
+			// cluster, met as the two merge, and hold its watermarks,
+			// which this member's lack (see Status.MetHolders). Founded
+			// said so of the founder alone: its members, and the founder
+			// once it had taken a peer's answer, kept their own
+			// cluster's marks for complete and asked no member of the
+			// other, and a value whose delete the other had collected
+			// came back on them (found by review:
+			// TestAMemberOfAMergedClusterRefusesTheOthersCollectedDelete).
+			if _, holds, _ := withoutHolding(n.Meta); holds || saysRestored(n.Meta) {
+				r.heldBy = append(r.heldBy, n.Name)
+				if len(r.heldBy) > maxHeldBy {
+					r.heldBy = slices.Delete(r.heldBy, 0, len(r.heldBy)-maxHeldBy)
+				}
 			}
 		}
 		if f := r.cfg.OnFounder; f != nil && first {
@@ -1043,4 +1067,17 @@ func (r *Replicator) Stats() Stats {
 	s.Protocol = r.protocol
 	r.statsMu.Unlock()
 	return s
+}
+
+// maxHeldBy bounds Status.MetHolders.
+const maxHeldBy = 16
+
+// syncedYet reports whether this member's first sync has completed.
+func (r *Replicator) syncedYet() bool {
+	select {
+	case <-r.synced:
+		return true
+	default:
+		return false
+	}
 }

@@ -35,6 +35,12 @@ type Status struct {
 	// longer than Protocol.FailedTimeout did: this member's return from
 	// an absence (zero: none).
 	LastExchange, Returned time.Time
+	// MetHolders are the last members (at most 16, oldest first) that
+	// this member, once synced (or a founder that met another member),
+	// saw for the first time holding their cluster's state already, or
+	// restored state built with others: most often members of another
+	// cluster, met as the two merge, whose watermarks this member lacks.
+	MetHolders []string
 	// Joining are the addresses this member is trying to join and could not
 	// the last time (the seed peers while it is alone, members it lost),
 	// with the cause, and the members it refused in the last minute and
@@ -102,6 +108,7 @@ func (r *Replicator) Status() Status {
 		s.Returned = time.Unix(0, view.returned)
 	}
 	r.mu.Lock()
+	s.MetHolders = slices.Clone(r.heldBy)
 	for name, n := range r.alive {
 		if name == r.cfg.Name {
 			continue
