@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -567,20 +568,73 @@ func (c *Cache) fillHere(key string, outer *fillingOf, forPeer bool) (crdt.Recor
 	}
 }
 
-// pull asks every live peer, at once, for the record it holds of key, and
+// pullFirstPeers is how many live peers a reader's first pull of a key
+// asks (GetAfter): the key's owner and others drawn at random. Its later
+// pulls, and the rest of the first when the peers it asked have all
+// answered without the write, ask every live peer. Every pull asked every
+// peer: in a cluster of a hundred, 99 requests and up to 99 answers
+// carrying the value, per pull of each waiting key.
+const pullFirstPeers = 3
+
+// pullEscalateAfter: a first pull whose peers have not all answered
+// within PullAfter/pullEscalateAfter asks the rest then (see pull).
+const pullEscalateAfter = 4
+
+// pull asks live peers, at once, for the record each holds of key, and
 // applies what they answer as it arrives (GetAfter, when a write has not
-// come in time): one round trip. It sends the requests from the calling
-// goroutine and applies each answer on the goroutine that receives it, so
-// that the reader waiting for the key is woken once, by the apply, as a
-// call's caller would be by its answer. It cancels the asks of the
-// previous round, prev, and returns this round's, for the caller to
-// cancel when it no longer waits.
-func (c *Cache) pull(key string, prev []func()) []func() {
+// come in time): one round trip. A first pull asks pullFirstPeers of them
+// (the key's owner and others drawn at random) and returns the others,
+// rest, and a channel closed once each peer it asked has answered (any
+// answer, a failure too), or PullAfter/pullEscalateAfter later if one
+// has not: the reader then asks the rest (escalate) unless an answer
+// brought the write. A later pull asks every peer. It sends the
+// requests from the calling goroutine and applies each answer on the
+// goroutine that receives it, so that the reader waiting for the key is
+// woken once, by the apply, as a call's caller would be by its answer. It
+// cancels the asks of the previous round, prev, and returns this round's,
+// for the caller to cancel when it no longer waits.
+func (c *Cache) pull(key string, prev []func(), first bool) (asked []func(), settled <-chan struct{}, rest []string) {
 	for _, cancel := range prev {
 		cancel()
 	}
 	c.stats.pulls.Add(1)
-	return c.askPeers(key, prev[:0], 0, func(rec crdt.Record) {
+	names := c.peersInOrder(key, 0)
+	if !first || len(names) <= pullFirstPeers {
+		return c.askNames(key, names, prev[:0], c.takePulled(key), nil), nil, nil
+	}
+	names = c.peersInOrder(key, pullFirstPeers)
+	ask, rest := names[:pullFirstPeers], names[pullFirstPeers:]
+	ch := make(chan struct{})
+	var once sync.Once
+	settle := func() { once.Do(func() { close(ch) }) }
+	var left atomic.Int32
+	left.Store(int32(len(ask)))
+	answered := func() {
+		if left.Add(-1) == 0 {
+			settle()
+		}
+	}
+	// A request or an answer lost is never answered (gossip's Ask): the
+	// rest are asked after pullEscalateAfter all the same, rather than at
+	// the reader's next pull, 2 PullAfter later.
+	time.AfterFunc(c.pullAfter/pullEscalateAfter, settle)
+	return c.askNames(key, ask, prev[:0], c.takePulled(key), answered), ch, rest
+}
+
+// escalate asks the peers a first pull left out, rest, as pull asks them,
+// and appends the asks' cancels to asked: the peers it asked answered
+// without the write (only the writer may hold it yet, and the reader
+// does not know which member that is: a token names the writer's clock,
+// a random NodeID, which no member maps to its name).
+func (c *Cache) escalate(key string, asked []func(), rest []string) []func() {
+	c.stats.pullsEscalated.Add(1)
+	return c.askNames(key, rest, asked, c.takePulled(key), nil)
+}
+
+// takePulled returns what pull does with each record a peer answers of
+// key.
+func (c *Cache) takePulled(key string) func(crdt.Record) {
+	return func(rec crdt.Record) {
 		if rec.Tombstone && rec.Time.Node == 0 {
 			// The peer's word that every write of key below it is dead
 			// or lost there (Store.Gone, or the answer of package lww's
@@ -597,7 +651,7 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 			return
 		}
 		member{c}.Receive(rec)
-	})
+	}
 }
 
 // askPeers asks live peers, at once, for the record each holds of key (a
@@ -608,9 +662,19 @@ func (c *Cache) pull(key string, prev []func()) []func() {
 // and counted. It appends the asks' cancels to asked, for the caller to
 // cancel when it no longer waits.
 func (c *Cache) askPeers(key string, asked []func(), most int, take func(crdt.Record)) []func() {
+	return c.askNames(key, c.peersToAsk(key, most), asked, take, nil)
+}
+
+// askNames asks the peers named, as askPeers does; answered, if not nil,
+// runs once for each of them: after take, on the goroutine that received
+// its answer, or at once for a peer the request was not sent to.
+func (c *Cache) askNames(key string, names []string, asked []func(), take func(crdt.Record), answered func()) []func() {
 	req := clusterfill.Request(clusterfill.FetchRequest, key)
-	for _, name := range c.peersToAsk(key, most) {
+	for _, name := range names {
 		cancel, err := c.repl.Ask(name, req, func(b []byte, err error) {
+			if answered != nil {
+				defer answered()
+			}
 			if err != nil {
 				return
 			}
@@ -622,6 +686,8 @@ func (c *Cache) askPeers(key string, asked []func(), most int, take func(crdt.Re
 		})
 		if err == nil {
 			asked = append(asked, cancel)
+		} else if answered != nil {
+			answered()
 		}
 	}
 	return asked
@@ -631,6 +697,17 @@ func (c *Cache) askPeers(key string, asked []func(), most int, take func(crdt.Re
 // most is 0 or they are no more than most; else the key's owner, if it
 // is not this member, and others drawn at random, most in all.
 func (c *Cache) peersToAsk(key string, most int) []string {
+	names := c.peersInOrder(key, most)
+	if most > 0 && len(names) > most {
+		names = names[:most]
+	}
+	return names
+}
+
+// peersInOrder returns every live peer, the first most of them those
+// peersToAsk picks (in no particular order past most, or at all if most
+// is 0).
+func (c *Cache) peersInOrder(key string, most int) []string {
 	ms := c.repl.Members()
 	names := make([]string, 0, len(ms))
 	for _, m := range ms {
@@ -651,5 +728,5 @@ func (c *Cache) peersToAsk(key string, most int) []string {
 		j := i + rand.IntN(len(names)-i)
 		names[i], names[j] = names[j], names[i]
 	}
-	return names[:most]
+	return names
 }

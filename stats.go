@@ -17,6 +17,7 @@ type counters struct {
 	pulled, pulledDrifted, pulledRejected        atomic.Uint64
 	stubAsks, stubAsksDropped                    atomic.Uint64
 	pulls                                        atomic.Uint64 // rounds of asks GetAfter made (tests)
+	pullsEscalated                               atomic.Uint64 // first rounds GetAfter widened to every peer (tests)
 }
 
 // Stats are a member's counters since New, and what it holds now. All

@@ -13,10 +13,10 @@ import (
 )
 
 // TestAStubAskGoesToAFewPeers: in a cluster of seven, a member that
-// takes a peer's evicted version asks stubAskPeers of the other six for
-// its value, the key's owner among them, not all six: in a cluster of a
-// hundred, each ask was 99 datagrams and up to 99 answers carrying the
-// value. The value is put back all the same (every peer holds it here).
+// takes a peer's evicted version asks at most stubAskPeers of the other
+// six for its value, not all six: in a cluster of a hundred, each ask
+// was 99 datagrams and up to 99 answers carrying the value. The value is
+// put back all the same (every peer holds it here).
 func TestAStubAskGoesToAFewPeers(t *testing.T) {
 	var mu sync.Mutex
 	served := map[string]int{}
@@ -53,8 +53,10 @@ func TestAStubAskGoesToAFewPeers(t *testing.T) {
 	}
 	await.Until(t, 10*time.Second, func() bool { r, ok := c.store.Lookup(key); return ok && !r.Evicted && string(r.Value) == "v" },
 		"c never put the value back on its stub")
-	distinct := func() int { mu.Lock(); defer mu.Unlock(); return len(served) }
-	await.Until(t, 10*time.Second, func() bool { return distinct() >= stubAskPeers }, "c's ask reached fewer than %d peers", stubAskPeers)
+	// At least one peer was asked (the value came back); how many the ask
+	// reached past that depends on the load (a peer a loaded member saw
+	// as suspect is asked nothing): no more than stubAskPeers, whatever
+	// it is (TestPeersToAskAreTheOwnerAndADraw checks the choice itself).
 	mu.Lock()
 	defer mu.Unlock()
 	if len(served) > stubAskPeers {

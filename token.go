@@ -137,8 +137,10 @@ func tokenOf(rec crdt.Record, err error) Token {
 // GetAfter reads key as Get does, once this member holds the write token
 // names or a newer one of key: it never returns what the key held before
 // that write. A member that does not hold it yet waits for the delta; if
-// it has not come within PullAfter, the member asks every live peer for
-// the key's record (one round trip), and starts an anti-entropy exchange
+// it has not come within PullAfter, the member asks a few live peers for
+// the key's record (one round trip: the key's owner and others drawn at
+// random, pullFirstPeers; every peer, should they all answer without the
+// write, and at each later pull), and starts an anti-entropy exchange
 // with a peer at once, rather than waiting for the next interval (both
 // again, twice as late each time, up to the anti-entropy interval; a
 // member hurries exchanges at most every quarter interval); it returns
@@ -181,6 +183,13 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 	}
 	var asked []func() // the last pull's requests
 	var pulled uint64  // the last pull's number (recentPulls)
+	// A first pull asks a few peers (pullFirstPeers); settled closes once
+	// they have all answered, and if none brought the write the reader
+	// asks the rest, rest, at once (escalate): only the writer may hold
+	// it, and a token does not say which member that is.
+	var settled <-chan struct{}
+	var rest []string
+	first := true
 	defer func() {
 		for _, cancel := range asked {
 			cancel()
@@ -222,13 +231,28 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 		case <-pull.C:
 			c.feed.cancel(key, changed)
 			if n, ok := c.pulls.take(key, c.pullAfter); ok {
-				asked, pulled = c.pull(key, asked), n // the key from every peer: one round trip
+				// The key from a few peers at first, from every one later:
+				// one round trip.
+				asked, settled, rest = c.pull(key, asked, first)
+				pulled = n
 			} // else another reader pulled it just now: its answer wakes this one too
+			first = false // a turn skipped too: the next is a later pull
 			if !c.fetchOnly {
 				c.repl.Hurry() // and an exchange, should no peer's answer come
 			}
 			wait = min(2*wait, max(c.pullAfter, c.cfg.AntiEntropyInterval))
 			pull.Reset(pullTimer(wait))
+		case <-settled:
+			// The first pull's peers have all answered (each answer
+			// applied before), or one has not within
+			// PullAfter/pullEscalateAfter: without the write, the others
+			// are asked.
+			c.feed.cancel(key, changed)
+			settled = nil
+			if v, ok, done := c.reached(key, want); done {
+				return v, ok, nil
+			}
+			asked, rest = c.escalate(key, asked, rest), nil
 		case <-ctx.Done():
 			c.feed.cancel(key, changed)
 			return nil, false, fmt.Errorf("bcache: get after %q: %w", clip(key), ctx.Err())
