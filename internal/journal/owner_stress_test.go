@@ -154,7 +154,14 @@ func TestOwnerSequencingOnAFailingDiskLosesNoAcknowledgedRecord(t *testing.T) {
 					}
 				}
 				mu.Unlock()
-				recs, _, err := Read(copyAsCrashed(t, p))
+				// Copied between frames, under the writer's lock: a copy
+				// read while a frame was written held that frame's first
+				// block as it was before the write and the frame after it
+				// (direct writes rewrite their last block), which no crash
+				// leaves (CI336 read it as damage).
+				var image string
+				underWriter(l, func() { image = copyAsCrashed(t, p) })
+				recs, _, err := Read(image)
 				if p == path && err != nil {
 					t.Fatalf("%s: read: %v", step, err)
 				}
