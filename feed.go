@@ -68,9 +68,11 @@ type Change struct {
 	Cause Cause
 	// Here says the change was made on this member (a Set or Delete
 	// called here, an eviction by its bounds or Evict, a collection);
-	// false for a peer's write, and for a peer's version received here
+	// false for a peer's write, for a peer's version received here
 	// without its value (CauseEvict: over MaxValueSize, or evicted by
-	// the peer).
+	// the peer), and for a value put back on a key evicted here (a
+	// CauseSet of the version it held, from a peer's answer to this
+	// member's ask, whoever wrote it: see Stats.StubAsks).
 	Here bool
 	// Version is the write's timestamp (CauseSet, CauseDelete) or that
 	// of the version that lost its value (CauseExpire, CauseEvict); its

@@ -611,8 +611,9 @@ func (s *Store) Apply(rec crdt.Record, delta bool, now int64) crdt.Outcome {
 // so (crdt.Applied; else crdt.Stale, nothing changed): Apply takes no
 // record of a version held, and a member that evicted a key ran the
 // filler again for it, though the owner had answered with the value
-// (found by review). Reported to the watcher as a set (Event.Refill), as
-// the value's first arrival was, and tracked as the readers' demand.
+// (found by review). Reported to the watcher as a set received
+// (Event.Refill), whoever wrote the value, and tracked as the readers'
+// demand.
 func (s *Store) Refill(rec crdt.Record, now int64) crdt.Outcome {
 	if rec.Expired(now) { // no one's demand: served by none
 		return crdt.Stale
