@@ -37,7 +37,9 @@ type Config struct {
 	// Horizon is the replicas' GC horizon: long absences last longer, and
 	// TTLs are drawn up to twice as long. Default: bcache's store's with
 	// no Factory, else one minute (a Factory's replicas must then use
-	// the same).
+	// the same). The model judges losses and late deliveries by it: a
+	// run whose Factory builds bcache's replicas (MapReplica,
+	// StoreReplica) with another horizon fails at once, saying so.
 	Horizon time.Duration
 	// MaxSkew bounds how far a member's clock is set from the others.
 	// Default: 5 s.
@@ -427,7 +429,7 @@ type collection struct {
 
 func newHarness(t *rapid.T, cfg Config) *harness {
 	n := rapid.IntRange(cfg.MinNodes, cfg.MaxNodes).Draw(t, "members")
-	c, err := NewCluster(n, cfg.Factory, start)
+	c, err := NewCluster(n, horizonChecked(cfg.Factory, cfg.Horizon), start)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -39,8 +40,12 @@ import (
 //     counting it (SessionCounter): one whose peer deferred it, or that
 //     gave way to one of the peer's.
 //   - Horizon. Config.Horizon must be the replica's own GC horizon: the
-//     harness cannot ask a replica for it, and judges losses by it. Set
-//     both from one constant.
+//     harness judges losses, and the records a late frame delivers, by
+//     it. Set both from one constant. The harness cannot ask a replica
+//     for it, but refuses to run bcache's own (a MapReplica or
+//     StoreReplica, or a type that embeds one) under another: longer, it
+//     failed a correct replica; shorter, it excused losses the
+//     replica's horizon does not.
 //   - Empty answers. GC, Drops and Tick may return nil: nothing collected,
 //     dropped or to send.
 type Replica interface {
@@ -207,6 +212,38 @@ type Bounded interface {
 	Bounds() (values, maxValues int, bytes, maxBytes int64)
 }
 
+// horizoned is a replica that says its GC horizon: bcache's own, and
+// the types that embed them. Unexported, so that the Replica API stays
+// as it is: a researcher's replica is trusted to run Config.Horizon.
+type horizoned interface {
+	gcHorizon() time.Duration
+}
+
+func (r *MapReplica) gcHorizon() time.Duration   { return r.horizon }
+func (r *StoreReplica) gcHorizon() time.Duration { return r.horizon }
+
+// horizonChecked returns factory, refusing a replica that says its GC
+// horizon (horizoned) and runs another than horizon, Config.Horizon,
+// which the model judges it by: with a longer Config.Horizon, the
+// harness reports a write a late frame delivers, or a loss, that the
+// replica's rules allow (a false failure); with a shorter one, it
+// excuses losses they do not allow (a missed one). Every incarnation
+// is checked, so that a Vary that sets one member's horizon apart is
+// refused too.
+func horizonChecked(factory Factory, horizon time.Duration) Factory {
+	return func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := factory(name, id, phys)
+		if err != nil || r == nil {
+			return r, err
+		}
+		if hr, ok := r.(horizoned); ok && hr.gcHorizon() != horizon {
+			return nil, fmt.Errorf("its GC horizon is %v, but Config.Horizon is %v: the harness judges losses and late deliveries by Config.Horizon, and would fail a correct replica under a longer one or pass lost writes under a shorter one (set both from one constant; a zero StoreConfig.Horizon or lww.Config.Horizon is %v, a zero Config.Horizon with a Factory one minute)",
+				hr.gcHorizon(), horizon, lww.DefaultHorizon)
+		}
+		return r, nil
+	}
+}
+
 // Factory builds the replica named name for a fresh incarnation id, reading
 // physical time (Unix ns) from phys.
 type Factory func(name string, id crdt.NodeID, phys func() int64) (Replica, error)
@@ -231,6 +268,7 @@ type MapReplica struct {
 	m       *lww.Map
 	node    *transport.Node
 	rejects rejectLog
+	horizon time.Duration // the map's GC horizon (see gcHorizon)
 }
 
 // NewMapReplica returns bcache's replica.
@@ -239,7 +277,7 @@ func NewMapReplica(name string, id crdt.NodeID, phys func() int64, cfg MapConfig
 	if err != nil {
 		return nil, err
 	}
-	r := &MapReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), m: m}
+	r := &MapReplica{phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), m: m, horizon: cmp.Or(cfg.Map.Horizon, lww.DefaultHorizon)}
 	r.rejects.Replica = mapAdapter{m, cfg.Merge}
 	tc := cfg.Transport
 	tc.Name, tc.Replica, tc.Clock = name, &r.rejects, r.clock

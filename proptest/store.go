@@ -9,6 +9,7 @@ import (
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/store"
+	"github.com/bcache-go/bcache/lww"
 	"github.com/bcache-go/bcache/transport"
 )
 
@@ -186,6 +187,7 @@ type StoreReplica struct {
 	started, startedMono int64
 	mono                 func() int64
 	drift                time.Duration
+	horizon              time.Duration // the store's GC horizon (see gcHorizon)
 }
 
 // NewStoreReplica returns the production replica named name.
@@ -211,6 +213,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		founder: name == cfg.Founder, noMarks: cfg.NoMarks, marksVariant: cfg.Marks, marksWhole: cfg.MarksWhole,
 		floor: &ClockFloor{}, noFloor: cfg.NoFloor, keepNoAnswer: cfg.KeepNoAnswers,
 		started: phys(), drift: cmp.Or(cfg.MaxDrift, crdt.DefaultMaxClockDrift),
+		horizon: cmp.Or(cfg.Horizon, lww.DefaultHorizon), // as the store's lww.Maps default it
 		// as a Cache's floorEvery: five anti-entropy rounds, from half a
 		// second to a minute
 		floorEvery: min(max(5*cmp.Or(cfg.Transport.AntiEntropyInterval, transport.DefaultAntiEntropyInterval), 500*time.Millisecond), time.Minute),
