@@ -180,7 +180,9 @@ type Config struct {
 	// Deletes stamped after this member's clock (a peer's clock ahead)
 	// are not counted until it reaches them: none can be collected before.
 	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200
-	// bytes), at least 10,000; with neither set, -1. -1 means unbounded.
+	// bytes with a short key; its key's bytes more with a long one: the
+	// bound counts records, and a peer's keys may be up to 64 KiB), at
+	// least 10,000; with neither set, -1. -1 means unbounded.
 	MaxDeadRecords int
 	// MaxClockSkew is the most the members' clocks are expected to differ
 	// (NTP keeps them within milliseconds): early collection keeps this far
