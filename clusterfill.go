@@ -114,8 +114,8 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 }
 
 // fetchServedHook runs as a member answers a peer's fetch (askPeers),
-// with the member's name; tests replace it.
-var fetchServedHook = func(string) {}
+// with the member's name and the key; tests replace it.
+var fetchServedHook = func(member, key string) {}
 
 // askEndHook runs as GetOrFill's ask returns, on its goroutine, before
 // Close may stop waiting for it; tests replace it.
@@ -431,7 +431,7 @@ func (c *Cache) serveCall(from string, payload []byte) []byte {
 		c.stats.callRequestsBad.Add(1) // answered NotHeld, as before, and counted (found by review)
 	}
 	if len(payload) > 0 && payload[0] == clusterfill.FetchRequest {
-		fetchServedHook(c.cfg.NodeName)
+		fetchServedHook(c.cfg.NodeName, string(payload[1:]))
 	}
 	answer := clusterfill.Serve(member{c}, payload, c.cfg.MaxKeySize, fill, failure)
 	if closing {

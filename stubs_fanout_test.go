@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/clusterfill"
-	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
 // TestAStubAskGoesToAFewPeers: in a cluster of seven, a member that
@@ -18,27 +18,8 @@ import (
 // was 99 datagrams and up to 99 answers carrying the value. The value is
 // put back all the same (every peer holds it here).
 func TestAStubAskGoesToAFewPeers(t *testing.T) {
-	var mu sync.Mutex
-	served := map[string]int{}
-	prev := fetchServedHook
-	t.Cleanup(func() { fetchServedHook = prev })
-	fetchServedHook = func(name string) {
-		mu.Lock()
-		served[name]++
-		mu.Unlock()
-	}
-	net := memnet.NewNetwork(1)
-	// No anti-entropy during the test: the value comes by the ask alone.
-	cfg := Config{AntiEntropyInterval: time.Hour}
-	c := onMemnetWith(t, net, "c", cfg)
-	var others []*Cache
-	var names []string
-	for i := range 6 {
-		name := fmt.Sprint("p", i)
-		others = append(others, onMemnetWith(t, net, name, cfg, c.Addr()))
-		names = append(names, name)
-	}
-	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 7 }, "c never saw the six others")
+	fetches := countFetches(t)
+	c, others, _ := pullCluster(t) // no anti-entropy: the value comes by the ask alone
 	const key = "k1"
 	rec := crdt.Record{Key: key, Value: []byte("v"), Time: c.clock.Now()}
 	for _, o := range others {
@@ -57,11 +38,38 @@ func TestAStubAskGoesToAFewPeers(t *testing.T) {
 	// reached past that depends on the load (a peer a loaded member saw
 	// as suspect is asked nothing): no more than stubAskPeers, whatever
 	// it is (TestPeersToAskAreTheOwnerAndADraw checks the choice itself).
-	mu.Lock()
-	defer mu.Unlock()
-	if len(served) > stubAskPeers {
+	if served := fetches.peers(key); len(served) > stubAskPeers {
 		t.Fatalf("c's ask reached %d peers (%v), want %d", len(served), served, stubAskPeers)
 	}
+}
+
+// fetchCount counts the fetches each member answers while a test runs
+// (fetchServedHook), by key.
+type fetchCount struct {
+	mu     sync.Mutex
+	served map[string]map[string]int
+}
+
+func countFetches(t *testing.T) *fetchCount {
+	f := &fetchCount{served: map[string]map[string]int{}}
+	prev := fetchServedHook
+	t.Cleanup(func() { fetchServedHook = prev })
+	fetchServedHook = func(member, key string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.served[key] == nil {
+			f.served[key] = map[string]int{}
+		}
+		f.served[key][member]++
+	}
+	return f
+}
+
+// peers returns the fetches of key answered so far, by member.
+func (f *fetchCount) peers(key string) map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.served[key])
 }
 
 // TestPeersToAskAreTheOwnerAndADraw: askPeers's choice, on a live
@@ -70,16 +78,7 @@ func TestAStubAskGoesToAFewPeers(t *testing.T) {
 // owner always among them (unless it is this member), the others drawn
 // so that every peer is asked in some draw.
 func TestPeersToAskAreTheOwnerAndADraw(t *testing.T) {
-	net := memnet.NewNetwork(1)
-	cfg := Config{AntiEntropyInterval: time.Hour}
-	c := onMemnetWith(t, net, "c", cfg)
-	var names []string
-	for i := range 6 {
-		name := fmt.Sprint("p", i)
-		onMemnetWith(t, net, name, cfg, c.Addr())
-		names = append(names, name)
-	}
-	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 7 }, "c never saw the six others")
+	c, _, names := pullCluster(t)
 	if all := c.peersToAsk("k", 0); len(all) != 6 {
 		t.Fatalf("unbounded: asked %v, want the six others", all)
 	}
