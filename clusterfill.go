@@ -117,6 +117,10 @@ func (c *Cache) GetOrFill(ctx context.Context, key string) ([]byte, error) {
 // with the member's name and the key; tests replace it.
 var fetchServedHook = func(member, key string) {}
 
+// membersHook sees the live members peersInOrder reads, and returns
+// those it uses instead: membership changing under a pull, for tests.
+var membersHook = func(ms []gossip.Member) []gossip.Member { return ms }
+
 // askEndHook runs as GetOrFill's ask returns, on its goroutine, before
 // Close may stop waiting for it; tests replace it.
 var askEndHook = func() {}
@@ -598,11 +602,13 @@ func (c *Cache) pull(key string, prev []func(), first bool) (asked []func(), set
 		cancel()
 	}
 	c.stats.pulls.Add(1)
-	names := c.peersInOrder(key, 0)
+	// One look at the members: a second, taken apart from the first, saw
+	// fewer peers should some leave between them, and names[:3] of one
+	// peer panicked (found by review, TestAFirstPullSurvivesPeersLeaving).
+	names := c.peersInOrder(key, pullFirstPeers)
 	if !first || len(names) <= pullFirstPeers {
 		return c.askNames(key, names, prev[:0], c.takePulled(key), nil), nil, nil
 	}
-	names = c.peersInOrder(key, pullFirstPeers)
 	ask, rest := names[:pullFirstPeers], names[pullFirstPeers:]
 	ch := make(chan struct{})
 	var once sync.Once
@@ -708,7 +714,7 @@ func (c *Cache) peersToAsk(key string, most int) []string {
 // peersToAsk picks (in no particular order past most, or at all if most
 // is 0).
 func (c *Cache) peersInOrder(key string, most int) []string {
-	ms := c.repl.Members()
+	ms := membersHook(c.repl.Members())
 	names := make([]string, 0, len(ms))
 	for _, m := range ms {
 		if m.Name != c.cfg.NodeName {

@@ -3,12 +3,14 @@ package bcache
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bcache-go/bcache/crdt"
 	"github.com/bcache-go/bcache/internal/await"
 	"github.com/bcache-go/bcache/internal/clusterfill"
+	"github.com/bcache-go/bcache/transport/gossip"
 	"github.com/bcache-go/bcache/transport/gossip/memnet"
 )
 
@@ -136,4 +138,38 @@ func TestAPullFindsAWriteOnlyItsWriterHolds(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAFirstPullSurvivesPeersLeaving: a first pull that looked at the
+// members twice, seeing five peers and then one (four left between the
+// looks), sliced the one's list to three and panicked, taking the
+// reader's process with it. It looks once now.
+func TestAFirstPullSurvivesPeersLeaving(t *testing.T) {
+	net := memnet.NewNetwork(1)
+	c := onMemnetWith(t, net, "c", Config{AntiEntropyInterval: time.Hour})
+	c.fetchOnly = true
+	var mu sync.Mutex
+	looks := 0
+	prev := membersHook
+	t.Cleanup(func() { membersHook = prev })
+	membersHook = func([]gossip.Member) []gossip.Member {
+		mu.Lock()
+		defer mu.Unlock()
+		looks++
+		if looks == 1 {
+			return []gossip.Member{{Name: "c"}, {Name: "a"}, {Name: "b"}, {Name: "d"}, {Name: "e"}, {Name: "f"}}
+		}
+		return []gossip.Member{{Name: "c"}, {Name: "a"}}
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("a first pull whose peers left under it panicked: %v", r)
+			}
+		}()
+		asked, _, _ := c.pull("k", nil, true)
+		for _, cancel := range asked {
+			cancel()
+		}
+	}()
 }
