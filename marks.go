@@ -29,7 +29,8 @@ import (
 // asks again, later each time (marksBackoff), up to maxIncompleteMarks
 // such answers, NotHeld (a release before) among them: members that all
 // restarted at once have no complete marks to give, nor have members of
-// the release before.
+// the release before. An answer whose marks were capped at this clock's
+// reach is asked again however many came before it (see askMarks).
 
 // marksTimeout bounds an ask for a peer's watermarks (the answer may be
 // a megabyte, over a stream).
@@ -124,8 +125,18 @@ func marksBackoff(n int32, interval time.Duration) time.Duration {
 // restarted from its snapshot says so too, though a delete collected
 // while it was down is not in its marks); and it has not been absent
 // longer than the horizon since (see askAgainAfterAbsence).
+//
+// Nor are they complete while a member first seen holding its cluster's
+// state is still to be asked for its marks (holderToAsk): said complete
+// from the merge of two clusters until this member's ask of the other's
+// member answered (the next collection; three of marksTimeout, asking
+// one that does not answer), they were taken for complete by a newcomer
+// whose first sync was with it then, which lacked what the other cluster
+// collected and never asked another (found by review:
+// TestAMergedMemberSaysItsMarksIncompleteUntilItAskedTheHolders).
 func (c *Cache) marksComplete() bool {
-	return !c.marks.stale.Load() && (c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.repl.Founded())
+	return !c.marks.stale.Load() && (c.marks.taken.Load() && c.marks.incomplete.Load() < maxIncompleteMarks || c.repl.Founded()) &&
+		(c.noMarks.Load() || c.holderToAsk() == "")
 }
 
 // askMarks starts the ask for a peer's watermarks (see above), unless
@@ -167,7 +178,8 @@ func (c *Cache) askMarks() {
 		defer cancel()
 		b, err := c.repl.Call(ctx, peer, clusterfill.Request(clusterfill.MarksRequest, ""))
 		ms, complete, ok := clusterfill.Marks(b, c.store.Leaves())
-		if ok && c.store.OfferMarks(ms, c.phys()) {
+		capped := ok && c.store.OfferMarks(ms, c.phys())
+		if capped {
 			// Marks past this clock's reach, taken at it: this clock is
 			// behind (a device booted before its clock was set), or the
 			// peer's ahead. Taken for complete, the marks above it were
@@ -178,6 +190,7 @@ func (c *Cache) askMarks() {
 		}
 		switch {
 		case ok && complete:
+			c.marks.incomplete.Store(0) // capped answers may have counted past maxIncompleteMarks
 			c.marks.taken.Store(true)
 			c.marks.stale.Store(false)
 			return
@@ -186,7 +199,14 @@ func (c *Cache) askMarks() {
 			c.stats.fillAnswersBad.Add(1)
 		default: // incomplete, or NotHeld (a release before), or an Error (an earlier one: see clusterfill.MarksMalformed)
 			n := c.marks.incomplete.Add(1)
-			if n >= maxIncompleteMarks {
+			// A capped answer is never the last: counted, the member
+			// stopped asking at the eighth, and one whose clock was set
+			// only after them kept the capped marks and served a value
+			// whose delete the cluster collected (found by review:
+			// TestAResetMemberLongBehindLearnsWhatWasCollectedOnceItsClockIsSet).
+			// It asks again, once a minute at most, until an answer is
+			// not capped.
+			if n >= maxIncompleteMarks && !capped {
 				c.marks.taken.Store(true)
 				c.marks.stale.Store(false)
 				return
