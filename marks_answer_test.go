@@ -79,7 +79,8 @@ func TestAMarksAnswerSaysCompleteOnlyWithTheMarksItTook(t *testing.T) {
 // to the bound again and counted the raise, and the member passed the
 // mark on to every newcomer that asked it, which kept it in turn. A
 // stamp that far ahead is refused (MaxClockDrift); a mark is taken no
-// further ahead than a stamp is.
+// further ahead than a stamp is, and the answer that held it is not
+// complete (the marks past the cap are asked for again).
 func TestAMarkFarAheadIsNotKeptOfferedForever(t *testing.T) {
 	start1 := marksMembers(t, func(c *Config) {
 		c.GCInterval, c.MaxClockSkew, c.MaxClockDrift = 50*time.Millisecond, 10*time.Millisecond, 500*time.Millisecond
@@ -93,7 +94,12 @@ func TestAMarkFarAheadIsNotKeptOfferedForever(t *testing.T) {
 	if err := m.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 10*time.Second, m.marks.taken.Load, "m never took a's marks")
+	// a's answer, capped, is not complete (its marks past m's reach):
+	// m asks again, and takes none of a's answers for complete.
+	await.Until(t, 10*time.Second, func() bool { return m.marks.incomplete.Load() > 0 }, "m never had a's answer")
+	if m.marks.taken.Load() {
+		t.Fatal("m took a's answer, a mark capped at its clock, for complete")
+	}
 	for _, mk := range m.store.Marks() {
 		if limit := time.Now().Add(500*time.Millisecond + 50*time.Millisecond).UnixNano(); mk.Time.Wall > limit { // MaxClockDrift, and slack for two readings of the clock
 			t.Fatalf("m answers leaf %d's mark at %v: taken and passed on however far ahead",
