@@ -25,6 +25,27 @@ import (
 // k. It did: it took the capped answer for complete and never asked again
 // (found by review).
 func TestAResetMemberStartedBehindLearnsWhatWasCollectedOnceItsClockIsSet(t *testing.T) {
+	resetBehind(t, 10*time.Second, func(r *Cache) {
+		await.Until(t, 10*time.Second, r.marks.taken.Load, "r never took an answer to its ask for marks")
+	})
+}
+
+// TestAResetMemberLongBehindLearnsWhatWasCollectedOnceItsClockIsSet: as
+// TestAResetMemberStartedBehindLearnsWhatWasCollectedOnceItsClockIsSet,
+// the clock a minute behind and set only after r had maxIncompleteMarks
+// capped answers: each was counted as an answer not complete, r stopped
+// asking at the eighth, and, its clock set, never asked again and served
+// k (found by review).
+func TestAResetMemberLongBehindLearnsWhatWasCollectedOnceItsClockIsSet(t *testing.T) {
+	resetBehind(t, time.Minute, func(r *Cache) {
+		await.Until(t, 20*time.Second, func() bool { return r.marks.incomplete.Load() >= maxIncompleteMarks }, "r never had %d capped answers", maxIncompleteMarks)
+	})
+}
+
+// resetBehind is the scene of the two tests above: r restarts, reset,
+// with its clock behindBy behind, and its clock is set once asked (r's
+// answers to its ask for marks awaited).
+func resetBehind(t *testing.T, behindBy time.Duration, asked func(r *Cache)) {
 	net := memnet.NewNetwork(1)
 	dir := t.TempDir()
 	rPath, hPath := filepath.Join(dir, "r.snap"), filepath.Join(dir, "h.snap")
@@ -75,7 +96,7 @@ func TestAResetMemberStartedBehindLearnsWhatWasCollectedOnceItsClockIsSet(t *tes
 		t.Fatal(err)
 	}
 
-	behind.Store(int64(10 * time.Second))
+	behind.Store(int64(behindBy))
 	r = member("r", "r", rPath, a.Addr())
 	if n := r.Stats().DamageResets; n != 1 {
 		t.Fatalf("%d damage resets, want 1", n)
@@ -83,7 +104,7 @@ func TestAResetMemberStartedBehindLearnsWhatWasCollectedOnceItsClockIsSet(t *tes
 	if err := r.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 10*time.Second, r.marks.taken.Load, "r never took an answer to its ask for marks")
+	asked(r)
 	behind.Store(0) // the clock is set
 	awaitRefused(t, r, "k", held.Time)
 
