@@ -190,7 +190,7 @@ func New(cfg Config) (*Cache, error) {
 	c.store, err = store.New(store.Config{
 		Horizon: cfg.TombstoneHorizon, MaxClockDrift: cfg.MaxClockDrift, MaxClockSkew: cfg.MaxClockSkew,
 		MaxKeys: cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, Founder: len(cfg.Peers) == 0 && cfg.PeerSource == nil,
-		MaxDead: max(cfg.MaxDeadRecords, 0),
+		MaxDead: max(cfg.MaxDeadRecords, 0), MaxDeadBytes: max(cfg.MaxDeadBytes, 0),
 	})
 	if err != nil { // the fields it takes were checked by fill
 		return giveBack(fmt.Errorf("bcache: new: %w: %v", ErrConfig, err))

@@ -91,6 +91,7 @@ func TestNewValidates(t *testing.T) {
 		{"bad bind address", Config{BindAddr: "nowhere"}},
 		{"snapshot in no directory", Config{BindAddr: "127.0.0.1:0", SnapshotPath: "/nonexistent/dir/cache.snap"}},
 		{"MaxDeadRecords below -1", Config{BindAddr: "127.0.0.1:0", MaxDeadRecords: -2}},
+		{"MaxDeadBytes below -1", Config{BindAddr: "127.0.0.1:0", MaxDeadBytes: -2}},
 		{"negative clock skew", Config{BindAddr: "127.0.0.1:0", MaxClockSkew: -time.Second}},
 		// New took these, and every fill failed, or memberlist refused
 		// the label without ErrConfig (found by review).
@@ -631,9 +632,10 @@ func TestDefaultConfigThenBounds(t *testing.T) {
 		bound(&plain)
 		c := newCache(t, cfg)
 		want := newCache(t, plain).Config()
-		if got := c.Config(); got.MaxValueSize != want.MaxValueSize || got.MaxDeadRecords != want.MaxDeadRecords {
-			t.Fatalf("from DefaultConfig: MaxValueSize %d MaxDeadRecords %d; from a zero Config: %d, %d",
-				got.MaxValueSize, got.MaxDeadRecords, want.MaxValueSize, want.MaxDeadRecords)
+		if got := c.Config(); got.MaxValueSize != want.MaxValueSize || got.MaxDeadRecords != want.MaxDeadRecords ||
+			got.MaxDeadBytes != want.MaxDeadBytes {
+			t.Fatalf("from DefaultConfig: MaxValueSize %d MaxDeadRecords %d MaxDeadBytes %d; from a zero Config: %d, %d, %d",
+				got.MaxValueSize, got.MaxDeadRecords, got.MaxDeadBytes, want.MaxValueSize, want.MaxDeadRecords, want.MaxDeadBytes)
 		}
 	}
 }

@@ -180,10 +180,20 @@ type Config struct {
 	// Deletes stamped after this member's clock (a peer's clock ahead)
 	// are not counted until it reaches them: none can be collected before.
 	// Default: MaxKeys, or else MaxBytes/256 (a dead record costs about 200
-	// bytes with a short key; its key's bytes more with a long one: the
-	// bound counts records, and a peer's keys may be up to 64 KiB), at
-	// least 10,000; with neither set, -1. -1 means unbounded.
+	// bytes with a short key; its key's bytes more with a long one, which
+	// MaxDeadBytes bounds), at least 10,000; with neither set, -1. -1 means
+	// unbounded.
 	MaxDeadRecords int
+	// MaxDeadBytes bounds the bytes of the keys of those dead records, as
+	// MaxDeadRecords bounds their number, and the same way (the oldest are
+	// collected past it, counted in Stats.CollectedByBound): a tombstone
+	// holds its key whole, and a peer's keys may be up to 64 KiB whatever
+	// this member's MaxKeySize, so that 10,000 dead records could hold 650
+	// MB beside 1 MiB of values. Default: MaxBytes, at least 2,560,000
+	// (10,000 records of 256-byte keys); with MaxBytes unset,
+	// MaxDeadRecords times MaxKeySize; -1 (unbounded) when MaxDeadRecords
+	// is. -1 means unbounded.
+	MaxDeadBytes int64
 	// MaxClockSkew is the most the members' clocks are expected to differ
 	// (NTP keeps them within milliseconds): early collection keeps this far
 	// behind what every member is known to hold, and takes a value early
@@ -329,16 +339,16 @@ type Config struct {
 // DefaultConfig returns the Config New uses for fields left zero, with
 // BindAddr "0.0.0.0:7946". NodeName stays empty: New draws a random one.
 //
-// MaxValueSize and MaxDeadRecords stay zero: their defaults follow
-// MaxKeys and MaxBytes, so New derives them from the bounds the caller
-// sets (filled here from none, a MaxBytes set afterwards was refused
-// under the 1 MiB MaxValueSize, and a MaxKeys left the dead records
-// unbounded: found by review). PacketSize stays zero too: its default
+// MaxValueSize, MaxDeadRecords and MaxDeadBytes stay zero: their
+// defaults follow MaxKeys and MaxBytes, so New derives them from the
+// bounds the caller sets (filled here from none, a MaxBytes set
+// afterwards was refused under the 1 MiB MaxValueSize, and a MaxKeys left
+// the dead records unbounded: found by review). PacketSize stays zero too: its default
 // follows the address (see PacketSize), and Cache.Config reports it.
 func DefaultConfig() Config {
 	c := Config{BindAddr: "0.0.0.0:7946"}
 	_ = c.fill()
-	c.MaxValueSize, c.MaxDeadRecords = 0, 0
+	c.MaxValueSize, c.MaxDeadRecords, c.MaxDeadBytes = 0, 0, 0
 	return c
 }
 
@@ -430,6 +440,8 @@ func (c *Config) fill() error {
 		return configError("MaxValueSize", "%d, want 0 to %d", c.MaxValueSize, maxValueLimit)
 	case c.MaxDeadRecords < -1:
 		return configError("MaxDeadRecords", "%d, want -1 (unbounded) or more", c.MaxDeadRecords)
+	case c.MaxDeadBytes < -1:
+		return configError("MaxDeadBytes", "%d, want -1 (unbounded) or more", c.MaxDeadBytes)
 	case c.Sync > SyncWrite:
 		return configError("Sync", "unknown policy %d", c.Sync)
 	case c.Sync != SyncNone && c.SnapshotPath == "":
@@ -582,6 +594,9 @@ func (c *Config) fill() error {
 	if c.MaxDeadRecords == 0 {
 		c.MaxDeadRecords = defaultMaxDead(c.MaxKeys, c.MaxBytes)
 	}
+	if c.MaxDeadBytes == 0 {
+		c.MaxDeadBytes = defaultMaxDeadBytes(c.MaxBytes, c.MaxDeadRecords, c.MaxKeySize)
+	}
 	if c.MaxClockDrift >= c.TombstoneHorizon {
 		// Named by the field the caller set: a TombstoneHorizon of 10 s
 		// alone was refused as "MaxClockDrift: 30s", a field it never set
@@ -614,6 +629,26 @@ func defaultMaxDead(maxKeys int, maxBytes int64) int {
 // minMaxDead is the least default MaxDeadRecords: below it, the bound
 // would raise watermarks over writes merely in flight.
 const minMaxDead = 10_000
+
+// defaultMaxDeadBytes derives MaxDeadBytes from the bounds on values and
+// on dead records (maxDead, filled already) and the longest key this
+// member writes.
+func defaultMaxDeadBytes(maxBytes int64, maxDead, maxKeySize int) int64 {
+	switch {
+	case maxDead < 0:
+		return -1 // no rule 7 loss wanted (lww): none for bytes either
+	case maxBytes > 0:
+		return max(maxBytes, minMaxDead*minDeadKey)
+	case maxDead > 0:
+		return int64(maxDead) * int64(maxKeySize) // at most MaxInt32 times 64 KiB
+	}
+	return -1
+}
+
+// minDeadKey is the key length the least default MaxDeadBytes allows each
+// of minMaxDead dead records: the keys of ordinary writes in flight stay
+// under it.
+const minDeadKey = 256
 
 // newNodeName draws a random member name.
 func newNodeName() string {

@@ -65,7 +65,8 @@ type Stats struct {
 	// (Config.TombstoneHorizon); CollectedEarly those collected within seconds
 	// because every member was known to hold them; CollectedByBound those
 	// collected, at a price, because the member held more than
-	// MaxDeadRecords (see Config). Their sum is every dead record
+	// MaxDeadRecords, or more than MaxDeadBytes bytes of their keys (see
+	// Config). Their sum is every dead record
 	// collected here in this process.
 	CollectedAtHorizon uint64 `json:"collected_at_horizon"`
 	CollectedEarly     uint64 `json:"collected_early"`

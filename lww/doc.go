@@ -126,14 +126,14 @@
 //  7. A bound may collect early, at a price. [Map.CollectDead] collects
 //     any dead record at once, raising its watermark like any collection,
 //     for a caller that holds more dead records than it may (bcache's
-//     MaxDeadRecords, oldest first). Nothing is resurrected; but a record
-//     at or below the raised watermark (older, or of another node at its
-//     very wall time and counter) that the map has not received yet (in
-//     flight, or held by a member that was away) is rejected, and by rule 3
-//     lost everywhere; a value collected this way that has expired here
-//     but not yet on a member whose clock is behind is rejected there too,
-//     and lost before its expiry by that clock (bcache takes such values
-//     last).
+//     MaxDeadRecords and MaxDeadBytes, oldest first). Nothing is
+//     resurrected; but a record at or below the raised watermark (older,
+//     or of another node at its very wall time and counter) that the map
+//     has not received yet (in flight, or held by a member that was away)
+//     is rejected, and by rule 3 lost everywhere; a value collected this
+//     way that has expired here but not yet on a member whose clock is
+//     behind is rejected there too, and lost before its expiry by that
+//     clock (bcache takes such values last).
 //
 //  8. A peer's watermarks, adopted within the stable bound. A replica that
 //     joins receives its peers' records, not what they collected, and

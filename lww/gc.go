@@ -110,7 +110,7 @@ func (m *Map) GC(dst []crdt.Version, now, stable int64) []crdt.Version {
 
 // gcWalk is what the steps of a collection (GCStep) count as they go.
 type gcWalk struct {
-	expired, dead int
+	expired, dead, deadKeys int
 }
 
 // GCStep is a step of GC: it collects from the leaves from leaf on, as GC
@@ -162,15 +162,17 @@ func (m *Map) GCStep(dst []crdt.Version, now, stable int64, leaf uint32, visits 
 				m.early++
 			case !e.tombstone():
 				m.gc.expired++
+				m.gc.deadKeys += len(e.key)
 			default:
 				m.gc.dead++
+				m.gc.deadKeys += len(e.key)
 			}
 		}
 	}
 	if leaf < end {
 		return dst, leaf, false
 	}
-	m.expired, m.dead = m.gc.expired, m.gc.dead
+	m.expired, m.dead, m.deadKeys = m.gc.expired, m.gc.dead, m.gc.deadKeys
 	return dst, end, true
 }
 
@@ -193,6 +195,7 @@ func (m *Map) CollectDead(key string, now int64) (crdt.Version, bool) {
 	} else {
 		m.dead = max(m.dead-1, 0)
 	}
+	m.deadKeys = max(m.deadKeys-len(key), 0)
 	return v, true
 }
 
@@ -212,6 +215,12 @@ func (m *Map) Expired() int { return m.expired }
 // were dead at its now: not those stamped after it (a peer's clock ahead),
 // which no collection can take yet.
 func (m *Map) DeadTombstones() int { return m.dead }
+
+// DeadKeyBytes returns the bytes of the keys of the records Expired and
+// DeadTombstones count: a peer's keys may be long (a tombstone of a 64 KiB
+// key holds it whole), so that a bound on dead records in number alone
+// does not bound their memory.
+func (m *Map) DeadKeyBytes() int { return m.deadKeys }
 
 // drop removes e, which lies in leaf, and raises its bucket's watermark
 // to its timestamp, whatever the node at its wall time and logical

@@ -78,6 +78,7 @@ type Map struct {
 	byHorizon uint64                        // records collected by rule 2
 	expired   int                           // expired values the last GC kept
 	dead      int                           // tombstones the last GC kept, dead at its now
+	deadKeys  int                           // the bytes of the keys of the expired values and tombstones the last GC kept
 	alloc     func(string) (*Entry, string) // Config.Alloc
 	dropped   func(*Entry)                  // Config.Dropped
 	noMove    bool                          // tests: the broken variant that writes entries in place

@@ -70,7 +70,7 @@ var metricList = []metric{
 	{"bcache_oversized_records_total", "Records received or restored with a value over MaxValueSize (or, with its key, over MaxBytes), kept without it.", prometheus.CounterValue, nil},
 	{"bcache_writes_restamped_total", "Local writes stamped again as they were applied, a session's cut or their bucket's watermark having passed their stamp.", prometheus.CounterValue, nil},
 	{"bcache_watermarks_adopted_total", "Watermarks of this member's digest buckets raised to a peer's, asked for once synced.", prometheus.CounterValue, nil},
-	{"bcache_collected_total", "Dead records collected, by how: horizon (dead for the tombstone horizon), early (every member held them) or bound (past MaxDeadRecords).", prometheus.CounterValue, []string{"how"}},
+	{"bcache_collected_total", "Dead records collected, by how: horizon (dead for the tombstone horizon), early (every member held them) or bound (past MaxDeadRecords or MaxDeadBytes).", prometheus.CounterValue, []string{"how"}},
 	{"bcache_fills_total", "Filler calls.", prometheus.CounterValue, nil},
 	{"bcache_fills_superseded_total", "Fills whose value was not stored: the key was written or deleted since the filler began (or its bucket had a delete collected).", prometheus.CounterValue, nil},
 	{"bcache_fill_errors_total", "Filler calls that ended in an error: the filler's own or its panic, FillTimeout or Close giving up on it, or its value refused.", prometheus.CounterValue, nil},

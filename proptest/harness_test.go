@@ -113,12 +113,21 @@ func unbounded(cfg StoreConfig) Config {
 }
 
 // TestBoundedDeadRecordsResurrectNothing runs the harness over stores that
-// keep at most one dead record each: they collect at once, raising
+// keep at most one dead record each (n0 and n2 by MaxDead, n1 and n3 by
+// MaxDeadBytes: one byte of keys): they collect at once, raising
 // watermarks over writes still in flight, and lose some of those (the
 // price of the bound), but converge and bring back no deleted key.
 func TestBoundedDeadRecordsResurrectNothing(t *testing.T) {
 	cfg := DefaultStoreConfig()
-	cfg.MaxDead = 1
+	vary := cfg.Vary
+	cfg.Vary = func(name string, c *StoreConfig) {
+		vary(name, c)
+		if name == "n1" || name == "n3" {
+			c.MaxDeadBytes = 1
+		} else {
+			c.MaxDead = 1
+		}
+	}
 	Check(t, Config{Factory: StoreFactory(cfg), MayDrop: true})
 }
 

@@ -18,9 +18,9 @@ import (
 // digest of digests, lock-free index, eviction and snapshot file format,
 // synchronized by a transport.Node.
 type StoreConfig struct {
-	// Shards, DigestBits, Horizon, MaxKeys, MaxBytes, MaxValueSize and
-	// MaxDead shape the store (see bcache.Config; MaxDead is its
-	// MaxDeadRecords); zero selects the production values. MaxValueSize
+	// Shards, DigestBits, Horizon, MaxKeys, MaxBytes, MaxValueSize,
+	// MaxDead and MaxDeadBytes shape the store (see bcache.Config; MaxDead
+	// is its MaxDeadRecords); zero selects the production values. MaxValueSize
 	// applies to what the replica receives: the harness's own writes are
 	// not checked against it (a Cache refuses them at Set).
 	Shards, DigestBits int
@@ -29,6 +29,7 @@ type StoreConfig struct {
 	MaxBytes           int64
 	MaxValueSize       int
 	MaxDead            int
+	MaxDeadBytes       int64
 	// MaxDrift is the clock's MaxClockDrift; zero selects the default.
 	MaxDrift time.Duration
 	// Transport tunes the protocol; Name, Replica and Clock are filled in.
@@ -200,7 +201,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		Shards: cfg.Shards, DigestBits: cfg.DigestBits, Horizon: cfg.Horizon, MaxClockDrift: cfg.MaxDrift,
 		MaxClockSkew: skew,
 		MaxKeys:      cfg.MaxKeys, MaxBytes: cfg.MaxBytes, MaxValueSize: cfg.MaxValueSize, MaxDead: cfg.MaxDead,
-		Founder: name == cfg.Founder,
+		MaxDeadBytes: cfg.MaxDeadBytes, Founder: name == cfg.Founder,
 	})
 	if err != nil {
 		return nil, err

@@ -40,7 +40,8 @@ func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 // members that joined it before, still on their way (found by the
 // property harness: TestFounderRestartedAloneCollectsNothingEarly).
 //
-// Past MaxDead dead records, Collect takes the oldest at once, raising
+// Past MaxDead dead records, or MaxDeadBytes bytes of their keys,
+// Collect takes the oldest at once, until both bounds hold, raising
 // their buckets' watermarks (package lww, rule 7): a write older than such
 // a watermark that the member has not received yet is then rejected, and
 // lost everywhere. It takes last the values that expired less than
@@ -94,7 +95,7 @@ func (s *Store) collect(now int64, alone bool, stable int64, keep func([]crdt.Ve
 	}
 	s.adoptMarks(min(stable, now))
 	var step []crdt.Version // a step's versions, reused
-	collected, dead := 0, 0
+	collected, dead, deadKeys := 0, 0, int64(0)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		for leaf, done := uint32(0), false; !done; {
@@ -107,6 +108,7 @@ func (s *Store) collect(now int64, alone bool, stable int64, keep func([]crdt.Ve
 				// that many of the others, fresh deletes among them, with
 				// fewer than MaxDead dead (found by review).
 				dead += sh.m.DeadTombstones() + sh.m.Expired()
+				deadKeys += int64(sh.m.DeadKeyBytes())
 			}
 			sh.mu.Unlock()
 			collected += s.collected(step, keep)
@@ -115,8 +117,16 @@ func (s *Store) collect(now int64, alone bool, stable int64, keep func([]crdt.Ve
 			}
 		}
 	}
-	if s.maxDead > 0 && dead > s.maxDead && standsAlone {
-		n := s.collectOldest(now, dead-s.maxDead, keep)
+	var over int
+	var overKeys int64
+	if s.maxDead > 0 {
+		over = max(dead-s.maxDead, 0)
+	}
+	if s.maxDeadBytes > 0 {
+		overKeys = max(deadKeys-s.maxDeadBytes, 0)
+	}
+	if (over > 0 || overKeys > 0) && standsAlone {
+		n := s.collectOldest(now, over, overKeys, keep)
 		s.stats.byBound.Add(uint64(n))
 		collected += n
 	}
@@ -175,14 +185,15 @@ func (s *Store) unpublish(sh *shard) {
 	sh.dropped = sh.dropped[:0]
 }
 
-// collectOldest collects the n dead records with the oldest timestamps in
-// the whole store (lww rule 7: MaxDead), so that the watermarks it raises
-// stay as low as the bound allows; of those dead on every clock within
+// collectOldest collects the dead records with the oldest timestamps in
+// the whole store (lww rule 7: MaxDead, MaxDeadBytes), at least n of them
+// and at least keyBytes bytes of keys, so that the watermarks it raises
+// stay as low as the bounds allow; of those dead on every clock within
 // MaxClockSkew of this one first (tombstones, values that expired at
 // least that long ago), then of the values that expired since. It passes
 // the versions it collects to keep, as collect does, and returns how many
 // there were.
-func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
+func (s *Store) collectOldest(now int64, n int, keyBytes int64, keep func([]crdt.Version)) int {
 	type dead struct {
 		recent bool // a value that expired less than MaxClockSkew ago
 		time   crdt.Timestamp
@@ -215,7 +226,11 @@ func (s *Store) collectOldest(now int64, n int, keep func([]crdt.Version)) int {
 		}
 		return a.time.Compare(b.time)
 	})
-	all = all[:min(n, len(all))]
+	take := 0
+	for ; take < len(all) && (take < n || keyBytes > 0); take++ {
+		keyBytes -= int64(len(all[take].key))
+	}
+	all = all[:take]
 	slices.SortStableFunc(all, func(a, b dead) int { return a.shard - b.shard }) // a lock per shard, per walkStep records
 	var dst []crdt.Version
 	collected := 0

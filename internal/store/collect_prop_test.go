@@ -15,18 +15,21 @@ import (
 // keys crowded into few buckets, through local writes stamped late (a
 // writer descheduled between its clock and the store), peers' records of
 // every age with equal walls and counters of other nodes, syncs, and
-// collections at the horizon, early and under a tiny MaxDead, and checks
+// collections at the horizon, early and under a tiny MaxDead or
+// MaxDeadBytes, and checks
 // after every step: no key holds a version at or below one collected of
 // it (no resurrection), Gone answers above it, a local write that
 // returned is held (or a newer version of its key is), at most MaxDead
-// dead records are held after a collection of a member that may collect
-// under the bound, and the counters agree with what was collected.
+// dead records, and MaxDeadBytes bytes of their keys, are held after a
+// collection of a member that may collect under the bounds, and the
+// counters agree with what was collected.
 func TestCollectionsResurrectNothingAndLoseNoWrite(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		const horizon = 300
 		cfg := Config{Shards: 1, DigestBits: 4, Horizon: horizon, MaxClockDrift: time.Second, MaxClockSkew: 5,
-			MaxDead: rapid.SampledFrom([]int{0, 1, 2, 10}).Draw(t, "max dead"),
-			Founder: rapid.Bool().Draw(t, "founder")}
+			MaxDead:      rapid.SampledFrom([]int{0, 1, 2, 10}).Draw(t, "max dead"),
+			MaxDeadBytes: rapid.SampledFrom([]int64{0, 0, 1, 4, 12}).Draw(t, "max dead bytes"),
+			Founder:      rapid.Bool().Draw(t, "founder")}
 		if rapid.Bool().Draw(t, "sharded") {
 			cfg.Shards, cfg.DigestBits = 16, 8
 		}
@@ -51,7 +54,7 @@ func TestCollectionsResurrectNothingAndLoseNoWrite(t *testing.T) {
 		}
 		var issued []crdt.Timestamp // the local clock's readings, for late writes
 		s.Overtaken(func(crdt.Timestamp) bool { return false }, next)
-		keys := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+		keys := []string{"a", "bbb", "c", "dddd", "e", "ff", "g", "hhhhh", "i", "jj"} // of several lengths, for MaxDeadBytes
 		collected := map[string]crdt.Timestamp{}
 		var nCollected, nValues uint64
 		synced := false
@@ -175,16 +178,20 @@ func TestCollectionsResurrectNothingAndLoseNoWrite(t *testing.T) {
 						nValues++
 					}
 				}
-				if cfg.MaxDead > 0 && (synced || cfg.Founder) {
-					dead := 0
+				if (cfg.MaxDead > 0 || cfg.MaxDeadBytes > 0) && (synced || cfg.Founder) {
+					dead, deadKeys := 0, int64(0)
 					s.Range(func(r crdt.Record) bool {
 						if since, dies := r.DeadSince(); dies && since <= now {
 							dead++
+							deadKeys += int64(len(r.Key))
 						}
 						return true
 					})
-					if dead > cfg.MaxDead {
+					if cfg.MaxDead > 0 && dead > cfg.MaxDead {
 						t.Fatalf("%d dead records held after a collection, MaxDead %d", dead, cfg.MaxDead)
+					}
+					if cfg.MaxDeadBytes > 0 && deadKeys > cfg.MaxDeadBytes {
+						t.Fatalf("%d bytes of dead records' keys held after a collection, MaxDeadBytes %d", deadKeys, cfg.MaxDeadBytes)
 					}
 				}
 				for _, m := range s.Marks() {

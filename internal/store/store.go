@@ -73,6 +73,12 @@ type Config struct {
 	// it, Collect takes the oldest of them at once (lww rule 7).
 	// 0 means unbounded.
 	MaxDead int
+	// MaxDeadBytes bounds the bytes of the keys of those dead records, as
+	// MaxDead bounds their number: a peer's keys may be long (up to the
+	// wire's limit, whatever this member's own), and a tombstone holds its
+	// key whole. Past it, Collect takes the oldest at once, as past
+	// MaxDead, until both hold. 0 means unbounded.
+	MaxDeadBytes int64
 	// Founder says the member was started with no peers to join: while it
 	// is alone it stands for the whole cluster, and collects what has been
 	// dead for the horizon, but nothing early until it has synced with a
@@ -102,6 +108,7 @@ type Store struct {
 	maxBytes                  int64
 	maxValue                  int
 	maxDead                   int
+	maxDeadBytes              int64
 	resident                  atomic.Int64 // resident values
 	bytes                     atomic.Int64 // their key and value bytes
 	sealed                    atomic.Bool
@@ -259,9 +266,9 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: DigestBits %d with %d shards leaves each shard's tree %d bits, want at least %d",
 			ErrConfig, cfg.DigestBits, cfg.Shards, cfg.DigestBits-shardBits, crdt.MinTreeBits)
 	}
-	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 || cfg.MaxValueSize < 0 || cfg.MaxDead < 0 {
-		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d, MaxValueSize %d or MaxDead %d",
-			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead)
+	if cfg.MaxKeys < 0 || cfg.MaxBytes < 0 || cfg.MaxValueSize < 0 || cfg.MaxDead < 0 || cfg.MaxDeadBytes < 0 {
+		return nil, fmt.Errorf("%w: negative MaxKeys %d, MaxBytes %d, MaxValueSize %d, MaxDead %d or MaxDeadBytes %d",
+			ErrConfig, cfg.MaxKeys, cfg.MaxBytes, cfg.MaxValueSize, cfg.MaxDead, cfg.MaxDeadBytes)
 	}
 	if cfg.MaxKeys > MaxBoundedKeys {
 		return nil, fmt.Errorf("%w: MaxKeys %d, at most %d", ErrConfig, cfg.MaxKeys, MaxBoundedKeys)
@@ -269,7 +276,8 @@ func New(cfg Config) (*Store, error) {
 
 	s := &Store{shardBits: shardBits, digestBits: cfg.DigestBits, shards: make([]shard, cfg.Shards),
 		maxKeys: int64(cfg.MaxKeys), maxBytes: cfg.MaxBytes, maxValue: valueLimit(cfg), maxDead: cfg.MaxDead,
-		seed: maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift), skew: int64(cfg.MaxClockSkew)}
+		maxDeadBytes: cfg.MaxDeadBytes,
+		seed:         maphash.MakeSeed(), drift: int64(cfg.MaxClockDrift), skew: int64(cfg.MaxClockSkew)}
 	s.founder.Store(cfg.Founder)
 	for i := range s.shards {
 		sh := &s.shards[i]
