@@ -1353,11 +1353,17 @@ func (n *Node) listingAllowed(from string, now int64) bool {
 	if b == nil {
 		return true
 	}
+	b.refill(now)
+	return b.left >= 0
+}
+
+// refill credits b with the listing work gained since it was last
+// brought up to date, capped at listingRate, as of now.
+func (b *listingBudget) refill(now int64) {
 	if now > b.at { // a clock stepped back credits nothing: the debt is paid from its new reading on
 		b.left = min(b.left+listingWork(crdt.SubSat(now, b.at)), listingRate) // saturated, as every time sum
 	}
 	b.at = now
-	return b.left >= 0
 }
 
 // chargeListing charges from's budget with work, the versions and
@@ -1373,6 +1379,12 @@ func (n *Node) chargeListing(from string, work int, now int64) {
 		b = &listingBudget{left: listingRate, at: now}
 		n.ae.listing[from] = b
 	}
+	// Brought up to date first: the initiator charges its own listing at
+	// the digest's end (initiatorDigest) with nothing checked before it,
+	// and the time since the budget's last use, credited after the
+	// charge, forgave it at every session (found by review,
+	// TestAnInitiatorsFirstListingOfASessionIsCharged).
+	b.refill(now)
 	b.left = max(b.left-int64(work), -listingWork(n.listingPause()))
 }
 
