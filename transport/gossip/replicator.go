@@ -618,25 +618,6 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 				r.metHolder = true
 			}
 		}
-		if !seen && n.Name != r.cfg.Name && (!r.metAt.IsZero() || r.syncedYet()) {
-			// The same of any member: a member of this one's cluster
-			// that joined after this one synced is first seen saying it
-			// holds nothing, so one first seen holding may be of another
-			// cluster, met as the two merge, and hold its watermarks,
-			// which this member's lack (see Status.MetHolders). Founded
-			// said so of the founder alone: its members, and the founder
-			// once it had taken a peer's answer, kept their own
-			// cluster's marks for complete and asked no member of the
-			// other, and a value whose delete the other had collected
-			// came back on them (found by review:
-			// TestAMemberOfAMergedClusterRefusesTheOthersCollectedDelete).
-			if _, holds, _ := withoutHolding(n.Meta); holds || saysRestored(n.Meta) {
-				r.heldBy = append(r.heldBy, n.Name)
-				if len(r.heldBy) > maxHeldBy {
-					r.heldBy = slices.Delete(r.heldBy, 0, len(r.heldBy)-maxHeldBy)
-				}
-			}
-		}
 		if f := r.cfg.OnFounder; f != nil && first {
 			go f()
 		}
@@ -659,6 +640,34 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 			prev != nil && !leaving && (bytes.Equal(prev.Meta, leavingMeta) || bytes.Equal(prev.Meta, leavingKeepsMeta))
 		delete(r.failedMeta, n.Name)
 		restarted := back || prev != nil && restartedUnder(prev.Meta, n.Meta)
+		if (!seen || prev == nil) && n.Name != r.cfg.Name && (!r.metAt.IsZero() || r.syncedYet()) {
+			// The same of any member: a member of this one's cluster
+			// that joined after this one synced is first seen saying it
+			// holds nothing, so one first seen holding may be of another
+			// cluster, met as the two merge, and hold its watermarks,
+			// which this member's lack (see Status.MetHolders). Founded
+			// said so of the founder alone: its members, and the founder
+			// once it had taken a peer's answer, kept their own
+			// cluster's marks for complete and asked no member of the
+			// other, and a value whose delete the other had collected
+			// came back on them (found by review:
+			// TestAMemberOfAMergedClusterRefusesTheOthersCollectedDelete).
+			// So may a member seen before, gone, and back holding: one
+			// restarted under its name behind a stale lookup founded a
+			// cluster of its own and collected there; known, it was
+			// never asked, and what it collected came back here (found
+			// by review:
+			// TestAMemberRefusesWhatARestartedMemberCollectedInAClusterOfItsOwn).
+			// Listed once: a member that comes and goes would push the
+			// others out.
+			if _, holds, _ := withoutHolding(n.Meta); holds || saysRestored(n.Meta) {
+				r.heldBy = slices.DeleteFunc(r.heldBy, func(name string) bool { return name == n.Name })
+				r.heldBy = append(r.heldBy, n.Name)
+				if len(r.heldBy) > maxHeldBy {
+					r.heldBy = slices.Delete(r.heldBy, 0, len(r.heldBy)-maxHeldBy)
+				}
+			}
+		}
 		if n.Name != r.cfg.Name && restarted && !slices.Contains(r.restarted, n.Name) {
 			r.restarted = append(r.restarted, n.Name)
 		}
