@@ -189,8 +189,9 @@ type Config struct {
 	// collected past it, counted in Stats.CollectedByBound): a tombstone
 	// holds its key whole, and a peer's keys may be up to 64 KiB whatever
 	// this member's MaxKeySize, so that 10,000 dead records could hold 650
-	// MB beside 1 MiB of values. Default: MaxBytes, at least 2,560,000
-	// (10,000 records of 256-byte keys); with MaxBytes unset,
+	// MB beside 1 MiB of values. Default: MaxBytes, at least
+	// MaxDeadRecords times 256 (2,560,000 at the least: keys of ordinary
+	// length take the records bound first); with MaxBytes unset,
 	// MaxDeadRecords times MaxKeySize; -1 (unbounded) when MaxDeadRecords
 	// is. -1 means unbounded.
 	MaxDeadBytes int64
@@ -638,16 +639,31 @@ func defaultMaxDeadBytes(maxBytes int64, maxDead, maxKeySize int) int64 {
 	case maxDead < 0:
 		return -1 // no rule 7 loss wanted (lww): none for bytes either
 	case maxBytes > 0:
-		return max(maxBytes, minMaxDead*minDeadKey)
+		// Not below maxDead keys of minDeadKey bytes: with a MaxKeys of a
+		// million and a MaxBytes of 64 MiB, MaxBytes alone began rule 7's
+		// losses at 671,000 dead records of 100-byte keys, not the
+		// million MaxDeadRecords says (found by review).
+		return max(maxBytes, mulSat(maxDead, minDeadKey))
 	case maxDead > 0:
-		return int64(maxDead) * int64(maxKeySize) // at most MaxInt32 times 64 KiB
+		return mulSat(maxDead, maxKeySize)
 	}
 	return -1
 }
 
-// minDeadKey is the key length the least default MaxDeadBytes allows each
-// of minMaxDead dead records: the keys of ordinary writes in flight stay
-// under it.
+// mulSat returns a times b (both positive) in an int64, saturated: an int
+// of 64 bits times 64 KiB passes one (MaxDeadRecords math.MaxInt wrapped
+// to -65,536, which fill itself refuses, and 2^48+1 to 65,536: found by
+// review).
+func mulSat(a, b int) int64 {
+	if int64(a) > math.MaxInt64/int64(b) {
+		return math.MaxInt64
+	}
+	return int64(a) * int64(b)
+}
+
+// minDeadKey is the key length the default MaxDeadBytes allows each dead
+// record MaxDeadRecords allows: the keys of ordinary writes stay under
+// it, and the bytes bound takes no more of them than the records bound.
 const minDeadKey = 256
 
 // newNodeName draws a random member name.

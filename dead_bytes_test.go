@@ -2,6 +2,7 @@ package bcache
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -51,6 +52,7 @@ func TestMaxDeadBytesDefault(t *testing.T) {
 		{0, 0, 0, 0, 0, -1},
 		{0, 0, 0, 64 << 20, 0, 64 << 20},
 		{0, 0, 0, 1 << 20, 0, 2_560_000},
+		{1_000_000, 0, 0, 64 << 20, 0, 256_000_000},
 		{50_000, 0, 0, 0, 0, 50_000 * DefaultMaxKeySize},
 		{50_000, 200, 0, 0, 0, 50_000 * 200},
 		{50_000, 200, 7, 0, 0, 7 * 200},
@@ -70,6 +72,37 @@ func TestMaxDeadBytesDefault(t *testing.T) {
 		again := cfg
 		if err := again.fill(); err != nil || again.MaxDeadBytes != cfg.MaxDeadBytes {
 			t.Errorf("%+v: filled again: %d, %v", tc, again.MaxDeadBytes, err)
+		}
+	}
+}
+
+// TestDefaultMaxDeadBytesOfAHugeMaxDeadRecords: without MaxBytes, the
+// default is MaxDeadRecords times MaxKeySize, which an int64 holds only
+// below 2^47 records of 64 KiB keys; an int holds far more on 64-bit
+// platforms. A MaxDeadRecords set as a cap past anything held
+// (math.MaxInt) wrapped to -65,536, and 2^47 to math.MinInt64, which fill
+// itself refuses (Config() could not be given back to New), and 2^48+1
+// wrapped to 65,536: a bound of one 64 KiB key, that collected nearly
+// every dead record at once. Past an int64, it is math.MaxInt64.
+func TestDefaultMaxDeadBytesOfAHugeMaxDeadRecords(t *testing.T) {
+	for _, set := range []int64{1<<31 - 1, 1<<47 - 1, 1 << 47, 1<<48 + 1, math.MaxInt64} {
+		if set > math.MaxInt { // 32-bit platforms
+			set = math.MaxInt
+		}
+		maxDead := int(set)
+		cfg := Config{BindAddr: "127.0.0.1:0", MaxDeadRecords: maxDead}
+		if err := cfg.fill(); err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(math.MaxInt64); set >= 1<<47 && cfg.MaxDeadBytes != want {
+			t.Errorf("MaxDeadRecords %d: MaxDeadBytes filled as %d, want %d", maxDead, cfg.MaxDeadBytes, want)
+		}
+		if cfg.MaxDeadBytes < int64(maxDead) {
+			t.Errorf("MaxDeadRecords %d: MaxDeadBytes filled as %d, less than a byte a record", maxDead, cfg.MaxDeadBytes)
+		}
+		again := cfg
+		if err := again.fill(); err != nil {
+			t.Errorf("MaxDeadRecords %d: the filled Config refused: %v", maxDead, err)
 		}
 	}
 }

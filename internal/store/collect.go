@@ -187,7 +187,8 @@ func (s *Store) unpublish(sh *shard) {
 
 // collectOldest collects the dead records with the oldest timestamps in
 // the whole store (lww rule 7: MaxDead, MaxDeadBytes), at least n of them
-// and at least keyBytes bytes of keys, so that the watermarks it raises
+// and at least keyBytes bytes of keys, no more than its own scan finds
+// over the bounds, so that the watermarks it raises
 // stay as low as the bounds allow; of those dead on every clock within
 // MaxClockSkew of this one first (tombstones, values that expired at
 // least that long ago), then of the values that expired since. It passes
@@ -226,6 +227,22 @@ func (s *Store) collectOldest(now int64, n int, keyBytes int64, keep func([]crdt
 		}
 		return a.time.Compare(b.time)
 	})
+	// The walk's counts are as of each leaf's step: a dead record written
+	// again since (a value) was still counted, and a long key's bytes
+	// taken for over the bound made the bound collect as many bytes of
+	// the oldest other dead records, the bound holding (found by review:
+	// TestARevivedLongKeyMakesTheBoundCollectNothing). Over by the
+	// scan's counts too, then, which are newer.
+	var scanned int64
+	for _, d := range all {
+		scanned += int64(len(d.key))
+	}
+	if s.maxDead > 0 {
+		n = min(n, max(len(all)-s.maxDead, 0))
+	}
+	if s.maxDeadBytes > 0 {
+		keyBytes = min(keyBytes, max(scanned-s.maxDeadBytes, 0))
+	}
 	take := 0
 	for ; take < len(all) && (take < n || keyBytes > 0); take++ {
 		keyBytes -= int64(len(all[take].key))

@@ -56,3 +56,35 @@ func TestMaxDeadBytesBoundsTheKeysOfDeadRecords(t *testing.T) {
 		t.Fatalf("a second collection took %d more", len(got))
 	}
 }
+
+// TestARevivedLongKeyMakesTheBoundCollectNothing: a long key's delete
+// counted by the collection's walk, and written again (a value) before
+// the bound's scan, is dead no longer: the dead records' keys left are
+// well under MaxDeadBytes, and the bound collects nothing. The walk's
+// stale count was taken for the truth: 32 KiB over the bound, and the
+// bound took 32 KiB of the oldest other dead records, here every one of
+// 98 short keys' deletes, raising their watermarks over writes still on
+// their way (found by review). A count stale by one record cost MaxDead
+// one record; by one long key, MaxDeadBytes costs its length in others.
+func TestARevivedLongKeyMakesTheBoundCollectNothing(t *testing.T) {
+	const keyLen, short = 32 << 10, 100
+	s := mustStore(t, Config{Shards: 1, DigestBits: 4, Horizon: time.Hour, MaxDead: 10_000, MaxDeadBytes: 33_000, Founder: true})
+	shortKey := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("s", 97) }
+	for i := range short {
+		s.Write(crdt.Record{Key: shortKey(i), Tombstone: true, Time: crdt.Timestamp{Wall: testNow + int64(i) + 1, Node: 1}})
+	}
+	long := strings.Repeat("k", keyLen)
+	s.Write(crdt.Record{Key: long, Tombstone: true, Time: crdt.Timestamp{Wall: testNow + short + 1, Node: 1}})
+	s.MarkSynced(testNow)
+	now := testNow + 1000
+	betweenSteps = func(_ int, done bool) {
+		if done { // the walk has counted the long key's delete
+			betweenSteps = nil
+			s.Write(crdt.Record{Key: long, Value: []byte("v"), Time: crdt.Timestamp{Wall: now, Node: 1}})
+		}
+	}
+	t.Cleanup(func() { betweenSteps = nil })
+	if got := s.Collect(now, false, lww.NoStable); len(got) != 0 {
+		t.Fatalf("the bound collected %d records with %d bytes of dead keys held, MaxDeadBytes 33,000", len(got), short*100)
+	}
+}
