@@ -640,6 +640,40 @@ func TestHarnessCatchesAStoreOverItsBounds(t *testing.T) {
 		"over its bounds", "a member holding a value more than its MaxKeys")
 }
 
+// deadBoundsLost is TestBoundedDeadRecordsResurrectNothing's
+// configuration, members n1 and n3 bounding the bytes of their dead keys
+// to one, with those members' stores built without the bound: as
+// NewStoreReplica built them before MaxDeadBytes reached store.Config
+// (cbfd6e3), and as any later StoreConfig field left out of it would.
+func deadBoundsLost() Factory {
+	cfg := DefaultStoreConfig()
+	vary := cfg.Vary
+	cfg.Vary = func(name string, c *StoreConfig) {
+		vary(name, c)
+		if name != "n1" && name != "n3" {
+			c.MaxDead = 1
+		}
+	}
+	return func(name string, id crdt.NodeID, phys func() int64) (Replica, error) {
+		r, err := NewStoreReplica(name, id, phys, cfg)
+		if err == nil && (name == "n1" || name == "n3") {
+			r.maxDeadBytes = 1 // asked for, never given to the store
+		}
+		return r, err
+	}
+}
+
+// TestHarnessCatchesDeadBoundsThatDoNotReachTheStore: the harness checks
+// that a member bounding its dead records holds no more once it has
+// collected. It did not: a store built without MaxDeadBytes (kept every
+// tombstone for the horizon) passed TestBoundedDeadRecordsResurrectNothing,
+// whose bound only makes more writes lost (MayDrop), so that the bound
+// was checked by nothing (found by review).
+func TestHarnessCatchesDeadBoundsThatDoNotReachTheStore(t *testing.T) {
+	caught(t, "dead bounds lost", Config{Factory: deadBoundsLost(), MayDrop: true},
+		"dead records with", "members whose stores were built without their MaxDeadBytes")
+}
+
 // oneWay is the production store on a member that, in the sessions it
 // starts once it has made its first sync, throws away the records its
 // peer sends back: its sessions repair the peer only. Every pair still

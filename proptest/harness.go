@@ -1353,6 +1353,11 @@ func (h *harness) collect(t fataler, i int) {
 	h.filled(t, i) // what its fills wrote is known before it is collected
 	gone := h.c.Replica(i).GC()
 	h.collectedBlind(i)
+	if b, ok := h.c.Replica(i).(DeadBounded); ok {
+		if dead, maxDead, keyBytes, maxKeyBytes, bound := b.DeadBounds(); bound && (maxDead > 0 && dead > maxDead || maxKeyBytes > 0 && keyBytes > maxKeyBytes) {
+			t.Fatalf("%s holds %d dead records with %d bytes of keys once it collected, over its bounds of %d records, %d bytes", h.c.Name(i), dead, keyBytes, maxDead, maxKeyBytes)
+		}
+	}
 	if len(gone) > 0 {
 		logEvent(t, "%s collects %v", h.c.Name(i), gone)
 	}

@@ -212,6 +212,18 @@ type Bounded interface {
 	Bounds() (values, maxValues int, bytes, maxBytes int64)
 }
 
+// A DeadBounded replica holds at most a number of dead records
+// (tombstones and values past their expiry, dead at its clock's now) and
+// of bytes of their keys once it has collected, when bound (it may
+// collect by the bounds: package lww, rule 7): the harness checks, after
+// each of its collections, that it holds no more (a bound of 0 is none).
+// DeadBounds returns what it holds and its bounds, as its configuration
+// asked for them (not as its store reports them: a bound that did not
+// reach the store is what the check is for).
+type DeadBounded interface {
+	DeadBounds() (dead, maxDead int, keyBytes, maxKeyBytes int64, bound bool)
+}
+
 // horizoned is a replica that says its GC horizon: bcache's own, and
 // the types that embed them. Unexported, so that the Replica API stays
 // as it is: a researcher's replica is trusted to run Config.Horizon.

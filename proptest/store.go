@@ -167,7 +167,9 @@ type StoreReplica struct {
 	answerRule           func(crdt.Record, func(crdt.Record) ([]byte, bool)) ([]byte, bool)
 	maxKeys              int
 	maxBytes             int64
-	mayEvict             bool // it has a bound on what it holds, or on a value's size
+	maxDead              int   // as asked for (see DeadBounded)
+	maxDeadBytes         int64 // as asked for
+	mayEvict             bool  // it has a bound on what it holds, or on a value's size
 	// peers' watermarks (marks.go)
 	marks        marksState
 	founder      bool
@@ -210,7 +212,7 @@ func NewStoreReplica(name string, id crdt.NodeID, phys func() int64, cfg StoreCo
 		name: name, phys: phys, clock: crdt.NewHLC(id, phys, cfg.MaxDrift), s: s, members: 1, stable: cfg.Stable, skew: int64(skew),
 		fillTTL: cfg.FillTTL, fillTimeout: cmp.Or(cfg.FillTimeout, fillTimeout), answerRule: cfg.Answer,
 		mayEvict: cfg.MaxKeys > 0 || cfg.MaxBytes > 0 || cfg.MaxValueSize > 0,
-		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes,
+		maxKeys:  cfg.MaxKeys, maxBytes: cfg.MaxBytes, maxDead: cfg.MaxDead, maxDeadBytes: cfg.MaxDeadBytes,
 		founder: name == cfg.Founder, noMarks: cfg.NoMarks, marksVariant: cfg.Marks, marksWhole: cfg.MarksWhole,
 		floor: &ClockFloor{}, noFloor: cfg.NoFloor, keepNoAnswer: cfg.KeepNoAnswers,
 		started: phys(), drift: cmp.Or(cfg.MaxDrift, crdt.DefaultMaxClockDrift),
@@ -267,6 +269,20 @@ func (r *StoreReplica) MayEvict() bool { return r.mayEvict }
 func (r *StoreReplica) Bounds() (values, maxValues int, bytes, maxBytes int64) {
 	st := r.s.Stats()
 	return st.Keys, r.maxKeys, st.Bytes, r.maxBytes
+}
+
+// DeadBounds implements DeadBounded: the records dead at its clock's now,
+// as Collect counts those it may take by the bounds.
+func (r *StoreReplica) DeadBounds() (dead, maxDead int, keyBytes, maxKeyBytes int64, bound bool) {
+	now := r.phys()
+	r.s.Range(func(rec crdt.Record) bool {
+		if since, dies := rec.DeadSince(); dies && since <= now {
+			dead++
+			keyBytes += int64(len(rec.Key))
+		}
+		return true
+	})
+	return dead, r.maxDead, keyBytes, r.maxDeadBytes, r.s.BoundsDead()
 }
 
 // Node returns the replica's protocol node, for inspection.

@@ -12,6 +12,11 @@ import (
 // another.
 func (s *Store) SetFounder(founder bool) { s.founder.Store(founder) }
 
+// BoundsDead reports whether Collect holds the store to MaxDead and
+// MaxDeadBytes: it is a founder, or has synced with a peer (see
+// collect). For the property harness's check of those bounds.
+func (s *Store) BoundsDead() bool { return s.founder.Load() || s.everSynced.Load() }
+
 // Collect collects the dead records (tombstones, expired values) that the
 // rules of package lww allow at now, and returns their versions: those dead
 // for the horizon, and, early, those dead since before stable (a tombstone
