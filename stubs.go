@@ -1,6 +1,7 @@
 package bcache
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,13 @@ type stubAsks struct {
 	// the queue with itself, the others dropped (found by review). A read
 	// queues a slot's key once a stubAskAgain at most, without a lock.
 	queued [stubSlots]atomic.Int64
+	// tooBig holds, by the same slots, the last key whose answer did not
+	// fit beside the values held: its hash's top 32 bits above the key
+	// and value bytes it needed. A read of it queues no ask while they
+	// still do not fit: it asked at every read a stubAskAgain apart, for
+	// ever, each ask bringing stubAskPeers copies of the value to drop
+	// (found by review, TestAStubThatNeverFitsIsNotAskedForAgainAndAgain).
+	tooBig [stubSlots]atomic.Uint64
 }
 
 // stubSlots is the number of queued's slots.
@@ -75,7 +83,11 @@ func (c *Cache) missedStub(key string) {
 	if !c.store.HasRoom() || !c.store.Stub(key, c.phys) {
 		return
 	}
-	slot := &c.stubs.queued[crdt.HashKey(key)%stubSlots]
+	h := crdt.HashKey(key)
+	if w := c.stubs.tooBig[h%stubSlots].Load(); w != 0 && w>>32 == h>>32 && !c.store.RoomFor(int64(uint32(w))) {
+		return // its value did not fit, and still would not
+	}
+	slot := &c.stubs.queued[h%stubSlots]
 	now := int64(time.Since(pullsEpoch))
 	if t := slot.Load(); now < t || !slot.CompareAndSwap(t, now+int64(stubAskAgain)) {
 		return // queued lately
@@ -162,6 +174,8 @@ func (c *Cache) askStub(key string) []func() {
 		// bounds goes on, for Receive to mark the stub so.
 		if held, ok := c.store.Lookup(key); ok && held.Evicted && !held.Tombstone && held.Time == rec.Time &&
 			!rec.Tombstone && !c.store.Oversized(rec) && !c.store.Fits(rec) {
+			h, need := crdt.HashKey(key), uint64(min(len(rec.Key)+len(rec.Value), math.MaxUint32))
+			c.stubs.tooBig[h%stubSlots].Store(h>>32<<32 | need)
 			return
 		}
 		member{c}.Receive(rec)

@@ -385,9 +385,13 @@ func (s *Store) HasRoom() bool {
 
 // Fits reports whether rec's value fits beside the values the store
 // holds without evicting one (always, with no bounds).
-func (s *Store) Fits(rec crdt.Record) bool {
+func (s *Store) Fits(rec crdt.Record) bool { return s.RoomFor(int64(len(rec.Key) + len(rec.Value))) }
+
+// RoomFor reports whether a value of n key and value bytes fits beside the
+// values the store holds without evicting one (always, with no bounds).
+func (s *Store) RoomFor(n int64) bool {
 	return (s.maxKeys == 0 || s.resident.Load() < s.maxKeys) &&
-		(s.maxBytes == 0 || s.bytes.Load()+int64(len(rec.Key)+len(rec.Value)) <= s.maxBytes)
+		(s.maxBytes == 0 || s.bytes.Load()+n <= s.maxBytes)
 }
 
 // Missed counts a read that found no value, made without Get (a read
