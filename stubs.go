@@ -174,7 +174,7 @@ func (c *Cache) askStub(key string) []func() {
 		// bounds goes on, for Receive to mark the stub so.
 		if held, ok := c.store.Lookup(key); ok && held.Evicted && !held.Tombstone && held.Time == rec.Time &&
 			!rec.Tombstone && !c.store.Oversized(rec) && !c.store.Fits(rec) {
-			h, need := crdt.HashKey(key), uint64(min(len(rec.Key)+len(rec.Value), math.MaxUint32))
+			h, need := crdt.HashKey(key), uint64(min(int64(len(rec.Key)+len(rec.Value)), math.MaxUint32))
 			c.stubs.tooBig[h%stubSlots].Store(h>>32<<32 | need)
 			return
 		}
