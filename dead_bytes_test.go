@@ -30,8 +30,9 @@ func TestAPeersLongKeysDeletesStayUnderMaxDeadBytes(t *testing.T) {
 	}
 	c.collect() // a founder alone: it may collect under the bounds
 	st := c.Stats()
-	if held := int64(st.Tombstones) * keyLen; held > 2_560_000 {
-		t.Fatalf("%d tombstones, %d bytes of keys, held after a collection; MaxDeadBytes 2,560,000", st.Tombstones, held)
+	if held := int64(st.Tombstones) * keyLen; held > 2_560_000 || st.DeadKeyBytes != held {
+		t.Fatalf("%d tombstones, %d bytes of keys (DeadKeyBytes %d), held after a collection; MaxDeadBytes 2,560,000",
+			st.Tombstones, held, st.DeadKeyBytes)
 	}
 	if st.CollectedByBound != uint64(n-st.Tombstones) {
 		t.Errorf("CollectedByBound %d, want the %d collected", st.CollectedByBound, n-st.Tombstones)

@@ -43,6 +43,11 @@ type Stats struct {
 	Tombstones int `json:"tombstones"`
 	Evicted    int `json:"evicted"`
 	Expired    int `json:"expired"`
+	// DeadKeyBytes is the bytes of the keys of the dead records the last
+	// collection kept, dead at its time (the expired values, and the
+	// deletes not stamped ahead of this member's clock): what
+	// MaxDeadBytes bounds.
+	DeadKeyBytes int64 `json:"dead_key_bytes"`
 	// Evictions counts values dropped locally by the MaxKeys/MaxBytes
 	// bound; Expirations records past their TTL that were collected
 	// (values, and versions held without theirs);
@@ -190,7 +195,7 @@ func (c *Cache) Stats() Stats {
 	st := c.store.Stats()
 	s := Stats{
 		Hits: st.Hits, Misses: st.Misses, Keys: c.store.Len(), Bytes: st.Bytes, // also after Close, as Bytes and Records
-		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired,
+		Records: st.Records, Tombstones: st.Tombstones, Evicted: st.Evicted, Expired: st.Expired, DeadKeyBytes: st.DeadKeyBytes,
 		Evictions: st.Evictions, Expirations: st.Expirations, Oversized: st.Oversized, Restamped: st.Restamped,
 		CollectedAtHorizon: st.CollectedAtHorizon, CollectedEarly: st.CollectedEarly, CollectedByBound: st.CollectedByBound, WatermarksAdopted: st.WatermarksAdopted,
 		Fills: c.stats.fills.Load(), FillErrors: c.stats.fillErrors.Load(), FillsSuperseded: c.stats.fillsSuperseded.Load(),

@@ -65,6 +65,7 @@ var metricList = []metric{
 	{"bcache_tombstones", "Deletes held (until collected).", prometheus.GaugeValue, nil},
 	{"bcache_evicted_records", "Versions held without their value (evicted here, or over MaxValueSize).", prometheus.GaugeValue, nil},
 	{"bcache_expired_values", "Records past their TTL that the last collection kept (values, and versions held without one).", prometheus.GaugeValue, nil},
+	{"bcache_dead_key_bytes", "Bytes of the keys of the dead records the last collection kept (what MaxDeadBytes bounds).", prometheus.GaugeValue, nil},
 	{"bcache_evictions_total", "Values dropped here by the MaxKeys or MaxBytes bound.", prometheus.CounterValue, nil},
 	{"bcache_expirations_total", "Records past their TTL collected (values, and versions held without one).", prometheus.CounterValue, nil},
 	{"bcache_oversized_records_total", "Records received or restored with a value over MaxValueSize (or, with its key, over MaxBytes), kept without it.", prometheus.CounterValue, nil},
@@ -160,6 +161,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("bcache_tombstones", float64(st.Tombstones))
 	emit("bcache_evicted_records", float64(st.Evicted))
 	emit("bcache_expired_values", float64(st.Expired))
+	emit("bcache_dead_key_bytes", float64(st.DeadKeyBytes))
 	emit("bcache_evictions_total", float64(st.Evictions))
 	emit("bcache_expirations_total", float64(st.Expirations))
 	emit("bcache_oversized_records_total", float64(st.Oversized))

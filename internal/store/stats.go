@@ -17,6 +17,9 @@ type Stats struct {
 	// deletes, and versions whose value was evicted. Expired counts the
 	// values past their expiry that the last Collect kept.
 	Records, Tombstones, Evicted, Expired int
+	// DeadKeyBytes is the bytes of the keys of the dead records the last
+	// Collect kept (what MaxDeadBytes bounds).
+	DeadKeyBytes int64
 	// Evictions counts values evicted by the bounds (or Evict), and
 	// Expirations values past their TTL that were collected.
 	Evictions, Expirations uint64
@@ -58,6 +61,7 @@ func (s *Store) Stats() Stats {
 		st.Tombstones += sh.m.Tombstones()
 		st.Evicted += sh.m.Evicted()
 		st.Expired += sh.m.Expired()
+		st.DeadKeyBytes += int64(sh.m.DeadKeyBytes())
 		st.CollectedEarly += sh.m.CollectedEarly()
 		st.CollectedAtHorizon += sh.m.CollectedAtHorizon()
 		sh.mu.Unlock()
