@@ -1468,6 +1468,14 @@ func (h *harness) check(t *rapid.T) {
 			if prev, ok := h.held[i][rec.Key]; ok && rec.Time.Less(prev) {
 				t.Fatalf("%s went back on %q from %v to %v", h.c.Name(i), rec.Key, prev, rec.Time)
 			}
+			// As the end checks it (verify), at every step: a value older
+			// than a dead record the member collected came back, whether
+			// or not it held that record at a check (collected in the step
+			// that delivered it), and whether or not it is still up at the
+			// end (a crash since excused it there).
+			if d, ok := h.reaped[i][rec.Key]; ok && !rec.Tombstone && rec.Time.Less(d) {
+				t.Fatalf("%q came back at %v on %s after it collected a record at %v", rec.Key, rec.Time, h.c.Name(i), d)
+			}
 			h.held[i][rec.Key] = rec.Time
 			now[rec.Key] = rec.Version()
 		}
