@@ -59,6 +59,9 @@ type marksAsk struct {
 	// cluster's state (gossip's Status.MetHolders; see askHolder),
 	// maxHolderAsks once one answered.
 	holders map[string]int
+	// holderLast says the last ask was of a holder: the next is this
+	// member's own, if it is still to be made (see askMarks).
+	holderLast atomic.Bool
 }
 
 // maxHolderAsks bounds the asks of a member first seen holding its
@@ -149,23 +152,32 @@ func (c *Cache) askMarks() {
 	if c.noMarks.Load() {
 		return
 	}
-	if h := c.holderToAsk(); h != "" {
-		if c.marks.asking.CompareAndSwap(false, true) {
-			c.wg.Add(1) // as below
-			go c.askHolder(h)
-		}
+	if !c.marks.asking.CompareAndSwap(false, true) {
 		return
 	}
-	if c.marks.taken.Load() || !c.marks.asking.CompareAndSwap(false, true) {
-		return
-	}
-	c.marks.mu.Lock()
-	early := time.Now().Before(c.marks.after)
-	c.marks.mu.Unlock()
+	// A holder to ask is asked, but not twice in a row while this
+	// member's own ask is still to be made: a holder that never answers
+	// (three asks of marksTimeout), or one that keeps joining under new
+	// names, each first seen holding, kept the peer of the first sync
+	// from ever being asked (found by review:
+	// TestASilentHolderDoesNotStarveTheAskOfTheFirstSyncPeer).
+	h := c.holderToAsk()
 	peer := ""
-	if !early {
-		peer = c.marksPeer()
+	if !c.marks.taken.Load() && (h == "" || c.marks.holderLast.Load()) {
+		c.marks.mu.Lock()
+		early := time.Now().Before(c.marks.after)
+		c.marks.mu.Unlock()
+		if !early {
+			peer = c.marksPeer()
+		}
 	}
+	if peer == "" && h != "" {
+		c.marks.holderLast.Store(true)
+		c.wg.Add(1) // as below
+		go c.askHolder(h)
+		return
+	}
+	c.marks.holderLast.Store(false)
 	if peer == "" {
 		c.marks.asking.Store(false)
 		return
