@@ -55,10 +55,12 @@ type Status struct {
 	// exchange since: it still holds all the cluster had, and stays ready
 	// until that first exchange, or for the 30 s (not ready from the
 	// moment it met the newcomer, a founder scaled from one member to two
-	// left no member ready until it had synced, found by review). A
-	// member that took itself for a founder wrongly (restarted empty
-	// during a partition) serves what it holds until then, as it did
-	// alone.
+	// left no member ready until it had synced, found by review). Not
+	// once it has met a member that said it held its cluster's state (or
+	// restored state built with others): it did not hold all its cluster
+	// had then (it took itself for a founder wrongly, restarted empty
+	// during a partition, or its PeerSource answered nothing before it
+	// named the cluster), and is ready once synced, as any member.
 	Founding bool `json:"founding,omitempty"`
 	// Synced says that an anti-entropy exchange with a peer has completed
 	// since New (FirstSync is when), with a peer that held its cluster's

@@ -487,10 +487,18 @@ func (r *Replicator) Founded() bool {
 // others wrote. Bounded in time: a member whose exchanges never complete
 // (reached by gossip alone), or that took itself for a founder wrongly
 // and met the cluster, is ready as any member past it (found by review).
-// On a stopped member it is as of when it stopped.
+// Not once it has met a member that said it held its cluster's state, or
+// restored state built with others (Founded is false): it knows then that
+// it did not hold all its cluster had (a founder whose PeerSource
+// answered nothing, then named the cluster, was ready holding none of
+// the data of the member it met until their first exchange completed,
+// and WaitSynced returned: found by review,
+// TestAFounderThatMeetsAHolderIsNotFounding). On a stopped member it is
+// as of when it stopped.
 func (r *Replicator) FoundedUnsynced() bool {
 	r.mu.Lock()
 	met := r.metAt // set when a founder met a member: zero for any other
+	holder := r.metHolder
 	now := r.stoppedAt
 	r.mu.Unlock()
 	if now.IsZero() {
@@ -498,7 +506,7 @@ func (r *Replicator) FoundedUnsynced() bool {
 	}
 	// A meeting after the stop (a member met while leaving) came after
 	// what a stopped member's founding is read as of: it had met none.
-	if met.IsZero() || met.After(now) || now.Sub(met) >= foundingFor {
+	if met.IsZero() || holder || met.After(now) || now.Sub(met) >= foundingFor {
 		return false
 	}
 	select {
