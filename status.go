@@ -29,8 +29,10 @@ type Status struct {
 	// while alone. It is false for a member configured with no peers, and
 	// for one whose peers, as last looked up, were none but itself (the
 	// first member of a cluster found by a DNS name or a PeerSource),
-	// until a lookup finds another; it is true until a lookup settles it
-	// and while every lookup fails.
+	// until a lookup finds another; it is true until a lookup settles it,
+	// and while every lookup fails before one has (a failed lookup
+	// settles nothing: after one that found this member alone, it stays
+	// false).
 	PeersConfigured bool `json:"peers_configured"`
 	// Founder says this member founded its cluster and has met no other
 	// member since: a lookup of its peers found none but itself before it
@@ -199,8 +201,10 @@ func (c *Cache) peersConfigured() (bool, <-chan struct{}) {
 // exchange with a peer since New, or when it has no peers to sync with:
 // configured without any, or its peers, as last looked up, name no member
 // but itself (the first member of a cluster found by a DNS name or a
-// PeerSource), or it is a founder (see Status.Founder); or with ctx's
-// error, or ErrClosed once Close is called, first. Writes do not wait for it: a member takes them from the start.
+// PeerSource), or it is a founder (see Status.Founder) or a founder that
+// met members and has not synced with one yet (Status.Founding); or with
+// ctx's error, or ErrClosed once Close is called, first. Writes do not
+// wait for it: a member takes them from the start.
 // It tells when reads stop missing what the cluster held before this
 // member came (or came back: restarted, its process new). An exchange
 // with a member that holds none of its cluster's state yet (a newcomer

@@ -84,7 +84,7 @@ var metricList = []metric{
 	{"bcache_stub_asks_total", "Keys held as evicted stubs whose values this member asked its peers for, with room for values, by result: asked, or dropped (the queue full).", prometheus.CounterValue, []string{"result"}},
 	{"bcache_peers", "Other live members.", prometheus.GaugeValue, nil},
 	{"bcache_synced", "1 once an anti-entropy exchange with a peer has completed since start, else 0.", prometheus.GaugeValue, nil},
-	{"bcache_ready", "1 while the member is ready to serve (Status.Ready, the node's /readyz: synced with a peer, or with none to sync with, or its cluster's founder), else 0.", prometheus.GaugeValue, nil},
+	{"bcache_ready", "1 while the member is ready to serve (Status.Ready, the node's /readyz: synced with a peer and not alone while it has peers to join, or with none to sync with, or its cluster's founder not yet synced with the members it met), else 0.", prometheus.GaugeValue, nil},
 	{"bcache_founder", "1 while the member is its cluster's founder and has met no other member (Status.Founder: ready without a sync), else 0.", prometheus.GaugeValue, nil},
 	{"bcache_peer_exchanged", "1 for each live peer with which an anti-entropy exchange has completed on this member, 0 for one with none yet.", prometheus.GaugeValue, []string{"peer"}},
 	{"bcache_peer_last_exchange_age_seconds", "Time since the last completed anti-entropy exchange with a live peer (absent before the first); a peer's session found in step at its opening does not count on this member.", prometheus.GaugeValue, []string{"peer"}},

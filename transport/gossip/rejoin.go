@@ -438,7 +438,9 @@ func (r *Replicator) setOnlySelf(only bool) {
 // PeerSource gives) may name a member other than this one: false once a
 // lookup of them (every name resolved, the PeerSource answering) found
 // none but this member, until one finds another; true before a lookup
-// has settled it, and while every lookup fails. The channel is closed
+// has settled it, and while every lookup fails before one has (a failed
+// lookup settles nothing: after one that found this member alone, it
+// stays false). The channel is closed
 // when the answer changes. A member whose seeds are only itself (the
 // first of a StatefulSet, whose name resolves to itself alone) is the
 // cluster's founder as much as one given no peers at all.
