@@ -597,7 +597,7 @@ const pullEscalateAfter = 4
 // woken once, by the apply, as a call's caller would be by its answer. It
 // cancels the asks of the previous round, prev, and returns this round's,
 // for the caller to cancel when it no longer waits.
-func (c *Cache) pull(key string, prev []func(), first bool) (asked []func(), settled <-chan struct{}, rest []string) {
+func (c *Cache) pull(key string, writer crdt.NodeID, prev []func(), first bool) (asked []func(), settled <-chan struct{}, rest []string) {
 	for _, cancel := range prev {
 		cancel()
 	}
@@ -608,6 +608,16 @@ func (c *Cache) pull(key string, prev []func(), first bool) (asked []func(), set
 	names := c.peersInOrder(key, pullFirstPeers)
 	if !first || len(names) <= pullFirstPeers {
 		return c.askNames(key, names, prev[:0], c.takePulled(key), nil), nil, nil
+	}
+	// The writer, where its deltas named it (its delta of this write
+	// lost, most likely, as it would not be pulled else), in place of the
+	// last peer drawn: where it alone held the write, the first round
+	// missed it but in the draws that took it, and the read took two
+	// round trips after PullAfter, not one.
+	if name, ok := c.repl.Writer(writer); ok {
+		if i := slices.Index(names, name); i >= pullFirstPeers {
+			names[pullFirstPeers-1], names[i] = names[i], names[pullFirstPeers-1]
+		}
 	}
 	ask, rest := names[:pullFirstPeers], names[pullFirstPeers:]
 	ch := make(chan struct{})
@@ -629,9 +639,10 @@ func (c *Cache) pull(key string, prev []func(), first bool) (asked []func(), set
 
 // escalate asks the peers a first pull left out, rest, as pull asks them,
 // and appends the asks' cancels to asked: the peers it asked answered
-// without the write (only the writer may hold it yet, and the reader
-// does not know which member that is: a token names the writer's clock,
-// a random NodeID, which no member maps to its name).
+// without the write (only the writer may hold it yet, and the reader may
+// not know which member that is: a token names the writer's clock, a
+// random NodeID, which a member maps to its name only once a delta batch
+// of that writer came to it).
 func (c *Cache) escalate(key string, asked []func(), rest []string) []func() {
 	c.stats.pullsEscalated.Add(1)
 	return c.askNames(key, rest, asked, c.takePulled(key), nil)

@@ -233,7 +233,7 @@ func (c *Cache) GetAfter(ctx context.Context, key string, token Token) ([]byte, 
 			if n, ok := c.pulls.take(key, c.pullAfter); ok {
 				// The key from a few peers at first, from every one later:
 				// one round trip.
-				asked, settled, rest = c.pull(key, asked, first)
+				asked, settled, rest = c.pull(key, want.Node, asked, first)
 				pulled = n
 			} // else another reader pulled it just now: its answer wakes this one too
 			first = false // a turn skipped too: the next is a later pull

@@ -3,6 +3,7 @@ package bcache
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,18 +20,27 @@ import (
 // the six others, named p0 to p5.
 func pullCluster(t *testing.T) (*Cache, []*Cache, []string) {
 	t.Helper()
+	return pullClusterOf(t, 6, time.Hour)
+}
+
+// pullClusterOf is pullCluster with n others, p0 to p(n-1), and
+// anti-entropy every interval: past seven members, a newcomer's sessions
+// at its arrival may reach only newcomers, and it synced with the founder
+// only at the next interval.
+func pullClusterOf(t *testing.T, n int, interval time.Duration) (*Cache, []*Cache, []string) {
+	t.Helper()
 	net := memnet.NewNetwork(1)
-	cfg := Config{AntiEntropyInterval: time.Hour}
+	cfg := Config{AntiEntropyInterval: interval}
 	c := onMemnetWith(t, net, "c", cfg)
 	c.fetchOnly = true // the pulls alone, no exchanges
 	var others []*Cache
 	var names []string
-	for i := range 6 {
+	for i := range n {
 		name := fmt.Sprint("p", i)
 		others = append(others, onMemnetWith(t, net, name, cfg, c.Addr()))
 		names = append(names, name)
 	}
-	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == 7 }, "c never saw the six others")
+	await.Until(t, 10*time.Second, func() bool { return len(c.Members()) == n+1 }, "c never saw the %d others", n)
 	// Their first exchanges done: none brings c a write after this.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -167,9 +177,55 @@ func TestAFirstPullSurvivesPeersLeaving(t *testing.T) {
 				t.Fatalf("a first pull whose peers left under it panicked: %v", r)
 			}
 		}()
-		asked, _, _ := c.pull("k", nil, true)
+		asked, _, _ := c.pull("k", 0, nil, true)
 		for _, cancel := range asked {
 			cancel()
 		}
 	}()
+}
+
+// TestAFirstPullAsksTheWriterItKnows: a write its writer alone holds (its
+// delta lost on the way) is asked of the writer in the first round of
+// the reader's pull, whenever the reader knows the writer's name by an
+// earlier delta of its (relayed: in a cluster larger than the fanout, 8
+// members and the writer, a delta names its writer): the first round's
+// three peers (the key's owner and two drawn) left the writer out in
+// seven draws of nine here, and the read took two round trips after
+// PullAfter, not one.
+func TestAFirstPullAsksTheWriterItKnows(t *testing.T) {
+	c, others, names := pullClusterOf(t, 10, 50*time.Millisecond)
+	w := others[0]
+	if err := w.Set("warm", []byte("v"), 0); err != nil { // its delta names w to c
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, func() bool { name, _ := c.repl.Writer(w.clock.Node()); return name == w.cfg.NodeName },
+		"c never named w's clock by its delta")
+	for k, tried := 0, 0; tried < 20; k++ {
+		key := fmt.Sprint("key", k)
+		if clusterfill.Owner(key, "c", names) == w.cfg.NodeName {
+			continue // the owner is asked first anyway
+		}
+		tried++
+		rec, err := w.store.Write(crdt.Record{Key: key, Value: []byte("v"), Time: w.clock.Now()}) // no delta
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked, _, rest := c.pull(key, rec.Time.Node, nil, true)
+		for _, cancel := range asked {
+			cancel()
+		}
+		if slices.Contains(rest, w.cfg.NodeName) {
+			t.Fatalf("%s: the first round left out its writer %s, whose name c knows (the rest: %v)", key, w.cfg.NodeName, rest)
+		}
+	}
+	// And a read: found in the first round.
+	rec, err := w.store.Write(crdt.Record{Key: "last", Value: []byte("v"), Time: w.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if v, ok, err := c.GetAfter(ctx, "last", newToken(rec)); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("GetAfter: %q %v %v", v, ok, err)
+	}
 }

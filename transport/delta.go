@@ -333,8 +333,10 @@ func (n *Node) receiveDelta(from string, m *wire.Delta, payload []byte, now int6
 	n.stats.DeltaRecordsReceived += uint64(len(m.Records))
 	n.stats.DeltaBatchesReceived++
 	if m.Origin == "" {
+		n.noteWriter(from, m.OriginID) // sent by its writer
 		return nil
 	}
+	n.noteWriter(m.Origin, m.OriginID)
 	var out []Envelope
 	frame := []byte(nil)
 	o, ok := n.ring.pos[m.Origin]

@@ -234,6 +234,7 @@ type Node struct {
 	kids      []string       // scratch: the members a relayed delta goes to
 	sendKids  []string       // scratch: the members this node's writes go to
 	refused   refusedBatches // the batches passed on with records refused here
+	writers   writers        // the members' names by their clocks' ids (Writer)
 	// The messages of this node's delta batches, reused: Encode keeps
 	// nothing of them.
 	delta  wire.Delta
@@ -450,6 +451,7 @@ func (n *Node) SetMembers(names []string, now int64) {
 		}
 	}
 	maps.DeleteFunc(n.ae.pulled, func(name string, _ uint64) bool { _, ok := n.ring.pos[name]; return !ok })
+	n.pruneWriters()
 	for _, name := range n.ring.names {
 		_, known := old.pos[name]
 		if !known {

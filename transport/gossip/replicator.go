@@ -1038,6 +1038,11 @@ func (r *Replicator) Known() []transport.Known {
 // be applied. It takes no lock.
 func (r *Replicator) Overtaken(t crdt.Timestamp) bool { return r.node.Overtaken(t) }
 
+// Writer returns the name of the live member whose clock id is id, as its
+// delta batches here said (transport.Node.Writer): a hint of whom to ask
+// for its write first. It takes no lock of the protocol's.
+func (r *Replicator) Writer(id crdt.NodeID) (string, bool) { return r.node.Writer(id) }
+
 // Stable returns the protocol's stable bound at now (transport.Node.Stable):
 // records dead since before it (a tombstone written before it, a value
 // expired before it) may be collected at once.
