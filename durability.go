@@ -22,8 +22,9 @@ const (
 	// writes since the last that succeeded (Set returns ErrNotDurable
 	// then; their records are written with the next sync that succeeds,
 	// up to 32 MiB of them: past it the older wait for the next snapshot,
-	// and Set returns ErrNotDurable until it is written). Set costs a
-	// copy of the record.
+	// as do those of writes made while the log could start no new
+	// segment, and Set returns ErrNotDurable until it is written). Set
+	// costs a copy of the record.
 	// On Linux the log writes with direct I/O where the file system takes
 	// it, bypassing the page cache, through a buffer of 4 MiB
 	// (Stats.LogDirect).

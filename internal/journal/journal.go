@@ -928,6 +928,13 @@ type Log struct {
 	// failing is why the last frame failed, until a frame is written
 	// (Interval: appends report it; see Append).
 	failing atomic.Pointer[error]
+	// refused is why an Interval append was refused while the log was
+	// broken, until the writer takes it: its record is on no disk until
+	// a snapshot covers it, and the log keeps failing until then, as for
+	// the records dropped past maxRetry (refused, then forgotten once a
+	// frame was written, their appends' ErrNotDurable was followed by
+	// nil while they were lost to a crash: found by review).
+	refused atomic.Pointer[error]
 	body    [][]byte // the chunks of the frame being written
 	small   []byte   // a frame that fits a chunk, copied to be written at once
 	// retry holds the records of the frames that failed, written again
@@ -1432,6 +1439,9 @@ func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
 	if err := l.failure.Load(); err != nil { // checked under the lock: Close flushes after it sets it
 		s.mu.Unlock()
 		if *err != ErrClosed {
+			if l.mode == Interval {
+				l.refused.Store(err)
+			}
 			l.poke() // broken: the writer tries a new segment
 		}
 		return nil, *err
@@ -1597,6 +1607,12 @@ func (l *Log) flush() int {
 		s.mu.Unlock()
 	}
 	l.batch.Store(next)
+	if e := l.refused.Swap(nil); e != nil {
+		// Appended before the segment after this one starts: a
+		// snapshot whose Rotate started a later one holds them.
+		l.retry.lostIn = max(l.file.n, 1)
+		l.failing.CompareAndSwap(nil, e)
+	}
 	var err error
 	if l.file.broken {
 		// A new segment first: nothing may follow what broke the one
