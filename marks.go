@@ -59,6 +59,11 @@ type marksAsk struct {
 	// cluster's state (gossip's Status.MetHolders; see askHolder),
 	// maxHolderAsks once one answered.
 	holders map[string]int
+	// holderSeq is the listing (gossip's Status.MetHoldersSeq) of each
+	// member that holders counts: listed again (gone, and back holding:
+	// it may have collected in a cluster of its own meanwhile), a member
+	// asked before is asked again.
+	holderSeq map[string]uint64
 	// holderLast says the last ask was of a holder: the next is this
 	// member's own, if it is still to be made (see askMarks).
 	holderLast atomic.Bool
@@ -161,7 +166,7 @@ func (c *Cache) askMarks() {
 	// names, each first seen holding, kept the peer of the first sync
 	// from ever being asked (found by review:
 	// TestASilentHolderDoesNotStarveTheAskOfTheFirstSyncPeer).
-	h := c.holderToAsk()
+	h, seq := c.holderToAskSeq()
 	peer := ""
 	if !c.marks.taken.Load() && (h == "" || c.marks.holderLast.Load()) {
 		c.marks.mu.Lock()
@@ -174,7 +179,7 @@ func (c *Cache) askMarks() {
 	if peer == "" && h != "" {
 		c.marks.holderLast.Store(true)
 		c.wg.Add(1) // as below
-		go c.askHolder(h)
+		go c.askHolder(h, seq)
 		return
 	}
 	c.marks.holderLast.Store(false)
@@ -252,33 +257,52 @@ func (c *Cache) askMarks() {
 // asked fewer than maxHolderAsks times without an answer; "" if none, or
 // before the first sync.
 func (c *Cache) holderToAsk() string {
+	name, _ := c.holderToAskSeq()
+	return name
+}
+
+// holderToAskSeq is holderToAsk, with the member's listing (see
+// marksAsk.holderSeq).
+func (c *Cache) holderToAskSeq() (string, uint64) {
 	rs := c.repl.Status()
 	if rs.FirstSync.IsZero() || len(rs.MetHolders) == 0 {
-		return ""
+		return "", 0
 	}
 	c.marks.mu.Lock()
 	defer c.marks.mu.Unlock()
 	for name := range c.marks.holders { // kept for those still listed only: names drawn at each start would grow it
 		if !slices.Contains(rs.MetHolders, name) {
 			delete(c.marks.holders, name)
+			delete(c.marks.holderSeq, name)
 		}
 	}
-	for _, name := range rs.MetHolders {
+	if c.marks.holderSeq == nil {
+		c.marks.holderSeq = make(map[string]uint64)
+	}
+	for i, name := range rs.MetHolders {
+		var seq uint64
+		if i < len(rs.MetHoldersSeq) {
+			seq = rs.MetHoldersSeq[i]
+		}
+		if c.marks.holderSeq[name] != seq { // listed again: its asks start over
+			c.marks.holderSeq[name] = seq
+			delete(c.marks.holders, name)
+		}
 		if c.marks.holders[name] >= maxHolderAsks {
 			continue
 		}
 		for _, m := range rs.Members {
 			if m.Name == name {
-				return name
+				return name, seq
 			}
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // askHolder asks peer, a member first seen holding its cluster's state,
 // for its watermarks, and offers them to the store (see holderToAsk).
-func (c *Cache) askHolder(peer string) {
+func (c *Cache) askHolder(peer string, seq uint64) {
 	defer c.wg.Done()
 	defer c.marks.asking.Store(false)
 	ctx, cancel := context.WithTimeout(c.life, marksTimeout) // Close cancels it
@@ -292,6 +316,9 @@ func (c *Cache) askHolder(peer string) {
 	defer c.marks.mu.Unlock()
 	if c.marks.holders == nil {
 		c.marks.holders = make(map[string]int)
+	}
+	if c.marks.holderSeq[peer] != seq {
+		return // listed again since: that listing is still to be asked
 	}
 	if ok || err == nil { // answered: with marks, or that it cannot (a release before)
 		c.marks.holders[peer] = maxHolderAsks

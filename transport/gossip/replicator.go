@@ -193,6 +193,12 @@ type Replicator struct {
 	// holding their cluster's state already, or restored state (see
 	// Status.MetHolders).
 	heldBy []string
+	// heldSeq numbers each member of heldBy's last listing (heldN the
+	// last number given): a member listed again, gone and back holding,
+	// has a new number, and is asked for its marks again (see
+	// Status.MetHoldersSeq).
+	heldSeq map[string]uint64
+	heldN   uint64
 	// stoppedAt is when stop began: FoundedUnsynced is read as of then
 	// on a stopped member, whose founding keeps what it was (it turned
 	// false foundingFor after the meeting, on a member closed before:
@@ -664,8 +670,16 @@ func (r *Replicator) memberChanged(in *memberlist.Node, alive bool) {
 				r.heldBy = slices.DeleteFunc(r.heldBy, func(name string) bool { return name == n.Name })
 				r.heldBy = append(r.heldBy, n.Name)
 				if len(r.heldBy) > maxHeldBy {
+					for _, name := range r.heldBy[:len(r.heldBy)-maxHeldBy] {
+						delete(r.heldSeq, name)
+					}
 					r.heldBy = slices.Delete(r.heldBy, 0, len(r.heldBy)-maxHeldBy)
 				}
+				if r.heldSeq == nil {
+					r.heldSeq = map[string]uint64{}
+				}
+				r.heldN++
+				r.heldSeq[n.Name] = r.heldN
 			}
 		}
 		if n.Name != r.cfg.Name && restarted && !slices.Contains(r.restarted, n.Name) {

@@ -41,6 +41,9 @@ type Status struct {
 	// restored state built with others: most often members of another
 	// cluster, met as the two merge, whose watermarks this member lacks.
 	MetHolders []string
+	// MetHoldersSeq numbers each of MetHolders' listing: a member listed
+	// again (seen before, gone, and back holding) has a new number.
+	MetHoldersSeq []uint64
 	// Joining are the addresses this member is trying to join and could not
 	// the last time (the seed peers while it is alone, members it lost),
 	// with the cause, and the members it refused in the last minute and
@@ -109,6 +112,9 @@ func (r *Replicator) Status() Status {
 	}
 	r.mu.Lock()
 	s.MetHolders = slices.Clone(r.heldBy)
+	for _, name := range r.heldBy {
+		s.MetHoldersSeq = append(s.MetHoldersSeq, r.heldSeq[name])
+	}
 	for name, n := range r.alive {
 		if name == r.cfg.Name {
 			continue
