@@ -1816,6 +1816,14 @@ func (l *Log) Rotate() (uint64, error) {
 	if err := l.restart(); err != nil {
 		return 0, err
 	}
+	if e := l.refused.Swap(nil); e != nil {
+		// Refused while this Rotate started the segment (its records
+		// applied before their appends were refused, so before Rotate
+		// returns): a snapshot taken now holds them. Charged to the
+		// segment started, they kept the log failing past it.
+		l.retry.lostIn = max(l.retry.lostIn, l.file.n-1, 1)
+		l.failing.CompareAndSwap(nil, e)
+	}
 	return l.file.n, nil
 }
 
