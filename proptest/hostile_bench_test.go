@@ -18,7 +18,7 @@ import (
 // a Digest naming every parent of the leaf level, a Delta and a Repair of
 // wire.MaxRecords tiny records, and a Reject carrying as many answers.
 //
-//	go test ./proptest -run '^$' -bench HostileFrame -benchmem -benchtime 3x
+//	go test ./proptest -run '^$' -bench HostileFrame -benchmem -benchtime 5x
 func BenchmarkHostileFrame(b *testing.B) {
 	r, frames := hostileMember(b)
 	for _, f := range frames {
