@@ -446,7 +446,25 @@ func (m *Map) push(e *Entry, leaf uint32) {
 // keys, and 0.66-0.71 us with the index. Natural leaves reach it near 67
 // million keys. An index costs about 50 bytes an entry, and is dropped when its
 // leaf shrinks to a quarter of it.
+//
+// longLeaf alone let such a caller keep every unlink at its bound: a
+// key at depth 1,024 of a leaf of chosen keys, flipped between a value
+// and a tombstone (each flip a move, which keeps its depth), walked
+// 1,024 entries at every flip and never indexed the leaf: a frame of
+// wire.MaxRecords flips took 60 ms against 3.3 ms for a key of a leaf of
+// its own (found by review; TestCollidingKeysCostPerRecord). A walk
+// past longAt (shortLeaf, or eight times the map's mean leaf: natural
+// leaves hardly ever reach either) indexes the leaf too.
 const longLeaf = 1024
+
+// shortLeaf is the least walk that indexes a leaf (see longLeaf).
+const shortLeaf = 64
+
+// longAt returns the length of walk past which unlink indexes a leaf:
+// eight times the map's mean leaf, within shortLeaf and longLeaf.
+func (m *Map) longAt() int {
+	return min(longLeaf, max(shortLeaf, 8*m.entries.n/len(m.heads)))
+}
 
 // unlink takes e out of leaf's list, putting n (if not nil) in its place.
 func (m *Map) unlink(e *Entry, leaf uint32, n *Entry) {
@@ -472,7 +490,7 @@ func (m *Map) unlink(e *Entry, leaf uint32, n *Entry) {
 		case next != nil:
 			prev[next] = p
 		}
-		if len(prev) < longLeaf/4 {
+		if len(prev) < m.longAt()/4 {
 			delete(m.long, leaf)
 		}
 		return
@@ -485,7 +503,7 @@ func (m *Map) unlink(e *Entry, leaf uint32, n *Entry) {
 		}
 		steps++
 	}
-	if steps > longLeaf {
+	if steps > m.longAt() {
 		m.index(leaf)
 	}
 }
