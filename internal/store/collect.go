@@ -272,6 +272,9 @@ func (s *Store) collectOldest(now int64, n int, keyBytes int64, keep func([]crdt
 			}
 			all = all[1:]
 		}
+		if s.broken == boundUnreported {
+			sh.dropped = sh.dropped[:0]
+		}
 		s.unpublish(sh)
 		sh.mu.Unlock()
 		collected += s.collected(dst, keep)

@@ -162,6 +162,10 @@ const (
 	// refillAnyVersion: a refill puts its value on a stub of another
 	// version (its time and expiry taken for the stub's).
 	refillAnyVersion
+	// boundUnreported: the bounds' collections (MaxDead, MaxDeadBytes)
+	// take expired values without unpublishing them: no event, counts
+	// as they were.
+	boundUnreported
 )
 
 // Overtaken makes Write stamp a local write again, under its shard's lock
