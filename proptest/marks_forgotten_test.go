@@ -1,8 +1,6 @@
 package proptest
 
 import (
-	"bytes"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,33 +18,7 @@ import (
 type marksForgotten struct{ *StoreReplica }
 
 func (m marksForgotten) Restore(state any) error {
-	st, ok := state.(StoreSnapshot)
-	if !ok {
-		return fmt.Errorf("proptest: restore: a %T is not a StoreSnapshot", state)
-	}
-	snap, err := store.ReadSnapshot(bytes.NewReader(st.File), int64(len(st.File)), m.s.DigestBits())
-	if err != nil {
-		return err
-	}
-	snap.Marks = nil // the broken part
-	r := m.StoreReplica
-	r.s.Restore(snap, r.clock, r.phys())
-	if st.Floor != nil {
-		r.floor, r.floorWant, r.floorNext = st.Floor, 0, 0
-		if r.floor.wall > 0 {
-			if err := r.clock.Update(store.PastFloor(r.floor.wall)); err != nil {
-				return fmt.Errorf("proptest: restore: the clock floor is ahead of the clock: %w", err)
-			}
-		}
-	}
-	if err := r.newNode(st.Known); err != nil {
-		return err
-	}
-	r.startFloor()
-	if r.fills.view != nil {
-		r.SetMembers(r.fills.view)
-	}
-	return nil
+	return m.restoreWith(state, func(snap *store.Snapshot) { snap.Marks = nil }) // the broken part
 }
 
 // TestModelCatchesAResurrectionItsCollectorTookDown: n0 writes a key and

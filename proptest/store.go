@@ -447,6 +447,12 @@ func (r *StoreReplica) Snapshot() any {
 // the members it knew (given a membership view before, the new node gets
 // it too).
 func (r *StoreReplica) Restore(state any) error {
+	return r.restoreWith(state, nil)
+}
+
+// restoreWith is Restore, with change, if not nil, run on the snapshot
+// read before it is restored (the broken variants').
+func (r *StoreReplica) restoreWith(state any, change func(*store.Snapshot)) error {
 	st, ok := state.(StoreSnapshot)
 	if !ok {
 		return fmt.Errorf("proptest: restore: a %T is not a StoreSnapshot", state)
@@ -454,6 +460,9 @@ func (r *StoreReplica) Restore(state any) error {
 	snap, err := store.ReadSnapshot(bytes.NewReader(st.File), int64(len(st.File)), r.s.DigestBits())
 	if err != nil {
 		return err
+	}
+	if change != nil {
+		change(snap)
 	}
 	r.s.Restore(snap, r.clock, r.phys())
 	if st.Floor != nil { // the floor beside the file, as its last life left it
