@@ -925,8 +925,13 @@ type Log struct {
 	recs    atomic.Int64          // records in the stripes, counted with EveryWrite only
 	batch   atomic.Pointer[Batch] // the frame the stripes' records become
 	failure atomic.Pointer[error] // ErrClosed, or why the log is broken
-	// failing is why the last frame failed, until a frame is written
-	// (Interval: appends report it; see Append).
+	// failing is what Interval appends report (see Append): that the
+	// last frame failed, until a frame is written, then, until a
+	// snapshot covers them, what records are missing from the log
+	// (retry.dropped, retry.refused). It holds the message appends
+	// return: after a frame was written, "the last sync failed, none
+	// since" was said of records dropped or refused, syncs having
+	// succeeded since (found by review).
 	failing atomic.Pointer[error]
 	// refused is why an Interval append was refused while the log was
 	// broken, until the writer takes it: its record is on no disk until
@@ -946,11 +951,17 @@ type Log struct {
 	// log failing until a snapshot covers them (RemoveBefore). seg is the
 	// segment written when the last of them were kept: a snapshot that
 	// covers the segments up to it holds them all (RemoveBefore lets them
-	// go).
+	// go). dropped and refused say why records are on no disk while
+	// lostIn is set (the first of each since a snapshot covered the
+	// log): records of failed frames dropped past maxRetry, appends
+	// refused while the log could start no segment. Close(false) and the
+	// appends report them (Close said records were dropped past maxRetry
+	// for appends refused: found by review).
 	retry struct {
-		chunks      [][]byte
-		size, recs  int
-		lostIn, seg uint64
+		chunks           [][]byte
+		size, recs       int
+		lostIn, seg      uint64
+		dropped, refused error
 	}
 
 	file struct { // held by the writer: the goroutine, Rotate or Close
@@ -1472,10 +1483,46 @@ func (l *Log) Append(r *crdt.Record, received bool) (*Batch, error) {
 	// nothing (found by review): the append reports the last failure. The
 	// record is taken all the same, and durable once a frame is written.
 	if err := l.failing.Load(); err != nil {
-		return b, fmt.Errorf("the write log's last sync failed, none since: %w", *err)
+		return b, *err
 	}
 	return b, nil
 }
+
+// lostErr says why records are on no disk until a snapshot covers them
+// (retry.lostIn set), or nil. Called by the writer.
+func (l *Log) lostErr() error {
+	if l.retry.lostIn == 0 {
+		return nil
+	}
+	if err := errors.Join(l.retry.dropped, l.retry.refused); err != nil {
+		return err
+	}
+	return errors.New("the write log lacks records no snapshot covers")
+}
+
+// takeRefused takes an append refused while the log was broken, if any:
+// its record is on no disk until a snapshot covers segment lostIn.
+// Called by the writer.
+func (l *Log) takeRefused(lostIn uint64) {
+	e := l.refused.Swap(nil)
+	if e == nil {
+		return
+	}
+	l.retry.lostIn = max(l.retry.lostIn, lostIn, 1)
+	if l.retry.refused == nil {
+		l.retry.refused = fmt.Errorf("the write log refused appends while it could start no segment, and no snapshot covers their records since: they are on no disk: %w", *e)
+	}
+	// Unless the last frame failed (appends say so until one is
+	// written), appends say what is missing from the log. failing is
+	// written by the writer only.
+	if cur := l.failing.Load(); cur == nil || !errors.Is(*cur, errLastSyncFailed) {
+		lost := l.lostErr()
+		l.failing.Store(&lost)
+	}
+}
+
+// errLastSyncFailed marks what appends report while the last frame failed.
+var errLastSyncFailed = errors.New("the write log's last sync failed, none since")
 
 // Wait returns when b's frame is written and synced, with its error.
 func (b *Batch) Wait() error {
@@ -1607,12 +1654,9 @@ func (l *Log) flush() int {
 		s.mu.Unlock()
 	}
 	l.batch.Store(next)
-	if e := l.refused.Swap(nil); e != nil {
-		// Appended before the segment after this one starts: a
-		// snapshot whose Rotate started a later one holds them.
-		l.retry.lostIn = max(l.file.n, 1)
-		l.failing.CompareAndSwap(nil, e)
-	}
+	// Appended before the segment after this one starts: a snapshot
+	// whose Rotate started a later one holds them.
+	l.takeRefused(l.file.n)
 	var err error
 	if l.file.broken {
 		// A new segment first: nothing may follow what broke the one
@@ -1659,11 +1703,18 @@ func (l *Log) flush() int {
 	clear(body)
 	l.body = body[:0]
 	b.err = err
+	if dropped > 0 && l.retry.dropped == nil {
+		l.retry.dropped = fmt.Errorf("the write log dropped the records of frames that failed, %d bytes (more than it keeps of them, %d), and no snapshot covers them since: they are on no disk: %w", dropped, maxRetry, err)
+	}
 	switch {
 	case err != nil:
-		l.failing.Store(&err)
+		failed := fmt.Errorf("%w: %w", errLastSyncFailed, err)
+		l.failing.Store(&failed)
 	case l.retry.lostIn == 0:
 		l.failing.Store(nil)
+	default: // written, and records are still missing from the log
+		lost := l.lostErr()
+		l.failing.Store(&lost)
 	}
 	close(b.done) // after the stats: a writer released sees its write counted
 	if err != nil && l.onError != nil {
@@ -1816,14 +1867,11 @@ func (l *Log) Rotate() (uint64, error) {
 	if err := l.restart(); err != nil {
 		return 0, err
 	}
-	if e := l.refused.Swap(nil); e != nil {
-		// Refused while this Rotate started the segment (its records
-		// applied before their appends were refused, so before Rotate
-		// returns): a snapshot taken now holds them. Charged to the
-		// segment started, they kept the log failing past it.
-		l.retry.lostIn = max(l.retry.lostIn, l.file.n-1, 1)
-		l.failing.CompareAndSwap(nil, e)
-	}
+	// Refused while this Rotate started the segment (its records
+	// applied before their appends were refused, so before Rotate
+	// returns): a snapshot taken now holds them. Charged to the segment
+	// started, they kept the log failing past it.
+	l.takeRefused(l.file.n - 1)
 	return l.file.n, nil
 }
 
@@ -1883,6 +1931,7 @@ func (l *Log) RemoveBefore(n uint64) error {
 	if l.retry.lostIn != 0 && n > l.retry.lostIn {
 		// So were those dropped from them.
 		l.retry.lostIn = 0
+		l.retry.dropped, l.retry.refused = nil, nil
 	}
 	if l.retry.lostIn == 0 && l.retry.size == 0 {
 		// Nothing appended before the snapshot is missing from the log
@@ -1960,12 +2009,13 @@ func (l *Log) Close(covered bool) error {
 		// nil, and their records are on no disk (Close returned nil, its
 		// owner told nothing: found by review).
 		err = errors.Join(fmt.Errorf("the write log's last frame failed: %w", b.err), err)
-	} else if l.retry.lostIn != 0 && !covered {
+	} else if lost := l.lostErr(); lost != nil && !covered {
 		// Records of failed frames were dropped from the log (past
-		// maxRetry; with Interval, their appends had returned nil), and
-		// no snapshot covers them: they are on no disk, though the final
+		// maxRetry; with Interval, their appends had returned nil), or
+		// appends were refused while it could start no segment, and no
+		// snapshot covers them: they are on no disk, though the final
 		// frame was written (Close returned nil: found by review).
-		err = errors.Join(fmt.Errorf("the write log dropped the records of frames that failed (more than it keeps of them, %d bytes), and no snapshot covers them: the log lacks them", maxRetry), err)
+		err = errors.Join(lost, err)
 	}
 	return err
 }
