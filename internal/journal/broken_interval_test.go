@@ -17,36 +17,16 @@ import (
 // succeeded, past SyncInterval's bound and unreported (the docs: "their
 // records are written with the next sync that succeeds").
 func TestIntervalWritesRefusedWhileBrokenAreNotForgotten(t *testing.T) {
-	l, path := openQuietLog(t)
-	size := func(int) int { return 10 }
-	appendSized(t, l, 0, 1, size)
-	mustFlush(t, l)
-	eio := errors.New("input/output error")
-	fail := func(string) (*os.File, error) { return nil, eio }
-	underWriter(l, func() {
-		l.file.f.Close() // the write, the truncate and the sync fail
-		openBufferedFile, openDirectFile = fail, fail
-	})
-	defer underWriter(l, func() { openBufferedFile, openDirectFile = openBuffered, openDirect })
-	appendSized(t, l, 1, 2, size) // taken: nothing failed yet
-	if err := l.Flush(); err == nil {
-		t.Fatal("a frame to a closed file written")
-	}
-	if l.failure.Load() == nil {
-		t.Fatal("the log is not broken")
-	}
+	l, path, _, tryOne, heal := brokenLog(t)
 	appended := []string{"k0", "k1"}
 	try := func(i int) error {
-		r := rec(i)
-		r.Value = []byte(value(i, size))
-		_, err := l.Append(&r, false)
-		appended = append(appended, r.Key)
-		return err
+		appended = append(appended, rec(i).Key)
+		return tryOne(i)
 	}
 	if err := try(2); err == nil {
 		t.Fatal("an append to a broken log returned nil")
 	}
-	underWriter(l, func() { openBufferedFile, openDirectFile = openBuffered, openDirect }) // the disk is well again
+	heal() // the disk is well again
 	try(3)
 	l.Flush() // a new segment, and a frame
 	if err := try(4); err != nil {
@@ -72,4 +52,38 @@ func TestIntervalWritesRefusedWhileBrokenAreNotForgotten(t *testing.T) {
 			t.Fatalf("an append returned nil once the disk was well, and %s, appended since the last sync that succeeded, is on no disk: the log holds %v", k, got)
 		}
 	}
+}
+
+// brokenLog returns an Interval log beside path that wrote k0 and then
+// broke: k1's frame failed on a closed file, and no segment can be
+// started (each open fails with eio) until heal (run at the test's end
+// too); and try, which appends record i and returns Append's error.
+func brokenLog(t *testing.T) (l *Log, path string, eio error, try func(int) error, heal func()) {
+	t.Helper()
+	l, path = openQuietLog(t)
+	size := func(int) int { return 10 }
+	appendSized(t, l, 0, 1, size)
+	mustFlush(t, l)
+	eio = errors.New("input/output error")
+	fail := func(string) (*os.File, error) { return nil, eio }
+	underWriter(l, func() {
+		l.file.f.Close() // the write, the truncate and the sync fail
+		openBufferedFile, openDirectFile = fail, fail
+	})
+	heal = func() { underWriter(l, func() { openBufferedFile, openDirectFile = openBuffered, openDirect }) }
+	t.Cleanup(heal)
+	appendSized(t, l, 1, 2, size) // taken: nothing failed yet
+	if err := l.Flush(); err == nil {
+		t.Fatal("a frame to a closed file written")
+	}
+	if l.failure.Load() == nil {
+		t.Fatal("the log is not broken")
+	}
+	try = func(i int) error {
+		r := rec(i)
+		r.Value = []byte(value(i, size))
+		_, err := l.Append(&r, false)
+		return err
+	}
+	return l, path, eio, try, heal
 }

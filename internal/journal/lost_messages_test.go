@@ -35,27 +35,7 @@ func checkMessage(t *testing.T, what string, err, want error, says, not []string
 // and Close(false) said records of failed frames were dropped past
 // maxRetry (none were): each message said what had not happened.
 func TestRefusedAppendsAreReportedAsRefused(t *testing.T) {
-	l, _ := openQuietLog(t)
-	size := func(int) int { return 10 }
-	appendSized(t, l, 0, 1, size)
-	mustFlush(t, l)
-	eio := errors.New("input/output error")
-	fail := func(string) (*os.File, error) { return nil, eio }
-	underWriter(l, func() {
-		l.file.f.Close() // the write, the truncate and the sync fail
-		openBufferedFile, openDirectFile = fail, fail
-	})
-	defer underWriter(l, func() { openBufferedFile, openDirectFile = openBuffered, openDirect })
-	appendSized(t, l, 1, 2, size)
-	if err := l.Flush(); err == nil {
-		t.Fatal("a frame to a closed file written")
-	}
-	try := func(i int) error {
-		r := rec(i)
-		r.Value = []byte(value(i, size))
-		_, err := l.Append(&r, false)
-		return err
-	}
+	l, _, _, try, heal := brokenLog(t)
 	broken := l.failure.Load()
 	if broken == nil {
 		t.Fatal("the log is not broken")
@@ -64,7 +44,7 @@ func TestRefusedAppendsAreReportedAsRefused(t *testing.T) {
 	if err := try(2); !errors.Is(err, why) {
 		t.Fatalf("an append to a broken log: %v, want %v", err, why)
 	}
-	underWriter(l, func() { openBufferedFile, openDirectFile = openBuffered, openDirect }) // the disk is well again
+	heal() // the disk is well again
 	try(3)
 	mustFlush(t, l) // a new segment, and a frame: synced
 	checkMessage(t, "an append after a frame was written", try(4), why,

@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"errors"
 	"os"
 	"testing"
 )
@@ -14,30 +13,7 @@ import (
 // returned an error until a second snapshot (with SnapshotInterval
 // negative, until the log had grown past twice the snapshot).
 func TestAppendsRefusedWhileRotateStartsItsSegmentAreCoveredByItsSnapshot(t *testing.T) {
-	l, _ := openQuietLog(t)
-	size := func(int) int { return 10 }
-	appendSized(t, l, 0, 1, size)
-	mustFlush(t, l)
-	eio := errors.New("input/output error")
-	fail := func(string) (*os.File, error) { return nil, eio }
-	underWriter(l, func() {
-		l.file.f.Close() // the write, the truncate and the sync fail
-		openBufferedFile, openDirectFile = fail, fail
-	})
-	defer underWriter(l, func() { openBufferedFile, openDirectFile = openBuffered, openDirect })
-	appendSized(t, l, 1, 2, size)
-	if err := l.Flush(); err == nil {
-		t.Fatal("a frame to a closed file written")
-	}
-	if l.failure.Load() == nil {
-		t.Fatal("the log is not broken")
-	}
-	try := func(i int) error {
-		r := rec(i)
-		r.Value = []byte(value(i, size))
-		_, err := l.Append(&r, false)
-		return err
-	}
+	l, _, eio, try, _ := brokenLog(t)
 	opens := 0
 	underWriter(l, func() {
 		openBufferedFile = func(p string) (*os.File, error) {
