@@ -344,8 +344,9 @@ type Config struct {
 // defaults follow MaxKeys and MaxBytes, so New derives them from the
 // bounds the caller sets (filled here from none, a MaxBytes set
 // afterwards was refused under the 1 MiB MaxValueSize, and a MaxKeys left
-// the dead records unbounded: found by review). PacketSize stays zero too: its default
-// follows the address (see PacketSize), and Cache.Config reports it.
+// the dead records unbounded: found by review). PacketSize stays zero
+// too: its default follows the address (see PacketSize), and
+// Cache.Config reports it.
 func DefaultConfig() Config {
 	c := Config{BindAddr: "0.0.0.0:7946"}
 	_ = c.fill()

@@ -193,12 +193,11 @@ func (s *Store) unpublish(sh *shard) {
 // collectOldest collects the dead records with the oldest timestamps in
 // the whole store (lww rule 7: MaxDead, MaxDeadBytes), at least n of them
 // and at least keyBytes bytes of keys, no more than its own scan finds
-// over the bounds, so that the watermarks it raises
-// stay as low as the bounds allow; of those dead on every clock within
-// MaxClockSkew of this one first (tombstones, values that expired at
-// least that long ago), then of the values that expired since. It passes
-// the versions it collects to keep, as collect does, and returns how many
-// there were.
+// over the bounds, so that the watermarks it raises stay as low as the
+// bounds allow; of those dead on every clock within MaxClockSkew of this
+// one first (tombstones, values that expired at least that long ago),
+// then of the values that expired since. It passes the versions it
+// collects to keep, as collect does, and returns how many there were.
 func (s *Store) collectOldest(now int64, n int, keyBytes int64, keep func([]crdt.Version)) int {
 	type dead struct {
 		recent bool // a value that expired less than MaxClockSkew ago
